@@ -1,0 +1,386 @@
+// Per-element maths of the BFN kernel family, shared by bfn_cpu.cpp and bfn_cuda.cu.
+// The specification is python/diffrep/ops/reference/bfn.py (nnaisense/bayesian-flow-networks
+// semantics, with the log-space and expm1 changes of shared/reference/bfn-paramrel.md).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "common/hd.h"
+
+namespace diffrep {
+namespace bfn {
+
+using std::erf;
+using std::exp;
+using std::expm1;
+using std::fabs;
+using std::isfinite;
+using std::log;
+using std::sqrt;
+
+constexpr double kMinT = 1e-6;           // noise-prediction guard
+constexpr double kMinProb = 1e-5;        // DiscretizedCtsDistribution.min_prob
+constexpr double kMinStd = 1e-3, kMaxStd = 10.0;
+constexpr double kSafeExp = 10.0;
+constexpr double kDiscreteEps = 1e-6;    // discrete flow: t <= 1 - 1e-6
+constexpr double kMinSqrtBeta = 1e-10;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+// Error flags written by the kernels (bitwise OR), decoded in python/diffrep/ops/bfn.py.
+enum ErrorFlag : int32_t {
+  kNonFiniteInput = 1,
+  kClassOutOfRange = 2,
+  kNonPositive = 4,
+};
+
+// t / alpha / rho may be given per example (index i / row_len) or per element (index i).
+DIFFREP_HD int64_t bidx(int64_t i, int64_t row_len, bool per_row) { return per_row ? i / row_len : i; }
+
+template <typename T>
+DIFFREP_HD T gamma_of_t(T t, T log_s1sq) {
+  return -expm1(t * log_s1sq);  // 1 - sigma1^(2t) without cancellation near t = 0
+}
+
+template <typename T>
+DIFFREP_HD T normal_cdf(T v, T mu, T inv_sigma) {
+  // Same order of operations as torch.distributions.Normal.cdf.
+  return T(0.5) * (T(1) + erf((v - mu) * inv_sigma * T(kInvSqrt2)));
+}
+
+template <typename T>
+DIFFREP_HD T normal_pdf_std(T z) {
+  return T(kInvSqrt2Pi) * exp(T(-0.5) * z * z);
+}
+
+// Boundary j (0..K) of K bins on [-1, 1].
+template <typename T>
+DIFFREP_HD T boundary(int64_t j, int64_t K) {
+  return T(2) * T(j) / T(K) - T(1);
+}
+
+// ---------------------------------------------------------------- output parameters
+// (mu_x, sigma_x) from the network's two outputs, and the derivatives the losses need.
+template <typename T>
+struct NormalParams {
+  T mu_x, sigma_x;
+  T dmu_dout;      // d mu_x / d out_mean
+  T dsig_dlogsig;  // d sigma_x / d out_log_sigma (0 where a clamp is active)
+};
+
+template <typename T>
+DIFFREP_HD NormalParams<T> output_normal_params(T out_mean, T out_log_sigma, T mu, T t, T log_s1sq,
+                                                bool noise_pred) {
+  NormalParams<T> p;
+  const bool ls_in = out_log_sigma >= T(-kSafeExp) && out_log_sigma <= T(kSafeExp);
+  const T ls = out_log_sigma < T(-kSafeExp) ? T(-kSafeExp)
+               : (out_log_sigma > T(kSafeExp) ? T(kSafeExp) : out_log_sigma);
+  T sigma;
+  if (noise_pred) {
+    if (t < T(kMinT)) {  // mask on the raw t: x_hat = 0, sigma_x = 1, no gradient
+      p.mu_x = T(0);
+      p.sigma_x = T(1);
+      p.dmu_dout = T(0);
+      p.dsig_dlogsig = T(0);
+      return p;
+    }
+    const T tc = t;  // t >= min_t here, so the clamp at min_t is the identity
+    const T v = exp(tc * log_s1sq);
+    const T g = gamma_of_t(tc, log_s1sq);
+    const T scale = sqrt(v / g);
+    p.mu_x = mu / g - scale * out_mean;
+    p.dmu_dout = -scale;
+    sigma = scale * exp(ls);
+  } else {
+    p.mu_x = out_mean;
+    p.dmu_dout = T(1);
+    sigma = exp(ls);
+  }
+  const bool s_in = sigma >= T(kMinStd) && sigma <= T(kMaxStd);
+  p.sigma_x = sigma < T(kMinStd) ? T(kMinStd) : (sigma > T(kMaxStd) ? T(kMaxStd) : sigma);
+  p.dsig_dlogsig = (ls_in && s_in) ? sigma : T(0);
+  return p;
+}
+
+// ---------------------------------------------------------------- discretised mean (Abel sum)
+// x_hat = sum_k p_k c_k without the K-bin tensor, and its derivatives w.r.t. mu_x and sigma_x.
+template <typename T>
+struct DiscMean {
+  T x_hat, d_mu, d_sigma;
+};
+
+template <typename T>
+DIFFREP_HD DiscMean<T> discretized_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad);
+
+// The bins are symmetric about 0, so x_hat(mu, sigma) = -x_hat(-mu, sigma). Evaluating at |mu|
+// keeps the boundary CDFs of a distribution that sits beyond -1 in the accurate lower tail
+// instead of near 1, where clip=False's normaliser R = Phi(1) - Phi(-1) cancels (float32).
+template <typename T>
+DIFFREP_HD DiscMean<T> discretized_mean(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
+  if (!(mu_x < T(0))) return discretized_mean_nonneg(mu_x, sigma_x, K, clip, want_grad);
+  DiscMean<T> m = discretized_mean_nonneg(-mu_x, sigma_x, K, clip, want_grad);
+  m.x_hat = -m.x_hat;
+  m.d_sigma = -m.d_sigma;  // d/dmu: the two sign flips cancel
+  return m;
+}
+
+template <typename T>
+DIFFREP_HD DiscMean<T> discretized_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
+  const T inv_s = T(1) / sigma_x;
+  T sum_cdf = T(0), sum_pdf = T(0), sum_zpdf = T(0);
+  for (int64_t j = 1; j < K; ++j) {
+    const T b = boundary<T>(j, K);
+    sum_cdf += normal_cdf(b, mu_x, inv_s);
+    if (want_grad) {
+      const T z = (b - mu_x) * inv_s;
+      const T phi = normal_pdf_std(z);
+      sum_pdf += phi;
+      sum_zpdf += z * phi;
+    }
+  }
+  const T half = T(1) - T(1) / T(K);  // c_K = -c_1
+  DiscMean<T> m;
+  if (clip) {
+    m.x_hat = half - T(2) / T(K) * sum_cdf;
+    // dPhi(z_j)/dmu = -phi/sigma, dPhi(z_j)/dsigma = -z phi/sigma
+    m.d_mu = T(2) / T(K) * sum_pdf * inv_s;
+    m.d_sigma = T(2) / T(K) * sum_zpdf * inv_s;
+    return m;
+  }
+  const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
+  const T R = hi - lo;
+  if (R < T(kMinProb)) {  // uniform bins: mean 0, no gradient
+    m.x_hat = T(0);
+    m.d_mu = T(0);
+    m.d_sigma = T(0);
+    return m;
+  }
+  const T N = half * (hi + lo) - T(2) / T(K) * sum_cdf;
+  m.x_hat = N / R;
+  if (want_grad) {
+    const T z_lo = (T(-1) - mu_x) * inv_s, z_hi = (T(1) - mu_x) * inv_s;
+    const T f_lo = normal_pdf_std(z_lo), f_hi = normal_pdf_std(z_hi);
+    // d/dmu of Phi(z) = -phi(z)/sigma; d/dsigma = -z phi(z)/sigma
+    const T dN_mu = (-half * (f_hi + f_lo) + T(2) / T(K) * sum_pdf) * inv_s;
+    const T dN_s = (-half * (z_hi * f_hi + z_lo * f_lo) + T(2) / T(K) * sum_zpdf) * inv_s;
+    const T dR_mu = (-f_hi + f_lo) * inv_s;
+    const T dR_s = (-z_hi * f_hi + z_lo * f_lo) * inv_s;
+    m.d_mu = (dN_mu - m.x_hat * dR_mu) / R;
+    m.d_sigma = (dN_s - m.x_hat * dR_s) / R;
+  }
+  return m;
+}
+
+
+// ---------------------------------------------------------------- noise sources
+template <typename T>
+struct InjectedNoise {
+  const T* p;
+  DIFFREP_HD T operator()(uint64_t e) const { return p[e]; }
+};
+
+// ---------------------------------------------------------------- element bodies
+// Continuous flow (BFN Eq. 77): mu = gamma x + sqrt(gamma (1 - gamma)) eps.
+template <typename T>
+DIFFREP_HD T cts_flow_elem(T x, T t, T log_s1sq, T eps, int32_t& flags) {
+  if (!isfinite(x)) flags |= kNonFiniteInput;
+  const T g = gamma_of_t(t, log_s1sq);
+  return g * x + sqrt(g * (T(1) - g)) * eps;
+}
+
+// Discrete flow (BFN Eq. 185) for element i: out[i*K .. i*K+K) = softmax(beta (K e_x - 1) + sqrt(beta K) eps).
+template <typename T, typename Noise>
+DIFFREP_HD void disc_flow_elem(int64_t i, int64_t xi, T t, int64_t K, T sqrt_beta1, Noise& noise, T* out,
+                               int32_t& flags) {
+  T* o = out + i * K;
+  if (xi < 0 || xi >= K) {
+    flags |= kClassOutOfRange;
+    for (int64_t k = 0; k < K; ++k) o[k] = T(0);
+    return;
+  }
+  const T tc = t < T(1) - T(kDiscreteEps) ? t : T(1) - T(kDiscreteEps);
+  const T sqrt_beta = tc * sqrt_beta1;
+  if (sqrt_beta < T(kMinSqrtBeta)) {
+    for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
+    return;
+  }
+  const T beta = sqrt_beta * sqrt_beta;
+  const T sd = sqrt(beta * T(K));
+  T mx = -INFINITY;
+  for (int64_t k = 0; k < K; ++k) {
+    const T l = beta * (k == xi ? T(K - 1) : T(-1)) + sd * noise(static_cast<uint64_t>(i * K + k));
+    o[k] = l;
+    mx = l > mx ? l : mx;
+  }
+  T sum = T(0);
+  for (int64_t k = 0; k < K; ++k) {
+    o[k] = exp(o[k] - mx);
+    sum += o[k];
+  }
+  const T inv = T(1) / sum;
+  for (int64_t k = 0; k < K; ++k) o[k] *= inv;
+}
+
+// Continuous update h (BFN Eq. 49-50) and its inverse (bfn-paramrel.md §2.1).
+template <typename T>
+DIFFREP_HD T cts_update_elem(T mu, T rho, T y, T alpha, bool inverse, int32_t& flags) {
+  if (!isfinite(mu) || !isfinite(y)) flags |= kNonFiniteInput;
+  if (inverse) return (rho * mu - alpha * y) / (rho - alpha);
+  return (rho * mu + alpha * y) / (rho + alpha);
+}
+
+// Discrete update in log space (bfn-paramrel.md §1.7, §2.2): l' = l + sign*y - logsumexp(l + sign*y).
+// log_io: theta and the result are log-probabilities; otherwise probabilities.
+template <typename T, typename YFn>
+DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bool log_io, T* out, int32_t& flags) {
+  T mx = -INFINITY;
+  for (int64_t k = 0; k < K; ++k) {
+    const T th = theta[k];
+    if (log_io ? (th != th || th == INFINITY) : !(th >= T(0) && th <= T(1))) flags |= kNonFiniteInput;
+    const T yk = y_of(k);
+    if (!isfinite(yk)) flags |= kNonFiniteInput;
+    const T l = (log_io ? th : log(th)) + sign * yk;
+    out[k] = l;
+    mx = l > mx ? l : mx;
+  }
+  if (!(mx > -INFINITY)) {  // every class has probability 0: not a distribution
+    flags |= kNonFiniteInput;
+    for (int64_t k = 0; k < K; ++k) out[k] = log_io ? T(-INFINITY) : T(0);
+    return;
+  }
+  T sum = T(0);
+  for (int64_t k = 0; k < K; ++k) sum += exp(out[k] - mx);
+  const T lse = mx + log(sum);
+  for (int64_t k = 0; k < K; ++k) out[k] = log_io ? out[k] - lse : exp(out[k] - lse);
+}
+
+// Discretised bin probabilities (BFN Eq. 103-104, `DiscretizedCtsDistribution.probs`).
+template <typename T>
+DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags) {
+  if (!isfinite(mu_x) || !isfinite(sigma_x)) flags |= kNonFiniteInput;
+  if (!(sigma_x > T(0))) flags |= kNonPositive;
+  const T inv_s = T(1) / sigma_x;
+  T prev = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
+  const T first = prev;
+  for (int64_t k = 0; k < K; ++k) {
+    const T cur = (k == K - 1) ? (clip ? T(1) : normal_cdf(T(1), mu_x, inv_s)) : normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
+    out[k] = cur - prev;
+    prev = cur;
+  }
+  if (!clip) {
+    const T R = prev - first;
+    if (R < T(kMinProb)) {
+      for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
+    } else {
+      for (int64_t k = 0; k < K; ++k) out[k] /= R;
+    }
+  }
+}
+
+// Backward of disc_probs_elem: sum_k g_k dp_k/d(mu, sigma), by Abel summation over boundaries.
+template <typename T>
+DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
+  const T inv_s = T(1) / sigma_x;
+  // dPhi(b)/dmu = -phi(z)/sigma, dPhi(b)/dsigma = -z phi(z)/sigma
+  // sum_k g_k (Phi_k - Phi_{k-1}) = sum_{j=0..K} Phi_j (g_j - g_{j+1}) with g_0 = g_{K+1} = 0.
+  T a_mu = T(0), a_s = T(0);
+  const int64_t j_lo = clip ? 1 : 0, j_hi = clip ? K - 1 : K;
+  for (int64_t j = j_lo; j <= j_hi; ++j) {
+    const T z = (boundary<T>(j, K) - mu_x) * inv_s;
+    const T phi = normal_pdf_std(z);
+    const T w = (j >= 1 ? g[j - 1] : T(0)) - (j < K ? g[j] : T(0));
+    a_mu += w * phi;
+    a_s += w * z * phi;
+  }
+  a_mu *= -inv_s;
+  a_s *= -inv_s;
+  if (clip) {
+    d_mu = a_mu;
+    d_sigma = a_s;
+    return;
+  }
+  const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
+  const T R = hi - lo;
+  if (R < T(kMinProb)) {
+    d_mu = T(0);
+    d_sigma = T(0);
+    return;
+  }
+  // p_k = q_k / R: d p_k = d q_k / R - p_k dR / R, and sum_k g_k p_k = sum_k g_k q_k / R.
+  T gp = T(0);
+  T prev = lo;
+  for (int64_t k = 0; k < K; ++k) {
+    const T cur = (k == K - 1) ? hi : normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
+    gp += g[k] * (cur - prev);
+    prev = cur;
+  }
+  gp /= R;
+  const T z_lo = (T(-1) - mu_x) * inv_s, z_hi = (T(1) - mu_x) * inv_s;
+  const T f_lo = normal_pdf_std(z_lo), f_hi = normal_pdf_std(z_hi);
+  const T dR_mu = (-f_hi + f_lo) * inv_s;
+  const T dR_s = (-z_hi * f_hi + z_lo * f_lo) * inv_s;
+  d_mu = (a_mu - gp * dR_mu) / R;
+  d_sigma = (a_s - gp * dR_s) / R;
+}
+
+// Continuous-time loss for discretised data (BFN Eq. 122), fused with the output conversion:
+// C (x_hat - x)^2 / sigma1^(2t), C = -ln sigma1, optionally the gradients w.r.t. the two outputs.
+template <typename T>
+DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, T t, T x, T log_s1sq, int64_t K, bool clip,
+                                bool noise_pred, T min_loss_var, bool want_grad, T* d_mean, T* d_log_sigma,
+                                int32_t& flags) {
+  if (!isfinite(out_mean) || !isfinite(out_log_sigma) || !isfinite(mu) || !isfinite(x)) flags |= kNonFiniteInput;
+  const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, t, log_s1sq, noise_pred);
+  const DiscMean<T> m = discretized_mean(p.mu_x, p.sigma_x, K, clip, want_grad);
+  T post_var = exp(t * log_s1sq);
+  if (min_loss_var > T(0) && post_var < min_loss_var) post_var = min_loss_var;
+  const T w = T(-0.5) * log_s1sq / post_var;
+  const T diff = m.x_hat - x;
+  if (want_grad) {
+    const T dl = T(2) * w * diff;
+    *d_mean = dl * m.d_mu * p.dmu_dout;
+    *d_log_sigma = dl * m.d_sigma * p.dsig_dlogsig;
+  }
+  return w * diff * diff;
+}
+
+// Continuous-time loss for discrete data (BFN Eq. 205): K beta1 t ||e_x - softmax(l)||^2,
+// optionally with its gradient w.r.t. the logits written to d_logits (scaled by g).
+template <typename T>
+DIFFREP_HD T discrete_cts_loss_elem(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
+                                    T* d_logits, int32_t& flags) {
+  if (xi < 0 || xi >= K) {
+    flags |= kClassOutOfRange;
+    if (want_grad)
+      for (int64_t k = 0; k < K; ++k) d_logits[k] = T(0);
+    return T(0);
+  }
+  T mx = -INFINITY;
+  for (int64_t k = 0; k < K; ++k) {
+    if (!isfinite(logits[k])) flags |= kNonFiniteInput;
+    mx = logits[k] > mx ? logits[k] : mx;
+  }
+  T sum = T(0);
+  for (int64_t k = 0; k < K; ++k) sum += exp(logits[k] - mx);
+  const T inv = T(1) / sum;
+  const T c = T(K) * beta1 * t;
+  T loss = T(0), s = T(0);
+  for (int64_t k = 0; k < K; ++k) {
+    const T p = exp(logits[k] - mx) * inv;
+    const T r = (k == xi ? T(1) : T(0)) - p;
+    loss += r * r;
+    s += p * r;  // sum_k p_k r_k, for the softmax Jacobian
+  }
+  if (want_grad) {
+    // dL/dp_k = -2 c r_k; dL/dl_j = p_j (dL/dp_j - sum_k p_k dL/dp_k) = -2 c p_j (r_j - s)
+    for (int64_t k = 0; k < K; ++k) {
+      const T p = exp(logits[k] - mx) * inv;
+      const T r = (k == xi ? T(1) : T(0)) - p;
+      d_logits[k] = g * T(-2) * c * p * (r - s);
+    }
+  }
+  return c * loss;
+}
+
+}  // namespace bfn
+}  // namespace diffrep

@@ -1,0 +1,70 @@
+// nanobind helpers shared by the CPU and CUDA bindings: typed access to untyped C-contiguous
+// arrays with dtype checks that raise TypeError instead of crashing, the launch context, and
+// the float32/float64 dispatch.
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/launch.h"
+
+namespace diffrep {
+namespace nb = nanobind;
+
+using CpuArr = nb::ndarray<nb::c_contig, nb::device::cpu>;
+using CudaArr = nb::ndarray<nb::c_contig, nb::device::cuda>;
+
+template <typename T, typename A>
+inline T* typed(A& a, const char* name) {
+  if (a.dtype() != nb::dtype<T>()) throw nb::type_error((std::string(name) + ": unexpected dtype").c_str());
+  return static_cast<T*>(a.data());
+}
+
+template <typename A>
+inline bool is_f64(const A& a) {
+  if (a.dtype() != nb::dtype<float>() && a.dtype() != nb::dtype<double>())
+    throw nb::type_error("expected a float32 or float64 array");
+  return a.dtype() == nb::dtype<double>();
+}
+
+template <typename A>
+inline Launch make_launch(A& flags, int device, uintptr_t stream) {
+  if (flags.size() != 1) throw nb::value_error("flags must hold exactly one int32");
+  return Launch{device, stream, typed<int32_t>(flags, "flags")};
+}
+
+// Size checks: the launchers index these buffers without bounds checks, so every size the
+// kernel relies on is verified here and a mismatch raises ValueError.
+template <typename A>
+inline void expect_size(const A& a, int64_t n, const char* name) {
+  if (int64_t(a.size()) != n)
+    throw nb::value_error((std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
+                           std::to_string(a.size())).c_str());
+}
+
+// A per-example (per_row) or per-element quantity for n elements in rows of row_len.
+template <typename A>
+inline void expect_rows(const A& a, bool per_row, int64_t row_len, int64_t n, const char* name) {
+  if (row_len <= 0 || n % row_len) throw nb::value_error("row_len must be positive and divide the element count");
+  expect_size(a, per_row ? n / row_len : n, name);
+}
+
+inline void expect_classes(int64_t K) {
+  if (K < 2) throw nb::value_error("num_classes must be >= 2");
+}
+
+// The trailing arguments every kernel binding takes: flags word, device index, stream.
+#define DIFFREP_LAUNCH_ARGS nb::arg("flags").noconvert(), nb::arg("device"), nb::arg("stream")
+
+// Run `body` (a generic lambda taking a T*-typed zero value) with T = float or double.
+template <typename A, typename F>
+inline void float_dispatch(const A& ref, F&& body) {
+  if (is_f64(ref))
+    body(double(0));
+  else
+    body(float(0));
+}
+
+}  // namespace diffrep

@@ -1,0 +1,8 @@
+// diffrep._cpu: the OpenMP kernels of every family.
+#include "common/bindings.h"
+
+NB_MODULE(_cpu, m) {
+  m.doc() = "diffrep native CPU kernels (OpenMP). Call them through diffrep.ops, which validates inputs.";
+  diffrep::bind_bfn<diffrep::CpuArr, false>(m);
+  diffrep::bind_random<diffrep::CpuArr, false>(m);
+}

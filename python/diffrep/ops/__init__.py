@@ -1,0 +1,10 @@
+"""Public kernels. Each op validates its inputs, then runs the CUDA kernel (CUDA tensors), the
+native CPU kernel, or its pure-PyTorch twin from :mod:`diffrep.ops.reference`.
+
+``explain(op, ...)`` tells which backend an op would use for given arguments and why the others
+were not chosen; ``DIFFREP_BACKEND=reference|cpu|cuda`` forces one.
+"""
+
+from ._dispatch import explain, use_backend
+
+__all__ = ["explain", "use_backend"]

@@ -1,0 +1,131 @@
+"""Backend selection for the native ops, in the manner of xformers' dispatcher.
+
+Every op has an ordered list of backends: ``cuda`` for CUDA tensors, ``cpu`` for CPU tensors,
+then ``reference`` (the pure-PyTorch twin, which always works). Each backend can decline with
+reasons ("_cuda not built", "autograd needs a backward the native kernel lacks", ...); the first
+backend without reasons runs. :func:`explain` returns the choice and every skipped backend's
+reasons, so a user can see why their call did not take the fast path.
+
+The backend can be forced with the environment variable ``DIFFREP_BACKEND`` or with
+:func:`use_backend`; with ``strict=True`` an unusable forced backend raises instead of falling
+back to the reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import logging
+
+import torch
+
+from .. import _native
+
+logger = logging.getLogger("diffrep.ops")
+
+_CHOOSERS: dict = {}
+_forced: contextvars.ContextVar = contextvars.ContextVar("diffrep_backend", default=None)
+_logged: set = set()
+
+
+@dataclasses.dataclass
+class Choice:
+    """The backend an op runs on, and why every backend before it was skipped."""
+
+    op: str
+    backend: str
+    skipped: dict
+
+    def __str__(self) -> str:
+        lines = [f"{self.op}: {self.backend}"]
+        for name, reasons in self.skipped.items():
+            lines.append(f"  {name} skipped: " + "; ".join(reasons))
+        return "\n".join(lines)
+
+
+def register(name: str):
+    """Register ``chooser(*args, **kwargs) -> Choice`` for op ``name`` (used by :func:`explain`)."""
+
+    def deco(chooser):
+        _CHOOSERS[name] = chooser
+        return chooser
+
+    return deco
+
+
+def explain(op: str, *args, **kwargs) -> Choice:
+    """Which backend ``op`` would run on for these arguments, and why the others were skipped.
+
+    >>> explain("bfn.continuous_flow", x, t, sigma1=1e-3)  # doctest: +SKIP
+    """
+    if op not in _CHOOSERS:
+        raise ValueError(f"unknown op {op!r}; known ops: {sorted(_CHOOSERS)}")
+    return _CHOOSERS[op](*args, **kwargs)
+
+
+@contextlib.contextmanager
+def use_backend(backend: str, strict: bool = False):
+    """Force ``backend`` ('reference', 'cpu' or 'cuda') for ops called inside the block."""
+    if backend not in ("reference", "cpu", "cuda"):
+        raise ValueError(f"backend must be 'reference', 'cpu' or 'cuda', got {backend!r}")
+    token = _forced.set((backend, strict))
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def _forced_backend():
+    ctx = _forced.get()
+    if ctx is not None:
+        return ctx
+    env = _native.forced_backend()
+    return (env, False) if env else (None, False)
+
+
+def select(
+    op: str,
+    device: torch.device,
+    *,
+    needs_grad: bool = False,
+    native_grad: bool = False,
+    native_reasons: list | None = None,
+) -> Choice:
+    """Choose the backend for one call.
+
+    ``needs_grad``: an input requires grad; ``native_grad``: the native kernels have a backward;
+    ``native_reasons``: op-specific reasons why the native kernels cannot take these arguments.
+    """
+    native_name = "cuda" if device.type == "cuda" else "cpu"
+    reasons: list[str] = []
+    if device.type not in ("cpu", "cuda"):
+        reasons.append(f"no native kernel for device type {device.type!r}")
+    elif native_name == "cuda":
+        mod, why = _native.cuda_module_and_reason()
+        if mod is None:
+            reasons.append(why)
+    elif not _native.cpu_available():
+        reasons.append(_native._load("_cpu")[1] or "_cpu not built")
+    if needs_grad and not native_grad:
+        reasons.append("autograd through this op needs a backward the native kernel does not have")
+    reasons.extend(native_reasons or [])
+
+    forced, strict = _forced_backend()
+    if forced == "reference":
+        reasons = ["DIFFREP_BACKEND / use_backend forces the reference"] + reasons
+    elif forced is not None and forced != native_name:
+        msg = f"backend {forced!r} was forced but the tensors are on {device.type!r}"
+        if strict:
+            raise RuntimeError(f"{op}: {msg}")
+        reasons.append(msg)
+    elif forced is not None and strict and reasons:
+        raise RuntimeError(f"{op}: forced backend {forced!r} cannot run: " + "; ".join(reasons))
+
+    if reasons:
+        for r in reasons:
+            if (op, r) not in _logged:
+                _logged.add((op, r))
+                logger.debug("%s: %s skipped: %s", op, native_name, r)
+        return Choice(op, "reference", {native_name: reasons})
+    return Choice(op, native_name, {})

@@ -1,0 +1,34 @@
+"""Calling a native kernel on the chosen backend, and decoding its error flags."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _native
+
+# Bits of the int32 error word the kernels OR together (csrc/bfn/bfn_math.h, ErrorFlag).
+NON_FINITE, CLASS_OUT_OF_RANGE, NON_POSITIVE = 1, 2, 4
+
+
+def run(backend: str, name: str, device: torch.device, *args) -> int:
+    """Run kernel ``name`` on ``backend`` ('cpu' or 'cuda'); return its error flags.
+
+    CUDA kernels run on torch's current stream of ``device``; their flags word lives on the
+    device and is read back here (one synchronisation per call: the price of never returning
+    silently wrong output).
+    """
+    flags = torch.zeros(1, dtype=torch.int32, device=device)
+    if backend == "cpu":
+        getattr(_native.cpu_module(), name)(*args, flags, -1, 0)
+    else:
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+            getattr(_native.cuda_module(), name)(*args, flags, device.index, stream)
+    return int(flags.item())
+
+
+def raise_flags(op: str, flags: int, messages: dict) -> None:
+    """Raise ValueError for the first set bit that ``messages`` names."""
+    for bit, message in messages.items():
+        if flags & bit:
+            raise ValueError(f"{op}: {message}")

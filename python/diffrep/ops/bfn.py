@@ -1,0 +1,768 @@
+"""Bayesian Flow Network operations: flows, Bayesian updates and their exact inverses, the
+discretised output distribution and the BFN losses.
+
+Graves et al., "Bayesian Flow Networks" (arXiv 2308.07037), with the reference semantics of
+nnaisense/bayesian-flow-networks; the maths is specified by the pure-PyTorch twin
+:mod:`diffrep.ops.reference.bfn` and by shared/reference/bfn-paramrel.md.
+
+Conventions
+-----------
+* Time runs forward as in Graves et al.: t = 0 is the prior, t = 1 is (almost) the data.
+* ``t``, ``alpha`` and ``rho`` are per example (a number, or shape ``(B,)``) or per element
+  (the data's shape). The data's first dimension is the batch.
+* Discrete parameters ``theta`` carry the K classes in the last dimension.
+* ``sigma1`` is sigma_1 of the continuous schedule (the reference's ``min_variance`` is
+  sigma1**2); ``beta1`` is beta(1) of the discrete schedule (the reference's
+  ``max_sqrt_beta`` is sqrt(beta1)).
+* float16/bfloat16 inputs are computed in float32; float32 and float64 run natively.
+* Random draws come from a Philox stream keyed by a draw from ``generator`` (see
+  :mod:`diffrep.ops.random`); pass ``noise=`` to inject the standard normals instead.
+
+Every op runs the CUDA kernel for CUDA tensors, the OpenMP kernel for CPU tensors, or the twin
+(``diffrep.ops.explain(name, ...)`` says which, and why).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import torch
+
+from . import _validate as V
+from ._dispatch import register, select
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
+from .random import fill_normal, philox_key
+from .reference import bfn as ref
+
+__all__ = [
+    "continuous_flow",
+    "discrete_flow",
+    "continuous_update",
+    "continuous_update_inverse",
+    "continuous_sender_update",
+    "discrete_update",
+    "discrete_update_inverse",
+    "discrete_sender_update",
+    "discretized_probs",
+    "discretized_log_prob",
+    "noise_pred_to_data_pred",
+    "output_normal_params",
+    "continuous_time_loss",
+    "continuous_discrete_time_loss",
+    "discretized_continuous_time_loss",
+    "discretized_discrete_time_loss",
+    "discrete_continuous_time_loss",
+    "gamma",
+    "continuous_precision",
+    "continuous_alpha",
+    "discrete_beta",
+    "discrete_alpha",
+]
+
+
+# ----------------------------------------------------------------------------- schedules
+def _sigma1(sigma1) -> float:
+    return V.positive_scalar("sigma1", sigma1, upper=1.0)
+
+
+def gamma(t, sigma1: float):
+    """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 72), computed with expm1 (exact near t = 0)."""
+    return -torch.expm1(torch.as_tensor(t, dtype=torch.float64) * (2.0 * math.log(_sigma1(sigma1))))
+
+
+def continuous_precision(t, sigma1: float):
+    """rho(t) = 1 + beta(t) = sigma1^(-2t) (BFN Eq. 71-72): the flow's precision at time t."""
+    return torch.exp(-torch.as_tensor(t, dtype=torch.float64) * (2.0 * math.log(_sigma1(sigma1))))
+
+
+def continuous_alpha(i, n_steps: int, sigma1: float):
+    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) = rho(i/n) - rho((i-1)/n) (BFN Eq. 95)."""
+    s = _sigma1(sigma1)
+    return ref.continuous_alpha(i, n_steps, s)
+
+
+def discrete_beta(t, beta1: float):
+    """beta(t) = beta1 t^2 (BFN Eq. 182)."""
+    return V.positive_scalar("beta1", beta1) * torch.as_tensor(t, dtype=torch.float64) ** 2
+
+
+def discrete_alpha(i, n_steps: int, beta1: float):
+    """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (BFN Eq. 190)."""
+    return V.positive_scalar("beta1", beta1) * (2 * i - 1) / n_steps**2
+
+
+# ----------------------------------------------------------------------------- helpers
+def _grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad for v in tensors)
+
+
+def _batch_float(name: str, x) -> torch.Tensor:
+    V.tensor(name, x)
+    V.nonempty(name, x)
+    return x
+
+
+def _draw(p, name: str, noise, shape):
+    """Attach injected noise, or a Philox key, to the prepared call ``p``."""
+    if noise is not None:
+        p.noise = V.noise_tensor(name, noise, shape, p.device, p.dtype)
+        p.seed, p.offset = 0, 0
+    else:
+        p.noise = None
+        p.seed, p.offset = philox_key(p.generator)
+
+
+def _reference_noise(p, shape):
+    if p.noise is not None:
+        return p.noise
+    out = torch.empty(shape, dtype=p.dtype, device=p.device)
+    return fill_normal(out, p.seed, p.offset)
+
+
+def _explainer(name, prepare):
+    register(name)(lambda *a, **k: prepare(*a, **k).choice)
+
+
+_NONFINITE = {NON_FINITE: "the input contains NaN or infinite values"}
+
+
+# ----------------------------------------------------------------------------- continuous flow
+def _prep_continuous_flow(x, t, sigma1, generator=None, *, noise=None):
+    p = SimpleNamespace(generator=generator)
+    _batch_float("x", x)
+    p.log_s1sq = 2.0 * math.log(_sigma1(sigma1))
+    p.dtype = V.float_dtype(x=x)
+    p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
+    p.x = x.to(p.dtype).contiguous()
+    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+    p.choice = select("bfn.continuous_flow", p.device, needs_grad=_grad(x, t))
+    _draw(p, "noise", noise, p.x.shape)
+    return p
+
+
+def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
+    """Sample the Bayesian flow distribution of continuous data (BFN Eq. 77).
+
+    mu ~ N(gamma(t) x, gamma(t)(1 - gamma(t))) with gamma(t) = 1 - sigma1^(2t), drawn in one
+    pass (the reference `CtsBayesianFlow.forward` takes 8 kernels). ``x``: data (B, ...);
+    ``t``: (B,) or x's shape, in [0, 1]; returns mu with x's shape. The precision is
+    deterministic, rho(t) = sigma1^(-2t) (:func:`continuous_precision`).
+    """
+    p = _prep_continuous_flow(x, t, sigma1, generator, noise=noise)
+    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend == "reference":
+        V.finite("x", p.x)
+        eps = _reference_noise(p, p.x.shape)
+        return ref.continuous_flow(p.x, p.t, sigma1, eps)
+    out = torch.empty_like(p.x)
+    flags = run(p.choice.backend, "cts_flow", p.device, p.x, p.t, p.t_per_row, p.x[0].numel(), p.log_s1sq,
+                p.noise if p.noise is not None else p.x, p.noise is not None, p.seed, p.offset, out)
+    raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
+    return out
+
+
+_explainer("bfn.continuous_flow", _prep_continuous_flow)
+
+
+# ----------------------------------------------------------------------------- discrete flow
+def _prep_discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype=None):
+    p = SimpleNamespace(generator=generator)
+    V.integer_classes("x", x)
+    V.nonempty("x", x)
+    p.K = V.num_classes("num_classes", num_classes)
+    p.sqrt_beta1 = math.sqrt(V.positive_scalar("beta1", beta1))
+    p.dtype = dtype if dtype is not None else (t.dtype if isinstance(t, torch.Tensor) and t.dtype in V.FLOAT_DTYPES
+                                                else torch.float32)
+    if p.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {p.dtype}")
+    p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
+    p.x = x.to(torch.int64).contiguous()
+    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+    p.choice = select("bfn.discrete_flow", p.device, needs_grad=_grad(t))
+    _draw(p, "noise", noise, (*p.x.shape, p.K))
+    return p
+
+
+def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype=None):
+    """Sample the Bayesian flow distribution of discrete data (BFN Eq. 185).
+
+    theta = softmax(y), y ~ N(beta(t)(K e_x - 1), beta(t) K I), beta(t) = beta1 t^2, with the
+    reference's guards (t clamped to 1 - 1e-6; theta = 1/K where sqrt(beta) < 1e-10).
+    ``x``: integer classes (B, ...) in [0, K); returns theta (B, ..., K) in ``dtype`` (default:
+    t's float dtype, else float32). For K = 2 the reference network reads 2 theta[..., 0] - 1.
+    """
+    p = _prep_discrete_flow(x, t, beta1, num_classes, generator, noise=noise, dtype=dtype)
+    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend == "reference":
+        _check_classes("x", p.x, p.K)
+        eps = _reference_noise(p, (*p.x.shape, p.K))
+        return ref.discrete_flow(p.x, p.t, p.sqrt_beta1**2, p.K, eps)
+    out = torch.empty((*p.x.shape, p.K), dtype=p.dtype, device=p.device)
+    flags = run(p.choice.backend, "disc_flow", p.device, p.x, p.t, p.t_per_row, p.x[0].numel(), p.K, p.sqrt_beta1,
+                p.noise if p.noise is not None else out, p.noise is not None, p.seed, p.offset, out)
+    raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
+    return out
+
+
+_explainer("bfn.discrete_flow", _prep_discrete_flow)
+
+
+def _check_classes(name, x, K):
+    if bool(((x < 0) | (x >= K)).any()):
+        raise ValueError(f"{name} holds a class outside [0, {K})")
+
+
+# ----------------------------------------------------------------------------- continuous update
+def _prep_continuous_update(mu, rho, y, alpha, inverse=False):
+    p = SimpleNamespace()
+    _batch_float("mu", mu)
+    V.tensor("y", y)
+    V.same_shape("y", y, "mu", mu)
+    p.dtype = V.float_dtype(mu=mu, y=y)
+    p.device = V.same_device(mu=mu, y=y)
+    p.mu = mu.to(p.dtype).contiguous()
+    p.y = y.to(p.dtype).contiguous()
+    p.rho, p.rho_per_row = V.per_sample("rho", rho, p.mu, p.dtype)
+    p.alpha, p.alpha_per_row = V.per_sample("alpha", alpha, p.mu, p.dtype)
+    p.choice = select("bfn.continuous_update_inverse" if inverse else "bfn.continuous_update", p.device,
+                      needs_grad=_grad(mu, rho, y, alpha))
+    return p
+
+
+def _new_rho(p, rho, alpha, inverse):
+    """rho' = rho +- alpha, kept per example unless rho or alpha is given per element."""
+    sign = -1 if inverse else 1
+    if p.rho_per_row and p.alpha_per_row:
+        if not isinstance(rho, torch.Tensor) and not isinstance(alpha, torch.Tensor):
+            return rho + sign * alpha
+        return p.rho + sign * p.alpha
+    return ref.per_element(p.rho, p.mu) + sign * ref.per_element(p.alpha, p.mu)
+
+
+def _continuous_update(mu, rho, y, alpha, inverse):
+    p = _prep_continuous_update(mu, rho, y, alpha, inverse)
+    V.nonnegative("alpha", p.alpha)
+    V.nonnegative("rho", p.rho, strict=True)
+    if inverse:
+        # rho = rho' - alpha must stay a precision (bfn-paramrel.md §2.1)
+        prior = p.rho - p.alpha if p.rho_per_row == p.alpha_per_row else (
+            ref.per_element(p.rho, p.mu) - ref.per_element(p.alpha, p.mu))
+        if not bool((prior > 0).all()):
+            raise ValueError("continuous_update_inverse: rho - alpha must be > 0 (alpha larger than the "
+                             "accumulated precision: this y/alpha was not part of the update that produced mu)")
+    if p.choice.backend == "reference":
+        V.finite("mu", p.mu)
+        V.finite("y", p.y)
+        fn = ref.continuous_update_inverse if inverse else ref.continuous_update
+        return fn(p.mu, p.rho, p.y, p.alpha)[0], _new_rho(p, rho, alpha, inverse)
+    out = torch.empty_like(p.mu)
+    flags = run(p.choice.backend, "cts_update", p.device, p.mu, p.rho, p.rho_per_row, p.alpha, p.alpha_per_row,
+                p.mu[0].numel(), p.y, inverse, out)
+    raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
+    return out, _new_rho(p, rho, alpha, inverse)
+
+
+def continuous_update(mu, rho, y, alpha):
+    """The Bayesian update h for continuous data (BFN Eq. 49-50).
+
+    rho' = rho + alpha, mu' = (rho mu + alpha y) / rho'. ``mu``, ``y``: (B, ...);
+    ``rho``, ``alpha``: numbers, (B,) or mu's shape. Returns (mu', rho') with rho' in rho's form.
+    """
+    return _continuous_update(mu, rho, y, alpha, inverse=False)
+
+
+def continuous_update_inverse(mu, rho, y, alpha):
+    """The exact inverse h^-1 of :func:`continuous_update` (bfn-paramrel.md §2.1; ParamReL Eq. 5).
+
+    Given the posterior (mu', rho') and the same sender sample y and accuracy alpha:
+    rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho. Raises ValueError if rho' - alpha <= 0.
+    One inverse step multiplies the relative error of mu' by rho'/rho; run long reverse chains
+    in float64.
+    """
+    return _continuous_update(mu, rho, y, alpha, inverse=True)
+
+
+register("bfn.continuous_update")(lambda *a, **k: _prep_continuous_update(*a, **k).choice)
+register("bfn.continuous_update_inverse")(lambda *a, **k: _prep_continuous_update(*a, inverse=True, **k).choice)
+
+
+def _prep_continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None):
+    p = _prep_continuous_update(mu, rho, x, alpha)
+    p.x, p.generator = p.y, generator
+    p.choice = select("bfn.continuous_sender_update", p.device, needs_grad=_grad(mu, rho, x, alpha))
+    _draw(p, "noise", noise, p.mu.shape)
+    return p
+
+
+def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, return_y=False):
+    """Draw a sender sample y ~ N(x, 1/alpha) (BFN Eq. 86) and apply the update h, in one pass.
+
+    Returns (mu', rho') or, with ``return_y=True``, (mu', rho', y) so the step can be inverted
+    later with :func:`continuous_update_inverse`.
+    """
+    p = _prep_continuous_sender_update(mu, rho, x, alpha, generator, noise=noise)
+    V.nonnegative("alpha", p.alpha, strict=True)
+    V.nonnegative("rho", p.rho, strict=True)
+    if p.choice.backend == "reference":
+        V.finite("x", p.x)
+        y = ref.continuous_sender_sample(p.x, p.alpha, _reference_noise(p, p.mu.shape))
+        new_mu = ref.continuous_update(p.mu, p.rho, y, p.alpha)[0]
+    else:
+        new_mu, y = torch.empty_like(p.mu), torch.empty_like(p.mu)
+        flags = run(p.choice.backend, "cts_sender_update", p.device, p.mu, p.rho, p.rho_per_row, p.alpha,
+                    p.alpha_per_row, p.mu[0].numel(), p.x, p.noise if p.noise is not None else p.mu,
+                    p.noise is not None, p.seed, p.offset, new_mu, y)
+        raise_flags("continuous_sender_update", flags, {NON_FINITE: "mu or x contains NaN or infinite values"})
+    new_rho = _new_rho(p, rho, alpha, False)
+    return (new_mu, new_rho, y) if return_y else (new_mu, new_rho)
+
+
+_explainer("bfn.continuous_sender_update", _prep_continuous_sender_update)
+
+
+# ----------------------------------------------------------------------------- discrete update
+def _prep_discrete_update(theta, y, inverse=False, log=False):
+    p = SimpleNamespace()
+    _batch_float("theta", theta)
+    V.tensor("y", y)
+    V.same_shape("y", y, "theta", theta)
+    p.K = V.num_classes("theta.shape[-1] (the number of classes)", theta.shape[-1])
+    p.dtype = V.float_dtype(theta=theta, y=y)
+    p.device = V.same_device(theta=theta, y=y)
+    p.theta = theta.to(p.dtype).contiguous()
+    p.y = y.to(p.dtype).contiguous()
+    p.log = bool(log)
+    p.choice = select("bfn.discrete_update_inverse" if inverse else "bfn.discrete_update", p.device,
+                      needs_grad=_grad(theta, y))
+    return p
+
+
+_THETA_MESSAGES = {NON_FINITE: "theta must hold probabilities in [0, 1] (log-probabilities <= 0 with log=True) "
+                               "with at least one class > 0, and y must be finite"}
+
+
+def _check_theta_reference(p):
+    V.finite("y", p.y)
+    bad = (p.theta.isnan() | (p.theta == math.inf)) if p.log else ~((p.theta >= 0) & (p.theta <= 1))
+    empty = (p.theta == -math.inf).all(-1) if p.log else (p.theta == 0).all(-1)
+    if bool(bad.any()) or bool(empty.any()):
+        raise ValueError(f"discrete_update: {_THETA_MESSAGES[NON_FINITE]}")
+
+
+def _discrete_update(theta, y, inverse, log):
+    p = _prep_discrete_update(theta, y, inverse, log)
+    if p.choice.backend == "reference":
+        _check_theta_reference(p)
+        fn = ref.discrete_update_inverse if inverse else ref.discrete_update
+        return fn(p.theta, p.y, log=p.log)
+    out = torch.empty_like(p.theta)
+    flags = run(p.choice.backend, "disc_update", p.device, p.theta, p.y, p.K, inverse, p.log, out)
+    raise_flags("discrete_update", flags, _THETA_MESSAGES)
+    return out
+
+
+def discrete_update(theta, y, *, log=False):
+    """The Bayesian update h for discrete data (BFN Eq. 168): theta' proportional to theta e^y.
+
+    Computed in log space (l' = l + y - logsumexp(l + y)), equal to the reference's
+    theta e^y / sum wherever that is finite and finite where it under- or overflows
+    (bfn-paramrel.md §1.7). ``theta``, ``y``: (..., K). ``log=True``: theta and the result are
+    log-probabilities, which keeps classes that would underflow to 0 in probability space.
+    """
+    return _discrete_update(theta, y, False, log)
+
+
+def discrete_update_inverse(theta, y, *, log=False):
+    """The exact inverse of :func:`discrete_update` (bfn-paramrel.md §2.2): theta proportional to
+    theta' e^-y, in log space. alpha is not needed: it only enters through y's distribution."""
+    return _discrete_update(theta, y, True, log)
+
+
+register("bfn.discrete_update")(lambda *a, **k: _prep_discrete_update(*a, **k).choice)
+register("bfn.discrete_update_inverse")(lambda *a, **k: _prep_discrete_update(*a, inverse=True, **k).choice)
+
+
+def _prep_discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=None):
+    p = SimpleNamespace(generator=generator)
+    _batch_float("theta", theta)
+    V.integer_classes("x", x)
+    if tuple(theta.shape[:-1]) != tuple(x.shape):
+        raise ValueError(f"theta has shape {tuple(theta.shape)}; x must have shape {tuple(theta.shape[:-1])}, "
+                         f"got {tuple(x.shape)}")
+    if x.dim() == 0:
+        raise ValueError("x must have a batch dimension")
+    p.K = V.num_classes("theta.shape[-1] (the number of classes)", theta.shape[-1])
+    p.dtype = V.float_dtype(theta=theta)
+    p.device = V.same_device(theta=theta, x=x)
+    p.theta = theta.to(p.dtype).contiguous()
+    p.x = x.to(torch.int64).contiguous()
+    p.alpha, p.alpha_per_row = V.per_sample("alpha", alpha, p.x, p.dtype)
+    p.log = bool(log)
+    p.choice = select("bfn.discrete_sender_update", p.device, needs_grad=_grad(theta, alpha))
+    _draw(p, "noise", noise, p.theta.shape)
+    return p
+
+
+def discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=None, return_y=False):
+    """Draw a sender sample y ~ N(alpha (K e_x - 1), alpha K I) (BFN Eq. 162) and apply the
+    update h in log space, in one pass. ``theta``: (B, ..., K); ``x``: integer classes
+    (B, ...); ``alpha``: number, (B,) or x's shape. Returns theta' (and y with ``return_y``)."""
+    p = _prep_discrete_sender_update(theta, x, alpha, generator, log=log, noise=noise)
+    V.nonnegative("alpha", p.alpha, strict=True)
+    if p.choice.backend == "reference":
+        _check_classes("x", p.x, p.K)
+        y = ref.discrete_sender_sample(p.x, p.alpha, p.K, _reference_noise(p, p.theta.shape))
+        q = SimpleNamespace(theta=p.theta, y=y, log=p.log)
+        _check_theta_reference(q)
+        out = ref.discrete_update(p.theta, y, log=p.log)
+    else:
+        out, y = torch.empty_like(p.theta), torch.empty_like(p.theta)
+        flags = run(p.choice.backend, "disc_sender_update", p.device, p.theta, p.x, p.alpha, p.alpha_per_row,
+                    p.x[0].numel(), p.K, p.log, p.noise if p.noise is not None else p.theta, p.noise is not None,
+                    p.seed, p.offset, out, y)
+        raise_flags("discrete_sender_update", flags,
+                    {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
+    return (out, y) if return_y else out
+
+
+_explainer("bfn.discrete_sender_update", _prep_discrete_sender_update)
+
+
+# ----------------------------------------------------------------------------- discretised output
+class _DiscretizedProbs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, mu_x, sigma_x, K, clip, backend):
+        out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
+        flags = run(backend, "disc_probs", mu_x.device, mu_x.detach(), sigma_x.detach(), K, clip, out)
+        raise_flags("discretized_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
+                                                  NON_POSITIVE: "sigma_x must be > 0"})
+        ctx.save_for_backward(mu_x, sigma_x)
+        ctx.K, ctx.clip, ctx.backend = K, clip, backend
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        mu_x, sigma_x = ctx.saved_tensors
+        d_mu, d_sigma = torch.empty_like(mu_x), torch.empty_like(sigma_x)
+        run(ctx.backend, "disc_probs_backward", mu_x.device, mu_x.detach(), sigma_x.detach(),
+            grad.contiguous(), ctx.K, ctx.clip, d_mu, d_sigma)
+        return d_mu, d_sigma, None, None, None
+
+
+def _prep_discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+    p = SimpleNamespace()
+    V.tensor("mu_x", mu_x)
+    V.tensor("sigma_x", sigma_x)
+    V.same_shape("sigma_x", sigma_x, "mu_x", mu_x)
+    if mu_x.numel() == 0:
+        raise ValueError(f"mu_x is empty (shape {tuple(mu_x.shape)})")
+    p.K = V.num_classes("num_bins", num_bins)
+    p.clip = bool(clip)
+    p.dtype = V.float_dtype(mu_x=mu_x, sigma_x=sigma_x)
+    p.device = V.same_device(mu_x=mu_x, sigma_x=sigma_x)
+    p.mu_x = mu_x.to(p.dtype).contiguous()
+    p.sigma_x = sigma_x.to(p.dtype).contiguous()
+    p.choice = select("bfn.discretized_probs", p.device, needs_grad=_grad(mu_x, sigma_x), native_grad=True)
+    return p
+
+
+def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+    """Bin probabilities of N(mu_x, sigma_x) discretised into K bins on [-1, 1] (BFN Eq. 103-104;
+    reference `DiscretizedCtsDistribution.probs`).
+
+    clip=True: p_1 = Phi(b_1), p_k = Phi(b_k) - Phi(b_{k-1}), p_K = 1 - Phi(b_{K-1}), the edge bins
+    absorbing the tails. clip=False: renormalised by R = Phi(1) - Phi(-1), uniform 1/K where
+    R < 1e-5. Returns (..., K), contiguous (the reference returns a moveaxis view, same values).
+    Differentiable w.r.t. mu_x and sigma_x (first order).
+    """
+    p = _prep_discretized_probs(mu_x, sigma_x, num_bins, clip)
+    if p.choice.backend == "reference":
+        V.finite("mu_x", p.mu_x)
+        V.nonnegative("sigma_x", p.sigma_x, strict=True)
+        return ref.discretized_probs(p.mu_x, p.sigma_x, p.K, p.clip)
+    return _DiscretizedProbs.apply(p.mu_x, p.sigma_x, p.K, p.clip, p.choice.backend)
+
+
+_explainer("bfn.discretized_probs", _prep_discretized_probs)
+
+
+def discretized_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
+    """log p(x) under the discretised Normal (reference `DiscretizedCtsDistribution.log_prob`):
+    x is mapped to its bin; masses below 1e-5 fall back to the density at the bin centre times
+    the bin width 2/K. The reconstruction loss L^r is ``-discretized_log_prob(x, ...)`` at t = 1.
+    """
+    for name, v in (("x", x), ("mu_x", mu_x), ("sigma_x", sigma_x)):
+        V.tensor(name, v)
+    V.same_shape("mu_x", mu_x, "x", x)
+    V.same_shape("sigma_x", sigma_x, "x", x)
+    V.same_device(x=x, mu_x=mu_x, sigma_x=sigma_x)
+    K = V.num_classes("num_bins", num_bins)
+    V.nonnegative("sigma_x", sigma_x, strict=True)
+    V.finite("x", x)
+    return ref.discretized_log_prob(x, mu_x, sigma_x, K, bool(clip))
+
+
+# ----------------------------------------------------------------------------- network outputs
+def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=1e-6):
+    """Convert a noise prediction into a data prediction (reference
+    `noise_pred_params_to_data_pred_params`; ParamReL Eq. 10).
+
+    x_hat = mu/gamma - sqrt((1-gamma)/gamma) eps_hat, sigma_x = sqrt((1-gamma)/gamma)
+    exp(clamp(log_sigma_eps, -10, 10)); gamma is taken at max(t, min_t) and entries with
+    t < min_t get x_hat = 0, sigma_x = 1 (at t = 0, mu = 0 and 1/gamma is infinite).
+    Returns (x_hat, sigma_x), sigma_x None when log_sigma_eps is None.
+    """
+    _batch_float("eps_hat", eps_hat)
+    V.tensor("mu", mu)
+    V.same_shape("mu", mu, "eps_hat", eps_hat)
+    if log_sigma_eps is not None:
+        V.tensor("log_sigma_eps", log_sigma_eps)
+        V.same_shape("log_sigma_eps", log_sigma_eps, "eps_hat", eps_hat)
+    dtype = V.float_dtype(eps_hat=eps_hat, mu=mu)
+    tt, _ = V.per_sample("t", t, eps_hat, dtype)
+    V.time_in_unit_interval("t", tt)
+    V.positive_scalar("min_t", min_t)
+    return ref.noise_pred_to_data_pred(eps_hat, mu, tt, _sigma1(sigma1), log_sigma_eps, min_t)
+
+
+def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True):
+    """(mu_x, sigma_x) of the discretised Normal output distribution from the network's two
+    outputs: with ``noise_pred`` the (eps_hat, ln sigma_eps) conversion above, otherwise
+    (mu_x, ln sigma_x) through `safe_exp`; sigma_x is then clamped to [1e-3, 10]."""
+    _batch_float("out_mean", out_mean)
+    V.tensor("out_log_sigma", out_log_sigma)
+    V.same_shape("out_log_sigma", out_log_sigma, "out_mean", out_mean)
+    dtype = V.float_dtype(out_mean=out_mean)
+    tt, _ = V.per_sample("t", t, out_mean, dtype)
+    V.time_in_unit_interval("t", tt)
+    if noise_pred:
+        V.tensor("mu", mu)
+        V.same_shape("mu", mu, "out_mean", out_mean)
+    return ref.output_normal_params(out_mean, out_log_sigma, mu, tt, _sigma1(sigma1), bool(noise_pred))
+
+
+# ----------------------------------------------------------------------------- losses
+def _prep_loss_common(p, x, t, sigma1):
+    p.sigma1 = _sigma1(sigma1)
+    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+
+
+def continuous_time_loss(net_out, x, t, sigma1, *, mu=None, noise_pred=False, clip_range=1.0,
+                         min_loss_variance=-1.0):
+    """L^inf for continuous data with a delta output distribution (BFN Eq. 101).
+
+    -ln(sigma1) sigma1^(-2t) (x - x_hat)^2 per element, x_hat the network output (or, with
+    ``noise_pred``, its conversion using the flow mean ``mu``) clipped to [-clip_range, clip_range]
+    as the reference's `DeltaFactory(clip_range=1.0)` does (0 disables the clip). The reference
+    averages the result over all elements.
+    """
+    _batch_float("net_out", net_out)
+    V.tensor("x", x)
+    V.same_shape("x", x, "net_out", net_out)
+    if noise_pred:
+        V.tensor("mu", mu)
+        V.same_shape("mu", mu, "net_out", net_out)
+    dtype = V.float_dtype(net_out=net_out, x=x)
+    tt, _ = V.per_sample("t", t, x, dtype)
+    V.time_in_unit_interval("t", tt)
+    return ref.continuous_time_loss(net_out, x, tt, _sigma1(sigma1), mu, bool(noise_pred), float(clip_range),
+                                    float(min_loss_variance))
+
+
+def _steps(n_steps) -> int:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    return n_steps
+
+
+def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, *, mu=None, noise_pred=False, clip_range=1.0):
+    """L^n for continuous data with a delta output (BFN Eq. 94): n alpha_i / 2 (x - x_hat)^2 with
+    i = t n + 1, t on the grid {0, 1/n, ..., (n-1)/n} (reference `discrete_time_loss`)."""
+    _batch_float("net_out", net_out)
+    V.tensor("x", x)
+    V.same_shape("x", x, "net_out", net_out)
+    dtype = V.float_dtype(net_out=net_out, x=x)
+    tt, _ = V.per_sample("t", t, x, dtype)
+    V.time_in_unit_interval("t", tt)
+    return ref.continuous_discrete_time_loss(net_out, x, tt, _sigma1(sigma1), _steps(n_steps), mu, bool(noise_pred),
+                                             float(clip_range))
+
+
+class _DiscretizedCtsLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, out_mean, out_log_sigma, mu, t, x, args):
+        p = args
+        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        loss = torch.empty_like(p.x)
+        d_mean = torch.empty_like(p.x) if want_grad else loss
+        d_log_sigma = torch.empty_like(p.x) if want_grad else loss
+        flags = run(p.choice.backend, "disc_cts_loss", p.device, out_mean.detach(), out_log_sigma.detach(),
+                    mu.detach(), t.detach(), p.t_per_row, p.x[0].numel(), x.detach(), p.log_s1sq, p.K, p.clip,
+                    p.noise_pred, p.min_loss_variance, want_grad, loss, d_mean, d_log_sigma)
+        raise_flags("discretized_continuous_time_loss", flags,
+                    {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
+        if want_grad:
+            ctx.save_for_backward(d_mean, d_log_sigma)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        d_mean, d_log_sigma = ctx.saved_tensors
+        return grad * d_mean, grad * d_log_sigma, None, None, None, None
+
+
+def _prep_discretized_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True, noise_pred=True,
+                               min_loss_variance=-1.0):
+    p = SimpleNamespace()
+    _batch_float("out_mean", out_mean)
+    V.tensor("out_log_sigma", out_log_sigma)
+    V.tensor("x", x)
+    V.same_shape("out_log_sigma", out_log_sigma, "out_mean", out_mean)
+    V.same_shape("x", x, "out_mean", out_mean)
+    p.noise_pred = bool(noise_pred)
+    if p.noise_pred:
+        V.tensor("mu", mu)
+        V.same_shape("mu", mu, "out_mean", out_mean)
+    p.K = V.num_classes("num_bins", num_bins)
+    p.clip = bool(clip)
+    p.min_loss_variance = float(min_loss_variance)
+    p.dtype = V.float_dtype(out_mean=out_mean, out_log_sigma=out_log_sigma, x=x)
+    p.device = V.same_device(out_mean=out_mean, out_log_sigma=out_log_sigma, x=x,
+                             **({"mu": mu} if p.noise_pred else {}))
+    p.out_mean = out_mean.to(p.dtype).contiguous()
+    p.out_log_sigma = out_log_sigma.to(p.dtype).contiguous()
+    p.mu = mu.to(p.dtype).contiguous() if p.noise_pred else p.out_mean
+    p.x = x.to(p.dtype).contiguous()
+    _prep_loss_common(p, x, t, sigma1)
+    p.log_s1sq = 2.0 * math.log(p.sigma1)
+    other_grad = _grad(x, t) or (p.noise_pred and _grad(mu))
+    reasons = ["a gradient w.r.t. mu, t or x was requested (the kernel differentiates the network outputs only)"] \
+        if other_grad else []
+    p.choice = select("bfn.discretized_continuous_time_loss", p.device, needs_grad=_grad(out_mean, out_log_sigma),
+                      native_grad=True, native_reasons=reasons)
+    return p
+
+
+def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True,
+                                     noise_pred=True, min_loss_variance=-1.0):
+    """L^inf for discretised data (BFN Eq. 122), fused: -ln(sigma1) sigma1^(-2t) (x - x_hat)^2.
+
+    x_hat = sum_k p_k k_c is the mean of the discretised Normal output, computed by Abel summation
+    from the K - 1 interior boundary CDFs (K + 1 with clip=False) so that the B x D x K bin tensor
+    is never built (kernels.md §2.2). The network outputs are (eps_hat, ln sigma_eps) with
+    ``noise_pred`` (reference CIFAR configs; converted with the flow mean ``mu`` and t) or
+    (mu_x, ln sigma_x) otherwise; sigma_x is clamped to [1e-3, 10]; ``min_loss_variance`` > 0
+    floors sigma1^(2t) as the reference does. Returns the per-element loss (x's shape; the
+    reference averages it); differentiable w.r.t. ``out_mean`` and ``out_log_sigma``.
+    """
+    p = _prep_discretized_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
+                                   min_loss_variance)
+    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend == "reference":
+        for name, v in (("out_mean", p.out_mean), ("out_log_sigma", p.out_log_sigma), ("x", p.x), ("mu", p.mu)):
+            V.finite(name, v)
+        return ref.discretized_continuous_time_loss(p.out_mean, p.out_log_sigma, p.mu if p.noise_pred else None,
+                                                    p.t, p.x, p.sigma1, p.K, p.clip, p.noise_pred,
+                                                    p.min_loss_variance)
+    return _DiscretizedCtsLoss.apply(p.out_mean, p.out_log_sigma, p.mu, p.t, p.x, p)
+
+
+_explainer("bfn.discretized_continuous_time_loss", _prep_discretized_cts_loss)
+
+
+def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps, n_samples=10,
+                                   clip=True, noise_pred=True, generator=None, *, noise=None):
+    """L^n for discretised data (BFN Eq. 121), a Monte-Carlo estimate over ``n_samples`` sender
+    draws y ~ N(x, 1/alpha_i): n E_y[ln N(y | x, 1/alpha_i) - ln sum_k p_k N(y | k_c, 1/alpha_i)],
+    i = t n + 1 (reference `CtsBayesianFlowLoss.discrete_time_loss`). Per element; the
+    reference reports the mean over the data dimensions. ``noise`` (S, *x.shape) injects the
+    standard normals of the sender draws. Composite of PyTorch ops (builds S x B x D x K)."""
+    _batch_float("out_mean", out_mean)
+    for name, v in (("out_log_sigma", out_log_sigma), ("x", x)):
+        V.tensor(name, v)
+        V.same_shape(name, v, "out_mean", out_mean)
+    if noise_pred:
+        V.tensor("mu", mu)
+        V.same_shape("mu", mu, "out_mean", out_mean)
+    K = V.num_classes("num_bins", num_bins)
+    n = _steps(n_steps)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    dtype = V.float_dtype(out_mean=out_mean, x=x)
+    tt, _ = V.per_sample("t", t, x, dtype)
+    V.time_in_unit_interval("t", tt)
+    if noise is None:
+        seed, offset = philox_key(generator)
+        noise = fill_normal(torch.empty((n_samples, *x.shape), dtype=dtype, device=x.device), seed, offset)
+    else:
+        noise = V.noise_tensor("noise", noise, (n_samples, *x.shape), x.device, dtype)
+    return ref.discretized_discrete_time_loss(out_mean, out_log_sigma, mu, tt, x.to(dtype), _sigma1(sigma1), K, n,
+                                              noise, bool(clip), bool(noise_pred))
+
+
+class _DiscreteCtsLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits, x, t, args):
+        p = args
+        want_grad = ctx.needs_input_grad[0]
+        loss = torch.empty(p.x.shape, dtype=p.dtype, device=p.device)
+        d_logits = torch.empty_like(logits) if want_grad else loss
+        flags = run(p.choice.backend, "discrete_cts_loss", p.device, logits.detach(), x, t.detach(), p.t_per_row,
+                    p.x[0].numel(), p.K, p.beta1, want_grad, loss, d_logits)
+        raise_flags("discrete_continuous_time_loss", flags,
+                    {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
+                     NON_FINITE: "logits contain NaN or infinite values"})
+        if want_grad:
+            ctx.save_for_backward(d_logits)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (d_logits,) = ctx.saved_tensors
+        return grad.unsqueeze(-1) * d_logits, None, None, None
+
+
+def _prep_discrete_cts_loss(logits, x, t, beta1):
+    p = SimpleNamespace()
+    _batch_float("logits", logits)
+    V.integer_classes("x", x)
+    if tuple(logits.shape[:-1]) != tuple(x.shape):
+        raise ValueError(f"logits has shape {tuple(logits.shape)}; x must have shape {tuple(logits.shape[:-1])}, "
+                         f"got {tuple(x.shape)}")
+    if logits.shape[-1] == 1:  # a Bernoulli logit l: softmax([0, l]) = [1 - sigmoid(l), sigmoid(l)]
+        logits = torch.cat([torch.zeros_like(logits), logits], -1)
+    p.K = V.num_classes("logits.shape[-1] (the number of classes)", logits.shape[-1])
+    p.beta1 = V.positive_scalar("beta1", beta1)
+    p.dtype = V.float_dtype(logits=logits)
+    p.device = V.same_device(logits=logits, x=x)
+    p.logits = logits.to(p.dtype).contiguous()
+    p.x = x.to(torch.int64).contiguous()
+    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+    reasons = ["a gradient w.r.t. t was requested"] if _grad(t) else []
+    p.choice = select("bfn.discrete_continuous_time_loss", p.device, needs_grad=_grad(logits), native_grad=True,
+                      native_reasons=reasons)
+    return p
+
+
+def discrete_continuous_time_loss(logits, x, t, beta1):
+    """L^inf for discrete data (BFN Eq. 205): K beta1 t ||e_x - p||^2 with p = softmax(logits),
+    per element (reference `DiscreteBayesianFlowLoss.cts_time_loss`).
+
+    ``logits``: (B, ..., K), or (B, ..., 1) Bernoulli logits for K = 2 (the MNIST configuration);
+    ``x``: integer classes (B, ...). Fused softmax + loss + gradient in one pass.
+    """
+    p = _prep_discrete_cts_loss(logits, x, t, beta1)
+    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend == "reference":
+        _check_classes("x", p.x, p.K)
+        V.finite("logits", p.logits)
+        full = torch.cat([torch.zeros_like(logits), logits], -1) if logits.shape[-1] == 1 else logits
+        return ref.discrete_continuous_time_loss(full.to(p.dtype), p.x, p.t, p.beta1)
+    return _DiscreteCtsLoss.apply(p.logits, p.x, p.t, p)
+
+
+_explainer("bfn.discrete_continuous_time_loss", _prep_discrete_cts_loss)

@@ -1,0 +1,314 @@
+"""Pure-PyTorch twin of the BFN kernel family: the specification the native kernels match.
+
+Semantics follow nnaisense/bayesian-flow-networks (Graves et al., "Bayesian Flow Networks",
+arXiv 2308.07037; `model.py`, `probability.py`, `utils_model.py`) with the deliberate,
+documented differences of shared/reference/bfn-paramrel.md:
+
+* gamma(t) = 1 - sigma1^(2t) is computed as ``-expm1(2 t ln sigma1)``, exact near t = 0 (§1.7);
+* the discrete update runs in log space, equal to the reference wherever the reference is finite
+  and finite where the reference under/overflows (§1.7, §2.2);
+* t and alpha are per example (shape (B,)) or per element (the data's shape).
+
+Random draws are injected (``noise``), so the twin is deterministic given its inputs; the public
+ops in :mod:`diffrep.ops.bfn` draw that noise from a counter-based Philox stream
+(:mod:`diffrep.ops.reference.philox`) that the native kernels reproduce.
+
+Equation numbers refer to the BFN paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SQRT2 = math.sqrt(2.0)
+MIN_T = 1e-6  # noise-prediction guard (`noise_pred_params_to_data_pred_params`, min_t)
+MIN_PROB = 1e-5  # `DiscretizedCtsDistribution.min_prob`
+MIN_STD, MAX_STD = 1e-3, 10.0  # `DiscretizedNormal` clamps
+SAFE_EXP = 10.0  # `safe_exp` clamps its argument to [-10, 10]
+SAFE_LOG = 1e-10  # `safe_log` clamps at 1e-10
+DISCRETE_EPS = 1e-6  # `DiscreteBayesianFlow.epsilon`: t <= 1 - 1e-6
+MIN_SQRT_BETA = 1e-10  # `DiscreteBayesianFlow.min_sqrt_beta`
+
+
+def per_element(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a per-example (B,) or full-shape tensor to ``like``'s shape."""
+    if v.dim() == 0:
+        return v.expand_as(like)
+    if v.shape == like.shape:
+        return v
+    return v.reshape(v.shape[0], *([1] * (like.dim() - 1))).expand_as(like)
+
+
+def gamma(t: torch.Tensor, sigma1: float) -> torch.Tensor:
+    """gamma(t) = beta(t) / (1 + beta(t)) = 1 - sigma1^(2t) (Eq. 72), via expm1."""
+    return -torch.expm1(t * (2.0 * math.log(sigma1)))
+
+
+# ---------------------------------------------------------------------------- flows (Eq. 76, 185)
+def continuous_flow(x, t, sigma1, noise):
+    """Bayesian flow sample for continuous data: mu ~ N(gamma x, gamma (1 - gamma)) (Eq. 77)."""
+    g = gamma(per_element(t, x).to(x.dtype), sigma1)
+    return g * x + torch.sqrt(g * (1 - g)) * noise
+
+
+def discrete_flow(x, t, beta1, num_classes, noise):
+    """Bayesian flow sample for discrete data (Eq. 185): theta = softmax(y),
+    y ~ N(beta(t) (K e_x - 1), beta(t) K I), beta(t) = beta1 t^2.
+
+    The reference guards: t <= 1 - 1e-6, sqrt(beta) >= 1e-10 and theta = 1/K below it.
+    ``x`` holds integer classes; the result has the K classes in its last dimension.
+    """
+    K = num_classes
+    dtype = noise.dtype
+    tt = per_element(t, x).to(dtype)
+    sqrt_beta = tt.clamp(max=1 - DISCRETE_EPS) * math.sqrt(beta1)
+    lo = sqrt_beta < MIN_SQRT_BETA
+    beta = sqrt_beta.clamp(min=MIN_SQRT_BETA).square().unsqueeze(-1)
+    e_x = torch.nn.functional.one_hot(x.long(), K).to(dtype)
+    logits = beta * (K * e_x - 1) + torch.sqrt(beta * K) * noise
+    theta = torch.softmax(logits, -1)
+    return torch.where(lo.unsqueeze(-1), torch.full_like(theta, 1.0 / K), theta)
+
+
+# ---------------------------------------------------------------------------- senders (Eq. 86, 162)
+def continuous_sender_sample(x, alpha, noise):
+    """y ~ N(x, 1/alpha)."""
+    return x + noise / torch.sqrt(per_element(alpha, x).to(x.dtype))
+
+
+def discrete_sender_sample(x, alpha, num_classes, noise):
+    """y ~ N(alpha (K e_x - 1), alpha K I), K classes in the last dimension."""
+    K = num_classes
+    a = per_element(alpha, x).to(noise.dtype).unsqueeze(-1)
+    e_x = torch.nn.functional.one_hot(x.long(), K).to(noise.dtype)
+    return a * (K * e_x - 1) + torch.sqrt(a * K) * noise
+
+
+# ---------------------------------------------------------------------------- updates (Eq. 49-50, 168)
+def continuous_update(mu, rho, y, alpha):
+    """h: rho' = rho + alpha, mu' = (rho mu + alpha y) / rho'. Returns (mu', rho') per element."""
+    r = per_element(rho, mu).to(mu.dtype)
+    a = per_element(alpha, mu).to(mu.dtype)
+    r_new = r + a
+    return (r * mu + a * y) / r_new, r_new
+
+
+def continuous_update_inverse(mu, rho, y, alpha):
+    """h^-1 (bfn-paramrel.md §2.1): rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho."""
+    r = per_element(rho, mu).to(mu.dtype)
+    a = per_element(alpha, mu).to(mu.dtype)
+    return (r * mu - a * y) / (r - a), r - a
+
+
+def discrete_update(theta, y, log=False):
+    """h: theta' proportional to theta e^y (Eq. 168), in log space.
+
+    ``log=True``: ``theta`` holds log-probabilities and the result is log-probabilities.
+    """
+    logits = theta if log else torch.log(theta)
+    out = torch.log_softmax(logits + y, -1)
+    return out if log else out.exp()
+
+
+def discrete_update_inverse(theta, y, log=False):
+    """h^-1 (bfn-paramrel.md §2.2): theta proportional to theta' e^-y, in log space."""
+    return discrete_update(theta, -y, log=log)
+
+
+# ---------------------------------------------------------------------------- output distribution
+def _normal_cdf(v, mu, sigma):
+    # Same order of operations as torch.distributions.Normal.cdf.
+    return 0.5 * (1 + torch.erf((v - mu) * sigma.reciprocal() / SQRT2))
+
+
+def bin_centres(num_bins, dtype=torch.float64, device="cpu"):
+    """k_c = (2k - 1)/K - 1, k = 1..K."""
+    k = torch.arange(num_bins, dtype=dtype, device=device)
+    return (2 * k + 1) / num_bins - 1
+
+
+def bin_boundaries(num_bins, dtype=torch.float64, device="cpu"):
+    """Interior boundaries b_j = 2j/K - 1, j = 1..K-1."""
+    j = torch.arange(1, num_bins, dtype=dtype, device=device)
+    return 2 * j / num_bins - 1
+
+
+def boundary_cdfs(mu_x, sigma_x, num_bins, clip):
+    """CDFs at the K+1 boundaries, K+1 in the last dimension, and the clip=False mask/range."""
+    b = bin_boundaries(num_bins, mu_x.dtype, mu_x.device)
+    inner = _normal_cdf(b, mu_x.unsqueeze(-1), sigma_x.unsqueeze(-1))
+    if clip:
+        lo = torch.zeros_like(mu_x).unsqueeze(-1)
+        return torch.cat([lo, inner, lo + 1], -1), None, None
+    one = torch.ones_like(mu_x)
+    lo = _normal_cdf(-one, mu_x, sigma_x)
+    hi = _normal_cdf(one, mu_x, sigma_x)
+    rng = hi - lo
+    mask = rng < MIN_PROB
+    rng = torch.where(mask, torch.ones_like(rng), rng)
+    return torch.cat([lo.unsqueeze(-1), inner, hi.unsqueeze(-1)], -1), mask, rng
+
+
+def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+    """Bin probabilities of N(mu_x, sigma_x) discretised to K bins on [-1, 1] (Eq. 103-104).
+
+    clip=True: the edge bins absorb the tails; clip=False: renormalised by R = Phi(1) - Phi(-1),
+    uniform where R < 1e-5 (`DiscretizedCtsDistribution.probs`). K bins in the last dimension.
+    """
+    cdfs, mask, rng = boundary_cdfs(mu_x, sigma_x, num_bins, clip)
+    probs = cdfs[..., 1:] - cdfs[..., :-1]
+    if clip:
+        return probs
+    probs = probs / rng.unsqueeze(-1)
+    return torch.where(mask.unsqueeze(-1), torch.full_like(probs, 1.0 / num_bins), probs)
+
+
+def discretized_mean(mu_x, sigma_x, num_bins, clip=True):
+    """E[x] = sum_k p_k k_c, through the K-bin tensor (the eager reference path)."""
+    c = bin_centres(num_bins, mu_x.dtype, mu_x.device)
+    return (discretized_probs(mu_x, sigma_x, num_bins, clip) * c).sum(-1)
+
+
+def float_to_idx(x, num_bins):
+    """`float_to_idx`: clamp(floor((x/2 + 1/2) K), 0, K - 1)."""
+    return torch.clamp(torch.floor((x / 2 + 0.5) * num_bins), 0, num_bins - 1).long()
+
+
+def quantize(x, num_bins):
+    """The centre of x's bin."""
+    return (float_to_idx(x, num_bins).to(x.dtype) + 0.5) / num_bins * 2 - 1
+
+
+def discretized_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
+    """log p(x) under the discretised Normal (`DiscretizedCtsDistribution.log_prob`).
+
+    Masses below 1e-5 fall back to the density at the bin centre times the bin width.
+    """
+    K = num_bins
+    idx = float_to_idx(x, K)
+    centre = (idx.to(x.dtype) + 0.5) / K * 2 - 1
+    half = 1.0 / K
+    lo = _normal_cdf(centre - half, mu_x, sigma_x)
+    hi = _normal_cdf(centre + half, mu_x, sigma_x)
+    if clip:
+        lo = torch.where(idx <= 0, torch.zeros_like(lo), lo)
+        hi = torch.where(idx >= K - 1, torch.ones_like(hi), hi)
+        prob = hi - lo
+    else:
+        one = torch.ones_like(mu_x)
+        rng = _normal_cdf(one, mu_x, sigma_x) - _normal_cdf(-one, mu_x, sigma_x)
+        mask = rng < MIN_PROB
+        rng = torch.where(mask, torch.ones_like(rng), rng)
+        prob = torch.where(mask, torch.full_like(rng, 1.0 / K), (hi - lo) / rng)
+    density = torch.distributions.Normal(mu_x, sigma_x, validate_args=False).log_prob(centre)
+    return torch.where(prob < MIN_PROB, density + math.log(2.0 / K), torch.log(prob.clamp(min=SAFE_LOG)))
+
+
+# ---------------------------------------------------------------------------- network outputs
+def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=MIN_T):
+    """Noise-prediction to data-prediction conversion (`noise_pred_params_to_data_pred_params`).
+
+    x_hat = mu/gamma - sqrt((1-gamma)/gamma) eps_hat and sigma_x = sqrt((1-gamma)/gamma)
+    exp(clamp(log_sigma_eps, +-10)), with gamma at max(t, min_t); entries with t < min_t (raw t)
+    get x_hat = 0, sigma_x = 1. Returns (x_hat, sigma_x or None).
+    """
+    tt = per_element(t, mu).to(mu.dtype)
+    mask = tt < min_t
+    v = torch.exp(tt.clamp(min=min_t) * (2.0 * math.log(sigma1)))  # sigma1^(2t)
+    g = -torch.expm1(tt.clamp(min=min_t) * (2.0 * math.log(sigma1)))
+    scale = torch.sqrt(v / g)
+    x_hat = torch.where(mask, torch.zeros_like(mu), mu / g - scale * eps_hat)
+    if log_sigma_eps is None:
+        return x_hat, None
+    sigma = scale * torch.exp(log_sigma_eps.clamp(-SAFE_EXP, SAFE_EXP))
+    return x_hat, torch.where(mask, torch.ones_like(sigma), sigma)
+
+
+def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True):
+    """(mu_x, sigma_x) of the discretised Normal output from the network's two outputs.
+
+    noise_pred=True: (eps_hat, ln sigma_eps) converted as above; False: (mu_x, ln sigma_x) with
+    `safe_exp`. Then sigma_x is clamped to [1e-3, 10] (`DiscretizedNormal`).
+    """
+    if noise_pred:
+        mu_x, sigma_x = noise_pred_to_data_pred(out_mean, mu, t, sigma1, out_log_sigma)
+    else:
+        mu_x, sigma_x = out_mean, torch.exp(out_log_sigma.clamp(-SAFE_EXP, SAFE_EXP))
+    return mu_x, sigma_x.clamp(MIN_STD, MAX_STD)
+
+
+# ---------------------------------------------------------------------------- losses
+def _loss_weight(t, sigma1, min_loss_variance, like):
+    """C / sigma1^(2t) with C = -ln sigma1 (`CtsBayesianFlowLoss.C = -0.5 ln min_variance`)."""
+    post_var = torch.exp(per_element(t, like).to(like.dtype) * (2.0 * math.log(sigma1)))
+    if min_loss_variance > 0:
+        post_var = post_var.clamp(min=min_loss_variance)
+    return -math.log(sigma1) / post_var
+
+
+def continuous_time_loss(net_out, x, t, sigma1, mu=None, noise_pred=False, clip_range=1.0,
+                         min_loss_variance=-1.0):
+    """L^inf for continuous data with a delta output (Eq. 101): -ln sigma1 sigma1^(-2t) (x - x_hat)^2.
+
+    x_hat is ``net_out`` (or its noise-prediction conversion with ``mu``), clipped to
+    [-clip_range, clip_range] as `DeltaFactory(clip_range=1.0)` does (0 disables).
+    Per element, shape of x.
+    """
+    x_hat = noise_pred_to_data_pred(net_out, mu, t, sigma1)[0] if noise_pred else net_out
+    if clip_range > 0:
+        x_hat = x_hat.clamp(-clip_range, clip_range)
+    return _loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
+
+
+def continuous_alpha(i, n_steps, sigma1):
+    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) (Eq. 95)."""
+    return sigma1 ** (-2 * i / n_steps) * (1 - sigma1 ** (2 / n_steps))
+
+
+def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, mu=None, noise_pred=False,
+                                  clip_range=1.0):
+    """L^n for continuous data with a delta output (Eq. 94): n alpha_i / 2 (x - x_hat)^2, i = t n + 1."""
+    x_hat = noise_pred_to_data_pred(net_out, mu, t, sigma1)[0] if noise_pred else net_out
+    if clip_range > 0:
+        x_hat = x_hat.clamp(-clip_range, clip_range)
+    tt = per_element(t, x).to(x.dtype)
+    alpha = continuous_alpha(tt * n_steps + 1, n_steps, sigma1)
+    return n_steps * alpha * (x_hat - x).square() / 2
+
+
+def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins,
+                                     clip=True, noise_pred=True, min_loss_variance=-1.0):
+    """L^inf for discretised data (Eq. 122): -ln sigma1 sigma1^(-2t) (x - x_hat)^2 with
+    x_hat = sum_k p_k k_c the mean of the discretised Normal output. Per element."""
+    mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
+    x_hat = discretized_mean(mu_x, sigma_x, num_bins, clip)
+    return _loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
+
+
+def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps,
+                                   noise, clip=True, noise_pred=True):
+    """L^n for discretised data (Eq. 121): n E_y[ln p_S(y | x; alpha_i) - ln p_R(y | theta; t, alpha_i)],
+    a Monte-Carlo mean over the S sender draws ``noise`` (S, *x.shape), with the receiver the
+    mixture sum_k p_k N(y | k_c, 1/alpha_i). Per element; the reference reports the mean over D."""
+    mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
+    probs = discretized_probs(mu_x, sigma_x, num_bins, clip)  # (..., K)
+    tt = per_element(t, x).to(x.dtype)
+    alpha = continuous_alpha(tt * n_steps + 1, n_steps, sigma1)
+    y = x + noise / torch.sqrt(alpha)  # (S, ...)
+    log_norm = 0.5 * torch.log(alpha / (2 * math.pi))
+    sender = log_norm - 0.5 * alpha * (y - x).square()
+    c = bin_centres(num_bins, x.dtype, x.device)
+    comp = log_norm.unsqueeze(-1) - 0.5 * alpha.unsqueeze(-1) * (y.unsqueeze(-1) - c).square()
+    receiver = torch.logsumexp(comp + torch.log(probs), -1)
+    return n_steps * (sender - receiver).mean(0)
+
+
+def discrete_continuous_time_loss(logits, x, t, beta1):
+    """L^inf for discrete data (Eq. 205): K beta1 t ||e_x - softmax(logits)||^2, per element."""
+    K = logits.shape[-1]
+    p = torch.softmax(logits, -1)
+    e_x = torch.nn.functional.one_hot(x.long(), K).to(p.dtype)
+    tt = per_element(t, x).to(p.dtype)
+    return K * beta1 * tt * (e_x - p).square().sum(-1)
