@@ -2,7 +2,10 @@
 // this file only loops. Bindings: bfn_bindings.h.
 #include <omp.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <vector>
 
 #include "bfn/bfn_kernels.h"
 #include "bfn/bfn_math.h"
@@ -14,20 +17,60 @@ namespace cpu {
 using namespace bfn;
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
+constexpr int64_t kTile = 1024;             // normals generated per vectorised batch
+
+// The noise of stream indices [e0, e1): the injected tensor's slice, or Philox normals in buf.
+template <typename T>
+const T* noise_slice(const T* noise, PhiloxKey key, int64_t e0, int64_t e1, T* buf) {
+  if (noise) return noise + e0;
+  philox_normals<T>(key, static_cast<uint64_t>(e0), e1 - e0, buf);
+  return buf;
 }
+
+// Calls f(s, e, row) for the pieces of [i0, i1) that lie in one row of row_len elements, so
+// per-example values are read once per piece instead of dividing i by row_len per element.
+template <typename F>
+inline void for_row_segments(int64_t i0, int64_t i1, int64_t row_len, F&& f) {
+  int64_t row = i0 / row_len;
+  for (int64_t s = i0; s < i1; ++row) {
+    const int64_t e = (row + 1) * row_len < i1 ? (row + 1) * row_len : i1;
+    f(s, e, row);
+    s = e;
+  }
+}
+
+template <typename T>
+inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
+  return per_row ? p[row] : p[i];
+}
+
+}  // namespace
 
 template <typename T>
 void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
               uint64_t seed, uint64_t offset, T* out, int64_t n) {
+  const PhiloxKey key{seed, offset};
+  const int64_t tiles = (n + kTile - 1) / kTile;
   int32_t flags = 0;
-#pragma omp parallel reduction(| : flags) if (n >= kParallelMin)
-  {
-    NormalStream<T> stream{PhiloxKey{seed, offset}};
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const T eps = noise ? noise[i] : stream(static_cast<uint64_t>(i));
-      out[i] = cts_flow_elem(x[i], t[bidx(i, row_len, t_per_row)], log_s1sq, eps, flags);
-    }
+#pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+    alignas(64) T buf[kTile];
+    const T* eps = noise_slice(noise, key, i0, i1, buf);
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      if (t_per_row) {
+        const FlowCoeffs<T> c = flow_coeffs(t[row], log_s1sq);
+        int32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (int64_t i = s; i < e; ++i) {
+          bad |= !(fabs(x[i]) <= std::numeric_limits<T>::max());
+          out[i] = c.gamma * x[i] + c.sd * eps[i - i0];
+        }
+        if (bad) flags |= kNonFiniteInput;
+      } else {
+        for (int64_t i = s; i < e; ++i) out[i] = cts_flow_elem(x[i], flow_coeffs(t[i], log_s1sq), eps[i - i0], flags);
+      }
+    });
   }
   *l.flags |= flags;
 }
@@ -35,18 +78,18 @@ void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t r
 template <typename T>
 void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, int64_t row_len, int64_t K,
                T sqrt_beta1, const T* noise, uint64_t seed, uint64_t offset, T* out, int64_t n) {
+  const PhiloxKey key{seed, offset};
+  const int64_t per_tile = K >= kTile ? 1 : kTile / K;  // elements per tile
+  const int64_t tiles = (n + per_tile - 1) / per_tile;
   int32_t flags = 0;
 #pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
   {
-    NormalStream<T> stream{PhiloxKey{seed, offset}};
-    InjectedNoise<T> injected{noise};
+    std::vector<T> buf(noise ? 0 : per_tile * K);
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const T ti = t[bidx(i, row_len, t_per_row)];
-      if (noise)
-        disc_flow_elem(i, x[i], ti, K, sqrt_beta1, injected, out, flags);
-      else
-        disc_flow_elem(i, x[i], ti, K, sqrt_beta1, stream, out, flags);
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
+      InjectedNoise<T> eps{noise_slice(noise, key, i0 * K, i1 * K, buf.data()) - i0 * K};
+      for (int64_t i = i0; i < i1; ++i) disc_flow_elem(i, x[i], t[bidx(i, row_len, t_per_row)], K, sqrt_beta1, eps, out, flags);
     }
   }
   *l.flags |= flags;
@@ -55,11 +98,28 @@ void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, in
 template <typename T>
 void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha, bool alpha_per_row,
                 int64_t row_len, const T* y, bool inverse, T* out, int64_t n) {
+  const int64_t tiles = (n + kTile - 1) / kTile;
   int32_t flags = 0;
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y[i], alpha[bidx(i, row_len, alpha_per_row)],
-                             inverse, flags);
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
+        const T a = alpha[row], r = rho[row], r_new = inverse ? r - a : r + a, sa = inverse ? -a : a;
+        int32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (int64_t i = s; i < e; ++i) {
+          bad |= !(fabs(mu[i]) <= std::numeric_limits<T>::max()) | !(fabs(y[i]) <= std::numeric_limits<T>::max());
+          out[i] = (r * mu[i] + sa * y[i]) / r_new;
+        }
+        if (bad) flags |= kNonFiniteInput;
+        return;
+      }
+      for (int64_t i = s; i < e; ++i)
+        out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y[i], at(alpha, alpha_per_row, row, i), inverse,
+                                 flags);
+    });
+  }
   *l.flags |= flags;
 }
 
@@ -67,19 +127,36 @@ template <typename T>
 void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
                        bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
                        uint64_t offset, T* out, T* out_y, int64_t n) {
+  const PhiloxKey key{seed, offset};
+  const int64_t tiles = (n + kTile - 1) / kTile;
   int32_t flags = 0;
-#pragma omp parallel reduction(| : flags) if (n >= kParallelMin)
-  {
-    NormalStream<T> stream{PhiloxKey{seed, offset}};
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const T a = alpha[bidx(i, row_len, alpha_per_row)];
-      const T eps = noise ? noise[i] : stream(static_cast<uint64_t>(i));
-      if (!isfinite(x[i])) flags |= kNonFiniteInput;
-      const T y = x[i] + eps / sqrt(a);  // y ~ N(x, 1/alpha)
-      out_y[i] = y;
-      out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, flags);
-    }
+#pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+    alignas(64) T buf[kTile];
+    const T* eps = noise_slice(noise, key, i0, i1, buf);
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
+        const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
+        int32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (int64_t i = s; i < e; ++i) {
+          bad |= !(fabs(x[i]) <= std::numeric_limits<T>::max()) | !(fabs(mu[i]) <= std::numeric_limits<T>::max());
+          const T y = x[i] + eps[i - i0] * sd;
+          out_y[i] = y;
+          out[i] = (r * mu[i] + a * y) / r_new;
+        }
+        if (bad) flags |= kNonFiniteInput;
+        return;
+      }
+      for (int64_t i = s; i < e; ++i) {
+        if (!isfinite(x[i])) flags |= kNonFiniteInput;
+        const T a = at(alpha, alpha_per_row, row, i);
+        const T y = x[i] + eps[i - i0] / sqrt(a);  // y ~ N(x, 1/alpha)
+        out_y[i] = y;
+        out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y, a, false, flags);
+      }
+    });
   }
   *l.flags |= flags;
 }
@@ -101,22 +178,27 @@ template <typename T>
 void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const T* alpha, bool alpha_per_row,
                         int64_t row_len, int64_t K, bool log_io, const T* noise, uint64_t seed, uint64_t offset,
                         T* out, T* out_y, int64_t n) {
+  const PhiloxKey key{seed, offset};
+  const int64_t per_tile = K >= kTile ? 1 : kTile / K;
+  const int64_t tiles = (n + per_tile - 1) / per_tile;
   int32_t flags = 0;
 #pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
   {
-    NormalStream<T> stream{PhiloxKey{seed, offset}};
+    std::vector<T> buf(noise ? 0 : per_tile * K);
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t xi = x[i];
-      if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
-      const T a = alpha[bidx(i, row_len, alpha_per_row)];
-      const T sd = sqrt(a * T(K));
-      T* yi = out_y + i * K;
-      for (int64_t k = 0; k < K; ++k) {  // y ~ N(alpha (K e_x - 1), alpha K I)
-        const uint64_t e = static_cast<uint64_t>(i * K + k);
-        yi[k] = a * (k == xi ? T(K - 1) : T(-1)) + sd * (noise ? noise[e] : stream(e));
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
+      const T* eps = noise_slice(noise, key, i0 * K, i1 * K, buf.data()) - i0 * K;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t xi = x[i];
+        if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
+        const T a = alpha[bidx(i, row_len, alpha_per_row)];
+        const T sd = sqrt(a * T(K));
+        T* yi = out_y + i * K;
+        for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
+          yi[k] = a * (k == xi ? T(K - 1) : T(-1)) + sd * eps[i * K + k];
+        disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, T(1), log_io, out + i * K, flags);
       }
-      disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, T(1), log_io, out + i * K, flags);
     }
   }
   *l.flags |= flags;

@@ -27,7 +27,8 @@ __global__ void cts_flow_kernel(const T* x, const T* t, bool t_per_row, int64_t 
     for (int l = 0; l < 4; ++l) {
       const int64_t i = 4 * g + l;
       if (i >= n) break;
-      out[i] = cts_flow_elem(x[i], t[bidx(i, row_len, t_per_row)], log_s1sq, noise ? noise[i] : eps[l], local);
+      out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), noise ? noise[i] : eps[l],
+                             local);
     }
   }
   report(flags, local);

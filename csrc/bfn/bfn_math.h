@@ -182,10 +182,20 @@ struct InjectedNoise {
 // ---------------------------------------------------------------- element bodies
 // Continuous flow (BFN Eq. 77): mu = gamma x + sqrt(gamma (1 - gamma)) eps.
 template <typename T>
-DIFFREP_HD T cts_flow_elem(T x, T t, T log_s1sq, T eps, int32_t& flags) {
-  if (!isfinite(x)) flags |= kNonFiniteInput;
+struct FlowCoeffs {
+  T gamma, sd;
+};
+
+template <typename T>
+DIFFREP_HD FlowCoeffs<T> flow_coeffs(T t, T log_s1sq) {
   const T g = gamma_of_t(t, log_s1sq);
-  return g * x + sqrt(g * (T(1) - g)) * eps;
+  return FlowCoeffs<T>{g, sqrt(g * (T(1) - g))};
+}
+
+template <typename T>
+DIFFREP_HD T cts_flow_elem(T x, FlowCoeffs<T> c, T eps, int32_t& flags) {
+  if (!isfinite(x)) flags |= kNonFiniteInput;
+  return c.gamma * x + c.sd * eps;
 }
 
 // Discrete flow (BFN Eq. 185) for element i: out[i*K .. i*K+K) = softmax(beta (K e_x - 1) + sqrt(beta K) eps).

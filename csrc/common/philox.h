@@ -8,7 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "hd.h"
+#include "common/fast_math.h"
+#include "common/hd.h"
 
 namespace diffrep {
 
@@ -22,24 +23,31 @@ struct PhiloxKey {
   uint64_t offset;
 };
 
-DIFFREP_HD void philox4x32_10(uint32_t c[4], uint32_t k0, uint32_t k1) {
-  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-#pragma unroll
-  for (int r = 0; r < 10; ++r) {
-    if (r > 0) {
-      k0 += W0;
-      k1 += W1;
-    }
-    const uint64_t p0 = static_cast<uint64_t>(M0) * c[0];
-    const uint64_t p1 = static_cast<uint64_t>(M1) * c[2];
-    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
-    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
-    const uint32_t n0 = hi1 ^ c[1] ^ k0, n2 = hi0 ^ c[3] ^ k1;
-    c[0] = n0;
-    c[1] = lo1;
-    c[2] = n2;
-    c[3] = lo0;
-  }
+struct PhiloxBlock {
+  uint32_t c0, c1, c2, c3;
+};
+
+DIFFREP_HD PhiloxBlock philox_round(PhiloxBlock x, uint32_t k0, uint32_t k1) {
+  const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * x.c0;
+  const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * x.c2;
+  return PhiloxBlock{static_cast<uint32_t>(p1 >> 32) ^ x.c1 ^ k0, static_cast<uint32_t>(p1),
+                     static_cast<uint32_t>(p0 >> 32) ^ x.c3 ^ k1, static_cast<uint32_t>(p0)};
+}
+
+// Ten rounds written out, on scalars: a loop or an array here stops the CPU compiler from
+// vectorising the callers.
+DIFFREP_HD PhiloxBlock philox4x32_10(PhiloxBlock x, uint32_t k0, uint32_t k1) {
+  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  x = philox_round(x, k0, k1);
+  x = philox_round(x, k0 + 1 * W0, k1 + 1 * W1);
+  x = philox_round(x, k0 + 2 * W0, k1 + 2 * W1);
+  x = philox_round(x, k0 + 3 * W0, k1 + 3 * W1);
+  x = philox_round(x, k0 + 4 * W0, k1 + 4 * W1);
+  x = philox_round(x, k0 + 5 * W0, k1 + 5 * W1);
+  x = philox_round(x, k0 + 6 * W0, k1 + 6 * W1);
+  x = philox_round(x, k0 + 7 * W0, k1 + 7 * W1);
+  x = philox_round(x, k0 + 8 * W0, k1 + 8 * W1);
+  return philox_round(x, k0 + 9 * W0, k1 + 9 * W1);
 }
 
 // ((r >> 9) + 0.5) * 2^-23: exact in float and double, strictly inside (0, 1).
@@ -53,20 +61,79 @@ DIFFREP_HD T two_pi() {
   return T(6.283185307179586476925286766559);
 }
 
+template <typename T>
+struct Normal4 {
+  T n0, n1, n2, n3;
+};
+
 // The four normals of block g.
 template <typename T>
+DIFFREP_HD Normal4<T> philox_normal4(PhiloxKey key, uint64_t g) {
+  const PhiloxBlock c = philox4x32_10(
+      PhiloxBlock{static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32), static_cast<uint32_t>(key.offset),
+                  static_cast<uint32_t>(key.offset >> 32)},
+      static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
+  const T r0 = sqrt(T(-2) * fast_log(philox_uniform<T>(c.c0)));
+  const T r1 = sqrt(T(-2) * fast_log(philox_uniform<T>(c.c2)));
+  T s0, c0, s1, c1;
+  fast_sincos_2pi(philox_uniform<T>(c.c1), s0, c0);
+  fast_sincos_2pi(philox_uniform<T>(c.c3), s1, c1);
+  return Normal4<T>{r0 * c0, r0 * s0, r1 * c1, r1 * s1};
+}
+
+template <typename T>
 DIFFREP_HD void philox_normal4(PhiloxKey key, uint64_t g, T out[4]) {
-  uint32_t c[4] = {static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32),
-                   static_cast<uint32_t>(key.offset), static_cast<uint32_t>(key.offset >> 32)};
-  philox4x32_10(c, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
-#pragma unroll
-  for (int p = 0; p < 2; ++p) {
-    const T radius = sqrt(T(-2) * log(philox_uniform<T>(c[2 * p])));
-    const T angle = two_pi<T>() * philox_uniform<T>(c[2 * p + 1]);
-    out[2 * p] = radius * cos(angle);
-    out[2 * p + 1] = radius * sin(angle);
+  const Normal4<T> v = philox_normal4<T>(key, g);
+  out[0] = v.n0;
+  out[1] = v.n1;
+  out[2] = v.n2;
+  out[3] = v.n3;
+}
+
+#if !defined(__CUDACC__)
+// Normals of stream indices [e0, e0 + len) into out[0 .. len): whole Philox blocks in a loop the
+// compiler vectorises, partial blocks at either end through philox_normal4.
+template <typename T>
+inline void philox_normals(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
+  int64_t i = 0;
+  if (e0 & 3) {
+    T v[4];
+    philox_normal4<T>(key, e0 >> 2, v);
+    for (; i < len && ((e0 + i) & 3); ++i) out[i] = v[(e0 + i) & 3];
+  }
+  const uint64_t g0 = (e0 + i) >> 2;
+  const int64_t full = (len - i) / 4;
+  T* body = out + i;
+  // Structure of arrays per tile (contiguous stores vectorise), then one interleaving pass.
+  constexpr int kTile = 256;
+  alignas(64) T n0[kTile], n1[kTile], n2[kTile], n3[kTile];
+  for (int64_t j0 = 0; j0 < full; j0 += kTile) {
+    const int m = static_cast<int>(full - j0 < kTile ? full - j0 : kTile);
+    const uint64_t gb = g0 + static_cast<uint64_t>(j0);
+#pragma omp simd
+    for (int j = 0; j < m; ++j) {
+      const Normal4<T> v = philox_normal4<T>(key, gb + static_cast<uint32_t>(j));
+      n0[j] = v.n0;
+      n1[j] = v.n1;
+      n2[j] = v.n2;
+      n3[j] = v.n3;
+    }
+    T* o = body + 4 * j0;
+    for (int j = 0; j < m; ++j) {
+      o[4 * j] = n0[j];
+      o[4 * j + 1] = n1[j];
+      o[4 * j + 2] = n2[j];
+      o[4 * j + 3] = n3[j];
+    }
+  }
+  i += 4 * full;
+  if (i < len) {
+    T v[4];
+    philox_normal4<T>(key, (e0 + i) >> 2, v);
+    for (int64_t l = 0; i < len; ++i, ++l) out[i] = v[l];
   }
 }
+#endif
 
 // Sequential reader of the normal stream that recomputes a block only when it moves past it.
 template <typename T>

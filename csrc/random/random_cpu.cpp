@@ -10,13 +10,12 @@ namespace cpu {
 template <typename T>
 void normal_fill(const Launch&, T* out, int64_t n, uint64_t seed, uint64_t offset) {
   const PhiloxKey key{seed, offset};
-  const int64_t blocks = (n + 3) / 4;
-#pragma omp parallel for schedule(static) if (n >= (1 << 14))
-  for (int64_t g = 0; g < blocks; ++g) {
-    T v[4];
-    philox_normal4<T>(key, static_cast<uint64_t>(g), v);
-    const int64_t lim = n - 4 * g < 4 ? n - 4 * g : 4;
-    for (int64_t l = 0; l < lim; ++l) out[4 * g + l] = v[l];
+  constexpr int64_t kChunk = 1 << 14;  // a multiple of 4: every chunk starts on a Philox block
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kChunk)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t e0 = c * kChunk, len = e0 + kChunk < n ? kChunk : n - e0;
+    philox_normals<T>(key, static_cast<uint64_t>(e0), len, out + e0);
   }
 }
 

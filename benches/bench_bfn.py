@@ -1,0 +1,187 @@
+"""BFN kernels vs their eager PyTorch twins, measured side by side in one run.
+
+For each op and size it prints the backend, the min-of-N time, the speed-up over the eager twin
+(the nnaisense reference semantics in eager PyTorch, noise from torch.randn as the reference
+draws it), and the achieved bandwidth against a large copy measured in the same run. On the CPU
+it runs with 1 thread and with all threads; ``--device cuda`` runs on a GPU.
+
+    python benches/bench_bfn.py                      # CPU, sizes 1e5 .. 1.6e7
+    python benches/bench_bfn.py --full               # adds 6.4e7 elements
+    python benches/bench_bfn.py --device cuda --full
+
+Targets (issue 2): CPU: flow and update >= 3x the eager twin, the discretised loss at K = 256
+>= 5x with O(B x D) memory; H100/H200: elementwise ops >= 70% of copy bandwidth at >= 16M
+elements, discretised loss >= 10x the eager twin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+
+import torch
+
+import diffrep
+from diffrep.ops import bfn, explain
+from diffrep.ops.reference import bfn as ref
+
+SIGMA1 = 1e-3
+BETA1 = 9.0
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn, device, repeat, budget=2.0):
+    """Min of up to ``repeat`` runs after one warm-up, stopping early once ``budget`` s are spent."""
+    fn()
+    sync(device)
+    best, spent = math.inf, 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent > budget:
+            break
+    return best
+
+
+def copy_bandwidth(n, device, repeat):
+    src = torch.randn(n, device=device)
+    dst = torch.empty_like(src)
+    t = best_time(lambda: dst.copy_(src), device, repeat)
+    return 2 * src.numel() * src.element_size() / t
+
+
+def allocated_bytes(fn, device):
+    """Bytes allocated while ``fn`` runs (peak on CUDA; sum of allocations on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(max(e.cpu_memory_usage, 0) for e in prof.events())
+
+
+def cases(n, device):
+    """(name, K, native fn, eager twin fn, bytes moved by the fused op) for n elements."""
+    B = max(1, n // 4096)
+    D = n // B
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(B, D, generator=g) * 2 - 1).to(device)
+    t = torch.rand(B, generator=g).to(device)
+    y = torch.randn(B, D, generator=g).to(device)
+    alpha = torch.rand(B, generator=g).to(device) + 0.1
+    rho = torch.rand(B, generator=g).to(device) + 1
+    f4 = 4  # float32 bytes
+    out = []
+
+    def randn_like(v):
+        return torch.randn(v.shape, device=device)
+
+    out.append(("continuous_flow", "-", lambda: bfn.continuous_flow(x, t, SIGMA1),
+                lambda: ref.continuous_flow(x, t, SIGMA1, randn_like(x)), 2 * f4 * n))
+    out.append(("continuous_update", "-", lambda: bfn.continuous_update(x, rho, y, alpha),
+                lambda: ref.continuous_update(x, rho, y, alpha), 3 * f4 * n))
+    out.append(("continuous_update_inverse", "-", lambda: bfn.continuous_update_inverse(x, rho + alpha, y, alpha),
+                lambda: ref.continuous_update_inverse(x, rho + alpha, y, alpha), 3 * f4 * n))
+    out.append(("continuous_sender_update", "-", lambda: bfn.continuous_sender_update(x, rho, y, alpha),
+                lambda: ref.continuous_update(x, rho, ref.continuous_sender_sample(y, alpha, randn_like(y)), alpha),
+                4 * f4 * n))
+    for K in (2, 16, 256):
+        if n * K > 2**27:  # keep the K-wide tensors within memory (<= 512 MB each)
+            continue
+        Bk, Dk = max(1, (n // K) // 256), 256
+        nk = Bk * Dk
+        xi = torch.randint(0, K, (Bk, Dk), generator=g).to(device)
+        tk = torch.rand(Bk, generator=g).to(device)
+        theta = torch.softmax(torch.randn(Bk, Dk, K, generator=g), -1).to(device)
+        yk = torch.randn(Bk, Dk, K, generator=g).to(device)
+        out.append(("discrete_flow", K, lambda xi=xi, tk=tk, K=K: bfn.discrete_flow(xi, tk, BETA1, K),
+                    lambda xi=xi, tk=tk, K=K: ref.discrete_flow(xi, tk, BETA1, K, torch.randn(*xi.shape, K,
+                                                                                              device=device)),
+                    (8 + K * f4) * nk))
+        out.append(("discrete_update", K, lambda th=theta, yk=yk: bfn.discrete_update(th, yk),
+                    lambda th=theta, yk=yk: ref.discrete_update(th, yk), 3 * K * f4 * nk))
+        mu_x = (torch.randn(B, D, generator=g) * 0.5).to(device)
+        sig = (torch.rand(B, D, generator=g) * 0.3 + 0.01).to(device)
+        if n * K <= 2**26:
+            out.append(("discretized_probs", K, lambda m=mu_x, s=sig, K=K: bfn.discretized_probs(m, s, K),
+                        lambda m=mu_x, s=sig, K=K: ref.discretized_probs(m, s, K), (2 * f4 + K * f4) * n))
+        eps = torch.randn(B, D, generator=g).to(device).requires_grad_()
+        ls = (torch.randn(B, D, generator=g) - 2).to(device).requires_grad_()
+        xq = ref.quantize(x, K)
+        mu = bfn.continuous_flow(xq, t, SIGMA1)
+
+        def fused(eps=eps, ls=ls, xq=xq, mu=mu, K=K):
+            bfn.discretized_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
+
+        def eager(eps=eps, ls=ls, xq=xq, mu=mu, K=K):
+            ref.discretized_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
+
+        if n * K <= 2**26:
+            out.append(("discretized_cts_loss fwd+bwd", K, fused, eager, 7 * f4 * n))
+        logits = torch.randn(Bk, Dk, K, generator=g).to(device).requires_grad_()
+        out.append(("discrete_cts_loss fwd+bwd", K,
+                    lambda lg=logits, xi=xi, tk=tk: bfn.discrete_continuous_time_loss(lg, xi, tk, BETA1).mean()
+                    .backward(),
+                    lambda lg=logits, xi=xi, tk=tk: ref.discrete_continuous_time_loss(lg, xi, tk, BETA1).mean()
+                    .backward(),
+                    (3 * K * f4 + 8) * nk))
+    return out
+
+
+def run(device, sizes, repeat, threads_list):
+    print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{'GPU ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
+    for threads in threads_list:
+        if device.type == "cpu":
+            torch.set_num_threads(threads)
+        copy_bw = copy_bandwidth(max(sizes), device, repeat)
+        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; "
+              f"copy bandwidth {copy_bw / 1e9:.1f} GB/s (read+write, {max(sizes):.1e} floats)")
+        print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
+              f"{'speed-up':>9s} {'GB/s':>7s} {'% copy':>7s} {'alloc native':>13s} {'alloc eager':>12s}")
+        for n in sizes:
+            for name, K, native, eager, nbytes in cases(n, device):
+                t_native = best_time(native, device, repeat)
+                t_eager = best_time(eager, device, max(2, repeat // 3))
+                mem = ""
+                if "loss" in name:
+                    mem = f"{allocated_bytes(native, device) / 1e6:11.1f}MB {allocated_bytes(eager, device) / 1e6:10.1f}MB"
+                bw = nbytes / t_native
+                print(f"{name:30s} {K!s:>4s} {n:10.1e} {device.type:>8s} {t_native * 1e3:10.3f} {t_eager * 1e3:10.3f} "
+                      f"{t_eager / t_native:8.1f}x {bw / 1e9:7.1f} {100 * bw / copy_bw:6.0f}% {mem}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--full", action="store_true", help="include 6.4e7 elements")
+    p.add_argument("--sizes", type=float, nargs="*", help="element counts (overrides the defaults)")
+    p.add_argument("--repeat", type=int, default=10)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not diffrep.cuda_available():
+        raise SystemExit("--device cuda: " + str(diffrep.info()["modules"]["_cuda"]["reason"]))
+    sizes = [int(s) for s in args.sizes] if args.sizes else [100_000, 1_000_000, 16_000_000] + (
+        [64_000_000] if args.full else [])
+    probe = torch.zeros(2, 2, device=device)
+    choice = explain("bfn.continuous_flow", probe, torch.zeros(2, device=device), SIGMA1)
+    if choice.backend == "reference":
+        raise SystemExit(f"native kernels unusable here:\n{choice}")
+    threads = [1, torch.get_num_threads()] if device.type == "cpu" and torch.get_num_threads() > 1 else [1]
+    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""Strict dataclass configs (ecosystem.md 2.5): typed fields, YAML presets, ``--a.b value`` overrides.
+
+No dependency beyond PyYAML: the override grammar is small (dotted field path, YAML-typed value) and
+every failure names the field. Chosen over jsonargparse/tyro to keep the CLI dependency-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from typing import Any, Iterable, Literal, Union
+
+import yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "config_from_dict",
+    "config_to_dict",
+    "dump_yaml",
+    "load_yaml",
+    "apply_overrides",
+    "parse_override_args",
+    "set_path",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or impossible; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"config field '{field}': {message}" if field else message)
+
+    def prefixed(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.field}" if self.field else prefix, self.message)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, field: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it converted (int->float, list->tuple)."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arm in args:
+            if arm is type(None):
+                continue
+            try:
+                return _coerce(value, arm, field)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError(field, f"expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(field, f"must be one of {list(args)}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(field, f"expected bool, got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(field, f"expected int, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(field, f"expected float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(field, f"expected str, got {type(value).__name__} {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(field, f"expected a sequence ({_type_name(tp)}), got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{field}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ConfigError(field, f"expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{field}[{i}]") for i, (v, a) in enumerate(zip(value, args))) if args else tuple(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(field, f"expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{field}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(field, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return config_from_dict(tp, value, _field=field)
+        raise ConfigError(field, f"expected {tp.__name__} or a mapping, got {value!r}")
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise ConfigError(field, f"expected {tp.__name__}, got {type(value).__name__}")
+        return value
+    return value
+
+
+@dataclasses.dataclass
+class Config:
+    """Base class of every diffrep config dataclass.
+
+    ``__post_init__`` type-checks and converts every field, then calls ``validate()``, which
+    subclasses override to reject impossible combinations (raising :class:`ConfigError`).
+    """
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            try:
+                object.__setattr__(self, f.name, _coerce(value, hints[f.name], f.name))
+            except ConfigError as exc:
+                if exc.field.startswith(f.name):
+                    raise
+                raise exc.prefixed(f.name) from None
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject impossible combinations; override in subclasses."""
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return config_from_dict(cls, data)
+
+
+def config_from_dict(cls: type, data: dict, *, _field: str = "", ignore_private: bool = False):
+    """Build dataclass ``cls`` from ``data``; unknown keys raise :class:`ConfigError` naming them.
+
+    ``ignore_private`` skips keys starting with ``_`` (metadata such as ``_class_name``).
+    """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"config_from_dict: cls must be a dataclass type, got {cls!r}")
+    if not isinstance(data, dict):
+        raise ConfigError(_field, f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if ignore_private and isinstance(key, str) and key.startswith("_"):
+            continue
+        full = f"{_field}.{key}" if _field else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(full, f"unknown field for {cls.__name__}{hint} (known: {', '.join(names)})")
+        kwargs[key] = _coerce(value, hints[key], full)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise (exc.prefixed(_field) if _field else exc) from None
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Plain JSON/YAML-able structure of a (nested) config: dicts, lists, scalars."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [config_to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {str(k): config_to_dict(v) for k, v in cfg.items()}
+    if cfg is None or isinstance(cfg, (bool, int, float, str)):
+        return cfg
+    raise TypeError(f"config value {cfg!r} of type {type(cfg).__name__} is not JSON-serialisable")
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping (a preset or a saved run config)."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+
+
+def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
+    tp: Any = cls
+    for i, part in enumerate(parts):
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+            raise ConfigError(".".join(parts[:i]), f"is not a config section, cannot set '{part}'")
+        names = [f.name for f in dataclasses.fields(tp) if f.init]
+        if part not in names:
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(field, f"unknown field for {tp.__name__}{hint} (known: {', '.join(names)})")
+        tp = _hints(tp)[part]
+    return tp
+
+
+def _parse_raw(raw: Any, tp: Any) -> Any:
+    """Turn a command-line string into a value for annotation ``tp``."""
+    if not isinstance(raw, str):
+        return raw
+    args = typing.get_args(tp)
+    if tp is str or (typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in args)):
+        return raw
+    if typing.get_origin(tp) in (Union, types.UnionType) and str in args and raw.lower() not in ("null", "none"):
+        return raw
+    if raw.lower() in ("none", "null", "~"):
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list) and not raw.strip().startswith("["):
+        raw = "[" + raw + "]"  # allow --x 1,2,2
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if origin in (tuple, list) and isinstance(value, list):
+        value = [float(v) if isinstance(v, str) and _is_float(v) else v for v in value]
+    return value
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def set_path(cfg: Any, path: str, raw: Any) -> Any:
+    """Return a copy of ``cfg`` with dotted field ``path`` set (strings parsed as YAML by type)."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"set_path: cfg must be a dataclass instance, got {type(cfg).__name__}")
+    parts = [p for p in path.replace("-", "_").split(".")]
+    if not path or any(not p for p in parts):
+        raise ConfigError(path, "empty field name in override")
+    tp = _leaf_type(type(cfg), parts, path)
+    value = _coerce(_parse_raw(raw, tp), tp, path)
+
+    def rebuild(obj: Any, i: int) -> Any:
+        if i == len(parts) - 1:
+            new = value
+        else:
+            new = rebuild(getattr(obj, parts[i]), i + 1)
+        try:
+            return dataclasses.replace(obj, **{parts[i]: new})
+        except ConfigError as exc:
+            prefix = ".".join(parts[:i])
+            raise (exc.prefixed(prefix) if prefix else exc) from None
+
+    return rebuild(cfg, 0)
+
+
+def parse_override_args(tokens: Iterable[str]) -> list[tuple[str, str]]:
+    """``["--a.b", "1", "--c=x", "--flag"]`` -> ``[("a.b", "1"), ("c", "x"), ("flag", "true")]``."""
+    tokens = list(tokens)
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not isinstance(tok, str) or not tok.startswith("--") or len(tok) <= 2:
+            raise ValueError(f"override {tok!r}: expected '--field.path value' or '--field.path=value'")
+        key = tok[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(tokens) and not (tokens[i + 1].startswith("--") and len(tokens[i + 1]) > 2):
+            raw = tokens[i + 1]
+            i += 2
+        else:
+            raw = "true"
+            i += 1
+        out.append((key, raw))
+    return out
+
+
+def apply_overrides(cfg: Any, overrides: dict | Iterable[tuple[str, Any]] | Iterable[str]) -> Any:
+    """Apply overrides given as ``{"a.b": v}``, ``[("a.b", v)]`` or raw ``["--a.b", "v"]`` tokens."""
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        overrides = list(overrides)
+        items = parse_override_args(overrides) if overrides and isinstance(overrides[0], str) else overrides
+    for key, raw in items:
+        cfg = set_path(cfg, key, raw)
+    return cfg

@@ -1,0 +1,211 @@
+"""Datasets with ground-truth factors: original-format readers and offline procedural generators.
+
+Entry point: :func:`load`. Conventions (factor order, index math, image dtype/range/layout) are in
+:mod:`diffrep.data.base`; the specification is ../shared/reference/data.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .base import ArrayGroundTruthData, GroundTruthData, ImageDataset, missing_file_error
+from .sampling import EpochBatchSampler, epoch_permutation, make_loader
+
+SOURCES = ("auto", "file", "procedural")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    description: str
+    expected: tuple[str, ...]
+    find: Callable | None = None  # root -> path/folder or None
+    from_file: Callable | None = None  # (found, split, options) -> dataset
+    procedural: Callable | None = None  # (split, options) -> dataset
+    splits: tuple = (None,)
+
+
+def _find_named(names, subs=("",)):
+    def find(root):
+        root = Path(root)
+        if root.is_file() and root.name in names or (root.is_file() and root.suffix in (".npz", ".h5", ".hdf5")):
+            return root
+        for sub in subs:
+            for n in names:
+                if (root / sub / n).is_file():
+                    return root / sub / n
+        return None
+    return find
+
+
+def _gt_split(split):
+    if split not in (None, "all"):
+        raise ValueError(f"ground-truth datasets have no splits (split=None), got {split!r}")
+
+
+def _cls(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def _gt_file(module: str, name: str):
+    def make(found, split, options):
+        _gt_split(split)
+        return _cls(module, name)(found, **options)
+    return make
+
+
+def _gt_proc(module: str, name: str):
+    def make(split, options):
+        _gt_split(split)
+        return _cls(module, name)(**options)
+    return make
+
+
+def _folder_exists(marker):
+    def find(root):
+        root = Path(root)
+        for sub in ("", "celeba"):
+            if (root / sub / marker).exists():
+                return root
+        return None
+    return find
+
+
+def _celeba(p, split, o):
+    from .celeba import CelebA
+    return CelebA(p, split=split or "train", **o)
+
+
+def _mnist_like(name):
+    def make(p, split, o):
+        from .mnist import MNIST
+        return MNIST(p, split=split or "train", name=name, **o)
+    return make
+
+
+def _mnist_find(name):
+    def find(root):
+        from .mnist import find_files
+        try:
+            find_files(root, name, "train")
+        except FileNotFoundError:
+            try:
+                find_files(root, name, "test")
+            except FileNotFoundError:
+                return None
+        return Path(root)
+    return find
+
+
+def _cifar_find(root):
+    root = Path(root)
+    for d in (root, root / "cifar-10-batches-py"):
+        if (d / "test_batch").is_file() or (d / "data_batch_1").is_file():
+            return root
+    return None
+
+
+def _cifar(p, split, o):
+    from .cifar10 import CIFAR10
+    return CIFAR10(p, split=split or "train", **o)
+
+
+def _image_folder(p, split, o):
+    from .image_folder import ImageFolder
+    if split not in (None, "all"):
+        raise ValueError(f"image_folder has no splits, got {split!r}")
+    return ImageFolder(p, **o)
+
+
+def _digits(split, o):
+    from .digits import Digits
+    return Digits(split=split, **o)
+
+
+def _cars_find(root):
+    from .cars3d import find_folder
+    return find_folder(root)
+
+
+REGISTRY: dict[str, _Entry] = {
+    "dsprites": _Entry("dSprites 2D shapes, 3x6x40x32x32 factors (data.md s2)",
+                       ("dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"),
+                       _find_named(("dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+                                    "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"), ("", "dsprites", "dsprites-dataset")),
+                       _gt_file("dsprites", "DSpritesFile"), _gt_proc("dsprites", "DSprites")),
+    "shapes3d": _Entry("3D Shapes, 10x10x10x8x4x15 factors (data.md s3)",
+                       ("3dshapes.h5", "3dshapes.npz"),
+                       _find_named(("3dshapes.h5", "3dshapes.npz",
+                                    "look-at-object-room_floor-hueXwall-hueXobj-hueXobj-sizeXobj-shapeXview-azi.npz"),
+                                   ("", "3dshapes", "shapes3d")),
+                       _gt_file("shapes3d", "Shapes3DFile"), _gt_proc("shapes3d", "Shapes3D")),
+    "mpi3d_toy": _Entry("MPI3D (layout inferred from N), memory-mapped (data.md s4)",
+                        ("mpi3d_toy.npz",),
+                        _find_named(("mpi3d_toy.npz", "sim_toy_64x_ordered_without_heldout_factors.npz"), ("", "mpi3d_toy", "mpi3d")),
+                        _gt_file("mpi3d", "MPI3D")),
+    "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (data.md s5)", ("list.txt", "car_*_mesh.mat"),
+                     _cars_find, _gt_file("cars3d", "Cars3D")),
+    "celeba": _Entry("CelebA aligned + 40 attributes (data.md s6)",
+                     ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt"),
+                     _folder_exists("list_attr_celeba.txt"), _celeba, splits=("train", "valid", "test", "all")),
+    "mnist": _Entry("MNIST digits, IDX files (data.md s7)",
+                    ("train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]", "t10k-*"),
+                    _mnist_find("mnist"), _mnist_like("mnist"), splits=("train", "test")),
+    "fashion_mnist": _Entry("FashionMNIST, IDX files (data.md s7)",
+                            ("train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]", "t10k-*"),
+                            _mnist_find("fashion_mnist"), _mnist_like("fashion_mnist"), splits=("train", "test")),
+    "cifar10": _Entry("CIFAR-10 python batches (data.md s7.3)", ("cifar-10-batches-py/data_batch_1..5", "test_batch"),
+                      _cifar_find, _cifar, splits=("train", "test")),
+    "image_folder": _Entry("every image under a folder (FFHQ-style)", ("*.png/*.jpg under root",),
+                           lambda r: Path(r) if Path(r).is_dir() else None, _image_folder),
+    "disks": _Entry("SAMI soft disks: x, y, background (data.md s8)", (), procedural=_gt_proc("disks", "Disks")),
+    "digits": _Entry("scikit-learn's bundled digits, upscaled and binarised", (), procedural=_digits,
+                     splits=("train", "test", "all")),
+}
+
+
+def load(name: str, root=None, source: str = "auto", split=None, **options):
+    """Load a dataset by name.
+
+    ``source``: ``"file"`` reads the original files under ``root``; ``"procedural"`` uses the embedded
+    generator (dsprites, shapes3d, disks, digits); ``"auto"`` uses the files when found under ``root``,
+    else the generator where one exists. ``root`` defaults to the ``DIFFREP_DATA`` environment variable; it
+    may be the folder holding the files (or a sub-folder named after the dataset) or, for single-file
+    datasets, the file itself. ``split`` is dataset-specific (None for ground-truth data). ``options`` go to
+    the dataset class (e.g. ``item_format``, ``keep_color``, ``binarize``, ``crop``, ``size``).
+    """
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    entry = REGISTRY[name]
+    if root is None:
+        root = os.environ.get("DIFFREP_DATA") or None
+    if source == "procedural" or (source == "auto" and entry.from_file is None):
+        if entry.procedural is None:
+            raise ValueError(f"{name} has no procedural generator; pass source='file' and root= holding "
+                             f"{', '.join(entry.expected)}")
+        return entry.procedural(split, options)
+    if entry.from_file is None:
+        raise ValueError(f"{name} is procedural only (no original files are read); use source='procedural'")
+    found = entry.find(root) if root is not None else None
+    if found is None:
+        if source == "auto" and entry.procedural is not None:
+            return entry.procedural(split, options)
+        where = root if root is not None else "<root not given and DIFFREP_DATA unset>"
+        raise missing_file_error(name, entry.expected, where)
+    return entry.from_file(found, split, options)
+
+
+def available() -> dict[str, dict]:
+    """Name -> {description, expected files, has_file_reader, has_generator, splits}."""
+    return {k: {"description": e.description, "expected": list(e.expected), "file": e.from_file is not None,
+                "procedural": e.procedural is not None, "splits": list(e.splits)} for k, e in REGISTRY.items()}
+
+
+__all__ = ["load", "available", "GroundTruthData", "ImageDataset", "ArrayGroundTruthData", "EpochBatchSampler",
+           "epoch_permutation", "make_loader", "REGISTRY"]

@@ -1,0 +1,400 @@
+"""The ground-truth dataset interface shared by every diffrep dataset.
+
+Conventions (../shared/reference/data.md sections 1 and 9):
+
+* factor index order = the order of the original file, slowest axis first;
+* the flat index is row-major (C order) mixed radix, ``idx = sum_i f_i * B_i`` with
+  ``B_i = prod_{j>i} s_j`` (disentanglement_lib ``SplitDiscreteStateSpace`` / disent ``StateSpace``);
+* factor *classes* (int64, ``0..s_i-1``) are kept apart from factor *values* (float64, the physical grid);
+* observations for metrics are float32 in [0, 1], HWC (``sample_observations_from_factors``);
+* torch item access (``ds[i]``) returns ``(image, target)`` with the image in the layout chosen by
+  ``item_format`` (default ``"pm1"``: float32 CHW in [-1, 1], what diffusion training consumes) and the
+  target the int64 factor classes (ground-truth data) or the label/attribute tensor (plain image data).
+
+``sample_*`` methods accept a :class:`numpy.random.Generator`, a :class:`numpy.random.RandomState`,
+an ``int`` seed, ``None`` (fresh entropy) or a :class:`torch.Generator`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+import torch
+
+ITEM_FORMATS = ("pm1", "01", "uint8", "hwc01")
+
+
+def check_item_format(item_format: str) -> str:
+    if item_format not in ITEM_FORMATS:
+        raise ValueError(f"item_format must be one of {ITEM_FORMATS}, got {item_format!r}")
+    return item_format
+
+
+def as_generator(rng) -> np.random.Generator | np.random.RandomState:
+    """Normalise an RNG argument: Generator/RandomState pass through, int/None seed a Generator,
+    a torch.Generator seeds a numpy Generator from one draw of its stream."""
+    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        if rng is not None and int(rng) < 0:
+            raise ValueError(f"seed must be non-negative, got {rng}")
+        return np.random.default_rng(rng)
+    if isinstance(rng, torch.Generator):
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng).item())
+        return np.random.default_rng(seed)
+    raise TypeError(
+        "rng must be a numpy Generator/RandomState, a torch.Generator, an int seed or None, "
+        f"got {type(rng).__name__}"
+    )
+
+
+def integers(rng, high: int, size) -> np.ndarray:
+    """Uniform int64 draws in [0, high) from either numpy RNG flavour."""
+    if isinstance(rng, np.random.RandomState):
+        return rng.randint(0, high, size=size).astype(np.int64)
+    return rng.integers(0, high, size=size, dtype=np.int64)
+
+
+def images_to_float01(images: np.ndarray) -> np.ndarray:
+    """uint8 0..255 -> float32 /255; float input is returned as float32 unchanged."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.asarray(images, dtype=np.float32)
+
+
+def format_images(images: np.ndarray, item_format: str) -> torch.Tensor:
+    """Convert a batch (n, H, W, C) of uint8 0..255 or float [0,1] images to a torch tensor.
+
+    ``"pm1"``: float32 (n, C, H, W) in [-1, 1]; ``"01"``: float32 (n, C, H, W) in [0, 1];
+    ``"uint8"``: uint8 (n, C, H, W) in 0..255 (float data is rounded); ``"hwc01"``: float32 (n, H, W, C)
+    in [0, 1].
+    """
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if item_format == "uint8":
+        if t.dtype != torch.uint8:
+            t = (t.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        return t.permute(0, 3, 1, 2).contiguous()
+    if t.dtype == torch.uint8:
+        t = t.to(torch.float32).mul_(1.0 / 255.0)
+    else:
+        t = t.to(torch.float32)
+    if item_format == "hwc01":
+        return t
+    t = t.permute(0, 3, 1, 2).contiguous()
+    if item_format == "pm1":
+        t = t.mul_(2.0).sub_(1.0)
+    return t
+
+
+def check_indices(indices, n: int, what: str = "index") -> np.ndarray:
+    """Validate integer indices into a dataset of length ``n`` (negative indices wrap once)."""
+    arr = np.asarray(indices)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{what} must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < -n or arr.max() >= n):
+        bad = arr[(arr < -n) | (arr >= n)][0]
+        raise IndexError(f"{what} {bad} out of range for a dataset of length {n}")
+    return np.where(arr < 0, arr + n, arr)
+
+
+class LRUCache:
+    """A small bounded cache of per-index images (used by the procedural renderers)."""
+
+    def __init__(self, capacity: int):
+        if capacity < 0:
+            raise ValueError(f"cache capacity must be >= 0, got {capacity}")
+        self.capacity = int(capacity)
+        self._d: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get_many(self, indices: np.ndarray, render) -> np.ndarray:
+        """Return images for ``indices``, rendering the missing ones with ``render(idx_array)``."""
+        if self.capacity == 0:
+            return render(indices)
+        hits = [self._d.get(int(i)) for i in indices]
+        missing = np.array([k for k, h in enumerate(hits) if h is None], dtype=np.int64)
+        if missing.size:
+            uniq, inv = np.unique(indices[missing], return_inverse=True)
+            new = render(uniq)
+            for k, m in enumerate(missing):
+                hits[m] = new[inv[k]]
+            for j, i in enumerate(uniq):
+                self._d[int(i)] = new[j]
+                self._d.move_to_end(int(i))
+            while len(self._d) > self.capacity:
+                self._d.popitem(last=False)
+        if not hits:
+            return render(indices)
+        return np.stack(hits)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Base of every diffrep dataset: batched image access plus torch item access.
+
+    Subclasses implement ``__len__``, ``_images(idx)`` returning (n, H, W, C) uint8 0..255 or float32 in
+    [0, 1], and ``_targets(idx)`` returning an array with a leading axis n (labels, attributes or factor
+    classes). ``ds[i]`` returns ``(image, target)`` formatted by ``item_format``; ``ds.__getitems__``
+    (used by torch DataLoader for batched fetching) and :meth:`get_batch` return a stacked batch.
+    """
+
+    name: str = "images"
+    source: str = "file"
+    item_format: str = "pm1"
+    target_names: tuple[str, ...] = ()
+
+    # ---- to implement ----
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _images(self, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _targets(self, idx: np.ndarray) -> np.ndarray:
+        return np.zeros((len(idx), 0), dtype=np.int64)
+
+    # ---- shared ----
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one observation."""
+        return tuple(self._images(np.zeros(1, dtype=np.int64)).shape[1:])
+
+    def images(self, indices) -> np.ndarray:
+        """Raw images for ``indices``: (n, H, W, C), uint8 0..255 or float32 [0,1] (dataset-dependent)."""
+        idx = check_indices(indices, len(self))
+        return self._images(idx.reshape(-1))
+
+    def observations(self, indices) -> np.ndarray:
+        """float32 (n, H, W, C) in [0, 1] for ``indices`` (the metric convention, data.md section 1)."""
+        return images_to_float01(self.images(indices))
+
+    def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, targets) for a sequence of indices, images formatted by ``item_format``."""
+        idx = check_indices(indices, len(self)).reshape(-1)
+        x = format_images(self._images(idx), self.item_format)
+        y = torch.from_numpy(np.ascontiguousarray(self._targets(idx)))
+        return x, y
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """Batched fetch for torch DataLoader (fetches the batch at once, returns a list of samples)."""
+        x, y = self.get_batch(indices)
+        return list(zip(x.unbind(0), y.unbind(0)))
+
+    def __getitem__(self, index):
+        """``ds[i]`` -> (image, target); ``ds[list or array or slice]`` -> stacked (images, targets)."""
+        if isinstance(index, slice):
+            return self.get_batch(np.arange(len(self))[index])
+        if isinstance(index, (int, np.integer)) or (torch.is_tensor(index) and index.ndim == 0):
+            x, y = self.get_batch([int(index)])
+            return x[0], y[0]
+        if isinstance(index, (list, tuple, np.ndarray)) or torch.is_tensor(index):
+            return self.get_batch(np.asarray(index))
+        raise TypeError(f"index must be an int, a sequence of ints or a slice, got {type(index).__name__}")
+
+    def describe(self) -> dict:
+        """A short description used by ``diffrep data info``."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "length": len(self),
+            "observation_shape": self.observation_shape,
+            "targets": list(self.target_names),
+        }
+
+
+class GroundTruthData(ImageDataset):
+    """A dataset whose images are indexed by a full grid of discrete generative factors.
+
+    Subclasses set ``factor_names``, ``factor_sizes``, ``factor_values`` (a list of float64 arrays, the
+    physical value of each class) and implement ``_images(idx)``. ``ds[i]`` returns
+    ``(image, factor_classes)`` with the classes an int64 tensor of shape (num_factors,).
+    """
+
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
+    factor_values: list[np.ndarray] = []
+
+    def _init_factors(self, names: Sequence[str], sizes: Sequence[int], values=None) -> None:
+        names = tuple(str(n) for n in names)
+        sizes = tuple(int(s) for s in sizes)
+        if len(names) != len(sizes):
+            raise ValueError(f"{len(names)} factor names for {len(sizes)} factor sizes")
+        if any(s < 1 for s in sizes):
+            raise ValueError(f"factor sizes must be >= 1, got {sizes}")
+        if values is None:
+            values = [np.arange(s, dtype=np.float64) for s in sizes]
+        values = [np.asarray(v, dtype=np.float64) for v in values]
+        for n, s, v in zip(names, sizes, values):
+            if v.shape != (s,):
+                raise ValueError(f"factor {n!r}: {v.shape[0] if v.ndim else 0} values for size {s}")
+        self.factor_names, self.factor_sizes, self.factor_values = names, sizes, values
+        self._sizes_arr = np.asarray(sizes, dtype=np.int64)
+        bases = np.ones(len(sizes), dtype=np.int64)
+        for i in range(len(sizes) - 2, -1, -1):
+            bases[i] = bases[i + 1] * sizes[i + 1]
+        self.factor_bases = bases
+        self.target_names = names
+
+    # ---- naming aliases (disentanglement_lib / disent) ----
+    @property
+    def num_factors(self) -> int:
+        return len(self.factor_sizes)
+
+    @property
+    def factors_num_values(self) -> list[int]:
+        return list(self.factor_sizes)
+
+    def __len__(self) -> int:
+        return int(np.prod(self._sizes_arr)) if self.factor_sizes else 0
+
+    # ---- index math ----
+    def check_factors(self, factors) -> np.ndarray:
+        """Validate a (n, num_factors) or (num_factors,) array of factor classes; returns int64 (n, F)."""
+        arr = np.asarray(factors)
+        if arr.dtype == bool or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            if arr.size and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
+                arr = arr.astype(np.int64)
+            else:
+                raise TypeError(f"factor classes must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if arr.ndim == 1 and arr.size == self.num_factors:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.num_factors:
+            raise ValueError(
+                f"factors must have shape (n, {self.num_factors}) for {self.name} "
+                f"(factors {list(self.factor_names)}), got {np.asarray(factors).shape}"
+            )
+        bad = (arr < 0) | (arr >= self._sizes_arr)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(
+                f"factor {self.factor_names[c]!r} class {arr[r, c]} out of range [0, {self.factor_sizes[c]}) "
+                f"(row {r})"
+            )
+        return arr
+
+    def factors_to_index(self, factors) -> np.ndarray:
+        """Row-major flat indices (int64, shape (n,)) of factor class rows (data.md section 1)."""
+        f = self.check_factors(factors)
+        return f @ self.factor_bases
+
+    def index_to_factors(self, indices) -> np.ndarray:
+        """int64 (n, num_factors) factor classes of flat indices (the inverse of factors_to_index)."""
+        idx = np.asarray(indices)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = idx[(idx < 0) | (idx >= n)][0]
+            raise ValueError(f"index {bad} out of range [0, {n}) for {self.name}")
+        return np.stack(np.unravel_index(idx, self.factor_sizes), axis=1).astype(np.int64)
+
+    def factor_classes_to_values(self, factors) -> np.ndarray:
+        """float64 (n, F) physical values of factor class rows."""
+        f = self.check_factors(factors)
+        return np.stack([self.factor_values[i][f[:, i]] for i in range(self.num_factors)], axis=1)
+
+    # ---- sampling (disentanglement_lib GroundTruthData) ----
+    def sample_factors(self, num: int, rng=None) -> np.ndarray:
+        """int64 (num, num_factors): each factor class uniform and independent."""
+        num = _check_count(num)
+        rng = as_generator(rng)
+        return np.stack([integers(rng, s, num) for s in self.factor_sizes], axis=1).reshape(num, -1)
+
+    def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
+        """float32 (n, H, W, C) in [0, 1] images for factor class rows. ``rng`` is accepted for interface
+        compatibility (datasets with one image per factor combination do not use it)."""
+        return self.observations(self.factors_to_index(factors))
+
+    def sample(self, num: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        rng = as_generator(rng)
+        f = self.sample_factors(num, rng)
+        return f, self.sample_observations_from_factors(f, rng)
+
+    def sample_observations(self, num: int, rng=None) -> np.ndarray:
+        return self.sample(num, rng)[1]
+
+    def _targets(self, idx: np.ndarray) -> np.ndarray:
+        return np.stack(np.unravel_index(idx, self.factor_sizes), axis=1).astype(np.int64)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["factors"] = [
+            {"name": n, "size": s, "values": [float(x) for x in v[:3]] + ([float(v[-1])] if s > 3 else [])}
+            for n, s, v in zip(self.factor_names, self.factor_sizes, self.factor_values)
+        ]
+        return d
+
+
+class ArrayGroundTruthData(GroundTruthData):
+    """Ground-truth data over an in-memory image array in canonical factor order (handy for tests).
+
+    ``images``: (N, H, W, C) uint8 0..255 or float32 [0, 1] with N = prod(factor_sizes), row k the image
+    of factor classes ``unravel_index(k, factor_sizes)``.
+    """
+
+    def __init__(self, images, factor_names, factor_sizes, factor_values=None, item_format="pm1", name="array"):
+        self.name, self.source = name, "array"
+        self._init_factors(factor_names, factor_sizes, factor_values)
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[0] != len(self):
+            raise ValueError(f"images must be (N={len(self)}, H, W, C), got {images.shape}")
+        if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+            raise TypeError(f"images must be uint8 or float, got {images.dtype}")
+        self._data = images
+        self.item_format = check_item_format(item_format)
+
+    def _images(self, idx):
+        return self._data[idx]
+
+
+def _check_count(num) -> int:
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
+        raise TypeError(f"num must be an int, got {type(num).__name__}")
+    if num < 0:
+        raise ValueError(f"num must be >= 0, got {num}")
+    return int(num)
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def missing_file_error(dataset: str, expected: Sequence[str], root) -> FileNotFoundError:
+    """A FileNotFoundError naming the dataset, the expected files and where they were looked for."""
+    files = ", ".join(expected)
+    return FileNotFoundError(
+        f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
+        f"pass root= the folder holding them (or source='procedural' where a generator exists)"
+    )
+
+
+def grid_row_map(classes: np.ndarray, sizes, path) -> np.ndarray | None:
+    """None if file rows are in canonical order; else the file row of each canonical index."""
+    n = int(np.prod(sizes))
+    if len(classes) != n:
+        raise ValueError(
+            f"{path}: {len(classes)} rows do not form the full factor grid {tuple(sizes)} ({n} combinations)"
+        )
+    flat = np.ravel_multi_index(tuple(classes.T), sizes)
+    if np.array_equal(flat, np.arange(n)):
+        return None
+    row = np.full(n, -1, dtype=np.int64)
+    row[flat] = np.arange(n)
+    if (row < 0).any():
+        raise ValueError(f"{path}: the rows repeat some factor combinations and miss others")
+    return row
+
+
+def import_h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("reading HDF5 files needs h5py: pip install diffrep[h5]") from exc
+    return h5py

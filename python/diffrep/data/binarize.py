@@ -1,0 +1,69 @@
+"""Binarisation conventions for greyscale digit data (data.md section 7.2).
+
+Modes:
+
+* ``None`` / ``"none"``: no binarisation (uint8 0..255 greyscale);
+* ``"dynamic"`` (the BFN ``bin_mnist`` convention): a fresh Bernoulli(pixel / 255) sample on every epoch.
+  To stay reproducible and safe in DataLoader workers, the sample for item ``i`` is drawn from
+  ``numpy.random.default_rng([seed, epoch, i])``: the same (seed, epoch, index) always gives the same
+  image, a new epoch (``set_epoch``) gives a new sample;
+* ``"static"``: one fixed Bernoulli sample per image, from ``default_rng([seed, i])`` (a fixed-seed
+  static sample);
+* ``"threshold"``: pixel / 255 > 0.5 (i.e. pixel >= 128).
+
+Binary output is uint8 {0, 255} in the dataset's raw images, i.e. {0, 1} after ``observations()`` or
+``item_format="01"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODES = ("none", "dynamic", "static", "threshold")
+
+
+def check_mode(mode) -> str:
+    mode = "none" if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"binarize must be one of {MODES} or None, got {mode!r}")
+    return mode
+
+
+def binarize(images: np.ndarray, indices: np.ndarray, mode: str, seed: int = 0, epoch: int = 0) -> np.ndarray:
+    """Binarise uint8 greyscale ``images`` (n, ...) of dataset items ``indices`` (n,) per ``mode``."""
+    if mode == "none":
+        return images
+    if images.dtype != np.uint8:
+        raise TypeError(f"binarize expects uint8 images, got {images.dtype}")
+    if mode == "threshold":
+        return np.where(images >= 128, np.uint8(255), np.uint8(0))
+    out = np.empty_like(images)
+    p = images.astype(np.float64) / 255.0
+    for k, i in enumerate(np.asarray(indices).reshape(-1)):
+        key = [int(seed), int(epoch), int(i)] if mode == "dynamic" else [int(seed), int(i)]
+        u = np.random.default_rng(key).random(p[k].shape)
+        out[k] = np.where(u < p[k], np.uint8(255), np.uint8(0))
+    return out
+
+
+class BinarizeMixin:
+    """Adds ``binarize`` / ``seed`` / ``epoch`` handling to an image dataset with uint8 greyscale data."""
+
+    binarize_mode: str = "none"
+    seed: int = 0
+    epoch: int = 0
+
+    def _init_binarize(self, mode, seed: int) -> None:
+        self.binarize_mode = check_mode(mode)
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the dynamic-binarisation sample for this epoch (call it with the sampler's epoch)."""
+        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def _binarize(self, images, idx):
+        return binarize(images, idx, self.binarize_mode, self.seed, self.epoch)

@@ -1,0 +1,139 @@
+"""Disks: the SAMI synthetic data set (data.md section 8, lineage B, the SAMI author's generator).
+
+One soft-edged disk of fixed foreground intensity on a uniform background. Three factors, in this order:
+``x`` (centre column), ``y`` (centre row), ``background`` (intensity). Defaults reproduce lineage B's
+32x32 configuration: outer radius 6, transition 2 (raised-cosine ramp from the inner radius
+``radius - transition`` to ``radius``: value = bg + (fg - bg) * (1 + cos(pi t)) / 2), foreground 0.5,
+centres in [6, 26], background in [0, 1], pixel grid at integer coordinates (pixel (i, j) sits at
+(x=j, y=i), no +0.5).
+
+The continuous factors are discretised into a grid (``bins``, default 32 x 32 x 32) so that discrete
+metrics run: ``factor_values`` are ``linspace(low, high, bins)`` (both ends included, like dSprites
+positions; a choice, the paper is silent). Grid images render at the grid values; with ``jitter=True``
+each image instead uses a continuous value drawn uniformly within its bin's cell (half a step each side,
+clipped to the range), seeded by ``(seed, index)`` for item access and by the caller's rng in
+``sample_observations_from_factors``. :meth:`sample_continuous` draws the original continuous data set
+(centre and background uniform), e.g. 50,000 images as in lineage B.
+
+Images: float32 (n, S, S, 1) in [0, 1] (the background equals the factor value exactly).
+``hard_edge=True`` draws a hard disk (a pixel is inside iff its squared distance <= radius^2, lineage A).
+``ds[i]`` follows ``item_format`` (default float32 CHW in [-1, 1], the 2x - 1 map of lineage B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import GroundTruthData, LRUCache, as_generator, check_item_format
+
+
+@dataclass
+class DisksConfig:
+    size: int = 32
+    radius: float = 6.0
+    transition: float = 2.0
+    foreground: float = 0.5
+    x_range: tuple[float, float] = (6.0, 26.0)
+    y_range: tuple[float, float] = (6.0, 26.0)
+    background_range: tuple[float, float] = (0.0, 1.0)
+    bins: tuple[int, int, int] = (32, 32, 32)
+    hard_edge: bool = False
+
+    def validate(self) -> None:
+        if not isinstance(self.size, (int, np.integer)) or self.size < 2:
+            raise ValueError(f"size must be an int >= 2, got {self.size!r}")
+        if not self.radius > 0:
+            raise ValueError(f"radius must be > 0, got {self.radius}")
+        if not self.hard_edge and not (0 < self.transition <= self.radius):
+            raise ValueError(f"transition must be in (0, radius={self.radius}], got {self.transition}")
+        for name in ("x_range", "y_range", "background_range"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
+        if len(self.bins) != 3 or any(int(b) < 1 for b in self.bins):
+            raise ValueError(f"bins must be three ints >= 1, got {self.bins}")
+
+
+def render_disks(x, y, background, cfg: DisksConfig | None = None) -> np.ndarray:
+    """Render disks at continuous centres ``x`` (column), ``y`` (row) on backgrounds ``background``.
+
+    All three are 1-D arrays of the same length n. Returns float32 (n, size, size, 1) in [0, 1].
+    """
+    cfg = cfg or DisksConfig()
+    x, y, bg = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (x, y, background))
+    if not (len(x) == len(y) == len(bg)):
+        raise ValueError(f"x, y and background must have equal lengths, got {len(x)}, {len(y)}, {len(bg)}")
+    grid = np.arange(cfg.size, dtype=np.float64)
+    d2 = (grid[None, None, :] - x[:, None, None]) ** 2 + (grid[None, :, None] - y[:, None, None]) ** 2
+    if cfg.hard_edge:
+        w = (d2 <= cfg.radius**2).astype(np.float64)
+    else:
+        r = np.sqrt(d2)
+        r_in = cfg.radius - cfg.transition
+        t = np.clip((r - r_in) / cfg.transition, 0.0, 1.0)
+        w = 0.5 * (1.0 + np.cos(np.pi * t))
+    fg = cfg.foreground
+    img = bg[:, None, None] + (fg - bg[:, None, None]) * w
+    return img.astype(np.float32)[..., None]
+
+
+class Disks(GroundTruthData):
+    """Procedural SAMI disks as ground-truth data (see the module docstring for conventions)."""
+
+    name = "disks"
+    source = "procedural"
+
+    def __init__(self, config: DisksConfig | None = None, jitter: bool = False, seed: int = 0,
+                 item_format: str = "pm1", cache_size: int = 65536, **overrides):
+        cfg = config or DisksConfig()
+        if overrides:
+            cfg = DisksConfig(**{**cfg.__dict__, **overrides})
+        cfg.validate()
+        self.config, self.jitter, self.seed = cfg, bool(jitter), int(seed)
+        self.item_format = check_item_format(item_format)
+        bx, by, bb = (int(b) for b in cfg.bins)
+        values = [np.linspace(*cfg.x_range, bx), np.linspace(*cfg.y_range, by), np.linspace(*cfg.background_range, bb)]
+        self._init_factors(("x", "y", "background"), (bx, by, bb), values)
+        self._cache = LRUCache(cache_size)
+        self._ranges = np.array([cfg.x_range, cfg.y_range, cfg.background_range], dtype=np.float64)
+
+    def _steps(self) -> np.ndarray:
+        return np.array([(v[-1] - v[0]) / (len(v) - 1) if len(v) > 1 else 0.0 for v in self.factor_values])
+
+    def _continuous(self, factors: np.ndarray, rng) -> np.ndarray:
+        vals = np.stack([self.factor_values[i][factors[:, i]] for i in range(3)], axis=1)
+        if rng is None:
+            return vals
+        half = self._steps() / 2
+        vals = vals + rng.uniform(-1.0, 1.0, size=vals.shape) * half
+        return np.clip(vals, self._ranges[:, 0], self._ranges[:, 1])
+
+    def _render_idx(self, idx: np.ndarray) -> np.ndarray:
+        f = self._targets(idx)
+        if self.jitter:
+            vals = np.stack([self._continuous(f[k : k + 1], np.random.default_rng([self.seed, int(i)]))[0]
+                             for k, i in enumerate(idx)]) if len(idx) else np.zeros((0, 3))
+        else:
+            vals = self._continuous(f, None)
+        return render_disks(vals[:, 0], vals[:, 1], vals[:, 2], self.config)
+
+    def _images(self, idx):
+        return self._cache.get_many(idx, self._render_idx)
+
+    def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
+        """float32 (n, S, S, 1) in [0, 1]; with ``jitter`` the values are drawn within each bin from ``rng``."""
+        f = self.check_factors(factors)
+        if not self.jitter:
+            return self._images(self.factors_to_index(f))
+        vals = self._continuous(f, as_generator(rng))
+        return render_disks(vals[:, 0], vals[:, 1], vals[:, 2], self.config)
+
+    def sample_continuous(self, num: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """Lineage B sampling: (values float64 (num, 3) = x, y, background uniform in their ranges,
+        images float32 (num, S, S, 1) in [0, 1])."""
+        f = self.sample_factors(num, 0)  # validates num
+        rng = as_generator(rng)
+        vals = rng.uniform(self._ranges[:, 0], self._ranges[:, 1], size=(len(f), 3))
+        return vals, render_disks(vals[:, 0], vals[:, 1], vals[:, 2], self.config)

@@ -1,0 +1,87 @@
+"""A folder of images (FFHQ-style), and the shared decode / crop / resize helpers.
+
+Files: every ``.png .jpg .jpeg .webp .bmp`` under ``root`` (recursively), sorted by relative path.
+Images are decoded lazily per item with Pillow, converted to RGB (or ``"L"``), optionally centre-cropped to
+a square and resized to ``size`` x ``size`` (bilinear, the torchvision Resize default).
+
+Item access: ``(image, target)`` with an empty int64 target (a folder has no labels); raw images uint8
+(n, size, size, C) 0..255; ``ds[i]`` per ``item_format``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .base import ImageDataset, check_choice, check_item_format
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def open_image(path, mode: str = "RGB") -> Image.Image:
+    """Decode one image file, raising ValueError naming it if it is not a readable image."""
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: not a readable image: {exc}") from exc
+
+
+def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bilinear) then centre-crop ``size`` x ``size`` (torchvision
+    Resize(size) + CenterCrop(size) rounding: left = round((w - size) / 2))."""
+    w, h = im.size
+    if w <= h:
+        nw, nh = size, int(size * h / w)
+    else:
+        nw, nh = int(size * w / h), size
+    im = im.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
+def to_array(im: Image.Image) -> np.ndarray:
+    a = np.asarray(im, dtype=np.uint8)
+    return a[..., None] if a.ndim == 2 else a
+
+
+class ImageFolder(ImageDataset):
+    """Every image under a folder (see the module docstring)."""
+
+    name = "image_folder"
+    source = "file"
+
+    def __init__(self, root, size: int | None = 64, mode: str = "RGB", crop: str = "center",
+                 item_format: str = "pm1"):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image_folder: folder {str(root)!r} does not exist")
+        check_choice("mode", mode, ("RGB", "L"))
+        check_choice("crop", crop, ("center", "none"))
+        if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
+            raise ValueError(f"size must be a positive int or None, got {size!r}")
+        self.root, self.size, self.mode, self.crop = root, size, mode, crop
+        self.item_format = check_item_format(item_format)
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        if not self.files:
+            raise FileNotFoundError(f"image_folder: no image files ({', '.join(EXTENSIONS)}) under {str(root)!r}")
+
+    def __len__(self):
+        return len(self.files)
+
+    def _load(self, path) -> np.ndarray:
+        im = open_image(path, self.mode)
+        if self.size is not None:
+            im = resize_center_crop(im, self.size) if self.crop == "center" else im.resize((self.size, self.size), Image.BILINEAR)
+        return to_array(im)
+
+    def _images(self, idx):
+        imgs = [self._load(self.files[i]) for i in idx]
+        shapes = {a.shape for a in imgs}
+        if len(shapes) > 1:
+            raise ValueError(f"image_folder: images of different sizes {sorted(shapes)}; pass size= to resize")
+        return np.stack(imgs) if imgs else np.zeros((0, 1, 1, 3), np.uint8)

@@ -1,0 +1,182 @@
+"""Stateless ancestral (DDPM) and DDIM samplers.
+
+Each ``step`` takes a per-sample timestep tensor [B] and returns the next (less noisy) sample;
+nothing is stored between calls. ``sample`` runs the whole reverse chain for a ``model_fn(x_t, t)``
+that returns the network output in the parameterisation named by ``prediction``. Noise is drawn
+from an explicit ``torch.Generator`` so that the same seed gives the same samples.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+
+from .schedules import NoiseSchedule
+
+__all__ = ["DDPMSampler", "DDIMSampler", "ddim_timesteps"]
+
+
+def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: Literal["uniform", "trailing"] = "uniform") -> list[int]:
+    """Descending sub-sequence of {0..T-1} with ``num_steps`` entries.
+
+    ``"uniform"``: 0, c, 2c, ... with c = T // num_steps (Song et al. 2021, DDIM code default);
+    ``"trailing"``: T-1, T-1-c, ... (Lin et al. 2024 Table 2), which always starts at the last step.
+    """
+    if not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):
+        raise ValueError(f"num_steps must be an int in [1, {num_timesteps}], got {num_steps!r}")
+    if spacing == "uniform":
+        c = num_timesteps // num_steps
+        seq = [i * c for i in range(num_steps)]
+    elif spacing == "trailing":
+        c = num_timesteps / num_steps
+        seq = sorted({int(round(num_timesteps - 1 - i * c)) for i in range(num_steps)})
+    else:
+        raise ValueError(f"spacing must be 'uniform' or 'trailing', got {spacing!r}")
+    return seq[::-1]
+
+
+class _Sampler:
+    def __init__(self, schedule: NoiseSchedule, *, prediction: str = "eps", clip_x0: float | None = None):
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        if prediction not in ("eps", "x0", "v", "score"):
+            raise ValueError(f"prediction must be one of eps, x0, v, score; got {prediction!r}")
+        if clip_x0 is not None and not clip_x0 > 0:
+            raise ValueError(f"clip_x0 must be positive or None, got {clip_x0!r}")
+        self.schedule = schedule
+        self.prediction = prediction
+        self.clip_x0 = clip_x0
+
+    def _eps_x0(self, output, x_t, t):
+        if output.shape != x_t.shape:
+            raise ValueError(f"model output shape {tuple(output.shape)} != sample shape {tuple(x_t.shape)}")
+        s = self.schedule
+        eps = s.to_eps(output, x_t, t, self.prediction)
+        x0 = s.eps_to_x0(x_t, t, eps)
+        if self.clip_x0 is not None:
+            x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+            eps = s.x0_to_eps(x_t, t, x0)
+        return eps, x0
+
+    def _pairs(self, num_steps: int | None) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape, *,
+               num_steps: int | None = None, generator: torch.Generator | None = None,
+               device=None, dtype=torch.float32, x_T: torch.Tensor | None = None,
+               callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Run the reverse chain from x_T ~ N(0, I) (or the given ``x_T``) to x_0."""
+        if not callable(model_fn):
+            raise TypeError("model_fn must be callable as model_fn(x_t, t)")
+        if x_T is None:
+            shape = tuple(shape)
+            if not shape or any((not isinstance(d, int)) or d < 1 for d in shape):
+                raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
+            x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        else:
+            x = x_T
+        B = x.shape[0]
+        for i, (t, t_prev) in enumerate(self._pairs(num_steps)):
+            tt = torch.full((B,), t, device=x.device, dtype=torch.long)
+            out = model_fn(x, tt)
+            x = self._step_pair(out, tt, t_prev, x, generator)
+            if callback is not None:
+                callback(i, x)
+        return x
+
+
+class DDPMSampler(_Sampler):
+    """Ancestral sampling with the posterior q(x_{t-1} | x_t, x0) (Ho et al. 2020, Eq. 6-7).
+
+    ``variance="fixed_small"`` uses beta~_t = (1-abar_{t-1})/(1-abar_t) beta_t, ``"fixed_large"`` uses
+    beta_t (both discussed in Ho et al. 2020 Sec. 3.2).
+    """
+
+    def __init__(self, schedule: NoiseSchedule, *, variance: Literal["fixed_small", "fixed_large"] = "fixed_small",
+                 prediction: str = "eps", clip_x0: float | None = None):
+        super().__init__(schedule, prediction=prediction, clip_x0=clip_x0)
+        if variance not in ("fixed_small", "fixed_large"):
+            raise ValueError(f"variance must be 'fixed_small' or 'fixed_large', got {variance!r}")
+        self.variance = variance
+
+    def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of q(x_{t-1} | x_t, x0) (Ho et al. 2020, Eq. 7)."""
+        s = self.schedule
+        ab = s.gather("alphas_cumprod", t, x_t)
+        ab_prev = s.gather("alphas_cumprod_prev", t, x_t)
+        beta = s.gather("betas", t, x_t)
+        alpha = s.gather("alphas", t, x_t)
+        mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab)) * x_t
+        var = beta * (1 - ab_prev) / (1 - ab) if self.variance == "fixed_small" else beta.expand_as(ab)
+        return mean, var
+
+    def step(self, model_output: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, *,
+             generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x_{t-1} ~ p(x_{t-1} | x_t); no noise is added where t == 0."""
+        self.schedule._check_t(t)
+        _, x0 = self._eps_x0(model_output, x_t, t)
+        mean, var = self.posterior(x0, x_t, t)
+        if noise is None:
+            noise = _noise_like(x_t, generator)
+        nonzero = (t > 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
+        return mean + nonzero * var.sqrt() * noise
+
+    def _pairs(self, num_steps):
+        T = self.schedule.num_timesteps
+        if num_steps not in (None, T):
+            raise ValueError(f"DDPMSampler runs all {T} steps; got num_steps={num_steps} (use DDIMSampler to skip steps)")
+        return [(t, t - 1) for t in range(T - 1, -1, -1)]
+
+    def _step_pair(self, out, tt, t_prev, x, generator):
+        return self.step(out, tt, x, generator=generator)
+
+
+class DDIMSampler(_Sampler):
+    """DDIM (Song et al. 2021, Eq. 12): x_{t'} = sqrt(abar_{t'}) x0 + sqrt(1 - abar_{t'} - sigma^2) eps + sigma z,
+    sigma = eta sqrt((1-abar_{t'})/(1-abar_t)) sqrt(1 - abar_t/abar_{t'}); eta = 0 is deterministic.
+    ``t_prev = -1`` denotes the clean end point (abar = 1).
+    """
+
+    def __init__(self, schedule: NoiseSchedule, *, eta: float = 0.0, spacing: str = "uniform",
+                 prediction: str = "eps", clip_x0: float | None = None):
+        super().__init__(schedule, prediction=prediction, clip_x0=clip_x0)
+        if not isinstance(eta, (int, float)) or eta < 0:
+            raise ValueError(f"eta must be a non-negative number, got {eta!r}")
+        if spacing not in ("uniform", "trailing"):
+            raise ValueError(f"spacing must be 'uniform' or 'trailing', got {spacing!r}")
+        self.eta = float(eta)
+        self.spacing = spacing
+
+    def step(self, model_output: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, x_t: torch.Tensor, *,
+             generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.schedule
+        s._check_t(t)
+        if not isinstance(t_prev, torch.Tensor) or t_prev.shape != t.shape:
+            raise ValueError("t_prev must be a tensor with the same shape as t")
+        if bool((t_prev >= t).any()) or bool((t_prev < -1).any()):
+            raise ValueError("t_prev must satisfy -1 <= t_prev < t for every sample")
+        eps, x0 = self._eps_x0(model_output, x_t, t)
+        ab = s.gather("alphas_cumprod", t, x_t)
+        ab_prev = s._table("alphas_cumprod", x_t.device, x_t.dtype)[t_prev.clamp(min=0)]
+        ab_prev = torch.where(t_prev < 0, torch.ones_like(ab_prev), ab_prev).reshape(ab.shape)
+        sigma = self.eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
+        x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if self.eta > 0:
+            if noise is None:
+                noise = _noise_like(x_t, generator)
+            x = x + sigma * noise
+        return x
+
+    def _pairs(self, num_steps):
+        T = self.schedule.num_timesteps
+        seq = ddim_timesteps(T, T if num_steps is None else num_steps, self.spacing)
+        return list(zip(seq, seq[1:] + [-1]))
+
+    def _step_pair(self, out, tt, t_prev, x, generator):
+        return self.step(out, tt, torch.full_like(tt, t_prev), x, generator=generator)

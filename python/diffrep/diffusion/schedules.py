@@ -1,0 +1,196 @@
+"""Discrete-time variance-preserving noise schedules and parameterisation conversions.
+
+The forward process is q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (Ho et al. 2020, Eq. 4),
+with t in {0, ..., T-1} (index 0 is the first noise level, as in the DDPM and LDM code bases).
+Schedules are stateless: every method takes a per-sample integer ``t`` of shape [B]; the tables are
+plain float64 attributes (never module buffers, so never averaged by EMA or saved as weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import torch
+
+from ..config import Config, ConfigError
+
+__all__ = ["NoiseScheduleConfig", "NoiseSchedule", "expand_like"]
+
+
+@dataclasses.dataclass
+class NoiseScheduleConfig(Config):
+    """``kind``:
+
+    - ``"linear"``: beta linear from ``beta_start`` to ``beta_end`` (Ho et al. 2020 Sec. 4: 1e-4..0.02);
+    - ``"cosine"``: abar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at
+      ``max_beta`` = 0.999 (Nichol & Dhariwal 2021, Eq. 17);
+    - ``"ldm_linear"``: beta = linspace(sqrt(beta_start), sqrt(beta_end))^2, the latent-diffusion
+      "linear" schedule (dyga-encdiff.md 1.4, LDM defaults 0.0015..0.0155 set by the caller).
+    """
+
+    kind: Literal["linear", "cosine", "ldm_linear"] = "linear"
+    num_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    cosine_s: float = 0.008
+    max_beta: float = 0.999
+
+    def validate(self) -> None:
+        if self.num_timesteps < 1:
+            raise ConfigError("num_timesteps", f"must be >= 1, got {self.num_timesteps}")
+        if self.kind != "cosine" and not (0 < self.beta_start <= self.beta_end < 1):
+            raise ConfigError("beta_end", f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        if not (0 < self.max_beta < 1):
+            raise ConfigError("max_beta", f"must be in (0, 1), got {self.max_beta}")
+        if self.cosine_s < 0:
+            raise ConfigError("cosine_s", f"must be >= 0, got {self.cosine_s}")
+
+
+def expand_like(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Reshape a per-sample vector [B] to broadcast against ``x`` [B, ...]."""
+    return v.reshape(v.shape[0], *([1] * (x.dim() - 1)))
+
+
+class NoiseSchedule:
+    """Tables beta_t, alpha_t, abar_t (float64) and the conversions between eps, x0, v and score."""
+
+    def __init__(self, config: NoiseScheduleConfig | None = None, **kwargs):
+        if config is None:
+            config = NoiseScheduleConfig(**kwargs)
+        elif kwargs:
+            raise TypeError("NoiseSchedule: pass either a config or keyword arguments, not both")
+        if not isinstance(config, NoiseScheduleConfig):
+            raise TypeError(f"NoiseSchedule: config must be a NoiseScheduleConfig, got {type(config).__name__}")
+        self.config = config
+        T = config.num_timesteps
+        if config.kind == "linear":
+            betas = torch.linspace(config.beta_start, config.beta_end, T, dtype=torch.float64)
+        elif config.kind == "ldm_linear":
+            betas = torch.linspace(math.sqrt(config.beta_start), math.sqrt(config.beta_end), T, dtype=torch.float64) ** 2
+        else:
+            s = config.cosine_s
+            steps = torch.arange(T + 1, dtype=torch.float64) / T
+            f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+            abar = f / f[0]
+            betas = (1 - abar[1:] / abar[:-1]).clamp(max=config.max_beta)
+        self.betas = betas
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        self._cache: dict = {}
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.config.num_timesteps
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule({self.config})"
+
+    # -- table look-ups ----------------------------------------------------------------------
+    def _check_t(self, t: torch.Tensor, name: str = "t") -> torch.Tensor:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of integer timesteps, got {type(t).__name__}")
+        if t.dim() != 1:
+            raise ValueError(f"{name} must have shape [B] (one timestep per sample), got {tuple(t.shape)}")
+        if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
+            raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_timesteps):
+            raise ValueError(f"{name} must lie in [0, {self.num_timesteps - 1}], got range [{int(t.min())}, {int(t.max())}]")
+        return t
+
+    def _table(self, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (name, device, dtype)
+        if key not in self._cache:
+            self._cache[key] = getattr(self, name).to(device=device, dtype=dtype)
+        return self._cache[key]
+
+    def gather(self, name: str, t: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample values of table ``name`` at ``t`` [B], shaped to broadcast against ``like``."""
+        self._check_t(t)
+        dtype = like.dtype if like is not None and like.dtype.is_floating_point else torch.float32
+        v = self._table(name, t.device, dtype)[t]
+        return expand_like(v, like) if like is not None else v
+
+    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        return self.gather("alphas_cumprod", t)
+
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio abar_t / (1 - abar_t) (Kingma et al. 2021)."""
+        ab = self.gather("alphas_cumprod", t)
+        return ab / (1 - ab)
+
+    def sample_timesteps(self, batch_size: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """t ~ U{0..T-1}, shape [batch_size]."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        return torch.randint(0, self.num_timesteps, (batch_size,), device=device, generator=generator)
+
+    # -- forward process ---------------------------------------------------------------------
+    def _check_x(self, x: torch.Tensor, t: torch.Tensor, name: str) -> None:
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor")
+        if x.dim() < 1 or x.shape[0] != t.shape[0]:
+            raise ValueError(f"{name} batch size {tuple(x.shape)[:1]} does not match t of shape {tuple(t.shape)}")
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4)."""
+        self._check_t(t)
+        self._check_x(x0, t, "x0")
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        elif noise.shape != x0.shape:
+            raise ValueError(f"noise shape {tuple(noise.shape)} != x0 shape {tuple(x0.shape)}")
+        ab = self.gather("alphas_cumprod", t, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    # -- conversions (all exact algebra on x_t = a x0 + s eps, a = sqrt(abar), s = sqrt(1-abar)) ----
+    def _as(self, t, x):
+        self._check_t(t)
+        self._check_x(x, t, "x_t")
+        ab = self.gather("alphas_cumprod", t, x)
+        return ab.sqrt(), (1 - ab).sqrt()
+
+    def eps_to_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        a, s = self._as(t, x_t)
+        return (x_t - s * eps) / a
+
+    def x0_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        a, s = self._as(t, x_t)
+        return (x_t - a * x0) / s
+
+    def eps_to_score(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """grad log q(x_t) = -eps / sqrt(1 - abar_t) (Song et al. 2021; Ho et al. 2020 Eq. 11)."""
+        _, s = self._as(t, x_t)
+        return -eps / s
+
+    def score_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        _, s = self._as(t, x_t)
+        return -score * s
+
+    def x0_to_score(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        return self.eps_to_score(x_t, t, self.x0_to_eps(x_t, t, x0))
+
+    def eps_to_v(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """v = a eps - s x0 (Salimans & Ho 2022, Sec. 4)."""
+        a, s = self._as(t, x_t)
+        x0 = (x_t - s * eps) / a
+        return a * eps - s * x0
+
+    def v_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        a, s = self._as(t, x_t)
+        return s * x_t + a * v
+
+    def to_eps(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+        """Convert a model output of parameterisation ``prediction`` (eps|x0|v|score) to eps."""
+        if prediction == "eps":
+            return output
+        if prediction == "x0":
+            return self.x0_to_eps(x_t, t, output)
+        if prediction == "v":
+            return self.v_to_eps(x_t, t, output)
+        if prediction == "score":
+            return self.score_to_eps(x_t, t, output)
+        raise ValueError(f"prediction must be one of eps, x0, v, score; got {prediction!r}")

@@ -1,0 +1,59 @@
+"""Input validation shared by the metric functions (codes (N, d) float, factors (N, F) int).
+
+Accepts NumPy arrays and torch tensors (any device). Raises ``ValueError``/``TypeError`` naming
+the argument for: wrong rank, empty input, NaN/inf codes, non-integer factors, mismatched N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..ops import metrics as _ops
+
+
+def codes(x, name: str = "codes") -> torch.Tensor:
+    """Validated float64 tensor (N, d) on the input's device."""
+    t = _ops._float(x, name, 2)
+    return t.to(torch.float64)
+
+
+def factors(y, name: str = "factors", n: int | None = None, codes_name: str = "codes") -> torch.Tensor:
+    """Validated int64 tensor (N, F); ``n`` checks the sample count against the codes."""
+    t = _ops._int(y, name, 2)
+    if n is not None and t.shape[0] != n:
+        raise ValueError(f"{codes_name} and {name} disagree on the number of samples: {n} vs {t.shape[0]}")
+    return t
+
+
+def pair(c, f, cname: str = "codes", fname: str = "factors"):
+    """Validate one (codes, factors) pair; returns float64 codes and int64 factors on one device."""
+    ct = codes(c, cname)
+    ft = factors(f, fname, ct.shape[0], cname)
+    return ct, ft.to(ct.device)
+
+
+def train_test(ctr, ftr, cte, fte):
+    """Validate train and test pairs and check that they have the same code and factor widths."""
+    a, b = pair(ctr, ftr, "codes_train", "factors_train")
+    c, d = pair(cte, fte, "codes_test", "factors_test")
+    if a.shape[1] != c.shape[1]:
+        raise ValueError(f"codes_train has {a.shape[1]} codes but codes_test has {c.shape[1]}")
+    if b.shape[1] != d.shape[1]:
+        raise ValueError(f"factors_train has {b.shape[1]} factors but factors_test has {d.shape[1]}")
+    return a, b, c.to(a.device), d.to(a.device)
+
+
+def numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def mode(m: str, allowed=("robust", "parity")) -> str:
+    if m not in allowed:
+        raise ValueError(f"mode must be one of {allowed}, got {m!r}")
+    return m
+
+
+def constant_codes(c: torch.Tensor) -> list:
+    """Indices of codes whose values are all equal."""
+    return torch.nonzero((c.max(dim=0).values - c.min(dim=0).values) == 0).flatten().tolist()

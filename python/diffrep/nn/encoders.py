@@ -1,0 +1,285 @@
+"""Inference networks and small VAE encoders/decoders.
+
+- :class:`HalfUNet`: the U-Net's down and middle blocks plus two MLP heads (SAMI App. A.5; sami.md 7.2).
+- :class:`ConvEncoder` / :class:`ConvDecoder`: the Locatello et al. (2019) conv VAE networks for
+  32x32 and 64x64 images (multibeta.md: toy encoder/decoder).
+- :class:`FeatureExtractor`: DyGA's Table 9 extractor with one MLP per latent unit, and EncDiff's
+  variant (dyga-encdiff.md 1.3).
+
+Gaussian heads return ``(mean, logvar)``; ``variance_head="softplus_sq"`` gives sigma = softplus(a)
+(variance softplus(a)^2, SAMI), ``"logvar"`` reads the head as log sigma^2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, ConfigError
+from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
+from .pretrained import PretrainedMixin, register_model
+
+__all__ = ["HalfUNetConfig", "HalfUNet", "ConvVAEConfig", "ConvEncoder", "ConvDecoder",
+           "FeatureExtractorConfig", "FeatureExtractor", "PerUnitMLP", "gaussian_head_output"]
+
+
+def gaussian_head_output(mean: torch.Tensor, raw: torch.Tensor, variance_head: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, logvar) from a raw variance head: ``softplus_sq`` (SAMI: sigma = softplus(a)) or ``logvar``."""
+    if variance_head == "softplus_sq":
+        return mean, 2.0 * torch.log(F.softplus(raw).clamp_min(1e-20))
+    if variance_head == "logvar":
+        return mean, raw
+    raise ValueError(f"variance_head must be 'softplus_sq' or 'logvar', got {variance_head!r}")
+
+
+def _check_image(x: torch.Tensor, channels: int, size: int, who: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels or x.shape[2] != size or x.shape[3] != size:
+        raise ValueError(f"{who}: expected input [B, {channels}, {size}, {size}], got {tuple(getattr(x, 'shape', ()))}")
+
+
+@dataclasses.dataclass
+class HalfUNetConfig(Config):
+    """SAMI Table A.5: CelebA64 uses base 64, mult [1]*6, ReLU, bias-free; CelebA-HQ [2,2,2,2,1,1], SiLU.
+
+    Unspecified by the paper (sami.md 7.2), chosen here: global average pooling of the middle output,
+    then per head Linear-act-Linear of width ``head_hidden``.
+    """
+
+    image_size: int = 64
+    in_channels: int = 3
+    model_channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 1, 1, 1, 1, 1)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = ()
+    latent_dim: int = 256
+    head_hidden: int = 0  # 0: same as the last level's width
+    act: Literal["relu", "silu"] = "relu"
+    bias: bool = False
+    num_groups: int = 32
+    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"
+
+    def validate(self) -> None:
+        check_levels(self.image_size, self.channel_mult, self.attention_resolutions)
+        check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
+        if self.latent_dim < 1:
+            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
+
+
+@register_model
+class HalfUNet(PretrainedMixin, nn.Module):
+    """x [B, C, H, W] -> (mean, logvar) [B, latent_dim]; blind to the noise level (no t input, SAMI Sec. 3)."""
+
+    config_class = HalfUNetConfig
+
+    def __init__(self, config: HalfUNetConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        mc, b = cfg.model_channels, cfg.bias
+        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, mc, 3, padding=1, bias=b)]
+        ch, r = mc, cfg.image_size
+
+        def res(cin, cout):
+            return ResBlock(cin, cout, 0, num_groups=cfg.num_groups, bias=b, act=cfg.act, zero_init=False)
+
+        for level, mult in enumerate(cfg.channel_mult):
+            for _ in range(cfg.num_res_blocks):
+                layers.append(res(ch, mult * mc))
+                ch = mult * mc
+                if r in cfg.attention_resolutions:
+                    layers.append(AttentionBlock(ch, 1, cfg.num_groups))
+            if level != len(cfg.channel_mult) - 1:
+                layers.append(Downsample(ch, True, bias=b))
+                r //= 2
+        layers += [res(ch, ch), res(ch, ch), GroupNorm(cfg.num_groups, ch, bias=b), make_act(cfg.act)]
+        self.body = nn.Sequential(*layers)
+        hid = cfg.head_hidden or ch
+        self.mean_head = nn.Sequential(nn.Linear(ch, hid, bias=b), make_act(cfg.act), nn.Linear(hid, cfg.latent_dim, bias=b))
+        self.var_head = nn.Sequential(nn.Linear(ch, hid, bias=b), make_act(cfg.act), nn.Linear(hid, cfg.latent_dim, bias=b))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_image(x, self.config.in_channels, self.config.image_size, "HalfUNet")
+        h = self.body(x).mean(dim=(2, 3))
+        return gaussian_head_output(self.mean_head(h), self.var_head(h), self.config.variance_head)
+
+
+@dataclasses.dataclass
+class ConvVAEConfig(Config):
+    """Locatello et al. (2019) Table 1 conv networks (disentanglement_lib ``conv_encoder``/``deconv_decoder``):
+    4x4 stride-2 convs 32, 32, 64, 64 (three convs at 32x32), FC 256, then the Gaussian head."""
+
+    image_size: Literal[32, 64] = 64
+    in_channels: int = 3
+    latent_dim: int = 10
+    hidden: int = 256
+    variance_head: Literal["softplus_sq", "logvar"] = "logvar"
+    extra_input_dim: int = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
+        if self.in_channels < 1:
+            raise ConfigError("in_channels", f"must be >= 1, got {self.in_channels}")
+
+    @property
+    def conv_channels(self) -> list[int]:
+        return [32, 32, 64, 64][: int(math.log2(self.image_size // 4))]
+
+
+@register_model
+class ConvEncoder(PretrainedMixin, nn.Module):
+    """x [B, C, S, S] (S = 32 or 64) -> (mean, logvar) [B, latent_dim]."""
+
+    config_class = ConvVAEConfig
+
+    def __init__(self, config: ConvVAEConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        layers, cin = [], cfg.in_channels
+        for c in cfg.conv_channels:
+            layers += [nn.Conv2d(cin, c, 4, stride=2, padding=1), nn.ReLU()]
+            cin = c
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Sequential(nn.Linear(cin * 16 + cfg.extra_input_dim, cfg.hidden), nn.ReLU())
+        self.head = nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        _check_image(x, cfg.in_channels, cfg.image_size, "ConvEncoder")
+        h = self.convs(x)
+        if cfg.extra_input_dim:
+            if extra is None or extra.shape != (x.shape[0], cfg.extra_input_dim):
+                raise ValueError(f"ConvEncoder: extra must have shape [B, {cfg.extra_input_dim}]")
+            h = torch.cat([h, extra.to(h.dtype)], dim=1)
+        mean, raw = self.head(self.fc(h)).chunk(2, dim=1)
+        return gaussian_head_output(mean, raw, cfg.variance_head)
+
+
+@register_model
+class ConvDecoder(PretrainedMixin, nn.Module):
+    """z [B, latent_dim] -> image logits/means [B, C, S, S] (mirror of :class:`ConvEncoder`)."""
+
+    config_class = ConvVAEConfig
+
+    def __init__(self, config: ConvVAEConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        chans = cfg.conv_channels[::-1]
+        self.fc = nn.Sequential(nn.Linear(cfg.latent_dim + cfg.extra_input_dim, cfg.hidden), nn.ReLU(),
+                                nn.Linear(cfg.hidden, chans[0] * 16), nn.ReLU())
+        layers = []
+        outs = chans[1:] + [cfg.in_channels]
+        for cin, cout in zip(chans, outs):
+            layers.append(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1))
+            layers.append(nn.ReLU())
+        self.deconvs = nn.Sequential(*layers[:-1])
+        self._c0 = chans[0]
+
+    def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != cfg.latent_dim:
+            raise ValueError(f"ConvDecoder: z must have shape [B, {cfg.latent_dim}], got {tuple(getattr(z, 'shape', ()))}")
+        if cfg.extra_input_dim:
+            if extra is None or extra.shape != (z.shape[0], cfg.extra_input_dim):
+                raise ValueError(f"ConvDecoder: extra must have shape [B, {cfg.extra_input_dim}]")
+            z = torch.cat([z, extra.to(z.dtype)], dim=1)
+        return self.deconvs(self.fc(z).reshape(z.shape[0], self._c0, 4, 4))
+
+
+class PerUnitMLP(nn.Module):
+    """N independent MLPs, unit n mapping its scalar s_n to a token c_n (DyGA Table 9), evaluated as one
+    batched matmul per layer. Weights [N, d_in, d_out]; init as ``nn.Linear`` (uniform +-1/sqrt(d_in))."""
+
+    def __init__(self, num_units: int, widths: tuple[int, ...], act: str = "relu", final_act: bool = True):
+        super().__init__()
+        if num_units < 1 or len(widths) < 2:
+            raise ValueError("PerUnitMLP: need num_units >= 1 and at least two widths")
+        self.num_units, self.final_act = num_units, final_act
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for din, dout in zip(widths[:-1], widths[1:]):
+            bound = 1.0 / math.sqrt(din)
+            self.weights.append(nn.Parameter(torch.empty(num_units, din, dout).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(num_units, dout).uniform_(-bound, bound)))
+        self.act = make_act(act)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """s [B, N] -> tokens [B, N, widths[-1]]."""
+        if s.dim() != 2 or s.shape[1] != self.num_units:
+            raise ValueError(f"PerUnitMLP: expected [B, {self.num_units}], got {tuple(s.shape)}")
+        h = s.unsqueeze(-1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.einsum("bni,nio->bno", h, w) + b
+            if i < last or self.final_act:
+                h = self.act(h)
+        return h
+
+
+@dataclasses.dataclass
+class FeatureExtractorConfig(Config):
+    """``preset="dyga"``: Table 9 as corrected in dyga-encdiff.md 1.3 (conv 7x7 3->64, four 4x4 stride-2
+    convs to 256x4x4, FC 4096->4096->256->N, per-unit MLP 1->256->512->32 with a final ReLU).
+    ``preset="encdiff"``: EncDiff's ``Encoder4`` (four 4x4 stride-2 convs of 128 with BatchNorm, the third
+    without ReLU, two residual blocks, Linear(2048->N), per-unit MLP 1->64->128->16 with ELU, no final
+    activation). The residual block layout of ``encdiff`` (ReLU-conv3x3-ReLU-conv1x1) is our reading."""
+
+    preset: Literal["dyga", "encdiff"] = "dyga"
+    image_size: int = 64
+    in_channels: int = 3
+    num_units: int = 20
+
+    def validate(self) -> None:
+        if self.image_size != 64:
+            raise ConfigError("image_size", f"the published extractors read 64x64 images, got {self.image_size}")
+        if self.num_units < 1:
+            raise ConfigError("num_units", f"must be >= 1, got {self.num_units}")
+
+    @property
+    def token_dim(self) -> int:
+        return 32 if self.preset == "dyga" else 16
+
+
+class _ResBlockBN(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, ch, 1))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+@register_model
+class FeatureExtractor(PretrainedMixin, nn.Module):
+    """x [B, 3, 64, 64] in [-1, 1] -> (scalars [B, N], tokens [B, N, D]); tokens condition the U-Net."""
+
+    config_class = FeatureExtractorConfig
+
+    def __init__(self, config: FeatureExtractorConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        if cfg.preset == "dyga":
+            layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, 64, 7, 1, 3), nn.BatchNorm2d(64), nn.ReLU()]
+            for cin, cout in ((64, 128), (128, 256), (256, 256), (256, 256)):
+                layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+            self.cnn = nn.Sequential(*layers, nn.Flatten())
+            self.fc = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 256), nn.ReLU(), nn.Linear(256, cfg.num_units))
+            self.mlp = PerUnitMLP(cfg.num_units, (1, 256, 512, 32), "relu", final_act=True)
+        else:
+            layers = []
+            cin = cfg.in_channels
+            for i in range(4):
+                layers += [nn.Conv2d(cin, 128, 4, 2, 1), nn.BatchNorm2d(128)] + ([nn.ReLU()] if i != 2 else [])
+                cin = 128
+            self.cnn = nn.Sequential(*layers, _ResBlockBN(128), _ResBlockBN(128), nn.Flatten())
+            self.fc = nn.Linear(2048, cfg.num_units)
+            self.mlp = PerUnitMLP(cfg.num_units, (1, 64, 128, 16), "elu", final_act=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_image(x, self.config.in_channels, self.config.image_size, "FeatureExtractor")
+        s = self.fc(self.cnn(x))
+        return s, self.mlp(s)

@@ -1,0 +1,279 @@
+"""Layers shared by the U-Net, the Half-U-Net and the VQ autoencoder (ADM lineage).
+
+ResBlock follows Dhariwal & Nichol (2021, "ADM") with scale-shift norm (AdaGN,
+AdaGN(h, y) = y_s GroupNorm(h) + y_b, their Sec. 3 / Eq. before Table 3) and an optional second
+AdaGN on a latent vector z:
+
+- ``latent_cond="adagn_eq12"``: AGN(h, z, t) = (1 + s(t)) GN((1 + s(z)) GN(h) + b(z)) + b(t)
+  (ParamReL Eq. 12; bfn-paramrel.md 3.3);
+- ``latent_cond="infodiff"``: normalise once, apply (1 + s_t, b_t), then (1 + s_z, b_z)
+  (InfoDiffusion ``AuxResBlock``, bfn-paramrel.md 3.3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["check_levels", "check_groups", "timestep_embedding", "GroupNorm", "zero_module", "ResBlock", "AttentionBlock", "SpatialTransformer",
+           "Downsample", "Upsample", "make_act"]
+
+
+def check_levels(image_size: int, channel_mult, attention_resolutions=(), field: str = "channel_mult") -> list[int]:
+    """Validate a level structure; return the feature-map resolutions (px). Raises ConfigError naming the field."""
+    from ..config import ConfigError
+
+    if not channel_mult or any(m < 1 for m in channel_mult):
+        raise ConfigError(field, f"must be a non-empty tuple of positive ints, got {channel_mult}")
+    levels = len(channel_mult)
+    if image_size < 1 or image_size % 2 ** (levels - 1):
+        raise ConfigError("image_size", f"{image_size} is not divisible by 2^{levels - 1} (needed by {levels} levels of {field})")
+    res = [image_size // 2**i for i in range(levels)]
+    for r in attention_resolutions:
+        if r not in res:
+            raise ConfigError("attention_resolutions", f"resolution {r} does not exist in this network; its feature "
+                              f"maps are {res} px (image_size={image_size}, {levels} levels)")
+    return res
+
+
+def check_groups(channels, num_groups: int) -> None:
+    """Every channel count must be divisible by the GroupNorm group count."""
+    from ..config import ConfigError
+
+    for c in channels:
+        if c % num_groups:
+            raise ConfigError("num_groups", f"channel count {c} is not divisible by num_groups={num_groups}")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding [cos(t w_i), sin(t w_i)], w_i = max_period^(-i/half) (Vaswani et al. 2017; ADM code).
+
+    ``t`` has shape [B] (integer or real timesteps); returns [B, dim] float32.
+    """
+    if not isinstance(t, torch.Tensor) or t.dim() != 1:
+        raise ValueError(f"t must be a 1-D tensor of shape [B], got {getattr(t, 'shape', type(t))}")
+    if not isinstance(dim, int) or dim < 2:
+        raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+class GroupNorm(nn.GroupNorm):
+    """GroupNorm computed in float32 (as ADM's GroupNorm32); ``bias=False`` drops the additive shift."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, bias: bool = True):
+        super().__init__(num_groups, num_channels, eps=eps)
+        if not bias:
+            self.bias = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).type(x.dtype)
+
+
+def zero_module(m: nn.Module) -> nn.Module:
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    return m
+
+
+def make_act(name: str) -> nn.Module:
+    acts = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
+    if name not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
+    return acts[name]()
+
+
+class Downsample(nn.Module):
+    """Halve H and W: 3x3 stride-2 conv (``use_conv``) or 2x2 average pooling."""
+
+    def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True):
+        super().__init__()
+        out_channels = out_channels or channels
+        self.op = nn.Conv2d(channels, out_channels, 3, stride=2, padding=1, bias=bias) if use_conv else nn.AvgPool2d(2)
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    """Double H and W by nearest-neighbour interpolation, then an optional 3x3 conv."""
+
+    def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True):
+        super().__init__()
+        out_channels = out_channels or channels
+        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1, bias=bias) if use_conv else None
+
+    def forward(self, x):
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(x) if self.conv is not None else x
+
+
+class ResBlock(nn.Module):
+    """ADM residual block with optional time embedding, latent AdaGN and up/down-sampling.
+
+    ``emb_dim=0`` gives an unconditioned block (Half-U-Net, VQ autoencoder). ``use_scale_shift_norm``
+    applies the time embedding as AdaGN; otherwise it is added after the first conv (DDPM, Ho et al. 2020).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int = 0, *, dropout: float = 0.0,
+                 use_scale_shift_norm: bool = True, latent_dim: int = 0, latent_cond: str = "adagn_eq12",
+                 up: bool = False, down: bool = False, num_groups: int = 32, bias: bool = True, act: str = "silu",
+                 zero_init: bool = True):
+        super().__init__()
+        if up and down:
+            raise ValueError("ResBlock: up and down are mutually exclusive")
+        if latent_cond not in ("adagn_eq12", "infodiff"):
+            raise ValueError(f"latent_cond must be 'adagn_eq12' or 'infodiff', got {latent_cond!r}")
+        self.use_scale_shift_norm = use_scale_shift_norm and emb_dim > 0
+        self.latent_cond = latent_cond
+        self.in_norm = GroupNorm(num_groups, in_channels, bias=bias)
+        self.act = make_act(act)
+        self.in_conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+        self.updown = up or down
+        if up:
+            self.h_upd, self.x_upd = Upsample(in_channels, False), Upsample(in_channels, False)
+        elif down:
+            self.h_upd, self.x_upd = Downsample(in_channels, False), Downsample(in_channels, False)
+        self.emb_layers = (nn.Sequential(make_act(act), nn.Linear(emb_dim, (2 if self.use_scale_shift_norm else 1) * out_channels, bias=bias))
+                           if emb_dim > 0 else None)
+        self.z_layers = nn.Sequential(make_act(act), nn.Linear(latent_dim, 2 * out_channels, bias=bias)) if latent_dim > 0 else None
+        self.out_norm = GroupNorm(num_groups, out_channels, bias=bias)
+        self.z_norm = GroupNorm(num_groups, out_channels, bias=bias) if latent_dim > 0 and latent_cond == "adagn_eq12" else None
+        self.dropout = nn.Dropout(dropout)
+        self.out_conv = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias)
+        if zero_init:
+            zero_module(self.out_conv)
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.act(self.in_norm(x))
+        if self.updown:
+            h, x = self.h_upd(h), self.x_upd(x)
+        h = self.in_conv(h)
+        e = None
+        if self.emb_layers is not None:
+            if emb is None:
+                raise ValueError("ResBlock: this block is time-conditioned but emb is None")
+            e = self.emb_layers(emb).type(h.dtype)[:, :, None, None]
+        zs = zb = None
+        if self.z_layers is not None:
+            if z is None:
+                raise ValueError("ResBlock: this block is latent-conditioned but z is None")
+            zs, zb = self.z_layers(z).type(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        if e is not None and not self.use_scale_shift_norm:
+            h = h + e
+        h = self.out_norm(h)
+        if zs is not None and self.latent_cond == "adagn_eq12":
+            h = self.z_norm(h * (1 + zs) + zb)
+        if e is not None and self.use_scale_shift_norm:
+            s, b = e.chunk(2, dim=1)
+            h = h * (1 + s) + b
+        if zs is not None and self.latent_cond == "infodiff":
+            h = h * (1 + zs) + zb
+        h = self.out_conv(self.dropout(self.act(h)))
+        return self.skip(x) + h
+
+
+def _attend(q, k, v, heads):
+    """q [B, Lq, H*d], k/v [B, Lk, H*d] -> [B, Lq, H*d] with per-head softmax(q k^T / sqrt(d)) v."""
+    B, Lq, C = q.shape
+    d = C // heads
+    q, k, v = (u.reshape(B, u.shape[1], heads, d).transpose(1, 2) for u in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v)
+    return out.transpose(1, 2).reshape(B, Lq, C)
+
+
+class AttentionBlock(nn.Module):
+    """Spatial self-attention with a residual connection (ADM ``AttentionBlock``; DDPM ``AttnBlock``)."""
+
+    def __init__(self, channels: int, num_heads: int = 1, num_groups: int = 32):
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"AttentionBlock: channels {channels} not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.norm = GroupNorm(num_groups, channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, *_, **__) -> torch.Tensor:
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.norm(x).reshape(B, C, H * W)).transpose(1, 2)  # [B, L, 3C]
+        q, k, v = qkv.chunk(3, dim=-1)
+        h = _attend(q, k, v, self.num_heads).transpose(1, 2)
+        return x + self.proj_out(h).reshape(B, C, H, W)
+
+
+class _CrossAttention(nn.Module):
+    def __init__(self, query_dim: int, context_dim: int | None, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        inner = heads * dim_head
+        context_dim = context_dim or query_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
+
+    def forward(self, x, context=None):
+        context = x if context is None else context
+        return self.to_out(_attend(self.to_q(x), self.to_k(context), self.to_v(context), self.heads))
+
+
+class _GEGLU(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x):
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.gelu(gate)
+
+
+class _TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn1 = _CrossAttention(dim, None, heads, dim_head, dropout)
+        self.attn2 = _CrossAttention(dim, context_dim, heads, dim_head, dropout)
+        self.ff = nn.Sequential(_GEGLU(dim, 4 * dim), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, x, context):
+        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn2(self.norm2(x), context)
+        return x + self.ff(self.norm3(x))
+
+
+class SpatialTransformer(nn.Module):
+    """LDM cross-attention block on context tokens (EncDiff; dyga-encdiff.md 1.2): GN, 1x1 proj-in,
+    ``depth`` x (self-attention, cross-attention to ``context`` [B, N, context_dim], GEGLU FF), 1x1 proj-out."""
+
+    def __init__(self, channels: int, num_heads: int, dim_head: int, context_dim: int, depth: int = 1,
+                 dropout: float = 0.0, num_groups: int = 32):
+        super().__init__()
+        inner = num_heads * dim_head
+        self.context_dim = context_dim
+        self.norm = GroupNorm(num_groups, channels, eps=1e-6)
+        self.proj_in = nn.Conv2d(channels, inner, 1)
+        self.blocks = nn.ModuleList(_TransformerBlock(inner, num_heads, dim_head, context_dim, dropout) for _ in range(depth))
+        self.proj_out = zero_module(nn.Conv2d(inner, channels, 1))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            raise ValueError("SpatialTransformer: context tokens are required (shape [B, N, context_dim])")
+        if context.dim() != 3 or context.shape[-1] != self.context_dim or context.shape[0] != x.shape[0]:
+            raise ValueError(f"context must have shape [B={x.shape[0]}, N, {self.context_dim}], got {tuple(context.shape)}")
+        B, C, H, W = x.shape
+        h = self.proj_in(self.norm(x))
+        h = h.reshape(B, h.shape[1], H * W).transpose(1, 2)
+        for blk in self.blocks:
+            h = blk(h, context.to(h.dtype))
+        h = h.transpose(1, 2).reshape(B, -1, H, W)
+        return x + self.proj_out(h)

@@ -1,0 +1,153 @@
+"""``save_pretrained`` / ``from_pretrained``: ``config.json`` + ``model.safetensors`` (ecosystem.md 2.1).
+
+A model class derives from :class:`PretrainedMixin` and ``nn.Module``, sets ``config_class`` to a
+:class:`diffrep.config.Config` dataclass and takes that config as its only constructor argument.
+``config.json`` holds the config fields plus ``_class_name`` and ``_diffrep_version``. Weights are
+the ``state_dict`` (persistent buffers included); an optional ``ema.safetensors`` holds the EMA copy.
+
+Load policy: missing or unexpected state-dict keys are an error listing them (``strict=True``);
+``strict=False`` loads the intersection and returns the lists via ``model._load_report``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import Config, config_from_dict, config_to_dict
+
+__all__ = ["PretrainedMixin", "register_model", "model_registry", "load_pretrained", "CONFIG_NAME", "WEIGHTS_NAME",
+           "EMA_WEIGHTS_NAME", "load_safetensors_checked", "load_state_checked"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+EMA_WEIGHTS_NAME = "ema.safetensors"
+
+_MODELS: dict[str, type] = {}
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: make ``cls`` loadable by name from ``config.json`` (``load_pretrained``)."""
+    if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin) and issubclass(cls, nn.Module)):
+        raise TypeError(f"register_model: {cls!r} must subclass PretrainedMixin and nn.Module")
+    if not (isinstance(getattr(cls, "config_class", None), type) and issubclass(cls.config_class, Config)):
+        raise TypeError(f"register_model: {cls.__name__}.config_class must be a diffrep.config.Config dataclass")
+    prev = _MODELS.get(cls.__name__)
+    if prev is not None and prev is not cls and prev.__module__ != cls.__module__:
+        raise ValueError(f"register_model: a different class named {cls.__name__} is already registered ({prev.__module__})")
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def model_registry() -> dict[str, type]:
+    """Registered model classes by name."""
+    return dict(_MODELS)
+
+
+def load_safetensors_checked(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning truncation/corruption into a ValueError naming the file."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files
+        raise ValueError(f"{path} is not a valid safetensors file (truncated or corrupted?): {exc}") from None
+
+
+def _save_safetensors(state: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+class PretrainedMixin:
+    """Mixin giving an ``nn.Module`` with ``self.config`` the diffusers-style save/load contract."""
+
+    config_class: type = Config
+
+    def _init_config(self, config: Any) -> Any:
+        """Validate and store the constructor's config (accepts the dataclass or a plain dict)."""
+        if isinstance(config, dict):
+            config = config_from_dict(self.config_class, config)
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__}: config must be a {self.config_class.__name__} "
+                            f"(or a dict of its fields), got {type(config).__name__}")
+        self.config = config
+        return config
+
+    def save_pretrained(self, directory: str | os.PathLike, *, ema_state: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``."""
+        from .. import __version__
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {"_class_name": type(self).__name__, "_diffrep_version": __version__, **config_to_dict(self.config)}
+        tmp = directory / (CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(cfg, indent=2, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, directory / CONFIG_NAME)
+        _save_safetensors(self.state_dict(), directory / WEIGHTS_NAME, {"format": "pt"})
+        if ema_state is not None:
+            _save_safetensors(ema_state, directory / EMA_WEIGHTS_NAME, {"format": "pt"})
+        return directory
+
+    @classmethod
+    def read_config(cls, directory: str | os.PathLike) -> tuple[str, dict]:
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a save_pretrained directory")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON (truncated or corrupted?): {exc}") from None
+        if not isinstance(data, dict) or "_class_name" not in data:
+            raise ValueError(f"{path}: missing '_class_name'; not written by diffrep save_pretrained")
+        return data["_class_name"], data
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, *, weights: str = "model", strict: bool = True,
+                        map_location: str | torch.device = "cpu"):
+        """Rebuild the model from ``directory`` (offline). ``weights`` = ``"model"`` or ``"ema"``."""
+        name, data = cls.read_config(directory)
+        target = cls
+        if cls is PretrainedMixin or name != cls.__name__:
+            if name not in _MODELS:
+                raise ValueError(f"{directory}: config is for class {name!r}, which is not registered "
+                                 f"(known: {', '.join(sorted(_MODELS))})")
+            target = _MODELS[name]
+            if not issubclass(target, cls):
+                raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
+        config = config_from_dict(target.config_class, data, ignore_private=True)
+        model = target(config)
+        if weights not in ("model", "ema"):
+            raise ValueError(f"weights must be 'model' or 'ema', got {weights!r}")
+        fname = WEIGHTS_NAME if weights == "model" else EMA_WEIGHTS_NAME
+        state = load_safetensors_checked(Path(directory) / fname, map_location)
+        model._load_report = load_state_checked(model, state, Path(directory) / fname, strict=strict)
+        return model.to(map_location)
+
+
+def load_state_checked(model: nn.Module, state: dict, source, *, strict: bool = True) -> dict:
+    """``load_state_dict`` whose failures (shape mismatch; with ``strict``, missing/unexpected keys)
+    raise ValueError naming ``source``; returns the missing and unexpected key lists."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: weights do not match {type(model).__name__}: {exc}") from None
+    if strict and (missing or unexpected):
+        raise ValueError(f"{source}: state dict does not match {type(model).__name__}: "
+                         f"missing keys {list(missing)[:10]}, unexpected keys {list(unexpected)[:10]}")
+    return {"missing": list(missing), "unexpected": list(unexpected)}
+
+
+def load_pretrained(directory: str | os.PathLike, **kwargs) -> nn.Module:
+    """Load any registered model from a ``save_pretrained`` directory, its class read from config.json."""
+    return PretrainedMixin.from_pretrained.__func__(PretrainedMixin, directory, **kwargs)

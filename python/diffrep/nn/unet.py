@@ -1,0 +1,258 @@
+"""ADM-style U-Net (Dhariwal & Nichol 2021; Ho et al. 2020) with the options the four methods need.
+
+- time conditioning by sinusoidal embedding + MLP, applied by AdaGN (``use_scale_shift_norm``) or
+  added (DDPM);
+- optional latent vector z through a second AdaGN (ParamReL Eq. 12, or InfoDiffusion's order);
+- optional cross-attention transformer blocks on context tokens [B, N, context_dim] at the
+  attention resolutions (EncDiff / LDM ``SpatialTransformer``; dyga-encdiff.md 1.2);
+- Skip Dropout on the decoder's skip connections (DyGA Eq. 7; dyga-encdiff.md section 5);
+- an optional second output head (``num_outputs=2``): the last conv emits twice the channels,
+  split in two (multi-beta's (eps, Delta), multibeta.md; BFN's (mean, log-sigma)).
+
+``attention_resolutions`` are given in pixels of the feature map (16 means the 16x16 level), not
+downsample factors; ``UNET_PRESETS`` holds the published configurations with their sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..config import Config, ConfigError
+from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
+                     timestep_embedding, zero_module)
+from .pretrained import PretrainedMixin, register_model
+
+__all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
+
+
+@dataclasses.dataclass
+class UNetConfig(Config):
+    image_size: int = 32
+    in_channels: int = 3
+    out_channels: int = 3
+    model_channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (16,)
+    middle_attention: bool = True
+    num_heads: int = 1
+    num_head_channels: int = -1  # > 0: heads = channels // num_head_channels (overrides num_heads)
+    dropout: float = 0.0
+    use_scale_shift_norm: bool = True
+    resblock_updown: bool = False
+    conv_resample: bool = True
+    num_groups: int = 32
+    time_embed_dim: int = 0  # 0: 4 * model_channels (ADM)
+    latent_dim: int = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
+    latent_cond: Literal["adagn_eq12", "infodiff"] = "adagn_eq12"
+    context_dim: int = 0  # > 0: attention blocks become cross-attention transformers on context tokens
+    transformer_depth: int = 1
+    skip_dropout: float = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
+    skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"
+    skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
+    skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; Eq. 7 has none
+    num_outputs: Literal[1, 2] = 1
+
+    @property
+    def resolutions(self) -> list[int]:
+        return [self.image_size // 2**i for i in range(len(self.channel_mult))]
+
+    def validate(self) -> None:
+        res = check_levels(self.image_size, self.channel_mult, self.attention_resolutions)
+        for name in ("in_channels", "out_channels", "model_channels", "num_res_blocks", "num_groups", "transformer_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        chans = [self.model_channels * m for m in self.channel_mult]
+        check_groups([self.model_channels] + chans, self.num_groups)
+        att_chans = [c for c, r in zip(chans, res) if r in self.attention_resolutions] + ([chans[-1]] if self.middle_attention else [])
+        for c in att_chans:
+            if self.num_head_channels > 0:
+                if c % self.num_head_channels:
+                    raise ConfigError("num_head_channels", f"{self.num_head_channels} does not divide attention width {c}")
+            elif self.num_heads < 1 or c % self.num_heads:
+                raise ConfigError("num_heads", f"{self.num_heads} heads do not divide attention width {c}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.skip_dropout < 1:
+            raise ConfigError("skip_dropout", f"must be in [0, 1), got {self.skip_dropout}")
+        for r in self.skip_dropout_resolutions:
+            if r not in res:
+                raise ConfigError("skip_dropout_resolutions", f"resolution {r} does not exist in this U-Net ({res} px)")
+        if self.latent_dim < 0 or self.context_dim < 0 or self.time_embed_dim < 0:
+            raise ConfigError("latent_dim", "latent_dim, context_dim and time_embed_dim must be >= 0")
+
+    def skip_dropout_levels(self) -> set[int]:
+        """Decoder resolutions (px) whose skip connections get Skip Dropout (dyga-encdiff.md section 5).
+
+        ``paper``: levels where the condition is not injected by cross-attention (all levels when the
+        U-Net has no cross-attention); ``reference_code``: the DyGA code's test
+        ``width not in attention downsample factors``; ``all``; ``explicit``: ``skip_dropout_resolutions``.
+        """
+        if self.skip_dropout == 0:
+            return set()
+        res = self.resolutions
+        if self.skip_dropout_placement == "all":
+            return set(res)
+        if self.skip_dropout_placement == "explicit":
+            return set(self.skip_dropout_resolutions)
+        if self.skip_dropout_placement == "paper":
+            if self.context_dim == 0:
+                return set(res)
+            return {r for r in res if r not in self.attention_resolutions}
+        factors = {self.image_size // r for r in self.attention_resolutions}
+        return {r for r in res if r not in factors}
+
+
+class SkipDropout(nn.Module):
+    """Channel dropout on a skip feature (DyGA Eq. 7): s~ = s * m, m_c ~ Bernoulli(1 - rate) per
+    (sample, channel), broadcast over H x W; ``rescale`` divides by 1 - rate. Identity in eval mode."""
+
+    def __init__(self, rate: float, rescale: bool = True):
+        super().__init__()
+        if not 0 <= rate < 1:
+            raise ValueError(f"SkipDropout rate must be in [0, 1), got {rate}")
+        self.rate, self.rescale = rate, rescale
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return s
+        keep = 1.0 - self.rate
+        m = torch.bernoulli(torch.full((s.shape[0], s.shape[1], 1, 1), keep, device=s.device, dtype=s.dtype))
+        return s * m / keep if self.rescale else s * m
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}, rescale={self.rescale}"
+
+
+class _Block(nn.ModuleList):
+    """A sequence of layers called with whatever conditioning each layer takes."""
+
+    def forward(self, h, emb, z, context):
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                h = layer(h, emb, z)
+            elif isinstance(layer, SpatialTransformer):
+                h = layer(h, context)
+            else:
+                h = layer(h)
+        return h
+
+
+@register_model
+class UNet(PretrainedMixin, nn.Module):
+    """``forward(x, t, z=None, context=None)`` -> output [B, out_channels, H, W] or a pair of them."""
+
+    config_class = UNetConfig
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        mc = cfg.model_channels
+        emb_dim = cfg.time_embed_dim or 4 * mc
+        self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+
+        def res(cin, cout, **kw):
+            return ResBlock(cin, cout, emb_dim, dropout=cfg.dropout, use_scale_shift_norm=cfg.use_scale_shift_norm,
+                            latent_dim=cfg.latent_dim, latent_cond=cfg.latent_cond, num_groups=cfg.num_groups, **kw)
+
+        def attn(ch):
+            heads = ch // cfg.num_head_channels if cfg.num_head_channels > 0 else cfg.num_heads
+            if cfg.context_dim > 0:
+                return SpatialTransformer(ch, heads, ch // heads, cfg.context_dim, cfg.transformer_depth, num_groups=cfg.num_groups)
+            return AttentionBlock(ch, heads, cfg.num_groups)
+
+        self.input_blocks = nn.ModuleList([_Block([nn.Conv2d(cfg.in_channels, mc, 3, padding=1)])])
+        skip_chans, ch, r = [mc], mc, cfg.image_size
+        for level, mult in enumerate(cfg.channel_mult):
+            for _ in range(cfg.num_res_blocks):
+                layers = [res(ch, mult * mc)]
+                ch = mult * mc
+                if r in cfg.attention_resolutions:
+                    layers.append(attn(ch))
+                self.input_blocks.append(_Block(layers))
+                skip_chans.append(ch)
+            if level != len(cfg.channel_mult) - 1:
+                down = res(ch, ch, down=True) if cfg.resblock_updown else Downsample(ch, cfg.conv_resample)
+                self.input_blocks.append(_Block([down]))
+                skip_chans.append(ch)
+                r //= 2
+        self.middle_block = _Block([res(ch, ch)] + ([attn(ch)] if cfg.middle_attention else []) + [res(ch, ch)])
+
+        drop_levels = cfg.skip_dropout_levels()
+        self.output_blocks = nn.ModuleList()
+        self.skip_dropouts = nn.ModuleList()
+        for level, mult in list(enumerate(cfg.channel_mult))[::-1]:
+            for i in range(cfg.num_res_blocks + 1):
+                sc = skip_chans.pop()
+                layers = [res(ch + sc, mc * mult)]
+                ch = mc * mult
+                if r in cfg.attention_resolutions:
+                    layers.append(attn(ch))
+                if level and i == cfg.num_res_blocks:
+                    layers.append(res(ch, ch, up=True) if cfg.resblock_updown else Upsample(ch, cfg.conv_resample))
+                self.skip_dropouts.append(SkipDropout(cfg.skip_dropout, cfg.skip_dropout_rescale) if r in drop_levels else nn.Identity())
+                self.output_blocks.append(_Block(layers))
+                if level and i == cfg.num_res_blocks:
+                    r *= 2
+        self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch), nn.SiLU(),
+                                 zero_module(nn.Conv2d(mc, cfg.out_channels * cfg.num_outputs, 3, padding=1)))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
+                context: torch.Tensor | None = None):
+        cfg = self.config
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ValueError(f"x must be a [B, C, H, W] tensor, got {getattr(x, 'shape', type(x))}")
+        B, C, H, W = x.shape
+        if C != cfg.in_channels or H % 2 ** (len(cfg.channel_mult) - 1) or W % 2 ** (len(cfg.channel_mult) - 1):
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected {cfg.in_channels} channels and H, W divisible "
+                             f"by {2 ** (len(cfg.channel_mult) - 1)}")
+        if not isinstance(t, torch.Tensor) or t.shape != (B,):
+            raise ValueError(f"t must have shape [B={B}], got {getattr(t, 'shape', type(t))}")
+        if cfg.latent_dim:
+            if z is None or z.shape != (B, cfg.latent_dim):
+                raise ValueError(f"z must have shape [B={B}, latent_dim={cfg.latent_dim}], got {getattr(z, 'shape', None)}")
+        elif z is not None:
+            raise ValueError("z was given but this U-Net has latent_dim=0")
+        if cfg.context_dim == 0 and context is not None:
+            raise ValueError("context was given but this U-Net has context_dim=0")
+        emb = self.time_embed(timestep_embedding(t, cfg.model_channels).to(x.dtype))
+        hs, h = [], x
+        for blk in self.input_blocks:
+            h = blk(h, emb, z, context)
+            hs.append(h)
+        h = self.middle_block(h, emb, z, context)
+        for blk, sd in zip(self.output_blocks, self.skip_dropouts):
+            h = blk(torch.cat([h, sd(hs.pop())], dim=1), emb, z, context)
+        out = self.out(h)
+        return tuple(out.chunk(2, dim=1)) if cfg.num_outputs == 2 else out
+
+
+UNET_PRESETS: dict[str, tuple[dict, str]] = {
+    "ddpm-cifar10": (dict(image_size=32, model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
+                          attention_resolutions=(16,), dropout=0.1, use_scale_shift_norm=False),
+                     "Ho et al. 2020 App. B: CIFAR-10 model, 35.7M parameters"),
+    "ddpm-celebahq256": (dict(image_size=256, model_channels=128, channel_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2,
+                              attention_resolutions=(16,), dropout=0.0, use_scale_shift_norm=False),
+                         "Ho et al. 2020 App. B: CelebA-HQ/LSUN 256 models, 114M parameters; SAMI Table A.5 CelebA-HQ denoiser"),
+    "sami-celeba64": (dict(image_size=64, model_channels=128, channel_mult=(1, 1, 1, 1, 1, 1), num_res_blocks=2,
+                           attention_resolutions=(), middle_attention=False, use_scale_shift_norm=False),
+                      "SAMI Table A.5 CelebA64 denoiser: Ho et al. U-Net without attention, 128 ch, [1,1,1,1,1,1]"),
+    "paramrel-celeba64": (dict(image_size=64, model_channels=64, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
+                               attention_resolutions=(), middle_attention=True, latent_dim=64),
+                          "ParamReL Table 5 CelebA: base 64, mult [1,2,2,2], z in R^64; attention at the bottleneck only (App. C.2)"),
+    "dyga-table8": (dict(image_size=16, model_channels=64, channel_mult=(1, 2, 4, 4), num_res_blocks=2,
+                         attention_resolutions=(16, 8, 4), num_heads=8, resblock_updown=True, context_dim=32,
+                         dropout=0.1, skip_dropout=0.2),
+                    "DyGA Table 8 latent U-Net (dyga-encdiff.md 1.2): 16x16x3 VQ latent, cross-attention to 32-d tokens"),
+}
+
+
+def unet_preset(name: str, **overrides) -> UNetConfig:
+    """A published U-Net configuration by name (see ``UNET_PRESETS``), with field overrides."""
+    if name not in UNET_PRESETS:
+        raise ValueError(f"unknown U-Net preset {name!r}; known: {', '.join(UNET_PRESETS)}")
+    return UNetConfig(**{**UNET_PRESETS[name][0], **overrides})

@@ -1,0 +1,14 @@
+"""Trainer, checkpoints, EMA, deterministic data order, distributed helpers and the train config."""
+
+from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint, verify_checkpoint
+from .config import TrainConfig
+from .data import EpochBatchSampler, epoch_permutation
+from .ema import EMA
+from .loggers import MetricLogger, read_metrics
+from .trainer import Trainer, capture_rng_state, lr_at, restore_rng_state, seed_everything
+
+__all__ = [
+    "TrainConfig", "Trainer", "EMA", "seed_everything", "capture_rng_state", "restore_rng_state", "lr_at",
+    "save_checkpoint", "load_checkpoint", "list_checkpoints", "resolve_checkpoint", "verify_checkpoint",
+    "EpochBatchSampler", "epoch_permutation", "MetricLogger", "read_metrics",
+]

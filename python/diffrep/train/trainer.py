@@ -1,0 +1,290 @@
+"""The training loop: one readable function from data to checkpoint (ecosystem.md 2.3).
+
+Any ``nn.Module`` with ``loss(batch) -> dict`` (key ``"loss"``, a scalar tensor; other entries are
+logged) trains here. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
+clipping, EMA update. bf16 autocast on CUDA, optional ``torch.compile``, DistributedDataParallel
+under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
+RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
+``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
+(same device, same world size, deterministic kernels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import distributed as D
+from .checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import EpochBatchSampler, seeded_generator, worker_init_fn
+from .ema import EMA
+from .loggers import MetricLogger, Progress
+
+__all__ = ["Trainer", "seed_everything", "capture_rng_state", "restore_rng_state", "lr_at"]
+
+
+def seed_everything(seed: int, rank: int = 0, *, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) with ``seed + rank``; optionally force deterministic kernels."""
+    s = int(seed) + int(rank)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def capture_rng_state() -> dict:
+    """RNG states of python, numpy and torch as tensors and plain types (``weights_only``-loadable)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss_next": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then constant or half-cosine."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "cosine":
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step - cfg.warmup_steps, span) / span))
+    return cfg.lr
+
+
+class _LossForward(nn.Module):
+    """Routes ``forward`` to ``model.loss`` so that DDP's forward hooks see the loss computation."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` with ``config``, writing into ``run_dir``.
+
+    Files: ``metrics.jsonl``, ``checkpoints/step-XXXXXXXX/``, ``images/samples/step-XXXXXXXX.png``
+    (when the model has ``sample(n, generator=...)`` and ``sample_every`` > 0) and ``final/`` (the
+    last weights in ``save_pretrained`` form, with the EMA copy). ``callbacks`` are called as
+    ``cb(trainer, step, metrics)`` after every optimiser step on every rank.
+    """
+
+    def __init__(self, model: nn.Module, dataset: Dataset, config: TrainConfig, run_dir: str | os.PathLike, *,
+                 collate_fn: Callable | None = None, callbacks: list[Callable] | None = None,
+                 sample_value_range: tuple[float, float] = (-1.0, 1.0)):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not callable(getattr(model, "loss", None)):
+            raise TypeError(f"{type(model).__name__} has no loss(batch) method; the trainer needs one returning {{'loss': ...}}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError("dataset must be a map-style dataset with __len__ and __getitem__")
+        if len(dataset) < config.batch_size:
+            raise ValueError(f"dataset has {len(dataset)} examples, fewer than train.batch_size={config.batch_size}")
+        self.model, self.dataset, self.config = model, dataset, config
+        self.run_dir = Path(run_dir)
+        self.collate_fn, self.callbacks = collate_fn, list(callbacks or [])
+        self.sample_value_range = sample_value_range
+        self.step = 0
+        self.timings: dict[str, float] = {}
+        self.history: list[dict] = []
+
+    # -- data -------------------------------------------------------------------------------
+    def _batches(self, start_step: int, info: D.DistInfo):
+        cfg = self.config
+        n = len(self.dataset)
+        per_epoch = n // cfg.batch_size
+        step = start_step
+        while True:
+            epoch, offset = divmod(step, per_epoch)
+            sampler = EpochBatchSampler(n, cfg.batch_size, seed=cfg.seed, epoch=epoch, rank=info.rank,
+                                        world_size=info.world_size, start=offset)
+            loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                collate_fn=self.collate_fn, pin_memory=info.device.type == "cuda",
+                                worker_init_fn=worker_init_fn if cfg.num_workers else None,
+                                generator=seeded_generator(cfg.seed, epoch, info.rank, 1),
+                                persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+            for batch in loader:
+                yield batch
+                step += 1
+
+    # -- checkpoints and samples ------------------------------------------------------------
+    def _save(self, step: int, optimizer, ema, info: D.DistInfo) -> None:
+        rng = D.all_gather_object(capture_rng_state())
+        if info.rank == 0:
+            state = {"rng": rng, "world_size": info.world_size, "train_config": self.config.to_dict()}
+            save_checkpoint(self.run_dir / "checkpoints", step, self.model, optimizer=optimizer, ema=ema, state=state,
+                            keep=self.config.keep_checkpoints)
+        D.barrier()
+
+    def _sample_grid(self, step: int, ema, info: D.DistInfo) -> None:
+        sample = getattr(self.model, "sample", None)
+        if info.rank != 0 or not callable(sample):
+            return
+        from ..viz import save_image
+
+        cfg = self.config
+        gen = torch.Generator(device=info.device).manual_seed(cfg.seed)
+        ctx = ema.swapped(self.model) if (ema is not None and cfg.sample_from_ema) else contextlib.nullcontext()
+        was_training = self.model.training
+        self.model.eval()
+        with ctx, torch.no_grad():
+            images = sample(cfg.num_samples, generator=gen)
+        self.model.train(was_training)
+        out = self.run_dir / "images" / "samples" / f"step-{step:08d}.png"
+        save_image(images.float().cpu(), out, nrow=max(1, int(math.isqrt(cfg.num_samples))), value_range=self.sample_value_range)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train(self, resume: str | os.PathLike | None = None, *, profile: bool = False) -> list[dict]:
+        """Run to ``config.steps``; ``resume`` = ``"latest"`` or a checkpoint directory. Returns logged records."""
+        cfg = self.config
+        info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
+        try:
+            return self._train(resume, info, profile)
+        finally:
+            D.cleanup_distributed(info)
+
+    def _train(self, resume, info: D.DistInfo, profile: bool) -> list[dict]:
+        cfg, model, device = self.config, self.model, info.device
+        if cfg.batch_size % info.world_size:
+            raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the world size {info.world_size}")
+        seed_everything(cfg.seed, info.rank, deterministic=cfg.deterministic)
+        model.to(device).train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"{type(model).__name__} has no trainable parameters")
+        fused = {"fused": True} if device.type == "cuda" else {}
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
+        ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup, update_after_step=cfg.ema_update_after_step) if cfg.ema_decay > 0 else None
+        start = 0
+        if resume is not None:
+            path = resolve_checkpoint(resume, self.run_dir / "checkpoints")
+            state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device)
+            if state.get("world_size", 1) != info.world_size:
+                raise ValueError(f"checkpoint {path} was written by {state.get('world_size')} ranks; this run has "
+                                 f"{info.world_size} (exact resume needs the same world size)")
+            restore_rng_state(state["rng"][info.rank])
+            start = int(state["step"])
+        self.step = start
+        main = info.rank == 0
+        logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=start if resume is not None else None) if main else None
+        forward: nn.Module = _LossForward(model)
+        if info.world_size > 1:
+            forward = nn.parallel.DistributedDataParallel(
+                forward, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=cfg.find_unused_parameters)
+        if cfg.compile:
+            forward = torch.compile(forward)
+        use_bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and device.type == "cuda")
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        progress = Progress(cfg.steps, start, enabled=main)
+        timings = self.timings = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}  # seconds, summed
+        sync = (lambda: torch.cuda.synchronize(device)) if (profile and device.type == "cuda") else (lambda: None)
+        batches = self._batches(start, info)
+        sums: dict[str, float] = {}
+        count = 0
+        try:
+            for step in range(start, cfg.steps):
+                t0 = time.perf_counter()
+                batch = _to_device(next(batches), device)
+                sync()
+                t1 = time.perf_counter()
+                lr = lr_at(cfg, step)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                with autocast:
+                    out = forward(batch)
+                if not isinstance(out, dict) or "loss" not in out:
+                    raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
+                loss = out["loss"]
+                if not torch.isfinite(loss.detach()).all():
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
+                sync()
+                t2 = time.perf_counter()
+                loss.backward()
+                sync()
+                t3 = time.perf_counter()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(model, step + 1)
+                sync()
+                t4 = time.perf_counter()
+                for k, dt in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    timings[k] += dt
+                done = step + 1
+                self.step = done
+                metrics = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
+                           for k, v in out.items() if isinstance(v, (torch.Tensor, int, float))}
+                if grad_norm is not None:
+                    metrics["grad_norm"] = float(grad_norm)
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                log_now = done % cfg.log_every == 0 or done == cfg.steps
+                if log_now:
+                    avg = D.all_reduce_mean({k: v / count for k, v in sums.items()}, device)
+                    avg["lr"] = lr
+                    sums, count = {}, 0
+                    if main:
+                        logger.log(done, avg)
+                        self.history.append({"step": done, **avg})
+                progress.update(done, self.history[-1] if (log_now and main) else None, log=log_now)
+                for cb in self.callbacks:
+                    cb(self, done, metrics)
+                if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
+                    self._save(done, optimizer, ema, info)
+                if cfg.sample_every and done % cfg.sample_every == 0:
+                    self._sample_grid(done, ema, info)
+        finally:
+            progress.close()
+            if logger is not None:
+                logger.close()
+        if main and hasattr(model, "save_pretrained"):
+            model.save_pretrained(self.run_dir / "final", ema_state=ema.full_state_dict(model) if ema is not None else None)
+        D.barrier()
+        return self.history

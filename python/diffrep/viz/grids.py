@@ -1,0 +1,126 @@
+"""``make_grid`` with torchvision's behaviour (ecosystem.md 2.8) and Pillow-based saving."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["make_grid", "save_image", "save_gif", "to_pil"]
+
+
+def _as_batch(images) -> torch.Tensor:
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("make_grid: empty list of images")
+        if not all(isinstance(t, torch.Tensor) for t in images):
+            raise TypeError("make_grid: a list input must contain only tensors")
+        shapes = {tuple(t.shape) for t in images}
+        if len(shapes) != 1:
+            raise ValueError(f"make_grid: images in the list differ in shape: {sorted(shapes)}")
+        images = torch.stack(list(images))
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"make_grid: expected a tensor or a list of tensors, got {type(images).__name__}")
+    if images.dim() == 2:
+        images = images[None]
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4:
+        raise ValueError(f"make_grid: expected [B, C, H, W], [C, H, W] or [H, W], got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError("make_grid: empty batch")
+    return images
+
+
+def make_grid(images, nrow: int = 8, padding: int = 2, normalize: bool = False,
+              value_range: tuple[float, float] | None = None, scale_each: bool = False,
+              pad_value: float = 0.0) -> torch.Tensor:
+    """Tile images into one [C, H', W'] canvas, ``min(nrow, B)`` per row (torchvision semantics).
+
+    One-channel input is repeated to three channels; other channel counts are kept. With
+    ``normalize``, values are clamped to ``value_range`` (default: the tensor's own min/max, per image
+    if ``scale_each``) and mapped to [0, 1]. The input is never modified. A batch of one returns that
+    image without padding.
+    """
+    if not isinstance(nrow, int) or nrow < 1:
+        raise ValueError(f"nrow must be a positive int, got {nrow!r}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be a non-negative int, got {padding!r}")
+    x = _as_batch(images).clone()
+    if not x.dtype.is_floating_point:
+        x = x.float()
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    if normalize:
+        if value_range is not None and not (len(value_range) == 2 and value_range[0] < value_range[1]):
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+
+        def norm(t):
+            lo, hi = value_range if value_range is not None else (float(t.min()), float(t.max()))
+            return t.clamp(lo, hi).sub(lo).div(max(hi - lo, 1e-5))
+
+        x = torch.stack([norm(t) for t in x]) if scale_each else norm(x)
+    if x.shape[0] == 1:
+        return x[0]
+    B, C, H, W = x.shape
+    xmaps = min(nrow, B)
+    ymaps = math.ceil(B / xmaps)
+    h, w = H + padding, W + padding
+    grid = x.new_full((C, ymaps * h + padding, xmaps * w + padding), pad_value)
+    for k in range(B):
+        r, c = divmod(k, xmaps)
+        grid[:, r * h + padding: r * h + padding + H, c * w + padding: c * w + padding + W] = x[k]
+    return grid
+
+
+def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
+    """[C, H, W] (C in 1, 3, 4) or [H, W] float tensor -> PIL image, mapping ``value_range`` to 0..255."""
+    from PIL import Image
+
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"to_pil: expected a tensor, got {type(image).__name__}")
+    lo, hi = value_range
+    if not lo < hi:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+    x = image.detach().float().cpu()
+    if x.dim() == 2:
+        x = x[None]
+    if x.dim() != 3 or x.shape[0] not in (1, 3, 4):
+        raise ValueError(f"to_pil: expected [C, H, W] with C in (1, 3, 4), got {tuple(image.shape)}")
+    x = (x - lo) / (hi - lo)
+    arr = x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    if arr.shape[2] == 1:
+        return Image.fromarray(arr[:, :, 0], mode="L")
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB" if arr.shape[2] == 3 else "RGBA")
+
+
+def save_image(images, path: str | os.PathLike, *, nrow: int = 8, padding: int = 2,
+               value_range: tuple[float, float] = (0.0, 1.0), pad_value: float | None = None) -> Path:
+    """Save a grid of ``images`` (values in ``value_range``) as a PNG (or any format Pillow infers)."""
+    lo, hi = value_range
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=lo if pad_value is None else pad_value)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(grid, value_range).save(path)
+    return path
+
+
+def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, *, duration_ms: int = 100, loop: int = 0,
+             value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+    """Save frames ([C, H, W] each, e.g. grids) as an animated GIF that loops ``loop`` times (0 = forever)."""
+    if not frames:
+        raise ValueError("save_gif: no frames")
+    if duration_ms <= 0:
+        raise ValueError(f"duration_ms must be positive, got {duration_ms}")
+    shapes = {tuple(f.shape) for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"save_gif: frames differ in shape: {sorted(shapes)}")
+    pils = [to_pil(f, value_range).convert("RGB") for f in frames]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pils[0].save(path, save_all=True, append_images=pils[1:], duration=duration_ms, loop=loop)
+    return path

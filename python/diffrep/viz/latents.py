@@ -1,0 +1,167 @@
+"""Latent-space figures: interpolation strips, traversals (static and animated), latent swaps.
+
+Each builder takes ``decode``: a callable mapping a batch of codes [M, ...] to images [M, C, H, W],
+so it works with any model (a VAE decoder, a diffusion decoder with fixed noise, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .grids import make_grid
+
+__all__ = ["lerp", "slerp", "interpolation_strip", "traversal_grid", "traversal_frames", "latent_swap_grid", "labelled_grid"]
+
+Decode = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _weights(n: int, like: torch.Tensor) -> torch.Tensor:
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"number of interpolation points must be an int >= 2, got {n!r}")
+    return torch.linspace(0, 1, n, dtype=like.dtype, device=like.device)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(1 - t) a + t b for each t in the vector ``t``: returns [len(t), *a.shape]."""
+    if a.shape != b.shape:
+        raise ValueError(f"lerp: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    t = t.reshape(-1, *([1] * a.dim()))
+    return (1 - t) * a[None] + t * b[None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Spherical interpolation sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w the angle between a and b
+    (Shoemake 1985; used for diffusion noise codes, e.g. DiffAE/DDIM interpolation). Falls back to lerp
+    when a and b are (anti)parallel. Returns [len(t), *a.shape]."""
+    if a.shape != b.shape:
+        raise ValueError(f"slerp: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    af, bf = a.reshape(-1).double(), b.reshape(-1).double()
+    cos = torch.dot(af, bf) / (af.norm() * bf.norm()).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    so = torch.sin(omega)
+    if float(so) < 1e-6:
+        return lerp(a, b, t)
+    td = t.double().reshape(-1, 1)
+    out = (torch.sin((1 - td) * omega) / so) * af[None] + (torch.sin(td * omega) / so) * bf[None]
+    return out.to(a.dtype).reshape(len(t), *a.shape)
+
+
+def interpolation_strip(decode: Decode, z_a: torch.Tensor, z_b: torch.Tensor, n: int = 8, *,
+                        mode: str = "lerp") -> torch.Tensor:
+    """Decode n codes between ``z_a`` and ``z_b`` (a single code each) -> images [n, C, H, W]."""
+    if mode not in ("lerp", "slerp"):
+        raise ValueError(f"mode must be 'lerp' or 'slerp', got {mode!r}")
+    w = _weights(n, z_a)
+    codes = lerp(z_a, z_b, w) if mode == "lerp" else slerp(z_a, z_b, w)
+    return decode(codes)
+
+
+def _check_code(z: torch.Tensor) -> None:
+    if not isinstance(z, torch.Tensor) or z.dim() != 1:
+        raise ValueError(f"traversals need a single code of shape [d], got {tuple(getattr(z, 'shape', ()))}")
+
+
+def traversal_grid(decode: Decode, z: torch.Tensor, values: Sequence[float] | torch.Tensor, *,
+                   dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> torch.Tensor:
+    """Static traversal (disentanglement_lib ``latent_traversal_1d_multi_dim``): row i sets dimension
+    ``dims[i]`` of code ``z`` [d] to each of ``values`` in turn. Returns the grid [C, H', W']."""
+    _check_code(z)
+    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
+    dims = list(range(z.shape[0])) if dims is None else list(dims)
+    if any(not 0 <= d < z.shape[0] for d in dims):
+        raise ValueError(f"dims must lie in [0, {z.shape[0]}), got {dims}")
+    codes = z[None, None].repeat(len(dims), len(values), 1)
+    for i, d in enumerate(dims):
+        codes[i, :, d] = values
+    images = decode(codes.reshape(-1, z.shape[0]))
+    return make_grid(images, nrow=len(values), padding=padding, pad_value=pad_value)
+
+
+def traversal_frames(decode: Decode, z: torch.Tensor, values: Sequence[float] | torch.Tensor, *,
+                     dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> list[torch.Tensor]:
+    """Animated traversal (disentanglement_lib ``animated_traversals``): frame k is a grid with one cell per
+    dimension, that dimension set to ``values[k]``. Save with :func:`diffrep.viz.save_gif`."""
+    _check_code(z)
+    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
+    dims = list(range(z.shape[0])) if dims is None else list(dims)
+    codes = z[None, None].repeat(len(values), len(dims), 1)
+    for i, d in enumerate(dims):
+        codes[:, i, d] = values
+    images = decode(codes.reshape(-1, z.shape[0]))
+    images = images.reshape(len(values), len(dims), *images.shape[1:])
+    nrow = max(1, int(round(len(dims) ** 0.5)))
+    return [make_grid(images[k], nrow=nrow, padding=padding, pad_value=pad_value) for k in range(len(values))]
+
+
+def latent_swap_grid(decode: Decode, targets: torch.Tensor, source: torch.Tensor, *, inputs: torch.Tensor | None = None,
+                     units: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> torch.Tensor:
+    """EncDiff/DisDiff interchange grid: the first row shows ``inputs`` (or the decoded ``targets``);
+    row i+1 decodes the targets with latent unit ``units[i]`` replaced by the source's unit.
+
+    ``targets`` [B, N, ...] holds B codes of N units (a [B, N] vector code has scalar units);
+    ``source`` [N, ...] is one code. Returns the grid [C, H', W'] with B columns.
+    """
+    if targets.dim() < 2 or source.shape != targets.shape[1:]:
+        raise ValueError(f"targets must be [B, N, ...] and source [N, ...]; got {tuple(targets.shape)} and {tuple(source.shape)}")
+    N = targets.shape[1]
+    units = list(range(N)) if units is None else list(units)
+    if any(not 0 <= u < N for u in units):
+        raise ValueError(f"units must lie in [0, {N}), got {units}")
+    B = targets.shape[0]
+    swapped = targets[None].repeat(len(units), *([1] * targets.dim()))
+    for i, u in enumerate(units):
+        swapped[i, :, u] = source[u]
+    images = decode(swapped.reshape(-1, *targets.shape[1:]))
+    top = inputs if inputs is not None else decode(targets)
+    if top.shape[0] != B or top.shape[1:] != images.shape[1:]:
+        raise ValueError(f"inputs must have shape {(B, *images.shape[1:])}, got {tuple(top.shape)}")
+    return make_grid(torch.cat([top, images]), nrow=B, padding=padding, pad_value=pad_value)
+
+
+def labelled_grid(rows: Sequence[torch.Tensor], path: str | os.PathLike, *, row_labels: Sequence[str] | None = None,
+                  col_labels: Sequence[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
+                  title: str | None = None, cell_inches: float = 1.0, dpi: int = 100) -> Path:
+    """A matplotlib figure of image rows ([n_cols, C, H, W] each) with row/column labels (e.g. "Factor i").
+
+    Needs matplotlib (an optional dependency), imported here with the Agg backend.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("labelled_grid needs matplotlib, an optional dependency: pip install matplotlib") from exc
+    if not rows:
+        raise ValueError("labelled_grid: no rows")
+    ncols = rows[0].shape[0]
+    if any(r.shape[0] != ncols for r in rows):
+        raise ValueError("labelled_grid: rows must have the same number of images")
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {len(rows)} rows")
+    if col_labels is not None and len(col_labels) != ncols:
+        raise ValueError(f"col_labels has {len(col_labels)} entries for {ncols} columns")
+    lo, hi = value_range
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * cell_inches, len(rows) * cell_inches), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            img = ((row[j].detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+            ax = axes[i][j]
+            ax.imshow(img.permute(1, 2, 0).numpy() if img.shape[0] != 1 else img[0].numpy(), cmap=None if img.shape[0] != 1 else "gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0 and row_labels is not None:
+                ax.set_ylabel(row_labels[i])
+            if i == 0 and col_labels is not None:
+                ax.set_title(col_labels[j], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,35 @@
+"""Child for the DDP test: run under torchrun (2 gloo ranks) or alone; rank r writes params-r.pt."""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from diffrep.train import TrainConfig, Trainer
+from diffrep.train.distributed import get_rank
+
+
+class Regressor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def loss(self, batch):
+        x, y = batch
+        return {"loss": ((self.net(x) - y) ** 2).mean()}
+
+
+out = Path(sys.argv[1])
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(123)
+data = TensorDataset(torch.randn(48, 4, generator=g), torch.randn(48, 1, generator=g))
+torch.manual_seed(0)
+model = Regressor()
+cfg = TrainConfig(steps=8, batch_size=8, lr=1e-2, warmup_steps=2, grad_clip=0.5, ema_decay=0.5, log_every=2,
+                  ckpt_every=4, device="cpu", seed=7, dist_timeout_s=120)
+captured = {}
+tr = Trainer(model, data, cfg, out / "run", callbacks=[lambda t, s, m: captured.setdefault("rank", get_rank())])
+tr.train()
+torch.save({k: v.clone() for k, v in model.state_dict().items()}, out / f"params-{captured['rank']}.pt")
