@@ -11,5 +11,3 @@ def device(request):
     """Every device with a native backend here; CUDA only when a GPU is usable."""
     return torch.device(request.param)
 
-
-requires_cuda = pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from .. import _native
 
 # Bits of the int32 error word the kernels OR together (csrc/bfn/bfn_math.h, ErrorFlag).
 NON_FINITE, CLASS_OUT_OF_RANGE, NON_POSITIVE = 1, 2, 4
+
+
+_local = threading.local()
+
+
+def _flags_word(device: torch.device) -> torch.Tensor:
+    """A zeroed int32 word on ``device``, reused per thread (allocating one per call costs more
+    than the kernels of small ops)."""
+    cache = getattr(_local, "flags", None)
+    if cache is None:
+        cache = _local.flags = {}
+    word = cache.get(device)
+    if word is None:
+        word = cache[device] = torch.zeros(1, dtype=torch.int32, device=device)
+    else:
+        word.zero_()
+    return word
 
 
 def run(backend: str, name: str, device: torch.device, *args) -> int:
@@ -17,7 +36,7 @@ def run(backend: str, name: str, device: torch.device, *args) -> int:
     device and is read back here (one synchronisation per call: the price of never returning
     silently wrong output).
     """
-    flags = torch.zeros(1, dtype=torch.int32, device=device)
+    flags = _flags_word(device)
     if backend == "cpu":
         getattr(_native.cpu_module(), name)(*args, flags, -1, 0)
     else:

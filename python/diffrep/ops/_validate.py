@@ -118,7 +118,11 @@ def time_in_unit_interval(name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{name} must lie in [0, 1] (and not be NaN); found {bad}")
 
 
-def nonnegative(name: str, v: torch.Tensor, *, strict: bool = False) -> None:
+def nonnegative(name: str, v, *, strict: bool = False) -> None:
+    if not isinstance(v, torch.Tensor):  # a number: no tensor ops needed
+        if not (math.isfinite(v) and (v > 0 if strict else v >= 0)):
+            raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'} and finite; found {v}")
+        return
     ok = v > 0 if strict else v >= 0
     ok = ok & torch.isfinite(v)
     if not bool(ok.all()):

@@ -124,7 +124,6 @@ def _explainer(name, prepare):
     register(name)(lambda *a, **k: prepare(*a, **k).choice)
 
 
-_NONFINITE = {NON_FINITE: "the input contains NaN or infinite values"}
 
 
 # ----------------------------------------------------------------------------- continuous flow
@@ -242,8 +241,8 @@ def _new_rho(p, rho, alpha, inverse):
 
 def _continuous_update(mu, rho, y, alpha, inverse):
     p = _prep_continuous_update(mu, rho, y, alpha, inverse)
-    V.nonnegative("alpha", p.alpha)
-    V.nonnegative("rho", p.rho, strict=True)
+    V.nonnegative("alpha", alpha if not isinstance(alpha, torch.Tensor) else p.alpha)
+    V.nonnegative("rho", rho if not isinstance(rho, torch.Tensor) else p.rho, strict=True)
     if inverse:
         # rho = rho' - alpha must stay a precision (bfn-paramrel.md §2.1)
         prior = p.rho - p.alpha if p.rho_per_row == p.alpha_per_row else (

@@ -1,0 +1,82 @@
+"""CUDA-only checks of the BFN kernels (the twin comparisons in test_bfn_twin.py also run on CUDA
+through the ``device`` fixture). Skipped only when no GPU is usable."""
+
+import pytest
+import torch
+
+import diffrep
+from diffrep import _native
+from diffrep.ops import bfn, random
+
+pytestmark = pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")
+
+
+def _pair(fn, seed=7):
+    """fn(device, generator) on the CPU and on CUDA with the same key."""
+    return (fn(torch.device("cpu"), torch.Generator().manual_seed(seed)),
+            fn(torch.device("cuda"), torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_philox_normals_agree_between_cpu_and_cuda(dtype, tol):
+    cpu, gpu = _pair(lambda d, g: random.normal((1 << 20) + 3, dtype, d, g))
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_random_ops_agree_between_cpu_and_cuda(dtype):
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1000, generator=g, dtype=dtype) * 2 - 1
+    t = torch.rand(64, generator=g, dtype=dtype)
+    xi = torch.randint(0, 16, (64, 100), generator=g)
+    cpu, gpu = _pair(lambda d, gen: bfn.continuous_flow(x.to(d), t.to(d), 1e-3, gen))
+    torch.testing.assert_close(gpu.cpu(), cpu, **tol)
+    cpu, gpu = _pair(lambda d, gen: bfn.discrete_flow(xi.to(d), t.to(d), 3.0, 16, gen, dtype=dtype))
+    torch.testing.assert_close(gpu.cpu(), cpu, **tol)
+    cpu, gpu = _pair(lambda d, gen: bfn.continuous_sender_update(x.to(d), 1.0, x.to(d), t.to(d) + 0.1, gen,
+                                                                return_y=True)[2])
+    torch.testing.assert_close(gpu.cpu(), cpu, **tol)
+
+
+def test_kernels_run_on_the_current_stream():
+    x = torch.rand(256, 4096, device="cuda") * 2 - 1
+    t = torch.rand(256, device="cuda")
+    expected = bfn.continuous_flow(x, t, 1e-3, torch.Generator().manual_seed(1))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        y = x * 1.0  # queued on the side stream; the flow must see it
+        out = bfn.continuous_flow(y, t, 1e-3, torch.Generator().manual_seed(1))
+    torch.cuda.current_stream().wait_stream(side)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_error_flags_come_back_from_the_device():
+    x = torch.full((4, 8), 3, device="cuda")
+    with pytest.raises(ValueError, match="class outside"):
+        bfn.discrete_flow(x, torch.full((4,), 0.5, device="cuda"), 3.0, 2)
+    with pytest.raises(ValueError, match="NaN"):
+        bfn.continuous_flow(torch.full((4, 8), float("nan"), device="cuda"), 0.5, 1e-3)
+
+
+def test_cpu_tensor_to_the_cuda_module_is_a_type_error():
+    cuda = _native.cuda_module()
+    x = torch.zeros(8)
+    flags = torch.zeros(1, dtype=torch.int32, device="cuda")
+    with pytest.raises(TypeError):
+        cuda.cts_flow(x, x, False, 8, -13.8, x, False, 0, 0, x, flags, 0, 0)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_second_device():
+    x = torch.rand(8, 16, device="cuda:1")
+    out = bfn.continuous_flow(x, 0.5, 1e-3, torch.Generator().manual_seed(0))
+    assert out.device == x.device
+    ref = bfn.continuous_flow(x.cpu(), 0.5, 1e-3, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_info_reports_the_gpu():
+    report = diffrep.info()
+    assert report["modules"]["_cuda"]["usable"] and report["gpu"]
