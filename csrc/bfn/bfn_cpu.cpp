@@ -223,12 +223,21 @@ template <typename T>
 void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, const T* mu, const T* t,
                    bool t_per_row, int64_t row_len, const T* x, T log_s1sq, int64_t K, bool clip, bool noise_pred,
                    T min_loss_var, bool want_grad, T* loss, T* d_mean, T* d_log_sigma, int64_t n) {
+  const int64_t tiles = (n + kTile - 1) / kTile;
   int32_t flags = 0;
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n * K >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
-    loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], t[bidx(i, row_len, t_per_row)], x[i], log_s1sq,
-                                 K, clip, noise_pred, min_loss_var, want_grad, d_mean + (want_grad ? i : 0),
-                                 d_log_sigma + (want_grad ? i : 0), flags);
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      TimeConsts<T> tc{};
+      if (t_per_row) tc = time_consts(t[row], log_s1sq, noise_pred, min_loss_var);
+      for (int64_t i = s; i < e; ++i) {
+        if (!t_per_row) tc = time_consts(t[i], log_s1sq, noise_pred, min_loss_var);
+        loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip, noise_pred, want_grad,
+                                     d_mean + (want_grad ? i : 0), d_log_sigma + (want_grad ? i : 0), flags);
+      }
+    });
+  }
   *l.flags |= flags;
 }
 

@@ -139,9 +139,9 @@ __global__ void disc_cts_loss_kernel(const T* out_mean, const T* out_log_sigma, 
                                      T* d_log_sigma, int64_t n, int32_t* flags) {
   int32_t local = 0;
   GRID_STRIDE(i, n) {
-    loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], t[bidx(i, row_len, t_per_row)], x[i], log_s1sq,
-                                 K, clip, noise_pred, min_loss_var, want_grad, d_mean + (want_grad ? i : 0),
-                                 d_log_sigma + (want_grad ? i : 0), local);
+    const TimeConsts<T> tc = time_consts(t[bidx(i, row_len, t_per_row)], log_s1sq, noise_pred, min_loss_var);
+    loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip, noise_pred, want_grad,
+                                 d_mean + (want_grad ? i : 0), d_log_sigma + (want_grad ? i : 0), local);
   }
   report(flags, local);
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/fast_math.h"
 #include "common/hd.h"
 
 namespace diffrep {
@@ -27,6 +28,15 @@ constexpr double kMinSqrtBeta = 1e-10;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
+// A reduction loop the host compiler may vectorise (reassociating the sums); device code keeps
+// the sequential order.
+#if defined(__CUDACC__)
+#define DIFFREP_SIMD_SUM(...)
+#else
+#define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
+#define DIFFREP_STR(x) #x
+#endif
+
 // Error flags written by the kernels (bitwise OR), decoded in python/diffrep/ops/bfn.py.
 enum ErrorFlag : int32_t {
   kNonFiniteInput = 1,
@@ -45,12 +55,12 @@ DIFFREP_HD T gamma_of_t(T t, T log_s1sq) {
 template <typename T>
 DIFFREP_HD T normal_cdf(T v, T mu, T inv_sigma) {
   // Same order of operations as torch.distributions.Normal.cdf.
-  return T(0.5) * (T(1) + erf((v - mu) * inv_sigma * T(kInvSqrt2)));
+  return T(0.5) * (T(1) + fast_erf((v - mu) * inv_sigma * T(kInvSqrt2)));
 }
 
 template <typename T>
 DIFFREP_HD T normal_pdf_std(T z) {
-  return T(kInvSqrt2Pi) * exp(T(-0.5) * z * z);
+  return T(kInvSqrt2Pi) * fast_exp(T(-0.5) * z * z);
 }
 
 // Boundary j (0..K) of K bins on [-1, 1].
@@ -60,6 +70,29 @@ DIFFREP_HD T boundary(int64_t j, int64_t K) {
 }
 
 // ---------------------------------------------------------------- output parameters
+// Everything the discretised loss needs from t alone: computed once per example on the CPU.
+template <typename T>
+struct TimeConsts {
+  bool masked;  // noise_pred and t < 1e-6 (on the raw t): x_hat = 0, sigma_x = 1
+  T gamma;      // gamma(max(t, 1e-6))
+  T scale;      // sqrt((1 - gamma) / gamma)
+  T weight;     // -ln(sigma1) / max(sigma1^(2t), min_loss_variance)
+};
+
+template <typename T>
+DIFFREP_HD TimeConsts<T> time_consts(T t, T log_s1sq, bool noise_pred, T min_loss_var) {
+  TimeConsts<T> c;
+  c.masked = noise_pred && t < T(kMinT);
+  const T tc = t < T(kMinT) ? T(kMinT) : t;
+  const T v = exp(tc * log_s1sq);
+  c.gamma = gamma_of_t(tc, log_s1sq);
+  c.scale = sqrt(v / c.gamma);
+  T post_var = exp(t * log_s1sq);
+  if (min_loss_var > T(0) && post_var < min_loss_var) post_var = min_loss_var;
+  c.weight = T(-0.5) * log_s1sq / post_var;
+  return c;
+}
+
 // (mu_x, sigma_x) from the network's two outputs, and the derivatives the losses need.
 template <typename T>
 struct NormalParams {
@@ -69,7 +102,7 @@ struct NormalParams {
 };
 
 template <typename T>
-DIFFREP_HD NormalParams<T> output_normal_params(T out_mean, T out_log_sigma, T mu, T t, T log_s1sq,
+DIFFREP_HD NormalParams<T> output_normal_params(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc,
                                                 bool noise_pred) {
   NormalParams<T> p;
   const bool ls_in = out_log_sigma >= T(-kSafeExp) && out_log_sigma <= T(kSafeExp);
@@ -77,24 +110,20 @@ DIFFREP_HD NormalParams<T> output_normal_params(T out_mean, T out_log_sigma, T m
                : (out_log_sigma > T(kSafeExp) ? T(kSafeExp) : out_log_sigma);
   T sigma;
   if (noise_pred) {
-    if (t < T(kMinT)) {  // mask on the raw t: x_hat = 0, sigma_x = 1, no gradient
+    if (tc.masked) {  // no gradient either
       p.mu_x = T(0);
       p.sigma_x = T(1);
       p.dmu_dout = T(0);
       p.dsig_dlogsig = T(0);
       return p;
     }
-    const T tc = t;  // t >= min_t here, so the clamp at min_t is the identity
-    const T v = exp(tc * log_s1sq);
-    const T g = gamma_of_t(tc, log_s1sq);
-    const T scale = sqrt(v / g);
-    p.mu_x = mu / g - scale * out_mean;
-    p.dmu_dout = -scale;
-    sigma = scale * exp(ls);
+    p.mu_x = mu / tc.gamma - tc.scale * out_mean;
+    p.dmu_dout = -tc.scale;
+    sigma = tc.scale * fast_exp(ls);
   } else {
     p.mu_x = out_mean;
     p.dmu_dout = T(1);
-    sigma = exp(ls);
+    sigma = fast_exp(ls);
   }
   const bool s_in = sigma >= T(kMinStd) && sigma <= T(kMaxStd);
   p.sigma_x = sigma < T(kMinStd) ? T(kMinStd) : (sigma > T(kMaxStd) ? T(kMaxStd) : sigma);
@@ -128,15 +157,18 @@ template <typename T>
 DIFFREP_HD DiscMean<T> discretized_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
   const T inv_s = T(1) / sigma_x;
   T sum_cdf = T(0), sum_pdf = T(0), sum_zpdf = T(0);
-  for (int64_t j = 1; j < K; ++j) {
-    const T b = boundary<T>(j, K);
-    sum_cdf += normal_cdf(b, mu_x, inv_s);
-    if (want_grad) {
-      const T z = (b - mu_x) * inv_s;
+  if (want_grad) {
+    DIFFREP_SIMD_SUM(sum_cdf, sum_pdf, sum_zpdf)
+    for (int64_t j = 1; j < K; ++j) {
+      const T z = (boundary<T>(j, K) - mu_x) * inv_s;
       const T phi = normal_pdf_std(z);
+      sum_cdf += T(0.5) * (T(1) + fast_erf(z * T(kInvSqrt2)));
       sum_pdf += phi;
       sum_zpdf += z * phi;
     }
+  } else {
+    DIFFREP_SIMD_SUM(sum_cdf)
+    for (int64_t j = 1; j < K; ++j) sum_cdf += normal_cdf(boundary<T>(j, K), mu_x, inv_s);
   }
   const T half = T(1) - T(1) / T(K);  // c_K = -c_1
   DiscMean<T> m;
@@ -224,7 +256,7 @@ DIFFREP_HD void disc_flow_elem(int64_t i, int64_t xi, T t, int64_t K, T sqrt_bet
   }
   T sum = T(0);
   for (int64_t k = 0; k < K; ++k) {
-    o[k] = exp(o[k] - mx);
+    o[k] = fast_exp(o[k] - mx);
     sum += o[k];
   }
   const T inv = T(1) / sum;
@@ -259,26 +291,28 @@ DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bo
     return;
   }
   T sum = T(0);
-  for (int64_t k = 0; k < K; ++k) sum += exp(out[k] - mx);
+  DIFFREP_SIMD_SUM(sum)
+  for (int64_t k = 0; k < K; ++k) sum += fast_exp(out[k] - mx);
   const T lse = mx + log(sum);
-  for (int64_t k = 0; k < K; ++k) out[k] = log_io ? out[k] - lse : exp(out[k] - lse);
+  for (int64_t k = 0; k < K; ++k) out[k] = log_io ? out[k] - lse : fast_exp(out[k] - lse);
 }
 
 // Discretised bin probabilities (BFN Eq. 103-104, `DiscretizedCtsDistribution.probs`).
+// The interior boundary CDFs are written first (a loop without carried dependence, which the host
+// compiler vectorises), then turned into differences from the top down.
 template <typename T>
 DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags) {
   if (!isfinite(mu_x) || !isfinite(sigma_x)) flags |= kNonFiniteInput;
   if (!(sigma_x > T(0))) flags |= kNonPositive;
   const T inv_s = T(1) / sigma_x;
-  T prev = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
-  const T first = prev;
-  for (int64_t k = 0; k < K; ++k) {
-    const T cur = (k == K - 1) ? (clip ? T(1) : normal_cdf(T(1), mu_x, inv_s)) : normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
-    out[k] = cur - prev;
-    prev = cur;
-  }
+  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
+  const T hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
+  for (int64_t k = 0; k < K - 1; ++k) out[k] = normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);  // Phi(b_{k+1})
+  out[K - 1] = hi - out[K - 2];
+  for (int64_t k = K - 2; k >= 1; --k) out[k] -= out[k - 1];
+  out[0] -= lo;
   if (!clip) {
-    const T R = prev - first;
+    const T R = hi - lo;
     if (R < T(kMinProb)) {
       for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
     } else {
@@ -295,6 +329,7 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
   // sum_k g_k (Phi_k - Phi_{k-1}) = sum_{j=0..K} Phi_j (g_j - g_{j+1}) with g_0 = g_{K+1} = 0.
   T a_mu = T(0), a_s = T(0);
   const int64_t j_lo = clip ? 1 : 0, j_hi = clip ? K - 1 : K;
+  DIFFREP_SIMD_SUM(a_mu, a_s)
   for (int64_t j = j_lo; j <= j_hi; ++j) {
     const T z = (boundary<T>(j, K) - mu_x) * inv_s;
     const T phi = normal_pdf_std(z);
@@ -317,12 +352,12 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
     return;
   }
   // p_k = q_k / R: d p_k = d q_k / R - p_k dR / R, and sum_k g_k p_k = sum_k g_k q_k / R.
+  // sum_k g_k q_k = sum_{j=0..K} Phi_j (g_j - g_{j+1}) (1-based g, zero outside), vectorisable
   T gp = T(0);
-  T prev = lo;
-  for (int64_t k = 0; k < K; ++k) {
-    const T cur = (k == K - 1) ? hi : normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
-    gp += g[k] * (cur - prev);
-    prev = cur;
+  DIFFREP_SIMD_SUM(gp)
+  for (int64_t j = 0; j <= K; ++j) {
+    const T cdf = j == 0 ? lo : (j == K ? hi : normal_cdf(boundary<T>(j, K), mu_x, inv_s));
+    gp += cdf * ((j >= 1 ? g[j - 1] : T(0)) - (j < K ? g[j] : T(0)));
   }
   gp /= R;
   const T z_lo = (T(-1) - mu_x) * inv_s, z_hi = (T(1) - mu_x) * inv_s;
@@ -336,22 +371,18 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
 // Continuous-time loss for discretised data (BFN Eq. 122), fused with the output conversion:
 // C (x_hat - x)^2 / sigma1^(2t), C = -ln sigma1, optionally the gradients w.r.t. the two outputs.
 template <typename T>
-DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, T t, T x, T log_s1sq, int64_t K, bool clip,
-                                bool noise_pred, T min_loss_var, bool want_grad, T* d_mean, T* d_log_sigma,
-                                int32_t& flags) {
+DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc, T x, int64_t K, bool clip,
+                                bool noise_pred, bool want_grad, T* d_mean, T* d_log_sigma, int32_t& flags) {
   if (!isfinite(out_mean) || !isfinite(out_log_sigma) || !isfinite(mu) || !isfinite(x)) flags |= kNonFiniteInput;
-  const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, t, log_s1sq, noise_pred);
+  const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, tc, noise_pred);
   const DiscMean<T> m = discretized_mean(p.mu_x, p.sigma_x, K, clip, want_grad);
-  T post_var = exp(t * log_s1sq);
-  if (min_loss_var > T(0) && post_var < min_loss_var) post_var = min_loss_var;
-  const T w = T(-0.5) * log_s1sq / post_var;
   const T diff = m.x_hat - x;
   if (want_grad) {
-    const T dl = T(2) * w * diff;
+    const T dl = T(2) * tc.weight * diff;
     *d_mean = dl * m.d_mu * p.dmu_dout;
     *d_log_sigma = dl * m.d_sigma * p.dsig_dlogsig;
   }
-  return w * diff * diff;
+  return tc.weight * diff * diff;
 }
 
 // Continuous-time loss for discrete data (BFN Eq. 205): K beta1 t ||e_x - softmax(l)||^2,
@@ -371,12 +402,13 @@ DIFFREP_HD T discrete_cts_loss_elem(const T* logits, int64_t xi, T t, int64_t K,
     mx = logits[k] > mx ? logits[k] : mx;
   }
   T sum = T(0);
-  for (int64_t k = 0; k < K; ++k) sum += exp(logits[k] - mx);
+  DIFFREP_SIMD_SUM(sum)
+  for (int64_t k = 0; k < K; ++k) sum += fast_exp(logits[k] - mx);
   const T inv = T(1) / sum;
   const T c = T(K) * beta1 * t;
   T loss = T(0), s = T(0);
   for (int64_t k = 0; k < K; ++k) {
-    const T p = exp(logits[k] - mx) * inv;
+    const T p = fast_exp(logits[k] - mx) * inv;
     const T r = (k == xi ? T(1) : T(0)) - p;
     loss += r * r;
     s += p * r;  // sum_k p_k r_k, for the softmax Jacobian
@@ -384,7 +416,7 @@ DIFFREP_HD T discrete_cts_loss_elem(const T* logits, int64_t xi, T t, int64_t K,
   if (want_grad) {
     // dL/dp_k = -2 c r_k; dL/dl_j = p_j (dL/dp_j - sum_k p_k dL/dp_k) = -2 c p_j (r_j - s)
     for (int64_t k = 0; k < K; ++k) {
-      const T p = exp(logits[k] - mx) * inv;
+      const T p = fast_exp(logits[k] - mx) * inv;
       const T r = (k == xi ? T(1) : T(0)) - p;
       d_logits[k] = g * T(-2) * c * p * (r - s);
     }
