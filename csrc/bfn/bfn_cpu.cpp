@@ -46,17 +46,26 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
 
 }  // namespace
 
-template <typename T>
-void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
-              uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  const PhiloxKey key{seed, offset};
+// Runs body(i0, i1, eps) over tiles of kTile elements in parallel, eps the tile's noise (injected
+// or generated in one vectorised batch); body returns error flags, OR-ed together.
+template <typename T, typename Body>
+int32_t tiled_with_noise(int64_t n, const T* noise, PhiloxKey key, Body&& body) {
   const int64_t tiles = (n + kTile - 1) / kTile;
   int32_t flags = 0;
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
     alignas(64) T buf[kTile];
-    const T* eps = noise_slice(noise, key, i0, i1, buf);
+    flags |= body(i0, i1, noise_slice(noise, key, i0, i1, buf));
+  }
+  return flags;
+}
+
+template <typename T>
+void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
+              uint64_t seed, uint64_t offset, T* out, int64_t n) {
+  *l.flags |= tiled_with_noise<T>(n, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+    int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (t_per_row) {
         const FlowCoeffs<T> c = flow_coeffs(t[row], log_s1sq);
@@ -71,8 +80,8 @@ void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t r
         for (int64_t i = s; i < e; ++i) out[i] = cts_flow_elem(x[i], flow_coeffs(t[i], log_s1sq), eps[i - i0], flags);
       }
     });
-  }
-  *l.flags |= flags;
+    return flags;
+  });
 }
 
 template <typename T>
@@ -127,14 +136,8 @@ template <typename T>
 void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
                        bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
                        uint64_t offset, T* out, T* out_y, int64_t n) {
-  const PhiloxKey key{seed, offset};
-  const int64_t tiles = (n + kTile - 1) / kTile;
-  int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
-    alignas(64) T buf[kTile];
-    const T* eps = noise_slice(noise, key, i0, i1, buf);
+  *l.flags |= tiled_with_noise<T>(n, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+    int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
@@ -157,8 +160,8 @@ void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_
         out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y, a, false, flags);
       }
     });
-  }
-  *l.flags |= flags;
+    return flags;
+  });
 }
 
 template <typename T>
@@ -252,27 +255,8 @@ void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const
   *l.flags |= flags;
 }
 
-#define INSTANTIATE(T)                                                                                               \
-  template void cts_flow<T>(const Launch&, const T*, const T*, bool, int64_t, T, const T*, uint64_t, uint64_t, T*,   \
-                            int64_t);                                                                                \
-  template void disc_flow<T>(const Launch&, const int64_t*, const T*, bool, int64_t, int64_t, T, const T*, uint64_t, \
-                             uint64_t, T*, int64_t);                                                                 \
-  template void cts_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*, bool, T*,  \
-                              int64_t);                                                                              \
-  template void cts_sender_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*,     \
-                                     const T*, uint64_t, uint64_t, T*, T*, int64_t);                                 \
-  template void disc_update<T>(const Launch&, const T*, const T*, int64_t, bool, bool, T*, int64_t);                 \
-  template void disc_sender_update<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t,     \
-                                      bool, const T*, uint64_t, uint64_t, T*, T*, int64_t);                          \
-  template void disc_probs<T>(const Launch&, const T*, const T*, int64_t, bool, T*, int64_t);                        \
-  template void disc_probs_backward<T>(const Launch&, const T*, const T*, const T*, int64_t, bool, T*, T*, int64_t); \
-  template void disc_cts_loss<T>(const Launch&, const T*, const T*, const T*, const T*, bool, int64_t, const T*, T,  \
-                                 int64_t, bool, bool, T, bool, T*, T*, T*, int64_t);                                 \
-  template void discrete_cts_loss<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t, T,   \
-                                     bool, T*, T*, int64_t);
-
-INSTANTIATE(float)
-INSTANTIATE(double)
+DIFFREP_BFN_INSTANTIATE(float)
+DIFFREP_BFN_INSTANTIATE(double)
 
 }  // namespace cpu
 }  // namespace diffrep

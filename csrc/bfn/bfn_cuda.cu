@@ -237,27 +237,8 @@ void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const
          loss, d_logits, n, l.flags);
 }
 
-#define INSTANTIATE(T)                                                                                               \
-  template void cts_flow<T>(const Launch&, const T*, const T*, bool, int64_t, T, const T*, uint64_t, uint64_t, T*,   \
-                            int64_t);                                                                                \
-  template void disc_flow<T>(const Launch&, const int64_t*, const T*, bool, int64_t, int64_t, T, const T*, uint64_t, \
-                             uint64_t, T*, int64_t);                                                                 \
-  template void cts_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*, bool, T*,  \
-                              int64_t);                                                                              \
-  template void cts_sender_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*,     \
-                                     const T*, uint64_t, uint64_t, T*, T*, int64_t);                                 \
-  template void disc_update<T>(const Launch&, const T*, const T*, int64_t, bool, bool, T*, int64_t);                 \
-  template void disc_sender_update<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t,     \
-                                      bool, const T*, uint64_t, uint64_t, T*, T*, int64_t);                          \
-  template void disc_probs<T>(const Launch&, const T*, const T*, int64_t, bool, T*, int64_t);                        \
-  template void disc_probs_backward<T>(const Launch&, const T*, const T*, const T*, int64_t, bool, T*, T*, int64_t); \
-  template void disc_cts_loss<T>(const Launch&, const T*, const T*, const T*, const T*, bool, int64_t, const T*, T,  \
-                                 int64_t, bool, bool, T, bool, T*, T*, T*, int64_t);                                 \
-  template void discrete_cts_loss<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t, T,   \
-                                     bool, T*, T*, int64_t);
-
-INSTANTIATE(float)
-INSTANTIATE(double)
+DIFFREP_BFN_INSTANTIATE(float)
+DIFFREP_BFN_INSTANTIATE(double)
 
 }  // namespace cuda
 }  // namespace diffrep

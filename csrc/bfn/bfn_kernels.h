@@ -39,6 +39,26 @@
   void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const T* t, bool t_per_row, \
                          int64_t row_len, int64_t K, T beta1, bool want_grad, T* loss, T* d_logits, int64_t n);
 
+// Explicit instantiations, used by both backends' launcher files.
+#define DIFFREP_BFN_INSTANTIATE(T)                                                                                               \
+  template void cts_flow<T>(const Launch&, const T*, const T*, bool, int64_t, T, const T*, uint64_t, uint64_t, T*,   \
+                            int64_t);                                                                                \
+  template void disc_flow<T>(const Launch&, const int64_t*, const T*, bool, int64_t, int64_t, T, const T*, uint64_t, \
+                             uint64_t, T*, int64_t);                                                                 \
+  template void cts_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*, bool, T*,  \
+                              int64_t);                                                                              \
+  template void cts_sender_update<T>(const Launch&, const T*, const T*, bool, const T*, bool, int64_t, const T*,     \
+                                     const T*, uint64_t, uint64_t, T*, T*, int64_t);                                 \
+  template void disc_update<T>(const Launch&, const T*, const T*, int64_t, bool, bool, T*, int64_t);                 \
+  template void disc_sender_update<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t,     \
+                                      bool, const T*, uint64_t, uint64_t, T*, T*, int64_t);                          \
+  template void disc_probs<T>(const Launch&, const T*, const T*, int64_t, bool, T*, int64_t);                        \
+  template void disc_probs_backward<T>(const Launch&, const T*, const T*, const T*, int64_t, bool, T*, T*, int64_t); \
+  template void disc_cts_loss<T>(const Launch&, const T*, const T*, const T*, const T*, bool, int64_t, const T*, T,  \
+                                 int64_t, bool, bool, T, bool, T*, T*, T*, int64_t);                                 \
+  template void discrete_cts_loss<T>(const Launch&, const T*, const int64_t*, const T*, bool, int64_t, int64_t, T,   \
+                                     bool, T*, T*, int64_t);
+
 namespace diffrep {
 namespace cpu {
 DIFFREP_BFN_LAUNCHERS
