@@ -46,17 +46,30 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
 
 }  // namespace
 
-// Runs body(i0, i1, eps) over tiles of kTile elements in parallel, eps the tile's noise (injected
-// or generated in one vectorised batch); body returns error flags, OR-ed together.
+// A tile's noise addressed by global stream index (what the element bodies ask for).
+template <typename T>
+struct TileNoise {
+  const T* eps;
+  int64_t first;
+  T operator()(uint64_t e) const { return eps[static_cast<int64_t>(e) - first]; }
+};
+
+// Runs body(i0, i1, eps) in parallel over tiles of items [i0, i1), each item drawing K normals;
+// eps holds the tile's noise (injected, or generated in one vectorised batch), item i's k-th at
+// eps[(i - i0) * K + k]. body returns error flags, OR-ed together.
 template <typename T, typename Body>
-int32_t tiled_with_noise(int64_t n, const T* noise, PhiloxKey key, Body&& body) {
-  const int64_t tiles = (n + kTile - 1) / kTile;
+int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Body&& body) {
+  const int64_t per_tile = K >= kTile ? 1 : kTile / K;
+  const int64_t tiles = (n + per_tile - 1) / per_tile;
   int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
-    alignas(64) T buf[kTile];
-    flags |= body(i0, i1, noise_slice(noise, key, i0, i1, buf));
+#pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
+  {
+    std::vector<T> buf(noise ? 0 : per_tile * K);
+#pragma omp for schedule(static)
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
+      flags |= body(i0, i1, noise_slice(noise, key, i0 * K, i1 * K, buf.data()));
+    }
   }
   return flags;
 }
@@ -64,7 +77,7 @@ int32_t tiled_with_noise(int64_t n, const T* noise, PhiloxKey key, Body&& body) 
 template <typename T>
 void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
               uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  *l.flags |= tiled_with_noise<T>(n, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+  *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (t_per_row) {
@@ -87,21 +100,12 @@ void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t r
 template <typename T>
 void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, int64_t row_len, int64_t K,
                T sqrt_beta1, const T* noise, uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  const PhiloxKey key{seed, offset};
-  const int64_t per_tile = K >= kTile ? 1 : kTile / K;  // elements per tile
-  const int64_t tiles = (n + per_tile - 1) / per_tile;
-  int32_t flags = 0;
-#pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
-  {
-    std::vector<T> buf(noise ? 0 : per_tile * K);
-#pragma omp for schedule(static)
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
-      InjectedNoise<T> eps{noise_slice(noise, key, i0 * K, i1 * K, buf.data()) - i0 * K};
-      for (int64_t i = i0; i < i1; ++i) disc_flow_elem(i, x[i], t[bidx(i, row_len, t_per_row)], K, sqrt_beta1, eps, out, flags);
-    }
-  }
-  *l.flags |= flags;
+  *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+    int32_t flags = 0;
+    TileNoise<T> src{eps, i0 * K};
+    for (int64_t i = i0; i < i1; ++i) disc_flow_elem(i, x[i], t[bidx(i, row_len, t_per_row)], K, sqrt_beta1, src, out, flags);
+    return flags;
+  });
 }
 
 template <typename T>
@@ -136,7 +140,7 @@ template <typename T>
 void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
                        bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
                        uint64_t offset, T* out, T* out_y, int64_t n) {
-  *l.flags |= tiled_with_noise<T>(n, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+  *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
@@ -181,30 +185,21 @@ template <typename T>
 void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const T* alpha, bool alpha_per_row,
                         int64_t row_len, int64_t K, bool log_io, const T* noise, uint64_t seed, uint64_t offset,
                         T* out, T* out_y, int64_t n) {
-  const PhiloxKey key{seed, offset};
-  const int64_t per_tile = K >= kTile ? 1 : kTile / K;
-  const int64_t tiles = (n + per_tile - 1) / per_tile;
-  int32_t flags = 0;
-#pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
-  {
-    std::vector<T> buf(noise ? 0 : per_tile * K);
-#pragma omp for schedule(static)
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
-      const T* eps = noise_slice(noise, key, i0 * K, i1 * K, buf.data()) - i0 * K;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t xi = x[i];
-        if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
-        const T a = alpha[bidx(i, row_len, alpha_per_row)];
-        const T sd = sqrt(a * T(K));
-        T* yi = out_y + i * K;
-        for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
-          yi[k] = a * (k == xi ? T(K - 1) : T(-1)) + sd * eps[i * K + k];
-        disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, T(1), log_io, out + i * K, flags);
-      }
+  *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
+    int32_t flags = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t xi = x[i];
+      if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
+      const T a = alpha[bidx(i, row_len, alpha_per_row)];
+      const T sd = sqrt(a * T(K));
+      const T* ei = eps + (i - i0) * K;
+      T* yi = out_y + i * K;
+      for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
+        yi[k] = a * (k == xi ? T(K - 1) : T(-1)) + sd * ei[k];
+      disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, T(1), log_io, out + i * K, flags);
     }
-  }
-  *l.flags |= flags;
+    return flags;
+  });
 }
 
 template <typename T>
