@@ -17,15 +17,66 @@ namespace cpu {
 using namespace bfn;
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
-constexpr int64_t kTile = 1024;             // normals generated per vectorised batch
+constexpr int64_t kTile = 1024;             // work per tile (elements x classes), and normals per batch
 
-// The noise of stream indices [e0, e1): the injected tensor's slice, or Philox normals in buf.
-template <typename T>
-const T* noise_slice(const T* noise, PhiloxKey key, int64_t e0, int64_t e1, T* buf) {
-  if (noise) return noise + e0;
-  philox_normals<T>(key, static_cast<uint64_t>(e0), e1 - e0, buf);
-  return buf;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// A tile's work compiled again for x86-64-v3 (AVX2 + FMA): flatten inlines the whole body, maths
+// included, so the vectorised loops get twice the lanes. Chosen at run time, per machine.
+template <typename F>
+__attribute__((target("arch=x86-64-v3"), flatten)) int32_t call_v3(F& f) {
+  return f();
 }
+inline bool has_v3() {
+  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return v3;
+}
+template <typename F>
+inline int32_t call_best_isa(F&& f) {
+  return has_v3() ? call_v3(f) : f();
+}
+#else
+template <typename F>
+inline int32_t call_best_isa(F&& f) {
+  return f();
+}
+#endif
+
+// Runs body(i0, i1) -> error flags over tiles of items [i0, i1) in parallel (each item costing
+// `width` units of work, e.g. K classes) and returns the OR of the flags.
+template <typename Body>
+int32_t parallel_tiles(int64_t n, int64_t width, Body&& body) {
+  const int64_t per_tile = width >= kTile ? 1 : kTile / width;
+  const int64_t tiles = (n + per_tile - 1) / per_tile;
+  int32_t flags = 0;
+#pragma omp parallel for schedule(static) reduction(| : flags) if (n * width >= kParallelMin)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
+    flags |= call_best_isa([&] { return body(i0, i1); });
+  }
+  return flags;
+}
+
+// As parallel_tiles, each item drawing K normals: body(i0, i1, eps) gets the tile's noise
+// (injected, or Philox normals generated in one vectorised batch), item i's k-th at
+// eps[(i - i0) * K + k].
+template <typename T, typename Body>
+int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Body&& body) {
+  return parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    if (noise) return body(i0, i1, noise + i0 * K);
+    thread_local std::vector<T> buf;
+    buf.resize((i1 - i0) * K);
+    philox_normals_body<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
+    return body(i0, i1, static_cast<const T*>(buf.data()));
+  });
+}
+
+// A tile's noise addressed by global stream index (what the element bodies ask for).
+template <typename T>
+struct TileNoise {
+  const T* eps;
+  int64_t first;
+  T operator()(uint64_t e) const { return eps[static_cast<int64_t>(e) - first]; }
+};
 
 // Calls f(s, e, row) for the pieces of [i0, i1) that lie in one row of row_len elements, so
 // per-example values are read once per piece instead of dividing i by row_len per element.
@@ -44,35 +95,12 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
   return per_row ? p[row] : p[i];
 }
 
-}  // namespace
-
-// A tile's noise addressed by global stream index (what the element bodies ask for).
 template <typename T>
-struct TileNoise {
-  const T* eps;
-  int64_t first;
-  T operator()(uint64_t e) const { return eps[static_cast<int64_t>(e) - first]; }
-};
-
-// Runs body(i0, i1, eps) in parallel over tiles of items [i0, i1), each item drawing K normals;
-// eps holds the tile's noise (injected, or generated in one vectorised batch), item i's k-th at
-// eps[(i - i0) * K + k]. body returns error flags, OR-ed together.
-template <typename T, typename Body>
-int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Body&& body) {
-  const int64_t per_tile = K >= kTile ? 1 : kTile / K;
-  const int64_t tiles = (n + per_tile - 1) / per_tile;
-  int32_t flags = 0;
-#pragma omp parallel reduction(| : flags) if (n * K >= kParallelMin)
-  {
-    std::vector<T> buf(noise ? 0 : per_tile * K);
-#pragma omp for schedule(static)
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
-      flags |= body(i0, i1, noise_slice(noise, key, i0 * K, i1 * K, buf.data()));
-    }
-  }
-  return flags;
+inline bool finite_value(T v) {
+  return fabs(v) <= std::numeric_limits<T>::max();  // false for inf and NaN, vectorisable
 }
+
+}  // namespace
 
 template <typename T>
 void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
@@ -85,7 +113,7 @@ void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t r
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !(fabs(x[i]) <= std::numeric_limits<T>::max());
+          bad |= !finite_value(x[i]);
           out[i] = c.gamma * x[i] + c.sd * eps[i - i0];
         }
         if (bad) flags |= kNonFiniteInput;
@@ -111,18 +139,15 @@ void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, in
 template <typename T>
 void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha, bool alpha_per_row,
                 int64_t row_len, const T* y, bool inverse, T* out, int64_t n) {
-  const int64_t tiles = (n + kTile - 1) / kTile;
-  int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n >= kParallelMin)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+  *l.flags |= parallel_tiles(n, 1, [&](int64_t i0, int64_t i1) {
+    int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], r_new = inverse ? r - a : r + a, sa = inverse ? -a : a;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !(fabs(mu[i]) <= std::numeric_limits<T>::max()) | !(fabs(y[i]) <= std::numeric_limits<T>::max());
+          bad |= !finite_value(mu[i]) | !finite_value(y[i]);
           out[i] = (r * mu[i] + sa * y[i]) / r_new;
         }
         if (bad) flags |= kNonFiniteInput;
@@ -132,8 +157,8 @@ void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, co
         out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y[i], at(alpha, alpha_per_row, row, i), inverse,
                                  flags);
     });
-  }
-  *l.flags |= flags;
+    return flags;
+  });
 }
 
 template <typename T>
@@ -148,7 +173,7 @@ void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !(fabs(x[i]) <= std::numeric_limits<T>::max()) | !(fabs(mu[i]) <= std::numeric_limits<T>::max());
+          bad |= !finite_value(x[i]) | !finite_value(mu[i]);
           const T y = x[i] + eps[i - i0] * sd;
           out_y[i] = y;
           out[i] = (r * mu[i] + a * y) / r_new;
@@ -171,14 +196,15 @@ void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_
 template <typename T>
 void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool inverse, bool log_io, T* out,
                  int64_t n) {
-  int32_t flags = 0;
   const T sign = inverse ? T(-1) : T(1);
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n * K >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const T* yi = y + i * K;
-    disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, sign, log_io, out + i * K, flags);
-  }
-  *l.flags |= flags;
+  *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    int32_t flags = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      const T* yi = y + i * K;
+      disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, sign, log_io, out + i * K, flags);
+    }
+    return flags;
+  });
 }
 
 template <typename T>
@@ -204,28 +230,29 @@ void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const
 
 template <typename T>
 void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, bool clip, T* out, int64_t n) {
-  int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n * K >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) disc_probs_elem(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
-  *l.flags |= flags;
+  *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    int32_t flags = 0;
+    for (int64_t i = i0; i < i1; ++i) disc_probs_elem(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
+    return flags;
+  });
 }
 
 template <typename T>
 void disc_probs_backward(const Launch&, const T* mu_x, const T* sigma_x, const T* g, int64_t K, bool clip, T* d_mu,
                          T* d_sigma, int64_t n) {
-#pragma omp parallel for schedule(static) if (n * K >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) disc_probs_backward_elem(mu_x[i], sigma_x[i], g + i * K, K, clip, d_mu[i], d_sigma[i]);
+  parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      disc_probs_backward_elem(mu_x[i], sigma_x[i], g + i * K, K, clip, d_mu[i], d_sigma[i]);
+    return int32_t(0);
+  });
 }
 
 template <typename T>
 void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, const T* mu, const T* t,
                    bool t_per_row, int64_t row_len, const T* x, T log_s1sq, int64_t K, bool clip, bool noise_pred,
                    T min_loss_var, bool want_grad, T* loss, T* d_mean, T* d_log_sigma, int64_t n) {
-  const int64_t tiles = (n + kTile - 1) / kTile;
-  int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n * K >= kParallelMin)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t i0 = tile * kTile, i1 = i0 + kTile < n ? i0 + kTile : n;
+  *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       TimeConsts<T> tc{};
       if (t_per_row) tc = time_consts(t[row], log_s1sq, noise_pred, min_loss_var);
@@ -235,19 +262,20 @@ void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, c
                                      d_mean + (want_grad ? i : 0), d_log_sigma + (want_grad ? i : 0), flags);
       }
     });
-  }
-  *l.flags |= flags;
+    return flags;
+  });
 }
 
 template <typename T>
 void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const T* t, bool t_per_row,
                        int64_t row_len, int64_t K, T beta1, bool want_grad, T* loss, T* d_logits, int64_t n) {
-  int32_t flags = 0;
-#pragma omp parallel for schedule(static) reduction(| : flags) if (n * K >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
-    loss[i] = discrete_cts_loss_elem(logits + i * K, x[i], t[bidx(i, row_len, t_per_row)], K, beta1, want_grad, T(1),
-                                     want_grad ? d_logits + i * K : nullptr, flags);
-  *l.flags |= flags;
+  *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    int32_t flags = 0;
+    for (int64_t i = i0; i < i1; ++i)
+      loss[i] = discrete_cts_loss_elem(logits + i * K, x[i], t[bidx(i, row_len, t_per_row)], K, beta1, want_grad,
+                                       T(1), want_grad ? d_logits + i * K : nullptr, flags);
+    return flags;
+  });
 }
 
 DIFFREP_BFN_INSTANTIATE(float)

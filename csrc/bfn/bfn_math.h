@@ -31,8 +31,10 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 // A reduction loop the host compiler may vectorise (reassociating the sums); device code keeps
 // the sequential order.
 #if defined(__CUDACC__)
+#define DIFFREP_SIMD
 #define DIFFREP_SIMD_SUM(...)
 #else
+#define DIFFREP_SIMD _Pragma("omp simd")
 #define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
 #define DIFFREP_STR(x) #x
 #endif
@@ -64,9 +66,11 @@ DIFFREP_HD T normal_pdf_std(T z) {
 }
 
 // Boundary j (0..K) of K bins on [-1, 1].
+// (int32 conversions: int64 -> float has no SIMD instruction before AVX-512 and would keep the
+// bin loops scalar; K is far below 2^31.)
 template <typename T>
 DIFFREP_HD T boundary(int64_t j, int64_t K) {
-  return T(2) * T(j) / T(K) - T(1);
+  return T(2) * T(static_cast<int32_t>(j)) / T(static_cast<int32_t>(K)) - T(1);
 }
 
 // ---------------------------------------------------------------- output parameters
@@ -307,6 +311,7 @@ DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out,
   const T inv_s = T(1) / sigma_x;
   const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
   const T hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
+  DIFFREP_SIMD
   for (int64_t k = 0; k < K - 1; ++k) out[k] = normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);  // Phi(b_{k+1})
   out[K - 1] = hi - out[K - 2];
   for (int64_t k = K - 2; k >= 1; --k) out[k] -= out[k - 1];
