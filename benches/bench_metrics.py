@@ -2,11 +2,15 @@
 
 Inputs: 10k train / 5k test codes (d = 20: the six Shapes3D factors plus noise, with 14 noise
 codes), factors with the Shapes3D sizes (10, 10, 10, 8, 4, 15). Pipelines:
-  * fast      -- diffrep robust defaults (fast GBT for DCI, ranks/histogram/kNN kernels);
-  * parity    -- diffrep parity modes (sklearn GBT for DCI, factors fitted in parallel);
+  * fast      -- diffrep robust defaults: native metric kernels (csrc/metrics), the fast GBT for
+                 DCI and the fast batched L-BFGS logistic regression for explicitness / InfoE;
+  * parity    -- diffrep parity modes (sklearn GBT for DCI, sklearn LogisticRegression);
   * reference -- a sklearn/NumPy loop pipeline written like the references (per-pair
-                 mutual_info_score / mutual_info_classif / roc_auc_score, GBT per factor, serial).
+                 mutual_info_score / mutual_info_classif / LinearSVC / roc_auc_score, GBT and LR
+                 per factor, serial). Its DCI runs on a 2000-point train subsample and is
+                 extrapolated linearly to 10000 (the full fit takes ~3 min here; metrics.md: 177 s).
 TAD: 40 attributes x 256 latents x 5 folds (InfoDiffusion protocol), kernel vs sklearn loop.
+Kernels: native vs PyTorch twin on the suite's shapes (min of 3 after a warm-up).
 
   OMP_NUM_THREADS=2 taskset -c 0,1 python benches/bench_metrics.py [--skip reference,parity] [--out F]
 The reference pipeline takes many minutes (DCI alone ~3 min); ``--skip`` leaves pipelines out.
@@ -54,8 +58,11 @@ def suite(ctr, ftr, cte, fte, mode, estimator):
     times["mig"], _ = timed(lambda: mig(ctr, ftr, mode=mode))
     times["dci"], r = timed(lambda: dci(ctr, ftr, cte, fte, estimator=estimator, mode=mode))
     times["sap"], _ = timed(lambda: sap(ctr, ftr, cte, fte, mode=mode))
-    times["modularity_explicitness"], _ = timed(lambda: modularity_explicitness(ctr, ftr, cte, fte, mode=mode))
-    times["infomec"], _ = timed(lambda: infomec(ctr, ftr, mode=mode))
+    times["modularity_explicitness"], me = timed(lambda: modularity_explicitness(ctr, ftr, cte, fte, mode=mode))
+    times["infomec"], im = timed(lambda: infomec(ctr, ftr, mode=mode))
+    r = dict(r)
+    r.update({k: me[k] for k in ("explicitness_train", "explicitness_test")}, infoe=im["infoe"],
+             lr_estimator=me.meta["estimator"])
     return times, r
 
 
@@ -73,12 +80,36 @@ def reference_suite(ctr, ftr, cte, fte):
 
     times["mig"], _ = timed(mig_ref)
 
-    def dci_ref():
+    def dci_ref(n=2000):
         for j in range(ftr.shape[1]):
-            m = GradientBoostingClassifier().fit(ctr, ftr[:, j])
-            m.predict(ctr), m.predict(cte)
+            m = GradientBoostingClassifier().fit(ctr[:n], ftr[:n, j])
+            m.predict(ctr[:n]), m.predict(cte)
 
-    times["dci"], _ = timed(dci_ref)
+    t, _ = timed(dci_ref)
+    times["dci_extrapolated"] = t * 5
+
+    def sap_ref():
+        from sklearn.svm import LinearSVC
+
+        return [[np.mean(LinearSVC(C=0.01, class_weight="balanced").fit(ctr[:, [i]], ftr[:, j]).predict(cte[:, [i]])
+                         == fte[:, j]) for j in range(ftr.shape[1])] for i in range(ctr.shape[1])]
+
+    times["sap"], _ = timed(sap_ref)
+
+    def explicitness_ref():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        mean, std = ctr.mean(0), ctr.std(0)
+        xtr, xte = (ctr - mean) / std, (cte - mean) / std
+        for j in range(ftr.shape[1]):
+            m = LogisticRegression().fit(xtr, ftr[:, j])
+            mlb = MultiLabelBinarizer()
+            roc_auc_score(mlb.fit_transform(ftr[:, [j]]), m.predict_proba(xtr))
+            roc_auc_score(mlb.fit_transform(fte[:, [j]]), m.predict_proba(xte))
+
+    times["explicitness"], _ = timed(explicitness_ref)
 
     def knn_ref():
         zs = StandardScaler().fit_transform(ctr)
@@ -86,7 +117,48 @@ def reference_suite(ctr, ftr, cte, fte):
                 for i in range(ftr.shape[1])]
 
     times["infomec_nmi"], _ = timed(knn_ref)
+
+    def infoe_ref():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import log_loss
+
+        zs = StandardScaler().fit_transform(ctr)
+        for i in range(ftr.shape[1]):
+            m = LogisticRegression(C=np.inf, class_weight="balanced", max_iter=100).fit(zs, ftr[:, i])
+            log_loss(ftr[:, i], m.predict_proba(zs))
+
+    times["infomec_infoe"], _ = timed(infoe_ref)
     return times
+
+
+def kernel_bench():
+    """Native kernel vs PyTorch twin on the suite's shapes: {name: (native s, twin s)}."""
+    from diffrep.ops import metrics as ops
+    from diffrep.ops import use_backend
+
+    rng = np.random.RandomState(0)
+    z = torch.from_numpy(rng.randn(256, 8000).astype(np.float32))
+    y = torch.from_numpy(rng.rand(40, 8000) < 0.3)
+    c = torch.from_numpy(rng.randn(10000, 20))
+    f = torch.from_numpy(np.stack([rng.randint(0, s, 10000) for s in SIZES], 1))
+    lab = ops.hist_discretize(c, 20)
+    bt = torch.from_numpy(rng.randn(15000, 64, 20))
+    fi = torch.from_numpy(rng.randint(0, 6, 15000))
+    cases = {"auroc_matrix 40x256x8000": lambda: ops.auroc_matrix(z, y),
+             "hist_discretize 10000x20": lambda: ops.hist_discretize(c, 20),
+             "mi_matrix 20x6 n=10000": lambda: ops.mi_matrix(lab, f),
+             "knn_mi_cd 20x6 n=10000 k=10": lambda: ops.knn_mi_cd(c.T.contiguous(), f.T.contiguous(), 10),
+             "factor_vae_votes 15000x64x20": lambda: ops.factor_vae_votes(bt, fi, torch.ones(20),
+                                                                           torch.ones(20, dtype=torch.bool), 6)}
+    out = {}
+    for name, fn in cases.items():
+        res = []
+        for backend in ("cpu", "reference"):
+            with use_backend(backend, strict=backend == "cpu"):
+                fn()
+                res.append(min(timed(fn)[0] for _ in range(3)))
+        out[name] = tuple(res)
+    return out
 
 
 def tad_bench(reference: bool):
@@ -110,7 +182,7 @@ def tad_bench(reference: bool):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--skip", default="", help="comma list of: fast,parity,reference,tad")
+    p.add_argument("--skip", default="", help="comma list of: fast,parity,reference,tad,kernels")
     p.add_argument("--out")
     a = p.parse_args(argv)
     skip = set(a.skip.split(",")) - {""}
@@ -120,15 +192,26 @@ def main(argv=None):
              f"torch_threads={torch.get_num_threads()} gpu={'yes' if torch.cuda.is_available() else 'none'}",
              f"# python {platform.python_version()} torch {torch.__version__}",
              "# inputs: 10000 train / 5000 test, d = 20, Shapes3D factor sizes (10,10,10,8,4,15)"]
-    rows = {}
-    if "fast" not in skip:
-        rows["fast"], r = suite(ctr, ftr, cte, fte, "robust", "fast")
-        lines.append(f"# fast DCI: D={r['dci_disentanglement']:.4f} C={r['dci_completeness']:.4f} "
-                     f"I_test={r['dci_informativeness_test']:.4f}")
-    if "parity" not in skip:
-        rows["parity"], r = suite(ctr, ftr, cte, fte, "parity", "sklearn")
-        lines.append(f"# parity DCI: D={r['dci_disentanglement']:.4f} C={r['dci_completeness']:.4f} "
-                     f"I_test={r['dci_informativeness_test']:.4f}")
+    import scipy
+    import sklearn
+
+    lines.append(f"# numpy {np.__version__} scipy {scipy.__version__} scikit-learn {sklearn.__version__}")
+    rows, scores = {}, {}
+    for name, mode, est in (("fast", "robust", "fast"), ("parity", "parity", "sklearn")):
+        if name in skip:
+            continue
+        rows[name], r = suite(ctr, ftr, cte, fte, mode, est)
+        scores[name] = r
+        lines.append(f"# {name} scores (LR estimator {r['lr_estimator']}): DCI D={r['dci_disentanglement']:.4f} "
+                     f"C={r['dci_completeness']:.4f} I_test={r['dci_informativeness_test']:.4f}  "
+                     f"explicitness train/test={r['explicitness_train']:.6f}/{r['explicitness_test']:.6f}  "
+                     f"InfoE={r['infoe']:.6f}")
+    if len(scores) == 2:
+        a, b = scores["fast"], scores["parity"]
+        lines.append("# fast LR vs sklearn LR: |d explicitness_train|={:.2e} |d explicitness_test|={:.2e} "
+                     "|d InfoE|={:.2e}".format(abs(a["explicitness_train"] - b["explicitness_train"]),
+                                               abs(a["explicitness_test"] - b["explicitness_test"]),
+                                               abs(a["infoe"] - b["infoe"])))
     if "reference" not in skip:
         rows["reference"] = reference_suite(ctr, ftr, cte, fte)
     for name, t in rows.items():
@@ -136,6 +219,9 @@ def main(argv=None):
     if "tad" not in skip:
         t, r = tad_bench("reference" not in skip)
         lines.append("tad (40 attrs x 256 latents x 5 folds): " + "  ".join(f"{k}={v:.2f}s" for k, v in t.items()))
+    if "kernels" not in skip:
+        for name, (tn, tr) in kernel_bench().items():
+            lines.append(f"kernel {name:32s} native {tn * 1e3:8.1f} ms  twin {tr * 1e3:8.1f} ms  x{tr / tn:6.1f}")
     text = "\n".join(lines)
     print(text)
     if a.out:

@@ -3,6 +3,9 @@
 #include <nanobind/stl/string.h>
 
 #include "common/bindings.h"
+#include "metrics/metrics_bindings.h"
+#include "guidance/guidance_bindings.h"
+#include "mmd/mmd_bindings.h"
 
 #ifndef DIFFREP_CUDA_ARCHS
 #define DIFFREP_CUDA_ARCHS "unknown"
@@ -15,4 +18,7 @@ NB_MODULE(_cuda, m) {
   m.def("architectures", [] { return std::string(DIFFREP_CUDA_ARCHS); });
   diffrep::bind_bfn<diffrep::CudaArr, true>(m);
   diffrep::bind_random<diffrep::CudaArr, true>(m);
+  diffrep::bind_metrics<diffrep::CudaArr, true>(m);
+  diffrep::bind_mmd<diffrep::CudaArr, true>(m);
+  diffrep::bind_guidance<diffrep::CudaArr, true>(m);
 }

@@ -1,10 +1,15 @@
 """``diffrep eval``: compute chosen metrics for codes aligned to a dataset, write JSON, print a table.
 
-Input: ``--codes F.npz`` holding ``codes`` (N, d) and ``factors`` (N, F) (optionally
-``codes_test``/``factors_test``; otherwise the last ``--test-fraction`` of the rows is the test
-split, disentanglement_lib ``split_train_test`` style: the first ceil(N p) rows train). Binary
-``attributes`` (N, A) enable ``tad`` and ``latent_auroc``. Evaluating a saved model needs the
-dataset package and is not wired here yet.
+Two inputs:
+* ``--codes F.npz`` holding ``codes`` (N, d) and ``factors`` (N, F) (optionally
+  ``codes_test``/``factors_test``; otherwise the last ``--test-fraction`` of the rows is the test
+  split, disentanglement_lib ``split_train_test`` style: the first ceil(N p) rows train). Binary
+  ``attributes`` (N, A) enable ``tad`` and ``latent_auroc``.
+* ``--model DIR --dataset NAME``: a ``save_pretrained`` folder (any registered diffrep model; its
+  ``encode(x)`` gives the codes) and a dataset of :func:`diffrep.data.load`. ``--num-train`` then
+  ``--num-test`` factor rows are drawn from ``RandomState(--seed)`` (train first, one ``randint``
+  per factor, as disentanglement_lib), their images encoded in batches of ``--batch-size``.
+  A dataset whose factors are all binary also serves as ``attributes`` for ``tad``/``latent_auroc``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,20 @@ DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="compute disentanglement/representation metrics from saved codes")
-    p.add_argument("--codes", required=True, help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
+    p = sub.add_parser("eval", help="compute disentanglement/representation metrics from saved codes or a model")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
+    src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
+    p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...)")
+    p.add_argument("--root", default=None, help="folder of the dataset's original files (default $DIFFREP_DATA)")
+    p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
+    p.add_argument("--num-train", type=int, default=10000, help="--model: train points (default 10000)")
+    p.add_argument("--num-test", type=int, default=5000, help="--model: test points (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="--model: RandomState seed of the factor draws")
+    p.add_argument("--batch-size", type=int, default=256, help="--model: encoder batch size")
+    p.add_argument("--weights", choices=("model", "ema"), default="model", help="--model: raw or EMA weights")
+    p.add_argument("--item-format", default="pm1", help="--model: image format the encoder takes (default pm1)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--metrics", default=",".join(DEFAULT),
                    help=f"comma-separated subset of {','.join(ARRAY_METRICS)} (default: %(default)s)")
     p.add_argument("--mode", default="robust", choices=("robust", "parity"))
@@ -39,7 +56,56 @@ def _split(z, name_train, name_test, frac):
     return np.asarray(a[:k]), np.asarray(a[k:])
 
 
-def compute(path: str, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3):
+def encode_dataset(model_dir: str, dataset: str, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
+                   batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
+                   source: str = "auto", device: str = "auto") -> dict:
+    """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
+    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``)."""
+    import numpy as np
+    import torch
+
+    from .. import data
+    from ..config import list_recipes
+    from ..nn import load_pretrained
+
+    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    list_recipes()  # import the modules that register model classes
+    ds = data.load(dataset, root=root, source=source, item_format=item_format)
+    if not hasattr(ds, "factor_sizes"):
+        raise ValueError(f"--dataset {dataset}: has no ground-truth factors")
+    dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"{type(model).__name__} has no encode() method")
+    rng = np.random.RandomState(seed)
+    out = {}
+    for key, n in (("", num_train), ("_test", num_test)):
+        factors = ds.sample_factors(n, rng)
+        idx = ds.factors_to_index(factors)
+        codes = []
+        with torch.no_grad():
+            for b0 in range(0, n, batch_size):
+                x, _ = ds.get_batch(idx[b0:b0 + batch_size])
+                codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
+        out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
+    if all(s == 2 for s in ds.factor_sizes):
+        out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
+        out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
+    return out
+
+
+class _Arrays(dict):
+    """The arrays of a --codes file or of encode_dataset, with the ``files`` listing of np.load."""
+
+    @property
+    def files(self):
+        return list(self)
+
+
+def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3):
+    """Metrics of the arrays in ``path`` (an .npz file, or a dict from :func:`encode_dataset`)."""
     import numpy as np
 
     from ..metrics.auroc import latent_auroc
@@ -55,10 +121,11 @@ def compute(path: str, metrics, mode="robust", estimator="fast", tad_variant="in
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
-    z = np.load(path)
+    z = _Arrays(path) if isinstance(path, dict) else np.load(path)
+    source = "model" if isinstance(path, dict) else path
     for key in ("codes", "factors"):
         if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
-            raise ValueError(f"--codes: {path} has no array {key!r} (found {z.files})")
+            raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
     res = []
     if any(m not in ("tad", "latent_auroc") for m in metrics):
         ctr, cte = _split(z, "codes", "codes_test", test_fraction)
@@ -79,10 +146,11 @@ def compute(path: str, metrics, mode="robust", estimator="fast", tad_variant="in
             res.append(downstream_efficiency(ctr, ftr, cte, fte, sizes=sizes, predictor=estimator))
         elif m in ("tad", "latent_auroc"):
             if "attributes" not in z.files:
-                raise ValueError(f"--metrics {m}: {path} has no binary 'attributes' array")
-            res.append(tad(z["codes"], z["attributes"], variant=tad_variant, mode=mode) if m == "tad"
-                       else latent_auroc(z["codes"], z["attributes"], mode=mode))
-    return merge(res, source=path)
+                raise ValueError(f"--metrics {m}: {source} has no binary 'attributes' array")
+            za = z["attribute_codes"] if "attribute_codes" in z.files else z["codes"]
+            res.append(tad(za, z["attributes"], variant=tad_variant, mode=mode) if m == "tad"
+                       else latent_auroc(za, z["attributes"], mode=mode))
+    return merge(res, source=source)
 
 
 def format_table(result) -> str:
@@ -99,7 +167,17 @@ def format_table(result) -> str:
 
 def run(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    result = compute(args.codes, metrics, args.mode, args.estimator, args.tad_variant, args.test_fraction)
+    if args.model is not None:
+        if not args.dataset:
+            raise ValueError("--model needs --dataset NAME")
+        src = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
+                             args.weights, args.item_format, args.root, args.source, args.device)
+    else:
+        src = args.codes
+    result = compute(src, metrics, args.mode, args.estimator, args.tad_variant, args.test_fraction)
+    if args.model is not None:
+        result.meta.update(model=args.model, dataset=args.dataset, seed=args.seed, num_train=args.num_train,
+                           num_test=args.num_test, weights=args.weights)
     print(format_table(result))
     if args.out:
         with open(args.out, "w") as fh:

@@ -54,6 +54,16 @@ def mode(m: str, allowed=("robust", "parity")) -> str:
     return m
 
 
+def lr_estimator(estimator, mode: str) -> str:
+    """The logistic-regression estimator: ``"fast"`` (batched torch L-BFGS) or ``"sklearn"``;
+    None picks ``"fast"`` in robust mode and ``"sklearn"`` (the reference) in parity mode."""
+    if estimator is None:
+        return "sklearn" if mode == "parity" else "fast"
+    if estimator not in ("fast", "sklearn"):
+        raise ValueError(f"estimator must be 'fast' or 'sklearn', got {estimator!r}")
+    return estimator
+
+
 def constant_codes(c: torch.Tensor) -> list:
     """Indices of codes whose values are all equal."""
     return torch.nonzero((c.max(dim=0).values - c.min(dim=0).values) == 0).flatten().tolist()

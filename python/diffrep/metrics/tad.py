@@ -34,18 +34,27 @@ ENT_RED_THRESHOLD = 0.2
 
 
 def binary_mi_matrix(y: torch.Tensor) -> torch.Tensor:
-    """MI (A, A) between binary label columns of y (n, A) from 2x2 joints, 0 log 0 = 0, float32."""
-    yf = y.to(torch.float32)
-    n = yf.shape[0]
-    p1 = yf.mean(dim=0)
+    """MI (A, A) between binary label columns of y (n, A) from 2x2 joints, 0 log 0 = 0, float32.
+
+    The references form each joint as ``(a.T @ b) / n`` in float32 for the four (state, state)
+    pairs; here the four counts come from one product Y^T Y (n11) and the column counts (n10, n01,
+    n00 follow exactly), so the float32 joints are the same numbers for n < 2^24.
+    """
+    n = y.shape[0]
+    yd = y.to(torch.float64)
+    n11 = yd.T @ yd  # exact integer counts
+    c = torch.diagonal(n11)
+    n10 = c.unsqueeze(1) - n11
+    n01 = c.unsqueeze(0) - n11
+    n00 = n - c.unsqueeze(1) - c.unsqueeze(0) + n11
+    p1 = c.to(torch.float32) / n
     mi = torch.zeros(y.shape[1], y.shape[1], dtype=torch.float32, device=y.device)
-    for a_i, pa in ((yf, p1), (1 - yf, 1 - p1)):
-        for b_j, pb in ((yf, p1), (1 - yf, 1 - p1)):
-            jp = (a_i.T @ b_j) / n
-            den = pa.unsqueeze(1) * pb.unsqueeze(0)
-            term = jp * torch.log(jp / den)
-            ok = (jp > 0) & (den > 0)
-            mi = mi + torch.where(ok, term, torch.zeros_like(term))
+    for cnt, pa, pb in ((n11, p1, p1), (n10, p1, 1 - p1), (n01, 1 - p1, p1), (n00, 1 - p1, 1 - p1)):
+        jp = cnt.to(torch.float32) / n
+        den = pa.unsqueeze(1) * pb.unsqueeze(0)
+        term = jp * torch.log(jp / den)
+        ok = (jp > 0) & (den > 0)
+        mi = mi + torch.where(ok, term, torch.zeros_like(term))
     return mi
 
 

@@ -1,10 +1,16 @@
-"""Public metric kernels (shared/reference/kernels.md section 6): validation, dispatch, twin.
+"""Public metric kernels (shared/reference/kernels.md section 6): validation, dispatch, kernels.
 
 Each op validates shapes, dtypes and finiteness (raising ``ValueError``/``TypeError`` naming the
-argument), asks the dispatcher for a backend (so ``diffrep.ops.explain(op, ...)`` reports why the
-native kernels did not run) and runs the pure-PyTorch twin of :mod:`diffrep.ops.reference.metrics`.
-Inputs may be NumPy arrays or torch tensors on any device; results are torch tensors on the input
-device. None of these ops has autograd.
+argument), asks the dispatcher for a backend and runs the native kernel of ``csrc/metrics`` (OpenMP
+on CPU tensors, CUDA on CUDA tensors) or the pure-PyTorch twin of
+:mod:`diffrep.ops.reference.metrics`, which defines the semantics; ``diffrep.ops.explain(op, ...)``
+says which, and why. Inputs may be NumPy arrays or torch tensors on any device; results are torch
+tensors on the input device. None of these ops has autograd.
+
+The sorts are torch's (``torch.sort(stable=True)``, shared with the twin); the kernels do the
+tie runs and rank-sum products, the histogram scatter and MI tables, the kNN windows and ball
+counts, and the FactorVAE variance/argmin votes. ``auroc_grid`` (the DisDiff/NashAE threshold
+sweep) has no native kernel and always runs the twin.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import numpy as np
 import torch
 
 from ._dispatch import register, select
+from ._native_call import CLASS_OUT_OF_RANGE, raise_flags, run
 from .reference import metrics as _ref
 
-_NO_NATIVE = ["no native kernel for this op yet"]
+# op -> reasons its native kernel never runs (the op has none)
+_NO_NATIVE = {"metrics.auroc_grid": ["no native kernel: the DisDiff/NashAE threshold sweep runs as the twin"]}
 OPS = ("metrics.auroc_matrix", "metrics.auroc_grid", "metrics.hist_discretize", "metrics.mi_matrix",
        "metrics.knn_mi_cd", "metrics.factor_vae_votes")
 
@@ -83,8 +91,14 @@ def _same_n(a: torch.Tensor, b: torch.Tensor, na: str, nb: str, axis_a: int = -1
         raise ValueError(f"{na} is on {a.device} but {nb} is on {b.device}")
 
 
-def _choose(op: str, device: torch.device):
-    return select(op, device, native_reasons=list(_NO_NATIVE))
+def _choose(op: str, device: torch.device, reasons=()):
+    return select(op, device, native_reasons=list(_NO_NATIVE.get(op, [])) + list(reasons))
+
+
+def _native(choice, kernel: str, device: torch.device, *args) -> None:
+    """Run ``kernel`` on the chosen native backend; an out-of-range index flag raises ValueError."""
+    flags = run(choice.backend, kernel, device, *args)
+    raise_flags(f"metrics.{kernel}", flags, {CLASS_OUT_OF_RANGE: "an index or label is out of range"})
 
 
 for _op in OPS:
@@ -111,8 +125,20 @@ def auroc_matrix(scores, labels, on_degenerate: str = "nan"):
     s = _float(scores, "scores", 2)
     y = _bool(labels, "labels", 2)
     _same_n(s, y, "scores", "labels")
-    _choose("metrics.auroc_matrix", s.device)
-    auc, deg = _ref.auroc_matrix(s, y)
+    choice = _choose("metrics.auroc_matrix", s.device,
+                     ["n >= 2^30 exceeds the kernel's int32 ranks"] if s.shape[1] >= 2**30 else [])
+    if choice.backend == "reference":
+        auc, deg = _ref.auroc_matrix(s, y)
+    else:
+        (u, n), a = s.shape, y.shape[0]
+        npos = y.sum(dim=1)
+        # CUDA takes torch's (segmented radix) argsort; the CPU kernel sorts each row itself
+        order = torch.sort(s, dim=1).indices if choice.backend == "cuda" else torch.empty(0, dtype=torch.int64)
+        r2 = torch.empty((u, n), dtype=torch.int32, device=s.device)
+        auc = torch.empty((a, u), dtype=torch.float64, device=s.device)
+        labels_t = y.T.to(torch.uint8).contiguous()  # (n, A): the kernel adds across attributes
+        _native(choice, "auroc_matrix", s.device, s, order, labels_t, npos, u, a, n, r2, auc)
+        deg = (npos == 0) | (npos == n)
     if bool(deg.any()):
         if on_degenerate == "raise":
             rows = torch.nonzero(deg).flatten().tolist()
@@ -145,8 +171,14 @@ def hist_discretize(codes, num_bins: int = 20):
     if not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
         raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}")
     x = _float(codes, "codes", 2)
-    _choose("metrics.hist_discretize", x.device)
-    return _ref.hist_discretize(x, int(num_bins))
+    choice = _choose("metrics.hist_discretize", x.device)
+    if choice.backend == "reference":
+        return _ref.hist_discretize(x, int(num_bins))
+    n, j = x.shape
+    lohi = torch.empty(2 * j, dtype=x.dtype, device=x.device)
+    out = torch.empty((n, j), dtype=torch.int64, device=x.device)
+    _native(choice, "hist_discretize", x.device, x, n, j, int(num_bins), lohi, out)
+    return out
 
 
 def mi_matrix(labels, factors):
@@ -155,8 +187,18 @@ def mi_matrix(labels, factors):
     lab = _int(labels, "labels", 2)
     fac = _int(factors, "factors", 2)
     _same_n(lab, fac, "labels", "factors", 0, 0)
-    _choose("metrics.mi_matrix", lab.device)
-    return _ref.mi_matrix(lab, fac)
+    choice = _choose("metrics.mi_matrix", lab.device)
+    if choice.backend == "reference":
+        return _ref.mi_matrix(lab, fac)
+    (n, j), f = lab.shape, fac.shape[1]
+    lab, bsz = _ref._remap(lab)
+    fac, vsz = _ref._remap(fac)
+    b, v = max(bsz), max(vsz)
+    scratch = torch.zeros(j * f * b * v + j * b + f * v, dtype=torch.int64, device=lab.device)
+    mi = torch.empty((j, f), dtype=torch.float64, device=lab.device)
+    h = torch.empty(f, dtype=torch.float64, device=lab.device)
+    _native(choice, "mi_matrix", lab.device, lab, fac, n, j, f, b, v, scratch, mi, h)
+    return mi, h
 
 
 def knn_mi_cd(latents, factors, k: int = 10):
@@ -170,8 +212,19 @@ def knn_mi_cd(latents, factors, k: int = 10):
     x = _float(latents, "latents", 2).to(torch.float64)
     f = _int(factors, "factors", 2)
     _same_n(x, f, "latents", "factors")
-    _choose("metrics.knn_mi_cd", x.device)
-    return _ref.knn_mi_cd(x, f, int(k))
+    choice = _choose("metrics.knn_mi_cd", x.device)
+    if choice.backend == "reference":
+        return _ref.knn_mi_cd(x, f, int(k))
+    (j, n), nf = x.shape, f.shape[0]
+    fac, vsz = _ref._remap(f.T.contiguous())
+    v = max(vsz)
+    sx, vorder = torch.sort(x, dim=1, stable=True)
+    dscratch = torch.empty(4 * j * n, dtype=torch.float64, device=x.device)
+    iscratch = torch.empty(2 * nf * v + j * (n + 1) + j * v, dtype=torch.int64, device=x.device)
+    mi = torch.empty((j, nf), dtype=torch.float64, device=x.device)
+    _native(choice, "knn_mi_cd", x.device, sx.contiguous(), vorder.contiguous(), fac.T.contiguous(), j, nf, n, v,
+            int(k), dscratch, iscratch, mi)
+    return mi
 
 
 def factor_vae_votes(batches, factor_index, global_var, active, num_factors: int,
@@ -190,5 +243,14 @@ def factor_vae_votes(batches, factor_index, global_var, active, num_factors: int
         raise ValueError("active: no active code")
     if int(fi.min()) < 0 or int(fi.max()) >= num_factors:
         raise ValueError(f"factor_index: values must lie in [0, {num_factors})")
-    _choose("metrics.factor_vae_votes", b.device)
-    return _ref.factor_vae_votes(b, fi, g.to(b.device), act.to(b.device), int(num_factors), compressed_index)
+    choice = _choose("metrics.factor_vae_votes", b.device)
+    g, act = g.to(b.device), act.to(b.device)
+    if choice.backend == "reference":
+        return _ref.factor_vae_votes(b, fi, g, act, int(num_factors), compressed_index)
+    t, bs, d = b.shape
+    votes = torch.zeros((int(num_factors), d), dtype=torch.int64, device=b.device)
+    arg = torch.empty(t, dtype=torch.int64, device=b.device)
+    active_idx = torch.nonzero(act).flatten().contiguous()
+    _native(choice, "factor_vae_votes", b.device, b, fi, g.contiguous(), active_idx, t, bs, d, int(num_factors),
+            bool(compressed_index), votes, arg)
+    return votes, arg

@@ -1,0 +1,361 @@
+// CUDA kernels of the metric family, launched on torch's current stream. Outputs are written by
+// exactly one thread each or reduced in a fixed order (per-thread strided partials, then a
+// shared-memory tree), so reruns are bitwise identical; the only atomics are integer counts.
+#include "common/cuda_check.cuh"
+#include "metrics/metrics_kernels.h"
+#include "metrics/metrics_math.h"
+
+namespace diffrep {
+namespace cuda {
+namespace {
+
+using namespace metrics;
+constexpr int kThreads = 256;
+
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+__device__ __forceinline__ bool in_range(int64_t v, int64_t hi) { return v >= 0 && v < hi; }
+
+__device__ __forceinline__ void count_add(int64_t* p) {
+  atomicAdd(reinterpret_cast<unsigned long long*>(p), 1ULL);
+}
+
+// Fixed-order block sum of `vals` (kThreads per block): the tree is the same on every run.
+template <int N>
+__device__ void block_sum(double (&vals)[N], double (*shared)[kThreads]) {
+  for (int c = 0; c < N; ++c) shared[c][threadIdx.x] = vals[c];
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride)
+      for (int c = 0; c < N; ++c) shared[c][threadIdx.x] += shared[c][threadIdx.x + stride];
+    __syncthreads();
+  }
+  for (int c = 0; c < N; ++c) vals[c] = shared[c][0];
+}
+
+// ---------------------------------------------------------------- AUROC
+// One thread per score row walks its sorted order once (O(n), ties included).
+template <typename T>
+__global__ void auroc_ranks_kernel(const T* scores, const int64_t* order, int64_t U, int64_t n, int32_t* r2,
+                                   int32_t* flags) {
+  int32_t local = 0;
+  GRID_STRIDE(u, U) {
+    const int64_t* o = order + u * n;
+    const T* s_row = scores + u * n;
+    int32_t* r = r2 + u * n;
+    bool ok = true;
+    for (int64_t p = 0; p < n; ++p) ok &= in_range(o[p], n);
+    if (!ok) {
+      local |= kIndexOutOfRange;
+      for (int64_t i = 0; i < n; ++i) r[i] = 0;
+      continue;
+    }
+    for (int64_t s = 0; s < n;) {
+      const T v = s_row[o[s]];
+      int64_t e = s + 1;
+      while (e < n && s_row[o[e]] == v) ++e;
+      for (int64_t q = s; q < e; ++q) r[o[q]] = int32_t(s + e + 1);
+      s = e;
+    }
+  }
+  report(flags, local);
+}
+
+// One warp per (attribute, row): strided dot product (labels are (n, A)), integer warp reduction.
+__global__ void auroc_product_kernel(const uint8_t* labels, const int32_t* r2, const int64_t* npos, int64_t U,
+                                     int64_t A, int64_t n, double* auc) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t w = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; w < A * U; w += warps) {
+    const int64_t a = w / U, u = w % U;
+    const int32_t* r = r2 + u * n;
+    long long acc = 0;
+    for (int64_t i = lane; i < n; i += 32) acc += labels[i * A + a] ? r[i] : 0;
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+    if (lane == 0) auc[a * U + u] = auc_from_rank_sum(acc, npos[a], n);
+  }
+}
+
+// ---------------------------------------------------------------- histogram discretisation
+template <typename T>
+__global__ void column_minmax_kernel(const T* codes, int64_t n, int64_t J, T* lohi) {
+  __shared__ T lo_s[kThreads], hi_s[kThreads];
+  for (int64_t j = blockIdx.x; j < J; j += gridDim.x) {
+    T lo = codes[j], hi = codes[j];
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const T v = codes[i * J + j];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    lo_s[threadIdx.x] = lo;
+    hi_s[threadIdx.x] = hi;
+    __syncthreads();
+    for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+      if (threadIdx.x < stride) {
+        lo_s[threadIdx.x] = lo_s[threadIdx.x + stride] < lo_s[threadIdx.x] ? lo_s[threadIdx.x + stride] : lo_s[threadIdx.x];
+        hi_s[threadIdx.x] = hi_s[threadIdx.x + stride] > hi_s[threadIdx.x] ? hi_s[threadIdx.x + stride] : hi_s[threadIdx.x];
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      lohi[j] = lo_s[0];
+      lohi[J + j] = hi_s[0];
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void hist_label_kernel(const T* codes, int64_t n, int64_t J, int64_t B, const T* lohi, int64_t* labels) {
+  GRID_STRIDE(e, n * J) {
+    const int64_t j = e % J;
+    labels[e] = hist_label(codes[e], hist_range(lohi[j], lohi[J + j], B), B);
+  }
+}
+
+// ---------------------------------------------------------------- MI matrix
+__global__ void mi_check_kernel(const int64_t* labels, const int64_t* factors, int64_t n, int64_t J, int64_t F,
+                                int64_t B, int64_t V, int32_t* flags) {
+  int32_t local = 0;
+  GRID_STRIDE(e, n * (J + F)) {
+    const int64_t i = e / (J + F), c = e % (J + F);
+    if (c < J ? !in_range(labels[i * J + c], B) : !in_range(factors[i * F + (c - J)], V)) local |= kIndexOutOfRange;
+  }
+  report(flags, local);
+}
+
+// Joint and marginal counts. Entries are skipped (not written) when out of range; the flag raised
+// by mi_check_kernel makes the wrapper discard the result.
+__global__ void mi_count_kernel(const int64_t* labels, const int64_t* factors, int64_t n, int64_t J, int64_t F,
+                                int64_t B, int64_t V, int64_t* joint, int64_t* lab_count, int64_t* fac_count) {
+  const int64_t per = J * F + J + F;
+  GRID_STRIDE(e, n * per) {
+    const int64_t i = e / per, c = e % per;
+    if (c < J * F) {
+      const int64_t j = c / F, f = c % F;
+      const int64_t b = labels[i * J + j], v = factors[i * F + f];
+      if (in_range(b, B) && in_range(v, V)) count_add(joint + (c * B + b) * V + v);
+    } else if (c < J * F + J) {
+      const int64_t j = c - J * F, b = labels[i * J + j];
+      if (in_range(b, B)) count_add(lab_count + j * B + b);
+    } else {
+      const int64_t f = c - J * F - J, v = factors[i * F + f];
+      if (in_range(v, V)) count_add(fac_count + f * V + v);
+    }
+  }
+}
+
+__global__ void mi_table_kernel(const int64_t* joint, const int64_t* lab_count, const int64_t* fac_count, int64_t n,
+                                int64_t J, int64_t F, int64_t B, int64_t V, double* mi, double* h) {
+  GRID_STRIDE(t, J * F + F) {
+    if (t < J * F) {
+      const int64_t j = t / F, f = t % F;
+      const int64_t* tab = joint + t * B * V;
+      const int64_t* rows = lab_count + j * B;
+      const int64_t* cols = fac_count + f * V;
+      mi[t] = mi_table([&](int64_t b, int64_t v) { return tab[b * V + v]; }, [&](int64_t b) { return rows[b]; },
+                       [&](int64_t v) { return cols[v]; }, B, V, n);
+    } else {
+      const int64_t* cnt = fac_count + (t - J * F) * V;
+      h[t - J * F] = mi_table([&](int64_t b, int64_t v) { return b == v ? cnt[b] : int64_t(0); },
+                              [&](int64_t b) { return cnt[b]; }, [&](int64_t v) { return cnt[v]; }, V, V, n);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- 1-D kNN MI
+__global__ void knn_check_kernel(const int64_t* vorder, const int64_t* labels, int64_t J, int64_t F, int64_t n,
+                                 int64_t V, int32_t* flags) {
+  int32_t local = 0;
+  GRID_STRIDE(e, J * n + F * n) {
+    if (e < J * n ? !in_range(vorder[e], n) : !in_range(labels[e - J * n], V)) local |= kIndexOutOfRange;
+  }
+  report(flags, local);
+}
+
+// Per factor: label counts and group starts (one thread per factor; V is small).
+__global__ void knn_groups_kernel(const int64_t* labels, int64_t F, int64_t n, int64_t V, int64_t* counts,
+                                  int64_t* starts) {
+  GRID_STRIDE(f, F) {
+    int64_t* cnt = counts + f * V;
+    for (int64_t L = 0; L < V; ++L) cnt[L] = 0;
+    for (int64_t i = 0; i < n; ++i) ++cnt[labels[f * n + i]];
+    int64_t s = 0;
+    for (int64_t L = 0; L < V; ++L) {
+      starts[f * V + L] = s;
+      s += cnt[L];
+    }
+  }
+}
+
+// One thread per latent: stable counting sort of its value-sorted row by the labels of factor f,
+// and the prefix count of kept points (label count > 1) in value order.
+__global__ void knn_group_rows_kernel(const double* sx, const int64_t* vorder, const int64_t* lab,
+                                      const int64_t* cnt, const int64_t* st, int64_t J, int64_t n, int64_t V,
+                                      double* grouped, int64_t* kp, int64_t* fill) {
+  GRID_STRIDE(j, J) {
+    int64_t* fl = fill + j * V;
+    int64_t* k_row = kp + j * (n + 1);
+    for (int64_t L = 0; L < V; ++L) fl[L] = st[L];
+    k_row[0] = 0;
+    for (int64_t q = 0; q < n; ++q) {
+      const int64_t L = lab[vorder[j * n + q]];
+      grouped[j * n + fl[L]++] = sx[j * n + q];
+      k_row[q + 1] = k_row[q] + (cnt[L] > 1);
+    }
+  }
+}
+
+// One thread per (latent, grouped position): the point's three digamma terms (0 when dropped).
+__global__ void knn_point_kernel(const double* sx, const double* grouped, const int64_t* kp, const int64_t* cnt,
+                                 const int64_t* st, int64_t J, int64_t n, int64_t V, int64_t k, double* terms) {
+  GRID_STRIDE(e, J * n) {
+    const int64_t j = e / n, q = e % n;
+    int64_t lo = 0, hi = V;  // the last label whose group starts at or before q
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (st[mid] <= q)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    const int64_t L = lo - 1, nl = cnt[L];
+    KnnTerms t{0, 0, 0};
+    if (nl >= 2) t = knn_point(grouped + j * n, sx + j * n, kp + j * (n + 1), n, q, st[L], nl, k);
+    terms[e] = t.psi_k;
+    terms[J * n + e] = t.psi_nl;
+    terms[2 * J * n + e] = t.psi_m;
+  }
+}
+
+// One block per latent: fixed-order sums of the terms, then the estimate.
+__global__ void knn_reduce_kernel(const double* terms, const int64_t* cnt, int64_t J, int64_t n, int64_t V,
+                                  int64_t F, int64_t f, double* mi) {
+  __shared__ double shared[3][kThreads];
+  for (int64_t j = blockIdx.x; j < J; j += gridDim.x) {
+    double s[3] = {0, 0, 0};
+    for (int64_t q = threadIdx.x; q < n; q += blockDim.x)
+      for (int c = 0; c < 3; ++c) s[c] += terms[c * J * n + j * n + q];
+    block_sum(s, shared);
+    if (threadIdx.x == 0) {
+      int64_t n_kept = 0;
+      for (int64_t L = 0; L < V; ++L) n_kept += cnt[L] > 1 ? cnt[L] : 0;
+      mi[j * F + f] = knn_mi_combine(s[0], s[1], s[2], n_kept);
+    }
+    __syncthreads();
+  }
+}
+
+// ---------------------------------------------------------------- FactorVAE votes
+template <typename T>
+__global__ void votes_kernel(const T* batches, const int64_t* factor_index, const double* global_var,
+                             const int64_t* active, int64_t na, int64_t nt, int64_t B, int64_t d, int64_t F,
+                             bool compressed, int64_t* votes, int64_t* arg, int32_t* flags) {
+  int32_t local = 0;
+  GRID_STRIDE(t, nt) {
+    bool ok = in_range(factor_index[t], F) && na > 0;
+    for (int64_t a = 0; a < na; ++a) ok &= in_range(active[a], d);
+    if (!ok) {
+      local |= kIndexOutOfRange;
+      arg[t] = 0;
+      continue;
+    }
+    const int64_t a = vote_argmin(batches + t * B * d, B, d, global_var, active, na);
+    arg[t] = compressed ? a : active[a];
+    count_add(votes + factor_index[t] * d + arg[t]);
+  }
+  report(flags, local);
+}
+
+}  // namespace
+
+#define LAUNCH(kernel, work, name, ...)                                             \
+  do {                                                                              \
+    kernel<<<grid_for((work), kThreads), kThreads, 0, as_stream(l)>>>(__VA_ARGS__); \
+    check_launch(name);                                                             \
+  } while (0)
+
+template <typename T>
+void auroc_matrix(const Launch& l, const T* scores, const int64_t* order, const uint8_t* labels, const int64_t* npos,
+                  int64_t U, int64_t A, int64_t n, int32_t* r2, double* auc) {
+  if (U == 0 || A == 0 || n == 0) return;
+  DeviceGuard guard(l.device);
+  LAUNCH(auroc_ranks_kernel<T>, U, "auroc_matrix", scores, order, U, n, r2, l.flags);
+  LAUNCH(auroc_product_kernel, A * U * 32, "auroc_matrix", labels, r2, npos, U, A, n, auc);
+}
+
+template <typename T>
+void hist_discretize(const Launch& l, const T* codes, int64_t n, int64_t J, int64_t B, T* lohi, int64_t* labels) {
+  if (n == 0 || J == 0) return;
+  DeviceGuard guard(l.device);
+  const unsigned blocks = static_cast<unsigned>(J < 65535 ? J : 65535);
+  column_minmax_kernel<T><<<blocks, kThreads, 0, as_stream(l)>>>(codes, n, J, lohi);
+  check_launch("hist_discretize");
+  LAUNCH(hist_label_kernel<T>, n * J, "hist_discretize", codes, n, J, B, lohi, labels);
+}
+
+void mi_matrix(const Launch& l, const int64_t* labels, const int64_t* factors, int64_t n, int64_t J, int64_t F,
+               int64_t B, int64_t V, int64_t* scratch, double* mi, double* h) {
+  if (n == 0 || F == 0) return;
+  DeviceGuard guard(l.device);
+  int64_t* joint = scratch;
+  int64_t* lab_count = scratch + J * F * B * V;
+  int64_t* fac_count = lab_count + J * B;
+  LAUNCH(mi_check_kernel, n * (J + F), "mi_matrix", labels, factors, n, J, F, B, V, l.flags);
+  LAUNCH(mi_count_kernel, n * (J * F + J + F), "mi_matrix", labels, factors, n, J, F, B, V, joint, lab_count,
+         fac_count);
+  LAUNCH(mi_table_kernel, J * F + F, "mi_matrix", joint, lab_count, fac_count, n, J, F, B, V, mi, h);
+}
+
+void knn_mi_cd(const Launch& l, const double* sx, const int64_t* vorder, const int64_t* labels, int64_t J, int64_t F,
+               int64_t n, int64_t V, int64_t k, double* dscratch, int64_t* iscratch, double* mi) {
+  if (J == 0 || F == 0 || n == 0) return;
+  DeviceGuard guard(l.device);
+  int64_t* counts = iscratch;         // (F, V)
+  int64_t* starts = counts + F * V;   // (F, V)
+  int64_t* kp = starts + F * V;       // (J, n + 1)
+  int64_t* fill = kp + J * (n + 1);   // (J, V)
+  double* grouped = dscratch;         // (J, n)
+  double* terms = dscratch + J * n;   // (3, J, n)
+  // Every later kernel indexes with these values: check first, and stop on the host if any is bad.
+  LAUNCH(knn_check_kernel, J * n + F * n, "knn_mi_cd", vorder, labels, J, F, n, V, l.flags);
+  int32_t bad = 0;
+  DeviceGuard::check(cudaMemcpyAsync(&bad, l.flags, sizeof(int32_t), cudaMemcpyDeviceToHost, as_stream(l)),
+                     "knn_mi_cd: cudaMemcpyAsync");
+  DeviceGuard::check(cudaStreamSynchronize(as_stream(l)), "knn_mi_cd: cudaStreamSynchronize");
+  if (bad) return;
+  LAUNCH(knn_groups_kernel, F, "knn_mi_cd", labels, F, n, V, counts, starts);
+  const unsigned blocks = static_cast<unsigned>(J < 65535 ? J : 65535);
+  for (int64_t f = 0; f < F; ++f) {
+    const int64_t* cnt = counts + f * V;
+    const int64_t* st = starts + f * V;
+    LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp, fill);
+    LAUNCH(knn_point_kernel, J * n, "knn_mi_cd", sx, grouped, kp, cnt, st, J, n, V, k, terms);
+    knn_reduce_kernel<<<blocks, kThreads, 0, as_stream(l)>>>(terms, cnt, J, n, V, F, f, mi);
+    check_launch("knn_mi_cd");
+  }
+}
+
+template <typename T>
+void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_index, const double* global_var,
+                      const int64_t* active, int64_t na, int64_t nt, int64_t B, int64_t d, int64_t F,
+                      bool compressed, int64_t* votes, int64_t* arg) {
+  if (nt == 0) return;
+  DeviceGuard guard(l.device);
+  LAUNCH(votes_kernel<T>, nt, "factor_vae_votes", batches, factor_index, global_var, active, na, nt, B, d, F,
+         compressed, votes, arg, l.flags);
+}
+
+#define INSTANTIATE(T)                                                                                          \
+  template void auroc_matrix<T>(const Launch&, const T*, const int64_t*, const uint8_t*, const int64_t*,        \
+                                int64_t, int64_t, int64_t, int32_t*, double*);                                  \
+  template void hist_discretize<T>(const Launch&, const T*, int64_t, int64_t, int64_t, T*, int64_t*);           \
+  template void factor_vae_votes<T>(const Launch&, const T*, const int64_t*, const double*, const int64_t*,     \
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*);
+
+INSTANTIATE(float)
+INSTANTIATE(double)
+
+}  // namespace cuda
+}  // namespace diffrep

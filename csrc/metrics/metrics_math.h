@@ -1,0 +1,242 @@
+// Per-element maths of the metric kernels (shared/reference/kernels.md section 6), shared by
+// metrics_cpu.cpp and metrics_cuda.cu. The specification is the PyTorch twin in
+// python/diffrep/ops/reference/metrics.py; every function below reproduces the twin's operation
+// order. Products and sums whose rounding decides a result (histogram edges, the brute-force
+// neighbour distance) go through mul_rn/add_rn so nvcc cannot fuse them into an FMA.
+#pragma once
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+
+#include "common/hd.h"
+
+namespace diffrep {
+namespace metrics {
+
+// Plain constants: std::numeric_limits is host-only under nvcc.
+constexpr double kInf = HUGE_VAL;
+constexpr double kEps = DBL_EPSILON;
+
+// Error flags (bitwise OR), decoded in python/diffrep/ops/metrics.py.
+enum ErrorFlag : int32_t {
+  kIndexOutOfRange = 2,  // a label, factor or permutation entry outside its declared range
+};
+
+template <typename T>
+DIFFREP_HD T mul_rn(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == 8) return __dmul_rn(a, b);
+  else return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+template <typename T>
+DIFFREP_HD T add_rn(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == 8) return __dadd_rn(a, b);
+  else return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// digamma for x > 0 in the Cephes form torch uses (aten/src/ATen/native/Math.h calc_digamma):
+// recurrence up to 10, psi(10) exactly, else the asymptotic series in 1/x^2.
+DIFFREP_HD double digamma_pos(double x) {
+  double result = 0;
+  while (x < 10) {
+    result -= 1 / x;
+    x += 1;
+  }
+  if (x == 10) return result + 2.25175258906672110764;
+  double y = 0;
+  if (x < 1.0e17) {
+    const double z = 1.0 / mul_rn(x, x);
+    double p = 8.33333333333333333333E-2;
+    p = add_rn(mul_rn(p, z), -2.10927960927960927961E-2);
+    p = add_rn(mul_rn(p, z), 7.57575757575757575758E-3);
+    p = add_rn(mul_rn(p, z), -4.16666666666666666667E-3);
+    p = add_rn(mul_rn(p, z), 3.96825396825396825397E-3);
+    p = add_rn(mul_rn(p, z), -8.33333333333333333333E-3);
+    p = add_rn(mul_rn(p, z), 8.33333333333333333333E-2);
+    y = mul_rn(z, p);
+  }
+  return result + log(x) - (0.5 / x) - y;
+}
+
+// ---------------------------------------------------------------- AUROC (kernels.md 6.1)
+// AUC from the doubled positive rank sum: (2R+ - n+(n+ + 1)) / (2 n+ n-), one rounding; NaN when
+// the label row holds one class.
+DIFFREP_HD double auc_from_rank_sum(int64_t two_rpos, int64_t npos, int64_t n) {
+  const int64_t nneg = n - npos;
+  if (npos == 0 || nneg == 0) return __builtin_nan("");
+  const double p = double(npos);
+  return (double(two_rpos) - p * (p + 1)) / (2 * p * double(nneg));
+}
+
+// ---------------------------------------------------------------- histogram (kernels.md 6.2)
+// NumPy's histogram range: (min, max), widened to (c - 0.5, c + 0.5) for a constant column;
+// step = (hi - lo) / B in the input dtype.
+template <typename T>
+struct HistRange {
+  T lo, step;
+};
+
+template <typename T>
+DIFFREP_HD HistRange<T> hist_range(T lo, T hi, int64_t B) {
+  if (lo == hi) {
+    lo = lo - T(0.5);
+    hi = hi + T(0.5);
+  }
+  return HistRange<T>{lo, (hi - lo) / T(B)};
+}
+
+// np.digitize(x, edges[:-1]) with edge k = k * step + lo (NumPy's linspace, in T): the number of
+// edges <= x, by binary search over k in [0, B).
+template <typename T>
+DIFFREP_HD int64_t hist_label(T x, HistRange<T> r, int64_t B) {
+  int64_t lo = 0, hi = B;  // invariant: edges [0, lo) are <= x, edges [hi, B) are > x
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (add_rn(mul_rn(T(mid), r.step), r.lo) <= x)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// sklearn mutual_info_score of one contingency table given by cell(b, v) with row sums rows(b)
+// and column sums cols(v) over N samples (the twin's mi_from_counts, term for term).
+template <typename Cell, typename Rows, typename Cols>
+DIFFREP_HD double mi_table(Cell cell, Rows rows, Cols cols, int64_t B, int64_t V, int64_t N) {
+  int64_t nz_rows = 0, nz_cols = 0;
+  for (int64_t b = 0; b < B; ++b) nz_rows += rows(b) > 0;
+  for (int64_t v = 0; v < V; ++v) nz_cols += cols(v) > 0;
+  if (nz_rows <= 1 || nz_cols <= 1) return 0.0;
+  const double total = double(N), log_total = log(total);
+    double mi = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t a = rows(b);
+    if (a == 0) continue;
+    for (int64_t v = 0; v < V; ++v) {
+      const int64_t c = cell(b, v);
+      if (c == 0) continue;
+      const double cd = double(c), p = cd / total;
+      const double log_outer = -log(double(a * cols(v))) + log_total + log_total;
+      const double term = mul_rn(p, log(cd) - log_total) + mul_rn(p, log_outer);
+      if (fabs(term) >= kEps) mi += term;
+    }
+  }
+  return mi > 0 ? mi : 0.0;
+}
+
+// ---------------------------------------------------------------- 1-D kNN MI (kernels.md 6.3)
+// Distance from c = grp[p] to its kk-th same-label neighbour in the sorted group grp[0..nl), as
+// the twin measures it: the best window [s, s + kk] containing p (first strict minimum in the
+// order s = p, p - 1, ...), the brute-force distance expansion where sklearn's NearestNeighbors
+// picks brute force (kk >= nl / 2), then nudged down one ulp.
+DIFFREP_HD double knn_radius(const double* grp, int64_t nl, int64_t p, int64_t kk) {
+  const double c = grp[p];
+  double r = kInf, nb = 0;
+  for (int64_t t = 0; t <= kk; ++t) {
+    const int64_t s = p - t;
+    if (s < 0 || s + kk > nl - 1) continue;
+    const double lo_v = grp[s], hi_v = grp[s + kk];
+    const double d_lo = c - lo_v, d_hi = hi_v - c;
+    const double cand = d_lo > d_hi ? d_lo : d_hi;
+    if (cand < r) {
+      r = cand;
+      nb = d_lo >= d_hi ? lo_v : hi_v;
+    }
+  }
+  if (kk >= nl / 2) {
+    const double sq = add_rn(add_rn(mul_rn(c, c), -2.0 * mul_rn(c, nb)), mul_rn(nb, nb));
+    r = sqrt(sq > 0 ? sq : 0.0);
+  }
+  return nextafter(r, 0.0);
+}
+
+// Number of kept points within r of c: two binary searches on the row's sorted values sx[0..n)
+// with the exact predicate (c - v)^2 <= r^2, then the kept counts from the prefix kp.
+DIFFREP_HD int64_t knn_ball_count(const double* sx, const int64_t* kp, int64_t n, double c, double r) {
+  const double r2 = mul_rn(r, r);
+  int64_t lo = 0, hi = n;  // first index whose value is inside the ball or above c
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    const double v = sx[mid], d = c - v;
+    if (v >= c || mul_rn(d, d) <= r2)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  const int64_t left = lo;
+  lo = left;
+  hi = n;  // first index past the ball on the right
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    const double v = sx[mid], d = v - c;
+    if (v > c && !(mul_rn(d, d) <= r2))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return kp[lo] - kp[left];
+}
+
+// The three digamma terms of one kept point at position q of the label-grouped row `grouped`
+// (its label's group starts at g0 and holds nl >= 2 points).
+struct KnnTerms {
+  double psi_k, psi_nl, psi_m;
+};
+
+DIFFREP_HD KnnTerms knn_point(const double* grouped, const double* sx, const int64_t* kp, int64_t n, int64_t q,
+                              int64_t g0, int64_t nl, int64_t k) {
+  const int64_t kk = nl - 1 < k ? nl - 1 : k;
+  const double r = knn_radius(grouped + g0, nl, q - g0, kk);
+  const int64_t m = knn_ball_count(sx, kp, n, grouped[q], r);
+  return KnnTerms{digamma_pos(double(kk > 1 ? kk : 1)), digamma_pos(double(nl)), digamma_pos(double(m > 1 ? m : 1))};
+}
+
+// MI = psi(n) + mean psi(k) - mean psi(N_l) - mean psi(m), clipped at 0 (0 with no kept point).
+DIFFREP_HD double knn_mi_combine(double s_k, double s_nl, double s_m, int64_t n_kept) {
+  if (n_kept == 0) return 0.0;
+  const double nk = double(n_kept);
+  const double mi = digamma_pos(nk) + s_k / nk - s_nl / nk - s_m / nk;
+  return mi > 0 ? mi : 0.0;
+}
+
+// ---------------------------------------------------------------- FactorVAE votes (metrics.md 4)
+// argmin over the active codes of var_ddof1(batch[:, c]) / g[c], the first NaN winning (np.argmin)
+// and the first index winning ties; batch is (B, d) row-major. Returns the index into `active`.
+template <typename T>
+DIFFREP_HD int64_t vote_argmin(const T* batch, int64_t B, int64_t d, const double* g, const int64_t* active,
+                               int64_t na) {
+  int64_t best = 0;
+  double best_ratio = kInf;
+  bool have = false;
+  for (int64_t a = 0; a < na; ++a) {
+    const int64_t c = active[a];
+    double mean = 0;
+    for (int64_t b = 0; b < B; ++b) mean += double(batch[b * d + c]);
+    mean /= double(B);
+    double ss = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const double dv = double(batch[b * d + c]) - mean;
+      ss += dv * dv;
+    }
+    const double ratio = (ss / double(B - 1)) / g[c];
+    if (ratio != ratio) return a;  // NaN: np.argmin returns the first one
+    if (!have || ratio < best_ratio) {
+      best = a;
+      best_ratio = ratio;
+      have = true;
+    }
+  }
+  return best;
+}
+
+}  // namespace metrics
+}  // namespace diffrep

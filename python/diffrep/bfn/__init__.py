@@ -1,0 +1,21 @@
+"""Bayesian Flow Networks (Graves et al. 2023) in diffrep's forward time, built on :mod:`diffrep.ops.bfn`.
+
+- :mod:`.flows`: input distributions, flow sampling, Bayesian updates and exact inverses
+  (:class:`ContinuousFlow`, :class:`DiscreteFlow`);
+- :mod:`.distributions`: output distributions (delta, discretised Normal, categorical/Bernoulli);
+- :mod:`.losses`: L^inf, L^n and L^r per example;
+- :mod:`.sampler`: the fixed n-step sampler and the inverse-update reverse chain;
+- :mod:`.config` / :mod:`.model`: the shared data configuration and the plain :class:`BFN` module.
+"""
+
+from .config import BFNDataConfig, make_flow, make_output, unet_io
+from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
+from .flows import ContinuousFlow, DiscreteFlow, FlowState, step_times
+from .losses import continuous_time_loss, discrete_time_loss, reconstruction_loss
+from .model import BFN, BFNConfig
+from .sampler import reverse_chain, sample
+
+__all__ = ["BFNDataConfig", "make_flow", "make_output", "unet_io", "CategoricalOutput", "DeltaOutput",
+           "DiscretizedNormalOutput", "ContinuousFlow", "DiscreteFlow", "FlowState", "step_times",
+           "continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "BFN", "BFNConfig",
+           "reverse_chain", "sample"]

@@ -1,0 +1,208 @@
+"""Output distributions p_O(x | Psi(theta, t)) (BFN §4.1, §5.1, §6.1; reference ``probability.py``).
+
+An output object turns the raw network output into a distribution for the current parameters:
+``output(net_out, state, t) -> dist``. Every dist has ``mean`` (x-hat; for discrete data the soft
+one-hot E[e_x]), ``mode``, ``sample(generator)`` and ``log_prob(x)``.
+
+* :class:`DeltaOutput`: delta(x - x_hat), x_hat clipped to [-1, 1] (reference ``DeltaFactory``).
+  With ``noise_pred`` the network predicts the flow noise and x_hat = mu/gamma - sqrt((1-gamma)/gamma)
+  eps_hat (ParamReL Eq. 10 prints "+"; diffrep uses BFN's "-", bfn-paramrel.md §3.3; ``eps_sign=+1``
+  reproduces the printed sign).
+* :class:`DiscretizedNormalOutput`: a Normal discretised into K bins on [-1, 1] (§1.5), two network
+  outputs (mean or eps, log sigma).
+* :class:`CategoricalOutput`: Bernoulli(sigmoid(l)) for K = 2 (one logit per dimension, the class-1
+  logit), Cat(softmax) for K > 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..ops import bfn as ops
+
+__all__ = ["DeltaOutput", "DiscretizedNormalOutput", "CategoricalOutput", "DeltaDist", "DiscretizedNormalDist",
+           "CategoricalDist"]
+
+
+def _bin_centres(K: int, like: torch.Tensor) -> torch.Tensor:
+    return (torch.arange(K, device=like.device, dtype=like.dtype) + 0.5) / K * 2 - 1
+
+
+class DeltaDist:
+    def __init__(self, x_hat: torch.Tensor, sigma1: float):
+        self.x_hat, self.sigma1 = x_hat, sigma1
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.x_hat
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.x_hat
+
+    def sample(self, generator=None) -> torch.Tensor:
+        return self.x_hat
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Per element: x scored under a discretised N(x_hat, sigma1^2) with 256 bins, or N(x_hat,
+        (0.7 sigma1)^2) with 16 bins when sigma1^2 = 1e-3 (reference L^r, BFN §7.2)."""
+        if math.isclose(self.sigma1**2, 1e-3, rel_tol=1e-6):
+            K, s = 16, 0.7 * self.sigma1
+        else:
+            K, s = 256, self.sigma1
+        return ops.discretized_log_prob(x, self.x_hat, torch.full_like(self.x_hat, s), K)
+
+
+class DiscretizedNormalDist:
+    def __init__(self, mu_x: torch.Tensor, sigma_x: torch.Tensor, num_bins: int, clip: bool = True):
+        self.mu_x, self.sigma_x, self.K, self.clip = mu_x, sigma_x, num_bins, clip
+        self._probs = None
+
+    @property
+    def probs(self) -> torch.Tensor:
+        if self._probs is None:
+            self._probs = ops.discretized_probs(self.mu_x, self.sigma_x, self.K, self.clip)
+        return self._probs
+
+    @property
+    def mean(self) -> torch.Tensor:
+        p = self.probs
+        return (p * _bin_centres(self.K, p)).sum(-1)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        p = self.probs
+        return _bin_centres(self.K, p)[p.argmax(-1)]
+
+    def sample(self, generator=None) -> torch.Tensor:
+        """A bin centre drawn from the bin probabilities (the same law as quantising a clipped
+        Normal draw, reference ``DiscretizedCtsDistribution.sample``)."""
+        p = self.probs
+        idx = torch.multinomial(p.reshape(-1, self.K).float().clamp_min(0), 1, generator=generator).reshape(p.shape[:-1])
+        return _bin_centres(self.K, p)[idx]
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.discretized_log_prob(x, self.mu_x, self.sigma_x, self.K, self.clip)
+
+
+class CategoricalDist:
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits  # (..., K)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits.float(), -1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """E[e_x] = the class probabilities (the soft one-hot the discrete sender reads)."""
+        return self.probs
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.logits.argmax(-1)
+
+    def sample(self, generator=None) -> torch.Tensor:
+        p = self.probs
+        return torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator).reshape(p.shape[:-1])
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        lp = torch.log_softmax(self.logits.float(), -1)
+        return lp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _check_out(net_out, shape, who):
+    if not isinstance(net_out, torch.Tensor) or tuple(net_out.shape) != tuple(shape):
+        raise ValueError(f"{who}: network output must have shape {tuple(shape)}, got "
+                         f"{tuple(getattr(net_out, 'shape', ())) or type(net_out).__name__}")
+
+
+class DeltaOutput:
+    """Delta output for continuous data; one network output per data channel."""
+
+    num_outputs = 1
+
+    def __init__(self, sigma1: float, noise_pred: bool = True, clip_range: float = 1.0, eps_sign: int = -1):
+        if eps_sign not in (-1, 1):
+            raise ValueError(f"eps_sign must be -1 (BFN) or +1 (ParamReL Eq. 10 as printed), got {eps_sign!r}")
+        self.sigma1, self.noise_pred, self.clip_range, self.eps_sign = sigma1, bool(noise_pred), float(clip_range), eps_sign
+
+    def out_channels(self, channels: int) -> int:
+        return channels
+
+    def eps(self, net_out: torch.Tensor) -> torch.Tensor:
+        """The network output as BFN's eps_hat (sign-flipped for ``eps_sign=+1``)."""
+        return net_out if self.eps_sign == -1 else -net_out
+
+    def __call__(self, net_out, state, t) -> DeltaDist:
+        mu = state.params
+        _check_out(net_out, mu.shape, "DeltaOutput")
+        out = net_out.to(mu.dtype)
+        if self.noise_pred:
+            x_hat = ops.noise_pred_to_data_pred(self.eps(out), mu, t.to(mu.dtype), self.sigma1)[0]
+        else:
+            x_hat = out
+        if self.clip_range > 0:
+            x_hat = x_hat.clamp(-self.clip_range, self.clip_range)
+        return DeltaDist(x_hat, self.sigma1)
+
+
+class DiscretizedNormalOutput:
+    """Discretised Normal output with K bins; the network gives (mean or eps, log sigma)."""
+
+    num_outputs = 2
+
+    def __init__(self, sigma1: float, num_bins: int, noise_pred: bool = True, clip: bool = True, eps_sign: int = -1):
+        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 2:
+            raise ValueError(f"num_bins must be an int >= 2, got {num_bins!r}")
+        if eps_sign not in (-1, 1):
+            raise ValueError(f"eps_sign must be -1 or +1, got {eps_sign!r}")
+        self.sigma1, self.K, self.noise_pred, self.clip, self.eps_sign = sigma1, num_bins, bool(noise_pred), bool(clip), eps_sign
+
+    def out_channels(self, channels: int) -> int:
+        return channels
+
+    def split(self, net_out):
+        if not isinstance(net_out, (tuple, list)) or len(net_out) != 2:
+            raise ValueError("DiscretizedNormalOutput: the network must return a pair (mean or eps, log sigma)")
+        mean, log_sigma = net_out
+        return (mean if self.eps_sign == -1 else -mean), log_sigma
+
+    def __call__(self, net_out, state, t) -> DiscretizedNormalDist:
+        mu = state.params
+        mean, log_sigma = self.split(net_out)
+        _check_out(mean, mu.shape, "DiscretizedNormalOutput")
+        mu_x, sigma_x = ops.output_normal_params(mean.to(mu.dtype), log_sigma.to(mu.dtype), mu, t.to(mu.dtype),
+                                                 self.sigma1, self.noise_pred)
+        return DiscretizedNormalDist(mu_x, sigma_x, self.K, self.clip)
+
+
+class CategoricalOutput:
+    """Bernoulli (K = 2, one class-1 logit per dimension) or categorical (K logits) output."""
+
+    num_outputs = 1
+
+    def __init__(self, num_classes: int):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.K = num_classes
+
+    def out_channels(self, channels: int) -> int:
+        return channels if self.K == 2 else channels * self.K
+
+    def logits(self, net_out: torch.Tensor, data_shape) -> torch.Tensor:
+        """(B, C, H, W, K) logits (K = 2: (B, C, H, W, 1), the Bernoulli logit of class 1)."""
+        B, C = data_shape[0], data_shape[1]
+        if self.K == 2:
+            _check_out(net_out, data_shape, "CategoricalOutput")
+            return net_out.unsqueeze(-1)
+        _check_out(net_out, (B, C * self.K, *data_shape[2:]), "CategoricalOutput")
+        return net_out.reshape(B, C, self.K, *data_shape[2:]).movedim(2, -1)
+
+    def __call__(self, net_out, state, t) -> CategoricalDist:
+        lg = self.logits(net_out, state.params.shape[:-1])
+        if self.K == 2:
+            lg = torch.cat([torch.zeros_like(lg), lg], -1)  # softmax([0, l]) = [1 - sigmoid(l), sigmoid(l)]
+        return CategoricalDist(lg)

@@ -1,0 +1,259 @@
+"""Bayesian flows: input distributions, their priors, flow distributions and Bayesian updates.
+
+Graves et al., "Bayesian Flow Networks" (arXiv 2308.07037) §3-§6, in diffrep's forward time
+(bfn-paramrel.md §1.9): t = 0 is the prior, t = 1 is (almost) the data, sampling step i = 1..n
+reads theta at t_{i-1} = (i-1)/n and absorbs accuracy alpha_i = beta(t_i) - beta(t_{i-1}).
+
+A flow object is stateless; the parameters live in a :class:`FlowState` ``(params, t)`` where t (B,)
+is the time whose cumulative accuracy beta(t) the parameters hold:
+
+* :class:`ContinuousFlow` (continuous and discretised data): ``params`` = mu, the precision is the
+  closed form rho(t) = sigma1^(-2t) and is never accumulated (bfn-paramrel.md §2.1);
+* :class:`DiscreteFlow`: ``params`` = log theta (B, ..., K), updated in log space (§1.7), so that
+  classes never underflow to 0 and the exact inverse (§2.2) stays exact.
+
+All maths runs through the native ops of :mod:`diffrep.ops.bfn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from ..ops import bfn as ops
+
+__all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times"]
+
+
+@dataclasses.dataclass
+class FlowState:
+    """Input-distribution parameters and the time (B,) of the accuracy they hold."""
+
+    params: torch.Tensor
+    t: torch.Tensor
+
+    def to(self, dtype: torch.dtype) -> "FlowState":
+        return FlowState(self.params.to(dtype), self.t)
+
+
+def _per_example_t(t, batch: int, device) -> torch.Tensor:
+    t = torch.as_tensor(t, dtype=torch.float64, device=device)
+    if t.dim() == 0:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"t must be a number or have shape ({batch},), got {tuple(t.shape)}")
+    if bool(((t < 0) | (t > 1)).any()):
+        raise ValueError("t must lie in [0, 1]")
+    return t
+
+
+def step_times(n_steps: int) -> list[float]:
+    """t_i = i/n for i = 0..n (Graves' grid; the papers' s = n - i, bfn-paramrel.md §1.9)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    return [i / n_steps for i in range(n_steps + 1)]
+
+
+class ContinuousFlow:
+    """Continuous input distribution N(mu, 1/rho) (BFN §4), prior mu = 0, rho = 1.
+
+    ``sigma1`` in (0, 1): beta(t) = sigma1^(-2t) - 1, gamma(t) = 1 - sigma1^(2t) (the reference's
+    ``min_variance`` is sigma1^2). Data are float tensors in [-1, 1] (B, C, H, W).
+    """
+
+    kind = "continuous"
+
+    def __init__(self, sigma1: float):
+        if not isinstance(sigma1, (int, float)) or not 0 < sigma1 < 1:
+            raise ValueError(f"sigma1 must be in (0, 1), got {sigma1!r}")
+        self.sigma1 = float(sigma1)
+
+    # ---- schedule
+    def precision(self, t) -> torch.Tensor:
+        """rho(t) = sigma1^(-2t) (closed form, float64)."""
+        return ops.continuous_precision(t, self.sigma1)
+
+    def beta(self, t) -> torch.Tensor:
+        return self.precision(t) - 1.0
+
+    def gamma(self, t) -> torch.Tensor:
+        return ops.gamma(t, self.sigma1)
+
+    # ---- data and network input
+    def prepare_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Data as the flow consumes it: float in [-1, 1] (checked)."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+            raise ValueError(f"continuous data must be a float tensor (B, ...), got {getattr(x, 'dtype', type(x))}")
+        return x
+
+    def data_to_float(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def network_input(self, state: FlowState) -> torch.Tensor:
+        """The network reads mu only (reference ``CtsBayesianFlow.forward`` returns (mean, None))."""
+        return state.params.float()
+
+    def input_channels(self, channels: int) -> int:
+        return channels
+
+    # ---- distributions over parameters
+    def prior(self, data_shape, device=None, dtype=torch.float32) -> FlowState:
+        mu = torch.zeros(tuple(data_shape), device=device, dtype=dtype)
+        return FlowState(mu, torch.zeros(mu.shape[0], dtype=torch.float64, device=device))
+
+    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
+        """theta ~ p_F(. | x; t) (BFN Eq. 77), one fused kernel."""
+        x = self.prepare_data(x)
+        tt = _per_example_t(t, x.shape[0], x.device)
+        return FlowState(ops.continuous_flow(x, tt.to(x.dtype), self.sigma1, generator, noise=noise), tt)
+
+    def mean_state(self, x: torch.Tensor, t, dtype=torch.float64) -> FlowState:
+        """The noise-free flow state mu = gamma(t) x: what noise-free updates with y = x reach."""
+        x = self.prepare_data(x)
+        tt = _per_example_t(t, x.shape[0], x.device)
+        g = self.gamma(tt).to(dtype).reshape(-1, *([1] * (x.dim() - 1)))
+        return FlowState(g * x.to(dtype), tt)
+
+    # ---- updates
+    def sender_mean(self, x_tilde: torch.Tensor, alpha) -> torch.Tensor:
+        """The noise-free sender sample E[y] = x (BFN Eq. 86)."""
+        return x_tilde
+
+    def step(self, state: FlowState, x_tilde: torch.Tensor, t_next, generator=None, *, sender_noise: bool = True,
+             noise=None) -> tuple[FlowState, torch.Tensor]:
+        """Absorb alpha = rho(t_next) - rho(t) about ``x_tilde``: y ~ N(x_tilde, 1/alpha) (or y = x_tilde
+        without sender noise), then h (BFN Eq. 49-50). Returns (state at t_next, y)."""
+        mu = state.params
+        t_next = _per_example_t(t_next, mu.shape[0], mu.device)
+        rho = self.precision(state.t)
+        alpha = self.precision(t_next) - rho
+        if bool((alpha <= 0).any()):
+            raise ValueError("step: t_next must be later than the state's time")
+        x_tilde = x_tilde.to(mu.dtype)
+        if sender_noise:
+            new_mu, _, y = ops.continuous_sender_update(mu, rho, x_tilde, alpha, generator, noise=noise, return_y=True)
+        else:
+            y = x_tilde
+            new_mu, _ = ops.continuous_update(mu, rho, y, alpha)
+        return FlowState(new_mu, t_next), y
+
+    def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
+        """The exact inverse h^-1 (bfn-paramrel.md §2.1): undo the accuracy rho(t) - rho(t_prev)
+        absorbed with sender sample ``y``. Run chains in float64 (§5 "h^-1 chains")."""
+        mu = state.params
+        t_prev = _per_example_t(t_prev, mu.shape[0], mu.device)
+        rho = self.precision(state.t)
+        alpha = rho - self.precision(t_prev)
+        new_mu, _ = ops.continuous_update_inverse(mu, rho, y.to(mu.dtype), alpha)
+        return FlowState(new_mu, t_prev)
+
+
+class DiscreteFlow:
+    """Categorical input distribution over K classes per dimension (BFN §6), prior theta = 1/K.
+
+    ``sqrt_beta1`` is the reference's ``max_sqrt_beta``: beta(t) = (sqrt_beta1 t)^2 (bfn-paramrel.md
+    §1.8: the bMNIST default is 3, the ParamReL notebook's value is sqrt(3)). Data are integer classes
+    (B, C, H, W); images in [-1, 1] are mapped by :meth:`prepare_data`. The network reads 2 theta_0 - 1
+    for K = 2 (reference ``params_to_net_inputs``) and 2 theta - 1 flattened into channels for K > 2.
+    """
+
+    kind = "discrete"
+
+    def __init__(self, num_classes: int, sqrt_beta1: float):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        if not isinstance(sqrt_beta1, (int, float)) or not sqrt_beta1 > 0:
+            raise ValueError(f"sqrt_beta1 must be > 0, got {sqrt_beta1!r}")
+        self.K = num_classes
+        self.sqrt_beta1 = float(sqrt_beta1)
+        self.beta1 = self.sqrt_beta1**2
+
+    def beta(self, t) -> torch.Tensor:
+        return ops.discrete_beta(t, self.beta1)
+
+    # ---- data and network input
+    def prepare_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer classes pass through; floats in [-1, 1] map to round((x + 1)/2 (K - 1))
+        (binary images: x > 0 is class 1)."""
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError(f"discrete data must be a tensor (B, ...), got {type(x).__name__}")
+        if x.is_floating_point():
+            return ((x.clamp(-1, 1) + 1) * (self.K - 1) / 2).round().long()
+        if x.dtype == torch.bool:
+            return x.long()
+        return x.long()
+
+    def data_to_float(self, classes: torch.Tensor) -> torch.Tensor:
+        """Classes back to [-1, 1]: 2c/(K - 1) - 1."""
+        return classes.float() * (2.0 / (self.K - 1)) - 1.0
+
+    def network_input(self, state: FlowState) -> torch.Tensor:
+        theta = state.params.float().exp()
+        if self.K == 2:
+            return 2 * theta[..., 0] - 1
+        B, C = theta.shape[:2]
+        return (2 * theta - 1).movedim(-1, 2).reshape(B, C * self.K, *theta.shape[2:-1])
+
+    def input_channels(self, channels: int) -> int:
+        return channels if self.K == 2 else channels * self.K
+
+    # ---- distributions over parameters
+    def prior(self, data_shape, device=None, dtype=torch.float32) -> FlowState:
+        lp = torch.full((*tuple(data_shape), self.K), -math.log(self.K), device=device, dtype=dtype)
+        return FlowState(lp, torch.zeros(lp.shape[0], dtype=torch.float64, device=device))
+
+    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
+        """theta ~ p_F(. | x; t) (BFN Eq. 185) with the reference guards, stored as log theta."""
+        x = self.prepare_data(x)
+        tt = _per_example_t(t, x.shape[0], x.device)
+        theta = ops.discrete_flow(x, tt.float(), self.beta1, self.K, generator, noise=noise)
+        return FlowState(theta.clamp_min(torch.finfo(theta.dtype).tiny).log(), tt)
+
+    def mean_state(self, x: torch.Tensor, t, dtype=torch.float64) -> FlowState:
+        """Noise-free logits beta(t)(K e_x - 1), log-normalised: what noise-free updates reach."""
+        x = self.prepare_data(x)
+        tt = _per_example_t(t, x.shape[0], x.device)
+        b = self.beta(tt).to(dtype).reshape(-1, *([1] * x.dim()))
+        onehot = torch.nn.functional.one_hot(x, self.K).to(dtype)
+        return FlowState(torch.log_softmax(b * (self.K * onehot - 1), -1), tt)
+
+    # ---- updates
+    def _alpha(self, t_from: torch.Tensor, t_to: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        a = (self.beta(t_to) - self.beta(t_from)).to(like.dtype)
+        return a.reshape(-1, *([1] * (like.dim() - 1)))
+
+    def sender_mean(self, x_tilde: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """E[y] = alpha (K e - 1) for a (soft) one-hot ``x_tilde`` (..., K) (BFN Eq. 162)."""
+        return alpha * (self.K * x_tilde - 1)
+
+    def step(self, state: FlowState, x_tilde: torch.Tensor, t_next, generator=None, *, sender_noise: bool = True,
+             noise=None) -> tuple[FlowState, torch.Tensor]:
+        """Absorb alpha = beta(t_next) - beta(t). ``x_tilde``: integer classes (a sample of p_O) or a
+        soft one-hot (..., K) (the output mean). y ~ N(alpha (K e - 1), alpha K I), or its mean without
+        sender noise; then h in log space. Returns (state at t_next, y)."""
+        lp = state.params
+        t_next = _per_example_t(t_next, lp.shape[0], lp.device)
+        alpha_b = self.beta(t_next) - self.beta(state.t)
+        if bool((alpha_b <= 0).any()):
+            raise ValueError("step: t_next must be later than the state's time")
+        if not x_tilde.is_floating_point() and sender_noise:
+            new, y = ops.discrete_sender_update(lp, x_tilde, alpha_b.to(lp.dtype), generator, log=True, noise=noise,
+                                                return_y=True)
+            return FlowState(new, t_next), y
+        onehot = x_tilde.to(lp.dtype) if x_tilde.is_floating_point() else \
+            torch.nn.functional.one_hot(x_tilde.long(), self.K).to(lp.dtype)
+        alpha = self._alpha(state.t, t_next, lp)
+        y = self.sender_mean(onehot, alpha)
+        if sender_noise:
+            eps = noise if noise is not None else torch.randn(lp.shape, generator=generator, device=lp.device,
+                                                                dtype=lp.dtype)
+            y = y + torch.sqrt(alpha * self.K) * eps
+        return FlowState(ops.discrete_update(lp, y, log=True), t_next), y
+
+    def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
+        """The exact inverse (bfn-paramrel.md §2.2): log theta = l' - y - logsumexp(l' - y)."""
+        lp = state.params
+        t_prev = _per_example_t(t_prev, lp.shape[0], lp.device)
+        return FlowState(ops.discrete_update_inverse(lp, y.to(lp.dtype), log=True), t_prev)

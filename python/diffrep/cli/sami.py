@@ -1,0 +1,226 @@
+"""``diffrep sami {train,sample,analyze}``: the SAMI score-based VAE (sami.md).
+
+- ``diffrep sami train RECIPE [--out DIR] [--field.path VALUE ...]``: the same as ``diffrep train``
+  with a ``sami/*`` recipe (``sami/disks-cpu`` trains on a CPU in minutes).
+- ``diffrep sami sample PATH --mode prior|uncond|cond [--n 16] [--guides 4]``: a PNG grid; ``cond``
+  draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide).
+- ``diffrep sami analyze PATH --what variability,spectrum,... --out DIR``: the paper's analyses as
+  ``analysis.json`` plus figures. ``fid`` needs ``--fid-extractor FILE`` (TorchScript; no Inception
+  weights are bundled or downloaded).
+
+PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``diffrep sample``).
+Guide images come from the run's ``config.yaml`` data section (held-out draws for disks: seed + 1000),
+else from procedural disks when the model takes 1 x 32 x 32 images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "factors", "fid")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sami", help="SAMI score-based VAE: train, sample, analyze", description=__doc__.split("\n\n")[0])
+    verbs = p.add_subparsers(dest="sami_command", metavar="VERB")
+
+    t = verbs.add_parser("train", help="train a sami/* recipe (same flags as 'diffrep train')")
+    t.add_argument("recipe", nargs="?", default="sami/disks-cpu")
+    t.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    t.set_defaults(func=_train)
+
+    s = verbs.add_parser("sample", help="write a sample grid (prior, unconditional or conditional)")
+    _common(s)
+    s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond")
+    s.add_argument("--n", type=int, default=8, help="samples (per guide for --mode cond)")
+    s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond")
+    s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None)
+    s.add_argument("--out", help="output PNG (default <path>/images/sami-<mode>-seed<seed>.png)")
+    s.set_defaults(func=_sample)
+
+    a = verbs.add_parser("analyze", help="run the paper's analyses; write analysis.json and figures")
+    _common(a)
+    a.add_argument("--what", default="variability,spectrum,perturb,global,guidance,monotonicity",
+                   help=f"comma-separated subset of {','.join(ANALYSES)}")
+    a.add_argument("--guides", type=int, default=4, help="guide images for variability")
+    a.add_argument("--num-samples", type=int, default=64, help="samples per guide for variability")
+    a.add_argument("--num-images", type=int, default=256, help="held-out images for global axes / FID")
+    a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID")
+    a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
+    a.add_argument("--out", help="output folder (default <path>/analysis)")
+    a.set_defaults(func=_analyze)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _common(p) -> None:
+    p.add_argument("path", help="model, checkpoint or run directory")
+    p.add_argument("--weights", choices=("ema", "model"), default="ema")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _train(args) -> int:
+    from .train import run as train_run
+
+    ns = argparse.Namespace(recipe=args.recipe, list=False, config=None, out=None, resume=None, print_config=False,
+                            overrides=list(args.overrides or []))
+    return train_run(ns)
+
+
+def _load(args):
+    import torch
+
+    from ..config import list_recipes
+    from ..methods.sami import SAMI
+    from ..nn import load_pretrained
+    from .sample import resolve_model_dir
+
+    list_recipes()
+    path = Path(args.path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a directory")
+    model_dir = resolve_model_dir(path)
+    weights = args.weights
+    if weights == "ema" and not (model_dir / "ema.safetensors").is_file():
+        print(f"{model_dir} has no ema.safetensors; using the raw weights", file=sys.stderr)
+        weights = "model"
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
+    if not isinstance(model, SAMI):
+        raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a SAMI model")
+    return path, model
+
+
+def _held_out(path: Path, model, n: int, seed: int):
+    """n held-out images (and the dataset) for guides and analyses."""
+    import torch
+
+    from ..config import config_from_dict, load_yaml
+    from ..methods.sami_recipes import DisksTensorDataset, SAMIDataConfig, build_dataset
+
+    data_cfg = None
+    for d in (path, *path.parents[:3]):
+        if (d / "config.yaml").is_file():
+            raw = load_yaml(d / "config.yaml").get("data")
+            if isinstance(raw, dict):
+                data_cfg = config_from_dict(SAMIDataConfig, raw)
+            break
+    if data_cfg is None:
+        if model.image_shape != (1, 32, 32):
+            raise FileNotFoundError(f"no config.yaml with a data section near {path}; cannot choose guide images")
+        data_cfg = SAMIDataConfig("disks", size=32)
+    if data_cfg.dataset == "disks":
+        ds = DisksTensorDataset(max(n, 2), data_cfg.size, data_cfg.seed + 1000 + seed)
+    else:
+        ds = build_dataset(data_cfg)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=g)[:n].tolist()
+    return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds
+
+
+def _sample(args) -> int:
+    import torch
+
+    from ..viz import save_image
+
+    path, model = _load(args)
+    if args.n < 1 or args.guides < 1:
+        raise ValueError("--n and --guides must be >= 1")
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
+    kw = dict(sampler=args.sampler, num_steps=args.steps, generator=gen)
+    nrow = args.n
+    if args.mode == "prior":
+        images = model.sample(args.n, **kw)
+    elif args.mode == "uncond":
+        images = model.sample_unconditional(args.n, **kw)
+    else:
+        guides, _ = _held_out(path, model, args.guides, args.seed)
+        guides = guides.to(next(model.parameters()).device)
+        samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, **kw)
+        rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
+        images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
+        nrow = args.n + 1
+    out = Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png"
+    save_image(images.float().cpu(), out, nrow=nrow, value_range=(-1.0, 1.0))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _plot(fn, path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig = plt.figure(figsize=(5, 3.5))
+    fn(fig.add_subplot(111))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def _analyze(args) -> int:
+    import torch
+
+    from .. import __version__
+    from ..methods import sami_analyses as A
+    from ..viz import save_image
+
+    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    bad = [w for w in what if w not in ANALYSES]
+    if bad:
+        raise ValueError(f"unknown analyses {bad}; choose from {', '.join(ANALYSES)}")
+    path, model = _load(args)
+    out = Path(args.out) if args.out else path / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    n_img = max(args.num_images, args.guides, 2)
+    images, dataset = _held_out(path, model, n_img, args.seed)
+    kw = dict(sampler=args.sampler, num_steps=args.steps)
+    report: dict = {"model": str(path), "diffrep": __version__, "seed": args.seed, "sampler": model._pick_sampler(args.sampler, args.steps) or model.config.sampler,
+                    "num_steps": args.steps, "figures": []}
+    figs = report["figures"]
+    if "variability" in what:
+        report["variability"] = A.variability_reduction(model, images[: args.guides], args.num_samples, reference=images,
+                                                        seed=args.seed, **kw)
+    if "spectrum" in what:
+        r = report["spectrum"] = A.posterior_variance_spectrum(model, images[:1], seed=args.seed)
+        v = torch.tensor(r["var"])
+        figs.append(_plot(lambda ax: (ax.semilogy(r["timesteps"], v.numpy()), ax.set_xlabel("t"),
+                                      ax.set_ylabel("sigma_j^2(x_t)")), out / "spectrum.png"))
+    if "perturb" in what:
+        r = A.perturb_low_variance_axes(model, images[:1], seed=args.seed, **kw)
+        save_image(r["rows"].flatten(0, 1), out / "perturb_axes.png", nrow=len(r["alphas"]), value_range=(-1, 1))
+        if r["pair"] is not None:
+            save_image(r["pair"].flatten(0, 1), out / "perturb_pair.png", nrow=len(r["alphas"]), value_range=(-1, 1))
+        figs += [str(out / "perturb_axes.png")]
+        report["perturb"] = {k: r[k] for k in ("axes", "alphas", "posterior_std")}
+    if "global" in what:
+        r = report["global_axes"] = A.global_axes(model, images, seed=args.seed)
+        figs.append(_plot(lambda ax: (ax.bar(range(len(r["coherence"])), sorted(r["coherence"], reverse=True)),
+                                      ax.set_ylabel("coherence G_i"), ax.set_xlabel("axis (sorted)")), out / "global_axes.png"))
+    if "guidance" in what:
+        r = report["guidance_magnitude"] = A.guidance_magnitude(model, images[:1], seed=args.seed, **kw)
+        figs.append(_plot(lambda ax: (ax.plot(r["t"], r["ratio"]), ax.set_xlabel("t"),
+                                      ax.set_ylabel("||k_t g|| / ||eps||")), out / "guidance_magnitude.png"))
+    if "monotonicity" in what:
+        if model.image_shape[0] != 1:
+            raise ValueError("monotonicity is the disks analysis; this model is not a 1-channel disks model")
+        report["monotonicity"] = A.posterior_mean_monotonicity(model, seed=args.seed)
+    if "factors" in what:
+        if not callable(getattr(dataset, "sample_factors", None)):
+            raise ValueError("factors needs a ground-truth dataset (dsprites or gridded disks) in the run's config")
+        report["factor_metrics"] = A.factor_metrics(model, dataset, seed=args.seed)
+    if "fid" in what:
+        report["fid"] = A.fid(model, images, args.fid_extractor, protocol=args.fid_protocol, seed=args.seed, **kw)
+    report["figures"] = [f for f in figs if f]
+    (out / "analysis.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"wrote {out / 'analysis.json'}", file=sys.stderr)
+    return 0

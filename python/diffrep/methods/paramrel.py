@@ -1,0 +1,526 @@
+"""ParamReL / SepDiff: self-encoding parameter diffusion on Bayesian Flow Networks.
+
+Wu, Fan, Li, Zhao, Chen, Cao, "SepDiff: Self-Encoding Parameter Diffusion for Learning Latent
+Semantics" (KDD'25) and its arXiv version "ParamReL" (2405.15268); specification and corrections in
+../shared/reference/bfn-paramrel.md (§ numbers below refer to it). Time is Graves' forward time
+(§1.9): t = 0 is the prior, the papers' step s = T..1 is diffrep's i = n - s + 1, and the papers'
+"time 100/200/300 of T = 1000" is t = 0.9/0.8/0.7.
+
+Components (SepDiff §3.1):
+1. self-encoder q_phi(z_t | theta_t, t), a diagonal Gaussian read from the BFN parameters (§3.2):
+   ``encoder="vanilla"`` (no t), ``"progressive"`` (AdaGN time embedding, default) or ``"hyper"``
+   (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features of the previous step);
+2. conditional decoder psi(theta_t, z_t): a noise-prediction U-Net (ParamReL Eq. 10; BFN's "-" sign,
+   the printed "+" is a sign slip, ``bfn.eps_sign=+1`` reproduces it) conditioned on z by the nested
+   AdaGN of ParamReL Eq. 12 (``cond="adagn_eq12"``), InfoDiffusion's single-norm variant
+   (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``). Correction: with one z token the
+   softmax is identically 1 and cross-attention degenerates to a theta-independent bias, so z is split
+   into ``xattn_tokens`` tokens with learned position embeddings (§3.3);
+3. sampling (SepDiff Eq. 2 / Alg. 1, ParamReL Eq. 4) and reverse-sampling with the exact inverse
+   Bayesian update (SepDiff Eq. 3, ParamReL Eq. 5; §2, §3.5), run in float64;
+4. the MI-regularised objective (SepDiff Eq. 4-6, 10-11, 13; ParamReL Eq. 3, 6-7), with the
+   corrected signs of §3.4. Per example b (t_b ~ U(0, 1), theta_b ~ p_F(. | x_b; t_b), z_b ~ q):
+
+       l_b = L^inf-integrand(x_b; theta_b, z_b, t_b) + (1 - gamma_MI) KL(q(z | theta_b, t_b) || N(0, I))
+       L   = mean_b l_b + (gamma_MI + lambda_agg - 1) MMD^2({z_b}, {z~_b ~ N(0, I)})
+
+   The printed ELBO writes -sum{KL_R - KL_z}, which flips the z-rate's sign; diffrep subtracts both.
+   Eq. 6's 1/T averages the z-terms over steps (the only form with a continuous-time limit). The
+   papers call the weights gamma and lambda; diffrep names them gamma_MI and lambda_agg. SepDiff's
+   (gamma, lambda) = (0.9, 0.01) gives a negative MMD weight (-0.09): a literal implementation would
+   maximise the MMD, so it is an error unless ``allow_negative_mmd_weight=True``. The aggregate KL is
+   replaced by the MMD of InfoVAE (kernel exp(-||x - y||^2 / h), h = |z|^2, biased V-statistic, on the
+   sampled z), through the fused kernel :func:`diffrep.ops.mmd.mmd2`.
+
+Variants: ParamReL_c (``bfn.data`` = "continuous" with a delta output or "discretised" with a
+categorical output over bins) and ParamReL_d (``bfn.data = "discrete"``, Bernoulli output for K = 2).
+
+Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, §4):
+``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
+(BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),
+``decoder_latent="mean"`` (its deterministic ``feats``), ``mmd_on="mean"``, ``z_source="prior_fixed"``
+(one prior z for all sampling steps), ``legacy_skip_last_update=True`` and ``final="sample"`` (its
+sampler), ``bfn.sqrt_beta1=sqrt(3)`` (its notebook schedule), ``sender_noise=False`` (SepDiff Eq. 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..bfn import losses as bfn_losses
+from ..bfn import sampler as bfn_sampler
+from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
+from ..bfn.flows import FlowState
+from ..bfn.model import batch_images, bfn_loss, check_images, check_sampler_fields, draw_time
+from ..config import Config, ConfigError
+from ..nn.pretrained import PretrainedMixin, register_model
+from ..nn.unet import UNet, UNetConfig
+from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, gaussian_kl
+
+__all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
+
+Cond = Literal["adagn_eq12", "infodiff", "xattn"]
+
+
+def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", xattn_tokens: int = 4,
+                 **fields) -> UNetConfig:
+    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in)."""
+    io = unet_io(bfn)
+    if cond == "xattn":
+        if latent_dim % xattn_tokens:
+            raise ConfigError("xattn_tokens", f"{xattn_tokens} does not divide latent_dim={latent_dim}")
+        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens})
+    return UNetConfig(**{**fields, **io, "latent_dim": latent_dim, "latent_cond": cond, "context_dim": 0})
+
+
+@dataclasses.dataclass
+class ParamReLConfig(Config):
+    """Every open choice of the papers is a field; defaults follow the papers with the corrections of
+    bfn-paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
+
+    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)
+    latent_dim: int = 32
+    encoder: Literal["vanilla", "progressive", "hyper"] = "progressive"
+    encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
+    encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
+    hyper_mixing: Literal["softmax", "raw"] = "softmax"
+    hyper_steps: int = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
+    cond: Cond = "adagn_eq12"
+    xattn_tokens: int = 4
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
+        BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
+    decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
+    gamma_mi: float = 1.0  # SepDiff Table 2 (gamma = 1, lambda = 0.01)
+    lambda_agg: float = 0.01
+    allow_negative_mmd_weight: bool = False
+    mmd_kernel: Literal["rbf", "imq"] = "rbf"
+    mmd_bandwidth: float = 0.0  # rbf: h of exp(-||x-y||^2/h), imq: C; 0: |z|^2 (InfoVAE, the authors' code) / 2|z|
+    mmd_estimator: Literal["biased", "unbiased"] = "biased"
+    mmd_on: Literal["sample", "mean"] = "sample"
+    mmd_time_strata: int = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
+    reduction: Literal["per_example", "paramrel_code"] = "per_example"
+    report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
+    time_scale: float = 1000.0  # the networks read t * time_scale
+    sample_steps: int = 100
+    final: Literal["mode", "sample"] = "mode"
+    legacy_skip_last_update: bool = False
+    z_source: Literal["encoder", "prior_per_step", "prior_fixed"] = "encoder"
+    sender_noise: bool = True
+    reverse_dtype: Literal["float64", "float32"] = "float64"
+    encoder_logvar_init: float = 0.0  # initial bias of the log-variance head (unspecified by the papers)
+
+    @property
+    def kl_weight(self) -> float:
+        return 1.0 - self.gamma_mi
+
+    @property
+    def mmd_weight(self) -> float:
+        return self.gamma_mi + self.lambda_agg - 1.0
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
+        check_unet(self.bfn, self.unet)
+        check_sampler_fields(self)
+        flow_in = make_flow(self.bfn).input_channels(self.bfn.channels)
+        if self.encoder_input == "theta" and self.encoder_net.in_channels != flow_in:
+            raise ConfigError("encoder_net.in_channels", f"must be {flow_in} (the flow's network input), "
+                              f"got {self.encoder_net.in_channels}")
+        if self.encoder_input == "x" and self.encoder_net.in_channels != self.bfn.channels:
+            raise ConfigError("encoder_net.in_channels", f"must be {self.bfn.channels} with encoder_input='x'")
+        if self.encoder_net.image_size != self.bfn.image_size:
+            raise ConfigError("encoder_net.image_size", f"must equal bfn.image_size={self.bfn.image_size}")
+        if self.cond == "xattn":
+            if self.latent_dim % self.xattn_tokens:
+                raise ConfigError("xattn_tokens", f"{self.xattn_tokens} does not divide latent_dim={self.latent_dim}")
+            if self.unet.context_dim != self.latent_dim // self.xattn_tokens or self.unet.latent_dim:
+                raise ConfigError("unet.context_dim", f"cond='xattn' needs unet.context_dim = latent_dim / "
+                                  f"xattn_tokens = {self.latent_dim // self.xattn_tokens} and unet.latent_dim = 0")
+            if not (self.unet.attention_resolutions or self.unet.middle_attention):
+                raise ConfigError("unet.attention_resolutions", "cond='xattn' needs attention layers to attend to z")
+        elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
+            raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
+                              f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")
+        if self.xattn_tokens < 1 or self.hyper_steps < 0 or self.mmd_time_strata < 1:
+            raise ConfigError("xattn_tokens", "xattn_tokens and mmd_time_strata must be >= 1, hyper_steps >= 0")
+        if not 0 <= self.gamma_mi or self.lambda_agg < 0:
+            raise ConfigError("gamma_mi", "gamma_mi and lambda_agg must be >= 0")
+        if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
+            raise ConfigError("lambda_agg", f"the MMD weight gamma_MI + lambda_agg - 1 = {self.mmd_weight:.4g} is "
+                              "negative (e.g. SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
+                              "Set allow_negative_mmd_weight=True to train it literally (bfn-paramrel.md 3.4)")
+        if self.mmd_bandwidth < 0:
+            raise ConfigError("mmd_bandwidth", f"must be >= 0, got {self.mmd_bandwidth}")
+        if self.encoder == "hyper" and self.encoder_input == "x":
+            raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
+                              "encoder_input='x'")
+
+
+@dataclasses.dataclass
+class ReverseSample:
+    """Result of reverse-sampling: ``z`` [n + 1, B, L] with z[i] encoded at t = i/n (z[n] at t = 1,
+    the papers' z_0), and ``subcode``, the flow state at t = 0 (mu_T for continuous data, rho = 1)."""
+
+    z: torch.Tensor
+    subcode: FlowState
+
+    @property
+    def num_steps(self) -> int:
+        return self.z.shape[0] - 1
+
+
+@register_model
+class ParamReL(PretrainedMixin, nn.Module):
+    """ParamReL / SepDiff (see the module docstring). ``encode(x)`` is the representation metrics read."""
+
+    config_class = ParamReLConfig
+
+    def __init__(self, config: ParamReLConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        self.flow, self.output = make_flow(cfg.bfn), make_output(cfg.bfn)
+        self.encoder = ParamRelEncoder(cfg.encoder_net, cfg.latent_dim, time_conditioned=cfg.encoder != "vanilla")
+        with torch.no_grad():
+            self.encoder.head.bias[cfg.latent_dim:].fill_(cfg.encoder_logvar_init)
+        self.decoder = UNet(cfg.unet)
+        if cfg.cond == "xattn":
+            self.token_pos = nn.Parameter(torch.randn(cfg.xattn_tokens, cfg.latent_dim // cfg.xattn_tokens) * 0.02)
+        self._captured: list | None = None
+        if cfg.encoder == "hyper":
+            ends = self._level_end_blocks()
+            chans = [self._block_out_channels(i) for i in ends]
+            self.hyper = HyperFeatureHead(chans, cfg.encoder_net.model_channels, cfg.latent_dim, cfg.bfn.image_size,
+                                          cfg.encoder_net.num_groups, cfg.hyper_mixing)
+            for i in ends:
+                self.decoder.output_blocks[i].register_forward_hook(self._capture_hook)
+
+    # ------------------------------------------------------------------ networks
+    def _level_end_blocks(self) -> list[int]:
+        """Indices of the decoder output blocks that end a resolution level (the up-sampling features)."""
+        per = self.config.unet.num_res_blocks + 1
+        return [per * (k + 1) - 1 for k in range(len(self.config.unet.channel_mult))]
+
+    def _block_out_channels(self, i: int) -> int:
+        mults = self.config.unet.channel_mult[::-1]
+        return self.config.unet.model_channels * mults[i // (self.config.unet.num_res_blocks + 1)]
+
+    def _capture_hook(self, module, inputs, output):
+        if self._captured is not None:
+            self._captured.append(output.detach())
+
+    def _t_net(self, t: torch.Tensor) -> torch.Tensor:
+        return t.float() * self.config.time_scale
+
+    def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor):
+        """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data)."""
+        net_in = self.flow.network_input(state)
+        z = z.to(net_in.dtype)
+        if self.config.cond == "xattn":
+            B = z.shape[0]
+            tokens = z.reshape(B, self.config.xattn_tokens, -1) + self.token_pos
+            return self.decoder(net_in, self._t_net(t), context=tokens)
+        return self.decoder(net_in, self._t_net(t), z=z)
+
+    def decoder_features(self, state: FlowState, t: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+        """The decoder's level-end up-sampling feature maps u_l at (theta, t, z), no gradient."""
+        self._captured = []
+        try:
+            with torch.no_grad():
+                self.decode_net(state, t, z)
+            return self._captured
+        finally:
+            self._captured = None
+
+    def posterior(self, state: FlowState | None, t: torch.Tensor, *, features: list | None = None,
+                  x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the previous step's decoder feature
+        maps (hyper encoder; computed at theta_t itself when None). ``x``: the data (encoder_input='x')."""
+        cfg = self.config
+        if cfg.encoder_input == "x":
+            if x is None:
+                raise ValueError("encoder_input='x' encodes the clean data, which generation does not have; "
+                                 "use z_source='prior_per_step' or 'prior_fixed'")
+            inp = x.float()
+        else:
+            inp = self.flow.network_input(state)
+        raw = self.encoder.gaussian_params(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)
+        if cfg.encoder != "hyper":
+            return raw.chunk(2, dim=1)
+        if features is None:
+            features = self.decoder_features(state, t, raw.chunk(2, dim=1)[0].detach())
+        return self.hyper(features, raw)
+
+    # ------------------------------------------------------------------ objective
+    def _mmd(self, z: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
+        from ..ops.mmd import mmd2  # owned by another module: imported lazily
+
+        cfg = self.config
+        prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        # bandwidth None: h = |z|^2 (rbf, InfoVAE) or C = 2|z| (imq, WAE)
+        kw = dict(kernel=cfg.mmd_kernel, estimator=cfg.mmd_estimator, bandwidth=cfg.mmd_bandwidth or None)
+        if cfg.mmd_time_strata == 1:
+            return mmd2(z, prior, **kw)
+        bins = (t * cfg.mmd_time_strata).long().clamp(max=cfg.mmd_time_strata - 1)
+        vals = [mmd2(z[bins == g], prior[bins == g], **kw) for g in range(cfg.mmd_time_strata)
+                if int((bins == g).sum()) >= 2]
+        return torch.stack(vals).mean() if vals else z.sum() * 0
+
+    def _training_state(self, data: torch.Tensor, t: torch.Tensor, generator=None):
+        """theta_t ~ p_F, plus (hyper encoder) the previous step's decoder features: theta_{t-1/T} from the
+        flow, theta_t = h(theta_{t-1/T}, y ~ p_S(x; alpha)) (an exact joint draw), and the decoder at
+        theta_{t-1/T} under stop-gradient with the theta branch's z (bfn-paramrel.md §3.2)."""
+        cfg = self.config
+        if cfg.encoder != "hyper":
+            return self.flow.sample(data, t, generator), None
+        T = cfg.hyper_steps or cfg.sample_steps
+        t_prev = (t - 1.0 / T).clamp_min(0.0)
+        prev = self.flow.sample(data, t_prev, generator)
+        x_tilde = data if self.flow.kind == "discrete" else data.to(prev.params.dtype)
+        state, _ = self.flow.step(prev, x_tilde, torch.maximum(t, t_prev + 1e-6), generator)
+        state = FlowState(state.params, t)
+        with torch.no_grad():
+            z_prev = self.encoder.gaussian_params(self.flow.network_input(prev), self._t_net(t_prev)).chunk(2, 1)[0]
+        return state, self.decoder_features(prev, t_prev, z_prev)
+
+    def loss(self, batch, generator=None) -> dict:
+        """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above."""
+        cfg = self.config
+        x = batch_images(batch)
+        check_images(x, cfg.bfn, "ParamReL.loss")
+        data = self.flow.prepare_data(x)
+        t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
+        state, feats = self._training_state(data, t, generator)
+        mean, logvar = self.posterior(state, t, features=feats, x=x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
+                                                         dtype=mean.dtype)
+        net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
+        l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
+        kl = gaussian_kl(mean.float(), logvar.float())
+        w_kl, w_mmd = cfg.kl_weight, cfg.mmd_weight
+        mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
+        if cfg.reduction == "per_example":
+            loss = (l_bfn + w_kl * kl).mean() + w_mmd * mmd
+        else:  # the public code: BFN loss averaged over B x D, KL summed over B x |z|
+            loss = l_bfn.mean() / cfg.bfn.num_dims + w_kl * kl.sum() + w_mmd * mmd
+        out = {"loss": loss, "bfn_loss": l_bfn.mean().detach(), "bfn_loss_per_dim": l_bfn.mean().detach() / cfg.bfn.num_dims,
+               "kl": kl.mean().detach(), "mmd": mmd.detach()}
+        if cfg.report_reconstruction:
+            out["recon_loss"] = self.reconstruction_loss(x, generator).mean()
+        return out
+
+    @torch.no_grad()
+    def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """L^r per example (nats): -ln p_O(x | psi(theta_1, z_1)) with z_1 the posterior mean at t = 1."""
+        data = self.flow.prepare_data(x)
+        state = self.flow.sample(data, 1.0, generator)
+        z = self.posterior(state, state.t, x=x)[0]
+        return bfn_losses.reconstruction_loss(self.flow, self.output, self.decode_net(state, state.t, z), data, state)
+
+    # ------------------------------------------------------------------ representation
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation z_0 of the papers: the posterior mean at t = 1 with theta the noise-free flow
+        state (mu = gamma(1) x; discrete: softmax(beta(1)(K e_x - 1))) (SepDiff §4.2, bfn-paramrel.md §3.2)."""
+        self._check_x(x, "encode")
+        data = self.flow.prepare_data(x)
+        state = self.flow.mean_state(data, 1.0, dtype=torch.float32)
+        return self.posterior(state, state.t, x=x)[0]
+
+    def _check_x(self, x, who: str) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ValueError(f"ParamReL.{who}: x must be a [B, C, H, W] tensor, got {tuple(getattr(x, 'shape', ()))}")
+        check_images(x, self.config.bfn, f"ParamReL.{who}")
+
+    # ------------------------------------------------------------------ generation
+    def _steps(self, num_steps) -> int:
+        n = self.config.sample_steps if num_steps is None else num_steps
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"num_steps must be a positive int, got {n!r}")
+        return n
+
+    def _device(self):
+        return next(self.parameters()).device
+
+    def _data_shape(self, n: int) -> tuple:
+        b = self.config.bfn
+        return (n, b.channels, b.image_size, b.image_size)
+
+    def _to_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flow.data_to_float(x).float()
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator=None, num_steps: int | None = None, z_source: str | None = None,
+               z: torch.Tensor | None = None, final: str | None = None) -> torch.Tensor:
+        """Unconditional generation (SepDiff Alg. 1 / Eq. 2; ParamReL Eq. 4): n images in [-1, 1].
+
+        ``z_source``: ``"encoder"`` (re-encode theta at every step, the posterior mean; SepDiff),
+        ``"prior_per_step"`` (a fresh N(0, I) draw per step; ParamReL Eq. 4), ``"prior_fixed"`` (one draw
+        for all steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L].
+        The prior is deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        cfg = self.config
+        steps = self._steps(num_steps)
+        source = z_source or ("given" if z is not None else cfg.z_source)
+        L, dev = cfg.latent_dim, self._device()
+        if source not in ("encoder", "prior_per_step", "prior_fixed", "given"):
+            raise ValueError(f"z_source must be encoder, prior_per_step, prior_fixed or given, got {source!r}")
+        if source == "given":
+            z = self._check_z(z, n, steps)
+        elif source == "prior_fixed":
+            z = torch.randn((n, L), generator=generator, device=dev)
+        cache: dict = {}
+
+        def predict(state, t):
+            if source == "encoder":
+                zt = self.posterior(state, t, features=cache.get("feats"))[0]
+            elif source == "prior_per_step":
+                zt = torch.randn((n, L), generator=generator, device=dev)
+            else:
+                zt = z if z.dim() == 2 else z[int(round(float(t[0]) * steps))]
+            if cfg.encoder == "hyper":
+                cache["feats"] = self.decoder_features(state, t, zt)
+            return self.decode_net(state, t, zt)
+
+        x, _ = bfn_sampler.sample(self.flow, self.output, predict, self.flow.prior(self._data_shape(n), dev), steps,
+                                  generator=generator, final=final or cfg.final, sender_noise=cfg.sender_noise,
+                                  legacy_skip_last_update=cfg.legacy_skip_last_update)
+        return self._to_images(x)
+
+    def _check_z(self, z, n: int, steps: int) -> torch.Tensor:
+        L = self.config.latent_dim
+        if not isinstance(z, torch.Tensor) or not (tuple(z.shape) == (n, L) or tuple(z.shape) == (steps + 1, n, L)):
+            raise ValueError(f"z must have shape [{n}, {L}] or [{steps + 1}, {n}, {L}], got "
+                             f"{tuple(getattr(z, 'shape', ())) or type(z).__name__}")
+        return z.to(self._device()).float()
+
+    @torch.no_grad()
+    def reverse_sample(self, x: torch.Tensor, num_steps: int | None = None) -> ReverseSample:
+        """Reverse-sampling (SepDiff Eq. 3, ParamReL Eq. 5) with the exact inverse update h^-1, in
+        ``reverse_dtype`` (float64 by default: a full chain amplifies round-off by sigma1^-2, §2.1).
+
+        From the noise-free flow state at t = 1, for s = 1..n: theta_s = h^-1(theta_{s-1}, E[y | x-hat_{s-1}]),
+        z_s = the posterior mean at (theta_s, 1 - s/n), x-hat_s = E[p_O(psi(theta_s, z_s))]. The hyper encoder
+        reads decoder features at theta_s itself (the noisier neighbour is not known before z_s)."""
+        self._check_x(x, "reverse_sample")
+        steps = self._steps(num_steps)
+        dtype = torch.float64 if self.config.reverse_dtype == "float64" else torch.float32
+        data = self.flow.prepare_data(x)
+        start = self.flow.mean_state(data, 1.0, dtype=dtype)
+        zs = torch.empty((steps + 1, x.shape[0], self.config.latent_dim), device=x.device)
+        zs[steps] = self.posterior(start, start.t, x=x)[0]
+        current = {}
+
+        def record(s, state, t):
+            current["z"] = zs[steps - s] = self.posterior(state, t, x=x)[0]
+
+        def predict(state, t):
+            return self.decode_net(state, t, current["z"])
+
+        sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype, callback=record)
+        return ReverseSample(zs, sub)
+
+    @torch.no_grad()
+    def decode(self, rev: ReverseSample, *, z_override: tuple[Sequence[int], torch.Tensor] | None = None,
+               fixed_time: float | None = None) -> torch.Tensor:
+        """Deterministic decoding from the subcode with the stored latents (y = E[y | x-hat_s], no sender
+        noise; bfn-paramrel.md §3.5). ``z_override=(dims, values [B, len(dims)])`` overwrites those latent
+        dimensions at every step (SepDiff's traversal hook); ``fixed_time=t*`` uses z at t* for every step
+        (the time-varying generation task)."""
+        steps = rev.num_steps
+        zs = rev.z
+        if fixed_time is not None:
+            if not 0 <= fixed_time <= 1:
+                raise ValueError(f"fixed_time must be in [0, 1], got {fixed_time}")
+            zs = zs[int(round(fixed_time * steps))].expand_as(zs)
+        if z_override is not None:
+            dims, values = z_override
+            zs = zs.clone()
+            zs[:, :, list(dims)] = values.to(zs.dtype)
+
+        def predict(state, t):
+            return self.decode_net(state, t, zs[int(round(float(t[0]) * steps))])
+
+        x, _ = bfn_sampler.sample(self.flow, self.output, predict, rev.subcode, steps, final=self.config.final,
+                                  x_tilde="mean", sender_noise=False)
+        return self._to_images(x)
+
+    def reconstruct(self, x: torch.Tensor, num_steps: int | None = None) -> torch.Tensor:
+        """Reverse-sample then decode (bfn-paramrel.md §3.5): images in [-1, 1]."""
+        return self.decode(self.reverse_sample(x, num_steps))
+
+    def time_varying(self, x: torch.Tensor, times: Sequence[float] = (0.9, 0.8, 0.7),
+                     num_steps: int | None = None) -> torch.Tensor:
+        """Time-varying generation (SepDiff §4.3, ParamReL §5.2.2): regenerate x with z_{t*} fixed at every
+        step, for each t* in ``times`` (papers' s* = 100/200/300 of T = 1000 -> t* = 0.9/0.8/0.7).
+        Returns [len(times), B, C, H, W]."""
+        rev = self.reverse_sample(x, num_steps)
+        return torch.stack([self.decode(rev, fixed_time=float(t)) for t in times])
+
+    @torch.no_grad()
+    def attributes_encoding(self, x: torch.Tensor, num_subcodes: int = 4, *, generator=None,
+                            num_steps: int | None = None) -> torch.Tensor:
+        """Attributes encoding (SepDiff §4.3, ParamReL §5.2.1): keep the latents {z_s} of x, draw
+        ``num_subcodes`` subcodes. diffrep's subcode here is the seed of the per-step sender noise (a
+        stochastic pass from the prior with the stored z; bfn-paramrel.md §3.5). Returns [j, B, C, H, W]."""
+        rev = self.reverse_sample(x, num_steps)
+        steps = rev.num_steps
+        outs = []
+        for _ in range(num_subcodes):
+            x_s = self.sample(x.shape[0], generator=generator, num_steps=steps, z_source="given", z=rev.z)
+            outs.append(x_s)
+        return torch.stack(outs)
+
+    @torch.no_grad()
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, num: int = 6, *,
+                    num_steps: int | None = None) -> torch.Tensor:
+        """Latent interpolation (SepDiff Eq. 14, ParamReL Eq. 13) between image pairs, following DiffAE:
+        lerp the latents {z_s}, slerp the subcode (discrete data: its centred logits), weights k/(num-1)
+        (num = 6: the papers' four interpolants plus the endpoints). Returns [num, B, C, H, W]."""
+        from ..viz import lerp, slerp
+
+        if isinstance(num, bool) or not isinstance(num, int) or num < 2:
+            raise ValueError(f"num must be an int >= 2, got {num!r}")
+        ra, rb = self.reverse_sample(x_a, num_steps), self.reverse_sample(x_b, num_steps)
+        w = torch.linspace(0, 1, num, dtype=torch.float64, device=x_a.device)
+        za, zb = ra.z, rb.z
+        pa, pb = ra.subcode.params, rb.subcode.params
+        if self.flow.kind == "discrete":
+            pa, pb = pa - pa.mean(-1, keepdim=True), pb - pb.mean(-1, keepdim=True)
+        outs = []
+        for k in range(num):
+            zk = lerp(za, zb, w[k:k + 1].to(za.dtype))[0]
+            pk = torch.stack([slerp(pa[b], pb[b], w[k:k + 1])[0] for b in range(pa.shape[0])])
+            if self.flow.kind == "discrete":
+                pk = torch.log_softmax(pk, -1)
+            outs.append(self.decode(ReverseSample(zk, FlowState(pk, ra.subcode.t))))
+        return torch.stack(outs)
+
+    @torch.no_grad()
+    def traverse(self, x: torch.Tensor, dims: Sequence[int] | None = None, values: Sequence[float] | None = None,
+                 *, num_values: int = 7, num_steps: int | None = None) -> torch.Tensor:
+        """Latent traversal (ParamReL §5.2.4, SepDiff §4.6) of one image x [1, C, H, W]: dimension d set to
+        each of ``values`` (default ``num_values`` points on [-3, 3]) at every step, other dimensions as
+        reverse-sampled. Returns [len(dims), len(values), C, H, W]."""
+        if x.dim() != 4 or x.shape[0] != 1:
+            raise ValueError(f"traverse: x must be a single image [1, C, H, W], got {tuple(x.shape)}")
+        L = self.config.latent_dim
+        dims = list(range(L)) if dims is None else [int(d) for d in dims]
+        if any(not 0 <= d < L for d in dims):
+            raise ValueError(f"dims must lie in [0, {L}), got {dims}")
+        vals = torch.linspace(-3, 3, num_values) if values is None else torch.as_tensor(values, dtype=torch.float32)
+        rev = self.reverse_sample(x, num_steps)
+        M = len(vals)
+        rep = ReverseSample(rev.z.expand(-1, M, -1).contiguous(),
+                            FlowState(rev.subcode.params.expand(M, *rev.subcode.params.shape[1:]).contiguous(),
+                                      rev.subcode.t.expand(M).contiguous()))
+        rows = [self.decode(rep, z_override=([d], vals.reshape(M, 1).to(rev.z.device))) for d in dims]
+        return torch.stack(rows)
+
+
+from . import paramrel_recipes  # noqa: E402,F401  (registers the recipes; imports this module's classes)

@@ -1,0 +1,707 @@
+"""SAMI: a score-based VAE whose decoder is a diffusion model guided by the exact score of the
+encoder's Gaussian posterior (Lyo, Simoncelli & Savin, arXiv 2512.17127; ../shared/reference/sami.md).
+
+One inference network f_phi(x) = (mu, sigma) encodes the clean image x_0 and every noisy x_t (it is
+never told t). The guidance score is g_t = grad_{x_t} log q_phi(z | x_t) with z ~ q_phi(z | x_0)
+(Eq. 9, sami.md 3.1-3.3), computed through the fused op :func:`diffrep.ops.guidance.log_posterior`
+and one vector-Jacobian product. Training minimises beta-SAMI (Eq. 10, sami.md 2 and 5.2)
+
+    L = E_{z, eps, t}[lambda_t ||eps - eps_theta(x_t, t) + gamma_t g_t(x_t, z)||^2] + beta KL(q(z|x_0) || N(0, I)),
+
+gamma_t = sqrt(1 - abar_t), which differentiates g (a gradient) again (double backward, sami.md 3.5).
+Generation runs the ordinary DDPM/DDIM step on the guided noise estimate
+eps_hat = eps_theta - gamma_t g (Eq. 8), i.e. the guided mean mu_theta + (1 - alpha_t)/sqrt(alpha_t) g
+of A.2 with its sign corrected (sami.md 3.6, 4).
+
+Errata of the paper that this module does NOT reproduce (sami.md 3.1, 3.3, 3.4, 3.6):
+  * Algorithm 2 prints ``- sqrt(1 - abar_t) g`` in the loss; Eq. 8/10's ``+ gamma_t g`` is used.
+  * A.2 lines 3-4 subtract the guidance from the mean; it is added.
+  * Algorithms 1-2 write the log-determinant as log|sigma I| (half the Gaussian's); log|Sigma| =
+    sum_j log sigma_j^2 is used (the op computes the correct Gaussian).
+  * Eq. 9 puts the Monte Carlo average over z inside the square; Algorithm 2 (and the ELBO) keeps
+    it outside. Default ``mc_placement="outside"``: S draws give S loss terms, averaged.
+
+Open choices (config fields, each documented on :class:`SAMIConfig`): the loss reductions behind
+beta, lambda_t, the timestep sampler, KL annealing, free bits, the number of Monte Carlo samples
+and where their average sits, the generation z-mode, the Algorithm 1 literal step, the guidance
+scale and the rigid/sloppy guidance axes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+
+from ..config import Config, ConfigError
+from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig, ddim_timesteps
+from ..nn.encoders import HalfUNet, HalfUNetConfig, gaussian_head_output
+from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
+from ..nn.unet import UNet, UNetConfig
+
+__all__ = ["SAMIConvNetConfig", "SAMIConvNet", "SAMIConfig", "SAMI", "log_posterior", "gaussian_kl",
+           "expected_log_posterior"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the guidance op (imported lazily: another module owns it)
+# ----------------------------------------------------------------------------------------------
+def log_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """mean_s log N(z_s; mu, diag exp(logvar)) per example, shape [B] (sami.md 3.1; Eq. 9, 11).
+
+    z is [B, d] or [S, B, d]. Dispatches to the fused op :func:`diffrep.ops.guidance.log_posterior`
+    (which supports double backward); the import is lazy so that diffrep imports without it.
+    """
+    try:
+        from ..ops.guidance import log_posterior as _op
+    except ModuleNotFoundError as exc:  # pragma: no cover - only before the op exists
+        if exc.name not in ("diffrep.ops.guidance",):
+            raise
+        raise RuntimeError("SAMI needs the guidance op diffrep.ops.guidance.log_posterior, which is not "
+                           "available in this build of diffrep") from None
+    return _op(z, mu, logvar)
+
+
+def expected_log_posterior(mu0: torch.Tensor, logvar0: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """E_{z ~ N(mu0, exp(logvar0))} log N(z; mu, exp(logvar)) per example [B]: the S -> infinity limit
+    of the Monte Carlo guidance (Rao-Blackwellised, sami.md 3.4); its gradient w.r.t. (mu, sigma) is
+    u = (mu0 - mu)/sigma^2, w = ((mu0 - mu)^2 + sigma0^2)/sigma^3 - 1/sigma."""
+    var = logvar.exp()
+    sq = (mu0 - mu) ** 2 + logvar0.exp()
+    return -0.5 * (sq / var + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)) = (mu^2 + sigma^2 - log sigma^2 - 1)/2, shape of mu."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# the disks inference network
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SAMIConvNetConfig(Config):
+    """SAMI's disks inference network (App. A.5, Table A.5): two 3x3 stride-2 convolutions of
+    ``base_channels * channel_mult[i]`` channels with ReLU and no biases. The head is not described
+    by the paper (sami.md 7.2); chosen here: flatten, then one bias-free linear map per head, the
+    variance head through softplus then square (sigma = softplus(a))."""
+
+    image_size: int = 32
+    in_channels: int = 1
+    base_channels: int = 48
+    channel_mult: tuple[int, ...] = (2, 2)
+    latent_dim: int = 3
+    act: Literal["relu", "silu"] = "relu"
+    bias: bool = False
+    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"
+
+    def validate(self) -> None:
+        for name in ("image_size", "in_channels", "base_channels", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if not self.channel_mult or any(m < 1 for m in self.channel_mult):
+            raise ConfigError("channel_mult", f"needs at least one positive multiplier, got {self.channel_mult}")
+
+    @property
+    def feature_size(self) -> int:
+        s = self.image_size
+        for _ in self.channel_mult:
+            s = (s - 1) // 2 + 1  # 3x3, stride 2, padding 1
+        return s
+
+
+@register_model
+class SAMIConvNet(PretrainedMixin, nn.Module):
+    """x [B, C, S, S] -> (mean, logvar) [B, latent_dim]; blind to the noise level; no batch coupling."""
+
+    config_class = SAMIConvNetConfig
+
+    def __init__(self, config: SAMIConvNetConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        layers: list[nn.Module] = []
+        cin = cfg.in_channels
+        for m in cfg.channel_mult:
+            cout = cfg.base_channels * m
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=cfg.bias),
+                       nn.ReLU() if cfg.act == "relu" else nn.SiLU()]
+            cin = cout
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        feat = cin * cfg.feature_size ** 2
+        self.mean_head = nn.Linear(feat, cfg.latent_dim, bias=cfg.bias)
+        self.var_head = nn.Linear(feat, cfg.latent_dim, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
+            raise ValueError(f"SAMIConvNet: expected input [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
+                             f"got {tuple(getattr(x, 'shape', ()))}")
+        h = self.body(x)
+        return gaussian_head_output(self.mean_head(h), self.var_head(h), c.variance_head)
+
+
+# ----------------------------------------------------------------------------------------------
+# config
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SAMIConfig(Config):
+    """Everything that defines a SAMI model, its loss and its default generation settings.
+
+    Networks
+      ``denoiser``: the eps-prediction U-Net (Ho et al. without attention for disks/CelebA64; with
+      attention for the frozen CelebA-HQ DDPM). ``encoder``: ``"convnet"`` (:class:`SAMIConvNet`,
+      disks) or ``"half_unet"`` (:class:`diffrep.nn.HalfUNet`); only the chosen sub-config is used.
+      ``sigma_min``: log sigma^2 is clamped at 2 log sigma_min against the 1/sigma^3 blow-up
+      (sami.md 13 "Numerics"); 0 disables.
+
+    Loss (sami.md 2, 5.2, 5.3, 6, 7.3) -- the paper's open choices:
+      ``kl_weight``: beta of Eq. 10. ``pixel_reduction`` / ``kl_reduction``: how the squared noise
+      error is reduced over pixels (``mean``: divide by D, as ``F.mse_loss``; ``sum``) and the KL over
+      latent dims (``sum``: the closed form; ``mean``). The paper does not state the convention
+      behind its beta values; default mean over pixels, sum over latents (beta per pixel).
+      ``lambda_t``: ``simple`` (1, Algorithm 2; default), ``elbo`` (beta_t^2 / (2 s_t^2 alpha_t (1-abar_t))
+      with s_t^2 the reverse variance of ``sample_variance``, the weight that makes Eq. 4 a bound,
+      Ho et al. Eq. 12) or ``custom`` (``lambda_values``, one per timestep).
+      ``t_sampling``: ``uniform`` over the T levels or ``beta`` (t/T ~ Beta(``t_beta_a``, 1), the
+      high-noise-biased "monotonically increasing" sampler of A.5; a = 4 as the third-party port).
+      ``train_samples``: S draws of z per example; ``mc_placement``: ``outside`` the square
+      (Algorithm 2, the ELBO; S guidance VJPs; default) or ``inside`` (Eq. 9; one VJP).
+      ``detach_z``: ablation, cut the graph from z to phi (off: z is reparameterised, sami.md 3.5).
+      ``kl_anneal_steps`` K and ``kl_anneal_start`` r: beta_k = beta r^(1 - k/K) for k < K, then beta
+      (exponential from a tiny value, sami.md 7.3; 0 steps disables). ``free_bits``: per-dim floor on
+      the batch-mean KL (not in the paper; the port needed it; 0 = off).
+      ``freeze_denoiser``: pretrained-denoiser mode (sami.md 8): theta gets no gradient.
+
+    Generation (sami.md 4, 5.1):
+      ``sampler`` ``ddpm`` (Algorithm 1, all T steps) or ``ddim`` (``sample_steps`` steps, ``ddim_eta``).
+      ``sample_variance``: DDPM reverse variance; ``fixed_large`` (beta_t) is A.2's.
+      ``guidance_scale`` multiplies g (1 = the paper). ``alg1_literal``: use Algorithm 1's printed step
+      sqrt(1 - alpha_t) g instead of A.2's (1 - alpha_t)/sqrt(alpha_t) g (DDPM only).
+      ``z_mode``: ``fixed`` (one z per chain, Algorithm 1), ``mc_average`` (``mc_samples`` draws
+      averaged inside the log-density, Eq. 9/11, one VJP), ``analytic`` (S -> infinity limit).
+      ``guidance_axes``: rigid/sloppy variant (A.4, sami.md 10.3): only these latent axes enter the
+      Mahalanobis and log-det terms (both masked); empty = all axes.
+      ``clip_x0``: clamp the predicted x_0 during sampling (0 = off; clipping changes the guided
+      step, so the exact A.2 form needs it off).
+    """
+
+    denoiser: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+        image_size=32, in_channels=1, out_channels=1, model_channels=128, channel_mult=(1, 1, 1, 1, 1, 1),
+        attention_resolutions=(), middle_attention=False, use_scale_shift_norm=False))
+    encoder: Literal["convnet", "half_unet"] = "convnet"
+    convnet: SAMIConvNetConfig = dataclasses.field(default_factory=SAMIConvNetConfig)
+    half_unet: HalfUNetConfig = dataclasses.field(default_factory=HalfUNetConfig)
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
+        kind="linear", num_timesteps=400, beta_start=2.5e-4, beta_end=0.05))
+    sigma_min: float = 1e-4
+    # loss
+    kl_weight: float = 5e-6
+    pixel_reduction: Literal["mean", "sum"] = "mean"
+    kl_reduction: Literal["sum", "mean"] = "sum"
+    lambda_t: Literal["simple", "elbo", "custom"] = "simple"
+    lambda_values: tuple[float, ...] = ()
+    t_sampling: Literal["uniform", "beta"] = "uniform"
+    t_beta_a: float = 4.0
+    train_samples: int = 1
+    mc_placement: Literal["outside", "inside"] = "outside"
+    detach_z: bool = False
+    kl_anneal_steps: int = 0
+    kl_anneal_start: float = 1e-6
+    free_bits: float = 0.0
+    freeze_denoiser: bool = False
+    # generation
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sample_steps: int = 50
+    ddim_eta: float = 0.0
+    sample_variance: Literal["fixed_large", "fixed_small"] = "fixed_large"
+    guidance_scale: float = 1.0
+    alg1_literal: bool = False
+    z_mode: Literal["fixed", "mc_average", "analytic"] = "fixed"
+    mc_samples: int = 8
+    guidance_axes: tuple[int, ...] = ()
+    clip_x0: float = 0.0
+
+    @property
+    def encoder_config(self):
+        return self.convnet if self.encoder == "convnet" else self.half_unet
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder_config.latent_dim
+
+    def validate(self) -> None:
+        d, e = self.denoiser, self.encoder_config
+        if d.in_channels != d.out_channels:
+            raise ConfigError("denoiser.out_channels", "must equal denoiser.in_channels (eps prediction)")
+        if d.latent_dim or d.context_dim or d.num_outputs != 1:
+            raise ConfigError("denoiser", "SAMI's denoiser is unconditional: latent_dim=0, context_dim=0, num_outputs=1")
+        if e.in_channels != d.in_channels or e.image_size != d.image_size:
+            raise ConfigError(self.encoder, f"image shape ({e.in_channels}, {e.image_size}) differs from the "
+                                            f"denoiser's ({d.in_channels}, {d.image_size})")
+        if self.sigma_min < 0:
+            raise ConfigError("sigma_min", f"must be >= 0, got {self.sigma_min}")
+        if self.kl_weight < 0:
+            raise ConfigError("kl_weight", f"must be >= 0, got {self.kl_weight}")
+        if self.lambda_t == "custom":
+            if len(self.lambda_values) != self.schedule.num_timesteps or any(v < 0 for v in self.lambda_values):
+                raise ConfigError("lambda_values", f"lambda_t='custom' needs {self.schedule.num_timesteps} "
+                                                   f"non-negative values, got {len(self.lambda_values)}")
+        elif self.lambda_values:
+            raise ConfigError("lambda_values", "only used with lambda_t='custom'")
+        if not self.t_beta_a > 0:
+            raise ConfigError("t_beta_a", f"must be > 0, got {self.t_beta_a}")
+        for name in ("train_samples", "mc_samples", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.sample_steps > self.schedule.num_timesteps:
+            raise ConfigError("sample_steps", f"must be <= schedule.num_timesteps={self.schedule.num_timesteps}")
+        if self.kl_anneal_steps < 0:
+            raise ConfigError("kl_anneal_steps", f"must be >= 0, got {self.kl_anneal_steps}")
+        if not 0 < self.kl_anneal_start <= 1:
+            raise ConfigError("kl_anneal_start", f"must be in (0, 1], got {self.kl_anneal_start}")
+        for name in ("free_bits", "ddim_eta", "guidance_scale", "clip_x0"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        _check_axes(self.guidance_axes, self.latent_dim, "guidance_axes", ConfigError)
+
+
+def _check_axes(axes, d: int, name: str, exc=ValueError):
+    axes = tuple(axes)
+    if any((not isinstance(a, int)) or isinstance(a, bool) or not 0 <= a < d for a in axes) or len(set(axes)) != len(axes):
+        msg = f"must be distinct latent indices in [0, {d}), got {axes}"
+        raise exc(name, msg) if exc is ConfigError else exc(f"{name} {msg}")
+    return axes
+
+
+# ----------------------------------------------------------------------------------------------
+# the model
+# ----------------------------------------------------------------------------------------------
+@register_model
+class SAMI(PretrainedMixin, nn.Module):
+    """Denoiser eps_theta(x_t, t) + inference network f_phi(x) trained by beta-SAMI (Eq. 10).
+
+    Surface: :meth:`loss` (Algorithm 2), :meth:`encode` (posterior means, the representation),
+    :meth:`posterior`, :meth:`guidance` (g_t, Eq. 9), :meth:`guided_eps` (Eq. 8),
+    :meth:`generate` (Algorithm 1 / DDIM for given latents), :meth:`conditional_sample`,
+    :meth:`reconstruct`, :meth:`sample` (z ~ N(0, I)) and :meth:`sample_unconditional` (g = 0).
+    Images are in [-1, 1].
+    """
+
+    config_class = SAMIConfig
+
+    def __init__(self, config: SAMIConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        self.denoiser = UNet(cfg.denoiser)
+        self.encoder = SAMIConvNet(cfg.convnet) if cfg.encoder == "convnet" else HalfUNet(cfg.half_unet)
+        self.schedule = NoiseSchedule(cfg.schedule)
+        # optimiser steps taken (drives KL annealing); saved with the weights so resume continues it
+        self.register_buffer("train_step", torch.zeros((), dtype=torch.long))
+        if cfg.freeze_denoiser:
+            self.denoiser.requires_grad_(False)
+
+    # -- small helpers ------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        d = self.config.denoiser
+        return (d.in_channels, d.image_size, d.image_size)
+
+    def _device_dtype(self):
+        p = next(self.encoder.parameters())
+        return p.device, p.dtype
+
+    def _check_images(self, x, name: str = "x") -> torch.Tensor:
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point image tensor [B, C, H, W]")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape [B, {', '.join(map(str, self.image_shape))}], got {tuple(x.shape)}")
+        return x
+
+    def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor")
+        ok = (z.dim() == 2 or (allow_samples and z.dim() == 3)) and z.shape[-1] == self.latent_dim and z.numel() > 0
+        if not ok:
+            shapes = "[B, d] or [S, B, d]" if allow_samples else "[B, d]"
+            raise ValueError(f"{name} must have shape {shapes} with d={self.latent_dim}, got {tuple(z.shape)}")
+        return z
+
+    def _axes(self, axes) -> tuple[int, ...]:
+        return _check_axes(self.config.guidance_axes if axes is None else axes, self.latent_dim, "axes")
+
+    # -- inference network ----------------------------------------------------------------------
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q_phi(z | x), each [B, d], for clean or noisy images (no t input)."""
+        x = self._check_images(x)
+        mu, logvar = self.encoder(x)
+        if self.config.sigma_min > 0:
+            logvar = logvar.clamp_min(2 * math.log(self.config.sigma_min))
+        return mu, logvar
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means mu_phi(x) [B, d]: the deterministic representation that metrics read."""
+        return self.posterior(x)[0]
+
+    def draw_latents(self, mu: torch.Tensor, logvar: torch.Tensor, num: int | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised z = mu + sigma * eps: [B, d] (``num`` None) or [num, B, d]."""
+        shape = mu.shape if num is None else (num, *mu.shape)
+        eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + (0.5 * logvar).exp() * eps
+
+    # -- guidance (sami.md 3) -----------------------------------------------------------------
+    def _log_q(self, z, mu, logvar, axes, analytic=None):
+        if axes:
+            idx = torch.tensor(axes, device=mu.device)
+            mu, logvar = mu.index_select(-1, idx), logvar.index_select(-1, idx)
+            z = z.index_select(-1, idx) if z is not None else None
+            if analytic is not None:
+                analytic = (analytic[0].index_select(-1, idx), analytic[1].index_select(-1, idx))
+        if analytic is not None:
+            return expected_log_posterior(analytic[0], analytic[1], mu, logvar)
+        return log_posterior(z, mu, logvar)
+
+    def guidance(self, x_t: torch.Tensor, z: torch.Tensor | None = None, *, analytic: tuple | None = None,
+                 axes=None, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """g = grad_{x_t} log q_phi(z | x_t) (Eq. 9) and log q [B].
+
+        ``z`` [B, d] (one latent per example) or [S, B, d] (Monte Carlo average inside the log-density,
+        Eq. 9/11); or ``analytic = (mu0, logvar0)`` for the S -> infinity limit. ``axes`` restricts
+        the log-density to those latent axes (rigid/sloppy). ``create_graph`` keeps the graph of g so
+        that a loss on g can be differentiated w.r.t. phi (training). ``x_t`` itself is not modified:
+        if it does not require grad, a detached leaf is used.
+        """
+        x_t = self._check_images(x_t, "x_t")
+        if (z is None) == (analytic is None):
+            raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
+        if z is not None:
+            z = self._check_latents(z)
+            if z.shape[-2] != x_t.shape[0]:
+                raise ValueError(f"z batch {z.shape[-2]} != x_t batch {x_t.shape[0]}")
+        else:
+            for a in analytic:
+                self._check_latents(a, "analytic", allow_samples=False)
+        axes = self._axes(axes)
+        leaf = x_t if x_t.requires_grad else x_t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            mu, logvar = self.posterior(leaf)
+            lq = self._log_q(z, mu, logvar, axes, analytic)
+            (g,) = torch.autograd.grad(lq.sum(), leaf, create_graph=create_graph)
+        return g, lq
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The unconditional noise estimate eps_theta(x_t, t) (never sees z)."""
+        return self.denoiser(x_t, t)
+
+    def guidance_coefficient(self, t: torch.Tensor, like: torch.Tensor, literal: bool | None = None) -> torch.Tensor:
+        """k_t with eps_hat = eps_theta - k_t g: gamma_t = sqrt(1 - abar_t) (Eq. 8, A.2), or with
+        ``literal`` the k_t giving Algorithm 1's printed mean shift sqrt(1 - alpha_t) g."""
+        ab = self.schedule.gather("alphas_cumprod", t, like)
+        k = (1 - ab).sqrt()
+        if self.config.alg1_literal if literal is None else literal:
+            beta = self.schedule.gather("betas", t, like)
+            k = k * (1 - beta).sqrt() / beta.sqrt()
+        return k
+
+    def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, *, axes=None,
+                   scale: float = 1.0) -> torch.Tensor:
+        """eps_hat(x_t, z) = eps_theta(x_t, t) - scale gamma_t g_t(x_t, z) (Eq. 8), without graph."""
+        g, _ = self.guidance(x_t, z, axes=axes)
+        with torch.no_grad():
+            return self.denoise(x_t, t) - scale * self.guidance_coefficient(t, x_t, literal=False) * g
+
+    # -- loss (Eq. 10, Algorithm 2) -------------------------------------------------------------
+    def lambda_weights(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample lambda_t [B] (``lambda_t``; sami.md 5.3)."""
+        cfg = self.config
+        if cfg.lambda_t == "simple":
+            return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+        if cfg.lambda_t == "custom":
+            return torch.tensor(cfg.lambda_values, dtype=torch.float32, device=t.device)[t]
+        s = self.schedule
+        beta, alpha, ab, ab_prev = (getattr(s, n).to(t.device)[t] for n in ("betas", "alphas", "alphas_cumprod",
+                                                                             "alphas_cumprod_prev"))
+        if cfg.sample_variance == "fixed_large":
+            var = beta
+        else:
+            var = beta * (1 - ab_prev) / (1 - ab)
+            var = torch.where(t == 0, beta, var)  # the t = 0 posterior variance is 0; use beta there
+        return (beta**2 / (2 * var * alpha * (1 - ab))).float()
+
+    def sample_timesteps(self, n: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """t [n] from ``t_sampling``: uniform on {0..T-1} or floor(T u), u ~ Beta(a, 1)."""
+        T = self.schedule.num_timesteps
+        if self.config.t_sampling == "uniform":
+            return self.schedule.sample_timesteps(n, device=device, generator=generator)
+        # Beta(a, 1) by inversion: u = v^(1/a), v ~ U(0, 1)
+        v = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+        return (v.pow(1.0 / self.config.t_beta_a) * T).long().clamp_(0, T - 1)
+
+    def kl_weight_at(self, step: int) -> float:
+        """beta_k = beta r^(1 - k/K) for k < K, then beta (exponential KL annealing, sami.md 7.3)."""
+        cfg = self.config
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        K = cfg.kl_anneal_steps
+        if K == 0 or step >= K:
+            return cfg.kl_weight
+        return cfg.kl_weight * cfg.kl_anneal_start ** (1.0 - step / K)
+
+    def _reduce_pixels(self, sq: torch.Tensor) -> torch.Tensor:
+        sq = sq.flatten(1)
+        sq = sq.to(torch.promote_types(sq.dtype, torch.float32))  # at least float32 (bf16 autocast)
+        return sq.mean(1) if self.config.pixel_reduction == "mean" else sq.sum(1)
+
+    def loss(self, batch, *, t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+             z_noise: torch.Tensor | None = None) -> dict:
+        """beta-SAMI (Eq. 10) as Algorithm 2 with the corrected sign (sami.md 5.2).
+
+        ``batch``: images [B, C, H, W] in [-1, 1] or a tuple whose first item they are. ``t``,
+        ``noise`` (eps_x, image-shaped) and ``z_noise`` (eps_z, [S, B, d]) may be given for
+        reproducible evaluation; otherwise drawn. In training mode each call advances the KL
+        annealing step. Returns ``loss``, ``loss_x``, ``kl``, ``kl_weight``, ``mse_uncond``
+        (||eps - eps_theta||^2, the unguided error) and ``mse_guided`` (the guided error).
+        """
+        cfg = self.config
+        x0 = self._check_images(batch, "batch")
+        B = x0.shape[0]
+        S = cfg.train_samples
+        if t is None:
+            t = self.sample_timesteps(B, device=x0.device)
+        elif not isinstance(t, torch.Tensor) or t.shape != (B,):
+            raise ValueError(f"t must be an integer tensor of shape [{B}]")
+        if noise is None:
+            noise = torch.randn_like(x0)
+        elif noise.shape != x0.shape:
+            raise ValueError(f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        if z_noise is None:
+            z_noise = torch.randn((S, B, self.latent_dim), device=x0.device, dtype=x0.dtype)
+        elif tuple(z_noise.shape) != (S, B, self.latent_dim):
+            raise ValueError(f"z_noise must have shape {(S, B, self.latent_dim)}, got {tuple(z_noise.shape)}")
+        grad_on = torch.is_grad_enabled()
+        x_t = self.schedule.q_sample(x0, t, noise).detach()
+        # the denoiser does not need d/dx_t; in pretrained mode it needs no graph at all
+        if cfg.freeze_denoiser:
+            with torch.no_grad():
+                eps_theta = self.denoise(x_t, t)
+        else:
+            eps_theta = self.denoise(x_t, t)
+        with torch.enable_grad():
+            x_t_leaf = x_t.detach().requires_grad_(True)
+            # one batched encoder call on [x_0; x_t] (per-sample networks: no cross-sample coupling)
+            mu, logvar = self.posterior(torch.cat([x0, x_t_leaf], 0))
+            mu0, lv0, mut, lvt = mu[:B], logvar[:B], mu[B:], logvar[B:]
+            z = mu0 + (0.5 * lv0).exp() * z_noise
+            if cfg.detach_z:
+                z = z.detach()
+            if cfg.mc_placement == "inside" or S == 1:
+                zs = [z if S > 1 else z[0]]
+            else:
+                zs = list(z)
+            gs = []
+            for i, zi in enumerate(zs):
+                lq = log_posterior(zi, mut, lvt)
+                (g,) = torch.autograd.grad(lq.sum(), x_t_leaf, create_graph=grad_on, retain_graph=grad_on or i < len(zs) - 1)
+                gs.append(g)
+        gamma = self.guidance_coefficient(t, x0, literal=False)
+        resid = noise - eps_theta
+        per_example = torch.stack([self._reduce_pixels((resid + gamma * g) ** 2) for g in gs]).mean(0)
+        lam = self.lambda_weights(t).to(per_example.dtype)
+        loss_x = (lam * per_example).mean()
+        kl_dims = gaussian_kl(mu0, lv0)
+        kl_dims = kl_dims.to(torch.promote_types(kl_dims.dtype, torch.float32))
+        if cfg.free_bits > 0:
+            kl_dims = kl_dims.mean(0).clamp_min(cfg.free_bits)
+        else:
+            kl_dims = kl_dims.mean(0)
+        kl = kl_dims.sum() if cfg.kl_reduction == "sum" else kl_dims.mean()
+        step = int(self.train_step)
+        beta = self.kl_weight_at(step)
+        if self.training and grad_on:
+            self.train_step += 1
+        with torch.no_grad():
+            mse_uncond = self._reduce_pixels(resid ** 2).mean()
+            mse_guided = per_example.mean()
+        return {"loss": loss_x + beta * kl, "loss_x": loss_x.detach(), "kl": kl.detach(),
+                "kl_weight": torch.tensor(beta), "mse_uncond": mse_uncond, "mse_guided": mse_guided}
+
+    # -- generation (Algorithm 1, sami.md 4, 5.1) -------------------------------------------------
+    def _sampler(self, sampler: str | None, clip: float | None = None):
+        cfg = self.config
+        name = sampler or cfg.sampler
+        clip = cfg.clip_x0 if clip is None else clip
+        clip = clip if clip > 0 else None
+        if name == "ddpm":
+            return DDPMSampler(self.schedule, variance=cfg.sample_variance, clip_x0=clip)
+        if name == "ddim":
+            return DDIMSampler(self.schedule, eta=cfg.ddim_eta, clip_x0=clip)
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+
+    def _chain(self, guide: Callable | None, n: int, *, sampler: str | None, num_steps: int | None,
+               generator: torch.Generator | None, x_T: torch.Tensor | None, scale: float,
+               callback: Callable | None) -> torch.Tensor:
+        """Reverse chain on eps_hat = eps_theta - scale k_t g(x_t) (g from ``guide``; None = unguided).
+        A ``num_steps`` below T with no ``sampler`` named (and ``config.sampler="ddpm"``) runs DDIM."""
+        device, dtype = self._device_dtype()
+        s = self._sampler(self._pick_sampler(sampler, num_steps))
+        T = self.schedule.num_timesteps
+        if x_T is None:
+            x = torch.randn((n, *self.image_shape), generator=generator, device=device, dtype=dtype)
+        else:
+            x = self._check_images(x_T, "x_T").to(device=device, dtype=dtype)
+            if x.shape[0] != n:
+                raise ValueError(f"x_T has batch {x.shape[0]}, expected {n}")
+        if isinstance(s, DDPMSampler):
+            if num_steps not in (None, T):
+                raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
+            pairs = [(t, t - 1) for t in range(T - 1, -1, -1)]
+            literal = self.config.alg1_literal
+        else:
+            seq = ddim_timesteps(T, num_steps or self.config.sample_steps)
+            pairs = list(zip(seq, seq[1:] + [-1]))
+            literal = False
+        for i, (t, t_prev) in enumerate(pairs):
+            tt = torch.full((n,), t, device=device, dtype=torch.long)
+            g = guide(x) if guide is not None else None
+            with torch.no_grad():
+                eps = self.denoise(x, tt)
+                eps_hat = eps if g is None else eps - scale * self.guidance_coefficient(tt, x, literal=literal) * g
+                if isinstance(s, DDPMSampler):
+                    x = s.step(eps_hat, tt, x, generator=generator)
+                else:
+                    x = s.step(eps_hat, tt, torch.full_like(tt, t_prev), x, generator=generator)
+            if callback is not None:
+                callback(i, t, x, eps, g)
+        return x.clamp(-1, 1)
+
+    def generate(self, z: torch.Tensor | None = None, *, analytic: tuple | None = None, sampler: str | None = None,
+                 num_steps: int | None = None, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
+                 guidance_scale: float | None = None, axes=None, callback: Callable | None = None) -> torch.Tensor:
+        """Images [B, C, H, W] from p_{theta,phi}(x_0 | z) (Algorithm 1 with ``sampler="ddpm"``).
+
+        ``z`` [B, d]: one fixed latent per chain; [S, B, d]: the Monte Carlo guidance of Eq. 9/11;
+        ``analytic=(mu0, logvar0)``: its S -> infinity limit. ``callback(i, t, x, eps, g)`` is
+        called after every step (g None when unguided).
+        """
+        if (z is None) == (analytic is None):
+            raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
+        if z is not None:
+            z = self._check_latents(z)
+            n = z.shape[-2]
+        else:
+            analytic = tuple(self._check_latents(a, "analytic", allow_samples=False) for a in analytic)
+            n = analytic[0].shape[0]
+        axes = self._axes(axes)
+        scale = self.config.guidance_scale if guidance_scale is None else float(guidance_scale)
+        if scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {scale}")
+
+        def guide(x):
+            return self.guidance(x, z, analytic=analytic, axes=axes)[0]
+
+        return self._chain(guide, n, sampler=sampler, num_steps=num_steps, generator=generator, x_T=x_T,
+                           scale=scale, callback=callback)
+
+    @torch.no_grad()
+    def sample_unconditional(self, n: int, *, generator: torch.Generator | None = None, sampler: str | None = None,
+                             num_steps: int | None = None, x_T: torch.Tensor | None = None,
+                             callback: Callable | None = None) -> torch.Tensor:
+        """n images from the denoiser alone (g = 0): the unconditional model p_theta(x_0)."""
+        check_count(n, "n")
+        return self._chain(None, n, sampler=sampler, num_steps=num_steps, generator=generator, x_T=x_T, scale=0.0,
+                           callback=callback)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None,
+               sampler: str | None = None, condition: Literal["prior", "none"] = "prior") -> torch.Tensor:
+        """n images; ``condition="prior"``: z ~ N(0, I) then guided generation (the VAE's generative
+        model); ``"none"``: :meth:`sample_unconditional`. ``num_steps`` below T without a ``sampler``
+        selects DDIM."""
+        check_count(n, "n")
+        if condition == "none":
+            return self.sample_unconditional(n, generator=generator, sampler=sampler, num_steps=num_steps)
+        if condition != "prior":
+            raise ValueError(f"condition must be 'prior' or 'none', got {condition!r}")
+        device, dtype = self._device_dtype()
+        z = torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=dtype)
+        return self.generate(z, sampler=sampler, num_steps=num_steps, generator=generator)
+
+    def _pick_sampler(self, sampler: str | None, num_steps: int | None) -> str | None:
+        # a step count below T with no sampler named means DDIM (the DDPM chain runs all T steps)
+        if sampler is None and self.config.sampler == "ddpm" and num_steps not in (None, self.schedule.num_timesteps):
+            return "ddim"
+        return sampler
+
+    def conditional_sample(self, x0: torch.Tensor, num_samples: int = 1, *,
+                           z_mode: Literal["fixed", "posterior_mean", "mc_average", "analytic"] | None = None,
+                           mc_samples: int | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+        """``num_samples`` images per guide image, [B * num_samples, C, H, W] (guide-major order).
+
+        ``z_mode`` (default ``config.z_mode``): ``fixed`` draws z ~ q(z | x_0) once per chain
+        (Algorithm 1); ``posterior_mean`` uses z = mu_0; ``mc_average`` averages ``mc_samples`` draws
+        inside log q; ``analytic`` the S -> infinity limit. Other keywords go to :meth:`generate`.
+        """
+        x0 = self._check_images(x0, "x0")
+        check_count(num_samples, "num_samples")
+        mode = z_mode or self.config.z_mode
+        with torch.no_grad():
+            mu0, lv0 = self.posterior(x0)
+        mu0, lv0 = mu0.repeat_interleave(num_samples, 0), lv0.repeat_interleave(num_samples, 0)
+        if mode == "fixed":
+            return self.generate(self.draw_latents(mu0, lv0, generator=generator), generator=generator, **kwargs)
+        if mode == "posterior_mean":
+            return self.generate(mu0, generator=generator, **kwargs)
+        if mode == "mc_average":
+            S = self.config.mc_samples if mc_samples is None else mc_samples
+            check_count(S, "mc_samples")
+            return self.generate(self.draw_latents(mu0, lv0, S, generator=generator), generator=generator, **kwargs)
+        if mode == "analytic":
+            return self.generate(analytic=(mu0, lv0), generator=generator, **kwargs)
+        raise ValueError(f"z_mode must be fixed, posterior_mean, mc_average or analytic, got {mode!r}")
+
+    def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+        """Generation guided by the posterior mean of each image (z = mu_0): one sample per input."""
+        return self.conditional_sample(x, 1, z_mode="posterior_mean", generator=generator, **kwargs)
+
+    # -- pretrained-denoiser mode (sami.md 8) -------------------------------------------------------
+    def load_denoiser(self, source, *, freeze: bool | None = None) -> "SAMI":
+        """Copy a trained eps-prediction U-Net into ``self.denoiser`` and (by default, per
+        ``config.freeze_denoiser``) freeze it. ``source``: a :class:`UNet`, a module with a ``denoiser``
+        or ``unet`` U-Net attribute, or a ``save_pretrained`` directory of any of them."""
+        if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+            from ..config import list_recipes
+
+            list_recipes()  # register the model classes that may own a U-Net
+            source = load_pretrained(source)
+        unet = source if isinstance(source, UNet) else getattr(source, "denoiser", getattr(source, "unet", None))
+        if not isinstance(unet, UNet):
+            raise TypeError(f"load_denoiser: {type(source).__name__} is not a UNet and holds no 'denoiser'/'unet' UNet")
+        if unet.config != self.config.denoiser:
+            raise ValueError(f"load_denoiser: U-Net config differs from config.denoiser:\n  given {unet.config}\n"
+                             f"  expected {self.config.denoiser}")
+        self.denoiser.load_state_dict(unet.state_dict())
+        if self.config.freeze_denoiser if freeze is None else freeze:
+            self.denoiser.requires_grad_(False)
+        return self
+
+
+def check_count(n, name: str) -> None:
+    """Raise ValueError unless ``n`` is a positive int (not a bool)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+
+
+def _register_recipes() -> None:
+    from . import sami_recipes  # noqa: F401  (registers the sami/* recipes)
+
+
+_register_recipes()

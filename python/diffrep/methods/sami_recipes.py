@@ -1,0 +1,189 @@
+"""SAMI recipes: the paper's Table A.5 configurations and a CPU recipe on procedural disks.
+
+- ``sami/disks``: Table A.5 disks column (ConvNet 48 x [2, 2], U-Net 128 x [1]*6 without attention,
+  T = 400 linear, d = 3, beta = 5e-6, batch 512, lr 6e-3, ~4k steps = 1000 epochs of 2000 images).
+- ``sami/celeba64``: Table A.5 CelebA 64 column (Half-UNet 64 x [1]*6 ReLU bias-free, d = 256,
+  cosine T = 1000, beta = 1e-3, lr 1e-3, batch 512, 5000 epochs of 60k images ~ 0.59M steps).
+- ``sami/celebahq256-frozen``: Table A.5 CelebA-HQ column: a frozen DDPM (``pretrained_denoiser``,
+  the Ho et al. CelebA-HQ 256 U-Net) and a Half-UNet 64 x [2,2,2,2,1,1] SiLU, d = 512, beta = 1e-8,
+  lr 3e-5, Beta(4, 1) timesteps, 70 epochs of 30k images (~4.1k steps).
+- ``sami/disks-cpu``: 32x32 disks, 2000 images, d = 3, a small denoiser; trains in minutes on a CPU.
+
+The linear schedule's endpoints follow sami.md 6: 1e-4 -> 0.02 at T = 1000, scaled by 1000/T.
+KL annealing (sami.md 7.3 default) runs over the first 25% of the steps from beta * 1e-6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..config import Config, ConfigError, register_recipe
+from ..diffusion import NoiseScheduleConfig
+from ..nn.encoders import HalfUNetConfig
+from ..nn.unet import UNetConfig, unet_preset
+from ..train.config import TrainConfig
+from .sami import SAMI, SAMIConfig, SAMIConvNetConfig
+
+__all__ = ["SAMIDataConfig", "SAMIRecipeConfig", "DisksTensorDataset", "build_dataset", "build"]
+
+
+@dataclasses.dataclass
+class SAMIDataConfig(Config):
+    """``dataset``: ``disks`` (procedural, continuous factors: ``num_images`` uniform draws of centre
+    and background, the paper's 2000-image set; seeded by ``seed``), ``celeba`` (aligned CelebA under
+    ``root``, ``split``, ``size``), ``image_folder`` (any folder of images, e.g. CelebA-HQ 256) or
+    ``dsprites`` (the file under ``root``, else the procedural generator). ``root`` defaults to
+    ``$DIFFREP_DATA``."""
+
+    dataset: Literal["disks", "celeba", "image_folder", "dsprites"] = "disks"
+    root: str = ""
+    split: str = "train"
+    size: int = 32
+    num_images: int = 2000
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.num_images < 1:
+            raise ConfigError("num_images", f"must be >= 1, got {self.num_images}")
+        if self.size < 4:
+            raise ConfigError("size", f"must be >= 4, got {self.size}")
+
+
+class DisksTensorDataset(Dataset):
+    """``(image [1, S, S] in [-1, 1], factors [3] = (c_x, c_y, I_bg))`` from continuous uniform draws."""
+
+    def __init__(self, num_images: int = 2000, size: int = 32, seed: int = 0):
+        from ..data.disks import Disks
+
+        if size != 32:
+            # lineage B's geometry scaled to the image side (radius 6/32 of it, centres in [6, 26]/32)
+            k = size / 32
+            ds = Disks(size=size, radius=6.0 * k, transition=2.0 * k, x_range=(6 * k, 26 * k), y_range=(6 * k, 26 * k))
+        else:
+            ds = Disks()
+        values, images = ds.sample_continuous(num_images, np.random.default_rng(seed))
+        self.disks = ds
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous() * 2 - 1
+        self.factors = torch.from_numpy(values).float()
+        self.factor_names = ("x", "y", "background")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i], self.factors[i]
+
+
+def build_dataset(cfg: SAMIDataConfig):
+    """The training dataset of a :class:`SAMIDataConfig`."""
+    from .. import data
+
+    root = cfg.root or None
+    if cfg.dataset == "disks":
+        return DisksTensorDataset(cfg.num_images, cfg.size, cfg.seed)
+    if cfg.dataset == "celeba":
+        return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size)
+    if cfg.dataset == "image_folder":
+        if root is None:
+            raise ValueError("data.root must name the image folder for dataset='image_folder'")
+        return data.load("image_folder", root=root, source="file", size=cfg.size)
+    return data.load("dsprites", root=root)
+
+
+@dataclasses.dataclass
+class SAMIRecipeConfig(Config):
+    """A SAMI run: ``model`` (:class:`SAMIConfig`), ``data``, ``train``; ``pretrained_denoiser``: a
+    ``save_pretrained`` directory whose U-Net initialises the denoiser (frozen when
+    ``model.freeze_denoiser``; sami.md 8). Empty with ``freeze_denoiser`` is an error at build time."""
+
+    model: SAMIConfig = dataclasses.field(default_factory=SAMIConfig)
+    data: SAMIDataConfig = dataclasses.field(default_factory=SAMIDataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    pretrained_denoiser: str = ""
+
+    def validate(self) -> None:
+        if self.data.size != self.model.denoiser.image_size:
+            raise ConfigError("data.size", f"{self.data.size} differs from model.denoiser.image_size="
+                                           f"{self.model.denoiser.image_size}")
+
+
+def build(cfg: SAMIRecipeConfig):
+    """``(model, dataset)`` for the trainer; the frozen-denoiser mode needs ``pretrained_denoiser``."""
+    if cfg.model.freeze_denoiser and not cfg.pretrained_denoiser:
+        raise ConfigError("pretrained_denoiser", "model.freeze_denoiser=true needs a save_pretrained directory holding "
+                                                 "the trained denoiser (e.g. --pretrained_denoiser path/to/ddpm)")
+    model = SAMI(cfg.model)
+    if cfg.pretrained_denoiser:
+        model.load_denoiser(cfg.pretrained_denoiser)
+    return model, build_dataset(cfg.data)
+
+
+def _linear(T: int) -> NoiseScheduleConfig:
+    return NoiseScheduleConfig(kind="linear", num_timesteps=T, beta_start=1e-4 * 1000 / T, beta_end=0.02 * 1000 / T)
+
+
+def _paper_train(steps: int, lr: float, **kw) -> TrainConfig:
+    # Table A.5: Adam without weight decay, batch 512; EMA and clipping are diffrep defaults
+    return TrainConfig(steps=steps, batch_size=512, lr=lr, weight_decay=0.0, **kw)
+
+
+def disks_config() -> SAMIRecipeConfig:
+    steps = 4000
+    model = SAMIConfig(
+        denoiser=unet_preset("sami-celeba64", image_size=32, in_channels=1, out_channels=1, channel_mult=(1, 1, 1, 1, 1, 1)),
+        encoder="convnet", convnet=SAMIConvNetConfig(image_size=32, in_channels=1, base_channels=48, channel_mult=(2, 2),
+                                                     latent_dim=3),
+        schedule=_linear(400), kl_weight=5e-6, kl_anneal_steps=steps // 4)
+    return SAMIRecipeConfig(model=model, data=SAMIDataConfig("disks", size=32, num_images=2000),
+                            train=_paper_train(steps, 6e-3, ckpt_every=1000))
+
+
+def celeba64_config() -> SAMIRecipeConfig:
+    steps = 590_000
+    model = SAMIConfig(
+        denoiser=unet_preset("sami-celeba64"), encoder="half_unet",
+        half_unet=HalfUNetConfig(image_size=64, in_channels=3, model_channels=64, channel_mult=(1, 1, 1, 1, 1, 1),
+                                 latent_dim=256, act="relu", bias=False),
+        schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=1000), kl_weight=1e-3, kl_anneal_steps=steps // 4,
+        sampler="ddim", sample_steps=100)
+    return SAMIRecipeConfig(model=model, data=SAMIDataConfig("celeba", size=64, num_images=60000),
+                            train=_paper_train(steps, 1e-3, ckpt_every=10000))
+
+
+def celebahq256_frozen_config() -> SAMIRecipeConfig:
+    steps = 4100
+    model = SAMIConfig(
+        denoiser=unet_preset("ddpm-celebahq256", in_channels=3, out_channels=3), encoder="half_unet",
+        half_unet=HalfUNetConfig(image_size=256, in_channels=3, model_channels=64, channel_mult=(2, 2, 2, 2, 1, 1),
+                                 latent_dim=512, act="silu", bias=True),
+        schedule=_linear(1000), kl_weight=1e-8, kl_anneal_steps=steps // 4, t_sampling="beta", t_beta_a=4.0,
+        freeze_denoiser=True, sampler="ddim", sample_steps=100)
+    return SAMIRecipeConfig(model=model, data=SAMIDataConfig("image_folder", size=256, num_images=30000),
+                            train=_paper_train(steps, 3e-5, ckpt_every=1000))
+
+
+def disks_cpu_config() -> SAMIRecipeConfig:
+    steps = 2000
+    model = SAMIConfig(
+        denoiser=UNetConfig(image_size=32, in_channels=1, out_channels=1, model_channels=16, channel_mult=(1, 2, 2),
+                            num_res_blocks=1, attention_resolutions=(), middle_attention=False,
+                            use_scale_shift_norm=False, num_groups=8),
+        encoder="convnet", convnet=SAMIConvNetConfig(image_size=32, in_channels=1, base_channels=16, channel_mult=(2, 2),
+                                                     latent_dim=3),
+        schedule=_linear(400), kl_weight=5e-6, kl_anneal_steps=steps // 4, sampler="ddim", sample_steps=50)
+    return SAMIRecipeConfig(model=model, data=SAMIDataConfig("disks", size=32, num_images=2000),
+                            train=TrainConfig(steps=steps, batch_size=64, lr=2e-3, warmup_steps=50, grad_clip=1.0,
+                                              ema_decay=0.995, log_every=50, ckpt_every=500, device="cpu"))
+
+
+register_recipe("sami/disks", disks_config, build, "SAMI on procedural disks, Table A.5 (GPU scale)")
+register_recipe("sami/celeba64", celeba64_config, build, "SAMI on CelebA 64, Table A.5 (needs CelebA files)")
+register_recipe("sami/celebahq256-frozen", celebahq256_frozen_config, build,
+                "SAMI on CelebA-HQ 256 with a frozen pretrained DDPM (set pretrained_denoiser=DIR)")
+register_recipe("sami/disks-cpu", disks_cpu_config, build, "SAMI on 32x32 procedural disks; CPU, minutes",
+                cpu_friendly=True)

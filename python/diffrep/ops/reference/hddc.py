@@ -1,0 +1,255 @@
+"""Pure-PyTorch twin of :mod:`diffrep.ops.hddc`: batched HDDC-EM (HDclassif model AkjBkQkDk)
+and the full-covariance GMM, over U independent units at once.
+
+Semantics (shared/reference/dyga-encdiff.md §2, kernels.md §4): cran/HDclassif 2.2.2
+``R/hddc.R`` (``hddc_e_step``, ``hddc_m_step``, ``hddc_main``) and ``R/hdc.R``
+(``hdclassif_dim_choice``, ``hdc_getComplexity``).
+
+Shapes: x (U, n, d); point weights w (U, n) in [0, 1] (0 = not part of this fit); responsibilities
+(U, n, K); parameters per (unit, component) with an ``active`` mask (U, K): an inactive component
+has weight 0 and log-density -inf, so padded K never changes a result.
+
+* M-step (``hddc_m_step``): n_k = sum_i w_i t_ik, pi_k = n_k / sum_i w_i, mu_k the weighted
+  mean, W_k = sum_i w_i t_ik (x_i - mu_k)(x_i - mu_k)^T / n_k computed from centred data (two
+  passes, never S2 - n mu mu^T), eigen-decomposition W_k = Q diag(lambda) Q^T with lambda
+  descending and each eigenvector's largest-|.| entry made positive; d_k by Cattell's scree
+  test or BIC (``hdclassif_dim_choice``); a_kj = lambda_kj (j <= d_k, floored at 1e-8);
+  b_k = (tr W_k - sum_{j<=d_k} lambda_kj)/(d - d_k), floored at 1e-8 (``noise.ctrl``).
+* E-step (``hddc_e_step``, cost form): with e = x - mu_k, u_j = q_kj^T e (j <= d_k),
+  K_k(x) = sum_j u_j^2/a_kj + (|e|^2 - sum_j u_j^2)/b_k + sum_j log a_kj + (d - d_k) log b_k
+  - 2 log pi_k + d log 2 pi, b floored at 1e-6; log pi_k N_k(x) = -K_k/2; responsibilities by a
+  max-shifted softmax; L = sum_i w_i logsumexp_k(-K_k/2).
+* Full-covariance mode (what the DyGA authors' code runs; scikit-learn's GaussianMixture with
+  ``covariance_type="full"``): Sigma_k = W_k + reg I (reg = 1e-6, sklearn's ``reg_covar``),
+  log N by Cholesky.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+A_FLOOR = 1e-8      # a_kj and b_k after the M-step (HDclassif noise.ctrl)
+B_FLOOR_E = 1e-6    # b_k inside the E-step
+MIN_COUNT = 2       # a component with fewer points of t_ik > 1/K is deactivated (HDclassif min.individuals)
+CHUNK = 4096        # points per block in the E- and M-steps (bounds the (U, K, chunk, d) temporaries)
+
+
+# --------------------------------------------------------------------------- intrinsic dimension
+def cattell_dims(lam: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """Cattell's scree test (``hdclassif_dim_choice``): lam (..., d) descending -> d_k (...,) int64.
+
+    dev_j = |lam_j - lam_{j+1}| / max_j dev_j for j = 1..d-1; d_k = the largest j with
+    dev_j > threshold and lam_{j+1} > 1e-8; 1 if none (R's which.max of an all-zero vector).
+    """
+    d = lam.shape[-1]
+    if d == 1:
+        return torch.ones(lam.shape[:-1], dtype=torch.int64, device=lam.device)
+    dev = (lam[..., :-1] - lam[..., 1:]).abs()
+    mx = dev.amax(-1, keepdim=True)
+    ok = (dev > threshold * mx) & (mx > 0) & (lam[..., 1:] > 1e-8)
+    j = torch.arange(1, d, device=lam.device).expand_as(ok)
+    return torch.where(ok, j, torch.zeros_like(j)).amax(-1).clamp_min(1)
+
+
+def bic_dims(lam: torch.Tensor, n_k: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """The BIC choice of ``hdclassif_dim_choice``: for q = 1..q_max (q_max = last index with
+    lam > 1e-8, minus 1, at least 1) with a = mean(lam_1..q), b = mean(lam_q+1..d),
+    L_q = -n_k/2 [q log a + (d - q) log b - 2 log pi + d (1 + log(2 pi)/2)],
+    BIC_q = 2 L_q - (d + q (d - (q + 1)/2) + 1) log n_k; keep the argmax. (HDclassif stops
+    scanning 10 past the best; the full argmax equals it unless a later q wins.)"""
+    d = lam.shape[-1]
+    if d == 1:
+        return torch.ones(lam.shape[:-1], dtype=torch.int64, device=lam.device)
+    q = torch.arange(1, d, device=lam.device, dtype=lam.dtype)
+    csum = lam.cumsum(-1)
+    a = (csum[..., :-1] / q).clamp_min(A_FLOOR)
+    b = ((csum[..., -1:] - csum[..., :-1]) / (d - q)).clamp_min(A_FLOOR)
+    nk = n_k.clamp_min(1.0)[..., None]
+    L = -nk / 2 * (q * a.log() + (d - q) * b.log() - 2 * pi.clamp_min(1e-300).log()[..., None]
+                   + d * (1 + LOG_2PI / 2))
+    bic = 2 * L - (d + q * (d - (q + 1) / 2) + 1) * nk.log()
+    qmax = ((lam > 1e-8).sum(-1) - 1).clamp_min(1)
+    bic = torch.where(q[None] <= qmax[..., None].to(lam.dtype), bic, torch.full_like(bic, -math.inf))
+    return bic.argmax(-1) + 1
+
+
+# --------------------------------------------------------------------------- M-step
+def _sign_fix(Q: torch.Tensor) -> torch.Tensor:
+    """Make each eigenvector's (column's) largest-|.| entry positive (deterministic sign)."""
+    idx = Q.abs().argmax(-2, keepdim=True)
+    s = torch.gather(Q, -2, idx).sign()
+    return Q * torch.where(s == 0, torch.ones_like(s), s)
+
+
+def m_step(x, w, resp, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="cattell", reg_covar=1e-6):
+    """Parameters from responsibilities (``hddc_m_step``); returns a dict of batched tensors."""
+    U, n, d = x.shape
+    tw = resp * w[..., None]                                             # (U, n, K)
+    nk = tw.sum(1)                                                       # (U, K)
+    wtot = w.sum(1, keepdim=True)
+    safe = nk.clamp_min(torch.finfo(x.dtype).tiny)
+    mu = torch.einsum("unk,und->ukd", tw, x) / safe[..., None]
+    K = mu.shape[1]
+    W = torch.zeros(U, K, d, d, dtype=x.dtype, device=x.device)
+    for s in range(0, n, CHUNK):
+        xc = x[:, None, s:s + CHUNK] - mu[:, :, None]                    # (U, K, c, d) centred: two passes
+        W += (xc * tw[:, s:s + CHUNK].transpose(1, 2)[..., None]).transpose(-1, -2) @ xc
+    W = W / safe[..., None, None]
+    pi = torch.where(active, nk / wtot, torch.zeros_like(nk))
+    p = dict(pi=pi, mu=mu, nk=nk, active=active.clone(), model=model)
+    if model == "full":
+        p["cov"] = W + reg_covar * torch.eye(d, dtype=x.dtype, device=x.device)
+        p["cov"] = torch.where(active[..., None, None], p["cov"], torch.eye(d, dtype=x.dtype, device=x.device))
+        return p
+    lam, Q = torch.linalg.eigh(W)                                        # ascending
+    lam, Q = lam.flip(-1).clamp_min(0), _sign_fix(Q.flip(-1))
+    dk = cattell_dims(lam, threshold) if dim_rule == "cattell" else bic_dims(lam, nk, pi)
+    j = torch.arange(d, device=x.device)
+    sig = j < dk[..., None]                                              # (U, K, d) signal dims
+    a = torch.where(sig, lam.clamp_min(A_FLOOR), torch.zeros_like(lam))
+    tr = W.diagonal(dim1=-2, dim2=-1).sum(-1)
+    b = ((tr - (lam * sig).sum(-1)) / (d - dk).clamp_min(1)).clamp_min(A_FLOOR)
+    p.update(lam=lam, Q=Q, dk=dk, a=a, b=b)
+    return p
+
+
+# --------------------------------------------------------------------------- E-step
+def log_prob(x, p):
+    """log pi_k + log N_k(x_i) = -K_k(x_i)/2 as (U, n, K); -inf for inactive components."""
+    U, n, d = x.shape
+    mu = p["mu"]
+    K = mu.shape[1]
+    logpi = torch.where(p["active"], p["pi"].clamp_min(1e-300).log(), torch.full_like(p["pi"], -math.inf))
+    out = []
+    if p["model"] == "full":
+        L = torch.linalg.cholesky(p["cov"])                             # (U, K, d, d)
+        logdet = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        for s in range(0, n, CHUNK):
+            e = x[:, None, s:s + CHUNK] - mu[:, :, None]                 # (U, K, c, d)
+            sol = torch.linalg.solve_triangular(L, e.transpose(-1, -2), upper=False)
+            maha = (sol * sol).sum(-2)                                   # (U, K, c)
+            out.append((-0.5 * (maha + logdet[..., None] + d * LOG_2PI)).transpose(1, 2))
+        return torch.cat(out, 1) + logpi[:, None]
+    dmax = int(p["dk"].max())
+    Qs = p["Q"][..., :dmax]                                              # (U, K, d, dmax)
+    a = p["a"][..., :dmax]
+    sig = torch.arange(dmax, device=x.device) < p["dk"][..., None]
+    inv_a = torch.where(sig, 1.0 / a.clamp_min(A_FLOOR), torch.zeros_like(a))
+    b = p["b"].clamp_min(B_FLOOR_E)
+    const = (torch.where(sig, a.clamp_min(A_FLOOR).log(), torch.zeros_like(a)).sum(-1)
+             + (d - p["dk"]) * b.log() + d * LOG_2PI)                     # (U, K)
+    for s in range(0, n, CHUNK):
+        e = x[:, None, s:s + CHUNK] - mu[:, :, None]                     # (U, K, c, d)
+        u = e @ Qs                                                       # (U, K, c, dmax)
+        u2 = (u * u) * sig[:, :, None]
+        cost = (u2 * inv_a[:, :, None]).sum(-1) + ((e * e).sum(-1) - u2.sum(-1)) / b[..., None] + const[..., None]
+        out.append((-0.5 * cost).transpose(1, 2))
+    return torch.cat(out, 1) + logpi[:, None]
+
+
+def e_step(x, w, p):
+    """Responsibilities (U, n, K) by a max-shifted softmax and L = sum_i w_i logsumexp_k (U,)."""
+    lp = log_prob(x, p)
+    lse = torch.logsumexp(lp, -1, keepdim=True)
+    return torch.exp(lp - lse), (lse[..., 0] * w).sum(1)
+
+
+def n_free_params(p, d):
+    """Model complexity m of ``hdc_getComplexity`` (AkjBkQkDk) or of the full GMM, per unit."""
+    K = p["active"].sum(1).to(p["mu"].dtype)
+    if p["model"] == "full":
+        return K * d + K * d * (d + 1) / 2 + K - 1
+    dk = torch.where(p["active"], p["dk"], torch.zeros_like(p["dk"])).to(p["mu"].dtype)
+    return (K * d + K - 1) + (dk * (d - (dk + 1) / 2)).sum(1) + dk.sum(1) + 2 * K
+
+
+# --------------------------------------------------------------------------- initialisation
+def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
+    """Per-unit labels (U, n) from k-means++ (or random points) seeding + ``iters`` Lloyd steps,
+    each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
+    on the batch). Points with w = 0 are never chosen as seeds."""
+    U, n, d = x.shape
+    cents = torch.empty(U, K, d, dtype=x.dtype, device=x.device)
+    for u in range(U):
+        g = torch.Generator(device="cpu").manual_seed(int(seeds[u]))
+        xu, wu = x[u], w[u].double().cpu()
+        if init == "random":
+            idx = torch.multinomial(wu / wu.sum(), K, replacement=int((wu > 0).sum()) < K, generator=g)
+            cents[u] = xu[idx.to(x.device)]
+            continue
+        first = torch.multinomial(wu / wu.sum(), 1, generator=g)
+        cents[u, 0] = xu[first.to(x.device)]
+        d2 = ((xu - cents[u, 0]) ** 2).sum(-1)
+        for k in range(1, K):
+            prob = (d2.double().cpu() * wu).clamp_min(0)
+            idx = torch.multinomial(prob / prob.sum(), 1, generator=g) if prob.sum() > 0 else first
+            cents[u, k] = xu[idx.to(x.device)]
+            d2 = torch.minimum(d2, ((xu - cents[u, k]) ** 2).sum(-1))
+    for _ in range(iters):
+        lab = torch.cdist(x, cents).argmin(-1)
+        oh = torch.nn.functional.one_hot(lab, K).to(x.dtype) * w[..., None]
+        cnt = oh.sum(1)
+        new = torch.einsum("unk,und->ukd", oh, x) / cnt.clamp_min(1)[..., None]
+        cents = torch.where(cnt[..., None] > 0, new, cents)
+    return torch.cdist(x, cents).argmin(-1)
+
+
+# --------------------------------------------------------------------------- EM
+def deactivate_small(resp, w, active):
+    """Components with fewer than 2 points of t_ik > 1/K become inactive (HDclassif would abort);
+    if a unit would lose all, its largest stays. Returns (active, number deactivated per unit)."""
+    K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
+    count = ((resp > 1.0 / K[:, None]) & (w[..., None] > 0)).sum(1)
+    keep = active & (count >= MIN_COUNT)
+    none = ~keep.any(1)
+    if bool(none.any()):
+        biggest = torch.where(active, (resp * w[..., None]).sum(1), torch.full_like(count, -1, dtype=resp.dtype))
+        keep[none] = torch.nn.functional.one_hot(biggest[none].argmax(1), active.shape[1]).bool()
+    return keep, (active & ~keep).sum(1)
+
+
+def em(x, w, resp, active, *, model, max_iter, tol, threshold=0.2, dim_rule="cattell", reg_covar=1e-6, stats=None):
+    """M -> E iterations (``hddc_main``) until |dL| < tol or |dL|/(0.1 + |L|) < tol or max_iter;
+    a converged unit is frozen. Returns (params, resp, L)."""
+    U = x.shape[0]
+    running = torch.ones(U, dtype=torch.bool, device=x.device)
+    L_prev = torch.full((U,), -math.inf, dtype=x.dtype, device=x.device)
+    p = None
+    for _ in range(max(1, max_iter)):
+        active, dead = deactivate_small(resp, w, active)
+        if stats is not None:
+            stats["deactivated"] += dead.cpu()
+        resp = resp * active[:, None]
+        resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        new_p = m_step(x, w, resp, active, model=model, threshold=threshold, dim_rule=dim_rule, reg_covar=reg_covar)
+        new_resp, L = e_step(x, w, new_p)
+        p = new_p if p is None else _select(running, new_p, p)
+        resp = torch.where(running[:, None, None], new_resp, resp)
+        L = torch.where(running, L, L_prev)
+        dL = (L - L_prev).abs()
+        done = (dL < tol) | (dL / (0.1 + L.abs()) < tol)
+        L_prev = L
+        running = running & ~done
+        if not bool(running.any()):
+            break
+    return p, resp, L_prev
+
+
+def _select(mask, new, old):
+    """Per-unit choice between two parameter dicts (mask True -> new)."""
+    out = {}
+    for k, v in new.items():
+        if isinstance(v, torch.Tensor):
+            m = mask.view(-1, *([1] * (v.dim() - 1)))
+            out[k] = torch.where(m, v, old[k])
+        else:
+            out[k] = v
+    return out
+
+
+def bic(L, p, n_eff, d):
+    """BIC = 2 L - m log n (maximised; HDclassif convention)."""
+    return 2 * L - n_free_params(p, d) * n_eff.clamp_min(1).log()

@@ -1,0 +1,115 @@
+"""Slow validation of SAMI at CPU scale (issue 8 evidence; sami.md 14.7 and 14.9).
+
+Trains ``sami/disks-cpu`` (32x32 procedural disks, 2000 images, d = 3) unless ``--run`` names a
+finished run, then measures on held-out disks:
+
+1. variability of unconditional samples vs samples conditioned on held-out guides (Algorithm 1,
+   DDPM, all T steps), and their ratio (the paper: 0.56 -> 0.004 at full scale; pass: >= 10x);
+2. posterior means along sweeps of c_x, c_y and I_bg: |Spearman rho| and the fraction of strictly
+   monotone sweeps on the best axis, plus a k-NN R^2 readout of the factors (pass: position sweeps
+   monotone with |rho| >= 0.9);
+3. the mean posterior variance sigma^2(x_t) against t (non-decreasing, sami.md 14.9);
+4. the sign check: held-out guided eps-MSE (eps_theta - gamma_t g) below the unguided one.
+
+Writes a JSON report (default ``benches/results/validate_sami_cpu.json``) recording the machine.
+
+    OMP_NUM_THREADS=2 python scripts/validate_sami.py [--steps 2000] [--run runs/sami_disks-cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", help="existing run directory (skip training)")
+    p.add_argument("--out-run", default="/tmp/diffrep_validate_sami")
+    p.add_argument("--steps", type=int, default=None, help="override train.steps")
+    p.add_argument("--guides", type=int, default=4)
+    p.add_argument("--num-samples", type=int, default=64, help="samples per guide and unconditional samples")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    p.add_argument("--num-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="benches/results/validate_sami_cpu.json")
+    p.add_argument("override", nargs="*", help="extra --a.b=value config overrides (use '--' before them)")
+    args = p.parse_args(argv)
+
+    from diffrep.config import apply_overrides, dump_yaml, get_recipe
+    from diffrep.methods import sami_analyses as A
+    from diffrep.methods.sami import SAMI
+    from diffrep.methods.sami_recipes import DisksTensorDataset
+    from diffrep.train import Trainer, seed_everything
+
+    recipe = get_recipe("sami/disks-cpu")
+    cfg = recipe.make_config()
+    if args.steps:
+        cfg = apply_overrides(cfg, {"train.steps": str(args.steps), "model.kl_anneal_steps": str(args.steps // 4)})
+    if args.override:
+        cfg = apply_overrides(cfg, args.override)
+    report: dict = {"machine": platform.platform(), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__}
+    t0 = time.time()
+    if args.run:
+        run = Path(args.run)
+    else:
+        run = Path(args.out_run)
+        run.mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, run / "config.yaml")
+        seed_everything(cfg.train.seed)
+        model, ds = recipe.build(cfg)
+        hist = Trainer(model, ds, cfg.train, run).train()
+        report["train"] = {"steps": cfg.train.steps, "seconds": round(time.time() - t0, 1),
+                           "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
+        print(f"trained in {time.time() - t0:.0f}s: {report['train']['final']}", file=sys.stderr)
+    model = SAMI.from_pretrained(run / "final", weights="ema").eval()
+    report["config"] = {"kl_weight": model.config.kl_weight, "T": model.schedule.num_timesteps}
+
+    held = DisksTensorDataset(512, 32, seed=12345)
+    x = held.images
+    # 1. variability
+    t1 = time.time()
+    v = A.variability_reduction(model, x[: args.guides], args.num_samples, reference=x, sampler=args.sampler,
+                                num_steps=args.num_steps, seed=args.seed)
+    v["seconds"] = round(time.time() - t1, 1)
+    report["variability"] = v
+    print(f"variability: uncond {v['v_uncond']:.4g}, cond {v['v_cond_mean']:.4g}, ratio {v['ratio_uncond_over_cond']:.1f}, "
+          f"data {v['v_data']:.4g}", file=sys.stderr)
+    # 2. monotonicity
+    mono = A.posterior_mean_monotonicity(model, held.disks, seed=args.seed)
+    report["monotonicity"] = mono
+    print("monotonicity:", json.dumps(mono), file=sys.stderr)
+    # 3. spectrum vs t, averaged over a few images
+    specs = [A.posterior_variance_spectrum(model, x[i:i + 1], num_noise=8, seed=i) for i in range(8)]
+    mean_var = torch.tensor([s["mean_var"] for s in specs]).mean(0)
+    report["spectrum"] = {"timesteps": specs[0]["timesteps"], "mean_var": mean_var.tolist(),
+                          "nondecreasing": bool((mean_var[1:] >= mean_var[:-1]).all())}
+    # 4. sign consistency: guided vs unguided held-out eps-MSE
+    g = torch.Generator().manual_seed(args.seed)
+    xb = x[:256]
+    t = torch.randint(0, model.schedule.num_timesteps, (xb.shape[0],), generator=g)
+    noise = torch.randn(xb.shape, generator=g)
+    zn = torch.randn((1, xb.shape[0], model.latent_dim), generator=g)
+    out = model.loss(xb, t=t, noise=noise, z_noise=zn)
+    report["eps_mse"] = {"guided": float(out["mse_guided"]), "unguided": float(out["mse_uncond"])}
+    checks = {
+        "variability_ratio_ge_10": v["ratio_uncond_over_cond"] >= 10,
+        "position_sweeps_monotone": all(mono[f]["mean_abs_spearman"] >= 0.9 for f in ("x", "y")),
+        "guided_mse_below_unguided": report["eps_mse"]["guided"] < report["eps_mse"]["unguided"],
+    }
+    report["checks"] = checks
+    report["seconds_total"] = round(time.time() - t0, 1)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(json.dumps({"checks": checks, "eps_mse": report["eps_mse"], "spectrum": report["spectrum"]}, indent=1), file=sys.stderr)
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

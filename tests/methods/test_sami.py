@@ -1,0 +1,542 @@
+"""SAMI (sami.md section 14): guidance, loss and its gradients against twin paths, errata pins,
+sampler algebra, schedules, save/load, pretrained mode, analyses and the CLI. Tiny models, float64."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+
+def _twin_log_posterior(z, mu, logvar):
+    """The specification, independent of diffrep: mean_s sum_j log N(z_sj; mu_j, exp(logvar_j))."""
+    lp = torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
+    return lp.mean(0) if z.dim() == 3 else lp
+
+
+try:  # the fused op is written by another engineer; until it lands, its twin stands in (tests only)
+    import diffrep.ops.guidance  # noqa: F401
+    HAVE_OP = True
+except ModuleNotFoundError:
+    _fake = types.ModuleType("diffrep.ops.guidance")
+    _fake.log_posterior = _twin_log_posterior
+    sys.modules["diffrep.ops.guidance"] = _fake
+    HAVE_OP = False
+
+from diffrep.methods import sami as S  # noqa: E402
+from diffrep.methods import sami_analyses as A  # noqa: E402
+from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig  # noqa: E402
+from diffrep.config import ConfigError  # noqa: E402
+from diffrep.diffusion import DDPMSampler, NoiseScheduleConfig  # noqa: E402
+from diffrep.nn import HalfUNetConfig, UNetConfig  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _float64_groupnorm(monkeypatch):
+    """diffrep.nn.layers.GroupNorm casts its input to float32 (ADM's GroupNorm32), which breaks float64
+    models (reported); for these float64 checks, keep the input dtype unless it is half precision."""
+    import torch.nn.functional as F
+
+    from diffrep.nn import layers
+
+    def forward(self, x):
+        xx = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        return F.group_norm(xx, self.num_groups, None if self.weight is None else self.weight.to(xx.dtype),
+                            None if self.bias is None else self.bias.to(xx.dtype), self.eps).type(x.dtype)
+
+    monkeypatch.setattr(layers.GroupNorm, "forward", forward)
+
+
+def tiny_config(**kw) -> SAMIConfig:
+    base = dict(
+        denoiser=UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
+                            num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4,
+                            use_scale_shift_norm=False),
+        convnet=SAMIConvNetConfig(image_size=8, in_channels=1, base_channels=2, channel_mult=(2, 2), latent_dim=3),
+        schedule=NoiseScheduleConfig(kind="linear", num_timesteps=20, beta_start=1e-3, beta_end=0.2),
+        sigma_min=0.0, kl_weight=0.1, sample_steps=5)
+    base.update(kw)
+    return SAMIConfig(**base)
+
+
+def tiny_model(seed=0, dtype=torch.float64, **kw) -> SAMI:
+    torch.manual_seed(seed)
+    m = SAMI(tiny_config(**kw)).to(dtype)
+    # a zero-initialised output conv makes eps_theta == 0; randomise it so the denoiser matters
+    with torch.no_grad():
+        for p in m.denoiser.out.parameters():
+            p.normal_(0, 0.1)
+    return m
+
+
+def images(n=3, seed=1, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((n, 1, 8, 8), generator=g, dtype=dtype) * 2 - 1)
+
+
+def _manual_guidance(model, x_t, z, logq=_twin_log_posterior):
+    x = x_t.detach().requires_grad_(True)
+    mu, lv = model.encoder(x)
+    (g,) = torch.autograd.grad(logq(z, mu, lv).sum(), x)
+    return g
+
+
+# -- guidance (tests 1-2, 4) ----------------------------------------------------------------------
+@pytest.mark.parametrize("S_", [None, 3])
+def test_guidance_equals_autograd_of_twin(S_):
+    m = tiny_model()
+    x = images()
+    z = torch.randn((3, 3) if S_ is None else (S_, 3, 3), dtype=torch.float64)
+    g, lq = m.guidance(x, z)
+    torch.testing.assert_close(g, _manual_guidance(m, x, z), rtol=1e-9, atol=1e-12)
+    mu, lv = m.encoder(x)
+    torch.testing.assert_close(lq, _twin_log_posterior(z, mu, lv).detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_log_det_term_is_the_full_gaussian_one():
+    """Algorithms 1-2 print log|sigma I| (half the log-det); the Gaussian's log|Sigma| is pinned here."""
+    mu = torch.zeros(2, 4, dtype=torch.float64)
+    lv = torch.full((2, 4), math.log(4.0), dtype=torch.float64)  # sigma = 2
+    z = torch.zeros(2, 4, dtype=torch.float64)
+    lq = S.log_posterior(z, mu, lv)
+    expected = -0.5 * 4 * (math.log(4.0) + math.log(2 * math.pi))  # sum_j log sigma_j^2, not log sigma_j
+    torch.testing.assert_close(lq, torch.full((2,), expected, dtype=torch.float64))
+
+
+def test_guidance_axes_restrict_both_terms():
+    m = tiny_model()
+    x, z = images(), torch.randn(3, 3, dtype=torch.float64)
+    g, _ = m.guidance(x, z, axes=(0, 2))
+    ref = _manual_guidance(m, x, z, lambda z, mu, lv: _twin_log_posterior(z[..., [0, 2]], mu[..., [0, 2]], lv[..., [0, 2]]))
+    torch.testing.assert_close(g, ref, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="axes"):
+        m.guidance(x, z, axes=(3,))
+
+
+def test_score_identity_and_mc_convergence_to_analytic():
+    m = tiny_model()
+    x = images()
+    mu, lv = m.posterior(x)
+    g0, _ = m.guidance(x, analytic=(mu.detach(), lv.detach()))
+    assert g0.abs().max() < 1e-12  # mu_0 = mu_t, sigma_0 = sigma_t: u = w = 0
+    # MC average (inside) -> analytic limit at rate 1/sqrt(S)
+    x0 = images(seed=5)
+    mu0, lv0 = (a.detach() for a in m.posterior(x0))
+    ga, _ = m.guidance(x, analytic=(mu0, lv0))
+    torch.manual_seed(0)
+    errs = []
+    for Sn in (16, 4096):
+        z = mu0 + (0.5 * lv0).exp() * torch.randn(Sn, *mu0.shape, dtype=torch.float64)
+        errs.append(float((m.guidance(x, z)[0] - ga).norm() / ga.norm()))
+    assert errs[1] < errs[0] / 5  # 1/sqrt(S): a factor 16 expected
+
+
+# -- the loss (Eq. 10) and its gradient (tests 3, 5, 7) ------------------------------------------------
+def _fixed(m, B=3, S_=1, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, m.schedule.num_timesteps, (B,), generator=g)
+    noise = torch.randn((B, 1, 8, 8), generator=g, dtype=torch.float64)
+    zn = torch.randn((S_, B, 3), generator=g, dtype=torch.float64)
+    return dict(t=t, noise=noise, z_noise=zn)
+
+
+def _manual_loss(m, x0, t, noise, z_noise, beta):
+    """Eq. 10 written out independently: + gamma_t g, mean over pixels, sum over latent dims, S outside."""
+    ab = m.schedule.alphas_cumprod[t].to(x0).reshape(-1, 1, 1, 1)
+    x_t = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise).detach().requires_grad_(True)
+    mu0, lv0 = m.encoder(x0)
+    mut, lvt = m.encoder(x_t)
+    eps_theta = m.denoiser(x_t.detach(), t)
+    terms = []
+    for s in range(z_noise.shape[0]):
+        z = mu0 + (0.5 * lv0).exp() * z_noise[s]
+        (g,) = torch.autograd.grad(_twin_log_posterior(z, mut, lvt).sum(), x_t, create_graph=True)
+        terms.append(((noise - eps_theta + (1 - ab).sqrt() * g) ** 2).flatten(1).mean(1))
+    lx = torch.stack(terms).mean(0).mean()
+    kl = (0.5 * (mu0 ** 2 + lv0.exp() - lv0 - 1)).mean(0).sum()
+    return lx + beta * kl
+
+
+@pytest.mark.parametrize("S_", [1, 2])
+def test_loss_and_gradient_match_the_twin_path(S_):
+    m = tiny_model(train_samples=S_)
+    m.eval()  # no annealing step
+    x0 = images()
+    fx = _fixed(m, S_=S_)
+    out = m.loss(x0, **fx)
+    gl = torch.autograd.grad(out["loss"], list(m.parameters()), allow_unused=True)
+    ref = _manual_loss(m, x0, fx["t"], fx["noise"], fx["z_noise"], m.config.kl_weight)
+    gr = torch.autograd.grad(ref, list(m.parameters()), allow_unused=True)
+    torch.testing.assert_close(out["loss"], ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(gl, gr):
+        if a is None or b is None:
+            assert a is None and b is None or float((a if a is not None else b).abs().max()) == 0
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-11)
+    # encoder parameters receive gradient through g (the double backward) and through z
+    enc_grad = sum(float(p.abs().sum()) for p in (gl[i] for i, (n, _) in enumerate(m.named_parameters())
+                                                   if n.startswith("encoder.")) if p is not None)
+    assert enc_grad > 0
+
+
+class _LossOf(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.m = model
+
+    def forward(self, x, kw):
+        return self.m.loss(x, **kw)["loss"]
+
+
+def test_loss_gradcheck_through_the_double_backward():
+    """gradcheck of the loss w.r.t. encoder and denoiser weights with z not detached (sami.md 14.3)."""
+    m = tiny_model()
+    m.eval()
+    x0 = images(2)
+    fx = _fixed(m, B=2)
+    wrap = _LossOf(m)
+    names = ["m.encoder.mean_head.weight", "m.encoder.var_head.weight", "m.encoder.body.0.weight", "m.denoiser.out.2.bias"]
+    params = dict(wrap.named_parameters())
+    ws = tuple(params[n].detach().clone().requires_grad_(True) for n in names)
+
+    def f(*w):
+        return torch.func.functional_call(wrap, dict(zip(names, w)), (x0, fx), strict=False)
+
+    assert torch.autograd.gradcheck(f, ws, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_loss_sign_follows_eq10_not_algorithm2():
+    """With gamma_t g added (Eq. 10), the guided residual is eps - eps_theta + gamma g."""
+    m = tiny_model(kl_weight=0.0)
+    m.eval()
+    x0 = images()
+    fx = _fixed(m)
+    out = m.loss(x0, **fx)
+    ab = m.schedule.alphas_cumprod[fx["t"]].reshape(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * fx["noise"]
+    mu0, lv0 = m.encoder(x0)
+    z = mu0 + (0.5 * lv0).exp() * fx["z_noise"][0]
+    g = _manual_guidance(m, x_t, z.detach())
+    eps_theta = m.denoiser(x_t, fx["t"]).detach()
+    plus = ((fx["noise"] - eps_theta + (1 - ab).sqrt() * g) ** 2).mean()
+    minus = ((fx["noise"] - eps_theta - (1 - ab).sqrt() * g) ** 2).mean()
+    torch.testing.assert_close(out["loss_x"], plus)
+    assert abs(float(plus - minus)) > 1e-8
+
+
+def test_expectation_placement_outside_minus_inside_is_the_variance_term():
+    m = tiny_model(train_samples=4, kl_weight=0.0, pixel_reduction="sum")
+    m.eval()
+    x0 = images(1)
+    fx = _fixed(m, B=1, S_=4)
+    out_o = m.loss(x0, **fx)["loss"]
+    m_in = SAMI(tiny_config(train_samples=4, kl_weight=0.0, pixel_reduction="sum", mc_placement="inside")).double()
+    m_in.load_state_dict(m.state_dict())
+    m_in.eval()
+    out_i = m_in.loss(x0, **fx)["loss"]
+    ab = m.schedule.alphas_cumprod[fx["t"]].reshape(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * fx["noise"]
+    mu0, lv0 = m.encoder(x0)
+    gs = torch.stack([_manual_guidance(m, x_t, (mu0 + (0.5 * lv0).exp() * fx["z_noise"][s]).detach()) for s in range(4)])
+    var_term = float((1 - ab).squeeze() * ((gs - gs.mean(0)) ** 2).flatten(1).sum(1).mean())
+    assert abs(float((out_o - out_i).detach()) - var_term) < 1e-8 * max(1.0, var_term)
+    assert var_term > 0
+
+
+def test_lambda_elbo_and_custom_weights():
+    m = tiny_model(lambda_t="elbo")
+    t = torch.tensor([0, 5, 19])
+    b, a, ab = (getattr(m.schedule, n)[t] for n in ("betas", "alphas", "alphas_cumprod"))
+    torch.testing.assert_close(m.lambda_weights(t).double(), b / (2 * a * (1 - ab)), rtol=1e-6, atol=0)
+    vals = tuple(float(i) for i in range(20))
+    m2 = tiny_model(lambda_t="custom", lambda_values=vals)
+    assert m2.lambda_weights(t).tolist() == [0.0, 5.0, 19.0]
+    with pytest.raises(ConfigError, match="lambda_values"):
+        tiny_config(lambda_t="custom", lambda_values=(1.0,))
+
+
+# -- schedules, timesteps, annealing (test 8) ------------------------------------------------------------
+def test_beta_timestep_sampler_is_increasing_and_kl_annealing():
+    m = tiny_model(t_sampling="beta", t_beta_a=4.0, kl_anneal_steps=100, kl_anneal_start=1e-6)
+    t = m.sample_timesteps(200_000, generator=torch.Generator().manual_seed(0))
+    hist = torch.bincount(t // 4, minlength=5).double()
+    assert bool((hist[1:] > hist[:-1]).all())
+    # p(t) ~ t^3: the last fifth holds 1 - 0.8^4 of the mass
+    assert abs(float(hist[-1] / hist.sum()) - (1 - 0.8 ** 4)) < 0.01
+    beta = m.config.kl_weight
+    assert m.kl_weight_at(0) == pytest.approx(beta * 1e-6)
+    assert m.kl_weight_at(50) == pytest.approx(beta * 1e-3)
+    assert m.kl_weight_at(100) == beta and m.kl_weight_at(10_000) == beta
+    m.train()
+    x0 = images()
+    m.loss(x0)["loss"].backward()
+    m.loss(x0)["loss"].backward()
+    assert int(m.train_step) == 2
+
+
+def test_cosine_and_linear_schedules_match_formulas():
+    m = tiny_model(schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=20))
+    s = 0.008
+    f = lambda t: math.cos((t / 20 + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    assert float(m.schedule.alphas_cumprod[9]) == pytest.approx(f(10) / f(0), rel=1e-9)
+    m = tiny_model()
+    assert float(m.schedule.betas[0]) == pytest.approx(1e-3) and float(m.schedule.betas[-1]) == pytest.approx(0.2)
+
+
+# -- sampling (test 6) -----------------------------------------------------------------------------
+def test_guided_step_algebra():
+    m = tiny_model()
+    x = images()
+    t = torch.tensor([3, 10, 19])
+    z = torch.randn(3, 3, dtype=torch.float64)
+    g = _manual_guidance(m, x, z)
+    eps_hat = m.guided_eps(x, t, z)
+    with torch.no_grad():
+        eps = m.denoiser(x, t)
+    ab = m.schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+    a = m.schedule.alphas[t].reshape(-1, 1, 1, 1)
+    x0_u = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+    x0_g = (x - (1 - ab).sqrt() * eps_hat) / ab.sqrt()
+    torch.testing.assert_close(x0_g - x0_u, (1 - ab) / ab.sqrt() * g)  # Eq. 12 / end of Sec. 2
+    s = DDPMSampler(m.schedule, variance="fixed_large")
+    zero = torch.zeros_like(x)
+    mu_theta = s.step(eps, t, x, noise=zero)
+    mu_guided = s.step(eps_hat, t, x, noise=zero)
+    torch.testing.assert_close(mu_guided, mu_theta + (1 - a) / a.sqrt() * g)  # A.2 with the corrected sign
+    assert float(((1 - a) / a.sqrt() * g).abs().max()) > 0
+
+
+def test_unguided_chain_reproduces_plain_ddpm_bit_for_bit():
+    m = tiny_model()
+    a = m.sample_unconditional(4, generator=torch.Generator().manual_seed(7))
+    s = DDPMSampler(m.schedule, variance="fixed_large")
+    b = s.sample(lambda x, t: m.denoiser(x, t), (4, 1, 8, 8), generator=torch.Generator().manual_seed(7),
+                 dtype=torch.float64).clamp(-1, 1)
+    assert torch.equal(a, b)
+
+
+def test_conditional_sampling_without_noise_is_deterministic():
+    m = tiny_model(sampler="ddim", ddim_eta=0.0)
+    x0 = images(2)
+    x_T = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    a = m.conditional_sample(x0, 1, z_mode="posterior_mean", x_T=x_T)
+    b = m.conditional_sample(x0, 1, z_mode="posterior_mean", x_T=x_T)
+    assert torch.equal(a, b)
+    c = m.conditional_sample(x0, 1, z_mode="analytic", x_T=x_T)
+    assert torch.equal(c, m.conditional_sample(x0, 1, z_mode="analytic", x_T=x_T))
+    # DDPM with the same seed also repeats exactly; different seeds differ
+    m2 = tiny_model()
+    r1 = m2.conditional_sample(x0, 2, generator=torch.Generator().manual_seed(1))
+    r2 = m2.conditional_sample(x0, 2, generator=torch.Generator().manual_seed(1))
+    r3 = m2.conditional_sample(x0, 2, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(r1, r2) and not torch.equal(r1, r3) and r1.shape == (4, 1, 8, 8)
+
+
+def test_alg1_literal_guidance_step_size():
+    m = tiny_model(alg1_literal=True)
+    t = torch.tensor([4])
+    x = images(1)
+    k = m.guidance_coefficient(t, x)
+    b = m.schedule.betas[4]
+    ab = m.schedule.alphas_cumprod[4]
+    # mean shift = beta_t / (sqrt(alpha_t) sqrt(1 - abar_t)) * k_t = sqrt(1 - alpha_t) (Algorithm 1 literally)
+    assert float(b / ((1 - b).sqrt() * (1 - ab).sqrt()) * k.flatten()[0]) == pytest.approx(float(b.sqrt()))
+    mc = m.generate(torch.zeros(1, 3, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    assert mc.shape == (1, 1, 8, 8) and torch.isfinite(mc).all()
+
+
+def test_sampling_modes_shapes_and_prior():
+    m = tiny_model(sampler="ddim")
+    x0 = images(2)
+    assert m.conditional_sample(x0, 3, z_mode="mc_average", mc_samples=4).shape == (6, 1, 8, 8)
+    assert m.reconstruct(x0).shape == (2, 1, 8, 8)
+    assert m.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 8, 8)
+    assert m.sample(2, condition="none").shape == (2, 1, 8, 8)
+    m_ddpm = tiny_model()
+    assert m_ddpm.sample(2, num_steps=5).shape == (2, 1, 8, 8)  # a step count < T picks DDIM
+
+
+# -- save/load, pretrained mode, recipes (test 11) --------------------------------------------------------
+def test_save_load_round_trip(tmp_path):
+    m = tiny_model(dtype=torch.float32, encoder="half_unet",
+                   half_unet=HalfUNetConfig(image_size=8, in_channels=1, model_channels=4, channel_mult=(1, 2),
+                                            num_res_blocks=1, latent_dim=5, num_groups=2))
+    m.train_step += 7
+    m.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "config.json").is_file() and (tmp_path / "m" / "model.safetensors").is_file()
+    r = SAMI.from_pretrained(tmp_path / "m")
+    assert r.config == m.config and int(r.train_step) == 7
+    x = images(2, dtype=torch.float32)
+    torch.testing.assert_close(r.encode(x), m.encode(x))
+    fx = {k: (v.float() if v.dtype.is_floating_point else v) for k, v in _fixed(m, B=2).items()}
+    fx["z_noise"] = torch.randn(1, 2, 5)
+    m.eval(), r.eval()
+    torch.testing.assert_close(r.loss(x, **fx)["loss"], m.loss(x, **fx)["loss"])
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["_class_name"] == "SAMI" and cfg["encoder"] == "half_unet"
+
+
+def test_pretrained_denoiser_mode(tmp_path):
+    trained = tiny_model(dtype=torch.float32)
+    trained.denoiser.save_pretrained(tmp_path / "unet")
+    m = SAMI(tiny_config(freeze_denoiser=True, kl_weight=1e-3))
+    m.load_denoiser(str(tmp_path / "unet"))
+    for a, b in zip(m.denoiser.parameters(), trained.denoiser.parameters()):
+        assert torch.equal(a, b) and not a.requires_grad
+    m.train()
+    x = images(16, dtype=torch.float32)
+    before = [p.clone() for p in m.denoiser.parameters()]
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=3e-2)
+    fx = {k: (v.float() if v.dtype.is_floating_point else v) for k, v in _fixed(m, B=16).items()}
+    losses = []
+    for _ in range(25):
+        out = m.loss(x, **fx)
+        out["loss"].backward()
+        assert all(p.grad is None for p in m.denoiser.parameters())
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(out["loss"]))
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(before, m.denoiser.parameters()))
+    with pytest.raises(ValueError, match="differs"):
+        SAMI(tiny_config(denoiser=UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=4,
+                                             channel_mult=(1, 2), num_groups=2, attention_resolutions=(),
+                                             middle_attention=False))).load_denoiser(trained)
+
+
+def test_recipes_build_and_validate():
+    from diffrep.config import get_recipe
+
+    for name in ("sami/disks", "sami/celeba64", "sami/celebahq256-frozen", "sami/disks-cpu"):
+        cfg = get_recipe(name).make_config()
+        assert cfg.model.latent_dim in (3, 256, 512)
+    with pytest.raises(ConfigError, match="pretrained_denoiser"):
+        get_recipe("sami/celebahq256-frozen").build(get_recipe("sami/celebahq256-frozen").make_config())
+    cfg = get_recipe("sami/disks-cpu").make_config()
+    assert cfg.model.convnet.bias is False and cfg.model.schedule.num_timesteps == 400
+    assert cfg.model.schedule.beta_end == pytest.approx(0.05)
+
+
+def test_input_validation():
+    m = tiny_model()
+    with pytest.raises(ValueError, match="shape"):
+        m.encode(torch.zeros(2, 3, 8, 8, dtype=torch.float64))
+    with pytest.raises(TypeError):
+        m.loss(torch.zeros(2, 1, 8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="z must have shape"):
+        m.guidance(images(), torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="exactly one"):
+        m.guidance(images())
+    with pytest.raises(ValueError, match="positive int"):
+        m.sample(0)
+    with pytest.raises(ValueError, match="DDPM sampler runs all"):
+        m.generate(torch.zeros(1, 3, dtype=torch.float64), sampler="ddpm", num_steps=3)
+    with pytest.raises(ConfigError, match="image shape"):
+        tiny_config(convnet=SAMIConvNetConfig(image_size=16, in_channels=1, latent_dim=3))
+    with pytest.raises(ConfigError, match="guidance_axes"):
+        tiny_config(guidance_axes=(5,))
+    with pytest.raises(ValueError, match="z_mode"):
+        m.conditional_sample(images(1), 1, z_mode="bogus")
+
+
+# -- analyses (test 10) ------------------------------------------------------------------------------------
+def test_variability_matches_trace_of_covariance():
+    g = torch.Generator().manual_seed(0)
+    sd = torch.linspace(0.1, 1.0, 16, dtype=torch.float64)
+    x = torch.randn(20000, 16, generator=g, dtype=torch.float64) * sd
+    v = A.variability(x)
+    assert v["v_per_pixel"] == pytest.approx(float((sd ** 2).sum() / 16), rel=0.03)
+    assert v["v_sum"] == pytest.approx(float((sd ** 2).sum()), rel=0.03)
+
+
+def test_global_axes_zero_for_constant_sigma_and_positive_otherwise():
+    m = tiny_model()
+    with torch.no_grad():
+        m.encoder.var_head.weight.zero_()  # bias-free: sigma = softplus(0) for every x
+    r = A.global_axes(m, images(4), num_noise=1)
+    assert r["N"] == [0.0, 0.0, 0.0] and all(math.isinf(c) for c in r["coherence"])
+    r2 = A.global_axes(tiny_model(), images(4), num_noise=1)
+    assert all(n > 0 for n in r2["N"]) and sorted(r2["order_by_coherence"]) == [0, 1, 2]
+
+
+def test_frechet_distance_and_fid_errors():
+    g = np.random.default_rng(0)
+    a = g.normal(size=(4000, 3))
+    assert A.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    b = a + np.array([1.0, 2.0, 0.0])
+    assert A.frechet_distance(a, b) == pytest.approx(5.0, rel=1e-6)
+    c = a * 2.0  # cov 4I vs I: tr(I + 4I - 2*2I) = 3
+    assert A.frechet_distance(a, c) == pytest.approx(3.0 + float((a.mean(0) ** 2).sum()), rel=0.05)
+    with pytest.raises(FileNotFoundError, match="feature extractor"):
+        A.load_feature_extractor(None)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        A.load_feature_extractor("/nonexistent/inception.pt")
+    m = tiny_model(sampler="ddim")
+    r = A.fid(m, images(6), lambda x: x.flatten(1)[:, :4].double(), protocol="both", batch_size=3)
+    assert r["fid_prior"] >= 0 and r["fid_reconstruction"] >= 0
+
+
+def test_analyses_run_on_a_tiny_model():
+    m = tiny_model(sampler="ddim")
+    x = images(4)
+    v = A.variability_reduction(m, x[:2], 4, reference=x, seed=0)
+    assert len(v["v_cond_per_guide"]) == 2 and v["v_uncond"] > 0 and v["v_data"] > 0
+    s = A.posterior_variance_spectrum(m, x[:1], [0, 10, 19], num_noise=4)
+    assert np.array(s["var"]).shape == (3, 3) and len(s["var_clean"]) == 3
+    p = A.perturb_low_variance_axes(m, x[:1], (-1.0, 0.0, 1.0))
+    assert p["rows"].shape == (2, 3, 1, 8, 8) and p["pair"].shape == (3, 3, 1, 8, 8)
+    gm = A.guidance_magnitude(m, x[:1])
+    assert len(gm["t"]) == 5 and all(r >= 0 for r in gm["ratio"])
+    st = A.latent_straightness(m, torch.stack([x, x.flip(0)]).unsqueeze(0).flatten(1, 2)[:, :4])
+    assert -1 <= st["latent_straightness"] <= 1
+
+
+def test_cli_sample_and_analyze(tmp_path, capsys):
+    from diffrep.cli import main
+
+    m = tiny_model(dtype=torch.float32, sampler="ddim")
+    m.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "config.yaml").write_text("data:\n  dataset: disks\n  size: 8\n  num_images: 16\n")
+    assert main(["sami", "sample", str(tmp_path / "m"), "--mode", "cond", "--n", "2", "--guides", "2",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").is_file()
+    assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "variability,spectrum,global,guidance",
+                 "--guides", "1", "--num-samples", "2", "--num-images", "4", "--out", str(tmp_path / "an")]) == 0
+    rep = json.loads((tmp_path / "an" / "analysis.json").read_text())
+    assert {"variability", "spectrum", "global_axes", "guidance_magnitude"} <= set(rep)
+    assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "nope"]) == 2
+
+
+@pytest.mark.slow
+def test_brief_training_on_disks_guided_error_below_unguided():
+    """sami.md 14.7: after brief training, eps_theta - gamma_t g beats eps_theta on held-out disks."""
+    from diffrep.methods.sami_recipes import DisksTensorDataset
+
+    torch.manual_seed(0)
+    cfg = tiny_config(
+        denoiser=UNetConfig(image_size=16, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
+                            num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4,
+                            use_scale_shift_norm=False),
+        convnet=SAMIConvNetConfig(image_size=16, in_channels=1, base_channels=8, channel_mult=(2, 2), latent_dim=3),
+        schedule=NoiseScheduleConfig(kind="linear", num_timesteps=100, beta_start=1e-3, beta_end=0.2), kl_weight=1e-4,
+        sigma_min=1e-4)
+    m = SAMI(cfg)
+    train, test = DisksTensorDataset(512, 16, seed=0), DisksTensorDataset(256, 16, seed=1)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for step in range(300):
+        idx = torch.randint(0, 512, (64,))
+        out = m.loss(train.images[idx])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    m.eval()
+    g = torch.Generator().manual_seed(0)
+    x = test.images
+    t = torch.randint(50, 100, (x.shape[0],), generator=g)  # high noise: where the latent carries information
+    res = m.loss(x, t=t, noise=torch.randn(x.shape, generator=g), z_noise=torch.randn(1, x.shape[0], 3, generator=g))
+    assert float(res["mse_guided"]) < 0.95 * float(res["mse_uncond"])

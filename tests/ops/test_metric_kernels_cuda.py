@@ -1,0 +1,60 @@
+"""CUDA-only checks of the metric kernels (the twin comparisons in test_metric_kernels.py also run
+on CUDA through the ``device`` fixture): CUDA equals CPU, reruns are bitwise identical, and the
+kernels run on torch's current stream. Skipped when no GPU is usable."""
+
+import numpy as np
+import pytest
+import torch
+
+import diffrep
+from diffrep.ops import metrics as ops
+from diffrep.ops import use_backend
+
+pytestmark = pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")
+
+
+def _inputs(seed=0, n=3000):
+    rng = np.random.RandomState(seed)
+    f = rng.randint(0, 7, (n, 3))
+    z = np.round(np.hstack([f + 0.3 * rng.randn(n, 3), rng.randn(n, 5)]), 2)
+    return torch.from_numpy(z), torch.from_numpy(f)
+
+
+def _all_ops(z, f):
+    y = f[:, :2] % 2 == 0
+    auc, _ = ops.auroc_matrix(z.T.contiguous(), y.T.contiguous())
+    lab = ops.hist_discretize(z, 20)
+    mi, h = ops.mi_matrix(lab, f)
+    knn = ops.knn_mi_cd(z.T.contiguous(), f.T.contiguous(), 10)
+    b = z[: 64 * 40].reshape(40, 64, z.shape[1])
+    votes, arg = ops.factor_vae_votes(b, f[:40, 0] % 3, z.var(dim=0), torch.ones(z.shape[1], dtype=torch.bool,
+                                                                                 device=z.device), 3)
+    return [auc, lab, mi, h, knn, votes, arg]
+
+
+def test_cuda_equals_cpu_and_reruns_are_bitwise():
+    z, f = _inputs()
+    with use_backend("cpu", strict=True):
+        cpu = _all_ops(z, f)
+    with use_backend("cuda", strict=True):
+        gpu = _all_ops(z.cuda(), f.cuda())
+        again = _all_ops(z.cuda(), f.cuda())
+    for c, g, a in zip(cpu, gpu, again):
+        assert torch.equal(g, a)
+        if c.is_floating_point():
+            torch.testing.assert_close(g.cpu(), c, rtol=1e-12, atol=1e-14, equal_nan=True)
+        else:
+            assert torch.equal(g.cpu(), c)
+
+
+def test_kernels_run_on_the_current_stream():
+    z, f = _inputs(1, 20000)
+    zc = z.cuda()
+    expected = ops.auroc_matrix(zc.T.contiguous(), (f[:, :1] > 2).T.contiguous().cuda())[0]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        y = zc * 1.0  # queued on the side stream; the kernels must see it
+        out = ops.auroc_matrix(y.T.contiguous(), (f[:, :1] > 2).T.contiguous().cuda())[0]
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(out, expected)
