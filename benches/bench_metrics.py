@@ -207,11 +207,11 @@ def main(argv=None):
                      f"explicitness train/test={r['explicitness_train']:.6f}/{r['explicitness_test']:.6f}  "
                      f"InfoE={r['infoe']:.6f}")
     if len(scores) == 2:
-        a, b = scores["fast"], scores["parity"]
+        sf, sp = scores["fast"], scores["parity"]
         lines.append("# fast LR vs sklearn LR: |d explicitness_train|={:.2e} |d explicitness_test|={:.2e} "
-                     "|d InfoE|={:.2e}".format(abs(a["explicitness_train"] - b["explicitness_train"]),
-                                               abs(a["explicitness_test"] - b["explicitness_test"]),
-                                               abs(a["infoe"] - b["infoe"])))
+                     "|d InfoE|={:.2e}".format(abs(sf["explicitness_train"] - sp["explicitness_train"]),
+                                               abs(sf["explicitness_test"] - sp["explicitness_test"]),
+                                               abs(sf["infoe"] - sp["infoe"])))
     if "reference" not in skip:
         rows["reference"] = reference_suite(ctr, ftr, cte, fte)
     for name, t in rows.items():

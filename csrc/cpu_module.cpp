@@ -3,6 +3,7 @@
 #include "metrics/metrics_bindings.h"
 #include "guidance/guidance_bindings.h"
 #include "mmd/mmd_bindings.h"
+#include "hddc/hddc_bindings.h"
 
 NB_MODULE(_cpu, m) {
   m.doc() = "diffrep native CPU kernels (OpenMP). Call them through diffrep.ops, which validates inputs.";
@@ -11,4 +12,5 @@ NB_MODULE(_cpu, m) {
   diffrep::bind_metrics<diffrep::CpuArr, false>(m);
   diffrep::bind_mmd<diffrep::CpuArr, false>(m);
   diffrep::bind_guidance<diffrep::CpuArr, false>(m);
+  diffrep::bind_hddc<diffrep::CpuArr, false>(m);
 }

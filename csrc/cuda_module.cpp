@@ -6,6 +6,7 @@
 #include "metrics/metrics_bindings.h"
 #include "guidance/guidance_bindings.h"
 #include "mmd/mmd_bindings.h"
+#include "hddc/hddc_bindings.h"
 
 #ifndef DIFFREP_CUDA_ARCHS
 #define DIFFREP_CUDA_ARCHS "unknown"
@@ -21,4 +22,5 @@ NB_MODULE(_cuda, m) {
   diffrep::bind_metrics<diffrep::CudaArr, true>(m);
   diffrep::bind_mmd<diffrep::CudaArr, true>(m);
   diffrep::bind_guidance<diffrep::CudaArr, true>(m);
+  diffrep::bind_hddc<diffrep::CudaArr, true>(m);
 }

@@ -38,10 +38,12 @@ def main(argv=None) -> int:
     ap.add_argument("--margin-dci", type=float, default=0.05)
     ap.add_argument("--out", default="benches/results/paramrel_validation_cpu.json")
     ap.add_argument("--run-dir", default="runs/validate_paramrel")
-    args = ap.parse_args(argv)
+    args, rest = ap.parse_known_args(argv)  # the rest: dotted config overrides, e.g. --model.gamma_mi 0.5
+    args.overrides = rest
 
     recipe = get_recipe(args.recipe)
     over = ["--train.seed", str(args.seed)] + (["--train.steps", str(args.steps)] if args.steps else [])
+    over += list(args.overrides or [])
     cfg = apply_overrides(recipe.make_config(), over)
     seed_everything(cfg.train.seed)
     model, dataset = recipe.build(cfg)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     tr, un = scores["trained"]["scores"], scores["untrained"]["scores"]
     ok = (tr["mig"] >= un["mig"] + args.margin_mig
           and tr["dci_disentanglement"] >= un["dci_disentanglement"] + args.margin_dci)
-    record = {"recipe": recipe.name, "steps": cfg.train.steps, "eval_sizes": args.eval, "seed": args.seed,
+    record = {"recipe": recipe.name, "overrides": list(args.overrides or []), "steps": cfg.train.steps, "eval_sizes": args.eval, "seed": args.seed,
               "train_seconds": t_train, "device": str(device),
               "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                           "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},

@@ -14,7 +14,29 @@ namespace cpu {
 using namespace guidance;
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // elements below which one thread is faster
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// A row's loop compiled again for x86-64-v3 (AVX2 + FMA), chosen at run time: flatten inlines
+// the element maths (fast_exp included) so the vectorised loop gets twice the lanes.
+template <typename F>
+__attribute__((target("arch=x86-64-v3"), flatten)) void row_v3(F& f) {
+  f();
 }
+template <typename F>
+inline void row(F&& f) {
+  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (v3)
+    row_v3(f);
+  else
+    f();
+}
+#else
+template <typename F>
+inline void row(F&& f) {
+  f();
+}
+#endif
+}  // namespace
 
 template <typename T>
 void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int64_t S, int64_t B, int64_t D, T c,
@@ -25,11 +47,13 @@ void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int
   for (int64_t b = 0; b < B; ++b) {
     double acc = 0;
     int32_t bad = 0;
+    row([&] {
 #pragma omp simd reduction(+ : acc) reduction(| : bad)
-    for (int64_t j = 0; j < D; ++j) {
-      const int64_t i = b * D + j;
-      acc += forward_elem(z, S, stride, i, mu[i], s[i], c, bad);
-    }
+      for (int64_t j = 0; j < D; ++j) {
+        const int64_t i = b * D + j;
+        acc += forward_elem(z, S, stride, i, mu[i], s[i], c, bad);
+      }
+    });
     out[b] = static_cast<T>(acc);
     flags |= bad;
   }
@@ -43,8 +67,11 @@ void log_posterior_bwd(const Launch&, const T* g, const T* z, const T* mu, const
 #pragma omp parallel for schedule(static) if (S * B * D >= kParallelMin)
   for (int64_t b = 0; b < B; ++b) {
     const T gb = g[b];
+    row([&] {
 #pragma omp simd
-    for (int64_t j = 0; j < D; ++j) backward_elem(gb, z, S, stride, b * D + j, mu[b * D + j], s[b * D + j], d_z, d_mu, d_s);
+      for (int64_t j = 0; j < D; ++j)
+        backward_elem(gb, z, S, stride, b * D + j, mu[b * D + j], s[b * D + j], d_z, d_mu, d_s);
+    });
   }
 }
 
@@ -57,11 +84,13 @@ void log_posterior_bwd2(const Launch&, const T* g, const T* z, const T* mu, cons
   for (int64_t b = 0; b < B; ++b) {
     const T gb = g[b];
     double acc = 0;
+    row([&] {
 #pragma omp simd reduction(+ : acc)
-    for (int64_t j = 0; j < D; ++j) {
-      const int64_t i = b * D + j;
-      acc += backward2_elem(gb, z, S, stride, i, mu[i], s[i], up, z_bar, mu_bar, s_bar);
-    }
+      for (int64_t j = 0; j < D; ++j) {
+        const int64_t i = b * D + j;
+        acc += backward2_elem(gb, z, S, stride, i, mu[i], s[i], up, z_bar, mu_bar, s_bar);
+      }
+    });
     g_bar[b] = static_cast<T>(acc);
   }
 }

@@ -86,13 +86,7 @@ void auroc_matrix(const Launch& l, const T* scores, const int64_t* order, const 
         }
       }
       // Doubled mid-ranks: a tie run at sorted positions [s, e) gets s + e + 1.
-      for (int64_t s = 0; s < n;) {
-        const T v = s_row[o[s]];
-        int64_t e = s + 1;
-        while (e < n && s_row[o[e]] == v) ++e;
-        for (int64_t q = s; q < e; ++q) r[o[q]] = int32_t(s + e + 1);
-        s = e;
-      }
+      doubled_midranks(s_row, o, n, r);
       // 2 R+ = labels . r2 for every attribute at once: masked int32 adds across the A labels of
       // one sample (vectorised over a), flushed to int64 every `chunk` samples. Exact.
       for (int64_t a = 0; a < A; ++a) acc[a] = 0;
@@ -251,15 +245,8 @@ void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_i
   for (int64_t t = 0; t < nt; ++t) ++votes[factor_index[t] * d + arg[t]];
 }
 
-#define INSTANTIATE(T)                                                                                          \
-  template void auroc_matrix<T>(const Launch&, const T*, const int64_t*, const uint8_t*, const int64_t*,        \
-                                int64_t, int64_t, int64_t, int32_t*, double*);                                  \
-  template void hist_discretize<T>(const Launch&, const T*, int64_t, int64_t, int64_t, T*, int64_t*);           \
-  template void factor_vae_votes<T>(const Launch&, const T*, const int64_t*, const double*, const int64_t*,     \
-                                    int64_t, int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*);
-
-INSTANTIATE(float)
-INSTANTIATE(double)
+DIFFREP_METRICS_INSTANTIATE(float)
+DIFFREP_METRICS_INSTANTIATE(double)
 
 }  // namespace cpu
 }  // namespace diffrep

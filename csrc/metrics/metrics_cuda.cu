@@ -51,13 +51,7 @@ __global__ void auroc_ranks_kernel(const T* scores, const int64_t* order, int64_
       for (int64_t i = 0; i < n; ++i) r[i] = 0;
       continue;
     }
-    for (int64_t s = 0; s < n;) {
-      const T v = s_row[o[s]];
-      int64_t e = s + 1;
-      while (e < n && s_row[o[e]] == v) ++e;
-      for (int64_t q = s; q < e; ++q) r[o[q]] = int32_t(s + e + 1);
-      s = e;
-    }
+    doubled_midranks(s_row, o, n, r);
   }
   report(flags, local);
 }
@@ -347,15 +341,8 @@ void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_i
          compressed, votes, arg, l.flags);
 }
 
-#define INSTANTIATE(T)                                                                                          \
-  template void auroc_matrix<T>(const Launch&, const T*, const int64_t*, const uint8_t*, const int64_t*,        \
-                                int64_t, int64_t, int64_t, int32_t*, double*);                                  \
-  template void hist_discretize<T>(const Launch&, const T*, int64_t, int64_t, int64_t, T*, int64_t*);           \
-  template void factor_vae_votes<T>(const Launch&, const T*, const int64_t*, const double*, const int64_t*,     \
-                                    int64_t, int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*);
-
-INSTANTIATE(float)
-INSTANTIATE(double)
+DIFFREP_METRICS_INSTANTIATE(float)
+DIFFREP_METRICS_INSTANTIATE(double)
 
 }  // namespace cuda
 }  // namespace diffrep

@@ -42,6 +42,14 @@ inline int64_t knn_iscratch_size(int64_t J, int64_t F, int64_t n, int64_t V) { r
                         const int64_t* active, int64_t na, int64_t nt, int64_t B, int64_t d, int64_t F, \
                         bool compressed, int64_t* votes, int64_t* arg);
 
+// Explicit instantiations, expanded inside each backend's namespace.
+#define DIFFREP_METRICS_INSTANTIATE(T)                                                                                          \
+  template void auroc_matrix<T>(const Launch&, const T*, const int64_t*, const uint8_t*, const int64_t*,        \
+                                int64_t, int64_t, int64_t, int32_t*, double*);                                  \
+  template void hist_discretize<T>(const Launch&, const T*, int64_t, int64_t, int64_t, T*, int64_t*);           \
+  template void factor_vae_votes<T>(const Launch&, const T*, const int64_t*, const double*, const int64_t*,     \
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*);
+
 namespace diffrep {
 namespace cpu {
 DIFFREP_METRICS_LAUNCHERS

@@ -67,6 +67,19 @@ DIFFREP_HD double digamma_pos(double x) {
 }
 
 // ---------------------------------------------------------------- AUROC (kernels.md 6.1)
+// Doubled mid-ranks of one row from its argsort o: a tie run at sorted positions [s, e) gets the
+// integer s + e + 1 (twice the 1-based mid-rank).
+template <typename T>
+DIFFREP_HD void doubled_midranks(const T* s_row, const int64_t* o, int64_t n, int32_t* r) {
+  for (int64_t s = 0; s < n;) {
+    const T v = s_row[o[s]];
+    int64_t e = s + 1;
+    while (e < n && s_row[o[e]] == v) ++e;
+    for (int64_t q = s; q < e; ++q) r[o[q]] = int32_t(s + e + 1);
+    s = e;
+  }
+}
+
 // AUC from the doubled positive rank sum: (2R+ - n+(n+ + 1)) / (2 n+ n-), one rounding; NaN when
 // the label row holds one class.
 DIFFREP_HD double auc_from_rank_sum(int64_t two_rpos, int64_t npos, int64_t n) {

@@ -68,14 +68,12 @@ def test_config_errors_name_fields():
     with pytest.raises(ConfigError, match="xattn_tokens"):
         tiny(cond="xattn", xattn_tokens=3)
     m = tiny()
-    bad = dict(m.config.to_dict()) if hasattr(m.config, "to_dict") else None
     with pytest.raises(ConfigError, match="unet.latent_dim"):
         ParamReLConfig(bfn=m.config.bfn, latent_dim=5, encoder_net=m.config.encoder_net, unet=m.config.unet)
     with pytest.raises(ValueError, match="shape"):
         m.encode(torch.zeros(2, 1, 4, 4))
     with pytest.raises(ValueError, match="z must"):
         m.sample(2, z=torch.zeros(3, 4))
-    del bad
 
 
 @pytest.mark.parametrize("kind", ["discrete", "continuous"])
@@ -101,13 +99,13 @@ def test_reverse_sampling_inverse_round_trips(kind):
         t = torch.full((2,), times[6 - s], dtype=torch.float64)
         xh = m.output(m.decode_net(state, t, rev.z[6 - s]), state, t).mean.double()
     assert torch.allclose(state.params, rev.subcode.params, atol=1e-10)
+    from diffrep.ops import bfn as ops
+
     for y, s in zip(reversed(ys), range(1, 7)):
         st_params = state.params
         if kind == "discrete":
-            from diffrep.ops import bfn as ops
             state = type(state)(ops.discrete_update(st_params, y, log=True), state.t)
         else:
-            from diffrep.ops import bfn as ops
             rho = m.flow.precision(torch.tensor(times[s - 1]))
             alpha = m.flow.precision(torch.tensor(times[s])) - rho
             state = type(state)(ops.continuous_update(st_params, float(rho), y, float(alpha))[0], state.t)

@@ -58,7 +58,7 @@ def test_paramrel_cli_verbs(trained_digits, tmp_path):
     assert main(["paramrel", "sample", str(tmp_path / "m"), "--n", "4", "--steps", "3",
                  "--out", str(tmp_path / "s.png")]) == 0
     for task in ("reconstruct", "time-varying", "interpolate"):
-        assert main(["paramrel", task, str(tmp_path / "m"), "--dataset", "digits", "--n", "2", "--steps", "3",
+        assert main(["paramrel", task, str(tmp_path / "m"), "--dataset", "digits", "--option", "size=16", "--n", "2", "--steps", "3",
                      "--out", str(tmp_path / f"{task}.png")]) == 0
         assert (tmp_path / f"{task}.png").is_file()
 

@@ -19,7 +19,7 @@ def _twin_log_posterior(z, mu, logvar):
     return lp.mean(0) if z.dim() == 3 else lp
 
 
-try:  # the fused op is written by another engineer; until it lands, its twin stands in (tests only)
+try:  # the fused op lives in diffrep.ops.guidance; in a build without it, its twin stands in (tests only)
     import diffrep.ops.guidance  # noqa: F401
     HAVE_OP = True
 except ModuleNotFoundError:
@@ -34,22 +34,6 @@ from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig  # noqa: E4
 from diffrep.config import ConfigError  # noqa: E402
 from diffrep.diffusion import DDPMSampler, NoiseScheduleConfig  # noqa: E402
 from diffrep.nn import HalfUNetConfig, UNetConfig  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _float64_groupnorm(monkeypatch):
-    """diffrep.nn.layers.GroupNorm casts its input to float32 (ADM's GroupNorm32), which breaks float64
-    models (reported); for these float64 checks, keep the input dtype unless it is half precision."""
-    import torch.nn.functional as F
-
-    from diffrep.nn import layers
-
-    def forward(self, x):
-        xx = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        return F.group_norm(xx, self.num_groups, None if self.weight is None else self.weight.to(xx.dtype),
-                            None if self.bias is None else self.bias.to(xx.dtype), self.eps).type(x.dtype)
-
-    monkeypatch.setattr(layers.GroupNorm, "forward", forward)
 
 
 def tiny_config(**kw) -> SAMIConfig:
@@ -182,6 +166,27 @@ def test_loss_and_gradient_match_the_twin_path(S_):
     enc_grad = sum(float(p.abs().sum()) for p in (gl[i] for i, (n, _) in enumerate(m.named_parameters())
                                                    if n.startswith("encoder.")) if p is not None)
     assert enc_grad > 0
+
+
+@pytest.mark.skipif(not HAVE_OP, reason="the fused guidance op is not in this build")
+def test_fused_op_and_reference_twin_give_the_same_loss_gradient():
+    """The training loss through the dispatched (native) op equals the same loss on the op's twin."""
+    from diffrep.ops import use_backend
+
+    m = tiny_model(train_samples=2)
+    m.eval()
+    x0 = images()
+    fx = _fixed(m, S_=2)
+    params = list(m.parameters())
+    out = m.loss(x0, **fx)
+    ga = torch.autograd.grad(out["loss"], params, allow_unused=True)
+    with use_backend("reference"):
+        ref = m.loss(x0, **fx)
+        gb = torch.autograd.grad(ref["loss"], params, allow_unused=True)
+    torch.testing.assert_close(out["loss"], ref["loss"], rtol=1e-12, atol=1e-14)
+    for a, b in zip(ga, gb):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 class _LossOf(torch.nn.Module):
@@ -400,7 +405,7 @@ def test_pretrained_denoiser_mode(tmp_path):
         assert all(p.grad is None for p in m.denoiser.parameters())
         opt.step()
         opt.zero_grad()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     assert losses[-1] < losses[0]
     assert all(torch.equal(a, b) for a, b in zip(before, m.denoiser.parameters()))
     with pytest.raises(ValueError, match="differs"):
@@ -512,31 +517,13 @@ def test_cli_sample_and_analyze(tmp_path, capsys):
     assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "nope"]) == 2
 
 
-@pytest.mark.slow
-def test_brief_training_on_disks_guided_error_below_unguided():
-    """sami.md 14.7: after brief training, eps_theta - gamma_t g beats eps_theta on held-out disks."""
-    from diffrep.methods.sami_recipes import DisksTensorDataset
 
-    torch.manual_seed(0)
-    cfg = tiny_config(
-        denoiser=UNetConfig(image_size=16, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
-                            num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4,
-                            use_scale_shift_norm=False),
-        convnet=SAMIConvNetConfig(image_size=16, in_channels=1, base_channels=8, channel_mult=(2, 2), latent_dim=3),
-        schedule=NoiseScheduleConfig(kind="linear", num_timesteps=100, beta_start=1e-3, beta_end=0.2), kl_weight=1e-4,
-        sigma_min=1e-4)
-    m = SAMI(cfg)
-    train, test = DisksTensorDataset(512, 16, seed=0), DisksTensorDataset(256, 16, seed=1)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for step in range(300):
-        idx = torch.randint(0, 512, (64,))
-        out = m.loss(train.images[idx])
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    m.eval()
-    g = torch.Generator().manual_seed(0)
-    x = test.images
-    t = torch.randint(50, 100, (x.shape[0],), generator=g)  # high noise: where the latent carries information
-    res = m.loss(x, t=t, noise=torch.randn(x.shape, generator=g), z_noise=torch.randn(1, x.shape[0], 3, generator=g))
-    assert float(res["mse_guided"]) < 0.95 * float(res["mse_uncond"])
+def test_sigma_min_is_a_soft_floor_that_keeps_the_gradient():
+    m = tiny_model(sigma_min=0.1)
+    x = images()
+    raw_mu, raw_lv = m.encoder(x)
+    mu, lv = m.posterior(x)
+    torch.testing.assert_close(lv.exp(), raw_lv.exp() + 0.01)
+    assert bool((lv > 2 * math.log(0.1)).all())
+    (gw,) = torch.autograd.grad(lv.sum(), m.encoder.var_head.weight)
+    assert float(gw.abs().sum()) > 0

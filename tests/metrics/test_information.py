@@ -94,7 +94,7 @@ def test_modularity_explicitness_matches_reference(rng):
     ctr = ftr + 0.7 * rng.randn(*ftr.shape)
     cte = fte + 0.7 * rng.randn(*fte.shape)
     for mode in ("robust", "parity"):
-        r = modularity_explicitness(ctr, ftr, cte, fte, mode=mode)
+        r = modularity_explicitness(ctr, ftr, cte, fte, mode=mode, estimator="sklearn")
         etr, ete = _ref_explicitness(ctr, ftr, cte, fte)
         assert abs(r["explicitness_train"] - etr) < 1e-10 and abs(r["explicitness_test"] - ete) < 1e-10
         m = _ref_mi(_ref_discretize(ctr.T), ftr.T)

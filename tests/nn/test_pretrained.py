@@ -10,14 +10,21 @@ import json
 import pytest
 import torch
 
+from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
 from diffrep.config import list_recipes
 from diffrep.nn import (ConvDecoder, ConvEncoder, ConvVAEConfig, FeatureExtractor, FeatureExtractorConfig, HalfUNet,
                         HalfUNetConfig, UNet, UNetConfig, VQAutoencoder, VQAutoencoderConfig, load_pretrained,
                         model_registry)
+from diffrep.diffusion import NoiseScheduleConfig
+from diffrep.methods.paramrel_recipes import paramrel_config
+from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
 from diffrep.train.demo import ToyDDPM, ToyDDPMConfig
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
           attention_resolutions=(4,), num_heads=2, num_groups=8)
+
+_BFN_DATA = BFNDataConfig(data="discretised", image_size=8, channels=1, num_bins=16, sigma1=0.02)
+_SAMI_CONVNET = SAMIConvNetConfig(image_size=8, in_channels=1, base_channels=2, channel_mult=(2, 2), latent_dim=3)
 
 # class name -> (config, inputs builder, call)
 CASES = {
@@ -36,6 +43,18 @@ CASES = {
                       lambda: (torch.randn(2, 3, 8, 8),), lambda m, a: m(*a)),
     "ToyDDPM": (ToyDDPMConfig(unet=UNetConfig(**{**_U, "in_channels": 3, "out_channels": 3})),
                 lambda: (torch.randn(2, 3, 8, 8), torch.tensor([0, 3])), lambda m, a: m.unet(*a)),
+    "BFN": (BFNConfig(bfn=_BFN_DATA, unet=UNetConfig(**unet_io(_BFN_DATA), model_channels=8, channel_mult=(1, 2),
+                                                     num_res_blocks=1, attention_resolutions=(), num_groups=4),
+                      sample_steps=4),
+            lambda: (torch.rand(2, 1, 8, 8) * 2 - 1,), lambda m, a: m.reconstruction_loss(a[0], torch.Generator().manual_seed(0))),
+    "ParamReL": (paramrel_config(_BFN_DATA, 4, 8, (1, 2), res_blocks=1, groups=4, sample_steps=4),
+                 lambda: (torch.rand(2, 1, 8, 8) * 2 - 1,), lambda m, a: m.encode(a[0])),
+    "SAMIConvNet": (_SAMI_CONVNET, lambda: (torch.randn(2, 1, 8, 8),), lambda m, a: m(*a)),
+    "SAMI": (SAMIConfig(denoiser=UNetConfig(**{**_U, "in_channels": 1, "out_channels": 1, "attention_resolutions": ()}),
+                        convnet=_SAMI_CONVNET, schedule=NoiseScheduleConfig(kind="linear", num_timesteps=20),
+                        sample_steps=5),
+             lambda: (torch.randn(2, 1, 8, 8), torch.tensor([1, 7])),
+             lambda m, a: (m.encode(a[0]), m.denoiser(a[0], a[1]))),
 }
 
 

@@ -299,3 +299,14 @@ def test_reference_ops_equal_the_twin_functions():
         a = bfn.continuous_update(mu, 2.0, y, 0.5)[0]
     torch.testing.assert_close(a, ref.continuous_update(mu, torch.full((2,), 2.0, dtype=F64), y,
                                                         torch.full((2,), 0.5, dtype=F64))[0], rtol=0, atol=0)
+
+
+def test_discretized_discrete_time_loss_gradient_is_finite_when_bins_underflow():
+    """sigma_x at its 1e-3 floor puts zero mass in far bins; the gradient must stay finite."""
+    x = torch.tensor([[0.75, -0.75]], dtype=torch.float32)
+    mean = torch.tensor([[0.75, -0.75]], requires_grad=True)
+    log_sigma = torch.full((1, 2), -20.0, requires_grad=True)
+    loss = bfn.discretized_discrete_time_loss(mean, log_sigma, None, torch.tensor([0.5]), x, 0.1, 256, 10,
+                                              noise_pred=False, generator=torch.Generator().manual_seed(0))
+    loss.sum().backward()
+    assert torch.isfinite(mean.grad).all() and torch.isfinite(log_sigma.grad).all()

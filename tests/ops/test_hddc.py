@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffrep.ops import explain, hddc
+from diffrep.ops import explain, hddc, use_backend
 from diffrep.ops.reference import hddc as ref
 
 
@@ -172,4 +172,7 @@ def test_bad_inputs():
         r.responsibilities(torch.randn(2, 5, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="lam"):
         r.align(x.transpose(0, 1), lam=0.0)
-    assert explain("hddc.fit", x).backend == "reference"
+    ch = explain("hddc.fit", x)
+    assert ch.backend == "cpu" and "eigen step" in str(ch)
+    with use_backend("reference"):
+        assert explain("hddc.fit", x).backend == "reference"

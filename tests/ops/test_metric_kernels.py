@@ -83,15 +83,31 @@ def test_mi_matrix_equals_twin(device, n, j, f, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(2, 120), j=st.integers(1, 3), f=st.integers(1, 3), k=st.sampled_from([1, 3, 10]),
+@given(n=st.integers(4, 120), j=st.integers(1, 2), f=st.integers(1, 2), k=st.sampled_from([1, 3, 10]),
        seed=st.integers(0, 2**31 - 1), ties=st.sampled_from([None, 0, 1]), classes=st.integers(1, 12))
-def test_knn_mi_cd_equals_twin(device, n, j, f, k, seed, ties, classes):
+def test_knn_mi_cd_equals_sklearn(device, n, j, f, k, seed, ties, classes):
+    """Native against sklearn ``_compute_mi_cd`` itself (the twin deviates from it on some small
+    samples, see the kernel report; the native kernel does not)."""
+    from sklearn.feature_selection._mutual_info import _compute_mi_cd
+
     rng = np.random.RandomState(seed)
-    c = torch.from_numpy(_round(rng.randn(j, n), ties)).to(device)
+    c = _round(rng.randn(j, n), ties)
     d = rng.randint(0, classes, (f, n))
-    d[0, : min(3, n)] = 100 + np.arange(min(3, n))  # singleton labels are dropped
-    d = torch.from_numpy(d).to(device)
-    a, b = both(device, lambda: ops.knn_mi_cd(c, d, k))
+    d[0, :2] = 100 + np.arange(2)  # singleton labels are dropped
+    if not (np.unique(d[0], return_counts=True)[1] > 1).any():
+        return  # sklearn needs at least one kept point
+    with use_backend(device.type, strict=True):
+        out = ops.knn_mi_cd(torch.from_numpy(c).to(device), torch.from_numpy(d).to(device), k).cpu().numpy()
+    ref = np.array([[_compute_mi_cd(c[a], d[b], k) if (np.unique(d[b], return_counts=True)[1] > 1).any() else 0.0
+                     for b in range(f)] for a in range(j)])
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_knn_mi_cd_equals_twin_on_large_labels(device):
+    rng = np.random.RandomState(7)
+    c = torch.from_numpy(np.round(rng.randn(3, 900), 1)).to(device)
+    d = torch.from_numpy(rng.randint(0, 5, (2, 900))).to(device)
+    a, b = both(device, lambda: ops.knn_mi_cd(c, d, 10))
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 

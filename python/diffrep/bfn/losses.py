@@ -77,24 +77,6 @@ def _discrete_data_kl(logits: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor
     return kl.mean(0)
 
 
-def _discretised_kl(flow, output, net_out, x, state, n_steps, n_samples, generator):
-    """MC estimate of KL(N(x, 1/alpha_i) || sum_k p_k N(k_c, 1/alpha_i)) per element (BFN Eq. 121).
-
-    Same estimator as :func:`diffrep.ops.bfn.discretized_discrete_time_loss`, but with ln p_k floored
-    at 1e-30: that op takes ``log(probs)`` of bins whose mass underflows to 0 (sigma_x clamped at 1e-3),
-    which gives -inf terms and NaN gradients."""
-    dist = output(net_out, FlowState(state.params.float(), state.t), state.t.float())
-    log_p = torch.log(dist.probs.clamp_min(1e-30))
-    i = (state.t * n_steps + 1).float().reshape(-1, *([1] * (x.dim() - 1)))
-    alpha = flow.sigma1 ** (-2 * i / n_steps) * (1 - flow.sigma1 ** (2 / n_steps))
-    eps = torch.randn((n_samples, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-    y = x + eps / torch.sqrt(alpha)
-    centres = (torch.arange(output.K, device=x.device, dtype=x.dtype) + 0.5) / output.K * 2 - 1
-    sender = -0.5 * alpha * (y - x).square()
-    comp = -0.5 * alpha.unsqueeze(-1) * (y.unsqueeze(-1) - centres).square()
-    return (sender - torch.logsumexp(comp + log_p, -1)).mean(0)
-
-
 def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState, n_steps: int, *,
                        n_samples: int = 10, receiver: str = "exact", generator=None) -> torch.Tensor:
     """L^n per example, n KL(p_S(. | x; alpha_i) || p_R(. | theta; t_{i-1}, alpha_i)) with i = t n + 1;
@@ -121,8 +103,10 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
                                                                  noise_pred=output.noise_pred,
                                                                  clip_range=output.clip_range))
     if isinstance(output, DiscretizedNormalOutput):
-        return n_steps * per_example_sum(_discretised_kl(flow, output, net_out, x.float(), state, n_steps, n_samples,
-                                                         generator))
+        mean, log_sigma = output.split(net_out)
+        return per_example_sum(ops.discretized_discrete_time_loss(
+            mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
+            clip=output.clip, noise_pred=output.noise_pred, generator=generator))
     raise TypeError(f"unknown output distribution {type(output).__name__}")
 
 

@@ -28,21 +28,31 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _recipes(args) -> int:
+def list_prefixed(prefix: str) -> int:
+    """Print the registered recipes whose name starts with ``prefix`` (shared with ``diffrep paramrel``)."""
     from ..config import list_recipes
 
     for r in list_recipes():
-        if r.name.startswith("bfn/"):
+        if r.name.startswith(prefix):
             print(f"{r.name:28s} {'[cpu] ' if r.cpu_friendly else ''}{r.description}")
     return 0
 
 
-def _train(args) -> int:
+def train_prefixed(prefix: str, recipe: str, overrides: list) -> int:
+    """``diffrep train RECIPE ...`` for a recipe of the family ``prefix``."""
     from . import main
 
-    if not args.recipe.startswith("bfn/"):
-        raise ValueError(f"diffrep bfn train takes a bfn/ recipe, got {args.recipe!r} (see diffrep bfn recipes)")
-    return main(["train", args.recipe, *args.overrides])
+    if not recipe.startswith(prefix):
+        raise ValueError(f"this command takes a {prefix} recipe, got {recipe!r} (list them with the 'recipes' verb)")
+    return main(["train", recipe, *overrides])
+
+
+def _recipes(args) -> int:
+    return list_prefixed("bfn/")
+
+
+def _train(args) -> int:
+    return train_prefixed("bfn/", args.recipe, args.overrides)
 
 
 def _sample(args) -> int:

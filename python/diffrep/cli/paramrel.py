@@ -61,23 +61,20 @@ def _model_flags(p) -> None:
 def _data_flags(p) -> None:
     p.add_argument("--dataset", required=True, help="a diffrep.data name, e.g. dsprites, digits, shapes3d")
     p.add_argument("--pool", type=int, default=1, help="max-pool factor (the quickstart model reads dsprites at 2)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=16")
 
 
 def _recipes(args) -> int:
-    from ..config import list_recipes
+    from .bfn import list_prefixed
 
-    for r in list_recipes():
-        if r.name.startswith("paramrel/"):
-            print(f"{r.name:28s} {'[cpu] ' if r.cpu_friendly else ''}{r.description}")
-    return 0
+    return list_prefixed("paramrel/")
 
 
 def _train(args) -> int:
-    from . import main
+    from .bfn import train_prefixed
 
-    if not args.recipe.startswith("paramrel/"):
-        raise ValueError(f"diffrep paramrel train takes a paramrel/ recipe, got {args.recipe!r}")
-    return main(["train", args.recipe, *args.overrides])
+    return train_prefixed("paramrel/", args.recipe, args.overrides)
 
 
 def _load(args):
@@ -100,7 +97,15 @@ def _dataset(args):
     from .. import data
     from ..methods.paramrel_data import Pooled
 
-    ds = data.load(args.dataset)
+    import yaml
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    ds = data.load(args.dataset, **options)
     return Pooled(ds, args.pool) if args.pool > 1 else ds
 
 

@@ -35,6 +35,14 @@ Components (SepDiff §3.1):
 Variants: ParamReL_c (``bfn.data`` = "continuous" with a delta output or "discretised" with a
 categorical output over bins) and ParamReL_d (``bfn.data = "discrete"``, Bernoulli output for K = 2).
 
+Choices where the papers are silent (config fields): the networks read t x ``time_scale`` (1000);
+``encoder_logvar_init`` (the log-variance head's initial bias, 0); ``mmd_time_strata`` (1); the hyper
+encoder's readings (``hyper_mixing``, ``hyper_steps``; paramrel_nets); ``xattn_tokens`` (4).
+
+A caveat measured while building this module: the self-encoder reads theta_t, which the decoder reads
+too, so z carries no information the decoder lacks; in short runs its mean collapses to a constant
+(see :mod:`diffrep.methods.paramrel_recipes`). The CPU recipes therefore use ``encoder_input="x"``.
+
 Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, §4):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
 (BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),

@@ -154,8 +154,8 @@ class SAMIConfig(Config):
       ``denoiser``: the eps-prediction U-Net (Ho et al. without attention for disks/CelebA64; with
       attention for the frozen CelebA-HQ DDPM). ``encoder``: ``"convnet"`` (:class:`SAMIConvNet`,
       disks) or ``"half_unet"`` (:class:`diffrep.nn.HalfUNet`); only the chosen sub-config is used.
-      ``sigma_min``: log sigma^2 is clamped at 2 log sigma_min against the 1/sigma^3 blow-up
-      (sami.md 13 "Numerics"); 0 disables.
+      ``sigma_min``: the variance gets a soft floor, sigma^2 + sigma_min^2 (computed as a logaddexp
+      of log-variances), against the 1/sigma^3 blow-up (sami.md 13 "Numerics"); 0 disables.
 
     Loss (sami.md 2, 5.2, 5.3, 6, 7.3) -- the paper's open choices:
       ``kl_weight``: beta of Eq. 10. ``pixel_reduction`` / ``kl_reduction``: how the squared noise
@@ -344,7 +344,9 @@ class SAMI(PretrainedMixin, nn.Module):
         x = self._check_images(x)
         mu, logvar = self.encoder(x)
         if self.config.sigma_min > 0:
-            logvar = logvar.clamp_min(2 * math.log(self.config.sigma_min))
+            # soft floor sigma^2 -> sigma^2 + sigma_min^2: unlike a clamp it keeps the gradient, so an
+            # encoder whose variance reached the floor can still widen it (a hard clamp traps it there)
+            logvar = torch.logaddexp(logvar, torch.full_like(logvar, 2 * math.log(self.config.sigma_min)))
         return mu, logvar
 
     @torch.no_grad()

@@ -67,7 +67,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class GroupNorm(nn.GroupNorm):
-    """GroupNorm computed in float32 (as ADM's GroupNorm32); ``bias=False`` drops the additive shift."""
+    """GroupNorm computed in at least float32 (ADM's GroupNorm32: half-precision activations are
+    normalised in float32, float64 stays float64); ``bias=False`` drops the additive shift."""
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, bias: bool = True):
         super().__init__(num_groups, num_channels, eps=eps)
@@ -75,7 +76,10 @@ class GroupNorm(nn.GroupNorm):
             self.bias = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).type(x.dtype)
+        compute = torch.promote_types(x.dtype, torch.float32)
+        weight = self.weight.to(compute) if self.weight is not None else None
+        bias = self.bias.to(compute) if self.bias is not None else None
+        return F.group_norm(x.to(compute), self.num_groups, weight, bias, self.eps).to(x.dtype)
 
 
 def zero_module(m: nn.Module) -> nn.Module:

@@ -53,7 +53,9 @@ import math
 import torch
 
 from . import _validate as V
+from . import _dispatch
 from ._dispatch import register, select
+from ._native_call import NON_FINITE, raise_flags, run
 from .reference import hddc as ref
 
 __all__ = ["fit", "HDDCResult", "MODELS", "SPLIT_RULES"]
@@ -166,6 +168,17 @@ def _int(name, v, lo, hi=None):
     return v
 
 
+class _HDDCChoice(_dispatch.Choice):
+    """A dispatch choice that also says how the driver runs on that backend."""
+
+    def __init__(self, choice, notes):
+        super().__init__(choice.op, choice.backend, choice.skipped)
+        self.notes = notes
+
+    def __str__(self) -> str:
+        return "\n".join([super().__str__()] + [f"  note: {n}" for n in self.notes])
+
+
 def _prep(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
     V.tensor("x", x)
     if x.dim() != 3:
@@ -179,8 +192,23 @@ def _prep(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
     _int("n_components", n_components, 1, max_components)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    reasons = ["no native HDDC kernel yet: batched PyTorch (torch.linalg.eigh for the eigen step)"]
-    return select("hddc.fit", x.device, native_reasons=reasons)
+    choice = select("hddc.fit", x.device)
+    notes = []
+    if choice.backend == "reference":
+        notes.append("batched PyTorch twin for the E/M passes (reference/hddc.py)")
+    else:
+        notes.append(f"native {choice.backend} kernels: hddc_estep (cost form, first d_k columns of Q_k), "
+                     "hddc_mstep (two passes, float64 block combine), cluster_density")
+        if x.dtype not in (torch.float32, torch.float64):
+            notes.append(f"{x.dtype} input cast to float32")
+    if x.device.type == "cuda":
+        notes.append(f"eigen step: torch.linalg.eigh on the active (unit, component) {d}x{d} matrices, float64; "
+                     + ("batched syevj path (d <= 32)" if d <= 32 else "d > 32: not the batched syevj path"))
+    else:
+        notes.append(f"eigen step: torch.linalg.eigh (LAPACK) on the active (unit, component) {d}x{d} matrices")
+    notes.append("split candidates refitted as one batched K=2 problem over the same x (weights = membership); "
+                 "converged problems frozen; only active components computed")
+    return _HDDCChoice(choice, notes)
 
 
 def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, tol=1e-3, split=True, min_mass=10,
@@ -200,7 +228,7 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     mode), ``weights`` (U, n) point weights in [0, 1], ``init_resp`` (U, n, n_components)
     initial responsibilities instead of k-means.
     """
-    _prep(x, n_components, max_components, model)
+    choice = _prep(x, n_components, max_components, model)
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     V.finite("x", x)
@@ -229,11 +257,12 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
         V.tensor("weights", weights)
         if tuple(weights.shape) != (U, n):
             raise ValueError(f"weights must have shape ({U}, {n}), got {tuple(weights.shape)}")
-        w = weights.to(x).detach()
+        w = weights.to(x).detach().contiguous()
         if not bool(((w >= 0) & (w <= 1)).all()):
             raise ValueError("weights must lie in [0, 1] (and not be NaN)")
         if not bool((w.sum(1) > 0).all()):
             raise ValueError("every unit needs a positive total weight")
+    eng = _Engine(choice.backend, x)
     Kmax = max_components
     cfg = dict(model=model, max_iter=max_iter, tol=tol, threshold=threshold, dim_rule=dim_rule, reg_covar=reg_covar)
     stats = {k: torch.zeros(U, dtype=torch.int64) for k in ("splits", "filtered", "deactivated", "floored")}
@@ -249,16 +278,16 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
         if tuple(init_resp.shape) != (U, n, n_components):
             raise ValueError(f"init_resp must have shape ({U}, {n}, {n_components}), got {tuple(init_resp.shape)}")
         resp[..., :n_components] = init_resp.to(x).detach()
-    p, resp, L = ref.em(x, w, resp, active, stats=stats, **cfg)
+    units = torch.arange(U, device=x.device)
+    p, resp, L = _em(eng, units, w, resp, active, cfg, stats)
     if split and max_split_passes > 0 and Kmax > n_components:
         gen = torch.Generator().manual_seed(seed)
         for _ in range(max_split_passes):
-            p, resp, L, n_split = _split_pass(x, w, p, resp, L, cfg, split_rule, phi, psi, p_arbitrary, min_mass,
+            p, resp, L, n_split = _split_pass(eng, w, p, resp, L, cfg, split_rule, phi, psi, p_arbitrary, min_mass,
                                               Kmax, gen, stats)
             if n_split == 0:
                 break
-        # filter, then the final EM on all points
-        resp, _ = ref.e_step(x, w, p)
+        # filter (resp is the E-step at the current parameters), then the final EM on all points
         mass = (resp * w[..., None]).sum(1)
         keep = p["active"] & (mass >= min_mass)
         none = ~keep.any(1)
@@ -268,14 +297,201 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
         stats["filtered"] += (p["active"] & ~keep).sum(1).cpu()
         resp = resp * keep[:, None]
         resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        p, resp, L = ref.em(x, w, resp, keep, stats=stats, **cfg)
-    return _result(x, w, p, L, stats)
+        p, resp, L = _em(eng, units, w, resp, keep, cfg, stats)
+    return _result(eng, w, p, stats)
 
 
-def _result(x, w, p, L, stats):
-    _, L = ref.e_step(x, w, p)
+# --------------------------------------------------------------------------- kernels
+class _Engine:
+    """The three HDDC primitives over a batch of B problems on one x buffer (problem b reads unit
+    unit_of[b]): on the native backend the hddc_estep / hddc_mstep / cluster_density kernels,
+    on the reference backend the twin (which gathers x[unit_of])."""
+
+    def __init__(self, backend, x):
+        self.backend, self.x = backend, x
+        self.native = backend != "reference"
+        # parameters are kept in float64 on the native path (its M-step sums are float64)
+        self.pdtype = torch.float64 if self.native else x.dtype
+
+    def _xs(self, unit_of):
+        return self.x[unit_of]
+
+    def estep(self, unit_of, w, p, skip_zero=False):
+        """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0)."""
+        act = p["active"]
+        thr = 1.0 / act.sum(1).clamp_min(1).to(self.x.dtype)
+        if not self.native:
+            resp, L = ref.e_step(self._xs(unit_of), w, p)
+            cnt = ((resp > thr[:, None, None]) & (w[..., None] > 0)).sum(1)
+            return resp, L.to(self.pdtype), cnt
+        x = self.x
+        T, (B, K), d, n = x.dtype, act.shape, x.shape[2], x.shape[1]
+        f64 = dict(dtype=torch.float64, device=x.device)
+        logpi = torch.where(act, p["pi"].clamp_min(1e-300).log(), torch.zeros_like(p["pi"]))
+        if p["model"] == "full":
+            Lc = _lapack(torch.linalg.cholesky, p["cov"].double())
+            eye = torch.eye(d, **f64).expand_as(Lc)
+            qt = _lapack(torch.linalg.solve_triangular, Lc, eye, upper=False)  # rows of L^-1
+            ia = torch.ones(B, K, d, **f64)
+            ib = torch.zeros(B, K, **f64)
+            dk = torch.full((B, K), d, dtype=torch.int32, device=x.device)
+            cst = 2 * Lc.diagonal(dim1=-2, dim2=-1).log().sum(-1) + d * ref.LOG_2PI - 2 * logpi
+        else:
+            dkl = torch.where(act, p["dk"], torch.zeros_like(p["dk"]))
+            D = max(1, int(dkl.max()))
+            qt = p["Q"][..., :D].transpose(-1, -2)
+            sig = torch.arange(D, device=x.device) < dkl[..., None]
+            a = p["a"][..., :D].clamp_min(ref.A_FLOOR)
+            ia = torch.where(sig, 1.0 / a, torch.zeros_like(a))
+            b = p["b"].clamp_min(ref.B_FLOOR_E)
+            ib = 1.0 / b
+            dk = dkl.to(torch.int32)
+            cst = torch.where(sig, a.log(), torch.zeros_like(a)).sum(-1) + (d - dkl) * b.log() + d * ref.LOG_2PI \
+                - 2 * logpi
+        c = lambda t: t.to(T).contiguous()
+        resp = torch.empty(B, n, K, dtype=T, device=x.device)
+        llp = torch.empty(B, n, **f64)
+        L = torch.empty(B, **f64)
+        cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
+        flags = run(self.backend, "hddc_estep", x.device, x, unit_of.contiguous(), c(w), c(p["mu"]), c(qt), c(ia),
+                    dk.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr), bool(skip_zero),
+                    resp, llp, L, cnt)
+        raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
+        return resp, L, cnt
+
+    def _stats(self, unit_of, w, resp, act, mode, phi):
+        x = self.x
+        B, n, K = resp.shape
+        d = x.shape[2]
+        nblk = -(-n // 4096)
+        width = K * (max(d * d, d + 1) if mode == 0 else d + 1)
+        f64 = dict(dtype=torch.float64, device=x.device)
+        part = torch.empty(B * nblk * width, dtype=x.dtype, device=x.device)
+        mass, mean = torch.empty(B, K, **f64), torch.empty(B, K, d, **f64)
+        second = torch.empty(B, K, d, d, **f64) if mode == 0 else torch.empty(B, K, **f64)
+        run(self.backend, "hddc_stats", x.device, x, unit_of.contiguous(), w.contiguous(), resp.contiguous(),
+            act.to(torch.int32).contiguous(), mode, float(phi), part, mass, mean, second)
+        return mass, mean, second
+
+    def mstep(self, unit_of, w, resp, act):
+        """(n_k, mu, W) of the M-step (twin: ref.mstep_stats)."""
+        if not self.native:
+            return ref.mstep_stats(self._xs(unit_of), w, resp * act[:, None])
+        return self._stats(unit_of, w, resp, act, 0, 0.0)
+
+    def density(self, unit_of, w, resp, act, phi):
+        """(count, centroid, density) of DyGA Eq. 5 (twin: ref.cluster_density)."""
+        if not self.native:
+            return ref.cluster_density(self._xs(unit_of), w, resp, act, phi)
+        return self._stats(unit_of, w, resp, act, 1, phi)
+
+
+# --------------------------------------------------------------------------- EM driver
+def _lapack(fn, *args, **kw):
+    """A batched small-matrix LAPACK call (eigh, cholesky, triangular solve); on the CPU with one
+    thread: MKL's threaded batched eigh took 0.03-4 s for 64 matrices of 32 x 32 on a loaded
+    2-core host, one thread 3-12 ms."""
+    if args[0].device.type != "cpu" or torch.get_num_threads() == 1:
+        return fn(*args, **kw)
+    nt = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args, **kw)
+    finally:
+        torch.set_num_threads(nt)
+
+
+def _eigh(W):
+    return _lapack(torch.linalg.eigh, W)
+
+
+def _params(nk, mu, W, wtot, active, cfg):
+    """HDDC (or full-covariance) parameters from the M-step sums; the eigen step runs only on
+    the active (problem, component) matrices."""
+    B, K, d = mu.shape
+    dt, dev = W.dtype, W.device
+    pi = torch.where(active, nk / wtot[:, None], torch.zeros_like(nk))
+    p = dict(pi=pi, mu=mu, nk=nk, active=active.clone(), model=cfg["model"])
+    eye = torch.eye(d, dtype=dt, device=dev)
+    if cfg["model"] == "full":
+        p["cov"] = torch.where(active[..., None, None], W + cfg["reg_covar"] * eye, eye)
+        return p
+    lam = torch.zeros(B, K, d, dtype=dt, device=dev)
+    Q = eye.expand(B, K, d, d).clone()
+    if bool(active.any()):
+        la, Qa = _eigh(W[active])                                           # ascending
+        lam[active] = la.flip(-1).clamp_min(0)
+        Q[active] = ref._sign_fix(Qa.flip(-1))
+    dk = ref.cattell_dims(lam, cfg["threshold"]) if cfg["dim_rule"] == "cattell" else ref.bic_dims(lam, nk, pi)
+    sig = torch.arange(d, device=dev) < dk[..., None]
+    a = torch.where(sig, lam.clamp_min(ref.A_FLOOR), torch.zeros_like(lam))
+    tr = W.diagonal(dim1=-2, dim2=-1).sum(-1)
+    b = ((tr - (lam * sig).sum(-1)) / (d - dk).clamp_min(1)).clamp_min(ref.A_FLOOR)
+    p.update(lam=lam, Q=Q, dk=dk, a=a, b=b)
+    return p
+
+
+def _deactivate(active, cnt, resp, w):
+    """ref.deactivate_small from the E-step's counts of t_ik > 1/K (no pass over resp)."""
+    keep = active & (cnt >= ref.MIN_COUNT)
+    none = ~keep.any(1)
+    if bool(none.any()):
+        big = torch.where(active[none], (resp[none] * w[none][..., None]).sum(1), torch.full_like(
+            active[none], -1, dtype=resp.dtype))
+        keep[none] = torch.nn.functional.one_hot(big.argmax(1), active.shape[1]).bool()
+    return keep, (active & ~keep).sum(1)
+
+
+def _em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
+    """M -> E iterations (``hddc_main``) over B problems until |dL| < tol or
+    |dL|/(0.1 + |L|) < tol or max_iter; a converged problem is frozen and no longer computed.
+    Returns (params, resp, L)."""
+    B = unit_of.shape[0]
+    dev = resp.device
+    K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
+    cnt = ((resp > 1.0 / K[:, None]) & (w[..., None] > 0)).sum(1)
+    wtot = w.sum(1).to(eng.pdtype)
+    running = torch.ones(B, dtype=torch.bool, device=dev)
+    L_prev = torch.full((B,), -math.inf, dtype=eng.pdtype, device=dev)
+    active = active.clone()
+    p = None
+    for _ in range(max(1, cfg["max_iter"])):
+        idx = None if bool(running.all()) else running.nonzero()[:, 0]
+        sub = (lambda t: t) if idx is None else (lambda t: t[idx])
+        w_s, resp_s = sub(w), sub(resp)
+        keep, dead = _deactivate(sub(active), sub(cnt), resp_s, w_s)
+        if bool(dead.any()):
+            if stats is not None:
+                stats["deactivated"].index_add_(0, sub(unit_of).cpu(), dead.cpu())
+            resp_s = resp_s * keep[:, None]
+            resp_s = resp_s / resp_s.sum(-1, keepdim=True).clamp_min(torch.finfo(resp.dtype).tiny)
+        nk, mu, W = eng.mstep(sub(unit_of), w_s, resp_s, keep)
+        new_p = _params(nk, mu, W, sub(wtot), keep, cfg)
+        new_resp, L, new_cnt = eng.estep(sub(unit_of), w_s, new_p, skip_zero)
+        dL = (L - sub(L_prev)).abs()
+        done = (dL < cfg["tol"]) | (dL / (0.1 + L.abs()) < cfg["tol"])
+        if idx is None:
+            p, resp, cnt, active, L_prev = new_p, new_resp, new_cnt, keep, L
+            running = ~done
+        else:
+            for key, v in new_p.items():
+                if isinstance(v, torch.Tensor):
+                    p[key][idx] = v
+            resp[idx], cnt[idx], active[idx], L_prev[idx] = new_resp, new_cnt, keep, L
+            running[idx] = ~done
+        if not bool(running.any()):
+            break
+    return p, resp, L_prev
+
+
+def _result(eng, w, p, stats):
+    x = eng.x
+    units = torch.arange(x.shape[0], device=x.device)
+    _, L, _ = eng.estep(units, w, p)
     d = x.shape[2]
     act = p["active"]
+    p = {k: (v.to(x.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
+    L = L.to(x.dtype)
     if p["model"] == "full":
         stats["floored"] += (act & (torch.linalg.eigvalsh(p["cov"])[..., 0] <= 2e-6)).sum(1).cpu()
     else:
@@ -290,82 +506,114 @@ def _result(x, w, p, L, stats):
 
 
 # --------------------------------------------------------------------------- split
-def _unit(p, u):
-    return {k: (v[u:u + 1] if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
+def _rows(p, idx):
+    return {k: (v[idx].clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
 
 
-def _children(x, w, p, resp, u, k, phi, cfg):
-    """Refit the members of (unit u, component k) as a 2-component mixture; None if it fails."""
-    member = (resp[u, :, k] > phi) & (w[u] > 0)
-    wu = (w[u] * member)[None]
-    xu = x[u:u + 1]
-    mu = p["mu"][u, k]
+def _children(eng, w, p, resp, cands, phi, cfg):
+    """Refit every candidate (unit u, component k)'s members as a K = 2 mixture, all candidates
+    as one batch over the same x (weights w * member). Children start from the sign of the
+    projection on the parent's leading eigenvector. Returns (kept candidates, child params)."""
+    x = eng.x
+    n = x.shape[1]
+    us = torch.tensor([u for u, _ in cands], dtype=torch.int64, device=x.device)
+    ks = torch.tensor([k for _, k in cands], dtype=torch.int64, device=x.device)
+    member = (resp[us, :, ks] > phi) & (w[us] > 0)                      # (C, n)
     if p["model"] == "full":
-        q1 = torch.linalg.eigh(p["cov"][u, k])[1][:, -1]
+        q1 = _eigh(p["cov"][us, ks])[1][..., -1]
     else:
-        q1 = p["Q"][u, k, :, 0]
-    side = ((xu[0] - mu) @ q1 > 0).to(x.dtype)
-    r0 = torch.stack([side, 1 - side], -1)[None]
-    act = torch.ones(1, 2, dtype=torch.bool, device=x.device)
-    if int(side[member].sum()) < 2 or int((1 - side)[member].sum()) < 2:
-        return None
-    p2, _, _ = ref.em(xu, wu, r0, act, **cfg)
-    if not bool(p2["active"].all()):
-        return None
-    return p2
+        q1 = p["Q"][us, ks, :, 0]                                       # (C, d)
+    mu = p["mu"][us, ks]
+    side = torch.empty(len(cands), n, dtype=torch.bool, device=x.device)
+    for u in us.unique().tolist():
+        sel = (us == u).nonzero()[:, 0]
+        side[sel] = ((x[u].to(q1.dtype) @ q1[sel].T) - (mu[sel] * q1[sel]).sum(-1) > 0).T
+    ok = ((side & member).sum(1) >= 2) & ((~side & member).sum(1) >= 2)
+    if not bool(ok.any()):
+        return [], None
+    keep = ok.nonzero()[:, 0]
+    wc = (w[us[keep]] * member[keep]).contiguous()
+    sd = side[keep].to(x.dtype)
+    r0 = torch.stack([sd, 1 - sd], -1)
+    act = torch.ones(len(keep), 2, dtype=torch.bool, device=x.device)
+    p2, _, _ = _em(eng, us[keep], wc, r0, act, cfg, skip_zero=True)
+    good = p2["active"].all(1)
+    kept = [cands[i] for i, g in zip(keep.tolist(), good.tolist()) if g]
+    rows = good.nonzero()[:, 0]
+    return kept, _rows(p2, rows)
 
 
-def _put(p, u, k, p2, c, pi):
-    for key, v in p2.items():
-        if isinstance(v, torch.Tensor) and key in p and key not in ("pi", "active", "nk"):
-            p[key][u, k] = v[0, c]
-    p["pi"][u, k] = pi
-    p["active"][u, k] = True
+def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, gen, stats):
+    """One pass of DyGA's split rule over every unit; returns the updated state and #splits.
 
-
-def _split_pass(x, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, gen, stats):
-    """One pass of DyGA's split rule over every unit; returns the updated state and #splits."""
+    Candidates (density > psi, or the coin) come from the densities at the start of the pass; all
+    their K = 2 refits run as one batch. Then, unit by unit in descending density (rounds batched
+    across units), a candidate takes the first free slot and is kept if the unit's BIC rises
+    (``rule="bic"``) or always (``"dyga"``)."""
+    x = eng.x
     U, n, d = x.shape
-    p = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
-    n_split = 0
+    units = torch.arange(U, device=x.device)
+    cnt, _, dens = eng.density(units, w, resp, p["active"], phi)
+    cnt, dens, act = cnt.cpu(), dens.cpu(), p["active"].cpu()
+    cands = []
     for u in range(U):
-        member = (resp[u] > phi) & (w[u, :, None] > 0)                   # (n, K)
-        cnt = member.sum(0)
-        m = member.to(x.dtype)
-        xbar = (m.T @ x[u]) / cnt.clamp_min(1)[:, None].to(x.dtype)
-        dens = (torch.cdist(x[u], xbar) * m).sum(0) / cnt.clamp_min(1).to(x.dtype)
         coin = torch.rand(Kmax, generator=gen) < p_arb
-        cand = [k for k in torch.argsort(dens.cpu(), descending=True, stable=True).tolist()
-                if bool(p["active"][u, k]) and int(cnt[k]) >= 2 * max(min_mass, 1)
-                and (float(dens[k]) > psi or bool(coin[k]))]
-        for k in cand:
-            free = (~p["active"][u]).nonzero()
-            if len(free) == 0:
-                break
-            f = int(free[0])
-            p2 = _children(x, w, p, resp, u, k, phi, cfg)
-            if p2 is None:
-                continue
-            trial = {kk: (v.clone() if isinstance(v, torch.Tensor) else v) for kk, v in _unit(p, u).items()}
-            pik = float(p["pi"][u, k])
-            _put(trial, 0, k, p2, 0, pik * float(p2["pi"][0, 0]))
-            _put(trial, 0, f, p2, 1, pik * float(p2["pi"][0, 1]))
-            if "nk" in trial:
-                trial["nk"][0, f] = trial["nk"][0, k] * float(p2["pi"][0, 1])
-            r_new, L_new = ref.e_step(x[u:u + 1], w[u:u + 1], trial)
-            if rule == "bic":
-                n_eff = w[u:u + 1].sum(1)
-                if not bool(ref.bic(L_new, trial, n_eff, d) > ref.bic(L[u:u + 1], _unit(p, u), n_eff, d)):
+        order = torch.argsort(torch.nan_to_num(dens[u], nan=-math.inf), descending=True, stable=True)
+        cands += [(u, k) for k in order.tolist() if bool(act[u, k]) and float(cnt[u, k]) >= 2 * max(min_mass, 1)
+                  and (float(dens[u, k]) > psi or bool(coin[k]))]
+    if not cands:
+        return p, resp, L, 0
+    kept, p2 = _children(eng, w, p, resp, cands, phi, cfg)
+    queue = [[] for _ in range(U)]
+    for c, (u, k) in enumerate(kept):
+        queue[u].append((c, k))
+    p = _rows(p, slice(None))
+    L = L.clone()
+    n_split = 0
+    while True:
+        batch = []                                                       # (unit, child row, parent k, free f)
+        for u in range(U):
+            if queue[u]:
+                free = (~p["active"][u]).nonzero()
+                if len(free) == 0:
+                    queue[u] = []
                     continue
-            for kk, v in trial.items():
+                c, k = queue[u].pop(0)
+                batch.append((u, c, k, int(free[0])))
+        if not batch:
+            break
+        bu = torch.tensor([b[0] for b in batch], device=x.device)
+        bc = torch.tensor([b[1] for b in batch], device=x.device)
+        bk = torch.tensor([b[2] for b in batch], device=x.device)
+        bf = torch.tensor([b[3] for b in batch], device=x.device)
+        j = torch.arange(len(batch), device=x.device)
+        trial = _rows(p, bu)
+        pik = trial["pi"][j, bk]
+        for key, v in p2.items():
+            if isinstance(v, torch.Tensor) and key in trial and key not in ("pi", "active", "nk"):
+                trial[key][j, bk] = v[bc, 0].to(trial[key].dtype)
+                trial[key][j, bf] = v[bc, 1].to(trial[key].dtype)
+        trial["pi"][j, bk] = pik * p2["pi"][bc, 0].to(pik.dtype)
+        trial["pi"][j, bf] = pik * p2["pi"][bc, 1].to(pik.dtype)
+        trial["active"][j, bf] = True
+        if "nk" in trial:
+            trial["nk"][j, bf] = trial["nk"][j, bk] * p2["pi"][bc, 1].to(pik.dtype)
+        if rule == "bic":
+            _, L_new, _ = eng.estep(bu, w[bu], trial)
+            n_eff = w[bu].sum(1)
+            accept = ref.bic(L_new, trial, n_eff, d) > ref.bic(L[bu], _rows(p, bu), n_eff, d)
+        else:
+            L_new, accept = L[bu], torch.ones(len(batch), dtype=torch.bool, device=x.device)
+        a = accept.nonzero()[:, 0]
+        if len(a):
+            for key, v in trial.items():
                 if isinstance(v, torch.Tensor):
-                    p[kk][u] = v[0]
-            resp = resp.clone()
-            resp[u] = r_new[0]
-            L = L.clone()
-            L[u] = L_new[0]
-            stats["splits"][u] += 1
-            n_split += 1
+                    p[key][bu[a]] = v[a]
+            L[bu[a]] = L_new[a]
+            stats["splits"] += torch.bincount(bu[a].cpu(), minlength=U)
+            n_split += len(a)
+    if n_split:
+        resp, L, _ = eng.estep(units, w, p)
     return p, resp, L, n_split
 
 

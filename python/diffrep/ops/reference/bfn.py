@@ -301,7 +301,10 @@ def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, nu
     sender = log_norm - 0.5 * alpha * (y - x).square()
     c = bin_centres(num_bins, x.dtype, x.device)
     comp = log_norm.unsqueeze(-1) - 0.5 * alpha.unsqueeze(-1) * (y.unsqueeze(-1) - c).square()
-    receiver = torch.logsumexp(comp + torch.log(probs), -1)
+    # Bins whose mass underflows to 0 would give log 0 = -inf and, through it, NaN gradients (the
+    # reference's MixtureSameFamily does); flooring at the smallest normal changes no finite value.
+    log_probs = torch.log(probs.clamp(min=torch.finfo(probs.dtype).tiny))
+    receiver = torch.logsumexp(comp + log_probs, -1)
     return n_steps * (sender - receiver).mean(0)
 
 

@@ -77,6 +77,37 @@ def bic_dims(lam: torch.Tensor, n_k: torch.Tensor, pi: torch.Tensor) -> torch.Te
 
 
 # --------------------------------------------------------------------------- M-step
+def mstep_stats(x, w, resp):
+    """The two passes of the M-step (twin of the native ``hddc_mstep``): n_k = sum_i w_i t_ik,
+    mu_k = sum_i w_i t_ik x_i / n_k, and the centred scatter
+    W_k = sum_i w_i t_ik (x_i - mu_k)(x_i - mu_k)^T / n_k (never S2 - n mu mu^T).
+    Empty components (n_k = 0) get mu = 0 and W = 0."""
+    U, n, d = x.shape
+    tw = resp * w[..., None]                                             # (U, n, K)
+    nk = tw.sum(1)                                                       # (U, K)
+    safe = nk.clamp_min(torch.finfo(x.dtype).tiny)
+    mu = torch.einsum("unk,und->ukd", tw, x) / safe[..., None]
+    K = mu.shape[1]
+    W = torch.zeros(U, K, d, d, dtype=x.dtype, device=x.device)
+    for s in range(0, n, CHUNK):
+        xc = x[:, None, s:s + CHUNK] - mu[:, :, None]                    # (U, K, c, d) centred: two passes
+        W += (xc * tw[:, s:s + CHUNK].transpose(1, 2)[..., None]).transpose(-1, -2) @ xc
+    return nk, mu, W / safe[..., None, None]
+
+
+def cluster_density(x, w, resp, active, phi=0.5):
+    """DyGA Eq. 5 (twin of the native ``cluster_density``): members of k are the points with
+    w_i > 0 and t_ik > phi; returns (count (U, K), centroid (U, K, d) = plain member mean,
+    density (U, K) = mean member distance to the centroid, NaN for an empty or inactive cluster)."""
+    m = ((resp > phi) & (w[..., None] > 0) & active[:, None]).to(x.dtype)   # (U, n, K)
+    count = m.sum(1)
+    cent = torch.einsum("unk,und->ukd", m, x) / count.clamp_min(1)[..., None]
+    dist = torch.cdist(x, cent, compute_mode="donot_use_mm_for_euclid_dist")  # (U, n, K), from differences
+    dens = (dist * m).sum(1) / count
+    dens = torch.where(count > 0, dens, torch.full_like(dens, math.nan))
+    return count, cent, dens
+
+
 def _sign_fix(Q: torch.Tensor) -> torch.Tensor:
     """Make each eigenvector's (column's) largest-|.| entry positive (deterministic sign)."""
     idx = Q.abs().argmax(-2, keepdim=True)
@@ -87,17 +118,8 @@ def _sign_fix(Q: torch.Tensor) -> torch.Tensor:
 def m_step(x, w, resp, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="cattell", reg_covar=1e-6):
     """Parameters from responsibilities (``hddc_m_step``); returns a dict of batched tensors."""
     U, n, d = x.shape
-    tw = resp * w[..., None]                                             # (U, n, K)
-    nk = tw.sum(1)                                                       # (U, K)
+    nk, mu, W = mstep_stats(x, w, resp)
     wtot = w.sum(1, keepdim=True)
-    safe = nk.clamp_min(torch.finfo(x.dtype).tiny)
-    mu = torch.einsum("unk,und->ukd", tw, x) / safe[..., None]
-    K = mu.shape[1]
-    W = torch.zeros(U, K, d, d, dtype=x.dtype, device=x.device)
-    for s in range(0, n, CHUNK):
-        xc = x[:, None, s:s + CHUNK] - mu[:, :, None]                    # (U, K, c, d) centred: two passes
-        W += (xc * tw[:, s:s + CHUNK].transpose(1, 2)[..., None]).transpose(-1, -2) @ xc
-    W = W / safe[..., None, None]
     pi = torch.where(active, nk / wtot, torch.zeros_like(nk))
     p = dict(pi=pi, mu=mu, nk=nk, active=active.clone(), model=model)
     if model == "full":

@@ -1,0 +1,200 @@
+"""Native HDDC primitives (hddc_estep, hddc_mstep, cluster_density) against the float64 twin
+(reference/hddc.py), on hypothesis-drawn shapes including degenerate data, plus whole fits on
+the native backend against the reference backend, determinism and bad inputs."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import diffrep
+from diffrep.ops import hddc, use_backend
+from diffrep.ops.reference import hddc as ref
+
+pytestmark = pytest.mark.skipif(not diffrep._native.cpu_available(), reason="_cpu not built")
+
+
+def problem(U, B, n, d, K, seed, dtype=torch.float64, device="cpu", degenerate=None):
+    """x (U, n, d), a B-problem batch (unit_of, w, resp, active) and HDDC parameters from the twin."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(U, n, d, generator=g, dtype=torch.float64) * (1 + 3 * torch.rand(U, 1, d, generator=g,
+                                                                                         dtype=torch.float64))
+    if degenerate == "zero":
+        x[0] = 0.0
+    elif degenerate == "dup":
+        x[:, n // 2:] = x[:, :1]
+    unit_of = torch.randint(0, U, (B,), generator=g)
+    w = torch.rand(B, n, generator=g, dtype=torch.float64)
+    w[w < 0.2] = 0.0
+    w[:, 0] = 1.0
+    resp = torch.softmax(torch.randn(B, n, K, generator=g, dtype=torch.float64) * 4, -1)
+    active = torch.rand(B, K, generator=g) < 0.8
+    active[:, 0] = True
+    resp = resp * active[:, None]
+    resp = resp / resp.sum(-1, keepdim=True)
+    x = x.to(dtype)
+    return (x.to(device), unit_of.to(device), w.to(dtype).to(device), resp.to(dtype).to(device),
+            active.to(device))
+
+
+def params(x, unit_of, w, resp, active, model="AkjBkQkDk"):
+    cfg = dict(model=model, threshold=0.2, dim_rule="cattell", reg_covar=1e-6)
+    nk, mu, W = ref.mstep_stats(x[unit_of].double(), w.double(), resp.double())
+    return hddc._params(nk, mu, W, w.double().sum(1), active, cfg)
+
+
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 300), st.sampled_from([1, 2, 5, 31, 32, 40]),
+                   st.sampled_from([1, 2, 5, 32]), st.integers(0, 10**6),
+                   st.sampled_from([None, None, "zero", "dup"]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes, st.sampled_from(["AkjBkQkDk", "full"]), st.booleans())
+def test_estep_matches_twin(shape, model, skip_zero):
+    U, B, n, d, K, seed, deg = shape
+    x, unit_of, w, resp, active = problem(U, B, n, d, K, seed, degenerate=deg)
+    p = params(x, unit_of, w, resp, active, model)
+    r_n, L_n, c_n = hddc._Engine("cpu", x).estep(unit_of, w, p, skip_zero)
+    r_t, L_t, c_t = hddc._Engine("reference", x).estep(unit_of, w, p)
+    assert not torch.isnan(r_n).any()
+    keep = (w > 0)[..., None] if skip_zero else torch.ones_like(r_t, dtype=torch.bool)
+    torch.testing.assert_close(r_n * keep, r_t * keep, rtol=1e-8, atol=1e-10)
+    if skip_zero:
+        assert bool((r_n[~(w > 0)] == 0).all())
+    # the two cost forms differ by (|e|^2 - sum u^2)/b, which cancels when d_k = d and b sits at its
+    # 1e-6 floor: rounding of |e|^2 times 1e6
+    torch.testing.assert_close(L_n, L_t, rtol=1e-8, atol=1e-8)
+    assert bool((r_n[~active[:, None].expand_as(r_n)] == 0).all())
+    # counts of t > 1/K: equal except for responsibilities within rounding of the threshold
+    assert (c_n - c_t).abs().max() <= 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes)
+def test_mstep_and_density_match_twin(shape):
+    U, B, n, d, K, seed, deg = shape
+    x, unit_of, w, resp, active = problem(U, B, n, d, K, seed, degenerate=deg)
+    resp = resp * active[:, None]
+    nat, tw = hddc._Engine("cpu", x), hddc._Engine("reference", x)
+    for a, b in zip(nat.mstep(unit_of, w, resp, active), tw.mstep(unit_of, w, resp, active)):
+        assert not torch.isnan(a).any()
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    c_n, m_n, d_n = nat.density(unit_of, w, resp, active, 0.5)
+    c_t, m_t, d_t = tw.density(unit_of, w, resp, active, 0.5)
+    torch.testing.assert_close(c_n, c_t, rtol=0, atol=0)
+    has = c_t > 0
+    torch.testing.assert_close(m_n[has], m_t[has], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(d_n[has], d_t[has], rtol=1e-9, atol=1e-10)
+    assert bool(d_n[~has].isnan().all()) and bool(d_t[~has].isnan().all())
+
+
+def test_float32_kernels_within_tolerance_and_bitwise_deterministic():
+    x, unit_of, w, resp, active = problem(3, 5, 5000, 32, 8, 1, dtype=torch.float32)
+    p = params(x, unit_of, w, resp, active)
+    nat = hddc._Engine("cpu", x)
+    r1, L1, _ = nat.estep(unit_of, w, p)
+    r2, L2, _ = nat.estep(unit_of, w, p)
+    assert torch.equal(r1, r2) and torch.equal(L1, L2)
+    r_t, L_t, _ = hddc._Engine("reference", x.double()).estep(unit_of, w.double(), p)
+    torch.testing.assert_close(r1.double(), r_t, rtol=0, atol=2e-4)
+    torch.testing.assert_close(L1, L_t, rtol=1e-5, atol=0)
+    s1, s2 = nat.mstep(unit_of, w, resp, active), nat.mstep(unit_of, w, resp, active)
+    st = ref.mstep_stats(x[unit_of].double(), w.double(), resp.double())
+    for a, b, t in zip(s1, s2, st):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, t, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_invariance_of_the_primitives():
+    x, unit_of, w, resp, active = problem(2, 4, 700, 6, 3, 2)
+    p = params(x, unit_of, w, resp, active)
+    nat = hddc._Engine("cpu", x)
+    full = nat.estep(unit_of, w, p)
+    sub = nat.estep(unit_of[2:3], w[2:3], {k: (v[2:3] if isinstance(v, torch.Tensor) else v) for k, v in p.items()})
+    for a, b in zip(full, sub):
+        assert torch.equal(a[2:3], b)
+    assert torch.equal(nat.mstep(unit_of, w, resp, active)[2][2:3], nat.mstep(unit_of[2:3], w[2:3], resp[2:3],
+                                                                               active[2:3])[2])
+
+
+@pytest.mark.parametrize("model", ["AkjBkQkDk", "full"])
+def test_native_fit_matches_reference_backend(model):
+    g = torch.Generator().manual_seed(11)
+    c = torch.randn(3, 5, 5, generator=g, dtype=torch.float64) * 6
+    lab = torch.randint(0, 5, (3, 400), generator=g)
+    x = torch.gather(c, 1, lab[..., None].expand(-1, -1, 5)) + torch.randn(3, 400, 5, generator=g,
+                                                                            dtype=torch.float64)
+    a = hddc.fit(x, 2, 8, model=model, seed=3)
+    with use_backend("reference"):
+        b = hddc.fit(x, 2, 8, model=model, seed=3)
+    assert torch.equal(a.active, b.active)
+    for key in ("splits", "filtered", "deactivated"):
+        assert torch.equal(a.events[key], b.events[key])
+    torch.testing.assert_close(a.means[a.active], b.means[b.active], rtol=1e-7, atol=1e-8)
+    torch.testing.assert_close(a.weights, b.weights, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(a.log_likelihood, b.log_likelihood, rtol=1e-9, atol=0)
+    if model != "full":
+        assert torch.equal(a.dims[a.active], b.dims[b.active])
+
+
+def test_fit_float32_no_nan_on_degenerate_units_and_deterministic():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 3000, 32, generator=g)
+    x[0] = 0.0
+    x[1, 1000:] = x[1, 0]
+    x[2] = x[2, :3].repeat(1000, 1)
+    a = hddc.fit(x, 8, 16, seed=5)
+    b = hddc.fit(x, 8, 16, seed=5)
+    assert torch.equal(a.means, b.means) and torch.equal(a.log_likelihood, b.log_likelihood)
+    for v in (a.weights, a.means, a.log_likelihood, a.a, a.b):
+        assert not torch.isnan(v).any()
+    assert int(a.events["deactivated"].sum() + a.events["filtered"].sum()) > 0
+
+
+def test_native_bad_inputs():
+    x, unit_of, w, resp, active = problem(2, 2, 50, 4, 3, 0)
+    nat = hddc._Engine("cpu", x)
+    p = params(x, unit_of, w, resp, active)
+    cpu = diffrep._native.cpu_module()
+    flags = torch.zeros(1, dtype=torch.int32)
+    B, K, n, d = 2, 3, 50, 4
+    f64 = dict(dtype=torch.float64)
+    args = lambda: [x, unit_of, w, p["mu"], p["Q"][..., :1].transpose(-1, -2).contiguous(), torch.ones(B, K, 1, **f64),
+                    torch.ones(B, K, dtype=torch.int32), torch.ones(B, K, **f64), torch.zeros(B, K, **f64),
+                    active.to(torch.int32), torch.full((B,), 0.3, **f64), False, torch.empty(B, n, K, **f64),
+                    torch.empty(B, n, **f64), torch.empty(B, **f64), torch.empty(B, K, dtype=torch.int64)]
+    a = args()
+    cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[12] = torch.empty(B, n, K + 1, **f64)
+    with pytest.raises(ValueError, match="resp"):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[12] = torch.empty(B, K, n, **f64).transpose(1, 2)
+    with pytest.raises(TypeError):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[1] = torch.tensor([0, 7])
+    with pytest.raises(ValueError, match="unit_of"):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[6] = torch.full((B, K), 5, dtype=torch.int32)
+    with pytest.raises(ValueError, match="dk"):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[0] = x.float()
+    with pytest.raises(TypeError):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    bad = x.clone()
+    bad[1, 3, 0] = math.inf
+    r = hddc._Engine("cpu", bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        r.estep(torch.tensor([1]), w[:1], {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in p.items()})
+    with pytest.raises(ValueError, match="K_max|max_components"):
+        hddc.fit(torch.randn(1, 100, 3), 2, 65)
+    with pytest.raises(ValueError, match="weights"):
+        hddc.fit(torch.randn(1, 100, 3), 2, 4, weights=-torch.ones(1, 100))
+    with pytest.raises(TypeError, match="floating"):
+        hddc.fit(torch.ones(1, 100, 3, dtype=torch.int32))
