@@ -148,28 +148,48 @@ DIFFREP_HD double mi_table(Cell cell, Rows rows, Cols cols, int64_t B, int64_t V
 
 // ---------------------------------------------------------------- 1-D kNN MI (kernels.md 6.3)
 // Distance from c = grp[p] to its kk-th same-label neighbour in the sorted group grp[0..nl), as
-// the twin measures it: the best window [s, s + kk] containing p (first strict minimum in the
-// order s = p, p - 1, ...), the brute-force distance expansion where sklearn's NearestNeighbors
-// picks brute force (kk >= nl / 2), then nudged down one ulp.
+// sklearn's NearestNeighbors measures it, then nudged down one ulp:
+// - kk >= nl / 2: NearestNeighbors picks brute force, which ranks every member by the expansion
+//   c^2 + (-2 c y) + y^2 clamped at 0; its rounding can reorder near-equal neighbours, so the kk-th
+//   smallest expansion over the whole group (nl <= 2 kk + 1 members) is taken;
+// - otherwise a KD tree ranks by (c - y)^2: the kk nearest lie in the best window [s, s + kk]
+//   around p, and the distance is sqrt((c - y)^2) (sqrt is correctly rounded, as NumPy's).
 DIFFREP_HD double knn_radius(const double* grp, int64_t nl, int64_t p, int64_t kk) {
   const double c = grp[p];
-  double r = kInf, nb = 0;
-  for (int64_t t = 0; t <= kk; ++t) {
-    const int64_t s = p - t;
-    if (s < 0 || s + kk > nl - 1) continue;
-    const double lo_v = grp[s], hi_v = grp[s + kk];
-    const double d_lo = c - lo_v, d_hi = hi_v - c;
-    const double cand = d_lo > d_hi ? d_lo : d_hi;
-    if (cand < r) {
-      r = cand;
-      nb = d_lo >= d_hi ? lo_v : hi_v;
-    }
-  }
+  double sq;
   if (kk >= nl / 2) {
-    const double sq = add_rn(add_rn(mul_rn(c, c), -2.0 * mul_rn(c, nb)), mul_rn(nb, nb));
-    r = sqrt(sq > 0 ? sq : 0.0);
+    sq = kInf;
+    for (int64_t a = 0; a < nl; ++a) {  // the kk-th smallest by counting, O(nl^2) with nl <= 2k + 1
+      if (a == p) continue;
+      const double ya = grp[a];
+      double ea = add_rn(add_rn(mul_rn(c, c), -2.0 * mul_rn(c, ya)), mul_rn(ya, ya));
+      ea = ea > 0 ? ea : 0.0;
+      int64_t less = 0, less_eq = 0;
+      for (int64_t b = 0; b < nl; ++b) {
+        if (b == p) continue;
+        const double yb = grp[b];
+        double eb = add_rn(add_rn(mul_rn(c, c), -2.0 * mul_rn(c, yb)), mul_rn(yb, yb));
+        eb = eb > 0 ? eb : 0.0;
+        less += eb < ea;
+        less_eq += eb <= ea;
+      }
+      if (less < kk && kk <= less_eq) {
+        sq = ea;
+        break;
+      }
+    }
+  } else {
+    double r = kInf;
+    for (int64_t t = 0; t <= kk; ++t) {
+      const int64_t s = p - t;
+      if (s < 0 || s + kk > nl - 1) continue;
+      const double d_lo = c - grp[s], d_hi = grp[s + kk] - c;
+      const double cand = d_lo > d_hi ? d_lo : d_hi;
+      r = cand < r ? cand : r;
+    }
+    sq = mul_rn(r, r);
   }
-  return nextafter(r, 0.0);
+  return nextafter(sqrt(sq), 0.0);
 }
 
 // Number of kept points within r of c: two binary searches on the row's sorted values sx[0..n)

@@ -8,7 +8,7 @@ from sklearn.feature_selection import mutual_info_classif
 from sklearn.feature_selection._mutual_info import _compute_mi_cd
 from sklearn.metrics import mutual_info_score, roc_auc_score
 
-from diffrep.ops import explain
+from diffrep.ops import explain, use_backend
 from diffrep.ops import metrics as ops
 
 
@@ -131,6 +131,50 @@ def test_knn_mi_cd_matches_sklearn(case):
     out = ops.knn_mi_cd(c, d, 10).numpy()
     ref = np.array([[_compute_mi_cd(c[j], d[i], 10) for i in range(2)] for j in range(3)])
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 150), k=st.sampled_from([1, 3, 10]), seed=st.integers(0, 2**31 - 1),
+       ties=st.sampled_from([None, 0, 1, 2]), classes=st.integers(1, 12), singletons=st.sampled_from([0, 1, 3]))
+def test_knn_mi_cd_twin_matches_sklearn(n, k, seed, ties, classes, singletons):
+    """The twin against sklearn ``_compute_mi_cd`` on small samples: random and tied values,
+    singleton labels, k > N_l - 1 (few points per label) and brute-force label groups."""
+    rng = np.random.RandomState(seed)
+    c = rng.randn(2, n)
+    if ties is not None:
+        c = np.round(c, ties)
+    d = rng.randint(0, classes, (1, n))
+    d[0, :singletons] = 100 + np.arange(min(singletons, n))
+    with use_backend("reference"):
+        out = ops.knn_mi_cd(c, d, k).numpy()
+    if not (np.unique(d[0], return_counts=True)[1] > 1).any():
+        np.testing.assert_array_equal(out, 0.0)  # sklearn has no kept point to estimate from
+        return
+    ref = np.array([[_compute_mi_cd(c[j], d[0], k)] for j in range(2)])
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_fast_suite_full_size_random_codes():
+    """The fast suite at the study's sizes (10,000 train / 5,000 test points) on Shapes3D-sized
+    factors with random 10-d codes: every score is finite and in [0, 1], and each part records
+    which estimator ran."""
+    from diffrep.metrics.protocols import evaluate
+    from metrics_helpers import SIZES, TinyGroundTruth
+
+    proj = np.random.RandomState(1).randn(len(SIZES), 10)
+
+    def rep(x):  # a fixed random non-linear code of the factors
+        return np.sin(np.asarray(x, np.float64) @ proj)
+
+    r = evaluate(TinyGroundTruth(SIZES), rep, metrics=["mig", "dci", "sap", "modularity_explicitness", "infomec"],
+                 num_train=10000, num_test=5000, estimator="fast")
+    vals = {k: v for k, v in r.items() if isinstance(v, float)}
+    assert {"mig", "dci_disentanglement", "sap", "modularity", "infom"} <= set(vals)
+    for k, v in vals.items():
+        assert np.isfinite(v) and 0.0 <= v <= 1.0, (k, v)
+    est = {p["metric"]: p.get("estimator") for p in r.meta["parts"]}
+    assert est["dci"] == "fast" and est["infomec"] in ("fast", "sklearn")
 
 
 def test_knn_mi_matches_mutual_info_classif_seeded():

@@ -82,33 +82,66 @@ def test_mi_matrix_equals_twin(device, n, j, f, seed):
     torch.testing.assert_close(h, h_t, rtol=1e-12, atol=1e-15)
 
 
-@settings(max_examples=25, deadline=None)
-@given(n=st.integers(4, 120), j=st.integers(1, 2), f=st.integers(1, 2), k=st.sampled_from([1, 3, 10]),
-       seed=st.integers(0, 2**31 - 1), ties=st.sampled_from([None, 0, 1]), classes=st.integers(1, 12))
-def test_knn_mi_cd_equals_sklearn(device, n, j, f, k, seed, ties, classes):
-    """Native against sklearn ``_compute_mi_cd`` itself (the twin deviates from it on some small
-    samples, see the kernel report; the native kernel does not)."""
-    from sklearn.feature_selection._mutual_info import _compute_mi_cd
-
+def knn_case(n, j, f, seed, ties, classes, singletons):
+    """Latents (J, n) and factors (F, n) for the kNN MI tests: random or tied values, up to
+    ``classes`` labels (so k > N_l - 1 is common), the first factor optionally with singleton
+    labels; None when sklearn has no kept point for some factor."""
     rng = np.random.RandomState(seed)
     c = _round(rng.randn(j, n), ties)
     d = rng.randint(0, classes, (f, n))
-    d[0, :2] = 100 + np.arange(2)  # singleton labels are dropped
-    if not (np.unique(d[0], return_counts=True)[1] > 1).any():
-        return  # sklearn needs at least one kept point
+    d[0, :singletons] = 100 + np.arange(min(singletons, n))  # singleton labels are dropped
+    if not all((np.unique(row, return_counts=True)[1] > 1).any() for row in d):
+        return None
+    return c, d
+
+
+def knn_given(fn):
+    return settings(max_examples=30, deadline=None)(given(
+        n=st.integers(2, 150), j=st.integers(1, 2), f=st.integers(1, 2), k=st.sampled_from([1, 3, 10]),
+        seed=st.integers(0, 2**31 - 1), ties=st.sampled_from([None, 0, 1, 2]), classes=st.integers(1, 12),
+        singletons=st.sampled_from([0, 2]))(fn))
+
+
+@knn_given
+def test_knn_mi_cd_equals_sklearn(device, n, j, f, k, seed, ties, classes, singletons):
+    """Native against sklearn ``_compute_mi_cd`` itself."""
+    from sklearn.feature_selection._mutual_info import _compute_mi_cd
+
+    case = knn_case(n, j, f, seed, ties, classes, singletons)
+    if case is None:
+        return
+    c, d = case
     with use_backend(device.type, strict=True):
         out = ops.knn_mi_cd(torch.from_numpy(c).to(device), torch.from_numpy(d).to(device), k).cpu().numpy()
-    ref = np.array([[_compute_mi_cd(c[a], d[b], k) if (np.unique(d[b], return_counts=True)[1] > 1).any() else 0.0
-                     for b in range(f)] for a in range(j)])
-    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    ref = np.array([[_compute_mi_cd(c[a], d[b], k) for b in range(f)] for a in range(j)])
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_knn_mi_cd_equals_twin_on_large_labels(device):
-    rng = np.random.RandomState(7)
-    c = torch.from_numpy(np.round(rng.randn(3, 900), 1)).to(device)
-    d = torch.from_numpy(rng.randint(0, 5, (2, 900))).to(device)
-    a, b = both(device, lambda: ops.knn_mi_cd(c, d, 10))
-    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+# Heavy ties in a brute-force label group (N_l <= 2 k_l + 1): the expansion x^2 - 2xy + y^2 that
+# sklearn's brute force measures with reorders neighbours at equal exact distance.
+BRUTE_TIES = ([-0.6, 0.5, 2.0, 0.6, 1.3, 2.1, 0.0, -0.6, 0.8, 1.1, 0.4, -1.7, -1.2, -0.1, -0.5, -0.2, -1.7, -0.0,
+               -0.1, 1.3, 0.6], [0, 2, 1, 1, 1, 0, 2, 0, 2, 2, 0, 2, 0, 0, 2, 2, 2, 2, 0, 0, 1])
+
+
+@knn_given
+def test_knn_mi_cd_equals_twin(device, n, j, f, k, seed, ties, classes, singletons):
+    case = knn_case(n, j, f, seed, ties, classes, singletons)
+    if case is None:
+        return
+    c, d = (torch.from_numpy(a).to(device) for a in case)
+    a, b = both(device, lambda: ops.knn_mi_cd(c, d, k))
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_knn_mi_cd_brute_force_ties_equal_twin_and_sklearn(device):
+    from sklearn.feature_selection._mutual_info import _compute_mi_cd
+
+    c, d = (np.array(v) for v in BRUTE_TIES)
+    ref = _compute_mi_cd(c, d, 10)
+    a, b = both(device, lambda: ops.knn_mi_cd(torch.from_numpy(c[None]).to(device),
+                                              torch.from_numpy(d[None]).to(device), 10))
+    assert b.item() == pytest.approx(ref, rel=1e-12, abs=1e-12)  # the twin
+    assert a.item() == pytest.approx(ref, rel=1e-12, abs=1e-12)  # the native kernel
 
 
 @settings(max_examples=25, deadline=None)

@@ -30,7 +30,7 @@ _REGISTRY: dict[str, Recipe] = {}
 _DISCOVERED = False
 
 # Modules that register recipes on import. ``diffrep.methods.*`` modules are discovered too.
-_BUILTIN_MODULES = ("diffrep.train.demo",)
+_BUILTIN_MODULES = ("diffrep.train.demo", "diffrep.train.vq_recipes")
 
 
 def register_recipe(

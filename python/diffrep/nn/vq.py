@@ -4,16 +4,28 @@ Default: f = 4 (64x64x3 -> 16x16x3), first conv 32 channels, multipliers [1, 2, 
 per level, no attention at any level, codebook 2048 x 3. The taming encoder/decoder always have an
 attention layer in the middle block; ``mid_attention`` keeps it (default) or drops it.
 
-Losses: reconstruction (L1 by default) plus the VQ-VAE codebook and commitment terms
-(van den Oord et al. 2017, Eq. 3): ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2, straight-through
-gradient. The LPIPS + patch-discriminator part of ``VQLPIPSWithDiscriminator`` is provided as
-:class:`PatchDiscriminator` and :func:`hinge_d_loss`; LPIPS needs pretrained weights and is not included.
+Losses (the VQ-GAN objective, Esser et al. 2021, Eqs. 4-7, as ``VQLPIPSWithDiscriminator``):
+
+- L_rec = |x - x^| (L1 by default) + ``perceptual_weight`` * LPIPS(x, x^) (:mod:`diffrep.nn.lpips`; its
+  weights come only from the local file ``perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``);
+- the VQ-VAE codebook and commitment terms (van den Oord et al. 2017, Eq. 3): ||sg[z_e] - e||^2 +
+  beta ||z_e - sg[e]||^2, straight-through gradient, times ``codebook_weight``;
+- when ``disc_weight > 0``, from step ``disc_start`` on: the generator term lambda * L_GAN with
+  L_GAN = -E D(x^) and the adaptive weight lambda = ``disc_weight`` * ||grad_L L_rec|| /
+  (||grad_L L_GAN|| + 1e-4), clamped to [0, 1e4] and detached, L the decoder's last convolution (Eq. 7);
+  and the hinge loss of a :class:`PatchDiscriminator` trained by a second optimiser.
+
+``loss(batch, step)`` returns both in one forward pass: ``"loss"`` (autoencoder) and ``"disc_loss"``
+(discriminator), built so that their gradients never cross: the generator term calls the
+discriminator with detached parameters, and the discriminator sees detached reconstructions. One
+backward of their sum therefore gives each parameter set exactly its own gradient, which is how
+:class:`diffrep.train.Trainer` trains a model that declares ``discriminator_parameters()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +33,10 @@ from torch import nn
 
 from ..config import Config, ConfigError
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
+from .lpips import LPIPS
 from .pretrained import PretrainedMixin, register_model
 
-__all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss"]
+__all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss", "adaptive_weight"]
 
 
 @dataclasses.dataclass
@@ -42,12 +55,29 @@ class VQAutoencoderConfig(Config):
     mid_attention: bool = True
     dropout: float = 0.0
     num_groups: int = 32
+    perceptual_weight: float = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
+    perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
+    disc_weight: float = 0.0  # 0: no discriminator (and no second optimiser)
+    disc_start: int = 0  # first training step with the adversarial terms
+    disc_channels: int = 64
+    disc_layers: int = 3
 
     def validate(self) -> None:
         check_levels(self.image_size, self.ch_mult, field="ch_mult")
         check_groups([self.ch * m for m in self.ch_mult], self.num_groups)
         if self.n_embed < 2 or self.embed_dim < 1:
             raise ConfigError("n_embed", "need n_embed >= 2 and embed_dim >= 1")
+        for name in ("perceptual_weight", "disc_weight", "disc_start"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.perceptual_weight > 0 and self.image_size < 16:
+            raise ConfigError("perceptual_weight", f"LPIPS needs images of at least 16x16, image_size is {self.image_size}")
+        if self.disc_weight > 0:
+            if self.disc_layers < 1 or self.disc_channels < 1:
+                raise ConfigError("disc_layers", "need disc_layers >= 1 and disc_channels >= 1")
+            if PatchDiscriminator.output_size(self.image_size, self.disc_layers) < 1:
+                raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for "
+                                  f"{self.image_size}x{self.image_size} images; use fewer")
 
     @property
     def downsample_factor(self) -> int:
@@ -125,6 +155,9 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
         self.quantizer = VectorQuantizer(cfg.n_embed, cfg.embed_dim, cfg.beta)
+        self.discriminator = (PatchDiscriminator(cfg.in_channels, cfg.disc_channels, cfg.disc_layers)
+                              if cfg.disc_weight > 0 else None)
+        self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
 
     def _check(self, x):
         c = self.config
@@ -148,12 +181,66 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         zq, qloss, _ = self.quantizer(self.encode(x))
         return self.decoder(self.post_quant_conv(zq)), qloss
 
-    def loss(self, batch) -> dict:
-        """rec + codebook_weight * (codebook + beta commitment); batch is x or (x, ...)."""
+    # -- training losses --------------------------------------------------------------------
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Parameters for the second (discriminator) optimiser; empty when ``disc_weight == 0``."""
+        return [] if self.discriminator is None else list(self.discriminator.parameters())
+
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's output convolution weight, where the adaptive GAN weight is measured."""
+        return self.decoder.net[-1].weight
+
+    def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample LPIPS(x, y); the network is loaded from the configured local file on first use."""
+        if not self._lpips:
+            self._lpips.append(LPIPS.from_file(self.config.perceptual_weights))
+        net = self._lpips[0]
+        if net.shift.device != x.device:
+            net.to(x.device)
+        return net(x, y)
+
+    def loss(self, batch, step: int | None = None) -> dict:
+        """VQ-GAN losses; ``batch`` is x or (x, ...), ``step`` the 0-based training step (None: past disc_start).
+
+        Returns ``"loss"`` (autoencoder: L_rec + codebook + lambda * L_GAN) and, with a discriminator,
+        ``"disc_loss"`` (hinge); the other entries are detached values for logging.
+        """
+        c = self.config
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         rec, qloss = self(x)
-        rec_loss = (rec - x).abs().mean() if self.config.rec_loss == "l1" else F.mse_loss(rec, x)
-        return {"loss": rec_loss + self.config.codebook_weight * qloss, "rec": rec_loss.detach(), "vq": qloss.detach()}
+        rec_loss = (rec - x).abs().mean() if c.rec_loss == "l1" else F.mse_loss(rec, x)
+        out = {"rec": rec_loss.detach(), "vq": qloss.detach()}
+        if c.perceptual_weight > 0:
+            p_loss = self.perceptual(x, rec).mean()
+            rec_loss = rec_loss + c.perceptual_weight * p_loss
+            out["lpips"] = p_loss.detach()
+        loss = rec_loss + c.codebook_weight * qloss
+        if self.discriminator is None:
+            return {"loss": loss, **out}
+        active = step is None or step >= c.disc_start
+        # taming's adopt_weight: before disc_start the discriminator term is computed but weighted 0
+        # (every discriminator parameter still gets a gradient, as DistributedDataParallel expects)
+        disc_loss = (1.0 if active else 0.0) * hinge_d_loss(self.discriminator(x.detach()), self.discriminator(rec.detach()))
+        if active:
+            frozen = {n: p.detach() for n, p in self.discriminator.named_parameters()}
+            g_loss = -torch.func.functional_call(self.discriminator, frozen, (rec,)).mean()
+            lam = c.disc_weight * adaptive_weight(rec_loss, g_loss, self.last_layer())
+            loss = loss + lam * g_loss
+            out.update(g_loss=g_loss.detach(), disc_lambda=lam)
+        return {"loss": loss, "disc_loss": disc_loss, **out}
+
+
+def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
+                    *, max_weight: float = 1e4) -> torch.Tensor:
+    """Esser et al. 2021, Eq. 7: ||grad_L rec_loss|| / (||grad_L g_loss|| + 1e-4), clamped to [0, max_weight].
+
+    Detached. Without a graph (e.g. under ``torch.no_grad``) it is 0, as in taming's evaluation path.
+    """
+    if not (torch.is_grad_enabled() and rec_loss.requires_grad and g_loss.requires_grad):
+        return torch.zeros((), device=rec_loss.device)
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()
 
 
 class PatchDiscriminator(nn.Module):
@@ -161,6 +248,8 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ch: int = 64, n_layers: int = 3):
         super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"PatchDiscriminator: n_layers must be >= 1, got {n_layers}")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
         mult = 1
         for n in range(1, n_layers + 1):
@@ -169,6 +258,19 @@ class PatchDiscriminator(nn.Module):
             layers += [nn.Conv2d(ch * prev, ch * mult, 4, stride, 1, bias=False), nn.BatchNorm2d(ch * mult), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(ch * mult, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)
+        for m in self.modules():  # DCGAN initialisation, as taming's weights_init
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    @staticmethod
+    def output_size(size: int, n_layers: int) -> int:
+        """Side of the logit map for ``size`` x ``size`` inputs (k4 convs: n_layers at stride 2, two at stride 1)."""
+        for _ in range(n_layers):
+            size = size // 2
+        return size - 2
 
     def forward(self, x):
         return self.net(x)

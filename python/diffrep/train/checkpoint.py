@@ -5,7 +5,7 @@ Layout: ``<root>/step-00001000/`` containing
 - ``config.json`` + ``model.safetensors`` + ``ema.safetensors`` (the ``save_pretrained`` form, so a
   checkpoint directory loads directly with ``from_pretrained``; models without the mixin get only
   the safetensors files);
-- ``trainer_state.pt``: optimiser state, step, RNG states of every rank, data position, EMA counter,
+- ``trainer_state.pt``: optimiser state (and the discriminator optimiser's, for two-optimiser models), step, RNG states of every rank, data position, EMA counter,
   train config, all plain tensors and Python types (loads with ``torch.load(weights_only=True)``);
 - ``manifest.json``, written last: step plus the size and SHA-256 of every other file.
 
@@ -54,7 +54,7 @@ def _fsync(path: Path) -> None:
 
 
 def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, *, optimizer=None, ema=None,
-                    state: dict | None = None, keep: int = 2) -> Path:
+                    state: dict | None = None, keep: int = 2, disc_optimizer=None) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically; keep the newest ``keep`` complete ones."""
     if not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative int, got {step!r}")
@@ -78,6 +78,8 @@ def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, *, opt
         full_state = {"step": step, **(state or {})}
         if optimizer is not None:
             full_state["optimizer"] = optimizer.state_dict()
+        if disc_optimizer is not None:
+            full_state["disc_optimizer"] = disc_optimizer.state_dict()
         if ema is not None:
             full_state["ema_num_updates"] = ema.num_updates
         torch.save(full_state, tmp / STATE_NAME)
@@ -159,7 +161,7 @@ def verify_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, *, optimizer=None, ema=None,
-                    map_location: str | torch.device = "cpu", verify: bool = True) -> dict:
+                    map_location: str | torch.device = "cpu", verify: bool = True, disc_optimizer=None) -> dict:
     """Restore model, optimiser and EMA in place from checkpoint ``path``; return the trainer state."""
     path = Path(path)
     if verify:
@@ -177,6 +179,10 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, *, optimizer=None
         if "optimizer" not in state:
             raise ValueError(f"checkpoint {path} has no optimizer state")
         optimizer.load_state_dict(state["optimizer"])
+    if disc_optimizer is not None:
+        if "disc_optimizer" not in state:
+            raise ValueError(f"checkpoint {path} has no discriminator optimizer state")
+        disc_optimizer.load_state_dict(state["disc_optimizer"])
     if ema is not None:
         ema_weights = load_safetensors_checked(path / EMA_WEIGHTS_NAME, map_location)
         ema.load_state_dict({"shadow": {n: ema_weights[n] for n in ema.shadow},

@@ -7,6 +7,14 @@ under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, opti
 RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
 ``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
 (same device, same world size, deterministic kernels).
+
+Two-optimiser models (GANs such as the VQ-GAN autoencoder) declare ``discriminator_parameters()``.
+Those parameters then get a second AdamW (same settings and learning-rate schedule, clipped
+separately, saved in the checkpoints), the others the first; ``loss`` is called as
+``loss(batch, step=step)`` (0-based step) and returns ``"loss"`` and ``"disc_loss"``. The trainer
+back-propagates their sum once, so the model must keep the gradient paths apart (the generator term
+must not reach the discriminator's parameters, the discriminator term must not reach the others);
+``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
 """
 
 from __future__ import annotations
@@ -84,12 +92,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 class _LossForward(nn.Module):
     """Routes ``forward`` to ``model.loss`` so that DDP's forward hooks see the loss computation."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, pass_step: bool = False):
         super().__init__()
         self.model = model
+        self.pass_step = pass_step
 
-    def forward(self, batch):
-        return self.model.loss(batch)
+    def forward(self, batch, step: int | None = None):
+        return self.model.loss(batch, step=step) if self.pass_step else self.model.loss(batch)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -152,12 +161,12 @@ class Trainer:
                 step += 1
 
     # -- checkpoints and samples ------------------------------------------------------------
-    def _save(self, step: int, optimizer, ema, info: D.DistInfo) -> None:
+    def _save(self, step: int, optimizer, ema, info: D.DistInfo, disc_optimizer=None) -> None:
         rng = D.all_gather_object(capture_rng_state())
         if info.rank == 0:
             state = {"rng": rng, "world_size": info.world_size, "train_config": self.config.to_dict()}
             save_checkpoint(self.run_dir / "checkpoints", step, self.model, optimizer=optimizer, ema=ema, state=state,
-                            keep=self.config.keep_checkpoints)
+                            keep=self.config.keep_checkpoints, disc_optimizer=disc_optimizer)
         D.barrier()
 
     def _sample_grid(self, step: int, ema, info: D.DistInfo) -> None:
@@ -193,16 +202,23 @@ class Trainer:
             raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the world size {info.world_size}")
         seed_everything(cfg.seed, info.rank, deterministic=cfg.deterministic)
         model.to(device).train()
-        params = [p for p in model.parameters() if p.requires_grad]
+        two_optimizers = callable(getattr(model, "discriminator_parameters", None))
+        disc_params = [p for p in model.discriminator_parameters() if p.requires_grad] if two_optimizers else []
+        disc_ids = {id(p) for p in disc_params}
+        params = [p for p in model.parameters() if p.requires_grad and id(p) not in disc_ids]
         if not params:
             raise ValueError(f"{type(model).__name__} has no trainable parameters")
         fused = {"fused": True} if device.type == "cuda" else {}
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
+        disc_optimizer = torch.optim.AdamW(disc_params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                           weight_decay=cfg.weight_decay, **fused) if disc_params else None
+        optimizers = [o for o in (optimizer, disc_optimizer) if o is not None]
         ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup, update_after_step=cfg.ema_update_after_step) if cfg.ema_decay > 0 else None
         start = 0
         if resume is not None:
             path = resolve_checkpoint(resume, self.run_dir / "checkpoints")
-            state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device)
+            state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
+                                    disc_optimizer=disc_optimizer)
             if state.get("world_size", 1) != info.world_size:
                 raise ValueError(f"checkpoint {path} was written by {state.get('world_size')} ranks; this run has "
                                  f"{info.world_size} (exact resume needs the same world size)")
@@ -211,7 +227,7 @@ class Trainer:
         self.step = start
         main = info.rank == 0
         logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=start if resume is not None else None) if main else None
-        forward: nn.Module = _LossForward(model)
+        forward: nn.Module = _LossForward(model, pass_step=two_optimizers)
         if info.world_size > 1:
             forward = nn.parallel.DistributedDataParallel(
                 forward, device_ids=[device.index] if device.type == "cuda" else None,
@@ -233,13 +249,16 @@ class Trainer:
                 sync()
                 t1 = time.perf_counter()
                 lr = lr_at(cfg, step)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
+                for opt in optimizers:
+                    for g in opt.param_groups:
+                        g["lr"] = lr
                 with autocast:
-                    out = forward(batch)
+                    out = forward(batch, step) if two_optimizers else forward(batch)
                 if not isinstance(out, dict) or "loss" not in out:
                     raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
-                loss = out["loss"]
+                if disc_optimizer is not None and "disc_loss" not in out:
+                    raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
+                loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
                 if not torch.isfinite(loss.detach()).all():
                     raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
                 sync()
@@ -248,8 +267,11 @@ class Trainer:
                 sync()
                 t3 = time.perf_counter()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                disc_grad_norm = (torch.nn.utils.clip_grad_norm_(disc_params, cfg.grad_clip)
+                                  if cfg.grad_clip > 0 and disc_optimizer is not None else None)
+                for opt in optimizers:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
                 if ema is not None:
                     ema.update(model, step + 1)
                 sync()
@@ -262,6 +284,8 @@ class Trainer:
                            for k, v in out.items() if isinstance(v, (torch.Tensor, int, float))}
                 if grad_norm is not None:
                     metrics["grad_norm"] = float(grad_norm)
+                if disc_grad_norm is not None:
+                    metrics["disc_grad_norm"] = float(disc_grad_norm)
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -277,7 +301,7 @@ class Trainer:
                 for cb in self.callbacks:
                     cb(self, done, metrics)
                 if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
-                    self._save(done, optimizer, ema, info)
+                    self._save(done, optimizer, ema, info, disc_optimizer)
                 if cfg.sample_every and done % cfg.sample_every == 0:
                     self._sample_grid(done, ema, info)
         finally:

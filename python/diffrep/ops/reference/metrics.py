@@ -217,24 +217,78 @@ def _search(sorted_vals: torch.Tensor, pred, shape, hi_init: int) -> torch.Tenso
         lo = torch.where(active & ~ok, mid + 1, lo)
 
 
+def _exceeds_product(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``v > a * b`` with the product taken exactly (Dekker's two-product, Veltkamp splitting),
+    for positive doubles with a * b within a factor 2 of v (so v - fl(a * b) is exact)."""
+    def split(t):
+        big = 134217729.0 * t  # 2^27 + 1
+        hi = big - (big - t)
+        return hi, t - hi
+
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # a * b = p + err exactly
+    return (v - p) > err
+
+
+def _sqrt_rn(v: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded sqrt of float64 ``v`` >= 0, as libm's (and NumPy's) ``sqrt``.
+
+    torch's CPU sqrt is only faithful (about 1% of float64 results are one ulp off), and an ulp
+    of the radius changes m_i. Tuckerman's test fixes it up: s is the rounded root unless
+    v > s * s_up (round up) or v <= s * s_down (round down), the products taken exactly. Tiny
+    inputs are scaled by 2^200 first so that the exact products do not underflow."""
+    tiny = v < 2.0 ** -900
+    v = torch.where(tiny, v * 2.0 ** 200, v)
+    s = torch.sqrt(v)
+    ok = (v > 0) & torch.isfinite(v)
+    for _ in range(2):  # one step corrects a faithful root; the second is a no-op guard
+        up = torch.nextafter(s, torch.full_like(s, float("inf")))
+        dn = torch.nextafter(s, torch.zeros_like(s))
+        s = torch.where(ok & _exceeds_product(v, s, up), up, s)
+        s = torch.where(ok & ~_exceeds_product(v, s, dn), dn, s)
+    return torch.where(tiny, s * 2.0 ** -100, s)
+
+
+def _kth_neighbour_distance(c: torch.Tensor, g0: torch.Tensor, p: torch.Tensor, nl: torch.Tensor,
+                            kk: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from every value of ``c`` (J, n; values grouped by label, sorted within a group;
+    the group of the point at q starts at ``g0`` and holds ``nl`` points, q at position ``p`` in it)
+    to its ``kk``-th same-label neighbour, self excluded, measured as sklearn's NearestNeighbors
+    measures it.
+
+    With ``kk >= nl // 2`` NearestNeighbors(algorithm="auto") is brute force: the squared distance
+    is the expansion x^2 + (-2 x y) + y^2 clamped at 0 (ArgKmin), whose rounding can reorder
+    near-equal neighbours, so every member of the group (nl <= 2 kk + 1) is a candidate. Otherwise
+    it is a KD tree with the squared distance (x - y)^2, and the kk nearest lie within kk positions
+    of p in the sorted group. Either way: the correctly rounded sqrt of the kk-th smallest
+    candidate (sqrt is monotone). Points with kk = 0 get +inf (callers drop them)."""
+    jn, n = c.shape
+    brute = kk >= nl // 2
+    first = torch.where(brute, g0, g0 + p - kk)  # first candidate position, (J, n)
+    pos = first.unsqueeze(-1) + torch.arange(2 * k + 1, device=c.device)  # (J, n, 2k + 1)
+    valid = (pos >= g0.unsqueeze(-1)) & (pos < (g0 + nl).unsqueeze(-1)) & (pos != (g0 + p).unsqueeze(-1))
+    y = torch.gather(c, 1, pos.clamp(0, n - 1).view(jn, -1)).view(pos.shape)
+    x = c.unsqueeze(-1)
+    expanded = torch.clamp_min((x * x + (-2.0 * (x * y))) + y * y, 0.0)
+    sq = torch.where(brute.unsqueeze(-1), expanded, (x - y) * (x - y))
+    sq = torch.where(valid, sq, torch.full_like(sq, float("inf"))).sort(dim=-1).values
+    return _sqrt_rn(torch.gather(sq, -1, (kk - 1).clamp_min(0).unsqueeze(-1)).squeeze(-1))
+
+
 def knn_mi_cd(latents: torch.Tensor, factors: torch.Tensor, k: int = 10) -> torch.Tensor:
     """Ross (2014) kNN MI between each continuous row of ``latents`` (J, n) and each discrete row
     of ``factors`` (F, n), equal to sklearn ``_compute_mi_cd(c, d, k)``: (J, F) float64 in nats.
 
     Per label with N_l > 1 points: k_l = min(k, N_l - 1) and r_i the distance to the k_l-th
-    same-label neighbour (self excluded), nudged down one ulp (``nextafter(r, 0)``). Points of
-    singleton labels are dropped and n recounted. m_i counts the kept points (self included) with
+    same-label neighbour (self excluded, see :func:`_kth_neighbour_distance` for how sklearn
+    measures it), nudged down one ulp (``nextafter(r, 0)``). Points of singleton labels are
+    dropped and n recounted. m_i counts the kept points (self included) with
     ``(c_j - c_i)^2 <= r_i^2``: sklearn's ``KDTree.query_radius`` compares squared distances, which
     is what makes this equal to the reference when the squares of r and r - 1 ulp round together.
-    MI = psi(n) + mean psi(k_i) - mean psi(N_l) - mean psi(m_i), clipped at 0.
-
-    In 1-D the k nearest same-label neighbours and the point form a window of k + 1 consecutive
-    values of the label's sorted subsequence, so r = min over windows [s, s + k] containing p of
-    max(c_p - c_s, c_{s+k} - c_p); the counts come from an exact binary search on the sorted
-    kept values. For labels with N_l <= 2 k_l + 1 sklearn's ``NearestNeighbors`` picks brute force,
-    whose distance is the expansion sqrt(x^2 - 2xy + y^2); the twin measures the k-th neighbour
-    (chosen by exact distance) the same way, so it also matches there except when that expansion
-    reorders neighbours that are within rounding of each other.
+    MI = psi(n) + mean psi(k_i) - mean psi(N_l) - mean psi(m_i), clipped at 0. The counts come from
+    an exact binary search on the sorted kept values.
     """
     jn, n = latents.shape
     fn = factors.shape[0]
@@ -264,23 +318,7 @@ def knn_mi_cd(latents: torch.Tensor, factors: torch.Tensor, k: int = 10) -> torc
         p = torch.arange(n, device=dev).expand(jn, n) - g0  # position within its label group
         nl = n_l[order]
         kk = k_l[order]
-        r = torch.full((jn, n), float("inf"), dtype=_F64, device=dev)
-        nb = torch.zeros((jn, n), dtype=_F64, device=dev)  # the k-th neighbour's value
-        for t in range(k + 1):
-            s = p - t
-            valid = (t <= kk) & (s >= 0) & (s + kk <= nl - 1)
-            lo_v = torch.gather(c, 1, (g0 + s).clamp(0, n - 1))
-            hi_v = torch.gather(c, 1, (g0 + s + kk).clamp(0, n - 1))
-            d_lo, d_hi = c - lo_v, hi_v - c
-            cand = torch.maximum(d_lo, d_hi)
-            better = valid & (cand < r)
-            r = torch.where(better, cand, r)
-            nb = torch.where(better, torch.where(d_lo >= d_hi, lo_v, hi_v), nb)
-        # sklearn's NearestNeighbors(algorithm="auto") is brute force when k_l >= N_l // 2
-        # (N_l <= 21 at k = 10); brute force measures sqrt(max(x^2 + (-2 x y) + y^2, 0)).
-        brute = kk >= nl // 2
-        r_brute = torch.sqrt(torch.clamp_min((c * c + (-2.0 * (c * nb))) + nb * nb, 0.0))
-        r = torch.where(brute, r_brute, r)
+        r = _kth_neighbour_distance(c, g0, p, nl, kk, k)
         r = torch.nextafter(r, torch.zeros_like(r))
         kept_o = keep[order]
         # global sorted kept values (dropped points -> +inf at the end)
