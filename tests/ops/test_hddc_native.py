@@ -60,7 +60,9 @@ def test_estep_matches_twin(shape, model, skip_zero):
     r_t, L_t, c_t = hddc._Engine("reference", x).estep(unit_of, w, p)
     assert not torch.isnan(r_n).any()
     keep = (w > 0)[..., None] if skip_zero else torch.ones_like(r_t, dtype=torch.bool)
-    torch.testing.assert_close(r_n * keep, r_t * keep, rtol=1e-8, atol=1e-10)
+    # the kernel's and the twin's cost forms differ algebraically; with b at its 1e-6 floor their
+    # rounding differs by up to ~1e6 * eps * |x|^2 in the cost, hence 1e-7 on responsibilities
+    torch.testing.assert_close(r_n * keep, r_t * keep, rtol=1e-7, atol=1e-7)
     if skip_zero:
         assert bool((r_n[~(w > 0)] == 0).all())
     # the two cost forms differ by (|e|^2 - sum u^2)/b, which cancels when d_k = d and b sits at its
