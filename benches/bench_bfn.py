@@ -140,7 +140,7 @@ def cases(n, device):
     return out
 
 
-def run(device, sizes, repeat, threads_list):
+def run(device, sizes, repeat, threads_list, only=None):
     print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{'GPU ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
     for threads in threads_list:
@@ -153,6 +153,8 @@ def run(device, sizes, repeat, threads_list):
               f"{'speed-up':>9s} {'GB/s':>7s} {'% copy':>7s} {'alloc native':>13s} {'alloc eager':>12s}")
         for n in sizes:
             for name, K, native, eager, nbytes in cases(n, device):
+                if only and only not in name:
+                    continue
                 t_native = best_time(native, device, repeat)
                 t_eager = best_time(eager, device, max(2, repeat // 3))
                 mem = ""
@@ -169,6 +171,7 @@ def main():
     p.add_argument("--full", action="store_true", help="include 6.4e7 elements")
     p.add_argument("--sizes", type=float, nargs="*", help="element counts (overrides the defaults)")
     p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--only", help="run only the ops whose name contains this text")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not diffrep.cuda_available():
@@ -180,7 +183,7 @@ def main():
     if choice.backend == "reference":
         raise SystemExit(f"native kernels unusable here:\n{choice}")
     threads = [1, torch.get_num_threads()] if device.type == "cpu" and torch.get_num_threads() > 1 else [1]
-    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0])
+    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only)
 
 
 if __name__ == "__main__":

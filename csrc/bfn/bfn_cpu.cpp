@@ -199,6 +199,11 @@ void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool in
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
+    if (K == 2) {  // binary data: vectorise over items
+#pragma omp simd reduction(| : flags)
+      for (int64_t i = i0; i < i1; ++i) flags |= disc_update2(theta + 2 * i, y[2 * i], y[2 * i + 1], sign, log_io, out + 2 * i);
+      return flags;
+    }
     for (int64_t i = i0; i < i1; ++i) {
       const T* yi = y + i * K;
       disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, sign, log_io, out + i * K, flags);
@@ -213,6 +218,21 @@ void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const
                         T* out, T* out_y, int64_t n) {
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
+    if (K == 2) {  // binary data: vectorise over items
+#pragma omp simd reduction(| : flags)
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t xi = x[i];
+        flags |= (xi < 0 || xi >= 2) ? int32_t(kClassOutOfRange) : int32_t(0);
+        const T a = alpha[bidx(i, row_len, alpha_per_row)];
+        const T sd = sqrt(a * T(2));
+        const T y0 = a * (xi == 0 ? T(1) : T(-1)) + sd * eps[(i - i0) * 2];
+        const T y1 = a * (xi == 1 ? T(1) : T(-1)) + sd * eps[(i - i0) * 2 + 1];
+        out_y[2 * i] = y0;
+        out_y[2 * i + 1] = y1;
+        flags |= disc_update2(theta + 2 * i, y0, y1, T(1), log_io, out + 2 * i);
+      }
+      return flags;
+    }
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t xi = x[i];
       if (xi < 0 || xi >= K) flags |= kClassOutOfRange;

@@ -34,9 +34,9 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 #define DIFFREP_SIMD
 #define DIFFREP_SIMD_SUM(...)
 #else
+#define DIFFREP_STR(x) #x
 #define DIFFREP_SIMD _Pragma("omp simd")
 #define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
-#define DIFFREP_STR(x) #x
 #endif
 
 // Error flags written by the kernels (bitwise OR), decoded in python/diffrep/ops/bfn.py.
@@ -280,15 +280,20 @@ DIFFREP_HD T cts_update_elem(T mu, T rho, T y, T alpha, bool inverse, int32_t& f
 template <typename T, typename YFn>
 DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bool log_io, T* out, int32_t& flags) {
   T mx = -INFINITY;
+  int32_t bad = 0;
+#if !defined(__CUDACC__)
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+#endif
   for (int64_t k = 0; k < K; ++k) {
-    const T th = theta[k];
-    if (log_io ? (th != th || th == INFINITY) : !(th >= T(0) && th <= T(1))) flags |= kNonFiniteInput;
-    const T yk = y_of(k);
-    if (!isfinite(yk)) flags |= kNonFiniteInput;
-    const T l = (log_io ? th : log(th)) + sign * yk;
+    const T th = theta[k], yk = y_of(k);
+    // log-probabilities may be -inf but not NaN or +inf; probabilities must lie in [0, 1];
+    // y must be finite (y - y is NaN for inf and NaN)
+    bad |= (log_io ? !(th <= T(0)) : !(th >= T(0) && th <= T(1))) | !(yk - yk == T(0));
+    const T l = (log_io ? th : fast_log(th)) + sign * yk;
     out[k] = l;
     mx = l > mx ? l : mx;
   }
+  if (bad) flags |= kNonFiniteInput;
   if (!(mx > -INFINITY)) {  // every class has probability 0: not a distribution
     flags |= kNonFiniteInput;
     for (int64_t k = 0; k < K; ++k) out[k] = log_io ? T(-INFINITY) : T(0);
@@ -297,8 +302,26 @@ DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bo
   T sum = T(0);
   DIFFREP_SIMD_SUM(sum)
   for (int64_t k = 0; k < K; ++k) sum += fast_exp(out[k] - mx);
-  const T lse = mx + log(sum);
+  const T lse = mx + fast_log(sum);
+  DIFFREP_SIMD
   for (int64_t k = 0; k < K; ++k) out[k] = log_io ? out[k] - lse : fast_exp(out[k] - lse);
+}
+
+// The K = 2 update of disc_update_elem as straight-line code, so that a loop over items (rather
+// than over two classes) vectorises: logsumexp(a, b) = max + log(1 + e^-|a - b|). Returns the
+// error flags (same conditions as disc_update_elem).
+template <typename T>
+DIFFREP_HD int32_t disc_update2(const T* theta, T y0, T y1, T sign, bool log_io, T* out) {
+  const T t0 = theta[0], t1 = theta[1];
+  int32_t bad = (log_io ? !(t0 <= T(0)) | !(t1 <= T(0)) : !(t0 >= T(0) && t0 <= T(1)) | !(t1 >= T(0) && t1 <= T(1))) |
+                !(y0 - y0 == T(0)) | !(y1 - y1 == T(0));
+  const T a = (log_io ? t0 : fast_log(t0)) + sign * y0, b = (log_io ? t1 : fast_log(t1)) + sign * y1;
+  const T mx = a > b ? a : b;
+  bad |= !(mx > -INFINITY);  // both classes at probability 0
+  const T lse = mx + fast_log(T(1) + fast_exp(-(a > b ? a - b : b - a)));
+  out[0] = log_io ? a - lse : fast_exp(a - lse);
+  out[1] = log_io ? b - lse : fast_exp(b - lse);
+  return bad ? int32_t(kNonFiniteInput) : int32_t(0);
 }
 
 // Discretised bin probabilities (BFN Eq. 103-104, `DiscretizedCtsDistribution.probs`).

@@ -68,25 +68,31 @@ struct AtanhCoef {  // 1/(2k+1)
   DIFFREP_HD static constexpr T at() { return T(1.0 / (2 * K + 1)); }
 };
 
-// ln(u) for a positive normal u: u = m 2^e with m in [sqrt(1/2), sqrt(2)), then
-// ln m = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), s = (m - 1)/(m + 1), |s| <= 0.1716.
+// ln(u): u = m 2^e with m in [sqrt(1/2), sqrt(2)), then ln m = 2 atanh(s) = 2 s (1 + s^2/3 + ...),
+// s = (m - 1)/(m + 1), |s| <= 0.1716. Subnormals are scaled into the normal range first; 0 gives
+// -inf, negative or NaN gives NaN, +inf gives +inf, as std::log does. All selects are between
+// constants or finished values, so the caller's loop still vectorises.
 template <typename T>
 DIFFREP_HD T fast_log(T u) {
   using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
   constexpr int mant = sizeof(T) == 4 ? 23 : 52;
   constexpr int bias = sizeof(T) == 4 ? 127 : 1023;
-  const U bits = real_to_bits(u);
+  constexpr T min_normal = sizeof(T) == 4 ? T(1.17549435e-38f) : T(2.2250738585072014e-308);
+  const bool sub = u < min_normal;
+  const T scaled = u * (sub ? T(18446744073709551616.0) : T(1));  // 2^64, exact
+  const U bits = real_to_bits(scaled);
   constexpr U mant_mask = (U(1) << mant) - 1;
   // mantissa bits of sqrt(2): m = 1.mantissa > sqrt(2) is halved into [sqrt(1/2), 1), all in
   // integer arithmetic (a floating-point select here becomes a branch and stops vectorisation)
   constexpr U sqrt2_mant = sizeof(T) == 4 ? U(0x3504F3u) : U(0x6A09E667F3BCCull);
   const U big = (bits & mant_mask) > sqrt2_mant ? U(1) : U(0);
   const int e = static_cast<int>((bits >> mant) & ((U(1) << (sizeof(T) == 4 ? 8 : 11)) - 1)) - bias +
-                static_cast<int>(big);
+                static_cast<int>(big) - (sub ? 64 : 0);
   const T m = bits_to_real(static_cast<U>((bits & mant_mask) | ((static_cast<U>(bias) - big) << mant)));
   const T s = (m - T(1)) / (m + T(1));
   const T poly = Horner<T, 0, FastMathTerms<T>::log_terms, AtanhCoef>::eval(s * s);
-  return T(e) * T(0.693147180559945309417232121458) + T(2) * s * poly;
+  const T y = T(e) * T(0.693147180559945309417232121458) + T(2) * s * poly;
+  return u == T(0) ? T(-INFINITY) : (!(u > T(0)) ? T(NAN) : (u == T(INFINITY) ? u : y));
 }
 
 // 1/n!, folded at compile time once the Horner loops below are unrolled.
