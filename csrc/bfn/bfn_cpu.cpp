@@ -9,6 +9,7 @@
 
 #include "bfn/bfn_kernels.h"
 #include "bfn/bfn_math.h"
+#include "common/isa.h"
 #include "common/philox.h"
 
 namespace diffrep {
@@ -19,27 +20,6 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
 constexpr int64_t kTile = 1024;             // work per tile (elements x classes), and normals per batch
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// A tile's work compiled again for x86-64-v3 (AVX2 + FMA): flatten inlines the whole body, maths
-// included, so the vectorised loops get twice the lanes. Chosen at run time, per machine.
-template <typename F>
-__attribute__((target("arch=x86-64-v3"), flatten)) int32_t call_v3(F& f) {
-  return f();
-}
-inline bool has_v3() {
-  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return v3;
-}
-template <typename F>
-inline int32_t call_best_isa(F&& f) {
-  return has_v3() ? call_v3(f) : f();
-}
-#else
-template <typename F>
-inline int32_t call_best_isa(F&& f) {
-  return f();
-}
-#endif
 
 // Runs body(i0, i1) -> error flags over tiles of items [i0, i1) in parallel (each item costing
 // `width` units of work, e.g. K classes) and returns the OR of the flags.

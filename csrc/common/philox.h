@@ -10,6 +10,7 @@
 
 #include "common/fast_math.h"
 #include "common/hd.h"
+#include "common/isa.h"
 
 namespace diffrep {
 
@@ -134,21 +135,9 @@ inline void philox_normals_body(PhiloxKey key, uint64_t e0, int64_t len, T* out)
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// The same loop compiled for x86-64-v3 (AVX2 + FMA), chosen at run time: twice the lanes.
-template <typename T>
-__attribute__((target("arch=x86-64-v3"), flatten)) void philox_normals_v3(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
-  philox_normals_body<T>(key, e0, len, out);
-}
-#endif
-
 template <typename T>
 inline void philox_normals(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (v3) return philox_normals_v3<T>(key, e0, len, out);
-#endif
-  philox_normals_body<T>(key, e0, len, out);
+  call_best_isa([&] { philox_normals_body<T>(key, e0, len, out); });
 }
 #endif
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "common/isa.h"
 #include "guidance/guidance_kernels.h"
 #include "guidance/guidance_math.h"
 
@@ -15,27 +16,6 @@ using namespace guidance;
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // elements below which one thread is faster
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// A row's loop compiled again for x86-64-v3 (AVX2 + FMA), chosen at run time: flatten inlines
-// the element maths (fast_exp included) so the vectorised loop gets twice the lanes.
-template <typename F>
-__attribute__((target("arch=x86-64-v3"), flatten)) void row_v3(F& f) {
-  f();
-}
-template <typename F>
-inline void row(F&& f) {
-  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (v3)
-    row_v3(f);
-  else
-    f();
-}
-#else
-template <typename F>
-inline void row(F&& f) {
-  f();
-}
-#endif
 }  // namespace
 
 template <typename T>
@@ -47,7 +27,7 @@ void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int
   for (int64_t b = 0; b < B; ++b) {
     double acc = 0;
     int32_t bad = 0;
-    row([&] {
+    call_best_isa([&] {
 #pragma omp simd reduction(+ : acc) reduction(| : bad)
       for (int64_t j = 0; j < D; ++j) {
         const int64_t i = b * D + j;
@@ -67,7 +47,7 @@ void log_posterior_bwd(const Launch&, const T* g, const T* z, const T* mu, const
 #pragma omp parallel for schedule(static) if (S * B * D >= kParallelMin)
   for (int64_t b = 0; b < B; ++b) {
     const T gb = g[b];
-    row([&] {
+    call_best_isa([&] {
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j)
         backward_elem(gb, z, S, stride, b * D + j, mu[b * D + j], s[b * D + j], d_z, d_mu, d_s);
@@ -84,7 +64,7 @@ void log_posterior_bwd2(const Launch&, const T* g, const T* z, const T* mu, cons
   for (int64_t b = 0; b < B; ++b) {
     const T gb = g[b];
     double acc = 0;
-    row([&] {
+    call_best_isa([&] {
 #pragma omp simd reduction(+ : acc)
       for (int64_t j = 0; j < D; ++j) {
         const int64_t i = b * D + j;

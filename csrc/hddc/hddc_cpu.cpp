@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/fast_math.h"
+#include "common/isa.h"
 #include "hddc/hddc_kernels.h"
 #include "hddc/hddc_math.h"
 
@@ -28,25 +29,6 @@ constexpr int kP = 16;     // points per E-step tile (the vectorised direction)
 constexpr int kTileM = 64; // points per M-step scatter tile
 constexpr int kRows = 4;   // output rows per scatter register block
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-template <typename F>
-__attribute__((target("arch=x86-64-v3"), flatten)) void run_v3(F& f) {
-  f();
-}
-template <typename F>
-inline void run_best_isa(F&& f) {
-  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (v3)
-    run_v3(f);
-  else
-    f();
-}
-#else
-template <typename F>
-inline void run_best_isa(F&& f) {
-  f();
-}
-#endif
 
 // body(b, blk, i0, i1) over every (problem, block) task, in parallel.
 template <typename Body>
@@ -56,7 +38,7 @@ void for_blocks(const Dims& s, Body&& body) {
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t b = t / nblk, blk = t % nblk;
     const int64_t i0 = blk * kBlock, i1 = std::min(s.n, i0 + kBlock);
-    run_best_isa([&] { body(b, blk, i0, i1); });
+    call_best_isa([&] { body(b, blk, i0, i1); });
   }
 }
 
