@@ -32,6 +32,9 @@ def main():
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--models", default="AkjBkQkDk,full", help="comma-separated hddc models to time")
+    ap.add_argument("--sklearn-units", type=int, default=None,
+                    help="time sklearn on this many units only and scale the time by U / sklearn-units")
     args = ap.parse_args()
     dev = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
@@ -42,7 +45,7 @@ def main():
     print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.machine()}, "
           f"threads={torch.get_num_threads()}, device={dev}; {explain('hddc.fit', x).backend} backend")
     print(f"# U={args.U} n={args.n} d={args.d} K={args.K}->{args.Kmax}, {args.iters} EM iterations per phase")
-    for model in ("AkjBkQkDk", "full"):
+    for model in args.models.split(","):
         t0 = time.perf_counter()
         r = hddc.fit(x, args.K, args.Kmax, model=model, max_iter=args.iters, tol=0.0)
         if dev.type == "cuda":
@@ -58,12 +61,15 @@ def main():
 
         import warnings
         warnings.simplefilter("ignore")
+        nu = min(args.U, args.sklearn_units or args.U)
         t0 = time.perf_counter()
-        for u in range(args.U):
+        for u in range(nu):
             GaussianMixture(args.K, covariance_type="full", max_iter=args.iters, tol=0.0, random_state=0).fit(
                 x[u].cpu().numpy())
         t_sk = time.perf_counter() - t0
-        print(f"sklearn GaussianMixture(full) looped over units, {args.iters} it: {t_sk:8.2f} s")
+        scaled = "" if nu == args.U else f" (measured {t_sk:.2f} s on {nu} units, scaled by {args.U}/{nu})"
+        print(f"sklearn GaussianMixture(full) looped over units, {args.iters} it: {t_sk * args.U / nu:8.2f} s"
+              f"{scaled}")
 
 
 if __name__ == "__main__":
