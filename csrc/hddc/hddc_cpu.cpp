@@ -154,24 +154,27 @@ int32_t estep_tile(const EParams<T>& e, int64_t b, const int64_t* idx, int np, i
 }
 
 // ------------------------------------------------------------------------------------ M-step
-// Accumulates sum_p z[p][i] e[p][j] over a tile of np points into acc (DP x DP, row-major), in
-// register blocks of kRows output rows.
+// Accumulates sum_p z[p][i] e[p][j] over a tile of np points into the upper triangle (j >= i,
+// in whole vectors of kVec columns from the row block's diagonal) of acc (DP x DP, row-major), in
+// register blocks of kRows output rows; the lower triangle is mirrored at the end of the block.
+constexpr int kVec = 8;
 template <typename T, int DP>
 inline void scatter_tile(const T (*z)[DP], const T (*ev)[DP], int np, T* acc) {
   for (int i0 = 0; i0 < DP; i0 += kRows) {
+    const int j0 = (i0 / kVec) * kVec;
     T a[kRows][DP];
     for (int r = 0; r < kRows; ++r)
 #pragma omp simd
-      for (int j = 0; j < DP; ++j) a[r][j] = acc[(i0 + r) * DP + j];
+      for (int j = j0; j < DP; ++j) a[r][j] = acc[(i0 + r) * DP + j];
     for (int p = 0; p < np; ++p)
       for (int r = 0; r < kRows; ++r) {
         const T zr = z[p][i0 + r];
 #pragma omp simd
-        for (int j = 0; j < DP; ++j) a[r][j] += zr * ev[p][j];
+        for (int j = j0; j < DP; ++j) a[r][j] += zr * ev[p][j];
       }
     for (int r = 0; r < kRows; ++r)
 #pragma omp simd
-      for (int j = 0; j < DP; ++j) acc[(i0 + r) * DP + j] = a[r][j];
+      for (int j = j0; j < DP; ++j) acc[(i0 + r) * DP + j] = a[r][j];
   }
 }
 
@@ -206,7 +209,7 @@ void scatter_block(const Dims& s, const T* xu, const T* w, const T* resp, const 
     }
     if (np) scatter_tile<T, DP>(z, ev, np, acc.data());
     for (int64_t i = 0; i < d; ++i)
-      for (int64_t j = 0; j < d; ++j) o[i * d + j] = acc[i * DP + j];
+      for (int64_t j = i; j < d; ++j) o[i * d + j] = o[j * d + i] = acc[i * DP + j];
   }
 }
 

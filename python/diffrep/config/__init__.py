@@ -7,31 +7,8 @@ from :class:`Config`; on construction every field is type-checked against its an
 so an impossible configuration fails before any training starts, with the field named.
 """
 
-from .core import (
-    Config,
-    ConfigError,
-    config_from_dict,
-    config_to_dict,
-    dump_yaml,
-    load_yaml,
-    apply_overrides,
-    parse_override_args,
-    set_path,
-)
+from . import core
+from .core import *  # noqa: F401,F403  (the names core.__all__ lists)
 from .recipes import Recipe, get_recipe, list_recipes, register_recipe
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "config_from_dict",
-    "config_to_dict",
-    "dump_yaml",
-    "load_yaml",
-    "apply_overrides",
-    "parse_override_args",
-    "set_path",
-    "Recipe",
-    "get_recipe",
-    "list_recipes",
-    "register_recipe",
-]
+__all__ = [*core.__all__, "Recipe", "get_recipe", "list_recipes", "register_recipe"]

@@ -279,7 +279,7 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
             raise ValueError(f"init_resp must have shape ({U}, {n}, {n_components}), got {tuple(init_resp.shape)}")
         resp[..., :n_components] = init_resp.to(x).detach()
     units = torch.arange(U, device=x.device)
-    p, resp, L = _em(eng, units, w, resp, active, cfg, stats)
+    p, resp, L = _em_compact(eng, units, w, resp, active, cfg, stats)
     if split and max_split_passes > 0 and Kmax > n_components:
         gen = torch.Generator().manual_seed(seed)
         for _ in range(max_split_passes):
@@ -297,7 +297,7 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
         stats["filtered"] += (p["active"] & ~keep).sum(1).cpu()
         resp = resp * keep[:, None]
         resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        p, resp, L = _em(eng, units, w, resp, keep, cfg, stats)
+        p, resp, L = _em_compact(eng, units, w, resp, keep, cfg, stats)
     return _result(eng, w, p, stats)
 
 
@@ -487,7 +487,7 @@ def _em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
 def _result(eng, w, p, stats):
     x = eng.x
     units = torch.arange(x.shape[0], device=x.device)
-    _, L, _ = eng.estep(units, w, p)
+    _, L, _ = eng.estep(units, w, _compact(p))
     d = x.shape[2]
     act = p["active"]
     p = {k: (v.to(x.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
@@ -506,6 +506,65 @@ def _result(eng, w, p, stats):
 
 
 # --------------------------------------------------------------------------- split
+def _slots(active):
+    """(perm (B, K'), K'): each problem's active slots first, in slot order; K' = max #active."""
+    B, K = active.shape
+    Kc = max(1, int(active.sum(1).max()))
+    return torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :Kc], Kc
+
+
+def _take(v, perm):
+    B, Kc = perm.shape
+    return torch.gather(v, 1, perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:]))
+
+
+def _put(full, perm, v):
+    B, Kc = perm.shape
+    return full.scatter(1, perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:]), v)
+
+
+def _em_compact(eng, units, w, resp, active, cfg, stats):
+    """_em on the active slots only (resp (U, n, K') instead of (U, n, K_max); components are
+    independent slots, so the result is that of _em on the full layout), scattered back with the
+    parameters an inactive slot gets from a zero M-step."""
+    U, n, K = resp.shape
+    perm, Kc = _slots(active)
+    if Kc == K:
+        return _em(eng, units, w, resp, active, cfg, stats)
+    rc = torch.gather(resp, 2, perm[:, None].expand(U, n, Kc)).contiguous()
+    pc, rc, L = _em(eng, units, w, rc, _take(active, perm), cfg, stats)
+    d = eng.x.shape[2]
+    z = torch.zeros(U, K, dtype=pc["mu"].dtype, device=resp.device)
+    p = _params(z, torch.zeros(U, K, d, dtype=z.dtype, device=z.device),
+                torch.zeros(U, K, d, d, dtype=z.dtype, device=z.device), torch.ones(U, dtype=z.dtype, device=z.device),
+                torch.zeros(U, K, dtype=torch.bool, device=z.device), cfg)
+    for key, v in pc.items():
+        if isinstance(v, torch.Tensor) and key in p:
+            p[key] = _put(p[key].to(v.dtype), perm, v)
+    resp = torch.zeros_like(resp).scatter_(2, perm[:, None].expand(U, n, Kc), rc)
+    return p, resp, L
+
+
+def _compact(p):
+    """p with each problem's active components moved, in slot order, to the first
+    K' = max #active slots (the E-step skips inactive slots and sums the active ones in slot order,
+    so L, and resp on the active slots, are unchanged; resp and the loops shrink to K')."""
+    act = p["active"]
+    B, K = act.shape
+    Kc = max(1, int(act.sum(1).max()))
+    if Kc == K:
+        return p
+    perm = torch.argsort((~act).to(torch.int8), dim=1, stable=True)[:, :Kc]
+    out = {}
+    for key, v in p.items():
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and tuple(v.shape[:2]) == (B, K):
+            idx = perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:])
+            out[key] = torch.gather(v, 1, idx)
+        else:
+            out[key] = v
+    return out
+
+
 def _rows(p, idx):
     return {k: (v[idx].clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
 
@@ -532,15 +591,55 @@ def _children(eng, w, p, resp, cands, phi, cfg):
     if not bool(ok.any()):
         return [], None
     keep = ok.nonzero()[:, 0]
-    wc = (w[us[keep]] * member[keep]).contiguous()
-    sd = side[keep].to(x.dtype)
-    r0 = torch.stack([sd, 1 - sd], -1)
-    act = torch.ones(len(keep), 2, dtype=torch.bool, device=x.device)
-    p2, _, _ = _em(eng, us[keep], wc, r0, act, cfg, skip_zero=True)
+    p2 = _refit_members(eng, us[keep], w[us[keep]], member[keep], side[keep], cfg)
     good = p2["active"].all(1)
     kept = [cands[i] for i, g in zip(keep.tolist(), good.tolist()) if g]
     rows = good.nonzero()[:, 0]
     return kept, _rows(p2, rows)
+
+
+_GATHER_BYTES = 1 << 28   # member points gathered per chunk of split refits (x, w and resp copies)
+
+
+def _refit_members(eng, us, w, member, side, cfg):
+    """K = 2 EM of each candidate c over its members (the points i of unit us[c] with member[c, i]),
+    children initialised by side. The members are gathered (in point order) into a compact buffer
+    (C, m, d), padded with zero-weight points, so a refit costs O(members), not O(n); candidates
+    run in chunks of similar member counts (each problem is independent of its batch)."""
+    x = eng.x
+    C, d = member.shape[0], x.shape[2]
+    cnt = member.sum(1)
+    order = torch.argsort(cnt, descending=True, stable=True)
+    per_pt = (d + 3) * x.element_size() + 8
+    out = None
+    start = 0
+    while start < C:
+        m = max(1, int(cnt[order[start]]))
+        stop = min(C, start + max(1, _GATHER_BYTES // (m * per_pt)))
+        sel = order[start:stop]
+        mem = member[sel]
+        rows, cols = mem.nonzero(as_tuple=True)                          # row-major: members in point order
+        first = torch.cumsum(cnt[sel], 0) - cnt[sel]
+        pos = torch.arange(rows.numel(), device=x.device) - first[rows]
+        idx = torch.zeros(len(sel), m, dtype=torch.int64, device=x.device)
+        idx[rows, pos] = cols
+        valid = torch.zeros(len(sel), m, dtype=torch.bool, device=x.device)
+        valid[rows, pos] = True
+        uc = us[sel]
+        xc = x[uc[:, None], idx].contiguous()                               # (c, m, d)
+        wc = torch.where(valid, torch.gather(w[sel], 1, idx), torch.zeros((), dtype=w.dtype, device=x.device))
+        sd = (torch.gather(side[sel], 1, idx) & valid).to(x.dtype)
+        r0 = torch.stack([sd, valid.to(x.dtype) - sd], -1)
+        act = torch.ones(len(sel), 2, dtype=torch.bool, device=x.device)
+        sub = _Engine(eng.backend, xc)
+        p2, _, _ = _em(sub, torch.arange(len(sel), device=x.device), wc.contiguous(), r0, act, cfg, skip_zero=True)
+        if out is None:
+            out = {k: (v.new_empty((C,) + v.shape[1:]) if isinstance(v, torch.Tensor) else v) for k, v in p2.items()}
+        for k, v in p2.items():
+            if isinstance(v, torch.Tensor):
+                out[k][sel] = v
+        start = stop
+    return out
 
 
 def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, gen, stats):
@@ -599,7 +698,7 @@ def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, 
         if "nk" in trial:
             trial["nk"][j, bf] = trial["nk"][j, bk] * p2["pi"][bc, 1].to(pik.dtype)
         if rule == "bic":
-            _, L_new, _ = eng.estep(bu, w[bu], trial)
+            _, L_new, _ = eng.estep(bu, w[bu], _compact(trial))
             n_eff = w[bu].sum(1)
             accept = ref.bic(L_new, trial, n_eff, d) > ref.bic(L[bu], _rows(p, bu), n_eff, d)
         else:
