@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from . import _checks
 from .dci import fit_factors

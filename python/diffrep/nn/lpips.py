@@ -32,8 +32,8 @@ __all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "VGG16_CHANNELS"]
 LPIPS_ENV = "DIFFREP_LPIPS_WEIGHTS"
 VGG16_CHANNELS = (64, 128, 256, 512, 512)
 _BLOCKS = (2, 2, 3, 3, 3)  # convolutions per VGG16 stage
-_EXPECTED = (f"a .safetensors or torch state-dict file with the VGG16 'features.<i>.weight/bias' tensors "
-             f"(torchvision layout) and the LPIPS linear layers 'lin0.model.1.weight' .. 'lin4.model.1.weight'")
+_EXPECTED = ("a .safetensors or torch state-dict file with the VGG16 'features.<i>.weight/bias' tensors "
+             "(torchvision layout) and the LPIPS linear layers 'lin0.model.1.weight' .. 'lin4.model.1.weight'")
 
 
 def resolve_lpips_weights(path: str | os.PathLike | None = None) -> Path:
