@@ -608,6 +608,10 @@ def _refit_members(eng, us, w, member, side, cfg):
     run in chunks of similar member counts (each problem is independent of its batch)."""
     x = eng.x
     C, d = member.shape[0], x.shape[2]
+    if not eng.native:  # the twin refits over the whole buffer (weights w * member)
+        sd = side.to(x.dtype)
+        act = torch.ones(C, 2, dtype=torch.bool, device=x.device)
+        return _em(eng, us, (w * member).contiguous(), torch.stack([sd, 1 - sd], -1), act, cfg, skip_zero=True)[0]
     cnt = member.sum(1)
     order = torch.argsort(cnt, descending=True, stable=True)
     per_pt = (d + 3) * x.element_size() + 8
