@@ -232,6 +232,11 @@ template <typename T>
 void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, bool clip, T* out, int64_t n) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
+    if (K == 2) {  // vectorise over items
+#pragma omp simd reduction(| : flags)
+      for (int64_t i = i0; i < i1; ++i) flags |= disc_probs2(mu_x[i], sigma_x[i], clip, out + 2 * i);
+      return flags;
+    }
     for (int64_t i = i0; i < i1; ++i) disc_probs_elem(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
     return flags;
   });

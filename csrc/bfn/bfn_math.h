@@ -349,6 +349,23 @@ DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out,
   }
 }
 
+// disc_probs_elem for K = 2 as straight-line code, so a loop over items vectorises (the single
+// interior boundary is 0). Returns the error flags.
+template <typename T>
+DIFFREP_HD int32_t disc_probs2(T mu_x, T sigma_x, bool clip, T* out) {
+  const int32_t flags = (!isfinite(mu_x) || !isfinite(sigma_x) ? int32_t(kNonFiniteInput) : int32_t(0)) |
+                        (!(sigma_x > T(0)) ? int32_t(kNonPositive) : int32_t(0));
+  const T inv_s = T(1) / sigma_x;
+  const T mid = normal_cdf(T(0), mu_x, inv_s);
+  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s), hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
+  const T R = hi - lo;
+  const bool uniform = !clip && R < T(kMinProb);
+  const T scale = clip ? T(1) : (uniform ? T(1) : R);
+  out[0] = uniform ? T(0.5) : (mid - lo) / scale;
+  out[1] = uniform ? T(0.5) : (hi - mid) / scale;
+  return flags;
+}
+
 // Backward of disc_probs_elem: sum_k g_k dp_k/d(mu, sigma), by Abel summation over boundaries.
 template <typename T>
 DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
