@@ -2,6 +2,7 @@
 same global batch (ecosystem.md 2.4: assert on what matters)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ _TRANSIENT = ("EADDRINUSE", "Address already in use", "Connection refused", "Ren
 def _run(cmd, tmp):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     for attempt in range(2):
+        shutil.rmtree(cmd[-1], ignore_errors=True)  # the output folder: a retry starts clean
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp)
         if r.returncode == 0 or not any(m in r.stderr for m in _TRANSIENT):
             break
