@@ -17,13 +17,12 @@ elements, discretised loss >= 10x the eager twin.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
-import time
 
 import torch
 
 import diffrep
+from harness import best_time, peak_extra_bytes
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
@@ -31,45 +30,11 @@ SIGMA1 = 1e-3
 BETA1 = 9.0
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_time(fn, device, repeat, budget=2.0):
-    """Min of up to ``repeat`` runs after one warm-up, stopping early once ``budget`` s are spent."""
-    fn()
-    sync(device)
-    best, spent = math.inf, 0.0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
-        if spent > budget:
-            break
-    return best
-
-
 def copy_bandwidth(n, device, repeat):
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
     t = best_time(lambda: dst.copy_(src), device, repeat)
     return 2 * src.numel() * src.element_size() / t
-
-
-def allocated_bytes(fn, device):
-    """Bytes allocated while ``fn`` runs (peak on CUDA; sum of allocations on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        sync(device)
-        return torch.cuda.max_memory_allocated(device) - base
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    return sum(max(e.cpu_memory_usage, 0) for e in prof.events())
 
 
 def cases(n, device):
@@ -150,7 +115,7 @@ def run(device, sizes, repeat, threads_list, only=None):
         print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; "
               f"copy bandwidth {copy_bw / 1e9:.1f} GB/s (read+write, {max(sizes):.1e} floats)")
         print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
-              f"{'speed-up':>9s} {'GB/s':>7s} {'% copy':>7s} {'alloc native':>13s} {'alloc eager':>12s}")
+              f"{'speed-up':>9s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
         for n in sizes:
             for name, K, native, eager, nbytes in cases(n, device):
                 if only and only not in name:
@@ -159,7 +124,7 @@ def run(device, sizes, repeat, threads_list, only=None):
                 t_eager = best_time(eager, device, max(2, repeat // 3))
                 mem = ""
                 if "loss" in name:
-                    mem = f"{allocated_bytes(native, device) / 1e6:11.1f}MB {allocated_bytes(eager, device) / 1e6:10.1f}MB"
+                    mem = f"{peak_extra_bytes(native, device) / 1e6:11.1f}MB {peak_extra_bytes(eager, device) / 1e6:10.1f}MB"
                 bw = nbytes / t_native
                 print(f"{name:30s} {K!s:>4s} {n:10.1e} {device.type:>8s} {t_native * 1e3:10.3f} {t_eager * 1e3:10.3f} "
                       f"{t_eager / t_native:8.1f}x {bw / 1e9:7.1f} {100 * bw / copy_bw:6.0f}% {mem}")

@@ -16,7 +16,7 @@ import platform
 import torch
 
 import diffrep
-from bench_bfn import best_time
+from harness import best_time
 from diffrep.ops import explain, guidance
 from diffrep.ops.reference import guidance as ref
 

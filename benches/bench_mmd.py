@@ -20,28 +20,9 @@ import platform
 import torch
 
 import diffrep
-from bench_bfn import best_time, sync
+from harness import best_time, peak_extra_bytes
 from diffrep.ops import explain, mmd
 from diffrep.ops.reference import mmd as ref
-
-
-def peak_extra_bytes(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        sync(device)
-        return torch.cuda.max_memory_allocated(device) - base
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    peak, cur = 0, 0
-    for ev in sorted(prof.events(), key=lambda e: e.time_range.start):
-        cur += ev.cpu_memory_usage
-        peak = max(peak, cur)
-    return peak
 
 
 def main():
