@@ -32,7 +32,7 @@ void bind_hddc(nb::module_& m) {
   using nb::arg;
   m.def(
       "hddc_estep",
-      [](Arr x, Arr unit_of, Arr w, Arr mu, Arr qt, Arr ia, Arr dk, Arr ib, Arr cst, Arr act, Arr thr,
+      [](Arr x, Arr unit_of, Arr w, Arr mu, Arr qt, Arr ia, Arr dk, Arr tri, Arr ib, Arr cst, Arr act, Arr thr,
          bool skip_zero, Arr resp, Arr llp, Arr L, Arr cnt, Arr flags, int device, uintptr_t stream) {
         const Launch l = make_launch(flags, device, stream);
         hddc::Dims s = hddc_dims(x, unit_of, act, !kCuda);
@@ -44,6 +44,7 @@ void bind_hddc(nb::module_& m) {
         expect_size(mu, BK * s.d, "mu");
         expect_size(ia, BK * s.D, "ia");
         expect_size(dk, BK, "dk");
+        expect_size(tri, BK, "tri");
         expect_size(ib, BK, "ib");
         expect_size(cst, BK, "cst");
         expect_size(thr, s.B, "thr");
@@ -59,15 +60,15 @@ void bind_hddc(nb::module_& m) {
           using T = decltype(z);
           nb::gil_scoped_release release;
           DIFFREP_CALL(hddc_estep, l, s, typed<T>(x, "x"), typed<int64_t>(unit_of, "unit_of"), typed<T>(w, "w"),
-                       typed<T>(mu, "mu"), typed<T>(qt, "qt"), typed<T>(ia, "ia"), dkp, typed<T>(ib, "ib"),
-                       typed<T>(cst, "cst"), typed<int32_t>(act, "act"), typed<T>(thr, "thr"), skip_zero,
-                       typed<T>(resp, "resp"), typed<double>(llp, "llp"), typed<double>(L, "L"),
+                       typed<T>(mu, "mu"), typed<T>(qt, "qt"), typed<T>(ia, "ia"), dkp, typed<int32_t>(tri, "tri"),
+                       typed<T>(ib, "ib"), typed<T>(cst, "cst"), typed<int32_t>(act, "act"), typed<T>(thr, "thr"),
+                       skip_zero, typed<T>(resp, "resp"), typed<double>(llp, "llp"), typed<double>(L, "L"),
                        typed<int64_t>(cnt, "cnt"));
         });
       },
       arg("x").noconvert(), arg("unit_of").noconvert(), arg("w").noconvert(), arg("mu").noconvert(),
-      arg("qt").noconvert(), arg("ia").noconvert(), arg("dk").noconvert(), arg("ib").noconvert(),
-      arg("cst").noconvert(), arg("act").noconvert(), arg("thr").noconvert(), arg("skip_zero"),
+      arg("qt").noconvert(), arg("ia").noconvert(), arg("dk").noconvert(), arg("tri").noconvert(),
+      arg("ib").noconvert(), arg("cst").noconvert(), arg("act").noconvert(), arg("thr").noconvert(), arg("skip_zero"),
       arg("resp").noconvert(), arg("llp").noconvert(), arg("L").noconvert(), arg("cnt").noconvert(),
       DIFFREP_LAUNCH_ARGS);
 

@@ -27,7 +27,6 @@ namespace {
 
 constexpr int kP = 16;     // points per E-step tile (the vectorised direction)
 constexpr int kTileM = 64; // points per M-step scatter tile
-constexpr int kRows = 4;   // output rows per scatter register block
 
 
 // body(b, blk, i0, i1) over every (problem, block) task, in parallel.
@@ -62,16 +61,33 @@ struct EParams {
   const Dims& s;
   const T *x, *w, *mu, *qt, *ia, *ib, *cst, *thr;
   const int64_t* unit_of;
-  const int32_t *dk, *act;
+  const int32_t *dk, *tri, *act;
   bool skip_zero;
   T* resp;
   double* llp;
 };
 
+// u_j = q_j . e for R consecutive rows j of Qt at once: R * kP independent accumulators keep
+// both FMA pipes busy (one row at a time is bound by the FMA latency of its kP / lanes chains).
+template <typename T, int R>
+inline void add_rows(const T* q, int64_t d, int64_t cols, const T* c, const T (*et)[kP], T* acc) {
+  T u[R][kP] = {};
+  for (int64_t i = 0; i < cols; ++i)
+    for (int r = 0; r < R; ++r) {
+      const T qi = q[r * d + i];
+#pragma omp simd
+      for (int p = 0; p < kP; ++p) u[r][p] += qi * et[i][p];
+    }
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int p = 0; p < kP; ++p) acc[p] += c[r] * u[r][p] * u[r][p];
+}
+
 // -2 log(pi_k N_k) of the tile's points (transposed xt[i][p]) for component k, into cost[p].
 template <typename T>
 inline void tile_cost(const EParams<T>& e, int64_t bk, const T (*xt)[kP], T (*et)[kP], T* cost) {
-  const int64_t d = e.s.d, D = e.s.D;
+  constexpr int R = sizeof(T) == 4 ? 6 : 3;  // rows per block: R * kP / lanes <= 12 vector registers
+  const int64_t d = e.s.d, D = e.s.D, dk = e.dk[bk];
   const T* m = e.mu + bk * d;
   T ee[kP] = {}, acc[kP];
   for (int64_t i = 0; i < d; ++i) {
@@ -86,18 +102,13 @@ inline void tile_cost(const EParams<T>& e, int64_t bk, const T (*xt)[kP], T (*et
   const T ib = e.ib[bk], c0 = e.cst[bk];
 #pragma omp simd
   for (int p = 0; p < kP; ++p) acc[p] = ee[p] * ib + c0;
-  for (int64_t j = 0; j < e.dk[bk]; ++j) {
-    const T* q = e.qt + (bk * D + j) * d;
-    T u[kP] = {};
-    for (int64_t i = 0; i < d; ++i) {
-      const T qi = q[i];
-#pragma omp simd
-      for (int p = 0; p < kP; ++p) u[p] += qi * et[i][p];
-    }
-    const T c = e.ia[bk * D + j] - ib;
-#pragma omp simd
-    for (int p = 0; p < kP; ++p) acc[p] += c * u[p] * u[p];
-  }
+  T c[kMaxDim];
+  for (int64_t j = 0; j < dk; ++j) c[j] = e.ia[bk * D + j] - ib;
+  const T* q = e.qt + bk * D * d;
+  const bool lower = e.tri[bk] != 0;  // rows j..j+R-1 are zero beyond column j+R-1: skip those
+  int64_t j = 0;
+  for (; j + R <= dk; j += R) add_rows<T, R>(q + j * d, d, lower ? std::min(d, j + R) : d, c + j, et, acc);
+  for (; j < dk; ++j) add_rows<T, 1>(q + j * d, d, lower ? j + 1 : d, c + j, et, acc);
 #pragma omp simd
   for (int p = 0; p < kP; ++p) cost[p] = acc[p];
 }
@@ -155,59 +166,118 @@ int32_t estep_tile(const EParams<T>& e, int64_t b, const int64_t* idx, int np, i
 
 // ------------------------------------------------------------------------------------ M-step
 // Accumulates sum_p z[p][i] e[p][j] over a tile of np points into the upper triangle (j >= i,
-// in whole vectors of kVec columns from the row block's diagonal) of acc (DP x DP, row-major), in
-// register blocks of kRows output rows; the lower triangle is mirrored at the end of the block.
-constexpr int kVec = 8;
+// in whole vectors from the row block's diagonal) of acc (DP x DP, row-major); the lower
+// triangle is mirrored at the end of the block. Row blocks are unrolled at compile time and the
+// accumulators are GCC vectors, so that each block's R x (DP - J0) sums stay in registers (as
+// plain arrays GCC kept them on the stack: a load and a store per FMA).
+template <typename T, int DP, int I0>
+inline void scatter_rows(const T (*z)[DP], const T (*ev)[DP], int np, T* acc) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int L = 32 / int(sizeof(T)), J0 = (I0 / L) * L, NV = (DP - J0) / L;
+  constexpr int R = std::min(std::max(1, 8 / (DP / L)), DP - I0);
+  V a[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(&a[r][v], acc + (I0 + r) * DP + J0 + v * L, sizeof(V));
+  for (int p = 0; p < np; ++p) {
+    V e[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(&e[v], &ev[p][J0 + v * L], sizeof(V));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const T zr = z[p][I0 + r];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) a[r][v] += zr * e[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) __builtin_memcpy(acc + (I0 + r) * DP + J0 + v * L, &a[r][v], sizeof(V));
+  if constexpr (I0 + R < DP) scatter_rows<T, DP, I0 + R>(z, ev, np, acc);
+}
+
 template <typename T, int DP>
 inline void scatter_tile(const T (*z)[DP], const T (*ev)[DP], int np, T* acc) {
-  for (int i0 = 0; i0 < DP; i0 += kRows) {
-    const int j0 = (i0 / kVec) * kVec;
-    T a[kRows][DP];
-    for (int r = 0; r < kRows; ++r)
-#pragma omp simd
-      for (int j = j0; j < DP; ++j) a[r][j] = acc[(i0 + r) * DP + j];
-    for (int p = 0; p < np; ++p)
-      for (int r = 0; r < kRows; ++r) {
-        const T zr = z[p][i0 + r];
-#pragma omp simd
-        for (int j = j0; j < DP; ++j) a[r][j] += zr * ev[p][j];
-      }
-    for (int r = 0; r < kRows; ++r)
-#pragma omp simd
-      for (int j = j0; j < DP; ++j) acc[(i0 + r) * DP + j] = a[r][j];
+  scatter_rows<T, DP, 0>(z, ev, np, acc);
+}
+
+// Points of [i0, i1) with a non-zero weight for component k, in point order: offsets from i0 in
+// idx[k * kBlock ..] and weights in t[..], found in one pass over the block (scanning the block
+// once per component cost more than the scatter itself: a mispredicted branch per point and
+// component).
+template <typename T>
+struct Buckets {
+  std::vector<int32_t> idx;
+  std::vector<T> t;
+  int32_t count[kMaxK];
+};
+
+template <typename T>
+Buckets<T>& fill_buckets(const Dims& s, const T* w, const T* resp, const int32_t* act, const double* mass,
+                         int64_t b, int64_t i0, int64_t i1) {
+  thread_local Buckets<T> bk;
+  const int64_t K = s.K, n = s.n;
+  bk.idx.resize(K * kBlock);
+  bk.t.resize(K * kBlock);
+  uint64_t on = 0;
+  int32_t cnt[kMaxK];  // local, so that the stores to idx (also int32) cannot alias it
+  for (int64_t k = 0; k < K; ++k) {
+    on |= uint64_t(act[b * K + k] && mass[b * K + k] > 0) << k;
+    cnt[k] = 0;
   }
+  int32_t* idx = bk.idx.data();
+  T* tv = bk.t.data();
+  for (int64_t i = i0; i < i1; ++i) {
+    const T wi = w[b * n + i];
+    if (wi == T(0)) continue;
+    const T* r = resp + (b * n + i) * K;
+    uint64_t nz = 0;  // t is non-zero for few components: find them without a branch per component
+    for (int64_t k = 0; k < K; ++k) nz |= uint64_t(wi * r[k] != T(0)) << k;
+    for (nz &= on; nz; nz &= nz - 1) {
+      const int k = __builtin_ctzll(nz);
+      const int32_t c = cnt[k]++;
+      idx[k * kBlock + c] = int32_t(i - i0);
+      tv[k * kBlock + c] = wi * r[k];
+    }
+  }
+  std::copy(cnt, cnt + K, bk.count);
+  return bk;
 }
 
 template <typename T, int DP>
 void scatter_block(const Dims& s, const T* xu, const T* w, const T* resp, const int32_t* act, const double* mass,
                    const double* mean, int64_t b, int64_t i0, int64_t i1, T* out) {
-  const int64_t d = s.d, K = s.K, n = s.n;
+  const int64_t d = s.d, K = s.K;
   alignas(64) T z[kTileM][DP], ev[kTileM][DP];
-  std::vector<T> acc(DP * DP);
+  alignas(64) T acc[DP * DP];
+  const Buckets<T>& bu = fill_buckets(s, w, resp, act, mass, b, i0, i1);
   for (int64_t k = 0; k < K; ++k) {
-    const int64_t bk = b * K + k;
     T* o = out + k * d * d;
     std::fill(o, o + d * d, T(0));
-    if (!act[bk] || !(mass[bk] > 0)) continue;
+    if (!bu.count[k]) continue;
     T m[DP] = {};
-    for (int64_t j = 0; j < d; ++j) m[j] = T(mean[bk * d + j]);
-    std::fill(acc.begin(), acc.end(), T(0));
+    for (int64_t j = 0; j < d; ++j) m[j] = T(mean[(b * K + k) * d + j]);
+    std::fill(acc, acc + DP * DP, T(0));
+    const int32_t* idx = bu.idx.data() + k * kBlock;
+    const T* tk = bu.t.data() + k * kBlock;
     int np = 0;
-    for (int64_t i = i0; i < i1; ++i) {
-      const T t = w[b * n + i] * resp[(b * n + i) * K + k];
-      if (t == T(0)) continue;
-      const T* xi = xu + i * d;
+    for (int32_t c = 0; c < bu.count[k]; ++c) {
+      const T t = tk[c];
+      const T* xi = xu + (i0 + idx[c]) * d;
+#pragma omp simd
       for (int64_t j = 0; j < DP; ++j) {
         const T v = j < d ? xi[j] - m[j] : T(0);
         ev[np][j] = v;
         z[np][j] = t * v;
       }
       if (++np == kTileM) {
-        scatter_tile<T, DP>(z, ev, np, acc.data());
+        scatter_tile<T, DP>(z, ev, np, acc);
         np = 0;
       }
     }
-    if (np) scatter_tile<T, DP>(z, ev, np, acc.data());
+    if (np) scatter_tile<T, DP>(z, ev, np, acc);
     for (int64_t i = 0; i < d; ++i)
       for (int64_t j = i; j < d; ++j) o[i * d + j] = o[j * d + i] = acc[i * DP + j];
   }
@@ -217,9 +287,9 @@ void scatter_block(const Dims& s, const T* xu, const T* w, const T* resp, const 
 
 template <typename T>
 void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const T* ib, const T* cst, const int32_t* act,
-                const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
-  const EParams<T> e{s, x, w, mu, qt, ia, ib, cst, thr, unit_of, dk, act, skip_zero, resp, llp};
+                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
+                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+  const EParams<T> e{s, x, w, mu, qt, ia, ib, cst, thr, unit_of, dk, tri, act, skip_zero, resp, llp};
   const int64_t nblk = num_blocks(s.n), K = s.K, n = s.n;
   std::vector<double> lpart(s.B * nblk);
   std::vector<int64_t> cpart(s.B * nblk * K);
@@ -267,13 +337,18 @@ void hddc_moments(const Launch&, const Dims& s, const T* x, const int64_t* unit_
     T* o = part + (b * nblk + blk) * width;
     std::fill(o, o + width, T(0));
     const T* xu = x + unit_of[b] * n * d;
+    uint64_t on = 0;
+    for (int64_t k = 0; k < K; ++k) on |= uint64_t(act[b * K + k] != 0) << k;
     for (int64_t i = i0; i < i1; ++i) {
       const T wi = w[b * n + i];
       if (wi == T(0)) continue;
       const T* xi = xu + i * d;
-      for (int64_t k = 0; k < K; ++k) {
-        const T t = pass_weight(mode, wi, resp[(b * n + i) * K + k], phi);
-        if (t == T(0) || !act[b * K + k]) continue;
+      const T* r = resp + (b * n + i) * K;
+      uint64_t nz = 0;  // as in fill_buckets: no branch per component
+      for (int64_t k = 0; k < K; ++k) nz |= uint64_t(pass_weight(mode, wi, r[k], phi) != T(0)) << k;
+      for (nz &= on; nz; nz &= nz - 1) {
+        const int k = __builtin_ctzll(nz);
+        const T t = pass_weight(mode, wi, r[k], phi);
         T* ok = o + k * (d + 1);
         ok[d] += t;
 #pragma omp simd
@@ -322,17 +397,18 @@ void hddc_distance(const Launch&, const Dims& s, const T* x, const int64_t* unit
     T* o = part + (b * nblk + blk) * K;
     std::fill(o, o + K, T(0));
     const T* xu = x + unit_of[b] * n * d;
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t bk = b * K + k;
-      if (!act[bk] || !(count[bk] > 0)) continue;
-      T c[kMaxDim];
-      for (int64_t j = 0; j < d; ++j) c[j] = T(centroid[bk * d + j]);
-      for (int64_t i = i0; i < i1; ++i) {
-        if (pass_weight(kMember, w[b * n + i], resp[(b * n + i) * K + k], phi) == T(0)) continue;
-        const T* xi = xu + i * d;
+    const double* cb = centroid + b * K * d;
+    for (int64_t i = i0; i < i1; ++i) {  // one pass over the points (members of any component)
+      const T wi = w[b * n + i];
+      const T* xi = xu + i * d;
+      for (int64_t k = 0; k < K; ++k) {
+        if (pass_weight(kMember, wi, resp[(b * n + i) * K + k], phi) == T(0) || !act[b * K + k] ||
+            !(count[b * K + k] > 0))
+          continue;
+        const double* c = cb + k * d;
         T r2 = 0;
 #pragma omp simd reduction(+ : r2)
-        for (int64_t j = 0; j < d; ++j) r2 += (xi[j] - c[j]) * (xi[j] - c[j]);
+        for (int64_t j = 0; j < d; ++j) r2 += (xi[j] - T(c[j])) * (xi[j] - T(c[j]));
         o[k] += std::sqrt(r2);
       }
     }

@@ -24,8 +24,8 @@ constexpr int kMaxEntries = kMaxDim * kMaxDim / kSThreads;
 template <typename T, int DP>
 __global__ void __launch_bounds__(kEThreads)
     estep_kernel(Dims s, const T* x, const int64_t* unit_of, const T* w, const T* mu, const T* qt, const T* ia,
-                 const int32_t* dk, const T* ib, const T* cst, const int32_t* act, const T* thr, bool skip_zero,
-                 T* resp, double* llp, unsigned long long* cnt, int32_t* flags) {
+                 const int32_t* dk, const int32_t* tri, const T* ib, const T* cst, const int32_t* act, const T* thr,
+                 bool skip_zero, T* resp, double* llp, unsigned long long* cnt, int32_t* flags) {
   __shared__ unsigned int scnt[kMaxK];
   const int64_t b = blockIdx.y, n = s.n, d = s.d, K = s.K, D = s.D;
   for (int k = threadIdx.x; k < K; k += blockDim.x) scnt[k] = 0;
@@ -61,11 +61,12 @@ __global__ void __launch_bounds__(kEThreads)
       const T bi = ib[bk];
       T acc = ee * bi + cst[bk];
       const int64_t dkk = dk[bk] < D ? dk[bk] : D;
+      const bool lower = tri[bk] != 0;  // row q is zero beyond column q
       for (int64_t q = 0; q < dkk; ++q) {
         const T* row = qt + (bk * D + q) * d;
         T u = T(0);
 #pragma unroll
-        for (int j = 0; j < DP; ++j) u += j < d ? row[j] * e[j] : T(0);
+        for (int j = 0; j < DP; ++j) u += (j < d && (!lower || j <= q)) ? row[j] * e[j] : T(0);
         acc += (ia[bk * D + q] - bi) * u * u;
       }
       lp[k] = T(-0.5) * acc;
@@ -263,8 +264,8 @@ void moments_passes(const Launch& l, const Dims& s, const T* x, const int64_t* u
 
 template <typename T>
 void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const T* ib, const T* cst, const int32_t* act,
-                const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
+                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
   DeviceGuard guard(l.device);
   DeviceGuard::check(cudaMemsetAsync(cnt, 0, sizeof(int64_t) * s.B * s.K, as_stream(l)), "hddc_estep memset");
   int64_t gx = (s.n + kEThreads - 1) / kEThreads;
@@ -272,8 +273,8 @@ void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_
   const dim3 grid(unsigned(gx), unsigned(s.B));
   auto* c = reinterpret_cast<unsigned long long*>(cnt);
 #define DIFFREP_HDDC_ESTEP(DP)                                                                                  \
-  estep_kernel<T, DP><<<grid, kEThreads, 0, as_stream(l)>>>(s, x, unit_of, w, mu, qt, ia, dk, ib, cst, act,    \
-                                                             thr, skip_zero, resp, llp, c, l.flags)
+  estep_kernel<T, DP><<<grid, kEThreads, 0, as_stream(l)>>>(s, x, unit_of, w, mu, qt, ia, dk, tri, ib, cst,   \
+                                                             act, thr, skip_zero, resp, llp, c, l.flags)
   if (s.d <= 8)
     DIFFREP_HDDC_ESTEP(8);
   else if (s.d <= 16)

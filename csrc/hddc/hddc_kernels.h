@@ -2,7 +2,8 @@
 // diffrep::cuda (hddc_cuda.cu). Layout and maths: hddc_math.h.
 //
 // estep: X (U,n,d), unit_of (B,) int64, w (B,n), mu (B,K,d), Qt (B,K,D,d), ia (B,K,D), dk (B,K)
-//   int32, ib (B,K), cst (B,K), act (B,K) int32, thr (B,) -> resp (B,n,K) (0 for inactive
+//   int32, tri (B,K) int32 (non-zero: row j of Qt_k is zero beyond column j, and the kernel skips
+//   those columns), ib (B,K), cst (B,K), act (B,K) int32, thr (B,) -> resp (B,n,K) (0 for inactive
 //   components, and for w = 0 points when skip_zero), llp (B,n) float64 = w logsumexp, L (B,)
 //   float64 (llp summed in block order), cnt (B,K) int64 = #{w > 0, t > thr_b}.
 // moments: pass 1 with weight pass_weight(mode, w, t, phi): mass (B,K) and mean (B,K,d), float64;
@@ -20,8 +21,8 @@
 #define DIFFREP_HDDC_LAUNCHERS                                                                                  \
   template <typename T>                                                                                         \
   void hddc_estep(const Launch& l, const hddc::Dims& s, const T* x, const int64_t* unit_of, const T* w,          \
-                  const T* mu, const T* qt, const T* ia, const int32_t* dk, const T* ib, const T* cst,          \
-                  const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L,            \
+                  const T* mu, const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib,    \
+                  const T* cst, const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L,            \
                   int64_t* cnt);                                                                                \
   template <typename T>                                                                                         \
   void hddc_moments(const Launch& l, const hddc::Dims& s, const T* x, const int64_t* unit_of, const T* w,        \
@@ -39,8 +40,8 @@
 // Explicit instantiations, expanded inside diffrep::cpu and diffrep::cuda.
 #define DIFFREP_HDDC_INSTANTIATE(T)                                                                            \
   template void hddc_estep<T>(const Launch&, const Dims&, const T*, const int64_t*, const T*, const T*,          \
-                              const T*, const T*, const int32_t*, const T*, const T*, const int32_t*, const T*, \
-                              bool, T*, double*, double*, int64_t*);                                           \
+                              const T*, const T*, const int32_t*, const int32_t*, const T*, const T*,           \
+                              const int32_t*, const T*, bool, T*, double*, double*, int64_t*);                                           \
   template void hddc_moments<T>(const Launch&, const Dims&, const T*, const int64_t*, const T*, const T*,        \
                                 const int32_t*, int32_t, T, T*, double*, double*);                             \
   template void hddc_scatter<T>(const Launch&, const Dims&, const T*, const int64_t*, const T*, const T*,        \

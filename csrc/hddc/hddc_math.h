@@ -9,7 +9,9 @@
 // E-step, cost form with rows q_kj (j < dk_k) of Qt (B, K, D, d):
 //   -2 log(pi_k N_k(x)) = sum_j u_j^2 (ia_kj - ib_k) + |e|^2 ib_k + cst_k,   e = x - mu_k,
 //   u_j = q_kj . e, ia = 1/a, ib = 1/max(b, 1e-6), cst = sum log a + (d - dk) log b + d log 2pi
-//   - 2 log pi (the full-covariance compat form is the same with Qt = L^-1, ia = 1, ib = 0).
+//   - 2 log pi (the full-covariance compat form is the same with Qt = L^-1, ia = 1, ib = 0). When
+//   d_k is large the driver passes AkjBkQkDk components in that form too (Qt = a lower-triangular
+//   M with M^T M = Sigma_k^-1): the E-step then costs d (d + 1) / 2 FMAs instead of d d_k.
 // M-step: pass 1 n_k = sum w t, s_k = sum w t x; pass 2 W_k = sum w t (x - mu)(x - mu)^T / n_k
 // (centred, never S2 - n mu mu^T). Per block of kBlock points the partial sums are taken in T
 // in point order, then blocks are combined in float64 in block order: bitwise reproducible.

@@ -109,6 +109,79 @@ def test_float32_kernels_within_tolerance_and_bitwise_deterministic():
         torch.testing.assert_close(a, t, rtol=1e-4, atol=1e-4)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 200), st.sampled_from([1, 3, 7, 8, 31, 32, 40, 64]), st.integers(0, 10**6),
+       st.sampled_from([torch.float32, torch.float64]))
+def test_estep_lower_triangular_rows_skip_only_zeros(n, d, seed, dtype):
+    """tri = 1 (row j of Qt zero beyond column j) gives bitwise the result of the dense loop."""
+    g = torch.Generator().manual_seed(seed)
+    B, K = 2, 3
+    x = torch.randn(1, n, d, generator=g, dtype=torch.float64).to(dtype)
+    f = dict(dtype=dtype)
+    qt = torch.randn(B, K, d, d, generator=g, dtype=torch.float64).tril().to(dtype)
+    args = lambda tri: [x, torch.zeros(B, dtype=torch.int64), torch.ones(B, n, **f),
+                        torch.randn(B, K, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype),
+                        qt, torch.ones(B, K, d, **f), torch.full((B, K), d, dtype=torch.int32),
+                        torch.full((B, K), tri, dtype=torch.int32), torch.zeros(B, K, **f), torch.zeros(B, K, **f),
+                        torch.ones(B, K, dtype=torch.int32), torch.full((B,), 0.3, **f), False,
+                        torch.empty(B, n, K, **f), torch.empty(B, n, dtype=torch.float64),
+                        torch.empty(B, dtype=torch.float64), torch.empty(B, K, dtype=torch.int64)]
+    cpu = diffrep._native.cpu_module()
+    out = []
+    for tri in (0, 1):
+        a = args(tri)
+        cpu.hddc_estep(*a, torch.zeros(1, dtype=torch.int32), -1, 0)
+        out.append(a[13:])
+    for u, v in zip(*out):
+        assert torch.equal(u, v)
+
+
+def test_estep_mixed_subspace_and_triangular_components_match_twin():
+    """Components with large d_k take the triangular precision form, small ones the subspace form,
+    in one batch; both agree with the twin, also at the b floor."""
+    x, unit_of, w, resp, active = problem(2, 3, 400, 12, 4, 3)
+    p = params(x, unit_of, w, resp, active)
+    p["active"] = torch.ones_like(p["active"])
+    p["dk"] = torch.tensor([[1, 11, 6, 10], [12, 2, 9, 3], [11, 11, 11, 11]], dtype=p["dk"].dtype)
+    lam = p["lam"]
+    sig = torch.arange(12) < p["dk"][..., None]
+    p["a"] = torch.where(sig, lam.clamp_min(1e-8), torch.zeros_like(lam))
+    p["b"] = torch.where(p["dk"] < 12, ((lam * ~sig).sum(-1) / (12 - p["dk"]).clamp_min(1)), p["b"]).clamp_min(1e-8)
+    p["b"][2, 1] = 1e-9
+    low = 2 * p["dk"] > 12 + 7
+    assert bool(low.any()) and bool((~low).any())
+    r_n, L_n, _ = hddc._Engine("cpu", x).estep(unit_of, w, p)
+    r_t, L_t, _ = hddc._Engine("reference", x).estep(unit_of, w, p)
+    torch.testing.assert_close(r_n, r_t, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(L_n, L_t, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_split_trial_score_equals_full_estep(backend):
+    """The split pass scores a trial from the per-point likelihood of the current mixture minus the
+    parent plus the children; that equals the likelihood of a full E-step at the trial."""
+    x, unit_of, w, resp, active = problem(2, 3, 500, 6, 5, 4)
+    active[:, :4], active[:, 4] = True, False
+    p = params(x, unit_of, w, resp, active)
+    eng = hddc._Engine(backend, x)
+    bk, free, src = torch.tensor([0, 2, 3]), torch.full((3,), 4), torch.tensor([1, 1, 0])
+    trial = hddc._rows(p, slice(None))
+    j = torch.arange(3)
+    for key in ("mu", "Q", "a", "b", "dk", "lam"):
+        trial[key][j, free] = p[key][j, src] if key != "mu" else p["mu"][j, bk] + 0.5
+    trial["pi"][j, bk] = p["pi"][j, bk] * 0.3
+    trial["pi"][j, free] = p["pi"][j, bk] * 0.7
+    trial["active"][j, free] = True
+    lse = eng.point_lse(unit_of, hddc._compact(p))
+    lpp = eng.point_lse(unit_of, hddc._pick(p, j, bk[:, None]))
+    lpc = eng.point_lse(unit_of, hddc._pick(trial, j, torch.stack([bk, free], 1)))
+    m = torch.maximum(lse, lpc)
+    lnew = (((lse - m).exp() - (lpp - m).exp()).clamp_min(0) + (lpc - m).exp()).log() + m
+    L_inc = (w * lnew).sum(1)
+    _, L_full, _ = eng.estep(unit_of, w, hddc._compact(trial))
+    torch.testing.assert_close(L_inc, L_full.to(L_inc.dtype), rtol=1e-9, atol=1e-6)
+
+
 def test_batch_invariance_of_the_primitives():
     x, unit_of, w, resp, active = problem(2, 4, 700, 6, 3, 2)
     p = params(x, unit_of, w, resp, active)
@@ -164,17 +237,18 @@ def test_native_bad_inputs():
     B, K, n, d = 2, 3, 50, 4
     f64 = dict(dtype=torch.float64)
     args = lambda: [x, unit_of, w, p["mu"], p["Q"][..., :1].transpose(-1, -2).contiguous(), torch.ones(B, K, 1, **f64),
-                    torch.ones(B, K, dtype=torch.int32), torch.ones(B, K, **f64), torch.zeros(B, K, **f64),
+                    torch.ones(B, K, dtype=torch.int32), torch.zeros(B, K, dtype=torch.int32), torch.ones(B, K, **f64),
+                    torch.zeros(B, K, **f64),
                     active.to(torch.int32), torch.full((B,), 0.3, **f64), False, torch.empty(B, n, K, **f64),
                     torch.empty(B, n, **f64), torch.empty(B, **f64), torch.empty(B, K, dtype=torch.int64)]
     a = args()
     cpu.hddc_estep(*a, flags, -1, 0)
     a = args()
-    a[12] = torch.empty(B, n, K + 1, **f64)
+    a[13] = torch.empty(B, n, K + 1, **f64)
     with pytest.raises(ValueError, match="resp"):
         cpu.hddc_estep(*a, flags, -1, 0)
     a = args()
-    a[12] = torch.empty(B, K, n, **f64).transpose(1, 2)
+    a[13] = torch.empty(B, K, n, **f64).transpose(1, 2)
     with pytest.raises(TypeError):
         cpu.hddc_estep(*a, flags, -1, 0)
     a = args()
@@ -184,6 +258,14 @@ def test_native_bad_inputs():
     a = args()
     a[6] = torch.full((B, K), 5, dtype=torch.int32)
     with pytest.raises(ValueError, match="dk"):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[7] = torch.zeros(B, K + 1, dtype=torch.int32)
+    with pytest.raises(ValueError, match="tri"):
+        cpu.hddc_estep(*a, flags, -1, 0)
+    a = args()
+    a[7] = torch.zeros(B, K, dtype=torch.int64)
+    with pytest.raises(TypeError):
         cpu.hddc_estep(*a, flags, -1, 0)
     a = args()
     a[0] = x.float()

@@ -197,7 +197,8 @@ def _prep(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
     if choice.backend == "reference":
         notes.append("batched PyTorch twin for the E/M passes (reference/hddc.py)")
     else:
-        notes.append(f"native {choice.backend} kernels: hddc_estep (cost form, first d_k columns of Q_k), "
+        notes.append(f"native {choice.backend} kernels: hddc_estep (cost form, first d_k columns of Q_k; "
+                     "when 2 d_k > d + 7 a triangular root of the precision), "
                      "hddc_mstep (two passes, float64 block combine), cluster_density")
         if x.dtype not in (torch.float32, torch.float64):
             notes.append(f"{x.dtype} input cast to float32")
@@ -310,6 +311,7 @@ class _Engine:
     def __init__(self, backend, x):
         self.backend, self.x = backend, x
         self.native = backend != "reference"
+        self._llp = False
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
 
@@ -335,29 +337,50 @@ class _Engine:
             ia = torch.ones(B, K, d, **f64)
             ib = torch.zeros(B, K, **f64)
             dk = torch.full((B, K), d, dtype=torch.int32, device=x.device)
+            tri = torch.ones(B, K, dtype=torch.int32, device=x.device)
             cst = 2 * Lc.diagonal(dim1=-2, dim2=-1).log().sum(-1) + d * ref.LOG_2PI - 2 * logpi
         else:
             dkl = torch.where(act, p["dk"], torch.zeros_like(p["dk"]))
-            D = max(1, int(dkl.max()))
-            qt = p["Q"][..., :D].transpose(-1, -2)
-            sig = torch.arange(D, device=x.device) < dkl[..., None]
-            a = p["a"][..., :D].clamp_min(ref.A_FLOOR)
-            ia = torch.where(sig, 1.0 / a, torch.zeros_like(a))
             b = p["b"].clamp_min(ref.B_FLOOR_E)
+            sig_d = torch.arange(d, device=x.device) < dkl[..., None]
+            a_d = p["a"].clamp_min(ref.A_FLOOR)
+            cst = torch.where(sig_d, a_d.log(), torch.zeros_like(a_d)).sum(-1) + (d - dkl) * b.log() \
+                + d * ref.LOG_2PI - 2 * logpi
+            # d d_k FMAs per point in the subspace form, d (d + 1) / 2 + 3 d in the triangular one
+            low = act & (2 * dkl > d + 7)
+            D = d if bool(low.any()) else max(1, int(dkl.max()))
+            qt = p["Q"][..., :D].transpose(-1, -2).clone()
+            sig = torch.arange(D, device=x.device) < dkl[..., None]
+            a = a_d[..., :D]
+            ia = torch.where(sig, 1.0 / a, torch.zeros_like(a))
             ib = 1.0 / b
             dk = dkl.to(torch.int32)
-            cst = torch.where(sig, a.log(), torch.zeros_like(a)).sum(-1) + (d - dkl) * b.log() + d * ref.LOG_2PI \
-                - 2 * logpi
+            tri = low.to(torch.int32)
+            if bool(low.any()):
+                qt[low] = _lower_root(p["Q"][low], torch.where(sig_d, a_d, b[..., None])[low])
+                ia[low], ib[low], dk[low] = 1.0, 0.0, d
         c = lambda t: t.to(T).contiguous()
         resp = torch.empty(B, n, K, dtype=T, device=x.device)
         llp = torch.empty(B, n, **f64)
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
         flags = run(self.backend, "hddc_estep", x.device, x, unit_of.contiguous(), c(w), c(p["mu"]), c(qt), c(ia),
-                    dk.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr), bool(skip_zero),
+                    dk.contiguous(), tri.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr), bool(skip_zero),
                     resp, llp, L, cnt)
         raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
-        return resp, L, cnt
+        return (resp, L, cnt, llp) if self._llp else (resp, L, cnt)
+
+    def point_lse(self, unit_of, p):
+        """log sum_k pi_k N_k(x_i) (B, n) float64 over p's active components, for every point
+        (the E-step's per-point log-likelihood at unit weights)."""
+        if not self.native:
+            return ref.log_prob(self._xs(unit_of), p).logsumexp(-1).to(torch.float64)
+        self._llp = True
+        try:
+            return self.estep(unit_of, torch.ones(len(unit_of), self.x.shape[1], dtype=self.x.dtype,
+                                                  device=self.x.device), p)[3]
+        finally:
+            self._llp = False
 
     def _stats(self, unit_of, w, resp, act, mode, phi):
         x = self.x
@@ -399,6 +422,16 @@ def _lapack(fn, *args, **kw):
         return fn(*args, **kw)
     finally:
         torch.set_num_threads(nt)
+
+
+def _lower_root(Q, v):
+    """Lower-triangular M with M^T M = Q diag(1/v) Q^T (the precision of Sigma = Q diag(v) Q^T),
+    so that (x - mu)^T Sigma^-1 (x - mu) = |M (x - mu)|^2: with J the reversal, the QR of
+    diag(v^-1/2) Q^T J gives R upper with R^T R = J Sigma^-1 J, and M = J R J. QR, not Cholesky of
+    Sigma: it cannot fail when v spans the 1e-8 floor to large variances."""
+    m0 = Q.transpose(-1, -2) / v.sqrt()[..., None]
+    r = _lapack(torch.linalg.qr, m0.flip(-1), mode="r")[1]
+    return r.flip(-1, -2)
 
 
 def _eigh(W):
@@ -565,6 +598,18 @@ def _compact(p):
     return out
 
 
+def _pick(p, rows, comps):
+    """The components comps (B, m) of problems rows of p, as an m-component mixture (all active)."""
+    out = {}
+    for key, v in p.items():
+        if isinstance(v, torch.Tensor) and key != "active" and v.dim() >= 2:
+            out[key] = _take(v[rows], comps)
+        else:
+            out[key] = v
+    out["active"] = torch.ones(comps.shape, dtype=torch.bool, device=comps.device)
+    return out
+
+
 def _rows(p, idx):
     return {k: (v[idx].clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
 
@@ -671,7 +716,9 @@ def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, 
     for c, (u, k) in enumerate(kept):
         queue[u].append((c, k))
     p = _rows(p, slice(None))
-    L = L.clone()
+    if rule == "bic":  # per-point log-likelihood of the current mixtures, and its weighted sum
+        lse = eng.point_lse(units, _compact(p))
+        L_lse = torch.where(w > 0, w * lse, torch.zeros_like(lse)).sum(1)
     n_split = 0
     while True:
         batch = []                                                       # (unit, child row, parent k, free f)
@@ -702,17 +749,27 @@ def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, 
         if "nk" in trial:
             trial["nk"][j, bf] = trial["nk"][j, bk] * p2["pi"][bc, 1].to(pik.dtype)
         if rule == "bic":
-            _, L_new, _ = eng.estep(bu, w[bu], _compact(trial))
+            # The trial differs from p in the parent's slot and the free one: its per-point
+            # likelihood is lse - p_parent + p_children, so only those three components are
+            # evaluated (not a K'-component E-step per trial).
+            lpp = eng.point_lse(bu, _pick(p, bu, bk[:, None]))
+            lpc = eng.point_lse(bu, _pick(trial, j, torch.stack([bk, bf], 1)))
+            base = lse[bu]
+            m = torch.maximum(base, lpc)
+            rest = ((base - m).exp() - (lpp - m).exp()).clamp_min(0)
+            lnew = (rest + (lpc - m).exp()).log() + m
+            L_new = torch.where(w[bu] > 0, w[bu] * lnew, torch.zeros_like(lnew)).sum(1)
             n_eff = w[bu].sum(1)
-            accept = ref.bic(L_new, trial, n_eff, d) > ref.bic(L[bu], _rows(p, bu), n_eff, d)
+            accept = ref.bic(L_new, trial, n_eff, d) > ref.bic(L_lse[bu], _rows(p, bu), n_eff, d)
         else:
-            L_new, accept = L[bu], torch.ones(len(batch), dtype=torch.bool, device=x.device)
+            accept = torch.ones(len(batch), dtype=torch.bool, device=x.device)
         a = accept.nonzero()[:, 0]
         if len(a):
             for key, v in trial.items():
                 if isinstance(v, torch.Tensor):
                     p[key][bu[a]] = v[a]
-            L[bu[a]] = L_new[a]
+            if rule == "bic":
+                lse[bu[a]], L_lse[bu[a]] = lnew[a], L_new[a]
             stats["splits"] += torch.bincount(bu[a].cpu(), minlength=U)
             n_split += len(a)
     if n_split:
