@@ -91,5 +91,6 @@ def test_dynamic_binarisation_seeded_and_per_epoch():
     assert m == pytest.approx(64 / 255, abs=0.01)
     t = binarize(np.array([[127, 128]], np.uint8), np.array([0]), "threshold")
     assert t.tolist() == [[0, 255]]
+    assert binarize(np.array([[0, 1, 255]], np.uint8), np.array([0]), "nonzero").tolist() == [[0, 255, 255]]
     with pytest.raises(ValueError, match="binarize"):
         Digits(binarize="otsu")

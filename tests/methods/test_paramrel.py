@@ -29,6 +29,7 @@ def images(kind, n=4, seed=0):
     ("continuous", {}), ("discretised", {"encoder": "hyper", "cond": "xattn", "xattn_tokens": 4}),
     ("discrete", {"K": 3, "bfn": {"time_loss": "discrete", "loss_steps": 8}}),
     ("continuous", {"gamma_mi": 0.5, "lambda_agg": 0.6, "mmd_time_strata": 2}),
+    ("discrete", {"encoder_pool": "flatten", "encoder_input": "x"}),
 ])
 def test_loss_shapes_and_gradients_reach_encoder_and_decoder(kind, fields):
     m = tiny(kind, **fields)
@@ -42,6 +43,49 @@ def test_loss_shapes_and_gradients_reach_encoder_and_decoder(kind, fields):
         assert sum(float(p.grad.abs().sum()) for p in m.hyper.parameters() if p.grad is not None) > 0
     z = m.encode(images(kind))
     assert z.shape == (4, 4)
+
+
+def test_flatten_pool_sees_position_and_mean_pool_does_not():
+    """A global-average-pooled encoder sees where a pattern sits only through border effects; the
+    flattening head keeps the layout. Two shifted copies of one blob."""
+    x = -torch.ones(1, 1, 8, 8)
+    x[..., 3:5, 2:4] = 1
+    shifted = torch.cat([x, torch.roll(x, 2, dims=3)])
+    mean_enc = tiny(encoder_input="x", encoder="vanilla")
+    flat_enc = tiny(encoder_input="x", encoder="vanilla", encoder_pool="flatten")
+    with torch.no_grad():
+        f_mean = mean_enc.encoder.features(shifted)
+        f_flat = flat_enc.encoder.features(shifted)
+    assert f_flat.shape == (2, 16 * 4 * 4) and f_mean.shape == (2, 16)
+
+    def change(f):
+        return float((f[0] - f[1]).norm() / f[0].norm())
+
+    assert change(f_flat) > 0.5 and change(f_flat) > 4 * change(f_mean)
+
+
+def test_compat_presets_switch_the_public_code_choices():
+    from diffrep.config import get_recipe
+    from diffrep.methods.paramrel_recipes import paramrel_compat
+
+    nb = get_recipe("paramrel/bmnist-notebook").make_config()
+    m = nb.model
+    assert (m.encoder, m.reduction, m.final, m.z_source) == ("vanilla", "paramrel_code", "sample", "prior_fixed")
+    assert m.mmd_weight == 0 and m.bfn.sqrt_beta1 ** 2 == pytest.approx(3.0)
+    assert nb.dataset_options["binarize"] == "nonzero"
+    assert (nb.train.batch_size, nb.train.lr, nb.train.betas, nb.train.steps) == (512, 3e-4, (0.9, 0.98), 11719)
+    ic = paramrel_compat(get_recipe("paramrel/celeba64").make_config(), "iclr25")
+    assert (ic.model.encoder_input, ic.model.encoder_net.in_channels, ic.model.decoder_latent) == ("x", 3, "mean")
+    assert ic.model.legacy_skip_last_update and ic.model.mmd_on == "mean"
+    with pytest.raises(ValueError, match="discrete"):
+        paramrel_compat(get_recipe("paramrel/celeba64").make_config(), "notebook")
+    with pytest.raises(ValueError, match="preset"):
+        paramrel_compat(nb, "amasawa")
+    # the preset trains: a tiny discrete model through the iclr25 options
+    t = tiny(encoder_input="x", decoder_latent="mean", reduction="paramrel_code", mmd_on="mean", gamma_mi=0.5,
+             lambda_agg=0.6)
+    out = t.loss((images("discrete"), None))
+    assert torch.isfinite(out["loss"])
 
 
 def test_objective_weights_follow_the_corrected_eq6():

@@ -9,7 +9,9 @@ Modes:
   image, a new epoch (``set_epoch``) gives a new sample;
 * ``"static"``: one fixed Bernoulli sample per image, from ``default_rng([seed, i])`` (a fixed-seed
   static sample);
-* ``"threshold"``: pixel / 255 > 0.5 (i.e. pixel >= 128).
+* ``"threshold"``: pixel / 255 > 0.5 (i.e. pixel >= 128);
+* ``"nonzero"``: pixel > 0, what the ParamReL notebook's ``collate_dynamic_binarize`` amounts to (it
+  compares raw uint8 pixels with one U(0, 1) scalar per image; bfn-paramrel.md section 4, item 16).
 
 Binary output is uint8 {0, 255} in the dataset's raw images, i.e. {0, 1} after ``observations()`` or
 ``item_format="01"``.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("none", "dynamic", "static", "threshold")
+MODES = ("none", "dynamic", "static", "threshold", "nonzero")
 
 
 def check_mode(mode) -> str:
@@ -37,6 +39,8 @@ def binarize(images: np.ndarray, indices: np.ndarray, mode: str, seed: int = 0, 
         raise TypeError(f"binarize expects uint8 images, got {images.dtype}")
     if mode == "threshold":
         return np.where(images >= 128, np.uint8(255), np.uint8(0))
+    if mode == "nonzero":
+        return np.where(images > 0, np.uint8(255), np.uint8(0))
     out = np.empty_like(images)
     p = images.astype(np.float64) / 255.0
     for k, i in enumerate(np.asarray(indices).reshape(-1)):

@@ -37,13 +37,17 @@ categorical output over bins) and ParamReL_d (``bfn.data = "discrete"``, Bernoul
 
 Choices where the papers are silent (config fields): the networks read t x ``time_scale`` (1000);
 ``encoder_logvar_init`` (the log-variance head's initial bias, 0); ``mmd_time_strata`` (1); the hyper
-encoder's readings (``hyper_mixing``, ``hyper_steps``; paramrel_nets); ``xattn_tokens`` (4).
+encoder's readings (``hyper_mixing``, ``hyper_steps``; paramrel_nets); ``xattn_tokens`` (4); how the
+encoder reduces its last feature map (``encoder_net.pool``: "mean", DiffAE's global average pool, or
+"flatten", a linear head over the whole map, which keeps where things are).
 
 A caveat measured while building this module: the self-encoder reads theta_t, which the decoder reads
 too, so z carries no information the decoder lacks; in short runs its mean collapses to a constant
 (see :mod:`diffrep.methods.paramrel_recipes`). The CPU recipes therefore use ``encoder_input="x"``.
 
-Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, §4):
+Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, §4; the
+presets "iclr25" and "notebook" of :func:`diffrep.methods.paramrel_recipes.paramrel_compat` switch them
+on together):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
 (BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),
 ``decoder_latent="mean"`` (its deterministic ``feats``), ``mmd_on="mean"``, ``z_source="prior_fixed"``

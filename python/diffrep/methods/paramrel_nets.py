@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,9 +45,17 @@ class ParamRelEncoderConfig(Config):
     num_res_blocks: int = 1
     num_groups: int = 8
     dropout: float = 0.0
+    pool: Literal["mean", "flatten"] = "mean"
+
+    @property
+    def final_size(self) -> int:
+        """Side of the last feature map (one down-sampling between levels)."""
+        return self.image_size >> (len(self.channel_mult) - 1)
 
     def validate(self) -> None:
         check_levels(self.image_size, self.channel_mult)
+        if self.pool not in ("mean", "flatten"):
+            raise ConfigError("pool", f"must be 'mean' or 'flatten', got {self.pool!r}")
         check_groups([self.model_channels] + [self.model_channels * m for m in self.channel_mult], self.num_groups)
         for name in ("in_channels", "model_channels", "num_res_blocks"):
             if getattr(self, name) < 1:
@@ -76,8 +85,8 @@ class ParamRelEncoder(nn.Module):
                 blocks.append(Downsample(ch))
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch), nn.SiLU())
-        self.head = nn.Linear(ch, 2 * latent_dim)
-        self.width = ch
+        self.width = ch * (cfg.final_size ** 2 if cfg.pool == "flatten" else 1)
+        self.head = nn.Linear(self.width, 2 * latent_dim)
 
     def features(self, theta_in: torch.Tensor, t_net: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
@@ -92,7 +101,8 @@ class ParamRelEncoder(nn.Module):
         h = self.conv_in(theta_in)
         for blk in self.blocks:
             h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
-        return self.out(h).mean(dim=(2, 3))
+        h = self.out(h)
+        return h.flatten(1) if self.cfg.pool == "flatten" else h.mean(dim=(2, 3))
 
     def gaussian_params(self, theta_in: torch.Tensor, t_net: torch.Tensor | None = None) -> torch.Tensor:
         """The raw 2|z| head output [B, 2 latent_dim] = (mean, logvar) concatenated."""
