@@ -527,3 +527,15 @@ def test_sigma_min_is_a_soft_floor_that_keeps_the_gradient():
     assert bool((lv > 2 * math.log(0.1)).all())
     (gw,) = torch.autograd.grad(lv.sum(), m.encoder.var_head.weight)
     assert float(gw.abs().sum()) > 0
+
+
+def test_disks_geometry_scales_with_size():
+    from diffrep.methods.sami_recipes import DisksTensorDataset, disks_geometry
+
+    full, half = disks_geometry(32).config, disks_geometry(16).config
+    assert (full.radius, full.transition, full.x_range) == (6.0, 2.0, (6.0, 26.0))
+    assert (half.radius, half.transition, half.x_range, half.y_range) == (3.0, 1.0, (3.0, 13.0), (3.0, 13.0))
+    assert half.background_range == full.background_range and half.foreground == full.foreground
+    ds = DisksTensorDataset(8, 16, seed=0)
+    assert tuple(ds.images.shape) == (8, 1, 16, 16) and ds.disks.config == half
+    assert float(ds.images.min()) >= -1 and float(ds.images.max()) <= 1

@@ -372,13 +372,16 @@ def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16,
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsRegressor
 
-    from ..data.disks import Disks, render_disks
+    from ..data.disks import render_disks
 
     model = _check_model(model)
     check_count(num_lines, "num_lines")
     if not isinstance(num_points, int) or num_points < 3:
         raise ValueError(f"num_points must be an int >= 3, got {num_points!r}")
-    disks = disks or Disks(size=model.config.denoiser.image_size)
+    if disks is None:
+        from .sami_recipes import disks_geometry
+
+        disks = disks_geometry(model.config.denoiser.image_size)  # the training set's geometry at any size
     cfg = disks.config
     ranges = [cfg.x_range, cfg.y_range, cfg.background_range]
     rng = np.random.default_rng(seed)
