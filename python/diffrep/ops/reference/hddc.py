@@ -204,19 +204,32 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
             continue
         first = torch.multinomial(wu / wu.sum(), 1, generator=g)
         cents[u, 0] = xu[first.to(x.device)]
-        d2 = ((xu - cents[u, 0]) ** 2).sum(-1)
+        xx = (xu * xu).sum(-1)
+
+        def dist2(c):  # |x - c|^2 by a mat-vec; clamped, it only weights the next draw
+            return (xx - 2 * (xu @ c) + c @ c).clamp_min(0)
+
+        d2 = dist2(cents[u, 0])
         for k in range(1, K):
-            prob = (d2.double().cpu() * wu).clamp_min(0)
-            idx = torch.multinomial(prob / prob.sum(), 1, generator=g) if prob.sum() > 0 else first
+            prob = d2.double().cpu() * wu
+            total = prob.sum()
+            idx = torch.multinomial(prob / total, 1, generator=g) if total > 0 else first
             cents[u, k] = xu[idx.to(x.device)]
-            d2 = torch.minimum(d2, ((xu - cents[u, k]) ** 2).sum(-1))
+            d2 = torch.minimum(d2, dist2(cents[u, k]))
+    xw = x * w[..., None]
     for _ in range(iters):
-        lab = torch.cdist(x, cents).argmin(-1)
-        oh = torch.nn.functional.one_hot(lab, K).to(x.dtype) * w[..., None]
-        cnt = oh.sum(1)
-        new = torch.einsum("unk,und->ukd", oh, x) / cnt.clamp_min(1)[..., None]
-        cents = torch.where(cnt[..., None] > 0, new, cents)
-    return torch.cdist(x, cents).argmin(-1)
+        lab = nearest_centre(x, cents)
+        cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w.to(x.dtype))
+        new = torch.zeros_like(cents).scatter_add_(1, lab[..., None].expand(-1, -1, d), xw)
+        cents = torch.where(cnt[..., None] > 0, new / cnt.clamp_min(1)[..., None], cents)
+    return nearest_centre(x, cents)
+
+
+def nearest_centre(x, cents):
+    """argmin_k |x - c_k|^2 as argmin_k (|c_k|^2 - 2 x.c_k), one batched GEMM: |x|^2 is the same for
+    every k, and dropping it avoids cancelling it against the cross term."""
+    score = torch.baddbmm((cents * cents).sum(-1)[:, None], x, cents.transpose(1, 2), alpha=-2)  # (U, n, K)
+    return score.argmin(-1)
 
 
 # --------------------------------------------------------------------------- EM
