@@ -126,7 +126,7 @@ _CPU_FIELDS = dict(encoder_input="x", encoder_logvar_init=-6.0, z_source="prior_
 
 
 def dsprites_cpu():
-    """ParamReL_d on procedural dSprites at 32 x 32 (max-pooled), sized for ~4 minutes on 2 CPU cores."""
+    """ParamReL_d on procedural dSprites at 32 x 32 (max-pooled), sized for ~5 minutes on 2 CPU cores."""
     bfn = BFNDataConfig(data="discrete", image_size=32, channels=1, num_classes=2, sqrt_beta1=3.0)
     model = paramrel_config(bfn, 10, 16, (1, 2, 2), res_blocks=1, groups=8, sample_steps=20, **_CPU_FIELDS)
     return ParamReLRecipeConfig(model=model, dataset="dsprites", pool=2,
