@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     xb = x[:256]
     t = torch.randint(0, model.schedule.num_timesteps, (xb.shape[0],), generator=g)
     noise = torch.randn(xb.shape, generator=g)
-    zn = torch.randn((1, xb.shape[0], model.latent_dim), generator=g)
+    S = model.config.train_samples  # the loss expects one z draw per training sample
+    zn = torch.randn((S, xb.shape[0], model.latent_dim), generator=g)
     with torch.no_grad():
         sig0 = (0.5 * model.posterior(xb)[1]).exp().mean(0)
     out = model.loss(xb, t=t, noise=noise, z_noise=zn)
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     for lo in range(0, T, T // 8):
         tb = torch.randint(lo, lo + T // 8, (xb.shape[0],), generator=g)
         ob = model.loss(xb, t=tb, noise=torch.randn(xb.shape, generator=g),
-                        z_noise=torch.randn((1, xb.shape[0], model.latent_dim), generator=g))
+                        z_noise=torch.randn((S, xb.shape[0], model.latent_dim), generator=g))
         report["eps_mse"]["bands"].append({"t": [lo, lo + T // 8 - 1], "guided": float(ob["mse_guided"]),
                                            "unguided": float(ob["mse_uncond"])})
     checks = {
