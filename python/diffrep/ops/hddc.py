@@ -311,15 +311,15 @@ class _Engine:
     def __init__(self, backend, x):
         self.backend, self.x = backend, x
         self.native = backend != "reference"
-        self._llp = False
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
 
     def _xs(self, unit_of):
         return self.x[unit_of]
 
-    def estep(self, unit_of, w, p, skip_zero=False):
-        """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0)."""
+    def estep(self, unit_of, w, p, skip_zero=False, point_ll=False):
+        """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0), plus the
+        per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only)."""
         act = p["active"]
         thr = 1.0 / act.sum(1).clamp_min(1).to(self.x.dtype)
         if not self.native:
@@ -365,22 +365,18 @@ class _Engine:
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
         flags = run(self.backend, "hddc_estep", x.device, x, unit_of.contiguous(), c(w), c(p["mu"]), c(qt), c(ia),
-                    dk.contiguous(), tri.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr), bool(skip_zero),
-                    resp, llp, L, cnt)
+                    dk.contiguous(), tri.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr),
+                    bool(skip_zero), resp, llp, L, cnt)
         raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
-        return (resp, L, cnt, llp) if self._llp else (resp, L, cnt)
+        return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
 
     def point_lse(self, unit_of, p):
         """log sum_k pi_k N_k(x_i) (B, n) float64 over p's active components, for every point
         (the E-step's per-point log-likelihood at unit weights)."""
         if not self.native:
             return ref.log_prob(self._xs(unit_of), p).logsumexp(-1).to(torch.float64)
-        self._llp = True
-        try:
-            return self.estep(unit_of, torch.ones(len(unit_of), self.x.shape[1], dtype=self.x.dtype,
-                                                  device=self.x.device), p)[3]
-        finally:
-            self._llp = False
+        ones = torch.ones(len(unit_of), self.x.shape[1], dtype=self.x.dtype, device=self.x.device)
+        return self.estep(unit_of, ones, p, point_ll=True)[3]
 
     def _stats(self, unit_of, w, resp, act, mode, phi):
         x = self.x
