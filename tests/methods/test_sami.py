@@ -515,6 +515,11 @@ def test_cli_sample_and_analyze(tmp_path, capsys):
     rep = json.loads((tmp_path / "an" / "analysis.json").read_text())
     assert {"variability", "spectrum", "global_axes", "guidance_magnitude"} <= set(rep)
     assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "nope"]) == 2
+    # no config.yaml: guides are procedural disks at the model's own size (8 x 8 here)
+    m.save_pretrained(tmp_path / "bare")
+    assert main(["sami", "sample", str(tmp_path / "bare"), "--mode", "cond", "--n", "2", "--guides", "1",
+                 "--out", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").is_file()
 
 
 

@@ -10,7 +10,7 @@
 
 PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``diffrep sample``).
 Guide images come from the run's ``config.yaml`` data section (held-out draws for disks: seed + 1000),
-else from procedural disks when the model takes 1 x 32 x 32 images.
+else from procedural disks at the model's size when it takes one-channel square images.
 """
 
 from __future__ import annotations
@@ -111,9 +111,10 @@ def _held_out(path: Path, model, n: int, seed: int):
                 data_cfg = config_from_dict(SAMIDataConfig, raw)
             break
     if data_cfg is None:
-        if model.image_shape != (1, 32, 32):
+        c, h, w = model.image_shape
+        if c != 1 or h != w:
             raise FileNotFoundError(f"no config.yaml with a data section near {path}; cannot choose guide images")
-        data_cfg = SAMIDataConfig("disks", size=32)
+        data_cfg = SAMIDataConfig("disks", size=h)
     if data_cfg.dataset == "disks":
         ds = DisksTensorDataset(max(n, 2), data_cfg.size, data_cfg.seed + 1000 + seed)
     else:
