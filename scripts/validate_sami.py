@@ -9,6 +9,9 @@ run's image size with the same geometry):
 2. posterior means along sweeps of c_x, c_y and I_bg: |Spearman rho| and the fraction of strictly
    monotone sweeps on the best axis, plus a k-NN R^2 readout of the factors (pass: position sweeps
    monotone with |rho| >= 0.9);
+2b. whether conditioning carries the disk position at all: the mean |centre error| of conditional
+   samples against their guide vs that of unconditional samples (pass: at most half). The
+   variability ratio cannot tell this, since a pinned background alone reduces it several-fold;
 3. the mean posterior variance sigma^2(x_t) against t (non-decreasing, sami.md 14.9);
 4. the sign check: held-out guided eps-MSE (eps_theta - gamma_t g) below the unguided one, overall
    and per noise-level band, with the KL and the posterior std of clean images.
@@ -89,6 +92,14 @@ def main(argv=None) -> int:
     mono = A.posterior_mean_monotonicity(model, held.disks, seed=args.seed)
     report["monotonicity"] = mono
     print("monotonicity:", json.dumps(mono), file=sys.stderr)
+    # 2b. position transfer (DDPM like the variability measure)
+    t2 = time.time()
+    pos = A.disk_position_transfer(model, num_guides=8, num_samples=16, sampler=args.sampler, num_steps=args.num_steps,
+                                   seed=args.seed)
+    pos["seconds"] = round(time.time() - t2, 1)
+    report["position_transfer"] = pos
+    print(f"position: conditional centre error {pos['cond_abs_error_px']:.2f} px, unconditional "
+          f"{pos['uncond_abs_error_px']:.2f} px", file=sys.stderr)
     # 3. spectrum vs t, averaged over a few images
     specs = [A.posterior_variance_spectrum(model, x[i:i + 1], num_noise=8, seed=i) for i in range(8)]
     mean_var = torch.tensor([s["mean_var"] for s in specs]).mean(0)
@@ -116,6 +127,7 @@ def main(argv=None) -> int:
     checks = {
         "variability_ratio_ge_10": v["ratio_uncond_over_cond"] >= 10,
         "position_sweeps_monotone": all(mono[f]["mean_abs_spearman"] >= 0.9 for f in ("x", "y")),
+        "position_carried": pos["cond_abs_error_px"] <= 0.5 * pos["uncond_abs_error_px"],
         "guided_mse_below_unguided": report["eps_mse"]["guided"] < report["eps_mse"]["unguided"],
     }
     report["checks"] = checks

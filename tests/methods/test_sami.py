@@ -501,6 +501,49 @@ def test_analyses_run_on_a_tiny_model():
     assert -1 <= st["latent_straightness"] <= 1
 
 
+def test_disk_centres_recover_rendered_centres():
+    from diffrep.data.disks import render_disks
+    from diffrep.methods.sami_recipes import disks_geometry
+
+    rng = np.random.default_rng(0)
+    for size in (16, 32):
+        cfg = disks_geometry(size).config
+        cx, cy = rng.uniform(*cfg.x_range, 64), rng.uniform(*cfg.y_range, 64)
+        bg = np.where(rng.random(64) < 0.5, rng.uniform(0, 0.3, 64), rng.uniform(0.7, 1, 64))
+        x = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2) * 2 - 1
+        c = A.disk_centres(x)
+        assert np.abs(c - np.stack([cx, cy], 1)).max() < 0.15
+    # background equal to the foreground: no disk to find
+    flat = torch.from_numpy(render_disks(np.array([8.0]), np.array([8.0]), np.array([0.5]), disks_geometry(16).config))
+    assert np.isnan(A.disk_centres(flat.permute(0, 3, 1, 2) * 2 - 1)).all()
+    with pytest.raises(ValueError, match=r"\[N, 1, S, S\]"):
+        A.disk_centres(torch.zeros(2, 3, 8, 8))
+
+
+def test_disk_position_transfer_tells_copying_from_ignoring_the_guide():
+    from diffrep.data.disks import render_disks
+    from diffrep.methods.sami_recipes import disks_geometry
+
+    m = tiny_model(dtype=torch.float32)
+    cfg = disks_geometry(8).config
+    rng = np.random.default_rng(1)
+
+    def random_disks(n):
+        img = render_disks(rng.uniform(*cfg.x_range, n), rng.uniform(*cfg.y_range, n), rng.uniform(0.8, 1, n), cfg)
+        return torch.from_numpy(img).permute(0, 3, 1, 2).float() * 2 - 1
+
+    m.sample_unconditional = lambda n, **kw: random_disks(n)
+    m.conditional_sample = lambda g, n, **kw: g.repeat(n, 1, 1, 1)  # a perfect copy of the guide
+    r = A.disk_position_transfer(m, num_guides=4, num_samples=8)
+    assert r["cond_abs_error_px"] == pytest.approx(0.0, abs=1e-9)
+    assert r["uncond_abs_error_px"] > 0.5 and r["samples_without_disk"] == 0
+    m.conditional_sample = lambda g, n, **kw: random_disks(n)  # ignores the guide
+    r = A.disk_position_transfer(m, num_guides=4, num_samples=64)
+    assert r["cond_abs_error_px"] == pytest.approx(r["uncond_abs_error_px"], rel=0.35)
+    with pytest.raises(ValueError, match="foreground"):
+        A.disk_position_transfer(m, disks_geometry(8).__class__(cfg, background_range=(0.4, 0.6)))
+
+
 def test_cli_sample_and_analyze(tmp_path, capsys):
     from diffrep.cli import main
 
@@ -510,10 +553,11 @@ def test_cli_sample_and_analyze(tmp_path, capsys):
     assert main(["sami", "sample", str(tmp_path / "m"), "--mode", "cond", "--n", "2", "--guides", "2",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
-    assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "variability,spectrum,global,guidance",
+    assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "variability,spectrum,global,guidance,position",
                  "--guides", "1", "--num-samples", "2", "--num-images", "4", "--out", str(tmp_path / "an")]) == 0
     rep = json.loads((tmp_path / "an" / "analysis.json").read_text())
-    assert {"variability", "spectrum", "global_axes", "guidance_magnitude"} <= set(rep)
+    assert {"variability", "spectrum", "global_axes", "guidance_magnitude", "position_transfer"} <= set(rep)
+    assert rep["position_transfer"]["num_guides"] == 1 and rep["position_transfer"]["num_samples"] == 2
     assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "nope"]) == 2
     # no config.yaml: guides are procedural disks at the model's own size (8 x 8 here)
     m.save_pretrained(tmp_path / "bare")

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "factors", "fid")
+ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid")
 
 
 def register(sub) -> None:
@@ -215,6 +215,11 @@ def _analyze(args) -> int:
         if model.image_shape[0] != 1:
             raise ValueError("monotonicity is the disks analysis; this model is not a 1-channel disks model")
         report["monotonicity"] = A.posterior_mean_monotonicity(model, seed=args.seed)
+    if "position" in what:
+        if model.image_shape[0] != 1:
+            raise ValueError("position is the disks analysis; this model is not a 1-channel disks model")
+        report["position_transfer"] = A.disk_position_transfer(model, num_guides=args.guides, num_samples=args.num_samples,
+                                                               seed=args.seed, **kw)
     if "factors" in what:
         if not callable(getattr(dataset, "sample_factors", None)):
             raise ValueError("factors needs a ground-truth dataset (dsprites or gridded disks) in the run's config")
