@@ -358,6 +358,20 @@ def guidance_magnitude(model: SAMI, image, *, z_mode: str = "posterior_mean", sa
 
 
 # -- disks: posterior means along factor sweeps (Fig. 2D-F) ------------------------------------------
+def _contrast_background(rng: np.random.Generator, cfg, margin: float) -> float:
+    """A background intensity in ``cfg.background_range`` at least ``margin`` from the foreground:
+    darker or brighter with equal odds where the range allows both."""
+    lo, hi = cfg.background_range
+    fg = cfg.foreground
+    sides = ((lo, min(hi, fg - margin)), (max(lo, fg + margin), hi))
+    ok = [a <= b for a, b in sides]
+    if not any(ok):
+        raise ValueError(f"no background in {cfg.background_range} is {margin} away from the foreground {fg}")
+    draws = [rng.uniform(a, b) if good else None for (a, b), good in zip(sides, ok)]
+    k = int(rng.integers(2))
+    return draws[k] if ok[k] else draws[1 - k]
+
+
 def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16, num_points: int = 16,
                                 seed: int = 0, background_margin: float = 0.15) -> dict:
     """For each disks factor (c_x, c_y, I_bg): sweep it over its range with the other two fixed at
@@ -385,7 +399,6 @@ def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16,
     cfg = disks.config
     ranges = [cfg.x_range, cfg.y_range, cfg.background_range]
     rng = np.random.default_rng(seed)
-    fg = cfg.foreground
     names = ("x", "y", "background")
     out, all_vals, all_mu = {}, [], []
     for f in range(3):
@@ -393,11 +406,7 @@ def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16,
         for _ in range(num_lines):
             vals = np.stack([rng.uniform(*r, size=1).repeat(num_points) for r in ranges], 1)
             if f != 2:  # keep contrast for position sweeps
-                lo, hi = ranges[2]
-                choices = [v for v in (rng.uniform(lo, max(lo, fg - background_margin)), rng.uniform(min(hi, fg + background_margin), hi))]
-                vals[:, 2] = choices[rng.integers(2)]
-            else:  # keep the disk inside
-                pass
+                vals[:, 2] = _contrast_background(rng, cfg, background_margin)
             vals[:, f] = np.linspace(*ranges[f], num_points)
             img = render_disks(vals[:, 0], vals[:, 1], vals[:, 2], cfg)
             mu = encode_batched(model, torch.from_numpy(img).permute(0, 3, 1, 2) * 2 - 1)
@@ -469,14 +478,9 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
         disks = disks_geometry(model.config.denoiser.image_size)
     cfg = disks.config
     rng = np.random.default_rng(seed)
-    lo, hi = cfg.background_range
     fg = cfg.foreground
-    # backgrounds in the range with enough contrast: a darker and a brighter interval
-    sides = [(a, b) for a, b in ((lo, min(hi, fg - min_contrast)), (max(lo, fg + min_contrast), hi)) if a <= b]
-    if not sides:
-        raise ValueError(f"no background in {cfg.background_range} is {min_contrast} away from the foreground {fg}")
     cx, cy = rng.uniform(*cfg.x_range, num_guides), rng.uniform(*cfg.y_range, num_guides)
-    bg = np.array([rng.uniform(*sides[k]) for k in rng.integers(len(sides), size=num_guides)])
+    bg = np.array([_contrast_background(rng, cfg, min_contrast) for _ in range(num_guides)])
     guides = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2).float() * 2 - 1
     gen = _gen(seed)
     truth = disk_centres(guides, fg)
