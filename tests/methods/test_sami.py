@@ -518,6 +518,8 @@ def test_disk_centres_recover_rendered_centres():
     assert np.isnan(A.disk_centres(flat.permute(0, 3, 1, 2) * 2 - 1)).all()
     with pytest.raises(ValueError, match=r"\[N, 1, S, S\]"):
         A.disk_centres(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        A.disk_centres(torch.full((1, 1, 8, 8), float("nan")))
 
 
 def test_disk_position_transfer_tells_copying_from_ignoring_the_guide():
@@ -542,6 +544,8 @@ def test_disk_position_transfer_tells_copying_from_ignoring_the_guide():
     assert r["cond_abs_error_px"] == pytest.approx(r["uncond_abs_error_px"], rel=0.35)
     with pytest.raises(ValueError, match="foreground"):
         A.disk_position_transfer(m, disks_geometry(8).__class__(cfg, background_range=(0.4, 0.6)))
+    with pytest.raises(ValueError, match="min_contrast"):
+        A.disk_position_transfer(m, min_contrast=0.0)
 
 
 def test_cli_sample_and_analyze(tmp_path, capsys):

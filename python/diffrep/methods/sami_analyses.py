@@ -11,6 +11,8 @@ shows images, tensors in [-1, 1].
 - :func:`factor_metrics`: Modularity/explicitness and DCI on ground-truth data (dSprites, A.7);
 - :func:`guidance_magnitude`: per-step guidance vs denoiser norms (Fig. 6-7);
 - :func:`posterior_mean_monotonicity`: disks posterior means along factor sweeps (Fig. 2D-F);
+- :func:`disk_centres` / :func:`disk_position_transfer`: whether conditional disks samples keep the
+  guide's disk position (Fig. 2C's claim, which the variability ratio alone cannot show);
 - :func:`frechet_distance`, :func:`load_feature_extractor`, :func:`fid`: FID from a user-supplied
   feature extractor (no Inception weights are bundled or downloaded).
 """
@@ -27,8 +29,8 @@ import torch
 
 from .sami import SAMI, check_count
 
-__all__ = ["variability", "disk_centres", "disk_position_transfer", "variability_reduction", "posterior_variance_spectrum", "perturb_low_variance_axes",
-           "global_axes", "latent_straightness", "attribute_metrics", "factor_metrics", "guidance_magnitude",
+__all__ = ["variability", "variability_reduction", "posterior_variance_spectrum", "perturb_low_variance_axes",
+           "disk_centres", "disk_position_transfer", "global_axes", "latent_straightness", "attribute_metrics", "factor_metrics", "guidance_magnitude",
            "posterior_mean_monotonicity", "frechet_distance", "load_feature_extractor", "fid", "encode_batched"]
 
 
@@ -430,7 +432,7 @@ def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16,
     return out
 
 
-# -- FID (10.7) ------------------------------------------------------------------------------------
+# -- disks: does conditioning carry the position? ----------------------------------------------------
 def disk_centres(images, foreground: float = 0.5) -> np.ndarray:
     """Disk centres (c_x, c_y) [N, 2] in pixel units (pixel i centred at i, as render_disks) of disks images
     [N, 1, S, S] in [-1, 1]: the background is the image median (the disk covers a small minority of
@@ -439,6 +441,8 @@ def disk_centres(images, foreground: float = 0.5) -> np.ndarray:
     x = torch.as_tensor(images, dtype=torch.float64)
     if x.dim() != 4 or x.shape[1] != 1 or x.shape[0] < 1:
         raise ValueError(f"images must be [N, 1, S, S], got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("images contain NaN or infinite values")
     x = (x[:, 0] + 1) / 2
     bg = x.flatten(1).median(1).values[:, None, None]
     contrast = foreground - bg
@@ -472,6 +476,8 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
     model = _check_model(model)
     check_count(num_guides, "num_guides")
     check_count(num_samples, "num_samples")
+    if not 0 < min_contrast <= 0.5:
+        raise ValueError(f"min_contrast must be in (0, 0.5], got {min_contrast}")
     if disks is None:
         from .sami_recipes import disks_geometry
 
@@ -500,6 +506,7 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
             "samples_without_disk": missing, "num_guides": num_guides, "num_samples": num_samples, "seed": seed}
 
 
+# -- FID (10.7) ------------------------------------------------------------------------------------
 def frechet_distance(feats_a, feats_b) -> float:
     """||m_a - m_b||^2 + tr(C_a + C_b - 2 (C_a C_b)^{1/2}) of two feature sets [N, k] (Heusel et al. 2017).
 
