@@ -490,16 +490,14 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
     guides = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2).float() * 2 - 1
     gen = _gen(seed)
     truth = disk_centres(guides, fg)
-    cond_err, unc_err, missing = [], [], 0
+    cond_err, missing = [], 0
     for i in range(num_guides):
         xs = model.conditional_sample(guides[i:i + 1], num_samples, sampler=sampler, num_steps=num_steps, generator=gen).cpu()
         c = disk_centres(xs, fg)
         missing += int(np.isnan(c[:, 0]).sum())
         cond_err.append(_finite_mean(np.abs(c - truth[i])))
     unc = disk_centres(model.sample_unconditional(num_samples, sampler=sampler, num_steps=num_steps, generator=gen).cpu(), fg)
-    unc = unc[~np.isnan(unc[:, 0])]
-    for i in range(num_guides):
-        unc_err.append(float(np.abs(unc - truth[i]).mean()) if len(unc) else float("nan"))
+    unc_err = [_finite_mean(np.abs(unc - c)) for c in truth]
     # NaN (not a warning) where no sample shows a disk
     return {"cond_abs_error_px": _finite_mean(cond_err), "uncond_abs_error_px": _finite_mean(unc_err),
             "cond_abs_error_per_guide": cond_err, "guide_centres": truth.tolist(), "guide_background": bg.tolist(),
