@@ -1,8 +1,9 @@
 """Slow validation of SAMI at CPU scale (issue 8 evidence; sami.md 14.7 and 14.9).
 
 Trains ``sami/disks-cpu`` (16x16 procedural disks -- the 32x32 set at half resolution -- 2000
-images, d = 3) unless ``--run`` names a finished run, then measures on held-out disks (drawn at the
-run's image size with the same geometry):
+images, d = 3; or ``--recipe``, e.g. its frozen-denoiser second stage ``sami/disks-cpu-frozen``)
+unless ``--run`` names a finished run, then measures on held-out disks (drawn at the run's image
+size with the same geometry):
 
 1. variability of unconditional samples vs samples conditioned on held-out guides (Algorithm 1,
    DDPM, all T steps), and their ratio (the paper: 0.56 -> 0.004 at full scale; pass: >= 10x);
@@ -14,11 +15,16 @@ run's image size with the same geometry):
    variability ratio cannot tell this, since a pinned background alone reduces it several-fold;
 3. the mean posterior variance sigma^2(x_t) against t (non-decreasing, sami.md 14.9);
 4. the sign check: held-out guided eps-MSE (eps_theta - gamma_t g) below the unguided one, overall
-   and per noise-level band, with the KL and the posterior std of clean images.
+   and per noise-level band, with the KL and the posterior std of clean images; next to each band,
+   the Bayes-optimal eps-MSE with no latent, with the background known and with the position known
+   (:mod:`diffrep.methods.disks_bayes`): a guided error no lower than ``bayes_given_background``
+   means the latent carries nothing beyond the background there.
 
 Writes a JSON report (default ``benches/results/validate_sami_cpu.json``) recording the machine.
 
     OMP_NUM_THREADS=1 python scripts/validate_sami.py [--steps 1500] [--run runs/sami_disks-cpu]
+    OMP_NUM_THREADS=1 python scripts/validate_sami.py --recipe sami/disks-cpu-frozen --out-run /tmp/stage2 \
+        --json benches/results/validate_sami_cpu_frozen_band.json -- --pretrained_denoiser=/tmp/diffrep_validate_sami/final
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import torch
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", default="sami/disks-cpu",
+                   help="recipe to train (sami/disks-cpu-frozen needs -- --pretrained_denoiser=RUN/final)")
     p.add_argument("--run", help="existing run directory (skip training)")
     p.add_argument("--out-run", default="/tmp/diffrep_validate_sami")
     p.add_argument("--steps", type=int, default=None, help="override train.steps")
@@ -49,11 +57,12 @@ def main(argv=None) -> int:
 
     from diffrep.config import apply_overrides, dump_yaml, get_recipe
     from diffrep.methods import sami_analyses as A
+    from diffrep.methods.disks_bayes import disks_bayes_eps_mse
     from diffrep.methods.sami import SAMI
     from diffrep.methods.sami_recipes import DisksTensorDataset
     from diffrep.train import Trainer, seed_everything
 
-    recipe = get_recipe("sami/disks-cpu")
+    recipe = get_recipe(args.recipe)
     cfg = recipe.make_config()
     if args.steps:
         cfg = apply_overrides(cfg, {"train.steps": str(args.steps), "model.kl_anneal_steps": str(args.steps // 4)})
@@ -74,7 +83,8 @@ def main(argv=None) -> int:
                            "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
         print(f"trained in {time.time() - t0:.0f}s: {report['train']['final']}", file=sys.stderr)
     model = SAMI.from_pretrained(run / "final", weights="ema").eval()
-    report["config"] = {"kl_weight": model.config.kl_weight, "T": model.schedule.num_timesteps,
+    report["config"] = {"recipe": args.recipe, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
+                        "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "T": model.schedule.num_timesteps,
                         "image_size": model.config.denoiser.image_size, "steps": cfg.train.steps,
                         "batch_size": cfg.train.batch_size, "lr": cfg.train.lr}
 
@@ -118,12 +128,19 @@ def main(argv=None) -> int:
     report["eps_mse"] = {"guided": float(out["mse_guided"]), "unguided": float(out["mse_uncond"]),
                          "kl_nats": float(out["kl"]), "posterior_std_clean": sig0.tolist(), "bands": []}
     T = model.schedule.num_timesteps
+    t3 = time.time()
     for lo in range(0, T, T // 8):
         tb = torch.randint(lo, lo + T // 8, (xb.shape[0],), generator=g)
         ob = model.loss(xb, t=tb, noise=torch.randn(xb.shape, generator=g),
                         z_noise=torch.randn((S, xb.shape[0], model.latent_dim), generator=g))
+        # the Bayes-optimal errors over the same band: what an ideal latent carrying each factor removes
+        bayes = disks_bayes_eps_mse(model, range(lo, lo + T // 8, max(1, T // 40)), grid=(33, 33, 33), num_images=256,
+                                    seed=args.seed)
         report["eps_mse"]["bands"].append({"t": [lo, lo + T // 8 - 1], "guided": float(ob["mse_guided"]),
-                                           "unguided": float(ob["mse_uncond"])})
+                                           "unguided": float(ob["mse_uncond"]),
+                                           **{f"bayes_{k}": sum(bayes[k]) / len(bayes[k])
+                                              for k in ("unconditional", "given_background", "given_position")}})
+    report["eps_mse"]["seconds"] = round(time.time() - t3, 1)
     checks = {
         "variability_ratio_ge_10": v["ratio_uncond_over_cond"] >= 10,
         "position_sweeps_monotone": all(mono[f]["mean_abs_spearman"] >= 0.9 for f in ("x", "y")),

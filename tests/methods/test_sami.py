@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import types
 
@@ -284,6 +285,22 @@ def test_beta_timestep_sampler_is_increasing_and_kl_annealing():
     assert int(m.train_step) == 2
 
 
+def test_band_timestep_sampler_mixes_band_and_uniform():
+    m = tiny_model(t_sampling="band", t_band=(5, 10), t_band_frac=0.6)
+    t = m.sample_timesteps(200_000, generator=torch.Generator().manual_seed(0))
+    p = torch.bincount(t, minlength=20).double() / t.numel()
+    # in band: 0.6/5 + 0.4/20 = 0.14 per level; outside: 0.4/20 = 0.02
+    assert torch.allclose(p[5:10], torch.full((5,), 0.14, dtype=torch.float64), atol=0.004)
+    assert torch.allclose(torch.cat([p[:5], p[10:]]), torch.full((15,), 0.02, dtype=torch.float64), atol=0.002)
+    again = m.sample_timesteps(50, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again, m.sample_timesteps(50, generator=torch.Generator().manual_seed(3)))
+    assert m.loss(images())["loss"].isfinite()
+    for bad in [dict(t_band=()), dict(t_band=(10, 5)), dict(t_band=(0, 21)), dict(t_band=(0, 5, 9)),
+                dict(t_band=(0, 5), t_band_frac=0.0), dict(t_band=(0, 5), t_band_frac=1.5)]:
+        with pytest.raises(ConfigError, match="t_band"):
+            tiny_config(t_sampling="band", **bad)
+
+
 def test_cosine_and_linear_schedules_match_formulas():
     m = tiny_model(schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=20))
     s = 0.008
@@ -408,6 +425,16 @@ def test_pretrained_denoiser_mode(tmp_path):
         losses.append(float(out["loss"].detach()))
     assert losses[-1] < losses[0]
     assert all(torch.equal(a, b) for a, b in zip(before, m.denoiser.parameters()))
+    # a trainer's directory holds raw and EMA weights: auto takes the EMA ones (what it samples with)
+    ema = tiny_model(seed=5, dtype=torch.float32)
+    trained.save_pretrained(tmp_path / "run")
+    ema.save_pretrained(tmp_path / "ema_src")
+    shutil.copy(tmp_path / "ema_src" / "model.safetensors", tmp_path / "run" / "ema.safetensors")
+    for weights, want in (("auto", ema), ("ema", ema), ("model", trained)):
+        got = SAMI(tiny_config()).load_denoiser(tmp_path / "run", weights=weights)
+        assert all(torch.equal(a, b) for a, b in zip(got.denoiser.parameters(), want.denoiser.parameters()))
+    with pytest.raises(ValueError, match="weights"):
+        SAMI(tiny_config()).load_denoiser(tmp_path / "run", weights="best")
     with pytest.raises(ValueError, match="differs"):
         SAMI(tiny_config(denoiser=UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=4,
                                              channel_mult=(1, 2), num_groups=2, attention_resolutions=(),
@@ -425,6 +452,25 @@ def test_recipes_build_and_validate():
     cfg = get_recipe("sami/disks-cpu").make_config()
     assert cfg.model.convnet.bias is False and cfg.model.schedule.num_timesteps == 400
     assert cfg.model.schedule.beta_end == pytest.approx(0.05)
+
+
+def test_frozen_cpu_recipe_is_stage_two_of_the_cpu_recipe(tmp_path):
+    from diffrep.config import apply_overrides, get_recipe
+
+    stage1 = get_recipe("sami/disks-cpu")
+    first, _ = stage1.build(stage1.make_config())
+    first.save_pretrained(tmp_path / "final")
+    frozen = get_recipe("sami/disks-cpu-frozen")
+    cfg = frozen.make_config()
+    # the same networks and data; only the encoder's training changes
+    assert cfg.model.denoiser == stage1.make_config().model.denoiser and cfg.data == stage1.make_config().data
+    assert (cfg.model.freeze_denoiser, cfg.model.t_sampling, cfg.model.t_band) == (True, "band", (100, 260))
+    with pytest.raises(ConfigError, match="pretrained_denoiser"):
+        frozen.build(cfg)
+    model, ds = frozen.build(apply_overrides(cfg, {"pretrained_denoiser": str(tmp_path / "final")}))
+    for a, b in zip(model.denoiser.parameters(), first.denoiser.parameters()):
+        assert torch.equal(a, b) and not a.requires_grad
+    assert all(p.requires_grad for p in model.encoder.parameters()) and len(ds) == 2000
 
 
 def test_input_validation():

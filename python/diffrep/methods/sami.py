@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 from typing import Callable, Literal
 
 import torch
@@ -165,8 +167,13 @@ class SAMIConfig(Config):
       ``lambda_t``: ``simple`` (1, Algorithm 2; default), ``elbo`` (beta_t^2 / (2 s_t^2 alpha_t (1-abar_t))
       with s_t^2 the reverse variance of ``sample_variance``, the weight that makes Eq. 4 a bound,
       Ho et al. Eq. 12) or ``custom`` (``lambda_values``, one per timestep).
-      ``t_sampling``: ``uniform`` over the T levels or ``beta`` (t/T ~ Beta(``t_beta_a``, 1), the
-      high-noise-biased "monotonically increasing" sampler of A.5; a = 4 as the third-party port).
+      ``t_sampling``: ``uniform`` over the T levels, ``beta`` (t/T ~ Beta(``t_beta_a``, 1), the
+      high-noise-biased "monotonically increasing" sampler of A.5; a = 4 as the third-party port) or
+      ``band`` (not in the paper): with probability ``t_band_frac`` t is uniform on
+      ``t_band = (lo, hi)`` (lo <= t < hi), otherwise uniform on all levels. A.5 oversamples the
+      levels where the guidance matters most for a frozen denoiser; ``band`` aims that at the levels
+      where a chosen factor is decided (on the CPU disks, the mid-noise levels at which the disk
+      position becomes identifiable) while the uniform share keeps every level trained.
       ``train_samples``: S draws of z per example; ``mc_placement``: ``outside`` the square
       (Algorithm 2, the ELBO; S guidance VJPs; default) or ``inside`` (Eq. 9; one VJP).
       ``detach_z``: ablation, cut the graph from z to phi (off: z is reparameterised, sami.md 3.5).
@@ -203,8 +210,10 @@ class SAMIConfig(Config):
     kl_reduction: Literal["sum", "mean"] = "sum"
     lambda_t: Literal["simple", "elbo", "custom"] = "simple"
     lambda_values: tuple[float, ...] = ()
-    t_sampling: Literal["uniform", "beta"] = "uniform"
+    t_sampling: Literal["uniform", "beta", "band"] = "uniform"
     t_beta_a: float = 4.0
+    t_band: tuple[int, ...] = ()
+    t_band_frac: float = 0.75
     train_samples: int = 1
     mc_placement: Literal["outside", "inside"] = "outside"
     detach_z: bool = False
@@ -253,6 +262,13 @@ class SAMIConfig(Config):
             raise ConfigError("lambda_values", "only used with lambda_t='custom'")
         if not self.t_beta_a > 0:
             raise ConfigError("t_beta_a", f"must be > 0, got {self.t_beta_a}")
+        if self.t_sampling == "band":
+            T = self.schedule.num_timesteps
+            if len(self.t_band) != 2 or not 0 <= self.t_band[0] < self.t_band[1] <= T:
+                raise ConfigError("t_band", f"t_sampling='band' needs (lo, hi) with 0 <= lo < hi <= {T}, got "
+                                            f"{self.t_band} (overrides apply in order: give t_band first)")
+            if not 0 < self.t_band_frac <= 1:
+                raise ConfigError("t_band_frac", f"must be in (0, 1], got {self.t_band_frac}")
         for name in ("train_samples", "mc_samples", "sample_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
@@ -441,10 +457,17 @@ class SAMI(PretrainedMixin, nn.Module):
         return (beta**2 / (2 * var * alpha * (1 - ab))).float()
 
     def sample_timesteps(self, n: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """t [n] from ``t_sampling``: uniform on {0..T-1} or floor(T u), u ~ Beta(a, 1)."""
+        """t [n] from ``t_sampling``: uniform on {0..T-1}, floor(T u) with u ~ Beta(a, 1), or the
+        band mixture (uniform on [lo, hi) with probability ``t_band_frac``, else uniform)."""
         T = self.schedule.num_timesteps
-        if self.config.t_sampling == "uniform":
+        cfg = self.config
+        if cfg.t_sampling == "uniform":
             return self.schedule.sample_timesteps(n, device=device, generator=generator)
+        if cfg.t_sampling == "band":
+            everywhere = torch.randint(0, T, (n,), device=device, generator=generator)
+            in_band = torch.randint(cfg.t_band[0], cfg.t_band[1], (n,), device=device, generator=generator)
+            pick = torch.rand(n, device=device, generator=generator) < cfg.t_band_frac
+            return torch.where(pick, in_band, everywhere)
         # Beta(a, 1) by inversion: u = v^(1/a), v ~ U(0, 1)
         v = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
         return (v.pow(1.0 / self.config.t_beta_a) * T).long().clamp_(0, T - 1)
@@ -675,15 +698,23 @@ class SAMI(PretrainedMixin, nn.Module):
         return self.conditional_sample(x, 1, z_mode="posterior_mean", generator=generator, **kwargs)
 
     # -- pretrained-denoiser mode (sami.md 8) -------------------------------------------------------
-    def load_denoiser(self, source, *, freeze: bool | None = None) -> "SAMI":
+    def load_denoiser(self, source, *, freeze: bool | None = None,
+                      weights: Literal["auto", "model", "ema"] = "auto") -> "SAMI":
         """Copy a trained eps-prediction U-Net into ``self.denoiser`` and (by default, per
         ``config.freeze_denoiser``) freeze it. ``source``: a :class:`UNet`, a module with a ``denoiser``
-        or ``unet`` U-Net attribute, or a ``save_pretrained`` directory of any of them."""
+        or ``unet`` U-Net attribute, or a ``save_pretrained`` directory of any of them. From a
+        directory, ``weights`` picks the file: ``auto`` takes the EMA weights when the directory has
+        them (a trainer's ``final``; they are what it samples with), else the raw ones."""
         if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
             from ..config import list_recipes
+            from ..nn.pretrained import EMA_WEIGHTS_NAME
 
+            if weights not in ("auto", "model", "ema"):
+                raise ValueError(f"weights must be 'auto', 'model' or 'ema', got {weights!r}")
+            if weights == "auto":
+                weights = "ema" if (Path(os.fsdecode(source)) / EMA_WEIGHTS_NAME).is_file() else "model"
             list_recipes()  # register the model classes that may own a U-Net
-            source = load_pretrained(source)
+            source = load_pretrained(source, weights=weights)
         unet = source if isinstance(source, UNet) else getattr(source, "denoiser", getattr(source, "unet", None))
         if not isinstance(unet, UNet):
             raise TypeError(f"load_denoiser: {type(source).__name__} is not a UNet and holds no 'denoiser'/'unet' UNet")

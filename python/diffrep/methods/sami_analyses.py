@@ -12,7 +12,8 @@ shows images, tensors in [-1, 1].
 - :func:`guidance_magnitude`: per-step guidance vs denoiser norms (Fig. 6-7);
 - :func:`posterior_mean_monotonicity`: disks posterior means along factor sweeps (Fig. 2D-F);
 - :func:`disk_centres` / :func:`disk_position_transfer`: whether conditional disks samples keep the
-  guide's disk position (Fig. 2C's claim, which the variability ratio alone cannot show);
+  guide's disk position (Fig. 2C's claim, which the variability ratio alone cannot show); the
+  Bayes-optimal eps-MSE each disks factor is worth per noise level is :mod:`diffrep.methods.disks_bayes`;
 - :func:`frechet_distance`, :func:`load_feature_extractor`, :func:`fid`: FID from a user-supplied
   feature extractor (no Inception weights are bundled or downloaded).
 """

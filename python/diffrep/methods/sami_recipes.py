@@ -9,6 +9,8 @@
   lr 3e-5, Beta(4, 1) timesteps, 70 epochs of 30k images (~4.1k steps).
 - ``sami/disks-cpu``: 16x16 disks (the 32x32 geometry at half resolution), 2000 images, d = 3, the
   paper's ConvNet encoder (16 base channels) and a small denoiser; trains in ~5-10 minutes on a CPU.
+- ``sami/disks-cpu-frozen``: stage 2 on a ``sami/disks-cpu`` run: frozen denoiser, a new encoder
+  trained on mid-noise-band timesteps (``t_sampling='band'``).
 
 The linear schedule's endpoints follow sami.md 6: 1e-4 -> 0.02 at T = 1000, scaled by 1000/T.
 KL annealing (sami.md 7.3 default) runs over the first 25% of the steps from beta * 1e-6.
@@ -212,10 +214,34 @@ def disks_cpu_config() -> SAMIRecipeConfig:
                                               ema_decay=0.995, log_every=100, ckpt_every=1000, device="cpu"))
 
 
+def disks_cpu_frozen_config() -> SAMIRecipeConfig:
+    """``sami/disks-cpu-frozen``: a second stage on top of a ``sami/disks-cpu`` run: its denoiser
+    frozen (the paper's pretrained-denoiser mode, A.5 / sami.md 8) and a fresh inference network
+    trained for 6000 steps with most timesteps drawn from the mid-noise band ``t_band = (100, 260)``
+    (``t_sampling='band'``, 75% in the band, 25% uniform), where on these disks the background and then
+    the disk position become identifiable (:mod:`diffrep.methods.disks_bayes`). A.5 oversamples high
+    noise for its frozen CelebA-HQ denoiser for the same reason: there the guidance matters most.
+
+    On the same stage-1 denoiser (1500 steps) the variability ratio goes from 3.6 (uniform t, 3000
+    steps) to 10.1-10.2 (this recipe, two seeds; 8.5-10.7 over three seeds at 3000 steps), all of
+    it from the background: the disk position is still not carried
+    (benches/results/sami_position_transfer_cpu_2026-11-30.md). Set ``pretrained_denoiser`` to the
+    first run's ``final`` directory (its EMA weights are used). About 6-7 minutes on one core.
+    """
+    cfg = disks_cpu_config()
+    steps = 6000
+    model = dataclasses.replace(cfg.model, freeze_denoiser=True, t_band=(100, 260), t_band_frac=0.75,
+                                t_sampling="band", kl_anneal_steps=steps // 4)
+    return dataclasses.replace(cfg, model=model, train=dataclasses.replace(cfg.train, steps=steps))
+
+
 register_recipe("sami/disks", disks_config, build, "SAMI on procedural disks, Table A.5 (GPU scale)")
 register_recipe("sami/celeba64", celeba64_config, build, "SAMI on CelebA 64, Table A.5 (needs CelebA files)")
 register_recipe("sami/celebahq256-frozen", celebahq256_frozen_config, build,
                 "SAMI on CelebA-HQ 256 with a frozen pretrained DDPM (set pretrained_denoiser=DIR)")
 register_recipe("sami/disks-cpu", disks_cpu_config, build, "SAMI on 16x16 procedural disks (the 32x32 set at half "
                 "resolution); CPU, ~5-10 minutes",
+                cpu_friendly=True)
+register_recipe("sami/disks-cpu-frozen", disks_cpu_frozen_config, build, "stage 2 of sami/disks-cpu: its denoiser "
+                "frozen (set pretrained_denoiser=RUN/final), a new encoder trained on mid-noise-band timesteps; CPU, ~7 minutes",
                 cpu_friendly=True)
