@@ -38,7 +38,8 @@ _MAX_GRID_ELEMENTS = 400_000_000  # grid images x pixels held in float64 (3.2 GB
 def disks_bayes_eps_mse(schedule, timesteps: Sequence[int], disks=None, *, grid: Sequence[int] = (33, 33, 33),
                         num_images: int = 256, seed: int = 0, chunk: int = 64) -> dict:
     """Minimum eps-MSE per pixel at each of ``timesteps`` on the disks of ``disks`` (a
-    :class:`diffrep.data.disks.Disks`; default: the SAMI geometry at the model's image size).
+    :class:`diffrep.data.disks.Disks`; default: the SAMI geometry at the model's image size, or at
+    32x32 when given a schedule).
 
     ``schedule``: a :class:`~diffrep.diffusion.NoiseSchedule` or a SAMI model (its schedule).
     Returns lists aligned with ``timesteps``: ``snr`` (abar/(1 - abar)), ``unconditional``,
@@ -46,20 +47,14 @@ def disks_bayes_eps_mse(schedule, timesteps: Sequence[int], disks=None, *, grid:
     """
     from ..data.disks import Disks, render_disks
     from .sami import SAMI, check_count
+    from .sami_recipes import disks_geometry
 
+    size = 32
     if isinstance(schedule, SAMI):
-        size = schedule.config.denoiser.image_size
-        schedule = schedule.schedule
-        if disks is None:
-            from .sami_recipes import disks_geometry
-
-            disks = disks_geometry(size)
+        size, schedule = schedule.config.denoiser.image_size, schedule.schedule
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule or a SAMI model, got {type(schedule).__name__}")
-    if disks is None:
-        from .sami_recipes import disks_geometry
-
-        disks = disks_geometry(32)
+    disks = disks_geometry(size) if disks is None else disks
     if not isinstance(disks, Disks):
         raise TypeError(f"disks must be a diffrep.data.disks.Disks, got {type(disks).__name__}")
     check_count(num_images, "num_images")
