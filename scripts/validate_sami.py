@@ -131,8 +131,9 @@ def main(argv=None) -> int:
     T = model.schedule.num_timesteps
     t3 = time.time()
     # the Bayes-optimal errors at 5 levels per band: what an ideal latent carrying each factor removes
-    per_band = len(range(0, T // 8, max(1, T // 40)))
-    bayes = disks_bayes_eps_mse(model, [lo + k for lo in range(0, T, T // 8) for k in range(0, T // 8, max(1, T // 40))],
+    offsets = range(0, T // 8, max(1, T // 40))
+    per_band = len(offsets)
+    bayes = disks_bayes_eps_mse(model, [lo + k for lo in range(0, T, T // 8) for k in offsets],
                                 grid=(33, 33, 33), num_images=256, seed=args.seed)
     for i, lo in enumerate(range(0, T, T // 8)):
         tb = torch.randint(lo, lo + T // 8, (xb.shape[0],), generator=g)
