@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", default="sami/disks-cpu",
                    help="recipe to train (sami/disks-cpu-frozen needs -- --pretrained_denoiser=RUN/final)")
+    p.add_argument("--config", help="YAML file merged over the recipe's defaults (as diffrep train --config)")
     p.add_argument("--run", help="existing run directory (skip training)")
     p.add_argument("--out-run", default="/tmp/diffrep_validate_sami")
     p.add_argument("--steps", type=int, default=None, help="override train.steps")
@@ -56,15 +57,15 @@ def main(argv=None) -> int:
     p.add_argument("override", nargs="*", help="extra --a.b=value config overrides (use '--' before them)")
     args = p.parse_args(argv)
 
-    from diffrep.config import apply_overrides, dump_yaml, get_recipe
+    from diffrep.cli.train import resolve_config
+    from diffrep.config import apply_overrides, dump_yaml
     from diffrep.methods import sami_analyses as A
     from diffrep.methods.disks_bayes import disks_bayes_eps_mse
     from diffrep.methods.sami import SAMI
     from diffrep.methods.sami_recipes import DisksTensorDataset
     from diffrep.train import Trainer, seed_everything
 
-    recipe = get_recipe(args.recipe)
-    cfg = recipe.make_config()
+    recipe, cfg = resolve_config(args.recipe, args.config)
     if args.steps:
         cfg = apply_overrides(cfg, {"train.steps": str(args.steps), "model.kl_anneal_steps": str(args.steps // 4)})
     if args.override:
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
                            "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
         print(f"trained in {time.time() - t0:.0f}s: {report['train']['final']}", file=sys.stderr)
     model = SAMI.from_pretrained(run / "final", weights="ema").eval()
-    report["config"] = {"recipe": args.recipe, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
+    report["config"] = {"recipe": args.recipe, "config_file": args.config, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
                         "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "T": model.schedule.num_timesteps,
                         "image_size": model.config.denoiser.image_size, "steps": cfg.train.steps,
                         "batch_size": cfg.train.batch_size, "lr": cfg.train.lr}
