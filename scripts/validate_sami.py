@@ -25,6 +25,11 @@ Writes a JSON report (default ``benches/results/validate_sami_cpu.json``) record
     OMP_NUM_THREADS=1 python scripts/validate_sami.py [--steps 1500] [--run runs/sami_disks-cpu]
     OMP_NUM_THREADS=1 python scripts/validate_sami.py --recipe sami/disks-cpu-frozen --out-run /tmp/stage2 \
         --json benches/results/validate_sami_cpu_frozen_band.json -- --pretrained_denoiser=/tmp/diffrep_validate_sami/final
+
+``--config FILE.yaml`` merges a YAML file over the recipe first (as ``diffrep train --config``), for
+changes that must land together, e.g. the 32x32 geometry (``model.denoiser.image_size``,
+``model.convnet.image_size`` and ``data.size`` all 32). With ``--run``, the run's own
+``config.yaml`` is what the report records.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     if args.run:
         run = Path(args.run)
+        if (run / "config.yaml").is_file():  # report what the run was trained with, not the recipe's defaults
+            cfg = resolve_config(args.recipe, str(run / "config.yaml"))[1]
     else:
         run = Path(args.out_run)
         run.mkdir(parents=True, exist_ok=True)
@@ -86,8 +93,8 @@ def main(argv=None) -> int:
         print(f"trained in {time.time() - t0:.0f}s: {report['train']['final']}", file=sys.stderr)
     model = SAMI.from_pretrained(run / "final", weights="ema").eval()
     report["config"] = {"recipe": args.recipe, "config_file": args.config, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
-                        "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "T": model.schedule.num_timesteps,
-                        "image_size": model.config.denoiser.image_size, "steps": cfg.train.steps,
+                        "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "latent_dim": model.latent_dim, "T": model.schedule.num_timesteps,
+                        "image_size": model.config.denoiser.image_size, "steps": cfg.train.steps, "train_seed": cfg.train.seed,
                         "batch_size": cfg.train.batch_size, "lr": cfg.train.lr}
 
     held = DisksTensorDataset(512, model.config.denoiser.image_size, seed=12345)
