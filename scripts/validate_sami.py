@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     report["config"] = {"recipe": args.recipe, "config_file": args.config, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
                         "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "latent_dim": model.latent_dim, "T": model.schedule.num_timesteps,
                         "image_size": model.config.denoiser.image_size, "steps": cfg.train.steps, "train_seed": cfg.train.seed,
-                        "batch_size": cfg.train.batch_size, "lr": cfg.train.lr}
+                        "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "lr_schedule": cfg.train.lr_schedule}
 
     held = DisksTensorDataset(512, model.config.denoiser.image_size, seed=12345)
     x = held.images
