@@ -3,6 +3,7 @@ sampler algebra, schedules, save/load, pretrained mode, analyses and the CLI. Ti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -471,6 +472,12 @@ def test_frozen_cpu_recipe_is_stage_two_of_the_cpu_recipe(tmp_path):
     for a, b in zip(model.denoiser.parameters(), first.denoiser.parameters()):
         assert torch.equal(a, b) and not a.requires_grad
     assert all(p.requires_grad for p in model.encoder.parameters()) and len(ds) == 2000
+    # the d = 8 variant changes only the latent width and the lr schedule
+    wide = get_recipe("sami/disks-cpu-frozen-d8").make_config()
+    assert (wide.model.latent_dim, wide.train.lr_schedule, wide.train.steps) == (8, "cosine", 24000)
+    narrow = dataclasses.replace(wide.model, convnet=cfg.model.convnet, kl_anneal_steps=cfg.model.kl_anneal_steps)
+    assert narrow == cfg.model and wide.data == cfg.data
+    assert dataclasses.replace(wide.train, steps=cfg.train.steps, lr_schedule=cfg.train.lr_schedule) == cfg.train
 
 
 def test_input_validation():
@@ -592,6 +599,40 @@ def test_disk_position_transfer_tells_copying_from_ignoring_the_guide():
         A.disk_position_transfer(m, disks_geometry(8).__class__(cfg, background_range=(0.4, 0.6)))
     with pytest.raises(ValueError, match="min_contrast"):
         A.disk_position_transfer(m, min_contrast=0.0)
+
+
+def test_monotonicity_readout_follows_a_polar_code_the_axis_measure_misses():
+    m = tiny_model(dtype=torch.float32)
+
+    def polar_code(x, rng=np.random.default_rng(0)):
+        # Fig. 2E: the position code turns with the sign of the contrast; here dark backgrounds put
+        # c_x on axis 0 and bright ones on axis 1, scaled by the contrast
+        c = torch.from_numpy(np.nan_to_num(A.disk_centres(x) - 4.0))  # no disk at zero contrast
+        bg = ((x.flatten(1).median(1).values + 1) / 2).double()
+        k = (bg - 0.5).abs().unsqueeze(1)
+        pos = torch.where((bg > 0.5).unsqueeze(1), c.flip(1), c) * k
+        mu = torch.cat([pos, bg.unsqueeze(1)], 1) + 1e-6 * torch.from_numpy(rng.standard_normal((x.shape[0], 3)))
+        return mu.float(), torch.zeros_like(mu).float()
+
+    m.posterior = polar_code
+    r = A.posterior_mean_monotonicity(m, num_lines=8, num_points=6, num_readout=400)
+    for f in ("x", "y"):
+        assert r[f]["readout_spearman"] == pytest.approx(1.0) and r[f]["readout_min_spearman"] == pytest.approx(1.0)
+        assert r[f]["readout_fraction_strictly_monotone"] == 1.0
+        assert min(r[f]["readout_r2"].values()) > 0.8  # below 1: the code shrinks with contrast
+        assert r[f]["mean_abs_spearman"] < 0.9  # the best single axis carries the factor on one side only
+    assert r["background"]["mean_abs_spearman"] == pytest.approx(1.0)
+
+    # a code blind to the position: the read-out fits noise, the sweeps do not follow it
+    g = torch.Generator().manual_seed(0)
+    m.posterior = lambda x: (torch.cat([polar_code(x)[0][:, 2:], torch.randn(x.shape[0], 2, generator=g)], 1),
+                             torch.zeros(x.shape[0], 3))
+    r = A.posterior_mean_monotonicity(m, num_lines=8, num_points=6, num_readout=400)
+    assert abs(r["x"]["readout_spearman"]) < 0.4 and max(r["x"]["readout_r2"].values()) < 0.2
+    with pytest.raises(ValueError, match="num_readout"):
+        A.posterior_mean_monotonicity(m, num_lines=2, num_points=4, num_readout=3)
+    with pytest.raises(ValueError, match="num_readout"):
+        A.posterior_mean_monotonicity(m, num_readout=0)
 
 
 def test_cli_sample_and_analyze(tmp_path, capsys):

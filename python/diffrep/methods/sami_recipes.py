@@ -11,6 +11,9 @@
   paper's ConvNet encoder (16 base channels) and a small denoiser; trains in ~5-10 minutes on a CPU.
 - ``sami/disks-cpu-frozen``: stage 2 on a ``sami/disks-cpu`` run: frozen denoiser, a new encoder
   trained on mid-noise-band timesteps (``t_sampling='band'``).
+- ``sami/disks-cpu-frozen-d8``: the same stage 2 with d = 8 and a cosine lr over 24000 steps; at CPU
+  scale the only configuration whose conditional samples keep the guide's disk position as well as
+  its background.
 
 The linear schedule's endpoints follow sami.md 6: 1e-4 -> 0.02 at T = 1000, scaled by 1000/T.
 KL annealing (sami.md 7.3 default) runs over the first 25% of the steps from beta * 1e-6.
@@ -227,12 +230,43 @@ def disks_cpu_frozen_config() -> SAMIRecipeConfig:
     it from the background: the disk position is still not carried
     (benches/results/sami_position_transfer_cpu_2026-11-30.md). Set ``pretrained_denoiser`` to the
     first run's ``final`` directory (its EMA weights are used). About 6-7 minutes on one core.
+    ``sami/disks-cpu-frozen-d8`` is the stage 2 that carries the position too.
     """
     cfg = disks_cpu_config()
     steps = 6000
     model = dataclasses.replace(cfg.model, freeze_denoiser=True, t_band=(100, 260), t_band_frac=0.75,
                                 t_sampling="band", kl_anneal_steps=steps // 4)
     return dataclasses.replace(cfg, model=model, train=dataclasses.replace(cfg.train, steps=steps))
+
+
+def disks_cpu_frozen_d8_config() -> SAMIRecipeConfig:
+    """``sami/disks-cpu-frozen-d8``: ``sami/disks-cpu-frozen`` with a wider latent and a decaying
+    learning rate, the CPU-scale stage 2 that carries the disk position as well as the background.
+
+    What differs from ``sami/disks-cpu-frozen`` and why:
+
+    - **d = 8** instead of Table A.5's d = 3. At d = 3 no CPU-scale run (6000-12000 steps, uniform,
+      band or cosine) moved the conditional samples' disk position towards the guide's by more than
+      about 10% (centre error 3.3-3.6 px against 3.8 px unconditional): the encoder pins the
+      background and leaves position to the prior. At d = 8 the position is encoded along a rotated
+      direction rather than one latent axis (best-axis |rho| 0.74-0.88 along sweeps, rho 0.91-0.95 on
+      the read-out direction, :func:`~diffrep.methods.sami_analyses.posterior_mean_monotonicity`).
+    - **Half-cosine lr** (2e-3 to 0) over 24000 steps: at a constant lr the stage-2 loss keeps
+      jumping late in training and the position the guidance carries stalls at the level of a
+      background-only denoiser; with the decay the band's guided eps-MSE goes below that level.
+
+    Three seeds (two on one 1500-step stage-1 denoiser, one with its own): variability ratio
+    11.6-14.8, position sweeps rho 0.91-0.95 on the read-out direction, conditional centre error
+    0.58-0.61x the unconditional one, against 0.95x for ``sami/disks-cpu-frozen``
+    (benches/results/sami_position_transfer_cpu_2026-11-30.md). About 27 minutes on one core. Set
+    ``pretrained_denoiser`` to the ``sami/disks-cpu`` run's ``final`` directory, or let
+    ``scripts/validate_sami.py`` train both stages.
+    """
+    cfg = disks_cpu_frozen_config()
+    steps = 24000
+    model = dataclasses.replace(cfg.model, convnet=dataclasses.replace(cfg.model.convnet, latent_dim=8),
+                                kl_anneal_steps=steps // 4)
+    return dataclasses.replace(cfg, model=model, train=dataclasses.replace(cfg.train, steps=steps, lr_schedule="cosine"))
 
 
 register_recipe("sami/disks", disks_config, build, "SAMI on procedural disks, Table A.5 (GPU scale)")
@@ -244,4 +278,8 @@ register_recipe("sami/disks-cpu", disks_cpu_config, build, "SAMI on 16x16 proced
                 cpu_friendly=True)
 register_recipe("sami/disks-cpu-frozen", disks_cpu_frozen_config, build, "stage 2 of sami/disks-cpu: its denoiser "
                 "frozen (set pretrained_denoiser=RUN/final), a new encoder trained on mid-noise-band timesteps; CPU, ~7 minutes",
+                cpu_friendly=True)
+register_recipe("sami/disks-cpu-frozen-d8", disks_cpu_frozen_d8_config, build, "stage 2 of sami/disks-cpu with d = 8 and a "
+                "cosine lr: carries the disk position as well as the background (set pretrained_denoiser=RUN/final); "
+                "CPU, ~27 minutes",
                 cpu_friendly=True)
