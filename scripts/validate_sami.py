@@ -60,6 +60,22 @@ STAGE_ONE = "sami/disks-cpu"
 STAGE_TWO = "sami/disks-cpu-frozen"  # and its variants: the frozen-denoiser stage 2 on STAGE_ONE's denoiser
 
 
+def train_run(recipe, cfg, run: Path) -> dict:
+    """Train ``recipe`` with ``cfg`` into ``run``; returns the steps, seconds and final logged values."""
+    from diffrep.config import dump_yaml
+    from diffrep.train import Trainer, seed_everything
+
+    run.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, run / "config.yaml")
+    seed_everything(cfg.train.seed)
+    t = time.time()
+    hist = Trainer(*recipe.build(cfg), cfg.train, run).train()
+    out = {"steps": cfg.train.steps, "seconds": round(time.time() - t, 1),
+           "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
+    print(f"trained {run} in {out['seconds']:.0f}s: {out['final']}", file=sys.stderr)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", default="sami/disks-cpu",
@@ -81,12 +97,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from diffrep.cli.train import resolve_config
-    from diffrep.config import apply_overrides, dump_yaml
+    from diffrep.config import apply_overrides
     from diffrep.methods import sami_analyses as A
     from diffrep.methods.disks_bayes import disks_bayes_eps_mse
     from diffrep.methods.sami import SAMI
     from diffrep.methods.sami_recipes import DisksTensorDataset
-    from diffrep.train import Trainer, seed_everything
 
     recipe, cfg = resolve_config(args.recipe, args.config)
     if args.steps:
@@ -100,25 +115,14 @@ def main(argv=None) -> int:
         if (run / "config.yaml").is_file():  # report what the run was trained with, not the recipe's defaults
             cfg = resolve_config(args.recipe, str(run / "config.yaml"))[1]
     else:
-        def train(recipe, cfg, run: Path) -> dict:
-            run.mkdir(parents=True, exist_ok=True)
-            dump_yaml(cfg, run / "config.yaml")
-            seed_everything(cfg.train.seed)
-            t = time.time()
-            hist = Trainer(*recipe.build(cfg), cfg.train, run).train()
-            out = {"steps": cfg.train.steps, "seconds": round(time.time() - t, 1),
-                   "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
-            print(f"trained {run} in {out['seconds']:.0f}s: {out['final']}", file=sys.stderr)
-            return out
-
         run = Path(args.out_run)
         if args.recipe.startswith(STAGE_TWO) and not cfg.pretrained_denoiser:
             # a stage 2 with no denoiser given: train its stage 1 first, with the same seed
             stage1, cfg1 = resolve_config(STAGE_ONE)
             cfg1 = apply_overrides(cfg1, {"train.seed": str(cfg.train.seed)})
-            report["stage1"] = train(stage1, cfg1, run / "stage1")
+            report["stage1"] = train_run(stage1, cfg1, run / "stage1")
             cfg = apply_overrides(cfg, {"pretrained_denoiser": str(run / "stage1" / "final")})
-        report["train"] = train(recipe, cfg, run)
+        report["train"] = train_run(recipe, cfg, run)
     model = SAMI.from_pretrained(run / "final", weights="ema").eval()
     report["config"] = {"recipe": args.recipe, "config_file": args.config, "t_sampling": model.config.t_sampling, "t_band": list(model.config.t_band),
                         "pretrained_denoiser": cfg.pretrained_denoiser, "kl_weight": model.config.kl_weight, "latent_dim": model.latent_dim, "T": model.schedule.num_timesteps,
