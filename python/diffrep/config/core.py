@@ -11,12 +11,19 @@ import difflib
 import os
 import types
 import typing
-from typing import Any, Iterable, Literal, Union
+from typing import Annotated, Any, Iterable, Literal, Union
 
 import yaml
 
+from .bounds import Bound, Ge, Gt, Le, Lt
+
 __all__ = [
     "Config",
+    "Bound",
+    "Ge",
+    "Gt",
+    "Le",
+    "Lt",
     "ConfigError",
     "config_from_dict",
     "config_to_dict",
@@ -45,7 +52,7 @@ _HINTS: dict[type, dict[str, Any]] = {}
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
+        _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
     return _HINTS[cls]
 
 
@@ -58,6 +65,13 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
     if tp is Any:
         return value
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _coerce(value, base, field)
+        for bound in extras:
+            if isinstance(bound, Bound):
+                bound.check(value, field)
+        return value
     args = typing.get_args(tp)
     if origin is Union or origin is types.UnionType:
         if value is None and type(None) in args:
@@ -70,6 +84,8 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
                 return _coerce(value, arm, field)
             except ConfigError as exc:
                 errors.append(exc.message)
+        if len(errors) == 1:  # Optional[X]: X's own message says more than "expected Optional"
+            raise ConfigError(field, errors[0])
         raise ConfigError(field, f"expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value not in args:
@@ -219,7 +235,7 @@ def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(field, f"unknown field for {tp.__name__}{hint} (known: {', '.join(names)})")
-        tp = _hints(tp)[part]
+        tp = _strip_annotated(_hints(tp)[part])
     return tp
 
 
@@ -227,6 +243,7 @@ def _parse_raw(raw: Any, tp: Any) -> Any:
     """Turn a command-line string into a value for annotation ``tp``."""
     if not isinstance(raw, str):
         return raw
+    tp = _strip_annotated(tp)
     args = typing.get_args(tp)
     if tp is str or (typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in args)):
         return raw
@@ -246,6 +263,15 @@ def _parse_raw(raw: Any, tp: Any) -> Any:
     if origin in (tuple, list) and isinstance(value, list):
         value = [float(v) if isinstance(v, str) and _is_float(v) else v for v in value]
     return value
+
+
+def _strip_annotated(tp: Any) -> Any:
+    """``Annotated[X, ...]`` -> ``X``, also inside ``Optional[...]``."""
+    if typing.get_origin(tp) is Annotated:
+        return typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return Union[tuple(_strip_annotated(a) for a in typing.get_args(tp))]
+    return tp
 
 
 def _is_float(s: str) -> bool:

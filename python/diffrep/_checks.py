@@ -1,0 +1,61 @@
+"""Argument validators shared by every layer: one wording for one mistake.
+
+Each raises ``ValueError`` (a wrong value) or ``TypeError`` (a wrong kind of thing) whose message
+starts with the argument's name, and returns the checked value so a call can sit in an assignment.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "probability", "one_of"]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (bools are refused: ``True`` is not a count)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def non_negative_int(value, name: str) -> int:
+    """``value`` as an int >= 0."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def finite_float(value, name: str) -> float:
+    """``value`` as a finite float (ints accepted, bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def positive_float(value, name: str) -> float:
+    """``value`` as a finite float > 0."""
+    value = finite_float(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def probability(value, name: str, *, open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a float in [0, 1] (each end excluded on request)."""
+    value = finite_float(value, name)
+    if value < 0 or value > 1 or (open_low and value == 0) or (open_high and value == 1):
+        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+        raise ValueError(f"{name} must lie in {lo}0, 1{hi}, got {value!r}")
+    return value
+
+
+def one_of(value, choices, name: str):
+    """``value`` unchanged when it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,51 @@
+"""Bounds declared on config fields: ``steps: Annotated[int, Ge(1)] = 1000``.
+
+:class:`~diffrep.config.Config` enforces them on construction and after every override, with the
+same message for the same mistake (``config field 'steps': must be >= 1, got 0``). Cross-field
+rules (one weight must not flip another term's sign, ...) stay in ``validate()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+
+__all__ = ["Bound", "Ge", "Gt", "Le", "Lt"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    value: float
+    symbol = "?"
+    compare = staticmethod(lambda a, b: True)
+
+    def check(self, value, field: str) -> None:
+        from .core import ConfigError  # core imports this module: resolve at call time
+
+        if value is None:
+            return
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for item in items:
+            if isinstance(item, float) and math.isnan(item) or not self.compare(item, self.value):
+                raise ConfigError(field, f"must be {self.symbol} {self.value}, got {value!r}")
+
+
+class Ge(Bound):
+    """value >= bound (applied to each item of a tuple)."""
+    symbol, compare = ">=", staticmethod(operator.ge)
+
+
+class Gt(Bound):
+    """value > bound."""
+    symbol, compare = ">", staticmethod(operator.gt)
+
+
+class Le(Bound):
+    """value <= bound."""
+    symbol, compare = "<=", staticmethod(operator.le)
+
+
+class Lt(Bound):
+    """value < bound."""
+    symbol, compare = "<", staticmethod(operator.lt)
