@@ -82,7 +82,7 @@ def main():
         print(f"{model:10s} fit+split/filter {t_fit:8.2f} s ({c_fit:.1f} CPU s)   plain EM ({args.iters} it) "
               f"{t_em:8.2f} s ({c_em:.1f} CPU s)   K found {r.n_components.tolist()}", flush=True)
         if found is None:
-            found, labels, passes = r.n_components.tolist(), r.labels(x).cpu().numpy(), passes[0]
+            found, labels, n_passes = r.n_components.tolist(), r.labels(x).cpu().numpy(), passes[0]
     if not args.skip_sklearn:
         from sklearn.mixture import GaussianMixture
 
@@ -102,14 +102,14 @@ def main():
         for u in range(nu):
             xu = x[u].cpu().numpy()
             g = gm(args.K, xu)
-            for pas in range(passes):  # later passes: the clusters of diffrep's K found mixture
+            for pas in range(n_passes):  # later passes: the clusters of diffrep's K found mixture
                 lab = g.predict(xu) if pas == 0 else labels[u]
                 for k in np.unique(lab):
                     if (lab == k).sum() >= 20:
                         gm(2, xu[lab == k])
             gm(found[u], xu)
         t_sched, c_sched = ((time.perf_counter() - t0) * args.U / nu, (time.process_time() - c0) * args.U / nu)
-        print(f"sklearn schedule (K={args.K} EM, {passes} passes of K=2 refits, K found EM; {args.iters} it each): "
+        print(f"sklearn schedule (K={args.K} EM, {n_passes} passes of K=2 refits, K found EM; {args.iters} it each): "
               f"{t_sched:8.2f} s ({c_sched:.1f} CPU s){scaled}")
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""The GPU check: build, CUDA tests, GPU benches and method step times, in one command, one report.
+
+A GPU is lent to a session for minutes, not hours, so this script is the whole plan, ready before
+the machine is. On a machine with a GPU and no network:
+
+    python3 scripts/gpu_check.py                 # builds for the local architecture, then runs it all
+    python3 scripts/gpu_check.py --no-build      # diffrep already installed
+    python3 scripts/gpu_check.py --dry-run       # the same plan on the CPU backends at tiny sizes
+
+Each step runs in its own process under a time limit (one hang cannot eat the budget), prints its
+progress, and records pass/fail with the first error line. The report is Markdown under
+``benches/results/`` named with the GPU model and the date; it holds every step's output (the bench
+tables carry the native/eager ratios and the bandwidth against a copy measured in the same run).
+The plan fits in about 8 minutes on an H100; ``--budget`` lowers each step's limit proportionally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    argv: list[str]
+    limit_s: float
+    target: str = ""  # what the step's numbers are held against (docs/kernels/*.md)
+
+
+def _py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
+    """The steps, in order. ``dry_run`` swaps CUDA for the CPU backends and sizes for tiny ones."""
+    dev = "cpu" if dry_run else "cuda"
+    steps: list[Step] = []
+    if build:
+        env_arch = [f"CUDAARCHS={arch}"] if arch else []
+        steps.append(Step("build", ["env", *env_arch, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
+                                    *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT))],
+                          300))
+    steps.append(Step("build report", _py("-m", "diffrep.cli", "info"), 60))
+    tests = ["tests/ops"] if not dry_run else ["tests/ops/test_bfn_cuda.py", "tests/ops/test_metric_kernels_cuda.py"]
+    steps.append(Step("CUDA tests" if not dry_run else "CUDA tests (collected; they skip without a GPU)",
+                      _py("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests), 240))
+    tiny = dry_run
+    steps += [
+        Step("bench BFN", _py("benches/bench_bfn.py", "--device", dev, "--repeat", "2" if tiny else "10",
+                              *(["--sizes", "1e4"] if tiny else ["--sizes", "1e6", "1.6e7", "6.4e7"])), 120,
+             "elementwise ops >= 70% of copy bandwidth at >= 16M elements; discretised loss >= 10x eager"),
+        Step("bench guidance", _py("benches/bench_guidance.py", "--device", dev,
+                                   *(["--B", "16", "--D", "8", "--repeat", "2"] if tiny else [])), 60,
+             "fused vs autograd at B = 512, D = 256, S = 1 and 8"),
+        Step("bench MMD", _py("benches/bench_mmd.py", "--device", dev,
+                              *(["--sizes", "64", "--repeat", "1"] if tiny else ["--sizes", "1024,4096"])), 60,
+             ">= 5x eager at N = M = 4096, d = 32"),
+        Step("bench HDDC", _py("benches/bench_hddc.py", "--device", dev, "--skip-sklearn",
+                               *(["--U", "2", "--n", "200", "--d", "4", "--K", "2", "--Kmax", "4", "--iters", "2"]
+                                 if tiny else ["--U", "20", "--n", "100000", "--d", "32", "--K", "8", "--Kmax", "32"])),
+             120, "U = 20, n = 100k, d = 32, K 8 -> 32 within 1 s"),
+        Step("bench SAMI step", _py("benches/bench_sami_step.py", "--device", dev, "--models", "disks-cpu",
+                                    *(["--reps", "1", "--warmup", "0", "--batch", "2", "--samples", "1"] if tiny
+                                      else ["--models", "disks-cpu", "halfunet64"])), 90,
+             "SAMI training step with and without the fused guidance op"),
+    ]
+    return steps
+
+
+def _first_error(text: str) -> str:
+    """The first exception line, failed test or error message; else the last line of output."""
+    for line in text.splitlines():
+        if re.match(r"\s*(E\s+)?[\w.]*(Error|Exception)\b.*:|\s*FAILED |.*\berror: ", line):
+            return line.strip()[:300]
+    return text.strip().splitlines()[-1][:300] if text.strip() else "(no output)"
+
+
+def run_step(step: Step, scale: float, env: dict) -> dict:
+    limit = max(5.0, step.limit_s * scale)
+    print(f"[gpu_check] {step.name} (limit {limit:.0f} s): {' '.join(step.argv)}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(step.argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
+        out = proc.stdout + proc.stderr
+        status = "pass" if proc.returncode == 0 else f"fail (exit {proc.returncode})"
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        status = f"fail (over its {limit:.0f} s limit)"
+    secs = time.perf_counter() - t0
+    print(f"[gpu_check]   {status} in {secs:.1f} s", flush=True)
+    return {"step": step, "status": status, "seconds": secs, "output": out,
+            "first_error": "" if status == "pass" else _first_error(out)}
+
+
+def gpu_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # the report still gets written without torch
+        pass
+    return "no GPU"
+
+
+def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float) -> str:
+    lines = [f"# GPU check{' (dry run on the CPU backends)' if dry_run else ''}: {gpu}", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} cores), Python {platform.python_version()}",
+             f"- total: {total_s:.0f} s", "",
+             "| step | status | seconds | first error | target |", "|---|---|---|---|---|"]
+    for r in results:
+        err = r["first_error"].replace("|", "\\|")
+        lines.append(f"| {r['step'].name} | {r['status']} | {r['seconds']:.1f} | {err} | {r['step'].target} |")
+    for r in results:
+        lines += ["", f"## {r['step'].name}", "", "`" + " ".join(r["step"].argv) + "`", "", "```",
+                  r["output"].rstrip()[-12000:], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dry-run", action="store_true", help="CPU backends, tiny sizes, no build: checks the script")
+    ap.add_argument("--no-build", action="store_true", help="skip the pip build (diffrep already installed)")
+    ap.add_argument("--arch", default=None, help="CUDAARCHS for the build (default: the local GPU's, e.g. 90)")
+    ap.add_argument("--budget", type=float, default=1.0, help="scale every step's time limit by this factor")
+    ap.add_argument("--out", default=str(ROOT / "benches" / "results"), help="folder for the report")
+    args = ap.parse_args(argv)
+    if args.budget <= 0:
+        ap.error(f"--budget must be > 0, got {args.budget}")
+    gpu = gpu_name()
+    if not args.dry_run and gpu == "no GPU":
+        print("gpu_check: no CUDA device is visible (use --dry-run to check the plan on the CPU)", file=sys.stderr)
+        return 2
+    arch = args.arch
+    if arch is None and not args.dry_run:
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(0)
+        arch = f"{major}{minor}"
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    results = [run_step(s, args.budget, env) for s in plan(args.dry_run, arch, build=not (args.no_build or args.dry_run))]
+    text = report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
+    path = out_dir / f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}.md"
+    path.write_text(text, encoding="utf-8")
+    failed = [r["step"].name for r in results if r["status"] != "pass"]
+    print(f"[gpu_check] report: {path}; {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
