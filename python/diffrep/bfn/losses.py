@@ -1,6 +1,7 @@
 """BFN losses, per example (summed over data dimensions): nats per example, shape (B,).
 
-* :func:`continuous_time_loss`: L^inf (BFN Eq. 101, 122, 205), through the fused native kernels;
+* :func:`continuous_time_loss`: L^inf (BFN Eq. 101, 122, 205), through the fused native kernels
+  (Eq. 122, 205) or :mod:`.loss_terms` (Eq. 101);
 * :func:`discrete_time_loss`: L^n (BFN Eq. 94, 121, 183) at i = t n + 1, t on {0, 1/n, ..., (n-1)/n}
   (the reference's grid), Monte-Carlo over ``n_samples`` sender draws where the KL has no closed form;
 * :func:`reconstruction_loss`: L^r = -ln p_O(x | theta, 1) (BFN Eq. 26).
@@ -20,6 +21,7 @@ import math
 import torch
 
 from ..ops import bfn as ops
+from . import loss_terms
 from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
 from .flows import FlowState
 
@@ -43,8 +45,9 @@ def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowStat
     mu = state.params.float()
     if isinstance(output, DeltaOutput):
         out = output.eps(net_out) if output.noise_pred else net_out
-        return per_example_sum(ops.continuous_time_loss(out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu,
-                                                        noise_pred=output.noise_pred, clip_range=output.clip_range))
+        return per_example_sum(loss_terms.continuous_time_loss(
+            out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
+            clip_range=output.clip_range))
     if isinstance(output, DiscretizedNormalOutput):
         mean, log_sigma = output.split(net_out)
         return per_example_sum(ops.discretized_continuous_time_loss(
@@ -99,12 +102,12 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
     t = state.t.float()
     if isinstance(output, DeltaOutput):
         out = output.eps(net_out) if output.noise_pred else net_out
-        return per_example_sum(ops.continuous_discrete_time_loss(out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu,
-                                                                 noise_pred=output.noise_pred,
-                                                                 clip_range=output.clip_range))
+        return per_example_sum(loss_terms.continuous_discrete_time_loss(
+            out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
+            clip_range=output.clip_range))
     if isinstance(output, DiscretizedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        return per_example_sum(ops.discretized_discrete_time_loss(
+        return per_example_sum(loss_terms.discretized_discrete_time_loss(
             mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
             clip=output.clip, noise_pred=output.noise_pred, generator=generator))
     raise TypeError(f"unknown output distribution {type(output).__name__}")
