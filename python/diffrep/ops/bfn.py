@@ -21,11 +21,8 @@ Conventions
 Every op runs the CUDA kernel for CUDA tensors, the OpenMP kernel for CPU tensors, or the twin
 (``diffrep.ops.explain(name, ...)`` says which, and why).
 
-The BFN maths without a kernel lives in :mod:`diffrep.bfn`: the schedules (gamma, rho, alpha_i,
-beta) in :mod:`diffrep.bfn.schedules`, the network-output conversions in
-:mod:`diffrep.bfn.conversions`, ``discretized_log_prob`` in :mod:`diffrep.bfn.distributions` and
-the composite loss terms in :mod:`diffrep.bfn.loss_terms`. Their old names here are deprecated
-aliases for one release.
+BFN maths without a kernel (schedules, output conversions, ``discretized_log_prob``, composite loss
+terms) lives in :mod:`diffrep.bfn`; its old names here are deprecated aliases for one release.
 """
 
 from __future__ import annotations
@@ -42,19 +39,9 @@ from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_fl
 from .random import fill_normal, philox_key
 from .reference import bfn as ref
 
-__all__ = [
-    "continuous_flow",
-    "discrete_flow",
-    "continuous_update",
-    "continuous_update_inverse",
-    "continuous_sender_update",
-    "discrete_update",
-    "discrete_update_inverse",
-    "discrete_sender_update",
-    "discretized_probs",
-    "discretized_continuous_time_loss",
-    "discrete_continuous_time_loss",
-]
+__all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_update_inverse",
+           "continuous_sender_update", "discrete_update", "discrete_update_inverse", "discrete_sender_update",
+           "discretized_probs", "discretized_continuous_time_loss", "discrete_continuous_time_loss"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -91,8 +78,6 @@ def _reference_noise(p, shape):
 
 def _explainer(name, prepare):
     register(name)(lambda *a, **k: prepare(*a, **k).choice)
-
-
 
 
 # ----------------------------------------------------------------------------- continuous flow
@@ -610,11 +595,7 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
 _explainer("bfn.discrete_continuous_time_loss", _prep_discrete_cts_loss)
 
 
-__getattr__ = moved_names(__name__, {
-    **{name: f"diffrep.bfn.schedules:{name}" for name in
-       ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha")},
-    **{name: f"diffrep.bfn.conversions:{name}" for name in ("noise_pred_to_data_pred", "output_normal_params")},
-    "discretized_log_prob": "diffrep.bfn.distributions:discretized_log_prob",
-    **{name: f"diffrep.bfn.loss_terms:{name}" for name in
-       ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")},
-})
+_MOVED = {"schedules": ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha"),
+          "conversions": ("noise_pred_to_data_pred", "output_normal_params"), "distributions": ("discretized_log_prob",),
+          "loss_terms": ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")}
+__getattr__ = moved_names(__name__, {name: f"diffrep.bfn.{mod}:{name}" for mod, names in _MOVED.items() for name in names})

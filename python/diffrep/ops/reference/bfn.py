@@ -13,6 +13,10 @@ Random draws are injected (``noise``), so the twin is deterministic given its in
 ops in :mod:`diffrep.ops.bfn` draw that noise from a counter-based Philox stream
 (:mod:`diffrep.ops.reference.philox`) that the native kernels reproduce.
 
+Only what a kernel computes is specified here (with the shared primitives: bins, CDFs, the
+noise-prediction conversion the fused L^inf kernel performs); the BFN maths without a kernel
+(schedules, ``discretized_log_prob``, the composite loss terms) is in :mod:`diffrep.bfn`.
+
 Equation numbers refer to the BFN paper.
 """
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from ..._deprecation import moved_names
 
 SQRT2 = math.sqrt(2.0)
 MIN_T = 1e-6  # noise-prediction guard (`noise_pred_params_to_data_pred_params`, min_t)
@@ -239,3 +245,7 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
     e_x = torch.nn.functional.one_hot(x.long(), K).to(p.dtype)
     tt = per_element(t, x).to(p.dtype)
     return K * beta1 * tt * (e_x - p).square().sum(-1)
+
+
+__getattr__ = moved_names(__name__, {"continuous_alpha": "diffrep.bfn.schedules:continuous_alpha",
+                                     "discretized_log_prob": "diffrep.bfn.distributions:discretized_log_prob"})
