@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from .._checks import positive_int
 from ..ops import bfn as ops
 from . import schedules
 
@@ -52,8 +53,7 @@ def _per_example_t(t, batch: int, device) -> torch.Tensor:
 
 def step_times(n_steps: int) -> list[float]:
     """t_i = i/n for i = 0..n (Graves' grid; the papers' s = n - i, bfn-paramrel.md §1.9)."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     return [i / n_steps for i in range(n_steps + 1)]
 
 

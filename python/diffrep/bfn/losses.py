@@ -20,10 +20,12 @@ import math
 
 import torch
 
+from .._checks import positive_int
 from ..ops import bfn as ops
 from . import loss_terms
 from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
 from .flows import FlowState
+from .schedules import discrete_alpha
 
 __all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "per_example_sum"]
 
@@ -84,8 +86,7 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
                        n_samples: int = 10, receiver: str = "exact", generator=None) -> torch.Tensor:
     """L^n per example, n KL(p_S(. | x; alpha_i) || p_R(. | theta; t_{i-1}, alpha_i)) with i = t n + 1;
     the state's t must lie on the grid {0, 1/n, ..., (n-1)/n}."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     if receiver not in ("exact", "factorised"):
         raise ValueError(f"receiver must be 'exact' or 'factorised', got {receiver!r}")
     i = state.t * n_steps + 1
@@ -95,7 +96,7 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
         logits = output.logits(net_out, x.shape).float()
         if output.K == 2:
             logits = torch.cat([torch.zeros_like(logits), logits], -1)
-        alpha = (flow.beta1 * (2 * i.round() - 1) / n_steps**2).float().reshape(-1, *([1] * (x.dim() - 1)))
+        alpha = discrete_alpha(i.round(), n_steps, flow.beta1).float().reshape(-1, *([1] * (x.dim() - 1)))
         kl = _discrete_data_kl(logits, x, alpha.expand(x.shape), output.K, n_samples, receiver, generator)
         return n_steps * per_example_sum(kl)
     mu = state.params.float()
