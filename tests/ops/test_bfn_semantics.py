@@ -138,8 +138,8 @@ def test_alpha_schedules_sum_to_the_final_accuracy():
     assert schedules.continuous_alpha(i, n, 1e-3).sum().item() == pytest.approx(1e6 - 1, rel=1e-12)
     assert schedules.discrete_alpha(i, n, 9.0).sum().item() == pytest.approx(9.0, rel=1e-12)
     # alpha_i = rho(i/n) - rho((i-1)/n)
-    torch.testing.assert_close(schedules.continuous_alpha(i, n, 1e-3),
-                               schedules.continuous_precision(i / n, 1e-3) - schedules.continuous_precision((i - 1) / n, 1e-3),
+    rho = schedules.continuous_precision
+    torch.testing.assert_close(schedules.continuous_alpha(i, n, 1e-3), rho(i / n, 1e-3) - rho((i - 1) / n, 1e-3),
                                rtol=1e-10, atol=0)
 
 

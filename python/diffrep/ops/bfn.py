@@ -11,18 +11,16 @@ Conventions
 * ``t``, ``alpha`` and ``rho`` are per example (a number, or shape ``(B,)``) or per element
   (the data's shape). The data's first dimension is the batch.
 * Discrete parameters ``theta`` carry the K classes in the last dimension.
-* ``sigma1`` is sigma_1 of the continuous schedule (the reference's ``min_variance`` is
-  sigma1**2); ``beta1`` is beta(1) of the discrete schedule (the reference's
-  ``max_sqrt_beta`` is sqrt(beta1)).
+* ``sigma1`` is sigma_1 of the continuous schedule (the reference's ``min_variance`` is sigma1**2);
+  ``beta1`` is beta(1) of the discrete schedule (the reference's ``max_sqrt_beta`` is sqrt(beta1)).
 * float16/bfloat16 inputs are computed in float32; float32 and float64 run natively.
 * Random draws come from a Philox stream keyed by a draw from ``generator`` (see
   :mod:`diffrep.ops.random`); pass ``noise=`` to inject the standard normals instead.
 
 Every op runs the CUDA kernel for CUDA tensors, the OpenMP kernel for CPU tensors, or the twin
-(``diffrep.ops.explain(name, ...)`` says which, and why).
-
-BFN maths without a kernel (schedules, output conversions, ``discretized_log_prob``, composite loss
-terms) lives in :mod:`diffrep.bfn`; its old names here are deprecated aliases for one release.
+(``diffrep.ops.explain(name, ...)`` says which, and why). BFN maths without a kernel
+(schedules, output conversions, ``discretized_log_prob``, composite loss terms) lives in
+:mod:`diffrep.bfn`; its old names here are deprecated aliases for one release.
 """
 
 from __future__ import annotations
@@ -595,7 +593,8 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
 _explainer("bfn.discrete_continuous_time_loss", _prep_discrete_cts_loss)
 
 
-_MOVED = {"schedules": ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha"),
-          "conversions": ("noise_pred_to_data_pred", "output_normal_params"), "distributions": ("discretized_log_prob",),
-          "loss_terms": ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")}
-__getattr__ = moved_names(__name__, {name: f"diffrep.bfn.{mod}:{name}" for mod, names in _MOVED.items() for name in names})
+__getattr__ = moved_names(__name__, {name: f"diffrep.bfn.{mod}:{name}" for mod, names in (
+    ("schedules", ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha")),
+    ("conversions", ("noise_pred_to_data_pred", "output_normal_params")), ("distributions", ("discretized_log_prob",)),
+    ("loss_terms", ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")),
+) for name in names})
