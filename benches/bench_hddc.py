@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 import diffrep
-from diffrep.ops import explain, hddc
+from diffrep.cluster import hddc
+from diffrep.ops import explain
 
 
 def main():
@@ -60,13 +61,13 @@ def main():
     print(f"# U={args.U} n={args.n} d={args.d} K={args.K}->{args.Kmax}, {args.iters} EM iterations per phase")
     found = labels = None
     passes = []
-    split_pass = hddc._split_pass
+    split_pass = hddc.split_pass
 
     def counted(*a, **k):  # how many split passes the fit ran, for the sklearn schedule
         passes[-1] += 1
         return split_pass(*a, **k)
 
-    hddc._split_pass = counted
+    hddc.split_pass = counted
     for model in args.models.split(","):
         passes.append(0)
         t0, c0 = time.perf_counter(), time.process_time()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from diffrep import _native
+from diffrep.bfn import loss_terms
 from diffrep.ops import bfn, use_backend
 
 X = torch.zeros(2, 3)
@@ -67,7 +68,8 @@ def backend(request):
          "x must have shape"),
         (lambda: bfn.discrete_continuous_time_loss(torch.zeros(2, 3, 4), torch.full((2, 3), 4), T, 3.0),
          r"class outside \[0, 4\)"),
-        (lambda: bfn.discretized_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0), "n_steps must be a positive int"),
+        (lambda: loss_terms.discretized_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0),
+         "n_steps must be a positive int"),
     ],
 )
 def test_bad_input_raises_a_named_error(backend, call, match):

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from diffrep.bfn import conversions, loss_terms, schedules
 from diffrep.ops import bfn, random, use_backend
 from diffrep.ops.reference import bfn as ref
 from diffrep.ops.reference import philox
@@ -22,7 +23,7 @@ def test_sigma1_convention_continuous_flow():
     noise = torch.ones_like(x)
     mu = bfn.continuous_flow(x, 0.5, 0.1, noise=noise)
     torch.testing.assert_close(mu, 0.9 * x + math.sqrt(0.9 * 0.1), rtol=1e-14, atol=0)
-    assert bfn.continuous_precision(0.5, 0.1).item() == pytest.approx(10.0, rel=1e-14)
+    assert schedules.continuous_precision(0.5, 0.1).item() == pytest.approx(10.0, rel=1e-14)
 
 
 def test_beta1_convention_discrete_flow():
@@ -93,12 +94,12 @@ def test_noise_pred_conversion_reference_and_guard():
     eps = torch.tensor([[0.5, 1.0]], dtype=F64)
     ls = torch.tensor([[0.0, 20.0]], dtype=F64)
     t = torch.tensor([0.25], dtype=F64)
-    x_hat, sigma = bfn.noise_pred_to_data_pred(eps, mu, t, 1e-3, ls)
+    x_hat, sigma = conversions.noise_pred_to_data_pred(eps, mu, t, 1e-3, ls)
     v = 1e-6 ** 0.25
     gamma = 1 - v
     torch.testing.assert_close(x_hat, mu / gamma - math.sqrt(v / gamma) * eps, rtol=1e-12, atol=0)
     torch.testing.assert_close(sigma, math.sqrt(v / gamma) * torch.exp(ls.clamp(-10, 10)), rtol=1e-12, atol=0)
-    x0, s0 = bfn.noise_pred_to_data_pred(eps, mu, torch.tensor([5e-7], dtype=F64), 1e-3, ls)
+    x0, s0 = conversions.noise_pred_to_data_pred(eps, mu, torch.tensor([5e-7], dtype=F64), 1e-3, ls)
     assert torch.equal(x0, torch.zeros_like(x0)) and torch.equal(s0, torch.ones_like(s0))
 
 
@@ -106,7 +107,7 @@ def test_continuous_time_loss_reference_weight():
     """L = -ln(sigma1) sigma1^(-2t) (x - x_hat)^2 with x_hat clipped to [-1, 1] (DeltaFactory)."""
     x = torch.tensor([[0.5, -0.5]], dtype=F64)
     x_hat = torch.tensor([[0.25, -3.0]], dtype=F64)
-    loss = bfn.continuous_time_loss(x_hat, x, torch.tensor([0.5], dtype=F64), 0.1)
+    loss = loss_terms.continuous_time_loss(x_hat, x, torch.tensor([0.5], dtype=F64), 0.1)
     expected = -math.log(0.1) / 0.1 * torch.tensor([[0.0625, 0.25]], dtype=F64)
     torch.testing.assert_close(loss, expected, rtol=1e-14, atol=0)
 
@@ -126,7 +127,7 @@ def test_discretized_discrete_time_loss_matches_closed_form_in_the_delta_limit()
     centre): the receiver's mixture is dominated by the right component, and the KL -> 0."""
     x = torch.tensor([[0.5, -0.5]], dtype=F64)
     t = torch.tensor([0.5], dtype=F64)
-    loss = bfn.discretized_discrete_time_loss(x, torch.full_like(x, -20.0), None, t, x, 0.1, 2, 10, n_samples=64,
+    loss = loss_terms.discretized_discrete_time_loss(x, torch.full_like(x, -20.0), None, t, x, 0.1, 2, 10, n_samples=64,
                                               noise_pred=False, generator=torch.Generator().manual_seed(0))
     assert loss.abs().max().item() < 1e-6
 
@@ -134,11 +135,11 @@ def test_discretized_discrete_time_loss_matches_closed_form_in_the_delta_limit()
 def test_alpha_schedules_sum_to_the_final_accuracy():
     n = 17
     i = torch.arange(1, n + 1, dtype=F64)
-    assert bfn.continuous_alpha(i, n, 1e-3).sum().item() == pytest.approx(1e6 - 1, rel=1e-12)
-    assert bfn.discrete_alpha(i, n, 9.0).sum().item() == pytest.approx(9.0, rel=1e-12)
+    assert schedules.continuous_alpha(i, n, 1e-3).sum().item() == pytest.approx(1e6 - 1, rel=1e-12)
+    assert schedules.discrete_alpha(i, n, 9.0).sum().item() == pytest.approx(9.0, rel=1e-12)
     # alpha_i = rho(i/n) - rho((i-1)/n)
-    torch.testing.assert_close(bfn.continuous_alpha(i, n, 1e-3),
-                               bfn.continuous_precision(i / n, 1e-3) - bfn.continuous_precision((i - 1) / n, 1e-3),
+    rho = schedules.continuous_precision
+    torch.testing.assert_close(schedules.continuous_alpha(i, n, 1e-3), rho(i / n, 1e-3) - rho((i - 1) / n, 1e-3),
                                rtol=1e-10, atol=0)
 
 
@@ -164,7 +165,7 @@ def test_continuous_sampler_chain_reaches_final_precision_and_inverts(device):
     mu, rho, ys = torch.zeros_like(x), 1.0, []
     gen = torch.Generator().manual_seed(3)
     for i in range(1, n + 1):
-        alpha = float(bfn.continuous_alpha(i, n, sigma1))
+        alpha = float(schedules.continuous_alpha(i, n, sigma1))
         mu, rho, y = bfn.continuous_sender_update(mu, rho, x, alpha, gen, return_y=True)
         ys.append((y, alpha))
     assert rho == pytest.approx(sigma1**-2, rel=1e-12)
@@ -306,7 +307,7 @@ def test_discretized_discrete_time_loss_gradient_is_finite_when_bins_underflow()
     x = torch.tensor([[0.75, -0.75]], dtype=torch.float32)
     mean = torch.tensor([[0.75, -0.75]], requires_grad=True)
     log_sigma = torch.full((1, 2), -20.0, requires_grad=True)
-    loss = bfn.discretized_discrete_time_loss(mean, log_sigma, None, torch.tensor([0.5]), x, 0.1, 256, 10,
+    loss = loss_terms.discretized_discrete_time_loss(mean, log_sigma, None, torch.tensor([0.5]), x, 0.1, 256, 10,
                                               noise_pred=False, generator=torch.Generator().manual_seed(0))
     loss.sum().backward()
     assert torch.isfinite(mean.grad).all() and torch.isfinite(log_sigma.grad).all()

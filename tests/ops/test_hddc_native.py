@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import diffrep
+from diffrep.cluster import em
+from diffrep.cluster import hddc as cluster_hddc
 from diffrep.ops import hddc, use_backend
 from diffrep.ops.reference import hddc as ref
 
@@ -42,7 +44,7 @@ def problem(U, B, n, d, K, seed, dtype=torch.float64, device="cpu", degenerate=N
 def params(x, unit_of, w, resp, active, model="AkjBkQkDk"):
     cfg = dict(model=model, threshold=0.2, dim_rule="cattell", reg_covar=1e-6)
     nk, mu, W = ref.mstep_stats(x[unit_of].double(), w.double(), resp.double())
-    return hddc._params(nk, mu, W, w.double().sum(1), active, cfg)
+    return hddc.params(nk, mu, W, w.double().sum(1), active, cfg)
 
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 300), st.sampled_from([1, 2, 5, 31, 32, 40]),
@@ -56,8 +58,8 @@ def test_estep_matches_twin(shape, model, skip_zero):
     U, B, n, d, K, seed, deg = shape
     x, unit_of, w, resp, active = problem(U, B, n, d, K, seed, degenerate=deg)
     p = params(x, unit_of, w, resp, active, model)
-    r_n, L_n, c_n = hddc._Engine("cpu", x).estep(unit_of, w, p, skip_zero)
-    r_t, L_t, c_t = hddc._Engine("reference", x).estep(unit_of, w, p)
+    r_n, L_n, c_n = hddc.Engine("cpu", x).estep(unit_of, w, p, skip_zero)
+    r_t, L_t, c_t = hddc.Engine("reference", x).estep(unit_of, w, p)
     assert not torch.isnan(r_n).any()
     keep = (w > 0)[..., None] if skip_zero else torch.ones_like(r_t, dtype=torch.bool)
     # the kernel's and the twin's cost forms differ algebraically; with b at its 1e-6 floor their
@@ -79,7 +81,7 @@ def test_mstep_and_density_match_twin(shape):
     U, B, n, d, K, seed, deg = shape
     x, unit_of, w, resp, active = problem(U, B, n, d, K, seed, degenerate=deg)
     resp = resp * active[:, None]
-    nat, tw = hddc._Engine("cpu", x), hddc._Engine("reference", x)
+    nat, tw = hddc.Engine("cpu", x), hddc.Engine("reference", x)
     for a, b in zip(nat.mstep(unit_of, w, resp, active), tw.mstep(unit_of, w, resp, active)):
         assert not torch.isnan(a).any()
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
@@ -95,11 +97,11 @@ def test_mstep_and_density_match_twin(shape):
 def test_float32_kernels_within_tolerance_and_bitwise_deterministic():
     x, unit_of, w, resp, active = problem(3, 5, 5000, 32, 8, 1, dtype=torch.float32)
     p = params(x, unit_of, w, resp, active)
-    nat = hddc._Engine("cpu", x)
+    nat = hddc.Engine("cpu", x)
     r1, L1, _ = nat.estep(unit_of, w, p)
     r2, L2, _ = nat.estep(unit_of, w, p)
     assert torch.equal(r1, r2) and torch.equal(L1, L2)
-    r_t, L_t, _ = hddc._Engine("reference", x.double()).estep(unit_of, w.double(), p)
+    r_t, L_t, _ = hddc.Engine("reference", x.double()).estep(unit_of, w.double(), p)
     torch.testing.assert_close(r1.double(), r_t, rtol=0, atol=2e-4)
     torch.testing.assert_close(L1, L_t, rtol=1e-5, atol=0)
     s1, s2 = nat.mstep(unit_of, w, resp, active), nat.mstep(unit_of, w, resp, active)
@@ -150,8 +152,8 @@ def test_estep_mixed_subspace_and_triangular_components_match_twin():
     p["b"][2, 1] = 1e-9
     low = 2 * p["dk"] > 12 + 7
     assert bool(low.any()) and bool((~low).any())
-    r_n, L_n, _ = hddc._Engine("cpu", x).estep(unit_of, w, p)
-    r_t, L_t, _ = hddc._Engine("reference", x).estep(unit_of, w, p)
+    r_n, L_n, _ = hddc.Engine("cpu", x).estep(unit_of, w, p)
+    r_t, L_t, _ = hddc.Engine("reference", x).estep(unit_of, w, p)
     torch.testing.assert_close(r_n, r_t, rtol=1e-7, atol=1e-7)
     torch.testing.assert_close(L_n, L_t, rtol=1e-10, atol=1e-8)
 
@@ -163,29 +165,29 @@ def test_split_trial_score_equals_full_estep(backend):
     x, unit_of, w, resp, active = problem(2, 3, 500, 6, 5, 4)
     active[:, :4], active[:, 4] = True, False
     p = params(x, unit_of, w, resp, active)
-    eng = hddc._Engine(backend, x)
+    eng = hddc.Engine(backend, x)
     bk, free, src = torch.tensor([0, 2, 3]), torch.full((3,), 4), torch.tensor([1, 1, 0])
-    trial = hddc._rows(p, slice(None))
+    trial = em.subset(p, slice(None))
     j = torch.arange(3)
     for key in ("mu", "Q", "a", "b", "dk", "lam"):
         trial[key][j, free] = p[key][j, src] if key != "mu" else p["mu"][j, bk] + 0.5
     trial["pi"][j, bk] = p["pi"][j, bk] * 0.3
     trial["pi"][j, free] = p["pi"][j, bk] * 0.7
     trial["active"][j, free] = True
-    lse = eng.point_lse(unit_of, hddc._compact(p))
-    lpp = eng.point_lse(unit_of, hddc._pick(p, j, bk[:, None]))
-    lpc = eng.point_lse(unit_of, hddc._pick(trial, j, torch.stack([bk, free], 1)))
+    lse = eng.point_lse(unit_of, em.compact(p))
+    lpp = eng.point_lse(unit_of, em.pick(p, j, bk[:, None]))
+    lpc = eng.point_lse(unit_of, em.pick(trial, j, torch.stack([bk, free], 1)))
     m = torch.maximum(lse, lpc)
     lnew = (((lse - m).exp() - (lpp - m).exp()).clamp_min(0) + (lpc - m).exp()).log() + m
     L_inc = (w * lnew).sum(1)
-    _, L_full, _ = eng.estep(unit_of, w, hddc._compact(trial))
+    _, L_full, _ = eng.estep(unit_of, w, em.compact(trial))
     torch.testing.assert_close(L_inc, L_full.to(L_inc.dtype), rtol=1e-9, atol=1e-6)
 
 
 def test_batch_invariance_of_the_primitives():
     x, unit_of, w, resp, active = problem(2, 4, 700, 6, 3, 2)
     p = params(x, unit_of, w, resp, active)
-    nat = hddc._Engine("cpu", x)
+    nat = hddc.Engine("cpu", x)
     full = nat.estep(unit_of, w, p)
     sub = nat.estep(unit_of[2:3], w[2:3], {k: (v[2:3] if isinstance(v, torch.Tensor) else v) for k, v in p.items()})
     for a, b in zip(full, sub):
@@ -201,9 +203,9 @@ def test_native_fit_matches_reference_backend(model):
     lab = torch.randint(0, 5, (3, 400), generator=g)
     x = torch.gather(c, 1, lab[..., None].expand(-1, -1, 5)) + torch.randn(3, 400, 5, generator=g,
                                                                             dtype=torch.float64)
-    a = hddc.fit(x, 2, 8, model=model, seed=3)
+    a = cluster_hddc.fit(x, 2, 8, model=model, seed=3)
     with use_backend("reference"):
-        b = hddc.fit(x, 2, 8, model=model, seed=3)
+        b = cluster_hddc.fit(x, 2, 8, model=model, seed=3)
     assert torch.equal(a.active, b.active)
     for key in ("splits", "filtered", "deactivated"):
         assert torch.equal(a.events[key], b.events[key])
@@ -220,8 +222,8 @@ def test_fit_float32_no_nan_on_degenerate_units_and_deterministic():
     x[0] = 0.0
     x[1, 1000:] = x[1, 0]
     x[2] = x[2, :3].repeat(1000, 1)
-    a = hddc.fit(x, 8, 16, seed=5)
-    b = hddc.fit(x, 8, 16, seed=5)
+    a = cluster_hddc.fit(x, 8, 16, seed=5)
+    b = cluster_hddc.fit(x, 8, 16, seed=5)
     assert torch.equal(a.means, b.means) and torch.equal(a.log_likelihood, b.log_likelihood)
     for v in (a.weights, a.means, a.log_likelihood, a.a, a.b):
         assert not torch.isnan(v).any()
@@ -230,7 +232,7 @@ def test_fit_float32_no_nan_on_degenerate_units_and_deterministic():
 
 def test_native_bad_inputs():
     x, unit_of, w, resp, active = problem(2, 2, 50, 4, 3, 0)
-    nat = hddc._Engine("cpu", x)
+    nat = hddc.Engine("cpu", x)
     p = params(x, unit_of, w, resp, active)
     cpu = diffrep._native.cpu_module()
     flags = torch.zeros(1, dtype=torch.int32)
@@ -273,12 +275,12 @@ def test_native_bad_inputs():
         cpu.hddc_estep(*a, flags, -1, 0)
     bad = x.clone()
     bad[1, 3, 0] = math.inf
-    r = hddc._Engine("cpu", bad)
+    r = hddc.Engine("cpu", bad)
     with pytest.raises(ValueError, match="NaN or infinite"):
         r.estep(torch.tensor([1]), w[:1], {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in p.items()})
     with pytest.raises(ValueError, match="K_max|max_components"):
-        hddc.fit(torch.randn(1, 100, 3), 2, 65)
+        cluster_hddc.fit(torch.randn(1, 100, 3), 2, 65)
     with pytest.raises(ValueError, match="weights"):
-        hddc.fit(torch.randn(1, 100, 3), 2, 4, weights=-torch.ones(1, 100))
+        cluster_hddc.fit(torch.randn(1, 100, 3), 2, 4, weights=-torch.ones(1, 100))
     with pytest.raises(TypeError, match="floating"):
-        hddc.fit(torch.ones(1, 100, 3, dtype=torch.int32))
+        cluster_hddc.fit(torch.ones(1, 100, 3, dtype=torch.int32))

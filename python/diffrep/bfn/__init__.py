@@ -3,7 +3,10 @@
 - :mod:`.flows`: input distributions, flow sampling, Bayesian updates and exact inverses
   (:class:`ContinuousFlow`, :class:`DiscreteFlow`);
 - :mod:`.distributions`: output distributions (delta, discretised Normal, categorical/Bernoulli);
-- :mod:`.losses`: L^inf, L^n and L^r per example;
+- :mod:`.schedules`: gamma(t), the precision rho(t), beta(t) and the n-step accuracies alpha_i;
+- :mod:`.conversions`: network outputs (noise or data prediction) -> output-distribution parameters;
+- :mod:`.losses`: L^inf, L^n and L^r per example, on the per-element terms of :mod:`diffrep.ops.bfn`
+  (fused kernels) and :mod:`.loss_terms` (composites without a kernel);
 - :mod:`.sampler`: the fixed n-step sampler and the inverse-update reverse chain;
 - :mod:`.config` / :mod:`.model`: the shared data configuration and the plain :class:`BFN` module.
 """

@@ -9,9 +9,9 @@ keys: ``sigma1`` (``min_variance`` = sigma1^2; 1e-3 for 256 bins, 1e-3^0.5 for 1
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Ge, Gt, Lt
 from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
 from .flows import ContinuousFlow, DiscreteFlow
 
@@ -21,36 +21,24 @@ __all__ = ["BFNDataConfig", "make_flow", "make_output"]
 @dataclasses.dataclass
 class BFNDataConfig(Config):
     data: Literal["continuous", "discretised", "discrete"] = "discrete"
-    image_size: int = 28
-    channels: int = 1
-    num_bins: int = 256  # discretised data
-    num_classes: int = 2  # discrete data
-    sigma1: float = 1e-3  # continuous/discretised schedule
-    sqrt_beta1: float = 3.0  # discrete schedule (reference max_sqrt_beta)
+    image_size: Annotated[int, Ge(1)] = 28
+    channels: Annotated[int, Ge(1)] = 1
+    num_bins: Annotated[int, Ge(2)] = 256  # discretised data
+    num_classes: Annotated[int, Ge(2)] = 2  # discrete data
+    sigma1: Annotated[float, Gt(0), Lt(1)] = 1e-3  # continuous/discretised schedule
+    sqrt_beta1: Annotated[float, Gt(0)] = 3.0  # discrete schedule (reference max_sqrt_beta)
     noise_pred: bool = True  # continuous/discretised: the network predicts the flow noise (ParamReL Eq. 10)
     clip_range: float = 1.0  # delta output clip (reference DeltaFactory); 0 disables
     clip: bool = True  # discretised: edge bins absorb the tails
     eps_sign: Literal[-1, 1] = -1  # -1: BFN's x_hat = mu/gamma - ...; +1: ParamReL Eq. 10 as printed
     time_loss: Literal["continuous", "discrete"] = "continuous"  # L^inf or L^n
     loss_steps: int = 0  # n of L^n (time_loss="discrete")
-    loss_mc_samples: int = 10  # sender draws of the L^n Monte-Carlo estimate
+    loss_mc_samples: Annotated[int, Ge(1)] = 10  # sender draws of the L^n Monte-Carlo estimate
     receiver: Literal["exact", "factorised"] = "exact"  # discrete data, L^n (bfn-paramrel.md 1.3)
 
     def validate(self) -> None:
-        if self.image_size < 1 or self.channels < 1:
-            raise ConfigError("image_size", "image_size and channels must be >= 1")
-        if not 0 < self.sigma1 < 1:
-            raise ConfigError("sigma1", f"must be in (0, 1), got {self.sigma1}")
-        if not self.sqrt_beta1 > 0:
-            raise ConfigError("sqrt_beta1", f"must be > 0, got {self.sqrt_beta1}")
-        if self.num_bins < 2:
-            raise ConfigError("num_bins", f"must be >= 2, got {self.num_bins}")
-        if self.num_classes < 2:
-            raise ConfigError("num_classes", f"must be >= 2, got {self.num_classes}")
         if self.time_loss == "discrete" and self.loss_steps < 1:
             raise ConfigError("loss_steps", "time_loss='discrete' needs loss_steps >= 1 (the n of L^n)")
-        if self.loss_mc_samples < 1:
-            raise ConfigError("loss_mc_samples", f"must be >= 1, got {self.loss_mc_samples}")
 
     @property
     def num_dims(self) -> int:

@@ -12,7 +12,7 @@ is the time whose cumulative accuracy beta(t) the parameters hold:
 * :class:`DiscreteFlow`: ``params`` = log theta (B, ..., K), updated in log space (§1.7), so that
   classes never underflow to 0 and the exact inverse (§2.2) stays exact.
 
-All maths runs through the native ops of :mod:`diffrep.ops.bfn`.
+All maths runs through the native ops of :mod:`diffrep.ops.bfn` and the schedules of :mod:`.schedules`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import math
 
 import torch
 
+from .._checks import positive_int
 from ..ops import bfn as ops
+from . import schedules
 
 __all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times"]
 
@@ -51,8 +53,7 @@ def _per_example_t(t, batch: int, device) -> torch.Tensor:
 
 def step_times(n_steps: int) -> list[float]:
     """t_i = i/n for i = 0..n (Graves' grid; the papers' s = n - i, bfn-paramrel.md §1.9)."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     return [i / n_steps for i in range(n_steps + 1)]
 
 
@@ -73,13 +74,13 @@ class ContinuousFlow:
     # ---- schedule
     def precision(self, t) -> torch.Tensor:
         """rho(t) = sigma1^(-2t) (closed form, float64)."""
-        return ops.continuous_precision(t, self.sigma1)
+        return schedules.continuous_precision(t, self.sigma1)
 
     def beta(self, t) -> torch.Tensor:
         return self.precision(t) - 1.0
 
     def gamma(self, t) -> torch.Tensor:
-        return ops.gamma(t, self.sigma1)
+        return schedules.gamma(t, self.sigma1)
 
     # ---- data and network input
     def prepare_data(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +172,7 @@ class DiscreteFlow:
         self.beta1 = self.sqrt_beta1**2
 
     def beta(self, t) -> torch.Tensor:
-        return ops.discrete_beta(t, self.beta1)
+        return schedules.discrete_beta(t, self.beta1)
 
     # ---- data and network input
     def prepare_data(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """BFN losses, per example (summed over data dimensions): nats per example, shape (B,).
 
-* :func:`continuous_time_loss`: L^inf (BFN Eq. 101, 122, 205), through the fused native kernels;
+* :func:`continuous_time_loss`: L^inf (BFN Eq. 101, 122, 205), through the fused native kernels
+  (Eq. 122, 205) or :mod:`.loss_terms` (Eq. 101);
 * :func:`discrete_time_loss`: L^n (BFN Eq. 94, 121, 183) at i = t n + 1, t on {0, 1/n, ..., (n-1)/n}
   (the reference's grid), Monte-Carlo over ``n_samples`` sender draws where the KL has no closed form;
 * :func:`reconstruction_loss`: L^r = -ln p_O(x | theta, 1) (BFN Eq. 26).
@@ -19,9 +20,12 @@ import math
 
 import torch
 
+from .._checks import positive_int
 from ..ops import bfn as ops
+from . import loss_terms
 from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
 from .flows import FlowState
+from .schedules import discrete_alpha
 
 __all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "per_example_sum"]
 
@@ -43,8 +47,9 @@ def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowStat
     mu = state.params.float()
     if isinstance(output, DeltaOutput):
         out = output.eps(net_out) if output.noise_pred else net_out
-        return per_example_sum(ops.continuous_time_loss(out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu,
-                                                        noise_pred=output.noise_pred, clip_range=output.clip_range))
+        return per_example_sum(loss_terms.continuous_time_loss(
+            out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
+            clip_range=output.clip_range))
     if isinstance(output, DiscretizedNormalOutput):
         mean, log_sigma = output.split(net_out)
         return per_example_sum(ops.discretized_continuous_time_loss(
@@ -81,8 +86,7 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
                        n_samples: int = 10, receiver: str = "exact", generator=None) -> torch.Tensor:
     """L^n per example, n KL(p_S(. | x; alpha_i) || p_R(. | theta; t_{i-1}, alpha_i)) with i = t n + 1;
     the state's t must lie on the grid {0, 1/n, ..., (n-1)/n}."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     if receiver not in ("exact", "factorised"):
         raise ValueError(f"receiver must be 'exact' or 'factorised', got {receiver!r}")
     i = state.t * n_steps + 1
@@ -92,19 +96,19 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
         logits = output.logits(net_out, x.shape).float()
         if output.K == 2:
             logits = torch.cat([torch.zeros_like(logits), logits], -1)
-        alpha = (flow.beta1 * (2 * i.round() - 1) / n_steps**2).float().reshape(-1, *([1] * (x.dim() - 1)))
+        alpha = discrete_alpha(i.round(), n_steps, flow.beta1).float().reshape(-1, *([1] * (x.dim() - 1)))
         kl = _discrete_data_kl(logits, x, alpha.expand(x.shape), output.K, n_samples, receiver, generator)
         return n_steps * per_example_sum(kl)
     mu = state.params.float()
     t = state.t.float()
     if isinstance(output, DeltaOutput):
         out = output.eps(net_out) if output.noise_pred else net_out
-        return per_example_sum(ops.continuous_discrete_time_loss(out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu,
-                                                                 noise_pred=output.noise_pred,
-                                                                 clip_range=output.clip_range))
+        return per_example_sum(loss_terms.continuous_discrete_time_loss(
+            out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
+            clip_range=output.clip_range))
     if isinstance(output, DiscretizedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        return per_example_sum(ops.discretized_discrete_time_loss(
+        return per_example_sum(loss_terms.discretized_discrete_time_loss(
             mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
             clip=output.clip, noise_pred=output.noise_pred, generator=generator))
     raise TypeError(f"unknown output distribution {type(output).__name__}")

@@ -29,11 +29,12 @@ def register(sub) -> None:
 
 
 def _continuous(x: torch.Tensor, n: int, sigma1: float, gen: torch.Generator) -> dict:
+    from ..bfn.schedules import continuous_alpha
     from ..ops import bfn
 
     mu, rho, steps = torch.zeros_like(x), 1.0, []
     for i in range(1, n + 1):
-        alpha = float(bfn.continuous_alpha(i, n, sigma1))
+        alpha = float(continuous_alpha(i, n, sigma1))
         mu, rho, y = bfn.continuous_sender_update(mu, rho, x, alpha, gen, return_y=True)
         steps.append((y, alpha))
     final_rho, final_mse = rho, (mu - x).square().mean().item()
@@ -44,13 +45,14 @@ def _continuous(x: torch.Tensor, n: int, sigma1: float, gen: torch.Generator) ->
 
 
 def _discrete(x: torch.Tensor, n: int, beta1: float, gen: torch.Generator) -> dict:
+    from ..bfn.schedules import discrete_alpha
     from ..ops import bfn
 
     K = 2
     log_theta = torch.full((*x.shape, K), -math.log(K), dtype=torch.float64)
     steps = []
     for i in range(1, n + 1):
-        alpha = bfn.discrete_alpha(i, n, beta1)
+        alpha = discrete_alpha(i, n, beta1)
         log_theta, y = bfn.discrete_sender_update(log_theta, x, alpha, gen, log=True, return_y=True)
         steps.append(y)
     accuracy = (log_theta.argmax(-1) == x).double().mean().item()
@@ -61,6 +63,7 @@ def _discrete(x: torch.Tensor, n: int, beta1: float, gen: torch.Generator) -> di
 
 def run(args) -> int:
     from .. import data, info
+    from ..bfn.schedules import gamma as flow_gamma
     from ..ops import bfn, explain, use_backend
 
     torch.manual_seed(args.seed)
@@ -92,7 +95,7 @@ def run(args) -> int:
 
     t = torch.full((x.shape[0],), 0.5, dtype=torch.float64)
     mus = torch.stack([bfn.continuous_flow(x, t, sigma1, gen) for _ in range(64)])
-    gamma = float(bfn.gamma(0.5, sigma1))
+    gamma = float(flow_gamma(0.5, sigma1))
     print(f"\n[3] flow samples at t=0.5: gamma={gamma:.6f}; max|E[mu] - gamma x| over 64 draws = "
           f"{(mus.mean(0) - gamma * x).abs().max().item():.3f}  (sd of the mean "
           f"{math.sqrt(gamma * (1 - gamma) / 64):.3f})")

@@ -1,5 +1,5 @@
-"""Bayesian Flow Network operations: flows, Bayesian updates and their exact inverses, the
-discretised output distribution and the BFN losses.
+"""Bayesian Flow Network kernels: flows, Bayesian updates and their exact inverses, the
+discretised output distribution's bin probabilities and the fused L^inf losses.
 
 Graves et al., "Bayesian Flow Networks" (arXiv 2308.07037), with the reference semantics of
 nnaisense/bayesian-flow-networks; the maths is specified by the pure-PyTorch twin
@@ -11,15 +11,16 @@ Conventions
 * ``t``, ``alpha`` and ``rho`` are per example (a number, or shape ``(B,)``) or per element
   (the data's shape). The data's first dimension is the batch.
 * Discrete parameters ``theta`` carry the K classes in the last dimension.
-* ``sigma1`` is sigma_1 of the continuous schedule (the reference's ``min_variance`` is
-  sigma1**2); ``beta1`` is beta(1) of the discrete schedule (the reference's
-  ``max_sqrt_beta`` is sqrt(beta1)).
+* ``sigma1`` is sigma_1 of the continuous schedule (the reference's ``min_variance`` is sigma1**2);
+  ``beta1`` is beta(1) of the discrete schedule (the reference's ``max_sqrt_beta`` is sqrt(beta1)).
 * float16/bfloat16 inputs are computed in float32; float32 and float64 run natively.
 * Random draws come from a Philox stream keyed by a draw from ``generator`` (see
   :mod:`diffrep.ops.random`); pass ``noise=`` to inject the standard normals instead.
 
 Every op runs the CUDA kernel for CUDA tensors, the OpenMP kernel for CPU tensors, or the twin
-(``diffrep.ops.explain(name, ...)`` says which, and why).
+(``diffrep.ops.explain(name, ...)`` says which, and why). BFN maths without a kernel
+(schedules, output conversions, ``discretized_log_prob``, composite loss terms) lives in
+:mod:`diffrep.bfn`; its old names here are deprecated aliases for one release.
 """
 
 from __future__ import annotations
@@ -29,70 +30,23 @@ from types import SimpleNamespace
 
 import torch
 
+from .._deprecation import moved_names
 from . import _validate as V
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
 from .random import fill_normal, philox_key
 from .reference import bfn as ref
 
-__all__ = [
-    "continuous_flow",
-    "discrete_flow",
-    "continuous_update",
-    "continuous_update_inverse",
-    "continuous_sender_update",
-    "discrete_update",
-    "discrete_update_inverse",
-    "discrete_sender_update",
-    "discretized_probs",
-    "discretized_log_prob",
-    "noise_pred_to_data_pred",
-    "output_normal_params",
-    "continuous_time_loss",
-    "continuous_discrete_time_loss",
-    "discretized_continuous_time_loss",
-    "discretized_discrete_time_loss",
-    "discrete_continuous_time_loss",
-    "gamma",
-    "continuous_precision",
-    "continuous_alpha",
-    "discrete_beta",
-    "discrete_alpha",
-]
+__all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_update_inverse",
+           "continuous_sender_update", "discrete_update", "discrete_update_inverse", "discrete_sender_update",
+           "discretized_probs", "discretized_continuous_time_loss", "discrete_continuous_time_loss"]
 
 
-# ----------------------------------------------------------------------------- schedules
+# ----------------------------------------------------------------------------- helpers
 def _sigma1(sigma1) -> float:
     return V.positive_scalar("sigma1", sigma1, upper=1.0)
 
 
-def gamma(t, sigma1: float):
-    """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 72), computed with expm1 (exact near t = 0)."""
-    return -torch.expm1(torch.as_tensor(t, dtype=torch.float64) * (2.0 * math.log(_sigma1(sigma1))))
-
-
-def continuous_precision(t, sigma1: float):
-    """rho(t) = 1 + beta(t) = sigma1^(-2t) (BFN Eq. 71-72): the flow's precision at time t."""
-    return torch.exp(-torch.as_tensor(t, dtype=torch.float64) * (2.0 * math.log(_sigma1(sigma1))))
-
-
-def continuous_alpha(i, n_steps: int, sigma1: float):
-    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) = rho(i/n) - rho((i-1)/n) (BFN Eq. 95)."""
-    s = _sigma1(sigma1)
-    return ref.continuous_alpha(i, n_steps, s)
-
-
-def discrete_beta(t, beta1: float):
-    """beta(t) = beta1 t^2 (BFN Eq. 182)."""
-    return V.positive_scalar("beta1", beta1) * torch.as_tensor(t, dtype=torch.float64) ** 2
-
-
-def discrete_alpha(i, n_steps: int, beta1: float):
-    """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (BFN Eq. 190)."""
-    return V.positive_scalar("beta1", beta1) * (2 * i - 1) / n_steps**2
-
-
-# ----------------------------------------------------------------------------- helpers
 def _grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad for v in tensors)
 
@@ -122,8 +76,6 @@ def _reference_noise(p, shape):
 
 def _explainer(name, prepare):
     register(name)(lambda *a, **k: prepare(*a, **k).choice)
-
-
 
 
 # ----------------------------------------------------------------------------- continuous flow
@@ -487,106 +439,10 @@ def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
 _explainer("bfn.discretized_probs", _prep_discretized_probs)
 
 
-def discretized_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
-    """log p(x) under the discretised Normal (reference `DiscretizedCtsDistribution.log_prob`):
-    x is mapped to its bin; masses below 1e-5 fall back to the density at the bin centre times
-    the bin width 2/K. The reconstruction loss L^r is ``-discretized_log_prob(x, ...)`` at t = 1.
-    """
-    for name, v in (("x", x), ("mu_x", mu_x), ("sigma_x", sigma_x)):
-        V.tensor(name, v)
-    V.same_shape("mu_x", mu_x, "x", x)
-    V.same_shape("sigma_x", sigma_x, "x", x)
-    V.same_device(x=x, mu_x=mu_x, sigma_x=sigma_x)
-    K = V.num_classes("num_bins", num_bins)
-    V.nonnegative("sigma_x", sigma_x, strict=True)
-    V.finite("x", x)
-    return ref.discretized_log_prob(x, mu_x, sigma_x, K, bool(clip))
-
-
-# ----------------------------------------------------------------------------- network outputs
-def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=1e-6):
-    """Convert a noise prediction into a data prediction (reference
-    `noise_pred_params_to_data_pred_params`; ParamReL Eq. 10).
-
-    x_hat = mu/gamma - sqrt((1-gamma)/gamma) eps_hat, sigma_x = sqrt((1-gamma)/gamma)
-    exp(clamp(log_sigma_eps, -10, 10)); gamma is taken at max(t, min_t) and entries with
-    t < min_t get x_hat = 0, sigma_x = 1 (at t = 0, mu = 0 and 1/gamma is infinite).
-    Returns (x_hat, sigma_x), sigma_x None when log_sigma_eps is None.
-    """
-    _batch_float("eps_hat", eps_hat)
-    V.tensor("mu", mu)
-    V.same_shape("mu", mu, "eps_hat", eps_hat)
-    if log_sigma_eps is not None:
-        V.tensor("log_sigma_eps", log_sigma_eps)
-        V.same_shape("log_sigma_eps", log_sigma_eps, "eps_hat", eps_hat)
-    dtype = V.float_dtype(eps_hat=eps_hat, mu=mu)
-    tt, _ = V.per_sample("t", t, eps_hat, dtype)
-    V.time_in_unit_interval("t", tt)
-    V.positive_scalar("min_t", min_t)
-    return ref.noise_pred_to_data_pred(eps_hat, mu, tt, _sigma1(sigma1), log_sigma_eps, min_t)
-
-
-def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True):
-    """(mu_x, sigma_x) of the discretised Normal output distribution from the network's two
-    outputs: with ``noise_pred`` the (eps_hat, ln sigma_eps) conversion above, otherwise
-    (mu_x, ln sigma_x) through `safe_exp`; sigma_x is then clamped to [1e-3, 10]."""
-    _batch_float("out_mean", out_mean)
-    V.tensor("out_log_sigma", out_log_sigma)
-    V.same_shape("out_log_sigma", out_log_sigma, "out_mean", out_mean)
-    dtype = V.float_dtype(out_mean=out_mean)
-    tt, _ = V.per_sample("t", t, out_mean, dtype)
-    V.time_in_unit_interval("t", tt)
-    if noise_pred:
-        V.tensor("mu", mu)
-        V.same_shape("mu", mu, "out_mean", out_mean)
-    return ref.output_normal_params(out_mean, out_log_sigma, mu, tt, _sigma1(sigma1), bool(noise_pred))
-
-
 # ----------------------------------------------------------------------------- losses
 def _prep_loss_common(p, x, t, sigma1):
     p.sigma1 = _sigma1(sigma1)
     p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
-
-
-def continuous_time_loss(net_out, x, t, sigma1, *, mu=None, noise_pred=False, clip_range=1.0,
-                         min_loss_variance=-1.0):
-    """L^inf for continuous data with a delta output distribution (BFN Eq. 101).
-
-    -ln(sigma1) sigma1^(-2t) (x - x_hat)^2 per element, x_hat the network output (or, with
-    ``noise_pred``, its conversion using the flow mean ``mu``) clipped to [-clip_range, clip_range]
-    as the reference's `DeltaFactory(clip_range=1.0)` does (0 disables the clip). The reference
-    averages the result over all elements.
-    """
-    _batch_float("net_out", net_out)
-    V.tensor("x", x)
-    V.same_shape("x", x, "net_out", net_out)
-    if noise_pred:
-        V.tensor("mu", mu)
-        V.same_shape("mu", mu, "net_out", net_out)
-    dtype = V.float_dtype(net_out=net_out, x=x)
-    tt, _ = V.per_sample("t", t, x, dtype)
-    V.time_in_unit_interval("t", tt)
-    return ref.continuous_time_loss(net_out, x, tt, _sigma1(sigma1), mu, bool(noise_pred), float(clip_range),
-                                    float(min_loss_variance))
-
-
-def _steps(n_steps) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
-    return n_steps
-
-
-def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, *, mu=None, noise_pred=False, clip_range=1.0):
-    """L^n for continuous data with a delta output (BFN Eq. 94): n alpha_i / 2 (x - x_hat)^2 with
-    i = t n + 1, t on the grid {0, 1/n, ..., (n-1)/n} (reference `discrete_time_loss`)."""
-    _batch_float("net_out", net_out)
-    V.tensor("x", x)
-    V.same_shape("x", x, "net_out", net_out)
-    dtype = V.float_dtype(net_out=net_out, x=x)
-    tt, _ = V.per_sample("t", t, x, dtype)
-    V.time_in_unit_interval("t", tt)
-    return ref.continuous_discrete_time_loss(net_out, x, tt, _sigma1(sigma1), _steps(n_steps), mu, bool(noise_pred),
-                                             float(clip_range))
 
 
 class _DiscretizedCtsLoss(torch.autograd.Function):
@@ -672,36 +528,6 @@ def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
 _explainer("bfn.discretized_continuous_time_loss", _prep_discretized_cts_loss)
 
 
-def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps, n_samples=10,
-                                   clip=True, noise_pred=True, generator=None, *, noise=None):
-    """L^n for discretised data (BFN Eq. 121), a Monte-Carlo estimate over ``n_samples`` sender
-    draws y ~ N(x, 1/alpha_i): n E_y[ln N(y | x, 1/alpha_i) - ln sum_k p_k N(y | k_c, 1/alpha_i)],
-    i = t n + 1 (reference `CtsBayesianFlowLoss.discrete_time_loss`). Per element; the
-    reference reports the mean over the data dimensions. ``noise`` (S, *x.shape) injects the
-    standard normals of the sender draws. Composite of PyTorch ops (builds S x B x D x K)."""
-    _batch_float("out_mean", out_mean)
-    for name, v in (("out_log_sigma", out_log_sigma), ("x", x)):
-        V.tensor(name, v)
-        V.same_shape(name, v, "out_mean", out_mean)
-    if noise_pred:
-        V.tensor("mu", mu)
-        V.same_shape("mu", mu, "out_mean", out_mean)
-    K = V.num_classes("num_bins", num_bins)
-    n = _steps(n_steps)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    dtype = V.float_dtype(out_mean=out_mean, x=x)
-    tt, _ = V.per_sample("t", t, x, dtype)
-    V.time_in_unit_interval("t", tt)
-    if noise is None:
-        seed, offset = philox_key(generator)
-        noise = fill_normal(torch.empty((n_samples, *x.shape), dtype=dtype, device=x.device), seed, offset)
-    else:
-        noise = V.noise_tensor("noise", noise, (n_samples, *x.shape), x.device, dtype)
-    return ref.discretized_discrete_time_loss(out_mean, out_log_sigma, mu, tt, x.to(dtype), _sigma1(sigma1), K, n,
-                                              noise, bool(clip), bool(noise_pred))
-
-
 class _DiscreteCtsLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, x, t, args):
@@ -765,3 +591,10 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
 
 
 _explainer("bfn.discrete_continuous_time_loss", _prep_discrete_cts_loss)
+
+
+__getattr__ = moved_names(__name__, {name: f"diffrep.bfn.{mod}:{name}" for mod, names in (
+    ("schedules", ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha")),
+    ("conversions", ("noise_pred_to_data_pred", "output_normal_params")), ("distributions", ("discretized_log_prob",)),
+    ("loss_terms", ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")),
+) for name in names})

@@ -1,162 +1,37 @@
-"""Batched HDDC-EM with split and filter: the Gaussian anchors of DyGA, fitted for U latent
-units at once.
+"""The HDDC kernels: the E-step, the M-step sums and DyGA's cluster density (Eq. 5) over a batch of
+B problems that read units of one x (U, n, d), on the native backends or the pure-PyTorch twin
+:mod:`diffrep.ops.reference.hddc` (cran/HDclassif 2.2.2, model AkjBkQkDk, and the full-covariance
+GMM; specification in shared/reference/dyga-encdiff.md §2, §4 and kernels.md §4).
 
-HDDC (Bouveyron, Girard, Schmid 2007) as implemented by cran/HDclassif 2.2.2, model AkjBkQkDk
-(``hddc_e_step``, ``hddc_m_step``, ``hddc_main``, ``hdclassif_dim_choice``); the anchor-selection
-procedure of DyGA (Jun et al., §3.2.1, Alg. 2, Eq. 4-6, Alg. 3); specification in
-shared/reference/dyga-encdiff.md §2, §4 and kernels.md §4. The maths lives in the twin
-:mod:`diffrep.ops.reference.hddc`; this module adds validation, the split/filter driver, the
-result object and the alignment op.
+* :class:`Engine`: ``estep`` (responsibilities, log-likelihood, counts; per-point log-likelihood),
+  ``mstep`` (n_k, mu_k, W_k), ``density`` (DyGA Eq. 5) and ``point_lse``;
+* :func:`params`: the parameters from the M-step sums (the eigen step, shared with the twin's
+  ``m_step`` through :func:`diffrep.ops.reference.hddc.params_from_stats`);
+* :func:`prepare`: validation and the backend choice of a fit (``explain("hddc.fit", x)``).
 
-Procedure per unit (all units batched; a unit's result does not depend on the others):
-
-1. init: k-means (k-means++ or random-point seeding, 10 Lloyd steps, seeded per unit) for
-   ``n_components`` clusters -> one-hot responsibilities;
-2. EM (M then E) until |dL| < tol or |dL|/(0.1 + |L|) < tol or ``max_iter``;
-3. split passes (DyGA Eq. 4-5): a cluster's members are the points with t_ik > ``phi``; its
-   density is their mean distance to their plain mean; clusters with density > ``psi`` (plus,
-   with probability ``p_arbitrary``, any other cluster) and at least 2 ``min_mass`` members are
-   candidates, in descending density; a candidate's members are refitted as a 2-component
-   mixture (children initialised by the sign of the projection on the leading eigenvector),
-   and the children replace the parent with weights pi_k times the sub-mixture weights;
-4. filter: one E-step, components with soft mass sum_i t_ik < ``min_mass`` are dropped (if
-   every one would be, the largest stays);
-5. final EM on all points.
-
-``split_rule`` -- where DyGA's paper and diffrep differ:
-
-* ``"bic"`` (default): a candidate split is kept only if it raises the unit's BIC
-  (2 L - m log n, ``hdc_getComplexity``). The fit then finds the number of clusters the data
-  has, on normalised or unnormalised data alike.
-* ``"dyga"``: the paper's rule, every candidate is split (``p_arbitrary`` defaults to 0.5, the
-  coin of the authors' code). Because ψ is an absolute distance, on unnormalised data it keeps
-  splitting up to ``max_components``; on [0, 1]-normalised data it rarely splits.
-
-``model="full"`` is the full-covariance GMM that the DyGA authors' code runs (Sigma_k + 1e-6 I,
-scikit-learn's ``reg_covar``), which equals scikit-learn's GaussianMixture from the same
-initialisation.
-
-Degenerate data (duplicates, n < d, collapsed or empty clusters) never gives NaN: eigenvalues
-are floored (a_kj, b_k >= 1e-8 after the M-step, b_k >= 1e-6 in the E-step), components with
-fewer than 2 points of t_ik > 1/K are deactivated, and ``result.events`` counts what happened.
-
-Backend: the batched PyTorch implementation (twin) runs on CPU and CUDA tensors; the eigen
-step is ``torch.linalg.eigh`` on (U K, d, d), which PyTorch runs batched (syevj) for d <= 32 on
-CUDA. ``diffrep.ops.explain("hddc.fit", x)`` reports this.
+The EM + split/filter algorithm built on these kernels is :mod:`diffrep.cluster.hddc`.
+``fit``, ``HDDCResult`` and ``SPLIT_RULES`` here are thin lazy re-exports of it (the algorithm
+sits above ``ops``); ``align`` is a deprecated alias of :func:`diffrep.methods.dyga.align`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import importlib
 
 import torch
 
+from .._deprecation import moved_names
 from . import _validate as V
 from . import _dispatch
 from ._dispatch import register, select
 from ._native_call import NON_FINITE, raise_flags, run
 from .reference import hddc as ref
 
-__all__ = ["fit", "HDDCResult", "MODELS", "SPLIT_RULES"]
+__all__ = ["Engine", "params", "eigh", "prepare", "MODELS", "MAX_DIM", "MAX_COMPONENTS"]
 
 MODELS = ("AkjBkQkDk", "full")
-SPLIT_RULES = ("bic", "dyga")
 MAX_DIM = 64
 MAX_COMPONENTS = 64
-
-
-@dataclasses.dataclass
-class HDDCResult:
-    """Per-unit mixtures, padded to K = ``max_components`` with an ``active`` mask.
-
-    weights (U, K) (0 for inactive), means (U, K, d), n_components (U,), log_likelihood (U,)
-    (sum_i log p(x_i) at the final parameters), bic (U,); AkjBkQkDk: subspaces (U, K, d, d)
-    (eigenvectors as columns, the first ``dims`` span the signal subspace), a (U, K, d) (zero
-    beyond ``dims``), b (U, K), dims (U, K); full mode: covariances (U, K, d, d).
-    ``events``: counts per unit of splits, filtered and deactivated components, and components
-    whose variances hit the regularisation floor.
-    """
-
-    weights: torch.Tensor
-    means: torch.Tensor
-    n_components: torch.Tensor
-    log_likelihood: torch.Tensor
-    bic: torch.Tensor
-    active: torch.Tensor
-    model: str
-    subspaces: torch.Tensor | None = None
-    a: torch.Tensor | None = None
-    b: torch.Tensor | None = None
-    dims: torch.Tensor | None = None
-    covariances: torch.Tensor | None = None
-    events: dict = dataclasses.field(default_factory=dict)
-
-    def _params(self):
-        p = dict(pi=self.weights, mu=self.means, active=self.active, model=self.model)
-        if self.model == "full":
-            p["cov"] = self.covariances
-        else:
-            p.update(Q=self.subspaces, a=self.a, b=self.b, dk=self.dims)
-        return p
-
-    def _points(self, x, name="x"):
-        V.tensor(name, x)
-        U, K, d = self.means.shape
-        if x.dim() != 3 or x.shape[0] != U or x.shape[2] != d:
-            raise ValueError(f"{name} must have shape ({U}, n, {d}), got {tuple(x.shape)}")
-        if x.device != self.means.device:
-            raise ValueError(f"{name} is on {x.device} but the mixture is on {self.means.device}")
-        V.finite(name, x)
-        return x.to(self.means.dtype)
-
-    def log_prob(self, x):
-        """log pi_k N_k(x_i) (U, n, K) (-inf for inactive components); differentiable in x."""
-        return ref.log_prob(self._points(x), self._params())
-
-    def responsibilities(self, x):
-        """Posterior t_ik (U, n, K) of new points x (U, n, d) (DyGA Eq. 4)."""
-        lp = self.log_prob(x)
-        return torch.softmax(lp, -1)
-
-    def labels(self, x):
-        """MAP component (U, n) of new points."""
-        return self.log_prob(x).argmax(-1)
-
-    def align(self, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, gumbel_input="log",
-              detach_assignment=False):
-        """DyGA feature alignment (Eq. 6, Alg. 3), differentiable w.r.t. ``features``.
-
-        features (B, U, d) in the space the mixture was fitted in. Per (sample, unit): logits
-        l = log t (``gumbel_input="log"``, the standard Gumbel-softmax input; ``"responsibility"``
-        is Alg. 3's literal t), y = softmax((l + g)/tau) with Gumbel noise g (none when
-        ``gumbel=False``: y = one-hot argmax, for evaluation), anchor mu_hat = sum_k y_k mu_k,
-        delta = lam exp(-mean_j |(c_j - mu_hat_j)/(|c_j| + 1e-6)|), and
-        c_tilde = c + delta (mu_hat - c).
-        """
-        V.tensor("features", features)
-        if features.dim() != 3:
-            raise ValueError(f"features must have shape (B, U, d), got {tuple(features.shape)}")
-        lam = V.positive_scalar("lam", lam)
-        tau = V.positive_scalar("tau", tau)
-        if gumbel_input not in ("log", "responsibility"):
-            raise ValueError(f"gumbel_input must be 'log' or 'responsibility', got {gumbel_input!r}")
-        c = features.transpose(0, 1)                                   # (U, B, d)
-        lp = self.log_prob(c)
-        logt = lp - torch.logsumexp(lp, -1, keepdim=True)
-        logits = logt if gumbel_input == "log" else logt.exp()
-        logits = torch.where(self.active[:, None], logits, torch.full_like(logits, -math.inf))
-        if gumbel:
-            u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu").to(logits.device)
-            g = -torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))
-            y = torch.softmax((logits + g) / tau, -1)
-        else:
-            y = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-        if detach_assignment:
-            y = y.detach()
-        mu_hat = y @ self.means.to(c.dtype)                             # (U, B, d)
-        delta = lam * torch.exp(-((c - mu_hat) / (c.abs() + 1e-6)).abs().mean(-1, keepdim=True))
-        return (c + delta * (mu_hat - c)).transpose(0, 1)
 
 
 # --------------------------------------------------------------------------- validation
@@ -179,7 +54,9 @@ class _HDDCChoice(_dispatch.Choice):
         return "\n".join([super().__str__()] + [f"  note: {n}" for n in self.notes])
 
 
-def _prep(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
+def prepare(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
+    """Check x (U, n, d) and the mixture sizes against what the kernels support, and choose the
+    backend of the HDDC fit (:func:`diffrep.ops.explain` ``("hddc.fit", x)`` reports it)."""
     V.tensor("x", x)
     if x.dim() != 3:
         raise ValueError(f"x must have shape (units, n, d), got {tuple(x.shape)}")
@@ -212,98 +89,8 @@ def _prep(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
     return _HDDCChoice(choice, notes)
 
 
-def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, tol=1e-3, split=True, min_mass=10,
-        seed=0, *, split_rule="bic", phi=0.5, psi=0.5, p_arbitrary=None, max_split_passes=3, threshold=0.2,
-        dim_rule="cattell", init="kmeans++", reg_covar=1e-6, weights=None, init_resp=None) -> HDDCResult:
-    """Fit an independent HDDC mixture to each of the U units of ``x`` (U, n, d), d <= 64.
-
-    ``n_components``: initial K; ``max_components``: the cap for splits (K_max);
-    ``model``: ``"AkjBkQkDk"`` (HDclassif) or ``"full"``; ``max_iter``, ``tol``: EM stopping
-    per phase (HDclassif's tests on |dL|); ``split``: run the split passes;
-    ``min_mass``: filter threshold on the soft size (DyGA: 10); ``seed``: k-means seeding and
-    arbitrary splits (same seed -> same result).
-    Keywords: ``split_rule`` ("bic" or "dyga", see the module doc), ``phi`` (membership, 0.5),
-    ``psi`` (density threshold, 0.5), ``p_arbitrary`` (random-split probability; default 0.5
-    under "dyga", 0 under "bic"), ``max_split_passes`` (3), ``threshold`` (Cattell, 0.2),
-    ``dim_rule`` ("cattell" or "bic"), ``init`` ("kmeans++" or "random"), ``reg_covar`` (full
-    mode), ``weights`` (U, n) point weights in [0, 1], ``init_resp`` (U, n, n_components)
-    initial responsibilities instead of k-means.
-    """
-    choice = _prep(x, n_components, max_components, model)
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
-    V.finite("x", x)
-    _int("max_iter", max_iter, 1)
-    _int("max_split_passes", max_split_passes, 0)
-    tol = V.positive_scalar("tol", tol, allow_zero=True)
-    min_mass = V.positive_scalar("min_mass", min_mass, allow_zero=True)
-    _int("seed", seed, 0)
-    if split_rule not in SPLIT_RULES:
-        raise ValueError(f"split_rule must be one of {SPLIT_RULES}, got {split_rule!r}")
-    if dim_rule not in ("cattell", "bic"):
-        raise ValueError(f"dim_rule must be 'cattell' or 'bic', got {dim_rule!r}")
-    if init not in ("kmeans++", "random"):
-        raise ValueError(f"init must be 'kmeans++' or 'random', got {init!r}")
-    phi = V.positive_scalar("phi", phi, upper=1.0)
-    psi = V.positive_scalar("psi", psi, allow_zero=True)
-    p_arbitrary = (0.5 if split_rule == "dyga" else 0.0) if p_arbitrary is None else float(p_arbitrary)
-    if not 0.0 <= p_arbitrary <= 1.0:
-        raise ValueError(f"p_arbitrary must be in [0, 1], got {p_arbitrary}")
-    reg_covar = V.positive_scalar("reg_covar", reg_covar, allow_zero=True)
-    x = x.to(V.float_dtype(x=x)).detach().contiguous()
-    U, n, d = x.shape
-    if weights is None:
-        w = torch.ones(U, n, dtype=x.dtype, device=x.device)
-    else:
-        V.tensor("weights", weights)
-        if tuple(weights.shape) != (U, n):
-            raise ValueError(f"weights must have shape ({U}, {n}), got {tuple(weights.shape)}")
-        w = weights.to(x).detach().contiguous()
-        if not bool(((w >= 0) & (w <= 1)).all()):
-            raise ValueError("weights must lie in [0, 1] (and not be NaN)")
-        if not bool((w.sum(1) > 0).all()):
-            raise ValueError("every unit needs a positive total weight")
-    eng = _Engine(choice.backend, x)
-    Kmax = max_components
-    cfg = dict(model=model, max_iter=max_iter, tol=tol, threshold=threshold, dim_rule=dim_rule, reg_covar=reg_covar)
-    stats = {k: torch.zeros(U, dtype=torch.int64) for k in ("splits", "filtered", "deactivated", "floored")}
-    active = torch.zeros(U, Kmax, dtype=torch.bool, device=x.device)
-    active[:, :n_components] = True
-    resp = torch.zeros(U, n, Kmax, dtype=x.dtype, device=x.device)
-    if init_resp is None:
-        seeds = [seed * 1000003 + u for u in range(U)]
-        labels = ref.kmeans_labels(x, w, n_components, seeds, init=init)
-        resp[..., :n_components] = torch.nn.functional.one_hot(labels, n_components).to(x.dtype)
-    else:
-        V.tensor("init_resp", init_resp)
-        if tuple(init_resp.shape) != (U, n, n_components):
-            raise ValueError(f"init_resp must have shape ({U}, {n}, {n_components}), got {tuple(init_resp.shape)}")
-        resp[..., :n_components] = init_resp.to(x).detach()
-    units = torch.arange(U, device=x.device)
-    p, resp, L = _em_compact(eng, units, w, resp, active, cfg, stats)
-    if split and max_split_passes > 0 and Kmax > n_components:
-        gen = torch.Generator().manual_seed(seed)
-        for _ in range(max_split_passes):
-            p, resp, L, n_split = _split_pass(eng, w, p, resp, L, cfg, split_rule, phi, psi, p_arbitrary, min_mass,
-                                              Kmax, gen, stats)
-            if n_split == 0:
-                break
-        # filter (resp is the E-step at the current parameters), then the final EM on all points
-        mass = (resp * w[..., None]).sum(1)
-        keep = p["active"] & (mass >= min_mass)
-        none = ~keep.any(1)
-        if bool(none.any()):
-            keep[none] = torch.nn.functional.one_hot(torch.where(p["active"], mass, -1.0)[none].argmax(1),
-                                                      Kmax).bool()
-        stats["filtered"] += (p["active"] & ~keep).sum(1).cpu()
-        resp = resp * keep[:, None]
-        resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        p, resp, L = _em_compact(eng, units, w, resp, keep, cfg, stats)
-    return _result(eng, w, p, stats)
-
-
 # --------------------------------------------------------------------------- kernels
-class _Engine:
+class Engine:
     """The three HDDC primitives over a batch of B problems on one x buffer (problem b reads unit
     unit_of[b]): on the native backend the hddc_estep / hddc_mstep / cluster_density kernels,
     on the reference backend the twin (which gathers x[unit_of])."""
@@ -405,7 +192,7 @@ class _Engine:
         return self._stats(unit_of, w, resp, act, 1, phi)
 
 
-# --------------------------------------------------------------------------- EM driver
+# --------------------------------------------------------------------------- the M-step's eigen step
 def _lapack(fn, *args, **kw):
     """A batched small-matrix LAPACK call (eigh, cholesky, triangular solve); on the CPU with one
     thread: MKL's threaded batched eigh took 0.03-4 s for 64 matrices of 32 x 32 on a loaded
@@ -430,347 +217,26 @@ def _lower_root(Q, v):
     return r.flip(-1, -2)
 
 
-def _eigh(W):
+def eigh(W):
+    """torch.linalg.eigh of a batch of small symmetric matrices (one thread on the CPU)."""
     return _lapack(torch.linalg.eigh, W)
 
 
-def _params(nk, mu, W, wtot, active, cfg):
-    """HDDC (or full-covariance) parameters from the M-step sums; the eigen step runs only on
-    the active (problem, component) matrices."""
-    B, K, d = mu.shape
-    dt, dev = W.dtype, W.device
-    pi = torch.where(active, nk / wtot[:, None], torch.zeros_like(nk))
-    p = dict(pi=pi, mu=mu, nk=nk, active=active.clone(), model=cfg["model"])
-    eye = torch.eye(d, dtype=dt, device=dev)
-    if cfg["model"] == "full":
-        p["cov"] = torch.where(active[..., None, None], W + cfg["reg_covar"] * eye, eye)
-        return p
-    lam = torch.zeros(B, K, d, dtype=dt, device=dev)
-    Q = eye.expand(B, K, d, d).clone()
-    if bool(active.any()):
-        la, Qa = _eigh(W[active])                                           # ascending
-        lam[active] = la.flip(-1).clamp_min(0)
-        Q[active] = ref._sign_fix(Qa.flip(-1))
-    dk = ref.cattell_dims(lam, cfg["threshold"]) if cfg["dim_rule"] == "cattell" else ref.bic_dims(lam, nk, pi)
-    sig = torch.arange(d, device=dev) < dk[..., None]
-    a = torch.where(sig, lam.clamp_min(ref.A_FLOOR), torch.zeros_like(lam))
-    tr = W.diagonal(dim1=-2, dim2=-1).sum(-1)
-    b = ((tr - (lam * sig).sum(-1)) / (d - dk).clamp_min(1)).clamp_min(ref.A_FLOOR)
-    p.update(lam=lam, Q=Q, dk=dk, a=a, b=b)
-    return p
+def params(nk, mu, W, wtot, active, cfg):
+    """HDDC (or full-covariance) parameters from the M-step sums (n_k, mu, W) and the total weights
+    wtot (B,); ``cfg`` names ``model``, ``threshold``, ``dim_rule`` and ``reg_covar``. The eigen
+    step runs only on the active (problem, component) matrices."""
+    return ref.params_from_stats(nk, mu, W, wtot, active, model=cfg["model"], threshold=cfg["threshold"],
+                                 dim_rule=cfg["dim_rule"], reg_covar=cfg["reg_covar"], eigh=eigh)
 
 
-def _deactivate(active, cnt, resp, w):
-    """ref.deactivate_small from the E-step's counts of t_ik > 1/K (no pass over resp)."""
-    keep = active & (cnt >= ref.MIN_COUNT)
-    none = ~keep.any(1)
-    if bool(none.any()):
-        big = torch.where(active[none], (resp[none] * w[none][..., None]).sum(1), torch.full_like(
-            active[none], -1, dtype=resp.dtype))
-        keep[none] = torch.nn.functional.one_hot(big.argmax(1), active.shape[1]).bool()
-    return keep, (active & ~keep).sum(1)
+register("hddc.fit")(lambda *a, **k: prepare(*a, **k))
+
+_ALGORITHM = ("fit", "HDDCResult", "SPLIT_RULES")  # re-exported from diffrep.cluster.hddc
+_moved = moved_names(__name__, {"align": "diffrep.methods.dyga:align"})
 
 
-def _em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
-    """M -> E iterations (``hddc_main``) over B problems until |dL| < tol or
-    |dL|/(0.1 + |L|) < tol or max_iter; a converged problem is frozen and no longer computed.
-    Returns (params, resp, L)."""
-    B = unit_of.shape[0]
-    dev = resp.device
-    K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
-    cnt = ((resp > 1.0 / K[:, None]) & (w[..., None] > 0)).sum(1)
-    wtot = w.sum(1).to(eng.pdtype)
-    running = torch.ones(B, dtype=torch.bool, device=dev)
-    L_prev = torch.full((B,), -math.inf, dtype=eng.pdtype, device=dev)
-    active = active.clone()
-    p = None
-    for _ in range(max(1, cfg["max_iter"])):
-        idx = None if bool(running.all()) else running.nonzero()[:, 0]
-        sub = (lambda t: t) if idx is None else (lambda t: t[idx])
-        w_s, resp_s = sub(w), sub(resp)
-        keep, dead = _deactivate(sub(active), sub(cnt), resp_s, w_s)
-        if bool(dead.any()):
-            if stats is not None:
-                stats["deactivated"].index_add_(0, sub(unit_of).cpu(), dead.cpu())
-            resp_s = resp_s * keep[:, None]
-            resp_s = resp_s / resp_s.sum(-1, keepdim=True).clamp_min(torch.finfo(resp.dtype).tiny)
-        nk, mu, W = eng.mstep(sub(unit_of), w_s, resp_s, keep)
-        new_p = _params(nk, mu, W, sub(wtot), keep, cfg)
-        new_resp, L, new_cnt = eng.estep(sub(unit_of), w_s, new_p, skip_zero)
-        dL = (L - sub(L_prev)).abs()
-        done = (dL < cfg["tol"]) | (dL / (0.1 + L.abs()) < cfg["tol"])
-        if idx is None:
-            p, resp, cnt, active, L_prev = new_p, new_resp, new_cnt, keep, L
-            running = ~done
-        else:
-            for key, v in new_p.items():
-                if isinstance(v, torch.Tensor):
-                    p[key][idx] = v
-            resp[idx], cnt[idx], active[idx], L_prev[idx] = new_resp, new_cnt, keep, L
-            running[idx] = ~done
-        if not bool(running.any()):
-            break
-    return p, resp, L_prev
-
-
-def _result(eng, w, p, stats):
-    x = eng.x
-    units = torch.arange(x.shape[0], device=x.device)
-    _, L, _ = eng.estep(units, w, _compact(p))
-    d = x.shape[2]
-    act = p["active"]
-    p = {k: (v.to(x.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
-    L = L.to(x.dtype)
-    if p["model"] == "full":
-        stats["floored"] += (act & (torch.linalg.eigvalsh(p["cov"])[..., 0] <= 2e-6)).sum(1).cpu()
-    else:
-        stats["floored"] += (act & (p["b"] <= ref.A_FLOOR * 1.0001)).sum(1).cpu()
-    res = HDDCResult(weights=p["pi"] * act, means=p["mu"], n_components=act.sum(1), log_likelihood=L,
-                     bic=ref.bic(L, p, w.sum(1), d), active=act, model=p["model"], events=stats)
-    if p["model"] == "full":
-        res.covariances = p["cov"]
-    else:
-        res.subspaces, res.a, res.b, res.dims = p["Q"], p["a"], p["b"], p["dk"]
-    return res
-
-
-# --------------------------------------------------------------------------- split
-def _slots(active):
-    """(perm (B, K'), K'): each problem's active slots first, in slot order; K' = max #active."""
-    B, K = active.shape
-    Kc = max(1, int(active.sum(1).max()))
-    return torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :Kc], Kc
-
-
-def _take(v, perm):
-    B, Kc = perm.shape
-    return torch.gather(v, 1, perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:]))
-
-
-def _put(full, perm, v):
-    B, Kc = perm.shape
-    return full.scatter(1, perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:]), v)
-
-
-def _em_compact(eng, units, w, resp, active, cfg, stats):
-    """_em on the active slots only (resp (U, n, K') instead of (U, n, K_max); components are
-    independent slots, so the result is that of _em on the full layout), scattered back with the
-    parameters an inactive slot gets from a zero M-step."""
-    U, n, K = resp.shape
-    perm, Kc = _slots(active)
-    if Kc == K:
-        return _em(eng, units, w, resp, active, cfg, stats)
-    rc = torch.gather(resp, 2, perm[:, None].expand(U, n, Kc)).contiguous()
-    pc, rc, L = _em(eng, units, w, rc, _take(active, perm), cfg, stats)
-    d = eng.x.shape[2]
-    z = torch.zeros(U, K, dtype=pc["mu"].dtype, device=resp.device)
-    p = _params(z, torch.zeros(U, K, d, dtype=z.dtype, device=z.device),
-                torch.zeros(U, K, d, d, dtype=z.dtype, device=z.device), torch.ones(U, dtype=z.dtype, device=z.device),
-                torch.zeros(U, K, dtype=torch.bool, device=z.device), cfg)
-    for key, v in pc.items():
-        if isinstance(v, torch.Tensor) and key in p:
-            p[key] = _put(p[key].to(v.dtype), perm, v)
-    resp = torch.zeros_like(resp).scatter_(2, perm[:, None].expand(U, n, Kc), rc)
-    return p, resp, L
-
-
-def _compact(p):
-    """p with each problem's active components moved, in slot order, to the first
-    K' = max #active slots (the E-step skips inactive slots and sums the active ones in slot order,
-    so L, and resp on the active slots, are unchanged; resp and the loops shrink to K')."""
-    act = p["active"]
-    B, K = act.shape
-    Kc = max(1, int(act.sum(1).max()))
-    if Kc == K:
-        return p
-    perm = torch.argsort((~act).to(torch.int8), dim=1, stable=True)[:, :Kc]
-    out = {}
-    for key, v in p.items():
-        if isinstance(v, torch.Tensor) and v.dim() >= 2 and tuple(v.shape[:2]) == (B, K):
-            idx = perm.view(B, Kc, *([1] * (v.dim() - 2))).expand(B, Kc, *v.shape[2:])
-            out[key] = torch.gather(v, 1, idx)
-        else:
-            out[key] = v
-    return out
-
-
-def _pick(p, rows, comps):
-    """The components comps (B, m) of problems rows of p, as an m-component mixture (all active)."""
-    out = {}
-    for key, v in p.items():
-        if isinstance(v, torch.Tensor) and key != "active" and v.dim() >= 2:
-            out[key] = _take(v[rows], comps)
-        else:
-            out[key] = v
-    out["active"] = torch.ones(comps.shape, dtype=torch.bool, device=comps.device)
-    return out
-
-
-def _rows(p, idx):
-    return {k: (v[idx].clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
-
-
-def _children(eng, w, p, resp, cands, phi, cfg):
-    """Refit every candidate (unit u, component k)'s members as a K = 2 mixture, all candidates
-    as one batch over the same x (weights w * member). Children start from the sign of the
-    projection on the parent's leading eigenvector. Returns (kept candidates, child params)."""
-    x = eng.x
-    n = x.shape[1]
-    us = torch.tensor([u for u, _ in cands], dtype=torch.int64, device=x.device)
-    ks = torch.tensor([k for _, k in cands], dtype=torch.int64, device=x.device)
-    member = (resp[us, :, ks] > phi) & (w[us] > 0)                      # (C, n)
-    if p["model"] == "full":
-        q1 = _eigh(p["cov"][us, ks])[1][..., -1]
-    else:
-        q1 = p["Q"][us, ks, :, 0]                                       # (C, d)
-    mu = p["mu"][us, ks]
-    side = torch.empty(len(cands), n, dtype=torch.bool, device=x.device)
-    for u in us.unique().tolist():
-        sel = (us == u).nonzero()[:, 0]
-        side[sel] = ((x[u].to(q1.dtype) @ q1[sel].T) - (mu[sel] * q1[sel]).sum(-1) > 0).T
-    ok = ((side & member).sum(1) >= 2) & ((~side & member).sum(1) >= 2)
-    if not bool(ok.any()):
-        return [], None
-    keep = ok.nonzero()[:, 0]
-    p2 = _refit_members(eng, us[keep], w[us[keep]], member[keep], side[keep], cfg)
-    good = p2["active"].all(1)
-    kept = [cands[i] for i, g in zip(keep.tolist(), good.tolist()) if g]
-    rows = good.nonzero()[:, 0]
-    return kept, _rows(p2, rows)
-
-
-_GATHER_BYTES = 1 << 28   # member points gathered per chunk of split refits (x, w and resp copies)
-
-
-def _refit_members(eng, us, w, member, side, cfg):
-    """K = 2 EM of each candidate c over its members (the points i of unit us[c] with member[c, i]),
-    children initialised by side. The members are gathered (in point order) into a compact buffer
-    (C, m, d), padded with zero-weight points, so a refit costs O(members), not O(n); candidates
-    run in chunks of similar member counts (each problem is independent of its batch)."""
-    x = eng.x
-    C, d = member.shape[0], x.shape[2]
-    if not eng.native:  # the twin refits over the whole buffer (weights w * member)
-        sd = side.to(x.dtype)
-        act = torch.ones(C, 2, dtype=torch.bool, device=x.device)
-        return _em(eng, us, (w * member).contiguous(), torch.stack([sd, 1 - sd], -1), act, cfg, skip_zero=True)[0]
-    cnt = member.sum(1)
-    order = torch.argsort(cnt, descending=True, stable=True)
-    per_pt = (d + 3) * x.element_size() + 8
-    out = None
-    start = 0
-    while start < C:
-        m = max(1, int(cnt[order[start]]))
-        stop = min(C, start + max(1, _GATHER_BYTES // (m * per_pt)))
-        sel = order[start:stop]
-        mem = member[sel]
-        rows, cols = mem.nonzero(as_tuple=True)                          # row-major: members in point order
-        first = torch.cumsum(cnt[sel], 0) - cnt[sel]
-        pos = torch.arange(rows.numel(), device=x.device) - first[rows]
-        idx = torch.zeros(len(sel), m, dtype=torch.int64, device=x.device)
-        idx[rows, pos] = cols
-        valid = torch.zeros(len(sel), m, dtype=torch.bool, device=x.device)
-        valid[rows, pos] = True
-        uc = us[sel]
-        xc = x[uc[:, None], idx].contiguous()                               # (c, m, d)
-        wc = torch.where(valid, torch.gather(w[sel], 1, idx), torch.zeros((), dtype=w.dtype, device=x.device))
-        sd = (torch.gather(side[sel], 1, idx) & valid).to(x.dtype)
-        r0 = torch.stack([sd, valid.to(x.dtype) - sd], -1)
-        act = torch.ones(len(sel), 2, dtype=torch.bool, device=x.device)
-        sub = _Engine(eng.backend, xc)
-        p2, _, _ = _em(sub, torch.arange(len(sel), device=x.device), wc.contiguous(), r0, act, cfg, skip_zero=True)
-        if out is None:
-            out = {k: (v.new_empty((C,) + v.shape[1:]) if isinstance(v, torch.Tensor) else v) for k, v in p2.items()}
-        for k, v in p2.items():
-            if isinstance(v, torch.Tensor):
-                out[k][sel] = v
-        start = stop
-    return out
-
-
-def _split_pass(eng, w, p, resp, L, cfg, rule, phi, psi, p_arb, min_mass, Kmax, gen, stats):
-    """One pass of DyGA's split rule over every unit; returns the updated state and #splits.
-
-    Candidates (density > psi, or the coin) come from the densities at the start of the pass; all
-    their K = 2 refits run as one batch. Then, unit by unit in descending density (rounds batched
-    across units), a candidate takes the first free slot and is kept if the unit's BIC rises
-    (``rule="bic"``) or always (``"dyga"``)."""
-    x = eng.x
-    U, n, d = x.shape
-    units = torch.arange(U, device=x.device)
-    cnt, _, dens = eng.density(units, w, resp, p["active"], phi)
-    cnt, dens, act = cnt.cpu(), dens.cpu(), p["active"].cpu()
-    cands = []
-    for u in range(U):
-        coin = torch.rand(Kmax, generator=gen) < p_arb
-        order = torch.argsort(torch.nan_to_num(dens[u], nan=-math.inf), descending=True, stable=True)
-        cands += [(u, k) for k in order.tolist() if bool(act[u, k]) and float(cnt[u, k]) >= 2 * max(min_mass, 1)
-                  and (float(dens[u, k]) > psi or bool(coin[k]))]
-    if not cands:
-        return p, resp, L, 0
-    kept, p2 = _children(eng, w, p, resp, cands, phi, cfg)
-    queue = [[] for _ in range(U)]
-    for c, (u, k) in enumerate(kept):
-        queue[u].append((c, k))
-    p = _rows(p, slice(None))
-    if rule == "bic":  # per-point log-likelihood of the current mixtures, and its weighted sum
-        lse = eng.point_lse(units, _compact(p))
-        L_lse = torch.where(w > 0, w * lse, torch.zeros_like(lse)).sum(1)
-    n_split = 0
-    while True:
-        batch = []                                                       # (unit, child row, parent k, free f)
-        for u in range(U):
-            if queue[u]:
-                free = (~p["active"][u]).nonzero()
-                if len(free) == 0:
-                    queue[u] = []
-                    continue
-                c, k = queue[u].pop(0)
-                batch.append((u, c, k, int(free[0])))
-        if not batch:
-            break
-        bu = torch.tensor([b[0] for b in batch], device=x.device)
-        bc = torch.tensor([b[1] for b in batch], device=x.device)
-        bk = torch.tensor([b[2] for b in batch], device=x.device)
-        bf = torch.tensor([b[3] for b in batch], device=x.device)
-        j = torch.arange(len(batch), device=x.device)
-        trial = _rows(p, bu)
-        pik = trial["pi"][j, bk]
-        for key, v in p2.items():
-            if isinstance(v, torch.Tensor) and key in trial and key not in ("pi", "active", "nk"):
-                trial[key][j, bk] = v[bc, 0].to(trial[key].dtype)
-                trial[key][j, bf] = v[bc, 1].to(trial[key].dtype)
-        trial["pi"][j, bk] = pik * p2["pi"][bc, 0].to(pik.dtype)
-        trial["pi"][j, bf] = pik * p2["pi"][bc, 1].to(pik.dtype)
-        trial["active"][j, bf] = True
-        if "nk" in trial:
-            trial["nk"][j, bf] = trial["nk"][j, bk] * p2["pi"][bc, 1].to(pik.dtype)
-        if rule == "bic":
-            # The trial differs from p in the parent's slot and the free one: its per-point
-            # likelihood is lse - p_parent + p_children, so only those three components are
-            # evaluated (not a K'-component E-step per trial).
-            lpp = eng.point_lse(bu, _pick(p, bu, bk[:, None]))
-            lpc = eng.point_lse(bu, _pick(trial, j, torch.stack([bk, bf], 1)))
-            base = lse[bu]
-            m = torch.maximum(base, lpc)
-            rest = ((base - m).exp() - (lpp - m).exp()).clamp_min(0)
-            lnew = (rest + (lpc - m).exp()).log() + m
-            L_new = torch.where(w[bu] > 0, w[bu] * lnew, torch.zeros_like(lnew)).sum(1)
-            n_eff = w[bu].sum(1)
-            accept = ref.bic(L_new, trial, n_eff, d) > ref.bic(L_lse[bu], _rows(p, bu), n_eff, d)
-        else:
-            accept = torch.ones(len(batch), dtype=torch.bool, device=x.device)
-        a = accept.nonzero()[:, 0]
-        if len(a):
-            for key, v in trial.items():
-                if isinstance(v, torch.Tensor):
-                    p[key][bu[a]] = v[a]
-            if rule == "bic":
-                lse[bu[a]], L_lse[bu[a]] = lnew[a], L_new[a]
-            stats["splits"] += torch.bincount(bu[a].cpu(), minlength=U)
-            n_split += len(a)
-    if n_split:
-        resp, L, _ = eng.estep(units, w, p)
-    return p, resp, L, n_split
-
-
-register("hddc.fit")(lambda *a, **k: _prep(*a, **k))
+def __getattr__(name: str):
+    if name in _ALGORITHM:
+        return getattr(importlib.import_module("diffrep.cluster.hddc"), name)
+    return _moved(name)

@@ -13,6 +13,10 @@ Random draws are injected (``noise``), so the twin is deterministic given its in
 ops in :mod:`diffrep.ops.bfn` draw that noise from a counter-based Philox stream
 (:mod:`diffrep.ops.reference.philox`) that the native kernels reproduce.
 
+Only what a kernel computes is specified here (with the shared primitives: bins, CDFs, the
+noise-prediction conversion the fused L^inf kernel performs); the BFN maths without a kernel
+(schedules, ``discretized_log_prob``, the composite loss terms) is in :mod:`diffrep.bfn`.
+
 Equation numbers refer to the BFN paper.
 """
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from ..._deprecation import moved_names
 
 SQRT2 = math.sqrt(2.0)
 MIN_T = 1e-6  # noise-prediction guard (`noise_pred_params_to_data_pred_params`, min_t)
@@ -118,7 +124,7 @@ def discrete_update_inverse(theta, y, log=False):
 
 
 # ---------------------------------------------------------------------------- output distribution
-def _normal_cdf(v, mu, sigma):
+def normal_cdf(v, mu, sigma):
     # Same order of operations as torch.distributions.Normal.cdf.
     return 0.5 * (1 + torch.erf((v - mu) * sigma.reciprocal() / SQRT2))
 
@@ -138,13 +144,13 @@ def bin_boundaries(num_bins, dtype=torch.float64, device="cpu"):
 def boundary_cdfs(mu_x, sigma_x, num_bins, clip):
     """CDFs at the K+1 boundaries, K+1 in the last dimension, and the clip=False mask/range."""
     b = bin_boundaries(num_bins, mu_x.dtype, mu_x.device)
-    inner = _normal_cdf(b, mu_x.unsqueeze(-1), sigma_x.unsqueeze(-1))
+    inner = normal_cdf(b, mu_x.unsqueeze(-1), sigma_x.unsqueeze(-1))
     if clip:
         lo = torch.zeros_like(mu_x).unsqueeze(-1)
         return torch.cat([lo, inner, lo + 1], -1), None, None
     one = torch.ones_like(mu_x)
-    lo = _normal_cdf(-one, mu_x, sigma_x)
-    hi = _normal_cdf(one, mu_x, sigma_x)
+    lo = normal_cdf(-one, mu_x, sigma_x)
+    hi = normal_cdf(one, mu_x, sigma_x)
     rng = hi - lo
     mask = rng < MIN_PROB
     rng = torch.where(mask, torch.ones_like(rng), rng)
@@ -181,31 +187,6 @@ def quantize(x, num_bins):
     return (float_to_idx(x, num_bins).to(x.dtype) + 0.5) / num_bins * 2 - 1
 
 
-def discretized_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
-    """log p(x) under the discretised Normal (`DiscretizedCtsDistribution.log_prob`).
-
-    Masses below 1e-5 fall back to the density at the bin centre times the bin width.
-    """
-    K = num_bins
-    idx = float_to_idx(x, K)
-    centre = (idx.to(x.dtype) + 0.5) / K * 2 - 1
-    half = 1.0 / K
-    lo = _normal_cdf(centre - half, mu_x, sigma_x)
-    hi = _normal_cdf(centre + half, mu_x, sigma_x)
-    if clip:
-        lo = torch.where(idx <= 0, torch.zeros_like(lo), lo)
-        hi = torch.where(idx >= K - 1, torch.ones_like(hi), hi)
-        prob = hi - lo
-    else:
-        one = torch.ones_like(mu_x)
-        rng = _normal_cdf(one, mu_x, sigma_x) - _normal_cdf(-one, mu_x, sigma_x)
-        mask = rng < MIN_PROB
-        rng = torch.where(mask, torch.ones_like(rng), rng)
-        prob = torch.where(mask, torch.full_like(rng, 1.0 / K), (hi - lo) / rng)
-    density = torch.distributions.Normal(mu_x, sigma_x, validate_args=False).log_prob(centre)
-    return torch.where(prob < MIN_PROB, density + math.log(2.0 / K), torch.log(prob.clamp(min=SAFE_LOG)))
-
-
 # ---------------------------------------------------------------------------- network outputs
 def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=MIN_T):
     """Noise-prediction to data-prediction conversion (`noise_pred_params_to_data_pred_params`).
@@ -240,42 +221,12 @@ def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True
 
 
 # ---------------------------------------------------------------------------- losses
-def _loss_weight(t, sigma1, min_loss_variance, like):
+def loss_weight(t, sigma1, min_loss_variance, like):
     """C / sigma1^(2t) with C = -ln sigma1 (`CtsBayesianFlowLoss.C = -0.5 ln min_variance`)."""
     post_var = torch.exp(per_element(t, like).to(like.dtype) * (2.0 * math.log(sigma1)))
     if min_loss_variance > 0:
         post_var = post_var.clamp(min=min_loss_variance)
     return -math.log(sigma1) / post_var
-
-
-def continuous_time_loss(net_out, x, t, sigma1, mu=None, noise_pred=False, clip_range=1.0,
-                         min_loss_variance=-1.0):
-    """L^inf for continuous data with a delta output (Eq. 101): -ln sigma1 sigma1^(-2t) (x - x_hat)^2.
-
-    x_hat is ``net_out`` (or its noise-prediction conversion with ``mu``), clipped to
-    [-clip_range, clip_range] as `DeltaFactory(clip_range=1.0)` does (0 disables).
-    Per element, shape of x.
-    """
-    x_hat = noise_pred_to_data_pred(net_out, mu, t, sigma1)[0] if noise_pred else net_out
-    if clip_range > 0:
-        x_hat = x_hat.clamp(-clip_range, clip_range)
-    return _loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
-
-
-def continuous_alpha(i, n_steps, sigma1):
-    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) (Eq. 95)."""
-    return sigma1 ** (-2 * i / n_steps) * (1 - sigma1 ** (2 / n_steps))
-
-
-def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, mu=None, noise_pred=False,
-                                  clip_range=1.0):
-    """L^n for continuous data with a delta output (Eq. 94): n alpha_i / 2 (x - x_hat)^2, i = t n + 1."""
-    x_hat = noise_pred_to_data_pred(net_out, mu, t, sigma1)[0] if noise_pred else net_out
-    if clip_range > 0:
-        x_hat = x_hat.clamp(-clip_range, clip_range)
-    tt = per_element(t, x).to(x.dtype)
-    alpha = continuous_alpha(tt * n_steps + 1, n_steps, sigma1)
-    return n_steps * alpha * (x_hat - x).square() / 2
 
 
 def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins,
@@ -284,28 +235,7 @@ def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     x_hat = sum_k p_k k_c the mean of the discretised Normal output. Per element."""
     mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
     x_hat = discretized_mean(mu_x, sigma_x, num_bins, clip)
-    return _loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
-
-
-def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps,
-                                   noise, clip=True, noise_pred=True):
-    """L^n for discretised data (Eq. 121): n E_y[ln p_S(y | x; alpha_i) - ln p_R(y | theta; t, alpha_i)],
-    a Monte-Carlo mean over the S sender draws ``noise`` (S, *x.shape), with the receiver the
-    mixture sum_k p_k N(y | k_c, 1/alpha_i). Per element; the reference reports the mean over D."""
-    mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
-    probs = discretized_probs(mu_x, sigma_x, num_bins, clip)  # (..., K)
-    tt = per_element(t, x).to(x.dtype)
-    alpha = continuous_alpha(tt * n_steps + 1, n_steps, sigma1)
-    y = x + noise / torch.sqrt(alpha)  # (S, ...)
-    log_norm = 0.5 * torch.log(alpha / (2 * math.pi))
-    sender = log_norm - 0.5 * alpha * (y - x).square()
-    c = bin_centres(num_bins, x.dtype, x.device)
-    comp = log_norm.unsqueeze(-1) - 0.5 * alpha.unsqueeze(-1) * (y.unsqueeze(-1) - c).square()
-    # Bins whose mass underflows to 0 would give log 0 = -inf and, through it, NaN gradients (the
-    # reference's MixtureSameFamily does); flooring at the smallest normal changes no finite value.
-    log_probs = torch.log(probs.clamp(min=torch.finfo(probs.dtype).tiny))
-    receiver = torch.logsumexp(comp + log_probs, -1)
-    return n_steps * (sender - receiver).mean(0)
+    return loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
 
 
 def discrete_continuous_time_loss(logits, x, t, beta1):
@@ -315,3 +245,7 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
     e_x = torch.nn.functional.one_hot(x.long(), K).to(p.dtype)
     tt = per_element(t, x).to(p.dtype)
     return K * beta1 * tt * (e_x - p).square().sum(-1)
+
+
+__getattr__ = moved_names(__name__, {"continuous_alpha": "diffrep.bfn.schedules:continuous_alpha",
+                                     "discretized_log_prob": "diffrep.bfn.distributions:discretized_log_prob"})

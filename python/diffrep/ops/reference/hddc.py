@@ -1,5 +1,7 @@
-"""Pure-PyTorch twin of :mod:`diffrep.ops.hddc`: batched HDDC-EM (HDclassif model AkjBkQkDk)
-and the full-covariance GMM, over U independent units at once.
+"""Pure-PyTorch twin of the HDDC kernels in :mod:`diffrep.ops.hddc`: the E-step, the M-step
+(HDclassif model AkjBkQkDk, or the full-covariance GMM) and DyGA's cluster density, over U
+independent units at once. The EM + split/filter algorithm built on them, which runs on either
+backend, is :mod:`diffrep.cluster.hddc`.
 
 Semantics (shared/reference/dyga-encdiff.md §2, kernels.md §4): cran/HDclassif 2.2.2
 ``R/hddc.R`` (``hddc_e_step``, ``hddc_m_step``, ``hddc_main``) and ``R/hdc.R``
@@ -13,7 +15,8 @@ has weight 0 and log-density -inf, so padded K never changes a result.
   mean, W_k = sum_i w_i t_ik (x_i - mu_k)(x_i - mu_k)^T / n_k computed from centred data (two
   passes, never S2 - n mu mu^T), eigen-decomposition W_k = Q diag(lambda) Q^T with lambda
   descending and each eigenvector's largest-|.| entry made positive; d_k by Cattell's scree
-  test or BIC (``hdclassif_dim_choice``); a_kj = lambda_kj (j <= d_k, floored at 1e-8);
+  test or BIC (``hdclassif_dim_choice``) (:func:`params_from_stats`, shared with the native
+  path); a_kj = lambda_kj (j <= d_k, floored at 1e-8);
   b_k = (tr W_k - sum_{j<=d_k} lambda_kj)/(d - d_k), floored at 1e-8 (``noise.ctrl``).
 * E-step (``hddc_e_step``, cost form): with e = x - mu_k, u_j = q_kj^T e (j <= d_k),
   K_k(x) = sum_j u_j^2/a_kj + (|e|^2 - sum_j u_j^2)/b_k + sum_j log a_kj + (d - d_k) log b_k
@@ -30,10 +33,11 @@ import math
 
 import torch
 
+from ..._deprecation import moved_names
+
 LOG_2PI = math.log(2 * math.pi)
 A_FLOOR = 1e-8      # a_kj and b_k after the M-step (HDclassif noise.ctrl)
 B_FLOOR_E = 1e-6    # b_k inside the E-step
-MIN_COUNT = 2       # a component with fewer points of t_ik > 1/K is deactivated (HDclassif min.individuals)
 CHUNK = 4096        # points per block in the E- and M-steps (bounds the (U, K, chunk, d) temporaries)
 
 
@@ -115,27 +119,41 @@ def _sign_fix(Q: torch.Tensor) -> torch.Tensor:
     return Q * torch.where(s == 0, torch.ones_like(s), s)
 
 
-def m_step(x, w, resp, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="cattell", reg_covar=1e-6):
-    """Parameters from responsibilities (``hddc_m_step``); returns a dict of batched tensors."""
-    U, n, d = x.shape
-    nk, mu, W = mstep_stats(x, w, resp)
-    wtot = w.sum(1, keepdim=True)
-    pi = torch.where(active, nk / wtot, torch.zeros_like(nk))
+def params_from_stats(nk, mu, W, wtot, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="cattell",
+                      reg_covar=1e-6, eigh=torch.linalg.eigh):
+    """The parameters from the M-step's sums (``hddc_m_step``), for B problems: pi_k = n_k / wtot
+    (0 when inactive); full mode Sigma_k = W_k + reg I (I when inactive); AkjBkQkDk the
+    eigen-decomposition of W_k, run on the active (problem, component) matrices only (inactive
+    ones keep lambda = 0, Q = I), then d_k, a_kj and b_k. The twin's :func:`m_step` and the
+    native path (:func:`diffrep.ops.hddc.params`, which passes a one-thread ``eigh``) share it."""
+    B, K, d = mu.shape
+    dt, dev = W.dtype, W.device
+    pi = torch.where(active, nk / wtot[:, None], torch.zeros_like(nk))
     p = dict(pi=pi, mu=mu, nk=nk, active=active.clone(), model=model)
+    eye = torch.eye(d, dtype=dt, device=dev)
     if model == "full":
-        p["cov"] = W + reg_covar * torch.eye(d, dtype=x.dtype, device=x.device)
-        p["cov"] = torch.where(active[..., None, None], p["cov"], torch.eye(d, dtype=x.dtype, device=x.device))
+        p["cov"] = torch.where(active[..., None, None], W + reg_covar * eye, eye)
         return p
-    lam, Q = torch.linalg.eigh(W)                                        # ascending
-    lam, Q = lam.flip(-1).clamp_min(0), _sign_fix(Q.flip(-1))
+    lam = torch.zeros(B, K, d, dtype=dt, device=dev)
+    Q = eye.expand(B, K, d, d).clone()
+    if bool(active.any()):
+        la, Qa = eigh(W[active])                                            # ascending
+        lam[active] = la.flip(-1).clamp_min(0)
+        Q[active] = _sign_fix(Qa.flip(-1))
     dk = cattell_dims(lam, threshold) if dim_rule == "cattell" else bic_dims(lam, nk, pi)
-    j = torch.arange(d, device=x.device)
-    sig = j < dk[..., None]                                              # (U, K, d) signal dims
+    sig = torch.arange(d, device=dev) < dk[..., None]                      # (B, K, d) signal dims
     a = torch.where(sig, lam.clamp_min(A_FLOOR), torch.zeros_like(lam))
     tr = W.diagonal(dim1=-2, dim2=-1).sum(-1)
     b = ((tr - (lam * sig).sum(-1)) / (d - dk).clamp_min(1)).clamp_min(A_FLOOR)
     p.update(lam=lam, Q=Q, dk=dk, a=a, b=b)
     return p
+
+
+def m_step(x, w, resp, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="cattell", reg_covar=1e-6):
+    """Parameters from responsibilities (``hddc_m_step``); returns a dict of batched tensors."""
+    nk, mu, W = mstep_stats(x, w, resp)
+    return params_from_stats(nk, mu, W, w.sum(1), active, model=model, threshold=threshold, dim_rule=dim_rule,
+                             reg_covar=reg_covar)
 
 
 # --------------------------------------------------------------------------- E-step
@@ -179,112 +197,7 @@ def e_step(x, w, p):
     return torch.exp(lp - lse), (lse[..., 0] * w).sum(1)
 
 
-def n_free_params(p, d):
-    """Model complexity m of ``hdc_getComplexity`` (AkjBkQkDk) or of the full GMM, per unit."""
-    K = p["active"].sum(1).to(p["mu"].dtype)
-    if p["model"] == "full":
-        return K * d + K * d * (d + 1) / 2 + K - 1
-    dk = torch.where(p["active"], p["dk"], torch.zeros_like(p["dk"])).to(p["mu"].dtype)
-    return (K * d + K - 1) + (dk * (d - (dk + 1) / 2)).sum(1) + dk.sum(1) + 2 * K
-
-
-# --------------------------------------------------------------------------- initialisation
-def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
-    """Per-unit labels (U, n) from k-means++ (or random points) seeding + ``iters`` Lloyd steps,
-    each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
-    on the batch). Points with w = 0 are never chosen as seeds."""
-    U, n, d = x.shape
-    cents = torch.empty(U, K, d, dtype=x.dtype, device=x.device)
-    for u in range(U):
-        g = torch.Generator(device="cpu").manual_seed(int(seeds[u]))
-        xu, wu = x[u], w[u].double().cpu()
-        if init == "random":
-            idx = torch.multinomial(wu / wu.sum(), K, replacement=int((wu > 0).sum()) < K, generator=g)
-            cents[u] = xu[idx.to(x.device)]
-            continue
-        first = torch.multinomial(wu / wu.sum(), 1, generator=g)
-        cents[u, 0] = xu[first.to(x.device)]
-        xx = (xu * xu).sum(-1)
-
-        def dist2(c):  # |x - c|^2 by a mat-vec; clamped, it only weights the next draw
-            return (xx - 2 * (xu @ c) + c @ c).clamp_min(0)
-
-        d2 = dist2(cents[u, 0])
-        for k in range(1, K):
-            prob = d2.double().cpu() * wu
-            total = prob.sum()
-            idx = torch.multinomial(prob / total, 1, generator=g) if total > 0 else first
-            cents[u, k] = xu[idx.to(x.device)]
-            d2 = torch.minimum(d2, dist2(cents[u, k]))
-    xw = x * w[..., None]
-    for _ in range(iters):
-        lab = nearest_centre(x, cents)
-        cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w.to(x.dtype))
-        new = torch.zeros_like(cents).scatter_add_(1, lab[..., None].expand(-1, -1, d), xw)
-        cents = torch.where(cnt[..., None] > 0, new / cnt.clamp_min(1)[..., None], cents)
-    return nearest_centre(x, cents)
-
-
-def nearest_centre(x, cents):
-    """argmin_k |x - c_k|^2 as argmin_k (|c_k|^2 - 2 x.c_k), one batched GEMM: |x|^2 is the same for
-    every k, and dropping it avoids cancelling it against the cross term."""
-    score = torch.baddbmm((cents * cents).sum(-1)[:, None], x, cents.transpose(1, 2), alpha=-2)  # (U, n, K)
-    return score.argmin(-1)
-
-
-# --------------------------------------------------------------------------- EM
-def deactivate_small(resp, w, active):
-    """Components with fewer than 2 points of t_ik > 1/K become inactive (HDclassif would abort);
-    if a unit would lose all, its largest stays. Returns (active, number deactivated per unit)."""
-    K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
-    count = ((resp > 1.0 / K[:, None]) & (w[..., None] > 0)).sum(1)
-    keep = active & (count >= MIN_COUNT)
-    none = ~keep.any(1)
-    if bool(none.any()):
-        biggest = torch.where(active, (resp * w[..., None]).sum(1), torch.full_like(count, -1, dtype=resp.dtype))
-        keep[none] = torch.nn.functional.one_hot(biggest[none].argmax(1), active.shape[1]).bool()
-    return keep, (active & ~keep).sum(1)
-
-
-def em(x, w, resp, active, *, model, max_iter, tol, threshold=0.2, dim_rule="cattell", reg_covar=1e-6, stats=None):
-    """M -> E iterations (``hddc_main``) until |dL| < tol or |dL|/(0.1 + |L|) < tol or max_iter;
-    a converged unit is frozen. Returns (params, resp, L)."""
-    U = x.shape[0]
-    running = torch.ones(U, dtype=torch.bool, device=x.device)
-    L_prev = torch.full((U,), -math.inf, dtype=x.dtype, device=x.device)
-    p = None
-    for _ in range(max(1, max_iter)):
-        active, dead = deactivate_small(resp, w, active)
-        if stats is not None:
-            stats["deactivated"] += dead.cpu()
-        resp = resp * active[:, None]
-        resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        new_p = m_step(x, w, resp, active, model=model, threshold=threshold, dim_rule=dim_rule, reg_covar=reg_covar)
-        new_resp, L = e_step(x, w, new_p)
-        p = new_p if p is None else _select(running, new_p, p)
-        resp = torch.where(running[:, None, None], new_resp, resp)
-        L = torch.where(running, L, L_prev)
-        dL = (L - L_prev).abs()
-        done = (dL < tol) | (dL / (0.1 + L.abs()) < tol)
-        L_prev = L
-        running = running & ~done
-        if not bool(running.any()):
-            break
-    return p, resp, L_prev
-
-
-def _select(mask, new, old):
-    """Per-unit choice between two parameter dicts (mask True -> new)."""
-    out = {}
-    for k, v in new.items():
-        if isinstance(v, torch.Tensor):
-            m = mask.view(-1, *([1] * (v.dim() - 1)))
-            out[k] = torch.where(m, v, old[k])
-        else:
-            out[k] = v
-    return out
-
-
-def bic(L, p, n_eff, d):
-    """BIC = 2 L - m log n (maximised; HDclassif convention)."""
-    return 2 * L - n_free_params(p, d) * n_eff.clamp_min(1).log()
+__getattr__ = moved_names(__name__, {
+    **{name: f"diffrep.cluster.em:{name}" for name in ("bic", "n_free_params", "MIN_COUNT")},
+    **{name: f"diffrep.cluster.kmeans:{name}" for name in ("kmeans_labels", "nearest_centre")},
+})

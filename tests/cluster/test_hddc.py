@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from diffrep.ops import explain, hddc, use_backend
+from diffrep.cluster import hddc
+from diffrep.methods import dyga
+from diffrep.ops import explain, use_backend
 from diffrep.ops.reference import hddc as ref
 
 
@@ -131,13 +133,13 @@ def test_align_shapes_bounds_and_gradients():
     x, _ = planted(2, 3, 60, 4, seed=8)
     r = hddc.fit(x, n_components=3, max_components=3, split=False)
     c = x.transpose(0, 1)[:10].clone().requires_grad_()
-    out = r.align(c, lam=0.1, tau=1e-4, generator=torch.Generator().manual_seed(0))
+    out = dyga.align(r, c, lam=0.1, tau=1e-4, generator=torch.Generator().manual_seed(0))
     assert out.shape == c.shape
     frac = ((out - c).norm(dim=-1) / (r.means[None, :, :, :] - c[:, :, None]).norm(dim=-1).min(-1).values)
     assert bool((frac <= 0.1 + 1e-9).all())
     out.sum().backward()
     assert torch.isfinite(c.grad).all()
-    hard = r.align(c.detach(), gumbel=False)
+    hard = dyga.align(r, c.detach(), gumbel=False)
     assert hard.shape == c.shape
 
 
@@ -171,7 +173,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="x must have shape"):
         r.responsibilities(torch.randn(2, 5, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="lam"):
-        r.align(x.transpose(0, 1), lam=0.0)
+        dyga.align(r, x.transpose(0, 1), lam=0.0)
     ch = explain("hddc.fit", x)
     assert ch.backend == "cpu" and "eigen step" in str(ch)
     with use_backend("reference"):

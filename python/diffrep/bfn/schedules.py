@@ -1,0 +1,51 @@
+"""The BFN accuracy schedules (Graves et al., "Bayesian Flow Networks", arXiv 2308.07037).
+
+Continuous and discretised data (§4-5): the flow's precision rho(t) = 1 + beta(t) = sigma1^(-2t),
+gamma(t) = beta(t) / (1 + beta(t)) = 1 - sigma1^(2t) and the n-step accuracies
+alpha_i = rho(i/n) - rho((i-1)/n). Discrete data (§6): beta(t) = beta1 t^2 and
+alpha_i = beta(i/n) - beta((i-1)/n). ``sigma1`` is sigma_1 (the reference's ``min_variance`` is
+sigma1**2); ``beta1`` is beta(1) (the reference's ``max_sqrt_beta`` is sqrt(beta1)).
+
+Continuous-time functions take ``t`` as a number or a tensor and return float64 tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..ops import _validate as V
+
+__all__ = ["gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha"]
+
+
+def _log_s1sq(sigma1) -> float:
+    """2 ln sigma1, with sigma1 checked to lie in (0, 1]."""
+    return 2.0 * math.log(V.positive_scalar("sigma1", sigma1, upper=1.0))
+
+
+def gamma(t, sigma1: float):
+    """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 72), computed with expm1 (exact near t = 0)."""
+    return -torch.expm1(torch.as_tensor(t, dtype=torch.float64) * _log_s1sq(sigma1))
+
+
+def continuous_precision(t, sigma1: float):
+    """rho(t) = 1 + beta(t) = sigma1^(-2t) (BFN Eq. 71-72): the flow's precision at time t."""
+    return torch.exp(-torch.as_tensor(t, dtype=torch.float64) * _log_s1sq(sigma1))
+
+
+def continuous_alpha(i, n_steps: int, sigma1: float):
+    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) = rho(i/n) - rho((i-1)/n) (BFN Eq. 95)."""
+    s = V.positive_scalar("sigma1", sigma1, upper=1.0)
+    return s ** (-2 * i / n_steps) * (1 - s ** (2 / n_steps))
+
+
+def discrete_beta(t, beta1: float):
+    """beta(t) = beta1 t^2 (BFN Eq. 182)."""
+    return V.positive_scalar("beta1", beta1) * torch.as_tensor(t, dtype=torch.float64) ** 2
+
+
+def discrete_alpha(i, n_steps: int, beta1: float):
+    """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (BFN Eq. 190)."""
+    return V.positive_scalar("beta1", beta1) * (2 * i - 1) / n_steps**2

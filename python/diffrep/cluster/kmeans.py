@@ -1,0 +1,51 @@
+"""k-means initialisation of the HDDC fits: per-unit k-means++ (or random-point) seeding and
+Lloyd steps, batched over U units with one generator per unit (DyGA Alg. 2 starts from k-means)."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["kmeans_labels", "nearest_centre"]
+
+
+def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
+    """Per-unit labels (U, n) from k-means++ (or random points) seeding + ``iters`` Lloyd steps,
+    each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
+    on the batch). Points with w = 0 are never chosen as seeds."""
+    U, n, d = x.shape
+    cents = torch.empty(U, K, d, dtype=x.dtype, device=x.device)
+    for u in range(U):
+        g = torch.Generator(device="cpu").manual_seed(int(seeds[u]))
+        xu, wu = x[u], w[u].double().cpu()
+        if init == "random":
+            idx = torch.multinomial(wu / wu.sum(), K, replacement=int((wu > 0).sum()) < K, generator=g)
+            cents[u] = xu[idx.to(x.device)]
+            continue
+        first = torch.multinomial(wu / wu.sum(), 1, generator=g)
+        cents[u, 0] = xu[first.to(x.device)]
+        xx = (xu * xu).sum(-1)
+
+        def dist2(c):  # |x - c|^2 by a mat-vec; clamped, it only weights the next draw
+            return (xx - 2 * (xu @ c) + c @ c).clamp_min(0)
+
+        d2 = dist2(cents[u, 0])
+        for k in range(1, K):
+            prob = d2.double().cpu() * wu
+            total = prob.sum()
+            idx = torch.multinomial(prob / total, 1, generator=g) if total > 0 else first
+            cents[u, k] = xu[idx.to(x.device)]
+            d2 = torch.minimum(d2, dist2(cents[u, k]))
+    xw = x * w[..., None]
+    for _ in range(iters):
+        lab = nearest_centre(x, cents)
+        cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w.to(x.dtype))
+        new = torch.zeros_like(cents).scatter_add_(1, lab[..., None].expand(-1, -1, d), xw)
+        cents = torch.where(cnt[..., None] > 0, new / cnt.clamp_min(1)[..., None], cents)
+    return nearest_centre(x, cents)
+
+
+def nearest_centre(x, cents):
+    """argmin_k |x - c_k|^2 as argmin_k (|c_k|^2 - 2 x.c_k), one batched GEMM: |x|^2 is the same for
+    every k, and dropping it avoids cancelling it against the cross term."""
+    score = torch.baddbmm((cents * cents).sum(-1)[:, None], x, cents.transpose(1, 2), alpha=-2)  # (U, n, K)
+    return score.argmin(-1)
