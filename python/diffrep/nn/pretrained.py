@@ -136,7 +136,7 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | os.PathLike, *, ema_state: dict[str, torch.Tensor] | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``."""
-        from .. import __version__
+        from .._version import __version__
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
