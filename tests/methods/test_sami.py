@@ -1,16 +1,14 @@
 """SAMI (sami.md section 14): guidance, loss and its gradients against twin paths, errata pins,
-sampler algebra, schedules, save/load, pretrained mode, analyses and the CLI. Tiny models, float64."""
+sampler algebra, schedules, save/load, pretrained mode and the CLI (analyses: tests/analysis). Tiny models, float64."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import sys
 import types
 
-import numpy as np
 import pytest
 import torch
 

@@ -2,10 +2,14 @@
 homes of every name that moved into or out of the recipes (deprecated aliases that still work)."""
 
 import importlib
-import warnings
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import diffrep
 import diffrep.recipes
 from diffrep.recipes import get_recipe, list_recipes, register_recipe
 from diffrep.recipes.demo import DemoConfig
@@ -96,7 +100,21 @@ def test_moved_names_still_work_and_warn(old_module, old_name, new_module, new_n
 
 
 def test_the_library_uses_no_deprecated_name():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        for r in list_recipes():
-            r.make_config()
+    """Every module of diffrep imports, and every recipe builds its config, with deprecation warnings
+    as errors: the library's own code reads only new homes (the aliases are for users)."""
+    code = """
+import importlib, pkgutil, warnings
+warnings.simplefilter("error", DeprecationWarning)
+import diffrep
+for info in pkgutil.walk_packages(diffrep.__path__, "diffrep."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+from diffrep.recipes import list_recipes
+for r in list_recipes():
+    r.make_config()
+print("ok")
+"""
+    parent = str(Path(diffrep.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH")) if p)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

@@ -11,7 +11,7 @@ import torch
 from .._checks import positive_int
 from ..data.disks import disks_geometry, render_disks
 from ..methods.sami import SAMI
-from .encoding import check_model, encode_batched, model_images, seeded
+from .encoding import check_model, encode_batched, seeded
 
 __all__ = ["posterior_mean_monotonicity", "disk_centres", "disk_position_transfer"]
 

@@ -21,7 +21,7 @@ from ..config import Config, ConfigError
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from . import losses, sampler
-from .config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
+from .config import BFNDataConfig, check_unet, make_flow, make_output
 from .flows import FlowState
 
 __all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images"]
