@@ -124,6 +124,17 @@ print("ok")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
+def test_every_library_model_class_is_in_the_table():
+    """diffrep's classes load in a fresh process only through MODEL_CLASSES: one registered by a
+    decorator but missing from the table (or listed under a stale path) fails here."""
+    from diffrep.nn.pretrained import MODEL_CLASSES
+
+    for name, cls in model_registry().items():
+        if cls.__module__.startswith("diffrep."):
+            assert MODEL_CLASSES.get(name) == f"{cls.__module__}:{cls.__qualname__}", (
+                f"add {name!r}: '{cls.__module__}:{cls.__qualname__}' to diffrep.nn.pretrained.MODEL_CLASSES")
+
+
 def test_user_classes_join_after_the_table():
     from diffrep.nn.pretrained import MODEL_CLASSES, model_class, register_model
 
