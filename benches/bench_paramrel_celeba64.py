@@ -22,7 +22,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     import torch
 
-    from diffrep.config import get_recipe
+    from diffrep.recipes import get_recipe
     from diffrep.methods.paramrel import ParamReL
 
     ap = argparse.ArgumentParser()
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
                             weight_decay=cfg.train.weight_decay)
     B = cfg.train.batch_size
     if args.data == "real":
-        from diffrep.methods.paramrel_recipes import build_dataset
+        from diffrep.recipes.paramrel import build_dataset
 
         ds = build_dataset(cfg)
         loader = torch.utils.data.DataLoader(ds, batch_size=B, shuffle=True, num_workers=8, drop_last=True)

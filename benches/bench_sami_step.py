@@ -22,8 +22,8 @@ import time
 import torch
 
 from diffrep.methods.sami import SAMI
-from diffrep.methods.sami_recipes import disks_cpu_config
 from diffrep.nn import HalfUNetConfig, UNetConfig
+from diffrep.recipes.sami import disks_cpu_config
 
 
 def _model(kind: str, device: str, samples: int) -> SAMI:

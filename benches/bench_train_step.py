@@ -21,9 +21,10 @@ import time
 import torch
 from torch.utils.data import Dataset
 
+from diffrep.data.toy_shapes import ToyShapes, ToyShapesConfig
+from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.nn import UNetConfig
 from diffrep.train import TrainConfig, Trainer, seed_everything
-from diffrep.train.demo import ToyDDPM, ToyDDPMConfig, ToyShapes, ToyShapesConfig
 
 
 class DecodedShapes(Dataset):

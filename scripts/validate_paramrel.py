@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     import torch
 
     from diffrep.cli.quickstart import SUMMARY, evaluate_representation
-    from diffrep.config import apply_overrides, get_recipe
+    from diffrep.config import apply_overrides
+    from diffrep.recipes import get_recipe
     from diffrep.train import Trainer, seed_everything
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

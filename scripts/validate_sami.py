@@ -23,7 +23,7 @@ size with the same geometry):
 4. the sign check: held-out guided eps-MSE (eps_theta - gamma_t g) below the unguided one, overall
    and per noise-level band, with the KL and the posterior std of clean images; next to each band,
    the Bayes-optimal eps-MSE with no latent, with the background known and with the position known
-   (:mod:`diffrep.methods.disks_bayes`): a guided error no lower than ``bayes_given_background``
+   (:mod:`diffrep.analysis.disks_bayes`): a guided error no lower than ``bayes_given_background``
    means the latent carries nothing beyond the background there.
 
 Writes a JSON report (default ``benches/results/validate_sami_cpu.json``) recording the machine.
@@ -96,12 +96,12 @@ def main(argv=None) -> int:
     p.add_argument("override", nargs="*", help="extra --a.b=value config overrides (use '--' before them)")
     args = p.parse_args(argv)
 
+    from diffrep.analysis import sami as A
+    from diffrep.analysis.disks_bayes import disks_bayes_eps_mse
     from diffrep.cli.train import resolve_config
     from diffrep.config import apply_overrides
-    from diffrep.methods import sami_analyses as A
-    from diffrep.methods.disks_bayes import disks_bayes_eps_mse
+    from diffrep.data.disks import DisksTensorDataset
     from diffrep.methods.sami import SAMI
-    from diffrep.methods.sami_recipes import DisksTensorDataset
 
     recipe, cfg = resolve_config(args.recipe, args.config)
     if args.steps:

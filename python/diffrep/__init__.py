@@ -8,7 +8,6 @@ loading it first means diffrep's OpenMP kernels share torch's runtime, so
 import torch  # noqa: F401  (must precede the native import, see module docstring)
 
 from ._native import cpu_available, cuda_available, info
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "info", "cpu_available", "cuda_available"]

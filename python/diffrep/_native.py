@@ -77,7 +77,7 @@ def info() -> dict:
     Returns a dict with the versions, one entry per native module (``built``, ``usable``,
     ``reason``) and the backend forced by ``DIFFREP_BACKEND``.
     """
-    from . import __version__
+    from ._version import __version__
 
     cpu_mod, cpu_reason = _load("_cpu")
     cuda_built_mod, cuda_built_reason = _load("_cuda")

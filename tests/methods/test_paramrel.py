@@ -6,8 +6,8 @@ import torch
 from diffrep.bfn import BFNDataConfig
 from diffrep.config import ConfigError
 from diffrep.methods.paramrel import ParamReL, ParamReLConfig, ReverseSample
-from diffrep.methods.paramrel_recipes import paramrel_config
 from diffrep.nn import load_pretrained
+from diffrep.recipes.paramrel import paramrel_config
 
 
 def tiny(kind="discrete", latent=4, **fields):
@@ -65,8 +65,8 @@ def test_flatten_pool_sees_position_and_mean_pool_does_not():
 
 
 def test_compat_presets_switch_the_public_code_choices():
-    from diffrep.config import get_recipe
-    from diffrep.methods.paramrel_recipes import paramrel_compat
+    from diffrep.recipes import get_recipe
+    from diffrep.recipes.paramrel import paramrel_compat
 
     nb = get_recipe("paramrel/bmnist-notebook").make_config()
     m = nb.model

@@ -6,7 +6,7 @@ import torch
 
 from diffrep.bfn import BFNDataConfig
 from diffrep.methods.paramrel import ParamReL
-from diffrep.methods.paramrel_recipes import _CPU_FIELDS, paramrel_config
+from diffrep.recipes.paramrel import _CPU_FIELDS, paramrel_config
 
 
 @pytest.fixture(scope="module")

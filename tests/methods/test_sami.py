@@ -1,16 +1,14 @@
 """SAMI (sami.md section 14): guidance, loss and its gradients against twin paths, errata pins,
-sampler algebra, schedules, save/load, pretrained mode, analyses and the CLI. Tiny models, float64."""
+sampler algebra, schedules, save/load, pretrained mode and the CLI (analyses: tests/analysis). Tiny models, float64."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import sys
 import types
 
-import numpy as np
 import pytest
 import torch
 
@@ -31,7 +29,6 @@ except ModuleNotFoundError:
     HAVE_OP = False
 
 from diffrep.methods import sami as S  # noqa: E402
-from diffrep.methods import sami_analyses as A  # noqa: E402
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig  # noqa: E402
 from diffrep.config import ConfigError  # noqa: E402
 from diffrep.diffusion import DDPMSampler, NoiseScheduleConfig  # noqa: E402
@@ -442,44 +439,6 @@ def test_pretrained_denoiser_mode(tmp_path):
                                              middle_attention=False))).load_denoiser(trained)
 
 
-def test_recipes_build_and_validate():
-    from diffrep.config import get_recipe
-
-    for name in ("sami/disks", "sami/celeba64", "sami/celebahq256-frozen", "sami/disks-cpu"):
-        cfg = get_recipe(name).make_config()
-        assert cfg.model.latent_dim in (3, 256, 512)
-    with pytest.raises(ConfigError, match="pretrained_denoiser"):
-        get_recipe("sami/celebahq256-frozen").build(get_recipe("sami/celebahq256-frozen").make_config())
-    cfg = get_recipe("sami/disks-cpu").make_config()
-    assert cfg.model.convnet.bias is False and cfg.model.schedule.num_timesteps == 400
-    assert cfg.model.schedule.beta_end == pytest.approx(0.05)
-
-
-def test_frozen_cpu_recipe_is_stage_two_of_the_cpu_recipe(tmp_path):
-    from diffrep.config import apply_overrides, get_recipe
-
-    stage1 = get_recipe("sami/disks-cpu")
-    first, _ = stage1.build(stage1.make_config())
-    first.save_pretrained(tmp_path / "final")
-    frozen = get_recipe("sami/disks-cpu-frozen")
-    cfg = frozen.make_config()
-    # the same networks and data; only the encoder's training changes
-    assert cfg.model.denoiser == stage1.make_config().model.denoiser and cfg.data == stage1.make_config().data
-    assert (cfg.model.freeze_denoiser, cfg.model.t_sampling, cfg.model.t_band) == (True, "band", (100, 260))
-    with pytest.raises(ConfigError, match="pretrained_denoiser"):
-        frozen.build(cfg)
-    model, ds = frozen.build(apply_overrides(cfg, {"pretrained_denoiser": str(tmp_path / "final")}))
-    for a, b in zip(model.denoiser.parameters(), first.denoiser.parameters()):
-        assert torch.equal(a, b) and not a.requires_grad
-    assert all(p.requires_grad for p in model.encoder.parameters()) and len(ds) == 2000
-    # the d = 8 variant changes only the latent width and the lr schedule
-    wide = get_recipe("sami/disks-cpu-frozen-d8").make_config()
-    assert (wide.model.latent_dim, wide.train.lr_schedule, wide.train.steps) == (8, "cosine", 24000)
-    narrow = dataclasses.replace(wide.model, convnet=cfg.model.convnet, kl_anneal_steps=cfg.model.kl_anneal_steps)
-    assert narrow == cfg.model and wide.data == cfg.data
-    assert dataclasses.replace(wide.train, steps=cfg.train.steps, lr_schedule=cfg.train.lr_schedule) == cfg.train
-
-
 def test_input_validation():
     m = tiny_model()
     with pytest.raises(ValueError, match="shape"):
@@ -500,139 +459,6 @@ def test_input_validation():
         tiny_config(guidance_axes=(5,))
     with pytest.raises(ValueError, match="z_mode"):
         m.conditional_sample(images(1), 1, z_mode="bogus")
-
-
-# -- analyses (test 10) ------------------------------------------------------------------------------------
-def test_variability_matches_trace_of_covariance():
-    g = torch.Generator().manual_seed(0)
-    sd = torch.linspace(0.1, 1.0, 16, dtype=torch.float64)
-    x = torch.randn(20000, 16, generator=g, dtype=torch.float64) * sd
-    v = A.variability(x)
-    assert v["v_per_pixel"] == pytest.approx(float((sd ** 2).sum() / 16), rel=0.03)
-    assert v["v_sum"] == pytest.approx(float((sd ** 2).sum()), rel=0.03)
-
-
-def test_global_axes_zero_for_constant_sigma_and_positive_otherwise():
-    m = tiny_model()
-    with torch.no_grad():
-        m.encoder.var_head.weight.zero_()  # bias-free: sigma = softplus(0) for every x
-    r = A.global_axes(m, images(4), num_noise=1)
-    assert r["N"] == [0.0, 0.0, 0.0] and all(math.isinf(c) for c in r["coherence"])
-    r2 = A.global_axes(tiny_model(), images(4), num_noise=1)
-    assert all(n > 0 for n in r2["N"]) and sorted(r2["order_by_coherence"]) == [0, 1, 2]
-
-
-def test_frechet_distance_and_fid_errors():
-    g = np.random.default_rng(0)
-    a = g.normal(size=(4000, 3))
-    assert A.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
-    b = a + np.array([1.0, 2.0, 0.0])
-    assert A.frechet_distance(a, b) == pytest.approx(5.0, rel=1e-6)
-    c = a * 2.0  # cov 4I vs I: tr(I + 4I - 2*2I) = 3
-    assert A.frechet_distance(a, c) == pytest.approx(3.0 + float((a.mean(0) ** 2).sum()), rel=0.05)
-    with pytest.raises(FileNotFoundError, match="feature extractor"):
-        A.load_feature_extractor(None)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        A.load_feature_extractor("/nonexistent/inception.pt")
-    m = tiny_model(sampler="ddim")
-    r = A.fid(m, images(6), lambda x: x.flatten(1)[:, :4].double(), protocol="both", batch_size=3)
-    assert r["fid_prior"] >= 0 and r["fid_reconstruction"] >= 0
-
-
-def test_analyses_run_on_a_tiny_model():
-    m = tiny_model(sampler="ddim")
-    x = images(4)
-    v = A.variability_reduction(m, x[:2], 4, reference=x, seed=0)
-    assert len(v["v_cond_per_guide"]) == 2 and v["v_uncond"] > 0 and v["v_data"] > 0
-    s = A.posterior_variance_spectrum(m, x[:1], [0, 10, 19], num_noise=4)
-    assert np.array(s["var"]).shape == (3, 3) and len(s["var_clean"]) == 3
-    p = A.perturb_low_variance_axes(m, x[:1], (-1.0, 0.0, 1.0))
-    assert p["rows"].shape == (2, 3, 1, 8, 8) and p["pair"].shape == (3, 3, 1, 8, 8)
-    gm = A.guidance_magnitude(m, x[:1])
-    assert len(gm["t"]) == 5 and all(r >= 0 for r in gm["ratio"])
-    st = A.latent_straightness(m, torch.stack([x, x.flip(0)]).unsqueeze(0).flatten(1, 2)[:, :4])
-    assert -1 <= st["latent_straightness"] <= 1
-
-
-def test_disk_centres_recover_rendered_centres():
-    from diffrep.data.disks import render_disks
-    from diffrep.methods.sami_recipes import disks_geometry
-
-    rng = np.random.default_rng(0)
-    for size in (16, 32):
-        cfg = disks_geometry(size).config
-        cx, cy = rng.uniform(*cfg.x_range, 64), rng.uniform(*cfg.y_range, 64)
-        bg = np.where(rng.random(64) < 0.5, rng.uniform(0, 0.3, 64), rng.uniform(0.7, 1, 64))
-        x = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2) * 2 - 1
-        c = A.disk_centres(x)
-        assert np.abs(c - np.stack([cx, cy], 1)).max() < 0.15
-    # background equal to the foreground: no disk to find
-    flat = torch.from_numpy(render_disks(np.array([8.0]), np.array([8.0]), np.array([0.5]), disks_geometry(16).config))
-    assert np.isnan(A.disk_centres(flat.permute(0, 3, 1, 2) * 2 - 1)).all()
-    with pytest.raises(ValueError, match=r"\[N, 1, S, S\]"):
-        A.disk_centres(torch.zeros(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="NaN"):
-        A.disk_centres(torch.full((1, 1, 8, 8), float("nan")))
-
-
-def test_disk_position_transfer_tells_copying_from_ignoring_the_guide():
-    from diffrep.data.disks import render_disks
-    from diffrep.methods.sami_recipes import disks_geometry
-
-    m = tiny_model(dtype=torch.float32)
-    cfg = disks_geometry(8).config
-    rng = np.random.default_rng(1)
-
-    def random_disks(n):
-        img = render_disks(rng.uniform(*cfg.x_range, n), rng.uniform(*cfg.y_range, n), rng.uniform(0.8, 1, n), cfg)
-        return torch.from_numpy(img).permute(0, 3, 1, 2).float() * 2 - 1
-
-    m.sample_unconditional = lambda n, **kw: random_disks(n)
-    m.conditional_sample = lambda g, n, **kw: g.repeat(n, 1, 1, 1)  # a perfect copy of the guide
-    r = A.disk_position_transfer(m, num_guides=4, num_samples=8)
-    assert r["cond_abs_error_px"] == pytest.approx(0.0, abs=1e-9)
-    assert r["uncond_abs_error_px"] > 0.5 and r["samples_without_disk"] == 0
-    m.conditional_sample = lambda g, n, **kw: random_disks(n)  # ignores the guide
-    r = A.disk_position_transfer(m, num_guides=4, num_samples=64)
-    assert r["cond_abs_error_px"] == pytest.approx(r["uncond_abs_error_px"], rel=0.35)
-    with pytest.raises(ValueError, match="foreground"):
-        A.disk_position_transfer(m, disks_geometry(8).__class__(cfg, background_range=(0.4, 0.6)))
-    with pytest.raises(ValueError, match="min_contrast"):
-        A.disk_position_transfer(m, min_contrast=0.0)
-
-
-def test_monotonicity_readout_follows_a_polar_code_the_axis_measure_misses():
-    m = tiny_model(dtype=torch.float32)
-
-    def polar_code(x, rng=np.random.default_rng(0)):
-        # Fig. 2E: the position code turns with the sign of the contrast; here dark backgrounds put
-        # c_x on axis 0 and bright ones on axis 1, scaled by the contrast
-        c = torch.from_numpy(np.nan_to_num(A.disk_centres(x) - 4.0))  # no disk at zero contrast
-        bg = ((x.flatten(1).median(1).values + 1) / 2).double()
-        k = (bg - 0.5).abs().unsqueeze(1)
-        pos = torch.where((bg > 0.5).unsqueeze(1), c.flip(1), c) * k
-        mu = torch.cat([pos, bg.unsqueeze(1)], 1) + 1e-6 * torch.from_numpy(rng.standard_normal((x.shape[0], 3)))
-        return mu.float(), torch.zeros_like(mu).float()
-
-    m.posterior = polar_code
-    r = A.posterior_mean_monotonicity(m, num_lines=8, num_points=6, num_readout=400)
-    for f in ("x", "y"):
-        assert r[f]["readout_spearman"] == pytest.approx(1.0) and r[f]["readout_min_spearman"] == pytest.approx(1.0)
-        assert r[f]["readout_fraction_strictly_monotone"] == 1.0
-        assert min(r[f]["readout_r2"].values()) > 0.8  # below 1: the code shrinks with contrast
-        assert r[f]["mean_abs_spearman"] < 0.9  # the best single axis carries the factor on one side only
-    assert r["background"]["mean_abs_spearman"] == pytest.approx(1.0)
-
-    # a code blind to the position: the read-out fits noise, the sweeps do not follow it
-    g = torch.Generator().manual_seed(0)
-    m.posterior = lambda x: (torch.cat([polar_code(x)[0][:, 2:], torch.randn(x.shape[0], 2, generator=g)], 1),
-                             torch.zeros(x.shape[0], 3))
-    r = A.posterior_mean_monotonicity(m, num_lines=8, num_points=6, num_readout=400)
-    assert abs(r["x"]["readout_spearman"]) < 0.4 and max(r["x"]["readout_r2"].values()) < 0.2
-    with pytest.raises(ValueError, match="num_readout"):
-        A.posterior_mean_monotonicity(m, num_lines=2, num_points=4, num_readout=3)
-    with pytest.raises(ValueError, match="num_readout"):
-        A.posterior_mean_monotonicity(m, num_readout=0)
 
 
 def test_cli_sample_and_analyze(tmp_path, capsys):
@@ -657,7 +483,6 @@ def test_cli_sample_and_analyze(tmp_path, capsys):
     assert (tmp_path / "b.png").is_file()
 
 
-
 def test_sigma_min_is_a_soft_floor_that_keeps_the_gradient():
     m = tiny_model(sigma_min=0.1)
     x = images()
@@ -669,13 +494,3 @@ def test_sigma_min_is_a_soft_floor_that_keeps_the_gradient():
     assert float(gw.abs().sum()) > 0
 
 
-def test_disks_geometry_scales_with_size():
-    from diffrep.methods.sami_recipes import DisksTensorDataset, disks_geometry
-
-    full, half = disks_geometry(32).config, disks_geometry(16).config
-    assert (full.radius, full.transition, full.x_range) == (6.0, 2.0, (6.0, 26.0))
-    assert (half.radius, half.transition, half.x_range, half.y_range) == (3.0, 1.0, (3.0, 13.0), (3.0, 13.0))
-    assert half.background_range == full.background_range and half.foreground == full.foreground
-    ds = DisksTensorDataset(8, 16, seed=0)
-    assert tuple(ds.images.shape) == (8, 1, 16, 16) and ds.disks.config == half
-    assert float(ds.images.min()) >= -1 and float(ds.images.max()) <= 1

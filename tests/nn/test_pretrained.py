@@ -6,19 +6,22 @@ fails until it does.
 """
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
-from diffrep.config import list_recipes
 from diffrep.nn import (ConvDecoder, ConvEncoder, ConvVAEConfig, FeatureExtractor, FeatureExtractorConfig, HalfUNet,
                         HalfUNetConfig, UNet, UNetConfig, VQAutoencoder, VQAutoencoderConfig, load_pretrained,
                         model_registry)
 from diffrep.diffusion import NoiseScheduleConfig
-from diffrep.methods.paramrel_recipes import paramrel_config
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
-from diffrep.train.demo import ToyDDPM, ToyDDPMConfig
+from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+from diffrep.recipes.paramrel import paramrel_config
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
           attention_resolutions=(4,), num_heads=2, num_groups=8)
@@ -93,10 +96,64 @@ def test_roundtrip(name, tmp_path):
 
 
 def test_every_registered_model_has_a_case():
-    list_recipes()  # import method modules so that their classes register
     library = {name for name, cls in model_registry().items() if cls.__module__.startswith("diffrep.")}
     missing = sorted(library - set(CASES))  # classes that tests define for themselves don't count
     assert not missing, f"add a tiny case to CASES for: {missing}"
+
+
+def test_load_pretrained_needs_no_prior_import(tmp_path):
+    """A fresh process loads a saved ParamReL, SAMI or BFN by its class name alone: the class table
+    (MODEL_CLASSES) imports its module; nothing registers as a side effect of importing recipes."""
+    dirs = {}
+    for name in ("ParamReL", "SAMI", "BFN"):
+        torch.manual_seed(0)
+        dirs[name] = str(model_registry()[name](CASES[name][0]).save_pretrained(tmp_path / name))
+    code = f"""
+import sys
+from diffrep.nn.pretrained import load_pretrained
+assert not [m for m in sys.modules if m.startswith(("diffrep.methods", "diffrep.recipes"))], "imported too early"
+for name, d in {dirs!r}.items():
+    m = load_pretrained(d)
+    assert type(m).__name__ == name, (name, type(m))
+assert "diffrep.recipes" not in sys.modules, "loading imported the recipes"
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__import__("diffrep").__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+def test_every_library_model_class_is_in_the_table():
+    """diffrep's classes load in a fresh process only through MODEL_CLASSES: one registered by a
+    decorator but missing from the table (or listed under a stale path) fails here."""
+    from diffrep.nn.pretrained import MODEL_CLASSES
+
+    for name, cls in model_registry().items():
+        if cls.__module__.startswith("diffrep."):
+            assert MODEL_CLASSES.get(name) == f"{cls.__module__}:{cls.__qualname__}", (
+                f"add {name!r}: '{cls.__module__}:{cls.__qualname__}' to diffrep.nn.pretrained.MODEL_CLASSES")
+
+
+def test_user_classes_join_after_the_table():
+    from diffrep.nn.pretrained import MODEL_CLASSES, model_class, register_model
+
+    assert model_class("UNet") is UNet and set(MODEL_CLASSES) <= set(model_registry())
+
+    class UNet2(UNet):  # a user's class under a new name registers
+        pass
+
+    UNet2.__name__ = UNet2.__qualname__ = "UNetForTest"
+    assert register_model(UNet2) is UNet2 and model_class("UNetForTest") is UNet2
+
+    class UNetShadow(UNet):
+        pass
+
+    UNetShadow.__name__ = "UNet"  # a user's class may not take a library class's name
+    with pytest.raises(ValueError, match="name of diffrep's"):
+        register_model(UNetShadow)
+    with pytest.raises(ValueError, match="neither one of diffrep's nor registered"):
+        model_class("NoSuchModel")
 
 
 def test_ema_weights_and_load_policy(tmp_path):

@@ -189,7 +189,7 @@ def test_discriminator_config_checks():
 
 
 def test_vq_recipes_registered():
-    from diffrep.config import get_recipe
+    from diffrep.recipes import get_recipe
 
     toy = get_recipe("vq/toy-cpu")
     assert toy.cpu_friendly

@@ -6,9 +6,10 @@ import signal
 
 import torch
 
+from diffrep.data.toy_shapes import ToyShapes, ToyShapesConfig
+from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.nn import UNetConfig
 from diffrep.train import TrainConfig, Trainer, seed_everything
-from diffrep.train.demo import ToyDDPM, ToyDDPMConfig, ToyShapes, ToyShapesConfig
 
 p = argparse.ArgumentParser()
 p.add_argument("run_dir")

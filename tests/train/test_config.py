@@ -2,10 +2,10 @@ import dataclasses
 
 import pytest
 
-from diffrep.config import (Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, dump_yaml, get_recipe,
-                            list_recipes, load_yaml, parse_override_args, register_recipe)
+from diffrep.config import (Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, dump_yaml, load_yaml,
+                            parse_override_args)
+from diffrep.recipes.demo import DemoConfig
 from diffrep.train import TrainConfig
-from diffrep.train.demo import DemoConfig
 
 
 def test_unknown_field_is_named_with_suggestion():
@@ -76,16 +76,3 @@ def test_config_subclass_validation_runs_on_direct_construction():
         C(n="2")
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig(batch_size=0)
-
-
-def test_recipe_registry():
-    names = [r.name for r in list_recipes()]
-    assert "demo/toy-ddpm" in names
-    r = get_recipe("demo/toy-ddpm")
-    assert isinstance(r.make_config(), DemoConfig) and r.cpu_friendly
-    with pytest.raises(ValueError, match="Did you mean: demo/toy-ddpm"):
-        get_recipe("demo/toy-ddmp")
-    with pytest.raises(ValueError, match="already registered"):
-        register_recipe("demo/toy-ddpm", DemoConfig, lambda c: None)
-    with pytest.raises(ValueError, match="name"):
-        register_recipe("bad name", DemoConfig, lambda c: None)

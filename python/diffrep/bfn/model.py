@@ -17,15 +17,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, register_recipe
+from ..config import Config, ConfigError
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
-from ..train.config import TrainConfig
 from . import losses, sampler
-from .config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
+from .config import BFNDataConfig, check_unet, make_flow, make_output
 from .flows import FlowState
 
-__all__ = ["BFNConfig", "BFN", "BFNRecipeConfig", "draw_time", "bfn_loss", "batch_images"]
+__all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images"]
 
 
 def batch_images(batch) -> torch.Tensor:
@@ -135,56 +134,6 @@ class BFN(PretrainedMixin, nn.Module):
         return self.flow.data_to_float(x).float()
 
 
-# ------------------------------------------------------------------------------------------ recipes
-@dataclasses.dataclass
-class BFNRecipeConfig(Config):
-    """A recipe: the model, a dataset by name (``diffrep.data.load(dataset, **dataset_options)``) and training."""
+from .._deprecation import moved_names  # noqa: E402
 
-    model: BFNConfig = dataclasses.field(default_factory=BFNConfig)
-    dataset: str = "digits"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-
-def _recipes() -> None:
-    def build(cfg):
-        from .. import data
-
-        return BFN(cfg.model), data.load(cfg.dataset, **cfg.dataset_options)
-
-    def digits():
-        b = BFNDataConfig(data="discrete", image_size=16, channels=1, num_classes=2, sqrt_beta1=3.0)
-        unet = UNetConfig(**{**unet_io(b), "model_channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1,
-                             "attention_resolutions": (), "middle_attention": False, "num_groups": 8})
-        return BFNRecipeConfig(model=BFNConfig(bfn=b, unet=unet, sample_steps=50), dataset="digits",
-                               dataset_options={"size": 16, "split": "train"},
-                               train=TrainConfig(steps=400, batch_size=32, lr=1e-3, warmup_steps=20, ema_decay=0.99,
-                                                 log_every=25, ckpt_every=0, sample_every=200, num_samples=16))
-
-    def mnist():
-        b = BFNDataConfig(data="discrete", image_size=28, channels=1, num_classes=2, sqrt_beta1=3.0)
-        unet = UNetConfig(**{**unet_io(b), "model_channels": 128, "channel_mult": (1, 2, 2), "num_res_blocks": 2,
-                             "attention_resolutions": (14, 7), "dropout": 0.5, "num_groups": 32})
-        return BFNRecipeConfig(model=BFNConfig(bfn=b, unet=unet, sample_steps=784), dataset="mnist",
-                               dataset_options={"split": "train", "binarize": "dynamic"},
-                               train=TrainConfig(steps=1_000_000, batch_size=512, lr=1e-4, betas=(0.9, 0.98),
-                                                 weight_decay=0.01, grad_clip=5.0, ema_decay=0.9999))
-
-    def cifar10_discretised():
-        b = BFNDataConfig(data="discretised", image_size=32, channels=3, num_bins=256, sigma1=1e-3)
-        unet = UNetConfig(**{**unet_io(b), "model_channels": 128, "channel_mult": (1, 2, 2, 2), "dropout": 0.1,
-                             "attention_resolutions": (16,)})
-        return BFNRecipeConfig(model=BFNConfig(bfn=b, unet=unet, sample_steps=10), dataset="cifar10",
-                               dataset_options={"split": "train"},
-                               train=TrainConfig(steps=1_000_000, batch_size=32, lr=2e-4, betas=(0.9, 0.99),
-                                                 weight_decay=0.01, grad_clip=5.0, ema_decay=0.9999))
-
-    register_recipe("bfn/digits", digits, build, "discrete BFN (K=2) on 16x16 binarised digits; CPU, minutes",
-                    cpu_friendly=True)
-    register_recipe("bfn/mnist-discrete", mnist, build, "BFN reference mnist_discrete.yaml (sqrt_beta1=3; "
-                    "improved-DDPM U-Net stand-in)")
-    register_recipe("bfn/cifar10-discretised", cifar10_discretised, build,
-                    "BFN reference cifar10_discretized_256bins (U-Net stand-in for UNetVDM)")
-
-
-_recipes()
+__getattr__ = moved_names(__name__, {"BFNRecipeConfig": "diffrep.recipes.bfn:BFNRecipeConfig"})

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 def list_prefixed(prefix: str) -> int:
     """Print the registered recipes whose name starts with ``prefix`` (shared with ``diffrep paramrel``)."""
-    from ..config import list_recipes
+    from ..recipes import list_recipes
 
     for r in list_recipes():
         if r.name.startswith(prefix):

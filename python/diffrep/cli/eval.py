@@ -65,13 +65,11 @@ def encode_dataset(model_dir: str, dataset: str, num_train: int = 10000, num_tes
     import torch
 
     from .. import data
-    from ..config import list_recipes
     from ..nn import load_pretrained
 
     for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
-    list_recipes()  # import the modules that register model classes
     ds = data.load(dataset, root=root, source=source, item_format=item_format)
     if not hasattr(ds, "factor_sizes"):
         raise ValueError(f"--dataset {dataset}: has no ground-truth factors")

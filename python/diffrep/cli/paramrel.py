@@ -95,7 +95,7 @@ def _load(args):
 
 def _dataset(args):
     from .. import data
-    from ..methods.paramrel_data import Pooled
+    from ..data.pooled import Pooled
 
     import yaml
 

@@ -124,7 +124,8 @@ def write_figures(model, dataset, out: Path, device, steps: int | None, seed: in
 def run(args) -> int:
     import torch
 
-    from ..config import apply_overrides, get_recipe
+    from ..config import apply_overrides
+    from ..recipes import get_recipe
     from ..train import Trainer, seed_everything
     from ..train.config import TrainConfig
 

@@ -75,12 +75,10 @@ def _train(args) -> int:
 def _load(args):
     import torch
 
-    from ..config import list_recipes
     from ..methods.sami import SAMI
     from ..nn import load_pretrained
     from .sample import resolve_model_dir
 
-    list_recipes()
     path = Path(args.path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory")
@@ -101,7 +99,8 @@ def _held_out(path: Path, model, n: int, seed: int):
     import torch
 
     from ..config import config_from_dict, load_yaml
-    from ..methods.sami_recipes import DisksTensorDataset, SAMIDataConfig, build_dataset
+    from ..data.disks import DisksTensorDataset
+    from ..recipes.sami import SAMIDataConfig, build_dataset
 
     data_cfg = None
     for d in (path, *path.parents[:3]):
@@ -172,7 +171,7 @@ def _analyze(args) -> int:
     import torch
 
     from .. import __version__
-    from ..methods import sami_analyses as A
+    from ..analysis import sami as A
     from ..viz import save_image
 
     what = [w.strip() for w in args.what.split(",") if w.strip()]

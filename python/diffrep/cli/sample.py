@@ -43,13 +43,11 @@ def resolve_model_dir(path: Path) -> Path:
 def run(args) -> int:
     import torch
 
-    from ..config import list_recipes
     from ..nn import load_pretrained
     from ..viz import save_image
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    list_recipes()  # import the modules that register model classes
     path = Path(args.path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory")

@@ -41,7 +41,8 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 def resolve_config(recipe_name: str, config_file: str | None = None, overrides: list[str] | None = None):
     """Recipe defaults <- YAML file <- dotted overrides; returns (recipe, config)."""
-    from ..config import apply_overrides, config_from_dict, config_to_dict, get_recipe, load_yaml
+    from ..config import apply_overrides, config_from_dict, config_to_dict, load_yaml
+    from ..recipes import get_recipe
     from ..train import TrainConfig
 
     recipe = get_recipe(recipe_name)
@@ -56,7 +57,8 @@ def resolve_config(recipe_name: str, config_file: str | None = None, overrides: 
 
 
 def run(args) -> int:
-    from ..config import dump_yaml, list_recipes
+    from ..config import dump_yaml
+    from ..recipes import list_recipes
 
     if args.list:
         for r in list_recipes():

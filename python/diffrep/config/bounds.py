@@ -11,6 +11,8 @@ import dataclasses
 import math
 import operator
 
+from .errors import ConfigError
+
 __all__ = ["Bound", "Ge", "Gt", "Le", "Lt"]
 
 
@@ -21,8 +23,6 @@ class Bound:
     compare = staticmethod(lambda a, b: True)
 
     def check(self, value, field: str) -> None:
-        from .core import ConfigError  # core imports this module: resolve at call time
-
         if value is None:
             return
         items = value if isinstance(value, (tuple, list)) else (value,)

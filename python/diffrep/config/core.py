@@ -16,6 +16,7 @@ from typing import Annotated, Any, Iterable, Literal, Union
 import yaml
 
 from .bounds import Bound, Ge, Gt, Le, Lt
+from .errors import ConfigError
 
 __all__ = [
     "Config",
@@ -33,18 +34,6 @@ __all__ = [
     "parse_override_args",
     "set_path",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or impossible; ``field`` names it."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = message
-        super().__init__(f"config field '{field}': {message}" if field else message)
-
-    def prefixed(self, prefix: str) -> "ConfigError":
-        return ConfigError(f"{prefix}.{self.field}" if self.field else prefix, self.message)
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -1,92 +1,10 @@
-"""Named recipes: a recipe name (``"paramrel/celeba64"``, ``"demo/toy-ddpm"``) maps to a config
-factory and a builder.
+"""Moved to :mod:`diffrep.recipes` (the registry: :mod:`diffrep.recipes.registry`); old names warn."""
 
-A recipe's config is a dataclass with at least a ``train`` field (a ``diffrep.train.TrainConfig``);
-``build(config)`` returns ``(model, train_dataset)``. Method modules register their paper
-configurations and small CPU variants with :func:`register_recipe` at import time; recipes are
-looked up only in this registry, never through import strings read from a file.
-"""
+from .._deprecation import moved_names
 
-from __future__ import annotations
-
-import dataclasses
-import importlib
-import pkgutil
-from typing import Any, Callable
-
-__all__ = ["Recipe", "register_recipe", "get_recipe", "list_recipes"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    name: str
-    make_config: Callable[[], Any]
-    build: Callable[[Any], tuple]
-    description: str = ""
-    cpu_friendly: bool = False
-
-
-_REGISTRY: dict[str, Recipe] = {}
-_DISCOVERED = False
-
-# Modules that register recipes on import. ``diffrep.methods.*`` modules are discovered too.
-_BUILTIN_MODULES = ("diffrep.train.demo", "diffrep.train.vq_recipes")
-
-
-def register_recipe(
-    name: str,
-    make_config: Callable[[], Any],
-    build: Callable[[Any], tuple],
-    description: str = "",
-    *,
-    cpu_friendly: bool = False,
-    overwrite: bool = False,
-) -> Recipe:
-    """Register recipe ``name`` (``family/variant``); re-registering needs ``overwrite=True``."""
-    if not isinstance(name, str) or not name or name.strip() != name or " " in name:
-        raise ValueError(f"register_recipe: name must be a non-empty string without spaces, got {name!r}")
-    if not callable(make_config) or not callable(build):
-        raise TypeError(f"register_recipe({name!r}): make_config and build must be callables")
-    if name in _REGISTRY and not overwrite:
-        existing = _REGISTRY[name]
-        if existing.make_config is make_config and existing.build is build:
-            return existing
-        raise ValueError(f"recipe {name!r} is already registered (pass overwrite=True to replace it)")
-    recipe = Recipe(name, make_config, build, description, cpu_friendly)
-    _REGISTRY[name] = recipe
-    return recipe
-
-
-def _discover() -> None:
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    try:
-        methods = importlib.import_module("diffrep.methods")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("diffrep.methods",):
-            raise
-        return
-    for info in pkgutil.iter_modules(getattr(methods, "__path__", [])):
-        importlib.import_module(f"diffrep.methods.{info.name}")
-
-
-def list_recipes() -> list[Recipe]:
-    """All registered recipes, sorted by name."""
-    _discover()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; an unknown name raises ValueError listing close matches."""
-    _discover()
-    if name not in _REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown recipe {name!r}.{hint} Known recipes: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+__getattr__ = moved_names(__name__, {
+    "Recipe": "diffrep.recipes.registry:Recipe",
+    "register_recipe": "diffrep.recipes.registry:register_recipe",
+    "get_recipe": "diffrep.recipes.registry:get_recipe",
+    "list_recipes": "diffrep.recipes.registry:list_recipes",
+})

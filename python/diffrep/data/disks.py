@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .base import GroundTruthData, LRUCache, as_generator, check_item_format
 
@@ -137,3 +138,33 @@ class Disks(GroundTruthData):
         rng = as_generator(rng)
         vals = rng.uniform(self._ranges[:, 0], self._ranges[:, 1], size=(len(f), 3))
         return vals, render_disks(vals[:, 0], vals[:, 1], vals[:, 2], self.config)
+
+
+def disks_geometry(size: int = 32) -> Disks:
+    """The SAMI disks (:class:`Disks`) at image side ``size``: lineage B's 32x32 geometry (sami.md 9:
+    radius 6 with a 2-px raised-cosine edge, centres in [6, 26]^2, background U[0, 1], foreground
+    0.5), scaled to the side for other sizes (radius 6/32 of it, centres in [6, 26]/32 of it), so
+    that a 16x16 set is the 32x32 one at half the resolution (same factors, same semantics)."""
+    if size == 32:
+        return Disks()
+    k = size / 32
+    return Disks(size=size, radius=6.0 * k, transition=2.0 * k, x_range=(6 * k, 26 * k), y_range=(6 * k, 26 * k))
+
+
+class DisksTensorDataset(torch.utils.data.Dataset):
+    """``(image [1, S, S] in [-1, 1], factors [3] = (c_x, c_y, I_bg))`` from ``num_images``
+    continuous uniform draws of the :func:`disks_geometry` disks (the SAMI training set)."""
+
+    def __init__(self, num_images: int = 2000, size: int = 32, seed: int = 0):
+        ds = disks_geometry(size)
+        values, images = ds.sample_continuous(num_images, np.random.default_rng(seed))
+        self.disks = ds
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous() * 2 - 1
+        self.factors = torch.from_numpy(values).float()
+        self.factor_names = ("x", "y", "background")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i], self.factors[i]

@@ -1,2 +1,9 @@
-from .sami import SAMI, SAMIConfig  # noqa: F401
-from .paramrel import ParamReL, ParamReLConfig  # noqa: F401
+"""Methods: one module per model with its objective (``loss(batch, *, step, generator=None)``),
+built from :mod:`diffrep.nn`, :mod:`diffrep.bfn` and :mod:`diffrep.diffusion`. Datasets live in
+:mod:`diffrep.data`, analyses in :mod:`diffrep.analysis`, recipes in :mod:`diffrep.recipes`."""
+
+from .paramrel import ParamReL, ParamReLConfig
+from .sami import SAMI, SAMIConfig
+from .toy_ddpm import ToyDDPM, ToyDDPMConfig
+
+__all__ = ["SAMI", "SAMIConfig", "ParamReL", "ParamReLConfig", "ToyDDPM", "ToyDDPMConfig"]

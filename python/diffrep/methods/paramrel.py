@@ -533,6 +533,3 @@ class ParamReL(PretrainedMixin, nn.Module):
                                       rev.subcode.t.expand(M).contiguous()))
         rows = [self.decode(rep, z_override=([d], vals.reshape(M, 1).to(rev.z.device))) for d in dims]
         return torch.stack(rows)
-
-
-from . import paramrel_recipes  # noqa: E402,F401  (registers the recipes; imports this module's classes)

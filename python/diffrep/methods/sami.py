@@ -706,14 +706,12 @@ class SAMI(PretrainedMixin, nn.Module):
         directory, ``weights`` picks the file: ``auto`` takes the EMA weights when the directory has
         them (a trainer's ``final``; they are what it samples with), else the raw ones."""
         if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
-            from ..config import list_recipes
             from ..nn.pretrained import EMA_WEIGHTS_NAME
 
             if weights not in ("auto", "model", "ema"):
                 raise ValueError(f"weights must be 'auto', 'model' or 'ema', got {weights!r}")
             if weights == "auto":
                 weights = "ema" if (Path(os.fsdecode(source)) / EMA_WEIGHTS_NAME).is_file() else "model"
-            list_recipes()  # register the model classes that may own a U-Net
             source = load_pretrained(source, weights=weights)
         unet = source if isinstance(source, UNet) else getattr(source, "denoiser", getattr(source, "unet", None))
         if not isinstance(unet, UNet):
@@ -731,10 +729,3 @@ def check_count(n, name: str) -> None:
     """Raise ValueError unless ``n`` is a positive int (not a bool)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
-
-
-def _register_recipes() -> None:
-    from . import sami_recipes  # noqa: F401  (registers the sami/* recipes)
-
-
-_register_recipes()

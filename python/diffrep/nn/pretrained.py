@@ -7,10 +7,16 @@ the ``state_dict`` (persistent buffers included); an optional ``ema.safetensors`
 
 Load policy: missing or unexpected state-dict keys are an error listing them (``strict=True``);
 ``strict=False`` loads the intersection and returns the lists via ``model._load_report``.
+
+Finding the class of a ``config.json``: diffrep's own model classes are listed in
+:data:`MODEL_CLASSES` (class name -> ``"module:attribute"``, imported on first use), so
+:func:`load_pretrained` needs no import or registration beforehand; classes defined outside
+diffrep join through :func:`register_model`, consulted after the table.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -21,32 +27,76 @@ from torch import nn
 
 from ..config import Config, config_from_dict, config_to_dict
 
-__all__ = ["PretrainedMixin", "register_model", "model_registry", "load_pretrained", "CONFIG_NAME", "WEIGHTS_NAME",
-           "EMA_WEIGHTS_NAME", "load_safetensors_checked", "load_state_checked"]
+__all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
+           "CONFIG_NAME", "WEIGHTS_NAME", "EMA_WEIGHTS_NAME", "load_safetensors_checked", "load_state_checked"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EMA_WEIGHTS_NAME = "ema.safetensors"
 
-_MODELS: dict[str, type] = {}
+# Every model class diffrep ships, under the name save_pretrained writes as ``_class_name``. The paths
+# are strings, imported when a class is needed, so this layer names classes of higher layers without
+# importing them. A new model class adds its line (tests/nn/test_pretrained.py round-trips each).
+MODEL_CLASSES: dict[str, str] = {
+    "UNet": "diffrep.nn.unet:UNet",
+    "HalfUNet": "diffrep.nn.encoders:HalfUNet",
+    "ConvEncoder": "diffrep.nn.encoders:ConvEncoder",
+    "ConvDecoder": "diffrep.nn.encoders:ConvDecoder",
+    "FeatureExtractor": "diffrep.nn.encoders:FeatureExtractor",
+    "VQAutoencoder": "diffrep.nn.vq:VQAutoencoder",
+    "BFN": "diffrep.bfn.model:BFN",
+    "ToyDDPM": "diffrep.methods.toy_ddpm:ToyDDPM",
+    "ParamReL": "diffrep.methods.paramrel:ParamReL",
+    "SAMIConvNet": "diffrep.methods.sami:SAMIConvNet",
+    "SAMI": "diffrep.methods.sami:SAMI",
+}
+
+_MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model
+
+
+def _check_model_class(cls, who: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin) and issubclass(cls, nn.Module)):
+        raise TypeError(f"{who}: {cls!r} must subclass PretrainedMixin and nn.Module")
+    if not (isinstance(getattr(cls, "config_class", None), type) and issubclass(cls.config_class, Config)):
+        raise TypeError(f"{who}: {cls.__name__}.config_class must be a diffrep.config.Config dataclass")
 
 
 def register_model(cls: type) -> type:
-    """Class decorator: make ``cls`` loadable by name from ``config.json`` (``load_pretrained``)."""
-    if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin) and issubclass(cls, nn.Module)):
-        raise TypeError(f"register_model: {cls!r} must subclass PretrainedMixin and nn.Module")
-    if not (isinstance(getattr(cls, "config_class", None), type) and issubclass(cls.config_class, Config)):
-        raise TypeError(f"register_model: {cls.__name__}.config_class must be a diffrep.config.Config dataclass")
-    prev = _MODELS.get(cls.__name__)
+    """Class decorator: make a model class defined outside diffrep loadable by name from
+    ``config.json`` (``load_pretrained``). diffrep's own classes are in :data:`MODEL_CLASSES`;
+    decorating one of them changes nothing, and a user class may not take one of their names."""
+    _check_model_class(cls, "register_model")
+    name = cls.__name__
+    if name in MODEL_CLASSES:
+        if cls.__module__.split(".")[0] == "diffrep":
+            return cls
+        raise ValueError(f"register_model: {name} is the name of diffrep's {MODEL_CLASSES[name].replace(':', '.')}; "
+                         f"give {cls.__module__}.{name} another name")
+    prev = _MODELS.get(name)
     if prev is not None and prev is not cls and prev.__module__ != cls.__module__:
-        raise ValueError(f"register_model: a different class named {cls.__name__} is already registered ({prev.__module__})")
-    _MODELS[cls.__name__] = cls
+        raise ValueError(f"register_model: a different class named {name} is already registered ({prev.__module__})")
+    _MODELS[name] = cls
     return cls
 
 
+def model_class(name: str) -> type:
+    """The model class saved under ``name``: diffrep's (:data:`MODEL_CLASSES`, imported now) or a
+    registered one; ValueError for an unknown name."""
+    path = MODEL_CLASSES.get(name)
+    if path is not None:
+        module, _, attr = path.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        _check_model_class(cls, f"MODEL_CLASSES[{name!r}]")
+        return cls
+    if name in _MODELS:
+        return _MODELS[name]
+    raise ValueError(f"model class {name!r} is neither one of diffrep's nor registered with register_model "
+                     f"(known: {', '.join(sorted({*MODEL_CLASSES, *_MODELS}))})")
+
+
 def model_registry() -> dict[str, type]:
-    """Registered model classes by name."""
-    return dict(_MODELS)
+    """Every loadable model class by name: diffrep's (importing their modules) and the registered ones."""
+    return {**{name: model_class(name) for name in MODEL_CLASSES}, **_MODELS}
 
 
 def load_safetensors_checked(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -86,7 +136,7 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | os.PathLike, *, ema_state: dict[str, torch.Tensor] | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``."""
-        from .. import __version__
+        from .._version import __version__
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -119,10 +169,10 @@ class PretrainedMixin:
         name, data = cls.read_config(directory)
         target = cls
         if cls is PretrainedMixin or name != cls.__name__:
-            if name not in _MODELS:
-                raise ValueError(f"{directory}: config is for class {name!r}, which is not registered "
-                                 f"(known: {', '.join(sorted(_MODELS))})")
-            target = _MODELS[name]
+            try:
+                target = model_class(name)
+            except ValueError as exc:
+                raise ValueError(f"{directory}: config is for class {name!r}: {exc}") from None
             if not issubclass(target, cls):
                 raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
         config = config_from_dict(target.config_class, data, ignore_private=True)
@@ -149,5 +199,6 @@ def load_state_checked(model: nn.Module, state: dict, source, *, strict: bool = 
 
 
 def load_pretrained(directory: str | os.PathLike, **kwargs) -> nn.Module:
-    """Load any registered model from a ``save_pretrained`` directory, its class read from config.json."""
+    """Load any model from a ``save_pretrained`` directory, its class read from config.json
+    (:data:`MODEL_CLASSES`, then the classes added with :func:`register_model`)."""
     return PretrainedMixin.from_pretrained.__func__(PretrainedMixin, directory, **kwargs)

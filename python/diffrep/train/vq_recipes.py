@@ -1,70 +1,10 @@
-"""VQ-GAN autoencoder recipes (the first stage of latent diffusion; dyga-encdiff.md 1.1).
+"""Moved to :mod:`diffrep.recipes.vq`; old names warn."""
 
-- ``vq/toy-cpu``: f = 4 on 16x16 procedural shapes (:class:`diffrep.train.demo.ToyShapes`), a small
-  discriminator switched on after 100 steps, no LPIPS; runs offline on a CPU in about a minute.
-- ``vq/celeba64``: DyGA Table 7 / the LDM ``configs/autoencoder`` f = 4 setting on CelebA 64x64:
-  64x64x3 -> 16x16x3, ch 32 x [1, 2, 4], 2 res blocks, no attention, codebook 2048 x 3, LPIPS weight 1,
-  discriminator weight 0.75 from step 0, Adam betas (0.5, 0.9), base lr 4.5e-6 scaled by the
-  effective batch 256 (128 x 2 accumulation, folded into one batch here), no EMA, no clipping.
-  LPIPS needs a local weight file (``model.perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``; see
-  :mod:`diffrep.nn.lpips`), and CelebA is read from ``$DIFFREP_DATA``. The step count is not given
-  by the paper or the configs; 100k is a choice.
-"""
+from .._deprecation import moved_names
 
-from __future__ import annotations
-
-import dataclasses
-
-from ..config import Config, ConfigError, register_recipe
-from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
-from .config import TrainConfig
-from .demo import ToyShapes, ToyShapesConfig
-
-__all__ = ["VQRecipeConfig", "toy_cpu", "celeba64"]
-
-
-@dataclasses.dataclass
-class VQRecipeConfig(Config):
-    """``model`` + dataset (``"toy_shapes"`` uses ``toy``; any other name goes to ``diffrep.data.load``)."""
-
-    model: VQAutoencoderConfig = dataclasses.field(default_factory=VQAutoencoderConfig)
-    dataset: str = "toy_shapes"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    toy: ToyShapesConfig = dataclasses.field(default_factory=ToyShapesConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-    def validate(self) -> None:
-        if self.dataset == "toy_shapes" and self.toy.image_size != self.model.image_size:
-            raise ConfigError("toy.image_size", f"{self.toy.image_size} differs from model.image_size={self.model.image_size}")
-
-
-def build(cfg: VQRecipeConfig):
-    if cfg.dataset == "toy_shapes":
-        return VQAutoencoder(cfg.model), ToyShapes(cfg.toy)
-    from .. import data
-
-    return VQAutoencoder(cfg.model), data.load(cfg.dataset, **cfg.dataset_options)
-
-
-def toy_cpu() -> VQRecipeConfig:
-    model = VQAutoencoderConfig(image_size=16, ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=64,
-                                mid_attention=False, num_groups=8, disc_weight=0.75, disc_start=100,
-                                disc_channels=16, disc_layers=2)
-    train = TrainConfig(steps=300, batch_size=16, lr=1e-3, betas=(0.5, 0.9), grad_clip=1.0, ema_decay=0.0,
-                        log_every=25, ckpt_every=100, device="auto")
-    return VQRecipeConfig(model=model, toy=ToyShapesConfig(image_size=16), train=train)
-
-
-def celeba64() -> VQRecipeConfig:
-    model = VQAutoencoderConfig(image_size=64, ch=32, ch_mult=(1, 2, 4), num_res_blocks=2, z_channels=3, embed_dim=3,
-                                n_embed=2048, mid_attention=False, codebook_weight=1.0, perceptual_weight=1.0,
-                                disc_weight=0.75, disc_start=0)
-    train = TrainConfig(steps=100_000, batch_size=256, lr=4.5e-6 * 256, betas=(0.5, 0.9), grad_clip=0.0,
-                        ema_decay=0.0, log_every=100, ckpt_every=5000, num_workers=8, device="auto")
-    return VQRecipeConfig(model=model, dataset="celeba", dataset_options={"split": "train", "size": 64}, train=train)
-
-
-register_recipe("vq/toy-cpu", toy_cpu, build, "f=4 VQ-GAN autoencoder on 16x16 shapes, discriminator from step 100; CPU, "
-                "about a minute", cpu_friendly=True)
-register_recipe("vq/celeba64", celeba64, build, "DyGA Table 7 f=4 VQ-GAN (LPIPS + PatchGAN) on CelebA 64; needs LPIPS "
-                "weights file and CelebA")
+__getattr__ = moved_names(__name__, {
+    "VQRecipeConfig": "diffrep.recipes.vq:VQRecipeConfig",
+    "build": "diffrep.recipes.vq:build",
+    "toy_cpu": "diffrep.recipes.vq:toy_cpu",
+    "celeba64": "diffrep.recipes.vq:celeba64",
+})

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffrep.data.disks import Disks, render_disks
+from diffrep.analysis.disks_bayes import disks_bayes_eps_mse
+from diffrep.data.disks import Disks, disks_geometry, render_disks
 from diffrep.diffusion import NoiseSchedule, NoiseScheduleConfig
-from diffrep.methods.disks_bayes import disks_bayes_eps_mse
-from diffrep.methods.sami_recipes import disks_geometry
 
 SCHED = NoiseSchedule(NoiseScheduleConfig(kind="linear", num_timesteps=100, beta_start=1e-3, beta_end=0.05))
 

@@ -1,0 +1,49 @@
+"""What the SAMI analyses share: the model and image checks, seeded generators and the posterior
+means of many images in batches (:func:`encode_batched`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._checks import positive_int
+from ..methods.sami import SAMI
+
+__all__ = ["encode_batched", "check_model", "model_images", "seeded"]
+
+
+def check_model(model) -> SAMI:
+    """``model`` unchanged when it is a SAMI model; a TypeError otherwise."""
+    if not isinstance(model, SAMI):
+        raise TypeError(f"model must be a diffrep.methods.sami.SAMI, got {type(model).__name__}")
+    return model
+
+
+def model_images(model: SAMI, x, name: str = "images") -> torch.Tensor:
+    """``x`` (tensor or array [N, C, H, W]) checked against the model and moved to its device and dtype."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    x = model._check_images(x, name)
+    device, dtype = model._device_dtype()
+    return x.to(device=device, dtype=dtype)
+
+
+def seeded(seed) -> torch.Generator | None:
+    """A CPU generator seeded with ``seed`` (None: the global RNG)."""
+    return None if seed is None else torch.Generator().manual_seed(int(seed))
+
+
+def encode_batched(model: SAMI, images, batch_size: int = 256, *, with_logvar: bool = False):
+    """Posterior means (and log-variances) of ``images`` [N, C, H, W], in batches; numpy float64."""
+    model = check_model(model)
+    positive_int(batch_size, "batch_size")
+    x = model_images(model, images)
+    mus, lvs = [], []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            mu, lv = model.posterior(x[i:i + batch_size])
+            mus.append(mu.double().cpu())
+            lvs.append(lv.double().cpu())
+    mu = torch.cat(mus).numpy()
+    return (mu, torch.cat(lvs).numpy()) if with_logvar else mu
+

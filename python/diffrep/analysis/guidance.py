@@ -1,0 +1,32 @@
+"""Where along the reverse chain SAMI's latents act: per-step guidance vs denoiser norms (Fig. 6-7)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..methods.sami import SAMI
+from .encoding import check_model, model_images, seeded
+
+__all__ = ["guidance_magnitude"]
+
+
+def guidance_magnitude(model: SAMI, image, *, z_mode: str = "posterior_mean", sampler: str | None = None,
+                       num_steps: int | None = None, seed: int = 0) -> dict:
+    """Per reverse step: ||k_t g|| (the guidance's contribution in eps units) and ||eps_theta||, and
+    the ratio (Fig. 6-7 diagnostic: where along the chain the latents act), for one guide image."""
+    model = check_model(model)
+    x = model_images(model, image, "image")
+    if x.shape[0] != 1:
+        raise ValueError("image must be a single image [1, C, H, W]")
+    rec: dict[str, list] = {"t": [], "guidance_norm": [], "eps_norm": []}
+
+    def cb(i, t, xt, eps, g):
+        tt = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
+        k = model.guidance_coefficient(tt, xt, literal=False)
+        rec["t"].append(int(t))
+        rec["guidance_norm"].append(float((k * g).flatten(1).norm(dim=1).mean()))
+        rec["eps_norm"].append(float(eps.flatten(1).norm(dim=1).mean()))
+
+    model.conditional_sample(x, 1, z_mode=z_mode, sampler=sampler, num_steps=num_steps, generator=seeded(seed), callback=cb)
+    rec["ratio"] = [g / e if e > 0 else float("inf") for g, e in zip(rec["guidance_norm"], rec["eps_norm"])]
+    return rec

@@ -1,0 +1,17 @@
+"""The one error a config raises: :class:`ConfigError`, naming the field."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or impossible; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"config field '{field}': {message}" if field else message)
+
+    def prefixed(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.field}" if self.field else prefix, self.message)
