@@ -71,7 +71,8 @@ from ..bfn.model import batch_images, bfn_loss, check_images, check_sampler_fiel
 from ..config import Config, ConfigError
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
-from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, gaussian_kl
+from ..nn.gaussian import gaussian_kl
+from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
 
 __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
 
@@ -311,7 +312,7 @@ class ParamReL(PretrainedMixin, nn.Module):
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
         l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
-        kl = gaussian_kl(mean.float(), logvar.float())
+        kl = gaussian_kl(mean.float(), logvar.float(), reduction="sum")
         w_kl, w_mmd = cfg.kl_weight, cfg.mmd_weight
         mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
         if cfg.reduction == "per_example":

@@ -23,14 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError
+from ..nn.gaussian import gaussian_kl
 from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
 
-__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]
-
-
-def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per example, summed over latent dimensions (B,)."""
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]  # gaussian_kl: re-exported from diffrep.nn
 
 
 @dataclasses.dataclass

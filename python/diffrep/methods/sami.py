@@ -40,6 +40,7 @@ from torch import nn
 
 from ..config import Config, ConfigError
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig, ddim_timesteps
+from ..nn.gaussian import gaussian_kl
 from ..nn.encoders import HalfUNet, HalfUNetConfig, gaussian_head_output
 from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
 from ..nn.unet import UNet, UNetConfig
@@ -74,11 +75,6 @@ def expected_log_posterior(mu0: torch.Tensor, logvar0: torch.Tensor, mu: torch.T
     var = logvar.exp()
     sq = (mu0 - mu) ** 2 + logvar0.exp()
     return -0.5 * (sq / var + logvar + math.log(2 * math.pi)).sum(-1)
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)) = (mu^2 + sigma^2 - log sigma^2 - 1)/2, shape of mu."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
 
 
 # ----------------------------------------------------------------------------------------------
