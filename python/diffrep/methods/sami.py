@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..config import Config, ConfigError
-from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig, ddim_timesteps
+from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.gaussian import gaussian_kl
 from ..nn.encoders import HalfUNet, HalfUNetConfig, gaussian_head_output
 from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
@@ -571,8 +571,10 @@ class SAMI(PretrainedMixin, nn.Module):
     def _chain(self, guide: Callable | None, n: int, *, sampler: str | None, num_steps: int | None,
                generator: torch.Generator | None, x_T: torch.Tensor | None, scale: float,
                callback: Callable | None) -> torch.Tensor:
-        """Reverse chain on eps_hat = eps_theta - scale k_t g(x_t) (g from ``guide``; None = unguided).
-        A ``num_steps`` below T with no ``sampler`` named (and ``config.sampler="ddpm"``) runs DDIM."""
+        """Reverse chain of :class:`DDPMSampler` / :class:`DDIMSampler` on the guided noise estimate
+        eps_hat = eps_theta - scale k_t g(x_t) (g from ``guide``; None = unguided). A ``num_steps``
+        below T with no ``sampler`` named (and ``config.sampler="ddpm"``) runs DDIM. The chain itself
+        carries no graph; only ``guide`` differentiates (the encoder w.r.t. x_t)."""
         device, dtype = self._device_dtype()
         s = self._sampler(self._pick_sampler(sampler, num_steps))
         T = self.schedule.num_timesteps
@@ -585,24 +587,23 @@ class SAMI(PretrainedMixin, nn.Module):
         if isinstance(s, DDPMSampler):
             if num_steps not in (None, T):
                 raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
-            pairs = [(t, t - 1) for t in range(T - 1, -1, -1)]
-            literal = self.config.alg1_literal
+            steps, literal = None, self.config.alg1_literal
         else:
-            seq = ddim_timesteps(T, num_steps or self.config.sample_steps)
-            pairs = list(zip(seq, seq[1:] + [-1]))
-            literal = False
-        for i, (t, t_prev) in enumerate(pairs):
-            tt = torch.full((n,), t, device=device, dtype=torch.long)
-            g = guide(x) if guide is not None else None
-            with torch.no_grad():
-                eps = self.denoise(x, tt)
-                eps_hat = eps if g is None else eps - scale * self.guidance_coefficient(tt, x, literal=literal) * g
-                if isinstance(s, DDPMSampler):
-                    x = s.step(eps_hat, tt, x, generator=generator)
-                else:
-                    x = s.step(eps_hat, tt, torch.full_like(tt, t_prev), x, generator=generator)
-            if callback is not None:
-                callback(i, t, x, eps, g)
+            steps, literal = num_steps or self.config.sample_steps, False
+        last: dict = {}
+
+        def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+            g = guide(x_t) if guide is not None else None
+            eps = self.denoise(x_t, tt)
+            last.update(t=int(tt[0]), eps=eps, g=g)
+            return eps if g is None else eps - scale * self.guidance_coefficient(tt, x_t, literal=literal) * g
+
+        def step_done(i: int, x_next: torch.Tensor) -> None:
+            callback(i, last["t"], x_next, last["eps"], last["g"])
+
+        with torch.no_grad():
+            x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
+                         callback=step_done if callback is not None else None)
         return x.clamp(-1, 1)
 
     def generate(self, z: torch.Tensor | None = None, *, analytic: tuple | None = None, sampler: str | None = None,
