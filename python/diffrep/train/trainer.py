@@ -149,7 +149,7 @@ class Trainer:
         step = start_step
         while True:
             epoch, offset = divmod(step, per_epoch)
-            sampler = EpochBatchSampler(n, cfg.batch_size, seed=cfg.seed, epoch=epoch, rank=info.rank,
+            sampler = EpochBatchSampler(n, cfg.batch_size, seed=cfg.seed, drop_last=True, epoch=epoch, rank=info.rank,
                                         world_size=info.world_size, start=offset)
             loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                                 collate_fn=self.collate_fn, pin_memory=info.device.type == "cuda",
