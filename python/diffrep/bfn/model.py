@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import Config, ConfigError, register_recipe
+from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from ..train.config import TrainConfig
@@ -25,21 +26,15 @@ from . import losses, sampler
 from .config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
 from .flows import FlowState
 
-__all__ = ["BFNConfig", "BFN", "BFNRecipeConfig", "draw_time", "bfn_loss", "batch_images"]
+__all__ = ["BFNConfig", "BFN", "BFNRecipeConfig", "draw_time", "bfn_loss", "batch_images", "data_images"]
 
 
-def batch_images(batch) -> torch.Tensor:
-    """The image tensor of a batch: a tensor, or the first entry of an (image, target) pair."""
-    x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"batch images must be a [B, C, H, W] tensor, got {tuple(getattr(x, 'shape', ())) or type(x)}")
-    return x
-
-
-def check_images(x: torch.Tensor, cfg: BFNDataConfig, who: str) -> None:
-    want = (cfg.channels, cfg.image_size, cfg.image_size)
-    if tuple(x.shape[1:]) != want:
-        raise ValueError(f"{who}: images must have shape [B, {', '.join(map(str, want))}], got {tuple(x.shape)}")
+def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch") -> torch.Tensor:
+    """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
+    configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
+    discrete flow reads them as classes)."""
+    return check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
+                        name=name, who=who)
 
 
 def draw_time(cfg: BFNDataConfig, batch: int, device, generator=None) -> torch.Tensor:
@@ -102,10 +97,11 @@ class BFN(PretrainedMixin, nn.Module):
         """Psi(theta, t): the raw network output for flow state ``state`` at network time ``t`` (B,)."""
         return self.unet(self.flow.network_input(state), t.float() * self.config.time_scale)
 
-    def loss(self, batch, generator=None) -> dict:
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """The configured BFN loss, averaged over the batch (nats per example); ``loss_per_dim`` divides
+        by the data dimensions. ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config.bfn
-        x = batch_images(batch)
-        check_images(x, cfg, "BFN.loss")
+        x = data_images(batch, cfg, "BFN.loss")
         data = self.flow.prepare_data(x)
         state = self.flow.sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator)
         per_example = bfn_loss(cfg, self.flow, self.output, self.predict(state, state.t), data, state, generator)

@@ -67,11 +67,12 @@ from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
 from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
 from ..bfn.flows import FlowState
-from ..bfn.model import batch_images, bfn_loss, check_images, check_sampler_fields, draw_time
+from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time
 from ..config import Config, ConfigError
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from ..nn.gaussian import gaussian_kl
+from ..nn.images import check_images
 from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
 
 __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
@@ -299,11 +300,11 @@ class ParamReL(PretrainedMixin, nn.Module):
             z_prev = self.encoder.gaussian_params(self.flow.network_input(prev), self._t_net(t_prev)).chunk(2, 1)[0]
         return state, self.decoder_features(prev, t_prev, z_prev)
 
-    def loss(self, batch, generator=None) -> dict:
-        """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above."""
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
+        ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config
-        x = batch_images(batch)
-        check_images(x, cfg.bfn, "ParamReL.loss")
+        x = data_images(batch, cfg.bfn, "ParamReL.loss")
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
         state, feats = self._training_state(data, t, generator)
@@ -344,9 +345,8 @@ class ParamReL(PretrainedMixin, nn.Module):
         return self.posterior(state, state.t, x=x)[0]
 
     def _check_x(self, x, who: str) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError(f"ParamReL.{who}: x must be a [B, C, H, W] tensor, got {tuple(getattr(x, 'shape', ()))}")
-        check_images(x, self.config.bfn, f"ParamReL.{who}")
+        b = self.config.bfn
+        check_images(x, channels=b.channels, size=b.image_size, floating=False, name="x", who=f"ParamReL.{who}")
 
     # ------------------------------------------------------------------ generation
     def _steps(self, num_steps) -> int:

@@ -38,9 +38,11 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
+from .._checks import positive_int
 from ..config import Config, ConfigError
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.gaussian import gaussian_kl
+from ..nn.images import batch_images, check_images
 from ..nn.encoders import HalfUNet, HalfUNetConfig, gaussian_head_output
 from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
 from ..nn.unet import UNet, UNetConfig
@@ -134,9 +136,7 @@ class SAMIConvNet(PretrainedMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
-            raise ValueError(f"SAMIConvNet: expected input [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
-                             f"got {tuple(getattr(x, 'shape', ()))}")
+        check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who="SAMIConvNet")
         h = self.body(x)
         return gaussian_head_output(self.mean_head(h), self.var_head(h), c.variance_head)
 
@@ -310,8 +310,7 @@ class SAMI(PretrainedMixin, nn.Module):
         self.denoiser = UNet(cfg.denoiser)
         self.encoder = SAMIConvNet(cfg.convnet) if cfg.encoder == "convnet" else HalfUNet(cfg.half_unet)
         self.schedule = NoiseSchedule(cfg.schedule)
-        # optimiser steps taken (drives KL annealing); saved with the weights so resume continues it
-        self.register_buffer("train_step", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_pre_hook(_drop_train_step)
         if cfg.freeze_denoiser:
             self.denoiser.requires_grad_(False)
 
@@ -329,14 +328,10 @@ class SAMI(PretrainedMixin, nn.Module):
         p = next(self.encoder.parameters())
         return p.device, p.dtype
 
-    def _check_images(self, x, name: str = "x") -> torch.Tensor:
-        if isinstance(x, (tuple, list)):
-            x = x[0]
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a floating-point image tensor [B, C, H, W]")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] < 1:
-            raise ValueError(f"{name} must have shape [B, {', '.join(map(str, self.image_shape))}], got {tuple(x.shape)}")
-        return x
+    def _check_images(self, x, name: str = "x", *, finite: bool = True) -> torch.Tensor:
+        """``x`` (or a batch's first entry) checked as a float image batch of the model's shape."""
+        C, H, _ = self.image_shape
+        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name)
 
     def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
         if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
@@ -353,7 +348,7 @@ class SAMI(PretrainedMixin, nn.Module):
     # -- inference network ----------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x), each [B, d], for clean or noisy images (no t input)."""
-        x = self._check_images(x)
+        x = self._check_images(x, finite=False)
         mu, logvar = self.encoder(x)
         if self.config.sigma_min > 0:
             # soft floor sigma^2 -> sigma^2 + sigma_min^2: unlike a clamp it keeps the gradient, so an
@@ -395,7 +390,7 @@ class SAMI(PretrainedMixin, nn.Module):
         that a loss on g can be differentiated w.r.t. phi (training). ``x_t`` itself is not modified:
         if it does not require grad, a detached leaf is used.
         """
-        x_t = self._check_images(x_t, "x_t")
+        x_t = self._check_images(x_t, "x_t", finite=False)
         if (z is None) == (analytic is None):
             raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
         if z is not None:
@@ -483,14 +478,16 @@ class SAMI(PretrainedMixin, nn.Module):
         sq = sq.to(torch.promote_types(sq.dtype, torch.float32))  # at least float32 (bf16 autocast)
         return sq.mean(1) if self.config.pixel_reduction == "mean" else sq.sum(1)
 
-    def loss(self, batch, *, t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
              z_noise: torch.Tensor | None = None) -> dict:
         """beta-SAMI (Eq. 10) as Algorithm 2 with the corrected sign (sami.md 5.2).
 
         ``batch``: images [B, C, H, W] in [-1, 1] or a tuple whose first item they are. ``t``,
         ``noise`` (eps_x, image-shaped) and ``z_noise`` (eps_z, [S, B, d]) may be given for
-        reproducible evaluation; otherwise drawn. In training mode each call advances the KL
-        annealing step. Returns ``loss``, ``loss_x``, ``kl``, ``kl_weight``, ``mse_uncond``
+        reproducible evaluation; otherwise drawn (from ``generator`` when given). ``step`` is the
+        0-based training step that sets the annealed KL weight (:meth:`kl_weight_at`); None (evaluation)
+        uses the full ``kl_weight``. Returns ``loss``, ``loss_x``, ``kl``, ``kl_weight``, ``mse_uncond``
         (||eps - eps_theta||^2, the unguided error) and ``mse_guided`` (the guided error).
         """
         cfg = self.config
@@ -498,15 +495,15 @@ class SAMI(PretrainedMixin, nn.Module):
         B = x0.shape[0]
         S = cfg.train_samples
         if t is None:
-            t = self.sample_timesteps(B, device=x0.device)
+            t = self.sample_timesteps(B, device=x0.device, generator=generator)
         elif not isinstance(t, torch.Tensor) or t.shape != (B,):
             raise ValueError(f"t must be an integer tensor of shape [{B}]")
         if noise is None:
-            noise = torch.randn_like(x0)
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}")
         if z_noise is None:
-            z_noise = torch.randn((S, B, self.latent_dim), device=x0.device, dtype=x0.dtype)
+            z_noise = torch.randn((S, B, self.latent_dim), generator=generator, device=x0.device, dtype=x0.dtype)
         elif tuple(z_noise.shape) != (S, B, self.latent_dim):
             raise ValueError(f"z_noise must have shape {(S, B, self.latent_dim)}, got {tuple(z_noise.shape)}")
         grad_on = torch.is_grad_enabled()
@@ -546,10 +543,7 @@ class SAMI(PretrainedMixin, nn.Module):
         else:
             kl_dims = kl_dims.mean(0)
         kl = kl_dims.sum() if cfg.kl_reduction == "sum" else kl_dims.mean()
-        step = int(self.train_step)
-        beta = self.kl_weight_at(step)
-        if self.training and grad_on:
-            self.train_step += 1
+        beta = cfg.kl_weight if step is None else self.kl_weight_at(int(step))
         with torch.no_grad():
             mse_uncond = self._reduce_pixels(resid ** 2).mean()
             mse_guided = per_example.mean()
@@ -725,9 +719,13 @@ class SAMI(PretrainedMixin, nn.Module):
 
 
 def check_count(n, name: str) -> None:
-    """Raise ValueError unless ``n`` is a positive int (not a bool)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
+    """Raise ValueError unless ``n`` is a positive int (not a bool); :func:`diffrep._checks.positive_int`."""
+    positive_int(n, name)
+
+
+def _drop_train_step(module, state_dict, prefix, *args) -> None:
+    # weights saved before the trainer passed ``step`` hold the old KL-annealing counter; it is ignored
+    state_dict.pop(prefix + "train_step", None)
 
 
 def _register_recipes() -> None:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError
+from .images import batch_images, check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
 from .pretrained import PretrainedMixin, register_model
@@ -159,15 +160,19 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
                               if cfg.disc_weight > 0 else None)
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
 
-    def _check(self, x):
+    def _check(self, x, name: str = "x", *, finite: bool = False) -> torch.Tensor:
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != c.in_channels or x.shape[-1] % c.downsample_factor or x.shape[-2] % c.downsample_factor:
-            raise ValueError(f"VQAutoencoder: expected [B, {c.in_channels}, H, W] with H, W divisible by "
-                             f"{c.downsample_factor}, got {tuple(getattr(x, 'shape', ()))}")
+        return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=finite, name=name,
+                            who="VQAutoencoder")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f]."""
         self._check(x)
         return self.quant_conv(self.encoder(x))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x -> encode -> quantise -> decode: images of the input's shape."""
+        return self(x)[0]
 
     def quantize(self, z: torch.Tensor):
         return self.quantizer(z)
@@ -199,14 +204,15 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
             net.to(x.device)
         return net(x, y)
 
-    def loss(self, batch, step: int | None = None) -> dict:
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """VQ-GAN losses; ``batch`` is x or (x, ...), ``step`` the 0-based training step (None: past disc_start).
+        ``generator`` is accepted and unused (the loss draws no random numbers).
 
         Returns ``"loss"`` (autoencoder: L_rec + codebook + lambda * L_GAN) and, with a discriminator,
         ``"disc_loss"`` (hinge); the other entries are detached values for logging.
         """
         c = self.config
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = self._check(batch_images(batch), "batch", finite=True)
         rec, qloss = self(x)
         rec_loss = (rec - x).abs().mean() if c.rec_loss == "l1" else F.mse_loss(rec, x)
         out = {"rec": rec_loss.detach(), "vq": qloss.detach()}

@@ -93,7 +93,7 @@ class ToyDDPM(PretrainedMixin, nn.Module):
         self.unet = UNet(cfg.unet)
         self.schedule = NoiseSchedule(cfg.schedule)
 
-    def loss(self, batch) -> dict:
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device)
         noise = torch.randn_like(x0)
