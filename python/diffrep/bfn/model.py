@@ -12,12 +12,13 @@ embed t through their own adapters).
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, register_recipe
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge, Gt, register_recipe
 from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
@@ -54,12 +55,9 @@ def bfn_loss(cfg: BFNDataConfig, flow, output, net_out, x: torch.Tensor, state: 
 
 
 def check_sampler_fields(cfg) -> None:
-    if cfg.sample_steps < 1:
-        raise ConfigError("sample_steps", f"must be >= 1, got {cfg.sample_steps}")
+    """The sampler rule shared by BFN and ParamReL configs (the fields' own bounds are declared on them)."""
     if cfg.legacy_skip_last_update and cfg.sample_steps < 2:
         raise ConfigError("legacy_skip_last_update", "needs sample_steps >= 2")
-    if not cfg.time_scale > 0:
-        raise ConfigError("time_scale", f"must be > 0, got {cfg.time_scale}")
 
 
 @dataclasses.dataclass
@@ -68,8 +66,8 @@ class BFNConfig(Config):
     unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
         image_size=28, in_channels=1, out_channels=1, model_channels=32, channel_mult=(1, 2, 2),
         attention_resolutions=(), num_groups=8))
-    time_scale: float = 1000.0
-    sample_steps: int = 100
+    time_scale: Annotated[float, Gt(0)] = 1000.0
+    sample_steps: Annotated[int, Ge(1)] = 100
     final: Literal["mode", "sample"] = "mode"
     legacy_skip_last_update: bool = False
     report_reconstruction: bool = False  # log L^r (one extra no-grad network call per step)
@@ -120,8 +118,7 @@ class BFN(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, final: str | None = None) -> torch.Tensor:
         """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int(n, "n")
         cfg = self.config
         device = next(self.parameters()).device
         state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)

@@ -16,17 +16,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError
+from ..config import Config, Ge, Lt
 from ..nn.gaussian import gaussian_kl
 from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
 
-__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]  # gaussian_kl: re-exported from diffrep.nn
+# gaussian_kl lives in diffrep.nn.gaussian; re-exported here, its old home
+__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]
 
 
 @dataclasses.dataclass
@@ -35,12 +36,12 @@ class ParamRelEncoderConfig(Config):
     or channels x K for discrete data with K > 2)."""
 
     image_size: int = 28
-    in_channels: int = 1
-    model_channels: int = 32
+    in_channels: Annotated[int, Ge(1)] = 1
+    model_channels: Annotated[int, Ge(1)] = 32
     channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 1
+    num_res_blocks: Annotated[int, Ge(1)] = 1
     num_groups: int = 8
-    dropout: float = 0.0
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
     pool: Literal["mean", "flatten"] = "mean"
 
     @property
@@ -50,14 +51,7 @@ class ParamRelEncoderConfig(Config):
 
     def validate(self) -> None:
         check_levels(self.image_size, self.channel_mult)
-        if self.pool not in ("mean", "flatten"):
-            raise ConfigError("pool", f"must be 'mean' or 'flatten', got {self.pool!r}")
         check_groups([self.model_channels] + [self.model_channels * m for m in self.channel_mult], self.num_groups)
-        for name in ("in_channels", "model_channels", "num_res_blocks"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 class ParamRelEncoder(nn.Module):

@@ -25,13 +25,14 @@ backward of their sum therefore gives each parameter set exactly its own gradien
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge
 from .images import batch_images, check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
@@ -48,37 +49,29 @@ class VQAutoencoderConfig(Config):
     ch_mult: tuple[int, ...] = (1, 2, 4)
     num_res_blocks: int = 2
     z_channels: int = 3
-    embed_dim: int = 3
-    n_embed: int = 2048
+    embed_dim: Annotated[int, Ge(1)] = 3
+    n_embed: Annotated[int, Ge(2)] = 2048
     beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
     codebook_weight: float = 1.0
     rec_loss: Literal["l1", "l2"] = "l1"
     mid_attention: bool = True
     dropout: float = 0.0
     num_groups: int = 32
-    perceptual_weight: float = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
+    perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
-    disc_weight: float = 0.0  # 0: no discriminator (and no second optimiser)
-    disc_start: int = 0  # first training step with the adversarial terms
-    disc_channels: int = 64
-    disc_layers: int = 3
+    disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
+    disc_start: Annotated[int, Ge(0)] = 0  # first training step with the adversarial terms
+    disc_channels: Annotated[int, Ge(1)] = 64
+    disc_layers: Annotated[int, Ge(1)] = 3
 
     def validate(self) -> None:
         check_levels(self.image_size, self.ch_mult, field="ch_mult")
         check_groups([self.ch * m for m in self.ch_mult], self.num_groups)
-        if self.n_embed < 2 or self.embed_dim < 1:
-            raise ConfigError("n_embed", "need n_embed >= 2 and embed_dim >= 1")
-        for name in ("perceptual_weight", "disc_weight", "disc_start"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
         if self.perceptual_weight > 0 and self.image_size < 16:
             raise ConfigError("perceptual_weight", f"LPIPS needs images of at least 16x16, image_size is {self.image_size}")
-        if self.disc_weight > 0:
-            if self.disc_layers < 1 or self.disc_channels < 1:
-                raise ConfigError("disc_layers", "need disc_layers >= 1 and disc_channels >= 1")
-            if PatchDiscriminator.output_size(self.image_size, self.disc_layers) < 1:
-                raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for "
-                                  f"{self.image_size}x{self.image_size} images; use fewer")
+        if self.disc_weight > 0 and PatchDiscriminator.output_size(self.image_size, self.disc_layers) < 1:
+            raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for "
+                              f"{self.image_size}x{self.image_size} images; use fewer")
 
     @property
     def downsample_factor(self) -> int:
@@ -254,8 +247,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ch: int = 64, n_layers: int = 3):
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"PatchDiscriminator: n_layers must be >= 1, got {n_layers}")
+        positive_int(n_layers, "PatchDiscriminator: n_layers")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
         mult = 1
         for n in range(1, n_layers + 1):
