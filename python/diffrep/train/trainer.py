@@ -1,10 +1,10 @@
 """The training loop: one readable function from data to checkpoint (ecosystem.md 2.3).
 
 Any ``nn.Module`` with ``loss(batch, *, step) -> dict`` (key ``"loss"``, a scalar tensor; other
-entries are logged; ``step`` is the 0-based optimiser step, which drives schedules inside a loss such
-as KL annealing or a discriminator start) trains here: the method surface of
-``diffrep.methods.base``. The trainer always passes ``step``; a model whose ``loss`` takes no ``step``
-still trains, with a DeprecationWarning. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
+entries are logged) trains here: the method surface of ``diffrep.methods.base``. The trainer always
+passes ``step``, the 0-based optimiser step, which drives schedules inside a loss (KL annealing, a
+discriminator start); a model whose ``loss`` takes no ``step`` still trains, with a
+DeprecationWarning. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
 clipping, EMA update. bf16 autocast on CUDA, optional ``torch.compile``, DistributedDataParallel
 under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
 RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
@@ -14,10 +14,9 @@ RNG state and the step; the data order is a function of (seed, epoch) (``diffrep
 Two-optimiser models (GANs such as the VQ-GAN autoencoder) declare ``discriminator_parameters()``.
 Those parameters then get a second AdamW (same settings and learning-rate schedule, clipped
 separately, saved in the checkpoints), the others the first; ``loss`` returns ``"loss"`` and
-``"disc_loss"``. The trainer
-back-propagates their sum once, so the model must keep the gradient paths apart (the generator term
-must not reach the discriminator's parameters, the discriminator term must not reach the others);
-``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
+``"disc_loss"``. The trainer back-propagates their sum once, so the model must keep the gradient
+paths apart (the generator term must not reach the discriminator's parameters, the discriminator term
+must not reach the others); ``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
 """
 
 from __future__ import annotations
@@ -94,13 +93,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr
 
 
-def accepts_step(loss: Callable) -> bool:
+def _accepts_step(loss: Callable) -> bool:
     """Whether ``loss`` takes a ``step`` keyword (or any keyword)."""
     try:
         params = inspect.signature(loss).parameters.values()
     except (TypeError, ValueError):  # no signature to read: assume the surface
         return True
-    return any(p.name == "step" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD for p in params)
+    return any((p.name == "step" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in params)
 
 
 class _LossForward(nn.Module):
@@ -142,7 +141,7 @@ class Trainer:
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"{type(model).__name__} has no loss(batch, *, step) method; the trainer needs one "
                             "returning {'loss': ...}")
-        self._pass_step = accepts_step(model.loss)
+        self._pass_step = _accepts_step(model.loss)
         if not self._pass_step:
             if callable(getattr(model, "discriminator_parameters", None)):
                 raise TypeError(f"{type(model).__name__} declares discriminator parameters, so its loss must take "
