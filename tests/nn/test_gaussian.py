@@ -20,3 +20,13 @@ def test_gaussian_kl_matches_closed_form_and_torch_distributions():
         gaussian_kl(mu, logvar, reduction="batchmean")
     with pytest.raises(ValueError, match="shape"):
         gaussian_kl(mu, logvar[:, :2])
+
+
+def test_old_homes_keep_their_meaning():
+    from diffrep.methods import paramrel_nets, sami
+
+    mu, logvar = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    assert sami.gaussian_kl is gaussian_kl  # SAMI's was already per dimension
+    with pytest.warns(DeprecationWarning, match="reduction='sum'"):
+        old = paramrel_nets.gaussian_kl(mu, logvar)  # ParamReL's summed over latent dimensions
+    torch.testing.assert_close(old, gaussian_kl(mu, logvar, reduction="sum"))

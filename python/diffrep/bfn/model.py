@@ -19,7 +19,8 @@ from torch import nn
 
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt, register_recipe
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images
+from ..nn.images import check_images as _check_images
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from ..train.config import TrainConfig
@@ -34,7 +35,7 @@ def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch") -> tor
     """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
     configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
     discrete flow reads them as classes)."""
-    return check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
+    return _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
                         name=name, who=who)
 
 

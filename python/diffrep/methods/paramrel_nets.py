@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Annotated, Literal
 
 import torch
@@ -23,11 +24,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, Ge, Lt
-from ..nn.gaussian import gaussian_kl
+from ..nn.gaussian import gaussian_kl as _gaussian_kl
 from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
 
-# gaussian_kl lives in diffrep.nn.gaussian; re-exported here, its old home
-__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]
+__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead"]
+
+
+def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Deprecated: :func:`diffrep.nn.gaussian_kl` with ``reduction="sum"`` (KL per example, summed over
+    latent dimensions, shape [B]); this alias goes in the next release."""
+    warnings.warn("diffrep.methods.paramrel_nets.gaussian_kl moved to diffrep.nn.gaussian_kl(mean, logvar, "
+                  "reduction='sum'); the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    return _gaussian_kl(mean, logvar, reduction="sum")
 
 
 @dataclasses.dataclass
