@@ -19,8 +19,7 @@ from torch import nn
 
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt, register_recipe
-from ..nn.images import batch_images
-from ..nn.images import check_images as _check_images
+from ..nn.images import batch_images, check_images as _check_images
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from ..train.config import TrainConfig
