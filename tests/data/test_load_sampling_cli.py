@@ -56,8 +56,8 @@ def test_sampler_resume_and_ranks():
     assert len(full) == 11 and len(s) == 11 and sum(len(b) for b in full) == 103
     s.set_epoch(2, start_batch=4)
     assert list(s) == full[4:] and len(s) == 7
-    r0 = EpochBatchSampler(103, 10, seed=5, num_replicas=2, rank=0)
-    r1 = EpochBatchSampler(103, 10, seed=5, num_replicas=2, rank=1)
+    r0 = EpochBatchSampler(103, 10, seed=5, world_size=2, rank=0)
+    r1 = EpochBatchSampler(103, 10, seed=5, world_size=2, rank=1)
     i0, i1 = r0.indices(), r1.indices()
     assert len(i0) == len(i1) == 52 and set(i0) | set(i1) == set(range(103))
     assert len(list(EpochBatchSampler(103, 10, drop_last=True))[-1]) == 10

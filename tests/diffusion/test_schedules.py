@@ -120,3 +120,26 @@ def test_ddim_timesteps_and_determinism():
         DDPMSampler(s).sample(fn, (2, 3), num_steps=5)
     with pytest.raises(ValueError, match="eta"):
         DDIMSampler(s, eta=-1)
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "ddim"])
+def test_samplers_propagate_gradients_unless_the_caller_turns_them_off(kind):
+    s = NoiseSchedule(kind="linear", num_timesteps=6)
+    sampler = DDPMSampler(s) if kind == "ddpm" else DDIMSampler(s, eta=0.5)
+    w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    x_T = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(weight, start):
+        return sampler.sample(lambda x, t: weight * x, None, num_steps=3 if kind == "ddim" else None, x_T=start,
+                              generator=torch.Generator().manual_seed(0))
+
+    out = run(w, x_T)
+    assert out.requires_grad
+    gw, gx = torch.autograd.grad(out.sum(), (w, x_T))
+    assert float(gx.abs().sum()) > 0
+    # the gradient w.r.t. the model's parameter is the derivative of the chain (central difference, float64)
+    h = 1e-6
+    with torch.no_grad():
+        fd = (run(w + h, x_T).sum() - run(w - h, x_T).sum()) / (2 * h)
+        assert not run(w, x_T).requires_grad  # the caller's no_grad is respected
+    assert float(gw) == pytest.approx(float(fd), rel=1e-5, abs=1e-8)

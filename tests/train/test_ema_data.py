@@ -54,3 +54,17 @@ def test_lr_schedule():
     assert lr_at(c, 0) == pytest.approx(0.1) and lr_at(c, 9) == pytest.approx(1.0)
     assert lr_at(c, 10) == pytest.approx(1.0) and lr_at(c, 55) == pytest.approx(0.5) and lr_at(c, 100) == pytest.approx(0.0)
     assert lr_at(TrainConfig(lr=0.3), 50) == 0.3
+
+
+def test_one_epoch_sampler_for_data_and_train():
+    import diffrep.data
+    import diffrep.data.sampling
+
+    assert EpochBatchSampler is diffrep.data.EpochBatchSampler is diffrep.data.sampling.EpochBatchSampler
+    assert epoch_permutation is diffrep.data.sampling.epoch_permutation
+    # drop_last keeps whole global batches only; without it several ranks share a padded short batch
+    assert len(EpochBatchSampler(22, 4, seed=0, drop_last=True)) == 5
+    r = [EpochBatchSampler(22, 4, seed=0, rank=k, world_size=2) for k in (0, 1)]
+    assert [len(list(s)) for s in r] == [6, 6] and set(r[0].indices()) | set(r[1].indices()) == set(range(22))
+    with pytest.raises(ValueError, match="start batch"):
+        EpochBatchSampler(20, 4, seed=0, start=6)

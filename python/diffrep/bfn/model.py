@@ -12,33 +12,29 @@ embed t through their own adapters).
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge, Gt
+from ..nn.images import batch_images, check_images as _check_images
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
 from . import losses, sampler
 from .config import BFNDataConfig, check_unet, make_flow, make_output
 from .flows import FlowState
 
-__all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images"]
+__all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images", "data_images"]
 
 
-def batch_images(batch) -> torch.Tensor:
-    """The image tensor of a batch: a tensor, or the first entry of an (image, target) pair."""
-    x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"batch images must be a [B, C, H, W] tensor, got {tuple(getattr(x, 'shape', ())) or type(x)}")
-    return x
-
-
-def check_images(x: torch.Tensor, cfg: BFNDataConfig, who: str) -> None:
-    want = (cfg.channels, cfg.image_size, cfg.image_size)
-    if tuple(x.shape[1:]) != want:
-        raise ValueError(f"{who}: images must have shape [B, {', '.join(map(str, want))}], got {tuple(x.shape)}")
+def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch") -> torch.Tensor:
+    """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
+    configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
+    discrete flow reads them as classes)."""
+    return _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
+                        name=name, who=who)
 
 
 def draw_time(cfg: BFNDataConfig, batch: int, device, generator=None) -> torch.Tensor:
@@ -58,12 +54,9 @@ def bfn_loss(cfg: BFNDataConfig, flow, output, net_out, x: torch.Tensor, state: 
 
 
 def check_sampler_fields(cfg) -> None:
-    if cfg.sample_steps < 1:
-        raise ConfigError("sample_steps", f"must be >= 1, got {cfg.sample_steps}")
+    """The sampler rule shared by BFN and ParamReL configs (the fields' own bounds are declared on them)."""
     if cfg.legacy_skip_last_update and cfg.sample_steps < 2:
         raise ConfigError("legacy_skip_last_update", "needs sample_steps >= 2")
-    if not cfg.time_scale > 0:
-        raise ConfigError("time_scale", f"must be > 0, got {cfg.time_scale}")
 
 
 @dataclasses.dataclass
@@ -72,8 +65,8 @@ class BFNConfig(Config):
     unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
         image_size=28, in_channels=1, out_channels=1, model_channels=32, channel_mult=(1, 2, 2),
         attention_resolutions=(), num_groups=8))
-    time_scale: float = 1000.0
-    sample_steps: int = 100
+    time_scale: Annotated[float, Gt(0)] = 1000.0
+    sample_steps: Annotated[int, Ge(1)] = 100
     final: Literal["mode", "sample"] = "mode"
     legacy_skip_last_update: bool = False
     report_reconstruction: bool = False  # log L^r (one extra no-grad network call per step)
@@ -101,10 +94,11 @@ class BFN(PretrainedMixin, nn.Module):
         """Psi(theta, t): the raw network output for flow state ``state`` at network time ``t`` (B,)."""
         return self.unet(self.flow.network_input(state), t.float() * self.config.time_scale)
 
-    def loss(self, batch, generator=None) -> dict:
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """The configured BFN loss, averaged over the batch (nats per example); ``loss_per_dim`` divides
+        by the data dimensions. ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config.bfn
-        x = batch_images(batch)
-        check_images(x, cfg, "BFN.loss")
+        x = data_images(batch, cfg, "BFN.loss")
         data = self.flow.prepare_data(x)
         state = self.flow.sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator)
         per_example = bfn_loss(cfg, self.flow, self.output, self.predict(state, state.t), data, state, generator)
@@ -123,8 +117,7 @@ class BFN(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, final: str | None = None) -> torch.Tensor:
         """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int(n, "n")
         cfg = self.config
         device = next(self.parameters()).device
         state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)

@@ -1,70 +1,104 @@
-"""Deterministic shuffling from (seed, epoch), and a fast batched DataLoader.
+"""Deterministic shuffling from (seed, epoch), the one epoch batch sampler, and a fast batched DataLoader.
 
 The order of epoch ``e`` is ``numpy.random.default_rng([seed, e]).permutation(n)``: a pure function of
-(seed, epoch, n), so a resumed run (``start_batch``) sees exactly the batches it would have seen, and
-DataLoader workers (which only receive index batches from the main process) cannot change it. With
-``num_replicas > 1`` the permutation is padded by wrapping to a multiple of ``num_replicas`` and rank ``r``
-takes every ``num_replicas``-th element (the DistributedSampler convention).
+(seed, epoch, n), so a resumed run (``start``) sees exactly the batches it would have seen, and
+DataLoader workers (which only receive index batches from the main process) cannot change it.
+
+:class:`EpochBatchSampler` cuts that order into global batches of ``batch_size``: batch ``b`` is
+``order[b*B:(b+1)*B]``. With ``world_size`` W > 1 ranks, B must be divisible by W and rank ``r`` takes
+the r-th contiguous slice of B/W indices of every global batch, so a W-rank run sees exactly the
+examples a 1-rank run sees at the same step. Step s of a training run is batch s mod S of epoch s // S
+(S batches per epoch): resuming at step s is a matter of starting there, with no sampler state to save.
+``drop_last`` drops a final short batch (the trainer's choice); otherwise the short batch is kept and,
+with W > 1, padded by wrapping around the order to a multiple of W (the DistributedSampler convention)
+so every rank takes the same number of indices.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from .._checks import non_negative_int, positive_int
+
+__all__ = ["epoch_permutation", "EpochBatchSampler", "make_loader", "worker_generator"]
+
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """int64 permutation of range(n) for (seed, epoch)."""
     for name, v in (("n", n), ("seed", seed), ("epoch", epoch)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        non_negative_int(v, name)
     return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n)).astype(np.int64)
 
 
 class EpochBatchSampler(Sampler):
-    """Yields lists of indices: batch ``b`` of epoch ``epoch`` of the (seed, epoch) permutation.
+    """Yields this rank's index lists for the global batches ``start..`` of epoch ``epoch`` (see the
+    module docstring for the order, the sharding and ``drop_last``).
 
-    ``shuffle=False`` yields indices in order. ``drop_last`` drops a final short batch. ``start_batch``
-    skips the first batches of the current epoch (for resuming mid-epoch); it is cleared by ``set_epoch``.
+    ``shuffle=False`` takes the indices in order. ``set_epoch(e, start_batch)`` moves to another epoch
+    (and a first batch, for resuming mid-epoch). ``num_replicas`` is an old name of ``world_size``.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
-                 num_replicas: int = 1, rank: int = 0):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not (isinstance(num_replicas, int) and num_replicas >= 1 and isinstance(rank, int) and 0 <= rank < num_replicas):
-            raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank!r}, num_replicas={num_replicas!r}")
-        epoch_permutation(n, seed, 0)  # validates n and seed
-        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+    def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = False, *,
+                 epoch: int = 0, start: int = 0, rank: int = 0, world_size: int = 1, num_replicas: int | None = None):
+        if num_replicas is not None:
+            warnings.warn("EpochBatchSampler(num_replicas=) is deprecated; use world_size=", DeprecationWarning,
+                          stacklevel=2)
+            world_size = num_replicas
+        n, batch_size = non_negative_int(n, "n"), positive_int(batch_size, "batch_size")
+        world_size = positive_int(world_size, "world_size")
+        if not (isinstance(rank, int) and 0 <= rank < world_size):
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
+        if n < batch_size:
+            raise ValueError(f"dataset has {n} examples, fewer than the global batch size {batch_size}")
+        epoch_permutation(0, seed, epoch)  # validates seed and epoch
+        self.n, self.batch_size, self.seed = n, batch_size, int(seed)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.num_replicas, self.rank = num_replicas, rank
-        self.epoch, self.start_batch = 0, 0
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = batch_size // world_size
+        self.set_epoch(epoch, start)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         epoch_permutation(0, self.seed, epoch)
-        if not isinstance(start_batch, int) or start_batch < 0:
-            raise ValueError(f"start_batch must be a non-negative int, got {start_batch!r}")
-        self.epoch, self.start_batch = int(epoch), start_batch
+        start_batch = non_negative_int(start_batch, "start_batch")
+        if start_batch > self.batches_per_epoch:
+            raise ValueError(f"start batch {start_batch} outside [0, {self.batches_per_epoch}]")
+        self.epoch, self.start = int(epoch), start_batch
+
+    @property
+    def batches_per_epoch(self) -> int:
+        full, short = divmod(self.n, self.batch_size)
+        return full + (1 if short and not self.drop_last else 0)
+
+    def _order(self) -> np.ndarray:
+        """The epoch's global order, cut (drop_last) or padded (several ranks) to whole batches."""
+        order = epoch_permutation(self.n, self.seed, self.epoch) if self.shuffle else np.arange(self.n, dtype=np.int64)
+        if self.drop_last:
+            return order[: self.n // self.batch_size * self.batch_size]
+        return np.resize(order, -(-self.n // self.world_size) * self.world_size)
+
+    def _batches(self, order: np.ndarray):
+        for lo in range(self.start * self.batch_size, len(order), self.batch_size):
+            batch = order[lo : lo + self.batch_size]
+            k = len(batch) // self.world_size
+            yield batch[self.rank * k : (self.rank + 1) * k]
 
     def indices(self) -> np.ndarray:
-        """This rank's indices for the current epoch, in order."""
-        order = epoch_permutation(self.n, self.seed, self.epoch) if self.shuffle else np.arange(self.n)
-        if self.num_replicas > 1:
-            total = -(-self.n // self.num_replicas) * self.num_replicas
-            order = np.resize(order, total)[self.rank :: self.num_replicas]
-        return order
+        """This rank's indices for the current epoch (from ``start``), in order."""
+        parts = list(self._batches(self._order()))
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def __len__(self) -> int:
-        m = len(self.indices()) if self.num_replicas > 1 else self.n
-        full = m // self.batch_size if self.drop_last else -(-m // self.batch_size)
-        return max(0, full - self.start_batch)
+        return self.batches_per_epoch - self.start
 
     def __iter__(self):
-        order = self.indices()
-        stop = (len(order) // self.batch_size) * self.batch_size if self.drop_last else len(order)
-        for b in range(self.start_batch * self.batch_size, stop, self.batch_size):
-            yield order[b : b + self.batch_size].tolist()
+        for batch in self._batches(self._order()):
+            yield batch.tolist()
 
 
 def make_loader(dataset, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True,
@@ -74,8 +108,7 @@ def make_loader(dataset, batch_size: int, seed: int = 0, epoch: int = 0, shuffle
     Yields ``(images, targets)`` tensors. Call ``loader.sampler.set_epoch(e)`` (and, for datasets
     with dynamic binarisation, ``dataset.set_epoch(e)``) before each epoch; or build one loader per epoch.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last)
-    sampler.set_epoch(epoch, start_batch)
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last, epoch=epoch, start=start_batch)
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
     return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers, **loader_kwargs)

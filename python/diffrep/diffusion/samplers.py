@@ -3,7 +3,9 @@
 Each ``step`` takes a per-sample timestep tensor [B] and returns the next (less noisy) sample;
 nothing is stored between calls. ``sample`` runs the whole reverse chain for a ``model_fn(x_t, t)``
 that returns the network output in the parameterisation named by ``prediction``. Noise is drawn
-from an explicit ``torch.Generator`` so that the same seed gives the same samples.
+from an explicit ``torch.Generator`` so that the same seed gives the same samples. Nothing here turns
+gradients off: a caller that wants no graph wraps the call in ``torch.no_grad()``, one that
+differentiates through the chain (or computes a guidance gradient inside ``model_fn``) does not.
 """
 
 from __future__ import annotations
@@ -66,12 +68,14 @@ class _Sampler:
     def _pairs(self, num_steps: int | None) -> list[tuple[int, int]]:
         raise NotImplementedError
 
-    @torch.no_grad()
     def sample(self, model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape, *,
                num_steps: int | None = None, generator: torch.Generator | None = None,
                device=None, dtype=torch.float32, x_T: torch.Tensor | None = None,
                callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-        """Run the reverse chain from x_T ~ N(0, I) (or the given ``x_T``) to x_0."""
+        """Run the reverse chain from x_T ~ N(0, I) (or the given ``x_T``) to x_0.
+
+        ``callback(i, x)`` is called after step i with the new sample. Gradients flow through the chain
+        unless the caller disables them (``torch.no_grad()``)."""
         if not callable(model_fn):
             raise TypeError("model_fn must be callable as model_fn(x_t, t)")
         if x_T is None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
-from ..config import Config, ConfigError
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge, Gt, Lt
 
 __all__ = ["NoiseScheduleConfig", "NoiseSchedule", "expand_like"]
 
@@ -31,21 +32,15 @@ class NoiseScheduleConfig(Config):
     """
 
     kind: Literal["linear", "cosine", "ldm_linear"] = "linear"
-    num_timesteps: int = 1000
+    num_timesteps: Annotated[int, Ge(1)] = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    cosine_s: float = 0.008
-    max_beta: float = 0.999
+    cosine_s: Annotated[float, Ge(0)] = 0.008
+    max_beta: Annotated[float, Gt(0), Lt(1)] = 0.999
 
     def validate(self) -> None:
-        if self.num_timesteps < 1:
-            raise ConfigError("num_timesteps", f"must be >= 1, got {self.num_timesteps}")
         if self.kind != "cosine" and not (0 < self.beta_start <= self.beta_end < 1):
             raise ConfigError("beta_end", f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
-        if not (0 < self.max_beta < 1):
-            raise ConfigError("max_beta", f"must be in (0, 1), got {self.max_beta}")
-        if self.cosine_s < 0:
-            raise ConfigError("cosine_s", f"must be >= 0, got {self.cosine_s}")
 
 
 def expand_like(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -123,8 +118,7 @@ class NoiseSchedule:
 
     def sample_timesteps(self, batch_size: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """t ~ U{0..T-1}, shape [batch_size]."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "batch_size")
         return torch.randint(0, self.num_timesteps, (batch_size,), device=device, generator=generator)
 
     # -- forward process ---------------------------------------------------------------------

@@ -58,20 +58,23 @@ sampler), ``bfn.sqrt_beta1=sqrt(3)`` (its notebook schedule), ``sender_noise=Fal
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Sequence
+from typing import Annotated, Literal, Sequence
 
 import torch
 from torch import nn
 
+from .._checks import positive_int
 from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
 from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
 from ..bfn.flows import FlowState
-from ..bfn.model import batch_images, bfn_loss, check_images, check_sampler_fields, draw_time
-from ..config import Config, ConfigError
+from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time
+from ..config import Config, ConfigError, Ge, Gt
 from ..nn.pretrained import PretrainedMixin, register_model
 from ..nn.unet import UNet, UNetConfig
-from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, gaussian_kl
+from ..nn.gaussian import gaussian_kl
+from ..nn.images import check_images
+from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
 
 __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
 
@@ -95,29 +98,29 @@ class ParamReLConfig(Config):
     bfn-paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
 
     bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)
-    latent_dim: int = 32
+    latent_dim: Annotated[int, Ge(1)] = 32
     encoder: Literal["vanilla", "progressive", "hyper"] = "progressive"
     encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
     encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
     hyper_mixing: Literal["softmax", "raw"] = "softmax"
-    hyper_steps: int = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
+    hyper_steps: Annotated[int, Ge(0)] = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
     cond: Cond = "adagn_eq12"
-    xattn_tokens: int = 4
+    xattn_tokens: Annotated[int, Ge(1)] = 4
     unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
         BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
     decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
-    gamma_mi: float = 1.0  # SepDiff Table 2 (gamma = 1, lambda = 0.01)
-    lambda_agg: float = 0.01
+    gamma_mi: Annotated[float, Ge(0)] = 1.0  # SepDiff Table 2 (gamma = 1, lambda = 0.01)
+    lambda_agg: Annotated[float, Ge(0)] = 0.01
     allow_negative_mmd_weight: bool = False
     mmd_kernel: Literal["rbf", "imq"] = "rbf"
-    mmd_bandwidth: float = 0.0  # rbf: h of exp(-||x-y||^2/h), imq: C; 0: |z|^2 (InfoVAE, the authors' code) / 2|z|
+    mmd_bandwidth: Annotated[float, Ge(0)] = 0.0  # rbf: h of exp(-||x-y||^2/h), imq: C; 0: |z|^2 (InfoVAE, the authors' code) / 2|z|
     mmd_estimator: Literal["biased", "unbiased"] = "biased"
     mmd_on: Literal["sample", "mean"] = "sample"
-    mmd_time_strata: int = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
+    mmd_time_strata: Annotated[int, Ge(1)] = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
     reduction: Literal["per_example", "paramrel_code"] = "per_example"
     report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
-    time_scale: float = 1000.0  # the networks read t * time_scale
-    sample_steps: int = 100
+    time_scale: Annotated[float, Gt(0)] = 1000.0  # the networks read t * time_scale
+    sample_steps: Annotated[int, Ge(1)] = 100
     final: Literal["mode", "sample"] = "mode"
     legacy_skip_last_update: bool = False
     z_source: Literal["encoder", "prior_per_step", "prior_fixed"] = "encoder"
@@ -134,8 +137,6 @@ class ParamReLConfig(Config):
         return self.gamma_mi + self.lambda_agg - 1.0
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
         check_unet(self.bfn, self.unet)
         check_sampler_fields(self)
         flow_in = make_flow(self.bfn).input_channels(self.bfn.channels)
@@ -157,16 +158,10 @@ class ParamReLConfig(Config):
         elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
             raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
                               f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")
-        if self.xattn_tokens < 1 or self.hyper_steps < 0 or self.mmd_time_strata < 1:
-            raise ConfigError("xattn_tokens", "xattn_tokens and mmd_time_strata must be >= 1, hyper_steps >= 0")
-        if not 0 <= self.gamma_mi or self.lambda_agg < 0:
-            raise ConfigError("gamma_mi", "gamma_mi and lambda_agg must be >= 0")
         if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
             raise ConfigError("lambda_agg", f"the MMD weight gamma_MI + lambda_agg - 1 = {self.mmd_weight:.4g} is "
                               "negative (e.g. SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
                               "Set allow_negative_mmd_weight=True to train it literally (bfn-paramrel.md 3.4)")
-        if self.mmd_bandwidth < 0:
-            raise ConfigError("mmd_bandwidth", f"must be >= 0, got {self.mmd_bandwidth}")
         if self.encoder == "hyper" and self.encoder_input == "x":
             raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
                               "encoder_input='x'")
@@ -298,11 +293,11 @@ class ParamReL(PretrainedMixin, nn.Module):
             z_prev = self.encoder.gaussian_params(self.flow.network_input(prev), self._t_net(t_prev)).chunk(2, 1)[0]
         return state, self.decoder_features(prev, t_prev, z_prev)
 
-    def loss(self, batch, generator=None) -> dict:
-        """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above."""
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
+        ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config
-        x = batch_images(batch)
-        check_images(x, cfg.bfn, "ParamReL.loss")
+        x = data_images(batch, cfg.bfn, "ParamReL.loss")
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
         state, feats = self._training_state(data, t, generator)
@@ -311,7 +306,7 @@ class ParamReL(PretrainedMixin, nn.Module):
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
         l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
-        kl = gaussian_kl(mean.float(), logvar.float())
+        kl = gaussian_kl(mean.float(), logvar.float(), reduction="sum")
         w_kl, w_mmd = cfg.kl_weight, cfg.mmd_weight
         mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
         if cfg.reduction == "per_example":
@@ -343,16 +338,12 @@ class ParamReL(PretrainedMixin, nn.Module):
         return self.posterior(state, state.t, x=x)[0]
 
     def _check_x(self, x, who: str) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError(f"ParamReL.{who}: x must be a [B, C, H, W] tensor, got {tuple(getattr(x, 'shape', ()))}")
-        check_images(x, self.config.bfn, f"ParamReL.{who}")
+        b = self.config.bfn
+        check_images(x, channels=b.channels, size=b.image_size, floating=False, name="x", who=f"ParamReL.{who}")
 
     # ------------------------------------------------------------------ generation
     def _steps(self, num_steps) -> int:
-        n = self.config.sample_steps if num_steps is None else num_steps
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"num_steps must be a positive int, got {n!r}")
-        return n
+        return positive_int(self.config.sample_steps if num_steps is None else num_steps, "num_steps")
 
     def _device(self):
         return next(self.parameters()).device
@@ -374,8 +365,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         for all steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L].
         The prior is deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution).
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int(n, "n")
         cfg = self.config
         steps = self._steps(num_steps)
         source = z_source or ("given" if z is not None else cfg.z_source)

@@ -16,21 +16,26 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import warnings
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError
+from ..config import Config, Ge, Lt
+from ..nn.gaussian import gaussian_kl as _gaussian_kl
 from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
 
-__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "gaussian_kl"]
+__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead"]
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per example, summed over latent dimensions (B,)."""
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+    """Deprecated: :func:`diffrep.nn.gaussian_kl` with ``reduction="sum"`` (KL per example, summed over
+    latent dimensions, shape [B]); this alias goes in the next release."""
+    warnings.warn("diffrep.methods.paramrel_nets.gaussian_kl moved to diffrep.nn.gaussian_kl(mean, logvar, "
+                  "reduction='sum'); the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    return _gaussian_kl(mean, logvar, reduction="sum")
 
 
 @dataclasses.dataclass
@@ -39,12 +44,12 @@ class ParamRelEncoderConfig(Config):
     or channels x K for discrete data with K > 2)."""
 
     image_size: int = 28
-    in_channels: int = 1
-    model_channels: int = 32
+    in_channels: Annotated[int, Ge(1)] = 1
+    model_channels: Annotated[int, Ge(1)] = 32
     channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 1
+    num_res_blocks: Annotated[int, Ge(1)] = 1
     num_groups: int = 8
-    dropout: float = 0.0
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
     pool: Literal["mean", "flatten"] = "mean"
 
     @property
@@ -54,14 +59,7 @@ class ParamRelEncoderConfig(Config):
 
     def validate(self) -> None:
         check_levels(self.image_size, self.channel_mult)
-        if self.pool not in ("mean", "flatten"):
-            raise ConfigError("pool", f"must be 'mean' or 'flatten', got {self.pool!r}")
         check_groups([self.model_channels] + [self.model_channels * m for m in self.channel_mult], self.num_groups)
-        for name in ("in_channels", "model_channels", "num_res_blocks"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 class ParamRelEncoder(nn.Module):

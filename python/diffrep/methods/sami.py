@@ -1,5 +1,7 @@
 """SAMI: a score-based VAE whose decoder is a diffusion model guided by the exact score of the
 encoder's Gaussian posterior (Lyo, Simoncelli & Savin, arXiv 2512.17127; ../shared/reference/sami.md).
+The model is here; its configuration in :mod:`.sami_config`, the disks inference network in
+:mod:`.sami_nets`, the posterior maths of the guidance in :mod:`.sami_guidance`.
 
 One inference network f_phi(x) = (mu, sigma) encodes the clean image x_0 and every noisy x_t (it is
 never told t). The guidance score is g_t = grad_{x_t} log q_phi(z | x_t) with z ~ q_phi(z | x_0)
@@ -29,7 +31,6 @@ scale and the rigid/sloppy guidance axes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -38,263 +39,21 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError
-from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig, ddim_timesteps
-from ..nn.encoders import HalfUNet, HalfUNetConfig, gaussian_head_output
+from .._checks import positive_int
+from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
+from ..nn.encoders import HalfUNet
+from ..nn.gaussian import gaussian_kl
+from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
-from ..nn.unet import UNet, UNetConfig
+from ..nn.unet import UNet
+from .sami_config import SAMIConfig
+from .sami_guidance import check_axes, expected_log_posterior, log_posterior, log_q
+from .sami_nets import SAMIConvNet, SAMIConvNetConfig
 
 __all__ = ["SAMIConvNetConfig", "SAMIConvNet", "SAMIConfig", "SAMI", "log_posterior", "gaussian_kl",
-           "expected_log_posterior"]
+           "expected_log_posterior", "check_count"]
 
 
-# ----------------------------------------------------------------------------------------------
-# the guidance op (imported lazily: another module owns it)
-# ----------------------------------------------------------------------------------------------
-def log_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """mean_s log N(z_s; mu, diag exp(logvar)) per example, shape [B] (sami.md 3.1; Eq. 9, 11).
-
-    z is [B, d] or [S, B, d]. Dispatches to the fused op :func:`diffrep.ops.guidance.log_posterior`
-    (which supports double backward); the import is lazy so that diffrep imports without it.
-    """
-    try:
-        from ..ops.guidance import log_posterior as _op
-    except ModuleNotFoundError as exc:  # pragma: no cover - only before the op exists
-        if exc.name not in ("diffrep.ops.guidance",):
-            raise
-        raise RuntimeError("SAMI needs the guidance op diffrep.ops.guidance.log_posterior, which is not "
-                           "available in this build of diffrep") from None
-    return _op(z, mu, logvar)
-
-
-def expected_log_posterior(mu0: torch.Tensor, logvar0: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """E_{z ~ N(mu0, exp(logvar0))} log N(z; mu, exp(logvar)) per example [B]: the S -> infinity limit
-    of the Monte Carlo guidance (Rao-Blackwellised, sami.md 3.4); its gradient w.r.t. (mu, sigma) is
-    u = (mu0 - mu)/sigma^2, w = ((mu0 - mu)^2 + sigma0^2)/sigma^3 - 1/sigma."""
-    var = logvar.exp()
-    sq = (mu0 - mu) ** 2 + logvar0.exp()
-    return -0.5 * (sq / var + logvar + math.log(2 * math.pi)).sum(-1)
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)) = (mu^2 + sigma^2 - log sigma^2 - 1)/2, shape of mu."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
-
-
-# ----------------------------------------------------------------------------------------------
-# the disks inference network
-# ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class SAMIConvNetConfig(Config):
-    """SAMI's disks inference network (App. A.5, Table A.5): two 3x3 stride-2 convolutions of
-    ``base_channels * channel_mult[i]`` channels with ReLU and no biases. The head is not described
-    by the paper (sami.md 7.2); chosen here: flatten, then one bias-free linear map per head, the
-    variance head through softplus then square (sigma = softplus(a))."""
-
-    image_size: int = 32
-    in_channels: int = 1
-    base_channels: int = 48
-    channel_mult: tuple[int, ...] = (2, 2)
-    latent_dim: int = 3
-    act: Literal["relu", "silu"] = "relu"
-    bias: bool = False
-    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"
-
-    def validate(self) -> None:
-        for name in ("image_size", "in_channels", "base_channels", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if not self.channel_mult or any(m < 1 for m in self.channel_mult):
-            raise ConfigError("channel_mult", f"needs at least one positive multiplier, got {self.channel_mult}")
-
-    @property
-    def feature_size(self) -> int:
-        s = self.image_size
-        for _ in self.channel_mult:
-            s = (s - 1) // 2 + 1  # 3x3, stride 2, padding 1
-        return s
-
-
-@register_model
-class SAMIConvNet(PretrainedMixin, nn.Module):
-    """x [B, C, S, S] -> (mean, logvar) [B, latent_dim]; blind to the noise level; no batch coupling."""
-
-    config_class = SAMIConvNetConfig
-
-    def __init__(self, config: SAMIConvNetConfig):
-        super().__init__()
-        cfg = self._init_config(config)
-        layers: list[nn.Module] = []
-        cin = cfg.in_channels
-        for m in cfg.channel_mult:
-            cout = cfg.base_channels * m
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=cfg.bias),
-                       nn.ReLU() if cfg.act == "relu" else nn.SiLU()]
-            cin = cout
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        feat = cin * cfg.feature_size ** 2
-        self.mean_head = nn.Linear(feat, cfg.latent_dim, bias=cfg.bias)
-        self.var_head = nn.Linear(feat, cfg.latent_dim, bias=cfg.bias)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
-            raise ValueError(f"SAMIConvNet: expected input [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
-                             f"got {tuple(getattr(x, 'shape', ()))}")
-        h = self.body(x)
-        return gaussian_head_output(self.mean_head(h), self.var_head(h), c.variance_head)
-
-
-# ----------------------------------------------------------------------------------------------
-# config
-# ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class SAMIConfig(Config):
-    """Everything that defines a SAMI model, its loss and its default generation settings.
-
-    Networks
-      ``denoiser``: the eps-prediction U-Net (Ho et al. without attention for disks/CelebA64; with
-      attention for the frozen CelebA-HQ DDPM). ``encoder``: ``"convnet"`` (:class:`SAMIConvNet`,
-      disks) or ``"half_unet"`` (:class:`diffrep.nn.HalfUNet`); only the chosen sub-config is used.
-      ``sigma_min``: the variance gets a soft floor, sigma^2 + sigma_min^2 (computed as a logaddexp
-      of log-variances), against the 1/sigma^3 blow-up (sami.md 13 "Numerics"); 0 disables.
-
-    Loss (sami.md 2, 5.2, 5.3, 6, 7.3) -- the paper's open choices:
-      ``kl_weight``: beta of Eq. 10. ``pixel_reduction`` / ``kl_reduction``: how the squared noise
-      error is reduced over pixels (``mean``: divide by D, as ``F.mse_loss``; ``sum``) and the KL over
-      latent dims (``sum``: the closed form; ``mean``). The paper does not state the convention
-      behind its beta values; default mean over pixels, sum over latents (beta per pixel).
-      ``lambda_t``: ``simple`` (1, Algorithm 2; default), ``elbo`` (beta_t^2 / (2 s_t^2 alpha_t (1-abar_t))
-      with s_t^2 the reverse variance of ``sample_variance``, the weight that makes Eq. 4 a bound,
-      Ho et al. Eq. 12) or ``custom`` (``lambda_values``, one per timestep).
-      ``t_sampling``: ``uniform`` over the T levels, ``beta`` (t/T ~ Beta(``t_beta_a``, 1), the
-      high-noise-biased "monotonically increasing" sampler of A.5; a = 4 as the third-party port) or
-      ``band`` (not in the paper): with probability ``t_band_frac`` t is uniform on
-      ``t_band = (lo, hi)`` (lo <= t < hi), otherwise uniform on all levels. A.5 oversamples the
-      levels where the guidance matters most for a frozen denoiser; ``band`` aims that at the levels
-      where a chosen factor is decided (on the CPU disks, the mid-noise levels at which the disk
-      position becomes identifiable) while the uniform share keeps every level trained.
-      ``train_samples``: S draws of z per example; ``mc_placement``: ``outside`` the square
-      (Algorithm 2, the ELBO; S guidance VJPs; default) or ``inside`` (Eq. 9; one VJP).
-      ``detach_z``: ablation, cut the graph from z to phi (off: z is reparameterised, sami.md 3.5).
-      ``kl_anneal_steps`` K and ``kl_anneal_start`` r: beta_k = beta r^(1 - k/K) for k < K, then beta
-      (exponential from a tiny value, sami.md 7.3; 0 steps disables). ``free_bits``: per-dim floor on
-      the batch-mean KL (not in the paper; the port needed it; 0 = off).
-      ``freeze_denoiser``: pretrained-denoiser mode (sami.md 8): theta gets no gradient.
-
-    Generation (sami.md 4, 5.1):
-      ``sampler`` ``ddpm`` (Algorithm 1, all T steps) or ``ddim`` (``sample_steps`` steps, ``ddim_eta``).
-      ``sample_variance``: DDPM reverse variance; ``fixed_large`` (beta_t) is A.2's.
-      ``guidance_scale`` multiplies g (1 = the paper). ``alg1_literal``: use Algorithm 1's printed step
-      sqrt(1 - alpha_t) g instead of A.2's (1 - alpha_t)/sqrt(alpha_t) g (DDPM only).
-      ``z_mode``: ``fixed`` (one z per chain, Algorithm 1), ``mc_average`` (``mc_samples`` draws
-      averaged inside the log-density, Eq. 9/11, one VJP), ``analytic`` (S -> infinity limit).
-      ``guidance_axes``: rigid/sloppy variant (A.4, sami.md 10.3): only these latent axes enter the
-      Mahalanobis and log-det terms (both masked); empty = all axes.
-      ``clip_x0``: clamp the predicted x_0 during sampling (0 = off; clipping changes the guided
-      step, so the exact A.2 form needs it off).
-    """
-
-    denoiser: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
-        image_size=32, in_channels=1, out_channels=1, model_channels=128, channel_mult=(1, 1, 1, 1, 1, 1),
-        attention_resolutions=(), middle_attention=False, use_scale_shift_norm=False))
-    encoder: Literal["convnet", "half_unet"] = "convnet"
-    convnet: SAMIConvNetConfig = dataclasses.field(default_factory=SAMIConvNetConfig)
-    half_unet: HalfUNetConfig = dataclasses.field(default_factory=HalfUNetConfig)
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
-        kind="linear", num_timesteps=400, beta_start=2.5e-4, beta_end=0.05))
-    sigma_min: float = 1e-4
-    # loss
-    kl_weight: float = 5e-6
-    pixel_reduction: Literal["mean", "sum"] = "mean"
-    kl_reduction: Literal["sum", "mean"] = "sum"
-    lambda_t: Literal["simple", "elbo", "custom"] = "simple"
-    lambda_values: tuple[float, ...] = ()
-    t_sampling: Literal["uniform", "beta", "band"] = "uniform"
-    t_beta_a: float = 4.0
-    t_band: tuple[int, ...] = ()
-    t_band_frac: float = 0.75
-    train_samples: int = 1
-    mc_placement: Literal["outside", "inside"] = "outside"
-    detach_z: bool = False
-    kl_anneal_steps: int = 0
-    kl_anneal_start: float = 1e-6
-    free_bits: float = 0.0
-    freeze_denoiser: bool = False
-    # generation
-    sampler: Literal["ddpm", "ddim"] = "ddpm"
-    sample_steps: int = 50
-    ddim_eta: float = 0.0
-    sample_variance: Literal["fixed_large", "fixed_small"] = "fixed_large"
-    guidance_scale: float = 1.0
-    alg1_literal: bool = False
-    z_mode: Literal["fixed", "mc_average", "analytic"] = "fixed"
-    mc_samples: int = 8
-    guidance_axes: tuple[int, ...] = ()
-    clip_x0: float = 0.0
-
-    @property
-    def encoder_config(self):
-        return self.convnet if self.encoder == "convnet" else self.half_unet
-
-    @property
-    def latent_dim(self) -> int:
-        return self.encoder_config.latent_dim
-
-    def validate(self) -> None:
-        d, e = self.denoiser, self.encoder_config
-        if d.in_channels != d.out_channels:
-            raise ConfigError("denoiser.out_channels", "must equal denoiser.in_channels (eps prediction)")
-        if d.latent_dim or d.context_dim or d.num_outputs != 1:
-            raise ConfigError("denoiser", "SAMI's denoiser is unconditional: latent_dim=0, context_dim=0, num_outputs=1")
-        if e.in_channels != d.in_channels or e.image_size != d.image_size:
-            raise ConfigError(self.encoder, f"image shape ({e.in_channels}, {e.image_size}) differs from the "
-                                            f"denoiser's ({d.in_channels}, {d.image_size})")
-        if self.sigma_min < 0:
-            raise ConfigError("sigma_min", f"must be >= 0, got {self.sigma_min}")
-        if self.kl_weight < 0:
-            raise ConfigError("kl_weight", f"must be >= 0, got {self.kl_weight}")
-        if self.lambda_t == "custom":
-            if len(self.lambda_values) != self.schedule.num_timesteps or any(v < 0 for v in self.lambda_values):
-                raise ConfigError("lambda_values", f"lambda_t='custom' needs {self.schedule.num_timesteps} "
-                                                   f"non-negative values, got {len(self.lambda_values)}")
-        elif self.lambda_values:
-            raise ConfigError("lambda_values", "only used with lambda_t='custom'")
-        if not self.t_beta_a > 0:
-            raise ConfigError("t_beta_a", f"must be > 0, got {self.t_beta_a}")
-        if self.t_sampling == "band":
-            T = self.schedule.num_timesteps
-            if len(self.t_band) != 2 or not 0 <= self.t_band[0] < self.t_band[1] <= T:
-                raise ConfigError("t_band", f"t_sampling='band' needs (lo, hi) with 0 <= lo < hi <= {T}, got "
-                                            f"{self.t_band} (overrides apply in order: give t_band first)")
-            if not 0 < self.t_band_frac <= 1:
-                raise ConfigError("t_band_frac", f"must be in (0, 1], got {self.t_band_frac}")
-        for name in ("train_samples", "mc_samples", "sample_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.sample_steps > self.schedule.num_timesteps:
-            raise ConfigError("sample_steps", f"must be <= schedule.num_timesteps={self.schedule.num_timesteps}")
-        if self.kl_anneal_steps < 0:
-            raise ConfigError("kl_anneal_steps", f"must be >= 0, got {self.kl_anneal_steps}")
-        if not 0 < self.kl_anneal_start <= 1:
-            raise ConfigError("kl_anneal_start", f"must be in (0, 1], got {self.kl_anneal_start}")
-        for name in ("free_bits", "ddim_eta", "guidance_scale", "clip_x0"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
-        _check_axes(self.guidance_axes, self.latent_dim, "guidance_axes", ConfigError)
-
-
-def _check_axes(axes, d: int, name: str, exc=ValueError):
-    axes = tuple(axes)
-    if any((not isinstance(a, int)) or isinstance(a, bool) or not 0 <= a < d for a in axes) or len(set(axes)) != len(axes):
-        msg = f"must be distinct latent indices in [0, {d}), got {axes}"
-        raise exc(name, msg) if exc is ConfigError else exc(f"{name} {msg}")
-    return axes
-
-
-# ----------------------------------------------------------------------------------------------
-# the model
-# ----------------------------------------------------------------------------------------------
 @register_model
 class SAMI(PretrainedMixin, nn.Module):
     """Denoiser eps_theta(x_t, t) + inference network f_phi(x) trained by beta-SAMI (Eq. 10).
@@ -314,8 +73,7 @@ class SAMI(PretrainedMixin, nn.Module):
         self.denoiser = UNet(cfg.denoiser)
         self.encoder = SAMIConvNet(cfg.convnet) if cfg.encoder == "convnet" else HalfUNet(cfg.half_unet)
         self.schedule = NoiseSchedule(cfg.schedule)
-        # optimiser steps taken (drives KL annealing); saved with the weights so resume continues it
-        self.register_buffer("train_step", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_pre_hook(_drop_train_step)
         if cfg.freeze_denoiser:
             self.denoiser.requires_grad_(False)
 
@@ -333,14 +91,10 @@ class SAMI(PretrainedMixin, nn.Module):
         p = next(self.encoder.parameters())
         return p.device, p.dtype
 
-    def _check_images(self, x, name: str = "x") -> torch.Tensor:
-        if isinstance(x, (tuple, list)):
-            x = x[0]
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a floating-point image tensor [B, C, H, W]")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] < 1:
-            raise ValueError(f"{name} must have shape [B, {', '.join(map(str, self.image_shape))}], got {tuple(x.shape)}")
-        return x
+    def _check_images(self, x, name: str = "x", *, finite: bool = True) -> torch.Tensor:
+        """``x`` (or a batch's first entry) checked as a float image batch of the model's shape."""
+        C, H, _ = self.image_shape
+        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name)
 
     def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
         if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
@@ -352,12 +106,12 @@ class SAMI(PretrainedMixin, nn.Module):
         return z
 
     def _axes(self, axes) -> tuple[int, ...]:
-        return _check_axes(self.config.guidance_axes if axes is None else axes, self.latent_dim, "axes")
+        return check_axes(self.config.guidance_axes if axes is None else axes, self.latent_dim, "axes")
 
     # -- inference network ----------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x), each [B, d], for clean or noisy images (no t input)."""
-        x = self._check_images(x)
+        x = self._check_images(x, finite=False)
         mu, logvar = self.encoder(x)
         if self.config.sigma_min > 0:
             # soft floor sigma^2 -> sigma^2 + sigma_min^2: unlike a clamp it keeps the gradient, so an
@@ -378,17 +132,6 @@ class SAMI(PretrainedMixin, nn.Module):
         return mu + (0.5 * logvar).exp() * eps
 
     # -- guidance (sami.md 3) -----------------------------------------------------------------
-    def _log_q(self, z, mu, logvar, axes, analytic=None):
-        if axes:
-            idx = torch.tensor(axes, device=mu.device)
-            mu, logvar = mu.index_select(-1, idx), logvar.index_select(-1, idx)
-            z = z.index_select(-1, idx) if z is not None else None
-            if analytic is not None:
-                analytic = (analytic[0].index_select(-1, idx), analytic[1].index_select(-1, idx))
-        if analytic is not None:
-            return expected_log_posterior(analytic[0], analytic[1], mu, logvar)
-        return log_posterior(z, mu, logvar)
-
     def guidance(self, x_t: torch.Tensor, z: torch.Tensor | None = None, *, analytic: tuple | None = None,
                  axes=None, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """g = grad_{x_t} log q_phi(z | x_t) (Eq. 9) and log q [B].
@@ -399,7 +142,7 @@ class SAMI(PretrainedMixin, nn.Module):
         that a loss on g can be differentiated w.r.t. phi (training). ``x_t`` itself is not modified:
         if it does not require grad, a detached leaf is used.
         """
-        x_t = self._check_images(x_t, "x_t")
+        x_t = self._check_images(x_t, "x_t", finite=False)
         if (z is None) == (analytic is None):
             raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
         if z is not None:
@@ -413,7 +156,7 @@ class SAMI(PretrainedMixin, nn.Module):
         leaf = x_t if x_t.requires_grad else x_t.detach().requires_grad_(True)
         with torch.enable_grad():
             mu, logvar = self.posterior(leaf)
-            lq = self._log_q(z, mu, logvar, axes, analytic)
+            lq = log_q(z, mu, logvar, axes, analytic)
             (g,) = torch.autograd.grad(lq.sum(), leaf, create_graph=create_graph)
         return g, lq
 
@@ -487,14 +230,16 @@ class SAMI(PretrainedMixin, nn.Module):
         sq = sq.to(torch.promote_types(sq.dtype, torch.float32))  # at least float32 (bf16 autocast)
         return sq.mean(1) if self.config.pixel_reduction == "mean" else sq.sum(1)
 
-    def loss(self, batch, *, t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
              z_noise: torch.Tensor | None = None) -> dict:
         """beta-SAMI (Eq. 10) as Algorithm 2 with the corrected sign (sami.md 5.2).
 
         ``batch``: images [B, C, H, W] in [-1, 1] or a tuple whose first item they are. ``t``,
         ``noise`` (eps_x, image-shaped) and ``z_noise`` (eps_z, [S, B, d]) may be given for
-        reproducible evaluation; otherwise drawn. In training mode each call advances the KL
-        annealing step. Returns ``loss``, ``loss_x``, ``kl``, ``kl_weight``, ``mse_uncond``
+        reproducible evaluation; otherwise drawn (from ``generator`` when given). ``step`` is the
+        0-based training step that sets the annealed KL weight (:meth:`kl_weight_at`); None (evaluation)
+        uses the full ``kl_weight``. Returns ``loss``, ``loss_x``, ``kl``, ``kl_weight``, ``mse_uncond``
         (||eps - eps_theta||^2, the unguided error) and ``mse_guided`` (the guided error).
         """
         cfg = self.config
@@ -502,15 +247,15 @@ class SAMI(PretrainedMixin, nn.Module):
         B = x0.shape[0]
         S = cfg.train_samples
         if t is None:
-            t = self.sample_timesteps(B, device=x0.device)
+            t = self.sample_timesteps(B, device=x0.device, generator=generator)
         elif not isinstance(t, torch.Tensor) or t.shape != (B,):
             raise ValueError(f"t must be an integer tensor of shape [{B}]")
         if noise is None:
-            noise = torch.randn_like(x0)
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}")
         if z_noise is None:
-            z_noise = torch.randn((S, B, self.latent_dim), device=x0.device, dtype=x0.dtype)
+            z_noise = torch.randn((S, B, self.latent_dim), generator=generator, device=x0.device, dtype=x0.dtype)
         elif tuple(z_noise.shape) != (S, B, self.latent_dim):
             raise ValueError(f"z_noise must have shape {(S, B, self.latent_dim)}, got {tuple(z_noise.shape)}")
         grad_on = torch.is_grad_enabled()
@@ -550,10 +295,7 @@ class SAMI(PretrainedMixin, nn.Module):
         else:
             kl_dims = kl_dims.mean(0)
         kl = kl_dims.sum() if cfg.kl_reduction == "sum" else kl_dims.mean()
-        step = int(self.train_step)
-        beta = self.kl_weight_at(step)
-        if self.training and grad_on:
-            self.train_step += 1
+        beta = cfg.kl_weight if step is None else self.kl_weight_at(int(step))
         with torch.no_grad():
             mse_uncond = self._reduce_pixels(resid ** 2).mean()
             mse_guided = per_example.mean()
@@ -575,8 +317,10 @@ class SAMI(PretrainedMixin, nn.Module):
     def _chain(self, guide: Callable | None, n: int, *, sampler: str | None, num_steps: int | None,
                generator: torch.Generator | None, x_T: torch.Tensor | None, scale: float,
                callback: Callable | None) -> torch.Tensor:
-        """Reverse chain on eps_hat = eps_theta - scale k_t g(x_t) (g from ``guide``; None = unguided).
-        A ``num_steps`` below T with no ``sampler`` named (and ``config.sampler="ddpm"``) runs DDIM."""
+        """Reverse chain of :class:`DDPMSampler` / :class:`DDIMSampler` on the guided noise estimate
+        eps_hat = eps_theta - scale k_t g(x_t) (g from ``guide``; None = unguided). A ``num_steps``
+        below T with no ``sampler`` named (and ``config.sampler="ddpm"``) runs DDIM. The chain itself
+        carries no graph; only ``guide`` differentiates (the encoder w.r.t. x_t)."""
         device, dtype = self._device_dtype()
         s = self._sampler(self._pick_sampler(sampler, num_steps))
         T = self.schedule.num_timesteps
@@ -589,24 +333,23 @@ class SAMI(PretrainedMixin, nn.Module):
         if isinstance(s, DDPMSampler):
             if num_steps not in (None, T):
                 raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
-            pairs = [(t, t - 1) for t in range(T - 1, -1, -1)]
-            literal = self.config.alg1_literal
+            steps, literal = None, self.config.alg1_literal
         else:
-            seq = ddim_timesteps(T, num_steps or self.config.sample_steps)
-            pairs = list(zip(seq, seq[1:] + [-1]))
-            literal = False
-        for i, (t, t_prev) in enumerate(pairs):
-            tt = torch.full((n,), t, device=device, dtype=torch.long)
-            g = guide(x) if guide is not None else None
-            with torch.no_grad():
-                eps = self.denoise(x, tt)
-                eps_hat = eps if g is None else eps - scale * self.guidance_coefficient(tt, x, literal=literal) * g
-                if isinstance(s, DDPMSampler):
-                    x = s.step(eps_hat, tt, x, generator=generator)
-                else:
-                    x = s.step(eps_hat, tt, torch.full_like(tt, t_prev), x, generator=generator)
-            if callback is not None:
-                callback(i, t, x, eps, g)
+            steps, literal = num_steps or self.config.sample_steps, False
+        last: dict = {}
+
+        def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+            g = guide(x_t) if guide is not None else None
+            eps = self.denoise(x_t, tt)
+            last.update(t=int(tt[0]), eps=eps, g=g)
+            return eps if g is None else eps - scale * self.guidance_coefficient(tt, x_t, literal=literal) * g
+
+        def step_done(i: int, x_next: torch.Tensor) -> None:
+            callback(i, last["t"], x_next, last["eps"], last["g"])
+
+        with torch.no_grad():
+            x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
+                         callback=step_done if callback is not None else None)
         return x.clamp(-1, 1)
 
     def generate(self, z: torch.Tensor | None = None, *, analytic: tuple | None = None, sampler: str | None = None,
@@ -726,6 +469,10 @@ class SAMI(PretrainedMixin, nn.Module):
 
 
 def check_count(n, name: str) -> None:
-    """Raise ValueError unless ``n`` is a positive int (not a bool)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
+    """Raise ValueError unless ``n`` is a positive int (not a bool); :func:`diffrep._checks.positive_int`."""
+    positive_int(n, name)
+
+
+def _drop_train_step(module, state_dict, prefix, *args) -> None:
+    # weights saved before the trainer passed ``step`` hold the old KL-annealing counter; it is ignored
+    state_dict.pop(prefix + "train_step", None)

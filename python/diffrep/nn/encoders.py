@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Ge
+from .images import check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
 from .pretrained import PretrainedMixin, register_model
 
@@ -37,11 +38,6 @@ def gaussian_head_output(mean: torch.Tensor, raw: torch.Tensor, variance_head: s
     raise ValueError(f"variance_head must be 'softplus_sq' or 'logvar', got {variance_head!r}")
 
 
-def _check_image(x: torch.Tensor, channels: int, size: int, who: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels or x.shape[2] != size or x.shape[3] != size:
-        raise ValueError(f"{who}: expected input [B, {channels}, {size}, {size}], got {tuple(getattr(x, 'shape', ()))}")
-
-
 @dataclasses.dataclass
 class HalfUNetConfig(Config):
     """SAMI Table A.5: CelebA64 uses base 64, mult [1]*6, ReLU, bias-free; CelebA-HQ [2,2,2,2,1,1], SiLU.
@@ -56,7 +52,7 @@ class HalfUNetConfig(Config):
     channel_mult: tuple[int, ...] = (1, 1, 1, 1, 1, 1)
     num_res_blocks: int = 2
     attention_resolutions: tuple[int, ...] = ()
-    latent_dim: int = 256
+    latent_dim: Annotated[int, Ge(1)] = 256
     head_hidden: int = 0  # 0: same as the last level's width
     act: Literal["relu", "silu"] = "relu"
     bias: bool = False
@@ -66,8 +62,6 @@ class HalfUNetConfig(Config):
     def validate(self) -> None:
         check_levels(self.image_size, self.channel_mult, self.attention_resolutions)
         check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
-        if self.latent_dim < 1:
-            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
 
 
 @register_model
@@ -102,7 +96,7 @@ class HalfUNet(PretrainedMixin, nn.Module):
         self.var_head = nn.Sequential(nn.Linear(ch, hid, bias=b), make_act(cfg.act), nn.Linear(hid, cfg.latent_dim, bias=b))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_image(x, self.config.in_channels, self.config.image_size, "HalfUNet")
+        check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False, who="HalfUNet")
         h = self.body(x).mean(dim=(2, 3))
         return gaussian_head_output(self.mean_head(h), self.var_head(h), self.config.variance_head)
 
@@ -113,17 +107,11 @@ class ConvVAEConfig(Config):
     4x4 stride-2 convs 32, 32, 64, 64 (three convs at 32x32), FC 256, then the Gaussian head."""
 
     image_size: Literal[32, 64] = 64
-    in_channels: int = 3
-    latent_dim: int = 10
+    in_channels: Annotated[int, Ge(1)] = 3
+    latent_dim: Annotated[int, Ge(1)] = 10
     hidden: int = 256
     variance_head: Literal["softplus_sq", "logvar"] = "logvar"
     extra_input_dim: int = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
-
-    def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError("latent_dim", f"must be >= 1, got {self.latent_dim}")
-        if self.in_channels < 1:
-            raise ConfigError("in_channels", f"must be >= 1, got {self.in_channels}")
 
     @property
     def conv_channels(self) -> list[int]:
@@ -149,7 +137,7 @@ class ConvEncoder(PretrainedMixin, nn.Module):
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        _check_image(x, cfg.in_channels, cfg.image_size, "ConvEncoder")
+        check_images(x, channels=cfg.in_channels, size=cfg.image_size, finite=False, who="ConvEncoder")
         h = self.convs(x)
         if cfg.extra_input_dim:
             if extra is None or extra.shape != (x.shape[0], cfg.extra_input_dim):
@@ -231,13 +219,11 @@ class FeatureExtractorConfig(Config):
     preset: Literal["dyga", "encdiff"] = "dyga"
     image_size: int = 64
     in_channels: int = 3
-    num_units: int = 20
+    num_units: Annotated[int, Ge(1)] = 20
 
     def validate(self) -> None:
         if self.image_size != 64:
             raise ConfigError("image_size", f"the published extractors read 64x64 images, got {self.image_size}")
-        if self.num_units < 1:
-            raise ConfigError("num_units", f"must be >= 1, got {self.num_units}")
 
     @property
     def token_dim(self) -> int:
@@ -280,6 +266,6 @@ class FeatureExtractor(PretrainedMixin, nn.Module):
             self.mlp = PerUnitMLP(cfg.num_units, (1, 64, 128, 16), "elu", final_act=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_image(x, self.config.in_channels, self.config.image_size, "FeatureExtractor")
+        check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False, who="FeatureExtractor")
         s = self.fc(self.cnn(x))
         return s, self.mlp(s)

@@ -47,7 +47,7 @@ MODEL_CLASSES: dict[str, str] = {
     "BFN": "diffrep.bfn.model:BFN",
     "ToyDDPM": "diffrep.methods.toy_ddpm:ToyDDPM",
     "ParamReL": "diffrep.methods.paramrel:ParamReL",
-    "SAMIConvNet": "diffrep.methods.sami:SAMIConvNet",
+    "SAMIConvNet": "diffrep.methods.sami_nets:SAMIConvNet",
     "SAMI": "diffrep.methods.sami:SAMI",
 }
 

@@ -16,12 +16,12 @@ downsample factors; ``UNET_PRESETS`` holds the published configurations with the
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Ge, Lt
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
                      timestep_embedding, zero_module)
 from .pretrained import PretrainedMixin, register_model
@@ -32,26 +32,26 @@ __all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
 @dataclasses.dataclass
 class UNetConfig(Config):
     image_size: int = 32
-    in_channels: int = 3
-    out_channels: int = 3
-    model_channels: int = 128
+    in_channels: Annotated[int, Ge(1)] = 3
+    out_channels: Annotated[int, Ge(1)] = 3
+    model_channels: Annotated[int, Ge(1)] = 128
     channel_mult: tuple[int, ...] = (1, 2, 2, 2)
-    num_res_blocks: int = 2
+    num_res_blocks: Annotated[int, Ge(1)] = 2
     attention_resolutions: tuple[int, ...] = (16,)
     middle_attention: bool = True
     num_heads: int = 1
     num_head_channels: int = -1  # > 0: heads = channels // num_head_channels (overrides num_heads)
-    dropout: float = 0.0
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
     use_scale_shift_norm: bool = True
     resblock_updown: bool = False
     conv_resample: bool = True
-    num_groups: int = 32
-    time_embed_dim: int = 0  # 0: 4 * model_channels (ADM)
-    latent_dim: int = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
+    num_groups: Annotated[int, Ge(1)] = 32
+    time_embed_dim: Annotated[int, Ge(0)] = 0  # 0: 4 * model_channels (ADM)
+    latent_dim: Annotated[int, Ge(0)] = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
     latent_cond: Literal["adagn_eq12", "infodiff"] = "adagn_eq12"
-    context_dim: int = 0  # > 0: attention blocks become cross-attention transformers on context tokens
-    transformer_depth: int = 1
-    skip_dropout: float = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
+    context_dim: Annotated[int, Ge(0)] = 0  # > 0: attention blocks become cross-attention transformers on context tokens
+    transformer_depth: Annotated[int, Ge(1)] = 1
+    skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
     skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"
     skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
     skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; Eq. 7 has none
@@ -63,9 +63,6 @@ class UNetConfig(Config):
 
     def validate(self) -> None:
         res = check_levels(self.image_size, self.channel_mult, self.attention_resolutions)
-        for name in ("in_channels", "out_channels", "model_channels", "num_res_blocks", "num_groups", "transformer_depth"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         chans = [self.model_channels * m for m in self.channel_mult]
         check_groups([self.model_channels] + chans, self.num_groups)
         att_chans = [c for c, r in zip(chans, res) if r in self.attention_resolutions] + ([chans[-1]] if self.middle_attention else [])
@@ -75,15 +72,9 @@ class UNetConfig(Config):
                     raise ConfigError("num_head_channels", f"{self.num_head_channels} does not divide attention width {c}")
             elif self.num_heads < 1 or c % self.num_heads:
                 raise ConfigError("num_heads", f"{self.num_heads} heads do not divide attention width {c}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.skip_dropout < 1:
-            raise ConfigError("skip_dropout", f"must be in [0, 1), got {self.skip_dropout}")
         for r in self.skip_dropout_resolutions:
             if r not in res:
                 raise ConfigError("skip_dropout_resolutions", f"resolution {r} does not exist in this U-Net ({res} px)")
-        if self.latent_dim < 0 or self.context_dim < 0 or self.time_embed_dim < 0:
-            raise ConfigError("latent_dim", "latent_dim, context_dim and time_embed_dim must be >= 0")
 
     def skip_dropout_levels(self) -> set[int]:
         """Decoder resolutions (px) whose skip connections get Skip Dropout (dyga-encdiff.md section 5).

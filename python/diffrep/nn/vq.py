@@ -25,13 +25,15 @@ backward of their sum therefore gives each parameter set exactly its own gradien
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, ConfigError
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge
+from .images import batch_images, check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
 from .pretrained import PretrainedMixin, register_model
@@ -47,37 +49,29 @@ class VQAutoencoderConfig(Config):
     ch_mult: tuple[int, ...] = (1, 2, 4)
     num_res_blocks: int = 2
     z_channels: int = 3
-    embed_dim: int = 3
-    n_embed: int = 2048
+    embed_dim: Annotated[int, Ge(1)] = 3
+    n_embed: Annotated[int, Ge(2)] = 2048
     beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
     codebook_weight: float = 1.0
     rec_loss: Literal["l1", "l2"] = "l1"
     mid_attention: bool = True
     dropout: float = 0.0
     num_groups: int = 32
-    perceptual_weight: float = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
+    perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
-    disc_weight: float = 0.0  # 0: no discriminator (and no second optimiser)
-    disc_start: int = 0  # first training step with the adversarial terms
-    disc_channels: int = 64
-    disc_layers: int = 3
+    disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
+    disc_start: Annotated[int, Ge(0)] = 0  # first training step with the adversarial terms
+    disc_channels: Annotated[int, Ge(1)] = 64
+    disc_layers: Annotated[int, Ge(1)] = 3
 
     def validate(self) -> None:
         check_levels(self.image_size, self.ch_mult, field="ch_mult")
         check_groups([self.ch * m for m in self.ch_mult], self.num_groups)
-        if self.n_embed < 2 or self.embed_dim < 1:
-            raise ConfigError("n_embed", "need n_embed >= 2 and embed_dim >= 1")
-        for name in ("perceptual_weight", "disc_weight", "disc_start"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
         if self.perceptual_weight > 0 and self.image_size < 16:
             raise ConfigError("perceptual_weight", f"LPIPS needs images of at least 16x16, image_size is {self.image_size}")
-        if self.disc_weight > 0:
-            if self.disc_layers < 1 or self.disc_channels < 1:
-                raise ConfigError("disc_layers", "need disc_layers >= 1 and disc_channels >= 1")
-            if PatchDiscriminator.output_size(self.image_size, self.disc_layers) < 1:
-                raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for "
-                                  f"{self.image_size}x{self.image_size} images; use fewer")
+        if self.disc_weight > 0 and PatchDiscriminator.output_size(self.image_size, self.disc_layers) < 1:
+            raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for "
+                              f"{self.image_size}x{self.image_size} images; use fewer")
 
     @property
     def downsample_factor(self) -> int:
@@ -159,15 +153,19 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
                               if cfg.disc_weight > 0 else None)
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
 
-    def _check(self, x):
+    def _check(self, x, name: str = "x", *, finite: bool = False) -> torch.Tensor:
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != c.in_channels or x.shape[-1] % c.downsample_factor or x.shape[-2] % c.downsample_factor:
-            raise ValueError(f"VQAutoencoder: expected [B, {c.in_channels}, H, W] with H, W divisible by "
-                             f"{c.downsample_factor}, got {tuple(getattr(x, 'shape', ()))}")
+        return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=finite, name=name,
+                            who="VQAutoencoder")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f]."""
         self._check(x)
         return self.quant_conv(self.encoder(x))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x -> encode -> quantise -> decode: images of the input's shape."""
+        return self(x)[0]
 
     def quantize(self, z: torch.Tensor):
         return self.quantizer(z)
@@ -199,14 +197,15 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
             net.to(x.device)
         return net(x, y)
 
-    def loss(self, batch, step: int | None = None) -> dict:
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """VQ-GAN losses; ``batch`` is x or (x, ...), ``step`` the 0-based training step (None: past disc_start).
+        ``generator`` is accepted and unused (the loss draws no random numbers).
 
         Returns ``"loss"`` (autoencoder: L_rec + codebook + lambda * L_GAN) and, with a discriminator,
         ``"disc_loss"`` (hinge); the other entries are detached values for logging.
         """
         c = self.config
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = self._check(batch_images(batch), "batch", finite=True)
         rec, qloss = self(x)
         rec_loss = (rec - x).abs().mean() if c.rec_loss == "l1" else F.mse_loss(rec, x)
         out = {"rec": rec_loss.detach(), "vq": qloss.detach()}
@@ -248,8 +247,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ch: int = 64, n_layers: int = 3):
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"PatchDiscriminator: n_layers must be >= 1, got {n_layers}")
+        positive_int(n_layers, "PatchDiscriminator: n_layers")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
         mult = 1
         for n in range(1, n_layers + 1):

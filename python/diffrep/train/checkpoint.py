@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._checks import non_negative_int, positive_int
 from ..nn.pretrained import (CONFIG_NAME, EMA_WEIGHTS_NAME, WEIGHTS_NAME, PretrainedMixin, _save_safetensors,
                              load_safetensors_checked, load_state_checked)
 
@@ -56,10 +57,8 @@ def _fsync(path: Path) -> None:
 def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, *, optimizer=None, ema=None,
                     state: dict | None = None, keep: int = 2, disc_optimizer=None) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically; keep the newest ``keep`` complete ones."""
-    if not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}")
+    step = non_negative_int(step, "step")
+    keep = positive_int(keep, "keep")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"

@@ -1,7 +1,10 @@
 """The training loop: one readable function from data to checkpoint (ecosystem.md 2.3).
 
-Any ``nn.Module`` with ``loss(batch) -> dict`` (key ``"loss"``, a scalar tensor; other entries are
-logged) trains here. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
+Any ``nn.Module`` with ``loss(batch, *, step) -> dict`` (key ``"loss"``, a scalar tensor; other
+entries are logged) trains here: the method surface of ``diffrep.methods.base``. The trainer always
+passes ``step``, the 0-based optimiser step, which drives schedules inside a loss (KL annealing, a
+discriminator start); a model whose ``loss`` takes no ``step`` still trains, with a
+DeprecationWarning. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
 clipping, EMA update. bf16 autocast on CUDA, optional ``torch.compile``, DistributedDataParallel
 under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
 RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
@@ -10,20 +13,21 @@ RNG state and the step; the data order is a function of (seed, epoch) (``diffrep
 
 Two-optimiser models (GANs such as the VQ-GAN autoencoder) declare ``discriminator_parameters()``.
 Those parameters then get a second AdamW (same settings and learning-rate schedule, clipped
-separately, saved in the checkpoints), the others the first; ``loss`` is called as
-``loss(batch, step=step)`` (0-based step) and returns ``"loss"`` and ``"disc_loss"``. The trainer
-back-propagates their sum once, so the model must keep the gradient paths apart (the generator term
-must not reach the discriminator's parameters, the discriminator term must not reach the others);
-``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
+separately, saved in the checkpoints), the others the first; ``loss`` returns ``"loss"`` and
+``"disc_loss"``. The trainer back-propagates their sum once, so the model must keep the gradient
+paths apart (the generator term must not reach the discriminator's parameters, the discriminator term
+must not reach the others); ``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,15 +93,24 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr
 
 
+def _accepts_step(loss: Callable) -> bool:
+    """Whether ``loss`` takes a ``step`` keyword (or any keyword)."""
+    try:
+        params = inspect.signature(loss).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume the surface
+        return True
+    return any((p.name == "step" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in params)
+
+
 class _LossForward(nn.Module):
     """Routes ``forward`` to ``model.loss`` so that DDP's forward hooks see the loss computation."""
 
-    def __init__(self, model: nn.Module, pass_step: bool = False):
+    def __init__(self, model: nn.Module, pass_step: bool = True):
         super().__init__()
         self.model = model
         self.pass_step = pass_step
 
-    def forward(self, batch, step: int | None = None):
+    def forward(self, batch, step: int):
         return self.model.loss(batch, step=step) if self.pass_step else self.model.loss(batch)
 
 
@@ -126,7 +139,15 @@ class Trainer:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not callable(getattr(model, "loss", None)):
-            raise TypeError(f"{type(model).__name__} has no loss(batch) method; the trainer needs one returning {{'loss': ...}}")
+            raise TypeError(f"{type(model).__name__} has no loss(batch, *, step) method; the trainer needs one "
+                            "returning {'loss': ...}")
+        self._pass_step = _accepts_step(model.loss)
+        if not self._pass_step:
+            if callable(getattr(model, "discriminator_parameters", None)):
+                raise TypeError(f"{type(model).__name__} declares discriminator parameters, so its loss must take "
+                                "the training step: loss(batch, *, step)")
+            warnings.warn(f"{type(model).__name__}.loss takes no 'step'; the method surface is "
+                          "loss(batch, *, step, generator=None) (diffrep.methods.base)", DeprecationWarning, stacklevel=2)
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
@@ -149,7 +170,7 @@ class Trainer:
         step = start_step
         while True:
             epoch, offset = divmod(step, per_epoch)
-            sampler = EpochBatchSampler(n, cfg.batch_size, seed=cfg.seed, epoch=epoch, rank=info.rank,
+            sampler = EpochBatchSampler(n, cfg.batch_size, seed=cfg.seed, drop_last=True, epoch=epoch, rank=info.rank,
                                         world_size=info.world_size, start=offset)
             loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                                 collate_fn=self.collate_fn, pin_memory=info.device.type == "cuda",
@@ -227,7 +248,7 @@ class Trainer:
         self.step = start
         main = info.rank == 0
         logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=start if resume is not None else None) if main else None
-        forward: nn.Module = _LossForward(model, pass_step=two_optimizers)
+        forward: nn.Module = _LossForward(model, pass_step=self._pass_step)
         if info.world_size > 1:
             forward = nn.parallel.DistributedDataParallel(
                 forward, device_ids=[device.index] if device.type == "cuda" else None,
@@ -253,7 +274,7 @@ class Trainer:
                     for g in opt.param_groups:
                         g["lr"] = lr
                 with autocast:
-                    out = forward(batch, step) if two_optimizers else forward(batch)
+                    out = forward(batch, step)
                 if not isinstance(out, dict) or "loss" not in out:
                     raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
                 if disc_optimizer is not None and "disc_loss" not in out:

@@ -1,0 +1,47 @@
+"""Validation of image batches, shared by every model: one wording for one mistake.
+
+A batch is an image tensor [B, C, H, W], or a tuple/list whose first entry is one (an
+``(images, targets)`` pair from a dataset). :func:`check_images` checks the kind of tensor
+(``TypeError``) and its shape and values (``ValueError``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["batch_images", "check_images"]
+
+
+def batch_images(batch) -> torch.Tensor:
+    """The image tensor of a batch: the tensor itself, or the first entry of an (images, targets) pair."""
+    return batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+
+
+def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] | None = None,
+                 multiple_of: int = 1, floating: bool = True, finite: bool = True, name: str = "x",
+                 who: str = "") -> torch.Tensor:
+    """``x`` unchanged when it is an image batch [B, C, H, W] with B >= 1.
+
+    ``channels``: the required C; ``size``: the required H = W (an int) or (H, W); ``multiple_of``: H and
+    W must be multiples of it (e.g. an autoencoder's down-sampling factor); ``floating``: the dtype must
+    be floating point (integer class maps are refused); ``finite``: no NaN or infinity (floating dtypes
+    only; one reduction over the batch). Messages start with ``who`` (e.g. ``"SAMI.loss: "``) and ``name``.
+    """
+    lead = f"{who}: {name}" if who else name
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{lead} must be an image tensor [B, C, H, W], got {type(x).__name__}")
+    if floating and not x.dtype.is_floating_point:
+        raise TypeError(f"{lead} must be a floating-point image tensor [B, C, H, W], got dtype {x.dtype}")
+    h, w = (size, size) if isinstance(size, int) else (size or (None, None))
+    want = [str(d) if d is not None else n for d, n in ((channels, "C"), (h, "H"), (w, "W"))]
+    ok = x.dim() == 4 and x.shape[0] >= 1
+    if ok:
+        got = (x.shape[1], x.shape[2], x.shape[3])
+        ok = all(d is None or d == g for d, g in zip((channels, h, w), got))
+        ok = ok and got[1] % multiple_of == 0 and got[2] % multiple_of == 0
+    if not ok:
+        extra = f" with H, W divisible by {multiple_of}" if multiple_of > 1 else ""
+        raise ValueError(f"{lead} must have shape [B, {', '.join(want)}]{extra}, got {tuple(x.shape)}")
+    if finite and x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{lead} holds NaN or infinite values")
+    return x
