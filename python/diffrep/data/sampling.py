@@ -1,7 +1,8 @@
 """Deterministic shuffling from (seed, epoch), the one epoch batch sampler, and a fast batched DataLoader.
 
-The order of epoch ``e`` is ``numpy.random.default_rng([seed, e]).permutation(n)``: a pure function of
-(seed, epoch, n), so a resumed run (``start``) sees exactly the batches it would have seen, and
+The order of epoch ``e`` is ``torch.randperm(n)`` drawn from a CPU generator seeded with
+``numpy.random.SeedSequence([seed, e])`` (:func:`seeded_generator`): a pure function of (seed, epoch, n)
+(the trainer's order since its first release, so recorded runs reproduce), so a resumed run (``start``) sees exactly the batches it would have seen, and
 DataLoader workers (which only receive index batches from the main process) cannot change it.
 
 :class:`EpochBatchSampler` cuts that order into global batches of ``batch_size``: batch ``b`` is
@@ -24,14 +25,20 @@ from torch.utils.data import DataLoader, Sampler
 
 from .._checks import non_negative_int, positive_int
 
-__all__ = ["epoch_permutation", "EpochBatchSampler", "make_loader", "worker_generator"]
+__all__ = ["epoch_permutation", "EpochBatchSampler", "make_loader", "seeded_generator", "worker_generator"]
+
+
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from a tuple of ints through ``numpy.random.SeedSequence``."""
+    seed = int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """int64 permutation of range(n) for (seed, epoch)."""
     for name, v in (("n", n), ("seed", seed), ("epoch", epoch)):
         non_negative_int(v, name)
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n)).astype(np.int64)
+    return torch.randperm(int(n), generator=seeded_generator(seed, epoch)).numpy()
 
 
 class EpochBatchSampler(Sampler):
@@ -119,5 +126,4 @@ def worker_generator(seed: int, epoch: int, worker_id: int | None = None) -> tor
     if worker_id is None:
         info = torch.utils.data.get_worker_info()
         worker_id = info.id if info is not None else 0
-    ss = np.random.SeedSequence([int(seed), int(epoch), int(worker_id)])
-    return torch.Generator().manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] >> 1))
+    return seeded_generator(seed, epoch, worker_id)

@@ -3,8 +3,7 @@
 The order and its sampler are :func:`diffrep.data.sampling.epoch_permutation` and
 :class:`diffrep.data.sampling.EpochBatchSampler` (re-exported here): the trainer asks for global
 batches with ``drop_last=True``, so step s is batch s mod S of epoch s // S (S batches per epoch) and
-resuming at step s is a matter of starting there. This module adds the seeded generators and the
-worker initialisation.
+resuming at step s is a matter of starting there. This module adds the worker initialisation.
 """
 
 from __future__ import annotations
@@ -14,17 +13,9 @@ import random
 import numpy as np
 import torch
 
-from ..data.sampling import EpochBatchSampler, epoch_permutation
+from ..data.sampling import EpochBatchSampler, epoch_permutation, seeded_generator
 
 __all__ = ["EpochBatchSampler", "epoch_permutation", "seeded_generator", "worker_init_fn"]
-
-
-def seeded_generator(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from a tuple of ints through ``numpy.random.SeedSequence``."""
-    seed = int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
 
 
 def worker_init_fn(worker_id: int) -> None:
