@@ -50,6 +50,7 @@ def trained_paramrel(tmp_path_factory):
     from diffrep.methods.paramrel import ParamReL
     from diffrep.methods.paramrel_recipes import _CPU_FIELDS, paramrel_config
     from diffrep.train import TrainConfig, Trainer
+    from torch.utils.data import TensorDataset
 
     seed_all()
     ds = data.load("digits", size=16, split="train")
@@ -58,6 +59,6 @@ def trained_paramrel(tmp_path_factory):
     m = ParamReL(paramrel_config(b, 8, 16, (1, 2), res_blocks=1, groups=8, sample_steps=10, **_CPU_FIELDS))
     cfg = TrainConfig(steps=150, batch_size=32, lr=2e-3, weight_decay=1e-2, ema_decay=0.0, grad_clip=1.0,
                       log_every=150, ckpt_every=0, device="cpu", mixed_precision="no", seed=0)
-    Trainer(m, ds, cfg, tmp_path_factory.mktemp("trained_paramrel")).train()
+    Trainer(m, TensorDataset(x_all), cfg, tmp_path_factory.mktemp("trained_paramrel")).train()
     seed_all()
     return m.eval(), x_all
