@@ -7,12 +7,7 @@ from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
 from diffrep.config import ConfigError
 from diffrep.nn import UNetConfig, load_pretrained
 
-
-def _model(kind, **kw):
-    b = BFNDataConfig(data=kind, image_size=8, channels=1, num_bins=16, num_classes=kw.pop("K", 2), sigma1=0.02, **kw)
-    u = UNetConfig(**unet_io(b), model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
-                   middle_attention=False, num_groups=4)
-    return BFN(BFNConfig(bfn=b, unet=u, sample_steps=4))
+from helpers import tiny_bfn as _model
 
 
 @pytest.mark.parametrize("kind,extra", [("continuous", {}), ("discretised", {}), ("discrete", {}), ("discrete", {"K": 3}),

@@ -9,13 +9,7 @@ from diffrep.methods.paramrel import ParamReL, ParamReLConfig, ReverseSample
 from diffrep.nn import load_pretrained
 from diffrep.recipes.paramrel import paramrel_config
 
-
-def tiny(kind="discrete", latent=4, **fields):
-    b = BFNDataConfig(data=kind, image_size=8, channels=1, num_bins=16, num_classes=fields.pop("K", 2), sigma1=0.02,
-                      **fields.pop("bfn", {}))
-    cfg = paramrel_config(b, latent, 8, (1, 2), res_blocks=1, groups=4, sample_steps=fields.pop("steps", 4), **fields)
-    torch.manual_seed(0)
-    return ParamReL(cfg)
+from helpers import tiny_paramrel as tiny
 
 
 def images(kind, n=4, seed=0):

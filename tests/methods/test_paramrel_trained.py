@@ -1,37 +1,13 @@
-"""ParamReL after a short training run: reverse-sampling + decoding reconstructs training images
-better than unconditional sampling does; the CLI verbs and the quickstart run end to end."""
+"""ParamReL after a short training run (the session fixture ``trained_paramrel`` of tests/conftest.py:
+150 steps through ``diffrep.train.Trainer``): reverse-sampling + decoding reconstructs training
+images better than unconditional sampling does; the CLI verbs and the quickstart run end to end."""
 
 import pytest
 import torch
 
-from diffrep.bfn import BFNDataConfig
-from diffrep.methods.paramrel import ParamReL
-from diffrep.recipes.paramrel import _CPU_FIELDS, paramrel_config
 
-
-@pytest.fixture(scope="module")
-def trained_digits():
-    from diffrep import data
-
-    torch.manual_seed(0)
-    ds = data.load("digits", size=16, split="train")
-    x_all = torch.stack([ds[i][0] for i in range(len(ds))])
-    b = BFNDataConfig(data="discrete", image_size=16, channels=1, num_classes=2, sqrt_beta1=3.0)
-    m = ParamReL(paramrel_config(b, 8, 16, (1, 2), res_blocks=1, groups=8, sample_steps=10, **_CPU_FIELDS))
-    opt = torch.optim.AdamW(m.parameters(), 2e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(150):
-        batch = x_all[torch.randint(0, len(x_all), (32,), generator=g)]
-        loss = m.loss((batch, None))["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-    return m.eval(), x_all
-
-
-def test_reverse_sampling_then_decoding_beats_unconditional_samples(trained_digits):
-    m, x_all = trained_digits
+def test_reverse_sampling_then_decoding_beats_unconditional_samples(trained_paramrel):
+    m, x_all = trained_paramrel
     x = x_all[:32]
     rec = m.reconstruct(x)
     smp = m.sample(32, generator=torch.Generator().manual_seed(1))  # z from the prior (x-encoder recipe)
@@ -39,8 +15,8 @@ def test_reverse_sampling_then_decoding_beats_unconditional_samples(trained_digi
     assert rec_err < 0.6 * smp_err, (rec_err, smp_err)
 
 
-def test_encoder_is_informative_after_training(trained_digits):
-    m, x_all = trained_digits
+def test_encoder_is_informative_after_training(trained_paramrel):
+    m, x_all = trained_paramrel
     z = m.encode(x_all[:256])
     assert float(z.std(0).mean()) > 1e-2  # not collapsed
     # nearest neighbour in z retrieves an image closer than a random one
@@ -50,10 +26,10 @@ def test_encoder_is_informative_after_training(trained_digits):
     assert nn_err < rnd_err
 
 
-def test_paramrel_cli_verbs(trained_digits, tmp_path):
+def test_paramrel_cli_verbs(trained_paramrel, tmp_path):
     from diffrep.cli import main
 
-    m, _ = trained_digits
+    m, _ = trained_paramrel
     m.save_pretrained(tmp_path / "m")
     assert main(["paramrel", "sample", str(tmp_path / "m"), "--n", "4", "--steps", "3",
                  "--out", str(tmp_path / "s.png")]) == 0

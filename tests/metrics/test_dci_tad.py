@@ -15,7 +15,7 @@ from diffrep.metrics.auroc import latent_auroc
 from diffrep.metrics.dci import completeness_from_importance as C, dci, disentanglement_from_importance as D
 from diffrep.metrics.tad import tad
 
-from metrics_helpers import sample_factors
+from helpers import sample_factors
 
 L = 1 - np.log(2) / np.log(10)
 EYE = np.diag(np.ones(5))

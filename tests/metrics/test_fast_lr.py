@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from diffrep.metrics.infomec import infomec
 from diffrep.metrics.linear import fit_logistic
 from diffrep.metrics.modularity import modularity_explicitness
-from metrics_helpers import sample_factors
+from helpers import sample_factors
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from diffrep.metrics.mig import mig
 from diffrep.metrics.modularity import modularity_explicitness, modularity_from_mi
 from diffrep.metrics.sap import sap, sap_from_matrix
 
-from metrics_helpers import sample_factors
+from helpers import sample_factors
 
 
 def _ref_discretize(mus, bins=20):  # disentanglement_lib utils._histogram_discretize, (d, N)

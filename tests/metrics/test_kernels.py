@@ -160,7 +160,7 @@ def test_fast_suite_full_size_random_codes():
     factors with random 10-d codes: every score is finite and in [0, 1], and each part records
     which estimator ran."""
     from diffrep.metrics.protocols import evaluate
-    from metrics_helpers import SIZES, TinyGroundTruth
+    from helpers import SIZES, TinyGroundTruth
 
     proj = np.random.RandomState(1).randn(len(SIZES), 10)
 

@@ -11,7 +11,7 @@ from diffrep.metrics.mig import mig
 from diffrep.metrics.pca import pca1_units
 from diffrep.metrics.protocols import beta_vae_score, evaluate, factor_vae_score
 
-from metrics_helpers import TinyGroundTruth
+from helpers import TinyGroundTruth
 
 
 def _rep(x):

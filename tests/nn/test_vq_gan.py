@@ -10,6 +10,8 @@ from diffrep.config import ConfigError
 from diffrep.nn.lpips import LPIPS, LPIPS_ENV
 from diffrep.nn.vq import PatchDiscriminator, VQAutoencoder, VQAutoencoderConfig, adaptive_weight, hinge_d_loss
 
+from helpers import tiny_vq as _tiny
+
 TV_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # torchvision vgg16().features conv indices
 
 
@@ -29,11 +31,6 @@ def lpips_file(tmp_path_factory):
     state["classifier.0.weight"] = torch.zeros(2, 2)  # extra keys (a full VGG16 file) are ignored
     torch.save(state, path)
     return path
-
-
-def _tiny(**kw):
-    base = dict(image_size=16, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=16, num_groups=4, mid_attention=False)
-    return VQAutoencoderConfig(**{**base, **kw})
 
 
 def test_lpips_layout_matches_public_weight_names():

@@ -10,18 +10,12 @@ from hypothesis import strategies as st
 from diffrep.ops import bfn, explain, use_backend
 from diffrep.ops.reference import bfn as ref
 
+from helpers import native_and_twin
+from helpers import uniform as rand
+
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 dtypes = st.sampled_from([torch.float32, torch.float64])
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 7), st.integers(1, 3))
-
-
-def both(fn, device):
-    """(native result, reference result) of ``fn()``, each with a fresh generator of one seed."""
-    out = []
-    for backend in (device.type, "reference"):
-        with use_backend(backend, strict=backend != "reference"):
-            out.append(fn(torch.Generator().manual_seed(1234)))
-    return out
 
 
 def assert_as_accurate_as_twin(native, twin, truth, dtype, atol):
@@ -37,11 +31,6 @@ def assert_as_accurate_as_twin(native, twin, truth, dtype, atol):
     assert bool((err_native <= bound).all()), f"max excess {(err_native - bound).max().item()}"
 
 
-def rand(shape, dtype, device, lo=-1.0, hi=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(shape, generator=g, dtype=dtype) * (hi - lo) + lo).to(device)
-
-
 def t_for(shape, per_row, dtype, device, seed=1):
     return rand(shape[:1] if per_row else shape, dtype, device, 0.0, 1.0, seed)
 
@@ -50,10 +39,10 @@ def t_for(shape, per_row, dtype, device, seed=1):
 @given(shape=shapes, dtype=dtypes, per_row=st.booleans(), inject=st.booleans(),
        sigma1=st.sampled_from([1e-3, 0.0316, 0.5]))
 def test_continuous_flow_matches_twin(device, shape, dtype, per_row, inject, sigma1):
-    x = rand(shape, dtype, device)
-    t = t_for(shape, per_row, dtype, device)
+    x = rand(shape, dtype, device, seed=1234)
+    t = t_for(shape, per_row, dtype, device, seed=1234)
     noise = rand(shape, dtype, device, seed=3) if inject else None
-    a, b = both(lambda g: bfn.continuous_flow(x, t, sigma1, g, noise=noise), device)
+    a, b = native_and_twin(lambda g: bfn.continuous_flow(x, t, sigma1, g, noise=noise), device, seed=1234)
     torch.testing.assert_close(a, b, **TOL[dtype])
 
 
@@ -62,9 +51,9 @@ def test_continuous_flow_matches_twin(device, shape, dtype, per_row, inject, sig
        K=st.sampled_from([2, 3, 16]), beta1=st.sampled_from([0.5625, 3.0, 9.0]))
 def test_discrete_flow_matches_twin(device, shape, dtype, per_row, inject, K, beta1):
     x = torch.randint(0, K, shape, generator=torch.Generator().manual_seed(5)).to(device)
-    t = t_for(shape, per_row, dtype, device)
+    t = t_for(shape, per_row, dtype, device, seed=1234)
     noise = rand((*shape, K), dtype, device, seed=3) if inject else None
-    a, b = both(lambda g: bfn.discrete_flow(x, t, beta1, K, g, noise=noise, dtype=dtype), device)
+    a, b = native_and_twin(lambda g: bfn.discrete_flow(x, t, beta1, K, g, noise=noise, dtype=dtype), device, seed=1234)
     torch.testing.assert_close(a, b, **TOL[dtype])
     torch.testing.assert_close(a.sum(-1), torch.ones(shape, dtype=dtype, device=device), **TOL[dtype])
 
@@ -78,7 +67,7 @@ def test_continuous_update_matches_twin(device, shape, dtype, rho_row, alpha_row
     if inverse:
         rho = rho + (alpha if alpha_row == rho_row else alpha.max())
     fn = bfn.continuous_update_inverse if inverse else bfn.continuous_update
-    (a, ra), (b, rb) = both(lambda g: fn(mu, rho, y, alpha), device)
+    (a, ra), (b, rb) = native_and_twin(lambda g: fn(mu, rho, y, alpha), device, seed=1234)
     torch.testing.assert_close(a, b, **TOL[dtype])
     torch.testing.assert_close(ra, rb)
 
@@ -91,7 +80,7 @@ def test_discrete_update_matches_twin(device, shape, dtype, K, inverse, log):
         theta = theta.log()
     y = rand((*shape, K), dtype, device, -20, 20, seed=7)
     fn = bfn.discrete_update_inverse if inverse else bfn.discrete_update
-    a, b = both(lambda g: fn(theta, y, log=log), device)
+    a, b = native_and_twin(lambda g: fn(theta, y, log=log), device, seed=1234)
     torch.testing.assert_close(a, b, **TOL[dtype])
 
 
@@ -101,8 +90,8 @@ def test_continuous_sender_update_matches_twin(device, shape, dtype, alpha_row, 
     mu, x = rand(shape, dtype, device), rand(shape, dtype, device, seed=9)
     alpha = rand(shape[:1] if alpha_row else shape, dtype, device, 0.1, 2.0, seed=4)
     noise = rand(shape, dtype, device, seed=3) if inject else None
-    (a, ra, ya), (b, rb, yb) = both(
-        lambda g: bfn.continuous_sender_update(mu, 1.0, x, alpha, g, noise=noise, return_y=True), device)
+    (a, ra, ya), (b, rb, yb) = native_and_twin(
+        lambda g: bfn.continuous_sender_update(mu, 1.0, x, alpha, g, noise=noise, return_y=True), device, seed=1234)
     torch.testing.assert_close(ya, yb, **TOL[dtype])
     torch.testing.assert_close(a, b, **TOL[dtype])
     # the drawn y is exactly the y the update used
@@ -117,8 +106,8 @@ def test_discrete_sender_update_matches_twin(device, shape, dtype, K, log, injec
     x = torch.randint(0, K, shape, generator=torch.Generator().manual_seed(2)).to(device)
     alpha = rand(shape[:1], dtype, device, 0.1, 3.0, seed=4)
     noise = rand((*shape, K), dtype, device, seed=3) if inject else None
-    (a, ya), (b, yb) = both(
-        lambda g: bfn.discrete_sender_update(theta, x, alpha, g, log=log, noise=noise, return_y=True), device)
+    (a, ya), (b, yb) = native_and_twin(
+        lambda g: bfn.discrete_sender_update(theta, x, alpha, g, log=log, noise=noise, return_y=True), device, seed=1234)
     torch.testing.assert_close(ya, yb, **TOL[dtype])
     torch.testing.assert_close(a, b, **TOL[dtype])
 
@@ -129,13 +118,11 @@ def test_discretized_probs_matches_twin_with_grad(device, shape, dtype, K, clip)
     mu = rand(shape, dtype, device, -1.5, 1.5).requires_grad_()
     sigma = rand(shape, dtype, device, 1e-3, 2.0, seed=6).requires_grad_()
     w = rand((*shape, K), dtype, device, seed=8)
-    results = []
-    for backend in (device.type, "reference"):
-        with use_backend(backend):
-            p = bfn.discretized_probs(mu, sigma, K, clip)
-            grads = torch.autograd.grad((p * w).sum(), (mu, sigma))
-        results.append((p.detach(), *grads))
-    for a, b in zip(*results):
+    def probs_and_grads():
+        p = bfn.discretized_probs(mu, sigma, K, clip)
+        return (p.detach(), *torch.autograd.grad((p * w).sum(), (mu, sigma)))
+
+    for a, b in zip(*native_and_twin(probs_and_grads, device, strict=False)):
         torch.testing.assert_close(a, b, rtol=1e-4 if dtype == torch.float32 else 1e-10,
                                    atol=1e-5 if dtype == torch.float32 else 1e-10)
 
@@ -170,7 +157,7 @@ def test_discrete_continuous_time_loss_matches_twin_with_grad(device, shape, dty
     logits = rand((*shape, K), dtype, device, -5, 5)
     classes = max(K, 2)
     x = torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(1)).to(device)
-    t = t_for(shape, per_row, dtype, device)
+    t = t_for(shape, per_row, dtype, device, seed=1234)
     results = []
     for backend, dt in ((device.type, dtype), ("reference", dtype), ("reference", torch.float64)):
         lg = logits.to(dt).requires_grad_()

@@ -12,10 +12,8 @@ from hypothesis import strategies as st
 from diffrep.ops import explain, guidance, use_backend
 from diffrep.ops.reference import guidance as ref
 
-
-def rand(shape, dtype=torch.float64, device="cpu", seed=0, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(shape, generator=g, dtype=dtype)).to(device)
+from helpers import native_and_twin
+from helpers import randn as rand
 
 
 def inputs(S, B, D, dtype, device, squeeze=False):
@@ -42,11 +40,8 @@ def test_native_matches_twin_to_second_order(device, S, B, D, squeeze, dtype, co
     squeeze = squeeze and S == 1
     z, mu, lv = inputs(S, B, D, dtype, device, squeeze)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
-    res = []
-    for backend in (device.type, "reference"):
-        with use_backend(backend, strict=backend != "reference"):
-            res.append(second_order(lambda a, b, c: guidance.log_posterior(a, b, c, constant=constant), z, mu, lv))
-    (a, ga, ha), (b, gb, hb) = res
+    (a, ga, ha), (b, gb, hb) = native_and_twin(
+        lambda: second_order(lambda a, b, c: guidance.log_posterior(a, b, c, constant=constant), z, mu, lv), device)
     torch.testing.assert_close(a, b, **tol)
     for u, v in zip(ga + ha, gb + hb):
         torch.testing.assert_close(u, v, **tol)

@@ -13,16 +13,9 @@ from diffrep.ops import explain, use_backend
 from diffrep.ops import metrics as ops
 from diffrep.ops._native_call import run
 
+from helpers import native_and_twin
+
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
-
-
-def both(device, fn):
-    """(native result, twin result) of ``fn()``."""
-    with use_backend(device.type, strict=True):
-        a = fn()
-    with use_backend("reference"):
-        b = fn()
-    return a, b
 
 
 def _round(x, ties):
@@ -37,7 +30,7 @@ def test_auroc_matrix_equals_twin(device, u, a, n, seed, ties, dtype):
     s = torch.from_numpy(_round(rng.randn(u, n), ties).astype(dtype)).to(device)
     y = torch.from_numpy(rng.rand(a, n) < rng.uniform(0, 1)).to(device)
     y[0] = bool(seed % 2)  # a degenerate (single-class) row
-    (auc, deg), (auc_t, deg_t) = both(device, lambda: ops.auroc_matrix(s, y))
+    (auc, deg), (auc_t, deg_t) = native_and_twin(lambda: ops.auroc_matrix(s, y), device)
     assert torch.equal(deg, deg_t)
     assert torch.equal(auc.isnan(), auc_t.isnan())
     assert torch.equal(auc.nan_to_num(), auc_t.nan_to_num())  # one rounding from exact integers: bitwise
@@ -46,7 +39,7 @@ def test_auroc_matrix_equals_twin(device, u, a, n, seed, ties, dtype):
 def test_auroc_signed_zero_and_constant_rows(device):
     s = torch.tensor([[0.0, -0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]], device=device)
     y = torch.tensor([[True, False, False, True]], device=device)
-    (auc, _), (auc_t, _) = both(device, lambda: ops.auroc_matrix(s, y))
+    (auc, _), (auc_t, _) = native_and_twin(lambda: ops.auroc_matrix(s, y), device)
     assert torch.equal(auc, auc_t)
     assert auc[0, 1].item() == 0.5 and auc[0, 0].item() == pytest.approx(0.75)
 
@@ -59,7 +52,7 @@ def test_hist_discretize_equals_twin(device, n, j, bins, seed, ties, dtype):
     x = _round(rng.randn(n, j) * 10 ** rng.uniform(-3, 3), ties).astype(dtype)
     x[:, 0] = 1.5  # constant column: bin 11 of 20
     x = torch.from_numpy(x).to(device)
-    a, b = both(device, lambda: ops.hist_discretize(x, bins))
+    a, b = native_and_twin(lambda: ops.hist_discretize(x, bins), device)
     assert torch.equal(a, b)
 
 
@@ -77,7 +70,7 @@ def test_mi_matrix_equals_twin(device, n, j, f, seed):
     rng = np.random.RandomState(seed)
     lab = torch.from_numpy(rng.randint(0, rng.randint(1, 8), (n, j))).to(device)
     fac = torch.from_numpy(rng.randint(-3, rng.randint(-2, 6), (n, f)) * 7).to(device)  # arbitrary values
-    (m, h), (m_t, h_t) = both(device, lambda: ops.mi_matrix(lab, fac))
+    (m, h), (m_t, h_t) = native_and_twin(lambda: ops.mi_matrix(lab, fac), device)
     torch.testing.assert_close(m, m_t, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(h, h_t, rtol=1e-12, atol=1e-15)
 
@@ -129,7 +122,7 @@ def test_knn_mi_cd_equals_twin(device, n, j, f, k, seed, ties, classes, singleto
     if case is None:
         return
     c, d = (torch.from_numpy(a).to(device) for a in case)
-    a, b = both(device, lambda: ops.knn_mi_cd(c, d, k))
+    a, b = native_and_twin(lambda: ops.knn_mi_cd(c, d, k), device)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -138,8 +131,8 @@ def test_knn_mi_cd_brute_force_ties_equal_twin_and_sklearn(device):
 
     c, d = (np.array(v) for v in BRUTE_TIES)
     ref = _compute_mi_cd(c, d, 10)
-    a, b = both(device, lambda: ops.knn_mi_cd(torch.from_numpy(c[None]).to(device),
-                                              torch.from_numpy(d[None]).to(device), 10))
+    a, b = native_and_twin(lambda: ops.knn_mi_cd(torch.from_numpy(c[None]).to(device),
+                                                 torch.from_numpy(d[None]).to(device), 10), device)
     assert b.item() == pytest.approx(ref, rel=1e-12, abs=1e-12)  # the twin
     assert a.item() == pytest.approx(ref, rel=1e-12, abs=1e-12)  # the native kernel
 
@@ -161,7 +154,7 @@ def test_factor_vae_votes_equal_twin(device, t, b, d, nf, seed, compressed, dtyp
     act = torch.from_numpy(rng.rand(d) < 0.7).to(device)
     act[-1] = True
     fi = torch.from_numpy(rng.randint(0, nf, t)).to(device)
-    (v, arg), (v_t, arg_t) = both(device, lambda: ops.factor_vae_votes(batches, fi, g, act, nf, compressed))
+    (v, arg), (v_t, arg_t) = native_and_twin(lambda: ops.factor_vae_votes(batches, fi, g, act, nf, compressed), device)
     assert torch.equal(arg, arg_t) and torch.equal(v, v_t)
 
 

@@ -11,20 +11,10 @@ from hypothesis import strategies as st
 from diffrep.ops import explain, mmd, use_backend
 from diffrep.ops.reference import mmd as ref
 
+from helpers import native_and_twin
+from helpers import randn as rand
+
 CASES = [(k, e) for k in ("rbf", "imq") for e in ("biased", "unbiased")]
-
-
-def rand(shape, dtype=torch.float64, device="cpu", seed=0, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(shape, generator=g, dtype=dtype)).to(device)
-
-
-def native_and_twin(x, y, device, **kw):
-    with use_backend(device.type, strict=True):
-        a = mmd.mmd2(x, y, **kw)
-    with use_backend("reference"):
-        b = mmd.mmd2(x, y, **kw)
-    return a, b
 
 
 def term_scale(x, y, kernel, scales, weights, estimator):
@@ -43,7 +33,7 @@ def test_native_matches_twin(device, n, m, d, case, multi, dtype, shift, grad):
     x = rand((n, d), dtype, device, 1).requires_grad_(grad != "none")
     y = (rand((m, d), dtype, device, 2) + shift).requires_grad_(grad == "both")
     kw = dict(kernel=kernel, scales=scales, estimator=estimator)
-    a, b = native_and_twin(x, y, device, **kw)
+    a, b = native_and_twin(lambda: mmd.mmd2(x, y, **kw), device)
     x64, y64 = x.detach().double().requires_grad_(), y.detach().double().requires_grad_()
     with use_backend("reference"):
         truth = mmd.mmd2(x64, y64, **kw)

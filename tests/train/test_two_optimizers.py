@@ -11,13 +11,13 @@ from diffrep.nn.pretrained import load_safetensors_checked
 from diffrep.nn.vq import VQAutoencoder, VQAutoencoderConfig
 from diffrep.train import TrainConfig, Trainer
 from diffrep.train.checkpoint import STATE_NAME
+from helpers import tiny_vq
 
 
 def _model(**kw):
     torch.manual_seed(0)
-    base = dict(image_size=8, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=16, num_groups=4, mid_attention=False,
-                disc_weight=0.75, disc_start=0, disc_channels=8, disc_layers=1)
-    return VQAutoencoder(VQAutoencoderConfig(**{**base, **kw}))
+    base = dict(image_size=8, disc_weight=0.75, disc_start=0, disc_channels=8, disc_layers=1)
+    return VQAutoencoder(tiny_vq(**{**base, **kw}))
 
 
 def _data(n=32):

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test folder; the plain helpers they build on are in ``tests/helpers.py``.
+
+- every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``);
+- ``device``: each device with a native backend here (CUDA only when a GPU is usable);
+- ``rng``, ``identity_split``: a seeded NumPy ``RandomState`` and a near-identity representation of
+  Shapes3D-sized factors (metric tests);
+- ``trained_paramrel``: a ParamReL trained 150 steps on binarised 16 x 16 digits through
+  ``diffrep.train.Trainer``, once per session.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import diffrep
+from helpers import sample_factors, seed_all
+
+DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
+
+
+def pytest_runtest_setup(item):
+    """Fixed seeds before each test (a hook, not a fixture, so hypothesis tests see no function-scoped fixture)."""
+    seed_all()
+
+
+@pytest.fixture(params=DEVICES, scope="session")
+def device(request):
+    """Every device with a native backend here; CUDA only when a GPU is usable."""
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)
+
+
+@pytest.fixture
+def identity_split(rng):
+    ftr, fte = sample_factors(1000, rng), sample_factors(1000, rng)
+    return ftr + 0.05 * rng.randn(*ftr.shape), ftr, fte + 0.05 * rng.randn(*fte.shape), fte
+
+
+@pytest.fixture(scope="session")
+def trained_paramrel(tmp_path_factory):
+    """(model in eval mode, all training images [N, 1, 16, 16]): ParamReL_d on the procedural
+    binarised digits at 16 x 16 (the ``paramrel/digits`` model with 10 sampling steps), trained
+    150 steps of batch 32 at lr 2e-3 without EMA by ``diffrep.train.Trainer`` on the CPU."""
+    from diffrep import data
+    from diffrep.bfn import BFNDataConfig
+    from diffrep.methods.paramrel import ParamReL
+    from diffrep.recipes.paramrel import _CPU_FIELDS, paramrel_config
+    from diffrep.train import TrainConfig, Trainer
+    from torch.utils.data import TensorDataset
+
+    seed_all()
+    ds = data.load("digits", size=16, split="train")
+    x_all = torch.stack([ds[i][0] for i in range(len(ds))])
+    b = BFNDataConfig(data="discrete", image_size=16, channels=1, num_classes=2, sqrt_beta1=3.0)
+    m = ParamReL(paramrel_config(b, 8, 16, (1, 2), res_blocks=1, groups=8, sample_steps=10, **_CPU_FIELDS))
+    cfg = TrainConfig(steps=150, batch_size=32, lr=2e-3, weight_decay=1e-2, ema_decay=0.0, grad_clip=1.0,
+                      log_every=150, ckpt_every=0, device="cpu", mixed_precision="no", seed=0)
+    Trainer(m, TensorDataset(x_all), cfg, tmp_path_factory.mktemp("trained_paramrel")).train()
+    seed_all()
+    return m.eval(), x_all

@@ -1,0 +1,156 @@
+"""Helpers shared by the test files: fixed seeds, random inputs, the twin comparison (a native op
+against its PyTorch twin), tiny model factories and tiny ground-truth data.
+
+Import them as ``from helpers import ...``: ``tests/conftest.py`` sits next to this file and pytest
+puts its folder on ``sys.path`` (``tests/`` has no packages). The fixtures built from these helpers
+(``device``, ``rng``, ``identity_split``, ``trained_paramrel``) live in ``tests/conftest.py``.
+Library imports are local to the factories so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+
+SEED = 0  # every test starts from this seed (conftest.pytest_runtest_setup)
+
+
+def seed_all(seed: int = SEED) -> None:
+    """Seed python, numpy and torch (every device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def generator(seed: int = SEED) -> torch.Generator:
+    """A fresh CPU generator with a fixed seed."""
+    return torch.Generator().manual_seed(seed)
+
+
+# -- random inputs ---------------------------------------------------------------------------
+def randn(shape, dtype=torch.float64, device="cpu", seed=0, scale=1.0) -> torch.Tensor:
+    """``scale`` times standard normals from a generator seeded ``seed`` (drawn on the CPU, then moved)."""
+    return (scale * torch.randn(shape, generator=generator(seed), dtype=dtype)).to(device)
+
+
+def uniform(shape, dtype, device, lo=-1.0, hi=1.0, seed=0) -> torch.Tensor:
+    """Uniforms on [lo, hi) from a generator seeded ``seed`` (drawn on the CPU, then moved)."""
+    return (torch.rand(shape, generator=generator(seed), dtype=dtype) * (hi - lo) + lo).to(device)
+
+
+# -- the twin comparison ---------------------------------------------------------------------
+def native_and_twin(fn: Callable, device: torch.device, *, seed: int | None = None, strict: bool = True):
+    """(native result, twin result) of ``fn`` run under the native backend of ``device`` and under
+    the pure-PyTorch twin (``use_backend("reference")``).
+
+    With ``seed``, ``fn`` is called as ``fn(generator)`` with a fresh generator of that seed for each
+    backend (ops that draw random numbers must then agree stream for stream); otherwise as ``fn()``.
+    ``strict`` makes the native run fail instead of falling back to the twin. Gradients: let ``fn``
+    return them, computed with ``torch.autograd.grad`` on inputs that require grad (the inputs are
+    shared by both runs, so use ``autograd.grad``, not ``backward``)."""
+    from diffrep.ops import use_backend
+
+    out = []
+    for backend in (device.type, "reference"):
+        with use_backend(backend, strict=strict and backend != "reference"):
+            out.append(fn(generator(seed)) if seed is not None else fn())
+    return out
+
+
+# -- tiny model configs and models -----------------------------------------------------------
+def tiny_bfn_data(kind: str = "discrete", K: int = 2, **fields):
+    """An 8 x 8 single-channel ``BFNDataConfig`` (16 bins for discretised data, ``K`` classes)."""
+    from diffrep.bfn import BFNDataConfig
+
+    return BFNDataConfig(data=kind, image_size=8, channels=1, num_bins=16, num_classes=K, sigma1=0.02, **fields)
+
+
+def tiny_unet(**kw):
+    """An 8 x 8 ``UNetConfig`` with 8 channels, two levels, one res block, no attention."""
+    from diffrep.nn import UNetConfig
+
+    base = dict(image_size=8, model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
+                middle_attention=False, num_groups=4)
+    return UNetConfig(**{**base, **kw})
+
+
+def tiny_bfn(kind: str, **kw):
+    """A plain BFN on 8 x 8 images (4 sampling steps); ``kw`` goes to :func:`tiny_bfn_data`."""
+    from diffrep.bfn import BFN, BFNConfig, unet_io
+
+    b = tiny_bfn_data(kind, **kw)
+    return BFN(BFNConfig(bfn=b, unet=tiny_unet(**unet_io(b)), sample_steps=4))
+
+
+def tiny_paramrel(kind: str = "discrete", latent: int = 4, **fields):
+    """A ParamReL on 8 x 8 images, seeded 0. ``fields``: ``K`` (classes), ``bfn`` (extra
+    ``BFNDataConfig`` fields), ``steps`` (sampling steps), the rest goes to ``paramrel_config``."""
+    from diffrep.methods.paramrel import ParamReL
+    from diffrep.recipes.paramrel import paramrel_config
+
+    b = tiny_bfn_data(kind, fields.pop("K", 2), **fields.pop("bfn", {}))
+    cfg = paramrel_config(b, latent, 8, (1, 2), res_blocks=1, groups=4, sample_steps=fields.pop("steps", 4), **fields)
+    torch.manual_seed(0)
+    return ParamReL(cfg)
+
+
+def tiny_sami_config(**kw):
+    """A SAMI config on 8 x 8 images: tiny denoiser and encoder, 20-step linear schedule, 5 sampling steps."""
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.sami import SAMIConfig, SAMIConvNetConfig
+
+    base = dict(
+        denoiser=tiny_unet(in_channels=1, out_channels=1, use_scale_shift_norm=False),
+        convnet=SAMIConvNetConfig(image_size=8, in_channels=1, base_channels=2, channel_mult=(2, 2), latent_dim=3),
+        schedule=NoiseScheduleConfig(kind="linear", num_timesteps=20, beta_start=1e-3, beta_end=0.2),
+        sigma_min=0.0, kl_weight=0.1, sample_steps=5)
+    base.update(kw)
+    return SAMIConfig(**base)
+
+
+def tiny_sami(seed: int = 0, dtype=torch.float64, **kw):
+    """A SAMI of :func:`tiny_sami_config` in ``dtype``, seeded, with a random (not zero) output conv
+    so that the denoiser matters."""
+    from diffrep.methods.sami import SAMI
+
+    torch.manual_seed(seed)
+    m = SAMI(tiny_sami_config(**kw)).to(dtype)
+    with torch.no_grad():
+        for p in m.denoiser.out.parameters():
+            p.normal_(0, 0.1)
+    return m
+
+
+def tiny_vq(**kw):
+    """A 16 x 16 ``VQAutoencoderConfig`` with 8 channels, three levels and a 16-entry codebook."""
+    from diffrep.nn.vq import VQAutoencoderConfig
+
+    base = dict(image_size=16, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=16, num_groups=4, mid_attention=False)
+    return VQAutoencoderConfig(**{**base, **kw})
+
+
+# -- tiny ground-truth data (metric tests) ---------------------------------------------------
+SIZES = (10, 10, 10, 8, 4, 15)  # the six Shapes3D factors
+
+
+class TinyGroundTruth:
+    """disentanglement_lib interface: factors drawn one ``randint`` per factor in factor order; the
+    observation is the factor vector itself (as IdentityObservationsData), as float."""
+
+    def __init__(self, factor_sizes=(4, 5, 3)):
+        self.factor_sizes = list(factor_sizes)
+        self.num_factors = len(self.factor_sizes)
+
+    def sample_factors(self, num, random_state):
+        return np.stack([random_state.randint(s, size=num) for s in self.factor_sizes], axis=1)
+
+    def sample_observations_from_factors(self, factors, random_state):
+        return np.asarray(factors, dtype=np.float64)
+
+
+def sample_factors(n, rng, sizes=SIZES):
+    """``n`` factor vectors, one ``rng.randint`` column per factor."""
+    return np.stack([rng.randint(0, s, n) for s in sizes], axis=1)
