@@ -100,7 +100,8 @@ def tiny_paramrel(kind: str = "discrete", latent: int = 4, **fields):
 def tiny_sami_config(**kw):
     """A SAMI config on 8 x 8 images: tiny denoiser and encoder, 20-step linear schedule, 5 sampling steps."""
     from diffrep.diffusion import NoiseScheduleConfig
-    from diffrep.methods.sami import SAMIConfig, SAMIConvNetConfig
+    from diffrep.methods.sami_config import SAMIConfig
+    from diffrep.methods.sami_nets import SAMIConvNetConfig
 
     base = dict(
         denoiser=tiny_unet(in_channels=1, out_channels=1, use_scale_shift_norm=False),
@@ -122,6 +123,12 @@ def tiny_sami(seed: int = 0, dtype=torch.float64, **kw):
         for p in m.denoiser.out.parameters():
             p.normal_(0, 0.1)
     return m
+
+
+def sami_images(n: int = 3, seed: int = 1, dtype=torch.float64) -> torch.Tensor:
+    """``n`` uniform images in [-1, 1] of :func:`tiny_sami`'s shape (1 x 8 x 8)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((n, 1, 8, 8), generator=g, dtype=dtype) * 2 - 1
 
 
 def tiny_vq(**kw):

@@ -7,7 +7,7 @@ import torch
 
 from diffrep.analysis import sami as A
 from diffrep.data.disks import disks_geometry, render_disks
-from sami_tiny import tiny_model
+from helpers import tiny_sami as tiny_model
 
 
 def test_disk_centres_recover_rendered_centres():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffrep.analysis import sami as A
-from sami_tiny import images, tiny_model
+from helpers import sami_images as images, tiny_sami as tiny_model
 
 
 def test_variability_matches_trace_of_covariance():
