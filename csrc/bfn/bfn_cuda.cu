@@ -1,9 +1,9 @@
 // CUDA kernels of the BFN family: grid-stride loops over the element bodies of bfn_math.h,
 // launched on torch's current stream. Error flags are OR-ed into l.flags (one atomic per
 // thread that saw an error).
-#include "bfn/bfn_kernels.h"
+#include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
-#include "common/cuda_check.cuh"
+#include "common/cuda_helpers.cuh"
 #include "common/philox.h"
 
 namespace diffrep {
@@ -11,10 +11,6 @@ namespace cuda {
 namespace {
 
 using namespace bfn;
-constexpr int kThreads = 256;
-
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 // One thread per Philox block of 4 consecutive elements, so each block is generated once.
 template <typename T>
@@ -160,85 +156,55 @@ __global__ void discrete_cts_loss_kernel(const T* logits, const int64_t* x, cons
 
 }  // namespace
 
-#define LAUNCH(kernel, work, name, ...)                                                      \
-  do {                                                                                       \
-    if ((work) == 0) return;                                                                 \
-    DeviceGuard guard(l.device);                                                             \
-    kernel<<<grid_for((work), kThreads), kThreads, 0, as_stream(l)>>>(__VA_ARGS__);          \
-    check_launch(name);                                                                      \
-  } while (0)
 
-template <typename T>
-void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
-              uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  LAUNCH(cts_flow_kernel<T>, (n + 3) / 4, "cts_flow", x, t, t_per_row, row_len, log_s1sq, noise,
+DIFFREP_LAUNCHER(cts_flow) {
+  DIFFREP_LAUNCH_ONE(cts_flow_kernel<T>, (n + 3) / 4, "cts_flow", x, t, t_per_row, row_len, log_s1sq, noise,
          PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
-template <typename T>
-void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, int64_t row_len, int64_t K,
-               T sqrt_beta1, const T* noise, uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  LAUNCH(disc_flow_kernel<T>, n, "disc_flow", x, t, t_per_row, row_len, K, sqrt_beta1, noise,
+DIFFREP_LAUNCHER(disc_flow) {
+  DIFFREP_LAUNCH_ONE(disc_flow_kernel<T>, n, "disc_flow", x, t, t_per_row, row_len, K, sqrt_beta1, noise,
          PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
-template <typename T>
-void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha, bool alpha_per_row,
-                int64_t row_len, const T* y, bool inverse, T* out, int64_t n) {
-  LAUNCH(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y, inverse, out,
+DIFFREP_LAUNCHER(cts_update) {
+  DIFFREP_LAUNCH_ONE(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y, inverse, out,
          n, l.flags);
 }
 
-template <typename T>
-void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
-                       bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
-                       uint64_t offset, T* out, T* out_y, int64_t n) {
-  LAUNCH(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha, alpha_per_row,
+DIFFREP_LAUNCHER(cts_sender_update) {
+  DIFFREP_LAUNCH_ONE(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha, alpha_per_row,
          row_len, x, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
-template <typename T>
-void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool inverse, bool log_io, T* out,
-                 int64_t n) {
-  LAUNCH(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n, l.flags);
+DIFFREP_LAUNCHER(disc_update) {
+  DIFFREP_LAUNCH_ONE(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n, l.flags);
 }
 
-template <typename T>
-void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const T* alpha, bool alpha_per_row,
-                        int64_t row_len, int64_t K, bool log_io, const T* noise, uint64_t seed, uint64_t offset,
-                        T* out, T* out_y, int64_t n) {
-  LAUNCH(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len, K, log_io,
+DIFFREP_LAUNCHER(disc_sender_update) {
+  DIFFREP_LAUNCH_ONE(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len, K, log_io,
          noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
-template <typename T>
-void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, bool clip, T* out, int64_t n) {
-  LAUNCH(disc_probs_kernel<T>, n, "disc_probs", mu_x, sigma_x, K, clip, out, n, l.flags);
+DIFFREP_LAUNCHER(disc_probs) {
+  DIFFREP_LAUNCH_ONE(disc_probs_kernel<T>, n, "disc_probs", mu_x, sigma_x, K, clip, out, n, l.flags);
 }
 
-template <typename T>
-void disc_probs_backward(const Launch& l, const T* mu_x, const T* sigma_x, const T* g, int64_t K, bool clip, T* d_mu,
-                         T* d_sigma, int64_t n) {
-  LAUNCH(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, g, K, clip, d_mu, d_sigma, n);
+DIFFREP_LAUNCHER(disc_probs_backward) {
+  DIFFREP_LAUNCH_ONE(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, grad, K, clip, d_mu, d_sigma, n);
 }
 
-template <typename T>
-void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, const T* mu, const T* t,
-                   bool t_per_row, int64_t row_len, const T* x, T log_s1sq, int64_t K, bool clip, bool noise_pred,
-                   T min_loss_var, bool want_grad, T* loss, T* d_mean, T* d_log_sigma, int64_t n) {
-  LAUNCH(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len, x, log_s1sq,
+DIFFREP_LAUNCHER(disc_cts_loss) {
+  DIFFREP_LAUNCH_ONE(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len, x, log_s1sq,
          K, clip, noise_pred, min_loss_var, want_grad, loss, d_mean, d_log_sigma, n, l.flags);
 }
 
-template <typename T>
-void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const T* t, bool t_per_row,
-                       int64_t row_len, int64_t K, T beta1, bool want_grad, T* loss, T* d_logits, int64_t n) {
-  LAUNCH(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1, want_grad,
+DIFFREP_LAUNCHER(discrete_cts_loss) {
+  DIFFREP_LAUNCH_ONE(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1, want_grad,
          loss, d_logits, n, l.flags);
 }
 
-DIFFREP_BFN_INSTANTIATE(float)
-DIFFREP_BFN_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_BFN_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/fast_math.h"
 #include "common/hd.h"
 
@@ -39,12 +40,6 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 #define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
 #endif
 
-// Error flags written by the kernels (bitwise OR), decoded in python/diffrep/ops/bfn.py.
-enum ErrorFlag : int32_t {
-  kNonFiniteInput = 1,
-  kClassOutOfRange = 2,
-  kNonPositive = 4,
-};
 
 // t / alpha / rho may be given per example (index i / row_len) or per element (index i).
 DIFFREP_HD int64_t bidx(int64_t i, int64_t row_len, bool per_row) { return per_row ? i / row_len : i; }

@@ -5,6 +5,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,6 +21,12 @@ template <typename T, typename A>
 inline T* typed(A& a, const char* name) {
   if (a.dtype() != nb::dtype<T>()) throw nb::type_error((std::string(name) + ": unexpected dtype").c_str());
   return static_cast<T*>(a.data());
+}
+
+// An optional array (None in Python): nullptr, else as typed().
+template <typename T, typename A>
+inline T* optional_typed(A& a, const char* name) {
+  return a.is_valid() ? typed<T>(a, name) : nullptr;
 }
 
 template <typename A>
@@ -44,6 +51,12 @@ inline void expect_size(const A& a, int64_t n, const char* name) {
                            std::to_string(a.size())).c_str());
 }
 
+// An optional array (None) is not checked.
+template <typename A>
+inline void expect_size_if_given(const A& a, int64_t n, const char* name) {
+  if (a.is_valid()) expect_size(a, n, name);
+}
+
 // A per-example (per_row) or per-element quantity for n elements in rows of row_len.
 template <typename A>
 inline void expect_rows(const A& a, bool per_row, int64_t row_len, int64_t n, const char* name) {
@@ -58,13 +71,23 @@ inline void expect_classes(int64_t K) {
 // The trailing arguments every kernel binding takes: flags word, device index, stream.
 #define DIFFREP_LAUNCH_ARGS nb::arg("flags").noconvert(), nb::arg("device"), nb::arg("stream")
 
-// Run `body` (a generic lambda taking a T*-typed zero value) with T = float or double.
+inline void expect_positive(int64_t v, const char* name) {
+  if (v < 1) throw nb::value_error((std::string(name) + " must be >= 1").c_str());
+}
+
+// Run `body` (a generic lambda taking a zero of type T) with T = the float dtype of `ref`
+// (float32 or float64), or T = double when there is no reference array (nullptr).
 template <typename A, typename F>
 inline void float_dispatch(const A& ref, F&& body) {
   if (is_f64(ref))
     body(double(0));
   else
     body(float(0));
+}
+
+template <typename F>
+inline void float_dispatch(std::nullptr_t, F&& body) {
+  body(double(0));
 }
 
 }  // namespace diffrep

@@ -16,7 +16,7 @@
 
 #include "common/fast_math.h"
 #include "common/isa.h"
-#include "hddc/hddc_kernels.h"
+#include "hddc/hddc_ops.h"
 #include "hddc/hddc_math.h"
 
 namespace diffrep {
@@ -285,10 +285,7 @@ void scatter_block(const Dims& s, const T* xu, const T* w, const T* resp, const 
 
 }  // namespace
 
-template <typename T>
-void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
-                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+DIFFREP_LAUNCHER(hddc_estep) {
   const EParams<T> e{s, x, w, mu, qt, ia, ib, cst, thr, unit_of, dk, tri, act, skip_zero, resp, llp};
   const int64_t nblk = num_blocks(s.n), K = s.K, n = s.n;
   std::vector<double> lpart(s.B * nblk);
@@ -418,8 +415,16 @@ void hddc_distance(const Launch&, const Dims& s, const T* x, const int64_t* unit
     density[bk] = act[bk] && count[bk] > 0 ? density[bk] / count[bk] : std::numeric_limits<double>::quiet_NaN();
 }
 
-DIFFREP_HDDC_INSTANTIATE(float)
-DIFFREP_HDDC_INSTANTIATE(double)
+// Both passes of the M-step statistics (mode kSoft) or of cluster_density (mode kMember).
+DIFFREP_LAUNCHER(hddc_stats) {
+  hddc_moments(l, s, x, unit_of, w, resp, act, mode, phi, part, mass, mean);
+  if (mode == kSoft)
+    hddc_scatter(l, s, x, unit_of, w, resp, act, mass, mean, part, second);
+  else
+    hddc_distance(l, s, x, unit_of, w, resp, act, phi, mass, mean, part, second);
+}
+
+DIFFREP_INSTANTIATE_OPS(DIFFREP_HDDC_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

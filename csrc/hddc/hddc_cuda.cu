@@ -6,8 +6,8 @@
 // in float64 in block order. No floating-point atomics: reruns are bitwise identical.
 #include <cmath>
 
-#include "common/cuda_check.cuh"
-#include "hddc/hddc_kernels.h"
+#include "common/cuda_helpers.cuh"
+#include "hddc/hddc_ops.h"
 #include "hddc/hddc_math.h"
 
 namespace diffrep {
@@ -262,10 +262,7 @@ void moments_passes(const Launch& l, const Dims& s, const T* x, const int64_t* u
 
 }  // namespace
 
-template <typename T>
-void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
-                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+DIFFREP_LAUNCHER(hddc_estep) {
   DeviceGuard guard(l.device);
   DeviceGuard::check(cudaMemsetAsync(cnt, 0, sizeof(int64_t) * s.B * s.K, as_stream(l)), "hddc_estep memset");
   int64_t gx = (s.n + kEThreads - 1) / kEThreads;
@@ -324,8 +321,16 @@ void hddc_distance(const Launch& l, const Dims& s, const T* x, const int64_t* un
   combine(l, part, s, s.K, 1, count, NAN, density, "hddc distance combine");
 }
 
-DIFFREP_HDDC_INSTANTIATE(float)
-DIFFREP_HDDC_INSTANTIATE(double)
+// Both passes of the M-step statistics (mode kSoft) or of cluster_density (mode kMember).
+DIFFREP_LAUNCHER(hddc_stats) {
+  hddc_moments(l, s, x, unit_of, w, resp, act, mode, phi, part, mass, mean);
+  if (mode == kSoft)
+    hddc_scatter(l, s, x, unit_of, w, resp, act, mass, mean, part, second);
+  else
+    hddc_distance(l, s, x, unit_of, w, resp, act, phi, mass, mean, part, second);
+}
+
+DIFFREP_INSTANTIATE_OPS(DIFFREP_HDDC_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

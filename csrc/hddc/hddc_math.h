@@ -18,12 +18,11 @@
 #pragma once
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/hd.h"
 
 namespace diffrep {
 namespace hddc {
-
-enum ErrorFlag : int32_t { kNonFiniteInput = 1 };  // same bit as the other families
 
 constexpr int64_t kBlock = 4096;  // points per partial-sum block
 constexpr int kMaxDim = 64;       // d and K limits (the wrapper rejects larger)

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/hd.h"
 
 namespace diffrep {
@@ -17,10 +18,6 @@ namespace metrics {
 constexpr double kInf = HUGE_VAL;
 constexpr double kEps = DBL_EPSILON;
 
-// Error flags (bitwise OR), decoded in python/diffrep/ops/metrics.py.
-enum ErrorFlag : int32_t {
-  kIndexOutOfRange = 2,  // a label, factor or permutation entry outside its declared range
-};
 
 template <typename T>
 DIFFREP_HD T mul_rn(T a, T b) {

@@ -37,7 +37,7 @@ def fill_normal(out: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
     if choice.backend == "reference":
         out.copy_(philox.normals(out.numel(), seed, offset, out.dtype, out.device).reshape(out.shape))
     else:
-        run(choice.backend, "normal_fill", out.device, out, seed, offset)
+        run(choice.backend, "normal_fill", out.device, out=out, seed=seed, offset=offset)
     return out
 
 

@@ -1,0 +1,33 @@
+// The declaration table of the batched HDDC-EM primitives (common/ops_table.h). Launchers:
+// diffrep::cpu (hddc_cpu.cpp) and diffrep::cuda (hddc_cuda.cu); checks and bindings:
+// hddc_bindings.h. Layout and maths: hddc_math.h.
+//
+// hddc_estep: x (U,n,d), unit_of (B,) int64, w (B,n), mu (B,K,d), qt (B,K,D,d), ia (B,K,D),
+//   dk (B,K) int32, tri (B,K) int32 (non-zero: row j of qt_k is zero beyond column j, and the
+//   kernel skips those columns), ib (B,K), cst (B,K), act (B,K) int32, thr (B,) -> resp (B,n,K)
+//   (0 for inactive components, and for w = 0 points when skip_zero), llp (B,n) float64 = w
+//   logsumexp, L (B,) float64 (llp summed in block order), cnt (B,K) int64 = #{w > 0, t > thr_b}.
+// hddc_stats: both passes of the M-step statistics (mode 0) or of cluster_density (mode 1).
+//   Pass 1 with weight pass_weight(mode, w, t, phi): mass (B,K) and mean (B,K,d), float64.
+//   Pass 2, mode 0: second = W (B,K,d,d) float64 = sum weight (x - mean)(x - mean)^T / mass;
+//   mode 1: second = density (B,K) float64, the mean distance of the members to the centroid (NaN
+//   for an empty cluster). part: scratch of B * nblk * K * max(d * d, d + 1) (mode 0) or
+//   B * nblk * K * (d + 1) (mode 1) T.
+#pragma once
+#include "common/ops_table.h"
+#include "hddc/hddc_math.h"
+
+#define DIFFREP_HDDC_OPS(X, X64) X(hddc_estep, x) X(hddc_stats, x)
+
+#define DIFFREP_ARGS_hddc_estep(ARG, T)                                                                 \
+  ARG(IN, T, x) ARG(IN, int64_t, unit_of) ARG(IN, T, w) ARG(IN, T, mu) ARG(IN, T, qt) ARG(IN, T, ia)     \
+  ARG(IN, int32_t, dk) ARG(IN, int32_t, tri) ARG(IN, T, ib) ARG(IN, T, cst) ARG(IN, int32_t, act)        \
+  ARG(IN, T, thr) ARG(VAL, bool, skip_zero) ARG(OUT, T, resp) ARG(OUT, double, llp) ARG(OUT, double, L)  \
+  ARG(OUT, int64_t, cnt) ARG(DIM, hddc::Dims, s)
+
+#define DIFFREP_ARGS_hddc_stats(ARG, T)                                                                 \
+  ARG(IN, T, x) ARG(IN, int64_t, unit_of) ARG(IN, T, w) ARG(IN, T, resp) ARG(IN, int32_t, act)           \
+  ARG(VAL, int32_t, mode) ARG(VAL, T, phi) ARG(OUT, T, part) ARG(OUT, double, mass) ARG(OUT, double, mean) \
+  ARG(OUT, double, second) ARG(DIM, hddc::Dims, s)
+
+DIFFREP_DECLARE_OPS(DIFFREP_HDDC_OPS)
