@@ -12,21 +12,28 @@ namespace {
 
 using namespace bfn;
 
-// One thread per Philox block of 4 consecutive elements, so each block is generated once.
+// f(i, eps_i) for every element i < n with its normal eps_i (noise[i], or the Philox stream): one
+// thread per Philox block of 4 consecutive elements, so each block is generated once.
+template <typename T, typename F>
+__device__ __forceinline__ void for_each_normal4(const T* noise, PhiloxKey key, int64_t n, F&& f) {
+  GRID_STRIDE(g, (n + 3) / 4) {
+    T eps[4];
+    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * g + j;
+      if (i >= n) break;
+      f(i, noise ? noise[i] : eps[j]);
+    }
+  }
+}
+
 template <typename T>
 __global__ void cts_flow_kernel(const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
                                 PhiloxKey key, T* out, int64_t n, int32_t* flags) {
   int32_t local = 0;
-  GRID_STRIDE(g, (n + 3) / 4) {
-    T eps[4];
-    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = 4 * g + l;
-      if (i >= n) break;
-      out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), noise ? noise[i] : eps[l],
-                             local);
-    }
-  }
+  for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
+    out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), eps, local);
+  });
   report(flags, local);
 }
 
@@ -63,19 +70,13 @@ __global__ void cts_sender_update_kernel(const T* mu, const T* rho, bool rho_per
                                          bool alpha_per_row, int64_t row_len, const T* x, const T* noise,
                                          PhiloxKey key, T* out, T* out_y, int64_t n, int32_t* flags) {
   int32_t local = 0;
-  GRID_STRIDE(g, (n + 3) / 4) {
-    T eps[4];
-    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = 4 * g + l;
-      if (i >= n) break;
-      const T a = alpha[bidx(i, row_len, alpha_per_row)];
-      if (!isfinite(x[i])) local |= kNonFiniteInput;
-      const T y = x[i] + (noise ? noise[i] : eps[l]) / sqrt(a);
-      out_y[i] = y;
-      out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, local);
-    }
-  }
+  for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
+    const T a = alpha[bidx(i, row_len, alpha_per_row)];
+    if (!isfinite(x[i])) local |= kNonFiniteInput;
+    const T y = x[i] + eps / sqrt(a);
+    out_y[i] = y;
+    out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, local);
+  });
   report(flags, local);
 }
 

@@ -12,17 +12,23 @@
 
 #define DIFFREP_GUIDANCE_OPS(X, X64) X(log_posterior_fwd, mu) X(log_posterior_bwd, mu) X(log_posterior_bwd2, mu)
 
-#define DIFFREP_ARGS_log_posterior_fwd(ARG, T)                                                   \
-  ARG(IN, T, z) ARG(IN, T, mu) ARG(IN, T, logvar) ARG(VAL, int64_t, samples) ARG(VAL, T, constant)       \
-  ARG(OUT, T, out) ARG(DIM, int64_t, B) ARG(DIM, int64_t, D)
+// B rows (the per-row array's count), D = mu.size / B (guidance_columns, guidance_bindings.h).
+#define DIFFREP_ARGS_log_posterior_fwd(ARG, T)                                                      \
+  ARG(DIM, int64_t, B, out.size()) ARG(DIM, int64_t, D, guidance_columns(mu, B, samples))           \
+  ARG(IN, T, z, samples * B * D) ARG(IN, T, mu, B * D) ARG(IN, T, logvar, B * D)                    \
+  ARG(VAL, int64_t, samples) ARG(VAL, T, constant) ARG(OUT, T, out, B)
 
-#define DIFFREP_ARGS_log_posterior_bwd(ARG, T)                                                   \
-  ARG(IN, T, grad) ARG(IN, T, z) ARG(IN, T, mu) ARG(IN, T, logvar) ARG(VAL, int64_t, samples)            \
-  ARG(OUT, T, d_z) ARG(OUT, T, d_mu) ARG(OUT, T, d_logvar) ARG(DIM, int64_t, B) ARG(DIM, int64_t, D)
+#define DIFFREP_ARGS_log_posterior_bwd(ARG, T)                                                      \
+  ARG(DIM, int64_t, B, grad.size()) ARG(DIM, int64_t, D, guidance_columns(mu, B, samples))          \
+  ARG(IN, T, grad, B) ARG(IN, T, z, samples * B * D) ARG(IN, T, mu, B * D) ARG(IN, T, logvar, B * D) \
+  ARG(VAL, int64_t, samples) ARG(OUT, T, d_z, samples * B * D) ARG(OUT, T, d_mu, B * D)            \
+  ARG(OUT, T, d_logvar, B * D)
 
-#define DIFFREP_ARGS_log_posterior_bwd2(ARG, T)                                                  \
-  ARG(IN, T, grad) ARG(IN, T, z) ARG(IN, T, mu) ARG(IN, T, logvar) ARG(VAL, int64_t, samples)            \
-  ARG(OPT, T, grad_d_z) ARG(OPT, T, grad_d_mu) ARG(OPT, T, grad_d_logvar) ARG(OUT, T, g_bar)           \
-  ARG(OUT, T, z_bar) ARG(OUT, T, mu_bar) ARG(OUT, T, logvar_bar) ARG(DIM, int64_t, B) ARG(DIM, int64_t, D)
+#define DIFFREP_ARGS_log_posterior_bwd2(ARG, T)                                                     \
+  ARG(DIM, int64_t, B, grad.size()) ARG(DIM, int64_t, D, guidance_columns(mu, B, samples))          \
+  ARG(IN, T, grad, B) ARG(IN, T, z, samples * B * D) ARG(IN, T, mu, B * D) ARG(IN, T, logvar, B * D) \
+  ARG(VAL, int64_t, samples) ARG(OPT, T, grad_d_z, samples * B * D) ARG(OPT, T, grad_d_mu, B * D)  \
+  ARG(OPT, T, grad_d_logvar, B * D) ARG(OUT, T, g_bar, B) ARG(OUT, T, z_bar, samples * B * D)       \
+  ARG(OUT, T, mu_bar, B * D) ARG(OUT, T, logvar_bar, B * D)
 
 DIFFREP_DECLARE_OPS(DIFFREP_GUIDANCE_OPS)

@@ -19,15 +19,23 @@
 
 #define DIFFREP_HDDC_OPS(X, X64) X(hddc_estep, x) X(hddc_stats, x)
 
+// s: the sizes of the batch (hddc_estep_dims / hddc_dims, hddc_bindings.h).
 #define DIFFREP_ARGS_hddc_estep(ARG, T)                                                                 \
-  ARG(IN, T, x) ARG(IN, int64_t, unit_of) ARG(IN, T, w) ARG(IN, T, mu) ARG(IN, T, qt) ARG(IN, T, ia)     \
-  ARG(IN, int32_t, dk) ARG(IN, int32_t, tri) ARG(IN, T, ib) ARG(IN, T, cst) ARG(IN, int32_t, act)        \
-  ARG(IN, T, thr) ARG(VAL, bool, skip_zero) ARG(OUT, T, resp) ARG(OUT, double, llp) ARG(OUT, double, L)  \
-  ARG(OUT, int64_t, cnt) ARG(DIM, hddc::Dims, s)
+  ARG(DIM, hddc::Dims, s, hddc_estep_dims(x, unit_of, act, qt, dk, host)) ARG(IN, T, x, kAny)           \
+  ARG(IN, int64_t, unit_of, s.B) ARG(IN, T, w, s.B * s.n) ARG(IN, T, mu, s.B * s.K * s.d)               \
+  ARG(IN, T, qt, s.B * s.K * s.D * s.d) ARG(IN, T, ia, s.B * s.K * s.D) ARG(IN, int32_t, dk, s.B * s.K) \
+  ARG(IN, int32_t, tri, s.B * s.K) ARG(IN, T, ib, s.B * s.K) ARG(IN, T, cst, s.B * s.K)                \
+  ARG(IN, int32_t, act, s.B * s.K) ARG(IN, T, thr, s.B) ARG(VAL, bool, skip_zero)                       \
+  ARG(OUT, T, resp, s.B * s.n * s.K) ARG(OUT, double, llp, s.B * s.n) ARG(OUT, double, L, s.B)          \
+  ARG(OUT, int64_t, cnt, s.B * s.K)
 
 #define DIFFREP_ARGS_hddc_stats(ARG, T)                                                                 \
-  ARG(IN, T, x) ARG(IN, int64_t, unit_of) ARG(IN, T, w) ARG(IN, T, resp) ARG(IN, int32_t, act)           \
-  ARG(VAL, int32_t, mode) ARG(VAL, T, phi) ARG(OUT, T, part) ARG(OUT, double, mass) ARG(OUT, double, mean) \
-  ARG(OUT, double, second) ARG(DIM, hddc::Dims, s)
+  ARG(DIM, hddc::Dims, s, hddc_dims(x, unit_of, act, host))                                             \
+  ARG(CHECK, expect(mode == hddc::kSoft || mode == hddc::kMember, "hddc_stats: mode must be 0 or 1"))   \
+  ARG(IN, T, x, kAny) ARG(IN, int64_t, unit_of, s.B) ARG(IN, T, w, s.B * s.n)                           \
+  ARG(IN, T, resp, s.B * s.n * s.K) ARG(IN, int32_t, act, s.B * s.K) ARG(VAL, int32_t, mode)            \
+  ARG(VAL, T, phi) ARG(OUT, T, part, s.B * hddc::num_blocks(s.n) * hddc::stats_width(s, mode))         \
+  ARG(OUT, double, mass, s.B * s.K) ARG(OUT, double, mean, s.B * s.K * s.d)                             \
+  ARG(OUT, double, second, mode == hddc::kSoft ? s.B * s.K * s.d * s.d : s.B * s.K)
 
 DIFFREP_DECLARE_OPS(DIFFREP_HDDC_OPS)

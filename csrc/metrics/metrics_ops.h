@@ -30,25 +30,34 @@ inline int64_t knn_iscratch_size(int64_t J, int64_t F, int64_t n, int64_t V) { r
 #define DIFFREP_METRICS_OPS(X, X64) \
   X(auroc_matrix, scores) X(hist_discretize, codes) X64(mi_matrix) X64(knn_mi_cd) X(factor_vae_votes, batches)
 
-#define DIFFREP_ARGS_auroc_matrix(ARG, T)                                                                  \
-  ARG(IN, T, scores) ARG(OPT, int64_t, order) ARG(IN, uint8_t, labels) ARG(IN, int64_t, npos) ARG(VAL, int64_t, U) \
-  ARG(VAL, int64_t, A) ARG(VAL, int64_t, n) ARG(OUT, int32_t, r2) ARG(OUT, double, auc)
+#define DIFFREP_ARGS_auroc_matrix(ARG, T)                                                               \
+  ARG(POS, int64_t, U) ARG(POS, int64_t, A) ARG(POS, int64_t, n)                                          \
+  ARG(CHECK, expect(n < (int64_t(1) << 30), "auroc_matrix: n must be < 2^30 (int32 doubled ranks)"))      \
+  ARG(CHECK, expect(host || order.is_valid(), "auroc_matrix: order is required on CUDA"))                 \
+  ARG(IN, T, scores, U * n) ARG(OPT, int64_t, order, U * n) ARG(IN, uint8_t, labels, A * n)              \
+  ARG(IN, int64_t, npos, A) ARG(OUT, int32_t, r2, U * n) ARG(OUT, double, auc, A * U)
 
-#define DIFFREP_ARGS_hist_discretize(ARG, T) \
-  ARG(IN, T, codes) ARG(VAL, int64_t, n) ARG(VAL, int64_t, J) ARG(VAL, int64_t, B) ARG(OUT, T, lohi) ARG(OUT, int64_t, labels)
+#define DIFFREP_ARGS_hist_discretize(ARG, T)                                                            \
+  ARG(POS, int64_t, n) ARG(POS, int64_t, J) ARG(VAL, int64_t, B) ARG(CHECK, expect_positive(B, "num_bins")) \
+  ARG(IN, T, codes, n * J) ARG(OUT, T, lohi, 2 * J) ARG(OUT, int64_t, labels, n * J)
 
-#define DIFFREP_ARGS_mi_matrix(ARG, T)                                                                     \
-  ARG(IN, int64_t, labels) ARG(IN, int64_t, factors) ARG(VAL, int64_t, n) ARG(VAL, int64_t, J) ARG(VAL, int64_t, F) \
-  ARG(VAL, int64_t, B) ARG(VAL, int64_t, V) ARG(OUT, int64_t, scratch) ARG(OUT, double, mi) ARG(OUT, double, h)
+#define DIFFREP_ARGS_mi_matrix(ARG, T)                                                                  \
+  ARG(POS, int64_t, n) ARG(POS, int64_t, J) ARG(POS, int64_t, F) ARG(POS, int64_t, B) ARG(POS, int64_t, V) \
+  ARG(IN, int64_t, labels, n * J) ARG(IN, int64_t, factors, n * F)                                       \
+  ARG(OUT, int64_t, scratch, metrics::mi_scratch_size(J, F, B, V)) ARG(OUT, double, mi, J * F)          \
+  ARG(OUT, double, h, F)
 
-#define DIFFREP_ARGS_knn_mi_cd(ARG, T)                                                                     \
-  ARG(IN, double, sx) ARG(IN, int64_t, vorder) ARG(IN, int64_t, labels) ARG(VAL, int64_t, J) ARG(VAL, int64_t, F)  \
-  ARG(VAL, int64_t, n) ARG(VAL, int64_t, V) ARG(VAL, int64_t, k) ARG(OUT, double, dscratch)                      \
-  ARG(OUT, int64_t, iscratch) ARG(OUT, double, mi)
+#define DIFFREP_ARGS_knn_mi_cd(ARG, T)                                                                  \
+  ARG(POS, int64_t, J) ARG(POS, int64_t, F) ARG(POS, int64_t, n) ARG(POS, int64_t, V) ARG(POS, int64_t, k) \
+  ARG(IN, double, sx, J * n) ARG(IN, int64_t, vorder, J * n) ARG(IN, int64_t, labels, F * n)             \
+  ARG(OUT, double, dscratch, metrics::knn_dscratch_size(J, n))                                          \
+  ARG(OUT, int64_t, iscratch, metrics::knn_iscratch_size(J, F, n, V)) ARG(OUT, double, mi, J * F)
 
-#define DIFFREP_ARGS_factor_vae_votes(ARG, T)                                                              \
-  ARG(IN, T, batches) ARG(IN, int64_t, factor_index) ARG(IN, double, global_var) ARG(IN, int64_t, active)        \
-  ARG(VAL, int64_t, nt) ARG(VAL, int64_t, B) ARG(VAL, int64_t, d) ARG(VAL, int64_t, F) ARG(VAL, bool, compressed) \
-  ARG(OUT, int64_t, votes) ARG(OUT, int64_t, arg) ARG(DIM, int64_t, na)
+#define DIFFREP_ARGS_factor_vae_votes(ARG, T)                                                           \
+  ARG(POS, int64_t, nt) ARG(VAL, int64_t, B) ARG(POS, int64_t, d) ARG(POS, int64_t, F)                  \
+  ARG(CHECK, expect(B >= 2, "B must be >= 2 (ddof=1 variances)")) ARG(DIM, int64_t, na, active.size())  \
+  ARG(CHECK, expect_positive(na, "active.size")) ARG(IN, T, batches, nt * B * d)                        \
+  ARG(IN, int64_t, factor_index, nt) ARG(IN, double, global_var, d) ARG(IN, int64_t, active, na)        \
+  ARG(VAL, bool, compressed) ARG(OUT, int64_t, votes, F * d) ARG(OUT, int64_t, arg, nt)
 
 DIFFREP_DECLARE_OPS(DIFFREP_METRICS_OPS)

@@ -12,10 +12,13 @@
 
 #define DIFFREP_MMD_OPS(X, X64) X(mmd2, x)
 
-#define DIFFREP_ARGS_mmd2(ARG, T)                                                                     \
-  ARG(IN, T, x) ARG(IN, T, y) ARG(VAL, int64_t, d) ARG(VAL, int32_t, kind) ARG(VAL, std::vector<double>, scales) \
-  ARG(VAL, std::vector<double>, weights) ARG(VAL, bool, unbiased) ARG(VAL, bool, want_grad)               \
-  ARG(OUT, double, rows) ARG(OUT, T, loss) ARG(OPT_OUT, T, gx) ARG(OPT_OUT, T, gy) ARG(DIM, int64_t, n)       \
-  ARG(DIM, int64_t, m)
+#define DIFFREP_ARGS_mmd2(ARG, T)                                                                    \
+  ARG(CHECK, mmd_check_kernel(kind, scales, weights)) ARG(DIM, int64_t, n, mmd_rows(x, d, unbiased))   \
+  ARG(DIM, int64_t, m, mmd_rows(y, d, unbiased)) ARG(IN, T, x, n * d) ARG(IN, T, y, m * d)            \
+  ARG(VAL, int64_t, d) ARG(VAL, int32_t, kind) ARG(VAL, std::vector<double>, scales)                   \
+  ARG(VAL, std::vector<double>, weights) ARG(VAL, bool, unbiased) ARG(VAL, bool, want_grad)            \
+  ARG(OUT, double, rows, 2 * (n + m)) ARG(OUT, T, loss, 1) ARG(CHECK, expect_given(gx, want_grad, "gx")) \
+  ARG(CHECK, expect_given(gy, want_grad, "gy")) ARG(OPT_OUT, T, gx, want_grad ? n * d : kAny)          \
+  ARG(OPT_OUT, T, gy, want_grad ? m * d : kAny)
 
 DIFFREP_DECLARE_OPS(DIFFREP_MMD_OPS)

@@ -7,6 +7,6 @@
 #define DIFFREP_RANDOM_OPS(X, X64) X(normal_fill, out)
 
 #define DIFFREP_ARGS_normal_fill(ARG, T) \
-  ARG(OUT, T, out) ARG(VAL, uint64_t, seed) ARG(VAL, uint64_t, offset) ARG(DIM, int64_t, n)
+  ARG(DIM, int64_t, n, out.size()) ARG(OUT, T, out, n) ARG(VAL, uint64_t, seed) ARG(VAL, uint64_t, offset)
 
 DIFFREP_DECLARE_OPS(DIFFREP_RANDOM_OPS)

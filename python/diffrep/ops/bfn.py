@@ -30,9 +30,9 @@ from types import SimpleNamespace
 import torch
 
 from . import _validate as V
-from ._dispatch import register, select
+from ._dispatch import explaining, register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
-from .random import fill_normal, philox_key
+from .random import check_generator, fill_normal, philox_key
 from .reference import bfn as ref
 
 __all__ = [
@@ -108,6 +108,9 @@ def _draw(p, name: str, noise, shape):
     if noise is not None:
         p.noise = V.noise_tensor(name, noise, shape, p.device, p.dtype)
         p.seed, p.offset = 0, 0
+    elif explaining():  # explain() validates and reports only: no draw from the generator
+        check_generator(p.generator)
+        p.noise, p.seed, p.offset = None, None, None
     else:
         p.noise = None
         p.seed, p.offset = philox_key(p.generator)
