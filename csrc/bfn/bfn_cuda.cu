@@ -160,31 +160,32 @@ __global__ void discrete_cts_loss_kernel(const T* logits, const int64_t* x, cons
 
 DIFFREP_LAUNCHER(cts_flow) {
   DIFFREP_LAUNCH_ONE(cts_flow_kernel<T>, (n + 3) / 4, "cts_flow", x, t, t_per_row, row_len, log_s1sq, noise,
-         PhiloxKey{seed, offset}, out, n, l.flags);
+                     PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
 DIFFREP_LAUNCHER(disc_flow) {
   DIFFREP_LAUNCH_ONE(disc_flow_kernel<T>, n, "disc_flow", x, t, t_per_row, row_len, K, sqrt_beta1, noise,
-         PhiloxKey{seed, offset}, out, n, l.flags);
+                     PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
 DIFFREP_LAUNCHER(cts_update) {
-  DIFFREP_LAUNCH_ONE(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y, inverse, out,
-         n, l.flags);
+  DIFFREP_LAUNCH_ONE(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y,
+                     inverse, out, n, l.flags);
 }
 
 DIFFREP_LAUNCHER(cts_sender_update) {
-  DIFFREP_LAUNCH_ONE(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha, alpha_per_row,
-         row_len, x, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
+  DIFFREP_LAUNCH_ONE(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha,
+                     alpha_per_row, row_len, x, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
 DIFFREP_LAUNCHER(disc_update) {
-  DIFFREP_LAUNCH_ONE(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n, l.flags);
+  DIFFREP_LAUNCH_ONE(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n,
+                     l.flags);
 }
 
 DIFFREP_LAUNCHER(disc_sender_update) {
-  DIFFREP_LAUNCH_ONE(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len, K, log_io,
-         noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
+  DIFFREP_LAUNCH_ONE(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len,
+                     K, log_io, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
 DIFFREP_LAUNCHER(disc_probs) {
@@ -192,17 +193,19 @@ DIFFREP_LAUNCHER(disc_probs) {
 }
 
 DIFFREP_LAUNCHER(disc_probs_backward) {
-  DIFFREP_LAUNCH_ONE(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, grad, K, clip, d_mu, d_sigma, n);
+  DIFFREP_LAUNCH_ONE(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, grad, K, clip, d_mu,
+                     d_sigma, n);
 }
 
 DIFFREP_LAUNCHER(disc_cts_loss) {
-  DIFFREP_LAUNCH_ONE(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len, x, log_s1sq,
-         K, clip, noise_pred, min_loss_var, want_grad, loss, d_mean, d_log_sigma, n, l.flags);
+  DIFFREP_LAUNCH_ONE(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len,
+                     x, log_s1sq, K, clip, noise_pred, min_loss_var, want_grad, loss, d_mean, d_log_sigma, n,
+                     l.flags);
 }
 
 DIFFREP_LAUNCHER(discrete_cts_loss) {
-  DIFFREP_LAUNCH_ONE(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1, want_grad,
-         loss, d_logits, n, l.flags);
+  DIFFREP_LAUNCH_ONE(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1,
+                     want_grad, loss, d_logits, n, l.flags);
 }
 
 DIFFREP_INSTANTIATE_OPS(DIFFREP_BFN_OPS)

@@ -1,6 +1,7 @@
 // The declaration table of the BFN family (common/ops_table.h): each op's arguments and the
 // element count of each array, written once. Launchers: diffrep::cpu (bfn_cpu.cpp, OpenMP) and
-// diffrep::cuda (bfn_cuda.cu); bindings: bfn_bindings.h. Python calls them with these names as keywords (diffrep/ops/bfn.py).
+// diffrep::cuda (bfn_cuda.cu); bindings: bfn_bindings.h. Python (diffrep/ops/bfn.py) passes these
+// names as keywords.
 //
 // n counts the items (elements of x, or of mu, ...); t, rho and alpha are per row (`*_per_row`,
 // one value per row of row_len items) or per item. Optional noise (None) means: draw Philox

@@ -285,7 +285,7 @@ DIFFREP_LAUNCHER(mi_matrix) {
   int64_t* fac_count = lab_count + J * B;
   DIFFREP_LAUNCH(mi_check_kernel, n * (J + F), "mi_matrix", labels, factors, n, J, F, B, V, l.flags);
   DIFFREP_LAUNCH(mi_count_kernel, n * (J * F + J + F), "mi_matrix", labels, factors, n, J, F, B, V, joint, lab_count,
-         fac_count);
+                 fac_count);
   DIFFREP_LAUNCH(mi_table_kernel, J * F + F, "mi_matrix", joint, lab_count, fac_count, n, J, F, B, V, mi, h);
 }
 
@@ -310,7 +310,8 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
   for (int64_t f = 0; f < F; ++f) {
     const int64_t* cnt = counts + f * V;
     const int64_t* st = starts + f * V;
-    DIFFREP_LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp, fill);
+    DIFFREP_LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp,
+                   fill);
     DIFFREP_LAUNCH(knn_point_kernel, J * n, "knn_mi_cd", sx, grouped, kp, cnt, st, J, n, V, k, terms);
     knn_reduce_kernel<<<blocks, kThreads, 0, as_stream(l)>>>(terms, cnt, J, n, V, F, f, mi);
     check_launch("knn_mi_cd");
@@ -321,7 +322,7 @@ DIFFREP_LAUNCHER(factor_vae_votes) {
   if (nt == 0) return;
   DeviceGuard guard(l.device);
   DIFFREP_LAUNCH(votes_kernel<T>, nt, "factor_vae_votes", batches, factor_index, global_var, active, na, nt, B, d, F,
-         compressed, votes, arg, l.flags);
+                 compressed, votes, arg, l.flags);
 }
 
 DIFFREP_INSTANTIATE_OPS(DIFFREP_METRICS_OPS)
