@@ -2,11 +2,7 @@
 // live in the .cu files behind plain C++ launchers, so nanobind never meets nvcc.
 #include <nanobind/stl/string.h>
 
-#include "common/bindings.h"
-#include "metrics/metrics_bindings.h"
-#include "guidance/guidance_bindings.h"
-#include "mmd/mmd_bindings.h"
-#include "hddc/hddc_bindings.h"
+#include "common/bind_all.h"
 
 #ifndef DIFFREP_CUDA_ARCHS
 #define DIFFREP_CUDA_ARCHS "unknown"
@@ -17,10 +13,5 @@ NB_MODULE(_cuda, m) {
   m.def("device_count", &diffrep::cuda::device_count);
   m.def("runtime_version", &diffrep::cuda::runtime_version);
   m.def("architectures", [] { return std::string(DIFFREP_CUDA_ARCHS); });
-  diffrep::bind_bfn<diffrep::CudaArr, true>(m);
-  diffrep::bind_random<diffrep::CudaArr, true>(m);
-  diffrep::bind_metrics<diffrep::CudaArr, true>(m);
-  diffrep::bind_mmd<diffrep::CudaArr, true>(m);
-  diffrep::bind_guidance<diffrep::CudaArr, true>(m);
-  diffrep::bind_hddc<diffrep::CudaArr, true>(m);
+  diffrep::bind_all<diffrep::CudaArr, true>(m);
 }

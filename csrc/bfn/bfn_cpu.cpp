@@ -1,5 +1,5 @@
 // OpenMP CPU kernels of the BFN family. Element maths lives in bfn_math.h (shared with CUDA);
-// this file only loops. Bindings: bfn_bindings.h.
+// this file only loops. Table: bfn_ops.h; checks and bindings: bfn_bindings.h.
 #include <omp.h>
 
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "bfn/bfn_kernels.h"
+#include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
 #include "common/isa.h"
 #include "common/philox.h"
@@ -82,9 +82,7 @@ inline bool finite_value(T v) {
 
 }  // namespace
 
-template <typename T>
-void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
-              uint64_t seed, uint64_t offset, T* out, int64_t n) {
+DIFFREP_LAUNCHER(cts_flow) {
   *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -105,9 +103,7 @@ void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t r
   });
 }
 
-template <typename T>
-void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, int64_t row_len, int64_t K,
-               T sqrt_beta1, const T* noise, uint64_t seed, uint64_t offset, T* out, int64_t n) {
+DIFFREP_LAUNCHER(disc_flow) {
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     TileNoise<T> src{eps, i0 * K};
@@ -116,9 +112,7 @@ void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, in
   });
 }
 
-template <typename T>
-void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha, bool alpha_per_row,
-                int64_t row_len, const T* y, bool inverse, T* out, int64_t n) {
+DIFFREP_LAUNCHER(cts_update) {
   *l.flags |= parallel_tiles(n, 1, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -141,10 +135,7 @@ void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, co
   });
 }
 
-template <typename T>
-void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
-                       bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
-                       uint64_t offset, T* out, T* out_y, int64_t n) {
+DIFFREP_LAUNCHER(cts_sender_update) {
   *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -173,9 +164,7 @@ void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_
   });
 }
 
-template <typename T>
-void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool inverse, bool log_io, T* out,
-                 int64_t n) {
+DIFFREP_LAUNCHER(disc_update) {
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
@@ -192,10 +181,7 @@ void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool in
   });
 }
 
-template <typename T>
-void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const T* alpha, bool alpha_per_row,
-                        int64_t row_len, int64_t K, bool log_io, const T* noise, uint64_t seed, uint64_t offset,
-                        T* out, T* out_y, int64_t n) {
+DIFFREP_LAUNCHER(disc_sender_update) {
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     if (K == 2) {  // binary data: vectorise over items
@@ -228,8 +214,7 @@ void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const
   });
 }
 
-template <typename T>
-void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, bool clip, T* out, int64_t n) {
+DIFFREP_LAUNCHER(disc_probs) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     if (K == 2) {  // vectorise over items
@@ -242,20 +227,15 @@ void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, boo
   });
 }
 
-template <typename T>
-void disc_probs_backward(const Launch&, const T* mu_x, const T* sigma_x, const T* g, int64_t K, bool clip, T* d_mu,
-                         T* d_sigma, int64_t n) {
+DIFFREP_LAUNCHER(disc_probs_backward) {
   parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      disc_probs_backward_elem(mu_x[i], sigma_x[i], g + i * K, K, clip, d_mu[i], d_sigma[i]);
+      disc_probs_backward_elem(mu_x[i], sigma_x[i], grad + i * K, K, clip, d_mu[i], d_sigma[i]);
     return int32_t(0);
   });
 }
 
-template <typename T>
-void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, const T* mu, const T* t,
-                   bool t_per_row, int64_t row_len, const T* x, T log_s1sq, int64_t K, bool clip, bool noise_pred,
-                   T min_loss_var, bool want_grad, T* loss, T* d_mean, T* d_log_sigma, int64_t n) {
+DIFFREP_LAUNCHER(disc_cts_loss) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -271,9 +251,7 @@ void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, c
   });
 }
 
-template <typename T>
-void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const T* t, bool t_per_row,
-                       int64_t row_len, int64_t K, T beta1, bool want_grad, T* loss, T* d_logits, int64_t n) {
+DIFFREP_LAUNCHER(discrete_cts_loss) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for (int64_t i = i0; i < i1; ++i)
@@ -283,8 +261,7 @@ void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const
   });
 }
 
-DIFFREP_BFN_INSTANTIATE(float)
-DIFFREP_BFN_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_BFN_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

@@ -1,9 +1,9 @@
 // CUDA kernels of the BFN family: grid-stride loops over the element bodies of bfn_math.h,
 // launched on torch's current stream. Error flags are OR-ed into l.flags (one atomic per
 // thread that saw an error).
-#include "bfn/bfn_kernels.h"
+#include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
-#include "common/cuda_check.cuh"
+#include "common/cuda_helpers.cuh"
 #include "common/philox.h"
 
 namespace diffrep {
@@ -11,26 +11,29 @@ namespace cuda {
 namespace {
 
 using namespace bfn;
-constexpr int kThreads = 256;
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+// f(i, eps_i) for every element i < n with its normal eps_i (noise[i], or the Philox stream): one
+// thread per Philox block of 4 consecutive elements, so each block is generated once.
+template <typename T, typename F>
+__device__ __forceinline__ void for_each_normal4(const T* noise, PhiloxKey key, int64_t n, F&& f) {
+  GRID_STRIDE(g, (n + 3) / 4) {
+    T eps[4];
+    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * g + j;
+      if (i >= n) break;
+      f(i, noise ? noise[i] : eps[j]);
+    }
+  }
+}
 
-// One thread per Philox block of 4 consecutive elements, so each block is generated once.
 template <typename T>
 __global__ void cts_flow_kernel(const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
                                 PhiloxKey key, T* out, int64_t n, int32_t* flags) {
   int32_t local = 0;
-  GRID_STRIDE(g, (n + 3) / 4) {
-    T eps[4];
-    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = 4 * g + l;
-      if (i >= n) break;
-      out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), noise ? noise[i] : eps[l],
-                             local);
-    }
-  }
+  for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
+    out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), eps, local);
+  });
   report(flags, local);
 }
 
@@ -67,19 +70,13 @@ __global__ void cts_sender_update_kernel(const T* mu, const T* rho, bool rho_per
                                          bool alpha_per_row, int64_t row_len, const T* x, const T* noise,
                                          PhiloxKey key, T* out, T* out_y, int64_t n, int32_t* flags) {
   int32_t local = 0;
-  GRID_STRIDE(g, (n + 3) / 4) {
-    T eps[4];
-    if (!noise) philox_normal4<T>(key, static_cast<uint64_t>(g), eps);
-    for (int l = 0; l < 4; ++l) {
-      const int64_t i = 4 * g + l;
-      if (i >= n) break;
-      const T a = alpha[bidx(i, row_len, alpha_per_row)];
-      if (!isfinite(x[i])) local |= kNonFiniteInput;
-      const T y = x[i] + (noise ? noise[i] : eps[l]) / sqrt(a);
-      out_y[i] = y;
-      out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, local);
-    }
-  }
+  for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
+    const T a = alpha[bidx(i, row_len, alpha_per_row)];
+    if (!isfinite(x[i])) local |= kNonFiniteInput;
+    const T y = x[i] + eps / sqrt(a);
+    out_y[i] = y;
+    out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, local);
+  });
   report(flags, local);
 }
 
@@ -160,85 +157,58 @@ __global__ void discrete_cts_loss_kernel(const T* logits, const int64_t* x, cons
 
 }  // namespace
 
-#define LAUNCH(kernel, work, name, ...)                                                      \
-  do {                                                                                       \
-    if ((work) == 0) return;                                                                 \
-    DeviceGuard guard(l.device);                                                             \
-    kernel<<<grid_for((work), kThreads), kThreads, 0, as_stream(l)>>>(__VA_ARGS__);          \
-    check_launch(name);                                                                      \
-  } while (0)
 
-template <typename T>
-void cts_flow(const Launch& l, const T* x, const T* t, bool t_per_row, int64_t row_len, T log_s1sq, const T* noise,
-              uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  LAUNCH(cts_flow_kernel<T>, (n + 3) / 4, "cts_flow", x, t, t_per_row, row_len, log_s1sq, noise,
-         PhiloxKey{seed, offset}, out, n, l.flags);
+DIFFREP_LAUNCHER(cts_flow) {
+  DIFFREP_LAUNCH_ONE(cts_flow_kernel<T>, (n + 3) / 4, "cts_flow", x, t, t_per_row, row_len, log_s1sq, noise,
+                     PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
-template <typename T>
-void disc_flow(const Launch& l, const int64_t* x, const T* t, bool t_per_row, int64_t row_len, int64_t K,
-               T sqrt_beta1, const T* noise, uint64_t seed, uint64_t offset, T* out, int64_t n) {
-  LAUNCH(disc_flow_kernel<T>, n, "disc_flow", x, t, t_per_row, row_len, K, sqrt_beta1, noise,
-         PhiloxKey{seed, offset}, out, n, l.flags);
+DIFFREP_LAUNCHER(disc_flow) {
+  DIFFREP_LAUNCH_ONE(disc_flow_kernel<T>, n, "disc_flow", x, t, t_per_row, row_len, K, sqrt_beta1, noise,
+                     PhiloxKey{seed, offset}, out, n, l.flags);
 }
 
-template <typename T>
-void cts_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha, bool alpha_per_row,
-                int64_t row_len, const T* y, bool inverse, T* out, int64_t n) {
-  LAUNCH(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y, inverse, out,
-         n, l.flags);
+DIFFREP_LAUNCHER(cts_update) {
+  DIFFREP_LAUNCH_ONE(cts_update_kernel<T>, n, "cts_update", mu, rho, rho_per_row, alpha, alpha_per_row, row_len, y,
+                     inverse, out, n, l.flags);
 }
 
-template <typename T>
-void cts_sender_update(const Launch& l, const T* mu, const T* rho, bool rho_per_row, const T* alpha,
-                       bool alpha_per_row, int64_t row_len, const T* x, const T* noise, uint64_t seed,
-                       uint64_t offset, T* out, T* out_y, int64_t n) {
-  LAUNCH(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha, alpha_per_row,
-         row_len, x, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
+DIFFREP_LAUNCHER(cts_sender_update) {
+  DIFFREP_LAUNCH_ONE(cts_sender_update_kernel<T>, (n + 3) / 4, "cts_sender_update", mu, rho, rho_per_row, alpha,
+                     alpha_per_row, row_len, x, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
-template <typename T>
-void disc_update(const Launch& l, const T* theta, const T* y, int64_t K, bool inverse, bool log_io, T* out,
-                 int64_t n) {
-  LAUNCH(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n, l.flags);
+DIFFREP_LAUNCHER(disc_update) {
+  DIFFREP_LAUNCH_ONE(disc_update_kernel<T>, n, "disc_update", theta, y, K, inverse ? T(-1) : T(1), log_io, out, n,
+                     l.flags);
 }
 
-template <typename T>
-void disc_sender_update(const Launch& l, const T* theta, const int64_t* x, const T* alpha, bool alpha_per_row,
-                        int64_t row_len, int64_t K, bool log_io, const T* noise, uint64_t seed, uint64_t offset,
-                        T* out, T* out_y, int64_t n) {
-  LAUNCH(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len, K, log_io,
-         noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
+DIFFREP_LAUNCHER(disc_sender_update) {
+  DIFFREP_LAUNCH_ONE(disc_sender_update_kernel<T>, n, "disc_sender_update", theta, x, alpha, alpha_per_row, row_len,
+                     K, log_io, noise, PhiloxKey{seed, offset}, out, out_y, n, l.flags);
 }
 
-template <typename T>
-void disc_probs(const Launch& l, const T* mu_x, const T* sigma_x, int64_t K, bool clip, T* out, int64_t n) {
-  LAUNCH(disc_probs_kernel<T>, n, "disc_probs", mu_x, sigma_x, K, clip, out, n, l.flags);
+DIFFREP_LAUNCHER(disc_probs) {
+  DIFFREP_LAUNCH_ONE(disc_probs_kernel<T>, n, "disc_probs", mu_x, sigma_x, K, clip, out, n, l.flags);
 }
 
-template <typename T>
-void disc_probs_backward(const Launch& l, const T* mu_x, const T* sigma_x, const T* g, int64_t K, bool clip, T* d_mu,
-                         T* d_sigma, int64_t n) {
-  LAUNCH(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, g, K, clip, d_mu, d_sigma, n);
+DIFFREP_LAUNCHER(disc_probs_backward) {
+  DIFFREP_LAUNCH_ONE(disc_probs_backward_kernel<T>, n, "disc_probs_backward", mu_x, sigma_x, grad, K, clip, d_mu,
+                     d_sigma, n);
 }
 
-template <typename T>
-void disc_cts_loss(const Launch& l, const T* out_mean, const T* out_log_sigma, const T* mu, const T* t,
-                   bool t_per_row, int64_t row_len, const T* x, T log_s1sq, int64_t K, bool clip, bool noise_pred,
-                   T min_loss_var, bool want_grad, T* loss, T* d_mean, T* d_log_sigma, int64_t n) {
-  LAUNCH(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len, x, log_s1sq,
-         K, clip, noise_pred, min_loss_var, want_grad, loss, d_mean, d_log_sigma, n, l.flags);
+DIFFREP_LAUNCHER(disc_cts_loss) {
+  DIFFREP_LAUNCH_ONE(disc_cts_loss_kernel<T>, n, "disc_cts_loss", out_mean, out_log_sigma, mu, t, t_per_row, row_len,
+                     x, log_s1sq, K, clip, noise_pred, min_loss_var, want_grad, loss, d_mean, d_log_sigma, n,
+                     l.flags);
 }
 
-template <typename T>
-void discrete_cts_loss(const Launch& l, const T* logits, const int64_t* x, const T* t, bool t_per_row,
-                       int64_t row_len, int64_t K, T beta1, bool want_grad, T* loss, T* d_logits, int64_t n) {
-  LAUNCH(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1, want_grad,
-         loss, d_logits, n, l.flags);
+DIFFREP_LAUNCHER(discrete_cts_loss) {
+  DIFFREP_LAUNCH_ONE(discrete_cts_loss_kernel<T>, n, "discrete_cts_loss", logits, x, t, t_per_row, row_len, K, beta1,
+                     want_grad, loss, d_logits, n, l.flags);
 }
 
-DIFFREP_BFN_INSTANTIATE(float)
-DIFFREP_BFN_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_BFN_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

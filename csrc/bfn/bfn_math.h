@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/fast_math.h"
 #include "common/hd.h"
 
@@ -28,23 +29,6 @@ constexpr double kMinSqrtBeta = 1e-10;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
-// A reduction loop the host compiler may vectorise (reassociating the sums); device code keeps
-// the sequential order.
-#if defined(__CUDACC__)
-#define DIFFREP_SIMD
-#define DIFFREP_SIMD_SUM(...)
-#else
-#define DIFFREP_STR(x) #x
-#define DIFFREP_SIMD _Pragma("omp simd")
-#define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
-#endif
-
-// Error flags written by the kernels (bitwise OR), decoded in python/diffrep/ops/bfn.py.
-enum ErrorFlag : int32_t {
-  kNonFiniteInput = 1,
-  kClassOutOfRange = 2,
-  kNonPositive = 4,
-};
 
 // t / alpha / rho may be given per example (index i / row_len) or per element (index i).
 DIFFREP_HD int64_t bidx(int64_t i, int64_t row_len, bool per_row) { return per_row ? i / row_len : i; }

@@ -6,6 +6,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "common/hd.h"
@@ -23,34 +24,23 @@ struct FastMathTerms<double> {
   static constexpr int log_terms = 11, sin_terms = 9, cos_terms = 10;
 };
 
-DIFFREP_HD float bits_to_real(uint32_t b) {
+// The bits of a float as an unsigned integer of its size and back (std::bit_cast, also on the
+// device, where memcpy of a register compiles to a move).
+template <typename To, typename From>
+DIFFREP_HD To bit_cast(From f) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast: sizes differ");
 #if defined(__CUDA_ARCH__)
-  return __uint_as_float(b);
+  To t;
+  memcpy(&t, &f, sizeof(To));
+  return t;
 #else
-  return __builtin_bit_cast(float, b);
+  return __builtin_bit_cast(To, f);
 #endif
 }
-DIFFREP_HD double bits_to_real(uint64_t b) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(static_cast<long long>(b));
-#else
-  return __builtin_bit_cast(double, b);
-#endif
-}
-DIFFREP_HD uint32_t real_to_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  return __builtin_bit_cast(uint32_t, f);
-#endif
-}
-DIFFREP_HD uint64_t real_to_bits(double f) {
-#if defined(__CUDA_ARCH__)
-  return static_cast<uint64_t>(__double_as_longlong(f));
-#else
-  return __builtin_bit_cast(uint64_t, f);
-#endif
-}
+DIFFREP_HD float bits_to_real(uint32_t b) { return bit_cast<float>(b); }
+DIFFREP_HD double bits_to_real(uint64_t b) { return bit_cast<double>(b); }
+DIFFREP_HD uint32_t real_to_bits(float f) { return bit_cast<uint32_t>(f); }
+DIFFREP_HD uint64_t real_to_bits(double f) { return bit_cast<uint64_t>(f); }
 
 // sum_{k<N} coef(k) x^k by Horner, unrolled at compile time (a loop would block vectorisation).
 template <typename T, int K, int N, typename Coef>

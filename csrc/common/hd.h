@@ -16,3 +16,21 @@
 #else
 #define DIFFREP_UNROLL
 #endif
+
+// A loop the host compiler may vectorise (DIFFREP_SIMD_SUM: a reduction, reassociating the sums);
+// device code keeps the sequential order.
+#if defined(__CUDACC__)
+#define DIFFREP_SIMD
+#define DIFFREP_SIMD_SUM(...)
+#else
+#define DIFFREP_STR(x) #x
+#define DIFFREP_SIMD _Pragma("omp simd")
+#define DIFFREP_SIMD_SUM(...) _Pragma(DIFFREP_STR(omp simd reduction(+ : __VA_ARGS__)))
+#endif
+
+// Unrolled on the device only (a loop over a compile-time bound whose array stays in registers).
+#if defined(__CUDACC__)
+#define DIFFREP_DEVICE_UNROLL _Pragma("unroll")
+#else
+#define DIFFREP_DEVICE_UNROLL
+#endif

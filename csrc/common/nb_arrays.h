@@ -5,6 +5,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -22,6 +23,12 @@ inline T* typed(A& a, const char* name) {
   return static_cast<T*>(a.data());
 }
 
+// An optional array (None in Python): nullptr, else as typed().
+template <typename T, typename A>
+inline T* optional_typed(A& a, const char* name) {
+  return a.is_valid() ? typed<T>(a, name) : nullptr;
+}
+
 template <typename A>
 inline bool is_f64(const A& a) {
   if (a.dtype() != nb::dtype<float>() && a.dtype() != nb::dtype<double>())
@@ -35,36 +42,69 @@ inline Launch make_launch(A& flags, int device, uintptr_t stream) {
   return Launch{device, stream, typed<int32_t>(flags, "flags")};
 }
 
-// Size checks: the launchers index these buffers without bounds checks, so every size the
-// kernel relies on is verified here and a mismatch raises ValueError.
+// The checks of the declaration tables (common/ops_table.h): the launchers index their buffers
+// without bounds checks, so every count a kernel relies on is verified and a mismatch raises
+// ValueError.
+constexpr int64_t kAny = -1;  // a count that is not checked
+
 template <typename A>
 inline void expect_size(const A& a, int64_t n, const char* name) {
-  if (int64_t(a.size()) != n)
+  if (n >= 0 && int64_t(a.size()) != n)
     throw nb::value_error((std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
                            std::to_string(a.size())).c_str());
 }
 
-// A per-example (per_row) or per-element quantity for n elements in rows of row_len.
+// An optional array (None) is not checked.
 template <typename A>
-inline void expect_rows(const A& a, bool per_row, int64_t row_len, int64_t n, const char* name) {
-  if (row_len <= 0 || n % row_len) throw nb::value_error("row_len must be positive and divide the element count");
-  expect_size(a, per_row ? n / row_len : n, name);
+inline void expect_size_if_given(const A& a, int64_t n, const char* name) {
+  if (a.is_valid()) expect_size(a, n, name);
 }
 
-inline void expect_classes(int64_t K) {
-  if (K < 2) throw nb::value_error("num_classes must be >= 2");
+// An optional array that must be given when `needed`.
+template <typename A>
+inline void expect_given(const A& a, bool needed, const char* name) {
+  if (needed && !a.is_valid()) throw nb::value_error((std::string(name) + ": required here, got None").c_str());
+}
+
+inline void expect(bool ok, const char* message) {
+  if (!ok) throw nb::value_error(message);
+}
+
+inline void expect_positive(int64_t v, const char* name) {
+  if (v < 1) throw nb::value_error((std::string(name) + " must be >= 1").c_str());
+}
+
+inline void expect_classes(int64_t K) { expect(K >= 2, "num_classes must be >= 2"); }
+
+// The count of a per-example (per_row: one value per row of row_len elements) or per-element
+// quantity for n elements.
+inline int64_t rows(bool per_row, int64_t row_len, int64_t n) {
+  expect(row_len > 0 && n % row_len == 0, "row_len must be positive and divide the element count");
+  return per_row ? n / row_len : n;
+}
+
+// size / K items of K values each.
+inline int64_t items_of(size_t size, int64_t K, const char* message) {
+  expect(K > 0 && int64_t(size) % K == 0, message);
+  return int64_t(size) / K;
 }
 
 // The trailing arguments every kernel binding takes: flags word, device index, stream.
 #define DIFFREP_LAUNCH_ARGS nb::arg("flags").noconvert(), nb::arg("device"), nb::arg("stream")
 
-// Run `body` (a generic lambda taking a T*-typed zero value) with T = float or double.
+// Run `body` (a generic lambda taking a zero of type T) with T = the float dtype of `ref`
+// (float32 or float64), or T = double when there is no reference array (nullptr).
 template <typename A, typename F>
 inline void float_dispatch(const A& ref, F&& body) {
   if (is_f64(ref))
     body(double(0));
   else
     body(float(0));
+}
+
+template <typename F>
+inline void float_dispatch(std::nullptr_t, F&& body) {
+  body(double(0));
 }
 
 }  // namespace diffrep

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "common/isa.h"
-#include "guidance/guidance_kernels.h"
+#include "guidance/guidance_ops.h"
 #include "guidance/guidance_math.h"
 
 namespace diffrep {
@@ -18,9 +18,9 @@ constexpr int64_t kParallelMin = 1 << 14;  // elements below which one thread is
 
 }  // namespace
 
-template <typename T>
-void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int64_t S, int64_t B, int64_t D, T c,
-                       T* out) {
+DIFFREP_LAUNCHER(log_posterior_fwd) {
+  const T *s = logvar, c = constant;
+  const int64_t S = samples;
   const int64_t stride = B * D;
   int32_t flags = 0;
 #pragma omp parallel for schedule(static) reduction(| : flags) if (S * B * D >= kParallelMin)
@@ -40,9 +40,10 @@ void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int
   *l.flags |= flags;
 }
 
-template <typename T>
-void log_posterior_bwd(const Launch&, const T* g, const T* z, const T* mu, const T* s, int64_t S, int64_t B,
-                       int64_t D, T* d_z, T* d_mu, T* d_s) {
+DIFFREP_LAUNCHER(log_posterior_bwd) {
+  const T *g = grad, *s = logvar;
+  T* d_s = d_logvar;
+  const int64_t S = samples;
   const int64_t stride = B * D;
 #pragma omp parallel for schedule(static) if (S * B * D >= kParallelMin)
   for (int64_t b = 0; b < B; ++b) {
@@ -55,9 +56,10 @@ void log_posterior_bwd(const Launch&, const T* g, const T* z, const T* mu, const
   }
 }
 
-template <typename T>
-void log_posterior_bwd2(const Launch&, const T* g, const T* z, const T* mu, const T* s, int64_t S, int64_t B,
-                        int64_t D, const T* gz, const T* gmu, const T* gs, T* g_bar, T* z_bar, T* mu_bar, T* s_bar) {
+DIFFREP_LAUNCHER(log_posterior_bwd2) {
+  const T *g = grad, *s = logvar, *gz = grad_d_z, *gmu = grad_d_mu, *gs = grad_d_logvar;
+  T* s_bar = logvar_bar;
+  const int64_t S = samples;
   const int64_t stride = B * D;
   const Upstream<T> up{gz, gmu, gs};
 #pragma omp parallel for schedule(static) if (S * B * D >= kParallelMin)
@@ -75,8 +77,7 @@ void log_posterior_bwd2(const Launch&, const T* g, const T* z, const T* mu, cons
   }
 }
 
-DIFFREP_GUIDANCE_INSTANTIATE(float)
-DIFFREP_GUIDANCE_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_GUIDANCE_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

@@ -1,8 +1,8 @@
 // CUDA kernels of the SAMI guidance score. The row reductions (forward and backward2) use one
 // block per row (grid-stride over rows) and a fixed-order shared-memory tree in float64, so
 // reruns are bitwise identical; the elementwise backward is a grid-stride loop.
-#include "common/cuda_check.cuh"
-#include "guidance/guidance_kernels.h"
+#include "common/cuda_helpers.cuh"
+#include "guidance/guidance_ops.h"
 #include "guidance/guidance_math.h"
 
 namespace diffrep {
@@ -10,7 +10,6 @@ namespace cuda {
 namespace {
 
 using namespace guidance;
-constexpr int kThreads = 256;
 
 // Sum of v over the block in a fixed order; the result is valid in thread 0.
 __device__ double block_sum(double v, double* sh) {
@@ -69,33 +68,34 @@ unsigned row_grid(int64_t B) { return static_cast<unsigned>(B < 65535 ? (B < 1 ?
 
 }  // namespace
 
-template <typename T>
-void log_posterior_fwd(const Launch& l, const T* z, const T* mu, const T* s, int64_t S, int64_t B, int64_t D, T c,
-                       T* out) {
+DIFFREP_LAUNCHER(log_posterior_fwd) {
+  const T *s = logvar, c = constant;
+  const int64_t S = samples;
   DeviceGuard guard(l.device);
   fwd_kernel<T><<<row_grid(B), kThreads, 0, as_stream(l)>>>(z, mu, s, S, B, D, c, out, l.flags);
   check_launch("log_posterior forward");
 }
 
-template <typename T>
-void log_posterior_bwd(const Launch& l, const T* g, const T* z, const T* mu, const T* s, int64_t S, int64_t B,
-                       int64_t D, T* d_z, T* d_mu, T* d_s) {
+DIFFREP_LAUNCHER(log_posterior_bwd) {
+  const T *g = grad, *s = logvar;
+  T* d_s = d_logvar;
+  const int64_t S = samples;
   DeviceGuard guard(l.device);
   bwd_kernel<T><<<grid_for(B * D, kThreads), kThreads, 0, as_stream(l)>>>(g, z, mu, s, S, B, D, d_z, d_mu, d_s);
   check_launch("log_posterior backward");
 }
 
-template <typename T>
-void log_posterior_bwd2(const Launch& l, const T* g, const T* z, const T* mu, const T* s, int64_t S, int64_t B,
-                        int64_t D, const T* gz, const T* gmu, const T* gs, T* g_bar, T* z_bar, T* mu_bar, T* s_bar) {
+DIFFREP_LAUNCHER(log_posterior_bwd2) {
+  const T *g = grad, *s = logvar, *gz = grad_d_z, *gmu = grad_d_mu, *gs = grad_d_logvar;
+  T* s_bar = logvar_bar;
+  const int64_t S = samples;
   DeviceGuard guard(l.device);
   bwd2_kernel<T><<<row_grid(B), kThreads, 0, as_stream(l)>>>(g, z, mu, s, S, B, D, Upstream<T>{gz, gmu, gs}, g_bar,
                                                               z_bar, mu_bar, s_bar);
   check_launch("log_posterior double backward");
 }
 
-DIFFREP_GUIDANCE_INSTANTIATE(float)
-DIFFREP_GUIDANCE_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_GUIDANCE_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "common/fast_math.h"
+#include "common/errors.h"
 #include "common/hd.h"
 
 namespace diffrep {
@@ -30,8 +31,6 @@ template <typename T>
 DIFFREP_HD T exp_neg(T s) {
   return fast_exp(-s);
 }
-
-enum ErrorFlag : int32_t { kNonFiniteInput = 1 };  // same bit as the other families
 
 constexpr double kLog2Pi = 1.83787706640934548356;
 

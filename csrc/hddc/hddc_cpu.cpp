@@ -16,7 +16,7 @@
 
 #include "common/fast_math.h"
 #include "common/isa.h"
-#include "hddc/hddc_kernels.h"
+#include "hddc/hddc_ops.h"
 #include "hddc/hddc_math.h"
 
 namespace diffrep {
@@ -67,29 +67,14 @@ struct EParams {
   double* llp;
 };
 
-// u_j = q_j . e for R consecutive rows j of Qt at once: R * kP independent accumulators keep
-// both FMA pipes busy (one row at a time is bound by the FMA latency of its kP / lanes chains).
-template <typename T, int R>
-inline void add_rows(const T* q, int64_t d, int64_t cols, const T* c, const T (*et)[kP], T* acc) {
-  T u[R][kP] = {};
-  for (int64_t i = 0; i < cols; ++i)
-    for (int r = 0; r < R; ++r) {
-      const T qi = q[r * d + i];
-#pragma omp simd
-      for (int p = 0; p < kP; ++p) u[r][p] += qi * et[i][p];
-    }
-  for (int r = 0; r < R; ++r)
-#pragma omp simd
-    for (int p = 0; p < kP; ++p) acc[p] += c[r] * u[r][p] * u[r][p];
-}
-
-// -2 log(pi_k N_k) of the tile's points (transposed xt[i][p]) for component k, into cost[p].
+// -2 log(pi_k N_k) of the tile's points (transposed xt[i][p]) for component k, into cost[p]
+// (estep_cost, hddc_math.h; et receives the deviations).
 template <typename T>
 inline void tile_cost(const EParams<T>& e, int64_t bk, const T (*xt)[kP], T (*et)[kP], T* cost) {
   constexpr int R = sizeof(T) == 4 ? 6 : 3;  // rows per block: R * kP / lanes <= 12 vector registers
-  const int64_t d = e.s.d, D = e.s.D, dk = e.dk[bk];
+  const int64_t d = e.s.d, D = e.s.D;
   const T* m = e.mu + bk * d;
-  T ee[kP] = {}, acc[kP];
+  T ee[kP] = {};
   for (int64_t i = 0; i < d; ++i) {
     const T mi = m[i];
 #pragma omp simd
@@ -99,18 +84,8 @@ inline void tile_cost(const EParams<T>& e, int64_t bk, const T (*xt)[kP], T (*et
       ee[p] += v * v;
     }
   }
-  const T ib = e.ib[bk], c0 = e.cst[bk];
-#pragma omp simd
-  for (int p = 0; p < kP; ++p) acc[p] = ee[p] * ib + c0;
-  T c[kMaxDim];
-  for (int64_t j = 0; j < dk; ++j) c[j] = e.ia[bk * D + j] - ib;
-  const T* q = e.qt + bk * D * d;
-  const bool lower = e.tri[bk] != 0;  // rows j..j+R-1 are zero beyond column j+R-1: skip those
-  int64_t j = 0;
-  for (; j + R <= dk; j += R) add_rows<T, R>(q + j * d, d, lower ? std::min(d, j + R) : d, c + j, et, acc);
-  for (; j < dk; ++j) add_rows<T, 1>(q + j * d, d, lower ? j + 1 : d, c + j, et, acc);
-#pragma omp simd
-  for (int p = 0; p < kP; ++p) cost[p] = acc[p];
+  estep_cost<T, kP, R, kMaxDim>(e.qt + bk * D * d, e.ia + bk * D, d, e.dk[bk], e.tri[bk] != 0, e.ib[bk], e.cst[bk], ee,
+                                [et](int i, int p) { return et[i][p]; }, cost);
 }
 
 // One tile of np points (indices idx): responsibilities, llp, member counts; returns flags.
@@ -285,10 +260,7 @@ void scatter_block(const Dims& s, const T* xu, const T* w, const T* resp, const 
 
 }  // namespace
 
-template <typename T>
-void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
-                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+DIFFREP_LAUNCHER(hddc_estep) {
   const EParams<T> e{s, x, w, mu, qt, ia, ib, cst, thr, unit_of, dk, tri, act, skip_zero, resp, llp};
   const int64_t nblk = num_blocks(s.n), K = s.K, n = s.n;
   std::vector<double> lpart(s.B * nblk);
@@ -418,8 +390,16 @@ void hddc_distance(const Launch&, const Dims& s, const T* x, const int64_t* unit
     density[bk] = act[bk] && count[bk] > 0 ? density[bk] / count[bk] : std::numeric_limits<double>::quiet_NaN();
 }
 
-DIFFREP_HDDC_INSTANTIATE(float)
-DIFFREP_HDDC_INSTANTIATE(double)
+// Both passes of the M-step statistics (mode kSoft) or of cluster_density (mode kMember).
+DIFFREP_LAUNCHER(hddc_stats) {
+  hddc_moments(l, s, x, unit_of, w, resp, act, mode, phi, part, mass, mean);
+  if (mode == kSoft)
+    hddc_scatter(l, s, x, unit_of, w, resp, act, mass, mean, part, second);
+  else
+    hddc_distance(l, s, x, unit_of, w, resp, act, phi, mass, mean, part, second);
+}
+
+DIFFREP_INSTANTIATE_OPS(DIFFREP_HDDC_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

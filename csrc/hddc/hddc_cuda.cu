@@ -6,8 +6,8 @@
 // in float64 in block order. No floating-point atomics: reruns are bitwise identical.
 #include <cmath>
 
-#include "common/cuda_check.cuh"
-#include "hddc/hddc_kernels.h"
+#include "common/cuda_helpers.cuh"
+#include "hddc/hddc_ops.h"
 #include "hddc/hddc_math.h"
 
 namespace diffrep {
@@ -58,18 +58,10 @@ __global__ void __launch_bounds__(kEThreads)
         e[j] = j < d ? xr[j] - m[j] : T(0);
         ee += e[j] * e[j];
       }
-      const T bi = ib[bk];
-      T acc = ee * bi + cst[bk];
-      const int64_t dkk = dk[bk] < D ? dk[bk] : D;
-      const bool lower = tri[bk] != 0;  // row q is zero beyond column q
-      for (int64_t q = 0; q < dkk; ++q) {
-        const T* row = qt + (bk * D + q) * d;
-        T u = T(0);
-#pragma unroll
-        for (int j = 0; j < DP; ++j) u += (j < d && (!lower || j <= q)) ? row[j] * e[j] : T(0);
-        acc += (ia[bk * D + q] - bi) * u * u;
-      }
-      lp[k] = T(-0.5) * acc;
+      T cost;
+      estep_cost<T, 1, 1, DP>(qt + bk * D * d, ia + bk * D, d, dk[bk] < D ? dk[bk] : D, tri[bk] != 0, ib[bk], cst[bk],
+                              &ee, [&e](int j, int) { return e[j]; }, &cost);
+      lp[k] = T(-0.5) * cost;
       mx = lp[k] > mx ? lp[k] : mx;
     }
     T sm = T(0);
@@ -262,10 +254,7 @@ void moments_passes(const Launch& l, const Dims& s, const T* x, const int64_t* u
 
 }  // namespace
 
-template <typename T>
-void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* mu,
-                const T* qt, const T* ia, const int32_t* dk, const int32_t* tri, const T* ib, const T* cst,
-                const int32_t* act, const T* thr, bool skip_zero, T* resp, double* llp, double* L, int64_t* cnt) {
+DIFFREP_LAUNCHER(hddc_estep) {
   DeviceGuard guard(l.device);
   DeviceGuard::check(cudaMemsetAsync(cnt, 0, sizeof(int64_t) * s.B * s.K, as_stream(l)), "hddc_estep memset");
   int64_t gx = (s.n + kEThreads - 1) / kEThreads;
@@ -289,17 +278,10 @@ void hddc_estep(const Launch& l, const Dims& s, const T* x, const int64_t* unit_
   check_launch("hddc_estep loglik");
 }
 
+// Pass 2 of mode kSoft: W = the weighted scatter about the means, divided by the mass.
 template <typename T>
-void hddc_moments(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* resp,
-                  const int32_t* act, int32_t mode, T phi, T* part, double* mass, double* mean) {
-  DeviceGuard guard(l.device);
-  moments_passes(l, s, x, unit_of, w, resp, act, mode, phi, part, mass, mean);
-}
-
-template <typename T>
-void hddc_scatter(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* resp,
-                  const int32_t* act, const double* mass, const double* mean, T* part, double* W) {
-  DeviceGuard guard(l.device);
+void scatter_passes(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* resp,
+                    const int32_t* act, const double* mass, const double* mean, T* part, double* W) {
   if (s.d <= 16)
     scatter_kernel<T, 16><<<block_grid(s), kSThreads, 0, as_stream(l)>>>(s, x, unit_of, w, resp, act, mass, mean,
                                                                           part);
@@ -313,19 +295,21 @@ void hddc_scatter(const Launch& l, const Dims& s, const T* x, const int64_t* uni
   combine(l, part, s, s.K * s.d * s.d, s.d * s.d, mass, 0.0, W, "hddc scatter combine");
 }
 
-template <typename T>
-void hddc_distance(const Launch& l, const Dims& s, const T* x, const int64_t* unit_of, const T* w, const T* resp,
-                   const int32_t* act, T phi, const double* count, const double* centroid, T* part,
-                   double* density) {
+DIFFREP_LAUNCHER(hddc_stats) {
   DeviceGuard guard(l.device);
-  distance_kernel<T><<<block_grid(s), kSThreads, 0, as_stream(l)>>>(s, x, unit_of, w, resp, act, phi, count,
-                                                                     centroid, part);
+  moments_passes(l, s, x, unit_of, w, resp, act, mode, phi, part, mass, mean);
+  if (mode == kSoft) {
+    scatter_passes(l, s, x, unit_of, w, resp, act, mass, mean, part, second);
+    return;
+  }
+  // mode kMember: the mean distance of the members to their centroid (NaN for an empty cluster)
+  distance_kernel<T><<<block_grid(s), kSThreads, 0, as_stream(l)>>>(s, x, unit_of, w, resp, act, phi, mass, mean,
+                                                                     part);
   check_launch("hddc distance");
-  combine(l, part, s, s.K, 1, count, NAN, density, "hddc distance combine");
+  combine(l, part, s, s.K, 1, mass, NAN, second, "hddc distance combine");
 }
 
-DIFFREP_HDDC_INSTANTIATE(float)
-DIFFREP_HDDC_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_HDDC_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

@@ -18,12 +18,11 @@
 #pragma once
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/hd.h"
 
 namespace diffrep {
 namespace hddc {
-
-enum ErrorFlag : int32_t { kNonFiniteInput = 1 };  // same bit as the other families
 
 constexpr int64_t kBlock = 4096;  // points per partial-sum block
 constexpr int kMaxDim = 64;       // d and K limits (the wrapper rejects larger)
@@ -44,6 +43,58 @@ inline int64_t num_blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
 struct Dims {
   int64_t U, n, d, B, K, D;  // D: rows of Qt per component (max dk)
 };
+
+// Values per (problem, block) of the scratch of hddc_stats: K * max(d * d, d + 1) for the M-step
+// (the scatter reuses the moments' scratch), K * (d + 1) for cluster_density.
+inline int64_t stats_width(const Dims& s, int32_t mode) {
+  return s.K * (mode == kSoft ? (s.d * s.d > s.d + 1 ? s.d * s.d : s.d + 1) : s.d + 1);
+}
+
+// Adds c_r (q_r . e_p)^2 to acc[p] for R consecutive rows q_r of Qt (row stride d) and P points,
+// over the columns i < cols; e(i, p) is point p's deviation x - mu in dimension i. The R * P
+// independent accumulators keep both FMA pipes busy on the CPU; on CUDA (R = P = 1) the column
+// loop, bounded by the padded dimension DMAX, unrolls so the deviations stay in registers.
+template <typename T, int P, int R, int DMAX, typename E>
+DIFFREP_HD void add_cost_rows(const T* q, int64_t d, int64_t cols, const T* c, E& e, T* acc) {
+  T u[R][P];
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < P; ++p) u[r][p] = T(0);
+  DIFFREP_DEVICE_UNROLL
+  for (int i = 0; i < DMAX; ++i) {
+    if (i >= cols) break;
+    for (int r = 0; r < R; ++r) {
+      const T qi = q[r * d + i];
+      DIFFREP_SIMD
+      for (int p = 0; p < P; ++p) u[r][p] += qi * e(i, p);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    DIFFREP_SIMD
+    for (int p = 0; p < P; ++p) acc[p] += c[r] * u[r][p] * u[r][p];
+  }
+}
+
+// The E-step cost -2 log(pi_k N_k(x)) of P points for one component k, in the cost form above:
+// cost[p] = ee[p] ib + cst + sum_{j < dk} (ia_j - ib) u_j^2 with u_j = q_j . e_p, ee[p] = |e_p|^2,
+// q: the component's rows of Qt, ia: its ia. With `lower` (tri), the rows of a block of R skip the
+// columns beyond the block's last row (zero). Both backends call it: the CPU for a tile of P
+// points (R rows at a time), CUDA for one point per thread (P = R = 1).
+template <typename T, int P, int R, int DMAX, typename E>
+DIFFREP_HD void estep_cost(const T* q, const T* ia, int64_t d, int64_t dk, bool lower, T ib, T cst, const T* ee,
+                           E&& e, T* cost) {
+  DIFFREP_SIMD
+  for (int p = 0; p < P; ++p) cost[p] = ee[p] * ib + cst;
+  int64_t j = 0;
+  for (; j + R <= dk; j += R) {
+    T c[R];
+    for (int r = 0; r < R; ++r) c[r] = ia[j + r] - ib;
+    add_cost_rows<T, P, R, DMAX>(q + j * d, d, lower && j + R < d ? j + R : d, c, e, cost);
+  }
+  for (; j < dk; ++j) {
+    const T c = ia[j] - ib;
+    add_cost_rows<T, P, 1, DMAX>(q + j * d, d, lower && j + 1 < d ? j + 1 : d, &c, e, cost);
+  }
+}
 
 }  // namespace hddc
 }  // namespace diffrep

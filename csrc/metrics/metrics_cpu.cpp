@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "metrics/metrics_kernels.h"
+#include "metrics/metrics_ops.h"
 #include "metrics/metrics_math.h"
 
 namespace diffrep {
@@ -60,9 +60,7 @@ struct RadixSorter {
 }  // namespace
 
 // ---------------------------------------------------------------- AUROC
-template <typename T>
-void auroc_matrix(const Launch& l, const T* scores, const int64_t* order, const uint8_t* labels, const int64_t* npos,
-                  int64_t U, int64_t A, int64_t n, int32_t* r2, double* auc) {
+DIFFREP_LAUNCHER(auroc_matrix) {
   int32_t flags = 0;
   // Rows of int32 partial sums that cannot overflow: chunk * max(r2) < 2^31.
   const int64_t chunk = int64_t(0x7fffffff) / (2 * n + 1);
@@ -109,8 +107,7 @@ void auroc_matrix(const Launch& l, const T* scores, const int64_t* order, const 
 }
 
 // ---------------------------------------------------------------- histogram discretisation
-template <typename T>
-void hist_discretize(const Launch&, const T* codes, int64_t n, int64_t J, int64_t B, T* lohi, int64_t* labels) {
+DIFFREP_LAUNCHER(hist_discretize) {
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < J; ++j) {
     T lo = codes[j], hi = codes[j];
@@ -129,8 +126,7 @@ void hist_discretize(const Launch&, const T* codes, int64_t n, int64_t J, int64_
 }
 
 // ---------------------------------------------------------------- MI matrix
-void mi_matrix(const Launch& l, const int64_t* labels, const int64_t* factors, int64_t n, int64_t J, int64_t F,
-               int64_t B, int64_t V, int64_t* scratch, double* mi, double* h) {
+DIFFREP_LAUNCHER(mi_matrix) {
   int64_t* joint = scratch;                   // (J, F, B, V)
   int64_t* lab_count = scratch + J * F * B * V;  // (J, B)
   int64_t* fac_count = lab_count + J * B;        // (F, V)
@@ -169,8 +165,7 @@ void mi_matrix(const Launch& l, const int64_t* labels, const int64_t* factors, i
 }
 
 // ---------------------------------------------------------------- 1-D kNN MI
-void knn_mi_cd(const Launch& l, const double* sx, const int64_t* vorder, const int64_t* labels, int64_t J, int64_t F,
-               int64_t n, int64_t V, int64_t k, double*, int64_t*, double* mi) {
+DIFFREP_LAUNCHER(knn_mi_cd) {
   int32_t flags = 0;
   std::vector<int64_t> counts(F * V, 0), starts(F * V, 0), n_kept(F, 0);
   for (int64_t f = 0; f < F; ++f) {
@@ -224,10 +219,7 @@ void knn_mi_cd(const Launch& l, const double* sx, const int64_t* vorder, const i
 }
 
 // ---------------------------------------------------------------- FactorVAE votes
-template <typename T>
-void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_index, const double* global_var,
-                      const int64_t* active, int64_t na, int64_t nt, int64_t B, int64_t d, int64_t F,
-                      bool compressed, int64_t* votes, int64_t* arg) {
+DIFFREP_LAUNCHER(factor_vae_votes) {
   int32_t flags = 0;
   for (int64_t a = 0; a < na; ++a)
     if (!in_range(active[a], d)) flags |= kIndexOutOfRange;
@@ -245,8 +237,7 @@ void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_i
   for (int64_t t = 0; t < nt; ++t) ++votes[factor_index[t] * d + arg[t]];
 }
 
-DIFFREP_METRICS_INSTANTIATE(float)
-DIFFREP_METRICS_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_METRICS_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

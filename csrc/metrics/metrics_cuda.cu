@@ -1,8 +1,8 @@
 // CUDA kernels of the metric family, launched on torch's current stream. Outputs are written by
 // exactly one thread each or reduced in a fixed order (per-thread strided partials, then a
 // shared-memory tree), so reruns are bitwise identical; the only atomics are integer counts.
-#include "common/cuda_check.cuh"
-#include "metrics/metrics_kernels.h"
+#include "common/cuda_helpers.cuh"
+#include "metrics/metrics_ops.h"
 #include "metrics/metrics_math.h"
 
 namespace diffrep {
@@ -10,10 +10,6 @@ namespace cuda {
 namespace {
 
 using namespace metrics;
-constexpr int kThreads = 256;
-
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 __device__ __forceinline__ bool in_range(int64_t v, int64_t hi) { return v >= 0 && v < hi; }
 
@@ -264,46 +260,36 @@ __global__ void votes_kernel(const T* batches, const int64_t* factor_index, cons
 
 }  // namespace
 
-#define LAUNCH(kernel, work, name, ...)                                             \
-  do {                                                                              \
-    kernel<<<grid_for((work), kThreads), kThreads, 0, as_stream(l)>>>(__VA_ARGS__); \
-    check_launch(name);                                                             \
-  } while (0)
 
-template <typename T>
-void auroc_matrix(const Launch& l, const T* scores, const int64_t* order, const uint8_t* labels, const int64_t* npos,
-                  int64_t U, int64_t A, int64_t n, int32_t* r2, double* auc) {
+DIFFREP_LAUNCHER(auroc_matrix) {
   if (U == 0 || A == 0 || n == 0) return;
   DeviceGuard guard(l.device);
-  LAUNCH(auroc_ranks_kernel<T>, U, "auroc_matrix", scores, order, U, n, r2, l.flags);
-  LAUNCH(auroc_product_kernel, A * U * 32, "auroc_matrix", labels, r2, npos, U, A, n, auc);
+  DIFFREP_LAUNCH(auroc_ranks_kernel<T>, U, "auroc_matrix", scores, order, U, n, r2, l.flags);
+  DIFFREP_LAUNCH(auroc_product_kernel, A * U * 32, "auroc_matrix", labels, r2, npos, U, A, n, auc);
 }
 
-template <typename T>
-void hist_discretize(const Launch& l, const T* codes, int64_t n, int64_t J, int64_t B, T* lohi, int64_t* labels) {
+DIFFREP_LAUNCHER(hist_discretize) {
   if (n == 0 || J == 0) return;
   DeviceGuard guard(l.device);
   const unsigned blocks = static_cast<unsigned>(J < 65535 ? J : 65535);
   column_minmax_kernel<T><<<blocks, kThreads, 0, as_stream(l)>>>(codes, n, J, lohi);
   check_launch("hist_discretize");
-  LAUNCH(hist_label_kernel<T>, n * J, "hist_discretize", codes, n, J, B, lohi, labels);
+  DIFFREP_LAUNCH(hist_label_kernel<T>, n * J, "hist_discretize", codes, n, J, B, lohi, labels);
 }
 
-void mi_matrix(const Launch& l, const int64_t* labels, const int64_t* factors, int64_t n, int64_t J, int64_t F,
-               int64_t B, int64_t V, int64_t* scratch, double* mi, double* h) {
+DIFFREP_LAUNCHER(mi_matrix) {
   if (n == 0 || F == 0) return;
   DeviceGuard guard(l.device);
   int64_t* joint = scratch;
   int64_t* lab_count = scratch + J * F * B * V;
   int64_t* fac_count = lab_count + J * B;
-  LAUNCH(mi_check_kernel, n * (J + F), "mi_matrix", labels, factors, n, J, F, B, V, l.flags);
-  LAUNCH(mi_count_kernel, n * (J * F + J + F), "mi_matrix", labels, factors, n, J, F, B, V, joint, lab_count,
-         fac_count);
-  LAUNCH(mi_table_kernel, J * F + F, "mi_matrix", joint, lab_count, fac_count, n, J, F, B, V, mi, h);
+  DIFFREP_LAUNCH(mi_check_kernel, n * (J + F), "mi_matrix", labels, factors, n, J, F, B, V, l.flags);
+  DIFFREP_LAUNCH(mi_count_kernel, n * (J * F + J + F), "mi_matrix", labels, factors, n, J, F, B, V, joint, lab_count,
+                 fac_count);
+  DIFFREP_LAUNCH(mi_table_kernel, J * F + F, "mi_matrix", joint, lab_count, fac_count, n, J, F, B, V, mi, h);
 }
 
-void knn_mi_cd(const Launch& l, const double* sx, const int64_t* vorder, const int64_t* labels, int64_t J, int64_t F,
-               int64_t n, int64_t V, int64_t k, double* dscratch, int64_t* iscratch, double* mi) {
+DIFFREP_LAUNCHER(knn_mi_cd) {
   if (J == 0 || F == 0 || n == 0) return;
   DeviceGuard guard(l.device);
   int64_t* counts = iscratch;         // (F, V)
@@ -313,36 +299,33 @@ void knn_mi_cd(const Launch& l, const double* sx, const int64_t* vorder, const i
   double* grouped = dscratch;         // (J, n)
   double* terms = dscratch + J * n;   // (3, J, n)
   // Every later kernel indexes with these values: check first, and stop on the host if any is bad.
-  LAUNCH(knn_check_kernel, J * n + F * n, "knn_mi_cd", vorder, labels, J, F, n, V, l.flags);
+  DIFFREP_LAUNCH(knn_check_kernel, J * n + F * n, "knn_mi_cd", vorder, labels, J, F, n, V, l.flags);
   int32_t bad = 0;
   DeviceGuard::check(cudaMemcpyAsync(&bad, l.flags, sizeof(int32_t), cudaMemcpyDeviceToHost, as_stream(l)),
                      "knn_mi_cd: cudaMemcpyAsync");
   DeviceGuard::check(cudaStreamSynchronize(as_stream(l)), "knn_mi_cd: cudaStreamSynchronize");
   if (bad) return;
-  LAUNCH(knn_groups_kernel, F, "knn_mi_cd", labels, F, n, V, counts, starts);
+  DIFFREP_LAUNCH(knn_groups_kernel, F, "knn_mi_cd", labels, F, n, V, counts, starts);
   const unsigned blocks = static_cast<unsigned>(J < 65535 ? J : 65535);
   for (int64_t f = 0; f < F; ++f) {
     const int64_t* cnt = counts + f * V;
     const int64_t* st = starts + f * V;
-    LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp, fill);
-    LAUNCH(knn_point_kernel, J * n, "knn_mi_cd", sx, grouped, kp, cnt, st, J, n, V, k, terms);
+    DIFFREP_LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp,
+                   fill);
+    DIFFREP_LAUNCH(knn_point_kernel, J * n, "knn_mi_cd", sx, grouped, kp, cnt, st, J, n, V, k, terms);
     knn_reduce_kernel<<<blocks, kThreads, 0, as_stream(l)>>>(terms, cnt, J, n, V, F, f, mi);
     check_launch("knn_mi_cd");
   }
 }
 
-template <typename T>
-void factor_vae_votes(const Launch& l, const T* batches, const int64_t* factor_index, const double* global_var,
-                      const int64_t* active, int64_t na, int64_t nt, int64_t B, int64_t d, int64_t F,
-                      bool compressed, int64_t* votes, int64_t* arg) {
+DIFFREP_LAUNCHER(factor_vae_votes) {
   if (nt == 0) return;
   DeviceGuard guard(l.device);
-  LAUNCH(votes_kernel<T>, nt, "factor_vae_votes", batches, factor_index, global_var, active, na, nt, B, d, F,
-         compressed, votes, arg, l.flags);
+  DIFFREP_LAUNCH(votes_kernel<T>, nt, "factor_vae_votes", batches, factor_index, global_var, active, na, nt, B, d, F,
+                 compressed, votes, arg, l.flags);
 }
 
-DIFFREP_METRICS_INSTANTIATE(float)
-DIFFREP_METRICS_INSTANTIATE(double)
+DIFFREP_INSTANTIATE_OPS(DIFFREP_METRICS_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/errors.h"
 #include "common/hd.h"
 
 namespace diffrep {
@@ -17,30 +18,23 @@ namespace metrics {
 constexpr double kInf = HUGE_VAL;
 constexpr double kEps = DBL_EPSILON;
 
-// Error flags (bitwise OR), decoded in python/diffrep/ops/metrics.py.
-enum ErrorFlag : int32_t {
-  kIndexOutOfRange = 2,  // a label, factor or permutation entry outside its declared range
-};
 
+// a * b and a + b rounded to nearest: nvcc may not contract them into an FMA.
+#if defined(__CUDA_ARCH__)
+DIFFREP_HD float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+DIFFREP_HD double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+DIFFREP_HD float add_rn(float a, float b) { return __fadd_rn(a, b); }
+DIFFREP_HD double add_rn(double a, double b) { return __dadd_rn(a, b); }
+#else
 template <typename T>
 DIFFREP_HD T mul_rn(T a, T b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (sizeof(T) == 8) return __dmul_rn(a, b);
-  else return __fmul_rn(a, b);
-#else
   return a * b;
-#endif
 }
-
 template <typename T>
 DIFFREP_HD T add_rn(T a, T b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (sizeof(T) == 8) return __dadd_rn(a, b);
-  else return __fadd_rn(a, b);
-#else
   return a + b;
-#endif
 }
+#endif
 
 // digamma for x > 0 in the Cephes form torch uses (aten/src/ATen/native/Math.h calc_digamma):
 // recurrence up to 10, psi(10) exactly, else the asymptotic series in 1/x^2.

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mmd/mmd_kernels.h"
+#include "mmd/mmd_ops.h"
 #include "mmd/mmd_math.h"
 
 namespace diffrep {
@@ -185,9 +185,8 @@ void mmd_rows(const T* x, int64_t n, const T* y, int64_t m, int64_t d, const Ker
 
 }  // namespace
 
-template <typename T>
-void mmd2(const Launch& l, const T* x, int64_t n, const T* y, int64_t m, int64_t d, const KernelSpec<T>& ks,
-          bool unbiased, bool want_grad, double* rows, T* loss, T* gx, T* gy) {
+DIFFREP_LAUNCHER(mmd2) {
+  const KernelSpec<T> ks = kernel_spec<T>(kind, scales, weights);
   std::vector<T> xt, yt;
   const Cols<T> cx{x, nullptr, n, (n + kCB - 1) / kCB * kCB}, cy{y, nullptr, m, (m + kCB - 1) / kCB * kCB};
   bool finite = transpose_padded(x, n, d, cx.np, xt);
@@ -219,10 +218,7 @@ void mmd2(const Launch& l, const T* x, int64_t n, const T* y, int64_t m, int64_t
   *loss = static_cast<T>(ew.axx * sxx + ew.ayy * syy - 2.0 * ew.axy * sxy);
 }
 
-template void mmd2<float>(const Launch&, const float*, int64_t, const float*, int64_t, int64_t,
-                          const KernelSpec<float>&, bool, bool, double*, float*, float*, float*);
-template void mmd2<double>(const Launch&, const double*, int64_t, const double*, int64_t, int64_t,
-                           const KernelSpec<double>&, bool, bool, double*, double*, double*, double*);
+DIFFREP_INSTANTIATE_OPS(DIFFREP_MMD_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

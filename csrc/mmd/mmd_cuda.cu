@@ -3,8 +3,8 @@
 // padded to DP = 16, 32 or 64). Per row only the same-set and cross kernel sums and the gradient
 // row survive (no n x m matrix). A single-block kernel then combines the per-row sums in a fixed
 // order (no floating-point atomics), so reruns are bitwise identical.
-#include "common/cuda_check.cuh"
-#include "mmd/mmd_kernels.h"
+#include "common/cuda_helpers.cuh"
+#include "mmd/mmd_ops.h"
 #include "mmd/mmd_math.h"
 
 namespace diffrep {
@@ -120,9 +120,8 @@ void launch_rows(const Launch& l, const T* x, int64_t n, const T* y, int64_t m, 
 
 }  // namespace
 
-template <typename T>
-void mmd2(const Launch& l, const T* x, int64_t n, const T* y, int64_t m, int64_t d, const KernelSpec<T>& ks,
-          bool unbiased, bool want_grad, double* rows, T* loss, T* gx, T* gy) {
+DIFFREP_LAUNCHER(mmd2) {
+  const KernelSpec<T> ks = kernel_spec<T>(kind, scales, weights);
   DeviceGuard guard(l.device);
   const EstimatorWeights ew = estimator_weights(n, m, unbiased);
   if (d <= 16)
@@ -136,10 +135,7 @@ void mmd2(const Launch& l, const T* x, int64_t n, const T* y, int64_t m, int64_t
   check_launch("mmd2 combine");
 }
 
-template void mmd2<float>(const Launch&, const float*, int64_t, const float*, int64_t, int64_t,
-                          const KernelSpec<float>&, bool, bool, double*, float*, float*, float*);
-template void mmd2<double>(const Launch&, const double*, int64_t, const double*, int64_t, int64_t,
-                           const KernelSpec<double>&, bool, bool, double*, double*, double*, double*);
+DIFFREP_INSTANTIATE_OPS(DIFFREP_MMD_OPS)
 
 }  // namespace cuda
 }  // namespace diffrep

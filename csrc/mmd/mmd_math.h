@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
+#include "common/errors.h"
 #include "common/fast_math.h"
 #include "common/hd.h"
 
@@ -15,7 +17,6 @@ namespace mmd {
 
 constexpr int kMaxScales = 16;
 enum Kind : int32_t { kRbf = 0, kImq = 1 };
-enum ErrorFlag : int32_t { kNonFiniteInput = 1 };  // same bit as the BFN family's
 
 // The multi-scale kernel: s = 1/h (RBF) or C (IMQ); w = weight; wk = w/h (RBF) or w/C (IMQ),
 // so that kappa = sum_l wk_l e_l (RBF) or sum_l wk_l q_l^2 (IMQ, q = C/(C + r^2)).
@@ -27,6 +28,21 @@ struct KernelSpec {
   T w[kMaxScales];
   T wk[kMaxScales];
 };
+
+// The spec of `kind` with bandwidths `scales` and their `weights` (checked by the binding: a
+// valid kind, 1..kMaxScales positive scales, one weight per scale).
+template <typename T>
+KernelSpec<T> kernel_spec(int32_t kind, const std::vector<double>& scales, const std::vector<double>& weights) {
+  KernelSpec<T> ks{};
+  ks.kind = kind;
+  ks.n_scales = int32_t(scales.size());
+  for (size_t i = 0; i < scales.size(); ++i) {
+    ks.s[i] = T(kind == kRbf ? 1.0 / scales[i] : scales[i]);
+    ks.w[i] = T(weights[i]);
+    ks.wk[i] = T(weights[i] / scales[i]);
+  }
+  return ks;
+}
 
 struct ExpCoef {  // 1/k!
   template <typename T, int K>

@@ -2,13 +2,12 @@
 #include <omp.h>
 
 #include "common/philox.h"
-#include "random/random_kernels.h"
+#include "random/random_ops.h"
 
 namespace diffrep {
 namespace cpu {
 
-template <typename T>
-void normal_fill(const Launch&, T* out, int64_t n, uint64_t seed, uint64_t offset) {
+DIFFREP_LAUNCHER(normal_fill) {
   const PhiloxKey key{seed, offset};
   constexpr int64_t kChunk = 1 << 14;  // a multiple of 4: every chunk starts on a Philox block
   const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -19,8 +18,7 @@ void normal_fill(const Launch&, T* out, int64_t n, uint64_t seed, uint64_t offse
   }
 }
 
-template void normal_fill<float>(const Launch&, float*, int64_t, uint64_t, uint64_t);
-template void normal_fill<double>(const Launch&, double*, int64_t, uint64_t, uint64_t);
+DIFFREP_INSTANTIATE_OPS(DIFFREP_RANDOM_OPS)
 
 }  // namespace cpu
 }  // namespace diffrep

@@ -1,7 +1,7 @@
 // Philox normals on the GPU, identical to random_cpu.cpp for the same (seed, offset).
-#include "common/cuda_check.cuh"
+#include "common/cuda_helpers.cuh"
 #include "common/philox.h"
-#include "random/random_kernels.h"
+#include "random/random_ops.h"
 
 namespace diffrep {
 namespace cuda {
@@ -9,8 +9,7 @@ namespace {
 
 template <typename T>
 __global__ void normal_fill_kernel(T* out, int64_t n, PhiloxKey key) {
-  const int64_t blocks = (n + 3) / 4;
-  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < blocks; g += int64_t(gridDim.x) * blockDim.x) {
+  GRID_STRIDE(g, (n + 3) / 4) {
     T v[4];
     philox_normal4<T>(key, static_cast<uint64_t>(g), v);
     const int64_t lim = n - 4 * g < 4 ? n - 4 * g : 4;
@@ -20,16 +19,11 @@ __global__ void normal_fill_kernel(T* out, int64_t n, PhiloxKey key) {
 
 }  // namespace
 
-template <typename T>
-void normal_fill(const Launch& l, T* out, int64_t n, uint64_t seed, uint64_t offset) {
-  if (n == 0) return;
-  DeviceGuard guard(l.device);
-  normal_fill_kernel<T><<<grid_for((n + 3) / 4, 256), 256, 0, as_stream(l)>>>(out, n, PhiloxKey{seed, offset});
-  check_launch("normal_fill");
+DIFFREP_LAUNCHER(normal_fill) {
+  DIFFREP_LAUNCH_ONE(normal_fill_kernel<T>, (n + 3) / 4, "normal_fill", out, n, PhiloxKey{seed, offset});
 }
 
-template void normal_fill<float>(const Launch&, float*, int64_t, uint64_t, uint64_t);
-template void normal_fill<double>(const Launch&, double*, int64_t, uint64_t, uint64_t);
+DIFFREP_INSTANTIATE_OPS(DIFFREP_RANDOM_OPS)
 
 int device_count() {
   int n = 0;

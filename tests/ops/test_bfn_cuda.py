@@ -65,7 +65,8 @@ def test_cpu_tensor_to_the_cuda_module_is_a_type_error():
     x = torch.zeros(8)
     flags = torch.zeros(1, dtype=torch.int32, device="cuda")
     with pytest.raises(TypeError):
-        cuda.cts_flow(x, x, False, 8, -13.8, x, False, 0, 0, x, flags, 0, 0)
+        cuda.cts_flow(x=x, t=x, t_per_row=False, row_len=8, log_s1sq=-13.8, noise=None, seed=0, offset=0, out=x,
+                      flags=flags, device=0, stream=0)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")

@@ -82,17 +82,21 @@ def test_out_params_are_not_silently_converted():
     cpu = _native.cpu_module()
     x = torch.zeros(8)
     flags = torch.zeros(1, dtype=torch.int32)
-    args = (x, torch.zeros(8), False, 8, -13.8, x, False, 0, 0)
+    args = dict(t=torch.zeros(8), t_per_row=False, row_len=8, log_s1sq=-13.8, noise=x, seed=0, offset=0,
+                device=-1, stream=0)
     with pytest.raises(TypeError):
-        cpu.cts_flow(*args, torch.zeros(8, dtype=torch.float64), flags, -1, 0)
+        cpu.cts_flow(x=x, **args, out=torch.zeros(8, dtype=torch.float64), flags=flags)
     with pytest.raises(TypeError):
-        cpu.cts_flow(*args, torch.zeros(16)[::2], flags, -1, 0)
+        cpu.cts_flow(x=x, **args, out=torch.zeros(16)[::2], flags=flags)
     with pytest.raises(TypeError):
-        cpu.cts_flow(*args, torch.zeros(8), flags.long(), -1, 0)
+        cpu.cts_flow(x=x, **args, out=torch.zeros(8), flags=flags.long())
     with pytest.raises(TypeError):
-        cpu.cts_flow(x.int(), *args[1:], torch.zeros(8), flags, -1, 0)
-    with pytest.raises(ValueError):
-        cpu.disc_probs(x, x + 1, 4, True, torch.zeros(8), flags, -1, 0)  # out must hold size * K
+        cpu.cts_flow(x=x.int(), **args, out=torch.zeros(8), flags=flags)
+    with pytest.raises(TypeError):  # keywords only: no positional runs of bare bools
+        cpu.cts_flow(x, torch.zeros(8), False, 8, -13.8, x, 0, 0, torch.zeros(8), flags, -1, 0)
+    cpu.cts_flow(x=x, **args, out=torch.zeros(8), flags=flags)
+    with pytest.raises(ValueError):  # out must hold size * K
+        cpu.disc_probs(mu_x=x, sigma_x=x + 1, K=4, clip=True, out=torch.zeros(8), flags=flags, device=-1, stream=0)
 
 
 arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
@@ -139,8 +143,10 @@ def test_fuzz_native_boundary_directly(n, k, row_len, per_row, dtype):
     a = torch.from_numpy(np.zeros(n, dtype=dtype))
     out = torch.zeros(max(n * max(k, 0), 0), dtype=a.dtype if a.is_floating_point() else torch.float32)
     try:
-        cpu.disc_probs(a, a, k, True, out, flags, -1, 0)
-        cpu.discrete_cts_loss(out, a.long(), torch.zeros(n), False, 1, k, 1.0, False, a, out, flags, -1, 0)
-        cpu.disc_update(out, out, k, False, True, out, flags, -1, 0)
+        launch = dict(flags=flags, device=-1, stream=0)
+        cpu.disc_probs(mu_x=a, sigma_x=a, K=k, clip=True, out=out, **launch)
+        cpu.discrete_cts_loss(logits=out, x=a.long(), t=torch.zeros(n), t_per_row=False, row_len=1, K=k, beta1=1.0,
+                              want_grad=False, loss=a, d_logits=out, **launch)
+        cpu.disc_update(theta=out, y=out, K=k, inverse=False, log_io=True, out=out, **launch)
     except (TypeError, ValueError):
         pass

@@ -156,7 +156,8 @@ def test_fuzz_native_boundary(S, B, D, zs, outs):
     z = torch.randn(zs)
     out = torch.empty(outs)
     try:
-        cpu.log_posterior_fwd(z, mu, mu.clone(), S, 0.0, out, torch.zeros(1, dtype=torch.int32), -1, 0)
+        cpu.log_posterior_fwd(z=z, mu=mu, logvar=mu.clone(), samples=S, constant=0.0, out=out,
+                              flags=torch.zeros(1, dtype=torch.int32), device=-1, stream=0)
     except (ValueError, TypeError):
         return
     # the binding infers B from out and D from mu: any accepted call is consistent with that reading

@@ -18,6 +18,15 @@ from diffrep.ops.reference import hddc as ref
 pytestmark = pytest.mark.skipif(not diffrep._native.cpu_available(), reason="_cpu not built")
 
 
+# The arguments of _cpu.hddc_estep in table order (csrc/hddc/hddc_ops.h); the binding takes keywords.
+_ESTEP_ARGS = ("x", "unit_of", "w", "mu", "qt", "ia", "dk", "tri", "ib", "cst", "act", "thr", "skip_zero", "resp",
+               "llp", "L", "cnt")
+
+
+def _estep(cpu, args, flags):
+    cpu.hddc_estep(flags=flags, device=-1, stream=0, **dict(zip(_ESTEP_ARGS, args, strict=True)))
+
+
 def problem(U, B, n, d, K, seed, dtype=torch.float64, device="cpu", degenerate=None):
     """x (U, n, d), a B-problem batch (unit_of, w, resp, active) and HDDC parameters from the twin."""
     g = torch.Generator().manual_seed(seed)
@@ -132,7 +141,7 @@ def test_estep_lower_triangular_rows_skip_only_zeros(n, d, seed, dtype):
     out = []
     for tri in (0, 1):
         a = args(tri)
-        cpu.hddc_estep(*a, torch.zeros(1, dtype=torch.int32), -1, 0)
+        _estep(cpu, a, torch.zeros(1, dtype=torch.int32))
         out.append(a[13:])
     for u, v in zip(*out):
         assert torch.equal(u, v)
@@ -244,35 +253,35 @@ def test_native_bad_inputs():
                     active.to(torch.int32), torch.full((B,), 0.3, **f64), False, torch.empty(B, n, K, **f64),
                     torch.empty(B, n, **f64), torch.empty(B, **f64), torch.empty(B, K, dtype=torch.int64)]
     a = args()
-    cpu.hddc_estep(*a, flags, -1, 0)
+    _estep(cpu, a, flags)
     a = args()
     a[13] = torch.empty(B, n, K + 1, **f64)
     with pytest.raises(ValueError, match="resp"):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[13] = torch.empty(B, K, n, **f64).transpose(1, 2)
     with pytest.raises(TypeError):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[1] = torch.tensor([0, 7])
     with pytest.raises(ValueError, match="unit_of"):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[6] = torch.full((B, K), 5, dtype=torch.int32)
     with pytest.raises(ValueError, match="dk"):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[7] = torch.zeros(B, K + 1, dtype=torch.int32)
     with pytest.raises(ValueError, match="tri"):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[7] = torch.zeros(B, K, dtype=torch.int64)
     with pytest.raises(TypeError):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     a = args()
     a[0] = x.float()
     with pytest.raises(TypeError):
-        cpu.hddc_estep(*a, flags, -1, 0)
+        _estep(cpu, a, flags)
     bad = x.clone()
     bad[1, 3, 0] = math.inf
     r = hddc.Engine("cpu", bad)

@@ -172,8 +172,19 @@ CPU = torch.device("cpu")
 I64 = torch.int64
 
 
+# The kernels' arguments in table order (csrc/metrics/metrics_ops.h); native calls take keywords.
+_ARGS = {
+    "auroc_matrix": ("scores", "order", "labels", "npos", "U", "A", "n", "r2", "auc"),
+    "hist_discretize": ("codes", "n", "J", "B", "lohi", "labels"),
+    "mi_matrix": ("labels", "factors", "n", "J", "F", "B", "V", "scratch", "mi", "h"),
+    "knn_mi_cd": ("sx", "vorder", "labels", "J", "F", "n", "V", "k", "dscratch", "iscratch", "mi"),
+    "factor_vae_votes": ("batches", "factor_index", "global_var", "active", "nt", "B", "d", "F", "compressed",
+                         "votes", "arg"),
+}
+
+
 def _call(name, *args):
-    return run("cpu", name, CPU, *args)
+    return run("cpu", name, CPU, **dict(zip(_ARGS[name], args, strict=True)))
 
 
 def test_out_of_range_indices_set_the_flag_not_crash():

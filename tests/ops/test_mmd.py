@@ -206,21 +206,27 @@ def test_native_boundary_rejects_bad_sizes():
     cpu = diffrep._native.cpu_module()
     x, y = torch.randn(4, 3), torch.randn(5, 3)
     rows, loss, flags = torch.empty(18, dtype=torch.float64), torch.empty(1), torch.zeros(1, dtype=torch.int32)
-    cpu.mmd2(x, y, 3, 0, [1.0], [1.0], False, False, rows, loss, loss, loss, flags, -1, 0)
+    launch = dict(flags=flags, device=-1, stream=0)
+
+    def mmd2(x, y, d, kind, scales, weights, unbiased, want_grad, rows, loss, gx, gy):
+        cpu.mmd2(x=x, y=y, d=d, kind=kind, scales=scales, weights=weights, unbiased=unbiased, want_grad=want_grad,
+                 rows=rows, loss=loss, gx=gx, gy=gy, **launch)
+
+    mmd2(x, y, 3, 0, [1.0], [1.0], False, False, rows, loss, None, None)
     with pytest.raises(ValueError, match="rows"):
-        cpu.mmd2(x, y, 3, 0, [1.0], [1.0], False, False, rows[:10], loss, loss, loss, flags, -1, 0)
+        mmd2(x, y, 3, 0, [1.0], [1.0], False, False, rows[:10], loss, None, None)
     with pytest.raises(ValueError, match="gx"):
-        cpu.mmd2(x, y, 3, 0, [1.0], [1.0], False, True, rows, loss, loss, torch.empty(15), flags, -1, 0)
+        mmd2(x, y, 3, 0, [1.0], [1.0], False, True, rows, loss, loss, torch.empty(15))
     with pytest.raises(ValueError):
-        cpu.mmd2(x, y, 4, 0, [1.0], [1.0], False, False, rows, loss, loss, loss, flags, -1, 0)
+        mmd2(x, y, 4, 0, [1.0], [1.0], False, False, rows, loss, None, None)
     with pytest.raises(ValueError, match="scale"):
-        cpu.mmd2(x, y, 3, 0, [-1.0], [1.0], False, False, rows, loss, loss, loss, flags, -1, 0)
+        mmd2(x, y, 3, 0, [-1.0], [1.0], False, False, rows, loss, None, None)
     with pytest.raises(ValueError, match="scales"):
-        cpu.mmd2(x, y, 3, 0, [1.0] * 17, [1.0] * 17, False, False, rows, loss, loss, loss, flags, -1, 0)
+        mmd2(x, y, 3, 0, [1.0] * 17, [1.0] * 17, False, False, rows, loss, None, None)
     with pytest.raises(TypeError):
-        cpu.mmd2(x.double(), y, 3, 0, [1.0], [1.0], False, False, rows, loss, loss, loss, flags, -1, 0)
+        mmd2(x.double(), y, 3, 0, [1.0], [1.0], False, False, rows, loss, None, None)
     with pytest.raises(TypeError):
-        cpu.mmd2(x.t(), y, 3, 0, [1.0], [1.0], False, False, rows, loss, loss, loss, flags, -1, 0)
+        mmd2(x.t(), y, 3, 0, [1.0], [1.0], False, False, rows, loss, None, None)
 
 
 @settings(max_examples=30, deadline=None)
@@ -235,8 +241,8 @@ def test_fuzz_native_boundary(n, m, d, kind, unbiased, grad, rows_len):
     rows, loss = torch.empty(rows_len, dtype=torch.float64), torch.empty(1)
     gx, gy = torch.empty(n * 3), torch.empty(m * 3)
     try:
-        cpu.mmd2(x, y, d, kind, [1.0], [1.0], unbiased, grad, rows, loss, gx, gy,
-                 torch.zeros(1, dtype=torch.int32), -1, 0)
+        cpu.mmd2(x=x, y=y, d=d, kind=kind, scales=[1.0], weights=[1.0], unbiased=unbiased, want_grad=grad, rows=rows,
+                 loss=loss, gx=gx, gy=gy, flags=torch.zeros(1, dtype=torch.int32), device=-1, stream=0)
     except (ValueError, TypeError):
         return
     assert d == 3 and rows_len == 2 * (n + m) and kind in (0, 1)

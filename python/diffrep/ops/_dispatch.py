@@ -26,6 +26,7 @@ logger = logging.getLogger("diffrep.ops")
 
 _CHOOSERS: dict = {}
 _forced: contextvars.ContextVar = contextvars.ContextVar("diffrep_backend", default=None)
+_explaining: contextvars.ContextVar = contextvars.ContextVar("diffrep_explaining", default=False)
 _logged: set = set()
 
 
@@ -57,11 +58,23 @@ def register(name: str):
 def explain(op: str, *args, **kwargs) -> Choice:
     """Which backend ``op`` would run on for these arguments, and why the others were skipped.
 
+    Validates the arguments as the op would and reports, but draws no random numbers and changes
+    no state (the global and given generators are left as they were).
+
     >>> explain("bfn.continuous_flow", x, t, sigma1=1e-3)  # doctest: +SKIP
     """
     if op not in _CHOOSERS:
         raise ValueError(f"unknown op {op!r}; known ops: {sorted(_CHOOSERS)}")
-    return _CHOOSERS[op](*args, **kwargs)
+    token = _explaining.set(True)
+    try:
+        return _CHOOSERS[op](*args, **kwargs)
+    finally:
+        _explaining.reset(token)
+
+
+def explaining() -> bool:
+    """True inside :func:`explain`: an op's preparation then validates only (no random draws)."""
+    return _explaining.get()
 
 
 @contextlib.contextmanager
@@ -124,7 +137,7 @@ def select(
 
     if reasons:
         for r in reasons:
-            if (op, r) not in _logged:
+            if not _explaining.get() and (op, r) not in _logged:
                 _logged.add((op, r))
                 logger.debug("%s: %s skipped: %s", op, native_name, r)
         return Choice(op, "reference", {native_name: reasons})

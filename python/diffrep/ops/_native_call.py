@@ -8,7 +8,7 @@ import torch
 
 from .. import _native
 
-# Bits of the int32 error word the kernels OR together (csrc/bfn/bfn_math.h, ErrorFlag).
+# Bits of the int32 error word the kernels OR together (csrc/common/errors.h, ErrorFlag).
 NON_FINITE, CLASS_OUT_OF_RANGE, NON_POSITIVE = 1, 2, 4
 
 
@@ -29,20 +29,21 @@ def _flags_word(device: torch.device) -> torch.Tensor:
     return word
 
 
-def run(backend: str, name: str, device: torch.device, *args) -> int:
-    """Run kernel ``name`` on ``backend`` ('cpu' or 'cuda'); return its error flags.
+def run(backend: str, name: str, device: torch.device, **kwargs) -> int:
+    """Run kernel ``name`` on ``backend`` ('cpu' or 'cuda') with ``kwargs``; return its error flags.
 
-    CUDA kernels run on torch's current stream of ``device``; their flags word lives on the
-    device and is read back here (one synchronisation per call: the price of never returning
-    silently wrong output).
+    The keywords are the kernel's arguments as its family's declaration table names them
+    (csrc/<family>/<family>_ops.h); the native functions take keywords only. CUDA kernels run on
+    torch's current stream of ``device``; their flags word lives on the device and is read back
+    here (one synchronisation per call: the price of never returning silently wrong output).
     """
     flags = _flags_word(device)
     if backend == "cpu":
-        getattr(_native.cpu_module(), name)(*args, flags, -1, 0)
+        getattr(_native.cpu_module(), name)(flags=flags, device=-1, stream=0, **kwargs)
     else:
         with torch.cuda.device(device):
             stream = torch.cuda.current_stream(device).cuda_stream
-            getattr(_native.cuda_module(), name)(*args, flags, device.index, stream)
+            getattr(_native.cuda_module(), name)(flags=flags, device=device.index, stream=stream, **kwargs)
     return int(flags.item())
 
 

@@ -32,9 +32,9 @@ import torch
 
 from .._deprecation import moved_names
 from . import _validate as V
-from ._dispatch import register, select
+from ._dispatch import explaining, register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
-from .random import fill_normal, philox_key
+from .random import check_generator, fill_normal, philox_key
 from .reference import bfn as ref
 
 __all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_update_inverse",
@@ -62,6 +62,9 @@ def _draw(p, name: str, noise, shape):
     if noise is not None:
         p.noise = V.noise_tensor(name, noise, shape, p.device, p.dtype)
         p.seed, p.offset = 0, 0
+    elif explaining():  # explain() validates and reports only: no draw from the generator
+        check_generator(p.generator)
+        p.noise, p.seed, p.offset = None, None, None
     else:
         p.noise = None
         p.seed, p.offset = philox_key(p.generator)
@@ -107,8 +110,8 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
         eps = _reference_noise(p, p.x.shape)
         return ref.continuous_flow(p.x, p.t, sigma1, eps)
     out = torch.empty_like(p.x)
-    flags = run(p.choice.backend, "cts_flow", p.device, p.x, p.t, p.t_per_row, p.x[0].numel(), p.log_s1sq,
-                p.noise if p.noise is not None else p.x, p.noise is not None, p.seed, p.offset, out)
+    flags = run(p.choice.backend, "cts_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+                row_len=p.x[0].numel(), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
     raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
     return out
 
@@ -150,8 +153,9 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
         eps = _reference_noise(p, (*p.x.shape, p.K))
         return ref.discrete_flow(p.x, p.t, p.sqrt_beta1**2, p.K, eps)
     out = torch.empty((*p.x.shape, p.K), dtype=p.dtype, device=p.device)
-    flags = run(p.choice.backend, "disc_flow", p.device, p.x, p.t, p.t_per_row, p.x[0].numel(), p.K, p.sqrt_beta1,
-                p.noise if p.noise is not None else out, p.noise is not None, p.seed, p.offset, out)
+    flags = run(p.choice.backend, "disc_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+                row_len=p.x[0].numel(), K=p.K, sqrt_beta1=p.sqrt_beta1, noise=p.noise, seed=p.seed,
+                offset=p.offset, out=out)
     raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
     return out
 
@@ -208,8 +212,9 @@ def _continuous_update(mu, rho, y, alpha, inverse):
         fn = ref.continuous_update_inverse if inverse else ref.continuous_update
         return fn(p.mu, p.rho, p.y, p.alpha)[0], _new_rho(p, rho, alpha, inverse)
     out = torch.empty_like(p.mu)
-    flags = run(p.choice.backend, "cts_update", p.device, p.mu, p.rho, p.rho_per_row, p.alpha, p.alpha_per_row,
-                p.mu[0].numel(), p.y, inverse, out)
+    flags = run(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
+                alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), y=p.y, inverse=inverse,
+                out=out)
     raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
     return out, _new_rho(p, rho, alpha, inverse)
 
@@ -261,9 +266,9 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
         new_mu = ref.continuous_update(p.mu, p.rho, y, p.alpha)[0]
     else:
         new_mu, y = torch.empty_like(p.mu), torch.empty_like(p.mu)
-        flags = run(p.choice.backend, "cts_sender_update", p.device, p.mu, p.rho, p.rho_per_row, p.alpha,
-                    p.alpha_per_row, p.mu[0].numel(), p.x, p.noise if p.noise is not None else p.mu,
-                    p.noise is not None, p.seed, p.offset, new_mu, y)
+        flags = run(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
+                    alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), x=p.x, noise=p.noise,
+                    seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
         raise_flags("continuous_sender_update", flags, {NON_FINITE: "mu or x contains NaN or infinite values"})
     new_rho = _new_rho(p, rho, alpha, False)
     return (new_mu, new_rho, y) if return_y else (new_mu, new_rho)
@@ -308,7 +313,8 @@ def _discrete_update(theta, y, inverse, log):
         fn = ref.discrete_update_inverse if inverse else ref.discrete_update
         return fn(p.theta, p.y, log=p.log)
     out = torch.empty_like(p.theta)
-    flags = run(p.choice.backend, "disc_update", p.device, p.theta, p.y, p.K, inverse, p.log, out)
+    flags = run(p.choice.backend, "disc_update", p.device, theta=p.theta, y=p.y, K=p.K, inverse=inverse,
+                log_io=p.log, out=out)
     raise_flags("discrete_update", flags, _THETA_MESSAGES)
     return out
 
@@ -369,9 +375,9 @@ def discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=
         out = ref.discrete_update(p.theta, y, log=p.log)
     else:
         out, y = torch.empty_like(p.theta), torch.empty_like(p.theta)
-        flags = run(p.choice.backend, "disc_sender_update", p.device, p.theta, p.x, p.alpha, p.alpha_per_row,
-                    p.x[0].numel(), p.K, p.log, p.noise if p.noise is not None else p.theta, p.noise is not None,
-                    p.seed, p.offset, out, y)
+        flags = run(p.choice.backend, "disc_sender_update", p.device, theta=p.theta, x=p.x, alpha=p.alpha,
+                    alpha_per_row=p.alpha_per_row, row_len=p.x[0].numel(), K=p.K, log_io=p.log, noise=p.noise,
+                    seed=p.seed, offset=p.offset, out=out, out_y=y)
         raise_flags("discrete_sender_update", flags,
                     {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
     return (out, y) if return_y else out
@@ -385,7 +391,8 @@ class _DiscretizedProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mu_x, sigma_x, K, clip, backend):
         out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
-        flags = run(backend, "disc_probs", mu_x.device, mu_x.detach(), sigma_x.detach(), K, clip, out)
+        flags = run(backend, "disc_probs", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(), K=K,
+                    clip=clip, out=out)
         raise_flags("discretized_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
                                                   NON_POSITIVE: "sigma_x must be > 0"})
         ctx.save_for_backward(mu_x, sigma_x)
@@ -397,8 +404,8 @@ class _DiscretizedProbs(torch.autograd.Function):
     def backward(ctx, grad):
         mu_x, sigma_x = ctx.saved_tensors
         d_mu, d_sigma = torch.empty_like(mu_x), torch.empty_like(sigma_x)
-        run(ctx.backend, "disc_probs_backward", mu_x.device, mu_x.detach(), sigma_x.detach(),
-            grad.contiguous(), ctx.K, ctx.clip, d_mu, d_sigma)
+        run(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
+            grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
         return d_mu, d_sigma, None, None, None
 
 
@@ -453,9 +460,11 @@ class _DiscretizedCtsLoss(torch.autograd.Function):
         loss = torch.empty_like(p.x)
         d_mean = torch.empty_like(p.x) if want_grad else loss
         d_log_sigma = torch.empty_like(p.x) if want_grad else loss
-        flags = run(p.choice.backend, "disc_cts_loss", p.device, out_mean.detach(), out_log_sigma.detach(),
-                    mu.detach(), t.detach(), p.t_per_row, p.x[0].numel(), x.detach(), p.log_s1sq, p.K, p.clip,
-                    p.noise_pred, p.min_loss_variance, want_grad, loss, d_mean, d_log_sigma)
+        flags = run(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
+                    out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
+                    row_len=p.x[0].numel(), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
+                    noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
+                    d_mean=d_mean, d_log_sigma=d_log_sigma)
         raise_flags("discretized_continuous_time_loss", flags,
                     {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
         if want_grad:
@@ -535,8 +544,9 @@ class _DiscreteCtsLoss(torch.autograd.Function):
         want_grad = ctx.needs_input_grad[0]
         loss = torch.empty(p.x.shape, dtype=p.dtype, device=p.device)
         d_logits = torch.empty_like(logits) if want_grad else loss
-        flags = run(p.choice.backend, "discrete_cts_loss", p.device, logits.detach(), x, t.detach(), p.t_per_row,
-                    p.x[0].numel(), p.K, p.beta1, want_grad, loss, d_logits)
+        flags = run(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
+                    t_per_row=p.t_per_row, row_len=p.x[0].numel(), K=p.K, beta1=p.beta1, want_grad=want_grad,
+                    loss=loss, d_logits=d_logits)
         raise_flags("discrete_continuous_time_loss", flags,
                     {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
                      NON_FINITE: "logits contain NaN or infinite values"})

@@ -76,8 +76,8 @@ class _LogPosterior(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, mu, logvar, p):
         out = torch.empty(mu.shape[0], dtype=mu.dtype, device=mu.device)
-        flags = run(p.choice.backend, "log_posterior_fwd", mu.device, z.detach(), mu.detach(), logvar.detach(), p.S,
-                    ref.LOG_2PI if p.constant else 0.0, out)
+        flags = run(p.choice.backend, "log_posterior_fwd", mu.device, z=z.detach(), mu=mu.detach(),
+                    logvar=logvar.detach(), samples=p.S, constant=ref.LOG_2PI if p.constant else 0.0, out=out)
         raise_flags("log_posterior", flags, {NON_FINITE: "z, mu or logvar contains NaN or infinite values "
                                                          "(or exp(-logvar) overflows)"})
         ctx.save_for_backward(z, mu, logvar)
@@ -98,8 +98,8 @@ class _LogPosteriorBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grad, z, mu, logvar, p):
         d_z, d_mu, d_lv = torch.empty_like(z), torch.empty_like(mu), torch.empty_like(logvar)
-        run(p.choice.backend, "log_posterior_bwd", mu.device, grad.detach(), z.detach(), mu.detach(),
-            logvar.detach(), p.S, d_z, d_mu, d_lv)
+        run(p.choice.backend, "log_posterior_bwd", mu.device, grad=grad.detach(), z=z.detach(), mu=mu.detach(),
+            logvar=logvar.detach(), samples=p.S, d_z=d_z, d_mu=d_mu, d_logvar=d_lv)
         ctx.save_for_backward(grad, z, mu, logvar)
         ctx.p = p
         ctx.set_materialize_grads(False)
@@ -113,9 +113,10 @@ class _LogPosteriorBackward(torch.autograd.Function):
             return None, None, None, None, None
         g_bar, z_bar = torch.empty_like(grad), torch.empty_like(z)
         mu_bar, lv_bar = torch.empty_like(mu), torch.empty_like(logvar)
-        up = [(t.contiguous(), True) if t is not None else (mu, False) for t in (gz, gmu, glv)]
-        run(ctx.p.choice.backend, "log_posterior_bwd2", mu.device, grad.detach(), z.detach(), mu.detach(), logvar.detach(),
-            ctx.p.S, up[0][0], up[0][1], up[1][0], up[1][1], up[2][0], up[2][1], g_bar, z_bar, mu_bar, lv_bar)
+        gz, gmu, glv = (t.contiguous() if t is not None else None for t in (gz, gmu, glv))
+        run(ctx.p.choice.backend, "log_posterior_bwd2", mu.device, grad=grad.detach(), z=z.detach(), mu=mu.detach(),
+            logvar=logvar.detach(), samples=ctx.p.S, grad_d_z=gz, grad_d_mu=gmu, grad_d_logvar=glv, g_bar=g_bar,
+            z_bar=z_bar, mu_bar=mu_bar, logvar_bar=lv_bar)
         return g_bar, z_bar, mu_bar, lv_bar, None
 
 

@@ -151,9 +151,10 @@ class Engine:
         llp = torch.empty(B, n, **f64)
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
-        flags = run(self.backend, "hddc_estep", x.device, x, unit_of.contiguous(), c(w), c(p["mu"]), c(qt), c(ia),
-                    dk.contiguous(), tri.contiguous(), c(ib), c(cst), act.to(torch.int32).contiguous(), c(thr),
-                    bool(skip_zero), resp, llp, L, cnt)
+        flags = run(self.backend, "hddc_estep", x.device, x=x, unit_of=unit_of.contiguous(), w=c(w), mu=c(p["mu"]),
+                    qt=c(qt), ia=c(ia), dk=dk.contiguous(), tri=tri.contiguous(), ib=c(ib), cst=c(cst),
+                    act=act.to(torch.int32).contiguous(), thr=c(thr), skip_zero=bool(skip_zero), resp=resp, llp=llp,
+                    L=L, cnt=cnt)
         raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
         return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
 
@@ -175,8 +176,9 @@ class Engine:
         part = torch.empty(B * nblk * width, dtype=x.dtype, device=x.device)
         mass, mean = torch.empty(B, K, **f64), torch.empty(B, K, d, **f64)
         second = torch.empty(B, K, d, d, **f64) if mode == 0 else torch.empty(B, K, **f64)
-        run(self.backend, "hddc_stats", x.device, x, unit_of.contiguous(), w.contiguous(), resp.contiguous(),
-            act.to(torch.int32).contiguous(), mode, float(phi), part, mass, mean, second)
+        run(self.backend, "hddc_stats", x.device, x=x, unit_of=unit_of.contiguous(), w=w.contiguous(),
+            resp=resp.contiguous(), act=act.to(torch.int32).contiguous(), mode=mode, phi=float(phi), part=part,
+            mass=mass, mean=mean, second=second)
         return mass, mean, second
 
     def mstep(self, unit_of, w, resp, act):

@@ -95,9 +95,9 @@ def _choose(op: str, device: torch.device, reasons=()):
     return select(op, device, native_reasons=list(_NO_NATIVE.get(op, [])) + list(reasons))
 
 
-def _native(choice, kernel: str, device: torch.device, *args) -> None:
+def _native(choice, kernel: str, device: torch.device, **kwargs) -> None:
     """Run ``kernel`` on the chosen native backend; an out-of-range index flag raises ValueError."""
-    flags = run(choice.backend, kernel, device, *args)
+    flags = run(choice.backend, kernel, device, **kwargs)
     raise_flags(f"metrics.{kernel}", flags, {CLASS_OUT_OF_RANGE: "an index or label is out of range"})
 
 
@@ -133,11 +133,12 @@ def auroc_matrix(scores, labels, on_degenerate: str = "nan"):
         (u, n), a = s.shape, y.shape[0]
         npos = y.sum(dim=1)
         # CUDA takes torch's (segmented radix) argsort; the CPU kernel sorts each row itself
-        order = torch.sort(s, dim=1).indices if choice.backend == "cuda" else torch.empty(0, dtype=torch.int64)
+        order = torch.sort(s, dim=1).indices if choice.backend == "cuda" else None
         r2 = torch.empty((u, n), dtype=torch.int32, device=s.device)
         auc = torch.empty((a, u), dtype=torch.float64, device=s.device)
         labels_t = y.T.to(torch.uint8).contiguous()  # (n, A): the kernel adds across attributes
-        _native(choice, "auroc_matrix", s.device, s, order, labels_t, npos, u, a, n, r2, auc)
+        _native(choice, "auroc_matrix", s.device, scores=s, order=order, labels=labels_t, npos=npos, U=u, A=a, n=n,
+                r2=r2, auc=auc)
         deg = (npos == 0) | (npos == n)
     if bool(deg.any()):
         if on_degenerate == "raise":
@@ -177,7 +178,7 @@ def hist_discretize(codes, num_bins: int = 20):
     n, j = x.shape
     lohi = torch.empty(2 * j, dtype=x.dtype, device=x.device)
     out = torch.empty((n, j), dtype=torch.int64, device=x.device)
-    _native(choice, "hist_discretize", x.device, x, n, j, int(num_bins), lohi, out)
+    _native(choice, "hist_discretize", x.device, codes=x, n=n, J=j, B=int(num_bins), lohi=lohi, labels=out)
     return out
 
 
@@ -197,7 +198,8 @@ def mi_matrix(labels, factors):
     scratch = torch.zeros(j * f * b * v + j * b + f * v, dtype=torch.int64, device=lab.device)
     mi = torch.empty((j, f), dtype=torch.float64, device=lab.device)
     h = torch.empty(f, dtype=torch.float64, device=lab.device)
-    _native(choice, "mi_matrix", lab.device, lab, fac, n, j, f, b, v, scratch, mi, h)
+    _native(choice, "mi_matrix", lab.device, labels=lab, factors=fac, n=n, J=j, F=f, B=b, V=v, scratch=scratch,
+            mi=mi, h=h)
     return mi, h
 
 
@@ -222,8 +224,8 @@ def knn_mi_cd(latents, factors, k: int = 10):
     dscratch = torch.empty(4 * j * n, dtype=torch.float64, device=x.device)
     iscratch = torch.empty(2 * nf * v + j * (n + 1) + j * v, dtype=torch.int64, device=x.device)
     mi = torch.empty((j, nf), dtype=torch.float64, device=x.device)
-    _native(choice, "knn_mi_cd", x.device, sx.contiguous(), vorder.contiguous(), fac.T.contiguous(), j, nf, n, v,
-            int(k), dscratch, iscratch, mi)
+    _native(choice, "knn_mi_cd", x.device, sx=sx.contiguous(), vorder=vorder.contiguous(),
+            labels=fac.T.contiguous(), J=j, F=nf, n=n, V=v, k=int(k), dscratch=dscratch, iscratch=iscratch, mi=mi)
     return mi
 
 
@@ -251,6 +253,7 @@ def factor_vae_votes(batches, factor_index, global_var, active, num_factors: int
     votes = torch.zeros((int(num_factors), d), dtype=torch.int64, device=b.device)
     arg = torch.empty(t, dtype=torch.int64, device=b.device)
     active_idx = torch.nonzero(act).flatten().contiguous()
-    _native(choice, "factor_vae_votes", b.device, b, fi, g.contiguous(), active_idx, t, bs, d, int(num_factors),
-            bool(compressed_index), votes, arg)
+    _native(choice, "factor_vae_votes", b.device, batches=b, factor_index=fi, global_var=g.contiguous(),
+            active=active_idx, nt=t, B=bs, d=d, F=int(num_factors), compressed=bool(compressed_index), votes=votes,
+            arg=arg)
     return votes, arg

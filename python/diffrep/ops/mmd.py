@@ -146,10 +146,11 @@ class _Mmd2(torch.autograd.Function):
         n, m = x.shape[0], y.shape[0]
         rows = torch.empty(2 * (n + m), dtype=torch.float64, device=x.device)
         loss = torch.empty(1, dtype=x.dtype, device=x.device)
-        gx = torch.empty_like(x) if want_grad else loss
-        gy = torch.empty_like(y) if want_grad else loss
-        flags = run(p.choice.backend, "mmd2", x.device, x.detach(), y.detach(), p.d, 0 if p.kernel == "rbf" else 1,
-                    p.scales, p.weights, p.unbiased, want_grad, rows, loss, gx, gy)
+        gx = torch.empty_like(x) if want_grad else None
+        gy = torch.empty_like(y) if want_grad else None
+        flags = run(p.choice.backend, "mmd2", x.device, x=x.detach(), y=y.detach(), d=p.d,
+                    kind=0 if p.kernel == "rbf" else 1, scales=p.scales, weights=p.weights, unbiased=p.unbiased,
+                    want_grad=want_grad, rows=rows, loss=loss, gx=gx, gy=gy)
         raise_flags("mmd2", flags, {NON_FINITE: "x or y contains NaN or infinite values"})
         if want_grad:
             ctx.save_for_backward(gx, gy)

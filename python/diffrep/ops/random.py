@@ -17,10 +17,15 @@ from ._native_call import run
 from .reference import philox
 
 
-def philox_key(generator: torch.Generator | None = None) -> tuple[int, int]:
-    """Draw (seed, offset) for one call from ``generator`` (default: torch's global CPU generator)."""
+def check_generator(generator) -> None:
+    """Raise TypeError unless ``generator`` is a torch.Generator or None."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def philox_key(generator: torch.Generator | None = None) -> tuple[int, int]:
+    """Draw (seed, offset) for one call from ``generator`` (default: torch's global CPU generator)."""
+    check_generator(generator)
     device = generator.device if generator is not None else "cpu"
     seed = torch.randint(-(2**63), 2**63 - 1, (1,), generator=generator, dtype=torch.int64, device=device)
     return int(seed.item()) & ((1 << 64) - 1), 0
@@ -37,7 +42,7 @@ def fill_normal(out: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
     if choice.backend == "reference":
         out.copy_(philox.normals(out.numel(), seed, offset, out.dtype, out.device).reshape(out.shape))
     else:
-        run(choice.backend, "normal_fill", out.device, out, seed, offset)
+        run(choice.backend, "normal_fill", out.device, out=out, seed=seed, offset=offset)
     return out
 
 
