@@ -80,21 +80,21 @@ def cases(n, device):
         mu_x = (torch.randn(B, D, generator=g) * 0.5).to(device)
         sig = (torch.rand(B, D, generator=g) * 0.3 + 0.01).to(device)
         if n * K <= 2**26:
-            out.append(("discretized_probs", K, lambda m=mu_x, s=sig, K=K: bfn.discretized_probs(m, s, K),
-                        lambda m=mu_x, s=sig, K=K: ref.discretized_probs(m, s, K), (2 * f4 + K * f4) * n))
+            out.append(("discretised_probs", K, lambda m=mu_x, s=sig, K=K: bfn.discretised_probs(m, s, K),
+                        lambda m=mu_x, s=sig, K=K: ref.discretised_probs(m, s, K), (2 * f4 + K * f4) * n))
         eps = torch.randn(B, D, generator=g).to(device).requires_grad_()
         ls = (torch.randn(B, D, generator=g) - 2).to(device).requires_grad_()
         xq = ref.quantize(x, K)
         mu = bfn.continuous_flow(xq, t, SIGMA1)
 
         def fused(eps=eps, ls=ls, xq=xq, mu=mu, K=K):
-            bfn.discretized_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
+            bfn.discretised_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
 
         def eager(eps=eps, ls=ls, xq=xq, mu=mu, K=K):
-            ref.discretized_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
+            ref.discretised_continuous_time_loss(eps, ls, mu, t, xq, SIGMA1, K).mean().backward()
 
         if n * K <= 2**26:
-            out.append(("discretized_cts_loss fwd+bwd", K, fused, eager, 7 * f4 * n))
+            out.append(("discretised_cts_loss fwd+bwd", K, fused, eager, 7 * f4 * n))
         logits = torch.randn(Bk, Dk, K, generator=g).to(device).requires_grad_()
         out.append(("discrete_cts_loss fwd+bwd", K,
                     lambda lg=logits, xi=xi, tk=tk: bfn.discrete_continuous_time_loss(lg, xi, tk, BETA1).mean()

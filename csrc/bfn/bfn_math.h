@@ -127,22 +127,22 @@ struct DiscMean {
 };
 
 template <typename T>
-DIFFREP_HD DiscMean<T> discretized_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad);
+DIFFREP_HD DiscMean<T> discretised_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad);
 
 // The bins are symmetric about 0, so x_hat(mu, sigma) = -x_hat(-mu, sigma). Evaluating at |mu|
 // keeps the boundary CDFs of a distribution that sits beyond -1 in the accurate lower tail
 // instead of near 1, where clip=False's normaliser R = Phi(1) - Phi(-1) cancels (float32).
 template <typename T>
-DIFFREP_HD DiscMean<T> discretized_mean(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
-  if (!(mu_x < T(0))) return discretized_mean_nonneg(mu_x, sigma_x, K, clip, want_grad);
-  DiscMean<T> m = discretized_mean_nonneg(-mu_x, sigma_x, K, clip, want_grad);
+DIFFREP_HD DiscMean<T> discretised_mean(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
+  if (!(mu_x < T(0))) return discretised_mean_nonneg(mu_x, sigma_x, K, clip, want_grad);
+  DiscMean<T> m = discretised_mean_nonneg(-mu_x, sigma_x, K, clip, want_grad);
   m.x_hat = -m.x_hat;
   m.d_sigma = -m.d_sigma;  // d/dmu: the two sign flips cancel
   return m;
 }
 
 template <typename T>
-DIFFREP_HD DiscMean<T> discretized_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
+DIFFREP_HD DiscMean<T> discretised_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
   const T inv_s = T(1) / sigma_x;
   T sum_cdf = T(0), sum_pdf = T(0), sum_zpdf = T(0);
   if (want_grad) {
@@ -404,7 +404,7 @@ DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, const TimeCon
                                 bool noise_pred, bool want_grad, T* d_mean, T* d_log_sigma, int32_t& flags) {
   if (!isfinite(out_mean) || !isfinite(out_log_sigma) || !isfinite(mu) || !isfinite(x)) flags |= kNonFiniteInput;
   const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, tc, noise_pred);
-  const DiscMean<T> m = discretized_mean(p.mu_x, p.sigma_x, K, clip, want_grad);
+  const DiscMean<T> m = discretised_mean(p.mu_x, p.sigma_x, K, clip, want_grad);
   const T diff = m.x_hat - x;
   if (want_grad) {
     const T dl = T(2) * tc.weight * diff;

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from diffrep.bfn import (CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretizedNormalOutput,
+from diffrep.bfn import (CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretisedNormalOutput,
                          continuous_time_loss, discrete_time_loss, reconstruction_loss, reverse_chain, sample)
 
 
@@ -66,7 +66,7 @@ def test_discrete_time_loss_exact_receiver_matches_brute_force():
 
 
 def test_reconstruction_loss_discretised_is_positive():
-    flow, out = ContinuousFlow(1e-3), DiscretizedNormalOutput(1e-3, 16)
+    flow, out = ContinuousFlow(1e-3), DiscretisedNormalOutput(1e-3, 16)
     x = torch.rand(2, 1, 2, 2) * 2 - 1
     state = flow.sample(x, 1.0)
     good = reconstruction_loss(flow, out, (torch.zeros_like(x), torch.zeros_like(x)), x, state)

@@ -57,18 +57,18 @@ def backend(request):
          "y (must be finite|contains NaN)"),
         (lambda: bfn.discrete_sender_update(torch.full((2, 3), 1 / 3), torch.zeros(3).long(), 1.0),
          "x must have shape"),
-        (lambda: bfn.discretized_probs(X, torch.zeros(2, 3), 4), "sigma_x must be > 0"),
-        (lambda: bfn.discretized_probs(X, torch.ones(2, 4), 4), "sigma_x has shape"),
-        (lambda: bfn.discretized_probs(X, torch.ones(2, 3), 1), "num_bins must be >= 2"),
-        (lambda: bfn.discretized_probs(X, torch.ones(2, 3), 4.0), "num_bins must be an int"),
-        (lambda: bfn.discretized_probs(X + math.nan, torch.ones(2, 3), 4), "NaN"),
-        (lambda: bfn.discretized_continuous_time_loss(X, X, None, T, X, 1e-3, 16), "mu must be a torch.Tensor"),
-        (lambda: bfn.discretized_continuous_time_loss(X, X, X, T, torch.zeros(2, 2), 1e-3, 16), "x has shape"),
+        (lambda: bfn.discretised_probs(X, torch.zeros(2, 3), 4), "sigma_x must be > 0"),
+        (lambda: bfn.discretised_probs(X, torch.ones(2, 4), 4), "sigma_x has shape"),
+        (lambda: bfn.discretised_probs(X, torch.ones(2, 3), 1), "num_bins must be >= 2"),
+        (lambda: bfn.discretised_probs(X, torch.ones(2, 3), 4.0), "num_bins must be an int"),
+        (lambda: bfn.discretised_probs(X + math.nan, torch.ones(2, 3), 4), "NaN"),
+        (lambda: bfn.discretised_continuous_time_loss(X, X, None, T, X, 1e-3, 16), "mu must be a torch.Tensor"),
+        (lambda: bfn.discretised_continuous_time_loss(X, X, X, T, torch.zeros(2, 2), 1e-3, 16), "x has shape"),
         (lambda: bfn.discrete_continuous_time_loss(torch.zeros(2, 3, 4), torch.zeros(2, 2).long(), T, 3.0),
          "x must have shape"),
         (lambda: bfn.discrete_continuous_time_loss(torch.zeros(2, 3, 4), torch.full((2, 3), 4), T, 3.0),
          r"class outside \[0, 4\)"),
-        (lambda: loss_terms.discretized_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0),
+        (lambda: loss_terms.discretised_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0),
          "n_steps must be a positive int"),
     ],
 )
@@ -115,13 +115,13 @@ def test_fuzz_public_ops_never_crash(x, t, k, sigma1, op):
         elif op == 1:
             out = bfn.discrete_flow(xt.nan_to_num().long(), t, abs(sigma1) + 0.1, k)
         elif op == 2:
-            out = bfn.discretized_probs(xt, xt.abs(), k, clip=bool(op % 2))
+            out = bfn.discretised_probs(xt, xt.abs(), k, clip=bool(op % 2))
         elif op == 3:
             out = bfn.discrete_update(torch.softmax(xt, -1), xt)
         elif op == 4:
             out = bfn.continuous_update_inverse(xt, 2.0, xt, abs(t) if math.isfinite(t) else t)[0]
         elif op == 5:
-            out = bfn.discretized_continuous_time_loss(xt, xt, xt, t, xt, sigma1, k)
+            out = bfn.discretised_continuous_time_loss(xt, xt, xt, t, xt, sigma1, k)
         elif op == 6:
             out = bfn.discrete_continuous_time_loss(xt.unsqueeze(-1).expand(*xt.shape, 3).contiguous(),
                                                     xt.nan_to_num().long().clamp(0, 2), t, 2.0)

@@ -68,18 +68,18 @@ def _nnaisense_probs(mu, sigma, K, clip):
 
 @pytest.mark.parametrize("K", [2, 16, 256])
 @pytest.mark.parametrize("clip", [True, False])
-def test_discretized_probs_reproduce_reference(K, clip):
+def test_discretised_probs_reproduce_reference(K, clip):
     g = torch.Generator().manual_seed(K)
     mu = torch.randn(5, 7, generator=g, dtype=F64) * 1.5
     sigma = torch.exp(torch.rand(5, 7, generator=g, dtype=F64) * 6 - 5)
     mu[0, 0], sigma[0, 0] = 8.0, 1e-3  # R < 1e-5: uniform for clip=False
-    torch.testing.assert_close(bfn.discretized_probs(mu, sigma, K, clip), _nnaisense_probs(mu, sigma, K, clip),
+    torch.testing.assert_close(bfn.discretised_probs(mu, sigma, K, clip), _nnaisense_probs(mu, sigma, K, clip),
                                rtol=1e-12, atol=1e-14)
 
 
 def test_clip_true_edge_bins_absorb_tails():
     mu, sigma = torch.tensor([0.0], dtype=F64), torch.tensor([1.0], dtype=F64)
-    p = bfn.discretized_probs(mu, sigma, 4, clip=True)[0]
+    p = bfn.discretised_probs(mu, sigma, 4, clip=True)[0]
     phi = torch.distributions.Normal(0.0, 1.0).cdf
     expected = torch.tensor([phi(torch.tensor(-0.5)), phi(torch.tensor(0.0)) - phi(torch.tensor(-0.5)),
                              phi(torch.tensor(0.5)) - phi(torch.tensor(0.0)), 1 - phi(torch.tensor(0.5))], dtype=F64)
@@ -122,12 +122,12 @@ def test_discrete_continuous_time_loss_hand_computed():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-14)
 
 
-def test_discretized_discrete_time_loss_matches_closed_form_in_the_delta_limit():
+def test_discretised_discrete_time_loss_matches_closed_form_in_the_delta_limit():
     """With sigma_x at its 1e-3 floor the output is a point mass on x's bin (K = 2 bins, x at a bin
     centre): the receiver's mixture is dominated by the right component, and the KL -> 0."""
     x = torch.tensor([[0.5, -0.5]], dtype=F64)
     t = torch.tensor([0.5], dtype=F64)
-    loss = loss_terms.discretized_discrete_time_loss(x, torch.full_like(x, -20.0), None, t, x, 0.1, 2, 10, n_samples=64,
+    loss = loss_terms.discretised_discrete_time_loss(x, torch.full_like(x, -20.0), None, t, x, 0.1, 2, 10, n_samples=64,
                                               noise_pred=False, generator=torch.Generator().manual_seed(0))
     assert loss.abs().max().item() < 1e-6
 
@@ -302,12 +302,12 @@ def test_reference_ops_equal_the_twin_functions():
                                                         torch.full((2,), 0.5, dtype=F64))[0], rtol=0, atol=0)
 
 
-def test_discretized_discrete_time_loss_gradient_is_finite_when_bins_underflow():
+def test_discretised_discrete_time_loss_gradient_is_finite_when_bins_underflow():
     """sigma_x at its 1e-3 floor puts zero mass in far bins; the gradient must stay finite."""
     x = torch.tensor([[0.75, -0.75]], dtype=torch.float32)
     mean = torch.tensor([[0.75, -0.75]], requires_grad=True)
     log_sigma = torch.full((1, 2), -20.0, requires_grad=True)
-    loss = loss_terms.discretized_discrete_time_loss(mean, log_sigma, None, torch.tensor([0.5]), x, 0.1, 256, 10,
+    loss = loss_terms.discretised_discrete_time_loss(mean, log_sigma, None, torch.tensor([0.5]), x, 0.1, 256, 10,
                                               noise_pred=False, generator=torch.Generator().manual_seed(0))
     loss.sum().backward()
     assert torch.isfinite(mean.grad).all() and torch.isfinite(log_sigma.grad).all()

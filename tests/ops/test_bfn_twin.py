@@ -114,12 +114,12 @@ def test_discrete_sender_update_matches_twin(device, shape, dtype, K, log, injec
 
 @settings(max_examples=25, deadline=None)
 @given(shape=shapes, dtype=dtypes, K=st.sampled_from([2, 16, 256]), clip=st.booleans())
-def test_discretized_probs_matches_twin_with_grad(device, shape, dtype, K, clip):
+def test_discretised_probs_matches_twin_with_grad(device, shape, dtype, K, clip):
     mu = rand(shape, dtype, device, -1.5, 1.5).requires_grad_()
     sigma = rand(shape, dtype, device, 1e-3, 2.0, seed=6).requires_grad_()
     w = rand((*shape, K), dtype, device, seed=8)
     def probs_and_grads():
-        p = bfn.discretized_probs(mu, sigma, K, clip)
+        p = bfn.discretised_probs(mu, sigma, K, clip)
         return (p.detach(), *torch.autograd.grad((p * w).sum(), (mu, sigma)))
 
     for a, b in zip(*native_and_twin(probs_and_grads, device, strict=False)):
@@ -130,7 +130,7 @@ def test_discretized_probs_matches_twin_with_grad(device, shape, dtype, K, clip)
 @settings(max_examples=25, deadline=None)
 @given(shape=shapes, dtype=dtypes, K=st.sampled_from([2, 16, 256]), clip=st.booleans(), noise_pred=st.booleans(),
        per_row=st.booleans(), sigma1=st.sampled_from([1e-3, 0.0316]), min_loss_variance=st.sampled_from([-1.0, 1e-4]))
-def test_discretized_continuous_time_loss_matches_twin_with_grad(device, shape, dtype, K, clip, noise_pred, per_row,
+def test_discretised_continuous_time_loss_matches_twin_with_grad(device, shape, dtype, K, clip, noise_pred, per_row,
                                                                  sigma1, min_loss_variance):
     eps = rand(shape, dtype, device, -2, 2)
     log_sigma = rand(shape, dtype, device, -4, 1, seed=2)
@@ -141,7 +141,7 @@ def test_discretized_continuous_time_loss_matches_twin_with_grad(device, shape, 
     for backend, dt in ((device.type, dtype), ("reference", dtype), ("reference", torch.float64)):
         e, s = eps.to(dt).requires_grad_(), log_sigma.to(dt).requires_grad_()
         with use_backend(backend):
-            loss = bfn.discretized_continuous_time_loss(e, s, mu.to(dt), t.to(dt), x.to(dt), sigma1, K, clip,
+            loss = bfn.discretised_continuous_time_loss(e, s, mu.to(dt), t.to(dt), x.to(dt), sigma1, K, clip,
                                                         noise_pred, min_loss_variance)
             grads = torch.autograd.grad(loss.sum(), (e, s))
         results.append((loss.detach(), *grads))
@@ -179,7 +179,7 @@ def test_native_is_chosen_for_native_arguments(device):
 
 def test_forced_reference_is_explained(monkeypatch):
     monkeypatch.setenv("DIFFREP_BACKEND", "reference")
-    choice = explain("bfn.discretized_probs", torch.zeros(3), torch.ones(3), 4)
+    choice = explain("bfn.discretised_probs", torch.zeros(3), torch.ones(3), 4)
     assert choice.backend == "reference"
     assert "forces the reference" in str(choice)
 
@@ -191,7 +191,7 @@ def test_gradcheck_native_ops():
     mu = (torch.rand(3, 4, generator=g, dtype=dtype) * 2 - 1).requires_grad_()
     sigma = (torch.rand(3, 4, generator=g, dtype=dtype) + 0.2).requires_grad_()
     for clip in (True, False):
-        assert torch.autograd.gradcheck(lambda m, s: bfn.discretized_probs(m, s, 8, clip), (mu, sigma))
+        assert torch.autograd.gradcheck(lambda m, s: bfn.discretised_probs(m, s, 8, clip), (mu, sigma))
     x = ref.quantize(torch.rand(3, 4, generator=g, dtype=dtype) * 2 - 1, 16)
     t = torch.rand(3, generator=g, dtype=dtype) * 0.8 + 0.1
     # sigma1 = 0.1 keeps the loss O(1): at 1e-3 its weight reaches 1e6 and finite differences lose
@@ -202,7 +202,7 @@ def test_gradcheck_native_ops():
     for clip in (True, False):
         for noise_pred in (True, False):
             assert torch.autograd.gradcheck(
-                lambda e, s: bfn.discretized_continuous_time_loss(e, s, flow, t, x, 0.1, 16, clip, noise_pred),
+                lambda e, s: bfn.discretised_continuous_time_loss(e, s, flow, t, x, 0.1, 16, clip, noise_pred),
                 (eps, ls))
     logits = torch.randn(3, 4, 5, generator=g, dtype=dtype, requires_grad=True)
     classes = torch.randint(0, 5, (3, 4), generator=g)
@@ -212,7 +212,7 @@ def test_gradcheck_native_ops():
 def test_double_backward_is_refused_not_wrong():
     mu = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
     sigma = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(bfn.discretized_probs(mu, sigma, 4)[..., 0].sum(), mu, create_graph=True)
+    (g,) = torch.autograd.grad(bfn.discretised_probs(mu, sigma, 4)[..., 0].sum(), mu, create_graph=True)
     with pytest.raises(RuntimeError):
         g.sum().backward()
 
@@ -225,10 +225,10 @@ def test_fused_loss_equals_probs_then_mean_path():
     for K in (2, 16, 256):
         for clip in (True, False):
             c = ref.bin_centres(K)
-            explicit = (bfn.discretized_probs(mu, sigma, K, clip) * c).sum(-1)
-            torch.testing.assert_close(ref.discretized_mean(mu, sigma, K, clip), explicit, rtol=1e-12, atol=1e-12)
+            explicit = (bfn.discretised_probs(mu, sigma, K, clip) * c).sum(-1)
+            torch.testing.assert_close(ref.discretised_mean(mu, sigma, K, clip), explicit, rtol=1e-12, atol=1e-12)
             x = torch.zeros(64, dtype=torch.float64)
-            loss = bfn.discretized_continuous_time_loss(mu, sigma.log(), None, torch.ones(64, dtype=torch.float64),
+            loss = bfn.discretised_continuous_time_loss(mu, sigma.log(), None, torch.ones(64, dtype=torch.float64),
                                                         x, 0.5, K, clip, noise_pred=False)
             expected = -math.log(0.5) / 0.25 * explicit.square()
             within = (sigma >= 1e-3) & (sigma <= 10)

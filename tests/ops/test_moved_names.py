@@ -12,12 +12,25 @@ MOVED = [
 ] + [
     ("diffrep.ops.bfn", "noise_pred_to_data_pred", "diffrep.bfn.conversions", "noise_pred_to_data_pred"),
     ("diffrep.ops.bfn", "output_normal_params", "diffrep.bfn.conversions", "output_normal_params"),
-    ("diffrep.ops.bfn", "discretized_log_prob", "diffrep.bfn.distributions", "discretized_log_prob"),
+    ("diffrep.ops.bfn", "discretized_log_prob", "diffrep.bfn.distributions", "discretised_log_prob"),
+    ("diffrep.ops.bfn", "discretized_probs", "diffrep.ops.bfn", "discretised_probs"),
+    ("diffrep.ops.bfn", "discretized_continuous_time_loss", "diffrep.ops.bfn", "discretised_continuous_time_loss"),
     ("diffrep.ops.bfn", "continuous_time_loss", "diffrep.bfn.loss_terms", "continuous_time_loss"),
     ("diffrep.ops.bfn", "continuous_discrete_time_loss", "diffrep.bfn.loss_terms", "continuous_discrete_time_loss"),
-    ("diffrep.ops.bfn", "discretized_discrete_time_loss", "diffrep.bfn.loss_terms", "discretized_discrete_time_loss"),
+    ("diffrep.ops.bfn", "discretized_discrete_time_loss", "diffrep.bfn.loss_terms", "discretised_discrete_time_loss"),
     ("diffrep.ops.reference.bfn", "continuous_alpha", "diffrep.bfn.schedules", "continuous_alpha"),
-    ("diffrep.ops.reference.bfn", "discretized_log_prob", "diffrep.bfn.distributions", "discretized_log_prob"),
+    ("diffrep.ops.reference.bfn", "discretized_log_prob", "diffrep.bfn.distributions", "discretised_log_prob"),
+    ("diffrep.ops.reference.bfn", "discretized_probs", "diffrep.ops.reference.bfn", "discretised_probs"),
+    ("diffrep.ops.reference.bfn", "discretized_mean", "diffrep.ops.reference.bfn", "discretised_mean"),
+    ("diffrep.ops.reference.bfn", "discretized_continuous_time_loss", "diffrep.ops.reference.bfn",
+     "discretised_continuous_time_loss"),
+    ("diffrep.bfn", "DiscretizedNormalOutput", "diffrep.bfn.distributions", "DiscretisedNormalOutput"),
+    ("diffrep.bfn.distributions", "DiscretizedNormalOutput", "diffrep.bfn.distributions", "DiscretisedNormalOutput"),
+    ("diffrep.bfn.distributions", "DiscretizedNormalDist", "diffrep.bfn.distributions", "DiscretisedNormalDist"),
+    ("diffrep.bfn.distributions", "discretized_log_prob", "diffrep.bfn.distributions", "discretised_log_prob"),
+    ("diffrep.bfn.loss_terms", "discretized_discrete_time_loss", "diffrep.bfn.loss_terms",
+     "discretised_discrete_time_loss"),
+    ("diffrep.metrics.mig", "discretized_mi", "diffrep.metrics.mig", "discretised_mi"),
     ("diffrep.ops.hddc", "align", "diffrep.methods.dyga", "align"),
     ("diffrep.cluster", "align", "diffrep.methods.dyga", "align"),
     ("diffrep.ops.reference.hddc", "kmeans_labels", "diffrep.cluster.kmeans", "kmeans_labels"),
@@ -70,3 +83,14 @@ def test_unknown_names_still_raise():
     for mod in (bfn, hddc):
         with pytest.raises(AttributeError):
             mod.no_such_name  # noqa: B018
+
+
+def test_explain_accepts_the_old_discretized_op_names():
+    import torch
+
+    from diffrep.ops import explain
+
+    mu, sigma = torch.zeros(4), torch.ones(4)
+    with pytest.warns(DeprecationWarning, match="spelled 'discretised'"):
+        old = explain("bfn.discretized_probs", mu, sigma, 16)
+    assert old.backend == explain("bfn.discretised_probs", mu, sigma, 16).backend

@@ -12,13 +12,17 @@
 """
 
 from .config import BFNDataConfig, make_flow, make_output, unet_io
-from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
+from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput
 from .flows import ContinuousFlow, DiscreteFlow, FlowState, step_times
 from .losses import continuous_time_loss, discrete_time_loss, reconstruction_loss
 from .model import BFN, BFNConfig
 from .sampler import reverse_chain, sample
 
 __all__ = ["BFNDataConfig", "make_flow", "make_output", "unet_io", "CategoricalOutput", "DeltaOutput",
-           "DiscretizedNormalOutput", "ContinuousFlow", "DiscreteFlow", "FlowState", "step_times",
+           "DiscretisedNormalOutput", "ContinuousFlow", "DiscreteFlow", "FlowState", "step_times",
            "continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "BFN", "BFNConfig",
            "reverse_chain", "sample"]
+
+from .._deprecation import moved_names  # noqa: E402
+
+__getattr__ = moved_names(__name__, {"DiscretizedNormalOutput": "diffrep.bfn.distributions:DiscretisedNormalOutput"})

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Annotated, Literal
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
-from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
+from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput
 from .flows import ContinuousFlow, DiscreteFlow
 
 __all__ = ["BFNDataConfig", "make_flow", "make_output"]
@@ -55,7 +55,7 @@ def make_output(cfg: BFNDataConfig):
     if cfg.data == "discrete":
         return CategoricalOutput(cfg.num_classes)
     if cfg.data == "discretised":
-        return DiscretizedNormalOutput(cfg.sigma1, cfg.num_bins, cfg.noise_pred, cfg.clip, cfg.eps_sign)
+        return DiscretisedNormalOutput(cfg.sigma1, cfg.num_bins, cfg.noise_pred, cfg.clip, cfg.eps_sign)
     return DeltaOutput(cfg.sigma1, cfg.noise_pred, cfg.clip_range, cfg.eps_sign)
 
 

@@ -2,7 +2,7 @@
 ParamReL Eq. 10), validated.
 
 The maths is the twin's (:mod:`diffrep.ops.reference.bfn`), because the fused L^inf kernel for
-discretised data (:func:`diffrep.ops.bfn.discretized_continuous_time_loss`) performs the same
+discretised data (:func:`diffrep.ops.bfn.discretised_continuous_time_loss`) performs the same
 conversion inside and the twin specifies both.
 """
 

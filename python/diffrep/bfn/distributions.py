@@ -8,13 +8,13 @@ one-hot E[e_x]), ``mode``, ``sample(generator)`` and ``log_prob(x)``.
   With ``noise_pred`` the network predicts the flow noise and x_hat = mu/gamma - sqrt((1-gamma)/gamma)
   eps_hat (ParamReL Eq. 10 prints "+"; diffrep uses BFN's "-", bfn-paramrel.md §3.3; ``eps_sign=+1``
   reproduces the printed sign).
-* :class:`DiscretizedNormalOutput`: a Normal discretised into K bins on [-1, 1] (§1.5), two network
+* :class:`DiscretisedNormalOutput`: a Normal discretised into K bins on [-1, 1] (§1.5), two network
   outputs (mean or eps, log sigma).
 * :class:`CategoricalOutput`: Bernoulli(sigmoid(l)) for K = 2 (one logit per dimension, the class-1
   logit), Cat(softmax) for K > 2.
 
-:func:`discretized_log_prob` scores data under the discretised Normal (L^r, BFN Eq. 26); the bin
-probabilities themselves are a native op (:func:`diffrep.ops.bfn.discretized_probs`).
+:func:`discretised_log_prob` scores data under the discretised Normal (L^r, BFN Eq. 26); the bin
+probabilities themselves are a native op (:func:`diffrep.ops.bfn.discretised_probs`).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from ..ops import bfn as ops
 from ..ops.reference import bfn as ref
 from .conversions import noise_pred_to_data_pred, output_normal_params
 
-__all__ = ["DeltaOutput", "DiscretizedNormalOutput", "CategoricalOutput", "DeltaDist", "DiscretizedNormalDist",
-           "CategoricalDist", "discretized_log_prob"]
+__all__ = ["DeltaOutput", "DiscretisedNormalOutput", "CategoricalOutput", "DeltaDist", "DiscretisedNormalDist",
+           "CategoricalDist", "discretised_log_prob"]
 
 
-def discretized_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
+def discretised_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
     """log p(x) under the discretised Normal (reference `DiscretizedCtsDistribution.log_prob`):
     x is mapped to its bin; masses below 1e-5 fall back to the density at the bin centre times
-    the bin width 2/K. The reconstruction loss L^r is ``-discretized_log_prob(x, ...)`` at t = 1.
+    the bin width 2/K. The reconstruction loss L^r is ``-discretised_log_prob(x, ...)`` at t = 1.
     clip=True: the edge bins absorb the tails; clip=False: renormalised by R = Phi(1) - Phi(-1),
     uniform 1/K where R < 1e-5.
     """
@@ -92,10 +92,10 @@ class DeltaDist:
             K, s = 16, 0.7 * self.sigma1
         else:
             K, s = 256, self.sigma1
-        return discretized_log_prob(x, self.x_hat, torch.full_like(self.x_hat, s), K)
+        return discretised_log_prob(x, self.x_hat, torch.full_like(self.x_hat, s), K)
 
 
-class DiscretizedNormalDist:
+class DiscretisedNormalDist:
     def __init__(self, mu_x: torch.Tensor, sigma_x: torch.Tensor, num_bins: int, clip: bool = True):
         self.mu_x, self.sigma_x, self.K, self.clip = mu_x, sigma_x, num_bins, clip
         self._probs = None
@@ -103,7 +103,7 @@ class DiscretizedNormalDist:
     @property
     def probs(self) -> torch.Tensor:
         if self._probs is None:
-            self._probs = ops.discretized_probs(self.mu_x, self.sigma_x, self.K, self.clip)
+            self._probs = ops.discretised_probs(self.mu_x, self.sigma_x, self.K, self.clip)
         return self._probs
 
     @property
@@ -124,7 +124,7 @@ class DiscretizedNormalDist:
         return _bin_centres(self.K, p)[idx]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return discretized_log_prob(x, self.mu_x, self.sigma_x, self.K, self.clip)
+        return discretised_log_prob(x, self.mu_x, self.sigma_x, self.K, self.clip)
 
 
 class CategoricalDist:
@@ -189,7 +189,7 @@ class DeltaOutput:
         return DeltaDist(x_hat, self.sigma1)
 
 
-class DiscretizedNormalOutput:
+class DiscretisedNormalOutput:
     """Discretised Normal output with K bins; the network gives (mean or eps, log sigma)."""
 
     num_outputs = 2
@@ -206,17 +206,17 @@ class DiscretizedNormalOutput:
 
     def split(self, net_out):
         if not isinstance(net_out, (tuple, list)) or len(net_out) != 2:
-            raise ValueError("DiscretizedNormalOutput: the network must return a pair (mean or eps, log sigma)")
+            raise ValueError("DiscretisedNormalOutput: the network must return a pair (mean or eps, log sigma)")
         mean, log_sigma = net_out
         return (mean if self.eps_sign == -1 else -mean), log_sigma
 
-    def __call__(self, net_out, state, t) -> DiscretizedNormalDist:
+    def __call__(self, net_out, state, t) -> DiscretisedNormalDist:
         mu = state.params
         mean, log_sigma = self.split(net_out)
-        _check_out(mean, mu.shape, "DiscretizedNormalOutput")
+        _check_out(mean, mu.shape, "DiscretisedNormalOutput")
         mu_x, sigma_x = output_normal_params(mean.to(mu.dtype), log_sigma.to(mu.dtype), mu, t.to(mu.dtype),
                                                  self.sigma1, self.noise_pred)
-        return DiscretizedNormalDist(mu_x, sigma_x, self.K, self.clip)
+        return DiscretisedNormalDist(mu_x, sigma_x, self.K, self.clip)
 
 
 class CategoricalOutput:
@@ -246,3 +246,9 @@ class CategoricalOutput:
         if self.K == 2:
             lg = torch.cat([torch.zeros_like(lg), lg], -1)  # softmax([0, l]) = [1 - sigmoid(l), sigmoid(l)]
         return CategoricalDist(lg)
+
+
+from .._deprecation import moved_names  # noqa: E402  (old "discretized" spellings, one release)
+
+__getattr__ = moved_names(__name__, {**{f"Discretized{n}": f"{__name__}:Discretised{n}" for n in ("NormalOutput", "NormalDist")},
+                                     "discretized_log_prob": f"{__name__}:discretised_log_prob"})

@@ -2,7 +2,7 @@
 
 * :func:`continuous_time_loss`: L^inf for continuous data with a delta output (BFN Eq. 101);
 * :func:`continuous_discrete_time_loss`: L^n for continuous data with a delta output (BFN Eq. 94);
-* :func:`discretized_discrete_time_loss`: L^n for discretised data (BFN Eq. 121), Monte-Carlo.
+* :func:`discretised_discrete_time_loss`: L^n for discretised data (BFN Eq. 121), Monte-Carlo.
 
 The fused terms (L^inf for discretised data, Eq. 122, and for discrete data, Eq. 205) are native
 kernels in :mod:`diffrep.ops.bfn`; :mod:`diffrep.bfn.losses` sums either kind per example.
@@ -23,7 +23,7 @@ from ..ops.random import fill_normal, philox_key
 from ..ops.reference import bfn as ref
 from .schedules import continuous_alpha
 
-__all__ = ["continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss"]
+__all__ = ["continuous_time_loss", "continuous_discrete_time_loss", "discretised_discrete_time_loss"]
 
 
 def _sigma1(sigma1) -> float:
@@ -77,7 +77,7 @@ def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, *, mu=None, no
     return n * alpha * (x_hat - x).square() / 2
 
 
-def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps, n_samples=10,
+def discretised_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, n_steps, n_samples=10,
                                    clip=True, noise_pred=True, generator=None, *, noise=None):
     """L^n for discretised data (BFN Eq. 121), a Monte-Carlo estimate over ``n_samples`` sender
     draws y ~ N(x, 1/alpha_i): n E_y[ln N(y | x, 1/alpha_i) - ln sum_k p_k N(y | k_c, 1/alpha_i)],
@@ -97,7 +97,7 @@ def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, nu
         noise = V.noise_tensor("noise", noise, (S, *x.shape), x.device, dtype)
     s1, x = _sigma1(sigma1), x.to(dtype)
     mu_x, sigma_x = ref.output_normal_params(out_mean, out_log_sigma, mu, tt, s1, bool(noise_pred))
-    probs = ref.discretized_probs(mu_x, sigma_x, K, bool(clip))  # (..., K)
+    probs = ref.discretised_probs(mu_x, sigma_x, K, bool(clip))  # (..., K)
     alpha = continuous_alpha(ref.per_element(tt, x).to(x.dtype) * n + 1, n, s1)
     y = x + noise / torch.sqrt(alpha)  # (S, ...)
     log_norm = 0.5 * torch.log(alpha / (2 * math.pi))
@@ -109,3 +109,8 @@ def discretized_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, nu
     log_probs = torch.log(probs.clamp(min=torch.finfo(probs.dtype).tiny))
     receiver = torch.logsumexp(comp + log_probs, -1)
     return n * (sender - receiver).mean(0)
+
+
+from .._deprecation import moved_names  # noqa: E402  (old "discretized" spellings, one release)
+
+__getattr__ = moved_names(__name__, {"discretized_discrete_time_loss": f"{__name__}:discretised_discrete_time_loss"})

@@ -23,7 +23,7 @@ import torch
 from .._checks import positive_int
 from ..ops import bfn as ops
 from . import loss_terms
-from .distributions import CategoricalOutput, DeltaOutput, DiscretizedNormalOutput
+from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput
 from .flows import FlowState
 from .schedules import discrete_alpha
 
@@ -50,9 +50,9 @@ def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowStat
         return per_example_sum(loss_terms.continuous_time_loss(
             out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
             clip_range=output.clip_range))
-    if isinstance(output, DiscretizedNormalOutput):
+    if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        return per_example_sum(ops.discretized_continuous_time_loss(
+        return per_example_sum(ops.discretised_continuous_time_loss(
             mean.float(), log_sigma.float(), mu, state.t.float(), x.float(), flow.sigma1, output.K, clip=output.clip,
             noise_pred=output.noise_pred))
     raise TypeError(f"unknown output distribution {type(output).__name__}")
@@ -106,9 +106,9 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
         return per_example_sum(loss_terms.continuous_discrete_time_loss(
             out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
             clip_range=output.clip_range))
-    if isinstance(output, DiscretizedNormalOutput):
+    if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        return per_example_sum(loss_terms.discretized_discrete_time_loss(
+        return per_example_sum(loss_terms.discretised_discrete_time_loss(
             mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
             clip=output.clip, noise_pred=output.noise_pred, generator=generator))
     raise TypeError(f"unknown output distribution {type(output).__name__}")

@@ -14,7 +14,7 @@ from . import _checks
 from .results import Result
 
 
-def discretized_mi(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = 20):
+def discretised_mi(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = 20):
     """(m (d, F), H (F,)): MI of each histogram-discretised code with each factor, in nats.
 
     disentanglement_lib ``utils._histogram_discretize`` + ``discrete_mutual_info`` +
@@ -43,7 +43,7 @@ def mig(codes, factors, num_bins: int = 20, mode: str = "robust") -> Result:
     c, f = _checks.pair(codes, factors)
     if c.shape[1] < 2:
         raise ValueError(f"codes: MIG needs at least two codes, got {c.shape[1]}")
-    m, h = discretized_mi(c, f, num_bins)
+    m, h = discretised_mi(c, f, num_bins)
     top2 = torch.topk(m, 2, dim=0).values  # (2, F)
     gaps = top2[0] - top2[1]
     flags = []
@@ -63,3 +63,8 @@ def mig(codes, factors, num_bins: int = 20, mode: str = "robust") -> Result:
     return Result(scores, "mig", f"disentanglement_lib-histogram/{mode}", num_bins=num_bins,
                   num_points=int(c.shape[0]), num_codes=int(c.shape[1]), num_factors=int(f.shape[1]),
                   per_factor_gap=(gaps / h).tolist(), flags=flags)
+
+
+from .._deprecation import moved_names  # noqa: E402  (old "discretized" spellings, one release)
+
+__getattr__ = moved_names(__name__, {"discretized_mi": f"{__name__}:discretised_mi"})

@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import warnings
 
 import torch
 
@@ -63,6 +64,10 @@ def explain(op: str, *args, **kwargs) -> Choice:
 
     >>> explain("bfn.continuous_flow", x, t, sigma1=1e-3)  # doctest: +SKIP
     """
+    if "discretized" in op and op.replace("discretized", "discretised") in _CHOOSERS:
+        warnings.warn(f"op name {op!r} is spelled 'discretised' now; the old spelling goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        op = op.replace("discretized", "discretised")
     if op not in _CHOOSERS:
         raise ValueError(f"unknown op {op!r}; known ops: {sorted(_CHOOSERS)}")
     token = _explaining.set(True)

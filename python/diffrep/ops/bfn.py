@@ -19,7 +19,7 @@ Conventions
 
 Every op runs the CUDA kernel for CUDA tensors, the OpenMP kernel for CPU tensors, or the twin
 (``diffrep.ops.explain(name, ...)`` says which, and why). BFN maths without a kernel
-(schedules, output conversions, ``discretized_log_prob``, composite loss terms) lives in
+(schedules, output conversions, ``discretised_log_prob``, composite loss terms) lives in
 :mod:`diffrep.bfn`; its old names here are deprecated aliases for one release.
 """
 
@@ -39,7 +39,7 @@ from .reference import bfn as ref
 
 __all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_update_inverse",
            "continuous_sender_update", "discrete_update", "discrete_update_inverse", "discrete_sender_update",
-           "discretized_probs", "discretized_continuous_time_loss", "discrete_continuous_time_loss"]
+           "discretised_probs", "discretised_continuous_time_loss", "discrete_continuous_time_loss"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -387,13 +387,13 @@ _explainer("bfn.discrete_sender_update", _prep_discrete_sender_update)
 
 
 # ----------------------------------------------------------------------------- discretised output
-class _DiscretizedProbs(torch.autograd.Function):
+class _DiscretisedProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mu_x, sigma_x, K, clip, backend):
         out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
         flags = run(backend, "disc_probs", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(), K=K,
                     clip=clip, out=out)
-        raise_flags("discretized_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
+        raise_flags("discretised_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
                                                   NON_POSITIVE: "sigma_x must be > 0"})
         ctx.save_for_backward(mu_x, sigma_x)
         ctx.K, ctx.clip, ctx.backend = K, clip, backend
@@ -409,7 +409,7 @@ class _DiscretizedProbs(torch.autograd.Function):
         return d_mu, d_sigma, None, None, None
 
 
-def _prep_discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+def _prep_discretised_probs(mu_x, sigma_x, num_bins, clip=True):
     p = SimpleNamespace()
     V.tensor("mu_x", mu_x)
     V.tensor("sigma_x", sigma_x)
@@ -422,11 +422,11 @@ def _prep_discretized_probs(mu_x, sigma_x, num_bins, clip=True):
     p.device = V.same_device(mu_x=mu_x, sigma_x=sigma_x)
     p.mu_x = mu_x.to(p.dtype).contiguous()
     p.sigma_x = sigma_x.to(p.dtype).contiguous()
-    p.choice = select("bfn.discretized_probs", p.device, needs_grad=_grad(mu_x, sigma_x), native_grad=True)
+    p.choice = select("bfn.discretised_probs", p.device, needs_grad=_grad(mu_x, sigma_x), native_grad=True)
     return p
 
 
-def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+def discretised_probs(mu_x, sigma_x, num_bins, clip=True):
     """Bin probabilities of N(mu_x, sigma_x) discretised into K bins on [-1, 1] (BFN Eq. 103-104;
     reference `DiscretizedCtsDistribution.probs`).
 
@@ -435,15 +435,15 @@ def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
     R < 1e-5. Returns (..., K), contiguous (the reference returns a moveaxis view, same values).
     Differentiable w.r.t. mu_x and sigma_x (first order).
     """
-    p = _prep_discretized_probs(mu_x, sigma_x, num_bins, clip)
+    p = _prep_discretised_probs(mu_x, sigma_x, num_bins, clip)
     if p.choice.backend == "reference":
         V.finite("mu_x", p.mu_x)
         V.nonnegative("sigma_x", p.sigma_x, strict=True)
-        return ref.discretized_probs(p.mu_x, p.sigma_x, p.K, p.clip)
-    return _DiscretizedProbs.apply(p.mu_x, p.sigma_x, p.K, p.clip, p.choice.backend)
+        return ref.discretised_probs(p.mu_x, p.sigma_x, p.K, p.clip)
+    return _DiscretisedProbs.apply(p.mu_x, p.sigma_x, p.K, p.clip, p.choice.backend)
 
 
-_explainer("bfn.discretized_probs", _prep_discretized_probs)
+_explainer("bfn.discretised_probs", _prep_discretised_probs)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -452,7 +452,7 @@ def _prep_loss_common(p, x, t, sigma1):
     p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
 
 
-class _DiscretizedCtsLoss(torch.autograd.Function):
+class _DiscretisedCtsLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, out_mean, out_log_sigma, mu, t, x, args):
         p = args
@@ -465,7 +465,7 @@ class _DiscretizedCtsLoss(torch.autograd.Function):
                     row_len=p.x[0].numel(), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
                     noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
                     d_mean=d_mean, d_log_sigma=d_log_sigma)
-        raise_flags("discretized_continuous_time_loss", flags,
+        raise_flags("discretised_continuous_time_loss", flags,
                     {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
         if want_grad:
             ctx.save_for_backward(d_mean, d_log_sigma)
@@ -478,7 +478,7 @@ class _DiscretizedCtsLoss(torch.autograd.Function):
         return grad * d_mean, grad * d_log_sigma, None, None, None, None
 
 
-def _prep_discretized_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True, noise_pred=True,
+def _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True, noise_pred=True,
                                min_loss_variance=-1.0):
     p = SimpleNamespace()
     _batch_float("out_mean", out_mean)
@@ -505,12 +505,12 @@ def _prep_discretized_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bi
     other_grad = _grad(x, t) or (p.noise_pred and _grad(mu))
     reasons = ["a gradient w.r.t. mu, t or x was requested (the kernel differentiates the network outputs only)"] \
         if other_grad else []
-    p.choice = select("bfn.discretized_continuous_time_loss", p.device, needs_grad=_grad(out_mean, out_log_sigma),
+    p.choice = select("bfn.discretised_continuous_time_loss", p.device, needs_grad=_grad(out_mean, out_log_sigma),
                       native_grad=True, native_reasons=reasons)
     return p
 
 
-def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True,
+def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip=True,
                                      noise_pred=True, min_loss_variance=-1.0):
     """L^inf for discretised data (BFN Eq. 122), fused: -ln(sigma1) sigma1^(-2t) (x - x_hat)^2.
 
@@ -522,19 +522,19 @@ def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     floors sigma1^(2t) as the reference does. Returns the per-element loss (x's shape; the
     reference averages it); differentiable w.r.t. ``out_mean`` and ``out_log_sigma``.
     """
-    p = _prep_discretized_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
+    p = _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
                                    min_loss_variance)
     V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         for name, v in (("out_mean", p.out_mean), ("out_log_sigma", p.out_log_sigma), ("x", p.x), ("mu", p.mu)):
             V.finite(name, v)
-        return ref.discretized_continuous_time_loss(p.out_mean, p.out_log_sigma, p.mu if p.noise_pred else None,
+        return ref.discretised_continuous_time_loss(p.out_mean, p.out_log_sigma, p.mu if p.noise_pred else None,
                                                     p.t, p.x, p.sigma1, p.K, p.clip, p.noise_pred,
                                                     p.min_loss_variance)
-    return _DiscretizedCtsLoss.apply(p.out_mean, p.out_log_sigma, p.mu, p.t, p.x, p)
+    return _DiscretisedCtsLoss.apply(p.out_mean, p.out_log_sigma, p.mu, p.t, p.x, p)
 
 
-_explainer("bfn.discretized_continuous_time_loss", _prep_discretized_cts_loss)
+_explainer("bfn.discretised_continuous_time_loss", _prep_discretised_cts_loss)
 
 
 class _DiscreteCtsLoss(torch.autograd.Function):
@@ -603,8 +603,14 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
 _explainer("bfn.discrete_continuous_time_loss", _prep_discrete_cts_loss)
 
 
-__getattr__ = moved_names(__name__, {name: f"diffrep.bfn.{mod}:{name}" for mod, names in (
-    ("schedules", ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha")),
-    ("conversions", ("noise_pred_to_data_pred", "output_normal_params")), ("distributions", ("discretized_log_prob",)),
-    ("loss_terms", ("continuous_time_loss", "continuous_discrete_time_loss", "discretized_discrete_time_loss")),
-) for name in names})
+# Names that moved to diffrep.bfn (no kernel behind them) and the old "discretized" spellings.
+__getattr__ = moved_names(__name__, {
+    **{name: f"diffrep.bfn.{mod}:{name}" for mod, names in (
+        ("schedules", ("gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha")),
+        ("conversions", ("noise_pred_to_data_pred", "output_normal_params")),
+        ("loss_terms", ("continuous_time_loss", "continuous_discrete_time_loss"))) for name in names},
+    "discretized_log_prob": "diffrep.bfn.distributions:discretised_log_prob",
+    "discretized_discrete_time_loss": "diffrep.bfn.loss_terms:discretised_discrete_time_loss",
+    "discretized_probs": "diffrep.ops.bfn:discretised_probs",
+    "discretized_continuous_time_loss": "diffrep.ops.bfn:discretised_continuous_time_loss",
+})

@@ -15,7 +15,7 @@ ops in :mod:`diffrep.ops.bfn` draw that noise from a counter-based Philox stream
 
 Only what a kernel computes is specified here (with the shared primitives: bins, CDFs, the
 noise-prediction conversion the fused L^inf kernel performs); the BFN maths without a kernel
-(schedules, ``discretized_log_prob``, the composite loss terms) is in :mod:`diffrep.bfn`.
+(schedules, ``discretised_log_prob``, the composite loss terms) is in :mod:`diffrep.bfn`.
 
 Equation numbers refer to the BFN paper.
 """
@@ -31,7 +31,7 @@ from ..._deprecation import moved_names
 SQRT2 = math.sqrt(2.0)
 MIN_T = 1e-6  # noise-prediction guard (`noise_pred_params_to_data_pred_params`, min_t)
 MIN_PROB = 1e-5  # `DiscretizedCtsDistribution.min_prob`
-MIN_STD, MAX_STD = 1e-3, 10.0  # `DiscretizedNormal` clamps
+MIN_STD, MAX_STD = 1e-3, 10.0  # `DiscretisedNormal` clamps
 SAFE_EXP = 10.0  # `safe_exp` clamps its argument to [-10, 10]
 SAFE_LOG = 1e-10  # `safe_log` clamps at 1e-10
 DISCRETE_EPS = 1e-6  # `DiscreteBayesianFlow.epsilon`: t <= 1 - 1e-6
@@ -157,7 +157,7 @@ def boundary_cdfs(mu_x, sigma_x, num_bins, clip):
     return torch.cat([lo.unsqueeze(-1), inner, hi.unsqueeze(-1)], -1), mask, rng
 
 
-def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
+def discretised_probs(mu_x, sigma_x, num_bins, clip=True):
     """Bin probabilities of N(mu_x, sigma_x) discretised to K bins on [-1, 1] (Eq. 103-104).
 
     clip=True: the edge bins absorb the tails; clip=False: renormalised by R = Phi(1) - Phi(-1),
@@ -171,10 +171,10 @@ def discretized_probs(mu_x, sigma_x, num_bins, clip=True):
     return torch.where(mask.unsqueeze(-1), torch.full_like(probs, 1.0 / num_bins), probs)
 
 
-def discretized_mean(mu_x, sigma_x, num_bins, clip=True):
+def discretised_mean(mu_x, sigma_x, num_bins, clip=True):
     """E[x] = sum_k p_k k_c, through the K-bin tensor (the eager reference path)."""
     c = bin_centres(num_bins, mu_x.dtype, mu_x.device)
-    return (discretized_probs(mu_x, sigma_x, num_bins, clip) * c).sum(-1)
+    return (discretised_probs(mu_x, sigma_x, num_bins, clip) * c).sum(-1)
 
 
 def float_to_idx(x, num_bins):
@@ -211,7 +211,7 @@ def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True
     """(mu_x, sigma_x) of the discretised Normal output from the network's two outputs.
 
     noise_pred=True: (eps_hat, ln sigma_eps) converted as above; False: (mu_x, ln sigma_x) with
-    `safe_exp`. Then sigma_x is clamped to [1e-3, 10] (`DiscretizedNormal`).
+    `safe_exp`. Then sigma_x is clamped to [1e-3, 10] (`DiscretisedNormal`).
     """
     if noise_pred:
         mu_x, sigma_x = noise_pred_to_data_pred(out_mean, mu, t, sigma1, out_log_sigma)
@@ -229,12 +229,12 @@ def loss_weight(t, sigma1, min_loss_variance, like):
     return -math.log(sigma1) / post_var
 
 
-def discretized_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins,
+def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins,
                                      clip=True, noise_pred=True, min_loss_variance=-1.0):
     """L^inf for discretised data (Eq. 122): -ln sigma1 sigma1^(-2t) (x - x_hat)^2 with
     x_hat = sum_k p_k k_c the mean of the discretised Normal output. Per element."""
     mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
-    x_hat = discretized_mean(mu_x, sigma_x, num_bins, clip)
+    x_hat = discretised_mean(mu_x, sigma_x, num_bins, clip)
     return loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
 
 
@@ -247,5 +247,8 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
     return K * beta1 * tt * (e_x - p).square().sum(-1)
 
 
-__getattr__ = moved_names(__name__, {"continuous_alpha": "diffrep.bfn.schedules:continuous_alpha",
-                                     "discretized_log_prob": "diffrep.bfn.distributions:discretized_log_prob"})
+__getattr__ = moved_names(__name__, {
+    "continuous_alpha": "diffrep.bfn.schedules:continuous_alpha",
+    "discretized_log_prob": "diffrep.bfn.distributions:discretised_log_prob",
+    **{f"discretized_{n}": f"{__name__}:discretised_{n}" for n in ("probs", "mean", "continuous_time_loss")},
+})
