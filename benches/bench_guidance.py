@@ -1,6 +1,6 @@
 """SAMI guidance score: the fused op vs autograd through the eager twin, forward + double backward.
 
-One step as training runs it (sami.md §3.5): ell = log q(z | x_t) averaged over S samples; its
+One step as training runs it (docs/methods/sami.md#double-backward): ell = log q(z | x_t) averaged over S samples; its
 gradient w.r.t. (z, mu, logvar) with create_graph=True (what the encoder VJP consumes); then a
 scalar of those gradients differentiated again to (z, mu, logvar).
 

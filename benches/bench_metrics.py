@@ -8,7 +8,7 @@ codes), factors with the Shapes3D sizes (10, 10, 10, 8, 4, 15). Pipelines:
   * reference -- a sklearn/NumPy loop pipeline written like the references (per-pair
                  mutual_info_score / mutual_info_classif / LinearSVC / roc_auc_score, GBT and LR
                  per factor, serial). Its DCI runs on a 2000-point train subsample and is
-                 extrapolated linearly to 10000 (the full fit takes ~3 min here; metrics.md: 177 s).
+                 extrapolated linearly to 10000 (the full fit takes ~3 min here; docs/metrics.md: 177 s).
 TAD: 40 attributes x 256 latents x 5 folds (InfoDiffusion protocol), kernel vs sklearn loop.
 Kernels: native vs PyTorch twin on the suite's shapes (min of 3 after a warm-up).
 

@@ -1,4 +1,4 @@
-"""Slow validation of SAMI at CPU scale (issue 8 evidence; sami.md 14.7 and 14.9).
+"""Slow validation of SAMI at CPU scale (issue 8 evidence; docs/methods/sami.md#what-the-tests-check).
 
 Trains ``sami/disks-cpu`` (16x16 procedural disks -- the 32x32 set at half resolution -- 2000
 images, d = 3; or ``--recipe``, e.g. its frozen-denoiser second stage ``sami/disks-cpu-frozen``)
@@ -19,7 +19,7 @@ size with the same geometry):
    0.004 leaves the position nearly pinned), so the report also records the target ``at most
    half`` under ``targets``, which no CPU-scale run has met (best 0.57x) and which does not decide
    the exit code;
-3. the mean posterior variance sigma^2(x_t) against t (non-decreasing, sami.md 14.9);
+3. the mean posterior variance sigma^2(x_t) against t (non-decreasing, docs/methods/sami.md#what-the-tests-check);
 4. the sign check: held-out guided eps-MSE (eps_theta - gamma_t g) below the unguided one, overall
    and per noise-level band, with the KL and the posterior std of clean images; next to each band,
    the Bayes-optimal eps-MSE with no latent, with the background known and with the position known

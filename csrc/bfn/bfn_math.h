@@ -1,6 +1,6 @@
 // Per-element maths of the BFN kernel family, shared by bfn_cpu.cpp and bfn_cuda.cu.
 // The specification is python/diffrep/ops/reference/bfn.py (nnaisense/bayesian-flow-networks
-// semantics, with the log-space and expm1 changes of shared/reference/bfn-paramrel.md).
+// semantics, with the log-space and expm1 changes of docs/methods/paramrel.md).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -251,7 +251,7 @@ DIFFREP_HD void disc_flow_elem(int64_t i, int64_t xi, T t, int64_t K, T sqrt_bet
   for (int64_t k = 0; k < K; ++k) o[k] *= inv;
 }
 
-// Continuous update h (BFN Eq. 49-50) and its inverse (bfn-paramrel.md §2.1).
+// Continuous update h (BFN Eq. 49-50) and its inverse (docs/kernels/bfn.md#inverse-update).
 template <typename T>
 DIFFREP_HD T cts_update_elem(T mu, T rho, T y, T alpha, bool inverse, int32_t& flags) {
   if (!isfinite(mu) || !isfinite(y)) flags |= kNonFiniteInput;
@@ -259,7 +259,7 @@ DIFFREP_HD T cts_update_elem(T mu, T rho, T y, T alpha, bool inverse, int32_t& f
   return (rho * mu + alpha * y) / (rho + alpha);
 }
 
-// Discrete update in log space (bfn-paramrel.md §1.7, §2.2): l' = l + sign*y - logsumexp(l + sign*y).
+// Discrete update in log space (docs/kernels/bfn.md#numerical-safeguards, #inverse-update): l' = l + sign*y - logsumexp(l + sign*y).
 // log_io: theta and the result are log-probabilities; otherwise probabilities.
 template <typename T, typename YFn>
 DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bool log_io, T* out, int32_t& flags) {

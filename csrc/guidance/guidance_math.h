@@ -1,12 +1,12 @@
 // Per-element maths of the SAMI guidance score, shared by guidance_cpu.cpp and guidance_cuda.cu.
-// Specification: python/diffrep/ops/reference/guidance.py and shared/reference/sami.md §3, §13.
+// Specification: python/diffrep/ops/reference/guidance.py and docs/methods/sami.md#eq-9-and-11-guidance-score and docs/kernels/guidance.md#second-derivatives.
 //
 // With s = log sigma^2 (the log-variance head), e = exp(-s), r_q = z_q - mu for the S samples
 // q = 1..S, m1 = mean_q r_q, m2 = mean_q r_q^2, one element j of one row contributes
 //   ell_j = -1/2 (m2 e + s + c)                (c = log 2 pi, or 0)
-// to the row's mean log-density. Its first derivatives (sami.md §3.2, log-variance form) are
+// to the row's mean log-density. Its first derivatives (docs/kernels/guidance.md#eq-9-the-guidance-as-one-vjp, log-variance form) are
 //   d mu = m1 e,  d s = (m2 e - 1)/2,  d z_q = -r_q e / S,
-// and the second derivatives (§13: the Hessian in (mu, s) and the z-row) give the backward of
+// and the second derivatives (docs/kernels/guidance.md#second-derivatives: the Hessian in (mu, s) and the z-row) give the backward of
 // the backward, for upstream cotangents (Gz_q, Gmu, Gs) of (d z_q, d mu, d s) and g of the row:
 //   g-bar  += Gmu m1 e + Gs (m2 e - 1)/2 - e mean_q(Gz_q r_q)
 //   mu-bar  = g e (-Gmu - Gs m1 + mean_q Gz_q)

@@ -1,5 +1,5 @@
 // Shared maths and layout of the batched HDDC-EM kernels (csrc/hddc/hddc_cpu.cpp, hddc_cuda.cu).
-// Specification: shared/reference/kernels.md §4, dyga-encdiff.md §2; twin:
+// Specification: docs/kernels/hddc.md; twin:
 // python/diffrep/ops/reference/hddc.py (e_step, mstep_stats, cluster_density).
 //
 // A batch holds B problems over one data buffer X (U, n, d): problem b reads unit unit_of[b] of

@@ -1,4 +1,4 @@
-// Per-element maths of the metric kernels (shared/reference/kernels.md section 6), shared by
+// Per-element maths of the metric kernels (docs/kernels/metrics.md), shared by
 // metrics_cpu.cpp and metrics_cuda.cu. The specification is the PyTorch twin in
 // python/diffrep/ops/reference/metrics.py; every function below reproduces the twin's operation
 // order. Products and sums whose rounding decides a result (histogram edges, the brute-force
@@ -60,7 +60,7 @@ DIFFREP_HD double digamma_pos(double x) {
   return result + log(x) - (0.5 / x) - y;
 }
 
-// ---------------------------------------------------------------- AUROC (kernels.md 6.1)
+// ---------------------------------------------------------------- AUROC (docs/kernels/metrics.md#auroc-matrix)
 // Doubled mid-ranks of one row from its argsort o: a tie run at sorted positions [s, e) gets the
 // integer s + e + 1 (twice the 1-based mid-rank).
 template <typename T>
@@ -83,7 +83,7 @@ DIFFREP_HD double auc_from_rank_sum(int64_t two_rpos, int64_t npos, int64_t n) {
   return (double(two_rpos) - p * (p + 1)) / (2 * p * double(nneg));
 }
 
-// ---------------------------------------------------------------- histogram (kernels.md 6.2)
+// ---------------------------------------------------------------- histogram (docs/kernels/metrics.md#histogram-discretisation-and-mi-matrix)
 // NumPy's histogram range: (min, max), widened to (c - 0.5, c + 0.5) for a constant column;
 // step = (hi - lo) / B in the input dtype.
 template <typename T>
@@ -140,7 +140,7 @@ DIFFREP_HD double mi_table(Cell cell, Rows rows, Cols cols, int64_t B, int64_t V
   return mi > 0 ? mi : 0.0;
 }
 
-// ---------------------------------------------------------------- 1-D kNN MI (kernels.md 6.3)
+// ---------------------------------------------------------------- 1-D kNN MI (docs/kernels/metrics.md#1-d-knn-mutual-information)
 // Distance from c = grp[p] to its kk-th same-label neighbour in the sorted group grp[0..nl), as
 // sklearn's NearestNeighbors measures it, then nudged down one ulp:
 // - kk >= nl / 2: NearestNeighbors picks brute force, which ranks every member by the expansion
@@ -235,7 +235,7 @@ DIFFREP_HD double knn_mi_combine(double s_k, double s_nl, double s_m, int64_t n_
   return mi > 0 ? mi : 0.0;
 }
 
-// ---------------------------------------------------------------- FactorVAE votes (metrics.md 4)
+// ---------------------------------------------------------------- FactorVAE votes (docs/metrics.md#factorvae-score)
 // argmin over the active codes of var_ddof1(batch[:, c]) / g[c], the first NaN winning (np.argmin)
 // and the first index winning ties; batch is (B, d) row-major. Returns the index into `active`.
 template <typename T>

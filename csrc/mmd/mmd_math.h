@@ -1,5 +1,5 @@
 // Per-pair maths of the fused MMD kernels, shared by mmd_cpu.cpp and mmd_cuda.cu.
-// The specification is python/diffrep/ops/reference/mmd.py (shared/reference/kernels.md §5):
+// The specification is python/diffrep/ops/reference/mmd.py (docs/kernels/mmd.md):
 // a kernel of r^2 = |x - y|^2, RBF exp(-r^2/h) or IMQ C/(C + r^2), summed over scales with
 // weights, and kappa = -dk/d(r^2) for the gradients.
 #pragma once

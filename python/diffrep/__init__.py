@@ -2,7 +2,7 @@
 
 torch is imported before the native extension on purpose: torch ships its own libgomp, and
 loading it first means diffrep's OpenMP kernels share torch's runtime, so
-``torch.set_num_threads`` governs both (build.md section 6).
+``torch.set_num_threads`` governs both (docs/build.md#backends).
 """
 
 import torch  # noqa: F401  (must precede the native import, see module docstring)

@@ -1,4 +1,4 @@
-"""Flows, updates and exact inverses (bfn-paramrel.md §2.3 properties)."""
+"""Flows, updates and exact inverses (docs/kernels/bfn.md#inverse-update properties)."""
 
 import math
 

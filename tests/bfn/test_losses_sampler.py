@@ -60,7 +60,7 @@ def test_discrete_time_loss_exact_receiver_matches_brute_force():
     assert torch.allclose(got, want, rtol=1e-4)
     fact = discrete_time_loss(flow, out, net, x, state, n, n_samples=4, receiver="factorised",
                               generator=torch.Generator().manual_seed(5))
-    assert not torch.allclose(fact, got)  # the reference's receiver differs (bfn-paramrel.md 1.3)
+    assert not torch.allclose(fact, got)  # the reference's receiver differs (docs/kernels/bfn.md#discrete-flow)
     with pytest.raises(ValueError, match="grid"):
         discrete_time_loss(flow, out, net, x, flow.sample(x, torch.tensor([0.33, 0.3])), n)
 

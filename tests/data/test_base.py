@@ -20,7 +20,7 @@ def test_bases_match_disentanglement_lib_table():
     assert list(d.factor_bases) == [737280, 245760, 40960, 1024, 32, 1]
     d5 = DSprites(cache=False)
     assert d5.factor_sizes == (3, 6, 40, 32, 32) and len(d5) == 737280
-    # index 1 = posY + 1, index 32 = posX + 1 (data.md 2.3)
+    # index 1 = posY + 1, index 32 = posX + 1 (docs/data.md#dsprites)
     assert d5.index_to_factors([1, 32]).tolist() == [[0, 0, 0, 0, 1], [0, 0, 0, 1, 0]]
 
 

@@ -31,7 +31,7 @@ def test_posx_moves_centroid_right():
 def test_square_sides_and_binary():
     imgs = render_dsprites(np.array([[0, 0, s, 0, 0, 0] for s in range(6)]))  # integer centre (16, 16)
     assert set(np.unique(imgs)) == {0, 1} and imgs.dtype == np.uint8
-    # data.md 2.6 sanity: sides 10, 12, 14, 16, 18, 20 px
+    # docs/data.md#dsprites sanity: sides 10, 12, 14, 16, 18, 20 px
     sides = [int(im.any(0).sum()) for im in imgs]
     assert sides == [10, 12, 14, 16, 18, 20]
     assert [int(im.sum()) for im in imgs] == [s * s for s in sides]

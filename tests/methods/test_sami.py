@@ -1,4 +1,4 @@
-"""SAMI (sami.md section 14): guidance, loss and its gradients against twin paths, errata pins,
+"""SAMI (docs/methods/sami.md#what-the-tests-check): guidance, loss and its gradients against twin paths, errata pins,
 sampler algebra, schedules, save/load, pretrained mode and the CLI (analyses: tests/analysis). Tiny models, float64."""
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class _LossOf(torch.nn.Module):
 
 
 def test_loss_gradcheck_through_the_double_backward():
-    """gradcheck of the loss w.r.t. encoder and denoiser weights with z not detached (sami.md 14.3)."""
+    """gradcheck of the loss w.r.t. encoder and denoiser weights with z not detached (docs/methods/sami.md#what-the-tests-check)."""
     m = tiny_model()
     m.eval()
     x0 = images(2)

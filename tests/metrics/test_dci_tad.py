@@ -1,4 +1,4 @@
-"""DCI (metrics.md 6), TAD (12) and latent AUROC (13) against slow sklearn-based references."""
+"""DCI (docs/metrics.md#dci), TAD (12) and latent AUROC (13) against slow sklearn-based references."""
 
 import numpy as np
 import pytest

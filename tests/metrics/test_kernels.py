@@ -1,4 +1,4 @@
-"""The metric-kernel twins against sklearn / NumPy (kernels.md section 6 test obligations)."""
+"""The metric-kernel twins against sklearn / NumPy (docs/kernels/metrics.md test obligations)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""RNG-stream parity of the protocols (metrics.md 4, 5, 10) against literal ports of
+"""RNG-stream parity of the protocols (docs/metrics.md#factorvae-score, #betavae-score, #downstream-tasks) against literal ports of
 disentanglement_lib's loops, plus downstream, geometry, PCA-1, validation and result provenance."""
 
 import numpy as np

@@ -44,7 +44,7 @@ def test_feature_extractor_dyga_table9():
     m = FeatureExtractor(FeatureExtractorConfig(preset="dyga", num_units=20)).eval()
     s, c = m(torch.randn(2, 3, 64, 64))
     assert s.shape == (2, 20) and c.shape == (2, 20, 32)
-    assert (c >= 0).all()  # final ReLU (dyga-encdiff.md 1.3)
+    assert (c >= 0).all()  # final ReLU (the DyGA paper's Table 9)
     assert m.fc[0].in_features == 4096 and m.fc[0].out_features == 4096
     # per-unit MLP widths 1 -> 256 -> 512 -> 32
     assert [tuple(w.shape) for w in m.mlp.weights] == [(20, 1, 256), (20, 256, 512), (20, 512, 32)]

@@ -1,5 +1,5 @@
 """The shared save/load tester: every registered model class round-trips through
-``save_pretrained``/``from_pretrained`` (ecosystem.md 2.1, as diffusers' ``ModelTesterMixin``).
+``save_pretrained``/``from_pretrained`` (docs/architecture.md#save-and-load-format, as diffusers' ``ModelTesterMixin``).
 
 A new model class adds one entry to ``CASES`` (a tiny config and an input builder); the coverage test
 fails until it does.

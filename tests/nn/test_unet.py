@@ -19,7 +19,7 @@ def test_ddpm_cifar10_parameter_count():
 def test_ddpm_celebahq256_parameter_count():
     # Ho et al. 2020, App. B: the LSUN and CelebA-HQ 256 models have 114 million parameters;
     # google/ddpm-celebahq-256 has 113,673,219. SAMI's frozen CelebA-HQ denoiser is this network
-    # (sami.md 7.2: 128 ch, [1,1,2,2,4,4], linear schedule, 1000 steps).
+    # (docs/methods/sami.md#architectures: 128 ch, [1,1,2,2,4,4], linear schedule, 1000 steps).
     assert n_params(unet_preset("ddpm-celebahq256")) == 113_673_219
 
 
@@ -65,7 +65,7 @@ def test_latent_and_context_change_output():
     m = _perturb(UNet(tiny(context_dim=3))).eval()
     c = torch.randn(2, 5, 3)
     assert not torch.allclose(m(x, t, context=c), m(x, t, context=c.flip(1) * 2))
-    # tokens have no positional embedding: permuting them leaves the output unchanged (dyga-encdiff.md 1.2)
+    # tokens have no positional embedding: permuting them leaves the output unchanged (the DyGA paper's Table 8)
     torch.testing.assert_close(m(x, t, context=c), m(x, t, context=c.flip(1)), rtol=1e-5, atol=1e-5)
 
 
@@ -78,7 +78,7 @@ def test_adagn_eq12_structure():
 
 
 def test_skip_dropout_placement():
-    # dyga-encdiff.md section 5: Table 8 U-Net, 12 decoder skips at 16,16,16,8,8,8,4,4,4,2,2,2 px
+    # DyGA Sec. 3.3 and the authors' code: Table 8 U-Net, 12 decoder skips at 16,16,16,8,8,8,4,4,4,2,2,2 px
     cfg = unet_preset("dyga-table8")
     assert cfg.skip_dropout_levels() == {2}  # "paper": only levels without cross-attention
     assert unet_preset("dyga-table8", skip_dropout_placement="reference_code").skip_dropout_levels() == {16, 8}

@@ -1,6 +1,6 @@
 """SAMI guidance score (log q(z | x_t) with a diagonal Gaussian) against its twin: values, first
 and second derivatives (gradgradcheck), use inside create_graph, semantics pinned by
-sami.md §3 (log-det, score identity, encoder VJP), bad inputs."""
+docs/methods/sami.md#eq-9-and-11-guidance-score (log-det, score identity, encoder VJP), bad inputs."""
 
 import math
 
@@ -70,7 +70,7 @@ def test_matches_torch_distributions_and_pins_log_det(device):
 
 
 def test_first_derivatives_are_the_sami_cotangents(device):
-    """u = m1/sigma^2 and (m2/sigma^2 - 1)/2 (sami.md §3.2), dz = -(z - mu)/(S sigma^2)."""
+    """u = m1/sigma^2 and (m2/sigma^2 - 1)/2 (docs/kernels/guidance.md#eq-9-the-guidance-as-one-vjp), dz = -(z - mu)/(S sigma^2)."""
     z, mu, lv = inputs(3, 2, 6, torch.float64, device)
     with use_backend(device.type, strict=True):
         gz, gmu, glv = torch.autograd.grad(guidance.log_posterior(z, mu, lv).sum(), (z, mu, lv))
@@ -82,7 +82,7 @@ def test_first_derivatives_are_the_sami_cotangents(device):
 
 
 def test_score_identity_in_expectation(device):
-    """With z drawn from q(z | x_t) itself the expected score is 0 (sami.md §3.4)."""
+    """With z drawn from q(z | x_t) itself the expected score is 0 (docs/methods/sami.md#monte-carlo-placement)."""
     B, D, S = 2, 3, 40000
     mu = rand((B, D), device=device, seed=4)
     lv = rand((B, D), device=device, seed=5, scale=0.3)

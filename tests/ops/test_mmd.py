@@ -1,5 +1,5 @@
 """Fused MMD^2 against its cdist twin: values, gradients, estimator semantics, conventions and
-bad inputs (shared/reference/kernels.md section 5)."""
+bad inputs (docs/kernels/mmd.md)."""
 
 import math
 

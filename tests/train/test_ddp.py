@@ -1,5 +1,5 @@
 """Two gloo ranks under the real torchrun launcher reach the same parameters as one process with the
-same global batch (ecosystem.md 2.4: assert on what matters)."""
+same global batch (docs/architecture.md#distributed-training: assert on what matters)."""
 
 import os
 import shutil

@@ -1,5 +1,5 @@
 """How SAMI's posterior q(z | x_t) is organised: its variance spectrum over noise levels (Fig. 3C-D,
-sami.md 10.2), generation along its low-variance axes (Fig. 3E, 10.3) and the A.8 coherence of
+docs/methods/sami.md#analyses), generation along its low-variance axes (Fig. 3E, 10.3) and the A.8 coherence of
 its axes (10.4)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["posterior_variance_spectrum", "perturb_low_variance_axes", "global_a
 
 def posterior_variance_spectrum(model: SAMI, image, timesteps: Sequence[int] | None = None, *,
                                 num_noise: int = 16, seed: int = 0) -> dict:
-    """sigma_j^2(x_t) per latent axis for one image over noise levels (Fig. 3C-D, sami.md 10.2).
+    """sigma_j^2(x_t) per latent axis for one image over noise levels (Fig. 3C-D, docs/methods/sami.md#analyses).
 
     ``var[k][j]`` is the mean over ``num_noise`` draws of x_t at ``timesteps[k]`` (default 10 levels
     spread over [0, T-1]); ``var_clean`` the clean image's spectrum; ``order_clean`` axes sorted by
@@ -111,7 +111,7 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
 # -- 10.4 globally preserved axes (A.8) -------------------------------------------------------------
 def global_axes(model: SAMI, images, t: int | None = None, *, num_noise: int = 1, seed: int = 0,
                 batch_size: int = 64) -> dict:
-    """A.8's global-axes measure (sami.md 10.4, diffrep's single-number definition):
+    """A.8's global-axes measure (docs/methods/sami.md#analyses, diffrep's single-number definition):
     N_i = sqrt(2 Var_{x_0}[mu_i(x_0)]) * E_{x_t}[ ||grad_{x_t} sigma_i^2(x_t)||_2 / sigma_i^4(x_t)],
     G_i = -log N_i (larger = more global). x_t is drawn from ``images`` at ``t`` (default T - 1).
     Returns the ingredients (Fig. 3F) and the axes sorted by decreasing coherence. N_i = 0 (G = inf)

@@ -1,5 +1,5 @@
 """SAMI's posterior means read by the metric suite: latent straightness of videos (Fig. 4B-C,
-sami.md 10.5), attribute metrics (Fig. 3H, Table 2) and factor metrics on ground-truth data (A.7)."""
+docs/methods/sami.md 10.5), attribute metrics (Fig. 3H, Table 2) and factor metrics on ground-truth data (A.7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The analyses the SAMI paper reports, as functions on a trained :class:`~diffrep.methods.sami.SAMI`
-(sami.md section 10), gathered from their modules. Each returns plain Python numbers/lists
+(docs/methods/sami.md#analyses), gathered from their modules. Each returns plain Python numbers/lists
 (JSON-ready) and, where the paper shows images, tensors in [-1, 1].
 
 - :func:`variability` / :func:`variability_reduction`: V = mean ||x - xbar||^2 (Sec. 3, A.6, 10.1);

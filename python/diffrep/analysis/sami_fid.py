@@ -1,4 +1,4 @@
-"""FID of a SAMI model's generations (sami.md 10.7; the paper's protocol is unstated): from the prior
+"""FID of a SAMI model's generations (docs/methods/sami.md#analyses; the paper's protocol is unstated): from the prior
 and guided by each real image's posterior sample, on :mod:`diffrep.metrics.generation`."""
 
 from __future__ import annotations

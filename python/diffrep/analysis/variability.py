@@ -1,5 +1,5 @@
 """Sample variability V = mean ||x - xbar||^2 and its reduction by SAMI's guidance (SAMI Sec. 3 and
-A.6, Fig. 5; sami.md 10.1)."""
+A.6, Fig. 5; docs/methods/sami.md#analyses)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["variability", "variability_reduction"]
 
 
 def variability(samples) -> dict:
-    """V = (1/N) sum_n ||x_n - xbar||^2 of a sample set [N, ...] (sami.md 10.1).
+    """V = (1/N) sum_n ||x_n - xbar||^2 of a sample set [N, ...] (docs/methods/sami.md#analyses).
 
     ``v_per_pixel`` divides by the dimension D (diffrep default), ``v_sum`` does not; ``sem_per_pixel``
     is the standard error of the per-sample squared distances / D.

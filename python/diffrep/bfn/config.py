@@ -2,8 +2,8 @@
 
 ``data``: ``"continuous"`` (delta output, BFN §4), ``"discretised"`` (discretised Normal output over
 ``num_bins`` bins, §5) or ``"discrete"`` (``num_classes`` classes, §6). Schedules use the reference
-keys: ``sigma1`` (``min_variance`` = sigma1^2; 1e-3 for 256 bins, 1e-3^0.5 for 16 bins, §1.8) and
-``sqrt_beta1`` (``max_sqrt_beta``; 3 for bMNIST, §1.8).
+keys: ``sigma1`` (``min_variance`` = sigma1^2; 1e-3 for 256 bins, 1e-3^0.5 for 16 bins, docs/kernels/bfn.md#reference-defaults) and
+``sqrt_beta1`` (``max_sqrt_beta``; 3 for bMNIST, docs/kernels/bfn.md#reference-defaults).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class BFNDataConfig(Config):
     time_loss: Literal["continuous", "discrete"] = "continuous"  # L^inf or L^n
     loss_steps: int = 0  # n of L^n (time_loss="discrete")
     loss_mc_samples: Annotated[int, Ge(1)] = 10  # sender draws of the L^n Monte-Carlo estimate
-    receiver: Literal["exact", "factorised"] = "exact"  # discrete data, L^n (bfn-paramrel.md 1.3)
+    receiver: Literal["exact", "factorised"] = "exact"  # discrete data, L^n (docs/kernels/bfn.md#discrete-flow)
 
     def validate(self) -> None:
         if self.time_loss == "discrete" and self.loss_steps < 1:

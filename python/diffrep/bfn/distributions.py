@@ -6,9 +6,9 @@ one-hot E[e_x]), ``mode``, ``sample(generator)`` and ``log_prob(x)``.
 
 * :class:`DeltaOutput`: delta(x - x_hat), x_hat clipped to [-1, 1] (reference ``DeltaFactory``).
   With ``noise_pred`` the network predicts the flow noise and x_hat = mu/gamma - sqrt((1-gamma)/gamma)
-  eps_hat (ParamReL Eq. 10 prints "+"; diffrep uses BFN's "-", bfn-paramrel.md §3.3; ``eps_sign=+1``
+  eps_hat (ParamReL Eq. 10 prints "+"; diffrep uses BFN's "-", docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn; ``eps_sign=+1``
   reproduces the printed sign).
-* :class:`DiscretisedNormalOutput`: a Normal discretised into K bins on [-1, 1] (§1.5), two network
+* :class:`DiscretisedNormalOutput`: a Normal discretised into K bins on [-1, 1] (docs/kernels/bfn.md#discretised-output-distribution), two network
   outputs (mean or eps, log sigma).
 * :class:`CategoricalOutput`: Bernoulli(sigmoid(l)) for K = 2 (one logit per dimension, the class-1
   logit), Cat(softmax) for K > 2.

@@ -1,16 +1,16 @@
 """Bayesian flows: input distributions, their priors, flow distributions and Bayesian updates.
 
 Graves et al., "Bayesian Flow Networks" (arXiv 2308.07037) §3-§6, in diffrep's forward time
-(bfn-paramrel.md §1.9): t = 0 is the prior, t = 1 is (almost) the data, sampling step i = 1..n
+(docs/methods/paramrel.md#time-convention): t = 0 is the prior, t = 1 is (almost) the data, sampling step i = 1..n
 reads theta at t_{i-1} = (i-1)/n and absorbs accuracy alpha_i = beta(t_i) - beta(t_{i-1}).
 
 A flow object is stateless; the parameters live in a :class:`FlowState` ``(params, t)`` where t (B,)
 is the time whose cumulative accuracy beta(t) the parameters hold:
 
 * :class:`ContinuousFlow` (continuous and discretised data): ``params`` = mu, the precision is the
-  closed form rho(t) = sigma1^(-2t) and is never accumulated (bfn-paramrel.md §2.1);
-* :class:`DiscreteFlow`: ``params`` = log theta (B, ..., K), updated in log space (§1.7), so that
-  classes never underflow to 0 and the exact inverse (§2.2) stays exact.
+  closed form rho(t) = sigma1^(-2t) and is never accumulated (docs/kernels/bfn.md#inverse-update);
+* :class:`DiscreteFlow`: ``params`` = log theta (B, ..., K), updated in log space (docs/kernels/bfn.md#numerical-safeguards), so that
+  classes never underflow to 0 and the exact inverse (docs/kernels/bfn.md#inverse-update) stays exact.
 
 All maths runs through the native ops of :mod:`diffrep.ops.bfn` and the schedules of :mod:`.schedules`.
 """
@@ -52,7 +52,7 @@ def _per_example_t(t, batch: int, device) -> torch.Tensor:
 
 
 def step_times(n_steps: int) -> list[float]:
-    """t_i = i/n for i = 0..n (Graves' grid; the papers' s = n - i, bfn-paramrel.md §1.9)."""
+    """t_i = i/n for i = 0..n (Graves' grid; the papers' s = n - i, docs/methods/paramrel.md#time-convention)."""
     positive_int(n_steps, "n_steps")
     return [i / n_steps for i in range(n_steps + 1)]
 
@@ -141,8 +141,8 @@ class ContinuousFlow:
         return FlowState(new_mu, t_next), y
 
     def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
-        """The exact inverse h^-1 (bfn-paramrel.md §2.1): undo the accuracy rho(t) - rho(t_prev)
-        absorbed with sender sample ``y``. Run chains in float64 (§5 "h^-1 chains")."""
+        """The exact inverse h^-1 (docs/kernels/bfn.md#inverse-update): undo the accuracy rho(t) - rho(t_prev)
+        absorbed with sender sample ``y``. Run chains in float64 (docs/kernels/bfn.md#inverse-update)."""
         mu = state.params
         t_prev = _per_example_t(t_prev, mu.shape[0], mu.device)
         rho = self.precision(state.t)
@@ -154,8 +154,8 @@ class ContinuousFlow:
 class DiscreteFlow:
     """Categorical input distribution over K classes per dimension (BFN §6), prior theta = 1/K.
 
-    ``sqrt_beta1`` is the reference's ``max_sqrt_beta``: beta(t) = (sqrt_beta1 t)^2 (bfn-paramrel.md
-    §1.8: the bMNIST default is 3, the ParamReL notebook's value is sqrt(3)). Data are integer classes
+    ``sqrt_beta1`` is the reference's ``max_sqrt_beta``: beta(t) = (sqrt_beta1 t)^2 (docs/methods/paramrel.md
+    docs/kernels/bfn.md#reference-defaults: the bMNIST default is 3, the ParamReL notebook's value is sqrt(3)). Data are integer classes
     (B, C, H, W); images in [-1, 1] are mapped by :meth:`prepare_data`. The network reads 2 theta_0 - 1
     for K = 2 (reference ``params_to_net_inputs``) and 2 theta - 1 flattened into channels for K > 2.
     """
@@ -254,7 +254,7 @@ class DiscreteFlow:
         return FlowState(ops.discrete_update(lp, y, log=True), t_next), y
 
     def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
-        """The exact inverse (bfn-paramrel.md §2.2): log theta = l' - y - logsumexp(l' - y)."""
+        """The exact inverse (docs/kernels/bfn.md#inverse-update): log theta = l' - y - logsumexp(l' - y)."""
         lp = state.params
         t_prev = _per_example_t(t_prev, lp.shape[0], lp.device)
         return FlowState(ops.discrete_update_inverse(lp, y.to(lp.dtype), log=True), t_prev)

@@ -11,7 +11,7 @@ Divide by the number of data dimensions for the reference's "nats per dimension"
 Discrete data, discrete time: the receiver is the exact K-dimensional mixture by default. Because
 the sender is N(alpha (K e_x - 1), alpha K I), the log-ratio collapses to
 ln p_S(y) - ln p_R(y) = y_x - logsumexp_k(ln p_k + y_k), evaluated per dimension. ``receiver=
-"factorised"`` reproduces the reference's per-coordinate mixture (bfn-paramrel.md §1.3).
+"factorised"`` reproduces the reference's per-coordinate mixture (docs/kernels/bfn.md#discrete-flow).
 """
 
 from __future__ import annotations

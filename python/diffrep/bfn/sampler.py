@@ -1,6 +1,6 @@
 """The n-step BFN sampler and the reverse (inverse-update) chain.
 
-:func:`sample` is the reference ``BFN.sample`` after its fix (bfn-paramrel.md §1.6): for i = 1..n the
+:func:`sample` is the reference ``BFN.sample`` after its fix (docs/kernels/bfn.md#sampler): for i = 1..n the
 network reads theta at t_{i-1} = (i-1)/n, an output x~ is drawn, a sender sample y ~ p_S(. | x~; alpha_i)
 updates theta; then a final network call at t = 1 returns the **mode** of p_O (``final="sample"``
 returns a draw, as BFN's algorithms do). n + 1 network calls, total accuracy beta(1).
@@ -8,7 +8,7 @@ returns a draw, as BFN's algorithms do). n + 1 network calls, total accuracy bet
 the last call still told t = 1), which ParamReL's public code inherited.
 
 :func:`reverse_chain` runs the exact inverse update h^-1 from the noise-free flow state at t = 1 back
-to t = 0 (ParamReL Eq. 5 / SepDiff Eq. 3; the algorithm of bfn-paramrel.md §3.5), in float64 by default.
+to t = 0 (ParamReL Eq. 5 / SepDiff Eq. 3; the algorithm of docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling), in float64 by default.
 
 ``predict(state, t) -> net_out`` wraps the network: ``t`` (B,) is the time told to the network. Both
 functions take it so that methods (ParamReL) can add their latent inputs per step.
@@ -65,7 +65,7 @@ def sample(flow, output, predict: Predict, state: FlowState, n_steps: int, *, ge
 
 def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int, *, dtype=torch.float64,
                   callback: Callable | None = None) -> FlowState:
-    """Reverse-sampling with the exact inverse update (bfn-paramrel.md §3.5, corrected indices).
+    """Reverse-sampling with the exact inverse update (docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling, corrected indices).
 
     Start at the noise-free flow state at t = 1 (mu = gamma(1) x, rho = sigma1^-2; discrete: logits
     beta(1)(K e_x - 1)) with x-hat_0 = x. For s = 1..n at t = 1 - s/n: theta_s = h^-1(theta_{s-1},

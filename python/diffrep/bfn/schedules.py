@@ -1,8 +1,8 @@
 """The BFN accuracy schedules (Graves et al., "Bayesian Flow Networks", arXiv 2308.07037).
 
-Continuous and discretised data (§4-5): the flow's precision rho(t) = 1 + beta(t) = sigma1^(-2t),
+Continuous and discretised data (BFN §4-5): the flow's precision rho(t) = 1 + beta(t) = sigma1^(-2t),
 gamma(t) = beta(t) / (1 + beta(t)) = 1 - sigma1^(2t) and the n-step accuracies
-alpha_i = rho(i/n) - rho((i-1)/n). Discrete data (§6): beta(t) = beta1 t^2 and
+alpha_i = rho(i/n) - rho((i-1)/n). Discrete data (BFN §6): beta(t) = beta1 t^2 and
 alpha_i = beta(i/n) - beta((i-1)/n). ``sigma1`` is sigma_1 (the reference's ``min_variance`` is
 sigma1**2); ``beta1`` is beta(1) (the reference's ``max_sqrt_beta`` is sqrt(beta1)).
 

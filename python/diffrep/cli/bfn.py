@@ -2,7 +2,7 @@
 
 ``diffrep bfn train RECIPE [--out DIR] [--a.b VALUE ...]`` trains a ``bfn/...`` recipe (``diffrep bfn
 recipes`` lists them; ``bfn/digits`` runs on a CPU in minutes); ``diffrep bfn sample PATH [--n 16]
-[--steps N]`` draws a grid with the fixed n-step sampler (bfn-paramrel.md §1.6); ``diffrep bfn nll PATH``
+[--steps N]`` draws a grid with the fixed n-step sampler (docs/kernels/bfn.md#sampler); ``diffrep bfn nll PATH``
 reports the reconstruction loss L^r on a few training images. The generic ``diffrep train`` /
 ``diffrep sample`` accept the same recipes and models.
 """

@@ -1,4 +1,4 @@
-"""``diffrep sami {train,sample,analyze}``: the SAMI score-based VAE (sami.md).
+"""``diffrep sami {train,sample,analyze}``: the SAMI score-based VAE (docs/methods/sami.md).
 
 - ``diffrep sami train RECIPE [--out DIR] [--field.path VALUE ...]``: the same as ``diffrep train``
   with a ``sami/*`` recipe (``sami/disks-cpu`` trains on a CPU in minutes).

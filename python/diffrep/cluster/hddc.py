@@ -4,7 +4,7 @@ units at once.
 HDDC (Bouveyron, Girard, Schmid 2007) as implemented by cran/HDclassif 2.2.2, model AkjBkQkDk
 (``hddc_e_step``, ``hddc_m_step``, ``hddc_main``, ``hdclassif_dim_choice``); the anchor-selection
 procedure of DyGA (Jun et al., §3.2.1, Alg. 2, Eq. 4-6, Alg. 3); specification in
-shared/reference/dyga-encdiff.md §2, §4 and kernels.md §4. The algorithm runs on the HDDC kernels
+docs/kernels/hddc.md. The algorithm runs on the HDDC kernels
 of :mod:`diffrep.ops.hddc` (E-step, M-step sums, cluster density; their twin is
 :mod:`diffrep.ops.reference.hddc`): :mod:`.kmeans` initialises, :mod:`.em` iterates,
 :mod:`.split` runs the split passes, and this module validates, filters and builds the result.

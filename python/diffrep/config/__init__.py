@@ -1,6 +1,6 @@
 """Dataclass configs: strict construction from dicts and YAML, dotted command-line overrides.
 
-Dataclasses are the single source of truth (ecosystem.md section 2.5). A config class derives
+Dataclasses are the single source of truth (docs/architecture.md#configuration-and-command-line). A config class derives
 from :class:`Config`; on construction every field is type-checked against its annotation
 (ints are accepted for floats, lists for tuples) and the class's optional ``validate()`` runs,
 so an impossible configuration fails before any training starts, with the field named.

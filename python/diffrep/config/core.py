@@ -1,4 +1,4 @@
-"""Strict dataclass configs (ecosystem.md 2.5): typed fields, YAML presets, ``--a.b value`` overrides.
+"""Strict dataclass configs (docs/architecture.md#configuration-and-command-line): typed fields, YAML presets, ``--a.b value`` overrides.
 
 No dependency beyond PyYAML: the override grammar is small (dotted field path, YAML-typed value) and
 every failure names the field. Chosen over jsonargparse/tyro to keep the CLI dependency-free.

@@ -1,7 +1,7 @@
 """Datasets with ground-truth factors: original-format readers and offline procedural generators.
 
 Entry point: :func:`load`. Conventions (factor order, index math, image dtype/range/layout) are in
-:mod:`diffrep.data.base`; the specification is ../shared/reference/data.md.
+:mod:`diffrep.data.base`; the specification is docs/data.md.
 """
 
 from __future__ import annotations
@@ -132,37 +132,37 @@ def _cars_find(root):
 
 
 REGISTRY: dict[str, _Entry] = {
-    "dsprites": _Entry("dSprites 2D shapes, 3x6x40x32x32 factors (data.md s2)",
+    "dsprites": _Entry("dSprites 2D shapes, 3x6x40x32x32 factors (docs/data.md#dsprites)",
                        ("dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"),
                        _find_named(("dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
                                     "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"), ("", "dsprites", "dsprites-dataset")),
                        _gt_file("dsprites", "DSpritesFile"), _gt_proc("dsprites", "DSprites")),
-    "shapes3d": _Entry("3D Shapes, 10x10x10x8x4x15 factors (data.md s3)",
+    "shapes3d": _Entry("3D Shapes, 10x10x10x8x4x15 factors (docs/data.md#shapes3d)",
                        ("3dshapes.h5", "3dshapes.npz"),
                        _find_named(("3dshapes.h5", "3dshapes.npz",
                                     "look-at-object-room_floor-hueXwall-hueXobj-hueXobj-sizeXobj-shapeXview-azi.npz"),
                                    ("", "3dshapes", "shapes3d")),
                        _gt_file("shapes3d", "Shapes3DFile"), _gt_proc("shapes3d", "Shapes3D")),
-    "mpi3d_toy": _Entry("MPI3D (layout inferred from N), memory-mapped (data.md s4)",
+    "mpi3d_toy": _Entry("MPI3D (layout inferred from N), memory-mapped (docs/data.md#mpi3d)",
                         ("mpi3d_toy.npz",),
                         _find_named(("mpi3d_toy.npz", "sim_toy_64x_ordered_without_heldout_factors.npz"), ("", "mpi3d_toy", "mpi3d")),
                         _gt_file("mpi3d", "MPI3D")),
-    "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (data.md s5)", ("list.txt", "car_*_mesh.mat"),
+    "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (docs/data.md#cars3d)", ("list.txt", "car_*_mesh.mat"),
                      _cars_find, _gt_file("cars3d", "Cars3D")),
-    "celeba": _Entry("CelebA aligned + 40 attributes (data.md s6)",
+    "celeba": _Entry("CelebA aligned + 40 attributes (docs/data.md#celeba)",
                      ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt"),
                      _folder_exists("list_attr_celeba.txt"), _celeba, splits=("train", "valid", "test", "all")),
-    "mnist": _Entry("MNIST digits, IDX files (data.md s7)",
+    "mnist": _Entry("MNIST digits, IDX files (docs/data.md#mnist-and-binarisation)",
                     ("train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]", "t10k-*"),
                     _mnist_find("mnist"), _mnist_like("mnist"), splits=("train", "test")),
-    "fashion_mnist": _Entry("FashionMNIST, IDX files (data.md s7)",
+    "fashion_mnist": _Entry("FashionMNIST, IDX files (docs/data.md#mnist-and-binarisation)",
                             ("train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]", "t10k-*"),
                             _mnist_find("fashion_mnist"), _mnist_like("fashion_mnist"), splits=("train", "test")),
-    "cifar10": _Entry("CIFAR-10 python batches (data.md s7.3)", ("cifar-10-batches-py/data_batch_1..5", "test_batch"),
+    "cifar10": _Entry("CIFAR-10 python batches (docs/data.md#mnist-and-binarisation)", ("cifar-10-batches-py/data_batch_1..5", "test_batch"),
                       _cifar_find, _cifar, splits=("train", "test")),
     "image_folder": _Entry("every image under a folder (FFHQ-style)", ("*.png/*.jpg under root",),
                            lambda r: Path(r) if Path(r).is_dir() else None, _image_folder),
-    "disks": _Entry("SAMI soft disks: x, y, background (data.md s8)", (), procedural=_gt_proc("disks", "Disks")),
+    "disks": _Entry("SAMI soft disks: x, y, background (docs/data.md#disks)", (), procedural=_gt_proc("disks", "Disks")),
     "digits": _Entry("scikit-learn's bundled digits, upscaled and binarised", (), procedural=_digits,
                      splits=("train", "test", "all")),
 }

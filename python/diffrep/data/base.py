@@ -1,6 +1,6 @@
 """The ground-truth dataset interface shared by every diffrep dataset.
 
-Conventions (../shared/reference/data.md sections 1 and 9):
+Conventions (docs/data.md#conventions, #groundtruthdata-interface):
 
 * factor index order = the order of the original file, slowest axis first;
 * the flat index is row-major (C order) mixed radix, ``idx = sum_i f_i * B_i`` with
@@ -169,7 +169,7 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._images(idx.reshape(-1))
 
     def observations(self, indices) -> np.ndarray:
-        """float32 (n, H, W, C) in [0, 1] for ``indices`` (the metric convention, data.md section 1)."""
+        """float32 (n, H, W, C) in [0, 1] for ``indices`` (the metric convention, docs/data.md#conventions)."""
         return images_to_float01(self.images(indices))
 
     def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +278,7 @@ class GroundTruthData(ImageDataset):
         return arr
 
     def factors_to_index(self, factors) -> np.ndarray:
-        """Row-major flat indices (int64, shape (n,)) of factor class rows (data.md section 1)."""
+        """Row-major flat indices (int64, shape (n,)) of factor class rows (docs/data.md#conventions)."""
         f = self.check_factors(factors)
         return f @ self.factor_bases
 

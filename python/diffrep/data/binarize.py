@@ -1,4 +1,4 @@
-"""Binarisation conventions for greyscale digit data (data.md section 7.2).
+"""Binarisation conventions for greyscale digit data (docs/data.md#mnist-and-binarisation).
 
 Modes:
 
@@ -11,7 +11,7 @@ Modes:
   static sample);
 * ``"threshold"``: pixel / 255 > 0.5 (i.e. pixel >= 128);
 * ``"nonzero"``: pixel > 0, what the ParamReL notebook's ``collate_dynamic_binarize`` amounts to (it
-  compares raw uint8 pixels with one U(0, 1) scalar per image; bfn-paramrel.md section 4, item 16).
+  compares raw uint8 pixels with one U(0, 1) scalar per image; docs/methods/paramrel.md#paper-versus-public-code, item 16).
 
 Binary output is uint8 {0, 255} in the dataset's raw images, i.e. {0, 1} after ``observations()`` or
 ``item_format="01"``.

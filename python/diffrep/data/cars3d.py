@@ -1,4 +1,4 @@
-"""Cars3D from the folder of MATLAB files of Reed et al. 2015 (data.md section 5).
+"""Cars3D from the folder of MATLAB files of Reed et al. 2015 (docs/data.md#cars3d).
 
 Folder (``root``, ``root/cars`` or ``root/data/cars``): ``list.txt`` (the ordered names of the car files,
 without extension) and one ``NAME.mat`` per car holding ``im`` uint8 (H, W, 3, 24, 4) (128 x 128 in the

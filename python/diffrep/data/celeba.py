@@ -1,11 +1,11 @@
-"""CelebA (aligned) with its 40 binary attributes and the official partition (data.md section 6).
+"""CelebA (aligned) with its 40 binary attributes and the official partition (docs/data.md#celeba).
 
 Files under ``root`` (or ``root/celeba``): ``img_align_celeba/000001.jpg ..`` (178 x 218 JPEGs),
 ``list_attr_celeba.txt`` (line 1 the count, line 2 the 40 names, then "name v1 .. v40" with -1/1 values
 padded with spaces) and ``list_eval_partition.txt`` ("name split" with 0 train, 1 valid, 2 test).
 Attributes are returned as int64 0/1 (torchvision's (a + 1) // 2). Images are decoded lazily per item.
 
-64x64 crop conventions (``crop``), data.md section 6.2:
+64x64 crop conventions (``crop``), docs/data.md#celeba:
 
 * ``"diffae"`` (DiffAE / D2C, the default): PIL box (25, 57, 153, 185) (cx = 89, cy = 121, 128 x 128), then
   bilinear resize to ``size``;

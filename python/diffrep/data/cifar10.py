@@ -1,4 +1,4 @@
-"""CIFAR-10 from the python pickle batches (data.md section 7.3).
+"""CIFAR-10 from the python pickle batches (docs/data.md#mnist-and-binarisation).
 
 Files under ``root`` or ``root/cifar-10-batches-py``: ``data_batch_1`` .. ``data_batch_5`` (split
 ``"train"``, 50,000 images, in that order) and ``test_batch`` (``"test"``, 10,000), plus ``batches.meta``

@@ -1,6 +1,6 @@
 """Binarised digits: the real 8x8 handwritten digits bundled inside scikit-learn, upscaled.
 
-A small real discrete data set for BFN-discrete tests and smoke runs with no download (data.md
+A small real discrete data set for BFN-discrete tests and smoke runs with no download (docs/data.md
 section 10). The 1797 images of ``sklearn/datasets/data/digits.csv.gz`` (64 pixels 0..16 + the label) are
 read with numpy from the installed package (no sklearn import needed), mapped to 0..255 (``v * 255 / 16``,
 rounded), upscaled to ``size`` x ``size`` with bilinear interpolation (PIL), then binarised (default

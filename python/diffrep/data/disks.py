@@ -1,4 +1,4 @@
-"""Disks: the SAMI synthetic data set (data.md section 8, lineage B, the SAMI author's generator).
+"""Disks: the SAMI synthetic data set (docs/data.md#disks, lineage B, the SAMI author's generator).
 
 One soft-edged disk of fixed foreground intensity on a uniform background. Three factors, in this order:
 ``x`` (centre column), ``y`` (centre row), ``background`` (intensity). Defaults reproduce lineage B's
@@ -141,7 +141,7 @@ class Disks(GroundTruthData):
 
 
 def disks_geometry(size: int = 32) -> Disks:
-    """The SAMI disks (:class:`Disks`) at image side ``size``: lineage B's 32x32 geometry (sami.md 9:
+    """The SAMI disks (:class:`Disks`) at image side ``size``: lineage B's 32x32 geometry (docs/methods/sami.md#disks-dataset:
     radius 6 with a 2-px raised-cosine edge, centres in [6, 26]^2, background U[0, 1], foreground
     0.5), scaled to the side for other sizes (radius 6/32 of it, centres in [6, 26]/32 of it), so
     that a 16x16 set is the 32x32 one at half the resolution (same factors, same semantics)."""

@@ -1,6 +1,6 @@
 """dSprites: the procedural renderer and the reader of the original ``.npz`` / ``.hdf5`` files.
 
-Factors (data.md section 2.3), slowest first: color 1, shape 3 (square, ellipse, heart), scale 6
+Factors (docs/data.md#dsprites), slowest first: color 1, shape 3 (square, ellipse, heart), scale 6
 (linspace(0.5, 1, 6)), orientation 40 (linspace(0, 2*pi, 40), both ends included, so class 39 renders like
 class 0), posX 32, posY 32 (linspace(0, 1, 32)). By default the constant ``color`` factor is dropped, as in
 disentanglement_lib's ``dsprites_full`` (5 factors 3 x 6 x 40 x 32 x 32); the flat index is the same either
@@ -9,7 +9,7 @@ way because color has one class. ``keep_color=True`` exposes all 6 file factors.
 Images: binary. ``images()`` returns uint8 (n, 64, 64, 1) with values {0, 255}; ``observations()`` float32
 {0, 1} (disentanglement_lib feeds dSprites as 0/1 floats); ``ds[i]`` follows ``item_format``.
 
-Renderer geometry (data.md section 2.6, fitted to the published preview animation): a pixel (row i, col j)
+Renderer geometry (docs/data.md#dsprites, fitted to the published preview animation): a pixel (row i, col j)
 is ON iff its centre (j + 0.5, i + 0.5) lies inside the shape (no anti-aliasing); the sprite centre is
 x = 16 + 32 * posX, y = 16 + 32 * posY (image y down, posY = 0 at the top); square side 19.2 * scale; ellipse
 semi-axes 12.8 (horizontal) x 7.2 (vertical) * scale; heart = for each lobe the convex hull of a disc
@@ -34,7 +34,7 @@ NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 HDF5_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5"
 SIZE = 64
 
-#: geometry in pixels of the 64 canvas at scale 1 (data.md section 2.6)
+#: geometry in pixels of the 64 canvas at scale 1 (docs/data.md#dsprites)
 SQUARE_SIDE = 19.2
 ELLIPSE_AXES = (12.8, 7.2)
 HEART_LOBES = ((-4.6, -4.0), (4.6, -4.0))
@@ -43,7 +43,7 @@ HEART_TIP = (0.0, 8.75)
 
 
 def file_factor_values() -> list[np.ndarray]:
-    """The physical value grids of the six file factors (data.md section 2.3)."""
+    """The physical value grids of the six file factors (docs/data.md#dsprites)."""
     return [
         np.array([1.0]),
         np.array([1.0, 2.0, 3.0]),
@@ -256,7 +256,7 @@ class DSprites(_DSpritesFactors):
 
 
 class DSpritesFile(_DSpritesFactors):
-    """Reader of the published dSprites files (data.md section 2.2).
+    """Reader of the published dSprites files (docs/data.md#dsprites).
 
     ``path``: the ``.npz`` (keys ``imgs`` uint8 (N, 64, 64) in {0,1}, ``latents_classes`` int64 (N, 6),
     ``latents_values`` float64 (N, 6), ``metadata`` a pickled dict) or the ``.hdf5`` variant (datasets

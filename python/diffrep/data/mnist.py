@@ -1,11 +1,11 @@
-"""MNIST and FashionMNIST from the original IDX files, gzipped or not (data.md section 7.1).
+"""MNIST and FashionMNIST from the original IDX files, gzipped or not (docs/data.md#mnist-and-binarisation).
 
 Files looked for under ``root``, ``root/MNIST/raw`` (``root/FashionMNIST/raw``) and ``root/raw``:
 ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
 ``t10k-labels-idx1-ubyte``, each optionally with ``.gz``. Uncompressed image files are memory-mapped;
 gzipped ones are decompressed into memory on first access (47 MB for the MNIST training set).
 
-Binarisation (data.md section 7.2, :mod:`.binarize`): ``binarize=None`` (greyscale), ``"dynamic"`` (BFN's
+Binarisation (docs/data.md#mnist-and-binarisation, :mod:`.binarize`): ``binarize=None`` (greyscale), ``"dynamic"`` (BFN's
 ``bin_mnist``: a fresh Bernoulli sample per epoch, seeded by (seed, epoch, index)), ``"static"`` (one fixed
 sample, seeded by (seed, index)) or ``"threshold"`` (pixel >= 128). The mode is recorded in ``describe()``.
 
@@ -147,7 +147,7 @@ class MNIST(BinarizeMixin, ImageDataset):
 
 
 def bfn_validation_split(n: int = 60000, val_frac: float = 0.01, seed: int = 2147483647):
-    """(train_indices, val_indices) of BFN's random_split (data.md section 7.2): torch.randperm with a
+    """(train_indices, val_indices) of BFN's random_split (docs/data.md#mnist-and-binarisation): torch.randperm with a
     Generator seeded ``seed``, val size ``int(n * val_frac)`` taken from the end as torch.random_split does
     for fractional lengths (59,400 / 600 for MNIST)."""
     import torch

@@ -1,4 +1,4 @@
-"""MPI3D (toy / realistic / real) from the published ``.npz`` (data.md section 4).
+"""MPI3D (toy / realistic / real) from the published ``.npz`` (docs/data.md#mpi3d).
 
 The file holds one member ``images`` uint8 (N, 64, 64, 3) in canonical factor order (vertical_axis fastest).
 The layout is inferred from N rather than trusted from either README: 1,036,800 -> (6, 6, 2, 3, 3, 40, 40)

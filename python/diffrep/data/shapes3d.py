@@ -1,6 +1,6 @@
 """Shapes3D: the reader of the published files and a procedural "Shapes3D-grid" generator.
 
-Factors (data.md section 3.1), slowest first: floor_hue 10, wall_hue 10, object_hue 10 (values 0.0 ... 0.9),
+Factors (docs/data.md#shapes3d), slowest first: floor_hue 10, wall_hue 10, object_hue 10 (values 0.0 ... 0.9),
 scale 8 (linspace(0.75, 1.25, 8)), shape 4 (0 cube, 1 cylinder, 2 sphere, 3 capsule), orientation 15
 (linspace(-30, 30, 15) degrees). N = 480,000.
 
@@ -26,7 +26,7 @@ NPZ_NAMES = ("3dshapes.npz", "look-at-object-room_floor-hueXwall-hueXobj-hueXobj
 
 
 def factor_values() -> list[np.ndarray]:
-    """The six value grids as stored in the file's ``labels`` (data.md section 3.1)."""
+    """The six value grids as stored in the file's ``labels`` (docs/data.md#shapes3d)."""
     hue = np.arange(10) / 10.0
     return [hue, hue.copy(), hue.copy(), np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30.0, 30.0, 15)]
 
@@ -132,7 +132,7 @@ def hue_to_rgb(h: np.ndarray) -> np.ndarray:
 class Shapes3D(GroundTruthData):
     """Procedural Shapes3D-grid generator: the same six factors, value grids, order and index math as
     ``3dshapes.h5``, drawn by a simple 2D renderer. THE PIXELS DIFFER FROM THE ORIGINAL MuJoCo RENDERS; only
-    the factor structure is the same (data.md section 3.2), so metric numbers are not comparable with
+    the factor structure is the same (docs/data.md#shapes3d), so metric numbers are not comparable with
     published Shapes3D results.
 
     Scene (64 x 64 RGB, uint8): a light-blue sky band (RGB 152, 221, 249) over the top 17 rows, the wall

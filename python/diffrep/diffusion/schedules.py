@@ -28,7 +28,7 @@ class NoiseScheduleConfig(Config):
     - ``"cosine"``: abar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at
       ``max_beta`` = 0.999 (Nichol & Dhariwal 2021, Eq. 17);
     - ``"ldm_linear"``: beta = linspace(sqrt(beta_start), sqrt(beta_end))^2, the latent-diffusion
-      "linear" schedule (dyga-encdiff.md 1.4, LDM defaults 0.0015..0.0155 set by the caller).
+      "linear" schedule (the DyGA paper's LDM setting, defaults 0.0015..0.0155 set by the caller).
     """
 
     kind: Literal["linear", "cosine", "ldm_linear"] = "linear"

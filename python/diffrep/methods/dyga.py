@@ -1,6 +1,6 @@
 """DyGA (Jun et al., "Disentangling Disentangled Representations: Towards Improved Latent Units
 via Diffusion Models"), where the EncDiff + DyGA method will live. For now: the feature alignment
-of Eq. 6 (Alg. 3) on the Gaussian anchors that :func:`diffrep.cluster.fit` finds (§3.2.1, Alg. 2).
+of Eq. 6 (Alg. 3) on the Gaussian anchors that :func:`diffrep.cluster.fit` finds (DyGA §3.2.1, Alg. 2).
 """
 
 from __future__ import annotations

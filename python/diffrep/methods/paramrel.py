@@ -2,12 +2,12 @@
 
 Wu, Fan, Li, Zhao, Chen, Cao, "SepDiff: Self-Encoding Parameter Diffusion for Learning Latent
 Semantics" (KDD'25) and its arXiv version "ParamReL" (2405.15268); specification and corrections in
-../shared/reference/bfn-paramrel.md (§ numbers below refer to it). Time is Graves' forward time
-(§1.9): t = 0 is the prior, the papers' step s = T..1 is diffrep's i = n - s + 1, and the papers'
+docs/methods/paramrel.md (its sections are named below). Time is Graves' forward time
+(docs/methods/paramrel.md#time-convention): t = 0 is the prior, the papers' step s = T..1 is diffrep's i = n - s + 1, and the papers'
 "time 100/200/300 of T = 1000" is t = 0.9/0.8/0.7.
 
 Components (SepDiff §3.1):
-1. self-encoder q_phi(z_t | theta_t, t), a diagonal Gaussian read from the BFN parameters (§3.2):
+1. self-encoder q_phi(z_t | theta_t, t), a diagonal Gaussian read from the BFN parameters (#eq-15-16-self-encoder):
    ``encoder="vanilla"`` (no t), ``"progressive"`` (AdaGN time embedding, default) or ``"hyper"``
    (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features of the previous step);
 2. conditional decoder psi(theta_t, z_t): a noise-prediction U-Net (ParamReL Eq. 10; BFN's "-" sign,
@@ -15,11 +15,11 @@ Components (SepDiff §3.1):
    AdaGN of ParamReL Eq. 12 (``cond="adagn_eq12"``), InfoDiffusion's single-norm variant
    (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``). Correction: with one z token the
    softmax is identically 1 and cross-attention degenerates to a theta-independent bias, so z is split
-   into ``xattn_tokens`` tokens with learned position embeddings (§3.3);
+   into ``xattn_tokens`` tokens with learned position embeddings (#eq-10-12-conditional-decoder-and-adagn);
 3. sampling (SepDiff Eq. 2 / Alg. 1, ParamReL Eq. 4) and reverse-sampling with the exact inverse
-   Bayesian update (SepDiff Eq. 3, ParamReL Eq. 5; §2, §3.5), run in float64;
+   Bayesian update (SepDiff Eq. 3, ParamReL Eq. 5; #eq-2-5-sampling-and-reverse-sampling), run in float64;
 4. the MI-regularised objective (SepDiff Eq. 4-6, 10-11, 13; ParamReL Eq. 3, 6-7), with the
-   corrected signs of §3.4. Per example b (t_b ~ U(0, 1), theta_b ~ p_F(. | x_b; t_b), z_b ~ q):
+   corrected signs of #eq-4-7-objective. Per example b (t_b ~ U(0, 1), theta_b ~ p_F(. | x_b; t_b), z_b ~ q):
 
        l_b = L^inf-integrand(x_b; theta_b, z_b, t_b) + (1 - gamma_MI) KL(q(z | theta_b, t_b) || N(0, I))
        L   = mean_b l_b + (gamma_MI + lambda_agg - 1) MMD^2({z_b}, {z~_b ~ N(0, I)})
@@ -45,7 +45,7 @@ A caveat measured while building this module: the self-encoder reads theta_t, wh
 too, so z carries no information the decoder lacks; in short runs its mean collapses to a constant
 (see :mod:`diffrep.methods.paramrel_recipes`). The CPU recipes therefore use ``encoder_input="x"``.
 
-Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, §4; the
+Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, #paper-versus-public-code; the
 presets "iclr25" and "notebook" of :func:`diffrep.methods.paramrel_recipes.paramrel_compat` switch them
 on together):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
@@ -95,7 +95,7 @@ def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", 
 @dataclasses.dataclass
 class ParamReLConfig(Config):
     """Every open choice of the papers is a field; defaults follow the papers with the corrections of
-    bfn-paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
+    docs/methods/paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
 
     bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)
     latent_dim: Annotated[int, Ge(1)] = 32
@@ -161,7 +161,7 @@ class ParamReLConfig(Config):
         if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
             raise ConfigError("lambda_agg", f"the MMD weight gamma_MI + lambda_agg - 1 = {self.mmd_weight:.4g} is "
                               "negative (e.g. SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
-                              "Set allow_negative_mmd_weight=True to train it literally (bfn-paramrel.md 3.4)")
+                              "Set allow_negative_mmd_weight=True to train it literally (docs/methods/paramrel.md#eq-4-7-objective)")
         if self.encoder == "hyper" and self.encoder_input == "x":
             raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
                               "encoder_input='x'")
@@ -279,7 +279,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     def _training_state(self, data: torch.Tensor, t: torch.Tensor, generator=None):
         """theta_t ~ p_F, plus (hyper encoder) the previous step's decoder features: theta_{t-1/T} from the
         flow, theta_t = h(theta_{t-1/T}, y ~ p_S(x; alpha)) (an exact joint draw), and the decoder at
-        theta_{t-1/T} under stop-gradient with the theta branch's z (bfn-paramrel.md §3.2)."""
+        theta_{t-1/T} under stop-gradient with the theta branch's z (docs/methods/paramrel.md#eq-15-16-self-encoder)."""
         cfg = self.config
         if cfg.encoder != "hyper":
             return self.flow.sample(data, t, generator), None
@@ -331,7 +331,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The representation z_0 of the papers: the posterior mean at t = 1 with theta the noise-free flow
-        state (mu = gamma(1) x; discrete: softmax(beta(1)(K e_x - 1))) (SepDiff §4.2, bfn-paramrel.md §3.2)."""
+        state (mu = gamma(1) x; discrete: softmax(beta(1)(K e_x - 1))) (SepDiff §4.2, docs/methods/paramrel.md#eq-15-16-self-encoder)."""
         self._check_x(x, "encode")
         data = self.flow.prepare_data(x)
         state = self.flow.mean_state(data, 1.0, dtype=torch.float32)
@@ -404,7 +404,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def reverse_sample(self, x: torch.Tensor, num_steps: int | None = None) -> ReverseSample:
         """Reverse-sampling (SepDiff Eq. 3, ParamReL Eq. 5) with the exact inverse update h^-1, in
-        ``reverse_dtype`` (float64 by default: a full chain amplifies round-off by sigma1^-2, §2.1).
+        ``reverse_dtype`` (float64 by default: a full chain amplifies round-off by sigma1^-2, docs/kernels/bfn.md#inverse-update).
 
         From the noise-free flow state at t = 1, for s = 1..n: theta_s = h^-1(theta_{s-1}, E[y | x-hat_{s-1}]),
         z_s = the posterior mean at (theta_s, 1 - s/n), x-hat_s = E[p_O(psi(theta_s, z_s))]. The hyper encoder
@@ -431,7 +431,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     def decode(self, rev: ReverseSample, *, z_override: tuple[Sequence[int], torch.Tensor] | None = None,
                fixed_time: float | None = None) -> torch.Tensor:
         """Deterministic decoding from the subcode with the stored latents (y = E[y | x-hat_s], no sender
-        noise; bfn-paramrel.md §3.5). ``z_override=(dims, values [B, len(dims)])`` overwrites those latent
+        noise; docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling). ``z_override=(dims, values [B, len(dims)])`` overwrites those latent
         dimensions at every step (SepDiff's traversal hook); ``fixed_time=t*`` uses z at t* for every step
         (the time-varying generation task)."""
         steps = rev.num_steps
@@ -453,7 +453,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         return self._to_images(x)
 
     def reconstruct(self, x: torch.Tensor, num_steps: int | None = None) -> torch.Tensor:
-        """Reverse-sample then decode (bfn-paramrel.md §3.5): images in [-1, 1]."""
+        """Reverse-sample then decode (docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling): images in [-1, 1]."""
         return self.decode(self.reverse_sample(x, num_steps))
 
     def time_varying(self, x: torch.Tensor, times: Sequence[float] = (0.9, 0.8, 0.7),
@@ -469,7 +469,7 @@ class ParamReL(PretrainedMixin, nn.Module):
                             num_steps: int | None = None) -> torch.Tensor:
         """Attributes encoding (SepDiff §4.3, ParamReL §5.2.1): keep the latents {z_s} of x, draw
         ``num_subcodes`` subcodes. diffrep's subcode here is the seed of the per-step sender noise (a
-        stochastic pass from the prior with the stored z; bfn-paramrel.md §3.5). Returns [j, B, C, H, W]."""
+        stochastic pass from the prior with the stored z; docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling). Returns [j, B, C, H, W]."""
         rev = self.reverse_sample(x, num_steps)
         steps = rev.num_steps
         outs = []

@@ -1,21 +1,21 @@
 """SAMI: a score-based VAE whose decoder is a diffusion model guided by the exact score of the
-encoder's Gaussian posterior (Lyo, Simoncelli & Savin, arXiv 2512.17127; ../shared/reference/sami.md).
+encoder's Gaussian posterior (Lyo, Simoncelli & Savin, arXiv 2512.17127; docs/methods/sami.md).
 The model is here; its configuration in :mod:`.sami_config`, the disks inference network in
 :mod:`.sami_nets`, the posterior maths of the guidance in :mod:`.sami_guidance`.
 
 One inference network f_phi(x) = (mu, sigma) encodes the clean image x_0 and every noisy x_t (it is
 never told t). The guidance score is g_t = grad_{x_t} log q_phi(z | x_t) with z ~ q_phi(z | x_0)
-(Eq. 9, sami.md 3.1-3.3), computed through the fused op :func:`diffrep.ops.guidance.log_posterior`
-and one vector-Jacobian product. Training minimises beta-SAMI (Eq. 10, sami.md 2 and 5.2)
+(Eq. 9, docs/methods/sami.md#eq-9-and-11-guidance-score), computed through the fused op :func:`diffrep.ops.guidance.log_posterior`
+and one vector-Jacobian product. Training minimises beta-SAMI (Eq. 10, docs/methods/sami.md#eq-4-10-objective, #algorithms-1-and-2)
 
     L = E_{z, eps, t}[lambda_t ||eps - eps_theta(x_t, t) + gamma_t g_t(x_t, z)||^2] + beta KL(q(z|x_0) || N(0, I)),
 
-gamma_t = sqrt(1 - abar_t), which differentiates g (a gradient) again (double backward, sami.md 3.5).
+gamma_t = sqrt(1 - abar_t), which differentiates g (a gradient) again (double backward, docs/methods/sami.md#double-backward).
 Generation runs the ordinary DDPM/DDIM step on the guided noise estimate
 eps_hat = eps_theta - gamma_t g (Eq. 8), i.e. the guided mean mu_theta + (1 - alpha_t)/sqrt(alpha_t) g
-of A.2 with its sign corrected (sami.md 3.6, 4).
+of A.2 with its sign corrected (docs/methods/sami.md#a1-a2-guided-transition).
 
-Errata of the paper that this module does NOT reproduce (sami.md 3.1, 3.3, 3.4, 3.6):
+Errata of the paper that this module does NOT reproduce (docs/methods/sami.md#eq-9-and-11-guidance-score, #monte-carlo-placement, #a1-a2-guided-transition):
   * Algorithm 2 prints ``- sqrt(1 - abar_t) g`` in the loss; Eq. 8/10's ``+ gamma_t g`` is used.
   * A.2 lines 3-4 subtract the guidance from the mean; it is added.
   * Algorithms 1-2 write the log-determinant as log|sigma I| (half the Gaussian's); log|Sigma| =
@@ -131,7 +131,7 @@ class SAMI(PretrainedMixin, nn.Module):
         eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + (0.5 * logvar).exp() * eps
 
-    # -- guidance (sami.md 3) -----------------------------------------------------------------
+    # -- guidance (docs/methods/sami.md#eq-9-and-11-guidance-score) -----------------------------------------------------------------
     def guidance(self, x_t: torch.Tensor, z: torch.Tensor | None = None, *, analytic: tuple | None = None,
                  axes=None, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """g = grad_{x_t} log q_phi(z | x_t) (Eq. 9) and log q [B].
@@ -183,7 +183,7 @@ class SAMI(PretrainedMixin, nn.Module):
 
     # -- loss (Eq. 10, Algorithm 2) -------------------------------------------------------------
     def lambda_weights(self, t: torch.Tensor) -> torch.Tensor:
-        """Per-sample lambda_t [B] (``lambda_t``; sami.md 5.3)."""
+        """Per-sample lambda_t [B] (``lambda_t``; docs/methods/sami.md#eq-4-10-objective)."""
         cfg = self.config
         if cfg.lambda_t == "simple":
             return torch.ones(t.shape, dtype=torch.float32, device=t.device)
@@ -216,7 +216,7 @@ class SAMI(PretrainedMixin, nn.Module):
         return (v.pow(1.0 / self.config.t_beta_a) * T).long().clamp_(0, T - 1)
 
     def kl_weight_at(self, step: int) -> float:
-        """beta_k = beta r^(1 - k/K) for k < K, then beta (exponential KL annealing, sami.md 7.3)."""
+        """beta_k = beta r^(1 - k/K) for k < K, then beta (exponential KL annealing, docs/methods/sami.md#eq-4-10-objective)."""
         cfg = self.config
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
@@ -233,7 +233,7 @@ class SAMI(PretrainedMixin, nn.Module):
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
              t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
              z_noise: torch.Tensor | None = None) -> dict:
-        """beta-SAMI (Eq. 10) as Algorithm 2 with the corrected sign (sami.md 5.2).
+        """beta-SAMI (Eq. 10) as Algorithm 2 with the corrected sign (docs/methods/sami.md#algorithms-1-and-2).
 
         ``batch``: images [B, C, H, W] in [-1, 1] or a tuple whose first item they are. ``t``,
         ``noise`` (eps_x, image-shaped) and ``z_noise`` (eps_z, [S, B, d]) may be given for
@@ -302,7 +302,7 @@ class SAMI(PretrainedMixin, nn.Module):
         return {"loss": loss_x + beta * kl, "loss_x": loss_x.detach(), "kl": kl.detach(),
                 "kl_weight": torch.tensor(beta), "mse_uncond": mse_uncond, "mse_guided": mse_guided}
 
-    # -- generation (Algorithm 1, sami.md 4, 5.1) -------------------------------------------------
+    # -- generation (Algorithm 1, docs/methods/sami.md#a1-a2-guided-transition, #algorithms-1-and-2) -------------------------------------------------
     def _sampler(self, sampler: str | None, clip: float | None = None):
         cfg = self.config
         name = sampler or cfg.sampler
@@ -440,7 +440,7 @@ class SAMI(PretrainedMixin, nn.Module):
         """Generation guided by the posterior mean of each image (z = mu_0): one sample per input."""
         return self.conditional_sample(x, 1, z_mode="posterior_mean", generator=generator, **kwargs)
 
-    # -- pretrained-denoiser mode (sami.md 8) -------------------------------------------------------
+    # -- pretrained-denoiser mode (docs/methods/sami.md#pretrained-denoiser-mode) -------------------------------------------------------
     def load_denoiser(self, source, *, freeze: bool | None = None,
                       weights: Literal["auto", "model", "ema"] = "auto") -> "SAMI":
         """Copy a trained eps-prediction U-Net into ``self.denoiser`` and (by default, per

@@ -24,9 +24,9 @@ class SAMIConfig(Config):
       attention for the frozen CelebA-HQ DDPM). ``encoder``: ``"convnet"`` (:class:`SAMIConvNet`,
       disks) or ``"half_unet"`` (:class:`diffrep.nn.HalfUNet`); only the chosen sub-config is used.
       ``sigma_min``: the variance gets a soft floor, sigma^2 + sigma_min^2 (computed as a logaddexp
-      of log-variances), against the 1/sigma^3 blow-up (sami.md 13 "Numerics"); 0 disables.
+      of log-variances), against the 1/sigma^3 blow-up (docs/kernels/guidance.md#second-derivatives "Numerics"); 0 disables.
 
-    Loss (sami.md 2, 5.2, 5.3, 6, 7.3) -- the paper's open choices:
+    Loss (docs/methods/sami.md#eq-4-10-objective, #algorithms-1-and-2, #schedules) -- the paper's open choices:
       ``kl_weight``: beta of Eq. 10. ``pixel_reduction`` / ``kl_reduction``: how the squared noise
       error is reduced over pixels (``mean``: divide by D, as ``F.mse_loss``; ``sum``) and the KL over
       latent dims (``sum``: the closed form; ``mean``). The paper does not state the convention
@@ -43,20 +43,20 @@ class SAMIConfig(Config):
       position becomes identifiable) while the uniform share keeps every level trained.
       ``train_samples``: S draws of z per example; ``mc_placement``: ``outside`` the square
       (Algorithm 2, the ELBO; S guidance VJPs; default) or ``inside`` (Eq. 9; one VJP).
-      ``detach_z``: ablation, cut the graph from z to phi (off: z is reparameterised, sami.md 3.5).
+      ``detach_z``: ablation, cut the graph from z to phi (off: z is reparameterised, docs/methods/sami.md#double-backward).
       ``kl_anneal_steps`` K and ``kl_anneal_start`` r: beta_k = beta r^(1 - k/K) for k < K, then beta
-      (exponential from a tiny value, sami.md 7.3; 0 steps disables). ``free_bits``: per-dim floor on
+      (exponential from a tiny value, docs/methods/sami.md#eq-4-10-objective; 0 steps disables). ``free_bits``: per-dim floor on
       the batch-mean KL (not in the paper; the port needed it; 0 = off).
-      ``freeze_denoiser``: pretrained-denoiser mode (sami.md 8): theta gets no gradient.
+      ``freeze_denoiser``: pretrained-denoiser mode (docs/methods/sami.md#pretrained-denoiser-mode): theta gets no gradient.
 
-    Generation (sami.md 4, 5.1):
+    Generation (docs/methods/sami.md#a1-a2-guided-transition, #algorithms-1-and-2):
       ``sampler`` ``ddpm`` (Algorithm 1, all T steps) or ``ddim`` (``sample_steps`` steps, ``ddim_eta``).
       ``sample_variance``: DDPM reverse variance; ``fixed_large`` (beta_t) is A.2's.
       ``guidance_scale`` multiplies g (1 = the paper). ``alg1_literal``: use Algorithm 1's printed step
       sqrt(1 - alpha_t) g instead of A.2's (1 - alpha_t)/sqrt(alpha_t) g (DDPM only).
       ``z_mode``: ``fixed`` (one z per chain, Algorithm 1), ``mc_average`` (``mc_samples`` draws
       averaged inside the log-density, Eq. 9/11, one VJP), ``analytic`` (S -> infinity limit).
-      ``guidance_axes``: rigid/sloppy variant (A.4, sami.md 10.3): only these latent axes enter the
+      ``guidance_axes``: rigid/sloppy variant (A.4, docs/methods/sami.md#analyses): only these latent axes enter the
       Mahalanobis and log-det terms (both masked); empty = all axes.
       ``clip_x0``: clamp the predicted x_0 during sampling (0 = off; clipping changes the guided
       step, so the exact A.2 form needs it off).

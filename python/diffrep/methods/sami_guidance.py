@@ -1,4 +1,4 @@
-"""The posterior maths behind SAMI's guidance (sami.md 3): log q_phi(z | x_t) and its S -> infinity limit.
+"""The posterior maths behind SAMI's guidance (docs/methods/sami.md#eq-9-and-11-guidance-score): log q_phi(z | x_t) and its S -> infinity limit.
 
 :func:`log_posterior` is the fused op :func:`diffrep.ops.guidance.log_posterior` (mean over Monte
 Carlo draws of log N(z_s; mu, diag exp(logvar)) per example, Eq. 9/11, with double backward);
@@ -19,7 +19,7 @@ __all__ = ["log_posterior", "expected_log_posterior", "log_q", "check_axes"]
 
 def expected_log_posterior(mu0: torch.Tensor, logvar0: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """E_{z ~ N(mu0, exp(logvar0))} log N(z; mu, exp(logvar)) per example [B]: the S -> infinity limit
-    of the Monte Carlo guidance (Rao-Blackwellised, sami.md 3.4); its gradient w.r.t. (mu, sigma) is
+    of the Monte Carlo guidance (Rao-Blackwellised, docs/methods/sami.md#monte-carlo-placement); its gradient w.r.t. (mu, sigma) is
     u = (mu0 - mu)/sigma^2, w = ((mu0 - mu)^2 + sigma0^2)/sigma^3 - 1/sigma."""
     var = logvar.exp()
     sq = (mu0 - mu) ** 2 + logvar0.exp()

@@ -20,7 +20,7 @@ __all__ = ["SAMIConvNetConfig", "SAMIConvNet"]
 class SAMIConvNetConfig(Config):
     """SAMI's disks inference network (App. A.5, Table A.5): two 3x3 stride-2 convolutions of
     ``base_channels * channel_mult[i]`` channels with ReLU and no biases. The head is not described
-    by the paper (sami.md 7.2); chosen here: flatten, then one bias-free linear map per head, the
+    by the paper (docs/methods/sami.md#architectures); chosen here: flatten, then one bias-free linear map per head, the
     variance head through softplus then square (sigma = softplus(a))."""
 
     image_size: Annotated[int, Ge(1)] = 32

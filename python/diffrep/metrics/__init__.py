@@ -1,4 +1,4 @@
-"""Disentanglement and representation metrics (shared/reference/metrics.md).
+"""Disentanglement and representation metrics (docs/metrics.md).
 
 Array-level functions take codes (N, d) float and factors (N, F) integer classes (NumPy or torch,
 CPU or CUDA) and return a :class:`~diffrep.metrics.results.Result`: a flat dict of named scores

@@ -1,5 +1,5 @@
 """Latent classification AUROC: 5-fold logistic regression, as isjakewong/InfoDiffusion
-``eval_disentanglement.py`` ``PredMetric("Linear")`` (the ParamReL/SepDiff tables; metrics.md 13)."""
+``eval_disentanglement.py`` ``PredMetric("Linear")`` (the ParamReL/SepDiff tables; docs/metrics.md#latent-auroc)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """DCI: disentanglement, completeness, informativeness (Eastwood & Williams 2018) as computed by
-disentanglement_lib ``evaluation/metrics/dci.py`` (metrics.md section 6).
+disentanglement_lib ``evaluation/metrics/dci.py`` (docs/metrics.md#dci).
 
 Informativeness is reported as ACCURACIES (``dci_informativeness_train``/``_test``), as the
 library does (its variables are named ``train_err``/``test_err``); the paper's prediction error

@@ -1,5 +1,5 @@
 """Downstream tasks and statistical efficiency (disentanglement_lib
-``evaluation/metrics/downstream_task.py``; Locatello et al. 2019 Sec. 7; metrics.md section 10)."""
+``evaluation/metrics/downstream_task.py``; Locatello et al. 2019 Sec. 7; docs/metrics.md#downstream-tasks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SAMI's representation-geometry analyses (shared/reference/sami.md 10.5, 10.6)."""
+"""SAMI's representation-geometry analyses (docs/methods/sami.md#analyses)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def participation_ratio(weights) -> Result:
     """Normalised participation ratio PR = ||w||_2^2 / ||w||_4^2 of weight vectors (d,) or (A, d).
 
     1 when a single axis carries the weight, sqrt(d) when all axes carry it equally (SAMI Fig. 3H
-    endpoints; sami.md 10.6 fixes this definition). Reports the mean over rows; an all-zero row is
+    endpoints; docs/methods/sami.md#analyses fixes this definition). Reports the mean over rows; an all-zero row is
     an error (PR undefined).
     """
     w = ops._float(weights, "weights", 2 if getattr(weights, "ndim", 1) == 2 else 1).to(torch.float64)
@@ -62,7 +62,7 @@ def participation_ratio(weights) -> Result:
 def lr_participation_ratio(codes, attributes) -> Result:
     """SAMI Fig. 3H: z-score each latent, fit ``LogisticRegression()`` (L2, C=1, lbfgs) per binary
     attribute, and report the mean normalised participation ratio of the weight vectors (the
-    standardisation and regulariser are diffrep's choices, sami.md 10.6)."""
+    standardisation and regulariser are diffrep's choices, docs/methods/sami.md#analyses)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 

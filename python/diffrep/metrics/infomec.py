@@ -1,5 +1,5 @@
 """InfoMEC: InfoM, InfoC, InfoE (Hsu et al. 2023), as the standalone
-kylehkhsu/latent_quantization ``disentangle/metrics/infomec.py`` (metrics.md section 11)."""
+kylehkhsu/latent_quantization ``disentangle/metrics/infomec.py`` (docs/metrics.md#infomec)."""
 
 from __future__ import annotations
 

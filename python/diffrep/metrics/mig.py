@@ -2,7 +2,7 @@
 
 This is the histogram-of-means estimator of disentanglement_lib (``_compute_mig`` with
 ``histogram_discretizer``, 20 bins fitted on the same sample), NOT the beta-TCVAE estimator of
-Chen et al. (which integrates q(z|x)); see metrics.md section 7.
+Chen et al. (which integrates q(z|x)); see docs/metrics.md#mig.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Modularity and explicitness (Ridgeway & Mozer 2018) as in disentanglement_lib
-``evaluation/metrics/modularity_explicitness.py`` (metrics.md section 8)."""
+``evaluation/metrics/modularity_explicitness.py`` (docs/metrics.md#modularity-and-explicitness)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sampling protocols that replay disentanglement_lib's random-number order (metrics.md 3-5, 10).
+"""Sampling protocols that replay disentanglement_lib's random-number order (docs/metrics.md#sampling-protocol, #factorvae-score, #betavae-score, #downstream-tasks).
 
 A ground-truth dataset has the disentanglement_lib interface: ``num_factors``, ``factor_sizes``,
 ``sample_factors(n, random_state)`` and ``sample_observations_from_factors(factors,

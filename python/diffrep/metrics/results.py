@@ -1,4 +1,4 @@
-"""Metric results with provenance (shared/reference/metrics.md section 2, "Result files").
+"""Metric results with provenance (docs/metrics.md#policy-parity-and-robust-modes, "Result files").
 
 A :class:`Result` is a flat ``dict`` of named float scores (what the issue's score names index),
 with the provenance in ``.meta``: the metric, its mode/variant, the estimator, sample sizes, seeds,

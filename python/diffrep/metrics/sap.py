@@ -1,5 +1,5 @@
 """SAP, separated attribute predictability (Kumar et al. 2018), as disentanglement_lib
-``evaluation/metrics/sap_score.py`` (metrics.md section 9)."""
+``evaluation/metrics/sap_score.py`` (docs/metrics.md#sap)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """TAD, total AUROC difference (Yeats et al. 2022, NashAE), in its three published variants
-(metrics.md section 12). The three numbers are not comparable: the variant is in every result.
+(docs/metrics.md#tad). The three numbers are not comparable: the variant is in every result.
 
 * ``"infodiffusion"`` -- isjakewong/InfoDiffusion ``eval_disentanglement.py`` ``TADMetric`` on
   ``KFold(5, shuffle=True, random_state=0)`` training splits, ``StandardScaler`` fit on each,

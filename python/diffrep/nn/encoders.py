@@ -1,10 +1,10 @@
 """Inference networks and small VAE encoders/decoders.
 
-- :class:`HalfUNet`: the U-Net's down and middle blocks plus two MLP heads (SAMI App. A.5; sami.md 7.2).
+- :class:`HalfUNet`: the U-Net's down and middle blocks plus two MLP heads (SAMI App. A.5; docs/methods/sami.md#architectures).
 - :class:`ConvEncoder` / :class:`ConvDecoder`: the Locatello et al. (2019) conv VAE networks for
-  32x32 and 64x64 images (multibeta.md: toy encoder/decoder).
+  32x32 and 64x64 images (the multi-beta VAE paper's toy encoder/decoder).
 - :class:`FeatureExtractor`: DyGA's Table 9 extractor with one MLP per latent unit, and EncDiff's
-  variant (dyga-encdiff.md 1.3).
+  variant (the DyGA paper's Table 9).
 
 Gaussian heads return ``(mean, logvar)``; ``variance_head="softplus_sq"`` gives sigma = softplus(a)
 (variance softplus(a)^2, SAMI), ``"logvar"`` reads the head as log sigma^2.
@@ -42,7 +42,7 @@ def gaussian_head_output(mean: torch.Tensor, raw: torch.Tensor, variance_head: s
 class HalfUNetConfig(Config):
     """SAMI Table A.5: CelebA64 uses base 64, mult [1]*6, ReLU, bias-free; CelebA-HQ [2,2,2,2,1,1], SiLU.
 
-    Unspecified by the paper (sami.md 7.2), chosen here: global average pooling of the middle output,
+    Unspecified by the paper (docs/methods/sami.md#architectures), chosen here: global average pooling of the middle output,
     then per head Linear-act-Linear of width ``head_hidden``.
     """
 
@@ -210,7 +210,7 @@ class PerUnitMLP(nn.Module):
 
 @dataclasses.dataclass
 class FeatureExtractorConfig(Config):
-    """``preset="dyga"``: Table 9 as corrected in dyga-encdiff.md 1.3 (conv 7x7 3->64, four 4x4 stride-2
+    """``preset="dyga"``: Table 9 as corrected in the DyGA paper's Table 9 (conv 7x7 3->64, four 4x4 stride-2
     convs to 256x4x4, FC 4096->4096->256->N, per-unit MLP 1->256->512->32 with a final ReLU).
     ``preset="encdiff"``: EncDiff's ``Encoder4`` (four 4x4 stride-2 convs of 128 with BatchNorm, the third
     without ReLU, two residual blocks, Linear(2048->N), per-unit MLP 1->64->128->16 with ELU, no final

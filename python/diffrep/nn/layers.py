@@ -5,9 +5,9 @@ AdaGN(h, y) = y_s GroupNorm(h) + y_b, their Sec. 3 / Eq. before Table 3) and an 
 AdaGN on a latent vector z:
 
 - ``latent_cond="adagn_eq12"``: AGN(h, z, t) = (1 + s(t)) GN((1 + s(z)) GN(h) + b(z)) + b(t)
-  (ParamReL Eq. 12; bfn-paramrel.md 3.3);
+  (ParamReL Eq. 12; docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn);
 - ``latent_cond="infodiff"``: normalise once, apply (1 + s_t, b_t), then (1 + s_z, b_z)
-  (InfoDiffusion ``AuxResBlock``, bfn-paramrel.md 3.3).
+  (InfoDiffusion ``AuxResBlock``, docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn).
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ class _TransformerBlock(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    """LDM cross-attention block on context tokens (EncDiff; dyga-encdiff.md 1.2): GN, 1x1 proj-in,
+    """LDM cross-attention block on context tokens (EncDiff; the DyGA paper's Table 8): GN, 1x1 proj-in,
     ``depth`` x (self-attention, cross-attention to ``context`` [B, N, context_dim], GEGLU FF), 1x1 proj-out."""
 
     def __init__(self, channels: int, num_heads: int, dim_head: int, context_dim: int, depth: int = 1,

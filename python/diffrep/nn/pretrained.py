@@ -1,4 +1,4 @@
-"""``save_pretrained`` / ``from_pretrained``: ``config.json`` + ``model.safetensors`` (ecosystem.md 2.1).
+"""``save_pretrained`` / ``from_pretrained``: ``config.json`` + ``model.safetensors`` (docs/architecture.md#save-and-load-format).
 
 A model class derives from :class:`PretrainedMixin` and ``nn.Module``, sets ``config_class`` to a
 :class:`diffrep.config.Config` dataclass and takes that config as its only constructor argument.

@@ -4,10 +4,10 @@
   added (DDPM);
 - optional latent vector z through a second AdaGN (ParamReL Eq. 12, or InfoDiffusion's order);
 - optional cross-attention transformer blocks on context tokens [B, N, context_dim] at the
-  attention resolutions (EncDiff / LDM ``SpatialTransformer``; dyga-encdiff.md 1.2);
-- Skip Dropout on the decoder's skip connections (DyGA Eq. 7; dyga-encdiff.md section 5);
+  attention resolutions (EncDiff / LDM ``SpatialTransformer``; the DyGA paper's Table 8);
+- Skip Dropout on the decoder's skip connections (DyGA Eq. 7; DyGA Sec. 3.3 and the authors' code);
 - an optional second output head (``num_outputs=2``): the last conv emits twice the channels,
-  split in two (multi-beta's (eps, Delta), multibeta.md; BFN's (mean, log-sigma)).
+  split in two (multi-beta's (eps, Delta), the multi-beta VAE paper; BFN's (mean, log-sigma)).
 
 ``attention_resolutions`` are given in pixels of the feature map (16 means the 16x16 level), not
 downsample factors; ``UNET_PRESETS`` holds the published configurations with their sources.
@@ -77,7 +77,7 @@ class UNetConfig(Config):
                 raise ConfigError("skip_dropout_resolutions", f"resolution {r} does not exist in this U-Net ({res} px)")
 
     def skip_dropout_levels(self) -> set[int]:
-        """Decoder resolutions (px) whose skip connections get Skip Dropout (dyga-encdiff.md section 5).
+        """Decoder resolutions (px) whose skip connections get Skip Dropout (DyGA Sec. 3.3 and the authors' code).
 
         ``paper``: levels where the condition is not injected by cross-attention (all levels when the
         U-Net has no cross-attention); ``reference_code``: the DyGA code's test
@@ -238,7 +238,7 @@ UNET_PRESETS: dict[str, tuple[dict, str]] = {
     "dyga-table8": (dict(image_size=16, model_channels=64, channel_mult=(1, 2, 4, 4), num_res_blocks=2,
                          attention_resolutions=(16, 8, 4), num_heads=8, resblock_updown=True, context_dim=32,
                          dropout=0.1, skip_dropout=0.2),
-                    "DyGA Table 8 latent U-Net (dyga-encdiff.md 1.2): 16x16x3 VQ latent, cross-attention to 32-d tokens"),
+                    "DyGA Table 8 latent U-Net (the DyGA paper's Table 8): 16x16x3 VQ latent, cross-attention to 32-d tokens"),
 }
 
 

@@ -1,4 +1,4 @@
-"""VQ autoencoder for latent diffusion (taming VQ-GAN layout; DyGA Table 7, dyga-encdiff.md 1.1).
+"""VQ autoencoder for latent diffusion (taming VQ-GAN layout; DyGA Table 7, the DyGA paper's Table 7).
 
 Default: f = 4 (64x64x3 -> 16x16x3), first conv 32 channels, multipliers [1, 2, 4], 2 residual blocks
 per level, no attention at any level, codebook 2048 x 3. The taming encoder/decoder always have an

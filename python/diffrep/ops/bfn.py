@@ -3,7 +3,7 @@ discretised output distribution's bin probabilities and the fused L^inf losses.
 
 Graves et al., "Bayesian Flow Networks" (arXiv 2308.07037), with the reference semantics of
 nnaisense/bayesian-flow-networks; the maths is specified by the pure-PyTorch twin
-:mod:`diffrep.ops.reference.bfn` and by shared/reference/bfn-paramrel.md.
+:mod:`diffrep.ops.reference.bfn` and by docs/methods/paramrel.md.
 
 Conventions
 -----------
@@ -200,7 +200,7 @@ def _continuous_update(mu, rho, y, alpha, inverse):
     V.nonnegative("alpha", alpha if not isinstance(alpha, torch.Tensor) else p.alpha)
     V.nonnegative("rho", rho if not isinstance(rho, torch.Tensor) else p.rho, strict=True)
     if inverse:
-        # rho = rho' - alpha must stay a precision (bfn-paramrel.md §2.1)
+        # rho = rho' - alpha must stay a precision (docs/kernels/bfn.md#inverse-update)
         prior = p.rho - p.alpha if p.rho_per_row == p.alpha_per_row else (
             ref.per_element(p.rho, p.mu) - ref.per_element(p.alpha, p.mu))
         if not bool((prior > 0).all()):
@@ -229,7 +229,7 @@ def continuous_update(mu, rho, y, alpha):
 
 
 def continuous_update_inverse(mu, rho, y, alpha):
-    """The exact inverse h^-1 of :func:`continuous_update` (bfn-paramrel.md §2.1; ParamReL Eq. 5).
+    """The exact inverse h^-1 of :func:`continuous_update` (docs/kernels/bfn.md#inverse-update; ParamReL Eq. 5).
 
     Given the posterior (mu', rho') and the same sender sample y and accuracy alpha:
     rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho. Raises ValueError if rho' - alpha <= 0.
@@ -324,14 +324,14 @@ def discrete_update(theta, y, *, log=False):
 
     Computed in log space (l' = l + y - logsumexp(l + y)), equal to the reference's
     theta e^y / sum wherever that is finite and finite where it under- or overflows
-    (bfn-paramrel.md §1.7). ``theta``, ``y``: (..., K). ``log=True``: theta and the result are
+    (docs/kernels/bfn.md#numerical-safeguards). ``theta``, ``y``: (..., K). ``log=True``: theta and the result are
     log-probabilities, which keeps classes that would underflow to 0 in probability space.
     """
     return _discrete_update(theta, y, False, log)
 
 
 def discrete_update_inverse(theta, y, *, log=False):
-    """The exact inverse of :func:`discrete_update` (bfn-paramrel.md §2.2): theta proportional to
+    """The exact inverse of :func:`discrete_update` (docs/kernels/bfn.md#inverse-update): theta proportional to
     theta' e^-y, in log space. alpha is not needed: it only enters through y's distribution."""
     return _discrete_update(theta, y, True, log)
 
@@ -516,7 +516,7 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
 
     x_hat = sum_k p_k k_c is the mean of the discretised Normal output, computed by Abel summation
     from the K - 1 interior boundary CDFs (K + 1 with clip=False) so that the B x D x K bin tensor
-    is never built (kernels.md §2.2). The network outputs are (eps_hat, ln sigma_eps) with
+    is never built (docs/kernels/bfn.md#discretised-output-distribution). The network outputs are (eps_hat, ln sigma_eps) with
     ``noise_pred`` (reference CIFAR configs; converted with the flow mean ``mu`` and t) or
     (mu_x, ln sigma_x) otherwise; sigma_x is clamped to [1e-3, 10]; ``min_loss_variance`` > 0
     floors sigma1^(2t) as the reference does. Returns the per-element loss (x's shape; the

@@ -2,7 +2,7 @@
 analytic first and second derivatives.
 
 SAMI (Lyo, Simoncelli, Savin, arXiv 2512.17127), Eq. 9 and 11; derivations and errata in
-shared/reference/sami.md §3 and §13. Given the encoder's outputs for the noisy input, mu_t and
+docs/methods/sami.md#eq-9-and-11-guidance-score and docs/kernels/guidance.md#second-derivatives. Given the encoder's outputs for the noisy input, mu_t and
 logvar_t = log sigma_t^2 (B, D), and S samples z (S, B, D) from the clean-input posterior
 q(z | x_0), :func:`log_posterior` returns
 
@@ -11,17 +11,17 @@ q(z | x_0), :func:`log_posterior` returns
 per row (B,). The guidance g = grad_{x_t} log q(z | x_t) is then one encoder VJP:
 ``torch.autograd.grad(log_posterior(z, mu_t, logvar_t).sum(), x_t, create_graph=True)``; the
 cotangents on (mu_t, logvar_t) are u = m1/sigma^2 and (m2/sigma^2 - 1)/2 with m1, m2 the
-sample means of (z - mu) and (z - mu)^2 (sami.md §3.2, log-variance form).
+sample means of (z - mu) and (z - mu)^2 (docs/kernels/guidance.md#eq-9-the-guidance-as-one-vjp, log-variance form).
 
-Training puts g inside the loss (sami.md §3.5), so the op supports double backward: the native
+Training puts g inside the loss (docs/methods/sami.md#double-backward), so the op supports double backward: the native
 backward is itself a differentiable op whose backward applies the analytic second derivatives
-(sami.md §13), so ``create_graph=True`` works and ``gradgradcheck`` passes. z carries gradient
+(docs/kernels/guidance.md#second-derivatives), so ``create_graph=True`` works and ``gradgradcheck`` passes. z carries gradient
 too: SAMI's z is a reparameterised sample whose graph to the encoder is kept (pass
 ``z.detach()`` for the ``detach_z`` ablation). Third and higher derivatives need the reference
 backend (``diffrep.ops.use_backend("reference")``).
 
 The log-det term is the Gaussian sum_j log sigma_j^2, not Algorithms 1-2's "log|sigma_t I|"
-(sami.md §3.1). ``constant=False`` drops the D/2 log 2 pi term (it has no gradient).
+(docs/methods/sami.md#eq-9-and-11-guidance-score). ``constant=False`` drops the D/2 log 2 pi term (it has no gradient).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class _LogPosterior(torch.autograd.Function):
 
 class _LogPosteriorBackward(torch.autograd.Function):
     """The first derivatives as a function of (grad, z, mu, logvar); its backward applies the
-    analytic second derivatives (sami.md §13), which is what double backward needs."""
+    analytic second derivatives (docs/kernels/guidance.md#second-derivatives), which is what double backward needs."""
 
     @staticmethod
     def forward(ctx, grad, z, mu, logvar, p):
@@ -125,7 +125,7 @@ def log_posterior(z, mu, logvar, *, constant=True):
 
     ``z``: (S, B, D) samples, or (B, D) for S = 1; ``mu``, ``logvar``: (B, D) encoder outputs
     at the noisy input; returns (B,). Differentiable w.r.t. z, mu and logvar to second order
-    (sami.md §3.5, §13). ``constant``: include -D/2 log 2 pi.
+    (docs/methods/sami.md#double-backward and docs/kernels/guidance.md#second-derivatives). ``constant``: include -D/2 log 2 pi.
     """
     p = _prep(z, mu, logvar, constant=constant)
     if p.choice.backend == "reference":

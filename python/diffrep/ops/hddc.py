@@ -1,7 +1,7 @@
 """The HDDC kernels: the E-step, the M-step sums and DyGA's cluster density (Eq. 5) over a batch of
 B problems that read units of one x (U, n, d), on the native backends or the pure-PyTorch twin
 :mod:`diffrep.ops.reference.hddc` (cran/HDclassif 2.2.2, model AkjBkQkDk, and the full-covariance
-GMM; specification in shared/reference/dyga-encdiff.md §2, §4 and kernels.md §4).
+GMM; specification in docs/kernels/hddc.md).
 
 * :class:`Engine`: ``estep`` (responsibilities, log-likelihood, counts; per-point log-likelihood),
   ``mstep`` (n_k, mu_k, W_k), ``density`` (DyGA Eq. 5) and ``point_lse``;

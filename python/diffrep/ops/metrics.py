@@ -1,4 +1,4 @@
-"""Public metric kernels (shared/reference/kernels.md section 6): validation, dispatch, kernels.
+"""Public metric kernels (docs/kernels/metrics.md): validation, dispatch, kernels.
 
 Each op validates shapes, dtypes and finiteness (raising ``ValueError``/``TypeError`` naming the
 argument), asks the dispatcher for a backend and runs the native kernel of ``csrc/metrics`` (OpenMP

@@ -2,7 +2,7 @@
 
 Gretton et al., "A Kernel Two-Sample Test" (JMLR 2012); used as the divergence term of
 InfoVAE-style objectives (ParamReL) and of WAE-MMD. The semantics are those of the twin
-:mod:`diffrep.ops.reference.mmd` and of shared/reference/kernels.md section 5.
+:mod:`diffrep.ops.reference.mmd` and of docs/kernels/mmd.md.
 
 Kernel of r^2 = |x - y|^2:
 

@@ -1,7 +1,7 @@
 """ParamReL recipes: the papers' settings (ParamReL Table 5) and small CPU recipes.
 
 Table 5 (50 epochs on an H100): latent dim / batch / lr and the U-Net's channel multipliers and
-base width per dataset. Gaps filled as in bfn-paramrel.md §3.8: sigma1 from the BFN code's bin rule
+base width per dataset. Gaps filled as in docs/methods/paramrel.md#hyperparameters-and-recipes: sigma1 from the BFN code's bin rule
 (min_variance 1e-6 for 256 bins, 1e-3 for 16 bins), sqrt_beta1 = 3 for binarised data, 2 residual
 blocks per level, attention at the bottleneck only (ParamReL App. C.2), (gamma_MI, lambda_agg) =
 (1, 0.01) (SepDiff Table 2), the encoder the same down-path as the decoder, EMA 0.9999 (BFN code).
@@ -144,7 +144,7 @@ def digits_cpu():
                                                   ckpt_every=0, device="auto"))
 
 
-# The public code's choices (bfn-paramrel.md section 4), to explain gaps to the papers' numbers; not
+# The public code's choices (docs/methods/paramrel.md#paper-versus-public-code), to explain gaps to the papers' numbers; not
 # recommended settings. Item numbers refer to that table.
 COMPAT_PRESETS = {
     # amasawa/ICLR25 (continuous path): x-encoder (1), deterministic feats to the decoder (5), BFN loss
@@ -163,7 +163,7 @@ COMPAT_PRESETS = {
 
 
 def paramrel_compat(cfg: ParamReLRecipeConfig, preset: str) -> ParamReLRecipeConfig:
-    """``cfg`` with the public code's choices of ``preset`` ("iclr25" or "notebook"; bfn-paramrel.md
+    """``cfg`` with the public code's choices of ``preset`` ("iclr25" or "notebook"; docs/methods/paramrel.md
     section 4, "Compatibility presets"). Not reproduced, because diffrep does not implement them: the
     notebook's z injection (item 4, ``Linear(z) + theta + t`` at the network input), the ICLR25
     forward re-accumulating "reverse" sampler (item 12), the 32 x 32 resize and flips (item 16); the

@@ -15,8 +15,8 @@
   scale the only configuration whose conditional samples keep the guide's disk position as well as
   its background.
 
-The linear schedule's endpoints follow sami.md 6: 1e-4 -> 0.02 at T = 1000, scaled by 1000/T.
-KL annealing (sami.md 7.3 default) runs over the first 25% of the steps from beta * 1e-6.
+The linear schedule's endpoints follow docs/methods/sami.md#schedules: 1e-4 -> 0.02 at T = 1000, scaled by 1000/T.
+KL annealing (docs/methods/sami.md#eq-4-10-objective default) runs over the first 25% of the steps from beta * 1e-6.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_dataset(cfg: SAMIDataConfig):
 class SAMIRecipeConfig(Config):
     """A SAMI run: ``model`` (:class:`SAMIConfig`), ``data``, ``train``; ``pretrained_denoiser``: a
     ``save_pretrained`` directory whose U-Net initialises the denoiser (frozen when
-    ``model.freeze_denoiser``; sami.md 8). Empty with ``freeze_denoiser`` is an error at build time."""
+    ``model.freeze_denoiser``; docs/methods/sami.md#pretrained-denoiser-mode). Empty with ``freeze_denoiser`` is an error at build time."""
 
     model: SAMIConfig = dataclasses.field(default_factory=SAMIConfig)
     data: SAMIDataConfig = dataclasses.field(default_factory=SAMIDataConfig)
@@ -180,7 +180,7 @@ def disks_cpu_config() -> SAMIRecipeConfig:
 
 def disks_cpu_frozen_config() -> SAMIRecipeConfig:
     """``sami/disks-cpu-frozen``: a second stage on top of a ``sami/disks-cpu`` run: its denoiser
-    frozen (the paper's pretrained-denoiser mode, A.5 / sami.md 8) and a fresh inference network
+    frozen (the paper's pretrained-denoiser mode, A.5 / docs/methods/sami.md#pretrained-denoiser-mode) and a fresh inference network
     trained for 6000 steps with most timesteps drawn from the mid-noise band ``t_band = (100, 260)``
     (``t_sampling='band'``, 75% in the band, 25% uniform), where on these disks the background and then
     the disk position become identifiable (:mod:`diffrep.analysis.disks_bayes`). A.5 oversamples high

@@ -1,4 +1,4 @@
-"""VQ-GAN autoencoder recipes (the first stage of latent diffusion; dyga-encdiff.md 1.1).
+"""VQ-GAN autoencoder recipes (the first stage of latent diffusion; the DyGA paper's Table 7).
 
 - ``vq/toy-cpu``: f = 4 on 16x16 procedural shapes (:class:`diffrep.data.toy_shapes.ToyShapes`), a
   small discriminator switched on after 100 steps, no LPIPS; runs offline on a CPU in about a minute.

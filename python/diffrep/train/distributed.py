@@ -1,4 +1,4 @@
-"""Thin helpers over ``torch.distributed`` for runs launched by ``torchrun`` (ecosystem.md 2.4).
+"""Thin helpers over ``torch.distributed`` for runs launched by ``torchrun`` (docs/architecture.md#distributed-training).
 
 A process is distributed when ``WORLD_SIZE`` > 1 in its environment (torchrun sets ``RANK``,
 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). The backend is NCCL for CUDA

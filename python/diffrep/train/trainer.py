@@ -1,4 +1,4 @@
-"""The training loop: one readable function from data to checkpoint (ecosystem.md 2.3).
+"""The training loop: one readable function from data to checkpoint (docs/architecture.md#trainer-checkpoints-and-resume).
 
 Any ``nn.Module`` with ``loss(batch, *, step) -> dict`` (key ``"loss"``, a scalar tensor; other
 entries are logged) trains here: the method surface of ``diffrep.methods.base``. The trainer always

@@ -1,4 +1,4 @@
-"""``make_grid`` with torchvision's behaviour (ecosystem.md 2.8) and Pillow-based saving."""
+"""``make_grid`` with torchvision's behaviour (docs/architecture.md#figures) and Pillow-based saving."""
 
 from __future__ import annotations
 

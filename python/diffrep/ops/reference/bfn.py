@@ -2,11 +2,11 @@
 
 Semantics follow nnaisense/bayesian-flow-networks (Graves et al., "Bayesian Flow Networks",
 arXiv 2308.07037; `model.py`, `probability.py`, `utils_model.py`) with the deliberate,
-documented differences of shared/reference/bfn-paramrel.md:
+documented differences of docs/methods/paramrel.md:
 
-* gamma(t) = 1 - sigma1^(2t) is computed as ``-expm1(2 t ln sigma1)``, exact near t = 0 (§1.7);
+* gamma(t) = 1 - sigma1^(2t) is computed as ``-expm1(2 t ln sigma1)``, exact near t = 0 (docs/kernels/bfn.md#numerical-safeguards);
 * the discrete update runs in log space, equal to the reference wherever the reference is finite
-  and finite where the reference under/overflows (§1.7, §2.2);
+  and finite where the reference under/overflows (docs/kernels/bfn.md#numerical-safeguards, #inverse-update);
 * t and alpha are per example (shape (B,)) or per element (the data's shape).
 
 Random draws are injected (``noise``), so the twin is deterministic given its inputs; the public
@@ -102,7 +102,7 @@ def continuous_update(mu, rho, y, alpha):
 
 
 def continuous_update_inverse(mu, rho, y, alpha):
-    """h^-1 (bfn-paramrel.md §2.1): rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho."""
+    """h^-1 (docs/kernels/bfn.md#inverse-update): rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho."""
     r = per_element(rho, mu).to(mu.dtype)
     a = per_element(alpha, mu).to(mu.dtype)
     return (r * mu - a * y) / (r - a), r - a
@@ -119,7 +119,7 @@ def discrete_update(theta, y, log=False):
 
 
 def discrete_update_inverse(theta, y, log=False):
-    """h^-1 (bfn-paramrel.md §2.2): theta proportional to theta' e^-y, in log space."""
+    """h^-1 (docs/kernels/bfn.md#inverse-update): theta proportional to theta' e^-y, in log space."""
     return discrete_update(theta, -y, log=log)
 
 

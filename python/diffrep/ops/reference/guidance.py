@@ -1,10 +1,10 @@
 """Pure-PyTorch twin of :mod:`diffrep.ops.guidance`: the log-density of the encoder's diagonal
 Gaussian posterior q(z | x_t) = N(mu_t, diag(exp(logvar_t))) at samples z, averaged over the
-samples (SAMI, Lyo et al., Eq. 9 and 11; shared/reference/sami.md §3.1).
+samples (SAMI, Lyo et al., Eq. 9 and 11; docs/methods/sami.md#eq-9-and-11-guidance-score).
 
 log q(z | x_t) = -1/2 sum_j [(z_j - mu_j)^2 / sigma_j^2 + log sigma_j^2 + log 2 pi]: the
 Mahalanobis term plus the Gaussian log-determinant sum_j log sigma_j^2 (Algorithms 1-2 print
-"log|sigma_t I|", an erratum, sami.md §3.1). Autograd gives every derivative order.
+"log|sigma_t I|", an erratum, docs/methods/sami.md#eq-9-and-11-guidance-score). Autograd gives every derivative order.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 independent units at once. The EM + split/filter algorithm built on them, which runs on either
 backend, is :mod:`diffrep.cluster.hddc`.
 
-Semantics (shared/reference/dyga-encdiff.md §2, kernels.md §4): cran/HDclassif 2.2.2
+Semantics (docs/kernels/hddc.md): cran/HDclassif 2.2.2
 ``R/hddc.R`` (``hddc_e_step``, ``hddc_m_step``, ``hddc_main``) and ``R/hdc.R``
 (``hdclassif_dim_choice``, ``hdc_getComplexity``).
 

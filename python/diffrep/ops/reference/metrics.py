@@ -1,4 +1,4 @@
-"""Pure-PyTorch twins of the metric kernels (shared/reference/kernels.md section 6).
+"""Pure-PyTorch twins of the metric kernels (docs/kernels/metrics.md).
 
 Every function here is vectorised torch, device-agnostic, and computes in float64 wherever
 sklearn/NumPy do. They define the semantics the native kernels reproduce:

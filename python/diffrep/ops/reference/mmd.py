@@ -1,5 +1,5 @@
 """Pure-PyTorch twin of :mod:`diffrep.ops.mmd`: squared maximum mean discrepancy between two
-sample sets with explicit kernel matrices (shared/reference/kernels.md section 5).
+sample sets with explicit kernel matrices (docs/kernels/mmd.md).
 
 The kernel is a function of r^2 = |x - y|^2:
 
