@@ -11,12 +11,10 @@ scalar of those gradients differentiated again to (z, mu, logvar).
 from __future__ import annotations
 
 import argparse
-import platform
 
 import torch
 
-import diffrep
-from harness import best_time
+from harness import banner, best_time
 from diffrep.ops import explain, guidance
 from diffrep.ops.reference import guidance as ref
 
@@ -35,8 +33,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=50)
     args = ap.parse_args()
     device = torch.device(args.device)
-    print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.machine()}, "
-          f"threads={torch.get_num_threads()}, device={device}")
+    print(banner(device))
     print(f"{'S':>3s} {'B':>5s} {'D':>5s} {'dtype':>8s} {'backend':>8s} {'fused ms':>9s} {'eager ms':>9s} {'speedup':>8s}")
     for S in (1, 8):
         for dtype in (torch.float32, torch.float64):

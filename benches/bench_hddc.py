@@ -25,13 +25,12 @@ Targets (issue 5): U = 20, n = 100k, d = 32, K = 8 -> <= 32, 30 iterations + spl
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 import torch
 
-import diffrep
+from harness import banner
 from diffrep.cluster import hddc
 from diffrep.ops import explain
 
@@ -56,8 +55,7 @@ def main():
     lab = torch.randint(0, 12, (args.U, args.n), generator=g)
     x = (torch.gather(centres, 1, lab[..., None].expand(-1, -1, args.d)) + torch.randn(args.U, args.n, args.d,
                                                                                          generator=g)).to(dev)
-    print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.machine()}, "
-          f"threads={torch.get_num_threads()}, device={dev}; {explain('hddc.fit', x).backend} backend")
+    print(banner(dev, f"{explain('hddc.fit', x).backend} backend"))
     print(f"# U={args.U} n={args.n} d={args.d} K={args.K}->{args.Kmax}, {args.iters} EM iterations per phase")
     found = labels = None
     passes = []

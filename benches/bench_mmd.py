@@ -15,12 +15,10 @@ Targets (issue 5): N = M = 4096, d = 32: >= 3x the eager twin on CPU with O(N d)
 from __future__ import annotations
 
 import argparse
-import platform
 
 import torch
 
-import diffrep
-from harness import best_time, peak_extra_bytes
+from harness import banner, best_time, peak_extra_bytes
 from diffrep.ops import explain, mmd
 from diffrep.ops.reference import mmd as ref
 
@@ -33,8 +31,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     device = torch.device(args.device)
-    print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.machine()}, "
-          f"threads={torch.get_num_threads()}, device={device}")
+    print(banner(device))
     print(f"{'kernel':6s} {'estimator':9s} {'N=M':>6s} {'d':>3s} {'backend':>8s} {'fused ms':>9s} {'eager ms':>9s} "
           f"{'speedup':>8s} {'fused MB':>9s} {'eager MB':>9s}")
     for n in [int(s) for s in args.sizes.split(",")]:

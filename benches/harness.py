@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import platform
 import time
 
 import torch
+
+import diffrep
 
 
 def sync(device):
@@ -46,3 +49,10 @@ def peak_extra_bytes(fn, device):
         cur += ev.cpu_memory_usage
         peak = max(peak, cur)
     return peak
+
+
+def banner(device, extra: str = "") -> str:
+    """The first line every bench prints: versions, machine, threads and device (results record it)."""
+    where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"threads={torch.get_num_threads()}"
+    return (f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+            f"{where}, device={device}" + (f"; {extra}" if extra else ""))

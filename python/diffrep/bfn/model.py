@@ -20,7 +20,7 @@ from torch import nn
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images, check_images as _check_images
-from ..nn.pretrained import PretrainedMixin, register_model
+from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from . import losses, sampler
 from .config import BFNDataConfig, check_unet, make_flow, make_output
@@ -78,7 +78,6 @@ class BFNConfig(Config):
             raise ConfigError("unet.latent_dim", "a plain BFN has no latent input (use methods.paramrel)")
 
 
-@register_model
 class BFN(PretrainedMixin, nn.Module):
     """Bayesian Flow Network over images (see the module docstring)."""
 

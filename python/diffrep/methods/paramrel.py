@@ -70,7 +70,7 @@ from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet
 from ..bfn.flows import FlowState
 from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time
 from ..config import Config, ConfigError, Ge, Gt
-from ..nn.pretrained import PretrainedMixin, register_model
+from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import check_images
@@ -180,7 +180,6 @@ class ReverseSample:
         return self.z.shape[0] - 1
 
 
-@register_model
 class ParamReL(PretrainedMixin, nn.Module):
     """ParamReL / SepDiff (see the module docstring). ``encode(x)`` is the representation metrics read."""
 

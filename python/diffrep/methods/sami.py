@@ -44,7 +44,7 @@ from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import batch_images, check_images
-from ..nn.pretrained import PretrainedMixin, load_pretrained, register_model
+from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
 from .sami_config import SAMIConfig
 from .sami_guidance import check_axes, expected_log_posterior, log_posterior, log_q
@@ -54,7 +54,6 @@ __all__ = ["SAMIConvNetConfig", "SAMIConvNet", "SAMIConfig", "SAMI", "log_poster
            "expected_log_posterior", "check_count"]
 
 
-@register_model
 class SAMI(PretrainedMixin, nn.Module):
     """Denoiser eps_theta(x_t, t) + inference network f_phi(x) trained by beta-SAMI (Eq. 10).
 

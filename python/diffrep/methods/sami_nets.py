@@ -11,7 +11,7 @@ from torch import nn
 from ..config import Config, ConfigError, Ge
 from ..nn.encoders import gaussian_head_output
 from ..nn.images import check_images
-from ..nn.pretrained import PretrainedMixin, register_model
+from ..nn.pretrained import PretrainedMixin
 
 __all__ = ["SAMIConvNetConfig", "SAMIConvNet"]
 
@@ -44,7 +44,6 @@ class SAMIConvNetConfig(Config):
         return s
 
 
-@register_model
 class SAMIConvNet(PretrainedMixin, nn.Module):
     """x [B, C, S, S] -> (mean, logvar) [B, latent_dim]; blind to the noise level; no batch coupling."""
 

@@ -23,7 +23,7 @@ from torch import nn
 from ..config import Config, ConfigError, Ge
 from .images import check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
-from .pretrained import PretrainedMixin, register_model
+from .pretrained import PretrainedMixin
 
 __all__ = ["HalfUNetConfig", "HalfUNet", "ConvVAEConfig", "ConvEncoder", "ConvDecoder",
            "FeatureExtractorConfig", "FeatureExtractor", "PerUnitMLP", "gaussian_head_output"]
@@ -64,7 +64,6 @@ class HalfUNetConfig(Config):
         check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
 
 
-@register_model
 class HalfUNet(PretrainedMixin, nn.Module):
     """x [B, C, H, W] -> (mean, logvar) [B, latent_dim]; blind to the noise level (no t input, SAMI Sec. 3)."""
 
@@ -118,7 +117,6 @@ class ConvVAEConfig(Config):
         return [32, 32, 64, 64][: int(math.log2(self.image_size // 4))]
 
 
-@register_model
 class ConvEncoder(PretrainedMixin, nn.Module):
     """x [B, C, S, S] (S = 32 or 64) -> (mean, logvar) [B, latent_dim]."""
 
@@ -147,7 +145,6 @@ class ConvEncoder(PretrainedMixin, nn.Module):
         return gaussian_head_output(mean, raw, cfg.variance_head)
 
 
-@register_model
 class ConvDecoder(PretrainedMixin, nn.Module):
     """z [B, latent_dim] -> image logits/means [B, C, S, S] (mirror of :class:`ConvEncoder`)."""
 
@@ -239,7 +236,6 @@ class _ResBlockBN(nn.Module):
         return x + self.net(x)
 
 
-@register_model
 class FeatureExtractor(PretrainedMixin, nn.Module):
     """x [B, 3, 64, 64] in [-1, 1] -> (scalars [B, N], tokens [B, N, D]); tokens condition the U-Net."""
 

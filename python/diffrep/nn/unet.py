@@ -24,7 +24,7 @@ from torch import nn
 from ..config import Config, ConfigError, Ge, Lt
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
                      timestep_embedding, zero_module)
-from .pretrained import PretrainedMixin, register_model
+from .pretrained import PretrainedMixin
 
 __all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
 
@@ -133,7 +133,6 @@ class _Block(nn.ModuleList):
         return h
 
 
-@register_model
 class UNet(PretrainedMixin, nn.Module):
     """``forward(x, t, z=None, context=None)`` -> output [B, out_channels, H, W] or a pair of them."""
 

@@ -36,7 +36,7 @@ from ..config import Config, ConfigError, Ge
 from .images import batch_images, check_images
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
-from .pretrained import PretrainedMixin, register_model
+from .pretrained import PretrainedMixin
 
 __all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss", "adaptive_weight"]
 
@@ -135,7 +135,6 @@ class _Coder(nn.Module):
         return self.net(x)
 
 
-@register_model
 class VQAutoencoder(PretrainedMixin, nn.Module):
     """``encode(x)`` -> continuous latent [B, embed_dim, H/f, W/f]; ``decode(z)`` quantises then decodes."""
 
