@@ -74,6 +74,11 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
                                     *(["--reps", "1", "--warmup", "0", "--batch", "2", "--samples", "1"] if tiny
                                       else ["--models", "disks-cpu", "halfunet64"])), 90,
              "SAMI training step with and without the fused guidance op"),
+        Step("method step times (bf16)", _py("benches/bench_method_step.py", "--device", dev,
+                                             *(["--recipes", "paramrel/digits", "sami/disks-cpu", "bfn/digits",
+                                                "vq/toy-cpu", "--batch", "2", "--steps", "1", "--warmup", "0"]
+                                               if tiny else ["--steps", "10", "--warmup", "3"])), 150,
+             "one training step of each method's paper recipe: ms/step, images/s, peak memory"),
     ]
     return steps
 

@@ -23,7 +23,7 @@ def test_plan_covers_build_tests_and_every_gpu_bench():
     gc = _load()
     names = [s.name for s in gc.plan(dry_run=False, arch="90", build=True)]
     assert names[0] == "build" and "CUDA tests" in names
-    assert {"bench BFN", "bench guidance", "bench MMD", "bench HDDC", "bench SAMI step"} <= set(names)
+    assert {"bench BFN", "bench guidance", "bench MMD", "bench HDDC", "bench SAMI step", "method step times (bf16)"} <= set(names)
     build = gc.plan(dry_run=False, arch="90", build=True)[0].argv
     assert "CUDAARCHS=90" in build and "--no-build-isolation" in build and "--no-deps" in build
     assert all("--device" not in s.argv or s.argv[s.argv.index("--device") + 1] == "cpu"

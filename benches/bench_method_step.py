@@ -1,0 +1,113 @@
+"""Training step time of each method at a recipe's configuration (the paper's, on a GPU), in bf16.
+
+Builds the recipe's model (no dataset files needed: batches are uniform random images of the
+recipe's shape, so the timing is the real one and the loss is not meaningful), runs ``--warmup``
+untimed steps, then ``--steps`` timed ones (loss, backward, AdamW step) and prints one row per recipe:
+median ms/step, images/s and peak CUDA memory. bf16 autocast on CUDA, as the trainer does; float32 on
+the CPU. For the VQ-GAN the autoencoder step is timed (its discriminator has its own optimiser).
+
+    python benches/bench_method_step.py --device cuda                       # the paper recipes
+    python benches/bench_method_step.py --recipes paramrel/digits sami/disks-cpu --batch 2 --steps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from harness import banner, sync
+
+PAPER_RECIPES = ("paramrel/celeba64", "paramrel/cifar10", "sami/disks", "sami/celeba64", "bfn/cifar10-discretised",
+                 "vq/celeba64")
+
+
+def image_shape(model_cfg) -> tuple[int, int]:
+    """(channels, size) of the images a model config trains on."""
+    for owner in ("bfn", "denoiser", "unet", None):
+        c = getattr(model_cfg, owner, None) if owner else model_cfg
+        if c is None:
+            continue
+        channels = getattr(c, "channels", None) or getattr(c, "in_channels", None)
+        size = getattr(c, "image_size", None)
+        if channels and size:
+            return int(channels), int(size)
+    raise ValueError(f"cannot tell the image shape of {type(model_cfg).__name__}")
+
+
+def build_model(model_cfg) -> torch.nn.Module:
+    from diffrep.nn.pretrained import MODEL_CLASSES, model_class
+
+    for name in MODEL_CLASSES:
+        cls = model_class(name)
+        if getattr(cls, "config_class", None) is type(model_cfg):
+            return cls(model_cfg)
+    raise ValueError(f"no model class takes a {type(model_cfg).__name__}")
+
+
+def time_recipe(name: str, device: torch.device, batch: int | None, steps: int, warmup: int) -> dict:
+    from diffrep.recipes import get_recipe
+
+    cfg = get_recipe(name).make_config()
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr)
+    B = batch or cfg.train.batch_size
+    C, S = image_shape(cfg.model)
+    x = torch.rand(B, C, S, S, device=device) * 2 - 1
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for step in range(warmup + steps):
+        sync(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model.loss((x, None), step=step)
+        out["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - t0)
+    ms = 1e3 * statistics.median(times)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return {"recipe": name, "batch": B, "image": [C, S, S], "ms_per_step": ms, "images_per_s": B / ms * 1e3,
+            "peak_gib": peak, "params_m": sum(p.numel() for p in params) / 1e6,
+            "dtype": "bf16 autocast" if device.type == "cuda" else "float32"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--recipes", nargs="+", default=list(PAPER_RECIPES))
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default: the recipe's)")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
+        ap.error("--steps and --batch must be >= 1, --warmup >= 0")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is visible")
+    print(banner(device))
+    print(f"{'recipe':26s} {'batch':>5s} {'params M':>9s} {'ms/step':>9s} {'img/s':>8s} {'peak GiB':>9s}  dtype")
+    failed = 0
+    for name in args.recipes:
+        try:
+            r = time_recipe(name, device, args.batch, args.steps, args.warmup)
+        except Exception as exc:  # one recipe's failure is a row, not the end of the bench
+            failed += 1
+            print(f"{name:26s} FAILED: {type(exc).__name__}: {exc}")
+            continue
+        print(f"{name:26s} {r['batch']:5d} {r['params_m']:9.1f} {r['ms_per_step']:9.1f} {r['images_per_s']:8.1f} "
+              f"{r['peak_gib']:9.2f}  {r['dtype']}")
+        print(json.dumps(r))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
