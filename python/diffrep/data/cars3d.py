@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._checks import positive_int
 from .base import GroundTruthData, check_item_format, missing_file_error
 
 NAMES = ("elevation", "azimuth", "object")
@@ -41,8 +42,7 @@ class Cars3D(GroundTruthData):
         folder = find_folder(root)
         if folder is None:
             raise missing_file_error("cars3d", ["list.txt", "car_*_mesh.mat"], root)
-        if not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"size must be a positive int, got {size!r}")
+        positive_int(size, "size")
         names = [ln.strip() for ln in (folder / "list.txt").read_text().splitlines() if ln.strip()]
         if not names:
             raise ValueError(f"{folder / 'list.txt'}: lists no car files")

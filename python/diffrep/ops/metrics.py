@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import positive_int
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, raise_flags, run
 from .reference import metrics as _ref
@@ -169,8 +170,7 @@ def auroc_grid(scores, labels, stepsize: float = 0.1, min_range: float = 0.2):
 
 def hist_discretize(codes, num_bins: int = 20):
     """disentanglement_lib ``_histogram_discretize`` of each column of ``codes`` (n, J): labels 1..B."""
-    if not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}")
+    positive_int(num_bins, "num_bins")
     x = _float(codes, "codes", 2)
     choice = _choose("metrics.hist_discretize", x.device)
     if choice.backend == "reference":
@@ -209,8 +209,7 @@ def knn_mi_cd(latents, factors, k: int = 10):
     Equal to sklearn ``_compute_mi_cd`` on the same values (no scaling, no noise: callers that
     reproduce ``mutual_info_classif`` add its preprocessing, see :func:`diffrep.metrics.infomec`).
     """
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    positive_int(k, "k")
     x = _float(latents, "latents", 2).to(torch.float64)
     f = _int(factors, "factors", 2)
     _same_n(x, f, "latents", "factors")

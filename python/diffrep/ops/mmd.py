@@ -35,6 +35,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .._checks import positive_int
 from . import _validate as V
 from ._dispatch import register, select
 from ._native_call import NON_FINITE, raise_flags, run
@@ -50,8 +51,7 @@ WAE_MULTIPLIERS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 def wae_imq_scales(dim: int, prior_var: float = 1.0) -> list:
     """WAE's IMQ scales: C_base * {0.1, 0.2, 0.5, 1, 2, 5, 10} with C_base = 2 dim prior_var
     (tolstikhin/wae ``wae.py`` ``mmd_penalty``, Normal prior)."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    positive_int(dim, "dim")
     base = 2.0 * dim * V.positive_scalar("prior_var", prior_var)
     return [base * s for s in WAE_MULTIPLIERS]
 
