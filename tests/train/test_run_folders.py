@@ -125,3 +125,14 @@ def test_cli_refuses_a_second_run_and_keeps_the_first_runs_config(tmp_path, caps
     assert "steps: 2" in (out / "config.yaml").read_text()
     info = json.loads((out / "run.json").read_text())
     assert info["recipe"] == "demo/toy-ddpm" and info["data"]["dataset"] == "toy_shapes"
+
+
+def test_quickstart_refuses_an_earlier_run_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "qs"
+    (out / "run").mkdir(parents=True)
+    (out / "run" / "metrics.jsonl").write_text('{"step": 50, "loss": 1.0}\n')
+    assert main(["quickstart", "--recipe", "paramrel/digits", "--steps", "1", "--sample-steps", "1", "--eval", "none",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "Traceback" not in err
+    assert (out / "run" / "metrics.jsonl").read_text() == '{"step": 50, "loss": 1.0}\n'
