@@ -28,6 +28,11 @@ SIZES = (4, 5, 3)
 KW = dict(batch_size=6, num_train=90, num_eval=60, num_variance_estimate=120)
 
 
+def _fresh(s: str) -> str:
+    """An equal string that is not the interned literal (so ``is`` and ``==`` differ)."""
+    return "".join(list(s))
+
+
 def _replay_factor_vae(sizes=SIZES, seed=0, batch_size=6, num_train=90, num_eval=60, num_variance_estimate=120):
     """(variance-sample factors, train ks, eval ks) in the documented draw order."""
     rs = np.random.RandomState(seed)
@@ -49,7 +54,7 @@ def _counts(ks, nf=3):
 
 
 def _fv(rep, mode="robust", **kw):
-    return factor_vae_score(TinyGroundTruth(SIZES), rep, mode=mode, **{**KW, **kw})
+    return factor_vae_score(TinyGroundTruth(SIZES), rep, mode=_fresh(mode), **{**KW, **kw})
 
 
 @pytest.mark.parametrize("mode", ["robust", "parity"])
@@ -208,8 +213,8 @@ def _replay_beta_vae(rep, n_train, n_eval, bs, sizes=SIZES, seed=0, liblinear=Fa
 def test_beta_vae_features_labels_and_accuracy_of_a_perfect_code(monkeypatch, solver):
     rep = lambda x: np.asarray(x, float) * np.array([1.0, 2.0, 0.5])  # noqa: E731
     cap = _Capture(monkeypatch)
-    r = beta_vae_score(TinyGroundTruth(SIZES), rep, batch_size=5, num_train=120, num_eval=80, solver=solver,
-                       mode="parity")
+    r = beta_vae_score(TinyGroundTruth(SIZES), rep, batch_size=5, num_train=120, num_eval=80, solver=_fresh(solver),
+                       mode=_fresh("parity"))
     xtr, ytr, xev, yev = _replay_beta_vae(rep, 120, 80, 5, liblinear=solver == "liblinear-ovr")
     np.testing.assert_array_equal(cap.fit_y, ytr)
     np.testing.assert_allclose(cap.fit_x, xtr, rtol=0, atol=1e-15)  # the mean |r(x1) - r(x2)| of each point
@@ -273,7 +278,7 @@ def test_the_cache_is_exact_and_switches_itself_off_for_random_observations():
 def test_evaluate_gives_each_metric_a_fresh_random_state():
     data = TinyGroundTruth(SIZES)
     rep = lambda x: np.asarray(x, float) * np.array([1.0, -1.0, 2.0])  # noqa: E731
-    r = evaluate(data, rep, metrics=["mig", "sap", "dci"], seed=4, num_train=64, num_test=32)
+    r = evaluate(data, rep, metrics=[_fresh(m) for m in ("mig", "sap", "dci")], seed=4, num_train=64, num_test=32)
     rs = np.random.RandomState(4)
     enc = _Encoder(data, rep, cache=False)
     c, f = generate_batch_factor_code(enc, 64, np.random.RandomState(4))
@@ -298,3 +303,53 @@ def test_downstream_draws_a_fresh_train_and_test_set_per_size():
         ref = downstream_efficiency(ctr, ftr, cte, fte, sizes=(s,))
         assert r[f"{s}:mean_test_accuracy"] == ref[f"{s}:mean_test_accuracy"]
     assert r.meta["sizes"] == [12, 24] and r.meta["num_test"] == 20
+
+
+def test_evaluate_runs_the_protocol_metrics_with_their_own_random_state():
+    data = TinyGroundTruth(SIZES)
+    rep = lambda x: np.asarray(x, float)[:, [0, 2]]  # noqa: E731
+    fv = dict(batch_size=6, num_train=40, num_eval=30, num_variance_estimate=60)
+    bv = dict(batch_size=4, num_train=60, num_eval=30)
+    ds = dict(sizes=(12,), num_test=20)
+    r = evaluate(data, rep, metrics=[_fresh(m) for m in ("infomec", "modularity_explicitness", "factor_vae",
+                                                         "beta_vae", "downstream")],
+                 seed=1, num_train=48, num_test=24, factor_vae_kwargs=fv, beta_vae_kwargs=bv, downstream_kwargs=ds)
+    assert r["factor_vae_eval"] == factor_vae_score(data, rep, seed=1, **fv)["factor_vae_eval"]
+    assert r["beta_vae_eval"] == beta_vae_score(data, rep, seed=1, **bv)["beta_vae_eval"]
+    assert r["12:mean_test_accuracy"] == downstream_task_score(data, rep, seed=1, predictor="fast",
+                                                               **ds)["12:mean_test_accuracy"]
+    from diffrep.metrics.infomec import infomec
+    from diffrep.metrics.modularity import modularity_explicitness
+
+    enc = _Encoder(data, rep, cache=False)
+    c, f = generate_batch_factor_code(enc, 48, np.random.RandomState(1))
+    assert r["infom"] == infomec(c, f)["infom"]
+    rs = np.random.RandomState(1)
+    ctr, ftr = generate_batch_factor_code(enc, 48, rs)
+    cte, fte = generate_batch_factor_code(enc, 24, rs)
+    assert r["modularity"] == modularity_explicitness(ctr, ftr, cte, fte)["modularity"]
+
+
+def test_encoder_validates_and_converts_codes():
+    import torch
+
+    data = TinyGroundTruth(SIZES)
+    for attr in ("num_factors", "sample_factors", "sample_observations_from_factors"):
+        class Broken(TinyGroundTruth):
+            pass
+
+        broken = Broken(SIZES)
+        if attr == "num_factors":
+            del broken.num_factors
+        else:
+            setattr(Broken, attr, property(lambda self: (_ for _ in ()).throw(AttributeError(attr))))
+        with pytest.raises(TypeError, match=attr):
+            _Encoder(broken, lambda x: x, cache=True)
+    with pytest.raises(TypeError, match="representation_fn"):
+        _Encoder(data, "not callable", cache=True)
+    enc = _Encoder(data, lambda x: torch.from_numpy(np.asarray(x, np.float32) * 0.5), cache=True)
+    codes, factors = generate_batch_factor_code(enc, 10, np.random.RandomState(0), batch_size=4)
+    assert codes.dtype == np.float64 and np.array_equal(codes, factors * 0.5)
+    with pytest.raises(ValueError, match=r"shape \(N, d\)"):
+        generate_batch_factor_code(_Encoder(data, lambda x: np.zeros(len(x)), cache=False), 4,
+                                   np.random.RandomState(0))
