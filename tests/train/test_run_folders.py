@@ -136,3 +136,13 @@ def test_quickstart_refuses_an_earlier_run_unless_overwrite(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already holds a run" in err and "Traceback" not in err
     assert (out / "run" / "metrics.jsonl").read_text() == '{"step": 50, "loss": 1.0}\n'
+
+
+def test_resuming_another_runs_checkpoint_into_a_folder_holding_a_run_is_refused(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    Trainer(_Lin(), _data(), _cfg(2, ckpt_every=2), a).train()
+    Trainer(_Lin(), _data(), _cfg(3), b).train()
+    with pytest.raises(RunFolderError, match="another run folder"):
+        Trainer(_Lin(), _data(), _cfg(4), b).train(resume=a / "checkpoints" / "step-00000002")
+    hist = Trainer(_Lin(), _data(), _cfg(4), tmp_path / "c").train(resume=a / "checkpoints" / "step-00000002")
+    assert [h["step"] for h in hist] == [3, 4]  # a fresh folder continues it

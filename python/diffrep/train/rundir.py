@@ -173,9 +173,15 @@ def check_run_dir(run_dir: str | os.PathLike, *, resume=None, overwrite: bool = 
     if overwrite and resume is not None:
         raise RunFolderError("overwrite and resume exclude each other: --resume continues the run in the folder, "
                              "--overwrite deletes it")
-    if resume is not None:
-        return []
     d = Path(run_dir)
+    if resume is not None:
+        if str(resume) != "latest" and run_contents(d):
+            ckpt_parent = Path(resume).resolve().parent
+            if ckpt_parent != (d / "checkpoints").resolve():
+                raise RunFolderError(f"--resume {resume} is a checkpoint of another run folder, and {d} already "
+                                     f"holds a run; continuing there would mix the two runs. Start the continuation "
+                                     f"in a new --out (or use --resume latest to continue the run in {d})")
+        return []
     if d.exists() and not d.is_dir():
         raise RunFolderError(f"run folder {d} exists and is not a directory")
     contents = run_contents(d)

@@ -11,6 +11,12 @@ RNG state and the step; the data order is a function of (seed, epoch) (``diffrep
 ``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
 (same device, same world size, deterministic kernels).
 
+Run folders never mix (``diffrep.train.rundir``, docs/architecture.md "Run folders"): a new run into
+a folder holding one raises ``RunFolderError`` unless ``overwrite=True`` (which deletes only what the
+trainer wrote); ``resume="latest"`` takes the newest checkpoint that verifies, or starts fresh when
+there is none. SIGINT/SIGTERM finish the step, save a checkpoint and raise ``TrainingInterrupted``;
+``SLURM_NTASKS > 1`` without ``WORLD_SIZE`` raises ``LaunchError`` before anything is written.
+
 Two-optimiser models (GANs such as the VQ-GAN autoencoder) declare ``discriminator_parameters()``.
 Those parameters then get a second AdamW (same settings and learning-rate schedule, clipped
 separately, saved in the checkpoints), the others the first; ``loss`` returns ``"loss"`` and
