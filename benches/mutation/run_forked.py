@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("module")
     ap.add_argument("--out", required=True)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--rerun-survivors", action="store_true", help="run again the mutants that survived in --out")
     ap.add_argument("--select", default=None, help="JSON file: function name -> pytest -k expression (the tests "
                     "that cover it; functions not listed run every test)")
     ap.add_argument("pytest_args", nargs=argparse.REMAINDER)
@@ -62,7 +63,8 @@ def main() -> int:
         "order by start_pos_row, operator_name, occurrence").fetchall()
     done = {}
     if Path(a.out).is_file():
-        done = {r["job_id"]: r for r in json.loads(Path(a.out).read_text())}
+        done = {r["job_id"]: r for r in json.loads(Path(a.out).read_text())
+                if not (a.rerun_survivors and r["outcome"] == "survived")}
     results = list(done.values())
     t_start = time.time()
     for i, (op_name, op_args, occ, row, fn, job) in enumerate(rows):

@@ -353,3 +353,28 @@ def test_encoder_validates_and_converts_codes():
     with pytest.raises(ValueError, match=r"shape \(N, d\)"):
         generate_batch_factor_code(_Encoder(data, lambda x: np.zeros(len(x)), cache=False), 4,
                                    np.random.RandomState(0))
+
+
+class _OneDrawData(TinyGroundTruth):
+    """Observations that consume one double from the RandomState (its key block stays the same)."""
+
+    def sample_observations_from_factors(self, factors, random_state):
+        return np.asarray(factors, float) + 1e-3 * random_state.rand()
+
+
+def test_the_cache_check_sees_a_single_draw_and_the_first_batch_is_cached():
+    rep = lambda x: np.asarray(x, float)  # noqa: E731
+    rs = np.random.RandomState(0)
+    rs.randint(3, size=5)  # a used stream: the next double comes from the same key block
+    enc = _Encoder(_OneDrawData(SIZES), rep, cache=True)
+    f = np.array([[0, 1, 2], [1, 2, 0], [0, 1, 2]])
+    enc.codes(f, rs)
+    assert enc.cache is False  # the position moved, the keys did not: still random observations
+    enc = _Encoder(TinyGroundTruth(SIZES), rep, cache=True)
+    c1 = enc.codes(f, rs)
+    c2 = enc.codes(f[::-1], rs)  # every tuple known from the first call: nothing new is encoded
+    assert enc.cache is True and enc.meta() == {"cache": True, "representation_calls": 1, "encoded_observations": 3}
+    np.testing.assert_array_equal(c2, c1[::-1])
+    with pytest.raises(ValueError, match=r"shape \(N, d\)"):
+        generate_batch_factor_code(_Encoder(TinyGroundTruth(SIZES), lambda x: np.zeros((len(x), 2, 1)), cache=False),
+                                   4, np.random.RandomState(0))
