@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("module")
     ap.add_argument("--out", required=True)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--part", default="0/1", help="i/n: run only the mutants with index = i mod n (parallel runs)")
     ap.add_argument("--rerun-survivors", action="store_true", help="run again the mutants that survived in --out")
     ap.add_argument("--select", default=None, help="JSON file: function name -> pytest -k expression (the tests "
                     "that cover it; functions not listed run every test)")
@@ -67,8 +68,9 @@ def main() -> int:
                 if not (a.rerun_survivors and r["outcome"] == "survived")}
     results = list(done.values())
     t_start = time.time()
+    part, nparts = map(int, a.part.split("/"))
     for i, (op_name, op_args, occ, row, fn, job) in enumerate(rows):
-        if job in done:
+        if job in done or i % nparts != part:
             continue
         kwargs = json.loads(op_args)
         kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs

@@ -253,6 +253,10 @@ def test_generate_batch_factor_code_draws_in_batches():
     np.testing.assert_array_equal(factors, expected)
     np.testing.assert_array_equal(codes, 2.0 * expected)
     assert enc.meta() == {"cache": False, "representation_calls": 2, "encoded_observations": 20}
+    codes, factors = generate_batch_factor_code(enc, 10, np.random.RandomState(5), batch_size=3)
+    rs = np.random.RandomState(5)
+    expected = np.vstack([np.stack([rs.randint(s, size=b) for s in SIZES], 1) for b in (3, 3, 3, 1)])
+    np.testing.assert_array_equal(factors, expected)
 
 
 class _NoisyData(TinyGroundTruth):
