@@ -45,7 +45,7 @@ def main() -> int:
     sys.path.insert(0, str(Path("python").resolve()))
     sys.path.insert(0, str(Path("tests").resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import numpy  # noqa: F401  (imported once, inherited by the children)
+    import numpy as np  # imported once, inherited by the children
     import pytest
     import sklearn.linear_model  # noqa: F401
     import torch
@@ -53,6 +53,21 @@ def main() -> int:
     torch.set_num_threads(1)
     import diffrep.metrics.dci  # noqa: F401
     import diffrep.ops  # noqa: F401
+    # warm up what the children would otherwise each initialise (kernel dispatch, sklearn, the GBT)
+    from diffrep.metrics import protocols as _p
+
+    class _Tiny:
+        num_factors, factor_sizes = 2, [3, 2]
+
+        def sample_factors(self, n, rs):
+            return np.stack([rs.randint(s, size=n) for s in self.factor_sizes], 1)
+
+        def sample_observations_from_factors(self, f, rs):
+            return np.asarray(f, float)
+
+    _p.factor_vae_score(_Tiny(), lambda x: x, batch_size=4, num_train=5, num_eval=5, num_variance_estimate=20)
+    _p.beta_vae_score(_Tiny(), lambda x: x, batch_size=4, num_train=20, num_eval=5)
+    _p.evaluate(_Tiny(), lambda x: x, metrics=("mig", "dci", "sap"), num_train=40, num_test=20)
     from cosmic_ray.mutating import MutationVisitor
     from cosmic_ray.plugins import get_operator
 

@@ -57,6 +57,25 @@ def _fv(rep, mode="robust", **kw):
     return factor_vae_score(TinyGroundTruth(SIZES), rep, mode=_fresh(mode), **{**KW, **kw})
 
 
+def test_study_defaults():
+    """disentanglement_lib's study gin values (docs/metrics.md): a changed default fails here."""
+    fv = inspect.signature(factor_vae_score).parameters
+    assert {k: fv[k].default for k in ("seed", "batch_size", "num_train", "num_eval", "num_variance_estimate",
+                                       "threshold", "mode", "cache")} == dict(
+        seed=0, batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000, threshold=0.05,
+        mode="robust", cache=True)
+    bv = inspect.signature(beta_vae_score).parameters
+    assert {k: bv[k].default for k in ("seed", "batch_size", "num_train", "num_eval", "solver", "mode")} == dict(
+        seed=0, batch_size=64, num_train=10000, num_eval=5000, solver="lbfgs", mode="robust")
+    ev = inspect.signature(evaluate).parameters
+    assert (ev["seed"].default, ev["num_train"].default, ev["num_test"].default, ev["mode"].default) == (
+        0, 10000, 5000, "robust")
+    ds = inspect.signature(downstream_task_score).parameters
+    assert ds["sizes"].default == (10, 100, 1000, 10000) and ds["num_test"].default == 5000
+    assert ds["batch_size"].default == 16
+    assert inspect.signature(generate_batch_factor_code).parameters["batch_size"].default == 16
+
+
 @pytest.mark.parametrize("mode", ["robust", "parity"])
 @pytest.mark.parametrize("cache", [True, False])
 def test_factor_vae_perfect_code_votes_on_the_diagonal(mode, cache):
@@ -141,25 +160,6 @@ def test_factor_vae_nan_variance_code_is_excluded_and_flagged_in_robust_mode():
     r = _fv(lambda x: np.hstack([np.asarray(x, float), np.zeros((len(x), 1))]), threshold=0.0)
     assert r["num_active_dims"] == 3 and r["factor_vae_train"] == 1.0
     assert any("codes [3]" in f for f in r.flags)
-
-
-def test_study_defaults():
-    """disentanglement_lib's study gin values (docs/metrics.md): a changed default fails here."""
-    fv = inspect.signature(factor_vae_score).parameters
-    assert {k: fv[k].default for k in ("seed", "batch_size", "num_train", "num_eval", "num_variance_estimate",
-                                       "threshold", "mode", "cache")} == dict(
-        seed=0, batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000, threshold=0.05,
-        mode="robust", cache=True)
-    bv = inspect.signature(beta_vae_score).parameters
-    assert {k: bv[k].default for k in ("seed", "batch_size", "num_train", "num_eval", "solver", "mode")} == dict(
-        seed=0, batch_size=64, num_train=10000, num_eval=5000, solver="lbfgs", mode="robust")
-    ev = inspect.signature(evaluate).parameters
-    assert (ev["seed"].default, ev["num_train"].default, ev["num_test"].default, ev["mode"].default) == (
-        0, 10000, 5000, "robust")
-    ds = inspect.signature(downstream_task_score).parameters
-    assert ds["sizes"].default == (10, 100, 1000, 10000) and ds["num_test"].default == 5000
-    assert ds["batch_size"].default == 16
-    assert inspect.signature(generate_batch_factor_code).parameters["batch_size"].default == 16
 
 
 class _Capture:
