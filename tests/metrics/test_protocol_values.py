@@ -84,6 +84,7 @@ def test_factor_vae_perfect_code_votes_on_the_diagonal(mode, cache):
     np.testing.assert_array_equal(np.array(r.meta["train_votes"]), np.diag(_counts(ktr)))
     np.testing.assert_array_equal(np.array(r.meta["eval_votes"]), np.diag(_counts(kev)))
     assert r["factor_vae_train"] == 1.0 and r["factor_vae_eval"] == 1.0 and r["num_active_dims"] == 3
+    assert r.flags == []  # nothing to guard on a clean code
     assert r.meta["num_train"] == 90 and r.meta["num_eval"] == 60 and r.meta["num_variance_estimate"] == 120
 
 
