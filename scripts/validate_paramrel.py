@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--margin-dci", type=float, default=0.05)
     ap.add_argument("--out", default="benches/results/paramrel_validation_cpu.json")
     ap.add_argument("--run-dir", default="runs/validate_paramrel")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run in --run-dir")
     args, rest = ap.parse_known_args(argv)  # the rest: dotted config overrides, e.g. --model.gamma_mi 0.5
     args.overrides = rest
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     t0 = time.perf_counter()
-    Trainer(model, dataset, cfg.train, args.run_dir).train()
+    Trainer(model, dataset, cfg.train, args.run_dir).train(overwrite=args.overwrite)
     t_train = time.perf_counter() - t0
     model.to(device)
     untrained.to(device)

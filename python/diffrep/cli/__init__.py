@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"diffrep {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
+        print(f"diffrep {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

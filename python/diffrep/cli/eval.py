@@ -10,6 +10,9 @@ Two inputs:
   ``--num-test`` factor rows are drawn from ``RandomState(--seed)`` (train first, one ``randint``
   per factor, as disentanglement_lib), their images encoded in batches of ``--batch-size``.
   A dataset whose factors are all binary also serves as ``attributes`` for ``tad``/``latent_auroc``.
+  A model trained by ``diffrep train`` carries its run's data settings (``run.json``: dataset,
+  options such as ``size``, pooling, root): ``--dataset`` defaults to the run's dataset and the
+  images are drawn at the size and pooling the model was trained on (docs/data.md).
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
     src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
-    p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...)")
-    p.add_argument("--root", default=None, help="folder of the dataset's original files (default $DIFFREP_DATA)")
+    p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...; "
+                   "default: the run's, from its run.json)")
+    p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
+                   "else $DIFFREP_DATA)")
+    p.add_argument("--pool", type=int, default=None, help="--model: max-pool factor (default: the run's, else 1)")
     p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
     p.add_argument("--num-train", type=int, default=10000, help="--model: train points (default 10000)")
     p.add_argument("--num-test", type=int, default=5000, help="--model: test points (default 5000)")
@@ -56,42 +62,82 @@ def _split(z, name_train, name_test, frac):
     return np.asarray(a[:k]), np.asarray(a[k:])
 
 
-def encode_dataset(model_dir: str, dataset: str, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
+def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto") -> dict:
+                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
     """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
-    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``)."""
+    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
+
+    The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
+    the arguments given here; the images are the dataset's ``sample_observations_from_factors``
+    (what every metric reads, pooled like the training items) in ``item_format``."""
     import numpy as np
     import torch
 
-    from .. import data
+    from ..data.base import check_item_format, format_images
     from ..nn import load_pretrained
+    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
 
     for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
-    ds = data.load(dataset, root=root, source=source, item_format=item_format)
-    if not hasattr(ds, "factor_sizes"):
-        raise ValueError(f"--dataset {dataset}: has no ground-truth factors")
+    if pool is not None and pool < 1:
+        raise ValueError(f"--pool must be >= 1, got {pool}")
+    check_item_format(item_format)
+    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)
+    settings["root_flag"] = "--root" if root is not None else "the run's data.root"
+    extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
+    ds = dataset_from_settings(settings, **extra)
+    if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
+        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors")
     dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
     model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
     if not callable(getattr(model, "encode", None)):
         raise TypeError(f"{type(model).__name__} has no encode() method")
+    check_image_size(model, ds, settings)
     rng = np.random.RandomState(seed)
     out = {}
     for key, n in (("", num_train), ("_test", num_test)):
         factors = ds.sample_factors(n, rng)
-        idx = ds.factors_to_index(factors)
         codes = []
         with torch.no_grad():
             for b0 in range(0, n, batch_size):
-                x, _ = ds.get_batch(idx[b0:b0 + batch_size])
+                obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
+                x = format_images(np.asarray(obs), item_format)
                 codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
         out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
     if all(s == 2 for s in ds.factor_sizes):
         out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
         out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
+    out["_settings"] = settings
     return out
+
+
+def _model_image_size(model) -> int | None:
+    cfg = getattr(model, "config", None)
+    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size")):
+        v = cfg
+        for p in path:
+            v = getattr(v, p, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def check_image_size(model, ds, settings: dict) -> None:
+    """A clear error when the dataset's images are not the size the model was trained on."""
+    import numpy as np
+
+    want = _model_image_size(model)
+    if want is None:
+        return
+    obs = np.asarray(ds.sample_observations_from_factors(ds.sample_factors(1, np.random.RandomState(0)),
+                                                         np.random.RandomState(0)))
+    got = obs.shape[1]
+    if got != want:
+        hint = (f"; pool by {got // want} (--pool {got // want})" if got % want == 0 and got > want else "")
+        raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
+                         f"{settings['options']} and pool {settings['pool']} gives {got}x{got}{hint}")
 
 
 class _Arrays(dict):
@@ -165,17 +211,18 @@ def format_table(result) -> str:
 
 def run(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    settings = None
     if args.model is not None:
-        if not args.dataset:
-            raise ValueError("--model needs --dataset NAME")
         src = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
-                             args.weights, args.item_format, args.root, args.source, args.device)
+                             args.weights, args.item_format, args.root, args.source, args.device, args.pool)
+        settings = src.pop("_settings")
     else:
         src = args.codes
     result = compute(src, metrics, args.mode, args.estimator, args.tad_variant, args.test_fraction)
     if args.model is not None:
-        result.meta.update(model=args.model, dataset=args.dataset, seed=args.seed, num_train=args.num_train,
-                           num_test=args.num_test, weights=args.weights)
+        result.meta.update(model=args.model, dataset=settings["dataset"], dataset_options=settings["options"],
+                           pool=settings["pool"], seed=args.seed, num_train=args.num_train, num_test=args.num_test,
+                           weights=args.weights)
     print(format_table(result))
     if args.out:
         with open(args.out, "w") as fh:

@@ -3,10 +3,12 @@
     diffrep paramrel recipes
     diffrep paramrel train RECIPE [--out DIR] [--a.b VALUE ...]         (as diffrep train)
     diffrep paramrel sample MODEL [--n 16] [--steps N] [--z-source encoder|prior_per_step|prior_fixed]
-    diffrep paramrel reconstruct|traverse|time-varying|interpolate MODEL --dataset NAME [--pool K] [--n 8]
-    diffrep paramrel eval MODEL --dataset NAME [--pool K] [--eval quick|full] [--json OUT]
+    diffrep paramrel reconstruct|traverse|time-varying|interpolate MODEL [--dataset NAME] [--pool K] [--n 8]
+    diffrep paramrel eval MODEL [--dataset NAME] [--pool K] [--eval quick|full] [--json OUT]
 
-MODEL is a ``save_pretrained`` folder (a run's ``final/``, or the quickstart's ``model/``). Tasks write a
+MODEL is a ``save_pretrained`` folder (a run's ``final/``, or the quickstart's ``model/``). The dataset,
+its options (size ...), pooling and root default to the ones the model was trained with (the run's
+``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root`` override them. Tasks write a
 PNG (``--out``); reconstructions use reverse-sampling with the exact inverse update; traversals span
 [-3, 3]; time-varying rows fix z at t* = 0.9, 0.8, 0.7 (the papers' s* = 100/200/300 of T = 1000).
 """
@@ -59,8 +61,10 @@ def _model_flags(p) -> None:
 
 
 def _data_flags(p) -> None:
-    p.add_argument("--dataset", required=True, help="a diffrep.data name, e.g. dsprites, digits, shapes3d")
-    p.add_argument("--pool", type=int, default=1, help="max-pool factor (the quickstart model reads dsprites at 2)")
+    p.add_argument("--dataset", default=None, help="a diffrep.data name, e.g. dsprites, digits, shapes3d "
+                   "(default: the one the model was trained on, from its run.json)")
+    p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
+    p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=16")
 
@@ -93,11 +97,12 @@ def _load(args):
     return model, device
 
 
-def _dataset(args):
-    from .. import data
-    from ..data.pooled import Pooled
-
+def _dataset(args, model=None):
+    """The dataset of a task: the run's saved data settings under the command line's flags."""
     import yaml
+
+    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
+    from .eval import check_image_size
 
     options = {}
     for item in args.option:
@@ -105,8 +110,19 @@ def _dataset(args):
         if not sep or not key:
             raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
         options[key] = yaml.safe_load(value)
-    ds = data.load(args.dataset, **options)
-    return Pooled(ds, args.pool) if args.pool > 1 else ds
+    if args.pool is not None and args.pool < 1:
+        raise ValueError(f"--pool must be >= 1, got {args.pool}")
+    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=options, root=args.root)
+    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
+    ds = dataset_from_settings(settings)
+    if model is not None and hasattr(ds, "sample_observations_from_factors"):
+        check_image_size(model, ds, settings)
+    elif model is not None:
+        got, want = ds[0][0].shape[-1], model.config.bfn.image_size
+        if got != want:
+            raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
+                             f"{settings['options']} and pool {settings['pool']} gives {got}x{got}")
+    return ds
 
 
 def _save(images, path, nrow) -> None:
@@ -130,7 +146,7 @@ def _task(args) -> int:
     import torch
 
     model, device = _load(args)
-    ds = _dataset(args)
+    ds = _dataset(args, model)
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randint(0, len(ds), (args.n,), generator=g).tolist()
     x = torch.stack([ds[i][0] for i in idx]).to(device)
@@ -154,7 +170,7 @@ def _eval(args) -> int:
     from .quickstart import SUMMARY, evaluate_representation, format_table
 
     model, device = _load(args)
-    res = evaluate_representation(model, _dataset(args), device, args.eval, args.seed)
+    res = evaluate_representation(model, _dataset(args, model), device, args.eval, args.seed)
     if args.json:
         Path(args.json).write_text(json.dumps(res.to_json(), indent=2), encoding="utf-8")
     print(format_table([(name, f"{res[key]:.3f}") for name, key in SUMMARY if key in res]))

@@ -49,6 +49,7 @@ def register(sub) -> None:
     p.add_argument("--eval", choices=tuple(EVAL_SIZES) + ("none",), default="quick",
                    help="metric sample sizes: quick (default), full (disentanglement_lib's) or none")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --out")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: these small convolutions gain little from more, and "
                         "2 threads on a busy 2-core machine measured 30x slower); 0 keeps torch's default")
@@ -126,6 +127,7 @@ def run(args) -> int:
 
     from ..config import apply_overrides
     from ..recipes import get_recipe
+    from ..recipes.runinfo import write_run_info
     from ..train import Trainer, seed_everything
     from ..train.config import TrainConfig
 
@@ -157,10 +159,11 @@ def run(args) -> int:
     print(f"diffrep quickstart: {recipe.name} ({n_params / 1e6:.2f}M parameters) for {cfg.train.steps} steps on "
           f"{device}; writing to {out}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    history = Trainer(model, dataset, cfg.train, out / "run").train()
+    history = Trainer(model, dataset, cfg.train, out / "run").train(overwrite=args.overwrite)
     t_train = time.perf_counter() - t0
     model.to(device)
     model.save_pretrained(out / "model")
+    write_run_info(out / "model", recipe.name, cfg)  # the data settings the model verbs read
     print("writing figures ...", file=sys.stderr, flush=True)
     fig_times = write_figures(model, dataset, out, device, args.sample_steps, args.seed)
     result, t_eval = None, 0.0

@@ -1,10 +1,16 @@
-"""``diffrep train RECIPE [--config FILE.yaml] [--out DIR] [--resume latest] [--section.field VALUE ...]``.
+"""``diffrep train RECIPE [--config FILE.yaml] [--out DIR] [--resume latest|PATH] [--overwrite] [--section.field VALUE ...]``.
 
 The recipe's config dataclass gives the defaults; a YAML file is merged over them; dotted
 overrides come last (``--train.steps 50 --model.unet.channel_mult 1,2``). Unknown fields, wrong
 types and impossible shapes fail here, naming the field, before anything is built. Under torchrun
 the same command trains with DistributedDataParallel:
 ``torchrun --standalone --nproc-per-node=2 -m diffrep.cli train demo/toy-ddpm``.
+
+Run folders never mix (docs/architecture.md, "Run folders"): a folder that already holds a run is
+refused unless ``--resume`` continues it or ``--overwrite`` replaces it (deleting only what diffrep
+wrote). ``--data.root PATH`` sets the dataset root of every recipe that reads files. Ctrl-C or
+SIGTERM saves a checkpoint at the current step and prints the command that resumes it (exit code
+130 or 143).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ def register(sub) -> None:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file merged over the recipe's defaults")
     p.add_argument("--out", help="run directory (default: runs/<recipe>)")
-    p.add_argument("--resume", help="'latest' or a checkpoint directory")
+    p.add_argument("--resume", help="'latest' (the newest valid checkpoint of --out; none: start fresh) or a "
+                   "checkpoint directory")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace the run in --out (deletes only the files diffrep wrote there)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
 
 
@@ -69,7 +78,7 @@ def run(args) -> int:
     extra = argparse.ArgumentParser(add_help=False)
     _add_run_flags(extra)
     known, overrides = extra.parse_known_args(rest)
-    for k in ("config", "out", "resume"):
+    for k in ("config", "out", "resume", "overwrite"):
         if getattr(known, k) is not None:
             setattr(args, k, getattr(known, k))
     args.print_config = args.print_config or known.print_config
@@ -83,20 +92,52 @@ def run(args) -> int:
 
         yaml.safe_dump(config_to_dict(cfg), sys.stdout, sort_keys=False)
         return 0
-    from ..train import Trainer, seed_everything
-    from ..train.distributed import get_rank
-
-    out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
     import os
 
-    if int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0:
+    from ..recipes.runinfo import write_run_info
+    from ..train import Trainer, TrainingInterrupted, check_launch, check_run_dir, seed_everything
+    from ..train.distributed import get_rank
+
+    check_launch()
+    out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
+    overwrite = bool(getattr(args, "overwrite", False))
+    main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
+    if main_rank:
+        removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
+        if removed:
+            print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, out / "config.yaml")
+        write_run_info(out, recipe.name, cfg)
     seed_everything(cfg.train.seed)  # identical initial weights on every rank
     model, dataset = recipe.build(cfg)
-    history = Trainer(model, dataset, cfg.train, out).train(resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
+    try:
+        history = Trainer(model, dataset, cfg.train, out).train(resume=args.resume)
+    except TrainingInterrupted as exc:
+        if main_rank:
+            how = resume_command(args, out)
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                how += " (under the same torchrun launcher)"
+            print(f"interrupted at step {exc.step}; resume with: {how}", file=sys.stderr, flush=True)
+        return 128 + exc.signum
+    if main_rank:
+        if (out / "final").is_dir():
+            write_run_info(out / "final", recipe.name, cfg)
         last = history[-1] if history else {}
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
+
+
+def resume_command(args, out: Path) -> str:
+    """The ``diffrep train`` command line that continues this run from its latest checkpoint."""
+    import shlex
+
+    parts = ["diffrep", "train", args.recipe, "--out", str(out), "--resume", "latest"]
+    if args.config:
+        parts += ["--config", args.config]
+    rest = list(args.overrides or [])
+    extra = argparse.ArgumentParser(add_help=False)
+    _add_run_flags(extra)
+    _, overrides = extra.parse_known_args(rest)
+    return shlex.join(parts + overrides)

@@ -7,6 +7,7 @@ Entry point: :func:`load`. Conventions (factor order, index math, image dtype/ra
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -168,23 +169,35 @@ REGISTRY: dict[str, _Entry] = {
 }
 
 
-def load(name: str, root=None, source: str = "auto", split=None, **options):
+def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: str = "root", **options):
     """Load a dataset by name.
 
     ``source``: ``"file"`` reads the original files under ``root``; ``"procedural"`` uses the embedded
-    generator (dsprites, shapes3d, disks, digits); ``"auto"`` uses the files when found under ``root``,
-    else the generator where one exists. ``root`` defaults to the ``DIFFREP_DATA`` environment variable; it
-    may be the folder holding the files (or a sub-folder named after the dataset) or, for single-file
-    datasets, the file itself. ``split`` is dataset-specific (None for ground-truth data). ``options`` go to
-    the dataset class (e.g. ``item_format``, ``keep_color``, ``binarize``, ``crop``, ``size``).
+    generator (dsprites, shapes3d, disks, digits); ``"auto"`` reads the files when a root is set and the
+    generator otherwise. ``root`` defaults to the ``DIFFREP_DATA`` environment variable; it may be the
+    folder holding the files (or a sub-folder named after the dataset) or, for single-file datasets,
+    the file itself. ``split`` is dataset-specific (None for ground-truth data). ``options`` go to the
+    dataset class (e.g. ``item_format``, ``keep_color``, ``binarize``, ``crop``, ``size``).
+
+    A root is never ignored silently (docs/data.md, "Dataset roots"): a ``root`` given here that does
+    not exist, or does not hold the dataset's files, is a FileNotFoundError naming the path and
+    ``root_flag`` (the setting it came from, e.g. ``"--data.root"``, for the message); a root given for
+    a dataset that reads no files (``source="procedural"``, disks, digits) is a ValueError. A
+    ``DIFFREP_DATA`` that does not exist is an error naming it; one that exists but lacks this dataset's
+    files falls back to the generator (``source="auto"``) with a UserWarning.
     """
     if not isinstance(name, str) or name not in REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     entry = REGISTRY[name]
-    if root is None:
+    explicit = root is not None and str(root) != ""
+    if not explicit:
         root = os.environ.get("DIFFREP_DATA") or None
+    where = f"{root_flag}={root}" if explicit else f"DIFFREP_DATA={root}"
+    if explicit and (source == "procedural" or entry.from_file is None):
+        why = "source='procedural'" if source == "procedural" else f"{name} is generated procedurally"
+        raise ValueError(f"{where}: {why}, so no files are read; drop {root_flag}")
     if source == "procedural" or (source == "auto" and entry.from_file is None):
         if entry.procedural is None:
             raise ValueError(f"{name} has no procedural generator; pass source='file' and root= holding "
@@ -192,12 +205,21 @@ def load(name: str, root=None, source: str = "auto", split=None, **options):
         return entry.procedural(split, options)
     if entry.from_file is None:
         raise ValueError(f"{name} is procedural only (no original files are read); use source='procedural'")
+    if root is not None and not Path(root).exists():
+        raise FileNotFoundError(f"dataset root {root} does not exist (set by {'' if explicit else 'the environment variable '}"
+                                f"{root_flag if explicit else 'DIFFREP_DATA'}); {name} expects "
+                                f"{', '.join(entry.expected)} there")
     found = entry.find(root) if root is not None else None
     if found is None:
-        if source == "auto" and entry.procedural is not None:
+        if source == "auto" and entry.procedural is not None and not explicit:
+            if root is not None:
+                warnings.warn(f"{name}: no original files under DIFFREP_DATA={root} (expected "
+                              f"{', '.join(entry.expected)}); using the procedural generator", UserWarning,
+                              stacklevel=2)
             return entry.procedural(split, options)
-        where = root if root is not None else "<root not given and DIFFREP_DATA unset>"
-        raise missing_file_error(name, entry.expected, where)
+        shown = root if root is not None else "<root not given and DIFFREP_DATA unset>"
+        err = missing_file_error(name, entry.expected, shown)
+        raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
     return entry.from_file(found, split, options)
 
 

@@ -11,22 +11,29 @@ from ..config import Config
 from ..nn.unet import UNetConfig
 from ..train.config import TrainConfig
 from .registry import Recipe
+from .runinfo import DataRoot, load_named
 
-__all__ = ["BFNRecipeConfig", "build", "digits", "mnist_discrete", "cifar10_discretised", "RECIPES"]
+__all__ = ["BFNRecipeConfig", "build", "build_dataset", "digits", "mnist_discrete", "cifar10_discretised", "RECIPES"]
 
 
 @dataclasses.dataclass
 class BFNRecipeConfig(Config):
-    """A recipe: the model, a dataset by name (``diffrep.data.load(dataset, **dataset_options)``) and training."""
+    """A recipe: the model, a dataset by name (``diffrep.data.load(dataset, root=data.root,
+    **dataset_options)``; ``--data.root PATH``, default ``$DIFFREP_DATA``) and training."""
 
     model: BFNConfig = dataclasses.field(default_factory=BFNConfig)
     dataset: str = "digits"
     dataset_options: dict = dataclasses.field(default_factory=dict)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
+def build_dataset(cfg: BFNRecipeConfig):
+    return load_named(cfg.dataset, cfg.dataset_options, cfg.data)
+
+
 def build(cfg: BFNRecipeConfig):
-    return BFN(cfg.model), data.load(cfg.dataset, **cfg.dataset_options)
+    return BFN(cfg.model), build_dataset(cfg)
 
 
 def digits() -> BFNRecipeConfig:

@@ -25,6 +25,7 @@ from ..methods.paramrel import ParamReL, ParamReLConfig, decoder_unet
 from ..methods.paramrel_nets import ParamRelEncoderConfig
 from ..train.config import TrainConfig
 from .registry import Recipe
+from .runinfo import DataRoot, load_named
 
 __all__ = ["ParamReLRecipeConfig", "build", "build_dataset", "paramrel_config", "paramrel_compat", "COMPAT_PRESETS",
            "dsprites_cpu", "digits_cpu", "bmnist", "bmnist_notebook", "bfashionmnist", "celeba64", "shapes3d64",
@@ -33,18 +34,20 @@ __all__ = ["ParamReLRecipeConfig", "build", "build_dataset", "paramrel_config", 
 
 @dataclasses.dataclass
 class ParamReLRecipeConfig(Config):
-    """model + dataset by name (``diffrep.data.load(dataset, **dataset_options)``), optionally pooled
-    by ``pool`` (:class:`diffrep.data.pooled.Pooled`) + training."""
+    """model + dataset by name (``diffrep.data.load(dataset, root=data.root, **dataset_options)``),
+    optionally pooled by ``pool`` (:class:`diffrep.data.pooled.Pooled`) + training. ``data.root``
+    (``--data.root PATH``): the folder of the dataset's files, default ``$DIFFREP_DATA``."""
 
     model: ParamReLConfig = dataclasses.field(default_factory=ParamReLConfig)
     dataset: str = "dsprites"
     dataset_options: dict = dataclasses.field(default_factory=dict)
     pool: Annotated[int, Ge(1)] = 1
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
 def build_dataset(cfg: ParamReLRecipeConfig):
-    ds = data.load(cfg.dataset, **cfg.dataset_options)
+    ds = load_named(cfg.dataset, cfg.dataset_options, cfg.data)
     return Pooled(ds, cfg.pool) if cfg.pool > 1 else ds
 
 

@@ -54,19 +54,24 @@ class SAMIDataConfig(Config):
     num_images: Annotated[int, Ge(1)] = 2000
     seed: int = 0
 
+    def validate(self) -> None:
+        if self.dataset == "disks" and self.root:
+            raise ConfigError("root", f"{self.root!r}: disks are drawn procedurally, no files are read")
+
 
 def build_dataset(cfg: SAMIDataConfig):
     """The training dataset of a :class:`SAMIDataConfig`."""
     root = cfg.root or None
     if cfg.dataset == "disks":
         return DisksTensorDataset(cfg.num_images, cfg.size, cfg.seed)
+    flag = "--data.root"
     if cfg.dataset == "celeba":
-        return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size)
+        return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size, root_flag=flag)
     if cfg.dataset == "image_folder":
         if root is None:
             raise ValueError("data.root must name the image folder for dataset='image_folder'")
-        return data.load("image_folder", root=root, source="file", size=cfg.size)
-    return data.load("dsprites", root=root)
+        return data.load("image_folder", root=root, source="file", size=cfg.size, root_flag=flag)
+    return data.load("dsprites", root=root, root_flag=flag)
 
 
 @dataclasses.dataclass

@@ -15,35 +15,43 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import data
 from ..config import Config, ConfigError
 from ..data.toy_shapes import ToyShapes, ToyShapesConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
 from .registry import Recipe
+from .runinfo import DataRoot, load_named
 
-__all__ = ["VQRecipeConfig", "build", "toy_cpu", "celeba64", "RECIPES"]
+__all__ = ["VQRecipeConfig", "build", "build_dataset", "toy_cpu", "celeba64", "RECIPES"]
 
 
 @dataclasses.dataclass
 class VQRecipeConfig(Config):
-    """``model`` + dataset (``"toy_shapes"`` uses ``toy``; any other name goes to ``diffrep.data.load``)."""
+    """``model`` + dataset (``"toy_shapes"`` uses ``toy``; any other name goes to ``diffrep.data.load``
+    with ``root=data.root``, ``--data.root PATH``, default ``$DIFFREP_DATA``)."""
 
     model: VQAutoencoderConfig = dataclasses.field(default_factory=VQAutoencoderConfig)
     dataset: str = "toy_shapes"
     dataset_options: dict = dataclasses.field(default_factory=dict)
     toy: ToyShapesConfig = dataclasses.field(default_factory=ToyShapesConfig)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def validate(self) -> None:
         if self.dataset == "toy_shapes" and self.toy.image_size != self.model.image_size:
             raise ConfigError("toy.image_size", f"{self.toy.image_size} differs from model.image_size={self.model.image_size}")
+        if self.dataset == "toy_shapes" and self.data.root:
+            raise ConfigError("data.root", f"{self.data.root!r}: toy_shapes are drawn procedurally, no files are read")
+
+
+def build_dataset(cfg: VQRecipeConfig):
+    if cfg.dataset == "toy_shapes":
+        return ToyShapes(cfg.toy)
+    return load_named(cfg.dataset, cfg.dataset_options, cfg.data)
 
 
 def build(cfg: VQRecipeConfig):
-    if cfg.dataset == "toy_shapes":
-        return VQAutoencoder(cfg.model), ToyShapes(cfg.toy)
-    return VQAutoencoder(cfg.model), data.load(cfg.dataset, **cfg.dataset_options)
+    return VQAutoencoder(cfg.model), build_dataset(cfg)
 
 
 def toy_cpu() -> VQRecipeConfig:

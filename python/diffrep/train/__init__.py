@@ -4,11 +4,14 @@ from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, s
 from .config import TrainConfig
 from .data import EpochBatchSampler, epoch_permutation
 from .ema import EMA
+from .distributed import LaunchError, check_launch
 from .loggers import MetricLogger, read_metrics
+from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, clear_run, looks_like_run, run_contents
 from .trainer import Trainer, capture_rng_state, lr_at, restore_rng_state, seed_everything
 
 __all__ = [
     "TrainConfig", "Trainer", "EMA", "seed_everything", "capture_rng_state", "restore_rng_state", "lr_at",
     "save_checkpoint", "load_checkpoint", "list_checkpoints", "resolve_checkpoint", "verify_checkpoint",
-    "EpochBatchSampler", "epoch_permutation", "MetricLogger", "read_metrics",
+    "EpochBatchSampler", "epoch_permutation", "MetricLogger", "read_metrics", "RunFolderError",
+    "TrainingInterrupted", "LaunchError", "check_launch", "check_run_dir", "clear_run", "looks_like_run", "run_contents",
 ]

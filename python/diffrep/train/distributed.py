@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "setup_distributed", "cleanup_distributed", "is_main", "barrier", "all_reduce_mean",
-           "all_gather_object", "get_rank", "get_world_size"]
+           "all_reduce_max", "all_gather_object", "get_rank", "get_world_size", "check_launch", "LaunchError"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +38,34 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+class LaunchError(ValueError):
+    """The processes were launched in a way that would run several independent copies of one run
+    (a ValueError, like every configuration error the command line reports without a traceback)."""
+
+
+def check_launch(environ=None) -> None:
+    """Refuse ``srun`` launching several independent copies of one run.
+
+    ``SLURM_NTASKS`` > 1 without ``WORLD_SIZE`` means SLURM started N processes that do not know of
+    each other: each would train the whole run and write into the same folder. Raises LaunchError
+    saying how to launch instead (docs/architecture.md, "Run folders").
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("SLURM_NTASKS")
+    if raw is None or env.get("WORLD_SIZE") is not None:
+        return
+    try:
+        ntasks = int(raw)
+    except ValueError:
+        return
+    if ntasks > 1:
+        raise LaunchError(
+            f"SLURM_NTASKS={ntasks} but WORLD_SIZE is not set: srun started {ntasks} independent copies of this "
+            f"run, which would all write into one run folder. Launch one task per node running torchrun "
+            f"(srun --ntasks-per-node=1 torchrun --nproc-per-node=N -m diffrep train ...), or for a single "
+            f"process inside a larger allocation run with SLURM_NTASKS=1 (or WORLD_SIZE=1)")
 
 
 def setup_distributed(device: str = "auto", *, backend: str | None = None, timeout_s: int = 1800) -> DistInfo:
@@ -96,6 +124,15 @@ def all_reduce_mean(values: dict[str, float], device: torch.device | None = None
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return dict(zip(keys, t.tolist()))
+
+
+def all_reduce_max(value: int, device: torch.device | None = None) -> int:
+    """Maximum of an integer over ranks (identity for one process)."""
+    if not dist.is_initialized():
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def all_gather_object(obj) -> list:

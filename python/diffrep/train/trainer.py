@@ -11,6 +11,12 @@ RNG state and the step; the data order is a function of (seed, epoch) (``diffrep
 ``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
 (same device, same world size, deterministic kernels).
 
+Run folders never mix (``diffrep.train.rundir``, docs/architecture.md "Run folders"): a new run into
+a folder holding one raises ``RunFolderError`` unless ``overwrite=True`` (which deletes only what the
+trainer wrote); ``resume="latest"`` takes the newest checkpoint that verifies, or starts fresh when
+there is none. SIGINT/SIGTERM finish the step, save a checkpoint and raise ``TrainingInterrupted``;
+``SLURM_NTASKS > 1`` without ``WORLD_SIZE`` raises ``LaunchError`` before anything is written.
+
 Two-optimiser models (GANs such as the VQ-GAN autoencoder) declare ``discriminator_parameters()``.
 Those parameters then get a second AdamW (same settings and learning-rate schedule, clipped
 separately, saved in the checkpoints), the others the first; ``loss`` returns ``"loss"`` and
@@ -26,6 +32,9 @@ import inspect
 import math
 import os
 import random
+import signal
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,13 +46,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import distributed as D
-from .checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
 from .loggers import MetricLogger, Progress
+from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
 
-__all__ = ["Trainer", "seed_everything", "capture_rng_state", "restore_rng_state", "lr_at"]
+__all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything", "capture_rng_state",
+           "restore_rng_state", "lr_at"]
 
 
 def seed_everything(seed: int, rank: int = 0, *, deterministic: bool = False) -> None:
@@ -122,6 +133,50 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: _to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM set a flag that the loop reads after each step (main thread only); a second
+    signal before the loop has stopped raises KeyboardInterrupt at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = 0
+        self._old: dict = {}
+
+    def _handler(self, signum, frame):
+        if self.signum:
+            raise KeyboardInterrupt(f"second signal {signum}: stopping without waiting for the checkpoint")
+        self.signum = int(signum)
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handler)
+
+    def uninstall(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+
+    def agreed(self, info: D.DistInfo, device: torch.device) -> int:
+        """The signal any rank received (0: none); all ranks get the same answer."""
+        return D.all_reduce_max(self.signum, device) if info.world_size > 1 else self.signum
+
+
+def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
+    """Remove ``images/samples/step-N.png`` with N > ``step`` (written by a run killed after its checkpoint)."""
+    d = run_dir / "images" / "samples"
+    if not d.is_dir():
+        return
+    for p in d.glob("step-*.png"):
+        try:
+            n = int(p.stem.split("-", 1)[1])
+        except ValueError:
+            continue
+        if n > step:
+            p.unlink()
 
 
 class Trainer:
@@ -208,19 +263,50 @@ class Trainer:
         save_image(images.float().cpu(), out, nrow=max(1, int(math.isqrt(cfg.num_samples))), value_range=self.sample_value_range)
 
     # -- the loop ---------------------------------------------------------------------------
-    def train(self, resume: str | os.PathLike | None = None, *, profile: bool = False) -> list[dict]:
-        """Run to ``config.steps``; ``resume`` = ``"latest"`` or a checkpoint directory. Returns logged records."""
+    def train(self, resume: str | os.PathLike | None = None, *, overwrite: bool = False,
+              profile: bool = False) -> list[dict]:
+        """Run to ``config.steps``; returns the logged records.
+
+        ``resume``: ``"latest"`` (the newest valid checkpoint of ``run_dir``; none there: a fresh start,
+        said on stderr) or a checkpoint directory. Without ``resume``, a ``run_dir`` that already holds
+        a run raises :class:`RunFolderError` unless ``overwrite`` (which deletes only what the trainer
+        wrote there; :func:`diffrep.train.rundir.clear_run`). SIGINT/SIGTERM during the loop finish the
+        current step, save a checkpoint and raise :class:`TrainingInterrupted`.
+        """
         cfg = self.config
+        D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:
-            return self._train(resume, info, profile)
+            return self._train(resume, info, profile, overwrite)
         finally:
             D.cleanup_distributed(info)
 
-    def _train(self, resume, info: D.DistInfo, profile: bool) -> list[dict]:
+    def _prepare_run_dir(self, resume, overwrite: bool, info: D.DistInfo) -> tuple[Path | None, bool]:
+        """Rank 0 checks (and with ``overwrite`` clears) the run folder and resolves ``resume``; every rank
+        gets the same answer, or the same exception."""
+        answer = None
+        if info.rank == 0:
+            try:
+                check_run_dir(self.run_dir, resume=resume, overwrite=overwrite)
+                path, verified = resolve_resume(resume, self.run_dir / "checkpoints") if resume is not None else (None, False)
+                answer = ("ok", None if path is None else str(path), verified)
+            except (RunFolderError, FileNotFoundError) as exc:
+                answer = (type(exc).__name__, str(exc), None)
+        kind, value, verified = D.all_gather_object(answer)[0]
+        if kind == "FileNotFoundError":
+            raise FileNotFoundError(value)
+        if kind != "ok":
+            raise RunFolderError(value)
+        if resume is not None and value is None and info.rank == 0:
+            print(f"--resume latest: no checkpoint under {self.run_dir / 'checkpoints'}; starting a fresh run "
+                  "from step 0", file=sys.stderr, flush=True)
+        return (Path(value) if value is not None else None), bool(verified)
+
+    def _train(self, resume, info: D.DistInfo, profile: bool, overwrite: bool = False) -> list[dict]:
         cfg, model, device = self.config, self.model, info.device
         if cfg.batch_size % info.world_size:
             raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the world size {info.world_size}")
+        ckpt_path, verified = self._prepare_run_dir(resume, overwrite, info)
         seed_everything(cfg.seed, info.rank, deterministic=cfg.deterministic)
         model.to(device).train()
         two_optimizers = callable(getattr(model, "discriminator_parameters", None))
@@ -236,10 +322,10 @@ class Trainer:
         optimizers = [o for o in (optimizer, disc_optimizer) if o is not None]
         ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup, update_after_step=cfg.ema_update_after_step) if cfg.ema_decay > 0 else None
         start = 0
-        if resume is not None:
-            path = resolve_checkpoint(resume, self.run_dir / "checkpoints")
+        if ckpt_path is not None:
+            path = ckpt_path
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
-                                    disc_optimizer=disc_optimizer)
+                                    disc_optimizer=disc_optimizer, verify=not verified)
             if state.get("world_size", 1) != info.world_size:
                 raise ValueError(f"checkpoint {path} was written by {state.get('world_size')} ranks; this run has "
                                  f"{info.world_size} (exact resume needs the same world size)")
@@ -247,7 +333,12 @@ class Trainer:
             start = int(state["step"])
         self.step = start
         main = info.rank == 0
-        logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard, resume_step=start if resume is not None else None) if main else None
+        # resuming (or restarting with --resume latest and no checkpoint): drop what a killed run logged
+        # after the step we start from, so the log and the sample grids describe one run
+        logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard,
+                              resume_step=start if resume is not None else None) if main else None
+        if main and resume is not None:
+            _drop_sample_grids_after(self.run_dir, start)
         forward: nn.Module = _LossForward(model, pass_step=self._pass_step)
         if info.world_size > 1:
             forward = nn.parallel.DistributedDataParallel(
@@ -263,10 +354,27 @@ class Trainer:
         batches = self._batches(start, info)
         sums: dict[str, float] = {}
         count = 0
+        stop = _StopSignals()
+        saved_at = start if ckpt_path is not None else -1
+
+        def interrupt(signum: int):
+            if saved_at != self.step:
+                self._save(self.step, optimizer, ema, info, disc_optimizer)
+            raise TrainingInterrupted(self.step, self.run_dir / "checkpoints" / f"step-{self.step:08d}", signum,
+                                      self.run_dir)
+
         try:
+            stop.install()
             for step in range(start, cfg.steps):
                 t0 = time.perf_counter()
-                batch = _to_device(next(batches), device)
+                try:
+                    batch = _to_device(next(batches), device)
+                except Exception:  # a DataLoader worker killed by the same Ctrl-C
+                    if stop.signum and info.world_size == 1:
+                        interrupt(stop.signum)
+                    if stop.signum:  # the other ranks may not be here: no collective checkpoint
+                        raise TrainingInterrupted(self.step, None, stop.signum, self.run_dir) from None
+                    raise
                 sync()
                 t1 = time.perf_counter()
                 lr = lr_at(cfg, step)
@@ -323,9 +431,15 @@ class Trainer:
                     cb(self, done, metrics)
                 if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
                     self._save(done, optimizer, ema, info, disc_optimizer)
+                    saved_at = done
                 if cfg.sample_every and done % cfg.sample_every == 0:
                     self._sample_grid(done, ema, info)
+                if done < cfg.steps:
+                    signum = stop.agreed(info, device)
+                    if signum:
+                        interrupt(signum)
         finally:
+            stop.uninstall()
             progress.close()
             if logger is not None:
                 logger.close()

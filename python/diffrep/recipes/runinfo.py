@@ -1,0 +1,142 @@
+"""What a run was trained on: ``run.json`` (recipe name + data settings) and the dataset it rebuilds.
+
+``diffrep train`` writes ``run.json`` into the run folder and into ``final/``; the model verbs
+(``diffrep eval --model``, ``diffrep paramrel reconstruct|traverse|...|eval``) read it from the
+model folder, or from the run folder above a ``final/`` or ``checkpoints/step-*`` folder, so a model
+trained on dSprites max-pooled to 32 x 32 is shown 32 x 32 images without ``--pool 2`` being
+repeated (docs/data.md, "Dataset roots and saved data settings").
+
+The data settings: ``dataset`` (a :func:`diffrep.data.load` name, or ``toy_shapes``), ``options``
+(keyword arguments of ``load``), ``pool`` (the max-pool factor, :class:`diffrep.data.pooled.Pooled`)
+and ``root`` (the dataset root the run read, None for ``$DIFFREP_DATA`` or procedural data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from ..config import Config
+
+__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
+           "resolve_data_settings"]
+
+RUN_INFO_NAME = "run.json"
+
+
+@dataclasses.dataclass
+class DataRoot(Config):
+    """The ``data`` section of the recipes whose dataset is chosen by name (``dataset`` +
+    ``dataset_options``): ``root`` = the folder holding the dataset's original files (``--data.root
+    PATH``); empty = ``$DIFFREP_DATA``, else the procedural generator where one exists. A root given
+    here that does not exist, or does not hold the files, is an error naming it."""
+
+    root: str = ""
+
+
+def load_named(dataset: str, options: dict, data_root: DataRoot | None):
+    """``diffrep.data.load(dataset, **options)`` with the root of ``data_root`` (``--data.root``); a
+    ``root`` in ``options`` as well is an error (one setting, one place)."""
+    from .. import data
+
+    options = dict(options or {})
+    root = (data_root.root if data_root is not None else "") or None
+    flag = "--data.root"
+    if "root" in options:
+        if root is not None:
+            raise ValueError(f"the dataset root is set twice: data.root={root} and dataset_options.root="
+                             f"{options['root']}; keep --data.root")
+        root, flag = options.pop("root"), "--dataset_options.root"
+    return data.load(dataset, root=root, root_flag=flag, **options)
+
+
+def data_settings(cfg) -> dict:
+    """The data settings of a recipe config (any family)."""
+    data = getattr(cfg, "data", None)
+    root = getattr(data, "root", "") or None
+    if isinstance(getattr(cfg, "dataset", None), str):  # paramrel, bfn, vq: dataset by name
+        options = dict(getattr(cfg, "dataset_options", {}) or {})
+        if cfg.dataset == "toy_shapes" and hasattr(cfg, "toy"):
+            options = dataclasses.asdict(cfg.toy)
+        root = root or options.pop("root", None)
+        return {"dataset": cfg.dataset, "options": options, "pool": int(getattr(cfg, "pool", 1)), "root": root}
+    if data is not None and hasattr(data, "dataset"):  # sami: a data section
+        options = {"disks": {"num_images": data.num_images, "size": data.size, "seed": data.seed},
+                   "celeba": {"split": data.split, "size": data.size},
+                   "image_folder": {"size": data.size}}.get(data.dataset, {})
+        return {"dataset": data.dataset, "options": options, "pool": 1, "root": root}
+    if data is not None and dataclasses.is_dataclass(data):  # demo: procedural toy shapes
+        return {"dataset": "toy_shapes", "options": dataclasses.asdict(data), "pool": 1, "root": None}
+    return {"dataset": None, "options": {}, "pool": 1, "root": None}
+
+
+def write_run_info(folder: str | os.PathLike, recipe_name: str, cfg) -> Path:
+    """Write ``run.json`` (recipe name, data settings, diffrep version) into ``folder``."""
+    from .. import __version__
+
+    path = Path(folder) / RUN_INFO_NAME
+    info = {"recipe": recipe_name, "data": data_settings(cfg), "diffrep_version": __version__}
+    path.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
+    return path
+
+
+def find_run_info(model_dir: str | os.PathLike) -> dict | None:
+    """The ``run.json`` of a model folder: in it, or in the run folder above ``final/`` or
+    ``checkpoints/step-*``; None when there is none (a model saved outside ``diffrep train``)."""
+    d = Path(model_dir)
+    candidates = [d]
+    if d.name == "final":
+        candidates.append(d.parent)
+    if d.parent.name == "checkpoints":
+        candidates.append(d.parent.parent)
+    for c in candidates:
+        p = c / RUN_INFO_NAME
+        if p.is_file():
+            try:
+                info = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{p} cannot be read: {exc}") from None
+            if not isinstance(info, dict) or not isinstance(info.get("data"), dict):
+                raise ValueError(f"{p} has no 'data' settings")
+            return info
+    return None
+
+
+def resolve_data_settings(model_dir, dataset: str | None = None, *, pool: int | None = None,
+                          options: dict | None = None, root: str | None = None) -> dict:
+    """The data settings a model verb uses: the run's saved ones (``run.json``) with the command line's
+    ``dataset`` / ``pool`` / ``options`` / ``root`` over them. A ``dataset`` other than the run's drops
+    the run's options and pooling (they describe another dataset)."""
+    info = find_run_info(model_dir) if model_dir is not None else None
+    saved = dict(info["data"]) if info else {"dataset": None, "options": {}, "pool": 1, "root": None}
+    if dataset is not None and dataset != saved.get("dataset"):
+        saved = {"dataset": dataset, "options": {}, "pool": 1, "root": None}
+    if saved.get("dataset") is None:
+        raise ValueError(f"{model_dir}: no run.json records the dataset it was trained on; pass --dataset NAME")
+    out = {"dataset": saved["dataset"], "options": {**(saved.get("options") or {}), **(options or {})},
+           "pool": int(pool if pool is not None else saved.get("pool", 1) or 1),
+           "root": root if root is not None else saved.get("root"), "from_run": info is not None}
+    return out
+
+
+def dataset_from_settings(settings: dict, **extra):
+    """The dataset described by ``settings`` (see :func:`data_settings`), ``extra`` options over its own."""
+    from .. import data
+    from ..data.pooled import Pooled
+
+    name, options = settings["dataset"], {**(settings.get("options") or {}), **extra}
+    if name == "toy_shapes":
+        from ..data.toy_shapes import ToyShapes, ToyShapesConfig
+
+        options.pop("item_format", None)
+        ds = ToyShapes(ToyShapesConfig(**options))
+    elif name == "disks" and "num_images" in options:  # SAMI's training set of disks
+        from ..data.disks import DisksTensorDataset
+
+        ds = DisksTensorDataset(options["num_images"], options["size"], options["seed"])
+    else:
+        ds = data.load(name, root=settings.get("root"), root_flag=settings.get("root_flag", "--root"), **options)
+    pool = int(settings.get("pool", 1) or 1)
+    return Pooled(ds, pool) if pool > 1 else ds

@@ -1,0 +1,232 @@
+"""Run folders that never mix: refuse to train into a folder that holds a run, clear only what
+diffrep wrote (``overwrite``), resolve ``resume="latest"`` to the newest *valid* checkpoint, and the
+exceptions the command line turns into messages.
+
+What the trainer writes into a run folder (docs/architecture.md, "Run folders"): ``metrics.jsonl``,
+``checkpoints/step-XXXXXXXX/`` (and ``.tmp-step-*`` while one is being written), ``images/samples/``,
+``final/`` and ``tb/``; the command line adds ``config.yaml`` and ``run.json``. A folder *holds a run*
+when one of the trainer's outputs is there with content; ``config.yaml`` / ``run.json`` alone (a run
+stopped before its first step) do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
+
+__all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
+           "resolve_resume"]
+
+_STEP_DIR = re.compile(r"^(\.tmp-|\.old-)?step-\d+")
+_SAMPLE_PNG = re.compile(r"^(step-\d+|sample-seed\d+)\.png$")
+_FINAL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json")
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (it holds another run, a checkpoint is corrupt, ...)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint at ``step`` (``checkpoint``).
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C keeps working; ``signal`` is the signal number.
+    """
+
+    def __init__(self, step: int, checkpoint: Path | None, signum: int, run_dir: Path):
+        self.step, self.checkpoint, self.signum, self.run_dir = int(step), checkpoint, int(signum), Path(run_dir)
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no checkpoint"
+        super().__init__(f"interrupted at step {self.step} (signal {self.signum}); saved {where}; "
+                         f"resume with resume='latest' on run folder {self.run_dir}")
+
+
+def _nonempty_dir(p: Path) -> bool:
+    return p.is_dir() and any(p.iterdir())
+
+
+def run_contents(run_dir: str | os.PathLike) -> list[str]:
+    """The trainer outputs present in ``run_dir`` with content (relative names); [] when none."""
+    d = Path(run_dir)
+    found = []
+    m = d / "metrics.jsonl"
+    if m.is_file() and m.stat().st_size > 0:
+        found.append("metrics.jsonl")
+    ck = d / "checkpoints"
+    if ck.is_dir():
+        found += [f"checkpoints/{p.name}" for p in sorted(ck.iterdir()) if _STEP_DIR.match(p.name)]
+    for sub in ("final", "images/samples", "tb"):
+        if _nonempty_dir(d / sub):
+            found.append(sub + "/")
+    return found
+
+
+def _metrics_is_ours(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict) or "step" not in rec:
+                        return False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _final_is_ours(final: Path) -> bool:
+    try:
+        cfg = json.loads((final / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(cfg, dict) and "_diffrep_version" in cfg
+
+
+def looks_like_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` carries a diffrep signature: a ``metrics.jsonl`` of step records, a
+    checkpoint with a manifest, or a ``final/config.json`` written by diffrep."""
+    d = Path(run_dir)
+    m = d / "metrics.jsonl"
+    if m.is_file() and m.stat().st_size > 0 and _metrics_is_ours(m):
+        return True
+    if list_checkpoints(d / "checkpoints"):
+        return True
+    return (d / "final").is_dir() and _final_is_ours(d / "final")
+
+
+def _rmdir_if_empty(p: Path) -> None:
+    try:
+        p.rmdir()
+    except OSError:
+        pass
+
+
+def clear_run(run_dir: str | os.PathLike) -> list[str]:
+    """Delete what the trainer wrote into ``run_dir`` and nothing else; return what was removed.
+
+    Refuses (RunFolderError, deleting nothing) when the folder does not look like a diffrep run or
+    when one of the names the trainer uses holds something diffrep did not write (a ``metrics.jsonl``
+    that is not step records, a ``final/`` without diffrep's ``config.json``). Other files and folders
+    in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept.
+    """
+    d = Path(run_dir)
+    contents = run_contents(d)
+    if not contents:
+        return []
+    if not looks_like_run(d):
+        raise RunFolderError(f"{d} does not look like a diffrep run folder (no metrics.jsonl of step records, no "
+                             f"checkpoint manifest, no final/config.json written by diffrep) but holds "
+                             f"{', '.join(contents)}; overwrite deletes nothing there: choose another output folder")
+    m = d / "metrics.jsonl"
+    if m.is_file() and m.stat().st_size > 0 and not _metrics_is_ours(m):
+        raise RunFolderError(f"{m} is not a diffrep metrics log (lines are not JSON step records); overwrite deletes "
+                             "nothing: move it away or choose another output folder")
+    final = d / "final"
+    if _nonempty_dir(final) and not _final_is_ours(final):
+        raise RunFolderError(f"{final} was not written by diffrep (no config.json with _diffrep_version); overwrite "
+                             "deletes nothing: move it away or choose another output folder")
+    removed = []
+    for name in ("metrics.jsonl", "metrics.jsonl.tmp"):
+        if (d / name).is_file():
+            (d / name).unlink()
+            removed.append(name)
+    ck = d / "checkpoints"
+    if ck.is_dir():
+        for p in sorted(ck.iterdir()):
+            if p.is_dir() and _STEP_DIR.match(p.name):
+                shutil.rmtree(p)
+                removed.append(f"checkpoints/{p.name}")
+        _rmdir_if_empty(ck)
+    if final.is_dir():
+        for name in _FINAL_FILES:
+            if (final / name).is_file():
+                (final / name).unlink()
+                removed.append(f"final/{name}")
+        _rmdir_if_empty(final)
+    samples = d / "images" / "samples"
+    if samples.is_dir():
+        for p in sorted(samples.iterdir()):
+            if p.is_file() and _SAMPLE_PNG.match(p.name):
+                p.unlink()
+                removed.append(f"images/samples/{p.name}")
+        _rmdir_if_empty(samples)
+        _rmdir_if_empty(d / "images")
+    tb = d / "tb"
+    if tb.is_dir():
+        for p in sorted(tb.iterdir()):
+            if p.is_file() and p.name.startswith("events.out.tfevents."):
+                p.unlink()
+                removed.append(f"tb/{p.name}")
+        _rmdir_if_empty(tb)
+    return removed
+
+
+def check_run_dir(run_dir: str | os.PathLike, *, resume=None, overwrite: bool = False) -> list[str]:
+    """Refuse to start a new run in a folder that holds one, or clear it when ``overwrite``.
+
+    ``resume`` (``"latest"`` or a checkpoint path) continues the run in the folder, so nothing is
+    refused or cleared. Returns what ``overwrite`` removed.
+    """
+    if overwrite and resume is not None:
+        raise RunFolderError("overwrite and resume exclude each other: --resume continues the run in the folder, "
+                             "--overwrite deletes it")
+    d = Path(run_dir)
+    if resume is not None:
+        if str(resume) != "latest" and run_contents(d):
+            ckpt_parent = Path(resume).resolve().parent
+            if ckpt_parent != (d / "checkpoints").resolve():
+                raise RunFolderError(f"--resume {resume} is a checkpoint of another run folder, and {d} already "
+                                     f"holds a run; continuing there would mix the two runs. Start the continuation "
+                                     f"in a new --out (or use --resume latest to continue the run in {d})")
+        return []
+    if d.exists() and not d.is_dir():
+        raise RunFolderError(f"run folder {d} exists and is not a directory")
+    contents = run_contents(d)
+    if not contents:
+        return []
+    if overwrite:
+        return clear_run(d)
+    shown = ", ".join(contents[:6]) + (", ..." if len(contents) > 6 else "")
+    raise RunFolderError(f"run folder {d} already holds a run ({shown}); training into it would mix the two runs. "
+                         f"Continue it with --resume latest, replace it with --overwrite (deletes only what diffrep "
+                         f"wrote there), or choose another --out")
+
+
+def resolve_resume(spec, ckpt_root: str | os.PathLike) -> tuple[Path | None, bool]:
+    """``(checkpoint, verified)`` for ``resume=spec``; ``(None, False)`` when ``spec == "latest"`` and
+    there is no checkpoint (the run starts fresh).
+
+    ``"latest"`` is the newest complete checkpoint, verified against its manifest; when it is corrupt,
+    RunFolderError names it, the newest older checkpoint that verifies and the ``--resume PATH`` to
+    continue from that one (diffrep never silently falls back to an older step).
+    """
+    root = Path(ckpt_root)
+    if str(spec) != "latest":
+        path = Path(spec)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--resume: checkpoint directory not found: {path}")
+        if not (path / MANIFEST_NAME).is_file() and list_checkpoints(path / "checkpoints"):
+            raise RunFolderError(f"--resume {path}: that is a run folder, not a checkpoint; use --resume latest "
+                                 f"with --out {path}, or a checkpoint under {path / 'checkpoints'}")
+        return path, False
+    found = list_checkpoints(root)
+    if not found:
+        return None, False
+    newest = found[-1][1]
+    try:
+        verify_checkpoint(newest)
+        return newest, True
+    except ValueError as exc:
+        reason = str(exc)
+    for step, path in reversed(found[:-1]):
+        try:
+            verify_checkpoint(path)
+        except ValueError:
+            continue
+        raise RunFolderError(f"--resume latest: the newest checkpoint {newest} is corrupt ({reason}). The newest "
+                             f"valid one is {path} (step {step}); resume from it with --resume {path}")
+    raise RunFolderError(f"--resume latest: the newest checkpoint {newest} is corrupt ({reason}) and no older "
+                         f"checkpoint under {root} is valid; start again with --overwrite or another --out")
