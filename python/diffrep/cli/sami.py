@@ -3,7 +3,8 @@
 - ``diffrep sami train RECIPE [--out DIR] [--field.path VALUE ...]``: the same as ``diffrep train``
   with a ``sami/*`` recipe (``sami/disks-cpu`` trains on a CPU in minutes).
 - ``diffrep sami sample PATH --mode prior|uncond|cond [--n 16] [--guides 4]``: a PNG grid; ``cond``
-  draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide).
+  draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide);
+  ``--guidance-axes 0,2 [--logdet all|axes]`` gives the rigid/sloppy guidance of A.4.
 - ``diffrep sami analyze PATH --what variability,spectrum,... --out DIR``: the paper's analyses as
   ``analysis.json`` plus figures. ``fid`` needs ``--fid-extractor FILE`` (TorchScript; no Inception
   weights are bundled or downloaded).
@@ -42,6 +43,12 @@ def register(sub) -> None:
     s.add_argument("--n", type=int, default=8, help="samples (per guide for --mode cond)")
     s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond (from the test split)")
     s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None)
+    s.add_argument("--guidance-axes", default=None, metavar="I,J,...",
+                   help="rigid/sloppy guidance (A.4, --mode cond): only these latent axes enter the Mahalanobis "
+                        "term (default: the model config's guidance_axes; empty = all)")
+    s.add_argument("--logdet", choices=("all", "axes"), default=None,
+                   help="with --guidance-axes: keep the log-determinant over all axes (the paper's form) or mask it "
+                        "to the axes too (default: the model config's guidance_logdet)")
     s.add_argument("--out", help="output PNG (default <path>/images/sami-<mode>-seed<seed>.png)")
     s.set_defaults(func=_sample)
 
@@ -147,7 +154,13 @@ def _sample(args) -> int:
     else:
         guides, _, _ = _held_out(path, model, args.guides, args.seed)
         guides = guides.to(next(model.parameters()).device)
-        samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, **kw)
+        axes = None
+        if args.guidance_axes is not None:
+            try:
+                axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
+            except ValueError:
+                raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
+        samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, axes=axes, logdet=args.logdet, **kw)
         rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
         images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
         nrow = args.n + 1
