@@ -24,7 +24,7 @@ The report grades them in two tiers, each check with its value, threshold and pa
 
 The recipe recorded is the one actually run: the one trained here, or for ``--run`` the run's
 ``recipe.json`` (written by this script when it trains), else the registered recipe whose config the
-run's ``config.yaml`` matches (``recipe_match``: exact, or the closest with the differing fields).
+run's ``config.yaml`` matches (exactly; else ``closest_recipe`` and ``differs_in``).
 
 Writes a JSON report (default ``benches/results/validate_sami_cpu.json``) recording the machine.
 
