@@ -68,10 +68,10 @@ def train_run(recipe, cfg, run: Path) -> dict:
 
     run.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, run / "config.yaml")
-    (run / "recipe.json").write_text(json.dumps({"recipe": recipe.name}))
     seed_everything(cfg.train.seed)
     t = time.time()
     hist = Trainer(*recipe.build(cfg), cfg.train, run).train()
+    (run / "recipe.json").write_text(json.dumps({"recipe": recipe.name}))  # read back by --run
     out = {"steps": cfg.train.steps, "seconds": round(time.time() - t, 1),
            "final": {k: v for k, v in hist[-1].items() if isinstance(v, (int, float))}}
     print(f"trained {run} in {out['seconds']:.0f}s: {out['final']}", file=sys.stderr)
