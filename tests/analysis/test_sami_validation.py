@@ -192,3 +192,34 @@ def test_recipe_of_an_unchanged_recipe_config_is_matched_exactly(tmp_path):
     dump_yaml(get_recipe("sami/disks-cpu-frozen").make_config(), tmp_path / "config.yaml")
     rec = vs.recipe_of_run(tmp_path, None)
     assert rec["recipe"] == "sami/disks-cpu-frozen" and rec["differs_in"] == []
+
+
+def test_grade_values_boundaries_and_degenerate_inputs():
+    g = grade_report(_report(**{"eps_mse.guided": 0.15}))
+    assert g["smoke"]["guided_mse_below_unguided"]["value"] == pytest.approx(-0.05)
+    # rho exactly 0.9 on the read-out passes; a band where the guidance changes nothing fails
+    assert grade_report(_report(**{"monotonicity.x.readout_spearman": 0.9}))["smoke"]["position_sweeps_monotone"]["pass"]
+    band0 = grade_report(_report(**{"eps_mse.bands": [{"guided": 0.3, "unguided": 0.3}]}))
+    assert band0["paper"]["guidance_sign_every_band"] == {**band0["paper"]["guidance_sign_every_band"], "pass": False,
+                                                          "value": 0.0}
+    # the tolerance is a bound: a flat step passes at tolerance 0; two levels suffice; a zero level is no fall
+    flat = grade_report(_report(**{"spectrum.mean_var": [0.5, 0.5]}), spectrum_tolerance=0.0)
+    assert flat["paper"]["spectrum_nondecreasing"]["pass"] and flat["paper"]["spectrum_nondecreasing"]["value"] == 0.0
+    assert grade_report(_report(**{"spectrum.mean_var": [0.4, 0.5]}))["paper"]["spectrum_nondecreasing"]["value"] \
+        == pytest.approx(0.25)
+    zero = grade_report(_report(**{"spectrum.mean_var": [0.0, 0.5]}))["paper"]["spectrum_nondecreasing"]
+    assert zero["value"] == 0.0 and zero["pass"]
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="spectrum_tolerance"):
+            grade_report(_report(), spectrum_tolerance=bad)
+    # NaN or missing measurements fail; a ratio needs both parts
+    nan = grade_report(_report(**{"position_transfer.cond_abs_error_px": float("nan")}))
+    assert nan["paper"]["position_error_at_most_half"]["pass"] is False
+    r = _report()
+    del r["position_transfer"]["uncond_abs_error_px"]
+    assert grade_report(r)["paper"]["position_error_at_most_half"]["value"] is None
+    r = _report()
+    del r["variability"]["v_cond_mean"]
+    assert grade_report(r)["smoke"]["variability_ratio_ge_10"]["value"] is None
+    with pytest.raises(TypeError, match="dict"):
+        grade_report(None)
