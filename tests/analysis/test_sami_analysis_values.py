@@ -34,8 +34,16 @@ def test_guidance_magnitude_uses_the_chains_coefficient(literal):
         assert t_r == t and g_r == pytest.approx(k * gn, rel=1e-9) and e_r == pytest.approx(en, rel=1e-9)
         assert q == pytest.approx(k * gn / en, rel=1e-9)
     assert r["literal_step"] is literal and len(r["t"]) == 20 and r["t"] == sorted(r["t"], reverse=True)
-    # a DDIM chain never uses the literal DDPM step
-    assert A.guidance_magnitude(m, x, sampler="ddim", num_steps=5)["literal_step"] is False
+    # a DDIM chain never uses the literal DDPM step, and runs the steps asked for
+    seen.clear()
+    m.conditional_sample(x, 1, z_mode="posterior_mean", sampler="ddim", num_steps=3,
+                         generator=torch.Generator().manual_seed(3), callback=cb)
+    rd = A.guidance_magnitude(m, x, sampler="ddim", num_steps=3, seed=3)
+    assert rd["literal_step"] is False and rd["t"] == [t for t, _, _ in seen] and len(rd["t"]) == 3
+    for (t, gn, _), g_r in zip(seen, rd["guidance_norm"]):
+        assert g_r == pytest.approx(math.sqrt(1 - ab[t]) * gn, rel=1e-9)
+    with pytest.raises(ValueError, match="single image"):
+        A.guidance_magnitude(m, images(2))
 
 
 # -- variability ------------------------------------------------------------------------------------------

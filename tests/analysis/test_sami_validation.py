@@ -120,6 +120,10 @@ def test_eps_mse_by_band_matches_the_loss_with_the_same_draws():
             return m.loss(x, t=t, noise=noise, z_noise=zn), t
 
     out, _ = draw(0, T)
+    with torch.no_grad():
+        sd = (0.5 * m.encoder(x)[1]).exp().mean(0)
+    assert r["posterior_std_clean"] == pytest.approx(sd.tolist(), rel=1e-12)
+    assert r["kl_nats"] == pytest.approx(float(out["kl"]), rel=1e-12) and (r["num_images"], r["seed"]) == (6, 3)
     assert r["guided"] == pytest.approx(float(out["mse_guided"]), rel=1e-12)
     assert r["unguided"] == pytest.approx(float(out["mse_uncond"]), rel=1e-12)
     for band, (lo, hi) in zip(r["bands"], band_edges(T, 4)):

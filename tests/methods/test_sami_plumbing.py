@@ -90,3 +90,24 @@ def test_beta_sampler_draws_in_float64():
 def test_kl_annealing_over_one_step():
     m = tiny_model(kl_weight=3.0, kl_anneal_steps=1, kl_anneal_start=0.01)
     assert m.kl_weight_at(0) == pytest.approx(0.03) and m.kl_weight_at(1) == 3.0
+
+
+def test_load_denoiser_sources_and_the_freeze_switch():
+    from diffrep.methods.sami import SAMI
+    from helpers import tiny_sami_config
+
+    src = tiny_model(seed=7)
+    holder = torch.nn.Module()
+    holder.unet = src.denoiser  # a module holding its U-Net as 'unet' (e.g. a plain DDPM)
+    for source in (src, src.denoiser, holder):
+        m = SAMI(tiny_sami_config()).double().load_denoiser(source)
+        assert all(torch.equal(a, b) for a, b in zip(m.denoiser.parameters(), src.denoiser.parameters()))
+        assert all(p.requires_grad for p in m.denoiser.parameters())  # config.freeze_denoiser is False
+    frozen = SAMI(tiny_sami_config()).double().load_denoiser(src, freeze=True)
+    assert not any(p.requires_grad for p in frozen.denoiser.parameters())
+    free = SAMI(tiny_sami_config()).double().load_denoiser(src, freeze=False)
+    assert all(p.requires_grad for p in free.denoiser.parameters())
+    by_config = SAMI(tiny_sami_config(freeze_denoiser=True)).double().load_denoiser(src)
+    assert not any(p.requires_grad for p in by_config.denoiser.parameters())
+    with pytest.raises(TypeError, match="Module is not a UNet"):
+        SAMI(tiny_sami_config()).load_denoiser(torch.nn.Module())
