@@ -72,12 +72,42 @@ def test_log_det_term_is_the_full_gaussian_one():
     torch.testing.assert_close(lq, torch.full((2,), expected, dtype=torch.float64))
 
 
-def test_guidance_axes_restrict_both_terms():
+def _rigid_twin(z, mu, lv, axes=(0, 2)):
+    """A.4 written out: the Mahalanobis distance over ``axes`` only, the log-det over every axis."""
+    a = list(axes)
+    maha = ((z[..., a] - mu[..., a]) ** 2 / lv[..., a].exp()).sum(-1)
+    lp = -0.5 * (maha + lv.sum(-1) + mu.shape[-1] * math.log(2 * math.pi))
+    return lp.mean(0) if z.dim() == 3 else lp
+
+
+@pytest.mark.parametrize("S_", [None, 2])
+def test_guidance_axes_restrict_the_mahalanobis_term_only_by_default(S_):
+    """The paper's rigid/sloppy form (A.4) is the default; ``logdet="axes"`` masks the log-det too."""
     m = tiny_model()
-    x, z = images(), torch.randn(3, 3, dtype=torch.float64)
-    g, _ = m.guidance(x, z, axes=(0, 2))
+    x = images()
+    z = torch.randn((3, 3) if S_ is None else (S_, 3, 3), dtype=torch.float64)
+    assert m.config.guidance_logdet == "all"
+    g, lq = m.guidance(x, z, axes=(0, 2))
+    torch.testing.assert_close(g, _manual_guidance(m, x, z, _rigid_twin), rtol=1e-9, atol=1e-12)
+    mu, lv = m.encoder(x)
+    torch.testing.assert_close(lq, _rigid_twin(z, mu, lv).detach(), rtol=1e-10, atol=1e-12)
+    g_both, _ = m.guidance(x, z, axes=(0, 2), logdet="axes")
     ref = _manual_guidance(m, x, z, lambda z, mu, lv: _twin_log_posterior(z[..., [0, 2]], mu[..., [0, 2]], lv[..., [0, 2]]))
-    torch.testing.assert_close(g, ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(g_both, ref, rtol=1e-9, atol=1e-12)
+    assert (g - g_both).abs().max() > 1e-6  # the two forms differ by grad of the sloppy axis' log-det
+    # the analytic (S -> infinity) limit follows the same rule
+    mu0, lv0 = (a.detach() for a in m.posterior(images(seed=7)))
+    ga, _ = m.guidance(x, analytic=(mu0, lv0), axes=(1,))
+    x_ = x.detach().requires_grad_(True)
+    mu, lv = m.encoder(x_)
+    ref = -0.5 * (((mu0[:, 1] - mu[:, 1]) ** 2 + lv0[:, 1].exp()) / lv[:, 1].exp() + lv.sum(-1))
+    torch.testing.assert_close(ga, torch.autograd.grad(ref.sum(), x_)[0], rtol=1e-9, atol=1e-12)
+    # the config default reaches generation
+    mc = tiny_model(guidance_axes=(0, 2), guidance_logdet="axes")
+    torch.testing.assert_close(mc.guidance(x, z)[0], ref_g := m.guidance(x, z, axes=(0, 2), logdet="axes")[0])
+    assert ref_g.shape == x.shape
+    with pytest.raises(ValueError, match="logdet"):
+        m.guidance(x, z, axes=(0,), logdet="none")
     with pytest.raises(ValueError, match="axes"):
         m.guidance(x, z, axes=(3,))
 
@@ -458,6 +488,12 @@ def test_cli_sample_and_analyze(tmp_path, capsys):
     assert {"variability", "spectrum", "global_axes", "guidance_magnitude", "position_transfer"} <= set(rep)
     assert rep["position_transfer"]["num_guides"] == 1 and rep["position_transfer"]["num_samples"] == 2
     assert main(["sami", "analyze", str(tmp_path / "m"), "--what", "nope"]) == 2
+    # rigid/sloppy guidance from the command line (A.4)
+    assert main(["sami", "sample", str(tmp_path / "m"), "--mode", "cond", "--n", "1", "--guides", "1",
+                 "--guidance-axes", "0,2", "--logdet", "axes", "--out", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").is_file()
+    assert main(["sami", "sample", str(tmp_path / "m"), "--mode", "cond", "--guidance-axes", "0,x"]) == 2
+    assert main(["sami", "sample", str(tmp_path / "m"), "--mode", "cond", "--guidance-axes", "7"]) == 2
     # no config.yaml: guides are procedural disks at the model's own size (8 x 8 here)
     m.save_pretrained(tmp_path / "bare")
     assert main(["sami", "sample", str(tmp_path / "bare"), "--mode", "cond", "--n", "2", "--guides", "1",

@@ -3,14 +3,17 @@
 - ``diffrep sami train RECIPE [--out DIR] [--field.path VALUE ...]``: the same as ``diffrep train``
   with a ``sami/*`` recipe (``sami/disks-cpu`` trains on a CPU in minutes).
 - ``diffrep sami sample PATH --mode prior|uncond|cond [--n 16] [--guides 4]``: a PNG grid; ``cond``
-  draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide).
+  draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide);
+  ``--guidance-axes 0,2 [--logdet all|axes]`` gives the rigid/sloppy guidance of A.4.
 - ``diffrep sami analyze PATH --what variability,spectrum,... --out DIR``: the paper's analyses as
   ``analysis.json`` plus figures. ``fid`` needs ``--fid-extractor FILE`` (TorchScript; no Inception
   weights are bundled or downloaded).
 
 PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``diffrep sample``).
-Guide images come from the run's ``config.yaml`` data section (held-out draws for disks: seed + 1000),
-else from procedural disks at the model's size when it takes one-channel square images.
+Guide, reference, FID and global-axes images are held out, never training images: the test split of
+the run's dataset (``config.yaml`` data section): CelebA's official test split, the files of an image
+folder after the training subset, fresh disks draws (seed + 1000 + --seed); dSprites has no split.
+Without a config.yaml, procedural disks at the model's size (one-channel square models only).
 """
 
 from __future__ import annotations
@@ -32,22 +35,35 @@ def register(sub) -> None:
     t.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     t.set_defaults(func=_train)
 
-    s = verbs.add_parser("sample", help="write a sample grid (prior, unconditional or conditional)")
+    s = verbs.add_parser("sample", help="write a sample grid (prior, unconditional or conditional)",
+                         description="Write a sample grid. --mode cond guides on images from the TEST split of "
+                                     "the run's dataset (held out, never training images).")
     _common(s)
     s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond")
     s.add_argument("--n", type=int, default=8, help="samples (per guide for --mode cond)")
-    s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond")
+    s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond (from the test split)")
     s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None)
+    s.add_argument("--guidance-axes", default=None, metavar="I,J,...",
+                   help="rigid/sloppy guidance (A.4, --mode cond): only these latent axes enter the Mahalanobis "
+                        "term (default: the model config's guidance_axes; empty = all)")
+    s.add_argument("--logdet", choices=("all", "axes"), default=None,
+                   help="with --guidance-axes: keep the log-determinant over all axes (the paper's form) or mask it "
+                        "to the axes too (default: the model config's guidance_logdet)")
     s.add_argument("--out", help="output PNG (default <path>/images/sami-<mode>-seed<seed>.png)")
     s.set_defaults(func=_sample)
 
-    a = verbs.add_parser("analyze", help="run the paper's analyses; write analysis.json and figures")
+    a = verbs.add_parser("analyze", help="run the paper's analyses; write analysis.json and figures",
+                         description="Run the paper's analyses. Every image they read (guides, the reference "
+                                     "variability, global axes, FID) comes from the TEST split of the run's dataset "
+                                     "(CelebA's test split, an image folder's files after the training subset, fresh "
+                                     "disks draws); analysis.json records which under 'eval_data'.")
     _common(a)
     a.add_argument("--what", default="variability,spectrum,perturb,global,guidance,monotonicity",
                    help=f"comma-separated subset of {','.join(ANALYSES)}")
-    a.add_argument("--guides", type=int, default=4, help="guide images for variability")
+    a.add_argument("--guides", type=int, default=4, help="guide images for variability (from the test split)")
     a.add_argument("--num-samples", type=int, default=64, help="samples per guide for variability")
-    a.add_argument("--num-images", type=int, default=256, help="held-out images for global axes / FID")
+    a.add_argument("--num-images", type=int, default=256,
+                   help="test-split images for the reference variability, global axes and FID")
     a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID")
     a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
@@ -95,12 +111,12 @@ def _load(args):
 
 
 def _held_out(path: Path, model, n: int, seed: int):
-    """n held-out images (and the dataset) for guides and analyses."""
+    """n held-out images, the evaluation dataset and its description (guides and analyses read the
+    test split, never the training data: :func:`diffrep.recipes.sami.build_eval_dataset`)."""
     import torch
 
     from ..config import config_from_dict, load_yaml
-    from ..data.disks import DisksTensorDataset
-    from ..recipes.sami import SAMIDataConfig, build_dataset
+    from ..recipes.sami import SAMIDataConfig, build_eval_dataset
 
     data_cfg = None
     for d in (path, *path.parents[:3]):
@@ -114,13 +130,10 @@ def _held_out(path: Path, model, n: int, seed: int):
         if c != 1 or h != w:
             raise FileNotFoundError(f"no config.yaml with a data section near {path}; cannot choose guide images")
         data_cfg = SAMIDataConfig("disks", size=h)
-    if data_cfg.dataset == "disks":
-        ds = DisksTensorDataset(max(n, 2), data_cfg.size, data_cfg.seed + 1000 + seed)
-    else:
-        ds = build_dataset(data_cfg)
+    ds, where = build_eval_dataset(data_cfg, n, seed)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
-    return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds
+    return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds, where
 
 
 def _sample(args) -> int:
@@ -139,9 +152,15 @@ def _sample(args) -> int:
     elif args.mode == "uncond":
         images = model.sample_unconditional(args.n, **kw)
     else:
-        guides, _ = _held_out(path, model, args.guides, args.seed)
+        guides, _, _ = _held_out(path, model, args.guides, args.seed)
         guides = guides.to(next(model.parameters()).device)
-        samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, **kw)
+        axes = None
+        if args.guidance_axes is not None:
+            try:
+                axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
+            except ValueError:
+                raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
+        samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, axes=axes, logdet=args.logdet, **kw)
         rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
         images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
         nrow = args.n + 1
@@ -182,10 +201,10 @@ def _analyze(args) -> int:
     out = Path(args.out) if args.out else path / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     n_img = max(args.num_images, args.guides, 2)
-    images, dataset = _held_out(path, model, n_img, args.seed)
+    images, dataset, where = _held_out(path, model, n_img, args.seed)
     kw = dict(sampler=args.sampler, num_steps=args.steps)
     report: dict = {"model": str(path), "diffrep": __version__, "seed": args.seed, "sampler": model._pick_sampler(args.sampler, args.steps) or model.config.sampler,
-                    "num_steps": args.steps, "figures": []}
+                    "num_steps": args.steps, "eval_data": where, "figures": []}
     figs = report["figures"]
     if "variability" in what:
         report["variability"] = A.variability_reduction(model, images[: args.guides], args.num_samples, reference=images,

@@ -17,6 +17,10 @@ Splits: ``"train"``, ``"valid"``, ``"test"`` (from the partition file) or ``"all
 order, DiffAE's training set; the partition file is then optional). No random flip is applied (augmentation
 belongs to the training transform).
 
+Subset (``num_images``): the first ``num_images`` images of the split in sorted file order (CelebA's file
+names are its numbering, 000001.jpg ...), so a recipe's subset is fixed and reproducible; None keeps
+the whole split. More than the split holds is an error naming both counts.
+
 Item access: ``(image, attributes)``; raw images uint8 (n, size, size, 3) 0..255; ``ds[i]`` per
 ``item_format``.
 """
@@ -29,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from .base import ImageDataset, check_choice, check_item_format, missing_file_error
-from .image_folder import open_image, resize_center_crop, to_array
+from .image_folder import check_num_images, open_image, resize_center_crop, to_array
 
 ATTRIBUTES = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -101,8 +105,10 @@ class CelebA(ImageDataset):
     source = "file"
     target_names = ATTRIBUTES
 
-    def __init__(self, root, split: str = "train", crop: str = "diffae", size: int = 64, item_format: str = "pm1"):
+    def __init__(self, root, split: str = "train", crop: str = "diffae", size: int = 64, item_format: str = "pm1",
+                 num_images: int | None = None):
         check_choice("split", split, SPLITS)
+        check_num_images(num_images)
         check_choice("crop", crop, ("diffae", "center", "none"))
         if not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
@@ -126,6 +132,11 @@ class CelebA(ImageDataset):
                 raise ValueError(f"{part_path}: no partition entry for {absent[0]!r} ({len(absent)} missing)")
             keep = np.array([part[f] == SPLITS[split] for f in files], dtype=bool)
             files, attrs = [f for f, k in zip(files, keep) if k], attrs[keep]
+        if num_images is not None:
+            if num_images > len(files):
+                raise ValueError(f"celeba: num_images={num_images} but split {split!r} under {root} holds only "
+                                 f"{len(files)} images")
+            files, attrs = files[:num_images], attrs[:num_images]
         self.root, self.img_dir, self.split, self.crop, self.size = root, img_dir, split, crop, int(size)
         self.files, self.attributes = files, attrs
 

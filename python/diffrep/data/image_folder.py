@@ -4,6 +4,10 @@ Files: every ``.png .jpg .jpeg .webp .bmp`` under ``root`` (recursively), sorted
 Images are decoded lazily per item with Pillow, converted to RGB (or ``"L"``), optionally centre-cropped to
 a square and resized to ``size`` x ``size`` (bilinear, the torchvision Resize default).
 
+Subset (``start``, ``num_images``): the files ``start .. start + num_images - 1`` of that sorted list
+(default: all of them), so a training subset is fixed (the first N files) and the files after it are a
+disjoint held-out set (``start=N``). More files than the folder holds is an error naming both counts.
+
 Item access: ``(image, target)`` with an empty int64 target (a folder has no labels); raw images uint8
 (n, size, size, C) 0..255; ``ds[i]`` per ``item_format``.
 """
@@ -44,6 +48,13 @@ def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
+def check_num_images(num_images) -> None:
+    """``num_images`` None or an int >= 1 (a dataset subset's size); else ValueError."""
+    if num_images is not None and (isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer))
+                                   or num_images < 1):
+        raise ValueError(f"num_images must be None or an int >= 1, got {num_images!r}")
+
+
 def to_array(im: Image.Image) -> np.ndarray:
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if a.ndim == 2 else a
@@ -56,7 +67,7 @@ class ImageFolder(ImageDataset):
     source = "file"
 
     def __init__(self, root, size: int | None = 64, mode: str = "RGB", crop: str = "center",
-                 item_format: str = "pm1"):
+                 item_format: str = "pm1", num_images: int | None = None, start: int = 0):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image_folder: folder {str(root)!r} does not exist")
@@ -69,6 +80,14 @@ class ImageFolder(ImageDataset):
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
         if not self.files:
             raise FileNotFoundError(f"image_folder: no image files ({', '.join(EXTENSIONS)}) under {str(root)!r}")
+        check_num_images(num_images)
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start must be an int >= 0, got {start!r}")
+        end = len(self.files) if num_images is None else start + num_images
+        if end > len(self.files) or start >= len(self.files):
+            want = f"start={start}" + ("" if num_images is None else f", num_images={num_images}")
+            raise ValueError(f"image_folder: {want} but {str(root)!r} holds only {len(self.files)} images")
+        self.files = self.files[start:end]
 
     def __len__(self):
         return len(self.files)

@@ -132,12 +132,14 @@ class SAMI(PretrainedMixin, nn.Module):
 
     # -- guidance (docs/methods/sami.md#eq-9-and-11-guidance-score) -----------------------------------------------------------------
     def guidance(self, x_t: torch.Tensor, z: torch.Tensor | None = None, *, analytic: tuple | None = None,
-                 axes=None, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                 axes=None, logdet: str | None = None, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """g = grad_{x_t} log q_phi(z | x_t) (Eq. 9) and log q [B].
 
         ``z`` [B, d] (one latent per example) or [S, B, d] (Monte Carlo average inside the log-density,
         Eq. 9/11); or ``analytic = (mu0, logvar0)`` for the S -> infinity limit. ``axes`` restricts
-        the log-density to those latent axes (rigid/sloppy). ``create_graph`` keeps the graph of g so
+        the Mahalanobis term to those latent axes (rigid/sloppy, A.4); ``logdet`` (default
+        ``config.guidance_logdet``) keeps the log-determinant over ``all`` axes (the paper) or masks
+        it to the ``axes`` too. ``create_graph`` keeps the graph of g so
         that a loss on g can be differentiated w.r.t. phi (training). ``x_t`` itself is not modified:
         if it does not require grad, a detached leaf is used.
         """
@@ -152,10 +154,11 @@ class SAMI(PretrainedMixin, nn.Module):
             for a in analytic:
                 self._check_latents(a, "analytic", allow_samples=False)
         axes = self._axes(axes)
+        logdet = self.config.guidance_logdet if logdet is None else logdet
         leaf = x_t if x_t.requires_grad else x_t.detach().requires_grad_(True)
         with torch.enable_grad():
             mu, logvar = self.posterior(leaf)
-            lq = log_q(z, mu, logvar, axes, analytic)
+            lq = log_q(z, mu, logvar, axes, analytic, logdet)
             (g,) = torch.autograd.grad(lq.sum(), leaf, create_graph=create_graph)
         return g, lq
 
@@ -329,12 +332,13 @@ class SAMI(PretrainedMixin, nn.Module):
             x = self._check_images(x_T, "x_T").to(device=device, dtype=dtype)
             if x.shape[0] != n:
                 raise ValueError(f"x_T has batch {x.shape[0]}, expected {n}")
+        literal = self.chain_uses_literal_step(sampler, num_steps)
         if isinstance(s, DDPMSampler):
             if num_steps not in (None, T):
                 raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
-            steps, literal = None, self.config.alg1_literal
+            steps = None
         else:
-            steps, literal = num_steps or self.config.sample_steps, False
+            steps = num_steps or self.config.sample_steps
         last: dict = {}
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
@@ -351,14 +355,21 @@ class SAMI(PretrainedMixin, nn.Module):
                          callback=step_done if callback is not None else None)
         return x.clamp(-1, 1)
 
+    def chain_uses_literal_step(self, sampler: str | None = None, num_steps: int | None = None) -> bool:
+        """Whether a reverse chain with these settings uses Algorithm 1's printed step
+        (``config.alg1_literal``; the DDPM chain only), i.e. which k_t :meth:`guidance_coefficient` it applies."""
+        return self.config.alg1_literal and (self._pick_sampler(sampler, num_steps) or self.config.sampler) == "ddpm"
+
     def generate(self, z: torch.Tensor | None = None, *, analytic: tuple | None = None, sampler: str | None = None,
                  num_steps: int | None = None, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
-                 guidance_scale: float | None = None, axes=None, callback: Callable | None = None) -> torch.Tensor:
+                 guidance_scale: float | None = None, axes=None, logdet: str | None = None,
+                 callback: Callable | None = None) -> torch.Tensor:
         """Images [B, C, H, W] from p_{theta,phi}(x_0 | z) (Algorithm 1 with ``sampler="ddpm"``).
 
         ``z`` [B, d]: one fixed latent per chain; [S, B, d]: the Monte Carlo guidance of Eq. 9/11;
-        ``analytic=(mu0, logvar0)``: its S -> infinity limit. ``callback(i, t, x, eps, g)`` is
-        called after every step (g None when unguided).
+        ``analytic=(mu0, logvar0)``: its S -> infinity limit. ``axes`` / ``logdet``: the rigid/sloppy
+        guidance of :meth:`guidance`. ``callback(i, t, x, eps, g)`` is called after every step (g None
+        when unguided).
         """
         if (z is None) == (analytic is None):
             raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
@@ -373,8 +384,11 @@ class SAMI(PretrainedMixin, nn.Module):
         if scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {scale}")
 
+        if logdet is not None and logdet not in ("all", "axes"):
+            raise ValueError(f"logdet must be 'all' or 'axes', got {logdet!r}")
+
         def guide(x):
-            return self.guidance(x, z, analytic=analytic, axes=axes)[0]
+            return self.guidance(x, z, analytic=analytic, axes=axes, logdet=logdet)[0]
 
         return self._chain(guide, n, sampler=sampler, num_steps=num_steps, generator=generator, x_T=x_T,
                            scale=scale, callback=callback)

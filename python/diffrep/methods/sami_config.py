@@ -57,7 +57,9 @@ class SAMIConfig(Config):
       ``z_mode``: ``fixed`` (one z per chain, Algorithm 1), ``mc_average`` (``mc_samples`` draws
       averaged inside the log-density, Eq. 9/11, one VJP), ``analytic`` (S -> infinity limit).
       ``guidance_axes``: rigid/sloppy variant (A.4, docs/methods/sami.md#analyses): only these latent axes enter the
-      Mahalanobis and log-det terms (both masked); empty = all axes.
+      Mahalanobis term; empty = all axes. ``guidance_logdet``: ``all`` (default, the paper's form:
+      A.4 computes "the Mahalanobis distance over only a subset of the latent dimensions" and keeps
+      the log-determinant term over every axis) or ``axes`` (the log-det masked too).
       ``clip_x0``: clamp the predicted x_0 during sampling (0 = off; clipping changes the guided
       step, so the exact A.2 form needs it off).
     """
@@ -98,6 +100,7 @@ class SAMIConfig(Config):
     z_mode: Literal["fixed", "mc_average", "analytic"] = "fixed"
     mc_samples: Annotated[int, Ge(1)] = 8
     guidance_axes: tuple[int, ...] = ()
+    guidance_logdet: Literal["all", "axes"] = "all"
     clip_x0: Annotated[float, Ge(0)] = 0.0
 
     @property

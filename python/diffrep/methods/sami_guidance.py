@@ -2,8 +2,9 @@
 
 :func:`log_posterior` is the fused op :func:`diffrep.ops.guidance.log_posterior` (mean over Monte
 Carlo draws of log N(z_s; mu, diag exp(logvar)) per example, Eq. 9/11, with double backward);
-:func:`expected_log_posterior` is its Rao-Blackwellised limit. :func:`log_q` restricts either to a
-set of latent axes (the rigid/sloppy variant, A.4) and :func:`check_axes` validates such a set.
+:func:`expected_log_posterior` is its Rao-Blackwellised limit. :func:`log_q` restricts the
+Mahalanobis term (and optionally the log-determinant) to a set of latent axes (the rigid/sloppy
+variant, A.4) and :func:`check_axes` validates such a set.
 """
 
 from __future__ import annotations
@@ -27,19 +28,35 @@ def expected_log_posterior(mu0: torch.Tensor, logvar0: torch.Tensor, mu: torch.T
 
 
 def log_q(z: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, axes: tuple[int, ...] = (),
-          analytic: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+          analytic: tuple[torch.Tensor, torch.Tensor] | None = None, logdet: str = "all") -> torch.Tensor:
     """log q(z | x_t) per example for posterior (mu, logvar) at x_t: with ``z`` [B, d] or [S, B, d]
-    (:func:`log_posterior`) or ``analytic = (mu0, logvar0)`` (:func:`expected_log_posterior`); only the
-    latent ``axes`` enter (both the Mahalanobis and the log-det terms) when given."""
+    (:func:`log_posterior`) or ``analytic = (mu0, logvar0)`` (:func:`expected_log_posterior`).
+
+    ``axes`` (rigid/sloppy, A.4): only those latent axes enter the Mahalanobis term. ``logdet``
+    says where the log-determinant runs: ``"all"`` (every axis; the paper's form, A.4 restricts only
+    the Mahalanobis distance) or ``"axes"`` (masked like the Mahalanobis term). With no ``axes`` the
+    two agree."""
+    if logdet not in ("all", "axes"):
+        raise ValueError(f"logdet must be 'all' or 'axes', got {logdet!r}")
+    rest = None
     if axes:
         idx = torch.tensor(axes, device=mu.device)
+        if logdet == "all":
+            keep = torch.ones(mu.shape[-1], dtype=torch.bool, device=mu.device)
+            keep[idx] = False
+            rest = logvar[..., keep]
         mu, logvar = mu.index_select(-1, idx), logvar.index_select(-1, idx)
         z = z.index_select(-1, idx) if z is not None else None
         if analytic is not None:
             analytic = (analytic[0].index_select(-1, idx), analytic[1].index_select(-1, idx))
     if analytic is not None:
-        return expected_log_posterior(analytic[0], analytic[1], mu, logvar)
-    return log_posterior(z, mu, logvar)
+        out = expected_log_posterior(analytic[0], analytic[1], mu, logvar)
+    else:
+        out = log_posterior(z, mu, logvar)
+    if rest is not None and rest.shape[-1]:
+        # the unmasked axes' -1/2 (log sigma_j^2 + log 2 pi): the Gaussian's log-det over every axis
+        out = out - 0.5 * (rest + math.log(2 * math.pi)).sum(-1)
+    return out
 
 
 def check_axes(axes, d: int, name: str, exc=ValueError) -> tuple[int, ...]:

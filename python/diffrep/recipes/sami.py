@@ -25,6 +25,7 @@ import dataclasses
 from typing import Annotated, Literal
 
 from .. import data
+from .._checks import positive_int
 from ..config import Config, ConfigError, Ge
 from ..data.disks import DisksTensorDataset
 from ..diffusion import NoiseScheduleConfig
@@ -34,7 +35,7 @@ from ..nn.unet import UNetConfig, unet_preset
 from ..train.config import TrainConfig
 from .registry import Recipe
 
-__all__ = ["SAMIDataConfig", "SAMIRecipeConfig", "build_dataset", "build", "disks_config", "celeba64_config",
+__all__ = ["SAMIDataConfig", "SAMIRecipeConfig", "build_dataset", "build_eval_dataset", "build", "disks_config", "celeba64_config",
            "celebahq256_frozen_config", "disks_cpu_config", "disks_cpu_frozen_config", "disks_cpu_frozen_d8_config",
            "RECIPES"]
 
@@ -45,7 +46,14 @@ class SAMIDataConfig(Config):
     and background, the paper's 2000-image set; seeded by ``seed``), ``celeba`` (aligned CelebA under
     ``root``, ``split``, ``size``), ``image_folder`` (any folder of images, e.g. CelebA-HQ 256) or
     ``dsprites`` (the file under ``root``, else the procedural generator). ``root`` defaults to
-    ``$DIFFREP_DATA``."""
+    ``$DIFFREP_DATA``.
+
+    ``num_images`` is honoured for every image dataset, deterministically: disks draws that many;
+    ``celeba`` takes the first ``num_images`` of ``split`` in sorted file order (000001.jpg, ...;
+    ``sami/celeba64``: the first 60,000 of the 162,770 training images); ``image_folder`` the first
+    ``num_images`` files in sorted path order. More than the data holds is an error. ``dsprites``
+    always uses its full 737,280-image set (the disentanglement protocol samples from all of it).
+    Evaluation images come from :func:`build_eval_dataset`, never from the training subset."""
 
     dataset: Literal["disks", "celeba", "image_folder", "dsprites"] = "disks"
     root: str = ""
@@ -66,12 +74,54 @@ def build_dataset(cfg: SAMIDataConfig):
         return DisksTensorDataset(cfg.num_images, cfg.size, cfg.seed)
     flag = "--data.root"
     if cfg.dataset == "celeba":
-        return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size, root_flag=flag)
+        return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size, num_images=cfg.num_images,
+                         root_flag=flag)
     if cfg.dataset == "image_folder":
         if root is None:
             raise ValueError("data.root must name the image folder for dataset='image_folder'")
-        return data.load("image_folder", root=root, source="file", size=cfg.size, root_flag=flag)
+        return data.load("image_folder", root=root, source="file", size=cfg.size, num_images=cfg.num_images,
+                         root_flag=flag)
     return data.load("dsprites", root=root, root_flag=flag)
+
+
+EVAL_SEED_OFFSET = 1000  # held-out disks: seed + 1000 + the evaluation seed, disjoint draws from training's
+
+
+def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0):
+    """``(dataset, description)``: held-out images for evaluation (guides, reference images, FID,
+    global axes), never the training subset of :func:`build_dataset`:
+
+    - ``disks``: ``num_images`` fresh draws with seed ``cfg.seed + 1000 + seed``;
+    - ``celeba``: the official ``test`` split (19,962 images; all of it);
+    - ``image_folder``: the files after the training subset (sorted path order, from index
+      ``cfg.num_images``); a folder with no files left is an error (hold some out by lowering
+      ``data.num_images``);
+    - ``dsprites``: the full set (it has no split; its factor metrics sample from the generator).
+    """
+    positive_int(num_images, "num_images")
+    root = cfg.root or None
+    if cfg.dataset == "disks":
+        s = cfg.seed + EVAL_SEED_OFFSET + int(seed)
+        return DisksTensorDataset(max(num_images, 2), cfg.size, s), f"disks: {max(num_images, 2)} held-out draws, seed {s}"
+    if cfg.dataset == "celeba":
+        if cfg.split in ("test", "all"):
+            raise ValueError(f"data.split={cfg.split!r} trains on the CelebA test split; evaluation reads the test "
+                             "split, so it would not be held out")
+        return (data.load("celeba", root=root, source="file", split="test", size=cfg.size, root_flag="--data.root"),
+                "celeba: the official test split")
+    if cfg.dataset == "image_folder":
+        if root is None:
+            raise ValueError("data.root must name the image folder for dataset='image_folder'")
+        from ..data.image_folder import ImageFolder
+
+        n_files = len(ImageFolder(root, size=cfg.size))
+        if n_files <= cfg.num_images:
+            raise ValueError(f"image_folder {root!r} holds {n_files} images and training uses the first "
+                             f"data.num_images={cfg.num_images}: none is left for evaluation; train on fewer")
+        return (data.load("image_folder", root=root, source="file", size=cfg.size, start=cfg.num_images,
+                          root_flag="--data.root"),
+                f"image_folder: files {cfg.num_images}..{n_files - 1} (after the training subset)")
+    return data.load("dsprites", root=root, root_flag="--data.root"), "dsprites: the full set (no split)"
 
 
 @dataclasses.dataclass
