@@ -103,6 +103,18 @@ def test_negative_mmd_weight_is_an_error_unless_allowed():
     assert m.config.mmd_weight == pytest.approx(-0.09)
 
 
+@pytest.mark.parametrize("gamma_mi,lambda_agg", [(1.2, 0.0), (1.0001, 0.01), (2.0, 5.0)])
+def test_gamma_mi_above_one_is_rejected(gamma_mi, lambda_agg):
+    """1 - gamma_mi < 0 would maximise the KL (issue 17 item 2); allow_negative_mmd_weight does not help."""
+    for allow in (False, True):
+        with pytest.raises(ConfigError, match=r"'gamma_mi'.*KL weight 1 - gamma_mi"):
+            tiny(gamma_mi=gamma_mi, lambda_agg=lambda_agg, allow_negative_mmd_weight=allow)
+    with pytest.raises(ConfigError, match=r"'lambda_agg'.*gamma_mi = 0.3, lambda_agg = 0.5"):
+        tiny(gamma_mi=0.3, lambda_agg=0.5)
+    m = tiny(gamma_mi=1.0, lambda_agg=0.0)  # the boundary: both weights 0
+    assert (m.config.kl_weight, m.config.mmd_weight) == (0.0, 0.0)
+
+
 def test_config_errors_name_fields():
     with pytest.raises(ConfigError, match="xattn_tokens"):
         tiny(cond="xattn", xattn_tokens=3)

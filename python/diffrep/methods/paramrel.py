@@ -158,9 +158,14 @@ class ParamReLConfig(Config):
         elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
             raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
                               f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")
+        if self.kl_weight < 0:
+            raise ConfigError("gamma_mi", f"the KL weight 1 - gamma_mi = {self.kl_weight:.4g} is negative "
+                              f"(gamma_mi = {self.gamma_mi:.4g} > 1): minimising the loss would maximise the "
+                              "KL to the prior. gamma_mi must lie in [0, 1]")
         if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
-            raise ConfigError("lambda_agg", f"the MMD weight gamma_MI + lambda_agg - 1 = {self.mmd_weight:.4g} is "
-                              "negative (e.g. SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
+            raise ConfigError("lambda_agg", f"the MMD weight gamma_mi + lambda_agg - 1 = {self.mmd_weight:.4g} is "
+                              f"negative (gamma_mi = {self.gamma_mi:.4g}, lambda_agg = {self.lambda_agg:.4g}; e.g. "
+                              "SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
                               "Set allow_negative_mmd_weight=True to train it literally (bfn-paramrel.md 3.4)")
         if self.encoder == "hyper" and self.encoder_input == "x":
             raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
