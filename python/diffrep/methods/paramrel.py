@@ -50,6 +50,7 @@ presets "iclr25" and "notebook" of :func:`diffrep.methods.paramrel_recipes.param
 on together):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
 (BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),
+``reduction="notebook"`` (the discrete notebooks: the BFN loss averaged over B x D x K one-hot entries),
 ``decoder_latent="mean"`` (its deterministic ``feats``), ``mmd_on="mean"``, ``z_source="prior_fixed"``
 (one prior z for all sampling steps), ``legacy_skip_last_update=True`` and ``final="sample"`` (its
 sampler), ``bfn.sqrt_beta1=sqrt(3)`` (its notebook schedule), ``sender_noise=False`` (SepDiff Eq. 2).
@@ -117,7 +118,7 @@ class ParamReLConfig(Config):
     mmd_estimator: Literal["biased", "unbiased"] = "biased"
     mmd_on: Literal["sample", "mean"] = "sample"
     mmd_time_strata: Annotated[int, Ge(1)] = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
-    reduction: Literal["per_example", "paramrel_code"] = "per_example"
+    reduction: Literal["per_example", "paramrel_code", "notebook"] = "per_example"
     report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
     time_scale: Annotated[float, Gt(0)] = 1000.0  # the networks read t * time_scale
     sample_steps: Annotated[int, Ge(1)] = 100
@@ -167,6 +168,9 @@ class ParamReLConfig(Config):
                               f"negative (gamma_mi = {self.gamma_mi:.4g}, lambda_agg = {self.lambda_agg:.4g}; e.g. "
                               "SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
                               "Set allow_negative_mmd_weight=True to train it literally (bfn-paramrel.md 3.4)")
+        if self.reduction == "notebook" and self.bfn.data != "discrete":
+            raise ConfigError("reduction", "'notebook' averages the BFN loss over the B x D x K one-hot entries "
+                              f"of discrete data; bfn.data is {self.bfn.data!r} (use 'paramrel_code')")
         if self.encoder == "hyper" and self.encoder_input == "x":
             raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
                               "encoder_input='x'")
@@ -316,8 +320,9 @@ class ParamReL(PretrainedMixin, nn.Module):
         mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
         if cfg.reduction == "per_example":
             loss = (l_bfn + w_kl * kl).mean() + w_mmd * mmd
-        else:  # the public code: BFN loss averaged over B x D, KL summed over B x |z|
-            loss = l_bfn.mean() / cfg.bfn.num_dims + w_kl * kl.sum() + w_mmd * mmd
+        else:  # the public code: BFN loss averaged over B x D (the notebooks: B x D x K), KL summed over B x |z|
+            denom = cfg.bfn.num_dims * (cfg.bfn.num_classes if cfg.reduction == "notebook" else 1)
+            loss = l_bfn.mean() / denom + w_kl * kl.sum() + w_mmd * mmd
         out = {"loss": loss, "bfn_loss": l_bfn.mean().detach(), "bfn_loss_per_dim": l_bfn.mean().detach() / cfg.bfn.num_dims,
                "kl": kl.mean().detach(), "mmd": mmd.detach()}
         if cfg.report_reconstruction:

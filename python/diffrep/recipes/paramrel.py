@@ -179,7 +179,7 @@ COMPAT_PRESETS = {
     # the discrete notebooks: vanilla theta-encoder (2), B x D x K / B-summed reductions (7), no MMD (8),
     # a correct loop ending in a categorical sample (10), one prior z (11), beta(1) = 3 (15), pixel > 0
     # binarisation (16), batch 512, AdamW 3e-4, betas (0.9, 0.98), wd 0.01, EMA 0.9999, 100 epochs (17).
-    "notebook": dict(model=dict(encoder="vanilla", reduction="paramrel_code", final="sample", z_source="prior_fixed"),
+    "notebook": dict(model=dict(encoder="vanilla", reduction="notebook", final="sample", z_source="prior_fixed"),
                      sqrt_beta1=math.sqrt(3.0), no_mmd=True, binarize="nonzero",
                      train=dict(batch_size=512, lr=3e-4, betas=(0.9, 0.98), weight_decay=0.01, ema_decay=0.9999,
                                 steps=math.ceil(100 * 60000 / 512))),  # 100 epochs of (F)MNIST
