@@ -13,7 +13,8 @@ Components (SepDiff §3.1):
 2. conditional decoder psi(theta_t, z_t): a noise-prediction U-Net (ParamReL Eq. 10; BFN's "-" sign,
    the printed "+" is a sign slip, ``bfn.eps_sign=+1`` reproduces it) conditioned on z by the nested
    AdaGN of ParamReL Eq. 12 (``cond="adagn_eq12"``), InfoDiffusion's single-norm variant
-   (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``). Correction: with one z token the
+   (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``: at every resolution level, down and up,
+   and the bottleneck; ``xattn_levels="bottleneck"`` keeps only the bottleneck's). Correction: with one z token the
    softmax is identically 1 and cross-attention degenerates to a theta-independent bias, so z is split
    into ``xattn_tokens`` tokens with learned position embeddings (§3.3);
 3. sampling (SepDiff Eq. 2 / Alg. 1, ParamReL Eq. 4) and reverse-sampling with the exact inverse
@@ -82,14 +83,28 @@ __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
 Cond = Literal["adagn_eq12", "infodiff", "xattn"]
 
 
+def _xattn_resolutions(image_size: int, channel_mult) -> tuple[int, ...]:
+    """Every level's resolution (px): where ``xattn_levels="all"`` places cross-attention."""
+    return tuple(image_size >> i for i in range(len(channel_mult)))
+
+
 def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", xattn_tokens: int = 4,
-                 **fields) -> UNetConfig:
-    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in)."""
+                 xattn_levels: str = "all", **fields) -> UNetConfig:
+    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in).
+    With ``cond="xattn"`` the attention layers become cross-attention to z's tokens: at every
+    resolution level, down and up, plus the bottleneck (``xattn_levels="all"``, SepDiff Eq. 1), or at
+    the bottleneck only (``"bottleneck"``); the ``attention_resolutions`` / ``middle_attention`` in
+    ``fields`` are replaced accordingly."""
     io = unet_io(bfn)
     if cond == "xattn":
         if latent_dim % xattn_tokens:
             raise ConfigError("xattn_tokens", f"{xattn_tokens} does not divide latent_dim={latent_dim}")
-        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens})
+        if xattn_levels not in ("all", "bottleneck"):
+            raise ConfigError("xattn_levels", f"must be 'all' or 'bottleneck', got {xattn_levels!r}")
+        base = UNetConfig(**{**fields, **io})
+        att = _xattn_resolutions(base.image_size, base.channel_mult) if xattn_levels == "all" else ()
+        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens,
+                             "attention_resolutions": att, "middle_attention": True})
     return UNetConfig(**{**fields, **io, "latent_dim": latent_dim, "latent_cond": cond, "context_dim": 0})
 
 
@@ -107,6 +122,7 @@ class ParamReLConfig(Config):
     hyper_steps: Annotated[int, Ge(0)] = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
     cond: Cond = "adagn_eq12"
     xattn_tokens: Annotated[int, Ge(1)] = 4
+    xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
     unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
         BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
     decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
@@ -154,8 +170,13 @@ class ParamReLConfig(Config):
             if self.unet.context_dim != self.latent_dim // self.xattn_tokens or self.unet.latent_dim:
                 raise ConfigError("unet.context_dim", f"cond='xattn' needs unet.context_dim = latent_dim / "
                                   f"xattn_tokens = {self.latent_dim // self.xattn_tokens} and unet.latent_dim = 0")
-            if not (self.unet.attention_resolutions or self.unet.middle_attention):
-                raise ConfigError("unet.attention_resolutions", "cond='xattn' needs attention layers to attend to z")
+            want = (_xattn_resolutions(self.unet.image_size, self.unet.channel_mult)
+                    if self.xattn_levels == "all" else ())
+            if set(self.unet.attention_resolutions) != set(want) or not self.unet.middle_attention:
+                raise ConfigError("unet.attention_resolutions", f"cond='xattn' with xattn_levels={self.xattn_levels!r} "
+                                  f"needs unet.attention_resolutions = {want} and unet.middle_attention = True, got "
+                                  f"{self.unet.attention_resolutions} and {self.unet.middle_attention} "
+                                  "(use decoder_unet())")
         elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
             raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
                               f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")

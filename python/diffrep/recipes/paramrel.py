@@ -56,7 +56,8 @@ def paramrel_config(bfn: BFNDataConfig, latent_dim: int, base: int, mult: tuple,
                     groups: int = 32, dropout: float = 0.0, encoder_pool: str = "mean", **fields) -> ParamReLConfig:
     """A ParamReL config whose encoder and decoder share the U-Net's base width and multipliers."""
     cond = fields.get("cond", "adagn_eq12")
-    unet = decoder_unet(bfn, latent_dim, cond, fields.get("xattn_tokens", 4), model_channels=base,
+    unet = decoder_unet(bfn, latent_dim, cond, fields.get("xattn_tokens", 4), fields.get("xattn_levels", "all"),
+                        model_channels=base,
                         channel_mult=tuple(mult), num_res_blocks=res_blocks, attention_resolutions=(),
                         middle_attention=True, num_groups=groups, dropout=dropout)
     enc_in = bfn.channels if fields.get("encoder_input") == "x" else make_flow(bfn).input_channels(bfn.channels)
