@@ -59,3 +59,40 @@ def test_xattn_attends_at_every_level_and_bottleneck_only_is_an_option():
     with pytest.raises(ConfigError, match="unet.attention_resolutions"):
         type(m.config)(**{**{f: getattr(m.config, f) for f in m.config.__dataclass_fields__},
                           "xattn_levels": "bottleneck"})
+
+
+def test_hyper_encoder_reads_the_same_features_in_training_evaluation_and_sampling():
+    """Issue 17 item 5: the posterior the loss uses at (theta_t, t) is the one evaluation computes at
+    (theta_t, t), and every sampling step's z is the posterior at that step's state."""
+    m = _perturbed(tiny("continuous", encoder="hyper", steps=3))
+    m.eval()
+    seen = []
+    orig = m.posterior
+
+    def spy(state, t, **kw):
+        out = orig(state, t, **kw)
+        seen.append((state, t, out[0].detach().clone()))
+        return out
+
+    m.posterior = spy
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    m.loss((x, None), generator=torch.Generator().manual_seed(6))
+    state, t, mean_train = seen[-1]
+    m.posterior = orig
+    assert torch.allclose(mean_train, orig(state, t)[0], atol=1e-6)
+    # sampling: the z fed to the decoder at each step is the current state's posterior mean
+    used = []
+    dec = m.decode_net
+
+    def spy_dec(state, t, z):
+        if m._captured is None:  # not the feature pass inside posterior()
+            used.append((state, t, z.clone()))
+        return dec(state, t, z)
+
+    m.decode_net = spy_dec
+    m.sample(2, z_source="encoder", generator=torch.Generator().manual_seed(0))
+    m.decode_net = dec
+    calls = used
+    assert len(calls) == 4  # 3 steps + the final call
+    for state, t, z in calls[1:]:  # the first call's cache was empty before the fix too
+        assert torch.allclose(z, m.posterior(state, t)[0], atol=1e-6)

@@ -9,7 +9,8 @@ Semantics" (KDD'25) and its arXiv version "ParamReL" (2405.15268); specification
 Components (SepDiff §3.1):
 1. self-encoder q_phi(z_t | theta_t, t), a diagonal Gaussian read from the BFN parameters (§3.2):
    ``encoder="vanilla"`` (no t), ``"progressive"`` (AdaGN time embedding, default) or ``"hyper"``
-   (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features of the previous step);
+   (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features, read at the current step
+   in training, evaluation, sampling and reverse-sampling alike);
 2. conditional decoder psi(theta_t, z_t): a noise-prediction U-Net (ParamReL Eq. 10; BFN's "-" sign,
    the printed "+" is a sign slip, ``bfn.eps_sign=+1`` reproduces it) conditioned on z by the nested
    AdaGN of ParamReL Eq. 12 (``cond="adagn_eq12"``), InfoDiffusion's single-norm variant
@@ -38,7 +39,7 @@ categorical output over bins) and ParamReL_d (``bfn.data = "discrete"``, Bernoul
 
 Choices where the papers are silent (config fields): the networks read t x ``time_scale`` (1000);
 ``encoder_logvar_init`` (the log-variance head's initial bias, 0); ``mmd_time_strata`` (1); the hyper
-encoder's readings (``hyper_mixing``, ``hyper_steps``; paramrel_nets); ``xattn_tokens`` (4); how the
+encoder's readings (``hyper_mixing``; paramrel_nets); ``xattn_tokens`` (4); how the
 encoder reduces its last feature map (``encoder_net.pool``: "mean", DiffAE's global average pool, or
 "flatten", a linear head over the whole map, which keeps where things are).
 
@@ -119,7 +120,6 @@ class ParamReLConfig(Config):
     encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
     encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
     hyper_mixing: Literal["softmax", "raw"] = "softmax"
-    hyper_steps: Annotated[int, Ge(0)] = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
     cond: Cond = "adagn_eq12"
     xattn_tokens: Annotated[int, Ge(1)] = 4
     xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
@@ -274,8 +274,9 @@ class ParamReL(PretrainedMixin, nn.Module):
 
     def posterior(self, state: FlowState | None, t: torch.Tensor, *, features: list | None = None,
                   x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the previous step's decoder feature
-        maps (hyper encoder; computed at theta_t itself when None). ``x``: the data (encoder_input='x')."""
+        """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the decoder feature maps the hyper
+        encoder reads (None: computed at theta_t itself with the theta branch's mean, the reading used
+        everywhere). ``x``: the data (encoder_input='x')."""
         cfg = self.config
         if cfg.encoder_input == "x":
             if x is None:
@@ -306,23 +307,6 @@ class ParamReL(PretrainedMixin, nn.Module):
                 if int((bins == g).sum()) >= 2]
         return torch.stack(vals).mean() if vals else z.sum() * 0
 
-    def _training_state(self, data: torch.Tensor, t: torch.Tensor, generator=None):
-        """theta_t ~ p_F, plus (hyper encoder) the previous step's decoder features: theta_{t-1/T} from the
-        flow, theta_t = h(theta_{t-1/T}, y ~ p_S(x; alpha)) (an exact joint draw), and the decoder at
-        theta_{t-1/T} under stop-gradient with the theta branch's z (bfn-paramrel.md §3.2)."""
-        cfg = self.config
-        if cfg.encoder != "hyper":
-            return self.flow.sample(data, t, generator), None
-        T = cfg.hyper_steps or cfg.sample_steps
-        t_prev = (t - 1.0 / T).clamp_min(0.0)
-        prev = self.flow.sample(data, t_prev, generator)
-        x_tilde = data if self.flow.kind == "discrete" else data.to(prev.params.dtype)
-        state, _ = self.flow.step(prev, x_tilde, torch.maximum(t, t_prev + 1e-6), generator)
-        state = FlowState(state.params, t)
-        with torch.no_grad():
-            z_prev = self.encoder.gaussian_params(self.flow.network_input(prev), self._t_net(t_prev)).chunk(2, 1)[0]
-        return state, self.decoder_features(prev, t_prev, z_prev)
-
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
         ``step`` (the trainer's 0-based step) is accepted and unused."""
@@ -330,8 +314,8 @@ class ParamReL(PretrainedMixin, nn.Module):
         x = data_images(batch, cfg.bfn, "ParamReL.loss")
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
-        state, feats = self._training_state(data, t, generator)
-        mean, logvar = self.posterior(state, t, features=feats, x=x)
+        state = self.flow.sample(data, t, generator)  # the hyper encoder reads the decoder at theta_t itself
+        mean, logvar = self.posterior(state, t, x=x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
@@ -407,17 +391,13 @@ class ParamReL(PretrainedMixin, nn.Module):
             z = self._check_z(z, n, steps)
         elif source == "prior_fixed":
             z = torch.randn((n, L), generator=generator, device=dev)
-        cache: dict = {}
-
         def predict(state, t):
             if source == "encoder":
-                zt = self.posterior(state, t, features=cache.get("feats"))[0]
+                zt = self.posterior(state, t)[0]
             elif source == "prior_per_step":
                 zt = torch.randn((n, L), generator=generator, device=dev)
             else:
                 zt = z if z.dim() == 2 else z[int(round(float(t[0]) * steps))]
-            if cfg.encoder == "hyper":
-                cache["feats"] = self.decoder_features(state, t, zt)
             return self.decode_net(state, t, zt)
 
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, self.flow.prior(self._data_shape(n), dev), steps,
@@ -439,7 +419,7 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         From the noise-free flow state at t = 1, for s = 1..n: theta_s = h^-1(theta_{s-1}, E[y | x-hat_{s-1}]),
         z_s = the posterior mean at (theta_s, 1 - s/n), x-hat_s = E[p_O(psi(theta_s, z_s))]. The hyper encoder
-        reads decoder features at theta_s itself (the noisier neighbour is not known before z_s)."""
+        reads decoder features at theta_s itself, as in training and sampling."""
         self._check_x(x, "reverse_sample")
         steps = self._steps(num_steps)
         dtype = torch.float64 if self.config.reverse_dtype == "float64" else torch.float32
