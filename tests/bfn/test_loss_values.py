@@ -1,0 +1,154 @@
+"""BFN losses against independent closed forms and brute force (issue 17, "Tests that catch wrong maths").
+
+Every expected value here is written from the BFN paper's equations (Graves et al. 2023: Eq. 94 and 101
+for continuous data, Eq. 121-122 for discretised data, Eq. 26 for L^r), in float64 with plain torch,
+never through diffrep's own helpers; docs/kernels/bfn.md#losses."""
+
+import math
+
+import pytest
+import torch
+
+from diffrep.bfn import (CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretizedNormalOutput,
+                         FlowState, continuous_time_loss, discrete_time_loss, reconstruction_loss)
+from diffrep.bfn import loss_terms
+
+G = torch.Generator().manual_seed
+
+
+def _phi(v):
+    return 0.5 * (1 + torch.erf(v / math.sqrt(2)))
+
+
+def _bin_probs(mu_x, sigma_x, K):
+    """Discretised Normal over K bins of [-1, 1], edge bins absorbing the tails (BFN Eq. 103-104)."""
+    edges = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
+    cdf = _phi((edges - mu_x[..., None]) / sigma_x[..., None])
+    cdf[..., 0], cdf[..., -1] = 0.0, 1.0
+    return cdf[..., 1:] - cdf[..., :-1]
+
+
+def _centres(K):
+    return (2 * torch.arange(1, K + 1, dtype=torch.float64) - 1) / K - 1
+
+
+def _alpha(i, n, s1):
+    """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) (BFN Eq. 95)."""
+    return s1 ** (-2 * i / n) * (1 - s1 ** (2 / n))
+
+
+@pytest.mark.parametrize("noise_pred", [False, True])
+def test_delta_discrete_time_loss_is_n_alpha_over_2_times_squared_error(noise_pred):
+    s1, n = 0.02, 10
+    x = torch.rand(3, 1, 2, 2, generator=G(0), dtype=torch.float64) * 2 - 1
+    t = torch.tensor([0.0, 0.3, 0.9], dtype=torch.float64)
+    flow = ContinuousFlow(s1)
+    state = flow.sample(x, t, G(1))
+    out = torch.randn(3, 1, 2, 2, generator=G(2), dtype=torch.float64) * (0.3 if noise_pred else 0.6)
+    got = discrete_time_loss(flow, DeltaOutput(s1, noise_pred=noise_pred), out.float(), x.float(), state, n)
+    tt = t.reshape(-1, 1, 1, 1)
+    if noise_pred:
+        g = 1 - s1 ** (2 * tt.clamp(min=1e-6))
+        x_hat = torch.where(tt < 1e-6, torch.zeros_like(out), state.params.double() / g - torch.sqrt((1 - g) / g) * out)
+    else:
+        x_hat = out
+    x_hat = x_hat.clamp(-1, 1)
+    i = tt * n + 1
+    want = (n * _alpha(i, n, s1) / 2 * (x - x_hat) ** 2).reshape(3, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=2e-5)
+    # the per-element term alone
+    per = loss_terms.continuous_discrete_time_loss(x_hat.float(), x.float(), t.float(), s1, n)
+    assert torch.allclose(per.double(), n * _alpha(i, n, s1) / 2 * (x - x_hat) ** 2, rtol=2e-5)
+
+
+def test_delta_continuous_time_loss_with_noise_prediction_and_clip():
+    s1 = 0.01
+    x = torch.rand(2, 1, 3, 3, generator=G(3), dtype=torch.float64) * 2 - 1
+    t = torch.tensor([0.25, 0.8], dtype=torch.float64)
+    flow = ContinuousFlow(s1)
+    state = flow.sample(x, t, G(4))
+    eps = torch.randn(2, 1, 3, 3, generator=G(5), dtype=torch.float64)
+    got = continuous_time_loss(flow, DeltaOutput(s1, noise_pred=True), eps.float(), x.float(), state)
+    tt = t.reshape(-1, 1, 1, 1)
+    g = 1 - s1 ** (2 * tt)
+    x_hat = (state.params.double() / g - torch.sqrt((1 - g) / g) * eps).clamp(-1, 1)
+    want = (-math.log(s1) * s1 ** (-2 * tt) * (x - x_hat) ** 2).reshape(2, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=2e-5)
+
+
+@pytest.mark.parametrize("noise_pred", [False, True])
+def test_discretised_continuous_time_loss_by_brute_force(noise_pred):
+    s1, K = 0.02, 16
+    x = torch.rand(2, 1, 2, 3, generator=G(6), dtype=torch.float64) * 2 - 1
+    xq = _centres(K)[torch.clamp(((x + 1) / 2 * K).floor().long(), 0, K - 1)]
+    t = torch.tensor([0.4, 0.95], dtype=torch.float64)
+    flow = ContinuousFlow(s1, K)
+    state = flow.sample(x, t, G(7))
+    m = torch.randn(2, 1, 2, 3, generator=G(8), dtype=torch.float64) * 0.5
+    ls = torch.randn(2, 1, 2, 3, generator=G(9), dtype=torch.float64) * 0.5 - 1
+    out = DiscretizedNormalOutput(s1, K, noise_pred=noise_pred)
+    got = continuous_time_loss(flow, out, (m.float(), ls.float()), x.float(), state)
+    tt = t.reshape(-1, 1, 1, 1)
+    if noise_pred:
+        g = 1 - s1 ** (2 * tt)
+        scale = torch.sqrt((1 - g) / g)
+        mu_x, sigma_x = state.params.double() / g - scale * m, scale * ls.exp()
+    else:
+        mu_x, sigma_x = m, ls.exp()
+    sigma_x = sigma_x.clamp(1e-3, 10)
+    x_hat = (_bin_probs(mu_x, sigma_x, K) * _centres(K)).sum(-1)
+    want = (-math.log(s1) * s1 ** (-2 * tt) * (xq - x_hat) ** 2).reshape(2, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=1e-4)
+
+
+def test_discretised_discrete_time_loss_by_brute_force_with_injected_noise():
+    s1, K, n, S = 0.05, 8, 5, 3
+    x = _centres(K)[torch.randint(0, K, (2, 1, 2, 2), generator=G(10))]
+    t = torch.tensor([0.2, 0.6], dtype=torch.float64)
+    mu = torch.randn(2, 1, 2, 2, generator=G(11), dtype=torch.float64) * 0.3
+    m = torch.randn(2, 1, 2, 2, generator=G(12), dtype=torch.float64) * 0.5
+    ls = torch.randn(2, 1, 2, 2, generator=G(13), dtype=torch.float64) * 0.3 - 1.5
+    noise = torch.randn(S, 2, 1, 2, 2, generator=G(14), dtype=torch.float64)
+    got = loss_terms.discretized_discrete_time_loss(m, ls, mu, t, x, s1, K, n, S, noise_pred=False, noise=noise)
+    a = _alpha(t.reshape(-1, 1, 1, 1) * n + 1, n, s1)
+    y = x + noise / torch.sqrt(a)
+    p = _bin_probs(m, ls.exp().clamp(1e-3, 10), K)
+
+    def lnorm(v, mean):
+        return -0.5 * math.log(2 * math.pi) + 0.5 * torch.log(a) - 0.5 * a * (v - mean) ** 2
+
+    sender = lnorm(y, x)
+    receiver = torch.logsumexp(torch.log(p) + torch.stack([lnorm(y, c) for c in _centres(K)], -1), -1)
+    want = n * (sender - receiver).mean(0)
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-9)
+    # through the public per-example function (it draws its own noise): finite and per-example shaped
+    flow = ContinuousFlow(s1, K)
+    st = FlowState(mu.float(), t)
+    per_ex = discrete_time_loss(flow, DiscretizedNormalOutput(s1, K, noise_pred=False), (m.float(), ls.float()),
+                                x.float(), st, n, n_samples=S, generator=G(0))
+    assert per_ex.shape == (2,) and bool(torch.isfinite(per_ex).all())
+
+
+def test_reconstruction_loss_values():
+    # discrete data: -sum ln p(x) under Bernoulli(sigmoid(l)) (K = 2)
+    flow, out = DiscreteFlow(2, 3.0), CategoricalOutput(2)
+    x = torch.randint(0, 2, (2, 1, 2, 2), generator=G(15))
+    state = flow.sample(x, 1.0, G(16))
+    l = torch.randn(2, 1, 2, 2, generator=G(17))
+    got = reconstruction_loss(flow, out, l, x, state)
+    p1 = torch.sigmoid(l.double())
+    want = -(torch.where(x == 1, p1, 1 - p1).log()).reshape(2, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=1e-5)
+    # discretised data: -sum ln p_k(x's bin) under the discretised Normal
+    s1, K = 0.02, 8
+    xq = _centres(K)[torch.randint(0, K, (2, 1, 2, 2), generator=G(18))]
+    cflow = ContinuousFlow(s1, K)
+    cstate = cflow.sample(xq, 1.0, G(19))
+    m = (xq + 0.1 * torch.randn(2, 1, 2, 2, generator=G(20), dtype=torch.float64))
+    ls = torch.full_like(m, math.log(0.3))
+    got = reconstruction_loss(cflow, DiscretizedNormalOutput(s1, K, noise_pred=False), (m.float(), ls.float()),
+                              xq.float(), cstate)
+    p = _bin_probs(m, ls.exp(), K)
+    idx = ((xq + 1) / 2 * K).floor().long().clamp(0, K - 1)
+    want = -p.gather(-1, idx[..., None]).squeeze(-1).log().reshape(2, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=1e-4)
