@@ -152,3 +152,62 @@ def test_reconstruction_loss_values():
     idx = ((xq + 1) / 2 * K).floor().long().clamp(0, K - 1)
     want = -p.gather(-1, idx[..., None]).squeeze(-1).log().reshape(2, -1).sum(1)
     assert torch.allclose(got.double(), want, rtol=1e-4)
+
+
+def test_discrete_time_loss_factorised_receiver_by_brute_force():
+    """The reference's receiver: per coordinate j, ln sum_k p_k N(y_j | alpha (K delta_jk - 1), alpha K)."""
+    K, n, S = 3, 6, 4
+    flow, out = DiscreteFlow(K, 1.5), CategoricalOutput(K)
+    x = torch.randint(0, K, (2, 1, 2, 2), generator=G(21))
+    t = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    state = flow.sample(x, t, G(22))
+    net = torch.randn(2, K, 2, 2, generator=G(23))
+    got = discrete_time_loss(flow, out, net, x, state, n, n_samples=S, receiver="factorised", generator=G(24))
+    a = (1.5 ** 2 * (2 * (t * n + 1) - 1) / n ** 2).float().reshape(-1, 1, 1, 1, 1)  # beta(1)(2i - 1)/n^2 (BFN Eq. 179)
+    eps = torch.randn((S, 2, 1, 2, 2, K), generator=G(24))
+    e = torch.nn.functional.one_hot(x, K).float()
+    y = a * (K * e - 1) + torch.sqrt(a * K) * eps
+
+    def lnorm(v, mean):
+        return -(v - mean) ** 2 / (2 * a * K) - 0.5 * torch.log(2 * math.pi * a * K)
+
+    p = torch.softmax(out.logits(net, x.shape).float(), -1)
+    on, off = lnorm(y, a * (K - 1)), lnorm(y, -a)
+    recv = torch.log(p * on.exp() + (1 - p) * off.exp()).sum(-1)
+    send = torch.where(e.bool(), on, off).sum(-1)
+    want = n * (send - recv).mean(0).reshape(2, -1).sum(1)
+    assert torch.allclose(got, want, rtol=1e-4)
+
+
+def test_loss_terms_options_and_validation():
+    s1 = 0.1
+    x = torch.zeros(1, 1, 1, 2)
+    t = torch.tensor([0.5])
+    far = torch.tensor([[[[3.0, -5.0]]]])
+    w = -math.log(s1) * s1 ** -1.0
+    # clip_range=0 disables the clip; the default clips x_hat to [-1, 1]
+    assert torch.allclose(loss_terms.continuous_time_loss(far, x, t, s1, clip_range=0), w * far ** 2)
+    assert torch.allclose(loss_terms.continuous_time_loss(far, x, t, s1), torch.full_like(far, w))
+    assert torch.allclose(loss_terms.continuous_time_loss(far, x, t, s1, clip_range=2.0), w * torch.tensor([4.0, 4.0]))
+    # min_loss_variance floors sigma1^(2t) (reference C / max(sigma1^2t, floor))
+    assert torch.allclose(loss_terms.continuous_time_loss(far, x, t, s1, clip_range=0, min_loss_variance=0.5),
+                          -math.log(s1) / 0.5 * far ** 2)
+    with pytest.raises(ValueError, match="sigma1"):
+        loss_terms.continuous_time_loss(far, x, t, 1.0)
+    with pytest.raises(ValueError, match="t"):
+        loss_terms.continuous_time_loss(far, x, torch.tensor([1.5]), s1)
+    with pytest.raises(ValueError, match="x"):
+        loss_terms.continuous_time_loss(far, torch.zeros(1, 1, 1, 3), t, s1)
+    with pytest.raises(ValueError, match="mu"):
+        loss_terms.continuous_time_loss(far, x, t, s1, mu=torch.zeros(2), noise_pred=True)
+    with pytest.raises(ValueError, match="n_steps"):
+        loss_terms.continuous_discrete_time_loss(far, x, t, s1, 0)
+    with pytest.raises(ValueError, match="num_bins"):
+        loss_terms.discretized_discrete_time_loss(far, far, x, t, x, s1, 1, 4, noise_pred=False)
+    with pytest.raises(ValueError, match="n_samples"):
+        loss_terms.discretized_discrete_time_loss(far, far, x, t, x, s1, 4, 4, 0, noise_pred=False)
+    with pytest.raises(ValueError, match="noise"):
+        loss_terms.discretized_discrete_time_loss(far, far, x, t, x, s1, 4, 4, 2, noise_pred=False,
+                                                  noise=torch.zeros(3, 1, 1, 1, 2))
+    # float64 in, float64 out
+    assert loss_terms.continuous_time_loss(far.double(), x.double(), t.double(), s1).dtype == torch.float64
