@@ -42,12 +42,12 @@ def _prepare(work: Path, modules: list[str], tests: list[str]) -> None:
         if rel.parts[0] != "diffrep" or not (ROOT / "python" / rel).is_file():
             raise SystemExit(f"--modules: {m} is not a file under python/diffrep")
         mods.append(str(Path("src") / rel))
-    (work / "setup.cfg").write_text(
-        "[mutmut]\nsource_paths=src/diffrep\n"
-        f"only_mutate={','.join(mods)}\n"
-        f"pytest_add_cli_args_test_selection={','.join(tests)}\n"
-        "pytest_add_cli_args=-p no:cacheprovider\n\n"
-        "[tool:pytest]\nmarkers =\n    slow: slow\n    cuda: cuda\n")
+    (work / "pyproject.toml").write_text(
+        "[tool.mutmut]\nsource_paths = [\"src/diffrep\"]\n"
+        f"only_mutate = {json.dumps(mods)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\"]\n\n"
+        "[tool.pytest.ini_options]\nmarkers = [\"slow: slow\", \"cuda: cuda\"]\n")
 
 
 def _mutmut(work: Path, *args: str, log=None) -> str:

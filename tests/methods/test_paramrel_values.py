@@ -197,3 +197,93 @@ def test_traversal_sets_the_latent_at_every_step():
             z[:, :, d] = v
             assert torch.allclose(grid[r, c], m.decode(ReverseSample(z, rev.subcode))[0], atol=1e-5)
     assert not torch.allclose(grid[0, 0], grid[0, 2], atol=1e-4)
+
+
+def test_mmd_strata_mean_and_decoder_latent_options(monkeypatch):
+    """mmd_time_strata = G averages per-time-bin MMDs over bins with >= 2 examples; mmd_on="mean" and
+    decoder_latent="mean" hand the posterior mean to the MMD and the decoder."""
+    m = _perturbed(tiny("continuous", gamma_mi=0.5, lambda_agg=0.7, mmd_time_strata=2, mmd_on="mean",
+                        decoder_latent="mean"))
+    rec = _capture(m, monkeypatch)
+    out = m.loss((_images("continuous", 8, seed=8), None), generator=G(9))
+    (state, t, mean, _), = rec["post"]
+    assert torch.allclose(rec["dec"][0][2], mean)
+    bins = (t * 2).long().clamp(max=1)
+    groups = [g for g in range(2) if int((bins == g).sum()) >= 2]
+    assert len(rec["mmd"]) == len(groups) and len(groups) >= 1
+    want = torch.stack([_mmd_infovae(a, b) for a, b in rec["mmd"]]).mean()
+    for (a, _), g in zip(rec["mmd"], groups):
+        assert torch.allclose(a, mean[bins == g])
+    assert float(out["mmd"]) == pytest.approx(float(want), rel=1e-4, abs=1e-7)
+
+
+def test_reconstruction_loss_reads_t1_and_the_posterior_mean(monkeypatch):
+    m = _perturbed(tiny("discrete", report_reconstruction=True))
+    x = _images("discrete", 3, seed=10)
+    rec = _capture(m, monkeypatch)
+    got = m.reconstruction_loss(x, G(11))
+    (state, t, mean, _), = rec["post"]
+    (_, t_dec, z, logits), = rec["dec"]
+    assert bool((t == 1).all()) and torch.equal(z, mean)
+    p1 = torch.sigmoid(logits.double())
+    want = -torch.where(x > 0, p1, 1 - p1).log().reshape(3, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=1e-5)
+
+
+def test_sampling_z_sources(monkeypatch):
+    m = _perturbed(tiny("continuous", steps=3)).eval()
+    rec = _capture(m, monkeypatch)
+    zs = {}
+    for src in ("prior_fixed", "prior_per_step", "encoder"):
+        rec["dec"].clear()
+        rec["post"].clear()
+        m.sample(2, z_source=src, generator=G(12))
+        zs[src] = [r[2] for r in rec["dec"]]
+    assert len(zs["prior_fixed"]) == 4 and all(torch.equal(z, zs["prior_fixed"][0]) for z in zs["prior_fixed"])
+    assert not torch.allclose(zs["prior_per_step"][0], zs["prior_per_step"][1])
+    assert all(torch.equal(z, p[2]) for z, p in zip(zs["encoder"], rec["post"]))
+    # given z per step: step i (t = i/3) reads z[i]; the final call at t = 1 reads z[3]
+    given = torch.randn(4, 2, 4, generator=G(13))
+    rec["dec"].clear()
+    m.sample(2, z=given, generator=G(14))
+    for r in rec["dec"]:
+        assert torch.equal(r[2], given[round(float(r[1][0]) * 3)])
+
+
+def test_hyper_head_mixes_bottlenecks_and_the_theta_term():
+    from diffrep.methods.paramrel_nets import HyperFeatureHead
+
+    torch.manual_seed(0)
+    for mixing in ("softmax", "raw"):
+        head = _perturbed(HyperFeatureHead([8, 4], 8, 3, 8, 4, mixing), 0.3)
+        feats = [torch.randn(2, 8, 4, 4), torch.randn(2, 4, 8, 8)]
+        theta = torch.randn(2, 6)
+        w = torch.softmax(head.omega, 0) if mixing == "softmax" else head.omega
+        want = w[2] * theta + w[0] * head.bottlenecks[0](feats[0]) + w[1] * head.bottlenecks[1](feats[1])
+        mean, logvar = head(feats, theta)
+        assert torch.allclose(torch.cat([mean, logvar], 1), want, atol=1e-6)
+    up = F.interpolate(feats[0], size=(8, 8), mode="bilinear", align_corners=False)
+    b = head.bottlenecks[0]
+    assert torch.allclose(b(feats[0]), b.fc(b.net(up).mean(dim=(2, 3))), atol=1e-6)
+    with pytest.raises(ValueError, match="feature maps"):
+        head(feats[:1], theta)
+
+
+def test_encoder_pools():
+    from diffrep.methods.paramrel_nets import ParamRelEncoder, ParamRelEncoderConfig
+
+    torch.manual_seed(0)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([10.0, 500.0])
+    for pool in ("mean", "flatten"):
+        enc = ParamRelEncoder(ParamRelEncoderConfig(image_size=8, model_channels=8, channel_mult=(1, 2), num_groups=4,
+                                                    pool=pool), 3, time_conditioned=True)
+        emb = enc.time_embed(__import__("diffrep.nn.layers", fromlist=["x"]).timestep_embedding(t, 8))
+        h = enc.conv_in(x)
+        for blk in enc.blocks:
+            h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
+        h = enc.out(h)
+        feat = h.flatten(1) if pool == "flatten" else h.mean(dim=(2, 3))
+        assert torch.allclose(enc.features(x, t), feat, atol=1e-6)
+        mean, logvar = enc(x, t)
+        assert torch.allclose(torch.cat([mean, logvar], 1), enc.head(feat), atol=1e-6)
+        assert enc.width == (16 * 16 if pool == "flatten" else 16)
