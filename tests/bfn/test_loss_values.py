@@ -211,3 +211,93 @@ def test_loss_terms_options_and_validation():
                                                   noise=torch.zeros(3, 1, 1, 1, 2))
     # float64 in, float64 out
     assert loss_terms.continuous_time_loss(far.double(), x.double(), t.double(), s1).dtype == torch.float64
+
+
+def test_binary_discrete_time_loss_by_brute_force():
+    """K = 2: the network's one logit per dimension is the class-1 logit; p = softmax([0, l])."""
+    n, S = 4, 3
+    flow, out = DiscreteFlow(2, 3.0), CategoricalOutput(2)
+    x = torch.randint(0, 2, (2, 1, 2, 2), generator=G(30))
+    t = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    state = flow.sample(x, t, G(31))
+    l = torch.randn(2, 1, 2, 2, generator=G(32)) * 2
+    got = discrete_time_loss(flow, out, l, x, state, n, n_samples=S, generator=G(33))
+    a = (9.0 * (2 * (t * n + 1) - 1) / n ** 2).float().reshape(-1, 1, 1, 1)
+    eps = torch.randn((S, 2, 1, 2, 2, 2), generator=G(33))
+    e = torch.nn.functional.one_hot(x, 2).float()
+    y = a[..., None] * (2 * e - 1) + torch.sqrt(2 * a[..., None]) * eps
+    p1 = torch.sigmoid(l)
+    logp = torch.stack([torch.log1p(-p1), torch.log(p1)], -1)
+    # exact receiver: ln p_S - ln p_R = y_x - logsumexp_k(ln p_k + y_k)
+    want = n * ((y * e).sum(-1) - torch.logsumexp(logp + y, -1)).mean(0).reshape(2, -1).sum(1)
+    assert torch.allclose(got, want, rtol=1e-4)
+    with pytest.raises(ValueError, match="grid"):  # t = 1 is past the last step
+        discrete_time_loss(flow, out, l, x, flow.sample(x, 1.0), n)
+
+
+def test_delta_eps_sign_applies_only_with_noise_prediction():
+    s1 = 0.05
+    x = torch.rand(2, 1, 2, 2, generator=G(34)) * 2 - 1
+    flow = ContinuousFlow(s1)
+    state = flow.sample(x, torch.tensor([0.3, 0.6]), G(35))
+    eps = torch.randn(2, 1, 2, 2, generator=G(36)) * 0.2
+    plus = DeltaOutput(s1, noise_pred=True, eps_sign=1)
+    minus = DeltaOutput(s1, noise_pred=True)
+    assert torch.allclose(continuous_time_loss(flow, plus, eps, x, state),
+                          continuous_time_loss(flow, minus, -eps, x, state))
+    direct_plus, direct = DeltaOutput(s1, noise_pred=False, eps_sign=1), DeltaOutput(s1, noise_pred=False)
+    assert torch.allclose(continuous_time_loss(flow, direct_plus, eps, x, state),
+                          continuous_time_loss(flow, direct, eps, x, state))
+    st = flow.sample(x, torch.tensor([0.25, 0.5]), G(37))
+    assert torch.allclose(discrete_time_loss(flow, plus, eps, x, st, 4), discrete_time_loss(flow, minus, -eps, x, st, 4))
+    assert torch.allclose(discrete_time_loss(flow, direct_plus, eps, x, st, 4),
+                          discrete_time_loss(flow, direct, eps, x, st, 4))
+    # the default clip of the delta L^n
+    far = torch.full((2, 1, 2, 2), 4.0)
+    assert torch.allclose(loss_terms.continuous_discrete_time_loss(far, x, st.t, s1, 4),
+                          loss_terms.continuous_discrete_time_loss(torch.ones_like(far), x, st.t, s1, 4))
+
+
+def _bin_probs_unclipped(mu_x, sigma_x, K):
+    edges = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
+    cdf = _phi((edges - mu_x[..., None]) / sigma_x[..., None])
+    return (cdf[..., 1:] - cdf[..., :-1]) / (cdf[..., -1:] - cdf[..., :1])
+
+
+def test_discretised_losses_without_clip_and_through_the_public_functions():
+    s1, K, n, S = 0.05, 8, 5, 2
+    x = _centres(K)[torch.randint(0, K, (2, 1, 2, 2), generator=G(40))]
+    t = torch.tensor([0.2, 0.6], dtype=torch.float64)
+    flow = ContinuousFlow(s1, K)
+    state = flow.sample(x, t, G(41))
+    eps = torch.randn(2, 1, 2, 2, generator=G(42), dtype=torch.float64) * 0.3
+    ls = torch.randn(2, 1, 2, 2, generator=G(43), dtype=torch.float64) * 0.2 - 0.5
+    out = DiscretizedNormalOutput(s1, K, noise_pred=True, clip=False)
+    tt = t.reshape(-1, 1, 1, 1)
+    g = 1 - s1 ** (2 * tt)
+    scale = torch.sqrt((1 - g) / g)
+    mu_x, sigma_x = state.params.double() / g - scale * eps, (scale * ls.exp()).clamp(1e-3, 10)
+    p = _bin_probs_unclipped(mu_x, sigma_x, K)
+    # L^inf, clip = False
+    got = continuous_time_loss(flow, out, (eps.float(), ls.float()), x.float(), state)
+    x_hat = (p * _centres(K)).sum(-1)
+    want = (-math.log(s1) * s1 ** (-2 * tt) * (x - x_hat) ** 2).reshape(2, -1).sum(1)
+    assert torch.allclose(got.double(), want, rtol=1e-4)
+    # L^n, clip = False, noise prediction: the public function equals the per-element term with the
+    # same generator, which equals the brute force with the same Philox draws
+    from diffrep.ops.random import fill_normal, philox_key
+
+    got_n = discrete_time_loss(flow, out, (eps.float(), ls.float()), x.float(), state, n, n_samples=S, generator=G(44))
+    seed, offset = philox_key(G(44))
+    noise = fill_normal(torch.empty((S, 2, 1, 2, 2)), seed, offset).double()
+    a = _alpha(tt * n + 1, n, s1)
+    y = x + noise / torch.sqrt(a)
+
+    def lnorm(v, mean):
+        return -0.5 * torch.log(2 * math.pi / a) - 0.5 * a * (v - mean) ** 2
+
+    recv = torch.logsumexp(torch.log(p) + torch.stack([lnorm(y, c) for c in _centres(K)], -1), -1)
+    want_n = n * (lnorm(y, x) - recv).mean(0).reshape(2, -1).sum(1)
+    assert torch.allclose(got_n.double(), want_n, rtol=1e-3)
+    again = discrete_time_loss(flow, out, (eps.float(), ls.float()), x.float(), state, n, n_samples=S, generator=G(44))
+    assert torch.equal(got_n, again)
