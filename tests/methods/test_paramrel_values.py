@@ -287,3 +287,92 @@ def test_encoder_pools():
         mean, logvar = enc(x, t)
         assert torch.allclose(torch.cat([mean, logvar], 1), enc.head(feat), atol=1e-6)
         assert enc.width == (16 * 16 if pool == "flatten" else 16)
+
+
+def test_loss_is_reproducible_from_its_generator_alone():
+    """Every draw of the loss (t, theta_t, z, the MMD's prior sample) comes from ``generator``."""
+    m = _perturbed(tiny("continuous", gamma_mi=0.5, lambda_agg=0.7))
+    x = _images("continuous", 4, seed=14)
+    torch.manual_seed(1)
+    a = m.loss((x, None), generator=G(15))
+    torch.manual_seed(2)
+    b = m.loss((x, None), generator=G(15))
+    for k in ("loss", "bfn_loss", "kl", "mmd"):
+        assert torch.equal(a[k], b[k]), k
+
+
+def _mmd_ref(a, b, kernel, h, estimator):
+    a, b = a.double(), b.double()
+
+    def gram(u, v):
+        r2 = ((u[:, None, :] - v[None, :, :]) ** 2).sum(-1)
+        return torch.exp(-r2 / h) if kernel == "rbf" else h / (h + r2)
+
+    kaa, kbb, kab = gram(a, a), gram(b, b), gram(a, b)
+    if estimator == "biased":
+        return kaa.mean() + kbb.mean() - 2 * kab.mean()
+    n, m_ = len(a), len(b)
+    return ((kaa.sum() - kaa.diag().sum()) / (n * (n - 1)) + (kbb.sum() - kbb.diag().sum()) / (m_ * (m_ - 1))
+            - 2 * kab.mean())
+
+
+@pytest.mark.parametrize("kernel,bandwidth,estimator,h", [
+    ("rbf", 0.0, "biased", 16.0), ("rbf", 2.5, "unbiased", 2.5), ("imq", 0.0, "biased", 8.0), ("imq", 3.0, "unbiased", 3.0)])
+def test_mmd_options_and_time_strata(kernel, bandwidth, estimator, h):
+    """_mmd(z, t): the prior sample is the generator's first N(0, I) draw; G strata average the per-bin
+    MMDs of bins holding >= 2 examples (t = 1 joins the last bin); none -> 0."""
+    m = tiny(latent=4, mmd_kernel=kernel, mmd_bandwidth=bandwidth, mmd_estimator=estimator)
+    z = torch.randn(6, 4, generator=G(16))
+    prior = torch.randn(6, 4, generator=G(17))
+    t = torch.tensor([0.1, 0.2, 0.3, 0.6, 0.9, 1.0], dtype=torch.float64)
+    assert float(m._mmd(z, t, G(17))) == pytest.approx(float(_mmd_ref(z, prior, kernel, h, estimator)), rel=1e-4)
+    m.config.mmd_time_strata = 2  # (bins: [0, 0, 0, 1, 1, 1])
+    want = (_mmd_ref(z[:3], prior[:3], kernel, h, estimator) + _mmd_ref(z[3:], prior[3:], kernel, h, estimator)) / 2
+    assert float(m._mmd(z, t, G(17))) == pytest.approx(float(want), rel=1e-4)
+    m.config.mmd_time_strata = 4  # bins [0, 0, 1, 2, 3, 3]: only bins 0 and 3 count
+    want = (_mmd_ref(z[:2], prior[:2], kernel, h, estimator) + _mmd_ref(z[4:], prior[4:], kernel, h, estimator)) / 2
+    assert float(m._mmd(z, t, G(17))) == pytest.approx(float(want), rel=1e-4)
+    m.config.mmd_time_strata = 8
+    lone = m._mmd(z[:3] * 0 + 1, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), G(17))
+    assert float(lone) == 0.0
+
+
+def test_x_encoder_reads_the_data_and_needs_it():
+    m = _perturbed(tiny("continuous", encoder_input="x"))
+    x = _images("continuous", 2, seed=18)
+    state = m.flow.sample(x, 0.5, G(19))
+    t = state.t
+    want = m.encoder.gaussian_params(x, t.float() * 1000.0)
+    got = m.posterior(state, t, x=x)
+    assert torch.allclose(torch.cat(got, 1), want, atol=1e-6)
+    with pytest.raises(ValueError, match="clean data"):
+        m.posterior(state, t)
+
+
+@pytest.mark.parametrize("mult,res_blocks", [((1, 2), 1), ((1, 2, 2), 1), ((1, 2), 2)])
+def test_hyper_posterior_reads_the_level_end_up_sampling_features(mult, res_blocks):
+    from diffrep.methods.paramrel import ParamReL
+    from diffrep.recipes.paramrel import paramrel_config
+    from helpers import tiny_bfn_data
+
+    torch.manual_seed(0)
+    m = _perturbed(ParamReL(paramrel_config(tiny_bfn_data("continuous"), 4, 8, mult, res_blocks=res_blocks, groups=4,
+                                            sample_steps=3, encoder="hyper"))).eval()
+    x = _images("continuous", 2, seed=20)
+    state = m.flow.sample(x, 0.4, G(21))
+    t = state.t
+    raw = m.encoder.gaussian_params(m.flow.network_input(state), t.float() * 1000.0)
+    # the outputs of the last block of each decoder level, with the theta branch's mean as z
+    ends = [(k + 1) * (res_blocks + 1) - 1 for k in range(len(mult))]
+    seen = {}
+    hooks = [m.decoder.output_blocks[i].register_forward_hook(lambda mod, a, o, i=i: seen.setdefault(i, o))
+             for i in ends]
+    with torch.no_grad():
+        m.decode_net(state, t, raw[:, :4])
+    for h in hooks:
+        h.remove()
+    feats = [seen[i] for i in ends]
+    assert [f.shape[1] for f in feats] == [8 * c for c in mult[::-1]]
+    want = m.hyper(feats, raw)
+    got = m.posterior(state, t)
+    assert torch.allclose(torch.cat(got, 1), torch.cat(want, 1), atol=1e-5)
