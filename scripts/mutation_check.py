@@ -11,7 +11,8 @@ selected tests that reach it, and reports the mutants no test killed. The packag
         --out /tmp/mutation.json [--workdir /tmp/mm] [--max-children 1] [--show]
 
 Prints killed / survived / other counts per module and, with --show, the diff of every survivor;
---out writes the same as JSON. Re-running with the same --workdir resumes mutmut's cache.
+--out writes the same as JSON. Re-running with the same --workdir resumes mutmut's cache;
+--rerun-survivors there re-checks only the surviving mutants against the worktree's current tests.
 Recorded runs: benches/results/mutation_*.md.
 """
 
@@ -59,6 +60,15 @@ def _mutmut(work: Path, *args: str, log=None) -> str:
     return r.stdout or ""
 
 
+def _status(work: Path) -> dict[str, str]:
+    status = {}
+    for line in _mutmut(work, "results", "--all", "true").splitlines():
+        name, sep, st = line.strip().rpartition(": ")
+        if sep and name.startswith("diffrep."):
+            status[name] = st
+    return status
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modules", nargs="+", required=True, help="files under python/diffrep to mutate")
@@ -67,19 +77,25 @@ def main(argv=None) -> int:
     ap.add_argument("--max-children", type=int, default=1)
     ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     ap.add_argument("--out", help="write the summary as JSON")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="in an existing --workdir: refresh tests/ from the worktree and re-run only the survivors")
     a = ap.parse_args(argv)
     if shutil.which("mutmut") is None and subprocess.run([sys.executable, "-c", "import mutmut"]).returncode:
         raise SystemExit("mutmut is not installed (pip install 'mutmut>=3.8')")
     work = Path(a.workdir or tempfile.mkdtemp(prefix="diffrep-mutation-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     _prepare(work, a.modules, a.tests)
-    with open(work / "mutmut_run.log", "w") as log:
-        _mutmut(work, "run", "--max-children", str(a.max_children), log=log)
-    status = {}
-    for line in _mutmut(work, "results", "--all", "true").splitlines():
-        name, sep, st = line.strip().rpartition(": ")
-        if sep and name.startswith("diffrep."):
-            status[name] = st
+    names: list[str] = []
+    if a.rerun_survivors:
+        names = [n for n, st in _status(work).items() if st == "survived"]
+        for dest in (work / "tests", work / "mutants" / "tests"):
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(ROOT / "tests", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        print(f"re-running {len(names)} survivors with the current tests")
+    if names or not a.rerun_survivors:
+        with open(work / ("mutmut_rerun.log" if names else "mutmut_run.log"), "w") as log:
+            _mutmut(work, "run", "--max-children", str(a.max_children), *names, log=log)
+    status = _status(work)
     per_module: dict[str, Counter] = {}
     for name, st in status.items():
         module = name.split(".x_")[0] if ".x_" in name else name.rsplit(".", 1)[0]

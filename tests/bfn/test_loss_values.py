@@ -301,3 +301,31 @@ def test_discretised_losses_without_clip_and_through_the_public_functions():
     assert torch.allclose(got_n.double(), want_n, rtol=1e-3)
     again = discrete_time_loss(flow, out, (eps.float(), ls.float()), x.float(), state, n, n_samples=S, generator=G(44))
     assert torch.equal(got_n, again)
+
+
+@pytest.mark.parametrize("clip,noise_pred", [(True, False), (True, True), (False, False)])
+def test_public_discretised_time_losses_pass_the_output_options(clip, noise_pred):
+    """discrete_time_loss = per-example sum of the per-element term called with the output's clip and
+    noise_pred (same Philox draws); the delta output's clip_range reaches L^inf and L^n."""
+    s1, K, n = 0.05, 8, 5
+    x = _centres(K)[torch.randint(0, K, (2, 1, 2, 2), generator=G(50))].float()
+    flow = ContinuousFlow(s1, K)
+    st = flow.sample(x, torch.tensor([0.2, 0.4]), G(51))
+    m = torch.randn(2, 1, 2, 2, generator=G(52)) * 0.3
+    ls = torch.randn(2, 1, 2, 2, generator=G(53)) * 0.2 - 0.5
+    out = DiscretizedNormalOutput(s1, K, noise_pred=noise_pred, clip=clip)
+    got = discrete_time_loss(flow, out, (m, ls), x, st, n, n_samples=2, generator=G(54))
+    want = loss_terms.discretized_discrete_time_loss(m, ls, st.params, st.t.float(), x, s1, K, n, 2, clip=clip,
+                                                     noise_pred=noise_pred, generator=G(54)).reshape(2, -1).sum(1)
+    assert torch.allclose(got, want)
+    other = loss_terms.discretized_discrete_time_loss(m, ls, st.params, st.t.float(), x, s1, K, n, 2, clip=not clip,
+                                                      noise_pred=noise_pred, generator=G(54)).reshape(2, -1).sum(1)
+    assert not torch.allclose(got, other)
+    # delta output: clip_range 0.5
+    d = DeltaOutput(s1, noise_pred=False, clip_range=0.5)
+    pred = torch.full_like(x, 0.9)
+    w = -math.log(s1) * s1 ** (-2 * st.t.reshape(-1, 1, 1, 1))
+    assert torch.allclose(continuous_time_loss(flow, d, pred, x, st).double(), (w * (x.double() - 0.5) ** 2).reshape(2, -1).sum(1), rtol=1e-5)
+    a = _alpha(st.t.reshape(-1, 1, 1, 1) * n + 1, n, s1)
+    assert torch.allclose(discrete_time_loss(flow, d, pred, x, st, n).double(),
+                          (n * a / 2 * (x.double() - 0.5) ** 2).reshape(2, -1).sum(1), rtol=1e-5)
