@@ -376,3 +376,51 @@ def test_hyper_posterior_reads_the_level_end_up_sampling_features(mult, res_bloc
     want = m.hyper(feats, raw)
     got = m.posterior(state, t)
     assert torch.allclose(torch.cat(got, 1), torch.cat(want, 1), atol=1e-5)
+
+
+def test_num_steps_reaches_reverse_sampling_and_decoding():
+    m = _rev_model()  # sample_steps = 4
+    x = _images("continuous", 2, seed=22)
+    rev = m.reverse_sample(x, 2)
+    assert rev.z.shape[0] == 3 and rev.num_steps == 2
+    assert torch.allclose(m.reconstruct(x, 2), m.decode(rev), atol=1e-6)
+    tv = m.time_varying(x, (0.5,), num_steps=2)
+    assert torch.allclose(tv[0], m.decode(ReverseSample(rev.z[1].expand_as(rev.z).clone(), rev.subcode)), atol=1e-6)
+    assert not torch.allclose(m.reconstruct(x, 2), m.reconstruct(x), atol=1e-4)
+
+
+def test_given_fixed_z_is_used_at_every_step_and_checked(monkeypatch):
+    m = _perturbed(tiny("continuous", steps=3)).eval()
+    rec = _capture(m, monkeypatch)
+    z = torch.randn(2, 4, generator=G(23))
+    m.sample(2, z=z, generator=G(24))
+    assert len(rec["dec"]) == 4 and all(torch.equal(r[2], z) for r in rec["dec"])
+    for bad in (torch.zeros(3, 4), torch.zeros(5, 2, 4), [[0.0] * 4] * 2):
+        with pytest.raises(ValueError, match=r"z must have shape \[2, 4\] or \[4, 2, 4\]"):
+            m.sample(2, z=bad)
+
+
+def test_report_reconstruction_adds_the_reconstruction_loss():
+    m = _perturbed(tiny("discrete", report_reconstruction=True))
+    out = m.loss((_images("discrete", 3, seed=25), None), generator=G(26))
+    assert out["recon_loss"].dim() == 0 and float(out["recon_loss"]) > 0
+    assert "recon_loss" not in tiny("discrete").loss((_images("discrete", 3), None))
+
+
+def test_encoder_and_hyper_head_inputs_and_initialisation():
+    from diffrep.methods.paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
+
+    enc = ParamRelEncoder(ParamRelEncoderConfig(image_size=8, model_channels=8, channel_mult=(1, 2), num_groups=4), 3,
+                          time_conditioned=True)
+    with pytest.raises(ValueError, match=r"input must be \[B, 1, 8, 8\]"):
+        enc(torch.zeros(2, 1, 4, 8), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"input must be \[B, 1, 8, 8\]"):
+        enc(torch.zeros(1, 8, 8), torch.zeros(1))
+    with pytest.raises(ValueError, match="needs t of shape"):
+        enc(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="needs t of shape"):
+        enc(torch.zeros(2, 1, 8, 8), torch.zeros(3))
+    assert torch.equal(HyperFeatureHead([8, 4], 8, 3, 8, 4, "softmax").omega, torch.zeros(3))
+    assert torch.allclose(HyperFeatureHead([8, 4], 8, 3, 8, 4, "raw").omega, torch.full((3,), 1 / 3))
+    with pytest.raises(ValueError, match="mixing must be"):
+        HyperFeatureHead([8], 8, 3, 8, 4, "mean")
