@@ -64,7 +64,7 @@ def test_compat_presets_switch_the_public_code_choices():
 
     nb = get_recipe("paramrel/bmnist-notebook").make_config()
     m = nb.model
-    assert (m.encoder, m.reduction, m.final, m.z_source) == ("vanilla", "paramrel_code", "sample", "prior_fixed")
+    assert (m.encoder, m.reduction, m.final, m.z_source) == ("vanilla", "notebook", "sample", "prior_fixed")
     assert m.mmd_weight == 0 and m.bfn.sqrt_beta1 ** 2 == pytest.approx(3.0)
     assert nb.dataset_options["binarize"] == "nonzero"
     assert (nb.train.batch_size, nb.train.lr, nb.train.betas, nb.train.steps) == (512, 3e-4, (0.9, 0.98), 11719)
@@ -96,11 +96,41 @@ def test_objective_weights_follow_the_corrected_eq6():
     assert float(o2["loss"].detach()) == pytest.approx(float(want2.detach()), rel=1e-5)
 
 
+@pytest.mark.parametrize("K", [2, 3])
+def test_notebook_reduction_divides_the_bfn_loss_by_d_times_k(K):
+    """The notebooks average L^inf over B x 28 x 28 x K one-hot entries (issue 17 item 7): the
+    "notebook" preset's BFN term is bfn_loss / (D K), its KL summed over the batch."""
+    from diffrep.recipes.paramrel import paramrel_compat, ParamReLRecipeConfig
+
+    base = tiny(K=K, gamma_mi=0.5, lambda_agg=0.5).config
+    cfg = paramrel_compat(ParamReLRecipeConfig(model=base), "notebook").model
+    assert cfg.reduction == "notebook" and cfg.mmd_weight == 0
+    m = ParamReL(cfg)
+    x = (torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * K).floor().long()
+    out = m.loss((x, None), generator=torch.Generator().manual_seed(2))
+    want = out["bfn_loss"] / (64 * K) + 0.5 * 4 * out["kl"]
+    assert float(out["loss"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    with pytest.raises(ConfigError, match="reduction"):
+        tiny("continuous", reduction="notebook")
+
+
 def test_negative_mmd_weight_is_an_error_unless_allowed():
     with pytest.raises(ConfigError, match="negative"):
         tiny(gamma_mi=0.9, lambda_agg=0.01)
     m = tiny(gamma_mi=0.9, lambda_agg=0.01, allow_negative_mmd_weight=True)
     assert m.config.mmd_weight == pytest.approx(-0.09)
+
+
+@pytest.mark.parametrize("gamma_mi,lambda_agg", [(1.2, 0.0), (1.0001, 0.01), (2.0, 5.0)])
+def test_gamma_mi_above_one_is_rejected(gamma_mi, lambda_agg):
+    """1 - gamma_mi < 0 would maximise the KL (issue 17 item 2); allow_negative_mmd_weight does not help."""
+    for allow in (False, True):
+        with pytest.raises(ConfigError, match=r"'gamma_mi'.*KL weight 1 - gamma_mi"):
+            tiny(gamma_mi=gamma_mi, lambda_agg=lambda_agg, allow_negative_mmd_weight=allow)
+    with pytest.raises(ConfigError, match=r"'lambda_agg'.*gamma_mi = 0.3, lambda_agg = 0.5"):
+        tiny(gamma_mi=0.3, lambda_agg=0.5)
+    m = tiny(gamma_mi=1.0, lambda_agg=0.0)  # the boundary: both weights 0
+    assert (m.config.kl_weight, m.config.mmd_weight) == (0.0, 0.0)
 
 
 def test_config_errors_name_fields():

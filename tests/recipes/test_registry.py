@@ -22,6 +22,7 @@ BUILTIN = {
     "paramrel/shapes3d64": False, "sami/celeba64": False, "sami/celebahq256-frozen": False, "sami/disks": False,
     "sami/disks-cpu": True, "sami/disks-cpu-frozen": True, "sami/disks-cpu-frozen-d8": True, "vq/celeba64": False,
     "vq/toy-cpu": True,
+    "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
 }
 
 

@@ -48,7 +48,7 @@ class BFNDataConfig(Config):
 def make_flow(cfg: BFNDataConfig):
     if cfg.data == "discrete":
         return DiscreteFlow(cfg.num_classes, cfg.sqrt_beta1)
-    return ContinuousFlow(cfg.sigma1)
+    return ContinuousFlow(cfg.sigma1, cfg.num_bins if cfg.data == "discretised" else None)
 
 
 def make_output(cfg: BFNDataConfig):

@@ -25,6 +25,7 @@ import torch
 from .._checks import positive_int
 from ..ops import bfn as ops
 from . import schedules
+from .quantize import quantize
 
 __all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times"]
 
@@ -61,15 +62,20 @@ class ContinuousFlow:
     """Continuous input distribution N(mu, 1/rho) (BFN §4), prior mu = 0, rho = 1.
 
     ``sigma1`` in (0, 1): beta(t) = sigma1^(-2t) - 1, gamma(t) = 1 - sigma1^(2t) (the reference's
-    ``min_variance`` is sigma1^2). Data are float tensors in [-1, 1] (B, C, H, W).
+    ``min_variance`` is sigma1^2). Data are float tensors in [-1, 1] (B, C, H, W). ``num_bins`` K
+    (discretised data): :meth:`prepare_data` snaps the data to the K bin centres (:func:`.quantize`),
+    as the BFN reference's data transform does; None (continuous data) leaves them as they are.
     """
 
     kind = "continuous"
 
-    def __init__(self, sigma1: float):
+    def __init__(self, sigma1: float, num_bins: int | None = None):
         if not isinstance(sigma1, (int, float)) or not 0 < sigma1 < 1:
             raise ValueError(f"sigma1 must be in (0, 1), got {sigma1!r}")
+        if num_bins is not None and (isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 2):
+            raise ValueError(f"num_bins must be None or an int >= 2, got {num_bins!r}")
         self.sigma1 = float(sigma1)
+        self.num_bins = num_bins
 
     # ---- schedule
     def precision(self, t) -> torch.Tensor:
@@ -84,10 +90,11 @@ class ContinuousFlow:
 
     # ---- data and network input
     def prepare_data(self, x: torch.Tensor) -> torch.Tensor:
-        """Data as the flow consumes it: float in [-1, 1] (checked)."""
+        """Data as the flow consumes it: float in [-1, 1] (checked); with ``num_bins``, snapped to the
+        bin centres (discretised data, BFN §5)."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
             raise ValueError(f"continuous data must be a float tensor (B, ...), got {getattr(x, 'dtype', type(x))}")
-        return x
+        return x if self.num_bins is None else quantize(x, self.num_bins)
 
     def data_to_float(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -6,7 +6,9 @@
   (the reference's grid), Monte-Carlo over ``n_samples`` sender draws where the KL has no closed form;
 * :func:`reconstruction_loss`: L^r = -ln p_O(x | theta, 1) (BFN Eq. 26).
 
-Divide by the number of data dimensions for the reference's "nats per dimension".
+Divide by the number of data dimensions for the reference's "nats per dimension". With a discretised
+output, x is snapped to the K bin centres first (:func:`diffrep.bfn.quantize`, idempotent; the
+discretised flow's ``prepare_data`` already does it).
 
 Discrete data, discrete time: the receiver is the exact K-dimensional mixture by default. Because
 the sender is N(alpha (K e_x - 1), alpha K I), the log-ratio collapses to
@@ -25,6 +27,7 @@ from ..ops import bfn as ops
 from . import loss_terms
 from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput
 from .flows import FlowState
+from .quantize import quantize
 from .schedules import discrete_alpha
 
 __all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "per_example_sum"]
@@ -52,6 +55,7 @@ def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowStat
             clip_range=output.clip_range))
     if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
+        x = quantize(x.float(), output.K)
         return per_example_sum(ops.discretised_continuous_time_loss(
             mean.float(), log_sigma.float(), mu, state.t.float(), x.float(), flow.sigma1, output.K, clip=output.clip,
             noise_pred=output.noise_pred))
@@ -108,6 +112,7 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
             clip_range=output.clip_range))
     if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
+        x = quantize(x.float(), output.K)
         return per_example_sum(loss_terms.discretised_discrete_time_loss(
             mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
             clip=output.clip, noise_pred=output.noise_pred, generator=generator))

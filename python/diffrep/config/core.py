@@ -6,6 +6,7 @@ every failure names the field. Chosen over jsonargparse/tyro to keep the CLI dep
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import os
@@ -33,10 +34,15 @@ __all__ = [
     "apply_overrides",
     "parse_override_args",
     "set_path",
+    "validate_tree",
 ]
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+
+# While set, Config.__post_init__ checks each field's type and bounds but skips the cross-field
+# validate(): apply_overrides sets it, applies every override, then validates the tree once.
+_DEFER: contextvars.ContextVar[bool] = contextvars.ContextVar("diffrep_config_defer_validate", default=False)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -145,7 +151,8 @@ class Config:
                 if exc.field.startswith(f.name):
                     raise
                 raise exc.prefixed(f.name) from None
-        self.validate()
+        if not _DEFER.get():
+            self.validate()
 
     def validate(self) -> None:
         """Reject impossible combinations; override in subclasses."""
@@ -318,13 +325,39 @@ def parse_override_args(tokens: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
+def validate_tree(cfg: Any, _prefix: str = "") -> Any:
+    """Run ``validate()`` on every nested config of ``cfg``, innermost first; a :class:`ConfigError`
+    names the full dotted field. Returns ``cfg``."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"validate_tree: cfg must be a dataclass instance, got {type(cfg).__name__}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate_tree(value, f"{_prefix}.{f.name}" if _prefix else f.name)
+    if isinstance(cfg, Config):
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            raise (exc.prefixed(_prefix) if _prefix else exc) from None
+    return cfg
+
+
 def apply_overrides(cfg: Any, overrides: dict | Iterable[tuple[str, Any]] | Iterable[str]) -> Any:
-    """Apply overrides given as ``{"a.b": v}``, ``[("a.b", v)]`` or raw ``["--a.b", "v"]`` tokens."""
+    """Apply overrides given as ``{"a.b": v}``, ``[("a.b", v)]`` or raw ``["--a.b", "v"]`` tokens.
+
+    Each value is type- and bound-checked as it is set (the error names its field); the cross-field
+    rules (``validate()`` of every nested config) run once, after all overrides, so the order of the
+    flags never matters (``--model.bfn.data continuous --model.unet.num_outputs 1`` and the reverse
+    both work)."""
     if isinstance(overrides, dict):
         items = list(overrides.items())
     else:
         overrides = list(overrides)
         items = parse_override_args(overrides) if overrides and isinstance(overrides[0], str) else overrides
-    for key, raw in items:
-        cfg = set_path(cfg, key, raw)
-    return cfg
+    token = _DEFER.set(True)
+    try:
+        for key, raw in items:
+            cfg = set_path(cfg, key, raw)
+    finally:
+        _DEFER.reset(token)
+    return validate_tree(cfg)

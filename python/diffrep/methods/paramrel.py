@@ -9,11 +9,13 @@ docs/methods/paramrel.md (its sections are named below). Time is Graves' forward
 Components (SepDiff §3.1):
 1. self-encoder q_phi(z_t | theta_t, t), a diagonal Gaussian read from the BFN parameters (#eq-15-16-self-encoder):
    ``encoder="vanilla"`` (no t), ``"progressive"`` (AdaGN time embedding, default) or ``"hyper"``
-   (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features of the previous step);
+   (SepDiff Eq. 15-16, progressive + the decoder's up-sampling features, read at the current step
+   in training, evaluation, sampling and reverse-sampling alike);
 2. conditional decoder psi(theta_t, z_t): a noise-prediction U-Net (ParamReL Eq. 10; BFN's "-" sign,
    the printed "+" is a sign slip, ``bfn.eps_sign=+1`` reproduces it) conditioned on z by the nested
    AdaGN of ParamReL Eq. 12 (``cond="adagn_eq12"``), InfoDiffusion's single-norm variant
-   (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``). Correction: with one z token the
+   (``"infodiff"``) or cross-attention (SepDiff Eq. 1, ``"xattn"``: at every resolution level, down and up,
+   and the bottleneck; ``xattn_levels="bottleneck"`` keeps only the bottleneck's). Correction: with one z token the
    softmax is identically 1 and cross-attention degenerates to a theta-independent bias, so z is split
    into ``xattn_tokens`` tokens with learned position embeddings (#eq-10-12-conditional-decoder-and-adagn);
 3. sampling (SepDiff Eq. 2 / Alg. 1, ParamReL Eq. 4) and reverse-sampling with the exact inverse
@@ -37,7 +39,7 @@ categorical output over bins) and ParamReL_d (``bfn.data = "discrete"``, Bernoul
 
 Choices where the papers are silent (config fields): the networks read t x ``time_scale`` (1000);
 ``encoder_logvar_init`` (the log-variance head's initial bias, 0); ``mmd_time_strata`` (1); the hyper
-encoder's readings (``hyper_mixing``, ``hyper_steps``; paramrel_nets); ``xattn_tokens`` (4); how the
+encoder's readings (``hyper_mixing``; paramrel_nets); ``xattn_tokens`` (4); how the
 encoder reduces its last feature map (``encoder_net.pool``: "mean", DiffAE's global average pool, or
 "flatten", a linear head over the whole map, which keeps where things are).
 
@@ -50,6 +52,7 @@ presets "iclr25" and "notebook" of :func:`diffrep.methods.paramrel_recipes.param
 on together):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
 (BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),
+``reduction="notebook"`` (the discrete notebooks: the BFN loss averaged over B x D x K one-hot entries),
 ``decoder_latent="mean"`` (its deterministic ``feats``), ``mmd_on="mean"``, ``z_source="prior_fixed"``
 (one prior z for all sampling steps), ``legacy_skip_last_update=True`` and ``final="sample"`` (its
 sampler), ``bfn.sqrt_beta1=sqrt(3)`` (its notebook schedule), ``sender_noise=False`` (SepDiff Eq. 2).
@@ -81,14 +84,28 @@ __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
 Cond = Literal["adagn_eq12", "infodiff", "xattn"]
 
 
+def _xattn_resolutions(image_size: int, channel_mult) -> tuple[int, ...]:
+    """Every level's resolution (px): where ``xattn_levels="all"`` places cross-attention."""
+    return tuple(image_size >> i for i in range(len(channel_mult)))
+
+
 def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", xattn_tokens: int = 4,
-                 **fields) -> UNetConfig:
-    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in)."""
+                 xattn_levels: str = "all", **fields) -> UNetConfig:
+    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in).
+    With ``cond="xattn"`` the attention layers become cross-attention to z's tokens: at every
+    resolution level, down and up, plus the bottleneck (``xattn_levels="all"``, SepDiff Eq. 1), or at
+    the bottleneck only (``"bottleneck"``); the ``attention_resolutions`` / ``middle_attention`` in
+    ``fields`` are replaced accordingly."""
     io = unet_io(bfn)
     if cond == "xattn":
         if latent_dim % xattn_tokens:
             raise ConfigError("xattn_tokens", f"{xattn_tokens} does not divide latent_dim={latent_dim}")
-        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens})
+        if xattn_levels not in ("all", "bottleneck"):
+            raise ConfigError("xattn_levels", f"must be 'all' or 'bottleneck', got {xattn_levels!r}")
+        base = UNetConfig(**{**fields, **io})
+        att = _xattn_resolutions(base.image_size, base.channel_mult) if xattn_levels == "all" else ()
+        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens,
+                             "attention_resolutions": att, "middle_attention": True})
     return UNetConfig(**{**fields, **io, "latent_dim": latent_dim, "latent_cond": cond, "context_dim": 0})
 
 
@@ -103,9 +120,9 @@ class ParamReLConfig(Config):
     encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
     encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
     hyper_mixing: Literal["softmax", "raw"] = "softmax"
-    hyper_steps: Annotated[int, Ge(0)] = 0  # T of the hyper-feature "previous step" t - 1/T during training; 0: sample_steps
     cond: Cond = "adagn_eq12"
     xattn_tokens: Annotated[int, Ge(1)] = 4
+    xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
     unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
         BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
     decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
@@ -117,7 +134,7 @@ class ParamReLConfig(Config):
     mmd_estimator: Literal["biased", "unbiased"] = "biased"
     mmd_on: Literal["sample", "mean"] = "sample"
     mmd_time_strata: Annotated[int, Ge(1)] = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
-    reduction: Literal["per_example", "paramrel_code"] = "per_example"
+    reduction: Literal["per_example", "paramrel_code", "notebook"] = "per_example"
     report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
     time_scale: Annotated[float, Gt(0)] = 1000.0  # the networks read t * time_scale
     sample_steps: Annotated[int, Ge(1)] = 100
@@ -153,15 +170,28 @@ class ParamReLConfig(Config):
             if self.unet.context_dim != self.latent_dim // self.xattn_tokens or self.unet.latent_dim:
                 raise ConfigError("unet.context_dim", f"cond='xattn' needs unet.context_dim = latent_dim / "
                                   f"xattn_tokens = {self.latent_dim // self.xattn_tokens} and unet.latent_dim = 0")
-            if not (self.unet.attention_resolutions or self.unet.middle_attention):
-                raise ConfigError("unet.attention_resolutions", "cond='xattn' needs attention layers to attend to z")
+            want = (_xattn_resolutions(self.unet.image_size, self.unet.channel_mult)
+                    if self.xattn_levels == "all" else ())
+            if set(self.unet.attention_resolutions) != set(want) or not self.unet.middle_attention:
+                raise ConfigError("unet.attention_resolutions", f"cond='xattn' with xattn_levels={self.xattn_levels!r} "
+                                  f"needs unet.attention_resolutions = {want} and unet.middle_attention = True, got "
+                                  f"{self.unet.attention_resolutions} and {self.unet.middle_attention} "
+                                  "(use decoder_unet())")
         elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
             raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
                               f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")
+        if self.kl_weight < 0:
+            raise ConfigError("gamma_mi", f"the KL weight 1 - gamma_mi = {self.kl_weight:.4g} is negative "
+                              f"(gamma_mi = {self.gamma_mi:.4g} > 1): minimising the loss would maximise the "
+                              "KL to the prior. gamma_mi must lie in [0, 1]")
         if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
-            raise ConfigError("lambda_agg", f"the MMD weight gamma_MI + lambda_agg - 1 = {self.mmd_weight:.4g} is "
-                              "negative (e.g. SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
+            raise ConfigError("lambda_agg", f"the MMD weight gamma_mi + lambda_agg - 1 = {self.mmd_weight:.4g} is "
+                              f"negative (gamma_mi = {self.gamma_mi:.4g}, lambda_agg = {self.lambda_agg:.4g}; e.g. "
+                              "SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
                               "Set allow_negative_mmd_weight=True to train it literally (docs/methods/paramrel.md#eq-4-7-objective)")
+        if self.reduction == "notebook" and self.bfn.data != "discrete":
+            raise ConfigError("reduction", "'notebook' averages the BFN loss over the B x D x K one-hot entries "
+                              f"of discrete data; bfn.data is {self.bfn.data!r} (use 'paramrel_code')")
         if self.encoder == "hyper" and self.encoder_input == "x":
             raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
                               "encoder_input='x'")
@@ -243,8 +273,9 @@ class ParamReL(PretrainedMixin, nn.Module):
 
     def posterior(self, state: FlowState | None, t: torch.Tensor, *, features: list | None = None,
                   x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the previous step's decoder feature
-        maps (hyper encoder; computed at theta_t itself when None). ``x``: the data (encoder_input='x')."""
+        """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the decoder feature maps the hyper
+        encoder reads (None: computed at theta_t itself with the theta branch's mean, the reading used
+        everywhere). ``x``: the data (encoder_input='x')."""
         cfg = self.config
         if cfg.encoder_input == "x":
             if x is None:
@@ -275,23 +306,6 @@ class ParamReL(PretrainedMixin, nn.Module):
                 if int((bins == g).sum()) >= 2]
         return torch.stack(vals).mean() if vals else z.sum() * 0
 
-    def _training_state(self, data: torch.Tensor, t: torch.Tensor, generator=None):
-        """theta_t ~ p_F, plus (hyper encoder) the previous step's decoder features: theta_{t-1/T} from the
-        flow, theta_t = h(theta_{t-1/T}, y ~ p_S(x; alpha)) (an exact joint draw), and the decoder at
-        theta_{t-1/T} under stop-gradient with the theta branch's z (docs/methods/paramrel.md#eq-15-16-self-encoder)."""
-        cfg = self.config
-        if cfg.encoder != "hyper":
-            return self.flow.sample(data, t, generator), None
-        T = cfg.hyper_steps or cfg.sample_steps
-        t_prev = (t - 1.0 / T).clamp_min(0.0)
-        prev = self.flow.sample(data, t_prev, generator)
-        x_tilde = data if self.flow.kind == "discrete" else data.to(prev.params.dtype)
-        state, _ = self.flow.step(prev, x_tilde, torch.maximum(t, t_prev + 1e-6), generator)
-        state = FlowState(state.params, t)
-        with torch.no_grad():
-            z_prev = self.encoder.gaussian_params(self.flow.network_input(prev), self._t_net(t_prev)).chunk(2, 1)[0]
-        return state, self.decoder_features(prev, t_prev, z_prev)
-
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
         ``step`` (the trainer's 0-based step) is accepted and unused."""
@@ -299,8 +313,8 @@ class ParamReL(PretrainedMixin, nn.Module):
         x = data_images(batch, cfg.bfn, "ParamReL.loss")
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
-        state, feats = self._training_state(data, t, generator)
-        mean, logvar = self.posterior(state, t, features=feats, x=x)
+        state = self.flow.sample(data, t, generator)  # the hyper encoder reads the decoder at theta_t itself
+        mean, logvar = self.posterior(state, t, x=x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
@@ -310,8 +324,9 @@ class ParamReL(PretrainedMixin, nn.Module):
         mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
         if cfg.reduction == "per_example":
             loss = (l_bfn + w_kl * kl).mean() + w_mmd * mmd
-        else:  # the public code: BFN loss averaged over B x D, KL summed over B x |z|
-            loss = l_bfn.mean() / cfg.bfn.num_dims + w_kl * kl.sum() + w_mmd * mmd
+        else:  # the public code: BFN loss averaged over B x D (the notebooks: B x D x K), KL summed over B x |z|
+            denom = cfg.bfn.num_dims * (cfg.bfn.num_classes if cfg.reduction == "notebook" else 1)
+            loss = l_bfn.mean() / denom + w_kl * kl.sum() + w_mmd * mmd
         out = {"loss": loss, "bfn_loss": l_bfn.mean().detach(), "bfn_loss_per_dim": l_bfn.mean().detach() / cfg.bfn.num_dims,
                "kl": kl.mean().detach(), "mmd": mmd.detach()}
         if cfg.report_reconstruction:
@@ -375,17 +390,13 @@ class ParamReL(PretrainedMixin, nn.Module):
             z = self._check_z(z, n, steps)
         elif source == "prior_fixed":
             z = torch.randn((n, L), generator=generator, device=dev)
-        cache: dict = {}
-
         def predict(state, t):
             if source == "encoder":
-                zt = self.posterior(state, t, features=cache.get("feats"))[0]
+                zt = self.posterior(state, t)[0]
             elif source == "prior_per_step":
                 zt = torch.randn((n, L), generator=generator, device=dev)
             else:
                 zt = z if z.dim() == 2 else z[int(round(float(t[0]) * steps))]
-            if cfg.encoder == "hyper":
-                cache["feats"] = self.decoder_features(state, t, zt)
             return self.decode_net(state, t, zt)
 
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, self.flow.prior(self._data_shape(n), dev), steps,
@@ -407,7 +418,7 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         From the noise-free flow state at t = 1, for s = 1..n: theta_s = h^-1(theta_{s-1}, E[y | x-hat_{s-1}]),
         z_s = the posterior mean at (theta_s, 1 - s/n), x-hat_s = E[p_O(psi(theta_s, z_s))]. The hyper encoder
-        reads decoder features at theta_s itself (the noisier neighbour is not known before z_s)."""
+        reads decoder features at theta_s itself, as in training and sampling."""
         self._check_x(x, "reverse_sample")
         steps = self._steps(num_steps)
         dtype = torch.float64 if self.config.reverse_dtype == "float64" else torch.float32

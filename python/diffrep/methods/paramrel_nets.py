@@ -6,7 +6,8 @@
   App. C.3, Fig. 8a); ``True`` is the progressive encoder, the same network with a time embedding
   applied by AdaGN in every residual block (Fig. 8b, ParamReL Eq. 11).
 * :class:`HyperFeatureHead`: SepDiff Eq. 15-16, g = sum_l w_l B_l(h(x_t, u_{t+1,l})) + w_{L+1} B_{L+1}(theta_t)
-  with u_{t+1,l} the decoder's l-th up-sampling feature map at the previous (noisier) step, up-sampled
+  with u_{t+1,l} the decoder's l-th up-sampling feature map (SepDiff: at the previous, noisier step;
+  diffrep reads it at the current step everywhere, docs/methods/paramrel.md#eq-15-16-self-encoder), up-sampled
   to the data size and reduced by a ResNet bottleneck B_l to the 2|z| Gaussian parameters. Readings of
   the under-specified equation (docs/methods/paramrel.md#eq-15-16-self-encoder): l runs over 1..L (features exist only there);
   h is the identity (a Bayesian update of a feature map is undefined); w is a softmax over L + 1
