@@ -53,8 +53,8 @@ def posterior_mean_monotonicity(model: SAMI, disks=None, *, num_lines: int = 16,
       the fit's ``readout_r2``. It is invariant to rotations of the latent space.
 
     Also ``knn_r2``: a k-NN (k = 5) R^2 readout of each factor from the posterior means of the
-    ``num_readout`` independent read-out disks, shuffled 5-fold cross-validation (the R^2 > 0.9 check of docs/methods/sami.md#validation-tiers
-    check; the code may be polar, so no linearity is asked). The read-out disks come from their own
+    ``num_readout`` independent read-out disks, shuffled 5-fold cross-validation (the R^2 > 0.9 check of
+    docs/methods/sami.md#validation-tiers; the code may be polar, so no linearity is asked). The read-out disks come from their own
     stream (``seed`` and 1), so the sweeps do not depend on ``num_readout``.
     """
     from scipy.stats import spearmanr
