@@ -37,10 +37,6 @@ def per_example_sum(v: torch.Tensor) -> torch.Tensor:
     return v.reshape(v.shape[0], -1).sum(1)
 
 
-def _t(state: FlowState, like: torch.Tensor) -> torch.Tensor:
-    return state.t.to(like.dtype if like.is_floating_point() else torch.float32)
-
-
 def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState) -> torch.Tensor:
     """L^inf per example: -ln(sigma1) sigma1^(-2t) ||x - x_hat||^2 (continuous/discretised data) or
     K beta(1) t ||e_x - e_hat||^2 (discrete data), with the state's t."""
