@@ -432,3 +432,12 @@ def test_encoder_and_hyper_head_inputs_and_initialisation():
     assert torch.allclose(HyperFeatureHead([8, 4], 8, 3, 8, 4, "raw").omega, torch.full((3,), 1 / 3))
     with pytest.raises(ValueError, match="mixing must be"):
         HyperFeatureHead([8], 8, 3, 8, 4, "mean")
+
+
+def test_configs_saved_with_the_old_hyper_steps_field_still_load():
+    from diffrep.methods.paramrel import ParamReLConfig
+
+    cfg = ParamReLConfig()
+    data = cfg.to_dict()
+    data["hyper_steps"] = 5
+    assert ParamReLConfig.from_dict(data).hyper_steps == 5

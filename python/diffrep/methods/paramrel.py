@@ -120,6 +120,9 @@ class ParamReLConfig(Config):
     encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
     encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
     hyper_mixing: Literal["softmax", "raw"] = "softmax"
+    # Ignored: kept so that configs saved before the hyper encoder read the current step's features
+    # (docs/methods/paramrel.md#eq-15-16-self-encoder) still load.
+    hyper_steps: Annotated[int, Ge(0)] = 0
     cond: Cond = "adagn_eq12"
     xattn_tokens: Annotated[int, Ge(1)] = 4
     xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
