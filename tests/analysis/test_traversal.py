@@ -162,3 +162,27 @@ def test_labelled_rows_and_upscaling(tmp_path):
         labelled_rows(rows, tmp_path / "u.png", row_labels=["a"])
     with pytest.raises(ValueError, match="group_size"):
         labelled_rows(rows, tmp_path / "u.png", row_labels=["a", "b"], group_size=4)
+
+
+def test_prior_decoder_reads_z_alone():
+    """Decoding from the prior state is a function of z alone: a code decodes to the same image wherever it
+    sits in the batch and on every call (no sender noise), matching ParamReL.decode from the prior state."""
+    from diffrep.methods.paramrel import ReverseSample
+    from helpers import tiny_paramrel
+
+    m = tiny_paramrel(latent=4, steps=3).eval()
+    dec = tr.prior_decoder(m)
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    a = dec(z)
+    b = dec(torch.stack([z[2], z[0], z[1], z[0]]))
+    assert a.shape == (3, 1, 8, 8) and set(a.unique().tolist()) <= {-1.0, 1.0}
+    torch.testing.assert_close(b[1], a[0])
+    torch.testing.assert_close(b[3], a[0])
+    torch.testing.assert_close(b[0], a[2])
+    prior = m.flow.prior((3, 1, 8, 8))
+    torch.testing.assert_close(a, m.decode(ReverseSample(z[None].expand(4, -1, -1), prior)))
+    assert tr.prior_decoder(m, 2)(z).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match="codes must be"):
+        dec(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="num_steps"):
+        tr.prior_decoder(m, 0)

@@ -191,15 +191,15 @@ def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor
     every step."""
     from ..methods.paramrel import ReverseSample
 
-    steps = model._steps(num_steps)
-    L = model.config.latent_dim
+    steps = positive_int(model.config.sample_steps if num_steps is None else num_steps, "num_steps")
+    L, b = model.config.latent_dim, model.config.bfn
 
     def decode(codes: torch.Tensor) -> torch.Tensor:
         if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape[1] != L:
             raise ValueError(f"codes must be [M, {L}], got {tuple(getattr(codes, 'shape', ()))}")
-        dev = model._device()
+        dev = next(model.parameters()).device
         z = codes.to(dev).float()[None].expand(steps + 1, -1, -1)
-        prior = model.flow.prior(model._data_shape(codes.shape[0]), dev)
+        prior = model.flow.prior((codes.shape[0], b.channels, b.image_size, b.image_size), dev)
         with torch.no_grad():
             return model.decode(ReverseSample(z, prior))
 
