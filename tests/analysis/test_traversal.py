@@ -186,3 +186,24 @@ def test_prior_decoder_reads_z_alone():
         dec(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="num_steps"):
         tr.prior_decoder(m, 0)
+
+
+def test_bounds_that_mutation_testing_found_untested():
+    """Values above the range weigh as the top of the range (clamped), whatever the scaling; input shapes at
+    the edges; basis spreading scales factor j by sizes_j - 1 (a binary factor's two classes are 1 apart)."""
+    img = -torch.ones(1, 1, 4, 8)
+    img[0, 0, 1, 1] = 1.0
+    img[0, 0, 1, 6] = 1.5  # above the range: clamped to weight 1, as the pixel at x = 1.5
+    torch.testing.assert_close(tr.image_centroids(img)[0], torch.tensor([4.0, 1.5], dtype=torch.float64))
+    v = tr.traversal_values(torch.arange(5.0)[:, None], 3, q=0.0)  # one latent is enough
+    torch.testing.assert_close(v, torch.tensor([[0.0, 2.0, 4.0]]))
+    for bad in (torch.zeros(5, 0), torch.zeros(1, 3)):
+        with pytest.raises(ValueError, match="codes must be"):
+            tr.traversal_values(bad, 3)
+    assert tr.spread_bases(np.array([[0, 0], [1, 0], [0, 6]]), 2, sizes=[2, 10]) == [0, 1]
+    with pytest.raises(ValueError, match="sizes"):
+        tr.spread_bases(np.array([[0, 0], [1, 0]]), 2, sizes=[2, 0])
+    with pytest.raises(ValueError, match="exceeds the 2 examples"):
+        tr.spread_bases(np.array([[0, 0, 0], [1, 0, 0]]), 3)
+    with pytest.raises(ValueError, match="spread"):
+        tr.order_latents([0.1, 0.2], [1.0, 2.0, 3.0])
