@@ -207,3 +207,17 @@ def test_bounds_that_mutation_testing_found_untested():
         tr.spread_bases(np.array([[0, 0, 0], [1, 0, 0]]), 3)
     with pytest.raises(ValueError, match="spread"):
         tr.order_latents([0.1, 0.2], [1.0, 2.0, 3.0])
+
+
+def test_centroid_shifts_reads_each_latents_own_values_and_checks_decode():
+    base = torch.zeros(1, 3)
+    # values per latent ([L, V]) differ: z0 sweeps [-1, 1] (8 px), z2 sweeps [0, 2] (6 px)
+    values = torch.tensor([[-1.0, 1.0], [5.0, 5.0], [0.0, 2.0]])
+    r = tr.centroid_shifts(fake_decoder, base, [2, 0], values)
+    assert r["per_latent"][0]["dx"] == pytest.approx(8.0) and r["per_latent"][2]["dy"] == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="decode must return"):  # right length, wrong rank
+        tr.centroid_shifts(lambda c: torch.zeros(len(c), 4, 4), base, [0], values)
+    with pytest.raises(ValueError, match="codes must be"):
+        tr.traversal_values(torch.zeros(5), 3)
+    codes = torch.randn(1001, 2, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(tr.traversal_values(codes, 4), tr.traversal_values(codes, 4, q=0.02))  # default q

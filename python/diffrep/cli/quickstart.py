@@ -1,7 +1,7 @@
 """``diffrep quickstart``: train ParamReL_d on procedural dSprites, then write its figures and metrics.
 
 One command from a fresh install (no downloads): trains the ``paramrel/dsprites`` recipe (a discrete
-BFN, K = 2, on dSprites max-pooled to 32 x 32, 10 latent dimensions, an encoder that reads the clean
+BFN, K = 2, on dSprites max-pooled to 32 x 32, 6 latent dimensions, an encoder that reads the clean
 image x) with a progress bar, then writes into ``--out`` (figures enlarged by nearest-neighbour to at
 least 4x and 128 px per image, ``diffrep.viz.legible_scale``):
 
