@@ -48,6 +48,34 @@ def test_quickstart_runs_without_metrics(tmp_path):
     for f in ("reconstructions.png", "samples.png", "traversals.png", "time_varying.png", "metrics.json",
               "model/config.json"):
         assert (out / f).is_file(), f
+    check_traversal_record(out, latent_dim=8, image_size=16)
+
+
+def check_traversal_record(out, latent_dim: int, image_size: int):
+    """metrics.json records the traversal (issue 17 item 8) and the figures are enlarged to be legible."""
+    import json
+    import math
+
+    from PIL import Image
+
+    rec = json.loads((out / "metrics.json").read_text())
+    shift = rec["traversal_centroid_shift"]
+    assert sorted(shift) == sorted(f"z{d}" for d in range(latent_dim))
+    assert all(math.isfinite(v["x"]) and math.isfinite(v["y"]) for v in shift.values())
+    tr = rec["traversal"]
+    assert sorted(tr["latent_order"]) == list(range(latent_dim))
+    scores = [lat["nmi"] for lat in tr["latents"]]
+    assert scores == sorted(scores, reverse=True)  # rows ordered by the best factor's NMI
+    for axis in ("x", "y"):  # the best latent per axis is the one with the largest |shift|
+        best = tr[f"best_{axis}"]
+        assert best["shift_px"] == max(abs(v[axis]) for v in shift.values())
+        assert abs(shift[f"z{best['latent']}"][axis]) == best["shift_px"]
+        assert tr["gate"][axis] == (best["shift_px"] >= 8.0)
+    assert len(tr["bases"]) == 3 and tr["image_pixels"] == image_size
+    w, h = Image.open(out / "samples.png").size
+    assert w >= 8 * 4 * image_size  # 8 columns, each at least 4x
+    w, h = Image.open(out / "traversals.png").size
+    assert h >= latent_dim * 4 * image_size and w >= 3 * 8 * 4 * image_size
 
 
 @pytest.mark.slow
@@ -59,4 +87,20 @@ def test_quickstart_with_metrics(tmp_path):
     out = tmp_path / "qs"
     assert main(["quickstart", "--steps", "20", "--sample-steps", "3", "--out", str(out)]) == 0
     rec = json.loads((out / "metrics.json").read_text())
+    check_traversal_record(out, latent_dim=6, image_size=32)
     assert {"mig", "dci_disentanglement", "factor_vae_eval", "sap", "modularity", "infom"} <= set(rec["metrics"]["scores"])
+
+
+@pytest.mark.slow
+def test_quickstart_default_recipe_moves_the_sprite(tmp_path):
+    """Issue 17 item 8's gate, on the default quickstart (paramrel/dsprites, its full 1200 steps; minutes):
+    some latent's traversal, decoded from z alone, moves the sprite's centroid >= 8 px (of the model's
+    32-px images) along x, and one along y."""
+    import json
+
+    from diffrep.cli import main
+
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--eval", "none", "--out", str(out)]) == 0
+    tr = json.loads((out / "metrics.json").read_text())["traversal"]
+    assert tr["best_x"]["shift_px"] >= 8.0 and tr["best_y"]["shift_px"] >= 8.0, (tr["best_x"], tr["best_y"])

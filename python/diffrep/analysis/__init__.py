@@ -4,5 +4,6 @@
 - :mod:`.encoding`: posterior means in batches and the checks the SAMI analyses share;
 - :mod:`.variability`, :mod:`.posterior_geometry`, :mod:`.representation`, :mod:`.guidance`,
   :mod:`.sami_fid`: SAMI sections 10.1-10.7;
-- :mod:`.disks_probes`, :mod:`.disks_bayes`: what a disks model carries, and what it could carry.
+- :mod:`.disks_probes`, :mod:`.disks_bayes`: what a disks model carries, and what it could carry;
+- :mod:`.traversal`: what a latent traversal shows (the quickstart's figure and centroid shifts).
 """

@@ -1,16 +1,29 @@
 """``diffrep quickstart``: train ParamReL_d on procedural dSprites, then write its figures and metrics.
 
 One command from a fresh install (no downloads): trains the ``paramrel/dsprites`` recipe (a discrete
-BFN, K = 2, on dSprites max-pooled to 32 x 32, 10 latent dimensions) with a progress bar, then writes
-into ``--out``:
+BFN, K = 2, on dSprites max-pooled to 32 x 32, 6 latent dimensions, an encoder that reads the clean
+image x) with a progress bar, then writes into ``--out`` (figures enlarged by nearest-neighbour to at
+least 4x and 128 px per image, ``diffrep.viz.legible_scale``):
 
 - ``reconstructions.png``: inputs (top row) and their reconstructions by reverse-sampling with the
   exact inverse update followed by deterministic decoding (bottom row);
-- ``samples.png``: unconditional samples (z re-encoded at every step, SepDiff Alg. 1);
-- ``traversals.png``: every latent dimension of one image traversed over [-3, 3] (one row each);
+- ``samples.png``: 16 unconditional samples of the n-step BFN sampler (SepDiff Alg. 1, ParamReL Eq. 4)
+  from the uniform prior, with sender noise at each step. What z the decoder reads depends on the
+  recipe's ``z_source``: the CPU recipes (``paramrel/dsprites``, ``paramrel/digits``) use
+  ``"prior_fixed"``, one z ~ N(0, I) per image drawn once and held for all n steps; their encoder reads
+  x, which generation does not have, so it is never called while sampling. Only recipes with
+  ``z_source="encoder"`` (encoder reading theta) re-encode z from theta at every step;
+- ``traversals.png``: one row per latent, ordered by how much it tells about its best ground-truth
+  factor (normalised mutual information, MIG's estimator) and labelled with that factor, the score and
+  how far the traversal moves the object's centroid; three blocks of columns, one per data example
+  chosen far apart in factor space (shown first), each decoded from z alone with z_d swept between its
+  2 % and 98 % quantiles over the data (``write_traversals``; docs/methods/paramrel.md#quickstart);
 - ``time_varying.png``: rows = inputs, then regenerations with z fixed at t* = 0.9, 0.8, 0.7;
 - ``metrics.json``: MIG, DCI, FactorVAE, SAP, modularity/explicitness and InfoMEC of the encoder mean
-  z_0, with sample sizes, seeds, timings and the machine; ``model/`` (save_pretrained); a summary table.
+  z_0, with sample sizes, seeds, timings and the machine; ``traversal`` (per-latent best factor and
+  NMI, the bases, the values) and ``traversal_centroid_shift`` (per latent, the mean end-to-end
+  centroid displacement x and y in pixels of the model's images, the best latent per axis and whether
+  it reaches the 8 px gate); ``model/`` (save_pretrained); a summary table.
 
 ``--recipe`` runs any ParamReL recipe the same way (``paramrel/celeba64`` on a GPU: ``--device auto``
 picks CUDA when present); metrics need a dataset with ground-truth factors and are skipped otherwise.
@@ -31,6 +44,7 @@ EVAL_SIZES = {
     "full": dict(num_train=10000, num_test=5000, factor_vae=dict(num_train=10000, num_eval=5000,
                                                                   num_variance_estimate=10000, batch_size=64)),
 }
+POSITION_GATE_PX = 8.0  # issue 17 item 8: some latent's traversal moves the object >= 8 px along x, and one along y
 METRICS = ("mig", "dci", "factor_vae", "sap", "modularity_explicitness", "infomec")
 SUMMARY = (("MIG", "mig"), ("DCI disentanglement", "dci_disentanglement"), ("DCI completeness", "dci_completeness"),
            ("DCI informativeness", "dci_informativeness_test"), ("FactorVAE", "factor_vae_eval"), ("SAP", "sap"),
@@ -90,36 +104,115 @@ def format_table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {a:<{w}}  {b}" for a, b in rows)
 
 
-def write_figures(model, dataset, out: Path, device, steps: int | None, seed: int) -> dict:
-    """reconstructions / samples / traversals / time-varying PNGs; returns {name: seconds}."""
+def _factor_sample(dataset, n: int, seed: int):
+    """(factors (n, F) int, observations [n, C, H, W] in [-1, 1]) from a ground-truth dataset, or (None, images)
+    drawn from the dataset's items when it has no factors."""
+    import numpy as np
     import torch
 
-    from ..viz import save_image
+    if hasattr(dataset, "sample_factors") and hasattr(dataset, "sample_observations_from_factors"):
+        rng = np.random.default_rng(seed)
+        f = np.asarray(dataset.sample_factors(n, rng))
+        obs = np.asarray(dataset.sample_observations_from_factors(f, rng))
+        return f, torch.from_numpy(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float() * 2 - 1
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(dataset), (min(n, len(dataset)),), generator=gen).tolist()
+    return None, torch.stack([dataset[i][0] for i in idx]).float()
+
+
+def write_traversals(model, dataset, out: Path, device, steps: int | None, seed: int, *, num_values: int = 7,
+                     num_bases: int = 3, num_codes: int = 1000, scale: int | None = None) -> dict:
+    """``traversals.png`` and the ``traversal`` record of metrics.json (docs/methods/paramrel.md#quickstart).
+
+    Codes: encoder means of ``num_codes`` examples. Rows: every latent, ordered by the NMI of its best factor
+    (MIG's estimator), labelled "z<d>: <factor> <NMI>" and the centroid shift of its traversal. Columns:
+    ``num_bases`` real examples chosen far apart in factor space, each shown first, then decoded from z alone
+    (:func:`diffrep.analysis.traversal.prior_decoder`) with z_d set to ``num_values`` points between the 2 %
+    and 98 % quantiles of z_d over the data."""
+    import torch
+
+    from ..analysis import traversal as tr
+    from ..viz import labelled_rows, legible_scale
+
+    factors, x = _factor_sample(dataset, num_codes, seed)
+    codes = torch.cat([model.encode(x[i:i + 256].to(device)).cpu() for i in range(0, len(x), 256)])
+    L = codes.shape[1]
+    spread = codes.std(0).tolist()
+    if factors is not None:
+        names = list(getattr(dataset, "factor_names", None) or [f"factor {j}" for j in range(factors.shape[1])])
+        sc = tr.latent_factor_scores(codes, factors, names)
+        bases = tr.spread_bases(factors, num_bases, sizes=list(dataset.factor_sizes))
+        best_f, best_s = sc["best_factor"], sc["best_score"]
+    else:
+        sc, names, bases = None, [], list(range(min(num_bases, len(x))))
+        best_f, best_s = ["?"] * L, [0.0] * L
+    order = tr.order_latents(best_s, spread)
+    values = tr.traversal_values(codes, num_values)
+    decode = tr.prior_decoder(model, steps)
+    sh = tr.centroid_shifts(decode, codes[bases], order, values)
+    imgs = sh["images"]  # [L, B, V, C, H, W]
+    base_imgs = x[bases].cpu()[None, :, None].expand(L, -1, 1, *x.shape[1:])
+    rows = torch.cat([base_imgs, imgs], 2).reshape(L, len(bases) * (num_values + 1), *x.shape[1:])
+    per = sh["per_latent"]
+    labels = [f"{tr.row_label(d, best_f[d], best_s[d])}  dx {per[d]['dx']:+.1f} dy {per[d]['dy']:+.1f}"
+              for d in order]
+    glabels = [("data: " + " ".join(f"{n}={int(v)}" for n, v in zip(names, factors[b]))) if factors is not None
+               else f"data {b}" for b in bases]
+    px = x.shape[-1]
+    labelled_rows(rows, out / "traversals.png", row_labels=labels, group_size=num_values + 1, group_labels=glabels,
+                  title=f"latent traversals decoded from z alone (first cell of each block: the data example; "
+                        f"z_d from its 2% to 98% quantile); label: best factor, NMI, centroid shift (px of {px})",
+                  scale=scale or legible_scale(px), font_size=max(12, min(20, px // 2)))
+    shift = {f"z{d}": {"x": per[d]["dx"], "y": per[d]["dy"], "range_x": per[d]["range_x"],
+                       "range_y": per[d]["range_y"], "empty_fraction": per[d]["empty"]} for d in order}
+    return {
+        "decoder": "z alone: deterministic decoding from the prior state with z fixed at every step",
+        "image_pixels": px, "num_codes": num_codes, "num_values": num_values, "value_quantiles": [0.02, 0.98],
+        "bases": [{"index_in_sample": int(b), "factors": (dict(zip(names, map(int, factors[b])))
+                                                          if factors is not None else None)} for b in bases],
+        "latent_order": [int(d) for d in order],
+        "latents": [{"latent": int(d), "best_factor": best_f[d], "nmi": best_s[d], "spread": spread[d],
+                     "values": [float(v) for v in values[d]]} for d in order],
+        "nmi_matrix": sc["nmi"].tolist() if sc is not None else None, "factor_names": names,
+        "traversal_centroid_shift": shift,
+        "best_x": {"latent": sh["best_x"], "shift_px": sh["max_abs_dx"]},
+        "best_y": {"latent": sh["best_y"], "shift_px": sh["max_abs_dy"]},
+        "gate": {"threshold_px": POSITION_GATE_PX, "x": bool(sh["max_abs_dx"] >= POSITION_GATE_PX),
+                 "y": bool(sh["max_abs_dy"] >= POSITION_GATE_PX)},
+    }
+
+
+def write_figures(model, dataset, out: Path, device, steps: int | None, seed: int) -> tuple[dict, dict]:
+    """reconstructions / samples / traversals / time-varying PNGs (enlarged to be legible); returns
+    ({name: seconds}, the traversal record)."""
+    import torch
+
+    from ..viz import legible_scale, save_image
 
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(dataset), (8,), generator=gen).tolist()
     x = torch.stack([dataset[i][0] for i in idx]).to(device)
+    scale = legible_scale(x.shape[-1])
     model.eval()
     times = {}
     t0 = time.perf_counter()
     rec = model.reconstruct(x, steps)
-    save_image(torch.cat([x, rec]).cpu(), out / "reconstructions.png", nrow=8, value_range=(-1, 1))
+    save_image(torch.cat([x, rec]).cpu(), out / "reconstructions.png", nrow=8, value_range=(-1, 1), scale=scale)
     times["reconstructions"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     g = torch.Generator(device=device).manual_seed(seed)
-    save_image(model.sample(16, generator=g, num_steps=steps).cpu(), out / "samples.png", nrow=8, value_range=(-1, 1))
+    save_image(model.sample(16, generator=g, num_steps=steps).cpu(), out / "samples.png", nrow=8, value_range=(-1, 1),
+               scale=scale)
     times["samples"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trav = model.traverse(x[:1], num_values=7, num_steps=steps)  # [L, 7, C, H, W]
-    save_image(trav.reshape(-1, *trav.shape[2:]).cpu(), out / "traversals.png", nrow=trav.shape[1],
-               value_range=(-1, 1))
+    trav = write_traversals(model, dataset, out, device, steps, seed, scale=scale)
     times["traversals"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tv = model.time_varying(x, (0.9, 0.8, 0.7), steps)
     save_image(torch.cat([x[None], tv]).reshape(-1, *x.shape[1:]).cpu(), out / "time_varying.png", nrow=8,
-               value_range=(-1, 1))
+               value_range=(-1, 1), scale=scale)
     times["time_varying"] = time.perf_counter() - t0
-    return times
+    return times, trav
 
 
 def run(args) -> int:
@@ -165,7 +258,7 @@ def run(args) -> int:
     model.save_pretrained(out / "model")
     write_run_info(out / "model", recipe.name, cfg)  # the data settings the model verbs read
     print("writing figures ...", file=sys.stderr, flush=True)
-    fig_times = write_figures(model, dataset, out, device, args.sample_steps, args.seed)
+    fig_times, trav = write_figures(model, dataset, out, device, args.sample_steps, args.seed)
     result, t_eval = None, 0.0
     if args.eval != "none" and hasattr(dataset, "sample_observations_from_factors"):
         print(f"evaluating the representation ({args.eval} sample sizes) ...", file=sys.stderr, flush=True)
@@ -180,12 +273,17 @@ def run(args) -> int:
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "torch_threads": torch.get_num_threads(),
                           "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
-              "eval_sizes": args.eval, "metrics": result.to_json() if result is not None else None}
+              "eval_sizes": args.eval, "metrics": result.to_json() if result is not None else None,
+              "traversal": trav, "traversal_centroid_shift": trav["traversal_centroid_shift"]}
     (out / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     rows = [("training", f"{cfg.train.steps} steps in {t_train:.0f} s, final loss {last.get('loss', float('nan')):.4g} "
                          f"({last.get('bfn_loss_per_dim', float('nan')):.4f} nats/dim)")]
     if result is not None:
         rows += [(name, f"{result[key]:.3f}") for name, key in SUMMARY if key in result]
+    for axis in ("x", "y"):
+        b = trav[f"best_{axis}"]
+        rows.append((f"traversal moves {axis}", f"z{b['latent']} by {b['shift_px']:.1f} px "
+                                                 f"({'>=' if trav['gate'][axis] else '<'} {POSITION_GATE_PX} px)"))
     rows += [("wall time", f"{wall / 60:.1f} min"), ("output", str(out))]
     print("\nParamReL quickstart summary\n" + format_table(rows))
     return 0

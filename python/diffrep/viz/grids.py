@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["make_grid", "save_image", "save_gif", "to_pil"]
+__all__ = ["make_grid", "save_image", "save_gif", "to_pil", "upscale", "legible_scale"]
 
 
 def _as_batch(images) -> torch.Tensor:
@@ -77,6 +77,15 @@ def make_grid(images, nrow: int = 8, padding: int = 2, normalize: bool = False,
     return grid
 
 
+def legible_scale(size: int, min_scale: int = 4, min_pixels: int = 128) -> int:
+    """The nearest-neighbour enlargement for figures of ``size``-pixel images: at least ``min_scale`` and
+    enough for ``min_pixels`` per image (32 px -> 4, 16 px -> 8, 64 px -> 4)."""
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    return max(int(min_scale), -(-int(min_pixels) // size))
+
+
 def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
     """[C, H, W] (C in 1, 3, 4) or [H, W] float tensor -> PIL image, mapping ``value_range`` to 0..255."""
     from PIL import Image
@@ -98,14 +107,27 @@ def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
     return Image.fromarray(np.ascontiguousarray(arr), mode="RGB" if arr.shape[2] == 3 else "RGBA")
 
 
+def upscale(img, scale: int):
+    """A PIL image enlarged ``scale`` times by nearest-neighbour (pixels stay sharp squares)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    if scale == 1:
+        return img
+    from PIL import Image
+
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
 def save_image(images, path: str | os.PathLike, *, nrow: int = 8, padding: int = 2,
-               value_range: tuple[float, float] = (0.0, 1.0), pad_value: float | None = None) -> Path:
-    """Save a grid of ``images`` (values in ``value_range``) as a PNG (or any format Pillow infers)."""
+               value_range: tuple[float, float] = (0.0, 1.0), pad_value: float | None = None,
+               scale: int = 1) -> Path:
+    """Save a grid of ``images`` (values in ``value_range``) as a PNG (or any format Pillow infers),
+    enlarged ``scale`` times by nearest-neighbour (padding included)."""
     lo, hi = value_range
     grid = make_grid(images, nrow=nrow, padding=padding, pad_value=lo if pad_value is None else pad_value)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(grid, value_range).save(path)
+    upscale(to_pil(grid, value_range), scale).save(path)
     return path
 
 

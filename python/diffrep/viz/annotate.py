@@ -1,0 +1,82 @@
+"""Labelled image grids drawn with Pillow alone (no matplotlib): the quickstart's traversal figure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .grids import make_grid, to_pil, upscale
+
+__all__ = ["labelled_rows"]
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
+    except (TypeError, OSError, AttributeError):
+        return ImageFont.load_default()
+
+
+def labelled_rows(rows: torch.Tensor, path: str | os.PathLike, *, row_labels: Sequence[str],
+                  group_size: int | None = None, group_labels: Sequence[str] | None = None, title: str | None = None,
+                  value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 4, padding: int = 1,
+                  group_gap: int = 6, font_size: int = 16) -> Path:
+    """Save ``rows`` [R, N, C, H, W] as one PNG: R image rows of N cells, enlarged ``scale`` times by
+    nearest-neighbour, each row labelled on its left; columns in groups of ``group_size`` (default N)
+    separated by ``group_gap`` pixels (before enlarging), each group titled by ``group_labels``."""
+    from PIL import Image, ImageDraw
+
+    if not isinstance(rows, torch.Tensor) or rows.dim() != 5:
+        raise ValueError(f"rows must be a tensor [R, N, C, H, W], got {tuple(getattr(rows, 'shape', ()))}")
+    R, N = rows.shape[:2]
+    if len(row_labels) != R:
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {R} rows")
+    g = N if group_size is None else int(group_size)
+    if g < 1 or N % g:
+        raise ValueError(f"group_size must divide the {N} columns, got {group_size}")
+    G = N // g
+    if group_labels is not None and len(group_labels) != G:
+        raise ValueError(f"group_labels has {len(group_labels)} entries for {G} groups")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    lo = value_range[0]
+    groups = [upscale(to_pil(make_grid(rows[:, k * g:(k + 1) * g].reshape(R * g, *rows.shape[2:]), nrow=g,
+                                       padding=padding, pad_value=lo), value_range), scale) for k in range(G)]
+    font = _font(font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_w(s: str) -> int:
+        box = probe.textbbox((0, 0), s, font=font)
+        return box[2] - box[0]
+
+    line = font_size + 6
+    left = max(text_w(s) for s in row_labels) + 12
+    top = (line if title else 0) + (line if group_labels is not None else 0) + 4
+    gap = group_gap * scale
+    width = left + sum(im.width for im in groups) + gap * (G - 1) + 4
+    height = top + groups[0].height + 4
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y0 = 2
+    if title:
+        draw.text((4, y0), title, fill="black", font=font)
+        y0 += line
+    x = left
+    for k, im in enumerate(groups):
+        canvas.paste(im.convert("RGB"), (x, top))
+        if group_labels is not None:
+            draw.text((x + 2, y0), group_labels[k], fill="black", font=font)
+        x += im.width + gap
+    cell = (rows.shape[3] + padding) * scale
+    for i, s in enumerate(row_labels):
+        y = top + padding * scale + i * cell + (rows.shape[3] * scale - font_size) // 2
+        draw.text((4, y), s, fill="black", font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
