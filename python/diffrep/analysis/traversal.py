@@ -5,7 +5,7 @@ pieces (docs/methods/paramrel.md#quickstart):
 
 - :func:`latent_factor_scores`: the normalised mutual information NMI(z_d; v_j) = I(z_d; v_j) / H(v_j)
   of each latent with each ground-truth factor, with MIG's estimator (20-bin histograms of the
-  encoder means, ``diffrep.metrics.mig.discretized_mi``); each latent's best factor and its score;
+  encoder means, ``diffrep.metrics.mig.discretised_mi``); each latent's best factor and its score;
 - :func:`order_latents`: latents by their best score (ties: by spread), so the rows a reader sees
   first are the ones that carry a factor;
 - :func:`traversal_values`: the values a traversal visits, the ``(q, 1 - q)`` quantiles of the
@@ -47,7 +47,7 @@ def latent_factor_scores(codes, factors, factor_names: Sequence[str] | None = No
     "best_score": [float], "factor_names": [...]}``. NMI = I / H(factor) as in MIG; a constant factor
     (H = 0) scores 0 for every latent.
     """
-    from ..metrics.mig import discretized_mi
+    from ..metrics.mig import discretised_mi
 
     c = _matrix(codes, "codes").double()
     f = _matrix(factors, "factors")
@@ -59,7 +59,7 @@ def latent_factor_scores(codes, factors, factor_names: Sequence[str] | None = No
     if len(names) != f.shape[1]:
         raise ValueError(f"factor_names has {len(names)} entries for {f.shape[1]} factors")
     positive_int(num_bins, "num_bins")
-    m, h = discretized_mi(c, f.long(), num_bins)
+    m, h = discretised_mi(c, f.long(), num_bins)
     m, h = m.double().cpu().numpy(), h.double().cpu().numpy()
     nmi = np.where(h[None] > 0, m / np.where(h[None] > 0, h[None], 1.0), 0.0)
     best = nmi.argmax(1)
