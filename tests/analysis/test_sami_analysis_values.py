@@ -188,3 +188,45 @@ def test_monotonicity_of_an_exact_factor_encoder():
         assert r[f]["axis"] == axis and r[f]["mean_abs_spearman"] == pytest.approx(1.0)
         assert r[f]["sign_consistent"] == 1.0
     assert r["x"]["readout_spearman"] == pytest.approx(1.0) and min(r["knn_r2"].values()) > 0.9, r["knn_r2"]
+
+
+def test_variability_sem_and_counts_in_d_dimensions():
+    # D = 2: squared distances to the mean (1, 1) are 2, 2, 8 -> V = 4, per pixel 2, SEM / D
+    v = A.variability(torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 3.0]]))
+    assert v["v_sum"] == pytest.approx(4.0) and v["v_per_pixel"] == pytest.approx(2.0)
+    assert v["sem_per_pixel"] == pytest.approx(float(np.std([2, 2, 8], ddof=1) / math.sqrt(3) / 2))
+    assert (v["num_samples"], v["dim"]) == (3, 2)
+
+
+def test_variability_reduction_draws_in_batches_with_the_given_settings():
+    m = tiny_model()
+    x = images(3)
+    calls = []
+    cond, unc = m.conditional_sample, m.sample_unconditional
+
+    def spy_cond(g, n, **kw):
+        out = cond(g, n, **kw)
+        calls.append(("cond", g.clone(), n, kw, out.clone()))
+        return out
+
+    def spy_unc(n, **kw):
+        out = unc(n, **kw)
+        calls.append(("unc", None, n, kw, out.clone()))
+        return out
+
+    m.conditional_sample, m.sample_unconditional = spy_cond, spy_unc
+    r = A.variability_reduction(m, x[:2], 3, reference=x, z_mode="posterior_mean", sampler="ddim", num_steps=2,
+                                batch_size=2, seed=7)
+    conds = [c for c in calls if c[0] == "cond"]
+    uncs = [c for c in calls if c[0] == "unc"]
+    assert [c[2] for c in conds] == [2, 1, 2, 1] and [c[2] for c in uncs] == [2, 1]
+    assert torch.equal(conds[0][1], x[:1]) and torch.equal(conds[2][1], x[1:2])
+    for _, _, _, kw, _ in calls:
+        assert kw.get("sampler") == "ddim" and kw.get("num_steps") == 2
+        assert isinstance(kw["generator"], torch.Generator) and kw["generator"].initial_seed() == 7
+    assert all(c[3]["z_mode"] == "posterior_mean" for c in conds)
+    per_guide = [A.variability(torch.cat([conds[0][4], conds[1][4]]))["v_per_pixel"],
+                 A.variability(torch.cat([conds[2][4], conds[3][4]]))["v_per_pixel"]]
+    assert r["v_cond_per_guide"] == pytest.approx(per_guide, rel=1e-12)
+    assert r["v_uncond"] == pytest.approx(A.variability(torch.cat([uncs[0][4], uncs[1][4]]))["v_per_pixel"], rel=1e-12)
+    assert (r["num_guides"], r["num_samples_per_guide"], r["sampler"], r["seed"]) == (2, 3, "ddim", 7)
