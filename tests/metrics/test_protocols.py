@@ -57,6 +57,19 @@ def test_factor_vae_rng_stream_parity(cache):
         assert r.meta["encoded_observations"] <= 60 + 250  # each distinct factor tuple once
 
 
+def test_factor_vae_parity_with_an_entangled_code():
+    # factor 1 only scales code 0: which vote a batch casts depends on the value factor k is fixed at
+    # (the first row's, as the reference), not only on which factor is fixed
+    data = TinyGroundTruth()
+    rep = lambda x: np.stack([np.asarray(x)[:, 0] * (np.asarray(x)[:, 1] + 1.0), np.asarray(x)[:, 2]], 1)  # noqa: E731
+    tv, ev, tacc, eacc = _ref_factor_vae(data, rep, 5, 200, 100, 250, 0.05)
+    r = factor_vae_score(data, rep, batch_size=5, num_train=200, num_eval=100, num_variance_estimate=250,
+                         mode="parity")
+    np.testing.assert_array_equal(np.array(r.meta["train_votes"]), tv)
+    np.testing.assert_array_equal(np.array(r.meta["eval_votes"]), ev)
+    assert r["train_accuracy"] == tacc and r["eval_accuracy"] == eacc
+
+
 def test_factor_vae_constant_code_collapse_vs_robust():
     data = TinyGroundTruth()
     kw = dict(batch_size=5, num_train=200, num_eval=200, num_variance_estimate=250, threshold=0.0)
