@@ -72,6 +72,7 @@ def test_study_defaults():
         0, 10000, 5000, "robust")
     ds = inspect.signature(downstream_task_score).parameters
     assert ds["sizes"].default == (10, 100, 1000, 10000) and ds["num_test"].default == 5000
+    assert ds["seed"].default == 0 and ds["predictor"].default == "fast" and ds["cache"].default is True
     assert ds["batch_size"].default == 16
     assert inspect.signature(generate_batch_factor_code).parameters["batch_size"].default == 16
 
@@ -230,6 +231,7 @@ def test_beta_vae_features_labels_and_accuracy_of_a_perfect_code(monkeypatch, so
     assert r["beta_vae_train"] == float(np.mean(ref.predict(xtr) == ytr)) >= 0.95
     assert r["beta_vae_eval"] == float(ref.score(xev, yev)) >= 0.95
     assert r["train_accuracy"] == r["beta_vae_train"] and r["eval_accuracy"] == r["beta_vae_eval"]
+    assert r.flags == []  # the classifier converged: no flag
     assert r.meta["variant"].startswith(f"disentanglement_lib/{solver}/")
 
 
