@@ -252,8 +252,13 @@ DIFFREP_LAUNCHER(disc_probs) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     if (K == 2) {  // vectorise over items
+      if (clip) {
 #pragma omp simd reduction(| : flags)
-      for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2(mu_x[i], sigma_x[i], clip, out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mu_x[i], sigma_x[i], out + 2 * i);
+      } else {
+#pragma omp simd reduction(| : flags)
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mu_x[i], sigma_x[i], out + 2 * i);
+      }
       return flags;
     }
     for (int64_t i = i0; i < i1; ++i) items::disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);

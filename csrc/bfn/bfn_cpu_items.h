@@ -138,18 +138,25 @@ inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int
 }
 
 // K = 2 as straight-line code (the single interior boundary is 0). Returns the error flags.
-template <typename T>
-inline int32_t disc_probs2(T mu_x, T sigma_x, bool clip, T* out) {
+// (clip is a template argument: `clip ? 0 : normal_cdf(...)` inside the item loop would become a
+// branch and stop vectorisation.)
+template <bool clip, typename T>
+inline int32_t disc_probs2(T mu_x, T sigma_x, T* out) {
   const int32_t flags = ((finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0) |
                         (!(sigma_x > T(0)) ? int32_t(kNonPositive) : 0);
   const T inv_s = T(1) / sigma_x;
   const T mid = normal_cdf(T(0), mu_x, inv_s);
-  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s), hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
-  const T R = hi - lo;
-  const bool uniform = !clip & (R < T(kMinProb));
-  const T inv = clip | uniform ? T(1) : T(1) / R;
-  out[0] = uniform ? T(0.5) : (mid - lo) * inv;
-  out[1] = uniform ? T(0.5) : (hi - mid) * inv;
+  if constexpr (clip) {
+    out[0] = mid;
+    out[1] = T(1) - mid;
+  } else {
+    const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
+    const T R = hi - lo;
+    const bool uniform = R < T(kMinProb);
+    const T inv = uniform ? T(1) : T(1) / R;
+    out[0] = uniform ? T(0.5) : (mid - lo) * inv;
+    out[1] = uniform ? T(0.5) : (hi - mid) * inv;
+  }
   return flags;
 }
 
@@ -302,9 +309,9 @@ inline int32_t discrete_cts_loss2(T l0, T l1, int64_t xi, T t, T beta1, T* loss,
   const T c = T(2) * beta1 * t;
   *loss = bad_x ? T(0) : T(2) * c * po * po;
   if constexpr (want_grad) {
-    const T gx = bad_x ? T(0) : T(-4) * c * px * po * po;
-    d_logits[0] = xi == 1 ? -gx : gx;
-    d_logits[1] = xi == 1 ? gx : -gx;
+    const T gx = T(bad_x ? 0 : (xi == 1 ? 4 : -4)) * c * px * po * po;  // d loss / d l_0
+    d_logits[0] = gx;
+    d_logits[1] = -gx;
   }
   return (bad_x ? int32_t(kClassOutOfRange) : 0) | ((finite_bit(l0) | finite_bit(l1)) ? int32_t(kNonFiniteInput) : 0);
 }
