@@ -34,8 +34,13 @@ def best_time(fn, device, repeat, budget=2.0):
 
 
 def interleaved_medians(fns, device, repeat, budget=3.0):
-    """Median seconds of each of ``fns``, timed in interleaved rounds (fn0, fn1, ..., fn0, fn1, ...)
-    after one warm-up each, for up to ``repeat`` rounds or until ``budget`` s are spent.
+    """Median seconds of each of ``fns`` over the rounds of :func:`interleaved_times`."""
+    return [statistics.median(ts) for ts in interleaved_times(fns, device, repeat, budget)]
+
+
+def interleaved_times(fns, device, repeat, budget=3.0):
+    """Seconds of each run of each of ``fns``, timed in interleaved rounds (fn0, fn1, ..., fn0, fn1,
+    ...) after one warm-up each, for up to ``repeat`` rounds or until ``budget`` s are spent.
 
     On a shared machine the load changes from one second to the next; timing the functions
     side by side, round after round, exposes them to the same load, so their *ratio* is
@@ -57,7 +62,7 @@ def interleaved_medians(fns, device, repeat, budget=3.0):
             spent += dt
         if spent > budget and len(times[0]) >= 3:
             break
-    return [statistics.median(ts) for ts in times]
+    return times
 
 
 def copy_fn(nbytes, device):
