@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -18,9 +19,45 @@ namespace cpu {
 
 using namespace bfn;
 namespace {
+// DIFFREP_CPU_ISA=v3 (or v2 / baseline) caps the BFN kernels below AVX-512, e.g. to compare.
+inline int getenv_isa_cap() {
+  const char* v = std::getenv("DIFFREP_CPU_ISA");
+  if (!v || !*v) return 4;
+  return (v[0] == 'v' && v[1] >= '1' && v[1] <= '4') ? v[1] - '0' : 4;
+}
+
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
 constexpr int64_t kTile = 1024;             // work per tile (elements x classes), and normals per batch
 
+
+// The BFN loops are compute-bound (exp, erf, log per element): where the CPU has AVX-512
+// (x86-64-v4), run them through a copy compiled for it with 512-bit vectors (GCC prefers 256-bit
+// vectors for v4 unless told; 2x on exp/erf loops), else common/isa.h's choice (AVX2 or the
+// baseline). Like the v3 copy, results may differ from other machines' in the last bits (the
+// order of the vectorised sums), never with the thread count. docs/kernels/bfn.md#performance.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+template <typename F>
+__attribute__((target("arch=x86-64-v4,prefer-vector-width=512"), flatten)) auto call_v4(F& f) -> decltype(f()) {
+  return f();
+}
+
+inline bool cpu_has_v4() {
+  static const bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512cd") && getenv_isa_cap() >= 4;
+  return v4;
+}
+
+template <typename F>
+inline auto call_bfn_isa(F&& f) -> decltype(f()) {
+  return cpu_has_v4() ? call_v4(f) : call_best_isa(f);
+}
+#else
+template <typename F>
+inline auto call_bfn_isa(F&& f) -> decltype(f()) {
+  return call_best_isa(f);
+}
+#endif
 
 // Runs body(i0, i1) -> error flags over tiles of items [i0, i1) in parallel (each item costing
 // `width` units of work, e.g. K classes) and returns the OR of the flags.
@@ -32,7 +69,7 @@ int32_t parallel_tiles(int64_t n, int64_t width, Body&& body) {
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n * width >= kParallelMin)
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
-    flags |= call_best_isa([&] { return body(i0, i1); });
+    flags |= call_bfn_isa([&] { return body(i0, i1); });
   }
   return flags;
 }
@@ -294,17 +331,21 @@ DIFFREP_LAUNCHER(discrete_cts_loss) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
-      if (K == 2 && t_per_row) {  // vectorise over items
-        const T tr = t[row];
+      if (K == 2) {  // vectorise over items
+        const T tr = t_per_row ? t[row] : T(0);
+        const int64_t ts = t_per_row ? 0 : 1;  // t[i * ts] + tr: one loop for both layouts
+        const T* tp = t_per_row ? &tr : t;
         int32_t f = 0;
         if (want_grad) {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<true>(logits[2 * i], logits[2 * i + 1], x[i], tr, beta1, loss + i, d_logits + 2 * i);
+            f |= items::discrete_cts_loss2<true>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
+                                                 d_logits + 2 * i);
         } else {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<false>(logits[2 * i], logits[2 * i + 1], x[i], tr, beta1, loss + i, d_logits);
+            f |= items::discrete_cts_loss2<false>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
+                                                  d_logits);
         }
         flags |= f;
         return;
