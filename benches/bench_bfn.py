@@ -1,8 +1,10 @@
 """BFN kernels vs their eager PyTorch twins, measured side by side in one run.
 
-For each op and size it prints the backend, the min-of-N time, the speed-up over the eager twin
-(the nnaisense reference semantics in eager PyTorch, noise from torch.randn as the reference
-draws it), and the achieved bandwidth against a large copy measured in the same run. On the CPU
+For each op and size it prints the backend, the median time of interleaved rounds (native, eager
+twin, copy: the three see the same machine load, which matters on a shared machine), the speed-up
+over the eager twin (the nnaisense reference semantics in eager PyTorch, noise from torch.randn as
+the reference draws it), and the time of a float32 copy moving the op's bytes as a fraction of the
+op's time ("% copy"). The copy floors in and out of cache are printed per thread count. On the CPU
 it runs with 1 thread and with all threads; ``--device cuda`` runs on a GPU.
 
     python benches/bench_bfn.py                      # CPU, sizes 1e5 .. 1.6e7
@@ -17,12 +19,13 @@ elements, discretised loss >= 10x the eager twin.
 from __future__ import annotations
 
 import argparse
-import platform
+import statistics
 
 import torch
 
 import diffrep
-from harness import best_time, peak_extra_bytes
+from harness import (COPY_IN_CACHE_FLOATS, COPY_OUT_OF_CACHE_FLOATS, banner, copy_floors, copy_fn,
+                     interleaved_times, load_average, peak_extra_bytes)
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
@@ -30,14 +33,7 @@ SIGMA1 = 1e-3
 BETA1 = 9.0
 
 
-def copy_bandwidth(n, device, repeat):
-    src = torch.randn(n, device=device)
-    dst = torch.empty_like(src)
-    t = best_time(lambda: dst.copy_(src), device, repeat)
-    return 2 * src.numel() * src.element_size() / t
-
-
-def cases(n, device):
+def cases(n, device, ks=(2, 16, 256)):
     """(name, K, native fn, eager twin fn, bytes moved by the fused op) for n elements."""
     B = max(1, n // 4096)
     D = n // B
@@ -62,7 +58,7 @@ def cases(n, device):
     out.append(("continuous_sender_update", "-", lambda: bfn.continuous_sender_update(x, rho, y, alpha),
                 lambda: ref.continuous_update(x, rho, ref.continuous_sender_sample(y, alpha, randn_like(y)), alpha),
                 4 * f4 * n))
-    for K in (2, 16, 256):
+    for K in ks:
         if n * K > 2**27:  # keep the K-wide tensors within memory (<= 512 MB each)
             continue
         Bk, Dk = max(1, (n // K) // 256), 256
@@ -105,29 +101,36 @@ def cases(n, device):
     return out
 
 
-def run(device, sizes, repeat, threads_list, only=None):
-    print(f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{'GPU ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
+def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
+    print(banner(device, f"load average at start {load_average()}"))
+    print("# times: median of up to --repeat interleaved rounds (native, eager twin, copy of the same bytes);")
+    print("#        speed-up = eager / native (medians); (best) = the same from each one's fastest round, the")
+    print("#        estimate least disturbed by other jobs; % copy = median time of a float32 copy moving the")
+    print("#        op's bytes / median native time")
     for threads in threads_list:
         if device.type == "cpu":
             torch.set_num_threads(threads)
-        copy_bw = copy_bandwidth(max(sizes), device, repeat)
-        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; "
-              f"copy bandwidth {copy_bw / 1e9:.1f} GB/s (read+write, {max(sizes):.1e} floats)")
+        in_cache, out_cache = copy_floors(device)
+        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; copy floor (median of "
+              f"interleaved runs, read+write): {in_cache / 1e9:.1f} GB/s in cache ({8 * COPY_IN_CACHE_FLOATS >> 10} KiB "
+              f"moved), {out_cache / 1e9:.1f} GB/s out of cache ({8 * COPY_OUT_OF_CACHE_FLOATS >> 20} MiB moved); "
+              f"load {load_average()}")
         print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
-              f"{'speed-up':>9s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
+              f"{'speed-up':>9s} {'(best)':>8s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
         for n in sizes:
-            for name, K, native, eager, nbytes in cases(n, device):
-                if only and only not in name:
+            for name, K, native, eager, nbytes in cases(n, device, ks):
+                if only and not any(o in name for o in only.split(",")):
                     continue
-                t_native = best_time(native, device, repeat)
-                t_eager = best_time(eager, device, max(2, repeat // 3))
+                runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat)
+                t_native, t_eager, t_copy = (statistics.median(r) for r in runs)
+                best = min(runs[1]) / min(runs[0])
                 mem = ""
                 if "loss" in name:
                     mem = f"{peak_extra_bytes(native, device) / 1e6:11.1f}MB {peak_extra_bytes(eager, device) / 1e6:10.1f}MB"
                 bw = nbytes / t_native
                 print(f"{name:30s} {K!s:>4s} {n:10.1e} {device.type:>8s} {t_native * 1e3:10.3f} {t_eager * 1e3:10.3f} "
-                      f"{t_eager / t_native:8.1f}x {bw / 1e9:7.1f} {100 * bw / copy_bw:6.0f}% {mem}")
+                      f"{t_eager / t_native:8.1f}x {best:7.1f}x {bw / 1e9:7.1f} {100 * t_copy / t_native:6.0f}% {mem}", flush=True)
+        print(f"# load at the end of threads={threads}: {load_average()}")
 
 
 def main():
@@ -135,8 +138,10 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="include 6.4e7 elements")
     p.add_argument("--sizes", type=float, nargs="*", help="element counts (overrides the defaults)")
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--only", help="run only the ops whose name contains this text")
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--only", help="run only the ops whose name contains this text (comma-separated: any of them)")
+    p.add_argument("--K", type=int, nargs="*", default=[2, 16, 256], help="class counts of the K-wide ops")
+    p.add_argument("--threads", type=int, nargs="*", help="thread counts (CPU; default 1 and all)")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not diffrep.cuda_available():
@@ -148,7 +153,9 @@ def main():
     if choice.backend == "reference":
         raise SystemExit(f"native kernels unusable here:\n{choice}")
     threads = [1, torch.get_num_threads()] if device.type == "cpu" and torch.get_num_threads() > 1 else [1]
-    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only)
+    if args.threads:
+        threads = args.threads
+    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only, tuple(args.K))
 
 
 if __name__ == "__main__":

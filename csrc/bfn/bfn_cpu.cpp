@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
 #include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
+#include "bfn/bfn_cpu_items.h"
 #include "common/isa.h"
 #include "common/philox.h"
 
@@ -17,9 +19,45 @@ namespace cpu {
 
 using namespace bfn;
 namespace {
+// DIFFREP_CPU_ISA=v3 (or v2 / baseline) caps the BFN kernels below AVX-512, e.g. to compare.
+inline int getenv_isa_cap() {
+  const char* v = std::getenv("DIFFREP_CPU_ISA");
+  if (!v || !*v) return 4;
+  return (v[0] == 'v' && v[1] >= '1' && v[1] <= '4') ? v[1] - '0' : 4;
+}
+
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
 constexpr int64_t kTile = 1024;             // work per tile (elements x classes), and normals per batch
 
+
+// The BFN loops are compute-bound (exp, erf, log per element): where the CPU has AVX-512
+// (x86-64-v4), run them through a copy compiled for it with 512-bit vectors (GCC prefers 256-bit
+// vectors for v4 unless told; 2x on exp/erf loops), else common/isa.h's choice (AVX2 or the
+// baseline). Like the v3 copy, results may differ from other machines' in the last bits (the
+// order of the vectorised sums), never with the thread count. docs/kernels/bfn.md#performance.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+template <typename F>
+__attribute__((target("arch=x86-64-v4,prefer-vector-width=512"), flatten)) auto call_v4(F& f) -> decltype(f()) {
+  return f();
+}
+
+inline bool cpu_has_v4() {
+  static const bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512cd") && getenv_isa_cap() >= 4;
+  return v4;
+}
+
+template <typename F>
+inline auto call_bfn_isa(F&& f) -> decltype(f()) {
+  return cpu_has_v4() ? call_v4(f) : call_best_isa(f);
+}
+#else
+template <typename F>
+inline auto call_bfn_isa(F&& f) -> decltype(f()) {
+  return call_best_isa(f);
+}
+#endif
 
 // Runs body(i0, i1) -> error flags over tiles of items [i0, i1) in parallel (each item costing
 // `width` units of work, e.g. K classes) and returns the OR of the flags.
@@ -31,7 +69,7 @@ int32_t parallel_tiles(int64_t n, int64_t width, Body&& body) {
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n * width >= kParallelMin)
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int64_t i0 = tile * per_tile, i1 = i0 + per_tile < n ? i0 + per_tile : n;
-    flags |= call_best_isa([&] { return body(i0, i1); });
+    flags |= call_bfn_isa([&] { return body(i0, i1); });
   }
   return flags;
 }
@@ -75,6 +113,8 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
   return per_row ? p[row] : p[i];
 }
 
+using items::finite_bit;
+
 template <typename T>
 inline bool finite_value(T v) {
   return fabs(v) <= std::numeric_limits<T>::max();  // false for inf and NaN, vectorisable
@@ -106,10 +146,38 @@ DIFFREP_LAUNCHER(cts_flow) {
 DIFFREP_LAUNCHER(disc_flow) {
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
-    TileNoise<T> src{eps, i0 * K};
-    for (int64_t i = i0; i < i1; ++i) disc_flow_elem(i, x[i], t[bidx(i, row_len, t_per_row)], K, sqrt_beta1, src, out, flags);
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      if (K == 2) {  // vectorise over items
+        int32_t f = 0;
+        if (t_per_row) {
+          const T tr = t[row];
+#pragma omp simd reduction(| : f)
+          for (int64_t i = s; i < e; ++i)
+            f |= items::disc_flow2(x[i], tr, sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+        } else {
+#pragma omp simd reduction(| : f)
+          for (int64_t i = s; i < e; ++i)
+            f |= items::disc_flow2(x[i], t[i], sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+        }
+        flags |= f;
+        return;
+      }
+      for (int64_t i = s; i < e; ++i)
+        items::disc_flow_item(x[i], t_per_row ? t[row] : t[i], K, sqrt_beta1, eps + (i - i0) * K, out + i * K, flags);
+    });
     return flags;
   });
+}
+
+// Precision checks of the continuous updates (docs/kernels/bfn.md#performance: done here, per
+// row, instead of by tensor ops in Python): alpha >= 0 (> 0 for the sender update), rho > 0, the
+// new precision rho +- alpha > 0, all finite. Python re-checks for the message when the flag is set.
+template <typename T>
+inline int32_t precision_bad(T rho, T alpha, T rho_new, bool strict_alpha) {
+  return (finite_bit(rho) | finite_bit(alpha) | int32_t(!(rho > T(0))) |
+          int32_t(strict_alpha ? !(alpha > T(0)) : !(alpha >= T(0))) | int32_t(!(rho_new > T(0))))
+             ? int32_t(kNonPositive)
+             : 0;
 }
 
 DIFFREP_LAUNCHER(cts_update) {
@@ -118,6 +186,7 @@ DIFFREP_LAUNCHER(cts_update) {
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], r_new = inverse ? r - a : r + a, sa = inverse ? -a : a;
+        flags |= precision_bad(r, a, r_new, false);
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
@@ -127,9 +196,11 @@ DIFFREP_LAUNCHER(cts_update) {
         if (bad) flags |= kNonFiniteInput;
         return;
       }
-      for (int64_t i = s; i < e; ++i)
-        out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y[i], at(alpha, alpha_per_row, row, i), inverse,
-                                 flags);
+      for (int64_t i = s; i < e; ++i) {
+        const T r = at(rho, rho_per_row, row, i), a = at(alpha, alpha_per_row, row, i);
+        flags |= precision_bad(r, a, inverse ? r - a : r + a, false);
+        out[i] = cts_update_elem(mu[i], r, y[i], a, inverse, flags);
+      }
     });
     return flags;
   });
@@ -141,6 +212,7 @@ DIFFREP_LAUNCHER(cts_sender_update) {
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
+        flags |= precision_bad(r, a, r_new, true);
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
@@ -154,29 +226,41 @@ DIFFREP_LAUNCHER(cts_sender_update) {
       }
       for (int64_t i = s; i < e; ++i) {
         if (!isfinite(x[i])) flags |= kNonFiniteInput;
-        const T a = at(alpha, alpha_per_row, row, i);
+        const T a = at(alpha, alpha_per_row, row, i), r = at(rho, rho_per_row, row, i);
+        flags |= precision_bad(r, a, r + a, true);
         const T y = x[i] + eps[i - i0] / sqrt(a);  // y ~ N(x, 1/alpha)
         out_y[i] = y;
-        out[i] = cts_update_elem(mu[i], at(rho, rho_per_row, row, i), y, a, false, flags);
+        out[i] = cts_update_elem(mu[i], r, y, a, false, flags);
       }
     });
     return flags;
   });
 }
 
+// K = 2 items of [i0, i1) vectorised over items; the items the straight-line body declines
+// (invalid input, possible underflow) are redone one by one.
+template <typename T>
+inline int32_t disc_update2_items(int64_t i0, int64_t i1, const T* theta, const T* y, T sign, bool log_io, T* out) {
+  int32_t redo = 0;
+  if (log_io) {
+#pragma omp simd reduction(| : redo)
+    for (int64_t i = i0; i < i1; ++i) redo |= items::disc_update2<true>(theta + 2 * i, y[2 * i], y[2 * i + 1], sign, out + 2 * i);
+  } else {
+#pragma omp simd reduction(| : redo)
+    for (int64_t i = i0; i < i1; ++i) redo |= items::disc_update2<false>(theta + 2 * i, y[2 * i], y[2 * i + 1], sign, out + 2 * i);
+  }
+  int32_t flags = 0;
+  if (redo)
+    for (int64_t i = i0; i < i1; ++i) items::disc_update_item(theta + 2 * i, y + 2 * i, 2, sign, log_io, out + 2 * i, flags);
+  return flags;
+}
+
 DIFFREP_LAUNCHER(disc_update) {
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
+    if (K == 2) return disc_update2_items(i0, i1, theta, y, sign, log_io, out);
     int32_t flags = 0;
-    if (K == 2) {  // binary data: vectorise over items
-#pragma omp simd reduction(| : flags)
-      for (int64_t i = i0; i < i1; ++i) flags |= disc_update2(theta + 2 * i, y[2 * i], y[2 * i + 1], sign, log_io, out + 2 * i);
-      return flags;
-    }
-    for (int64_t i = i0; i < i1; ++i) {
-      const T* yi = y + i * K;
-      disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, sign, log_io, out + i * K, flags);
-    }
+    for (int64_t i = i0; i < i1; ++i) items::disc_update_item(theta + i * K, y + i * K, K, sign, log_io, out + i * K, flags);
     return flags;
   });
 }
@@ -184,32 +268,19 @@ DIFFREP_LAUNCHER(disc_update) {
 DIFFREP_LAUNCHER(disc_sender_update) {
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
-    if (K == 2) {  // binary data: vectorise over items
-#pragma omp simd reduction(| : flags)
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t xi = x[i];
-        flags |= (xi < 0 || xi >= 2) ? int32_t(kClassOutOfRange) : int32_t(0);
-        const T a = alpha[bidx(i, row_len, alpha_per_row)];
-        const T sd = sqrt(a * T(2));
-        const T y0 = a * (xi == 0 ? T(1) : T(-1)) + sd * eps[(i - i0) * 2];
-        const T y1 = a * (xi == 1 ? T(1) : T(-1)) + sd * eps[(i - i0) * 2 + 1];
-        out_y[2 * i] = y0;
-        out_y[2 * i + 1] = y1;
-        flags |= disc_update2(theta + 2 * i, y0, y1, T(1), log_io, out + 2 * i);
-      }
-      return flags;
-    }
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t xi = x[i];
       if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
       const T a = alpha[bidx(i, row_len, alpha_per_row)];
-      const T sd = sqrt(a * T(K));
+      const T sd = sqrt(a * T(K)), hit = a * T(K - 1), miss = -a;
       const T* ei = eps + (i - i0) * K;
       T* yi = out_y + i * K;
+#pragma omp simd
       for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
-        yi[k] = a * (k == xi ? T(K - 1) : T(-1)) + sd * ei[k];
-      disc_update_elem(theta + i * K, [yi](int64_t k) { return yi[k]; }, K, T(1), log_io, out + i * K, flags);
+        yi[k] = (k == xi ? hit : miss) + sd * ei[k];
+      if (K != 2) items::disc_update_item(theta + i * K, yi, K, T(1), log_io, out + i * K, flags);
     }
+    if (K == 2) flags |= disc_update2_items(i0, i1, theta, static_cast<const T*>(out_y), T(1), log_io, out);
     return flags;
   });
 }
@@ -218,11 +289,16 @@ DIFFREP_LAUNCHER(disc_probs) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     if (K == 2) {  // vectorise over items
+      if (clip) {
 #pragma omp simd reduction(| : flags)
-      for (int64_t i = i0; i < i1; ++i) flags |= disc_probs2(mu_x[i], sigma_x[i], clip, out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mu_x[i], sigma_x[i], out + 2 * i);
+      } else {
+#pragma omp simd reduction(| : flags)
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mu_x[i], sigma_x[i], out + 2 * i);
+      }
       return flags;
     }
-    for (int64_t i = i0; i < i1; ++i) disc_probs_elem(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
+    for (int64_t i = i0; i < i1; ++i) items::disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
     return flags;
   });
 }
@@ -230,7 +306,7 @@ DIFFREP_LAUNCHER(disc_probs) {
 DIFFREP_LAUNCHER(disc_probs_backward) {
   parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      disc_probs_backward_elem(mu_x[i], sigma_x[i], grad + i * K, K, clip, d_mu[i], d_sigma[i]);
+      items::disc_probs_backward_item(mu_x[i], sigma_x[i], grad + i * K, K, clip, d_mu[i], d_sigma[i]);
     return int32_t(0);
   });
 }
@@ -254,9 +330,30 @@ DIFFREP_LAUNCHER(disc_cts_loss) {
 DIFFREP_LAUNCHER(discrete_cts_loss) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
-    for (int64_t i = i0; i < i1; ++i)
-      loss[i] = discrete_cts_loss_elem(logits + i * K, x[i], t[bidx(i, row_len, t_per_row)], K, beta1, want_grad,
-                                       T(1), want_grad ? d_logits + i * K : nullptr, flags);
+    for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
+      if (K == 2) {  // vectorise over items
+        const T tr = t_per_row ? t[row] : T(0);
+        const int64_t ts = t_per_row ? 0 : 1;  // t[i * ts] + tr: one loop for both layouts
+        const T* tp = t_per_row ? &tr : t;
+        int32_t f = 0;
+        if (want_grad) {
+#pragma omp simd reduction(| : f)
+          for (int64_t i = s; i < e; ++i)
+            f |= items::discrete_cts_loss2<true>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
+                                                 d_logits + 2 * i);
+        } else {
+#pragma omp simd reduction(| : f)
+          for (int64_t i = s; i < e; ++i)
+            f |= items::discrete_cts_loss2<false>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
+                                                  d_logits);
+        }
+        flags |= f;
+        return;
+      }
+      for (int64_t i = s; i < e; ++i)
+        loss[i] = items::discrete_cts_loss_item(logits + i * K, x[i], t_per_row ? t[row] : t[i], K, beta1, want_grad,
+                                                T(1), want_grad ? d_logits + i * K : nullptr, flags);
+    });
     return flags;
   });
 }

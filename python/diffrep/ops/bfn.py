@@ -34,7 +34,7 @@ from .._deprecation import moved_names
 from . import _validate as V
 from ._bfn_common import _batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1
 from ._dispatch import register, select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, raise_flags, run
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
 from .bfn_losses import discrete_continuous_time_loss, discretised_continuous_time_loss, discretised_probs
 from .reference import bfn as ref
 
@@ -148,12 +148,13 @@ def _new_rho(p, rho, alpha, inverse):
     if p.rho_per_row and p.alpha_per_row:
         if not isinstance(rho, torch.Tensor) and not isinstance(alpha, torch.Tensor):
             return rho + sign * alpha
-        return p.rho + sign * p.alpha
+        return torch.add(p.rho, p.alpha, alpha=sign)
     return ref.per_element(p.rho, p.mu) + sign * ref.per_element(p.alpha, p.mu)
 
 
-def _continuous_update(mu, rho, y, alpha, inverse):
-    p = _prep_continuous_update(mu, rho, y, alpha, inverse)
+def _check_precisions(p, rho, alpha, inverse):
+    """alpha >= 0, rho > 0 (finite), and for the inverse rho - alpha > 0. The native kernels run
+    the same checks per row and set NON_POSITIVE; this then runs for the message."""
     V.nonnegative("alpha", alpha if not isinstance(alpha, torch.Tensor) else p.alpha)
     V.nonnegative("rho", rho if not isinstance(rho, torch.Tensor) else p.rho, strict=True)
     if inverse:
@@ -163,7 +164,12 @@ def _continuous_update(mu, rho, y, alpha, inverse):
         if not bool((prior > 0).all()):
             raise ValueError("continuous_update_inverse: rho - alpha must be > 0 (alpha larger than the "
                              "accumulated precision: this y/alpha was not part of the update that produced mu)")
+
+
+def _continuous_update(mu, rho, y, alpha, inverse):
+    p = _prep_continuous_update(mu, rho, y, alpha, inverse)
     if p.choice.backend == "reference":
+        _check_precisions(p, rho, alpha, inverse)
         V.finite("mu", p.mu)
         V.finite("y", p.y)
         fn = ref.continuous_update_inverse if inverse else ref.continuous_update
@@ -172,6 +178,9 @@ def _continuous_update(mu, rho, y, alpha, inverse):
     flags = run(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
                 alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), y=p.y, inverse=inverse,
                 out=out)
+    if flags & NON_POSITIVE:
+        _check_precisions(p, rho, alpha, inverse)
+        raise ValueError("continuous_update: rho and alpha must be finite, rho > 0, alpha >= 0")
     raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
     return out, _new_rho(p, rho, alpha, inverse)
 
@@ -215,9 +224,13 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
     later with :func:`continuous_update_inverse`.
     """
     p = _prep_continuous_sender_update(mu, rho, x, alpha, generator, noise=noise)
-    V.nonnegative("alpha", p.alpha, strict=True)
-    V.nonnegative("rho", p.rho, strict=True)
+
+    def check():  # the kernel runs these checks per row (NON_POSITIVE); here for the message
+        V.nonnegative("alpha", p.alpha, strict=True)
+        V.nonnegative("rho", p.rho, strict=True)
+
     if p.choice.backend == "reference":
+        check()
         V.finite("x", p.x)
         y = ref.continuous_sender_sample(p.x, p.alpha, _reference_noise(p, p.mu.shape))
         new_mu = ref.continuous_update(p.mu, p.rho, y, p.alpha)[0]
@@ -226,6 +239,9 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
         flags = run(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
                     alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), x=p.x, noise=p.noise,
                     seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
+        if flags & NON_POSITIVE:
+            check()
+            raise ValueError("continuous_sender_update: rho and alpha must be finite and > 0")
         raise_flags("continuous_sender_update", flags, {NON_FINITE: "mu or x contains NaN or infinite values"})
     new_rho = _new_rho(p, rho, alpha, False)
     return (new_mu, new_rho, y) if return_y else (new_mu, new_rho)

@@ -1,0 +1,321 @@
+// CPU-only item bodies of the K-wide BFN ops, written so that GCC vectorises them (one
+// `omp simd` loop per pass over the K classes, reductions declared, error conditions combined
+// with bitwise | rather than || / && so no branch enters a loop), and K = 2 bodies as
+// straight-line code for loops over items. Same maths as the element bodies of bfn_math.h (which
+// the CUDA kernels keep); where a fast form can lose range (probability-space products that
+// underflow), the item falls back to the log-space body of bfn_math.h. See
+// docs/kernels/bfn.md#performance.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "bfn/bfn_math.h"
+
+namespace diffrep {
+namespace cpu {
+namespace items {
+
+using namespace bfn;
+
+template <typename T>
+inline int32_t finite_bit(T v) {  // 1 for inf and NaN, vectorisable
+  return !(fabs(v) <= std::numeric_limits<T>::max());
+}
+
+// Below this sum the probability-space update may have lost classes to underflow: redo the item
+// in log space (bfn_math.h disc_update_elem).
+template <typename T>
+constexpr T kMinProductSum = T(9.094947017729282e-13);  // 2^-40
+
+// theta' proportional to theta e^(sign y) over K classes (BFN Eq. 168), one item. Probability
+// space: e_k = theta_k exp(sign y_k - max_j sign y_j), one exp per class and no log (the log-space
+// body costs a log and two exps); log space (log_io): l_k = theta_k + sign y_k - logsumexp.
+template <typename T>
+inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool log_io, T* out, int32_t& flags) {
+  int32_t bad = 0;
+  T mx = -INFINITY;
+  if (log_io) {
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+    for (int64_t k = 0; k < K; ++k) {
+      const T th = theta[k], yk = y[k];
+      bad |= int32_t(!(th <= T(0))) | int32_t(!(yk - yk == T(0)));
+      const T l = th + sign * yk;
+      mx = l > mx ? l : mx;
+    }
+    if (!(mx > -INFINITY)) {  // every class at -inf (or NaN): the log-space body flags it
+      disc_update_elem(theta, [y](int64_t k) { return y[k]; }, K, sign, log_io, out, flags);
+      return;
+    }
+    T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < K; ++k) sum += fast_exp(theta[k] + sign * y[k] - mx);
+    const T lse = mx + fast_log(sum);
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) out[k] = theta[k] + sign * y[k] - lse;
+    if (bad) flags |= kNonFiniteInput;
+    return;
+  }
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+  for (int64_t k = 0; k < K; ++k) {
+    const T th = theta[k], v = sign * y[k];
+    bad |= int32_t(th < T(0)) | int32_t(th > T(1)) | int32_t(th != th) | int32_t(!(v - v == T(0)));
+    mx = v > mx ? v : mx;
+  }
+  T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < K; ++k) {
+    const T e = theta[k] * fast_exp(sign * y[k] - mx);
+    out[k] = e;
+    sum += e;
+  }
+  if (bad || !(sum >= kMinProductSum<T>)) {  // invalid input, or possible underflow: log space
+    disc_update_elem(theta, [y](int64_t k) { return y[k]; }, K, sign, log_io, out, flags);
+    return;
+  }
+  const T inv = T(1) / sum;
+#pragma omp simd
+  for (int64_t k = 0; k < K; ++k) out[k] *= inv;
+}
+
+// The K = 2 update as straight-line code (a loop over items vectorises). Returns 0, or -1 when
+// the item must be redone by disc_update_item (invalid input or underflow in probability space).
+template <bool log_io, typename T>
+inline int32_t disc_update2(const T* theta, T y0, T y1, T sign, T* out) {
+  const T t0 = theta[0], t1 = theta[1];
+  const T d = sign * (y1 - y0);  // class 1's log-odds gain
+  const T w = fast_exp(-fabs(d));
+  const int32_t ybad = int32_t(!(y0 - y0 == T(0))) | int32_t(!(y1 - y1 == T(0)));
+  if constexpr (log_io) {
+    // logsumexp(a, b) = max + log(1 + e^-|a - b|)
+    const T a = t0 + sign * y0, b = t1 + sign * y1;
+    const T mx = a > b ? a : b;
+    const T lse = mx + fast_log(T(1) + fast_exp(-(a > b ? a - b : b - a)));
+    out[0] = a - lse;
+    out[1] = b - lse;
+    return -(int32_t(!(t0 <= T(0))) | int32_t(!(t1 <= T(0))) | ybad | int32_t(!(mx > -INFINITY)));
+  } else {
+  const bool up = d > T(0);
+  const T a0 = up ? t0 * w : t0, a1 = up ? t1 : t1 * w;
+  const T s = a0 + a1, inv = T(1) / s;
+  out[0] = a0 * inv;
+  out[1] = a1 * inv;
+  return -(int32_t(t0 < T(0)) | int32_t(t0 > T(1)) | int32_t(t0 != t0) | int32_t(t1 < T(0)) | int32_t(t1 > T(1)) |
+           int32_t(t1 != t1) | ybad | int32_t(!(s >= kMinProductSum<T>)));
+  }
+}
+
+// Bin probabilities of K bins (BFN Eq. 103-104) for one item: the boundary CDFs of a block of
+// bins into a small buffer, then forward differences (both loops vectorise).
+template <typename T>
+inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags) {
+  flags |= (finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0;
+  flags |= !(sigma_x > T(0)) ? int32_t(kNonPositive) : 0;
+  const T inv_s = T(1) / sigma_x;
+  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
+  const T hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
+  const T R = hi - lo;
+  const bool uniform = !clip && R < T(kMinProb);
+  const T scale = clip ? T(1) : T(1) / R;
+  constexpr int64_t kBlock = 256;
+  T cdf[kBlock + 1];
+  T prev = lo;  // Phi(b_0)
+  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+    const int64_t k1 = k0 + kBlock < K ? k0 + kBlock : K;
+    cdf[0] = prev;
+    // Phi(b_{k+1}), computed for every k (a select around the call would become a branch and
+    // stop vectorisation); the last boundary b_K = 1 is then set to hi
+#pragma omp simd
+    for (int64_t k = k0; k < k1; ++k) cdf[k - k0 + 1] = normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
+    if (k1 == K) cdf[k1 - k0] = hi;
+#pragma omp simd
+    for (int64_t k = k0; k < k1; ++k) out[k] = (cdf[k - k0 + 1] - cdf[k - k0]) * scale;
+    prev = cdf[k1 - k0];
+  }
+  if (uniform)
+    for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
+}
+
+// K = 2 as straight-line code (the single interior boundary is 0). Returns the error flags.
+// (clip is a template argument: `clip ? 0 : normal_cdf(...)` inside the item loop would become a
+// branch and stop vectorisation.)
+template <bool clip, typename T>
+inline int32_t disc_probs2(T mu_x, T sigma_x, T* out) {
+  const int32_t flags = ((finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0) |
+                        (!(sigma_x > T(0)) ? int32_t(kNonPositive) : 0);
+  const T inv_s = T(1) / sigma_x;
+  const T mid = normal_cdf(T(0), mu_x, inv_s);
+  if constexpr (clip) {
+    out[0] = mid;
+    out[1] = T(1) - mid;
+  } else {
+    const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
+    const T R = hi - lo;
+    const bool uniform = R < T(kMinProb);
+    const T inv = uniform ? T(1) : T(1) / R;
+    out[0] = uniform ? T(0.5) : (mid - lo) * inv;
+    out[1] = uniform ? T(0.5) : (hi - mid) * inv;
+  }
+  return flags;
+}
+
+// Discrete flow (BFN Eq. 185) for one item: softmax(beta (K e_x - 1) + sqrt(beta K) eps).
+template <typename T>
+inline void disc_flow_item(int64_t xi, T t, int64_t K, T sqrt_beta1, const T* eps, T* o, int32_t& flags) {
+  if (xi < 0 || xi >= K) {
+    flags |= kClassOutOfRange;
+    for (int64_t k = 0; k < K; ++k) o[k] = T(0);
+    return;
+  }
+  const T tc = t < T(1) - T(kDiscreteEps) ? t : T(1) - T(kDiscreteEps);
+  const T sqrt_beta = tc * sqrt_beta1;
+  if (sqrt_beta < T(kMinSqrtBeta)) {
+    for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
+    return;
+  }
+  const T beta = sqrt_beta * sqrt_beta;
+  const T sd = sqrt(beta * T(K));
+  const T hit = beta * T(K - 1), miss = -beta;
+  T mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int64_t k = 0; k < K; ++k) {
+    const T l = (k == xi ? hit : miss) + sd * eps[k];
+    o[k] = l;
+    mx = l > mx ? l : mx;
+  }
+  T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < K; ++k) {
+    const T e = fast_exp(o[k] - mx);
+    o[k] = e;
+    sum += e;
+  }
+  const T inv = T(1) / sum;
+#pragma omp simd
+  for (int64_t k = 0; k < K; ++k) o[k] *= inv;
+}
+
+// K = 2 discrete flow as straight-line code: p_1 = sigmoid(l_1 - l_0). Returns the error flags.
+template <typename T>
+inline int32_t disc_flow2(int64_t xi, T t, T sqrt_beta1, T e0, T e1, T* o) {
+  const T tc = t < T(1) - T(kDiscreteEps) ? t : T(1) - T(kDiscreteEps);
+  const T sqrt_beta = tc * sqrt_beta1;
+  const T beta = sqrt_beta * sqrt_beta;
+  const T sd = sqrt(beta * T(2));
+  const T l0 = (xi == 0 ? beta : -beta) + sd * e0, l1 = (xi == 1 ? beta : -beta) + sd * e1;
+  const T d = l1 - l0;
+  const T w = fast_exp(-fabs(d)), inv = T(1) / (T(1) + w);
+  const bool up = d > T(0);
+  const bool bad = (xi < 0) | (xi >= 2), flat = sqrt_beta < T(kMinSqrtBeta);
+  o[0] = bad ? T(0) : (flat ? T(0.5) : (up ? w : T(1)) * inv);
+  o[1] = bad ? T(0) : (flat ? T(0.5) : (up ? T(1) : w) * inv);
+  return bad ? int32_t(kClassOutOfRange) : 0;
+}
+
+// L^inf of discrete data (BFN Eq. 205) for one item, and d loss / d logits (times g) into
+// d_logits when want_grad. With p = softmax(l): ||e_x - p||^2 = (1 - p_x)^2 + sum_{k != x} p_k^2,
+// and sum_k p_k r_k = p_x (1 - p_x) - sum_{k != x} p_k^2 (r = e_x - p), without cancellation.
+template <typename T>
+inline T discrete_cts_loss_item(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
+                                T* d_logits, int32_t& flags) {
+  if (xi < 0 || xi >= K) {
+    flags |= kClassOutOfRange;
+    if (want_grad)
+      for (int64_t k = 0; k < K; ++k) d_logits[k] = T(0);
+    return T(0);
+  }
+  T mx = -INFINITY;
+  int32_t bad = 0;
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+  for (int64_t k = 0; k < K; ++k) {
+    const T l = logits[k];
+    bad |= finite_bit(l);
+    mx = l > mx ? l : mx;
+  }
+  if (bad) flags |= kNonFiniteInput;
+  T sum = T(0);
+  if (want_grad) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < K; ++k) {
+      const T e = fast_exp(logits[k] - mx);
+      d_logits[k] = e;
+      sum += e;
+    }
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < K; ++k) sum += fast_exp(logits[k] - mx);
+  }
+  const T inv = T(1) / sum;
+  const T px = fast_exp(logits[xi] - mx) * inv;
+  T q = T(0);  // sum_{k != x} p_k^2
+  if (want_grad) {
+#pragma omp simd reduction(+ : q)
+    for (int64_t k = 0; k < K; ++k) {
+      const T p = d_logits[k] * inv;
+      d_logits[k] = p;
+      q += k == xi ? T(0) : p * p;
+    }
+  } else {
+#pragma omp simd reduction(+ : q)
+    for (int64_t k = 0; k < K; ++k) {
+      const T p = fast_exp(logits[k] - mx) * inv;
+      q += k == xi ? T(0) : p * p;
+    }
+  }
+  const T c = T(K) * beta1 * t;
+  const T rx = T(1) - px;
+  if (want_grad) {
+    // dL/dl_j = -2 c p_j (r_j - s), s = sum_k p_k r_k
+    const T s = px * rx - q, f = g * T(-2) * c;
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) {
+      const T p = d_logits[k];
+      d_logits[k] = f * p * ((k == xi ? T(1) : T(0)) - p - s);
+    }
+  }
+  return c * (rx * rx + q);
+}
+
+// Backward of the bin probabilities for one item, computed in double whatever T is: with
+// clip=False, d_mu = (a_mu - gp dR_mu) / R subtracts two terms that nearly cancel when the mass
+// sits beyond an edge (float32 gave 7e-6 for a true -3e-8 at mu = -1.4, sigma = 0.21); the
+// element body of bfn_math.h in double, fed the gradient converted block by block.
+template <typename T>
+inline void disc_probs_backward_item(T mu_x, T sigma_x, const T* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
+  double dm, ds;
+  if constexpr (sizeof(T) == sizeof(double)) {
+    disc_probs_backward_elem<double>(mu_x, sigma_x, g, K, clip, dm, ds);
+  } else {
+    thread_local std::vector<double> gd;
+    gd.resize(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) gd[k] = g[k];
+    disc_probs_backward_elem<double>(mu_x, sigma_x, gd.data(), K, clip, dm, ds);
+  }
+  d_mu = static_cast<T>(dm);
+  d_sigma = static_cast<T>(ds);
+}
+
+// K = 2 L^inf of discrete data as straight-line code (a loop over items vectorises): with p_o the
+// other class's probability, the loss is 2 c p_o^2 and d loss / d l_x = -4 c p_x p_o^2 =
+// -d loss / d l_o. Writes loss and (want_grad) d_logits[0..1]; returns the error flags.
+template <bool want_grad, typename T>
+inline int32_t discrete_cts_loss2(T l0, T l1, int64_t xi, T t, T beta1, T* loss, T* d_logits) {
+  const bool bad_x = (xi < 0) | (xi >= 2);
+  const T lx = xi == 1 ? l1 : l0, lo = xi == 1 ? l0 : l1;
+  const T d = lo - lx, w = fast_exp(-fabs(d)), inv = T(1) / (T(1) + w);
+  const bool o_up = d > T(0);
+  const T po = (o_up ? T(1) : w) * inv, px = (o_up ? w : T(1)) * inv;
+  const T c = T(2) * beta1 * t;
+  *loss = bad_x ? T(0) : T(2) * c * po * po;
+  if constexpr (want_grad) {
+    const T gx = T(bad_x ? 0 : (xi == 1 ? 4 : -4)) * c * px * po * po;  // d loss / d l_0
+    d_logits[0] = gx;
+    d_logits[1] = -gx;
+  }
+  return (bad_x ? int32_t(kClassOutOfRange) : 0) | ((finite_bit(l0) | finite_bit(l1)) ? int32_t(kNonFiniteInput) : 0);
+}
+
+}  // namespace items
+}  // namespace cpu
+}  // namespace diffrep

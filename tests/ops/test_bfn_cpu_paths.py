@@ -1,0 +1,131 @@
+"""The CPU kernels' fast paths (docs/kernels/bfn.md#performance) against independent float64
+computations: the probability-space discrete update and its log-space fallback, the K = 2
+straight-line bodies, and the precision checks the continuous updates now run in the kernel."""
+
+import pytest
+import torch
+
+from diffrep import _native
+from diffrep.ops import bfn, use_backend
+
+pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
+
+
+def _update64(theta, y, sign=1.0):
+    """theta e^(sign y) / sum in float64 through log space (the independent truth)."""
+    l = theta.double().log() + sign * y.double()
+    return torch.softmax(l, -1)
+
+
+@pytest.mark.parametrize("K", [2, 3, 16, 256])
+def test_discrete_update_probability_space_matches_float64(K):
+    g = torch.Generator().manual_seed(K)
+    theta = torch.softmax(torch.randn(64, K, generator=g, dtype=torch.float64) * 3, -1).float()
+    y = torch.randn(64, K, generator=g) * 5
+    with use_backend("cpu", strict=True):
+        out = bfn.discrete_update(theta, y)
+        back = bfn.discrete_update_inverse(out, y)
+    torch.testing.assert_close(out.double(), _update64(theta, y), rtol=2e-5, atol=1e-7)
+    torch.testing.assert_close(back.double(), theta.double(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("K", [2, 16])
+def test_discrete_update_falls_back_to_log_space_where_products_underflow(K):
+    # the class with the largest y has theta = 1e-30 and the others sit 100 below it: in probability
+    # space every product underflows (sum < 2^-40), the log-space fallback keeps the exact answer
+    theta = torch.full((4, K), 1.0 / (K - 1))
+    theta[:, 0] = 1e-30
+    theta = theta / theta.sum(-1, keepdim=True)
+    y = torch.zeros(4, K)
+    y[:, 0] = 100.0
+    with use_backend("cpu", strict=True):
+        out = bfn.discrete_update(theta, y)
+    expect = _update64(theta, y)
+    assert bool(torch.isfinite(out).all())
+    torch.testing.assert_close(out.double(), expect, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("K", [2, 16])
+def test_discrete_update_rejects_all_zero_theta(K):
+    theta = torch.softmax(torch.randn(3, K), -1)
+    theta[1] = 0.0
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="at least one class > 0"):
+        bfn.discrete_update(theta, torch.zeros(3, K))
+
+
+def test_discrete_loss_k2_matches_float64_closed_form():
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(8, 32, 2, generator=g) * 4).requires_grad_()
+    x = torch.randint(0, 2, (8, 32), generator=g)
+    for t in (torch.rand(8, generator=g), torch.rand(8, 32, generator=g)):  # per row and per element
+        with use_backend("cpu", strict=True):
+            loss = bfn.discrete_continuous_time_loss(logits, x, t, 3.0)
+            (grad,) = torch.autograd.grad(loss.sum(), logits)
+        l64 = logits.detach().double().requires_grad_()
+        p = torch.softmax(l64, -1)
+        tt = t.double() if t.dim() == 2 else t.double()[:, None]
+        expect = 2 * 3.0 * tt * ((torch.nn.functional.one_hot(x, 2).double() - p) ** 2).sum(-1)
+        (g64,) = torch.autograd.grad(expect.sum(), l64)
+        torch.testing.assert_close(loss.double(), expect, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad.double(), g64, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_discretised_probs_k2_matches_float64(clip):
+    g = torch.Generator().manual_seed(1)
+    # mass inside [-1, 1] well above float32's resolution (R = Phi(1) - Phi(-1) >~ 0.02), so the
+    # float32 kernel's clip=False normaliser carries no cancellation (the twin has the same limit)
+    mu = (torch.randn(1000, generator=g) * 0.5).clamp(-1.0, 1.0)
+    sigma = torch.rand(1000, generator=g) * 0.5 + 0.02
+    with use_backend("cpu", strict=True):
+        p = bfn.discretised_probs(mu, sigma, 2, clip)
+    n = torch.distributions.Normal(mu.double(), sigma.double())
+    lo = torch.zeros_like(mu, dtype=torch.float64) if clip else n.cdf(torch.tensor(-1.0, dtype=torch.float64))
+    hi = torch.ones_like(mu, dtype=torch.float64) if clip else n.cdf(torch.tensor(1.0, dtype=torch.float64))
+    mid = n.cdf(torch.tensor(0.0, dtype=torch.float64))
+    R = hi - lo
+    expect = torch.stack([mid - lo, hi - mid], -1) / R.clamp_min(1e-300)[..., None]
+    expect[R < 1e-5] = 0.5  # the reference's uniform bins where the mass outside [-1, 1] is all
+    torch.testing.assert_close(p.double(), expect, rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda a: a.index_fill(0, torch.tensor([2]), -0.5), "alpha must be >= 0"),
+    (lambda a: a.index_fill(0, torch.tensor([1]), float("nan")), "alpha must be >= 0"),
+])
+def test_continuous_update_kernel_checks_per_row_alpha(bad, match):
+    mu, y = torch.zeros(4, 8), torch.ones(4, 8)
+    alpha = bad(torch.full((4,), 0.5))
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match=match):
+        bfn.continuous_update(mu, torch.ones(4), y, alpha)
+
+
+def test_continuous_update_inverse_kernel_checks_the_prior_precision():
+    mu, y = torch.zeros(4, 8), torch.ones(4, 8)
+    rho = torch.tensor([2.0, 2.0, 0.4, 2.0])  # row 2: rho - alpha < 0
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="rho - alpha must be > 0"):
+        bfn.continuous_update_inverse(mu, rho, y, torch.full((4,), 0.5))
+
+
+def test_continuous_sender_update_kernel_checks_alpha_and_rho():
+    mu, x = torch.zeros(4, 8), torch.ones(4, 8)
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="alpha must be > 0"):
+        bfn.continuous_sender_update(mu, torch.ones(4), x, torch.tensor([0.5, 0.0, 0.5, 0.5]))
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="rho must be > 0"):
+        bfn.continuous_sender_update(mu, torch.tensor([1.0, 1.0, float("inf"), 1.0]), x, torch.full((4,), 0.5))
+
+
+@pytest.mark.parametrize("K", [2, 256])
+def test_discretised_probs_backward_float32_is_accurate_beyond_an_edge(K):
+    # mass beyond -1 with clip=False: the backward's two terms nearly cancel. In float32 the kernel
+    # gave d_mu = 7.4e-6 for a true -3.3e-8 (K = 2; verified before the double-precision backward)
+    mu = torch.tensor([-1.3979312181472778, -1.484602928161621]).requires_grad_()
+    sigma = torch.tensor([0.21437980234622955, 0.21967053413391113]).requires_grad_()
+    w = torch.linspace(-1, 1, 2 * K).reshape(2, K)
+    with use_backend("cpu", strict=True):
+        gm, gs = torch.autograd.grad((bfn.discretised_probs(mu, sigma, K, False) * w).sum(), (mu, sigma))
+    m64, s64 = mu.detach().double().requires_grad_(), sigma.detach().double().requires_grad_()
+    with use_backend("reference"):
+        em, es = torch.autograd.grad((bfn.discretised_probs(m64, s64, K, False) * w.double()).sum(), (m64, s64))
+    torch.testing.assert_close(gm.double(), em, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(gs.double(), es, rtol=1e-5, atol=1e-8)
