@@ -61,11 +61,14 @@ STAGE_ONE = "sami/disks-cpu"
 STAGE_TWO = "sami/disks-cpu-frozen"  # and its variants: the frozen-denoiser stage 2 on STAGE_ONE's denoiser
 
 
-def train_run(recipe, cfg, run: Path) -> dict:
-    """Train ``recipe`` with ``cfg`` into ``run``; returns the steps, seconds and final logged values."""
+def train_run(recipe, cfg, run: Path, overwrite: bool = False) -> dict:
+    """Train ``recipe`` with ``cfg`` into ``run``; returns the steps, seconds and final logged values.
+    A ``run`` that already holds a run is refused (``overwrite``: cleared first), before anything is written."""
     from diffrep.config import dump_yaml
     from diffrep.train import Trainer, seed_everything
+    from diffrep.train.rundir import check_run_dir
 
+    check_run_dir(run, overwrite=overwrite)
     run.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, run / "config.yaml")
     seed_everything(cfg.train.seed)
@@ -124,6 +127,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="YAML file merged over the recipe's defaults (as diffrep train --config)")
     p.add_argument("--run", help="existing run directory (skip training)")
     p.add_argument("--out-run", default="/tmp/diffrep_validate_sami")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear an earlier run in --out-run (only what diffrep wrote) instead of refusing")
     p.add_argument("--steps", type=int, default=None, help="override train.steps")
     p.add_argument("--guides", type=int, default=4)
     p.add_argument("--position-guides", type=int, default=32,
@@ -172,9 +177,9 @@ def main(argv=None) -> int:
             # a stage 2 with no denoiser given: train its stage 1 first, with the same seed
             stage1, cfg1 = resolve_config(STAGE_ONE)
             cfg1 = apply_overrides(cfg1, {"train.seed": str(cfg.train.seed)})
-            report["stage1"] = train_run(stage1, cfg1, run / "stage1")
+            report["stage1"] = train_run(stage1, cfg1, run / "stage1", args.overwrite)
             cfg = apply_overrides(cfg, {"pretrained_denoiser": str(run / "stage1" / "final")})
-        report["train"] = train_run(recipe, cfg, run)
+        report["train"] = train_run(recipe, cfg, run, args.overwrite)
     weights = "ema" if (run / "final" / "ema.safetensors").is_file() else "model"
     model = SAMI.from_pretrained(run / "final", weights=weights).eval()
     report["weights"] = weights
@@ -243,4 +248,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from diffrep.train.rundir import RunFolderError
+
+    try:
+        sys.exit(main())
+    except RunFolderError as exc:  # a message, not a traceback
+        sys.exit(f"validate_sami: {exc}")

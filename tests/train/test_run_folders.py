@@ -134,7 +134,8 @@ def test_quickstart_refuses_an_earlier_run_unless_overwrite(tmp_path, capsys):
     assert main(["quickstart", "--recipe", "paramrel/digits", "--steps", "1", "--sample-steps", "1", "--eval", "none",
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "already holds a run" in err and "Traceback" not in err
+    assert "already holds a quickstart run" in err and "--overwrite" in err and "--resume" not in err
+    assert "Traceback" not in err
     assert (out / "run" / "metrics.jsonl").read_text() == '{"step": 50, "loss": 1.0}\n'
 
 

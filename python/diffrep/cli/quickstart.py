@@ -221,6 +221,7 @@ def run(args) -> int:
     from ..config import apply_overrides
     from ..recipes import get_recipe
     from ..recipes.runinfo import write_run_info
+    from ..train.rundir import run_contents
     from ..train import Trainer, seed_everything
     from ..train.config import TrainConfig
 
@@ -243,6 +244,9 @@ def run(args) -> int:
     cfg = apply_overrides(cfg, overrides)
     assert isinstance(cfg.train, TrainConfig)
     out = Path(args.out)
+    if run_contents(out / "run") and not args.overwrite:  # before any work: the earlier run stays whole
+        raise ValueError(f"{out} already holds a quickstart run; rerun with --overwrite to replace it "
+                         f"(only what diffrep wrote is deleted), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.train.seed)
     model, dataset = recipe.build(cfg)
