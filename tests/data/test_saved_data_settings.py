@@ -38,8 +38,9 @@ def test_paramrel_traverse_uses_the_runs_dataset_and_pooling(run, tmp_path):
     assert main(["paramrel", "traverse", str(run / "final"), "--n", "1", "--steps", "2", "--device", "cpu",
                  "--out", str(png)]) == 0
     img = np.asarray(Image.open(png))
-    # 10 latents x 7 values of 32 px images, padding 2: the pooled size, not 64 px
-    assert img.shape[:2] == (10 * 34 + 2, 7 * 34 + 2)
+    latents = json.loads((run / "final" / "config.json").read_text())["latent_dim"]
+    # one row per latent x 7 values of 32 px images, padding 2: the pooled size, not 64 px
+    assert img.shape[:2] == (latents * 34 + 2, 7 * 34 + 2)
 
 
 def test_eval_model_uses_the_runs_settings_and_names_a_wrong_size(run, tmp_path, capsys):
