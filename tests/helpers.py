@@ -161,3 +161,24 @@ class TinyGroundTruth:
 def sample_factors(n, rng, sizes=SIZES):
     """``n`` factor vectors, one ``rng.randint`` column per factor."""
     return np.stack([rng.randint(0, s, n) for s in sizes], axis=1)
+
+
+# -- the smallest trainable model (trainer tests) ----------------------------------------------
+class TinyLinear(torch.nn.Module):
+    """One linear layer whose ``loss`` is the mean squared output: the common method surface, nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1)
+
+    def loss(self, batch, *, step, generator=None):
+        return {"loss": self.lin(batch[0]).pow(2).mean()}
+
+
+def sami_fixed_draws(m, B: int = 3, S_: int = 1, seed: int = 3) -> dict:
+    """Fixed ``t``, ``noise`` and ``z_noise`` for ``loss`` of a :func:`tiny_sami` model (float64, 1 x 8 x 8)."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, m.schedule.num_timesteps, (B,), generator=g)
+    noise = torch.randn((B, 1, 8, 8), generator=g, dtype=torch.float64)
+    zn = torch.randn((S_, B, 3), generator=g, dtype=torch.float64)
+    return dict(t=t, noise=noise, z_noise=zn)

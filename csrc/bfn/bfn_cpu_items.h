@@ -163,18 +163,8 @@ inline int32_t disc_probs2(T mu_x, T sigma_x, T* out) {
 // Discrete flow (BFN Eq. 185) for one item: softmax(beta (K e_x - 1) + sqrt(beta K) eps).
 template <typename T>
 inline void disc_flow_item(int64_t xi, T t, int64_t K, T sqrt_beta1, const T* eps, T* o, int32_t& flags) {
-  if (xi < 0 || xi >= K) {
-    flags |= kClassOutOfRange;
-    for (int64_t k = 0; k < K; ++k) o[k] = T(0);
-    return;
-  }
-  const T tc = t < T(1) - T(kDiscreteEps) ? t : T(1) - T(kDiscreteEps);
-  const T sqrt_beta = tc * sqrt_beta1;
-  if (sqrt_beta < T(kMinSqrtBeta)) {
-    for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
-    return;
-  }
-  const T beta = sqrt_beta * sqrt_beta;
+  T beta;
+  if (!disc_flow_beta(xi, t, K, sqrt_beta1, o, flags, beta)) return;
   const T sd = sqrt(beta * T(K));
   const T hit = beta * T(K - 1), miss = -beta;
   T mx = -INFINITY;

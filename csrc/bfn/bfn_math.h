@@ -218,23 +218,33 @@ DIFFREP_HD T cts_flow_elem(T x, FlowCoeffs<T> c, T eps, int32_t& flags) {
   return c.gamma * x + c.sd * eps;
 }
 
-// Discrete flow (BFN Eq. 185) for element i: out[i*K .. i*K+K) = softmax(beta (K e_x - 1) + sqrt(beta K) eps).
-template <typename T, typename Noise>
-DIFFREP_HD void disc_flow_elem(int64_t i, int64_t xi, T t, int64_t K, T sqrt_beta1, Noise& noise, T* out,
-                               int32_t& flags) {
-  T* o = out + i * K;
+// The cases of the discrete flow (BFN Eq. 185) that need no noise, shared by both backends' per-item
+// code: a class outside [0, K) (flagged; zeros) and a beta too small to move theta off the uniform
+// prior. Returns false when o[0..K) is written; else true, with beta(t) in `beta`.
+template <typename T>
+DIFFREP_HD bool disc_flow_beta(int64_t xi, T t, int64_t K, T sqrt_beta1, T* o, int32_t& flags, T& beta) {
   if (xi < 0 || xi >= K) {
     flags |= kClassOutOfRange;
     for (int64_t k = 0; k < K; ++k) o[k] = T(0);
-    return;
+    return false;
   }
   const T tc = t < T(1) - T(kDiscreteEps) ? t : T(1) - T(kDiscreteEps);
   const T sqrt_beta = tc * sqrt_beta1;
   if (sqrt_beta < T(kMinSqrtBeta)) {
     for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
-    return;
+    return false;
   }
-  const T beta = sqrt_beta * sqrt_beta;
+  beta = sqrt_beta * sqrt_beta;
+  return true;
+}
+
+// Discrete flow (BFN Eq. 185) for element i: out[i*K .. i*K+K) = softmax(beta (K e_x - 1) + sqrt(beta K) eps).
+template <typename T, typename Noise>
+DIFFREP_HD void disc_flow_elem(int64_t i, int64_t xi, T t, int64_t K, T sqrt_beta1, Noise& noise, T* out,
+                               int32_t& flags) {
+  T* o = out + i * K;
+  T beta;
+  if (!disc_flow_beta(xi, t, K, sqrt_beta1, o, flags, beta)) return;
   const T sd = sqrt(beta * T(K));
   T mx = -INFINITY;
   for (int64_t k = 0; k < K; ++k) {

@@ -34,7 +34,7 @@ from diffrep.config import ConfigError  # noqa: E402
 from diffrep.diffusion import DDPMSampler, NoiseScheduleConfig  # noqa: E402
 from diffrep.nn import HalfUNetConfig, UNetConfig  # noqa: E402
 
-from helpers import tiny_sami as tiny_model  # noqa: E402
+from helpers import sami_fixed_draws as _fixed, tiny_sami as tiny_model  # noqa: E402
 from helpers import tiny_sami_config as tiny_config  # noqa: E402
 
 
@@ -131,12 +131,6 @@ def test_score_identity_and_mc_convergence_to_analytic():
 
 
 # -- the loss (Eq. 10) and its gradient (tests 3, 5, 7) ------------------------------------------------
-def _fixed(m, B=3, S_=1, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, m.schedule.num_timesteps, (B,), generator=g)
-    noise = torch.randn((B, 1, 8, 8), generator=g, dtype=torch.float64)
-    zn = torch.randn((S_, B, 3), generator=g, dtype=torch.float64)
-    return dict(t=t, noise=noise, z_noise=zn)
 
 
 def _manual_loss(m, x0, t, noise, z_noise, beta):

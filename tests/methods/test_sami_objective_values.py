@@ -11,15 +11,9 @@ import torch
 
 from diffrep.methods.sami import SAMI
 from diffrep.methods.sami_guidance import expected_log_posterior, log_q
-from helpers import sami_images as images, tiny_sami as tiny_model, tiny_sami_config
+from helpers import sami_fixed_draws as _fixed, sami_images as images, tiny_sami as tiny_model, tiny_sami_config
 
 
-def _fixed(m, B=3, S_=1, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, m.schedule.num_timesteps, (B,), generator=g)
-    noise = torch.randn((B, 1, 8, 8), generator=g, dtype=torch.float64)
-    zn = torch.randn((S_, B, 3), generator=g, dtype=torch.float64)
-    return dict(t=t, noise=noise, z_noise=zn)
 
 
 class ConstEncoder(torch.nn.Module):

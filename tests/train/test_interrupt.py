@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from helpers import TinyLinear as _Lin
 from diffrep.cli import main
 from diffrep.train import (LaunchError, TrainConfig, Trainer, TrainingInterrupted, check_launch, list_checkpoints,
                            read_metrics, verify_checkpoint)
@@ -74,13 +75,6 @@ def test_a_real_signal_saves_a_checkpoint_and_prints_how_to_resume(tmp_path, sig
     assert steps == list(range(1, step + 3))
 
 
-class _Lin(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(2, 1)
-
-    def loss(self, batch, *, step, generator=None):
-        return {"loss": self.lin(batch[0]).pow(2).mean()}
 
 
 def test_the_library_trainer_raises_training_interrupted(tmp_path):
