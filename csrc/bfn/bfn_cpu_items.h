@@ -209,12 +209,7 @@ inline int32_t disc_flow2(int64_t xi, T t, T sqrt_beta1, T e0, T e1, T* o) {
 template <typename T>
 inline T discrete_cts_loss_item(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
                                 T* d_logits, int32_t& flags) {
-  if (xi < 0 || xi >= K) {
-    flags |= kClassOutOfRange;
-    if (want_grad)
-      for (int64_t k = 0; k < K; ++k) d_logits[k] = T(0);
-    return T(0);
-  }
+  if (class_out_of_range(xi, K, want_grad, d_logits, flags)) return T(0);
   T mx = -INFINITY;
   int32_t bad = 0;
 #pragma omp simd reduction(max : mx) reduction(| : bad)

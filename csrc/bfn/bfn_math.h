@@ -424,17 +424,22 @@ DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, const TimeCon
   return tc.weight * diff * diff;
 }
 
+// A class outside [0, K) in a loss: flagged, and a zero gradient; the caller's term is 0.
+template <typename T>
+DIFFREP_HD bool class_out_of_range(int64_t xi, int64_t K, bool want_grad, T* d_logits, int32_t& flags) {
+  if (xi >= 0 && xi < K) return false;
+  flags |= kClassOutOfRange;
+  if (want_grad)
+    for (int64_t k = 0; k < K; ++k) d_logits[k] = T(0);
+  return true;
+}
+
 // Continuous-time loss for discrete data (BFN Eq. 205): K beta1 t ||e_x - softmax(l)||^2,
 // optionally with its gradient w.r.t. the logits written to d_logits (scaled by g).
 template <typename T>
 DIFFREP_HD T discrete_cts_loss_elem(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
                                     T* d_logits, int32_t& flags) {
-  if (xi < 0 || xi >= K) {
-    flags |= kClassOutOfRange;
-    if (want_grad)
-      for (int64_t k = 0; k < K; ++k) d_logits[k] = T(0);
-    return T(0);
-  }
+  if (class_out_of_range(xi, K, want_grad, d_logits, flags)) return T(0);
   T mx = -INFINITY;
   for (int64_t k = 0; k < K; ++k) {
     if (!isfinite(logits[k])) flags |= kNonFiniteInput;

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
+from diffrep.bfn import BFN, BFNConfig, BFNDataConfig
 from diffrep.config import ConfigError
 from diffrep.nn import UNetConfig, load_pretrained
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from diffrep.bfn import BFNDataConfig
+
 from diffrep.config import ConfigError
 from diffrep.methods.paramrel import ParamReL, ParamReLConfig, ReverseSample
 from diffrep.nn import load_pretrained
-from diffrep.recipes.paramrel import paramrel_config
+
 
 from helpers import tiny_paramrel as tiny
 

@@ -29,7 +29,7 @@ except ModuleNotFoundError:
     HAVE_OP = False
 
 from diffrep.methods import sami as S  # noqa: E402
-from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig  # noqa: E402
+from diffrep.methods.sami import SAMI, SAMIConvNetConfig  # noqa: E402
 from diffrep.config import ConfigError  # noqa: E402
 from diffrep.diffusion import DDPMSampler, NoiseScheduleConfig  # noqa: E402
 from diffrep.nn import HalfUNetConfig, UNetConfig  # noqa: E402

@@ -8,7 +8,7 @@ from torch import nn
 
 from diffrep.config import ConfigError
 from diffrep.nn.lpips import LPIPS, LPIPS_ENV
-from diffrep.nn.vq import PatchDiscriminator, VQAutoencoder, VQAutoencoderConfig, adaptive_weight, hinge_d_loss
+from diffrep.nn.vq import PatchDiscriminator, VQAutoencoder, adaptive_weight, hinge_d_loss
 
 from helpers import tiny_vq as _tiny
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from diffrep.nn.pretrained import load_safetensors_checked
-from diffrep.nn.vq import VQAutoencoder, VQAutoencoderConfig
+from diffrep.nn.vq import VQAutoencoder
 from diffrep.train import TrainConfig, Trainer
 from diffrep.train.checkpoint import STATE_NAME
 from helpers import tiny_vq
