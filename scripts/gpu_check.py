@@ -119,6 +119,44 @@ def gpu_name() -> str:
     return "no GPU"
 
 
+_BFN_ROW = re.compile(r"^(?P<op>[a-z_]+(?: fwd\+bwd)?)\s+(?P<K>\S+)\s+(?P<n>[\d.e+]+)\s+(?P<backend>\w+)\s+[\d.]+\s+[\d.]+"
+                      r"\s+(?P<speedup>[\d.]+)x\s+(?:[\d.]+x\s+)?[\d.]+\s+(?P<copy>\d+)%", re.M)
+_MMD_ROW = re.compile(r"^(?P<kernel>rbf|imq)\s+(?P<est>\w+)\s+(?P<n>\d+)\s+\d+\s+\w+\s+[\d.]+\s+[\d.]+\s+(?P<speedup>[\d.]+)x",
+                      re.M)
+_HDDC_ROW = re.compile(r"^AkjBkQkDk\s+fit\+split/filter\s+(?P<s>[\d.]+) s", re.M)
+
+
+def targets(outputs: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the GPU targets of issue 24 that the bench tables carry.
+    ``outputs``: step name -> its output. A row the output lacks is 'not measured', never 'met'."""
+    rows = []
+    bfn = [m.groupdict() for m in _BFN_ROW.finditer(outputs.get("bench BFN", ""))]
+    big = [r for r in bfn if float(r["n"]) >= 1.6e7 and "loss" not in r["op"] and r["K"] in ("-", "2")]
+    if big:
+        worst = min(big, key=lambda r: int(r["copy"]))
+        rows.append((">= 70% of copy bandwidth, BFN elementwise ops at >= 16M elements",
+                     f"lowest {worst['copy']}% ({worst['op']}, K={worst['K']})", "met" if int(worst["copy"]) >= 70 else "missed"))
+    loss = [r for r in bfn if r["op"].startswith("discretised_cts_loss") and float(r["n"]) >= 1e6]
+    if loss:
+        worst = min(loss, key=lambda r: float(r["speedup"]))
+        rows.append((">= 10x eager, discretised loss", f"lowest {worst['speedup']}x (K={worst['K']}, {worst['n']})",
+                     "met" if float(worst["speedup"]) >= 10 else "missed"))
+    mmd = [m.groupdict() for m in _MMD_ROW.finditer(outputs.get("bench MMD", "")) if m["n"] == "4096"]
+    if mmd:
+        worst = min(mmd, key=lambda r: float(r["speedup"]))
+        rows.append((">= 5x eager, MMD at N = M = 4096", f"lowest {worst['speedup']}x ({worst['kernel']} {worst['est']})",
+                     "met" if float(worst["speedup"]) >= 5 else "missed"))
+    hddc = _HDDC_ROW.search(outputs.get("bench HDDC", ""))
+    if hddc and "--n 100000" in outputs.get("bench HDDC argv", ""):
+        rows.append(("HDDC U = 20, n = 100k, d = 32, K 8 -> 32 within 1 s", f"{hddc['s']} s",
+                     "met" if float(hddc["s"]) <= 1.0 else "missed"))
+    for want in ("BFN elementwise ops at >= 16M elements", "discretised loss", "MMD at N = M = 4096",
+                 "HDDC U = 20, n = 100k, d = 32, K 8 -> 32 within 1 s"):
+        if not any(want in r[0] for r in rows):
+            rows.append((want, "-", "not measured"))
+    return rows
+
+
 def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float) -> str:
     lines = [f"# GPU check{' (dry run on the CPU backends)' if dry_run else ''}: {gpu}", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
@@ -128,6 +166,11 @@ def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float) -> s
     for r in results:
         err = r["first_error"].replace("|", "\\|")
         lines.append(f"| {r['step'].name} | {r['status']} | {r['seconds']:.1f} | {err} | {r['step'].target} |")
+    outputs = {r["step"].name: r["output"] for r in results}
+    outputs.update({r["step"].name + " argv": " ".join(r["step"].argv) for r in results})
+    lines += ["", "## Targets" + (" (dry run: CPU numbers at tiny sizes, not the GPU targets)" if dry_run else ""), "",
+              "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(outputs)]
     for r in results:
         lines += ["", f"## {r['step'].name}", "", "`" + " ".join(r["step"].argv) + "`", "", "```",
                   r["output"].rstrip()[-12000:], "```"]
