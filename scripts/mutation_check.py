@@ -36,6 +36,7 @@ def _prepare(work: Path, modules: list[str], tests: list[str]) -> None:
     if not (work / "src" / "diffrep").exists():
         shutil.copytree(ROOT / "python" / "diffrep", work / "src" / "diffrep", ignore=ignore)
         shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+        shutil.copytree(ROOT / "scripts", work / "scripts", ignore=ignore)  # tests that run a script
     mods = []
     for m in modules:
         p = Path(m)
@@ -44,7 +45,7 @@ def _prepare(work: Path, modules: list[str], tests: list[str]) -> None:
             raise SystemExit(f"--modules: {m} is not a file under python/diffrep")
         mods.append(str(Path("src") / rel))
     (work / "pyproject.toml").write_text(
-        "[tool.mutmut]\nsource_paths = [\"src/diffrep\"]\n"
+        "[tool.mutmut]\nsource_paths = [\"src/diffrep\"]\nalso_copy = [\"scripts\"]\n"
         f"only_mutate = {json.dumps(mods)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\"]\n\n"

@@ -82,3 +82,24 @@ def test_moved_names_warns_and_resolves_lazily():
             old.nope
     finally:
         del sys.modules["diffrep_test_old"]
+
+
+def test_shared_validators_at_their_boundaries():
+    # every edge value accepted, every value just past it refused, with the interval named exactly
+    assert _checks.positive_int(1, "n") == 1
+    assert _checks.positive_float(1e-300, "s") == 1e-300 and _checks.positive_float(0.5, "s") == 0.5
+    with pytest.raises(ValueError, match=r"^s must be a finite number"):
+        _checks.positive_float(float("nan"), "s")
+    for bad in (True, float("nan"), "1.0"):
+        with pytest.raises(ValueError, match="^x must be a finite number"):
+            _checks.finite_float(bad, "x")
+    assert _checks.finite_float(-2, "x") == -2.0
+    assert _checks.probability(0, "p") == 0.0 and _checks.probability(0.5, "p", open_low=True, open_high=True) == 0.5
+    assert _checks.probability(0.0, "p", open_high=True) == 0.0 and _checks.probability(1.0, "p", open_low=True) == 1.0
+    for bad, kw, interval in ((-1e-9, {}, r"\[0, 1\]"), (1 + 1e-9, {}, r"\[0, 1\]"), (1.5, {}, r"\[0, 1\]"),
+                              (1.0, {"open_high": True}, r"\[0, 1\)"), (0.0, {"open_low": True}, r"\(0, 1\]"),
+                              (1.0, {"open_low": True, "open_high": True}, r"\(0, 1\)")):
+        with pytest.raises(ValueError, match=rf"^p must lie in {interval}, got"):
+            _checks.probability(bad, "p", **kw)
+    with pytest.raises(ValueError, match="^p must be a finite number"):
+        _checks.probability(float("inf"), "p")
