@@ -103,3 +103,13 @@ def test_shared_validators_at_their_boundaries():
             _checks.probability(bad, "p", **kw)
     with pytest.raises(ValueError, match="^p must be a finite number"):
         _checks.probability(float("inf"), "p")
+
+
+def test_a_bound_on_a_whole_tuple_applies_to_each_item():
+    @dataclasses.dataclass
+    class Widths(Config):
+        mult: Annotated[tuple[int, ...], Ge(1)] = (1, 2)
+
+    assert Widths(mult=(1, 4)).mult == (1, 4)
+    with pytest.raises(ConfigError, match=r"'mult': must be >= 1, got \(2, 0\)"):
+        Widths(mult=(2, 0))
