@@ -37,7 +37,7 @@ def test_load_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFREP_DATA", str(tmp_path))
     assert isinstance(D.load("shapes3d"), Shapes3DFile)
     assert set(D.available()) == {"dsprites", "shapes3d", "mpi3d_toy", "cars3d", "celeba", "mnist", "fashion_mnist",
-                                  "cifar10", "image_folder", "disks", "digits"}
+                                  "cifar10", "lsun", "image_folder", "disks", "digits"}
 
 
 def test_epoch_permutation_deterministic():

@@ -122,6 +122,16 @@ def _image_folder(p, split, o):
     return ImageFolder(p, **o)
 
 
+def _lsun(p, split, o):
+    from .lsun import LSUN
+    return LSUN(p, split=split or "train", **o)
+
+
+def _lsun_find(root):
+    from .lsun import holds_lmdb
+    return Path(root) if holds_lmdb(root) else None
+
+
 def _digits(split, o):
     from .digits import Digits
     return Digits(split=split, **o)
@@ -161,6 +171,8 @@ REGISTRY: dict[str, _Entry] = {
                             _mnist_find("fashion_mnist"), _mnist_like("fashion_mnist"), splits=("train", "test")),
     "cifar10": _Entry("CIFAR-10 python batches (docs/data.md#mnist-and-binarisation)", ("cifar-10-batches-py/data_batch_1..5", "test_batch"),
                       _cifar_find, _cifar, splits=("train", "test")),
+    "lsun": _Entry("LSUN scenes (e.g. bedroom) in the release's LMDB layout (docs/data.md#lsun)",
+                   ("<category>_<split>_lmdb/data.mdb",), _lsun_find, _lsun, splits=("train", "val")),
     "image_folder": _Entry("every image under a folder (FFHQ-style)", ("*.png/*.jpg under root",),
                            lambda r: Path(r) if Path(r).is_dir() else None, _image_folder),
     "disks": _Entry("SAMI soft disks: x, y, background (docs/data.md#disks)", (), procedural=_gt_proc("disks", "Disks")),
