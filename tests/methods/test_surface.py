@@ -4,13 +4,15 @@ import pytest
 
 from diffrep.bfn.model import BFN
 from diffrep.methods.base import GenerativeModel, Method, RepresentationModel, TrainableModel, surface_problems
+from diffrep.methods.multibeta import LatentDenoiser, MultiBeta, MultiBetaVAE
 from diffrep.methods.paramrel import ParamReL
 from diffrep.methods.sami import SAMI
 from diffrep.nn.vq import VQAutoencoder
 
 
 @pytest.mark.parametrize("cls,protocol", [(ParamReL, Method), (SAMI, Method), (BFN, GenerativeModel),
-                                          (VQAutoencoder, RepresentationModel)])
+                                          (VQAutoencoder, RepresentationModel), (MultiBeta, Method),
+                                          (MultiBetaVAE, TrainableModel), (LatentDenoiser, TrainableModel)])
 def test_methods_follow_the_protocol(cls, protocol):
     model = cls(cls.config_class())
     assert isinstance(model, protocol) and isinstance(model, TrainableModel)

@@ -19,6 +19,7 @@ from diffrep.nn import (ConvDecoder, ConvEncoder, ConvVAEConfig, FeatureExtracto
                         HalfUNetConfig, UNet, UNetConfig, VQAutoencoder, VQAutoencoderConfig, load_pretrained,
                         model_registry)
 from diffrep.diffusion import NoiseScheduleConfig
+from diffrep.methods.multibeta import LatentDenoiserConfig, MultiBetaVAEConfig, multibeta_config
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.recipes.paramrel import paramrel_config
@@ -58,6 +59,16 @@ CASES = {
                         sample_steps=5),
              lambda: (torch.randn(2, 1, 8, 8), torch.tensor([1, 7])),
              lambda m, a: (m.encode(a[0]), m.denoiser(a[0], a[1]))),
+    "MultiBetaVAE": (MultiBetaVAEConfig(image_size=32, in_channels=1, latent_dim=3, hidden=16, beta_embed_dim=8, num_steps=5),
+                     lambda: (torch.randn(2, 1, 32, 32), torch.tensor([0.0, 0.5]), torch.randn(2, 3)),
+                     lambda m, a: (m.encode(a[0], a[1]), m.decode(a[2], a[1]), m.sigma(a[1]), m.s(a[1]))),
+    "LatentDenoiser": (LatentDenoiserConfig(latent_dim=3, hidden=8, depth=1, num_steps=5),
+                       lambda: (torch.randn(2, 3), torch.tensor([1, 5])), lambda m, a: m.predict(*a)),
+    "MultiBeta": (multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, vae=dict(hidden=16, beta_embed_dim=8),
+                                   denoiser=dict(hidden=8, depth=1), phase=2, adv_disc_weight=0.5, disc_channels=4, disc_layers=2),
+                  lambda: (torch.randn(2, 1, 32, 32), torch.randn(2, 3)),
+                  lambda m, a: (m.encode(a[0], 0.4), m.decode(a[1], 0.2), m.denoiser.predict(a[1], torch.tensor([2, 3])),
+                                m.discriminator(a[0]), m.denoiser.sigma_table)),
 }
 
 

@@ -49,6 +49,9 @@ MODEL_CLASSES: dict[str, str] = {
     "ParamReL": "diffrep.methods.paramrel:ParamReL",
     "SAMIConvNet": "diffrep.methods.sami_nets:SAMIConvNet",
     "SAMI": "diffrep.methods.sami:SAMI",
+    "MultiBetaVAE": "diffrep.methods.multibeta_vae:MultiBetaVAE",
+    "LatentDenoiser": "diffrep.methods.multibeta_denoiser:LatentDenoiser",
+    "MultiBeta": "diffrep.methods.multibeta:MultiBeta",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model

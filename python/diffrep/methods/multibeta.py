@@ -1,0 +1,370 @@
+"""Denoising multi-beta VAE (Uppal, Takida, Lai, Mitsufuji 2025, arXiv 2507.06613): the two-phase pipeline
+(docs/methods/multibeta.md).
+
+- :class:`MultiBetaVAE` (:mod:`diffrep.methods.multibeta_vae`): one beta-conditioned VAE for every beta in
+  [0, B] (Sec. 3.1, Eq. 2-4, Algorithm 1);
+- :class:`LatentDenoiser` (:mod:`diffrep.methods.multibeta_denoiser`): the non-linear latent diffusion with
+  an eps head and an encoding-difference head (Sec. 4.2, Eq. 13-19, Algorithm 2 with the sign fixed);
+- :class:`MultiBeta`: both, trained in phases (end of Sec. 4): ``phase=1`` trains the VAE (Eq. 4),
+  ``phase=2`` the latent diffusion on the frozen VAE (Eq. 19), the optional ``phase=3`` fine-tunes the
+  decoder at beta = 0 adversarially (Rombach et al. 2021's LDM autoencoder loss: L1 + LPIPS + an adaptively
+  weighted PatchGAN hinge term, the pieces of :mod:`diffrep.nn.vq`). ``loss`` trains whatever the current
+  phase trains and :meth:`MultiBeta.set_phase` switches (freezing the rest), so one :class:`diffrep.train.Trainer`
+  run trains one phase: a recipe builds a ``MultiBeta``, trains phase 1, calls ``set_phase(2)`` and trains again.
+
+Verbs: :meth:`~MultiBeta.encode` at any beta, :meth:`~MultiBeta.decode` (direct), :meth:`~MultiBeta.denoise`,
+:meth:`~MultiBeta.denoise_decode`, :meth:`~MultiBeta.reconstruct`, :meth:`~MultiBeta.sample` (unconditional,
+Table 3), :meth:`~MultiBeta.beta_sweep` (Fig. 2), :meth:`~MultiBeta.traverse` and :meth:`~MultiBeta.edit`
+(Fig. 1c-d).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Literal, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import finite_float, positive_int
+from ..config import Config, ConfigError, Ge
+from ..nn.images import batch_images, check_images
+from ..nn.lpips import LPIPS
+from ..nn.pretrained import PretrainedMixin
+from ..nn.unet import UNetConfig
+from ..nn.vq import PatchDiscriminator, adaptive_weight, hinge_d_loss
+from .multibeta_denoiser import LatentDenoiser, LatentDenoiserConfig
+from .multibeta_vae import MultiBetaVAE, MultiBetaVAEConfig, beta_grid
+
+__all__ = ["MultiBetaConfig", "MultiBeta", "MultiBetaVAEConfig", "MultiBetaVAE", "LatentDenoiserConfig",
+           "LatentDenoiser", "multibeta_config", "beta_grid"]
+
+
+def multibeta_config(*, image_size: int = 64, in_channels: int = 3, latent_dim: int = 10, num_steps: int = 1000,
+                     beta_max: float = 1.0, arch: str = "conv", latent: str = "vector", latent_channels: int = 4,
+                     vae: dict | None = None, denoiser: dict | None = None, unet: dict | None = None,
+                     **fields) -> "MultiBetaConfig":
+    """A :class:`MultiBetaConfig` whose VAE and denoiser agree (grid, B, latent shape): the shared settings are
+    given once; ``vae`` / ``denoiser`` / ``unet`` hold further fields of each part; ``fields`` of the pipeline."""
+    vae_cfg = MultiBetaVAEConfig(**{"image_size": image_size, "in_channels": in_channels, "latent_dim": latent_dim,
+                                    "num_steps": num_steps, "beta_max": beta_max, "arch": arch, "latent": latent,
+                                    "latent_channels": latent_channels, **(vae or {})})
+    den = {"latent": latent, "latent_dim": latent_dim, "latent_channels": latent_channels, "num_steps": num_steps,
+           "beta_max": beta_max, **(denoiser or {})}
+    if latent == "spatial":
+        side = vae_cfg.latent_shape[1]
+        den["latent_size"] = side
+        den["unet"] = UNetConfig(**{"image_size": side, "in_channels": latent_channels, "out_channels": latent_channels,
+                                    "model_channels": 64, "channel_mult": (1, 2), "num_res_blocks": 2,
+                                    "attention_resolutions": (), "num_groups": 32, "num_outputs": 2, **(unet or {})})
+    return MultiBetaConfig(vae=vae_cfg, denoiser=LatentDenoiserConfig(**den), **fields)
+
+
+@dataclasses.dataclass
+class MultiBetaConfig(Config):
+    """The pipeline: ``vae`` (phase 1), ``denoiser`` (phase 2, same grid, B and latent shape), the current
+    ``phase``, the beta of the representation (``representation_beta``, what :meth:`MultiBeta.encode` returns
+    by default) and the adversarial fine-tuning of phase 3 (``adv_*``; off unless ``adv_disc_weight > 0``)."""
+
+    vae: MultiBetaVAEConfig = dataclasses.field(default_factory=MultiBetaVAEConfig)
+    denoiser: LatentDenoiserConfig = dataclasses.field(default_factory=LatentDenoiserConfig)
+    phase: Literal[1, 2, 3] = 1
+    representation_beta: Annotated[float, Ge(0)] = 0.5
+    encoding_noise: bool = True  # denoise-then-decode starts from f + sigma_beta xi (False: from the mean f)
+    adv_disc_weight: Annotated[float, Ge(0)] = 0.0  # > 0: a PatchGAN discriminator (phase 3)
+    adv_disc_start: Annotated[int, Ge(0)] = 0
+    adv_rec_loss: Literal["l1", "l2"] = "l1"
+    adv_perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS (needs a local weight file)
+    adv_perceptual_weights: Optional[str] = None
+    disc_channels: Annotated[int, Ge(1)] = 64
+    disc_layers: Annotated[int, Ge(1)] = 3
+
+    def validate(self) -> None:
+        v, d = self.vae, self.denoiser
+        if d.num_steps != v.num_steps:
+            raise ConfigError("denoiser.num_steps", f"must equal vae.num_steps={v.num_steps} (one grid), got {d.num_steps}")
+        if d.beta_max != v.beta_max:
+            raise ConfigError("denoiser.beta_max", f"must equal vae.beta_max={v.beta_max} (T = B), got {d.beta_max}")
+        if d.latent_shape != v.latent_shape:
+            raise ConfigError("denoiser.latent", f"the denoiser's latent shape {d.latent_shape} differs from the VAE's "
+                              f"{v.latent_shape} (use multibeta_config())")
+        if self.representation_beta > v.beta_max:
+            raise ConfigError("representation_beta", f"must lie in [0, B={v.beta_max}], got {self.representation_beta}")
+        if self.phase == 3 and self.adv_disc_weight <= 0:
+            raise ConfigError("phase", "phase 3 (adversarial decoder fine-tuning) needs adv_disc_weight > 0")
+        if self.adv_disc_weight > 0 and PatchDiscriminator.output_size(v.image_size, self.disc_layers) < 1:
+            raise ConfigError("disc_layers", f"{self.disc_layers} layers leave no output patch for {v.image_size}px images")
+        if self.adv_perceptual_weight > 0 and v.image_size < 16:
+            raise ConfigError("adv_perceptual_weight", "LPIPS needs images of at least 16x16")
+
+
+class MultiBeta(PretrainedMixin, nn.Module):
+    """The two-phase denoising multi-beta VAE. ``vae``, ``denoiser`` and (with ``adv_disc_weight > 0``)
+    ``discriminator`` are its parts; ``save_pretrained`` writes all of them in one config.json + safetensors,
+    and each part also saves on its own."""
+
+    config_class = MultiBetaConfig
+
+    def __init__(self, config: MultiBetaConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        self.vae = MultiBetaVAE(cfg.vae)
+        self.denoiser = LatentDenoiser(cfg.denoiser)
+        self.discriminator = (PatchDiscriminator(cfg.vae.in_channels, cfg.disc_channels, cfg.disc_layers)
+                              if cfg.adv_disc_weight > 0 else None)
+        self._lpips: list[LPIPS] = []
+        self._apply_phase(cfg.phase, copy_schedule=cfg.phase >= 2)
+
+    # -- phases --------------------------------------------------------------------------------
+    @property
+    def phase(self) -> int:
+        return self.config.phase
+
+    def set_phase(self, phase: int) -> "MultiBeta":
+        """Switch the phase that ``loss`` trains and freeze the other parts (``requires_grad``): 1 the VAE; 2 the
+        denoiser (installs the VAE's sigma table as its noise schedule, which must strictly increase); 3 the
+        decoder (and the discriminator). Build the :class:`diffrep.train.Trainer` after this call: it collects the
+        trainable parameters when it starts."""
+        if phase not in (1, 2, 3):
+            raise ValueError(f"phase must be 1, 2 or 3, got {phase!r}")
+        self.config = dataclasses.replace(self.config, phase=phase)
+        self._apply_phase(phase, copy_schedule=phase == 2)
+        return self
+
+    def _apply_phase(self, phase: int, copy_schedule: bool) -> None:
+        if copy_schedule and phase == 2:
+            if not self.vae.sigma_is_increasing():
+                raise ValueError("phase 2 needs sigma_beta strictly increasing along the grid (sigma_(t|t-tau)^2 > 0); "
+                                 "the phase-1 table is not (sigma_table='free'?)")
+            self.denoiser.set_schedule(self.vae.sigma_grid())
+        for p in self.vae.parameters():
+            p.requires_grad_(phase == 1)
+        if phase == 3:
+            for p in self.vae.decoder.parameters():
+                p.requires_grad_(True)
+        for p in self.denoiser.parameters():
+            p.requires_grad_(phase == 2)
+        if self.discriminator is not None:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(phase == 3)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "MultiBeta":
+        """Train mode for the parts the current phase trains; the frozen parts stay in eval mode."""
+        super().train(mode)
+        phase = self.config.phase
+        if phase != 1:
+            self.vae.eval()
+            if phase == 3:
+                self.vae.decoder.train(mode)
+        if phase != 2:
+            self.denoiser.eval()
+        return self
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """The discriminator's parameters in phase 3 (the trainer's second optimiser), else none."""
+        if self.discriminator is None or self.config.phase != 3:
+            return []
+        return list(self.discriminator.parameters())
+
+    # -- training -----------------------------------------------------------------------------
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
+             beta: torch.Tensor | None = None) -> dict:
+        """The current phase's objective: phase 1 Eq. 4 (:meth:`MultiBetaVAE.loss`, ``beta`` fixes the per-example
+        beta), phase 2 Eq. 19 on the frozen encoder (:meth:`LatentDenoiser.loss`), phase 3 the adversarial
+        decoder loss at beta = 0 (``"loss"`` and ``"disc_loss"``, gradient paths kept apart as in
+        :meth:`diffrep.nn.vq.VQAutoencoder.loss`)."""
+        phase = self.config.phase
+        if phase == 1:
+            return self.vae.loss(batch, step=step, generator=generator, beta=beta)
+        if beta is not None:
+            raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
+        if phase == 2:
+            return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae.encode)
+        return self._adversarial_loss(batch, step, generator)
+
+    def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample LPIPS(x, y), the network read from the configured local file on first use."""
+        if not self._lpips:
+            self._lpips.append(LPIPS.from_file(self.config.adv_perceptual_weights))
+        net = self._lpips[0]
+        if net.shift.device != x.device:
+            net.to(x.device)
+        return net(x, y)
+
+    def _adversarial_loss(self, batch, step, generator) -> dict:
+        c, vae = self.config, self.vae
+        x = check_images(batch_images(batch), channels=c.vae.in_channels, size=c.vae.image_size, name="batch",
+                         who="MultiBeta.loss")
+        n = x.shape[0]
+        zero = torch.zeros(n, device=x.device)
+        with torch.no_grad():
+            f = vae.encoder(x, zero)
+            z = f + vae.sigma(zero).reshape((n,) + (1,) * (f.dim() - 1)) * torch.randn(
+                f.shape, device=f.device, dtype=f.dtype, generator=generator)
+        rec = vae.decoder(z, zero)
+        rec_loss = (rec - x).abs().mean() if c.adv_rec_loss == "l1" else F.mse_loss(rec, x)
+        out = {"rec": rec_loss.detach()}
+        if c.adv_perceptual_weight > 0:
+            p = self.perceptual(x, rec).mean()
+            rec_loss = rec_loss + c.adv_perceptual_weight * p
+            out["lpips"] = p.detach()
+        active = step is None or step >= c.adv_disc_start
+        disc_loss = (1.0 if active else 0.0) * hinge_d_loss(self.discriminator(x.detach()), self.discriminator(rec.detach()))
+        loss = rec_loss
+        if active:
+            frozen = {k: p.detach() for k, p in self.discriminator.named_parameters()}
+            g_loss = -torch.func.functional_call(self.discriminator, frozen, (rec,)).mean()
+            lam = c.adv_disc_weight * adaptive_weight(rec_loss, g_loss, vae.decoder.last_layer())
+            loss = loss + lam * g_loss
+            out.update(g_loss=g_loss.detach(), disc_lambda=lam)
+        return {"loss": loss, "disc_loss": disc_loss, **out}
+
+    # -- verbs ---------------------------------------------------------------------------------
+    def _check_x(self, x, who: str) -> torch.Tensor:
+        c = self.config.vae
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=who)
+
+    def _beta_value(self, beta, name: str = "beta") -> float:
+        if beta is None:
+            return self.config.representation_beta
+        if isinstance(beta, torch.Tensor) and beta.numel() == 1:
+            beta = float(beta)
+        b = finite_float(beta, name)
+        if not 0 <= b <= self.config.vae.beta_max:
+            raise ValueError(f"{name} must lie in [0, B={self.config.vae.beta_max:g}], got {beta!r}")
+        return b
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, beta=None, *, noise: bool = False,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_beta at ``beta`` (default ``representation_beta``): the mean f_phi(x, beta) (the representation), or with
+        ``noise=True`` a draw f + sigma_beta xi from q(z_beta | x) (Eq. 3; what the diffusion was trained on)."""
+        x = self._check_x(x, "MultiBeta.encode")
+        b = self._beta_value(beta)
+        f = self.vae.encode(x, b)
+        if noise:
+            sig = self.vae.sigma(b).to(f.dtype)
+            f = f + sig.reshape((1,) * f.dim()) * torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
+        return f
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, beta=0.0) -> torch.Tensor:
+        """Direct decoding g_theta(z, beta) (blurry at large beta: Fig. 1a)."""
+        return self.vae.decode(z, self._beta_value(beta))
+
+    @torch.no_grad()
+    def denoise(self, z: torch.Tensor, beta_from, beta_to=0.0, *, steps: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Algorithm 2 from ``beta_from`` down to ``beta_to`` (:meth:`LatentDenoiser.denoise`)."""
+        return self.denoiser.denoise(z, beta_from, beta_to, steps=steps, generator=generator)
+
+    @torch.no_grad()
+    def denoise_decode(self, z: torch.Tensor, beta, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Denoise z_beta to beta = 0, then decode at 0 (Fig. 1b)."""
+        b = self._beta_value(beta)
+        return self.vae.decode(self.denoiser.denoise(z, b, 0.0, generator=generator), 0.0)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, beta=None, *, denoise: bool = True,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """x -> z_beta -> (denoise to 0, decode at 0) or, with ``denoise=False``, decode at beta directly. The
+        encoding carries sigma_beta noise when ``encoding_noise`` (for the denoised path)."""
+        b = self._beta_value(beta)
+        if not denoise:
+            return self.vae.decode(self.encode(x, b), b)
+        z = self.encode(x, b, noise=self.config.encoding_noise, generator=generator)
+        return self.denoise_decode(z, b, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0."""
+        positive_int(n, "n")
+        return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0)
+
+    @torch.no_grad()
+    def beta_sweep(self, x: torch.Tensor, betas: Sequence[float], *,
+                   generator: torch.Generator | None = None) -> dict:
+        """Fig. 2: each image encoded at every beta of ``betas``, decoded directly and after denoising to 0.
+        Returns ``{"betas": [K], "direct": [K, B, C, H, W], "denoised": [K, B, C, H, W]}``."""
+        x = self._check_x(x, "MultiBeta.beta_sweep")
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) == 0:
+            raise ValueError("betas must be a non-empty sequence of numbers in [0, B]")
+        bs = [self._beta_value(b, "betas[]") for b in betas]
+        direct, denoised = [], []
+        for b in bs:
+            direct.append(self.vae.decode(self.encode(x, b), b))
+            z = self.encode(x, b, noise=self.config.encoding_noise, generator=generator)
+            denoised.append(self.denoise_decode(z, b, generator=generator))
+        return {"betas": torch.tensor(bs), "direct": torch.stack(direct), "denoised": torch.stack(denoised)}
+
+    def _generator(self, device, generator: torch.Generator | None) -> torch.Generator:
+        if generator is not None:
+            return generator
+        return torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,))))
+
+    def _decode_codes(self, codes: list[torch.Tensor], b: float, denoise: bool, gen: torch.Generator) -> torch.Tensor:
+        """Decode each code (directly at b, or denoised to 0 then decoded), every one with the same sampler noise."""
+        state = gen.get_state()
+        outs = []
+        for z in codes:
+            if denoise:
+                gen.set_state(state)
+                outs.append(self.denoise_decode(z, b, generator=gen))
+            else:
+                outs.append(self.vae.decode(z, b))
+        return torch.stack(outs, dim=1)
+
+    @torch.no_grad()
+    def edit(self, x: torch.Tensor, beta, direction: torch.Tensor, alphas: Sequence[float], *,
+             denoise: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fig. 1c-d: z_beta + alpha * direction for each alpha (one direction shared by all images), then denoise
+        and decode (or decode directly, ``denoise=False``). The encoding noise and the sampler noise are drawn once
+        and shared by every alpha, so the rows differ only by the edit. Returns [B, len(alphas), C, H, W]."""
+        x = self._check_x(x, "MultiBeta.edit")
+        b = self._beta_value(beta)
+        shape = self.config.vae.latent_shape
+        if not isinstance(direction, torch.Tensor) or tuple(direction.shape) != shape:
+            raise ValueError(f"direction must be a tensor of the latent's shape {shape}, got "
+                             f"{tuple(getattr(direction, 'shape', ()))}")
+        al = self._numbers(alphas, "alphas")
+        gen = self._generator(x.device, generator)
+        z0 = self.encode(x, b, noise=denoise and self.config.encoding_noise, generator=gen)
+        direction = direction.to(z0)
+        return self._decode_codes([z0 + a * direction for a in al], b, denoise, gen)
+
+    @staticmethod
+    def _numbers(values, name: str) -> list[float]:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ValueError(f"{name} must be a non-empty sequence of numbers")
+        return [finite_float(v, f"{name}[]") for v in values]
+
+    @torch.no_grad()
+    def traverse(self, x: torch.Tensor, beta=None, *, dims: Sequence[int] | None = None,
+                 values: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0), denoise: bool = True,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Traversals of the disentangled code: for each latent unit k of ``dims`` (vector latents; default all),
+        z_beta with unit k set to each v of ``values`` (the encoding of x elsewhere), denoised and decoded (or
+        decoded directly). One encoding-noise and sampler-noise draw serves the whole grid.
+        Returns [B, len(dims), len(values), C, H, W]."""
+        cfg = self.config.vae
+        if cfg.latent != "vector":
+            raise ValueError("traverse moves single latent units: it needs a vector latent (use edit() with a direction)")
+        x = self._check_x(x, "MultiBeta.traverse")
+        b = self._beta_value(beta)
+        dims = list(range(cfg.latent_dim)) if dims is None else list(dims)
+        if not dims or any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < cfg.latent_dim for k in dims):
+            raise ValueError(f"dims must be a non-empty list of latent units in 0..{cfg.latent_dim - 1}, got {dims!r}")
+        vals = self._numbers(values, "values")
+        gen = self._generator(x.device, generator)
+        z0 = self.encode(x, b, noise=denoise and self.config.encoding_noise, generator=gen)
+        rows = []
+        for k in dims:
+            codes = []
+            for v in vals:
+                z = z0.clone()
+                z[:, k] = v
+                codes.append(z)
+            rows.append(self._decode_codes(codes, b, denoise, gen))
+        return torch.stack(rows, dim=1)

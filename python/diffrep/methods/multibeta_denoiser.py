@@ -1,0 +1,278 @@
+"""The non-linear latent diffusion of the denoising multi-beta VAE (Uppal et al. 2025, Sec. 4.2, Eq. 13-19,
+Algorithm 2; docs/methods/multibeta.md#phase-2-the-latent-diffusion).
+
+beta == t and B == T. The forward process is the frozen encoder itself: q(z_t | x) = N(f(x, t), sigma_t^2 I)
+(Eq. 13) on the grid t_i = i tau, tau = T / N (footnote 3), sigma_t the phase-1 table. A network psi with two
+heads, eps_hat(z_t, t) and Delta_hat(z_t, t), is trained with Eq. 19 (w(t) = ``weighting``):
+
+    z_t = f(x, t) + sigma_t eps,   eps ~ N(0, I),   t = i tau with i ~ U{1..N}
+    l = w(t)^-1 ||eps_hat(z_t, t) - eps||^2 + ||f(x, t - tau) - f(x, t) - Delta_hat(z_t, t)||^2
+
+(sums over latent dimensions, mean over the batch; ``delta_weight`` scales the second term, 1 in the paper).
+Sampling is Algorithm 2, for t = t_from, ..., tau:
+
+    mu_t = z_t - sigma_t eps_hat;   mu_{t-tau} = mu_t + Delta_hat;   z_{t-tau} = mu_{t-tau} + sigma_{t-tau} xi
+
+The paper prints step 3 as mu_t - Delta_hat, which contradicts the Eq. 19 target f(x, t - tau) - f(x, t)
+(with the exact heads, "+" carries f(x, t) to f(x, t - tau), "-" to 2 f(x, t) - f(x, t - tau));
+``printed_sign=True`` reproduces the printed step. ``sampler``: ``"alg2"`` (xi fresh N(0, I)),
+``"deterministic"`` (xi = eps_hat, DDIM-like, or xi = 0 with ``deterministic_noise="zero"``), ``"ancestral"``
+(the Eq. 17 mean with the Eq. 8 std sigma~_t). Delta_hat is a single-step predictor, so a run takes exactly
+one network call per grid step (no strides).
+
+The network: :class:`diffrep.methods.multibeta_nets.LatentMLP` for vector latents; for spatial latents the
+U-Net with ``num_outputs=2``. It reads t x ``time_scale``. The noise schedule sigma_i is a buffer copied
+from the phase-1 VAE (:meth:`LatentDenoiser.set_schedule`), so a saved denoiser samples on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Annotated, Callable, Literal
+
+import torch
+from torch import nn
+
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge, Gt
+from ..nn.images import batch_images
+from ..nn.pretrained import PretrainedMixin
+from ..nn.unet import UNet, UNetConfig
+from .multibeta_nets import LatentMLP
+
+__all__ = ["LatentDenoiserConfig", "LatentDenoiser"]
+
+
+@dataclasses.dataclass
+class LatentDenoiserConfig(Config):
+    """Every choice the paper leaves open is a field (docs/methods/multibeta.md#choices-where-the-paper-is-silent)."""
+
+    latent: Literal["vector", "spatial"] = "vector"
+    latent_dim: Annotated[int, Ge(1)] = 10
+    latent_channels: Annotated[int, Ge(1)] = 4
+    latent_size: Annotated[int, Ge(1)] = 8
+    num_steps: Annotated[int, Ge(1)] = 1000  # N (must equal the VAE's)
+    beta_max: Annotated[float, Gt(0)] = 1.0  # T = B
+    hidden: Annotated[int, Ge(1)] = 256  # LatentMLP width
+    depth: Annotated[int, Ge(1)] = 4  # LatentMLP residual blocks
+    time_scale: Annotated[float, Gt(0)] = 1000.0  # the network reads t x this
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+        image_size=8, in_channels=4, out_channels=4, model_channels=64, channel_mult=(1, 2), num_res_blocks=2,
+        attention_resolutions=(4,), num_groups=32, num_outputs=2))
+    weighting: Literal["simple", "elbo"] = "simple"  # w(t): 1, or the ELBO weight of Sec. 4.1
+    max_weight: Annotated[float, Gt(0)] = 1e3  # cap of w(t)^-1 with weighting="elbo"
+    delta_weight: Annotated[float, Ge(0)] = 1.0
+    delta_over_tau: bool = False  # the Delta head predicts Delta / tau (Delta_hat = tau x output)
+    sampler: Literal["alg2", "deterministic", "ancestral"] = "alg2"
+    deterministic_noise: Literal["eps_hat", "zero"] = "eps_hat"
+    printed_sign: bool = False  # True: Algorithm 2 step 3 as printed (mu_t - Delta_hat)
+
+    def validate(self) -> None:
+        if self.latent == "spatial":
+            u = self.unet
+            if u.in_channels != self.latent_channels or u.out_channels != self.latent_channels:
+                raise ConfigError("unet.in_channels", f"unet in/out channels must equal latent_channels={self.latent_channels}")
+            if u.num_outputs != 2:
+                raise ConfigError("unet.num_outputs", "the latent U-Net needs num_outputs=2 (eps_hat, Delta_hat)")
+            if u.image_size != self.latent_size:
+                raise ConfigError("unet.image_size", f"must equal latent_size={self.latent_size}")
+            if u.latent_dim or u.context_dim:
+                raise ConfigError("unet.latent_dim", "the latent U-Net takes no latent vector or context")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.latent_dim,) if self.latent == "vector" else (self.latent_channels, self.latent_size, self.latent_size)
+
+    @property
+    def tau(self) -> float:
+        return self.beta_max / self.num_steps
+
+
+class LatentDenoiser(PretrainedMixin, nn.Module):
+    """psi of Sec. 4.2: ``predict(z_t, i)`` -> (eps_hat, Delta_hat), ``loss`` (Eq. 19), ``step`` / ``denoise`` /
+    ``sample`` (Algorithm 2)."""
+
+    config_class = LatentDenoiserConfig
+
+    def __init__(self, config: LatentDenoiserConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        if cfg.latent == "vector":
+            self.net = LatentMLP(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.time_scale)
+        else:
+            self.net = UNet(cfg.unet)
+        n = cfg.num_steps
+        self.register_buffer("sigma_table", torch.sqrt(1e-4 + torch.arange(n + 1, dtype=torch.float32) / n))
+        self.register_buffer("schedule_set", torch.zeros((), dtype=torch.uint8))
+
+    # -- schedule ----------------------------------------------------------------------------
+    def set_schedule(self, sigmas: torch.Tensor) -> None:
+        """Install the noise schedule sigma_i, i = 0..N (the phase-1 table; Algorithm 2's input). It must be
+        positive, finite and strictly increasing (sigma_{t|t-tau}^2 > 0)."""
+        n = self.config.num_steps
+        if not isinstance(sigmas, torch.Tensor) or sigmas.shape != (n + 1,):
+            raise ValueError(f"set_schedule: sigmas must be a tensor of shape [{n + 1}] (N + 1 grid values), "
+                             f"got {tuple(getattr(sigmas, 'shape', ()))}")
+        s = sigmas.detach().float()
+        if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+            raise ValueError("set_schedule: sigmas must be finite and positive")
+        if not bool((torch.diff(s) > 0).all()):
+            bad = int(torch.nonzero(torch.diff(s) <= 0)[0])
+            raise ValueError(f"set_schedule: sigmas must strictly increase along the grid (sigma_(t|t-tau)^2 > 0); "
+                             f"sigma[{bad + 1}] = {s[bad + 1].item():.6g} <= sigma[{bad}] = {s[bad].item():.6g}")
+        self.sigma_table.copy_(s.to(self.sigma_table.device))
+        self.schedule_set.fill_(1)
+
+    def _need_schedule(self, who: str) -> None:
+        if not int(self.schedule_set):
+            raise RuntimeError(f"LatentDenoiser.{who}: no noise schedule installed; call set_schedule(vae.sigma_grid()) "
+                               "(MultiBeta does it when phase 2 starts)")
+
+    def grid_index(self, beta, name: str = "beta") -> int:
+        """The grid index i of a beta in [0, B]: beta snapped to the nearest grid value i tau."""
+        cfg = self.config
+        if isinstance(beta, torch.Tensor) and beta.numel() == 1:
+            beta = float(beta)
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not math.isfinite(float(beta)):
+            raise ValueError(f"{name} must be a finite number in [0, {cfg.beta_max:g}], got {beta!r}")
+        if not 0 <= float(beta) <= cfg.beta_max * (1 + 1e-6):
+            raise ValueError(f"{name} must lie in [0, B={cfg.beta_max:g}], got {beta!r}")
+        return min(int(round(float(beta) / cfg.tau)), cfg.num_steps)
+
+    def weight_inv(self, i: torch.Tensor) -> torch.Tensor:
+        """w(t_i)^-1 per example: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
+        ``max_weight`` (``elbo``, the eps form of Eq. 11)."""
+        if self.config.weighting == "simple":
+            return torch.ones(i.shape, device=i.device)
+        s2 = self.sigma_table.pow(2)
+        w = (s2[i] - s2[i - 1]) / (2 * s2[i - 1])
+        return w.clamp_max(self.config.max_weight)
+
+    # -- the network -------------------------------------------------------------------------
+    def _check_z(self, z, who: str) -> torch.Tensor:
+        shape = self.config.latent_shape
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
+        if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
+            raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
+        return z
+
+    def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps_hat(z_t, t), Delta_hat(z_t, t)) at grid indices i [B] (t = i tau); Delta_hat is returned in latent
+        units (``delta_over_tau`` multiplies the head's output by tau)."""
+        cfg = self.config
+        t = i.to(torch.float64).mul(cfg.tau).to(z.dtype)
+        eps, delta = self.net(z, t)
+        if cfg.delta_over_tau:
+            delta = delta * cfg.tau
+        return eps, delta
+
+    # -- Eq. 19 --------------------------------------------------------------------------------
+    def eq19_terms(self, f_t: torch.Tensor, f_prev: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> dict:
+        """The Eq. 19 inputs and targets from the encodings f(x, t_i) and f(x, t_i - tau): ``z_t`` = f_t +
+        sigma_{t_i} noise, ``eps`` (= noise), ``delta`` = f_prev - f_t, ``w_inv`` = w(t_i)^-1 [B]."""
+        bshape = (f_t.shape[0],) + (1,) * (f_t.dim() - 1)
+        sig = self.sigma_table[i].to(f_t.dtype).reshape(bshape)
+        return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self.weight_inv(i)}
+
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
+             encoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+             t_index: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict:
+        """Eq. 19 on a batch of images, the encodings f(x, t) and f(x, t - tau) from ``encoder(x, beta [B]) -> mean``
+        (the frozen phase-1 encoder; evaluated once on the 2B pairs, without gradient). ``t_index`` [B] in 1..N and
+        ``noise`` fix the draws (default: i ~ U{1..N}, eps ~ N(0, I) from ``generator``). ``step`` is unused.
+        Returns ``loss`` and the detached means ``eps_mse`` and ``delta_mse`` (per example, summed over dims)."""
+        self._need_schedule("loss")
+        if not callable(encoder):
+            raise TypeError("LatentDenoiser.loss: encoder must be a callable (x, beta) -> f(x, beta) "
+                            "(e.g. MultiBetaVAE.encode); MultiBeta.loss passes its frozen encoder")
+        cfg = self.config
+        x = batch_images(batch)
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError("LatentDenoiser.loss: batch must be a tensor of images [B, ...] (or (images, targets))")
+        n = x.shape[0]
+        dev = self.sigma_table.device
+        if t_index is None:
+            i = torch.randint(1, cfg.num_steps + 1, (n,), device=dev, generator=generator)
+        else:
+            if not isinstance(t_index, torch.Tensor) or t_index.shape != (n,) or t_index.dtype.is_floating_point:
+                raise ValueError(f"LatentDenoiser.loss: t_index must be an integer tensor of shape [{n}]")
+            if bool((t_index < 1).any()) or bool((t_index > cfg.num_steps).any()):
+                raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
+            i = t_index.to(dev)
+        t = i.to(torch.float64).mul(cfg.tau).float()
+        with torch.no_grad():
+            f = encoder(torch.cat([x, x]), torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau).float()]))
+        f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output")
+        f_t, f_prev = f[:n], f[n:]
+        if noise is None:
+            noise = torch.randn(f_t.shape, device=f_t.device, dtype=f_t.dtype, generator=generator)
+        elif not isinstance(noise, torch.Tensor) or noise.shape != f_t.shape:
+            raise ValueError(f"LatentDenoiser.loss: noise must have shape {tuple(f_t.shape)}")
+        terms = self.eq19_terms(f_t, f_prev, i, noise)
+        eps_hat, delta_hat = self.predict(terms["z_t"], i)
+        eps_err = (eps_hat - terms["eps"]).float().pow(2).flatten(1).sum(1)
+        if cfg.delta_over_tau:  # the head regresses Delta / tau: the Delta term reweighted by 1 / tau^2
+            delta_err = ((delta_hat - terms["delta"]) / cfg.tau).float().pow(2).flatten(1).sum(1)
+        else:
+            delta_err = (delta_hat - terms["delta"]).float().pow(2).flatten(1).sum(1)
+        loss = (terms["w_inv"] * eps_err + cfg.delta_weight * delta_err).mean()
+        return {"loss": loss, "eps_mse": eps_err.mean().detach(), "delta_mse": delta_err.mean().detach()}
+
+    # -- Algorithm 2 ---------------------------------------------------------------------------
+    def step(self, z: torch.Tensor, i: int, *, generator: torch.Generator | None = None,
+             xi: torch.Tensor | None = None) -> torch.Tensor:
+        """One step of Algorithm 2 from grid index i (t = i tau) to i - 1. ``xi`` fixes the fresh noise of step 4
+        (``sampler="alg2"`` / ``"ancestral"``)."""
+        cfg = self.config
+        if not 1 <= i <= cfg.num_steps:
+            raise ValueError(f"step: i must lie in 1..N={cfg.num_steps}, got {i}")
+        idx = torch.full((z.shape[0],), i, device=z.device, dtype=torch.long)
+        eps_hat, delta_hat = self.predict(z, idx)
+        sign = -1.0 if cfg.printed_sign else 1.0
+        s_t, s_prev = self.sigma_table[i].to(z.dtype), self.sigma_table[i - 1].to(z.dtype)
+        if cfg.sampler == "deterministic":
+            noise = eps_hat if cfg.deterministic_noise == "eps_hat" else torch.zeros_like(z)
+        elif xi is not None:
+            if xi.shape != z.shape:
+                raise ValueError(f"step: xi must have shape {tuple(z.shape)}")
+            noise = xi
+        else:
+            noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+        if cfg.sampler == "ancestral":  # Eq. 17 mean, Eq. 8 std
+            var_step = s_t**2 - s_prev**2
+            mean = (s_prev**2 / s_t**2) * z + (var_step / s_t**2) * (z - s_t * eps_hat) + sign * delta_hat
+            return mean + torch.sqrt(var_step * s_prev**2 / s_t**2) * noise
+        mu_t = z - s_t * eps_hat  # step 2
+        mu_prev = mu_t + sign * delta_hat  # step 3 (the printed sign: -)
+        return mu_prev + s_prev * noise  # step 4
+
+    @torch.no_grad()
+    def denoise(self, z: torch.Tensor, beta_from, beta_to=0.0, *, steps: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Algorithm 2 from t = ``beta_from`` down to ``beta_to`` (< beta_from), both snapped to the nearest grid
+        value: one step per grid interval. ``steps``, when given, must equal that count (Delta_hat is a single-step
+        predictor: no strides)."""
+        self._need_schedule("denoise")
+        z = self._check_z(z, "LatentDenoiser.denoise")
+        i_from = self.grid_index(beta_from, "beta_from")
+        i_to = self.grid_index(beta_to, "beta_to")
+        if i_to > i_from:
+            raise ValueError(f"denoise runs from a larger beta to a smaller one; got beta_from={beta_from!r} "
+                             f"< beta_to={beta_to!r}")
+        if steps is not None and steps != i_from - i_to:
+            raise ValueError(f"steps must be {i_from - i_to} (one per grid step from index {i_from} to {i_to}; "
+                             f"Delta_hat is a single-step predictor), got {steps!r}")
+        for i in range(i_from, i_to, -1):
+            z = self.step(z, i, generator=generator)
+        return z
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, beta_to=0.0) -> torch.Tensor:
+        """Algorithm 2 from the prior: z_T ~ N(0, I), all N steps down to ``beta_to`` (0): latents [n, ...]."""
+        positive_int(n, "n")
+        self._need_schedule("sample")
+        z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, generator=generator)
+        return self.denoise(z, self.config.beta_max, beta_to, generator=generator)

@@ -1,0 +1,318 @@
+"""The beta-conditioned VAE of the denoising multi-beta VAE (Uppal et al. 2025, Sec. 3.1, Eq. 2-4, Algorithm 1;
+docs/methods/multibeta.md#phase-1-the-multi-beta-vae).
+
+One encoder f_phi(x, beta) and one decoder g_theta(z, beta) serve every beta in [0, B]:
+
+    p_theta(x | z_beta; beta) = N(x | g_theta(z_beta, beta), s_beta^2 I_D)          (Eq. 2)
+    q_phi(z_beta | x; beta)   = N(z_beta | f_phi(x, beta), sigma_beta^2 I_d)         (Eq. 3)
+    L_beta = E_x[(B - beta) E_q log p_theta(x | z_beta) - beta KL(q || N(0, I))]    (Eq. 4, maximised)
+
+trained on beta drawn per example (Algorithm 1). Per example, with z = f + sigma_beta eps,
+
+    nll = ||x - g(z, beta)||^2 / (2 s_beta^2) + (D / 2) log(2 pi s_beta^2)
+    kl  = (||f||^2 + d sigma_beta^2 - d log sigma_beta^2 - d) / 2
+
+and ``loss`` = mean over the batch of (B - beta) nll + beta kl (``weighting="eq4"``), i.e. -L.
+
+sigma_beta and s_beta depend on beta only (Sec. 3.1) and live on the grid of Algorithm 1,
+beta_i = i B / N, i = 0..N (N + 1 values including 0 and B):
+
+- ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k), increasing by
+  construction (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
+  ``"free"``: a free table of log sigma_i^2, floored at log sigma2_min (monotonicity then checked by
+  :meth:`MultiBetaVAE.sigma_is_increasing` before phase 2);
+- log s_i^2: a free table, floored at ``log_s2_min`` (``learn_s=False`` keeps it at ``log_s2_init``).
+
+beta off the grid (``off_grid``): ``"linear"`` interpolates log sigma^2 and log s^2 linearly between the two
+neighbouring grid values (exact on the grid; keeps the monotone table monotone), ``"nearest"`` takes the
+nearest grid value, ``"error"`` refuses. The default beta prior (``beta_prior="grid"``) draws beta uniformly
+from the grid, the grid the sampler uses; ``"uniform"`` draws beta ~ U[0, B] as Algorithm 1 prints it.
+
+Degenerate ends (Props. 3.1-3.2): at beta = 0 the KL has weight 0, so sigma_0 -> 0 and, once
+reconstructions are exact, s_0 -> 0 and the loss is unbounded below; the floors sigma2_min and
+log_s2_min stop both (``floors()`` reports where they bind). At beta = B the reconstruction has weight 0:
+g(., B) and s_B get no gradient (they stay at what the shared network and the initial table give);
+the beta = B term still trains f(x, B) -> 0 and sigma_B -> 1, which the prior of Algorithm 2 needs, so
+the endpoint stays in training (``train_top=False`` drops it and draws beta only below B).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Annotated, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, ConfigError, Ge, Gt, Lt
+from ..nn.images import batch_images, check_images
+from ..nn.layers import check_groups, check_levels
+from ..nn.pretrained import PretrainedMixin
+from .multibeta_nets import BetaConvDecoder, BetaConvEncoder, BetaResDecoder, BetaResEncoder
+
+__all__ = ["MultiBetaVAEConfig", "MultiBetaVAE", "beta_grid"]
+
+
+def beta_grid(num_steps: int, beta_max: float = 1.0, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The Algorithm 1 / 2 grid beta_i = i B / N, i = 0..N (N + 1 values; footnote 3: tau = T / N)."""
+    return torch.arange(num_steps + 1, device=device, dtype=torch.float64).mul(beta_max / num_steps).to(dtype)
+
+
+@dataclasses.dataclass
+class MultiBetaVAEConfig(Config):
+    """Every choice the paper leaves open is a field (docs/methods/multibeta.md#choices-where-the-paper-is-silent)."""
+
+    image_size: int = 64
+    in_channels: Annotated[int, Ge(1)] = 3
+    arch: Literal["conv", "resnet"] = "conv"  # conv: Locatello et al. (2019) nets (Table 2); resnet: ADM blocks
+    latent: Literal["vector", "spatial"] = "vector"  # spatial needs arch="resnet" (Table 3's latent U-Net)
+    latent_dim: Annotated[int, Ge(1)] = 10  # d of a vector latent
+    latent_channels: Annotated[int, Ge(1)] = 4  # channels of a spatial latent
+    conditioning: Literal["film", "concat"] = "film"  # how beta enters the conv nets (resnet: FiLM in every ResBlock)
+    hidden: Annotated[int, Ge(1)] = 256  # conv nets' FC width
+    model_channels: Annotated[int, Ge(1)] = 64  # resnet
+    channel_mult: tuple[Annotated[int, Ge(1)], ...] = (1, 2, 2, 2)
+    num_res_blocks: Annotated[int, Ge(1)] = 1
+    num_groups: Annotated[int, Ge(1)] = 32
+    beta_embed_dim: Annotated[int, Ge(2)] = 128
+    beta_embed_scale: Annotated[float, Gt(0)] = 1000.0  # the nets read beta x this (as a diffusion time)
+    beta_max: Annotated[float, Gt(0)] = 1.0  # B (= T)
+    num_steps: Annotated[int, Ge(1)] = 1000  # N: the grid has N + 1 values
+    beta_prior: Literal["grid", "uniform"] = "grid"
+    train_top: bool = True  # draw beta = B too (trains f(x, B) -> 0, sigma_B -> 1)
+    off_grid: Literal["linear", "nearest", "error"] = "linear"
+    sigma_table: Literal["monotone", "free"] = "monotone"
+    sigma2_min: Annotated[float, Gt(0), Lt(1)] = 1e-4  # floor of sigma_beta^2 (Prop. 3.1 guard)
+    sigma2_init_top: Annotated[float, Gt(0)] = 1.0  # initial sigma_i^2 = sigma2_min + (i / N) x this
+    learn_s: bool = True
+    log_s2_init: float = 0.0
+    log_s2_min: float = -9.0  # floor of log s_beta^2 (guard of the beta = 0 end)
+    weighting: Literal["eq4", "beta_vae"] = "eq4"  # beta_vae: nll + beta / (B - beta) kl (Sec. 3.1's mapping)
+    max_kl_weight: Annotated[float, Gt(0)] = 1e3  # cap of beta / (B - beta) with weighting="beta_vae"
+
+    def validate(self) -> None:
+        if self.arch == "conv":
+            if self.image_size not in (32, 64):
+                raise ConfigError("image_size", f"the conv nets read 32x32 or 64x64 images, got {self.image_size}")
+            if self.latent == "spatial":
+                raise ConfigError("latent", "a spatial latent needs arch='resnet'")
+        else:
+            check_levels(self.image_size, self.channel_mult)
+            check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
+        if self.log_s2_init < self.log_s2_min:
+            raise ConfigError("log_s2_init", f"{self.log_s2_init} is below the floor log_s2_min={self.log_s2_min}")
+        if self.weighting == "beta_vae" and self.train_top:
+            raise ConfigError("train_top", "weighting='beta_vae' has an infinite KL weight at beta = B; set train_top=False")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        if self.latent == "vector":
+            return (self.latent_dim,)
+        side = self.image_size // 2 ** (len(self.channel_mult) - 1)
+        return (self.latent_channels, side, side)
+
+    @property
+    def tau(self) -> float:
+        return self.beta_max / self.num_steps
+
+
+def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    return y + torch.log(-torch.expm1(-y))
+
+
+class MultiBetaVAE(PretrainedMixin, nn.Module):
+    """The multi-beta VAE: ``encode(x, beta)``, ``sigma(beta)``, ``decode(z, beta)``, ``loss`` (Eq. 4)."""
+
+    config_class = MultiBetaVAEConfig
+
+    def __init__(self, config: MultiBetaVAEConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        if cfg.arch == "conv":
+            args = (cfg.in_channels, cfg.image_size, cfg.latent_dim, cfg.hidden, cfg.beta_embed_dim, cfg.conditioning,
+                    cfg.beta_embed_scale)
+            self.encoder, self.decoder = BetaConvEncoder(*args), BetaConvDecoder(*args)
+        else:
+            args = (cfg.in_channels, cfg.image_size, cfg.model_channels, cfg.channel_mult, cfg.num_res_blocks, cfg.num_groups,
+                    cfg.beta_embed_dim, cfg.beta_embed_scale, cfg.latent, cfg.latent_dim, cfg.latent_channels)
+            self.encoder, self.decoder = BetaResEncoder(*args), BetaResDecoder(*args)
+        n = cfg.num_steps
+        frac = torch.arange(n + 1, dtype=torch.float64) / n
+        init_s2 = cfg.sigma2_min + frac * cfg.sigma2_init_top  # sigma_i^2 at initialisation
+        if cfg.sigma_table == "monotone":
+            inc = torch.diff(init_s2, prepend=torch.tensor([cfg.sigma2_min], dtype=torch.float64))
+            inc[0] = 1e-6  # sigma_0^2 starts just above its floor
+            self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
+        else:
+            init_s2[0] = cfg.sigma2_min + 1e-6
+            self.log_sigma2_table = nn.Parameter(torch.log(init_s2).float())
+        log_s2 = torch.full((n + 1,), float(cfg.log_s2_init))
+        if cfg.learn_s:
+            self.log_s2_table = nn.Parameter(log_s2)
+        else:
+            self.register_buffer("log_s2_table", log_s2)
+
+    # -- the beta-only tables ---------------------------------------------------------------
+    def grid(self) -> torch.Tensor:
+        """beta_i = i B / N, i = 0..N."""
+        return beta_grid(self.config.num_steps, self.config.beta_max, device=self.log_s2_table.device)
+
+    def log_sigma2_grid(self) -> torch.Tensor:
+        """log sigma_i^2 on the grid [N + 1] (floored at log sigma2_min)."""
+        cfg = self.config
+        if cfg.sigma_table == "monotone":
+            return torch.log(cfg.sigma2_min + torch.cumsum(F.softplus(self.sigma_eta), 0))
+        return self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
+
+    def log_s2_grid(self) -> torch.Tensor:
+        """log s_i^2 on the grid [N + 1] (floored at log_s2_min)."""
+        return self.log_s2_table.clamp_min(self.config.log_s2_min)
+
+    def sigma_grid(self) -> torch.Tensor:
+        """sigma_i on the grid [N + 1]: the latent std, and the noise schedule of the latent diffusion (beta == t)."""
+        return torch.exp(0.5 * self.log_sigma2_grid())
+
+    def sigma_is_increasing(self) -> bool:
+        """Whether sigma_i strictly increases along the grid (needed by phase 2: sigma_{t|t-tau}^2 > 0)."""
+        return bool((torch.diff(self.log_sigma2_grid().detach()) > 0).all())
+
+    def floors(self) -> dict:
+        """How many grid entries sit at a floor: ``sigma2`` (sigma_i^2 at sigma2_min) and ``log_s2``."""
+        cfg = self.config
+        with torch.no_grad():
+            s2 = self.log_sigma2_grid().exp()
+            return {"sigma2": int((s2 <= cfg.sigma2_min * (1 + 1e-4)).sum()),
+                    "log_s2": int((self.log_s2_table <= cfg.log_s2_min).sum())}
+
+    def _at(self, table: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """A grid table read at beta [B] (``off_grid`` rule)."""
+        cfg = self.config
+        pos = beta.to(torch.float64) * (cfg.num_steps / cfg.beta_max)
+        if cfg.off_grid == "error":
+            near = pos.round()
+            if bool(((pos - near).abs() > 1e-4).any()):
+                raise ValueError(f"beta must lie on the grid i * {cfg.tau:g} (off_grid='error'), got "
+                                 f"{beta[(pos - near).abs() > 1e-4][:4].tolist()}")
+            return table[near.long()]
+        if cfg.off_grid == "nearest":
+            return table[pos.round().long()]
+        i0 = pos.floor().clamp(0, cfg.num_steps - 1)
+        frac = (pos - i0).to(table.dtype)
+        i0 = i0.long()
+        return (1 - frac) * table[i0] + frac * table[i0 + 1]
+
+    def log_sigma2(self, beta) -> torch.Tensor:
+        return self._at(self.log_sigma2_grid(), self._beta(beta, None, "beta"))
+
+    def sigma(self, beta) -> torch.Tensor:
+        """sigma_beta [B] (Eq. 3's latent std) at beta [B] (or a number)."""
+        return torch.exp(0.5 * self.log_sigma2(beta))
+
+    def log_s2(self, beta) -> torch.Tensor:
+        return self._at(self.log_s2_grid(), self._beta(beta, None, "beta"))
+
+    def s(self, beta) -> torch.Tensor:
+        """s_beta [B] (Eq. 2's decoder std)."""
+        return torch.exp(0.5 * self.log_s2(beta))
+
+    # -- validation --------------------------------------------------------------------------
+    def _beta(self, beta, n: int | None, name: str = "beta") -> torch.Tensor:
+        """beta as a float tensor [n] on the model's device, checked to lie in [0, B]."""
+        device = self.log_s2_table.device
+        if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
+            raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
+        b = torch.as_tensor(beta, dtype=torch.float32, device=device) if not isinstance(beta, torch.Tensor) \
+            else beta.to(device=device, dtype=torch.float32)
+        if b.dim() == 0:
+            b = b.expand(n if n is not None else 1)
+        if b.dim() != 1 or (n is not None and b.shape[0] != n):
+            raise ValueError(f"{name} must be a number or a tensor of shape [{n if n is not None else 'B'}], "
+                             f"got shape {tuple(b.shape)}")
+        if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > self.config.beta_max * (1 + 1e-6)).any()):
+            raise ValueError(f"{name} must lie in [0, B={self.config.beta_max:g}], got values in "
+                             f"[{b.min().item():.4g}, {b.max().item():.4g}]")
+        return b.clamp(0, self.config.beta_max)
+
+    def _check_x(self, x, who: str) -> torch.Tensor:
+        c = self.config
+        return check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who=who)
+
+    def _check_z(self, z, who: str) -> torch.Tensor:
+        shape = self.config.latent_shape
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
+        if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
+            raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
+        return z
+
+    # -- the networks ------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, beta) -> torch.Tensor:
+        """f_phi(x, beta): the encoder mean, [B, d] (spatial latents: [B, c, s, s]) (Eq. 3)."""
+        x = self._check_x(x, "MultiBetaVAE.encode")
+        return self.encoder(x, self._beta(beta, x.shape[0]))
+
+    def decode(self, z: torch.Tensor, beta) -> torch.Tensor:
+        """g_theta(z, beta): the decoder mean, images [B, C, S, S] (Eq. 2)."""
+        z = self._check_z(z, "MultiBetaVAE.decode")
+        return self.decoder(z, self._beta(beta, z.shape[0]))
+
+    def sample_beta(self, n: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """beta [n] from the beta prior of Algorithm 1 (``beta_prior``; ``train_top=False`` excludes B)."""
+        cfg = self.config
+        device = device or self.log_s2_table.device
+        if cfg.beta_prior == "grid":
+            top = cfg.num_steps + (1 if cfg.train_top else 0)
+            i = torch.randint(0, top, (n,), device=device, generator=generator)
+            return i.to(torch.float64).mul(cfg.beta_max / cfg.num_steps).float()
+        u = torch.rand(n, device=device, generator=generator)
+        return u * cfg.beta_max if cfg.train_top else u * (cfg.beta_max * (1 - 1.0 / (2 * cfg.num_steps)))
+
+    def weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction weight, KL weight) per example: (B - beta, beta) for Eq. 4; (1, min(beta / (B - beta),
+        max_kl_weight)) for ``weighting="beta_vae"``."""
+        cfg = self.config
+        if cfg.weighting == "eq4":
+            return cfg.beta_max - beta, beta
+        gap = (cfg.beta_max - beta).clamp_min(0)
+        kl_w = torch.where(gap > 0, beta / gap.clamp_min(1e-30), torch.full_like(beta, cfg.max_kl_weight))
+        return torch.ones_like(beta), kl_w.clamp_max(cfg.max_kl_weight)
+
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
+             beta: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict:
+        """-L of Eq. 4 on a batch, beta drawn per example (Algorithm 1) unless given as a tensor [B].
+
+        ``noise`` fixes eps of z = f + sigma_beta eps (a tensor of the latent's shape). ``step`` is unused (no
+        schedule). Returns ``loss`` (mean over the batch of (B - beta) nll + beta kl), ``recon`` (mean nll,
+        unweighted), ``kl`` (mean kl, unweighted) and ``mse`` (mean squared error per pixel), all but ``loss``
+        detached.
+        """
+        cfg = self.config
+        x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who="MultiBetaVAE.loss",
+                         name="batch")
+        n = x.shape[0]
+        if beta is None:
+            beta = self.sample_beta(n, device=x.device, generator=generator)
+        elif not isinstance(beta, torch.Tensor):
+            raise TypeError(f"MultiBetaVAE.loss: beta must be a tensor of shape [{n}], got {type(beta).__name__}")
+        beta = self._beta(beta, n, "MultiBetaVAE.loss: beta")
+        f = self.encoder(x, beta)
+        if noise is None:
+            noise = torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
+        elif not isinstance(noise, torch.Tensor) or noise.shape != f.shape:
+            raise ValueError(f"MultiBetaVAE.loss: noise must have shape {tuple(f.shape)}, got {tuple(getattr(noise, 'shape', ()))}")
+        log_var = self._at(self.log_sigma2_grid(), beta)
+        bshape = (n,) + (1,) * (f.dim() - 1)
+        z = f + torch.exp(0.5 * log_var).reshape(bshape).to(f.dtype) * noise
+        rec = self.decoder(z, beta)
+        log_s2 = self._at(self.log_s2_grid(), beta)
+        D = x[0].numel()
+        d = f[0].numel()
+        sq = (x - rec).float().pow(2).flatten(1).sum(1)
+        nll = 0.5 * sq * torch.exp(-log_s2) + 0.5 * D * (math.log(2 * math.pi) + log_s2)
+        kl = 0.5 * (f.float().pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
+        w_rec, w_kl = self.weights(beta)
+        loss = (w_rec * nll + w_kl * kl).mean()
+        return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach()}
