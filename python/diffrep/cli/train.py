@@ -111,8 +111,12 @@ def run(args) -> int:
         write_run_info(out, recipe.name, cfg)
     seed_everything(cfg.train.seed)  # identical initial weights on every rank
     model, dataset = recipe.build(cfg)
+    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     try:
-        history = Trainer(model, dataset, cfg.train, out).train(resume=args.resume)
+        if callable(phased):
+            history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
+        else:
+            history = Trainer(model, dataset, cfg.train, out).train(resume=args.resume)
     except TrainingInterrupted as exc:
         if main_rank:
             how = resume_command(args, out)

@@ -1,0 +1,521 @@
+"""``diffrep multibeta``: the denoising multi-beta VAE (Uppal et al. 2025) from the command line.
+
+    diffrep multibeta recipes
+    diffrep multibeta train RECIPE [--out DIR] [--a.b VALUE ...]             (as diffrep train)
+    diffrep multibeta encode MODEL [--beta B] [--noise] [--n 64] --out CODES.npz
+    diffrep multibeta decode MODEL --codes CODES.npz [--beta B] [--denoise] [--out PNG]
+    diffrep multibeta denoise MODEL --codes CODES.npz [--beta-from B] [--beta-to 0] [--out OUT.npz] [--png PNG]
+    diffrep multibeta sweep MODEL [--betas 0.1,0.3,0.5,0.7,0.9] [--n 4] [--out PNG]
+    diffrep multibeta traverse MODEL [--beta B] [--dims 0,1,..] [--values -2,-1,0,1,2] [--direct] [--out PNG]
+    diffrep multibeta edit MODEL --direction DIM|FILE.npy --alphas -2,0,2 [--beta B] [--direct] [--out PNG]
+    diffrep multibeta sample MODEL [--n 16] [--out PNG]
+    diffrep multibeta curve MODEL [--betas ...] [--n 512] [--json OUT]
+    diffrep multibeta eval MODEL [--beta B | --betas 0.1,0.3,..] [--eval quick|full] [--json OUT]
+
+MODEL is a saved MultiBeta folder (a run's ``final/``). The beta of the code defaults to the model's
+``representation_beta`` (set after phase 1 by the recipe: the largest beta whose code stays informative,
+docs/methods/multibeta.md#recipes). The dataset, its options, pooling and root default to the ones the
+model was trained with (``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root``
+override them. ``curve`` reports, per beta, sigma_beta, the rate (KL to the prior), the direct-decode
+error and the share of variance the code explains; ``eval`` the MIG / DCI of the code at one beta or,
+with ``--betas``, at several as a curve. Codes files (.npz) hold ``codes`` [n, ...] and ``beta``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("multibeta", help="denoising multi-beta VAE: train, encode/decode/denoise at any beta, "
+                       "sweep, traverse, edit, evaluate", description=__doc__.split("\n\n")[0],
+                       epilog="Run 'diffrep multibeta VERB --help' for a verb's flags.")
+    verbs = p.add_subparsers(dest="multibeta_command", metavar="VERB")
+    verbs.add_parser("recipes", help="list the multibeta/ recipes").set_defaults(func=_recipes)
+    t = verbs.add_parser("train", help="train a multibeta/ recipe, both phases (same flags as diffrep train)")
+    t.add_argument("recipe")
+    t.add_argument("overrides", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_train)
+
+    e = verbs.add_parser("encode", help="encode dataset images at a beta; write the codes (.npz)")
+    _model_flags(e, n=64)
+    _data_flags(e)
+    e.add_argument("--beta", type=float, default=None, help="beta of the code (default: the model's representation_beta)")
+    e.add_argument("--noise", action="store_true", help="a draw f + sigma_beta xi of q(z_beta | x) instead of the mean f")
+    e.set_defaults(func=_encode, out_default="codes.npz")
+
+    d = verbs.add_parser("decode", help="decode codes (.npz) to images: directly at their beta, or --denoise first")
+    _model_flags(d, n=None)
+    d.add_argument("--codes", required=True, help=".npz with 'codes' [n, ...] (and 'beta', written by encode)")
+    d.add_argument("--beta", type=float, default=None, help="beta of the codes (default: the file's 'beta')")
+    d.add_argument("--denoise", action="store_true", help="denoise to beta = 0 (Algorithm 2) before decoding at 0")
+    d.set_defaults(func=_decode, out_default="decoded.png")
+
+    n = verbs.add_parser("denoise", help="run Algorithm 2 on codes (.npz) from one beta down to a lower one")
+    _model_flags(n, n=None)
+    n.add_argument("--codes", required=True, help=".npz with 'codes' [n, ...] (and 'beta')")
+    n.add_argument("--beta-from", type=float, default=None, help="beta of the codes (default: the file's 'beta')")
+    n.add_argument("--beta-to", type=float, default=0.0, help="beta to denoise to (default 0)")
+    n.add_argument("--png", default=None, help="also decode the result (at --beta-to) into this PNG")
+    n.set_defaults(func=_denoise, out_default="denoised.npz")
+
+    s = verbs.add_parser("sweep", help="Fig. 2: images encoded at several beta, decoded directly and after denoising")
+    _model_flags(s, n=4)
+    _data_flags(s)
+    s.add_argument("--betas", default=DEFAULT_SWEEP, help="comma-separated betas (default %(default)s)")
+    s.set_defaults(func=_sweep, out_default="sweep.png")
+
+    v = verbs.add_parser("traverse", help="traversals of the disentangled code (vector latents), denoised and decoded")
+    _model_flags(v, n=1)
+    _data_flags(v)
+    v.add_argument("--beta", type=float, default=None, help="beta of the code (default: representation_beta)")
+    v.add_argument("--dims", default=None, help="comma-separated latent units (default: all)")
+    v.add_argument("--values", default="-2,-1,0,1,2", help="values each unit takes (default %(default)s; write --values=-1,1 "
+                   "with '=' when the list starts with a minus)")
+    v.add_argument("--direct", action="store_true", help="decode directly at beta instead of denoising first")
+    v.set_defaults(func=_traverse, out_default="traverse.png")
+
+    a = verbs.add_parser("edit", help="Fig. 1c: move codes along one direction, then denoise and decode")
+    _model_flags(a, n=4)
+    _data_flags(a)
+    a.add_argument("--beta", type=float, default=None, help="beta of the code (default: representation_beta)")
+    a.add_argument("--direction", required=True, help="a latent unit k (the unit axis e_k) or a .npy file of the "
+                   "latent's shape")
+    a.add_argument("--alphas", default="-2,-1,0,1,2", help="step sizes along the direction (default %(default)s; write "
+                   "--alphas=-1,1 with '=' when the list starts with a minus)")
+    a.add_argument("--direct", action="store_true", help="decode directly at beta instead of denoising first")
+    a.set_defaults(func=_edit, out_default="edit.png")
+
+    g = verbs.add_parser("sample", help="unconditional generation (Table 3): the prior, all N denoising steps, decode")
+    _model_flags(g, n=16)
+    g.set_defaults(func=_sample, out_default="samples.png")
+
+    c = verbs.add_parser("curve", help="per beta: sigma_beta, rate, direct-decode error, variance explained")
+    _model_flags(c, n=512)
+    _data_flags(c)
+    c.add_argument("--betas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+                   help="comma-separated increasing betas (default %(default)s)")
+    c.add_argument("--json", default=None, help="write the curve here")
+    c.set_defaults(func=_curve, out_default=None)
+
+    m = verbs.add_parser("eval", help="MIG / DCI of the code at one beta, or at several (--betas) as a curve")
+    _model_flags(m, n=None)
+    _data_flags(m)
+    grp = m.add_mutually_exclusive_group()
+    grp.add_argument("--beta", type=float, default=None, help="one beta (default: representation_beta)")
+    grp.add_argument("--betas", default=None, help="comma-separated betas: the metrics as a curve over beta")
+    m.add_argument("--metrics", default="mig,dci", help="comma-separated subset of mig,dci,sap,modularity_explicitness,"
+                   "infomec (default %(default)s)")
+    m.add_argument("--eval", choices=("quick", "full"), default="quick",
+                   help="sample sizes: quick (2000 / 1000) or full (10000 / 5000, disentanglement_lib's)")
+    m.add_argument("--num-train", type=int, default=None, help="training points (overrides --eval's size)")
+    m.add_argument("--num-test", type=int, default=None, help="test points (overrides --eval's size)")
+    m.add_argument("--json", default=None, help="write the results here")
+    m.set_defaults(func=_eval, out_default=None)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _model_flags(p, n: int | None) -> None:
+    p.add_argument("model", help="saved MultiBeta folder (a run's final/)")
+    p.add_argument("--weights", choices=("model", "ema"), default="model", help="raw or EMA weights (default model)")
+    if n is not None:
+        p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", default=None, help="output file (default: inside MODEL)")
+
+
+def _data_flags(p) -> None:
+    p.add_argument("--dataset", default=None, help="a diffrep.data name (default: the one the model was trained on)")
+    p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
+    p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=64")
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    """'0.1,0.3' -> [0.1, 0.3]; a clear error naming ``flag`` otherwise."""
+    import math
+
+    try:
+        vals = [float(t) for t in str(text).split(",") if t.strip() != ""]
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{flag} must be comma-separated finite numbers, got {text!r}")
+    return vals
+
+
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        vals = [int(t) for t in str(text).split(",") if t.strip() != ""]
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise ValueError(f"{flag} must name at least one integer, got {text!r}")
+    return vals
+
+
+def _device(args):
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible")
+    return torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                        else "cpu")
+
+
+def load_model(args, *, need_denoiser: bool = False):
+    """The MultiBeta of ``args.model`` (eval mode) and its device; clear errors for a wrong folder."""
+    from ..methods.multibeta import MultiBeta
+    from ..nn import load_pretrained
+
+    if getattr(args, "n", None) is not None and args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    path = Path(args.model)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no config.json: not a saved model folder (use a run's final/)")
+    device = _device(args)
+    model = load_pretrained(path, weights=args.weights, map_location=device).eval()
+    if not isinstance(model, MultiBeta):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a MultiBeta model")
+    if need_denoiser and not int(model.denoiser.schedule_set):
+        raise ValueError(f"{path}: the latent diffusion of this model was never trained (phase 1 only); denoising, "
+                         "sampling and the sweep need phase 2 (use the run's final/, or decode directly)")
+    return model, device
+
+
+def _check_beta(model, beta, flag: str) -> float:
+    bmax = model.config.vae.beta_max
+    b = model.config.representation_beta if beta is None else float(beta)
+    if not 0 <= b <= bmax:
+        raise ValueError(f"{flag} must lie in [0, B={bmax:g}], got {beta!r}")
+    return b
+
+
+def dataset_for(args, model):
+    """The dataset of a verb: the run's saved data settings under the command line's flags; its images must
+    have the model's size."""
+    import yaml
+
+    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    if args.pool is not None and args.pool < 1:
+        raise ValueError(f"--pool must be >= 1, got {args.pool}")
+    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=options, root=args.root)
+    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
+    ds = dataset_from_settings(settings)
+    want = model.config.vae.image_size
+    x0 = ds[0][0]
+    if x0.shape[-1] != want or x0.shape[0] != model.config.vae.in_channels:
+        raise ValueError(f"the model reads {model.config.vae.in_channels}x{want}x{want} images but {settings['dataset']} "
+                         f"with options {settings['options']} and pool {settings['pool']} gives {tuple(x0.shape)}")
+    return ds, settings
+
+
+def _images(args, model, device):
+    import torch
+
+    ds, settings = dataset_for(args, model)
+    g = torch.Generator().manual_seed(args.seed)
+    idx = torch.randint(0, len(ds), (args.n,), generator=g).tolist()
+    return torch.stack([ds[i][0] for i in idx]).float().to(device), idx, ds
+
+
+def _out(args, default: str) -> Path:
+    return Path(args.out) if args.out else Path(args.model) / default
+
+
+def _save_png(images, path: Path, nrow: int) -> None:
+    from ..viz import save_image
+
+    save_image(images.float().cpu(), path, nrow=max(1, int(nrow)), value_range=(-1, 1))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def read_codes(path, model) -> tuple:
+    """(codes tensor, beta or None) from a codes .npz; clear errors for a missing file or a wrong shape."""
+    import numpy as np
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--codes: {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "codes" not in z.files:
+                raise ValueError(f"--codes: {p} has no array 'codes' (it has {', '.join(z.files) or 'none'})")
+            codes = np.asarray(z["codes"])
+            beta = float(z["beta"]) if "beta" in z.files else None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"--codes: {p} is not a readable .npz file: {exc}") from None
+    shape = model.config.vae.latent_shape
+    if codes.ndim != 1 + len(shape) or tuple(codes.shape[1:]) != shape or codes.shape[0] < 1:
+        raise ValueError(f"--codes: {p} holds codes of shape {codes.shape}; this model's latent is {shape} "
+                         f"(expected [n, {', '.join(map(str, shape))}])")
+    if not np.issubdtype(codes.dtype, np.floating) or not np.isfinite(codes).all():
+        raise ValueError(f"--codes: {p}: codes must be finite floats")
+    return torch.from_numpy(codes.astype(np.float32)), beta
+
+
+def _generator(device, seed: int):
+    import torch
+
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+# -- verbs -------------------------------------------------------------------------------------------------
+
+def _recipes(args) -> int:
+    from .bfn import list_prefixed
+
+    return list_prefixed("multibeta/")
+
+
+def _train(args) -> int:
+    from .bfn import train_prefixed
+
+    return train_prefixed("multibeta/", args.recipe, args.overrides)
+
+
+def _encode(args) -> int:
+    import numpy as np
+
+    model, device = load_model(args)
+    beta = _check_beta(model, args.beta, "--beta")
+    x, idx, ds = _images(args, model, device)
+    z = model.encode(x, beta, noise=args.noise, generator=_generator(device, args.seed))
+    arrays = {"codes": z.cpu().numpy(), "beta": np.float64(beta), "indices": np.asarray(idx, np.int64),
+              "noise": np.bool_(args.noise)}
+    if getattr(ds, "factor_names", None):  # ground-truth data (also pooled): the factor classes of each image
+        arrays["factors"] = np.stack([np.asarray(ds[i][1]) for i in idx]).astype(np.int64)
+    out = _out(args, "codes.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    print(f"wrote {out}: {len(idx)} codes at beta = {beta:g}{' (with encoding noise)' if args.noise else ''}",
+          file=sys.stderr)
+    return 0
+
+
+def _decode(args) -> int:
+    model, device = load_model(args, need_denoiser=args.denoise)
+    codes, file_beta = read_codes(args.codes, model)
+    beta = args.beta if args.beta is not None else file_beta
+    if beta is None:
+        raise ValueError(f"--codes {args.codes} records no 'beta'; pass --beta")
+    beta = _check_beta(model, beta, "--beta")
+    z = codes.to(device)
+    x = model.denoise_decode(z, beta, generator=_generator(device, args.seed)) if args.denoise else model.decode(z, beta)
+    _save_png(x, _out(args, "decoded.png"), int(len(x) ** 0.5 + 0.999))
+    return 0
+
+
+def _denoise(args) -> int:
+    import numpy as np
+
+    model, device = load_model(args, need_denoiser=True)
+    codes, file_beta = read_codes(args.codes, model)
+    beta_from = args.beta_from if args.beta_from is not None else file_beta
+    if beta_from is None:
+        raise ValueError(f"--codes {args.codes} records no 'beta'; pass --beta-from")
+    beta_from = _check_beta(model, beta_from, "--beta-from")
+    beta_to = _check_beta(model, args.beta_to, "--beta-to")
+    if beta_to > beta_from:
+        raise ValueError(f"--beta-to ({beta_to:g}) must not exceed --beta-from ({beta_from:g}): denoising lowers beta")
+    z = model.denoise(codes.to(device), beta_from, beta_to, generator=_generator(device, args.seed))
+    out = _out(args, "denoised.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, codes=z.cpu().numpy(), beta=np.float64(beta_to))
+    print(f"wrote {out}: {len(z)} codes denoised from beta = {beta_from:g} to {beta_to:g}", file=sys.stderr)
+    if args.png:
+        _save_png(model.decode(z, beta_to), Path(args.png), int(len(z) ** 0.5 + 0.999))
+    return 0
+
+
+def _sweep(args) -> int:
+    import torch
+
+    model, device = load_model(args, need_denoiser=True)
+    betas = [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")]
+    x, _, _ = _images(args, model, device)
+    res = model.beta_sweep(x, betas, generator=_generator(device, args.seed))
+    # rows: per image, the input then the direct decodes, then the input again and the denoised decodes
+    rows = []
+    for i in range(len(x)):
+        rows.append(torch.cat([x[i:i + 1], res["direct"][:, i]]))
+        rows.append(torch.cat([x[i:i + 1], res["denoised"][:, i]]))
+    _save_png(torch.cat(rows), _out(args, "sweep.png"), len(betas) + 1)
+    print(f"columns: input, then beta = {', '.join(f'{b:g}' for b in betas)}; for each image a row decoded directly, "
+          "then a row denoised to beta = 0 first", file=sys.stderr)
+    return 0
+
+
+def _traverse(args) -> int:
+    model, device = load_model(args, need_denoiser=not args.direct)
+    beta = _check_beta(model, args.beta, "--beta")
+    if model.config.vae.latent != "vector":
+        raise ValueError("traverse moves single latent units: it needs a vector latent (use 'edit' with a direction)")
+    dims = None if args.dims is None else parse_ints(args.dims, "--dims")
+    d = model.config.vae.latent_dim
+    if dims is not None and any(not 0 <= k < d for k in dims):
+        raise ValueError(f"--dims must be latent units in 0..{d - 1}, got {args.dims!r}")
+    values = parse_floats(args.values, "--values")
+    x, _, _ = _images(args, model, device)
+    grid = model.traverse(x, beta, dims=dims, values=values, denoise=not args.direct,
+                          generator=_generator(device, args.seed))
+    _save_png(grid.reshape(-1, *grid.shape[3:]), _out(args, "traverse.png"), len(values))
+    return 0
+
+
+def _direction(text: str, model):
+    import numpy as np
+    import torch
+
+    shape = model.config.vae.latent_shape
+    try:
+        k = int(text)
+    except ValueError:
+        k = None
+    if k is not None:
+        if len(shape) != 1 or not 0 <= k < shape[0]:
+            raise ValueError(f"--direction {text}: a unit index needs a vector latent and 0 <= k < {shape[0] if len(shape) == 1 else '?'}"
+                             "; pass a .npy file of the latent's shape otherwise")
+        e = torch.zeros(shape)
+        e[k] = 1.0
+        return e
+    p = Path(text)
+    if not p.is_file():
+        raise FileNotFoundError(f"--direction: {p} is neither a latent unit index nor an existing .npy file")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--direction: {p} is not a readable .npy file: {exc}") from None
+    if tuple(arr.shape) != shape or not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+        raise ValueError(f"--direction: {p} must hold finite floats of the latent's shape {shape}, got {arr.shape} "
+                         f"{arr.dtype}")
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+def _edit(args) -> int:
+    model, device = load_model(args, need_denoiser=not args.direct)
+    beta = _check_beta(model, args.beta, "--beta")
+    direction = _direction(args.direction, model)
+    alphas = parse_floats(args.alphas, "--alphas")
+    x, _, _ = _images(args, model, device)
+    grid = model.edit(x, beta, direction.to(device), alphas, denoise=not args.direct,
+                      generator=_generator(device, args.seed))
+    import torch
+
+    _save_png(torch.cat([x[:, None], grid], 1).reshape(-1, *grid.shape[2:]), _out(args, "edit.png"), len(alphas) + 1)
+    return 0
+
+
+def _sample(args) -> int:
+    model, device = load_model(args, need_denoiser=True)
+    x = model.sample(args.n, generator=_generator(device, args.seed))
+    _save_png(x, _out(args, "samples.png"), int(args.n ** 0.5 + 0.999))
+    return 0
+
+
+def _curve(args) -> int:
+    from ..analysis.multibeta import information_curve, informative_beta
+
+    model, device = load_model(args)
+    betas = [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")]
+    if args.n < 2:
+        raise ValueError(f"--n must be >= 2 for a variance, got {args.n}")
+    x, _, _ = _images(args, model, device)
+    curve = information_curve(model.vae, x, betas)
+    rep = model.config.representation_beta
+    print(f"{'beta':>6s} {'sigma':>8s} {'rate':>9s} {'mse':>9s} {'explained':>9s}")
+    for i, b in enumerate(curve["betas"]):
+        mark = "  <- representation_beta" if abs(b - rep) < 1e-9 else ""
+        print(f"{b:6.3f} {curve['sigma'][i]:8.4f} {curve['rate'][i]:9.3f} {curve['mse'][i]:9.5f} "
+              f"{curve['explained'][i]:9.3f}{mark}")
+    try:
+        curve["informative_beta_0.5"] = informative_beta({"betas": curve["betas"][1:], "explained": curve["explained"][1:]})
+    except ValueError:
+        curve["informative_beta_0.5"] = None
+    curve["representation_beta"] = rep
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(curve, indent=1), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+EVAL_KEYS = (("MIG", "mig"), ("DCI-D", "dci_disentanglement"), ("DCI-C", "dci_completeness"),
+             ("DCI-I", "dci_informativeness_test"), ("SAP", "sap"), ("modularity", "modularity"),
+             ("InfoM", "infom"))
+
+
+def code_metrics(model, dataset, beta: float, device, metrics, sizes: str = "quick", seed: int = 0, *,
+                 num_train: int | None = None, num_test: int | None = None) -> dict:
+    """Metrics (diffrep.metrics.evaluate) of the encoder mean f(x, beta) on a ground-truth dataset, with the
+    sample sizes of ``sizes`` (the quickstart's ``EVAL_SIZES``) unless ``num_train`` / ``num_test`` are given."""
+    import numpy as np
+    import torch
+
+    from ..metrics import evaluate
+    from .quickstart import EVAL_SIZES
+
+    def rep(obs):
+        x = torch.from_numpy(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float() * 2 - 1
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), 256):
+                out.append(model.encode(x[i:i + 256].to(device), beta).reshape(min(256, len(x) - i), -1).cpu())
+        return torch.cat(out).double().numpy()
+
+    s = EVAL_SIZES[sizes]
+    res = evaluate(dataset, rep, metrics=tuple(metrics), seed=seed, num_train=num_train or s["num_train"],
+                   num_test=num_test or s["num_test"])
+    return {key: float(res[key]) for _, key in EVAL_KEYS if key in res}
+
+
+def _eval(args) -> int:
+    model, device = load_model(args)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    known = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
+    bad = [m for m in metrics if m not in known]
+    if bad or not metrics:
+        raise ValueError(f"--metrics: unknown {bad or metrics}; choose from {', '.join(known)}")
+    for flag, v in (("--num-train", args.num_train), ("--num-test", args.num_test)):
+        if v is not None and v < 10:
+            raise ValueError(f"{flag} must be >= 10, got {v}")
+    ds, settings = dataset_for(args, model)
+    if not hasattr(ds, "sample_observations_from_factors"):
+        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors (MIG / DCI need them)")
+    betas = ([_check_beta(model, args.beta, "--beta")] if args.betas is None
+             else [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")])
+    rows = []
+    for b in betas:
+        rows.append({"beta": b, **code_metrics(model, ds, b, device, metrics, args.eval, args.seed,
+                                               num_train=args.num_train, num_test=args.num_test)})
+    keys = [(name, key) for name, key in EVAL_KEYS if key in rows[0]]
+    print(f"{'beta':>6s} " + " ".join(f"{name:>10s}" for name, _ in keys))
+    rep = model.config.representation_beta
+    for r in rows:
+        mark = "  <- representation_beta" if abs(r["beta"] - rep) < 1e-9 else ""
+        print(f"{r['beta']:6.3f} " + " ".join(f"{r[key]:10.3f}" for _, key in keys) + mark)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"dataset": settings["dataset"], "sizes": args.eval,
+                                               "representation_beta": rep, "curve": rows}, indent=1), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
