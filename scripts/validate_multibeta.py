@@ -1,0 +1,254 @@
+"""Validate the denoising multi-beta VAE end to end on the CPU recipe against a beta-VAE trained the same way
+(slow; run through /work/bin/heavy; docs/methods/multibeta.md#validation).
+
+    python scripts/validate_multibeta.py [--recipe multibeta/dsprites-cpu] [--steps-vae N] [--steps-latent N]
+        [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--a.b VALUE ...]
+
+1. trains the recipe's multi-beta VAE (phase 1, Algorithm 1), picks the beta of the representation beta* (the
+   largest candidate beta whose code still explains half the variance of the beta = 0 code, as the recipe
+   does) and trains the latent diffusion (phase 2, Eq. 19) on the frozen VAE;
+2. trains the beta-VAE baseline: the same networks and initialisation, the same steps and optimiser, with beta
+   fixed at beta* instead of drawn per example, so its objective (B - beta*) nll + beta* KL has exactly the KL
+   weight of the multi-beta code at beta* (a beta-VAE with KL weight beta* / (B - beta*) in the usual form);
+3. checks the paper's three qualitative claims (the issue's gates; none is relaxed here):
+
+   (1) information falls with beta: sigma_beta strictly increases along the grid; the direct-decode error
+       ||x - g(f(x, beta), beta)||^2 increases with beta (Spearman >= 0.9 over beta = 0, 0.1, .., 1); the
+       code at beta = B is close to the prior (mean KL(q(z_B | x) || N(0, I)) <= --top-kl-max nats);
+   (2) denoising restores sharpness (Fig. 1): at beta*, denoise-then-decode images are nearer real images
+       than direct decodes: mean distance to the nearest training image (a --reference-size random subset
+       of the training set) at most --sharp-ratio (0.6) times the direct decodes'; the sampler with the
+       printed sign of Algorithm 2 step 3 must fail this (ratio > --sharp-ratio). Reconstruction error to
+       the input is reported, not gated (the blurred decode is close to E[x | z], which minimises it);
+   (3) disentanglement on par: MIG and DCI disentanglement of the multi-beta code at beta* at least the
+       beta-VAE's minus --par-margin (0.05), and above the beta = 0 code's by at least --clear-margin (0.05).
+
+Writes a JSON record (numbers, gates, timings, machine and load) and exits with status 1 when a gate fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def _load() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
+
+
+def fixed_beta(vae, beta: float):
+    """The beta-VAE baseline's trainable module: the VAE's Eq. 4 loss with beta fixed at ``beta`` for every
+    example (what the Trainer trains; the VAE is trained in place)."""
+    import torch
+    from torch import nn
+
+    class FixedBetaVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vae = vae
+
+        def loss(self, batch, *, step=None, generator=None):
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            b = torch.full((x.shape[0],), float(beta), device=x.device)
+            return self.vae.loss(batch, step=step, generator=generator, beta=b)
+
+    return FixedBetaVAE()
+
+
+def _images(dataset, idx, chunk: int = 1024):
+    """Images [n, C, H, W] of ``dataset`` at ``idx``, fetched in batches (``__getitems__`` where the dataset has it)."""
+    import torch
+
+    out = []
+    for i in range(0, len(idx), chunk):
+        part = idx[i:i + chunk]
+        items = dataset.__getitems__(part) if hasattr(dataset, "__getitems__") else [dataset[j] for j in part]
+        out.append(torch.stack([it[0] for it in items]).float())
+    return torch.cat(out)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from diffrep.analysis.multibeta import information_curve, nearest_distance, spearman
+    from diffrep.cli.multibeta import code_metrics
+    from diffrep.config import apply_overrides
+    from diffrep.recipes import get_recipe
+    from diffrep.recipes.multibeta import MultiBetaRecipeConfig, choose_representation_beta
+    from diffrep.train import Trainer, seed_everything
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipe", default="multibeta/dsprites-cpu")
+    ap.add_argument("--steps-vae", type=int, default=None, help="phase-1 steps (default: the recipe's); the "
+                    "beta-VAE trains as many")
+    ap.add_argument("--steps-latent", type=int, default=None, help="phase-2 steps (default: the recipe's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval", choices=("quick", "full"), default="quick", help="metric sample sizes")
+    ap.add_argument("--num-train", type=int, default=None, help="metric training points (overrides --eval)")
+    ap.add_argument("--num-test", type=int, default=None, help="metric test points (overrides --eval)")
+    ap.add_argument("--num-images", type=int, default=256, help="images for the decode and distance checks")
+    ap.add_argument("--reference-size", type=int, default=20000, help="training images searched for the nearest one")
+    ap.add_argument("--curve-betas", default="0.1,0.3,0.5,0.7,0.9", help="betas of the metric curve ('' for none)")
+    ap.add_argument("--spearman-min", type=float, default=0.9)
+    ap.add_argument("--top-kl-max", type=float, default=0.1)
+    ap.add_argument("--sharp-ratio", type=float, default=0.6)
+    ap.add_argument("--par-margin", type=float, default=0.05)
+    ap.add_argument("--clear-margin", type=float, default=0.05)
+    ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json")
+    ap.add_argument("--run-dir", default="runs/validate_multibeta")
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir")
+    args, rest = ap.parse_known_args(argv)
+    for flag, v in (("--num-images", args.num_images), ("--reference-size", args.reference_size)):
+        if v < 2:
+            ap.error(f"{flag} must be >= 2")
+
+    t_start = time.perf_counter()
+    recipe = get_recipe(args.recipe)
+    over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
+    if args.steps_vae:
+        over += ["--train.steps", str(args.steps_vae)]
+    if args.steps_latent:
+        over += ["--train_latent.steps", str(args.steps_latent)]
+    cfg = apply_overrides(recipe.make_config(), over + list(rest))
+    if not isinstance(cfg, MultiBetaRecipeConfig):
+        ap.error(f"{args.recipe} is not a multibeta recipe")
+    run = Path(args.run_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    times = {}
+
+    # -- 1. the multi-beta VAE and its latent diffusion -----------------------------------------------
+    seed_everything(cfg.train.seed)
+    model, dataset = recipe.build(cfg)
+    seed_everything(cfg.train.seed)
+    baseline, _ = recipe.build(cfg)  # same initial weights
+    t0 = time.perf_counter()
+    Trainer(model, dataset, cfg.train, run / "multibeta" / "phase1").train(overwrite=args.overwrite)
+    times["phase1_s"] = time.perf_counter() - t0
+    model.to(device)
+    info = choose_representation_beta(cfg, model, dataset, device)
+    beta_star = info["chosen_beta"] if info["chosen_beta"] is not None else model.config.representation_beta
+    model.config = dataclasses.replace(model.config, representation_beta=beta_star)
+    print(f"beta* = {beta_star:g} (explained variance per candidate: "
+          f"{dict(zip(info['betas'], [round(r, 3) for r in info['explained']]))})", file=sys.stderr, flush=True)
+    model.set_phase(2)
+    t0 = time.perf_counter()
+    Trainer(model, dataset, cfg.train_latent, run / "multibeta" / "phase2").train(overwrite=args.overwrite)
+    times["phase2_s"] = time.perf_counter() - t0
+    model.to(device).eval()
+
+    # -- 2. the beta-VAE baseline: the same VAE, beta fixed at beta* ------------------------------------
+    t0 = time.perf_counter()
+    Trainer(fixed_beta(baseline.vae, beta_star), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
+    times["beta_vae_s"] = time.perf_counter() - t0
+    baseline.to(device).eval()
+
+    # -- 3. the checks --------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    g = torch.Generator().manual_seed(args.seed + 1000)
+    n = len(dataset)
+    idx = torch.randperm(n, generator=g)[: args.num_images].tolist()
+    x = _images(dataset, idx).to(device)
+    ref_idx = torch.randperm(n, generator=g)[: args.reference_size].tolist()
+    reference = _images(dataset, ref_idx)
+    bmax = cfg.model.vae.beta_max
+    betas = [round(k * bmax / 10, 10) for k in range(11)]
+    with torch.no_grad():
+        curve = information_curve(model.vae, x, betas)
+        sig_grid = model.vae.sigma_grid().detach().cpu()
+        f_top = model.vae.encode(x, bmax)
+    rho = spearman(betas, curve["mse"])
+    claim1 = {"sigma_grid_strictly_increasing": bool(model.vae.sigma_is_increasing()),
+              "sigma_at_betas": curve["sigma"], "direct_mse": curve["mse"], "rate_nats": curve["rate"],
+              "explained": curve["explained"], "betas": betas, "spearman_mse_beta": rho,
+              "top_kl_nats": curve["rate"][-1], "sigma_top": float(sig_grid[-1]), "sigma_0": float(sig_grid[0]),
+              "top_mean_sq_norm_per_dim": float(f_top.pow(2).mean())}
+    gates = {"1_sigma_increasing": claim1["sigma_grid_strictly_increasing"],
+             "1_direct_error_increasing": rho >= args.spearman_min,
+             "1_top_close_to_prior": claim1["top_kl_nats"] <= args.top_kl_max}
+
+    gen = torch.Generator(device=device)
+    with torch.no_grad():
+        direct = model.decode(model.encode(x, beta_star), beta_star)
+        gen.manual_seed(args.seed)
+        z = model.encode(x, beta_star, noise=model.config.encoding_noise, generator=gen)
+        denoised = model.denoise_decode(z, beta_star, generator=gen)
+        printed_cfg = dataclasses.replace(model.denoiser.config, printed_sign=True)
+        fixed_cfg = model.denoiser.config
+        model.denoiser.config = printed_cfg
+        gen.manual_seed(args.seed)
+        z = model.encode(x, beta_star, noise=model.config.encoding_noise, generator=gen)
+        printed = model.denoise_decode(z, beta_star, generator=gen)
+        model.denoiser.config = fixed_cfg
+        gen.manual_seed(args.seed)
+        samples = model.sample(args.num_images, generator=gen)
+        bvae_direct = baseline.decode(baseline.encode(x, beta_star), beta_star)
+    dist = {name: nearest_distance(imgs.cpu(), reference) for name, imgs in
+            (("real_images", x), ("direct_decode", direct), ("denoise_then_decode", denoised),
+             ("printed_sign_denoise", printed), ("unconditional_samples", samples), ("beta_vae_decode", bvae_direct))}
+    mean_d = {k: float(v.mean()) for k, v in dist.items()}
+    ratio = mean_d["denoise_then_decode"] / max(mean_d["direct_decode"], 1e-12)
+    ratio_printed = mean_d["printed_sign_denoise"] / max(mean_d["direct_decode"], 1e-12)
+    mse_in = {name: float((imgs - x).pow(2).mean()) for name, imgs in
+              (("direct_decode", direct), ("denoise_then_decode", denoised), ("printed_sign_denoise", printed),
+               ("beta_vae_decode", bvae_direct))}
+    claim2 = {"beta_star": beta_star, "mean_nearest_train_distance": mean_d, "ratio_denoised_over_direct": ratio,
+              "ratio_printed_sign_over_direct": ratio_printed, "mse_to_input_not_gated": mse_in,
+              "reference_size": len(ref_idx), "num_images": len(idx)}
+    gates["2_denoised_nearer_real"] = ratio <= args.sharp_ratio
+    gates["2_printed_sign_fails"] = ratio_printed > args.sharp_ratio
+
+    metrics = ("mig", "dci")
+    kw = dict(num_train=args.num_train, num_test=args.num_test)
+    ev = {"multibeta_at_beta_star": code_metrics(model, dataset, beta_star, device, metrics, args.eval, args.seed, **kw),
+          "beta_vae_at_beta_star": code_metrics(baseline, dataset, beta_star, device, metrics, args.eval, args.seed, **kw),
+          "multibeta_at_beta_0": code_metrics(model, dataset, 0.0, device, metrics, args.eval, args.seed, **kw)}
+    curve_betas = [float(b) for b in args.curve_betas.split(",") if b.strip()]
+    ev["multibeta_curve"] = [{"beta": b, **code_metrics(model, dataset, b, device, metrics, args.eval, args.seed, **kw)}
+                             for b in curve_betas]
+    mb, bv, b0 = ev["multibeta_at_beta_star"], ev["beta_vae_at_beta_star"], ev["multibeta_at_beta_0"]
+    for key, name in (("mig", "mig"), ("dci_disentanglement", "dci")):
+        gates[f"3_{name}_on_par_with_beta_vae"] = mb[key] >= bv[key] - args.par_margin
+        gates[f"3_{name}_clearly_above_beta_0"] = mb[key] >= b0[key] + args.clear_margin
+    times["eval_s"] = time.perf_counter() - t0
+    times["total_s"] = time.perf_counter() - t_start
+
+    record = {
+        "script": "scripts/validate_multibeta.py", "recipe": args.recipe, "seed": args.seed,
+        "steps_vae": cfg.train.steps, "steps_latent": cfg.train_latent.steps, "eval_sizes": args.eval,
+        "metric_points": {"num_train": args.num_train, "num_test": args.num_test},
+        "gates": gates, "passed": all(gates.values()),
+        "thresholds": {"spearman_min": args.spearman_min, "top_kl_max": args.top_kl_max, "sharp_ratio": args.sharp_ratio,
+                       "par_margin": args.par_margin, "clear_margin": args.clear_margin},
+        "representation_beta_choice": {k: info[k] for k in ("betas", "explained", "mse", "rate", "chosen_beta",
+                                                            "informative_fraction")},
+        "claim1_information": claim1, "claim2_sharpness": claim2, "claim3_disentanglement": ev,
+        "times_s": times, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "load_avg_at_end": _load()},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "baseline": "beta-VAE = the recipe's MultiBetaVAE (same nets, same init, same TrainConfig) trained with beta "
+                    "fixed at beta* (objective (B - beta*) nll + beta* KL)",
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
+    print(json.dumps({"gates": gates, "beta_star": beta_star, "spearman": rho, "top_kl": claim1["top_kl_nats"],
+                      "ratio": ratio, "ratio_printed": ratio_printed, "metrics": {k: ev[k] for k in
+                      ("multibeta_at_beta_star", "beta_vae_at_beta_star", "multibeta_at_beta_0")},
+                      "times_s": times}, indent=1, default=float))
+    print(f"wrote {out}; {'all gates passed' if record['passed'] else 'FAILED: ' + ', '.join(k for k, v in gates.items() if not v)}",
+          file=sys.stderr)
+    return 0 if record["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
