@@ -1,0 +1,92 @@
+"""The multibeta/ recipes: the documented settings (docs/methods/multibeta.md#recipes), the phase plan's
+validation, and the representation-beta choice after phase 1 against an independent computation."""
+
+import pytest
+import torch
+
+from diffrep.analysis.multibeta import information_curve
+from diffrep.config import ConfigError, apply_overrides
+from diffrep.methods.multibeta import MultiBeta, multibeta_config
+from diffrep.recipes import FAMILIES, get_recipe, list_recipes
+from diffrep.recipes import multibeta as R
+
+NAMES = ("multibeta/dsprites-cpu", "multibeta/cars3d", "multibeta/shapes3d", "multibeta/mpi3d", "multibeta/celeba64",
+         "multibeta/celebahq256", "multibeta/ffhq256", "multibeta/lsun-bedrooms256")
+
+
+def test_registered_with_documented_settings():
+    assert R in FAMILIES
+    assert {r.name for r in list_recipes() if r.name.startswith("multibeta/")} == set(NAMES)
+    cfgs = {n: get_recipe(n).make_config() for n in NAMES}
+    for n in ("multibeta/cars3d", "multibeta/shapes3d", "multibeta/mpi3d"):  # Table 2
+        v = cfgs[n].model.vae
+        assert (v.arch, v.image_size, v.latent_dim, v.conditioning, v.num_steps) == ("conv", 64, 10, "film", 1000)
+        assert (cfgs[n].train.batch_size, cfgs[n].train.lr, cfgs[n].train.steps) == (64, 1e-4, 300_000)
+        assert cfgs[n].train_latent.ema_decay == 0.9999 and cfgs[n].phases == (1, 2)
+    assert [cfgs[n].dataset for n in ("multibeta/cars3d", "multibeta/shapes3d", "multibeta/mpi3d")] == \
+        ["cars3d", "shapes3d", "mpi3d_toy"]
+    c = cfgs["multibeta/celeba64"]
+    assert (c.model.vae.arch, c.model.vae.latent_dim, c.dataset, c.dataset_options["size"]) == ("resnet", 32, "celeba", 64)
+    for n in ("multibeta/celebahq256", "multibeta/ffhq256", "multibeta/lsun-bedrooms256"):  # Table 3
+        m = cfgs[n].model
+        assert m.vae.latent_shape == (4, 32, 32) and m.denoiser.latent_shape == (4, 32, 32)
+        assert m.denoiser.unet.num_outputs == 2 and m.vae.image_size == 256
+    assert cfgs["multibeta/lsun-bedrooms256"].dataset == "lsun"
+    assert cfgs["multibeta/lsun-bedrooms256"].dataset_options == {"category": "bedroom", "split": "train", "size": 256}
+    cpu = cfgs["multibeta/dsprites-cpu"]
+    assert get_recipe("multibeta/dsprites-cpu").cpu_friendly
+    assert (cpu.pool, cpu.model.vae.image_size, cpu.model.vae.in_channels, cpu.model.vae.num_steps) == (2, 32, 1, 50)
+    assert (cpu.train.steps, cpu.train_latent.steps) == (R.CPU_STEPS_VAE, R.CPU_STEPS_LATENT)
+
+
+def test_phase_plan_validation():
+    base = R.dsprites_cpu()
+    with pytest.raises(ConfigError, match="adv_disc_weight"):
+        apply_overrides(base, ["--phases", "[1, 2, 3]"])
+    with pytest.raises(ConfigError, match="vae_from"):
+        apply_overrides(base, ["--phases", "[2]"])
+    with pytest.raises(ConfigError, match="vae_from"):
+        apply_overrides(base, ["--vae_from", "/x"])
+    with pytest.raises(ConfigError, match="phases"):
+        apply_overrides(base, ["--phases", "[2, 1]"])
+    with pytest.raises(ConfigError, match="phases"):
+        apply_overrides(base, ["--phases", "[]"])
+    with pytest.raises(ConfigError, match="beta_candidates"):
+        apply_overrides(base, ["--beta_candidates", "[0.5, 0.3]"])
+    with pytest.raises(ConfigError, match="beta_candidates"):
+        apply_overrides(base, ["--beta_candidates", "[0.0, 0.3]"])
+    with pytest.raises(ConfigError, match="model.phase"):
+        apply_overrides(base, ["--model.phase", "2"])
+    ok = apply_overrides(base, ["--phases", "[1, 2, 3]", "--model.adv_disc_weight", "0.5"])
+    assert ok.train_for(3) is ok.train_adv and ok.train_for(2) is ok.train_latent and ok.train_for(1) is ok.train
+
+
+def test_representation_beta_choice_matches_the_curve():
+    cfg = R.MultiBetaRecipeConfig(
+        model=multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=10,
+                               vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}),
+        beta_candidates=(0.2, 0.5, 0.8), informative_images=12, informative_fraction=0.3)
+    torch.manual_seed(0)
+    model = MultiBeta(cfg.model)
+    with torch.no_grad():  # a decoder that depends on beta and on z
+        for name, p in model.vae.named_parameters():
+            if "film" in name or "embed" in name:
+                p.add_(0.3 * torch.randn_like(p))
+
+    class Images:
+        x = torch.rand(40, 1, 32, 32) * 2 - 1
+
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return self.x[i], torch.zeros(0)
+
+    ds = Images()
+    out = R.choose_representation_beta(cfg, model, ds)
+    idx = torch.randperm(40, generator=torch.Generator().manual_seed(cfg.train.seed))[:12]
+    want = information_curve(model.vae, ds.x[idx], [0.0, 0.2, 0.5, 0.8, 1.0])
+    assert out["betas"] == [0.0, 0.2, 0.5, 0.8, 1.0]
+    assert torch.allclose(torch.tensor(out["mse"]), torch.tensor(want["mse"]))
+    ok = [b for b, r in zip(want["betas"][1:4], want["explained"][1:4]) if r >= 0.3]
+    assert out["chosen_beta"] == (max(ok) if ok else None)
