@@ -36,7 +36,7 @@ def test_registered_with_documented_settings():
     cpu = cfgs["multibeta/dsprites-cpu"]
     assert get_recipe("multibeta/dsprites-cpu").cpu_friendly
     assert (cpu.pool, cpu.model.vae.image_size, cpu.model.vae.in_channels, cpu.model.vae.num_steps) == (2, 32, 1, 50)
-    assert (cpu.train.steps, cpu.train_latent.steps) == (R.CPU_STEPS_VAE, R.CPU_STEPS_LATENT)
+    assert (cpu.train.steps, cpu.train_latent.steps, cpu.train_subset) == (R.CPU_STEPS_VAE, R.CPU_STEPS_LATENT, 30000)
 
 
 def test_phase_plan_validation():
