@@ -41,6 +41,7 @@ from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from .multibeta_nets import LatentMLP
+from .multibeta_vae import _at_least_f32
 
 __all__ = ["LatentDenoiserConfig", "LatentDenoiser"]
 
@@ -115,7 +116,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         if not isinstance(sigmas, torch.Tensor) or sigmas.shape != (n + 1,):
             raise ValueError(f"set_schedule: sigmas must be a tensor of shape [{n + 1}] (N + 1 grid values), "
                              f"got {tuple(getattr(sigmas, 'shape', ()))}")
-        s = sigmas.detach().float()
+        s = sigmas.detach().to(self.sigma_table.dtype)
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError("set_schedule: sigmas must be finite and positive")
         if not bool((torch.diff(s) > 0).all()):
@@ -145,7 +146,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """w(t_i)^-1 per example: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
         ``max_weight`` (``elbo``, the eps form of Eq. 11)."""
         if self.config.weighting == "simple":
-            return torch.ones(i.shape, device=i.device)
+            return torch.ones(i.shape, device=i.device, dtype=self.sigma_table.dtype)
         s2 = self.sigma_table.pow(2)
         w = (s2[i] - s2[i - 1]) / (2 * s2[i - 1])
         return w.clamp_max(self.config.max_weight)
@@ -202,9 +203,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             if bool((t_index < 1).any()) or bool((t_index > cfg.num_steps).any()):
                 raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
             i = t_index.to(dev)
-        t = i.to(torch.float64).mul(cfg.tau).float()
+        t = i.to(torch.float64).mul(cfg.tau)
         with torch.no_grad():
-            f = encoder(torch.cat([x, x]), torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau).float()]))
+            f = encoder(torch.cat([x, x]), torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau)]).to(x.dtype))
         f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output")
         f_t, f_prev = f[:n], f[n:]
         if noise is None:
@@ -213,11 +214,11 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"LatentDenoiser.loss: noise must have shape {tuple(f_t.shape)}")
         terms = self.eq19_terms(f_t, f_prev, i, noise)
         eps_hat, delta_hat = self.predict(terms["z_t"], i)
-        eps_err = (eps_hat - terms["eps"]).float().pow(2).flatten(1).sum(1)
+        eps_err = _at_least_f32(eps_hat - terms["eps"]).pow(2).flatten(1).sum(1)
         if cfg.delta_over_tau:  # the head regresses Delta / tau: the Delta term reweighted by 1 / tau^2
-            delta_err = ((delta_hat - terms["delta"]) / cfg.tau).float().pow(2).flatten(1).sum(1)
+            delta_err = _at_least_f32((delta_hat - terms["delta"]) / cfg.tau).pow(2).flatten(1).sum(1)
         else:
-            delta_err = (delta_hat - terms["delta"]).float().pow(2).flatten(1).sum(1)
+            delta_err = _at_least_f32(delta_hat - terms["delta"]).pow(2).flatten(1).sum(1)
         loss = (terms["w_inv"] * eps_err + cfg.delta_weight * delta_err).mean()
         return {"loss": loss, "eps_mse": eps_err.mean().detach(), "delta_mse": delta_err.mean().detach()}
 
@@ -274,5 +275,6 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """Algorithm 2 from the prior: z_T ~ N(0, I), all N steps down to ``beta_to`` (0): latents [n, ...]."""
         positive_int(n, "n")
         self._need_schedule("sample")
-        z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, generator=generator)
+        z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, dtype=self.sigma_table.dtype,
+                        generator=generator)
         return self.denoise(z, self.config.beta_max, beta_to, generator=generator)

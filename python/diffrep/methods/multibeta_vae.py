@@ -119,6 +119,11 @@ class MultiBetaVAEConfig(Config):
         return self.beta_max / self.num_steps
 
 
+def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 or wider (bf16 activations under autocast are summed in float32; float64 stays float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
@@ -221,11 +226,11 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     # -- validation --------------------------------------------------------------------------
     def _beta(self, beta, n: int | None, name: str = "beta") -> torch.Tensor:
         """beta as a float tensor [n] on the model's device, checked to lie in [0, B]."""
-        device = self.log_s2_table.device
+        device, dtype = self.log_s2_table.device, self.log_s2_table.dtype
         if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
             raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
-        b = torch.as_tensor(beta, dtype=torch.float32, device=device) if not isinstance(beta, torch.Tensor) \
-            else beta.to(device=device, dtype=torch.float32)
+        b = torch.as_tensor(beta, dtype=dtype, device=device) if not isinstance(beta, torch.Tensor) \
+            else beta.to(device=device, dtype=dtype)
         if b.dim() == 0:
             b = b.expand(n if n is not None else 1)
         if b.dim() != 1 or (n is not None and b.shape[0] != n):
@@ -266,8 +271,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.beta_prior == "grid":
             top = cfg.num_steps + (1 if cfg.train_top else 0)
             i = torch.randint(0, top, (n,), device=device, generator=generator)
-            return i.to(torch.float64).mul(cfg.beta_max / cfg.num_steps).float()
-        u = torch.rand(n, device=device, generator=generator)
+            return i.to(torch.float64).mul(cfg.beta_max / cfg.num_steps).to(self.log_s2_table.dtype)
+        u = torch.rand(n, device=device, generator=generator, dtype=self.log_s2_table.dtype)
         return u * cfg.beta_max if cfg.train_top else u * (cfg.beta_max * (1 - 1.0 / (2 * cfg.num_steps)))
 
     def weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,9 +315,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         log_s2 = self._at(self.log_s2_grid(), beta)
         D = x[0].numel()
         d = f[0].numel()
-        sq = (x - rec).float().pow(2).flatten(1).sum(1)
+        sq = _at_least_f32(x - rec).pow(2).flatten(1).sum(1)
         nll = 0.5 * sq * torch.exp(-log_s2) + 0.5 * D * (math.log(2 * math.pi) + log_s2)
-        kl = 0.5 * (f.float().pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
+        kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
         w_rec, w_kl = self.weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
         return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach()}
