@@ -310,3 +310,44 @@ def test_input_validation():
     with pytest.raises(ConfigError, match="num_outputs=2"):
         LatentDenoiserConfig(latent="spatial", unet=UNetConfig(image_size=8, in_channels=4, out_channels=4,
                                                                model_channels=32, channel_mult=(1, 2), attention_resolutions=(), num_outputs=1))
+
+
+def test_posterior_is_gaussian_conditioning_of_the_joint():
+    """Eq. 15-16 (x read as f(x, t)) against brute-force conditioning of the joint of (z_{t-tau}, z_t) under
+    Eq. 13 at t - tau and Eq. 14; with f = identity it is Eq. 8."""
+    m = den()
+    x = xs(3)
+    s = sigmas()
+    for i in (1, 4, 8):
+        t = torch.full((3,), i / N, dtype=torch.float64)
+        f_t, f_prev = f_toy(x, t), f_toy(x, t - 1 / N)
+        z_t = f_t + s[i] * xs(3, seed=i)[:, :2]
+        mean, std = m.posterior(z_t, f_t, f_prev, i)
+        # joint per coordinate: z_p = f_prev + s_p e1, z_t = z_p + (f_t - f_prev) + s_step e2
+        sp2, st2 = float(s[i - 1] ** 2), float(s[i] ** 2)
+        cov = torch.tensor([[sp2, sp2], [sp2, st2]], dtype=torch.float64)
+        cond_mean = f_prev + cov[0, 1] / cov[1, 1] * (z_t - f_t)
+        cond_var = cov[0, 0] - cov[0, 1] ** 2 / cov[1, 1]
+        torch.testing.assert_close(mean, cond_mean, rtol=1e-12, atol=1e-12)
+        assert std == pytest.approx(float(cond_var.sqrt()), rel=1e-12)
+        # f = identity (linear diffusion, Eq. 7-8): the mean is (s_p^2 z_t + s_step^2 x) / s_t^2
+        y = xs(3, seed=20 + i)[:, :2]
+        lin, _ = m.posterior(z_t, y, y, i)
+        torch.testing.assert_close(lin, (sp2 * z_t + (st2 - sp2) * y) / st2, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="1..N"):
+        m.posterior(z_t, f_t, f_prev, 0)
+
+
+def test_delta_target_is_computed_in_float32_under_bf16_autocast():
+    m = LatentDenoiser(LatentDenoiserConfig(latent_dim=2, hidden=8, depth=1, num_steps=N))
+    m.set_schedule(sigmas().float())
+    seen = []
+
+    def enc(x, t):
+        seen.append((x.dtype, t.dtype, torch.is_autocast_enabled("cpu")))
+        return f_toy(x.double(), t).float()
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m.loss(xs().to(torch.bfloat16), step=0, encoder=enc, t_index=torch.tensor([1, 2, 3, 4, 5]))
+    assert seen == [(torch.float32, torch.float32, False)]
+    assert torch.isfinite(out["loss"])

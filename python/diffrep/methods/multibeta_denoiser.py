@@ -178,6 +178,18 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         sig = self.sigma_table[i].to(f_t.dtype).reshape(bshape)
         return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self.weight_inv(i)}
 
+    def posterior(self, z_t: torch.Tensor, f_t: torch.Tensor, f_prev: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
+        """q(z_{t-tau} | z_t, x) of Eq. 15-16 at t = i tau, with Eq. 16's x read as f(x, t) (x is not in latent
+        space): mean (sigma_{t-tau}^2/sigma_t^2) z_t + (sigma_{t|t-tau}^2/sigma_t^2) f(x, t) + f(x, t-tau) - f(x, t)
+        and std sigma~_t = sigma_{t|t-tau} sigma_{t-tau} / sigma_t (Eq. 8)."""
+        cfg = self.config
+        if not 1 <= i <= cfg.num_steps:
+            raise ValueError(f"posterior: i must lie in 1..N={cfg.num_steps}, got {i}")
+        s2_t, s2_p = self.sigma_table[i].pow(2), self.sigma_table[i - 1].pow(2)
+        var_step = s2_t - s2_p
+        mean = (s2_p / s2_t) * z_t + (var_step / s2_t) * f_t + f_prev - f_t
+        return mean, float(torch.sqrt(var_step * s2_p / s2_t))
+
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
              encoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
              t_index: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict:
@@ -204,8 +216,12 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
                 raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
             i = t_index.to(dev)
         t = i.to(torch.float64).mul(cfg.tau)
-        with torch.no_grad():
-            f = encoder(torch.cat([x, x]), torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau)]).to(x.dtype))
+        # the Delta target is a difference of nearly equal encodings, O(tau): computed in float32 or wider even
+        # under bf16 autocast (docs/methods/multibeta.md#phase-2-the-latent-diffusion)
+        xx = torch.cat([x, x])
+        xx = xx.to(torch.promote_types(xx.dtype, torch.float32))
+        with torch.no_grad(), torch.autocast(xx.device.type, enabled=False):
+            f = encoder(xx, torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau)]).to(xx.dtype))
         f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output")
         f_t, f_prev = f[:n], f[n:]
         if noise is None:
@@ -242,10 +258,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             noise = xi
         else:
             noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-        if cfg.sampler == "ancestral":  # Eq. 17 mean, Eq. 8 std
-            var_step = s_t**2 - s_prev**2
-            mean = (s_prev**2 / s_t**2) * z + (var_step / s_t**2) * (z - s_t * eps_hat) + sign * delta_hat
-            return mean + torch.sqrt(var_step * s_prev**2 / s_t**2) * noise
+        if cfg.sampler == "ancestral":  # Eq. 17: the posterior of Eq. 15-16 with f(x, t) -> x_hat, the difference -> Delta_hat
+            mean, std = self.posterior(z, z - s_t * eps_hat, z - s_t * eps_hat + sign * delta_hat, i)
+            return mean + std * noise
         mu_t = z - s_t * eps_hat  # step 2
         mu_prev = mu_t + sign * delta_hat  # step 3 (the printed sign: -)
         return mu_prev + s_prev * noise  # step 4
