@@ -132,6 +132,30 @@ def test_phase_3_trains_the_decoder_and_the_discriminator_only(tmp_path):
         f = m.vae.encoder(x, zero)
         rec = m.vae.decoder(f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g), zero)
     assert float(r) == pytest.approx(float((rec - x).abs().mean()), rel=1e-6)
+    # the loss values: L1 + lambda * (-D(rec)), lambda = adv_disc_weight x Eq. 7's adaptive weight; hinge for D
+    from diffrep.nn.vq import adaptive_weight, hinge_d_loss
+
+    out = m.loss(x, step=0, generator=gen(3))
+    g = gen(3)
+    zero = torch.zeros(4)
+    with torch.no_grad():
+        f = m.vae.encoder(x, zero)
+        z = f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g)
+    rec = m.vae.decoder(z, zero)
+    l1 = (rec - x).abs().mean()
+    g_loss = -m.discriminator(rec).mean()
+    lam = 0.5 * adaptive_weight(l1, g_loss, m.vae.decoder.last_layer())
+    assert float(out["disc_lambda"]) == pytest.approx(float(lam), rel=1e-5) and float(lam) > 0
+    assert float(out["loss"]) == pytest.approx(float(l1 + lam * g_loss), rel=1e-5)
+    assert float(out["disc_loss"]) == pytest.approx(float(hinge_d_loss(m.discriminator(x), m.discriminator(rec))), rel=1e-5)
+    m.config = type(m.config)(**{**vars(m.config), "adv_disc_start": 5})
+    early = m.loss(x, step=4, generator=gen(3))
+    assert float(early["disc_loss"]) == 0.0 and "g_loss" not in early
+    assert float(early["loss"]) == pytest.approx(float(l1), rel=1e-5)
+    assert "g_loss" in m.loss(x, step=5, generator=gen(3))
+    m.config = type(m.config)(**{**vars(m.config), "adv_disc_start": 0, "adv_rec_loss": "l2"})
+    assert float(m.loss(x, step=0, generator=gen(3))["rec"]) == pytest.approx(float((rec - x).pow(2).mean()), rel=1e-5)
+    m.config = type(m.config)(**{**vars(m.config), "adv_rec_loss": "l1"})
     before = {k: v.clone() for k, v in m.state_dict().items()}
     Trainer(m, TensorDataset(images(8)), TrainConfig(steps=2, batch_size=4, device="cpu", ckpt_every=0, ema_decay=0),
             tmp_path).train()
@@ -187,6 +211,27 @@ def test_verbs_follow_their_definitions():
     assert sw["direct"].shape == sw["denoised"].shape == (3, 3, 1, 32, 32)
     torch.testing.assert_close(sw["direct"][1], m.vae.decode(m.vae.encode(x, 0.4), 0.4))
     torch.testing.assert_close(sw["betas"], torch.tensor([0.0, 0.4, 1.0]))
+    g = gen(1)
+    for k, bk in enumerate([0.0, 0.4, 1.0]):
+        zk = m.encode(x, bk, noise=True, generator=g)
+        torch.testing.assert_close(sw["denoised"][k], m.denoise_decode(zk, bk, generator=g))
+    # without a generator the verbs still share one noise draw across the edit grid
+    ed = m.edit(x, b, d, [0.5, 0.5])
+    torch.testing.assert_close(ed[:, 0], ed[:, 1])
+    tr = m.traverse(x, b, dims=[0, 0], values=[0.2])
+    torch.testing.assert_close(tr[:, 0], tr[:, 1])
+
+
+def test_encoding_noise_off_denoises_from_the_mean():
+    m = tiny(encoding_noise=False)
+    m.set_phase(2)
+    x, b = images(), 0.6
+    f = m.vae.encode(x, b)
+    torch.testing.assert_close(m.reconstruct(x, b, generator=gen(2)), m.denoise_decode(f, b, generator=gen(2)))
+    ed = m.edit(x, b, torch.ones(3), [1.0], generator=gen(2))
+    torch.testing.assert_close(ed[:, 0], m.denoise_decode(f + 1.0, b, generator=gen(2)))
+    sw = m.beta_sweep(x, [0.4], generator=gen(2))
+    torch.testing.assert_close(sw["denoised"][0], m.denoise_decode(m.vae.encode(x, 0.4), 0.4, generator=gen(2)))
 
 
 def test_save_load_round_trip_of_the_pipeline_and_its_parts(tmp_path):

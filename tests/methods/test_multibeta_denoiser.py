@@ -285,6 +285,8 @@ def test_input_validation():
     with pytest.raises(ValueError, match="steps must be 4"):
         m.denoise(z, 0.5, 0.0, steps=2)
     assert m.denoise(z, 0.5, 0.0, steps=4).shape == (2, 2)
+    assert torch.equal(m.denoise(z, 0.5, 0.5), z)  # no grid step between equal betas
+    assert torch.equal(m.denoise(z, 0.5, 0.49), z)  # both snap to index 4
     with pytest.raises(ValueError, match=r"beta_from must lie in \[0, B=1\]"):
         m.denoise(z, 1.5)
     with pytest.raises(ValueError, match="beta_from must be a finite number"):

@@ -171,6 +171,15 @@ def test_tables_start_as_documented_and_the_monotone_table_stays_increasing():
     assert float(m.sigma_grid()[0] ** 2) >= 1e-4
 
 
+def test_free_table_starts_like_the_monotone_one():
+    m = MultiBetaVAE(MultiBetaVAEConfig(image_size=32, in_channels=1, latent_dim=2, num_steps=5, hidden=8,
+                                        sigma_table="free", sigma2_init_top=0.5))
+    want = 1e-4 + 0.5 * torch.arange(6, dtype=torch.float64) / 5
+    want[0] = 1e-4 + 1e-6
+    torch.testing.assert_close(m.log_sigma2_grid().detach().double().exp(), want, rtol=1e-6, atol=1e-10)
+    assert m.floors() == {"sigma2": 0, "log_s2": 0}
+
+
 def test_floors_bind_and_are_reported():
     m = tiny(sigma_table="free")
     with torch.no_grad():
@@ -226,6 +235,8 @@ def test_beta_prior_draws():
     assert float((counts - 0.2).abs().max()) < 0.03
     no_top = tiny(num_steps=4, train_top=False).sample_beta(2000, generator=g)
     assert set(torch.round(no_top * 4).long().tolist()) == {0, 1, 2, 3}
+    un = tiny(beta_prior="uniform", train_top=False, num_steps=4).sample_beta(4000, generator=g)
+    assert float(un.max()) < 1 - 1 / 8 + 1e-9 and float(un.max()) > 0.86  # beta ~ U[0, B (1 - 1/(2N))): below the top cell
     u = tiny(beta_prior="uniform", beta_max=2.0).sample_beta(4000, generator=g)
     assert 0 <= float(u.min()) and float(u.max()) <= 2.0 and abs(float(u.mean()) - 1.0) < 0.05
     assert len(set(u.tolist())) > 3000

@@ -105,7 +105,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             self.net = UNet(cfg.unet)
         n = cfg.num_steps
-        self.register_buffer("sigma_table", torch.sqrt(1e-4 + torch.arange(n + 1, dtype=torch.float32) / n))
+        self.register_buffer("sigma_table", torch.zeros(n + 1))  # set_schedule fills it (phase 2 starts)
         self.register_buffer("schedule_set", torch.zeros((), dtype=torch.uint8))
 
     # -- schedule ----------------------------------------------------------------------------
