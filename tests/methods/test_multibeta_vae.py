@@ -190,6 +190,7 @@ def test_floors_bind_and_are_reported():
     assert m.floors() == {"sigma2": 1, "log_s2": 2}
     assert not m.sigma_is_increasing()  # -1 then -2: the free table is not monotone
     out = m.loss(images(), step=0, beta=torch.zeros(4, dtype=torch.float64), noise=noise(m))
+    assert (out["sigma2_floor"], out["log_s2_floor"]) == (1, 2)  # logged by the trainer
     out["loss"].backward()
     assert float(m.log_sigma2_table.grad[0]) == 0.0 and float(m.log_s2_table.grad[0]) == 0.0  # floored: no gradient
 

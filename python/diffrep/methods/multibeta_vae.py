@@ -320,4 +320,6 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
         w_rec, w_kl = self.weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
-        return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach()}
+        at_floor = self.floors()
+        return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach(),
+                "sigma2_floor": at_floor["sigma2"], "log_s2_floor": at_floor["log_s2"]}
