@@ -39,7 +39,8 @@ def hand_tables(m):
     """sigma_i^2 and log s_i^2 rebuilt from the raw parameters by the formulas of the docs page."""
     c = m.config
     eta = m.sigma_eta.detach()
-    s2 = c.sigma2_min + torch.cumsum(torch.log1p(torch.exp(eta)), 0)
+    step = c.sigma2_min_step * (torch.arange(len(eta)) > 0).to(eta.dtype)
+    s2 = c.sigma2_min + torch.cumsum(torch.log1p(torch.exp(eta)) + step, 0)
     return s2, m.log_s2_table.detach().clamp_min(c.log_s2_min)
 
 
@@ -167,8 +168,13 @@ def test_tables_start_as_documented_and_the_monotone_table_stays_increasing():
     with torch.no_grad():
         m.sigma_eta.copy_(torch.randn(6) * 5)
     assert m.sigma_is_increasing()
+    with torch.no_grad():
+        m.sigma_eta.fill_(-60.0)  # softplus underflows to ~1e-26: every step is the minimum step
+    s2 = m.sigma_grid().detach().double().pow(2)
+    torch.testing.assert_close(torch.diff(s2), torch.full((5,), 1e-6, dtype=torch.float64), rtol=1e-3, atol=0)
+    assert bool((torch.diff(m.sigma_grid()) > 0).all())  # still strictly increasing in float32
     assert bool((torch.diff(m.sigma_grid()) > 0).all())
-    assert float(m.sigma_grid()[0] ** 2) >= 1e-4
+    assert float(m.sigma_grid()[0].double() ** 2) >= 1e-4 * (1 - 1e-6)
 
 
 def test_free_table_starts_like_the_monotone_one():
@@ -303,6 +309,8 @@ def test_input_validation():
         MultiBetaVAEConfig(log_s2_init=-10.0)
     with pytest.raises(ConfigError, match="sigma2_min"):
         MultiBetaVAEConfig(sigma2_min=0.0)
+    with pytest.raises(ConfigError, match="sigma2_min_step"):
+        MultiBetaVAEConfig(num_steps=1000, sigma2_min_step=1e-3)
 
 
 def test_nll_and_kl_closed_forms_match_monte_carlo_free_forms():

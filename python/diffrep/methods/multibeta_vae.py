@@ -17,8 +17,9 @@ and ``loss`` = mean over the batch of (B - beta) nll + beta kl (``weighting="eq4
 sigma_beta and s_beta depend on beta only (Sec. 3.1) and live on the grid of Algorithm 1,
 beta_i = i B / N, i = 0..N (N + 1 values including 0 and B):
 
-- ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k), increasing by
-  construction (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
+- ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k) + i sigma2_min_step,
+  increasing by construction, each step at least ``sigma2_min_step`` (so the schedule stays strictly increasing
+  in float32) (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
   ``"free"``: a free table of log sigma_i^2, floored at log sigma2_min (monotonicity then checked by
   :meth:`MultiBetaVAE.sigma_is_increasing` before phase 2);
 - log s_i^2: a free table, floored at ``log_s2_min`` (``learn_s=False`` keeps it at ``log_s2_init``).
@@ -87,6 +88,7 @@ class MultiBetaVAEConfig(Config):
     sigma_table: Literal["monotone", "free"] = "monotone"
     sigma2_min: Annotated[float, Gt(0), Lt(1)] = 1e-4  # floor of sigma_beta^2 (Prop. 3.1 guard)
     sigma2_init_top: Annotated[float, Gt(0)] = 1.0  # initial sigma_i^2 = sigma2_min + (i / N) x this
+    sigma2_min_step: Annotated[float, Ge(0)] = 1e-6  # monotone table: sigma_i^2 - sigma_{i-1}^2 >= this (i >= 1)
     learn_s: bool = True
     log_s2_init: float = 0.0
     log_s2_min: float = -9.0  # floor of log s_beta^2 (guard of the beta = 0 end)
@@ -102,6 +104,9 @@ class MultiBetaVAEConfig(Config):
         else:
             check_levels(self.image_size, self.channel_mult)
             check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
+        if self.sigma2_min_step >= self.sigma2_init_top / self.num_steps:
+            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps = "
+                              f"{self.sigma2_init_top / self.num_steps:.3g}, got {self.sigma2_min_step}")
         if self.log_s2_init < self.log_s2_min:
             raise ConfigError("log_s2_init", f"{self.log_s2_init} is below the floor log_s2_min={self.log_s2_min}")
         if self.weighting == "beta_vae" and self.train_top:
@@ -150,6 +155,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.sigma_table == "monotone":
             inc = torch.diff(init_s2, prepend=torch.tensor([cfg.sigma2_min], dtype=torch.float64))
             inc[0] = 1e-6  # sigma_0^2 starts just above its floor
+            inc[1:] -= cfg.sigma2_min_step
             self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
         else:
             init_s2[0] = cfg.sigma2_min + 1e-6
@@ -169,7 +175,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         """log sigma_i^2 on the grid [N + 1] (floored at log sigma2_min)."""
         cfg = self.config
         if cfg.sigma_table == "monotone":
-            return torch.log(cfg.sigma2_min + torch.cumsum(F.softplus(self.sigma_eta), 0))
+            inc = F.softplus(self.sigma_eta)
+            if cfg.sigma2_min_step:
+                step = torch.full_like(inc, cfg.sigma2_min_step)
+                step[0] = 0.0
+                inc = inc + step
+            return torch.log(cfg.sigma2_min + torch.cumsum(inc, 0))
         return self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
 
     def log_s2_grid(self) -> torch.Tensor:
