@@ -304,9 +304,10 @@ class MultiBeta(PretrainedMixin, nn.Module):
             return generator
         return torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,))))
 
-    def _decode_codes(self, codes: list[torch.Tensor], b: float, denoise: bool, gen: torch.Generator) -> torch.Tensor:
-        """Decode each code (directly at b, or denoised to 0 then decoded), every one with the same sampler noise."""
-        state = gen.get_state()
+    def _decode_codes(self, codes: list[torch.Tensor], b: float, denoise: bool, gen: torch.Generator,
+                      state: torch.Tensor) -> torch.Tensor:
+        """Decode each code (directly at b, or denoised to 0 then decoded), every one with the sampler noise that
+        ``gen`` draws from ``state``."""
         outs = []
         for z in codes:
             if denoise:
@@ -332,7 +333,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         gen = self._generator(x.device, generator)
         z0 = self.encode(x, b, noise=denoise and self.config.encoding_noise, generator=gen)
         direction = direction.to(z0)
-        return self._decode_codes([z0 + a * direction for a in al], b, denoise, gen)
+        return self._decode_codes([z0 + a * direction for a in al], b, denoise, gen, gen.get_state())
 
     @staticmethod
     def _numbers(values, name: str) -> list[float]:
@@ -359,6 +360,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         vals = self._numbers(values, "values")
         gen = self._generator(x.device, generator)
         z0 = self.encode(x, b, noise=denoise and self.config.encoding_noise, generator=gen)
+        state = gen.get_state()
         rows = []
         for k in dims:
             codes = []
@@ -366,5 +368,5 @@ class MultiBeta(PretrainedMixin, nn.Module):
                 z = z0.clone()
                 z[:, k] = v
                 codes.append(z)
-            rows.append(self._decode_codes(codes, b, denoise, gen))
+            rows.append(self._decode_codes(codes, b, denoise, gen, state))
         return torch.stack(rows, dim=1)

@@ -41,6 +41,7 @@ from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from .multibeta_nets import LatentMLP
+from .multibeta_vae import _at_least_f32
 
 __all__ = ["LatentDenoiserConfig", "LatentDenoiser"]
 
@@ -104,7 +105,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             self.net = UNet(cfg.unet)
         n = cfg.num_steps
-        self.register_buffer("sigma_table", torch.sqrt(1e-4 + torch.arange(n + 1, dtype=torch.float32) / n))
+        self.register_buffer("sigma_table", torch.zeros(n + 1))  # set_schedule fills it (phase 2 starts)
         self.register_buffer("schedule_set", torch.zeros((), dtype=torch.uint8))
 
     # -- schedule ----------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         if not isinstance(sigmas, torch.Tensor) or sigmas.shape != (n + 1,):
             raise ValueError(f"set_schedule: sigmas must be a tensor of shape [{n + 1}] (N + 1 grid values), "
                              f"got {tuple(getattr(sigmas, 'shape', ()))}")
-        s = sigmas.detach().float()
+        s = sigmas.detach().to(self.sigma_table.dtype)
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError("set_schedule: sigmas must be finite and positive")
         if not bool((torch.diff(s) > 0).all()):
@@ -145,7 +146,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """w(t_i)^-1 per example: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
         ``max_weight`` (``elbo``, the eps form of Eq. 11)."""
         if self.config.weighting == "simple":
-            return torch.ones(i.shape, device=i.device)
+            return torch.ones(i.shape, device=i.device, dtype=self.sigma_table.dtype)
         s2 = self.sigma_table.pow(2)
         w = (s2[i] - s2[i - 1]) / (2 * s2[i - 1])
         return w.clamp_max(self.config.max_weight)
@@ -177,6 +178,18 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         sig = self.sigma_table[i].to(f_t.dtype).reshape(bshape)
         return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self.weight_inv(i)}
 
+    def posterior(self, z_t: torch.Tensor, f_t: torch.Tensor, f_prev: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
+        """q(z_{t-tau} | z_t, x) of Eq. 15-16 at t = i tau, with Eq. 16's x read as f(x, t) (x is not in latent
+        space): mean (sigma_{t-tau}^2/sigma_t^2) z_t + (sigma_{t|t-tau}^2/sigma_t^2) f(x, t) + f(x, t-tau) - f(x, t)
+        and std sigma~_t = sigma_{t|t-tau} sigma_{t-tau} / sigma_t (Eq. 8)."""
+        cfg = self.config
+        if not 1 <= i <= cfg.num_steps:
+            raise ValueError(f"posterior: i must lie in 1..N={cfg.num_steps}, got {i}")
+        s2_t, s2_p = self.sigma_table[i].pow(2), self.sigma_table[i - 1].pow(2)
+        var_step = s2_t - s2_p
+        mean = (s2_p / s2_t) * z_t + (var_step / s2_t) * f_t + f_prev - f_t
+        return mean, float(torch.sqrt(var_step * s2_p / s2_t))
+
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
              encoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
              t_index: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict:
@@ -202,9 +215,13 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             if bool((t_index < 1).any()) or bool((t_index > cfg.num_steps).any()):
                 raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
             i = t_index.to(dev)
-        t = i.to(torch.float64).mul(cfg.tau).float()
-        with torch.no_grad():
-            f = encoder(torch.cat([x, x]), torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau).float()]))
+        t = i.to(torch.float64).mul(cfg.tau)
+        # the Delta target is a difference of nearly equal encodings, O(tau): computed in float32 or wider even
+        # under bf16 autocast (docs/methods/multibeta.md#phase-2-the-latent-diffusion)
+        xx = torch.cat([x, x])
+        xx = xx.to(torch.promote_types(xx.dtype, torch.float32))
+        with torch.no_grad(), torch.autocast(xx.device.type, enabled=False):
+            f = encoder(xx, torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau)]).to(xx.dtype))
         f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output")
         f_t, f_prev = f[:n], f[n:]
         if noise is None:
@@ -213,11 +230,11 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"LatentDenoiser.loss: noise must have shape {tuple(f_t.shape)}")
         terms = self.eq19_terms(f_t, f_prev, i, noise)
         eps_hat, delta_hat = self.predict(terms["z_t"], i)
-        eps_err = (eps_hat - terms["eps"]).float().pow(2).flatten(1).sum(1)
+        eps_err = _at_least_f32(eps_hat - terms["eps"]).pow(2).flatten(1).sum(1)
         if cfg.delta_over_tau:  # the head regresses Delta / tau: the Delta term reweighted by 1 / tau^2
-            delta_err = ((delta_hat - terms["delta"]) / cfg.tau).float().pow(2).flatten(1).sum(1)
+            delta_err = _at_least_f32((delta_hat - terms["delta"]) / cfg.tau).pow(2).flatten(1).sum(1)
         else:
-            delta_err = (delta_hat - terms["delta"]).float().pow(2).flatten(1).sum(1)
+            delta_err = _at_least_f32(delta_hat - terms["delta"]).pow(2).flatten(1).sum(1)
         loss = (terms["w_inv"] * eps_err + cfg.delta_weight * delta_err).mean()
         return {"loss": loss, "eps_mse": eps_err.mean().detach(), "delta_mse": delta_err.mean().detach()}
 
@@ -241,10 +258,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             noise = xi
         else:
             noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-        if cfg.sampler == "ancestral":  # Eq. 17 mean, Eq. 8 std
-            var_step = s_t**2 - s_prev**2
-            mean = (s_prev**2 / s_t**2) * z + (var_step / s_t**2) * (z - s_t * eps_hat) + sign * delta_hat
-            return mean + torch.sqrt(var_step * s_prev**2 / s_t**2) * noise
+        if cfg.sampler == "ancestral":  # Eq. 17: the posterior of Eq. 15-16 with f(x, t) -> x_hat, the difference -> Delta_hat
+            mean, std = self.posterior(z, z - s_t * eps_hat, z - s_t * eps_hat + sign * delta_hat, i)
+            return mean + std * noise
         mu_t = z - s_t * eps_hat  # step 2
         mu_prev = mu_t + sign * delta_hat  # step 3 (the printed sign: -)
         return mu_prev + s_prev * noise  # step 4
@@ -274,5 +290,6 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """Algorithm 2 from the prior: z_T ~ N(0, I), all N steps down to ``beta_to`` (0): latents [n, ...]."""
         positive_int(n, "n")
         self._need_schedule("sample")
-        z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, generator=generator)
+        z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, dtype=self.sigma_table.dtype,
+                        generator=generator)
         return self.denoise(z, self.config.beta_max, beta_to, generator=generator)

@@ -43,7 +43,8 @@ class BetaEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(base, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(beta * self.scale, self.base))
+        w = self.mlp[0].weight
+        return self.mlp(timestep_embedding(beta * self.scale, self.base).to(w.dtype))
 
 
 class FiLM(nn.Module):

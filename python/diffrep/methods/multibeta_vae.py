@@ -17,8 +17,9 @@ and ``loss`` = mean over the batch of (B - beta) nll + beta kl (``weighting="eq4
 sigma_beta and s_beta depend on beta only (Sec. 3.1) and live on the grid of Algorithm 1,
 beta_i = i B / N, i = 0..N (N + 1 values including 0 and B):
 
-- ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k), increasing by
-  construction (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
+- ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k) + i sigma2_min_step,
+  increasing by construction, each step at least ``sigma2_min_step`` (so the schedule stays strictly increasing
+  in float32) (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
   ``"free"``: a free table of log sigma_i^2, floored at log sigma2_min (monotonicity then checked by
   :meth:`MultiBetaVAE.sigma_is_increasing` before phase 2);
 - log s_i^2: a free table, floored at ``log_s2_min`` (``learn_s=False`` keeps it at ``log_s2_init``).
@@ -87,6 +88,7 @@ class MultiBetaVAEConfig(Config):
     sigma_table: Literal["monotone", "free"] = "monotone"
     sigma2_min: Annotated[float, Gt(0), Lt(1)] = 1e-4  # floor of sigma_beta^2 (Prop. 3.1 guard)
     sigma2_init_top: Annotated[float, Gt(0)] = 1.0  # initial sigma_i^2 = sigma2_min + (i / N) x this
+    sigma2_min_step: Annotated[float, Ge(0)] = 1e-6  # monotone table: sigma_i^2 - sigma_{i-1}^2 >= this (i >= 1)
     learn_s: bool = True
     log_s2_init: float = 0.0
     log_s2_min: float = -9.0  # floor of log s_beta^2 (guard of the beta = 0 end)
@@ -102,6 +104,9 @@ class MultiBetaVAEConfig(Config):
         else:
             check_levels(self.image_size, self.channel_mult)
             check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
+        if self.sigma2_min_step >= self.sigma2_init_top / self.num_steps:
+            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps = "
+                              f"{self.sigma2_init_top / self.num_steps:.3g}, got {self.sigma2_min_step}")
         if self.log_s2_init < self.log_s2_min:
             raise ConfigError("log_s2_init", f"{self.log_s2_init} is below the floor log_s2_min={self.log_s2_min}")
         if self.weighting == "beta_vae" and self.train_top:
@@ -117,6 +122,11 @@ class MultiBetaVAEConfig(Config):
     @property
     def tau(self) -> float:
         return self.beta_max / self.num_steps
+
+
+def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 or wider (bf16 activations under autocast are summed in float32; float64 stays float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
@@ -145,6 +155,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.sigma_table == "monotone":
             inc = torch.diff(init_s2, prepend=torch.tensor([cfg.sigma2_min], dtype=torch.float64))
             inc[0] = 1e-6  # sigma_0^2 starts just above its floor
+            inc[1:] -= cfg.sigma2_min_step
             self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
         else:
             init_s2[0] = cfg.sigma2_min + 1e-6
@@ -164,7 +175,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         """log sigma_i^2 on the grid [N + 1] (floored at log sigma2_min)."""
         cfg = self.config
         if cfg.sigma_table == "monotone":
-            return torch.log(cfg.sigma2_min + torch.cumsum(F.softplus(self.sigma_eta), 0))
+            inc = F.softplus(self.sigma_eta)
+            if cfg.sigma2_min_step:
+                step = torch.full_like(inc, cfg.sigma2_min_step)
+                step[0] = 0.0
+                inc = inc + step
+            return torch.log(cfg.sigma2_min + torch.cumsum(inc, 0))
         return self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
 
     def log_s2_grid(self) -> torch.Tensor:
@@ -221,11 +237,11 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     # -- validation --------------------------------------------------------------------------
     def _beta(self, beta, n: int | None, name: str = "beta") -> torch.Tensor:
         """beta as a float tensor [n] on the model's device, checked to lie in [0, B]."""
-        device = self.log_s2_table.device
+        device, dtype = self.log_s2_table.device, self.log_s2_table.dtype
         if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
             raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
-        b = torch.as_tensor(beta, dtype=torch.float32, device=device) if not isinstance(beta, torch.Tensor) \
-            else beta.to(device=device, dtype=torch.float32)
+        b = torch.as_tensor(beta, dtype=dtype, device=device) if not isinstance(beta, torch.Tensor) \
+            else beta.to(device=device, dtype=dtype)
         if b.dim() == 0:
             b = b.expand(n if n is not None else 1)
         if b.dim() != 1 or (n is not None and b.shape[0] != n):
@@ -266,8 +282,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.beta_prior == "grid":
             top = cfg.num_steps + (1 if cfg.train_top else 0)
             i = torch.randint(0, top, (n,), device=device, generator=generator)
-            return i.to(torch.float64).mul(cfg.beta_max / cfg.num_steps).float()
-        u = torch.rand(n, device=device, generator=generator)
+            return i.to(torch.float64).mul(cfg.beta_max / cfg.num_steps).to(self.log_s2_table.dtype)
+        u = torch.rand(n, device=device, generator=generator, dtype=self.log_s2_table.dtype)
         return u * cfg.beta_max if cfg.train_top else u * (cfg.beta_max * (1 - 1.0 / (2 * cfg.num_steps)))
 
     def weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,9 +326,11 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         log_s2 = self._at(self.log_s2_grid(), beta)
         D = x[0].numel()
         d = f[0].numel()
-        sq = (x - rec).float().pow(2).flatten(1).sum(1)
+        sq = _at_least_f32(x - rec).pow(2).flatten(1).sum(1)
         nll = 0.5 * sq * torch.exp(-log_s2) + 0.5 * D * (math.log(2 * math.pi) + log_s2)
-        kl = 0.5 * (f.float().pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
+        kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
         w_rec, w_kl = self.weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
-        return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach()}
+        at_floor = self.floors()
+        return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach(),
+                "sigma2_floor": at_floor["sigma2"], "log_s2_floor": at_floor["log_s2"]}
