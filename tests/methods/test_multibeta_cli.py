@@ -245,3 +245,20 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
     for k, v in final.vae.state_dict().items():
         assert torch.equal(v, again.vae.state_dict()[k]), k
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r3"), "--phases", "[2]"]) == 2
+
+
+def test_generic_eval_reads_the_code_at_representation_beta(models):
+    """``diffrep eval --model`` calls ``encode(x)``: a MultiBeta answers with the code at representation_beta, and
+    the image-size check knows where a MultiBeta keeps its image size."""
+    from diffrep.cli.eval import _model_image_size, encode_dataset
+
+    p2, _, m = models
+    arrays = encode_dataset(str(p2), None, num_train=6, num_test=4, seed=2)
+    ds = _ds()
+    rs = np.random.RandomState(2)
+    f = ds.sample_factors(6, rs)
+    x = torch.from_numpy(ds.sample_observations_from_factors(f, rs)).permute(0, 3, 1, 2) * 2 - 1
+    assert np.array_equal(arrays["factors"], f)
+    assert np.allclose(arrays["codes"], m.encode(x, m.config.representation_beta).double().numpy(), atol=1e-6)
+    assert not np.allclose(arrays["codes"], m.encode(x, 0.0).double().numpy(), atol=1e-3)
+    assert _model_image_size(m) == 32

@@ -115,7 +115,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
 
 def _model_image_size(model) -> int | None:
     cfg = getattr(model, "config", None)
-    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size")):
+    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size"),
+                 ("vae", "image_size")):
         v = cfg
         for p in path:
             v = getattr(v, p, None)
