@@ -5,5 +5,7 @@
 - :mod:`.variability`, :mod:`.posterior_geometry`, :mod:`.representation`, :mod:`.guidance`,
   :mod:`.sami_fid`: SAMI sections 10.1-10.7;
 - :mod:`.disks_probes`, :mod:`.disks_bayes`: what a disks model carries, and what it could carry;
-- :mod:`.traversal`: what a latent traversal shows (the quickstart's figure and centroid shifts).
+- :mod:`.traversal`: what a latent traversal shows (the quickstart's figure and centroid shifts);
+- :mod:`.multibeta`: how much each latent space of a multi-beta VAE keeps, the informative-beta rule and the
+  nearest-real-image distance (docs/methods/multibeta.md#recipes).
 """
