@@ -79,6 +79,12 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
                                                 "vq/toy-cpu", "--batch", "2", "--steps", "1", "--warmup", "0"]
                                                if tiny else ["--steps", "10", "--warmup", "3"])), 150,
              "one training step of each method's paper recipe: ms/step, images/s, peak memory"),
+        Step("multibeta phase step times", _py("benches/bench_multibeta.py", "--device", dev,
+                                               *(["--recipes", "multibeta/dsprites-cpu", "--batch", "2", "--repeat", "1",
+                                                  "--budget", "1"] if tiny else
+                                                 ["--recipes", "multibeta/dsprites-cpu", "multibeta/shapes3d",
+                                                  "multibeta/celeba64", "multibeta/celebahq256", "--batch", "16"])), 150,
+             "multi-beta VAE: phase-1 vs phase-2 vs beta-VAE step, side by side"),
     ]
     return steps
 
