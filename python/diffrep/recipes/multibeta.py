@@ -347,7 +347,7 @@ def dsprites_cpu():
 
 RECIPES = tuple(Recipe(name, fn, build, desc, cpu) for name, fn, desc, cpu in (
     ("multibeta/dsprites-cpu", dsprites_cpu, "multi-beta VAE + latent diffusion on dSprites 32x32; CPU, both phases "
-     "in ~15 minutes", True),
+     "in ~7 minutes", True),
     ("multibeta/cars3d", cars3d, "Table 2: Cars3D 64, disentanglement_lib conv nets, d=10", False),
     ("multibeta/shapes3d", shapes3d, "Table 2: Shapes3D 64, disentanglement_lib conv nets, d=10", False),
     ("multibeta/mpi3d", mpi3d, "Table 2: MPI3D 64, disentanglement_lib conv nets, d=10", False),
