@@ -122,3 +122,25 @@ def test_spearman_hand_cases():
         spearman([1], [1])
     with pytest.raises(ValueError):
         spearman([1, 2], [1, 2, 3])
+
+
+def test_messages_and_edges_of_the_validators():
+    vae = ToyVAE()
+    x = torch.randn(4, 1, 3, 4, dtype=torch.float64)
+    for bad, msg in (([], "non-empty"), ("0.1", "non-empty"), ([float("nan")], "finite numbers"),
+                     ([1.5], r"lie in \[0, B=1\]"), ([0.5, 0.5], "strictly increasing"), ([0.5, 0.2], "strictly")):
+        with pytest.raises(ValueError, match=msg):
+            information_curve(vae, x, bad)
+    curve = {"betas": [0.1, 0.3], "explained": [1.0, 0.4]}
+    assert informative_beta(curve, 1.0) == 0.1  # fraction 1 is allowed: only the codes as good as beta = 0
+    with pytest.raises(ValueError, match="curve must be"):
+        informative_beta({"explained": [1.0]}, 0.5)
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\]"):
+        informative_beta(curve, 0.0)
+    with pytest.raises(ValueError, match="keeps the code informative .* decoder that explains some variance"):
+        informative_beta({"betas": [0.1], "explained": [float("nan")]}, 0.5)
+    assert spearman([1, 2], [3, 4]) == pytest.approx(1.0)  # two points are enough
+    with pytest.raises(ValueError, match="1-D sequences of the same length >= 2"):
+        spearman([[1, 2], [3, 4]], [[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="1-D sequences"):
+        spearman([1], [1])
