@@ -104,9 +104,9 @@ class MultiBetaVAEConfig(Config):
         else:
             check_levels(self.image_size, self.channel_mult)
             check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
-        if self.sigma2_min_step >= self.sigma2_init_top / self.num_steps:
-            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps = "
-                              f"{self.sigma2_init_top / self.num_steps:.3g}, got {self.sigma2_min_step}")
+        if self.sigma2_min_step + 1e-6 >= self.sigma2_init_top / self.num_steps:
+            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps - 1e-6 = "
+                              f"{self.sigma2_init_top / self.num_steps - 1e-6:.3g}, got {self.sigma2_min_step}")
         if self.log_s2_init < self.log_s2_min:
             raise ConfigError("log_s2_init", f"{self.log_s2_init} is below the floor log_s2_min={self.log_s2_min}")
         if self.weighting == "beta_vae" and self.train_top:
@@ -154,7 +154,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         init_s2 = cfg.sigma2_min + frac * cfg.sigma2_init_top  # sigma_i^2 at initialisation
         if cfg.sigma_table == "monotone":
             inc = torch.diff(init_s2, prepend=torch.tensor([cfg.sigma2_min], dtype=torch.float64))
-            inc[0] = 1e-6  # sigma_0^2 starts just above its floor
+            inc[0] = 1e-6  # sigma_0^2 starts just above its floor ...
+            inc[1] -= 1e-6  # ... and the others where init_s2 puts them
             inc[1:] -= cfg.sigma2_min_step
             self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
         else:
