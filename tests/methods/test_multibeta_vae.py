@@ -391,3 +391,14 @@ def test_an_equal_step_is_not_increasing():
     with torch.no_grad():
         m.log_sigma2_table.copy_(torch.tensor([-5.0, -1.0, -1.0, 0.0, 0.1], dtype=torch.float64))
     assert not m.sigma_is_increasing()
+
+
+def test_fixed_s_and_the_grid_in_float64():
+    m = tiny(learn_s=False, log_s2_init=-2.0)
+    assert "log_s2_table" in dict(m.named_buffers()) and "log_s2_table" not in dict(m.named_parameters())
+    assert m.log_s2_grid().tolist() == [-2.0] * 5
+    out = m.loss(images(2), step=0, beta=torch.tensor([0.25, 0.5], dtype=torch.float64), noise=noise(m, 2))
+    _, nll, _ = independent_eq4(m, images(2), torch.tensor([0.25, 0.5], dtype=torch.float64), noise(m, 2))
+    assert float(out["recon"]) == pytest.approx(float(nll.mean()), rel=1e-12)
+    g = beta_grid(1000, dtype=torch.float64)
+    torch.testing.assert_close(g, torch.arange(1001, dtype=torch.float64) / 1000, rtol=1e-15, atol=1e-15)
