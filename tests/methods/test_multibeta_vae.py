@@ -402,3 +402,12 @@ def test_fixed_s_and_the_grid_in_float64():
     assert float(out["recon"]) == pytest.approx(float(nll.mean()), rel=1e-12)
     g = beta_grid(1000, dtype=torch.float64)
     torch.testing.assert_close(g, torch.arange(1001, dtype=torch.float64) / 1000, rtol=1e-15, atol=1e-15)
+
+
+def test_s_and_grid_accessors():
+    m = tiny(beta_max=2.0)
+    with torch.no_grad():
+        m.log_s2_table.copy_(torch.tensor([-1.0, 0.0, 2.0, 3.0, 5.0], dtype=torch.float64))
+    b = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(m.s(b), torch.exp(0.5 * torch.tensor([-1.0, 2.0, 5.0], dtype=torch.float64)))
+    assert m.grid().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
