@@ -411,3 +411,22 @@ def test_s_and_grid_accessors():
     b = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
     torch.testing.assert_close(m.s(b), torch.exp(0.5 * torch.tensor([-1.0, 2.0, 5.0], dtype=torch.float64)))
     assert m.grid().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_pinned_table_keeps_sigma_top_at_one_and_stays_monotone():
+    m = tiny(sigma_table="monotone_pinned")
+    for seed in range(3):
+        with torch.no_grad():
+            m.sigma_eta.copy_(torch.randn(5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 4)
+        s2 = m.log_sigma2_grid().exp()
+        assert float(s2[-1]) == pytest.approx(1.0, rel=1e-12)  # Prop. 3.2's optimum sigma_B = 1, by construction
+        assert float(s2[0]) >= 1e-4 and m.sigma_is_increasing()
+        # the same shape as the unpinned table, rescaled: (s2 - min) proportional to the cumulative increments
+        step = 1e-6 * (torch.arange(5) > 0).double()
+        cum = torch.cumsum(torch.log1p(torch.exp(m.sigma_eta.detach())) + step, 0)
+        torch.testing.assert_close(s2.detach() - 1e-4, cum * (1 - 1e-4) / cum[-1], rtol=1e-10, atol=1e-14)
+    out = m.loss(images(), step=0, beta=torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.float64), noise=noise(m))
+    out["loss"].backward()
+    assert m.sigma_eta.grad is not None and float(m.sigma_eta.grad.abs().sum()) > 0
+    with pytest.raises(ConfigError, match="sigma2_init_top"):
+        MultiBetaVAEConfig(sigma_table="monotone_pinned", sigma2_min=0.5, sigma2_init_top=0.4, num_steps=10)
