@@ -20,6 +20,9 @@ beta_i = i B / N, i = 0..N (N + 1 values including 0 and B):
 - ``sigma_table="monotone"`` (default): sigma_i^2 = sigma2_min + sum_{k<=i} softplus(eta_k) + i sigma2_min_step,
   increasing by construction, each step at least ``sigma2_min_step`` (so the schedule stays strictly increasing
   in float32) (the diffusion of Sec. 4.2 needs sigma_{t|t-tau}^2 = sigma_t^2 - sigma_{t-tau}^2 > 0);
+  ``"monotone_pinned"``: the same, rescaled so that sigma_B^2 = ``sigma2_init_top`` (1) exactly, the optimum of
+  Prop. 3.2 (in the cumulative table the top entry otherwise follows the lower increments, which the
+  reconstruction pulls down, and only the beta = B examples pull it back);
   ``"free"``: a free table of log sigma_i^2, floored at log sigma2_min (monotonicity then checked by
   :meth:`MultiBetaVAE.sigma_is_increasing` before phase 2);
 - log s_i^2: a free table, floored at ``log_s2_min`` (``learn_s=False`` keeps it at ``log_s2_init``).
@@ -85,7 +88,7 @@ class MultiBetaVAEConfig(Config):
     beta_prior: Literal["grid", "uniform"] = "grid"
     train_top: bool = True  # draw beta = B too (trains f(x, B) -> 0, sigma_B -> 1)
     off_grid: Literal["linear", "nearest", "error"] = "linear"
-    sigma_table: Literal["monotone", "free"] = "monotone"
+    sigma_table: Literal["monotone", "monotone_pinned", "free"] = "monotone"  # pinned: sigma_B^2 = sigma2_init_top
     sigma2_min: Annotated[float, Gt(0), Lt(1)] = 1e-4  # floor of sigma_beta^2 (Prop. 3.1 guard)
     sigma2_init_top: Annotated[float, Gt(0)] = 1.0  # initial sigma_i^2 = sigma2_min + (i / N) x this
     sigma2_min_step: Annotated[float, Ge(0)] = 1e-6  # monotone table: sigma_i^2 - sigma_{i-1}^2 >= this (i >= 1)
@@ -104,9 +107,12 @@ class MultiBetaVAEConfig(Config):
         else:
             check_levels(self.image_size, self.channel_mult)
             check_groups([self.model_channels * m for m in self.channel_mult] + [self.model_channels], self.num_groups)
-        if self.sigma2_min_step >= self.sigma2_init_top / self.num_steps:
-            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps = "
-                              f"{self.sigma2_init_top / self.num_steps:.3g}, got {self.sigma2_min_step}")
+        if self.sigma2_min_step + 1e-6 >= self.sigma2_init_top / self.num_steps:
+            raise ConfigError("sigma2_min_step", f"must be below the initial step sigma2_init_top / num_steps - 1e-6 = "
+                              f"{self.sigma2_init_top / self.num_steps - 1e-6:.3g}, got {self.sigma2_min_step}")
+        if self.sigma_table == "monotone_pinned" and self.sigma2_init_top <= self.sigma2_min:
+            raise ConfigError("sigma2_init_top", f"the pinned table needs sigma_B^2 = sigma2_init_top above sigma2_min="
+                              f"{self.sigma2_min}, got {self.sigma2_init_top}")
         if self.log_s2_init < self.log_s2_min:
             raise ConfigError("log_s2_init", f"{self.log_s2_init} is below the floor log_s2_min={self.log_s2_min}")
         if self.weighting == "beta_vae" and self.train_top:
@@ -152,9 +158,10 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         n = cfg.num_steps
         frac = torch.arange(n + 1, dtype=torch.float64) / n
         init_s2 = cfg.sigma2_min + frac * cfg.sigma2_init_top  # sigma_i^2 at initialisation
-        if cfg.sigma_table == "monotone":
+        if cfg.sigma_table in ("monotone", "monotone_pinned"):
             inc = torch.diff(init_s2, prepend=torch.tensor([cfg.sigma2_min], dtype=torch.float64))
-            inc[0] = 1e-6  # sigma_0^2 starts just above its floor
+            inc[0] = 1e-6  # sigma_0^2 starts just above its floor ...
+            inc[1] -= 1e-6  # ... and the others where init_s2 puts them
             inc[1:] -= cfg.sigma2_min_step
             self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
         else:
@@ -174,13 +181,16 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def log_sigma2_grid(self) -> torch.Tensor:
         """log sigma_i^2 on the grid [N + 1] (floored at log sigma2_min)."""
         cfg = self.config
-        if cfg.sigma_table == "monotone":
+        if cfg.sigma_table in ("monotone", "monotone_pinned"):
             inc = F.softplus(self.sigma_eta)
             if cfg.sigma2_min_step:
                 step = torch.full_like(inc, cfg.sigma2_min_step)
                 step[0] = 0.0
                 inc = inc + step
-            return torch.log(cfg.sigma2_min + torch.cumsum(inc, 0))
+            cum = torch.cumsum(inc, 0)
+            if cfg.sigma_table == "monotone_pinned":  # the same shape, rescaled so that sigma_B^2 = sigma2_init_top
+                cum = cum * ((cfg.sigma2_init_top - cfg.sigma2_min) / cum[-1])
+            return torch.log(cfg.sigma2_min + cum)
         return self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
 
     def log_s2_grid(self) -> torch.Tensor:
