@@ -113,6 +113,7 @@ def test_atanh_shift_centres_even_levels():
     (dict(levels=[8], dim=1.0), "dim"),
 ])
 def test_construction_errors(kwargs, err):
+    kwargs = dict(kwargs)
     levels = kwargs.pop("levels")
     with pytest.raises((ValueError, TypeError), match=err):
         FSQ(levels, **kwargs)
