@@ -9,7 +9,7 @@ import pytest
 import diffrep.data as D
 from diffrep.cli import main
 from diffrep.config import ConfigError, apply_overrides
-from diffrep.recipes import bfn, get_recipe, list_recipes, paramrel, sami, vq
+from diffrep.recipes import bfn, get_recipe, list_recipes, paramrel, sami, vae, vq
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +55,8 @@ def _dataset_builder(cfg):
         return lambda: vq.build_dataset(cfg)
     if isinstance(cfg, sami.SAMIRecipeConfig):
         return lambda: sami.build_dataset(cfg.data)
+    if isinstance(cfg, vae._DataFields):
+        return lambda: vae.build_dataset(cfg)
     return None
 
 
