@@ -475,3 +475,83 @@ def test_regulariser_input_errors():
 def test_config_errors_name_the_field(cls, kw, field):
     with pytest.raises(ValueError, match=field):
         cls.config_class(**kw)
+
+
+def test_published_defaults():
+    """The defaults docs/methods/vae.md names, with their sources."""
+    from diffrep.methods.vae import (AEConfig, BetaTCVAEConfig, BetaVAEConfig, DIPVAEConfig, FactorVAEConfig,
+                                     FSQAEConfig, InfoVAEConfig, VAEConfig)
+
+    for c in (AEConfig(), VAEConfig(), BetaVAEConfig(), BetaTCVAEConfig(), DIPVAEConfig(), FactorVAEConfig(),
+              InfoVAEConfig()):
+        assert (c.image_size, c.in_channels, c.latent_dim, c.decoder, c.bernoulli_offset, c.input_range) == \
+            (64, 1, 10, "bernoulli", "entropy", "pm1")
+        assert math.isclose(c.decoder_sigma ** 2, 0.5)
+    b = BetaVAEConfig()
+    assert (b.beta, b.capacity_max, b.capacity_gamma, b.capacity_steps) == (4.0, None, 1000.0, 100_000)
+    t = BetaTCVAEConfig()
+    assert (t.beta, t.estimator, t.dataset_size) == (6.0, "dlib", None)
+    f = FactorVAEConfig()
+    assert (f.gamma, f.disc_hidden, f.disc_layers, f.disc_lr, tuple(f.disc_betas)) == (40.0, 1000, 6, 1e-4, (0.5, 0.9))
+    i = InfoVAEConfig()
+    assert (i.alpha, i.lambda_, i.kernel, i.estimator) == (1.0, 1000.0, "rbf", "biased")
+    d = DIPVAEConfig()
+    assert (d.kind, d.lambda_od, d.lambda_d) == ("i", 10.0, None)
+    q = FSQAEConfig()
+    assert (q.latent_dim, q.levels, q.shift) == (0, (5,) * 10, "tan")
+    assert FSQAE(FSQAEConfig(image_size=32)).code_dim == 10
+
+
+def test_factor_discriminator_architecture_by_hand():
+    from diffrep.methods.vae.factor_vae import FactorDiscriminator
+
+    torch.manual_seed(0)
+    disc = FactorDiscriminator(3, hidden=5, layers=2).double()
+    lin = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in lin] == [(3, 5), (5, 5), (5, 2)]
+    z = torch.randn(4, 3, dtype=torch.float64)
+    h = z
+    for m in lin[:-1]:
+        a = h @ m.weight.T + m.bias
+        h = torch.where(a > 0, a, 0.2 * a)
+    torch.testing.assert_close(disc(z), h @ lin[-1].weight.T + lin[-1].bias)
+    full = FactorVAE(FactorVAE.config_class(image_size=32))
+    assert len([m for m in full.discriminator.modules() if isinstance(m, torch.nn.Linear)]) == 7
+    assert full.discriminator.net[0].out_features == 1000 and full.discriminator.net[0].in_features == 10
+
+
+def test_more_input_errors():
+    z, mu, logvar = _tc_inputs()
+    with pytest.raises(ValueError, match="at least 2"):
+        mss_log_weights(1, 10)
+    with pytest.raises(ValueError, match="at least the batch size"):
+        mss_log_weights(5, 4)
+    with pytest.raises(ValueError, match="dataset_size"):
+        total_correlation(z, mu, logvar, estimator="mws", dataset_size=0)
+    with pytest.raises(TypeError, match="mu must be"):
+        total_correlation(z, [0.0], logvar)
+    with pytest.raises(ValueError, match=r"z must be \[batch"):
+        total_correlation(z[0], mu[0], logvar[0])
+    with pytest.raises(TypeError, match="logvar must be"):
+        dip_regulariser(mu, None)
+    with pytest.raises(ValueError, match=r"mu must be \[batch"):
+        dip_regulariser(mu[0], logvar[0])
+    with pytest.raises(ValueError, match="lambda_d must be >= 0"):
+        dip_regulariser(mu, logvar, lambda_d=-1.0)
+    with pytest.raises(TypeError, match="generator"):
+        permute_dims(z, generator=1)
+    with pytest.raises(ValueError, match="logits_real"):
+        discriminator_loss(torch.zeros(3, 3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="logits_permuted"):
+        discriminator_loss(torch.zeros(3, 2), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="differ in shape"):
+        reconstruction_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 3))
+    with pytest.raises(ValueError, match="bernoulli_offset"):
+        reconstruction_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), bernoulli_offset="x")
+    with pytest.raises(ValueError, match="decoder"):
+        reconstruction_loss(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), decoder="laplace")
+
+
+def test_mss_with_two_examples_uses_the_stratified_weight():
+    w = mss_log_weights(2, 10, dtype=torch.float64).exp()
+    torch.testing.assert_close(w, torch.tensor([[0.1, 0.9], [0.9, 0.1]], dtype=torch.float64))
