@@ -555,3 +555,119 @@ def test_more_input_errors():
 def test_mss_with_two_examples_uses_the_stratified_weight():
     w = mss_log_weights(2, 10, dtype=torch.float64).exp()
     torch.testing.assert_close(w, torch.tensor([[0.1, 0.9], [0.9, 0.1]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("cls, kw, keys", [
+    (AE, {}, {"loss", "recon"}), (VAE, {}, {"loss", "recon", "kl"}), (BetaVAE, {}, {"loss", "recon", "kl"}),
+    (BetaVAE, {"capacity_max": 3.0}, {"loss", "recon", "kl", "capacity"}),
+    (BetaTCVAE, {}, {"loss", "recon", "kl", "tc"}), (DIPVAE, {}, {"loss", "recon", "kl", "dip"}),
+    (InfoVAE, {}, {"loss", "recon", "kl", "mmd"}), (FSQAE, {}, {"loss", "recon"}),
+    (FactorVAE, {"disc_hidden": 4, "disc_layers": 1}, {"loss", "disc_loss", "recon", "kl", "tc", "disc_accuracy"}),
+])
+def test_named_terms(cls, kw, keys):
+    assert set(_loss(_model(cls, **kw), _x(n=3), step=1)) == keys
+
+
+def test_discriminator_accuracy_by_hand():
+    from diffrep.methods.vae.factor_vae import discriminator_accuracy
+
+    real = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [3.0, 1.0]])  # 3 of 4 called real
+    perm = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # 1 of 2 called permuted
+    assert math.isclose(float(discriminator_accuracy(real, perm)), 0.5 * (0.75 + 0.5))
+    assert math.isclose(float(discriminator_accuracy(perm, real)), 0.5 * (0.5 + 0.25))
+
+
+def test_factor_discriminator_defaults_and_small_batches():
+    from diffrep.methods.vae.factor_vae import FactorDiscriminator
+
+    lin = [m for m in FactorDiscriminator(4).modules() if isinstance(m, torch.nn.Linear)]
+    assert len(lin) == 7 and lin[0].out_features == 1000 and lin[-1].out_features == 2
+    out = _loss(_model(FactorVAE, disc_hidden=4, disc_layers=1), _x(n=2))  # a batch of 2 is enough
+    assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize("kernel, estimator", [("imq", "unbiased"), ("rbf", "unbiased"), ("imq", "biased")])
+def test_info_vae_kernel_and_estimator_reach_the_op(kernel, estimator):
+    model, x = _model(InfoVAE, kernel=kernel, estimator=estimator), _x(n=5)
+    p = _parts(model, x)
+    out = _loss(model, x)
+    g = torch.Generator().manual_seed(SEED)
+    torch.randn(p["mu"].shape, generator=g, dtype=torch.float64)
+    prior = torch.randn(p["mu"].shape, generator=g, dtype=torch.float64)
+    want = float(mmd2(p["z"], prior, kernel, estimator=estimator))
+    assert math.isclose(float(out["mmd"]), want, rel_tol=1e-9)
+    assert not math.isclose(want, float(mmd2(p["z"], prior)), rel_tol=1e-3)
+
+
+def test_dip_vae_passes_its_lambdas():
+    model, x = _model(DIPVAE, kind="ii", lambda_od=3.0, lambda_d=0.5), _x(n=5)
+    p = _parts(model, x)
+    assert math.isclose(float(_loss(model, x)["dip"]), _dip_ref(p["mu"], p["logvar"], "ii", 3.0, 0.5), rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("cls, kw", [
+    (BetaVAE, {"capacity_max": 0.0}), (BetaVAE, {"capacity_max": 0.5}), (DIPVAE, {"lambda_d": 0.0}),
+    (DIPVAE, {"lambda_d": 0.5}), (BetaTCVAE, {"estimator": "mws", "dataset_size": 2}),
+    (InfoVAE, {"alpha": 0.5, "lambda_": 0.5}), (InfoVAE, {"alpha": 0.5, "lambda_": 1.2}),
+    (InfoVAE, {"alpha": 0.0, "lambda_": 1.5}),
+])
+def test_config_boundaries_accepted(cls, kw):
+    cls.config_class(**kw)
+
+
+def test_info_vae_negative_mmd_weight_refused():
+    with pytest.raises(ValueError, match="MMD weight"):
+        InfoVAE.config_class(alpha=-0.5, lambda_=0.2)
+
+
+def test_tc_keeps_the_input_dtype():
+    z, mu, logvar = (t.float() for t in _tc_inputs())
+    for est, n in (("mss", 50), ("mws", 50), ("dlib", None)):
+        assert total_correlation(z, mu, logvar, estimator=est, dataset_size=n).dtype == torch.float32
+    assert mss_log_weights(3, 10).dtype == torch.float32
+
+
+@pytest.mark.parametrize("call, exc, msg", [
+    (lambda a: dip_regulariser(a[1].long(), a[2]), TypeError, "^dip_regulariser: mu must be a floating-point tensor, got Tensor"),
+    (lambda a: dip_regulariser(a[1], a[2][0]), ValueError, r"^dip_regulariser: logvar must be \[batch, latent_dim\], got shape \(3,\)"),
+    (lambda a: dip_regulariser(a[1], a[2], kind="x"), ValueError, "^kind must be one of"),
+    (lambda a: dip_regulariser(a[1], a[2], lambda_od=float("inf")), ValueError, "^lambda_od must be a finite"),
+    (lambda a: dip_regulariser(a[1], a[2], lambda_d="1"), ValueError, "^lambda_d must be a finite"),
+    (lambda a: dip_regulariser(a[1], a[2], lambda_d=-2.0), ValueError, "^lambda_d must be >= 0, got -2.0"),
+    (lambda a: dip_regulariser(a[1], a[2], lambda_od=-2.0), ValueError, "^lambda_od must be >= 0, got -2.0"),
+    (lambda a: total_correlation(a[0].long(), a[1], a[2]), TypeError, "^total_correlation: z must be a floating-point tensor, got Tensor"),
+    (lambda a: total_correlation(a[0], a[1], a[2][0]), ValueError, r"^total_correlation: logvar must be \[batch, latent_dim\], got shape \(3,\)"),
+    (lambda a: total_correlation(a[0], a[1], a[2], estimator="x"), ValueError, "^estimator must be one of"),
+    (lambda a: total_correlation(a[0], a[1], a[2], estimator="mss", dataset_size=0), ValueError, "^dataset_size must be a positive int"),
+    (lambda a: total_correlation(a[0], a[1], a[2], estimator="dlib", dataset_size=9), ValueError,
+     r"^the 'dlib' estimator takes no dataset_size \(it drops the log\(N M\) constants\)$"),
+    (lambda a: total_correlation(a[0], a[1], a[2], estimator="mws", dataset_size=4), ValueError, r"^dataset_size \(4\) must be at least the batch size \(5\)"),
+    (lambda a: mss_log_weights(0, 3), ValueError, "^batch_size must be a positive int"),
+    (lambda a: mss_log_weights(3, 0), ValueError, "^dataset_size must be a positive int"),
+    (lambda a: mss_log_weights(1, 3), ValueError, "^the 'mss' estimator needs a batch of at least 2, got 1"),
+    (lambda a: mss_log_weights(4, 3), ValueError, r"^dataset_size \(3\) must be at least the batch size \(4\)"),
+    (lambda a: permute_dims(a[0][0]), ValueError, r"^permute_dims: z must be a \[batch, latent_dim\] tensor, got \(3,\)"),
+    (lambda a: permute_dims([1.0]), ValueError, r"^permute_dims: z must be a \[batch, latent_dim\] tensor, got \(\)"),
+    (lambda a: permute_dims(a[0], generator=2), TypeError, "^generator must be a torch.Generator or None, got int"),
+    (lambda a: discriminator_loss(a[0][:, :2], a[0]), ValueError, r"^discriminator_loss: logits_permuted must be \[batch, 2\], got \(5, 3\)"),
+    (lambda a: discriminator_loss(a[0], a[0][:, :2]), ValueError, r"^discriminator_loss: logits_real must be \[batch, 2\], got \(5, 3\)"),
+    (lambda a: _model(FactorVAE, disc_hidden=4, disc_layers=1).loss(_x(n=1), step=0), ValueError,
+     "^FactorVAE.loss: the permutation needs a batch of at least 2 images$"),
+])
+def test_error_messages(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call(_tc_inputs())
+
+
+@pytest.mark.parametrize("cls, kw, field, text", [
+    (BetaVAE, {"capacity_max": -1.0}, "capacity_max", "must be >= 0 (or None for the plain beta-VAE), got -1.0"),
+    (BetaTCVAE, {"dataset_size": 5}, "dataset_size", "the 'dlib' estimator takes no dataset size"),
+    (BetaTCVAE, {"estimator": "mss", "dataset_size": 1}, "dataset_size", "the 'mss' estimator needs the number of training images (>= 2), got 1"),
+    (DIPVAE, {"lambda_d": -1.0}, "lambda_d", "must be >= 0 or None, got -1.0"),
+    (InfoVAE, {"alpha": -0.5, "lambda_": 0.2}, "lambda_", "alpha + lambda - 1 (the MMD weight) must be >= 0, got -1.3"),
+])
+def test_config_error_texts(cls, kw, field, text):
+    with pytest.raises(ValueError) as err:
+        cls.config_class(**kw)
+    assert err.value.field == field if hasattr(err.value, "field") else True
+    assert text in str(err.value) and field in str(err.value)

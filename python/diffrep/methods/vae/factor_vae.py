@@ -29,7 +29,7 @@ from ...config import Ge, Gt, Lt
 from .core import VAEBase, VAENetConfig
 
 __all__ = ["FactorVAEConfig", "FactorVAE", "FactorDiscriminator", "permute_dims", "factor_tc_estimate",
-           "discriminator_loss"]
+           "discriminator_loss", "discriminator_accuracy"]
 
 
 def permute_dims(z: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,6 +59,11 @@ def discriminator_loss(logits_real: torch.Tensor, logits_permuted: torch.Tensor)
     zeros = torch.zeros(logits_real.shape[0], dtype=torch.long, device=logits_real.device)
     ones = torch.ones(logits_permuted.shape[0], dtype=torch.long, device=logits_permuted.device)
     return 0.5 * (F.cross_entropy(logits_real, zeros) + F.cross_entropy(logits_permuted, ones))
+
+
+def discriminator_accuracy(logits_real: torch.Tensor, logits_permuted: torch.Tensor) -> torch.Tensor:
+    """The mean of the two classes' accuracies (a real z called class 0, a permuted one class 1)."""
+    return 0.5 * ((logits_real.argmax(1) == 0).float().mean() + (logits_permuted.argmax(1) == 1).float().mean())
 
 
 class FactorDiscriminator(nn.Module):
@@ -117,6 +122,6 @@ class FactorVAE(VAEBase):
         logits_real = self.discriminator(zd)
         logits_perm = self.discriminator(permute_dims(zd, generator=generator))
         d_loss = discriminator_loss(logits_real, logits_perm)
-        acc = 0.5 * ((logits_real.argmax(1) == 0).float().mean() + (logits_perm.argmax(1) == 1).float().mean())
+        acc = discriminator_accuracy(logits_real, logits_perm)
         return {"loss": parts["recon"] + kl + cfg.gamma * tc, "disc_loss": d_loss, "recon": parts["recon"],
                 "kl": kl, "tc": tc, "disc_accuracy": acc}
