@@ -135,3 +135,46 @@ def test_input_errors():
         fsq.indices_to_codes(torch.tensor([1.0]))
     with pytest.raises(TypeError, match="floating-point"):
         round_ste(torch.tensor([1]))
+
+
+def test_fsq_details_from_mutation_testing():
+    """Each line here kills a mutant that survived the value tests (benches/results/mutation_vae_2026-12-06.md)."""
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
+    fsq = FSQ(LEVELS)
+    assert fsq.state_dict() == {}  # constants, not weights: nothing to save
+    assert fsq(z).dtype == torch.float32 and fsq.bound(z).dtype == torch.float32
+    torch.testing.assert_close(fsq_bound(z, LEVELS), fsq.bound(z))
+    want = torch.tensor([[_bound_ref(float(z[i, j]), LEVELS[j], eps=0.1) for j in range(3)] for i in range(4)])
+    torch.testing.assert_close(fsq_bound(z, LEVELS, eps=0.1), want)
+    FSQ(LEVELS, eps=0.0)  # eps = 0 is allowed (no shrink)
+    torch.testing.assert_close(FSQ(LEVELS, dim=-2)(z.T), fsq(z).T)
+    with pytest.raises(ValueError, match="dim=2 is out of range"):
+        FSQ(LEVELS, dim=2)(z)
+    with pytest.raises(ValueError, match="^FSQ.bound: z must have at least one axis"):
+        FSQ([5]).bound(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="^FSQ.codes_to_indices: codes are not on the FSQ grid"):
+        fsq.codes_to_indices(torch.tensor([[0.0, 1.5, 0.0]]))  # digit 5 of an L = 5 channel
+    with pytest.raises(TypeError, match="^FSQ.indices_to_codes: indices must be an integer tensor"):
+        fsq.indices_to_codes(torch.tensor([True]))
+    with pytest.raises(TypeError, match="^FSQ.bound: z must be a floating-point tensor"):
+        fsq.bound(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="^FSQ.codes_to_indices: z must be a floating-point"):
+        fsq.codes_to_indices(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="^FSQ.codes_to_indices: z must have 3 channels"):
+        fsq.codes_to_indices(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="^FSQ: z must have 3 channels"):
+        fsq(torch.zeros(2, 2))
+    with pytest.raises(TypeError, match="^FSQ.bound: z must be a tensor, got list"):
+        fsq.bound([1.0])
+    with pytest.raises(TypeError, match="^levels must be a sequence of ints, got int"):
+        FSQ(5)
+    with pytest.raises(ValueError, match=r"^levels must name at least one channel, got \[\]$"):
+        FSQ([])
+    with pytest.raises(ValueError, match="^eps must be a finite number"):
+        FSQ(LEVELS, eps=float("nan"))
+    with pytest.raises(ValueError, match="^shift must be one of"):
+        FSQ(LEVELS, shift="x")
+    with pytest.raises(TypeError, match="^dim must be an int, got float"):
+        FSQ(LEVELS, dim=1.0)
+    with pytest.raises(TypeError, match="^round_ste: x must be a floating-point tensor, got Tensor"):
+        round_ste(torch.tensor([1]))

@@ -125,6 +125,8 @@ class FSQ(nn.Module):
         return self._half_l.to(dtype), self._offset.to(dtype), self._shift.to(dtype), self._half_width.to(dtype)
 
     def _check_float(self, z: torch.Tensor, who: str) -> None:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"{who}: z must be a tensor, got {type(z).__name__}")
         if not z.is_floating_point():
             raise TypeError(f"{who}: z must be a floating-point tensor, got {z.dtype}")
 
@@ -139,6 +141,7 @@ class FSQ(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Codes round_ste(f(z)) / (L // 2) in [-1, 1] (App. A.1 ``quantize``), same shape as ``z``."""
         self._check_float(z, "FSQ")
+        self._to_last(z, "FSQ")  # the caller's name in the messages
         q = round_ste(self.bound(z))
         _, _, _, half_width = self._consts(q.dtype)
         return self._from_last(self._to_last(q, "FSQ") / half_width)
