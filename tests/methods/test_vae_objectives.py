@@ -671,3 +671,62 @@ def test_config_error_texts(cls, kw, field, text):
         cls.config_class(**kw)
     assert err.value.field == field if hasattr(err.value, "field") else True
     assert text in str(err.value) and field in str(err.value)
+
+
+def test_core_details_from_mutation_testing():
+    """Each check kills a mutant that survived the value tests (benches/results/mutation_vae_2026-12-06.md)."""
+    # binary targets: the entropy offset's clipping keeps it finite (0 * log 0 would be nan)
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
+    xb = (torch.rand(2, 1, 4, 4, generator=g, dtype=torch.float64) > 0.5).double()
+    np.testing.assert_allclose(_np(reconstruction_loss(logits, xb)), _bce_ref(logits, xb), rtol=1e-9)
+    # the model passes bernoulli_offset on
+    model, x = _model(VAE, bernoulli_offset="none"), _x()
+    p = _parts(model, x)
+    assert math.isclose(float(_loss(model, x)["recon"]), _bce_ref(p["logits"], p["x01"], offset=False).mean(), rel_tol=1e-10)
+    # input_range "01": outputs are the decoder means themselves
+    model = _model(VAE, input_range="01")
+    x01 = (_x() + 1) / 2
+    with torch.no_grad():
+        torch.testing.assert_close(model.reconstruct(x01), torch.sigmoid(model.decoder(model.encoder(x01)[0])))
+    for bad in (True, 1.5):
+        with pytest.raises(ValueError, match="^VAE.loss: step must be a non-negative int or None"):
+            model.loss(x01, step=bad)
+    with pytest.raises(ValueError, match="^n must be a positive int"):
+        model.sample(0)
+    with pytest.raises(TypeError, match="^generator must be a torch.Generator or None, got int"):
+        model.sample(2, generator=3)
+    with pytest.raises(ValueError, match="^VAE.posterior: x"):
+        model.posterior(torch.zeros(2, 1, 16, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match="^VAE.loss: x"):
+        model.loss(torch.zeros(2, 2, 32, 32, dtype=torch.float64), step=0)
+    # FSQAE: its shift reaches the quantiser, its codes keep the model's dtype, its levels' bounds
+    assert FSQAE(FSQAE.config_class(image_size=32, shift="atanh")).fsq.shift == "atanh"
+    q = _model(FSQAE, levels=(2, 3))
+    assert q.sample_codes(4, generator=torch.Generator().manual_seed(0)).dtype == torch.float64
+    with pytest.raises(ValueError, match="^n must be a positive int"):
+        q.sample_codes(0)
+    with pytest.raises(ValueError, match="^FSQAE.loss: x"):
+        q.loss(torch.zeros(2, 3, 32, 32, dtype=torch.float64), step=0)
+    with pytest.raises(ValueError) as err:
+        FSQAE.config_class(levels=(5, 1))
+    assert err.value.field == "levels" and "every level must be >= 2 and there must be at least one, got (5, 1)" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        FSQAE.config_class(latent_dim=3)
+    assert err.value.field == "latent_dim" and "must be 0 or len(levels) = 10, got 3" in str(err.value)
+    # FactorVAE builds the discriminator it is configured with
+    f = FactorVAE(FactorVAE.config_class(image_size=32, disc_hidden=4, disc_layers=2))
+    assert len([m for m in f.discriminator.modules() if isinstance(m, torch.nn.Linear)]) == 3
+    # DIP: lambda_d = 0 is allowed, dip_covariance defaults to kind "i"
+    _, mu, logvar = _tc_inputs(m=6, d=3, seed=1)
+    assert math.isclose(float(dip_regulariser(mu, logvar, lambda_od=2.0, lambda_d=0.0)), _dip_ref(mu, logvar, "i", 2.0, 0.0))
+    from diffrep.methods.vae import dip_covariance
+    torch.testing.assert_close(dip_covariance(mu, logvar), dip_covariance(mu, logvar, kind="i"))
+    assert not torch.allclose(dip_covariance(mu, logvar), dip_covariance(mu, logvar, kind="ii"))
+    # total_correlation defaults to "mws"
+    z = mu + 0.1
+    assert float(total_correlation(z, mu, logvar, dataset_size=30)) == float(
+        total_correlation(z, mu, logvar, estimator="mws", dataset_size=30))
+    with pytest.raises(ValueError) as err:
+        BetaTCVAE.config_class(dataset_size=5)
+    assert str(err.value).endswith("the 'dlib' estimator takes no dataset size")
