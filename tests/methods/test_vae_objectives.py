@@ -315,6 +315,7 @@ def test_factor_vae_gradients_never_cross():
     g_tc = torch.autograd.grad(out["loss"], model.encoder.head.weight)[0]
     assert float(g_tc.abs().max()) > 0
     assert model.discriminator_optimizer_settings() == {"lr": 1e-4, "betas": (0.5, 0.9)}
+    assert [id(p) for p in model.discriminator_parameters()] == [id(p) for p in disc]
 
 
 # -- DIP-VAE --------------------------------------------------------------------------------------
