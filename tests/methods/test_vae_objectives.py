@@ -705,6 +705,8 @@ def test_core_details_from_mutation_testing():
     assert FSQAE(FSQAE.config_class(image_size=32, shift="atanh")).fsq.shift == "atanh"
     q = _model(FSQAE, levels=(2, 3))
     assert q.sample_codes(4, generator=torch.Generator().manual_seed(0)).dtype == torch.float64
+    q32 = FSQAE(FSQAE.config_class(image_size=32, levels=(2, 3)))
+    assert q32.sample_codes(4).dtype == torch.float32 and q32.sample(2).dtype == torch.float32
     with pytest.raises(ValueError, match="^n must be a positive int"):
         q.sample_codes(0)
     with pytest.raises(ValueError, match="^FSQAE.loss: x"):
