@@ -9,7 +9,7 @@ import pytest
 import diffrep.data as D
 from diffrep.cli import main
 from diffrep.config import ConfigError, apply_overrides
-from diffrep.recipes import bfn, get_recipe, list_recipes, multibeta, paramrel, sami, vq
+from diffrep.recipes import bfn, get_recipe, list_recipes, multibeta, paramrel, sami, vae, vq
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +57,8 @@ def _dataset_builder(cfg):
         return lambda: sami.build_dataset(cfg.data)
     if isinstance(cfg, multibeta.MultiBetaRecipeConfig):
         return lambda: multibeta.build_dataset(cfg)
+    if isinstance(cfg, vae._DataFields):
+        return lambda: vae.build_dataset(cfg)
     return None
 
 

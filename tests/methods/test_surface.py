@@ -7,12 +7,15 @@ from diffrep.methods.base import GenerativeModel, Method, RepresentationModel, T
 from diffrep.methods.multibeta import LatentDenoiser, MultiBeta, MultiBetaVAE
 from diffrep.methods.paramrel import ParamReL
 from diffrep.methods.sami import SAMI
+from diffrep.methods.vae import AE, DIPVAE, FSQAE, VAE, BetaTCVAE, BetaVAE, FactorVAE, InfoVAE
 from diffrep.nn.vq import VQAutoencoder
 
 
 @pytest.mark.parametrize("cls,protocol", [(ParamReL, Method), (SAMI, Method), (BFN, GenerativeModel),
                                           (VQAutoencoder, RepresentationModel), (MultiBeta, Method),
-                                          (MultiBetaVAE, TrainableModel), (LatentDenoiser, TrainableModel)])
+                                          (MultiBetaVAE, TrainableModel), (LatentDenoiser, TrainableModel),
+                                          *[(c, Method) for c in (AE, VAE, BetaVAE, BetaTCVAE, FactorVAE, InfoVAE,
+                                                                  DIPVAE, FSQAE)]])
 def test_methods_follow_the_protocol(cls, protocol):
     model = cls(cls.config_class())
     assert isinstance(model, protocol) and isinstance(model, TrainableModel)

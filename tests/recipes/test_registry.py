@@ -27,6 +27,10 @@ BUILTIN = {
     "multibeta/lsun-bedrooms256": False,
     "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
 }
+_VAE_METHODS = ("ae", "vae", "beta-vae", "annealed-vae", "beta-tcvae", "factor-vae", "info-vae", "dip-vae-i",
+                "dip-vae-ii", "fsq-ae")
+BUILTIN.update({f"vae/{m}-{d}": False for m in _VAE_METHODS for d in ("dsprites", "shapes3d", "mpi3d-toy", "cars3d")})
+BUILTIN.update({f"vae/{m}-cpu": True for m in _VAE_METHODS})
 
 
 def test_recipe_registry():
