@@ -230,6 +230,8 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
                 labels.append(method if setting == "default" else f"{method}\n{setting}")
             if data:
                 ax.boxplot(data, positions=list(range(1, len(data) + 1)), widths=0.6)
+                for i, vals in enumerate(data, start=1):  # each seed's value, over its box
+                    ax.plot([i] * len(vals), vals, "o", ms=3, alpha=0.6, color="C0")
                 ax.set_xticks(list(range(1, len(data) + 1)))
                 ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
             ax.set_title(ds)

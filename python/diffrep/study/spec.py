@@ -310,8 +310,8 @@ def parse_study(raw, source: str = "<study>") -> Study:
         for path, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise StudyError(f"{where}.grid.{path} must be a non-empty list of values, got {values!r}")
-            if len({json.dumps(v, sort_keys=True, default=str) for v in values}) != len(values):
-                raise StudyError(f"{where}.grid.{path}: {values} repeats a value")
+            if len({format_value(v) for v in values}) != len(values):
+                raise StudyError(f"{where}.grid.{path}: {values} repeats a value (as written in folder names)")
         methods.append(MethodSpec(label, recipe, _overrides(m.get("overrides"), f"{where}.overrides"),
                                   dict(grid), _parse_eval(m.get("eval"), base_eval, f"{where}.eval")))
 
