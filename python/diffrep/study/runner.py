@@ -112,7 +112,7 @@ def cell_state(cell: Cell, out: str | os.PathLike) -> str:
 def _check_study_folder(study: Study, out: Path, update: bool) -> None:
     p = out / STUDY_JSON
     if not p.is_file():
-        if out.is_dir() and any(q.name not in (STUDY_YAML,) for q in out.iterdir()):
+        if out.is_dir() and any(q.name != STUDY_YAML and not q.name.startswith(".") for q in out.iterdir()):
             raise StudyError(f"{out} already holds files but no {STUDY_JSON}; it is not this study's folder. "
                              "Choose another --out")
         return
@@ -244,6 +244,10 @@ def run_study(study: Study, out: str | os.PathLike, *, rank: int = 0, world: int
     if not isinstance(study, Study):
         raise TypeError(f"run_study: study must be a Study (load_study(FILE)), got {type(study).__name__}")
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise StudyError("diffrep study run trains one cell per process; under torchrun (WORLD_SIZE > 1) every "
+                         "rank would run the same cells. Share the cells with --rank/--world (or a SLURM array) "
+                         "instead")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StudyError(f"study folder {out} exists and is not a directory")
