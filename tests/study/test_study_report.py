@@ -34,7 +34,8 @@ def _folder(tmp_path, skip=()):
         scores = {m: v[c.seed] for m, v in VALUES[key].items()}
         cd = tmp_path / c.folder
         cd.mkdir(parents=True)
-        (cd / "metrics.json").write_text(json.dumps({"scores": scores, "meta": {}, "train": {"step": 3, "loss": 0.5 + c.seed}}))
+        train = {"step": 3, "loss": 0.5 + c.seed}
+        (cd / "metrics.json").write_text(json.dumps({"scores": scores, "meta": {}, "train": train}))
         (cd / "done.json").write_text(json.dumps({"hash": c.hash}))
     return st
 

@@ -339,8 +339,10 @@ def parse_study(raw, source: str = "<study>") -> Study:
                              f"TrainConfig")
         if datasets:
             ds_list = datasets
-        else:
-            ds_list = [DatasetSpec(_recipe_dataset(_resolve(default_cfg, [("overrides", common), (f"methods.{m.label}.overrides", m.overrides)], source, apply_overrides)), {})]
+        else:  # the recipe's own dataset, as the method's overrides leave it
+            own = _resolve(default_cfg, [("overrides", common), (f"methods.{m.label}.overrides", m.overrides)],
+                           source, apply_overrides)
+            ds_list = [DatasetSpec(_recipe_dataset(own), {})]
         for ds in ds_list:
             ds_over = dict(ds.overrides)
             if ds.by_name is not None:
