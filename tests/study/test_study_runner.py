@@ -159,3 +159,12 @@ def test_evaluated_cell_matches_diffrep_eval(tmp_path, capsys):
     assert set(m["scores"]) == set(ref) and {"mig", "sap"} <= set(ref)
     for k in ref:
         np.testing.assert_allclose(m["scores"][k], ref[k], rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_a_method_without_encode_is_refused_before_training(tmp_path):
+    st = parse_study({"seeds": [0], "steps": 2, "overrides": {"train.batch_size": 2, "train.device": "cpu"},
+                      "methods": {"ddpm": "demo/toy-ddpm"}, "eval": {"metrics": ["mig"]}})
+    with pytest.raises(StudyError, match=r"method ddpm \(demo/toy-ddpm\): ToyDDPM lacks the study surface.*no encode"):
+        run_study(st, tmp_path, log=_quiet)
+    d = tmp_path / st.cells[0].folder
+    assert not (d / "metrics.jsonl").exists() and not (d / "final").exists()

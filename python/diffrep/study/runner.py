@@ -32,7 +32,7 @@ from pathlib import Path
 from .spec import Cell, Study, StudyError
 
 __all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "partition", "shard_from_env",
-           "cell_state", "run_study", "run_cell"]
+           "cell_state", "check_surface", "run_study", "run_cell"]
 
 STUDY_JSON, STUDY_YAML = "study.json", "study.yaml"
 CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON = (
@@ -171,6 +171,20 @@ def _last_record(run_dir: Path) -> dict:
     return last
 
 
+def check_surface(model, cell: Cell) -> None:
+    """A study method needs the trainable surface of :mod:`diffrep.methods.base` (``loss`` with keywords
+    ``step`` and ``generator``, save/load), and ``encode`` when the cell measures metrics; checked before
+    training, so a cell never trains in vain."""
+    from ..methods.base import TrainableModel, surface_problems
+
+    problems = surface_problems(model, TrainableModel)
+    if cell.eval.metrics and not callable(getattr(model, "encode", None)):
+        problems.append("no encode() (the metrics read it; give this method eval: {metrics: []})")
+    if problems:
+        raise StudyError(f"method {cell.method} ({cell.recipe}): {type(model).__name__} lacks the study surface "
+                         f"(docs/study.md): {'; '.join(problems)}")
+
+
 def _train(cell: Cell, d: Path, log) -> dict:
     from ..config import dump_yaml
     from ..recipes import get_recipe
@@ -182,6 +196,7 @@ def _train(cell: Cell, d: Path, log) -> dict:
     write_run_info(d, recipe.name, cell.config)
     seed_everything(cell.config.train.seed)
     model, dataset = recipe.build(cell.config)
+    check_surface(model, cell)
     from ..train.rundir import run_contents
 
     # a crashed run: "latest" = its newest valid checkpoint, or a fresh start that drops its log

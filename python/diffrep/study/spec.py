@@ -265,7 +265,8 @@ def parse_study(raw, source: str = "<study>") -> Study:
         raise StudyError(f"{source}: a study file is a YAML mapping (study:, methods:, seeds:, ...), "
                          f"got {type(raw).__name__}")
     _unknown_keys(raw, _TOP_KEYS, source)
-    name = raw.get("study") or Path(source).stem
+    stem = Path(source).stem
+    name = raw.get("study") or (stem if _LABEL.match(stem) else "study")
     _label(name, _where(source, "study"))
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
