@@ -6,11 +6,14 @@ from diffrep.bfn.model import BFN
 from diffrep.methods.base import GenerativeModel, Method, RepresentationModel, TrainableModel, surface_problems
 from diffrep.methods.paramrel import ParamReL
 from diffrep.methods.sami import SAMI
+from diffrep.methods.vae import AE, DIPVAE, FSQAE, VAE, BetaTCVAE, BetaVAE, FactorVAE, InfoVAE
 from diffrep.nn.vq import VQAutoencoder
 
 
 @pytest.mark.parametrize("cls,protocol", [(ParamReL, Method), (SAMI, Method), (BFN, GenerativeModel),
-                                          (VQAutoencoder, RepresentationModel)])
+                                          (VQAutoencoder, RepresentationModel),
+                                          *[(c, Method) for c in (AE, VAE, BetaVAE, BetaTCVAE, FactorVAE, InfoVAE,
+                                                                  DIPVAE, FSQAE)]])
 def test_methods_follow_the_protocol(cls, protocol):
     model = cls(cls.config_class())
     assert isinstance(model, protocol) and isinstance(model, TrainableModel)

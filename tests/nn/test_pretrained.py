@@ -60,6 +60,16 @@ CASES = {
              lambda m, a: (m.encode(a[0]), m.denoiser(a[0], a[1]))),
 }
 
+# the VAE-family baselines (diffrep.methods.vae): 32 px, 2 latents, the encoder mean and the decoder
+_VAE_CALL = lambda m, a: (m.encode(a[0]), m.decode(m.encode(a[0])))  # noqa: E731
+for _name, _extra in (("AE", {}), ("VAE", {}), ("BetaVAE", {"capacity_max": 5.0}), ("BetaTCVAE", {}),
+                      ("FactorVAE", {"disc_hidden": 4, "disc_layers": 1}), ("InfoVAE", {}),
+                      ("DIPVAE", {"kind": "ii"}), ("FSQAE", {"levels": (3, 4)})):
+    _cls = __import__("diffrep.methods.vae", fromlist=[_name]).__dict__[_name]
+    _lat = {} if _name == "FSQAE" else {"latent_dim": 2}
+    CASES[_name] = (_cls.config_class(image_size=32, **_lat, **_extra),
+                    lambda: (torch.rand(2, 1, 32, 32) * 2 - 1,), _VAE_CALL)
+
 
 def _flatten(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]

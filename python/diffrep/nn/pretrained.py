@@ -49,6 +49,14 @@ MODEL_CLASSES: dict[str, str] = {
     "ParamReL": "diffrep.methods.paramrel:ParamReL",
     "SAMIConvNet": "diffrep.methods.sami_nets:SAMIConvNet",
     "SAMI": "diffrep.methods.sami:SAMI",
+    "AE": "diffrep.methods.vae.vae:AE",
+    "VAE": "diffrep.methods.vae.vae:VAE",
+    "BetaVAE": "diffrep.methods.vae.vae:BetaVAE",
+    "BetaTCVAE": "diffrep.methods.vae.beta_tcvae:BetaTCVAE",
+    "FactorVAE": "diffrep.methods.vae.factor_vae:FactorVAE",
+    "InfoVAE": "diffrep.methods.vae.info_vae:InfoVAE",
+    "DIPVAE": "diffrep.methods.vae.dip_vae:DIPVAE",
+    "FSQAE": "diffrep.methods.vae.fsq_ae:FSQAE",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model

@@ -22,7 +22,11 @@ Those parameters then get a second AdamW (same settings and learning-rate schedu
 separately, saved in the checkpoints), the others the first; ``loss`` returns ``"loss"`` and
 ``"disc_loss"``. The trainer back-propagates their sum once, so the model must keep the gradient
 paths apart (the generator term must not reach the discriminator's parameters, the discriminator term
-must not reach the others); ``diffrep.nn.vq.VQAutoencoder.loss`` shows how.
+must not reach the others); ``diffrep.nn.vq.VQAutoencoder.loss`` shows how. A model whose
+discriminator has its own optimiser settings (FactorVAE: Adam lr 1e-4, betas (0.5, 0.9)) also declares
+``discriminator_optimizer_settings() -> dict`` with any of ``lr``, ``betas``, ``eps``, ``weight_decay``;
+the second AdamW takes those, and its learning rate follows the same warm-up/cosine shape scaled to
+its own ``lr`` (``lr_at(config, step) * lr_disc / config.lr``).
 """
 
 from __future__ import annotations
@@ -111,6 +115,33 @@ def _accepts_step(loss: Callable) -> bool:
     except (TypeError, ValueError):  # no signature to read: assume the surface
         return True
     return any((p.name == "step" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in params)
+
+
+_DISC_KEYS = ("lr", "betas", "eps", "weight_decay")
+
+
+def _disc_optimizer_settings(model: nn.Module, cfg: TrainConfig) -> dict:
+    """The second AdamW's settings: the train config's, overridden by the model's
+    ``discriminator_optimizer_settings()`` where it has one (checked: known keys, lr > 0, betas in [0, 1))."""
+    settings = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+    own = getattr(model, "discriminator_optimizer_settings", None)
+    if not callable(own):
+        return settings
+    extra = own()
+    name = f"{type(model).__name__}.discriminator_optimizer_settings()"
+    if not isinstance(extra, dict) or set(extra) - set(_DISC_KEYS):
+        raise ValueError(f"{name} must return a dict with keys among {_DISC_KEYS}, got {extra!r}")
+    settings.update(extra)
+    betas = settings["betas"]
+    if not (isinstance(settings["lr"], (int, float)) and settings["lr"] > 0):
+        raise ValueError(f"{name}: lr must be > 0, got {settings['lr']!r}")
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+        raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
+    if not (settings["eps"] > 0 and settings["weight_decay"] >= 0):
+        raise ValueError(f"{name}: eps must be > 0 and weight_decay >= 0, got {settings['eps']!r}, "
+                         f"{settings['weight_decay']!r}")
+    settings["betas"] = tuple(float(b) for b in betas)
+    return settings
 
 
 class _LossForward(nn.Module):
@@ -317,8 +348,9 @@ class Trainer:
             raise ValueError(f"{type(model).__name__} has no trainable parameters")
         fused = {"fused": True} if device.type == "cuda" else {}
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
-        disc_optimizer = torch.optim.AdamW(disc_params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                           weight_decay=cfg.weight_decay, **fused) if disc_params else None
+        disc_settings = _disc_optimizer_settings(model, cfg) if disc_params else {}
+        disc_scale = disc_settings["lr"] / cfg.lr if disc_params else 1.0
+        disc_optimizer = torch.optim.AdamW(disc_params, **disc_settings, **fused) if disc_params else None
         optimizers = [o for o in (optimizer, disc_optimizer) if o is not None]
         ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup, update_after_step=cfg.ema_update_after_step) if cfg.ema_decay > 0 else None
         start = 0
@@ -380,7 +412,7 @@ class Trainer:
                 lr = lr_at(cfg, step)
                 for opt in optimizers:
                     for g in opt.param_groups:
-                        g["lr"] = lr
+                        g["lr"] = lr * disc_scale if opt is disc_optimizer else lr
                 with autocast:
                     out = forward(batch, step)
                 if not isinstance(out, dict) or "loss" not in out:
