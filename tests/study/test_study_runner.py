@@ -168,3 +168,28 @@ def test_a_method_without_encode_is_refused_before_training(tmp_path):
         run_study(st, tmp_path, log=_quiet)
     d = tmp_path / st.cells[0].folder
     assert not (d / "metrics.jsonl").exists() and not (d / "final").exists()
+
+
+def test_a_cell_whose_evaluation_crashed_is_evaluated_without_retraining(tmp_path, monkeypatch):
+    import diffrep.recipes.encode as enc
+
+    ev = {"metrics": ["sap"], "num_train": 30, "num_test": 15, "device": "cpu"}
+    st = parse_study(study_dict(seeds=[0], methods={"ae": {"recipe": "test/study-tiny-ae"}}, eval=ev))
+    real = enc.encode_dataset
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(enc, "encode_dataset", broken)
+    with pytest.raises(StudyError, match="OSError: disk full"):
+        run_study(st, tmp_path, log=_quiet)
+    (cell,) = st.cells
+    assert cell_state(cell, tmp_path) == "failed"
+    weights = tmp_path / cell.folder / "final" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    monkeypatch.setattr(enc, "encode_dataset", real)
+    (tmp_path / cell.folder / "failed.json").unlink()
+    assert cell_state(cell, tmp_path) == "trained"
+    assert run_study(st, tmp_path, log=_quiet)["ran"] == 1
+    assert weights.stat().st_mtime_ns == stamp and cell_state(cell, tmp_path) == "done"
+    assert "sap" in json.loads((tmp_path / cell.folder / "metrics.json").read_text())["scores"]

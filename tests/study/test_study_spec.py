@@ -116,3 +116,13 @@ def test_load_study_file_errors(tmp_path):
     del d["study"]
     (tmp_path / "my_study.yaml").write_text(yaml.safe_dump(d), encoding="utf-8")
     assert load_study(tmp_path / "my_study.yaml").name == "my_study"
+
+
+def test_the_cpu_study_file_is_valid():
+    from pathlib import Path
+
+    st = load_study(Path(__file__).resolve().parents[2] / "studies" / "dsprites_cpu.yaml")
+    assert len(st.cells) == 12 and st.seeds == (0, 1)
+    assert {c.recipe for c in st.cells} == {"vae/beta-vae-cpu", "vae/beta-tcvae-cpu", "vae/factor-vae-cpu"}
+    assert all(c.config.train.steps == 500 and c.config.pool == 2 for c in st.cells)
+    assert [c.config.model.gamma for c in st.cells if c.method == "factor-vae"] == [10, 10, 40, 40]
