@@ -126,3 +126,20 @@ def test_the_cpu_study_file_is_valid():
     assert {c.recipe for c in st.cells} == {"vae/beta-vae-cpu", "vae/beta-tcvae-cpu", "vae/factor-vae-cpu"}
     assert all(c.config.train.steps == 500 and c.config.pool == 2 for c in st.cells)
     assert [c.config.model.gamma for c in st.cells if c.method == "factor-vae"] == [10, 10, 40, 40]
+
+
+def test_every_family_is_a_study_method():
+    # recipes of every family resolve and validate as study cells (no training here)
+    methods = {r.replace("/", "_"): {"recipe": r, "grid": {"train.lr": [1e-4, 2e-4]}}
+               for r in ("paramrel/dsprites", "sami/disks-cpu", "bfn/digits", "vq/toy-cpu", "vae/ae-cpu",
+                         "demo/toy-ddpm")}
+    st = parse_study({"seeds": [3], "steps": 5, "methods": methods})
+    assert len(st.cells) == 12
+    assert [c.config.train.lr for c in st.cells[:2]] == [1e-4, 2e-4]
+    assert all(c.config.train.steps == 5 and c.config.train.seed == 3 for c in st.cells)
+    # the dataset label is each recipe's own dataset
+    assert [c.dataset for c in st.cells[::2]] == ["dsprites", "disks", "digits", "toy_shapes", "dsprites",
+                                                 "toy_shapes"]
+    # by name: the field that chooses the dataset (dataset, or data.dataset for SAMI)
+    st = parse_study({"datasets": ["disks"], "methods": {"sami": "sami/disks-cpu"}})
+    assert st.cells[0].config.data.dataset == "disks"
