@@ -143,3 +143,12 @@ def test_every_family_is_a_study_method():
     # by name: the field that chooses the dataset (dataset, or data.dataset for SAMI)
     st = parse_study({"datasets": ["disks"], "methods": {"sami": "sami/disks-cpu"}})
     assert st.cells[0].config.data.dataset == "disks"
+
+
+def test_study_hash_covers_folders_not_the_report():
+    a = parse_study(study_dict())
+    renamed = study_dict()
+    renamed["methods"] = {"ae2": renamed["methods"]["ae"]}
+    b = parse_study(renamed)
+    assert [c.hash for c in a.cells] == [c.hash for c in b.cells] and a.hash != b.hash
+    assert parse_study(study_dict(report={"metrics": ["train.loss"]})).hash == a.hash

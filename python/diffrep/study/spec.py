@@ -140,7 +140,7 @@ class Study:
     seeds: tuple
     cells: tuple
     spec: dict  # the normalised study (what study.json records)
-    hash: str  # SHA-256 of the cells' hashes, in order
+    hash: str  # SHA-256 of the cells' folders and hashes, in order
 
 
 def format_value(v) -> str:
@@ -376,7 +376,7 @@ def parse_study(raw, source: str = "<study>") -> Study:
             "datasets": [{"label": d.label, "overrides": d.overrides, "by_name": d.by_name} for d in datasets],
             "methods": [{"label": m.label, "recipe": m.recipe, "overrides": m.overrides, "grid": m.grid,
                          "eval": m.eval.to_dict()} for m in methods]}
-    study_hash = _hash([c.hash for c in cells])
+    study_hash = _hash([[c.folder, c.hash] for c in cells])
     return Study(name, source, tuple(methods), tuple(datasets), tuple(seeds), tuple(cells), spec, study_hash)
 
 
