@@ -139,3 +139,11 @@ def test_report_errors(tmp_path):
     (tmp_path / c.folder / "done.json").write_text(json.dumps({"hash": "other"}))
     _, rows, missing = collect(tmp_path)
     assert rows == [] and len(missing) == 2
+
+
+def test_without_matplotlib_the_tables_are_written_and_the_plots_say_why_not(tmp_path, monkeypatch):
+    _folder(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
+    with pytest.raises(StudyError, match=r"plots need matplotlib \(pip install 'diffrep\[plot\]'\); pass --no-plots"):
+        write_report(tmp_path)
+    assert (tmp_path / "report" / "table.csv").is_file() and (tmp_path / "report" / "report.md").is_file()
