@@ -217,7 +217,7 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
     by = {(g["method"], g["dataset"], g["setting"]): g for g in groups}
     written: list[Path] = []
     for m in metrics:  # box plots: one figure per metric, a panel per dataset
-        fig = Figure(figsize=(max(4.0, 0.9 * len(order) + 1.5) * len(datasets), 3.6))
+        fig = Figure(figsize=(max(4.0, 0.9 * len(order) + 1.5) * len(datasets), 3.6), layout="constrained")
         axes = fig.subplots(1, len(datasets), squeeze=False)[0]
         for ax, ds in zip(axes, datasets):
             data, labels = [], []
@@ -246,8 +246,12 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             xs_of = ({format_value(v): float(v) for v in values} if numeric
                      else {format_value(v): float(i) for i, v in enumerate(values)})
-            fig = Figure(figsize=(3.6 * len(metrics), 3.2))
-            axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+            ncols = min(3, len(metrics))
+            nrows = -(-len(metrics) // ncols)
+            fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows), layout="constrained")
+            axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+            for ax in axes[len(metrics):]:
+                ax.set_visible(False)
             for ax, m in zip(axes, metrics):
                 lines: dict[tuple, list] = {}
                 for g in groups:
