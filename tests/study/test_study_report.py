@@ -17,7 +17,7 @@ from study_fake import RECIPE, study_dict
 VALUES = {
     ("ae", 1.0): {"mig": [0.2, 0.4, 0.3], "sap": [1.0, 2.0, 4.0]},
     ("ae", 2.0): {"mig": [0.5, 0.5, 0.8], "sap": [3.0, None, 5.0]},
-    ("big", None): {"mig": [0.1, 0.3, 0.2], "sap": [0.0, 0.0, 0.0]},
+    ("big", None): {"mig": [0.1, 0.3, 0.2], "sap": [0.5, None, None]},
 }
 
 
@@ -60,13 +60,14 @@ def test_aggregation_values_and_csv_layout(tmp_path):
     # sap 1, 2, 4: mean 7/3, std sqrt(((4/3)^2 + (1/3)^2 + (5/3)^2)/2) = sqrt(7/3)
     assert got[("ae", "weight=1")][3:] == pytest.approx([7 / 3, math.sqrt(7 / 3), 3])
     assert got[("ae", "weight=2")] == pytest.approx([0.6, _sd([0.5, 0.5, 0.8]), 3, 4.0, math.sqrt(2), 2])
-    assert got[("big", "default")] == pytest.approx([0.2, 0.1, 3, 0.0, 0.0, 3])
+    assert got[("big", "default")][:4] == pytest.approx([0.2, 0.1, 3, 0.5])  # one finite sap: no std
+    assert got[("big", "default")][4:] == [None, 1]
     with open(tmp_path / "report" / "cells.csv", newline="") as fh:
         cells = list(csv.reader(fh))
     assert cells[0] == ["method", "dataset", "setting", "seed", "model.weight", "mig", "sap"]
     assert cells[1] == ["ae", "dsprites", "weight=1", "0", "1", "0.2", "1.0"]
     assert cells[5] == ["ae", "dsprites", "weight=2", "1", "2", "0.5", ""]
-    assert cells[7] == ["big", "dsprites", "default", "0", "", "0.1", "0.0"] and len(cells) == 10
+    assert cells[7] == ["big", "dsprites", "default", "0", "", "0.1", "0.5"] and len(cells) == 10
 
 
 def test_markdown_layout_and_missing_cells(tmp_path):
@@ -82,7 +83,7 @@ def test_markdown_layout_and_missing_cells(tmp_path):
         "|---|---|---|---|---|",
         "| ae | weight=1 | 3 | 0.30 ± 0.10 | 2.33 ± 1.53 |",
         "| ae | weight=2 | 3 | 0.60 ± 0.17 | 4.00 ± 1.41 (n=2) |",
-        "| big | default | 2 | 0.20 ± 0.14 | 0.00 ± 0.00 |",
+        "| big | default | 2 | 0.20 ± 0.14 | 0.50 (n=1) |",
     ]
     assert lines[lines.index("## Not finished") + 2] == "- big/dsprites/default/seed2"
     assert len(st.cells) == 9
