@@ -18,10 +18,16 @@ Two inputs:
 from __future__ import annotations
 
 import json
-import math
 
-ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
-DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
+from ..metrics.suite import ARRAY_METRICS, DEFAULT, compute  # noqa: F401  (compute: importable from here too)
+
+
+def __getattr__(name):  # encode_dataset and check_image_size moved to diffrep.recipes.encode (imported on use)
+    if name in ("encode_dataset", "check_image_size"):
+        from ..recipes import encode
+
+        return getattr(encode, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(sub) -> None:
@@ -52,152 +58,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _split(z, name_train, name_test, frac):
-    import numpy as np
-
-    if name_test in z.files:
-        return z[name_train], z[name_test]
-    a = z[name_train]
-    k = int(math.ceil(len(a) * (1 - frac)))
-    return np.asarray(a[:k]), np.asarray(a[k:])
-
-
-def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
-                   batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
-    """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
-    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
-
-    The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
-    the arguments given here; the images are the dataset's ``sample_observations_from_factors``
-    (what every metric reads, pooled like the training items) in ``item_format``."""
-    import numpy as np
-    import torch
-
-    from ..data.base import check_item_format, format_images
-    from ..nn import load_pretrained
-    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
-
-    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if pool is not None and pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {pool}")
-    check_item_format(item_format)
-    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)
-    settings["root_flag"] = "--root" if root is not None else "the run's data.root"
-    extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
-    ds = dataset_from_settings(settings, **extra)
-    if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
-        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors")
-    dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
-    model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"{type(model).__name__} has no encode() method")
-    check_image_size(model, ds, settings)
-    rng = np.random.RandomState(seed)
-    out = {}
-    for key, n in (("", num_train), ("_test", num_test)):
-        factors = ds.sample_factors(n, rng)
-        codes = []
-        with torch.no_grad():
-            for b0 in range(0, n, batch_size):
-                obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
-                x = format_images(np.asarray(obs), item_format)
-                codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
-        out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
-    if all(s == 2 for s in ds.factor_sizes):
-        out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
-        out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
-    out["_settings"] = settings
-    return out
-
-
-def _model_image_size(model) -> int | None:
-    cfg = getattr(model, "config", None)
-    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size"),
-                 ("vae", "image_size")):
-        v = cfg
-        for p in path:
-            v = getattr(v, p, None)
-        if isinstance(v, int):
-            return v
-    return None
-
-
-def check_image_size(model, ds, settings: dict) -> None:
-    """A clear error when the dataset's images are not the size the model was trained on."""
-    import numpy as np
-
-    want = _model_image_size(model)
-    if want is None:
-        return
-    obs = np.asarray(ds.sample_observations_from_factors(ds.sample_factors(1, np.random.RandomState(0)),
-                                                         np.random.RandomState(0)))
-    got = obs.shape[1]
-    if got != want:
-        hint = (f"; pool by {got // want} (--pool {got // want})" if got % want == 0 and got > want else "")
-        raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
-                         f"{settings['options']} and pool {settings['pool']} gives {got}x{got}{hint}")
-
-
-class _Arrays(dict):
-    """The arrays of a --codes file or of encode_dataset, with the ``files`` listing of np.load."""
-
-    @property
-    def files(self):
-        return list(self)
-
-
-def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3):
-    """Metrics of the arrays in ``path`` (an .npz file, or a dict from :func:`encode_dataset`)."""
-    import numpy as np
-
-    from ..metrics.auroc import latent_auroc
-    from ..metrics.dci import dci
-    from ..metrics.downstream import downstream_efficiency
-    from ..metrics.infomec import infomec
-    from ..metrics.mig import mig
-    from ..metrics.modularity import modularity_explicitness
-    from ..metrics.results import merge
-    from ..metrics.sap import sap
-    from ..metrics.tad import tad
-
-    unknown = [m for m in metrics if m not in ARRAY_METRICS]
-    if unknown:
-        raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
-    z = _Arrays(path) if isinstance(path, dict) else np.load(path)
-    source = "model" if isinstance(path, dict) else path
-    for key in ("codes", "factors"):
-        if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
-            raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
-    res = []
-    if any(m not in ("tad", "latent_auroc") for m in metrics):
-        ctr, cte = _split(z, "codes", "codes_test", test_fraction)
-        ftr, fte = _split(z, "factors", "factors_test", test_fraction)
-    for m in metrics:
-        if m == "mig":
-            res.append(mig(z["codes"], z["factors"], mode=mode))
-        elif m == "infomec":
-            res.append(infomec(z["codes"], z["factors"], mode=mode))
-        elif m == "dci":
-            res.append(dci(ctr, ftr, cte, fte, estimator=estimator, mode=mode))
-        elif m == "sap":
-            res.append(sap(ctr, ftr, cte, fte, mode=mode))
-        elif m == "modularity_explicitness":
-            res.append(modularity_explicitness(ctr, ftr, cte, fte, mode=mode))
-        elif m == "downstream":
-            sizes = tuple(s for s in (10, 100, 1000, 10000) if s <= len(ctr))
-            res.append(downstream_efficiency(ctr, ftr, cte, fte, sizes=sizes, predictor=estimator))
-        elif m in ("tad", "latent_auroc"):
-            if "attributes" not in z.files:
-                raise ValueError(f"--metrics {m}: {source} has no binary 'attributes' array")
-            za = z["attribute_codes"] if "attribute_codes" in z.files else z["codes"]
-            res.append(tad(za, z["attributes"], variant=tad_variant, mode=mode) if m == "tad"
-                       else latent_auroc(za, z["attributes"], mode=mode))
-    return merge(res, source=source)
-
-
 def format_table(result) -> str:
     rows = [(k, v) for k, v in result.items() if isinstance(v, (int, float))]
     w = max([len(k) for k, _ in rows] + [5])
@@ -214,6 +74,8 @@ def run(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     settings = None
     if args.model is not None:
+        from ..recipes.encode import encode_dataset
+
         src = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
                              args.weights, args.item_format, args.root, args.source, args.device, args.pool)
         settings = src.pop("_settings")

@@ -1,0 +1,87 @@
+"""Codes of a saved model on freshly drawn factor rows of a ground-truth dataset, read with the
+run's data settings (``run.json``, :mod:`diffrep.recipes.runinfo`): what ``diffrep eval --model`` and
+``diffrep study`` hand to :func:`diffrep.metrics.suite.compute` (docs/metrics.md, docs/data.md).
+"""
+
+from __future__ import annotations
+
+__all__ = ["encode_dataset", "check_image_size"]
+
+
+def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
+                   batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
+                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
+    """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
+    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
+
+    The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
+    the arguments given here; the images are the dataset's ``sample_observations_from_factors``
+    (what every metric reads, pooled like the training items) in ``item_format``."""
+    import numpy as np
+    import torch
+
+    from ..data.base import check_item_format, format_images
+    from ..nn import load_pretrained
+    from .runinfo import dataset_from_settings, resolve_data_settings
+
+    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if pool is not None and pool < 1:
+        raise ValueError(f"--pool must be >= 1, got {pool}")
+    check_item_format(item_format)
+    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)
+    settings["root_flag"] = "--root" if root is not None else "the run's data.root"
+    extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
+    ds = dataset_from_settings(settings, **extra)
+    if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
+        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors")
+    dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"{type(model).__name__} has no encode() method")
+    check_image_size(model, ds, settings)
+    rng = np.random.RandomState(seed)
+    out = {}
+    for key, n in (("", num_train), ("_test", num_test)):
+        factors = ds.sample_factors(n, rng)
+        codes = []
+        with torch.no_grad():
+            for b0 in range(0, n, batch_size):
+                obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
+                x = format_images(np.asarray(obs), item_format)
+                codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
+        out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
+    if all(s == 2 for s in ds.factor_sizes):
+        out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
+        out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
+    out["_settings"] = settings
+    return out
+
+
+def _model_image_size(model) -> int | None:
+    cfg = getattr(model, "config", None)
+    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size"),
+                 ("vae", "image_size")):
+        v = cfg
+        for p in path:
+            v = getattr(v, p, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def check_image_size(model, ds, settings: dict) -> None:
+    """A clear error when the dataset's images are not the size the model was trained on."""
+    import numpy as np
+
+    want = _model_image_size(model)
+    if want is None:
+        return
+    obs = np.asarray(ds.sample_observations_from_factors(ds.sample_factors(1, np.random.RandomState(0)),
+                                                         np.random.RandomState(0)))
+    got = obs.shape[1]
+    if got != want:
+        hint = (f"; pool by {got // want} (--pool {got // want})" if got % want == 0 and got > want else "")
+        raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
+                         f"{settings['options']} and pool {settings['pool']} gives {got}x{got}{hint}")

@@ -1,0 +1,306 @@
+"""Running a study: train and evaluate each cell into its own folder (docs/study.md, "Running").
+
+The study folder holds ``study.json`` (the normalised study, its hash and every cell) and
+``study.yaml`` (a copy of the file), and one folder per cell (``<method>/<dataset>/<setting>/seed<k>``)
+with what ``diffrep train`` writes there (``config.yaml``, ``run.json``, ``metrics.jsonl``,
+``checkpoints/``, ``final/``), plus
+
+* ``cell.json``: the cell (recipe, overrides, evaluation settings, config hash), written first;
+* ``trained.json``: written when training finished (the log's last record);
+* ``metrics.json``: the metric :class:`~diffrep.metrics.results.Result` (``scores``, ``meta``) and
+  the training log's last record (``train``);
+* ``done.json``: the completion marker, written last, with the cell's hash.
+
+A cell with ``done.json`` of the same hash is never run again; a cell without it resumes from its
+newest valid checkpoint (``resume="latest"``), or re-evaluates when only the evaluation was missing.
+A cell folder whose ``cell.json`` carries another hash (the study file changed that cell) is refused
+unless ``redo_changed``, which deletes what the study wrote there and runs the cell again; a study
+folder made from another study is refused unless ``update`` (then the new study is recorded, unchanged
+cells keep their results). Cells are split between processes by ``index % world == rank``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .spec import Cell, Study, StudyError
+
+__all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "partition", "shard_from_env",
+           "cell_state", "check_surface", "run_study", "run_cell"]
+
+STUDY_JSON, STUDY_YAML = "study.json", "study.yaml"
+CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON = (
+    "cell.json", "trained.json", "metrics.json", "done.json", "failed.json")
+
+
+def partition(n_cells: int, rank: int, world: int) -> list[int]:
+    """The cell indices process ``rank`` of ``world`` runs: ``i % world == rank`` (every cell exactly once)."""
+    for name, v in (("rank", rank), ("world", world), ("n_cells", n_cells)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"partition: {name} must be an int, got {type(v).__name__}")
+    if world < 1:
+        raise StudyError(f"--world must be >= 1, got {world}")
+    if not 0 <= rank < world:
+        raise StudyError(f"--rank must be in [0, {world - 1}] for --world {world}, got {rank}")
+    if n_cells < 0:
+        raise ValueError(f"partition: n_cells must be >= 0, got {n_cells}")
+    return list(range(rank, n_cells, world))
+
+
+def shard_from_env(rank: int | None, world: int | None, env=None) -> tuple[int, int]:
+    """``(rank, world)``: the flags when given, else a SLURM array job's task (``SLURM_ARRAY_TASK_ID`` minus
+    ``SLURM_ARRAY_TASK_MIN``, of ``SLURM_ARRAY_TASK_COUNT``), else ``(0, 1)``. One flag without the other is
+    an error."""
+    env = os.environ if env is None else env
+    if (rank is None) != (world is None):
+        raise StudyError("--rank and --world go together (this process runs the cells i with i % world == rank)")
+    if rank is not None:
+        return rank, world
+    if "SLURM_ARRAY_TASK_ID" in env:
+        try:
+            task = int(env["SLURM_ARRAY_TASK_ID"])
+            lo = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            count = int(env["SLURM_ARRAY_TASK_COUNT"])
+        except KeyError as exc:
+            raise StudyError(f"SLURM_ARRAY_TASK_ID is set but {exc.args[0]} is not; pass --rank and --world") from None
+        except ValueError as exc:
+            raise StudyError(f"the SLURM array variables are not integers ({exc}); pass --rank and --world") from None
+        step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
+        return (task - lo) // step, count
+    return 0, 1
+
+
+def _write_json(path: Path, obj) -> None:
+    """Write ``obj`` to ``path`` atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{path} cannot be read ({exc}); move the cell folder away to run it again") from None
+
+
+def cell_state(cell: Cell, out: str | os.PathLike) -> str:
+    """``"done"`` (finished, same hash), ``"changed"`` (the folder holds this cell under another hash),
+    ``"trained"`` (evaluation missing), ``"partial"`` (started, not finished), ``"failed"`` (a recorded
+    failure) or ``"new"``."""
+    d = Path(out) / cell.folder
+    if not d.is_dir() or not any(d.iterdir()):
+        return "new"
+    for name in (DONE_JSON, CELL_JSON):
+        if (d / name).is_file() and _read_json(d / name).get("hash") != cell.hash:
+            return "changed"
+    if (d / DONE_JSON).is_file():
+        return "done"
+    if not (d / CELL_JSON).is_file():
+        return "changed"  # a folder the study did not start: never mixed into
+    if (d / FAILED_JSON).is_file():
+        return "failed"
+    return "trained" if (d / TRAINED_JSON).is_file() else "partial"
+
+
+def _check_study_folder(study: Study, out: Path, update: bool) -> None:
+    p = out / STUDY_JSON
+    if not p.is_file():
+        if out.is_dir() and any(q.name != STUDY_YAML and not q.name.startswith(".") for q in out.iterdir()):
+            raise StudyError(f"{out} already holds files but no {STUDY_JSON}; it is not this study's folder. "
+                             "Choose another --out")
+        return
+    old = _read_json(p)
+    if old.get("hash") == study.hash or update:
+        return
+    old_cells = {c["folder"]: c["hash"] for c in old.get("cells", [])}
+    new_cells = {c.folder: c.hash for c in study.cells}
+    changed = sorted(f for f in new_cells if f in old_cells and old_cells[f] != new_cells[f])
+    added = sorted(set(new_cells) - set(old_cells))
+    dropped = sorted(set(old_cells) - set(new_cells))
+    parts = [f"{len(changed)} cells changed (e.g. {changed[0]})" if changed else "",
+             f"{len(added)} cells added" if added else "", f"{len(dropped)} cells dropped" if dropped else ""]
+    what = "; ".join(p for p in parts if p) or "the study's settings changed"
+    raise StudyError(f"{out} holds results of another version of this study ({what}); the two would mix. "
+                     f"Use another --out, or --update to record the new study there (unchanged cells keep their "
+                     f"results; add --redo-changed to rerun the changed ones)")
+
+
+def _record_study(study: Study, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / STUDY_JSON, {"study": study.name, "hash": study.hash, "source": study.source,
+                                   "spec": study.spec, "cells": [c.describe() for c in study.cells]})
+    src = Path(study.source)
+    if src.is_file():
+        tmp = out / f".{STUDY_YAML}.{os.getpid()}.tmp"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, out / STUDY_YAML)
+
+
+_OURS = (CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, "config.yaml", "run.json")
+
+
+def _clear_cell(d: Path) -> None:
+    """Delete what the study and the trainer wrote into cell folder ``d`` (nothing else)."""
+    from ..train.rundir import clear_run
+
+    clear_run(d)
+    for name in _OURS:
+        if (d / name).is_file():
+            (d / name).unlink()
+
+
+def _last_record(run_dir: Path) -> dict:
+    m = run_dir / "metrics.jsonl"
+    last = {}
+    if m.is_file():
+        for line in m.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and "step" in rec:
+                    last = rec
+    return last
+
+
+def check_surface(model, cell: Cell) -> None:
+    """A study method needs the trainable surface of :mod:`diffrep.methods.base` (``loss`` with keywords
+    ``step`` and ``generator``, save/load), and ``encode`` when the cell measures metrics; checked before
+    training, so a cell never trains in vain."""
+    from ..methods.base import TrainableModel, surface_problems
+
+    problems = surface_problems(model, TrainableModel)
+    if cell.eval.metrics and not callable(getattr(model, "encode", None)):
+        problems.append("no encode() (the metrics read it; give this method eval: {metrics: []})")
+    if problems:
+        raise StudyError(f"method {cell.method} ({cell.recipe}): {type(model).__name__} lacks the study surface "
+                         f"(docs/study.md): {'; '.join(problems)}")
+
+
+def _train(cell: Cell, d: Path, log) -> dict:
+    from ..config import dump_yaml
+    from ..recipes import get_recipe
+    from ..recipes.runinfo import write_run_info
+    from ..train import Trainer, seed_everything
+
+    recipe = get_recipe(cell.recipe)
+    dump_yaml(cell.config, d / "config.yaml")
+    write_run_info(d, recipe.name, cell.config)
+    seed_everything(cell.config.train.seed)
+    model, dataset = recipe.build(cell.config)
+    check_surface(model, cell)
+    from ..train.rundir import run_contents
+
+    # a crashed run: "latest" = its newest valid checkpoint, or a fresh start that drops its log
+    resume = "latest" if run_contents(d) else None
+    if resume:
+        log(f"  resuming {cell.folder} from its newest valid checkpoint")
+    Trainer(model, dataset, cell.config.train, d).train(resume=resume)
+    if not (d / "final").is_dir():
+        raise StudyError(f"{cell.folder}: training wrote no final/ model ({type(model).__name__} has no "
+                         "save_pretrained); a study method needs the common surface of diffrep.methods.base")
+    write_run_info(d / "final", recipe.name, cell.config)
+    last = _last_record(d)
+    _write_json(d / TRAINED_JSON, {"hash": cell.hash, "last": last})
+    return last
+
+
+def _evaluate(cell: Cell, d: Path) -> dict:
+    from ..metrics.suite import compute
+    from ..recipes.encode import encode_dataset
+
+    ev = cell.eval
+    train_last = _read_json(d / TRAINED_JSON).get("last", {}) if (d / TRAINED_JSON).is_file() else {}
+    if not ev.metrics:
+        return {"scores": {}, "meta": {"metric": "none"}, "train": train_last}
+    src = encode_dataset(str(d / "final"), None, ev.num_train, ev.num_test, ev.seed, ev.batch_size, ev.weights,
+                         ev.item_format, None, "auto", ev.device)
+    settings = src.pop("_settings")
+    result = compute(src, list(ev.metrics), ev.mode, ev.estimator, ev.tad_variant)
+    result.meta.update(model=str(d / "final"), dataset=settings["dataset"], dataset_options=settings["options"],
+                       pool=settings["pool"], seed=ev.seed, num_train=ev.num_train, num_test=ev.num_test,
+                       weights=ev.weights)
+    return {**result.to_json(), "train": train_last}
+
+
+def run_cell(cell: Cell, out: str | os.PathLike, *, log=None) -> dict:
+    """Train (or resume) and evaluate one cell into ``out/<cell.folder>``; returns its metrics.json content.
+    The caller checked the folder's state (:func:`cell_state`): "new", "partial", "trained" or "failed"."""
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    d = Path(out) / cell.folder
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / FAILED_JSON).is_file():
+        (d / FAILED_JSON).unlink()
+    _write_json(d / CELL_JSON, cell.describe())
+    t0 = time.time()
+    if not (d / TRAINED_JSON).is_file():
+        _train(cell, d, log)
+    t1 = time.time()
+    metrics = _evaluate(cell, d)
+    metrics["cell"] = cell.describe()
+    metrics["seconds"] = {"train": round(t1 - t0, 3), "eval": round(time.time() - t1, 3)}
+    _write_json(d / METRICS_JSON, metrics)
+    _write_json(d / DONE_JSON, {"hash": cell.hash, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return metrics
+
+
+def run_study(study: Study, out: str | os.PathLike, *, rank: int = 0, world: int = 1, update: bool = False,
+              redo_changed: bool = False, keep_going: bool = False, log=None) -> dict:
+    """Run this process's share of ``study``'s cells into ``out``; returns counts by outcome
+    (``ran``, ``skipped`` (done before), ``failed``). See the module docstring for the guards."""
+    if not isinstance(study, Study):
+        raise TypeError(f"run_study: study must be a Study (load_study(FILE)), got {type(study).__name__}")
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise StudyError("diffrep study run trains one cell per process; under torchrun (WORLD_SIZE > 1) every "
+                         "rank would run the same cells. Share the cells with --rank/--world (or a SLURM array) "
+                         "instead")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"study folder {out} exists and is not a directory")
+    mine = [study.cells[i] for i in partition(len(study.cells), rank, world)]
+    _check_study_folder(study, out, update)
+    states = {c.index: cell_state(c, out) for c in mine}
+    changed = [c for c in mine if states[c.index] == "changed"]
+    if changed and not redo_changed:
+        raise StudyError(f"{len(changed)} cell folders hold results of another configuration (e.g. "
+                         f"{out / changed[0].folder}); rerun with --redo-changed to replace them, or use another --out")
+    _record_study(study, out)
+    counts = {"ran": 0, "skipped": 0, "failed": 0}
+    for k, c in enumerate(mine):
+        state = states[c.index]
+        if state == "done":
+            counts["skipped"] += 1
+            log(f"[{k + 1}/{len(mine)}] {c.folder}: done before, skipped")
+            continue
+        if state == "changed":
+            log(f"[{k + 1}/{len(mine)}] {c.folder}: configuration changed, --redo-changed: clearing it")
+            _clear_cell(out / c.folder)
+        log(f"[{k + 1}/{len(mine)}] {c.folder}: {'resuming' if state in ('partial', 'trained') else 'running'} "
+            f"({c.recipe}, seed {c.seed})")
+        try:
+            m = run_cell(c, out, log=log)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001  (recorded in failed.json; re-raised unless keep_going)
+            d = out / c.folder
+            _write_json(d / FAILED_JSON, {"hash": c.hash, "error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": traceback.format_exc()})
+            if not keep_going:
+                raise StudyError(f"cell {c.folder} failed: {type(exc).__name__}: {exc} (details in "
+                                 f"{d / FAILED_JSON}; rerun the same command to resume it)") from exc
+            counts["failed"] += 1
+            log(f"  failed: {type(exc).__name__}: {exc}")
+            continue
+        counts["ran"] += 1
+        shown = ", ".join(f"{k2} {v:.4g}" for k2, v in list(m["scores"].items())[:4] if isinstance(v, (int, float)))
+        log(f"  done in {sum(m['seconds'].values()):.1f} s{': ' + shown if shown else ''}")
+    return counts

@@ -1,0 +1,417 @@
+"""A study file (YAML) and the cells it expands to (docs/study.md, "Study files").
+
+A study names methods (registered recipes, :mod:`diffrep.recipes`), a hyper-parameter grid per
+method over dotted config paths (the overrides ``diffrep train`` accepts), datasets, seeds, the
+training length and the metrics to run::
+
+    study: dsprites_cpu
+    seeds: [0, 1]
+    steps: 300                          # sets train.steps of every cell (optional)
+    overrides: {train.batch_size: 64}   # every cell (optional)
+    datasets: [dsprites]                # optional; a name sets the recipe's dataset field
+    methods:
+      beta-vae:                         # the method's label in tables and folders
+        recipe: vae/beta_vae-cpu
+        overrides: {model.latent_dim: 6}
+        grid: {model.beta: [1, 4]}
+    eval:
+      metrics: [mig, dci, sap]
+      num_train: 2000
+      num_test: 1000
+
+:func:`load_study` reads and checks the whole file and resolves the config of every cell before
+anything trains: an unknown key, recipe or config path, or a value a field refuses, is a
+``StudyError`` naming where it is in the file. A cell is (method, dataset, grid point, seed); its
+config is recipe defaults <- study ``overrides`` <- method ``overrides`` <- dataset overrides <- grid
+point <- ``steps`` <- ``train.seed = seed``, validated by :func:`diffrep.config.apply_overrides`
+(``validate_tree``). The cell's hash is the SHA-256 of its recipe name, resolved config and
+evaluation settings: the runner's guard against mixing results of a changed study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["StudyError", "EvalSpec", "MethodSpec", "DatasetSpec", "Cell", "Study", "load_study", "parse_study",
+           "format_value", "EVAL_DEFAULTS"]
+
+
+class StudyError(ValueError):
+    """A study file, folder or command that cannot be used as asked; the message says where and why."""
+
+
+EVAL_DEFAULTS = {"metrics": ["mig", "dci", "sap", "modularity_explicitness", "infomec"], "num_train": 10000,
+                 "num_test": 5000, "seed": 0, "batch_size": 256, "weights": "model", "item_format": "pm1",
+                 "mode": "robust", "estimator": "fast", "tad_variant": "infodiffusion", "device": "auto"}
+_EVAL_CHOICES = {"weights": ("model", "ema"), "mode": ("robust", "parity"), "estimator": ("fast", "sklearn"),
+                 "tad_variant": ("infodiffusion", "disdiff", "nashae", "exact"), "device": ("auto", "cpu", "cuda"),
+                 "item_format": None}  # None: checked by diffrep.data.base.check_item_format
+_TOP_KEYS = ("study", "seeds", "steps", "overrides", "datasets", "methods", "eval", "report")
+_METHOD_KEYS = ("recipe", "overrides", "grid", "eval")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+    """What is measured after training (the ``diffrep eval --model`` settings, :mod:`diffrep.metrics.suite`).
+    ``metrics: []`` trains only (the report then shows the training log's last values)."""
+
+    metrics: tuple = tuple(EVAL_DEFAULTS["metrics"])
+    num_train: int = 10000
+    num_test: int = 5000
+    seed: int = 0
+    batch_size: int = 256
+    weights: str = "model"
+    item_format: str = "pm1"
+    mode: str = "robust"
+    estimator: str = "fast"
+    tad_variant: str = "infodiffusion"
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["metrics"] = list(self.metrics)
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    label: str
+    overrides: dict  # dotted path -> value; {} = the recipe's own dataset
+    by_name: str | None = None  # a bare dataset name: set on the recipe's dataset field per method
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    label: str
+    recipe: str
+    overrides: dict
+    grid: dict  # dotted path -> list of values (insertion order = file order)
+    eval: EvalSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training + evaluation: ``method`` x ``dataset`` x grid point ``params`` x ``seed``."""
+
+    index: int
+    method: str
+    recipe: str
+    dataset: str
+    params: tuple  # ((path, value), ...) of the method's grid, in grid order
+    seed: int
+    overrides: tuple  # ((path, value), ...): everything applied over the recipe's defaults, in order
+    config: Any = dataclasses.field(compare=False, repr=False)
+    eval: EvalSpec = dataclasses.field(compare=False, repr=False, default=EvalSpec())
+    hash: str = ""
+
+    @property
+    def setting(self) -> str:
+        """The grid point as text (``beta=4``), ``default`` when the method has no grid."""
+        return setting_name(self.params)
+
+    @property
+    def folder(self) -> str:
+        """The cell's folder under the study folder: ``<method>/<dataset>/<setting>/seed<k>``."""
+        return f"{self.method}/{self.dataset}/{self.setting}/seed{self.seed}"
+
+    def describe(self) -> dict:
+        return {"index": self.index, "folder": self.folder, "method": self.method, "recipe": self.recipe,
+                "dataset": self.dataset, "setting": self.setting, "params": {k: v for k, v in self.params},
+                "seed": self.seed, "overrides": {k: v for k, v in self.overrides}, "eval": self.eval.to_dict(),
+                "hash": self.hash}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    source: str  # the file it was read from
+    methods: tuple
+    datasets: tuple
+    seeds: tuple
+    cells: tuple
+    spec: dict  # the normalised study (what study.json records)
+    hash: str  # SHA-256 of the cells' folders and hashes, in order
+
+
+def format_value(v) -> str:
+    """A grid value as it appears in folder names and tables: ints and strings as written, floats by
+    ``repr`` with a trailing ``.0`` dropped (``4.0`` -> ``4``, ``0.001`` -> ``0.001``), lists joined by ``,``."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if math.isfinite(v) and v == int(v) and abs(v) < 1e15:
+            return str(int(v))
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return ",".join(format_value(x) for x in v)
+    return str(v)
+
+
+def short_names(paths) -> dict:
+    """Each grid path by its last component, or by the full path where two last components clash."""
+    paths = list(paths)
+    last = [p.split(".")[-1] for p in paths]
+    return {p: (s if last.count(s) == 1 else p) for p, s in zip(paths, last)}
+
+
+def setting_name(params) -> str:
+    if not params:
+        return "default"
+    names = short_names([k for k, _ in params])
+    text = "_".join(f"{names[k]}={format_value(v)}" for k, v in params)
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "-", text)
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _where(src: str, key: str) -> str:
+    return f"{src}: {key}"
+
+
+def _mapping(v, where: str) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise StudyError(f"{where} must be a mapping (key: value), got {type(v).__name__}")
+    return v
+
+
+def _unknown_keys(d: dict, known, where: str) -> None:
+    for k in d:
+        if k not in known:
+            close = difflib.get_close_matches(str(k), list(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise StudyError(f"{where}: unknown key {k!r}{hint} (known: {', '.join(known)})")
+
+
+def _label(v, where: str) -> str:
+    if not isinstance(v, str) or not _LABEL.match(v):
+        raise StudyError(f"{where}: {v!r} is not a usable label (letters, digits, '_', '.', '+', '-'; "
+                         "it names folders)")
+    return v
+
+
+def _overrides(v, where: str) -> dict:
+    d = _mapping(v, where)
+    for k in d:
+        if not isinstance(k, str) or not k:
+            raise StudyError(f"{where}: override paths are dotted config fields like train.lr, got {k!r}")
+    return dict(d)
+
+
+def _parse_eval(v, base: dict, where: str) -> EvalSpec:
+    from ..metrics.suite import ARRAY_METRICS
+
+    d = _mapping(v, where)
+    _unknown_keys(d, list(EVAL_DEFAULTS), where)
+    merged = {**base, **d}
+    metrics = merged["metrics"]
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not isinstance(metrics, (list, tuple)) or not all(isinstance(m, str) for m in metrics):
+        raise StudyError(f"{where}.metrics must be a list of metric names, got {metrics!r}")
+    bad = [m for m in metrics if m not in ARRAY_METRICS]
+    if bad:
+        raise StudyError(f"{where}.metrics: unknown {bad}; choose from {list(ARRAY_METRICS)}")
+    for key in ("num_train", "num_test", "batch_size", "seed"):
+        val = merged[key]
+        if isinstance(val, bool) or not isinstance(val, int) or val < (0 if key == "seed" else 1):
+            raise StudyError(f"{where}.{key} must be an integer >= {0 if key == 'seed' else 1}, got {val!r}")
+    from ..data.base import ITEM_FORMATS
+
+    for key, choices in _EVAL_CHOICES.items():
+        choices = ITEM_FORMATS if choices is None else choices
+        if merged[key] not in choices:
+            raise StudyError(f"{where}.{key} must be one of {list(choices)}, got {merged[key]!r}")
+    return EvalSpec(**{**merged, "metrics": tuple(metrics)})
+
+
+def _dataset_field(cfg) -> str | None:
+    """The dotted path that chooses a recipe's dataset by name: ``dataset`` or ``data.dataset``."""
+    if isinstance(getattr(cfg, "dataset", None), str):
+        return "dataset"
+    data = getattr(cfg, "data", None)
+    if isinstance(getattr(data, "dataset", None), str):
+        return "data.dataset"
+    return None
+
+
+def _recipe_dataset(cfg) -> str:
+    from ..recipes.runinfo import data_settings
+
+    name = data_settings(cfg).get("dataset")
+    return str(name) if name else "data"
+
+
+def parse_study(raw, source: str = "<study>") -> Study:
+    """Check a study mapping (as read from YAML) and expand its cells; see the module docstring."""
+    from ..config import apply_overrides, config_to_dict
+    from ..recipes import get_recipe
+    from ..train import TrainConfig
+
+    if not isinstance(raw, dict):
+        raise StudyError(f"{source}: a study file is a YAML mapping (study:, methods:, seeds:, ...), "
+                         f"got {type(raw).__name__}")
+    _unknown_keys(raw, _TOP_KEYS, source)
+    stem = Path(source).stem
+    name = raw.get("study") or (stem if _LABEL.match(stem) else "study")
+    _label(name, _where(source, "study"))
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, list) or not seeds or
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise StudyError(f"{source}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"{source}: seeds {seeds} repeat a seed")
+    steps = raw.get("steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise StudyError(f"{source}: steps must be an integer >= 1 (training steps of every cell), got {steps!r}")
+    common = _overrides(raw.get("overrides"), _where(source, "overrides"))
+    report = _mapping(raw.get("report"), _where(source, "report"))
+    _unknown_keys(report, ["metrics"], _where(source, "report"))
+    shown = report.get("metrics")
+    if shown is not None and (not isinstance(shown, list) or not all(isinstance(x, str) for x in shown) or not shown):
+        raise StudyError(f"{source}: report.metrics must be a non-empty list of metric names (scores such as "
+                         f"mig, dci_disentanglement, or train.<key> from the training log), got {shown!r}")
+    base_eval = _parse_eval(raw.get("eval"), dict(EVAL_DEFAULTS), _where(source, "eval")).to_dict()
+
+    methods_raw = raw.get("methods")
+    if not isinstance(methods_raw, dict) or not methods_raw:
+        raise StudyError(f"{source}: methods must be a mapping of labels to {{recipe: NAME, grid: ...}}, "
+                         f"got {methods_raw!r}")
+    methods = []
+    for label, m in methods_raw.items():
+        where = _where(source, f"methods.{label}")
+        _label(label, where)
+        if isinstance(m, str):
+            m = {"recipe": m}
+        m = _mapping(m, where)
+        _unknown_keys(m, _METHOD_KEYS, where)
+        recipe = m.get("recipe", label)
+        if not isinstance(recipe, str):
+            raise StudyError(f"{where}.recipe must be a recipe name, got {recipe!r}")
+        try:
+            get_recipe(recipe)
+        except ValueError as exc:
+            raise StudyError(f"{where}.recipe: {exc}") from None
+        grid = _mapping(m.get("grid"), f"{where}.grid")
+        for path, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise StudyError(f"{where}.grid.{path} must be a non-empty list of values, got {values!r}")
+            if len({format_value(v) for v in values}) != len(values):
+                raise StudyError(f"{where}.grid.{path}: {values} repeats a value (as written in folder names)")
+        methods.append(MethodSpec(label, recipe, _overrides(m.get("overrides"), f"{where}.overrides"),
+                                  dict(grid), _parse_eval(m.get("eval"), base_eval, f"{where}.eval")))
+
+    datasets_raw = raw.get("datasets")
+    datasets: list[DatasetSpec] = []
+    if datasets_raw is not None:
+        if isinstance(datasets_raw, list):
+            for d in datasets_raw:
+                datasets.append(DatasetSpec(_label(d, _where(source, "datasets")), {}, by_name=d))
+        elif isinstance(datasets_raw, dict):
+            for label, ov in datasets_raw.items():
+                datasets.append(DatasetSpec(_label(label, _where(source, "datasets")),
+                                            _overrides(ov, _where(source, f"datasets.{label}"))))
+        else:
+            raise StudyError(f"{source}: datasets must be a list of names or a mapping of labels to overrides")
+        if not datasets:
+            raise StudyError(f"{source}: datasets is empty; leave it out to use each recipe's own dataset")
+
+    cells = []
+    for m in methods:
+        recipe = get_recipe(m.recipe)
+        default_cfg = recipe.make_config()
+        if not isinstance(getattr(default_cfg, "train", None), TrainConfig):
+            raise StudyError(f"{source}: methods.{m.label}: recipe {m.recipe!r} has no 'train' field of type "
+                             f"TrainConfig")
+        if datasets:
+            ds_list = datasets
+        else:  # the recipe's own dataset, as the method's overrides leave it
+            own = _resolve(default_cfg, [("overrides", common), (f"methods.{m.label}.overrides", m.overrides)],
+                           source, apply_overrides)
+            ds_list = [DatasetSpec(_recipe_dataset(own), {})]
+        for ds in ds_list:
+            ds_over = dict(ds.overrides)
+            if ds.by_name is not None:
+                field = _dataset_field(default_cfg)
+                if field is None:
+                    raise StudyError(f"{source}: datasets: recipe {m.recipe!r} (method {m.label}) chooses no dataset "
+                                     f"by name (no 'dataset' or 'data.dataset' field); give the dataset as a mapping "
+                                     f"of overrides instead, e.g. datasets: {{{ds.label}: {{data.image_size: 16}}}}")
+                ds_over = {field: ds.by_name}
+            points = list(itertools.product(*m.grid.values())) if m.grid else [()]
+            for point in points:
+                params = tuple(zip(m.grid.keys(), point))
+                for seed in seeds:
+                    layers = [("overrides", common), (f"methods.{m.label}.overrides", m.overrides),
+                              (f"datasets.{ds.label}", ds_over), (f"methods.{m.label}.grid", dict(params))]
+                    if steps is not None:
+                        layers.append(("steps", {"train.steps": steps}))
+                    layers.append(("seeds", {"train.seed": seed}))
+                    cfg = _resolve(default_cfg, layers, source, apply_overrides)
+                    flat = tuple((k, v) for _, layer in layers for k, v in layer.items())
+                    cfg_dict = config_to_dict(cfg)
+                    h = _hash({"recipe": m.recipe, "config": cfg_dict, "eval": m.eval.to_dict()})
+                    cells.append(Cell(len(cells), m.label, m.recipe, ds.label, params, seed, flat, cfg, m.eval, h))
+    folders = [c.folder for c in cells]
+    dup = sorted({f for f in folders if folders.count(f) > 1})
+    if dup:
+        raise StudyError(f"{source}: two cells share the folder {dup[0]} (two grid values print the same); "
+                         "make the values distinct")
+    spec = {"study": name, "seeds": list(seeds), "steps": steps, "overrides": common, "report": report,
+            "datasets": [{"label": d.label, "overrides": d.overrides, "by_name": d.by_name} for d in datasets],
+            "methods": [{"label": m.label, "recipe": m.recipe, "overrides": m.overrides, "grid": m.grid,
+                         "eval": m.eval.to_dict()} for m in methods]}
+    study_hash = _hash([[c.folder, c.hash] for c in cells])
+    return Study(name, source, tuple(methods), tuple(datasets), tuple(seeds), tuple(cells), spec, study_hash)
+
+
+def _resolve(cfg, layers, source: str, apply_overrides):
+    """All layers' overrides applied in order in one :func:`~diffrep.config.apply_overrides` call (so
+    the cross-field checks see the final values); an error names the layer that set the field."""
+    from ..config import ConfigError
+
+    items = [(k, v) for _, layer in layers for k, v in layer.items()]
+    try:
+        return apply_overrides(cfg, items)
+    except (ConfigError, TypeError, ValueError) as exc:
+        field = getattr(exc, "field", "") or ""
+        norm = field.replace("-", "_")
+        setters = [where for where, layer in layers
+                   if any(k.replace("-", "_") == norm or norm.startswith(k.replace("-", "_") + ".") or
+                          k.replace("-", "_").startswith(norm + ".") for k in layer)]
+        where = setters[-1] if setters else ", ".join(w for w, layer in layers if layer) or "recipe defaults"
+        raise StudyError(f"{source}: {where}: {exc}") from None
+
+
+def load_study(path: str | os.PathLike) -> Study:
+    """Read the study file ``path`` (YAML) and expand it (:func:`parse_study`)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise StudyError(f"study file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError(f"{p}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{p}: not a text file ({exc})") from None
+    return parse_study(raw, str(p))
