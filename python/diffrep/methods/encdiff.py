@@ -169,7 +169,7 @@ class EncDiff(PretrainedMixin, nn.Module):
                 skips.append(ch)
             if level != len(cfg.channel_mult) - 1:
                 skips.append(ch)
-        levels = set(cfg.resolutions) if cfg.skip_dropout == 0 else cfg.skip_dropout_levels()
+        levels = dataclasses.replace(cfg, skip_dropout=0.5).skip_dropout_levels()   # SD's placement, at any rate
         hooks, r = [], cfg.resolutions[-1]
         for i, blk in enumerate(self.unet.output_blocks):
             sc = skips.pop()

@@ -49,6 +49,7 @@ MODEL_CLASSES: dict[str, str] = {
     "ParamReL": "diffrep.methods.paramrel:ParamReL",
     "SAMIConvNet": "diffrep.methods.sami_nets:SAMIConvNet",
     "SAMI": "diffrep.methods.sami:SAMI",
+    "EncDiff": "diffrep.methods.encdiff:EncDiff",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model
