@@ -134,7 +134,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=700)
     ap.add_argument("--quick", action="store_true", help="smaller metric sizes (for the slow test)")
     ap.add_argument("--out", default="benches/results/dyga_validation_cpu_2026-12-06.json")
     args = ap.parse_args(argv)

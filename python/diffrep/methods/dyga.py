@@ -88,7 +88,7 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
     mu = mixture.means if anchors is None else anchors
     if tuple(mu.shape) != tuple(mixture.means.shape):
         raise ValueError(f"anchors must have shape {tuple(mixture.means.shape)}, got {tuple(mu.shape)}")
-    mu_hat = y @ mu.to(c.dtype)                                     # (U, B, d)
+    mu_hat = y.to(c.dtype) @ mu.to(c.dtype)                         # (U, B, d)
     delta = lam * torch.exp(-((c - mu_hat) / (c.abs() + _EPS)).abs().mean(-1, keepdim=True))
     if stats is not None:
         stats["delta_mean"] = float(delta.detach().mean())

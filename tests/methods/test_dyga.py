@@ -1,0 +1,283 @@
+"""DyGA (the DyGA paper's Alg. 2-3, Eq. 4-6): alignment and its gradient against hand computations,
+assignment paths, anchor selection on planted unit distributions, the stored normalisation, the
+compat mode's differences (docs/methods/dyga.md#compat), buffers and the EMA, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from diffrep.config import ConfigError
+from diffrep.methods.dyga import DyGA, DyGAConfig, align, cluster_density
+
+U, D = 3, 4
+COUNTS = (1, 2, 4)
+
+
+def planted(n=800, seed=0, spread=0.05, scale=4.0, offset=1.0):
+    """(n, U, D) features: unit u holds COUNTS[u] well separated Gaussian modes, balanced."""
+    g = torch.Generator().manual_seed(seed)
+    feats, centres = torch.empty(n, U, D), []
+    for u, k in enumerate(COUNTS):
+        c = offset + torch.rand(k, D, generator=g) * scale
+        while k > 1 and torch.pdist(c).min() < 1.0:
+            c = offset + torch.rand(k, D, generator=g) * scale
+        centres.append(c)
+        feats[:, u] = c[torch.arange(n) % k] + spread * torch.randn(n, D, generator=g)
+    return feats, centres
+
+
+_FITS: dict = {}
+
+
+def fitted(compat="paper", **kw):
+    """A DyGA fitted on planted() (K0 = 1, psi = 0.15, no random splits); fits are cached by config."""
+    feats, centres = planted()
+    cfg = DyGAConfig(**{**dict(num_units=U, token_dim=D, n_components=1, psi=0.15, p_arbitrary=0.0, compat=compat), **kw})
+    key = repr(cfg)
+    if key not in _FITS:
+        m = DyGA(cfg)
+        m.fit(feats)
+        _FITS[key] = (m.state_dict(), m.last_fit)
+    m = DyGA(cfg)
+    m.load_state_dict(_FITS[key][0])
+    m.last_fit = _FITS[key][1]
+    return m, feats, centres
+
+
+def eq6(c, mu_hat, lam):
+    """Eq. 6 by hand, one (sample, unit) at a time, float64."""
+    out = torch.empty_like(c)
+    for b in range(c.shape[0]):
+        for u in range(c.shape[1]):
+            m = sum(abs((c[b, u, j] - mu_hat[b, u, j]) / (abs(c[b, u, j]) + 1e-6)) for j in range(c.shape[2])) / c.shape[2]
+            delta = lam * math.exp(-float(m))
+            out[b, u] = c[b, u] + delta * (mu_hat[b, u] - c[b, u])
+    return out
+
+
+# -- anchor selection ------------------------------------------------------------------------------
+def test_refresh_recovers_planted_means_and_counts():
+    m, feats, centres = fitted()
+    assert m.n_anchors.tolist() == list(COUNTS)
+    assert m.last_fit["n_anchors"] == list(COUNTS)
+    for u in range(U):
+        got = m.anchors[u][m.active[u]]
+        d = torch.cdist(got, centres[u])                                  # each planted mean found once
+        assert torch.equal(d.argmin(1).sort().values, torch.arange(COUNTS[u]))
+        assert float(d.min(1).values.max()) < 0.02
+    # the normalisation is stored with the fit: per-unit min/max of the whole block, anchors = lo + mu * span
+    torch.testing.assert_close(m.norm_lo, feats.amin(dim=(0, 2)))
+    torch.testing.assert_close(m.norm_hi, feats.amax(dim=(0, 2)))
+    span = (m.norm_hi - m.norm_lo + 1e-6)[:, None, None]
+    torch.testing.assert_close(m.anchors, m.norm_lo[:, None, None] + m.means * span)
+    assert m.last_fit["clusters_above_psi"] == [0, 0, 0]
+    assert max(m.last_fit["density_max"]) < 0.15
+
+
+def test_psi_is_absolute_so_default_rarely_splits_on_normalised_features():
+    """The issue's correction: psi = 0.5 is an absolute distance. Two modes 1.0 apart in a unit whose
+    features span ~4 are 0.25 apart after the [0, 1] normalisation, so the merged cluster's Eq. 5
+    density (~0.12) stays below psi: without random splits K stays K0 = 1; the same modes scaled up
+    (psi relative to the raw scale) would split. With the coin, the count is driven by the coin."""
+    g = torch.Generator().manual_seed(3)
+    n = 600
+    base = torch.rand(U, D, generator=g) * 4
+    feats = torch.empty(n, U, D)
+    for u in range(U):
+        modes = torch.stack([base[u], base[u] + torch.tensor([1.0, 0, 0, 0])])
+        feats[:, u] = modes[torch.arange(n) % 2] + 0.03 * torch.randn(n, D, generator=g)
+    no_coin = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=0.0))
+    no_coin.fit(feats)
+    assert no_coin.n_anchors.tolist() == [1, 1, 1]
+    assert all(0.05 < d < 0.5 for d in no_coin.last_fit["density_max"])
+    assert no_coin.last_fit["clusters_above_psi"] == [0, 0, 0]
+    low_psi = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=0.0, psi=0.05))
+    low_psi.fit(feats)
+    assert low_psi.n_anchors.tolist() == [2, 2, 2]
+    coin = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=1.0, min_mass=5))
+    coin.fit(feats)
+    assert coin.n_anchors.tolist() == [8, 8, 8]            # 3 passes, every cluster split: 1 -> 2 -> 4 -> 8
+
+
+def test_cluster_density_eq5_by_hand():
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0], [5.0, 5.0]], dtype=torch.float64)
+    resp = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.5, 0.5]], dtype=torch.float64)
+    dens, cnt = cluster_density(x, resp, torch.tensor([True, True]), phi=0.5)
+    assert cnt.tolist() == [2, 1]                           # t > phi strictly: point 4 belongs to neither
+    torch.testing.assert_close(dens, torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+
+# -- alignment (Eq. 6) -----------------------------------------------------------------------------
+def test_eval_alignment_equals_eq6_with_the_map_anchor():
+    m, feats, centres = fitted()
+    m.eval()
+    c = feats[:7].double() + 0.3 * torch.rand(7, U, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    k = m.assign(c.float())
+    mu_hat = torch.stack([m.anchors[u][k[:, u]] for u in range(U)], 1).double()
+    want = eq6(c, mu_hat, 0.1)
+    got = m(c.float()).double()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # the MAP anchor is the nearest planted mode
+    for u in range(U):
+        near = torch.cdist(c[:, u].float(), m.anchors[u]).masked_fill(~m.active[u], math.inf).argmin(1)
+        assert torch.equal(k[:, u], near)
+
+
+def test_alignment_gradient_matches_the_closed_form():
+    """d c~ / d c with the assignment fixed: (1 - delta) I + (mu_hat - c) d delta/dc, where
+    d delta / d c_j = -delta/D [sgn(c_j - mu_j)/(|c_j| + e) - |c_j - mu_j| sgn(c_j)/(|c_j| + e)^2]."""
+    m, feats, _ = fitted()
+    m.eval()
+    c = (feats[:5].double() + 0.2).requires_grad_(True)
+    w = torch.randn(5, U, D, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    res = m.mixture
+    out = align(res, c, 0.1, 1e-4, assignment="hard", normalise=(m.norm_lo.double(), m.span.double()),
+                anchors=m.anchors.double())
+    (out * w).sum().backward()
+    k = m.assign(c.detach().float())
+    mu = torch.stack([m.anchors[u][k[:, u]] for u in range(U)], 1).double()
+    cd = c.detach()
+    den = cd.abs() + 1e-6
+    delta = 0.1 * torch.exp(-((cd - mu) / den).abs().mean(-1, keepdim=True))
+    ddelta = -delta / D * (torch.sign(cd - mu) / den - (cd - mu).abs() * torch.sign(cd) / den**2)
+    want = (1 - delta) * w + ddelta * ((mu - cd) * w).sum(-1, keepdim=True)
+    torch.testing.assert_close(c.grad, want, rtol=1e-9, atol=1e-9)
+
+
+def test_argmax_and_gumbel_paths_agree_as_tau_goes_to_zero():
+    """On points whose MAP responsibility is clear but not saturated (1 - t_max in [1e-6, 1e-4]), the
+    Gumbel-softmax sample (log t input) moves towards the argmax path as tau -> 0 and equals it at
+    tau = 1e-4; the straight-through argmax's forward is the argmax exactly."""
+    m, feats, _ = fitted()
+    res, norm = m.mixture, (m.norm_lo, m.span)
+    a, b = m.anchors[1][m.active[1]]
+    s = torch.linspace(0.45, 0.55, 4001)[:, None]
+    c = feats[:1].repeat(len(s), 1, 1)
+    c[:, 1] = a + s * (b - a)
+    t = res.responsibilities(m.normalise(c).transpose(0, 1))[1]
+    keep = ((1 - t.max(-1).values) > 1e-6) & ((1 - t.max(-1).values) < 1e-4)
+    c = c[keep]
+    assert len(c) >= 10
+    hard = align(res, c, assignment="hard", normalise=norm, anchors=m.anchors)
+    st = align(res, c, assignment="argmax", normalise=norm, anchors=m.anchors)
+    torch.testing.assert_close(st, hard, rtol=0, atol=0)
+    errs = []
+    for tau in (10.0, 1.0, 1e-4):
+        gum = align(res, c, tau=tau, assignment="gumbel", normalise=norm, anchors=m.anchors,
+                    generator=torch.Generator().manual_seed(0))
+        errs.append(float((gum - hard).abs().max()))
+    assert errs[0] > 1e-3 and errs[-1] < 1e-6 and errs[0] > errs[1] > errs[2]
+    c = feats[:64]
+    hard = align(res, c, assignment="hard", normalise=norm, anchors=m.anchors)
+    # the literal Alg. 3 input (t instead of log t): noise dominates, so it disagrees often even as tau -> 0
+    lit = align(res, c, tau=1e-4, gumbel_input="responsibility", normalise=norm, anchors=m.anchors,
+                generator=torch.Generator().manual_seed(0))
+    # a confident point keeps its anchor with probability e / (e + K - 1): K = 2: 0.731, K = 4: 0.475
+    miss = (lit - hard).abs().amax(-1).gt(1e-4).float().mean(0)
+    assert float(miss[0]) == 0.0
+    assert 0.1 < float(miss[1]) < 0.45 and 0.35 < float(miss[2]) < 0.7
+
+
+def test_straight_through_argmax_passes_a_gradient_through_the_assignment_near_ties():
+    m, feats, _ = fitted()
+    res = m.mixture
+    # the point of the segment between unit 1's two anchors where their responsibilities tie
+    a, b = m.anchors[1][m.active[1]]
+    s = torch.linspace(0.2, 0.8, 20001)[:, None]
+    seg = feats[:1].repeat(len(s), 1, 1)
+    seg[:, 1] = a + s * (b - a)
+    t = res.responsibilities(m.normalise(seg).transpose(0, 1))[1].max(-1).values
+    c = seg[int((t - 0.5).abs().argmin())][None].clone().requires_grad_(True)
+    kw = dict(tau=1.0, normalise=(m.norm_lo, m.span), anchors=m.anchors)
+    align(res, c, assignment="argmax", **kw)[0, 1].sum().backward()
+    g_st = c.grad.clone()
+    c.grad = None
+    align(res, c, assignment="argmax", detach_assignment=True, **kw)[0, 1].sum().backward()
+    assert float((g_st - c.grad).abs().max()) > 1e-3
+
+
+def test_before_the_first_fit_dyga_is_the_identity_and_eval_can_skip_alignment():
+    m = DyGA(DyGAConfig(num_units=U, token_dim=D))
+    c = torch.rand(4, U, D)
+    assert m(c) is c
+    m2, feats, _ = fitted(align_at_eval=False)
+    m2.eval()
+    assert m2(feats[:3]) is feats[:3] or torch.equal(m2(feats[:3]), feats[:3])
+    m2.train()
+    assert not torch.equal(m2(feats[:3]), feats[:3])
+
+
+# -- compat "dis-dis" (docs/methods/dyga.md#compat) ------------------------------------------------
+def test_compat_mode_differs_exactly_where_the_spec_says():
+    paper, feats, _ = fitted()
+    code, _, _ = fitted(compat="dis-dis")
+    # mixture: full-covariance GMM vs HDDC
+    assert hasattr(code, "covariances") and not hasattr(code, "subspaces")
+    assert hasattr(paper, "subspaces") and not hasattr(paper, "covariances")
+    # normalisation: (x - max)/(max - min + 1e-6) in [-1, 0] vs (x - min)/(...) in [0, 1]
+    zn, pn = code.normalise(feats), paper.normalise(feats)
+    assert float(zn.max()) <= 0 and float(zn.min()) >= -1 and float(pn.min()) >= 0 and float(pn.max()) <= 1
+    torch.testing.assert_close(zn, pn - 1 + 1e-6 / paper.span[None, :, None], atol=1e-6, rtol=0)
+    # anchors: normalised space (code) vs raw space (paper); the fitted means agree up to the shift
+    assert float(code.anchors[code.active].max()) <= 0 and float(paper.anchors[paper.active].min()) > 0
+    # alignment, training mode: batch statistics, hard argmax, one lambda over the batch, c_q in the
+    # normalised space mixed with raw c (the authors' ddpm_dyga.py), by hand
+    code.train()
+    c = feats[:16] + 0.1
+    lo, hi = c.amin(dim=(0, 2)), c.amax(dim=(0, 2))
+    xn = (c - hi[None, :, None]) / (hi - lo + 1e-6)[None, :, None]
+    k = code.mixture.labels(xn.transpose(0, 1)).T
+    cq = torch.stack([code.anchors[u][k[:, u]] for u in range(U)], 1)
+    lam = 0.1 * torch.exp(-((c - cq) / (c + 1e-6)).abs().mean())
+    torch.testing.assert_close(code(c), lam * cq + (1 - lam) * c)
+    # the code's assignment is the same with any generator (hard argmax); the paper's Gumbel is not
+    assert torch.equal(code(c, generator=torch.Generator().manual_seed(1)),
+                       code(c, generator=torch.Generator().manual_seed(2)))
+    paper.train()
+    paper.config = DyGAConfig(**{**paper.config.to_dict(), "gumbel_input": "responsibility"})
+    assert not torch.equal(paper(c, generator=torch.Generator().manual_seed(1)),
+                           paper(c, generator=torch.Generator().manual_seed(2)))
+
+
+# -- state ---------------------------------------------------------------------------------------------
+def test_anchors_are_buffers_saved_and_never_in_the_ema():
+    from diffrep.train.ema import EMA
+
+    m, feats, _ = fitted()
+    holder = torch.nn.Sequential(torch.nn.Linear(2, 2), m)
+    names = dict(holder.named_buffers())
+    assert {"1.anchors", "1.means", "1.norm_lo", "1.norm_hi", "1.n_anchors", "1.active"} <= set(names)
+    assert not any(n.startswith("1.") for n, _ in holder.named_parameters())
+    assert not any(n.startswith("1.") for n in EMA(holder, 0.9).shadow)
+    fresh = DyGA(m.config)
+    fresh.load_state_dict(m.state_dict())
+    m.eval(), fresh.eval()
+    assert torch.equal(fresh(feats[:9]), m(feats[:9])) and bool(fresh.fitted)
+
+
+def test_bad_inputs_raise_clear_errors():
+    m = DyGA(DyGAConfig(num_units=U, token_dim=D))
+    with pytest.raises(ValueError, match="shape"):
+        m(torch.rand(4, U + 1, D))
+    with pytest.raises(ValueError, match="no anchors"):
+        m.assign(torch.rand(4, U, D))
+    with pytest.raises(ValueError, match="at least"):
+        m.fit(torch.rand(3, U, D))
+    with pytest.raises(ValueError, match="finite|NaN"):
+        m.fit(torch.full((50, U, D), math.nan))
+    with pytest.raises(ValueError, match="epoch"):
+        m.fit(torch.rand(50, U, D), epoch=-1)
+    with pytest.raises(ConfigError):
+        DyGAConfig(n_components=9, max_components=8)
+    with pytest.raises(ConfigError):
+        DyGAConfig(lam=0.0)
+    with pytest.raises(TypeError):
+        DyGA({"num_units": 3})
+    m2, feats, _ = fitted()
+    with pytest.raises(ValueError, match="assignment"):
+        align(m2.mixture, feats[:2], assignment="soft")
+    with pytest.raises(ValueError, match="anchors"):
+        align(m2.mixture, feats[:2], anchors=torch.zeros(1, 1, 1))
