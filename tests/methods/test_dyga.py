@@ -281,3 +281,15 @@ def test_bad_inputs_raise_clear_errors():
         align(m2.mixture, feats[:2], assignment="soft")
     with pytest.raises(ValueError, match="anchors"):
         align(m2.mixture, feats[:2], anchors=torch.zeros(1, 1, 1))
+
+
+def test_raw_covariance_keeps_the_trace_of_the_data():
+    """HDDC's b_k = (tr W_k - sum a_kj)/(p - d_k) keeps tr Sigma_k = tr W_k (Eq. 3); unit 0 has one
+    Gaussian, so its raw-space covariance has the trace of the features' biased covariance."""
+    m, feats, _ = fitted()
+    cov = m.covariances_raw()
+    k = int(m.active[0].nonzero()[0])
+    x = feats[:, 0].double()
+    w = (x - x.mean(0)).T @ (x - x.mean(0)) / len(x)
+    torch.testing.assert_close(cov[0, k].double().trace(), w.trace(), rtol=1e-3, atol=0)
+    torch.testing.assert_close(cov[0, k], cov[0, k].T)

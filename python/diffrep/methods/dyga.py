@@ -310,6 +310,22 @@ class DyGA(nn.Module):
         self.fitted.fill_(True)
         self.num_fits += 1
 
+    def covariances_raw(self) -> torch.Tensor:
+        """Each Gaussian's covariance (N, K, D, D) in the space of ``anchors``: HDDC's
+        Q diag(a_1..a_d) Q^T + b (I - Q_d Q_d^T) (Eq. 3) or the full one, times span^2 (paper mode)."""
+        if not bool(self.fitted):
+            raise ValueError("DyGA has no anchors yet: call fit(features) first")
+        d = self.config.token_dim
+        if self.config.model == "full":
+            cov = self.covariances
+        else:
+            sig = (torch.arange(d, device=self.a.device) < self.dims[..., None]).to(self.a.dtype)   # (U, K, d)
+            lam = torch.where(sig > 0, self.a, self.b[..., None].expand_as(self.a))
+            cov = (self.subspaces * lam[..., None, :]) @ self.subspaces.transpose(-1, -2)
+        if self.config.compat == "paper":
+            cov = cov * self.span[:, None, None, None] ** 2
+        return cov
+
     # -- alignment (Eq. 6, Alg. 3) --------------------------------------------------------------
     def assign(self, c: torch.Tensor) -> torch.Tensor:
         """The MAP Gaussian (B, N) of each unit's feature (the anchor index used in evaluation)."""
