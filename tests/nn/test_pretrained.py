@@ -21,6 +21,7 @@ from diffrep.nn import (ConvDecoder, ConvEncoder, ConvVAEConfig, FeatureExtracto
 from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+from diffrep.recipes.encdiff import cpu_model
 from diffrep.recipes.paramrel import paramrel_config
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
@@ -58,6 +59,9 @@ CASES = {
                         sample_steps=5),
              lambda: (torch.randn(2, 1, 8, 8), torch.tensor([1, 7])),
              lambda m, a: (m.encode(a[0]), m.denoiser(a[0], a[1]))),
+    "EncDiff": (cpu_model(num_units=3, token_dim=4),
+                lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
+                lambda m, a: (m.tokens(a[0]), m.eps(a[0], a[1], m.tokens(a[0])))),
 }
 
 
