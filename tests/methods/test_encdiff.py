@@ -307,3 +307,25 @@ def test_recipes_and_bad_inputs():
         m.generate(torch.rand(2, U + 1, D))
     with pytest.raises(ValueError, match="t_range"):
         m.condition_reliance(images(2), t_range=(30, 10))
+
+
+def test_a_recipe_loads_the_frozen_first_stage_from_a_vq_run(tmp_path):
+    """build() adopts the checkpoint's VQ config (minus its training-only discriminator) and weights."""
+    from diffrep.nn.vq import VQAutoencoder
+    from diffrep.recipes.encdiff import EncDiffRecipeConfig, build
+
+    vq_cfg = dataclasses.replace(tiny().first_stage, disc_weight=0.75, disc_layers=1, disc_channels=8)
+    torch.manual_seed(3)
+    vq = VQAutoencoder(vq_cfg)
+    vq.save_pretrained(tmp_path / "vq")
+    cfg = EncDiffRecipeConfig(model=tiny(first_stage=True), dataset="shapes3d_subgrid", first_stage_path=str(tmp_path / "vq"))
+    mp = pytest.MonkeyPatch()
+    mp.setattr("diffrep.recipes.encdiff.Shapes3DSubgrid", lambda pool=4: images(64))
+    try:
+        model, ds = build(cfg)
+    finally:
+        mp.undo()
+    assert model.first_stage.discriminator is None and not any(p.requires_grad for p in model.first_stage.parameters())
+    for k, v in model.first_stage.state_dict().items():
+        assert torch.equal(v, vq.state_dict()[k]), k
+    assert model._anchor_data[1] == len(ds) // cfg.train.batch_size

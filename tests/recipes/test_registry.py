@@ -23,6 +23,11 @@ BUILTIN = {
     "sami/disks-cpu": True, "sami/disks-cpu-frozen": True, "sami/disks-cpu-frozen-d8": True, "vq/celeba64": False,
     "vq/toy-cpu": True,
     "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
+    "vq/shapes3d64": False, "vq/mpi3d-toy64": False, "vq/cars3d64": False,
+    "encdiff/shapes3d-cpu": True, "encdiff/shapes3d-cpu-baseline": True, "encdiff/shapes3d": False,
+    "encdiff/mpi3d-toy": False, "encdiff/cars3d": False, "encdiff/celeba64": False, "encdiff/mpi3d-toy-baseline": False,
+    "encdiff/mpi3d-toy-dyga": False, "encdiff/mpi3d-toy-sd": False, "encdiff/mpi3d-toy-fsq": False,
+    "encdiff/mpi3d-toy-bd": False, "encdiff/mpi3d-toy-disdis": False,
 }
 
 

@@ -511,9 +511,14 @@ class EncDiff(PretrainedMixin, nn.Module):
         if self.first_stage is None:
             raise ValueError("this EncDiff runs in pixel space (first_stage=None)")
         vq = VQAutoencoder.from_pretrained(directory)
-        if vq.config != self.config.first_stage:
-            raise ValueError(f"{directory}: its VQAutoencoderConfig differs from this model's first_stage config")
-        self.first_stage.load_state_dict(vq.state_dict())
+        mine = dataclasses.replace(self.config.first_stage, disc_weight=vq.config.disc_weight,
+                                   perceptual_weight=vq.config.perceptual_weight,
+                                   perceptual_weights=vq.config.perceptual_weights)
+        if vq.config != mine:
+            raise ValueError(f"{directory}: its VQAutoencoderConfig differs from this model's first_stage config "
+                             "(other than the training-only discriminator and LPIPS settings)")
+        state = {k: v for k, v in vq.state_dict().items() if not k.startswith("discriminator.")}
+        self.first_stage.load_state_dict(state)
         self.first_stage.requires_grad_(False).eval()
 
 

@@ -30,7 +30,7 @@ from ..methods.encdiff import EncDiff, EncDiffConfig
 from ..methods.encdiff_nets import SmallExtractorConfig
 from ..nn.encoders import FeatureExtractorConfig
 from ..nn.unet import UNetConfig, unet_preset
-from ..nn.vq import VQAutoencoderConfig
+from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
 from .registry import Recipe
 from .runinfo import DataRoot, load_named
@@ -117,7 +117,12 @@ def build_dataset(cfg: EncDiffRecipeConfig):
 def build(cfg: EncDiffRecipeConfig):
     """(model, dataset); loads the frozen first stage and makes the model refresh its DyGA anchors
     at the epoch boundaries (Alg. 1)."""
-    model = EncDiff(cfg.model)
+    mcfg = cfg.model
+    if mcfg.first_stage is not None and cfg.first_stage_path:
+        # the first stage is whatever the checkpoint holds (its discriminator and LPIPS are training-only)
+        fs = VQAutoencoder.from_pretrained(cfg.first_stage_path).config
+        mcfg = dataclasses.replace(mcfg, first_stage=dataclasses.replace(fs, disc_weight=0.0, perceptual_weight=0.0))
+    model = EncDiff(mcfg)
     if model.first_stage is not None:
         if cfg.first_stage_path:
             model.load_first_stage(cfg.first_stage_path)
