@@ -72,3 +72,25 @@ def test_image_verbs_write_pngs(tmp_path, saved):
         out = tmp_path / f"{verb}.png"
         assert main(["encdiff", verb, d, "--n", "4" if verb != "anchors" else "200", "--out", str(out)]) == 0
         assert out.stat().st_size > 100
+
+
+@pytest.mark.slow
+def test_eval_writes_the_metric_suite_on_pca_codes(tmp_path, saved):
+    import json
+
+    out = tmp_path / "m.json"
+    assert main(["encdiff", "eval", str(saved[0]), "--n", "300", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    for k in ("mig", "dci_disentanglement", "factor_vae_eval", "sap", "modularity", "infom"):
+        assert 0 <= rec["scores"][k] <= 1
+    assert rec["codes"] == "aligned" and rec["pca_fit_points"] == 300
+
+
+def test_representation_fn_is_the_pca_projection_of_the_tokens(saved):
+    _, m, ds = saved
+    fit = ds.sample_observations_from_factors(ds.sample_factors(100, np.random.RandomState(0)))
+    fn = m.representation_fn(fit)
+    obs = ds.sample_observations_from_factors(ds.sample_factors(7, np.random.RandomState(1)))
+    tok = lambda o: m.tokens(torch.from_numpy(o).permute(0, 3, 1, 2) * 2 - 1).double()  # noqa: E731
+    from diffrep.metrics.pca import pca1_units
+    np.testing.assert_allclose(fn(obs), pca1_units(tok(obs), fit_on=tok(fit)).numpy(), rtol=1e-5, atol=1e-7)

@@ -7,6 +7,7 @@
     diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--out swap.png]
     diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--out attention.png]
     diffrep encdiff anchors MODEL [--dataset NAME] [--n 2000] [--factor K] [--out anchors.png]
+    diffrep encdiff eval MODEL [--dataset NAME] [--n 2000] [--eval quick|full] [--downstream] [--out metrics.json]
 
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
 recipe's data, default, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option
@@ -15,7 +16,9 @@ factors of the first N images; ``sample`` conditions on tokens drawn from the da
 protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
 unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
-unit that best separates factor ``--factor``, coloured by that factor (Fig. 1).
+unit that best separates factor ``--factor``, coloured by that factor (Fig. 1); ``eval``: MIG, DCI,
+FactorVAE, SAP, modularity and InfoMEC (Tables 1, 10) on the PCA-per-unit codes (PCA fitted on ``--n``
+images), plus with ``--downstream`` the GBT sample efficiency (Table 5).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-VERBS = ("encode", "sample", "interchange", "attention", "anchors")
+VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 
 
 def register(sub) -> None:
@@ -39,7 +42,8 @@ def register(sub) -> None:
              "sample": "images conditioned on tokens drawn from the dataset (DDIM)",
              "interchange": "latent interchange grid (DyGA Figs. 3, 8)",
              "attention": "per-token cross-attention maps (DyGA Figs. 4, 9, 10)",
-             "anchors": "each unit's feature histogram with its Gaussians, and a factor-coloured view (Fig. 1)"}
+             "anchors": "each unit's feature histogram with its Gaussians, and a factor-coloured view (Fig. 1)",
+             "eval": "disentanglement metrics on the PCA-per-unit codes (Tables 1, 5, 10)"}
     for name in VERBS:
         q = verbs.add_parser(name, help=helps[name])
         q.add_argument("model", help="save_pretrained folder of an EncDiff model")
@@ -48,7 +52,7 @@ def register(sub) -> None:
         q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000}.get(name, 4))
+        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
         q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -57,6 +61,10 @@ def register(sub) -> None:
             q.add_argument("--units", type=int, nargs="+", default=None)
         if name == "anchors":
             q.add_argument("--factor", type=int, default=0)
+        if name == "eval":
+            q.add_argument("--eval", choices=("quick", "full"), default="quick")
+            q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
+            q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -130,7 +138,8 @@ def _run(args) -> int:
     n = min(args.n, len(ds))
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
-    out = Path(args.out or f"encdiff_{args.verb}.{'npz' if args.verb == 'encode' else 'png'}")
+    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
+    out = Path(args.out or f"encdiff_{args.verb}.{ext}")
     out.parent.mkdir(parents=True, exist_ok=True)
     from ..viz.grids import save_image
 
@@ -163,10 +172,38 @@ def _run(args) -> int:
         m = ((maps - lo) / (hi - lo).clamp_min(1e-12))[:, :, None].expand(-1, -1, 3, -1, -1) * 2 - 1
         grid = torch.cat([x[:, None], m], 1).flatten(0, 1)
         save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=2)
+    elif args.verb == "eval":
+        _evaluate(model, ds, idx, args, out)
     else:
         _anchors_figure(model, ds, idx, device, args.factor, out)
     print(out)
     return 0
+
+
+def _evaluate(model, ds, idx, args, out):
+    import json
+
+    import numpy as np
+
+    from ..metrics import downstream_task_score, evaluate
+    from .quickstart import EVAL_SIZES, METRICS
+
+    if not hasattr(ds, "sample_observations_from_factors"):
+        raise ValueError(f"dataset {args.dataset!r} has no ground-truth factors; eval needs one")
+    fit_obs = ds.sample_observations_from_factors(ds.sample_factors(len(idx), np.random.RandomState(args.seed)))
+    fn = model.representation_fn(fit_obs, aligned=not args.raw)
+    s = EVAL_SIZES[args.eval]
+    res = evaluate(ds, fn, metrics=METRICS, seed=args.seed, num_train=s["num_train"], num_test=s["num_test"],
+                   factor_vae_kwargs=s["factor_vae"])
+    record = {"scores": dict(res), "meta": res.meta, "codes": "raw" if args.raw else "aligned", "pca_fit_points": len(idx)}
+    if args.downstream:
+        sizes = (100, 1000, 10000) if args.eval == "full" else (100, 1000)
+        d = downstream_task_score(ds, fn, seed=args.seed, sizes=sizes, num_test=5000 if args.eval == "full" else 1000)
+        record["downstream"] = dict(d)
+    out.write_text(json.dumps(record, indent=1, default=str))
+    for k in ("factor_vae_eval", "dci_disentanglement", "mig", "sap", "modularity", "infom"):
+        if k in res:
+            print(f"{k:22s} {res[k]:.4f}")
 
 
 def _anchors_figure(model, ds, idx, device, factor, out):

@@ -338,6 +338,22 @@ class EncDiff(PretrainedMixin, nn.Module):
         fitted on ``fit_on`` tokens (n, N, D) when given, else on these."""
         return pca1_units(self.tokens(x, aligned=aligned), fit_on=fit_on)
 
+    def representation_fn(self, fit_observations, *, aligned: bool = True, batch: int = 256):
+        """The paper's metric representation (spec 6.1) as a ``diffrep.metrics`` representation function:
+        observations (n, H, W, C) in [0, 1] -> PCA(1)-per-unit codes (n, N), the PCA fitted once on the
+        tokens of ``fit_observations`` (the paper fits it on the whole dataset)."""
+        positive_int(batch, "batch")
+        dev = self.token_bank.device
+
+        def tokens(obs):
+            x = torch.from_numpy(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float() * 2 - 1
+            return torch.cat([self.tokens(x[i:i + batch].to(dev), aligned=aligned).cpu()
+                              for i in range(0, len(x), batch)]).flatten(1).numpy()
+
+        from ..metrics.pca import pca1_representation
+
+        return pca1_representation(tokens, self.config.num_units, fit_observations)
+
     # -- generation ------------------------------------------------------------------------------------
     def _ddim(self, tokens: torch.Tensor, x_T: torch.Tensor, steps: int | None = None, callback=None) -> torch.Tensor:
         cfg = self.config
