@@ -293,3 +293,42 @@ def test_raw_covariance_keeps_the_trace_of_the_data():
     w = (x - x.mean(0)).T @ (x - x.mean(0)) / len(x)
     torch.testing.assert_close(cov[0, k].double().trace(), w.trace(), rtol=1e-3, atol=0)
     torch.testing.assert_close(cov[0, k], cov[0, k].T)
+
+
+def test_eq6_guard_and_normalisation_epsilon_on_tiny_features():
+    """The 1e-6 guards matter where features are of order 1e-6 (ReLU outputs near zero): Eq. 6's
+    |c_j| + 1e-6 and the span hi - lo + 1e-6, both by hand."""
+    m, feats, _ = fitted()
+    res = m.mixture
+    c = torch.full((2, U, D), 1e-6, dtype=torch.float64)
+    c[1] = 3e-6
+    anchors = torch.full(tuple(m.anchors.shape), 1.1e-6, dtype=torch.float64)
+    got = align(res, c, 0.1, assignment="hard", normalise=(m.norm_lo, m.span), anchors=anchors)
+    mu_hat = torch.full_like(c, 1.1e-6)
+    torch.testing.assert_close(got, eq6(c, mu_hat, 0.1), rtol=1e-12, atol=0)
+    small = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=0.0))
+    small.fit(feats * 1e-4)
+    hi, lo = small.norm_hi.double(), small.norm_lo.double()
+    x = small.normalise(small.norm_hi.double()[None, :, None].expand(1, U, D))
+    torch.testing.assert_close(x[0, :, 0], (hi - lo) / (hi - lo + 1e-6), rtol=1e-6, atol=0)
+
+
+def test_subsampling_per_unit_and_epoch_and_the_compat_subset():
+    feats, _ = planted()
+    cfg = dict(num_units=U, token_dim=D, n_components=1, psi=0.15, p_arbitrary=0.0, fit_max_points=300)
+    a, b = DyGA(DyGAConfig(**cfg)), DyGA(DyGAConfig(**cfg))
+    sa, sb = a.fit(feats, epoch=1), b.fit(feats, epoch=1)
+    assert sa["n_points"] == 300 and sa["n_anchors"] == list(COUNTS)
+    assert torch.equal(a.means, b.means)                                  # same (seed, epoch): same subsample
+    b.fit(feats, epoch=2)
+    assert not torch.equal(a.means, b.means)                              # another epoch: another subsample
+    # the normalisation uses the whole block, not the subsample
+    torch.testing.assert_close(a.norm_lo, feats.amin(dim=(0, 2)))
+    code = DyGA(DyGAConfig(**{**cfg, "compat": "dis-dis"}))
+    assert code.fit(feats)["n_points"] == 80                              # [C]: a 10% subset when n > the cap
+    torch.testing.assert_close(code.covariances_raw(), code.covariances)  # compat: normalised space, no span
+
+
+def test_token_dim_is_bounded_by_the_kernels():
+    with pytest.raises(ConfigError, match="token_dim"):
+        DyGAConfig(token_dim=65)
