@@ -34,6 +34,11 @@ import time
 from pathlib import Path
 
 
+# arm -> recipe switches (the Table 4 arms); the claim compares "dyga_sd" with "baseline"
+ARMS = {"baseline": dict(conditioning="none", skip_dropout=0.0), "dyga_sd": {},
+        "dyga": dict(skip_dropout=0.0), "sd": dict(conditioning="none")}
+
+
 def nmi(a, b) -> float:
     from sklearn.metrics import normalized_mutual_info_score
     return float(normalized_mutual_info_score(a, b))
@@ -68,7 +73,7 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     from diffrep.recipes.encdiff import shapes3d_cpu
     from diffrep.methods.encdiff import EncDiff
 
-    cfg = shapes3d_cpu() if arm == "dyga_sd" else shapes3d_cpu(conditioning="none", skip_dropout=0.0)
+    cfg = shapes3d_cpu(**ARMS[arm])
     torch.manual_seed(seed)
     model = EncDiff(cfg.model)
     bs = cfg.train.batch_size
@@ -136,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=700)
     ap.add_argument("--quick", action="store_true", help="smaller metric sizes (for the slow test)")
+    ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
+                    help="arms to train (the claim check needs baseline and dyga_sd)")
     ap.add_argument("--out", default="benches/results/dyga_validation_cpu_2026-12-06.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -143,7 +150,7 @@ def main(argv=None) -> int:
     ds = Shapes3DSubgrid(pool=4)
     runs = []
     for seed in args.seeds:
-        for arm in ("baseline", "dyga_sd"):
+        for arm in args.arms:
             r = run_arm(arm, seed, args.steps, ds, args.quick)
             print(json.dumps({k: r[k] for k in ("arm", "seed", "factor_vae", "dci_disentanglement", "train_seconds")}
                              | {"separation": r["sep_raw"]["separation"], "reliance": r["reliance"]["reliance"]}),
@@ -156,16 +163,18 @@ def main(argv=None) -> int:
 
     keys = {"separation": lambda r: r["sep_raw"]["separation"], "factor_vae": lambda r: r["factor_vae"],
             "dci": lambda r: r["dci_disentanglement"], "reliance": lambda r: r["reliance"]["reliance"]}
-    summary = {arm: {k: mean(arm, f) for k, f in keys.items()} for arm in ("baseline", "dyga_sd")}
-    b, d = summary["baseline"], summary["dyga_sd"]
-    checks = {"separation_plus_0.05": d["separation"][0] >= b["separation"][0] + 0.05,
-              "factor_vae_within_0.02": d["factor_vae"][0] >= b["factor_vae"][0] - 0.02,
-              "dci_within_0.02": d["dci"][0] >= b["dci"][0] - 0.02,
-              "reliance_higher": d["reliance"][0] > b["reliance"][0]}
+    summary = {arm: {k: mean(arm, f) for k, f in keys.items()} for arm in args.arms}
+    checks = {}
+    if "baseline" in summary and "dyga_sd" in summary:
+        b, d = summary["baseline"], summary["dyga_sd"]
+        checks = {"separation_plus_0.05": d["separation"][0] >= b["separation"][0] + 0.05,
+                  "factor_vae_within_0.02": d["factor_vae"][0] >= b["factor_vae"][0] - 0.02,
+                  "dci_within_0.02": d["dci"][0] >= b["dci"][0] - 0.02,
+                  "reliance_higher": d["reliance"][0] > b["reliance"][0]}
     out = {"what": "scripts/validate_dyga.py: EncDiff baseline vs EncDiff + DyGA + SD, same seeds/steps/data order",
            "setting": "pixel space 16x16, procedural Shapes3D sub-grid (5120 images), recipe encdiff/shapes3d-cpu",
            "seeds": args.seeds, "steps": args.steps, "quick": args.quick, "summary_mean_std": summary,
-           "checks": checks, "claim_holds": all(checks.values()), "runs": runs,
+           "checks": checks, "claim_holds": bool(checks) and all(checks.values()), "runs": runs,
            "seconds": round(time.perf_counter() - t0, 1),
            "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                        "note": "2 shared cores, run through /work/bin/heavy (one slot)"}}
