@@ -329,3 +329,10 @@ def test_a_recipe_loads_the_frozen_first_stage_from_a_vq_run(tmp_path):
     for k, v in model.first_stage.state_dict().items():
         assert torch.equal(v, vq.state_dict()[k]), k
     assert model._anchor_data[1] == len(ds) // cfg.train.batch_size
+
+
+def test_encdiff_has_the_method_surface():
+    from diffrep.methods import EncDiff as Exported
+    from diffrep.methods.base import Method, surface_problems
+
+    assert Exported is EncDiff and surface_problems(EncDiff, Method) == []

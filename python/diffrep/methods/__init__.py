@@ -2,8 +2,9 @@
 built from :mod:`diffrep.nn`, :mod:`diffrep.bfn` and :mod:`diffrep.diffusion`. Datasets live in
 :mod:`diffrep.data`, analyses in :mod:`diffrep.analysis`, recipes in :mod:`diffrep.recipes`."""
 
+from .encdiff import EncDiff, EncDiffConfig
 from .paramrel import ParamReL, ParamReLConfig
 from .sami import SAMI, SAMIConfig
 from .toy_ddpm import ToyDDPM, ToyDDPMConfig
 
-__all__ = ["SAMI", "SAMIConfig", "ParamReL", "ParamReLConfig", "ToyDDPM", "ToyDDPMConfig"]
+__all__ = ["SAMI", "SAMIConfig", "ParamReL", "ParamReLConfig", "ToyDDPM", "ToyDDPMConfig", "EncDiff", "EncDiffConfig"]
