@@ -94,3 +94,31 @@ def test_representation_fn_is_the_pca_projection_of_the_tokens(saved):
     tok = lambda o: m.tokens(torch.from_numpy(o).permute(0, 3, 1, 2) * 2 - 1).double()  # noqa: E731
     from diffrep.metrics.pca import pca1_units
     np.testing.assert_allclose(fn(obs), pca1_units(tok(obs), fit_on=tok(fit)).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_eval_on_an_attribute_dataset_is_tad_of_the_pca_codes(tmp_path, saved):
+    """Datasets with binary attributes and no factors (CelebA) get TAD (DisDiff variant, spec 6.2)."""
+    import json
+    from types import SimpleNamespace
+
+    from diffrep.cli.encdiff import _evaluate_tad
+    from diffrep.metrics import tad
+    from diffrep.metrics.pca import pca1_units
+
+    _, m, ds = saved
+
+    class Attr:
+        attributes = np.stack([ds.factors[:, 4] == 0, ds.factors[:, 3] >= 2, ds.factors[:, 0] % 2 == 1], 1).astype(np.int64)
+
+        def __len__(self):
+            return len(ds)
+
+        def __getitem__(self, i):
+            return ds[i][0], torch.as_tensor(self.attributes[i])
+
+    idx = list(range(0, 5120, 10))
+    out = tmp_path / "tad.json"
+    _evaluate_tad(m, Attr(), idx, SimpleNamespace(), out)
+    rec = json.loads(out.read_text())
+    want = tad(pca1_units(m.tokens(ds[idx][0])), torch.as_tensor(Attr.attributes[idx]), variant="disdiff")
+    assert rec["scores"]["tad"] == pytest.approx(want["tad"], abs=1e-9) and rec["images"] == len(idx)
