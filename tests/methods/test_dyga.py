@@ -332,3 +332,51 @@ def test_subsampling_per_unit_and_epoch_and_the_compat_subset():
 def test_token_dim_is_bounded_by_the_kernels():
     with pytest.raises(ConfigError, match="token_dim"):
         DyGAConfig(token_dim=65)
+
+
+def test_gumbel_max_frequencies_are_the_responsibilities_and_straight_through_has_the_softmax_gradient():
+    from diffrep.methods.dyga import _assign
+
+    t = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    logits = t.log().expand(40000, 3)
+    y = _assign(logits, 1e-4, "gumbel", torch.Generator().manual_seed(0))
+    freq = y.argmax(-1).bincount(minlength=3).double() / 40000
+    assert float((freq - t).abs().max()) < 4 * (0.25 / 40000) ** 0.5             # Categorical(t) (Gumbel-max)
+    assert float((y.max(-1).values < 0.999).double().mean()) < 1e-3               # one-hot at tau = 1e-4 (but ties)
+    l = torch.tensor([[0.2, -0.1, 0.4]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
+    st = _assign(l, 0.7, "argmax", None)
+    assert torch.equal(st.detach(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64))
+    (st * w).sum().backward()
+    g_st = l.grad.clone()
+    l.grad = None
+    (torch.softmax(l / 0.7, -1) * w).sum().backward()
+    torch.testing.assert_close(g_st, l.grad, rtol=1e-12, atol=0)
+    hard = _assign(l, 0.7, "hard", None)
+    assert torch.equal(hard, st.detach()) and not hard.requires_grad
+
+
+def test_alignment_stats_are_delta_mean_and_the_small_delta_fraction():
+    m, feats, _ = fitted()
+    c = feats[:6].double()
+    c[0, 0, 0] = 0.0                                    # an exact ReLU zero: delta = 0 for (sample 0, unit 0)
+    stats = {}
+    align(m.mixture, c, 0.1, assignment="hard", normalise=(m.norm_lo, m.span), anchors=m.anchors, stats=stats)
+    k = m.assign(c.float())
+    mu = torch.stack([m.anchors[u][k[:, u]] for u in range(U)], 1).double()
+    delta = 0.1 * torch.exp(-((c - mu) / (c.abs() + 1e-6)).abs().mean(-1))
+    assert stats["delta_mean"] == pytest.approx(float(delta.mean()), rel=1e-6)
+    assert stats["delta_small_frac"] == pytest.approx(float((delta < 1e-4).double().mean()))
+    assert 0 < stats["delta_small_frac"] < 1
+
+
+def test_config_switches_reach_the_fit():
+    feats, _ = planted()
+    base = dict(num_units=U, token_dim=D, n_components=1, p_arbitrary=1.0, min_mass=5)
+    one_pass = DyGA(DyGAConfig(**base, max_split_passes=1))
+    assert one_pass.fit(feats)["n_anchors"] == [2, 2, 2]
+    capped = DyGA(DyGAConfig(**base, max_components=4))
+    assert capped.fit(feats)["n_anchors"] == [4, 4, 4]
+    flat = DyGA(DyGAConfig(**{**base, "p_arbitrary": 0.0}, threshold=1.0))
+    flat.fit(feats)
+    assert bool((flat.dims[flat.active] == 1).all())                              # Cattell: no gap > max gap
