@@ -318,7 +318,7 @@ def test_subsampling_per_unit_and_epoch_and_the_compat_subset():
     cfg = dict(num_units=U, token_dim=D, n_components=1, psi=0.15, p_arbitrary=0.0, fit_max_points=300)
     a, b = DyGA(DyGAConfig(**cfg)), DyGA(DyGAConfig(**cfg))
     sa, sb = a.fit(feats, epoch=1), b.fit(feats, epoch=1)
-    assert sa["n_points"] == 300 and sa["n_anchors"] == list(COUNTS)
+    assert sa["n_points"] == sb["n_points"] == 300 and sa["n_anchors"] == list(COUNTS)
     assert torch.equal(a.means, b.means)                                  # same (seed, epoch): same subsample
     b.fit(feats, epoch=2)
     assert not torch.equal(a.means, b.means)                              # another epoch: another subsample
