@@ -380,3 +380,64 @@ def test_config_switches_reach_the_fit():
     flat = DyGA(DyGAConfig(**{**base, "p_arbitrary": 0.0}, threshold=1.0))
     flat.fit(feats)
     assert bool((flat.dims[flat.active] == 1).all())                              # Cattell: no gap > max gap
+
+
+def test_survivors_of_the_mutation_run_defaults_determinism_and_state():
+    """Written against the survivors of benches/results/mutation_encdiff_2026-12-06.md."""
+    m, feats, _ = fitted()
+    res, norm = m.mixture, (m.norm_lo, m.span)
+    c = feats[:32]
+    # align's defaults: lam = 0.1, tau = 1e-4, gumbel=False -> hard, anchors -> the mixture's means
+    torch.testing.assert_close(align(res, c, gumbel=False, normalise=norm, anchors=m.anchors),
+                               align(res, c, 0.1, 1e-4, assignment="hard", normalise=norm, anchors=m.anchors))
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    torch.testing.assert_close(align(res, c, normalise=norm, anchors=m.anchors, generator=g()),
+                               align(res, c, 0.1, 1e-4, normalise=norm, anchors=m.anchors, generator=g()))
+    xn = m.normalise(c)
+    torch.testing.assert_close(align(res, xn, assignment="hard"), align(res, xn, assignment="hard", anchors=res.means))
+    # the Gumbel draw follows the generator (literal input: the draw matters)
+    a = align(res, c, gumbel_input="responsibility", normalise=norm, anchors=m.anchors, generator=g())
+    b = align(res, c, gumbel_input="responsibility", normalise=norm, anchors=m.anchors, generator=g())
+    assert torch.equal(a, b)
+    # delta between the two thresholds: 0.1 e^-4 = 1.8e-3 is not < 1e-3 lam = 1e-4
+    stats = {}
+    align(res, torch.ones(3, U, D), 0.1, assignment="hard", normalise=norm, anchors=torch.full(tuple(m.anchors.shape), 5.0),
+          stats=stats)
+    assert stats["delta_mean"] == pytest.approx(0.1 * math.exp(-4.0), rel=1e-5) and stats["delta_small_frac"] == 0.0
+    # DyGA.forward: eval is the hard argmax even with a noisy training assignment; training uses the
+    # generator and records the stats
+    lit = DyGA(DyGAConfig(**{**m.config.to_dict(), "gumbel_input": "responsibility"}))
+    lit.load_state_dict(m.state_dict())
+    lit.eval()
+    torch.testing.assert_close(lit(c), align(res, c, assignment="hard", normalise=norm, anchors=m.anchors))
+    lit.train()
+    assert torch.equal(lit(c, generator=g()), lit(c, generator=g())) and "delta_mean" in lit.last_align
+    # state: dtypes of the counters, empty diagnostics before any fit, default config
+    assert m.n_anchors.dtype == m.num_fits.dtype == m.dims.dtype == torch.int64 and m.fitted.dtype == torch.bool
+    fresh = DyGA()
+    assert fresh.config == DyGAConfig() and fresh.last_fit == {} and fresh.last_align == {}
+    DyGAConfig(n_components=8, max_components=8)
+    DyGAConfig(token_dim=64)
+
+
+def test_cluster_density_of_an_empty_cluster_is_nan_and_phi_defaults_to_one_half():
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    resp = torch.tensor([[0.6, 0.4], [0.6, 0.4]], dtype=torch.float64)
+    dens, cnt = cluster_density(x, resp, torch.tensor([True, True]))
+    assert cnt.tolist() == [2, 0] and float(dens[0]) == 1.0 and math.isnan(float(dens[1]))
+
+
+def test_compat_batch_normalisation_and_assignment_by_hand():
+    code, feats, _ = fitted(compat="dis-dis")
+    c = feats[:16].clone()
+    c[0, 0, 0] = 2e-6                                   # near-zero coordinate: the + 1e-6 guard matters
+    lo, hi = c.amin(dim=(0, 2)), c.amax(dim=(0, 2))
+    xn = (c - hi[None, :, None]) / (hi - lo + 1e-6)[None, :, None]
+    torch.testing.assert_close(code._batch_normalise(c), xn, rtol=0, atol=1e-7)
+    k = code.mixture.labels(xn.transpose(0, 1)).T
+    assert torch.equal(code.assign(c), k)
+    code.train()
+    cq = torch.stack([code.anchors[u][k[:, u]] for u in range(U)], 1)
+    lam = 0.1 * torch.exp(-((c - cq) / (c + 1e-6)).abs().mean())
+    torch.testing.assert_close(code(c), lam * cq + (1 - lam) * c)
+    assert code.last_align == {"lambda": pytest.approx(float(lam))}
