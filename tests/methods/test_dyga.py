@@ -441,3 +441,35 @@ def test_compat_batch_normalisation_and_assignment_by_hand():
     lam = 0.1 * torch.exp(-((c - cq) / (c + 1e-6)).abs().mean())
     torch.testing.assert_close(code(c), lam * cq + (1 - lam) * c)
     assert code.last_align == {"lambda": pytest.approx(float(lam))}
+
+
+def test_survivors_of_the_rerun_plumbing_of_gumbel_flag_compat_assign_and_forward_config():
+    m, feats, _ = fitted()
+    res, norm = m.mixture, (m.norm_lo, m.span)
+    c = feats[:32]
+    lit = dict(gumbel_input="responsibility", normalise=norm, anchors=m.anchors, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(align(res, c, gumbel=False, **lit), align(res, c, assignment="hard", **lit))
+    # compat assign uses the batch's own statistics, not the fit's
+    code, _, _ = fitted(compat="dis-dis")
+    cb = feats[:16] * 0.5 + 1.0
+    lo, hi = cb.amin(dim=(0, 2)), cb.amax(dim=(0, 2))
+    xn = (cb - hi[None, :, None]) / (hi - lo + 1e-6)[None, :, None]
+    assert torch.equal(code.assign(cb), code.mixture.labels(xn.transpose(0, 1)).T)
+    assert not torch.equal(code.assign(cb), code.mixture.labels(code.normalise(cb).transpose(0, 1)).T)
+    # forward passes the configured tau and detach_assignment to align
+    a, b = m.anchors[1][m.active[1]]
+    s = torch.linspace(0.2, 0.8, 20001)[:, None]
+    seg = feats[:1].repeat(len(s), 1, 1)
+    seg[:, 1] = a + s * (b - a)
+    t = res.responsibilities(m.normalise(seg).transpose(0, 1))[1].max(-1).values
+    tie = seg[int((t - 0.5).abs().argmin())][None].clone()
+    for detach in (False, True):
+        dy = DyGA(DyGAConfig(**{**m.config.to_dict(), "assignment": "argmax", "tau": 1.0, "detach_assignment": detach}))
+        dy.load_state_dict(m.state_dict())
+        dy.train()
+        x1 = tie.clone().requires_grad_(True)
+        dy(x1)[0, 1].sum().backward()
+        x2 = tie.clone().requires_grad_(True)
+        align(res, x2, 0.1, 1.0, assignment="argmax", detach_assignment=detach, normalise=norm,
+              anchors=m.anchors)[0, 1].sum().backward()
+        torch.testing.assert_close(x1.grad, x2.grad)
