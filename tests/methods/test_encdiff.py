@@ -336,3 +336,21 @@ def test_encdiff_has_the_method_surface():
     from diffrep.methods.base import Method, surface_problems
 
     assert Exported is EncDiff and surface_problems(EncDiff, Method) == []
+
+
+def test_loss_logs_anchor_counts_and_uses_the_generator_for_the_gumbel_draw():
+    """Against the survivors of the EncDiff mutation run (benches/results/mutation_encdiff_2026-12-06.md)."""
+    cfg = tiny(dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, gumbel_input="responsibility"))
+    m = EncDiff(cfg)
+    data = images(40)
+    m.refresh_anchors(data, batch_size=16)
+    m.eval()                                   # no dropout, BatchNorm fixed; DyGA itself set to training below
+    m.dyga.train()
+    outs = [m.loss(data[:8], step=3, generator=torch.Generator().manual_seed(9)) for _ in range(2)]
+    assert float(outs[0]["loss"].detach()) == float(outs[1]["loss"].detach())
+    n = m.dyga.n_anchors
+    assert outs[0]["anchors_min"] == float(n.min()) and outs[0]["anchors_max"] == float(n.max())
+    assert outs[0]["dyga_delta_mean"] == m.dyga.last_align["delta_mean"]
+    c = m.extractor(data[:8])[1]
+    a = m.condition(c, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, m.condition(c, generator=torch.Generator().manual_seed(4)))
