@@ -22,6 +22,7 @@ from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.multibeta import LatentDenoiserConfig, MultiBetaVAEConfig, multibeta_config
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+from diffrep.recipes.encdiff import cpu_model
 from diffrep.recipes.paramrel import paramrel_config
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
@@ -69,6 +70,9 @@ CASES = {
                   lambda: (torch.randn(2, 1, 32, 32), torch.randn(2, 3)),
                   lambda m, a: (m.encode(a[0], 0.4), m.decode(a[1], 0.2), m.denoiser.predict(a[1], torch.tensor([2, 3])),
                                 m.discriminator(a[0]), m.denoiser.sigma_table)),
+    "EncDiff": (cpu_model(num_units=3, token_dim=4),
+                lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
+                lambda m, a: (m.tokens(a[0]), m.eps(a[0], a[1], m.tokens(a[0])))),
 }
 
 # the VAE-family baselines (diffrep.methods.vae): 32 px, 2 latents, the encoder mean and the decoder

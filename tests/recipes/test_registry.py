@@ -26,6 +26,11 @@ BUILTIN = {
     "multibeta/celeba64": False, "multibeta/celebahq256": False, "multibeta/ffhq256": False,
     "multibeta/lsun-bedrooms256": False,
     "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
+    "vq/shapes3d64": False, "vq/mpi3d-toy64": False, "vq/cars3d64": False,
+    "encdiff/shapes3d-cpu": True, "encdiff/shapes3d-cpu-baseline": True, "encdiff/shapes3d": False,
+    "encdiff/mpi3d-toy": False, "encdiff/cars3d": False, "encdiff/celeba64": False, "encdiff/mpi3d-toy-baseline": False,
+    "encdiff/mpi3d-toy-dyga": False, "encdiff/mpi3d-toy-sd": False, "encdiff/mpi3d-toy-fsq": False,
+    "encdiff/mpi3d-toy-bd": False, "encdiff/mpi3d-toy-disdis": False,
 }
 _VAE_METHODS = ("ae", "vae", "beta-vae", "annealed-vae", "beta-tcvae", "factor-vae", "info-vae", "dip-vae-i",
                 "dip-vae-ii", "fsq-ae")

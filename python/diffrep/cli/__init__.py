@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "bfn", "paramrel", "sami", "multibeta", "study")
+SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "bfn", "paramrel", "sami", "multibeta", "study", "encdiff")
 
 
 def build_parser() -> argparse.ArgumentParser:

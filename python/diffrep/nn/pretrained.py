@@ -60,6 +60,7 @@ MODEL_CLASSES: dict[str, str] = {
     "InfoVAE": "diffrep.methods.vae.info_vae:InfoVAE",
     "DIPVAE": "diffrep.methods.vae.dip_vae:DIPVAE",
     "FSQAE": "diffrep.methods.vae.fsq_ae:FSQAE",
+    "EncDiff": "diffrep.methods.encdiff:EncDiff",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model

@@ -22,7 +22,8 @@ from ..train.config import TrainConfig
 from .registry import Recipe
 from .runinfo import DataRoot, load_named
 
-__all__ = ["VQRecipeConfig", "build", "build_dataset", "toy_cpu", "celeba64", "RECIPES"]
+__all__ = ["VQRecipeConfig", "build", "build_dataset", "toy_cpu", "celeba64", "shapes3d64", "mpi3d_toy64", "cars3d64",
+           "RECIPES"]
 
 
 @dataclasses.dataclass
@@ -72,9 +73,32 @@ def celeba64() -> VQRecipeConfig:
     return VQRecipeConfig(model=model, dataset="celeba", dataset_options={"split": "train", "size": 64}, train=train)
 
 
+def _table7(dataset: str, options: dict | None = None) -> VQRecipeConfig:
+    """The DyGA paper's Table 7 first stage on ``dataset``: ``celeba64``'s model, loss and training, with the
+    taming/LDM encoder's mid-block attention (issue 19: the LDM first-stage semantics)."""
+    cfg = celeba64()
+    model = dataclasses.replace(cfg.model, mid_attention=True)
+    return VQRecipeConfig(model=model, dataset=dataset, dataset_options=dict(options or {}), train=cfg.train)
+
+
+def shapes3d64() -> VQRecipeConfig:
+    return _table7("shapes3d")
+
+
+def mpi3d_toy64() -> VQRecipeConfig:
+    return _table7("mpi3d_toy")
+
+
+def cars3d64() -> VQRecipeConfig:
+    return _table7("cars3d")
+
+
 RECIPES = (
     Recipe("vq/toy-cpu", toy_cpu, build, "f=4 VQ-GAN autoencoder on 16x16 shapes, discriminator from step 100; CPU, "
            "about a minute", cpu_friendly=True),
     Recipe("vq/celeba64", celeba64, build, "DyGA Table 7 f=4 VQ-GAN (LPIPS + PatchGAN) on CelebA 64; needs LPIPS "
            "weights file and CelebA"),
+    Recipe("vq/shapes3d64", shapes3d64, build, "DyGA Table 7 f=4 VQ-GAN on Shapes3D (EncDiff's first stage)"),
+    Recipe("vq/mpi3d-toy64", mpi3d_toy64, build, "DyGA Table 7 f=4 VQ-GAN on MPI3D-toy (EncDiff's first stage)"),
+    Recipe("vq/cars3d64", cars3d64, build, "DyGA Table 7 f=4 VQ-GAN on Cars3D (EncDiff's first stage)"),
 )

@@ -1,0 +1,290 @@
+"""``diffrep encdiff``: EncDiff + DyGA + Skip Dropout (docs/methods/encdiff.md).
+
+    diffrep encdiff recipes
+    diffrep encdiff train RECIPE [--out DIR] [--a.b VALUE ...]             (as diffrep train)
+    diffrep encdiff encode MODEL [--dataset NAME] [--n N] --out codes.npz
+    diffrep encdiff sample MODEL [--n 16] [--steps N] [--out samples.png]
+    diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--out swap.png]
+    diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--out attention.png]
+    diffrep encdiff anchors MODEL [--dataset NAME] [--n 2000] [--factor K] [--out anchors.png]
+    diffrep encdiff eval MODEL [--dataset NAME] [--n 2000] [--eval quick|full] [--downstream] [--out metrics.json]
+
+MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
+recipe's data, default, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option
+KEY=VALUE``). ``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the
+factors of the first N images; ``sample`` conditions on tokens drawn from the dataset (the FID
+protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
+``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
+unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
+unit that best separates factor ``--factor``, coloured by that factor (Fig. 1); ``eval``: MIG, DCI,
+FactorVAE, SAP, modularity and InfoMEC (Tables 1, 10) on the PCA-per-unit codes (PCA fitted on ``--n``
+images), plus with ``--downstream`` the GBT sample efficiency (Table 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("encdiff", help="EncDiff + DyGA + Skip Dropout: train, encode, sample, interchange, attention, "
+                       "anchors", description=__doc__.split("\n\n")[0])
+    verbs = p.add_subparsers(dest="encdiff_command", metavar="VERB")
+    verbs.add_parser("recipes", help="list the encdiff/ recipes").set_defaults(func=_recipes)
+    t = verbs.add_parser("train", help="train an encdiff/ recipe (same flags as diffrep train)")
+    t.add_argument("recipe")
+    t.add_argument("overrides", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_train)
+    helps = {"encode": "N scalars, tokens and PCA-per-unit codes of dataset images (.npz)",
+             "sample": "images conditioned on tokens drawn from the dataset (DDIM)",
+             "interchange": "latent interchange grid (DyGA Figs. 3, 8)",
+             "attention": "per-token cross-attention maps (DyGA Figs. 4, 9, 10)",
+             "anchors": "each unit's feature histogram with its Gaussians, and a factor-coloured view (Fig. 1)",
+             "eval": "disentanglement metrics on the PCA-per-unit codes (Tables 1, 5, 10)"}
+    for name in VERBS:
+        q = verbs.add_parser(name, help=helps[name])
+        q.add_argument("model", help="save_pretrained folder of an EncDiff model")
+        q.add_argument("--weights", choices=("model", "ema"), default="model")
+        q.add_argument("--dataset", default="shapes3d_subgrid")
+        q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
+        q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
+        q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
+        if name == "interchange":
+            q.add_argument("--units", type=int, nargs="+", default=None)
+        if name == "anchors":
+            q.add_argument("--factor", type=int, default=0)
+        if name == "eval":
+            q.add_argument("--eval", choices=("quick", "full"), default="quick")
+            q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
+            q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
+        q.set_defaults(func=_run, verb=name)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _recipes(args) -> int:
+    from .bfn import list_prefixed
+
+    return list_prefixed("encdiff/")
+
+
+def _train(args) -> int:
+    from .bfn import train_prefixed
+
+    return train_prefixed("encdiff/", args.recipe, args.overrides)
+
+
+def _load(args):
+    import torch
+
+    from ..methods.encdiff import EncDiff
+    from ..nn import load_pretrained
+
+    if not Path(args.model).is_dir():
+        raise FileNotFoundError(f"{args.model}: no such model folder (a run's final/ directory)")
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    model = load_pretrained(Path(args.model), weights=args.weights, map_location=device).eval()
+    if not isinstance(model, EncDiff):
+        raise ValueError(f"{args.model} holds a {type(model).__name__}, not an EncDiff model")
+    return model, device
+
+
+def _dataset(args):
+    import yaml
+
+    from .. import data
+    from ..recipes.encdiff import Shapes3DSubgrid
+
+    if args.dataset == "shapes3d_subgrid":
+        return Shapes3DSubgrid(args.pool)
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    return data.load(args.dataset, root=args.root, root_flag="--root", **options)
+
+
+def _images(ds, idx, model, device):
+    from ..methods.encdiff import _fetch
+
+    x = _fetch(ds, idx).to(device)
+    c, s = model.config.image_channels, model.config.image_size
+    if tuple(x.shape[1:]) != (c, s, s):
+        raise ValueError(f"the dataset's images are {tuple(x.shape[1:])}, the model reads ({c}, {s}, {s}); "
+                         "pick the dataset (and --pool / --option size=) the model was trained on")
+    return x
+
+
+def _run(args) -> int:
+    import numpy as np
+    import torch
+
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    model, device = _load(args)
+    ds = _dataset(args)
+    n = min(args.n, len(ds))
+    g = torch.Generator().manual_seed(args.seed)
+    idx = torch.randperm(len(ds), generator=g)[:n].tolist()
+    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
+    out = Path(args.out or f"encdiff_{args.verb}.{ext}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from ..viz.grids import save_image
+
+    if args.verb == "encode":
+        x = _images(ds, idx, model, device)
+        tokens = model.tokens(x)
+        arrays = {"scalars": model.encode(x).cpu().numpy(), "tokens": tokens.cpu().numpy(),
+                  "pca_codes": model.pca_codes(x).cpu().numpy(), "indices": np.asarray(idx)}
+        f = ds[np.asarray(idx)][1] if hasattr(ds, "factor_sizes") else None
+        if f is not None:
+            arrays["factors"] = np.asarray(f)
+        np.savez(out, **arrays)
+    elif args.verb == "sample":
+        pool = _images(ds, idx[: max(n, 64)], model, device)
+        bank = model.tokens(pool, aligned=False)
+        imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
+        save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
+    elif args.verb == "interchange":
+        half = max(1, n // 2) if n > 1 else 1
+        src = _images(ds, idx[:half], model, device)
+        tgt = _images(ds, (idx[half:2 * half] if n > 1 else idx[:1]), model, device)
+        rows = model.interchange(src, tgt, units=args.units, generator=g, steps=args.steps)
+        grid = torch.cat([src[None], tgt[None], rows]).flatten(0, 1)
+        save_image(grid.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=src.shape[0], scale=2)
+    elif args.verb == "attention":
+        x = _images(ds, idx, model, device)
+        maps = model.attention_maps(x, generator=g, steps=args.steps)                      # (B, N, S, S)
+        lo = maps.amin(dim=(2, 3), keepdim=True)
+        hi = maps.amax(dim=(2, 3), keepdim=True)
+        m = ((maps - lo) / (hi - lo).clamp_min(1e-12))[:, :, None].expand(-1, -1, 3, -1, -1) * 2 - 1
+        grid = torch.cat([x[:, None], m], 1).flatten(0, 1)
+        save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=2)
+    elif args.verb == "eval":
+        _evaluate(model, ds, idx, args, out)
+    else:
+        _anchors_figure(model, ds, idx, device, args.factor, out)
+    print(out)
+    return 0
+
+
+def _evaluate(model, ds, idx, args, out):
+    import json
+
+    import numpy as np
+
+    from ..metrics import downstream_task_score, evaluate
+    from .quickstart import EVAL_SIZES, METRICS
+
+    if not hasattr(ds, "sample_observations_from_factors"):
+        if hasattr(ds, "attributes"):        # CelebA: TAD, the DisDiff variant (Table 2; spec 6.2)
+            return _evaluate_tad(model, ds, idx, args, out)
+        raise ValueError(f"dataset {args.dataset!r} has neither ground-truth factors nor binary attributes")
+    fit_obs = ds.sample_observations_from_factors(ds.sample_factors(len(idx), np.random.RandomState(args.seed)))
+    fn = model.representation_fn(fit_obs, aligned=not args.raw)
+    s = EVAL_SIZES[args.eval]
+    res = evaluate(ds, fn, metrics=METRICS, seed=args.seed, num_train=s["num_train"], num_test=s["num_test"],
+                   factor_vae_kwargs=s["factor_vae"])
+    record = {"scores": dict(res), "meta": res.meta, "codes": "raw" if args.raw else "aligned", "pca_fit_points": len(idx)}
+    if args.downstream:
+        sizes = (100, 1000, 10000) if args.eval == "full" else (100, 1000)
+        d = downstream_task_score(ds, fn, seed=args.seed, sizes=sizes, num_test=5000 if args.eval == "full" else 1000)
+        record["downstream"] = dict(d)
+    out.write_text(json.dumps(record, indent=1, default=str))
+    for k in ("factor_vae_eval", "dci_disentanglement", "mig", "sap", "modularity", "infom"):
+        if k in res:
+            print(f"{k:22s} {res[k]:.4f}")
+
+
+def _evaluate_tad(model, ds, idx, args, out):
+    """TAD (``variant="disdiff"``) of the PCA-per-unit codes of ``--n`` shuffled images, the PCA fitted on
+    those images (spec 6.2: 10,000 images, seed 42)."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from ..metrics import tad
+
+    device = model.token_bank.device
+    toks = torch.cat([model.tokens(_images(ds, idx[i:i + 256], model, device)).cpu() for i in range(0, len(idx), 256)])
+    from ..metrics.pca import pca1_units
+
+    codes = pca1_units(toks)
+    attrs = torch.as_tensor(np.asarray(ds.attributes)[np.asarray(idx)])
+    res = tad(codes, attrs, variant="disdiff")
+    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx)}, indent=1, default=str))
+    print(f"TAD (disdiff) {res['tad']:.4f}, attributes captured {res.get('tad_attributes_captured')}")
+
+
+def _anchors_figure(model, ds, idx, device, factor, out):
+    import numpy as np
+    import torch
+
+    from ..metrics.pca import pca1_units
+
+    if model.dyga is None or not bool(model.dyga.fitted):
+        raise ValueError("this model has no fitted DyGA anchors (conditioning is not 'dyga', or it was never refreshed)")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ValueError("the anchors figure needs matplotlib (an optional dependency): pip install matplotlib") from exc
+    x = _images(ds, idx, model, device)
+    c = model.tokens(x, aligned=False).double()
+    proj, mean, comp = pca1_units(c, return_components=True)                         # (n, N), (N, D), (N, D)
+    dy = model.dyga
+    cov = dy.covariances_raw().double()
+    mu = ((dy.anchors.double() - mean[:, None]) * comp[:, None]).sum(-1)              # (N, K)
+    var = torch.einsum("ud,ukde,ue->uk", comp, cov, comp)
+    N = c.shape[1]
+    cols = min(5, N)
+    rows = (N + cols - 1) // cols
+    fig, axes = plt.subplots(rows + 1, cols, figsize=(3 * cols, 2.4 * (rows + 1)), squeeze=False)
+    for u in range(N):
+        ax = axes[u // cols][u % cols]
+        v = proj[:, u].numpy()
+        ax.hist(v, bins=60, density=True, color="0.7")
+        grid = np.linspace(v.min() - 0.1 * np.ptp(v), v.max() + 0.1 * np.ptp(v), 400)
+        for k in torch.nonzero(dy.active[u]).flatten().tolist():
+            s2 = max(float(var[u, k]), 1e-12)
+            w = float(dy.weights[u, k])
+            ax.plot(grid, w * np.exp(-(grid - float(mu[u, k])) ** 2 / (2 * s2)) / np.sqrt(2 * np.pi * s2), lw=1)
+        ax.set_title(f"unit {u}: {int(dy.n_anchors[u])} anchors", fontsize=8)
+    for j in range(N, rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    labels = None
+    if hasattr(ds, "factor_sizes"):
+        f = np.asarray(ds[np.asarray(idx)][1])
+        if not 0 <= factor < f.shape[1]:
+            raise ValueError(f"--factor must be in [0, {f.shape[1]}), got {factor}")
+        labels = f[:, factor]
+    from sklearn.metrics import normalized_mutual_info_score
+
+    k = dy.assign(c.float()).cpu().numpy()
+    best = int(np.argmax([normalized_mutual_info_score(labels, k[:, u]) for u in range(N)])) if labels is not None else 0
+    cu = c[:, best] - c[:, best].mean(0)
+    _, _, vh = torch.linalg.svd(cu, full_matrices=False)
+    xy = (cu @ vh[:2].T).numpy()
+    ax = axes[rows][0]
+    ax.scatter(xy[:, 0], xy[:, 1], c=labels if labels is not None else "k", s=3, cmap="tab10")
+    ax.set_title(f"unit {best} (PCA), coloured by factor {factor}", fontsize=8)
+    for j in range(1, cols):
+        axes[rows][j].axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
