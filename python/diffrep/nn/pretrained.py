@@ -49,6 +49,9 @@ MODEL_CLASSES: dict[str, str] = {
     "ParamReL": "diffrep.methods.paramrel:ParamReL",
     "SAMIConvNet": "diffrep.methods.sami_nets:SAMIConvNet",
     "SAMI": "diffrep.methods.sami:SAMI",
+    "DiffAE": "diffrep.methods.diffae:DiffAE",
+    "InfoDiffusion": "diffrep.methods.infodiffusion:InfoDiffusion",
+    "DisDiff": "diffrep.methods.disdiff:DisDiff",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model
