@@ -3,6 +3,9 @@
 import pytest
 
 from diffrep.bfn.model import BFN
+from diffrep.methods.diffae import DiffAE
+from diffrep.methods.disdiff import DisDiff
+from diffrep.methods.infodiffusion import InfoDiffusion
 from diffrep.methods.base import GenerativeModel, Method, RepresentationModel, TrainableModel, surface_problems
 from diffrep.methods.paramrel import ParamReL
 from diffrep.methods.sami import SAMI
@@ -10,7 +13,8 @@ from diffrep.nn.vq import VQAutoencoder
 
 
 @pytest.mark.parametrize("cls,protocol", [(ParamReL, Method), (SAMI, Method), (BFN, GenerativeModel),
-                                          (VQAutoencoder, RepresentationModel)])
+                                          (VQAutoencoder, RepresentationModel), (DiffAE, Method),
+                                          (InfoDiffusion, Method), (DisDiff, Method)])
 def test_methods_follow_the_protocol(cls, protocol):
     model = cls(cls.config_class())
     assert isinstance(model, protocol) and isinstance(model, TrainableModel)
