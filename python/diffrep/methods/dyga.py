@@ -1,30 +1,66 @@
-"""DyGA (Jun et al., "Disentangling Disentangled Representations: Towards Improved Latent Units
-via Diffusion Models"), where the EncDiff + DyGA method will live. For now: the feature alignment
-of Eq. 6 (Alg. 3) on the Gaussian anchors that :func:`diffrep.cluster.fit` finds (DyGA §3.2.1, Alg. 2).
+"""Dynamic Gaussian Anchoring (DyGA; Jun et al., "Disentangling Disentangled Representations: Towards
+Improved Latent Units via Diffusion Models", §3.2, Alg. 2-3, Eq. 3-6), as a self-contained module on
+any (B, N, D) latent-unit features (docs/methods/dyga.md).
+
+- :func:`align`: the feature alignment of Eq. 6 / Alg. 3 on a fitted mixture (differentiable in the
+  features); Gumbel-softmax, straight-through argmax or hard argmax assignment.
+- :class:`DyGAConfig` / :class:`DyGA`: anchor selection per unit (Alg. 2) with the batched HDDC of
+  :func:`diffrep.cluster.fit` (fit, responsibilities, membership at phi, split by density above psi
+  plus the optional random splits, filter small clusters, final EM), the normalisation stored with
+  the fit, anchors as buffers (saved with the model, never EMA-averaged: the EMA averages parameters
+  only), and ``compat="dis-dis"``, the authors' code (docs/methods/dyga.md#compat).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
+from typing import Annotated, Literal
 
 import torch
+from torch import nn
 
+from ..cluster import HDDCResult
+from ..cluster import fit as hddc_fit
+from ..config import Config, ConfigError, Ge, Gt, Le
 from ..ops import _validate as V
 
-__all__ = ["align"]
+__all__ = ["align", "DyGAConfig", "DyGA", "ASSIGNMENTS", "cluster_density"]
+
+ASSIGNMENTS = ("gumbel", "argmax", "hard")
+_EPS = 1e-6        # the guard of Eq. 6's denominator and of the min-max normalisation ([C] uses the same)
+
+
+def _assign(logits, tau, assignment, generator):
+    """y (..., K) from logits: Gumbel-softmax sample, straight-through argmax or hard one-hot argmax."""
+    if assignment == "gumbel":
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu").to(logits.device)
+        g = -torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))
+        return torch.softmax((logits + g) / tau, -1)
+    hard = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    if assignment == "hard":
+        return hard
+    soft = torch.softmax(logits / tau, -1)
+    return hard + soft - soft.detach()             # forward: argmax; backward: d softmax(l / tau)
 
 
 def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, gumbel_input="log",
-          detach_assignment=False):
+          detach_assignment=False, assignment=None, normalise=None, anchors=None, stats=None):
     """DyGA feature alignment (Eq. 6, Alg. 3), differentiable w.r.t. ``features``.
 
-    ``mixture``: the per-unit anchors, a :class:`diffrep.cluster.HDDCResult`; ``features``
-    (B, U, d) in the space the mixture was fitted in. Per (sample, unit): logits l = log t
-    (``gumbel_input="log"``, the standard Gumbel-softmax input; ``"responsibility"`` is Alg. 3's
-    literal t), y = softmax((l + g)/tau) with Gumbel noise g (none when ``gumbel=False``:
-    y = one-hot argmax, for evaluation), anchor mu_hat = sum_k y_k mu_k,
-    delta = lam exp(-mean_j |(c_j - mu_hat_j)/(|c_j| + 1e-6)|), and c_tilde = c + delta (mu_hat - c).
-    ``detach_assignment`` stops the gradient through y. Returns c_tilde (B, U, d).
+    ``mixture``: the per-unit anchors, a :class:`diffrep.cluster.HDDCResult`; ``features`` (B, U, d).
+    Responsibilities t (Eq. 4) are computed on ``(c - lo) / span`` when ``normalise=(lo, span)``
+    ((U,) each, the normalisation stored with the fit), else on c itself. Logits l = log t
+    (``gumbel_input="log"``, the standard Gumbel-softmax input) or Alg. 3's literal t
+    (``"responsibility"``). Assignment y: ``"gumbel"`` y = softmax((l + g)/tau), g ~ Gumbel(0, 1);
+    ``"argmax"`` the straight-through argmax (forward one-hot of argmax t, gradient of
+    softmax(l/tau)); ``"hard"`` the one-hot argmax without gradient (evaluation). Default:
+    "gumbel" if ``gumbel`` else "hard". Anchor mu_hat = sum_k y_k mu_k with mu = ``anchors``
+    (U, K, d) (default the mixture's means), delta = lam exp(-mean_j |(c_j - mu_hat_j)/(|c_j| + 1e-6)|)
+    per (sample, unit), c_tilde = c + delta (mu_hat - c). ``detach_assignment`` stops the gradient
+    through y. ``stats``: a dict that receives delta's mean and the fraction of delta < 1e-3 lam
+    (the health metric of docs/methods/dyga.md). Returns c_tilde (B, U, d).
     """
     V.tensor("features", features)
     if features.dim() != 3:
@@ -33,19 +69,286 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
     tau = V.positive_scalar("tau", tau)
     if gumbel_input not in ("log", "responsibility"):
         raise ValueError(f"gumbel_input must be 'log' or 'responsibility', got {gumbel_input!r}")
+    if assignment is None:
+        assignment = "gumbel" if gumbel else "hard"
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
     c = features.transpose(0, 1)                                   # (U, B, d)
-    lp = mixture.log_prob(c)
+    x = c
+    if normalise is not None:
+        lo, span = normalise
+        x = (c - lo.to(c)[:, None, None]) / span.to(c)[:, None, None]
+    lp = mixture.log_prob(x)
     logt = lp - torch.logsumexp(lp, -1, keepdim=True)
     logits = logt if gumbel_input == "log" else logt.exp()
     logits = torch.where(mixture.active[:, None], logits, torch.full_like(logits, -math.inf))
-    if gumbel:
-        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu").to(logits.device)
-        g = -torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))
-        y = torch.softmax((logits + g) / tau, -1)
-    else:
-        y = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    y = _assign(logits, tau, assignment, generator)
     if detach_assignment:
         y = y.detach()
-    mu_hat = y @ mixture.means.to(c.dtype)                          # (U, B, d)
-    delta = lam * torch.exp(-((c - mu_hat) / (c.abs() + 1e-6)).abs().mean(-1, keepdim=True))
+    mu = mixture.means if anchors is None else anchors
+    if tuple(mu.shape) != tuple(mixture.means.shape):
+        raise ValueError(f"anchors must have shape {tuple(mixture.means.shape)}, got {tuple(mu.shape)}")
+    mu_hat = y @ mu.to(c.dtype)                                     # (U, B, d)
+    delta = lam * torch.exp(-((c - mu_hat) / (c.abs() + _EPS)).abs().mean(-1, keepdim=True))
+    if stats is not None:
+        stats["delta_mean"] = float(delta.detach().mean())
+        stats["delta_small_frac"] = float((delta.detach() < 1e-3 * lam).float().mean())
     return (c + delta * (mu_hat - c)).transpose(0, 1)
+
+
+def cluster_density(x, resp, active, phi=0.5):
+    """Eq. 5 per cluster: members C_k = {i: t_ik > phi}; density = mean_i in C_k ||x_i - mean(C_k)||.
+    ``x`` (n, d), ``resp`` (n, K), ``active`` (K,). Returns (density (K,), NaN for empty or inactive,
+    member counts (K,))."""
+    m = (resp > phi) & active[None]
+    cnt = m.sum(0)
+    mf = m.to(x.dtype)
+    xbar = (mf.T @ x) / cnt.clamp_min(1)[:, None].to(x.dtype)       # (K, d) plain member means
+    dist = torch.cdist(x, xbar)                                       # (n, K)
+    dens = (dist * mf).sum(0) / cnt.clamp_min(1).to(x.dtype)
+    return torch.where(cnt > 0, dens, torch.full_like(dens, math.nan)), cnt
+
+
+@dataclasses.dataclass
+class DyGAConfig(Config):
+    """Anchor selection (Alg. 2, §3.2.1) and alignment (Eq. 6, Alg. 3); defaults follow the paper with
+    the values it leaves open taken from the authors' code (docs/methods/dyga.md#configuration).
+
+    ``assignment`` (training): ``"gumbel"`` (Alg. 3, the default) or ``"argmax"`` (straight-through
+    argmax of the responsibility: "the Gaussian with the highest responsibility", §3.2.2); in
+    evaluation the assignment is always the hard argmax. ``compat="dis-dis"`` reproduces the
+    authors' code where the spec lists differences (docs/methods/dyga.md#compat).
+    """
+
+    num_units: Annotated[int, Ge(1)] = 20
+    token_dim: Annotated[int, Ge(1)] = 32
+    compat: Literal["paper", "dis-dis"] = "paper"
+    n_components: Annotated[int, Ge(1)] = 8                 # K0
+    max_components: Annotated[int, Ge(1)] = 32              # K_max
+    max_iter: Annotated[int, Ge(1)] = 30                    # EM iterations per phase
+    tol: Annotated[float, Ge(0)] = 1e-3
+    phi: Annotated[float, Gt(0), Le(1)] = 0.5               # membership (Eq. 4)
+    psi: Annotated[float, Ge(0)] = 0.5                      # density threshold (Eq. 5), an absolute distance
+    p_arbitrary: Annotated[float, Ge(0), Le(1)] = 0.5       # the "arbitrary" splits' probability
+    max_split_passes: Annotated[int, Ge(0)] = 3
+    min_mass: Annotated[float, Ge(0)] = 10.0                # filter: soft size below this is dropped
+    threshold: Annotated[float, Gt(0), Le(1)] = 0.2         # Cattell scree threshold (HDDC d_k)
+    fit_max_points: Annotated[int, Ge(2)] = 100_000         # per unit, subsampled without replacement
+    lam: Annotated[float, Gt(0)] = 0.1                      # lambda of Eq. 6
+    tau: Annotated[float, Gt(0)] = 1e-4                     # Gumbel-softmax temperature (Alg. 3)
+    assignment: Literal["gumbel", "argmax"] = "gumbel"
+    gumbel_input: Literal["log", "responsibility"] = "log"
+    detach_assignment: bool = False
+    refresh_every: Annotated[int, Ge(1)] = 1                # r epochs (5 on Cars3D)
+    align_at_eval: bool = True
+    seed: Annotated[int, Ge(0)] = 0
+
+    def validate(self) -> None:
+        if self.max_components < self.n_components:
+            raise ConfigError("max_components", f"{self.max_components} < n_components={self.n_components}")
+        if self.token_dim > 64:
+            raise ConfigError("token_dim", f"the HDDC kernels take d <= 64, got {self.token_dim}")
+
+    @property
+    def model(self) -> str:
+        return "full" if self.compat == "dis-dis" else "AkjBkQkDk"
+
+
+class DyGA(nn.Module):
+    """Per-unit Gaussian anchors and the Eq. 6 alignment, for (B, N, D) features.
+
+    ``fit(features, epoch=...)`` runs anchor selection on (n, N, D) features (call it with the
+    extractor in eval mode, over the training set: :meth:`EncDiff.refresh_anchors` does); ``forward(c)``
+    aligns (identity before the first fit). State (buffers, in the state dict): the mixture in the
+    normalised space, the anchors in raw space, the normalisation (lo, hi), ``n_anchors`` per unit.
+    """
+
+    def __init__(self, config: DyGAConfig | None = None):
+        super().__init__()
+        cfg = config if config is not None else DyGAConfig()
+        if not isinstance(cfg, DyGAConfig):
+            raise TypeError(f"DyGA: config must be a DyGAConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        U, K, d = cfg.num_units, cfg.max_components, cfg.token_dim
+        eye = torch.eye(d).expand(U, K, d, d).clone()
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("num_fits", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("active", torch.zeros(U, K, dtype=torch.bool))
+        self.register_buffer("weights", torch.zeros(U, K))
+        self.register_buffer("means", torch.zeros(U, K, d))        # in the fit's normalised space
+        self.register_buffer("anchors", torch.zeros(U, K, d))      # the means aligned to (raw space; compat: normalised)
+        self.register_buffer("norm_lo", torch.zeros(U))
+        self.register_buffer("norm_hi", torch.ones(U))
+        self.register_buffer("n_anchors", torch.zeros(U, dtype=torch.int64))
+        if cfg.model == "full":
+            self.register_buffer("covariances", eye)
+        else:
+            self.register_buffer("subspaces", eye)
+            self.register_buffer("a", torch.ones(U, K, d))
+            self.register_buffer("b", torch.ones(U, K))
+            self.register_buffer("dims", torch.ones(U, K, dtype=torch.int64))
+        self.last_fit: dict = {}
+        self.last_align: dict = {}
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"units={c.num_units}, dim={c.token_dim}, compat={c.compat!r}, fitted={bool(self.fitted)}"
+
+    # -- the mixture -----------------------------------------------------------------------------
+    @property
+    def mixture(self) -> HDDCResult:
+        """The fitted per-unit mixture (normalised space) as a :class:`diffrep.cluster.HDDCResult`."""
+        U = self.config.num_units
+        z = torch.zeros(U, device=self.means.device)
+        r = HDDCResult(weights=self.weights, means=self.means, n_components=self.active.sum(1), log_likelihood=z,
+                       bic=z, active=self.active, model=self.config.model)
+        if self.config.model == "full":
+            r.covariances = self.covariances
+        else:
+            r.subspaces, r.a, r.b, r.dims = self.subspaces, self.a, self.b, self.dims
+        return r
+
+    @property
+    def span(self) -> torch.Tensor:
+        return self.norm_hi - self.norm_lo + _EPS
+
+    def normalise(self, c: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) features in the fit's normalised space: (c - lo)/(hi - lo + 1e-6) (paper mode),
+        (c - hi)/(hi - lo + 1e-6) with the fit's statistics (the code's formula, compat)."""
+        ref = self.norm_lo if self.config.compat == "paper" else self.norm_hi
+        return (c - ref.to(c)[None, :, None]) / self.span.to(c)[None, :, None]
+
+    def _check(self, c, name="features", leading=None):
+        V.tensor(name, c)
+        cfg = self.config
+        if c.dim() != 3 or c.shape[1] != cfg.num_units or c.shape[2] != cfg.token_dim:
+            raise ValueError(f"{name} must have shape ({leading or 'B'}, {cfg.num_units}, {cfg.token_dim}), "
+                             f"got {tuple(c.shape)}")
+        if not c.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {c.dtype}")
+
+    # -- anchor selection (Alg. 2) -----------------------------------------------------------------
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, *, epoch: int = 0) -> dict:
+        """Anchor selection on ``features`` (n, N, D): the raw extractor outputs over the training set
+        (paper mode) or the already-aligned tokens ([C], compat). Returns (and stores in
+        ``last_fit``) the per-unit anchor counts and diagnostics."""
+        self._check(features, "features", "n")
+        V.finite("features", features)
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        cfg = self.config
+        t0 = time.perf_counter()
+        feats = features.detach().to(torch.float32)
+        n, U, d = feats.shape
+        if n < max(cfg.n_components, 2):
+            raise ValueError(f"anchor selection needs at least {max(cfg.n_components, 2)} points, got {n}")
+        lo = feats.amin(dim=(0, 2))
+        hi = feats.amax(dim=(0, 2))
+        span = hi - lo + _EPS
+        x = feats.permute(1, 0, 2)                                      # (U, n, d)
+        if cfg.compat == "paper":
+            x = (x - lo[:, None, None]) / span[:, None, None]
+            m = min(n, cfg.fit_max_points)
+            if m < n:                                                    # per-unit subsample, seeded by (seed, epoch, unit)
+                idx = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
+                    cfg.seed * 1_000_003 + epoch * 1009 + u))[:m] for u in range(U)]).to(x.device)
+                x = torch.gather(x, 1, idx[..., None].expand(U, m, d))
+            res = hddc_fit(x.contiguous(), cfg.n_components, cfg.max_components, "AkjBkQkDk", cfg.max_iter, cfg.tol,
+                           True, cfg.min_mass, cfg.seed + epoch, split_rule="dyga", phi=cfg.phi, psi=cfg.psi,
+                           p_arbitrary=cfg.p_arbitrary, max_split_passes=cfg.max_split_passes,
+                           threshold=cfg.threshold)
+            anchors = lo[:, None, None] + res.means * span[:, None, None]
+        else:
+            # [C]: x -> (x - max)/(max - min + 1e-6); a 10% subset when n > 100k; full-covariance GMM
+            # from K0 random points with identity covariances, exactly max_iter iterations
+            x = (x - hi[:, None, None]) / span[:, None, None]
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            if n > cfg.fit_max_points:
+                keep = torch.randperm(n, generator=g)[: max(cfg.n_components, n // 10)].to(x.device)
+                x = x[:, keep]
+            m = x.shape[1]
+            starts = torch.stack([torch.randperm(m, generator=g)[: cfg.n_components] for _ in range(U)]).to(x.device)
+            mu0 = torch.gather(x, 1, starts[..., None].expand(U, cfg.n_components, d))
+            init = torch.softmax(-0.5 * torch.cdist(x, mu0) ** 2, -1)
+            res = hddc_fit(x.contiguous(), cfg.n_components, cfg.max_components, "full", cfg.max_iter, 0.0, True,
+                           cfg.min_mass, cfg.seed + epoch, split_rule="dyga", phi=cfg.phi, psi=cfg.psi,
+                           p_arbitrary=cfg.p_arbitrary, max_split_passes=cfg.max_split_passes, init_resp=init)
+            anchors = res.means
+        self._store(res, anchors, lo, hi)
+        # Eq. 5 densities at the final fit: what drives the number of anchors (docs/methods/dyga.md#psi)
+        resp = res.responsibilities(x.to(res.means.dtype))
+        dens_max, dense = [], []
+        for u in range(U):
+            dens, _ = cluster_density(x[u].to(res.means.dtype), resp[u], res.active[u], cfg.phi)
+            dens = dens[res.active[u]]
+            dens_max.append(float(torch.nan_to_num(dens, nan=0.0).max()))
+            dense.append(int((dens > cfg.psi).sum()))
+        ev = {k: v.tolist() for k, v in res.events.items()}
+        self.last_fit = {"epoch": epoch, "n_points": int(x.shape[1]), "n_anchors": self.n_anchors.tolist(),
+                         "anchors_mean": float(self.n_anchors.float().mean()), "splits": ev.get("splits"),
+                         "filtered": ev.get("filtered"), "deactivated": ev.get("deactivated"),
+                         "density_max": dens_max, "clusters_above_psi": dense, "seconds": time.perf_counter() - t0}
+        return self.last_fit
+
+    def _store(self, res: HDDCResult, anchors, lo, hi):
+        dev = self.means.device
+        self.active.copy_(res.active.to(dev))
+        self.weights.copy_(res.weights.to(dev, torch.float32))
+        self.means.copy_(res.means.to(dev, torch.float32))
+        self.anchors.copy_(anchors.to(dev, torch.float32))
+        self.norm_lo.copy_(lo.to(dev))
+        self.norm_hi.copy_(hi.to(dev))
+        self.n_anchors.copy_(res.active.sum(1).to(dev))
+        if self.config.model == "full":
+            self.covariances.copy_(res.covariances.to(dev, torch.float32))
+        else:
+            self.subspaces.copy_(res.subspaces.to(dev, torch.float32))
+            self.a.copy_(res.a.to(dev, torch.float32))
+            self.b.copy_(res.b.to(dev, torch.float32))
+            self.dims.copy_(res.dims.to(dev, torch.int64))
+        self.fitted.fill_(True)
+        self.num_fits += 1
+
+    # -- alignment (Eq. 6, Alg. 3) --------------------------------------------------------------
+    def assign(self, c: torch.Tensor) -> torch.Tensor:
+        """The MAP Gaussian (B, N) of each unit's feature (the anchor index used in evaluation)."""
+        self._check(c)
+        if not bool(self.fitted):
+            raise ValueError("DyGA has no anchors yet: call fit(features) first")
+        x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
+        return self.mixture.labels(x.transpose(0, 1).to(self.means.dtype)).T
+
+    def _batch_normalise(self, c):
+        lo = c.detach().amin(dim=(0, 2))
+        hi = c.detach().amax(dim=(0, 2))
+        return (c - hi[None, :, None]) / (hi - lo + _EPS)[None, :, None]
+
+    def forward(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Aligned features c~ (B, N, D); c itself before the first fit (and in eval mode when
+        ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
+        self._check(c)
+        cfg = self.config
+        if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):
+            return c
+        if cfg.compat == "dis-dis":
+            return self._align_code(c)
+        assignment = cfg.assignment if self.training else "hard"
+        self.last_align = {}
+        lo = self.norm_lo
+        out = align(self.mixture, c.to(self.means.dtype), cfg.lam, cfg.tau, generator=generator,
+                    gumbel_input=cfg.gumbel_input, detach_assignment=cfg.detach_assignment, assignment=assignment,
+                    normalise=(lo, self.span), anchors=self.anchors, stats=self.last_align)
+        return out.to(c.dtype)
+
+    def _align_code(self, c):
+        """[C] ``ddpm_dyga.py``: batch min-max (max used twice), hard argmax (``predict0``), anchor in the
+        normalised space, one lambda = lam exp(-mean |(c - c_q)/(c + 1e-6)|) over the batch, then
+        c <- lambda c_q + (1 - lambda) c."""
+        cfg = self.config
+        xn = self._batch_normalise(c).transpose(0, 1).to(self.means.dtype)
+        k = self.mixture.labels(xn)                                        # (U, B)
+        cq = torch.gather(self.anchors, 1, k[..., None].expand(-1, -1, cfg.token_dim)).transpose(0, 1).to(c.dtype)
+        lam = cfg.lam * torch.exp(-((c - cq) / (c + _EPS)).abs().mean())
+        self.last_align = {"lambda": float(lam.detach())}
+        return lam * cq + (1 - lam) * c

@@ -52,6 +52,7 @@ MODEL_CLASSES: dict[str, str] = {
     "DiffAE": "diffrep.methods.diffae:DiffAE",
     "InfoDiffusion": "diffrep.methods.infodiffusion:InfoDiffusion",
     "DisDiff": "diffrep.methods.disdiff:DisDiff",
+    "EncDiff": "diffrep.methods.encdiff:EncDiff",
 }
 
 _MODELS: dict[str, type] = {}  # classes defined outside diffrep, added by register_model

@@ -1,0 +1,530 @@
+"""EncDiff with Dynamic Gaussian Anchoring and Skip Dropout (Jun et al., "Disentangling Disentangled
+Representations: Towards Improved Latent Units via Diffusion Models", §3, Alg. 1, Eq. 1-2, 6-7,
+Tables 7-9; EncDiff: Yang et al. 2024). docs/methods/encdiff.md.
+
+A latent diffusion model whose U-Net (Table 8) is conditioned through cross-attention on N tokens made
+by a feature extractor (Table 9) from the clean image: N scalar latent units, each mapped by its own
+MLP to a D-d token. Extractor and U-Net are trained jointly by the Eq. 2 loss alone (L1 or L2 on the
+noise); the first stage (the f = 4 VQ autoencoder of Table 7, or none: pixel space) is frozen.
+
+- DyGA (:class:`diffrep.methods.dyga.DyGA`) aligns the tokens to per-unit Gaussian anchors (Eq. 6);
+  anchors are refreshed every r epochs from the whole training set with the extractor in eval mode
+  (:meth:`EncDiff.refresh_anchors`; :meth:`EncDiff.attach_anchor_data` makes ``loss`` do it at the
+  epoch boundaries, Alg. 1), or FSQ (Table 11) quantises them instead.
+- Skip Dropout (Eq. 7) is the U-Net's ``skip_dropout`` (placement ``"reference_code"``: the 16 and
+  8 px skips); backbone dropout (Table 12's BD) drops channels of the decoder's backbone input at the
+  same levels (``backbone_dropout``).
+- Verbs: ``encode`` (N scalars), ``tokens``, ``pca_codes`` (PCA(1) per unit, the paper's metric
+  codes), ``reconstruct``, ``sample``, ``interchange`` (Figs. 3, 8), ``interpolate`` (Fig. 6),
+  ``attention_maps`` (Figs. 4, 9, 10; attention probabilities recomputed from each cross-attention's
+  inputs, which the fused attention kernel does not expose), ``condition_reliance``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Annotated, Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import positive_int
+from ..config import Config, ConfigError, Ge, Lt
+from ..diffusion.samplers import DDIMSampler, ddim_timesteps
+from ..diffusion.schedules import NoiseSchedule, NoiseScheduleConfig
+from ..metrics.pca import pca1_units
+from ..nn.encoders import FeatureExtractor, FeatureExtractorConfig
+from ..nn.images import batch_images, check_images
+from ..nn.pretrained import PretrainedMixin
+from ..nn.unet import UNet, UNetConfig, unet_preset
+from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from .dyga import DyGA, DyGAConfig
+from .encdiff_nets import FSQTokens, SmallExtractor, SmallExtractorConfig
+
+__all__ = ["EncDiffConfig", "EncDiff", "ldm_schedule", "ldm_ddim_pairs"]
+
+
+def ldm_schedule() -> NoiseScheduleConfig:
+    """The LDM "linear" schedule of the paper's U-Net config: beta = linspace(sqrt 0.0015, sqrt 0.0155, 1000)^2."""
+    return NoiseScheduleConfig(kind="ldm_linear", num_timesteps=1000, beta_start=0.0015, beta_end=0.0155)
+
+
+def ldm_ddim_pairs(num_timesteps: int, num_steps: int) -> list[tuple[int, int]]:
+    """The LDM DDIM timestep pairs (``make_ddim_timesteps`` "uniform" + 1; the last step goes to
+    abar_0, not to 1): t = 1 + i c, c = T // num_steps, descending; (t, t_prev) with t_prev = 0 last."""
+    seq = [t + 1 for t in ddim_timesteps(num_timesteps, num_steps, "uniform")]
+    return list(zip(seq, seq[1:] + [0]))
+
+
+def _table8() -> UNetConfig:
+    return unet_preset("dyga-table8", skip_dropout_placement="reference_code")
+
+
+@dataclasses.dataclass
+class EncDiffConfig(Config):
+    """Defaults: the paper's Tables 7-9 (VQ f = 4 on 64 x 64, Table 8 U-Net with Skip Dropout 0.2 at the
+    authors' placement, Table 9 extractor with N = 20, 32-d tokens), L1 Eq. 2 loss, DyGA in paper mode,
+    DDIM 100 steps, eta 0. ``first_stage=None`` runs in pixel space; ``small_extractor`` replaces the
+    Table 9 extractor (CPU recipes). ``conditioning``: ``"none"`` (the Table 4 baseline), ``"dyga"``,
+    ``"fsq"`` (Table 11, ``fsq_levels``)."""
+
+    unet: UNetConfig = dataclasses.field(default_factory=_table8)
+    extractor: FeatureExtractorConfig = dataclasses.field(default_factory=FeatureExtractorConfig)
+    small_extractor: Optional[SmallExtractorConfig] = None
+    first_stage: Optional[VQAutoencoderConfig] = dataclasses.field(default_factory=VQAutoencoderConfig)
+    scale_by_std: bool = True                     # LDM: latents x 1/std of the first training batch
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=ldm_schedule)
+    loss_type: Literal["l1", "l2"] = "l1"
+    conditioning: Literal["none", "dyga", "fsq"] = "dyga"
+    dyga: DyGAConfig = dataclasses.field(default_factory=DyGAConfig)
+    fsq_levels: tuple[Annotated[int, Ge(2)], ...] = (8, 5, 5)
+    backbone_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
+    sample_steps: Annotated[int, Ge(1)] = 100
+    ddim_spacing: Literal["uniform", "ldm"] = "uniform"
+    eta: Annotated[float, Ge(0)] = 0.0
+    token_bank_size: Annotated[int, Ge(1)] = 1024  # tokens kept for sample(n) (drawn with replacement)
+
+    @property
+    def num_units(self) -> int:
+        return self.small_extractor.num_units if self.small_extractor else self.extractor.num_units
+
+    @property
+    def token_dim(self) -> int:
+        return self.small_extractor.token_dim if self.small_extractor else self.extractor.token_dim
+
+    @property
+    def image_size(self) -> int:
+        return self.small_extractor.image_size if self.small_extractor else self.extractor.image_size
+
+    @property
+    def image_channels(self) -> int:
+        return self.small_extractor.in_channels if self.small_extractor else self.extractor.in_channels
+
+    def validate(self) -> None:
+        if self.unet.context_dim != self.token_dim:
+            raise ConfigError("unet.context_dim", f"{self.unet.context_dim} != the extractor's token dim {self.token_dim}")
+        if self.conditioning == "dyga" and (self.dyga.num_units, self.dyga.token_dim) != (self.num_units, self.token_dim):
+            raise ConfigError("dyga.num_units", f"DyGA is set for ({self.dyga.num_units} units, {self.dyga.token_dim}-d) "
+                              f"but the extractor gives ({self.num_units}, {self.token_dim}-d)")
+        fs = self.first_stage
+        if fs is not None:
+            if fs.image_size != self.image_size or fs.in_channels != self.image_channels:
+                raise ConfigError("first_stage.image_size", f"the first stage reads {fs.in_channels}x{fs.image_size}px, "
+                                  f"the extractor {self.image_channels}x{self.image_size}px")
+            lat, ch = fs.image_size // fs.downsample_factor, fs.embed_dim
+        else:
+            lat, ch = self.image_size, self.image_channels
+        if self.unet.image_size != lat or self.unet.in_channels != ch or self.unet.out_channels != ch:
+            raise ConfigError("unet.image_size", f"the U-Net must map {ch}x{lat}x{lat} latents, is set for "
+                              f"{self.unet.in_channels}->{self.unet.out_channels} channels at {self.unet.image_size}px")
+        if self.ddim_spacing == "ldm" and self.sample_steps > self.schedule.num_timesteps - 1:
+            raise ConfigError("sample_steps", "the LDM spacing needs sample_steps < num_timesteps")
+
+
+class EncDiff(PretrainedMixin, nn.Module):
+    """EncDiff (+ DyGA, + Skip Dropout). ``loss(batch, step=...)`` is Eq. 2 (Alg. 1)."""
+
+    config_class = EncDiffConfig
+
+    def __init__(self, config: EncDiffConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        self.unet = UNet(cfg.unet)
+        self.extractor = SmallExtractor(cfg.small_extractor) if cfg.small_extractor else FeatureExtractor(cfg.extractor)
+        self.first_stage = VQAutoencoder(cfg.first_stage) if cfg.first_stage is not None else None
+        if self.first_stage is not None:
+            self.first_stage.requires_grad_(False).eval()
+        self.dyga = DyGA(cfg.dyga) if cfg.conditioning == "dyga" else None
+        self.fsq = FSQTokens(cfg.token_dim, cfg.fsq_levels) if cfg.conditioning == "fsq" else None
+        self.schedule = NoiseSchedule(cfg.schedule)
+        self.register_buffer("scale_factor", torch.ones(()))
+        self.register_buffer("scale_set", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("token_bank", torch.zeros(cfg.token_bank_size, cfg.num_units, cfg.token_dim))
+        self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
+        self._bd_hooks = self._install_backbone_dropout() if cfg.backbone_dropout > 0 else []
+        self._anchor_data = None
+        self._last_refresh_step = -1
+        self.anchor_history: list[dict] = []
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.first_stage is not None:
+            self.first_stage.eval()              # frozen: its BatchNorm-free layers, no dropout, always eval
+        return self
+
+    def _install_backbone_dropout(self):
+        """Table 12's BD: channel dropout (rate ``backbone_dropout``, inverted) on the decoder's backbone
+        input h, before it is concatenated with the skip, at the Skip Dropout levels (docs page)."""
+        cfg = self.config.unet
+        rate = self.config.backbone_dropout
+        mc = cfg.model_channels
+        skips, ch = [mc], mc
+        for level, mult in enumerate(cfg.channel_mult):
+            for _ in range(cfg.num_res_blocks):
+                ch = mult * mc
+                skips.append(ch)
+            if level != len(cfg.channel_mult) - 1:
+                skips.append(ch)
+        levels = dataclasses.replace(cfg, skip_dropout=0.5).skip_dropout_levels()   # SD's placement, at any rate
+        hooks, r = [], cfg.resolutions[-1]
+        for i, blk in enumerate(self.unet.output_blocks):
+            sc = skips.pop()
+            level = len(cfg.channel_mult) - 1 - i // (cfg.num_res_blocks + 1)
+            r = cfg.image_size // 2 ** level
+            if r not in levels:
+                continue
+
+            def pre(module, args, sc=sc):
+                if not module.training:
+                    return None
+                h = args[0]
+                ch_h = h.shape[1] - sc
+                keep = 1.0 - rate
+                m = torch.bernoulli(torch.full((h.shape[0], ch_h, 1, 1), keep, device=h.device, dtype=h.dtype)) / keep
+                return (torch.cat([h[:, :ch_h] * m, h[:, ch_h:]], 1),) + tuple(args[1:])
+
+            hooks.append(blk.register_forward_pre_hook(pre))
+        return hooks
+
+    def _images(self, x, name="x"):
+        return check_images(x, channels=self.config.image_channels, size=self.config.image_size, name=name,
+                            who="EncDiff")
+
+    @torch.no_grad()
+    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """z0: the first stage's (pre-quantisation) latent times the scale factor, or x itself."""
+        if self.first_stage is None:
+            return x
+        return self.first_stage.encode(x) * self.scale_factor
+
+    @torch.no_grad()
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Images from latents (decoded through the quantiser, as the LDM's ``VQModelInterface``)."""
+        if self.first_stage is None:
+            return z
+        return self.first_stage.decode(z / self.scale_factor)
+
+    def raw_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scalars (B, N), tokens c (B, N, D)) of the extractor, before alignment."""
+        return self.extractor(self._images(x))
+
+    def condition(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The U-Net's condition c~ from raw tokens c: DyGA alignment (Eq. 6), FSQ, or c itself."""
+        if self.dyga is not None:
+            return self.dyga(c, generator=generator)
+        if self.fsq is not None:
+            return self.fsq(c)
+        return c
+
+    def eps(self, z_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.unet(z_t, t, context=tokens)
+
+    # -- training (Alg. 1, Eq. 2) -----------------------------------------------------------------
+    def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
+        """Make ``loss`` refresh the DyGA anchors at the end of every ``dyga.refresh_every``-th epoch
+        (``steps_per_epoch`` optimiser steps each) from ``dataset`` (Alg. 1; the recipes do this)."""
+        positive_int(steps_per_epoch, "steps_per_epoch")
+        positive_int(batch_size, "batch_size")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError("dataset must be a map-style dataset")
+        self._anchor_data = (dataset, steps_per_epoch, batch_size)
+
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """Eq. 2: mean |eps_theta(z_t, t, c~) - eps| (L1; L2 squared), t ~ U{0..T-1}, z_t = sqrt(abar) z0 +
+        sqrt(1 - abar) eps (the VP form of Eq. 1). Logs the number of anchors per unit."""
+        x = self._images(batch_images(batch))
+        cfg = self.config
+        if self._anchor_data is not None and self.dyga is not None and step is not None:
+            ds, spe, bs = self._anchor_data
+            every = spe * cfg.dyga.refresh_every
+            if step > 0 and step % every == 0 and step != self._last_refresh_step:
+                self.refresh_anchors(ds, epoch=step // spe, batch_size=bs)
+                self._last_refresh_step = step
+        if self.first_stage is not None and cfg.scale_by_std and self.training and not bool(self.scale_set):
+            with torch.no_grad():
+                z = self.first_stage.encode(x)
+                self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
+                self.scale_set.fill_(True)
+        z0 = self.to_latent(x)
+        B = x.shape[0]
+        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device="cpu").to(x.device)
+        noise = torch.randn(z0.shape, generator=generator, device="cpu", dtype=z0.dtype).to(x.device)
+        z_t = self.schedule.q_sample(z0, t, noise)
+        _, c = self.extractor(x)
+        self._bank(c)
+        c_tilde = self.condition(c, generator=generator)
+        err = self.eps(z_t, t, c_tilde) - noise
+        per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
+        loss = per.mean()
+        out = {"loss": loss}
+        if self.dyga is not None and bool(self.dyga.fitted):
+            out["anchors_mean"] = float(self.dyga.n_anchors.float().mean())
+            out["anchors_min"] = float(self.dyga.n_anchors.min())
+            out["anchors_max"] = float(self.dyga.n_anchors.max())
+            for k, v in self.dyga.last_align.items():
+                out[f"dyga_{k}"] = v
+        return out
+
+    @torch.no_grad()
+    def _bank(self, c):
+        """Keep the latest raw tokens (a ring buffer) for ``sample(n)`` without given tokens."""
+        S = self.token_bank.shape[0]
+        c = c.detach()[:S]
+        start = int(self.bank_count) % S
+        idx = (torch.arange(c.shape[0], device=c.device) + start) % S
+        self.token_bank[idx] = c.to(self.token_bank)
+        self.bank_count += c.shape[0]
+
+    @torch.no_grad()
+    def features(self, dataset, *, batch_size: int = 256, aligned: bool = False, limit: int | None = None) -> torch.Tensor:
+        """Raw (or, ``aligned``, eval-mode aligned) tokens (n, N, D) of a dataset's images, extractor in eval."""
+        positive_int(batch_size, "batch_size")
+        n = len(dataset) if limit is None else min(len(dataset), positive_int(limit, "limit"))
+        was = self.training
+        self.eval()
+        out = []
+        try:
+            dev = self.token_bank.device
+            for s in range(0, n, batch_size):
+                x = _fetch(dataset, range(s, min(n, s + batch_size))).to(dev)
+                _, c = self.extractor(self._images(x))
+                out.append(self.condition(c) if aligned else c)
+        finally:
+            self.train(was)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def refresh_anchors(self, dataset, *, epoch: int = 0, batch_size: int = 256) -> dict:
+        """Anchor selection (Alg. 2) on the features of the whole ``dataset``, the extractor (and its
+        BatchNorm) in eval mode. Paper mode fits the raw tokens; compat ``dis-dis`` the aligned ones."""
+        if self.dyga is None:
+            raise ValueError("this EncDiff has no DyGA (conditioning is not 'dyga')")
+        compat = self.dyga.config.compat == "dis-dis"
+        feats = self.features(dataset, batch_size=batch_size, aligned=compat)
+        with torch.autocast(feats.device.type, enabled=False):
+            stats = self.dyga.fit(feats.float(), epoch=epoch)
+        self.anchor_history.append(stats)
+        return stats
+
+    # -- representation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The N scalar latent units (B, N) of the extractor (eval mode)."""
+        was = self.training
+        self.eval()
+        try:
+            return self.raw_tokens(x)[0]
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def tokens(self, x: torch.Tensor, *, aligned: bool = True) -> torch.Tensor:
+        """Tokens (B, N, D) in eval mode: c~ (aligned with the hard argmax) or the raw c."""
+        was = self.training
+        self.eval()
+        try:
+            c = self.raw_tokens(x)[1]
+            return self.condition(c) if aligned else c
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def pca_codes(self, x: torch.Tensor, *, aligned: bool = True, fit_on: torch.Tensor | None = None) -> torch.Tensor:
+        """PCA(1) per unit of the tokens (the paper's metric codes, spec 6.1): (B, N) float64; the PCA is
+        fitted on ``fit_on`` tokens (n, N, D) when given, else on these."""
+        return pca1_units(self.tokens(x, aligned=aligned), fit_on=fit_on)
+
+    # -- generation ------------------------------------------------------------------------------------
+    def _ddim(self, tokens: torch.Tensor, x_T: torch.Tensor, steps: int | None = None, callback=None) -> torch.Tensor:
+        cfg = self.config
+        steps = cfg.sample_steps if steps is None else positive_int(steps, "steps")
+        sampler = DDIMSampler(self.schedule, eta=cfg.eta)
+        if cfg.ddim_spacing == "ldm":
+            pairs = ldm_ddim_pairs(self.schedule.num_timesteps, steps)
+        else:
+            pairs = sampler._pairs(steps)
+        x = x_T
+        B = x.shape[0]
+        for i, (t, tp) in enumerate(pairs):
+            tt = torch.full((B,), t, device=x.device, dtype=torch.long)
+            out = self.eps(x, tt, tokens)
+            x = sampler.step(out, tt, torch.full_like(tt, tp), x)
+            if callback is not None:
+                callback(i, x)
+        return x
+
+    def _noise(self, n, generator):
+        u = self.config.unet
+        dev = self.token_bank.device
+        return torch.randn((n, u.in_channels, u.image_size, u.image_size), generator=generator, device="cpu").to(dev)
+
+    @torch.no_grad()
+    def generate(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
+                 steps: int | None = None) -> torch.Tensor:
+        """Images conditioned on given U-Net tokens (B, N, D) (already aligned), DDIM from x_T."""
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or tuple(tokens.shape[1:]) != (
+                self.config.num_units, self.config.token_dim):
+            raise ValueError(f"tokens must have shape (B, {self.config.num_units}, {self.config.token_dim}), "
+                             f"got {tuple(getattr(tokens, 'shape', ()))}")
+        was = self.training
+        self.eval()
+        try:
+            x_T = self._noise(tokens.shape[0], generator) if x_T is None else x_T
+            return self.from_latent(self._ddim(tokens.to(x_T.device), x_T, steps))
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+        """Generate from x's own (aligned) tokens and fresh x_T: what the tokens carry of x."""
+        return self.generate(self.tokens(x), generator=generator, steps=steps)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, tokens: torch.Tensor | None = None,
+               steps: int | None = None) -> torch.Tensor:
+        """n images, each conditioned on raw tokens drawn uniformly with replacement from ``tokens``
+        (M, N, D) or from the token bank of the latest training batches (spec 6.2's FID protocol)."""
+        positive_int(n, "n")
+        bank = tokens
+        if bank is None:
+            m = min(int(self.bank_count), self.token_bank.shape[0])
+            if m == 0:
+                raise ValueError("EncDiff.sample: no tokens to condition on; pass tokens= (e.g. model.features(ds)) "
+                                 "or train the model first (training fills the token bank)")
+            bank = self.token_bank[:m]
+        idx = torch.randint(0, bank.shape[0], (n,), generator=generator)
+        was = self.training
+        self.eval()
+        try:
+            cond = self.condition(bank[idx.to(bank.device)])
+        finally:
+            self.train(was)
+        return self.generate(cond, generator=generator, steps=steps)
+
+    @torch.no_grad()
+    def interchange(self, source: torch.Tensor, target: torch.Tensor, *, units=None,
+                    generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+        """Latent interchange (§4.4, Figs. 3, 8): for each unit u, source's tokens with unit u taken
+        from target, generated with one x_T per column (shared by every row). Returns
+        (len(units), B, C, H, W)."""
+        a, b = self.tokens(source), self.tokens(target)
+        if a.shape != b.shape:
+            raise ValueError(f"source and target must be batches of the same size, got {a.shape[0]} and {b.shape[0]}")
+        units = list(range(self.config.num_units)) if units is None else [int(u) for u in units]
+        for u in units:
+            if not 0 <= u < self.config.num_units:
+                raise ValueError(f"unit {u} out of range [0, {self.config.num_units})")
+        x_T = self._noise(a.shape[0], generator)
+        rows = []
+        for u in units:
+            c = a.clone()
+            c[:, u] = b[:, u]
+            rows.append(self.generate(c, x_T=x_T, steps=steps))
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), *,
+                    generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+        """Linear interpolation of all units' tokens (App. D.3, Fig. 6), shared x_T: (len(alphas), B, C, H, W)."""
+        a, b = self.tokens(xa), self.tokens(xb)
+        if a.shape != b.shape:
+            raise ValueError("xa and xb must be batches of the same size")
+        x_T = self._noise(a.shape[0], generator)
+        return torch.stack([self.generate((1 - float(al)) * a + float(al) * b, x_T=x_T, steps=steps) for al in alphas])
+
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor, *, generator: torch.Generator | None = None, steps: int | None = None,
+                       size: int | None = None) -> torch.Tensor:
+        """Per-token cross-attention maps (§4.4, Figs. 4, 9, 10; spec 8): the attention probabilities
+        A[head, position, token] of every cross-attention (input, middle, output blocks) at every DDIM
+        step, reshaped to h x w, upsampled bicubically to ``size`` (default the image size) and averaged
+        over heads, layers and steps. Returns (B, N, size, size), not normalised."""
+        size = self.config.image_size if size is None else positive_int(size, "size")
+        tokens = self.tokens(x)
+        acc = torch.zeros(tokens.shape[0], tokens.shape[1], size, size, device=tokens.device)
+        count = [0]
+
+        def hook(module, args):
+            h, ctx = args[0], args[1]
+            B, L, _ = h.shape
+            heads = module.heads
+            q = module.to_q(h).reshape(B, L, heads, -1).transpose(1, 2)
+            k = module.to_k(ctx).reshape(B, ctx.shape[1], heads, -1).transpose(1, 2)
+            p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)    # (B, heads, L, N)
+            side = int(round(math.sqrt(L)))
+            m = p.mean(1).transpose(1, 2).reshape(B, -1, side, side).float()
+            acc.add_(F.interpolate(m, size=(size, size), mode="bicubic", align_corners=False))
+            count[0] += 1
+
+        handles = [blk.attn2.register_forward_pre_hook(hook) for mod in self.unet.modules()
+                   if type(mod).__name__ == "SpatialTransformer" for blk in mod.blocks]
+        if not handles:
+            raise ValueError("this U-Net has no cross-attention layers")
+        try:
+            was = self.training
+            self.eval()
+            try:
+                self._ddim(tokens, self._noise(tokens.shape[0], generator), steps)
+            finally:
+                self.train(was)
+        finally:
+            for hd in handles:
+                hd.remove()
+        return acc / max(count[0], 1)
+
+    @torch.no_grad()
+    def condition_reliance(self, x: torch.Tensor, *, t_range=(200, 800), generator: torch.Generator | None = None,
+                           repeats: int = 1) -> dict:
+        """Eq. 2 loss with tokens shuffled across the batch over the loss with the true tokens, t uniform
+        in ``t_range`` (the validation script's condition-reliance measure; eval mode)."""
+        x = self._images(x)
+        if x.shape[0] < 2:
+            raise ValueError("condition_reliance needs a batch of at least 2 images")
+        lo, hi = t_range
+        if not 0 <= lo < hi <= self.schedule.num_timesteps:
+            raise ValueError(f"t_range must satisfy 0 <= lo < hi <= {self.schedule.num_timesteps}, got {t_range}")
+        was = self.training
+        self.eval()
+        try:
+            tok = self.tokens(x)
+            z0 = self.to_latent(x)
+            true, shuf = 0.0, 0.0
+            for _ in range(repeats):
+                B = x.shape[0]
+                t = torch.randint(lo, hi, (B,), generator=generator).to(x.device)
+                noise = torch.randn(z0.shape, generator=generator).to(x.device)
+                z_t = self.schedule.q_sample(z0, t, noise)
+                perm = (torch.arange(B) + 1 + torch.randint(0, B - 1, (1,), generator=generator)) % B
+                f = (lambda e: e.abs().mean()) if self.config.loss_type == "l1" else (lambda e: e.pow(2).mean())
+                true += float(f(self.eps(z_t, t, tok) - noise))
+                shuf += float(f(self.eps(z_t, t, tok[perm.to(x.device)]) - noise))
+        finally:
+            self.train(was)
+        return {"loss_true": true / repeats, "loss_shuffled": shuf / repeats, "reliance": shuf / max(true, 1e-12)}
+
+    def load_first_stage(self, directory) -> None:
+        """Load frozen first-stage weights from a ``VQAutoencoder.save_pretrained`` directory."""
+        if self.first_stage is None:
+            raise ValueError("this EncDiff runs in pixel space (first_stage=None)")
+        vq = VQAutoencoder.from_pretrained(directory)
+        if vq.config != self.config.first_stage:
+            raise ValueError(f"{directory}: its VQAutoencoderConfig differs from this model's first_stage config")
+        self.first_stage.load_state_dict(vq.state_dict())
+        self.first_stage.requires_grad_(False).eval()
+
+
+def _fetch(dataset, idx) -> torch.Tensor:
+    """Images (B, C, H, W) of dataset indices: batched ``dataset[list]`` where supported."""
+    idx = list(idx)
+    try:
+        out = dataset[np.asarray(idx)]
+        x = batch_images(out)
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] == len(idx):
+            return x
+    except (TypeError, IndexError, KeyError, ValueError):
+        pass
+    return torch.stack([batch_images(dataset[i]) for i in idx])

@@ -1,0 +1,213 @@
+"""EncDiff (+ DyGA, + Skip Dropout) recipes: the DyGA paper's Tables 1-2 settings, the Table 4 ablation
+arms, Tables 11-12 variants, the authors'-code compatibility arm and a CPU recipe (docs/methods/encdiff.md).
+
+Paper recipes (App. C, Tables 7-9; the spec's section 1.4): frozen f = 4 VQ first stage (train it
+first with ``vq/...`` and pass its ``final`` folder as ``first_stage_path``), Table 8 U-Net with Skip
+Dropout 0.2 at the authors' placement ("reference_code": the 16 and 8 px skips), Table 9 extractor
+(N = 20, 32-d tokens), L1 loss, AdamW lr 1e-4 (weight decay 0.01, no warm-up, no clipping), EMA 0.9999
+with the LitEma warm-up, batch 512 (64 on CelebA), seed 42, DyGA refreshed every epoch (every 5 on
+Cars3D). The paper gives no training length: 100 epochs is our choice (the authors' code runs
+Lightning's default of up to 1000 epochs and evaluates a chosen one).
+
+CPU recipe ``encdiff/shapes3d-cpu``: pixel space on a 5,120-image sub-grid of procedural Shapes3D
+average-pooled to 16 x 16 (:class:`Shapes3DSubgrid`), a small U-Net and extractor; the model
+``scripts/validate_dyga.py`` trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import Config, ConfigError
+from ..data.shapes3d import Shapes3D
+from ..methods.dyga import DyGAConfig
+from ..methods.encdiff import EncDiff, EncDiffConfig
+from ..methods.encdiff_nets import SmallExtractorConfig
+from ..nn.encoders import FeatureExtractorConfig
+from ..nn.unet import UNetConfig, unet_preset
+from ..nn.vq import VQAutoencoderConfig
+from ..train.config import TrainConfig
+from .registry import Recipe
+from .runinfo import DataRoot, load_named
+
+__all__ = ["EncDiffRecipeConfig", "Shapes3DSubgrid", "build", "build_dataset", "paper_model", "cpu_model",
+           "shapes3d", "mpi3d_toy", "cars3d", "celeba64", "shapes3d_cpu", "RECIPES", "SUBGRID"]
+
+
+@dataclasses.dataclass
+class EncDiffRecipeConfig(Config):
+    """model + dataset (``"shapes3d_subgrid"`` is :class:`Shapes3DSubgrid`; any other name goes to
+    ``diffrep.data.load`` with ``root=data.root``) + training. ``first_stage_path``: a
+    ``VQAutoencoder.save_pretrained`` folder (the ``final`` folder of a ``vq/...`` run), loaded
+    frozen; required when the model has a first stage, unless ``allow_untrained_first_stage``."""
+
+    model: EncDiffConfig = dataclasses.field(default_factory=EncDiffConfig)
+    dataset: str = "shapes3d"
+    dataset_options: dict = dataclasses.field(default_factory=dict)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)
+    first_stage_path: Optional[str] = None
+    allow_untrained_first_stage: bool = False
+    pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.model.first_stage is None and self.first_stage_path:
+            raise ConfigError("first_stage_path", "the model runs in pixel space (model.first_stage is None)")
+        if self.pool not in (1, 2, 4, 8):
+            raise ConfigError("pool", f"must be 1, 2, 4 or 8, got {self.pool}")
+
+
+# the sub-grid of the 6 Shapes3D factors (class indices of each factor kept): 4*4*4*4*4*5 = 5,120 images
+SUBGRID = ((0, 2, 5, 7), (0, 3, 5, 8), (1, 4, 6, 9), (0, 3, 5, 7), (0, 1, 2, 3), (0, 4, 7, 10, 14))
+
+
+class Shapes3DSubgrid(torch.utils.data.Dataset):
+    """A ground-truth dataset on the :data:`SUBGRID` of procedural Shapes3D (diffrep.data.shapes3d), all
+    images rendered once, average-pooled by ``pool``. Factor classes index the sub-grid values.
+    Items are (image in [-1, 1] (3, S, S), factor classes); the metric interface
+    (``sample_factors``, ``sample_observations_from_factors``: (n, S, S, 3) in [0, 1]) is that of
+    ``diffrep.data``."""
+
+    def __init__(self, pool: int = 4, grid=SUBGRID):
+        base = Shapes3D()
+        self.factor_names = list(base.factor_names)
+        self.factor_sizes = [len(g) for g in grid]
+        self.num_factors = len(grid)
+        idx = np.stack(np.meshgrid(*[np.arange(s) for s in self.factor_sizes], indexing="ij"), -1).reshape(-1, 6)
+        self.factors = idx
+        full = np.stack([np.asarray(g)[idx[:, k]] for k, g in enumerate(grid)], 1)
+        imgs = []
+        for s in range(0, len(full), 1024):
+            x = torch.from_numpy(base.sample_observations_from_factors(full[s:s + 1024])).permute(0, 3, 1, 2)
+            imgs.append(torch.nn.functional.avg_pool2d(x, pool) if pool > 1 else x)
+        self.images01 = torch.cat(imgs).contiguous()                     # (n, 3, S, S) in [0, 1]
+        self._strides = np.cumprod([1] + self.factor_sizes[::-1])[:-1][::-1]
+
+    def __len__(self) -> int:
+        return len(self.factors)
+
+    def __getitem__(self, i):
+        if isinstance(i, (list, tuple, np.ndarray, torch.Tensor)) and not (torch.is_tensor(i) and i.dim() == 0):
+            i = np.asarray(i)
+            return self.images01[i] * 2 - 1, torch.from_numpy(self.factors[i])
+        return self.images01[int(i)] * 2 - 1, torch.from_numpy(self.factors[int(i)])
+
+    def sample_factors(self, num: int, rng=None) -> np.ndarray:
+        rng = rng if rng is not None else np.random.RandomState(0)
+        return np.stack([rng.randint(s, size=num) for s in self.factor_sizes], 1).astype(np.int64)
+
+    def factors_to_index(self, factors) -> np.ndarray:
+        return (np.asarray(factors, dtype=np.int64) * self._strides).sum(1)
+
+    def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
+        return self.images01[self.factors_to_index(factors)].permute(0, 2, 3, 1).numpy()
+
+
+def build_dataset(cfg: EncDiffRecipeConfig):
+    if cfg.dataset == "shapes3d_subgrid":
+        return Shapes3DSubgrid(cfg.pool)
+    return load_named(cfg.dataset, cfg.dataset_options, cfg.data)
+
+
+def build(cfg: EncDiffRecipeConfig):
+    """(model, dataset); loads the frozen first stage and makes the model refresh its DyGA anchors
+    at the epoch boundaries (Alg. 1)."""
+    model = EncDiff(cfg.model)
+    if model.first_stage is not None:
+        if cfg.first_stage_path:
+            model.load_first_stage(cfg.first_stage_path)
+        elif not cfg.allow_untrained_first_stage:
+            raise ValueError("this recipe's model has a VQ first stage: train one (diffrep train vq/...) and pass its "
+                             "final folder with --first_stage_path DIR (or set allow_untrained_first_stage=true)")
+    ds = build_dataset(cfg)
+    if model.dyga is not None:
+        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size))
+    return model, ds
+
+
+def paper_model(*, refresh_every: int = 1, conditioning: str = "dyga", skip_dropout: float = 0.2,
+                backbone_dropout: float = 0.0, compat: str = "paper") -> EncDiffConfig:
+    """Tables 7-9 (the spec's section 1) with the given ablation switches."""
+    unet = unet_preset("dyga-table8", skip_dropout_placement="reference_code", skip_dropout=skip_dropout)
+    return EncDiffConfig(unet=unet, extractor=FeatureExtractorConfig(preset="dyga", num_units=20),
+                         first_stage=VQAutoencoderConfig(image_size=64, mid_attention=True),
+                         conditioning=conditioning, dyga=DyGAConfig(refresh_every=refresh_every, compat=compat),
+                         backbone_dropout=backbone_dropout, loss_type="l1", sample_steps=100)
+
+
+def _paper_train(n: int, batch: int, epochs: int = 100) -> TrainConfig:
+    return TrainConfig(steps=math.ceil(epochs * n / batch), batch_size=batch, lr=1e-4, weight_decay=0.01, grad_clip=0.0,
+                       ema_decay=0.9999, ema_warmup=True, seed=42, num_workers=8, log_every=100, ckpt_every=5000,
+                       sample_every=0, device="auto")
+
+
+def _recipe(dataset: str, n: int, batch: int, options=None, **model_kw) -> EncDiffRecipeConfig:
+    return EncDiffRecipeConfig(model=paper_model(**model_kw), dataset=dataset, dataset_options=dict(options or {}),
+                               train=_paper_train(n, batch))
+
+
+def shapes3d():
+    return _recipe("shapes3d", 480_000, 512)
+
+
+def mpi3d_toy():
+    return _recipe("mpi3d_toy", 1_036_800, 512)
+
+
+def cars3d():
+    return _recipe("cars3d", 17_568, 512, refresh_every=5)
+
+
+def celeba64():
+    return _recipe("celeba", 202_599, 64, {"split": "train", "size": 64})
+
+
+def _mpi(**kw):
+    return lambda: _recipe("mpi3d_toy", 1_036_800, 512, **kw)
+
+
+def cpu_model(*, conditioning: str = "dyga", skip_dropout: float = 0.2, num_units: int = 10, token_dim: int = 16,
+              compat: str = "paper") -> EncDiffConfig:
+    """The CPU model: pixel space 16 x 16, U-Net base 16 x [1, 2, 2] with cross-attention at 8 and 4 px and
+    the middle block (so "reference_code" drops the 16 and 8 px skips, as in Table 8), a small extractor
+    (N = 10 units, 16-d tokens), LDM schedule, DDIM 50 steps."""
+    unet = UNetConfig(image_size=16, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2, 2),
+                      num_res_blocks=1, attention_resolutions=(8, 4), num_heads=2, num_groups=8, context_dim=token_dim,
+                      resblock_updown=True, dropout=0.1, skip_dropout=skip_dropout,
+                      skip_dropout_placement="reference_code")
+    ext = SmallExtractorConfig(image_size=16, num_units=num_units, token_dim=token_dim, channels=(16, 32, 32),
+                               hidden=64, mlp_hidden=(64,))
+    return EncDiffConfig(unet=unet, small_extractor=ext, first_stage=None, conditioning=conditioning,
+                         dyga=DyGAConfig(num_units=num_units, token_dim=token_dim, compat=compat), sample_steps=50)
+
+
+def shapes3d_cpu(**kw) -> EncDiffRecipeConfig:
+    train = TrainConfig(steps=800, batch_size=32, lr=1e-3, weight_decay=0.01, grad_clip=1.0, ema_decay=0.0,
+                        log_every=50, ckpt_every=0, sample_every=0, device="auto")
+    return EncDiffRecipeConfig(model=cpu_model(**kw), dataset="shapes3d_subgrid", pool=4, train=train)
+
+
+RECIPES = tuple(Recipe(name, fn, build, desc, cpu) for name, fn, desc, cpu in (
+    ("encdiff/shapes3d-cpu", shapes3d_cpu, "EncDiff + DyGA + SD, pixel space, 16 px Shapes3D sub-grid; CPU, minutes",
+     True),
+    ("encdiff/shapes3d-cpu-baseline", lambda: shapes3d_cpu(conditioning="none", skip_dropout=0.0),
+     "the CPU recipe without DyGA and Skip Dropout (validate_dyga.py's baseline arm)", True),
+    ("encdiff/shapes3d", shapes3d, "DyGA Tables 1/7-9: EncDiff + DyGA + SD on Shapes3D (needs a vq first stage)", False),
+    ("encdiff/mpi3d-toy", mpi3d_toy, "DyGA Tables 1/7-9 on MPI3D-toy (Table 4 '+DyGA, SD')", False),
+    ("encdiff/cars3d", cars3d, "DyGA Tables 1/7-9 on Cars3D, anchors refreshed every 5 epochs", False),
+    ("encdiff/celeba64", celeba64, "DyGA Table 2 on CelebA 64, batch 64", False),
+    ("encdiff/mpi3d-toy-baseline", _mpi(conditioning="none", skip_dropout=0.0), "Table 4 baseline: no DyGA, no SD",
+     False),
+    ("encdiff/mpi3d-toy-dyga", _mpi(skip_dropout=0.0), "Table 4 '+DyGA' (no Skip Dropout)", False),
+    ("encdiff/mpi3d-toy-sd", _mpi(conditioning="none"), "Table 4 '+SD' (no DyGA)", False),
+    ("encdiff/mpi3d-toy-fsq", _mpi(conditioning="fsq"), "Table 11 '+FSQ, SD' (levels [8, 5, 5])", False),
+    ("encdiff/mpi3d-toy-bd", _mpi(conditioning="none", skip_dropout=0.0, backbone_dropout=0.1),
+     "Table 12 '+BD-0.1' (backbone dropout instead of Skip Dropout)", False),
+    ("encdiff/mpi3d-toy-disdis", _mpi(compat="dis-dis"), "DyGA in the authors' code's behaviour (compat='dis-dis')",
+     False),
+))
