@@ -26,6 +26,12 @@ Components:
    |E(x0_hat)_k - z_k| - |E(x0_hat^c)_k - z_k| (variant part), each a logit vector over units, both
    scored by cross-entropy against c, and weighted per example by the mean squared difference of the
    two x0 predictions (``dis_sample_weight``; no gradient through the weight).
+
+The DyGA paper's Table 3 (DyGA + Skip Dropout on DisDiff) is configuration of the same class:
+``dyga=DyGAConfig(num_units=N, token_dim=unit_dim)`` aligns the units to their Gaussian anchors
+(DyGA Eq. 6) before the shift decoder reads them (:meth:`DisDiff.refresh_anchors` runs Alg. 2 on the
+encoder's units over the training set), and ``shift_skip_dropout=0.2`` drops channels of the skip
+features the shift decoder reads (DyGA Eq. 7); :func:`diffrep.recipes.disdiff.with_dyga` sets both.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
@@ -47,6 +53,7 @@ from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from .dyga import DyGA, DyGAConfig
 
 __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
 
@@ -87,6 +94,7 @@ class DisDiffConfig(Config):
     dis_encoder_grad: bool = False  # the re-encoding in L_d updates the encoder too (the code's train_enc_flag)
     shift_skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # DyGA Table 3: 0.2
     shift_skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "all"
+    dyga: Optional[DyGAConfig] = None  # DyGA Table 3: Gaussian anchoring of the units
     sample_steps: Annotated[int, Ge(1)] = 100
 
     @property
@@ -117,6 +125,9 @@ class DisDiffConfig(Config):
                                   f"{f.image_size // f.downsample_factor} px)")
             if (self.encoder.image_size, self.encoder.in_channels) != (f.image_size, f.in_channels):
                 raise ConfigError("encoder.image_size", "the encoder reads the images the VQ autoencoder reads")
+        if self.dyga is not None and (self.dyga.num_units, self.dyga.token_dim) != (self.num_units, self.unit_dim):
+            raise ConfigError("dyga.num_units", f"DyGA anchors the {self.num_units} units of {self.unit_dim} dimensions: "
+                              f"needs dyga.num_units={self.num_units}, dyga.token_dim={self.unit_dim}")
         emb = u.time_embed_dim or 4 * u.model_channels
         if self.part_embedding == "orthogonal" and self.num_units > emb // 2:
             raise ConfigError("num_units", f"orthogonal part embeddings are rows of a {emb // 2}-square matrix: "
@@ -155,6 +166,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         elif cfg.part_embedding == "learned":
             self.part_latents = nn.Parameter(torch.randn(cfg.num_units, cfg.unit_dim))
             self.part_proj = nn.Linear(cfg.unit_dim, emb)
+        self.dyga = DyGA(cfg.dyga) if cfg.dyga is not None else None
         self.schedule = NoiseSchedule(cfg.schedule)
         self._coefs = dict(zip(("shift_coef", "guidance_coef"), shift_coefficients(self.schedule)))  # float64, cast on use
         self.register_buffer("pca_mean", torch.zeros(cfg.num_units, cfg.unit_dim))
@@ -238,6 +250,25 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.pca_components.copy_(comp.to(self.pca_components))
         self.pca_fitted.fill_(True)
 
+    def align_units(self, units: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
+        else unchanged."""
+        return units if self.dyga is None else self.dyga(units, generator=generator)
+
+    @torch.no_grad()
+    def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
+        """DyGA anchor selection (Alg. 2) on the encoder's raw units of images ``x`` (the training set,
+        encoder in eval mode); returns DyGA's fit report."""
+        if self.dyga is None:
+            raise ValueError("DisDiff.refresh_anchors: this model has no DyGA (set DisDiffConfig.dyga)")
+        was = self.training
+        self.eval()
+        try:
+            units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
+        finally:
+            self.train(was)
+        return self.dyga.fit(units, epoch=non_negative_int(epoch, "epoch"))
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
         if not bool(self.pca_fitted):
@@ -306,7 +337,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
         units = self.encode_units(x)
-        eps, g = self.predict(x_t, t, units)
+        eps, g = self.predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
         err = pred - noise
         rec = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1).mean()
@@ -358,7 +389,7 @@ class DisDiff(PretrainedMixin, nn.Module):
     # -- decoding and verbs -------------------------------------------------------------------
     def eps_with_units(self, x_t, t, units):
         """The sampling prediction eps_theta - sqrt(1 - abar_t) sum_c G(x_t, z^c, t)."""
-        eps, g = self.predict(x_t, t, units)
+        eps, g = self.predict(x_t, t, self.align_units(units))
         return eps + self._gather("guidance_coef", t, x_t) * g.sum(1)
 
     def _shape(self, n):
