@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients

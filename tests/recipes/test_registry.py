@@ -23,6 +23,16 @@ BUILTIN = {
     "sami/disks-cpu": True, "sami/disks-cpu-frozen": True, "sami/disks-cpu-frozen-d8": True, "vq/celeba64": False,
     "vq/toy-cpu": True,
     "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
+    # encdiff (h-encdiff, merged for DyGA-on-DisDiff)
+    "encdiff/cars3d": False, "encdiff/celeba64": False, "encdiff/mpi3d-toy": False, "encdiff/mpi3d-toy-baseline": False,
+    "encdiff/mpi3d-toy-bd": False, "encdiff/mpi3d-toy-disdis": False, "encdiff/mpi3d-toy-dyga": False,
+    "encdiff/mpi3d-toy-fsq": False, "encdiff/mpi3d-toy-sd": False, "encdiff/shapes3d": False,
+    "encdiff/shapes3d-cpu": True, "encdiff/shapes3d-cpu-baseline": True,
+    "diffae/celeba64": False, "diffae/celebahq128": False, "diffae/ffhq128": False, "diffae/shapes3d-cpu": True,
+    "diffae/shapes3d64": False,
+    "infodiffusion/celeba64": False, "infodiffusion/dsprites64": False, "infodiffusion/shapes3d-cpu": True,
+    "disdiff/cars3d": False, "disdiff/celeba64": False, "disdiff/mpi3d-toy": False, "disdiff/shapes3d": False,
+    "disdiff/shapes3d-cpu": True, "disdiff/shapes3d-cpu-pretrain": True, "disdiff/shapes3d-dyga": False,
 }
 
 

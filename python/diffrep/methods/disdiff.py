@@ -36,7 +36,6 @@ features the shift decoder reads (DyGA Eq. 7); :func:`diffrep.recipes.disdiff.wi
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Annotated, Literal, Optional
 
@@ -467,9 +466,3 @@ class DisDiff(PretrainedMixin, nn.Module):
             u2[:, k] = u[:, k] + (float(v) - cur) * comp
             out.append(self.decode(u2, xT, num_steps=num_steps))
         return torch.stack(out)
-
-    def frozen_encoder_copy(self) -> HalfUNet:
-        """A detached copy of the encoder (what the code's ``train_enc_flag=False`` re-encodes with)."""
-        enc = copy.deepcopy(self.encoder)
-        enc.requires_grad_(False)
-        return enc
