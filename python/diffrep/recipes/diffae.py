@@ -117,9 +117,9 @@ def shapes3d64():
 
 
 def cpu_model(latent_dim: int = 32) -> DiffAEConfig:
-    unet = diffae_unet(latent_dim, image_size=16, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+    unet = diffae_unet(latent_dim, image_size=16, model_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
                        attention_resolutions=(), num_groups=8)
-    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
                          latent_dim=latent_dim, act="silu", bias=True, num_groups=8, variance_head="logvar")
     return DiffAEConfig(latent_dim=latent_dim, encoder=enc, unet=unet, sample_steps=50,
                         latent=LatentDDIMConfig(num_layers=4, width=256, sample_steps=50))
@@ -127,7 +127,7 @@ def cpu_model(latent_dim: int = 32) -> DiffAEConfig:
 
 def shapes3d_cpu(stage: str = "autoencoder") -> DiffAERecipeConfig:
     m = dataclasses.replace(cpu_model(), stage=stage)
-    steps = 1500 if stage == "autoencoder" else 1500
+    steps = 1000 if stage == "autoencoder" else 600
     return DiffAERecipeConfig(model=m, dataset="shapes3d_subgrid", pool=4, stats_images=5120,
                               autoencoder_path=None,
                               train=TrainConfig(steps=steps, batch_size=32, lr=1e-3, warmup_steps=50,

@@ -117,24 +117,24 @@ def shapes3d_dyga():
 
 
 def cpu_model(num_units: int = 6, unit_dim: int = 8) -> DisDiffConfig:
-    unet = UNetConfig(image_size=16, in_channels=3, out_channels=3, model_channels=32, channel_mult=(1, 2, 2),
+    unet = UNetConfig(image_size=16, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2, 2),
                       num_res_blocks=1, attention_resolutions=(), num_groups=8)
-    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
                          latent_dim=num_units * unit_dim, act="silu", bias=True, num_groups=8, variance_head="logvar")
     return DisDiffConfig(num_units=num_units, unit_dim=unit_dim, encoder=enc, unet=unet, sample_steps=50)
 
 
-def _cpu_train(steps: int) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=32, lr=1e-3, warmup_steps=50, lr_schedule="cosine", grad_clip=1.0,
+def _cpu_train(steps: int, batch: int = 32) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=batch, lr=1e-3, warmup_steps=50, lr_schedule="cosine", grad_clip=1.0,
                        ema_decay=0.0, log_every=50, ckpt_every=0, sample_every=0, device="auto")
 
 
 def shapes3d_cpu_pretrain():
-    return DisDiffRecipeConfig(model=dataclasses.replace(cpu_model(), stage="pretrain"), train=_cpu_train(2000))
+    return DisDiffRecipeConfig(model=dataclasses.replace(cpu_model(), stage="pretrain"), train=_cpu_train(1500))
 
 
 def shapes3d_cpu():
-    return DisDiffRecipeConfig(model=cpu_model(), train=_cpu_train(1500))
+    return DisDiffRecipeConfig(model=cpu_model(), train=_cpu_train(800, batch=16))
 
 
 RECIPES = tuple(Recipe(name, fn, build, desc, cpu) for name, fn, desc, cpu in (

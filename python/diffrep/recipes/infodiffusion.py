@@ -63,16 +63,16 @@ def dsprites64():
 
 
 def cpu_model(latent_dim: int = 10) -> InfoDiffusionConfig:
-    unet = infodiffusion_unet(latent_dim, image_size=16, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+    unet = infodiffusion_unet(latent_dim, image_size=16, model_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
                               attention_resolutions=(), num_groups=8)
-    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
                          latent_dim=latent_dim, act="silu", bias=True, num_groups=8, variance_head="logvar")
     return InfoDiffusionConfig(latent_dim=latent_dim, encoder=enc, unet=unet, sample_steps=50)
 
 
 def shapes3d_cpu() -> InfoDiffusionRecipeConfig:
     return InfoDiffusionRecipeConfig(model=cpu_model(), train=TrainConfig(
-        steps=1500, batch_size=32, lr=1e-3, warmup_steps=50, lr_schedule="cosine", grad_clip=1.0, ema_decay=0.0,
+        steps=1000, batch_size=32, lr=1e-3, warmup_steps=50, lr_schedule="cosine", grad_clip=1.0, ema_decay=0.0,
         log_every=50, ckpt_every=0, sample_every=0, device="auto"))
 
 
