@@ -146,6 +146,11 @@ def test_latent_loss_is_eq10_on_standardised_codes():
     # the autoencoder is frozen in this stage
     out["loss"].backward()
     assert all(p.grad is None for p in m.unet.parameters()) and all(p.grad is None for p in m.encoder.parameters())
+    assert not any(p.requires_grad for p in m.unet.parameters()) and m.latent_net.out.weight.grad is not None
+    m.set_stage("autoencoder")
+    assert all(p.requires_grad for p in m.unet.parameters()) and not m.latent_net.out.weight.requires_grad
+    with pytest.raises(ValueError, match="stage must be"):
+        m.set_stage("decoder")
 
 
 # -- verbs and plumbing ----------------------------------------------------------------------------

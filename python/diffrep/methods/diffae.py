@@ -177,6 +177,21 @@ class DiffAE(PretrainedMixin, nn.Module):
         self.register_buffer("z_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("z_std", torch.ones(cfg.latent_dim))
         self.register_buffer("z_stats_fitted", torch.zeros((), dtype=torch.bool))
+        self._apply_stage()
+
+    def _apply_stage(self) -> None:
+        """Stage "autoencoder" trains the encoder and decoder; "latent" only the latent DDIM."""
+        latent = self.config.stage == "latent"
+        for m in (self.encoder, self.unet):
+            m.requires_grad_(not latent)
+        self.latent_net.requires_grad_(latent)
+
+    def set_stage(self, stage: str) -> None:
+        """Switch between ``"autoencoder"`` (DiffAE Eq. 9) and ``"latent"`` (Eq. 10, autoencoder frozen)."""
+        if stage not in ("autoencoder", "latent"):
+            raise ValueError(f"stage must be 'autoencoder' or 'latent', got {stage!r}")
+        self.config.stage = stage
+        self._apply_stage()
 
     # -- representation ----------------------------------------------------------------------
     def _images(self, x, who):
