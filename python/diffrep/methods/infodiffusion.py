@@ -7,9 +7,9 @@ with a log-variance head) and a conditional noise predictor eps_theta(x_t, t, z)
 :class:`~diffrep.nn.unet.UNet` with ``latent_cond="infodiff"``: one GroupNorm, then the time
 scale-shift (1 + s_t, b_t), then the latent scale-shift (1 + s_z, b_z) (the authors' ``AuxResBlock``).
 
-Objective per batch (the ELBO of the auxiliary-variable model with the InfoVAE regularisers, weights
-as direct fields; the paper's (zeta, lambda) give ``kl_weight = 1 - zeta``, ``mmd_weight = zeta + lambda - 1``,
-:func:`info_weights`):
+Objective per batch (the ELBO of the auxiliary-variable model with InfoVAE's regularisers, weights as
+direct fields as in the authors' code; InfoVAE's (zeta, lambda) give ``kl_weight = 1 - zeta``,
+``mmd_weight = zeta + lambda - 1``, :func:`info_weights`; docs/methods/infodiffusion.md#objective):
 
     L = mean ||eps_theta(x_t, t, z) - eps||^2                         (denoising terms, t ~ U{1..T})
       + rec_weight * mean ||x0 - mu_theta(x_1, 1, z)||^2              (the x_0 reconstruction term log p(x0 | x1, z))
