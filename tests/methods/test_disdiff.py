@@ -192,3 +192,22 @@ def test_config_errors_and_the_ldm_setting():
     assert m.reconstruct(x).shape == x.shape
     with pytest.raises(ConfigError, match="VQ latent"):
         DisDiffConfig(first_stage=vq)
+
+
+def test_one_run_pretrains_then_disentangles():
+    m = _model(pretrain_steps=3)
+    x = _images()
+    assert all(p.requires_grad for p in m.unet.parameters())
+    early = m.loss(x, step=2, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    t = m.schedule.sample_timesteps(4, generator=g)
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    torch.testing.assert_close(early["loss"], (m.unet(m.schedule.q_sample(x, t, noise), t) - noise).pow(2).mean(),
+                               rtol=1e-12, atol=0)
+    early["loss"].backward()
+    assert m.unet.out[-1].weight.grad is not None and m.encoder.mean_head[-1].weight.grad is None
+    m.zero_grad(set_to_none=True)
+    late = m.loss(x, step=3)
+    assert "reconstruction" in late
+    late["loss"].backward()
+    assert all(p.grad is None for p in m.unet.parameters()) and m.encoder.mean_head[-1].weight.grad is not None

@@ -32,7 +32,8 @@ BUILTIN = {
     "diffae/shapes3d64": False,
     "infodiffusion/celeba64": False, "infodiffusion/dsprites64": False, "infodiffusion/shapes3d-cpu": True,
     "disdiff/cars3d": False, "disdiff/celeba64": False, "disdiff/mpi3d-toy": False, "disdiff/shapes3d": False,
-    "disdiff/shapes3d-cpu": True, "disdiff/shapes3d-cpu-pretrain": True, "disdiff/shapes3d-dyga": False,
+    "disdiff/shapes3d-cpu": True, "disdiff/shapes3d-cpu-pretrain": True,
+    "disdiff/shapes3d-cpu-onerun": True, "disdiff/shapes3d-dyga": False,
 }
 
 

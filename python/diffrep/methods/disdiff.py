@@ -6,7 +6,8 @@ Components:
 
 1. a pre-trained, frozen noise predictor eps_theta(x_t, t) (a :class:`~diffrep.nn.unet.UNet`) on pixels
    or on the latent of a frozen VQ autoencoder (``first_stage``, the LDM setting); ``stage="pretrain"``
-   trains it (L_simple), ``stage="disentangle"`` freezes it and trains the rest;
+   trains it (L_simple), ``stage="disentangle"`` freezes it and trains the rest; ``pretrain_steps`` > 0
+   runs both in one training run (steps below it pre-train, the rest disentangle);
 2. an encoder E_phi(x0) -> N latent units z^1..z^N of ``unit_dim`` each (a
    :class:`~diffrep.nn.encoders.HalfUNet`, mean head, reshaped [B, N, unit_dim]);
 3. the shift decoder G_psi(x_t, z^c, t): a copy of the U-Net's middle and up path reading the frozen
@@ -85,6 +86,7 @@ class DisDiffConfig(Config):
     schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
         kind="ldm_linear", num_timesteps=1000, beta_start=0.0015, beta_end=0.0155))
     stage: Literal["pretrain", "disentangle"] = "disentangle"
+    pretrain_steps: Annotated[int, Ge(0)] = 0  # > 0 (stage "disentangle"): train eps_theta for the first steps of the run
     part_embedding: Literal["orthogonal", "learned", "none"] = "orthogonal"
     recon_loss: Literal["l2", "l1"] = "l2"
     dis_weight: Annotated[float, Ge(0)] = 0.05
@@ -176,7 +178,8 @@ class DisDiff(PretrainedMixin, nn.Module):
     # -- stages --------------------------------------------------------------------------------
     def _frozen(self) -> list[nn.Module]:
         mods = [self.first_stage] if self.first_stage is not None else []
-        return mods + ([self.unet] if self.config.stage == "disentangle" else [])
+        c = self.config
+        return mods + ([self.unet] if c.stage == "disentangle" and c.pretrain_steps == 0 else [])
 
     def _apply_stage(self) -> None:
         for p in self.parameters():
@@ -300,9 +303,14 @@ class DisDiff(PretrainedMixin, nn.Module):
         """(eps_theta(x_t, t) [no gradient], G [B, N, C, H, W] the shifts of every unit, or None).
         ``which`` [B, N] bool limits the units evaluated (others are zero)."""
         B = x_t.shape[0]
-        with torch.no_grad():
-            hs, emb = self.unet.forward_down(x_t, t)
-            eps = self.unet.forward_up(hs[-1], hs, emb)
+        was = self.unet.training
+        self.unet.train(False)  # the frozen role: no dropout, no gradient
+        try:
+            with torch.no_grad():
+                hs, emb = self.unet.forward_down(x_t, t)
+                eps = self.unet.forward_up(hs[-1], hs, emb)
+        finally:
+            self.unet.train(was)
         if units is None:
             return eps, None
         c = self.config
@@ -322,8 +330,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         return self._coefs[name].to(like.device)[t.to(like.device)].to(like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
-        """``stage="pretrain"``: L_simple of eps_theta; ``"disentangle"``: L_r + dis_weight L_d (module
-        docstring). Draws: t, the noise, then the sampled unit per example, from ``generator``."""
+        """``stage="pretrain"`` (or ``step < pretrain_steps``): L_simple of eps_theta; ``"disentangle"``:
+        L_r + dis_weight L_d (module docstring; eps_theta gets no gradient). Draws: t, the noise, then the sampled unit per example, from ``generator``."""
         c = self.config
         x = self._images(batch_images(batch), "loss")
         x0 = self.to_diffusion_space(x)
@@ -331,7 +339,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         t = self.schedule.sample_timesteps(B, device=dev, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
         x_t = self.schedule.q_sample(x0, t, noise)
-        if c.stage == "pretrain":
+        if c.stage == "pretrain" or (step is not None and step < c.pretrain_steps):
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}

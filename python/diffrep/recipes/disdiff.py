@@ -11,7 +11,8 @@ disentangling weight 0.05 (``compat_cli_weight`` reproduces the CLI's 1.0). Thre
 (``pretrained_path``: the pre-training run's final folder).
 
 CPU recipe ``disdiff/shapes3d-cpu``: pixel DisDiff on the 16 px Shapes3D sub-grid, 6 units of 8
-dimensions; ``disdiff/shapes3d-cpu-pretrain`` trains its eps model first.
+dimensions; ``disdiff/shapes3d-cpu-pretrain`` trains its eps model first; ``disdiff/shapes3d-cpu-onerun``
+does both in one run (``pretrain_steps``), as a study needs.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class DisDiffRecipeConfig(Config):
 def build(cfg: DisDiffRecipeConfig):
     from ..nn.pretrained import load_pretrained
 
-    if cfg.model.stage == "disentangle" and not cfg.pretrained_path:
+    if cfg.model.stage == "disentangle" and cfg.model.pretrain_steps == 0 and not cfg.pretrained_path:
         raise ValueError("the disentangle stage reads a pre-trained eps model: pass the pre-training run's final "
                          "folder with --pretrained_path DIR (or set --model.stage pretrain)")
     if cfg.model.first_stage is not None and not cfg.first_stage_path:
@@ -137,9 +138,16 @@ def shapes3d_cpu():
     return DisDiffRecipeConfig(model=cpu_model(), train=_cpu_train(800, batch=16))
 
 
+def shapes3d_cpu_onerun():
+    """Both CPU stages in one run (``pretrain_steps``): what a study runs, no pre-trained folder needed."""
+    return DisDiffRecipeConfig(model=dataclasses.replace(cpu_model(), pretrain_steps=1500),
+                               train=_cpu_train(2300, batch=16))
+
+
 RECIPES = tuple(Recipe(name, fn, build, desc, cpu) for name, fn, desc, cpu in (
     ("disdiff/shapes3d-cpu-pretrain", shapes3d_cpu_pretrain, "DisDiff CPU stage 1: the pixel eps model, 16 px Shapes3D", True),
     ("disdiff/shapes3d-cpu", shapes3d_cpu, "DisDiff CPU stage 2 (needs --pretrained_path): 6 units x 8 dims", True),
+    ("disdiff/shapes3d-cpu-onerun", shapes3d_cpu_onerun, "DisDiff CPU, both stages in one run (for studies)", True),
     ("disdiff/shapes3d", shapes3d, "DisDiff on Shapes3D: LDM on the f=4 VQ latent, 6 units x 32", False),
     ("disdiff/mpi3d-toy", mpi3d_toy, "DisDiff on MPI3D-toy, LDM, 7 units x 32", False),
     ("disdiff/cars3d", cars3d, "DisDiff on Cars3D, LDM, 10 units x 32", False),
