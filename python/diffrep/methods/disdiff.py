@@ -318,12 +318,12 @@ class DisDiff(PretrainedMixin, nn.Module):
         parts = self.part_embeddings()                                   # [N, D]
         sel = torch.ones(B, c.num_units, dtype=torch.bool, device=x_t.device) if which is None else which
         bi, ui = sel.nonzero(as_tuple=True)
-        g = x_t.new_zeros((B, c.num_units) + tuple(x_t.shape[1:]))
-        if bi.numel():
-            hsel = [h[bi] for h in hs]
-            out = self.shift.forward_up(hsel[-1], hsel, emb[bi] + parts[ui], self.repre_embed(units[bi, ui]))
-            g = g.index_put((bi, ui), out)
-        return eps, g
+        shape = (B, c.num_units) + tuple(x_t.shape[1:])
+        if not bi.numel():
+            return eps, x_t.new_zeros(shape)
+        hsel = [h[bi] for h in hs]
+        out = self.shift.forward_up(hsel[-1], hsel, emb[bi] + parts[ui], self.repre_embed(units[bi, ui]))
+        return eps, out.new_zeros(shape).index_put((bi, ui), out)  # out's dtype (bf16 under autocast)
 
     # -- objective ---------------------------------------------------------------------------
     def _gather(self, name, t, like):
