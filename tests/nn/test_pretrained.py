@@ -24,6 +24,7 @@ from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.methods.diffae import DiffAEConfig
 from diffrep.methods.disdiff import DisDiffConfig
 from diffrep.methods.infodiffusion import InfoDiffusionConfig
+from diffrep.recipes.encdiff import cpu_model as encdiff_cpu_model
 from diffrep.recipes.paramrel import paramrel_config
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
@@ -65,6 +66,7 @@ CASES = {
                lambda m, a: (m.encode(a[0]), m.eps(a[0], a[1], m.encode(a[0])))),
     "InfoDiffusion": (InfoDiffusionConfig(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
                       lambda m, a: (m.encode(a[0]), m.eps(a[0], a[1], m.encode(a[0])))),
+    "EncDiff": (encdiff_cpu_model(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1,), lambda m, a: m.encode(a[0])),
     "DisDiff": (DisDiffConfig(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
                 lambda m, a: m.predict(a[0], a[1], m.encode_units(a[0]))),
 }
