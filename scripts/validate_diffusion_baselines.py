@@ -86,7 +86,7 @@ def run_diffae(ds, x_all, factors, held, args, out):
         res["train_autoencoder"] = _train(model, ds, cfg.train, Path(d) / "ae", int(cfg.train.steps * args.scale))
         model.eval()
         model.fit_latent_stats(_encode_all(model, x_all))
-        model.config.stage = "latent"
+        model.set_stage("latent")
         res["train_latent"] = _train(model, ds, cfg.train, Path(d) / "lat", int(R.shapes3d_cpu("latent").train.steps * args.scale))
     model.eval()
     res["mig"] = _mig(_encode_all(model, x_all), factors)
