@@ -57,6 +57,8 @@ def test_loss_equals_the_objective_recomputed():
     torch.testing.assert_close(out["loss"], want, rtol=1e-9, atol=0)
     torch.testing.assert_close(out["mmd"], mmd, rtol=1e-9, atol=0)
     torch.testing.assert_close(out["kl"], kl, rtol=1e-12, atol=0)
+    # the x_0 term alone (its 1/T weight hides it in the total)
+    torch.testing.assert_close(out["reconstruction"], (mean1 - x).pow(2).mean(), rtol=1e-9, atol=0)
 
 
 def test_mmd_term_is_the_fused_op():
