@@ -3,6 +3,9 @@
 import pytest
 
 from diffrep.bfn.model import BFN
+from diffrep.methods.diffae import DiffAE
+from diffrep.methods.disdiff import DisDiff
+from diffrep.methods.infodiffusion import InfoDiffusion
 from diffrep.methods.base import GenerativeModel, Method, RepresentationModel, TrainableModel, surface_problems
 from diffrep.methods.multibeta import LatentDenoiser, MultiBeta, MultiBetaVAE
 from diffrep.methods.paramrel import ParamReL
@@ -14,6 +17,7 @@ from diffrep.nn.vq import VQAutoencoder
 @pytest.mark.parametrize("cls,protocol", [(ParamReL, Method), (SAMI, Method), (BFN, GenerativeModel),
                                           (VQAutoencoder, RepresentationModel), (MultiBeta, Method),
                                           (MultiBetaVAE, TrainableModel), (LatentDenoiser, TrainableModel),
+                                          (DiffAE, Method), (InfoDiffusion, Method), (DisDiff, Method),
                                           *[(c, Method) for c in (AE, VAE, BetaVAE, BetaTCVAE, FactorVAE, InfoVAE,
                                                                   DIPVAE, FSQAE)]])
 def test_methods_follow_the_protocol(cls, protocol):

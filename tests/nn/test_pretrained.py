@@ -22,7 +22,10 @@ from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.multibeta import LatentDenoiserConfig, MultiBetaVAEConfig, multibeta_config
 from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
-from diffrep.recipes.encdiff import cpu_model
+from diffrep.methods.diffae import DiffAEConfig
+from diffrep.methods.disdiff import DisDiffConfig
+from diffrep.methods.infodiffusion import InfoDiffusionConfig
+from diffrep.recipes.encdiff import cpu_model as encdiff_cpu_model
 from diffrep.recipes.paramrel import paramrel_config
 
 _U = dict(image_size=8, in_channels=2, out_channels=2, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
@@ -70,9 +73,15 @@ CASES = {
                   lambda: (torch.randn(2, 1, 32, 32), torch.randn(2, 3)),
                   lambda m, a: (m.encode(a[0], 0.4), m.decode(a[1], 0.2), m.denoiser.predict(a[1], torch.tensor([2, 3])),
                                 m.discriminator(a[0]), m.denoiser.sigma_table)),
-    "EncDiff": (cpu_model(num_units=3, token_dim=4),
+    "EncDiff": (encdiff_cpu_model(num_units=3, token_dim=4),
                 lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
                 lambda m, a: (m.tokens(a[0]), m.eps(a[0], a[1], m.tokens(a[0])))),
+    "DiffAE": (DiffAEConfig(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
+               lambda m, a: (m.encode(a[0]), m.eps(a[0], a[1], m.encode(a[0])))),
+    "InfoDiffusion": (InfoDiffusionConfig(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
+                      lambda m, a: (m.encode(a[0]), m.eps(a[0], a[1], m.encode(a[0])))),
+    "DisDiff": (DisDiffConfig(), lambda: (torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([3, 900])),
+                lambda m, a: m.predict(a[0], a[1], m.encode_units(a[0]))),
 }
 
 # the VAE-family baselines (diffrep.methods.vae): 32 px, 2 latents, the encoder mean and the decoder

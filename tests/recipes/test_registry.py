@@ -31,6 +31,12 @@ BUILTIN = {
     "encdiff/mpi3d-toy": False, "encdiff/cars3d": False, "encdiff/celeba64": False, "encdiff/mpi3d-toy-baseline": False,
     "encdiff/mpi3d-toy-dyga": False, "encdiff/mpi3d-toy-sd": False, "encdiff/mpi3d-toy-fsq": False,
     "encdiff/mpi3d-toy-bd": False, "encdiff/mpi3d-toy-disdis": False,
+    "diffae/celeba64": False, "diffae/celebahq128": False, "diffae/ffhq128": False, "diffae/shapes3d-cpu": True,
+    "diffae/shapes3d64": False,
+    "infodiffusion/celeba64": False, "infodiffusion/dsprites64": False, "infodiffusion/shapes3d-cpu": True,
+    "disdiff/cars3d": False, "disdiff/celeba64": False, "disdiff/mpi3d-toy": False, "disdiff/shapes3d": False,
+    "disdiff/shapes3d-cpu": True, "disdiff/shapes3d-cpu-pretrain": True,
+    "disdiff/shapes3d-cpu-onerun": True, "disdiff/shapes3d-dyga": False,
 }
 _VAE_METHODS = ("ae", "vae", "beta-vae", "annealed-vae", "beta-tcvae", "factor-vae", "info-vae", "dip-vae-i",
                 "dip-vae-ii", "fsq-ae")

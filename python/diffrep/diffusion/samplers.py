@@ -177,6 +177,33 @@ class DDIMSampler(_Sampler):
             x = x + sigma * noise
         return x
 
+    def invert(self, model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor, *,
+               num_steps: int | None = None, callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Deterministic DDIM inversion (DiffAE Eq. 8; Song et al. 2021 Sec. 4.3): the encoder
+        x_{t_{k+1}} = sqrt(abar_{t_{k+1}}) x0_hat(x_{t_k}, t_k) + sqrt(1 - abar_{t_{k+1}}) eps(x_{t_k}, t_k)
+        run up the ascending timesteps t_0 < ... < t_K of ``sample``'s sequence, starting from the image
+        read as the state at t_0. Returns x_T; ``sample(model_fn, ..., x_T=x_T, num_steps=num_steps)``
+        inverts it exactly when the model's x0 prediction equals the image all along the path (the
+        noise-free limit: a denoiser exact for that image; tests/methods/test_diffae.py), approximately
+        otherwise (the error vanishes as the steps shrink). Needs ``eta == 0``."""
+        if self.eta != 0:
+            raise ValueError(f"DDIM inversion is deterministic: it needs eta = 0, got eta = {self.eta}")
+        if not callable(model_fn):
+            raise TypeError("model_fn must be callable as model_fn(x_t, t)")
+        if not isinstance(x0, torch.Tensor) or not x0.dtype.is_floating_point:
+            raise TypeError("x0 must be a floating-point tensor")
+        s = self.schedule
+        seq = [t for t, _ in self._pairs(num_steps)][::-1]  # ascending t_0 .. t_K
+        x, B = x0, x0.shape[0]
+        for i, (t, t_next) in enumerate(zip(seq[:-1], seq[1:])):
+            tt = torch.full((B,), t, device=x.device, dtype=torch.long)
+            eps, x0_hat = self._eps_x0(model_fn(x, tt), x, tt)
+            ab_next = s.gather("alphas_cumprod", torch.full_like(tt, t_next), x)
+            x = ab_next.sqrt() * x0_hat + (1 - ab_next).sqrt() * eps
+            if callback is not None:
+                callback(i, x)
+        return x
+
     def _pairs(self, num_steps):
         T = self.schedule.num_timesteps
         seq = ddim_timesteps(T, T if num_steps is None else num_steps, self.spacing)

@@ -7,7 +7,9 @@ AdaGN on a latent vector z:
 - ``latent_cond="adagn_eq12"``: AGN(h, z, t) = (1 + s(t)) GN((1 + s(z)) GN(h) + b(z)) + b(t)
   (ParamReL Eq. 12; docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn);
 - ``latent_cond="infodiff"``: normalise once, apply (1 + s_t, b_t), then (1 + s_z, b_z)
-  (InfoDiffusion ``AuxResBlock``, docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn).
+  (InfoDiffusion ``AuxResBlock``, docs/methods/paramrel.md#eq-10-12-conditional-decoder-and-adagn);
+- ``latent_cond="diffae"``: normalise once, apply (1 + s_t, b_t), then the scale (1 + s_z) only
+  (DiffAE Eq. 7, the U-Net's "two-cond" scale; docs/methods/diffae.md).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ class ResBlock(nn.Module):
         super().__init__()
         if up and down:
             raise ValueError("ResBlock: up and down are mutually exclusive")
-        if latent_cond not in ("adagn_eq12", "infodiff"):
-            raise ValueError(f"latent_cond must be 'adagn_eq12' or 'infodiff', got {latent_cond!r}")
+        if latent_cond not in ("adagn_eq12", "infodiff", "diffae"):
+            raise ValueError(f"latent_cond must be 'adagn_eq12', 'infodiff' or 'diffae', got {latent_cond!r}")
         self.use_scale_shift_norm = use_scale_shift_norm and emb_dim > 0
         self.latent_cond = latent_cond
         self.in_norm = GroupNorm(num_groups, in_channels, bias=bias)
@@ -148,7 +150,8 @@ class ResBlock(nn.Module):
             self.h_upd, self.x_upd = Downsample(in_channels, False), Downsample(in_channels, False)
         self.emb_layers = (nn.Sequential(make_act(act), nn.Linear(emb_dim, (2 if self.use_scale_shift_norm else 1) * out_channels, bias=bias))
                            if emb_dim > 0 else None)
-        self.z_layers = nn.Sequential(make_act(act), nn.Linear(latent_dim, 2 * out_channels, bias=bias)) if latent_dim > 0 else None
+        z_width = out_channels if latent_cond == "diffae" else 2 * out_channels  # DiffAE: a scale only
+        self.z_layers = nn.Sequential(make_act(act), nn.Linear(latent_dim, z_width, bias=bias)) if latent_dim > 0 else None
         self.out_norm = GroupNorm(num_groups, out_channels, bias=bias)
         self.z_norm = GroupNorm(num_groups, out_channels, bias=bias) if latent_dim > 0 and latent_cond == "adagn_eq12" else None
         self.dropout = nn.Dropout(dropout)
@@ -171,7 +174,8 @@ class ResBlock(nn.Module):
         if self.z_layers is not None:
             if z is None:
                 raise ValueError("ResBlock: this block is latent-conditioned but z is None")
-            zs, zb = self.z_layers(z).type(h.dtype)[:, :, None, None].chunk(2, dim=1)
+            zo = self.z_layers(z).type(h.dtype)[:, :, None, None]
+            zs, zb = (zo, None) if self.latent_cond == "diffae" else zo.chunk(2, dim=1)
         if e is not None and not self.use_scale_shift_norm:
             h = h + e
         h = self.out_norm(h)
@@ -182,6 +186,8 @@ class ResBlock(nn.Module):
             h = h * (1 + s) + b
         if zs is not None and self.latent_cond == "infodiff":
             h = h * (1 + zs) + zb
+        if zs is not None and self.latent_cond == "diffae":
+            h = h * (1 + zs)  # DiffAE Eq. 7: z_s (t_s GN(h) + t_b), z_s = 1 + Affine(z_sem)
         h = self.out_conv(self.dropout(self.act(h)))
         return self.skip(x) + h
 

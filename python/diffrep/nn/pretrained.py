@@ -60,6 +60,9 @@ MODEL_CLASSES: dict[str, str] = {
     "InfoVAE": "diffrep.methods.vae.info_vae:InfoVAE",
     "DIPVAE": "diffrep.methods.vae.dip_vae:DIPVAE",
     "FSQAE": "diffrep.methods.vae.fsq_ae:FSQAE",
+    "DiffAE": "diffrep.methods.diffae:DiffAE",
+    "InfoDiffusion": "diffrep.methods.infodiffusion:InfoDiffusion",
+    "DisDiff": "diffrep.methods.disdiff:DisDiff",
     "EncDiff": "diffrep.methods.encdiff:EncDiff",
 }
 

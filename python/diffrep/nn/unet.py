@@ -2,7 +2,10 @@
 
 - time conditioning by sinusoidal embedding + MLP, applied by AdaGN (``use_scale_shift_norm``) or
   added (DDPM);
-- optional latent vector z through a second AdaGN (ParamReL Eq. 12, or InfoDiffusion's order);
+- optional latent vector z through a second AdaGN (ParamReL Eq. 12, or InfoDiffusion's order), or
+  DiffAE's scale after the time scale-shift (``latent_cond="diffae"``, DiffAE Eq. 7);
+- ``forward_down`` / ``forward_up`` split the network at the bottleneck (DisDiff's shift decoder
+  reads a frozen U-Net's skips, docs/methods/disdiff.md);
 - optional cross-attention transformer blocks on context tokens [B, N, context_dim] at the
   attention resolutions (EncDiff / LDM ``SpatialTransformer``; the DyGA paper's Table 8);
 - Skip Dropout on the decoder's skip connections (DyGA Eq. 7; DyGA Sec. 3.3 and the authors' code);
@@ -48,7 +51,7 @@ class UNetConfig(Config):
     num_groups: Annotated[int, Ge(1)] = 32
     time_embed_dim: Annotated[int, Ge(0)] = 0  # 0: 4 * model_channels (ADM)
     latent_dim: Annotated[int, Ge(0)] = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
-    latent_cond: Literal["adagn_eq12", "infodiff"] = "adagn_eq12"
+    latent_cond: Literal["adagn_eq12", "infodiff", "diffae"] = "adagn_eq12"
     context_dim: Annotated[int, Ge(0)] = 0  # > 0: attention blocks become cross-attention transformers on context tokens
     transformer_depth: Annotated[int, Ge(1)] = 1
     skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
@@ -214,6 +217,32 @@ class UNet(PretrainedMixin, nn.Module):
         for blk in self.input_blocks:
             h = blk(h, emb, z, context)
             hs.append(h)
+        return self.forward_up(h, hs, emb, z, context)
+
+    def forward_down(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
+                     context: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The down path: (skip features hs, time embedding emb); ``forward_up(hs[-1], hs, emb, ...)``
+        with the same arguments finishes ``forward``."""
+        cfg = self.config
+        if not isinstance(t, torch.Tensor) or not isinstance(x, torch.Tensor) or t.shape != (x.shape[0],):
+            raise ValueError(f"t must have shape [B={getattr(x, 'shape', [None])[0]}], got {getattr(t, 'shape', type(t))}")
+        emb = self.time_embed(timestep_embedding(t, cfg.model_channels).to(x.dtype))
+        hs, h = [], x
+        for blk in self.input_blocks:
+            h = blk(h, emb, z, context)
+            hs.append(h)
+        return hs, emb
+
+    def forward_up(self, h: torch.Tensor, hs: list[torch.Tensor], emb: torch.Tensor, z: torch.Tensor | None = None,
+                   context: torch.Tensor | None = None):
+        """The middle block and the up path from the bottleneck feature ``h`` and the skips ``hs``
+        (a list, not consumed) under the embedding ``emb`` (any [B, time_embed_dim] tensor)."""
+        cfg = self.config
+        if len(hs) != len(self.output_blocks):
+            raise ValueError(f"expected {len(self.output_blocks)} skip features, got {len(hs)}")
+        if cfg.latent_dim and (z is None or z.shape != (h.shape[0], cfg.latent_dim)):
+            raise ValueError(f"z must have shape [B={h.shape[0]}, latent_dim={cfg.latent_dim}], got {getattr(z, 'shape', None)}")
+        hs = list(hs)
         h = self.middle_block(h, emb, z, context)
         for blk, sd in zip(self.output_blocks, self.skip_dropouts):
             h = blk(torch.cat([h, sd(hs.pop())], dim=1), emb, z, context)

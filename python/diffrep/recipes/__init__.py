@@ -6,12 +6,12 @@ module, one module each; a new family adds its module to ``FAMILIES``. Users reg
 recipes with :func:`register_recipe`.
 """
 
-from . import bfn, demo, encdiff, multibeta, paramrel, sami, vae, vq
+from . import bfn, demo, diffae, disdiff, encdiff, infodiffusion, multibeta, paramrel, sami, vae, vq
 from .registry import Recipe, get_recipe, list_recipes, register_recipe
 
 __all__ = ["Recipe", "register_recipe", "get_recipe", "list_recipes", "FAMILIES"]
 
-FAMILIES = (bfn, demo, encdiff, multibeta, paramrel, sami, vae, vq)
+FAMILIES = (bfn, demo, diffae, disdiff, encdiff, infodiffusion, multibeta, paramrel, sami, vae, vq)
 
 for _family in FAMILIES:
     for _recipe in _family.RECIPES:

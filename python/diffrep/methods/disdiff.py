@@ -1,0 +1,476 @@
+"""DisDiff: unsupervised disentanglement of a pre-trained diffusion model (Yang, Wang, Lu, Zheng,
+NeurIPS 2023). Specification, choices and the differences from the authors' code
+(ThomasMrY/DisDiff): docs/methods/disdiff.md.
+
+Components:
+
+1. a pre-trained, frozen noise predictor eps_theta(x_t, t) (a :class:`~diffrep.nn.unet.UNet`) on pixels
+   or on the latent of a frozen VQ autoencoder (``first_stage``, the LDM setting); ``stage="pretrain"``
+   trains it (L_simple), ``stage="disentangle"`` freezes it and trains the rest; ``pretrain_steps`` > 0
+   runs both in one training run (steps below it pre-train, the rest disentangle);
+2. an encoder E_phi(x0) -> N latent units z^1..z^N of ``unit_dim`` each (a
+   :class:`~diffrep.nn.encoders.HalfUNet`, mean head, reshaped [B, N, unit_dim]);
+3. the shift decoder G_psi(x_t, z^c, t): a copy of the U-Net's middle and up path reading the frozen
+   down path's skips, conditioned on the time embedding plus a part embedding of c (orthogonal rows
+   of exp(W - W^T), the matrix exponential of a skew-symmetric matrix, as the authors' code; or a
+   learned table) and on Linear(z^c) by a second scale-shift after the time scale-shift;
+4. the PDAE gradient-estimator prediction (DisDiff Sec. 4.1, PDAE Eq. 9):
+   eps = eps_theta(x_t, t) + shift_coef_t * sum_c G_psi(x_t, z^c, t),
+   shift_coef_t = -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t)
+   (= -sqrt(alpha_t) sqrt(1 - abar_t) / beta_t * beta~_t, the mean shift by the posterior variance);
+   sampling and the disentangling loss use the classifier-guidance coefficient -sqrt(1 - abar_t), so that
+   x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t) + (1 - abar_t) / sqrt(abar_t) * G;
+5. the loss L = L_r + dis_weight * L_d (DisDiff Sec. 4.2-4.3): L_r the mean error of the prediction
+   above; L_d, per example with a unit c ~ U{1..N}: x0_hat from eps_theta alone and x0_hat^c from
+   eps_theta shifted by unit c only, both re-encoded (by a gradient-free copy of the encoder), per
+   unit k the distances d_k = |E(x0_hat)_k - E(x0_hat^c)_k| (invariant part) and
+   |E(x0_hat)_k - z_k| - |E(x0_hat^c)_k - z_k| (variant part), each a logit vector over units, both
+   scored by cross-entropy against c, and weighted per example by the mean squared difference of the
+   two x0 predictions (``dis_sample_weight``; no gradient through the weight).
+
+The DyGA paper's Table 3 (DyGA + Skip Dropout on DisDiff) is configuration of the same class:
+``dyga=DyGAConfig(num_units=N, token_dim=unit_dim)`` aligns the units to their Gaussian anchors
+(DyGA Eq. 6) before the shift decoder reads them (:meth:`DisDiff.refresh_anchors` runs Alg. 2 on the
+encoder's units over the training set), and ``shift_skip_dropout=0.2`` drops channels of the skip
+features the shift decoder reads (DyGA Eq. 7); :func:`diffrep.recipes.disdiff.with_dyga` sets both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import non_negative_int, positive_int
+from ..config import Config, ConfigError, Ge, Gt, Lt
+from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
+from ..metrics.pca import pca1_units
+from ..nn.encoders import HalfUNet, HalfUNetConfig
+from ..nn.images import batch_images, check_images
+from ..nn.pretrained import PretrainedMixin
+from ..nn.unet import UNet, UNetConfig
+from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from .dyga import DyGA, DyGAConfig
+
+__all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
+
+
+def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Tensor]:
+    """(shift_coef [T], guidance_coef [T]) in float64: -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t)
+    (training, PDAE's mean shift) and -sqrt(1 - abar_t) (sampling and the disentangling loss)."""
+    ab = schedule.alphas_cumprod.double()
+    ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
+    alpha = schedule.alphas.double()
+    return -alpha.sqrt() * (1 - ab_prev) / (1 - ab).sqrt(), -(1 - ab).sqrt()
+
+
+@dataclasses.dataclass
+class DisDiffConfig(Config):
+    """Every open choice is a field (docs/methods/disdiff.md). The shift decoder copies ``unet``'s
+    middle and up path; its Skip Dropout (``shift_skip_dropout``, DyGA Eq. 7) is the DyGA paper's
+    Table 3 plug-in."""
+
+    num_units: Annotated[int, Ge(1)] = 4
+    unit_dim: Annotated[int, Ge(1)] = 8  # the code's repre_emb_channels (32)
+    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(
+        image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, latent_dim=32,
+        act="silu", bias=True, num_groups=8, variance_head="logvar"))
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+        image_size=16, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
+        attention_resolutions=(), num_groups=8))
+    first_stage: Optional[VQAutoencoderConfig] = None  # the LDM setting: diffusion on the VQ latent
+    latent_scale: Annotated[float, Gt(0)] = 1.0  # the LDM's scale of the first-stage latent
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
+        kind="ldm_linear", num_timesteps=1000, beta_start=0.0015, beta_end=0.0155))
+    stage: Literal["pretrain", "disentangle"] = "disentangle"
+    pretrain_steps: Annotated[int, Ge(0)] = 0  # > 0 (stage "disentangle"): train eps_theta for the first steps of the run
+    part_embedding: Literal["orthogonal", "learned", "none"] = "orthogonal"
+    recon_loss: Literal["l2", "l1"] = "l2"
+    dis_weight: Annotated[float, Ge(0)] = 0.05
+    compat_cli_weight: bool = False  # the public code's CLI default: dis_weight 1.0 whatever the config says
+    dis_sample_weight: Literal["latent", "image", "none"] = "latent"
+    dis_encoder_grad: bool = False  # the re-encoding in L_d updates the encoder too (the code's train_enc_flag)
+    shift_skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # DyGA Table 3: 0.2
+    shift_skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "all"
+    dyga: Optional[DyGAConfig] = None  # DyGA Table 3: Gaussian anchoring of the units
+    sample_steps: Annotated[int, Ge(1)] = 100
+
+    @property
+    def effective_dis_weight(self) -> float:
+        return 1.0 if self.compat_cli_weight else self.dis_weight
+
+    @property
+    def diffusion_channels(self) -> int:
+        return self.first_stage.embed_dim if self.first_stage is not None else self.encoder.in_channels
+
+    def validate(self) -> None:
+        if self.encoder.latent_dim != self.num_units * self.unit_dim:
+            raise ConfigError("encoder.latent_dim", f"must be num_units * unit_dim = {self.num_units * self.unit_dim}, "
+                              f"got {self.encoder.latent_dim}")
+        u = self.unet
+        if u.latent_dim or u.context_dim or u.num_outputs != 1 or u.in_channels != u.out_channels:
+            raise ConfigError("unet", "the pre-trained model is an unconditional epsilon predictor (latent_dim=0, "
+                              "context_dim=0, one output, out_channels == in_channels)")
+        if not u.use_scale_shift_norm:
+            raise ConfigError("unet.use_scale_shift_norm", "the shift decoder's conditioning needs the AdaGN time scale-shift")
+        if self.first_stage is None:
+            if (u.image_size, u.in_channels) != (self.encoder.image_size, self.encoder.in_channels):
+                raise ConfigError("unet.image_size", "pixel DisDiff: the U-Net and the encoder read the same images")
+        else:
+            f = self.first_stage
+            if u.in_channels != f.embed_dim or u.image_size * f.downsample_factor != f.image_size:
+                raise ConfigError("unet.in_channels", f"LDM DisDiff: the U-Net reads the VQ latent ({f.embed_dim} channels, "
+                                  f"{f.image_size // f.downsample_factor} px)")
+            if (self.encoder.image_size, self.encoder.in_channels) != (f.image_size, f.in_channels):
+                raise ConfigError("encoder.image_size", "the encoder reads the images the VQ autoencoder reads")
+        if self.dyga is not None and (self.dyga.num_units, self.dyga.token_dim) != (self.num_units, self.unit_dim):
+            raise ConfigError("dyga.num_units", f"DyGA anchors the {self.num_units} units of {self.unit_dim} dimensions: "
+                              f"needs dyga.num_units={self.num_units}, dyga.token_dim={self.unit_dim}")
+        emb = u.time_embed_dim or 4 * u.model_channels
+        if self.part_embedding == "orthogonal" and self.num_units > emb // 2:
+            raise ConfigError("num_units", f"orthogonal part embeddings are rows of a {emb // 2}-square matrix: "
+                              f"at most {emb // 2} units, got {self.num_units}")
+        if not 1 <= self.sample_steps <= self.schedule.num_timesteps:
+            raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")
+
+    def shift_unet(self) -> UNetConfig:
+        """The shift decoder's U-Net config: ``unet`` with the unit code as a second scale-shift
+        (after the time scale-shift) and the shift decoder's Skip Dropout."""
+        emb = self.unet.time_embed_dim or 4 * self.unet.model_channels
+        return dataclasses.replace(self.unet, latent_dim=emb, latent_cond="infodiff", skip_dropout=self.shift_skip_dropout,
+                                   skip_dropout_placement=self.shift_skip_dropout_placement)
+
+
+class DisDiff(PretrainedMixin, nn.Module):
+    """``encode(x)`` = PCA-1 per unit [B, N] (after :meth:`fit_code_pca`); ``encode_units(x)`` = [B, N, unit_dim]."""
+
+    config_class = DisDiffConfig
+
+    def __init__(self, config: DisDiffConfig):
+        super().__init__()
+        cfg = self._init_config(config)
+        self.encoder = HalfUNet(cfg.encoder)
+        self.unet = UNet(cfg.unet)
+        self.first_stage = VQAutoencoder(cfg.first_stage) if cfg.first_stage is not None else None
+        self.shift = UNet(cfg.shift_unet())
+        # the shift decoder reads the frozen down path and time embedding: its own are not used
+        self.shift.input_blocks = nn.ModuleList()
+        self.shift.time_embed = nn.Identity()
+        emb = cfg.unet.time_embed_dim or 4 * cfg.unet.model_channels
+        self.repre_embed = nn.Linear(cfg.unit_dim, emb)
+        if cfg.part_embedding == "orthogonal":
+            self.part_latents = nn.Parameter(torch.randn(emb // 2, emb // 2))
+            self.part_proj = nn.Linear(emb // 2, emb)
+        elif cfg.part_embedding == "learned":
+            self.part_latents = nn.Parameter(torch.randn(cfg.num_units, cfg.unit_dim))
+            self.part_proj = nn.Linear(cfg.unit_dim, emb)
+        self.dyga = DyGA(cfg.dyga) if cfg.dyga is not None else None
+        self.schedule = NoiseSchedule(cfg.schedule)
+        self._coefs = dict(zip(("shift_coef", "guidance_coef"), shift_coefficients(self.schedule)))  # float64, cast on use
+        self.register_buffer("pca_mean", torch.zeros(cfg.num_units, cfg.unit_dim))
+        self.register_buffer("pca_components", torch.zeros(cfg.num_units, cfg.unit_dim))
+        self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
+        self._apply_stage()
+
+    # -- stages --------------------------------------------------------------------------------
+    def _frozen(self) -> list[nn.Module]:
+        mods = [self.first_stage] if self.first_stage is not None else []
+        c = self.config
+        return mods + ([self.unet] if c.stage == "disentangle" and c.pretrain_steps == 0 else [])
+
+    def _apply_stage(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(True)
+        for m in self._frozen():
+            m.requires_grad_(False)
+        if self.config.stage == "pretrain":
+            for m in (self.encoder, self.shift, self.repre_embed):
+                m.requires_grad_(False)
+            for name in ("part_latents",):
+                if hasattr(self, name):
+                    getattr(self, name).requires_grad_(False)
+            if hasattr(self, "part_proj"):
+                self.part_proj.requires_grad_(False)
+
+    def set_stage(self, stage: str) -> None:
+        """Switch between ``"pretrain"`` (train eps_theta) and ``"disentangle"`` (freeze it, train the rest)."""
+        if stage not in ("pretrain", "disentangle"):
+            raise ValueError(f"stage must be 'pretrain' or 'disentangle', got {stage!r}")
+        self.config.stage = stage
+        self._apply_stage()
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen():  # frozen parts always run in evaluation mode (no dropout)
+            m.train(False)
+        return self
+
+    def load_pretrained_diffusion(self, unet: UNet, first_stage: VQAutoencoder | None = None) -> None:
+        """Copy the weights of a trained noise predictor (and VQ autoencoder) into the frozen parts."""
+        if unet.config != self.config.unet:
+            raise ValueError("the pre-trained U-Net's config differs from DisDiffConfig.unet")
+        self.unet.load_state_dict(unet.state_dict())
+        if first_stage is not None:
+            if self.first_stage is None or first_stage.config != self.config.first_stage:
+                raise ValueError("the VQ autoencoder's config differs from DisDiffConfig.first_stage")
+            self.first_stage.load_state_dict(first_stage.state_dict())
+
+    # -- spaces --------------------------------------------------------------------------------
+    def _images(self, x, who):
+        c = self.config.encoder
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}")
+
+    def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> the space eps_theta lives in (identity, or the scaled VQ latent)."""
+        if self.first_stage is None:
+            return x
+        with torch.no_grad():
+            return self.first_stage.encode(x) * self.config.latent_scale
+
+    def to_images(self, x0: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+        """The diffusion space -> images (VQ decoding of latent / scale)."""
+        if self.first_stage is None:
+            return x0
+        return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
+
+    # -- representation ---------------------------------------------------------------------------
+    def encode_units(self, x: torch.Tensor) -> torch.Tensor:
+        """The N latent units [B, N, unit_dim] of images x (the encoder's mean head)."""
+        c = self.config
+        return self.encoder(self._images(x, "encode"))[0].reshape(x.shape[0], c.num_units, c.unit_dim)
+
+    @torch.no_grad()
+    def fit_code_pca(self, x: torch.Tensor) -> None:
+        """Fit PCA(1) per unit on the units of images ``x`` (DisDiff's evaluation; :func:`diffrep.metrics.pca.pca1_units`)."""
+        units = self.encode_units(x)
+        _, mean, comp = pca1_units(units, return_components=True)
+        self.pca_mean.copy_(mean.to(self.pca_mean))
+        self.pca_components.copy_(comp.to(self.pca_components))
+        self.pca_fitted.fill_(True)
+
+    def align_units(self, units: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
+        else unchanged."""
+        return units if self.dyga is None else self.dyga(units, generator=generator)
+
+    @torch.no_grad()
+    def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
+        """DyGA anchor selection (Alg. 2) on the encoder's raw units of images ``x`` (the training set,
+        encoder in eval mode); returns DyGA's fit report."""
+        if self.dyga is None:
+            raise ValueError("DisDiff.refresh_anchors: this model has no DyGA (set DisDiffConfig.dyga)")
+        was = self.training
+        self.eval()
+        try:
+            units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
+        finally:
+            self.train(was)
+        return self.dyga.fit(units, epoch=non_negative_int(epoch, "epoch"))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
+        if not bool(self.pca_fitted):
+            raise ValueError("DisDiff.encode: the per-unit PCA is not fitted; call fit_code_pca(images) first "
+                             "(or read the raw units with encode_units)")
+        u = self.encode_units(x)
+        return ((u - self.pca_mean) * self.pca_components).sum(-1)
+
+    # -- the networks ---------------------------------------------------------------------------
+    def part_embeddings(self) -> torch.Tensor:
+        """[N, time_embed_dim] part embeddings (zeros with ``part_embedding="none"``)."""
+        c = self.config
+        if c.part_embedding == "none":
+            return self.repre_embed.weight.new_zeros(c.num_units, self.repre_embed.out_features)
+        if c.part_embedding == "orthogonal":
+            w = self.part_latents
+            rows = torch.linalg.matrix_exp(w - w.transpose(0, 1))[: c.num_units]
+        else:
+            rows = self.part_latents
+        return self.part_proj(rows)
+
+    def _check_units(self, units, batch):
+        c = self.config
+        if not isinstance(units, torch.Tensor) or units.shape != (batch, c.num_units, c.unit_dim):
+            raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {getattr(units, 'shape', None)}")
+        return units
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, units: torch.Tensor | None = None,
+                which: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps_theta(x_t, t) [no gradient], G [B, N, C, H, W] the shifts of every unit, or None).
+        ``which`` [B, N] bool limits the units evaluated (others are zero)."""
+        B = x_t.shape[0]
+        was = self.unet.training
+        self.unet.train(False)  # the frozen role: no dropout, no gradient
+        try:
+            with torch.no_grad():
+                hs, emb = self.unet.forward_down(x_t, t)
+                eps = self.unet.forward_up(hs[-1], hs, emb)
+        finally:
+            self.unet.train(was)
+        if units is None:
+            return eps, None
+        c = self.config
+        units = self._check_units(units, B)
+        parts = self.part_embeddings()                                   # [N, D]
+        sel = torch.ones(B, c.num_units, dtype=torch.bool, device=x_t.device) if which is None else which
+        bi, ui = sel.nonzero(as_tuple=True)
+        shape = (B, c.num_units) + tuple(x_t.shape[1:])
+        if not bi.numel():
+            return eps, x_t.new_zeros(shape)
+        hsel = [h[bi] for h in hs]
+        out = self.shift.forward_up(hsel[-1], hsel, emb[bi] + parts[ui], self.repre_embed(units[bi, ui]))
+        return eps, out.new_zeros(shape).index_put((bi, ui), out)  # out's dtype (bf16 under autocast)
+
+    # -- objective ---------------------------------------------------------------------------
+    def _gather(self, name, t, like):
+        return self._coefs[name].to(like.device)[t.to(like.device)].to(like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
+
+    def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
+        """``stage="pretrain"`` (or ``step < pretrain_steps``): L_simple of eps_theta; ``"disentangle"``:
+        L_r + dis_weight L_d (module docstring; eps_theta gets no gradient). Draws: t, the noise, then the sampled unit per example, from ``generator``."""
+        c = self.config
+        x = self._images(batch_images(batch), "loss")
+        x0 = self.to_diffusion_space(x)
+        B, dev = x0.shape[0], x0.device
+        t = self.schedule.sample_timesteps(B, device=dev, generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        if c.stage == "pretrain" or (step is not None and step < c.pretrain_steps):
+            err = self.unet(x_t, t) - noise
+            per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
+            return {"loss": per.mean(), "diffusion": per.mean().detach()}
+        units = self.encode_units(x)
+        eps, g = self.predict(x_t, t, self.align_units(units, generator=generator))
+        pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
+        err = pred - noise
+        rec = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1).mean()
+        out = {"reconstruction": rec.detach()}
+        loss = rec
+        w = c.effective_dis_weight
+        if w > 0 and c.num_units > 1:
+            concept = torch.randint(0, c.num_units, (B,), generator=generator).to(dev)
+            dl = self.disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
+            loss = loss + w * dl
+            out["disentangling"] = dl.detach()
+        out["loss"] = loss
+        return out
+
+    def _reencode(self, x0_hat: torch.Tensor, grad: bool) -> torch.Tensor:
+        img = self.to_images(x0_hat, quantize=False)
+        c = self.config
+        if grad:
+            z = self.encoder(img)[0]
+        else:  # a gradient-free copy of the encoder: gradients reach x0_hat only
+            params = {k: v.detach() for k, v in self.encoder.named_parameters()}
+            z = torch.func.functional_call(self.encoder, params, (img,))[0]
+        return z.reshape(img.shape[0], c.num_units, c.unit_dim)
+
+    def disentangling_loss(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, g_c: torch.Tensor,
+                           units: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
+        """L_d (module docstring, item 5) for the sampled units ``concept`` [B] with their shifts
+        ``g_c`` [B, C, H, W]; ``units`` [B, N, unit_dim] the codes of the clean images."""
+        c = self.config
+        s = self.schedule
+        x0_hat = s.eps_to_x0(x_t, t, eps).detach()
+        x0_hat_c = s.eps_to_x0(x_t, t, eps + self._gather("guidance_coef", t, x_t) * g_c)
+        with torch.no_grad():
+            z_hat = self._reencode(x0_hat, False)
+        z_hat_c = self._reencode(x0_hat_c, c.dis_encoder_grad)
+        z = units.detach()
+        logits_variant = (z_hat - z).norm(dim=-1) - (z_hat_c - z).norm(dim=-1)
+        logits_invariant = (z_hat - z_hat_c).norm(dim=-1)
+        ce = F.cross_entropy(logits_variant, concept, reduction="none") + F.cross_entropy(logits_invariant, concept, reduction="none")
+        if c.dis_sample_weight == "none":
+            weight = torch.ones_like(ce)
+        elif c.dis_sample_weight == "latent" or self.first_stage is None:
+            weight = (x0_hat - x0_hat_c.detach()).pow(2).flatten(1).mean(1)
+        else:
+            with torch.no_grad():
+                weight = (self.to_images(x0_hat, quantize=False) - self.to_images(x0_hat_c, quantize=False)).pow(2).flatten(1).mean(1)
+        return (weight * ce).mean()
+
+    # -- decoding and verbs -------------------------------------------------------------------
+    def eps_with_units(self, x_t, t, units):
+        """The sampling prediction eps_theta - sqrt(1 - abar_t) sum_c G(x_t, z^c, t)."""
+        eps, g = self.predict(x_t, t, self.align_units(units))
+        return eps + self._gather("guidance_coef", t, x_t) * g.sum(1)
+
+    def _shape(self, n):
+        u = self.config.unet
+        return (n, u.in_channels, u.image_size, u.image_size)
+
+    @torch.no_grad()
+    def decode(self, units: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDIM decoding (eta = 0) conditioned on the units; images (VQ-decoded in the LDM setting)."""
+        n = units.shape[0] if isinstance(units, torch.Tensor) else 0
+        units = self._check_units(units, n)
+        shape = self._shape(n)
+        if x_T is not None and tuple(x_T.shape) != shape:
+            raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+        x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.eps_with_units(xt, t, units), shape, x_T=x_T,
+                                               generator=generator, num_steps=num_steps or self.config.sample_steps,
+                                               device=units.device, dtype=units.dtype)
+        return self.to_images(x0).clamp(-1, 1)
+
+    @torch.no_grad()
+    def encode_stochastic(self, x: torch.Tensor, units: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
+        """x_T by DDIM inversion of the unit-conditioned prediction."""
+        x = self._images(x, "encode_stochastic")
+        units = self.encode_units(x) if units is None else self._check_units(units, x.shape[0])
+        return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps_with_units(xt, t, units), self.to_diffusion_space(x),
+                                                 num_steps=num_steps or self.config.sample_steps)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode x's units from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
+        units = self.encode_units(x)
+        xT = self.encode_stochastic(x, units, num_steps=num_steps) if stochastic else None
+        return self.decode(units, xT, num_steps=num_steps, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
+        """Unconditional samples of the pre-trained model (DDIM, eta = 0); images in [-1, 1]."""
+        dev = next(self.unet.parameters()).device
+        x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.unet(xt, t), self._shape(positive_int(n, "n")),
+                                               generator=generator, num_steps=num_steps or self.config.sample_steps, device=dev)
+        return self.to_images(x0).clamp(-1, 1)
+
+    @torch.no_grad()
+    def swap(self, x: torch.Tensor, source: torch.Tensor, unit: int, *, num_steps: int | None = None,
+             x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent swap (DisDiff Sec. 5): x's units with unit ``unit`` taken from ``source``, decoded from
+        x's x_T (DDIM inversion unless ``x_T`` is given)."""
+        u, us = self.encode_units(x), self.encode_units(source)
+        if us.shape != u.shape:
+            raise ValueError("x and source must have the same batch size")
+        if not 0 <= int(unit) < self.config.num_units:
+            raise ValueError(f"unit must lie in [0, {self.config.num_units}), got {unit}")
+        xT = self.encode_stochastic(x, u, num_steps=num_steps) if x_T is None else x_T
+        u2 = u.clone()
+        u2[:, int(unit)] = us[:, int(unit)]
+        return self.decode(u2, xT, num_steps=num_steps)
+
+    @torch.no_grad()
+    def traverse(self, x: torch.Tensor, unit: int, values, *, num_steps: int | None = None) -> torch.Tensor:
+        """Move unit ``unit`` along its PCA direction to each PCA coordinate in ``values`` (needs
+        :meth:`fit_code_pca`): [len(values), B, C, H, W]."""
+        if not bool(self.pca_fitted):
+            raise ValueError("DisDiff.traverse: call fit_code_pca(images) first")
+        if not 0 <= int(unit) < self.config.num_units:
+            raise ValueError(f"unit must lie in [0, {self.config.num_units}), got {unit}")
+        u = self.encode_units(x)
+        xT = self.encode_stochastic(x, u, num_steps=num_steps)
+        k, comp, mean = int(unit), self.pca_components[int(unit)], self.pca_mean[int(unit)]
+        cur = ((u[:, k] - mean) * comp).sum(-1, keepdim=True)
+        out = []
+        for v in values:
+            u2 = u.clone()
+            u2[:, k] = u[:, k] + (float(v) - cur) * comp
+            out.append(self.decode(u2, xT, num_steps=num_steps))
+        return torch.stack(out)
