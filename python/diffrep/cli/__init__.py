@@ -12,6 +12,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "bfn", "paramrel", "sami")
+SUBCOMMANDS += ("encode", "aggregate")
 
 
 def build_parser() -> argparse.ArgumentParser:

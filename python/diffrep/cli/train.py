@@ -65,7 +65,7 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 def resolve_config(recipe_name: str, config_file: str | None = None, overrides: list[str] | None = None):
     """Recipe defaults <- YAML file <- dotted overrides; returns (recipe, config)."""
-    from ..config import apply_overrides, config_from_dict, config_to_dict, load_yaml
+    from ..config import apply_overrides, config_from_dict, config_to_dict
     from ..recipes import get_recipe
     from ..train import TrainConfig
 
