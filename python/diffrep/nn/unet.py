@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, Ge, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
                      timestep_embedding, zero_module)
 from .pretrained import PretrainedMixin
@@ -56,6 +56,10 @@ class UNetConfig(Config):
     skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
     skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; Eq. 7 has none
     num_outputs: Literal[1, 2] = 1
+    norm_eps: Annotated[float, Gt(0)] = 1e-5  # GroupNorm epsilon (ADM 1e-5; the original DDPM code 1e-6)
+    time_embed_flip_sin_to_cos: bool = True  # timestep embedding [cos, sin] (ADM); False: [sin, cos] (DDPM code)
+    time_embed_freq_shift: Annotated[float, Ge(0)] = 0.0  # frequencies 10000^(-i/(half - shift)); DDPM code: 1
+    downsample_padding: Literal[0, 1] = 1  # 1: symmetric (ADM); 0: pad right/bottom only (DDPM code)
 
     @property
     def resolutions(self) -> list[int]:
@@ -147,13 +151,14 @@ class UNet(PretrainedMixin, nn.Module):
 
         def res(cin, cout, **kw):
             return ResBlock(cin, cout, emb_dim, dropout=cfg.dropout, use_scale_shift_norm=cfg.use_scale_shift_norm,
-                            latent_dim=cfg.latent_dim, latent_cond=cfg.latent_cond, num_groups=cfg.num_groups, **kw)
+                            latent_dim=cfg.latent_dim, latent_cond=cfg.latent_cond, num_groups=cfg.num_groups,
+                            eps=cfg.norm_eps, **kw)
 
         def attn(ch):
             heads = ch // cfg.num_head_channels if cfg.num_head_channels > 0 else cfg.num_heads
             if cfg.context_dim > 0:
                 return SpatialTransformer(ch, heads, ch // heads, cfg.context_dim, cfg.transformer_depth, num_groups=cfg.num_groups)
-            return AttentionBlock(ch, heads, cfg.num_groups)
+            return AttentionBlock(ch, heads, cfg.num_groups, eps=cfg.norm_eps)
 
         self.input_blocks = nn.ModuleList([_Block([nn.Conv2d(cfg.in_channels, mc, 3, padding=1)])])
         skip_chans, ch, r = [mc], mc, cfg.image_size
@@ -166,7 +171,7 @@ class UNet(PretrainedMixin, nn.Module):
                 self.input_blocks.append(_Block(layers))
                 skip_chans.append(ch)
             if level != len(cfg.channel_mult) - 1:
-                down = res(ch, ch, down=True) if cfg.resblock_updown else Downsample(ch, cfg.conv_resample)
+                down = res(ch, ch, down=True) if cfg.resblock_updown else Downsample(ch, cfg.conv_resample, padding=cfg.downsample_padding)
                 self.input_blocks.append(_Block([down]))
                 skip_chans.append(ch)
                 r //= 2
@@ -188,7 +193,7 @@ class UNet(PretrainedMixin, nn.Module):
                 self.output_blocks.append(_Block(layers))
                 if level and i == cfg.num_res_blocks:
                     r *= 2
-        self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch), nn.SiLU(),
+        self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch, eps=cfg.norm_eps), nn.SiLU(),
                                  zero_module(nn.Conv2d(mc, cfg.out_channels * cfg.num_outputs, 3, padding=1)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
@@ -209,7 +214,8 @@ class UNet(PretrainedMixin, nn.Module):
             raise ValueError("z was given but this U-Net has latent_dim=0")
         if cfg.context_dim == 0 and context is not None:
             raise ValueError("context was given but this U-Net has context_dim=0")
-        emb = self.time_embed(timestep_embedding(t, cfg.model_channels).to(x.dtype))
+        emb = self.time_embed(timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
+                                                 freq_shift=cfg.time_embed_freq_shift).to(x.dtype))
         hs, h = [], x
         for blk in self.input_blocks:
             h = blk(h, emb, z, context)
