@@ -5,6 +5,7 @@ needed) and compare the imported U-Net with a functional forward written here fr
 definition of UNet2DModel (DDPM's U-Net: Ho et al. 2020 App. B). The slow test builds the fixture
 with diffusers itself when it is installed."""
 
+import importlib
 import json
 import math
 
@@ -254,7 +255,7 @@ def test_bad_weights_are_named(tmp_path):
 @pytest.mark.slow
 def test_against_diffusers_itself(tmp_path):
     diffusers = pytest.importorskip("diffusers")
-    import safetensors.torch  # noqa: F401  (diffusers' save_pretrained needs the submodule imported)
+    importlib.import_module("safetensors.torch")  # diffusers' save_pretrained needs the submodule imported
 
     for variant in ({}, DDPM, SCALE_SHIFT):
         cfg = {k: v for k, v in {**BASE, **variant}.items() if not k.startswith("_")}
