@@ -232,3 +232,17 @@ def test_missing_logger_packages_are_named(tmp_path, monkeypatch):
 
 def test_eta_format():
     assert format_eta(65) == "1:05" and format_eta(3725) == "1:02:05" and format_eta(float("inf")) == "?"
+
+
+def test_overwrite_clears_wandb_run_folders_only(tmp_path):
+    from diffrep.train.rundir import clear_run, run_contents
+
+    Trainer(_MLP(), _data(), _cfg(1), tmp_path).train()
+    wb = tmp_path / "wandb"
+    (wb / "offline-run-20261206_120000-abc123" / "files").mkdir(parents=True)
+    (wb / "latest-run").symlink_to(wb / "offline-run-20261206_120000-abc123")
+    (wb / "mine.txt").write_text("user file")
+    assert "wandb/" in run_contents(tmp_path)
+    removed = clear_run(tmp_path)
+    assert "wandb/offline-run-20261206_120000-abc123" in removed and "wandb/latest-run" in removed
+    assert (wb / "mine.txt").is_file() and not (wb / "latest-run").exists()
