@@ -252,3 +252,15 @@ def test_info_lists_versions_optional_packages_and_every_env_var_read(capsys):
     assert main(["info"]) == 0
     text = capsys.readouterr().out
     assert "environment variables diffrep reads:" in text and "DIFFREP_DATA" in text and "scikit-learn" in text
+
+
+def test_report_to_a_missing_package_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    assert main(["train", "demo/toy-ddpm", "--out", str(tmp_path / "r"), "--report-to", "wandb"]) == 2
+    assert "needs the 'wandb' package (pip install wandb)" in _err(capsys)
+    assert not (tmp_path / "r").exists()
+    assert main(["train", "demo/toy-ddpm", "--report-to", "mlflow"]) == 2
+    assert "--report-to: unknown ['mlflow']" in _err(capsys)

@@ -170,8 +170,10 @@ def run(args) -> int:
     from ..train import Trainer, TrainingInterrupted, check_launch, check_run_dir, seed_everything
     from ..train.distributed import get_rank
 
+    from ..train.loggers import check_logger_packages
     from ._common import apply_threads
 
+    check_logger_packages(cfg.train.tensorboard, cfg.train.wandb)  # before anything is built or written
     check_launch()
     apply_threads(DEFAULT_THREADS if args.threads is None else args.threads)
     out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))

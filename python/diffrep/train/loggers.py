@@ -17,7 +17,20 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["MetricLogger", "Progress", "read_metrics"]
+__all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
+
+
+def check_logger_packages(tensorboard: bool = False, wandb: bool = False) -> None:
+    """ImportError naming the package when a requested logger's package is not installed (checked
+    without importing it, so the command line can refuse before building anything)."""
+    import importlib.util
+
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ImportError("train.tensorboard / --report-to tensorboard needs the 'tensorboard' package "
+                          "(pip install tensorboard)", name="tensorboard")
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise ImportError("train.wandb / --report-to wandb needs the 'wandb' package (pip install wandb)",
+                          name="wandb")
 
 
 class MetricLogger:
