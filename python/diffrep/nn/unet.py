@@ -31,31 +31,31 @@ __all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
 
 @dataclasses.dataclass
 class UNetConfig(Config):
-    image_size: int = 32
-    in_channels: Annotated[int, Ge(1)] = 3
-    out_channels: Annotated[int, Ge(1)] = 3
-    model_channels: Annotated[int, Ge(1)] = 128
-    channel_mult: tuple[int, ...] = (1, 2, 2, 2)
-    num_res_blocks: Annotated[int, Ge(1)] = 2
-    attention_resolutions: tuple[int, ...] = (16,)
-    middle_attention: bool = True
-    num_heads: int = 1
+    image_size: int = 32  # input height = width in pixels
+    in_channels: Annotated[int, Ge(1)] = 3  # channels of the input x_t
+    out_channels: Annotated[int, Ge(1)] = 3  # channels of each output
+    model_channels: Annotated[int, Ge(1)] = 128  # base width; level l has model_channels x channel_mult[l]
+    channel_mult: tuple[int, ...] = (1, 2, 2, 2)  # width multiplier per resolution level (one downsampling between levels)
+    num_res_blocks: Annotated[int, Ge(1)] = 2  # residual blocks per level going down (one more going up)
+    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes in pixels with self-attention after each block
+    middle_attention: bool = True  # self-attention between the two middle residual blocks
+    num_heads: int = 1  # attention heads (unless num_head_channels > 0)
     num_head_channels: int = -1  # > 0: heads = channels // num_head_channels (overrides num_heads)
-    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
-    use_scale_shift_norm: bool = True
-    resblock_updown: bool = False
-    conv_resample: bool = True
-    num_groups: Annotated[int, Ge(1)] = 32
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout inside each residual block
+    use_scale_shift_norm: bool = True  # time embedding as AdaGN scale/shift (ADM); False: added (DDPM)
+    resblock_updown: bool = False  # down/upsample with residual blocks (BigGAN-style) instead of convs
+    conv_resample: bool = True  # learned 3x3 convs when resampling; False: pooling / plain nearest upsampling
+    num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
     time_embed_dim: Annotated[int, Ge(0)] = 0  # 0: 4 * model_channels (ADM)
     latent_dim: Annotated[int, Ge(0)] = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
-    latent_cond: Literal["adagn_eq12", "infodiff"] = "adagn_eq12"
+    latent_cond: Literal["adagn_eq12", "infodiff"] = "adagn_eq12"  # how z enters each block (ParamReL Eq. 12 or InfoDiffusion)
     context_dim: Annotated[int, Ge(0)] = 0  # > 0: attention blocks become cross-attention transformers on context tokens
-    transformer_depth: Annotated[int, Ge(1)] = 1
+    transformer_depth: Annotated[int, Ge(1)] = 1  # transformer layers per cross-attention block (context_dim > 0)
     skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
-    skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"
+    skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"  # which skips get skip_dropout
     skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
     skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; Eq. 7 has none
-    num_outputs: Literal[1, 2] = 1
+    num_outputs: Literal[1, 2] = 1  # 2: the output split in two (e.g. mean and log-sigma)
     norm_eps: Annotated[float, Gt(0)] = 1e-5  # GroupNorm epsilon (ADM 1e-5; the original DDPM code 1e-6)
     time_embed_flip_sin_to_cos: bool = True  # timestep embedding [cos, sin] (ADM); False: [sin, cos] (DDPM code)
     time_embed_freq_shift: Annotated[float, Ge(0)] = 0.0  # frequencies 10000^(-i/(half - shift)); DDPM code: 1
