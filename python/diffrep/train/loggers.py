@@ -151,13 +151,17 @@ def format_eta(seconds: float) -> str:
 
 
 class Progress:
-    """A tqdm bar when tqdm is installed and stderr is a TTY (and ``TQDM_DISABLE`` is unset);
-    otherwise a plain line per ``update(..., log=True)``. Silent when ``enabled`` is False (ranks > 0)."""
+    """A tqdm bar (with ETA) when tqdm is installed and stderr is a TTY or ``DIFFREP_PROGRESS=1`` (and neither
+    ``DIFFREP_PROGRESS=0`` nor ``TQDM_DISABLE`` is set); otherwise a plain line with the rate and the ETA per
+    ``update(..., log=True)``. Silent when ``enabled`` is False (ranks > 0)."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True):
         self.enabled, self.total, self._t0, self._n0 = enabled, total, time.time(), initial
         self._bar = None
-        if enabled and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
+        from .._progress import progress_enabled
+
+        forced = progress_enabled()  # DIFFREP_PROGRESS=0 / 1
+        if enabled and forced is not False and (forced or sys.stderr.isatty()) and not os.environ.get("TQDM_DISABLE"):
             try:
                 from tqdm.auto import tqdm
 
