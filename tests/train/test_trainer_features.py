@@ -2,6 +2,7 @@
 banner, inexact resume across world sizes, periodic evaluation, TensorBoard / W&B mirrors."""
 
 import json
+import re
 import sys
 import types
 
@@ -115,6 +116,7 @@ def test_banner_resume_message_and_inexact_resume(tmp_path, capsys):
     n = sum(p.numel() for p in _MLP().parameters())
     assert "diffrep train test/mlp" in err and f"{n:,} parameters" in err and "dtype float32" in err
     assert f"{torch.get_num_threads()} CPU thread" in err and "resume     none" in err and str(tmp_path) in err
+    assert re.search(r"step 3/3 .*it/s, ETA 0:00\)", err)  # the plain progress line (stderr is not a terminal)
     _rewrite_world_size(list_checkpoints(tmp_path / "checkpoints")[-1][1], 2)
     with pytest.raises(ValueError, match="written by 2 ranks.*resume-inexact"):
         Trainer(_MLP(), _data(), _cfg(5), tmp_path).train(resume="latest")
