@@ -4,9 +4,13 @@ Any ``nn.Module`` with ``loss(batch, *, step) -> dict`` (key ``"loss"``, a scala
 entries are logged) trains here: the method surface of ``diffrep.methods.base``. The trainer always
 passes ``step``, the 0-based optimiser step, which drives schedules inside a loss (KL annealing, a
 discriminator start); a model whose ``loss`` takes no ``step`` still trains, with a
-DeprecationWarning. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
-clipping, EMA update. bf16 autocast on CUDA, optional ``torch.compile``, DistributedDataParallel
-under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
+DeprecationWarning. Per step: next batch (cut into ``grad_accum_steps`` micro-batches whose gradients
+are summed, DDP's all-reduce only on the last), AdamW step with linear warm-up, global-norm gradient
+clipping, EMA update. bf16 autocast on CUDA (``mixed_precision="auto"``) or fp16 autocast with a
+GradScaler (``"fp16"``, its scale saved in the checkpoints), optional ``torch.compile``,
+DistributedDataParallel under torchrun. A start banner (recipe, parameters, device, dtype, threads,
+batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
+returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
 RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
 ``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
 (same device, same world size, deterministic kernels).
