@@ -273,7 +273,7 @@ def run(args) -> int:
         result = evaluate_representation(model, dataset, device, args.eval, args.seed)
         t_eval = time.perf_counter() - t0
     wall = time.perf_counter() - t_start
-    last = history[-1] if history else {}
+    last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
     record = {"recipe": recipe.name, "steps": cfg.train.steps, "device": str(device),
               "final_train_loss": last.get("loss"), "bfn_loss_per_dim": last.get("bfn_loss_per_dim"),
               "seconds": {"train": t_train, "figures": fig_times, "metrics": t_eval, "total": wall},

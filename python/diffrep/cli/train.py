@@ -201,7 +201,7 @@ def run(args) -> int:
     if main_rank:
         if (out / "final").is_dir():
             write_run_info(out / "final", recipe.name, cfg)
-        last = history[-1] if history else {}
+        last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
