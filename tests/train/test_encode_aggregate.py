@@ -75,3 +75,17 @@ def test_aggregate_reads_training_records_and_quickstart_folders(tmp_path, capsy
     assert "not JSON" in capsys.readouterr().err
     assert main(["aggregate", str(tmp_path)]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_model_verbs_take_a_run_folder(tmp_path, capsys):
+    from diffrep.cli._common import resolve_model_dir
+
+    DayProbe(DayProbeConfig()).save_pretrained(tmp_path / "run" / "final")
+    assert resolve_model_dir(tmp_path / "run") == tmp_path / "run" / "final"
+    assert resolve_model_dir(tmp_path / "run" / "final") == tmp_path / "run" / "final"
+    out = tmp_path / "c.npz"
+    assert main(["encode", str(tmp_path / "run"), "--dataset", "disks", "--source", "procedural", "--num-train", "8",
+                 "--num-test", "4", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads(str(np.load(out)["meta"]))["model"] == str(tmp_path / "run" / "final")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        resolve_model_dir(tmp_path)
