@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into a reader that stopped (| head): end quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ImportError as exc:  # an optional package (tensorboard, wandb, ...) that is not installed
         if (exc.name or "").startswith("diffrep"):
             raise
