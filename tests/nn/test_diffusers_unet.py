@@ -269,3 +269,19 @@ def test_against_diffusers_itself(tmp_path):
         x, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 700])
         with torch.no_grad():
             assert torch.allclose(model(x, t), src(x, t).sample, atol=1e-5)
+
+
+def test_load_pretrained_and_the_model_verbs_read_a_diffusers_folder(tmp_path, capsys):
+    from diffrep.cli._common import resolve_weights
+    from diffrep.nn import load_pretrained
+
+    cfg = {**BASE, "_diffusers_version": "0.31.0"}
+    sd = diffusers_state(cfg)
+    folder = write_folder(tmp_path / "d", cfg, sd)
+    model = load_pretrained(folder)
+    x, t = torch.randn(1, 3, 8, 8), torch.tensor([9])
+    with torch.no_grad():
+        assert torch.allclose(model(x, t), reference_forward(sd, cfg, x, t), atol=1e-5)
+    assert resolve_weights(folder, "auto") == "model" and "no EMA weights" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="diffusers folder"):
+        load_pretrained(folder, weights="ema")

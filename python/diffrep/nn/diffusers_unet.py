@@ -26,7 +26,8 @@ head)
 Anything else (class embeddings, Fourier time embeddings, ``center_input_sample``, skip or resnet
 down/up-sampling blocks, output scale factors other than 1) is refused with the field named. The
 weights file is ``diffusion_pytorch_model.safetensors`` (pickled ``.bin`` files are never loaded);
-a pipeline folder with a ``unet/`` subfolder works too. Attention weights saved under the older names
+a pipeline folder with a ``unet/`` subfolder works too, and :func:`diffrep.nn.load_pretrained` loads such a
+folder directly (``FOREIGN_LOADERS``). Attention weights saved under the older names
 (``query``/``key``/``value``/``proj_attn``) are read as well. Nothing is downloaded.
 """
 
