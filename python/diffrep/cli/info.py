@@ -27,7 +27,7 @@ OPTIONAL = (("tqdm", "progress bars"), ("h5py", "3D Shapes .h5 files"), ("tensor
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="show versions and which native kernels are usable here")
+    p = sub.add_parser("info", help="versions, native kernels usable here, optional packages, environment variables read")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
