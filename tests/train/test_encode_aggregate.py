@@ -89,3 +89,11 @@ def test_model_verbs_take_a_run_folder(tmp_path, capsys):
     assert json.loads(str(np.load(out)["meta"]))["model"] == str(tmp_path / "run" / "final")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         resolve_model_dir(tmp_path)
+
+
+def test_aggregate_a_score_nan_in_every_run_and_no_runs():
+    s = aggregate([{"tad": float("nan")}, {"tad": float("nan")}])
+    assert s["tad"]["n"] == 0 and s["tad"]["nan"] == 2
+    assert all(math.isnan(s["tad"][k]) for k in ("mean", "std", "min", "max"))
+    with pytest.raises(ValueError, match="aggregate: no runs"):
+        aggregate([])

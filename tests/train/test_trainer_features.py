@@ -248,3 +248,18 @@ def test_overwrite_clears_wandb_run_folders_only(tmp_path):
     removed = clear_run(tmp_path)
     assert "wandb/offline-run-20261206_120000-abc123" in removed and "wandb/latest-run" in removed
     assert (wb / "mine.txt").is_file() and not (wb / "latest-run").exists()
+
+
+def test_periodic_evaluation_uses_the_ema_weights_runs_at_the_last_step_and_only_on_rank_0(tmp_path):
+    seen = []
+    probe = PeriodicEvaluation(2, {"w": lambda m: (seen.append(_weights(m).clone()), {"s": 0.0})[1]})
+    m = _MLP()
+    Trainer(m, _data(), _cfg(3, ema_decay=0.5, ema_warmup=False), tmp_path, callbacks=[probe]).train()
+    assert len(seen) == 2  # step 2 and the last step, 3
+    from safetensors.torch import load_file
+
+    ema = load_file(str(tmp_path / "checkpoints" / "step-00000003" / "ema.safetensors"))
+    assert torch.equal(seen[-1], torch.cat([ema[k].flatten() for k, _ in m.named_parameters()]))
+    assert not torch.equal(seen[-1], _weights(m))  # the EMA copy, not the raw weights
+    other = types.SimpleNamespace(config=types.SimpleNamespace(steps=4), rank=1, model=m)
+    assert probe(other, 2, {}) is None  # ranks > 0 do not evaluate
