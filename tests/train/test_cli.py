@@ -25,11 +25,11 @@ def test_train_then_resume_then_sample(tmp_path, capsys):
     steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 6, 9]
     png = tmp_path / "s.png"
-    assert main(["sample", str(out), "--n", "4", "--seed", "5", "--steps", "3", "--out", str(png)]) == 0
+    assert main(["sample", str(out), "--n", "4", "--seed", "5", "--steps", "3", "--upscale", "1", "--out", str(png)]) == 0
     img = np.asarray(Image.open(png))
     assert img.shape == (38, 38, 3)  # 2 x 2 grid of 16 px images with 2 px padding
     png2 = tmp_path / "s2.png"
-    assert main(["sample", str(out), "--n", "4", "--seed", "5", "--steps", "3", "--out", str(png2)]) == 0
+    assert main(["sample", str(out), "--n", "4", "--seed", "5", "--steps", "3", "--upscale", "1", "--out", str(png2)]) == 0
     assert np.array_equal(img, np.asarray(Image.open(png2)))  # same seed, same samples
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from diffrep.train import read_metrics
@@ -47,3 +48,20 @@ def test_two_rank_gloo_ddp_matches_single_process(tmp_path):
     # rank 0 wrote the checkpoints with both ranks' RNG states
     state = torch.load(ddp / "run" / "checkpoints" / "step-00000008" / "trainer_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+@pytest.mark.slow
+def test_ddp_with_gradient_accumulation_skips_the_sync_and_matches_one_process(tmp_path):
+    """2 ranks x 2 micro-batches of 2 = the single process's batch of 8: the same parameters; gradients are
+    all-reduced once per step (no_sync on the first micro-batch of each of the 8 steps)."""
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    _run([sys.executable, str(SCRIPT), str(single)], tmp_path)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(SCRIPT), str(ddp),
+          "2"], tmp_path)
+    p_single = torch.load(single / "params-0.pt")
+    p0, p1 = torch.load(ddp / "params-0.pt"), torch.load(ddp / "params-1.pt")
+    for k in p_single:
+        assert torch.equal(p0[k], p1[k]), k
+        torch.testing.assert_close(p0[k], p_single[k], rtol=1e-5, atol=1e-6)
+    assert (ddp / "no_sync-0.txt").read_text() == (ddp / "no_sync-1.txt").read_text() == "8"
+    assert (single / "no_sync-0.txt").read_text() == "0"

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
+from .._progress import progress
 from ..data.disks import Disks, disks_geometry, render_disks
 from ..diffusion import NoiseSchedule
 from ..methods.sami import SAMI
@@ -83,7 +84,7 @@ def disks_bayes_eps_mse(schedule, timesteps: Sequence[int], disks=None, *, grid:
     out = {"timesteps": [int(t) for t in ts], "snr": [], "unconditional": [], "given_background": [],
            "given_position": [], "grid": list(grid), "num_images": num_images, "seed": seed}
     abar = schedule.alphas_cumprod.double()
-    for t in ts:
+    for t in progress(ts, total=len(ts), desc="exact Bayes: timesteps", unit="t"):
         ab = abar[t]
         sq_err = torch.zeros(3, dtype=torch.float64)
         noise = torch.randn((num_images, D), generator=gen, dtype=torch.float64)

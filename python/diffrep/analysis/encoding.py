@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
+from .._progress import progress
 from ..methods.sami import SAMI
 
 __all__ = ["encode_batched", "check_model", "model_images", "seeded"]
@@ -40,7 +41,8 @@ def encode_batched(model: SAMI, images, batch_size: int = 256, *, with_logvar: b
     x = model_images(model, images)
     mus, lvs = [], []
     with torch.no_grad():
-        for i in range(0, x.shape[0], batch_size):
+        for i in progress(range(0, x.shape[0], batch_size), total=-(-x.shape[0] // batch_size), desc="encoding",
+                          unit="batch"):
             mu, lv = model.posterior(x[i:i + batch_size])
             mus.append(mu.double().cpu())
             lvs.append(lv.double().cpu())

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
+from .._progress import progress
 from ..methods.sami import SAMI
 from .encoding import check_model, encode_batched, model_images, seeded
 
@@ -134,7 +135,7 @@ def global_axes(model: SAMI, images, t: int | None = None, *, num_noise: int = 1
     grad_sum = torch.zeros(d, dtype=torch.float64)
     s2_sum = torch.zeros(d, dtype=torch.float64)
     count = 0
-    for _ in range(num_noise):
+    for _ in progress(range(num_noise), total=num_noise, desc="posterior geometry: noise draws", unit="draw"):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             tt = torch.full((xb.shape[0],), t, dtype=torch.long, device=xb.device)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._checks import positive_int
+from .._progress import progress
 from ..methods.sami import SAMI
 from .encoding import check_model, model_images, seeded
 
@@ -51,7 +52,7 @@ def variability_reduction(model: SAMI, guides, num_samples: int = 64, *, referen
     g = model_images(model, guides, "guides")
     gen = seeded(seed)
     per_guide = []
-    for i in range(g.shape[0]):
+    for i in progress(range(g.shape[0]), total=g.shape[0], desc="variability: guides", unit="guide"):
         chunks = []
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)

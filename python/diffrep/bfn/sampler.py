@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from .._progress import progress
 from .flows import FlowState, step_times
 
 __all__ = ["sample", "reverse_chain"]
@@ -49,7 +50,7 @@ def sample(flow, output, predict: Predict, state: FlowState, n_steps: int, *, ge
     if not isinstance(state, FlowState):
         raise TypeError(f"state must be a FlowState, got {type(state).__name__}")
     last = n_steps - 1 if legacy_skip_last_update else n_steps
-    for i in range(1, last + 1):
+    for i in progress(range(1, last + 1), total=last, desc="BFN sampling", unit="step"):
         t_net = _full(state, times[i - 1])
         dist = output(predict(state, t_net), state, t_net)
         xt = dist.sample(generator) if x_tilde == "sample" else dist.mean

@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "bfn", "paramrel", "sami", "multibeta", "study", "encdiff")
+SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "encode", "aggregate", "bfn", "paramrel",
+               "sami", "multibeta", "encdiff", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffrep",
         description="Representation learning with diffusion and Bayesian flow models.",
     )
+    from .._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"diffrep {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -39,12 +43,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"diffrep {args.command}: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # output piped into a reader that stopped (| head): end quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ImportError as exc:  # an optional package (tensorboard, wandb, ...) that is not installed
+        if (exc.name or "").startswith("diffrep"):
+            raise
+        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as exc:  # OSError: missing, unreadable, not a folder ...
+        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
         print(f"diffrep {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+
+
+def _message(exc: BaseException) -> str:
+    """The one-line text of an error, with the file name an ``OSError`` carries."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -66,6 +66,9 @@ def run(args) -> int:
     from ..bfn.schedules import gamma as flow_gamma
     from ..ops import bfn, explain, use_backend
 
+    for flag, value in (("--steps", args.steps), ("--batch", args.batch)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     report = info()

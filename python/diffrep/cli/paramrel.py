@@ -51,8 +51,10 @@ def register(sub) -> None:
 
 
 def _model_flags(p) -> None:
-    p.add_argument("model", help="save_pretrained folder of a ParamReL model")
-    p.add_argument("--weights", choices=("model", "ema"), default="model")
+    from ._common import add_weights_flag
+
+    p.add_argument("model", help="model, checkpoint or run folder of a ParamReL model")
+    add_weights_flag(p)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=None, help="BFN steps (default: the model's sample_steps)")
     p.add_argument("--seed", type=int, default=0)
@@ -89,9 +91,12 @@ def _load(args):
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    model = load_pretrained(Path(args.model), weights=args.weights, map_location=device).eval()
+    from ._common import resolve_device, resolve_model_dir, resolve_weights
+
+    device = torch.device(resolve_device(args.device))
+    model_dir = resolve_model_dir(Path(args.model))
+    model = load_pretrained(model_dir, weights=resolve_weights(model_dir, args.weights, "diffrep paramrel"),
+                            map_location=device).eval()
     if not isinstance(model, ParamReL):
         raise ValueError(f"{args.model} holds a {type(model).__name__}, not a ParamReL model")
     return model, device

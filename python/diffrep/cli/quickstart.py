@@ -225,7 +225,10 @@ def run(args) -> int:
     from ..train import Trainer, seed_everything
     from ..train.config import TrainConfig
 
+    from ._common import resolve_device
+
     t_start = time.perf_counter()
+    resolve_device(args.device)  # --device cuda without a GPU: a message before any work
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
@@ -256,7 +259,7 @@ def run(args) -> int:
     print(f"diffrep quickstart: {recipe.name} ({n_params / 1e6:.2f}M parameters) for {cfg.train.steps} steps on "
           f"{device}; writing to {out}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    history = Trainer(model, dataset, cfg.train, out / "run").train(overwrite=args.overwrite)
+    history = Trainer(model, dataset, cfg.train, out / "run", name=recipe.name).train(overwrite=args.overwrite)
     t_train = time.perf_counter() - t0
     model.to(device)
     model.save_pretrained(out / "model")
@@ -270,7 +273,7 @@ def run(args) -> int:
         result = evaluate_representation(model, dataset, device, args.eval, args.seed)
         t_eval = time.perf_counter() - t0
     wall = time.perf_counter() - t_start
-    last = history[-1] if history else {}
+    last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
     record = {"recipe": recipe.name, "steps": cfg.train.steps, "device": str(device),
               "final_train_loss": last.get("loss"), "bfn_loss_per_dim": last.get("bfn_loss_per_dim"),
               "seconds": {"train": t_train, "figures": fig_times, "metrics": t_eval, "total": wall},

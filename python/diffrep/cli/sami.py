@@ -73,7 +73,9 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("path", help="model, checkpoint or run directory")
-    p.add_argument("--weights", choices=("ema", "model"), default="ema")
+    from ._common import add_weights_flag
+
+    add_weights_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps")
@@ -89,8 +91,6 @@ def _train(args) -> int:
 
 
 def _load(args):
-    import torch
-
     from ..methods.sami import SAMI
     from ..nn import load_pretrained
     from .sample import resolve_model_dir
@@ -99,11 +99,10 @@ def _load(args):
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory")
     model_dir = resolve_model_dir(path)
-    weights = args.weights
-    if weights == "ema" and not (model_dir / "ema.safetensors").is_file():
-        print(f"{model_dir} has no ema.safetensors; using the raw weights", file=sys.stderr)
-        weights = "model"
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    from ._common import resolve_device, resolve_weights
+
+    weights = resolve_weights(model_dir, args.weights, "diffrep sami")
+    device = resolve_device(args.device)
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     if not isinstance(model, SAMI):
         raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a SAMI model")

@@ -1,4 +1,4 @@
-"""``diffrep train RECIPE [--config FILE.yaml] [--out DIR] [--resume latest|PATH] [--overwrite] [--section.field VALUE ...]``.
+"""``diffrep train RECIPE [--config FILE.yaml] [--out DIR] [--resume latest|PATH] [--overwrite] [--threads N] [--report-to tensorboard,wandb] [--section.field VALUE ...]``.
 
 The recipe's config dataclass gives the defaults; a YAML file is merged over them; dotted
 overrides come last (``--train.steps 50 --model.unet.channel_mult 1,2``). Unknown fields, wrong
@@ -10,7 +10,10 @@ Run folders never mix (docs/architecture.md, "Run folders"): a folder that alrea
 refused unless ``--resume`` continues it or ``--overwrite`` replaces it (deleting only what diffrep
 wrote). ``--data.root PATH`` sets the dataset root of every recipe that reads files. Ctrl-C or
 SIGTERM saves a checkpoint at the current step and prints the command that resumes it (exit code
-130 or 143).
+130 or 143). ``diffrep train RECIPE --help`` lists every config field of the recipe with its type,
+default and description (read from the dataclasses, diffrep.config.describe); ``--print-config``
+prints the resolved config as YAML with the same as comments. ``--resume-inexact`` resumes a
+checkpoint written by a different number of ranks (data order continues; random streams do not).
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ import argparse
 import sys
 from pathlib import Path
 
-EPILOG = "Overrides: any --a.b value pair after the recipe sets that config field (see --print-config)."
+from ._common import DEFAULT_THREADS
+
+EPILOG = ("Overrides: any --a.b value pair after the recipe sets that config field; 'diffrep train RECIPE --help' "
+          "lists them with types, defaults and descriptions.")
+REPORT_TO = ("jsonl", "tensorboard", "wandb")
 
 
 def register(sub) -> None:
@@ -28,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--list", action="store_true", help="list the registered recipes and exit")
     _add_run_flags(p)
     p.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _parser=p)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -38,7 +45,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "checkpoint directory")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace the run in --out (deletes only the files diffrep wrote there)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML (with each "
+                   "field's type and description as comments) and exit")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 1, as quickstart; 0 "
+                   "keeps torch's default)")
+    p.add_argument("--report-to", default=None, help="comma-separated loggers besides the JSONL record "
+                   f"(metrics.jsonl, always written): {', '.join(REPORT_TO[1:])}; sets train.tensorboard / train.wandb")
+    p.add_argument("--resume-inexact", action="store_true", default=None,
+                   help="allow --resume from a checkpoint written by a different number of ranks (inexact: the "
+                        "data order continues, the random streams restart from the seed)")
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -50,19 +65,70 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 def resolve_config(recipe_name: str, config_file: str | None = None, overrides: list[str] | None = None):
     """Recipe defaults <- YAML file <- dotted overrides; returns (recipe, config)."""
-    from ..config import apply_overrides, config_from_dict, config_to_dict, load_yaml
+    from ..config import apply_overrides, config_from_dict, config_to_dict
     from ..recipes import get_recipe
     from ..train import TrainConfig
 
     recipe = get_recipe(recipe_name)
     cfg = recipe.make_config()
     if config_file:
-        cfg = config_from_dict(type(cfg), _deep_merge(config_to_dict(cfg), load_yaml(config_file)))
+        cfg = config_from_dict(type(cfg), _deep_merge(config_to_dict(cfg), read_config_file(config_file)))
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     if not isinstance(getattr(cfg, "train", None), TrainConfig):
         raise TypeError(f"recipe {recipe_name!r}: its config has no 'train' field of type TrainConfig")
     return recipe, cfg
+
+
+def read_config_file(path: str) -> dict:
+    """The YAML mapping of ``--config``; a file that is not YAML is a message naming the line, not a traceback."""
+    import yaml
+
+    from ..config import load_yaml
+
+    try:
+        return load_yaml(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"--config {path}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path}: not a text (UTF-8) file") from None
+    except IsADirectoryError:
+        raise ValueError(f"--config {path} is a folder; give a YAML file") from None
+
+
+def recipe_help(recipe_name: str) -> str:
+    """Every config field of a recipe, one per entry: ``--path (type, default value)`` and its description."""
+    import textwrap
+
+    from ..config.describe import _flow, describe_fields
+    from ..config import config_to_dict
+    from ..recipes import get_recipe
+
+    recipe = get_recipe(recipe_name)
+    cfg = recipe.make_config()
+    lines = [f"config fields of {recipe.name} ({recipe.description}); set any with --FIELD VALUE:"]
+    for path, label, value, doc in describe_fields(cfg):
+        lines.append(f"  --{path}  ({label}; default {_flow(config_to_dict(value))})")
+        if doc:
+            lines += textwrap.wrap(doc, width=100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
+def _report_overrides(report_to: str | None) -> list[str]:
+    if not report_to:
+        return []
+    names = [n.strip() for n in report_to.split(",") if n.strip()]
+    bad = [n for n in names if n not in REPORT_TO]
+    if bad:
+        raise ValueError(f"--report-to: unknown {bad}; choose from {list(REPORT_TO)}")
+    out = []
+    for n in names:
+        if n != "jsonl":
+            out += [f"--train.{n}", "true"]
+    return out
 
 
 def run(args) -> int:
@@ -73,24 +139,30 @@ def run(args) -> int:
         for r in list_recipes():
             print(f"{r.name:28s} {'[cpu] ' if r.cpu_friendly else ''}{r.description}")
         return 0
+    for k in ("overwrite", "threads", "report_to", "resume_inexact"):  # callers building a Namespace by hand
+        if not hasattr(args, k):
+            setattr(args, k, None)
     rest = list(args.overrides or [])
     # our own flags may also follow the recipe name; pull them out of the remainder
     extra = argparse.ArgumentParser(add_help=False)
     _add_run_flags(extra)
+    extra.add_argument("-h", "--help", action="store_true")
     known, overrides = extra.parse_known_args(rest)
-    for k in ("config", "out", "resume", "overwrite"):
+    for k in ("config", "out", "resume", "overwrite", "threads", "report_to", "resume_inexact"):
         if getattr(known, k) is not None:
             setattr(args, k, getattr(known, k))
     args.print_config = args.print_config or known.print_config
+    if known.help:
+        print(args._parser.format_help() if getattr(args, "_parser", None) else "")
+        print(recipe_help(args.recipe) if args.recipe else "")
+        return 0
     if not args.recipe:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
-    recipe, cfg = resolve_config(args.recipe, args.config, overrides)
+    recipe, cfg = resolve_config(args.recipe, args.config, overrides + _report_overrides(args.report_to))
     if args.print_config:
-        import yaml
+        from ..config.describe import annotated_yaml
 
-        from ..config import config_to_dict
-
-        yaml.safe_dump(config_to_dict(cfg), sys.stdout, sort_keys=False)
+        sys.stdout.write(annotated_yaml(cfg))
         return 0
     import os
 
@@ -98,7 +170,12 @@ def run(args) -> int:
     from ..train import Trainer, TrainingInterrupted, check_launch, check_run_dir, seed_everything
     from ..train.distributed import get_rank
 
+    from ..train.loggers import check_logger_packages
+    from ._common import apply_threads
+
+    check_logger_packages(cfg.train.tensorboard, cfg.train.wandb)  # before anything is built or written
     check_launch()
+    apply_threads(DEFAULT_THREADS if args.threads is None else args.threads)
     out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
     overwrite = bool(getattr(args, "overwrite", False))
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
@@ -116,7 +193,8 @@ def run(args) -> int:
         if callable(phased):
             history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
         else:
-            history = Trainer(model, dataset, cfg.train, out).train(resume=args.resume)
+            history = Trainer(model, dataset, cfg.train, out, name=recipe.name).train(
+                resume=args.resume, resume_inexact=bool(args.resume_inexact))
     except TrainingInterrupted as exc:
         if main_rank:
             how = resume_command(args, out)
@@ -127,7 +205,7 @@ def run(args) -> int:
     if main_rank:
         if (out / "final").is_dir():
             write_run_info(out / "final", recipe.name, cfg)
-        last = history[-1] if history else {}
+        last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
@@ -140,6 +218,10 @@ def resume_command(args, out: Path) -> str:
     parts = ["diffrep", "train", args.recipe, "--out", str(out), "--resume", "latest"]
     if args.config:
         parts += ["--config", args.config]
+    if getattr(args, "threads", None) is not None:
+        parts += ["--threads", str(args.threads)]
+    if getattr(args, "report_to", None):
+        parts += ["--report-to", args.report_to]
     rest = list(args.overrides or [])
     extra = argparse.ArgumentParser(add_help=False)
     _add_run_flags(extra)

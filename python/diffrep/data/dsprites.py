@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress
 from . import npzfile
 from .base import GroundTruthData, check_item_format, grid_row_map, import_h5py, missing_file_error
 
@@ -248,7 +249,8 @@ class DSprites(_DSpritesFactors):
 
         workers = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as ex:
-            list(ex.map(work, range(0, n, block)))
+            list(progress(ex.map(work, range(0, n, block)), total=-(-n // block), desc="rendering dSprites",
+                          unit="block"))
         if packed and self._cache is not None:
             self._cache[:] = out
             self._done[:] = True

@@ -14,6 +14,7 @@ from typing import Callable, Literal
 
 import torch
 
+from .._progress import progress
 from .schedules import NoiseSchedule
 
 __all__ = ["DDPMSampler", "DDIMSampler", "ddim_timesteps"]
@@ -86,7 +87,8 @@ class _Sampler:
         else:
             x = x_T
         B = x.shape[0]
-        for i, (t, t_prev) in enumerate(self._pairs(num_steps)):
+        pairs = self._pairs(num_steps)
+        for i, (t, t_prev) in enumerate(progress(pairs, total=len(pairs), desc="sampling", unit="step")):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
             out = model_fn(x, tt)
             x = self._step_pair(out, tt, t_prev, x, generator)

@@ -3,7 +3,8 @@
 A :class:`Result` is a flat ``dict`` of named float scores (what the issue's score names index),
 with the provenance in ``.meta``: the metric, its mode/variant, the estimator, sample sizes, seeds,
 every guard that fired (``flags``) and the versions of diffrep, numpy, scipy, scikit-learn and torch.
-``Result.to_json()`` gives ``{"scores": ..., "meta": ...}``.
+``Result.to_json()`` gives ``{"scores": ..., "meta": ...}``; ``to_markdown()`` / ``to_csv()`` give a
+table of the scores (a notebook renders a Result as that markdown table, ``_repr_markdown_``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,27 @@ class Result(dict):
     def dumps(self, **kw) -> str:
         return json.dumps(self.to_json(), **kw)
 
+    def scalar_items(self) -> list[tuple[str, float]]:
+        """The (name, value) pairs that are numbers, in insertion order."""
+        return [(k, v) for k, v in self.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+    def to_markdown(self) -> str:
+        """A markdown table of the scores, then the variant and every flag."""
+        lines = ["| score | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in self.scalar_items()]
+        foot = [f"*{self.meta.get('metric')}* ({self.variant})"]
+        foot += [f"- {f}" for f in self.flags]
+        return "\n".join(lines) + "\n\n" + "\n".join(foot) + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def to_csv(self) -> str:
+        """``score,value`` rows (full precision; NaN as an empty value)."""
+        rows = ["score,value"]
+        rows += [f"{k},{'' if isinstance(v, float) and math.isnan(v) else repr(float(v))}" for k, v in self.scalar_items()]
+        return "\n".join(rows) + "\n"
+
 
 def merge(results: list, metric: str = "suite", **meta) -> Result:
     """Union of several results' scores; each part's meta is kept under ``meta['parts']``."""
@@ -61,6 +83,10 @@ def merge(results: list, metric: str = "suite", **meta) -> Result:
         parts.append(r.meta)
     flags = [f"{p['metric']}: {f}" for p in parts for f in p["flags"]]
     return Result(scores, metric, "suite", parts=parts, flags=flags, **meta)
+
+
+def _fmt(v) -> str:
+    return "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}"
 
 
 def _num(v):

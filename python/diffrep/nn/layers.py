@@ -50,8 +50,12 @@ def check_groups(channels, num_groups: int) -> None:
             raise ConfigError("num_groups", f"channel count {c} is not divisible by num_groups={num_groups}")
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [cos(t w_i), sin(t w_i)], w_i = max_period^(-i/half) (Vaswani et al. 2017; ADM code).
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, *, flip_sin_to_cos: bool = True,
+                       freq_shift: float = 0.0) -> torch.Tensor:
+    """Sinusoidal embedding [cos(t w_i), sin(t w_i)], w_i = max_period^(-i/(half - freq_shift)) (Vaswani et al.
+    2017; ADM code). ``flip_sin_to_cos=False`` gives [sin, cos] and ``freq_shift=1`` the denominator half - 1:
+    together the original DDPM code's ``get_timestep_embedding`` (Ho et al. 2020), which diffusers spells
+    with the same two names.
 
     ``t`` has shape [B] (integer or real timesteps); returns [B, dim] float32.
     """
@@ -60,9 +64,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     if not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an int >= 2, got {dim!r}")
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    if half - freq_shift <= 0:
+        raise ValueError(f"freq_shift={freq_shift} must be below dim // 2 = {half}")
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / (half - freq_shift))
     args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    parts = [torch.cos(args), torch.sin(args)] if flip_sin_to_cos else [torch.sin(args), torch.cos(args)]
+    emb = torch.cat(parts, dim=-1)
     if dim % 2:
         emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
     return emb
@@ -98,14 +105,22 @@ def make_act(name: str) -> nn.Module:
 
 
 class Downsample(nn.Module):
-    """Halve H and W: 3x3 stride-2 conv (``use_conv``) or 2x2 average pooling."""
+    """Halve H and W: 3x3 stride-2 conv (``use_conv``) or 2x2 average pooling. ``padding=0`` pads only the
+    right and bottom edge by one pixel before the conv (the original DDPM code's ``downsample``)."""
 
-    def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True):
+    def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True,
+                 padding: int = 1):
         super().__init__()
+        if padding not in (0, 1):
+            raise ValueError(f"Downsample: padding must be 0 or 1, got {padding!r}")
         out_channels = out_channels or channels
-        self.op = nn.Conv2d(channels, out_channels, 3, stride=2, padding=1, bias=bias) if use_conv else nn.AvgPool2d(2)
+        self.asymmetric = use_conv and padding == 0
+        self.op = (nn.Conv2d(channels, out_channels, 3, stride=2, padding=padding, bias=bias) if use_conv
+                   else nn.AvgPool2d(2))
 
     def forward(self, x):
+        if self.asymmetric:
+            x = F.pad(x, (0, 1, 0, 1))
         return self.op(x)
 
 
@@ -132,7 +147,7 @@ class ResBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, emb_dim: int = 0, *, dropout: float = 0.0,
                  use_scale_shift_norm: bool = True, latent_dim: int = 0, latent_cond: str = "adagn_eq12",
                  up: bool = False, down: bool = False, num_groups: int = 32, bias: bool = True, act: str = "silu",
-                 zero_init: bool = True):
+                 zero_init: bool = True, eps: float = 1e-5):
         super().__init__()
         if up and down:
             raise ValueError("ResBlock: up and down are mutually exclusive")
@@ -140,7 +155,7 @@ class ResBlock(nn.Module):
             raise ValueError(f"latent_cond must be 'adagn_eq12', 'infodiff' or 'diffae', got {latent_cond!r}")
         self.use_scale_shift_norm = use_scale_shift_norm and emb_dim > 0
         self.latent_cond = latent_cond
-        self.in_norm = GroupNorm(num_groups, in_channels, bias=bias)
+        self.in_norm = GroupNorm(num_groups, in_channels, eps=eps, bias=bias)
         self.act = make_act(act)
         self.in_conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
         self.updown = up or down
@@ -152,8 +167,8 @@ class ResBlock(nn.Module):
                            if emb_dim > 0 else None)
         z_width = out_channels if latent_cond == "diffae" else 2 * out_channels  # DiffAE: a scale only
         self.z_layers = nn.Sequential(make_act(act), nn.Linear(latent_dim, z_width, bias=bias)) if latent_dim > 0 else None
-        self.out_norm = GroupNorm(num_groups, out_channels, bias=bias)
-        self.z_norm = GroupNorm(num_groups, out_channels, bias=bias) if latent_dim > 0 and latent_cond == "adagn_eq12" else None
+        self.out_norm = GroupNorm(num_groups, out_channels, eps=eps, bias=bias)
+        self.z_norm = GroupNorm(num_groups, out_channels, eps=eps, bias=bias) if latent_dim > 0 and latent_cond == "adagn_eq12" else None
         self.dropout = nn.Dropout(dropout)
         self.out_conv = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias)
         if zero_init:
@@ -204,12 +219,12 @@ def _attend(q, k, v, heads):
 class AttentionBlock(nn.Module):
     """Spatial self-attention with a residual connection (ADM ``AttentionBlock``; DDPM ``AttnBlock``)."""
 
-    def __init__(self, channels: int, num_heads: int = 1, num_groups: int = 32):
+    def __init__(self, channels: int, num_heads: int = 1, num_groups: int = 32, eps: float = 1e-5):
         super().__init__()
         if channels % num_heads:
             raise ValueError(f"AttentionBlock: channels {channels} not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.norm = GroupNorm(num_groups, channels)
+        self.norm = GroupNorm(num_groups, channels, eps=eps)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
 

@@ -28,6 +28,7 @@ from torch import nn
 from ..config import Config, config_from_dict, config_to_dict
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
+           "FOREIGN_LOADERS",
            "CONFIG_NAME", "WEIGHTS_NAME", "EMA_WEIGHTS_NAME", "load_safetensors_checked", "load_state_checked"]
 
 CONFIG_NAME = "config.json"
@@ -213,7 +214,34 @@ def load_state_checked(model: nn.Module, state: dict, source, *, strict: bool = 
     return {"missing": list(missing), "unexpected": list(unexpected)}
 
 
+# Folders written by other libraries that diffrep imports, by the ``_class_name`` of their config.json
+# (with ``_diffusers_version``): "module:function" taking (directory, map_location=...).
+FOREIGN_LOADERS: dict[str, str] = {
+    "UNet2DModel": "diffrep.nn.diffusers_unet:load_diffusers_unet",
+}
+
+
+def _foreign_loader(directory: str | os.PathLike):
+    path = Path(directory) / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(data, dict) and "_diffusers_version" in data and data.get("_class_name") in FOREIGN_LOADERS:
+        module, _, attr = FOREIGN_LOADERS[data["_class_name"]].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return None
+
+
 def load_pretrained(directory: str | os.PathLike, **kwargs) -> nn.Module:
     """Load any model from a ``save_pretrained`` directory, its class read from config.json
-    (:data:`MODEL_CLASSES`, then the classes added with :func:`register_model`)."""
+    (:data:`MODEL_CLASSES`, then the classes added with :func:`register_model`). A diffusers
+    ``UNet2DModel`` folder (:data:`FOREIGN_LOADERS`) loads as diffrep's U-Net
+    (:func:`diffrep.nn.diffusers_unet.load_diffusers_unet`); it has no EMA copy (``weights="ema"`` is an error)."""
+    loader = _foreign_loader(directory)
+    if loader is not None:
+        if kwargs.get("weights", "model") != "model":
+            raise FileNotFoundError(f"{directory} is a diffusers folder: it holds one set of weights, no "
+                                    f"{EMA_WEIGHTS_NAME}; use weights='model'")
+        return loader(directory, map_location=kwargs.get("map_location", "cpu"))
     return PretrainedMixin.from_pretrained.__func__(PretrainedMixin, directory, **kwargs)

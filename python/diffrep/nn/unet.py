@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, Ge, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
                      timestep_embedding, zero_module)
 from .pretrained import PretrainedMixin
@@ -34,31 +34,35 @@ __all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
 
 @dataclasses.dataclass
 class UNetConfig(Config):
-    image_size: int = 32
-    in_channels: Annotated[int, Ge(1)] = 3
-    out_channels: Annotated[int, Ge(1)] = 3
-    model_channels: Annotated[int, Ge(1)] = 128
-    channel_mult: tuple[int, ...] = (1, 2, 2, 2)
-    num_res_blocks: Annotated[int, Ge(1)] = 2
-    attention_resolutions: tuple[int, ...] = (16,)
-    middle_attention: bool = True
-    num_heads: int = 1
+    image_size: int = 32  # input height = width in pixels
+    in_channels: Annotated[int, Ge(1)] = 3  # channels of the input x_t
+    out_channels: Annotated[int, Ge(1)] = 3  # channels of each output
+    model_channels: Annotated[int, Ge(1)] = 128  # base width; level l has model_channels x channel_mult[l]
+    channel_mult: tuple[int, ...] = (1, 2, 2, 2)  # width multiplier per resolution level (one downsampling between levels)
+    num_res_blocks: Annotated[int, Ge(1)] = 2  # residual blocks per level going down (one more going up)
+    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes in pixels with self-attention after each block
+    middle_attention: bool = True  # self-attention between the two middle residual blocks
+    num_heads: int = 1  # attention heads (unless num_head_channels > 0)
     num_head_channels: int = -1  # > 0: heads = channels // num_head_channels (overrides num_heads)
-    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
-    use_scale_shift_norm: bool = True
-    resblock_updown: bool = False
-    conv_resample: bool = True
-    num_groups: Annotated[int, Ge(1)] = 32
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout inside each residual block
+    use_scale_shift_norm: bool = True  # time embedding as AdaGN scale/shift (ADM); False: added (DDPM)
+    resblock_updown: bool = False  # down/upsample with residual blocks (BigGAN-style) instead of convs
+    conv_resample: bool = True  # learned 3x3 convs when resampling; False: pooling / plain nearest upsampling
+    num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
     time_embed_dim: Annotated[int, Ge(0)] = 0  # 0: 4 * model_channels (ADM)
     latent_dim: Annotated[int, Ge(0)] = 0  # > 0: second AdaGN on a latent vector z [B, latent_dim]
-    latent_cond: Literal["adagn_eq12", "infodiff", "diffae"] = "adagn_eq12"
+    latent_cond: Literal["adagn_eq12", "infodiff", "diffae"] = "adagn_eq12"  # how z enters each block (ParamReL Eq. 12, InfoDiffusion, DiffAE Eq. 7)
     context_dim: Annotated[int, Ge(0)] = 0  # > 0: attention blocks become cross-attention transformers on context tokens
-    transformer_depth: Annotated[int, Ge(1)] = 1
+    transformer_depth: Annotated[int, Ge(1)] = 1  # transformer layers per cross-attention block (context_dim > 0)
     skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
-    skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"
+    skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"  # which skips get skip_dropout
     skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
     skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; Eq. 7 has none
-    num_outputs: Literal[1, 2] = 1
+    num_outputs: Literal[1, 2] = 1  # 2: the output split in two (e.g. mean and log-sigma)
+    norm_eps: Annotated[float, Gt(0)] = 1e-5  # GroupNorm epsilon (ADM 1e-5; the original DDPM code 1e-6)
+    time_embed_flip_sin_to_cos: bool = True  # timestep embedding [cos, sin] (ADM); False: [sin, cos] (DDPM code)
+    time_embed_freq_shift: Annotated[float, Ge(0)] = 0.0  # frequencies 10000^(-i/(half - shift)); DDPM code: 1
+    downsample_padding: Literal[0, 1] = 1  # 1: symmetric (ADM); 0: pad right/bottom only (DDPM code)
 
     @property
     def resolutions(self) -> list[int]:
@@ -150,13 +154,14 @@ class UNet(PretrainedMixin, nn.Module):
 
         def res(cin, cout, **kw):
             return ResBlock(cin, cout, emb_dim, dropout=cfg.dropout, use_scale_shift_norm=cfg.use_scale_shift_norm,
-                            latent_dim=cfg.latent_dim, latent_cond=cfg.latent_cond, num_groups=cfg.num_groups, **kw)
+                            latent_dim=cfg.latent_dim, latent_cond=cfg.latent_cond, num_groups=cfg.num_groups,
+                            eps=cfg.norm_eps, **kw)
 
         def attn(ch):
             heads = ch // cfg.num_head_channels if cfg.num_head_channels > 0 else cfg.num_heads
             if cfg.context_dim > 0:
                 return SpatialTransformer(ch, heads, ch // heads, cfg.context_dim, cfg.transformer_depth, num_groups=cfg.num_groups)
-            return AttentionBlock(ch, heads, cfg.num_groups)
+            return AttentionBlock(ch, heads, cfg.num_groups, eps=cfg.norm_eps)
 
         self.input_blocks = nn.ModuleList([_Block([nn.Conv2d(cfg.in_channels, mc, 3, padding=1)])])
         skip_chans, ch, r = [mc], mc, cfg.image_size
@@ -169,7 +174,7 @@ class UNet(PretrainedMixin, nn.Module):
                 self.input_blocks.append(_Block(layers))
                 skip_chans.append(ch)
             if level != len(cfg.channel_mult) - 1:
-                down = res(ch, ch, down=True) if cfg.resblock_updown else Downsample(ch, cfg.conv_resample)
+                down = res(ch, ch, down=True) if cfg.resblock_updown else Downsample(ch, cfg.conv_resample, padding=cfg.downsample_padding)
                 self.input_blocks.append(_Block([down]))
                 skip_chans.append(ch)
                 r //= 2
@@ -191,7 +196,7 @@ class UNet(PretrainedMixin, nn.Module):
                 self.output_blocks.append(_Block(layers))
                 if level and i == cfg.num_res_blocks:
                     r *= 2
-        self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch), nn.SiLU(),
+        self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch, eps=cfg.norm_eps), nn.SiLU(),
                                  zero_module(nn.Conv2d(mc, cfg.out_channels * cfg.num_outputs, 3, padding=1)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
@@ -212,7 +217,8 @@ class UNet(PretrainedMixin, nn.Module):
             raise ValueError("z was given but this U-Net has latent_dim=0")
         if cfg.context_dim == 0 and context is not None:
             raise ValueError("context was given but this U-Net has context_dim=0")
-        emb = self.time_embed(timestep_embedding(t, cfg.model_channels).to(x.dtype))
+        emb = self.time_embed(timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
+                                                 freq_shift=cfg.time_embed_freq_shift).to(x.dtype))
         hs, h = [], x
         for blk in self.input_blocks:
             h = blk(h, emb, z, context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal
 
-from ..config import Config, Ge, Gt, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt
 
 __all__ = ["TrainConfig"]
 
@@ -20,32 +20,51 @@ class TrainConfig(Config):
     resumed run continues it exactly. ``ema_decay = 0`` disables EMA; otherwise the decay in use after
     n updates is min(ema_decay, (1 + n)/(10 + n)) when ``ema_warmup`` (LDM ``LitEma``). The bounds of
     the fields are declared on them (``diffrep.config.Ge`` ...) and enforced by ``Config``.
+``grad_accum_steps`` splits each rank's share of the batch into that many micro-batches whose
+gradients are summed (each loss divided by their number) before one optimiser step, so the
+optimisation is that of ``batch_size`` whatever the memory; ``mixed_precision="fp16"`` runs the
+forward under float16 autocast with a dynamic loss scale (``torch.amp.GradScaler``, saved in the
+checkpoints), ``"bf16"`` under bfloat16 autocast without one.
     """
 
-    steps: Annotated[int, Ge(1)] = 1000
-    batch_size: Annotated[int, Ge(1)] = 32
-    lr: Annotated[float, Gt(0)] = 2e-4
-    betas: tuple[Annotated[float, Ge(0), Lt(1)], Annotated[float, Ge(0), Lt(1)]] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: Annotated[float, Ge(0)] = 0.0
-    warmup_steps: Annotated[int, Ge(0)] = 0
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    steps: Annotated[int, Ge(1)] = 1000  # optimiser steps of the whole run
+    batch_size: Annotated[int, Ge(1)] = 32  # global batch per optimiser step (all ranks and accumulated micro-batches)
+    grad_accum_steps: Annotated[int, Ge(1)] = 1  # micro-batches summed per optimiser step (batch_size / (ranks x this) each)
+    lr: Annotated[float, Gt(0)] = 2e-4  # peak AdamW learning rate
+    betas: tuple[Annotated[float, Ge(0), Lt(1)], Annotated[float, Ge(0), Lt(1)]] = (0.9, 0.999)  # AdamW (beta1, beta2)
+    eps: float = 1e-8  # AdamW epsilon
+    weight_decay: Annotated[float, Ge(0)] = 0.0  # AdamW decoupled weight decay
+    warmup_steps: Annotated[int, Ge(0)] = 0  # linear learning-rate warm-up from lr/warmup_steps to lr
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after warm-up: constant, or half cosine to 0 at steps
     grad_clip: Annotated[float, Ge(0)] = 1.0  # max global grad norm; 0 disables clipping
-    ema_decay: Annotated[float, Ge(0), Lt(1)] = 0.9999
-    ema_warmup: bool = True
+    ema_decay: Annotated[float, Ge(0), Lt(1)] = 0.9999  # EMA decay of the weights; 0 disables the EMA copy
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n)/(10 + n)) after n updates (LDM LitEma)
     ema_update_after_step: Annotated[int, Ge(0)] = 0  # before this step the EMA copies the weights
-    seed: Annotated[int, Ge(0)] = 0
-    num_workers: Annotated[int, Ge(0)] = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    compile: bool = False
-    deterministic: bool = False
-    log_every: Annotated[int, Ge(1)] = 50
+    seed: Annotated[int, Ge(0)] = 0  # seeds weights, data order and every random stream (rank r adds r)
+    num_workers: Annotated[int, Ge(0)] = 0  # DataLoader worker processes per rank
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU; fp16 adds a GradScaler
+    compile: bool = False  # torch.compile the loss computation
+    deterministic: bool = False  # deterministic kernels (torch.use_deterministic_algorithms)
+    log_every: Annotated[int, Ge(1)] = 50  # steps between logged averages
     ckpt_every: Annotated[int, Ge(0)] = 1000  # 0: only at the end
-    keep_checkpoints: Annotated[int, Ge(1)] = 2
+    keep_checkpoints: Annotated[int, Ge(1)] = 2  # newest checkpoints kept
     sample_every: Annotated[int, Ge(0)] = 0  # 0: no periodic sample grids
-    num_samples: Annotated[int, Ge(1)] = 16
-    sample_from_ema: bool = True
-    tensorboard: bool = False
-    find_unused_parameters: bool = False
-    dist_timeout_s: int = 1800
+    num_samples: Annotated[int, Ge(1)] = 16  # images in each periodic sample grid
+    sample_from_ema: bool = True  # sample grids from the EMA weights
+    eval_every: Annotated[int, Ge(0)] = 0  # steps between periodic evaluations (eval_metrics); 0: none
+    eval_metrics: tuple[str, ...] = ("fast",)  # metric presets of the periodic evaluation (diffrep.train.evaluation)
+    eval_num_samples: Annotated[int, Ge(2)] = 1000  # data points each periodic evaluation encodes
+    tensorboard: bool = False  # also log scalars, sample grids and hyper-parameters to <run>/tb (needs tensorboard)
+    wandb: bool = False  # also log to Weights & Biases (needs wandb)
+    wandb_project: str = "diffrep"  # W&B project name
+    wandb_mode: Literal["offline", "online"] = "offline"  # offline: written under <run>/wandb, synced by hand
+    find_unused_parameters: bool = False  # DDP: allow parameters without gradients in a step
+    dist_timeout_s: Annotated[int, Ge(1)] = 1800  # seconds a rank waits for the others
+
+    def validate(self) -> None:
+        if self.batch_size % self.grad_accum_steps:
+            raise ConfigError("grad_accum_steps", f"batch_size={self.batch_size} is not divisible by "
+                              f"grad_accum_steps={self.grad_accum_steps}")
+        if self.eval_every and not self.eval_metrics:
+            raise ConfigError("eval_metrics", "eval_every > 0 needs at least one metric preset")

@@ -74,7 +74,9 @@ def setup_distributed(device: str = "auto", *, backend: str | None = None, timeo
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda and not torch.cuda.is_available():
-        raise ValueError("device='cuda' requested but torch.cuda.is_available() is False")
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+        raise ValueError(f"train.device=cuda: no CUDA device is usable here ({why}); use --train.device cpu or auto")
     world = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if use_cuda:

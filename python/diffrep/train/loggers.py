@@ -1,4 +1,12 @@
-"""Metric logging (JSONL always; TensorBoard optional) and the rank-0 progress display."""
+"""Metric logging and the rank-0 progress display.
+
+``metrics.jsonl`` is always written (the run's record, read by ``read_metrics`` and ``diffrep
+aggregate``). Optional mirrors: TensorBoard (``tensorboard=True``: scalars, sample grids, the
+hyper-parameters as text and, at the end, as an HParams entry with the last logged values; needs the
+``tensorboard`` package) and Weights & Biases (``wandb=True``: offline by default, written under
+``<run>/wandb``; needs the ``wandb`` package). A missing package is an ImportError naming it, raised
+before training starts.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +17,31 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["MetricLogger", "Progress", "read_metrics"]
+__all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
+
+
+def check_logger_packages(tensorboard: bool = False, wandb: bool = False) -> None:
+    """ImportError naming the package when a requested logger's package is not installed (checked
+    without importing it, so the command line can refuse before building anything)."""
+    import importlib.util
+
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ImportError("train.tensorboard / --report-to tensorboard needs the 'tensorboard' package "
+                          "(pip install tensorboard)", name="tensorboard")
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise ImportError("train.wandb / --report-to wandb needs the 'wandb' package (pip install wandb)",
+                          name="wandb")
 
 
 class MetricLogger:
     """Appends one JSON object per log call to ``metrics.jsonl``; mirrors scalars to TensorBoard if asked."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False, resume_step: int | None = None):
+    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False, resume_step: int | None = None,
+                 wandb: bool = False, wandb_project: str = "diffrep", wandb_mode: str = "offline",
+                 hparams: dict | None = None, run_name: str | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
+        self._hparams = _flatten(hparams or {})
+        self._last: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
             # drop lines written after the checkpoint we resume from (a killed run's tail)
@@ -25,28 +50,81 @@ class MetricLogger:
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
             os.replace(tmp, self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")
-        self._tb = None
+        self._tb = self._wandb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise ImportError("tensorboard=True needs the 'tensorboard' package (pip install tensorboard)") from exc
+                raise ImportError("train.tensorboard / --report-to tensorboard needs the 'tensorboard' package "
+                                  "(pip install tensorboard)", name="tensorboard") from exc
+        if wandb:
+            try:
+                import wandb as _wandb
+            except ImportError as exc:
+                raise ImportError("train.wandb / --report-to wandb needs the 'wandb' package (pip install wandb)",
+                                  name="wandb") from exc
+        self._fh = open(self.path, "a", encoding="utf-8")
+        if tensorboard:
             self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            if self._hparams:
+                self._tb.add_text("hparams", "\n".join(f"    {k}: {v}" for k, v in self._hparams.items()), 0)
+        if wandb:
+            (Path(run_dir) / "wandb").mkdir(parents=True, exist_ok=True)
+            self._wandb = _wandb
+            _wandb.init(project=wandb_project, mode=wandb_mode, dir=str(run_dir), name=run_name,
+                        config=self._hparams, resume="allow")
 
     def log(self, step: int, metrics: dict) -> None:
         rec = {"step": int(step), **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}}
         self._fh.write(json.dumps(rec) + "\n")
         self._fh.flush()
+        scalars = {k: float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        self._last.update(scalars)
         if self._tb is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    self._tb.add_scalar(k, v, step)
+            for k, v in scalars.items():
+                self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=int(step))
+
+    def log_image(self, tag: str, path: str | os.PathLike, step: int) -> None:
+        """Mirror an image file written into the run (a sample grid) to TensorBoard / W&B."""
+        if self._tb is None and self._wandb is None:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if self._tb is not None:
+            self._tb.add_image(tag, arr, int(step), dataformats="HWC")
+        if self._wandb is not None:
+            self._wandb.log({tag: self._wandb.Image(arr)}, step=int(step))
 
     def close(self) -> None:
         self._fh.close()
         if self._tb is not None:
+            if self._hparams:
+                self._tb.add_hparams(self._hparams, {f"hparam/{k}": v for k, v in self._last.items()}, run_name=".")
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """Nested config dict -> ``{"a.b": scalar}`` (sequences as strings), for hyper-parameter tables."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (bool, int, float, str)):
+            out[key] = v
+        elif v is None:
+            out[key] = "none"
+        else:
+            out[key] = str(v)
+    return out
 
 
 def _step_of(line: str) -> int:
@@ -62,18 +140,32 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
         return [json.loads(ln) for ln in fh if ln.strip()]
 
 
+def format_eta(seconds: float) -> str:
+    """``3725`` -> ``1:02:05``; ``65`` -> ``1:05``; unknown -> ``?``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 class Progress:
-    """A tqdm bar when tqdm is installed and stderr is a TTY (and ``TQDM_DISABLE`` is unset);
-    otherwise a plain line per ``update(..., log=True)``. Silent when ``enabled`` is False (ranks > 0)."""
+    """A tqdm bar (with ETA) when tqdm is installed and stderr is a TTY or ``DIFFREP_PROGRESS=1`` (and neither
+    ``DIFFREP_PROGRESS=0`` nor ``TQDM_DISABLE`` is set); otherwise a plain line with the rate and the ETA per
+    ``update(..., log=True)``. Silent when ``enabled`` is False (ranks > 0)."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True):
         self.enabled, self.total, self._t0, self._n0 = enabled, total, time.time(), initial
         self._bar = None
-        if enabled and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
+        from .._progress import progress_enabled
+
+        forced = progress_enabled()  # DIFFREP_PROGRESS=0 / 1
+        if enabled and forced is not False and (forced or sys.stderr.isatty()) and not os.environ.get("TQDM_DISABLE"):
             try:
                 from tqdm.auto import tqdm
 
-                self._bar = tqdm(total=total, initial=initial, dynamic_ncols=True)
+                self._bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="step", desc="train")
             except ImportError:
                 pass
 
@@ -87,7 +179,9 @@ class Progress:
         elif log:
             rate = (step - self._n0) / max(time.time() - self._t0, 1e-9)
             parts = " ".join(f"{k}={v:.4g}" for k, v in (metrics or {}).items() if isinstance(v, float))
-            print(f"step {step}/{self.total} {parts} ({rate:.2f} it/s)", file=sys.stderr, flush=True)
+            eta = (self.total - step) / rate if rate > 0 else float("inf")
+            print(f"step {step}/{self.total} {parts} ({rate:.2f} it/s, ETA {format_eta(eta)})", file=sys.stderr,
+                  flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -4,7 +4,7 @@ exceptions the command line turns into messages.
 
 What the trainer writes into a run folder (docs/architecture.md, "Run folders"): ``metrics.jsonl``,
 ``checkpoints/step-XXXXXXXX/`` (and ``.tmp-step-*`` while one is being written), ``images/samples/``,
-``final/`` and ``tb/``; the command line adds ``config.yaml`` and ``run.json``. A folder *holds a run*
+``final/``, ``tb/`` and ``wandb/`` (W&B's run folders); the command line adds ``config.yaml`` and ``run.json``. A folder *holds a run*
 when one of the trainer's outputs is there with content; ``config.yaml`` / ``run.json`` alone (a run
 stopped before its first step) do not count.
 """
@@ -23,6 +23,7 @@ __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_
            "resolve_resume"]
 
 _STEP_DIR = re.compile(r"^(\.tmp-|\.old-)?step-\d+")
+_WANDB_RUN = re.compile(r"^(offline-run|run)-\d{8}_\d{6}-\w+$")
 _SAMPLE_PNG = re.compile(r"^(step-\d+|sample-seed\d+)\.png$")
 _FINAL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json")
 
@@ -58,7 +59,7 @@ def run_contents(run_dir: str | os.PathLike) -> list[str]:
     ck = d / "checkpoints"
     if ck.is_dir():
         found += [f"checkpoints/{p.name}" for p in sorted(ck.iterdir()) if _STEP_DIR.match(p.name)]
-    for sub in ("final", "images/samples", "tb"):
+    for sub in ("final", "images/samples", "tb", "wandb"):
         if _nonempty_dir(d / sub):
             found.append(sub + "/")
     return found
@@ -161,6 +162,16 @@ def clear_run(run_dir: str | os.PathLike) -> list[str]:
                 p.unlink()
                 removed.append(f"tb/{p.name}")
         _rmdir_if_empty(tb)
+    wb = d / "wandb"
+    if wb.is_dir():  # train.wandb: W&B's run folders and its links to the newest one
+        for p in sorted(wb.iterdir()):
+            if p.is_symlink() and p.name in ("latest-run", "debug.log", "debug-internal.log"):
+                p.unlink()
+                removed.append(f"wandb/{p.name}")
+            elif p.is_dir() and _WANDB_RUN.match(p.name):
+                shutil.rmtree(p)
+                removed.append(f"wandb/{p.name}")
+        _rmdir_if_empty(wb)
     return removed
 
 

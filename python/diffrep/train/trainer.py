@@ -4,9 +4,13 @@ Any ``nn.Module`` with ``loss(batch, *, step) -> dict`` (key ``"loss"``, a scala
 entries are logged) trains here: the method surface of ``diffrep.methods.base``. The trainer always
 passes ``step``, the 0-based optimiser step, which drives schedules inside a loss (KL annealing, a
 discriminator start); a model whose ``loss`` takes no ``step`` still trains, with a
-DeprecationWarning. Per step: next batch, AdamW step with linear warm-up, global-norm gradient
-clipping, EMA update. bf16 autocast on CUDA, optional ``torch.compile``, DistributedDataParallel
-under torchrun. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
+DeprecationWarning. Per step: next batch (cut into ``grad_accum_steps`` micro-batches whose gradients
+are summed, DDP's all-reduce only on the last), AdamW step with linear warm-up, global-norm gradient
+clipping, EMA update. bf16 autocast on CUDA (``mixed_precision="auto"``) or fp16 autocast with a
+GradScaler (``"fp16"``, its scale saved in the checkpoints), optional ``torch.compile``,
+DistributedDataParallel under torchrun. A start banner (recipe, parameters, device, dtype, threads,
+batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
+returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
 RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
 ``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
 (same device, same world size, deterministic kernels).
@@ -54,6 +58,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
+from .evaluation import PeriodicEvaluation
 from .loggers import MetricLogger, Progress
 from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
 
@@ -156,6 +161,36 @@ class _LossForward(nn.Module):
         return self.model.loss(batch, step=step) if self.pass_step else self.model.loss(batch)
 
 
+def _split_batch(batch: Any, k: int, n: int) -> list:
+    """``batch`` (a tensor, or a list/tuple/dict of them, first dimension ``n``) cut into ``k`` equal
+    micro-batches along the first dimension; other entries are repeated in each."""
+    if k == 1:
+        return [batch]
+    m = n // k
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 0 or batch.shape[0] != n:
+            return [batch] * k
+        return [batch[i * m:(i + 1) * m] for i in range(k)]
+    if isinstance(batch, (list, tuple)):
+        parts = [_split_batch(b, k, n) for b in batch]
+        return [type(batch)(p[i] for p in parts) for i in range(k)]
+    if isinstance(batch, dict):
+        parts = {key: _split_batch(v, k, n) for key, v in batch.items()}
+        return [{key: v[i] for key, v in parts.items()} for i in range(k)]
+    return [batch] * k
+
+
+def _leading_size(batch: Any) -> int | None:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else None
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for b in items:
+        n = _leading_size(b)
+        if n is not None:
+            return n
+    return None
+
+
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -216,12 +251,14 @@ class Trainer:
     Files: ``metrics.jsonl``, ``checkpoints/step-XXXXXXXX/``, ``images/samples/step-XXXXXXXX.png``
     (when the model has ``sample(n, generator=...)`` and ``sample_every`` > 0) and ``final/`` (the
     last weights in ``save_pretrained`` form, with the EMA copy). ``callbacks`` are called as
-    ``cb(trainer, step, metrics)`` after every optimiser step on every rank.
+    ``cb(trainer, step, metrics)`` after every optimiser step on every rank (a callback returning a
+    dict has it logged at that step: :class:`diffrep.train.evaluation.PeriodicEvaluation`). ``name``
+    (a recipe's) appears in the start banner.
     """
 
     def __init__(self, model: nn.Module, dataset: Dataset, config: TrainConfig, run_dir: str | os.PathLike, *,
                  collate_fn: Callable | None = None, callbacks: list[Callable] | None = None,
-                 sample_value_range: tuple[float, float] = (-1.0, 1.0)):
+                 sample_value_range: tuple[float, float] = (-1.0, 1.0), name: str | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not callable(getattr(model, "loss", None)):
@@ -244,6 +281,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.collate_fn, self.callbacks = collate_fn, list(callbacks or [])
         self.sample_value_range = sample_value_range
+        self.name = name
+        self.logger: MetricLogger | None = None
+        self.ema: EMA | None = None
+        self.rank = 0
         self.step = 0
         self.timings: dict[str, float] = {}
         self.history: list[dict] = []
@@ -268,10 +309,12 @@ class Trainer:
                 step += 1
 
     # -- checkpoints and samples ------------------------------------------------------------
-    def _save(self, step: int, optimizer, ema, info: D.DistInfo, disc_optimizer=None) -> None:
+    def _save(self, step: int, optimizer, ema, info: D.DistInfo, disc_optimizer=None, scaler=None) -> None:
         rng = D.all_gather_object(capture_rng_state())
         if info.rank == 0:
             state = {"rng": rng, "world_size": info.world_size, "train_config": self.config.to_dict()}
+            if scaler is not None:
+                state["grad_scaler"] = scaler.state_dict()
             save_checkpoint(self.run_dir / "checkpoints", step, self.model, optimizer=optimizer, ema=ema, state=state,
                             keep=self.config.keep_checkpoints, disc_optimizer=disc_optimizer)
         D.barrier()
@@ -292,23 +335,28 @@ class Trainer:
         self.model.train(was_training)
         out = self.run_dir / "images" / "samples" / f"step-{step:08d}.png"
         save_image(images.float().cpu(), out, nrow=max(1, int(math.isqrt(cfg.num_samples))), value_range=self.sample_value_range)
+        if self.logger is not None:
+            self.logger.log_image("samples", out, step)
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, resume: str | os.PathLike | None = None, *, overwrite: bool = False,
-              profile: bool = False) -> list[dict]:
+              profile: bool = False, resume_inexact: bool = False) -> list[dict]:
         """Run to ``config.steps``; returns the logged records.
 
         ``resume``: ``"latest"`` (the newest valid checkpoint of ``run_dir``; none there: a fresh start,
         said on stderr) or a checkpoint directory. Without ``resume``, a ``run_dir`` that already holds
         a run raises :class:`RunFolderError` unless ``overwrite`` (which deletes only what the trainer
         wrote there; :func:`diffrep.train.rundir.clear_run`). SIGINT/SIGTERM during the loop finish the
-        current step, save a checkpoint and raise :class:`TrainingInterrupted`.
+        current step, save a checkpoint and raise :class:`TrainingInterrupted`. A checkpoint written by
+        a different number of ranks is refused unless ``resume_inexact``: then the weights, optimiser
+        and step are restored and the data order continues (it is a function of the global step), but
+        each rank's random streams restart from ``seed + rank + step`` (said on stderr).
         """
         cfg = self.config
         D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:
-            return self._train(resume, info, profile, overwrite)
+            return self._train(resume, info, profile, overwrite, resume_inexact)
         finally:
             D.cleanup_distributed(info)
 
@@ -333,10 +381,32 @@ class Trainer:
                   "from step 0", file=sys.stderr, flush=True)
         return (Path(value) if value is not None else None), bool(verified)
 
-    def _train(self, resume, info: D.DistInfo, profile: bool, overwrite: bool = False) -> list[dict]:
+    def _banner(self, info: D.DistInfo, dtype: str, start: int, ckpt_path: Path | None) -> str:
+        cfg, n = self.config, sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        per_rank = cfg.batch_size // info.world_size
+        batch = f"{cfg.batch_size}"
+        if info.world_size > 1 or cfg.grad_accum_steps > 1:
+            batch += (f" ({info.world_size} rank{'s' if info.world_size > 1 else ''} x {cfg.grad_accum_steps} "
+                      f"micro-batch{'es' if cfg.grad_accum_steps > 1 else ''} of {per_rank // cfg.grad_accum_steps})")
+        resume = f"step {start} ({ckpt_path})" if ckpt_path is not None else "none (fresh run from step 0)"
+        return "\n".join([
+            f"diffrep train {self.name or type(self.model).__name__}",
+            f"  model      {type(self.model).__name__}: {n:,} parameters ({trainable:,} trainable)",
+            f"  device     {info.device}{f' x {info.world_size} ranks' if info.world_size > 1 else ''}, "
+            f"dtype {dtype}, {torch.get_num_threads()} CPU thread{'s' if torch.get_num_threads() > 1 else ''}",
+            f"  batch      {batch}, lr {cfg.lr:g}, {len(self.dataset):,} examples",
+            f"  steps      {cfg.steps:,}, checkpoints every {cfg.ckpt_every or cfg.steps:,} steps and at the end",
+            f"  output     {self.run_dir}",
+            f"  resume     {resume}",
+        ])
+
+    def _train(self, resume, info: D.DistInfo, profile: bool, overwrite: bool = False,
+               resume_inexact: bool = False) -> list[dict]:
         cfg, model, device = self.config, self.model, info.device
-        if cfg.batch_size % info.world_size:
-            raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the world size {info.world_size}")
+        if cfg.batch_size % (info.world_size * cfg.grad_accum_steps):
+            raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the world size {info.world_size}"
+                             f" x train.grad_accum_steps={cfg.grad_accum_steps}")
         ckpt_path, verified = self._prepare_run_dir(resume, overwrite, info)
         seed_everything(cfg.seed, info.rank, deterministic=cfg.deterministic)
         model.to(device).train()
@@ -353,22 +423,54 @@ class Trainer:
         disc_optimizer = torch.optim.AdamW(disc_params, **disc_settings, **fused) if disc_params else None
         optimizers = [o for o in (optimizer, disc_optimizer) if o is not None]
         ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup, update_after_step=cfg.ema_update_after_step) if cfg.ema_decay > 0 else None
+        precision = cfg.mixed_precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "no"
+        scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         start = 0
+        main = info.rank == 0
         if ckpt_path is not None:
             path = ckpt_path
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
                                     disc_optimizer=disc_optimizer, verify=not verified)
-            if state.get("world_size", 1) != info.world_size:
-                raise ValueError(f"checkpoint {path} was written by {state.get('world_size')} ranks; this run has "
-                                 f"{info.world_size} (exact resume needs the same world size)")
-            restore_rng_state(state["rng"][info.rank])
             start = int(state["step"])
+            written_by = int(state.get("world_size", 1))
+            if written_by != info.world_size:
+                if not resume_inexact:
+                    raise ValueError(f"checkpoint {path} was written by {written_by} ranks; this run has "
+                                     f"{info.world_size} (exact resume needs the same world size; "
+                                     "--resume-inexact / resume_inexact=True continues anyway)")
+                seed_everything(cfg.seed + start, info.rank, deterministic=cfg.deterministic)
+                if main:
+                    print(f"resume_inexact: checkpoint {path} was written by {written_by} ranks, this run has "
+                          f"{info.world_size}: weights, optimiser and data order continue from step {start}; the "
+                          "random streams restart (seed + rank + step), so the losses differ from an uninterrupted "
+                          "run", file=sys.stderr, flush=True)
+            else:
+                restore_rng_state(state["rng"][info.rank])
+            if scaler is not None and "grad_scaler" in state:
+                scaler.load_state_dict(state["grad_scaler"])
+            elif scaler is not None and main:
+                print(f"checkpoint {path} has no fp16 loss-scale state (written without fp16); the scale starts "
+                      "afresh", file=sys.stderr, flush=True)
         self.step = start
-        main = info.rank == 0
+        self.ema, self.rank = ema, info.rank
+        callbacks = list(self.callbacks)
+        if cfg.eval_every and main and not any(isinstance(cb, PeriodicEvaluation) for cb in callbacks):
+            callbacks.append(PeriodicEvaluation.from_config(cfg, self.dataset))
+        if main:
+            print(self._banner(info, {"no": "float32", "bf16": "bfloat16 autocast",
+                                      "fp16": "float16 autocast + GradScaler"}[precision], start, ckpt_path),
+                  file=sys.stderr, flush=True)
+            if ckpt_path is not None:
+                print(f"resuming from step {start} of {cfg.steps} ({ckpt_path})", file=sys.stderr, flush=True)
         # resuming (or restarting with --resume latest and no checkpoint): drop what a killed run logged
         # after the step we start from, so the log and the sample grids describe one run
-        logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard,
-                              resume_step=start if resume is not None else None) if main else None
+        logger = MetricLogger(self.run_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
+                              wandb_project=cfg.wandb_project, wandb_mode=cfg.wandb_mode,
+                              resume_step=start if resume is not None else None,
+                              hparams=cfg.to_dict(), run_name=self.name) if main else None
+        self.logger = logger
         if main and resume is not None:
             _drop_sample_grids_after(self.run_dir, start)
         forward: nn.Module = _LossForward(model, pass_step=self._pass_step)
@@ -378,8 +480,9 @@ class Trainer:
                 find_unused_parameters=cfg.find_unused_parameters)
         if cfg.compile:
             forward = torch.compile(forward)
-        use_bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and device.type == "cuda")
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        autocast = torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+                                  enabled=precision != "no")
+        accum = cfg.grad_accum_steps
         progress = Progress(cfg.steps, start, enabled=main)
         timings = self.timings = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}  # seconds, summed
         sync = (lambda: torch.cuda.synchronize(device)) if (profile and device.type == "cuda") else (lambda: None)
@@ -391,7 +494,7 @@ class Trainer:
 
         def interrupt(signum: int):
             if saved_at != self.step:
-                self._save(self.step, optimizer, ema, info, disc_optimizer)
+                self._save(self.step, optimizer, ema, info, disc_optimizer, scaler)
             raise TrainingInterrupted(self.step, self.run_dir / "checkpoints" / f"step-{self.step:08d}", signum,
                                       self.run_dir)
 
@@ -413,26 +516,62 @@ class Trainer:
                 for opt in optimizers:
                     for g in opt.param_groups:
                         g["lr"] = lr * disc_scale if opt is disc_optimizer else lr
-                with autocast:
-                    out = forward(batch, step)
-                if not isinstance(out, dict) or "loss" not in out:
-                    raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
-                if disc_optimizer is not None and "disc_loss" not in out:
-                    raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
-                loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
-                if not torch.isfinite(loss.detach()).all():
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
-                sync()
-                t2 = time.perf_counter()
-                loss.backward()
-                sync()
-                t3 = time.perf_counter()
+                if accum > 1:
+                    size = _leading_size(batch)
+                    if size is None or size % accum:
+                        raise ValueError(f"train.grad_accum_steps={accum}: a batch of {size} examples per rank "
+                                         "cannot be cut into equal micro-batches")
+                    micro_batches = _split_batch(batch, accum, size)
+                else:
+                    micro_batches = [batch]
+                out_sums: dict[str, Any] = {}
+                t_fwd = t_bwd = 0.0
+                for i, micro in enumerate(micro_batches):
+                    ta = time.perf_counter()
+                    # DDP: all-reduce the gradients only on the last micro-batch (no_sync on the others)
+                    no_sync = (forward.no_sync() if (i < accum - 1 and isinstance(forward, nn.parallel.DistributedDataParallel))
+                               else contextlib.nullcontext())
+                    with no_sync:
+                        with autocast:
+                            out = forward(micro, step)
+                        if not isinstance(out, dict) or "loss" not in out:
+                            raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
+                        if disc_optimizer is not None and "disc_loss" not in out:
+                            raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
+                        loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
+                        if not torch.isfinite(loss.detach()).all():
+                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
+                        if accum > 1:
+                            loss = loss / accum
+                        sync()
+                        tb = time.perf_counter()
+                        (scaler.scale(loss) if scaler is not None else loss).backward()
+                        sync()
+                    t_fwd += tb - ta
+                    t_bwd += time.perf_counter() - tb
+                    for k, v in out.items():
+                        if isinstance(v, torch.Tensor):
+                            v = v.detach().float().mean()
+                        elif not isinstance(v, (int, float)):
+                            continue
+                        out_sums[k] = out_sums.get(k, 0.0) + v / accum
+                out = out_sums
+                t2 = t1 + t_fwd
+                t3 = t2 + t_bwd
+                if scaler is not None:
+                    for opt in optimizers:
+                        scaler.unscale_(opt)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
                 disc_grad_norm = (torch.nn.utils.clip_grad_norm_(disc_params, cfg.grad_clip)
                                   if cfg.grad_clip > 0 and disc_optimizer is not None else None)
                 for opt in optimizers:
-                    opt.step()
+                    if scaler is not None:
+                        scaler.step(opt)
+                    else:
+                        opt.step()
                     opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.update()
                 if ema is not None:
                     ema.update(model, step + 1)
                 sync()
@@ -447,6 +586,8 @@ class Trainer:
                     metrics["grad_norm"] = float(grad_norm)
                 if disc_grad_norm is not None:
                     metrics["disc_grad_norm"] = float(disc_grad_norm)
+                if scaler is not None:
+                    metrics["loss_scale"] = float(scaler.get_scale())
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -459,10 +600,13 @@ class Trainer:
                         logger.log(done, avg)
                         self.history.append({"step": done, **avg})
                 progress.update(done, self.history[-1] if (log_now and main) else None, log=log_now)
-                for cb in self.callbacks:
-                    cb(self, done, metrics)
+                for cb in callbacks:
+                    extra = cb(self, done, metrics)
+                    if isinstance(extra, dict) and extra and main:
+                        logger.log(done, extra)
+                        self.history.append({"step": done, **extra})
                 if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
-                    self._save(done, optimizer, ema, info, disc_optimizer)
+                    self._save(done, optimizer, ema, info, disc_optimizer, scaler)
                     saved_at = done
                 if cfg.sample_every and done % cfg.sample_every == 0:
                     self._sample_grid(done, ema, info)

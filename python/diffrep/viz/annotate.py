@@ -1,4 +1,6 @@
-"""Labelled image grids drawn with Pillow alone (no matplotlib): the quickstart's traversal figure."""
+"""Labelled image grids drawn with Pillow alone (no matplotlib): the quickstart's traversal figure.
+
+:func:`labelled_rows_image` returns the PIL image (a notebook shows it); :func:`labelled_rows` saves it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 
 from .grids import make_grid, to_pil, upscale
 
-__all__ = ["labelled_rows"]
+__all__ = ["labelled_rows", "labelled_rows_image"]
 
 
 def _font(size: int):
@@ -26,7 +28,21 @@ def labelled_rows(rows: torch.Tensor, path: str | os.PathLike, *, row_labels: Se
                   group_size: int | None = None, group_labels: Sequence[str] | None = None, title: str | None = None,
                   value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 4, padding: int = 1,
                   group_gap: int = 6, font_size: int = 16) -> Path:
-    """Save ``rows`` [R, N, C, H, W] as one PNG: R image rows of N cells, enlarged ``scale`` times by
+    """Save :func:`labelled_rows_image` of ``rows`` to ``path``; returns the path."""
+    canvas = labelled_rows_image(rows, row_labels=row_labels, group_size=group_size, group_labels=group_labels,
+                                 title=title, value_range=value_range, scale=scale, padding=padding,
+                                 group_gap=group_gap, font_size=font_size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def labelled_rows_image(rows: torch.Tensor, *, row_labels: Sequence[str], group_size: int | None = None,
+                        group_labels: Sequence[str] | None = None, title: str | None = None,
+                        value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 4, padding: int = 1,
+                        group_gap: int = 6, font_size: int = 16):
+    """``rows`` [R, N, C, H, W] as one PIL image: R image rows of N cells, enlarged ``scale`` times by
     nearest-neighbour, each row labelled on its left; columns in groups of ``group_size`` (default N)
     separated by ``group_gap`` pixels (before enlarging), each group titled by ``group_labels``."""
     from PIL import Image, ImageDraw
@@ -76,7 +92,4 @@ def labelled_rows(rows: torch.Tensor, path: str | os.PathLike, *, row_labels: Se
     for i, s in enumerate(row_labels):
         y = top + padding * scale + i * cell + (rows.shape[3] * scale - font_size) // 2
         draw.text((4, y), s, fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return canvas

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["make_grid", "save_image", "save_gif", "to_pil", "upscale", "legible_scale"]
+__all__ = ["make_grid", "save_image", "save_gif", "to_pil", "upscale", "legible_scale", "grid_image"]
 
 
 def _as_batch(images) -> torch.Tensor:
@@ -116,6 +116,18 @@ def upscale(img, scale: int):
     from PIL import Image
 
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def grid_image(images, *, nrow: int = 8, padding: int = 2, value_range: tuple[float, float] = (0.0, 1.0),
+               pad_value: float | None = None, scale: int | None = None):
+    """A grid of ``images`` as a PIL image (a notebook displays it), enlarged by nearest-neighbour
+    ``scale`` times; ``scale=None`` makes each image at least 128 px (:func:`legible_scale` without a
+    minimum factor)."""
+    lo, _ = value_range
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=lo if pad_value is None else pad_value)
+    if scale is None:
+        scale = legible_scale(_as_batch(images).shape[-1], min_scale=1)
+    return upscale(to_pil(grid, value_range), scale)
 
 
 def save_image(images, path: str | os.PathLike, *, nrow: int = 8, padding: int = 2,

@@ -14,7 +14,8 @@ import torch
 
 from .grids import make_grid
 
-__all__ = ["lerp", "slerp", "interpolation_strip", "traversal_grid", "traversal_frames", "latent_swap_grid", "labelled_grid"]
+__all__ = ["lerp", "slerp", "interpolation_strip", "traversal_grid", "traversal_frames", "latent_swap_grid", "labelled_grid",
+           "labelled_grid_figure"]
 
 Decode = Callable[[torch.Tensor], torch.Tensor]
 
@@ -122,20 +123,21 @@ def latent_swap_grid(decode: Decode, targets: torch.Tensor, source: torch.Tensor
     return make_grid(torch.cat([top, images]), nrow=B, padding=padding, pad_value=pad_value)
 
 
-def labelled_grid(rows: Sequence[torch.Tensor], path: str | os.PathLike, *, row_labels: Sequence[str] | None = None,
-                  col_labels: Sequence[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
-                  title: str | None = None, cell_inches: float = 1.0, dpi: int = 100) -> Path:
-    """A matplotlib figure of image rows ([n_cols, C, H, W] each) with row/column labels (e.g. "Factor i").
+def labelled_grid_figure(rows: Sequence[torch.Tensor], *, row_labels: Sequence[str] | None = None,
+                         col_labels: Sequence[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
+                         title: str | None = None, cell_inches: float = 1.0, xlabel: str | None = None,
+                         ylabel: str | None = None):
+    """A matplotlib ``Figure`` of image rows ([n_cols, C, H, W] each) with row/column labels (e.g. "Factor i")
+    and optional axis titles; pixels drawn as sharp squares whatever the cell size.
 
-    Needs matplotlib (an optional dependency), imported here with the Agg backend.
-    """
+    Built with ``matplotlib.figure.Figure`` directly: pyplot is not imported and the process-wide backend is
+    left as it is (a notebook displays the returned figure; ``fig.savefig`` writes it). Needs matplotlib
+    (an optional dependency)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("labelled_grid needs matplotlib, an optional dependency: pip install matplotlib") from exc
+        raise ImportError("labelled_grid needs matplotlib, an optional dependency: pip install matplotlib",
+                          name="matplotlib") from exc
     if not rows:
         raise ValueError("labelled_grid: no rows")
     ncols = rows[0].shape[0]
@@ -145,13 +147,19 @@ def labelled_grid(rows: Sequence[torch.Tensor], path: str | os.PathLike, *, row_
         raise ValueError(f"row_labels has {len(row_labels)} entries for {len(rows)} rows")
     if col_labels is not None and len(col_labels) != ncols:
         raise ValueError(f"col_labels has {len(col_labels)} entries for {ncols} columns")
+    if not cell_inches > 0:
+        raise ValueError(f"cell_inches must be > 0, got {cell_inches!r}")
     lo, hi = value_range
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * cell_inches, len(rows) * cell_inches), squeeze=False)
+    fig = Figure(figsize=(ncols * cell_inches, len(rows) * cell_inches))
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
     for i, row in enumerate(rows):
         for j in range(ncols):
             img = ((row[j].detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
             ax = axes[i][j]
-            ax.imshow(img.permute(1, 2, 0).numpy() if img.shape[0] != 1 else img[0].numpy(), cmap=None if img.shape[0] != 1 else "gray")
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0 and row_labels is not None:
@@ -160,8 +168,21 @@ def labelled_grid(rows: Sequence[torch.Tensor], path: str | os.PathLike, *, row_
                 ax.set_title(col_labels[j], fontsize=8)
     if title:
         fig.suptitle(title)
+    if xlabel:
+        fig.supxlabel(xlabel)
+    if ylabel:
+        fig.supylabel(ylabel)
+    return fig
+
+
+def labelled_grid(rows: Sequence[torch.Tensor], path: str | os.PathLike, *, row_labels: Sequence[str] | None = None,
+                  col_labels: Sequence[str] | None = None, value_range: tuple[float, float] = (0.0, 1.0),
+                  title: str | None = None, cell_inches: float = 1.0, dpi: int = 100) -> Path:
+    """Save :func:`labelled_grid_figure` of ``rows`` to ``path`` (PNG, PDF, ... by suffix); returns the path.
+    The process-wide matplotlib backend is not touched."""
+    fig = labelled_grid_figure(rows, row_labels=row_labels, col_labels=col_labels, value_range=value_range,
+                               title=title, cell_inches=cell_inches)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -1,0 +1,117 @@
+"""Pieces every model verb of the command line shares: the device, the thread count, the weights
+(``--weights``), model/run folders and output paths (docs/architecture.md#configuration-and-command-line).
+
+One convention for ``--weights`` across ``sample``, ``eval``, ``encode`` and the method verbs:
+``auto`` (the default) takes the EMA weights when the folder has them and otherwise the raw weights,
+saying so on stderr; ``ema`` insists on the EMA copy (an error when there is none); ``model`` takes the
+raw weights. Every model verb accepts a model folder (``config.json``), a checkpoint folder or a run
+folder (its ``final/``, else its newest checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
+           "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS"]
+
+# the same default as ``diffrep quickstart --threads`` (measured there: 2 threads on a busy 2-core machine
+# ran 30x slower than 1 for these small convolutions); 0 keeps torch's own default
+DEFAULT_THREADS = 1
+
+
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto (default): CUDA when available, else CPU")
+
+
+def add_threads_flag(p: argparse.ArgumentParser, default: int | None = DEFAULT_THREADS) -> None:
+    p.add_argument("--threads", type=int, default=default,
+                   help=f"CPU threads for torch (default {default}, as quickstart; 0 keeps torch's default)")
+
+
+def add_weights_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", choices=("auto", "ema", "model"), default="auto",
+                   help="auto (default): the EMA weights when the folder has them, else the raw weights (said on "
+                        "stderr); ema: the EMA weights or an error; model: the raw weights")
+
+
+def resolve_device(name: str, flag: str = "--device") -> str:
+    """``auto`` -> cuda when available else cpu; ``cuda`` without a usable GPU -> ValueError naming why."""
+    import torch
+
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"{flag} must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+        raise ValueError(f"{flag} cuda: no CUDA device is usable here ({why}); use {flag} cpu or auto")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def apply_threads(n: int | None, flag: str = "--threads") -> int:
+    """Set torch's intra-op thread count (``0``/None: keep torch's); returns the count in use."""
+    import torch
+
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"{flag} must be an integer >= 0, got {n!r}")
+        if n > 0:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A directory holding config.json: ``path`` itself (a model or checkpoint folder), a run folder's
+    ``final/``, or its newest complete checkpoint."""
+    from ..train.checkpoint import list_checkpoints
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (expected a model folder, a checkpoint folder or a run folder)")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder (expected a model folder, a checkpoint folder or a run folder)")
+    if (path / "config.json").is_file():
+        return path
+    found = list_checkpoints(path / "checkpoints")
+    if found:
+        return found[-1][1]
+    if (path / "final" / "config.json").is_file():
+        return path / "final"
+    raise FileNotFoundError(f"{path}: no config.json, no complete checkpoint under checkpoints/, no final/")
+
+
+def resolve_weights(model_dir: Path, weights: str, verb: str = "diffrep") -> str:
+    """``auto`` -> ``ema`` when ``ema.safetensors`` is there, else ``model`` (said on stderr)."""
+    from ..nn.pretrained import EMA_WEIGHTS_NAME
+
+    if weights not in ("auto", "ema", "model"):
+        raise ValueError(f"--weights must be auto, ema or model, got {weights!r}")
+    has_ema = (Path(model_dir) / EMA_WEIGHTS_NAME).is_file()
+    if weights == "ema" and not has_ema:
+        raise FileNotFoundError(f"{model_dir} has no {EMA_WEIGHTS_NAME}; use --weights model (or auto)")
+    if weights == "auto":
+        if has_ema:
+            return "ema"
+        print(f"{verb}: {model_dir} has no EMA weights; using the raw weights", file=sys.stderr)
+        return "model"
+    return weights
+
+
+def prepare_output(path: str | Path | None, flag: str = "--out") -> Path | None:
+    """Create the parent folder of an output file before any computing, so a typo fails (or a new folder
+    exists) at once rather than after the work; an existing folder given as a file path is refused."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {p} is a folder; give a file path")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{flag} {p}: cannot create its folder ({exc.strerror or exc})") from None
+    return p

@@ -1,0 +1,134 @@
+"""``diffrep aggregate RUN... [--format text|md|csv|json] [--out FILE]``: mean +- standard deviation of
+each score over runs (seeds), as disentanglement_lib's aggregation reports a configuration.
+
+Each RUN is a result file or a folder holding one:
+
+- an ``eval --out`` JSON (``{"scores": ...}``) or a quickstart ``metrics.json`` (its ``metrics.scores``);
+- a ``metrics.jsonl`` training record (each key's last logged value: the final loss, the last periodic
+  evaluation ``eval/<preset>/<score>``);
+- a folder: its ``metrics.json``, else its ``metrics.jsonl``.
+
+Per score: the mean, the sample standard deviation (ddof = 1; undefined for one run), the number of
+runs that report it, the minimum and the maximum. NaN scores (a metric's guard fired) are left out
+of that score's statistics and counted in ``nan``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ._common import prepare_output
+
+FORMATS = ("text", "md", "csv", "json")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("aggregate", help="mean +- std of scores over runs (seeds)", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="result JSON files, metrics.jsonl files or run/quickstart folders")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--out", help="also write the JSON summary here")
+    p.set_defaults(func=run)
+
+
+def _numeric(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            out[k] = float("nan")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    return out
+
+
+def read_scores(path: str | Path) -> dict[str, float]:
+    """The numeric scores one run reports (see the module docstring for the files read)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("metrics.json", "metrics.jsonl"):
+            if (p / name).is_file():
+                return read_scores(p / name)
+        raise FileNotFoundError(f"{p}: no metrics.json (eval / quickstart result) or metrics.jsonl (training record)")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix == ".jsonl":
+        last: dict = {}
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{p}: line {i} is not JSON ({exc.msg})") from None
+            last.update({k: v for k, v in _numeric(rec).items() if k != "step"})
+        if not last:
+            raise ValueError(f"{p}: no logged values")
+        return last
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("scores"), dict):
+        return _numeric(data["scores"])
+    if isinstance(data, dict) and isinstance(data.get("metrics"), dict) and isinstance(data["metrics"].get("scores"), dict):
+        return _numeric(data["metrics"]["scores"])
+    raise ValueError(f"{p}: no 'scores' (an eval --out result) or 'metrics.scores' (a quickstart metrics.json)")
+
+
+def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
+    """Per score over ``runs``: mean, std (sample, ddof=1; NaN for one value), n, nan, min, max."""
+    if not runs:
+        raise ValueError("aggregate: no runs")
+    keys: list[str] = []
+    for r in runs:
+        keys += [k for k in r if k not in keys]
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in runs if k in r]
+        good = [v for v in vals if not math.isnan(v)]
+        n = len(good)
+        mean = sum(good) / n if n else float("nan")
+        std = math.sqrt(sum((v - mean) ** 2 for v in good) / (n - 1)) if n > 1 else float("nan")
+        out[k] = {"mean": mean, "std": std, "n": n, "nan": len(vals) - n,
+                  "min": min(good) if good else float("nan"), "max": max(good) if good else float("nan")}
+    return out
+
+
+def _f(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.4g}"
+
+
+def format_summary(summary: dict, fmt: str, total: int) -> str:
+    if fmt == "json":
+        return json.dumps({k: {s: (None if isinstance(x, float) and math.isnan(x) else x) for s, x in v.items()}
+                           for k, v in summary.items()}, indent=2)
+    if fmt == "csv":
+        rows = ["score,mean,std,n,nan,min,max"]
+        rows += [",".join([k] + ["" if isinstance(v[s], float) and math.isnan(v[s]) else repr(v[s])
+                                 for s in ("mean", "std", "n", "nan", "min", "max")]) for k, v in summary.items()]
+        return "\n".join(rows)
+    if fmt == "md":
+        rows = [f"| score | mean +- std (of {total} runs) | n | min | max |", "| --- | ---: | ---: | ---: | ---: |"]
+        rows += [f"| {k} | {_f(v['mean'])} +- {_f(v['std'])} | {v['n']} | {_f(v['min'])} | {_f(v['max'])} |"
+                 for k, v in summary.items()]
+        return "\n".join(rows)
+    w = max([len(k) for k in summary] + [5])
+    rows = [f"{'score':<{w}}  {'mean':>10}  {'std':>10}  {'n':>3}  {'min':>10}  {'max':>10}"]
+    rows += [f"{k:<{w}}  {_f(v['mean']):>10}  {_f(v['std']):>10}  {v['n']:>3}  {_f(v['min']):>10}  {_f(v['max']):>10}"
+             + (f"  ({v['nan']} NaN)" if v["nan"] else "") for k, v in summary.items()]
+    return "\n".join(rows)
+
+
+def run(args) -> int:
+    out = prepare_output(args.out)
+    runs = [read_scores(r) for r in args.runs]
+    summary = aggregate(runs)
+    if len(runs) == 1:
+        print("diffrep aggregate: one run: no standard deviation", file=sys.stderr)
+    print(format_summary(summary, args.format, len(runs)))
+    if out is not None:
+        out.write_text(format_summary(summary, "json", len(runs)) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,137 @@
+"""Periodic evaluation during training (docs/architecture.md#trainer-checkpoints-and-resume).
+
+:class:`PeriodicEvaluation` is a trainer callback that, every ``every`` optimiser steps, calls each of
+its metric functions ``fn(model) -> {name: float}`` on rank 0 with the model in eval mode (and the EMA
+weights swapped in when asked), and returns the scores so the trainer logs them at that step (JSONL,
+TensorBoard, W&B) under ``eval/<preset>/<name>``.
+
+Metric functions come from presets, looked up by name in :data:`METRIC_PRESETS`: a preset is a
+factory ``preset(dataset, config) -> fn``. Built in:
+
+- ``"fast"``: MIG and SAP (robust mode, diffrep.metrics) of the model's ``encode`` on
+  ``eval_num_samples`` factor rows drawn once (``RandomState(seed)``) from a dataset with ground-truth
+  factors (``sample_factors`` / ``sample_observations_from_factors``), two thirds train, one third
+  test; seconds on a CPU for a small encoder.
+
+Generation metrics (FID) register a preset under their name with :func:`register_metric_preset`
+(``"fid"`` is reserved for the generation-metrics module and not registered here yet: asking for it
+says so). Any other callable can be wrapped directly: ``PeriodicEvaluation(100, {"mine": fn})``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+__all__ = ["PeriodicEvaluation", "METRIC_PRESETS", "register_metric_preset", "metric_preset", "fast_preset"]
+
+MetricFn = Callable[[torch.nn.Module], dict]
+METRIC_PRESETS: dict[str, Callable[..., MetricFn]] = {}
+
+
+def register_metric_preset(name: str, factory: Callable[..., MetricFn]) -> None:
+    """Make ``factory(dataset, config) -> fn(model) -> dict`` available as ``train.eval_metrics`` entry ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"metric preset name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"metric preset {name!r}: factory must be callable, got {type(factory).__name__}")
+    METRIC_PRESETS[name] = factory
+
+
+def metric_preset(name: str, dataset, config) -> MetricFn:
+    """The metric function of preset ``name`` for ``dataset`` under train config ``config``."""
+    if name not in METRIC_PRESETS:
+        hint = (" (FID is provided by the generation-metrics module once it registers the 'fid' preset with "
+                "diffrep.train.evaluation.register_metric_preset)" if name == "fid" else "")
+        raise ValueError(f"train.eval_metrics: unknown preset {name!r}; known: {sorted(METRIC_PRESETS)}{hint}")
+    return METRIC_PRESETS[name](dataset, config)
+
+
+def fast_preset(dataset, config) -> MetricFn:
+    """MIG + SAP of ``model.encode`` on a fixed draw of ``config.eval_num_samples`` factor rows."""
+    from ..data.base import format_images
+    from ..metrics.mig import mig
+    from ..metrics.sap import sap
+
+    if not (hasattr(dataset, "sample_factors") and hasattr(dataset, "sample_observations_from_factors")):
+        raise ValueError(f"train.eval_metrics 'fast': the dataset {type(dataset).__name__} has no ground-truth "
+                         "factors (sample_factors / sample_observations_from_factors)")
+    n = int(config.eval_num_samples)
+    rng = np.random.RandomState(config.seed)
+    factors = np.asarray(dataset.sample_factors(n, rng))
+    images = format_images(np.asarray(dataset.sample_observations_from_factors(factors, rng)), "pm1")
+    k = int(math.ceil(n * 2 / 3))
+
+    def fn(model) -> dict:
+        encode = getattr(model, "encode", None)
+        if not callable(encode):
+            raise TypeError(f"train.eval_metrics 'fast': {type(model).__name__} has no encode()")
+        device = next(model.parameters()).device
+        codes = []
+        for b in range(0, n, 256):
+            codes.append(encode(images[b:b + 256].to(device)).reshape(min(256, n - b), -1).double().cpu())
+        c = torch.cat(codes).numpy()
+        return {"mig": float(mig(c, factors, mode="robust")["mig"]),
+                "sap": float(sap(c[:k], factors[:k], c[k:], factors[k:], mode="robust")["sap"])}
+
+    return fn
+
+
+register_metric_preset("fast", fast_preset)
+
+
+class PeriodicEvaluation:
+    """Trainer callback: every ``every`` steps (and at the last step) run ``metrics`` (name -> fn(model)
+    -> dict of floats) on rank 0 and return ``{"eval/<name>/<key>": value}`` for the trainer to log.
+
+    ``use_ema``: evaluate with the EMA weights swapped in (when the trainer keeps them). The model is
+    put in eval mode under ``torch.no_grad`` and restored afterwards; the global RNG state is saved and
+    restored, so evaluating never changes the training run (its losses stay bit-identical).
+    """
+
+    def __init__(self, every: int, metrics: dict[str, MetricFn], *, use_ema: bool = True, final: bool = True):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        if not isinstance(metrics, dict) or not metrics:
+            raise ValueError("metrics must be a non-empty dict of name -> fn(model)")
+        for name, fn in metrics.items():
+            if not callable(fn):
+                raise TypeError(f"metric {name!r} is not callable")
+        self.every, self.metrics, self.use_ema, self.final = every, dict(metrics), use_ema, final
+
+    @classmethod
+    def from_config(cls, config, dataset) -> "PeriodicEvaluation":
+        """The evaluation a :class:`~diffrep.train.TrainConfig` asks for (``eval_every``, ``eval_metrics``)."""
+        return cls(config.eval_every, {name: metric_preset(name, dataset, config) for name in config.eval_metrics},
+                   use_ema=config.sample_from_ema)
+
+    def __call__(self, trainer, step: int, metrics: dict) -> dict | None:
+        total = trainer.config.steps
+        if not (step % self.every == 0 or (self.final and step == total)):
+            return None
+        if getattr(trainer, "rank", 0) != 0:
+            return None
+        model = trainer.model
+        ema = getattr(trainer, "ema", None)
+        ctx = ema.swapped(model) if (ema is not None and self.use_ema) else contextlib.nullcontext()
+        was_training = model.training
+        rng = torch.get_rng_state()
+        np_rng = np.random.get_state()
+        out = {}
+        try:
+            model.eval()
+            with ctx, torch.no_grad():
+                for name, fn in self.metrics.items():
+                    scores = fn(model)
+                    if not isinstance(scores, dict):
+                        raise TypeError(f"metric {name!r} returned {type(scores).__name__}, not a dict")
+                    out.update({f"eval/{name}/{k}": float(v) for k, v in scores.items()})
+        finally:
+            model.train(was_training)
+            torch.set_rng_state(rng)
+            np.random.set_state(np_rng)
+        return out
