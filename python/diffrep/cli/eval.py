@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 
+from . import eval_generation
+
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
 DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
 
@@ -29,6 +31,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
     src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
+    src.add_argument("--generation", action="store_true",
+                     help="generation metrics (FID, KID, PRDC) of --fake against --real (diffrep.cli.eval_generation)")
     p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...; "
                    "default: the run's, from its run.json)")
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
@@ -49,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--tad-variant", default="infodiffusion", choices=("infodiffusion", "disdiff", "nashae", "exact"))
     p.add_argument("--test-fraction", type=float, default=1 / 3)
     p.add_argument("--out", help="write the result JSON here")
+    eval_generation.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -210,6 +215,8 @@ def format_table(result) -> str:
 
 
 def run(args) -> int:
+    if getattr(args, "generation", False):
+        return eval_generation.run(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     settings = None
     if args.model is not None:

@@ -599,18 +599,18 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     positive_int(batch_size, "batch_size")
     dev = _device(device)
     wpath = weights_path(weights)
-    model = _inception(weights, dev)
     need_feats = "kid" in metrics or "prdc" in metrics
     if num_real is None and isinstance(real, str) and not Path(real).expanduser().exists():
         num_real = num_samples
     fake_src = _resolve(fake, num_samples, seed + 1, "fake")
+    real_src = None if cache is not None else _resolve(real, num_real, seed, "real")
+    model = _inception(weights, dev)
     if cache is not None:
         ref = reference_statistics(real, cache, protocol=protocol, weights=weights, num_samples=num_real,
                                    batch_size=batch_size, device=dev, seed=seed, progress=progress,
                                    keep_features=need_feats)
         real_f, mu_r, sigma_r, real_id, n_real = ref["features"], ref["mu"], ref["sigma"], ref["identity"], ref["count"]
     else:
-        real_src = _resolve(real, num_real, seed, "real")
         real_f = _extract(real_src, model, protocol, batch_size, dev, progress, "real")
         f64 = real_f.astype(np.float64)
         mu_r, sigma_r, real_id, n_real = f64.mean(0), np.cov(f64, rowvar=False), real_src.identity, real_src.count
