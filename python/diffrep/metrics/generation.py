@@ -460,7 +460,7 @@ def _inception(weights, device):
 def _extract(src: _Source, model, protocol: str, batch_size: int, device, progress: bool, label: str) -> np.ndarray:
     from .fid_preprocess import preprocess
 
-    out = np.empty((src.count, FEATURE_DIM), dtype=np.float32)
+    out = None
     bar = _Progress(src.count, label, progress)
     i = 0
     cudnn_tf32, mm_tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
@@ -474,7 +474,10 @@ def _extract(src: _Source, model, protocol: str, batch_size: int, device, progre
                 if i + b.shape[0] > src.count:
                     raise ValueError(f"{label}: the source yielded more than its {src.count} images")
                 x = preprocess(b.to(device, non_blocking=True), protocol)
-                out[i:i + b.shape[0]] = model(x).float().cpu().numpy()
+                f = model(x).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((src.count, f.shape[1]), dtype=np.float32)
+                out[i:i + b.shape[0]] = f
                 i += b.shape[0]
                 bar.update(b.shape[0])
     finally:
@@ -546,8 +549,8 @@ def reference_statistics(source, cache, *, protocol: str = "clean", weights=None
             detail = "; ".join(f"{k}: cached {got[k]!r}, asked {want[k]!r}" for k in bad)
             raise ValueError(f"reference statistics cache {path} does not match this evaluation ({detail}); delete it "
                              f"or point cache= at another file")
-        if mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):
-            raise ValueError(f"{path}: mu/sigma have shapes {mu.shape}/{sigma.shape}, expected (2048,)/(2048, 2048)")
+        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+            raise ValueError(f"{path}: mu/sigma have shapes {mu.shape}/{sigma.shape}, expected (d,)/(d, d)")
         if keep_features and feats is None:
             raise ValueError(f"{path} holds statistics but no features, and KID/PRDC need the features: recompute it "
                              f"with keep_features=True (another cache file)")
@@ -617,8 +620,9 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     fake_f = _extract(fake_src, model, protocol, batch_size, dev, progress, "fake")
     out: dict = {}
     if "fid" in metrics:
-        if not allow_singular and min(n_real, fake_src.count) < FEATURE_DIM:
-            raise ValueError(f"FID needs at least {FEATURE_DIM} images per set for a non-singular covariance, got "
+        dim = mu_r.shape[0]
+        if not allow_singular and min(n_real, fake_src.count) < dim:
+            raise ValueError(f"FID needs at least {dim} images per set for a non-singular covariance, got "
                              f"{n_real} real and {fake_src.count} fake; pass allow_singular=True (--allow-singular) to "
                              f"compute it anyway (biased, not comparable with published values)")
         f64 = fake_f.astype(np.float64)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -283,7 +284,9 @@ def file_sha1(path: str | os.PathLike) -> str:
 
 def _read_state(p: Path) -> dict:
     try:
-        obj = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():  # torch >= 2.9 deprecates torch.jit.load; only the tensors are read
+            warnings.simplefilter("ignore", DeprecationWarning)
+            obj = torch.jit.load(str(p), map_location="cpu")
         state = obj.state_dict()
     except Exception:
         try:
