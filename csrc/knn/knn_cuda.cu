@@ -18,13 +18,13 @@ namespace cuda {
 namespace {
 
 using namespace knn;
-constexpr int kBM = 64, kBN = 64, kBK = 32, kThreads = 256, kPad = 65;
+constexpr int kBM = 64, kBN = 64, kBK = 32, kBlockThreads = 256, kPad = 65;
 constexpr int kStage = 2 * kBK * kPad;  // two staging tiles [kBK][kPad]
 constexpr int kTile = kBM * kPad;       // the distance tile [kBM][kPad]
 constexpr int kShared = kStage > kTile ? kStage : kTile;
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kBlockThreads)
     knn_scan_kernel(const T* __restrict__ q, int64_t m, const T* __restrict__ c, int64_t n, int64_t d, int kk,
                     bool strict, const T* __restrict__ r2, T* kth, int64_t* count, int32_t* flags) {
   __shared__ T smem[kShared];
@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
     for (int64_t k0 = 0; k0 < d; k0 += kBK) {
       __syncthreads();
-      for (int e = threadIdx.x; e < kBM * kBK; e += kThreads) {
+      for (int e = threadIdx.x; e < kBM * kBK; e += kBlockThreads) {
         const int r = e / kBK, kc = e % kBK;
         const int64_t gk = k0 + kc;
         qs[kc * kPad + r] = (row0 + r < m && gk < d) ? q[(row0 + r) * d + gk] : T(0);
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads)
 DIFFREP_LAUNCHER(knn_scan) {
   DeviceGuard guard(l.device);
   const int64_t blocks = (m + kBM - 1) / kBM;
-  knn_scan_kernel<T><<<unsigned(blocks), kThreads, 0, as_stream(l)>>>(q, m, c, n, d, kk, strict, r2, kth, count,
+  knn_scan_kernel<T><<<unsigned(blocks), kBlockThreads, 0, as_stream(l)>>>(q, m, c, n, d, kk, strict, r2, kth, count,
                                                                       l.flags);
   check_launch("knn_scan");
 }
