@@ -2,7 +2,8 @@
 // packed once into panels of kCB columns stored dimension-major ([d][kCB], zero-padded), so a tile
 // of kR query rows against one panel reads both operands contiguously; the squared distances of
 // the tile live in registers and are folded at once into each row's running top-kk list and ball
-// count. Nothing of size m x n exists: memory is O((m + n) d). Each query row is reduced in one
+// count. A block of kQB query rows (an OpenMP work item) walks the panels, every tile of the block
+// meeting a panel while it is in cache (a panel is 128 KB at d = 2048 in float32). Nothing of size m x n exists: memory is O((m + n) d). Each query row is reduced in one
 // fixed column order whatever the thread count, so results are bitwise reproducible.
 #include <omp.h>
 
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int kR = 4;    // query rows per tile
 constexpr int kCB = 16;  // columns per panel
+constexpr int kQB = 64;  // query rows per block (one OpenMP work item)
 
 // panels[p * d * kCB + k * kCB + j] = c[(p * kCB + j) * d + k] (0 past n).
 template <typename T>
@@ -80,34 +82,40 @@ TileFn<T> pick_tile() {
 template <typename T>
 int32_t scan_all(const T* q, int64_t m, const T* panels, int64_t n, int64_t d, int32_t kk, bool strict, const T* r2b,
                  T* kth, int64_t* count) {
-  const int64_t tiles = (m + kR - 1) / kR, np = (n + kCB - 1) / kCB;
+  const int64_t blocks = (m + kQB - 1) / kQB, np = (n + kCB - 1) / kCB;
   const T inf = std::numeric_limits<T>::infinity();
   const TileFn<T> tile_d2 = pick_tile<T>();
   int32_t flags = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : flags)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t r0 = t * kR;
-    const T* qr[kR];
-    for (int r = 0; r < kR; ++r) qr[r] = q + std::min<int64_t>(r0 + r, m - 1) * d;
-    T best[kR][kMaxK];
-    int64_t cnt[kR] = {};
-    for (int r = 0; r < kR; ++r)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t b0 = b * kQB;
+    const int nb = static_cast<int>(std::min<int64_t>(kQB, m - b0));
+    T best[kQB][kMaxK];
+    int64_t cnt[kQB] = {};
+    for (int r = 0; r < kQB; ++r)
       for (int i = 0; i < kMaxK; ++i) best[r][i] = inf;
+    // every tile of the block meets one panel while it is in cache, so each panel is read from
+    // memory once per block of kQB rows, not once per tile of kR rows
     for (int64_t p = 0; p < np; ++p) {
-      alignas(64) T r2[kR][kCB];
-      tile_d2(qr, panels + p * d * kCB, d, r2);
+      const T* panel = panels + p * d * kCB;
       const int jn = static_cast<int>(std::min<int64_t>(kCB, n - p * kCB));
-      for (int r = 0; r < kR; ++r)
-        for (int j = 0; j < jn; ++j) {
-          const T v = r2[r][j];
-          if (!std::isfinite(v)) flags |= kNonFiniteInput;
-          if (kk > 0) topk_insert(best[r], kk, v);
-          if (r2b && in_ball(v, r2b[p * kCB + j], strict)) ++cnt[r];
-        }
+      for (int t0 = 0; t0 < nb; t0 += kR) {
+        const T* qr[kR];
+        for (int r = 0; r < kR; ++r) qr[r] = q + (b0 + std::min(t0 + r, nb - 1)) * d;
+        alignas(64) T r2[kR][kCB];
+        tile_d2(qr, panel, d, r2);
+        for (int r = 0; r < kR && t0 + r < nb; ++r)
+          for (int j = 0; j < jn; ++j) {
+            const T v = r2[r][j];
+            if (!std::isfinite(v)) flags |= kNonFiniteInput;
+            if (kk > 0) topk_insert(best[t0 + r], kk, v);
+            if (r2b && in_ball(v, r2b[p * kCB + j], strict)) ++cnt[t0 + r];
+          }
+      }
     }
-    for (int r = 0; r < kR && r0 + r < m; ++r) {
-      if (kth) kth[r0 + r] = best[r][kk - 1];
-      if (count) count[r0 + r] = cnt[r];
+    for (int r = 0; r < nb; ++r) {
+      if (kth) kth[b0 + r] = best[r][kk - 1];
+      if (count) count[b0 + r] = cnt[r];
     }
   }
   return flags;
