@@ -315,3 +315,21 @@ def test_sami_fid_uses_the_inception_by_default(stub, monkeypatch):
     r = sami_fid.fid(m, torch.rand(6, 3, 8, 8) * 2 - 1, protocol="prior", batch_size=4)
     assert r["extractor"] == "inception" and r["preprocessing"] == "clean" and r["singular"] is False
     assert r["fid_prior"] > 0 and calls == ["clean", "clean"]
+
+
+def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
+    from diffrep.cli import main
+    from helpers import tiny_paramrel
+
+    m = tiny_paramrel()
+    m.save_pretrained(tmp_path / "model")
+    np.save(tmp_path / "real.npy", _images(6, 7).numpy())
+    out = tmp_path / "r.json"
+    argv = ["eval", "--generation", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "model"),
+            "--num-samples", "5", "--gen-batch-size", "2", "--fid-weights", str(stub), "--device", "cpu",
+            "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    r = json.loads(out.read_text())
+    assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
+    assert main(argv[:6] + argv[8:]) == 2  # no --num-samples
+    assert "needs num_samples" in capsys.readouterr().err

