@@ -91,8 +91,8 @@ def test_radius_including_self_is_the_partition_index_k():
 @needs_cpu
 def test_blocking_does_not_change_the_twin(monkeypatch):
     g = torch.Generator().manual_seed(0)
-    q, c = torch.randn(300, 9, generator=g, dtype=torch.float64), torch.randn(200, 9, generator=g, dtype=torch.float64)
-    r2 = torch.rand(200, generator=g, dtype=torch.float64) * 10
+    q, c = torch.randn(90, 9, generator=g, dtype=torch.float64), torch.randn(70, 9, generator=g, dtype=torch.float64)
+    r2 = torch.rand(70, generator=g, dtype=torch.float64) * 10
     full = ref.knn_scan(q, c, 5, r2)
     monkeypatch.setattr(ref, "BLOCK_ELEMENTS", 9 * 7)
     tiled = ref.knn_scan(q, c, 5, r2)
