@@ -94,7 +94,7 @@ def test_blocking_does_not_change_the_twin(monkeypatch):
     q, c = torch.randn(90, 9, generator=g, dtype=torch.float64), torch.randn(70, 9, generator=g, dtype=torch.float64)
     r2 = torch.rand(70, generator=g, dtype=torch.float64) * 10
     full = ref.knn_scan(q, c, 5, r2)
-    monkeypatch.setattr(ref, "BLOCK_ELEMENTS", 9 * 7)
+    monkeypatch.setattr(ref, "BLOCK_ELEMENTS", 9 * 64 * 3)  # blocks of 64 queries x 3 points
     tiled = ref.knn_scan(q, c, 5, r2)
     torch.testing.assert_close(full[0], tiled[0], rtol=1e-12, atol=1e-12)
     assert torch.equal(full[1], tiled[1])
