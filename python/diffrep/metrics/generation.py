@@ -448,9 +448,10 @@ _MODELS: dict = {}
 
 
 def _inception(weights, device):
-    from .inception import load_inception, weights_path
+    from .inception import file_sha1, load_inception, weights_path
 
-    key = (str(weights_path(weights)), str(device))
+    path = weights_path(weights)
+    key = (str(path), file_sha1(path), str(device))
     if key not in _MODELS:
         _MODELS.clear()
         _MODELS[key] = load_inception(weights, device=device)
