@@ -158,3 +158,14 @@ def test_bad_inputs(device, backend):
         K.knn_radii(q[:3], 3)
     with pytest.raises(ValueError, match="positive int"):
         K.knn_radii(q, 0)
+
+
+def test_a_native_module_without_the_op_declines_to_the_twin(monkeypatch):
+    class Stale:  # a module built before the knn family
+        pass
+
+    monkeypatch.setattr(_native, "cpu_module", lambda: Stale())
+    q, c = torch.randn(6, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    choice = explain("knn.knn_scan", q, c, kk=2)
+    assert choice.backend == "reference" and "no knn_scan" in str(choice)
+    torch.testing.assert_close(K.knn_scan(q, c, kk=2)[0], torch.from_numpy(brute(q.numpy(), c.numpy(), 2)[0]))

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .. import _native
 from . import _validate as V
 from ._dispatch import register, select
 from ._native_call import NON_FINITE, raise_flags, run
@@ -66,8 +67,17 @@ def _prep(q, c, kk=0, r2=None, strict=False):
     if p.r2 is not None:
         V.finite("r2", p.r2)
     p.kk, p.strict = kk, strict
-    p.choice = select("knn.knn_scan", p.device)
+    p.choice = select("knn.knn_scan", p.device, native_reasons=_stale_build(p.device))
     return p
+
+
+def _stale_build(device) -> list:
+    """A native module built before this family existed has no ``knn_scan``: decline it (the twin
+    runs) instead of failing."""
+    mod = _native.cpu_module() if device.type == "cpu" else _native.cuda_module() if device.type == "cuda" else None
+    if mod is not None and not hasattr(mod, "knn_scan"):
+        return ["this build of the native module has no knn_scan (rebuild it: docs/build.md)"]
+    return []
 
 
 def knn_scan(q: torch.Tensor, c: torch.Tensor, *, kk: int = 0, r2: torch.Tensor | None = None,
