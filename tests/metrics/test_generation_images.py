@@ -48,6 +48,8 @@ def test_quantisation_channels_and_bad_images():
         P.preprocess(torch.full((1, 3, 4, 4), float("nan")))
     with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
         P.preprocess(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="empty"):
+        P.preprocess(torch.zeros(1, 3, 0, 8))
     with pytest.raises(TypeError, match="uint8 or floating"):
         P.preprocess(torch.zeros(1, 3, 4, 4, dtype=torch.int32))
     with pytest.raises(ValueError, match="protocol must be one of"):

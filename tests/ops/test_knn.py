@@ -169,3 +169,11 @@ def test_a_native_module_without_the_op_declines_to_the_twin(monkeypatch):
     choice = explain("knn.knn_scan", q, c, kk=2)
     assert choice.backend == "reference" and "no knn_scan" in str(choice)
     torch.testing.assert_close(K.knn_scan(q, c, kk=2)[0], torch.from_numpy(brute(q.numpy(), c.numpy(), 2)[0]))
+
+
+def test_twin_outputs_when_one_part_is_not_asked():
+    q, c = torch.randn(5, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    kth, cnt = ref.knn_scan(q, c, 0, torch.ones(4, dtype=torch.float64))
+    assert kth is None and cnt.dtype == torch.int64
+    kth, cnt = ref.knn_scan(q, c, 2)
+    assert cnt is None and kth.dtype == torch.float64
