@@ -3,6 +3,7 @@
 #include "bfn/bfn_bindings.h"
 #include "guidance/guidance_bindings.h"
 #include "hddc/hddc_bindings.h"
+#include "knn/knn_bindings.h"
 #include "metrics/metrics_bindings.h"
 #include "mmd/mmd_bindings.h"
 #include "random/random_bindings.h"
@@ -17,6 +18,7 @@ void bind_all(nb::module_& m) {
   bind_mmd<Arr, kCuda>(m);
   bind_guidance<Arr, kCuda>(m);
   bind_hddc<Arr, kCuda>(m);
+  bind_knn<Arr, kCuda>(m);
 }
 
 }  // namespace diffrep

@@ -31,6 +31,8 @@ import sys
 from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
                       resolve_model_dir, resolve_weights)
 
+from . import eval_generation
+
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
 DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
 FORMATS = ("text", "md", "csv", "json")
@@ -48,6 +50,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
     src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
+    src.add_argument("--generation", action="store_true",
+                     help="generation metrics (FID, KID, PRDC) of --fake against --real (diffrep.cli.eval_generation)")
     p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...; "
                    "default: the run's, from its run.json)")
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
@@ -70,6 +74,7 @@ def register(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=1 / 3)
     p.add_argument("--out", help="write the result JSON here (its folder is created first)")
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
+    eval_generation.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -314,6 +319,8 @@ def format_result(result, fmt: str) -> str:
 
 
 def run(args) -> int:
+    if getattr(args, "generation", False):
+        return eval_generation.run(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:

