@@ -9,7 +9,8 @@ import pytest
 import diffrep.data as D
 from diffrep.cli import main
 from diffrep.config import ConfigError, apply_overrides
-from diffrep.recipes import bfn, get_recipe, list_recipes, multibeta, paramrel, sami, vae, vq
+from diffrep.recipes import (bfn, diffae, disdiff, encdiff, get_recipe, infodiffusion, list_recipes, multibeta, paramrel,
+                             sami, vae, vq)
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +60,9 @@ def _dataset_builder(cfg):
         return lambda: multibeta.build_dataset(cfg)
     if isinstance(cfg, vae._DataFields):
         return lambda: vae.build_dataset(cfg)
+    if isinstance(cfg, (encdiff.EncDiffRecipeConfig, diffae.DiffAERecipeConfig, infodiffusion.InfoDiffusionRecipeConfig,
+                        disdiff.DisDiffRecipeConfig)):
+        return lambda: encdiff.build_dataset(cfg)
     return None
 
 

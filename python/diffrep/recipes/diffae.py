@@ -25,9 +25,9 @@ from ..config import Config, Ge
 from ..methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, diffae_unet
 from ..nn.encoders import HalfUNetConfig
 from ..train.config import TrainConfig
-from .encdiff import Shapes3DSubgrid
+from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot, load_named
+from .runinfo import DataRoot
 
 __all__ = ["DiffAERecipeConfig", "build", "build_dataset", "paper_model", "cpu_model", "celeba64", "ffhq128",
            "celebahq128", "shapes3d64", "shapes3d_cpu", "RECIPES"]
@@ -47,11 +47,8 @@ class DiffAERecipeConfig(Config):
     stats_images: Annotated[int, Ge(2)] = 10_000
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
-
-def build_dataset(cfg: DiffAERecipeConfig):
-    if cfg.dataset == "shapes3d_subgrid":
-        return Shapes3DSubgrid(cfg.pool)
-    return load_named(cfg.dataset, cfg.dataset_options, cfg.data)
+    def validate(self) -> None:
+        refuse_root_for_subgrid(self)
 
 
 def _images_of(ds, n: int) -> torch.Tensor:

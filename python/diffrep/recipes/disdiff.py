@@ -28,9 +28,9 @@ from ..nn.encoders import HalfUNetConfig
 from ..nn.unet import UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
-from .encdiff import Shapes3DSubgrid
+from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot, load_named
+from .runinfo import DataRoot
 
 __all__ = ["DisDiffRecipeConfig", "build", "with_dyga", "paper_model", "cpu_model", "shapes3d", "mpi3d_toy", "cars3d",
            "celeba64", "shapes3d_cpu", "RECIPES"]
@@ -51,6 +51,9 @@ class DisDiffRecipeConfig(Config):
     first_stage_path: Optional[str] = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
+    def validate(self) -> None:
+        refuse_root_for_subgrid(self)
+
 
 def build(cfg: DisDiffRecipeConfig):
     from ..nn.pretrained import load_pretrained
@@ -67,7 +70,7 @@ def build(cfg: DisDiffRecipeConfig):
         pre = load_pretrained(cfg.pretrained_path)
         unet = pre.unet if isinstance(pre, DisDiff) else pre
         model.load_pretrained_diffusion(unet)
-    ds = Shapes3DSubgrid(cfg.pool) if cfg.dataset == "shapes3d_subgrid" else load_named(cfg.dataset, cfg.dataset_options, cfg.data)
+    ds = build_dataset(cfg)
     return model, ds
 
 

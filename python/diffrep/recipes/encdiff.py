@@ -60,6 +60,7 @@ class EncDiffRecipeConfig(Config):
             raise ConfigError("first_stage_path", "the model runs in pixel space (model.first_stage is None)")
         if self.pool not in (1, 2, 4, 8):
             raise ConfigError("pool", f"must be 1, 2, 4 or 8, got {self.pool}")
+        refuse_root_for_subgrid(self)
 
 
 # the sub-grid of the 6 Shapes3D factors (class indices of each factor kept): 4*4*4*4*4*5 = 5,120 images
@@ -108,7 +109,16 @@ class Shapes3DSubgrid(torch.utils.data.Dataset):
         return self.images01[self.factors_to_index(factors)].permute(0, 2, 3, 1).numpy()
 
 
-def build_dataset(cfg: EncDiffRecipeConfig):
+def refuse_root_for_subgrid(cfg) -> None:
+    """ConfigError when ``data.root`` is set for the procedural sub-grid (no files are read, so a root
+    would be silently ignored). Shared by the recipes that train on :class:`Shapes3DSubgrid`."""
+    if cfg.dataset == "shapes3d_subgrid" and cfg.data.root:
+        raise ConfigError("data.root", f"{cfg.data.root!r}: the Shapes3D sub-grid is drawn procedurally, no files are read")
+
+
+def build_dataset(cfg):
+    """The dataset of a recipe config with ``dataset``/``dataset_options``/``data``/``pool`` fields:
+    :class:`Shapes3DSubgrid` for ``"shapes3d_subgrid"``, else ``diffrep.data.load`` by name."""
     if cfg.dataset == "shapes3d_subgrid":
         return Shapes3DSubgrid(cfg.pool)
     return load_named(cfg.dataset, cfg.dataset_options, cfg.data)

@@ -16,9 +16,9 @@ from ..config import Config
 from ..methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig, infodiffusion_unet
 from ..nn.encoders import HalfUNetConfig
 from ..train.config import TrainConfig
-from .encdiff import Shapes3DSubgrid
+from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot, load_named
+from .runinfo import DataRoot
 
 __all__ = ["InfoDiffusionRecipeConfig", "build", "paper_model", "cpu_model", "celeba64", "dsprites64", "shapes3d_cpu",
            "RECIPES"]
@@ -33,9 +33,12 @@ class InfoDiffusionRecipeConfig(Config):
     pool: int = 4
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
+    def validate(self) -> None:
+        refuse_root_for_subgrid(self)
+
 
 def build(cfg: InfoDiffusionRecipeConfig):
-    ds = Shapes3DSubgrid(cfg.pool) if cfg.dataset == "shapes3d_subgrid" else load_named(cfg.dataset, cfg.dataset_options, cfg.data)
+    ds = build_dataset(cfg)
     return InfoDiffusion(cfg.model), ds
 
 
