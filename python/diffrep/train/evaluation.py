@@ -13,9 +13,14 @@ factory ``preset(dataset, config) -> fn``. Built in:
   factors (``sample_factors`` / ``sample_observations_from_factors``), two thirds train, one third
   test; seconds on a CPU for a small encoder.
 
-Generation metrics (FID) register a preset under their name with :func:`register_metric_preset`
-(``"fid"`` is reserved for the generation-metrics module and not registered here yet: asking for it
-says so). Any other callable can be wrapped directly: ``PeriodicEvaluation(100, {"mine": fn})``.
+- ``"fid"``: FID (clean protocol, :mod:`diffrep.metrics.generation`, docs/metrics.md) of
+  ``eval_num_samples`` samples of the model (``sample(n, generator=)``, seeded by ``seed``) against
+  as many training images drawn once (``RandomState(seed)``); the real features are computed at the
+  first evaluation and reused. Below 2048 samples the covariances are singular and the FID is biased
+  upwards: comparable across the evaluations of one run, not with published values.
+
+Other presets register under their name with :func:`register_metric_preset`. Any other callable can be
+wrapped directly: ``PeriodicEvaluation(100, {"mine": fn})``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["PeriodicEvaluation", "METRIC_PRESETS", "register_metric_preset", "metric_preset", "fast_preset"]
+__all__ = ["PeriodicEvaluation", "METRIC_PRESETS", "register_metric_preset", "metric_preset", "fast_preset", "fid_preset"]
 
 MetricFn = Callable[[torch.nn.Module], dict]
 METRIC_PRESETS: dict[str, Callable[..., MetricFn]] = {}
@@ -45,9 +50,7 @@ def register_metric_preset(name: str, factory: Callable[..., MetricFn]) -> None:
 def metric_preset(name: str, dataset, config) -> MetricFn:
     """The metric function of preset ``name`` for ``dataset`` under train config ``config``."""
     if name not in METRIC_PRESETS:
-        hint = (" (FID is provided by the generation-metrics module once it registers the 'fid' preset with "
-                "diffrep.train.evaluation.register_metric_preset)" if name == "fid" else "")
-        raise ValueError(f"train.eval_metrics: unknown preset {name!r}; known: {sorted(METRIC_PRESETS)}{hint}")
+        raise ValueError(f"train.eval_metrics: unknown preset {name!r}; known: {sorted(METRIC_PRESETS)}")
     return METRIC_PRESETS[name](dataset, config)
 
 
@@ -82,6 +85,33 @@ def fast_preset(dataset, config) -> MetricFn:
 
 
 register_metric_preset("fast", fast_preset)
+
+
+def fid_preset(dataset, config) -> MetricFn:
+    """FID of ``config.eval_num_samples`` model samples against as many training images (seeded draw)."""
+    from ..metrics import generation
+
+    n = int(config.eval_num_samples)
+    if n < 2 or len(dataset) < 2:
+        raise ValueError(f"train.eval_metrics 'fid': needs at least 2 samples and 2 training images, got "
+                         f"eval_num_samples={n} and a dataset of {len(dataset)}")
+    idx = np.random.RandomState(config.seed).choice(len(dataset), size=min(n, len(dataset)), replace=False)
+    items = [dataset[int(i)] for i in idx]
+    real = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items]).float()
+    real_features = []
+
+    def fn(model) -> dict:
+        if not callable(getattr(model, "sample", None)):
+            raise TypeError(f"train.eval_metrics 'fid': {type(model).__name__} has no sample()")
+        if not real_features:
+            real_features.append(generation.inception_features(real, progress=False))
+        fake = generation.inception_features(model, num_samples=n, seed=config.seed, progress=False)
+        return {"fid": generation.fid_from_features(real_features[0], fake, allow_singular=True)}
+
+    return fn
+
+
+register_metric_preset("fid", fid_preset)
 
 
 class PeriodicEvaluation:
