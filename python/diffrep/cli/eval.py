@@ -25,7 +25,6 @@ with a warning (stderr and the result's flags) stating both numbers.
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
@@ -33,16 +32,11 @@ from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply
 
 from . import eval_generation
 
-ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
-DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
+from ..metrics.suite import ARRAY_METRICS, DEFAULT, MIN_ROWS, load_codes, sample_warnings  # noqa: F401  (importable from here)
+from ..metrics.suite import compute as _compute
+from ..recipes.encode import _model_image_size, check_image_size  # noqa: F401  (importable from here)
+
 FORMATS = ("text", "md", "csv", "json")
-# The rows a metric needs before its estimate means much (K = values of the factor with the most values):
-# the MI metrics fill a 20-bin x K table (MIG's histogram; 5 rows per cell on average); the classifier
-# metrics need every class in the train and the test split (10 rows per class each); the attribute
-# metrics need 100 rows. Fewer rows: computed, with a warning.
-MIN_ROWS = {"mig": lambda k: 100 * k, "infomec": lambda k: 100 * k, "dci": lambda k: 10 * k, "sap": lambda k: 10 * k,
-            "modularity_explicitness": lambda k: 10 * k, "downstream": lambda k: 10 * k,
-            "tad": lambda k: 100, "latent_auroc": lambda k: 100}
 
 
 def register(sub) -> None:
@@ -76,16 +70,6 @@ def register(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
     eval_generation.add_arguments(p)
     p.set_defaults(func=run)
-
-
-def _split(z, name_train, name_test, frac):
-    import numpy as np
-
-    if name_test in z.files:
-        return z[name_train], z[name_test]
-    a = z[name_train]
-    k = int(math.ceil(len(a) * (1 - frac)))
-    return np.asarray(a[:k]), np.asarray(a[k:])
 
 
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
@@ -146,151 +130,10 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     return out
 
 
-def _model_image_size(model) -> int | None:
-    cfg = getattr(model, "config", None)
-    for path in (("image_size",), ("bfn", "image_size"), ("unet", "image_size"), ("denoiser", "image_size"),
-                 ("vae", "image_size")):
-        v = cfg
-        for p in path:
-            v = getattr(v, p, None)
-        if isinstance(v, int):
-            return v
-    return None
-
-
-def check_image_size(model, ds, settings: dict) -> None:
-    """A clear error when the dataset's images are not the size the model was trained on."""
-    import numpy as np
-
-    want = _model_image_size(model)
-    if want is None:
-        return
-    obs = np.asarray(ds.sample_observations_from_factors(ds.sample_factors(1, np.random.RandomState(0)),
-                                                         np.random.RandomState(0)))
-    got = obs.shape[1]
-    if got != want:
-        hint = (f"; pool by {got // want} (--pool {got // want})" if got % want == 0 and got > want else "")
-        raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
-                         f"{settings['options']} and pool {settings['pool']} gives {got}x{got}{hint}")
-
-
-class _Arrays(dict):
-    """The arrays of a --codes file or of encode_dataset, with the ``files`` listing of np.load."""
-
-    @property
-    def files(self):
-        return list(self)
-
-
-def load_codes(path) -> "_Arrays":
-    """The arrays of a ``--codes`` file, read at once; a missing, truncated or non-.npz file is a
-    ValueError / FileNotFoundError naming it."""
-    import zipfile
-
-    import numpy as np
-
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise ValueError(f"--codes {path}: a single .npy array, not an .npz archive of named arrays "
-                             "('codes', 'factors', ...)")
-        with z:
-            return _Arrays({k: z[k] for k in z.files})
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--codes {path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"--codes {path} is a folder; give an .npz file") from None
-    except ValueError as exc:
-        if str(exc).startswith("--codes"):
-            raise
-        why = "numpy would read it as a pickle, which is never loaded" if "pickle" in str(exc) else str(exc)[:160]
-        raise ValueError(f"--codes {path}: not an .npz archive of arrays ({why})") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ValueError(f"--codes {path}: not a readable .npz archive (truncated or another format?): "
-                         f"{exc}") from None
-
-
-def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: int | None = None) -> list[str]:
-    """One message per metric given fewer rows than :data:`MIN_ROWS` asks for."""
-    k = max([int(s) for s in factor_sizes] or [2])
-    out = []
-    for m in metrics:
-        need = MIN_ROWS[m](k)
-        if m in ("tad", "latent_auroc"):
-            have, what = (n_attr or 0), "rows"
-        elif m in ("mig", "infomec"):  # computed on all rows
-            have, what = n_train + n_test, "rows"
-        else:
-            have, what = min(n_train, n_test), f"rows in the smaller split ({n_train} train, {n_test} test)"
-        if have < need:
-            out.append(f"{m}: {have} {what}, fewer than the {need} it needs for a stable estimate "
-                       f"(largest factor has {k} values; see diffrep eval MIN_ROWS)")
-    return out
-
-
-def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3):
-    """Metrics of the arrays in ``path`` (an .npz file, or a dict from :func:`encode_dataset`)."""
-    import numpy as np
-
-    from .._progress import progress
-
-    from ..metrics.auroc import latent_auroc
-    from ..metrics.dci import dci
-    from ..metrics.downstream import downstream_efficiency
-    from ..metrics.infomec import infomec
-    from ..metrics.mig import mig
-    from ..metrics.modularity import modularity_explicitness
-    from ..metrics.results import merge
-    from ..metrics.sap import sap
-    from ..metrics.tad import tad
-
-    unknown = [m for m in metrics if m not in ARRAY_METRICS]
-    if unknown:
-        raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
-    z = _Arrays(path) if isinstance(path, dict) else load_codes(path)
-    source = "model" if isinstance(path, dict) else str(path)
-    for key in ("codes", "factors"):
-        if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
-            raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
-    res = []
-    notes = []
-    if any(m not in ("tad", "latent_auroc") for m in metrics):
-        ctr, cte = _split(z, "codes", "codes_test", test_fraction)
-        ftr, fte = _split(z, "factors", "factors_test", test_fraction)
-        if len(ctr) == 0 or len(cte) == 0:
-            raise ValueError(f"{source}: {len(ctr)} train and {len(cte)} test rows; every metric needs both splits "
-                             f"non-empty (--test-fraction {test_fraction:g} of {len(ctr) + len(cte)} rows)")
-        f_all = np.concatenate([np.asarray(ftr), np.asarray(fte)])
-        sizes = [len(np.unique(f_all[:, j])) for j in range(f_all.shape[1])] if f_all.ndim == 2 else []
-        notes = sample_warnings([m for m in metrics if m not in ("tad", "latent_auroc")], len(ctr), len(cte), sizes)
-    if any(m in ("tad", "latent_auroc") for m in metrics) and "attributes" in z.files:
-        notes += sample_warnings([m for m in metrics if m in ("tad", "latent_auroc")], 0, 0, [2],
-                                 n_attr=len(z["attributes"]))
-    for note in notes:
-        print(f"diffrep eval: warning: {note}", file=sys.stderr)
-    for m in progress(metrics, desc="metrics", unit="metric"):
-        if m == "mig":
-            res.append(mig(z["codes"], z["factors"], mode=mode))
-        elif m == "infomec":
-            res.append(infomec(z["codes"], z["factors"], mode=mode))
-        elif m == "dci":
-            res.append(dci(ctr, ftr, cte, fte, estimator=estimator, mode=mode))
-        elif m == "sap":
-            res.append(sap(ctr, ftr, cte, fte, mode=mode))
-        elif m == "modularity_explicitness":
-            res.append(modularity_explicitness(ctr, ftr, cte, fte, mode=mode))
-        elif m == "downstream":
-            sizes = tuple(s for s in (10, 100, 1000, 10000) if s <= len(ctr))
-            res.append(downstream_efficiency(ctr, ftr, cte, fte, sizes=sizes, predictor=estimator))
-        elif m in ("tad", "latent_auroc"):
-            if "attributes" not in z.files:
-                raise ValueError(f"--metrics {m}: {source} has no binary 'attributes' array")
-            za = z["attribute_codes"] if "attribute_codes" in z.files else z["codes"]
-            res.append(tad(za, z["attributes"], variant=tad_variant, mode=mode) if m == "tad"
-                       else latent_auroc(za, z["attributes"], mode=mode))
-    result = merge(res, source=source)
-    result.meta["flags"] += [f"too few samples: {n}" for n in notes]
-    return result
+def compute(path, metrics, *args, **kwargs):
+    """:func:`diffrep.metrics.suite.compute`, each too-few-samples note printed to stderr as a warning."""
+    return _compute(path, metrics, *args, warn=lambda note: print(f"diffrep eval: warning: {note}", file=sys.stderr),
+                    **kwargs)
 
 
 def format_table(result) -> str:

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ARRAY_METRICS", "DEFAULT", "compute"]
+__all__ = ["ARRAY_METRICS", "DEFAULT", "MIN_ROWS", "compute", "load_codes", "sample_warnings"]
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
 DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
+# The rows a metric needs before its estimate means much (K = values of the factor with the most values):
+# the MI metrics fill a 20-bin x K table (MIG's histogram; 5 rows per cell on average); the classifier
+# metrics need every class in the train and the test split (10 rows per class each); the attribute
+# metrics need 100 rows. Fewer rows: computed, with a warning.
+MIN_ROWS = {"mig": lambda k: 100 * k, "infomec": lambda k: 100 * k, "dci": lambda k: 10 * k, "sap": lambda k: 10 * k,
+            "modularity_explicitness": lambda k: 10 * k, "downstream": lambda k: 10 * k,
+            "tad": lambda k: 100, "latent_auroc": lambda k: 100}
+
 
 
 def _split(z, name_train, name_test, frac):
@@ -37,10 +45,62 @@ class _Arrays(dict):
         return list(self)
 
 
-def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3):
-    """Metrics of the arrays in ``path`` (an .npz file, or a dict from :func:`encode_dataset`)."""
+
+def load_codes(path) -> "_Arrays":
+    """The arrays of a ``--codes`` file, read at once; a missing, truncated or non-.npz file is a
+    ValueError / FileNotFoundError naming it."""
+    import zipfile
+
     import numpy as np
 
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise ValueError(f"--codes {path}: a single .npy array, not an .npz archive of named arrays "
+                             "('codes', 'factors', ...)")
+        with z:
+            return _Arrays({k: z[k] for k in z.files})
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--codes {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"--codes {path} is a folder; give an .npz file") from None
+    except ValueError as exc:
+        if str(exc).startswith("--codes"):
+            raise
+        why = "numpy would read it as a pickle, which is never loaded" if "pickle" in str(exc) else str(exc)[:160]
+        raise ValueError(f"--codes {path}: not an .npz archive of arrays ({why})") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"--codes {path}: not a readable .npz archive (truncated or another format?): "
+                         f"{exc}") from None
+
+
+
+def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: int | None = None) -> list[str]:
+    """One message per metric given fewer rows than :data:`MIN_ROWS` asks for."""
+    k = max([int(s) for s in factor_sizes] or [2])
+    out = []
+    for m in metrics:
+        need = MIN_ROWS[m](k)
+        if m in ("tad", "latent_auroc"):
+            have, what = (n_attr or 0), "rows"
+        elif m in ("mig", "infomec"):  # computed on all rows
+            have, what = n_train + n_test, "rows"
+        else:
+            have, what = min(n_train, n_test), f"rows in the smaller split ({n_train} train, {n_test} test)"
+        if have < need:
+            out.append(f"{m}: {have} {what}, fewer than the {need} it needs for a stable estimate "
+                       f"(largest factor has {k} values; see diffrep.metrics.suite.MIN_ROWS)")
+    return out
+
+
+
+def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3,
+            warn=None):
+    """Metrics of the arrays in ``path`` (an .npz file, or a dict from ``encode_dataset``); ``warn(note)``
+    is called with each too-few-samples note (:data:`MIN_ROWS`), which the result's flags also keep."""
+    import numpy as np
+
+    from .._progress import progress
     from .auroc import latent_auroc
     from .dci import dci
     from .downstream import downstream_efficiency
@@ -54,16 +114,28 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
-    z = _Arrays(path) if isinstance(path, dict) else np.load(path)
-    source = "model" if isinstance(path, dict) else path
+    z = _Arrays(path) if isinstance(path, dict) else load_codes(path)
+    source = "model" if isinstance(path, dict) else str(path)
     for key in ("codes", "factors"):
         if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
             raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
     res = []
+    notes = []
     if any(m not in ("tad", "latent_auroc") for m in metrics):
         ctr, cte = _split(z, "codes", "codes_test", test_fraction)
         ftr, fte = _split(z, "factors", "factors_test", test_fraction)
-    for m in metrics:
+        if len(ctr) == 0 or len(cte) == 0:
+            raise ValueError(f"{source}: {len(ctr)} train and {len(cte)} test rows; every metric needs both splits "
+                             f"non-empty (--test-fraction {test_fraction:g} of {len(ctr) + len(cte)} rows)")
+        f_all = np.concatenate([np.asarray(ftr), np.asarray(fte)])
+        sizes = [len(np.unique(f_all[:, j])) for j in range(f_all.shape[1])] if f_all.ndim == 2 else []
+        notes = sample_warnings([m for m in metrics if m not in ("tad", "latent_auroc")], len(ctr), len(cte), sizes)
+    if any(m in ("tad", "latent_auroc") for m in metrics) and "attributes" in z.files:
+        notes += sample_warnings([m for m in metrics if m in ("tad", "latent_auroc")], 0, 0, [2],
+                                 n_attr=len(z["attributes"]))
+    for note in notes if warn is not None else ():
+        warn(note)
+    for m in progress(metrics, desc="metrics", unit="metric"):
         if m == "mig":
             res.append(mig(z["codes"], z["factors"], mode=mode))
         elif m == "infomec":
@@ -83,4 +155,6 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
             za = z["attribute_codes"] if "attribute_codes" in z.files else z["codes"]
             res.append(tad(za, z["attributes"], variant=tad_variant, mode=mode) if m == "tad"
                        else latent_auroc(za, z["attributes"], mode=mode))
-    return merge(res, source=source)
+    result = merge(res, source=source)
+    result.meta["flags"] += [f"too few samples: {n}" for n in notes]
+    return result
