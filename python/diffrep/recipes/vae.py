@@ -34,10 +34,10 @@ __all__ = ["AERecipeConfig", "VAERecipeConfig", "BetaVAERecipeConfig", "BetaTCVA
 
 @dataclasses.dataclass
 class _DataFields(Config):
-    dataset: str = "dsprites"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (diffrep data list)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
