@@ -78,7 +78,7 @@ class MultiBetaConfig(Config):
     adv_perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS (needs a local weight file)
     adv_perceptual_weights: Optional[str] = None  # phase 3: path of the local LPIPS weight file (needed when adv_perceptual_weight > 0)
     disc_channels: Annotated[int, Ge(1)] = 64  # phase 3: width of the first PatchGAN discriminator layer
-    disc_layers: Annotated[int, Ge(1)] = 3  # phase 3: stride-2 layers of the PatchGAN discriminator
+    disc_layers: Annotated[int, Ge(1)] = 3  # phase 3: n_layers of the PatchGAN discriminator
 
     def validate(self) -> None:
         v, d = self.vae, self.denoiser
