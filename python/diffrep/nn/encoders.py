@@ -105,11 +105,11 @@ class ConvVAEConfig(Config):
     """Locatello et al. (2019) Table 1 conv networks (disentanglement_lib ``conv_encoder``/``deconv_decoder``):
     4x4 stride-2 convs 32, 32, 64, 64 (three convs at 32x32), FC 256, then the Gaussian head."""
 
-    image_size: Literal[32, 64] = 64
-    in_channels: Annotated[int, Ge(1)] = 3
-    latent_dim: Annotated[int, Ge(1)] = 10
-    hidden: int = 256
-    variance_head: Literal["softplus_sq", "logvar"] = "logvar"
+    image_size: Literal[32, 64] = 64  # height = width of the input images (64: four convs; 32: three)
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
+    latent_dim: Annotated[int, Ge(1)] = 10  # dimension of z (Table 1: 10)
+    hidden: int = 256  # width of the fully connected layer (Table 1: 256)
+    variance_head: Literal["softplus_sq", "logvar"] = "logvar"  # sigma = softplus(a) then squared, or a log-variance head
     extra_input_dim: int = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
 
     @property
