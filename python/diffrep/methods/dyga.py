@@ -126,7 +126,7 @@ class DyGAConfig(Config):
     n_components: Annotated[int, Ge(1)] = 8                 # K0
     max_components: Annotated[int, Ge(1)] = 32              # K_max
     max_iter: Annotated[int, Ge(1)] = 30                    # EM iterations per phase
-    tol: Annotated[float, Ge(0)] = 1e-3  # EM convergence tolerance on the log-likelihood (per phase)
+    tol: Annotated[float, Ge(0)] = 1e-3  # EM stops when the log-likelihood changes by less than tol (absolute or relative)
     phi: Annotated[float, Gt(0), Le(1)] = 0.5               # membership (Eq. 4)
     psi: Annotated[float, Ge(0)] = 0.5                      # density threshold (Eq. 5), an absolute distance
     p_arbitrary: Annotated[float, Ge(0), Le(1)] = 0.5       # the "arbitrary" splits' probability
