@@ -22,7 +22,7 @@ class BFNRecipeConfig(Config):
     **dataset_options)``; ``--data.root PATH``, default ``$DIFFREP_DATA``) and training."""
 
     model: BFNConfig = dataclasses.field(default_factory=BFNConfig)  # the BFN model (docs/methods/bfn.md)
-    dataset: str = "digits"  # dataset name for diffrep.data.load (diffrep data list)
+    dataset: str = "digits"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)

@@ -64,7 +64,7 @@ class MultiBetaRecipeConfig(Config):
     phase 1 (module docstring)."""
 
     model: MultiBetaConfig = dataclasses.field(default_factory=MultiBetaConfig)  # the multi-beta VAE + latent denoiser (docs/methods/multibeta.md)
-    dataset: str = "dsprites"  # dataset name for diffrep.data.load (diffrep data list)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)

@@ -39,7 +39,7 @@ class ParamReLRecipeConfig(Config):
     (``--data.root PATH``): the folder of the dataset's files, default ``$DIFFREP_DATA``."""
 
     model: ParamReLConfig = dataclasses.field(default_factory=ParamReLConfig)  # the ParamReL model (docs/methods/paramrel.md)
-    dataset: str = "dsprites"  # dataset name for diffrep.data.load (diffrep data list)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)

@@ -34,7 +34,7 @@ __all__ = ["AERecipeConfig", "VAERecipeConfig", "BetaVAERecipeConfig", "BetaTCVA
 
 @dataclasses.dataclass
 class _DataFields(Config):
-    dataset: str = "dsprites"  # dataset name for diffrep.data.load (diffrep data list)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1  # max-pooling factor of the dataset's images (1: none)
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
