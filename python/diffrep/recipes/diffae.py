@@ -39,7 +39,7 @@ class DiffAERecipeConfig(Config):
     ``diffrep.data.load``) + training; ``autoencoder_path`` and ``stats_images`` for stage 2."""
 
     model: DiffAEConfig = dataclasses.field(default_factory=DiffAEConfig)  # the DiffAE model (docs/methods/diffae.md)
-    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the 16 px Shapes3D sub-grid, pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # the sub-grid's average pooling of the 64 px renders

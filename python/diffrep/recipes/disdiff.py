@@ -43,7 +43,7 @@ class DisDiffRecipeConfig(Config):
     autoencoder's folder (LDM setting)."""
 
     model: DisDiffConfig = dataclasses.field(default_factory=DisDiffConfig)  # the DisDiff model (docs/methods/disdiff.md)
-    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the 16 px Shapes3D sub-grid, pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # shapes3d_subgrid: average-pooling factor of the 64 px renders

@@ -47,7 +47,7 @@ class EncDiffRecipeConfig(Config):
     frozen; required when the model has a first stage, unless ``allow_untrained_first_stage``."""
 
     model: EncDiffConfig = dataclasses.field(default_factory=EncDiffConfig)  # the EncDiff model (docs/methods/encdiff.md)
-    dataset: str = "shapes3d"  # shapes3d_subgrid (the 16 px Shapes3D sub-grid, pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset: str = "shapes3d"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     first_stage_path: Optional[str] = None
