@@ -70,7 +70,7 @@ class SAMIConfig(Config):
     encoder: Literal["convnet", "half_unet"] = "convnet"
     convnet: SAMIConvNetConfig = dataclasses.field(default_factory=SAMIConvNetConfig)  # the conv inference network (encoder="convnet"; SAMI Table A.5, disks)
     half_unet: HalfUNetConfig = dataclasses.field(default_factory=HalfUNetConfig)  # the half-U-Net inference network (encoder="half_unet"; SAMI Table A.5, CelebA)
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(  # noise schedule of the denoiser (SAMI A.5: linear 2.5e-4..0.05, T = 400)
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(  # noise schedule of the denoiser (disks: linear T = 400, Ho et al.'s endpoints scaled to 2.5e-4..0.05; docs/methods/sami.md#schedules)
         kind="linear", num_timesteps=400, beta_start=2.5e-4, beta_end=0.05))
     sigma_min: Annotated[float, Ge(0)] = 1e-4
     # loss
