@@ -66,3 +66,14 @@ def test_bfn_cli_trains_and_samples(tmp_path):
     rc = main(["bfn", "sample", str(out / "final"), "--n", "4", "--steps", "3", "--weights", "model",
                "--out", str(tmp_path / "g.png")])
     assert rc == 0 and (tmp_path / "g.png").is_file()
+
+
+def test_bfn_sample_help_uses_the_shared_weights_convention(capsys):
+    """``diffrep bfn sample --help`` offers --weights auto|ema|model with auto the default (cli/_common.py)."""
+    from diffrep.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bfn", "sample", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--weights {auto,ema,model}" in text and "auto (default)" in text

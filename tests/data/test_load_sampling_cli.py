@@ -99,3 +99,26 @@ def test_cli_info_and_preview(tmp_path, capsys):
     assert im.shape[0] > 64 and im.shape[1] > 2 * 64 and (im == 0).sum() > 1000  # black sprite tiles present
     assert main(["data", "info", "celeba", "--root", str(tmp_path)]) == 2
     assert "celeba" in capsys.readouterr().err
+
+
+def test_progress_bars_in_preview_and_shapes3d_rendering(tmp_path, monkeypatch, capsys):
+    """DIFFREP_PROGRESS=1: ``data preview`` reads its samples under a bar, and a Shapes3D render of
+    >= 1000 images shows one; the pixels equal those rendered without bars (chunking changes nothing)."""
+    from PIL import Image
+
+    from diffrep.cli import main
+
+    ds = D.load("shapes3d")
+    idx = np.arange(0, 1000 * 97, 97)
+    monkeypatch.setenv("DIFFREP_PROGRESS", "0")
+    quiet = ds.observations(idx)
+    assert main(["data", "preview", "disks", "--out", str(tmp_path / "a.png"), "-n", "40"]) == 0
+    assert "reading" not in capsys.readouterr().err
+    monkeypatch.setenv("DIFFREP_PROGRESS", "1")
+    ds = D.load("shapes3d")  # a fresh cache, so that the images are rendered again
+    shown = ds.observations(idx)
+    assert "rendering Shapes3D" in capsys.readouterr().err
+    assert np.array_equal(quiet, shown)
+    assert main(["data", "preview", "disks", "--out", str(tmp_path / "b.png"), "-n", "40"]) == 0
+    assert "reading disks" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))

@@ -173,3 +173,19 @@ def test_result_provenance(rng):
     j = r.to_json()
     assert set(j["meta"]["versions"]) >= {"diffrep", "numpy", "scipy", "scikit-learn", "torch"}
     assert j["meta"]["num_points"] == 100 and "histogram" in j["meta"]["variant"]
+
+
+def test_evaluate_progress_bars_change_nothing_but_stderr(monkeypatch, capsys):
+    """DIFFREP_PROGRESS=1 shows the suite's bars (metrics, encoding, factor_vae votes) on stderr; the
+    numbers equal those of a run without bars (the bars draw nothing from the RandomState)."""
+    data = TinyGroundTruth()
+    kw = dict(metrics=["mig", "factor_vae"], num_train=64, num_test=32,
+              factor_vae_kwargs=dict(batch_size=8, num_train=20, num_eval=10, num_variance_estimate=64))
+    monkeypatch.setenv("DIFFREP_PROGRESS", "0")
+    quiet = evaluate(data, _rep, **kw)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("DIFFREP_PROGRESS", "1")
+    shown = evaluate(data, _rep, **kw)
+    err = capsys.readouterr().err
+    assert "metrics" in err and "encoding" in err and "factor_vae votes" in err
+    assert dict(quiet) == dict(shown)

@@ -20,9 +20,9 @@ __all__ = ["BFNDataConfig", "make_flow", "make_output"]
 
 @dataclasses.dataclass
 class BFNDataConfig(Config):
-    data: Literal["continuous", "discretised", "discrete"] = "discrete"
-    image_size: Annotated[int, Ge(1)] = 28
-    channels: Annotated[int, Ge(1)] = 1
+    data: Literal["continuous", "discretised", "discrete"] = "discrete"  # data type and output distribution: continuous (delta, BFN Sec. 4), discretised (Sec. 5) or discrete (Sec. 6)
+    image_size: Annotated[int, Ge(1)] = 28  # height = width of the images in pixels
+    channels: Annotated[int, Ge(1)] = 1  # image channels (1 for binarised MNIST)
     num_bins: Annotated[int, Ge(2)] = 256  # discretised data
     num_classes: Annotated[int, Ge(2)] = 2  # discrete data
     sigma1: Annotated[float, Gt(0), Lt(1)] = 1e-3  # continuous/discretised schedule

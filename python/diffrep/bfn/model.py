@@ -61,14 +61,14 @@ def check_sampler_fields(cfg) -> None:
 
 @dataclasses.dataclass
 class BFNConfig(Config):
-    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)
-    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)  # data type, accuracy schedule and loss of the flow (docs/kernels/bfn.md)
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(  # the output network Psi (a U-Net reading the input distribution's parameters)
         image_size=28, in_channels=1, out_channels=1, model_channels=32, channel_mult=(1, 2, 2),
         attention_resolutions=(), num_groups=8))
-    time_scale: Annotated[float, Gt(0)] = 1000.0
-    sample_steps: Annotated[int, Ge(1)] = 100
-    final: Literal["mode", "sample"] = "mode"
-    legacy_skip_last_update: bool = False
+    time_scale: Annotated[float, Gt(0)] = 1000.0  # the network reads t * time_scale (sinusoidal time embedding)
+    sample_steps: Annotated[int, Ge(1)] = 100  # n of the fixed n-step sampler (BFN Alg. 3/6/9)
+    final: Literal["mode", "sample"] = "mode"  # sampler output: the mode of the final output distribution (BFN code) or a sample (paper)
+    legacy_skip_last_update: bool = False  # reproduce the old loop with n - 1 Bayesian updates (docs/kernels/bfn.md#sampler)
     report_reconstruction: bool = False  # log L^r (one extra no-grad network call per step)
 
     def validate(self) -> None:

@@ -2,7 +2,7 @@
 
 ``diffrep bfn train RECIPE [--out DIR] [--a.b VALUE ...]`` trains a ``bfn/...`` recipe (``diffrep bfn
 recipes`` lists them; ``bfn/digits`` runs on a CPU in minutes); ``diffrep bfn sample PATH [--n 16]
-[--steps N]`` draws a grid with the fixed n-step sampler (docs/kernels/bfn.md#sampler); ``diffrep bfn nll PATH``
+[--steps N] [--weights auto|ema|model]`` draws a grid with the fixed n-step sampler (docs/kernels/bfn.md#sampler); ``diffrep bfn nll PATH``
 reports the reconstruction loss L^r on a few training images. The generic ``diffrep train`` /
 ``diffrep sample`` accept the same recipes and models.
 """
@@ -10,7 +10,6 @@ reports the reconstruction loss L^r on a few training images. The generic ``diff
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub) -> None:
@@ -23,7 +22,9 @@ def register(sub) -> None:
     t.add_argument("overrides", nargs=argparse.REMAINDER)
     t.set_defaults(func=_train)
     s = verbs.add_parser("sample", help="sample a grid from a trained BFN (same flags as diffrep sample)")
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    from .sample import add_sample_arguments, run as _sample
+
+    add_sample_arguments(s)  # --weights auto|ema|model as everywhere (diffrep.cli._common.add_weights_flag)
     s.set_defaults(func=_sample)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -54,11 +55,3 @@ def _recipes(args) -> int:
 def _train(args) -> int:
     return train_prefixed("bfn/", args.recipe, args.overrides)
 
-
-def _sample(args) -> int:
-    from . import main
-
-    if not args.rest:
-        print("usage: diffrep bfn sample PATH [--n N] [--steps N] [--weights ema|model] [--out PNG]", file=sys.stderr)
-        return 2
-    return main(["sample", *args.rest])

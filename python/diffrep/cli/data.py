@@ -61,13 +61,17 @@ def preview_grid(ds, num: int, seed: int, scale: int = 2):
     import numpy as np
     from PIL import Image, ImageDraw
 
+    from .._progress import progress
+
     if num < 1 or num > 256:
         raise ValueError(f"--num must be in [1, 256], got {num}")
     if scale < 1 or scale > 16:
         raise ValueError(f"--scale must be in [1, 16], got {scale}")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(ds), size=min(num, len(ds)), replace=False))
-    imgs = ds.observations(idx)
+    chunks = range(0, len(idx), 16)  # rendered/read in chunks so that a slow source shows a bar
+    imgs = np.concatenate([ds.observations(idx[i:i + 16]) for i in progress(
+        chunks, total=len(chunks), desc=f"reading {ds.name}", unit="chunk")]) if len(idx) else ds.observations(idx)
     targets = [ds._targets(np.array([i]))[0] for i in idx]
     n, h, w, c = imgs.shape
     cols = int(np.ceil(np.sqrt(n)))

@@ -19,6 +19,11 @@ from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="draw a sample grid from a trained model", description=__doc__.split("\n\n")[0])
+    add_sample_arguments(p)
+
+
+def add_sample_arguments(p) -> None:
+    """The flags of ``diffrep sample`` (shared with ``diffrep bfn sample``)."""
     p.add_argument("path", help="model, checkpoint or run directory")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     p.add_argument("--seed", type=int, default=0)

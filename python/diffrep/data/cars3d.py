@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._progress import progress
 from .._checks import positive_int
 from .base import GroundTruthData, check_item_format, missing_file_error
 
@@ -82,6 +83,9 @@ class Cars3D(GroundTruthData):
 
     def _images(self, idx):
         f = self._targets(idx)
+        new = sorted({int(o) for o in f[:, 2]} - set(self._loaded))
+        for k in progress(new, total=len(new), desc="loading Cars3D", unit="car", enabled=len(new) > 1):
+            self._car(k)
         out = np.empty((len(idx), self.size, self.size, 3), np.uint8)
         for k, (e, a, o) in enumerate(f):
             out[k] = self._car(int(o))[e, a]

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._progress import progress
 from .base import ImageDataset, check_choice, check_item_format, missing_file_error
 from .image_folder import check_num_images, open_image, resize_center_crop, to_array
 
@@ -145,7 +146,7 @@ class CelebA(ImageDataset):
 
     def _images(self, idx):
         out = []
-        for i in idx:
+        for i in progress(idx, total=len(idx), desc="reading CelebA", unit="img", enabled=len(idx) >= 1000):
             p = self.img_dir / self.files[i]
             if not p.is_file():
                 raise FileNotFoundError(f"celeba: image {self.files[i]} listed in list_attr_celeba.txt is missing from {self.img_dir}")

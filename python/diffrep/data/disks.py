@@ -32,15 +32,15 @@ from .base import GroundTruthData, LRUCache, as_generator, check_item_format
 
 @dataclass
 class DisksConfig:
-    size: int = 32
-    radius: float = 6.0
-    transition: float = 2.0
-    foreground: float = 0.5
-    x_range: tuple[float, float] = (6.0, 26.0)
-    y_range: tuple[float, float] = (6.0, 26.0)
-    background_range: tuple[float, float] = (0.0, 1.0)
-    bins: tuple[int, int, int] = (32, 32, 32)
-    hard_edge: bool = False
+    size: int = 32  # height = width of the images in pixels (lineage B: 32)
+    radius: float = 6.0  # outer radius of the disk in pixels
+    transition: float = 2.0  # width of the raised-cosine edge, from radius - transition to radius
+    foreground: float = 0.5  # intensity of the disk, in [0, 1]
+    x_range: tuple[float, float] = (6.0, 26.0)  # (low, high) of the centre column, factor x
+    y_range: tuple[float, float] = (6.0, 26.0)  # (low, high) of the centre row, factor y
+    background_range: tuple[float, float] = (0.0, 1.0)  # (low, high) of the background intensity, factor background
+    bins: tuple[int, int, int] = (32, 32, 32)  # grid values per factor (x, y, background) for the discrete metrics
+    hard_edge: bool = False  # draw a hard disk (inside iff distance^2 <= radius^2, lineage A)
 
     def validate(self) -> None:
         if not isinstance(self.size, (int, np.integer)) or self.size < 2:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .._progress import progress
 from .base import ImageDataset, check_choice, check_item_format
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -99,7 +100,8 @@ class ImageFolder(ImageDataset):
         return to_array(im)
 
     def _images(self, idx):
-        imgs = [self._load(self.files[i]) for i in idx]
+        imgs = [self._load(self.files[i]) for i in progress(idx, total=len(idx), desc="reading images", unit="img",
+                                                            enabled=len(idx) >= 1000)]
         shapes = {a.shape for a in imgs}
         if len(shapes) > 1:
             raise ValueError(f"image_folder: images of different sizes {sorted(shapes)}; pass size= to resize")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress
 from . import npzfile
 from .base import GroundTruthData, LRUCache, check_item_format, grid_row_map, import_h5py, missing_file_error
 
@@ -205,7 +206,7 @@ class Shapes3D(GroundTruthData):
         fshade = np.linspace(0.7, 1.0, 24)
         img[:, 40:] = floor[:, None, None, :] * fshade[None, :, None, None]
         obj = hue_to_rgb(v[2][f[:, 2]])
-        for k in range(n):
+        for k in progress(range(n), total=n, desc="rendering Shapes3D", unit="img", enabled=n >= 1000):
             mask, shade, shadow = self._object(int(f[k, 3]), int(f[k, 4]), int(f[k, 5]))
             img[k][shadow] *= 0.6
             img[k][mask] = obj[k] * shade[mask][:, None]

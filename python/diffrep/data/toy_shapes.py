@@ -19,8 +19,8 @@ class ToyShapesConfig(Config):
     """``num_images`` images of one filled square or disk each, random colour, size and position."""
 
     num_images: Annotated[int, Ge(1)] = 1024
-    image_size: Annotated[int, Ge(8)] = 16
-    seed: int = 0
+    image_size: Annotated[int, Ge(8)] = 16  # height = width of the rendered images in pixels
+    seed: int = 0  # seed of the generator that draws shapes, colours, sizes and positions
 
 
 class ToyShapes(Dataset):

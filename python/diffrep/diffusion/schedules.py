@@ -32,10 +32,10 @@ class NoiseScheduleConfig(Config):
     """
 
     kind: Literal["linear", "cosine", "ldm_linear"] = "linear"
-    num_timesteps: Annotated[int, Ge(1)] = 1000
+    num_timesteps: Annotated[int, Ge(1)] = 1000  # T, the number of diffusion steps
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    cosine_s: Annotated[float, Ge(0)] = 0.008
+    cosine_s: Annotated[float, Ge(0)] = 0.008  # offset s of the cosine schedule (Nichol & Dhariwal 2021, Eq. 17)
     max_beta: Annotated[float, Gt(0), Lt(1)] = 0.999
 
     def validate(self) -> None:

@@ -76,12 +76,12 @@ class LatentDDIMConfig(Config):
 
     num_layers: Annotated[int, Ge(2)] = 10
     width: Annotated[int, Ge(1)] = 2048
-    time_channels: Annotated[int, Ge(2)] = 64
-    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
-    schedule: NoiseScheduleConfig = dataclasses.field(
+    time_channels: Annotated[int, Ge(2)] = 64  # width of the sinusoidal time embedding (even)
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout probability in each hidden layer
+    schedule: NoiseScheduleConfig = dataclasses.field(  # noise schedule of the latent DDIM (constant beta = 0.008, T = 1000)
         default_factory=lambda: NoiseScheduleConfig(kind="linear", num_timesteps=1000, beta_start=0.008, beta_end=0.008))
-    loss: Literal["l1", "l2"] = "l1"
-    sample_steps: Annotated[int, Ge(1)] = 100
+    loss: Literal["l1", "l2"] = "l1"  # error of the latent eps prediction (DiffAE Sec. 3.3, Eq. 10: L1)
+    sample_steps: Annotated[int, Ge(1)] = 100  # DDIM steps when sampling z_sem
 
     def validate(self) -> None:
         if self.time_channels % 2:
@@ -131,17 +131,17 @@ class DiffAEConfig(Config):
     :func:`diffae_unet`; ``encoder.latent_dim`` must equal ``latent_dim`` (512 in the paper)."""
 
     latent_dim: Annotated[int, Ge(1)] = 32
-    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(
+    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(  # the semantic encoder Enc(x0) -> z_sem (its latent_dim must equal latent_dim)
         image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, latent_dim=32,
         act="silu", bias=True, num_groups=8, variance_head="logvar"))
     unet: UNetConfig = dataclasses.field(default_factory=lambda: diffae_unet(
         32, image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
         num_groups=8))
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(kind="linear", num_timesteps=1000))
-    loss: Literal["l2", "l1"] = "l2"
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(kind="linear", num_timesteps=1000))  # noise schedule of the conditional DDIM decoder
+    loss: Literal["l2", "l1"] = "l2"  # error of the decoder's eps prediction (DiffAE Eq. 9, L_simple: L2)
     sample_steps: Annotated[int, Ge(1)] = 100  # DDIM steps of decoding and of the inversion
-    stage: Literal["autoencoder", "latent"] = "autoencoder"
-    latent: LatentDDIMConfig = dataclasses.field(default_factory=lambda: LatentDDIMConfig(num_layers=4, width=128))
+    stage: Literal["autoencoder", "latent"] = "autoencoder"  # train the autoencoder, or the latent DDIM on frozen z_sem (DiffAE Sec. 3.3)
+    latent: LatentDDIMConfig = dataclasses.field(default_factory=lambda: LatentDDIMConfig(num_layers=4, width=128))  # the latent DDIM over z_sem used for unconditional sampling (DiffAE Sec. 3.3)
     clip_x0: bool = False  # clip the x0 prediction to [-1, 1] during decoding (off: exact inversion)
 
     def validate(self) -> None:

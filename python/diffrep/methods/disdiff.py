@@ -73,9 +73,9 @@ class DisDiffConfig(Config):
     middle and up path; its Skip Dropout (``shift_skip_dropout``, DyGA Eq. 7) is the DyGA paper's
     Table 3 plug-in."""
 
-    num_units: Annotated[int, Ge(1)] = 4
+    num_units: Annotated[int, Ge(1)] = 4  # N, the number of latent units z^1..z^N (one per factor)
     unit_dim: Annotated[int, Ge(1)] = 8  # the code's repre_emb_channels (32)
-    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(
+    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(  # E_phi(x0) -> N * unit_dim values (mean head) split into the units
         image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, latent_dim=32,
         act="silu", bias=True, num_groups=8, variance_head="logvar"))
     unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
@@ -83,20 +83,20 @@ class DisDiffConfig(Config):
         attention_resolutions=(), num_groups=8))
     first_stage: Optional[VQAutoencoderConfig] = None  # the LDM setting: diffusion on the VQ latent
     latent_scale: Annotated[float, Gt(0)] = 1.0  # the LDM's scale of the first-stage latent
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(  # noise schedule of the frozen eps_theta (the LDM linear 0.0015..0.0155)
         kind="ldm_linear", num_timesteps=1000, beta_start=0.0015, beta_end=0.0155))
-    stage: Literal["pretrain", "disentangle"] = "disentangle"
+    stage: Literal["pretrain", "disentangle"] = "disentangle"  # pretrain: train eps_theta (L_simple); disentangle: freeze it, train encoder and shift decoder
     pretrain_steps: Annotated[int, Ge(0)] = 0  # > 0 (stage "disentangle"): train eps_theta for the first steps of the run
-    part_embedding: Literal["orthogonal", "learned", "none"] = "orthogonal"
-    recon_loss: Literal["l2", "l1"] = "l2"
-    dis_weight: Annotated[float, Ge(0)] = 0.05
+    part_embedding: Literal["orthogonal", "learned", "none"] = "orthogonal"  # embedding of unit c in the shift decoder: orthogonal rows of exp(W - W^T), a learned table, or none
+    recon_loss: Literal["l2", "l1"] = "l2"  # error of L_r, the shifted eps prediction (DisDiff Sec. 4.1)
+    dis_weight: Annotated[float, Ge(0)] = 0.05  # weight of the disentangling loss L_d in L = L_r + dis_weight * L_d (Sec. 4.3)
     compat_cli_weight: bool = False  # the public code's CLI default: dis_weight 1.0 whatever the config says
-    dis_sample_weight: Literal["latent", "image", "none"] = "latent"
+    dis_sample_weight: Literal["latent", "image", "none"] = "latent"  # per-example weight of L_d: mean squared x0-prediction difference in latent or image space, or none
     dis_encoder_grad: bool = False  # the re-encoding in L_d updates the encoder too (the code's train_enc_flag)
     shift_skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # DyGA Table 3: 0.2
-    shift_skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "all"
+    shift_skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "all"  # which shift-decoder skips get Skip Dropout (DyGA Eq. 7); all: every skip
     dyga: Optional[DyGAConfig] = None  # DyGA Table 3: Gaussian anchoring of the units
-    sample_steps: Annotated[int, Ge(1)] = 100
+    sample_steps: Annotated[int, Ge(1)] = 100  # DDIM steps when decoding and sampling
 
     @property
     def effective_dis_weight(self) -> float:

@@ -120,28 +120,28 @@ class DyGAConfig(Config):
     authors' code where the spec lists differences (docs/methods/dyga.md#compat).
     """
 
-    num_units: Annotated[int, Ge(1)] = 20
-    token_dim: Annotated[int, Ge(1)] = 32
-    compat: Literal["paper", "dis-dis"] = "paper"
+    num_units: Annotated[int, Ge(1)] = 20  # N, the number of feature units (one Gaussian mixture each)
+    token_dim: Annotated[int, Ge(1)] = 32  # d, the dimension of each unit's token (at most 64 for the HDDC kernels)
+    compat: Literal["paper", "dis-dis"] = "paper"  # paper: the paper's procedure; dis-dis: the authors' code (docs/methods/dyga.md#compat)
     n_components: Annotated[int, Ge(1)] = 8                 # K0
     max_components: Annotated[int, Ge(1)] = 32              # K_max
     max_iter: Annotated[int, Ge(1)] = 30                    # EM iterations per phase
-    tol: Annotated[float, Ge(0)] = 1e-3
+    tol: Annotated[float, Ge(0)] = 1e-3  # EM stops when the log-likelihood changes by less than tol (absolute or relative)
     phi: Annotated[float, Gt(0), Le(1)] = 0.5               # membership (Eq. 4)
     psi: Annotated[float, Ge(0)] = 0.5                      # density threshold (Eq. 5), an absolute distance
     p_arbitrary: Annotated[float, Ge(0), Le(1)] = 0.5       # the "arbitrary" splits' probability
-    max_split_passes: Annotated[int, Ge(0)] = 3
+    max_split_passes: Annotated[int, Ge(0)] = 3  # at most this many split passes of Alg. 2 (Eq. 4-5 split rule)
     min_mass: Annotated[float, Ge(0)] = 10.0                # filter: soft size below this is dropped
     threshold: Annotated[float, Gt(0), Le(1)] = 0.2         # Cattell scree threshold (HDDC d_k)
     fit_max_points: Annotated[int, Ge(2)] = 100_000         # per unit, subsampled without replacement
     lam: Annotated[float, Gt(0)] = 0.1                      # lambda of Eq. 6
     tau: Annotated[float, Gt(0)] = 1e-4                     # Gumbel-softmax temperature (Alg. 3)
     assignment: Literal["gumbel", "argmax"] = "gumbel"
-    gumbel_input: Literal["log", "responsibility"] = "log"
-    detach_assignment: bool = False
+    gumbel_input: Literal["log", "responsibility"] = "log"  # Gumbel-softmax logits: log responsibilities (standard) or Alg. 3's literal t
+    detach_assignment: bool = False  # stop the gradient through the anchor assignment (Eq. 6)
     refresh_every: Annotated[int, Ge(1)] = 1                # r epochs (5 on Cars3D)
-    align_at_eval: bool = True
-    seed: Annotated[int, Ge(0)] = 0
+    align_at_eval: bool = True  # also align tokens to their anchors in evaluation (hard argmax)
+    seed: Annotated[int, Ge(0)] = 0  # seed of the anchor fits (EM initialisation and subsampling)
 
     def validate(self) -> None:
         if self.max_components < self.n_components:

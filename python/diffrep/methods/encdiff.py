@@ -71,20 +71,20 @@ class EncDiffConfig(Config):
     Table 9 extractor (CPU recipes). ``conditioning``: ``"none"`` (the Table 4 baseline), ``"dyga"``,
     ``"fsq"`` (Table 11, ``fsq_levels``)."""
 
-    unet: UNetConfig = dataclasses.field(default_factory=_table8)
-    extractor: FeatureExtractorConfig = dataclasses.field(default_factory=FeatureExtractorConfig)
+    unet: UNetConfig = dataclasses.field(default_factory=_table8)  # the conditional denoising U-Net (DyGA Table 8, Skip Dropout 0.2)
+    extractor: FeatureExtractorConfig = dataclasses.field(default_factory=FeatureExtractorConfig)  # the feature extractor x -> N tokens (DyGA Table 9)
     small_extractor: Optional[SmallExtractorConfig] = None
-    first_stage: Optional[VQAutoencoderConfig] = dataclasses.field(default_factory=VQAutoencoderConfig)
+    first_stage: Optional[VQAutoencoderConfig] = dataclasses.field(default_factory=VQAutoencoderConfig)  # VQ autoencoder whose latent is diffused (DyGA Table 7, f = 4); null: pixel space
     scale_by_std: bool = True                     # LDM: latents x 1/std of the first training batch
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=ldm_schedule)
-    loss_type: Literal["l1", "l2"] = "l1"
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=ldm_schedule)  # noise schedule (the LDM linear 0.0015..0.0155, T = 1000)
+    loss_type: Literal["l1", "l2"] = "l1"  # error of the eps prediction in the Eq. 2 loss (paper: L1)
     conditioning: Literal["none", "dyga", "fsq"] = "dyga"
-    dyga: DyGAConfig = dataclasses.field(default_factory=DyGAConfig)
+    dyga: DyGAConfig = dataclasses.field(default_factory=DyGAConfig)  # Dynamic Gaussian Anchoring of the tokens (DyGA Alg. 2-3, Eq. 6)
     fsq_levels: tuple[Annotated[int, Ge(2)], ...] = (8, 5, 5)
-    backbone_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
-    sample_steps: Annotated[int, Ge(1)] = 100
-    ddim_spacing: Literal["uniform", "ldm"] = "uniform"
-    eta: Annotated[float, Ge(0)] = 0.0
+    backbone_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # DyGA Table 12 BD: channel dropout rate on the decoder's backbone features (0: off)
+    sample_steps: Annotated[int, Ge(1)] = 100  # DDIM steps when decoding and sampling
+    ddim_spacing: Literal["uniform", "ldm"] = "uniform"  # DDIM timesteps: uniform, or the LDM's make_ddim_timesteps (+1, last to abar_0)
+    eta: Annotated[float, Ge(0)] = 0.0  # DDIM eta (0: deterministic)
     token_bank_size: Annotated[int, Ge(1)] = 1024  # tokens kept for sample(n) (drawn with replacement)
 
     @property

@@ -27,13 +27,13 @@ __all__ = ["SmallExtractorConfig", "SmallExtractor", "FSQTokens"]
 
 @dataclasses.dataclass
 class SmallExtractorConfig(Config):
-    image_size: Annotated[int, Ge(4)] = 32
-    in_channels: Annotated[int, Ge(1)] = 3
-    num_units: Annotated[int, Ge(1)] = 10
-    token_dim: Annotated[int, Ge(1)] = 16
-    channels: tuple[Annotated[int, Ge(1)], ...] = (32, 64, 64)
-    hidden: Annotated[int, Ge(1)] = 128
-    mlp_hidden: tuple[Annotated[int, Ge(1)], ...] = (64,)
+    image_size: Annotated[int, Ge(4)] = 32  # height = width of the input images (divisible by 2^len(channels))
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
+    num_units: Annotated[int, Ge(1)] = 10  # N, the number of scalar units / tokens
+    token_dim: Annotated[int, Ge(1)] = 16  # D, the dimension of each unit's token
+    channels: tuple[Annotated[int, Ge(1)], ...] = (32, 64, 64)  # channels of the stride-2 conv levels (BatchNorm + ReLU each)
+    hidden: Annotated[int, Ge(1)] = 128  # width of the hidden layer mapping conv features to the N scalars
+    mlp_hidden: tuple[Annotated[int, Ge(1)], ...] = (64,)  # hidden widths of the per-unit MLP scalar -> token
 
     def validate(self) -> None:
         if not self.channels:

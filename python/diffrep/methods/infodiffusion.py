@@ -98,24 +98,24 @@ class InfoDiffusionConfig(Config):
     """Every open choice is a field (docs/methods/infodiffusion.md). Defaults: the authors' CelebA
     script (MMD weight 0.1, no KL, Gaussian prior) and their schedule (linear beta 1e-5..1e-2, T = 1000)."""
 
-    latent_dim: Annotated[int, Ge(1)] = 8
-    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(
+    latent_dim: Annotated[int, Ge(1)] = 8  # dimension of the auxiliary code z (must equal encoder.latent_dim)
+    encoder: HalfUNetConfig = dataclasses.field(default_factory=lambda: HalfUNetConfig(  # q(z | x0): the Gaussian encoder (mean and log-variance heads)
         image_size=16, in_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, latent_dim=8,
         act="silu", bias=True, num_groups=8, variance_head="logvar"))
-    unet: UNetConfig = dataclasses.field(default_factory=lambda: infodiffusion_unet(
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: infodiffusion_unet(  # the denoiser eps_theta(x_t, t, z) conditioned on z
         8, image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(), num_groups=8))
-    schedule: NoiseScheduleConfig = dataclasses.field(
+    schedule: NoiseScheduleConfig = dataclasses.field(  # noise schedule (the authors' linear 1e-5..1e-2, T = 1000)
         default_factory=lambda: NoiseScheduleConfig(kind="linear", num_timesteps=1000, beta_start=1e-5, beta_end=1e-2))
-    kl_weight: Annotated[float, Ge(0)] = 0.0
-    mmd_weight: Annotated[float, Ge(0)] = 0.1
-    prior: Literal["gaussian", "mixture10", "swiss_roll"] = "gaussian"
+    kl_weight: Annotated[float, Ge(0)] = 0.0  # weight of KL(q(z|x0) || p(z)); InfoVAE form: 1 - zeta
+    mmd_weight: Annotated[float, Ge(0)] = 0.1  # weight of MMD^2(q(z), p(z)); InfoVAE form: zeta + lambda - 1
+    prior: Literal["gaussian", "mixture10", "swiss_roll"] = "gaussian"  # p(z): standard Gaussian, a 10-component mixture, or a 2-d swiss roll
     mmd_bandwidth: Annotated[float, Ge(0)] = 0.0  # h of exp(-r^2/h); 0: d^2 (InfoVAE, the authors' code)
-    mmd_estimator: Literal["biased", "unbiased"] = "biased"
-    mmd_on: Literal["sample", "mean"] = "sample"
-    decoder_latent: Literal["sample", "mean"] = "sample"
+    mmd_estimator: Literal["biased", "unbiased"] = "biased"  # MMD^2 estimator: biased (V-statistic) or unbiased (U-statistic)
+    mmd_on: Literal["sample", "mean"] = "sample"  # the codes in the MMD: samples z ~ q(z|x0) or the means
+    decoder_latent: Literal["sample", "mean"] = "sample"  # the code the denoiser reads: a sample of q(z|x0) or its mean
     rec_weight: float = -1.0  # -1: 1 / T (the code's weighting of the x_0 term)
     rec_term: Literal["x1", "code"] = "x1"  # "code": the authors' variant (clean x with the random-t prediction)
-    sample_steps: Annotated[int, Ge(1)] = 100
+    sample_steps: Annotated[int, Ge(1)] = 100  # DDIM steps when decoding and sampling
 
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim or self.encoder.variance_head != "logvar":

@@ -73,12 +73,12 @@ class MultiBetaConfig(Config):
     representation_beta: Annotated[float, Ge(0)] = 0.5
     encoding_noise: bool = True  # denoise-then-decode starts from f + sigma_beta xi (False: from the mean f)
     adv_disc_weight: Annotated[float, Ge(0)] = 0.0  # > 0: a PatchGAN discriminator (phase 3)
-    adv_disc_start: Annotated[int, Ge(0)] = 0
-    adv_rec_loss: Literal["l1", "l2"] = "l1"
+    adv_disc_start: Annotated[int, Ge(0)] = 0  # phase 3: the discriminator loss starts at this training step
+    adv_rec_loss: Literal["l1", "l2"] = "l1"  # phase 3: reconstruction error beside the adversarial term (L1 or L2)
     adv_perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS (needs a local weight file)
-    adv_perceptual_weights: Optional[str] = None
-    disc_channels: Annotated[int, Ge(1)] = 64
-    disc_layers: Annotated[int, Ge(1)] = 3
+    adv_perceptual_weights: Optional[str] = None  # phase 3: path of the local LPIPS weight file (needed when adv_perceptual_weight > 0)
+    disc_channels: Annotated[int, Ge(1)] = 64  # phase 3: width of the first PatchGAN discriminator layer
+    disc_layers: Annotated[int, Ge(1)] = 3  # phase 3: n_layers of the PatchGAN discriminator
 
     def validate(self) -> None:
         v, d = self.vae, self.denoiser

@@ -50,24 +50,24 @@ __all__ = ["LatentDenoiserConfig", "LatentDenoiser"]
 class LatentDenoiserConfig(Config):
     """Every choice the paper leaves open is a field (docs/methods/multibeta.md#choices-where-the-paper-is-silent)."""
 
-    latent: Literal["vector", "spatial"] = "vector"
-    latent_dim: Annotated[int, Ge(1)] = 10
-    latent_channels: Annotated[int, Ge(1)] = 4
-    latent_size: Annotated[int, Ge(1)] = 8
+    latent: Literal["vector", "spatial"] = "vector"  # the VAE's latent kind: a vector (LatentMLP) or a spatial map (U-Net)
+    latent_dim: Annotated[int, Ge(1)] = 10  # d of a vector latent (must equal the VAE's)
+    latent_channels: Annotated[int, Ge(1)] = 4  # channels of a spatial latent (must equal the VAE's)
+    latent_size: Annotated[int, Ge(1)] = 8  # height = width of a spatial latent
     num_steps: Annotated[int, Ge(1)] = 1000  # N (must equal the VAE's)
     beta_max: Annotated[float, Gt(0)] = 1.0  # T = B
     hidden: Annotated[int, Ge(1)] = 256  # LatentMLP width
     depth: Annotated[int, Ge(1)] = 4  # LatentMLP residual blocks
     time_scale: Annotated[float, Gt(0)] = 1000.0  # the network reads t x this
-    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(  # the two-output U-Net (eps_hat, Delta_hat) for a spatial latent
         image_size=8, in_channels=4, out_channels=4, model_channels=64, channel_mult=(1, 2), num_res_blocks=2,
         attention_resolutions=(4,), num_groups=32, num_outputs=2))
     weighting: Literal["simple", "elbo"] = "simple"  # w(t): 1, or the ELBO weight of Sec. 4.1
     max_weight: Annotated[float, Gt(0)] = 1e3  # cap of w(t)^-1 with weighting="elbo"
-    delta_weight: Annotated[float, Ge(0)] = 1.0
+    delta_weight: Annotated[float, Ge(0)] = 1.0  # weight of the Delta-prediction term of the phase-2 loss (1 in the paper)
     delta_over_tau: bool = False  # the Delta head predicts Delta / tau (Delta_hat = tau x output)
-    sampler: Literal["alg2", "deterministic", "ancestral"] = "alg2"
-    deterministic_noise: Literal["eps_hat", "zero"] = "eps_hat"
+    sampler: Literal["alg2", "deterministic", "ancestral"] = "alg2"  # Algorithm 2, a deterministic DDIM-like variant, or ancestral (Eq. 17)
+    deterministic_noise: Literal["eps_hat", "zero"] = "eps_hat"  # sampler="deterministic": xi = eps_hat (DDIM-like) or xi = 0
     printed_sign: bool = False  # True: Algorithm 2 step 3 as printed (mu_t - Delta_hat)
 
     def validate(self) -> None:

@@ -69,8 +69,8 @@ def beta_grid(num_steps: int, beta_max: float = 1.0, *, device=None, dtype=torch
 class MultiBetaVAEConfig(Config):
     """Every choice the paper leaves open is a field (docs/methods/multibeta.md#choices-where-the-paper-is-silent)."""
 
-    image_size: int = 64
-    in_channels: Annotated[int, Ge(1)] = 3
+    image_size: int = 64  # height = width of the input images
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
     arch: Literal["conv", "resnet"] = "conv"  # conv: Locatello et al. (2019) nets (Table 2); resnet: ADM blocks
     latent: Literal["vector", "spatial"] = "vector"  # spatial needs arch="resnet" (Table 3's latent U-Net)
     latent_dim: Annotated[int, Ge(1)] = 10  # d of a vector latent
@@ -78,22 +78,22 @@ class MultiBetaVAEConfig(Config):
     conditioning: Literal["film", "concat"] = "film"  # how beta enters the conv nets (resnet: FiLM in every ResBlock)
     hidden: Annotated[int, Ge(1)] = 256  # conv nets' FC width
     model_channels: Annotated[int, Ge(1)] = 64  # resnet
-    channel_mult: tuple[Annotated[int, Ge(1)], ...] = (1, 2, 2, 2)
-    num_res_blocks: Annotated[int, Ge(1)] = 1
-    num_groups: Annotated[int, Ge(1)] = 32
-    beta_embed_dim: Annotated[int, Ge(2)] = 128
+    channel_mult: tuple[Annotated[int, Ge(1)], ...] = (1, 2, 2, 2)  # resnet: width multiplier of each resolution level
+    num_res_blocks: Annotated[int, Ge(1)] = 1  # resnet: residual blocks per level
+    num_groups: Annotated[int, Ge(1)] = 32  # resnet: GroupNorm groups
+    beta_embed_dim: Annotated[int, Ge(2)] = 128  # width of the sinusoidal embedding of beta (read like a diffusion time)
     beta_embed_scale: Annotated[float, Gt(0)] = 1000.0  # the nets read beta x this (as a diffusion time)
     beta_max: Annotated[float, Gt(0)] = 1.0  # B (= T)
     num_steps: Annotated[int, Ge(1)] = 1000  # N: the grid has N + 1 values
-    beta_prior: Literal["grid", "uniform"] = "grid"
+    beta_prior: Literal["grid", "uniform"] = "grid"  # training betas: uniform over the N + 1 grid values, or U[0, B] as Alg. 1 prints
     train_top: bool = True  # draw beta = B too (trains f(x, B) -> 0, sigma_B -> 1)
-    off_grid: Literal["linear", "nearest", "error"] = "linear"
+    off_grid: Literal["linear", "nearest", "error"] = "linear"  # beta off the grid: interpolate log sigma^2 and log s^2 linearly, take the nearest value, or refuse
     sigma_table: Literal["monotone", "monotone_pinned", "free"] = "monotone"  # pinned: sigma_B^2 = sigma2_init_top
     sigma2_min: Annotated[float, Gt(0), Lt(1)] = 1e-4  # floor of sigma_beta^2 (Prop. 3.1 guard)
     sigma2_init_top: Annotated[float, Gt(0)] = 1.0  # initial sigma_i^2 = sigma2_min + (i / N) x this
     sigma2_min_step: Annotated[float, Ge(0)] = 1e-6  # monotone table: sigma_i^2 - sigma_{i-1}^2 >= this (i >= 1)
-    learn_s: bool = True
-    log_s2_init: float = 0.0
+    learn_s: bool = True  # learn the decoder scale table log s_beta^2 (Eq. 2); False keeps it at log_s2_init
+    log_s2_init: float = 0.0  # initial log s_beta^2 of every grid value
     log_s2_min: float = -9.0  # floor of log s_beta^2 (guard of the beta = 0 end)
     weighting: Literal["eq4", "beta_vae"] = "eq4"  # beta_vae: nll + beta / (B - beta) kl (Sec. 3.1's mapping)
     max_kl_weight: Annotated[float, Gt(0)] = 1e3  # cap of beta / (B - beta) with weighting="beta_vae"

@@ -114,38 +114,38 @@ class ParamReLConfig(Config):
     """Every open choice of the papers is a field; defaults follow the papers with the corrections of
     docs/methods/paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
 
-    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)
-    latent_dim: Annotated[int, Ge(1)] = 32
-    encoder: Literal["vanilla", "progressive", "hyper"] = "progressive"
-    encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)
+    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)  # data type, accuracy schedule and BFN loss (docs/kernels/bfn.md)
+    latent_dim: Annotated[int, Ge(1)] = 32  # dimension of z (the learned representation)
+    encoder: Literal["vanilla", "progressive", "hyper"] = "progressive"  # self-encoder q_phi(z_t | theta_t, t): vanilla (no t), progressive (AdaGN on t) or hyper (SepDiff Eq. 15-16)
+    encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)  # the self-encoder's down-path network
     encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
-    hyper_mixing: Literal["softmax", "raw"] = "softmax"
+    hyper_mixing: Literal["softmax", "raw"] = "softmax"  # encoder="hyper": mix the decoder's feature readings by softmax weights or raw scalars
     # Ignored: kept so that configs saved before the hyper encoder read the current step's features
     # (docs/methods/paramrel.md#eq-15-16-self-encoder) still load.
-    hyper_steps: Annotated[int, Ge(0)] = 0
-    cond: Cond = "adagn_eq12"
-    xattn_tokens: Annotated[int, Ge(1)] = 4
+    hyper_steps: Annotated[int, Ge(0)] = 0  # ignored; kept so that older saved configs still load
+    cond: Cond = "adagn_eq12"  # how the decoder reads z: nested AdaGN (ParamReL Eq. 12), InfoDiffusion's AdaGN, or cross-attention (SepDiff Eq. 1)
+    xattn_tokens: Annotated[int, Ge(1)] = 4  # cond="xattn": z is split into this many tokens with position embeddings
     xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
     unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
         BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
     decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
     gamma_mi: Annotated[float, Ge(0)] = 1.0  # SepDiff Table 2 (gamma = 1, lambda = 0.01)
-    lambda_agg: Annotated[float, Ge(0)] = 0.01
-    allow_negative_mmd_weight: bool = False
-    mmd_kernel: Literal["rbf", "imq"] = "rbf"
+    lambda_agg: Annotated[float, Ge(0)] = 0.01  # lambda of the MMD weight (gamma_MI + lambda_agg - 1) (SepDiff Eq. 13; Table 2: 0.01)
+    allow_negative_mmd_weight: bool = False  # permit gamma_MI + lambda_agg < 1 (a loss that maximises the MMD)
+    mmd_kernel: Literal["rbf", "imq"] = "rbf"  # MMD kernel: rbf exp(-|x-y|^2/h) or inverse multiquadric
     mmd_bandwidth: Annotated[float, Ge(0)] = 0.0  # rbf: h of exp(-||x-y||^2/h), imq: C; 0: |z|^2 (InfoVAE, the authors' code) / 2|z|
-    mmd_estimator: Literal["biased", "unbiased"] = "biased"
-    mmd_on: Literal["sample", "mean"] = "sample"
+    mmd_estimator: Literal["biased", "unbiased"] = "biased"  # MMD^2 estimator: biased (V-statistic) or unbiased (U-statistic)
+    mmd_on: Literal["sample", "mean"] = "sample"  # the codes in the MMD: samples z ~ q or the encoder means
     mmd_time_strata: Annotated[int, Ge(1)] = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
-    reduction: Literal["per_example", "paramrel_code", "notebook"] = "per_example"
+    reduction: Literal["per_example", "paramrel_code", "notebook"] = "per_example"  # loss reduction: per example, or the public code's / the discrete notebooks' (compat)
     report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
     time_scale: Annotated[float, Gt(0)] = 1000.0  # the networks read t * time_scale
-    sample_steps: Annotated[int, Ge(1)] = 100
-    final: Literal["mode", "sample"] = "mode"
-    legacy_skip_last_update: bool = False
-    z_source: Literal["encoder", "prior_per_step", "prior_fixed"] = "encoder"
-    sender_noise: bool = True
-    reverse_dtype: Literal["float64", "float32"] = "float64"
+    sample_steps: Annotated[int, Ge(1)] = 100  # n of the n-step sampler (SepDiff Alg. 1)
+    final: Literal["mode", "sample"] = "mode"  # sampler output: mode of the final output distribution, or a sample
+    legacy_skip_last_update: bool = False  # the public code's loop with n - 1 Bayesian updates (compat)
+    z_source: Literal["encoder", "prior_per_step", "prior_fixed"] = "encoder"  # z in sampling: re-encoded each step (SepDiff), a prior draw per step (ParamReL Eq. 4), or one draw (code)
+    sender_noise: bool = True  # sampling draws the sender sample y ~ p_S (False: its mean E[y | x~], the public code, SepDiff Eq. 2)
+    reverse_dtype: Literal["float64", "float32"] = "float64"  # dtype of reverse-sampling's exact inverse updates (float64: round-off grows as sigma1^-2)
     encoder_logvar_init: float = 0.0  # initial bias of the log-variance head (unspecified by the papers)
 
     @property

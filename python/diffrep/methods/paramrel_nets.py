@@ -44,14 +44,14 @@ class ParamRelEncoderConfig(Config):
     """The encoder's down-path; ``in_channels`` is the flow's network-input width (the data channels,
     or channels x K for discrete data with K > 2)."""
 
-    image_size: int = 28
+    image_size: int = 28  # height = width of the input images
     in_channels: Annotated[int, Ge(1)] = 1
-    model_channels: Annotated[int, Ge(1)] = 32
-    channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: Annotated[int, Ge(1)] = 1
-    num_groups: int = 8
-    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
-    pool: Literal["mean", "flatten"] = "mean"
+    model_channels: Annotated[int, Ge(1)] = 32  # width of the first level
+    channel_mult: tuple[int, ...] = (1, 2, 4)  # width multiplier of each resolution level
+    num_res_blocks: Annotated[int, Ge(1)] = 1  # residual blocks per level
+    num_groups: int = 8  # GroupNorm groups
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout probability in the residual blocks
+    pool: Literal["mean", "flatten"] = "mean"  # reduce the last feature map by global average (DiffAE) or flatten + linear (keeps positions)
 
     @property
     def final_size(self) -> int:

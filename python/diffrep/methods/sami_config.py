@@ -68,9 +68,9 @@ class SAMIConfig(Config):
         image_size=32, in_channels=1, out_channels=1, model_channels=128, channel_mult=(1, 1, 1, 1, 1, 1),
         attention_resolutions=(), middle_attention=False, use_scale_shift_norm=False))
     encoder: Literal["convnet", "half_unet"] = "convnet"
-    convnet: SAMIConvNetConfig = dataclasses.field(default_factory=SAMIConvNetConfig)
-    half_unet: HalfUNetConfig = dataclasses.field(default_factory=HalfUNetConfig)
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(
+    convnet: SAMIConvNetConfig = dataclasses.field(default_factory=SAMIConvNetConfig)  # the conv inference network (encoder="convnet"; SAMI Table A.5, disks)
+    half_unet: HalfUNetConfig = dataclasses.field(default_factory=HalfUNetConfig)  # the half-U-Net inference network (encoder="half_unet"; SAMI Table A.5, CelebA)
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(  # noise schedule of the denoiser (disks: linear T = 400, Ho et al.'s endpoints scaled to 2.5e-4..0.05; docs/methods/sami.md#schedules)
         kind="linear", num_timesteps=400, beta_start=2.5e-4, beta_end=0.05))
     sigma_min: Annotated[float, Ge(0)] = 1e-4
     # loss
@@ -81,7 +81,7 @@ class SAMIConfig(Config):
     lambda_values: tuple[Annotated[float, Ge(0)], ...] = ()
     t_sampling: Literal["uniform", "beta", "band"] = "uniform"
     t_beta_a: Annotated[float, Gt(0)] = 4.0
-    t_band: tuple[int, ...] = ()
+    t_band: tuple[int, ...] = ()  # t_sampling="band": (lo, hi), lo <= t < hi oversampled with probability t_band_frac
     t_band_frac: Annotated[float, Gt(0), Le(1)] = 0.75
     train_samples: Annotated[int, Ge(1)] = 1
     mc_placement: Literal["outside", "inside"] = "outside"

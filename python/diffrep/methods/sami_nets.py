@@ -23,14 +23,14 @@ class SAMIConvNetConfig(Config):
     by the paper (docs/methods/sami.md#architectures); chosen here: flatten, then one bias-free linear map per head, the
     variance head through softplus then square (sigma = softplus(a))."""
 
-    image_size: Annotated[int, Ge(1)] = 32
-    in_channels: Annotated[int, Ge(1)] = 1
-    base_channels: Annotated[int, Ge(1)] = 48
-    channel_mult: tuple[Annotated[int, Ge(1)], ...] = (2, 2)
-    latent_dim: Annotated[int, Ge(1)] = 3
-    act: Literal["relu", "silu"] = "relu"
-    bias: bool = False
-    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"
+    image_size: Annotated[int, Ge(1)] = 32  # height = width of the input images
+    in_channels: Annotated[int, Ge(1)] = 1  # input image channels
+    base_channels: Annotated[int, Ge(1)] = 48  # width base; level i has base_channels * channel_mult[i] channels
+    channel_mult: tuple[Annotated[int, Ge(1)], ...] = (2, 2)  # multiplier per 3x3 stride-2 conv (two levels in Table A.5)
+    latent_dim: Annotated[int, Ge(1)] = 3  # dimension of z
+    act: Literal["relu", "silu"] = "relu"  # activation after each conv (Table A.5: ReLU)
+    bias: bool = False  # biases in convs and heads (Table A.5: none)
+    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"  # sigma = softplus(a) then squared, or a log-variance head
 
     def validate(self) -> None:
         if not self.channel_mult:

@@ -20,11 +20,11 @@ __all__ = ["ToyDDPMConfig", "ToyDDPM"]
 
 @dataclasses.dataclass
 class ToyDDPMConfig(Config):
-    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(
+    unet: UNetConfig = dataclasses.field(default_factory=lambda: UNetConfig(  # the noise-prediction U-Net eps_theta(x_t, t)
         image_size=16, model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,),
         num_heads=2, num_groups=8))
-    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(kind="cosine", num_timesteps=200))
-    sample_steps: int = 25
+    schedule: NoiseScheduleConfig = dataclasses.field(default_factory=lambda: NoiseScheduleConfig(kind="cosine", num_timesteps=200))  # noise schedule (cosine, T = 200)
+    sample_steps: int = 25  # sampling steps (DDIM by default; 1..T)
 
     def validate(self) -> None:
         if not 1 <= self.sample_steps <= self.schedule.num_timesteps:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._progress import progress
 from ..ops import metrics as ops
 from . import _checks
 from .results import Result, merge
@@ -84,13 +85,12 @@ class _Encoder:
 def generate_batch_factor_code(encoder: _Encoder, num_points: int, rs, batch_size: int = 16):
     """disentanglement_lib ``utils.generate_batch_factor_code``: codes (N, d), factors (N, F)."""
     cs, fs = [], []
-    done = 0
-    while done < num_points:
-        b = min(num_points - done, batch_size)
+    n_batches = -(-num_points // batch_size)
+    for i in progress(range(n_batches), total=n_batches, desc="encoding", unit="batch"):
+        b = min(num_points - i * batch_size, batch_size)
         f, c = encoder.sample(b, rs)
         cs.append(c)
         fs.append(f)
-        done += b
     return np.vstack(cs), np.vstack(fs)
 
 
@@ -138,7 +138,7 @@ def factor_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int 
 
     def votes(n):
         ks, batches = [], []
-        for _ in range(n):
+        for _ in progress(range(n), total=n, desc="factor_vae votes", unit="vote"):
             k = rs.randint(nf)
             f = np.asarray(dataset.sample_factors(batch_size, rs))
             f[:, k] = f[0, k]
@@ -187,7 +187,7 @@ def beta_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int = 
 
     def points(n):
         xs, ys = [], []
-        for _ in range(n):
+        for _ in progress(range(n), total=n, desc="beta_vae points", unit="point"):
             k = rs.randint(nf)
             f1 = np.asarray(dataset.sample_factors(batch_size, rs))
             f2 = np.asarray(dataset.sample_factors(batch_size, rs))
@@ -256,6 +256,7 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
     from .modularity import modularity_explicitness as _modexp
     from .sap import sap as _sap
 
+    metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in ALL]
     if unknown:
         raise ValueError(f"metrics: unknown {unknown}; known: {list(ALL)}")
@@ -268,7 +269,7 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
         cte, fte = generate_batch_factor_code(enc, num_test, rs)
         return ctr, ftr, cte, fte
 
-    for m in metrics:
+    for m in progress(metrics, total=len(metrics), desc="metrics", unit="metric", leave=True):
         if m == "mig":
             c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
             results.append(_mig(c, f, mode=mode))

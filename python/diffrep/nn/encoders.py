@@ -46,18 +46,18 @@ class HalfUNetConfig(Config):
     then per head Linear-act-Linear of width ``head_hidden``.
     """
 
-    image_size: int = 64
-    in_channels: int = 3
-    model_channels: int = 64
-    channel_mult: tuple[int, ...] = (1, 1, 1, 1, 1, 1)
-    num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = ()
-    latent_dim: Annotated[int, Ge(1)] = 256
+    image_size: int = 64  # height = width of the input images
+    in_channels: int = 3  # input image channels
+    model_channels: int = 64  # width of the first level
+    channel_mult: tuple[int, ...] = (1, 1, 1, 1, 1, 1)  # width multiplier of each resolution level
+    num_res_blocks: int = 2  # residual blocks per level
+    attention_resolutions: tuple[int, ...] = ()  # resolutions (in pixels) with a self-attention block
+    latent_dim: Annotated[int, Ge(1)] = 256  # dimension of the output code (mean and variance heads)
     head_hidden: int = 0  # 0: same as the last level's width
-    act: Literal["relu", "silu"] = "relu"
-    bias: bool = False
-    num_groups: int = 32
-    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"
+    act: Literal["relu", "silu"] = "relu"  # activation (SAMI Table A.5: ReLU for CelebA64, SiLU for CelebA-HQ)
+    bias: bool = False  # biases in convs and linear layers (SAMI Table A.5: bias-free)
+    num_groups: int = 32  # GroupNorm groups
+    variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"  # sigma = softplus(a) then squared, or a log-variance head
 
     def validate(self) -> None:
         check_levels(self.image_size, self.channel_mult, self.attention_resolutions)
@@ -105,11 +105,11 @@ class ConvVAEConfig(Config):
     """Locatello et al. (2019) Table 1 conv networks (disentanglement_lib ``conv_encoder``/``deconv_decoder``):
     4x4 stride-2 convs 32, 32, 64, 64 (three convs at 32x32), FC 256, then the Gaussian head."""
 
-    image_size: Literal[32, 64] = 64
-    in_channels: Annotated[int, Ge(1)] = 3
-    latent_dim: Annotated[int, Ge(1)] = 10
-    hidden: int = 256
-    variance_head: Literal["softplus_sq", "logvar"] = "logvar"
+    image_size: Literal[32, 64] = 64  # height = width of the input images (64: four convs; 32: three)
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
+    latent_dim: Annotated[int, Ge(1)] = 10  # dimension of z (Table 1: 10)
+    hidden: int = 256  # width of the fully connected layer (Table 1: 256)
+    variance_head: Literal["softplus_sq", "logvar"] = "logvar"  # sigma = softplus(a) then squared, or a log-variance head
     extra_input_dim: int = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
 
     @property
@@ -213,10 +213,10 @@ class FeatureExtractorConfig(Config):
     without ReLU, two residual blocks, Linear(2048->N), per-unit MLP 1->64->128->16 with ELU, no final
     activation). The residual block layout of ``encdiff`` (ReLU-conv3x3-ReLU-conv1x1) is our reading."""
 
-    preset: Literal["dyga", "encdiff"] = "dyga"
-    image_size: int = 64
-    in_channels: int = 3
-    num_units: Annotated[int, Ge(1)] = 20
+    preset: Literal["dyga", "encdiff"] = "dyga"  # dyga: DyGA Table 9 (tokens of 32); encdiff: EncDiff's Encoder4 (tokens of 16)
+    image_size: int = 64  # height = width of the input images (the published extractors: 64)
+    in_channels: int = 3  # input image channels
+    num_units: Annotated[int, Ge(1)] = 20  # N, the number of scalar units / tokens
 
     def validate(self) -> None:
         if self.image_size != 64:

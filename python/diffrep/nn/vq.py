@@ -43,26 +43,26 @@ __all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDisc
 
 @dataclasses.dataclass
 class VQAutoencoderConfig(Config):
-    image_size: int = 64
-    in_channels: int = 3
-    ch: int = 32
-    ch_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 2
-    z_channels: int = 3
-    embed_dim: Annotated[int, Ge(1)] = 3
-    n_embed: Annotated[int, Ge(2)] = 2048
+    image_size: int = 64  # height = width of the input images
+    in_channels: int = 3  # input image channels
+    ch: int = 32  # width of the first conv (DyGA Table 7: 32)
+    ch_mult: tuple[int, ...] = (1, 2, 4)  # width multiplier per level; f = 2^(len - 1) (Table 7: 1, 2, 4)
+    num_res_blocks: int = 2  # residual blocks per level (Table 7: 2)
+    z_channels: int = 3  # channels of the encoder output before the 1x1 quant conv
+    embed_dim: Annotated[int, Ge(1)] = 3  # dimension of each codebook vector = latent channels (Table 7: 3)
+    n_embed: Annotated[int, Ge(2)] = 2048  # codebook size (Table 7: 2048)
     beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
-    codebook_weight: float = 1.0
-    rec_loss: Literal["l1", "l2"] = "l1"
-    mid_attention: bool = True
-    dropout: float = 0.0
-    num_groups: int = 32
+    codebook_weight: float = 1.0  # weight of the codebook + commitment terms (van den Oord et al. 2017, Eq. 3)
+    rec_loss: Literal["l1", "l2"] = "l1"  # pixel reconstruction error: L1 (taming) or L2
+    mid_attention: bool = True  # keep the self-attention layer of the middle blocks (taming always has it)
+    dropout: float = 0.0  # dropout probability in the residual blocks
+    num_groups: int = 32  # GroupNorm groups
     perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
     disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
     disc_start: Annotated[int, Ge(0)] = 0  # first training step with the adversarial terms
-    disc_channels: Annotated[int, Ge(1)] = 64
-    disc_layers: Annotated[int, Ge(1)] = 3
+    disc_channels: Annotated[int, Ge(1)] = 64  # width of the first PatchGAN discriminator layer
+    disc_layers: Annotated[int, Ge(1)] = 3  # n_layers of the PatchGAN discriminator (taming: 3)
 
     def validate(self) -> None:
         check_levels(self.image_size, self.ch_mult, field="ch_mult")

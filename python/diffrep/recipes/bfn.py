@@ -21,11 +21,11 @@ class BFNRecipeConfig(Config):
     """A recipe: the model, a dataset by name (``diffrep.data.load(dataset, root=data.root,
     **dataset_options)``; ``--data.root PATH``, default ``$DIFFREP_DATA``) and training."""
 
-    model: BFNConfig = dataclasses.field(default_factory=BFNConfig)
-    dataset: str = "digits"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    model: BFNConfig = dataclasses.field(default_factory=BFNConfig)  # the BFN model (docs/methods/bfn.md)
+    dataset: str = "digits"  # dataset name for diffrep.data.load (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
 
 def build_dataset(cfg: BFNRecipeConfig):

@@ -20,9 +20,9 @@ __all__ = ["DemoConfig", "build", "RECIPES"]
 
 @dataclasses.dataclass
 class DemoConfig(Config):
-    model: ToyDDPMConfig = dataclasses.field(default_factory=ToyDDPMConfig)
-    data: ToyShapesConfig = dataclasses.field(default_factory=ToyShapesConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+    model: ToyDDPMConfig = dataclasses.field(default_factory=ToyDDPMConfig)  # the toy DDPM
+    data: ToyShapesConfig = dataclasses.field(default_factory=ToyShapesConfig)  # the procedural toy-shapes dataset
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
         steps=300, batch_size=32, lr=2e-3, warmup_steps=20, grad_clip=1.0, ema_decay=0.99, log_every=25,
         ckpt_every=100, sample_every=150, num_samples=16, device="auto"))
 

@@ -38,14 +38,14 @@ class DiffAERecipeConfig(Config):
     """model + dataset (``"shapes3d_subgrid"``: the CPU sub-grid; any other name goes to
     ``diffrep.data.load``) + training; ``autoencoder_path`` and ``stats_images`` for stage 2."""
 
-    model: DiffAEConfig = dataclasses.field(default_factory=DiffAEConfig)
-    dataset: str = "shapes3d_subgrid"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
+    model: DiffAEConfig = dataclasses.field(default_factory=DiffAEConfig)  # the DiffAE model (docs/methods/diffae.md)
+    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # the sub-grid's average pooling of the 64 px renders
     autoencoder_path: Optional[str] = None
     stats_images: Annotated[int, Ge(2)] = 10_000
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         refuse_root_for_subgrid(self)

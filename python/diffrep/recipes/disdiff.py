@@ -42,14 +42,14 @@ class DisDiffRecipeConfig(Config):
     eps model is loaded frozen (required in the disentangle stage); ``first_stage_path``: the VQ
     autoencoder's folder (LDM setting)."""
 
-    model: DisDiffConfig = dataclasses.field(default_factory=DisDiffConfig)
-    dataset: str = "shapes3d_subgrid"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    pool: int = 4
+    model: DisDiffConfig = dataclasses.field(default_factory=DisDiffConfig)  # the DisDiff model (docs/methods/disdiff.md)
+    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    pool: int = 4  # shapes3d_subgrid: average-pooling factor of the 64 px renders
     pretrained_path: Optional[str] = None
     first_stage_path: Optional[str] = None
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         refuse_root_for_subgrid(self)

@@ -46,14 +46,14 @@ class EncDiffRecipeConfig(Config):
     ``VQAutoencoder.save_pretrained`` folder (the ``final`` folder of a ``vq/...`` run), loaded
     frozen; required when the model has a first stage, unless ``allow_untrained_first_stage``."""
 
-    model: EncDiffConfig = dataclasses.field(default_factory=EncDiffConfig)
-    dataset: str = "shapes3d"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
+    model: EncDiffConfig = dataclasses.field(default_factory=EncDiffConfig)  # the EncDiff model (docs/methods/encdiff.md)
+    dataset: str = "shapes3d"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     first_stage_path: Optional[str] = None
     allow_untrained_first_stage: bool = False
     pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         if self.model.first_stage is None and self.first_stage_path:

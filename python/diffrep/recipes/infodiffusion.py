@@ -26,12 +26,12 @@ __all__ = ["InfoDiffusionRecipeConfig", "build", "paper_model", "cpu_model", "ce
 
 @dataclasses.dataclass
 class InfoDiffusionRecipeConfig(Config):
-    model: InfoDiffusionConfig = dataclasses.field(default_factory=InfoDiffusionConfig)
-    dataset: str = "shapes3d_subgrid"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    pool: int = 4
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    model: InfoDiffusionConfig = dataclasses.field(default_factory=InfoDiffusionConfig)  # the InfoDiffusion model (docs/methods/infodiffusion.md)
+    dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    pool: int = 4  # shapes3d_subgrid: average-pooling factor of the 64 px renders
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         refuse_root_for_subgrid(self)

@@ -63,11 +63,11 @@ class MultiBetaRecipeConfig(Config):
     ``informative_fraction`` / ``informative_images``: the choice of ``model.representation_beta`` after
     phase 1 (module docstring)."""
 
-    model: MultiBetaConfig = dataclasses.field(default_factory=MultiBetaConfig)
-    dataset: str = "dsprites"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
+    model: MultiBetaConfig = dataclasses.field(default_factory=MultiBetaConfig)  # the multi-beta VAE + latent denoiser (docs/methods/multibeta.md)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     train_latent: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     train_adv: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(steps=10000, lr=4.5e-6, ema_decay=0.0))

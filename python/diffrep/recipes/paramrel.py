@@ -38,12 +38,12 @@ class ParamReLRecipeConfig(Config):
     optionally pooled by ``pool`` (:class:`diffrep.data.pooled.Pooled`) + training. ``data.root``
     (``--data.root PATH``): the folder of the dataset's files, default ``$DIFFREP_DATA``."""
 
-    model: ParamReLConfig = dataclasses.field(default_factory=ParamReLConfig)
-    dataset: str = "dsprites"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
+    model: ParamReLConfig = dataclasses.field(default_factory=ParamReLConfig)  # the ParamReL model (docs/methods/paramrel.md)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     pool: Annotated[int, Ge(1)] = 1
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
 
 def build_dataset(cfg: ParamReLRecipeConfig):

@@ -34,11 +34,11 @@ __all__ = ["AERecipeConfig", "VAERecipeConfig", "BetaVAERecipeConfig", "BetaTCVA
 
 @dataclasses.dataclass
 class _DataFields(Config):
-    dataset: str = "dsprites"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
-    pool: Annotated[int, Ge(1)] = 1
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
+    pool: Annotated[int, Ge(1)] = 1  # max-pooling factor of the dataset's images (1: none)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
 
 def _recipe_config(name: str, model_config: type) -> type:

@@ -32,11 +32,11 @@ class VQRecipeConfig(Config):
     with ``root=data.root``, ``--data.root PATH``, default ``$DIFFREP_DATA``)."""
 
     model: VQAutoencoderConfig = dataclasses.field(default_factory=VQAutoencoderConfig)
-    dataset: str = "toy_shapes"
-    dataset_options: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "toy_shapes"  # dataset name for diffrep.data.load (docs/data.md)
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     toy: ToyShapesConfig = dataclasses.field(default_factory=ToyShapesConfig)
-    data: DataRoot = dataclasses.field(default_factory=DataRoot)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         if self.dataset == "toy_shapes" and self.toy.image_size != self.model.image_size:

@@ -47,13 +47,13 @@ class VAENetConfig(Config):
     """Fields every baseline shares. Defaults: disentanglement_lib's unsupervised study (Locatello et
     al. 2019, Table 2 and App. B): 64 x 64, 10 latents, Bernoulli decoder."""
 
-    image_size: Literal[32, 64] = 64
-    in_channels: Annotated[int, Ge(1)] = 1
-    latent_dim: Annotated[int, Ge(1)] = 10
-    decoder: Literal["bernoulli", "gaussian"] = "bernoulli"
-    bernoulli_offset: Literal["entropy", "none"] = "entropy"
+    image_size: Literal[32, 64] = 64  # height = width of the input images (the 64 px nets or the 32 px variant)
+    in_channels: Annotated[int, Ge(1)] = 1  # input image channels
+    latent_dim: Annotated[int, Ge(1)] = 10  # dimension of z (Locatello et al. 2019: 10)
+    decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z): Bernoulli on the logits, or Gaussian N(sigmoid(logits), decoder_sigma^2)
+    bernoulli_offset: Literal["entropy", "none"] = "entropy"  # entropy: subtract the entropy of Bernoulli(x) (disentanglement_lib; changes the value, not the gradient)
     decoder_sigma: Annotated[float, Gt(0)] = DLIB_SIGMA  # "gaussian" only
-    input_range: Literal["pm1", "01"] = "pm1"
+    input_range: Literal["pm1", "01"] = "pm1"  # range of the input images: [-1, 1] (pm1, the datasets' default) or [0, 1]
 
 
 def reconstruction_loss(logits: torch.Tensor, x01: torch.Tensor, *, decoder: str = "bernoulli",
