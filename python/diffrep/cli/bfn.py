@@ -2,8 +2,8 @@
 
 ``diffrep bfn train RECIPE [--out DIR] [--a.b VALUE ...]`` trains a ``bfn/...`` recipe (``diffrep bfn
 recipes`` lists them; ``bfn/digits`` runs on a CPU in minutes); ``diffrep bfn sample PATH [--n 16]
-[--steps N] [--weights auto|ema|model]`` draws a grid with the fixed n-step sampler (docs/kernels/bfn.md#sampler); ``diffrep bfn nll PATH``
-reports the reconstruction loss L^r on a few training images. The generic ``diffrep train`` /
+[--steps N] [--weights auto|ema|model]`` draws a grid with the fixed n-step sampler
+(docs/kernels/bfn.md#sampler). The generic ``diffrep train`` /
 ``diffrep sample`` accept the same recipes and models.
 """
 
