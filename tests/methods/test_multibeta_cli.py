@@ -250,7 +250,8 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
 def test_generic_eval_reads_the_code_at_representation_beta(models):
     """``diffrep eval --model`` calls ``encode(x)``: a MultiBeta answers with the code at representation_beta, and
     the image-size check knows where a MultiBeta keeps its image size."""
-    from diffrep.cli.eval import _model_image_size, encode_dataset
+    from diffrep.cli.eval import encode_dataset
+    from diffrep.recipes.encode import _model_image_size
 
     p2, _, m = models
     arrays = encode_dataset(str(p2), None, num_train=6, num_test=4, seed=2)

@@ -18,7 +18,7 @@ Two inputs:
 
 ``--format`` prints the scores as a text table (default), markdown, CSV or the result JSON. A file
 that is not an .npz archive (or is truncated) is an error naming it; the ``--out`` folder is created
-before anything is computed; a metric given fewer rows than :data:`MIN_ROWS` asks for is computed,
+before anything is computed; a metric given fewer rows than :data:`diffrep.metrics.suite.MIN_ROWS` asks for is computed,
 with a warning (stderr and the result's flags) stating both numbers.
 """
 
@@ -32,9 +32,8 @@ from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply
 
 from . import eval_generation
 
-from ..metrics.suite import ARRAY_METRICS, DEFAULT, MIN_ROWS, load_codes, sample_warnings  # noqa: F401  (importable from here)
+from ..metrics.suite import ARRAY_METRICS, DEFAULT
 from ..metrics.suite import compute as _compute
-from ..recipes.encode import _model_image_size, check_image_size  # noqa: F401  (importable from here)
 
 FORMATS = ("text", "md", "csv", "json")
 
@@ -75,59 +74,16 @@ def register(sub) -> None:
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "auto", item_format: str = "pm1", root=None,
                    source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
-    """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
-    reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
+    """:func:`diffrep.recipes.encode.encode_dataset` under the CLI's conventions: ``model_dir`` a run,
+    checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked."""
+    from ..recipes.encode import encode_dataset as encode
 
-    The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
-    the arguments given here; the images are the dataset's ``sample_observations_from_factors``
-    (what every metric reads, pooled like the training items) in ``item_format``."""
-    import numpy as np
+    def locate(path, w):
+        found = resolve_model_dir(path)
+        return found, resolve_weights(found, w, "diffrep eval")
 
-    from .._progress import progress
-    from ..data.base import check_item_format, format_images
-    from ..nn import load_pretrained
-    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
-
-    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if pool is not None and pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {pool}")
-    check_item_format(item_format)
-    dev = resolve_device(device)
-    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)  # run.json of the folder given
-    model_dir = resolve_model_dir(model_dir)
-    weights = resolve_weights(model_dir, weights, "diffrep eval")
-    settings["root_flag"] = "--root" if root is not None else "the run's data.root"
-    extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
-    ds = dataset_from_settings(settings, **extra)
-    if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
-        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors")
-    import torch
-
-    model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"{type(model).__name__} has no encode() method")
-    check_image_size(model, ds, settings)
-    rng = np.random.RandomState(seed)
-    out = {}
-    for key, n in (("", num_train), ("_test", num_test)):
-        factors = ds.sample_factors(n, rng)
-        codes = []
-        with torch.no_grad():
-            for b0 in progress(range(0, n, batch_size), total=-(-n // batch_size), unit="batch",
-                               desc=f"encoding {'test' if key else 'train'} rows"):
-                obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
-                x = format_images(np.asarray(obs), item_format)
-                codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
-        out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
-    if all(s == 2 for s in ds.factor_sizes):
-        out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
-        out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
-    out["_settings"] = settings
-    out["_weights"] = weights
-    out["_model_dir"] = str(model_dir)
-    return out
+    return encode(model_dir, dataset, num_train, num_test, seed, batch_size, weights, item_format, root, source,
+                  resolve_device(device), pool, locate=locate)
 
 
 def compute(path, metrics, *args, **kwargs):

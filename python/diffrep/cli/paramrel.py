@@ -107,7 +107,7 @@ def _dataset(args, model=None):
     import yaml
 
     from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
-    from .eval import check_image_size
+    from ..recipes.encode import check_image_size
 
     options = {}
     for item in args.option:

@@ -10,16 +10,20 @@ __all__ = ["encode_dataset", "check_image_size"]
 
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
+                   source: str = "auto", device: str = "auto", pool: int | None = None, *, locate=None) -> dict:
     """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
     reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
 
     The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
     the arguments given here; the images are the dataset's ``sample_observations_from_factors``
-    (what every metric reads, pooled like the training items) in ``item_format``."""
+    (what every metric reads, pooled like the training items) in ``item_format``. ``locate(path,
+    weights) -> (model_dir, weights)``: how the folder given (a run, checkpoint or model folder) and
+    the weights choice become the model folder and weights read (the CLI's conventions); the
+    data settings are those of the folder given."""
     import numpy as np
     import torch
 
+    from .._progress import progress
     from ..data.base import check_item_format, format_images
     from ..nn import load_pretrained
     from .runinfo import dataset_from_settings, resolve_data_settings
@@ -30,7 +34,9 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     if pool is not None and pool < 1:
         raise ValueError(f"--pool must be >= 1, got {pool}")
     check_item_format(item_format)
-    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)
+    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)  # run.json of the folder given
+    if locate is not None:
+        model_dir, weights = locate(model_dir, weights)
     settings["root_flag"] = "--root" if root is not None else "the run's data.root"
     extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
     ds = dataset_from_settings(settings, **extra)
@@ -47,7 +53,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
         factors = ds.sample_factors(n, rng)
         codes = []
         with torch.no_grad():
-            for b0 in range(0, n, batch_size):
+            for b0 in progress(range(0, n, batch_size), total=-(-n // batch_size), unit="batch",
+                               desc=f"encoding {'test' if key else 'train'} rows"):
                 obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
                 x = format_images(np.asarray(obs), item_format)
                 codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
@@ -56,6 +63,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
         out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
         out["attribute_codes"] = np.concatenate([out["codes"], out["codes_test"]])
     out["_settings"] = settings
+    out["_weights"] = weights
+    out["_model_dir"] = str(model_dir)
     return out
 
 
