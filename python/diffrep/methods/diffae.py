@@ -39,6 +39,7 @@ from ..nn.images import batch_images, check_images
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from .latent_edit import swap_dims
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet", "slerp"]
 
@@ -324,15 +325,9 @@ class DiffAE(PretrainedMixin, nn.Module):
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """Latent swap: z_sem of ``x`` with the dimensions ``dims`` taken from ``source``'s z_sem,
         decoded with x's own x_T."""
-        z, zs = self.encode(x), self.encode(source)
-        if zs.shape != z.shape:
-            raise ValueError("x and source must have the same batch size")
-        idx = torch.as_tensor(list(dims), dtype=torch.long, device=z.device)
-        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= z.shape[1]:
-            raise ValueError(f"dims must be a non-empty list of indices in [0, {z.shape[1]})")
+        z = self.encode(x)
+        z2 = swap_dims(z, self.encode(source), dims)
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
-        z2 = z.clone()
-        z2[:, idx] = zs[:, idx]
         return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)
 
     @torch.no_grad()

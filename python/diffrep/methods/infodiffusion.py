@@ -40,6 +40,7 @@ from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
+from .latent_edit import swap_dims
 
 __all__ = ["InfoDiffusionConfig", "InfoDiffusion", "infodiffusion_unet", "sample_prior", "info_weights", "PRIORS"]
 
@@ -259,15 +260,9 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """x's code with the dimensions ``dims`` from ``source``'s code, decoded from x's x_T."""
-        z, zs = self.encode(x), self.encode(source)
-        if zs.shape != z.shape:
-            raise ValueError("x and source must have the same batch size")
-        idx = torch.as_tensor(list(dims), dtype=torch.long, device=z.device)
-        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= z.shape[1]:
-            raise ValueError(f"dims must be a non-empty list of indices in [0, {z.shape[1]})")
+        z = self.encode(x)
+        z2 = swap_dims(z, self.encode(source), dims)
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
-        z2 = z.clone()
-        z2[:, idx] = zs[:, idx]
         return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)
 
     @torch.no_grad()
