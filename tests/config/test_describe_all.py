@@ -39,6 +39,8 @@ def test_every_field_of_every_recipe_config_has_a_description():
     missing, seen = [], set()
     for r in recipes:
         cfg = r.make_config()
+        if not type(cfg).__module__.startswith("diffrep."):
+            continue  # a recipe another test registered (tests/study), not a built-in one
         missing += [f"{r.name}: {p}" for p, _, _, doc in describe_fields(cfg) if not doc.strip()]
         missing += [f"{r.name}: {m}" for m in _undocumented(type(cfg), "", seen)]
     assert missing == []
