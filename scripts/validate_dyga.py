@@ -177,7 +177,7 @@ def main(argv=None) -> int:
            "checks": checks, "claim_holds": bool(checks) and all(checks.values()), "runs": runs,
            "seconds": round(time.perf_counter() - t0, 1),
            "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-                       "note": "2 shared cores, run through /work/bin/heavy (one slot)"}}
+                       "note": "2 shared cores, one thread"}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(json.dumps({"summary": summary, "checks": checks, "claim_holds": out["claim_holds"]}, indent=1))

@@ -1,5 +1,5 @@
 """Validate the denoising multi-beta VAE end to end on the CPU recipe against a beta-VAE trained the same way
-(slow; run through /work/bin/heavy; docs/methods/multibeta.md#validation).
+(slow: minutes on one CPU thread; docs/methods/multibeta.md#validation).
 
     python scripts/validate_multibeta.py [--recipe multibeta/dsprites-cpu] [--steps-vae N] [--steps-latent N]
         [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--a.b VALUE ...]

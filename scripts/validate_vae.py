@@ -14,7 +14,7 @@ on a fixed held-out set of ``--eval`` images:
   0.5 (sum_k log Sigma_kk - log det Sigma).
 
 Prints a table and writes JSON (``--out``, default benches/results/validate_vae_cpu_<steps>steps.json),
-``"passed"`` true when both sequences fall strictly. Run it through /work/bin/heavy.
+``"passed"`` true when both sequences fall strictly. It is slow: run it on an otherwise idle machine, one thread.
 
     python3 scripts/validate_vae.py --steps 1500 --betas-vae 1 4 16 --betas-tc 1 4 10
 """

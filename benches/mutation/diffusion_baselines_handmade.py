@@ -1,7 +1,7 @@
 """Hand-made mutants of the DiffAE / InfoDiffusion / DisDiff loss and coefficient code
 (benches/results/mutation_diffusion_baselines_2026-12-06.md). Each mutant is applied to a scratch copy of
 the repository (argv[1], e.g. made with ``git archive HEAD | tar -x -C DIR`` plus the built _cpu*.so),
-the targeted test file is run, the file restored. Run it through /work/bin/heavy.
+the targeted test file is run, the file restored. It is slow: run it on an otherwise idle machine, one thread.
 
     python3 benches/mutation/diffusion_baselines_handmade.py SCRATCH_DIR [OUT.json]
 """
