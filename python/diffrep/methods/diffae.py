@@ -39,7 +39,7 @@ from ..nn.images import batch_images, check_images
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
-from .latent_edit import swap_dims
+from .diffusion_autoencoder import check_encoder_decoder, swap_dims
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet", "slerp"]
 
@@ -148,14 +148,7 @@ class DiffAEConfig(Config):
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim:
             raise ConfigError("encoder.latent_dim", f"must equal latent_dim={self.latent_dim}, got {self.encoder.latent_dim}")
-        u = self.unet
-        if u.latent_dim != self.latent_dim or u.latent_cond != "diffae" or u.context_dim or not u.use_scale_shift_norm:
-            raise ConfigError("unet.latent_dim", f"the decoder needs unet.latent_dim={self.latent_dim}, latent_cond='diffae', "
-                              "use_scale_shift_norm=True, context_dim=0 (use diffae_unet())")
-        if u.in_channels != u.out_channels or u.num_outputs != 1:
-            raise ConfigError("unet.out_channels", "epsilon prediction needs out_channels == in_channels and one output")
-        if (self.encoder.image_size, self.encoder.in_channels) != (u.image_size, u.in_channels):
-            raise ConfigError("encoder.image_size", "the encoder and the U-Net must read the same image size and channels")
+        check_encoder_decoder(self.encoder, self.unet, self.latent_dim, "diffae", "diffae_unet")
         if not 1 <= self.sample_steps <= self.schedule.num_timesteps:
             raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")
 

@@ -40,7 +40,7 @@ from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
-from .latent_edit import swap_dims
+from .diffusion_autoencoder import check_encoder_decoder, swap_dims
 
 __all__ = ["InfoDiffusionConfig", "InfoDiffusion", "infodiffusion_unet", "sample_prior", "info_weights", "PRIORS"]
 
@@ -121,14 +121,7 @@ class InfoDiffusionConfig(Config):
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim or self.encoder.variance_head != "logvar":
             raise ConfigError("encoder.latent_dim", f"the encoder needs latent_dim={self.latent_dim} and variance_head='logvar'")
-        u = self.unet
-        if u.latent_dim != self.latent_dim or u.latent_cond != "infodiff" or u.context_dim or not u.use_scale_shift_norm:
-            raise ConfigError("unet.latent_dim", f"the decoder needs unet.latent_dim={self.latent_dim}, latent_cond='infodiff', "
-                              "use_scale_shift_norm=True, context_dim=0 (use infodiffusion_unet())")
-        if u.in_channels != u.out_channels or u.num_outputs != 1:
-            raise ConfigError("unet.out_channels", "epsilon prediction needs out_channels == in_channels and one output")
-        if (self.encoder.image_size, self.encoder.in_channels) != (u.image_size, u.in_channels):
-            raise ConfigError("encoder.image_size", "the encoder and the U-Net must read the same image size and channels")
+        check_encoder_decoder(self.encoder, self.unet, self.latent_dim, "infodiff", "infodiffusion_unet")
         if self.prior == "mixture10" and self.latent_dim % 2:
             raise ConfigError("prior", f"mixture10 needs an even latent_dim, got {self.latent_dim}")
         if self.prior == "swiss_roll" and self.latent_dim != 2:
