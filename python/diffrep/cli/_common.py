@@ -115,3 +115,29 @@ def prepare_output(path: str | Path | None, flag: str = "--out") -> Path | None:
     except OSError as exc:
         raise ValueError(f"{flag} {p}: cannot create its folder ({exc.strerror or exc})") from None
     return p
+
+
+def parse_options(items) -> dict:
+    """``--option KEY=VALUE`` items as a dict, each value read as YAML (``size=64`` -> 64)."""
+    import yaml
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def run_data_settings(args) -> dict:
+    """The data settings of a model verb: the run's saved ones (run.json of ``args.model``) under the
+    command line's ``--dataset``, ``--option``, ``--pool`` and ``--root``."""
+    from ..recipes.runinfo import resolve_data_settings
+
+    if args.pool is not None and args.pool < 1:
+        raise ValueError(f"--pool must be >= 1, got {args.pool}")
+    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=parse_options(args.option),
+                                     root=args.root)
+    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
+    return settings

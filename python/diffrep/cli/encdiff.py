@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ._common import parse_options
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 
@@ -98,20 +99,12 @@ def _load(args):
 
 
 def _dataset(args):
-    import yaml
-
     from .. import data
     from ..recipes.encdiff import Shapes3DSubgrid
 
     if args.dataset == "shapes3d_subgrid":
         return Shapes3DSubgrid(args.pool)
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
-        options[key] = yaml.safe_load(value)
-    return data.load(args.dataset, root=args.root, root_flag="--root", **options)
+    return data.load(args.dataset, root=args.root, root_flag="--root", **parse_options(args.option))
 
 
 def _images(ds, idx, model, device):

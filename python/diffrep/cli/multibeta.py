@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from ._common import run_data_settings
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -205,20 +206,9 @@ def _check_beta(model, beta, flag: str) -> float:
 def dataset_for(args, model):
     """The dataset of a verb: the run's saved data settings under the command line's flags; its images must
     have the model's size."""
-    import yaml
+    from ..recipes.runinfo import dataset_from_settings
 
-    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
-
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
-        options[key] = yaml.safe_load(value)
-    if args.pool is not None and args.pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {args.pool}")
-    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=options, root=args.root)
-    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
+    settings = run_data_settings(args)
     ds = dataset_from_settings(settings)
     want = model.config.vae.image_size
     x0 = ds[0][0]

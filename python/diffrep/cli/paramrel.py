@@ -104,21 +104,11 @@ def _load(args):
 
 def _dataset(args, model=None):
     """The dataset of a task: the run's saved data settings under the command line's flags."""
-    import yaml
-
-    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings
     from ..recipes.encode import check_image_size
+    from ..recipes.runinfo import dataset_from_settings
+    from ._common import run_data_settings
 
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
-        options[key] = yaml.safe_load(value)
-    if args.pool is not None and args.pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {args.pool}")
-    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=options, root=args.root)
-    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
+    settings = run_data_settings(args)
     ds = dataset_from_settings(settings)
     if model is not None and hasattr(ds, "sample_observations_from_factors"):
         check_image_size(model, ds, settings)
