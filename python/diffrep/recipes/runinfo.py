@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import Config
 
-__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
+__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
            "resolve_data_settings"]
 
 RUN_INFO_NAME = "run.json"
@@ -36,12 +36,45 @@ class DataRoot(Config):
     root: str = ""
 
 
+SUBGRID = "shapes3d_subgrid"
+SUBGRID_SIZES = (64, 32, 16, 8)
+
+
+def subgrid_by_name(options: dict, who: str = "dataset_options"):
+    """The procedural Shapes3D sub-grid (:class:`diffrep.recipes.encdiff.Shapes3DSubgrid`) as a dataset
+    chosen by name: ``options`` = ``{"size": S}``, the 64 px renders average-pooled to S x S (S in
+    64, 32, 16, 8). What a recipe whose dataset is a :func:`diffrep.data.load` name (the VAE family,
+    multi-beta, ParamReL) trains on when ``dataset: shapes3d_subgrid`` (docs/data.md, "The Shapes3D
+    sub-grid"); the recipes built on the sub-grid (DiffAE, InfoDiffusion, DisDiff, EncDiff) choose the
+    pooling with their ``pool`` field instead."""
+    from .encdiff import Shapes3DSubgrid
+
+    options = dict(options or {})
+    unknown = sorted(set(options) - {"size"})
+    if unknown:
+        raise ValueError(f"{SUBGRID}: unknown {who} {unknown}; the only option is size (the image size, one of "
+                         f"{list(SUBGRID_SIZES)})")
+    if "size" not in options:
+        raise ValueError(f"{SUBGRID} chosen by name needs {who}.size, the image size (one of {list(SUBGRID_SIZES)}: "
+                         "the 64 px renders average-pooled), e.g. {size: 32}")
+    size = options["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size not in SUBGRID_SIZES:
+        raise ValueError(f"{SUBGRID}: {who}.size must be one of {list(SUBGRID_SIZES)}, got {size!r}")
+    return Shapes3DSubgrid(pool=64 // size)
+
+
 def load_named(dataset: str, options: dict, data_root: DataRoot | None):
     """``diffrep.data.load(dataset, **options)`` with the root of ``data_root`` (``--data.root``); a
-    ``root`` in ``options`` as well is an error (one setting, one place)."""
+    ``root`` in ``options`` as well is an error (one setting, one place). ``"shapes3d_subgrid"``: the
+    procedural Shapes3D sub-grid at ``options["size"]`` (:func:`subgrid_by_name`; no root)."""
     from .. import data
 
     options = dict(options or {})
+    if dataset == SUBGRID:
+        root = (data_root.root if data_root is not None else "") or options.get("root")
+        if root:
+            raise ValueError(f"data.root={root!r}: the Shapes3D sub-grid is drawn procedurally, no files are read")
+        return subgrid_by_name(options)
     root = (data_root.root if data_root is not None else "") or None
     flag = "--data.root"
     if "root" in options:
@@ -127,6 +160,18 @@ def dataset_from_settings(settings: dict, **extra):
     from ..data.pooled import Pooled
 
     name, options = settings["dataset"], {**(settings.get("options") or {}), **extra}
+    pool = int(settings.get("pool", 1) or 1)
+    if name == SUBGRID:  # procedural: no root; "size" = chosen by name, else the sub-grid recipes' pool
+        if options.pop("source", "auto") == "file" or settings.get("root"):
+            raise ValueError(f"{SUBGRID} is drawn procedurally: no files or root are read")
+        if "size" not in options:
+            from .encdiff import Shapes3DSubgrid
+
+            if options:
+                raise ValueError(f"{SUBGRID}: unknown options {sorted(options)} in the run's data settings")
+            return Shapes3DSubgrid(pool=pool)
+        ds = subgrid_by_name(options, "options")
+        return Pooled(ds, pool) if pool > 1 else ds
     if name == "toy_shapes":
         from ..data.toy_shapes import ToyShapes, ToyShapesConfig
 
@@ -138,5 +183,4 @@ def dataset_from_settings(settings: dict, **extra):
         ds = DisksTensorDataset(options["num_images"], options["size"], options["seed"])
     else:
         ds = data.load(name, root=settings.get("root"), root_flag=settings.get("root_flag", "--root"), **options)
-    pool = int(settings.get("pool", 1) or 1)
     return Pooled(ds, pool) if pool > 1 else ds

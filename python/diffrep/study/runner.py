@@ -9,7 +9,12 @@ with what ``diffrep train`` writes there (``config.yaml``, ``run.json``, ``metri
 * ``trained.json``: written when training finished (the log's last record);
 * ``metrics.json``: the metric :class:`~diffrep.metrics.results.Result` (``scores``, ``meta``) and
   the training log's last record (``train``);
-* ``done.json``: the completion marker, written last, with the cell's hash.
+* ``done.json``: the completion marker, written last, with the cell's hash;
+* ``calibrated/``: with ``eval.calibrate``, the model after ``model.<calibrate>(images)``, what the
+  metrics read (:func:`_calibrate`).
+
+A recipe whose config has a ``train_phases`` hook (the multi-phase multibeta/* recipes) trains through
+it, one trainer run per phase in sub-folders (``phase1/``, ...), as ``diffrep train`` does.
 
 A cell with ``done.json`` of the same hash is never run again; a cell without it resumes from its
 newest valid checkpoint (``resume="latest"``), or re-evaluates when only the evaluation was missing.
@@ -31,12 +36,13 @@ from pathlib import Path
 
 from .spec import Cell, Study, StudyError
 
-__all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "partition", "shard_from_env",
+__all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "CALIBRATED", "partition", "shard_from_env",
            "cell_state", "check_surface", "run_study", "run_cell"]
 
 STUDY_JSON, STUDY_YAML = "study.json", "study.yaml"
 CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON = (
     "cell.json", "trained.json", "metrics.json", "done.json", "failed.json")
+CALIBRATED = "calibrated"  # the model after eval.calibrate (what the metrics read), beside final/
 
 
 def partition(n_cells: int, rank: int, world: int) -> list[int]:
@@ -151,9 +157,13 @@ def _clear_cell(d: Path) -> None:
     from ..train.rundir import clear_run
 
     clear_run(d)
+    for p in _subfolders(d):  # a multi-phase run's sub-runs (phase1/, ...)
+        clear_run(p)
     for name in _OURS:
         if (d / name).is_file():
             (d / name).unlink()
+    if (d / CALIBRATED / "config.json").is_file():
+        shutil.rmtree(d / CALIBRATED)
 
 
 def _last_record(run_dir: Path) -> dict:
@@ -199,21 +209,81 @@ def _train(cell: Cell, d: Path, log) -> dict:
     check_surface(model, cell)
     from ..train.rundir import run_contents
 
+    # a multi-phase recipe (multibeta/*): its own train_phases hook, one Trainer run per phase in sub-folders
+    phased = getattr(cell.config, "train_phases", None)
+    started = run_contents(d) or (callable(phased) and any(run_contents(p) for p in _subfolders(d)))
     # a crashed run: "latest" = its newest valid checkpoint, or a fresh start that drops its log
-    resume = "latest" if run_contents(d) else None
+    resume = "latest" if started else None
     if resume:
         log(f"  resuming {cell.folder} from its newest valid checkpoint")
-    Trainer(model, dataset, cell.config.train, d).train(resume=resume)
+    if callable(phased):
+        phased(model, dataset, d, resume=resume)
+    else:
+        Trainer(model, dataset, cell.config.train, d).train(resume=resume)
     if not (d / "final").is_dir():
         raise StudyError(f"{cell.folder}: training wrote no final/ model ({type(model).__name__} has no "
                          "save_pretrained); a study method needs the common surface of diffrep.methods.base")
     write_run_info(d / "final", recipe.name, cell.config)
-    last = _last_record(d)
+    last = _train_record(d)
     _write_json(d / TRAINED_JSON, {"hash": cell.hash, "last": last})
     return last
 
 
-def _evaluate(cell: Cell, d: Path) -> dict:
+def _subfolders(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_dir() and p.name not in ("final", CALIBRATED)) if d.is_dir() else []
+
+
+def _train_record(d: Path) -> dict:
+    """The training log's last record: of the cell folder's ``metrics.jsonl``, or, for a multi-phase run
+    (logs in sub-folders such as ``phase1/``, ``phase2/``), of the last sub-folder in name order, with
+    every phase's last record under ``phases``."""
+    last = _last_record(d)
+    if last:
+        return last
+    phases = {p.name: rec for p in _subfolders(d) if (rec := _last_record(p))}
+    if not phases:
+        return {}
+    return {**phases[list(phases)[-1]], "phases": phases}
+
+
+def _calibrate(cell: Cell, d: Path, log) -> Path:
+    """The calibrated model folder ``d/calibrated``: the trained model (``eval.weights`` of ``final/``) after
+    ``model.<eval.calibrate>(images)`` on ``eval.calibrate_images`` images of the cell's dataset (factor rows
+    drawn from ``RandomState(eval.seed + 1)``, a stream apart from the metric rows; ``eval.item_format``),
+    saved with ``save_pretrained`` and the run's ``run.json``."""
+    import numpy as np
+    import torch
+
+    from ..data.base import format_images
+    from ..nn import load_pretrained
+    from ..recipes.runinfo import dataset_from_settings, resolve_data_settings, write_run_info
+
+    ev = cell.eval
+    dev = "cuda" if ev.device == "cuda" or (ev.device == "auto" and torch.cuda.is_available()) else "cpu"
+    model = load_pretrained(d / "final", weights=ev.weights, map_location=dev).eval()
+    fit = getattr(model, ev.calibrate, None)
+    if not callable(fit):
+        raise StudyError(f"method {cell.method}: eval.calibrate names {ev.calibrate}(), which "
+                         f"{type(model).__name__} does not have")
+    settings = resolve_data_settings(d / "final")
+    ds = dataset_from_settings(settings, **({"source": "auto"} if settings["dataset"] != "toy_shapes" else {}))
+    if not hasattr(ds, "sample_observations_from_factors"):
+        raise StudyError(f"method {cell.method}: eval.calibrate needs a ground-truth dataset (factor rows to draw)")
+    rng = np.random.RandomState(ev.seed + 1)
+    obs = ds.sample_observations_from_factors(ds.sample_factors(ev.calibrate_images, rng), rng)
+    x = format_images(np.asarray(obs), ev.item_format).to(dev)
+    log(f"  calibrating: {type(model).__name__}.{ev.calibrate}() on {len(x)} images")
+    with torch.no_grad():
+        fit(x)
+    out = d / CALIBRATED
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out)
+    write_run_info(out, cell.recipe, cell.config)
+    return out
+
+
+def _evaluate(cell: Cell, d: Path, log) -> dict:
     from ..metrics.suite import compute
     from ..recipes.encode import encode_dataset
 
@@ -221,13 +291,19 @@ def _evaluate(cell: Cell, d: Path) -> dict:
     train_last = _read_json(d / TRAINED_JSON).get("last", {}) if (d / TRAINED_JSON).is_file() else {}
     if not ev.metrics:
         return {"scores": {}, "meta": {"metric": "none"}, "train": train_last}
-    src = encode_dataset(str(d / "final"), None, ev.num_train, ev.num_test, ev.seed, ev.batch_size, ev.weights,
+    model_dir, weights = d / "final", ev.weights
+    if ev.calibrate:
+        model_dir, weights = _calibrate(cell, d, log), "model"
+    src = encode_dataset(str(model_dir), None, ev.num_train, ev.num_test, ev.seed, ev.batch_size, weights,
                          ev.item_format, None, "auto", ev.device)
     settings = src.pop("_settings")
     result = compute(src, list(ev.metrics), ev.mode, ev.estimator, ev.tad_variant)
-    result.meta.update(model=str(d / "final"), dataset=settings["dataset"], dataset_options=settings["options"],
+    result.meta.update(model=str(model_dir), dataset=settings["dataset"], dataset_options=settings["options"],
                        pool=settings["pool"], seed=ev.seed, num_train=ev.num_train, num_test=ev.num_test,
-                       weights=ev.weights)
+                       weights=weights)
+    if ev.calibrate:
+        result.meta.update(calibrate=ev.calibrate, calibrate_images=ev.calibrate_images, calibrated_from=str(d / "final"),
+                           calibrated_weights=ev.weights)
     return {**result.to_json(), "train": train_last}
 
 
@@ -244,7 +320,7 @@ def run_cell(cell: Cell, out: str | os.PathLike, *, log=None) -> dict:
     if not (d / TRAINED_JSON).is_file():
         _train(cell, d, log)
     t1 = time.time()
-    metrics = _evaluate(cell, d)
+    metrics = _evaluate(cell, d, log)
     metrics["cell"] = cell.describe()
     metrics["seconds"] = {"train": round(t1 - t0, 3), "eval": round(time.time() - t1, 3)}
     _write_json(d / METRICS_JSON, metrics)

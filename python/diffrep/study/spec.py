@@ -51,7 +51,9 @@ class StudyError(ValueError):
 
 EVAL_DEFAULTS = {"metrics": ["mig", "dci", "sap", "modularity_explicitness", "infomec"], "num_train": 10000,
                  "num_test": 5000, "seed": 0, "batch_size": 256, "weights": "model", "item_format": "pm1",
-                 "mode": "robust", "estimator": "fast", "tad_variant": "infodiffusion", "device": "auto"}
+                 "mode": "robust", "estimator": "fast", "tad_variant": "infodiffusion", "device": "auto",
+                 "calibrate": "", "calibrate_images": 1000}
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _EVAL_CHOICES = {"weights": ("model", "ema"), "mode": ("robust", "parity"), "estimator": ("fast", "sklearn"),
                  "tad_variant": ("infodiffusion", "disdiff", "nashae", "exact"), "device": ("auto", "cpu", "cuda"),
                  "item_format": None}  # None: checked by diffrep.data.base.check_item_format
@@ -63,7 +65,10 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 @dataclasses.dataclass(frozen=True)
 class EvalSpec:
     """What is measured after training (the ``diffrep eval --model`` settings, :mod:`diffrep.metrics.suite`).
-    ``metrics: []`` trains only (the report then shows the training log's last values)."""
+    ``metrics: []`` trains only (the report then shows the training log's last values). ``calibrate``: the
+    name of a model method that fits statistics ``encode`` needs (e.g. DisDiff's ``fit_code_pca``), called
+    with ``calibrate_images`` images of the cell's dataset before the metrics (docs/study.md, "Evaluation");
+    empty: none."""
 
     metrics: tuple = tuple(EVAL_DEFAULTS["metrics"])
     num_train: int = 10000
@@ -76,10 +81,16 @@ class EvalSpec:
     estimator: str = "fast"
     tad_variant: str = "infodiffusion"
     device: str = "auto"
+    calibrate: str = ""
+    calibrate_images: int = 1000
 
     def to_dict(self) -> dict:
+        """The settings as a mapping; without ``calibrate`` / ``calibrate_images`` when no calibration is
+        asked for, so the hashes of studies written before the setting existed are unchanged."""
         d = dataclasses.asdict(self)
         d["metrics"] = list(self.metrics)
+        if not self.calibrate:
+            del d["calibrate"], d["calibrate_images"]
         return d
 
 
@@ -216,7 +227,7 @@ def _parse_eval(v, base: dict, where: str) -> EvalSpec:
 
     d = _mapping(v, where)
     _unknown_keys(d, list(EVAL_DEFAULTS), where)
-    merged = {**base, **d}
+    merged = {**EVAL_DEFAULTS, **base, **d}  # base: a parent EvalSpec.to_dict() (may omit calibrate)
     metrics = merged["metrics"]
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -225,10 +236,19 @@ def _parse_eval(v, base: dict, where: str) -> EvalSpec:
     bad = [m for m in metrics if m not in ARRAY_METRICS]
     if bad:
         raise StudyError(f"{where}.metrics: unknown {bad}; choose from {list(ARRAY_METRICS)}")
-    for key in ("num_train", "num_test", "batch_size", "seed"):
+    for key in ("num_train", "num_test", "batch_size", "seed", "calibrate_images"):
         val = merged[key]
         if isinstance(val, bool) or not isinstance(val, int) or val < (0 if key == "seed" else 1):
             raise StudyError(f"{where}.{key} must be an integer >= {0 if key == 'seed' else 1}, got {val!r}")
+    cal = merged["calibrate"]
+    if cal is None:
+        cal = merged["calibrate"] = ""
+    if not isinstance(cal, str) or (cal and not _IDENT.match(cal)):
+        raise StudyError(f"{where}.calibrate must be the name of a model method (e.g. fit_code_pca) or empty, "
+                         f"got {cal!r}")
+    if "calibrate_images" in d and not cal:
+        raise StudyError(f"{where}.calibrate_images is set but calibrate is not: name the model method that reads "
+                         "the images (e.g. calibrate: fit_code_pca)")
     from ..data.base import ITEM_FORMATS
 
     for key, choices in _EVAL_CHOICES.items():
