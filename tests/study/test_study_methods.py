@@ -272,7 +272,7 @@ def test_the_all_methods_study_plan(fake_subgrid):
                "disdiff": "disdiff/shapes3d-cpu-onerun", "beta-vae": "vae/beta-vae-cpu",
                "factor-vae": "vae/factor-vae-cpu", "encdiff-dyga": "encdiff/shapes3d-cpu",
                "encdiff": "encdiff/shapes3d-cpu-baseline", "multibeta": "multibeta/dsprites-cpu",
-               "paramrel": "paramrel/dsprites"}
+               "paramrel": "paramrel/dsprites", "sami": "sami/disks-cpu"}
     assert {m.label: m.recipe for m in st.methods} == methods
     assert len(st.cells) == 2 * len(methods) and st.seeds == (0, 1)
     assert {c.dataset for c in st.cells} == {"shapes3d_subgrid"}
@@ -288,13 +288,29 @@ def test_the_all_methods_study_plan(fake_subgrid):
     assert by["multibeta"].config.train_subset == 0
     assert by["encdiff-dyga"].config.model.conditioning == "dyga" and by["encdiff"].config.model.conditioning == "none"
     assert by["paramrel"].config.model.bfn.data == "discretised"
+    assert by["sami"].config.model.convnet.latent_dim == 10 and by["sami"].config.train.batch_size == 32
     for m, c in by.items():
         family = importlib.import_module(f"diffrep.recipes.{c.recipe.split('/')[0]}")
         size = _image_size(c.config.model)
         fake_subgrid.made.clear()
-        train = family.build_dataset(c.config)  # what the recipe trains on
+        train = family.build_dataset(c.config.data if m == "sami" else c.config)  # what the recipe trains on
         evaluated = dataset_from_settings(data_settings(c.config), source="auto")  # what the metrics read
         assert fake_subgrid.made == [64 // size] * 2, m
         for ds in (train, evaluated):
             assert ds[0][0].shape == (3, size, size), m
         assert size == (32 if m in ("beta-vae", "factor-vae", "multibeta") else 16), m
+
+
+def test_sami_reads_the_subgrid(fake_subgrid):
+    from diffrep.config import ConfigError
+    from diffrep.recipes.runinfo import data_settings
+    from diffrep.recipes.sami import SAMIDataConfig, build_dataset, build_eval_dataset, disks_cpu_config
+
+    cfg = SAMIDataConfig("shapes3d_subgrid", size=32)
+    assert build_dataset(cfg).pool == 2 and build_eval_dataset(cfg)[0].pool == 2
+    run = dataclasses.replace(disks_cpu_config(), data=SAMIDataConfig("shapes3d_subgrid", size=16))
+    assert data_settings(run) == {"dataset": "shapes3d_subgrid", "options": {"size": 16}, "pool": 1, "root": None}
+    with pytest.raises(ConfigError, match=r"rendered at \[64, 32, 16, 8\] px, got 20"):
+        SAMIDataConfig("shapes3d_subgrid", size=20).validate()
+    with pytest.raises(ConfigError, match=r"drawn procedurally"):
+        SAMIDataConfig("shapes3d_subgrid", size=16, root="/data").validate()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import Config
 
-__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
+__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
            "resolve_data_settings"]
 
 RUN_INFO_NAME = "run.json"
@@ -98,7 +98,8 @@ def data_settings(cfg) -> dict:
     if data is not None and hasattr(data, "dataset"):  # sami: a data section
         options = {"disks": {"num_images": data.num_images, "size": data.size, "seed": data.seed},
                    "celeba": {"split": data.split, "size": data.size},
-                   "image_folder": {"size": data.size}}.get(data.dataset, {})
+                   "image_folder": {"size": data.size},
+                   SUBGRID: {"size": data.size}}.get(data.dataset, {})
         return {"dataset": data.dataset, "options": options, "pool": 1, "root": root}
     if data is not None and dataclasses.is_dataclass(data):  # demo: procedural toy shapes
         return {"dataset": "toy_shapes", "options": dataclasses.asdict(data), "pool": 1, "root": None}

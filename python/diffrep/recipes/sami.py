@@ -34,6 +34,7 @@ from ..nn.encoders import HalfUNetConfig
 from ..nn.unet import UNetConfig, unet_preset
 from ..train.config import TrainConfig
 from .registry import Recipe
+from .runinfo import SUBGRID_SIZES, subgrid_by_name
 
 __all__ = ["SAMIDataConfig", "SAMIRecipeConfig", "build_dataset", "build_eval_dataset", "build", "disks_config", "celeba64_config",
            "celebahq256_frozen_config", "disks_cpu_config", "disks_cpu_frozen_config", "disks_cpu_frozen_d8_config",
@@ -45,17 +46,19 @@ class SAMIDataConfig(Config):
     """``dataset``: ``disks`` (procedural, continuous factors: ``num_images`` uniform draws of centre
     and background, the paper's 2000-image set; seeded by ``seed``), ``celeba`` (aligned CelebA under
     ``root``, ``split``, ``size``), ``image_folder`` (any folder of images, e.g. CelebA-HQ 256) or
-    ``dsprites`` (the file under ``root``, else the procedural generator). ``root`` defaults to
-    ``$DIFFREP_DATA``.
+    ``dsprites`` (the file under ``root``, else the procedural generator) or ``shapes3d_subgrid`` (the
+    procedural 5,120-image Shapes3D sub-grid at ``size`` x ``size``, docs/data.md "The Shapes3D
+    sub-grid"). ``root`` defaults to ``$DIFFREP_DATA``.
 
     ``num_images`` is honoured for every image dataset, deterministically: disks draws that many;
     ``celeba`` takes the first ``num_images`` of ``split`` in sorted file order (000001.jpg, ...;
     ``sami/celeba64``: the first 60,000 of the 162,770 training images); ``image_folder`` the first
     ``num_images`` files in sorted path order. More than the data holds is an error. ``dsprites``
-    always uses its full 737,280-image set (the disentanglement protocol samples from all of it).
+    always uses its full 737,280-image set and ``shapes3d_subgrid`` its 5,120 images (the
+    disentanglement protocol samples from all of it).
     Evaluation images come from :func:`build_eval_dataset`, never from the training subset."""
 
-    dataset: Literal["disks", "celeba", "image_folder", "dsprites"] = "disks"
+    dataset: Literal["disks", "celeba", "image_folder", "dsprites", "shapes3d_subgrid"] = "disks"
     root: str = ""
     split: str = "train"
     size: Annotated[int, Ge(4)] = 32
@@ -63,8 +66,10 @@ class SAMIDataConfig(Config):
     seed: int = 0
 
     def validate(self) -> None:
-        if self.dataset == "disks" and self.root:
-            raise ConfigError("root", f"{self.root!r}: disks are drawn procedurally, no files are read")
+        if self.dataset in ("disks", "shapes3d_subgrid") and self.root:
+            raise ConfigError("root", f"{self.root!r}: {self.dataset} is drawn procedurally, no files are read")
+        if self.dataset == "shapes3d_subgrid" and self.size not in SUBGRID_SIZES:
+            raise ConfigError("size", f"the Shapes3D sub-grid is rendered at {list(SUBGRID_SIZES)} px, got {self.size}")
 
 
 def build_dataset(cfg: SAMIDataConfig):
@@ -72,6 +77,8 @@ def build_dataset(cfg: SAMIDataConfig):
     root = cfg.root or None
     if cfg.dataset == "disks":
         return DisksTensorDataset(cfg.num_images, cfg.size, cfg.seed)
+    if cfg.dataset == "shapes3d_subgrid":
+        return subgrid_by_name({"size": cfg.size}, "data")
     flag = "--data.root"
     if cfg.dataset == "celeba":
         return data.load("celeba", root=root, source="file", split=cfg.split, size=cfg.size, num_images=cfg.num_images,
@@ -96,7 +103,8 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
     - ``image_folder``: the files after the training subset (sorted path order, from index
       ``cfg.num_images``); a folder with no files left is an error (hold some out by lowering
       ``data.num_images``);
-    - ``dsprites``: the full set (it has no split; its factor metrics sample from the generator).
+    - ``dsprites``: the full set (it has no split; its factor metrics sample from the generator);
+    - ``shapes3d_subgrid``: the full 5,120-image set (no split, as dsprites).
     """
     positive_int(num_images, "num_images")
     root = cfg.root or None
@@ -121,6 +129,8 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
         return (data.load("image_folder", root=root, source="file", size=cfg.size, start=cfg.num_images,
                           root_flag="--data.root"),
                 f"image_folder: files {cfg.num_images}..{n_files - 1} (after the training subset)")
+    if cfg.dataset == "shapes3d_subgrid":
+        return subgrid_by_name({"size": cfg.size}, "data"), "shapes3d_subgrid: the full set (no split)"
     return data.load("dsprites", root=root, root_flag="--data.root"), "dsprites: the full set (no split)"
 
 
