@@ -232,8 +232,12 @@ def fake_subgrid(monkeypatch):
 
 
 def test_subgrid_by_name_is_the_renders_average_pooled_to_size(fake_subgrid):
-    from diffrep.recipes.runinfo import DataRoot, dataset_from_settings, load_named
+    from diffrep.recipes.runinfo import (RECIPE_DATASETS, DataRoot, dataset_from_settings, load_named,
+                                         register_recipe_dataset)
 
+    assert isinstance(RECIPE_DATASETS["shapes3d_subgrid"](4), FakeSubgrid)  # registered by diffrep.recipes
+    with pytest.raises(TypeError, match=r"callable factory"):
+        register_recipe_dataset("x", None)
     for size, pool in ((64, 1), (32, 2), (16, 4), (8, 8)):
         assert load_named("shapes3d_subgrid", {"size": size}, DataRoot()).pool == pool
     with pytest.raises(ValueError, match=r"needs dataset_options.size"):

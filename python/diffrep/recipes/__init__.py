@@ -7,6 +7,7 @@ recipes with :func:`register_recipe`.
 """
 
 from . import bfn, demo, diffae, disdiff, encdiff, infodiffusion, multibeta, paramrel, sami, vae, vq
+from . import runinfo as _runinfo
 from .registry import Recipe, get_recipe, list_recipes, register_recipe
 
 __all__ = ["Recipe", "register_recipe", "get_recipe", "list_recipes", "FAMILIES"]
@@ -17,3 +18,7 @@ for _family in FAMILIES:
     for _recipe in _family.RECIPES:
         register_recipe(_recipe.name, _recipe.make_config, _recipe.build, _recipe.description,
                         cpu_friendly=_recipe.cpu_friendly)
+
+# datasets a family defines, chosen by name in any recipe (docs/data.md, "The Shapes3D sub-grid"); looked up
+# at call time, so a replaced encdiff.Shapes3DSubgrid is what every reader gets
+_runinfo.register_recipe_dataset(_runinfo.SUBGRID, lambda pool: encdiff.Shapes3DSubgrid(pool=pool))

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..config import Config
 
-__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
+__all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
+           "register_recipe_dataset", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
            "resolve_data_settings"]
 
 RUN_INFO_NAME = "run.json"
@@ -39,16 +40,33 @@ class DataRoot(Config):
 SUBGRID = "shapes3d_subgrid"
 SUBGRID_SIZES = (64, 32, 16, 8)
 
+#: Ground-truth datasets that a recipe family defines (not :mod:`diffrep.data`), by name: a factory
+#: ``(pool) -> dataset``. :mod:`diffrep.recipes` fills it (``shapes3d_subgrid``: the sub-grid of
+#: :mod:`diffrep.recipes.encdiff`), so this module imports no recipe family.
+RECIPE_DATASETS: dict = {}
+
+
+def register_recipe_dataset(name: str, factory) -> None:
+    """Make ``factory(pool)`` the dataset ``name`` of :func:`load_named` / :func:`dataset_from_settings`."""
+    if not isinstance(name, str) or not name or not callable(factory):
+        raise TypeError("register_recipe_dataset(name, factory): a dataset name and a callable factory(pool)")
+    RECIPE_DATASETS[name] = factory
+
+
+def _recipe_dataset(name: str, pool: int):
+    if name not in RECIPE_DATASETS:
+        raise ValueError(f"dataset {name!r} is defined by a recipe family that is not registered (import diffrep.recipes)")
+    return RECIPE_DATASETS[name](pool)
+
 
 def subgrid_by_name(options: dict, who: str = "dataset_options"):
-    """The procedural Shapes3D sub-grid (:class:`diffrep.recipes.encdiff.Shapes3DSubgrid`) as a dataset
+    """The procedural Shapes3D sub-grid (:class:`diffrep.recipes.encdiff.Shapes3DSubgrid`, registered in
+    :data:`RECIPE_DATASETS`) as a dataset
     chosen by name: ``options`` = ``{"size": S}``, the 64 px renders average-pooled to S x S (S in
     64, 32, 16, 8). What a recipe whose dataset is a :func:`diffrep.data.load` name (the VAE family,
     multi-beta, ParamReL) trains on when ``dataset: shapes3d_subgrid`` (docs/data.md, "The Shapes3D
     sub-grid"); the recipes built on the sub-grid (DiffAE, InfoDiffusion, DisDiff, EncDiff) choose the
     pooling with their ``pool`` field instead."""
-    from .encdiff import Shapes3DSubgrid
-
     options = dict(options or {})
     unknown = sorted(set(options) - {"size"})
     if unknown:
@@ -60,7 +78,7 @@ def subgrid_by_name(options: dict, who: str = "dataset_options"):
     size = options["size"]
     if isinstance(size, bool) or not isinstance(size, int) or size not in SUBGRID_SIZES:
         raise ValueError(f"{SUBGRID}: {who}.size must be one of {list(SUBGRID_SIZES)}, got {size!r}")
-    return Shapes3DSubgrid(pool=64 // size)
+    return _recipe_dataset(SUBGRID, 64 // size)
 
 
 def load_named(dataset: str, options: dict, data_root: DataRoot | None):
@@ -166,11 +184,9 @@ def dataset_from_settings(settings: dict, **extra):
         if options.pop("source", "auto") == "file" or settings.get("root"):
             raise ValueError(f"{SUBGRID} is drawn procedurally: no files or root are read")
         if "size" not in options:
-            from .encdiff import Shapes3DSubgrid
-
             if options:
                 raise ValueError(f"{SUBGRID}: unknown options {sorted(options)} in the run's data settings")
-            return Shapes3DSubgrid(pool=pool)
+            return _recipe_dataset(SUBGRID, pool)
         ds = subgrid_by_name(options, "options")
         return Pooled(ds, pool) if pool > 1 else ds
     if name == "toy_shapes":
