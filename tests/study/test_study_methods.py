@@ -101,6 +101,17 @@ def test_a_multi_phase_recipe_trains_every_phase_and_resumes_them(tmp_path):
     for a, b in zip(clean.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
+    # a changed cell: --redo-changed clears every phase's run and trains them again, as a fresh folder does
+    st3 = parse_study({"seeds": [0], "steps": 3, "methods": {"ph": {"recipe": "test/study-tiny-phased",
+                                                                     "overrides": {"phase2_steps": 3, "train.lr": 0.05}}},
+                       "eval": {"metrics": []}})
+    assert run_study(st3, crashed, update=True, redo_changed=True, log=_quiet)["ran"] == 1
+    assert PHASE_CALLS[-1] is None
+    run_study(st3, tmp_path / "fresh", log=_quiet)
+    for name in ("phase1", "phase2"):
+        assert _records(crashed / cell.folder / name / "metrics.jsonl") == _records(
+            tmp_path / "fresh" / cell.folder / name / "metrics.jsonl")
+
 
 # ------------------------------------------------------------------------------------------------
 # eval.calibrate: a model whose codes are centred by a fitted mean

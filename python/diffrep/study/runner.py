@@ -154,11 +154,12 @@ _OURS = (CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, "config.
 
 def _clear_cell(d: Path) -> None:
     """Delete what the study and the trainer wrote into cell folder ``d`` (nothing else)."""
-    from ..train.rundir import clear_run
+    from ..train.rundir import clear_run, looks_like_run
 
     clear_run(d)
     for p in _subfolders(d):  # a multi-phase run's sub-runs (phase1/, ...)
-        clear_run(p)
+        if looks_like_run(p):
+            clear_run(p)
     for name in _OURS:
         if (d / name).is_file():
             (d / name).unlink()
