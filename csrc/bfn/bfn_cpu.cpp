@@ -115,10 +115,6 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
 
 using items::finite_bit;
 
-template <typename T>
-inline bool finite_value(T v) {
-  return fabs(v) <= std::numeric_limits<T>::max();  // false for inf and NaN, vectorisable
-}
 
 }  // namespace
 
@@ -128,11 +124,15 @@ DIFFREP_LAUNCHER(cts_flow) {
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (t_per_row) {
         const FlowCoeffs<T> c = flow_coeffs(t[row], log_s1sq);
+        const T* __restrict xp = x;
+        const T* __restrict ep = eps - i0;
+        T* __restrict op = out;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(x[i]);
-          out[i] = c.gamma * x[i] + c.sd * eps[i - i0];
+          const T v = xp[i];
+          bad |= finite_bit(v);
+          op[i] = c.gamma * v + c.sd * ep[i];
         }
         if (bad) flags |= kNonFiniteInput;
       } else {
@@ -149,15 +149,18 @@ DIFFREP_LAUNCHER(disc_flow) {
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (K == 2) {  // vectorise over items
         int32_t f = 0;
+        const int64_t* __restrict xp = x;
+        const T* __restrict ep = eps - 2 * i0;
+        const T* __restrict tp = t;
+        T* __restrict op = out;
+        const T sb = sqrt_beta1;
         if (t_per_row) {
-          const T tr = t[row];
+          const T tr = tp[row];
 #pragma omp simd reduction(| : f)
-          for (int64_t i = s; i < e; ++i)
-            f |= items::disc_flow2(x[i], tr, sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+          for (int64_t i = s; i < e; ++i) f |= items::disc_flow2(xp[i], tr, sb, ep[2 * i], ep[2 * i + 1], op + 2 * i);
         } else {
 #pragma omp simd reduction(| : f)
-          for (int64_t i = s; i < e; ++i)
-            f |= items::disc_flow2(x[i], t[i], sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+          for (int64_t i = s; i < e; ++i) f |= items::disc_flow2(xp[i], tp[i], sb, ep[2 * i], ep[2 * i + 1], op + 2 * i);
         }
         flags |= f;
         return;
@@ -187,11 +190,17 @@ DIFFREP_LAUNCHER(cts_update) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], r_new = inverse ? r - a : r + a, sa = inverse ? -a : a;
         flags |= precision_bad(r, a, r_new, false);
+        // the captured pointers as restrict locals: read through the lambda's references, GCC
+        // kept this loop scalar for float (docs/kernels/bfn.md#performance)
+        const T* __restrict mp = mu;
+        const T* __restrict yp = y;
+        T* __restrict op = out;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(mu[i]) | !finite_value(y[i]);
-          out[i] = (r * mu[i] + sa * y[i]) / r_new;
+          const T m = mp[i], v = yp[i];
+          bad |= finite_bit(m) | finite_bit(v);
+          op[i] = (r * m + sa * v) / r_new;
         }
         if (bad) flags |= kNonFiniteInput;
         return;
@@ -213,13 +222,19 @@ DIFFREP_LAUNCHER(cts_sender_update) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
         flags |= precision_bad(r, a, r_new, true);
+        const T* __restrict xp = x;
+        const T* __restrict mp = mu;
+        const T* __restrict ep = eps - i0;
+        T* __restrict op = out;
+        T* __restrict yo = out_y;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(x[i]) | !finite_value(mu[i]);
-          const T y = x[i] + eps[i - i0] * sd;
-          out_y[i] = y;
-          out[i] = (r * mu[i] + a * y) / r_new;
+          const T xv = xp[i], m = mp[i];
+          bad |= finite_bit(xv) | finite_bit(m);
+          const T y = xv + ep[i] * sd;
+          yo[i] = y;
+          op[i] = (r * m + a * y) / r_new;
         }
         if (bad) flags |= kNonFiniteInput;
         return;
@@ -289,12 +304,15 @@ DIFFREP_LAUNCHER(disc_probs) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     if (K == 2) {  // vectorise over items
+      const T* __restrict mp = mu_x;
+      const T* __restrict sp = sigma_x;
+      T* __restrict op = out;
       if (clip) {
 #pragma omp simd reduction(| : flags)
-        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mu_x[i], sigma_x[i], out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mp[i], sp[i], op + 2 * i);
       } else {
 #pragma omp simd reduction(| : flags)
-        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mu_x[i], sigma_x[i], out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mp[i], sp[i], op + 2 * i);
       }
       return flags;
     }
@@ -334,18 +352,21 @@ DIFFREP_LAUNCHER(discrete_cts_loss) {
       if (K == 2) {  // vectorise over items
         const T tr = t_per_row ? t[row] : T(0);
         const int64_t ts = t_per_row ? 0 : 1;  // t[i * ts] + tr: one loop for both layouts
-        const T* tp = t_per_row ? &tr : t;
+        const T* __restrict tp = t_per_row ? &tr : t;
+        const T* __restrict lg = logits;
+        const int64_t* __restrict xp = x;
+        T* __restrict lo = loss;
+        T* __restrict dl = d_logits;
+        const T b1 = beta1;
         int32_t f = 0;
         if (want_grad) {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<true>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
-                                                 d_logits + 2 * i);
+            f |= items::discrete_cts_loss2<true>(lg[2 * i], lg[2 * i + 1], xp[i], tp[i * ts], b1, lo + i, dl + 2 * i);
         } else {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<false>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
-                                                  d_logits);
+            f |= items::discrete_cts_loss2<false>(lg[2 * i], lg[2 * i + 1], xp[i], tp[i * ts], b1, lo + i, dl);
         }
         flags |= f;
         return;
