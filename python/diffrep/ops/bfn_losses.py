@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import torch
 
 from . import _validate as V
-from ._bfn_common import _batch_float, _check_classes, _explainer, _grad, _sigma1
+from ._bfn_common import _batch_float, _check_classes, _explainer, _grad, _sigma1, call, row_len
 from ._dispatch import select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .reference import bfn as ref
 
 __all__ = ["discretised_probs", "discretised_continuous_time_loss", "discrete_continuous_time_loss"]
@@ -25,8 +25,8 @@ class _DiscretisedProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mu_x, sigma_x, K, clip, backend):
         out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
-        flags = run(backend, "disc_probs", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(), K=K,
-                    clip=clip, out=out)
+        flags = call(backend, "disc_probs", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(), K=K,
+                     clip=clip, out=out)
         raise_flags("discretised_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
                                                   NON_POSITIVE: "sigma_x must be > 0"})
         ctx.save_for_backward(mu_x, sigma_x)
@@ -38,8 +38,8 @@ class _DiscretisedProbs(torch.autograd.Function):
     def backward(ctx, grad):
         mu_x, sigma_x = ctx.saved_tensors
         d_mu, d_sigma = torch.empty_like(mu_x), torch.empty_like(sigma_x)
-        run(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
-            grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
+        call(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
+             grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
         return d_mu, d_sigma, None, None, None
 
 
@@ -94,11 +94,11 @@ class _DiscretisedCtsLoss(torch.autograd.Function):
         loss = torch.empty_like(p.x)
         d_mean = torch.empty_like(p.x) if want_grad else loss
         d_log_sigma = torch.empty_like(p.x) if want_grad else loss
-        flags = run(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
-                    out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
-                    row_len=p.x[0].numel(), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
-                    noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
-                    d_mean=d_mean, d_log_sigma=d_log_sigma)
+        flags = call(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
+                     out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
+                     row_len=row_len(p.x), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
+                     noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
+                     d_mean=d_mean, d_log_sigma=d_log_sigma)
         raise_flags("discretised_continuous_time_loss", flags,
                     {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
         if want_grad:
@@ -178,9 +178,9 @@ class _DiscreteCtsLoss(torch.autograd.Function):
         want_grad = ctx.needs_input_grad[0]
         loss = torch.empty(p.x.shape, dtype=p.dtype, device=p.device)
         d_logits = torch.empty_like(logits) if want_grad else loss
-        flags = run(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
-                    t_per_row=p.t_per_row, row_len=p.x[0].numel(), K=p.K, beta1=p.beta1, want_grad=want_grad,
-                    loss=loss, d_logits=d_logits)
+        flags = call(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
+                     t_per_row=p.t_per_row, row_len=row_len(p.x), K=p.K, beta1=p.beta1, want_grad=want_grad,
+                     loss=loss, d_logits=d_logits)
         raise_flags("discrete_continuous_time_loss", flags,
                     {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
                      NON_FINITE: "logits contain NaN or infinite values"})
