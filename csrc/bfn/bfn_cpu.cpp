@@ -11,6 +11,7 @@
 #include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
 #include "bfn/bfn_cpu_items.h"
+#include "bfn/bfn_cpu_philox.h"
 #include "common/isa.h"
 #include "common/philox.h"
 
@@ -83,6 +84,12 @@ int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Bo
     if (noise) return body(i0, i1, noise + i0 * K);
     thread_local std::vector<T> buf;
     buf.resize((i1 - i0) * K);
+#ifdef DIFFREP_HAVE_PHILOX_V4
+    if (cpu_has_v4()) {
+      v4::philox_normals<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
+      return body(i0, i1, static_cast<const T*>(buf.data()));
+    }
+#endif
     philox_normals_body<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
     return body(i0, i1, static_cast<const T*>(buf.data()));
   });
@@ -274,6 +281,7 @@ DIFFREP_LAUNCHER(disc_update) {
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     if (K == 2) return disc_update2_items(i0, i1, theta, y, sign, log_io, out);
+    if (!log_io) return items::disc_update_tile(theta, y, K, i0, i1, sign, out);
     int32_t flags = 0;
     for (int64_t i = i0; i < i1; ++i) items::disc_update_item(theta + i * K, y + i * K, K, sign, log_io, out + i * K, flags);
     return flags;

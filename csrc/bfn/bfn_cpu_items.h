@@ -79,6 +79,45 @@ inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool
   for (int64_t k = 0; k < K; ++k) out[k] *= inv;
 }
 
+// The probability-space update of items [i0, i1) of K classes (K >= 3) in two flat passes:
+// e_j = theta_j exp(sign y_j) over all (i1 - i0) K values of the tile in one vectorised loop (no
+// per-item loop set-up, no max: exp only overflows where y > 88 in float), then per item one sum
+// and a scale. An item whose sum is not in [2^-40, max] (an exp overflowed, or classes may have
+// underflowed) is redone by disc_update_item, which shifts by the max and falls back to log space;
+// a tile with invalid input is redone item by item (which flags it). Same result as
+// disc_update_item up to rounding (docs/kernels/bfn.md#performance).
+template <typename T>
+inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y, int64_t K, int64_t i0, int64_t i1,
+                                T sign, T* __restrict out) {
+  int32_t bad = 0;
+  const int64_t b = i0 * K, e = i1 * K;
+#pragma omp simd reduction(| : bad)
+  for (int64_t j = b; j < e; ++j) {
+    const T th = theta[j], v = sign * y[j];
+    bad |= int32_t(th < T(0)) | int32_t(th > T(1)) | int32_t(th != th) | int32_t(!(v - v == T(0)));
+    out[j] = th * fast_exp(v);
+  }
+  int32_t flags = 0;
+  if (bad) {
+    for (int64_t i = i0; i < i1; ++i) disc_update_item(theta + i * K, y + i * K, K, sign, false, out + i * K, flags);
+    return flags;
+  }
+  for (int64_t i = i0; i < i1; ++i) {
+    T* __restrict o = out + i * K;
+    T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < K; ++k) sum += o[k];
+    if (!(sum >= kMinProductSum<T>) || !(sum <= std::numeric_limits<T>::max())) {
+      disc_update_item(theta + i * K, y + i * K, K, sign, false, o, flags);
+      continue;
+    }
+    const T inv = T(1) / sum;
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) o[k] *= inv;
+  }
+  return flags;
+}
+
 // The K = 2 update as straight-line code (a loop over items vectorises). Returns 0, or -1 when
 // the item must be redone by disc_update_item (invalid input or underflow in probability space).
 template <bool log_io, typename T>

@@ -8,6 +8,8 @@ import torch
 from diffrep import _native
 from diffrep.ops import bfn, use_backend
 
+from helpers import native_and_twin
+
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
 
 
@@ -43,6 +45,53 @@ def test_discrete_update_falls_back_to_log_space_where_products_underflow(K):
     expect = _update64(theta, y)
     assert bool(torch.isfinite(out).all())
     torch.testing.assert_close(out.double(), expect, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("K", [3, 16, 256])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
+    # several 1024-value tiles of the flat two-pass update; scattered items whose exp overflows
+    # (y > 88), whose products underflow (theta = 1e-30 on the winning class) or that are one-hot
+    # are redone by the max-shifted / log-space body; the rest stay in probability space
+    g = torch.Generator().manual_seed(K)
+    n = 4096 // K + 37
+    theta = torch.softmax(torch.randn(n, K, generator=g, dtype=torch.float64) * 2, -1)
+    y = torch.randn(n, K, generator=g, dtype=torch.float64) * 4
+    y[5, 1] = 200.0                         # e^200 overflows float and the unshifted float64 sum stays finite
+    y[n // 2, :] = 800.0                    # every class overflows (float64 too)
+    theta[n // 3] = 1.0 / (K - 1)
+    theta[n // 3, 0] = 1e-30
+    theta[n // 3] /= theta[n // 3].sum()
+    y[n // 3] = 0.0
+    y[n // 3, 0] = 100.0
+    theta[n - 1] = 0.0
+    theta[n - 1, K - 1] = 1.0               # one-hot: theta' = theta
+    theta, y = theta.to(dtype), y.to(dtype)
+    with use_backend("cpu", strict=True):
+        out = bfn.discrete_update(theta, y)
+        back = bfn.discrete_update_inverse(out, y)
+    tol = dict(rtol=2e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(out.double(), _update64(theta, y), **tol)
+    ok = torch.ones(n, dtype=torch.bool)
+    ok[[5, n // 2, n // 3]] = False         # the inverse of an update that saturated is not defined
+    torch.testing.assert_close(back[ok].double(), theta[ok].double(), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("K", [3, 16])
+def test_flow_noise_matches_the_philox_twin_across_tiles(K):
+    # thousands of normals: many 1024-normal tiles whose stream starts are not multiples of 4 (the
+    # partial Philox blocks at both ends) and the 16-block AVX-512 word batches, against the twin
+    x = torch.randint(0, K, (3, 1001), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.2, 0.6, 0.9])
+    a, b = native_and_twin(lambda gen: bfn.discrete_flow(x, t, 3.0, K, gen), torch.device("cpu"), seed=7)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    xc = torch.rand(3, 3001, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    a, b = native_and_twin(lambda gen: bfn.continuous_flow(xc, t, 1e-3, gen), torch.device("cpu"), seed=8)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    mu, rho, alpha = torch.zeros(3, 3001), torch.ones(3), torch.full((3,), 0.7)
+    a, b = native_and_twin(lambda gen: bfn.continuous_sender_update(mu, rho, xc, alpha, gen, return_y=True)[2],
+                           torch.device("cpu"), seed=9)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("K", [2, 16])
