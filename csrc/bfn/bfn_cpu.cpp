@@ -123,9 +123,23 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
 using items::finite_bit;
 
 
+// t in [0, 1] (false for NaN) for every time value, as kNonFiniteInput: the CPU path's check,
+// which Python then runs again for the message (docs/kernels/bfn.md#performance). One vectorised
+// pass over B (or n) values instead of four tensor ops in Python.
+template <typename T>
+int32_t time_bad(const T* t, bool per_row, int64_t row_len, int64_t n) {
+  const int64_t m = per_row ? n / row_len : n;
+  const T* __restrict tp = t;
+  int32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (int64_t i = 0; i < m; ++i) bad |= int32_t(!(tp[i] >= T(0))) | int32_t(!(tp[i] <= T(1)));
+  return bad ? int32_t(kNonFiniteInput) : 0;
+}
+
 }  // namespace
 
 DIFFREP_LAUNCHER(cts_flow) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -151,6 +165,7 @@ DIFFREP_LAUNCHER(cts_flow) {
 }
 
 DIFFREP_LAUNCHER(disc_flow) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -338,6 +353,7 @@ DIFFREP_LAUNCHER(disc_probs_backward) {
 }
 
 DIFFREP_LAUNCHER(disc_cts_loss) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -354,6 +370,7 @@ DIFFREP_LAUNCHER(disc_cts_loss) {
 }
 
 DIFFREP_LAUNCHER(discrete_cts_loss) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {

@@ -11,7 +11,7 @@ import torch
 from .. import _native
 from . import _validate as V
 from ._dispatch import explaining, register
-from ._native_call import run
+from ._native_call import NON_FINITE, run
 from .random import check_generator, fill_normal, philox_key
 
 _tls = threading.local()
@@ -60,6 +60,14 @@ def per_row(name, v, like, dtype):
             and v.device == like.device and v.is_contiguous() and like.dim() > 1):
         return v, True
     return V.per_sample(name, v, like, dtype)
+
+
+def time_checked(p, flags: int) -> None:
+    """The CPU kernels of the t-taking ops check t in [0, 1] in one pass and report a bad t as
+    NON_FINITE (four tensor ops in Python cost ~6 us); run the Python check for its message
+    when that bit is set. Other backends check t in Python before the kernel."""
+    if flags & NON_FINITE and p.choice.backend == "cpu":
+        V.time_in_unit_interval("t", p.t)
 
 
 def row_len(x) -> int:

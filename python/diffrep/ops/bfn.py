@@ -33,7 +33,7 @@ import torch
 from .._deprecation import moved_names
 from . import _validate as V
 from ._bfn_common import (_batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1, call,
-                          fast_pair, per_row, row_len)
+                          fast_pair, per_row, row_len, time_checked)
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .bfn_losses import discrete_continuous_time_loss, discretised_continuous_time_loss, discretised_probs
@@ -47,12 +47,15 @@ __all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_
 # ----------------------------------------------------------------------------- continuous flow
 def _prep_continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     p = SimpleNamespace(generator=generator)
-    _batch_float("x", x)
     p.log_s1sq = 2.0 * math.log(_sigma1(sigma1))
-    p.dtype = V.float_dtype(x=x)
-    p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
-    p.x = x.to(p.dtype).contiguous()
-    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+    if fast_pair(x, x) is not None and (not isinstance(t, torch.Tensor) or t.device == x.device):
+        p.dtype, p.device, p.x = x.dtype, x.device, x  # the common case, checked in ~1 us
+    else:
+        _batch_float("x", x)
+        p.dtype = V.float_dtype(x=x)
+        p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
+        p.x = x.to(p.dtype).contiguous()
+    p.t, p.t_per_row = per_row("t", t, p.x, p.dtype)
     p.choice = select("bfn.continuous_flow", p.device, needs_grad=_grad(x, t))
     _draw(p, "noise", noise, p.x.shape)
     return p
@@ -67,7 +70,8 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     deterministic, rho(t) = sigma1^(-2t) (:func:`continuous_precision`).
     """
     p = _prep_continuous_flow(x, t, sigma1, generator, noise=noise)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         V.finite("x", p.x)
         eps = _reference_noise(p, p.x.shape)
@@ -75,6 +79,7 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     out = torch.empty_like(p.x)
     flags = call(p.choice.backend, "cts_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
                  row_len=row_len(p.x), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
+    time_checked(p, flags)
     raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
     return out
 
@@ -110,7 +115,8 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
     t's float dtype, else float32). For K = 2 the reference network reads 2 theta[..., 0] - 1.
     """
     p = _prep_discrete_flow(x, t, beta1, num_classes, generator, noise=noise, dtype=dtype)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         eps = _reference_noise(p, (*p.x.shape, p.K))
@@ -119,6 +125,7 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
     flags = call(p.choice.backend, "disc_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
                  row_len=row_len(p.x), K=p.K, sqrt_beta1=p.sqrt_beta1, noise=p.noise, seed=p.seed,
                  offset=p.offset, out=out)
+    time_checked(p, flags)
     raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
     return out
 
@@ -127,7 +134,7 @@ _explainer("bfn.discrete_flow", _prep_discrete_flow)
 
 
 # ----------------------------------------------------------------------------- continuous update
-def _prep_continuous_update(mu, rho, y, alpha, inverse=False):
+def _prep_continuous_update(mu, rho, y, alpha, inverse=False, op=None):
     p = SimpleNamespace()
     dtype = fast_pair(mu, y)
     if dtype is not None:  # the common case, checked in ~1 us
@@ -142,8 +149,8 @@ def _prep_continuous_update(mu, rho, y, alpha, inverse=False):
         p.y = y.to(p.dtype).contiguous()
     p.rho, p.rho_per_row = per_row("rho", rho, p.mu, p.dtype)
     p.alpha, p.alpha_per_row = per_row("alpha", alpha, p.mu, p.dtype)
-    p.choice = select("bfn.continuous_update_inverse" if inverse else "bfn.continuous_update", p.device,
-                      needs_grad=_grad(mu, rho, y, alpha))
+    op = op or ("bfn.continuous_update_inverse" if inverse else "bfn.continuous_update")
+    p.choice = select(op, p.device, needs_grad=_grad(mu, rho, y, alpha))
     return p
 
 
@@ -215,9 +222,8 @@ register("bfn.continuous_update_inverse")(lambda *a, **k: _prep_continuous_updat
 
 
 def _prep_continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None):
-    p = _prep_continuous_update(mu, rho, x, alpha)
+    p = _prep_continuous_update(mu, rho, x, alpha, op="bfn.continuous_sender_update")
     p.x, p.generator = p.y, generator
-    p.choice = select("bfn.continuous_sender_update", p.device, needs_grad=_grad(mu, rho, x, alpha))
     _draw(p, "noise", noise, p.mu.shape)
     return p
 
