@@ -188,7 +188,8 @@ DIFFREP_LAUNCHER(disc_flow) {
         return;
       }
       for (int64_t i = s; i < e; ++i)
-        items::disc_flow_item(x[i], t_per_row ? t[row] : t[i], K, sqrt_beta1, eps + (i - i0) * K, out + i * K, flags);
+        items::disc_flow_item_shifted(x[i], t_per_row ? t[row] : t[i], K, sqrt_beta1, eps + (i - i0) * K, out + i * K,
+                                      flags);
     });
     return flags;
   });

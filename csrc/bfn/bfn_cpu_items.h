@@ -225,6 +225,33 @@ inline void disc_flow_item(int64_t xi, T t, int64_t K, T sqrt_beta1, const T* ep
   for (int64_t k = 0; k < K; ++k) o[k] *= inv;
 }
 
+// disc_flow_item without the max pass: shifted by the logit of the true class x, l_k - l_x =
+// sd (eps_k - eps_x) - beta K for k != x and 0 for k = x, so the sum is >= 1 (no underflow) and
+// with Philox normals (|eps| <= 5.8, 24-bit uniforms) l_k - l_x <= max_s (11.6 s - s^2) = 33.3
+// (no overflow). Injected noise can overflow: such an item is redone by disc_flow_item. One exp
+// pass with the sum, one scale pass, no horizontal max (docs/kernels/bfn.md#performance).
+template <typename T>
+inline void disc_flow_item_shifted(int64_t xi, T t, int64_t K, T sqrt_beta1, const T* __restrict eps, T* __restrict o,
+                                   int32_t& flags) {
+  T beta;
+  if (!disc_flow_beta(xi, t, K, sqrt_beta1, o, flags, beta)) return;
+  const T sd = sqrt(beta * T(K)), bk = beta * T(K), ex = eps[xi];
+  T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < K; ++k) {
+    const T v = fast_exp(sd * (eps[k] - ex) - (k == xi ? T(0) : bk));
+    o[k] = v;
+    sum += v;
+  }
+  if (!(sum <= std::numeric_limits<T>::max())) {
+    disc_flow_item(xi, t, K, sqrt_beta1, eps, o, flags);
+    return;
+  }
+  const T inv = T(1) / sum;
+#pragma omp simd
+  for (int64_t k = 0; k < K; ++k) o[k] *= inv;
+}
+
 // K = 2 discrete flow as straight-line code: p_1 = sigmoid(l_1 - l_0). Returns the error flags.
 template <typename T>
 inline int32_t disc_flow2(int64_t xi, T t, T sqrt_beta1, T e0, T e1, T* o) {

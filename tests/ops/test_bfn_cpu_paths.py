@@ -94,6 +94,22 @@ def test_flow_noise_matches_the_philox_twin_across_tiles(K):
     torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("K", [3, 16])
+def test_discrete_flow_with_injected_noise_far_beyond_philox_range(K):
+    # the kernel shifts the logits by the true class's logit, safe for Philox normals (|eps| < 5.8);
+    # injected noise of 300 overflows that shift and the item is redone with the max shift
+    x = torch.tensor([[0, 1, K - 1]])
+    t = torch.tensor([0.9])
+    noise = torch.randn(1, 3, K, generator=torch.Generator().manual_seed(K))
+    noise[0, 0, 1] = 300.0
+    noise[0, 2, 0] = -300.0
+    a, b = native_and_twin(lambda: bfn.discrete_flow(x, t, 3.0, K, noise=noise), torch.device("cpu"))
+    assert bool(torch.isfinite(a).all())
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    l = 3.0 * 0.9**2 * (K * torch.nn.functional.one_hot(x, K).double() - 1) + (3.0 * 0.9**2 * K) ** 0.5 * noise.double()
+    torch.testing.assert_close(a.double(), torch.softmax(l, -1), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("K", [2, 16])
 def test_discrete_update_rejects_all_zero_theta(K):
     theta = torch.softmax(torch.randn(3, K), -1)
