@@ -24,8 +24,7 @@ import statistics
 import torch
 
 import diffrep
-from harness import (COPY_IN_CACHE_FLOATS, COPY_OUT_OF_CACHE_FLOATS, banner, copy_floors, copy_fn,
-                     interleaved_times, load_average, peak_extra_bytes)
+from harness import banner, copy_floors, copy_fn, interleaved_times, load_average, peak_extra_bytes
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
@@ -110,11 +109,11 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
     for threads in threads_list:
         if device.type == "cpu":
             torch.set_num_threads(threads)
-        in_cache, out_cache = copy_floors(device)
-        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; copy floor (median of "
-              f"interleaved runs, read+write): {in_cache / 1e9:.1f} GB/s in cache ({8 * COPY_IN_CACHE_FLOATS >> 10} KiB "
-              f"moved), {out_cache / 1e9:.1f} GB/s out of cache ({8 * COPY_OUT_OF_CACHE_FLOATS >> 20} MiB moved); "
-              f"load {load_average()}")
+        in_cache, out_cache, in_bytes, out_bytes = copy_floors(device)
+        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; copy floor (read+write, "
+              f"median of 15 interleaved rounds): {in_cache / 1e9:.1f} GB/s in cache ({in_bytes >> 10} KiB moved, "
+              f"warm: mean of 8 back-to-back copies), {out_cache / 1e9:.1f} GB/s out of cache ({out_bytes >> 20} MiB "
+              f"moved); load {load_average()}")
         print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
               f"{'speed-up':>9s} {'(best)':>8s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
         for n in sizes:
