@@ -317,9 +317,10 @@ DIFFREP_LAUNCHER(disc_sender_update) {
 #pragma omp simd
       for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
         yi[k] = (k == xi ? hit : miss) + sd * ei[k];
-      if (K != 2) items::disc_update_item(theta + i * K, yi, K, T(1), log_io, out + i * K, flags);
+      if (K != 2 && log_io) items::disc_update_item(theta + i * K, yi, K, T(1), log_io, out + i * K, flags);
     }
     if (K == 2) flags |= disc_update2_items(i0, i1, theta, static_cast<const T*>(out_y), T(1), log_io, out);
+    else if (!log_io) flags |= items::disc_update_tile(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
     return flags;
   });
 }

@@ -85,6 +85,13 @@ def test_flow_noise_matches_the_philox_twin_across_tiles(K):
     t = torch.tensor([0.2, 0.6, 0.9])
     a, b = native_and_twin(lambda gen: bfn.discrete_flow(x, t, 3.0, K, gen), torch.device("cpu"), seed=7)
     torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    theta = torch.softmax(torch.randn(3, 1001, K, generator=torch.Generator().manual_seed(2)), -1)
+    for log in (False, True):
+        th = theta.log() if log else theta
+        (a, ya), (b, yb) = native_and_twin(lambda gen: bfn.discrete_sender_update(th, x, 0.3, gen, log=log, return_y=True),
+                                           torch.device("cpu"), seed=10)
+        torch.testing.assert_close(ya, yb, rtol=2e-5, atol=2e-6)
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
     xc = torch.rand(3, 3001, generator=torch.Generator().manual_seed(1)) * 2 - 1
     a, b = native_and_twin(lambda gen: bfn.continuous_flow(xc, t, 1e-3, gen), torch.device("cpu"), seed=8)
     torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
