@@ -176,6 +176,56 @@ inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int
     for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
 }
 
+// disc_probs_item for items [i0, i1) with few bins (3 <= K < 16), vectorised over items: per
+// item and bin the loop over K bins is too short to vectorise (K = 3 at 1e5 items: 8.7 ms, a
+// quarter of the eager twin's speed). The K + 1 boundary CDFs of up to kMaxItems items go into a
+// bins-major buffer, each boundary one vectorised loop over the items, then the differences are
+// written item by item. Same maths and flags as disc_probs_item.
+template <bool clip, typename T>
+inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict sigma_x, int64_t K, int64_t i0,
+                                   int64_t i1, T* __restrict out) {
+  constexpr int64_t kMaxItems = 256;
+  T cdf[17 * kMaxItems];  // (K + 1) x m, K < 16
+  T scale[kMaxItems], inv_sigma[kMaxItems];
+  int32_t flags = 0;
+  for (int64_t c0 = i0; c0 < i1; c0 += kMaxItems) {
+    const int64_t m = i1 - c0 < kMaxItems ? i1 - c0 : kMaxItems;
+    const T* __restrict mu = mu_x + c0;
+    const T* __restrict sg = sigma_x + c0;
+    int32_t f = 0;
+#pragma omp simd reduction(| : f)
+    for (int64_t i = 0; i < m; ++i) {
+      const T inv_s = T(1) / sg[i];
+      inv_sigma[i] = inv_s;
+      f |= ((finite_bit(mu[i]) | finite_bit(sg[i])) ? int32_t(kNonFiniteInput) : 0) |
+           (!(sg[i] > T(0)) ? int32_t(kNonPositive) : 0);
+      const T lo = clip ? T(0) : normal_cdf(T(-1), mu[i], inv_s);
+      const T hi = clip ? T(1) : normal_cdf(T(1), mu[i], inv_s);
+      cdf[i] = lo;
+      cdf[K * m + i] = hi;
+      const T R = hi - lo;  // clip = False: uniform 1/K where R < kMinProb (scale 0 marks it)
+      scale[i] = clip ? T(1) : (R < T(kMinProb) ? T(0) : T(1) / R);
+    }
+    flags |= f;
+    for (int64_t j = 1; j < K; ++j) {
+      const T b = boundary<T>(j, K);
+      T* __restrict cj = cdf + j * m;
+#pragma omp simd
+      for (int64_t i = 0; i < m; ++i) cj[i] = normal_cdf(b, mu[i], inv_sigma[i]);
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      T* __restrict o = out + (c0 + i) * K;
+      const T sc = scale[i];
+      if (sc == T(0)) {
+        for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
+        continue;
+      }
+      for (int64_t k = 0; k < K; ++k) o[k] = (cdf[(k + 1) * m + i] - cdf[k * m + i]) * sc;
+    }
+  }
+  return flags;
+}
+
 // K = 2 as straight-line code (the single interior boundary is 0). Returns the error flags.
 // (clip is a template argument: `clip ? 0 : normal_cdf(...)` inside the item loop would become a
 // branch and stop vectorisation.)

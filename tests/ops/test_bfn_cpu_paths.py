@@ -161,6 +161,33 @@ def test_discretised_probs_k2_matches_float64(clip):
     torch.testing.assert_close(p.double(), expect, rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("K", [3, 7, 15])
+def test_discretised_probs_few_bins_match_float64(K, clip):
+    # 3 <= K < 16 runs vectorised over items in chunks of 256 (700 items: three chunks), with one
+    # item far beyond the edge (clip=False: uniform 1/K) and one with sigma at the clamp floor
+    g = torch.Generator().manual_seed(K)
+    mu = (torch.randn(700, generator=g) * 0.5).clamp(-1.0, 1.0)
+    sigma = torch.rand(700, generator=g) * 0.5 + 0.02
+    mu[300], sigma[300] = 40.0, 0.01
+    mu[500], sigma[500] = 0.1, 1e-3
+    with use_backend("cpu", strict=True):
+        p = bfn.discretised_probs(mu, sigma, K, clip)
+    b = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
+    cdf = torch.distributions.Normal(mu.double()[:, None], sigma.double()[:, None]).cdf(b)
+    if clip:
+        cdf[:, 0], cdf[:, -1] = 0.0, 1.0
+    expect = cdf[:, 1:] - cdf[:, :-1]
+    if not clip:
+        R = cdf[:, -1] - cdf[:, 0]
+        expect = expect / R.clamp_min(1e-300)[:, None]
+        expect[R < 1e-5] = 1.0 / K
+        assert bool((R < 1e-5)[300])
+    torch.testing.assert_close(p.double(), expect, rtol=1e-4, atol=2e-6)
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="sigma_x must be > 0"):
+        bfn.discretised_probs(mu, sigma.index_fill(0, torch.tensor([400]), 0.0), K, clip)
+
+
 @pytest.mark.parametrize("bad, match", [
     (lambda a: a.index_fill(0, torch.tensor([2]), -0.5), "alpha must be >= 0"),
     (lambda a: a.index_fill(0, torch.tensor([1]), float("nan")), "alpha must be >= 0"),
