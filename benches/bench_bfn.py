@@ -72,6 +72,9 @@ def cases(n, device, ks=(2, 16, 256)):
                     (8 + K * f4) * nk))
         out.append(("discrete_update", K, lambda th=theta, yk=yk: bfn.discrete_update(th, yk),
                     lambda th=theta, yk=yk: ref.discrete_update(th, yk), 3 * K * f4 * nk))
+        lth = theta.log()  # log space: what the samplers run (diffrep.bfn.flows)
+        out.append(("discrete_update log", K, lambda th=lth, yk=yk: bfn.discrete_update(th, yk, log=True),
+                    lambda th=lth, yk=yk: ref.discrete_update(th, yk, log=True), 3 * K * f4 * nk))
         mu_x = (torch.randn(B, D, generator=g) * 0.5).to(device)
         sig = (torch.rand(B, D, generator=g) * 0.3 + 0.01).to(device)
         if n * K <= 2**26:

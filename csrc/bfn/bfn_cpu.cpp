@@ -297,10 +297,8 @@ DIFFREP_LAUNCHER(disc_update) {
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     if (K == 2) return disc_update2_items(i0, i1, theta, y, sign, log_io, out);
-    if (!log_io) return items::disc_update_tile(theta, y, K, i0, i1, sign, out);
-    int32_t flags = 0;
-    for (int64_t i = i0; i < i1; ++i) items::disc_update_item(theta + i * K, y + i * K, K, sign, log_io, out + i * K, flags);
-    return flags;
+    return log_io ? items::disc_update_tile_log(theta, y, K, i0, i1, sign, out)
+                  : items::disc_update_tile(theta, y, K, i0, i1, sign, out);
   });
 }
 
@@ -317,10 +315,10 @@ DIFFREP_LAUNCHER(disc_sender_update) {
 #pragma omp simd
       for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
         yi[k] = (k == xi ? hit : miss) + sd * ei[k];
-      if (K != 2 && log_io) items::disc_update_item(theta + i * K, yi, K, T(1), log_io, out + i * K, flags);
     }
     if (K == 2) flags |= disc_update2_items(i0, i1, theta, static_cast<const T*>(out_y), T(1), log_io, out);
-    else if (!log_io) flags |= items::disc_update_tile(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
+    else if (log_io) flags |= items::disc_update_tile_log(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
+    else flags |= items::disc_update_tile(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
     return flags;
   });
 }

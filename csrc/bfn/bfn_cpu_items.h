@@ -118,6 +118,51 @@ inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y
   return flags;
 }
 
+// The log-space update (log_io) of items [i0, i1) of K classes (K >= 3): l'_k = l_k + sign y_k -
+// log sum_j e^(l_j + sign y_j). One flat vectorised pass writes a = l + sign y and e^a (scratch);
+// per item one sum and one subtraction. No max shift: the sum of e^a is used where it lies in
+// [2^-40, max] (terms that underflowed are then below 1e-26 of it); log-probabilities of tiny
+// classes stay exact, as they are a - lse, not logs of products. Other items are redone by
+// disc_update_item (max-shifted), a tile with invalid input item by item (which flags it).
+// (Before: three per-item passes with a horizontal max, 0.17-0.74x the eager twin.)
+template <typename T>
+inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restrict y, int64_t K, int64_t i0,
+                                    int64_t i1, T sign, T* __restrict out) {
+  thread_local std::vector<T> scratch;
+  scratch.resize(static_cast<size_t>((i1 - i0) * K));
+  T* __restrict ex = scratch.data() - i0 * K;
+  int32_t bad = 0;
+  const int64_t b = i0 * K, e = i1 * K;
+#pragma omp simd reduction(| : bad)
+  for (int64_t j = b; j < e; ++j) {
+    const T th = theta[j], v = sign * y[j];
+    bad |= int32_t(!(th <= T(0))) | int32_t(!(v - v == T(0)));  // log-probabilities: <= 0, -inf allowed
+    const T a = th + v;
+    out[j] = a;
+    ex[j] = fast_exp(a);
+  }
+  int32_t flags = 0;
+  if (bad) {
+    for (int64_t i = i0; i < i1; ++i) disc_update_item(theta + i * K, y + i * K, K, sign, true, out + i * K, flags);
+    return flags;
+  }
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* __restrict ei = ex + i * K;
+    T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < K; ++k) sum += ei[k];
+    if (!(sum >= kMinProductSum<T>) || !(sum <= std::numeric_limits<T>::max())) {
+      disc_update_item(theta + i * K, y + i * K, K, sign, true, out + i * K, flags);
+      continue;
+    }
+    const T lse = fast_log(sum);
+    T* __restrict o = out + i * K;
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) o[k] -= lse;
+  }
+  return flags;
+}
+
 // The K = 2 update as straight-line code (a loop over items vectorises). Returns 0, or -1 when
 // the item must be redone by disc_update_item (invalid input or underflow in probability space).
 template <bool log_io, typename T>

@@ -75,6 +75,19 @@ def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
     ok = torch.ones(n, dtype=torch.bool)
     ok[[5, n // 2, n // 3]] = False         # the inverse of an update that saturated is not defined
     torch.testing.assert_close(back[ok].double(), theta[ok].double(), rtol=1e-3, atol=1e-5)
+    # log space (what the samplers run): the same rows as log-probabilities, -inf for the one-hot
+    # row's other classes; the result's log-probabilities are exact even where probabilities underflow
+    with use_backend("cpu", strict=True):
+        lout = bfn.discrete_update(theta.log(), y, log=True)
+        lback = bfn.discrete_update_inverse(lout, y, log=True)
+    expect = torch.log_softmax(theta.double().log() + y.double(), -1)
+    fin = torch.isfinite(expect)
+    assert bool((torch.isfinite(lout) == fin).all())
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lout.double()[fin], expect[fin], **tol)
+    back_fin = torch.isfinite(theta.log())
+    torch.testing.assert_close(lback[ok & back_fin.all(-1)].double(), theta[ok & back_fin.all(-1)].double().log(),
+                               rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("K", [3, 16])
@@ -123,6 +136,10 @@ def test_discrete_update_rejects_all_zero_theta(K):
     theta[1] = 0.0
     with use_backend("cpu", strict=True), pytest.raises(ValueError, match="at least one class > 0"):
         bfn.discrete_update(theta, torch.zeros(3, K))
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="at least one class > 0"):
+        bfn.discrete_update(theta.log(), torch.zeros(3, K), log=True)
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="log-probabilities <= 0"):
+        bfn.discrete_update(torch.full((3, K), 0.5), torch.zeros(3, K), log=True)
 
 
 def test_discrete_loss_k2_matches_float64_closed_form():
