@@ -8,9 +8,12 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "bfn/bfn_cpu_v4.h"
 #include "bfn/bfn_math.h"
 
 namespace diffrep {
@@ -91,11 +94,19 @@ inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y
                                 T sign, T* __restrict out) {
   int32_t bad = 0;
   const int64_t b = i0 * K, e = i1 * K;
+#ifdef DIFFREP_HAVE_BFN_V4
+  if (std::is_same<T, float>::value && v4::available()) {
+    bad = v4::update_flat(reinterpret_cast<const float*>(theta), reinterpret_cast<const float*>(y), float(sign), b, e,
+                          reinterpret_cast<float*>(out));
+  } else
+#endif
+  {
 #pragma omp simd reduction(| : bad)
-  for (int64_t j = b; j < e; ++j) {
-    const T th = theta[j], v = sign * y[j];
-    bad |= int32_t(th < T(0)) | int32_t(th > T(1)) | int32_t(th != th) | int32_t(!(v - v == T(0)));
-    out[j] = th * fast_exp(v);
+    for (int64_t j = b; j < e; ++j) {
+      const T th = theta[j], v = sign * y[j];
+      bad |= int32_t(th < T(0)) | int32_t(th > T(1)) | int32_t(th != th) | int32_t(!(v - v == T(0)));
+      out[j] = th * fast_exp(v);
+    }
   }
   int32_t flags = 0;
   if (bad) {
@@ -133,32 +144,57 @@ inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restri
   T* __restrict ex = scratch.data() - i0 * K;
   int32_t bad = 0;
   const int64_t b = i0 * K, e = i1 * K;
+#ifdef DIFFREP_HAVE_BFN_V4
+  if (std::is_same<T, float>::value && v4::available()) {
+    bad = v4::update_flat_log(reinterpret_cast<const float*>(theta), reinterpret_cast<const float*>(y), float(sign), b,
+                              e, reinterpret_cast<float*>(out), reinterpret_cast<float*>(ex));
+  } else
+#endif
+  {
 #pragma omp simd reduction(| : bad)
-  for (int64_t j = b; j < e; ++j) {
-    const T th = theta[j], v = sign * y[j];
-    bad |= int32_t(!(th <= T(0))) | int32_t(!(v - v == T(0)));  // log-probabilities: <= 0, -inf allowed
-    const T a = th + v;
-    out[j] = a;
-    ex[j] = fast_exp(a);
+    for (int64_t j = b; j < e; ++j) {
+      const T th = theta[j], v = sign * y[j];
+      bad |= int32_t(!(th <= T(0))) | int32_t(!(v - v == T(0)));  // log-probabilities: <= 0, -inf allowed
+      const T a = th + v;
+      out[j] = a;
+      ex[j] = fast_exp(a);
+    }
   }
   int32_t flags = 0;
   if (bad) {
     for (int64_t i = i0; i < i1; ++i) disc_update_item(theta + i * K, y + i * K, K, sign, true, out + i * K, flags);
     return flags;
   }
-  for (int64_t i = i0; i < i1; ++i) {
-    const T* __restrict ei = ex + i * K;
-    T sum = T(0);
+  // per block of items: the sums, their logs in one vectorised loop (a scalar fast_log per item
+  // cost more than the item's sum), the subtractions; odd sums are redone afterwards
+  constexpr int64_t kBlock = 256;
+  T lse[kBlock];
+  for (int64_t c0 = i0; c0 < i1; c0 += kBlock) {
+    const int64_t m = i1 - c0 < kBlock ? i1 - c0 : kBlock;
+    for (int64_t i = 0; i < m; ++i) {
+      const T* __restrict ei = ex + (c0 + i) * K;
+      T sum = T(0);
 #pragma omp simd reduction(+ : sum)
-    for (int64_t k = 0; k < K; ++k) sum += ei[k];
-    if (!(sum >= kMinProductSum<T>) || !(sum <= std::numeric_limits<T>::max())) {
-      disc_update_item(theta + i * K, y + i * K, K, sign, true, out + i * K, flags);
-      continue;
+      for (int64_t k = 0; k < K; ++k) sum += ei[k];
+      lse[i] = sum;
     }
-    const T lse = fast_log(sum);
-    T* __restrict o = out + i * K;
+    int32_t odd = 0;
+#pragma omp simd reduction(| : odd)
+    for (int64_t i = 0; i < m; ++i) {
+      const T sum = lse[i];
+      const int32_t o = int32_t(!(sum >= kMinProductSum<T>)) | int32_t(!(sum <= std::numeric_limits<T>::max()));
+      odd |= o;
+      lse[i] = o ? T(NAN) : fast_log(sum);  // NaN marks the items to redo
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      T* __restrict o = out + (c0 + i) * K;
+      const T l = lse[i];
 #pragma omp simd
-    for (int64_t k = 0; k < K; ++k) o[k] -= lse;
+      for (int64_t k = 0; k < K; ++k) o[k] -= l;
+    }
+    if (odd)
+      for (int64_t i = 0; i < m; ++i)
+        if (lse[i] != lse[i]) disc_update_item(theta + (c0 + i) * K, y + (c0 + i) * K, K, sign, true, out + (c0 + i) * K, flags);
   }
   return flags;
 }
