@@ -367,6 +367,14 @@ inline void disc_flow_item_shifted(int64_t xi, T t, int64_t K, T sqrt_beta1, con
   T beta;
   if (!disc_flow_beta(xi, t, K, sqrt_beta1, o, flags, beta)) return;
   const T sd = sqrt(beta * T(K)), bk = beta * T(K), ex = eps[xi];
+#ifdef DIFFREP_HAVE_BFN_V4
+  if (std::is_same<T, float>::value && v4::available()) {
+    const float sum = v4::flow_item_shifted(xi, float(sd), float(bk), reinterpret_cast<const float*>(eps), K,
+                                            reinterpret_cast<float*>(o));
+    if (!(sum <= std::numeric_limits<float>::max())) disc_flow_item(xi, t, K, sqrt_beta1, eps, o, flags);
+    return;
+  }
+#endif
   T sum = T(0);
 #pragma omp simd reduction(+ : sum)
   for (int64_t k = 0; k < K; ++k) {

@@ -90,7 +90,7 @@ def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
                                rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("K", [3, 16])
+@pytest.mark.parametrize("K", [3, 16, 27, 70])
 def test_flow_noise_matches_the_philox_twin_across_tiles(K):
     # thousands of normals: many 1024-normal tiles whose stream starts are not multiples of 4 (the
     # partial Philox blocks at both ends) and the 16-block AVX-512 word batches, against the twin
@@ -114,7 +114,7 @@ def test_flow_noise_matches_the_philox_twin_across_tiles(K):
     torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("K", [3, 16])
+@pytest.mark.parametrize("K", [3, 16, 70])
 def test_discrete_flow_with_injected_noise_far_beyond_philox_range(K):
     # the kernel shifts the logits by the true class's logit, safe for Philox normals (|eps| < 5.8);
     # injected noise of 300 overflows that shift and the item is redone with the max shift
