@@ -103,8 +103,10 @@ def cases(n, device, ks=(2, 16, 256)):
     return out
 
 
-def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
+def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256), warm=True):
     print(banner(device, f"load average at start {load_average()}"))
+    print("# " + ("warm: each timed call follows an untimed call of the same function (its inputs in cache)" if warm
+                  else "cold order: native right after the previous round's copy and eager twin (--no-warm)"))
     print("# times: median of up to --repeat interleaved rounds (native, eager twin, copy of the same bytes);")
     print("#        speed-up = eager / native (medians); (best) = the same from each one's fastest round, the")
     print("#        estimate least disturbed by other jobs; % copy = median time of a float32 copy moving the")
@@ -123,7 +125,7 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
             for name, K, native, eager, nbytes in cases(n, device, ks):
                 if only and not any(o in name for o in only.split(",")):
                     continue
-                runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat)
+                runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat, warm=warm)
                 t_native, t_eager, t_copy = (statistics.median(r) for r in runs)
                 best = min(runs[1]) / min(runs[0])
                 mem = ""
@@ -144,6 +146,9 @@ def main():
     p.add_argument("--only", help="run only the ops whose name contains this text (comma-separated: any of them)")
     p.add_argument("--K", type=int, nargs="*", default=[2, 16, 256], help="class counts of the K-wide ops")
     p.add_argument("--threads", type=int, nargs="*", help="thread counts (CPU; default 1 and all)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="time each call right after the other functions of the round (order-biased where the "
+                        "working set fits in cache: harness.interleaved_times)")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not diffrep.cuda_available():
@@ -157,7 +162,8 @@ def main():
     threads = [1, torch.get_num_threads()] if device.type == "cpu" and torch.get_num_threads() > 1 else [1]
     if args.threads:
         threads = args.threads
-    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only, tuple(args.K))
+    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only, tuple(args.K),
+        warm=not args.no_warm)
 
 
 if __name__ == "__main__":
