@@ -24,8 +24,7 @@ import statistics
 import torch
 
 import diffrep
-from harness import (COPY_IN_CACHE_FLOATS, COPY_OUT_OF_CACHE_FLOATS, banner, copy_floors, copy_fn,
-                     interleaved_times, load_average, peak_extra_bytes)
+from harness import banner, copy_floors, copy_fn, interleaved_times, load_average, peak_extra_bytes
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
@@ -73,6 +72,9 @@ def cases(n, device, ks=(2, 16, 256)):
                     (8 + K * f4) * nk))
         out.append(("discrete_update", K, lambda th=theta, yk=yk: bfn.discrete_update(th, yk),
                     lambda th=theta, yk=yk: ref.discrete_update(th, yk), 3 * K * f4 * nk))
+        lth = theta.log()  # log space: what the samplers run (diffrep.bfn.flows)
+        out.append(("discrete_update log", K, lambda th=lth, yk=yk: bfn.discrete_update(th, yk, log=True),
+                    lambda th=lth, yk=yk: ref.discrete_update(th, yk, log=True), 3 * K * f4 * nk))
         mu_x = (torch.randn(B, D, generator=g) * 0.5).to(device)
         sig = (torch.rand(B, D, generator=g) * 0.3 + 0.01).to(device)
         if n * K <= 2**26:
@@ -101,8 +103,10 @@ def cases(n, device, ks=(2, 16, 256)):
     return out
 
 
-def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
+def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256), warm=True):
     print(banner(device, f"load average at start {load_average()}"))
+    print("# " + ("warm: each timed call follows an untimed call of the same function (its inputs in cache)" if warm
+                  else "cold order: native right after the previous round's copy and eager twin (--no-warm)"))
     print("# times: median of up to --repeat interleaved rounds (native, eager twin, copy of the same bytes);")
     print("#        speed-up = eager / native (medians); (best) = the same from each one's fastest round, the")
     print("#        estimate least disturbed by other jobs; % copy = median time of a float32 copy moving the")
@@ -110,18 +114,18 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256)):
     for threads in threads_list:
         if device.type == "cpu":
             torch.set_num_threads(threads)
-        in_cache, out_cache = copy_floors(device)
-        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; copy floor (median of "
-              f"interleaved runs, read+write): {in_cache / 1e9:.1f} GB/s in cache ({8 * COPY_IN_CACHE_FLOATS >> 10} KiB "
-              f"moved), {out_cache / 1e9:.1f} GB/s out of cache ({8 * COPY_OUT_OF_CACHE_FLOATS >> 20} MiB moved); "
-              f"load {load_average()}")
+        in_cache, out_cache, in_bytes, out_bytes = copy_floors(device)
+        print(f"\n## {device.type}, threads={threads if device.type == 'cpu' else '-'}; copy floor (read+write, "
+              f"median of 15 interleaved rounds): {in_cache / 1e9:.1f} GB/s in cache ({in_bytes >> 10} KiB moved, "
+              f"warm: mean of 8 back-to-back copies), {out_cache / 1e9:.1f} GB/s out of cache ({out_bytes >> 20} MiB "
+              f"moved); load {load_average()}")
         print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
               f"{'speed-up':>9s} {'(best)':>8s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
         for n in sizes:
             for name, K, native, eager, nbytes in cases(n, device, ks):
                 if only and not any(o in name for o in only.split(",")):
                     continue
-                runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat)
+                runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat, warm=warm)
                 t_native, t_eager, t_copy = (statistics.median(r) for r in runs)
                 best = min(runs[1]) / min(runs[0])
                 mem = ""
@@ -142,6 +146,9 @@ def main():
     p.add_argument("--only", help="run only the ops whose name contains this text (comma-separated: any of them)")
     p.add_argument("--K", type=int, nargs="*", default=[2, 16, 256], help="class counts of the K-wide ops")
     p.add_argument("--threads", type=int, nargs="*", help="thread counts (CPU; default 1 and all)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="time each call right after the other functions of the round (order-biased where the "
+                        "working set fits in cache: harness.interleaved_times)")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not diffrep.cuda_available():
@@ -155,7 +162,8 @@ def main():
     threads = [1, torch.get_num_threads()] if device.type == "cpu" and torch.get_num_threads() > 1 else [1]
     if args.threads:
         threads = args.threads
-    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only, tuple(args.K))
+    run(device, sizes, args.repeat, threads if device.type == "cpu" else [0], args.only, tuple(args.K),
+        warm=not args.no_warm)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
 #include "bfn/bfn_cpu_items.h"
+#include "bfn/bfn_cpu_philox.h"
 #include "common/isa.h"
 #include "common/philox.h"
 
@@ -83,6 +84,12 @@ int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Bo
     if (noise) return body(i0, i1, noise + i0 * K);
     thread_local std::vector<T> buf;
     buf.resize((i1 - i0) * K);
+#ifdef DIFFREP_HAVE_PHILOX_V4
+    if (cpu_has_v4()) {
+      v4::philox_normals<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
+      return body(i0, i1, static_cast<const T*>(buf.data()));
+    }
+#endif
     philox_normals_body<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
     return body(i0, i1, static_cast<const T*>(buf.data()));
   });
@@ -115,24 +122,38 @@ inline T at(const T* p, bool per_row, int64_t row, int64_t i) {
 
 using items::finite_bit;
 
+
+// t in [0, 1] (false for NaN) for every time value, as kNonFiniteInput: the CPU path's check,
+// which Python then runs again for the message (docs/kernels/bfn.md#performance). One vectorised
+// pass over B (or n) values instead of four tensor ops in Python.
 template <typename T>
-inline bool finite_value(T v) {
-  return fabs(v) <= std::numeric_limits<T>::max();  // false for inf and NaN, vectorisable
+int32_t time_bad(const T* t, bool per_row, int64_t row_len, int64_t n) {
+  const int64_t m = per_row ? n / row_len : n;
+  const T* __restrict tp = t;
+  int32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (int64_t i = 0; i < m; ++i) bad |= int32_t(!(tp[i] >= T(0))) | int32_t(!(tp[i] <= T(1)));
+  return bad ? int32_t(kNonFiniteInput) : 0;
 }
 
 }  // namespace
 
 DIFFREP_LAUNCHER(cts_flow) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= tiled_with_noise<T>(n, 1, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (t_per_row) {
         const FlowCoeffs<T> c = flow_coeffs(t[row], log_s1sq);
+        const T* __restrict xp = x;
+        const T* __restrict ep = eps - i0;
+        T* __restrict op = out;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(x[i]);
-          out[i] = c.gamma * x[i] + c.sd * eps[i - i0];
+          const T v = xp[i];
+          bad |= finite_bit(v);
+          op[i] = c.gamma * v + c.sd * ep[i];
         }
         if (bad) flags |= kNonFiniteInput;
       } else {
@@ -144,26 +165,31 @@ DIFFREP_LAUNCHER(cts_flow) {
 }
 
 DIFFREP_LAUNCHER(disc_flow) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= tiled_with_noise<T>(n, K, noise, PhiloxKey{seed, offset}, [&](int64_t i0, int64_t i1, const T* eps) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (K == 2) {  // vectorise over items
         int32_t f = 0;
+        const int64_t* __restrict xp = x;
+        const T* __restrict ep = eps - 2 * i0;
+        const T* __restrict tp = t;
+        T* __restrict op = out;
+        const T sb = sqrt_beta1;
         if (t_per_row) {
-          const T tr = t[row];
+          const T tr = tp[row];
 #pragma omp simd reduction(| : f)
-          for (int64_t i = s; i < e; ++i)
-            f |= items::disc_flow2(x[i], tr, sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+          for (int64_t i = s; i < e; ++i) f |= items::disc_flow2(xp[i], tr, sb, ep[2 * i], ep[2 * i + 1], op + 2 * i);
         } else {
 #pragma omp simd reduction(| : f)
-          for (int64_t i = s; i < e; ++i)
-            f |= items::disc_flow2(x[i], t[i], sqrt_beta1, eps[(i - i0) * 2], eps[(i - i0) * 2 + 1], out + 2 * i);
+          for (int64_t i = s; i < e; ++i) f |= items::disc_flow2(xp[i], tp[i], sb, ep[2 * i], ep[2 * i + 1], op + 2 * i);
         }
         flags |= f;
         return;
       }
       for (int64_t i = s; i < e; ++i)
-        items::disc_flow_item(x[i], t_per_row ? t[row] : t[i], K, sqrt_beta1, eps + (i - i0) * K, out + i * K, flags);
+        items::disc_flow_item_shifted(x[i], t_per_row ? t[row] : t[i], K, sqrt_beta1, eps + (i - i0) * K, out + i * K,
+                                      flags);
     });
     return flags;
   });
@@ -187,11 +213,17 @@ DIFFREP_LAUNCHER(cts_update) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], r_new = inverse ? r - a : r + a, sa = inverse ? -a : a;
         flags |= precision_bad(r, a, r_new, false);
+        // the captured pointers as restrict locals: read through the lambda's references, GCC
+        // kept this loop scalar for float (docs/kernels/bfn.md#performance)
+        const T* __restrict mp = mu;
+        const T* __restrict yp = y;
+        T* __restrict op = out;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(mu[i]) | !finite_value(y[i]);
-          out[i] = (r * mu[i] + sa * y[i]) / r_new;
+          const T m = mp[i], v = yp[i];
+          bad |= finite_bit(m) | finite_bit(v);
+          op[i] = (r * m + sa * v) / r_new;
         }
         if (bad) flags |= kNonFiniteInput;
         return;
@@ -213,13 +245,19 @@ DIFFREP_LAUNCHER(cts_sender_update) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
         const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
         flags |= precision_bad(r, a, r_new, true);
+        const T* __restrict xp = x;
+        const T* __restrict mp = mu;
+        const T* __restrict ep = eps - i0;
+        T* __restrict op = out;
+        T* __restrict yo = out_y;
         int32_t bad = 0;
 #pragma omp simd reduction(| : bad)
         for (int64_t i = s; i < e; ++i) {
-          bad |= !finite_value(x[i]) | !finite_value(mu[i]);
-          const T y = x[i] + eps[i - i0] * sd;
-          out_y[i] = y;
-          out[i] = (r * mu[i] + a * y) / r_new;
+          const T xv = xp[i], m = mp[i];
+          bad |= finite_bit(xv) | finite_bit(m);
+          const T y = xv + ep[i] * sd;
+          yo[i] = y;
+          op[i] = (r * m + a * y) / r_new;
         }
         if (bad) flags |= kNonFiniteInput;
         return;
@@ -259,9 +297,8 @@ DIFFREP_LAUNCHER(disc_update) {
   const T sign = inverse ? T(-1) : T(1);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     if (K == 2) return disc_update2_items(i0, i1, theta, y, sign, log_io, out);
-    int32_t flags = 0;
-    for (int64_t i = i0; i < i1; ++i) items::disc_update_item(theta + i * K, y + i * K, K, sign, log_io, out + i * K, flags);
-    return flags;
+    return log_io ? items::disc_update_tile_log(theta, y, K, i0, i1, sign, out)
+                  : items::disc_update_tile(theta, y, K, i0, i1, sign, out);
   });
 }
 
@@ -278,9 +315,10 @@ DIFFREP_LAUNCHER(disc_sender_update) {
 #pragma omp simd
       for (int64_t k = 0; k < K; ++k)  // y ~ N(alpha (K e_x - 1), alpha K I)
         yi[k] = (k == xi ? hit : miss) + sd * ei[k];
-      if (K != 2) items::disc_update_item(theta + i * K, yi, K, T(1), log_io, out + i * K, flags);
     }
     if (K == 2) flags |= disc_update2_items(i0, i1, theta, static_cast<const T*>(out_y), T(1), log_io, out);
+    else if (log_io) flags |= items::disc_update_tile_log(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
+    else flags |= items::disc_update_tile(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
     return flags;
   });
 }
@@ -289,15 +327,21 @@ DIFFREP_LAUNCHER(disc_probs) {
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     if (K == 2) {  // vectorise over items
+      const T* __restrict mp = mu_x;
+      const T* __restrict sp = sigma_x;
+      T* __restrict op = out;
       if (clip) {
 #pragma omp simd reduction(| : flags)
-        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mu_x[i], sigma_x[i], out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<true>(mp[i], sp[i], op + 2 * i);
       } else {
 #pragma omp simd reduction(| : flags)
-        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mu_x[i], sigma_x[i], out + 2 * i);
+        for (int64_t i = i0; i < i1; ++i) flags |= items::disc_probs2<false>(mp[i], sp[i], op + 2 * i);
       }
       return flags;
     }
+    if (K < 16)
+      return clip ? items::disc_probs_few_bins<true>(mu_x, sigma_x, K, i0, i1, out)
+                  : items::disc_probs_few_bins<false>(mu_x, sigma_x, K, i0, i1, out);
     for (int64_t i = i0; i < i1; ++i) items::disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
     return flags;
   });
@@ -312,6 +356,7 @@ DIFFREP_LAUNCHER(disc_probs_backward) {
 }
 
 DIFFREP_LAUNCHER(disc_cts_loss) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
@@ -328,24 +373,28 @@ DIFFREP_LAUNCHER(disc_cts_loss) {
 }
 
 DIFFREP_LAUNCHER(discrete_cts_loss) {
+  *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (K == 2) {  // vectorise over items
         const T tr = t_per_row ? t[row] : T(0);
         const int64_t ts = t_per_row ? 0 : 1;  // t[i * ts] + tr: one loop for both layouts
-        const T* tp = t_per_row ? &tr : t;
+        const T* __restrict tp = t_per_row ? &tr : t;
+        const T* __restrict lg = logits;
+        const int64_t* __restrict xp = x;
+        T* __restrict lo = loss;
+        T* __restrict dl = d_logits;
+        const T b1 = beta1;
         int32_t f = 0;
         if (want_grad) {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<true>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
-                                                 d_logits + 2 * i);
+            f |= items::discrete_cts_loss2<true>(lg[2 * i], lg[2 * i + 1], xp[i], tp[i * ts], b1, lo + i, dl + 2 * i);
         } else {
 #pragma omp simd reduction(| : f)
           for (int64_t i = s; i < e; ++i)
-            f |= items::discrete_cts_loss2<false>(logits[2 * i], logits[2 * i + 1], x[i], tp[i * ts], beta1, loss + i,
-                                                  d_logits);
+            f |= items::discrete_cts_loss2<false>(lg[2 * i], lg[2 * i + 1], xp[i], tp[i * ts], b1, lo + i, dl);
         }
         flags |= f;
         return;

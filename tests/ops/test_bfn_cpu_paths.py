@@ -8,6 +8,8 @@ import torch
 from diffrep import _native
 from diffrep.ops import bfn, use_backend
 
+from helpers import native_and_twin
+
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
 
 
@@ -45,12 +47,103 @@ def test_discrete_update_falls_back_to_log_space_where_products_underflow(K):
     torch.testing.assert_close(out.double(), expect, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("K", [3, 16, 256])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
+    # several 1024-value tiles of the flat two-pass update; scattered items whose exp overflows
+    # (y > 88), whose products underflow (theta = 1e-30 on the winning class) or that are one-hot
+    # are redone by the max-shifted / log-space body; the rest stay in probability space
+    g = torch.Generator().manual_seed(K)
+    n = 4096 // K + 37
+    theta = torch.softmax(torch.randn(n, K, generator=g, dtype=torch.float64) * 2, -1)
+    y = torch.randn(n, K, generator=g, dtype=torch.float64) * 4
+    y[5, 1] = 200.0                         # e^200 overflows float and the unshifted float64 sum stays finite
+    y[n // 2, :] = 800.0                    # every class overflows (float64 too)
+    theta[n // 3] = 1.0 / (K - 1)
+    theta[n // 3, 0] = 1e-30
+    theta[n // 3] /= theta[n // 3].sum()
+    y[n // 3] = 0.0
+    y[n // 3, 0] = 100.0
+    theta[n - 1] = 0.0
+    theta[n - 1, K - 1] = 1.0               # one-hot: theta' = theta
+    theta, y = theta.to(dtype), y.to(dtype)
+    with use_backend("cpu", strict=True):
+        out = bfn.discrete_update(theta, y)
+        back = bfn.discrete_update_inverse(out, y)
+    tol = dict(rtol=2e-5, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(out.double(), _update64(theta, y), **tol)
+    ok = torch.ones(n, dtype=torch.bool)
+    ok[[5, n // 2, n // 3]] = False         # the inverse of an update that saturated is not defined
+    torch.testing.assert_close(back[ok].double(), theta[ok].double(), rtol=1e-3, atol=1e-5)
+    # log space (what the samplers run): the same rows as log-probabilities, -inf for the one-hot
+    # row's other classes; the result's log-probabilities are exact even where probabilities underflow
+    with use_backend("cpu", strict=True):
+        lout = bfn.discrete_update(theta.log(), y, log=True)
+        lback = bfn.discrete_update_inverse(lout, y, log=True)
+    expect = torch.log_softmax(theta.double().log() + y.double(), -1)
+    fin = torch.isfinite(expect)
+    assert bool((torch.isfinite(lout) == fin).all())
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lout.double()[fin], expect[fin], **tol)
+    back_fin = torch.isfinite(theta.log())
+    torch.testing.assert_close(lback[ok & back_fin.all(-1)].double(), theta[ok & back_fin.all(-1)].double().log(),
+                               rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("K", [3, 16, 27, 70])
+def test_flow_noise_matches_the_philox_twin_across_tiles(K):
+    # thousands of normals: many 1024-normal tiles whose stream starts are not multiples of 4 (the
+    # partial Philox blocks at both ends) and the 16-block AVX-512 word batches, against the twin
+    x = torch.randint(0, K, (3, 1001), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.2, 0.6, 0.9])
+    a, b = native_and_twin(lambda gen: bfn.discrete_flow(x, t, 3.0, K, gen), torch.device("cpu"), seed=7)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    theta = torch.softmax(torch.randn(3, 1001, K, generator=torch.Generator().manual_seed(2)), -1)
+    for log in (False, True):
+        th = theta.log() if log else theta
+        (a, ya), (b, yb) = native_and_twin(lambda gen: bfn.discrete_sender_update(th, x, 0.3, gen, log=log, return_y=True),
+                                           torch.device("cpu"), seed=10)
+        # y = alpha (K e_x - 1) + sqrt(alpha K) eps sums terms up to alpha K = 21 (K = 70): float32
+        # rounding of that scale, not of y's (which crosses 0), bounds the difference
+        torch.testing.assert_close(ya, yb, rtol=2e-5, atol=2e-7 * (1 + yb.abs().max().item()))
+        # log-probabilities a - lse: float32 rounding of the logits' scale (log=False: of 1)
+        scale = 1 + (b[torch.isfinite(b)].abs().max().item() if log else 0.0)
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6 * scale)
+    xc = torch.rand(3, 3001, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    a, b = native_and_twin(lambda gen: bfn.continuous_flow(xc, t, 1e-3, gen), torch.device("cpu"), seed=8)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    mu, rho, alpha = torch.zeros(3, 3001), torch.ones(3), torch.full((3,), 0.7)
+    a, b = native_and_twin(lambda gen: bfn.continuous_sender_update(mu, rho, xc, alpha, gen, return_y=True)[2],
+                           torch.device("cpu"), seed=9)
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("K", [3, 16, 70])
+def test_discrete_flow_with_injected_noise_far_beyond_philox_range(K):
+    # the kernel shifts the logits by the true class's logit, safe for Philox normals (|eps| < 5.8);
+    # injected noise of 300 overflows that shift and the item is redone with the max shift
+    x = torch.tensor([[0, 1, K - 1]])
+    t = torch.tensor([0.9])
+    noise = torch.randn(1, 3, K, generator=torch.Generator().manual_seed(K))
+    noise[0, 0, 1] = 300.0
+    noise[0, 2, 0] = -300.0
+    a, b = native_and_twin(lambda: bfn.discrete_flow(x, t, 3.0, K, noise=noise), torch.device("cpu"))
+    assert bool(torch.isfinite(a).all())
+    torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    l = 3.0 * 0.9**2 * (K * torch.nn.functional.one_hot(x, K).double() - 1) + (3.0 * 0.9**2 * K) ** 0.5 * noise.double()
+    torch.testing.assert_close(a.double(), torch.softmax(l, -1), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("K", [2, 16])
 def test_discrete_update_rejects_all_zero_theta(K):
     theta = torch.softmax(torch.randn(3, K), -1)
     theta[1] = 0.0
     with use_backend("cpu", strict=True), pytest.raises(ValueError, match="at least one class > 0"):
         bfn.discrete_update(theta, torch.zeros(3, K))
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="at least one class > 0"):
+        bfn.discrete_update(theta.log(), torch.zeros(3, K), log=True)
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="log-probabilities <= 0"):
+        bfn.discrete_update(torch.full((3, K), 0.5), torch.zeros(3, K), log=True)
 
 
 def test_discrete_loss_k2_matches_float64_closed_form():
@@ -87,6 +180,33 @@ def test_discretised_probs_k2_matches_float64(clip):
     expect = torch.stack([mid - lo, hi - mid], -1) / R.clamp_min(1e-300)[..., None]
     expect[R < 1e-5] = 0.5  # the reference's uniform bins where the mass outside [-1, 1] is all
     torch.testing.assert_close(p.double(), expect, rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("K", [3, 7, 15])
+def test_discretised_probs_few_bins_match_float64(K, clip):
+    # 3 <= K < 16 runs vectorised over items in chunks of 256 (700 items: three chunks), with one
+    # item far beyond the edge (clip=False: uniform 1/K) and one with sigma at the clamp floor
+    g = torch.Generator().manual_seed(K)
+    mu = (torch.randn(700, generator=g) * 0.5).clamp(-1.0, 1.0)
+    sigma = torch.rand(700, generator=g) * 0.5 + 0.02
+    mu[300], sigma[300] = 40.0, 0.01
+    mu[500], sigma[500] = 0.1, 1e-3
+    with use_backend("cpu", strict=True):
+        p = bfn.discretised_probs(mu, sigma, K, clip)
+    b = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
+    cdf = torch.distributions.Normal(mu.double()[:, None], sigma.double()[:, None]).cdf(b)
+    if clip:
+        cdf[:, 0], cdf[:, -1] = 0.0, 1.0
+    expect = cdf[:, 1:] - cdf[:, :-1]
+    if not clip:
+        R = cdf[:, -1] - cdf[:, 0]
+        expect = expect / R.clamp_min(1e-300)[:, None]
+        expect[R < 1e-5] = 1.0 / K
+        assert bool((R < 1e-5)[300])
+    torch.testing.assert_close(p.double(), expect, rtol=1e-4, atol=2e-6)
+    with use_backend("cpu", strict=True), pytest.raises(ValueError, match="sigma_x must be > 0"):
+        bfn.discretised_probs(mu, sigma.index_fill(0, torch.tensor([400]), 0.0), K, clip)
 
 
 @pytest.mark.parametrize("bad, match", [

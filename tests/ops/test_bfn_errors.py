@@ -70,6 +70,15 @@ def backend(request):
          r"class outside \[0, 4\)"),
         (lambda: loss_terms.discretised_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0),
          "n_steps must be a positive int"),
+        # t outside [0, 1]: checked by the CPU kernels themselves (NON_FINITE, then the message)
+        (lambda: bfn.continuous_flow(X, torch.tensor([[0.5, 0.5, 0.5], [0.5, -0.1, 0.5]]), 1e-3),
+         r"t must lie in \[0, 1\].*-0.1"),
+        (lambda: bfn.discrete_flow(X.long(), torch.tensor([0.5, 1.5]), 3.0, 2), r"t must lie in \[0, 1\].*1.5"),
+        (lambda: bfn.discrete_flow(X.long(), torch.full((2, 3), math.nan), 3.0, 3), "not be NaN"),
+        (lambda: bfn.discretised_continuous_time_loss(X, X, X, torch.tensor([0.5, 2.0]), X, 1e-3, 16),
+         r"t must lie in \[0, 1\].*2.0"),
+        (lambda: bfn.discrete_continuous_time_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3).long(),
+                                                   torch.tensor([-1.0, 0.5]), 3.0), r"t must lie in \[0, 1\].*-1.0"),
     ],
 )
 def test_bad_input_raises_a_named_error(backend, call, match):

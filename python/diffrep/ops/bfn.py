@@ -32,9 +32,10 @@ import torch
 
 from .._deprecation import moved_names
 from . import _validate as V
-from ._bfn_common import _batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1
+from ._bfn_common import (_batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1, call,
+                          fast_pair, per_row, row_len, time_checked)
 from ._dispatch import register, select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .bfn_losses import discrete_continuous_time_loss, discretised_continuous_time_loss, discretised_probs
 from .reference import bfn as ref
 
@@ -46,12 +47,15 @@ __all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_
 # ----------------------------------------------------------------------------- continuous flow
 def _prep_continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     p = SimpleNamespace(generator=generator)
-    _batch_float("x", x)
     p.log_s1sq = 2.0 * math.log(_sigma1(sigma1))
-    p.dtype = V.float_dtype(x=x)
-    p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
-    p.x = x.to(p.dtype).contiguous()
-    p.t, p.t_per_row = V.per_sample("t", t, p.x, p.dtype)
+    if fast_pair(x, x) is not None and (not isinstance(t, torch.Tensor) or t.device == x.device):
+        p.dtype, p.device, p.x = x.dtype, x.device, x  # the common case, checked in ~1 us
+    else:
+        _batch_float("x", x)
+        p.dtype = V.float_dtype(x=x)
+        p.device = V.same_device(x=x, t=t) if isinstance(t, torch.Tensor) else x.device
+        p.x = x.to(p.dtype).contiguous()
+    p.t, p.t_per_row = per_row("t", t, p.x, p.dtype)
     p.choice = select("bfn.continuous_flow", p.device, needs_grad=_grad(x, t))
     _draw(p, "noise", noise, p.x.shape)
     return p
@@ -66,14 +70,16 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     deterministic, rho(t) = sigma1^(-2t) (:func:`continuous_precision`).
     """
     p = _prep_continuous_flow(x, t, sigma1, generator, noise=noise)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         V.finite("x", p.x)
         eps = _reference_noise(p, p.x.shape)
         return ref.continuous_flow(p.x, p.t, sigma1, eps)
     out = torch.empty_like(p.x)
-    flags = run(p.choice.backend, "cts_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
-                row_len=p.x[0].numel(), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
+    flags = call(p.choice.backend, "cts_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+                 row_len=row_len(p.x), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
+    time_checked(p, flags)
     raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
     return out
 
@@ -109,15 +115,17 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
     t's float dtype, else float32). For K = 2 the reference network reads 2 theta[..., 0] - 1.
     """
     p = _prep_discrete_flow(x, t, beta1, num_classes, generator, noise=noise, dtype=dtype)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         eps = _reference_noise(p, (*p.x.shape, p.K))
         return ref.discrete_flow(p.x, p.t, p.sqrt_beta1**2, p.K, eps)
     out = torch.empty((*p.x.shape, p.K), dtype=p.dtype, device=p.device)
-    flags = run(p.choice.backend, "disc_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
-                row_len=p.x[0].numel(), K=p.K, sqrt_beta1=p.sqrt_beta1, noise=p.noise, seed=p.seed,
-                offset=p.offset, out=out)
+    flags = call(p.choice.backend, "disc_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+                 row_len=row_len(p.x), K=p.K, sqrt_beta1=p.sqrt_beta1, noise=p.noise, seed=p.seed,
+                 offset=p.offset, out=out)
+    time_checked(p, flags)
     raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
     return out
 
@@ -126,19 +134,23 @@ _explainer("bfn.discrete_flow", _prep_discrete_flow)
 
 
 # ----------------------------------------------------------------------------- continuous update
-def _prep_continuous_update(mu, rho, y, alpha, inverse=False):
+def _prep_continuous_update(mu, rho, y, alpha, inverse=False, op=None):
     p = SimpleNamespace()
-    _batch_float("mu", mu)
-    V.tensor("y", y)
-    V.same_shape("y", y, "mu", mu)
-    p.dtype = V.float_dtype(mu=mu, y=y)
-    p.device = V.same_device(mu=mu, y=y)
-    p.mu = mu.to(p.dtype).contiguous()
-    p.y = y.to(p.dtype).contiguous()
-    p.rho, p.rho_per_row = V.per_sample("rho", rho, p.mu, p.dtype)
-    p.alpha, p.alpha_per_row = V.per_sample("alpha", alpha, p.mu, p.dtype)
-    p.choice = select("bfn.continuous_update_inverse" if inverse else "bfn.continuous_update", p.device,
-                      needs_grad=_grad(mu, rho, y, alpha))
+    dtype = fast_pair(mu, y)
+    if dtype is not None:  # the common case, checked in ~1 us
+        p.dtype, p.device, p.mu, p.y = dtype, mu.device, mu, y
+    else:
+        _batch_float("mu", mu)
+        V.tensor("y", y)
+        V.same_shape("y", y, "mu", mu)
+        p.dtype = V.float_dtype(mu=mu, y=y)
+        p.device = V.same_device(mu=mu, y=y)
+        p.mu = mu.to(p.dtype).contiguous()
+        p.y = y.to(p.dtype).contiguous()
+    p.rho, p.rho_per_row = per_row("rho", rho, p.mu, p.dtype)
+    p.alpha, p.alpha_per_row = per_row("alpha", alpha, p.mu, p.dtype)
+    op = op or ("bfn.continuous_update_inverse" if inverse else "bfn.continuous_update")
+    p.choice = select(op, p.device, needs_grad=_grad(mu, rho, y, alpha))
     return p
 
 
@@ -175,9 +187,9 @@ def _continuous_update(mu, rho, y, alpha, inverse):
         fn = ref.continuous_update_inverse if inverse else ref.continuous_update
         return fn(p.mu, p.rho, p.y, p.alpha)[0], _new_rho(p, rho, alpha, inverse)
     out = torch.empty_like(p.mu)
-    flags = run(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
-                alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), y=p.y, inverse=inverse,
-                out=out)
+    flags = call(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
+                 alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), y=p.y, inverse=inverse,
+                 out=out)
     if flags & NON_POSITIVE:
         _check_precisions(p, rho, alpha, inverse)
         raise ValueError("continuous_update: rho and alpha must be finite, rho > 0, alpha >= 0")
@@ -210,9 +222,8 @@ register("bfn.continuous_update_inverse")(lambda *a, **k: _prep_continuous_updat
 
 
 def _prep_continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None):
-    p = _prep_continuous_update(mu, rho, x, alpha)
+    p = _prep_continuous_update(mu, rho, x, alpha, op="bfn.continuous_sender_update")
     p.x, p.generator = p.y, generator
-    p.choice = select("bfn.continuous_sender_update", p.device, needs_grad=_grad(mu, rho, x, alpha))
     _draw(p, "noise", noise, p.mu.shape)
     return p
 
@@ -236,9 +247,9 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
         new_mu = ref.continuous_update(p.mu, p.rho, y, p.alpha)[0]
     else:
         new_mu, y = torch.empty_like(p.mu), torch.empty_like(p.mu)
-        flags = run(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
-                    alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=p.mu[0].numel(), x=p.x, noise=p.noise,
-                    seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
+        flags = call(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
+                     alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), x=p.x, noise=p.noise,
+                     seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
         if flags & NON_POSITIVE:
             check()
             raise ValueError("continuous_sender_update: rho and alpha must be finite and > 0")
@@ -253,14 +264,18 @@ _explainer("bfn.continuous_sender_update", _prep_continuous_sender_update)
 # ----------------------------------------------------------------------------- discrete update
 def _prep_discrete_update(theta, y, inverse=False, log=False):
     p = SimpleNamespace()
-    _batch_float("theta", theta)
-    V.tensor("y", y)
-    V.same_shape("y", y, "theta", theta)
-    p.K = V.num_classes("theta.shape[-1] (the number of classes)", theta.shape[-1])
-    p.dtype = V.float_dtype(theta=theta, y=y)
-    p.device = V.same_device(theta=theta, y=y)
-    p.theta = theta.to(p.dtype).contiguous()
-    p.y = y.to(p.dtype).contiguous()
+    dtype = fast_pair(theta, y)
+    if dtype is not None and theta.shape[-1] >= 2:  # the common case, checked in ~1 us
+        p.K, p.dtype, p.device, p.theta, p.y = theta.shape[-1], dtype, theta.device, theta, y
+    else:
+        _batch_float("theta", theta)
+        V.tensor("y", y)
+        V.same_shape("y", y, "theta", theta)
+        p.K = V.num_classes("theta.shape[-1] (the number of classes)", theta.shape[-1])
+        p.dtype = V.float_dtype(theta=theta, y=y)
+        p.device = V.same_device(theta=theta, y=y)
+        p.theta = theta.to(p.dtype).contiguous()
+        p.y = y.to(p.dtype).contiguous()
     p.log = bool(log)
     p.choice = select("bfn.discrete_update_inverse" if inverse else "bfn.discrete_update", p.device,
                       needs_grad=_grad(theta, y))
@@ -286,8 +301,8 @@ def _discrete_update(theta, y, inverse, log):
         fn = ref.discrete_update_inverse if inverse else ref.discrete_update
         return fn(p.theta, p.y, log=p.log)
     out = torch.empty_like(p.theta)
-    flags = run(p.choice.backend, "disc_update", p.device, theta=p.theta, y=p.y, K=p.K, inverse=inverse,
-                log_io=p.log, out=out)
+    flags = call(p.choice.backend, "disc_update", p.device, theta=p.theta, y=p.y, K=p.K, inverse=inverse,
+                 log_io=p.log, out=out)
     raise_flags("discrete_update", flags, _THETA_MESSAGES)
     return out
 
@@ -348,9 +363,9 @@ def discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=
         out = ref.discrete_update(p.theta, y, log=p.log)
     else:
         out, y = torch.empty_like(p.theta), torch.empty_like(p.theta)
-        flags = run(p.choice.backend, "disc_sender_update", p.device, theta=p.theta, x=p.x, alpha=p.alpha,
-                    alpha_per_row=p.alpha_per_row, row_len=p.x[0].numel(), K=p.K, log_io=p.log, noise=p.noise,
-                    seed=p.seed, offset=p.offset, out=out, out_y=y)
+        flags = call(p.choice.backend, "disc_sender_update", p.device, theta=p.theta, x=p.x, alpha=p.alpha,
+                     alpha_per_row=p.alpha_per_row, row_len=row_len(p.x), K=p.K, log_io=p.log, noise=p.noise,
+                     seed=p.seed, offset=p.offset, out=out, out_y=y)
         raise_flags("discrete_sender_update", flags,
                     {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
     return (out, y) if return_y else out

@@ -13,22 +13,27 @@ from types import SimpleNamespace
 import torch
 
 from . import _validate as V
-from ._bfn_common import _batch_float, _check_classes, _explainer, _grad, _sigma1
+from ._bfn_common import (_batch_float, _check_classes, _explainer, _grad, _sigma1, call, fast_pair, row_len,
+                          time_checked)
 from ._dispatch import select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags, run
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .reference import bfn as ref
 
 __all__ = ["discretised_probs", "discretised_continuous_time_loss", "discrete_continuous_time_loss"]
 
 # ----------------------------------------------------------------------------- discretised output
+def _probs_forward(mu_x, sigma_x, K, clip, backend):
+    out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
+    flags = call(backend, "disc_probs", mu_x.device, mu_x=mu_x, sigma_x=sigma_x, K=K, clip=clip, out=out)
+    raise_flags("discretised_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
+                                              NON_POSITIVE: "sigma_x must be > 0"})
+    return out
+
+
 class _DiscretisedProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mu_x, sigma_x, K, clip, backend):
-        out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
-        flags = run(backend, "disc_probs", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(), K=K,
-                    clip=clip, out=out)
-        raise_flags("discretised_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
-                                                  NON_POSITIVE: "sigma_x must be > 0"})
+        out = _probs_forward(mu_x, sigma_x, K, clip, backend)
         ctx.save_for_backward(mu_x, sigma_x)
         ctx.K, ctx.clip, ctx.backend = K, clip, backend
         return out
@@ -38,25 +43,30 @@ class _DiscretisedProbs(torch.autograd.Function):
     def backward(ctx, grad):
         mu_x, sigma_x = ctx.saved_tensors
         d_mu, d_sigma = torch.empty_like(mu_x), torch.empty_like(sigma_x)
-        run(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
-            grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
+        call(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
+             grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
         return d_mu, d_sigma, None, None, None
 
 
 def _prep_discretised_probs(mu_x, sigma_x, num_bins, clip=True):
     p = SimpleNamespace()
-    V.tensor("mu_x", mu_x)
-    V.tensor("sigma_x", sigma_x)
-    V.same_shape("sigma_x", sigma_x, "mu_x", mu_x)
-    if mu_x.numel() == 0:
-        raise ValueError(f"mu_x is empty (shape {tuple(mu_x.shape)})")
+    dtype = fast_pair(mu_x, sigma_x)
+    if dtype is not None:  # the common case, checked in ~1 us
+        p.dtype, p.device, p.mu_x, p.sigma_x = dtype, mu_x.device, mu_x, sigma_x
+    else:
+        V.tensor("mu_x", mu_x)
+        V.tensor("sigma_x", sigma_x)
+        V.same_shape("sigma_x", sigma_x, "mu_x", mu_x)
+        if mu_x.numel() == 0:
+            raise ValueError(f"mu_x is empty (shape {tuple(mu_x.shape)})")
+        p.dtype = V.float_dtype(mu_x=mu_x, sigma_x=sigma_x)
+        p.device = V.same_device(mu_x=mu_x, sigma_x=sigma_x)
+        p.mu_x = mu_x.to(p.dtype).contiguous()
+        p.sigma_x = sigma_x.to(p.dtype).contiguous()
     p.K = V.num_classes("num_bins", num_bins)
     p.clip = bool(clip)
-    p.dtype = V.float_dtype(mu_x=mu_x, sigma_x=sigma_x)
-    p.device = V.same_device(mu_x=mu_x, sigma_x=sigma_x)
-    p.mu_x = mu_x.to(p.dtype).contiguous()
-    p.sigma_x = sigma_x.to(p.dtype).contiguous()
-    p.choice = select("bfn.discretised_probs", p.device, needs_grad=_grad(mu_x, sigma_x), native_grad=True)
+    p.grad = _grad(mu_x, sigma_x)
+    p.choice = select("bfn.discretised_probs", p.device, needs_grad=p.grad, native_grad=True)
     return p
 
 
@@ -74,6 +84,8 @@ def discretised_probs(mu_x, sigma_x, num_bins, clip=True):
         V.finite("mu_x", p.mu_x)
         V.nonnegative("sigma_x", p.sigma_x, strict=True)
         return ref.discretised_probs(p.mu_x, p.sigma_x, p.K, p.clip)
+    if not p.grad:  # autograd.Function.apply alone costs ~10 us
+        return _probs_forward(p.mu_x, p.sigma_x, p.K, p.clip, p.choice.backend)
     return _DiscretisedProbs.apply(p.mu_x, p.sigma_x, p.K, p.clip, p.choice.backend)
 
 
@@ -94,11 +106,12 @@ class _DiscretisedCtsLoss(torch.autograd.Function):
         loss = torch.empty_like(p.x)
         d_mean = torch.empty_like(p.x) if want_grad else loss
         d_log_sigma = torch.empty_like(p.x) if want_grad else loss
-        flags = run(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
-                    out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
-                    row_len=p.x[0].numel(), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
-                    noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
-                    d_mean=d_mean, d_log_sigma=d_log_sigma)
+        flags = call(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
+                     out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
+                     row_len=row_len(p.x), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
+                     noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
+                     d_mean=d_mean, d_log_sigma=d_log_sigma)
+        time_checked(p, flags)
         raise_flags("discretised_continuous_time_loss", flags,
                     {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
         if want_grad:
@@ -158,7 +171,8 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     """
     p = _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
                                    min_loss_variance)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         for name, v in (("out_mean", p.out_mean), ("out_log_sigma", p.out_log_sigma), ("x", p.x), ("mu", p.mu)):
             V.finite(name, v)
@@ -178,9 +192,10 @@ class _DiscreteCtsLoss(torch.autograd.Function):
         want_grad = ctx.needs_input_grad[0]
         loss = torch.empty(p.x.shape, dtype=p.dtype, device=p.device)
         d_logits = torch.empty_like(logits) if want_grad else loss
-        flags = run(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
-                    t_per_row=p.t_per_row, row_len=p.x[0].numel(), K=p.K, beta1=p.beta1, want_grad=want_grad,
-                    loss=loss, d_logits=d_logits)
+        flags = call(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
+                     t_per_row=p.t_per_row, row_len=row_len(p.x), K=p.K, beta1=p.beta1, want_grad=want_grad,
+                     loss=loss, d_logits=d_logits)
+        time_checked(p, flags)
         raise_flags("discrete_continuous_time_loss", flags,
                     {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
                      NON_FINITE: "logits contain NaN or infinite values"})
@@ -225,7 +240,8 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
     ``x``: integer classes (B, ...). Fused softmax + loss + gradient in one pass.
     """
     p = _prep_discrete_cts_loss(logits, x, t, beta1)
-    V.time_in_unit_interval("t", p.t)
+    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+        V.time_in_unit_interval("t", p.t)
     if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         V.finite("logits", p.logits)
