@@ -277,6 +277,53 @@ def test_evaluate_records_the_protocol_and_scores(stub, tmp_path):
         G.evaluate(real, fake, metrics=("is",), **kw)
 
 
+def test_bad_inputs_are_refused_before_any_image_is_scored(stub, monkeypatch, tmp_path):
+    calls = []
+
+    class Counting(_Stub):
+        feature_dim = 5  # as FIDInception.feature_dim (2048)
+
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return super().forward(x)
+
+    monkeypatch.setattr(G, "_inception", lambda weights, device: Counting())
+    real, fake = _images(12, 3), _images(4, 4)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 4 fake"):
+        G.evaluate(real, fake, **kw)
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 3 real"):
+        G.evaluate(real[:3], real, **kw)
+    with pytest.raises(ValueError, match="k \\+ 1 = 5 fake images, got 4"):
+        G.evaluate(real, fake, metrics="prdc", k=4, **kw)
+    with pytest.raises(ValueError, match="KID needs at least 2 fake images, got 1"):
+        G.evaluate(real, fake[:1], metrics="kid", **kw)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        G.evaluate(real, real, metrics="prdc", k=0, **kw)
+    with pytest.raises(ValueError, match="k must be <= "):
+        G.evaluate(real, real, metrics="prdc", k=1000, **kw)
+    with pytest.raises(TypeError, match="strict must be a bool"):
+        G.evaluate(real, real, metrics="prdc", strict=1, **kw)
+    with pytest.raises(ValueError, match="kid_subset_size must be >= 2"):
+        G.evaluate(real, real, metrics="kid", kid_subset_size=1, **kw)
+    with pytest.raises(ValueError, match="kid_subsets must be >= 1"):
+        G.evaluate(real, real, metrics="kid", kid_subsets=0, **kw)
+    with pytest.raises(TypeError, match="allow_singular must be a bool"):
+        G.evaluate(real, real, allow_singular="yes", **kw)
+    assert calls == []  # nothing was scored
+    # with a cache, the real count is known once the statistics are read: checked before the fake set
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 3 real"):
+        G.evaluate(real[:3], real, cache=tmp_path / "c.npz", **kw)
+    assert calls == [3]  # the three real images only
+    # wrong channels and NaN images through the public image functions
+    with pytest.raises(ValueError, match="1 or 3 channels.*got 4"):
+        G.inception_features(torch.zeros(2, 4, 8, 8, dtype=torch.uint8), **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        G.inception_features(torch.full((2, 3, 8, 8), float("nan")), **kw)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        G.inception_features(torch.zeros(3, 8, 8), **kw)
+
+
 def test_cli_eval_generation(stub, tmp_path, capsys):
     from diffrep.cli import main
 
