@@ -382,3 +382,145 @@ def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
     assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
     assert main(argv[:6] + argv[8:]) == 2  # no --num-samples
     assert "needs num_samples" in capsys.readouterr().err
+
+
+def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
+    import hashlib
+
+    kw = dict(weights=stub, batch_size=4, device="cpu", progress=False)
+    x = _images(6, 8)
+    feats = G.inception_features(x, **kw)
+    # layouts: NHWC numpy (1 or 3 channels) is moved; NCHW numpy whose width is 1 or 3 is not
+    gray = x[:, :1]
+    np.testing.assert_array_equal(G.inception_features(gray.permute(0, 2, 3, 1).numpy(), **kw),
+                                  G.inception_features(gray, **kw))
+    for nchw in (x[:, :, :, :3], x[:, :1, :, :3]):
+        np.testing.assert_array_equal(G.inception_features(nchw.numpy(), **kw), G.inception_features(nchw, **kw))
+    # boundaries: one image, and num_samples equal to the count
+    assert G.inception_features(x[:1], **kw).shape == (1, 5)
+    np.testing.assert_array_equal(G.inception_features(x, num_samples=6, **kw), feats)
+    # the identities recorded in results and compared by the cache
+    r = G.evaluate(x, lambda s, k: x[s:s + k], metrics="fid", num_samples=6, allow_singular=True, **kw)
+    assert r["real"] == {"kind": "array", "shape": [6, 3, 16, 16], "dtype": "uint8",
+                         "sha1": hashlib.sha1(x.numpy().tobytes()).hexdigest()}
+    assert r["fake"] == {"kind": "callable", "count": 6}
+
+    class Model:
+        def sample(self, n, *, generator=None):
+            return torch.rand(n, 3, 8, 8, generator=generator) * 2 - 1
+
+    r = G.evaluate(x, Model(), metrics="fid", num_samples=6, seed=4, allow_singular=True, **kw)
+    assert r["fake"] == {"kind": "model", "class": "Model", "count": 6, "seed": 5}  # the fake set draws with seed + 1
+    # a folder: image files only (sorted; grey and RGBA converted to RGB; mixed sizes), num_samples takes the first
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = x[0].permute(1, 2, 0).numpy()
+    Image.fromarray(rgb).save(folder / "a.png")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "b.png")  # mode L
+    Image.fromarray(np.concatenate([rgb[:8, :12], np.full((8, 12, 1), 255, np.uint8)], -1)).save(folder / "c.png")
+    (folder / "notes.txt").write_text("not an image")
+    by_hand = [torch.from_numpy(rgb).permute(2, 0, 1)[None], torch.from_numpy(rgb[:, :, :1]).permute(2, 0, 1)[None],
+               torch.from_numpy(np.ascontiguousarray(rgb[:8, :12])).permute(2, 0, 1)[None]]
+    got = G.inception_features(folder, **kw)
+    want = np.concatenate([G.inception_features(b, **kw) for b in by_hand])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(G.inception_features(folder, num_samples=2, **kw), got[:2])
+    r = G.evaluate(folder, folder, metrics="prdc", k=1, **kw)
+    assert r["real"] == {"kind": "folder", "path": str(folder.resolve()), "files": 3}
+    # a dataset: a seeded subset (real with seed, fake with seed + 1), uint8 images as they are
+    from diffrep import data
+
+    ds = data.load("digits", split="test")
+    idx = np.random.default_rng(3).permutation(len(ds))[:4]
+    want = G.inception_features(torch.from_numpy(np.asarray(ds.images(idx))).permute(0, 3, 1, 2), **kw)
+    np.testing.assert_array_equal(G.inception_features("digits:test", num_samples=4, seed=3, **kw), want)
+    r = G.evaluate("digits:test", "digits:test", metrics="prdc", k=1, num_samples=4, seed=3, **kw)
+    assert r["real"] == {"kind": "dataset", "name": "digits", "split": "test", "count": 4,
+                         "subset": "numpy default_rng(3).permutation[:4]", "class": "Digits"}
+    assert r["fake"]["subset"] == "numpy default_rng(4).permutation[:4]" and r["protocol"]["num_real"] == 4
+    # float datasets in [0, 1] are quantised to uint8 by rounding x * 255
+
+    class FloatImages:
+        def __len__(self):
+            return 3
+
+        def images(self, i):
+            return np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8, 1)[np.asarray(i)]
+
+    monkeypatch.setattr(data, "load", lambda name, split=None: FloatImages())
+    u8 = torch.from_numpy(np.round(FloatImages().images([0, 1, 2]) * 255).astype(np.uint8)).permute(0, 3, 1, 2)
+    np.testing.assert_array_equal(G.inception_features("digits", **kw), G.inception_features(u8, **kw))
+    r = G.evaluate("digits", "digits", metrics="prdc", k=1, **kw)
+    assert r["real"]["subset"] == "all" and r["real"]["split"] is None and r["real"]["class"] == "FloatImages"
+
+
+def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_path):
+    real, fake = _images(14, 9), _images(11, 10)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    fr = G.inception_features(real, **kw)
+    ff = G.inception_features(fake, **kw)
+    r = G.evaluate(real, fake, metrics=("fid", "kid", "prdc"), k=2, strict=True, kid_subsets=4, kid_subset_size=100,
+                   seed=7, **kw)
+    assert {m: r[m] for m in ("precision", "recall", "density", "coverage")} == G.prdc(fr, ff, k=2, strict=True)
+    assert (r["kid_mean"], r["kid_std"]) == G.kid_from_features(fr, ff, num_subsets=4, subset_size=11, seed=7)
+    assert r["fid"] == pytest.approx(G.fid_from_features(fr, ff), rel=1e-9)
+    # the smallest eigenvalue of S1^1/2 S2 S1^1/2: those of S1 S2 (similar matrices)
+    s1, s2 = np.cov(fr.astype(np.float64), rowvar=False), np.cov(ff.astype(np.float64), rowvar=False)
+    assert r["fid_min_eigenvalue"] == pytest.approx(np.linalg.eigvals(s1 @ s2).real.min(), rel=1e-6, abs=1e-9)
+    p = r["protocol"]
+    assert p["kid"] == {"num_subsets": 4, "subset_size": 11, "degree": 3, "gamma": "1/5", "coef0": 1.0, "seed": 7}
+    assert p["prdc"] == {"k": 2, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
+    assert p["num_real"] == 14 and p["num_fake"] == 11 and p["device"] == "cpu"
+    records = {}
+    for proto in ("clean", "legacy_tf", "legacy_pytorch"):
+        records[proto] = G.evaluate(real, fake, metrics="fid", protocol=proto, **kw)["protocol"]
+        assert records[proto]["preprocessing"] == proto
+    assert records["clean"]["resize"].startswith("PIL bicubic") and "299 x 299" in records["clean"]["resize"]
+    assert records["legacy_tf"]["resize"].startswith("TF1 resize_bilinear(align_corners=False)")
+    assert records["legacy_pytorch"]["resize"].startswith("torch bilinear, align_corners=False")
+    assert records["legacy_pytorch"]["normalisation"].startswith("(x - 127.5) / 127.5")
+    assert records["clean"]["normalisation"] == records["legacy_tf"]["normalisation"] == "(x - 128) / 128 on the [0, 255] scale"
+    assert records["clean"]["quantisation"].startswith("uint8: floor((x + 1) * 127.5 + 0.5)")
+    assert records["clean"]["network"].startswith("Inception-v3 TF graph 2015-12-05, pool_3")
+    assert records["clean"]["fid_sqrt"].startswith("symmetric eigendecomposition")
+    # with a cache: the features are kept when KID/PRDC need them, and reuse gives the same numbers
+    cache = tmp_path / "deep" / "er" / "ref.npz"  # parent folders are created
+    first = G.evaluate(real, fake, metrics=("fid", "prdc"), cache=cache, **kw)
+    again = G.evaluate(real, fake, metrics=("fid", "prdc"), cache=cache, **kw)
+    plain = G.evaluate(real, fake, metrics=("fid", "prdc"), **kw)
+    for m in ("fid", "precision", "recall", "density", "coverage"):
+        assert first[m] == again[m] == pytest.approx(plain[m], rel=1e-9)
+    assert "features" in np.load(cache).files
+    # fid() and kid() of a model's samples drawn in batches equal evaluate's
+    class Model:
+        def sample(self, n, *, generator=None):
+            return torch.rand(n, 3, 8, 8, generator=generator) * 2 - 1
+
+    assert G.fid(real, Model(), num_samples=6, batch_size=4, allow_singular=True, **kw) == \
+        G.evaluate(real, Model(), num_samples=6, allow_singular=True, **kw)["fid"]
+    assert G.kid(real, Model(), num_samples=6, kid_subsets=2, **kw) == pytest.approx(tuple(
+        G.kid_from_features(fr, G.inception_features(Model(), num_samples=6, seed=1, **kw), num_subsets=2,
+                            subset_size=6, seed=0)), rel=1e-12)
+
+
+def test_reference_cache_contents_and_damaged_files(stub, tmp_path):
+    real = _images(9, 11)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    cache = tmp_path / "ref.npz"
+    first = G.reference_statistics(real, cache, keep_features=True, **kw)
+    feats = G.inception_features(real, **kw)
+    np.testing.assert_array_equal(first["features"], feats)
+    again = G.reference_statistics(real, cache, keep_features=True, **kw)
+    assert again["cached"]
+    np.testing.assert_array_equal(again["features"], feats)
+    np.testing.assert_array_equal(again["sigma"], first["sigma"])
+    np.testing.assert_allclose(again["sigma"], np.cov(feats.astype(np.float64), rowvar=False), rtol=1e-10)
+    assert again["mu"].dtype == again["sigma"].dtype == np.float64
+    assert again["identity"] == first["identity"] and again["identity"]["kind"] == "array"
+    z = dict(np.load(cache))
+    np.savez(cache, **{**z, "sigma": z["sigma"][:3]})
+    with pytest.raises(ValueError, match="mu/sigma have shapes"):
+        G.reference_statistics(real, cache, **kw)
+    cache.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="is not a diffrep reference-statistics cache"):
+        G.reference_statistics(real, cache, **kw)

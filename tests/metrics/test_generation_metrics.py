@@ -187,3 +187,58 @@ def test_prdc_checks():
         G.prdc(x, x, k=0)
     with pytest.raises(ValueError, match=r"\[N, d\]"):
         G.prdc(x[0], x)
+
+
+def test_smallest_allowed_inputs_and_kid_settings():
+    # two samples are enough for a mean and an unbiased covariance: by hand
+    two = np.array([[0.0, 1.0], [2.0, 5.0]])
+    mu, cov = G.feature_statistics(two)
+    np.testing.assert_allclose(mu, [1.0, 3.0])
+    np.testing.assert_allclose(cov, [[2.0, 4.0], [4.0, 8.0]])
+    assert G.frechet_distance_from_features(two, two + 1.0) == pytest.approx(2.0, rel=1e-12)  # only the means move
+    for a, b in ((two[0], two), (two, two[0]), (two[:1], two)):
+        with pytest.raises(ValueError, match=r"\[N >= 2, k\]"):
+            G.frechet_distance_from_features(a, b)
+    # exactly d samples per set is allowed without allow_singular
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(4, 4)), rng.normal(size=(4, 4)) + 1.0
+    assert G.fid_from_features(x, y) == G.fid_from_features(x, y, allow_singular=True)
+    # the smallest KID settings (1 subset of 2, degree 1) against the brute force
+    real, fake = rng.normal(size=(6, 3)), rng.normal(size=(5, 3))
+    got = G.kid_from_features(real, fake, num_subsets=1, subset_size=2, degree=1, device="cpu")
+    assert got == pytest.approx(_kid_brute(real, fake, 1, 2, 1, 1 / 3, 1.0, 0), rel=1e-12, abs=1e-15)
+    for bad, match in ((dict(gamma=0.0), "gamma"), (dict(gamma=True), "gamma"), (dict(gamma=float("inf")), "gamma"),
+                       (dict(coef0=float("nan")), "coef0"), (dict(coef0=True), "coef0"), (dict(coef0="1"), "coef0")):
+        with pytest.raises(ValueError, match=match):
+            G.kid_from_features(real, fake, subset_size=3, **bad)
+    # torch-fidelity's defaults (metric_kid.py), as KID_DEFAULTS states them
+    import inspect
+
+    params = inspect.signature(G.kid_from_features).parameters
+    assert {k: params[k].default for k in G.KID_DEFAULTS} == G.KID_DEFAULTS == {
+        "num_subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0}
+    assert params["seed"].default == 0
+
+
+def test_user_torchscript_extractor(tmp_path, monkeypatch):
+    class Corner(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :, :2, :2] * 2.0  # [B, 3, 2, 2]: flattened to 12 features
+
+    path = tmp_path / "extractor.pt"
+    torch.jit.script(Corner()).save(str(path))
+    fe = G.load_feature_extractor(path)
+    gray = torch.rand(4, 1, 5, 5, dtype=torch.float64)
+    want = (gray[:, :, :2, :2] * 2.0).float().repeat(1, 3, 1, 1).reshape(4, 12)  # 1 channel repeated to 3
+    torch.testing.assert_close(fe(gray), want)
+    rgb = torch.rand(2, 3, 5, 5)
+    torch.testing.assert_close(fe(rgb), (rgb[:, :, :2, :2] * 2.0).reshape(2, 12))
+    monkeypatch.setenv("DIFFREP_FID_EXTRACTOR", str(path))
+    torch.testing.assert_close(G.load_feature_extractor()(rgb), fe(rgb))
+    (tmp_path / "junk.pt").write_bytes(b"not torchscript")
+    with pytest.raises(ValueError, match="not a TorchScript module"):
+        G.load_feature_extractor(tmp_path / "junk.pt")
+    # image_features: float64 out whatever the extractor returns, batches told where they start
+    feats = G.image_features(fe, lambda s, k: rgb.repeat(3, 1, 1, 1)[s:s + k], 6, batch_size=4)
+    assert feats.dtype == np.float64 and feats.shape == (6, 12)
+    np.testing.assert_array_equal(feats[4:], feats[:2])

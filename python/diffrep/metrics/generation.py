@@ -348,7 +348,7 @@ def _folder_source(path: Path, num_samples) -> _Source:
 
     def batches(b):
         for s in range(0, len(files), b):
-            ims = [np.asarray(open_image(f, "RGB"), dtype=np.uint8) for f in files[s:s + b]]
+            ims = [np.array(open_image(f, "RGB"), dtype=np.uint8) for f in files[s:s + b]]  # writable copies
             shapes = {im.shape for im in ims}
             if len(shapes) == 1:
                 yield torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)
@@ -687,7 +687,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     if "kid" in metrics:
         out["protocol"]["kid"] = {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real,
                                                                                   fake_src.count),
-                                  "degree": 3, "gamma": f"1/{FEATURE_DIM}", "coef0": 1.0, "seed": seed}
+                                  "degree": 3, "gamma": f"1/{fake_f.shape[1]}", "coef0": 1.0, "seed": seed}
     if "prdc" in metrics:
         out["protocol"]["prdc"] = {"k": k, "membership": "<" if strict else "<="}
     out["real"], out["fake"] = real_id, fake_src.identity
