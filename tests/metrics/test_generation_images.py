@@ -524,3 +524,33 @@ def test_reference_cache_contents_and_damaged_files(stub, tmp_path):
     cache.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="is not a diffrep reference-statistics cache"):
         G.reference_statistics(real, cache, **kw)
+
+
+def test_extraction_progress_batches_and_model_directories(stub, tmp_path, capsys):
+    from helpers import tiny_paramrel
+
+    kw = dict(weights=stub, device="cpu")
+    x = _images(7, 12)
+    feats = G.inception_features(x, batch_size=3, progress=True, **kw)
+    assert feats.dtype == np.float32 and feats.shape == (7, 5)
+    err = capsys.readouterr().err  # not a TTY: one line per 5 s and the last one
+    assert err.strip().splitlines()[-1].startswith("[features] 7/7 images (") and "img/s)" in err
+    assert G.inception_features(x, batch_size=3, progress=False, **kw).tobytes() == feats.tobytes()
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="the source yielded more than its 4 images"):
+        G.inception_features(lambda s, k: x[:k + 1], num_samples=4, progress=False, **kw)
+    with pytest.raises(ValueError, match="expected 4 images, got 2"):
+        G.inception_features(lambda s, k: x[:1], num_samples=4, batch_size=2, progress=False, **kw)
+    with pytest.raises(ValueError, match=r"a batch of images must be \[B, C, H, W\], got \(3, 16, 16\)"):
+        G.inception_features(lambda s, k: x[0], num_samples=2, progress=False, **kw)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        G.inception_features(x, protocol="tf", progress=False, **kw)
+    # a saved model directory: the model's samples, drawn with the seed, and its directory in the identity
+    m = tiny_paramrel()
+    m.save_pretrained(tmp_path / "model")
+    got = G.inception_features(tmp_path / "model", num_samples=3, seed=2, batch_size=2, progress=False, **kw)
+    np.testing.assert_array_equal(got, G.inception_features(m.eval(), num_samples=3, seed=2, batch_size=2,
+                                                            progress=False, **kw))
+    r = G.evaluate(x, tmp_path / "model", metrics="prdc", k=1, num_samples=3, progress=False, **kw)
+    assert r["fake"] == {"kind": "model", "class": "ParamReL", "count": 3, "seed": 1,
+                         "directory": str((tmp_path / "model").resolve())}

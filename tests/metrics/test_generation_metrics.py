@@ -242,3 +242,34 @@ def test_user_torchscript_extractor(tmp_path, monkeypatch):
     feats = G.image_features(fe, lambda s, k: rgb.repeat(3, 1, 1, 1)[s:s + k], 6, batch_size=4)
     assert feats.dtype == np.float64 and feats.shape == (6, 12)
     np.testing.assert_array_equal(feats[4:], feats[:2])
+
+
+def test_statistics_shapes_feature_dtypes_and_k_bounds():
+    from diffrep.ops.knn import MAX_K
+
+    m, s = np.zeros(3), np.eye(3)
+    for args in ((m, s, m[:2], s), (m, s[:2, :2], m, s), (m, s, m, s[:2, :2]), (m[None], s, m, s)):
+        with pytest.raises(ValueError, match="equal k"):
+            G.frechet_distance(*args)
+    rng = np.random.default_rng(9)
+    real, fake = rng.integers(0, 4, (30, 3)), rng.integers(0, 5, (25, 3))
+    want = _prdc_brute(real, fake, 3, False)
+    if _native.cpu_available():
+        assert G.prdc(real, fake, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
+        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), device="cpu")  # float16 -> float32
+        assert half == pytest.approx(want, abs=1e-15)
+        mixed = G.prdc(real.astype(np.float64), fake.astype(np.float32), device="cpu")  # promoted to float64
+        assert mixed == pytest.approx(want, abs=1e-15)
+        # exactly k + 1 samples, and the largest k the kernel takes (MAX_K - 1)
+        assert G.prdc(real[:4], fake[:4], k=3, device="cpu") == pytest.approx(_prdc_brute(real[:4], fake[:4], 3, False))
+        big_k = MAX_K - 1
+        r2, f2 = rng.normal(size=(MAX_K + 3, 2)), rng.normal(size=(MAX_K + 1, 2))
+        assert G.prdc(r2, f2, k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False), abs=1e-12)
+    with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
+        G.prdc(real, fake, k=MAX_K)
+    with pytest.raises(TypeError, match="fake must be a tensor or numpy array of features \\[N, d\\], got list"):
+        G.prdc(real, [[0.0]])
+    with pytest.raises(TypeError, match="strict must be a bool, got int"):
+        G.prdc(real, fake, strict=1)
+    with pytest.raises(TypeError, match="degree must be an int, got float"):
+        G.kid_from_features(real, fake, subset_size=3, degree=2.5)
