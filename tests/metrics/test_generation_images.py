@@ -425,6 +425,13 @@ def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
     want = np.concatenate([G.inception_features(b, **kw) for b in by_hand])
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(G.inception_features(folder, num_samples=2, **kw), got[:2])
+    np.testing.assert_array_equal(G.inception_features(folder, num_samples=3, **kw), got)
+    # the documented defaults of the image-level functions (a dataset subset is seeded 0 unless asked)
+    import inspect
+
+    for fn in (G.inception_features, G.reference_statistics, G.evaluate):
+        params = inspect.signature(fn).parameters
+        assert (params["seed"].default, params["batch_size"].default, params["protocol"].default) == (0, 50, "clean")
     r = G.evaluate(folder, folder, metrics="prdc", k=1, **kw)
     assert r["real"] == {"kind": "folder", "path": str(folder.resolve()), "files": 3}
     # a dataset: a seeded subset (real with seed, fake with seed + 1), uint8 images as they are

@@ -222,17 +222,27 @@ def test_smallest_allowed_inputs_and_kid_settings():
 
 def test_user_torchscript_extractor(tmp_path, monkeypatch):
     class Corner(torch.nn.Module):
-        def forward(self, x):
-            return x[:, :, :2, :2] * 2.0  # [B, 3, 2, 2]: flattened to 12 features
+        def forward(self, x):  # [B, 3, 2, 2]: flattened to 12 features; the sums see every pixel
+            return x[:, :, :2, :2] * 2.0 + x.sum((2, 3), keepdim=True)
+
+    def corner(x):
+        return x[:, :, :2, :2] * 2.0 + x.sum((2, 3), keepdim=True)
 
     path = tmp_path / "extractor.pt"
     torch.jit.script(Corner()).save(str(path))
     fe = G.load_feature_extractor(path)
     gray = torch.rand(4, 1, 5, 5, dtype=torch.float64)
-    want = (gray[:, :, :2, :2] * 2.0).float().repeat(1, 3, 1, 1).reshape(4, 12)  # 1 channel repeated to 3
+    want = corner(gray.float().repeat(1, 3, 1, 1)).reshape(4, 12)  # 1 channel repeated to 3, nothing else
     torch.testing.assert_close(fe(gray), want)
     rgb = torch.rand(2, 3, 5, 5)
-    torch.testing.assert_close(fe(rgb), (rgb[:, :, :2, :2] * 2.0).reshape(2, 12))
+    torch.testing.assert_close(fe(rgb), corner(rgb).reshape(2, 12))
+    # the user-extractor FID takes the TorchScript path itself, and no Inception keywords
+    imgs = torch.rand(6, 3, 5, 5) * 2 - 1
+    assert G.fid(imgs, imgs, path) == pytest.approx(0.0, abs=1e-4)  # singular covariances: rounding noise
+    assert G.fid(imgs, imgs + 0.5, str(path)) == pytest.approx(
+        G.frechet_distance_from_features(fe(imgs).double().numpy(), fe(imgs + 0.5).double().numpy()), rel=1e-9)
+    with pytest.raises(TypeError, match=r"fid with a user extractor takes no \['protocol'\]"):
+        G.fid(imgs, imgs, path, protocol="clean")
     monkeypatch.setenv("DIFFREP_FID_EXTRACTOR", str(path))
     torch.testing.assert_close(G.load_feature_extractor()(rgb), fe(rgb))
     (tmp_path / "junk.pt").write_bytes(b"not torchscript")
