@@ -268,8 +268,8 @@ def test_statistics_shapes_feature_dtypes_and_k_bounds():
         assert G.prdc(real, fake, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
         half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), device="cpu")  # float16 -> float32
         assert half == pytest.approx(want, abs=1e-15)
-        mixed = G.prdc(real.astype(np.float64), fake.astype(np.float32), device="cpu")  # promoted to float64
-        assert mixed == pytest.approx(want, abs=1e-15)
+        for a, b in ((np.float64, np.float32), (np.float32, np.float64)):  # promoted to float64 either way
+            assert G.prdc(real.astype(a), fake.astype(b), device="cpu") == pytest.approx(want, abs=1e-15)
         # exactly k + 1 samples, and the largest k the kernel takes (MAX_K - 1)
         assert G.prdc(real[:4], fake[:4], k=3, device="cpu") == pytest.approx(_prdc_brute(real[:4], fake[:4], 3, False))
         big_k = MAX_K - 1
