@@ -14,6 +14,9 @@ docs/kernels/knn.md):
 Each timing is one run (minutes at N = 10k on a CPU); ratios are taken within this run.
 
     python3 benches/bench_generation.py [--n 10000] [--device cuda] [--skip twin,prdc,inception]
+
+At large N the eager twin and the ``prdc`` package run at ``--twin-n`` / ``--prdc-n`` beside the kernel at
+the same N, and their time at N is printed as an extrapolation (labelled; all three scan N x M pairs).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ def main():
     ap.add_argument("--images", type=int, default=100, help="images for the Inception throughput")
     ap.add_argument("--twin-n", type=int, default=2000,
                     help="the eager twin runs at this N (with the kernel again beside it): it is ~65x slower")
+    ap.add_argument("--prdc-n", type=int, default=20000,
+                    help="the prdc package runs at min(N, this) (with the kernel again beside it when smaller): it "
+                         "holds N x N float32 distances and int64 argpartition indices, ~12 N^2 bytes")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     device = torch.device(args.device)
@@ -95,6 +101,10 @@ def main():
             t, r = timed(lambda: G.prdc(rd[:m], fd[:m], k=3, device=device), device)
         print(f"{f'(N = M = {m}) diffrep kNN kernel':34s} {t_k:9.2f} {1.0:8.2f}x  {fmt(r_k)}")
         print(f"{f'(N = M = {m}) eager twin':34s} {t:9.2f} {t / t_k:8.2f}x  {fmt(r)}")
+        if m < n:  # both scan N x M pairs in tiles: time ~ N^2 d, so the twin's time at N is extrapolated
+            t_x = t * (n / m) ** 2
+            print(f"{'eager twin at N, extrapolated':34s} {t_x:9.1f} {t_x / t_nat:8.2f}x  "
+                  f"(not run: {t:.2f} s x (N/{m})^2; its memory is bounded by its blocks)")
     if "gemm" not in skip:
         t, r = timed(lambda: gemm_prdc(rd, fd), device)
         print(f"{'eager GEMM form + kthvalue':34s} {t:9.2f} {t / t_nat:8.2f}x  {fmt(r)}")
@@ -104,9 +114,19 @@ def main():
         except ImportError:
             print("prdc package not installed (pip install prdc)")
         else:
-            rn, fn = real.numpy(), fake.numpy()
+            m = min(n, args.prdc_n)
+            rn, fn = real[:m].numpy(), fake[:m].numpy()
+            t_k = t_nat
+            if m < n:
+                t_k, r_k = timed(lambda: G.prdc(rd[:m], fd[:m], k=3, device=device), device)
+                print(f"{f'(N = M = {m}) diffrep kNN kernel':34s} {t_k:9.2f} {1.0:8.2f}x  {fmt(r_k)}")
             t, r = timed(lambda: prdc_pkg.compute_prdc(real_features=rn, fake_features=fn, nearest_k=3), device)
-            print(f"{'prdc package 0.2 (strict <)':34s} {t:9.2f} {t / t_nat:8.2f}x  {fmt({k: float(v) for k, v in r.items()})}")
+            label = "prdc package 0.2 (strict <)" if m == n else f"(N = M = {m}) prdc package 0.2"
+            print(f"{label:34s} {t:9.2f} {t / t_k:8.2f}x  {fmt({k: float(v) for k, v in r.items()})}")
+            if m < n:
+                t_x = t * (n / m) ** 2
+                print(f"{'prdc package at N, extrapolated':34s} {t_x:9.1f} {t_x / t_nat:8.2f}x  "
+                      f"(not run: needs ~{12 * n * n / 2**30:.0f} GiB, 12 N^2 bytes; time {t:.1f} s x (N/{m})^2)")
     if "fid" not in skip:
         print("\n## FID / KID on the same features (float64 statistics)")
         t, v = timed(lambda: G.fid_from_features(real.numpy(), fake.numpy(), allow_singular=True), device)
@@ -119,7 +139,11 @@ def main():
 
         print(f"\n## FID Inception throughput ({args.images} images, 64 x 64 uint8, batch 50, float32, TF32 off)")
         imgs = torch.randint(0, 256, (args.images, 3, 64, 64), dtype=torch.uint8, generator=g)
-        G.inception_features(imgs[:50], device=device, progress=False)  # load + warm up
+        try:
+            G.inception_features(imgs[:50], device=device, progress=False)  # load + warm up
+        except FileNotFoundError as exc:  # no local weights on this machine: say so, time the rest
+            print(f"FID Inception not timed: {exc}")
+            return
         t, _ = timed(lambda: G.inception_features(imgs, device=device, progress=False, batch_size=50), device)
         print(f"clean preprocessing + Inception: {args.images / t:8.1f} images/s")
         x = imgs.to(device)

@@ -14,6 +14,12 @@ Kernels: native vs PyTorch twin on the suite's shapes (min of 3 after a warm-up)
 
   OMP_NUM_THREADS=2 taskset -c 0,1 python benches/bench_metrics.py [--skip reference,parity] [--out F]
 The reference pipeline takes many minutes (DCI alone ~3 min); ``--skip`` leaves pipelines out.
+
+On a GPU (``--device cuda``) the kernel section times each metric kernel on CUDA tensors beside the
+CPU kernel on CPU tensors and the PyTorch twin on CUDA, in the same run (issue 24's target: metric
+kernels faster than on the CPU); ``--scale`` shrinks the kernel shapes (``--scale 0.02`` for a dry run):
+
+  python benches/bench_metrics.py --device cuda --skip fast,parity,reference,tad
 """
 
 from __future__ import annotations
@@ -131,34 +137,61 @@ def reference_suite(ctr, ftr, cte, fte):
     return times
 
 
-def kernel_bench():
-    """Native kernel vs PyTorch twin on the suite's shapes: {name: (native s, twin s)}."""
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def kernel_bench(device=torch.device("cpu"), scale=1.0):
+    """Native kernel vs PyTorch twin on the suite's shapes (``scale`` shrinks the sample counts), min of
+    3 after a warm-up: {name: (native s, twin s)} on the CPU; on CUDA {name: (CPU kernel s on CPU
+    tensors, CUDA kernel s, twin s on CUDA)}."""
     from diffrep.ops import metrics as ops
     from diffrep.ops import use_backend
 
+    def n(v):
+        return max(50, int(v * scale))
+
     rng = np.random.RandomState(0)
-    z = torch.from_numpy(rng.randn(256, 8000).astype(np.float32))
-    y = torch.from_numpy(rng.rand(40, 8000) < 0.3)
-    c = torch.from_numpy(rng.randn(10000, 20))
-    f = torch.from_numpy(np.stack([rng.randint(0, s, 10000) for s in SIZES], 1))
+    z = torch.from_numpy(rng.randn(256, n(8000)).astype(np.float32))
+    y = torch.from_numpy(rng.rand(40, n(8000)) < 0.3)
+    c = torch.from_numpy(rng.randn(n(10000), 20))
+    f = torch.from_numpy(np.stack([rng.randint(0, s, n(10000)) for s in SIZES], 1))
     lab = ops.hist_discretize(c, 20)
-    bt = torch.from_numpy(rng.randn(15000, 64, 20))
-    fi = torch.from_numpy(rng.randint(0, 6, 15000))
-    cases = {"auroc_matrix 40x256x8000": lambda: ops.auroc_matrix(z, y),
-             "hist_discretize 10000x20": lambda: ops.hist_discretize(c, 20),
-             "mi_matrix 20x6 n=10000": lambda: ops.mi_matrix(lab, f),
-             "knn_mi_cd 20x6 n=10000 k=10": lambda: ops.knn_mi_cd(c.T.contiguous(), f.T.contiguous(), 10),
-             "factor_vae_votes 15000x64x20": lambda: ops.factor_vae_votes(bt, fi, torch.ones(20),
-                                                                           torch.ones(20, dtype=torch.bool), 6)}
-    out = {}
-    for name, fn in cases.items():
-        res = []
-        for backend in ("cpu", "reference"):
-            with use_backend(backend, strict=backend == "cpu"):
-                fn()
-                res.append(min(timed(fn)[0] for _ in range(3)))
-        out[name] = tuple(res)
-    return out
+    bt = torch.from_numpy(rng.randn(n(15000), 64, 20))
+    fi = torch.from_numpy(rng.randint(0, 6, n(15000)))
+    ones, act = torch.ones(20), torch.ones(20, dtype=torch.bool)
+
+    def cases(dev):
+        zd, yd, cd, fd, ld, bd, fid = (t.to(dev) for t in (z, y, c, f, lab, bt, fi))
+        od, ad = ones.to(dev), act.to(dev)
+        cT, fT = cd.T.contiguous(), fd.T.contiguous()
+        return {f"auroc_matrix 40x256x{z.shape[1]}": lambda: ops.auroc_matrix(zd, yd),
+                f"hist_discretize {c.shape[0]}x20": lambda: ops.hist_discretize(cd, 20),
+                f"mi_matrix 20x6 n={c.shape[0]}": lambda: ops.mi_matrix(ld, fd),
+                f"knn_mi_cd 20x6 n={c.shape[0]} k=10": lambda: ops.knn_mi_cd(cT, fT, 10),
+                f"factor_vae_votes {bt.shape[0]}x64x20": lambda: ops.factor_vae_votes(bd, fid, od, ad, 6)}
+
+    def best(fn, dev):
+        fn()
+        _sync(dev)
+        out = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            _sync(dev)
+            out.append(time.perf_counter() - t)
+        return min(out)
+
+    cpu = torch.device("cpu")
+    runs = [("cpu", cpu)] if device.type == "cpu" else [("cpu", cpu), ("cuda", device)]
+    runs.append(("reference", device))
+    timings = {}
+    for backend, dev in runs:
+        for name, fn in cases(dev).items():
+            with use_backend(backend, strict=backend != "reference"):
+                timings.setdefault(name, []).append(best(fn, dev))
+    return {name: tuple(t) for name, t in timings.items()}
 
 
 def tad_bench(reference: bool):
@@ -184,7 +217,12 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--skip", default="", help="comma list of: fast,parity,reference,tad,kernels")
     p.add_argument("--out")
+    p.add_argument("--device", default="cpu", help="cuda: the kernels on the GPU beside the CPU kernels")
+    p.add_argument("--scale", type=float, default=1.0, help="shrink the kernel section's sample counts")
     a = p.parse_args(argv)
+    if a.scale <= 0:
+        p.error(f"--scale must be > 0, got {a.scale}")
+    device = torch.device(a.device)
     skip = set(a.skip.split(",")) - {""}
     ctr, ftr, cte, fte = data()
     lines = [f"# bench_metrics  {time.strftime('%Y-%m-%d')}",
@@ -220,8 +258,15 @@ def main(argv=None):
         t, r = tad_bench("reference" not in skip)
         lines.append("tad (40 attrs x 256 latents x 5 folds): " + "  ".join(f"{k}={v:.2f}s" for k, v in t.items()))
     if "kernels" not in skip:
-        for name, (tn, tr) in kernel_bench().items():
-            lines.append(f"kernel {name:32s} native {tn * 1e3:8.1f} ms  twin {tr * 1e3:8.1f} ms  x{tr / tn:6.1f}")
+        if device.type == "cuda":
+            lines.append(f"# kernels on GPU {torch.cuda.get_device_name(device)} vs the CPU kernels "
+                         f"({torch.get_num_threads()} CPU threads), min of 3 after a warm-up")
+            for name, (tc, tg, tr) in kernel_bench(device, a.scale).items():
+                lines.append(f"kernel {name:32s} cpu {tc * 1e3:8.2f} ms  cuda {tg * 1e3:8.2f} ms  "
+                             f"vs cpu x{tc / tg:7.1f}  twin(cuda) {tr * 1e3:8.2f} ms  x{tr / tg:6.1f}")
+        else:
+            for name, (tn, tr) in kernel_bench(device, a.scale).items():
+                lines.append(f"kernel {name:32s} native {tn * 1e3:8.1f} ms  twin {tr * 1e3:8.1f} ms  x{tr / tn:6.1f}")
     text = "\n".join(lines)
     print(text)
     if a.out:

@@ -277,6 +277,53 @@ def test_evaluate_records_the_protocol_and_scores(stub, tmp_path):
         G.evaluate(real, fake, metrics=("is",), **kw)
 
 
+def test_bad_inputs_are_refused_before_any_image_is_scored(stub, monkeypatch, tmp_path):
+    calls = []
+
+    class Counting(_Stub):
+        feature_dim = 5  # as FIDInception.feature_dim (2048)
+
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return super().forward(x)
+
+    monkeypatch.setattr(G, "_inception", lambda weights, device: Counting())
+    real, fake = _images(12, 3), _images(4, 4)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 4 fake"):
+        G.evaluate(real, fake, **kw)
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 3 real"):
+        G.evaluate(real[:3], real, **kw)
+    with pytest.raises(ValueError, match="k \\+ 1 = 5 fake images, got 4"):
+        G.evaluate(real, fake, metrics="prdc", k=4, **kw)
+    with pytest.raises(ValueError, match="KID needs at least 2 fake images, got 1"):
+        G.evaluate(real, fake[:1], metrics="kid", **kw)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        G.evaluate(real, real, metrics="prdc", k=0, **kw)
+    with pytest.raises(ValueError, match="k must be <= "):
+        G.evaluate(real, real, metrics="prdc", k=1000, **kw)
+    with pytest.raises(TypeError, match="strict must be a bool"):
+        G.evaluate(real, real, metrics="prdc", strict=1, **kw)
+    with pytest.raises(ValueError, match="kid_subset_size must be >= 2"):
+        G.evaluate(real, real, metrics="kid", kid_subset_size=1, **kw)
+    with pytest.raises(ValueError, match="kid_subsets must be >= 1"):
+        G.evaluate(real, real, metrics="kid", kid_subsets=0, **kw)
+    with pytest.raises(TypeError, match="allow_singular must be a bool"):
+        G.evaluate(real, real, allow_singular="yes", **kw)
+    assert calls == []  # nothing was scored
+    # with a cache, the real count is known once the statistics are read: checked before the fake set
+    with pytest.raises(ValueError, match="at least 5 images per set.*got 3 real"):
+        G.evaluate(real[:3], real, cache=tmp_path / "c.npz", **kw)
+    assert calls == [3]  # the three real images only
+    # wrong channels and NaN images through the public image functions
+    with pytest.raises(ValueError, match="1 or 3 channels.*got 4"):
+        G.inception_features(torch.zeros(2, 4, 8, 8, dtype=torch.uint8), **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        G.inception_features(torch.full((2, 3, 8, 8), float("nan")), **kw)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        G.inception_features(torch.zeros(3, 8, 8), **kw)
+
+
 def test_cli_eval_generation(stub, tmp_path, capsys):
     from diffrep.cli import main
 
@@ -335,3 +382,182 @@ def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
     assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
     assert main(argv[:6] + argv[8:]) == 2  # no --num-samples
     assert "needs num_samples" in capsys.readouterr().err
+
+
+def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
+    import hashlib
+
+    kw = dict(weights=stub, batch_size=4, device="cpu", progress=False)
+    x = _images(6, 8)
+    feats = G.inception_features(x, **kw)
+    # layouts: NHWC numpy (1 or 3 channels) is moved; NCHW numpy whose width is 1 or 3 is not
+    gray = x[:, :1]
+    np.testing.assert_array_equal(G.inception_features(gray.permute(0, 2, 3, 1).numpy(), **kw),
+                                  G.inception_features(gray, **kw))
+    for nchw in (x[:, :, :, :3], x[:, :1, :, :3]):
+        np.testing.assert_array_equal(G.inception_features(nchw.numpy(), **kw), G.inception_features(nchw, **kw))
+    # boundaries: one image, and num_samples equal to the count
+    assert G.inception_features(x[:1], **kw).shape == (1, 5)
+    np.testing.assert_array_equal(G.inception_features(x, num_samples=6, **kw), feats)
+    # the identities recorded in results and compared by the cache
+    r = G.evaluate(x, lambda s, k: x[s:s + k], metrics="fid", num_samples=6, allow_singular=True, **kw)
+    assert r["real"] == {"kind": "array", "shape": [6, 3, 16, 16], "dtype": "uint8",
+                         "sha1": hashlib.sha1(x.numpy().tobytes()).hexdigest()}
+    assert r["fake"] == {"kind": "callable", "count": 6}
+
+    class Model:
+        def sample(self, n, *, generator=None):
+            return torch.rand(n, 3, 8, 8, generator=generator) * 2 - 1
+
+    r = G.evaluate(x, Model(), metrics="fid", num_samples=6, seed=4, allow_singular=True, **kw)
+    assert r["fake"] == {"kind": "model", "class": "Model", "count": 6, "seed": 5}  # the fake set draws with seed + 1
+    # a folder: image files only (sorted; grey and RGBA converted to RGB; mixed sizes), num_samples takes the first
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = x[0].permute(1, 2, 0).numpy()
+    Image.fromarray(rgb).save(folder / "a.png")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "b.png")  # mode L
+    Image.fromarray(np.concatenate([rgb[:8, :12], np.full((8, 12, 1), 255, np.uint8)], -1)).save(folder / "c.png")
+    (folder / "notes.txt").write_text("not an image")
+    by_hand = [torch.from_numpy(rgb).permute(2, 0, 1)[None], torch.from_numpy(rgb[:, :, :1]).permute(2, 0, 1)[None],
+               torch.from_numpy(np.ascontiguousarray(rgb[:8, :12])).permute(2, 0, 1)[None]]
+    got = G.inception_features(folder, **kw)
+    want = np.concatenate([G.inception_features(b, **kw) for b in by_hand])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(G.inception_features(folder, num_samples=2, **kw), got[:2])
+    np.testing.assert_array_equal(G.inception_features(folder, num_samples=3, **kw), got)
+    # the documented defaults of the image-level functions (a dataset subset is seeded 0 unless asked)
+    import inspect
+
+    for fn in (G.inception_features, G.reference_statistics, G.evaluate):
+        params = inspect.signature(fn).parameters
+        assert (params["seed"].default, params["batch_size"].default, params["protocol"].default) == (0, 50, "clean")
+    r = G.evaluate(folder, folder, metrics="prdc", k=1, **kw)
+    assert r["real"] == {"kind": "folder", "path": str(folder.resolve()), "files": 3}
+    # a dataset: a seeded subset (real with seed, fake with seed + 1), uint8 images as they are
+    from diffrep import data
+
+    ds = data.load("digits", split="test")
+    idx = np.random.default_rng(3).permutation(len(ds))[:4]
+    want = G.inception_features(torch.from_numpy(np.asarray(ds.images(idx))).permute(0, 3, 1, 2), **kw)
+    np.testing.assert_array_equal(G.inception_features("digits:test", num_samples=4, seed=3, **kw), want)
+    r = G.evaluate("digits:test", "digits:test", metrics="prdc", k=1, num_samples=4, seed=3, **kw)
+    assert r["real"] == {"kind": "dataset", "name": "digits", "split": "test", "count": 4,
+                         "subset": "numpy default_rng(3).permutation[:4]", "class": "Digits"}
+    assert r["fake"]["subset"] == "numpy default_rng(4).permutation[:4]" and r["protocol"]["num_real"] == 4
+    # float datasets in [0, 1] are quantised to uint8 by rounding x * 255
+
+    class FloatImages:
+        def __len__(self):
+            return 3
+
+        def images(self, i):
+            return np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8, 1)[np.asarray(i)]
+
+    monkeypatch.setattr(data, "load", lambda name, split=None: FloatImages())
+    u8 = torch.from_numpy(np.round(FloatImages().images([0, 1, 2]) * 255).astype(np.uint8)).permute(0, 3, 1, 2)
+    np.testing.assert_array_equal(G.inception_features("digits", **kw), G.inception_features(u8, **kw))
+    r = G.evaluate("digits", "digits", metrics="prdc", k=1, **kw)
+    assert r["real"]["subset"] == "all" and r["real"]["split"] is None and r["real"]["class"] == "FloatImages"
+
+
+def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_path):
+    real, fake = _images(14, 9), _images(11, 10)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    fr = G.inception_features(real, **kw)
+    ff = G.inception_features(fake, **kw)
+    r = G.evaluate(real, fake, metrics=("fid", "kid", "prdc"), k=2, strict=True, kid_subsets=4, kid_subset_size=100,
+                   seed=7, **kw)
+    assert {m: r[m] for m in ("precision", "recall", "density", "coverage")} == G.prdc(fr, ff, k=2, strict=True)
+    assert (r["kid_mean"], r["kid_std"]) == G.kid_from_features(fr, ff, num_subsets=4, subset_size=11, seed=7)
+    assert r["fid"] == pytest.approx(G.fid_from_features(fr, ff), rel=1e-9)
+    # the smallest eigenvalue of S1^1/2 S2 S1^1/2: those of S1 S2 (similar matrices)
+    s1, s2 = np.cov(fr.astype(np.float64), rowvar=False), np.cov(ff.astype(np.float64), rowvar=False)
+    assert r["fid_min_eigenvalue"] == pytest.approx(np.linalg.eigvals(s1 @ s2).real.min(), rel=1e-6, abs=1e-9)
+    p = r["protocol"]
+    assert p["kid"] == {"num_subsets": 4, "subset_size": 11, "degree": 3, "gamma": "1/5", "coef0": 1.0, "seed": 7}
+    assert p["prdc"] == {"k": 2, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
+    assert p["num_real"] == 14 and p["num_fake"] == 11 and p["device"] == "cpu"
+    records = {}
+    for proto in ("clean", "legacy_tf", "legacy_pytorch"):
+        records[proto] = G.evaluate(real, fake, metrics="fid", protocol=proto, **kw)["protocol"]
+        assert records[proto]["preprocessing"] == proto
+    assert records["clean"]["resize"].startswith("PIL bicubic") and "299 x 299" in records["clean"]["resize"]
+    assert records["legacy_tf"]["resize"].startswith("TF1 resize_bilinear(align_corners=False)")
+    assert records["legacy_pytorch"]["resize"].startswith("torch bilinear, align_corners=False")
+    assert records["legacy_pytorch"]["normalisation"].startswith("(x - 127.5) / 127.5")
+    assert records["clean"]["normalisation"] == records["legacy_tf"]["normalisation"] == "(x - 128) / 128 on the [0, 255] scale"
+    assert records["clean"]["quantisation"].startswith("uint8: floor((x + 1) * 127.5 + 0.5)")
+    assert records["clean"]["network"].startswith("Inception-v3 TF graph 2015-12-05, pool_3")
+    assert records["clean"]["fid_sqrt"].startswith("symmetric eigendecomposition")
+    # with a cache: the features are kept when KID/PRDC need them, and reuse gives the same numbers
+    cache = tmp_path / "deep" / "er" / "ref.npz"  # parent folders are created
+    first = G.evaluate(real, fake, metrics=("fid", "prdc"), cache=cache, **kw)
+    again = G.evaluate(real, fake, metrics=("fid", "prdc"), cache=cache, **kw)
+    plain = G.evaluate(real, fake, metrics=("fid", "prdc"), **kw)
+    for m in ("fid", "precision", "recall", "density", "coverage"):
+        assert first[m] == again[m] == pytest.approx(plain[m], rel=1e-9)
+    assert "features" in np.load(cache).files
+    # fid() and kid() of a model's samples drawn in batches equal evaluate's
+    class Model:
+        def sample(self, n, *, generator=None):
+            return torch.rand(n, 3, 8, 8, generator=generator) * 2 - 1
+
+    assert G.fid(real, Model(), num_samples=6, batch_size=4, allow_singular=True, **kw) == \
+        G.evaluate(real, Model(), num_samples=6, allow_singular=True, **kw)["fid"]
+    assert G.kid(real, Model(), num_samples=6, kid_subsets=2, **kw) == pytest.approx(tuple(
+        G.kid_from_features(fr, G.inception_features(Model(), num_samples=6, seed=1, **kw), num_subsets=2,
+                            subset_size=6, seed=0)), rel=1e-12)
+
+
+def test_reference_cache_contents_and_damaged_files(stub, tmp_path):
+    real = _images(9, 11)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    cache = tmp_path / "ref.npz"
+    first = G.reference_statistics(real, cache, keep_features=True, **kw)
+    feats = G.inception_features(real, **kw)
+    np.testing.assert_array_equal(first["features"], feats)
+    again = G.reference_statistics(real, cache, keep_features=True, **kw)
+    assert again["cached"]
+    np.testing.assert_array_equal(again["features"], feats)
+    np.testing.assert_array_equal(again["sigma"], first["sigma"])
+    np.testing.assert_allclose(again["sigma"], np.cov(feats.astype(np.float64), rowvar=False), rtol=1e-10)
+    assert again["mu"].dtype == again["sigma"].dtype == np.float64
+    assert again["identity"] == first["identity"] and again["identity"]["kind"] == "array"
+    z = dict(np.load(cache))
+    np.savez(cache, **{**z, "sigma": z["sigma"][:3]})
+    with pytest.raises(ValueError, match="mu/sigma have shapes"):
+        G.reference_statistics(real, cache, **kw)
+    cache.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="is not a diffrep reference-statistics cache"):
+        G.reference_statistics(real, cache, **kw)
+
+
+def test_extraction_progress_batches_and_model_directories(stub, tmp_path, capsys):
+    from helpers import tiny_paramrel
+
+    kw = dict(weights=stub, device="cpu")
+    x = _images(7, 12)
+    feats = G.inception_features(x, batch_size=3, progress=True, **kw)
+    assert feats.dtype == np.float32 and feats.shape == (7, 5)
+    err = capsys.readouterr().err  # not a TTY: one line per 5 s and the last one
+    assert err.strip().splitlines()[-1].startswith("[features] 7/7 images (") and "img/s)" in err
+    assert G.inception_features(x, batch_size=3, progress=False, **kw).tobytes() == feats.tobytes()
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="the source yielded more than its 4 images"):
+        G.inception_features(lambda s, k: x[:k + 1], num_samples=4, progress=False, **kw)
+    with pytest.raises(ValueError, match="expected 4 images, got 2"):
+        G.inception_features(lambda s, k: x[:1], num_samples=4, batch_size=2, progress=False, **kw)
+    with pytest.raises(ValueError, match=r"a batch of images must be \[B, C, H, W\], got \(3, 16, 16\)"):
+        G.inception_features(lambda s, k: x[0], num_samples=2, progress=False, **kw)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        G.inception_features(x, protocol="tf", progress=False, **kw)
+    # a saved model directory: the model's samples, drawn with the seed, and its directory in the identity
+    m = tiny_paramrel()
+    m.save_pretrained(tmp_path / "model")
+    got = G.inception_features(tmp_path / "model", num_samples=3, seed=2, batch_size=2, progress=False, **kw)
+    np.testing.assert_array_equal(got, G.inception_features(m.eval(), num_samples=3, seed=2, batch_size=2,
+                                                            progress=False, **kw))
+    r = G.evaluate(x, tmp_path / "model", metrics="prdc", k=1, num_samples=3, progress=False, **kw)
+    assert r["fake"] == {"kind": "model", "class": "ParamReL", "count": 3, "seed": 1,
+                         "directory": str((tmp_path / "model").resolve())}

@@ -187,3 +187,99 @@ def test_prdc_checks():
         G.prdc(x, x, k=0)
     with pytest.raises(ValueError, match=r"\[N, d\]"):
         G.prdc(x[0], x)
+
+
+def test_smallest_allowed_inputs_and_kid_settings():
+    # two samples are enough for a mean and an unbiased covariance: by hand
+    two = np.array([[0.0, 1.0], [2.0, 5.0]])
+    mu, cov = G.feature_statistics(two)
+    np.testing.assert_allclose(mu, [1.0, 3.0])
+    np.testing.assert_allclose(cov, [[2.0, 4.0], [4.0, 8.0]])
+    assert G.frechet_distance_from_features(two, two + 1.0) == pytest.approx(2.0, rel=1e-12)  # only the means move
+    for a, b in ((two[0], two), (two, two[0]), (two[:1], two)):
+        with pytest.raises(ValueError, match=r"\[N >= 2, k\]"):
+            G.frechet_distance_from_features(a, b)
+    # exactly d samples per set is allowed without allow_singular
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(4, 4)), rng.normal(size=(4, 4)) + 1.0
+    assert G.fid_from_features(x, y) == G.fid_from_features(x, y, allow_singular=True)
+    # the smallest KID settings (1 subset of 2, degree 1) against the brute force
+    real, fake = rng.normal(size=(6, 3)), rng.normal(size=(5, 3))
+    got = G.kid_from_features(real, fake, num_subsets=1, subset_size=2, degree=1, device="cpu")
+    assert got == pytest.approx(_kid_brute(real, fake, 1, 2, 1, 1 / 3, 1.0, 0), rel=1e-12, abs=1e-15)
+    for bad, match in ((dict(gamma=0.0), "gamma"), (dict(gamma=True), "gamma"), (dict(gamma=float("inf")), "gamma"),
+                       (dict(coef0=float("nan")), "coef0"), (dict(coef0=True), "coef0"), (dict(coef0="1"), "coef0")):
+        with pytest.raises(ValueError, match=match):
+            G.kid_from_features(real, fake, subset_size=3, **bad)
+    # torch-fidelity's defaults (metric_kid.py), as KID_DEFAULTS states them
+    import inspect
+
+    params = inspect.signature(G.kid_from_features).parameters
+    assert {k: params[k].default for k in G.KID_DEFAULTS} == G.KID_DEFAULTS == {
+        "num_subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0}
+    assert params["seed"].default == 0
+
+
+def test_user_torchscript_extractor(tmp_path, monkeypatch):
+    class Corner(torch.nn.Module):
+        def forward(self, x):  # [B, 3, 2, 2]: flattened to 12 features; the sums see every pixel
+            return x[:, :, :2, :2] * 2.0 + x.sum((2, 3), keepdim=True)
+
+    def corner(x):
+        return x[:, :, :2, :2] * 2.0 + x.sum((2, 3), keepdim=True)
+
+    path = tmp_path / "extractor.pt"
+    torch.jit.script(Corner()).save(str(path))
+    fe = G.load_feature_extractor(path)
+    gray = torch.rand(4, 1, 5, 5, dtype=torch.float64)
+    want = corner(gray.float().repeat(1, 3, 1, 1)).reshape(4, 12)  # 1 channel repeated to 3, nothing else
+    torch.testing.assert_close(fe(gray), want)
+    rgb = torch.rand(2, 3, 5, 5)
+    torch.testing.assert_close(fe(rgb), corner(rgb).reshape(2, 12))
+    # the user-extractor FID takes the TorchScript path itself, and no Inception keywords
+    imgs = torch.rand(6, 3, 5, 5) * 2 - 1
+    assert G.fid(imgs, imgs, path) == pytest.approx(0.0, abs=1e-4)  # singular covariances: rounding noise
+    assert G.fid(imgs, imgs + 0.5, str(path)) == pytest.approx(
+        G.frechet_distance_from_features(fe(imgs).double().numpy(), fe(imgs + 0.5).double().numpy()), rel=1e-9)
+    with pytest.raises(TypeError, match=r"fid with a user extractor takes no \['protocol'\]"):
+        G.fid(imgs, imgs, path, protocol="clean")
+    monkeypatch.setenv("DIFFREP_FID_EXTRACTOR", str(path))
+    torch.testing.assert_close(G.load_feature_extractor()(rgb), fe(rgb))
+    (tmp_path / "junk.pt").write_bytes(b"not torchscript")
+    with pytest.raises(ValueError, match="not a TorchScript module"):
+        G.load_feature_extractor(tmp_path / "junk.pt")
+    # image_features: float64 out whatever the extractor returns, batches told where they start
+    feats = G.image_features(fe, lambda s, k: rgb.repeat(3, 1, 1, 1)[s:s + k], 6, batch_size=4)
+    assert feats.dtype == np.float64 and feats.shape == (6, 12)
+    np.testing.assert_array_equal(feats[4:], feats[:2])
+
+
+def test_statistics_shapes_feature_dtypes_and_k_bounds():
+    from diffrep.ops.knn import MAX_K
+
+    m, s = np.zeros(3), np.eye(3)
+    for args in ((m, s, m[:2], s), (m, s[:2, :2], m, s), (m, s, m, s[:2, :2]), (m[None], s, m, s)):
+        with pytest.raises(ValueError, match="equal k"):
+            G.frechet_distance(*args)
+    rng = np.random.default_rng(9)
+    real, fake = rng.integers(0, 4, (30, 3)), rng.integers(0, 5, (25, 3))
+    want = _prdc_brute(real, fake, 3, False)
+    if _native.cpu_available():
+        assert G.prdc(real, fake, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
+        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), device="cpu")  # float16 -> float32
+        assert half == pytest.approx(want, abs=1e-15)
+        for a, b in ((np.float64, np.float32), (np.float32, np.float64)):  # promoted to float64 either way
+            assert G.prdc(real.astype(a), fake.astype(b), device="cpu") == pytest.approx(want, abs=1e-15)
+        # exactly k + 1 samples, and the largest k the kernel takes (MAX_K - 1)
+        assert G.prdc(real[:4], fake[:4], k=3, device="cpu") == pytest.approx(_prdc_brute(real[:4], fake[:4], 3, False))
+        big_k = MAX_K - 1
+        r2, f2 = rng.normal(size=(MAX_K + 3, 2)), rng.normal(size=(MAX_K + 1, 2))
+        assert G.prdc(r2, f2, k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False), abs=1e-12)
+    with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
+        G.prdc(real, fake, k=MAX_K)
+    with pytest.raises(TypeError, match="fake must be a tensor or numpy array of features \\[N, d\\], got list"):
+        G.prdc(real, [[0.0]])
+    with pytest.raises(TypeError, match="strict must be a bool, got int"):
+        G.prdc(real, fake, strict=1)
+    with pytest.raises(TypeError, match="degree must be an int, got float"):
+        G.kid_from_features(real, fake, subset_size=3, degree=2.5)

@@ -348,7 +348,7 @@ def _folder_source(path: Path, num_samples) -> _Source:
 
     def batches(b):
         for s in range(0, len(files), b):
-            ims = [np.asarray(open_image(f, "RGB"), dtype=np.uint8) for f in files[s:s + b]]
+            ims = [np.array(open_image(f, "RGB"), dtype=np.uint8) for f in files[s:s + b]]  # writable copies
             shapes = {im.shape for im in ims}
             if len(shapes) == 1:
                 yield torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2)
@@ -610,6 +610,17 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
         raise ValueError("metrics is empty")
     protocol = _protocol(protocol)
     positive_int(batch_size, "batch_size")
+    # every setting is checked before any image is scored (a 50k-image extraction takes minutes)
+    from ..ops.knn import MAX_K
+
+    k = _check_int(k, "k", 1)
+    if k + 1 > MAX_K:
+        raise ValueError(f"k must be <= {MAX_K - 1}, got {k}")
+    kid_subsets = _check_int(kid_subsets, "kid_subsets", 1)
+    kid_subset_size = _check_int(kid_subset_size, "kid_subset_size", 2)
+    for name, flag in (("strict", strict), ("allow_singular", allow_singular), ("progress", progress)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     dev = _device(device)
     wpath = weights_path(weights)
     need_feats = "kid" in metrics or "prdc" in metrics
@@ -618,11 +629,28 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     fake_src = _resolve(fake, num_samples, seed + 1, "fake")
     real_src = None if cache is not None else _resolve(real, num_real, seed, "real")
     model = _inception(weights, dev)
+    feature_dim = getattr(model, "feature_dim", None)
+
+    def check_count(n: int, which: str) -> None:
+        if "fid" in metrics and not allow_singular and feature_dim is not None and n < feature_dim:
+            raise ValueError(f"FID needs at least {feature_dim} images per set for a non-singular covariance, got "
+                             f"{n} {which}; pass allow_singular=True (--allow-singular) to compute it anyway "
+                             f"(biased, not comparable with published values)")
+        if "prdc" in metrics and n < k + 1:
+            raise ValueError(f"precision/recall with k = {k} nearest neighbours need at least k + 1 = {k + 1} "
+                             f"{which} images, got {n}")
+        if "kid" in metrics and n < 2:
+            raise ValueError(f"KID needs at least 2 {which} images, got {n}")
+
+    check_count(fake_src.count, "fake")
+    if real_src is not None:
+        check_count(real_src.count, "real")
     if cache is not None:
         ref = reference_statistics(real, cache, protocol=protocol, weights=weights, num_samples=num_real,
                                    batch_size=batch_size, device=dev, seed=seed, progress=progress,
                                    keep_features=need_feats)
         real_f, mu_r, sigma_r, real_id, n_real = ref["features"], ref["mu"], ref["sigma"], ref["identity"], ref["count"]
+        check_count(n_real, "real")
     else:
         real_f = _extract(real_src, model, protocol, batch_size, dev, progress, "real")
         mu_r, sigma_r = _statistics(real_f, dev)
@@ -659,7 +687,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     if "kid" in metrics:
         out["protocol"]["kid"] = {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real,
                                                                                   fake_src.count),
-                                  "degree": 3, "gamma": f"1/{FEATURE_DIM}", "coef0": 1.0, "seed": seed}
+                                  "degree": 3, "gamma": f"1/{fake_f.shape[1]}", "coef0": 1.0, "seed": seed}
     if "prdc" in metrics:
         out["protocol"]["prdc"] = {"k": k, "membership": "<" if strict else "<="}
     out["real"], out["fake"] = real_id, fake_src.identity

@@ -208,6 +208,9 @@ class FIDInception(nn.Module):
     """Inception-v3 pool_3 features [B, 2048] of normalised [B, 3, 299, 299] inputs (eval mode,
     no gradients). ``sha1`` and ``source`` record where the weights came from."""
 
+    #: the dimension of the pool_3 features
+    feature_dim = 2048
+
     def __init__(self, with_logits: bool = False):
         super().__init__()
         self.layers = _Layers()
