@@ -292,3 +292,20 @@ def test_input_validation():
                                     unet=dict(model_channels=8, num_groups=4)))
     with pytest.raises(ValueError, match="needs a vector latent"):
         sp.traverse(torch.zeros(1, 3, 16, 16), 0.5)
+
+
+def test_denoise_decode_with_one_beta_per_example():
+    """denoise / denoise_decode with a tensor [B] of betas equal one scalar call per example (deterministic sampler)."""
+    m = tiny(denoiser=dict(hidden=16, depth=1, sampler="deterministic"))
+    m.set_phase(2)
+    z = torch.randn(3, 3, generator=gen(5))
+    betas = torch.tensor([1.0, 0.4, 0.0])
+    out = m.denoise_decode(z, betas)
+    lat = m.denoise(z, betas, torch.tensor([0.2, 0.0, 0.0]))
+    for k in range(3):
+        torch.testing.assert_close(out[k:k + 1], m.denoise_decode(z[k:k + 1], float(betas[k])), rtol=0, atol=1e-6)
+        torch.testing.assert_close(lat[k:k + 1], m.denoise(z[k:k + 1], float(betas[k]), [0.2, 0.0, 0.0][k]),
+                                   rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[2:], m.vae.decode(z[2:], 0.0))  # beta 0: decoded as is
+    with pytest.raises(ValueError, match=r"beta_from must be a number or a tensor of shape \[3\]"):
+        m.denoise_decode(z, torch.tensor([0.5, 0.2]))
