@@ -292,3 +292,123 @@ def test_input_validation():
                                     unet=dict(model_channels=8, num_groups=4)))
     with pytest.raises(ValueError, match="needs a vector latent"):
         sp.traverse(torch.zeros(1, 3, 16, 16), 0.5)
+
+
+def test_denoise_decode_with_one_beta_per_example():
+    """denoise / denoise_decode with a tensor [B] of betas equal one scalar call per example (deterministic sampler)."""
+    m = tiny(denoiser=dict(hidden=16, depth=1, sampler="deterministic"))
+    m.set_phase(2)
+    z = torch.randn(3, 3, generator=gen(5))
+    betas = torch.tensor([1.0, 0.4, 0.0])
+    out = m.denoise_decode(z, betas)
+    lat = m.denoise(z, betas, torch.tensor([0.2, 0.0, 0.0]))
+    for k in range(3):
+        torch.testing.assert_close(out[k:k + 1], m.denoise_decode(z[k:k + 1], float(betas[k])), rtol=0, atol=1e-6)
+        torch.testing.assert_close(lat[k:k + 1], m.denoise(z[k:k + 1], float(betas[k]), [0.2, 0.0, 0.0][k]),
+                                   rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[2:], m.vae.decode(z[2:], 0.0))  # beta 0: decoded as is
+    with pytest.raises(ValueError, match=r"beta_from must be a number or a tensor of shape \[3\]"):
+        m.denoise_decode(z, torch.tensor([0.5, 0.2]))
+
+
+def test_phase_3_perceptual_term_and_g_loss_values():
+    """adv_perceptual_weight > 0 adds weight x mean LPIPS(x, rec) to the reconstruction term (LPIPS stubbed here by
+    a known function: the real one needs a local weight file) and reports it; g_loss is -D(rec)."""
+    m = tiny(adv_disc_weight=0.5, disc_layers=2, disc_channels=4, adv_perceptual_weight=0.25)
+    m.set_phase(3)
+    seen = []
+
+    def stub(a, b):
+        seen.append((a, b))
+        return (a - b).pow(2).flatten(1).mean(1) * 3.0
+
+    m.perceptual = stub
+    x = images(4)
+    out = m.loss(x, step=0, generator=gen(3))
+    g = gen(3)
+    zero = torch.zeros(4)
+    with torch.no_grad():
+        f = m.vae.encoder(x, zero)
+        z = f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g)
+    rec = m.vae.decoder(z, zero)
+    p = 3.0 * (x - rec).pow(2).mean()
+    assert torch.equal(seen[0][0], x) and torch.allclose(seen[0][1], rec)
+    assert float(out["lpips"]) == pytest.approx(float(p), rel=1e-5)
+    g_loss = -m.discriminator(rec).mean()
+    assert float(out["g_loss"]) == pytest.approx(float(g_loss), rel=1e-5)
+    from diffrep.nn.vq import adaptive_weight
+
+    rec_loss = (rec - x).abs().mean() + 0.25 * p
+    lam = 0.5 * adaptive_weight(rec_loss, g_loss, m.vae.decoder.last_layer())
+    assert float(out["loss"]) == pytest.approx(float(rec_loss + lam * g_loss), rel=1e-4)
+    with pytest.raises(ValueError, match=r"MultiBeta\.loss: batch"):
+        m.loss(torch.zeros(2, 3, 32, 32), step=0)
+    with pytest.raises(ValueError, match=r"MultiBeta\.loss: batch"):
+        m.loss(torch.zeros(2, 1, 16, 16), step=0)
+
+
+def test_construction_follows_the_config():
+    """No discriminator without adversarial weight; its width and depth from the config; a model built in phase 2
+    has the VAE's sigma table installed as its schedule."""
+    assert tiny().discriminator is None and tiny(adv_disc_weight=0.0).discriminator is None
+    d = tiny(adv_disc_weight=0.5, disc_layers=2, disc_channels=4).discriminator
+    convs = [c for c in d.net if isinstance(c, torch.nn.Conv2d)]
+    assert convs[0].out_channels == 4 and len(convs) == 2 + 2
+    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, phase=2,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    assert int(m.denoiser.schedule_set) == 1
+    torch.testing.assert_close(m.denoiser.sigma_table, m.vae.sigma_grid().detach())
+    assert m.decode(torch.zeros(1, 3), torch.tensor([0.4])).shape == (1, 1, 32, 32)  # a one-element tensor beta
+
+
+def test_config_errors_name_their_field():
+    def field(**kw):
+        with pytest.raises(ConfigError) as e:
+            kw.pop("make")()
+        return e.value.field, e.value.message
+
+    f, msg = field(make=lambda: MultiBetaConfig(vae=multibeta_config(num_steps=5).vae,
+                                                  denoiser=multibeta_config(num_steps=6).denoiser))
+    assert f == "denoiser.num_steps" and "vae.num_steps=5" in msg
+    f, msg = field(make=lambda: MultiBetaConfig(vae=multibeta_config(beta_max=1.0).vae,
+                                                  denoiser=multibeta_config(beta_max=2.0).denoiser))
+    assert f == "denoiser.beta_max" and "vae.beta_max=1.0" in msg
+    f, msg = field(make=lambda: MultiBetaConfig(vae=multibeta_config(latent_dim=4).vae,
+                                                  denoiser=multibeta_config(latent_dim=5).denoiser))
+    assert f == "denoiser.latent" and "latent shape" in msg
+    f, msg = field(make=lambda: multibeta_config(representation_beta=1.5))
+    assert f == "representation_beta" and "[0, B=1.0]" in msg
+    assert multibeta_config(representation_beta=1.0).representation_beta == 1.0
+    f, msg = field(make=lambda: multibeta_config(phase=3))
+    assert f == "phase" and "needs adv_disc_weight > 0" in msg
+    f, msg = field(make=lambda: multibeta_config(image_size=32, adv_disc_weight=0.5, disc_layers=5))
+    assert f == "disc_layers" and "no output patch for 32px" in msg
+    from diffrep.nn.vq import PatchDiscriminator
+
+    res24 = dict(image_size=24, arch="resnet", vae=dict(model_channels=8, channel_mult=(1, 2), num_groups=4))
+    assert PatchDiscriminator.output_size(24, 3) == 1  # one output patch: the edge that still fits
+    assert multibeta_config(adv_disc_weight=0.5, disc_layers=3, **res24).disc_layers == 3
+    f, _ = field(make=lambda: multibeta_config(adv_disc_weight=1.5, disc_layers=4, **res24))
+    assert f == "disc_layers"
+    f, msg = field(make=lambda: multibeta_config(image_size=8, arch="resnet", adv_perceptual_weight=0.5,
+                                                 vae=dict(model_channels=8, channel_mult=(1, 2), num_groups=4)))
+    assert f == "adv_perceptual_weight" and msg == "LPIPS needs images of at least 16x16"
+    assert multibeta_config(image_size=16, arch="resnet", adv_perceptual_weight=0.5,
+                            vae=dict(model_channels=8, channel_mult=(1, 2), num_groups=4)).adv_perceptual_weight == 0.5
+    assert multibeta_config(image_size=8, arch="resnet", adv_perceptual_weight=0.0,
+                            vae=dict(model_channels=8, channel_mult=(1, 2), num_groups=4)).adv_perceptual_weight == 0.0
+
+
+def test_multibeta_config_defaults_and_spatial_unet():
+    c = multibeta_config()
+    assert (c.vae.image_size, c.vae.in_channels, c.vae.latent_dim, c.vae.num_steps, c.vae.beta_max) == (64, 3, 10, 1000, 1.0)
+    assert (c.vae.arch, c.vae.latent, c.vae.latent_channels, c.denoiser.latent_channels) == ("conv", "vector", 4, 4)
+    sp = multibeta_config(image_size=32, arch="resnet", latent="spatial", latent_channels=2,
+                          vae=dict(model_channels=8, channel_mult=(1, 2, 2), num_groups=4))
+    u = sp.denoiser.unet
+    assert sp.vae.latent_shape == (2, 8, 8) and sp.denoiser.latent_size == 8 == u.image_size
+    assert (u.model_channels, u.channel_mult, u.num_res_blocks, u.attention_resolutions, u.num_groups, u.num_outputs) == \
+        (64, (1, 2), 2, (), 32, 2)
+    assert multibeta_config(image_size=32, arch="resnet", latent="spatial", latent_channels=2,
+                            vae=dict(model_channels=8, channel_mult=(1, 2, 2), num_groups=4),
+                            unet=dict(model_channels=16, num_groups=8)).denoiser.unet.model_channels == 16

@@ -412,3 +412,57 @@ def test_loss_draws_come_from_the_generator_and_cover_the_grid():
     assert torch.equal(seen[0], seen[1])
     m.loss(xs(400), step=0, encoder=enc, generator=torch.Generator().manual_seed(0))
     assert set(torch.round(seen[2][:400] * N).long().tolist()) == set(range(1, N + 1))
+
+
+@pytest.mark.parametrize("kw", [dict(sampler="deterministic"), dict(sampler="deterministic", printed_sign=True),
+                                dict(sampler="deterministic", deterministic_noise="zero")])
+def test_per_example_beta_equals_per_example_scalar_calls(kw):
+    """denoise with a tensor [B] of beta_from (and of beta_to) equals one scalar call per example."""
+    m = den(**kw)
+    z = xs(5, seed=3)[:, :2]
+    b_from = torch.tensor([1.0, 0.5, 0.25, 0.75, 0.5], dtype=torch.float64)
+    b_to = torch.tensor([0.0, 0.25, 0.0, 0.75, 0.125], dtype=torch.float64)
+    for to in (0.0, b_to):
+        out = m.denoise(z, b_from, to)
+        for b in range(5):
+            t = to if isinstance(to, float) else float(to[b])
+            want = m.denoise(z[b:b + 1], float(b_from[b]), t)
+            torch.testing.assert_close(out[b:b + 1], want, rtol=0, atol=1e-12)
+    assert torch.equal(out[3], z[3])  # beta_from == beta_to: untouched
+
+
+def test_per_example_beta_noise_is_drawn_per_grid_step_and_one_range_matches_the_scalar_call():
+    """alg2 with per-example beta: at each grid step i (from the largest beta_from down) one draw xi_i [B] from the
+    generator; example b takes xi_i[b] at its steps i. A batch sharing one range equals the scalar call."""
+    m = den()
+    z = xs(4, seed=7)[:, :2]
+    b_from = torch.tensor([1.0, 0.5, 0.375, 0.75], dtype=torch.float64)
+    out = m.denoise(z, b_from, 0.0, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    xi = {i: torch.randn(4, 2, generator=g, dtype=torch.float64) for i in range(N, 0, -1)}
+    for b in range(4):
+        zb = z[b:b + 1]
+        for i in range(int(round(float(b_from[b]) * N)), 0, -1):
+            zb = m.step(zb, i, xi=xi[i][b:b + 1])
+        torch.testing.assert_close(out[b:b + 1], zb, rtol=0, atol=1e-12)
+    same = m.denoise(z, torch.full((4,), 0.5, dtype=torch.float64), 0.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(same, m.denoise(z, 0.5, 0.0, generator=torch.Generator().manual_seed(3)))
+
+
+def test_per_example_beta_validation():
+    m = den()
+    z = xs(3)[:, :2]
+    with pytest.raises(ValueError, match=r"beta_from must be a number or a tensor of shape \[3\]"):
+        m.denoise(z, torch.tensor([0.5, 0.25]))
+    with pytest.raises(ValueError, match=r"beta_to must be a number or a tensor of shape \[3\]"):
+        m.denoise(z, 0.5, torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=r"beta_from must lie in \[0, B=1\]"):
+        m.denoise(z, torch.tensor([0.5, 1.5, 0.25]))
+    with pytest.raises(ValueError, match="beta_from must be finite"):
+        m.denoise(z, torch.tensor([0.5, float("nan"), 0.25]))
+    with pytest.raises(ValueError, match=r"from a larger beta.*example 1"):
+        m.denoise(z, torch.tensor([0.5, 0.25, 0.5]), torch.tensor([0.0, 0.5, 0.0]))
+    with pytest.raises(ValueError, match=r"steps must be 2\.\.4 \(per example\)"):
+        m.denoise(z, torch.tensor([0.5, 0.25, 0.5]), 0.0, steps=4)
+    assert m.denoise(z, torch.tensor([0.5, 0.5, 0.5]), 0.0, steps=4).shape == (3, 2)
+    assert torch.equal(m.denoise(z, torch.tensor([0.5]), 0.5), z)  # a one-element tensor is a number

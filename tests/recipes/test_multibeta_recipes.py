@@ -1,6 +1,8 @@
 """The multibeta/ recipes: the documented settings (docs/methods/multibeta.md#recipes), the phase plan's
 validation, and the representation-beta choice after phase 1 against an independent computation."""
 
+import math
+
 import pytest
 import torch
 
@@ -37,6 +39,9 @@ def test_registered_with_documented_settings():
     assert get_recipe("multibeta/dsprites-cpu").cpu_friendly
     assert (cpu.pool, cpu.model.vae.image_size, cpu.model.vae.in_channels, cpu.model.vae.num_steps) == (2, 32, 1, 50)
     assert (cpu.train.steps, cpu.train_latent.steps, cpu.train_subset) == (R.CPU_STEPS_VAE, R.CPU_STEPS_LATENT, 30000)
+    v = cpu.model.vae  # round b's configuration (benches/results/multibeta_validation_cpu_2026-12-06b.md)
+    assert (v.learn_s, v.sigma_table, cpu.beta_candidates[-1]) == (False, "monotone_pinned", 0.98)
+    assert v.log_s2_init == pytest.approx(math.log(0.5), abs=1e-4)
 
 
 def test_phase_plan_validation():

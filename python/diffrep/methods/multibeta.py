@@ -257,13 +257,15 @@ class MultiBeta(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def denoise(self, z: torch.Tensor, beta_from, beta_to=0.0, *, steps: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Algorithm 2 from ``beta_from`` down to ``beta_to`` (:meth:`LatentDenoiser.denoise`)."""
+        """Algorithm 2 from ``beta_from`` down to ``beta_to`` (:meth:`LatentDenoiser.denoise`; each a number or a
+        tensor [B], one beta per example)."""
         return self.denoiser.denoise(z, beta_from, beta_to, steps=steps, generator=generator)
 
     @torch.no_grad()
     def denoise_decode(self, z: torch.Tensor, beta, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoise z_beta to beta = 0, then decode at 0 (Fig. 1b)."""
-        b = self._beta_value(beta)
+        """Denoise z_beta to beta = 0, then decode at 0 (Fig. 1b). ``beta``: a number, or a tensor [B] (one beta per
+        example, :meth:`LatentDenoiser.denoise`)."""
+        b = beta if isinstance(beta, torch.Tensor) and beta.dim() == 1 and beta.numel() > 1 else self._beta_value(beta)
         return self.vae.decode(self.denoiser.denoise(z, b, 0.0, generator=generator), 0.0)
 
     @torch.no_grad()

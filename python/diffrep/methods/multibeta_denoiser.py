@@ -265,24 +265,61 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         mu_prev = mu_t + sign * delta_hat  # step 3 (the printed sign: -)
         return mu_prev + s_prev * noise  # step 4
 
+    def grid_indices(self, beta, n: int, name: str = "beta") -> torch.Tensor:
+        """Grid indices [n] (long) of a beta per example: a number (or a one-element tensor) for every example, or a
+        tensor [n] of betas in [0, B], each snapped to the nearest grid value i tau."""
+        cfg = self.config
+        if isinstance(beta, torch.Tensor) and beta.dim() == 1 and beta.numel() != 1:
+            if beta.shape[0] != n:
+                raise ValueError(f"{name} must be a number or a tensor of shape [{n}] (one beta per example), "
+                                 f"got shape {tuple(beta.shape)}")
+            b = beta.detach().to("cpu", torch.float64)
+            if not bool(torch.isfinite(b).all()):
+                raise ValueError(f"{name} must be finite numbers in [0, {cfg.beta_max:g}], got {b.tolist()[:4]}")
+            if bool((b < 0).any()) or bool((b > cfg.beta_max * (1 + 1e-6)).any()):
+                raise ValueError(f"{name} must lie in [0, B={cfg.beta_max:g}], got values in "
+                                 f"[{b.min().item():.4g}, {b.max().item():.4g}]")
+            return torch.round(b / cfg.tau).long().clamp_max(cfg.num_steps)
+        if isinstance(beta, torch.Tensor) and beta.dim() > 1:
+            raise ValueError(f"{name} must be a number or a tensor of shape [{n}], got shape {tuple(beta.shape)}")
+        return torch.full((n,), self.grid_index(beta, name), dtype=torch.long)
+
     @torch.no_grad()
     def denoise(self, z: torch.Tensor, beta_from, beta_to=0.0, *, steps: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Algorithm 2 from t = ``beta_from`` down to ``beta_to`` (< beta_from), both snapped to the nearest grid
-        value: one step per grid interval. ``steps``, when given, must equal that count (Delta_hat is a single-step
-        predictor: no strides)."""
+        """Algorithm 2 from t = ``beta_from`` down to ``beta_to`` (<= beta_from), both snapped to the nearest grid
+        value: one step per grid interval. Each may be a number or a tensor [B] (one beta per example): example b
+        then takes the steps from its own index down to its own target, and is left alone outside that range;
+        the sampler noise is drawn for the whole batch at every grid step, so a batch whose examples share one
+        range draws exactly what the scalar call draws. ``steps``, when given, must equal the number of steps of
+        every example (Delta_hat is a single-step predictor: no strides)."""
         self._need_schedule("denoise")
         z = self._check_z(z, "LatentDenoiser.denoise")
-        i_from = self.grid_index(beta_from, "beta_from")
-        i_to = self.grid_index(beta_to, "beta_to")
-        if i_to > i_from:
-            raise ValueError(f"denoise runs from a larger beta to a smaller one; got beta_from={beta_from!r} "
-                             f"< beta_to={beta_to!r}")
-        if steps is not None and steps != i_from - i_to:
-            raise ValueError(f"steps must be {i_from - i_to} (one per grid step from index {i_from} to {i_to}; "
-                             f"Delta_hat is a single-step predictor), got {steps!r}")
-        for i in range(i_from, i_to, -1):
-            z = self.step(z, i, generator=generator)
+        n = z.shape[0]
+        i_from = self.grid_indices(beta_from, n, "beta_from")
+        i_to = self.grid_indices(beta_to, n, "beta_to")
+        if bool((i_to > i_from).any()):
+            b = int(torch.nonzero(i_to > i_from)[0])
+            raise ValueError(f"denoise runs from a larger beta to a smaller one; got beta_from={float(i_from[b]) * self.config.tau:g} "
+                             f"< beta_to={float(i_to[b]) * self.config.tau:g} (example {b}, after snapping to the grid)")
+        count = i_from - i_to
+        if steps is not None and (isinstance(steps, bool) or not bool((count == steps).all())):
+            want = int(count[0]) if bool((count == count[0]).all()) else f"{int(count.min())}..{int(count.max())} (per example)"
+            raise ValueError(f"steps must be {want} (one per grid step from beta_from to beta_to; Delta_hat is a "
+                             f"single-step predictor), got {steps!r}")
+        top, bottom = int(i_from.max()), int(i_to.min())
+        if bool((i_from == top).all()) and bool((i_to == bottom).all()):  # one range for the whole batch
+            for i in range(top, bottom, -1):
+                z = self.step(z, i, generator=generator)
+            return z
+        noisy = self.config.sampler != "deterministic"
+        active_from, active_to = i_from.to(z.device), i_to.to(z.device)
+        z = z.clone()
+        for i in range(top, bottom, -1):
+            xi = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator) if noisy else None
+            rows = (active_from >= i) & (active_to < i)
+            if bool(rows.any()):
+                z[rows] = self.step(z[rows], i, xi=None if xi is None else xi[rows])
         return z
 
     @torch.no_grad()

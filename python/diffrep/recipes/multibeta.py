@@ -331,16 +331,24 @@ CPU_STEPS_LATENT = 3000
 CPU_TRAIN_IMAGES = 30000  # procedural dSprites renders ~4 ms per image: a fixed subset is rendered once, then cached
 
 
+CPU_LOG_S2 = -0.6931  # log s^2 of the fixed decoder scale: s^2 = 0.5 (benches/results/multibeta_validation_cpu_2026-12-06b.md)
+CPU_BETA_CANDIDATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.92, 0.94, 0.96, 0.98)
+
+
 def dsprites_cpu():
     """Procedural dSprites max-pooled to 32 x 32, a fixed random subset of 30,000 images (rendered once); the conv
-    nets at 32 x 32 (three convs), d = 10, N = 50; both phases 3000 steps at batch 64, Adam lr 1e-3 with a
-    half-cosine decay, no EMA."""
+    nets at 32 x 32 (three convs), d = 10, N = 50; a fixed decoder scale s^2 = 0.5 (``learn_s=False``: a learned
+    s_beta keeps every code below beta ~ 0.95 informative) and the pinned sigma table (sigma_B = 1, Prop. 3.2),
+    representation-beta candidates up to 0.98; both phases 3000 steps at batch 64, Adam lr 1e-3 with a
+    half-cosine decay, no EMA (docs/methods/multibeta.md#the-settings)."""
     model = multibeta_config(image_size=32, in_channels=1, latent_dim=10, num_steps=50, arch="conv",
-                             vae={"conditioning": "film", "hidden": 256},
+                             vae={"conditioning": "film", "hidden": 256, "learn_s": False,
+                                  "log_s2_init": CPU_LOG_S2, "sigma_table": "monotone_pinned"},
                              denoiser={"hidden": 128, "depth": 3})
     cpu = dict(batch_size=64, lr=1e-3, warmup_steps=100, lr_schedule="cosine", grad_clip=1.0, ema_decay=0.0,
                log_every=100, ckpt_every=1000, sample_every=0, device="auto")
     return MultiBetaRecipeConfig(model=model, dataset="dsprites", pool=2, train_subset=CPU_TRAIN_IMAGES,
+                                 beta_candidates=CPU_BETA_CANDIDATES,
                                  train=TrainConfig(steps=CPU_STEPS_VAE, **cpu),
                                  train_latent=TrainConfig(steps=CPU_STEPS_LATENT, **cpu))
 
