@@ -94,6 +94,13 @@ def test_psi_is_absolute_so_default_rarely_splits_on_normalised_features():
     assert no_coin.n_anchors.tolist() == [1, 1, 1]
     assert all(0.05 < d < 0.5 for d in no_coin.last_fit["density_max"])
     assert no_coin.last_fit["clusters_above_psi"] == [0, 0, 0]
+    # in raw units the merged cluster's density is the distance of each mode to the midpoint,
+    # sqrt(0.5^2 + 4 * 0.03^2) ~ 0.504, i.e. psi's scale: the normalisation alone keeps it below psi
+    span = (no_coin.norm_hi - no_coin.norm_lo + 1e-6).tolist()
+    for u in range(U):
+        raw = no_coin.last_fit["density_max_raw"][u]
+        assert raw == pytest.approx(no_coin.last_fit["density_max"][u] * span[u], rel=1e-12)
+        assert raw == pytest.approx(math.sqrt(0.25 + 4 * 0.03 ** 2), abs=0.01)
     low_psi = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=0.0, psi=0.05))
     low_psi.fit(feats)
     assert low_psi.n_anchors.tolist() == [2, 2, 2]

@@ -285,10 +285,14 @@ class DyGA(nn.Module):
             dens_max.append(float(torch.nan_to_num(dens, nan=0.0).max()))
             dense.append(int((dens > cfg.psi).sum()))
         ev = {k: v.tolist() for k, v in res.events.items()}
+        # the normalisation is affine with one scale per unit, so raw-space distances are span times
+        # the normalised ones: the densities psi would meet on the raw features
+        dens_raw = [dm * float(sp) for dm, sp in zip(dens_max, span.tolist())]
         self.last_fit = {"epoch": epoch, "n_points": int(x.shape[1]), "n_anchors": self.n_anchors.tolist(),
                          "anchors_mean": float(self.n_anchors.float().mean()), "splits": ev.get("splits"),
                          "filtered": ev.get("filtered"), "deactivated": ev.get("deactivated"),
-                         "density_max": dens_max, "clusters_above_psi": dense, "seconds": time.perf_counter() - t0}
+                         "density_max": dens_max, "density_max_raw": dens_raw, "clusters_above_psi": dense,
+                         "seconds": time.perf_counter() - t0}
         return self.last_fit
 
     def _store(self, res: HDDCResult, anchors, lo, hi):

@@ -1,0 +1,141 @@
+"""DyGA's split children (Alg. 2; docs/kernels/hddc.md, step 3): they start at mu +- sqrt(lambda_1) q_1
+with the parent's covariance and weights 1/2, on the native kernels and on the twin alike. Values
+are derived by hand in numpy: the start, the first E-step's sigmoid(2 s / sqrt(lambda_1)), and the
+children's means, weights and scatter after one M-step."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffrep.cluster import em as cem
+from diffrep.cluster import split
+from diffrep.ops import hddc as ops
+from diffrep.ops.reference import hddc as ref
+
+CFG = dict(threshold=0.2, dim_rule="cattell", reg_covar=1e-6, tol=0.0)
+
+
+def two_blob_parent(model, seed=0, n=300, d=4):
+    """One unit: a parent component 0 holding two blobs (the first 200 points) and a component 1
+    holding the rest; returns x (1, n, d), w, resp, the twin's parameters."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, n, d, generator=g, dtype=torch.float64) * 0.3
+    x[0, :100, 0] += 2.0
+    x[0, 100:200, 0] -= 2.0
+    x[0, 100:200, 1] += 0.7
+    x[0, 200:] += 10.0
+    resp = torch.zeros(1, n, 2, dtype=torch.float64)
+    resp[0, :200, 0] = 1.0
+    resp[0, 200:, 1] = 1.0
+    w = torch.ones(1, n, dtype=torch.float64)
+    active = torch.ones(1, 2, dtype=torch.bool)
+    p = ref.m_step(x, w, resp, active, model=model, threshold=0.2, reg_covar=1e-6)
+    return x, w, resp, p
+
+
+def leading(p, model):
+    """(lambda_1, q_1) of the parent (unit 0, component 0), by numpy."""
+    if model == "full":
+        lam, vec = np.linalg.eigh(p["cov"][0, 0].numpy())
+        return lam[-1], vec[:, -1]
+    W = (p["Q"][0, 0] * p["lam"][0, 0]) @ p["Q"][0, 0].T        # the parent's scatter
+    lam, vec = np.linalg.eigh(W.numpy())
+    return lam[-1], vec[:, -1]
+
+
+@pytest.mark.parametrize("model", ["AkjBkQkDk", "full"])
+def test_children_start_at_mu_plus_minus_sqrt_lambda1_q1_with_the_parents_covariance(model):
+    x, w, resp, p = two_blob_parent(model)
+    p0 = split.child_starts(p, torch.tensor([0]), torch.tensor([0]))
+    lam1, q1 = leading(p, model)
+    mu = x[0, :200].mean(0).numpy()
+    q = p0["mu"][0, 0].numpy() - mu                                  # + child offset
+    np.testing.assert_allclose(np.linalg.norm(q), np.sqrt(lam1), rtol=1e-10)
+    np.testing.assert_allclose(np.abs(q @ q1), np.sqrt(lam1), rtol=1e-10)   # along q_1 (either sign)
+    np.testing.assert_allclose(p0["mu"][0, 1].numpy(), mu - q, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p0["pi"].numpy(), [[0.5, 0.5]])
+    assert p0["active"].all()
+    keys = ("cov",) if model == "full" else ("Q", "a", "b", "dk")
+    for key in keys:
+        for c in range(2):
+            assert torch.equal(p0[key][0, c], p[key][0, 0])
+    if model != "full":
+        np.testing.assert_allclose(float(p0["a"][0, 0, 0]), lam1, rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("model", ["AkjBkQkDk", "full"])
+def test_first_estep_is_the_sigmoid_of_the_projection_and_one_mstep_gives_weighted_children(model, backend):
+    """Started at mu +- sqrt(l1) q1 with the parent's Sigma, a member's "+" responsibility is
+    sigmoid(2 s / sqrt(l1)), s = q1^T (x - mu); one M-step then gives the children's weighted means,
+    weights (sum of t over the members / #members) and scatter: all checked against numpy."""
+    x, w, resp, p = two_blob_parent(model, seed=1)
+    if backend == "cpu":
+        p = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
+    eng = ops.Engine(backend, x)
+    cfg = dict(CFG, model=model, max_iter=1)
+    kept, p2 = split._children(eng, w, p, resp, [(0, 0)], 0.5, cfg)
+    assert kept == [(0, 0)]
+    p0 = split.child_starts(p, torch.tensor([0]), torch.tensor([0]))
+    lam1 = leading(p, model)[0]
+    xm = x[0, :200].numpy()                                          # the members (t > 1/2)
+    mu = xm.mean(0)
+    dplus = (p0["mu"][0, 0].numpy() - mu) / np.sqrt(lam1)           # unit vector, the "+" side
+    s = (xm - mu) @ dplus
+    t = 1 / (1 + np.exp(-2 * s / np.sqrt(lam1)))
+    # the E-step at the start, on the members
+    wm = (w[0] * (torch.arange(300) < 200)).to(x.dtype)
+    r0 = eng.estep(torch.tensor([0]), wm[None].contiguous(), p0, True)[0][0, :200, 0]
+    np.testing.assert_allclose(r0.numpy(), t, rtol=1e-9, atol=1e-12)
+    assert ((r0 > 0.5).numpy() == (s > 0)).all()
+    for c, tc in enumerate([t, 1 - t]):
+        mean = (tc[:, None] * xm).sum(0) / tc.sum()
+        np.testing.assert_allclose(p2["mu"][0, c].numpy(), mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(float(p2["pi"][0, c]), tc.sum() / 200, rtol=1e-9)
+        e = xm - mean
+        scatter = (tc[:, None, None] * e[:, :, None] * e[:, None, :]).sum(0) / tc.sum()
+        if model == "full":
+            np.testing.assert_allclose(p2["cov"][0, c].numpy(), scatter + 1e-6 * np.eye(4), rtol=1e-8, atol=1e-12)
+        else:
+            lam = np.linalg.eigvalsh(scatter)[::-1]
+            np.testing.assert_allclose(p2["lam"][0, c].numpy(), lam, rtol=1e-8, atol=1e-12)
+    # the children really separate the two blobs: each blob's members go (mostly) to one child
+    side = t > 0.5
+    assert side[:100].mean() in (pytest.approx(1.0, abs=0.02), pytest.approx(0.0, abs=0.02))
+    assert abs(side[:100].mean() - side[100:].mean()) > 0.95
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_native_and_twin_refits_agree_from_the_specified_start(backend):
+    """A full (converged) refit of two candidates in one batch gives the same children on both
+    backends, and the children of a candidate equal those of a batch of one (batch invariance)."""
+    x, w, resp, p = two_blob_parent("AkjBkQkDk", seed=2)
+    cfg = dict(CFG, model="AkjBkQkDk", max_iter=30, tol=1e-9)
+    pd = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
+    ka, pa = split._children(ops.Engine("cpu", x), w, pd, resp, [(0, 0), (0, 1)], 0.5, cfg)
+    kb, pb = split._children(ops.Engine("reference", x), w, p, resp, [(0, 0), (0, 1)], 0.5, cfg)
+    assert ka == kb and (0, 0) in ka
+    i = ka.index((0, 0))
+    torch.testing.assert_close(pa["mu"][i], pb["mu"][i], rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(pa["pi"][i], pb["pi"][i], rtol=1e-7, atol=1e-9)
+    k1, p1 = split._children(ops.Engine(backend, x), w, pd if backend == "cpu" else p, resp, [(0, 0)], 0.5, cfg)
+    torch.testing.assert_close(p1["mu"][0], (pa if backend == "cpu" else pb)["mu"][i], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_a_one_sided_candidate_is_dropped(backend):
+    """Members all on one side of mu except one point: the "-" child has fewer than 2 points of
+    t > 1/2, the EM deactivates it and the candidate is not split."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 60, 3, generator=g, dtype=torch.float64) * 1e-3
+    x[0, 0, 0] = -50.0                                              # one far point on the "-" side
+    w = torch.ones(1, 60, dtype=torch.float64)
+    resp = torch.ones(1, 60, 1, dtype=torch.float64)
+    p = ref.m_step(x, w, resp, torch.ones(1, 1, dtype=torch.bool), threshold=0.2)
+    p0 = split.child_starts(p, torch.tensor([0]), torch.tensor([0]))
+    r0 = ops.Engine("reference", x).estep(torch.tensor([0]), w, p0)[0]
+    assert int((r0[0, :, 0] > 0.5).sum()) == 1 or int((r0[0, :, 1] > 0.5).sum()) == 1
+    cfg = dict(CFG, model="AkjBkQkDk", max_iter=5)
+    kept, p2 = split._children(ops.Engine(backend, x), w, p, resp, [(0, 0)], 0.5, cfg)
+    assert kept == [] and p2 is None
+    assert cem.MIN_COUNT == 2
