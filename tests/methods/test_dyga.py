@@ -480,3 +480,53 @@ def test_survivors_of_the_rerun_plumbing_of_gumbel_flag_compat_assign_and_forwar
         align(res, x2, 0.1, 1.0, assignment="argmax", detach_assignment=detach, normalise=norm,
               anchors=m.anchors)[0, 1].sum().backward()
         torch.testing.assert_close(x1.grad, x2.grad)
+
+
+# -- compat rows 5-6 (diffrep.cluster.dyga_code, tested there), 11's retry loop, the slots -------------
+def test_compat_fit_retries_failed_units_on_new_subsets_only_when_n_exceeds_the_cap(monkeypatch):
+    """[C] row 11: with n > 100k (here fit_max_points) each unit fits a random 10% subset and a unit
+    whose fit raises gets a new subset, up to 20 tries; with n <= the cap the failure propagates."""
+    import diffrep.methods.dyga as mod
+
+    real = mod.fit_code
+    calls, results = [], []
+
+    def flaky(x, *a, fail_unit=1, times=2, **kw):
+        res, failed = real(x, *a, **kw)
+        calls.append(x.clone())
+        results.append(res)
+        if len(calls) <= times and x.shape[0] == U:       # the first calls fit every unit: fail one of them
+            failed = failed.clone()
+            failed[fail_unit] = True
+        elif len(calls) <= times:
+            failed = torch.ones_like(failed)
+        return res, failed
+
+    monkeypatch.setattr(mod, "fit_code", flaky)
+    feats, _ = planted()                                                  # n = 800
+    base = dict(num_units=U, token_dim=D, n_components=1, psi=0.15, p_arbitrary=0.0, compat="dis-dis")
+    m = DyGA(DyGAConfig(**base, fit_max_points=300))
+    fit = m.fit(feats)
+    assert fit["attempts"] == [1, 3, 1] and fit["n_points"] == 80
+    assert [c.shape[0] for c in calls] == [U, 1, 1]                      # only the failed unit is refitted
+    assert not torch.equal(calls[1][0], calls[0][1]) and not torch.equal(calls[2][0], calls[1][0])  # new subsets
+    # the stored mixture is the successful attempt's of each unit
+    assert torch.equal(m.means[1], results[2].means[0].float()) and torch.equal(m.means[0], results[0].means[0].float())
+    assert int(m.n_anchors[1]) == int(results[2].n_components[0])
+    calls.clear()
+    with pytest.raises(ValueError, match=r"failed on unit\(s\) \[1\].*retries only when n > 1000"):
+        DyGA(DyGAConfig(**base, fit_max_points=1000)).fit(feats)
+    calls.clear()
+    with pytest.raises(ValueError, match=r"unit\(s\) \[1\] on 2 random 10% subsets"):
+        DyGA(DyGAConfig(**base, fit_max_points=300, code_retries=2)).fit(feats)
+
+
+def test_compat_slots_and_schedule_constraints():
+    code = DyGA(DyGAConfig(num_units=U, token_dim=D, compat="dis-dis"))
+    assert code.config.slots == 62 and code.means.shape == (U, 62, D) and code.covariances.shape == (U, 62, D, D)
+    assert DyGA(DyGAConfig(num_units=U, token_dim=D)).means.shape == (U, 32, D)
+    with pytest.raises(ConfigError, match="max_components"):
+        DyGAConfig(compat="dis-dis", max_components=34)
+    with pytest.raises(ConfigError, match="refresh_every"):
+        DyGAConfig(compat="dis-dis", refresh_every=5)
+    assert DyGAConfig(compat="dis-dis", max_components=33).slots == 64
