@@ -53,7 +53,10 @@ def oracle(X, K0, Kmax, iters, min_size, psi, p_arb, max_split_iter, gen):
         means, covs, weights = _m(X, _e(X, means, covs, weights))
     splits, count = 0, 0
     while count < max_split_iter and len(means) < Kmax:
-        dens = _density(X, _e(X, means, covs, weights))
+        r = _e(X, means, covs, weights)
+        if int(((r > 0.5).sum(0) >= 2).sum()) == 0:     # nothing splittable (the code would loop forever at p = 1)
+            break
+        dens = _density(X, r)
         cands = [i for i, dv in enumerate(dens) if dv > psi or float(torch.rand(1, generator=gen)) < p_arb]
         if not cands:
             break
@@ -93,8 +96,13 @@ def _match(res, u, means, covs, weights):
     act = res.active[u]
     assert int(act.sum()) == len(means)
     got_mu, got_cov, got_w = res.means[u][act], res.covariances[u][act], res.weights[u][act]
-    order = torch.cdist(means, got_mu).argmin(1)
-    assert sorted(order.tolist()) == list(range(len(means)))
+    dist = torch.cdist(means, got_mu) + (weights[:, None] - got_w[None]).abs()
+    order, used = [], set()
+    for i in range(len(means)):                                   # greedy: coincident components are interchangeable
+        j = min((j for j in range(len(means)) if j not in used), key=lambda j: float(dist[i, j]))
+        used.add(j)
+        order.append(j)
+    order = torch.tensor(order)
     torch.testing.assert_close(got_mu[order], means, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(got_cov[order], covs + EPS * torch.eye(means.shape[1], dtype=covs.dtype),
                                rtol=1e-5, atol=1e-8)
@@ -184,3 +192,47 @@ def test_bad_inputs():
         dyga_code.fit_code(x, 2, 4, p_arbitrary=2.0)
     with pytest.raises(TypeError, match="floating"):
         dyga_code.fit_code(x.long(), 2, 4)
+
+
+@pytest.mark.parametrize("p_arb", [0.0, 1.0])
+def test_exact_boundaries_on_duplicate_points_match_the_reimplementation(p_arb):
+    """Groups of identical points (exact integer coordinates) give densities of exactly 0, soft sizes
+    of exactly 10 and symmetric children with t = 1/2 exactly: with psi = 0 and min_mass = 10 every
+    boundary of the code (density > psi, all densities <= psi, t > phi, size >= min_mass) is hit,
+    and the fit still equals the re-implementation; a group of 5 is filtered."""
+    pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [10.0, 5.0], [-6.0, 3.0]], dtype=torch.float64)
+    reps = torch.tensor([30, 30, 10, 20, 5])
+    x = pts.repeat_interleave(reps, 0)[None].expand(4, -1, -1).contiguous()
+    seeds = [0, 1, 2, 3]
+    res, failed = dyga_code.fit_code(x, 3, 6, 8, 10.0, psi=0.0, p_arbitrary=p_arb, max_split_iter=2, seeds=seeds)
+    assert not failed.any()
+    for u in range(4):
+        means, covs, weights, splits = oracle(x[u], 3, 6, 8, 10.0, 0.0, p_arb, 2, torch.Generator().manual_seed(seeds[u]))
+        _match(res, u, means, covs, weights)
+        assert int(res.events["splits"][u]) == splits
+    assert int(res.events["filtered"].sum()) > 0
+
+
+def test_an_uncounted_split_on_exact_zero_densities_lets_the_next_pass_run():
+    """After a split whose children hold one duplicate group each, every density is exactly 0 <= psi =
+    0: the split is not counted, so even with max_split_iter = 1 the next pass runs (the coin, p = 1,
+    picks the single-group clusters): as the re-implementation does."""
+    pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], dtype=torch.float64)
+    x = pts.repeat_interleave(30, 0)[None].expand(6, -1, -1).contiguous()
+    seeds = list(range(20, 26))
+    res, _ = dyga_code.fit_code(x, 2, 8, 6, 0.0, psi=0.0, p_arbitrary=1.0, max_split_iter=1, seeds=seeds)
+    more = 0
+    for u in range(6):
+        means, covs, weights, splits = oracle(x[u], 2, 8, 6, 0.0, 0.0, 1.0, 1, torch.Generator().manual_seed(seeds[u]))
+        _match(res, u, means, covs, weights)
+        assert int(res.events["splits"][u]) == splits
+        more += splits > 1
+    assert more >= 1                                   # some unit split again after an uncounted split
+
+
+def test_a_filter_that_would_drop_every_gaussian_is_a_failure():
+    x = blobs()
+    _, failed = dyga_code.fit_code(x, 2, 4, 5, 1e9, psi=100.0, p_arbitrary=0.0)
+    assert failed.tolist() == [True, True]
+    _, ok = dyga_code.fit_code(x, 2, 4, 5, 10.0, psi=100.0, p_arbitrary=0.0)
+    assert ok.tolist() == [False, False]

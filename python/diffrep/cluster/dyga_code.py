@@ -22,6 +22,8 @@ Per unit:
    - after each split: if every density is <= psi (a NaN density is not) the pass ends without
      counting the split; otherwise the split counter rises by one (so with all densities below psi
      the loop runs until ``max_components`` is reached or a pass draws no candidate);
+   - one addition: the loop also ends when no cluster has 2 members (nothing can change; the code
+     would redraw its coins until all fail, forever when ``p_arbitrary`` = 1);
 
 4. filter: one E-step, clusters with soft size < ``min_mass`` dropped, weights renormalised;
 5. exactly ``max_iter`` EM iterations.
@@ -119,7 +121,12 @@ def _split_unit(eng, u, p, resp, cfg, opts, gen, stats):
     while split_iter < opts["max_split_iter"]:
         if len(pos) >= opts["max_components"]:
             break
-        dens = eng.density(uo, w1, ru, pu["active"], opts["phi"])[2][0].tolist()
+        cnt, _, dens = eng.density(uo, w1, ru, pu["active"], opts["phi"])
+        if not any(float(cnt[0, k]) >= 2 for k in pos):
+            # no cluster can be split: the state cannot change any more, and the code would redraw
+            # its coins until they all fail (forever with p_arbitrary = 1); the outcome is the same
+            break
+        dens = dens[0].tolist()
         cands = [i for i, k in enumerate(pos)
                  if dens[k] > opts["psi"] or float(torch.rand(1, generator=gen)) < opts["p_arbitrary"]]
         if not cands:
