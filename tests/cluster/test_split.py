@@ -139,3 +139,20 @@ def test_a_one_sided_candidate_is_dropped(backend):
     kept, p2 = split._children(ops.Engine(backend, x), w, p, resp, [(0, 0)], 0.5, cfg)
     assert kept == [] and p2 is None
     assert cem.MIN_COUNT == 2
+
+
+def test_members_are_strictly_above_phi():
+    """Eq. 4's membership is t_ik > phi: points with t exactly 1/2 do not enter the refit (the same
+    children as with those points given to the other component)."""
+    x, w, resp, p = two_blob_parent("AkjBkQkDk", seed=4)
+    tie = resp.clone()
+    tie[0, 200:210] = 0.5
+    other = resp.clone()
+    other[0, 200:210] = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    cfg = dict(CFG, model="AkjBkQkDk", max_iter=3)
+    for backend in ("cpu", "reference"):
+        eng = ops.Engine(backend, x)
+        pp = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
+        _, a = split._children(eng, w, pp, tie, [(0, 0)], 0.5, cfg)
+        _, b = split._children(eng, w, pp, other, [(0, 0)], 0.5, cfg)
+        assert torch.equal(a["mu"], b["mu"]) and torch.equal(a["pi"], b["pi"])
