@@ -513,6 +513,8 @@ def test_compat_fit_retries_failed_units_on_new_subsets_only_when_n_exceeds_the_
     # the stored mixture is the successful attempt's of each unit
     assert torch.equal(m.means[1], results[2].means[0].float()) and torch.equal(m.means[0], results[0].means[0].float())
     assert int(m.n_anchors[1]) == int(results[2].n_components[0])
+    assert fit["splits"][1] == int(results[2].events["splits"][0])       # the kept attempt's events
+    assert fit["splits"][0] == int(results[0].events["splits"][0])
     calls.clear()
     with pytest.raises(ValueError, match=r"failed on unit\(s\) \[1\].*retries only when n > 1000"):
         DyGA(DyGAConfig(**base, fit_max_points=1000)).fit(feats)
@@ -530,3 +532,35 @@ def test_compat_slots_and_schedule_constraints():
     with pytest.raises(ConfigError, match="refresh_every"):
         DyGAConfig(compat="dis-dis", refresh_every=5)
     assert DyGAConfig(compat="dis-dis", max_components=33).slots == 64
+
+
+def test_compat_fit_is_the_codes_fit_on_the_codes_normalisation_with_the_seeded_generators():
+    """DyGA(compat).fit = fit_code on (x - max)/(max - min + 1e-6) per unit (the whole block), with
+    each unit's generator seeded by (seed, epoch, unit) and the configured split settings; all
+    points when n <= fit_max_points (also at equality); seeded 10% subsets otherwise."""
+    from diffrep.cluster.dyga_code import fit_code
+
+    feats, _ = planted()
+    n = feats.shape[0]
+    cfg = DyGAConfig(num_units=U, token_dim=D, n_components=2, psi=0.3, p_arbitrary=0.4, min_mass=5, max_iter=7,
+                     max_split_passes=2, compat="dis-dis", seed=3, fit_max_points=n)
+    m = DyGA(cfg)
+    fit = m.fit(feats, epoch=2)
+    assert fit["n_points"] == n
+    x = feats.permute(1, 0, 2).float()
+    lo, hi = x.amin(dim=(1, 2)), x.amax(dim=(1, 2))
+    xn = (x - hi[:, None, None]) / (hi - lo + 1e-6)[:, None, None]
+    gens = [torch.Generator().manual_seed(3 * 1_000_003 + 2 * 1009 + u) for u in range(U)]
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in gens]
+    ref, failed = fit_code(xn, 2, 32, 7, 5.0, phi=0.5, psi=0.3, p_arbitrary=0.4, max_split_iter=2, seeds=seeds)
+    assert not failed.any()
+    assert torch.equal(m.active, ref.active)
+    torch.testing.assert_close(m.means, ref.means.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m.weights, ref.weights.float(), rtol=1e-5, atol=1e-7)
+    assert fit["splits"] == ref.events["splits"].tolist()
+    # n > the cap: seeded subsets, the same for the same (seed, epoch)
+    sub = DyGAConfig(**{**cfg.to_dict(), "fit_max_points": n - 1})
+    a, b = DyGA(sub), DyGA(sub)
+    assert a.fit(feats, epoch=2)["n_points"] == n // 10
+    b.fit(feats, epoch=2)
+    assert torch.equal(a.means, b.means) and not torch.equal(a.means, m.means)

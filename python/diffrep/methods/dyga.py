@@ -329,8 +329,8 @@ class DyGA(nn.Module):
                 idx = torch.tensor(todo, device=x.device)
                 for key in ("weights", "means", "n_components", "log_likelihood", "bic", "active", "covariances"):
                     getattr(res, key)[idx] = getattr(r, key)
-                for key, v in r.events.items():
-                    res.events[key][idx.cpu()] += v
+                for key, v in r.events.items():      # the events of the attempt that is kept
+                    res.events[key][idx.cpu()] = v
             bad = [u for u, f in zip(todo, failed.tolist()) if f]
             if bad and not big:
                 raise ValueError(f"DyGA (compat='dis-dis'): the anchor fit failed on unit(s) {bad} (a Gaussian "
