@@ -159,3 +159,52 @@ def test_members_are_strictly_above_phi():
         _, a = split._children(eng, w, pp, tie, [(0, 0)], 0.5, cfg)
         _, b = split._children(eng, w, pp, other, [(0, 0)], 0.5, cfg)
         assert torch.equal(a["mu"], b["mu"]) and torch.equal(a["pi"], b["pi"])
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_split_pass_children_replace_the_parent_with_pi_k_times_the_sub_weights(backend):
+    """One split pass (rule "dyga", psi = 0: both clusters are candidates, in descending density):
+    the two-blob parent takes the only free slot; its children (the batch's K = 2 refit) replace it
+    with weights pi_k x the sub-mixture weights and their means; the other candidate finds no slot.
+    Under rule "bic" a split of a single Gaussian blob does not raise the BIC and is refused."""
+    x, w, resp2, _ = two_blob_parent("AkjBkQkDk", seed=5)
+    resp = torch.cat([resp2, torch.zeros(1, 300, 1, dtype=torch.float64)], -1)
+    active = torch.tensor([[True, True, False]])
+    p = ref.m_step(x, w, resp, active, threshold=0.2)
+    if backend == "cpu":
+        p = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in p.items()}
+    eng = ops.Engine(backend, x)
+    cfg = dict(CFG, model="AkjBkQkDk", max_iter=20, tol=1e-6)
+    _, L, _ = eng.estep(torch.tensor([0]), w, p)
+    stats = {"splits": torch.zeros(1, dtype=torch.int64)}
+    _, p2 = split._children(eng, w, p, resp, [(0, 0)], 0.5, cfg)
+    q, r, L2, n_split = split.split_pass(eng, w, p, resp, L, cfg, "dyga", 0.5, 0.0, 0.0, 10.0, 3,
+                                         torch.Generator().manual_seed(0), stats)
+    assert n_split == 1 and stats["splits"].tolist() == [1] and q["active"].tolist() == [[True, True, True]]
+    pik = float(p["pi"][0, 0])
+    for slot, c in ((0, 0), (2, 1)):
+        assert float(q["pi"][0, slot]) == pytest.approx(pik * float(p2["pi"][0, c]), rel=1e-12)
+        torch.testing.assert_close(q["mu"][0, slot], p2["mu"][0, c].to(q["mu"].dtype), rtol=1e-12, atol=1e-12)
+    assert float(q["pi"][0, 1]) == pytest.approx(float(p["pi"][0, 1]), rel=1e-12)
+    assert float(q["pi"].sum()) == pytest.approx(1.0, rel=1e-12)
+    torch.testing.assert_close(r, eng.estep(torch.tensor([0]), w, q)[0])
+    # rule "bic": the single blob (component 1) split is refused, the two-blob one kept
+    stats = {"splits": torch.zeros(1, dtype=torch.int64)}
+    one = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in p.items()}
+    q1, _, _, n1 = split.split_pass(eng, w, one, resp, L, cfg, "bic", 0.5, 0.0, 0.0, 10.0, 3,
+                                    torch.Generator().manual_seed(0), stats)
+    assert n1 == 1 and bool(q1["active"][0, 2])
+    resp_single = torch.zeros(1, 300, 4, dtype=torch.float64)
+    resp_single[0, 200:, 0] = 1.0
+    resp_single[0, :200, 1] = 1.0
+    ps = ref.m_step(x, w, resp_single, torch.tensor([[True, True, False, False]]), threshold=0.2)
+    if backend == "cpu":
+        ps = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in ps.items()}
+    _, Ls, _ = eng.estep(torch.tensor([0]), w, ps)
+    runs = {}
+    for rule in ("bic", "dyga"):
+        st = {"splits": torch.zeros(1, dtype=torch.int64)}
+        qq, _, _, runs[rule] = split.split_pass(eng, w, {k: (v.clone() if isinstance(v, torch.Tensor) else v)
+                                                          for k, v in ps.items()}, resp_single, Ls, cfg, rule, 0.5,
+                                                 0.0, 0.0, 10.0, 4, torch.Generator().manual_seed(0), st)
+    assert runs == {"bic": 1, "dyga": 2}      # BIC keeps the two-blob split only; the paper's rule splits both
