@@ -168,6 +168,7 @@ def test_split_pass_children_replace_the_parent_with_pi_k_times_the_sub_weights(
     with weights pi_k x the sub-mixture weights and their means; the other candidate finds no slot.
     Under rule "bic" a split of a single Gaussian blob does not raise the BIC and is refused."""
     x, w, resp2, _ = two_blob_parent("AkjBkQkDk", seed=5)
+    resp2[0, 150:200] = torch.tensor([0.0, 1.0], dtype=torch.float64)   # parent: blobs of 100 and 50 points
     resp = torch.cat([resp2, torch.zeros(1, 300, 1, dtype=torch.float64)], -1)
     active = torch.tensor([[True, True, False]])
     p = ref.m_step(x, w, resp, active, threshold=0.2)
@@ -177,16 +178,19 @@ def test_split_pass_children_replace_the_parent_with_pi_k_times_the_sub_weights(
     cfg = dict(CFG, model="AkjBkQkDk", max_iter=20, tol=1e-6)
     _, L, _ = eng.estep(torch.tensor([0]), w, p)
     stats = {"splits": torch.zeros(1, dtype=torch.int64)}
-    _, p2 = split._children(eng, w, p, resp, [(0, 0)], 0.5, cfg)
+    dens = ref.cluster_density(x, w, resp, active)[2][0]
+    k = int(torch.nan_to_num(dens, nan=-1.0).argmax())                   # the denser candidate gets the slot
+    _, p2 = split._children(eng, w, p, resp, [(0, k)], 0.5, cfg)
     q, r, L2, n_split = split.split_pass(eng, w, p, resp, L, cfg, "dyga", 0.5, 0.0, 0.0, 10.0, 3,
                                          torch.Generator().manual_seed(0), stats)
     assert n_split == 1 and stats["splits"].tolist() == [1] and q["active"].tolist() == [[True, True, True]]
-    pik = float(p["pi"][0, 0])
-    for slot, c in ((0, 0), (2, 1)):
+    pik = float(p["pi"][0, k])
+    for slot, c in ((k, 0), (2, 1)):
         assert float(q["pi"][0, slot]) == pytest.approx(pik * float(p2["pi"][0, c]), rel=1e-12)
         torch.testing.assert_close(q["mu"][0, slot], p2["mu"][0, c].to(q["mu"].dtype), rtol=1e-12, atol=1e-12)
-    assert float(q["pi"][0, 1]) == pytest.approx(float(p["pi"][0, 1]), rel=1e-12)
+    assert float(q["pi"][0, 1 - k]) == pytest.approx(float(p["pi"][0, 1 - k]), rel=1e-12)
     assert float(q["pi"].sum()) == pytest.approx(1.0, rel=1e-12)
+    assert abs(float(p2["pi"][0, 0]) - float(p2["pi"][0, 1])) > 0.2          # unequal children
     torch.testing.assert_close(r, eng.estep(torch.tensor([0]), w, q)[0])
     # rule "bic": the single blob (component 1) split is refused, the two-blob one kept
     stats = {"splits": torch.zeros(1, dtype=torch.int64)}
