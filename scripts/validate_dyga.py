@@ -96,7 +96,7 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     train_s = time.perf_counter() - t0
     model.eval()
     factors = ds.factors
