@@ -60,7 +60,8 @@ def separation(tokens, factors, seed: int) -> dict:
     fit0 = dy0.fit(tokens)
     return {"separation": float(table.max(1).mean()), "best_unit": table.argmax(1).tolist(),
             "nmi_best": table.max(1).tolist(), "anchors": fit["n_anchors"], "anchors_no_random_splits": fit0["n_anchors"],
-            "density_max": fit["density_max"], "clusters_above_psi": fit["clusters_above_psi"]}
+            "density_max": fit["density_max"], "density_max_raw": fit["density_max_raw"],
+            "clusters_above_psi": fit["clusters_above_psi"], "splits": fit["splits"]}
 
 
 def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
@@ -95,14 +96,15 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     train_s = time.perf_counter() - t0
     model.eval()
     factors = ds.factors
     raw = model.features(ds)
     rec = {"arm": arm, "seed": seed, "steps": steps, "train_seconds": round(train_s, 1),
            "loss_last100": float(np.mean(losses[-100:])),
-           "anchor_history": [{k: h[k] for k in ("epoch", "n_anchors", "splits", "density_max", "clusters_above_psi")}
+           "anchor_history": [{k: h[k] for k in ("epoch", "n_anchors", "splits", "density_max", "density_max_raw",
+                                                 "clusters_above_psi")}
                               for h in model.anchor_history]}
     rec["sep_raw"] = separation(raw, factors, seed)
     if model.dyga is not None:
@@ -131,8 +133,58 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     return rec
 
 
-def main(argv=None) -> int:
+KEYS = ("separation", "factor_vae", "dci", "reliance")
+
+
+def _value(r, key):
+    return {"separation": lambda: r["sep_raw"]["separation"], "factor_vae": lambda: r["factor_vae"],
+            "dci": lambda: r["dci_disentanglement"], "reliance": lambda: r["reliance"]["reliance"]}[key]()
+
+
+def summarize(runs, arms) -> dict:
+    """Seed means/stds per arm, each arm's mean difference from the baseline, and the claim's checks
+    (dyga_sd against baseline: separation +0.05, FactorVAE and DCI within -0.02, reliance higher)."""
     import numpy as np
+
+    summary = {}
+    for arm in arms:
+        vals = {k: [_value(r, k) for r in runs if r["arm"] == arm] for k in KEYS}
+        summary[arm] = {k: (float(np.mean(v)), float(np.std(v))) for k, v in vals.items() if v}
+    deltas = {}
+    if "baseline" in summary:
+        b = summary["baseline"]
+        deltas = {arm: {k: summary[arm][k][0] - b[k][0] for k in KEYS if k in summary[arm] and k in b}
+                  for arm in summary if arm != "baseline"}
+    checks = {}
+    if "baseline" in summary and "dyga_sd" in summary:
+        b, d = summary["baseline"], summary["dyga_sd"]
+        checks = {"separation_plus_0.05": d["separation"][0] >= b["separation"][0] + 0.05,
+                  "factor_vae_within_0.02": d["factor_vae"][0] >= b["factor_vae"][0] - 0.02,
+                  "dci_within_0.02": d["dci"][0] >= b["dci"][0] - 0.02,
+                  "reliance_higher": d["reliance"][0] > b["reliance"][0]}
+    return {"what": "scripts/validate_dyga.py: the Table 4 arms of EncDiff (baseline, +DyGA, +SD, +DyGA+SD), "
+                    "same seeds/steps/data order",
+            "setting": "pixel space 16x16, procedural Shapes3D sub-grid (5120 images), recipe encdiff/shapes3d-cpu",
+            "summary_mean_std": summary, "deltas_vs_baseline": deltas, "checks": checks,
+            "claim_holds": bool(checks) and all(checks.values())}
+
+
+def combine(paths, out_path) -> dict:
+    """Merge the runs of several records (e.g. arms run as separate jobs) and recompute the summary."""
+    recs = [json.loads(Path(p).read_text()) for p in paths]
+    runs = [r for rec in recs for r in rec["runs"]]
+    arms = list(dict.fromkeys(r["arm"] for r in runs))
+    steps = sorted({r["steps"] for r in runs})
+    if len(steps) != 1:
+        raise SystemExit(f"the records mix step counts {steps}; combine runs of one length")
+    out = summarize(runs, arms)
+    out.update({"seeds": sorted({r["seed"] for r in runs}), "steps": steps[0], "runs": runs, "combined_from": list(paths),
+                "seconds": round(sum(rec.get("seconds", 0) for rec in recs), 1), "machine": recs[0].get("machine")})
+    Path(out_path).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def main(argv=None) -> int:
     import torch
 
     from diffrep.recipes.encdiff import Shapes3DSubgrid
@@ -144,7 +196,13 @@ def main(argv=None) -> int:
     ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
                     help="arms to train (the claim check needs baseline and dyga_sd)")
     ap.add_argument("--out", default="benches/results/dyga_validation_cpu_2026-12-06.json")
+    ap.add_argument("--combine", nargs="+", metavar="JSON", help="merge these records' runs into --out and exit")
     args = ap.parse_args(argv)
+    if args.combine:
+        out = combine(args.combine, args.out)
+        print(json.dumps({k: out[k] for k in ("summary_mean_std", "deltas_vs_baseline", "checks", "claim_holds")},
+                         indent=1))
+        return 0
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     ds = Shapes3DSubgrid(pool=4)
@@ -157,30 +215,15 @@ def main(argv=None) -> int:
                   flush=True)
             runs.append(r)
 
-    def mean(arm, key):
-        vals = [key(r) for r in runs if r["arm"] == arm]
-        return float(np.mean(vals)), float(np.std(vals))
-
-    keys = {"separation": lambda r: r["sep_raw"]["separation"], "factor_vae": lambda r: r["factor_vae"],
-            "dci": lambda r: r["dci_disentanglement"], "reliance": lambda r: r["reliance"]["reliance"]}
-    summary = {arm: {k: mean(arm, f) for k, f in keys.items()} for arm in args.arms}
-    checks = {}
-    if "baseline" in summary and "dyga_sd" in summary:
-        b, d = summary["baseline"], summary["dyga_sd"]
-        checks = {"separation_plus_0.05": d["separation"][0] >= b["separation"][0] + 0.05,
-                  "factor_vae_within_0.02": d["factor_vae"][0] >= b["factor_vae"][0] - 0.02,
-                  "dci_within_0.02": d["dci"][0] >= b["dci"][0] - 0.02,
-                  "reliance_higher": d["reliance"][0] > b["reliance"][0]}
-    out = {"what": "scripts/validate_dyga.py: EncDiff baseline vs EncDiff + DyGA + SD, same seeds/steps/data order",
-           "setting": "pixel space 16x16, procedural Shapes3D sub-grid (5120 images), recipe encdiff/shapes3d-cpu",
-           "seeds": args.seeds, "steps": args.steps, "quick": args.quick, "summary_mean_std": summary,
-           "checks": checks, "claim_holds": bool(checks) and all(checks.values()), "runs": runs,
-           "seconds": round(time.perf_counter() - t0, 1),
-           "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-                       "note": "2 shared cores, one thread"}}
+    out = summarize(runs, args.arms)
+    out.update({"seeds": args.seeds, "steps": args.steps, "quick": args.quick, "runs": runs,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
+                            "note": "2 shared cores, one thread"}})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print(json.dumps({"summary": summary, "checks": checks, "claim_holds": out["claim_holds"]}, indent=1))
+    print(json.dumps({k: out[k] for k in ("summary_mean_std", "deltas_vs_baseline", "checks", "claim_holds")},
+                     indent=1))
     return 0
 
 

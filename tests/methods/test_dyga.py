@@ -94,6 +94,13 @@ def test_psi_is_absolute_so_default_rarely_splits_on_normalised_features():
     assert no_coin.n_anchors.tolist() == [1, 1, 1]
     assert all(0.05 < d < 0.5 for d in no_coin.last_fit["density_max"])
     assert no_coin.last_fit["clusters_above_psi"] == [0, 0, 0]
+    # in raw units the merged cluster's density is the distance of each mode to the midpoint,
+    # sqrt(0.5^2 + 4 * 0.03^2) ~ 0.504, i.e. psi's scale: the normalisation alone keeps it below psi
+    span = (no_coin.norm_hi - no_coin.norm_lo + 1e-6).tolist()
+    for u in range(U):
+        raw = no_coin.last_fit["density_max_raw"][u]
+        assert raw == pytest.approx(no_coin.last_fit["density_max"][u] * span[u], rel=1e-12)
+        assert raw == pytest.approx(math.sqrt(0.25 + 4 * 0.03 ** 2), abs=0.01)
     low_psi = DyGA(DyGAConfig(num_units=U, token_dim=D, n_components=1, p_arbitrary=0.0, psi=0.05))
     low_psi.fit(feats)
     assert low_psi.n_anchors.tolist() == [2, 2, 2]
@@ -473,3 +480,87 @@ def test_survivors_of_the_rerun_plumbing_of_gumbel_flag_compat_assign_and_forwar
         align(res, x2, 0.1, 1.0, assignment="argmax", detach_assignment=detach, normalise=norm,
               anchors=m.anchors)[0, 1].sum().backward()
         torch.testing.assert_close(x1.grad, x2.grad)
+
+
+# -- compat rows 5-6 (diffrep.cluster.dyga_code, tested there), 11's retry loop, the slots -------------
+def test_compat_fit_retries_failed_units_on_new_subsets_only_when_n_exceeds_the_cap(monkeypatch):
+    """[C] row 11: with n > 100k (here fit_max_points) each unit fits a random 10% subset and a unit
+    whose fit raises gets a new subset, up to 20 tries; with n <= the cap the failure propagates."""
+    import diffrep.methods.dyga as mod
+
+    real = mod.fit_code
+    calls, results = [], []
+
+    def flaky(x, *a, fail_unit=1, times=2, **kw):
+        res, failed = real(x, *a, **kw)
+        calls.append(x.clone())
+        results.append(res)
+        if len(calls) <= times and x.shape[0] == U:       # the first calls fit every unit: fail one of them
+            failed = failed.clone()
+            failed[fail_unit] = True
+        elif len(calls) <= times:
+            failed = torch.ones_like(failed)
+        return res, failed
+
+    monkeypatch.setattr(mod, "fit_code", flaky)
+    feats, _ = planted()                                                  # n = 800
+    base = dict(num_units=U, token_dim=D, n_components=1, psi=0.15, p_arbitrary=0.0, compat="dis-dis")
+    m = DyGA(DyGAConfig(**base, fit_max_points=300))
+    fit = m.fit(feats)
+    assert fit["attempts"] == [1, 3, 1] and fit["n_points"] == 80
+    assert [c.shape[0] for c in calls] == [U, 1, 1]                      # only the failed unit is refitted
+    assert not torch.equal(calls[1][0], calls[0][1]) and not torch.equal(calls[2][0], calls[1][0])  # new subsets
+    # the stored mixture is the successful attempt's of each unit
+    assert torch.equal(m.means[1], results[2].means[0].float()) and torch.equal(m.means[0], results[0].means[0].float())
+    assert int(m.n_anchors[1]) == int(results[2].n_components[0])
+    assert fit["splits"][1] == int(results[2].events["splits"][0])       # the kept attempt's events
+    assert fit["splits"][0] == int(results[0].events["splits"][0])
+    calls.clear()
+    with pytest.raises(ValueError, match=r"failed on unit\(s\) \[1\].*retries only when n > 1000"):
+        DyGA(DyGAConfig(**base, fit_max_points=1000)).fit(feats)
+    calls.clear()
+    with pytest.raises(ValueError, match=r"unit\(s\) \[1\] on 2 random 10% subsets"):
+        DyGA(DyGAConfig(**base, fit_max_points=300, code_retries=2)).fit(feats)
+
+
+def test_compat_slots_and_schedule_constraints():
+    code = DyGA(DyGAConfig(num_units=U, token_dim=D, compat="dis-dis"))
+    assert code.config.slots == 62 and code.means.shape == (U, 62, D) and code.covariances.shape == (U, 62, D, D)
+    assert DyGA(DyGAConfig(num_units=U, token_dim=D)).means.shape == (U, 32, D)
+    with pytest.raises(ConfigError, match="max_components"):
+        DyGAConfig(compat="dis-dis", max_components=34)
+    with pytest.raises(ConfigError, match="refresh_every"):
+        DyGAConfig(compat="dis-dis", refresh_every=5)
+    assert DyGAConfig(compat="dis-dis", max_components=33).slots == 64
+
+
+def test_compat_fit_is_the_codes_fit_on_the_codes_normalisation_with_the_seeded_generators():
+    """DyGA(compat).fit = fit_code on (x - max)/(max - min + 1e-6) per unit (the whole block), with
+    each unit's generator seeded by (seed, epoch, unit) and the configured split settings; all
+    points when n <= fit_max_points (also at equality); seeded 10% subsets otherwise."""
+    from diffrep.cluster.dyga_code import fit_code
+
+    feats, _ = planted()
+    n = feats.shape[0]
+    cfg = DyGAConfig(num_units=U, token_dim=D, n_components=2, psi=0.3, p_arbitrary=0.4, min_mass=5, max_iter=7,
+                     max_split_passes=2, compat="dis-dis", seed=3, fit_max_points=n)
+    m = DyGA(cfg)
+    fit = m.fit(feats, epoch=2)
+    assert fit["n_points"] == n
+    x = feats.permute(1, 0, 2).float()
+    lo, hi = x.amin(dim=(1, 2)), x.amax(dim=(1, 2))
+    xn = (x - hi[:, None, None]) / (hi - lo + 1e-6)[:, None, None]
+    gens = [torch.Generator().manual_seed(3 * 1_000_003 + 2 * 1009 + u) for u in range(U)]
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in gens]
+    ref, failed = fit_code(xn, 2, 32, 7, 5.0, phi=0.5, psi=0.3, p_arbitrary=0.4, max_split_iter=2, seeds=seeds)
+    assert not failed.any()
+    assert torch.equal(m.active, ref.active)
+    torch.testing.assert_close(m.means, ref.means.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m.weights, ref.weights.float(), rtol=1e-5, atol=1e-7)
+    assert fit["splits"] == ref.events["splits"].tolist()
+    # n > the cap: seeded subsets, the same for the same (seed, epoch)
+    sub = DyGAConfig(**{**cfg.to_dict(), "fit_max_points": n - 1})
+    a, b = DyGA(sub), DyGA(sub)
+    assert a.fit(feats, epoch=2)["n_points"] == n // 10
+    b.fit(feats, epoch=2)
+    assert torch.equal(a.means, b.means) and not torch.equal(a.means, m.means)

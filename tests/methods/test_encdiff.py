@@ -354,3 +354,31 @@ def test_loss_logs_anchor_counts_and_uses_the_generator_for_the_gumbel_draw():
     c = m.extractor(data[:8])[1]
     a = m.condition(c, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, m.condition(c, generator=torch.Generator().manual_seed(4)))
+
+
+def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
+    """[C] row 10: Lightning's sanity check (2 validation batches) fits the anchors before training, on
+    raw tokens of the first images in dataset order; then the code refits after every epoch. Paper
+    mode has no anchors before the end of epoch r."""
+    cfg = DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, compat="dis-dis", sanity_check_points=24)
+    m = EncDiff(tiny(first_stage=False, dyga=cfg))
+    data = images(40)
+    m.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
+    m.train()
+    feats0 = m.features(data[:24])
+    m.loss(data[:8], step=0)
+    assert len(m.anchor_history) == 1 and m.anchor_history[0]["n_points"] == 24
+    assert m.anchor_history[0]["epoch"] == 0
+    torch.testing.assert_close(m.dyga.norm_hi, feats0.amax(dim=(0, 2)))   # fitted on the first 24 raw tokens
+    m.loss(data[:8], step=1)
+    assert len(m.anchor_history) == 1
+    m.loss(data[:8], step=2)                                              # end of epoch 1: refit on all 40
+    assert len(m.anchor_history) == 2 and m.anchor_history[1]["n_points"] == 40 and m.anchor_history[1]["epoch"] == 1
+    none = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(**{**cfg.to_dict(), "sanity_check_points": 0})))
+    none.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
+    none.loss(data[:8], step=0)
+    assert not bool(none.dyga.fitted)
+    paper = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2)))
+    paper.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
+    paper.loss(data[:8], step=0)
+    assert not bool(paper.dyga.fitted) and paper.anchor_history == []

@@ -29,3 +29,43 @@ def test_validate_dyga_runs_and_records_every_quantity(tmp_path):
     s = rec["summary_mean_std"]
     assert rec["checks"]["reliance_higher"] == (s["dyga_sd"]["reliance"][0] > s["baseline"]["reliance"][0])
     assert rec["claim_holds"] == all(rec["checks"].values())
+
+
+def _load():
+    path = Path(__file__).resolve().parents[2] / "scripts" / "validate_dyga.py"
+    spec = importlib.util.spec_from_file_location("validate_dyga", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(arm, seed, sep, fv, dci, rel, steps=10):
+    return {"arm": arm, "seed": seed, "steps": steps, "sep_raw": {"separation": sep}, "factor_vae": fv,
+            "dci_disentanglement": dci, "reliance": {"reliance": rel}}
+
+
+def test_summary_deltas_checks_and_combining_records_of_separate_arm_jobs(tmp_path):
+    """The four Table 4 arms run as two jobs are merged; means, deltas to the baseline and the claim's
+    checks are recomputed from the runs (hand values)."""
+    mod = _load()
+    a = {"runs": [_run("baseline", 0, 0.2, 0.5, 0.3, 2.0), _run("baseline", 1, 0.4, 0.7, 0.5, 4.0),
+                  _run("dyga_sd", 0, 0.35, 0.5, 0.3, 3.0), _run("dyga_sd", 1, 0.40, 0.68, 0.5, 3.4)], "seconds": 5}
+    b = {"runs": [_run("dyga", 0, 0.3, 0.6, 0.4, 3.0), _run("sd", 0, 0.1, 0.2, 0.1, 1.0)], "seconds": 7}
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    out = mod.combine([str(pa), str(pb)], str(tmp_path / "c.json"))
+    s = out["summary_mean_std"]
+    assert s["baseline"]["separation"] == pytest.approx((0.3, 0.1))
+    assert s["dyga_sd"]["reliance"] == pytest.approx((3.2, 0.2))
+    assert out["deltas_vs_baseline"]["dyga"] == pytest.approx({"separation": 0.0, "factor_vae": 0.0, "dci": 0.0,
+                                                               "reliance": 0.0})
+    assert out["deltas_vs_baseline"]["sd"]["separation"] == pytest.approx(-0.2)
+    assert out["deltas_vs_baseline"]["dyga_sd"]["separation"] == pytest.approx(0.075)
+    assert out["checks"] == {"separation_plus_0.05": True, "factor_vae_within_0.02": True,
+                             "dci_within_0.02": True, "reliance_higher": True}
+    assert out["claim_holds"] and out["seconds"] == 12 and out["steps"] == 10
+    assert json.loads((tmp_path / "c.json").read_text())["checks"] == out["checks"]
+    pb.write_text(json.dumps({"runs": [_run("sd", 0, 0.1, 0.2, 0.1, 1.0, steps=20)]}))
+    with pytest.raises(SystemExit, match="mix step counts"):
+        mod.combine([str(pa), str(pb)], str(tmp_path / "d.json"))

@@ -19,8 +19,9 @@ Procedure per unit (all units batched; a unit's result does not depend on the ot
    density is their mean distance to their plain mean; clusters with density > ``psi`` (plus,
    with probability ``p_arbitrary``, any other cluster) and at least 2 ``min_mass`` members are
    candidates, in descending density; a candidate's members are refitted as a 2-component
-   mixture (children initialised by the sign of the projection on the leading eigenvector),
-   and the children replace the parent with weights pi_k times the sub-mixture weights;
+   mixture (children started at mu_k +- sqrt(lambda_1) q_1 with the parent's covariance,
+   :func:`diffrep.cluster.split.child_starts`), and the children replace the parent with
+   weights pi_k times the sub-mixture weights;
 4. filter: one E-step, components with soft mass sum_i t_ik < ``min_mass`` are dropped (if
    every one would be, the largest stays);
 5. final EM on all points.

@@ -1,5 +1,6 @@
 """DyGA's split passes (Eq. 4-5, Alg. 2) on the HDDC kernels: candidates by cluster density, their
-members refitted as K = 2 mixtures in one batch, children accepted by the BIC or always."""
+members refitted as K = 2 mixtures in one batch (children started at mu +- sqrt(lambda_1) q_1 with
+the parent's covariance), children accepted by the BIC or always."""
 
 from __future__ import annotations
 
@@ -10,52 +11,73 @@ import torch
 from ..ops import hddc as ops
 from .em import bic, compact, em, pick, subset
 
-__all__ = ["split_pass"]
+__all__ = ["split_pass", "child_starts"]
+
+
+def child_starts(p, us, ks):
+    """The starting mixtures of the split children of components ks of problems us (spec
+    docs/kernels/hddc.md, step 3; DyGA Alg. 2): two components at mu_k +- sqrt(lambda_1) q_1, with
+    q_1 the parent's leading eigenvector and lambda_1 its eigenvalue (AkjBkQkDk: the first column of
+    Q_k and a_k1; full: the top eigenpair of Sigma_k), each with the parent's covariance model and
+    weight 1/2 (the children's weights within the parent). Returns a C x 2 parameter dict.
+
+    Started there, the first E-step on a member x with s = q_1^T (x - mu_k) gives the "+" child
+    t = sigmoid(2 s / sqrt(lambda_1)) (the children share Sigma_k, and Sigma_k^-1 q_1 = q_1 / lambda_1),
+    so t > 1/2 exactly on the side s > 0."""
+    C = len(us)
+    mu = p["mu"][us, ks]                                                   # (C, d)
+    if p["model"] == "full":
+        lam, vec = ops.eigh(p["cov"][us, ks])
+        lam1, q1 = lam[..., -1], vec[..., -1]
+    else:
+        lam1, q1 = p["a"][us, ks, 0], p["Q"][us, ks, :, 0]
+    step = lam1.clamp_min(0).sqrt()[:, None].to(mu.dtype) * q1.to(mu.dtype)
+    p0 = {"model": p["model"], "mu": torch.stack([mu + step, mu - step], 1),
+          "pi": torch.full((C, 2), 0.5, dtype=mu.dtype, device=mu.device),
+          "active": torch.ones(C, 2, dtype=torch.bool, device=mu.device)}
+    for key in ("cov", "Q", "a", "b", "dk", "lam"):
+        if key in p:
+            v = p[key][us, ks]
+            p0[key] = v[:, None].expand(C, 2, *v.shape[1:]).clone()
+    return p0
 
 
 def _children(eng, w, p, resp, cands, phi, cfg):
     """Refit every candidate (unit u, component k)'s members as a K = 2 mixture, all candidates
-    as one batch over the same x (weights w * member). Children start from the sign of the
-    projection on the parent's leading eigenvector. Returns (kept candidates, child params)."""
+    as one batch. The children start at mu_k +- sqrt(lambda_1) q_1 with the parent's covariance
+    (:func:`child_starts`): EM from those parameters, i.e. its first E-step on the members, then
+    M/E iterations. A candidate whose children end with fewer than 2 points of t > 1/2 each
+    (deactivated by the EM) is dropped. Returns (kept candidates, child params)."""
     x = eng.x
-    n = x.shape[1]
     us = torch.tensor([u for u, _ in cands], dtype=torch.int64, device=x.device)
     ks = torch.tensor([k for _, k in cands], dtype=torch.int64, device=x.device)
     member = (resp[us, :, ks] > phi) & (w[us] > 0)                      # (C, n)
-    if p["model"] == "full":
-        q1 = ops.eigh(p["cov"][us, ks])[1][..., -1]
-    else:
-        q1 = p["Q"][us, ks, :, 0]                                       # (C, d)
-    mu = p["mu"][us, ks]
-    side = torch.empty(len(cands), n, dtype=torch.bool, device=x.device)
-    for u in us.unique().tolist():
-        sel = (us == u).nonzero()[:, 0]
-        side[sel] = ((x[u].to(q1.dtype) @ q1[sel].T) - (mu[sel] * q1[sel]).sum(-1) > 0).T
-    ok = ((side & member).sum(1) >= 2) & ((~side & member).sum(1) >= 2)
-    if not bool(ok.any()):
-        return [], None
-    keep = ok.nonzero()[:, 0]
-    p2 = _refit_members(eng, us[keep], w[us[keep]], member[keep], side[keep], cfg)
+    p0 = child_starts(p, us, ks)
+    p2 = _refit_members(eng, us, w[us], member, p0, cfg)
     good = p2["active"].all(1)
-    kept = [cands[i] for i, g in zip(keep.tolist(), good.tolist()) if g]
-    rows = good.nonzero()[:, 0]
-    return kept, subset(p2, rows)
+    kept = [cands[i] for i, g in enumerate(good.tolist()) if g]
+    if not kept:
+        return [], None
+    return kept, subset(p2, good.nonzero()[:, 0])
 
 
 _GATHER_BYTES = 1 << 28   # member points gathered per chunk of split refits (x, w and resp copies)
 
 
-def _refit_members(eng, us, w, member, side, cfg):
+def _refit_members(eng, us, w, member, p0, cfg):
     """K = 2 EM of each candidate c over its members (the points i of unit us[c] with member[c, i]),
-    children initialised by side. The members are gathered (in point order) into a compact buffer
-    (C, m, d), padded with zero-weight points, so a refit costs O(members), not O(n); candidates
-    run in chunks of similar member counts (each problem is independent of its batch)."""
+    started from the parameters p0 (:func:`child_starts`): one E-step at p0 on the members gives
+    the responsibilities the EM starts from. On the native path the members are gathered (in point
+    order) into a compact buffer (C, m, d), padded with zero-weight points, so a refit costs
+    O(members), not O(n); candidates run in chunks of similar member counts (each problem is
+    independent of its batch). The twin refits over the whole buffer (weights w * member)."""
     x = eng.x
     C, d = member.shape[0], x.shape[2]
-    if not eng.native:  # the twin refits over the whole buffer (weights w * member)
-        sd = side.to(x.dtype)
+    if not eng.native:
+        wm = (w * member).contiguous()
+        r0 = eng.estep(us, wm, p0, True)[0]
         act = torch.ones(C, 2, dtype=torch.bool, device=x.device)
-        return em(eng, us, (w * member).contiguous(), torch.stack([sd, 1 - sd], -1), act, cfg, skip_zero=True)[0]
+        return em(eng, us, wm, r0, act, cfg, skip_zero=True)[0]
     cnt = member.sum(1)
     order = torch.argsort(cnt, descending=True, stable=True)
     per_pt = (d + 3) * x.element_size() + 8
@@ -76,11 +98,12 @@ def _refit_members(eng, us, w, member, side, cfg):
         uc = us[sel]
         xc = x[uc[:, None], idx].contiguous()                               # (c, m, d)
         wc = torch.where(valid, torch.gather(w[sel], 1, idx), torch.zeros((), dtype=w.dtype, device=x.device))
-        sd = (torch.gather(side[sel], 1, idx) & valid).to(x.dtype)
-        r0 = torch.stack([sd, valid.to(x.dtype) - sd], -1)
-        act = torch.ones(len(sel), 2, dtype=torch.bool, device=x.device)
+        wc = wc.contiguous()
         sub = ops.Engine(eng.backend, xc)
-        p2, _, _ = em(sub, torch.arange(len(sel), device=x.device), wc.contiguous(), r0, act, cfg, skip_zero=True)
+        local = torch.arange(len(sel), device=x.device)
+        r0 = sub.estep(local, wc, subset(p0, sel), True)[0] * valid[..., None]
+        act = torch.ones(len(sel), 2, dtype=torch.bool, device=x.device)
+        p2, _, _ = em(sub, local, wc, r0, act, cfg, skip_zero=True)
         if out is None:
             out = {k: (v.new_empty((C,) + v.shape[1:]) if isinstance(v, torch.Tensor) else v) for k, v in p2.items()}
         for k, v in p2.items():

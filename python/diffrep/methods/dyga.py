@@ -23,6 +23,7 @@ from torch import nn
 
 from ..cluster import HDDCResult
 from ..cluster import fit as hddc_fit
+from ..cluster.dyga_code import capacity, fit_code
 from ..config import Config, ConfigError, Ge, Gt, Le
 from ..ops import _validate as V
 
@@ -142,12 +143,28 @@ class DyGAConfig(Config):
     refresh_every: Annotated[int, Ge(1)] = 1                # r epochs (5 on Cars3D)
     align_at_eval: bool = True  # also align tokens to their anchors in evaluation (hard argmax)
     seed: Annotated[int, Ge(0)] = 0  # seed of the anchor fits (EM initialisation and subsampling)
+    code_retries: Annotated[int, Ge(1)] = 20  # compat dis-dis: attempts on new 10% subsets when a unit's fit fails and n > fit_max_points
+    sanity_check_points: Annotated[int, Ge(0)] = 1024  # compat dis-dis: points of the fit before training (Lightning's 2 sanity batches of 512); 0 = none
 
     def validate(self) -> None:
         if self.max_components < self.n_components:
             raise ConfigError("max_components", f"{self.max_components} < n_components={self.n_components}")
         if self.token_dim > 64:
             raise ConfigError("token_dim", f"the HDDC kernels take d <= 64, got {self.token_dim}")
+        if self.compat == "dis-dis":
+            if self.max_components > 33:
+                raise ConfigError("max_components", f"compat='dis-dis' can reach 2 (max_components - 1) Gaussians "
+                                                    f"in one split pass, at most 64 for the kernels: max_components "
+                                                    f"<= 33, got {self.max_components}")
+            if self.refresh_every != 1:
+                raise ConfigError("refresh_every", f"compat='dis-dis' refits after every epoch (the authors' code has "
+                                                   f"no r), got refresh_every={self.refresh_every}")
+
+    @property
+    def slots(self) -> int:
+        """Gaussians a unit can hold: ``max_components``, or under compat the 2 (K_max - 1) that one
+        split pass of the authors' code can reach."""
+        return self.max_components if self.compat == "paper" else capacity(self.max_components)
 
     @property
     def model(self) -> str:
@@ -169,7 +186,7 @@ class DyGA(nn.Module):
         if not isinstance(cfg, DyGAConfig):
             raise TypeError(f"DyGA: config must be a DyGAConfig, got {type(cfg).__name__}")
         self.config = cfg
-        U, K, d = cfg.num_units, cfg.max_components, cfg.token_dim
+        U, K, d = cfg.num_units, cfg.slots, cfg.token_dim
         eye = torch.eye(d).expand(U, K, d, d).clone()
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("num_fits", torch.zeros((), dtype=torch.int64))
@@ -260,20 +277,7 @@ class DyGA(nn.Module):
                            threshold=cfg.threshold)
             anchors = lo[:, None, None] + res.means * span[:, None, None]
         else:
-            # [C]: x -> (x - max)/(max - min + 1e-6); a 10% subset when n > 100k; full-covariance GMM
-            # from K0 random points with identity covariances, exactly max_iter iterations
-            x = (x - hi[:, None, None]) / span[:, None, None]
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            if n > cfg.fit_max_points:
-                keep = torch.randperm(n, generator=g)[: max(cfg.n_components, n // 10)].to(x.device)
-                x = x[:, keep]
-            m = x.shape[1]
-            starts = torch.stack([torch.randperm(m, generator=g)[: cfg.n_components] for _ in range(U)]).to(x.device)
-            mu0 = torch.gather(x, 1, starts[..., None].expand(U, cfg.n_components, d))
-            init = torch.softmax(-0.5 * torch.cdist(x, mu0) ** 2, -1)
-            res = hddc_fit(x.contiguous(), cfg.n_components, cfg.max_components, "full", cfg.max_iter, 0.0, True,
-                           cfg.min_mass, cfg.seed + epoch, split_rule="dyga", phi=cfg.phi, psi=cfg.psi,
-                           p_arbitrary=cfg.p_arbitrary, max_split_passes=cfg.max_split_passes, init_resp=init)
+            x, res = self._fit_code(x, n, epoch)
             anchors = res.means
         self._store(res, anchors, lo, hi)
         # Eq. 5 densities at the final fit: what drives the number of anchors (docs/methods/dyga.md#psi)
@@ -285,11 +289,60 @@ class DyGA(nn.Module):
             dens_max.append(float(torch.nan_to_num(dens, nan=0.0).max()))
             dense.append(int((dens > cfg.psi).sum()))
         ev = {k: v.tolist() for k, v in res.events.items()}
+        # the normalisation is affine with one scale per unit, so raw-space distances are span times
+        # the normalised ones: the densities psi would meet on the raw features
+        dens_raw = [dm * float(sp) for dm, sp in zip(dens_max, span.tolist())]
         self.last_fit = {"epoch": epoch, "n_points": int(x.shape[1]), "n_anchors": self.n_anchors.tolist(),
                          "anchors_mean": float(self.n_anchors.float().mean()), "splits": ev.get("splits"),
                          "filtered": ev.get("filtered"), "deactivated": ev.get("deactivated"),
-                         "density_max": dens_max, "clusters_above_psi": dense, "seconds": time.perf_counter() - t0}
+                         "density_max": dens_max, "density_max_raw": dens_raw, "clusters_above_psi": dense,
+                         "attempts": ev.get("attempts"),
+                         "seconds": time.perf_counter() - t0}
         return self.last_fit
+
+    def _fit_code(self, x, n, epoch):
+        """[C] ``process_split_cond_cat`` + ``DyGA.fit`` (compat; docs/methods/dyga.md#compat): x -> (x - max)/
+        (max - min + 1e-6); when n > ``fit_max_points`` each unit fits a random 10% subset, and a unit
+        whose fit fails gets a new subset, up to ``code_retries`` attempts; with n <= ``fit_max_points``
+        a failure raises (the code's ValueError propagates)."""
+        cfg = self.config
+        U, _, d = x.shape
+        lo, hi = x.amin(dim=(1, 2)), x.amax(dim=(1, 2))
+        x = (x - hi[:, None, None]) / (hi - lo + _EPS)[:, None, None]
+        big = n > cfg.fit_max_points
+        m = max(cfg.n_components, n // 10) if big else n
+        gens = [torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + u) for u in range(U)]
+        todo = list(range(U))
+        res, xs = None, torch.empty(U, m, d, dtype=x.dtype, device=x.device)
+        attempts = [0] * U
+        while todo:
+            for u in todo:
+                attempts[u] += 1
+                xs[u] = x[u, torch.randperm(n, generator=gens[u])[:m].to(x.device)] if big else x[u]
+            seeds = [int(torch.randint(0, 2**62, (1,), generator=gens[u])) for u in todo]
+            r, failed = fit_code(xs[todo], cfg.n_components, cfg.max_components, cfg.max_iter, cfg.min_mass,
+                                 phi=cfg.phi, psi=cfg.psi, p_arbitrary=cfg.p_arbitrary,
+                                 max_split_iter=cfg.max_split_passes, seeds=seeds)
+            if res is None:
+                res = r
+            else:
+                idx = torch.tensor(todo, device=x.device)
+                for key in ("weights", "means", "n_components", "log_likelihood", "bic", "active", "covariances"):
+                    getattr(res, key)[idx] = getattr(r, key)
+                for key, v in r.events.items():      # the events of the attempt that is kept
+                    res.events[key][idx.cpu()] = v
+            bad = [u for u, f in zip(todo, failed.tolist()) if f]
+            if bad and not big:
+                raise ValueError(f"DyGA (compat='dis-dis'): the anchor fit failed on unit(s) {bad} (a Gaussian "
+                                 f"lost all its points or its covariance is not positive definite; the authors' "
+                                 f"code raises ValueError here and retries only when n > {cfg.fit_max_points})")
+            give_up = [u for u in bad if attempts[u] >= cfg.code_retries]
+            if give_up:
+                raise ValueError(f"DyGA (compat='dis-dis'): the anchor fit failed on unit(s) {give_up} on "
+                                 f"{cfg.code_retries} random 10% subsets")
+            todo = bad
+        res.events["attempts"] = torch.tensor(attempts)
+        return xs, res
 
     def _store(self, res: HDDCResult, anchors, lo, hi):
         dev = self.means.device

@@ -241,6 +241,13 @@ class EncDiff(PretrainedMixin, nn.Module):
         if self._anchor_data is not None and self.dyga is not None and step is not None:
             ds, spe, bs = self._anchor_data
             every = spe * cfg.dyga.refresh_every
+            sanity = cfg.dyga.sanity_check_points if cfg.dyga.compat == "dis-dis" else 0
+            if step == 0 and sanity > 0 and not bool(self.dyga.fitted) and self._last_refresh_step != 0:
+                # [C] (row 10): Lightning's sanity check runs validation on 2 batches before training, and
+                # the authors' code fits anchors on them: the first epoch aligns to anchors from
+                # sanity_check_points raw tokens, the first images in dataset order
+                self.refresh_anchors(ds, epoch=0, batch_size=bs, limit=sanity)
+                self._last_refresh_step = 0
             if step > 0 and step % every == 0 and step != self._last_refresh_step:
                 self.refresh_anchors(ds, epoch=step // spe, batch_size=bs)
                 self._last_refresh_step = step
@@ -298,13 +305,15 @@ class EncDiff(PretrainedMixin, nn.Module):
         return torch.cat(out)
 
     @torch.no_grad()
-    def refresh_anchors(self, dataset, *, epoch: int = 0, batch_size: int = 256) -> dict:
-        """Anchor selection (Alg. 2) on the features of the whole ``dataset``, the extractor (and its
-        BatchNorm) in eval mode. Paper mode fits the raw tokens; compat ``dis-dis`` the aligned ones."""
+    def refresh_anchors(self, dataset, *, epoch: int = 0, batch_size: int = 256, limit: int | None = None) -> dict:
+        """Anchor selection (Alg. 2) on the features of the whole ``dataset`` (or its first ``limit``
+        images), the extractor (and its BatchNorm) in eval mode. Paper mode fits the raw tokens; compat
+        ``dis-dis`` the aligned ones (aligned per extraction batch of ``batch_size``, whose statistics
+        the code's alignment uses: the code's validation batch is the training batch)."""
         if self.dyga is None:
             raise ValueError("this EncDiff has no DyGA (conditioning is not 'dyga')")
         compat = self.dyga.config.compat == "dis-dis"
-        feats = self.features(dataset, batch_size=batch_size, aligned=compat)
+        feats = self.features(dataset, batch_size=batch_size, aligned=compat, limit=limit)
         with torch.autocast(feats.device.type, enabled=False):
             stats = self.dyga.fit(feats.float(), epoch=epoch)
         self.anchor_history.append(stats)

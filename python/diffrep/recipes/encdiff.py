@@ -141,7 +141,11 @@ def build(cfg: EncDiffRecipeConfig):
                              "final folder with --first_stage_path DIR (or set allow_untrained_first_stage=true)")
     ds = build_dataset(cfg)
     if model.dyga is not None:
-        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size))
+        # compat dis-dis aligns the fit's tokens with batch statistics: the code's validation batch is the
+        # training batch
+        code = model.dyga.config.compat == "dis-dis"
+        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size),
+                                 batch_size=cfg.train.batch_size if code else 256)
     return model, ds
 
 
