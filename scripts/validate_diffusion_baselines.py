@@ -210,22 +210,29 @@ def run_disdiff(ds, x_all, factors, args, out):
     n_pre = args.pretrain_steps if args.pretrain_steps is not None else int(pre.train.steps * args.scale)
     n_dis = args.disentangle_steps if args.disentangle_steps is not None else int(cfg.train.steps * args.scale)
     save = Path(args.save_dir) if args.save_dir else None
-    with tempfile.TemporaryDirectory() as d:
-        if args.load_pretrained:
-            model.load_pretrained_diffusion(DisDiff.from_pretrained(args.load_pretrained).unet)
-            res["train_pretrain"] = {"loaded": str(args.load_pretrained)}
-        else:
-            res["train_pretrain"] = _train(model, ds, pre.train, Path(d) / "pre", n_pre)
-            if save:
-                model.save_pretrained(save / "pretrain")
-        model.set_stage("disentangle")
-        model.fit_code_pca(x_all[:2048])
-        res["mig_untrained"] = _mig(_encode_all(model, x_all), factors)
-        res["train_disentangle"] = _train(model, ds, cfg.train, Path(d) / "dis", n_dis)
+    out["disdiff"] = res
+    if args.load_model:  # evaluate a saved final model (no training)
+        model = DisDiff.from_pretrained(args.load_model)
+        res["loaded_model"] = str(args.load_model)
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            if args.load_pretrained:
+                model.load_pretrained_diffusion(DisDiff.from_pretrained(args.load_pretrained).unet)
+                res["train_pretrain"] = {"loaded": str(args.load_pretrained)}
+            else:
+                res["train_pretrain"] = _train(model, ds, pre.train, Path(d) / "pre", n_pre)
+                if save:
+                    model.save_pretrained(save / "pretrain")
+            model.set_stage("disentangle")
+            model.fit_code_pca(x_all[:2048])
+            res["mig_untrained"] = _mig(_encode_all(model, x_all), factors)
+            res["train_disentangle"] = _train(model, ds, cfg.train, Path(d) / "dis", n_dis)
+        if save:
+            model.save_pretrained(save / "disentangle")
+        if args.partial_out:
+            Path(args.partial_out).write_text(json.dumps(res, indent=1))
     model.eval()
     model.fit_code_pca(x_all)
-    if save:
-        model.save_pretrained(save / "disentangle")
     res["mig"] = _mig(_encode_all(model, x_all), factors)
     res["diagnostics"] = _disdiff_diagnostics(model, x_all, factors, args)
     # swaps: pairs differing in every factor
@@ -264,7 +271,8 @@ def run_disdiff(ds, x_all, factors, args, out):
             res["gate_one_factor_per_active_unit" + key] = _gate(res["unit_verdicts" + key])
             res["units_one_factor" + key] = sum(v == "one_factor" for v in res["unit_verdicts" + key])
     res["factor_names"] = list(ds.factor_names)
-    res["steps"] = {"pretrain": n_pre if not args.load_pretrained else None, "disentangle": n_dis}
+    if not args.load_model:
+        res["steps"] = {"pretrain": n_pre if not args.load_pretrained else None, "disentangle": n_dis}
     out["disdiff"] = res
 
 
@@ -280,6 +288,8 @@ def main(argv=None) -> int:
     p.add_argument("--disentangle-steps", type=int, default=None, help="DisDiff: disentangling steps (default: the recipe's x --scale)")
     p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
     p.add_argument("--save-dir", default=None, help="DisDiff: save the pre-trained and the final model (save_pretrained) here")
+    p.add_argument("--load-model", default=None, help="DisDiff: evaluate a saved final model folder (no training)")
+    p.add_argument("--partial-out", default=None, help="DisDiff: write the training record here before the evaluation")
     p.add_argument("--load-pretrained", default=None, help="DisDiff: a saved model folder whose eps model is loaded (skips pre-training)")
     args = p.parse_args(argv)
     if not args.scale > 0:
