@@ -205,6 +205,8 @@ def run_disdiff(ds, x_all, factors, args, out):
     torch.manual_seed(args.seed)
     pre = R.shapes3d_cpu_pretrain()
     cfg = R.shapes3d_cpu()
+    if args.recon_loss:  # the disentangling stage's L_r error (the authors' configs: l1)
+        cfg.model.recon_loss = pre.model.recon_loss = args.recon_loss
     model = DisDiff(pre.model)
     res = {}
     n_pre = args.pretrain_steps if args.pretrain_steps is not None else int(pre.train.steps * args.scale)
@@ -288,6 +290,7 @@ def main(argv=None) -> int:
     p.add_argument("--disentangle-steps", type=int, default=None, help="DisDiff: disentangling steps (default: the recipe's x --scale)")
     p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
     p.add_argument("--save-dir", default=None, help="DisDiff: save the pre-trained and the final model (save_pretrained) here")
+    p.add_argument("--recon-loss", choices=["l1", "l2"], default=None, help="DisDiff: the error of L_r (default: the recipe's)")
     p.add_argument("--load-model", default=None, help="DisDiff: evaluate a saved final model folder (no training)")
     p.add_argument("--partial-out", default=None, help="DisDiff: write the training record here before the evaluation")
     p.add_argument("--load-pretrained", default=None, help="DisDiff: a saved model folder whose eps model is loaded (skips pre-training)")
