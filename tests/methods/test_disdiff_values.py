@@ -288,3 +288,110 @@ def test_a_single_unit_has_no_disentangling_term():
     out = m.loss(_images(), step=0)
     assert "disentangling" not in out
     torch.testing.assert_close(out["loss"].detach(), out["reconstruction"], rtol=0, atol=0)
+
+
+def test_disentangling_loss_per_example_on_a_hand_made_batch():
+    """Two examples, non-zero re-encodings (unit k = mean of channel k), different per-example weights:
+    the loss is the mean over examples of weight_b * (CE_variant_b + CE_invariant_b)."""
+    enc = dataclasses.replace(DisDiffConfig().encoder, latent_dim=2)
+    m = _model(num_units=2, unit_dim=1, encoder=enc)
+    m._reencode = lambda x0, grad: x0.mean(dim=(2, 3))[:, :2, None]
+    t = torch.tensor([300, 700])
+    ab = m.schedule.alphas_cumprod.double()[t]
+    x_t = torch.zeros(2, 3, 16, 16, dtype=torch.float64)
+    x_t[:, 0] = 0.3 * ab[:, None, None].sqrt()  # x0_hat channel 0 = 0.3, channel 1 = 0
+    x_t[:, 1] = -0.2 * ab[:, None, None].sqrt()  # channel 1 = -0.2
+    eps = torch.zeros_like(x_t)
+    units = torch.tensor([[[1.0], [2.0]], [[-1.0], [0.5]]], dtype=torch.float64)
+    g = torch.zeros_like(x_t)
+    g[0, 0] = 1.0  # example 0: the shift moves channel 0
+    g[1, 1] = 2.0  # example 1: the shift moves channel 1 twice as far
+    concept = torch.tensor([0, 1])
+    got = m.disentangling_loss(x_t, t, eps, g, units, concept)
+    delta = (1 - ab) / ab.sqrt()  # x0 moves by delta * g
+    z_hat = torch.tensor([[0.3, -0.2], [0.3, -0.2]], dtype=torch.float64)
+    z_hat_c = z_hat.clone()
+    z_hat_c[0, 0] += delta[0]
+    z_hat_c[1, 1] += 2 * delta[1]
+    z = units[..., 0]
+    lv = (z_hat - z).abs() - (z_hat_c - z).abs()
+    li = (z_hat - z_hat_c).abs()
+    ce = -(lv.log_softmax(1)[torch.arange(2), concept] + li.log_softmax(1)[torch.arange(2), concept])
+    w = torch.stack([delta[0] ** 2 / 3, (2 * delta[1]) ** 2 / 3])  # one channel of three moved
+    torch.testing.assert_close(got, (w * ce).mean(), rtol=1e-10, atol=0)
+    assert not torch.allclose(got, w.mean() * ce.mean())  # the weights pair with their own examples
+
+
+def test_the_sampled_unit_comes_from_the_generator_after_t_and_noise():
+    x = _images()
+    m = _model()
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    t = m.schedule.sample_timesteps(4, generator=g)
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    x_t = m.schedule.q_sample(x, t, noise)
+    concept = torch.randint(0, m.config.num_units, (4,), generator=g)
+    units = m.encode_units(x)
+    eps, G = m.predict(x_t, t, units)
+    want = m.disentangling_loss(x_t, t, eps, G[torch.arange(4), concept], units, concept)
+    torch.testing.assert_close(out["disentangling"], want.detach(), rtol=1e-10, atol=0)
+    # every unit can be drawn (unit 0 included)
+    drawn = torch.randint(0, 4, (400,), generator=torch.Generator().manual_seed(0))
+    assert set(drawn.tolist()) == {0, 1, 2, 3}
+
+
+def test_two_units_have_a_disentangling_term():
+    enc = dataclasses.replace(DisDiffConfig().encoder, latent_dim=16)
+    m = _model(num_units=2, unit_dim=8, encoder=enc)
+    out = m.loss(_images(), step=0)
+    assert "disentangling" in out and out["disentangling"] > 0
+
+
+def test_the_frozen_model_never_drops_out_in_predict():
+    m = _model(unet=dataclasses.replace(DisDiffConfig().unet, dropout=0.5))
+    m.unet.train(True)  # even if someone sets it training
+    x = _images(2)
+    t = torch.tensor([100, 500])
+    a, _ = m.predict(x, t)
+    b, _ = m.predict(x, t)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert m.unet.training  # restored
+
+
+def test_reencoding_reads_the_mean_head_and_unquantised_vq_decoding():
+    m = _model()
+    x = _images(3)
+    torch.testing.assert_close(m._reencode(x, True), m.encode_units(x), rtol=0, atol=0)
+    ldm = _ldm(latent_scale=0.5)
+    z = ldm.to_diffusion_space(x) + 0.05  # off the codebook: quantisation would change it
+    img = ldm.first_stage.decode(z / 0.5, quantize=False)
+    want = ldm.encoder(img)[0].reshape(3, ldm.config.num_units, ldm.config.unit_dim)
+    for grad in (False, True):
+        torch.testing.assert_close(ldm._reencode(z, grad), want, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(ldm.first_stage.decode(z / 0.5, quantize=True), img)
+
+
+def test_loading_the_vq_autoencoder_into_an_ldm_model():
+    src, dst = _ldm(), _ldm()
+    for p in src.first_stage.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    dst.load_pretrained_diffusion(src.unet, src.first_stage)
+    for a, b in zip(dst.first_stage.state_dict().values(), src.first_stage.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    other = DisDiff(dataclasses.replace(src.config, first_stage=dataclasses.replace(src.config.first_stage, n_embed=8))).double()
+    with pytest.raises(ValueError, match="VQ autoencoder's config differs"):
+        dst.load_pretrained_diffusion(src.unet, other.first_stage)
+
+
+def test_wrong_images_are_refused_by_name():
+    m = _model()
+    with pytest.raises(ValueError, match="DisDiff.loss"):
+        m.loss(torch.zeros(2, 3, 8, 8, dtype=torch.float64), step=0)
+    with pytest.raises(ValueError, match="DisDiff.encode"):
+        m.encode_units(torch.zeros(2, 1, 16, 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("field, value", [("context_dim", 8), ("num_outputs", 2)])
+def test_the_frozen_model_must_be_unconditional_eps(field, value):
+    with pytest.raises(ConfigError, match="unet"):
+        DisDiffConfig(unet=dataclasses.replace(DisDiffConfig().unet, **{field: value}))
