@@ -278,8 +278,13 @@ def test_config_accepts_the_limits_and_the_compat_weight():
     assert DisDiffConfig(dis_weight=0.3, compat_cli_weight=True).effective_dis_weight == 1.0
     assert DisDiffConfig().shift_unet().latent_dim == emb
     assert DisDiffConfig().shift_unet().latent_cond == "infodiff"
-    s = DisDiffConfig(shift_skip_dropout=0.2, shift_skip_dropout_placement="paper").shift_unet()
-    assert s.skip_dropout == 0.2 and s.skip_dropout_placement == "paper"
+    for placement in ("paper", "reference_code", "all"):
+        s = DisDiffConfig(shift_skip_dropout=0.2, shift_skip_dropout_placement=placement).shift_unet()
+        assert s.skip_dropout == 0.2 and s.skip_dropout_placement == placement
+    m = _model()
+    m.set_stage("pretrain")
+    m.set_stage("disentangle")  # back: the eps model frozen again
+    assert m.config.stage == "disentangle" and not any(p.requires_grad for p in m.unet.parameters())
 
 
 def test_a_single_unit_has_no_disentangling_term():
