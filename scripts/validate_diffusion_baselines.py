@@ -3,6 +3,8 @@
     python scripts/validate_diffusion_baselines.py [--scale 1.0] [--seed 0] [--eval-steps 25]
         [--methods diffae infodiffusion disdiff]
         [--out benches/results/diffusion_baselines_validation_2026-12-06.json]
+        [--pretrain-steps N] [--disentangle-steps N] [--recon-loss l1|l2] [--swap-pairs 64]
+        [--save-dir DIR] [--load-pretrained DIR] [--load-model DIR] [--partial-out FILE]   (DisDiff)
 
 Each method trains its CPU recipe (``diffae/shapes3d-cpu`` stage 1 then stage 2 ``latent``;
 ``infodiffusion/shapes3d-cpu``; ``disdiff/shapes3d-cpu-pretrain`` then ``disdiff/shapes3d-cpu``) with
@@ -22,7 +24,11 @@ Each method trains its CPU recipe (``diffae/shapes3d-cpu`` stage 1 then stage 2 
   change matrix M[c, f] = fraction of pairs whose factor f differs from that of the target's own
   reconstruction (pairs whose source and target differ in every factor). Gate: for every unit that
   changes anything (max rate >= 0.1), one factor changes more than the others (its rate exceeds the
-  second largest by >= 0.1).
+  second largest by >= 0.1). The same matrix is also recorded from one fresh x_T shared by the base and
+  the swaps (``*_fresh_xT``; the authors' code draws swap grids from fresh noise). Diagnostics beside it:
+  the frozen model's eps error per band of t with and without the shifts, its samples' distance to the
+  nearest valid render, the factors read after decoding each image's units from fresh noise, and how
+  often a second fresh x_T alone changes them (docs/methods/disdiff.md#validation).
 
 Exit status 0 either way; the JSON says which gates hold.
 """
