@@ -3,6 +3,8 @@
     python scripts/validate_diffusion_baselines.py [--scale 1.0] [--seed 0] [--eval-steps 25]
         [--methods diffae infodiffusion disdiff]
         [--out benches/results/diffusion_baselines_validation_2026-12-06.json]
+        [--pretrain-steps N] [--disentangle-steps N] [--recon-loss l1|l2] [--swap-pairs 64]
+        [--save-dir DIR] [--load-pretrained DIR] [--load-model DIR] [--partial-out FILE]   (DisDiff)
 
 Each method trains its CPU recipe (``diffae/shapes3d-cpu`` stage 1 then stage 2 ``latent``;
 ``infodiffusion/shapes3d-cpu``; ``disdiff/shapes3d-cpu-pretrain`` then ``disdiff/shapes3d-cpu``) with
@@ -22,7 +24,11 @@ Each method trains its CPU recipe (``diffae/shapes3d-cpu`` stage 1 then stage 2 
   change matrix M[c, f] = fraction of pairs whose factor f differs from that of the target's own
   reconstruction (pairs whose source and target differ in every factor). Gate: for every unit that
   changes anything (max rate >= 0.1), one factor changes more than the others (its rate exceeds the
-  second largest by >= 0.1).
+  second largest by >= 0.1). The same matrix is also recorded from one fresh x_T shared by the base and
+  the swaps (``*_fresh_xT``; the authors' code draws swap grids from fresh noise). Diagnostics beside it:
+  the frozen model's eps error per band of t with and without the shifts, its samples' distance to the
+  nearest valid render, the factors read after decoding each image's units from fresh noise, and how
+  often a second fresh x_T alone changes them (docs/methods/disdiff.md#validation).
 
 Exit status 0 either way; the JSON says which gates hold.
 """
@@ -129,6 +135,73 @@ def run_infodiffusion(ds, x_all, factors, held, args, out):
     out["infodiffusion"] = res
 
 
+def _verdicts(M):
+    """Per unit: "inactive" (max change rate < 0.1), "one_factor" (the largest rate exceeds the second by
+    >= 0.1) or "mixed"."""
+    out = []
+    for row in M:
+        s = sorted(row, reverse=True)
+        out.append("inactive" if s[0] < 0.1 else ("one_factor" if s[0] - s[1] >= 0.1 else "mixed"))
+    return out
+
+
+def _gate(verdicts):
+    active = [v for v in verdicts if v != "inactive"]
+    return bool(active) and all(v == "one_factor" for v in active)
+
+
+def _nearest_mse(images, grid_images):
+    """Per image: the pixel MSE to the nearest rendered sub-grid image (how close a decoded image is to a
+    valid render)."""
+    import torch
+
+    d = torch.cdist(images.flatten(1).double(), grid_images.flatten(1).double())
+    return d.min(1).values.pow(2) / images[0].numel()
+
+
+def _disdiff_diagnostics(model, x_all, factors, args):
+    """Is the frozen model good, and do the units carry the image? (recorded beside the gate)"""
+    import torch
+
+    res = {}
+    g = torch.Generator().manual_seed(args.seed + 7)
+    n = args.eval_steps
+    idx = torch.randperm(len(x_all), generator=g)[:256]
+    x0, f0 = x_all[idx], factors[idx]
+    # the scale of "a valid render": the MSE between a grid image and its nearest other grid image
+    d = torch.cdist(x0.flatten(1).double(), x_all.flatten(1).double())
+    d[torch.arange(len(idx)), idx] = float("inf")
+    res["grid_nearest_other_mse_median"] = float(d.min(1).values.pow(2).median() / x0[0].numel())
+    with torch.no_grad():
+        # the frozen eps model: its L_simple on 256 images x 4 noise levels, per band of t
+        T = model.schedule.num_timesteps
+        bands = {}
+        for lo, hi in ((0, T // 4), (T // 4, T // 2), (T // 2, 3 * T // 4), (3 * T // 4, T)):
+            t = torch.randint(lo, hi, (len(x0),), generator=g)
+            noise = torch.randn(x0.shape, generator=g)
+            x_t = model.schedule.q_sample(x0, t, noise)
+            eps, gsh = model.predict(x_t, t, model.encode_units(x0))
+            pred = eps + model._gather("shift_coef", t, x0) * gsh.sum(1)
+            bands[f"{lo}-{hi}"] = {"eps_theta_mse": float((eps - noise).pow(2).mean()),
+                                   "shifted_mse": float((pred - noise).pow(2).mean())}
+        res["loss_by_t_band"] = bands
+        # unconditional samples of the frozen model: how close to valid renders, and which factors
+        samples = model.sample(64, generator=g, num_steps=n)
+        res["sample_nearest_mse_median"] = float(_nearest_mse(samples, x_all).median())
+        # do the units alone carry the image? decode each image's units from fresh noise
+        u = model.encode_units(x0[:64])
+        xT = torch.randn(x0[:64].shape, generator=g)
+        dec = model.decode(u, xT, num_steps=n)
+        res["units_fresh_xT_mse"] = float((dec - x0[:64]).pow(2).mean())
+        res["sample_mse"] = float((samples - x0[:64]).pow(2).mean())
+        res["units_fresh_xT_factor_accuracy"] = (_readout(dec, x_all, factors) == f0[:64]).double().mean(0).tolist()
+        # the same units from a second fresh x_T: how much the noise alone changes the read factors
+        dec2 = model.decode(u, torch.randn(x0[:64].shape, generator=g), num_steps=n)
+        res["fresh_xT_null_change"] = (_readout(dec2, x_all, factors) != _readout(dec, x_all, factors)).double().mean(0).tolist()
+        res["units_fresh_xT_gate_beats_samples"] = res["units_fresh_xT_mse"] < res["sample_mse"]
+    return res
+
+
 def run_disdiff(ds, x_all, factors, args, out):
     import torch
 
@@ -138,20 +211,41 @@ def run_disdiff(ds, x_all, factors, args, out):
     torch.manual_seed(args.seed)
     pre = R.shapes3d_cpu_pretrain()
     cfg = R.shapes3d_cpu()
+    if args.recon_loss:  # the disentangling stage's L_r error (the authors' configs: l1)
+        cfg.model.recon_loss = pre.model.recon_loss = args.recon_loss
     model = DisDiff(pre.model)
     res = {}
-    with tempfile.TemporaryDirectory() as d:
-        res["train_pretrain"] = _train(model, ds, pre.train, Path(d) / "pre", int(pre.train.steps * args.scale))
-        model.set_stage("disentangle")
-        model.fit_code_pca(x_all[:2048])
-        res["mig_untrained"] = _mig(_encode_all(model, x_all), factors)
-        res["train_disentangle"] = _train(model, ds, cfg.train, Path(d) / "dis", int(cfg.train.steps * args.scale))
+    n_pre = args.pretrain_steps if args.pretrain_steps is not None else int(pre.train.steps * args.scale)
+    n_dis = args.disentangle_steps if args.disentangle_steps is not None else int(cfg.train.steps * args.scale)
+    save = Path(args.save_dir) if args.save_dir else None
+    out["disdiff"] = res
+    if args.load_model:  # evaluate a saved final model (no training)
+        model = DisDiff.from_pretrained(args.load_model)
+        res["loaded_model"] = str(args.load_model)
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            if args.load_pretrained:
+                model.load_pretrained_diffusion(DisDiff.from_pretrained(args.load_pretrained).unet)
+                res["train_pretrain"] = {"loaded": str(args.load_pretrained)}
+            else:
+                res["train_pretrain"] = _train(model, ds, pre.train, Path(d) / "pre", n_pre)
+                if save:
+                    model.save_pretrained(save / "pretrain")
+            model.set_stage("disentangle")
+            model.fit_code_pca(x_all[:2048])
+            res["mig_untrained"] = _mig(_encode_all(model, x_all), factors)
+            res["train_disentangle"] = _train(model, ds, cfg.train, Path(d) / "dis", n_dis)
+        if save:
+            model.save_pretrained(save / "disentangle")
+        if args.partial_out:
+            Path(args.partial_out).write_text(json.dumps(res, indent=1))
     model.eval()
     model.fit_code_pca(x_all)
     res["mig"] = _mig(_encode_all(model, x_all), factors)
+    res["diagnostics"] = _disdiff_diagnostics(model, x_all, factors, args)
     # swaps: pairs differing in every factor
     g = torch.Generator().manual_seed(args.seed + 1)
-    n_pairs, N = 64, model.config.num_units
+    n_pairs, N = args.swap_pairs, model.config.num_units
     ti, si = [], []
     while len(ti) < n_pairs:
         a, b = torch.randint(0, len(x_all), (2,), generator=g).tolist()
@@ -159,34 +253,34 @@ def run_disdiff(ds, x_all, factors, args, out):
             ti.append(a)
             si.append(b)
     tgt, src = x_all[ti], x_all[si]
+    f_src = factors[si]
     with torch.no_grad():
-        u = model.encode_units(tgt)
-        xT = model.encode_stochastic(tgt, u, num_steps=args.eval_steps)
-        base = model.decode(u, xT, num_steps=args.eval_steps)
-        f_base = _readout(base, x_all, factors)
-        f_src = factors[si]
-        M, toward_source = [], []
-        for c in range(N):
-            sw = model.swap(tgt, src, c, num_steps=args.eval_steps, x_T=xT)
-            f_sw = _readout(sw, x_all, factors)
-            M.append((f_sw != f_base).double().mean(0).tolist())
-            toward_source.append((f_sw == f_src).double().mean(0).tolist())
-    res["recon_mse_inverted_xT"] = float((base - tgt).pow(2).mean())
-    res["recon_factor_accuracy"] = (f_base == factors[ti]).double().mean(0).tolist()
-    res["swap_change_matrix"] = M
-    res["swap_takes_source_value"] = toward_source
+        u, us = model.encode_units(tgt), model.encode_units(src)
+        x_T = {"inverted_xT": model.encode_stochastic(tgt, u, num_steps=args.eval_steps),
+               # the authors' code draws swap grids from fresh noise (log_images, plot_swapped_concepts):
+               # the base and every swap here share one fresh x_T (DDIM, eta = 0)
+               "fresh_xT": torch.randn(tgt.shape, generator=g)}
+        for mode, xT in x_T.items():
+            base = model.decode(u, xT, num_steps=args.eval_steps)
+            f_base = _readout(base, x_all, factors)
+            M, toward_source = [], []
+            for c in range(N):
+                u2 = u.clone()
+                u2[:, c] = us[:, c]
+                f_sw = _readout(model.decode(u2, xT, num_steps=args.eval_steps), x_all, factors)
+                M.append((f_sw != f_base).double().mean(0).tolist())
+                toward_source.append((f_sw == f_src).double().mean(0).tolist())
+            key = "" if mode == "inverted_xT" else "_fresh_xT"
+            res["recon_mse" + ("_inverted_xT" if not key else key)] = float((base - tgt).pow(2).mean())
+            res["recon_factor_accuracy" + key] = (f_base == factors[ti]).double().mean(0).tolist()
+            res["swap_change_matrix" + key] = M
+            res["swap_takes_source_value" + key] = toward_source
+            res["unit_verdicts" + key] = _verdicts(M)
+            res["gate_one_factor_per_active_unit" + key] = _gate(res["unit_verdicts" + key])
+            res["units_one_factor" + key] = sum(v == "one_factor" for v in res["unit_verdicts" + key])
     res["factor_names"] = list(ds.factor_names)
-    verdicts = []
-    for row in M:
-        s = sorted(row, reverse=True)
-        if s[0] < 0.1:
-            verdicts.append("inactive")
-        else:
-            verdicts.append("one_factor" if s[0] - s[1] >= 0.1 else "mixed")
-    res["unit_verdicts"] = verdicts
-    active = [v for v in verdicts if v != "inactive"]
-    res["gate_one_factor_per_active_unit"] = bool(active) and all(v == "one_factor" for v in active)
-    res["units_one_factor"] = sum(v == "one_factor" for v in verdicts)
+    if not args.load_model:
+        res["steps"] = {"pretrain": n_pre if not args.load_pretrained else None, "disentangle": n_dis}
     out["disdiff"] = res
 
 
@@ -198,9 +292,22 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=["diffae", "infodiffusion", "disdiff"],
                    choices=["diffae", "infodiffusion", "disdiff"])
     p.add_argument("--out", default="benches/results/diffusion_baselines_validation_2026-12-06.json")
+    p.add_argument("--pretrain-steps", type=int, default=None, help="DisDiff: pre-training steps (default: the recipe's x --scale)")
+    p.add_argument("--disentangle-steps", type=int, default=None, help="DisDiff: disentangling steps (default: the recipe's x --scale)")
+    p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
+    p.add_argument("--save-dir", default=None, help="DisDiff: save the pre-trained and the final model (save_pretrained) here")
+    p.add_argument("--recon-loss", choices=["l1", "l2"], default=None, help="DisDiff: the error of L_r (default: the recipe's)")
+    p.add_argument("--load-model", default=None, help="DisDiff: evaluate a saved final model folder (no training)")
+    p.add_argument("--partial-out", default=None, help="DisDiff: write the training record here before the evaluation")
+    p.add_argument("--load-pretrained", default=None, help="DisDiff: a saved model folder whose eps model is loaded (skips pre-training)")
     args = p.parse_args(argv)
     if not args.scale > 0:
         p.error("--scale must be positive")
+    for name in ("pretrain_steps", "disentangle_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.swap_pairs < 1:
+        p.error("--swap-pairs must be at least 1")
 
     import torch
 

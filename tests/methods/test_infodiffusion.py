@@ -155,3 +155,47 @@ def test_verbs_and_save_load(tmp_path):
     m2 = InfoDiffusion.from_pretrained(tmp_path)
     torch.testing.assert_close(m2.encode(x), m.encode(x), rtol=0, atol=0)
     assert m2.config == m.config
+
+
+def test_mean_code_options_and_the_logged_terms():
+    """decoder_latent="mean" feeds the posterior mean to the denoiser; mmd_on="mean" scores the means;
+    the logged "diffusion" entry is the denoising term; zero weights add no term."""
+    x = _images()
+    m = _model(decoder_latent="mean", mmd_on="mean", mmd_weight=0.2, rec_weight=0.0)
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    s = m.schedule
+    t = s.sample_timesteps(4, generator=g)
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    mu, logvar = m.encoder(x)
+    torch.randn(mu.shape, generator=g, dtype=mu.dtype)  # the sample's noise is still drawn
+    diff = (m.unet(s.q_sample(x, t, noise), t, mu) - noise).pow(2).mean()
+    prior = torch.randn((4, 8), generator=g, dtype=torch.float64)
+    mmd = _rbf_mmd_biased(mu, prior, 8.0 ** 2)
+    torch.testing.assert_close(out["diffusion"], diff.detach(), rtol=1e-9, atol=0)
+    torch.testing.assert_close(out["mmd"], mmd.detach(), rtol=1e-9, atol=0)
+    torch.testing.assert_close(out["loss"], diff + 0.2 * mmd, rtol=1e-9, atol=0)
+    assert "reconstruction" not in out and "kl" not in out
+    m = _model(mmd_weight=0.0, rec_weight=0.0)
+    assert set(m.loss(x, step=0)) == {"loss", "diffusion"}
+
+
+@pytest.mark.parametrize("kind, dim", [("gaussian", 4), ("mixture10", 4), ("swiss_roll", 2)])
+def test_priors_follow_the_generator(kind, dim):
+    a = sample_prior(kind, 50, dim, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(123)
+    b = sample_prior(kind, 50, dim, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_swiss_roll_noise_scale():
+    """The point is (s cos s, s sin s)/5 plus N(0, roll_noise^2)/5 noise: with the default 0.5 the residual
+    from the noise-free roll has standard deviation 0.1 per coordinate."""
+    g = torch.Generator().manual_seed(0)
+    z = sample_prior("swiss_roll", 20000, 2, generator=g, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    s = 1.5 * math.pi * (1 + 2 * torch.rand((20000,), generator=g, dtype=torch.float64))
+    clean = torch.stack([s * torch.cos(s), s * torch.sin(s)], 1) / 5
+    resid = z - clean
+    assert abs(resid.std().item() - 0.1) < 0.005
+    assert abs(resid.mean().item()) < 0.005
