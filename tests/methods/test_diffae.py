@@ -99,8 +99,19 @@ def test_two_cond_resblock_matches_an_independent_computation():
 
 
 # -- objectives ----------------------------------------------------------------------------------
+def _unzero(module, seed=0):
+    """Give the zero-initialised output layers random weights, so that a prediction of 0 (for which
+    (pred - noise)^2 = (pred + noise)^2) cannot hide a sign or target error in the objective."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in module.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and mod.weight.abs().sum() == 0:
+                mod.weight.copy_(0.1 * torch.randn(mod.weight.shape, generator=g, dtype=mod.weight.dtype))
+    return module
+
+
 def test_autoencoder_loss_equals_eq9_recomputed():
-    m = _model().double()
+    m = _unzero(_model().double())
     x = _images().double()
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
@@ -109,6 +120,7 @@ def test_autoencoder_loss_equals_eq9_recomputed():
     ab = m.schedule.alphas_cumprod.double()[t][:, None, None, None]
     xt = ab.sqrt() * x + (1 - ab).sqrt() * noise
     pred = m.unet(xt, t, m.encoder(x)[0])
+    assert pred.abs().mean() > 1e-2  # a non-zero prediction: the sign of the error matters
     torch.testing.assert_close(out["loss"], ((pred - noise) ** 2).mean(), rtol=1e-12, atol=0)
     m.config.loss = "l1"
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
@@ -128,6 +140,7 @@ def test_gradients_reach_the_semantic_encoder():
 
 def test_latent_loss_is_eq10_on_standardised_codes():
     m = _model(stage="latent").double()
+    _unzero(m.latent_net)
     x = _images(4).double()
     with pytest.raises(ValueError, match="fit_latent_stats"):
         m.loss(x, step=0)
@@ -142,7 +155,12 @@ def test_latent_loss_is_eq10_on_standardised_codes():
     noise = torch.randn(zn.shape, generator=g, dtype=zn.dtype)
     ab = torch.full((4, 1), 1 - 0.008, dtype=torch.float64).pow(t[:, None].double() + 1)  # constant beta 0.008
     pred = m.latent_net(ab.sqrt() * zn + (1 - ab).sqrt() * noise, t)
+    assert pred.abs().mean() > 1e-2
     torch.testing.assert_close(out["loss"], (pred - noise).abs().mean(), rtol=1e-10, atol=0)
+    m.config.latent.loss = "l2"
+    out_l2 = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out_l2["loss"], ((pred - noise) ** 2).mean(), rtol=1e-10, atol=0)
+    m.config.latent.loss = "l1"
     # the autoencoder is frozen in this stage
     out["loss"].backward()
     assert all(p.grad is None for p in m.unet.parameters()) and all(p.grad is None for p in m.encoder.parameters())
