@@ -42,6 +42,17 @@ def uniform(shape, dtype, device, lo=-1.0, hi=1.0, seed=0) -> torch.Tensor:
 
 
 # -- the twin comparison ---------------------------------------------------------------------
+def break_zero_init(module: torch.nn.Module, *, std: float = 0.05, layers=(torch.nn.Conv2d,)) -> torch.nn.Module:
+    """Give the zero-initialised output layers (of ``layers`` types) N(0, std^2) weights from the global
+    RNG. Diffusion nets start with a zero prediction, for which (pred - target)^2 = (pred + target)^2
+    and a latent has no effect: objective tests on such a net cannot see a sign or target error."""
+    with torch.no_grad():
+        for mod in module.modules():
+            if isinstance(mod, layers) and mod.weight.abs().sum() == 0:
+                torch.nn.init.normal_(mod.weight, std=std)
+    return module
+
+
 def native_and_twin(fn: Callable, device: torch.device, *, seed: int | None = None, strict: bool = True):
     """(native result, twin result) of ``fn`` run under the native backend of ``device`` and under
     the pure-PyTorch twin (``use_backend("reference")``).

@@ -8,6 +8,7 @@ from diffrep.config import ConfigError
 from diffrep.diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from diffrep.methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, diffae_unet, slerp
 from diffrep.nn.layers import ResBlock
+from helpers import break_zero_init
 
 
 def _model(**kw):
@@ -99,19 +100,8 @@ def test_two_cond_resblock_matches_an_independent_computation():
 
 
 # -- objectives ----------------------------------------------------------------------------------
-def _unzero(module, seed=0):
-    """Give the zero-initialised output layers random weights, so that a prediction of 0 (for which
-    (pred - noise)^2 = (pred + noise)^2) cannot hide a sign or target error in the objective."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in module.modules():
-            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and mod.weight.abs().sum() == 0:
-                mod.weight.copy_(0.1 * torch.randn(mod.weight.shape, generator=g, dtype=mod.weight.dtype))
-    return module
-
-
 def test_autoencoder_loss_equals_eq9_recomputed():
-    m = _unzero(_model().double())
+    m = break_zero_init(_model().double(), std=0.1, layers=(torch.nn.Conv2d, torch.nn.Linear))
     x = _images().double()
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
@@ -129,10 +119,7 @@ def test_autoencoder_loss_equals_eq9_recomputed():
 
 def test_gradients_reach_the_semantic_encoder():
     m = _model()
-    # break the zero-initialised convolutions so that eps depends on z
-    for mod in m.unet.modules():
-        if isinstance(mod, torch.nn.Conv2d) and mod.weight.abs().sum() == 0:
-            torch.nn.init.normal_(mod.weight, std=0.1)
+    break_zero_init(m.unet, std=0.1)  # so that the latent/shifts matter
     m.loss(_images(), step=0)["loss"].backward()
     assert m.encoder.mean_head[-1].weight.grad.abs().sum() > 0
     assert m.encoder.var_head[-1].weight.grad is None or m.encoder.var_head[-1].weight.grad.abs().sum() == 0
@@ -140,7 +127,7 @@ def test_gradients_reach_the_semantic_encoder():
 
 def test_latent_loss_is_eq10_on_standardised_codes():
     m = _model(stage="latent").double()
-    _unzero(m.latent_net)
+    break_zero_init(m.latent_net, std=0.1, layers=(torch.nn.Linear,))
     x = _images(4).double()
     with pytest.raises(ValueError, match="fit_latent_stats"):
         m.loss(x, step=0)

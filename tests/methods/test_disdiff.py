@@ -9,14 +9,13 @@ import torch
 from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 from diffrep.nn.vq import VQAutoencoderConfig
+from helpers import break_zero_init
 
 
 def _model(**kw):
     torch.manual_seed(0)
     m = DisDiff(DisDiffConfig(**kw)).double()
-    for mod in m.modules():  # break the zero initialisation so that shifts are non-zero
-        if isinstance(mod, torch.nn.Conv2d) and mod.weight.abs().sum() == 0:
-            torch.nn.init.normal_(mod.weight, std=0.05)
+    break_zero_init(m, std=0.05)  # so that the latent/shifts matter
     return m
 
 

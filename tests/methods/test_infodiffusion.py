@@ -11,14 +11,13 @@ from diffrep.config import ConfigError
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig, info_weights, sample_prior
 from diffrep.nn.layers import ResBlock
 from diffrep.ops.mmd import mmd2
+from helpers import break_zero_init
 
 
 def _model(**kw):
     torch.manual_seed(0)
     m = InfoDiffusion(InfoDiffusionConfig(**kw)).double()
-    for mod in m.unet.modules():  # break the zero initialisation so that z matters
-        if isinstance(mod, torch.nn.Conv2d) and mod.weight.abs().sum() == 0:
-            torch.nn.init.normal_(mod.weight, std=0.05)
+    break_zero_init(m.unet, std=0.05)  # so that the latent/shifts matter
     return m
 
 
