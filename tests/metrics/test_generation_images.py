@@ -561,3 +561,50 @@ def test_extraction_progress_batches_and_model_directories(stub, tmp_path, capsy
     r = G.evaluate(x, tmp_path / "model", metrics="prdc", k=1, num_samples=3, progress=False, **kw)
     assert r["fake"] == {"kind": "model", "class": "ParamReL", "count": 3, "seed": 1,
                          "directory": str((tmp_path / "model").resolve())}
+
+
+def test_evaluate_count_checks_sit_exactly_at_their_bounds(stub, monkeypatch):
+    """FID needs n >= feature dimension, PRDC n >= k + 1, KID n >= 2, and k <= MAX_K - 1: each bound
+    is accepted exactly at its value and refused one below."""
+    from diffrep.ops.knn import MAX_K
+
+    class WithDim(_Stub):
+        feature_dim = 5
+
+    monkeypatch.setattr(G, "_inception", lambda weights, device: WithDim())
+    kw = dict(weights=stub, device="cpu", progress=False)
+    assert np.isfinite(G.evaluate(_images(5, 1), _images(5, 2), metrics="fid", **kw)["fid"])
+    with pytest.raises(ValueError, match="at least 5 images per set"):
+        G.evaluate(_images(5, 1), _images(4, 2), metrics="fid", **kw)
+    assert "precision" in G.evaluate(_images(4, 1), _images(4, 2), metrics="prdc", k=3, **kw)
+    with pytest.raises(ValueError, match="k \\+ 1 = 4"):
+        G.evaluate(_images(4, 1), _images(3, 2), metrics="prdc", k=3, **kw)
+    assert "kid_mean" in G.evaluate(_images(2, 1), _images(2, 2), metrics="kid", kid_subsets=2, **kw)
+    with pytest.raises(ValueError, match="KID needs at least 2"):
+        G.evaluate(_images(2, 1), _images(1, 2), metrics="kid", **kw)
+    n = MAX_K
+    assert "recall" in G.evaluate(_images(n, 1), _images(n, 2), metrics="prdc", k=MAX_K - 1, **kw)
+    with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
+        G.evaluate(_images(n, 1), _images(n, 2), metrics="prdc", k=MAX_K, **kw)
+
+
+def test_evaluate_kid_alone_and_its_subset_size_bound_by_the_smaller_real_set(stub, tmp_path):
+    """metrics='kid' alone still extracts the features KID needs, and the subset size is
+    min(kid_subset_size, n_real, n_fake): here the real set (6) is the smaller one."""
+    real, fake = _images(6, 3), _images(9, 4)
+    kw = dict(weights=stub, device="cpu", progress=False)
+    r = G.evaluate(real, fake, metrics="kid", kid_subsets=3, seed=2, **kw)
+    fr, ff = G.inception_features(real, **kw), G.inception_features(fake, **kw)
+    assert (r["kid_mean"], r["kid_std"]) == G.kid_from_features(fr, ff, num_subsets=3, subset_size=6, seed=2)
+    assert r["protocol"]["kid"]["subset_size"] == 6 and "fid" not in r
+    # through a reference cache: KID alone makes the cache keep the real features
+    cached = G.evaluate(real, fake, metrics="kid", kid_subsets=3, seed=2, cache=tmp_path / "ref.npz", **kw)
+    assert (cached["kid_mean"], cached["kid_std"]) == (r["kid_mean"], r["kid_std"])
+
+
+def test_evaluate_defaults_are_torch_fidelitys():
+    import inspect
+
+    p = inspect.signature(G.evaluate).parameters
+    assert (p["kid_subsets"].default, p["kid_subset_size"].default, p["k"].default) == (100, 1000, 3)
+    assert (p["batch_size"].default, p["protocol"].default, p["metrics"].default) == (50, "clean", ("fid",))
