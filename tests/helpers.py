@@ -53,6 +53,19 @@ def break_zero_init(module: torch.nn.Module, *, std: float = 0.05, layers=(torch
     return module
 
 
+def tiny_disdiff(**kw):
+    """A float64 DisDiff with its zero-initialised layers broken, seeded (tests/methods/test_disdiff*.py)."""
+    from diffrep.methods.disdiff import DisDiff, DisDiffConfig
+
+    torch.manual_seed(0)
+    return break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05)
+
+
+def disdiff_images(n: int = 4, seed: int = 1) -> torch.Tensor:
+    """n float64 16 x 16 RGB images uniform in [-1, 1]."""
+    return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()
+
+
 def native_and_twin(fn: Callable, device: torch.device, *, seed: int | None = None, strict: bool = True):
     """(native result, twin result) of ``fn`` run under the native backend of ``device`` and under
     the pure-PyTorch twin (``use_backend("reference")``).

@@ -11,18 +11,7 @@ from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import break_zero_init
-
-
-def _model(**kw):
-    torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig(**kw)).double()
-    break_zero_init(m, std=0.05)  # so that the latent/shifts matter
-    return m
-
-
-def _images(n=4, seed=1):
-    return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()
+from helpers import disdiff_images as _images, tiny_disdiff as _model
 
 
 def _draws(m, x, seed):
