@@ -59,11 +59,12 @@ def test_dry_run_writes_a_report_with_every_step_passing(tmp_path):
     assert "| kNN kernel (PRDC) values equal to its eager twin's | kernel P=" in text
 
 
-def test_step_limit_and_first_error_are_reported(tmp_path):
+def test_step_limit_and_first_error_are_reported(tmp_path, monkeypatch):
     gc = _load()
+    monkeypatch.setattr(gc, "MIN_LIMIT_S", 1.0)
     slow = gc.Step("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], limit_s=1)
     r = gc.run_step(slow, scale=1.0, env=dict(os.environ))
-    assert r["status"].startswith("fail (over its") and r["seconds"] < 20
+    assert r["status"] == "fail (over its 1 s limit)" and r["seconds"] < 20
     bad = gc.Step("raiser", [sys.executable, "-c", "raise ValueError('boom')"], limit_s=30)
     r = gc.run_step(bad, scale=1.0, env=dict(os.environ))
     assert r["status"] == "fail (exit 1)" and "ValueError: boom" in r["first_error"]
