@@ -68,12 +68,7 @@ DIFFREP_TARGET_V4 inline void philox_words(PhiloxKey key, uint64_t g0, int m, ui
 // indices [e0, e0 + len) into out[0 .. len).
 template <typename T>
 DIFFREP_TARGET_V4 inline void philox_normals(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
-  int64_t i = 0;
-  if (e0 & 3) {
-    T v[4];
-    philox_normal4<T>(key, e0 >> 2, v);
-    for (; i < len && ((e0 + i) & 3); ++i) out[i] = v[(e0 + i) & 3];
-  }
+  const int64_t i = philox_normals_head(key, e0, len, out);
   const uint64_t g0 = (e0 + i) >> 2;
   const int64_t full = (len - i) / 4;
   T* body = out + i;
@@ -95,20 +90,9 @@ DIFFREP_TARGET_V4 inline void philox_normals(PhiloxKey key, uint64_t e0, int64_t
       n2[j] = r1 * c1;
       n3[j] = r1 * s1;
     }
-    T* o = body + 4 * j0;
-    for (int j = 0; j < m; ++j) {
-      o[4 * j] = n0[j];
-      o[4 * j + 1] = n1[j];
-      o[4 * j + 2] = n2[j];
-      o[4 * j + 3] = n3[j];
-    }
+    philox_interleave4(n0, n1, n2, n3, m, body + 4 * j0);
   }
-  i += 4 * full;
-  if (i < len) {
-    T v[4];
-    philox_normal4<T>(key, (e0 + i) >> 2, v);
-    for (int64_t l = 0; i < len; ++i, ++l) out[i] = v[l];
-  }
+  philox_normals_tail(key, e0, i + 4 * full, len, out);
 }
 
 #undef DIFFREP_TARGET_V4

@@ -92,20 +92,49 @@ DIFFREP_HD void philox_normal4(PhiloxKey key, uint64_t g, T out[4]) {
 }
 
 #if !defined(__CUDACC__)
-// Normals of stream indices [e0, e0 + len) into out[0 .. len): whole Philox blocks in a loop the
-// compiler vectorises, partial blocks at either end through philox_normal4.
+// The partial Philox block at the start of [e0, e0 + len): the normals up to the first block
+// boundary (or to len) into out; returns how many were written.
 template <typename T>
-inline void philox_normals_body(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
+inline int64_t philox_normals_head(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
   int64_t i = 0;
   if (e0 & 3) {
     T v[4];
     philox_normal4<T>(key, e0 >> 2, v);
     for (; i < len && ((e0 + i) & 3); ++i) out[i] = v[(e0 + i) & 3];
   }
+  return i;
+}
+
+// The partial Philox block at the end: stream indices [e0 + i, e0 + len), i on a block boundary.
+template <typename T>
+inline void philox_normals_tail(PhiloxKey key, uint64_t e0, int64_t i, int64_t len, T* out) {
+  if (i < len) {
+    T v[4];
+    philox_normal4<T>(key, (e0 + i) >> 2, v);
+    for (int64_t l = 0; i < len; ++i, ++l) out[i] = v[l];
+  }
+}
+
+// The interleaving pass after a tile of m blocks was computed as structure of arrays (contiguous
+// stores vectorise): o[4j + c] = n_c[j].
+template <typename T>
+inline void philox_interleave4(const T* n0, const T* n1, const T* n2, const T* n3, int m, T* o) {
+  for (int j = 0; j < m; ++j) {
+    o[4 * j] = n0[j];
+    o[4 * j + 1] = n1[j];
+    o[4 * j + 2] = n2[j];
+    o[4 * j + 3] = n3[j];
+  }
+}
+
+// Normals of stream indices [e0, e0 + len) into out[0 .. len): whole Philox blocks in a loop the
+// compiler vectorises, partial blocks at either end through philox_normal4.
+template <typename T>
+inline void philox_normals_body(PhiloxKey key, uint64_t e0, int64_t len, T* out) {
+  int64_t i = philox_normals_head(key, e0, len, out);
   const uint64_t g0 = (e0 + i) >> 2;
   const int64_t full = (len - i) / 4;
   T* body = out + i;
-  // Structure of arrays per tile (contiguous stores vectorise), then one interleaving pass.
   constexpr int kTile = 256;
   alignas(64) T n0[kTile], n1[kTile], n2[kTile], n3[kTile];
   for (int64_t j0 = 0; j0 < full; j0 += kTile) {
@@ -119,20 +148,9 @@ inline void philox_normals_body(PhiloxKey key, uint64_t e0, int64_t len, T* out)
       n2[j] = v.n2;
       n3[j] = v.n3;
     }
-    T* o = body + 4 * j0;
-    for (int j = 0; j < m; ++j) {
-      o[4 * j] = n0[j];
-      o[4 * j + 1] = n1[j];
-      o[4 * j + 2] = n2[j];
-      o[4 * j + 3] = n3[j];
-    }
+    philox_interleave4(n0, n1, n2, n3, m, body + 4 * j0);
   }
-  i += 4 * full;
-  if (i < len) {
-    T v[4];
-    philox_normal4<T>(key, (e0 + i) >> 2, v);
-    for (int64_t l = 0; i < len; ++i, ++l) out[i] = v[l];
-  }
+  philox_normals_tail(key, e0, i + 4 * full, len, out);
 }
 
 template <typename T>
