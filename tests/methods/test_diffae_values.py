@@ -253,3 +253,28 @@ def test_half_precision_errors_are_reduced_in_float32():
     noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
     pred = m.unet(m.schedule.q_sample(x, t, noise), t, m.encoder(x)[0])
     torch.testing.assert_close(out["loss"], (pred - noise).float().pow(2).mean(), rtol=1e-6, atol=0)
+
+
+def test_unconditional_sampling_is_the_latent_ddim_then_the_decoder_by_hand():
+    """DiffAE Sec. 3.3: z_sem from the latent DDIM (constant beta 0.008, its own step count), de-standardised,
+    then x_T ~ N(0, I) decoded; every draw from the one generator, in the model's dtype."""
+    m = _model(latent=LatentDDIMConfig(num_layers=3, width=16, sample_steps=2))
+    stats = torch.randn(6, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 + 1
+    m.fit_latent_stats(stats)
+    got = m.sample(2, generator=torch.Generator().manual_seed(7), num_steps=3)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        zn = ddim_decode_by_hand(m.latent_net, torch.randn(2, 32, generator=g, dtype=torch.float64), 2,
+                                 linear_alphas_cumprod(1000, 0.008, 0.008))
+        z = zn * stats.std(0) + stats.mean(0)
+        xT = torch.randn(2, 3, 16, 16, generator=g, dtype=torch.float64)
+        want = _ddim_decode(lambda x, t: m.unet(x, t, z), xT, 3).clamp(-1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+def test_decoding_draws_x_T_on_the_codes_device():
+    m = _model()
+    z = torch.randn(2, 32, dtype=torch.float64)
+    with torch.device("meta"), torch.no_grad():
+        out = m.decode(z, num_steps=2, generator=torch.Generator().manual_seed(0))
+    assert out.device.type == "cpu"
