@@ -352,7 +352,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         loss = rec
         w = c.effective_dis_weight
         if w > 0 and c.num_units > 1:
-            concept = torch.randint(0, c.num_units, (B,), generator=generator).to(dev)
+            concept = torch.randint(0, c.num_units, (B,), generator=generator, device=dev)
             dl = self.disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
             loss = loss + w * dl
             out["disentangling"] = dl.detach()
