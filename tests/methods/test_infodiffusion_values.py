@@ -94,7 +94,10 @@ def test_priors_redrawn_from_the_same_generator():
 
 @pytest.mark.parametrize("kind, dim", [("gaussian", 4), ("mixture10", 4), ("swiss_roll", 2)])
 def test_priors_are_placed_on_the_requested_device(kind, dim):
+    """On ``device``; without one, on the generator's device (here the CPU, not the meta default device)."""
     assert sample_prior(kind, 3, dim, device="meta").device.type == "meta"
+    with torch.device("meta"):
+        assert sample_prior(kind, 3, dim, generator=torch.Generator().manual_seed(0)).device.type == "cpu"
 
 
 def test_prior_argument_messages():
@@ -163,9 +166,10 @@ def test_tensors_made_by_the_objective_follow_the_images_device():
     """Every draw of the objective (t, eps, the z noise, the x_1 noise, the prior) is placed on the images'
     device, not the default one (a meta default device makes a misplaced draw fail)."""
     m, x = _model(kl_weight=0.1, mmd_weight=0.1), _images()
-    with torch.device("meta"):
-        out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
-    assert out["loss"].device.type == "cpu" and set(out) == {"loss", "diffusion", "reconstruction", "kl", "mmd"}
+    for gen in (torch.Generator().manual_seed(5), None):
+        with torch.device("meta"):
+            out = m.loss(x, step=0, generator=gen)
+        assert out["loss"].device.type == "cpu" and set(out) == {"loss", "diffusion", "reconstruction", "kl", "mmd"}
 
 
 def test_sampling_decodes_prior_draws_by_hand():
