@@ -5,7 +5,7 @@ import torch
 
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
-from helpers import break_zero_init, disdiff_images, tiny_disdiff
+from helpers import break_zero_init, ddim_decode_by_hand, disdiff_images, tiny_disdiff
 
 
 def test_the_objective_draws_on_the_images_device():
@@ -43,3 +43,15 @@ def test_dygas_gumbel_draw_comes_from_the_generator():
         torch.manual_seed(global_seed)
         losses.append(m.loss(x[:4], step=0, generator=torch.Generator().manual_seed(3))["loss"])
     torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
+
+
+def test_unconditional_sampling_is_ddim_of_the_frozen_model_by_hand():
+    """x_T ~ N(0, I) from the generator in the weights' dtype, then DDIM (eta = 0) with eps_theta alone on the
+    LDM-linear schedule (beta = linspace(sqrt 0.0015, sqrt 0.0155)^2), clamped to [-1, 1]."""
+    m = tiny_disdiff()
+    got = m.sample(2, generator=torch.Generator().manual_seed(7), num_steps=3)
+    abar = torch.cumprod(1 - torch.linspace(0.0015 ** 0.5, 0.0155 ** 0.5, 1000, dtype=torch.float64) ** 2, 0)
+    xT = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    with torch.no_grad():
+        want = ddim_decode_by_hand(lambda x, t: m.unet(x, t), xT, 3, abar).clamp(-1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
