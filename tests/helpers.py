@@ -206,3 +206,42 @@ def sami_fixed_draws(m, B: int = 3, S_: int = 1, seed: int = 3) -> dict:
     noise = torch.randn((B, 1, 8, 8), generator=g, dtype=torch.float64)
     zn = torch.randn((S_, B, 3), generator=g, dtype=torch.float64)
     return dict(t=t, noise=noise, z_noise=zn)
+
+
+# -- DDIM by hand (the diffusion-autoencoder value tests) -----------------------------------------
+def linear_alphas_cumprod(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """abar_t = prod_{s <= t} (1 - beta_s) with beta linear from beta_start to beta_end (float64)."""
+    return torch.cumprod(1 - torch.linspace(beta_start, beta_end, T, dtype=torch.float64), 0)
+
+
+def ddim_uniform_steps(steps: int, T: int = 1000) -> list[int]:
+    """The ascending DDIM sub-sequence 0, c, ..., (steps - 1) c with c = T // steps (the DDIM code's default)."""
+    c = T // steps
+    return [i * c for i in range(steps)]
+
+
+def ddim_decode_by_hand(eps_fn, x, steps: int, abar: torch.Tensor, clip: bool = False) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0, Song et al. 2021 Eq. 12) from ``x`` down the uniform sequence to abar = 1;
+    ``clip``: the x0 prediction clamped to [-1, 1] and eps re-derived from it."""
+    seq = ddim_uniform_steps(steps, abar.shape[0])[::-1]
+    for k, t in enumerate(seq):
+        a = abar[t]
+        a_prev = abar[seq[k + 1]] if k + 1 < len(seq) else torch.tensor(1.0, dtype=torch.float64)
+        e = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long))
+        x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
+        if clip:
+            x0 = x0.clamp(-1, 1)
+            e = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * e
+    return x
+
+
+def ddim_invert_by_hand(eps_fn, x, steps: int, abar: torch.Tensor) -> torch.Tensor:
+    """DDIM inversion (DiffAE Eq. 8): x_{t'} = sqrt(abar_{t'}) x0_hat(x_t) + sqrt(1 - abar_{t'}) eps(x_t), up the
+    uniform sequence from the image at t = 0."""
+    seq = ddim_uniform_steps(steps, abar.shape[0])
+    for t, t_next in zip(seq[:-1], seq[1:]):
+        e = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long))
+        x0 = (x - (1 - abar[t]).sqrt() * e) / abar[t].sqrt()
+        x = abar[t_next].sqrt() * x0 + (1 - abar[t_next]).sqrt() * e
+    return x

@@ -388,3 +388,36 @@ def test_wrong_images_are_refused_by_name():
 def test_the_frozen_model_must_be_unconditional_eps(field, value):
     with pytest.raises(ConfigError, match="unet"):
         DisDiffConfig(unet=dataclasses.replace(DisDiffConfig().unet, **{field: value}))
+
+
+def test_image_space_weights_pair_with_their_own_examples():
+    """L_d (docs/methods/disdiff.md, DisDiff Sec. 4.3) with the image-space weight and re-encodings that differ
+    per example: mean_b w_b (CE_variant_b + CE_invariant_b), w_b the mean squared difference of example b's two
+    decoded x0 predictions (not the batch mean of the weights)."""
+    m = _ldm(dis_sample_weight="image", latent_scale=0.5)
+    N, d = m.config.num_units, m.config.unit_dim
+    reenc = lambda x0: x0.flatten(1)[:, : N * d].reshape(x0.shape[0], N, d)  # noqa: E731
+    m._reencode = lambda x0, grad: reenc(x0)
+    x = _images(2)
+    x0 = m.to_diffusion_space(x)
+    t = torch.tensor([200, 600])
+    x_t = m.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype))
+    units = m.encode_units(x)
+    eps, g = m.predict(x_t, t, units)
+    concept = torch.tensor([0, 2])
+    g_c = g[torch.arange(2), concept]
+    got = m.disentangling_loss(x_t, t, eps, g_c, units, concept)
+    s = m.schedule
+    ab = s.alphas_cumprod.double()[t][:, None, None, None]
+    x0_hat = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    x0_hat_c = (x_t - (1 - ab).sqrt() * (eps - (1 - ab).sqrt() * g_c)) / ab.sqrt()  # guidance coef -sqrt(1 - abar)
+    with torch.no_grad():
+        w = (m.first_stage.decode(x0_hat / 0.5, quantize=False) - m.first_stage.decode(x0_hat_c / 0.5, quantize=False))
+        w = w.pow(2).flatten(1).mean(1)
+    zh, zc, z = reenc(x0_hat), reenc(x0_hat_c), units.detach()
+    lv = (zh - z).norm(dim=-1) - (zc - z).norm(dim=-1)
+    li = (zh - zc).norm(dim=-1)
+    ce = -(lv.log_softmax(1)[torch.arange(2), concept] + li.log_softmax(1)[torch.arange(2), concept])
+    assert (w[0] - w[1]).abs() > 1e-3 * w.abs().max() and (ce[0] - ce[1]).abs() > 1e-3 * ce.abs().max()
+    torch.testing.assert_close(got, (w * ce).mean(), rtol=1e-9, atol=0)
+    assert not torch.allclose(got, w.mean() * ce.mean(), rtol=1e-6, atol=0)

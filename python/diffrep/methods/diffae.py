@@ -291,12 +291,12 @@ class DiffAE(PretrainedMixin, nn.Module):
     # -- generation and manipulation ----------------------------------------------------------
     @torch.no_grad()
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
-        """n codes z_sem from the latent DDIM (de-standardised)."""
+        """n codes z_sem from the latent DDIM (de-standardised; in the dtype and on the device of the statistics)."""
         positive_int(n, "n")
         self._need_stats("sample_latent")
-        dev = self.z_mean.device
         z = DDIMSampler(self.latent_schedule).sample(self.latent_net, (n, self.config.latent_dim), generator=generator,
-                                                     num_steps=num_steps or self.config.latent.sample_steps, device=dev)
+                                                     num_steps=num_steps or self.config.latent.sample_steps,
+                                                     device=self.z_mean.device, dtype=self.z_mean.dtype)
         return self.denormalize_z(z)
 
     @torch.no_grad()

@@ -352,7 +352,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         loss = rec
         w = c.effective_dis_weight
         if w > 0 and c.num_units > 1:
-            concept = torch.randint(0, c.num_units, (B,), generator=generator).to(dev)
+            concept = torch.randint(0, c.num_units, (B,), generator=generator, device=dev)
             dl = self.disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
             loss = loss + w * dl
             out["disentangling"] = dl.detach()
@@ -435,10 +435,11 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
-        """Unconditional samples of the pre-trained model (DDIM, eta = 0); images in [-1, 1]."""
-        dev = next(self.unet.parameters()).device
+        """Unconditional samples of the pre-trained model (DDIM, eta = 0; x_T in the weights' dtype); images in [-1, 1]."""
+        w = next(self.unet.parameters())
         x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.unet(xt, t), self._shape(positive_int(n, "n")),
-                                               generator=generator, num_steps=num_steps or self.config.sample_steps, device=dev)
+                                               generator=generator, num_steps=num_steps or self.config.sample_steps,
+                                               device=w.device, dtype=w.dtype)
         return self.to_images(x0).clamp(-1, 1)
 
     @torch.no_grad()

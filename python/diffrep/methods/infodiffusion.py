@@ -60,7 +60,8 @@ def info_weights(zeta: float, lam: float) -> tuple[float, float]:
 
 def sample_prior(kind: str, n: int, dim: int, *, generator: torch.Generator | None = None,
                  dtype=torch.float32, device=None, roll_noise: float = 0.5) -> torch.Tensor:
-    """n draws [n, dim] from a latent prior (docs/methods/infodiffusion.md#priors).
+    """n draws [n, dim] from a latent prior (docs/methods/infodiffusion.md#priors), drawn on ``device``
+    (None: the device of ``generator``, else the default device; a CUDA generator draws on the GPU).
 
     * ``"gaussian"``: N(0, I).
     * ``"mixture10"``: for each pair of dimensions (2k, 2k+1) independently: a label l ~ U{0..9},
@@ -71,26 +72,28 @@ def sample_prior(kind: str, n: int, dim: int, *, generator: torch.Generator | No
     """
     n = positive_int(n, "n")
     dim = positive_int(dim, "dim")
-    kw = dict(generator=generator, dtype=dtype)
+    if device is None and generator is not None:
+        device = generator.device
+    kw = dict(generator=generator, dtype=dtype, device=device)
     if kind == "gaussian":
-        return torch.randn((n, dim), **kw).to(device)
+        return torch.randn((n, dim), **kw)
     if kind == "mixture10":
         if dim % 2:
             raise ValueError(f"the mixture10 prior needs an even latent dimension, got {dim}")
         k = dim // 2
         u = 0.5 * torch.randn((n, k), **kw)
         v = 0.1 * torch.randn((n, k), **kw)
-        lab = torch.randint(0, 10, (n, k), generator=generator)
+        lab = torch.randint(0, 10, (n, k), generator=generator, device=device)
         r = (2 * math.pi / 10) * lab.to(dtype)
         x = u * torch.cos(r) - v * torch.sin(r) + 1.4 * torch.cos(r)
         y = u * torch.sin(r) + v * torch.cos(r) + 1.4 * torch.sin(r)
-        return torch.stack([x, y], dim=2).reshape(n, dim).to(device)
+        return torch.stack([x, y], dim=2).reshape(n, dim)
     if kind == "swiss_roll":
         if dim != 2:
             raise ValueError(f"the swiss_roll prior is 2-dimensional, got latent dimension {dim}")
         s = 1.5 * math.pi * (1 + 2 * torch.rand((n,), **kw))
         noise = roll_noise * torch.randn((n, 2), **kw)
-        return (torch.stack([s * torch.cos(s), s * torch.sin(s)], 1) + noise).div(5.0).to(device)
+        return (torch.stack([s * torch.cos(s), s * torch.sin(s)], 1) + noise).div(5.0)
     raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {kind!r}")
 
 
@@ -204,7 +207,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
             out["kl"] = kl.detach()
         if c.mmd_weight > 0:
             zm = z if c.mmd_on == "sample" else mu
-            prior = sample_prior(c.prior, B, c.latent_dim, generator=generator, dtype=zm.dtype).to(dev)
+            prior = sample_prior(c.prior, B, c.latent_dim, generator=generator, dtype=zm.dtype, device=dev)
             mmd = self.mmd(zm, prior)
             loss = loss + c.mmd_weight * mmd
             out["mmd"] = mmd.detach()
@@ -245,9 +248,11 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
-        """z ~ p(z) (the configured prior), then DDIM decoding; images in [-1, 1]."""
-        dev = next(self.parameters()).device
-        z = sample_prior(self.config.prior, positive_int(n, "n"), self.config.latent_dim, generator=generator).to(dev)
+        """z ~ p(z) (the configured prior, drawn in the weights' dtype and on their device), then DDIM decoding;
+        images in [-1, 1]."""
+        w = next(self.parameters())
+        z = sample_prior(self.config.prior, positive_int(n, "n"), self.config.latent_dim, generator=generator,
+                         dtype=w.dtype, device=w.device)
         return self.decode(z, generator=generator, num_steps=num_steps).clamp(-1, 1)
 
     @torch.no_grad()
