@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import os
 import warnings
 
 import torch
@@ -100,6 +101,25 @@ def _forced_backend():
         return ctx
     env = _native.forced_backend()
     return (env, False) if env else (None, False)
+
+
+# os.environ's own dict (bytes keys on POSIX): a lookup there costs ~0.05 us, os.environ.get
+# ~0.3-1 us (key encoding, KeyError). Every write through os.environ (monkeypatch.setenv too)
+# updates it; where it does not exist the public mapping is read.
+_ENV_DATA = getattr(os.environ, "_data", None)
+_ENV_KEY = os.environ.encodekey("DIFFREP_BACKEND") if _ENV_DATA is not None else None
+
+
+def nothing_forced() -> bool:
+    """True when neither :func:`use_backend` nor ``DIFFREP_BACKEND`` (set at all, even to 'auto')
+    is in force: then :func:`select` for a CPU device, without autograd or op-specific reasons,
+    returns the native CPU backend whenever the module is built. The BFN ops' lean CPU path
+    (ops/_bfn_fast.py) runs only then; whenever anything is forced, select() decides."""
+    if _forced.get() is not None:
+        return False
+    if _ENV_DATA is not None:
+        return _ENV_KEY not in _ENV_DATA
+    return "DIFFREP_BACKEND" not in os.environ
 
 
 def select(

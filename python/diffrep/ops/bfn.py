@@ -31,12 +31,14 @@ from types import SimpleNamespace
 import torch
 
 from .._deprecation import moved_names
+from . import _bfn_fast as F
 from . import _validate as V
 from ._bfn_common import (_batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1, call,
                           fast_pair, per_row, row_len, time_checked)
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .bfn_losses import discrete_continuous_time_loss, discretised_continuous_time_loss, discretised_probs
+from .random import philox_key
 from .reference import bfn as ref
 
 __all__ = ["continuous_flow", "discrete_flow", "continuous_update", "continuous_update_inverse",
@@ -69,6 +71,10 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
     ``t``: (B,) or x's shape, in [0, 1]; returns mu with x's shape. The precision is
     deterministic, rho(t) = sigma1^(-2t) (:func:`continuous_precision`).
     """
+    if noise is None:
+        out = _lean_continuous_flow(x, t, sigma1, generator)
+        if out is not None:
+            return out
     p = _prep_continuous_flow(x, t, sigma1, generator, noise=noise)
     if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
         V.time_in_unit_interval("t", p.t)
@@ -81,6 +87,33 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
                  row_len=row_len(p.x), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
     time_checked(p, flags)
     raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
+    return out
+
+
+def _lean_continuous_flow(x, t, sigma1, generator):
+    """continuous_flow on the lean CPU path (ops/_bfn_fast.py), or None where it does not apply."""
+    if not isinstance(t, torch.Tensor):
+        return None  # a number: the general path
+    fn = F.kernel("cts_flow")
+    if fn is None or not F._plain(x):
+        return None
+    dtype, shape = x.dtype, x.shape
+    dt = F.DT.get(dtype)
+    if dt is None or not shape or x.numel() == 0:
+        return None
+    t_per_row = F.per_row(t, dtype, shape)
+    if t_per_row is None:
+        return None
+    log_s1sq = 2.0 * math.log(_sigma1(sigma1))  # the general path's checks, in its order
+    seed, offset = philox_key(generator)
+    out = torch.empty_like(x)
+    n = x.numel()
+    flags = fn(F.ABI, x.data_ptr(), n, dt, t.data_ptr(), t.numel(), dt, t_per_row, n // shape[0], log_s1sq,
+               0, 0, dt, seed, offset, out.data_ptr(), n, dt)
+    if flags:
+        if flags & NON_FINITE:
+            V.time_in_unit_interval("t", t)
+        raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
     return out
 
 
@@ -114,6 +147,10 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
     ``x``: integer classes (B, ...) in [0, K); returns theta (B, ..., K) in ``dtype`` (default:
     t's float dtype, else float32). For K = 2 the reference network reads 2 theta[..., 0] - 1.
     """
+    if noise is None:
+        out = _lean_discrete_flow(x, t, beta1, num_classes, generator, dtype)
+        if out is not None:
+            return out
     p = _prep_discrete_flow(x, t, beta1, num_classes, generator, noise=noise, dtype=dtype)
     if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
         V.time_in_unit_interval("t", p.t)
@@ -127,6 +164,39 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
                  offset=p.offset, out=out)
     time_checked(p, flags)
     raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
+    return out
+
+
+def _lean_discrete_flow(x, t, beta1, num_classes, generator, dtype):
+    """discrete_flow on the lean CPU path (ops/_bfn_fast.py), or None where it does not apply."""
+    if not isinstance(t, torch.Tensor):
+        return None  # a number: the general path
+    fn = F.kernel("disc_flow")
+    if fn is None or not F._plain(x) or x.dtype is not torch.int64 or not F._plain(t):
+        return None
+    shape, t_dtype = x.shape, t.dtype
+    dt = F.DT.get(t_dtype)
+    if dt is None or (dtype is not None and dtype is not t_dtype) or not shape or x.numel() == 0:
+        return None
+    ts = t.shape
+    if ts == shape:  # the order of V.per_sample: per element first
+        t_per_row = False
+    elif len(ts) == 1 and ts[0] == shape[0]:
+        t_per_row = True
+    else:
+        return None
+    # the general path's checks, in its order
+    K = V.num_classes("num_classes", num_classes)
+    sqrt_beta1 = math.sqrt(V.positive_scalar("beta1", beta1))
+    seed, offset = philox_key(generator)
+    out = t.new_empty((*shape, K))  # t_dtype, on the CPU
+    n = x.numel()
+    flags = fn(F.ABI, x.data_ptr(), n, F.DT_I64, t.data_ptr(), t.numel(), dt, t_per_row, n // shape[0], K, sqrt_beta1,
+               0, 0, dt, seed, offset, out.data_ptr(), out.numel(), dt)
+    if flags:
+        if flags & NON_FINITE:
+            V.time_in_unit_interval("t", t)
+        raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {K})"})
     return out
 
 
@@ -178,6 +248,39 @@ def _check_precisions(p, rho, alpha, inverse):
                              "accumulated precision: this y/alpha was not part of the update that produced mu)")
 
 
+def _cts_update_failed(p, rho, alpha, inverse, flags):
+    """Raise for the error flags of the cts_update kernel (both call paths)."""
+    if flags & NON_POSITIVE:
+        _check_precisions(p, rho, alpha, inverse)
+        raise ValueError("continuous_update: rho and alpha must be finite, rho > 0, alpha >= 0")
+    raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
+
+
+def _lean_continuous_update(mu, rho, y, alpha, inverse):
+    """_continuous_update on the lean CPU path (ops/_bfn_fast.py), or None where it does not apply."""
+    if not (isinstance(rho, torch.Tensor) and isinstance(alpha, torch.Tensor)):
+        return None  # numbers: the general path (before any other check: ~1 us less there)
+    fn = F.kernel("cts_update")
+    dt = F.pair(mu, y) if fn is not None else None
+    if dt is None:
+        return None
+    dtype, shape = mu.dtype, mu.shape
+    rho_per_row = F.per_row(rho, dtype, shape)
+    alpha_per_row = F.per_row(alpha, dtype, shape) if rho_per_row is not None else None
+    if alpha_per_row is None:
+        return None
+    n = mu.numel()
+    out = torch.empty_like(mu)
+    flags = fn(F.ABI, mu.data_ptr(), n, dt, rho.data_ptr(), rho.numel(), dt, rho_per_row, alpha.data_ptr(),
+               alpha.numel(), dt, alpha_per_row, n // shape[0], y.data_ptr(), n, dt, inverse, out.data_ptr(), n, dt)
+    if flags or not (rho_per_row and alpha_per_row):
+        p = SimpleNamespace(mu=mu, y=y, rho=rho, alpha=alpha, rho_per_row=rho_per_row, alpha_per_row=alpha_per_row)
+        if flags:
+            _cts_update_failed(p, rho, alpha, inverse, flags)
+        return out, _new_rho(p, rho, alpha, inverse)
+    return out, (rho - alpha if inverse else rho + alpha)  # = torch.add(rho, alpha, alpha=-+1) of _new_rho
+
+
 def _continuous_update(mu, rho, y, alpha, inverse):
     p = _prep_continuous_update(mu, rho, y, alpha, inverse)
     if p.choice.backend == "reference":
@@ -190,10 +293,7 @@ def _continuous_update(mu, rho, y, alpha, inverse):
     flags = call(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
                  alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), y=p.y, inverse=inverse,
                  out=out)
-    if flags & NON_POSITIVE:
-        _check_precisions(p, rho, alpha, inverse)
-        raise ValueError("continuous_update: rho and alpha must be finite, rho > 0, alpha >= 0")
-    raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
+    _cts_update_failed(p, rho, alpha, inverse, flags)
     return out, _new_rho(p, rho, alpha, inverse)
 
 
@@ -203,7 +303,7 @@ def continuous_update(mu, rho, y, alpha):
     rho' = rho + alpha, mu' = (rho mu + alpha y) / rho'. ``mu``, ``y``: (B, ...);
     ``rho``, ``alpha``: numbers, (B,) or mu's shape. Returns (mu', rho') with rho' in rho's form.
     """
-    return _continuous_update(mu, rho, y, alpha, inverse=False)
+    return _lean_continuous_update(mu, rho, y, alpha, False) or _continuous_update(mu, rho, y, alpha, inverse=False)
 
 
 def continuous_update_inverse(mu, rho, y, alpha):
@@ -214,7 +314,7 @@ def continuous_update_inverse(mu, rho, y, alpha):
     One inverse step multiplies the relative error of mu' by rho'/rho; run long reverse chains
     in float64.
     """
-    return _continuous_update(mu, rho, y, alpha, inverse=True)
+    return _lean_continuous_update(mu, rho, y, alpha, True) or _continuous_update(mu, rho, y, alpha, inverse=True)
 
 
 register("bfn.continuous_update")(lambda *a, **k: _prep_continuous_update(*a, **k).choice)
@@ -234,11 +334,14 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
     Returns (mu', rho') or, with ``return_y=True``, (mu', rho', y) so the step can be inverted
     later with :func:`continuous_update_inverse`.
     """
+    if noise is None:
+        r = _lean_continuous_sender_update(mu, rho, x, alpha, generator)
+        if r is not None:
+            return r if return_y else r[:2]
     p = _prep_continuous_sender_update(mu, rho, x, alpha, generator, noise=noise)
 
     def check():  # the kernel runs these checks per row (NON_POSITIVE); here for the message
-        V.nonnegative("alpha", p.alpha, strict=True)
-        V.nonnegative("rho", p.rho, strict=True)
+        _sender_precisions(p)
 
     if p.choice.backend == "reference":
         check()
@@ -250,12 +353,49 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
         flags = call(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
                      alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), x=p.x, noise=p.noise,
                      seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
-        if flags & NON_POSITIVE:
-            check()
-            raise ValueError("continuous_sender_update: rho and alpha must be finite and > 0")
-        raise_flags("continuous_sender_update", flags, {NON_FINITE: "mu or x contains NaN or infinite values"})
+        _sender_update_failed(p, flags)
     new_rho = _new_rho(p, rho, alpha, False)
     return (new_mu, new_rho, y) if return_y else (new_mu, new_rho)
+
+
+def _sender_precisions(p):
+    V.nonnegative("alpha", p.alpha, strict=True)
+    V.nonnegative("rho", p.rho, strict=True)
+
+
+def _sender_update_failed(p, flags):
+    """Raise for the error flags of the cts_sender_update kernel (both call paths)."""
+    if flags & NON_POSITIVE:
+        _sender_precisions(p)
+        raise ValueError("continuous_sender_update: rho and alpha must be finite and > 0")
+    raise_flags("continuous_sender_update", flags, {NON_FINITE: "mu or x contains NaN or infinite values"})
+
+
+def _lean_continuous_sender_update(mu, rho, x, alpha, generator):
+    """(mu', rho', y) of continuous_sender_update on the lean CPU path (ops/_bfn_fast.py), or None."""
+    if not (isinstance(rho, torch.Tensor) and isinstance(alpha, torch.Tensor)):
+        return None  # numbers: the general path
+    fn = F.kernel("cts_sender_update")
+    dt = F.pair(mu, x) if fn is not None else None
+    if dt is None:
+        return None
+    dtype, shape = mu.dtype, mu.shape
+    rho_per_row = F.per_row(rho, dtype, shape)
+    alpha_per_row = F.per_row(alpha, dtype, shape) if rho_per_row is not None else None
+    if alpha_per_row is None:
+        return None
+    seed, offset = philox_key(generator)
+    n = mu.numel()
+    new_mu, y = torch.empty_like(mu), torch.empty_like(mu)
+    flags = fn(F.ABI, mu.data_ptr(), n, dt, rho.data_ptr(), rho.numel(), dt, rho_per_row, alpha.data_ptr(),
+               alpha.numel(), dt, alpha_per_row, n // shape[0], x.data_ptr(), n, dt, 0, 0, dt, seed, offset,
+               new_mu.data_ptr(), n, dt, y.data_ptr(), n, dt)
+    if flags or not (rho_per_row and alpha_per_row):
+        p = SimpleNamespace(mu=mu, rho=rho, alpha=alpha, rho_per_row=rho_per_row, alpha_per_row=alpha_per_row)
+        if flags:
+            _sender_update_failed(p, flags)
+        return new_mu, _new_rho(p, rho, alpha, False), y
+    return new_mu, rho + alpha, y
 
 
 _explainer("bfn.continuous_sender_update", _prep_continuous_sender_update)
@@ -295,6 +435,16 @@ def _check_theta_reference(p):
 
 
 def _discrete_update(theta, y, inverse, log):
+    fn = F.kernel("disc_update")
+    dt = F.pair(theta, y) if fn is not None else None
+    if dt is not None and theta.shape[-1] >= 2:  # the lean CPU path (ops/_bfn_fast.py)
+        n = theta.numel()  # y and out: theta's shape
+        out = torch.empty_like(theta)
+        flags = fn(F.ABI, theta.data_ptr(), n, dt, y.data_ptr(), n, dt, theta.shape[-1], inverse, bool(log),
+                   out.data_ptr(), n, dt)
+        if flags:
+            raise_flags("discrete_update", flags, _THETA_MESSAGES)
+        return out
     p = _prep_discrete_update(theta, y, inverse, log)
     if p.choice.backend == "reference":
         _check_theta_reference(p)

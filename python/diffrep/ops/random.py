@@ -9,6 +9,8 @@ and Box-Muller (see :mod:`diffrep.ops.reference.philox`). They are not bit-ident
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from . import _validate
@@ -23,10 +25,27 @@ def check_generator(generator) -> None:
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
+_key_word = threading.local()
+
+
 def philox_key(generator: torch.Generator | None = None) -> tuple[int, int]:
-    """Draw (seed, offset) for one call from ``generator`` (default: torch's global CPU generator)."""
+    """Draw (seed, offset) for one call from ``generator`` (default: torch's global CPU generator).
+
+    The draw is ``torch.randint(-2**63, 2**63 - 1, (1,), dtype=torch.int64)``. On the CPU it is
+    made into a reused per-thread int64 word read through a numpy view: ATen's randint is
+    ``empty(size).random_(low, high, generator)``, so the value and the generator's advance are
+    randint's (tests/ops/test_bfn_lean_path.py checks it), without the allocation and ``item()``
+    (~3 us of every flow and sender update; docs/kernels/bfn.md#performance)."""
     check_generator(generator)
-    device = generator.device if generator is not None else "cpu"
+    if generator is None or generator.device.type == "cpu":
+        word = getattr(_key_word, "word", None)
+        if word is None:
+            with torch.inference_mode(False):  # a normal tensor, writable in and out of inference mode
+                tensor = torch.empty(1, dtype=torch.int64)
+            word = _key_word.word = (tensor, tensor.numpy())
+        word[0].random_(-(2**63), 2**63 - 1, generator=generator)
+        return int(word[1][0]) & ((1 << 64) - 1), 0
+    device = generator.device
     seed = torch.randint(-(2**63), 2**63 - 1, (1,), generator=generator, dtype=torch.int64, device=device)
     return int(seed.item()) & ((1 << 64) - 1), 0
 
