@@ -97,10 +97,10 @@ SAMPLERS = (("alg2", dict(sampler="alg2")), ("ancestral", dict(sampler="ancestra
             ("deterministic_zero", dict(sampler="deterministic", deterministic_noise="zero")))
 
 
-def _denoised(model, x, beta: float, seed: int, denoiser_cfg):
-    """(code at beta = 0, its decode) for held-out ``x``: z = f(x, beta) (+ sigma_beta xi when the pipeline's
-    ``encoding_noise``), Algorithm 2 down to 0 with ``denoiser_cfg``, decode at 0; the generator seeded with ``seed``
-    as the gate-2 check seeds it (so the configured sampler at beta* reproduces the gate's images)."""
+def _denoised(model, x, beta: float, seed: int, denoiser_cfg, noise: bool | None = None):
+    """(code at beta = 0, its decode) for held-out ``x``: z = f(x, beta) (+ sigma_beta xi when ``noise``, default the
+    pipeline's ``encoding_noise``), Algorithm 2 down to 0 with ``denoiser_cfg``, decode at 0; the generator seeded with
+    ``seed`` as the gate-2 check seeds it (so the configured sampler at beta* reproduces the gate's images)."""
     import torch
 
     keep = model.denoiser.config
@@ -108,7 +108,7 @@ def _denoised(model, x, beta: float, seed: int, denoiser_cfg):
     try:
         model.denoiser.config = denoiser_cfg
         gen.manual_seed(seed)
-        z = model.encode(x, beta, noise=model.config.encoding_noise, generator=gen)
+        z = model.encode(x, beta, noise=model.config.encoding_noise if noise is None else noise, generator=gen)
         code = model.denoise(z, beta, 0.0, generator=gen)
         return code, model.decode(code, 0.0)
     finally:
@@ -124,7 +124,9 @@ def gate2_curve(model, x, reference, betas, *, seed: int = 0, sharp_ratio: float
 
     - ``mean_nearest_train_distance``: real images, the direct decode g(f(x, beta), beta), ``denoise_then_decode``
       (the configured sampler, as the gate runs it), ``printed_sign_denoise`` (the same with the printed sign),
-      each of ``samplers`` with either sign (``<name>`` / ``<name>_printed_sign``), and the decodes at 0 of where
+      each of ``samplers`` with either sign (``<name>`` / ``<name>_printed_sign``), the deterministic sampler with
+      xi = 0 started from the mean code f(x, beta) instead of a noisy draw (``deterministic_zero_from_mean`` and
+      ``deterministic_zero_from_mean_printed_sign``: the noise-free limit), and the decodes at 0 of where
       exact heads would carry the mean code noise-free: ``target_f0_decode`` g(f(x, 0), 0) (fixed sign) and
       ``target_reflection_decode`` g(2 f(x, beta) - f(x, 0), 0) (printed sign); ``ratio_over_direct`` each divided
       by the direct decode's; ``mse_to_input`` each image's mean squared error to its input;
@@ -153,10 +155,15 @@ def gate2_curve(model, x, reference, betas, *, seed: int = 0, sharp_ratio: float
     if model.phase != 2:
         raise ValueError(f"gate2_curve: the model must be in phase 2 (a trained latent diffusion), got phase {model.phase}")
     gate_cfg = model.denoiser.config
-    configs = {"denoise_then_decode": gate_cfg, "printed_sign_denoise": dataclasses.replace(gate_cfg, printed_sign=True)}
+    noisy = model.config.encoding_noise  # (denoiser config, start from f + sigma xi) per name
+    configs = {"denoise_then_decode": (gate_cfg, noisy),
+               "printed_sign_denoise": (dataclasses.replace(gate_cfg, printed_sign=True), noisy)}
     for name, kw in samplers:
         for sign in (False, True):
-            configs[name + ("_printed_sign" if sign else "")] = dataclasses.replace(gate_cfg, printed_sign=sign, **kw)
+            configs[name + ("_printed_sign" if sign else "")] = (dataclasses.replace(gate_cfg, printed_sign=sign, **kw), noisy)
+    for sign in (False, True):  # the noise-free limit of the exact-head analysis: from the mean code, xi = 0
+        configs["deterministic_zero_from_mean" + ("_printed_sign" if sign else "")] = (dataclasses.replace(
+            gate_cfg, printed_sign=sign, sampler="deterministic", deterministic_noise="zero"), False)
     with torch.no_grad():
         info = information_curve(model.vae, x, [0.0] + bs)
         f0 = model.vae.encode(x, 0.0)
@@ -187,7 +194,7 @@ def gate2_curve(model, x, reference, betas, *, seed: int = 0, sharp_ratio: float
                 dist[name], mse[name], code_stats[name] = dist[key], mse[key], code_stats[key]
                 continue
             with torch.no_grad():
-                code, img = _denoised(model, x, b, seed, cfg)
+                code, img = _denoised(model, x, b, seed, *cfg)
             c = code.flatten(1).double()
             dist[name] = float(nearest_distance(img.cpu(), ref).mean())
             mse[name] = float((img - x).double().pow(2).mean())

@@ -126,10 +126,10 @@ def test_gate2_curve_equals_independent_computations():
         assert d["real_images"] == pytest.approx(_nearest(x, ref), rel=1e-9)
         assert d["direct_decode"] == pytest.approx(_nearest(m.vae.decode(fb.float(), b), ref), rel=1e-9)
 
-        def gate_path(cfg):  # what the gate-2 check runs at beta*
+        def gate_path(cfg, noise=True):  # what the gate-2 check runs at beta*
             m.denoiser.config = cfg
             g = torch.Generator().manual_seed(3)
-            z = m.encode(x, b, noise=True, generator=g)
+            z = m.encode(x, b, noise=noise, generator=g)
             code = m.denoise(z, b, 0.0, generator=g)
             img = m.denoise_decode(m.encode(x, b, noise=True, generator=g.manual_seed(3)), b, generator=g)
             m.denoiser.config = gate_cfg
@@ -143,6 +143,16 @@ def test_gate2_curve_equals_independent_computations():
         _, img_det = gate_path(dataclasses.replace(gate_cfg, sampler="deterministic", deterministic_noise="zero",
                                                    printed_sign=True))
         assert d["deterministic_zero_printed_sign"] == pytest.approx(_nearest(img_det, ref), rel=1e-9)
+        det = dataclasses.replace(gate_cfg, sampler="deterministic", deterministic_noise="zero")
+        c_mean, _ = gate_path(det, noise=False)  # from the mean code: no randomness at all
+        m.denoiser.config = det
+        code_mean = m.denoise(m.vae.encode(x, b), b, 0.0).double()
+        m.denoiser.config = gate_cfg
+        assert torch.allclose(c_mean, code_mean, rtol=0, atol=0)
+        assert d["deterministic_zero_from_mean"] == pytest.approx(_nearest(m.vae.decode(code_mean.float(), 0.0), ref), rel=1e-9)
+        assert d["deterministic_zero_from_mean"] != d["deterministic_zero"]
+        assert row["code"]["deterministic_zero_from_mean"]["sq_dist_to_f0"] == pytest.approx(
+            float((code_mean - f0).pow(2).sum(1).mean()) / float(f0.pow(2).sum(1).mean()), rel=1e-9)
         for name, target in (("target_f0_decode", f0), ("target_reflection_decode", 2 * fb - f0)):
             img = m.vae.decode(target.float(), 0.0)
             assert d[name] == pytest.approx(_nearest(img, ref), rel=1e-9)
