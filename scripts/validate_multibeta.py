@@ -2,7 +2,8 @@
 (slow: minutes on one CPU thread; docs/methods/multibeta.md#validation).
 
     python scripts/validate_multibeta.py [--recipe multibeta/dsprites-cpu] [--steps-vae N] [--steps-latent N]
-        [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--a.b VALUE ...]
+        [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--gate2-curve-betas B1,B2,...]
+        [--save-dir DIR | --load-dir DIR] [--a.b VALUE ...]
 
 1. trains the recipe's multi-beta VAE (phase 1, Algorithm 1), picks the beta of the representation beta* (the
    largest candidate beta whose code still explains half the variance of the beta = 0 code, as the recipe
