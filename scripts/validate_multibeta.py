@@ -33,7 +33,8 @@ Reported, never gated (the gates and beta* above do not change):
 
 - ``--gate2-curve-betas 0.5,0.7,0.9``: the gate-2 measurements repeated at each of those betas
   (:func:`gate2_curve`: distances and ratios of the direct decode, the configured sampler with either sign
-  and every other sampler, the held-out real images; the mean ||f(x, beta)|| / ||f(x, 0)||, the mean cosine
+  and every other sampler, the deterministic xi = 0 sampler from the mean code, the decodes of the exact-head
+  end points f(x, 0) and 2 f(x, beta) - f(x, 0), the held-out real images; the mean ||f(x, beta)|| / ||f(x, 0)||, the mean cosine
   of f(x, beta) and f(x, 0), the mean KL at beta; where each sampler's denoised code lands relative to
   f(x, 0) and to the reflection 2 f(x, beta) - f(x, 0)). Written under ``gate2_curve_not_gated``.
 - ``--save-dir DIR`` saves the trained multi-beta pipeline (``DIR/multibeta``, with beta* as its
