@@ -2,7 +2,8 @@
 (slow: minutes on one CPU thread; docs/methods/multibeta.md#validation).
 
     python scripts/validate_multibeta.py [--recipe multibeta/dsprites-cpu] [--steps-vae N] [--steps-latent N]
-        [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--a.b VALUE ...]
+        [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--gate2-curve-betas B1,B2,...]
+        [--save-dir DIR | --load-dir DIR] [--a.b VALUE ...]
 
 1. trains the recipe's multi-beta VAE (phase 1, Algorithm 1), picks the beta of the representation beta* (the
    largest candidate beta whose code still explains half the variance of the beta = 0 code, as the recipe
@@ -27,6 +28,19 @@
        beta-VAE's minus --par-margin (0.05), and above the beta = 0 code's by at least --clear-margin (0.05).
 
 Writes a JSON record (numbers, gates, timings, machine and load) and exits with status 1 when a gate fails.
+
+Reported, never gated (the gates and beta* above do not change):
+
+- ``--gate2-curve-betas 0.5,0.7,0.9``: the gate-2 measurements repeated at each of those betas
+  (:func:`gate2_curve`: distances and ratios of the direct decode, the configured sampler with either sign
+  and every other sampler, the deterministic xi = 0 sampler from the mean code, the decodes of the exact-head
+  end points f(x, 0) and 2 f(x, beta) - f(x, 0), the held-out real images; the mean ||f(x, beta)|| / ||f(x, 0)||, the mean cosine
+  of f(x, beta) and f(x, 0), the mean KL at beta; where each sampler's denoised code lands relative to
+  f(x, 0) and to the reflection 2 f(x, beta) - f(x, 0)). Written under ``gate2_curve_not_gated``.
+- ``--save-dir DIR`` saves the trained multi-beta pipeline (``DIR/multibeta``, with beta* as its
+  representation_beta) and the beta-VAE baseline (``DIR/beta_vae``), each as config.json + safetensors,
+  plus ``DIR/validation_state.json`` (the beta* choice and the training times); ``--load-dir DIR`` skips
+  the training and evaluates those models (same recipe and overrides: the VAE config must match).
 """
 
 from __future__ import annotations
@@ -79,6 +93,160 @@ def _images(dataset, idx, chunk: int = 1024):
     return torch.cat(out)
 
 
+# the samplers of the gate-2 report, by name (each run with the fixed sign and with the printed sign of Alg. 2 step 3)
+SAMPLERS = (("alg2", dict(sampler="alg2")), ("ancestral", dict(sampler="ancestral")),
+            ("deterministic_eps_hat", dict(sampler="deterministic", deterministic_noise="eps_hat")),
+            ("deterministic_zero", dict(sampler="deterministic", deterministic_noise="zero")))
+
+
+def _denoised(model, x, beta: float, seed: int, denoiser_cfg, noise: bool | None = None):
+    """(code at beta = 0, its decode) for held-out ``x``: z = f(x, beta) (+ sigma_beta xi when ``noise``, default the
+    pipeline's ``encoding_noise``), Algorithm 2 down to 0 with ``denoiser_cfg``, decode at 0; the generator seeded with
+    ``seed`` as the gate-2 check seeds it (so the configured sampler at beta* reproduces the gate's images)."""
+    import torch
+
+    keep = model.denoiser.config
+    gen = torch.Generator(device=x.device)
+    try:
+        model.denoiser.config = denoiser_cfg
+        gen.manual_seed(seed)
+        z = model.encode(x, beta, noise=model.config.encoding_noise if noise is None else noise, generator=gen)
+        code = model.denoise(z, beta, 0.0, generator=gen)
+        return code, model.decode(code, 0.0)
+    finally:
+        model.denoiser.config = keep
+
+
+def gate2_curve(model, x, reference, betas, *, seed: int = 0, sharp_ratio: float = 0.6, samplers=SAMPLERS) -> dict:
+    """The gate-2 measurements of the module docstring at each beta of ``betas`` (a report, NOT a gate).
+
+    ``model``: a trained :class:`diffrep.methods.multibeta.MultiBeta` in phase 2 (eval mode); ``x`` held-out images
+    [n, C, H, W]; ``reference`` the training images searched for the nearest one; ``betas`` strictly increasing in
+    (0, B]. Per beta (``rows``):
+
+    - ``mean_nearest_train_distance``: real images, the direct decode g(f(x, beta), beta), ``denoise_then_decode``
+      (the configured sampler, as the gate runs it), ``printed_sign_denoise`` (the same with the printed sign),
+      each of ``samplers`` with either sign (``<name>`` / ``<name>_printed_sign``), the deterministic sampler with
+      xi = 0 started from the mean code f(x, beta) instead of a noisy draw (``deterministic_zero_from_mean`` and
+      ``deterministic_zero_from_mean_printed_sign``: the noise-free limit), and the decodes at 0 of where
+      exact heads would carry the mean code noise-free: ``target_f0_decode`` g(f(x, 0), 0) (fixed sign) and
+      ``target_reflection_decode`` g(2 f(x, beta) - f(x, 0), 0) (printed sign); ``ratio_over_direct`` each divided
+      by the direct decode's; ``mse_to_input`` each image's mean squared error to its input;
+    - ``signs_separate``: ``denoise_then_decode`` ratio <= ``sharp_ratio`` < ``printed_sign_denoise`` ratio (what
+      gates 2a and 2b ask at beta*);
+    - ``norm_ratio``: mean_x ||f(x, beta)|| / ||f(x, 0)||; ``cosine``: mean_x cos(f(x, beta), f(x, 0));
+      ``kl_nats`` (mean KL(q(z_beta | x) || N(0, I))), ``sigma``, ``direct_mse``, ``explained`` r(beta)
+      (:func:`diffrep.analysis.multibeta.information_curve` on ``x``);
+    - ``code``: per sampler, where the denoised code c lands, as ratios to mean_x ||f(x, 0)||^2:
+      ``sq_dist_to_f0`` (mean_x ||c - f(x, 0)||^2; the fixed sign's target), ``sq_dist_to_reflection``
+      (mean_x ||c - (2 f(x, beta) - f(x, 0))||^2; where exact heads carry the printed sign, noise-free) and
+      ``sq_norm`` (mean_x ||c||^2).
+    """
+    import dataclasses
+
+    import torch
+
+    from diffrep.analysis.multibeta import information_curve, nearest_distance
+
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] < 2:
+        raise ValueError("gate2_curve: x must be a batch of at least 2 images [n, C, H, W]")
+    bmax = float(model.config.vae.beta_max)
+    bs = [float(b) for b in betas]
+    if not bs or any(not 0 < b <= bmax for b in bs) or any(b2 <= b1 for b1, b2 in zip(bs, bs[1:])):
+        raise ValueError(f"gate2_curve: betas must be strictly increasing values in (0, B={bmax:g}], got {list(betas)}")
+    if model.phase != 2:
+        raise ValueError(f"gate2_curve: the model must be in phase 2 (a trained latent diffusion), got phase {model.phase}")
+    gate_cfg = model.denoiser.config
+    noisy = model.config.encoding_noise  # (denoiser config, start from f + sigma xi) per name
+    configs = {"denoise_then_decode": (gate_cfg, noisy),
+               "printed_sign_denoise": (dataclasses.replace(gate_cfg, printed_sign=True), noisy)}
+    for name, kw in samplers:
+        for sign in (False, True):
+            configs[name + ("_printed_sign" if sign else "")] = (dataclasses.replace(gate_cfg, printed_sign=sign, **kw), noisy)
+    for sign in (False, True):  # the noise-free limit of the exact-head analysis: from the mean code, xi = 0
+        configs["deterministic_zero_from_mean" + ("_printed_sign" if sign else "")] = (dataclasses.replace(
+            gate_cfg, printed_sign=sign, sampler="deterministic", deterministic_noise="zero"), False)
+    with torch.no_grad():
+        info = information_curve(model.vae, x, [0.0] + bs)
+        f0 = model.vae.encode(x, 0.0)
+        code_shape = f0.shape
+        f0 = f0.flatten(1).double()
+    ref = reference.cpu()
+    d_real = float(nearest_distance(x.cpu(), ref).mean())
+    f0_sq = float(f0.pow(2).sum(1).mean())
+    rows = []
+    for k, b in enumerate(bs):
+        with torch.no_grad():
+            fb = model.vae.encode(x, b)
+            direct = model.vae.decode(fb, b)
+        fb = fb.flatten(1).double()
+        norms = fb.norm(dim=1) / f0.norm(dim=1).clamp_min(1e-300)
+        cos = (fb * f0).sum(1) / (fb.norm(dim=1) * f0.norm(dim=1)).clamp_min(1e-300)
+        dist = {"real_images": d_real, "direct_decode": float(nearest_distance(direct.cpu(), ref).mean())}
+        mse = {"direct_decode": float((direct - x).double().pow(2).mean())}
+        with torch.no_grad():  # where exact heads would carry z = f(x, beta) noise-free: f(x, 0) (fixed sign), the reflection (printed)
+            for name, target in (("target_f0_decode", f0), ("target_reflection_decode", 2 * fb - f0)):
+                img = model.decode(target.to(x.dtype).reshape(code_shape), 0.0)
+                dist[name] = float(nearest_distance(img.cpu(), ref).mean())
+                mse[name] = float((img - x).double().pow(2).mean())
+        code_stats, done = {}, {}
+        for name, cfg in configs.items():
+            key = next((n for n, c in done.items() if c == cfg), None)  # the gate's sampler is one of the named ones
+            if key is not None:
+                dist[name], mse[name], code_stats[name] = dist[key], mse[key], code_stats[key]
+                continue
+            with torch.no_grad():
+                code, img = _denoised(model, x, b, seed, *cfg)
+            c = code.flatten(1).double()
+            dist[name] = float(nearest_distance(img.cpu(), ref).mean())
+            mse[name] = float((img - x).double().pow(2).mean())
+            code_stats[name] = {"sq_dist_to_f0": float((c - f0).pow(2).sum(1).mean()) / f0_sq,
+                                "sq_dist_to_reflection": float((c - (2 * fb - f0)).pow(2).sum(1).mean()) / f0_sq,
+                                "sq_norm": float(c.pow(2).sum(1).mean()) / f0_sq}
+            done[name] = cfg
+        ratio = {n: v / max(dist["direct_decode"], 1e-12) for n, v in dist.items() if n != "direct_decode"}
+        rows.append({"beta": b, "sigma": info["sigma"][k + 1], "kl_nats": info["rate"][k + 1],
+                     "direct_mse": info["mse"][k + 1], "explained": info["explained"][k + 1],
+                     "norm_ratio": float(norms.mean()), "cosine": float(cos.mean()),
+                     "mean_nearest_train_distance": dist, "ratio_over_direct": ratio, "mse_to_input": mse,
+                     "signs_separate": bool(ratio["denoise_then_decode"] <= sharp_ratio < ratio["printed_sign_denoise"]),
+                     "code": code_stats})
+    return {"not_a_gate": "a report: the gates read beta* only", "betas": bs, "sampler": gate_cfg.sampler,
+            "sharp_ratio": sharp_ratio, "f0_mean_sq_norm": f0_sq, "rows": rows,
+            "separating_betas": [r["beta"] for r in rows if r["signs_separate"]]}
+
+
+def _save_models(where: Path, model, baseline, info: dict, times: dict, recipe: str) -> None:
+    """``where/multibeta`` and ``where/beta_vae`` (save_pretrained: config.json + safetensors) and
+    ``where/validation_state.json`` (the beta* choice, the training times, the recipe)."""
+    model.save_pretrained(where / "multibeta")
+    baseline.save_pretrained(where / "beta_vae")
+    state = {"recipe": recipe, "representation_beta_choice": info, "times_s": times}
+    (where / "validation_state.json").write_text(json.dumps(state, indent=1, default=float), encoding="utf-8")
+
+
+def _load_models(where: Path, cfg, device):
+    """What :func:`_save_models` wrote: (multi-beta pipeline in phase 2, beta-VAE baseline, beta* choice, training
+    times); the VAE config of both must equal the recipe's (with the overrides of this call)."""
+    from diffrep.methods.multibeta import MultiBeta
+
+    state_file = where / "validation_state.json"
+    if not state_file.is_file():
+        raise SystemExit(f"--load-dir {where}: no validation_state.json (save one with --save-dir)")
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    model = MultiBeta.from_pretrained(where / "multibeta")
+    baseline = MultiBeta.from_pretrained(where / "beta_vae")
+    for name, m in (("multibeta", model), ("beta_vae", baseline)):
+        if m.config.vae != cfg.model.vae:
+            raise SystemExit(f"--load-dir {where}/{name}: its VAE config differs from this recipe's model.vae; pass "
+                             "the recipe and overrides of the --save-dir run")
+    if model.phase != 2:
+        raise SystemExit(f"--load-dir {where}/multibeta: saved in phase {model.phase}, not after phase 2")
+    times = {k: v for k, v in state["times_s"].items() if k in ("phase1_s", "phase2_s", "beta_vae_s")}
+    times["loaded_from"] = str(where)
+    return model.to(device).eval(), baseline.to(device).eval(), state["representation_beta_choice"], times
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -109,7 +277,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json")
     ap.add_argument("--run-dir", default="runs/validate_multibeta")
     ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir")
+    ap.add_argument("--gate2-curve-betas", default="", help="report (not a gate): the gate-2 measurements at these "
+                    "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
+    ap.add_argument("--save-dir", default="", help="save the trained models here (config.json + safetensors)")
+    ap.add_argument("--load-dir", default="", help="evaluate the models a --save-dir run saved instead of training")
     args, rest = ap.parse_known_args(argv)
+    if args.save_dir and args.load_dir:
+        ap.error("--save-dir and --load-dir exclude each other (a loaded run is already saved)")
+    try:
+        curve2_betas = [float(b) for b in args.gate2_curve_betas.split(",") if b.strip()]
+    except ValueError:
+        ap.error(f"--gate2-curve-betas must be numbers separated by commas, got {args.gate2_curve_betas!r}")
     for flag, v in (("--num-images", args.num_images), ("--reference-size", args.reference_size)):
         if v < 2:
             ap.error(f"{flag} must be >= 2")
@@ -124,35 +302,48 @@ def main(argv=None) -> int:
     cfg = apply_overrides(recipe.make_config(), over + list(rest))
     if not isinstance(cfg, MultiBetaRecipeConfig):
         ap.error(f"{args.recipe} is not a multibeta recipe")
+    bmax = cfg.model.vae.beta_max
+    if curve2_betas and (any(not 0 < b <= bmax for b in curve2_betas)
+                         or any(b2 <= b1 for b1, b2 in zip(curve2_betas, curve2_betas[1:]))):
+        ap.error(f"--gate2-curve-betas must be strictly increasing values in (0, B={bmax:g}], got {curve2_betas}")
     run = Path(args.run_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     times = {}
 
-    # -- 1. the multi-beta VAE and its latent diffusion -----------------------------------------------
-    seed_everything(cfg.train.seed)
-    model, dataset = recipe.build(cfg)
-    seed_everything(cfg.train.seed)
-    baseline, _ = recipe.build(cfg)  # same initial weights
-    t0 = time.perf_counter()
-    Trainer(model, dataset, cfg.train, run / "multibeta" / "phase1").train(overwrite=args.overwrite)
-    times["phase1_s"] = time.perf_counter() - t0
-    model.to(device)
-    info = choose_representation_beta(cfg, model, dataset, device)
-    beta_star = info["chosen_beta"] if info["chosen_beta"] is not None else model.config.representation_beta
-    model.config = dataclasses.replace(model.config, representation_beta=beta_star)
-    print(f"beta* = {beta_star:g} (explained variance per candidate: "
-          f"{dict(zip(info['betas'], [round(r, 3) for r in info['explained']]))})", file=sys.stderr, flush=True)
-    model.set_phase(2)
-    t0 = time.perf_counter()
-    Trainer(model, dataset, cfg.train_latent, run / "multibeta" / "phase2").train(overwrite=args.overwrite)
-    times["phase2_s"] = time.perf_counter() - t0
-    model.to(device).eval()
+    if args.load_dir:
+        model, baseline, info, times = _load_models(Path(args.load_dir), cfg, device)
+        beta_star = model.config.representation_beta
+        dataset = recipe.build(cfg)[1]
+        print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
+              flush=True)
+    else:
+        # -- 1. the multi-beta VAE and its latent diffusion -------------------------------------------
+        seed_everything(cfg.train.seed)
+        model, dataset = recipe.build(cfg)
+        seed_everything(cfg.train.seed)
+        baseline, _ = recipe.build(cfg)  # same initial weights
+        t0 = time.perf_counter()
+        Trainer(model, dataset, cfg.train, run / "multibeta" / "phase1").train(overwrite=args.overwrite)
+        times["phase1_s"] = time.perf_counter() - t0
+        model.to(device)
+        info = choose_representation_beta(cfg, model, dataset, device)
+        beta_star = info["chosen_beta"] if info["chosen_beta"] is not None else model.config.representation_beta
+        model.config = dataclasses.replace(model.config, representation_beta=beta_star)
+        print(f"beta* = {beta_star:g} (explained variance per candidate: "
+              f"{dict(zip(info['betas'], [round(r, 3) for r in info['explained']]))})", file=sys.stderr, flush=True)
+        model.set_phase(2)
+        t0 = time.perf_counter()
+        Trainer(model, dataset, cfg.train_latent, run / "multibeta" / "phase2").train(overwrite=args.overwrite)
+        times["phase2_s"] = time.perf_counter() - t0
+        model.to(device).eval()
 
-    # -- 2. the beta-VAE baseline: the same VAE, beta fixed at beta* ------------------------------------
-    t0 = time.perf_counter()
-    Trainer(fixed_beta(baseline.vae, beta_star), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
-    times["beta_vae_s"] = time.perf_counter() - t0
-    baseline.to(device).eval()
+        # -- 2. the beta-VAE baseline: the same VAE, beta fixed at beta* --------------------------------
+        t0 = time.perf_counter()
+        Trainer(fixed_beta(baseline.vae, beta_star), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
+        times["beta_vae_s"] = time.perf_counter() - t0
+        baseline.to(device).eval()
+        if args.save_dir:
+            _save_models(Path(args.save_dir), model, baseline, info, times, args.recipe)
 
     # -- 3. the checks --------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -247,6 +438,11 @@ def main(argv=None) -> int:
         gates[f"3_{name}_on_par_with_beta_vae"] = mb[key] >= bv[key] - args.par_margin
         gates[f"3_{name}_clearly_above_beta_0"] = mb[key] >= b0[key] + args.clear_margin
     times["eval_s"] = time.perf_counter() - t0
+    curve2 = None
+    if curve2_betas:  # a report: the gates above read beta* only
+        t1 = time.perf_counter()
+        curve2 = gate2_curve(model, x, reference, curve2_betas, seed=args.seed, sharp_ratio=args.sharp_ratio)
+        times["gate2_curve_s"] = time.perf_counter() - t1
     times["total_s"] = time.perf_counter() - t_start
 
     record = {
@@ -259,6 +455,7 @@ def main(argv=None) -> int:
         "representation_beta_choice": {k: info[k] for k in ("betas", "explained", "mse", "rate", "chosen_beta",
                                                             "informative_fraction")},
         "claim1_information": claim1, "claim2_sharpness": claim2, "claim3_disentanglement": ev,
+        "gate2_curve_not_gated": curve2,
         "times_s": times, "device": str(device), "torch_threads": torch.get_num_threads(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "load_avg_at_end": _load()},
@@ -273,6 +470,11 @@ def main(argv=None) -> int:
                       "ratio": ratio, "ratio_printed": ratio_printed, "ratio_real": ratio_real,
                       "ratios_not_gated": {k: round(v["ratio_over_direct"], 3) for k, v in by_sampler.items()}, "metrics": {k: ev[k] for k in
                       ("multibeta_at_beta_star", "beta_vae_at_beta_star", "multibeta_at_beta_0")},
+                      "gate2_curve_not_gated": None if curve2 is None else {
+                          "separating_betas": curve2["separating_betas"],
+                          "ratios": {r["beta"]: {k: round(r["ratio_over_direct"][k], 3) for k in
+                                                 ("denoise_then_decode", "printed_sign_denoise", "real_images")}
+                                     for r in curve2["rows"]}},
                       "times_s": times}, indent=1, default=float))
     print(f"wrote {out}; {'all gates passed' if record['passed'] else 'FAILED: ' + ', '.join(k for k, v in gates.items() if not v)}",
           file=sys.stderr)

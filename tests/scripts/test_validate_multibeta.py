@@ -1,18 +1,23 @@
-"""scripts/validate_multibeta.py end to end at toy scale (slow): the record it writes is consistent with itself
-(each gate recomputed from the numbers next to it), the baseline is trained, inputs are held out, and the exit
-status follows the gates. The real run (the CPU recipe) is benches/results/multibeta_validation_cpu_*.json."""
+"""scripts/validate_multibeta.py: end to end at toy scale (slow): the record it writes is consistent with itself
+(each gate recomputed from the numbers next to it), the baseline is trained, inputs are held out, the exit
+status follows the gates, and a --load-dir run of the --save-dir models reproduces the record's numbers; fast:
+the gate-2 curve report (gate2_curve) against independent computations on a tiny untrained pipeline, and the
+save/load of the trained models. The real run (the CPU recipe) is benches/results/multibeta_validation_cpu_*.json."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import math
 import sys
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def _load():
@@ -23,13 +28,26 @@ def _load():
     return mod
 
 
+def _same(a, b) -> bool:
+    """Nested records equal, floats to 1e-9 relative (NaN equal to NaN)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
+    return a == b
+
+
+@pytest.mark.slow
 def test_toy_run_writes_a_consistent_record(tmp_path):
     vm = _load()
     out = tmp_path / "rec.json"
-    rc = vm.main(["--steps-vae", "30", "--steps-latent", "30", "--num-train", "100", "--num-test", "50",
-                  "--num-images", "24", "--curve-betas", "0.3,0.7", "--out", str(out), "--run-dir", str(tmp_path / "run"),
-                  "--informative_images", "16", "--train_subset", "600", "--train.batch_size", "16",
-                  "--train_latent.batch_size", "16"])
+    common = ["--num-train", "100", "--num-test", "50", "--num-images", "24", "--curve-betas", "0.3,0.7",
+              "--gate2-curve-betas", "0.5,0.9", "--informative_images", "16", "--train_subset", "600",
+              "--train.batch_size", "16", "--train_latent.batch_size", "16"]
+    rc = vm.main(["--steps-vae", "30", "--steps-latent", "30", "--out", str(out), "--run-dir", str(tmp_path / "run"),
+                  "--save-dir", str(tmp_path / "saved")] + common)
     r = json.loads(out.read_text())
     g, t = r["gates"], r["thresholds"]
     assert rc == (0 if r["passed"] else 1) and r["passed"] == all(g.values())
@@ -53,3 +71,140 @@ def test_toy_run_writes_a_consistent_record(tmp_path):
         assert c2["beta_star"] == chosen
     for phase in ("multibeta/phase1", "multibeta/phase2", "beta_vae"):
         assert (tmp_path / "run" / phase / "checkpoints" / "step-00000030").is_dir()
+    curve = r["gate2_curve_not_gated"]
+    assert [row["beta"] for row in curve["rows"]] == [0.5, 0.9]
+    for row in curve["rows"]:
+        assert row["signs_separate"] == (row["ratio_over_direct"]["denoise_then_decode"] <= t["sharp_ratio"]
+                                         < row["ratio_over_direct"]["printed_sign_denoise"])
+    # the saved models, evaluated without training, give the same numbers (the training times come from the save)
+    out2 = tmp_path / "rec2.json"
+    rc2 = vm.main(["--steps-vae", "30", "--steps-latent", "30", "--out", str(out2), "--load-dir", str(tmp_path / "saved")]
+                  + common)
+    r2 = json.loads(out2.read_text())
+    assert rc2 == rc and r2["gates"] == r["gates"]
+    for key in ("claim1_information", "claim2_sharpness", "claim3_disentanglement", "gate2_curve_not_gated"):
+        assert _same(r2[key], r[key]), key
+    assert r2["times_s"]["phase1_s"] == r["times_s"]["phase1_s"] and r2["times_s"]["loaded_from"] == str(tmp_path / "saved")
+    assert not (tmp_path / "run2").exists()
+
+
+# -- fast: the gate-2 curve and the model save/load on a tiny untrained pipeline ---------------------------------
+
+def _tiny():
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    cfg = multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, vae={"hidden": 16, "beta_embed_dim": 8},
+                           denoiser={"hidden": 16, "depth": 1}, representation_beta=0.8)
+    m = MultiBeta(cfg)
+    with torch.no_grad():
+        for p in m.parameters():  # off the zero-initialised heads, so every sampler and sign moves the code
+            p.add_(0.05 * torch.randn_like(p))
+    return m.set_phase(2).eval()
+
+
+def _imgs(n, seed):
+    return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _nearest(imgs, ref):  # brute force, one pair at a time
+    return sum(min(float((a.double() - b.double()).pow(2).mean()) for b in ref) for a in imgs) / len(imgs)
+
+
+def test_gate2_curve_equals_independent_computations():
+    vm, m = _load(), _tiny()
+    x, ref = _imgs(4, 1), _imgs(7, 2)
+    gate_cfg = m.denoiser.config
+    rep = vm.gate2_curve(m, x, ref, [0.4, 0.8], seed=3, sharp_ratio=0.6)
+    assert m.denoiser.config is gate_cfg  # restored
+    assert rep["betas"] == [0.4, 0.8] and rep["sampler"] == "alg2"
+    f0 = m.vae.encode(x, 0.0).double()
+    assert rep["f0_mean_sq_norm"] == pytest.approx(float(f0.pow(2).sum(1).mean()), rel=1e-9)
+    for row, b in zip(rep["rows"], (0.4, 0.8)):
+        fb = m.vae.encode(x, b).double()
+        d = row["mean_nearest_train_distance"]
+        assert d["real_images"] == pytest.approx(_nearest(x, ref), rel=1e-9)
+        assert d["direct_decode"] == pytest.approx(_nearest(m.vae.decode(fb.float(), b), ref), rel=1e-9)
+
+        def gate_path(cfg, noise=True):  # what the gate-2 check runs at beta*
+            m.denoiser.config = cfg
+            g = torch.Generator().manual_seed(3)
+            z = m.encode(x, b, noise=noise, generator=g)
+            code = m.denoise(z, b, 0.0, generator=g)
+            img = m.denoise_decode(m.encode(x, b, noise=True, generator=g.manual_seed(3)), b, generator=g)
+            m.denoiser.config = gate_cfg
+            return code.double(), img
+
+        c_fix, img_fix = gate_path(gate_cfg)
+        c_pr, img_pr = gate_path(dataclasses.replace(gate_cfg, printed_sign=True))
+        assert d["denoise_then_decode"] == pytest.approx(_nearest(img_fix, ref), rel=1e-9) == d["alg2"]
+        assert d["printed_sign_denoise"] == pytest.approx(_nearest(img_pr, ref), rel=1e-9) == d["alg2_printed_sign"]
+        assert d["denoise_then_decode"] != d["printed_sign_denoise"]
+        _, img_det = gate_path(dataclasses.replace(gate_cfg, sampler="deterministic", deterministic_noise="zero",
+                                                   printed_sign=True))
+        assert d["deterministic_zero_printed_sign"] == pytest.approx(_nearest(img_det, ref), rel=1e-9)
+        det = dataclasses.replace(gate_cfg, sampler="deterministic", deterministic_noise="zero")
+        c_mean, _ = gate_path(det, noise=False)  # from the mean code: no randomness at all
+        m.denoiser.config = det
+        code_mean = m.denoise(m.vae.encode(x, b), b, 0.0).double()
+        m.denoiser.config = gate_cfg
+        assert torch.allclose(c_mean, code_mean, rtol=0, atol=0)
+        assert d["deterministic_zero_from_mean"] == pytest.approx(_nearest(m.vae.decode(code_mean.float(), 0.0), ref), rel=1e-9)
+        assert d["deterministic_zero_from_mean"] != d["deterministic_zero"]
+        assert row["code"]["deterministic_zero_from_mean"]["sq_dist_to_f0"] == pytest.approx(
+            float((code_mean - f0).pow(2).sum(1).mean()) / float(f0.pow(2).sum(1).mean()), rel=1e-9)
+        for name, target in (("target_f0_decode", f0), ("target_reflection_decode", 2 * fb - f0)):
+            img = m.vae.decode(target.float(), 0.0)
+            assert d[name] == pytest.approx(_nearest(img, ref), rel=1e-9)
+            assert row["mse_to_input"][name] == pytest.approx(float((img.double() - x.double()).pow(2).mean()), rel=1e-6)
+        assert row["mse_to_input"]["printed_sign_denoise"] == pytest.approx(float((img_pr - x).double().pow(2).mean()), rel=1e-9)
+        for k, v in row["ratio_over_direct"].items():
+            assert v == pytest.approx(d[k] / d["direct_decode"], rel=1e-12)
+        assert row["signs_separate"] == (row["ratio_over_direct"]["denoise_then_decode"] <= 0.6
+                                         < row["ratio_over_direct"]["printed_sign_denoise"])
+        assert row["norm_ratio"] == pytest.approx(float((fb.norm(dim=1) / f0.norm(dim=1)).mean()), rel=1e-9)
+        assert row["cosine"] == pytest.approx(float(torch.nn.functional.cosine_similarity(fb, f0, dim=1).mean()), rel=1e-9)
+        sig = float(m.vae.sigma(b).reshape(-1)[0])
+        kl = float((0.5 * (fb.pow(2).sum(1) + 3 * (sig**2 - math.log(sig**2) - 1))).mean())
+        assert row["kl_nats"] == pytest.approx(kl, rel=1e-6) and row["sigma"] == pytest.approx(sig)
+        n0 = float(f0.pow(2).sum(1).mean())
+        for name, c in (("denoise_then_decode", c_fix), ("printed_sign_denoise", c_pr)):
+            st = row["code"][name]
+            assert st["sq_dist_to_f0"] == pytest.approx(float((c - f0).pow(2).sum(1).mean()) / n0, rel=1e-9)
+            assert st["sq_dist_to_reflection"] == pytest.approx(float((c - 2 * fb + f0).pow(2).sum(1).mean()) / n0, rel=1e-9)
+            assert st["sq_norm"] == pytest.approx(float(c.pow(2).sum(1).mean()) / n0, rel=1e-9)
+    assert rep["separating_betas"] == [r["beta"] for r in rep["rows"] if r["signs_separate"]]
+
+
+def test_gate2_curve_rejects_bad_input():
+    vm, m = _load(), _tiny()
+    x, ref = _imgs(3, 1), _imgs(4, 2)
+    for betas in ([], [0.8, 0.4], [0.0, 0.4], [0.4, 1.5]):
+        with pytest.raises(ValueError, match="betas"):
+            vm.gate2_curve(m, x, ref, betas)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        vm.gate2_curve(m, x[:1], ref, [0.4])
+    with pytest.raises(ValueError, match="phase 2"):
+        vm.gate2_curve(m.set_phase(1), x, ref, [0.4])
+
+
+def test_saved_models_load_back(tmp_path):
+    vm, m, base = _load(), _tiny(), _tiny()
+    with torch.no_grad():
+        next(base.vae.parameters()).add_(1.0)  # the baseline's weights differ from the pipeline's
+    info = {"betas": [0.4, 0.8], "explained": [0.9, 0.6], "chosen_beta": 0.8}
+    vm._save_models(tmp_path, m, base, info, {"phase1_s": 1.5, "phase2_s": 2.0, "beta_vae_s": 1.0}, "multibeta/x")
+    cfg = types.SimpleNamespace(model=m.config)
+    m2, b2, info2, times = vm._load_models(tmp_path, cfg, torch.device("cpu"))
+    assert m2.phase == 2 and m2.config.representation_beta == 0.8 and info2 == info
+    assert times == {"phase1_s": 1.5, "phase2_s": 2.0, "beta_vae_s": 1.0, "loaded_from": str(tmp_path)}
+    for a, b in ((m, m2), (base, b2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = _imgs(3, 1)
+    assert torch.equal(m.vae.encode(x, 0.8), m2.vae.encode(x, 0.8))
+    other = dataclasses.replace(m.config, vae=dataclasses.replace(m.config.vae, hidden=32))
+    with pytest.raises(SystemExit, match="VAE config differs"):
+        vm._load_models(tmp_path, types.SimpleNamespace(model=other), torch.device("cpu"))
+    with pytest.raises(SystemExit, match="validation_state.json"):
+        vm._load_models(tmp_path / "nothing", cfg, torch.device("cpu"))
