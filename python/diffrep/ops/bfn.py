@@ -256,20 +256,29 @@ def _cts_update_failed(p, rho, alpha, inverse, flags):
     raise_flags("continuous_update", flags, {NON_FINITE: "mu or y contains NaN or infinite values"})
 
 
-def _lean_continuous_update(mu, rho, y, alpha, inverse):
-    """_continuous_update on the lean CPU path (ops/_bfn_fast.py), or None where it does not apply."""
+def _lean_precisions(kernel, mu, other, rho, alpha):
+    """(kernel function, dtype code, rho_per_row, alpha_per_row) of a continuous update on the lean CPU path
+    (ops/_bfn_fast.py), or None where it does not apply."""
     if not (isinstance(rho, torch.Tensor) and isinstance(alpha, torch.Tensor)):
         return None  # numbers: the general path (before any other check: ~1 us less there)
-    fn = F.kernel("cts_update")
-    dt = F.pair(mu, y) if fn is not None else None
+    fn = F.kernel(kernel)
+    dt = F.pair(mu, other) if fn is not None else None
     if dt is None:
         return None
-    dtype, shape = mu.dtype, mu.shape
-    rho_per_row = F.per_row(rho, dtype, shape)
-    alpha_per_row = F.per_row(alpha, dtype, shape) if rho_per_row is not None else None
+    rho_per_row = F.per_row(rho, mu.dtype, mu.shape)
+    alpha_per_row = F.per_row(alpha, mu.dtype, mu.shape) if rho_per_row is not None else None
     if alpha_per_row is None:
         return None
-    n = mu.numel()
+    return fn, dt, rho_per_row, alpha_per_row
+
+
+def _lean_continuous_update(mu, rho, y, alpha, inverse):
+    """_continuous_update on the lean CPU path (ops/_bfn_fast.py), or None where it does not apply."""
+    lean = _lean_precisions("cts_update", mu, y, rho, alpha)
+    if lean is None:
+        return None
+    fn, dt, rho_per_row, alpha_per_row = lean
+    n, shape = mu.numel(), mu.shape
     out = torch.empty_like(mu)
     flags = fn(F.ABI, mu.data_ptr(), n, dt, rho.data_ptr(), rho.numel(), dt, rho_per_row, alpha.data_ptr(),
                alpha.numel(), dt, alpha_per_row, n // shape[0], y.data_ptr(), n, dt, inverse, out.data_ptr(), n, dt)
@@ -373,19 +382,12 @@ def _sender_update_failed(p, flags):
 
 def _lean_continuous_sender_update(mu, rho, x, alpha, generator):
     """(mu', rho', y) of continuous_sender_update on the lean CPU path (ops/_bfn_fast.py), or None."""
-    if not (isinstance(rho, torch.Tensor) and isinstance(alpha, torch.Tensor)):
-        return None  # numbers: the general path
-    fn = F.kernel("cts_sender_update")
-    dt = F.pair(mu, x) if fn is not None else None
-    if dt is None:
+    lean = _lean_precisions("cts_sender_update", mu, x, rho, alpha)
+    if lean is None:
         return None
-    dtype, shape = mu.dtype, mu.shape
-    rho_per_row = F.per_row(rho, dtype, shape)
-    alpha_per_row = F.per_row(alpha, dtype, shape) if rho_per_row is not None else None
-    if alpha_per_row is None:
-        return None
+    fn, dt, rho_per_row, alpha_per_row = lean
     seed, offset = philox_key(generator)
-    n = mu.numel()
+    n, shape = mu.numel(), mu.shape
     new_mu, y = torch.empty_like(mu), torch.empty_like(mu)
     flags = fn(F.ABI, mu.data_ptr(), n, dt, rho.data_ptr(), rho.numel(), dt, rho_per_row, alpha.data_ptr(),
                alpha.numel(), dt, alpha_per_row, n // shape[0], x.data_ptr(), n, dt, 0, 0, dt, seed, offset,
