@@ -1,7 +1,8 @@
 """Validate DyGA + Skip Dropout at CPU scale (slow; not part of the default test run).
 
-    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 800] [--quick]
+    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 800] [--quick] [--arms baseline dyga_sd]
                                     [--out benches/results/dyga_validation_cpu_2026-12-06.json]
+    python scripts/validate_dyga.py --combine A.json B.json ... --out C.json [--note TEXT]
 
 Two arms with the same seed, data order and steps, on the CPU recipe ``encdiff/shapes3d-cpu``
 (pixel space, no first stage; a 5,120-image sub-grid of procedural Shapes3D pooled to 16 x 16):
@@ -155,6 +156,13 @@ def summarize(runs, arms) -> dict:
         b = summary["baseline"]
         deltas = {arm: {k: summary[arm][k][0] - b[k][0] for k in KEYS if k in summary[arm] and k in b}
                   for arm in summary if arm != "baseline"}
+    per_seed = {}
+    for r in runs:
+        per_seed.setdefault(str(r["seed"]), {})[r["arm"]] = {k: _value(r, k) for k in KEYS}
+    for vals in per_seed.values():
+        if "baseline" in vals:
+            vals["deltas_vs_baseline"] = {arm: {k: v[k] - vals["baseline"][k] for k in KEYS}
+                                          for arm, v in list(vals.items()) if arm != "baseline"}
     checks = {}
     if "baseline" in summary and "dyga_sd" in summary:
         b, d = summary["baseline"], summary["dyga_sd"]
@@ -165,21 +173,45 @@ def summarize(runs, arms) -> dict:
     return {"what": "scripts/validate_dyga.py: the Table 4 arms of EncDiff (baseline, +DyGA, +SD, +DyGA+SD), "
                     "same seeds/steps/data order",
             "setting": "pixel space 16x16, procedural Shapes3D sub-grid (5120 images), recipe encdiff/shapes3d-cpu",
-            "summary_mean_std": summary, "deltas_vs_baseline": deltas, "checks": checks,
-            "claim_holds": bool(checks) and all(checks.values())}
+            "summary_mean_std": summary, "std": "population (ddof=0) over the seeds each arm has",
+            "seeds_per_arm": {arm: sorted(r["seed"] for r in runs if r["arm"] == arm) for arm in summary},
+            "deltas_vs_baseline": deltas, "checks": checks, "claim_holds": bool(checks) and all(checks.values()),
+            "per_seed": dict(sorted(per_seed.items(), key=lambda kv: int(kv[0])))}
 
 
-def combine(paths, out_path) -> dict:
-    """Merge the runs of several records (e.g. arms run as separate jobs) and recompute the summary."""
+def combine(paths, out_path, note: str | None = None) -> dict:
+    """Merge the runs of several records (e.g. arms run as separate jobs, or an earlier combined record
+    and new seeds) and recompute the summary. Each (arm, seed) may appear once over all inputs, so a
+    combined record cannot be merged again with one of its own sources; all runs must share one step
+    count and metric size (``quick``). ``combined_from`` names each input by file name, and for an input
+    that was itself combined, its own sources."""
     recs = [json.loads(Path(p).read_text()) for p in paths]
     runs = [r for rec in recs for r in rec["runs"]]
     arms = list(dict.fromkeys(r["arm"] for r in runs))
     steps = sorted({r["steps"] for r in runs})
     if len(steps) != 1:
         raise SystemExit(f"the records mix step counts {steps}; combine runs of one length")
+    quick = {rec["quick"] for rec in recs if "quick" in rec}
+    if len(quick) > 1:
+        raise SystemExit("the records mix --quick and full metric sizes; combine runs of one kind")
+    seen = {}
+    for p, rec in zip(paths, recs):
+        for r in rec["runs"]:
+            key = (r["arm"], r["seed"])
+            if key in seen:
+                raise SystemExit(f"arm {key[0]!r} seed {key[1]} is in both {seen[key]} and {p} (a combined record "
+                                 f"and one of its sources?); each run may appear once")
+            seen[key] = p
     out = summarize(runs, arms)
-    out.update({"seeds": sorted({r["seed"] for r in runs}), "steps": steps[0], "runs": runs, "combined_from": list(paths),
+    sources = [Path(p).name if "combined_from" not in rec else {"record": Path(p).name,
+                                                                "combined_from": rec["combined_from"]}
+               for p, rec in zip(paths, recs)]
+    out.update({"seeds": sorted({r["seed"] for r in runs}), "steps": steps[0], "runs": runs, "combined_from": sources,
                 "seconds": round(sum(rec.get("seconds", 0) for rec in recs), 1), "machine": recs[0].get("machine")})
+    if quick:
+        out["quick"] = quick.pop()
+    if note is not None:
+        out["note"] = note
     Path(out_path).write_text(json.dumps(out, indent=1))
     return out
 
@@ -196,10 +228,14 @@ def main(argv=None) -> int:
     ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
                     help="arms to train (the claim check needs baseline and dyga_sd)")
     ap.add_argument("--out", default="benches/results/dyga_validation_cpu_2026-12-06.json")
-    ap.add_argument("--combine", nargs="+", metavar="JSON", help="merge these records' runs into --out and exit")
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="merge these records' runs (per-job records or earlier combined ones) into --out and exit")
+    ap.add_argument("--note", help="with --combine: a note stored in the record (what ran, machine, load)")
     args = ap.parse_args(argv)
+    if args.note is not None and not args.combine:
+        ap.error("--note goes with --combine (a training run records its own setting)")
     if args.combine:
-        out = combine(args.combine, args.out)
+        out = combine(args.combine, args.out, note=args.note)
         print(json.dumps({k: out[k] for k in ("summary_mean_std", "deltas_vs_baseline", "checks", "claim_holds")},
                          indent=1))
         return 0

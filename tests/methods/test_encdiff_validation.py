@@ -69,3 +69,43 @@ def test_summary_deltas_checks_and_combining_records_of_separate_arm_jobs(tmp_pa
     pb.write_text(json.dumps({"runs": [_run("sd", 0, 0.1, 0.2, 0.1, 1.0, steps=20)]}))
     with pytest.raises(SystemExit, match="mix step counts"):
         mod.combine([str(pa), str(pb)], str(tmp_path / "d.json"))
+
+
+def test_combining_an_earlier_combined_record_with_new_seeds(tmp_path):
+    """A combined record (seeds 0-1) merged with a new job's record (seed 2): the summary pools all three
+    seeds (hand values), per_seed holds each seed's values and its deltas to that seed's baseline,
+    provenance nests the earlier record's sources, and merging a record with one of its own sources
+    (a run twice) or full with --quick metric sizes is refused."""
+    mod = _load()
+    a = {"runs": [_run("baseline", 0, 0.2, 0.5, 0.3, 2.0), _run("dyga_sd", 0, 0.3, 0.4, 0.2, 1.0)], "seconds": 3}
+    b = {"runs": [_run("baseline", 1, 0.4, 0.7, 0.5, 4.0), _run("dyga_sd", 1, 0.5, 0.6, 0.4, 5.0)], "seconds": 4}
+    for name, rec in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps(rec))
+    first = mod.combine([str(tmp_path / "a.json"), str(tmp_path / "b.json")], str(tmp_path / "ab.json"))
+    assert first["combined_from"] == ["a.json", "b.json"]
+    c = {"runs": [_run("baseline", 2, 0.6, 0.9, 0.7, 6.0), _run("dyga_sd", 2, 0.4, 0.8, 0.6, 3.0)], "seconds": 5,
+         "quick": False}
+    (tmp_path / "c.json").write_text(json.dumps(c))
+    out = mod.combine([str(tmp_path / "ab.json"), str(tmp_path / "c.json")], str(tmp_path / "abc.json"),
+                      note="seed 2 added")
+    s = out["summary_mean_std"]
+    # baseline separation 0.2, 0.4, 0.6: mean 0.4, population std sqrt(((-0.2)^2 + 0 + 0.2^2) / 3)
+    assert s["baseline"]["separation"] == pytest.approx((0.4, (0.08 / 3) ** 0.5))
+    assert s["dyga_sd"]["reliance"] == pytest.approx((3.0, (8 / 3) ** 0.5))
+    assert out["deltas_vs_baseline"]["dyga_sd"]["reliance"] == pytest.approx(-1.0)
+    assert out["per_seed"]["2"]["dyga_sd"]["separation"] == pytest.approx(0.4)
+    assert out["per_seed"]["2"]["deltas_vs_baseline"]["dyga_sd"] == pytest.approx(
+        {"separation": -0.2, "factor_vae": -0.1, "dci": -0.1, "reliance": -3.0})
+    assert out["per_seed"]["0"]["deltas_vs_baseline"]["dyga_sd"]["factor_vae"] == pytest.approx(-0.1)
+    assert list(out["per_seed"]) == ["0", "1", "2"] and out["seeds"] == [0, 1, 2]
+    assert out["seeds_per_arm"] == {"baseline": [0, 1, 2], "dyga_sd": [0, 1, 2]}
+    assert out["combined_from"] == [{"record": "ab.json", "combined_from": ["a.json", "b.json"]}, "c.json"]
+    assert out["seconds"] == 12 and out["note"] == "seed 2 added" and out["quick"] is False
+    assert json.loads((tmp_path / "abc.json").read_text())["per_seed"] == out["per_seed"]
+    with pytest.raises(SystemExit, match="'baseline' seed 0 is in both"):
+        mod.combine([str(tmp_path / "ab.json"), str(tmp_path / "a.json")], str(tmp_path / "x.json"))
+    (tmp_path / "q.json").write_text(json.dumps({"runs": [_run("sd", 3, 0.1, 0.2, 0.1, 1.0)], "quick": True}))
+    with pytest.raises(SystemExit, match="mix --quick"):
+        mod.combine([str(tmp_path / "c.json"), str(tmp_path / "q.json")], str(tmp_path / "y.json"))
+    with pytest.raises(SystemExit):
+        mod.main(["--note", "x", "--out", str(tmp_path / "z.json")])
