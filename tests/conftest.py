@@ -1,12 +1,15 @@
 """Fixtures shared by every test folder; the plain helpers they build on are in ``tests/helpers.py``.
 
-- every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``);
+- every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``); under pytest-xdist each
+  worker uses its share of torch's threads;
 - ``device``: each device with a native backend here (CUDA only when a GPU is usable);
 - ``rng``, ``identity_split``: a seeded NumPy ``RandomState`` and a near-identity representation of
   Shapes3D-sized factors (metric tests);
 - ``trained_paramrel``: a ParamReL trained 40 steps on binarised 16 x 16 digits through
   ``diffrep.train.Trainer``, once per session.
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -16,6 +19,11 @@ import diffrep
 from helpers import paramrel_probe_losses, sample_factors, seed_all
 
 DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
+
+# pytest-xdist workers (the README's test command runs two) share the cores: each takes its part of
+# torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def pytest_runtest_setup(item):
