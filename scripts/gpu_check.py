@@ -6,6 +6,7 @@ the machine is. On a machine with a GPU and no network:
     python3 scripts/gpu_check.py                 # builds for the local architecture, then runs it all
     python3 scripts/gpu_check.py --no-build      # diffrep already installed
     python3 scripts/gpu_check.py --dry-run       # the same plan on the CPU backends at tiny sizes
+    python3 scripts/gpu_check.py --dry-run --jobs 2   # ... two steps at a time (dry run only)
 
 Each step runs in its own process under a time limit (one hang cannot eat the budget), prints its
 progress, and records pass/fail with the first error line. The report is Markdown under
@@ -16,6 +17,9 @@ The steps after the build fit in 8 minutes on an H100: their limits add up to at
 CUDA module can be built beforehand (nvcc needs no GPU: ``CUDAARCHS=90 pip install ...``), run
 ``--no-build`` on the GPU machine. ``--budget`` scales every step's limit; the dry run multiplies
 them by ``DRY_RUN_SLACK`` (a shared CPU box imports torch more slowly than a GPU machine runs a step).
+``--jobs N`` runs up to N steps at once in the dry run (each still in its own process under its own
+limit; the report keeps the plan's order): the dry run checks the script, not speeds. A real run
+always runs one step at a time, since the benches time themselves.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +138,7 @@ def run_step(step: Step, scale: float, env: dict) -> dict:
         out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         status = f"fail (over its {limit:.0f} s limit)"
     secs = time.perf_counter() - t0
-    print(f"[gpu_check]   {status} in {secs:.1f} s", flush=True)
+    print(f"[gpu_check]   {step.name}: {status} in {secs:.1f} s", flush=True)
     return {"step": step, "status": status, "seconds": secs, "output": out,
             "first_error": "" if status == "pass" else _first_error(out)}
 
@@ -231,9 +236,15 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default=None, help="CUDAARCHS for the build (default: the local GPU's, e.g. 90)")
     ap.add_argument("--budget", type=float, default=1.0, help="scale every step's time limit by this factor")
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"), help="folder for the report")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="dry run only: run up to this many steps at once (a real run times its benches: one at a time)")
     args = ap.parse_args(argv)
     if args.budget <= 0:
         ap.error(f"--budget must be > 0, got {args.budget}")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1 and not args.dry_run:
+        ap.error("--jobs > 1 needs --dry-run: on a GPU the benches time themselves and must run alone")
     gpu = gpu_name()
     if not args.dry_run and gpu == "no GPU":
         print("gpu_check: no CUDA device is visible (use --dry-run to check the plan on the CPU)", file=sys.stderr)
@@ -249,7 +260,15 @@ def main(argv=None) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     scale = args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0)
-    results = [run_step(s, scale, env) for s in plan(args.dry_run, arch, build=not (args.no_build or args.dry_run))]
+    steps = plan(args.dry_run, arch, build=not (args.no_build or args.dry_run))
+    if args.jobs == 1:
+        results = [run_step(s, scale, env) for s in steps]
+    else:  # map keeps the plan's order; Ctrl-C cancels the steps not yet started
+        pool = ThreadPoolExecutor(args.jobs)
+        try:
+            results = list(pool.map(lambda s: run_step(s, scale, env), steps))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     text = report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
     path = out_dir / f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}.md"

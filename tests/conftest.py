@@ -1,21 +1,29 @@
 """Fixtures shared by every test folder; the plain helpers they build on are in ``tests/helpers.py``.
 
-- every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``);
+- every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``); under pytest-xdist each
+  worker uses its share of torch's threads;
 - ``device``: each device with a native backend here (CUDA only when a GPU is usable);
 - ``rng``, ``identity_split``: a seeded NumPy ``RandomState`` and a near-identity representation of
   Shapes3D-sized factors (metric tests);
-- ``trained_paramrel``: a ParamReL trained 150 steps on binarised 16 x 16 digits through
+- ``trained_paramrel``: a ParamReL trained 40 steps on binarised 16 x 16 digits through
   ``diffrep.train.Trainer``, once per session.
 """
+
+import os
 
 import numpy as np
 import pytest
 import torch
 
 import diffrep
-from helpers import sample_factors, seed_all
+from helpers import paramrel_probe_losses, sample_factors, seed_all
 
 DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
+
+# pytest-xdist workers (the README's test command runs two) share the cores: each takes its part of
+# torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def pytest_runtest_setup(item):
@@ -42,9 +50,10 @@ def identity_split(rng):
 
 @pytest.fixture(scope="session")
 def trained_paramrel(tmp_path_factory):
-    """(model in eval mode, all training images [N, 1, 16, 16]): ParamReL_d on the procedural
-    binarised digits at 16 x 16 (the ``paramrel/digits`` model with 10 sampling steps), trained
-    150 steps of batch 32 at lr 2e-3 without EMA by ``diffrep.train.Trainer`` on the CPU."""
+    """(model in eval mode, all training images [N, 1, 16, 16], the untrained model's ``paramrel_probe_losses``):
+    ParamReL_d on the procedural binarised digits at 16 x 16 (the ``paramrel/digits`` model with 10 sampling
+    steps), trained 40 steps of batch 32 at lr 2e-3 without EMA by ``diffrep.train.Trainer`` on the CPU.
+    (The tests on it pass after one step already but for the loss drop; 40 steps keep that drop > 10x.)"""
     from diffrep import data
     from diffrep.bfn import BFNDataConfig
     from diffrep.methods.paramrel import ParamReL
@@ -57,8 +66,10 @@ def trained_paramrel(tmp_path_factory):
     x_all = torch.stack([ds[i][0] for i in range(len(ds))])
     b = BFNDataConfig(data="discrete", image_size=16, channels=1, num_classes=2, sqrt_beta1=3.0)
     m = ParamReL(paramrel_config(b, 8, 16, (1, 2), res_blocks=1, groups=8, sample_steps=10, **_CPU_FIELDS))
-    cfg = TrainConfig(steps=150, batch_size=32, lr=2e-3, weight_decay=1e-2, ema_decay=0.0, grad_clip=1.0,
-                      log_every=150, ckpt_every=0, device="cpu", mixed_precision="no", seed=0)
+    before = paramrel_probe_losses(m.eval(), x_all)
+    cfg = TrainConfig(steps=40, batch_size=32, lr=2e-3, weight_decay=1e-2, ema_decay=0.0, grad_clip=1.0,
+                      log_every=40, ckpt_every=0, device="cpu", mixed_precision="no", seed=0)
     Trainer(m, TensorDataset(x_all), cfg, tmp_path_factory.mktemp("trained_paramrel")).train()
     seed_all()
-    return m.eval(), x_all
+    return m.eval(), x_all, before
+

@@ -121,6 +121,13 @@ def tiny_paramrel(kind: str = "discrete", latent: int = 4, **fields):
     return ParamReL(cfg)
 
 
+def paramrel_probe_losses(m, x) -> list:
+    """``m.loss`` on the first 128 images of ``x`` under two fixed generators (the same t, flow noise
+    and z draws at every call): compares a model before and after training."""
+    with torch.no_grad():
+        return [float(m.loss(x[:128], step=0, generator=generator(s))["loss"]) for s in range(2)]
+
+
 def tiny_sami_config(**kw):
     """A SAMI config on 8 x 8 images: tiny denoiser and encoder, 20-step linear schedule, 5 sampling steps."""
     from diffrep.diffusion import NoiseScheduleConfig

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,16 +45,22 @@ def test_plan_covers_build_tests_and_every_gpu_bench():
                for s in gc.plan(dry_run=True, arch=None, build=False))
 
 
-def test_dry_run_writes_a_report_with_every_step_passing(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # the diffrep this test imports, built (the source tree has no .so)
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--out", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+def test_dry_run_writes_a_report_with_every_step_passing(tmp_path, monkeypatch, capsys):
+    """The whole dry run through ``main`` (in this process; every step still runs in its own process,
+    two at a time with ``--jobs 2``, each importing the diffrep this test imports)."""
+    gc = _load()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    rc = gc.main(["--dry-run", "--jobs", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr()
     reports = list(tmp_path.glob("gpu_check_dryrun_*.md"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert rc == 0, out.out[-3000:] + out.err[-3000:]
     assert len(reports) == 1
     text = reports[0].read_text()
     assert "| bench HDDC | pass |" in text and "fail" not in text.split("## ")[0]
     assert "| bench generation | pass |" in text and "| bench metric kernels | pass |" in text
+    # every step of the plan, in the plan's order, whatever order they finished in
+    rows = [line.split(" | ")[0][2:] for line in text.split("## Targets")[0].splitlines() if line.startswith("| ")][1:]
+    assert rows == [s.name for s in gc.plan(dry_run=True, arch=None, build=False)]
     # the CPU tables have no CUDA rows: those targets are 'not measured', the twin rows are read
     assert "| metric kernels faster than on the CPU | - | not measured |" in text
     assert "| kNN kernel (PRDC) values equal to its eager twin's | kernel P=" in text
@@ -78,6 +85,10 @@ def test_without_a_gpu_the_real_run_refuses_with_a_message(capsys):
         return
     assert gc.main(["--no-build"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+    for bad, msg in ((["--jobs", "2"], "needs --dry-run"), (["--dry-run", "--jobs", "0"], "must be >= 1")):
+        with pytest.raises(SystemExit) as e:
+            gc.main(bad)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
 
 
 def test_targets_are_read_from_the_bench_tables():
