@@ -356,7 +356,11 @@ class Trainer:
         D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:
-            return self._train(resume, info, profile, overwrite, resume_inexact)
+            records = self._train(resume, info, profile, overwrite, resume_inexact)
+            # every rank reaches the teardown before any destroys its gloo pairs: a rank that exits while its
+            # peer still tears down can abort the peer ("terminate called without an active exception")
+            D.barrier()
+            return records
         finally:
             D.cleanup_distributed(info)
 
