@@ -185,7 +185,15 @@ def combine(paths, out_path, note: str | None = None) -> dict:
     combined record cannot be merged again with one of its own sources; all runs must share one step
     count and metric size (``quick``). ``combined_from`` names each input by file name, and for an input
     that was itself combined, its own sources."""
-    recs = [json.loads(Path(p).read_text()) for p in paths]
+    recs = []
+    for p in paths:
+        try:
+            rec = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--combine {p}: cannot read a JSON record ({e})")
+        if not isinstance(rec, dict) or not isinstance(rec.get("runs"), list):
+            raise SystemExit(f"--combine {p}: not a validate_dyga record (no 'runs' list)")
+        recs.append(rec)
     runs = [r for rec in recs for r in rec["runs"]]
     arms = list(dict.fromkeys(r["arm"] for r in runs))
     steps = sorted({r["steps"] for r in runs})
