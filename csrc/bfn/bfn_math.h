@@ -40,8 +40,8 @@ DIFFREP_HD T gamma_of_t(T t, T log_s1sq) {
 
 template <typename T>
 DIFFREP_HD T normal_cdf(T v, T mu, T inv_sigma) {
-  // Same order of operations as torch.distributions.Normal.cdf.
-  return T(0.5) * (T(1) + fast_erf((v - mu) * inv_sigma * T(kInvSqrt2)));
+  // torch.distributions.Normal.cdf's order of operations, with float's lower tail from erfc (fast_math.h)
+  return fast_half_one_plus_erf((v - mu) * inv_sigma * T(kInvSqrt2));
 }
 
 template <typename T>
@@ -150,7 +150,7 @@ DIFFREP_HD DiscMean<T> discretised_mean_nonneg(T mu_x, T sigma_x, int64_t K, boo
     for (int64_t j = 1; j < K; ++j) {
       const T z = (boundary<T>(j, K) - mu_x) * inv_s;
       const T phi = normal_pdf_std(z);
-      sum_cdf += T(0.5) * (T(1) + fast_erf(z * T(kInvSqrt2)));
+      sum_cdf += fast_half_one_plus_erf(z * T(kInvSqrt2));
       sum_pdf += phi;
       sum_zpdf += z * phi;
     }

@@ -152,10 +152,14 @@ DIFFREP_HD T fast_exp(T x) {
 
 // erf for float: x P(x^2) on |x| <= 1, 1 - e^{-x^2} Q(1/x) on 1 < |x| <= 4, +-1 beyond (erfc(4) is
 // below float's resolution at 1). Coefficients fitted for diffrep (Chebyshev-node least squares
-// in 50-digit arithmetic): |error| < 1.5e-7. Double keeps libm's erf: its tail needs more than a
-// well-conditioned polynomial in 1/x gives.
-DIFFREP_HD float fast_erf(float x) {
-  const float a = x < 0.f ? -x : x;
+// in 50-digit arithmetic): |error| < 1.5e-7, and e^{-x^2} Q(1/x) is erfc(x) to ~1e-7 relative.
+// Double keeps libm's erf: its tail needs more than a well-conditioned polynomial in 1/x gives.
+struct ErfParts {
+  float body;  // erf(|x|) (1 for |x| > 4)
+  float tail;  // erfc(|x|) = e^{-x^2} Q(1/|x|), used where 1 < |x| <= 4
+};
+
+DIFFREP_HD ErfParts fast_erf_parts(float a) {
   const float a2 = a * a;
   const float small = a * (1.128379167e+00f + a2 * (-3.761262988e-01f + a2 * (1.128362573e-01f + a2 * (
       -2.685539945e-02f + a2 * (5.191218377e-03f + a2 * (-8.034846650e-04f + a2 * 7.933493887e-05f))))));
@@ -163,9 +167,22 @@ DIFFREP_HD float fast_erf(float x) {
   const float q = 2.749467808e-04f + u * (5.589597449e-01f + u * (4.260821009e-02f + u * (-4.739520355e-01f + u * (
       5.021969965e-01f + u * (-2.492048154e-01f + u * (2.990831176e-02f + u * (2.566276961e-02f + u *
       -8.870569875e-03f)))))));
-  const float large = 1.f - fast_exp(-a2) * q;
-  const float v = a <= 1.f ? small : (a <= 4.f ? large : 1.f);
+  const float tail = fast_exp(-a2) * q;
+  return ErfParts{a <= 1.f ? small : (a <= 4.f ? 1.f - tail : 1.f), tail};
+}
+
+DIFFREP_HD float fast_erf(float x) {
+  const float v = fast_erf_parts(x < 0.f ? -x : x).body;
   return x < 0.f ? -v : v;
+}
+
+// (1 + erf(x)) / 2, the standard normal CDF at sqrt(2) x. Below x = -1 it is erfc(|x|) / 2 taken
+// from the tail directly: 1 + erf(x) would cancel there and keep only float's absolute resolution
+// (a CDF of 1e-5 then carries ~1% error, which the discretised output distribution divides by).
+DIFFREP_HD float fast_half_one_plus_erf(float x) {
+  const ErfParts e = fast_erf_parts(x < 0.f ? -x : x);
+  const float lower = x < -4.f ? 0.f : 0.5f * e.tail;
+  return x < -1.f ? lower : 0.5f * (1.f + (x < 0.f ? -e.body : e.body));
 }
 
 DIFFREP_HD double fast_erf(double x) {
@@ -175,5 +192,8 @@ DIFFREP_HD double fast_erf(double x) {
   return std::erf(x);
 #endif
 }
+
+// Double: the same order of operations as torch.distributions.Normal.cdf (the twin), exact to its ulp.
+DIFFREP_HD double fast_half_one_plus_erf(double x) { return 0.5 * (1.0 + fast_erf(x)); }
 
 }  // namespace diffrep
