@@ -61,6 +61,15 @@ def tiny_disdiff(**kw):
     return break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05)
 
 
+def disdiff_draws(m, x, seed: int):
+    """Replay DisDiff.loss's first draws from a generator seeded ``seed``: (generator, t, noise, x_t); the
+    generator is left where the objective's next draw (the sampled unit) starts."""
+    g = torch.Generator().manual_seed(seed)
+    t = m.schedule.sample_timesteps(x.shape[0], generator=g)
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    return g, t, noise, m.schedule.q_sample(x, t, noise)
+
+
 def disdiff_images(n: int = 4, seed: int = 1) -> torch.Tensor:
     """n float64 16 x 16 RGB images uniform in [-1, 1]."""
     return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()

@@ -9,7 +9,7 @@ import torch
 from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import disdiff_images as _images, tiny_disdiff as _model
+from helpers import disdiff_draws, disdiff_images as _images, tiny_disdiff as _model
 
 
 def test_shift_coefficients_equal_the_formulas():
@@ -48,10 +48,7 @@ def test_reconstruction_loss_is_the_pdae_prediction_error():
     m = _model(dis_weight=0.0)
     x = _images()
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(4))
-    g = torch.Generator().manual_seed(4)
-    t = m.schedule.sample_timesteps(4, generator=g)
-    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    x_t = m.schedule.q_sample(x, t, noise)
+    _, t, noise, x_t = disdiff_draws(m, x, 4)
     eps, G = m.predict(x_t, t, m.encode_units(x))
     a, ab = m.schedule.alphas.double()[t], m.schedule.alphas_cumprod.double()[t]
     ab_prev = torch.where(t > 0, m.schedule.alphas_cumprod.double()[(t - 1).clamp(min=0)], torch.ones_like(ab))
@@ -187,10 +184,8 @@ def test_one_run_pretrains_then_disentangles():
     x = _images()
     assert all(p.requires_grad for p in m.unet.parameters())
     early = m.loss(x, step=2, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(0)
-    t = m.schedule.sample_timesteps(4, generator=g)
-    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    torch.testing.assert_close(early["loss"], (m.unet(m.schedule.q_sample(x, t, noise), t) - noise).pow(2).mean(),
+    _, t, noise, x_t = disdiff_draws(m, x, 0)
+    torch.testing.assert_close(early["loss"], (m.unet(x_t, t) - noise).pow(2).mean(),
                                rtol=1e-12, atol=0)
     early["loss"].backward()
     assert m.unet.out[-1].weight.grad is not None and m.encoder.mean_head[-1].weight.grad is None

@@ -11,14 +11,7 @@ from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import disdiff_images as _images, tiny_disdiff as _model
-
-
-def _draws(m, x, seed):
-    g = torch.Generator().manual_seed(seed)
-    t = m.schedule.sample_timesteps(x.shape[0], generator=g)
-    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    return t, noise, m.schedule.q_sample(x, t, noise)
+from helpers import disdiff_draws, disdiff_images as _images, tiny_disdiff as _model
 
 
 def _ldm(**kw):
@@ -32,7 +25,7 @@ def test_l1_error_in_both_stages():
     x = _images()
     m = _model(recon_loss="l1", dis_weight=0.0)
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
-    t, noise, x_t = _draws(m, x, 3)
+    _, t, noise, x_t = disdiff_draws(m, x, 3)
     eps, g = m.predict(x_t, t, m.encode_units(x))
     a, ab = m.schedule.alphas.double()[t], m.schedule.alphas_cumprod.double()[t]
     ab_prev = torch.where(t > 0, m.schedule.alphas_cumprod.double()[(t - 1).clamp(min=0)], torch.ones_like(ab))
@@ -319,10 +312,7 @@ def test_the_sampled_unit_comes_from_the_generator_after_t_and_noise():
     x = _images()
     m = _model()
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(5))
-    g = torch.Generator().manual_seed(5)
-    t = m.schedule.sample_timesteps(4, generator=g)
-    noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-    x_t = m.schedule.q_sample(x, t, noise)
+    g, t, noise, x_t = disdiff_draws(m, x, 5)
     concept = torch.randint(0, m.config.num_units, (4,), generator=g)
     units = m.encode_units(x)
     eps, G = m.predict(x_t, t, units)

@@ -34,6 +34,16 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def phase3_reconstruction(m, x, seed):
+    """Phase 3's decode of f(x, 0) + sigma_0 eps with eps drawn first from gen(seed), as ``loss`` draws it
+    (grad flows to the decoder only)."""
+    zero = torch.zeros(x.shape[0])
+    with torch.no_grad():
+        f = m.vae.encoder(x, zero)
+        z = f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=gen(seed))
+    return m.vae.decoder(z, zero)
+
+
 def trainable(m):
     return {n for n, p in m.named_parameters() if p.requires_grad}
 
@@ -124,24 +134,15 @@ def test_phase_3_trains_the_decoder_and_the_discriminator_only(tmp_path):
     assert all(p.grad is None for p in m.vae.encoder.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vae.decoder.parameters())
     # rec is the L1 of the beta = 0 reconstruction of f(x, 0) + sigma_0 eps
-    g = gen(3)
     with torch.no_grad():
-        r = m.loss(x, step=0, generator=g)["rec"]
-        g = gen(3)
-        zero = torch.zeros(4)
-        f = m.vae.encoder(x, zero)
-        rec = m.vae.decoder(f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g), zero)
+        r = m.loss(x, step=0, generator=gen(3))["rec"]
+        rec = phase3_reconstruction(m, x, 3)
     assert float(r) == pytest.approx(float((rec - x).abs().mean()), rel=1e-6)
     # the loss values: L1 + lambda * (-D(rec)), lambda = adv_disc_weight x Eq. 7's adaptive weight; hinge for D
     from diffrep.nn.vq import adaptive_weight, hinge_d_loss
 
     out = m.loss(x, step=0, generator=gen(3))
-    g = gen(3)
-    zero = torch.zeros(4)
-    with torch.no_grad():
-        f = m.vae.encoder(x, zero)
-        z = f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g)
-    rec = m.vae.decoder(z, zero)
+    rec = phase3_reconstruction(m, x, 3)
     l1 = (rec - x).abs().mean()
     g_loss = -m.discriminator(rec).mean()
     lam = 0.5 * adaptive_weight(l1, g_loss, m.vae.decoder.last_layer())
@@ -325,12 +326,7 @@ def test_phase_3_perceptual_term_and_g_loss_values():
     m.perceptual = stub
     x = images(4)
     out = m.loss(x, step=0, generator=gen(3))
-    g = gen(3)
-    zero = torch.zeros(4)
-    with torch.no_grad():
-        f = m.vae.encoder(x, zero)
-        z = f + m.vae.sigma(zero)[:, None] * torch.randn(f.shape, generator=g)
-    rec = m.vae.decoder(z, zero)
+    rec = phase3_reconstruction(m, x, 3)
     p = 3.0 * (x - rec).pow(2).mean()
     assert torch.equal(seen[0][0], x) and torch.allclose(seen[0][1], rec)
     assert float(out["lpips"]) == pytest.approx(float(p), rel=1e-5)
