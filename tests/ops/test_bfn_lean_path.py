@@ -203,6 +203,12 @@ def _bad_cases():
         lambda: bfn.discrete_update(torch.zeros_like(theta), yk),
         lambda: bfn.discrete_update(theta.log() + 1, yk, log=True),
         lambda: bfn.discrete_update_inverse(theta, inf_y, log=True),
+        # pairs the lean path must leave to the general path's checks: one element count in another shape
+        # (else the kernel would read y in mu's layout), empty data
+        lambda: bfn.continuous_update(mu, rho, y.reshape(5, 3), alpha),
+        lambda: bfn.continuous_update(mu[:0], rho[:0], y[:0], alpha[:0]),
+        lambda: bfn.discrete_update(theta, yk.reshape(5, 3, 4)),
+        lambda: bfn.continuous_update(mu, torch.ones(3, 2), y, alpha),  # neither (B,) nor mu's shape
     ]
 
 
@@ -226,6 +232,17 @@ def test_errors_are_those_of_the_general_path(general, case):
     assert isinstance(results[0], Exception), "the bad call did not raise"
     _same(results[0], results[1])
     assert torch.equal(states[0], states[1])  # the same draws from the generator before the error
+
+
+def test_mixed_dtypes_are_promoted_as_on_the_general_path(general):
+    mu, y, rho, alpha = _data(torch.float32)
+    theta, yk = torch.softmax(torch.randn(3, 5, 4), -1), torch.randn(3, 5, 4)
+    for fn in (lambda: bfn.continuous_update(mu, rho, y.double(), alpha),
+               lambda: bfn.discrete_update(theta, yk.double())):
+        lean, slow = _both(general, fn)
+        assert not isinstance(lean, Exception)
+        _same(lean, slow)
+        assert (lean[0] if isinstance(lean, tuple) else lean).dtype == torch.float64
 
 
 def test_forced_backends_and_the_environment_bypass_the_lean_path(monkeypatch):
