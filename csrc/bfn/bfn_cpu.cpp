@@ -61,10 +61,11 @@ inline auto call_bfn_isa(F&& f) -> decltype(f()) {
 #endif
 
 // Runs body(i0, i1) -> error flags over tiles of items [i0, i1) in parallel (each item costing
-// `width` units of work, e.g. K classes) and returns the OR of the flags.
+// `width` units of work, e.g. K classes; a tile's item count a multiple of `group`) and returns the
+// OR of the flags.
 template <typename Body>
-int32_t parallel_tiles(int64_t n, int64_t width, Body&& body) {
-  const int64_t per_tile = width >= kTile ? 1 : kTile / width;
+int32_t parallel_tiles(int64_t n, int64_t width, Body&& body, int64_t group = 1) {
+  const int64_t per_tile = ((width >= kTile ? 1 : kTile / width) + group - 1) / group * group;
   const int64_t tiles = (n + per_tile - 1) / per_tile;
   int32_t flags = 0;
 #pragma omp parallel for schedule(static) reduction(| : flags) if (n * width >= kParallelMin)
@@ -79,7 +80,7 @@ int32_t parallel_tiles(int64_t n, int64_t width, Body&& body) {
 // (injected, or Philox normals generated in one vectorised batch), item i's k-th at
 // eps[(i - i0) * K + k].
 template <typename T, typename Body>
-int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Body&& body) {
+int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Body&& body, int64_t group = 1) {
   return parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
     if (noise) return body(i0, i1, noise + i0 * K);
     thread_local std::vector<T> buf;
@@ -92,7 +93,7 @@ int32_t tiled_with_noise(int64_t n, int64_t K, const T* noise, PhiloxKey key, Bo
 #endif
     philox_normals_body<T>(key, static_cast<uint64_t>(i0 * K), (i1 - i0) * K, buf.data());
     return body(i0, i1, static_cast<const T*>(buf.data()));
-  });
+  }, group);
 }
 
 // A tile's noise addressed by global stream index (what the element bodies ask for).
@@ -299,7 +300,7 @@ DIFFREP_LAUNCHER(disc_update) {
     if (K == 2) return disc_update2_items(i0, i1, theta, y, sign, log_io, out);
     return log_io ? items::disc_update_tile_log(theta, y, K, i0, i1, sign, out)
                   : items::disc_update_tile(theta, y, K, i0, i1, sign, out);
-  });
+  }, K >= 16 ? 16 : 1);  // whole groups of 16 items for items::disc_update_groups16
 }
 
 DIFFREP_LAUNCHER(disc_sender_update) {
@@ -320,7 +321,7 @@ DIFFREP_LAUNCHER(disc_sender_update) {
     else if (log_io) flags |= items::disc_update_tile_log(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
     else flags |= items::disc_update_tile(theta, static_cast<const T*>(out_y), K, i0, i1, T(1), out);
     return flags;
-  });
+  }, K >= 16 ? 16 : 1);  // whole groups of 16 items for items::disc_update_groups16
 }
 
 DIFFREP_LAUNCHER(disc_probs) {

@@ -82,6 +82,37 @@ inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool
   for (int64_t k = 0; k < K; ++k) out[k] *= inv;
 }
 
+// Items [i0, i1) of K >= 16 classes in groups of 16 through v4::update_group16 (one pass over the
+// values, 16 sums reduced at once); returns the first item it did not do (the rest of the tile
+// goes through the flat passes). Items of a group with invalid input are redone one by one (which
+// flags them), items with unusable sums by disc_update_item. docs/kernels/bfn.md#performance.
+template <bool log_io, typename T>
+inline int64_t disc_update_groups16(const T* theta, const T* y, int64_t K, int64_t i0, int64_t i1, T sign, T* out,
+                                    int32_t& flags) {
+#ifdef DIFFREP_HAVE_BFN_V4
+  if constexpr (std::is_same<T, float>::value) {
+    if (K < 16 || !v4::available()) return i0;
+    for (; i0 + 16 <= i1; i0 += 16) {
+      const float *th = theta + i0 * K, *yy = y + i0 * K;
+      float* o = out + i0 * K;
+      const bool full = K % 16 == 0;
+      const int32_t r =
+          sign > 0 ? (K == 16 ? v4::update_group16<log_io, true, false, 16>(th, yy, K, o)
+                              : full ? v4::update_group16<log_io, true, false>(th, yy, K, o)
+                                     : v4::update_group16<log_io, false, false>(th, yy, K, o))
+                   : (K == 16 ? v4::update_group16<log_io, true, true, 16>(th, yy, K, o)
+                              : full ? v4::update_group16<log_io, true, true>(th, yy, K, o)
+                                     : v4::update_group16<log_io, false, true>(th, yy, K, o));
+      if (r == 0) continue;
+      for (int64_t i = 0; i < 16; ++i)
+        if (r == -1 || (r >> i) & 1)
+          disc_update_item(theta + (i0 + i) * K, y + (i0 + i) * K, K, sign, log_io, out + (i0 + i) * K, flags);
+    }
+  }
+#endif
+  return i0;
+}
+
 // The probability-space update of items [i0, i1) of K classes (K >= 3) in two flat passes:
 // e_j = theta_j exp(sign y_j) over all (i1 - i0) K values of the tile in one vectorised loop (no
 // per-item loop set-up, no max: exp only overflows where y > 88 in float), then per item one sum
@@ -92,6 +123,9 @@ inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool
 template <typename T>
 inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y, int64_t K, int64_t i0, int64_t i1,
                                 T sign, T* __restrict out) {
+  int32_t flags = 0;
+  i0 = disc_update_groups16<false>(theta, y, K, i0, i1, sign, out, flags);
+  if (i0 == i1) return flags;
   int32_t bad = 0;
   const int64_t b = i0 * K, e = i1 * K;
 #ifdef DIFFREP_HAVE_BFN_V4
@@ -108,7 +142,6 @@ inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y
       out[j] = th * fast_exp(v);
     }
   }
-  int32_t flags = 0;
   if (bad) {
     for (int64_t i = i0; i < i1; ++i) disc_update_item(theta + i * K, y + i * K, K, sign, false, out + i * K, flags);
     return flags;
@@ -139,6 +172,9 @@ inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y
 template <typename T>
 inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restrict y, int64_t K, int64_t i0,
                                     int64_t i1, T sign, T* __restrict out) {
+  int32_t flags = 0;
+  i0 = disc_update_groups16<true>(theta, y, K, i0, i1, sign, out, flags);
+  if (i0 == i1) return flags;
   thread_local std::vector<T> scratch;
   scratch.resize(static_cast<size_t>((i1 - i0) * K));
   T* __restrict ex = scratch.data() - i0 * K;
@@ -160,7 +196,6 @@ inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restri
       ex[j] = fast_exp(a);
     }
   }
-  int32_t flags = 0;
   if (bad) {
     for (int64_t i = i0; i < i1; ++i) disc_update_item(theta + i * K, y + i * K, K, sign, true, out + i * K, flags);
     return flags;

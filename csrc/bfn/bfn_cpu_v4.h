@@ -33,8 +33,9 @@ inline bool available() {
 // 0 below -87.3 as fast_exp (no subnormal results: arithmetic on them costs ~100 cycles per
 // operation without FTZ/DAZ, which made a flow with large beta K 2x slower), inf above 88.7.
 DIFFREP_TARGET_V4 inline __m512 exp16(__m512 x) {
+  // below -87.3 (and NaN) the lanes are zeroed at the end, whatever the steps compute there
   const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);  // false for NaN too
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(89.0f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896340736f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
@@ -88,6 +89,127 @@ DIFFREP_TARGET_V4 inline int32_t update_flat_log(const float* theta, const float
     _mm512_mask_storeu_ps(ex + j, m, exp16(a));
   }
   return bad ? 1 : 0;
+}
+
+// The lane sums of 16 vectors at once: lane i of the result is the sum of v[i]'s 16 lanes. A
+// per-vector horizontal sum is a chain of 4 shuffle + add steps (~4 ops of latency 3-4 each); 16
+// of them at once take 15 adds and 30 lane shuffles, each step halving the number of vectors
+// (pairs of 256-bit halves, then 128-bit quarters, then pairs and single lanes within quarters),
+// and one permutation into item order. The order of the additions differs from a sequential sum
+// by rounding only.
+DIFFREP_TARGET_V4 inline __m512 lane_sums16(const __m512* v) {
+  __m512 t[8], u[4];
+  for (int j = 0; j < 8; ++j)  // t[j]: v[2j]'s 8 partial sums in quarters 0-1, v[2j+1]'s in 2-3
+    t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0xEE));
+  for (int m = 0; m < 4; ++m)  // u[m]: quarter q holds v[4m + q]'s 4 partial sums
+    u[m] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * m], t[2 * m + 1], 0x88),
+                         _mm512_shuffle_f32x4(t[2 * m], t[2 * m + 1], 0xDD));
+  // w0 (w1): quarter q holds v[q]'s (v[8 + q]'s) 2 partial sums, then v[4 + q]'s (v[12 + q]'s)
+  const __m512 w0 = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x44), _mm512_shuffle_ps(u[0], u[1], 0xEE));
+  const __m512 w1 = _mm512_add_ps(_mm512_shuffle_ps(u[2], u[3], 0x44), _mm512_shuffle_ps(u[2], u[3], 0xEE));
+  // lane 4q + r holds the sum of v[4r + q]
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(w0, w1, 0x88), _mm512_shuffle_ps(w0, w1, 0xDD));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
+}
+
+// ln x for normal positive x (common/fast_math.h's fast_log without its subnormal, zero, negative
+// and infinite cases, which callers exclude): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+// ln m = 2 atanh(s), s = (m - 1)/(m + 1), 5 terms of the series (|s| <= 0.1716).
+DIFFREP_TARGET_V4 inline __m512 log16_normal(__m512 x) {
+  const __m512i bits = _mm512_castps_si512(x), mant = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFF));
+  const __mmask16 big = _mm512_cmpgt_epi32_mask(mant, _mm512_set1_epi32(0x3504F3));  // m > sqrt(2): halve it
+  const __m512i bigi = _mm512_maskz_mov_epi32(big, _mm512_set1_epi32(1));
+  const __m512i e = _mm512_add_epi32(_mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127)), bigi);
+  const __m512 m = _mm512_castsi512_ps(
+      _mm512_or_si512(mant, _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), bigi), 23)));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 s = _mm512_div_ps(_mm512_sub_ps(m, one), _mm512_add_ps(m, one)), s2 = _mm512_mul_ps(s, s);
+  __m512 p = _mm512_set1_ps(1.0f / 9);
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 7));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 5));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 3));
+  p = _mm512_fmadd_ps(p, s2, one);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(0.693147180559945309417232121458f),
+                         _mm512_mul_ps(_mm512_add_ps(s, s), p));
+}
+
+// Which lanes of a vector of per-item sums can be used: sum in [2^-40, max] (disc_update_tile's
+// rule: below, classes may have underflowed; above or NaN, an exp overflowed).
+DIFFREP_TARGET_V4 inline __mmask16 usable_sums(__m512 sum) {
+  return _mm512_cmp_ps_mask(sum, _mm512_set1_ps(9.094947017729282e-13f), _CMP_GE_OQ) &
+         _mm512_cmp_ps_mask(sum, _mm512_set1_ps(3.402823466e38f), _CMP_LE_OQ);
+}
+
+// The discrete update of 16 consecutive items of K >= 16 classes in one pass over their values:
+// per item the flat pass's values (update_flat / update_flat_log: theta e^(sign y), or a = theta +
+// sign y with e^a) are written to out and summed in registers, the 16 sums are reduced at once
+// (lane_sums16), then each item is scaled by 1/sum (probability space) or has log(sum) subtracted
+// (log space). The input checks accumulate in vectors (the largest bit pattern of theta, y * 0,
+// which is NaN for inf and NaN) and are tested once. `full`: K is a multiple of 16 (no lane
+// masks); `negate`: the inverse update (sign = -1); `fixed_k`: K known at compile time (16).
+// Returns -1 when some input is invalid (the caller redoes the 16 items one by one, which flags
+// them), else the mask of items whose sum is not usable (the caller redoes those). Same values as
+// the flat pass + per-item sums of disc_update_tile(_log) up to the order of the additions.
+template <bool log_io, bool full, bool negate, int64_t fixed_k = 0>
+DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float* y, int64_t K_, float* out) {
+  const int64_t K = fixed_k ? fixed_k : K_;  // fixed_k = 16: straight-line code per item
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 ychk = zero;                      // y * 0: NaN in a lane that saw inf or NaN
+  __m512i thbits = _mm512_setzero_si512();  // probability space: largest bits of theta (> 1.0f: invalid)
+  __mmask16 thbad = 0;                     // log space: some theta not <= 0
+  __m512 acc[16];
+  for (int r = 0; r < 16; ++r) {
+    const float *th_r = theta + r * K, *y_r = y + r * K;
+    float* o_r = out + r * K;
+    // classes [k, k + 16) of item r: stores theta e^v (or a = theta + v), returns the exps
+    const auto chunk = [&](int64_t k) DIFFREP_TARGET_V4 {
+      const __mmask16 m = full ? __mmask16(0xFFFF) : tail_mask(K - k);
+      const __m512 th = full ? _mm512_loadu_ps(th_r + k) : _mm512_maskz_loadu_ps(m, th_r + k);
+      const __m512 yv = full ? _mm512_loadu_ps(y_r + k) : _mm512_maskz_loadu_ps(m, y_r + k);
+      const __m512 v = negate ? _mm512_xor_ps(yv, _mm512_set1_ps(-0.0f)) : yv;  // -y, bit-exact
+      ychk = _mm512_fmadd_ps(v, zero, ychk);
+      __m512 e;
+      if constexpr (log_io) {
+        thbad = _kor_mask16(thbad, _mm512_cmp_ps_mask(th, zero, _CMP_NLE_UQ));  // 0 in masked lanes
+        const __m512 l = _mm512_add_ps(th, v);
+        e = full ? exp16(l) : _mm512_maskz_mov_ps(m, exp16(l));
+        if constexpr (full) _mm512_storeu_ps(o_r + k, l); else _mm512_mask_storeu_ps(o_r + k, m, l);
+      } else {
+        thbits = _mm512_max_epu32(thbits, _mm512_castps_si512(th));
+        e = _mm512_mul_ps(th, exp16(v));  // 0 in masked lanes
+        if constexpr (full) _mm512_storeu_ps(o_r + k, e); else _mm512_mask_storeu_ps(o_r + k, m, e);
+      }
+      return e;
+    };
+    __m512 a = chunk(0);
+    for (int64_t k = 16; k < K; k += 16) a = _mm512_add_ps(a, chunk(k));
+    acc[r] = a;
+  }
+  const __mmask16 bad = _mm512_cmp_ps_mask(ychk, ychk, _CMP_UNORD_Q) | thbad |
+                        _mm512_cmp_epu32_mask(thbits, _mm512_set1_epi32(0x3F800000), _MM_CMPINT_GT);
+  if (bad) return -1;
+  const __m512 sum = lane_sums16(acc);
+  const __mmask16 odd = static_cast<__mmask16>(~usable_sums(sum));
+  // each item's factor broadcast from memory: a load-port operation, where a lane permutation
+  // would queue behind lane_sums16's shuffles on the one shuffle port
+  alignas(64) float f[16];
+  _mm512_store_ps(f, log_io ? log16_normal(sum) : _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+  for (int r = 0; r < 16; ++r) {
+    const __m512 fr = _mm512_set1_ps(f[r]);
+    float* o_r = out + r * K;
+    for (int64_t k = 0; k < K; k += 16) {
+      if constexpr (full) {
+        const __m512 o = _mm512_loadu_ps(o_r + k);
+        _mm512_storeu_ps(o_r + k, log_io ? _mm512_sub_ps(o, fr) : _mm512_mul_ps(o, fr));
+      } else {
+        const __mmask16 m = tail_mask(K - k);
+        const __m512 o = _mm512_maskz_loadu_ps(m, o_r + k);
+        _mm512_mask_storeu_ps(o_r + k, m, log_io ? _mm512_sub_ps(o, fr) : _mm512_mul_ps(o, fr));
+      }
+    }
+  }
+  return static_cast<int32_t>(odd);
 }
 
 // The discrete flow's shifted softmax of one item (disc_flow_item_shifted): o_k = e^(sd (eps_k -

@@ -90,6 +90,72 @@ def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
                                rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("K", [16, 17, 32, 40, 256])
+@pytest.mark.parametrize("log", [False, True])
+def test_discrete_update_groups_of_16_items_match_float64(K, log):
+    # float32, K >= 16: items go through the one-pass kernel 16 at a time (full 16-lane steps when
+    # 16 divides K, masked tails otherwise), the last n % 16 through the flat passes; a group with
+    # an item whose exp overflows (y = 120) or whose classes underflow redoes only that item
+    g = torch.Generator().manual_seed(K)
+    n = 16 * 70 + 7  # K = 16: 18032 values, enough for the parallel region
+    theta = torch.softmax(torch.randn(n, K, generator=g, dtype=torch.float64) * 3, -1)
+    y = torch.randn(n, K, generator=g, dtype=torch.float64) * 6
+    y[17, 3] = 120.0
+    theta[40] = 1.0 / (K - 1)
+    theta[40, 0] = 1e-30
+    theta[40] /= theta[40].sum()
+    y[40] = 0.0
+    y[40, 0] = 100.0
+    theta, y = theta.float(), y.float()
+    th = theta.log() if log else theta
+    for fn, sign in ((bfn.discrete_update, 1.0), (bfn.discrete_update_inverse, -1.0)):
+        with use_backend("cpu", strict=True):
+            out = fn(th, y, log=log)
+        expect = torch.log_softmax((th.double() if log else theta.double().log()) + sign * y.double(), -1)
+        if log:
+            # a - lse in float32: rounding of the logits' scale; the vectorised log of the 16 sums
+            # is good to ~1e-7, so the probabilities sum to 1 within a few float32 ulps
+            fin = torch.isfinite(expect)
+            err = (out.double() - expect).abs()[fin]
+            assert bool((err <= 2e-7 * expect.abs()[fin] + 1e-6).all()), err.max()
+            torch.testing.assert_close(out.double().exp().sum(-1), torch.ones(n, dtype=torch.float64),
+                                       rtol=0, atol=2e-6)
+        else:
+            torch.testing.assert_close(out.double(), expect.exp(), rtol=2e-5, atol=1e-7)
+        torch.set_num_threads(1)
+        try:
+            with use_backend("cpu", strict=True):
+                one = fn(th, y, log=log)
+        finally:
+            torch.set_num_threads(2)
+        assert torch.equal(one, out)  # items never straddle tiles: the same bits at any thread count
+
+
+@pytest.mark.parametrize("K", [16, 40])
+@pytest.mark.parametrize("where", [0, 21, 85])
+def test_discrete_update_groups_of_16_items_flag_invalid_input(K, where):
+    # one bad value anywhere in a group (or in the flat-pass tail at item 85) is found and named
+    theta = torch.softmax(torch.randn(87, K, generator=torch.Generator().manual_seed(1)), -1)
+    cases = [(theta, "probabilities", False, lambda t, y: t.__setitem__((where, K - 1), 1.5)),
+             (theta, "probabilities", False, lambda t, y: t.__setitem__((where, 3), -1e-3)),
+             (theta, "finite", False, lambda t, y: y.__setitem__((where, 5), float("inf"))),
+             (theta, "finite", False, lambda t, y: y.__setitem__((where, K - 1), float("nan"))),
+             (theta.log(), "log-probabilities <= 0", True, lambda t, y: t.__setitem__((where, 2), 0.25)),
+             (theta.log(), "log-probabilities <= 0", True, lambda t, y: t.__setitem__((where, 2), float("nan"))),
+             (theta.log(), "finite", True, lambda t, y: y.__setitem__((where, 0), -float("inf")))]
+    for th, match, log, spoil in cases:
+        t, y = th.clone(), torch.zeros(87, K)
+        spoil(t, y)
+        with use_backend("cpu", strict=True), pytest.raises(ValueError, match=match):
+            bfn.discrete_update(t, y, log=log)
+    # -0.0 is a probability (and a log-probability): accepted, as by the per-item body
+    t = theta.clone()
+    t[where, 1] = -0.0
+    with use_backend("cpu", strict=True):
+        out = bfn.discrete_update(t, torch.zeros(87, K))
+    torch.testing.assert_close(out, t / t.sum(-1, keepdim=True))
+
+
 @pytest.mark.parametrize("K", [3, 16, 27, 70])
 def test_flow_noise_matches_the_philox_twin_across_tiles(K):
     # thousands of normals: many 1024-normal tiles whose stream starts are not multiples of 4 (the
