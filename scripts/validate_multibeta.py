@@ -67,21 +67,47 @@ def _load() -> list[float]:
         return []
 
 
-def fixed_beta(vae, beta: float):
+def fixed_beta(vae, beta: float, kl_warmup: int = 0):
     """The beta-VAE baseline's trainable module: the VAE's Eq. 4 loss with beta fixed at ``beta`` for every
-    example (what the Trainer trains; the VAE is trained in place)."""
+    example (what the Trainer trains; the VAE is trained in place). ``kl_warmup`` > 0: the KL weight ramps
+    linearly from 0 to ``beta`` over the first ``kl_warmup`` steps ((B - beta) nll + min(1, step / kl_warmup) beta
+    KL), the usual guard of a beta-VAE against posterior collapse; the final objective, and so the matched KL
+    weight, is unchanged."""
     import torch
     from torch import nn
+
+    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
+        raise ValueError(f"kl_warmup must be an int >= 0, got {kl_warmup!r}")
 
     class FixedBetaVAE(nn.Module):
         def __init__(self):
             super().__init__()
             self.vae = vae
 
+        def kl_scale(self, step) -> float:
+            if not kl_warmup or step is None:
+                return 1.0
+            return min(1.0, float(step) / kl_warmup)
+
         def loss(self, batch, *, step=None, generator=None):
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             b = torch.full((x.shape[0],), float(beta), device=x.device)
-            return self.vae.loss(batch, step=step, generator=generator, beta=b)
+            scale = self.kl_scale(step)
+            if scale == 1.0:
+                return self.vae.loss(batch, step=step, generator=generator, beta=b)
+            plain = type(self.vae).weights
+
+            def weights(bb):  # the Eq. 4 weights with the KL weight scaled (only during the warm-up)
+                w_rec, w_kl = plain(self.vae, bb)
+                return w_rec, w_kl * scale
+
+            self.vae.weights = weights
+            try:
+                out = self.vae.loss(batch, step=step, generator=generator, beta=b)
+            finally:
+                del self.vae.weights
+            out["kl_scale"] = scale
+            return out
 
     return FixedBetaVAE()
 
@@ -286,6 +312,8 @@ def main(argv=None) -> int:
                     "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
     ap.add_argument("--save-dir", default="", help="save the trained models here (config.json + safetensors)")
     ap.add_argument("--load-dir", default="", help="evaluate the models a --save-dir run saved instead of training")
+    ap.add_argument("--baseline-kl-warmup", type=int, default=0, help="beta-VAE baseline: ramp its KL weight from 0 "
+                    "to beta* over this many first steps (0: none); the final, matched KL weight is unchanged")
     ap.add_argument("--posterior-scale", choices=("isotropic", "per_unit"), default=None,
                     help="sigma_beta of Eq. 3: isotropic (the paper) or per_unit (one per latent unit, a departure); "
                     "sets model.vae.posterior_scale and model.denoiser.schedule (default: the recipe's)")
@@ -349,7 +377,7 @@ def main(argv=None) -> int:
 
         # -- 2. the beta-VAE baseline: the same VAE, beta fixed at beta* --------------------------------
         t0 = time.perf_counter()
-        Trainer(fixed_beta(baseline.vae, beta_star), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
+        Trainer(fixed_beta(baseline.vae, beta_star, args.baseline_kl_warmup), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
         times["beta_vae_s"] = time.perf_counter() - t0
         baseline.to(device).eval()
         if args.save_dir:
@@ -418,6 +446,7 @@ def main(argv=None) -> int:
         gen.manual_seed(args.seed)
         samples = model.sample(args.num_images, generator=gen)
         bvae_direct = baseline.decode(baseline.encode(x, beta_star), beta_star)
+        bvae_rate = information_curve(baseline.vae, x, [0.0, beta_star] if beta_star > 0 else [0.0])["rate"][-1]
     dist = {name: nearest_distance(imgs.cpu(), reference) for name, imgs in
             (("real_images", x), ("direct_decode", direct), ("denoise_then_decode", denoised),
              ("printed_sign_denoise", printed), ("unconditional_samples", samples), ("beta_vae_decode", bvae_direct))}
@@ -477,7 +506,11 @@ def main(argv=None) -> int:
                     "cpus": os.cpu_count(), "load_avg_at_end": _load()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "baseline": "beta-VAE = the recipe's MultiBetaVAE (same nets, same init, same TrainConfig) trained with beta "
-                    "fixed at beta* (objective (B - beta*) nll + beta* KL)",
+                    "fixed at beta* (objective (B - beta*) nll + beta* KL)"
+                    + (f"; KL weight ramped from 0 over the first {args.baseline_kl_warmup} steps"
+                       if args.baseline_kl_warmup else ""),
+        "baseline_kl_warmup": args.baseline_kl_warmup,
+        "beta_vae_rate_nats": bvae_rate,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
