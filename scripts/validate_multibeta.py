@@ -314,10 +314,14 @@ def main(argv=None) -> int:
     ap.add_argument("--load-dir", default="", help="evaluate the models a --save-dir run saved instead of training")
     ap.add_argument("--baseline-kl-warmup", type=int, default=0, help="beta-VAE baseline: ramp its KL weight from 0 "
                     "to beta* over this many first steps (0: none); the final, matched KL weight is unchanged")
+    ap.add_argument("--retrain-baseline", action="store_true", help="with --load-dir: train the beta-VAE baseline again "
+                    "(same seed and initialisation as a full run; e.g. with another --baseline-kl-warmup) instead of loading it")
     ap.add_argument("--posterior-scale", choices=("isotropic", "per_unit"), default=None,
                     help="sigma_beta of Eq. 3: isotropic (the paper) or per_unit (one per latent unit, a departure); "
                     "sets model.vae.posterior_scale and model.denoiser.schedule (default: the recipe's)")
     args, rest = ap.parse_known_args(argv)
+    if args.retrain_baseline and not args.load_dir:
+        ap.error("--retrain-baseline goes with --load-dir (a full run trains the baseline anyway)")
     if args.save_dir and args.load_dir:
         ap.error("--save-dir and --load-dir exclude each other (a loaded run is already saved)")
     try:
@@ -354,6 +358,15 @@ def main(argv=None) -> int:
         dataset = recipe.build(cfg)[1]
         print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
               flush=True)
+        if args.retrain_baseline:  # the full run's baseline: a build right after seeding (the same initial weights)
+            seed_everything(cfg.train.seed)
+            baseline, dataset = recipe.build(cfg)
+            t0 = time.perf_counter()
+            Trainer(fixed_beta(baseline.vae, beta_star, args.baseline_kl_warmup), dataset, cfg.train,
+                    run / "beta_vae").train(overwrite=args.overwrite)
+            times["beta_vae_s"] = time.perf_counter() - t0
+            times["baseline_retrained"] = True
+            baseline.to(device).eval()
     else:
         # -- 1. the multi-beta VAE and its latent diffusion -------------------------------------------
         seed_everything(cfg.train.seed)

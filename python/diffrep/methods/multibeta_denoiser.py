@@ -130,7 +130,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         n = self.config.num_steps
         want = (n + 1,) + self.config.sigma_shape
         if not isinstance(sigmas, torch.Tensor) or tuple(sigmas.shape) != want:
-            what = "N + 1 grid values" if len(want) == 1 else f"N + 1 grid values x the latent's shape, schedule='per_unit'"
+            what = "N + 1 grid values" if len(want) == 1 else "N + 1 grid values x the latent's shape, schedule='per_unit'"
             raise ValueError(f"set_schedule: sigmas must be a tensor of shape {list(want)} ({what}), "
                              f"got {tuple(getattr(sigmas, 'shape', ()))}")
         s = sigmas.detach().to(self.sigma_table.dtype)
