@@ -362,3 +362,23 @@ def test_per_unit_save_load_round_trip_and_validation(tmp_path):
     iso = tiny_pipeline("isotropic")
     assert iso.vae.sigma(0.5).shape == (1,) and iso.vae.sigma_latent(torch.tensor([0.1, 0.2])).shape == (2, 1)
     assert m.vae.sigma(0.5).shape == (1, D) and m.vae.sigma_latent(torch.tensor([0.1, 0.2])).shape == (2, D)
+
+
+def test_isotropic_schedule_messages_and_posterior_type_are_unchanged():
+    """The isotropic denoiser keeps its shapes, messages and a float sigma~_t (mutation survivors of the per-unit
+    branches)."""
+    m = iso_denoiser(torch.linspace(0.1, 1.0, N + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"shape \[5\] \(N \+ 1 grid values\), got \(5, 3\)"):
+        m.set_schedule(torch.ones(N + 1, D))
+    bad = torch.linspace(0.1, 1.0, N + 1, dtype=torch.float64)
+    bad[3] = bad[2]
+    with pytest.raises(ValueError, match=r"sigma\[3\] = 0\.55 <= sigma\[2\] = 0\.55$"):
+        m.set_schedule(bad)
+    pu, _ = per_unit_denoiser()
+    with pytest.raises(ValueError, match=r"shape \[5, 3\] \(N \+ 1 grid values x the latent's shape, schedule='per_unit'\)"):
+        pu.set_schedule(torch.ones(N + 1))
+    z = eps(2, 20)
+    mean, std = m.posterior(z, z, z, 2)
+    assert isinstance(std, float)
+    _, std_pu = pu.posterior(z, z, z, 2)
+    assert isinstance(std_pu, torch.Tensor) and std_pu.dtype == torch.float64 and std_pu.shape == (D,)
