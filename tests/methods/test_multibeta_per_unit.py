@@ -382,3 +382,19 @@ def test_isotropic_schedule_messages_and_posterior_type_are_unchanged():
     assert isinstance(std, float)
     _, std_pu = pu.posterior(z, z, z, 2)
     assert isinstance(std_pu, torch.Tensor) and std_pu.dtype == torch.float64 and std_pu.shape == (D,)
+
+
+def test_per_unit_tables_keep_the_model_dtype():
+    """A float32 model reads its tables in float32 off the grid (the interpolation weight is cast to the table's
+    dtype), and the per-unit sigma~_t follows the latents' dtype."""
+    torch.manual_seed(0)
+    m = MultiBetaVAE(MultiBetaVAEConfig(image_size=32, in_channels=1, latent_dim=D, hidden=16, beta_embed_dim=8,
+                                        num_steps=N, posterior_scale="per_unit"))
+    for b in (0.3, torch.tensor([0.1, 0.6])):
+        assert m.sigma(b).dtype == torch.float32 and m.log_s2(b).dtype == torch.float32
+    torch.manual_seed(0)
+    den = LatentDenoiser(LatentDenoiserConfig(latent_dim=D, hidden=16, depth=1, num_steps=N, schedule="per_unit"))
+    den.set_schedule(torch.linspace(0.1, 1.0, N + 1)[:, None].repeat(1, D))
+    z = eps(2, 21)  # float64 latents, float32 schedule
+    _, std = den.posterior(z, z, z, 2)
+    assert std.dtype == torch.float64
