@@ -3,7 +3,7 @@
 
     python scripts/validate_multibeta.py [--recipe multibeta/dsprites-cpu] [--steps-vae N] [--steps-latent N]
         [--eval quick|full] [--out benches/results/multibeta_validation_cpu.json] [--gate2-curve-betas B1,B2,...]
-        [--save-dir DIR | --load-dir DIR] [--a.b VALUE ...]
+        [--save-dir DIR | --load-dir DIR] [--posterior-scale isotropic|per_unit] [--a.b VALUE ...]
 
 1. trains the recipe's multi-beta VAE (phase 1, Algorithm 1), picks the beta of the representation beta* (the
    largest candidate beta whose code still explains half the variance of the beta = 0 code, as the recipe
@@ -28,6 +28,11 @@
        beta-VAE's minus --par-margin (0.05), and above the beta = 0 code's by at least --clear-margin (0.05).
 
 Writes a JSON record (numbers, gates, timings, machine and load) and exits with status 1 when a gate fails.
+
+``--posterior-scale per_unit`` sets the VAE's ``posterior_scale`` and the denoiser's ``schedule`` together (a
+per-unit sigma_beta, a departure from Eq. 3: docs/methods/multibeta.md#departures-from-the-paper); the default
+keeps the recipe's (isotropic, the paper). With a per-unit sigma, ``sigma_at_betas``, ``sigma_0`` and
+``sigma_top`` are root mean squares over the units, and ``sigma_units_*`` list every unit's.
 
 Reported, never gated (the gates and beta* above do not change):
 
@@ -62,21 +67,47 @@ def _load() -> list[float]:
         return []
 
 
-def fixed_beta(vae, beta: float):
+def fixed_beta(vae, beta: float, kl_warmup: int = 0):
     """The beta-VAE baseline's trainable module: the VAE's Eq. 4 loss with beta fixed at ``beta`` for every
-    example (what the Trainer trains; the VAE is trained in place)."""
+    example (what the Trainer trains; the VAE is trained in place). ``kl_warmup`` > 0: the KL weight ramps
+    linearly from 0 to ``beta`` over the first ``kl_warmup`` steps ((B - beta) nll + min(1, step / kl_warmup) beta
+    KL), the usual guard of a beta-VAE against posterior collapse; the final objective, and so the matched KL
+    weight, is unchanged."""
     import torch
     from torch import nn
+
+    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
+        raise ValueError(f"kl_warmup must be an int >= 0, got {kl_warmup!r}")
 
     class FixedBetaVAE(nn.Module):
         def __init__(self):
             super().__init__()
             self.vae = vae
 
+        def kl_scale(self, step) -> float:
+            if not kl_warmup or step is None:
+                return 1.0
+            return min(1.0, float(step) / kl_warmup)
+
         def loss(self, batch, *, step=None, generator=None):
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             b = torch.full((x.shape[0],), float(beta), device=x.device)
-            return self.vae.loss(batch, step=step, generator=generator, beta=b)
+            scale = self.kl_scale(step)
+            if scale == 1.0:
+                return self.vae.loss(batch, step=step, generator=generator, beta=b)
+            plain = type(self.vae).weights
+
+            def weights(bb):  # the Eq. 4 weights with the KL weight scaled (only during the warm-up)
+                w_rec, w_kl = plain(self.vae, bb)
+                return w_rec, w_kl * scale
+
+            self.vae.weights = weights
+            try:
+                out = self.vae.loss(batch, step=step, generator=generator, beta=b)
+            finally:
+                del self.vae.weights
+            out["kl_scale"] = scale
+            return out
 
     return FixedBetaVAE()
 
@@ -281,7 +312,16 @@ def main(argv=None) -> int:
                     "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
     ap.add_argument("--save-dir", default="", help="save the trained models here (config.json + safetensors)")
     ap.add_argument("--load-dir", default="", help="evaluate the models a --save-dir run saved instead of training")
+    ap.add_argument("--baseline-kl-warmup", type=int, default=0, help="beta-VAE baseline: ramp its KL weight from 0 "
+                    "to beta* over this many first steps (0: none); the final, matched KL weight is unchanged")
+    ap.add_argument("--retrain-baseline", action="store_true", help="with --load-dir: train the beta-VAE baseline again "
+                    "(same seed and initialisation as a full run; e.g. with another --baseline-kl-warmup) instead of loading it")
+    ap.add_argument("--posterior-scale", choices=("isotropic", "per_unit"), default=None,
+                    help="sigma_beta of Eq. 3: isotropic (the paper) or per_unit (one per latent unit, a departure); "
+                    "sets model.vae.posterior_scale and model.denoiser.schedule (default: the recipe's)")
     args, rest = ap.parse_known_args(argv)
+    if args.retrain_baseline and not args.load_dir:
+        ap.error("--retrain-baseline goes with --load-dir (a full run trains the baseline anyway)")
     if args.save_dir and args.load_dir:
         ap.error("--save-dir and --load-dir exclude each other (a loaded run is already saved)")
     try:
@@ -299,6 +339,8 @@ def main(argv=None) -> int:
         over += ["--train.steps", str(args.steps_vae)]
     if args.steps_latent:
         over += ["--train_latent.steps", str(args.steps_latent)]
+    if args.posterior_scale:
+        over += ["--model.vae.posterior_scale", args.posterior_scale, "--model.denoiser.schedule", args.posterior_scale]
     cfg = apply_overrides(recipe.make_config(), over + list(rest))
     if not isinstance(cfg, MultiBetaRecipeConfig):
         ap.error(f"{args.recipe} is not a multibeta recipe")
@@ -316,6 +358,15 @@ def main(argv=None) -> int:
         dataset = recipe.build(cfg)[1]
         print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
               flush=True)
+        if args.retrain_baseline:  # the full run's baseline: a build right after seeding (the same initial weights)
+            seed_everything(cfg.train.seed)
+            baseline, dataset = recipe.build(cfg)
+            t0 = time.perf_counter()
+            Trainer(fixed_beta(baseline.vae, beta_star, args.baseline_kl_warmup), dataset, cfg.train,
+                    run / "beta_vae").train(overwrite=args.overwrite)
+            times["beta_vae_s"] = time.perf_counter() - t0
+            times["baseline_retrained"] = True
+            baseline.to(device).eval()
     else:
         # -- 1. the multi-beta VAE and its latent diffusion -------------------------------------------
         seed_everything(cfg.train.seed)
@@ -339,7 +390,7 @@ def main(argv=None) -> int:
 
         # -- 2. the beta-VAE baseline: the same VAE, beta fixed at beta* --------------------------------
         t0 = time.perf_counter()
-        Trainer(fixed_beta(baseline.vae, beta_star), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
+        Trainer(fixed_beta(baseline.vae, beta_star, args.baseline_kl_warmup), dataset, cfg.train, run / "beta_vae").train(overwrite=args.overwrite)
         times["beta_vae_s"] = time.perf_counter() - t0
         baseline.to(device).eval()
         if args.save_dir:
@@ -368,11 +419,17 @@ def main(argv=None) -> int:
         sig_grid = model.vae.sigma_grid().detach().cpu()
         f_top = model.vae.encode(x, bmax)
     rho = spearman(betas, curve["mse"])
+    rms = [float(row.double().pow(2).mean().sqrt()) for row in (sig_grid[0], sig_grid[-1])]  # = sigma when isotropic
     claim1 = {"sigma_grid_strictly_increasing": bool(model.vae.sigma_is_increasing()),
+              "posterior_scale": model.config.vae.posterior_scale,
               "sigma_at_betas": curve["sigma"], "direct_mse": curve["mse"], "rate_nats": curve["rate"],
               "explained": curve["explained"], "betas": betas, "spearman_mse_beta": rho,
-              "top_kl_nats": curve["rate"][-1], "sigma_top": float(sig_grid[-1]), "sigma_0": float(sig_grid[0]),
+              "top_kl_nats": curve["rate"][-1], "sigma_top": rms[1], "sigma_0": rms[0],
               "top_mean_sq_norm_per_dim": float(f_top.pow(2).mean())}
+    if sig_grid.dim() > 1:  # per-unit sigma: every unit's value
+        claim1["sigma_units_at_betas"] = curve["sigma_units"]
+        claim1["sigma_units_0"] = sig_grid[0].reshape(-1).tolist()
+        claim1["sigma_units_top"] = sig_grid[-1].reshape(-1).tolist()
     gates = {"1_sigma_increasing": claim1["sigma_grid_strictly_increasing"],
              "1_direct_error_increasing": rho >= args.spearman_min,
              "1_top_close_to_prior": claim1["top_kl_nats"] <= args.top_kl_max}
@@ -402,6 +459,7 @@ def main(argv=None) -> int:
         gen.manual_seed(args.seed)
         samples = model.sample(args.num_images, generator=gen)
         bvae_direct = baseline.decode(baseline.encode(x, beta_star), beta_star)
+        bvae_rate = information_curve(baseline.vae, x, [0.0, beta_star] if beta_star > 0 else [0.0])["rate"][-1]
     dist = {name: nearest_distance(imgs.cpu(), reference) for name, imgs in
             (("real_images", x), ("direct_decode", direct), ("denoise_then_decode", denoised),
              ("printed_sign_denoise", printed), ("unconditional_samples", samples), ("beta_vae_decode", bvae_direct))}
@@ -461,7 +519,11 @@ def main(argv=None) -> int:
                     "cpus": os.cpu_count(), "load_avg_at_end": _load()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "baseline": "beta-VAE = the recipe's MultiBetaVAE (same nets, same init, same TrainConfig) trained with beta "
-                    "fixed at beta* (objective (B - beta*) nll + beta* KL)",
+                    "fixed at beta* (objective (B - beta*) nll + beta* KL)"
+                    + (f"; KL weight ramped from 0 over the first {args.baseline_kl_warmup} steps"
+                       if args.baseline_kl_warmup else ""),
+        "baseline_kl_warmup": args.baseline_kl_warmup,
+        "beta_vae_rate_nats": bvae_rate,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -208,3 +208,31 @@ def test_saved_models_load_back(tmp_path):
         vm._load_models(tmp_path, types.SimpleNamespace(model=other), torch.device("cpu"))
     with pytest.raises(SystemExit, match="validation_state.json"):
         vm._load_models(tmp_path / "nothing", cfg, torch.device("cpu"))
+
+
+def test_baseline_kl_warmup_scales_only_the_kl_weight():
+    """fixed_beta(..., kl_warmup=W): (B - beta) nll + min(1, step / W) beta KL, from the recon and KL the VAE reports;
+    W = 0 and every step >= W are the plain Eq. 4 loss at beta; the VAE's own weights are left as they were."""
+    from diffrep.methods.multibeta import MultiBetaVAE, MultiBetaVAEConfig
+
+    vm = _load()
+    torch.manual_seed(0)
+    vae = MultiBetaVAE(MultiBetaVAEConfig(image_size=32, in_channels=1, latent_dim=3, hidden=16, beta_embed_dim=8,
+                                          num_steps=4)).double()
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+
+    def run(module, step):
+        return module.loss(x, step=step, generator=torch.Generator().manual_seed(2))
+
+    plain = run(vm.fixed_beta(vae, 0.75), 3)
+    nll, kl = float(plain["recon"]), float(plain["kl"])
+    assert float(plain["loss"]) == pytest.approx(0.25 * nll + 0.75 * kl, rel=1e-12)
+    warm = vm.fixed_beta(vae, 0.75, kl_warmup=8)
+    for step, scale in ((0, 0.0), (2, 0.25), (6, 0.75), (8, 1.0), (100, 1.0)):
+        out = run(warm, step)
+        assert float(out["loss"]) == pytest.approx(0.25 * nll + scale * 0.75 * kl, rel=1e-12)
+        assert float(out["recon"]) == pytest.approx(nll, rel=1e-12) and float(out["kl"]) == pytest.approx(kl, rel=1e-12)
+    assert "weights" not in vae.__dict__  # restored
+    assert float(run(warm, None)["loss"]) == pytest.approx(float(plain["loss"]), rel=1e-12)
+    with pytest.raises(ValueError, match="kl_warmup"):
+        vm.fixed_beta(vae, 0.75, kl_warmup=-1)

@@ -47,7 +47,8 @@ def _betas(betas, beta_max: float) -> list[float]:
 
 @torch.no_grad()
 def information_curve(vae, x: torch.Tensor, betas: Sequence[float], *, batch_size: int = 256) -> dict:
-    """Per beta of ``betas`` (strictly increasing, in [0, B]): ``sigma`` (sigma_beta), ``rate`` (mean
+    """Per beta of ``betas`` (strictly increasing, in [0, B]): ``sigma`` (sigma_beta; with a per-unit posterior,
+    ``posterior_scale="per_unit"``, the root mean square over units, and ``sigma_units`` lists every unit's), ``rate`` (mean
     KL(q(z_beta | x) || N(0, I)) in nats, Eq. 4's KL at the encoder mean), ``mse`` (mean squared error per
     pixel of the direct decode g(f(x, beta), beta)) and ``explained`` (r(beta) of the module docstring; needs
     0 in ``betas``, else NaN). ``vae`` is a :class:`diffrep.methods.multibeta.MultiBetaVAE` (or anything with
@@ -64,15 +65,19 @@ def information_curve(vae, x: torch.Tensor, betas: Sequence[float], *, batch_siz
     out = {"betas": bs, "sigma": [], "rate": [], "mse": [], "explained": [], "variance": variance}
     for b in bs:
         sq, kl = 0.0, 0.0
-        sig = float(vae.sigma(b).reshape(-1)[0])
+        s2 = vae.sigma(b).double().reshape(-1).pow(2)  # [1] isotropic, [d] per unit
+        sig = math.sqrt(float(s2.mean()))
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size]
             f = vae.encode(xb, b)
             rec = vae.decode(f, b)
             sq += float((rec.double() - xb.double()).pow(2).sum())
             d = f[0].numel()
-            kl += float(0.5 * (f.double().pow(2).flatten(1).sum(1) + d * (sig**2 - math.log(sig**2) - 1)).sum())
+            var_term = d * float((s2 - s2.log() - 1).mean())  # sum over the d units (equal terms when isotropic)
+            kl += float(0.5 * (f.double().pow(2).flatten(1).sum(1) + var_term).sum())
         out["sigma"].append(sig)
+        if s2.numel() > 1:
+            out.setdefault("sigma_units", []).append(s2.sqrt().tolist())
         out["mse"].append(sq / x.numel())
         out["rate"].append(kl / x.shape[0])
     if bs[0] == 0.0 and variance > out["mse"][0]:

@@ -16,7 +16,8 @@ MODEL is a saved MultiBeta folder (a run's ``final/``). The beta of the code def
 ``representation_beta`` (set after phase 1 by the recipe: the largest beta whose code stays informative,
 docs/methods/multibeta.md#recipes). The dataset, its options, pooling and root default to the ones the
 model was trained with (``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root``
-override them. ``curve`` reports, per beta, sigma_beta, the rate (KL to the prior), the direct-decode
+override them. ``curve`` reports, per beta, sigma_beta (with ``posterior_scale="per_unit"`` its root mean square
+over the units), the rate (KL to the prior), the direct-decode
 error and the share of variance the code explains; ``eval`` the MIG / DCI of the code at one beta or,
 with ``--betas``, at several as a curve. Codes files (.npz) hold ``codes`` [n, ...] and ``beta``.
 """
@@ -96,7 +97,7 @@ def register(sub) -> None:
     _model_flags(g, n=16)
     g.set_defaults(func=_sample, out_default="samples.png")
 
-    c = verbs.add_parser("curve", help="per beta: sigma_beta, rate, direct-decode error, variance explained")
+    c = verbs.add_parser("curve", help="per beta: sigma_beta (per-unit: RMS over units), rate, direct-decode error, variance explained")
     _model_flags(c, n=512)
     _data_flags(c)
     c.add_argument("--betas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",

@@ -46,12 +46,13 @@ def multibeta_config(*, image_size: int = 64, in_channels: int = 3, latent_dim: 
                      vae: dict | None = None, denoiser: dict | None = None, unet: dict | None = None,
                      **fields) -> "MultiBetaConfig":
     """A :class:`MultiBetaConfig` whose VAE and denoiser agree (grid, B, latent shape): the shared settings are
-    given once; ``vae`` / ``denoiser`` / ``unet`` hold further fields of each part; ``fields`` of the pipeline."""
+    given once (the denoiser's ``schedule`` follows the VAE's ``posterior_scale``); ``vae`` / ``denoiser`` / ``unet``
+    hold further fields of each part; ``fields`` of the pipeline."""
     vae_cfg = MultiBetaVAEConfig(**{"image_size": image_size, "in_channels": in_channels, "latent_dim": latent_dim,
                                     "num_steps": num_steps, "beta_max": beta_max, "arch": arch, "latent": latent,
                                     "latent_channels": latent_channels, **(vae or {})})
     den = {"latent": latent, "latent_dim": latent_dim, "latent_channels": latent_channels, "num_steps": num_steps,
-           "beta_max": beta_max, **(denoiser or {})}
+           "beta_max": beta_max, "schedule": vae_cfg.posterior_scale, **(denoiser or {})}
     if latent == "spatial":
         side = vae_cfg.latent_shape[1]
         den["latent_size"] = side
@@ -86,6 +87,9 @@ class MultiBetaConfig(Config):
             raise ConfigError("denoiser.num_steps", f"must equal vae.num_steps={v.num_steps} (one grid), got {d.num_steps}")
         if d.beta_max != v.beta_max:
             raise ConfigError("denoiser.beta_max", f"must equal vae.beta_max={v.beta_max} (T = B), got {d.beta_max}")
+        if d.schedule != v.posterior_scale:
+            raise ConfigError("denoiser.schedule", f"must equal vae.posterior_scale={v.posterior_scale!r} (the noise schedule "
+                              f"is the VAE's sigma table), got {d.schedule!r}")
         if d.latent_shape != v.latent_shape:
             raise ConfigError("denoiser.latent", f"the denoiser's latent shape {d.latent_shape} differs from the VAE's "
                               f"{v.latent_shape} (use multibeta_config())")
@@ -201,7 +205,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         zero = torch.zeros(n, device=x.device)
         with torch.no_grad():
             f = vae.encoder(x, zero)
-            z = f + vae.sigma(zero).reshape((n,) + (1,) * (f.dim() - 1)) * torch.randn(
+            z = f + vae.sigma_latent(zero).to(f.dtype) * torch.randn(
                 f.shape, device=f.device, dtype=f.dtype, generator=generator)
         rec = vae.decoder(z, zero)
         rec_loss = (rec - x).abs().mean() if c.adv_rec_loss == "l1" else F.mse_loss(rec, x)
@@ -245,8 +249,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
         b = self._beta_value(beta)
         f = self.vae.encode(x, b)
         if noise:
-            sig = self.vae.sigma(b).to(f.dtype)
-            f = f + sig.reshape((1,) * f.dim()) * torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
+            sig = self.vae.sigma_latent(b).to(f.dtype)  # [1, 1, ..] isotropic, [1, *latent_shape] per_unit
+            f = f + sig * torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
         return f
 
     @torch.no_grad()

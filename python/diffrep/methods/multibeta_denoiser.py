@@ -23,6 +23,14 @@ one network call per grid step (no strides).
 The network: :class:`diffrep.methods.multibeta_nets.LatentMLP` for vector latents; for spatial latents the
 U-Net with ``num_outputs=2``. It reads t x ``time_scale``. The noise schedule sigma_i is a buffer copied
 from the phase-1 VAE (:meth:`LatentDenoiser.set_schedule`), so a saved denoiser samples on its own.
+
+``schedule="per_unit"`` (the VAE's ``posterior_scale="per_unit"``, a departure from Eq. 3 and 13;
+docs/methods/multibeta.md#departures-from-the-paper): the schedule has one sigma_{t,k} per latent unit, a buffer
+[N + 1, *latent_shape], and q(z_t | x) = N(f(x, t), diag(sigma_{t,k}^2)). Every Gaussian of Eq. 13-19 then has a
+diagonal covariance and factorises over the units, so each formula holds unit by unit with that unit's schedule:
+z_t = f + sigma_t (.) eps, mu_t = z_t - sigma_t (.) eps_hat, z_{t-tau} = mu_{t-tau} + sigma_{t-tau} (.) xi, the
+posterior of Eq. 15-16 and sigma~_t of Eq. 8 elementwise, and the ELBO weight w(t) of Eq. 11 per unit (the eps term
+becomes sum_k w_k(t)^-1 (eps_hat_k - eps_k)^2). With every unit's schedule equal it is the isotropic model exactly.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ class LatentDenoiserConfig(Config):
     sampler: Literal["alg2", "deterministic", "ancestral"] = "alg2"  # Algorithm 2, a deterministic DDIM-like variant, or ancestral (Eq. 17)
     deterministic_noise: Literal["eps_hat", "zero"] = "eps_hat"  # sampler="deterministic": xi = eps_hat (DDIM-like) or xi = 0
     printed_sign: bool = False  # True: Algorithm 2 step 3 as printed (mu_t - Delta_hat)
+    schedule: Literal["isotropic", "per_unit"] = "isotropic"  # one sigma_t per t (Eq. 13), or one per latent unit (must match the VAE's posterior_scale)
 
     def validate(self) -> None:
         if self.latent == "spatial":
@@ -90,6 +99,11 @@ class LatentDenoiserConfig(Config):
     def tau(self) -> float:
         return self.beta_max / self.num_steps
 
+    @property
+    def sigma_shape(self) -> tuple[int, ...]:
+        """The shape of sigma_t at one t: () isotropic, the latent's shape per_unit."""
+        return () if self.schedule == "isotropic" else self.latent_shape
+
 
 class LatentDenoiser(PretrainedMixin, nn.Module):
     """psi of Sec. 4.2: ``predict(z_t, i)`` -> (eps_hat, Delta_hat), ``loss`` (Eq. 19), ``step`` / ``denoise`` /
@@ -105,24 +119,30 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             self.net = UNet(cfg.unet)
         n = cfg.num_steps
-        self.register_buffer("sigma_table", torch.zeros(n + 1))  # set_schedule fills it (phase 2 starts)
+        self.register_buffer("sigma_table", torch.zeros((n + 1,) + cfg.sigma_shape))  # set_schedule fills it (phase 2 starts)
         self.register_buffer("schedule_set", torch.zeros((), dtype=torch.uint8))
 
     # -- schedule ----------------------------------------------------------------------------
     def set_schedule(self, sigmas: torch.Tensor) -> None:
-        """Install the noise schedule sigma_i, i = 0..N (the phase-1 table; Algorithm 2's input). It must be
-        positive, finite and strictly increasing (sigma_{t|t-tau}^2 > 0)."""
+        """Install the noise schedule sigma_i, i = 0..N (the phase-1 table, ``MultiBetaVAE.sigma_grid()``; Algorithm
+        2's input): [N + 1], or [N + 1, *latent_shape] with ``schedule="per_unit"``. It must be positive, finite and
+        strictly increasing along the grid, for every unit (sigma_{t|t-tau}^2 > 0)."""
         n = self.config.num_steps
-        if not isinstance(sigmas, torch.Tensor) or sigmas.shape != (n + 1,):
-            raise ValueError(f"set_schedule: sigmas must be a tensor of shape [{n + 1}] (N + 1 grid values), "
+        want = (n + 1,) + self.config.sigma_shape
+        if not isinstance(sigmas, torch.Tensor) or tuple(sigmas.shape) != want:
+            what = "N + 1 grid values" if len(want) == 1 else "N + 1 grid values x the latent's shape, schedule='per_unit'"
+            raise ValueError(f"set_schedule: sigmas must be a tensor of shape {list(want)} ({what}), "
                              f"got {tuple(getattr(sigmas, 'shape', ()))}")
         s = sigmas.detach().to(self.sigma_table.dtype)
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError("set_schedule: sigmas must be finite and positive")
-        if not bool((torch.diff(s) > 0).all()):
-            bad = int(torch.nonzero(torch.diff(s) <= 0)[0])
+        if not bool((torch.diff(s, dim=0) > 0).all()):
+            bad = int(torch.nonzero((torch.diff(s, dim=0) <= 0).reshape(n, -1).any(1))[0])
+            lo, hi = s[bad].reshape(-1), s[bad + 1].reshape(-1)
+            k = int(torch.nonzero(hi <= lo)[0])
+            unit = "" if s.dim() == 1 else f" (unit {k})"
             raise ValueError(f"set_schedule: sigmas must strictly increase along the grid (sigma_(t|t-tau)^2 > 0); "
-                             f"sigma[{bad + 1}] = {s[bad + 1].item():.6g} <= sigma[{bad}] = {s[bad].item():.6g}")
+                             f"sigma[{bad + 1}] = {hi[k].item():.6g} <= sigma[{bad}] = {lo[k].item():.6g}{unit}")
         self.sigma_table.copy_(s.to(self.sigma_table.device))
         self.schedule_set.fill_(1)
 
@@ -143,8 +163,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         return min(int(round(float(beta) / cfg.tau)), cfg.num_steps)
 
     def weight_inv(self, i: torch.Tensor) -> torch.Tensor:
-        """w(t_i)^-1 per example: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
-        ``max_weight`` (``elbo``, the eps form of Eq. 11)."""
+        """w(t_i)^-1 per example [B]: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
+        ``max_weight`` (``elbo``, the eps form of Eq. 11); with ``schedule="per_unit"`` and ``elbo``, per example and
+        unit [B, *latent_shape]."""
         if self.config.weighting == "simple":
             return torch.ones(i.shape, device=i.device, dtype=self.sigma_table.dtype)
         s2 = self.sigma_table.pow(2)
@@ -173,22 +194,29 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
     # -- Eq. 19 --------------------------------------------------------------------------------
     def eq19_terms(self, f_t: torch.Tensor, f_prev: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> dict:
         """The Eq. 19 inputs and targets from the encodings f(x, t_i) and f(x, t_i - tau): ``z_t`` = f_t +
-        sigma_{t_i} noise, ``eps`` (= noise), ``delta`` = f_prev - f_t, ``w_inv`` = w(t_i)^-1 [B]."""
-        bshape = (f_t.shape[0],) + (1,) * (f_t.dim() - 1)
-        sig = self.sigma_table[i].to(f_t.dtype).reshape(bshape)
+        sigma_{t_i} noise (per unit with ``schedule="per_unit"``), ``eps`` (= noise), ``delta`` = f_prev - f_t,
+        ``w_inv`` = w(t_i)^-1 (:meth:`weight_inv`)."""
+        sig = self._per_example(self.sigma_table[i].to(f_t.dtype), f_t.dim())
         return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self.weight_inv(i)}
+
+    @staticmethod
+    def _per_example(v: torch.Tensor, dim: int) -> torch.Tensor:
+        """A per-example value [B] or [B, *sigma_shape] shaped to broadcast against latents [B, ...] of ``dim`` dims."""
+        return v.reshape(v.shape[:1] + (1,) * (dim - v.dim()) + v.shape[1:])
 
     def posterior(self, z_t: torch.Tensor, f_t: torch.Tensor, f_prev: torch.Tensor, i: int) -> tuple[torch.Tensor, float]:
         """q(z_{t-tau} | z_t, x) of Eq. 15-16 at t = i tau, with Eq. 16's x read as f(x, t) (x is not in latent
         space): mean (sigma_{t-tau}^2/sigma_t^2) z_t + (sigma_{t|t-tau}^2/sigma_t^2) f(x, t) + f(x, t-tau) - f(x, t)
-        and std sigma~_t = sigma_{t|t-tau} sigma_{t-tau} / sigma_t (Eq. 8)."""
+        and std sigma~_t = sigma_{t|t-tau} sigma_{t-tau} / sigma_t (Eq. 8): a float, or with ``schedule="per_unit"``
+        a tensor of the latent's shape (every quantity per unit)."""
         cfg = self.config
         if not 1 <= i <= cfg.num_steps:
             raise ValueError(f"posterior: i must lie in 1..N={cfg.num_steps}, got {i}")
         s2_t, s2_p = self.sigma_table[i].pow(2), self.sigma_table[i - 1].pow(2)
         var_step = s2_t - s2_p
         mean = (s2_p / s2_t) * z_t + (var_step / s2_t) * f_t + f_prev - f_t
-        return mean, float(torch.sqrt(var_step * s2_p / s2_t))
+        std = torch.sqrt(var_step * s2_p / s2_t)
+        return mean, (float(std) if std.dim() == 0 else std.to(z_t.dtype))
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
              encoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -230,12 +258,18 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"LatentDenoiser.loss: noise must have shape {tuple(f_t.shape)}")
         terms = self.eq19_terms(f_t, f_prev, i, noise)
         eps_hat, delta_hat = self.predict(terms["z_t"], i)
-        eps_err = _at_least_f32(eps_hat - terms["eps"]).pow(2).flatten(1).sum(1)
+        eps_sq = _at_least_f32(eps_hat - terms["eps"]).pow(2)
+        eps_err = eps_sq.flatten(1).sum(1)
         if cfg.delta_over_tau:  # the head regresses Delta / tau: the Delta term reweighted by 1 / tau^2
             delta_err = _at_least_f32((delta_hat - terms["delta"]) / cfg.tau).pow(2).flatten(1).sum(1)
         else:
             delta_err = _at_least_f32(delta_hat - terms["delta"]).pow(2).flatten(1).sum(1)
-        loss = (terms["w_inv"] * eps_err + cfg.delta_weight * delta_err).mean()
+        w_inv = terms["w_inv"]
+        if w_inv.dim() == 1:
+            eps_term = w_inv * eps_err
+        else:  # per-unit ELBO weights (schedule="per_unit"): sum_k w_k(t)^-1 (eps_hat_k - eps_k)^2
+            eps_term = (self._per_example(w_inv, eps_sq.dim()) * eps_sq).flatten(1).sum(1)
+        loss = (eps_term + cfg.delta_weight * delta_err).mean()
         return {"loss": loss, "eps_mse": eps_err.mean().detach(), "delta_mse": delta_err.mean().detach()}
 
     # -- Algorithm 2 ---------------------------------------------------------------------------

@@ -38,6 +38,16 @@ log_s2_min stop both (``floors()`` reports where they bind). At beta = B the rec
 g(., B) and s_B get no gradient (they stay at what the shared network and the initial table give);
 the beta = B term still trains f(x, B) -> 0 and sigma_B -> 1, which the prior of Algorithm 2 needs, so
 the endpoint stays in training (``train_top=False`` drops it and draws beta only below B).
+
+``posterior_scale`` (docs/methods/multibeta.md#departures-from-the-paper): ``"isotropic"`` (default) is Eq. 3,
+one sigma_beta per beta. ``"per_unit"`` gives every latent unit k its own sigma_{beta,k} (q = N(f, diag(sigma_{beta,
+1..d}^2)), a departure from Eq. 3): each unit has its own column of the same table (same grid, initialisation,
+floors, ``sigma_table`` rule, pinning and ``off_grid`` rule), the KL becomes
+(||f||^2 + sum_k (sigma_{beta,k}^2 - log sigma_{beta,k}^2 - 1)) / 2 and z = f + sigma_beta (.) eps elementwise. With
+the isotropic sigma, Eq. 4 with the N(0, I) prior is invariant to rotations of the latent space (no beta prefers
+axis-aligned units); unequal per-unit sigmas break that symmetry. Shapes: the isotropic tables and ``sigma(beta)``
+are [N + 1] and [B]; per_unit adds the latent's shape: [N + 1, *latent_shape] and [B, *latent_shape] ([B, d] for a
+vector latent). :meth:`MultiBetaVAE.sigma_latent` returns either, shaped to broadcast against latents [B, ...].
 """
 
 from __future__ import annotations
@@ -97,6 +107,7 @@ class MultiBetaVAEConfig(Config):
     log_s2_min: float = -9.0  # floor of log s_beta^2 (guard of the beta = 0 end)
     weighting: Literal["eq4", "beta_vae"] = "eq4"  # beta_vae: nll + beta / (B - beta) kl (Sec. 3.1's mapping)
     max_kl_weight: Annotated[float, Gt(0)] = 1e3  # cap of beta / (B - beta) with weighting="beta_vae"
+    posterior_scale: Literal["isotropic", "per_unit"] = "isotropic"  # Eq. 3's sigma_beta^2 I, or diag(sigma_{beta,k}^2) per latent unit (a departure: breaks the rotation symmetry)
 
     def validate(self) -> None:
         if self.arch == "conv":
@@ -128,6 +139,11 @@ class MultiBetaVAEConfig(Config):
     @property
     def tau(self) -> float:
         return self.beta_max / self.num_steps
+
+    @property
+    def sigma_shape(self) -> tuple[int, ...]:
+        """The shape of sigma_beta at one beta: () isotropic (Eq. 3), the latent's shape per_unit."""
+        return () if self.posterior_scale == "isotropic" else self.latent_shape
 
 
 def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
@@ -163,15 +179,23 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
             inc[0] = 1e-6  # sigma_0^2 starts just above its floor ...
             inc[1] -= 1e-6  # ... and the others where init_s2 puts them
             inc[1:] -= cfg.sigma2_min_step
-            self.sigma_eta = nn.Parameter(_inverse_softplus(inc).float())
+            self.sigma_eta = nn.Parameter(self._per_unit(_inverse_softplus(inc).float()))
         else:
             init_s2[0] = cfg.sigma2_min + 1e-6
-            self.log_sigma2_table = nn.Parameter(torch.log(init_s2).float())
+            self.log_sigma2_table = nn.Parameter(self._per_unit(torch.log(init_s2).float()))
         log_s2 = torch.full((n + 1,), float(cfg.log_s2_init))
         if cfg.learn_s:
             self.log_s2_table = nn.Parameter(log_s2)
         else:
             self.register_buffer("log_s2_table", log_s2)
+
+    def _per_unit(self, column: torch.Tensor) -> torch.Tensor:
+        """A table column [N + 1] as the table's parameter: itself (isotropic), or one copy per latent unit
+        [N + 1, d] (per_unit; every unit starts where the isotropic table starts)."""
+        if self.config.posterior_scale == "isotropic":
+            return column
+        d = math.prod(self.config.latent_shape)
+        return column.unsqueeze(1).repeat(1, d).contiguous()
 
     # -- the beta-only tables ---------------------------------------------------------------
     def grid(self) -> torch.Tensor:
@@ -179,7 +203,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return beta_grid(self.config.num_steps, self.config.beta_max, device=self.log_s2_table.device)
 
     def log_sigma2_grid(self) -> torch.Tensor:
-        """log sigma_i^2 on the grid [N + 1] (floored at log sigma2_min)."""
+        """log sigma_i^2 on the grid [N + 1] (per_unit: [N + 1, *latent_shape], each unit its own column with the
+        same rules), floored at log sigma2_min."""
         cfg = self.config
         if cfg.sigma_table in ("monotone", "monotone_pinned"):
             inc = F.softplus(self.sigma_eta)
@@ -190,23 +215,27 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
             cum = torch.cumsum(inc, 0)
             if cfg.sigma_table == "monotone_pinned":  # the same shape, rescaled so that sigma_B^2 = sigma2_init_top
                 cum = cum * ((cfg.sigma2_init_top - cfg.sigma2_min) / cum[-1])
-            return torch.log(cfg.sigma2_min + cum)
-        return self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
+            out = torch.log(cfg.sigma2_min + cum)
+        else:
+            out = self.log_sigma2_table.clamp_min(math.log(cfg.sigma2_min))
+        return out.reshape((cfg.num_steps + 1,) + cfg.sigma_shape)
 
     def log_s2_grid(self) -> torch.Tensor:
         """log s_i^2 on the grid [N + 1] (floored at log_s2_min)."""
         return self.log_s2_table.clamp_min(self.config.log_s2_min)
 
     def sigma_grid(self) -> torch.Tensor:
-        """sigma_i on the grid [N + 1]: the latent std, and the noise schedule of the latent diffusion (beta == t)."""
+        """sigma_i on the grid [N + 1] (per_unit: [N + 1, *latent_shape]): the latent std, and the noise schedule of
+        the latent diffusion (beta == t)."""
         return torch.exp(0.5 * self.log_sigma2_grid())
 
     def sigma_is_increasing(self) -> bool:
-        """Whether sigma_i strictly increases along the grid (needed by phase 2: sigma_{t|t-tau}^2 > 0)."""
-        return bool((torch.diff(self.log_sigma2_grid().detach()) > 0).all())
+        """Whether sigma_i strictly increases along the grid, for every unit (needed by phase 2: sigma_{t|t-tau}^2 > 0)."""
+        return bool((torch.diff(self.log_sigma2_grid().detach(), dim=0) > 0).all())
 
     def floors(self) -> dict:
-        """How many grid entries sit at a floor: ``sigma2`` (sigma_i^2 at sigma2_min) and ``log_s2``."""
+        """How many grid entries sit at a floor: ``sigma2`` (sigma_i^2 at sigma2_min; per_unit counts every (grid value,
+        unit) entry) and ``log_s2``."""
         cfg = self.config
         with torch.no_grad():
             s2 = self.log_sigma2_grid().exp()
@@ -214,7 +243,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
                     "log_s2": int((self.log_s2_table <= cfg.log_s2_min).sum())}
 
     def _at(self, table: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        """A grid table read at beta [B] (``off_grid`` rule)."""
+        """A grid table [N + 1, ...] read at beta [B] (``off_grid`` rule): [B, ...]; per unit for a per-unit table."""
         cfg = self.config
         pos = beta.to(torch.float64) * (cfg.num_steps / cfg.beta_max)
         if cfg.off_grid == "error":
@@ -226,7 +255,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.off_grid == "nearest":
             return table[pos.round().long()]
         i0 = pos.floor().clamp(0, cfg.num_steps - 1)
-        frac = (pos - i0).to(table.dtype)
+        frac = (pos - i0).to(table.dtype).reshape((-1,) + (1,) * (table.dim() - 1))
         i0 = i0.long()
         return (1 - frac) * table[i0] + frac * table[i0 + 1]
 
@@ -234,8 +263,15 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return self._at(self.log_sigma2_grid(), self._beta(beta, None, "beta"))
 
     def sigma(self, beta) -> torch.Tensor:
-        """sigma_beta [B] (Eq. 3's latent std) at beta [B] (or a number)."""
+        """sigma_beta [B] (Eq. 3's latent std) at beta [B] (or a number); ``posterior_scale="per_unit"``: one per
+        latent unit, [B, *latent_shape] ([B, d] for a vector latent)."""
         return torch.exp(0.5 * self.log_sigma2(beta))
+
+    def sigma_latent(self, beta) -> torch.Tensor:
+        """sigma_beta shaped to broadcast against latents [B, *latent_shape]: [B, 1, ..] isotropic, [B, *latent_shape]
+        per_unit (z = f + sigma_latent(beta) * eps is a draw of q(z_beta | x), Eq. 3)."""
+        s = self.sigma(beta)
+        return s.reshape(s.shape[:1] + (1,) * (len(self.config.latent_shape) - len(self.config.sigma_shape)) + s.shape[1:])
 
     def log_s2(self, beta) -> torch.Tensor:
         return self._at(self.log_s2_grid(), self._beta(beta, None, "beta"))
@@ -329,16 +365,20 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
             noise = torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
         elif not isinstance(noise, torch.Tensor) or noise.shape != f.shape:
             raise ValueError(f"MultiBetaVAE.loss: noise must have shape {tuple(f.shape)}, got {tuple(getattr(noise, 'shape', ()))}")
-        log_var = self._at(self.log_sigma2_grid(), beta)
-        bshape = (n,) + (1,) * (f.dim() - 1)
-        z = f + torch.exp(0.5 * log_var).reshape(bshape).to(f.dtype) * noise
+        log_var = self._at(self.log_sigma2_grid(), beta)  # [n] isotropic, [n, *latent_shape] per_unit
+        bshape = (n,) + (1,) * (f.dim() - log_var.dim())
+        z = f + torch.exp(0.5 * log_var).reshape(bshape + log_var.shape[1:]).to(f.dtype) * noise
         rec = self.decoder(z, beta)
         log_s2 = self._at(self.log_s2_grid(), beta)
         D = x[0].numel()
         d = f[0].numel()
         sq = _at_least_f32(x - rec).pow(2).flatten(1).sum(1)
         nll = 0.5 * sq * torch.exp(-log_s2) + 0.5 * D * (math.log(2 * math.pi) + log_s2)
-        kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + d * (log_var.exp() - log_var - 1))
+        if log_var.dim() == 1:  # isotropic (Eq. 3): d equal terms
+            kl_var = d * (log_var.exp() - log_var - 1)
+        else:  # per_unit: one term per unit
+            kl_var = (log_var.exp() - log_var - 1).flatten(1).sum(1)
+        kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + kl_var)
         w_rec, w_kl = self.weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
         at_floor = self.floors()
