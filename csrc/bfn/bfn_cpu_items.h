@@ -98,11 +98,13 @@ inline int64_t disc_update_groups16(const T* theta, const T* y, int64_t K, int64
       const bool full = K % 16 == 0;
       const int32_t r =
           sign > 0 ? (K == 16 ? v4::update_group16<log_io, true, false, 16>(th, yy, K, o)
-                              : full ? v4::update_group16<log_io, true, false>(th, yy, K, o)
-                                     : v4::update_group16<log_io, false, false>(th, yy, K, o))
+                      : K == 256 ? v4::update_group16<log_io, true, false, 256>(th, yy, K, o)
+                      : full ? v4::update_group16<log_io, true, false>(th, yy, K, o)
+                             : v4::update_group16<log_io, false, false>(th, yy, K, o))
                    : (K == 16 ? v4::update_group16<log_io, true, true, 16>(th, yy, K, o)
-                              : full ? v4::update_group16<log_io, true, true>(th, yy, K, o)
-                                     : v4::update_group16<log_io, false, true>(th, yy, K, o));
+                      : K == 256 ? v4::update_group16<log_io, true, true, 256>(th, yy, K, o)
+                      : full ? v4::update_group16<log_io, true, true>(th, yy, K, o)
+                             : v4::update_group16<log_io, false, true>(th, yy, K, o));
       if (r == 0) continue;
       for (int64_t i = 0; i < 16; ++i)
         if (r == -1 || (r >> i) & 1)

@@ -147,69 +147,114 @@ DIFFREP_TARGET_V4 inline __mmask16 usable_sums(__m512 sum) {
 // (lane_sums16), then each item is scaled by 1/sum (probability space) or has log(sum) subtracted
 // (log space). The input checks accumulate in vectors (the largest bit pattern of theta, y * 0,
 // which is NaN for inf and NaN) and are tested once. `full`: K is a multiple of 16 (no lane
-// masks); `negate`: the inverse update (sign = -1); `fixed_k`: K known at compile time (16).
+// masks); `negate`: the inverse update (sign = -1); `fixed_k`: K known at compile time: 16 (each
+// item one vector, kept in a register until its single store) or 256 (item by item in registers,
+// no group reduction).
 // Returns -1 when some input is invalid (the caller redoes the 16 items one by one, which flags
 // them), else the mask of items whose sum is not usable (the caller redoes those). Same values as
 // the flat pass + per-item sums of disc_update_tile(_log) up to the order of the additions.
 template <bool log_io, bool full, bool negate, int64_t fixed_k = 0>
 DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float* y, int64_t K_, float* out) {
-  const int64_t K = fixed_k ? fixed_k : K_;  // fixed_k = 16: straight-line code per item
+  const int64_t K = fixed_k ? fixed_k : K_;
   const __m512 zero = _mm512_setzero_ps();
   __m512 ychk = zero;                      // y * 0: NaN in a lane that saw inf or NaN
   __m512i thbits = _mm512_setzero_si512();  // probability space: largest bits of theta (> 1.0f: invalid)
   __mmask16 thbad = 0;                     // log space: some theta not <= 0
-  __m512 acc[16];
-  for (int r = 0; r < 16; ++r) {
-    const float *th_r = theta + r * K, *y_r = y + r * K;
-    float* o_r = out + r * K;
-    // classes [k, k + 16) of item r: stores theta e^v (or a = theta + v), returns the exps
-    const auto chunk = [&](int64_t k) DIFFREP_TARGET_V4 {
-      const __mmask16 m = full ? __mmask16(0xFFFF) : tail_mask(K - k);
-      const __m512 th = full ? _mm512_loadu_ps(th_r + k) : _mm512_maskz_loadu_ps(m, th_r + k);
-      const __m512 yv = full ? _mm512_loadu_ps(y_r + k) : _mm512_maskz_loadu_ps(m, y_r + k);
-      const __m512 v = negate ? _mm512_xor_ps(yv, _mm512_set1_ps(-0.0f)) : yv;  // -y, bit-exact
-      ychk = _mm512_fmadd_ps(v, zero, ychk);
-      __m512 e;
-      if constexpr (log_io) {
-        thbad = _kor_mask16(thbad, _mm512_cmp_ps_mask(th, zero, _CMP_NLE_UQ));  // 0 in masked lanes
-        const __m512 l = _mm512_add_ps(th, v);
-        e = full ? exp16(l) : _mm512_maskz_mov_ps(m, exp16(l));
-        if constexpr (full) _mm512_storeu_ps(o_r + k, l); else _mm512_mask_storeu_ps(o_r + k, m, l);
-      } else {
-        thbits = _mm512_max_epu32(thbits, _mm512_castps_si512(th));
-        e = _mm512_mul_ps(th, exp16(v));  // 0 in masked lanes
-        if constexpr (full) _mm512_storeu_ps(o_r + k, e); else _mm512_mask_storeu_ps(o_r + k, m, e);
+  struct Chunk {
+    __m512 val, e;  // what is stored before the normalisation (theta e^v, or a = theta + v), and the exps
+  };
+  // classes [k, k + 16) of item r
+  const auto chunk = [&](int r, int64_t k) DIFFREP_TARGET_V4 {
+    const __mmask16 m = full ? __mmask16(0xFFFF) : tail_mask(K - k);
+    const float *th_p = theta + r * K + k, *y_p = y + r * K + k;
+    const __m512 th = full ? _mm512_loadu_ps(th_p) : _mm512_maskz_loadu_ps(m, th_p);
+    const __m512 yv = full ? _mm512_loadu_ps(y_p) : _mm512_maskz_loadu_ps(m, y_p);
+    const __m512 v = negate ? _mm512_xor_ps(yv, _mm512_set1_ps(-0.0f)) : yv;  // -y, bit-exact
+    ychk = _mm512_fmadd_ps(v, zero, ychk);
+    if constexpr (log_io) {
+      thbad = _kor_mask16(thbad, _mm512_cmp_ps_mask(th, zero, _CMP_NLE_UQ));  // 0 in masked lanes
+      const __m512 l = _mm512_add_ps(th, v);
+      return Chunk{l, full ? exp16(l) : _mm512_maskz_mov_ps(m, exp16(l))};
+    } else {
+      thbits = _mm512_max_epu32(thbits, _mm512_castps_si512(th));
+      const __m512 e = _mm512_mul_ps(th, exp16(v));  // 0 in masked lanes
+      return Chunk{e, e};
+    }
+  };
+  const auto finish = [](__m512 val, __m512 f) DIFFREP_TARGET_V4 {
+    return log_io ? _mm512_sub_ps(val, f) : _mm512_mul_ps(val, f);
+  };
+  const auto input_bad = [&]() DIFFREP_TARGET_V4 {
+    return (_mm512_cmp_ps_mask(ychk, ychk, _CMP_UNORD_Q) | thbad |
+            _mm512_cmp_epu32_mask(thbits, _mm512_set1_epi32(0x3F800000), _MM_CMPINT_GT)) != 0;
+  };
+  if constexpr (fixed_k == 256) {
+    // item by item, its 16 vectors in registers: one pass over memory (no stored intermediate),
+    // two partial sums and one horizontal sum per item
+    int32_t odd = 0;
+    for (int r = 0; r < 16; ++r) {
+      __m512 val[16], s0 = zero, s1 = zero;
+      for (int q = 0; q < 16; q += 2) {
+        const Chunk c0 = chunk(r, 16 * q), c1 = chunk(r, 16 * q + 16);
+        val[q] = c0.val;
+        val[q + 1] = c1.val;
+        s0 = _mm512_add_ps(s0, c0.e);
+        s1 = _mm512_add_ps(s1, c1.e);
       }
-      return e;
-    };
-    __m512 a = chunk(0);
-    for (int64_t k = 16; k < K; k += 16) a = _mm512_add_ps(a, chunk(k));
-    acc[r] = a;
-  }
-  const __mmask16 bad = _mm512_cmp_ps_mask(ychk, ychk, _CMP_UNORD_Q) | thbad |
-                        _mm512_cmp_epu32_mask(thbits, _mm512_set1_epi32(0x3F800000), _MM_CMPINT_GT);
-  if (bad) return -1;
-  const __m512 sum = lane_sums16(acc);
-  const __mmask16 odd = static_cast<__mmask16>(~usable_sums(sum));
-  // each item's factor broadcast from memory: a load-port operation, where a lane permutation
-  // would queue behind lane_sums16's shuffles on the one shuffle port
-  alignas(64) float f[16];
-  _mm512_store_ps(f, log_io ? log16_normal(sum) : _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
-  for (int r = 0; r < 16; ++r) {
-    const __m512 fr = _mm512_set1_ps(f[r]);
-    float* o_r = out + r * K;
-    for (int64_t k = 0; k < K; k += 16) {
-      if constexpr (full) {
-        const __m512 o = _mm512_loadu_ps(o_r + k);
-        _mm512_storeu_ps(o_r + k, log_io ? _mm512_sub_ps(o, fr) : _mm512_mul_ps(o, fr));
-      } else {
-        const __mmask16 m = tail_mask(K - k);
-        const __m512 o = _mm512_maskz_loadu_ps(m, o_r + k);
-        _mm512_mask_storeu_ps(o_r + k, m, log_io ? _mm512_sub_ps(o, fr) : _mm512_mul_ps(o, fr));
+      const float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      if (!(sum >= 9.094947017729282e-13f && sum <= 3.402823466e38f)) {  // usable_sums' rule
+        odd |= 1 << r;
+        continue;
+      }
+      const __m512 f = log_io ? log16_normal(_mm512_set1_ps(sum)) : _mm512_set1_ps(1.0f / sum);
+      float* o_r = out + r * K;
+      for (int q = 0; q < 16; ++q) _mm512_storeu_ps(o_r + 16 * q, finish(val[q], f));
+    }
+    return input_bad() ? -1 : odd;
+  } else {
+    __m512 acc[16];
+    __m512 val16[fixed_k == 16 ? 16 : 1];  // K = 16: each item's one vector stays until its store
+    for (int r = 0; r < 16; ++r) {
+      float* o_r = out + r * K;
+      if constexpr (fixed_k == 16) {
+        const Chunk c = chunk(r, 0);
+        val16[r] = c.val;
+        acc[r] = c.e;
+        continue;
+      }
+      __m512 a = zero;
+      for (int64_t k = 0; k < K; k += 16) {
+        const Chunk c = chunk(r, k);
+        if constexpr (full) _mm512_storeu_ps(o_r + k, c.val); else _mm512_mask_storeu_ps(o_r + k, tail_mask(K - k), c.val);
+        a = _mm512_add_ps(a, c.e);
+      }
+      acc[r] = a;
+    }
+    if (input_bad()) return -1;
+    const __m512 sum = lane_sums16(acc);
+    const __mmask16 odd = static_cast<__mmask16>(~usable_sums(sum));
+    // each item's factor broadcast from memory: a load-port operation, where a lane permutation
+    // would queue behind lane_sums16's shuffles on the one shuffle port
+    alignas(64) float f[16];
+    _mm512_store_ps(f, log_io ? log16_normal(sum) : _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    for (int r = 0; r < 16; ++r) {
+      const __m512 fr = _mm512_set1_ps(f[r]);
+      float* o_r = out + r * K;
+      if constexpr (fixed_k == 16) {
+        _mm512_storeu_ps(o_r, finish(val16[r], fr));
+        continue;
+      }
+      for (int64_t k = 0; k < K; k += 16) {
+        if constexpr (full) {
+          _mm512_storeu_ps(o_r + k, finish(_mm512_loadu_ps(o_r + k), fr));
+        } else {
+          const __mmask16 m = tail_mask(K - k);
+          _mm512_mask_storeu_ps(o_r + k, m, finish(_mm512_maskz_loadu_ps(m, o_r + k), fr));
+        }
       }
     }
+    return static_cast<int32_t>(odd);
   }
-  return static_cast<int32_t>(odd);
 }
 
 // The discrete flow's shifted softmax of one item (disc_flow_item_shifted): o_k = e^(sd (eps_k -
