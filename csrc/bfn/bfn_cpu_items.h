@@ -447,7 +447,8 @@ inline int32_t disc_flow2(int64_t xi, T t, T sqrt_beta1, T e0, T e1, T* o) {
 
 // L^inf of discrete data (BFN Eq. 205) for one item, and d loss / d logits (times g) into
 // d_logits when want_grad. With p = softmax(l): ||e_x - p||^2 = (1 - p_x)^2 + sum_{k != x} p_k^2,
-// and sum_k p_k r_k = p_x (1 - p_x) - sum_{k != x} p_k^2 (r = e_x - p), without cancellation.
+// and sum_k p_k r_k = p_x (1 - p_x) - sum_{k != x} p_k^2 (r = e_x - p), with 1 - p_x summed as
+// sum_{k != x} p_k (no cancellation when p_x -> 1).
 template <typename T>
 inline T discrete_cts_loss_item(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
                                 T* d_logits, int32_t& flags) {
@@ -475,30 +476,35 @@ inline T discrete_cts_loss_item(const T* logits, int64_t xi, T t, int64_t K, T b
   }
   const T inv = T(1) / sum;
   const T px = fast_exp(logits[xi] - mx) * inv;
-  T q = T(0);  // sum_{k != x} p_k^2
+  // r_x = 1 - p_x is summed as sum_{k != x} p_k: 1 - p_x after rounding p_x loses all precision
+  // for a confident prediction (p_x -> 1)
+  T q = T(0), rx = T(0);  // sum_{k != x} p_k^2, sum_{k != x} p_k
   if (want_grad) {
-#pragma omp simd reduction(+ : q)
+#pragma omp simd reduction(+ : q, rx)
     for (int64_t k = 0; k < K; ++k) {
       const T p = d_logits[k] * inv;
       d_logits[k] = p;
-      q += k == xi ? T(0) : p * p;
+      const T po = k == xi ? T(0) : p;
+      q += po * po;
+      rx += po;
     }
   } else {
-#pragma omp simd reduction(+ : q)
+#pragma omp simd reduction(+ : q, rx)
     for (int64_t k = 0; k < K; ++k) {
-      const T p = fast_exp(logits[k] - mx) * inv;
-      q += k == xi ? T(0) : p * p;
+      const T po = k == xi ? T(0) : fast_exp(logits[k] - mx) * inv;
+      q += po * po;
+      rx += po;
     }
   }
   const T c = T(K) * beta1 * t;
-  const T rx = T(1) - px;
   if (want_grad) {
-    // dL/dl_j = -2 c p_j (r_j - s), s = sum_k p_k r_k
-    const T s = px * rx - q, f = g * T(-2) * c;
+    // dL/dl_j = -2 c p_j (r_j - s), s = sum_k p_k r_k; for j = x, r_x - s = (1 - p_x) r_x + q =
+    // r_x^2 + q, formed so (r_x - p_x r_x would cancel)
+    const T s = px * rx - q, f = g * T(-2) * c, dx = rx * rx + q;
 #pragma omp simd
     for (int64_t k = 0; k < K; ++k) {
       const T p = d_logits[k];
-      d_logits[k] = f * p * ((k == xi ? T(1) : T(0)) - p - s);
+      d_logits[k] = f * p * (k == xi ? dx : -p - s);
     }
   }
   return c * (rx * rx + q);

@@ -450,22 +450,25 @@ DIFFREP_HD T discrete_cts_loss_elem(const T* logits, int64_t xi, T t, int64_t K,
   for (int64_t k = 0; k < K; ++k) sum += fast_exp(logits[k] - mx);
   const T inv = T(1) / sum;
   const T c = T(K) * beta1 * t;
-  T loss = T(0), s = T(0);
+  // r = e_x - p with r_x = 1 - p_x summed as sum_{k != x} p_k: 1 - p_x after rounding p_x loses
+  // all precision for a confident prediction (p_x -> 1)
+  T q = T(0), rx = T(0);  // sum_{k != x} p_k^2, sum_{k != x} p_k
   for (int64_t k = 0; k < K; ++k) {
-    const T p = fast_exp(logits[k] - mx) * inv;
-    const T r = (k == xi ? T(1) : T(0)) - p;
-    loss += r * r;
-    s += p * r;  // sum_k p_k r_k, for the softmax Jacobian
+    const T p = k == xi ? T(0) : fast_exp(logits[k] - mx) * inv;
+    q += p * p;
+    rx += p;
   }
+  const T px = fast_exp(logits[xi] - mx) * inv;
+  const T s = px * rx - q;  // sum_k p_k r_k, for the softmax Jacobian
   if (want_grad) {
-    // dL/dp_k = -2 c r_k; dL/dl_j = p_j (dL/dp_j - sum_k p_k dL/dp_k) = -2 c p_j (r_j - s)
+    // dL/dp_k = -2 c r_k; dL/dl_j = p_j (dL/dp_j - sum_k p_k dL/dp_k) = -2 c p_j (r_j - s); for
+    // j = x, r_x - s = (1 - p_x) r_x + q = r_x^2 + q, formed so (r_x - p_x r_x would cancel)
     for (int64_t k = 0; k < K; ++k) {
       const T p = fast_exp(logits[k] - mx) * inv;
-      const T r = (k == xi ? T(1) : T(0)) - p;
-      d_logits[k] = g * T(-2) * c * p * (r - s);
+      d_logits[k] = g * T(-2) * c * p * (k == xi ? rx * rx + q : -p - s);
     }
   }
-  return c * loss;
+  return c * (rx * rx + q);
 }
 
 }  // namespace bfn

@@ -229,15 +229,15 @@ def test_discrete_loss_k2_matches_float64_closed_form():
         torch.testing.assert_close(grad.double(), g64, rtol=1e-4, atol=1e-5)
 
 
-def test_discrete_loss_k2_is_relatively_accurate_for_confident_logits():
+@pytest.mark.parametrize("K", [2, 3, 16])
+def test_discrete_loss_is_relatively_accurate_for_confident_logits(K):
     """L^inf (BFN Eq. 205) where the network is confident, as a trained ParamReL_d decoder is on
-    most pixels: the loss is 2 c p_o^2 (K = 2, p_o the other class's probability) and must keep its
-    relative accuracy. The form K beta1 t ((1 - p_x)^2 + ...) with p_x rounded to float32 first
-    loses it (1 - p_x cancels): the K = 2 kernel before the straight-line body had relative errors
-    up to 1.4 on such elements and the quickstart's training followed a different trajectory
-    (benches/results/quickstart_traversal_2026-12-06.md, section "2026-12-06, later"). K = 2 only:
-    the K >= 3 body still forms 1 - p_x."""
-    K = 2
+    most pixels: the loss is c ((1 - p_x)^2 + sum_{k != x} p_k^2), tiny, and must keep its relative
+    accuracy. The form with p_x rounded to float32 first loses it (1 - p_x cancels): the K = 2
+    kernel before the straight-line body had relative errors up to 1.4 on such elements and the
+    quickstart's training followed a different trajectory
+    (benches/results/quickstart_traversal_2026-12-06.md, section "2026-12-06, later"); the K >= 3
+    body had up to 0.47 until it summed 1 - p_x as sum_{k != x} p_k (2026-12-06 "d")."""
     g = torch.Generator().manual_seed(3)
     n = 512
     x = torch.randint(0, K, (4, n), generator=g)
