@@ -73,7 +73,7 @@ def test_continuous_update_matches_twin(device, shape, dtype, rho_row, alpha_row
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=shapes, dtype=dtypes, K=st.sampled_from([2, 5, 27]), inverse=st.booleans(), log=st.booleans())
+@given(shape=shapes, dtype=dtypes, K=st.sampled_from([2, 5, 16, 27]), inverse=st.booleans(), log=st.booleans())
 def test_discrete_update_matches_twin(device, shape, dtype, K, inverse, log):
     theta = torch.softmax(rand((*shape, K), dtype, device, -4, 4), -1)
     if log:
