@@ -95,16 +95,14 @@ inline int64_t disc_update_groups16(const T* theta, const T* y, int64_t K, int64
     for (; i0 + 16 <= i1; i0 += 16) {
       const float *th = theta + i0 * K, *yy = y + i0 * K;
       float* o = out + i0 * K;
-      const bool full = K % 16 == 0;
-      const int32_t r =
-          sign > 0 ? (K == 16 ? v4::update_group16<log_io, true, false, 16>(th, yy, K, o)
-                      : K == 256 ? v4::update_group16<log_io, true, false, 256>(th, yy, K, o)
-                      : full ? v4::update_group16<log_io, true, false>(th, yy, K, o)
-                             : v4::update_group16<log_io, false, false>(th, yy, K, o))
-                   : (K == 16 ? v4::update_group16<log_io, true, true, 16>(th, yy, K, o)
-                      : K == 256 ? v4::update_group16<log_io, true, true, 256>(th, yy, K, o)
-                      : full ? v4::update_group16<log_io, true, true>(th, yy, K, o)
-                             : v4::update_group16<log_io, false, true>(th, yy, K, o));
+      const auto group = [&](auto negate) {  // the instantiation for K (16, 256, a multiple of 16, other)
+        constexpr bool neg = decltype(negate)::value;
+        if (K == 16) return v4::update_group16<log_io, true, neg, 16>(th, yy, K, o);
+        if (K == 256) return v4::update_group16<log_io, true, neg, 256>(th, yy, K, o);
+        return K % 16 == 0 ? v4::update_group16<log_io, true, neg>(th, yy, K, o)
+                           : v4::update_group16<log_io, false, neg>(th, yy, K, o);
+      };
+      const int32_t r = sign > 0 ? group(std::false_type{}) : group(std::true_type{});
       if (r == 0) continue;
       for (int64_t i = 0; i < 16; ++i)
         if (r == -1 || (r >> i) & 1)
