@@ -343,8 +343,7 @@ DIFFREP_LAUNCHER(disc_probs) {
     if (K < 16)
       return clip ? items::disc_probs_few_bins<true>(mu_x, sigma_x, K, i0, i1, out)
                   : items::disc_probs_few_bins<false>(mu_x, sigma_x, K, i0, i1, out);
-    for (int64_t i = i0; i < i1; ++i) items::disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
-    return flags;
+    return items::disc_probs_many_bins(mu_x, sigma_x, K, clip, i0, i1, out);
   });
 }
 
