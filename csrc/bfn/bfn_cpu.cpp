@@ -364,8 +364,9 @@ DIFFREP_LAUNCHER(disc_cts_loss) {
       if (t_per_row) tc = time_consts(t[row], log_s1sq, noise_pred, min_loss_var);
       for (int64_t i = s; i < e; ++i) {
         if (!t_per_row) tc = time_consts(t[i], log_s1sq, noise_pred, min_loss_var);
-        loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip, noise_pred, want_grad,
-                                     d_mean + (want_grad ? i : 0), d_log_sigma + (want_grad ? i : 0), flags);
+        loss[i] = disc_cts_loss_elem<items::CpuBoundarySums>(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip,
+                                                             noise_pred, want_grad, d_mean + (want_grad ? i : 0),
+                                                             d_log_sigma + (want_grad ? i : 0), flags);
       }
     });
     return flags;

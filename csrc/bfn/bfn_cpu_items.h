@@ -292,6 +292,23 @@ inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int
     for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
 }
 
+// The discretised mean's boundary sums (bfn_math.h, LoopBoundarySums) on the CPU: float with
+// K >= 3 on AVX-512 through v4::boundary_sums16, otherwise the loop.
+struct CpuBoundarySums {
+  template <typename T>
+  static BoundarySums<T> eval(T mu_x, T inv_s, int64_t K, bool want_grad) {
+#ifdef DIFFREP_HAVE_BFN_V4
+    if (std::is_same<T, float>::value && K >= 3 && v4::available()) {
+      float c, p, zp;
+      if (want_grad) v4::boundary_sums16<true>(float(mu_x), float(inv_s), K, c, p, zp);
+      else v4::boundary_sums16<false>(float(mu_x), float(inv_s), K, c, p, zp);
+      return BoundarySums<T>{T(c), T(p), T(zp)};
+    }
+#endif
+    return LoopBoundarySums::eval(mu_x, inv_s, K, want_grad);
+  }
+};
+
 // disc_probs_item for items [i0, i1) with many bins (K >= 16): float on AVX-512 through
 // v4::probs_item, 16 boundaries per step from a table of the K boundaries b_1 .. b_K built once (the
 // same values as boundary()); otherwise item by item. Same maths and flags as disc_probs_item.

@@ -95,7 +95,9 @@ DIFFREP_TARGET_V4 inline int32_t update_flat_log(const float* theta, const float
 // the same branches as selects), with exp16 for e^{-x^2}. The compiler's vectorisation of the
 // scalar form ran 2-3x slower than this per bin of disc_probs_item (alignment peeling and scalar
 // epilogues of an expensive body on 16- and 256-bin rows).
-DIFFREP_TARGET_V4 inline __m512 half_one_plus_erf16(__m512 x) {
+// gauss: e^{-x^2} of each lane, which the lower tail computes anyway (the standard normal pdf at
+// sqrt(2) x is that times 1/sqrt(2 pi)).
+DIFFREP_TARGET_V4 inline __m512 half_one_plus_erf16(__m512 x, __m512& gauss) {
   const __m512 one = _mm512_set1_ps(1.f), half = _mm512_set1_ps(0.5f);
   const __m512 a = _mm512_abs_ps(x), a2 = _mm512_mul_ps(a, a);
   __m512 p = _mm512_set1_ps(7.933493887e-05f);
@@ -116,7 +118,8 @@ DIFFREP_TARGET_V4 inline __m512 half_one_plus_erf16(__m512 x) {
   q = _mm512_fmadd_ps(u, q, _mm512_set1_ps(4.260821009e-02f));
   q = _mm512_fmadd_ps(u, q, _mm512_set1_ps(5.589597449e-01f));
   q = _mm512_fmadd_ps(u, q, _mm512_set1_ps(2.749467808e-04f));
-  const __m512 tail = _mm512_mul_ps(exp16(_mm512_sub_ps(_mm512_setzero_ps(), a2)), q);  // erfc(a), 1 < a <= 4
+  gauss = exp16(_mm512_sub_ps(_mm512_setzero_ps(), a2));
+  const __m512 tail = _mm512_mul_ps(gauss, q);  // erfc(a), 1 < a <= 4
   // body = erf(a): small up to 1, 1 - tail up to 4, 1 beyond (and for NaN, as the scalar form)
   __m512 body = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(4.f), _CMP_LE_OQ), one,
                                      _mm512_sub_ps(one, tail));
@@ -127,6 +130,42 @@ DIFFREP_TARGET_V4 inline __m512 half_one_plus_erf16(__m512 x) {
   // below x = -1 the lower tail erfc(|x|) / 2 directly (1 + erf(x) would cancel); 0 below -4
   const __m512 lower = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-4.f), _CMP_NLT_UQ), half, tail);
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-1.f), _CMP_LT_OQ), mid, lower);
+}
+
+DIFFREP_TARGET_V4 inline __m512 half_one_plus_erf16(__m512 x) {
+  __m512 gauss;
+  return half_one_plus_erf16(x, gauss);
+}
+
+// bfn_math.h's LoopBoundarySums for float: the sums over the interior boundaries b_1 .. b_{K-1} of
+// Phi(z_j) and (want_grad) phi(z_j), z_j phi(z_j), z_j = (b_j - mu_x) inv_s, 16 boundaries per
+// masked step (a K - 1 < 16 loop vectorised by the compiler ran as its scalar epilogue). phi reuses
+// the CDF's e^{-z^2/2}. The lane order of the additions differs from the loop's by rounding only.
+template <bool want_grad>
+DIFFREP_TARGET_V4 inline void boundary_sums16(float mu_x, float inv_s, int64_t K, float& sum_cdf, float& sum_pdf,
+                                              float& sum_zpdf) {
+  const __m512 vmu = _mm512_set1_ps(mu_x), vinv = _mm512_set1_ps(inv_s);
+  const __m512 vK = _mm512_set1_ps(float(static_cast<int32_t>(K))), two = _mm512_set1_ps(2.f), one = _mm512_set1_ps(1.f);
+  const __m512 r2 = _mm512_set1_ps(0.70710678118654752440f), inv_sqrt_2pi = _mm512_set1_ps(0.39894228040143267794f);
+  const __m512i iota1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  __m512 acc_cdf = _mm512_setzero_ps(), acc_pdf = _mm512_setzero_ps(), acc_zpdf = _mm512_setzero_ps();
+  for (int64_t j0 = 1; j0 < K; j0 += 16) {
+    const __mmask16 m = tail_mask(K - j0);
+    const __m512i j = _mm512_add_epi32(iota1, _mm512_set1_epi32(static_cast<int32_t>(j0 - 1)));
+    const __m512 b = _mm512_sub_ps(_mm512_div_ps(_mm512_mul_ps(two, _mm512_cvtepi32_ps(j)), vK), one);  // boundary()
+    const __m512 z = _mm512_mul_ps(_mm512_sub_ps(b, vmu), vinv);
+    __m512 gauss;
+    const __m512 c = half_one_plus_erf16(_mm512_mul_ps(z, r2), gauss);
+    acc_cdf = _mm512_mask_add_ps(acc_cdf, m, acc_cdf, c);
+    if (want_grad) {
+      const __m512 phi = _mm512_mul_ps(inv_sqrt_2pi, gauss);
+      acc_pdf = _mm512_mask_add_ps(acc_pdf, m, acc_pdf, phi);
+      acc_zpdf = _mm512_mask3_fmadd_ps(z, phi, acc_zpdf, m);  // masked-off lanes keep acc_zpdf
+    }
+  }
+  sum_cdf = _mm512_reduce_add_ps(acc_cdf);
+  sum_pdf = want_grad ? _mm512_reduce_add_ps(acc_pdf) : 0.f;
+  sum_zpdf = want_grad ? _mm512_reduce_add_ps(acc_zpdf) : 0.f;
 }
 
 // Bin probabilities of K >= 16 bins for one item (disc_probs_item, BFN Eq. 103-104): 16 boundary

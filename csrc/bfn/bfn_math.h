@@ -126,38 +126,56 @@ struct DiscMean {
   T x_hat, d_mu, d_sigma;
 };
 
+// Sums over the K - 1 interior boundaries b_j of Phi(z_j) and, with want_grad, of phi(z_j) and
+// z_j phi(z_j), z_j = (b_j - mu_x) / sigma_x: all that x_hat and its derivatives need from them.
 template <typename T>
+struct BoundarySums {
+  T cdf, pdf, zpdf;
+};
+
+// The sums as one loop (what the CUDA kernels run; the CPU's AVX-512 copy sums 16 boundaries per
+// step: bfn_cpu_items.h, CpuBoundarySums).
+struct LoopBoundarySums {
+  template <typename T>
+  DIFFREP_HD static BoundarySums<T> eval(T mu_x, T inv_s, int64_t K, bool want_grad) {
+    T sum_cdf = T(0), sum_pdf = T(0), sum_zpdf = T(0);
+    if (want_grad) {
+      DIFFREP_SIMD_SUM(sum_cdf, sum_pdf, sum_zpdf)
+      for (int64_t j = 1; j < K; ++j) {
+        const T z = (boundary<T>(j, K) - mu_x) * inv_s;
+        const T phi = normal_pdf_std(z);
+        sum_cdf += fast_half_one_plus_erf(z * T(kInvSqrt2));
+        sum_pdf += phi;
+        sum_zpdf += z * phi;
+      }
+    } else {
+      DIFFREP_SIMD_SUM(sum_cdf)
+      for (int64_t j = 1; j < K; ++j) sum_cdf += normal_cdf(boundary<T>(j, K), mu_x, inv_s);
+    }
+    return BoundarySums<T>{sum_cdf, sum_pdf, sum_zpdf};
+  }
+};
+
+template <typename Sums, typename T>
 DIFFREP_HD DiscMean<T> discretised_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad);
 
 // The bins are symmetric about 0, so x_hat(mu, sigma) = -x_hat(-mu, sigma). Evaluating at |mu|
 // keeps the boundary CDFs of a distribution that sits beyond -1 in the accurate lower tail
 // instead of near 1, where clip=False's normaliser R = Phi(1) - Phi(-1) cancels (float32).
-template <typename T>
+template <typename Sums = LoopBoundarySums, typename T>
 DIFFREP_HD DiscMean<T> discretised_mean(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
-  if (!(mu_x < T(0))) return discretised_mean_nonneg(mu_x, sigma_x, K, clip, want_grad);
-  DiscMean<T> m = discretised_mean_nonneg(-mu_x, sigma_x, K, clip, want_grad);
+  if (!(mu_x < T(0))) return discretised_mean_nonneg<Sums>(mu_x, sigma_x, K, clip, want_grad);
+  DiscMean<T> m = discretised_mean_nonneg<Sums>(-mu_x, sigma_x, K, clip, want_grad);
   m.x_hat = -m.x_hat;
   m.d_sigma = -m.d_sigma;  // d/dmu: the two sign flips cancel
   return m;
 }
 
-template <typename T>
+template <typename Sums, typename T>
 DIFFREP_HD DiscMean<T> discretised_mean_nonneg(T mu_x, T sigma_x, int64_t K, bool clip, bool want_grad) {
   const T inv_s = T(1) / sigma_x;
-  T sum_cdf = T(0), sum_pdf = T(0), sum_zpdf = T(0);
-  if (want_grad) {
-    DIFFREP_SIMD_SUM(sum_cdf, sum_pdf, sum_zpdf)
-    for (int64_t j = 1; j < K; ++j) {
-      const T z = (boundary<T>(j, K) - mu_x) * inv_s;
-      const T phi = normal_pdf_std(z);
-      sum_cdf += fast_half_one_plus_erf(z * T(kInvSqrt2));
-      sum_pdf += phi;
-      sum_zpdf += z * phi;
-    }
-  } else {
-    DIFFREP_SIMD_SUM(sum_cdf)
-    for (int64_t j = 1; j < K; ++j) sum_cdf += normal_cdf(boundary<T>(j, K), mu_x, inv_s);
-  }
+  const BoundarySums<T> sums = Sums::eval(mu_x, inv_s, K, want_grad);
+  const T sum_cdf = sums.cdf, sum_pdf = sums.pdf, sum_zpdf = sums.zpdf;
   const T half = T(1) - T(1) / T(K);  // c_K = -c_1
   DiscMean<T> m;
   if (clip) {
@@ -409,12 +427,12 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
 
 // Continuous-time loss for discretised data (BFN Eq. 122), fused with the output conversion:
 // C (x_hat - x)^2 / sigma1^(2t), C = -ln sigma1, optionally the gradients w.r.t. the two outputs.
-template <typename T>
+template <typename Sums = LoopBoundarySums, typename T>
 DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc, T x, int64_t K, bool clip,
                                 bool noise_pred, bool want_grad, T* d_mean, T* d_log_sigma, int32_t& flags) {
   if (!isfinite(out_mean) || !isfinite(out_log_sigma) || !isfinite(mu) || !isfinite(x)) flags |= kNonFiniteInput;
   const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, tc, noise_pred);
-  const DiscMean<T> m = discretised_mean(p.mu_x, p.sigma_x, K, clip, want_grad);
+  const DiscMean<T> m = discretised_mean<Sums>(p.mu_x, p.sigma_x, K, clip, want_grad);
   const T diff = m.x_hat - x;
   if (want_grad) {
     const T dl = T(2) * tc.weight * diff;

@@ -8,7 +8,7 @@ import torch
 from diffrep import _native
 from diffrep.ops import bfn, use_backend
 
-from helpers import native_and_twin
+from helpers import assert_as_accurate_as_twin, native_and_twin
 
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
 
@@ -359,3 +359,32 @@ def test_discretised_probs_backward_float32_is_accurate_beyond_an_edge(K):
         em, es = torch.autograd.grad((bfn.discretised_probs(m64, s64, K, False) * w.double()).sum(), (m64, s64))
     torch.testing.assert_close(gm.double(), em, rtol=1e-5, atol=1e-8)
     torch.testing.assert_close(gs.double(), es, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("K", [3, 16, 17, 40, 256])
+def test_discretised_loss_boundary_sums_match_float64(K, clip):
+    # the discretised mean's sums over the K - 1 interior boundaries run 16 per AVX-512 step (a
+    # masked last step for K = 3, 16, 40, 256; none for 17); loss and both gradients against the
+    # float64 twin, 512 elements whose output distributions straddle the bins and the edges. With
+    # clip=False a distribution mostly beyond an edge divides by a small R = Phi(1) - Phi(-1), where
+    # float32 itself is coarse: there the bound is the float32 twin's error (assert_as_accurate_as_twin)
+    g = torch.Generator().manual_seed(K)
+    B, D = 4, 128
+    eps = torch.rand(B, D, generator=g) * 3 - 1.5
+    log_sigma = torch.rand(B, D, generator=g) * 4 - 4
+    x = (torch.floor((torch.rand(B, D, generator=g)) * K) * 2 + 1) / K - 1  # bin centres
+    t = torch.rand(B, generator=g) * 0.8 + 0.1
+    mu = torch.rand(B, D, generator=g) * 2 - 1
+    out = []
+    for backend, dt in (("cpu", torch.float32), ("reference", torch.float32), ("reference", torch.float64)):
+        e, s = eps.to(dt).requires_grad_(), log_sigma.to(dt).requires_grad_()
+        with use_backend(backend, strict=backend == "cpu"):
+            loss = bfn.discretised_continuous_time_loss(e, s, mu.to(dt), t.to(dt), x.to(dt), 0.02, K, clip, False)
+            grads = torch.autograd.grad(loss.sum(), (e, s))
+        out.append((loss.detach(), *grads))
+    for native, twin, truth in zip(*out):
+        assert float(truth.abs().max()) > 0
+        assert_as_accurate_as_twin(native, twin, truth.double(), torch.float32, atol=2e-5)
+        if clip:  # no division by R: relative to the scale alone
+            torch.testing.assert_close(native.double(), truth, rtol=1e-4, atol=2e-5 * float(truth.abs().max()))

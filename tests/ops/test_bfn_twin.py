@@ -10,25 +10,12 @@ from hypothesis import strategies as st
 from diffrep.ops import bfn, explain, use_backend
 from diffrep.ops.reference import bfn as ref
 
-from helpers import native_and_twin
+from helpers import assert_as_accurate_as_twin, native_and_twin
 from helpers import uniform as rand
 
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 dtypes = st.sampled_from([torch.float32, torch.float64])
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 7), st.integers(1, 3))
-
-
-def assert_as_accurate_as_twin(native, twin, truth, dtype, atol):
-    """float64: native == twin. float32: the fused kernel, which sums in another order, is no
-    further from the float64 twin (ground truth) than the float32 twin is, up to 4x, plus atol
-    relative to the tensor's scale (loss weights span 1 to 1e6 within one batch)."""
-    if dtype == torch.float64:
-        torch.testing.assert_close(native, twin, rtol=1e-9, atol=1e-10 * (1 + truth.abs().max().item()))
-        return
-    err_native = (native.double() - truth).abs()
-    err_twin = (twin.double() - truth).abs()
-    bound = 4 * err_twin + atol * (1 + truth.abs().max())
-    assert bool((err_native <= bound).all()), f"max excess {(err_native - bound).max().item()}"
 
 
 def t_for(shape, per_row, dtype, device, seed=1):
