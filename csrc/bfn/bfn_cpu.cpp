@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "bfn/bfn_ops.h"
@@ -355,6 +356,32 @@ DIFFREP_LAUNCHER(disc_probs_backward) {
   });
 }
 
+// Elements [s, e) of the discretised loss at K = 2 with one TimeConsts: items::disc_cts_loss2 in a
+// vectorised loop, instantiated for the three flags.
+template <typename T>
+int32_t disc_cts_loss2_segment(int64_t s, int64_t e, const TimeConsts<T>& tc, bool clip, bool noise_pred,
+                               bool want_grad, const T* __restrict out_mean, const T* __restrict out_log_sigma,
+                               const T* __restrict mu, const T* __restrict x, T* __restrict loss,
+                               T* __restrict d_mean, T* __restrict d_log_sigma) {
+  const auto run = [&](auto clip_c, auto noise_pred_c, auto want_grad_c) {
+    constexpr bool c = decltype(clip_c)::value, np = decltype(noise_pred_c)::value, g = decltype(want_grad_c)::value;
+    int32_t flags = 0;
+#pragma omp simd reduction(| : flags)
+    for (int64_t i = s; i < e; ++i)
+      flags |= items::disc_cts_loss2<c, np, g>(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], loss + i,
+                                               g ? d_mean + i : nullptr, g ? d_log_sigma + i : nullptr);
+    return flags;
+  };
+  using Y = std::true_type;
+  using N = std::false_type;
+  if (want_grad) {
+    if (clip) return noise_pred ? run(Y{}, Y{}, Y{}) : run(Y{}, N{}, Y{});
+    return noise_pred ? run(N{}, Y{}, Y{}) : run(N{}, N{}, Y{});
+  }
+  if (clip) return noise_pred ? run(Y{}, Y{}, N{}) : run(Y{}, N{}, N{});
+  return noise_pred ? run(N{}, Y{}, N{}) : run(N{}, N{}, N{});
+}
+
 DIFFREP_LAUNCHER(disc_cts_loss) {
   *l.flags |= time_bad(t, t_per_row, row_len, n);
   *l.flags |= parallel_tiles(n, K, [&](int64_t i0, int64_t i1) {
@@ -362,6 +389,11 @@ DIFFREP_LAUNCHER(disc_cts_loss) {
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       TimeConsts<T> tc{};
       if (t_per_row) tc = time_consts(t[row], log_s1sq, noise_pred, min_loss_var);
+      if (K == 2 && t_per_row && !tc.masked) {  // one t for the segment: a loop over its elements vectorises
+        flags |= disc_cts_loss2_segment(s, e, tc, clip, noise_pred, want_grad, out_mean, out_log_sigma, mu, x, loss,
+                                        d_mean, d_log_sigma);
+        return;
+      }
       for (int64_t i = s; i < e; ++i) {
         if (!t_per_row) tc = time_consts(t[i], log_s1sq, noise_pred, min_loss_var);
         loss[i] = disc_cts_loss_elem<items::CpuBoundarySums>(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip,

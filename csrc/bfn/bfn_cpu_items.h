@@ -414,6 +414,66 @@ inline int32_t disc_probs2(T mu_x, T sigma_x, T* out) {
   return flags;
 }
 
+// disc_cts_loss_elem (bfn_math.h) for K = 2 as straight-line code, so a loop over the elements of a
+// row (one t, so one TimeConsts) vectorises: output_normal_params and discretised_mean with the one
+// interior boundary b_1 = 0 (2 / K = 1, c_K = 1/2), early returns turned into selects. Same maths,
+// order of operations and flags. (clip, noise_pred, want_grad are template arguments: a branch on
+// them inside the loop would stop vectorisation, and so does reading tc.masked, a bool: rows with
+// noise_pred and t < kMinT, whose x_hat comes from N(0, 1), stay with disc_cts_loss_elem.)
+template <bool clip, bool noise_pred, bool want_grad, typename T>
+inline int32_t disc_cts_loss2(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc, T x, T* loss, T* d_mean,
+                              T* d_log_sigma) {
+  const int32_t flags =
+      (finite_bit(out_mean) | finite_bit(out_log_sigma) | finite_bit(mu) | finite_bit(x)) ? int32_t(kNonFiniteInput) : 0;
+  // output_normal_params
+  const bool ls_in = out_log_sigma >= T(-kSafeExp) && out_log_sigma <= T(kSafeExp);
+  const T ls = out_log_sigma < T(-kSafeExp) ? T(-kSafeExp) : (out_log_sigma > T(kSafeExp) ? T(kSafeExp) : out_log_sigma);
+  const T mu_x = noise_pred ? mu / tc.gamma - tc.scale * out_mean : out_mean;
+  const T dmu_dout = noise_pred ? -tc.scale : T(1);
+  const T sigma = noise_pred ? tc.scale * fast_exp(ls) : fast_exp(ls);
+  const bool s_in = sigma >= T(kMinStd) && sigma <= T(kMaxStd);
+  const T sigma_x = sigma < T(kMinStd) ? T(kMinStd) : (sigma > T(kMaxStd) ? T(kMaxStd) : sigma);
+  const T dsig_dlogsig = (ls_in && s_in) ? sigma : T(0);
+  // discretised_mean at |mu_x|, the sign restored at the end
+  const bool neg = mu_x < T(0);
+  const T m = neg ? -mu_x : mu_x;
+  const T inv_s = T(1) / sigma_x;
+  const T z = (T(0) - m) * inv_s;
+  const T phi = normal_pdf_std(z);
+  const T sum_cdf = fast_half_one_plus_erf(z * T(kInvSqrt2));
+  T x_hat, dm, ds;
+  if constexpr (clip) {
+    x_hat = T(0.5) - T(1) * sum_cdf;
+    dm = T(1) * phi * inv_s;
+    ds = T(1) * (z * phi) * inv_s;
+  } else {
+    const T lo = normal_cdf(T(-1), m, inv_s), hi = normal_cdf(T(1), m, inv_s);
+    const T R = hi - lo;
+    const bool uniform = R < T(kMinProb);  // mean 0, no gradient
+    const T N = T(0.5) * (hi + lo) - T(1) * sum_cdf;
+    const T xh = N / R;
+    const T z_lo = (T(-1) - m) * inv_s, z_hi = (T(1) - m) * inv_s;
+    const T f_lo = normal_pdf_std(z_lo), f_hi = normal_pdf_std(z_hi);
+    const T dN_mu = (-T(0.5) * (f_hi + f_lo) + T(1) * phi) * inv_s;
+    const T dN_s = (-T(0.5) * (z_hi * f_hi + z_lo * f_lo) + T(1) * (z * phi)) * inv_s;
+    const T dR_mu = (-f_hi + f_lo) * inv_s;
+    const T dR_s = (-z_hi * f_hi + z_lo * f_lo) * inv_s;
+    x_hat = uniform ? T(0) : xh;
+    dm = uniform ? T(0) : (dN_mu - xh * dR_mu) / R;
+    ds = uniform ? T(0) : (dN_s - xh * dR_s) / R;
+  }
+  x_hat = neg ? -x_hat : x_hat;
+  ds = neg ? -ds : ds;  // d/dmu: the two sign flips cancel
+  const T diff = x_hat - x;
+  if constexpr (want_grad) {
+    const T dl = T(2) * tc.weight * diff;
+    *d_mean = dl * dm * dmu_dout;
+    *d_log_sigma = dl * ds * dsig_dlogsig;
+  }
+  *loss = tc.weight * diff * diff;
+  return flags;
+}
+
 // Discrete flow (BFN Eq. 185) for one item: softmax(beta (K e_x - 1) + sqrt(beta K) eps).
 template <typename T>
 inline void disc_flow_item(int64_t xi, T t, int64_t K, T sqrt_beta1, const T* eps, T* o, int32_t& flags) {

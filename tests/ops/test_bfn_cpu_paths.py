@@ -2,6 +2,8 @@
 computations: the probability-space discrete update and its log-space fallback, the K = 2
 straight-line bodies, and the precision checks the continuous updates now run in the kernel."""
 
+import math
+
 import pytest
 import torch
 
@@ -361,14 +363,18 @@ def test_discretised_probs_backward_float32_is_accurate_beyond_an_edge(K):
     torch.testing.assert_close(gs.double(), es, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("noise_pred", [False, True])
 @pytest.mark.parametrize("clip", [True, False])
-@pytest.mark.parametrize("K", [3, 16, 17, 40, 256])
-def test_discretised_loss_boundary_sums_match_float64(K, clip):
-    # the discretised mean's sums over the K - 1 interior boundaries run 16 per AVX-512 step (a
-    # masked last step for K = 3, 16, 40, 256; none for 17); loss and both gradients against the
-    # float64 twin, 512 elements whose output distributions straddle the bins and the edges. With
-    # clip=False a distribution mostly beyond an edge divides by a small R = Phi(1) - Phi(-1), where
-    # float32 itself is coarse: there the bound is the float32 twin's error (assert_as_accurate_as_twin)
+@pytest.mark.parametrize("K", [2, 3, 16, 17, 40, 256])
+def test_discretised_loss_matches_float64(K, clip, noise_pred):
+    # K = 2: straight-line code vectorised over the elements of a row (items::disc_cts_loss2); K >= 3:
+    # the discretised mean's sums over the K - 1 interior boundaries 16 per AVX-512 step (a masked
+    # last step for K = 3, 16, 40, 256; none for 17). Loss and both gradients against the float64
+    # twin, 512 elements whose output distributions straddle the bins and the edges, four far beyond
+    # an edge (clip=False: uniform bins, x_hat = 0) and, with noise_pred, a row at t = 0 (x_hat from
+    # N(0, 1), no gradient). With clip=False a distribution mostly beyond an edge divides by a small
+    # R = Phi(1) - Phi(-1), where float32 itself is coarse: there the bound is the float32 twin's
+    # error (assert_as_accurate_as_twin)
     g = torch.Generator().manual_seed(K)
     B, D = 4, 128
     eps = torch.rand(B, D, generator=g) * 3 - 1.5
@@ -376,15 +382,25 @@ def test_discretised_loss_boundary_sums_match_float64(K, clip):
     x = (torch.floor((torch.rand(B, D, generator=g)) * K) * 2 + 1) / K - 1  # bin centres
     t = torch.rand(B, generator=g) * 0.8 + 0.1
     mu = torch.rand(B, D, generator=g) * 2 - 1
+    if noise_pred:
+        t[2] = 0.0
+    else:
+        eps[1, :4], log_sigma[1, :4] = torch.tensor([5.0, -5.0, 3.0, -3.0]), -4.0
     out = []
     for backend, dt in (("cpu", torch.float32), ("reference", torch.float32), ("reference", torch.float64)):
         e, s = eps.to(dt).requires_grad_(), log_sigma.to(dt).requires_grad_()
         with use_backend(backend, strict=backend == "cpu"):
-            loss = bfn.discretised_continuous_time_loss(e, s, mu.to(dt), t.to(dt), x.to(dt), 0.02, K, clip, False)
+            loss = bfn.discretised_continuous_time_loss(e, s, mu.to(dt), t.to(dt), x.to(dt), 0.02, K, clip,
+                                                        noise_pred)
             grads = torch.autograd.grad(loss.sum(), (e, s))
         out.append((loss.detach(), *grads))
     for native, twin, truth in zip(*out):
         assert float(truth.abs().max()) > 0
         assert_as_accurate_as_twin(native, twin, truth.double(), torch.float32, atol=2e-5)
-        if clip:  # no division by R: relative to the scale alone
+        if clip and not noise_pred:  # no division by R, no mu / gamma - scale * eps: relative to the scale alone
             torch.testing.assert_close(native.double(), truth, rtol=1e-4, atol=2e-5 * float(truth.abs().max()))
+    if noise_pred:
+        assert float(out[0][1][2].abs().max()) == 0.0 and float(out[0][2][2].abs().max()) == 0.0
+    elif not clip:  # the four far beyond an edge are uniform: x_hat = 0, loss -ln(sigma1) x^2 / sigma1^(2t)
+        w = -math.log(0.02) / 0.02 ** (2 * float(t[1]))
+        torch.testing.assert_close(out[0][0][1, :4].double(), w * x[1, :4].double() ** 2, rtol=1e-5, atol=0.0)
