@@ -404,3 +404,17 @@ def test_discretised_loss_matches_float64(K, clip, noise_pred):
     elif not clip:  # the four far beyond an edge are uniform: x_hat = 0, loss -ln(sigma1) x^2 / sigma1^(2t)
         w = -math.log(0.02) / 0.02 ** (2 * float(t[1]))
         torch.testing.assert_close(out[0][0][1, :4].double(), w * x[1, :4].double() ** 2, rtol=1e-5, atol=0.0)
+
+
+@pytest.mark.parametrize("which", ["out_mean", "out_log_sigma", "mu", "x"])
+@pytest.mark.parametrize("K", [2, 16])
+def test_discretised_loss_names_non_finite_input(K, which):
+    # one NaN or inf among 3 x 40 elements, in the vectorised K = 2 row loop and the K = 16 body
+    args = dict(out_mean=torch.zeros(3, 40), out_log_sigma=torch.full((3, 40), -1.0), mu=torch.zeros(3, 40),
+                x=torch.full((3, 40), 1.0 / K - 1.0))
+    for bad in (math.nan, math.inf):
+        a = {k: v.clone() for k, v in args.items()}
+        a[which][1, 17] = bad
+        with use_backend("cpu", strict=True), pytest.raises(ValueError, match="NaN or infinite"):
+            bfn.discretised_continuous_time_loss(a["out_mean"], a["out_log_sigma"], a["mu"], torch.full((3,), 0.5),
+                                                 a["x"], 0.02, K)
