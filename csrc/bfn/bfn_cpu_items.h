@@ -560,6 +560,15 @@ template <typename T>
 inline T discrete_cts_loss_item(const T* logits, int64_t xi, T t, int64_t K, T beta1, bool want_grad, T g,
                                 T* d_logits, int32_t& flags) {
   if (class_out_of_range(xi, K, want_grad, d_logits, flags)) return T(0);
+#ifdef DIFFREP_HAVE_BFN_V4
+  if (std::is_same<T, float>::value && v4::available()) {
+    bool nonfinite = false;
+    const float loss = v4::discrete_loss_item(reinterpret_cast<const float*>(logits), xi, float(t), K, float(beta1),
+                                              want_grad, float(g), reinterpret_cast<float*>(d_logits), nonfinite);
+    if (nonfinite) flags |= kNonFiniteInput;
+    return T(loss);
+  }
+#endif
   T mx = -INFINITY;
   int32_t bad = 0;
 #pragma omp simd reduction(max : mx) reduction(| : bad)

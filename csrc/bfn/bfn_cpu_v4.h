@@ -11,6 +11,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 #include <immintrin.h>
+
+#include "common/fast_math.h"
 #define DIFFREP_HAVE_BFN_V4 1
 
 namespace diffrep {
@@ -186,6 +188,68 @@ DIFFREP_TARGET_V4 inline void probs_item(float mu_x, float inv_s, int64_t K, flo
     _mm512_mask_storeu_ps(out + k0, m, _mm512_mul_ps(_mm512_sub_ps(c, left), vscale));
     prev = c;
   }
+}
+
+// discrete_cts_loss_item (bfn_cpu_items.h) for float: the same four passes over the K logits (max
+// and finite check; e^(l - max) and its sum; p = e / sum with sum_{k != x} p_k and p_k^2; the
+// gradient) in masked 16-lane steps. The compiler's vectorisation left K mod 16 logits of every
+// pass to a scalar epilogue: K = 27 ran slower than the eager twin. Returns the loss; bad is set
+// where a logit is not finite. d_logits (K values) holds p between the passes when want_grad.
+DIFFREP_TARGET_V4 inline float discrete_loss_item(const float* logits, int64_t xi, float t, int64_t K, float beta1,
+                                                  bool want_grad, float g, float* d_logits, bool& bad) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY), fmax = _mm512_set1_ps(3.402823466e+38f);
+  __m512 vmx = ninf;
+  __mmask16 nonfinite = 0;
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 m = tail_mask(K - k);
+    const __m512 l = _mm512_mask_loadu_ps(ninf, m, logits + k);
+    nonfinite |= _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(l), fmax, _CMP_NLE_UQ);  // inf, NaN
+    vmx = _mm512_max_ps(vmx, l);
+  }
+  bad = nonfinite != 0;
+  const float mx = _mm512_reduce_max_ps(vmx);
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 m = tail_mask(K - k);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, logits + k), vm)));
+    if (want_grad) _mm512_mask_storeu_ps(d_logits + k, m, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  const float inv = 1.f / _mm512_reduce_add_ps(vsum);
+  const float px = fast_exp(logits[xi] - mx) * inv;
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i vxi = _mm512_set1_epi32(static_cast<int32_t>(xi));
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 vq = _mm512_setzero_ps(), vrx = _mm512_setzero_ps();  // sum_{k != x} p_k^2, sum_{k != x} p_k
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 m = tail_mask(K - k);
+    const __m512 e = want_grad ? _mm512_maskz_loadu_ps(m, d_logits + k)
+                               : exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, logits + k), vm));
+    const __m512 p = _mm512_mul_ps(e, vinv);
+    if (want_grad) _mm512_mask_storeu_ps(d_logits + k, m, p);
+    const __mmask16 other =
+        m & _mm512_cmp_epi32_mask(_mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(k))), vxi, _MM_CMPINT_NE);
+    const __m512 po = _mm512_maskz_mov_ps(other, p);
+    vq = _mm512_fmadd_ps(po, po, vq);
+    vrx = _mm512_add_ps(vrx, po);
+  }
+  const float q = _mm512_reduce_add_ps(vq), rx = _mm512_reduce_add_ps(vrx);
+  const float c = float(K) * beta1 * t;
+  if (want_grad) {
+    // as discrete_cts_loss_item: -2 c p_j (r_j - s), the true class's factor r_x^2 + q
+    const float s = px * rx - q, f = g * -2.f * c, dx = rx * rx + q;
+    const __m512 vf = _mm512_set1_ps(f), vs = _mm512_set1_ps(s), vdx = _mm512_set1_ps(dx);
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 m = tail_mask(K - k);
+      const __m512 p = _mm512_maskz_loadu_ps(m, d_logits + k);
+      const __mmask16 is_x = _mm512_cmp_epi32_mask(_mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(k))),
+                                                   vxi, _MM_CMPINT_EQ);
+      const __m512 factor = _mm512_mask_blend_ps(is_x, _mm512_sub_ps(_mm512_sub_ps(_mm512_setzero_ps(), p), vs), vdx);
+      _mm512_mask_storeu_ps(d_logits + k, m, _mm512_mul_ps(_mm512_mul_ps(vf, p), factor));
+    }
+  }
+  return c * (rx * rx + q);
 }
 
 // The lane sums of 16 vectors at once: lane i of the result is the sum of v[i]'s 16 lanes. A
