@@ -383,6 +383,8 @@ def test_discretised_loss_matches_float64(K, clip, noise_pred):
     x = (torch.floor((torch.rand(B, D, generator=g)) * K) * 2 + 1) / K - 1  # bin centres
     t = torch.rand(B, generator=g) * 0.8 + 0.1
     mu = torch.rand(B, D, generator=g) * 2 - 1
+    # clamps with a zero log-sigma gradient: log sigma below -10, sigma below 1e-3 and above 10
+    log_sigma[3, :3] = torch.tensor([-12.0, -8.0, 2.5])
     if noise_pred:
         t[2] = 0.0
     else:
@@ -400,6 +402,7 @@ def test_discretised_loss_matches_float64(K, clip, noise_pred):
         assert_as_accurate_as_twin(native, twin, truth.double(), torch.float32, atol=2e-5)
         if clip and not noise_pred:  # no division by R, no mu / gamma - scale * eps: relative to the scale alone
             torch.testing.assert_close(native.double(), truth, rtol=1e-4, atol=2e-5 * float(truth.abs().max()))
+    assert float(out[0][2][3, :2].abs().max()) == 0.0 and (noise_pred or float(out[0][2][3, 2]) == 0.0)
     if noise_pred:
         assert float(out[0][1][2].abs().max()) == 0.0 and float(out[0][2][2].abs().max()) == 0.0
     elif not clip:  # the four far beyond an edge are uniform: x_hat = 0, loss -ln(sigma1) x^2 / sigma1^(2t)
