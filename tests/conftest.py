@@ -24,11 +24,24 @@ DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
 # torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+_THREADS = torch.get_num_threads()
 
 
 def pytest_runtest_setup(item):
     """Fixed seeds before each test (a hook, not a fixture, so hypothesis tests see no function-scoped fixture)."""
     seed_all()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Every test leaves torch's thread count as it found it (restored here either way). A count left
+    above the worker's share oversubscribes the cores for every later test on that worker (measured
+    3-5x slower on 2 cores): that is a test error naming the test."""
+    n = torch.get_num_threads()
+    if n != _THREADS:
+        torch.set_num_threads(_THREADS)
+        if n > _THREADS:
+            pytest.fail(f"the test left torch at {n} threads (this process runs {_THREADS}); restore the count "
+                        "it changed (torch.set_num_threads in a finally block)", pytrace=False)
 
 
 @pytest.fixture(params=DEVICES, scope="session")
