@@ -22,8 +22,21 @@ DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
 
 # pytest-xdist workers (the README's test command runs two) share the cores: each takes its part of
 # torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.
+# The other thread pools get the same share: OpenBLAS (numpy, scipy) and OpenMP (scikit-learn) start one
+# thread per core when OMP_NUM_THREADS is unset (the README's command), and their threads spin while
+# they wait: the environment variables reach the libraries loaded from here on (and child processes),
+# threadpoolctl the ones already loaded.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    _share = max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    torch.set_num_threads(_share)
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(_share)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it only the libraries loaded later are limited
+        pass
+    else:
+        threadpool_limits(_share)
 _THREADS = torch.get_num_threads()
 
 
