@@ -22,13 +22,39 @@ DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
 
 # pytest-xdist workers (the README's test command runs two) share the cores: each takes its part of
 # torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.
+# The other thread pools get the same share: OpenBLAS (numpy, scipy) and OpenMP (scikit-learn) start one
+# thread per core when OMP_NUM_THREADS is unset (the README's command), and their threads spin while
+# they wait: the environment variables reach the libraries loaded from here on (and child processes),
+# threadpoolctl the ones already loaded.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    _share = max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    torch.set_num_threads(_share)
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(_share)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it only the libraries loaded later are limited
+        pass
+    else:
+        threadpool_limits(_share)
+_THREADS = torch.get_num_threads()
 
 
 def pytest_runtest_setup(item):
     """Fixed seeds before each test (a hook, not a fixture, so hypothesis tests see no function-scoped fixture)."""
     seed_all()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Every test leaves torch's thread count as it found it (restored here either way). A count left
+    above the worker's share oversubscribes the cores for every later test on that worker (measured
+    3-5x slower on 2 cores): that is a test error naming the test."""
+    n = torch.get_num_threads()
+    if n != _THREADS:
+        torch.set_num_threads(_THREADS)
+        if n > _THREADS:
+            pytest.fail(f"the test left torch at {n} threads (this process runs {_THREADS}); restore the count "
+                        "it changed (torch.set_num_threads in a finally block)", pytrace=False)
 
 
 @pytest.fixture(params=DEVICES, scope="session")

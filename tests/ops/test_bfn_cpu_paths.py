@@ -92,6 +92,18 @@ def test_discrete_update_tiles_redo_only_the_items_that_need_it(K, dtype):
                                rtol=1e-3, atol=1e-3)
 
 
+def _at_threads(threads, fn, th, y, log):
+    """``fn`` on the CPU kernel with ``threads`` intra-op threads, the caller's count restored after
+    (a pytest-xdist worker runs with 1: a count left at 2 oversubscribes the cores for every later test)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with use_backend("cpu", strict=True):
+            return fn(th, y, log=log)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("K", [16, 17, 32, 40, 256])
 @pytest.mark.parametrize("log", [False, True])
 def test_discrete_update_groups_of_16_items_match_float64(K, log):
@@ -111,8 +123,7 @@ def test_discrete_update_groups_of_16_items_match_float64(K, log):
     theta, y = theta.float(), y.float()
     th = theta.log() if log else theta
     for fn, sign in ((bfn.discrete_update, 1.0), (bfn.discrete_update_inverse, -1.0)):
-        with use_backend("cpu", strict=True):
-            out = fn(th, y, log=log)
+        out, one = _at_threads(2, fn, th, y, log), _at_threads(1, fn, th, y, log)
         expect = torch.log_softmax((th.double() if log else theta.double().log()) + sign * y.double(), -1)
         if log:
             # a - lse in float32: rounding of a = theta + y and of lse (which can be far larger:
@@ -127,12 +138,6 @@ def test_discrete_update_groups_of_16_items_match_float64(K, log):
                                        rtol=0, atol=2e-6)
         else:
             torch.testing.assert_close(out.double(), expect.exp(), rtol=2e-5, atol=1e-7)
-        torch.set_num_threads(1)
-        try:
-            with use_backend("cpu", strict=True):
-                one = fn(th, y, log=log)
-        finally:
-            torch.set_num_threads(2)
         assert torch.equal(one, out)  # items never straddle tiles: the same bits at any thread count
 
 
