@@ -12,7 +12,7 @@ from diffrep.methods.multibeta import MultiBeta, multibeta_config
 from diffrep.recipes import FAMILIES, get_recipe, list_recipes
 from diffrep.recipes import multibeta as R
 
-NAMES = ("multibeta/dsprites-cpu", "multibeta/cars3d", "multibeta/shapes3d", "multibeta/mpi3d", "multibeta/celeba64",
+NAMES = ("multibeta/dsprites-cpu", "multibeta/shapes3d-cpu", "multibeta/cars3d", "multibeta/shapes3d", "multibeta/mpi3d", "multibeta/celeba64",
          "multibeta/celebahq256", "multibeta/ffhq256", "multibeta/lsun-bedrooms256")
 
 
@@ -42,6 +42,38 @@ def test_registered_with_documented_settings():
     v = cpu.model.vae  # round b's configuration (benches/results/multibeta_validation_cpu_2026-12-06b.md)
     assert (v.learn_s, v.sigma_table, cpu.beta_candidates[-1]) == (False, "monotone_pinned", 0.98)
     assert v.log_s2_init == pytest.approx(math.log(0.5), abs=1e-4)
+
+
+def test_shapes3d_cpu_is_dsprites_cpu_on_shapes3d_and_builds():
+    """multibeta/shapes3d-cpu = dsprites-cpu's settings with only the dataset and the channels changed; its
+    training set is 30,000 images of the 480,000-image procedural grid, each the 2 x 2 max-pool of the 64 px
+    render, and run.json's data settings rebuild the same images (what the model verbs read)."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    from diffrep.recipes.runinfo import data_settings, dataset_from_settings
+
+    rec = get_recipe("multibeta/shapes3d-cpu")
+    assert rec.cpu_friendly
+    cfg, ref = rec.make_config(), R.dsprites_cpu()
+    assert (cfg.dataset, cfg.model.vae.in_channels) == ("shapes3d", 3)
+    assert dataclasses.replace(cfg, dataset="dsprites",
+                               model=dataclasses.replace(cfg.model, vae=dataclasses.replace(cfg.model.vae, in_channels=1))) == ref
+    cfg = apply_overrides(cfg, ["--train.seed", "3"])
+    model, ds = rec.build(cfg)
+    assert len(ds) == 30000 and len(ds.base) == 480000 and tuple(ds.base.factor_sizes) == (10, 10, 10, 8, 4, 15)
+    want_idx = torch.randperm(480000, generator=torch.Generator().manual_seed(3))[:30000]
+    assert ds.indices[:5] == want_idx[:5].tolist()
+    x, y = ds[7]
+    assert x.shape == (3, 32, 32) and y.tolist() == ds.base.base.index_to_factors([ds.indices[7]])[0].tolist()
+    full = torch.from_numpy(ds.base.base.render(y[None].numpy())).double().permute(0, 3, 1, 2) / 127.5 - 1
+    assert torch.allclose(x.double(), F.max_pool2d(full, 2)[0], atol=1e-6)
+    again = dataset_from_settings(data_settings(cfg))[ds.indices[7]][0]
+    assert torch.equal(again, x)
+    batch = torch.stack([ds[i][0] for i in range(4)])
+    out = model.loss(batch, step=0, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out["loss"]) and out["loss"].requires_grad
 
 
 def test_phase_plan_validation():

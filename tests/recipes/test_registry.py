@@ -22,7 +22,7 @@ BUILTIN = {
     "paramrel/shapes3d64": False, "sami/celeba64": False, "sami/celebahq256-frozen": False, "sami/disks": False,
     "sami/disks-cpu": True, "sami/disks-cpu-frozen": True, "sami/disks-cpu-frozen-d8": True, "vq/celeba64": False,
     "vq/toy-cpu": True,
-    "multibeta/dsprites-cpu": True, "multibeta/cars3d": False, "multibeta/shapes3d": False, "multibeta/mpi3d": False,
+    "multibeta/dsprites-cpu": True, "multibeta/shapes3d-cpu": True, "multibeta/cars3d": False, "multibeta/shapes3d": False, "multibeta/mpi3d": False,
     "multibeta/celeba64": False, "multibeta/celebahq256": False, "multibeta/ffhq256": False,
     "multibeta/lsun-bedrooms256": False,
     "paramrel/celeba64-delta": False, "paramrel/shapes3d64-delta": False, "paramrel/cifar10-delta": False,
