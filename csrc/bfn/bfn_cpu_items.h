@@ -262,9 +262,11 @@ inline int32_t disc_update2(const T* theta, T y0, T y1, T sign, T* out) {
 }
 
 // Bin probabilities of K bins (BFN Eq. 103-104) for one item: the boundary CDFs of a block of
-// bins into a small buffer, then forward differences (both loops vectorise).
+// bins into a small buffer, then forward differences (both loops vectorise). b_next (float on
+// AVX-512 only: the K boundaries b_1 .. b_K, disc_probs_many_bins) takes v4::probs_item instead.
 template <typename T>
-inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags) {
+inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags,
+                            const float* b_next = nullptr) {
   flags |= (finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0;
   flags |= !(sigma_x > T(0)) ? int32_t(kNonPositive) : 0;
   const T inv_s = T(1) / sigma_x;
@@ -273,6 +275,17 @@ inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int
   const T R = hi - lo;
   const bool uniform = !clip && R < T(kMinProb);
   const T scale = clip ? T(1) : T(1) / R;
+#ifdef DIFFREP_HAVE_BFN_V4
+  if (std::is_same<T, float>::value && b_next) {
+    if (uniform) {
+      for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
+    } else {
+      v4::probs_item(float(mu_x), float(inv_s), K, float(lo), float(hi), float(scale), b_next,
+                     reinterpret_cast<float*>(out));
+    }
+    return;
+  }
+#endif
   constexpr int64_t kBlock = 256;
   T cdf[kBlock + 1];
   T prev = lo;  // Phi(b_0)
@@ -316,28 +329,15 @@ template <typename T>
 inline int32_t disc_probs_many_bins(const T* mu_x, const T* sigma_x, int64_t K, bool clip, int64_t i0, int64_t i1,
                                     T* out) {
   int32_t flags = 0;
+  std::vector<float> b_next;
 #ifdef DIFFREP_HAVE_BFN_V4
   if (std::is_same<T, float>::value && v4::available()) {
-    std::vector<float> b_next(static_cast<size_t>(K));
+    b_next.resize(static_cast<size_t>(K));
     for (int64_t k = 0; k < K; ++k) b_next[k] = boundary<float>(k + 1, K);
-    for (int64_t i = i0; i < i1; ++i) {
-      const float mu = float(mu_x[i]), sigma = float(sigma_x[i]);
-      flags |= (finite_bit(mu) | finite_bit(sigma)) ? int32_t(kNonFiniteInput) : 0;
-      flags |= !(sigma > 0.f) ? int32_t(kNonPositive) : 0;
-      const float inv_s = 1.f / sigma;
-      const float lo = clip ? 0.f : normal_cdf(-1.f, mu, inv_s), hi = clip ? 1.f : normal_cdf(1.f, mu, inv_s);
-      const float R = hi - lo;
-      float* o = reinterpret_cast<float*>(out) + i * K;
-      if (!clip && R < float(kMinProb)) {
-        for (int64_t k = 0; k < K; ++k) o[k] = 1.f / float(K);
-        continue;
-      }
-      v4::probs_item(mu, inv_s, K, lo, hi, clip ? 1.f : 1.f / R, b_next.data(), o);
-    }
-    return flags;
   }
 #endif
-  for (int64_t i = i0; i < i1; ++i) disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags);
+  const float* table = b_next.empty() ? nullptr : b_next.data();
+  for (int64_t i = i0; i < i1; ++i) disc_probs_item(mu_x[i], sigma_x[i], K, clip, out + i * K, flags, table);
   return flags;
 }
 
