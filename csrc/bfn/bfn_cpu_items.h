@@ -261,18 +261,19 @@ inline int32_t disc_update2(const T* theta, T y0, T y1, T sign, T* out) {
   }
 }
 
-// Bin probabilities of K bins (BFN Eq. 103-104) for one item: the boundary CDFs of a block of
-// bins into a small buffer, then forward differences (both loops vectorise). b_next (float on
-// AVX-512 only: the K boundaries b_1 .. b_K, disc_probs_many_bins) takes v4::probs_item instead.
+// Bin probabilities of K bins (BFN Eq. 103-104) for one item: the boundaries' split CDFs (bfn_math.h,
+// split_cdf) of a block of bins into small buffers, then differences (both loops vectorise). b_next
+// (float on AVX-512 only: the K boundaries b_1 .. b_K, disc_probs_many_bins) takes v4::probs_item
+// instead.
 template <typename T>
 inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags,
                             const float* b_next = nullptr) {
   flags |= (finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0;
   flags |= !(sigma_x > T(0)) ? int32_t(kNonPositive) : 0;
   const T inv_s = T(1) / sigma_x;
-  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
-  const T hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
-  const T R = hi - lo;
+  const SplitCdf<T> lo = clip ? split_cdf_lowest<T>() : split_cdf(T(-1), mu_x, inv_s);
+  const SplitCdf<T> hi = clip ? split_cdf_highest<T>() : split_cdf(T(1), mu_x, inv_s);
+  const T R = cdf_diff(hi, lo);
   const bool uniform = !clip && R < T(kMinProb);
   const T scale = clip ? T(1) : T(1) / R;
 #ifdef DIFFREP_HAVE_BFN_V4
@@ -280,26 +281,35 @@ inline void disc_probs_item(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int
     if (uniform) {
       for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
     } else {
-      v4::probs_item(float(mu_x), float(inv_s), K, float(lo), float(hi), float(scale), b_next,
-                     reinterpret_cast<float*>(out));
+      v4::probs_item(float(mu_x), float(inv_s), K, float(lo.v), float(lo.s), float(hi.v), float(hi.s), float(scale),
+                     b_next, reinterpret_cast<float*>(out));
     }
     return;
   }
 #endif
   constexpr int64_t kBlock = 256;
-  T cdf[kBlock + 1];
-  T prev = lo;  // Phi(b_0)
+  T v[kBlock + 1], st[kBlock + 1];
+  SplitCdf<T> prev = lo;  // b_0
   for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
     const int64_t k1 = k0 + kBlock < K ? k0 + kBlock : K;
-    cdf[0] = prev;
-    // Phi(b_{k+1}), computed for every k (a select around the call would become a branch and
-    // stop vectorisation); the last boundary b_K = 1 is then set to hi
+    v[0] = prev.v;
+    st[0] = prev.s;
+    // b_{k+1}, computed for every k (a select around the call would become a branch and stop
+    // vectorisation); the last boundary b_K = 1 is then set to hi
 #pragma omp simd
-    for (int64_t k = k0; k < k1; ++k) cdf[k - k0 + 1] = normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
-    if (k1 == K) cdf[k1 - k0] = hi;
+    for (int64_t k = k0; k < k1; ++k) {
+      const SplitCdf<T> c = split_cdf(boundary<T>(k + 1, K), mu_x, inv_s);
+      v[k - k0 + 1] = c.v;
+      st[k - k0 + 1] = c.s;
+    }
+    if (k1 == K) {
+      v[k1 - k0] = hi.v;
+      st[k1 - k0] = hi.s;
+    }
 #pragma omp simd
-    for (int64_t k = k0; k < k1; ++k) out[k] = (cdf[k - k0 + 1] - cdf[k - k0]) * scale;
-    prev = cdf[k1 - k0];
+    for (int64_t k = k0; k < k1; ++k)
+      out[k] = cdf_diff(SplitCdf<T>{v[k - k0 + 1], st[k - k0 + 1]}, SplitCdf<T>{v[k - k0], st[k - k0]}) * scale;
+    prev = SplitCdf<T>{v[k1 - k0], st[k1 - k0]};
   }
   if (uniform)
     for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
@@ -350,7 +360,7 @@ template <bool clip, typename T>
 inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict sigma_x, int64_t K, int64_t i0,
                                    int64_t i1, T* __restrict out) {
   constexpr int64_t kMaxItems = 256;
-  T cdf[17 * kMaxItems];  // (K + 1) x m, K < 16
+  T v[17 * kMaxItems], st[17 * kMaxItems];  // split CDFs, (K + 1) x m, K < 16
   T scale[kMaxItems], inv_sigma[kMaxItems];
   int32_t flags = 0;
   for (int64_t c0 = i0; c0 < i1; c0 += kMaxItems) {
@@ -364,19 +374,26 @@ inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict
       inv_sigma[i] = inv_s;
       f |= ((finite_bit(mu[i]) | finite_bit(sg[i])) ? int32_t(kNonFiniteInput) : 0) |
            (!(sg[i] > T(0)) ? int32_t(kNonPositive) : 0);
-      const T lo = clip ? T(0) : normal_cdf(T(-1), mu[i], inv_s);
-      const T hi = clip ? T(1) : normal_cdf(T(1), mu[i], inv_s);
-      cdf[i] = lo;
-      cdf[K * m + i] = hi;
-      const T R = hi - lo;  // clip = False: uniform 1/K where R < kMinProb (scale 0 marks it)
+      const SplitCdf<T> lo = clip ? split_cdf_lowest<T>() : split_cdf(T(-1), mu[i], inv_s);
+      const SplitCdf<T> hi = clip ? split_cdf_highest<T>() : split_cdf(T(1), mu[i], inv_s);
+      v[i] = lo.v;
+      st[i] = lo.s;
+      v[K * m + i] = hi.v;
+      st[K * m + i] = hi.s;
+      const T R = cdf_diff(hi, lo);  // clip = False: uniform 1/K where R < kMinProb (scale 0 marks it)
       scale[i] = clip ? T(1) : (R < T(kMinProb) ? T(0) : T(1) / R);
     }
     flags |= f;
     for (int64_t j = 1; j < K; ++j) {
       const T b = boundary<T>(j, K);
-      T* __restrict cj = cdf + j * m;
+      T* __restrict vj = v + j * m;
+      T* __restrict sj = st + j * m;
 #pragma omp simd
-      for (int64_t i = 0; i < m; ++i) cj[i] = normal_cdf(b, mu[i], inv_sigma[i]);
+      for (int64_t i = 0; i < m; ++i) {
+        const SplitCdf<T> c = split_cdf(b, mu[i], inv_sigma[i]);
+        vj[i] = c.v;
+        sj[i] = c.s;
+      }
     }
     for (int64_t i = 0; i < m; ++i) {
       T* __restrict o = out + (c0 + i) * K;
@@ -385,31 +402,32 @@ inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict
         for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
         continue;
       }
-      for (int64_t k = 0; k < K; ++k) o[k] = (cdf[(k + 1) * m + i] - cdf[k * m + i]) * sc;
+      for (int64_t k = 0; k < K; ++k)
+        o[k] = cdf_diff(SplitCdf<T>{v[(k + 1) * m + i], st[(k + 1) * m + i]}, SplitCdf<T>{v[k * m + i], st[k * m + i]}) * sc;
     }
   }
   return flags;
 }
 
 // K = 2 as straight-line code (the single interior boundary is 0). Returns the error flags.
-// (clip is a template argument: `clip ? 0 : normal_cdf(...)` inside the item loop would become a
+// (clip is a template argument: `clip ? 0 : split_cdf(...)` inside the item loop would become a
 // branch and stop vectorisation.)
 template <bool clip, typename T>
 inline int32_t disc_probs2(T mu_x, T sigma_x, T* out) {
   const int32_t flags = ((finite_bit(mu_x) | finite_bit(sigma_x)) ? int32_t(kNonFiniteInput) : 0) |
                         (!(sigma_x > T(0)) ? int32_t(kNonPositive) : 0);
   const T inv_s = T(1) / sigma_x;
-  const T mid = normal_cdf(T(0), mu_x, inv_s);
+  const SplitCdf<T> mid = split_cdf(T(0), mu_x, inv_s);
   if constexpr (clip) {
-    out[0] = mid;
-    out[1] = T(1) - mid;
+    out[0] = cdf_diff(mid, split_cdf_lowest<T>());
+    out[1] = cdf_diff(split_cdf_highest<T>(), mid);
   } else {
-    const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
-    const T R = hi - lo;
+    const SplitCdf<T> lo = split_cdf(T(-1), mu_x, inv_s), hi = split_cdf(T(1), mu_x, inv_s);
+    const T R = cdf_diff(hi, lo);
     const bool uniform = R < T(kMinProb);
     const T inv = uniform ? T(1) : T(1) / R;
-    out[0] = uniform ? T(0.5) : (mid - lo) * inv;
-    out[1] = uniform ? T(0.5) : (hi - mid) * inv;
+    out[0] = uniform ? T(0.5) : cdf_diff(mid, lo) * inv;
+    out[1] = uniform ? T(0.5) : cdf_diff(hi, mid) * inv;
   }
   return flags;
 }

@@ -170,23 +170,35 @@ DIFFREP_TARGET_V4 inline void boundary_sums16(float mu_x, float inv_s, int64_t K
   sum_zpdf = want_grad ? _mm512_reduce_add_ps(acc_zpdf) : 0.f;
 }
 
-// Bin probabilities of K >= 16 bins for one item (disc_probs_item, BFN Eq. 103-104): 16 boundary
-// CDFs Phi(b_{k+1}) per step (b_next: the K boundaries b_1 .. b_K), each bin the difference with its
-// left neighbour (the previous vector's last lane shifted in), the CDF at b_K set to hi. lo, hi,
-// scale (1/R, or 1 with clip) as disc_probs_item.
-DIFFREP_TARGET_V4 inline void probs_item(float mu_x, float inv_s, int64_t K, float lo, float hi, float scale,
-                                         const float* b_next, float* out) {
+// Bin probabilities of K >= 16 bins for one item (disc_probs_item, BFN Eq. 103-104): the split
+// CDFs (bfn_math.h, split_cdf) of 16 boundaries b_{k+1} per step (b_next: the K boundaries b_1 ..
+// b_K), each bin the difference with its left neighbour (the previous vector's last lane shifted
+// in), the boundary b_K set to hi. lo, hi (split), scale (1/R, or 1 with clip) as disc_probs_item.
+DIFFREP_TARGET_V4 inline void probs_item(float mu_x, float inv_s, int64_t K, float lo_v, float lo_s, float hi_v,
+                                         float hi_s, float scale, const float* b_next, float* out) {
   const __m512 vmu = _mm512_set1_ps(mu_x), vinv = _mm512_set1_ps(inv_s), vscale = _mm512_set1_ps(scale);
-  const __m512 r2 = _mm512_set1_ps(0.70710678118654752440f);
-  __m512 prev = _mm512_set1_ps(lo);  // lane 15: Phi(b_k0)
+  const __m512 r2 = _mm512_set1_ps(0.70710678118654752440f), one = _mm512_set1_ps(1.f), sign = _mm512_set1_ps(-0.f);
+  __m512 prev_v = _mm512_set1_ps(lo_v), prev_s = _mm512_set1_ps(lo_s);  // lane 15: b_k0
   for (int64_t k0 = 0; k0 < K; k0 += 16) {
     const __mmask16 m = tail_mask(K - k0);
     const __m512 b = _mm512_maskz_loadu_ps(m, b_next + k0);  // b_{k+1}, k = k0 .. k0 + 15
-    __m512 c = half_one_plus_erf16(_mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(b, vmu), vinv), r2));
-    if (K - k0 <= 16) c = _mm512_mask_mov_ps(c, __mmask16(1u << (K - k0 - 1)), _mm512_set1_ps(hi));  // b_K
-    const __m512 left = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(prev), 15));
-    _mm512_mask_storeu_ps(out + k0, m, _mm512_mul_ps(_mm512_sub_ps(c, left), vscale));
-    prev = c;
+    // from the mean up: v = -Phi(-z), s = 1 (mean_step's b >= mu); below: v = Phi(z), s = 0
+    const __mmask16 above = _mm512_cmp_ps_mask(b, vmu, _CMP_GE_OQ);
+    const __m512 x = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(b, vmu), vinv), r2);
+    const __m512 tail = half_one_plus_erf16(_mm512_mask_xor_ps(x, above, x, sign));  // -|x|
+    __m512 v = _mm512_mask_xor_ps(tail, above, tail, sign);
+    __m512 s = _mm512_maskz_mov_ps(above, one);
+    if (K - k0 <= 16) {  // b_K
+      const __mmask16 last = __mmask16(1u << (K - k0 - 1));
+      v = _mm512_mask_mov_ps(v, last, _mm512_set1_ps(hi_v));
+      s = _mm512_mask_mov_ps(s, last, _mm512_set1_ps(hi_s));
+    }
+    const __m512 left_v = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(v), _mm512_castps_si512(prev_v), 15));
+    const __m512 left_s = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(s), _mm512_castps_si512(prev_s), 15));
+    const __m512 p = _mm512_add_ps(_mm512_sub_ps(v, left_v), _mm512_sub_ps(s, left_s));  // cdf_diff
+    _mm512_mask_storeu_ps(out + k0, m, _mm512_mul_ps(p, vscale));
+    prev_v = v;
+    prev_s = s;
   }
 }
 

@@ -49,6 +49,52 @@ DIFFREP_HD T normal_pdf_std(T z) {
   return T(kInvSqrt2Pi) * fast_exp(T(-0.5) * z * z);
 }
 
+// Boundary CDFs of the discretised distribution split at the mean: Phi(b) = v + s. float: v = Phi(z)
+// and s = 0 for a boundary below mu, v = Phi(z) - 1 = -Phi(-z) and s = 1 from mu up, v from the lower
+// tail of fast_half_one_plus_erf on both sides. A bin on one side of the mean is then a difference of
+// two small v (Phi near 1 keeps only float's absolute resolution: a bin of 1e-6 above the mean had
+// relative errors up to 0.1); the bin that holds the mean adds the step back. double has no split
+// (v = Phi(z), s = 0): the twin's order of operations, exactly (docs/kernels/bfn.md, Numerical
+// safeguards).
+template <typename T>
+struct SplitCdf {
+  T v, s;
+};
+
+// s of a boundary b: 1 from the mean up (float), always 0 for double
+template <typename T>
+DIFFREP_HD T mean_step(T b, T mu) {
+  return sizeof(T) == 4 && b >= mu ? T(1) : T(0);
+}
+
+template <typename T>
+DIFFREP_HD SplitCdf<T> split_cdf(T b, T mu, T inv_sigma) {
+  if constexpr (sizeof(T) == 4) {
+    const T s = mean_step(b, mu);
+    const T x = (b - mu) * inv_sigma * T(kInvSqrt2);
+    const T tail = fast_half_one_plus_erf(s > T(0) ? -x : x);  // Phi(-|z|)
+    return SplitCdf<T>{s > T(0) ? -tail : tail, s};
+  } else {
+    return SplitCdf<T>{normal_cdf(b, mu, inv_sigma), T(0)};
+  }
+}
+
+// Phi(-inf) and Phi(+inf): the outer boundaries with clip
+template <typename T>
+DIFFREP_HD SplitCdf<T> split_cdf_lowest() {
+  return SplitCdf<T>{T(0), T(0)};
+}
+template <typename T>
+DIFFREP_HD SplitCdf<T> split_cdf_highest() {
+  return sizeof(T) == 4 ? SplitCdf<T>{T(0), T(1)} : SplitCdf<T>{T(1), T(0)};
+}
+
+// Phi(b_hi) - Phi(b_lo) from split CDFs (for double (c_hi - c_lo) + 0, the twin's value)
+template <typename T>
+DIFFREP_HD T cdf_diff(SplitCdf<T> hi, SplitCdf<T> lo) {
+  return (hi.v - lo.v) + (hi.s - lo.s);
+}
+
 // Boundary j (0..K) of K bins on [-1, 1].
 // (int32 conversions: int64 -> float has no SIMD instruction before AVX-512 and would keep the
 // bin loops scalar; K is far below 2^31.)
@@ -337,45 +383,31 @@ DIFFREP_HD int32_t disc_update2(const T* theta, T y0, T y1, T sign, bool log_io,
 }
 
 // Discretised bin probabilities (BFN Eq. 103-104, `DiscretizedCtsDistribution.probs`).
-// The interior boundary CDFs are written first (a loop without carried dependence, which the host
-// compiler vectorises), then turned into differences from the top down.
+// The interior boundaries' split CDFs (v) are written first (a loop without carried dependence),
+// then turned into differences from the top down, the steps s recomputed from the boundaries.
 template <typename T>
 DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out, int32_t& flags) {
   if (!isfinite(mu_x) || !isfinite(sigma_x)) flags |= kNonFiniteInput;
   if (!(sigma_x > T(0))) flags |= kNonPositive;
   const T inv_s = T(1) / sigma_x;
-  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s);
-  const T hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
+  const SplitCdf<T> lo = clip ? split_cdf_lowest<T>() : split_cdf(T(-1), mu_x, inv_s);
+  const SplitCdf<T> hi = clip ? split_cdf_highest<T>() : split_cdf(T(1), mu_x, inv_s);
   DIFFREP_SIMD
-  for (int64_t k = 0; k < K - 1; ++k) out[k] = normal_cdf(boundary<T>(k + 1, K), mu_x, inv_s);  // Phi(b_{k+1})
-  out[K - 1] = hi - out[K - 2];
-  for (int64_t k = K - 2; k >= 1; --k) out[k] -= out[k - 1];
-  out[0] -= lo;
+  for (int64_t k = 0; k < K - 1; ++k) out[k] = split_cdf(boundary<T>(k + 1, K), mu_x, inv_s).v;  // b_{k+1}
+  SplitCdf<T> upper = hi;
+  for (int64_t k = K - 1; k >= 0; --k) {
+    const SplitCdf<T> lower = k >= 1 ? SplitCdf<T>{out[k - 1], mean_step(boundary<T>(k, K), mu_x)} : lo;
+    out[k] = cdf_diff(upper, lower);
+    upper = lower;
+  }
   if (!clip) {
-    const T R = hi - lo;
+    const T R = cdf_diff(hi, lo);
     if (R < T(kMinProb)) {
       for (int64_t k = 0; k < K; ++k) out[k] = T(1) / T(K);
     } else {
       for (int64_t k = 0; k < K; ++k) out[k] /= R;
     }
   }
-}
-
-// disc_probs_elem for K = 2 as straight-line code, so a loop over items vectorises (the single
-// interior boundary is 0). Returns the error flags.
-template <typename T>
-DIFFREP_HD int32_t disc_probs2(T mu_x, T sigma_x, bool clip, T* out) {
-  const int32_t flags = (!isfinite(mu_x) || !isfinite(sigma_x) ? int32_t(kNonFiniteInput) : int32_t(0)) |
-                        (!(sigma_x > T(0)) ? int32_t(kNonPositive) : int32_t(0));
-  const T inv_s = T(1) / sigma_x;
-  const T mid = normal_cdf(T(0), mu_x, inv_s);
-  const T lo = clip ? T(0) : normal_cdf(T(-1), mu_x, inv_s), hi = clip ? T(1) : normal_cdf(T(1), mu_x, inv_s);
-  const T R = hi - lo;
-  const bool uniform = !clip && R < T(kMinProb);
-  const T scale = clip ? T(1) : (uniform ? T(1) : R);
-  out[0] = uniform ? T(0.5) : (mid - lo) / scale;
-  out[1] = uniform ? T(0.5) : (hi - mid) / scale;
-  return flags;
 }
 
 // Backward of disc_probs_elem: sum_k g_k dp_k/d(mu, sigma), by Abel summation over boundaries.
@@ -401,22 +433,26 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
     d_sigma = a_s;
     return;
   }
-  const T lo = normal_cdf(T(-1), mu_x, inv_s), hi = normal_cdf(T(1), mu_x, inv_s);
-  const T R = hi - lo;
+  const SplitCdf<T> lo = split_cdf(T(-1), mu_x, inv_s), hi = split_cdf(T(1), mu_x, inv_s);
+  const T R = cdf_diff(hi, lo);
   if (R < T(kMinProb)) {
     d_mu = T(0);
     d_sigma = T(0);
     return;
   }
   // p_k = q_k / R: d p_k = d q_k / R - p_k dR / R, and sum_k g_k p_k = sum_k g_k q_k / R.
-  // sum_k g_k q_k = sum_{j=0..K} Phi_j (g_j - g_{j+1}) (1-based g, zero outside), vectorisable
-  T gp = T(0);
-  DIFFREP_SIMD_SUM(gp)
+  // sum_k g_k q_k = sum_{j=0..K} Phi_j (g_j - g_{j+1}) (1-based g, zero outside), vectorisable. With
+  // Phi_j = v_j + s_j (split_cdf) the steps' part telescopes to g at the bin holding the mean, added
+  // where s first becomes 1: sum_j (s_j - s_{j-1}) g_j.
+  T gp = T(0), g_step = T(0);
+  DIFFREP_SIMD_SUM(gp, g_step)
   for (int64_t j = 0; j <= K; ++j) {
-    const T cdf = j == 0 ? lo : (j == K ? hi : normal_cdf(boundary<T>(j, K), mu_x, inv_s));
-    gp += cdf * ((j >= 1 ? g[j - 1] : T(0)) - (j < K ? g[j] : T(0)));
+    const SplitCdf<T> c = j == 0 ? lo : (j == K ? hi : split_cdf(boundary<T>(j, K), mu_x, inv_s));
+    const T g_left = j >= 1 ? g[j - 1] : T(0);
+    gp += c.v * (g_left - (j < K ? g[j] : T(0)));
+    g_step += (c.s - (j >= 1 ? mean_step(boundary<T>(j - 1, K), mu_x) : T(0))) * g_left;
   }
-  gp /= R;
+  gp = (gp + g_step) / R;
   const T z_lo = (T(-1) - mu_x) * inv_s, z_hi = (T(1) - mu_x) * inv_s;
   const T f_lo = normal_pdf_std(z_lo), f_hi = normal_pdf_std(z_hi);
   const T dR_mu = (-f_hi + f_lo) * inv_s;

@@ -2,6 +2,7 @@
 from erfc there (csrc/common/fast_math.h, fast_half_one_plus_erf), so values far below one keep their
 relative accuracy where (1 + erf) / 2 would keep only float's absolute resolution."""
 
+import pytest
 import torch
 
 from diffrep.ops import bfn, use_backend
@@ -36,3 +37,37 @@ def test_the_loss_gradient_far_outside_the_data_range_is_accurate_in_float32():
         out.append([loss.detach().double(), *(g.double() for g in grads)])
     for native, truth in zip(*out):
         assert float(((native - truth).abs() / truth.abs()).max()) < 1e-3
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("K", [2, 3, 7, 16, 17, 40, 256])
+def test_bins_above_the_mean_keep_their_relative_accuracy_in_float32(K, clip):
+    # Phi near 1 keeps only float's absolute resolution (6e-8): as differences of such CDFs, bins
+    # above the mean of 1e-6 had relative errors up to 0.1 (the float32 twin's too). The kernels
+    # take them as differences of upper-tail CDFs Phi(-z) (bfn_math.h, split_cdf), each relatively
+    # accurate, so a bin's error is ~(1 + z^2) ulp of its lower boundary's upper-tail CDF. Truth from erfc
+    # in float64 (0 beyond the kernel's tail range z <= 4 sqrt(2), as the kernels by design), for every
+    # bin whose lower boundary lies in the tail, sqrt(2) < z <= 4 sqrt(2)
+    g = torch.Generator().manual_seed(K)
+    mu = torch.rand(600, generator=g) * 1.6 - 2.2  # [-2.2, -0.6]: bins above the mean
+    sigma = torch.rand(600, generator=g) * 0.4 + 0.05
+    b = torch.linspace(-1, 1, K + 1, dtype=torch.float64)
+    z = (b[None, :] - mu.double()[:, None]) / sigma.double()[:, None]
+    upper = 0.5 * torch.special.erfc(z / 2**0.5)  # 1 - Phi(z), 0 beyond the range as the kernels
+    upper[z > 4 * 2**0.5] = 0.0
+    if clip:
+        upper[:, 0], upper[:, -1] = 1.0, 0.0
+    truth, scale = upper[:, :-1] - upper[:, 1:], upper[:, :-1]
+    above = (z[:, :-1] > 2**0.5) & (upper[:, :-1] > 0)
+    if not clip:  # renormalised by R, itself an upper-tail difference here (uniform bins where R < 1e-5)
+        R = upper[:, 0] - upper[:, -1]
+        truth, scale = truth / R[:, None], scale / R[:, None]
+        above &= (R >= 1e-5)[:, None] & (z[:, :1] > 2**0.5)
+    with use_backend("cpu", strict=True):
+        p = bfn.discretised_probs(mu, sigma, K, clip).double()
+    assert int(above.sum()) > 50
+    excess = ((p - truth).abs() / scale)[above]
+    assert float(excess.max()) < 1e-5
+    tiny = above & (truth < 1e-4)  # where the CDFs near 1 kept ~0.1 % or worse
+    assert int(tiny.sum()) > 5
+    assert float(((p - truth).abs() / truth)[tiny].max()) < 2e-4

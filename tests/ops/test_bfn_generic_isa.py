@@ -1,0 +1,24 @@
+"""The BFN CPU kernels' non-AVX-512 code paths (AVX2, and the x86-64 baseline), which users on CPUs
+without AVX-512 run: the kernel tests again in a subprocess with DIFFREP_CPU_ISA capping the
+instruction set (docs/kernels/bfn.md, Performance). AVX2 in the default run; the baseline is slow-marked. The float kernels have separate AVX-512 bodies for
+many bins, the boundary sums and the discrete loss; without this run their generic twins would go
+untested on a machine that has AVX-512."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+FILES = ["test_bfn_cpu_paths.py", "test_bfn_cdf_tails.py"]
+
+
+@pytest.mark.parametrize("isa", ["v3", pytest.param("v1", marks=pytest.mark.slow)])
+def test_bfn_cpu_kernels_pass_with_the_instruction_set_capped(isa):
+    env = dict(os.environ, DIFFREP_CPU_ISA=isa, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist",
+           *(str(HERE / f) for f in FILES)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
