@@ -353,14 +353,16 @@ inline int32_t disc_probs_many_bins(const T* mu_x, const T* sigma_x, int64_t K, 
 
 // disc_probs_item for items [i0, i1) with few bins (3 <= K < 16), vectorised over items: per
 // item and bin the loop over K bins is too short to vectorise (K = 3 at 1e5 items: 8.7 ms, a
-// quarter of the eager twin's speed). The K + 1 boundary CDFs of up to kMaxItems items go into a
-// bins-major buffer, each boundary one vectorised loop over the items, then the differences are
-// written item by item. Same maths and flags as disc_probs_item.
+// quarter of the eager twin's speed). For up to kMaxItems items at a time, each boundary is one
+// vectorised loop over the items: its split CDF, and the bin below it as the difference with the
+// previous boundary's, into a bins-major buffer, which is then written item by item. Same maths
+// and flags as disc_probs_item.
 template <bool clip, typename T>
 inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict sigma_x, int64_t K, int64_t i0,
                                    int64_t i1, T* __restrict out) {
   constexpr int64_t kMaxItems = 256;
-  T v[17 * kMaxItems], st[17 * kMaxItems];  // split CDFs, (K + 1) x m, K < 16
+  T p[15 * kMaxItems];  // K x m bin probabilities, K < 16
+  T v[kMaxItems], st[kMaxItems], hi_v[kMaxItems], hi_s[kMaxItems];  // split CDF at the boundary below; at b_K
   T scale[kMaxItems], inv_sigma[kMaxItems];
   int32_t flags = 0;
   for (int64_t c0 = i0; c0 < i1; c0 += kMaxItems) {
@@ -378,32 +380,32 @@ inline int32_t disc_probs_few_bins(const T* __restrict mu_x, const T* __restrict
       const SplitCdf<T> hi = clip ? split_cdf_highest<T>() : split_cdf(T(1), mu[i], inv_s);
       v[i] = lo.v;
       st[i] = lo.s;
-      v[K * m + i] = hi.v;
-      st[K * m + i] = hi.s;
+      hi_v[i] = hi.v;
+      hi_s[i] = hi.s;
       const T R = cdf_diff(hi, lo);  // clip = False: uniform 1/K where R < kMinProb (scale 0 marks it)
       scale[i] = clip ? T(1) : (R < T(kMinProb) ? T(0) : T(1) / R);
     }
     flags |= f;
+    // bin j - 1 = [b_{j-1}, b_j); b_K is hi (a select of it inside the loop would become a branch
+    // around split_cdf and stop vectorisation)
+    const auto bin = [&](int64_t i, SplitCdf<T> c) {
+      const T q = scale[i] == T(0) ? T(1) / T(K) : cdf_diff(c, SplitCdf<T>{v[i], st[i]}) * scale[i];
+      v[i] = c.v;
+      st[i] = c.s;
+      return q;
+    };
     for (int64_t j = 1; j < K; ++j) {
       const T b = boundary<T>(j, K);
-      T* __restrict vj = v + j * m;
-      T* __restrict sj = st + j * m;
+      T* __restrict pj = p + (j - 1) * m;
 #pragma omp simd
-      for (int64_t i = 0; i < m; ++i) {
-        const SplitCdf<T> c = split_cdf(b, mu[i], inv_sigma[i]);
-        vj[i] = c.v;
-        sj[i] = c.s;
-      }
+      for (int64_t i = 0; i < m; ++i) pj[i] = bin(i, split_cdf(b, mu[i], inv_sigma[i]));
     }
+    T* __restrict p_last = p + (K - 1) * m;
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) p_last[i] = bin(i, SplitCdf<T>{hi_v[i], hi_s[i]});
     for (int64_t i = 0; i < m; ++i) {
       T* __restrict o = out + (c0 + i) * K;
-      const T sc = scale[i];
-      if (sc == T(0)) {
-        for (int64_t k = 0; k < K; ++k) o[k] = T(1) / T(K);
-        continue;
-      }
-      for (int64_t k = 0; k < K; ++k)
-        o[k] = cdf_diff(SplitCdf<T>{v[(k + 1) * m + i], st[(k + 1) * m + i]}, SplitCdf<T>{v[k * m + i], st[k * m + i]}) * sc;
+      for (int64_t k = 0; k < K; ++k) o[k] = p[k * m + i];
     }
   }
   return flags;

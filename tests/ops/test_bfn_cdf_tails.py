@@ -5,7 +5,10 @@ relative accuracy where (1 + erf) / 2 would keep only float's absolute resolutio
 import pytest
 import torch
 
+import diffrep
 from diffrep.ops import bfn, use_backend
+
+DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
 
 
 def test_lower_tail_bin_probabilities_are_at_least_as_accurate_as_the_float32_twin():
@@ -39,9 +42,10 @@ def test_the_loss_gradient_far_outside_the_data_range_is_accurate_in_float32():
         assert float(((native - truth).abs() / truth.abs()).max()) < 1e-3
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("clip", [True, False])
 @pytest.mark.parametrize("K", [2, 3, 7, 16, 17, 40, 256])
-def test_bins_above_the_mean_keep_their_relative_accuracy_in_float32(K, clip):
+def test_bins_above_the_mean_keep_their_relative_accuracy_in_float32(K, clip, device):
     # Phi near 1 keeps only float's absolute resolution (6e-8): as differences of such CDFs, bins
     # above the mean of 1e-6 had relative errors up to 0.1 (the float32 twin's too). The kernels
     # take them as differences of upper-tail CDFs Phi(-z) (bfn_math.h, split_cdf), each relatively
@@ -63,11 +67,31 @@ def test_bins_above_the_mean_keep_their_relative_accuracy_in_float32(K, clip):
         R = upper[:, 0] - upper[:, -1]
         truth, scale = truth / R[:, None], scale / R[:, None]
         above &= (R >= 1e-5)[:, None] & (z[:, :1] > 2**0.5)
-    with use_backend("cpu", strict=True):
-        p = bfn.discretised_probs(mu, sigma, K, clip).double()
+    with use_backend(device, strict=True):
+        p = bfn.discretised_probs(mu.to(device), sigma.to(device), K, clip).double().cpu()
     assert int(above.sum()) > 50
     excess = ((p - truth).abs() / scale)[above]
     assert float(excess.max()) < 1e-5
     tiny = above & (truth < 1e-4)  # where the CDFs near 1 kept ~0.1 % or worse
     assert int(tiny.sum()) > 5
     assert float(((p - truth).abs() / truth)[tiny].max()) < 2e-4
+
+
+@pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")
+@pytest.mark.parametrize("K", [3, 16, 256])
+def test_cuda_float32_probs_backward_with_the_mass_below_the_range(K):
+    # clip=False renormalises by R, an upper-tail difference when the mass lies below -1: the CUDA
+    # float backward sums its boundary CDFs split at the mean (bfn_math.h); the CPU backward runs
+    # in double, so it is the reference here
+    g = torch.Generator().manual_seed(K)
+    mu = torch.rand(500, generator=g) * 0.6 - 1.9
+    sigma = torch.rand(500, generator=g) * 0.3 + 0.2
+    grad = torch.randn(500, K, generator=g)
+    out = []
+    for device in ("cpu", "cuda"):
+        m, s = mu.to(device).requires_grad_(), sigma.to(device).requires_grad_()
+        with use_backend(device, strict=True):
+            p = bfn.discretised_probs(m, s, K, False)
+            out.append([t.double().cpu() for t in torch.autograd.grad((p * grad.to(device)).sum(), (m, s))])
+    for cpu, cuda in zip(*out):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-3, atol=1e-6 * float(cpu.abs().max()))
