@@ -544,7 +544,8 @@ class Trainer:
                             raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
                         loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
                         if not torch.isfinite(loss.detach()).all():
-                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
+                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}: the run diverged "
+                                                 "(lower lr, clip gradients with grad_clip, or resume from an earlier checkpoint)")
                         if accum > 1:
                             loss = loss / accum
                         sync()
