@@ -338,7 +338,7 @@ class SAMI(PretrainedMixin, nn.Module):
                 raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
             steps = None
         else:
-            steps = num_steps or self.config.sample_steps
+            steps = self.config.sample_steps if num_steps is None else num_steps
         last: dict = {}
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
