@@ -3,6 +3,8 @@ one-line message naming the flag or field and a non-zero exit, never a traceback
 
 import math
 
+import numpy as np
+
 import pytest
 
 import diffrep.cli.info
@@ -39,3 +41,71 @@ def test_diverged_training_is_a_message_not_a_traceback(capsys, monkeypatch):
     monkeypatch.setattr(diffrep.cli.info, "run", diverge)
     assert main(["info"]) == 1
     assert _err(capsys).strip() == "diffrep info: error: non-finite loss nan at step 2: the run diverged"
+
+
+@pytest.mark.parametrize("value, text", [("1.5", "--test-fraction must lie in (0, 1), got 1.5"),
+                                         ("nan", "--test-fraction must be a finite number, got nan")])
+def test_eval_codes_test_fraction_out_of_range(capsys, tmp_path, value, text):
+    # 1.5 split 200 rows 100/100 (a negative slice end) and scored them; nan failed inside int()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "c.npz", codes=rng.standard_normal((60, 3)), factors=rng.integers(0, 3, (60, 2)))
+    assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--test-fraction", value]) == 2
+    assert _err(capsys).strip() == f"diffrep eval: error: {text}"
+
+
+def test_sample_nrow_zero_is_refused(capsys, tmp_path):
+    # --nrow 0 fell back to sqrt(n) through `args.nrow or ...`
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+    from diffrep.nn import UNetConfig
+
+    unet = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
+                      num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4)
+    ToyDDPM(ToyDDPMConfig(unet=unet, schedule=NoiseScheduleConfig(num_timesteps=4), sample_steps=2)).save_pretrained(
+        tmp_path / "m")
+    out = tmp_path / "s.png"
+    assert main(["sample", str(tmp_path / "m"), "--n", "2", "--nrow", "0", "--out", str(out)]) == 2
+    assert _err(capsys).strip() == "diffrep sample: error: --nrow must be >= 1, got 0"
+    assert not out.exists()
+    assert main(["sample", str(tmp_path / "m"), "--n", "2", "--steps", "0", "--out", str(out)]) == 2
+    assert "num_steps must be an int in [1, 4], got 0" in _err(capsys)
+
+
+def test_sami_train_refuses_another_family(capsys):
+    assert main(["sami", "train", "demo/toy-ddpm", "--train.steps", "1"]) == 2  # trained the toy DDPM
+    assert "this command takes a sami/ recipe, got 'demo/toy-ddpm'" in _err(capsys)
+
+
+def test_sami_analyze_negative_num_images(capsys, tmp_path):
+    assert main(["sami", "analyze", str(tmp_path), "--num-images", "-1"]) == 2  # was max(-1, guides, 2)
+    assert "--num-images and --guides must be >= 1, got -1 and" in _err(capsys)
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["paramrel", "traverse", "M", "--out", "{folder}"], "--out {folder} is a folder; give a file path"),
+    (["paramrel", "eval", "M", "--json", "{folder}"], "--json {folder} is a folder; give a file path"),
+    (["sample", "M", "--out", "{tmp}/grid.txt"], "--out {tmp}/grid.txt: give a file name ending in .png or"),
+    (["multibeta", "encode", "M", "--out", "{folder}"], "--out {folder} is a folder"),  # was written as {folder}.npz
+    (["multibeta", "decode", "M", "--codes", "c.npz", "--out", "{tmp}/d.npz"], "give a file name ending in .png"),
+    (["multibeta", "eval", "M", "--json", "{folder}"], "--json {folder} is a folder"),
+    (["encdiff", "encode", "M", "--out", "{tmp}/codes.png"], "--out {tmp}/codes.png: give a file name ending in .npz"),
+    (["encdiff", "sample", "M", "--out", "{folder}"], "--out {folder} is a folder"),
+])
+def test_outputs_are_checked_before_any_work(capsys, tmp_path, argv, text):
+    # these verbs wrote after computing (PIL's "unknown file extension:") or let numpy append .npz to a folder
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    (tmp_path / "M").mkdir()
+    fill = dict(folder=folder, tmp=tmp_path)
+    argv = [a.format(**fill) if a != "M" else str(tmp_path / "M") for a in argv]
+    assert main(argv) == 2
+    assert text.format(**fill) in _err(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["M", "existing"]
+
+
+def test_multibeta_codes_pickle_is_named(tmp_path):
+    from diffrep.cli.multibeta import read_codes
+
+    (tmp_path / "c.npz").write_text("not an archive")
+    with pytest.raises(ValueError, match=r"^--codes: .*c.npz is not an .npz archive of arrays"):
+        read_codes(tmp_path / "c.npz", None)  # was numpy's advice to load it with allow_pickle=True

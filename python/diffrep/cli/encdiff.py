@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from ._common import parse_options
+from ._common import IMAGE_SUFFIXES, parse_options, prepare_output
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 
@@ -126,14 +126,14 @@ def _run(args) -> int:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
+    out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
+                         suffixes=IMAGE_SUFFIXES if ext == "png" else (f".{ext}",))
     model, device = _load(args)
     ds = _dataset(args)
     n = min(args.n, len(ds))
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
-    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
-    out = Path(args.out or f"encdiff_{args.verb}.{ext}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     from ..viz.grids import save_image
 
     if args.verb == "encode":

@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ._common import run_data_settings
+from ._common import IMAGE_SUFFIXES, prepare_output, run_data_settings
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -181,6 +181,11 @@ def load_model(args, *, need_denoiser: bool = False):
 
     if getattr(args, "n", None) is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    default = getattr(args, "out_default", None)
+    if default is not None and args.out is not None:  # a folder was written as FOLDER.npz, or failed after the work
+        prepare_output(args.out, suffixes=(".npz",) if default.endswith(".npz") else IMAGE_SUFFIXES)
+    prepare_output(getattr(args, "json", None), "--json")
+    prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES)
     path = Path(args.model)
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
@@ -255,6 +260,11 @@ def read_codes(path, model) -> tuple:
             beta = float(z["beta"]) if "beta" in z.files else None
     except (OSError, EOFError) as exc:
         raise ValueError(f"--codes: {p} is not a readable .npz file: {exc}") from None
+    except ValueError as exc:  # numpy's "pickled (object) data ... allow_pickle=True" advice: never taken here
+        if str(exc).startswith("--codes"):
+            raise
+        raise ValueError(f"--codes: {p} is not an .npz archive of arrays (numpy would read it as a pickle, "
+                         "which is never loaded)") from None
     shape = model.config.vae.latent_shape
     if codes.ndim != 1 + len(shape) or tuple(codes.shape[1:]) != shape or codes.shape[0] < 1:
         raise ValueError(f"--codes: {p} holds codes of shape {codes.shape}; this model's latent is {shape} "
