@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import non_negative_float
 from .._progress import progress
 from ..ops import metrics as ops
 from . import _checks
@@ -46,6 +47,8 @@ class _Encoder:
         r = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else np.asarray(r)
         if r.ndim != 2:
             raise ValueError(f"representation_fn: expected codes of shape (N, d), got {r.shape}")
+        if r.shape[0] != len(obs):  # one row for a batch scored 0 with "no active code"
+            raise ValueError(f"representation_fn: returned {r.shape[0]} rows of codes for {len(obs)} observations")
         self.calls += 1
         self.encoded += r.shape[0]
         return r.astype(np.float64)
@@ -113,6 +116,7 @@ def factor_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int 
     picks where).
     """
     _checks.mode(mode)
+    threshold = non_negative_float(threshold, "threshold")
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     nf = int(dataset.num_factors)
