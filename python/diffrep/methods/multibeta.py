@@ -184,7 +184,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
             return self.vae.loss(batch, step=step, generator=generator, beta=beta)
         if beta is not None:
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
-        if phase == 2:
+        if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
+            self._check_x(batch_images(batch), "MultiBeta.loss")
             return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae.encode)
         return self._adversarial_loss(batch, step, generator)
 

@@ -121,7 +121,7 @@ class SAMI(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means mu_phi(x) [B, d]: the deterministic representation that metrics read."""
-        return self.posterior(x)[0]
+        return self.posterior(self._check_images(x))[0]  # posterior() admits non-finite x_t; codes of NaN are NaN
 
     def draw_latents(self, mu: torch.Tensor, logvar: torch.Tensor, num: int | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:

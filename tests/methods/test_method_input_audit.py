@@ -1,0 +1,79 @@
+"""Regressions from the robustness audit of the method surface (2026-12-07): a bad argument is a
+ValueError/TypeError naming it, never a silent default or a torch-internal error."""
+
+import pytest
+import torch
+
+from diffrep.diffusion import NoiseScheduleConfig
+from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+
+from helpers import tiny_bfn, tiny_sami, tiny_unet
+
+
+def tiny_toy():
+    torch.manual_seed(0)
+    return ToyDDPM(ToyDDPMConfig(unet=tiny_unet(in_channels=1, out_channels=1),
+                                 schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=10), sample_steps=3))
+
+
+@pytest.mark.parametrize("make", [tiny_toy, lambda: tiny_bfn("discrete"), lambda: tiny_sami(dtype=torch.float32)],
+                         ids=["toy_ddpm", "bfn", "sami"])
+def test_sample_num_steps_zero_is_refused_not_the_default(make):
+    # `num_steps or config.sample_steps` turned an explicit 0 into the default step count
+    m = make().eval()
+    with pytest.raises(ValueError, match="num_steps|n_steps"):
+        m.sample(1, num_steps=0)
+
+
+def test_toy_ddpm_loss_checks_the_batch():
+    m = tiny_toy()
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert torch.isfinite(m.loss(x, step=0, generator=torch.Generator().manual_seed(0))["loss"])
+    with pytest.raises(ValueError, match=r"^ToyDDPM.loss: batch holds NaN"):
+        m.loss(x * float("nan"), step=0)  # was a NaN loss
+    with pytest.raises(ValueError, match=r"^ToyDDPM.loss: batch must have shape \[B, 1, 8, 8\]"):
+        m.loss(torch.rand(2, 1, 16, 16), step=0)  # was trained on, silently
+    with pytest.raises(TypeError, match=r"^ToyDDPM.loss: batch must be a floating-point"):
+        m.loss(x.long(), step=0)  # was NotImplementedError from torch.randn
+    with pytest.raises(TypeError, match=r"^ToyDDPM.loss: batch must be an image tensor"):
+        m.loss([], step=0)  # was IndexError
+
+
+def test_discrete_flow_refuses_out_of_range_classes():
+    # integer classes went straight to one_hot: RuntimeError "Class values must be non-negative"
+    from diffrep.bfn import DiscreteFlow
+
+    m = tiny_bfn("discrete", K=3)
+    flow = m.flow
+    assert isinstance(flow, DiscreteFlow)
+    assert flow.prepare_data(torch.tensor([[0, 1, 2]])).tolist() == [[0, 1, 2]]
+    assert flow.prepare_data(torch.tensor([[-1.0, 0.0, 1.0]])).tolist() == [[0, 1, 2]]
+    with pytest.raises(ValueError, match=r"integer classes must lie in 0..K-1 = 0..2, got values in \[-1, 1\]"):
+        flow.prepare_data(torch.tensor([[-1, 0, 1]]))
+    with pytest.raises(ValueError, match=r"0..2, got values in \[0, 3\]"):
+        flow.prepare_data(torch.tensor([[0, 3]]))
+    with pytest.raises(TypeError, match="must be real"):
+        flow.prepare_data(torch.zeros(1, 2, dtype=torch.complex64))
+
+
+def test_sami_encode_refuses_nan_images():
+    m = tiny_sami(dtype=torch.float32).eval()
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert m.encode(x).shape == (2, 3)
+    with pytest.raises(ValueError, match="holds NaN"):
+        m.encode(x * float("nan"))  # was NaN codes
+
+
+def test_multibeta_phase_2_loss_checks_the_batch():
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    m.set_phase(2)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert torch.isfinite(m.loss(x, step=0, generator=torch.Generator().manual_seed(0))["loss"])
+    with pytest.raises(ValueError, match=r"^MultiBeta.loss: x holds NaN"):
+        m.loss(x * float("nan"), step=0)  # was a NaN loss
+    with pytest.raises(TypeError, match=r"^MultiBeta.loss: x must be a floating-point"):
+        m.loss(x.long(), step=0)  # was trained on
