@@ -109,3 +109,14 @@ def test_multibeta_codes_pickle_is_named(tmp_path):
     (tmp_path / "c.npz").write_text("not an archive")
     with pytest.raises(ValueError, match=r"^--codes: .*c.npz is not an .npz archive of arrays"):
         read_codes(tmp_path / "c.npz", None)  # was numpy's advice to load it with allow_pickle=True
+
+
+def test_quickstart_refuses_a_training_run_folder(capsys, tmp_path):
+    # quickstart wrote run/, model/ and its figures next to the train run's checkpoints/ and final/
+    (tmp_path / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2}\n')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for extra in ([], ["--overwrite"]):
+        assert main(["quickstart", "--out", str(tmp_path), "--steps", "1", *extra]) == 2
+        assert "holds a training run (metrics.jsonl, checkpoints/step-00000002), not a quickstart folder" in _err(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
