@@ -74,3 +74,11 @@ def test_shared_validators_shape_device_non_negative_float():
     assert _checks.non_negative_float(0, "w") == 0.0
     with pytest.raises(ValueError, match=r"^w must be >= 0"):
         _checks.non_negative_float(-0.5, "w")
+
+
+def test_string_codes_are_named():
+    from diffrep.metrics import mig
+
+    # torch.from_numpy's "can't convert np.ndarray of type numpy.str_" named no argument
+    with pytest.raises(TypeError, match=r"^codes: expected a numeric array, got dtype <U1"):
+        mig(np.array([["a", "b"]] * 4), np.zeros((4, 1), dtype=int))
