@@ -38,3 +38,21 @@ def test_random_normal_shape_and_device():
         normal((-1, 4))  # was torch's RuntimeError
     with pytest.raises(ValueError, match=r"^device must be a torch device"):
         normal((2,), device="tpu")  # was torch's RuntimeError listing its device types
+
+
+def test_explain_finds_an_op_whose_module_was_not_imported_yet(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from diffrep.ops import _dispatch, explain
+
+    monkeypatch.delitem(_dispatch._CHOOSERS, "mmd.mmd2")  # as in a fresh process: diffrep.ops.mmd not imported
+    monkeypatch.delitem(sys.modules, "diffrep.ops.mmd")
+    assert explain("mmd.mmd2", torch.randn(3, 2), torch.randn(4, 2)).op == "mmd.mmd2"  # was "unknown op"
+    with pytest.raises(ValueError, match="unknown op 'mmd.nope'"):
+        explain("mmd.nope")
+    # every module of diffrep.ops that registers an op is in the list explain() imports
+    ops_dir = Path(_dispatch.__file__).parent
+    registering = {p.stem for p in ops_dir.glob("*.py")
+                   if any(k in p.read_text() for k in ('register("', "_explainer(\"", "register(_op)"))}
+    assert registering - {"_dispatch"} <= set(_dispatch.OP_MODULES)
