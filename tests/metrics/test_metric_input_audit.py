@@ -82,3 +82,15 @@ def test_string_codes_are_named():
     # torch.from_numpy's "can't convert np.ndarray of type numpy.str_" named no argument
     with pytest.raises(TypeError, match=r"^codes: expected a numeric array, got dtype <U1"):
         mig(np.array([["a", "b"]] * 4), np.zeros((4, 1), dtype=int))
+
+
+def test_factor_vae_device_is_checked_first():
+    calls = []
+
+    def rep(x):
+        calls.append(len(x))
+        return _rep(x)
+
+    with pytest.raises(ValueError, match=r"^device must be a torch device"):
+        factor_vae_score(_toy_dataset(), rep, device="tpu", num_train=4, num_eval=4, num_variance_estimate=8)
+    assert calls == []  # was torch's RuntimeError after the variance sample was encoded

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import non_negative_float
+from .._checks import device as _checks_device, non_negative_float
 from .._progress import progress
 from ..ops import metrics as ops
 from . import _checks
@@ -117,6 +117,8 @@ def factor_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int 
     """
     _checks.mode(mode)
     threshold = non_negative_float(threshold, "threshold")
+    if device is not None:  # before the encoding, not a torch error after it
+        device = _checks_device(device, "device")
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     nf = int(dataset.num_factors)
