@@ -77,3 +77,25 @@ def test_multibeta_phase_2_loss_checks_the_batch():
         m.loss(x * float("nan"), step=0)  # was a NaN loss
     with pytest.raises(TypeError, match=r"^MultiBeta.loss: x must be a floating-point"):
         m.loss(x.long(), step=0)  # was trained on
+
+
+def test_multibeta_decode_and_denoise_refuse_nan_codes():
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})).eval()
+    m.set_phase(2)  # installs the denoiser's schedule
+    z = torch.full((2, 3), float("nan"))
+    with pytest.raises(ValueError, match=r"^MultiBetaVAE.decode: z holds NaN"):
+        m.decode(z, 0.5)  # were NaN images
+    with pytest.raises(ValueError, match="z holds NaN"):
+        m.denoise(z, 0.5, 0.0)
+
+
+def test_paramrel_time_varying_needs_a_time():
+    from helpers import tiny_paramrel
+
+    m = tiny_paramrel().eval()
+    with pytest.raises(ValueError, match="^times must hold at least one"):
+        m.time_varying(torch.ones(1, 1, 8, 8), (), num_steps=2)  # was torch.stack's RuntimeError
