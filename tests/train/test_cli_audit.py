@@ -120,3 +120,32 @@ def test_quickstart_refuses_a_training_run_folder(capsys, tmp_path):
         assert main(["quickstart", "--out", str(tmp_path), "--steps", "1", *extra]) == 2
         assert "holds a training run (metrics.jsonl, checkpoints/step-00000002), not a quickstart folder" in _err(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_resume_past_train_steps_is_refused(capsys, tmp_path):
+    # resuming a step-2 checkpoint with --train.steps 1 ran nothing, rewrote config.yaml and printed
+    # "trained demo/toy-ddpm to step 1: loss nan"
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from helpers import TinyLinear
+    from diffrep.train import TrainConfig, Trainer
+
+    small = ["--data.num_images", "8", "--train.batch_size", "4", "--train.sample_every", "0", "--model.unet.model_channels",
+             "8", "--model.unet.num_groups", "4", "--model.unet.attention_resolutions", "[]"]
+    run = tmp_path / "run"
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--train.steps", "2", *small]) == 0
+    config = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "1", *small]) == 2
+    assert "is at step 2, past train.steps=1; pass --train.steps N with N > 2" in _err(capsys)
+    assert (run / "config.yaml").read_text() == config
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "2", *small]) == 0
+    err = _err(capsys)
+    assert "nothing to train, the run is already at train.steps=2" in err and "loss nan" not in err
+    # the library refuses too (a checkpoint folder not named step-*, which the command line cannot read)
+    data = TensorDataset(torch.randn(8, 2))
+    cfg = dict(batch_size=4, ema_decay=0.0, log_every=1, device="cpu")
+    Trainer(TinyLinear(), data, TrainConfig(steps=2, **cfg), tmp_path / "lib").train()
+    with pytest.raises(ValueError, match=r"is at step 2, past steps=1"):
+        Trainer(TinyLinear(), data, TrainConfig(steps=1, **cfg), tmp_path / "lib").train(resume="latest")

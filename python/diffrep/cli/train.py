@@ -181,6 +181,8 @@ def run(args) -> int:
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
     if main_rank:
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
+        if args.resume is not None and not callable(getattr(cfg, "train_phases", None)):
+            _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
@@ -206,9 +208,34 @@ def run(args) -> int:
         if (out / "final").is_dir():
             write_run_info(out / "final", recipe.name, cfg)
         last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
+        if not last and args.resume is not None:
+            print(f"{recipe.name}: nothing to train, the run is already at train.steps={cfg.train.steps} (final/ rewritten "
+                  f"from its checkpoint); raise --train.steps to continue; run directory {out}", file=sys.stderr)
+            return 0
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
+
+
+def _check_resume_step(resume, out: Path, steps: int) -> None:
+    """Refuse, before config.yaml is rewritten, a resume from a checkpoint past ``train.steps`` (the step is read
+    from the checkpoint's folder name; the trainer verifies the checkpoint itself)."""
+    from ..train.checkpoint import _STEP_RE, list_checkpoints
+
+    if str(resume) == "latest":
+        found = list_checkpoints(out / "checkpoints")
+        if not found:
+            return
+        step, path = found[-1]
+    else:
+        path = Path(resume)
+        m = _STEP_RE.match(path.name)
+        if m is None:
+            return
+        step = int(m.group(1))
+    if step > steps:
+        raise ValueError(f"--resume: checkpoint {path} is at step {step}, past train.steps={steps}; "
+                         f"pass --train.steps N with N > {step} to train further")
 
 
 def resume_command(args, out: Path) -> str:

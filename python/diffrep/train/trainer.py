@@ -438,6 +438,9 @@ class Trainer:
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
                                     disc_optimizer=disc_optimizer, verify=not verified)
             start = int(state["step"])
+            if start > cfg.steps:  # the loop did not run and "trained to step <steps>" was reported
+                raise ValueError(f"checkpoint {path} is at step {start}, past steps={cfg.steps}; to train further "
+                                 f"resume with steps > {start}")
             written_by = int(state.get("world_size", 1))
             if written_by != info.world_size:
                 if not resume_inexact:
