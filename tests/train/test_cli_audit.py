@@ -122,7 +122,7 @@ def test_quickstart_refuses_a_training_run_folder(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_resume_past_train_steps_is_refused(capsys, tmp_path):
+def test_refused_resumes_leave_the_run_as_it_was(capsys, tmp_path):
     # resuming a step-2 checkpoint with --train.steps 1 ran nothing, rewrote config.yaml and printed
     # "trained demo/toy-ddpm to step 1: loss nan"
     import torch
@@ -143,6 +143,12 @@ def test_resume_past_train_steps_is_refused(capsys, tmp_path):
     assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "2", *small]) == 0
     err = _err(capsys)
     assert "nothing to train, the run is already at train.steps=2" in err and "loss nan" not in err
+    # a resume the trainer refuses (another model class) rewrote config.yaml and run.json first, so later
+    # commands read the wrong recipe's data settings
+    info = (run / "run.json").read_text()
+    assert main(["train", "bfn/digits", "--out", str(run), "--resume", "latest", "--train.steps", "3"]) == 2
+    assert "holds a ToyDDPM, not a BFN" in _err(capsys)
+    assert (run / "config.yaml").read_text() == config and (run / "run.json").read_text() == info
     # the library refuses too (a checkpoint folder not named step-*, which the command line cannot read)
     data = TensorDataset(torch.randn(8, 2))
     cfg = dict(batch_size=4, ema_decay=0.0, log_every=1, device="cpu")

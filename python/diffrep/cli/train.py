@@ -132,7 +132,6 @@ def _report_overrides(report_to: str | None) -> list[str]:
 
 
 def run(args) -> int:
-    from ..config import dump_yaml
     from ..recipes import list_recipes
 
     if args.list:
@@ -186,16 +185,20 @@ def run(args) -> int:
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, out / "config.yaml")
-        write_run_info(out, recipe.name, cfg)
+    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
+    record = _RunRecord(out, recipe.name, cfg) if main_rank else None
+    if record is not None and (args.resume is None or callable(phased)):
+        record()  # a fresh run: the folder holds no other run's record (check_run_dir)
     seed_everything(cfg.train.seed)  # identical initial weights on every rank
     model, dataset = recipe.build(cfg)
-    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     try:
         if callable(phased):
             history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
         else:
-            history = Trainer(model, dataset, cfg.train, out, name=recipe.name).train(
+            # resuming: the run's config.yaml / run.json are rewritten after the first step, once the trainer has
+            # loaded the checkpoint; a refused resume (another model class, a corrupt checkpoint, ...) overwrote them
+            callbacks = [record] if record is not None and not record.written else []
+            history = Trainer(model, dataset, cfg.train, out, name=recipe.name, callbacks=callbacks).train(
                 resume=args.resume, resume_inexact=bool(args.resume_inexact))
     except TrainingInterrupted as exc:
         if main_rank:
@@ -215,6 +218,22 @@ def run(args) -> int:
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
+
+
+class _RunRecord:
+    """Writes the run's ``config.yaml`` and ``run.json`` once: called directly, or as a trainer callback."""
+
+    def __init__(self, out: Path, recipe_name: str, cfg):
+        self.out, self.recipe_name, self.cfg, self.written = out, recipe_name, cfg, False
+
+    def __call__(self, *_args) -> None:
+        if not self.written:
+            from ..config import dump_yaml
+            from ..recipes.runinfo import write_run_info
+
+            dump_yaml(self.cfg, self.out / "config.yaml")
+            write_run_info(self.out, self.recipe_name, self.cfg)
+            self.written = True
 
 
 def _check_resume_step(resume, out: Path, steps: int) -> None:
