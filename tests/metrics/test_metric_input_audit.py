@@ -94,3 +94,25 @@ def test_factor_vae_device_is_checked_first():
     with pytest.raises(ValueError, match=r"^device must be a torch device"):
         factor_vae_score(_toy_dataset(), rep, device="tpu", num_train=4, num_eval=4, num_variance_estimate=8)
     assert calls == []  # was torch's RuntimeError after the variance sample was encoded
+
+
+@pytest.mark.parametrize("fn, kw, name", [
+    ("factor_vae_score", dict(batch_size=0), "batch_size"),     # numpy "cannot reshape array of size 0"
+    ("factor_vae_score", dict(num_train=0), "num_train"),       # numpy "need at least one array to stack"
+    ("beta_vae_score", dict(batch_size=0), "batch_size"),
+    ("downstream_task_score", dict(sizes=(10, 0)), r"sizes\[1\]"),
+    ("downstream_task_score", dict(sizes=()), "sizes"),
+    ("evaluate", dict(num_train=0), "num_train"),
+])
+def test_protocol_sample_sizes_are_named(fn, kw, name):
+    import diffrep.metrics as M
+
+    with pytest.raises(ValueError, match=rf"^{name} must be a "):
+        getattr(M, fn)(_toy_dataset(), _rep, **kw)
+
+
+def test_evaluate_takes_one_metric_name_as_a_string():
+    import diffrep.metrics as M
+
+    r = M.evaluate(_toy_dataset(), _rep, metrics="mig", num_train=12, num_test=12)  # was "unknown ['m', 'i', 'g']"
+    assert set(r) == {"mig"}

@@ -155,3 +155,13 @@ def test_refused_resumes_leave_the_run_as_it_was(capsys, tmp_path):
     Trainer(TinyLinear(), data, TrainConfig(steps=2, **cfg), tmp_path / "lib").train()
     with pytest.raises(ValueError, match=r"is at step 2, past steps=1"):
         Trainer(TinyLinear(), data, TrainConfig(steps=1, **cfg), tmp_path / "lib").train(resume="latest")
+
+
+def test_multibeta_code_metrics_explicit_zero_is_not_the_default():
+    # `num_train or sizes["num_train"]` turned 0 into the quick preset's 10,000
+    from diffrep.cli.multibeta import code_metrics
+    from diffrep.data import ArrayGroundTruthData
+
+    ds = ArrayGroundTruthData(np.zeros((6, 1, 4, 4), np.float32), ["a", "b"], [3, 2])
+    with pytest.raises(ValueError, match="num_train"):
+        code_metrics(None, ds, 0.5, "cpu", ["mig"], num_train=0)

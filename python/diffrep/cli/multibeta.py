@@ -484,8 +484,9 @@ def code_metrics(model, dataset, beta: float, device, metrics, sizes: str = "qui
         return torch.cat(out).double().numpy()
 
     s = EVAL_SIZES[sizes]
-    res = evaluate(dataset, rep, metrics=tuple(metrics), seed=seed, num_train=num_train or s["num_train"],
-                   num_test=num_test or s["num_test"])
+    res = evaluate(dataset, rep, metrics=tuple(metrics), seed=seed,  # an explicit 0 is evaluate()'s error, not the default
+                   num_train=s["num_train"] if num_train is None else num_train,
+                   num_test=s["num_test"] if num_test is None else num_test)
     return {key: float(res[key]) for _, key in EVAL_KEYS if key in res}
 
 
