@@ -99,3 +99,28 @@ def test_paramrel_time_varying_needs_a_time():
     m = tiny_paramrel().eval()
     with pytest.raises(ValueError, match="^times must hold at least one"):
         m.time_varying(torch.ones(1, 1, 8, 8), (), num_steps=2)  # was torch.stack's RuntimeError
+
+
+def test_encdiff_sample_is_in_the_image_range():
+    # sample() returned the raw DDIM output (values near +-25 from an untrained model); methods/base.py
+    # promises images in [-1, 1], as every other method's sample() clamps
+    from diffrep.methods.dyga import DyGAConfig
+    from diffrep.methods.encdiff import EncDiff, EncDiffConfig
+    from diffrep.methods.encdiff_nets import SmallExtractorConfig
+    from diffrep.nn import UNetConfig
+
+    torch.manual_seed(0)
+    un = UNetConfig(image_size=16, in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                    attention_resolutions=(8,), num_heads=1, num_groups=4, context_dim=4)
+    sx = SmallExtractorConfig(image_size=16, num_units=2, token_dim=4, channels=(4, 8), hidden=8, mlp_hidden=(4,))
+    m = EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=None, conditioning="none", sample_steps=2,
+                              dyga=DyGAConfig(num_units=2, token_dim=4, n_components=2, min_mass=2),
+                              schedule=NoiseScheduleConfig(kind="linear", num_timesteps=10))).eval()
+    with torch.no_grad():
+        for p in m.unet.parameters():
+            p.normal_(0, 0.5)  # an output far outside [-1, 1]
+    tokens = m.raw_tokens(torch.rand(3, 3, 16, 16) * 2 - 1)[1]
+    raw = m.generate(m.condition(tokens[:2]), generator=torch.Generator().manual_seed(0), steps=2)
+    assert raw.abs().max() > 1
+    x = m.sample(2, tokens=tokens, generator=torch.Generator().manual_seed(0), steps=2)
+    assert x.shape == (2, 3, 16, 16) and float(x.abs().max()) <= 1.0
