@@ -124,3 +124,19 @@ def test_encdiff_sample_is_in_the_image_range():
     assert raw.abs().max() > 1
     x = m.sample(2, tokens=tokens, generator=torch.Generator().manual_seed(0), steps=2)
     assert x.shape == (2, 3, 16, 16) and float(x.abs().max()) <= 1.0
+
+
+def test_multibeta_sample_is_in_the_image_range():
+    # the decoder mean was returned unclamped (values ~1e13 from perturbed weights)
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})).eval()
+    m.set_phase(2)
+    with torch.no_grad():
+        for p in m.vae.parameters():
+            p.add_(torch.randn_like(p))
+    raw = m.vae.decode(m.denoiser.sample(2, generator=torch.Generator().manual_seed(0)), 0.0)
+    x = m.sample(2, generator=torch.Generator().manual_seed(0))
+    assert raw.abs().max() > 1 and torch.equal(x, raw.clamp(-1, 1))

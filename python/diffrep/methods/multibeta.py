@@ -286,9 +286,10 @@ class MultiBeta(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0."""
+        """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0;
+        images in [-1, 1] (the decoder mean clamped, as every model's sample(): methods/base.py)."""
         positive_int(n, "n")
-        return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0)
+        return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0).clamp(-1, 1)
 
     @torch.no_grad()
     def beta_sweep(self, x: torch.Tensor, betas: Sequence[float], *,
