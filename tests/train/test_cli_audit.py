@@ -165,3 +165,39 @@ def test_multibeta_code_metrics_explicit_zero_is_not_the_default():
     ds = ArrayGroundTruthData(np.zeros((6, 1, 4, 4), np.float32), ["a", "b"], [3, 2])
     with pytest.raises(ValueError, match="num_train"):
         code_metrics(None, ds, 0.5, "cpu", ["mig"], num_train=0)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_machine_is_not_blamed_on_the_weights(capsys, tmp_path):
+    # encdiff built its own device and load_safetensors_checked reported "model.safetensors is not a valid
+    # safetensors file (truncated or corrupted?): pin_memory=True requires a CUDA ..."
+    from diffrep.nn import load_pretrained
+
+    (tmp_path / "m").mkdir()
+    assert main(["encdiff", "sample", str(tmp_path / "m"), "--device", "cuda", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--device cuda: no CUDA device is usable here" in _err(capsys)
+    _toy(tmp_path / "toy")
+    with pytest.raises(ValueError, match=r"^map_location 'cuda': no such CUDA device is usable here"):
+        load_pretrained(tmp_path / "toy", map_location="cuda")
+
+
+def test_multibeta_and_encdiff_verbs_take_a_run_folder(capsys, tmp_path):
+    # 'diffrep train' prints the run folder; these verbs said "holds no config.json" / "not a save_pretrained directory"
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    _toy(run / "checkpoints" / "step-00000001")
+    (run / "checkpoints" / "step-00000001" / "manifest.json").write_text("{}")
+    for argv, cls in ((["multibeta", "encode", str(run), "--out", str(tmp_path / "c.npz")], "MultiBeta model"),
+                      (["encdiff", "encode", str(run), "--out", str(tmp_path / "c.npz")], "EncDiff model")):
+        assert main(argv) == 2
+        assert f"checkpoints/step-00000001 holds a ToyDDPM, not a{'n' if cls[0] == 'E' else ''} {cls}" in _err(capsys)
+
+
+def _toy(path):
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+    from diffrep.nn import UNetConfig
+
+    unet = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
+                      num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4)
+    ToyDDPM(ToyDDPMConfig(unet=unet, schedule=NoiseScheduleConfig(num_timesteps=4), sample_steps=2)).save_pretrained(path)

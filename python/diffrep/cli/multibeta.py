@@ -12,7 +12,7 @@
     diffrep multibeta curve MODEL [--betas ...] [--n 512] [--json OUT]
     diffrep multibeta eval MODEL [--beta B | --betas 0.1,0.3,..] [--eval quick|full] [--json OUT]
 
-MODEL is a saved MultiBeta folder (a run's ``final/``). The beta of the code defaults to the model's
+MODEL is a saved MultiBeta folder or a run folder (its ``final/``). The beta of the code defaults to the model's
 ``representation_beta`` (set after phase 1 by the recipe: the largest beta whose code stays informative,
 docs/methods/multibeta.md#recipes). The dataset, its options, pooling and root default to the ones the
 model was trained with (``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root``
@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ._common import IMAGE_SUFFIXES, prepare_output, run_data_settings
+from ._common import IMAGE_SUFFIXES, prepare_output, resolve_model_dir, run_data_settings
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -123,7 +123,7 @@ def register(sub) -> None:
 
 
 def _model_flags(p, n: int | None) -> None:
-    p.add_argument("model", help="saved MultiBeta folder (a run's final/)")
+    p.add_argument("model", help="saved MultiBeta folder, or a run folder (its final/)")
     p.add_argument("--weights", choices=("model", "ema"), default="model", help="raw or EMA weights (default model)")
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
@@ -189,8 +189,7 @@ def load_model(args, *, need_denoiser: bool = False):
     path = Path(args.model)
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} holds no config.json: not a saved model folder (use a run's final/)")
+    path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
     device = _device(args)
     model = load_pretrained(path, weights=args.weights, map_location=device).eval()
     if not isinstance(model, MultiBeta):
