@@ -201,3 +201,10 @@ def _toy(path):
     unet = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
                       num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4)
     ToyDDPM(ToyDDPMConfig(unet=unet, schedule=NoiseScheduleConfig(num_timesteps=4), sample_steps=2)).save_pretrained(path)
+
+
+def test_bfn_sample_refuses_another_model(capsys, tmp_path):
+    _toy(tmp_path / "toy")
+    assert main(["bfn", "sample", str(tmp_path / "toy"), "--n", "1", "--out", str(tmp_path / "x.png")]) == 2
+    assert "holds a ToyDDPM, not a BFN; use 'diffrep sample' for any model" in _err(capsys)
+    assert not (tmp_path / "x.png").exists()

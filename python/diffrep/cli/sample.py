@@ -64,6 +64,9 @@ def run(args) -> int:
     if out is None:  # the default inside the (now known to exist) model folder
         out = prepare_output(path / "images" / "samples" / f"sample-seed{args.seed}.png")
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
+    want = getattr(args, "model_class", None)  # set by a method's own verb (diffrep bfn sample)
+    if want is not None and type(model).__name__ != want:
+        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a {want}; use 'diffrep sample' for any model")
     sample = getattr(model, "sample", None)
     if not callable(sample):
         raise TypeError(f"{type(model).__name__} has no sample() method")
