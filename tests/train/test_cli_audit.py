@@ -208,3 +208,13 @@ def test_bfn_sample_refuses_another_model(capsys, tmp_path):
     assert main(["bfn", "sample", str(tmp_path / "toy"), "--n", "1", "--out", str(tmp_path / "x.png")]) == 2
     assert "holds a ToyDDPM, not a BFN; use 'diffrep sample' for any model" in _err(capsys)
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["data", "preview", "digits", "--out", "{tmp}/p.png", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["encode", "{tmp}", "--dataset", "dsprites", "--out", "{tmp}/c.npz", "--seed", "-1"], "--seed must be an int in [0, 2^32), got -1"),
+])
+def test_negative_seed_is_named(capsys, tmp_path, argv, text):
+    # numpy's "expected non-negative integer" / "Seed must be between 0 and 2**32 - 1" named no flag
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert _err(capsys).strip().endswith(text)
