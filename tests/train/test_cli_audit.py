@@ -144,11 +144,11 @@ def test_refused_resumes_leave_the_run_as_it_was(capsys, tmp_path):
     err = _err(capsys)
     assert "nothing to train, the run is already at train.steps=2" in err and "loss nan" not in err
     # a resume the trainer refuses (another model class) rewrote config.yaml and run.json first, so later
-    # commands read the wrong recipe's data settings
-    info = (run / "run.json").read_text()
+    # commands read the wrong recipe's data settings (run.json removed: else the recipe check refuses first)
+    (run / "run.json").unlink()
     assert main(["train", "bfn/digits", "--out", str(run), "--resume", "latest", "--train.steps", "3"]) == 2
     assert "holds a ToyDDPM, not a BFN" in _err(capsys)
-    assert (run / "config.yaml").read_text() == config and (run / "run.json").read_text() == info
+    assert (run / "config.yaml").read_text() == config and not (run / "run.json").exists()
     # the library refuses too (a checkpoint folder not named step-*, which the command line cannot read)
     data = TensorDataset(torch.randn(8, 2))
     cfg = dict(batch_size=4, ema_decay=0.0, log_every=1, device="cpu")
@@ -218,3 +218,22 @@ def test_negative_seed_is_named(capsys, tmp_path, argv, text):
     # numpy's "expected non-negative integer" / "Seed must be between 0 and 2**32 - 1" named no flag
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     assert _err(capsys).strip().endswith(text)
+
+
+def test_resume_into_another_recipes_run_is_refused(capsys, tmp_path):
+    # `train multibeta/... --out TOY_RUN --resume latest` found no phase checkpoint, started afresh and wrote
+    # phase1/, phase2/, final/, config.yaml and run.json into the toy run's folder
+    import json
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "manifest.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 2, "loss": 1.0}\n')
+    (run / "run.json").write_text(json.dumps({"recipe": "demo/toy-ddpm", "data": {}}))
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    assert main(["train", "multibeta/dsprites-cpu", "--out", str(run), "--resume", "latest"]) == 2
+    assert "holds a run of recipe 'demo/toy-ddpm' (its run.json), not 'multibeta/dsprites-cpu'" in _err(capsys)
+    (run / "run.json").unlink()  # a run written without run.json: a phased recipe still sees the single-phase run
+    assert main(["train", "multibeta/dsprites-cpu", "--out", str(run), "--resume", "latest"]) == 2
+    assert "holds a single-phase run (metrics.jsonl, checkpoints/step-00000002)" in _err(capsys)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == [b for b in before if b != "run.json"]

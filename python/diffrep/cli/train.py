@@ -178,14 +178,16 @@ def run(args) -> int:
     out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
     overwrite = bool(getattr(args, "overwrite", False))
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
+    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     if main_rank:
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
-        if args.resume is not None and not callable(getattr(cfg, "train_phases", None)):
-            _check_resume_step(args.resume, out, cfg.train.steps)
+        if args.resume is not None:
+            _check_resume_target(out, recipe.name, callable(phased))
+            if not callable(phased):
+                _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     record = _RunRecord(out, recipe.name, cfg) if main_rank else None
     if record is not None and (args.resume is None or callable(phased)):
         record()  # a fresh run: the folder holds no other run's record (check_run_dir)
@@ -234,6 +236,31 @@ class _RunRecord:
             dump_yaml(self.cfg, self.out / "config.yaml")
             write_run_info(self.out, self.recipe_name, self.cfg)
             self.written = True
+
+
+def _check_resume_target(out: Path, recipe_name: str, phased: bool) -> None:
+    """Refuse ``--resume`` into a folder holding another recipe's run (its ``run.json``) or, for a multi-phase
+    recipe, a single-phase run: the phases found no checkpoint of theirs, started afresh and wrote their
+    phase folders, final/, config.yaml and run.json into the other run's folder."""
+    import json
+
+    from ..recipes.runinfo import RUN_INFO_NAME
+    from ..train.rundir import run_contents
+
+    info = out / RUN_INFO_NAME
+    if info.is_file():
+        try:
+            saved = json.loads(info.read_text(encoding="utf-8")).get("recipe")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        if isinstance(saved, str) and saved != recipe_name:
+            raise ValueError(f"--resume: {out} holds a run of recipe {saved!r} (its {RUN_INFO_NAME}), not {recipe_name!r}; "
+                             f"resume it with 'diffrep train {saved} --out {out} --resume ...', or choose another --out")
+    if phased:
+        other = [c for c in run_contents(out) if c != "final/"]
+        if other:
+            raise ValueError(f"--resume: {out} holds a single-phase run ({', '.join(other[:3])}); {recipe_name} trains "
+                             f"in phase folders and would mix with it: choose another --out")
 
 
 def _check_resume_step(resume, out: Path, steps: int) -> None:
