@@ -128,7 +128,7 @@ def _run(args) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
     out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
-                         suffixes=IMAGE_SUFFIXES if ext == "png" else (f".{ext}",))
+                         suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext))  # any name for the JSON
     model, device = _load(args)
     ds = _dataset(args)
     n = min(args.n, len(ds))

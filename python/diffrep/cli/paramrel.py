@@ -95,7 +95,7 @@ def _load(args):
 
     if args.out is not None and not hasattr(args, "json"):  # every verb but eval (--json) writes an image
         prepare_output(args.out, suffixes=IMAGE_SUFFIXES)
-    prepare_output(getattr(args, "json", None), "--json", suffixes=(".json",))
+    prepare_output(getattr(args, "json", None), "--json")
 
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))
