@@ -237,3 +237,11 @@ def test_resume_into_another_recipes_run_is_refused(capsys, tmp_path):
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(run), "--resume", "latest"]) == 2
     assert "holds a single-phase run (metrics.jsonl, checkpoints/step-00000002)" in _err(capsys)
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == [b for b in before if b != "run.json"]
+
+
+def test_unknown_eval_preset_writes_nothing(capsys, tmp_path):
+    argv = ["train", "demo/toy-ddpm", "--out", str(tmp_path / "run"), "--train.eval_every", "1",
+            "--train.eval_metrics", "[bogus]"]
+    assert main(argv) == 2  # config.yaml and run.json were written before the trainer named the preset
+    assert "train.eval_metrics: unknown preset 'bogus'" in _err(capsys)
+    assert not (tmp_path / "run").exists()

@@ -173,6 +173,7 @@ def run(args) -> int:
     from ._common import apply_threads
 
     check_logger_packages(cfg.train.tensorboard, cfg.train.wandb)  # before anything is built or written
+    _check_eval_presets(cfg.train)
     check_launch()
     apply_threads(DEFAULT_THREADS if args.threads is None else args.threads)
     out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
@@ -236,6 +237,17 @@ class _RunRecord:
             dump_yaml(self.cfg, self.out / "config.yaml")
             write_run_info(self.out, self.recipe_name, self.cfg)
             self.written = True
+
+
+def _check_eval_presets(train_cfg) -> None:
+    """An unknown ``train.eval_metrics`` preset, named before the run folder is written (the trainer found it
+    only after config.yaml and run.json were)."""
+    from ..train.evaluation import METRIC_PRESETS
+
+    if getattr(train_cfg, "eval_every", 0):
+        unknown = [m for m in train_cfg.eval_metrics if m not in METRIC_PRESETS]
+        if unknown:
+            raise ValueError(f"train.eval_metrics: unknown preset {unknown[0]!r}; known: {sorted(METRIC_PRESETS)}")
 
 
 def _check_resume_target(out: Path, recipe_name: str, phased: bool) -> None:
