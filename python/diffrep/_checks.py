@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "probability", "one_of"]
+__all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "non_negative_float", "probability",
+           "one_of", "shape", "device"]
 
 
 def _is_int(value) -> bool:
@@ -45,6 +46,14 @@ def positive_float(value, name: str) -> float:
     return value
 
 
+def non_negative_float(value, name: str) -> float:
+    """``value`` as a finite float >= 0."""
+    value = finite_float(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
 def probability(value, name: str, *, open_low: bool = False, open_high: bool = False) -> float:
     """``value`` as a float in [0, 1] (each end excluded on request)."""
     value = finite_float(value, name)
@@ -59,3 +68,30 @@ def one_of(value, choices, name: str):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def shape(value, name: str = "shape") -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple of sizes >= 0."""
+    dims = (value,) if _is_int(value) else value
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of non-negative ints, got {value!r}") from None
+    if not all(_is_int(d) and d >= 0 for d in dims):
+        raise ValueError(f"{name} must be a sequence of non-negative ints, got {value!r}")
+    return tuple(int(d) for d in dims)
+
+
+def device(value, name: str = "device"):
+    """``value`` as a ``torch.device`` that exists here (a CUDA device only where one is usable)."""
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch device (cpu, cuda, cuda:0, ...), got {value!r}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            raise ValueError(f"{name} {value!r}: no such CUDA device is usable here ({count} visible)")
+    return dev

@@ -27,7 +27,7 @@ class Bounded(Config):
 @pytest.mark.parametrize("bad, field, text", [
     (dict(steps=0), "steps", "must be >= 1, got 0"),
     (dict(lr=0.0), "lr", "must be > 0, got 0.0"),
-    (dict(lr=float("nan")), "lr", "must be > 0"),
+    (dict(lr=float("nan")), "lr", "must be a finite number"),
     (dict(p=1.5), "p", "must be <= 1, got 1.5"),
     (dict(dims=(2, 0)), "dims[1]", "must be >= 1, got 0"),
     (dict(frac=1.0), "frac", "must be < 1"),

@@ -187,10 +187,15 @@ class DiscreteFlow:
         (binary images: x > 0 is class 1)."""
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError(f"discrete data must be a tensor (B, ...), got {type(x).__name__}")
+        if x.is_complex():
+            raise TypeError(f"discrete data must be real (floats in [-1, 1] or integer classes), got {x.dtype}")
         if x.is_floating_point():
             return ((x.clamp(-1, 1) + 1) * (self.K - 1) / 2).round().long()
         if x.dtype == torch.bool:
             return x.long()
+        if x.numel() and (bool((x < 0).any()) or bool((x >= self.K).any())):  # one_hot raised a RuntimeError
+            raise ValueError(f"discrete data: integer classes must lie in 0..K-1 = 0..{self.K - 1}, "
+                             f"got values in [{int(x.min())}, {int(x.max())}]")
         return x.long()
 
     def data_to_float(self, classes: torch.Tensor) -> torch.Tensor:

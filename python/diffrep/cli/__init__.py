@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:  # OSError: missing, unreadable, not a folder ...
         print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # the trainer's non-finite loss (a diverged run): its message names the step
+        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
         print(f"diffrep {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
-           "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS"]
+           "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
+           "IMAGE_SUFFIXES"]
 
 # the same default as ``diffrep quickstart --threads`` (measured there: 2 threads on a busy 2-core machine
 # ran 30x slower than 1 for these small convolutions); 0 keeps torch's own default
@@ -102,14 +103,22 @@ def resolve_weights(model_dir: Path, weights: str, verb: str = "diffrep") -> str
     return weights
 
 
-def prepare_output(path: str | Path | None, flag: str = "--out") -> Path | None:
+# image formats the grids are written in (Pillow picks the format from the suffix)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple[str, ...] | None = None) -> Path | None:
     """Create the parent folder of an output file before any computing, so a typo fails (or a new folder
-    exists) at once rather than after the work; an existing folder given as a file path is refused."""
+    exists) at once rather than after the work; an existing folder given as a file path is refused, and so
+    is a name not ending in one of ``suffixes`` (e.g. :data:`IMAGE_SUFFIXES`; numpy would append ``.npz``,
+    Pillow would fail after the work)."""
     if path is None:
         return None
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{flag} {p} is a folder; give a file path")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} {p}: give a file name ending in {' or '.join(suffixes)}")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -25,7 +25,7 @@ def register(sub) -> None:
     from .sample import add_sample_arguments, run as _sample
 
     add_sample_arguments(s)  # --weights auto|ema|model as everywhere (diffrep.cli._common.add_weights_flag)
-    s.set_defaults(func=_sample)
+    s.set_defaults(func=_sample, model_class="BFN")  # 'bfn sample' of a ToyDDPM sampled it silently
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

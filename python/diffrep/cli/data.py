@@ -104,6 +104,8 @@ def run(args) -> int:
         d = ds.describe()
         print(json.dumps(d, indent=2, default=list) if args.json else format_info(d))
         return 0
+    if args.seed < 0:  # numpy's "expected non-negative integer" named no flag
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     img = preview_grid(ds, args.num, args.seed, args.scale)
     img.save(args.out, format="PNG")
     print(f"wrote {args.out} ({img.size[0]}x{img.size[1]}, {min(args.num, len(ds))} samples of {ds.name})")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from ._common import parse_options
+from ._common import IMAGE_SUFFIXES, parse_options, prepare_output, resolve_device, resolve_model_dir
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 
@@ -47,7 +47,7 @@ def register(sub) -> None:
              "eval": "disentanglement metrics on the PCA-per-unit codes (Tables 1, 5, 10)"}
     for name in VERBS:
         q = verbs.add_parser(name, help=helps[name])
-        q.add_argument("model", help="save_pretrained folder of an EncDiff model")
+        q.add_argument("model", help="an EncDiff model, checkpoint or run folder (a run: its newest checkpoint, else final/)")
         q.add_argument("--weights", choices=("model", "ema"), default="model")
         q.add_argument("--dataset", default="shapes3d_subgrid")
         q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
@@ -89,12 +89,12 @@ def _load(args):
     from ..nn import load_pretrained
 
     if not Path(args.model).is_dir():
-        raise FileNotFoundError(f"{args.model}: no such model folder (a run's final/ directory)")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    model = load_pretrained(Path(args.model), weights=args.weights, map_location=device).eval()
+        raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
+    device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors
+    model_dir = resolve_model_dir(args.model)
+    model = load_pretrained(model_dir, weights=args.weights, map_location=device).eval()
     if not isinstance(model, EncDiff):
-        raise ValueError(f"{args.model} holds a {type(model).__name__}, not an EncDiff model")
+        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not an EncDiff model")
     return model, device
 
 
@@ -126,14 +126,14 @@ def _run(args) -> int:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
+    out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
+                         suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext))  # any name for the JSON
     model, device = _load(args)
     ds = _dataset(args)
     n = min(args.n, len(ds))
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
-    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
-    out = Path(args.out or f"encdiff_{args.verb}.{ext}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     from ..viz.grids import save_image
 
     if args.verb == "encode":

@@ -12,7 +12,7 @@
     diffrep multibeta curve MODEL [--betas ...] [--n 512] [--json OUT]
     diffrep multibeta eval MODEL [--beta B | --betas 0.1,0.3,..] [--eval quick|full] [--json OUT]
 
-MODEL is a saved MultiBeta folder (a run's ``final/``). The beta of the code defaults to the model's
+MODEL is a saved MultiBeta folder or a run folder (its ``final/``). The beta of the code defaults to the model's
 ``representation_beta`` (set after phase 1 by the recipe: the largest beta whose code stays informative,
 docs/methods/multibeta.md#recipes). The dataset, its options, pooling and root default to the ones the
 model was trained with (``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root``
@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ._common import run_data_settings
+from ._common import IMAGE_SUFFIXES, prepare_output, resolve_model_dir, run_data_settings
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -123,7 +123,7 @@ def register(sub) -> None:
 
 
 def _model_flags(p, n: int | None) -> None:
-    p.add_argument("model", help="saved MultiBeta folder (a run's final/)")
+    p.add_argument("model", help="saved MultiBeta folder, or a run folder (its final/)")
     p.add_argument("--weights", choices=("model", "ema"), default="model", help="raw or EMA weights (default model)")
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
@@ -181,11 +181,15 @@ def load_model(args, *, need_denoiser: bool = False):
 
     if getattr(args, "n", None) is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    default = getattr(args, "out_default", None)
+    if default is not None and args.out is not None:  # a folder was written as FOLDER.npz, or failed after the work
+        prepare_output(args.out, suffixes=(".npz",) if default.endswith(".npz") else IMAGE_SUFFIXES)
+    prepare_output(getattr(args, "json", None), "--json")
+    prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES)
     path = Path(args.model)
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} holds no config.json: not a saved model folder (use a run's final/)")
+    path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
     device = _device(args)
     model = load_pretrained(path, weights=args.weights, map_location=device).eval()
     if not isinstance(model, MultiBeta):
@@ -255,6 +259,11 @@ def read_codes(path, model) -> tuple:
             beta = float(z["beta"]) if "beta" in z.files else None
     except (OSError, EOFError) as exc:
         raise ValueError(f"--codes: {p} is not a readable .npz file: {exc}") from None
+    except ValueError as exc:  # numpy's "pickled (object) data ... allow_pickle=True" advice: never taken here
+        if str(exc).startswith("--codes"):
+            raise
+        raise ValueError(f"--codes: {p} is not an .npz archive of arrays (numpy would read it as a pickle, "
+                         "which is never loaded)") from None
     shape = model.config.vae.latent_shape
     if codes.ndim != 1 + len(shape) or tuple(codes.shape[1:]) != shape or codes.shape[0] < 1:
         raise ValueError(f"--codes: {p} holds codes of shape {codes.shape}; this model's latent is {shape} "
@@ -474,8 +483,9 @@ def code_metrics(model, dataset, beta: float, device, metrics, sizes: str = "qui
         return torch.cat(out).double().numpy()
 
     s = EVAL_SIZES[sizes]
-    res = evaluate(dataset, rep, metrics=tuple(metrics), seed=seed, num_train=num_train or s["num_train"],
-                   num_test=num_test or s["num_test"])
+    res = evaluate(dataset, rep, metrics=tuple(metrics), seed=seed,  # an explicit 0 is evaluate()'s error, not the default
+                   num_train=s["num_train"] if num_train is None else num_train,
+                   num_test=s["num_test"] if num_test is None else num_test)
     return {key: float(res[key]) for _, key in EVAL_KEYS if key in res}
 
 

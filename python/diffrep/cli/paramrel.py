@@ -91,7 +91,11 @@ def _load(args):
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    from ._common import resolve_device, resolve_model_dir, resolve_weights
+    from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
+
+    if args.out is not None and not hasattr(args, "json"):  # every verb but eval (--json) writes an image
+        prepare_output(args.out, suffixes=IMAGE_SUFFIXES)
+    prepare_output(getattr(args, "json", None), "--json")
 
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))

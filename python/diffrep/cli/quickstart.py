@@ -247,6 +247,10 @@ def run(args) -> int:
     cfg = apply_overrides(cfg, overrides)
     assert isinstance(cfg.train, TrainConfig)
     out = Path(args.out)
+    other = run_contents(out)  # a `diffrep train` run in --out itself: its files and ours would mix
+    if other:
+        raise ValueError(f"{out} holds a training run ({', '.join(other[:3])}), not a quickstart folder; "
+                         f"choose another --out (--overwrite replaces only an earlier quickstart run)")
     if run_contents(out / "run") and not args.overwrite:  # before any work: the earlier run stays whole
         raise ValueError(f"{out} already holds a quickstart run; rerun with --overwrite to replace it "
                          f"(only what diffrep wrote is deleted), or choose another --out")

@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._common import IMAGE_SUFFIXES, prepare_output
+
 ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid")
 
 
@@ -86,6 +88,8 @@ def _common(p) -> None:
 def _train(args) -> int:
     from .train import run as train_run
 
+    if not args.recipe.startswith("sami/"):  # demo/toy-ddpm trained silently
+        raise ValueError(f"this command takes a sami/ recipe, got {args.recipe!r} (list them with 'diffrep train --list')")
     ns = argparse.Namespace(recipe=args.recipe, list=False, config=None, out=None, resume=None, print_config=False,
                             overrides=list(args.overrides or []))
     return train_run(ns)
@@ -141,9 +145,11 @@ def _sample(args) -> int:
 
     from ..viz import save_image
 
-    path, model = _load(args)
     if args.n < 1 or args.guides < 1:
         raise ValueError("--n and --guides must be >= 1")
+    path, model = _load(args)
+    out = prepare_output(Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png",
+                         suffixes=IMAGE_SUFFIXES)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
     kw = dict(sampler=args.sampler, num_steps=args.steps, generator=gen)
     nrow = args.n
@@ -164,7 +170,6 @@ def _sample(args) -> int:
         rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
         images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
         nrow = args.n + 1
-    out = Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png"
     save_image(images.float().cpu(), out, nrow=nrow, value_range=(-1.0, 1.0))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -197,6 +202,8 @@ def _analyze(args) -> int:
     bad = [w for w in what if w not in ANALYSES]
     if bad:
         raise ValueError(f"unknown analyses {bad}; choose from {', '.join(ANALYSES)}")
+    if args.num_images < 1 or args.guides < 1:  # -1 was taken as max(-1, guides, 2) images
+        raise ValueError(f"--num-images and --guides must be >= 1, got {args.num_images} and {args.guides}")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
                       resolve_model_dir as _resolve_model_dir, resolve_weights)
 
 
@@ -53,13 +53,20 @@ def run(args) -> int:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.upscale is not None and args.upscale < 1:
         raise ValueError(f"--upscale must be >= 1, got {args.upscale}")
+    if args.nrow is not None and args.nrow < 1:
+        raise ValueError(f"--nrow must be >= 1, got {args.nrow}")
     path = Path(args.path)
     device = resolve_device(args.device)
     apply_threads(args.threads)
+    out = prepare_output(args.out, suffixes=IMAGE_SUFFIXES) if args.out else None  # before any work
     model_dir = resolve_model_dir(path)
     weights = resolve_weights(model_dir, args.weights, "diffrep sample")
-    out = prepare_output(Path(args.out) if args.out else path / "images" / "samples" / f"sample-seed{args.seed}.png")
+    if out is None:  # the default inside the (now known to exist) model folder
+        out = prepare_output(path / "images" / "samples" / f"sample-seed{args.seed}.png")
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
+    want = getattr(args, "model_class", None)  # set by a method's own verb (diffrep bfn sample)
+    if want is not None and type(model).__name__ != want:
+        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a {want}; use 'diffrep sample' for any model")
     sample = getattr(model, "sample", None)
     if not callable(sample):
         raise TypeError(f"{type(model).__name__} has no sample() method")

@@ -132,7 +132,6 @@ def _report_overrides(report_to: str | None) -> list[str]:
 
 
 def run(args) -> int:
-    from ..config import dump_yaml
     from ..recipes import list_recipes
 
     if args.list:
@@ -174,26 +173,35 @@ def run(args) -> int:
     from ._common import apply_threads
 
     check_logger_packages(cfg.train.tensorboard, cfg.train.wandb)  # before anything is built or written
+    _check_eval_presets(cfg.train)
     check_launch()
     apply_threads(DEFAULT_THREADS if args.threads is None else args.threads)
     out = Path(args.out or Path("runs") / recipe.name.replace("/", "_"))
     overwrite = bool(getattr(args, "overwrite", False))
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
+    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     if main_rank:
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
+        if args.resume is not None:
+            _check_resume_target(out, recipe.name, callable(phased))
+            if not callable(phased):
+                _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, out / "config.yaml")
-        write_run_info(out, recipe.name, cfg)
+    record = _RunRecord(out, recipe.name, cfg) if main_rank else None
+    if record is not None and (args.resume is None or callable(phased)):
+        record()  # a fresh run: the folder holds no other run's record (check_run_dir)
     seed_everything(cfg.train.seed)  # identical initial weights on every rank
     model, dataset = recipe.build(cfg)
-    phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     try:
         if callable(phased):
             history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
         else:
-            history = Trainer(model, dataset, cfg.train, out, name=recipe.name).train(
+            # resuming: the run's config.yaml / run.json are rewritten after the first step, once the trainer has
+            # loaded the checkpoint; a refused resume (another model class, a corrupt checkpoint, ...) overwrote them
+            callbacks = [record] if record is not None and not record.written else []
+            history = Trainer(model, dataset, cfg.train, out, name=recipe.name, callbacks=callbacks).train(
                 resume=args.resume, resume_inexact=bool(args.resume_inexact))
     except TrainingInterrupted as exc:
         if main_rank:
@@ -206,9 +214,86 @@ def run(args) -> int:
         if (out / "final").is_dir():
             write_run_info(out / "final", recipe.name, cfg)
         last = next((r for r in reversed(history) if "loss" in r), {})  # not a periodic-evaluation record
+        if not last and args.resume is not None:
+            print(f"{recipe.name}: nothing to train, the run is already at train.steps={cfg.train.steps} (final/ rewritten "
+                  f"from its checkpoint); raise --train.steps to continue; run directory {out}", file=sys.stderr)
+            return 0
         print(f"trained {recipe.name} to step {last.get('step', cfg.train.steps)}: loss {last.get('loss', float('nan')):.4g}; "
               f"run directory {out}", file=sys.stderr)
     return 0
+
+
+class _RunRecord:
+    """Writes the run's ``config.yaml`` and ``run.json`` once: called directly, or as a trainer callback."""
+
+    def __init__(self, out: Path, recipe_name: str, cfg):
+        self.out, self.recipe_name, self.cfg, self.written = out, recipe_name, cfg, False
+
+    def __call__(self, *_args) -> None:
+        if not self.written:
+            from ..config import dump_yaml
+            from ..recipes.runinfo import write_run_info
+
+            dump_yaml(self.cfg, self.out / "config.yaml")
+            write_run_info(self.out, self.recipe_name, self.cfg)
+            self.written = True
+
+
+def _check_eval_presets(train_cfg) -> None:
+    """An unknown ``train.eval_metrics`` preset, named before the run folder is written (the trainer found it
+    only after config.yaml and run.json were)."""
+    from ..train.evaluation import METRIC_PRESETS
+
+    if getattr(train_cfg, "eval_every", 0):
+        unknown = [m for m in train_cfg.eval_metrics if m not in METRIC_PRESETS]
+        if unknown:
+            raise ValueError(f"train.eval_metrics: unknown preset {unknown[0]!r}; known: {sorted(METRIC_PRESETS)}")
+
+
+def _check_resume_target(out: Path, recipe_name: str, phased: bool) -> None:
+    """Refuse ``--resume`` into a folder holding another recipe's run (its ``run.json``) or, for a multi-phase
+    recipe, a single-phase run: the phases found no checkpoint of theirs, started afresh and wrote their
+    phase folders, final/, config.yaml and run.json into the other run's folder."""
+    import json
+
+    from ..recipes.runinfo import RUN_INFO_NAME
+    from ..train.rundir import run_contents
+
+    info = out / RUN_INFO_NAME
+    if info.is_file():
+        try:
+            saved = json.loads(info.read_text(encoding="utf-8")).get("recipe")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        if isinstance(saved, str) and saved != recipe_name:
+            raise ValueError(f"--resume: {out} holds a run of recipe {saved!r} (its {RUN_INFO_NAME}), not {recipe_name!r}; "
+                             f"resume it with 'diffrep train {saved} --out {out} --resume ...', or choose another --out")
+    if phased:
+        other = [c for c in run_contents(out) if c != "final/"]
+        if other:
+            raise ValueError(f"--resume: {out} holds a single-phase run ({', '.join(other[:3])}); {recipe_name} trains "
+                             f"in phase folders and would mix with it: choose another --out")
+
+
+def _check_resume_step(resume, out: Path, steps: int) -> None:
+    """Refuse, before config.yaml is rewritten, a resume from a checkpoint past ``train.steps`` (the step is read
+    from the checkpoint's folder name; the trainer verifies the checkpoint itself)."""
+    from ..train.checkpoint import _STEP_RE, list_checkpoints
+
+    if str(resume) == "latest":
+        found = list_checkpoints(out / "checkpoints")
+        if not found:
+            return
+        step, path = found[-1]
+    else:
+        path = Path(resume)
+        m = _STEP_RE.match(path.name)
+        if m is None:
+            return
+        step = int(m.group(1))
+    if step > steps:
+        raise ValueError(f"--resume: checkpoint {path} is at step {step}, past train.steps={steps}; "
+                         f"pass --train.steps N with N > {step} to train further")
 
 
 def resume_command(args, out: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -97,6 +98,8 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, f"expected float, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):  # no config field means anything by nan or inf (lr: inf trains to NaN)
+            raise ConfigError(field, f"must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -85,6 +85,10 @@ class _Sampler:
                 raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
             x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
         else:
+            if not isinstance(x_T, torch.Tensor):
+                raise TypeError(f"x_T must be a tensor, got {type(x_T).__name__}")
+            if shape is not None and tuple(x_T.shape) != tuple(shape):  # x_T's shape was taken silently
+                raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape is {tuple(shape)} (pass shape=None with x_T)")
             x = x_T
         B = x.shape[0]
         pairs = self._pairs(num_steps)

@@ -210,7 +210,7 @@ class DiffAE(PretrainedMixin, nn.Module):
         x = self._images(x, "encode_stochastic")
         z = self.encode(x) if z_sem is None else self._check_z(z_sem, x.shape[0])
         return self._sampler(clip=False).invert(lambda xt, t: self.eps(xt, t, z), x,
-                                                num_steps=num_steps or self.config.sample_steps)
+                                                num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     def decode(self, z_sem: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -220,7 +220,7 @@ class DiffAE(PretrainedMixin, nn.Module):
         shape = (z_sem.shape[0], c.in_channels, c.image_size, c.image_size)
         if x_T is not None and tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-        return self._sampler().sample(lambda xt, t: self.eps(xt, t, z_sem), shape, num_steps=num_steps or self.config.sample_steps,
+        return self._sampler().sample(lambda xt, t: self.eps(xt, t, z_sem), shape, num_steps=self.config.sample_steps if num_steps is None else num_steps,
                                       generator=generator, device=z_sem.device, dtype=z_sem.dtype, x_T=x_T)
 
     def _check_z(self, z, batch: int | None = None):
@@ -295,7 +295,7 @@ class DiffAE(PretrainedMixin, nn.Module):
         positive_int(n, "n")
         self._need_stats("sample_latent")
         z = DDIMSampler(self.latent_schedule).sample(self.latent_net, (n, self.config.latent_dim), generator=generator,
-                                                     num_steps=num_steps or self.config.latent.sample_steps,
+                                                     num_steps=self.config.latent.sample_steps if num_steps is None else num_steps,
                                                      device=self.z_mean.device, dtype=self.z_mean.dtype)
         return self.denormalize_z(z)
 

@@ -413,7 +413,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if x_T is not None and tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
         x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.eps_with_units(xt, t, units), shape, x_T=x_T,
-                                               generator=generator, num_steps=num_steps or self.config.sample_steps,
+                                               generator=generator, num_steps=self.config.sample_steps if num_steps is None else num_steps,
                                                device=units.device, dtype=units.dtype)
         return self.to_images(x0).clamp(-1, 1)
 
@@ -423,7 +423,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         x = self._images(x, "encode_stochastic")
         units = self.encode_units(x) if units is None else self._check_units(units, x.shape[0])
         return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps_with_units(xt, t, units), self.to_diffusion_space(x),
-                                                 num_steps=num_steps or self.config.sample_steps)
+                                                 num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
@@ -438,7 +438,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         """Unconditional samples of the pre-trained model (DDIM, eta = 0; x_T in the weights' dtype); images in [-1, 1]."""
         w = next(self.unet.parameters())
         x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.unet(xt, t), self._shape(positive_int(n, "n")),
-                                               generator=generator, num_steps=num_steps or self.config.sample_steps,
+                                               generator=generator, num_steps=self.config.sample_steps if num_steps is None else num_steps,
                                                device=w.device, dtype=w.dtype)
         return self.to_images(x0).clamp(-1, 1)
 

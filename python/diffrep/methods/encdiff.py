@@ -428,7 +428,8 @@ class EncDiff(PretrainedMixin, nn.Module):
             cond = self.condition(bank[idx.to(bank.device)])
         finally:
             self.train(was)
-        return self.generate(cond, generator=generator, steps=steps)
+        # images in [-1, 1] as every model's sample() (methods/base.py); the DDIM output overshoots them
+        return self.generate(cond, generator=generator, steps=steps).clamp(-1, 1)
 
     @torch.no_grad()
     def interchange(self, source: torch.Tensor, target: torch.Tensor, *, units=None,

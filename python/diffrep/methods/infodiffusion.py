@@ -230,13 +230,13 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         if x_T is not None and tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
         return DDIMSampler(self.schedule).sample(lambda xt, t: self.eps(xt, t, z), shape, x_T=x_T, generator=generator,
-                                                 num_steps=num_steps or self.config.sample_steps, device=z.device, dtype=z.dtype)
+                                                 num_steps=self.config.sample_steps if num_steps is None else num_steps, device=z.device, dtype=z.dtype)
 
     def encode_stochastic(self, x: torch.Tensor, z: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
         """x_T by DDIM inversion conditioned on z (default: the posterior mean)."""
         x = self._images(x, "encode_stochastic")
         z = self.encode(x) if z is None else self._check_z(z, x.shape[0])
-        return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps(xt, t, z), x, num_steps=num_steps or self.config.sample_steps)
+        return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps(xt, t, z), x, num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,

@@ -184,7 +184,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
             return self.vae.loss(batch, step=step, generator=generator, beta=beta)
         if beta is not None:
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
-        if phase == 2:
+        if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
+            self._check_x(batch_images(batch), "MultiBeta.loss")
             return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae.encode)
         return self._adversarial_loss(batch, step, generator)
 
@@ -285,9 +286,10 @@ class MultiBeta(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0."""
+        """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0;
+        images in [-1, 1] (the decoder mean clamped, as every model's sample(): methods/base.py)."""
         positive_int(n, "n")
-        return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0)
+        return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0).clamp(-1, 1)
 
     @torch.no_grad()
     def beta_sweep(self, x: torch.Tensor, betas: Sequence[float], *,

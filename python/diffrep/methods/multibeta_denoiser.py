@@ -179,6 +179,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
         if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
             raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
+            raise ValueError(f"{who}: z holds NaN or infinite values")
         return z
 
     def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

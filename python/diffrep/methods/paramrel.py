@@ -474,6 +474,9 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Time-varying generation (SepDiff §4.3, ParamReL §5.2.2): regenerate x with z_{t*} fixed at every
         step, for each t* in ``times`` (papers' s* = 100/200/300 of T = 1000 -> t* = 0.9/0.8/0.7).
         Returns [len(times), B, C, H, W]."""
+        times = list(times)
+        if not times:  # torch.stack raised "expects a non-empty TensorList"
+            raise ValueError("times must hold at least one t* in [0, 1]")
         rev = self.reverse_sample(x, num_steps)
         return torch.stack([self.decode(rev, fixed_time=float(t)) for t in times])
 

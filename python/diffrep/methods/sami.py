@@ -121,7 +121,7 @@ class SAMI(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means mu_phi(x) [B, d]: the deterministic representation that metrics read."""
-        return self.posterior(x)[0]
+        return self.posterior(self._check_images(x))[0]  # posterior() admits non-finite x_t; codes of NaN are NaN
 
     def draw_latents(self, mu: torch.Tensor, logvar: torch.Tensor, num: int | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
@@ -338,7 +338,7 @@ class SAMI(PretrainedMixin, nn.Module):
                 raise ValueError(f"the DDPM sampler runs all {T} steps; use sampler='ddim' for num_steps={num_steps}")
             steps = None
         else:
-            steps = num_steps or self.config.sample_steps
+            steps = self.config.sample_steps if num_steps is None else num_steps
         last: dict = {}
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:

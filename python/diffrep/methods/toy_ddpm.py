@@ -12,6 +12,7 @@ from torch import nn
 from .._checks import positive_int
 from ..config import Config, ConfigError
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig
+from ..nn.images import batch_images, check_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 
@@ -47,7 +48,9 @@ class ToyDDPM(PretrainedMixin, nn.Module):
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """L_simple on a batch of images (or (image, target) pairs); ``t`` and the noise come from
         ``generator`` (the global RNG when None). ``step`` is unused: the objective has no schedule."""
-        x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        c = self.config.unet
+        x0 = check_images(batch_images(batch), channels=c.in_channels, size=c.image_size, name="batch",
+                          who="ToyDDPM.loss")
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         pred = self.unet(self.schedule.q_sample(x0, t, noise), t)
@@ -62,7 +65,7 @@ class ToyDDPM(PretrainedMixin, nn.Module):
         device = next(self.parameters()).device
         if sampler == "ddim":
             s = DDIMSampler(self.schedule, clip_x0=1.0)
-            steps = num_steps or self.config.sample_steps
+            steps = self.config.sample_steps if num_steps is None else num_steps
         elif sampler == "ddpm":
             s, steps = DDPMSampler(self.schedule, clip_x0=1.0), None
         else:

@@ -54,6 +54,7 @@ def fit_factors(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, estimat
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    gbt.check_max_bins(max_bins)
     nf = ytr.shape[1]
     xtr_np, xte_np, ytr_np = _checks.numpy(xtr), _checks.numpy(xte), _checks.numpy(ytr)
 

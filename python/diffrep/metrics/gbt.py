@@ -71,11 +71,19 @@ class GBTResult:
         self.relevant_trees = relevant_trees
 
 
+def check_max_bins(max_bins) -> int:
+    """``max_bins`` as an int >= 2 (one bin leaves no threshold to split on)."""
+    if isinstance(max_bins, bool) or not isinstance(max_bins, int) or max_bins < 2:
+        raise ValueError(f"max_bins must be an int >= 2, got {max_bins!r}")
+    return max_bins
+
+
 def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_estimators: int = 100,
                 learning_rate: float = 0.1, max_depth: int = 3, max_bins: int = 256, seed: int = 0) -> GBTResult:
     """Fit on (x_train (N, d), y_train (N,) int) and predict classes for x_train and each x_eval.
 
     ``seed`` seeds the tie-breaking between equally good features (a CPU ``torch.Generator``)."""
+    check_max_bins(max_bins)
     gen = torch.Generator().manual_seed(int(seed))
     dev = x_train.device
     n, d = x_train.shape

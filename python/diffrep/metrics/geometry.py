@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import non_negative_float
 from ..ops import metrics as ops
 from . import _checks
 from .results import Result
@@ -19,6 +20,7 @@ def straightness(trajectories, eps: float = 0.0) -> Result:
     ``curvature_deg`` is the mean angle arccos(s_t) in degrees. Zero-length steps (repeated
     frames) make s_t undefined: they are left out and counted in ``meta['zero_steps']``.
     """
+    eps = non_negative_float(eps, "eps")  # a negative eps let zero-length steps in as 0/0
     t = ops._float(trajectories, "trajectories", 3 if getattr(trajectories, "ndim", 0) == 3 else 2).to(torch.float64)
     if t.dim() == 2:
         t = t.unsqueeze(0)
@@ -68,6 +70,8 @@ def lr_participation_ratio(codes, attributes) -> Result:
 
     z = _checks.numpy(_checks.codes(codes))
     y = _checks.numpy(_checks.factors(attributes, "attributes", z.shape[0]))
+    if not np.isin(y, (0, 1)).all():  # a multi-class column silently gave the first class's weights
+        raise ValueError(f"attributes must be binary (0/1), got values {np.unique(y)[:8].tolist()}")
     x = StandardScaler().fit_transform(z)
     ws = [LogisticRegression().fit(x, y[:, a]).coef_[0] for a in range(y.shape[1]) if np.unique(y[:, a]).size > 1]
     return participation_ratio(np.stack(ws))

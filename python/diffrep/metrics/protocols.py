@@ -20,10 +20,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import device as _checks_device, non_negative_float, positive_int
 from .._progress import progress
 from ..ops import metrics as ops
 from . import _checks
 from .results import Result, merge
+
+
+def _sizes(**counts) -> None:
+    """Each sample size or batch size a positive int (0 failed inside numpy: "need at least one array")."""
+    for name, v in counts.items():
+        positive_int(v, name)
 
 
 class _Encoder:
@@ -46,6 +53,8 @@ class _Encoder:
         r = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else np.asarray(r)
         if r.ndim != 2:
             raise ValueError(f"representation_fn: expected codes of shape (N, d), got {r.shape}")
+        if r.shape[0] != len(obs):  # one row for a batch scored 0 with "no active code"
+            raise ValueError(f"representation_fn: returned {r.shape[0]} rows of codes for {len(obs)} observations")
         self.calls += 1
         self.encoded += r.shape[0]
         return r.astype(np.float64)
@@ -113,6 +122,10 @@ def factor_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int 
     picks where).
     """
     _checks.mode(mode)
+    _sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance_estimate=num_variance_estimate)
+    threshold = non_negative_float(threshold, "threshold")
+    if device is not None:  # before the encoding, not a torch error after it
+        device = _checks_device(device, "device")
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     nf = int(dataset.num_factors)
@@ -181,6 +194,7 @@ def beta_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int = 
     from .modularity import logistic_regression
 
     _checks.mode(mode)
+    _sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     nf = int(dataset.num_factors)
@@ -225,6 +239,9 @@ def downstream_task_score(dataset, representation_fn, seed: int = 0, sizes=(10, 
     efficiency ratios Acc100/Acc and Acc1000/Acc (Acc = largest size)."""
     from .downstream import efficiency, size_scores
 
+    if isinstance(sizes, (int, str)) or not list(sizes):
+        raise ValueError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}")
+    _sizes(num_test=num_test, batch_size=batch_size, **{f"sizes[{i}]": s for i, s in enumerate(sizes)})
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     scores, flags = {}, []
@@ -256,7 +273,8 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
     from .modularity import modularity_explicitness as _modexp
     from .sap import sap as _sap
 
-    metrics = tuple(metrics)
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)  # "mig" was read as m, i, g
+    _sizes(num_train=num_train, num_test=num_test)
     unknown = [m for m in metrics if m not in ALL]
     if unknown:
         raise ValueError(f"metrics: unknown {unknown}; known: {list(ALL)}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from .._checks import probability
+
 __all__ = ["ARRAY_METRICS", "DEFAULT", "MIN_ROWS", "compute", "load_codes", "sample_warnings"]
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
@@ -114,6 +116,8 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
+    # 1.5 split the rows 100/100 (a negative slice end) and nan failed inside int(): a fraction in (0, 1)
+    probability(test_fraction, "--test-fraction", open_low=True, open_high=True)
     z = _Arrays(path) if isinstance(path, dict) else load_codes(path)
     source = "model" if isinstance(path, dict) else str(path)
     for key in ("codes", "factors"):

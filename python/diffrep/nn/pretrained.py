@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import device as check_device
 from ..config import Config, config_from_dict, config_to_dict
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
@@ -122,6 +123,7 @@ def load_safetensors_checked(path: str | os.PathLike, device: str | torch.device
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
+    device = check_device(device, "map_location")  # a CUDA device on a CPU machine was blamed on the file
     try:
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors raises SafetensorError / OSError on bad files

@@ -69,6 +69,8 @@ def explain(op: str, *args, **kwargs) -> Choice:
         warnings.warn(f"op name {op!r} is spelled 'discretised' now; the old spelling goes in the next release",
                       DeprecationWarning, stacklevel=2)
         op = op.replace("discretized", "discretised")
+    if op not in _CHOOSERS:  # an op registers when its module is imported: import them all, then look again
+        _import_op_modules()
     if op not in _CHOOSERS:
         raise ValueError(f"unknown op {op!r}; known ops: {sorted(_CHOOSERS)}")
     token = _explaining.set(True)
@@ -76,6 +78,18 @@ def explain(op: str, *args, **kwargs) -> Choice:
         return _CHOOSERS[op](*args, **kwargs)
     finally:
         _explaining.reset(token)
+
+
+# the modules of diffrep.ops that register ops (``explain("mmd.mmd2", ...)`` right after ``from diffrep.ops
+# import explain`` found no op before its module had been imported by something else)
+OP_MODULES = ("bfn", "bfn_losses", "guidance", "hddc", "knn", "metrics", "mmd", "random")
+
+
+def _import_op_modules() -> None:
+    import importlib
+
+    for name in OP_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
 
 
 def explaining() -> bool:

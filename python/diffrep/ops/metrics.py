@@ -35,6 +35,8 @@ def _tensor(x, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         if x.dtype == object:
             raise TypeError(f"{name}: object arrays are not supported")
+        if x.dtype.kind not in "biufc":  # strings, bytes, datetimes: torch.from_numpy's message names no argument
+            raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
         return torch.from_numpy(np.ascontiguousarray(x))
     raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
 

@@ -59,7 +59,15 @@ def wae_imq_scales(dim: int, prior_var: float = 1.0) -> list:
 def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
     """The median heuristic (WAE's RBF variant): the median squared distance between distinct
     pooled samples, as a detached float for ``bandwidth``. Costs an (N + M)^2 matrix."""
-    return float(ref.median_sq_dist(x, y))
+    _samples(x, y)
+    V.finite("x", x)
+    V.finite("y", y)
+    if x.shape[0] + y.shape[0] < 2:
+        raise ValueError("median_bandwidth needs at least 2 pooled samples")
+    h = float(ref.median_sq_dist(x, y))
+    if h <= 0:  # every pair coincides (an empty input gave nan, identical points 0)
+        raise ValueError("median_bandwidth: the median squared distance of the pooled samples is 0 (most points coincide)")
+    return h
 
 
 def _scalar(name, v) -> float:
@@ -102,13 +110,13 @@ def _resolve_scales(kernel, bandwidth, scales, weights, d):
         weights = [_scalar("weights", w) for w in weights]
         if len(weights) != len(scales):
             raise ValueError(f"weights has {len(weights)} entries but there are {len(scales)} scales")
-        if not all(math.isfinite(w) for w in weights):
-            raise ValueError("weights must be finite")
+        if not all(math.isfinite(w) and w >= 0 for w in weights):  # a negative weight gave a negative MMD^2
+            raise ValueError(f"weights must be finite and >= 0, got {weights}")
     return scales, weights
 
 
-def _prep(x, y, kernel="rbf", bandwidth=None, scales=None, estimator="biased", *, weights=None):
-    p = SimpleNamespace()
+def _samples(x, y) -> None:
+    """x (N, d) and y (M, d): tensors, non-empty, the same d."""
     for name, v in (("x", x), ("y", y)):
         V.tensor(name, v)
         if v.dim() != 2:
@@ -117,6 +125,11 @@ def _prep(x, y, kernel="rbf", bandwidth=None, scales=None, estimator="biased", *
             raise ValueError(f"{name} is empty (shape {tuple(v.shape)})")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has d={x.shape[1]} but y has d={y.shape[1]}")
+
+
+def _prep(x, y, kernel="rbf", bandwidth=None, scales=None, estimator="biased", *, weights=None):
+    p = SimpleNamespace()
+    _samples(x, y)
     if estimator not in ref.ESTIMATORS:
         raise ValueError(f"estimator must be one of {ref.ESTIMATORS}, got {estimator!r}")
     p.unbiased = estimator == "unbiased"

@@ -13,6 +13,7 @@ import threading
 
 import torch
 
+from .. import _checks
 from . import _validate
 from ._dispatch import register, select
 from ._native_call import run
@@ -69,6 +70,7 @@ def normal(shape, dtype=torch.float32, device="cpu", generator=None) -> torch.Te
     """Standard normals of ``shape`` from the Philox stream keyed by a draw from ``generator``."""
     if dtype not in _validate.FLOAT_DTYPES:
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    shape, device = _checks.shape(shape), _checks.device(device)  # torch's RuntimeError / AssertionError before
     seed, offset = philox_key(generator)
-    out = torch.empty(tuple(shape), dtype=dtype, device=device)
+    out = torch.empty(shape, dtype=dtype, device=device)
     return fill_normal(out, seed, offset)

@@ -5,6 +5,8 @@ run's data settings (``run.json``, :mod:`diffrep.recipes.runinfo`): what ``diffr
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = ["encode_dataset", "check_image_size"]
 
 
@@ -33,6 +35,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
             raise ValueError(f"{name} must be >= 1, got {v}")
     if pool is not None and pool < 1:
         raise ValueError(f"--pool must be >= 1, got {pool}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:  # numpy named no flag
+        raise ValueError(f"--seed must be an int in [0, 2^32), got {seed!r}")
     check_item_format(item_format)
     settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)  # run.json of the folder given
     if locate is not None:

@@ -438,6 +438,9 @@ class Trainer:
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
                                     disc_optimizer=disc_optimizer, verify=not verified)
             start = int(state["step"])
+            if start > cfg.steps:  # the loop did not run and "trained to step <steps>" was reported
+                raise ValueError(f"checkpoint {path} is at step {start}, past steps={cfg.steps}; to train further "
+                                 f"resume with steps > {start}")
             written_by = int(state.get("world_size", 1))
             if written_by != info.world_size:
                 if not resume_inexact:
@@ -544,7 +547,8 @@ class Trainer:
                             raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
                         loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
                         if not torch.isfinite(loss.detach()).all():
-                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
+                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}: the run diverged "
+                                                 "(lower lr, clip gradients with grad_clip, or resume from an earlier checkpoint)")
                         if accum > 1:
                             loss = loss / accum
                         sync()
