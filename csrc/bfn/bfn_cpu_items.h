@@ -444,7 +444,8 @@ template <bool clip, bool noise_pred, bool want_grad, typename T>
 inline int32_t disc_cts_loss2(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc, T x, T* loss, T* d_mean,
                               T* d_log_sigma) {
   const int32_t flags =
-      (finite_bit(out_mean) | finite_bit(out_log_sigma) | finite_bit(mu) | finite_bit(x)) ? int32_t(kNonFiniteInput) : 0;
+      ((finite_bit(out_mean) | finite_bit(out_log_sigma) | finite_bit(mu) | finite_bit(x)) ? int32_t(kNonFiniteInput) : 0) |
+      (!(x >= T(-1) && x <= T(1)) ? int32_t(kOutsideDataRange) : 0);
   // output_normal_params
   const bool ls_in = out_log_sigma >= T(-kSafeExp) && out_log_sigma <= T(kSafeExp);
   const T ls = out_log_sigma < T(-kSafeExp) ? T(-kSafeExp) : (out_log_sigma > T(kSafeExp) ? T(kSafeExp) : out_log_sigma);

@@ -467,6 +467,7 @@ template <typename Sums = LoopBoundarySums, typename T>
 DIFFREP_HD T disc_cts_loss_elem(T out_mean, T out_log_sigma, T mu, const TimeConsts<T>& tc, T x, int64_t K, bool clip,
                                 bool noise_pred, bool want_grad, T* d_mean, T* d_log_sigma, int32_t& flags) {
   if (!isfinite(out_mean) || !isfinite(out_log_sigma) || !isfinite(mu) || !isfinite(x)) flags |= kNonFiniteInput;
+  if (!(x >= T(-1) && x <= T(1))) flags |= kOutsideDataRange;
   const NormalParams<T> p = output_normal_params(out_mean, out_log_sigma, mu, tc, noise_pred);
   const DiscMean<T> m = discretised_mean<Sums>(p.mu_x, p.sigma_x, K, clip, want_grad);
   const T diff = m.x_hat - x;

@@ -10,6 +10,7 @@ enum ErrorFlag : int32_t {
   kClassOutOfRange = 2,  // a class index outside [0, K)
   kIndexOutOfRange = 2,  // metrics: a label, factor or permutation entry outside its range (same bit)
   kNonPositive = 4,      // a quantity that must be > 0 is not
+  kOutsideDataRange = 8, // discretised data: a value outside [-1, 1]
 };
 
 }  // namespace diffrep

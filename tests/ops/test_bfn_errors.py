@@ -70,6 +70,15 @@ def backend(request):
          r"class outside \[0, 4\)"),
         (lambda: loss_terms.discretised_discrete_time_loss(X, X, X, T, X, 1e-3, 16, 0),
          "n_steps must be a positive int"),
+        # discretised data outside [-1, 1] (e.g. left in [0, 255]): the kernels flag it, both K = 2
+        # (items::disc_cts_loss2) and the general body, also when it is one value just outside
+        (lambda: bfn.discretised_continuous_time_loss(X, X, X, T, X + 255.0, 1e-3, 256), r"x must lie in \[-1, 1\]"),
+        (lambda: bfn.discretised_continuous_time_loss(X, X, X, T, X.index_fill(1, torch.tensor([2]), -1.0001), 1e-3,
+                                                      2), r"x must lie in \[-1, 1\]"),
+        (lambda: bfn.discretised_continuous_time_loss(X, X, X, T, X + 1.5, 1e-3, 16, noise_pred=False),
+         r"x must lie in \[-1, 1\]"),
+        (lambda: loss_terms.discretised_discrete_time_loss(X, X, X, T, X + 1.5, 1e-3, 16, 4),
+         r"x must lie in \[-1, 1\]"),
         # t outside [0, 1]: checked by the CPU kernels themselves (NON_FINITE, then the message)
         (lambda: bfn.continuous_flow(X, torch.tensor([[0.5, 0.5, 0.5], [0.5, -0.1, 0.5]]), 1e-3),
          r"t must lie in \[0, 1\].*-0.1"),
@@ -159,3 +168,15 @@ def test_fuzz_native_boundary_directly(n, k, row_len, per_row, dtype):
         cpu.disc_update(theta=out, y=out, K=k, inverse=False, log_io=True, out=out, **launch)
     except (TypeError, ValueError):
         pass
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("K", [2, 16])
+def test_discretised_loss_takes_data_on_the_edges_of_its_range(backend, K):
+    # [-1, 1] is closed: the outermost bin centres lie inside it, and data clipped to the edges is valid
+    x = torch.tensor([[-1.0, 1.0, 0.0]]).repeat(2, 1)
+    e = torch.zeros(2, 3, requires_grad=True)
+    with use_backend(backend):
+        loss = bfn.discretised_continuous_time_loss(e, torch.zeros(2, 3), x, T, x, 1e-3, K)
+        (grad,) = torch.autograd.grad(loss.sum(), e)
+    assert bool(torch.isfinite(loss).all()) and bool(torch.isfinite(grad).all())

@@ -87,6 +87,7 @@ def discretised_discrete_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, nu
     (else they are Philox draws keyed by ``generator``). Builds S x B x D x K."""
     tt, dtype = _checked(t, x, [("out_mean", out_mean), ("out_log_sigma", out_log_sigma), ("x", x)]
                          + ([("mu", mu)] if noise_pred else []))
+    V.in_data_range("x", x)
     K = V.num_classes("num_bins", num_bins)
     n = positive_int(n_steps, "n_steps")
     S = positive_int(n_samples, "n_samples")

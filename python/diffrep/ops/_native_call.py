@@ -10,7 +10,7 @@ import torch
 from .. import _native
 
 # Bits of the int32 error word the kernels OR together (csrc/common/errors.h, ErrorFlag).
-NON_FINITE, CLASS_OUT_OF_RANGE, NON_POSITIVE = 1, 2, 4
+NON_FINITE, CLASS_OUT_OF_RANGE, NON_POSITIVE, OUTSIDE_DATA_RANGE = 1, 2, 4, 8
 
 
 _local = threading.local()

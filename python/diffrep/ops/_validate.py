@@ -135,6 +135,16 @@ def finite(name: str, v: torch.Tensor) -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+DATA_RANGE_MESSAGE = "must lie in [-1, 1] (discretised data at its bin centres, BFN Sec. 5); got values outside"
+
+
+def in_data_range(name: str, v: torch.Tensor) -> None:
+    """Discretised data: every value in [-1, 1] (the kernels flag it: OUTSIDE_DATA_RANGE). Data in
+    [0, 255] or [0, 1] scale would otherwise give a finite loss far from the model's."""
+    if not bool(((v >= -1) & (v <= 1)).all()):
+        raise ValueError(f"{name} {DATA_RANGE_MESSAGE}")
+
+
 def noise_tensor(name: str, noise, shape, device, dtype) -> torch.Tensor:
     tensor(name, noise)
     if tuple(noise.shape) != tuple(shape):

@@ -16,7 +16,7 @@ from . import _validate as V
 from ._bfn_common import (_batch_float, _check_classes, _explainer, _grad, _sigma1, call, fast_pair, row_len,
                           time_checked)
 from ._dispatch import select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, OUTSIDE_DATA_RANGE, raise_flags
 from .reference import bfn as ref
 
 __all__ = ["discretised_probs", "discretised_continuous_time_loss", "discrete_continuous_time_loss"]
@@ -113,7 +113,8 @@ class _DiscretisedCtsLoss(torch.autograd.Function):
                      d_mean=d_mean, d_log_sigma=d_log_sigma)
         time_checked(p, flags)
         raise_flags("discretised_continuous_time_loss", flags,
-                    {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values"})
+                    {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values",
+                     OUTSIDE_DATA_RANGE: f"x {V.DATA_RANGE_MESSAGE}"})
         if want_grad:
             ctx.save_for_backward(d_mean, d_log_sigma)
         return loss
@@ -166,8 +167,10 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     is never built (docs/kernels/bfn.md#discretised-output-distribution). The network outputs are (eps_hat, ln sigma_eps) with
     ``noise_pred`` (reference CIFAR configs; converted with the flow mean ``mu`` and t) or
     (mu_x, ln sigma_x) otherwise; sigma_x is clamped to [1e-3, 10]; ``min_loss_variance`` > 0
-    floors sigma1^(2t) as the reference does. Returns the per-element loss (x's shape; the
-    reference averages it); differentiable w.r.t. ``out_mean`` and ``out_log_sigma``.
+    floors sigma1^(2t) as the reference does. ``x`` is the data in [-1, 1] (anything outside is an
+    error: data left in [0, 255] would train against a finite, meaningless loss). Returns the
+    per-element loss (x's shape; the reference averages it); differentiable w.r.t. ``out_mean`` and
+    ``out_log_sigma``.
     """
     p = _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
                                    min_loss_variance)
@@ -176,6 +179,7 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     if p.choice.backend == "reference":
         for name, v in (("out_mean", p.out_mean), ("out_log_sigma", p.out_log_sigma), ("x", p.x), ("mu", p.mu)):
             V.finite(name, v)
+        V.in_data_range("x", p.x)
         return ref.discretised_continuous_time_loss(p.out_mean, p.out_log_sigma, p.mu if p.noise_pred else None,
                                                     p.t, p.x, p.sigma1, p.K, p.clip, p.noise_pred,
                                                     p.min_loss_variance)
