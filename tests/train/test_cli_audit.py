@@ -145,9 +145,10 @@ def test_refused_resumes_leave_the_run_as_it_was(capsys, tmp_path):
     assert "nothing to train, the run is already at train.steps=2" in err and "loss nan" not in err
     # a resume the trainer refuses (another model class) rewrote config.yaml and run.json first, so later
     # commands read the wrong recipe's data settings (run.json removed: else the recipe check refuses first)
+    # (now the config check refuses first: bfn/digits' config is not the run's)
     (run / "run.json").unlink()
     assert main(["train", "bfn/digits", "--out", str(run), "--resume", "latest", "--train.steps", "3"]) == 2
-    assert "holds a ToyDDPM, not a BFN" in _err(capsys)
+    assert "--resume: the config differs from the run's" in _err(capsys)
     assert (run / "config.yaml").read_text() == config and not (run / "run.json").exists()
     # the library refuses too (a checkpoint folder not named step-*, which the command line cannot read)
     data = TensorDataset(torch.randn(8, 2))
@@ -245,3 +246,23 @@ def test_unknown_eval_preset_writes_nothing(capsys, tmp_path):
     assert main(argv) == 2  # config.yaml and run.json were written before the trainer named the preset
     assert "train.eval_metrics: unknown preset 'bogus'" in _err(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_config_is_refused(capsys, tmp_path):
+    # a resume with --data.num_images 16 was accepted silently; config.yaml then described only the later steps
+    small = ["--train.batch_size", "4", "--train.sample_every", "0", "--model.unet.model_channels", "8",
+             "--model.unet.num_groups", "4", "--model.unet.attention_resolutions", "[]"]
+    run = tmp_path / "run"
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--train.steps", "2", "--data.num_images", "8", *small]) == 0
+    config = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "3",
+                 "--data.num_images", "16", "--train.lr", "1e-3", *small]) == 2
+    err = _err(capsys)
+    assert "the config differs from the run's" in err and "data.num_images (8 -> 16)" in err
+    assert "train.lr (0.002 -> 0.001)" in err and "train.steps" not in err.split("keeps its config")[0]
+    assert (run / "config.yaml").read_text() == config
+    # what may change: the length of the run, its logging and evaluation
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "3",
+                 "--train.log_every", "1", "--data.num_images", "8", *small]) == 0
+    assert "trained demo/toy-ddpm to step 3" in _err(capsys)

@@ -8,7 +8,8 @@ the same command trains with DistributedDataParallel:
 
 Run folders never mix (docs/architecture.md, "Run folders"): a folder that already holds a run is
 refused unless ``--resume`` continues it or ``--overwrite`` replaces it (deleting only what diffrep
-wrote). ``--data.root PATH`` sets the dataset root of every recipe that reads files. Ctrl-C or
+wrote); a resume keeps the run's config (only ``train.steps`` and the logging, checkpoint, sampling,
+evaluation and device settings may change: RESUMABLE_FIELDS). ``--data.root PATH`` sets the dataset root of every recipe that reads files. Ctrl-C or
 SIGTERM saves a checkpoint at the current step and prints the command that resumes it (exit code
 130 or 143). ``diffrep train RECIPE --help`` lists every config field of the recipe with its type,
 default and description (read from the dataclasses, diffrep.config.describe); ``--print-config``
@@ -42,7 +43,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file merged over the recipe's defaults")
     p.add_argument("--out", help="run directory (default: runs/<recipe>)")
     p.add_argument("--resume", help="'latest' (the newest valid checkpoint of --out; none: start fresh) or a "
-                   "checkpoint directory")
+                   "checkpoint directory; the config must match the run's config.yaml but for train.steps and the "
+                   "logging, checkpoint, sampling, evaluation and device settings")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace the run in --out (deletes only the files diffrep wrote there)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML (with each "
@@ -184,6 +186,7 @@ def run(args) -> int:
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
         if args.resume is not None:
             _check_resume_target(out, recipe.name, callable(phased))
+            _check_resume_config(out, cfg)
             if not callable(phased):
                 _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
@@ -273,6 +276,50 @@ def _check_resume_target(out: Path, recipe_name: str, phased: bool) -> None:
         if other:
             raise ValueError(f"--resume: {out} holds a single-phase run ({', '.join(other[:3])}); {recipe_name} trains "
                              f"in phase folders and would mix with it: choose another --out")
+
+
+# What a resume may change: how far the run goes, how it is logged, checkpointed, sampled and evaluated, and
+# where it executes. Anything else (the model, the data, the optimiser, the seed, ...) would make one run of
+# two configurations that its config.yaml cannot describe.
+RESUMABLE_FIELDS = frozenset(f"train.{k}" for k in (
+    "steps", "log_every", "ckpt_every", "keep_checkpoints", "sample_every", "num_samples", "sample_from_ema",
+    "eval_every", "eval_metrics", "eval_num_samples", "tensorboard", "wandb", "wandb_project", "wandb_mode",
+    "num_workers", "device", "compile", "find_unused_parameters", "dist_timeout_s"))
+
+
+def _check_resume_config(out: Path, cfg) -> None:
+    """Refuse ``--resume`` with a config that differs from the run's ``config.yaml`` outside RESUMABLE_FIELDS,
+    before anything is written (it was silently accepted, and config.yaml then described only the later steps)."""
+    import yaml
+
+    from ..config import load_yaml
+    from ..config.core import config_to_dict
+
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = _flatten(load_yaml(saved_path))
+    now = _flatten(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)))  # as config.yaml holds it
+    missing = object()
+    changed = sorted(k for k in saved.keys() | now.keys()
+                     if k not in RESUMABLE_FIELDS and saved.get(k, missing) != now.get(k, missing))
+    if changed:
+        shown = ", ".join(f"{k} ({saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(f"--resume: the config differs from the run's {saved_path} in {shown}{more}; a resumed run "
+                         f"keeps its config (only train.steps and the logging, checkpoint, sampling, evaluation and "
+                         f"device settings may change): resume with the run's values, or start a new run "
+                         f"(another --out, or --overwrite)")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def _check_resume_step(resume, out: Path, steps: int) -> None:
