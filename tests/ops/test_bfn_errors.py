@@ -39,6 +39,7 @@ def backend(request):
         (lambda: bfn.continuous_flow(torch.tensor([[math.nan, 0.0]]), 0.5, 1e-3), "NaN"),
         (lambda: bfn.continuous_flow(X, T, 1e-3, generator=3), "generator must be a torch.Generator"),
         (lambda: bfn.continuous_flow(X, T, 1e-3, noise=torch.zeros(2, 4)), r"noise must have shape \(2, 3\)"),
+        (lambda: bfn.continuous_flow(X, T, 1e-3, noise=torch.full((2, 3), math.nan)), "noise contains NaN"),
         (lambda: bfn.continuous_flow(X, T.to("meta"), 1e-3), "one device"),
         (lambda: bfn.discrete_flow(X, T, 3.0, 2), "integer class indices"),
         (lambda: bfn.discrete_flow(X.long(), T, 3.0, 1), "num_classes must be >= 2"),

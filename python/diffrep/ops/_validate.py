@@ -151,4 +151,5 @@ def noise_tensor(name: str, noise, shape, device, dtype) -> torch.Tensor:
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(noise.shape)}")
     if noise.device != device:
         raise ValueError(f"{name} is on {noise.device} but the data is on {device}")
+    finite(name, noise)  # injected noise only (tests, reproductions): the one host sync is its price
     return noise.to(dtype).contiguous()
