@@ -62,3 +62,29 @@ def test_save_image_scale_and_folder(tmp_path):
 
     p = save_image(torch.ones(1, 1, 2, 2), tmp_path / "x" / "y.png", padding=0, scale=3)
     assert Image.open(p).size == (6, 6)
+
+
+def test_save_image_refuses_non_finite_pixels(tmp_path):
+    # NaN pixels were written as black: a diverged model's samples looked like a dark image
+    x = torch.zeros(2, 1, 4, 4)
+    x[1, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        save_image(x, tmp_path / "nan.png")
+    assert not (tmp_path / "nan.png").exists()
+
+
+def test_a_nan_sample_grid_is_said_and_skipped_not_fatal(tmp_path, capsys):
+    # the trainer's periodic grid of a model whose samples are NaN: a message, no black PNG, training goes on
+    from torch.utils.data import TensorDataset
+
+    from helpers import TinyLinear
+    from diffrep.train import TrainConfig, Trainer
+
+    class NaNSampler(TinyLinear):
+        def sample(self, n, *, generator=None):
+            return torch.full((n, 1, 4, 4), float("nan"))
+
+    cfg = TrainConfig(steps=2, batch_size=4, ema_decay=0.0, log_every=1, device="cpu", sample_every=1, num_samples=4)
+    Trainer(NaNSampler(), TensorDataset(torch.randn(8, 2)), cfg, tmp_path / "run").train()
+    assert "step 1: the sample grid holds 64 NaN or infinite values of 64; not saved" in capsys.readouterr().err
+    assert not list((tmp_path / "run").glob("images/samples/*.png"))

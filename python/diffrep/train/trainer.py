@@ -334,6 +334,11 @@ class Trainer:
             images = sample(cfg.num_samples, generator=gen)
         self.model.train(was_training)
         out = self.run_dir / "images" / "samples" / f"step-{step:08d}.png"
+        bad = int((~torch.isfinite(images)).sum())
+        if bad:  # said, not saved as black pixels; not raised either: one rank stopping would hang the others
+            print(f"step {step}: the sample grid holds {bad} NaN or infinite values of {images.numel()}; not saved",
+                  file=sys.stderr, flush=True)
+            return
         save_image(images.float().cpu(), out, nrow=max(1, int(math.isqrt(cfg.num_samples))), value_range=self.sample_value_range)
         if self.logger is not None:
             self.logger.log_image("samples", out, step)

@@ -100,6 +100,8 @@ def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
         x = x[None]
     if x.dim() != 3 or x.shape[0] not in (1, 3, 4):
         raise ValueError(f"to_pil: expected [C, H, W] with C in (1, 3, 4), got {tuple(image.shape)}")
+    if not bool(torch.isfinite(x).all()):  # NaN became black pixels: a diverged model looked like a dark image
+        raise ValueError("to_pil: the image contains NaN or infinite values")
     x = (x - lo) / (hi - lo)
     arr = x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     if arr.shape[2] == 1:
