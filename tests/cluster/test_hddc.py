@@ -169,6 +169,10 @@ def test_bad_inputs():
         hddc.fit(x, weights=torch.full((2, 30), 2.0))
     with pytest.raises(ValueError, match="tol"):
         hddc.fit(x, tol=-1.0)
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\], got 1.5"):
+        hddc.fit(x, threshold=1.5)
+    with pytest.raises(ValueError, match=r"n_components \(31\) exceeds the number of points per unit \(30\)"):
+        hddc.fit(x, n_components=31, max_components=32)
     r = hddc.fit(x, 2, 2, split=False)
     with pytest.raises(ValueError, match="x must have shape"):
         r.responsibilities(torch.randn(2, 5, 4, dtype=torch.float64))

@@ -173,8 +173,13 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     if not 0.0 <= p_arbitrary <= 1.0:
         raise ValueError(f"p_arbitrary must be in [0, 1], got {p_arbitrary}")
     reg_covar = V.positive_scalar("reg_covar", reg_covar, allow_zero=True)
+    threshold = V.positive_scalar("threshold", threshold)
+    if threshold > 1.0:  # Cattell's scree test: a fraction of the largest eigenvalue gap
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     x = x.to(V.float_dtype(x=x)).detach().contiguous()
     U, n, d = x.shape
+    if n_components > n:
+        raise ValueError(f"n_components ({n_components}) exceeds the number of points per unit ({n})")
     if weights is None:
         w = torch.ones(U, n, dtype=x.dtype, device=x.device)
     else:
