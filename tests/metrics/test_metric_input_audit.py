@@ -116,3 +116,18 @@ def test_evaluate_takes_one_metric_name_as_a_string():
 
     r = M.evaluate(_toy_dataset(), _rep, metrics="mig", num_train=12, num_test=12)  # was "unknown ['m', 'i', 'g']"
     assert set(r) == {"mig"}
+
+
+def test_dci_n_jobs_and_auroc_min_range_are_checked():
+    # n_jobs 0 or negative ran serially without a word; a negative min_range evaluated constant rows
+    from diffrep.metrics.dci import fit_factors
+    from diffrep.ops.metrics import auroc_grid
+
+    x, y = torch.randn(20, 3), torch.randint(0, 2, (20, 2))
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="n_jobs must be an int >= 1, or -1"):
+            fit_factors(x, y, x, n_jobs=bad)
+    imp, _, _ = fit_factors(x, y, x, n_jobs=-1)
+    assert imp.shape == (3, 2)
+    with pytest.raises(ValueError, match="min_range must be >= 0"):
+        auroc_grid(torch.rand(2, 20), torch.rand(2, 20) > 0.5, min_range=-0.1)

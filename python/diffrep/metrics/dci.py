@@ -8,6 +8,7 @@ with lasso/random forests was never what the study computed.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -55,6 +56,10 @@ def fit_factors(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, estimat
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     gbt.check_max_bins(max_bins)
+    if n_jobs == -1:  # joblib's spelling of "every core"
+        n_jobs = os.cpu_count() or 1
+    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1, or -1 for every core; got {n_jobs!r}")
     nf = ytr.shape[1]
     xtr_np, xte_np, ytr_np = _checks.numpy(xtr), _checks.numpy(xte), _checks.numpy(ytr)
 
@@ -68,7 +73,7 @@ def fit_factors(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, estimat
         return (_checks.numpy(res.importances), _checks.numpy(res.predictions[0]),
                 _checks.numpy(res.predictions[1]))
 
-    if n_jobs and n_jobs > 1 and nf > 1:
+    if n_jobs > 1 and nf > 1:
         if estimator == "sklearn":
             from joblib import Parallel, delayed
 

@@ -160,6 +160,8 @@ def auroc_grid(scores, labels, stepsize: float = 0.1, min_range: float = 0.2):
     """
     if not (0 < stepsize <= 1):
         raise ValueError(f"stepsize must be in (0, 1], got {stepsize}")
+    if not min_range >= 0:  # a score range <= min_range keeps 0.5; negative (or NaN) would evaluate every row
+        raise ValueError(f"min_range must be >= 0, got {min_range}")
     s = _float(scores, "scores", 2)
     y = _bool(labels, "labels", 2)
     _same_n(s, y, "scores", "labels")
