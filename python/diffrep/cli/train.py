@@ -300,11 +300,10 @@ def _check_resume_config(out: Path, cfg) -> None:
         return
     saved = _flatten(load_yaml(saved_path))
     now = _flatten(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)))  # as config.yaml holds it
-    missing = object()
-    changed = sorted(k for k in saved.keys() | now.keys()
-                     if k not in RESUMABLE_FIELDS and saved.get(k, missing) != now.get(k, missing))
+    # fields only one side has come from another diffrep version (a field added since takes its default)
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE_FIELDS and saved[k] != now[k])
     if changed:
-        shown = ", ".join(f"{k} ({saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r})" for k in changed[:4])
+        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise ValueError(f"--resume: the config differs from the run's {saved_path} in {shown}{more}; a resumed run "
                          f"keeps its config (only train.steps and the logging, checkpoint, sampling, evaluation and "
