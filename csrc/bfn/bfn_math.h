@@ -71,8 +71,7 @@ template <typename T>
 DIFFREP_HD SplitCdf<T> split_cdf(T b, T mu, T inv_sigma) {
   if constexpr (sizeof(T) == 4) {
     const T s = mean_step(b, mu);
-    const T x = (b - mu) * inv_sigma * T(kInvSqrt2);
-    const T tail = fast_half_one_plus_erf(s > T(0) ? -x : x);  // Phi(-|z|)
+    const T tail = fast_half_erfc_nonneg(fabs((b - mu) * inv_sigma * T(kInvSqrt2)));  // Phi(-|z|)
     return SplitCdf<T>{s > T(0) ? -tail : tail, s};
   } else {
     return SplitCdf<T>{normal_cdf(b, mu, inv_sigma), T(0)};

@@ -185,6 +185,13 @@ DIFFREP_HD float fast_half_one_plus_erf(float x) {
   return x < -1.f ? lower : 0.5f * (1.f + (x < 0.f ? -e.body : e.body));
 }
 
+// (1 - erf(a)) / 2 for a >= 0 (NaN propagates): fast_half_one_plus_erf(-a), bit for bit, without its
+// selects on the sign (the split CDFs of the discretised distribution take every boundary's tail).
+DIFFREP_HD float fast_half_erfc_nonneg(float a) {
+  const ErfParts e = fast_erf_parts(a);
+  return a > 1.f ? (a > 4.f ? 0.f : 0.5f * e.tail) : 0.5f * (1.f - e.body);
+}
+
 DIFFREP_HD double fast_erf(double x) {
 #if defined(__CUDA_ARCH__)
   return ::erf(x);
