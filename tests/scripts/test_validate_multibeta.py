@@ -236,3 +236,40 @@ def test_baseline_kl_warmup_scales_only_the_kl_weight():
     assert float(run(warm, None)["loss"]) == pytest.approx(float(plain["loss"]), rel=1e-12)
     with pytest.raises(ValueError, match="kl_warmup"):
         vm.fixed_beta(vae, 0.75, kl_warmup=-1)
+
+
+def test_fresh_denoiser_keeps_the_vae_and_retrains_only_phase_2():
+    """--retrain-latent's swap: the loaded pipeline gets the fresh build's untrained denoiser (its weights and its
+    config, e.g. another sampler), keeps its VAE, beta* and sigma table, and is in phase 2 with the VAE's sigma grid
+    installed as the schedule and only the denoiser trainable."""
+    vm, m = _load(), _tiny()
+    from diffrep.methods.multibeta import MultiBeta
+
+    new_cfg = dataclasses.replace(m.config, phase=1,
+                                  denoiser=dataclasses.replace(m.config.denoiser, sampler="ancestral"))
+    fresh = MultiBeta(new_cfg)
+    vae_before = {k: v.clone() for k, v in m.vae.state_dict().items()}
+    den_fresh = {k: v.clone() for k, v in fresh.denoiser.state_dict().items() if k.startswith("net.")}
+    assert any(not torch.equal(den_fresh[k], m.denoiser.state_dict()[k]) for k in den_fresh)  # the test can see a swap
+    vm.fresh_denoiser(m, fresh)
+    assert m.phase == 2 and m.config.representation_beta == 0.8 and m.config.denoiser.sampler == "ancestral"
+    assert m.denoiser.config.sampler == "ancestral"
+    assert all(torch.equal(m.denoiser.state_dict()[k], den_fresh[k]) for k in den_fresh)
+    assert all(torch.equal(m.vae.state_dict()[k], vae_before[k]) for k in vae_before)
+    assert torch.equal(m.denoiser.sigma_table, m.vae.sigma_grid().detach().to(m.denoiser.sigma_table.dtype))
+    assert int(m.denoiser.schedule_set) == 1
+    assert all(p.requires_grad for p in m.denoiser.parameters())
+    assert not any(p.requires_grad for p in m.vae.parameters())
+    other = MultiBeta(dataclasses.replace(new_cfg, vae=dataclasses.replace(new_cfg.vae, hidden=32)))
+    with pytest.raises(ValueError, match="VAE config differs"):
+        vm.fresh_denoiser(m, other)
+
+
+def test_retrain_latent_flag_combinations_are_refused(capsys):
+    vm = _load()
+    for argv, msg in ((["--retrain-latent"], "goes with --load-dir"),
+                      (["--load-dir", "/x", "--save-dir", "/y"], "exclude each other"),
+                      (["--load-dir", "/x", "--save-dir", "/x", "--retrain-latent"], "must differ")):
+        with pytest.raises(SystemExit):
+            vm.main(argv)
+        assert msg in capsys.readouterr().err
