@@ -52,6 +52,9 @@ Reported, never gated (the gates and beta* above do not change):
   overrides), e.g. a longer phase 2; the baseline stays the loaded one (or ``--retrain-baseline``). With the saved
   run's settings it retrains exactly the saved denoiser. The record says ``retrain_latent`` and ``load_dir``;
   every record has the ``argv`` and the ``git_commit`` it ran with.
+- ``--load-dir DIR`` alone takes the call's sampling settings (``--model.denoiser.sampler``,
+  ``--model.denoiser.deterministic_noise``, ``--model.encoding_noise``: :func:`apply_sampling`) and refuses other
+  ``model.denoiser`` overrides (they need ``--retrain-latent``); ``sampler_config`` in the record says what ran.
 """
 
 from __future__ import annotations
@@ -285,6 +288,30 @@ def fresh_denoiser(model, fresh) -> None:
     model.set_phase(2)
 
 
+# fields a loaded pipeline may take from the call's config without retraining: how it samples, not what it learned
+SAMPLING_FIELDS = ("sampler", "deterministic_noise")
+
+
+def apply_sampling(model, cfg) -> list[str]:
+    """--load-dir without --retrain-latent: give the loaded pipeline the call's sampling settings (``model.denoiser``
+    ``sampler`` / ``deterministic_noise`` and ``model.encoding_noise``); any other ``model.denoiser`` field that differs
+    from the saved denoiser's is an error (the denoiser was trained with it: retrain phase 2 to change it), never
+    ignored. Returns the names of the fields it changed."""
+    have, want = model.config.denoiser, cfg.model.denoiser
+    differ = [f.name for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(have, f.name)]
+    trained = [k for k in differ if k not in SAMPLING_FIELDS]
+    if trained:
+        raise SystemExit(f"--load-dir: model.denoiser.{', model.denoiser.'.join(trained)} of this call differ from the "
+                         "saved denoiser's; add --retrain-latent to train phase 2 with them")
+    new = dataclasses.replace(have, **{k: getattr(want, k) for k in differ})
+    changed = [f"model.denoiser.{k}" for k in differ]
+    if cfg.model.encoding_noise != model.config.encoding_noise:
+        changed.append("model.encoding_noise")
+    model.config = dataclasses.replace(model.config, denoiser=new, encoding_noise=cfg.model.encoding_noise)
+    model.denoiser.config = new
+    return changed
+
+
 def _load_models(where: Path, cfg, device):
     """What :func:`_save_models` wrote: (multi-beta pipeline in phase 2, beta-VAE baseline, beta* choice, training
     times); the VAE config of both must equal the recipe's (with the overrides of this call)."""
@@ -388,11 +415,14 @@ def main(argv=None) -> int:
     run = Path(args.run_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     times = {}
+    sampling_changed: list[str] = []
 
     if args.load_dir:
         model, baseline, info, times = _load_models(Path(args.load_dir), cfg, device)
         beta_star = model.config.representation_beta
         dataset = recipe.build(cfg)[1]
+        if not args.retrain_latent:
+            sampling_changed = apply_sampling(model, cfg)
         print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
               flush=True)
         if args.retrain_latent:  # phase 2 again on the loaded VAE, from the full run's initial denoiser weights
@@ -555,6 +585,9 @@ def main(argv=None) -> int:
         "script": "scripts/validate_multibeta.py", "argv": sys.argv[1:] if argv is None else list(argv),
         "git_commit": _git_commit(), "recipe": args.recipe, "seed": args.seed,
         "load_dir": args.load_dir or None, "retrain_latent": bool(args.retrain_latent),
+        "loaded_sampling_changed": sampling_changed, "sampler_config": {
+            "sampler": model.denoiser.config.sampler, "deterministic_noise": model.denoiser.config.deterministic_noise,
+            "encoding_noise": model.config.encoding_noise},
         "steps_vae": cfg.train.steps, "steps_latent": cfg.train_latent.steps, "eval_sizes": args.eval,
         "metric_points": {"num_train": args.num_train, "num_test": args.num_test},
         "gates": gates, "passed": all(gates.values()),

@@ -273,3 +273,25 @@ def test_retrain_latent_flag_combinations_are_refused(capsys):
         with pytest.raises(SystemExit):
             vm.main(argv)
         assert msg in capsys.readouterr().err
+
+
+def test_loaded_pipeline_takes_sampling_overrides_and_refuses_trained_ones():
+    """--load-dir without --retrain-latent: the call's sampler / deterministic_noise / encoding_noise reach the loaded
+    denoiser (what the gates then run), and the denoiser's samples follow them; a trained field (e.g. hidden) that
+    differs is refused, never silently ignored."""
+    vm, m = _load(), _tiny()
+    same = types.SimpleNamespace(model=m.config)
+    assert vm.apply_sampling(m, same) == [] and m.config.denoiser.sampler == "alg2"
+    want = dataclasses.replace(m.config, encoding_noise=False, denoiser=dataclasses.replace(
+        m.config.denoiser, sampler="deterministic", deterministic_noise="zero"))
+    changed = vm.apply_sampling(m, types.SimpleNamespace(model=want))
+    assert sorted(changed) == ["model.denoiser.deterministic_noise", "model.denoiser.sampler", "model.encoding_noise"]
+    assert m.denoiser.config.sampler == "deterministic" and m.denoiser.config.deterministic_noise == "zero"
+    assert m.config.denoiser == m.denoiser.config and m.config.encoding_noise is False
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(3))
+    a = m.denoise(z, 0.8, generator=torch.Generator().manual_seed(1))
+    b = m.denoise(z, 0.8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)  # xi = 0: no sampler noise
+    bad = dataclasses.replace(m.config, denoiser=dataclasses.replace(m.config.denoiser, hidden=32))
+    with pytest.raises(SystemExit, match="model.denoiser.hidden"):
+        vm.apply_sampling(m, types.SimpleNamespace(model=bad))
