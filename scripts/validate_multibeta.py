@@ -421,9 +421,7 @@ def main(argv=None) -> int:
         model, baseline, info, times = _load_models(Path(args.load_dir), cfg, device)
         beta_star = model.config.representation_beta
         dataset = recipe.build(cfg)[1]
-        if not args.retrain_latent:
-            sampling_changed = apply_sampling(model, cfg)
-        print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
+        print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no phase-1 training", file=sys.stderr,
               flush=True)
         if args.retrain_latent:  # phase 2 again on the loaded VAE, from the full run's initial denoiser weights
             seed_everything(cfg.train.seed)
@@ -433,6 +431,7 @@ def main(argv=None) -> int:
             times["phase2_s"] = time.perf_counter() - t0
             times["phase2_retrained"] = True
             model.to(device).eval()
+        sampling_changed = apply_sampling(model, cfg)  # after --retrain-latent: only model.encoding_noise can differ
         if args.retrain_baseline:  # the full run's baseline: a build right after seeding (the same initial weights)
             seed_everything(cfg.train.seed)
             baseline, dataset = recipe.build(cfg)
