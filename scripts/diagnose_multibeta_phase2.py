@@ -175,6 +175,7 @@ def main(argv=None) -> int:
         ap.error("--num-fit and --num-eval must be >= 16")
     torch.manual_seed(args.seed)
     t_start = time.perf_counter()
+    commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     where = Path(args.load_dir)
     model = MultiBeta.from_pretrained(where / "multibeta").eval()
     if model.phase != 2:
@@ -268,7 +269,7 @@ def main(argv=None) -> int:
         den.config = gate_cfg
 
     record = {"script": "scripts/diagnose_multibeta_phase2.py", "argv": sys.argv[1:] if argv is None else list(argv),
-              "git_commit": _git_commit(), "load_dir": str(where), "recipe": args.recipe, "beta_star": bstar,
+              "git_commit": commit, "load_dir": str(where), "recipe": args.recipe, "beta_star": bstar,
               "num_fit": len(fit_idx), "num_eval": len(eval_idx), "f0_mean_sq_norm": f0_sq,
               "information": info, "heads": heads, "chains": chains, "not_a_gate": "a diagnosis report",
               "seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),

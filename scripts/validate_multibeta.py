@@ -397,6 +397,7 @@ def main(argv=None) -> int:
             ap.error(f"{flag} must be >= 2")
 
     t_start = time.perf_counter()
+    commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     recipe = get_recipe(args.recipe)
     over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
     if args.steps_vae:
@@ -582,7 +583,7 @@ def main(argv=None) -> int:
 
     record = {
         "script": "scripts/validate_multibeta.py", "argv": sys.argv[1:] if argv is None else list(argv),
-        "git_commit": _git_commit(), "recipe": args.recipe, "seed": args.seed,
+        "git_commit": commit, "recipe": args.recipe, "seed": args.seed,
         "load_dir": args.load_dir or None, "retrain_latent": bool(args.retrain_latent),
         "loaded_sampling_changed": sampling_changed, "sampler_config": {
             "sampler": model.denoiser.config.sampler, "deterministic_noise": model.denoiser.config.deterministic_noise,
