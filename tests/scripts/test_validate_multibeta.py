@@ -86,6 +86,15 @@ def test_toy_run_writes_a_consistent_record(tmp_path):
         assert _same(r2[key], r[key]), key
     assert r2["times_s"]["phase1_s"] == r["times_s"]["phase1_s"] and r2["times_s"]["loaded_from"] == str(tmp_path / "saved")
     assert not (tmp_path / "run2").exists()
+    # --retrain-latent with the saved run's settings trains the same denoiser again: the same numbers
+    out3 = tmp_path / "rec3.json"
+    rc3 = vm.main(["--steps-vae", "30", "--steps-latent", "30", "--out", str(out3), "--load-dir", str(tmp_path / "saved"),
+                   "--retrain-latent", "--run-dir", str(tmp_path / "run3")] + common)
+    r3 = json.loads(out3.read_text())
+    assert rc3 == rc and r3["gates"] == r["gates"] and r3["retrain_latent"] and r3["times_s"]["phase2_retrained"]
+    for key in ("claim1_information", "claim2_sharpness", "claim3_disentanglement", "gate2_curve_not_gated"):
+        assert _same(r3[key], r[key]), key
+    assert (tmp_path / "run3" / "multibeta" / "phase2" / "checkpoints" / "step-00000030").is_dir()
 
 
 # -- fast: the gate-2 curve and the model save/load on a tiny untrained pipeline ---------------------------------
