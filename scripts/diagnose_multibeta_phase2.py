@@ -133,7 +133,7 @@ def chain_trace(denoiser, z: torch.Tensor, i_from: int, f0: torch.Tensor, *, tra
     with torch.no_grad():
         for i in range(i_from, 0, -1):
             z = denoiser.step(z, i, generator=generator)
-            if (i - 1) % trace_every == 0 or i == 1:
+            if (i - 1) % trace_every == 0:  # always at the end (i = 1)
                 trace.append((i - 1, r2(z)))
     c, f = z.flatten(1).double(), f0.flatten(1).double()
     return {"trace": trace, "final": z,

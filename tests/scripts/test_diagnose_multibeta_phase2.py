@@ -44,6 +44,13 @@ def test_ridge_r2_equals_least_squares_and_closed_forms():
     far = dm.ridge_r2(xf, yf, xe, ye, lam=1e9)
     shift = (yf.mean(0) - ye.mean(0)).pow(2).sum() * 80
     assert far["r2"] == pytest.approx(1 - (sst + float(shift)) / sst, abs=1e-6)
+    # a moderate penalty: the closed form (Xc^T Xc + lam tr(Xc^T Xc) / p I)^-1 Xc^T Yc, p = 4 inputs
+    xc, yc = xf.numpy() - xf.numpy().mean(0), yf.numpy() - yf.numpy().mean(0)
+    g = xc.T @ xc
+    wr = np.linalg.solve(g + 0.3 * np.trace(g) / 4 * np.eye(4), xc.T @ yc)
+    pred = (xe.numpy() - xf.numpy().mean(0)) @ wr + yf.numpy().mean(0)
+    want = 1 - ((ye.numpy() - pred) ** 2).sum() / sst
+    assert dm.ridge_r2(xf, yf, xe, ye, lam=0.3)["r2"] == pytest.approx(want, rel=1e-9)
     with pytest.raises(ValueError, match="same number of rows"):
         dm.ridge_r2(xf, yf[:5], xe, ye)
 
