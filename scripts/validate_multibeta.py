@@ -46,6 +46,15 @@ Reported, never gated (the gates and beta* above do not change):
   representation_beta) and the beta-VAE baseline (``DIR/beta_vae``), each as config.json + safetensors,
   plus ``DIR/validation_state.json`` (the beta* choice and the training times); ``--load-dir DIR`` skips
   the training and evaluates those models (same recipe and overrides: the VAE config must match).
+- ``--load-dir DIR --retrain-latent [--steps-latent N] [--model.denoiser.X V ...] [--save-dir NEW]``: keeps the
+  loaded phase-1 VAE and its beta*, and trains phase 2 again (:func:`fresh_denoiser`: the denoiser a full run
+  starts from, built with this call's ``model.denoiser`` fields, then ``cfg.train_latent`` with this call's
+  overrides), e.g. a longer phase 2; the baseline stays the loaded one (or ``--retrain-baseline``). With the saved
+  run's settings it retrains exactly the saved denoiser. The record says ``retrain_latent`` and ``load_dir``;
+  every record has the ``argv`` and the ``git_commit`` it ran with.
+- ``--load-dir DIR`` alone takes the call's sampling settings (``--model.denoiser.sampler``,
+  ``--model.denoiser.deterministic_noise``, ``--model.encoding_noise``: :func:`apply_sampling`) and refuses other
+  ``model.denoiser`` overrides (they need ``--retrain-latent``); ``sampler_config`` in the record says what ran.
 """
 
 from __future__ import annotations
@@ -110,6 +119,17 @@ def fixed_beta(vae, beta: float, kl_warmup: int = 0):
             return out
 
     return FixedBetaVAE()
+
+
+def _git_commit() -> str:
+    """The commit of the checkout this script runs from ("unknown" outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):  # pragma: no cover
+        return "unknown"
 
 
 def _images(dataset, idx, chunk: int = 1024):
@@ -256,6 +276,42 @@ def _save_models(where: Path, model, baseline, info: dict, times: dict, recipe: 
     (where / "validation_state.json").write_text(json.dumps(state, indent=1, default=float), encoding="utf-8")
 
 
+def fresh_denoiser(model, fresh) -> None:
+    """--retrain-latent: give the trained pipeline ``model`` (a loaded MultiBeta) the untrained latent denoiser of
+    ``fresh`` (a MultiBeta the recipe just built after seeding, so its denoiser has a full run's initial weights and
+    this call's ``model.denoiser`` config), keep ``model``'s VAE and representation beta, and switch to phase 2
+    (which installs the VAE's sigma table as the noise schedule and leaves only the denoiser trainable)."""
+    if fresh.config.vae != model.config.vae:
+        raise ValueError("fresh_denoiser: the fresh pipeline's VAE config differs from the loaded one's")
+    model.denoiser = fresh.denoiser.to(next(model.vae.parameters()).device)
+    model.config = dataclasses.replace(model.config, denoiser=fresh.config.denoiser, phase=1)
+    model.set_phase(2)
+
+
+# fields a loaded pipeline may take from the call's config without retraining: how it samples, not what it learned
+SAMPLING_FIELDS = ("sampler", "deterministic_noise")
+
+
+def apply_sampling(model, cfg) -> list[str]:
+    """--load-dir without --retrain-latent: give the loaded pipeline the call's sampling settings (``model.denoiser``
+    ``sampler`` / ``deterministic_noise`` and ``model.encoding_noise``); any other ``model.denoiser`` field that differs
+    from the saved denoiser's is an error (the denoiser was trained with it: retrain phase 2 to change it), never
+    ignored. Returns the names of the fields it changed."""
+    have, want = model.config.denoiser, cfg.model.denoiser
+    differ = [f.name for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(have, f.name)]
+    trained = [k for k in differ if k not in SAMPLING_FIELDS]
+    if trained:
+        raise SystemExit(f"--load-dir: model.denoiser.{', model.denoiser.'.join(trained)} of this call differ from the "
+                         "saved denoiser's; add --retrain-latent to train phase 2 with them")
+    new = dataclasses.replace(have, **{k: getattr(want, k) for k in differ})
+    changed = [f"model.denoiser.{k}" for k in differ]
+    if cfg.model.encoding_noise != model.config.encoding_noise:
+        changed.append("model.encoding_noise")
+    model.config = dataclasses.replace(model.config, denoiser=new, encoding_noise=cfg.model.encoding_noise)
+    model.denoiser.config = new
+    return changed
+
+
 def _load_models(where: Path, cfg, device):
     """What :func:`_save_models` wrote: (multi-beta pipeline in phase 2, beta-VAE baseline, beta* choice, training
     times); the VAE config of both must equal the recipe's (with the overrides of this call)."""
@@ -316,14 +372,22 @@ def main(argv=None) -> int:
                     "to beta* over this many first steps (0: none); the final, matched KL weight is unchanged")
     ap.add_argument("--retrain-baseline", action="store_true", help="with --load-dir: train the beta-VAE baseline again "
                     "(same seed and initialisation as a full run; e.g. with another --baseline-kl-warmup) instead of loading it")
+    ap.add_argument("--retrain-latent", action="store_true", help="with --load-dir: keep the loaded phase-1 VAE and "
+                    "beta*, and train phase 2 again from the full run's initial denoiser weights, with this call's "
+                    "--steps-latent and model.denoiser / train_latent overrides (e.g. --steps-latent 15000); "
+                    "--save-dir may then save the result")
     ap.add_argument("--posterior-scale", choices=("isotropic", "per_unit"), default=None,
                     help="sigma_beta of Eq. 3: isotropic (the paper) or per_unit (one per latent unit, a departure); "
                     "sets model.vae.posterior_scale and model.denoiser.schedule (default: the recipe's)")
     args, rest = ap.parse_known_args(argv)
     if args.retrain_baseline and not args.load_dir:
         ap.error("--retrain-baseline goes with --load-dir (a full run trains the baseline anyway)")
-    if args.save_dir and args.load_dir:
-        ap.error("--save-dir and --load-dir exclude each other (a loaded run is already saved)")
+    if args.retrain_latent and not args.load_dir:
+        ap.error("--retrain-latent goes with --load-dir (a full run trains phase 2 anyway)")
+    if args.save_dir and args.load_dir and not args.retrain_latent:
+        ap.error("--save-dir and --load-dir exclude each other unless --retrain-latent (a loaded run is already saved)")
+    if args.save_dir and args.load_dir and Path(args.save_dir).resolve() == Path(args.load_dir).resolve():
+        ap.error("--save-dir must differ from --load-dir (the loaded models stay as they were)")
     try:
         curve2_betas = [float(b) for b in args.gate2_curve_betas.split(",") if b.strip()]
     except ValueError:
@@ -333,6 +397,7 @@ def main(argv=None) -> int:
             ap.error(f"{flag} must be >= 2")
 
     t_start = time.perf_counter()
+    commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     recipe = get_recipe(args.recipe)
     over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
     if args.steps_vae:
@@ -351,13 +416,23 @@ def main(argv=None) -> int:
     run = Path(args.run_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     times = {}
+    sampling_changed: list[str] = []
 
     if args.load_dir:
         model, baseline, info, times = _load_models(Path(args.load_dir), cfg, device)
         beta_star = model.config.representation_beta
         dataset = recipe.build(cfg)[1]
-        print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no training", file=sys.stderr,
+        print(f"loaded the trained models from {args.load_dir} (beta* = {beta_star:g}); no phase-1 training", file=sys.stderr,
               flush=True)
+        if args.retrain_latent:  # phase 2 again on the loaded VAE, from the full run's initial denoiser weights
+            seed_everything(cfg.train.seed)
+            fresh_denoiser(model, recipe.build(cfg)[0])
+            t0 = time.perf_counter()
+            Trainer(model, dataset, cfg.train_latent, run / "multibeta" / "phase2").train(overwrite=args.overwrite)
+            times["phase2_s"] = time.perf_counter() - t0
+            times["phase2_retrained"] = True
+            model.to(device).eval()
+        sampling_changed = apply_sampling(model, cfg)  # after --retrain-latent: only model.encoding_noise can differ
         if args.retrain_baseline:  # the full run's baseline: a build right after seeding (the same initial weights)
             seed_everything(cfg.train.seed)
             baseline, dataset = recipe.build(cfg)
@@ -395,6 +470,9 @@ def main(argv=None) -> int:
         baseline.to(device).eval()
         if args.save_dir:
             _save_models(Path(args.save_dir), model, baseline, info, times, args.recipe)
+
+    if args.load_dir and args.save_dir:  # --retrain-latent: the new pipeline with the loaded (or retrained) baseline
+        _save_models(Path(args.save_dir), model, baseline, info, times, args.recipe)
 
     # -- 3. the checks --------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -504,7 +582,12 @@ def main(argv=None) -> int:
     times["total_s"] = time.perf_counter() - t_start
 
     record = {
-        "script": "scripts/validate_multibeta.py", "recipe": args.recipe, "seed": args.seed,
+        "script": "scripts/validate_multibeta.py", "argv": sys.argv[1:] if argv is None else list(argv),
+        "git_commit": commit, "recipe": args.recipe, "seed": args.seed,
+        "load_dir": args.load_dir or None, "retrain_latent": bool(args.retrain_latent),
+        "loaded_sampling_changed": sampling_changed, "sampler_config": {
+            "sampler": model.denoiser.config.sampler, "deterministic_noise": model.denoiser.config.deterministic_noise,
+            "encoding_noise": model.config.encoding_noise},
         "steps_vae": cfg.train.steps, "steps_latent": cfg.train_latent.steps, "eval_sizes": args.eval,
         "metric_points": {"num_train": args.num_train, "num_test": args.num_test},
         "gates": gates, "passed": all(gates.values()),

@@ -86,6 +86,15 @@ def test_toy_run_writes_a_consistent_record(tmp_path):
         assert _same(r2[key], r[key]), key
     assert r2["times_s"]["phase1_s"] == r["times_s"]["phase1_s"] and r2["times_s"]["loaded_from"] == str(tmp_path / "saved")
     assert not (tmp_path / "run2").exists()
+    # --retrain-latent with the saved run's settings trains the same denoiser again: the same numbers
+    out3 = tmp_path / "rec3.json"
+    rc3 = vm.main(["--steps-vae", "30", "--steps-latent", "30", "--out", str(out3), "--load-dir", str(tmp_path / "saved"),
+                   "--retrain-latent", "--run-dir", str(tmp_path / "run3")] + common)
+    r3 = json.loads(out3.read_text())
+    assert rc3 == rc and r3["gates"] == r["gates"] and r3["retrain_latent"] and r3["times_s"]["phase2_retrained"]
+    for key in ("claim1_information", "claim2_sharpness", "claim3_disentanglement", "gate2_curve_not_gated"):
+        assert _same(r3[key], r[key]), key
+    assert (tmp_path / "run3" / "multibeta" / "phase2" / "checkpoints" / "step-00000030").is_dir()
 
 
 # -- fast: the gate-2 curve and the model save/load on a tiny untrained pipeline ---------------------------------
@@ -236,3 +245,62 @@ def test_baseline_kl_warmup_scales_only_the_kl_weight():
     assert float(run(warm, None)["loss"]) == pytest.approx(float(plain["loss"]), rel=1e-12)
     with pytest.raises(ValueError, match="kl_warmup"):
         vm.fixed_beta(vae, 0.75, kl_warmup=-1)
+
+
+def test_fresh_denoiser_keeps_the_vae_and_retrains_only_phase_2():
+    """--retrain-latent's swap: the loaded pipeline gets the fresh build's untrained denoiser (its weights and its
+    config, e.g. another sampler), keeps its VAE, beta* and sigma table, and is in phase 2 with the VAE's sigma grid
+    installed as the schedule and only the denoiser trainable."""
+    vm, m = _load(), _tiny()
+    from diffrep.methods.multibeta import MultiBeta
+
+    new_cfg = dataclasses.replace(m.config, phase=1,
+                                  denoiser=dataclasses.replace(m.config.denoiser, sampler="ancestral"))
+    fresh = MultiBeta(new_cfg)
+    vae_before = {k: v.clone() for k, v in m.vae.state_dict().items()}
+    den_fresh = {k: v.clone() for k, v in fresh.denoiser.state_dict().items() if k.startswith("net.")}
+    assert any(not torch.equal(den_fresh[k], m.denoiser.state_dict()[k]) for k in den_fresh)  # the test can see a swap
+    vm.fresh_denoiser(m, fresh)
+    assert m.phase == 2 and m.config.representation_beta == 0.8 and m.config.denoiser.sampler == "ancestral"
+    assert m.denoiser.config.sampler == "ancestral"
+    assert all(torch.equal(m.denoiser.state_dict()[k], den_fresh[k]) for k in den_fresh)
+    assert all(torch.equal(m.vae.state_dict()[k], vae_before[k]) for k in vae_before)
+    assert torch.equal(m.denoiser.sigma_table, m.vae.sigma_grid().detach().to(m.denoiser.sigma_table.dtype))
+    assert int(m.denoiser.schedule_set) == 1
+    assert all(p.requires_grad for p in m.denoiser.parameters())
+    assert not any(p.requires_grad for p in m.vae.parameters())
+    other = MultiBeta(dataclasses.replace(new_cfg, vae=dataclasses.replace(new_cfg.vae, hidden=32)))
+    with pytest.raises(ValueError, match="VAE config differs"):
+        vm.fresh_denoiser(m, other)
+
+
+def test_retrain_latent_flag_combinations_are_refused(capsys):
+    vm = _load()
+    for argv, msg in ((["--retrain-latent"], "goes with --load-dir"),
+                      (["--load-dir", "/x", "--save-dir", "/y"], "exclude each other"),
+                      (["--load-dir", "/x", "--save-dir", "/x", "--retrain-latent"], "must differ")):
+        with pytest.raises(SystemExit):
+            vm.main(argv)
+        assert msg in capsys.readouterr().err
+
+
+def test_loaded_pipeline_takes_sampling_overrides_and_refuses_trained_ones():
+    """--load-dir without --retrain-latent: the call's sampler / deterministic_noise / encoding_noise reach the loaded
+    denoiser (what the gates then run), and the denoiser's samples follow them; a trained field (e.g. hidden) that
+    differs is refused, never silently ignored."""
+    vm, m = _load(), _tiny()
+    same = types.SimpleNamespace(model=m.config)
+    assert vm.apply_sampling(m, same) == [] and m.config.denoiser.sampler == "alg2"
+    want = dataclasses.replace(m.config, encoding_noise=False, denoiser=dataclasses.replace(
+        m.config.denoiser, sampler="deterministic", deterministic_noise="zero"))
+    changed = vm.apply_sampling(m, types.SimpleNamespace(model=want))
+    assert sorted(changed) == ["model.denoiser.deterministic_noise", "model.denoiser.sampler", "model.encoding_noise"]
+    assert m.denoiser.config.sampler == "deterministic" and m.denoiser.config.deterministic_noise == "zero"
+    assert m.config.denoiser == m.denoiser.config and m.config.encoding_noise is False
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(3))
+    a = m.denoise(z, 0.8, generator=torch.Generator().manual_seed(1))
+    b = m.denoise(z, 0.8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)  # xi = 0: no sampler noise
+    bad = dataclasses.replace(m.config, denoiser=dataclasses.replace(m.config.denoiser, hidden=32))
+    with pytest.raises(SystemExit, match="model.denoiser.hidden"):
+        vm.apply_sampling(m, types.SimpleNamespace(model=bad))
