@@ -18,6 +18,20 @@ import torch
 SEED = 0  # every test starts from this seed (conftest.pytest_runtest_setup)
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module, registered in ``sys.modules`` (its dataclasses look their
+    module up there), for the tests of the validation and check scripts."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def seed_all(seed: int = SEED) -> None:
     """Seed python, numpy and torch (every device)."""
     random.seed(seed)

@@ -5,9 +5,7 @@ recorded; the per-band sign check."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,8 @@ import torch
 from diffrep.analysis.sami_validation import (PAPER_CHECKS, SMOKE_GATES, band_edges, eps_mse_by_band,
                                               grade_report)
 from helpers import sami_images as images, tiny_sami as tiny_model
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,11 +141,7 @@ def test_eps_mse_by_band_matches_the_loss_with_the_same_draws():
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("validate_sami", ROOT / "scripts" / "validate_sami.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["validate_sami"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("validate_sami")
 
 
 def _tiny_run(tmp_path, recipe_json: bool):

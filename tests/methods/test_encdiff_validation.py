@@ -3,19 +3,16 @@ in its range, and the claim check reads the summary it wrote."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 
 @pytest.mark.slow
 def test_validate_dyga_runs_and_records_every_quantity(tmp_path):
-    path = Path(__file__).resolve().parents[2] / "scripts" / "validate_dyga.py"
-    spec = importlib.util.spec_from_file_location("validate_dyga", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _load()
     out = tmp_path / "dyga.json"
     assert mod.main(["--seeds", "0", "--steps", "170", "--quick", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
@@ -32,11 +29,7 @@ def test_validate_dyga_runs_and_records_every_quantity(tmp_path):
 
 
 def _load():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "validate_dyga.py"
-    spec = importlib.util.spec_from_file_location("validate_dyga", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("validate_dyga")
 
 
 def _run(arm, seed, sep, fv, dci, rel, steps=10):

@@ -5,23 +5,19 @@ squares, hand-made neighbours), the head errors against a direct evaluation of t
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("diagnose_multibeta_phase2", ROOT / "scripts" / "diagnose_multibeta_phase2.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["diagnose_multibeta_phase2"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("diagnose_multibeta_phase2")
 
 
 def test_ridge_r2_equals_least_squares_and_closed_forms():

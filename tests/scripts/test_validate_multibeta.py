@@ -7,25 +7,21 @@ save/load of the trained models. The real run (the CPU recipe) is benches/result
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("validate_multibeta", ROOT / "scripts" / "validate_multibeta.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["validate_multibeta"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("validate_multibeta")
 
 
 def _same(a, b) -> bool:
