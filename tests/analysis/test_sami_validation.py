@@ -13,9 +13,7 @@ import torch
 
 from diffrep.analysis.sami_validation import (PAPER_CHECKS, SMOKE_GATES, band_edges, eps_mse_by_band,
                                               grade_report)
-from helpers import sami_images as images, tiny_sami as tiny_model
-
-from helpers import load_script
+from helpers import load_script, sami_images as images, tiny_sami as tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
