@@ -135,7 +135,7 @@ def finite(name: str, v: torch.Tensor) -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-DATA_RANGE_MESSAGE = "must lie in [-1, 1] (discretised data at its bin centres, BFN Sec. 5); got values outside"
+DATA_RANGE_MESSAGE = "must lie in [-1, 1] (discretised data at its bin centres, the x of BFN Eq. 122); got values outside"
 
 
 def in_data_range(name: str, v: torch.Tensor) -> None:
