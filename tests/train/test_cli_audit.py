@@ -270,3 +270,12 @@ def test_resume_with_another_config_is_refused(capsys, tmp_path):
     assert main(["train", "demo/toy-ddpm", "--out", str(run), "--resume", "latest", "--train.steps", "3",
                  "--train.log_every", "1", "--data.num_images", "8", *small]) == 0
     assert "trained demo/toy-ddpm to step 3" in _err(capsys)
+
+
+def test_eval_codes_refuses_flags_only_model_reads(capsys, tmp_path):
+    # --num-train 0 / --seed with --codes were ignored without a word
+    np.savez(tmp_path / "c.npz", codes=np.random.default_rng(0).normal(size=(60, 3)),
+             factors=np.random.default_rng(1).integers(0, 3, (60, 2)))
+    assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--num-train", "0", "--seed", "3"]) == 2
+    assert "--num-train, --seed apply to --model only; --codes reads codes already computed" in _err(capsys)
+    assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--metrics", "mig"]) == 0

@@ -51,12 +51,12 @@ def register(sub) -> None:
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="--model: max-pool factor (default: the run's, else 1)")
     p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
-    p.add_argument("--num-train", type=int, default=10000, help="--model: train points (default 10000)")
-    p.add_argument("--num-test", type=int, default=5000, help="--model: test points (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="--model: RandomState seed of the factor draws")
-    p.add_argument("--batch-size", type=int, default=256, help="--model: encoder batch size")
+    p.add_argument("--num-train", type=int, default=None, help="--model: train points (default 10000)")
+    p.add_argument("--num-test", type=int, default=None, help="--model: test points (default 5000)")
+    p.add_argument("--seed", type=int, default=None, help="--model: RandomState seed of the factor draws (default 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="--model: encoder batch size (default 256)")
     add_weights_flag(p)
-    p.add_argument("--item-format", default="pm1", help="--model: image format the encoder takes (default pm1)")
+    p.add_argument("--item-format", default=None, help="--model: image format the encoder takes (default pm1)")
     add_device_flag(p)
     add_threads_flag(p)
     p.add_argument("--metrics", default=",".join(DEFAULT),
@@ -117,7 +117,21 @@ def format_result(result, fmt: str) -> str:
     raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
 
 
+# flags that only --model reads (their defaults), refused with --codes: the codes are computed already, and
+# they were ignored without a word
+MODEL_ONLY = {"dataset": None, "root": None, "pool": None, "num_train": 10000, "num_test": 5000, "seed": 0,
+              "batch_size": 256, "item_format": "pm1"}
+
+
 def run(args) -> int:
+    if getattr(args, "codes", None) is not None:
+        given = [f"--{k.replace('_', '-')}" for k in MODEL_ONLY if getattr(args, k, None) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --model only; "
+                             f"--codes reads codes already computed")
+    for k, default in MODEL_ONLY.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, default)
     if getattr(args, "generation", False):
         return eval_generation.run(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
