@@ -292,14 +292,14 @@ def _check_resume_config(out: Path, cfg) -> None:
     before anything is written (it was silently accepted, and config.yaml then described only the later steps)."""
     import yaml
 
-    from ..config import load_yaml
+    from ..config import flatten_dict, load_yaml
     from ..config.core import config_to_dict
 
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = _flatten(load_yaml(saved_path))
-    now = _flatten(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)))  # as config.yaml holds it
+    saved = flatten_dict(load_yaml(saved_path))
+    now = flatten_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)))  # as config.yaml holds it
     # fields only one side has come from another diffrep version (a field added since takes its default)
     changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE_FIELDS and saved[k] != now[k])
     if changed:
@@ -309,16 +309,6 @@ def _check_resume_config(out: Path, cfg) -> None:
                          f"keeps its config (only train.steps and the logging, checkpoint, sampling, evaluation and "
                          f"device settings may change): resume with the run's values, or start a new run "
                          f"(another --out, or --overwrite)")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v
-    return flat
 
 
 def _check_resume_step(resume, out: Path, steps: int) -> None:

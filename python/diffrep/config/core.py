@@ -22,6 +22,7 @@ from .errors import ConfigError
 
 __all__ = [
     "Config",
+    "flatten_dict",
     "Bound",
     "Ge",
     "Gt",
@@ -217,6 +218,23 @@ def load_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping at top level, got {type(data).__name__}")
     return data
+
+
+def flatten_dict(d: dict, prefix: str = "") -> dict:
+    """Nested config dict -> ``{"a.b": scalar}`` (sequences as strings, None as "none"): hyper-parameter
+    tables, and the field-by-field comparison of a resumed run's config."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten_dict(v, key + "."))
+        elif isinstance(v, (bool, int, float, str)):
+            out[key] = v
+        elif v is None:
+            out[key] = "none"
+        else:
+            out[key] = str(v)
+    return out
 
 
 def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import flatten_dict
+
 __all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
 
 
@@ -40,7 +42,7 @@ class MetricLogger:
                  wandb: bool = False, wandb_project: str = "diffrep", wandb_mode: str = "offline",
                  hparams: dict | None = None, run_name: str | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self._hparams = _flatten(hparams or {})
+        self._hparams = flatten_dict(hparams or {})
         self._last: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
@@ -109,22 +111,6 @@ class MetricLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """Nested config dict -> ``{"a.b": scalar}`` (sequences as strings), for hyper-parameter tables."""
-    out: dict = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, (bool, int, float, str)):
-            out[key] = v
-        elif v is None:
-            out[key] = "none"
-        else:
-            out[key] = str(v)
-    return out
 
 
 def _step_of(line: str) -> int:
