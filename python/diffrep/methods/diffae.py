@@ -35,7 +35,7 @@ from .._checks import finite_float, positive_float, positive_int
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
@@ -190,7 +190,8 @@ class DiffAE(PretrainedMixin, nn.Module):
     # -- representation ----------------------------------------------------------------------
     def _images(self, x, who):
         c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DiffAE.{who}")
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DiffAE.{who}",
+                            dtype=module_dtype(self))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_sem = Enc(x0) [B, latent_dim] (the mean head of the semantic encoder; DiffAE Sec. 3.2)."""

@@ -49,7 +49,7 @@ from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
@@ -222,7 +222,8 @@ class DisDiff(PretrainedMixin, nn.Module):
     # -- spaces --------------------------------------------------------------------------------
     def _images(self, x, who):
         c = self.config.encoder
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}")
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}",
+                            dtype=module_dtype(self))
 
     def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the space eps_theta lives in (identity, or the scaled VQ latent)."""

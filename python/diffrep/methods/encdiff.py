@@ -37,7 +37,7 @@ from ..diffusion.samplers import DDIMSampler, ddim_timesteps
 from ..diffusion.schedules import NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import FeatureExtractor, FeatureExtractorConfig
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig, unet_preset
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
@@ -192,7 +192,7 @@ class EncDiff(PretrainedMixin, nn.Module):
 
     def _images(self, x, name="x"):
         return check_images(x, channels=self.config.image_channels, size=self.config.image_size, name=name,
-                            who="EncDiff")
+                            who="EncDiff", dtype=module_dtype(self))
 
     @torch.no_grad()
     def to_latent(self, x: torch.Tensor) -> torch.Tensor:

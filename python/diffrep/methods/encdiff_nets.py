@@ -20,7 +20,7 @@ from torch import nn
 from ..config import Config, ConfigError, Ge
 from ..nn.encoders import PerUnitMLP
 from ..nn.fsq import FSQ
-from ..nn.images import check_images
+from ..nn.images import check_images, module_dtype
 
 __all__ = ["SmallExtractorConfig", "SmallExtractor", "FSQTokens"]
 
@@ -59,7 +59,8 @@ class SmallExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who="SmallExtractor")
+        x = check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who="SmallExtractor",
+                         dtype=module_dtype(self))
         s = self.fc(self.cnn(x))
         return s, self.mlp(s)
 

@@ -36,7 +36,7 @@ from ..config import Config, ConfigError, Ge
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
@@ -154,7 +154,8 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
 
     def _images(self, x, who):
         c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"InfoDiffusion.{who}")
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"InfoDiffusion.{who}",
+                            dtype=module_dtype(self))
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x0)."""

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.layers import check_groups, check_levels
 from ..nn.pretrained import PretrainedMixin
 from .multibeta_nets import BetaConvDecoder, BetaConvEncoder, BetaResDecoder, BetaResEncoder
@@ -300,7 +300,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
 
     def _check_x(self, x, who: str) -> torch.Tensor:
         c = self.config
-        return check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who=who)
+        return check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who=who, dtype=module_dtype(self))
 
     def _check_z(self, z, who: str) -> torch.Tensor:
         shape = self.config.latent_shape
@@ -355,7 +355,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         """
         cfg = self.config
         x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who="MultiBetaVAE.loss",
-                         name="batch")
+                         name="batch", dtype=module_dtype(self))
         n = x.shape[0]
         if beta is None:
             beta = self.sample_beta(n, device=x.device, generator=generator)

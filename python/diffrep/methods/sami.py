@@ -43,7 +43,7 @@ from .._checks import positive_int
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import batch_images, check_images
+from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
 from .sami_config import SAMIConfig
@@ -93,7 +93,7 @@ class SAMI(PretrainedMixin, nn.Module):
     def _check_images(self, x, name: str = "x", *, finite: bool = True) -> torch.Tensor:
         """``x`` (or a batch's first entry) checked as a float image batch of the model's shape."""
         C, H, _ = self.image_shape
-        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name)
+        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name, dtype=module_dtype(self))
 
     def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
         if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import Config, ConfigError, Ge
 from ..nn.encoders import gaussian_head_output
-from ..nn.images import check_images
+from ..nn.images import check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 
 __all__ = ["SAMIConvNetConfig", "SAMIConvNet"]
@@ -66,6 +66,7 @@ class SAMIConvNet(PretrainedMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who="SAMIConvNet")
+        x = check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who="SAMIConvNet",
+                         dtype=module_dtype(self))
         h = self.body(x)
         return gaussian_head_output(self.mean_head(h), self.var_head(h), c.variance_head)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError, Ge
-from .images import check_images
+from .images import check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
 from .pretrained import PretrainedMixin
 
@@ -95,7 +95,8 @@ class HalfUNet(PretrainedMixin, nn.Module):
         self.var_head = nn.Sequential(nn.Linear(ch, hid, bias=b), make_act(cfg.act), nn.Linear(hid, cfg.latent_dim, bias=b))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False, who="HalfUNet")
+        x = check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False, who="HalfUNet",
+                         dtype=module_dtype(self))
         h = self.body(x).mean(dim=(2, 3))
         return gaussian_head_output(self.mean_head(h), self.var_head(h), self.config.variance_head)
 
@@ -135,7 +136,8 @@ class ConvEncoder(PretrainedMixin, nn.Module):
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        check_images(x, channels=cfg.in_channels, size=cfg.image_size, finite=False, who="ConvEncoder")
+        x = check_images(x, channels=cfg.in_channels, size=cfg.image_size, finite=False, who="ConvEncoder",
+                         dtype=module_dtype(self))
         h = self.convs(x)
         if cfg.extra_input_dim:
             if extra is None or extra.shape != (x.shape[0], cfg.extra_input_dim):
@@ -262,6 +264,7 @@ class FeatureExtractor(PretrainedMixin, nn.Module):
             self.mlp = PerUnitMLP(cfg.num_units, (1, 64, 128, 16), "elu", final_act=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False, who="FeatureExtractor")
+        x = check_images(x, channels=self.config.in_channels, size=self.config.image_size, finite=False,
+                         who="FeatureExtractor", dtype=module_dtype(self))
         s = self.fc(self.cnn(x))
         return s, self.mlp(s)

@@ -2,14 +2,16 @@
 
 A batch is an image tensor [B, C, H, W], or a tuple/list whose first entry is one (an
 ``(images, targets)`` pair from a dataset). :func:`check_images` checks the kind of tensor
-(``TypeError``) and its shape and values (``ValueError``).
+(``TypeError``) and its shape and values (``ValueError``), and casts floating images to the model's
+dtype (:func:`module_dtype`): images made from numpy arrays arrive as float64, and every model computes
+in the precision of its own parameters (docs/architecture.md#inputs).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["batch_images", "check_images"]
+__all__ = ["batch_images", "check_images", "module_dtype"]
 
 
 def batch_images(batch) -> torch.Tensor:
@@ -17,10 +19,16 @@ def batch_images(batch) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) and batch else batch
 
 
+def module_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating-point parameter (None when it has none)."""
+    return next((p.dtype for p in module.parameters() if p.dtype.is_floating_point), None)
+
+
 def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] | None = None,
                  multiple_of: int = 1, floating: bool = True, finite: bool = True, name: str = "x",
-                 who: str = "") -> torch.Tensor:
-    """``x`` unchanged when it is an image batch [B, C, H, W] with B >= 1.
+                 who: str = "", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x`` when it is an image batch [B, C, H, W] with B >= 1; cast to ``dtype`` when that is given and
+    ``x`` is floating point (integer class maps, allowed by ``floating=False``, keep their dtype).
 
     ``channels``: the required C; ``size``: the required H = W (an int) or (H, W); ``multiple_of``: H and
     W must be multiples of it (e.g. an autoencoder's down-sampling factor); ``floating``: the dtype must
@@ -44,4 +52,4 @@ def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] 
         raise ValueError(f"{lead} must have shape [B, {', '.join(want)}]{extra}, got {tuple(x.shape)}")
     if finite and x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{lead} holds NaN or infinite values")
-    return x
+    return x.to(dtype) if dtype is not None and x.dtype.is_floating_point else x

@@ -33,7 +33,7 @@ from torch import nn
 
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge
-from .images import batch_images, check_images
+from .images import batch_images, check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
 from .pretrained import PretrainedMixin
@@ -155,11 +155,11 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
     def _check(self, x, name: str = "x", *, finite: bool = False) -> torch.Tensor:
         c = self.config
         return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=finite, name=name,
-                            who="VQAutoencoder")
+                            who="VQAutoencoder", dtype=module_dtype(self))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f]."""
-        self._check(x)
+        x = self._check(x)
         return self.quant_conv(self.encoder(x))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

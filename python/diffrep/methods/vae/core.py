@@ -34,7 +34,7 @@ from ..._checks import positive_int
 from ...config import Config, Ge, Gt
 from ...nn.encoders import ConvDecoder, ConvEncoder, ConvVAEConfig
 from ...nn.gaussian import gaussian_kl
-from ...nn.images import batch_images, check_images
+from ...nn.images import batch_images, check_images, module_dtype
 from ...nn.pretrained import PretrainedMixin
 
 __all__ = ["VAENetConfig", "VAEBase", "reconstruction_loss", "draw_normal", "DLIB_SIGMA"]
@@ -110,7 +110,8 @@ class VAEBase(PretrainedMixin, nn.Module):
     # -- data ---------------------------------------------------------------------------------
     def _images01(self, batch, who: str) -> torch.Tensor:
         cfg = self.config
-        x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who=f"{self._name}.{who}")
+        x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who=f"{self._name}.{who}",
+                         dtype=module_dtype(self))
         return (x + 1) / 2 if cfg.input_range == "pm1" else x
 
     def _to_range(self, x01: torch.Tensor) -> torch.Tensor:
