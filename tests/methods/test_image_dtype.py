@@ -76,3 +76,37 @@ def test_check_images_casts_only_floating_images():
     assert check_images(classes, floating=False, dtype=torch.float32).dtype == torch.long
     assert module_dtype(torch.nn.ReLU()) is None
     assert module_dtype(torch.nn.Linear(2, 2).to(torch.bfloat16)) == torch.bfloat16
+
+
+def _nets():
+    from diffrep.methods.encdiff_nets import SmallExtractor, SmallExtractorConfig
+    from diffrep.methods.sami_nets import SAMIConvNet
+    from diffrep.nn.encoders import ConvEncoder, FeatureExtractor, HalfUNet
+
+    return [(HalfUNet, HalfUNet.config_class()), (ConvEncoder, ConvEncoder.config_class()),
+            (FeatureExtractor, FeatureExtractor.config_class()), (SmallExtractor, SmallExtractorConfig()),
+            (SAMIConvNet, SAMIConvNet.config_class())]
+
+
+@pytest.mark.parametrize("i", range(5), ids=["HalfUNet", "ConvEncoder", "FeatureExtractor", "SmallExtractor",
+                                             "SAMIConvNet"])
+def test_encoder_nets_cast_images_themselves(i):
+    # the nets are public building blocks: called directly they cast as the methods do
+    torch.manual_seed(0)
+    cls, cfg = _nets()[i]
+    net = cls(cfg).eval()
+    x64 = torch.rand(2, cfg.in_channels, cfg.image_size, cfg.image_size, dtype=torch.float64) * 2 - 1
+    a, b = net(x64), net(x64.float())
+    assert a[0].dtype == torch.float32 and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_toy_ddpm_and_multibeta_phase_3_losses_cast():
+    from diffrep.methods.toy_ddpm import ToyDDPM
+
+    torch.manual_seed(0)
+    phase3 = MultiBeta(MultiBeta.config_class(adv_disc_weight=1.0, phase=3))
+    for m in (ToyDDPM(ToyDDPM.config_class()), phase3):
+        C, H = _shape(m)
+        x64 = torch.rand(2, C, H, H, dtype=torch.float64) * 2 - 1
+        a, b = (m.loss(x, step=0, generator=torch.Generator().manual_seed(1)) for x in (x64, x64.float()))
+        assert a["loss"].dtype == torch.float32 and torch.equal(a["loss"], b["loss"])
