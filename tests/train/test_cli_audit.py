@@ -279,3 +279,14 @@ def test_eval_codes_refuses_flags_only_model_reads(capsys, tmp_path):
     assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--num-train", "0", "--seed", "3"]) == 2
     assert "--num-train, --seed apply to --model only; --codes reads codes already computed" in _err(capsys)
     assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--metrics", "mig"]) == 0
+
+
+def test_quickstart_names_the_paramrel_recipes_only(capsys, tmp_path):
+    # an unknown --recipe listed all recipes of every method, which quickstart then refused anyway
+    assert main(["quickstart", "--out", str(tmp_path / "q"), "--recipe", "paramrel/dsprite"]) == 2
+    err = _err(capsys)
+    assert "--recipe must be a ParamReL recipe, got 'paramrel/dsprite'. Did you mean: paramrel/dsprites" in err
+    assert "paramrel/digits" in err and "vae/" not in err
+    assert main(["quickstart", "--out", str(tmp_path / "q"), "--recipe", "vae/vae-cpu"]) == 2
+    assert "--recipe must be a ParamReL recipe, got 'vae/vae-cpu'" in _err(capsys)
+    assert not (tmp_path / "q").exists()

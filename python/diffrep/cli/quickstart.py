@@ -31,6 +31,7 @@ picks CUDA when present); metrics need a dataset with ground-truth factors and a
 
 from __future__ import annotations
 
+import difflib
 import json
 import platform
 import sys
@@ -219,7 +220,7 @@ def run(args) -> int:
     import torch
 
     from ..config import apply_overrides
-    from ..recipes import get_recipe
+    from ..recipes import get_recipe, list_recipes
     from ..recipes.runinfo import write_run_info
     from ..train.rundir import run_contents
     from ..train import Trainer, seed_everything
@@ -233,6 +234,12 @@ def run(args) -> int:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    paramrel = sorted(r.name for r in list_recipes() if r.name.startswith("paramrel/"))
+    if args.recipe not in paramrel:
+        close = difflib.get_close_matches(args.recipe, paramrel, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"--recipe must be a ParamReL recipe, got {args.recipe!r}.{hint} "
+                         f"ParamReL recipes: {', '.join(paramrel)}")
     recipe = get_recipe(args.recipe)
     cfg = recipe.make_config()
     if not hasattr(cfg, "model") or type(cfg.model).__name__ != "ParamReLConfig":
