@@ -8,7 +8,7 @@ blocks per level, attention at the bottleneck only (ParamReL App. C.2), (gamma_M
 Step counts are 50 epochs of the training split at the recipe's batch size.
 
 CPU recipes: ``paramrel/dsprites`` (ParamReL_d, K = 2, procedural dSprites max-pooled to 32 x 32,
-6 latent dimensions, sqrt(beta(1)) = 1; the quickstart's model) and ``paramrel/digits`` (binarised digits, 16 x 16).
+6 latent dimensions, sqrt(beta(1)) = 0.75; the quickstart's model) and ``paramrel/digits`` (binarised digits, 16 x 16).
 """
 
 from __future__ import annotations
