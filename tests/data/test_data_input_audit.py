@@ -35,3 +35,46 @@ def test_load_member_of_a_non_zip_file_names_the_file(tmp_path):
         npzfile.load_member(p, "latents_classes")
     with pytest.raises(ValueError, match=str(p.name)):
         DSpritesFile(p)
+
+
+def test_dsprites_non_integer_latents_classes_refused(tmp_path):
+    # before: latents_classes were cast with astype(int64), so 0.5, 1.5, ... were truncated silently
+    p = _dsprites_npz(tmp_path / "d.npz", classes=_grid_classes() + 0.5)
+    with pytest.raises(ValueError, match="latents_classes must be whole numbers"):
+        DSpritesFile(p)
+
+
+def test_dsprites_latents_values_disagreeing_with_classes_refused(tmp_path):
+    # before: the value grid took the last row of each class silently, whatever the other rows held
+    classes = _grid_classes()
+    values = classes.astype(np.float64)
+    values[0, 1] = 7.0  # row 0 says shape class 0 has value 7, every other row says 0
+    with pytest.raises(ValueError, match="latents_values column 1 disagrees"):
+        DSpritesFile(_dsprites_npz(tmp_path / "d.npz", classes, values))
+    ok = DSpritesFile(_dsprites_npz(tmp_path / "ok.npz"))
+    np.testing.assert_array_equal(ok.factor_values[0], [0.0, 1.0, 2.0])  # shape values of the good file
+
+
+def _dsprites_h5(path, imgs_dtype=np.uint8, imgs_group=False):
+    h5py = pytest.importorskip("h5py")
+    classes = _grid_classes()
+    with h5py.File(path, "w") as f:
+        if imgs_group:
+            f.create_group("imgs")
+        else:
+            f["imgs"] = np.zeros((len(classes), 64, 64), imgs_dtype)
+        f["latents/classes"] = classes
+        f["latents/values"] = classes.astype(np.float64)
+    return path
+
+
+def test_dsprites_hdf5_checks_match_the_npz_reader(tmp_path):
+    # before: the .hdf5 reader accepted float imgs (the .npz reader refuses them), ignored
+    # read_metadata=True silently, and an 'imgs' group raised AttributeError ('Group' has no 'shape')
+    assert len(DSpritesFile(_dsprites_h5(tmp_path / "ok.hdf5"))) == 48
+    with pytest.raises(ValueError, match="imgs must be uint8, got float32"):
+        DSpritesFile(_dsprites_h5(tmp_path / "f.hdf5", imgs_dtype=np.float32))
+    with pytest.raises(ValueError, match="read_metadata=True needs the .npz"):
+        DSpritesFile(tmp_path / "ok.hdf5", read_metadata=True)
+    with pytest.raises(ValueError, match="'imgs' is an HDF5 group"):
+        DSpritesFile(_dsprites_h5(tmp_path / "g.hdf5", imgs_group=True))

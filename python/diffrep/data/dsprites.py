@@ -292,19 +292,28 @@ class DSpritesFile(_DSpritesFactors):
             raise ValueError(f"{path}: negative entries in latents_classes")
         sizes = tuple(int(s) for s in classes.max(axis=0) + 1)
         names = FILE_NAMES
-        if read_metadata and not self._h5:
+        if read_metadata and self._h5:
+            raise ValueError(f"{path}: read_metadata=True needs the .npz file (the .hdf5 variant has no metadata "
+                             "member); drop read_metadata")
+        if read_metadata:
             meta = npzfile.load_member(path, "metadata", allow_pickle=True)[()]
             names = tuple(meta.get("latents_names", names))
             msizes = tuple(int(s) for s in meta.get("latents_sizes", sizes))
             if msizes != sizes:
                 raise ValueError(f"{path}: metadata latents_sizes {msizes} disagree with latents_classes {sizes}")
+        row = grid_row_map(classes, sizes, path)  # the grid first: a repeated row is named as such
         grid_values = []
         for k, s in enumerate(sizes):
             v = np.zeros(s)
             v[classes[:, k]] = values[:, k]
+            off = ~np.isclose(v[classes[:, k]], values[:, k], rtol=1e-6, atol=1e-9)
+            if off.any():
+                r = int(np.flatnonzero(off)[0])
+                raise ValueError(f"{path}: latents_values column {k} disagrees with latents_classes: class "
+                                 f"{classes[r, k]} has the values {float(values[r, k])!r} and {float(v[classes[r, k]])!r}")
             grid_values.append(v)
         self._setup(keep_color, item_format, grid_values, sizes, names)
-        self._row = grid_row_map(classes, sizes, path)
+        self._row = row
         self._mem = None
         self._bits = None
 
@@ -313,19 +322,22 @@ class DSpritesFile(_DSpritesFactors):
             h5py = import_h5py()
             try:
                 with h5py.File(self.path, "r") as f:
-                    classes, values = f["latents/classes"][()], f["latents/values"][()]
-                    shape = f["imgs"].shape
+                    classes, values = np.asarray(f["latents/classes"][()]), np.asarray(f["latents/values"][()])
+                    if not isinstance(f["imgs"], h5py.Dataset):
+                        raise ValueError(f"{self.path}: 'imgs' is an HDF5 group, expected a dataset")
+                    shape, dtype = f["imgs"].shape, f["imgs"].dtype
             except KeyError as exc:
                 raise ValueError(f"{self.path}: missing dataset {exc} (expected imgs, latents/classes, latents/values)") from None
             except OSError as exc:
                 raise ValueError(f"{self.path}: not a readable HDF5 file: {exc}") from exc
-            return np.asarray(classes, dtype=np.int64), np.asarray(values, dtype=np.float64), shape[0], shape
-        classes = npzfile.load_member(self.path, "latents_classes").astype(np.int64)
-        values = npzfile.load_member(self.path, "latents_values").astype(np.float64)
-        shape, _, dtype = npzfile.member_header(self.path, "imgs")
+        else:
+            classes = npzfile.load_member(self.path, "latents_classes")
+            values = npzfile.load_member(self.path, "latents_values")
+            shape, _, dtype = npzfile.member_header(self.path, "imgs")
         if dtype != np.uint8:
             raise ValueError(f"{self.path}: imgs must be uint8, got {dtype}")
-        return classes, values, shape[0] if shape else 0, shape
+        return _integer_classes(classes, self.path), np.asarray(values, dtype=np.float64), \
+            (shape[0] if shape else 0), shape
 
     def _load_images(self):
         if self._h5:
@@ -356,6 +368,18 @@ class DSpritesFile(_DSpritesFactors):
         st = self.__dict__.copy()
         st["_mem"] = None  # re-mapped in each DataLoader worker
         return st
+
+
+def _integer_classes(classes, path) -> np.ndarray:
+    """latents_classes as int64, refusing non-integer values (a cast would truncate them silently)."""
+    classes = np.asarray(classes)
+    if classes.dtype == bool or not (np.issubdtype(classes.dtype, np.integer)
+                                     or np.issubdtype(classes.dtype, np.floating)):
+        raise ValueError(f"{path}: latents_classes must be integers, got dtype {classes.dtype}")
+    if np.issubdtype(classes.dtype, np.floating) and not np.all(classes == np.round(classes)):
+        raise ValueError(f"{path}: latents_classes must be whole numbers, got non-integer values "
+                         "(is latents_values stored under that key?)")
+    return classes.astype(np.int64)
 
 
 def find_file(root) -> Path | None:
