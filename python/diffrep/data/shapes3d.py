@@ -72,6 +72,9 @@ class Shapes3DFile(GroundTruthData):
             h5py = import_h5py()
             try:
                 with h5py.File(path, "r") as f:
+                    for key in ("images", "labels"):
+                        if key in f and not isinstance(f[key], h5py.Dataset):
+                            raise ValueError(f"{path}: {key!r} is an HDF5 group, expected a dataset")
                     labels, shape, dtype = np.asarray(f["labels"][()], np.float64), f["images"].shape, f["images"].dtype
             except KeyError as exc:
                 raise ValueError(f"{path}: missing dataset {exc} (expected 'images' and 'labels')") from None
