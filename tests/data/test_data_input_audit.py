@@ -78,3 +78,28 @@ def test_dsprites_hdf5_checks_match_the_npz_reader(tmp_path):
         DSpritesFile(tmp_path / "ok.hdf5", read_metadata=True)
     with pytest.raises(ValueError, match="'imgs' is an HDF5 group"):
         DSpritesFile(_dsprites_h5(tmp_path / "g.hdf5", imgs_group=True))
+
+
+def test_shapes3d_hdf5_group_instead_of_dataset_is_a_clear_error(tmp_path):
+    # before: AttributeError: 'Group' object has no attribute 'shape'
+    h5py = pytest.importorskip("h5py")
+    from diffrep.data.shapes3d import Shapes3DFile
+
+    labels = np.stack(np.unravel_index(np.arange(64), (2,) * 6), axis=1) / 10.0
+    with h5py.File(tmp_path / "3dshapes.h5", "w") as f:
+        f.create_group("images")
+        f["labels"] = labels
+    with pytest.raises(ValueError, match="'images' is an HDF5 group"):
+        Shapes3DFile(tmp_path / "3dshapes.h5")
+
+
+def test_mpi3d_factor_sizes_must_be_ints(tmp_path):
+    # before: factor_sizes="1111125" was read digit by digit as (1, 1, 1, 1, 1, 2, 5), and 2.5 was truncated
+    # to 2 (the product error then showed sizes the caller never passed)
+    from diffrep.data.mpi3d import MPI3D
+
+    np.savez(tmp_path / "mpi3d_toy.npz", images=np.zeros((10, 4, 4, 3), np.uint8))
+    assert MPI3D(tmp_path / "mpi3d_toy.npz", factor_sizes=(1, 1, 1, 1, 1, 2, 5)).factor_sizes == (1, 1, 1, 1, 1, 2, 5)
+    for bad in ("1111125", (1, 1, 1, 1, 1, 2.5, 4), (1, 1, 1, 1, 1, True, 10)):
+        with pytest.raises(TypeError, match="factor_sizes must be a sequence of 7 ints"):
+            MPI3D(tmp_path / "mpi3d_toy.npz", factor_sizes=bad)

@@ -58,6 +58,9 @@ class MPI3D(GroundTruthData):
         if dtype != np.uint8 or len(shape) < 4 or shape[-1] != 3:
             raise ValueError(f"{path}: images must be uint8 (N, H, W, 3), got {dtype} {shape}")
         n = int(np.prod(shape[:-3]))
+        if factor_sizes is not None and (isinstance(factor_sizes, (str, bytes)) or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in factor_sizes)):
+            raise TypeError(f"factor_sizes must be a sequence of 7 ints, got {factor_sizes!r}")
         sizes = infer_layout(n) if factor_sizes is None else tuple(int(s) for s in factor_sizes)
         if len(sizes) != 7 or int(np.prod(sizes)) != n:
             raise ValueError(f"{path}: factor_sizes {sizes} must be 7 sizes whose product is N={n}")
