@@ -103,3 +103,38 @@ def test_mpi3d_factor_sizes_must_be_ints(tmp_path):
     for bad in ("1111125", (1, 1, 1, 1, 1, 2.5, 4), (1, 1, 1, 1, 1, True, 10)):
         with pytest.raises(TypeError, match="factor_sizes must be a sequence of 7 ints"):
             MPI3D(tmp_path / "mpi3d_toy.npz", factor_sizes=bad)
+
+
+def test_cifar10_non_integer_labels_refused(tmp_path):
+    # before: labels were cast with np.asarray(..., dtype=int64), so 0.5 became class 0 silently
+    import pickle
+
+    from diffrep.data.cifar10 import CIFAR10
+
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0.5, 1.0]}, f)
+    with pytest.raises(ValueError, match="'labels' must be integer classes"):
+        CIFAR10(tmp_path, "test")
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [3, 1]}, f)
+    np.testing.assert_array_equal(CIFAR10(tmp_path, "test").labels, [3, 1])
+
+
+def _idx(path, arr, code):
+    import struct
+
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape))
+        f.write(arr.astype(arr.dtype.newbyteorder(">")).tobytes())
+
+
+def test_mnist_float_label_file_refused(tmp_path):
+    # before: a float IDX label file (type 0x0D) was cast to int64, 1.5 -> class 1 silently
+    from diffrep.data.mnist import MNIST
+
+    _idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28), np.uint8), 0x08)
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([1.5, 2.0, 3.0], np.float32), 0x0D)
+    with pytest.raises(ValueError, match="labels must be an integer IDX file"):
+        MNIST(tmp_path, "test")
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([1, 2, 3], np.uint8), 0x08)
+    np.testing.assert_array_equal(MNIST(tmp_path, "test").labels, [1, 2, 3])
