@@ -138,3 +138,61 @@ def test_mnist_float_label_file_refused(tmp_path):
         MNIST(tmp_path, "test")
     _idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([1, 2, 3], np.uint8), 0x08)
     np.testing.assert_array_equal(MNIST(tmp_path, "test").labels, [1, 2, 3])
+
+
+def _png(path, h=8, w=8):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
+
+
+def test_image_folder_and_celeba_refuse_size_true(tmp_path):
+    # before: size=True passed the int check and gave 1x1 images
+    from diffrep.data.celeba import CelebA
+    from diffrep.data.image_folder import ImageFolder
+
+    _png(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        ImageFolder(tmp_path, size=True)
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        CelebA(tmp_path, size=True)
+
+
+def _celeba(root, names):
+    (root / "img_align_celeba").mkdir(parents=True)
+    header = " ".join(f"A{i}" for i in range(40))
+    rows = "".join(f"{n} " + " ".join(["1"] * 40) + "\n" for n in names)
+    (root / "list_attr_celeba.txt").write_text(f"{len(names)}\n{header}\n{rows}")
+    (root / "list_eval_partition.txt").write_text("".join(f"{n} 0\n" for n in set(names)))
+    for n in set(names):
+        _png(root / "img_align_celeba" / n, 218, 178)
+
+
+def test_celeba_attribute_file_listing_an_image_twice_refused(tmp_path):
+    # before: the image was taken twice (a silently duplicated example, and len() too large)
+    from diffrep.data.celeba import CelebA
+
+    _celeba(tmp_path / "dup", ["000001.jpg", "000001.jpg"])
+    with pytest.raises(ValueError, match="'000001.jpg' is listed more than once"):
+        CelebA(tmp_path / "dup", split="all")
+    _celeba(tmp_path / "ok", ["000002.jpg", "000001.jpg"])
+    assert CelebA(tmp_path / "ok", split="all").files == ["000001.jpg", "000002.jpg"]
+
+
+def test_cars3d_duplicate_cars_and_unreadable_mat(tmp_path):
+    # before: a car listed twice became two identical "objects" (object factor of size 2); a damaged .mat
+    # raised scipy's MatReadError ("Mat file appears to be truncated") without the file's name
+    pytest.importorskip("scipy")
+    from scipy.io import savemat
+
+    from diffrep.data.cars3d import Cars3D
+
+    savemat(tmp_path / "car1.mat", {"im": np.zeros((8, 8, 3, 24, 4), np.uint8)})
+    (tmp_path / "list.txt").write_text("car1\ncar1\n")
+    with pytest.raises(ValueError, match="'car1' is listed more than once"):
+        Cars3D(tmp_path, size=8)
+    (tmp_path / "list.txt").write_text("car1\n")
+    assert Cars3D(tmp_path, size=8).images([0]).shape == (1, 8, 8, 3)
+    (tmp_path / "car1.mat").write_text("junk")
+    with pytest.raises(ValueError, match="car1.mat: not a readable MATLAB file"):
+        Cars3D(tmp_path, size=8).images([0])
