@@ -196,3 +196,31 @@ def test_cars3d_duplicate_cars_and_unreadable_mat(tmp_path):
     (tmp_path / "car1.mat").write_text("junk")
     with pytest.raises(ValueError, match="car1.mat: not a readable MATLAB file"):
         Cars3D(tmp_path, size=8).images([0])
+
+
+def test_boolean_dataset_options_refuse_strings(tmp_path):
+    # before: each was passed through bool(), so keep_color="no" KEPT the color factor, in_memory="false"
+    # loaded the file into memory, etc.
+    import diffrep.data as D
+    from diffrep.data.mpi3d import MPI3D
+    from diffrep.data.shapes3d import Shapes3DFile
+
+    with pytest.raises(TypeError, match="keep_color must be True or False"):
+        D.load("dsprites", source="procedural", keep_color="no")
+    with pytest.raises(TypeError, match="cache must be True or False"):
+        D.load("dsprites", source="procedural", cache="false")
+    with pytest.raises(TypeError, match="jitter must be True or False"):
+        D.load("disks", jitter="yes")
+    p = _dsprites_npz(tmp_path / "d.npz")
+    with pytest.raises(TypeError, match="keep_color must be True or False"):
+        DSpritesFile(p, keep_color="no")
+    with pytest.raises(TypeError, match="read_metadata must be True or False"):
+        DSpritesFile(p, read_metadata="no")
+    assert DSpritesFile(p, keep_color=np.bool_(True)).factor_names[0] == "color"
+    np.savez(tmp_path / "mpi3d_toy.npz", images=np.zeros((10, 4, 4, 3), np.uint8))
+    with pytest.raises(TypeError, match="in_memory must be True or False"):
+        MPI3D(tmp_path / "mpi3d_toy.npz", factor_sizes=(1, 1, 1, 1, 1, 2, 5), in_memory="no")
+    labels = np.stack(np.unravel_index(np.arange(64), (2,) * 6), axis=1) / 10.0
+    np.savez(tmp_path / "3dshapes.npz", images=np.zeros((64, 4, 4, 3), np.uint8), labels=labels)
+    with pytest.raises(TypeError, match="in_memory must be True or False"):
+        Shapes3DFile(tmp_path / "3dshapes.npz", in_memory="no")

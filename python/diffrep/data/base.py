@@ -361,6 +361,14 @@ def _check_count(num) -> int:
     return int(num)
 
 
+def check_flag(value, name: str) -> bool:
+    """A boolean option (``True``/``False``, numpy bools too). Anything else is a TypeError: a string such as
+    ``"no"`` would otherwise be truthy and switch the option on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import GroundTruthData, LRUCache, as_generator, check_item_format
+from .base import GroundTruthData, LRUCache, as_generator, check_flag, check_item_format
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Disks(GroundTruthData):
         if overrides:
             cfg = DisksConfig(**{**cfg.__dict__, **overrides})
         cfg.validate()
-        self.config, self.jitter, self.seed = cfg, bool(jitter), int(seed)
+        self.config, self.jitter, self.seed = cfg, check_flag(jitter, "jitter"), int(seed)
         self.item_format = check_item_format(item_format)
         bx, by, bb = (int(b) for b in cfg.bins)
         values = [np.linspace(*cfg.x_range, bx), np.linspace(*cfg.y_range, by), np.linspace(*cfg.background_range, bb)]

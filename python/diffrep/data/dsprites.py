@@ -26,7 +26,7 @@ import numpy as np
 
 from .._progress import progress
 from . import npzfile
-from .base import GroundTruthData, check_item_format, grid_row_map, import_h5py, missing_file_error
+from .base import GroundTruthData, check_flag, check_item_format, grid_row_map, import_h5py, missing_file_error
 
 FILE_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FILE_SIZES = (1, 3, 6, 40, 32, 32)
@@ -199,7 +199,7 @@ class _DSpritesFactors(GroundTruthData):
 
     def _setup(self, keep_color: bool, item_format: str, values=None, sizes=FILE_SIZES, names=FILE_NAMES):
         self.item_format = check_item_format(item_format)
-        self.keep_color = bool(keep_color)
+        self.keep_color = keep_color = check_flag(keep_color, "keep_color")
         values = file_factor_values() if values is None else values
         self._file_sizes = tuple(sizes)
         first = 0 if keep_color else 1
@@ -222,6 +222,7 @@ class DSprites(_DSpritesFactors):
     source = "procedural"
 
     def __init__(self, keep_color: bool = False, item_format: str = "pm1", cache: bool = True):
+        cache = check_flag(cache, "cache")
         self._setup(keep_color, item_format)
         self._cache = np.zeros((len(self), SIZE * SIZE // 8), dtype=np.uint8) if cache else None
         self._done = np.zeros(len(self), dtype=bool) if cache else None
@@ -280,6 +281,7 @@ class DSpritesFile(_DSpritesFactors):
         if not path.is_file():
             raise missing_file_error("dsprites", [NPZ_NAME, HDF5_NAME], path.parent)
         self.path = path
+        read_metadata = check_flag(read_metadata, "read_metadata")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
         classes, values, n_imgs, img_shape = self._read_latents()
         if classes.ndim != 2 or classes.shape[1] != 6 or values.shape != classes.shape:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._progress import progress
 from . import npzfile
-from .base import GroundTruthData, LRUCache, check_item_format, grid_row_map, import_h5py, missing_file_error
+from .base import (GroundTruthData, LRUCache, check_flag, check_item_format, grid_row_map, import_h5py,
+                   missing_file_error)
 
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SIZES = (10, 10, 10, 8, 4, 15)
@@ -65,7 +66,7 @@ class Shapes3DFile(GroundTruthData):
         path = Path(path)
         if not path.is_file():
             raise missing_file_error("shapes3d", [H5_NAME, *NPZ_NAMES], path.parent)
-        self.path, self.item_format, self.in_memory = path, check_item_format(item_format), bool(in_memory)
+        self.path, self.item_format, self.in_memory = path, check_item_format(item_format), check_flag(in_memory, "in_memory")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
         self._file = self._pid = self._arr = None
         if self._h5:
