@@ -51,3 +51,17 @@ def test_dataset_listed_twice_is_named():
     # before: the error blamed grid values ("two cells share the folder ... two grid values print the same")
     with pytest.raises(StudyError, match="datasets lists 'dsprites' twice"):
         parse_study(study_dict(datasets=["dsprites", "dsprites"]))
+
+
+def test_slurm_array_step_is_checked():
+    # before: SLURM_ARRAY_TASK_STEP="x" raised a bare int() ValueError and "0" a ZeroDivisionError; a task id
+    # off the MIN + k * STEP lattice was floored onto a neighbour's rank (task 4 of 0,3,6 ran rank 1's cells)
+    from diffrep.study.runner import shard_from_env
+
+    base = {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "3"}
+    assert shard_from_env(None, None, env={**base, "SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_STEP": "3"}) == (2, 3)
+    with pytest.raises(StudyError, match="not integers"):
+        shard_from_env(None, None, env={**base, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_STEP": "x"})
+    for task, step in (("0", "0"), ("4", "3"), ("9", "3")):
+        with pytest.raises(StudyError, match="is not one of MIN"):
+            shard_from_env(None, None, env={**base, "SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_STEP": step})
