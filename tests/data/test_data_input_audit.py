@@ -224,3 +224,27 @@ def test_boolean_dataset_options_refuse_strings(tmp_path):
     np.savez(tmp_path / "3dshapes.npz", images=np.zeros((64, 4, 4, 3), np.uint8), labels=labels)
     with pytest.raises(TypeError, match="in_memory must be True or False"):
         Shapes3DFile(tmp_path / "3dshapes.npz", in_memory="no")
+
+
+def test_disks_options_are_checked():
+    # before: foreground=2 / background_range=(0, 5) rendered images outside [0, 1] (the dataset contract);
+    # bins=(2.5, 2, 2) was truncated to 2; hard_edge="no" drew a HARD disk; seed=1.7 was truncated and
+    # seed=-1 failed only at the first render with numpy's "expected non-negative integer"
+    from diffrep.data.disks import Disks, DisksTensorDataset
+
+    ok = Disks(size=8, radius=2.0, transition=1.0, x_range=(3.0, 4.0), y_range=(3.0, 4.0), bins=(2, 2, 2))
+    assert 0.0 <= ok.observations(np.arange(len(ok))).min() and ok.observations(np.arange(len(ok))).max() <= 1.0
+    for kw, msg in (({"foreground": 2.0}, "foreground must be an intensity in"),
+                    ({"background_range": (0.0, 5.0)}, "background_range must lie in"),
+                    ({"bins": (2.5, 2, 2)}, "bins must be three ints"),
+                    ({"bins": (True, 2, 2)}, "bins must be three ints")):
+        with pytest.raises(ValueError, match=msg):
+            Disks(**kw)
+    with pytest.raises(TypeError, match="hard_edge must be True or False"):
+        Disks(hard_edge="no")
+    for seed in (1.7, -1):
+        with pytest.raises((TypeError, ValueError), match="seed"):
+            Disks(jitter=True, seed=seed)
+    # before: num_images=0 failed inside numpy ("cannot reshape array of size 0 into shape (0,newaxis)")
+    with pytest.raises(ValueError, match="num_images"):
+        DisksTensorDataset(num_images=0)
