@@ -188,6 +188,8 @@ class ImageDataset(torch.utils.data.Dataset):
         """``ds[i]`` -> (image, target); ``ds[list or array or slice]`` -> stacked (images, targets)."""
         if isinstance(index, slice):
             return self.get_batch(np.arange(len(self))[index])
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError(f"index must be an int, a sequence of ints or a slice, got {type(index).__name__}")
         if isinstance(index, (int, np.integer)) or (torch.is_tensor(index) and index.ndim == 0):
             x, y = self.get_batch([int(index)])
             return x[0], y[0]
