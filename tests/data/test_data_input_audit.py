@@ -248,3 +248,36 @@ def test_disks_options_are_checked():
     # before: num_images=0 failed inside numpy ("cannot reshape array of size 0 into shape (0,newaxis)")
     with pytest.raises(ValueError, match="num_images"):
         DisksTensorDataset(num_images=0)
+
+
+def _array_ds():
+    from diffrep.data import ArrayGroundTruthData
+
+    imgs = np.arange(4 * 4 * 4, dtype=np.uint8).reshape(4, 4, 4, 1)
+    return ArrayGroundTruthData(imgs, ("a", "b"), (2, 2))
+
+
+def test_bool_item_index_refused():
+    # before: ds[True] was item 1 (bool is an int subclass), ds[False] item 0
+    ds = _array_ds()
+    assert ds[1][1].tolist() == [0, 1]
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[True]
+
+
+def test_pooled_factor_larger_than_the_images_refused():
+    # before: a RuntimeError from torch's max_pool2d at the first item ("Output size is too small")
+    from diffrep.data.pooled import Pooled
+
+    ds = _array_ds()
+    assert Pooled(ds, 4)[0][0].shape == (1, 1, 1)
+    with pytest.raises(ValueError, match="factor 5 exceeds the 4x4 images"):
+        Pooled(ds, 5)
+
+
+def test_sampler_rank_true_refused():
+    # before: rank=True passed the int check and ran rank 1's share
+    from diffrep.data.sampling import EpochBatchSampler
+
+    with pytest.raises(ValueError, match="rank"):
+        EpochBatchSampler(10, 2, rank=True, world_size=2)

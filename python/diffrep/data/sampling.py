@@ -57,7 +57,7 @@ class EpochBatchSampler(Sampler):
             world_size = num_replicas
         n, batch_size = non_negative_int(n, "n"), positive_int(batch_size, "batch_size")
         world_size = positive_int(world_size, "world_size")
-        if not (isinstance(rank, int) and 0 <= rank < world_size):
+        if not (isinstance(rank, int) and not isinstance(rank, bool) and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
