@@ -65,3 +65,23 @@ def test_slurm_array_step_is_checked():
     for task, step in (("0", "0"), ("4", "3"), ("9", "3")):
         with pytest.raises(StudyError, match="is not one of MIN"):
             shard_from_env(None, None, env={**base, "SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_STEP": step})
+
+
+def test_report_names_the_study_file_when_its_report_metrics_are_unknown(tmp_path):
+    # before: "--metrics: ['dci'] not in the results" although no --metrics was passed (the names came from
+    # the study file's report.metrics)
+    import json
+
+    from diffrep.study import write_report
+    from diffrep.study.runner import _record_study
+
+    st = parse_study(study_dict(seeds=[0], eval={"metrics": ["mig"]}, report={"metrics": ["dci"]}), "s.yaml")
+    _record_study(st, tmp_path)
+    for c in st.cells:
+        (tmp_path / c.folder).mkdir(parents=True)
+        (tmp_path / c.folder / "metrics.json").write_text(json.dumps({"scores": {"mig": 0.5}, "train": {}}))
+        (tmp_path / c.folder / "done.json").write_text(json.dumps({"hash": c.hash}))
+    with pytest.raises(StudyError, match=r"report.metrics \(s.yaml\): \['dci'\] not in the results; known: mig"):
+        write_report(tmp_path, plots=False)
+    with pytest.raises(StudyError, match=r"^--metrics: \['sap'\]"):
+        write_report(tmp_path, metrics=["sap"], plots=False)
