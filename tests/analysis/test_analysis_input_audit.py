@@ -72,3 +72,21 @@ def test_traversal_grid_and_frames_check_values_and_dims():
                 fn(_decode, z, [0.0, 1.0], dims=dims)
     frames = traversal_frames(_decode, z, np.array([0.5, 1.0]), dims=[0], padding=0)
     assert [float(f.mean()) for f in frames] == [0.5, 1.0]
+
+
+def test_analysis_seeds_must_be_non_negative_ints():
+    # before: seeded(1.7) used seed 1, seeded(True) seed 1 and seeded(-1) the wrapped seed 2**64 - 1;
+    # eps_mse_by_band(seed=-1) ran (and reported seed -1)
+    from diffrep.analysis.encoding import seeded
+    from diffrep.analysis.sami_validation import eps_mse_by_band
+    from helpers import tiny_sami
+
+    assert seeded(None) is None
+    assert torch.equal(torch.rand(3, generator=seeded(5)), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    for bad in (1.7, True, -1):
+        with pytest.raises(ValueError, match="seed must be a non-negative int"):
+            seeded(bad)
+    m = tiny_sami()
+    x = torch.zeros(2, *m.image_shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        eps_mse_by_band(m, x, num_bands=2, seed=-1)
