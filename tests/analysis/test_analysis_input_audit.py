@@ -90,3 +90,19 @@ def test_analysis_seeds_must_be_non_negative_ints():
     x = torch.zeros(2, *m.image_shape, dtype=torch.float64)
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         eps_mse_by_band(m, x, num_bands=2, seed=-1)
+
+
+def test_posterior_geometry_checks_timesteps_and_alphas():
+    # before: timesteps=[2.5] was truncated to step 2 silently, and a NaN alpha failed deep inside
+    # log_posterior ("z, mu or logvar contains NaN or infinite values")
+    from diffrep.analysis.posterior_geometry import perturb_low_variance_axes, posterior_variance_spectrum
+    from helpers import tiny_sami
+
+    m = tiny_sami()
+    x = torch.zeros(1, *m.image_shape, dtype=torch.float64)
+    assert posterior_variance_spectrum(m, x, timesteps=[2], num_noise=2)["timesteps"] == [2]
+    for bad in ([2.5], [True]):
+        with pytest.raises(ValueError, match="timesteps must be integer steps"):
+            posterior_variance_spectrum(m, x, timesteps=bad, num_noise=2)
+    with pytest.raises(ValueError, match="alphas must be a non-empty list of finite numbers"):
+        perturb_low_variance_axes(m, x, alphas=[0.0, NAN])
