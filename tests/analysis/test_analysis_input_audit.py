@@ -106,3 +106,26 @@ def test_posterior_geometry_checks_timesteps_and_alphas():
             posterior_variance_spectrum(m, x, timesteps=bad, num_noise=2)
     with pytest.raises(ValueError, match="alphas must be a non-empty list of finite numbers"):
         perturb_low_variance_axes(m, x, alphas=[0.0, NAN])
+
+
+def test_training_curves_name_a_malformed_metrics_line(tmp_path):
+    # before: json.JSONDecodeError ("Expecting value: line 1 column 1") without the file or its line number
+    pytest.importorskip("matplotlib")
+    from diffrep.viz.curves import training_curves
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not a JSON record"):
+        training_curves(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"line 2 is not a JSON object"):
+        training_curves(tmp_path)
+
+
+def test_save_gif_checks_loop(tmp_path):
+    # before: loop=-1 raised PIL's OverflowError "can't convert negative int to unsigned"
+    from diffrep.viz.grids import save_gif
+
+    assert save_gif([torch.zeros(3, 4, 4)], tmp_path / "a.gif", loop=2).is_file()
+    for bad in (-1, 70000, 1.5):
+        with pytest.raises(ValueError, match="loop must be an int"):
+            save_gif([torch.zeros(3, 4, 4)], tmp_path / "b.gif", loop=bad)
