@@ -281,3 +281,15 @@ def test_sampler_rank_true_refused():
 
     with pytest.raises(ValueError, match="rank"):
         EpochBatchSampler(10, 2, rank=True, world_size=2)
+
+
+def test_array_ground_truth_data_float_images_must_be_in_unit_range():
+    # before: float images in 0..255 (or [-1, 1], or with NaN) were accepted and read as [0, 1] intensities,
+    # so observations and ds[i] came out scaled wrongly without a sign
+    from diffrep.data import ArrayGroundTruthData
+
+    ok = ArrayGroundTruthData(np.full((2, 1, 1, 1), 0.5, np.float32), ("a",), (2,))
+    assert ok[0][0].item() == 0.0  # 0.5 -> pm1 0.0
+    for bad in (np.full((2, 1, 1, 1), 255.0), np.full((2, 1, 1, 1), -1.0), np.full((2, 1, 1, 1), np.nan)):
+        with pytest.raises(ValueError, match=r"float images must be finite and in \[0, 1\]"):
+            ArrayGroundTruthData(bad, ("a",), (2,))

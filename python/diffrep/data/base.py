@@ -348,6 +348,12 @@ class ArrayGroundTruthData(GroundTruthData):
             raise ValueError(f"images must be (N={len(self)}, H, W, C), got {images.shape}")
         if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
             raise TypeError(f"images must be uint8 or float, got {images.dtype}")
+        if images.dtype != np.uint8 and images.size and not (np.isfinite(images).all() and images.min() >= 0
+                                                             and images.max() <= 1):
+            # float images are read as [0, 1] intensities (observations, item formats): 0..255 or [-1, 1]
+            # data would be scaled wrongly without a sign
+            raise ValueError(f"float images must be finite and in [0, 1], got the range [{images.min()}, "
+                             f"{images.max()}] (pass uint8 for 0..255 data)")
         self._data = images
         self.item_format = check_item_format(item_format)
 
