@@ -107,8 +107,8 @@ class LRUCache:
     """A small bounded cache of per-index images (used by the procedural renderers)."""
 
     def __init__(self, capacity: int):
-        if capacity < 0:
-            raise ValueError(f"cache capacity must be >= 0, got {capacity}")
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 0:
+            raise ValueError(f"cache capacity (cache_size) must be an int >= 0, got {capacity!r}")
         self.capacity = int(capacity)
         self._d: OrderedDict[int, np.ndarray] = OrderedDict()
 
