@@ -293,3 +293,23 @@ def test_array_ground_truth_data_float_images_must_be_in_unit_range():
     for bad in (np.full((2, 1, 1, 1), 255.0), np.full((2, 1, 1, 1), -1.0), np.full((2, 1, 1, 1), np.nan)):
         with pytest.raises(ValueError, match=r"float images must be finite and in \[0, 1\]"):
             ArrayGroundTruthData(bad, ("a",), (2,))
+
+
+def test_sampler_flags_cache_sizes_and_binarize_seeds_are_checked():
+    # before: shuffle="no" / drop_last="no" were bool() -> True; cache_size=True / 1.5 gave a 1-image cache
+    # (int() truncation); Digits(seed=True) and set_epoch(True) were read as 1
+    import diffrep.data as D
+    from diffrep.data.sampling import EpochBatchSampler
+
+    assert list(EpochBatchSampler(4, 2, shuffle=False)) == [[0, 1], [2, 3]]
+    for kw in ({"shuffle": "no"}, {"drop_last": "no"}):
+        with pytest.raises(TypeError, match="must be True or False"):
+            EpochBatchSampler(4, 2, **kw)
+    for bad in (True, 1.5):
+        with pytest.raises(ValueError, match="cache_size"):
+            D.load("disks", cache_size=bad)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        D.load("digits", binarize="static", seed=True)
+    d = D.load("digits", binarize="dynamic")
+    with pytest.raises(ValueError, match="epoch must be a non-negative int"):
+        d.set_epoch(True)
