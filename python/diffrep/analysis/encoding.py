@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
 
@@ -30,8 +30,9 @@ def model_images(model: SAMI, x, name: str = "images") -> torch.Tensor:
 
 
 def seeded(seed) -> torch.Generator | None:
-    """A CPU generator seeded with ``seed`` (None: the global RNG)."""
-    return None if seed is None else torch.Generator().manual_seed(int(seed))
+    """A CPU generator seeded with ``seed`` (None: the global RNG); ``seed`` an int >= 0 (a float, a bool or a
+    negative seed is refused rather than truncated or wrapped)."""
+    return None if seed is None else torch.Generator().manual_seed(non_negative_int(seed, "seed"))
 
 
 def encode_batched(model: SAMI, images, batch_size: int = 256, *, with_logvar: bool = False):

@@ -132,4 +132,6 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size < 2:
         raise ValueError(f"a and b must be 1-D sequences of the same length >= 2, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("a and b must be finite (a NaN makes the rank correlation NaN)")
     return float(spearmanr(a, b).statistic)

@@ -4,6 +4,7 @@ its axes (10.4)."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -33,6 +34,9 @@ def posterior_variance_spectrum(model: SAMI, image, timesteps: Sequence[int] | N
         raise ValueError(f"image must be a single image [1, C, H, W], got batch {x.shape[0]}")
     positive_int(num_noise, "num_noise")
     T = model.schedule.num_timesteps
+    if timesteps is not None and not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+                                         for t in timesteps):
+        raise ValueError(f"timesteps must be integer steps in [0, {T - 1}], got {list(timesteps)}")
     ts = list(np.linspace(0, T - 1, 10).round().astype(int)) if timesteps is None else [int(t) for t in timesteps]
     if not ts or any(not 0 <= t < T for t in ts):
         raise ValueError(f"timesteps must lie in [0, {T - 1}], got {ts}")
@@ -74,8 +78,8 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
     if x.shape[0] != 1:
         raise ValueError("image must be a single image [1, C, H, W]")
     alphas = [float(a) for a in alphas]
-    if not alphas:
-        raise ValueError("alphas must be non-empty")
+    if not alphas or not all(math.isfinite(a) for a in alphas):
+        raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas}")
     with torch.no_grad():
         mu, lv = model.posterior(x)
     sd = (0.5 * lv[0]).exp()

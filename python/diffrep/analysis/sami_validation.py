@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int
 from ..methods.sami import SAMI
 from .encoding import check_model, model_images
 
@@ -54,7 +54,7 @@ def eps_mse_by_band(model: SAMI, images, *, num_bands: int = 8, seed: int = 0) -
     model = check_model(model)
     x = model_images(model, images)
     T = model.schedule.num_timesteps
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(non_negative_int(seed, "seed"))
     S, B, d = model.config.train_samples, x.shape[0], model.latent_dim
 
     def draw(lo, hi):

@@ -82,6 +82,8 @@ def traversal_values(codes, num: int = 7, q: float = 0.02) -> torch.Tensor:
     """(d, num) values per latent: ``num`` points evenly spaced between the q and 1 - q quantiles of
     that latent over ``codes`` (n, d)."""
     c = _matrix(codes, "codes").double()
+    if not torch.isfinite(c).all():
+        raise ValueError("codes: contains NaN or inf (the quantiles, and so every traversal value, would be NaN)")
     if not isinstance(num, int) or num < 2:
         raise ValueError(f"num must be an int >= 2, got {num!r}")
     if not 0 <= q < 0.5:
@@ -122,6 +124,8 @@ def image_centroids(images: torch.Tensor, value_range: tuple[float, float] = (-1
     lo, hi = value_range
     if not lo < hi:
         raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or inf (their centroid would read as NaN, the empty-image value)")
     w = ((images.detach().double() - lo) / (hi - lo)).clamp(0, 1).mean(1)  # [n, H, W]
     H, W = w.shape[-2:]
     ys = torch.arange(H, dtype=torch.float64) + 0.5

@@ -25,6 +25,8 @@ def variability(samples) -> dict:
     x = torch.as_tensor(samples).double()
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"samples must be [N >= 2, ...], got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("samples contain NaN or inf")
     x = x.flatten(1)
     sq = ((x - x.mean(0, keepdim=True)) ** 2).sum(1)
     D = x.shape[1]

@@ -107,8 +107,8 @@ class LRUCache:
     """A small bounded cache of per-index images (used by the procedural renderers)."""
 
     def __init__(self, capacity: int):
-        if capacity < 0:
-            raise ValueError(f"cache capacity must be >= 0, got {capacity}")
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 0:
+            raise ValueError(f"cache capacity (cache_size) must be an int >= 0, got {capacity!r}")
         self.capacity = int(capacity)
         self._d: OrderedDict[int, np.ndarray] = OrderedDict()
 
@@ -188,6 +188,8 @@ class ImageDataset(torch.utils.data.Dataset):
         """``ds[i]`` -> (image, target); ``ds[list or array or slice]`` -> stacked (images, targets)."""
         if isinstance(index, slice):
             return self.get_batch(np.arange(len(self))[index])
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError(f"index must be an int, a sequence of ints or a slice, got {type(index).__name__}")
         if isinstance(index, (int, np.integer)) or (torch.is_tensor(index) and index.ndim == 0):
             x, y = self.get_batch([int(index)])
             return x[0], y[0]
@@ -346,6 +348,12 @@ class ArrayGroundTruthData(GroundTruthData):
             raise ValueError(f"images must be (N={len(self)}, H, W, C), got {images.shape}")
         if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
             raise TypeError(f"images must be uint8 or float, got {images.dtype}")
+        if images.dtype != np.uint8 and images.size and not (np.isfinite(images).all() and images.min() >= 0
+                                                             and images.max() <= 1):
+            # float images are read as [0, 1] intensities (observations, item formats): 0..255 or [-1, 1]
+            # data would be scaled wrongly without a sign
+            raise ValueError(f"float images must be finite and in [0, 1], got the range [{images.min()}, "
+                             f"{images.max()}] (pass uint8 for 0..255 data)")
         self._data = images
         self.item_format = check_item_format(item_format)
 
@@ -359,6 +367,14 @@ def _check_count(num) -> int:
     if num < 0:
         raise ValueError(f"num must be >= 0, got {num}")
     return int(num)
+
+
+def check_flag(value, name: str) -> bool:
+    """A boolean option (``True``/``False``, numpy bools too). Anything else is a TypeError: a string such as
+    ``"no"`` would otherwise be truthy and switch the option on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_choice(name: str, value, choices) -> None:

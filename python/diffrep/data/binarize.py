@@ -59,13 +59,13 @@ class BinarizeMixin:
 
     def _init_binarize(self, mode, seed: int) -> None:
         self.binarize_mode = check_mode(mode)
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed, self.epoch = int(seed), 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the dynamic-binarisation sample for this epoch (call it with the sampler's epoch)."""
-        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         self.epoch = int(epoch)
 

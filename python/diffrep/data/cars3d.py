@@ -47,6 +47,9 @@ class Cars3D(GroundTruthData):
         names = [ln.strip() for ln in (folder / "list.txt").read_text().splitlines() if ln.strip()]
         if not names:
             raise ValueError(f"{folder / 'list.txt'}: lists no car files")
+        if len(set(names)) != len(names):
+            dup = next(n for k, n in enumerate(names) if n in names[:k])
+            raise ValueError(f"{folder / 'list.txt'}: car {dup!r} is listed more than once")
         missing = [n for n in names if not (folder / f"{n}.mat").is_file()]
         if missing:
             raise missing_file_error("cars3d", [f"{missing[0]}.mat (+{len(missing) - 1} more)"], folder)
@@ -60,13 +63,14 @@ class Cars3D(GroundTruthData):
         if k in self._loaded:
             return self._loaded[k]
         from scipy.io import loadmat
+        from scipy.io.matlab import MatReadError
 
         path = self.folder / f"{self.cars[k]}.mat"
         try:
             im = loadmat(path)["im"]
         except KeyError:
             raise ValueError(f"{path}: no 'im' array in the .mat file") from None
-        except (ValueError, OSError, TypeError) as exc:
+        except (MatReadError, ValueError, OSError, TypeError) as exc:
             raise ValueError(f"{path}: not a readable MATLAB file: {exc}") from exc
         if im.dtype != np.uint8 or im.ndim != 5 or im.shape[2:] != (3, 24, 4):
             raise ValueError(f"{path}: 'im' must be uint8 (H, W, 3, 24, 4), got {im.dtype} {im.shape}")

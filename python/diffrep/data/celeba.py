@@ -68,6 +68,10 @@ def read_attributes(path) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
     bad = next((r for r in rows if len(r) != 41), None)
     if bad is not None:
         raise ValueError(f"{path}: row for {bad[0]!r} has {len(bad) - 1} values, expected 40")
+    seen: set[str] = set()
+    dup = next((r[0] for r in rows if r[0] in seen or seen.add(r[0])), None)
+    if dup is not None:
+        raise ValueError(f"{path}: image {dup!r} is listed more than once")
     try:
         vals = np.array([[int(v) for v in r[1:]] for r in rows], dtype=np.int64).reshape(len(rows), 40)
     except ValueError as exc:
@@ -111,7 +115,7 @@ class CelebA(ImageDataset):
         check_choice("split", split, SPLITS)
         check_num_images(num_images)
         check_choice("crop", crop, ("diffae", "center", "none"))
-        if not isinstance(size, (int, np.integer)) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         self.item_format = check_item_format(item_format)
         root = Path(root)

@@ -36,7 +36,7 @@ def read_batch(path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="latin1")
-        data, labels = np.asarray(_get(d, "data")), np.asarray(_get(d, "labels"), dtype=np.int64)
+        data, labels = np.asarray(_get(d, "data")), np.asarray(_get(d, "labels"))
     except FileNotFoundError:
         raise
     except KeyError as exc:
@@ -45,6 +45,9 @@ def read_batch(path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not a readable CIFAR-10 pickle batch: {exc}") from exc
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{path}: 'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}")
+    if labels.size and (labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"{path}: 'labels' must be integer classes 0..9, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
     if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
         raise ValueError(f"{path}: 'labels' must hold {data.shape[0]} classes in 0..9")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels

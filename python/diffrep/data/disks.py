@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import GroundTruthData, LRUCache, as_generator, check_item_format
+from .._checks import non_negative_int, positive_int
+from .base import GroundTruthData, LRUCache, as_generator, check_flag, check_item_format
 
 
 @dataclass
@@ -53,8 +54,15 @@ class DisksConfig:
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
-        if len(self.bins) != 3 or any(int(b) < 1 for b in self.bins):
+        # images are float32 in [0, 1] (docs/data.md#conventions): both intensities must lie there
+        if not 0.0 <= self.foreground <= 1.0:
+            raise ValueError(f"foreground must be an intensity in [0, 1], got {self.foreground}")
+        if not 0.0 <= self.background_range[0] <= self.background_range[1] <= 1.0:
+            raise ValueError(f"background_range must lie in [0, 1] (intensities), got {tuple(self.background_range)}")
+        if len(self.bins) != 3 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1
+                                      for b in self.bins):
             raise ValueError(f"bins must be three ints >= 1, got {self.bins}")
+        check_flag(self.hard_edge, "hard_edge")
 
 
 def render_disks(x, y, background, cfg: DisksConfig | None = None) -> np.ndarray:
@@ -92,7 +100,7 @@ class Disks(GroundTruthData):
         if overrides:
             cfg = DisksConfig(**{**cfg.__dict__, **overrides})
         cfg.validate()
-        self.config, self.jitter, self.seed = cfg, bool(jitter), int(seed)
+        self.config, self.jitter, self.seed = cfg, check_flag(jitter, "jitter"), non_negative_int(seed, "seed")
         self.item_format = check_item_format(item_format)
         bx, by, bb = (int(b) for b in cfg.bins)
         values = [np.linspace(*cfg.x_range, bx), np.linspace(*cfg.y_range, by), np.linspace(*cfg.background_range, bb)]
@@ -156,6 +164,7 @@ class DisksTensorDataset(torch.utils.data.Dataset):
     continuous uniform draws of the :func:`disks_geometry` disks (the SAMI training set)."""
 
     def __init__(self, num_images: int = 2000, size: int = 32, seed: int = 0):
+        positive_int(num_images, "num_images")
         ds = disks_geometry(size)
         values, images = ds.sample_continuous(num_images, np.random.default_rng(seed))
         self.disks = ds

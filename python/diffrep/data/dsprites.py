@@ -26,7 +26,7 @@ import numpy as np
 
 from .._progress import progress
 from . import npzfile
-from .base import GroundTruthData, check_item_format, grid_row_map, import_h5py, missing_file_error
+from .base import GroundTruthData, check_flag, check_item_format, grid_row_map, import_h5py, missing_file_error
 
 FILE_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FILE_SIZES = (1, 3, 6, 40, 32, 32)
@@ -199,7 +199,7 @@ class _DSpritesFactors(GroundTruthData):
 
     def _setup(self, keep_color: bool, item_format: str, values=None, sizes=FILE_SIZES, names=FILE_NAMES):
         self.item_format = check_item_format(item_format)
-        self.keep_color = bool(keep_color)
+        self.keep_color = keep_color = check_flag(keep_color, "keep_color")
         values = file_factor_values() if values is None else values
         self._file_sizes = tuple(sizes)
         first = 0 if keep_color else 1
@@ -222,6 +222,7 @@ class DSprites(_DSpritesFactors):
     source = "procedural"
 
     def __init__(self, keep_color: bool = False, item_format: str = "pm1", cache: bool = True):
+        cache = check_flag(cache, "cache")
         self._setup(keep_color, item_format)
         self._cache = np.zeros((len(self), SIZE * SIZE // 8), dtype=np.uint8) if cache else None
         self._done = np.zeros(len(self), dtype=bool) if cache else None
@@ -280,6 +281,7 @@ class DSpritesFile(_DSpritesFactors):
         if not path.is_file():
             raise missing_file_error("dsprites", [NPZ_NAME, HDF5_NAME], path.parent)
         self.path = path
+        read_metadata = check_flag(read_metadata, "read_metadata")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
         classes, values, n_imgs, img_shape = self._read_latents()
         if classes.ndim != 2 or classes.shape[1] != 6 or values.shape != classes.shape:
@@ -292,19 +294,28 @@ class DSpritesFile(_DSpritesFactors):
             raise ValueError(f"{path}: negative entries in latents_classes")
         sizes = tuple(int(s) for s in classes.max(axis=0) + 1)
         names = FILE_NAMES
-        if read_metadata and not self._h5:
+        if read_metadata and self._h5:
+            raise ValueError(f"{path}: read_metadata=True needs the .npz file (the .hdf5 variant has no metadata "
+                             "member); drop read_metadata")
+        if read_metadata:
             meta = npzfile.load_member(path, "metadata", allow_pickle=True)[()]
             names = tuple(meta.get("latents_names", names))
             msizes = tuple(int(s) for s in meta.get("latents_sizes", sizes))
             if msizes != sizes:
                 raise ValueError(f"{path}: metadata latents_sizes {msizes} disagree with latents_classes {sizes}")
+        row = grid_row_map(classes, sizes, path)  # the grid first: a repeated row is named as such
         grid_values = []
         for k, s in enumerate(sizes):
             v = np.zeros(s)
             v[classes[:, k]] = values[:, k]
+            off = ~np.isclose(v[classes[:, k]], values[:, k], rtol=1e-6, atol=1e-9)
+            if off.any():
+                r = int(np.flatnonzero(off)[0])
+                raise ValueError(f"{path}: latents_values column {k} disagrees with latents_classes: class "
+                                 f"{classes[r, k]} has the values {float(values[r, k])!r} and {float(v[classes[r, k]])!r}")
             grid_values.append(v)
         self._setup(keep_color, item_format, grid_values, sizes, names)
-        self._row = grid_row_map(classes, sizes, path)
+        self._row = row
         self._mem = None
         self._bits = None
 
@@ -313,19 +324,22 @@ class DSpritesFile(_DSpritesFactors):
             h5py = import_h5py()
             try:
                 with h5py.File(self.path, "r") as f:
-                    classes, values = f["latents/classes"][()], f["latents/values"][()]
-                    shape = f["imgs"].shape
+                    classes, values = np.asarray(f["latents/classes"][()]), np.asarray(f["latents/values"][()])
+                    if not isinstance(f["imgs"], h5py.Dataset):
+                        raise ValueError(f"{self.path}: 'imgs' is an HDF5 group, expected a dataset")
+                    shape, dtype = f["imgs"].shape, f["imgs"].dtype
             except KeyError as exc:
                 raise ValueError(f"{self.path}: missing dataset {exc} (expected imgs, latents/classes, latents/values)") from None
             except OSError as exc:
                 raise ValueError(f"{self.path}: not a readable HDF5 file: {exc}") from exc
-            return np.asarray(classes, dtype=np.int64), np.asarray(values, dtype=np.float64), shape[0], shape
-        classes = npzfile.load_member(self.path, "latents_classes").astype(np.int64)
-        values = npzfile.load_member(self.path, "latents_values").astype(np.float64)
-        shape, _, dtype = npzfile.member_header(self.path, "imgs")
+        else:
+            classes = npzfile.load_member(self.path, "latents_classes")
+            values = npzfile.load_member(self.path, "latents_values")
+            shape, _, dtype = npzfile.member_header(self.path, "imgs")
         if dtype != np.uint8:
             raise ValueError(f"{self.path}: imgs must be uint8, got {dtype}")
-        return classes, values, shape[0] if shape else 0, shape
+        return _integer_classes(classes, self.path), np.asarray(values, dtype=np.float64), \
+            (shape[0] if shape else 0), shape
 
     def _load_images(self):
         if self._h5:
@@ -356,6 +370,18 @@ class DSpritesFile(_DSpritesFactors):
         st = self.__dict__.copy()
         st["_mem"] = None  # re-mapped in each DataLoader worker
         return st
+
+
+def _integer_classes(classes, path) -> np.ndarray:
+    """latents_classes as int64, refusing non-integer values (a cast would truncate them silently)."""
+    classes = np.asarray(classes)
+    if classes.dtype == bool or not (np.issubdtype(classes.dtype, np.integer)
+                                     or np.issubdtype(classes.dtype, np.floating)):
+        raise ValueError(f"{path}: latents_classes must be integers, got dtype {classes.dtype}")
+    if np.issubdtype(classes.dtype, np.floating) and not np.all(classes == np.round(classes)):
+        raise ValueError(f"{path}: latents_classes must be whole numbers, got non-integer values "
+                         "(is latents_values stored under that key?)")
+    return classes.astype(np.int64)
 
 
 def find_file(root) -> Path | None:

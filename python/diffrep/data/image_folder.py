@@ -74,7 +74,7 @@ class ImageFolder(ImageDataset):
             raise FileNotFoundError(f"image_folder: folder {str(root)!r} does not exist")
         check_choice("mode", mode, ("RGB", "L"))
         check_choice("crop", crop, ("center", "none"))
-        if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
             raise ValueError(f"size must be a positive int or None, got {size!r}")
         self.root, self.size, self.mode, self.crop = root, size, mode, crop
         self.item_format = check_item_format(item_format)

@@ -103,7 +103,10 @@ class MNIST(BinarizeMixin, ImageDataset):
         self.classes = CLASSES[name]
         img_path, lab_path = find_files(root, name, split)
         self._img_path = img_path
-        self.labels = read_idx(lab_path, mmap=False).astype(np.int64)
+        labels = read_idx(lab_path, mmap=False)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{lab_path}: labels must be an integer IDX file (type 0x08), got {labels.dtype}")
+        self.labels = labels.astype(np.int64)
         shape = self._peek_shape(img_path)
         if len(shape) != 3 or shape[0] != len(self.labels):
             raise ValueError(f"{img_path}: images {shape} do not match {len(self.labels)} labels in {lab_path}")

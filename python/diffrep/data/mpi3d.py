@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import npzfile
-from .base import GroundTruthData, check_item_format, missing_file_error
+from .base import GroundTruthData, check_flag, check_item_format, missing_file_error
 
 NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
          "horizontal_axis", "vertical_axis")
@@ -54,10 +54,14 @@ class MPI3D(GroundTruthData):
         if not path.is_file():
             raise missing_file_error(name, FILE_NAMES, path.parent)
         self.path, self.name, self.item_format = path, name, check_item_format(item_format)
+        in_memory = check_flag(in_memory, "in_memory")
         shape, _, dtype = npzfile.member_header(path, "images")
         if dtype != np.uint8 or len(shape) < 4 or shape[-1] != 3:
             raise ValueError(f"{path}: images must be uint8 (N, H, W, 3), got {dtype} {shape}")
         n = int(np.prod(shape[:-3]))
+        if factor_sizes is not None and (isinstance(factor_sizes, (str, bytes)) or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in factor_sizes)):
+            raise TypeError(f"factor_sizes must be a sequence of 7 ints, got {factor_sizes!r}")
         sizes = infer_layout(n) if factor_sizes is None else tuple(int(s) for s in factor_sizes)
         if len(sizes) != 7 or int(np.prod(sizes)) != n:
             raise ValueError(f"{path}: factor_sizes {sizes} must be 7 sizes whose product is N={n}")
@@ -68,7 +72,7 @@ class MPI3D(GroundTruthData):
             raise ValueError(f"{path}: the images member is compressed and cannot be memory-mapped; "
                              "pass in_memory=True to decompress it into RAM")
         self._arr = None
-        self.in_memory = bool(in_memory)
+        self.in_memory = in_memory
 
     def _data(self):
         if self._arr is None:

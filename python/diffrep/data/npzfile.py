@@ -111,6 +111,9 @@ def iter_member_rows(path, key: str, rows_per_chunk: int = 4096) -> Iterator[np.
 
 def load_member(path, key: str, allow_pickle: bool = False) -> np.ndarray:
     """Load one member fully (for the small ones: labels, latents)."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        # np.load would try a raw .npy or a pickle and fail without naming the file
+        raise ValueError(f"{path}: not a readable .npz (zip) archive")
     try:
         with np.load(path, allow_pickle=allow_pickle, encoding="latin1") as z:
             if key not in z.files:

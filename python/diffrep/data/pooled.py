@@ -25,6 +25,10 @@ class Pooled(torch.utils.data.Dataset):
         for attr in ("num_factors", "factor_sizes", "sample_factors", "sample_observations_from_factors"):
             if not hasattr(base, attr):
                 raise TypeError(f"base dataset lacks {attr!r} (a ground-truth dataset is needed)")
+        shape = getattr(base, "observation_shape", None)
+        if shape is not None and factor > min(shape[:2]):
+            raise ValueError(f"factor {factor} exceeds the {shape[0]}x{shape[1]} images of the base dataset "
+                             "(the pooled images would be empty)")
         self.base, self.factor, self.mode = base, factor, mode
         self.num_factors = base.num_factors
         self.factor_sizes = base.factor_sizes

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from .._checks import non_negative_int, positive_int
+from .base import check_flag
 
 __all__ = ["epoch_permutation", "EpochBatchSampler", "make_loader", "seeded_generator", "worker_generator"]
 
@@ -57,7 +58,7 @@ class EpochBatchSampler(Sampler):
             world_size = num_replicas
         n, batch_size = non_negative_int(n, "n"), positive_int(batch_size, "batch_size")
         world_size = positive_int(world_size, "world_size")
-        if not (isinstance(rank, int) and 0 <= rank < world_size):
+        if not (isinstance(rank, int) and not isinstance(rank, bool) and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
@@ -65,7 +66,7 @@ class EpochBatchSampler(Sampler):
             raise ValueError(f"dataset has {n} examples, fewer than the global batch size {batch_size}")
         epoch_permutation(0, seed, epoch)  # validates seed and epoch
         self.n, self.batch_size, self.seed = n, batch_size, int(seed)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle, self.drop_last = check_flag(shuffle, "shuffle"), check_flag(drop_last, "drop_last")
         self.rank, self.world_size = rank, world_size
         self.per_rank = batch_size // world_size
         self.set_epoch(epoch, start)

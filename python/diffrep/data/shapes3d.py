@@ -17,7 +17,8 @@ import numpy as np
 
 from .._progress import progress
 from . import npzfile
-from .base import GroundTruthData, LRUCache, check_item_format, grid_row_map, import_h5py, missing_file_error
+from .base import (GroundTruthData, LRUCache, check_flag, check_item_format, grid_row_map, import_h5py,
+                   missing_file_error)
 
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SIZES = (10, 10, 10, 8, 4, 15)
@@ -65,13 +66,16 @@ class Shapes3DFile(GroundTruthData):
         path = Path(path)
         if not path.is_file():
             raise missing_file_error("shapes3d", [H5_NAME, *NPZ_NAMES], path.parent)
-        self.path, self.item_format, self.in_memory = path, check_item_format(item_format), bool(in_memory)
+        self.path, self.item_format, self.in_memory = path, check_item_format(item_format), check_flag(in_memory, "in_memory")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
         self._file = self._pid = self._arr = None
         if self._h5:
             h5py = import_h5py()
             try:
                 with h5py.File(path, "r") as f:
+                    for key in ("images", "labels"):
+                        if key in f and not isinstance(f[key], h5py.Dataset):
+                            raise ValueError(f"{path}: {key!r} is an HDF5 group, expected a dataset")
                     labels, shape, dtype = np.asarray(f["labels"][()], np.float64), f["images"].shape, f["images"].dtype
             except KeyError as exc:
                 raise ValueError(f"{path}: missing dataset {exc} (expected 'images' and 'labels')") from None

@@ -293,15 +293,17 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     known = []
     for r in rows:
         known += [k for k in r["values"] if k not in known]
+    origin = "--metrics"
     if metrics is None and (study.get("spec") or {}).get("report", {}).get("metrics"):
         metrics = list(study["spec"]["report"]["metrics"])  # the study file's report.metrics
+        origin = f"the study file's report.metrics ({study.get('source', 'study.json')})"
     if metrics is None:
         metrics = default_metrics(rows)
     else:
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         bad = [m for m in metrics if m not in known]
         if bad:
-            raise StudyError(f"--metrics: {bad} not in the results; known: {', '.join(known)}")
+            raise StudyError(f"{origin}: {bad} not in the results; known: {', '.join(known)}")
     if not metrics:
         raise StudyError(f"{folder}: the cells hold no metric values; known: {', '.join(known) or 'none'}")
     groups = aggregate(rows, metrics)

@@ -73,12 +73,17 @@ def shard_from_env(rank: int | None, world: int | None, env=None) -> tuple[int, 
             task = int(env["SLURM_ARRAY_TASK_ID"])
             lo = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
             count = int(env["SLURM_ARRAY_TASK_COUNT"])
+            step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
         except KeyError as exc:
             raise StudyError(f"SLURM_ARRAY_TASK_ID is set but {exc.args[0]} is not; pass --rank and --world") from None
         except ValueError as exc:
             raise StudyError(f"the SLURM array variables are not integers ({exc}); pass --rank and --world") from None
-        step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
-        return (task - lo) // step, count
+        rank, off = divmod(task - lo, step) if step >= 1 else (-1, 0)
+        if step < 1 or off or not 0 <= rank < count:
+            # an array that is not lo, lo+step, ... (e.g. --array=1,5,7) would drop or duplicate cells
+            raise StudyError(f"SLURM array task {task} is not one of MIN + k * STEP (MIN={lo}, STEP={step}, "
+                             f"COUNT={count}); use a regular array (--array=0-{count - 1}) or pass --rank and --world")
+        return rank, count
     return 0, 1
 
 

@@ -214,11 +214,22 @@ def _label(v, where: str) -> str:
     return v
 
 
+_SEED, _STEPS = "train.seed", "train.steps"
+
+
+def _norm(path: str) -> str:
+    """A dotted config path as apply_overrides reads it ('-' and '_' are the same)."""
+    return path.replace("-", "_")
+
+
 def _overrides(v, where: str) -> dict:
     d = _mapping(v, where)
     for k in d:
         if not isinstance(k, str) or not k:
             raise StudyError(f"{where}: override paths are dotted config fields like train.lr, got {k!r}")
+        if _norm(k) == _SEED:
+            raise StudyError(f"{where}: {k} is set by seeds: in every cell (the last layer), so this value would be "
+                             "ignored; list the seeds under seeds:")
     return dict(d)
 
 
@@ -328,6 +339,22 @@ def parse_study(raw, source: str = "<study>") -> Study:
         except ValueError as exc:
             raise StudyError(f"{where}.recipe: {exc}") from None
         grid = _mapping(m.get("grid"), f"{where}.grid")
+        normed: dict = {}
+        for path in grid:
+            if not isinstance(path, str) or not path:
+                raise StudyError(f"{where}.grid: grid paths are dotted config fields like model.beta, got {path!r}")
+            norm = _norm(path)
+            if norm in normed:
+                raise StudyError(f"{where}.grid: {normed[norm]!r} and {path!r} name the same field; the second "
+                                 "would overwrite the first in every cell")
+            normed[norm] = path
+            later = _SEED if norm == _SEED else (_STEPS if norm == _STEPS and steps is not None else None)
+            if later is not None:
+                by = "seeds:" if later == _SEED else "steps:"
+                raise StudyError(f"{where}.grid.{path}: {by} sets {later} of every cell after the grid point, so "
+                                 f"this axis would be overwritten (identical runs in differently named folders); "
+                                 + ("list the seeds under seeds:" if later == _SEED else "drop steps: to grid over "
+                                    "train.steps"))
         for path, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise StudyError(f"{where}.grid.{path} must be a non-empty list of values, got {values!r}")
@@ -342,6 +369,9 @@ def parse_study(raw, source: str = "<study>") -> Study:
         if isinstance(datasets_raw, list):
             for d in datasets_raw:
                 datasets.append(DatasetSpec(_label(d, _where(source, "datasets")), {}, by_name=d))
+            dup = next((d for k, d in enumerate(datasets_raw) if d in datasets_raw[:k]), None)
+            if dup is not None:
+                raise StudyError(f"{source}: datasets lists {dup!r} twice")
         elif isinstance(datasets_raw, dict):
             for label, ov in datasets_raw.items():
                 datasets.append(DatasetSpec(_label(label, _where(source, "datasets")),

@@ -32,7 +32,7 @@ checkpoints), ``"bf16"`` under bfloat16 autocast without one.
     grad_accum_steps: Annotated[int, Ge(1)] = 1  # micro-batches summed per optimiser step (batch_size / (ranks x this) each)
     lr: Annotated[float, Gt(0)] = 2e-4  # peak AdamW learning rate
     betas: tuple[Annotated[float, Ge(0), Lt(1)], Annotated[float, Ge(0), Lt(1)]] = (0.9, 0.999)  # AdamW (beta1, beta2)
-    eps: float = 1e-8  # AdamW epsilon
+    eps: Annotated[float, Ge(0)] = 1e-8  # AdamW epsilon (torch.optim.AdamW refuses a negative one)
     weight_decay: Annotated[float, Ge(0)] = 0.0  # AdamW decoupled weight decay
     warmup_steps: Annotated[int, Ge(0)] = 0  # linear learning-rate warm-up from lr/warmup_steps to lr
     lr_schedule: Literal["constant", "cosine"] = "constant"  # after warm-up: constant, or half cosine to 0 at steps

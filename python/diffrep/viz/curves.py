@@ -18,7 +18,19 @@ def _records(source) -> list[dict]:
             p = p / "metrics.jsonl"
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no metrics.jsonl (a run folder written by diffrep.train)")
-        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for k, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{p}: line {k} is not a JSON record ({exc.msg}; a run killed mid-write leaves a "
+                                 "truncated last line: delete it)") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{p}: line {k} is not a JSON object (a metrics record), got {type(rec).__name__}")
+            records.append(rec)
+        return records
     if isinstance(source, (list, tuple)) and all(isinstance(r, dict) for r in source):
         return list(source)
     raise TypeError("training_curves: expected a run folder, a metrics.jsonl path or a list of records, got "

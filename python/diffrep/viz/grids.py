@@ -152,6 +152,8 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, *, duratio
         raise ValueError("save_gif: no frames")
     if duration_ms <= 0:
         raise ValueError(f"duration_ms must be positive, got {duration_ms}")
+    if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= 65535:
+        raise ValueError(f"loop must be an int in [0, 65535] (0 = forever; the GIF field is 16 bits), got {loop!r}")
     shapes = {tuple(f.shape) for f in frames}
     if len(shapes) != 1:
         raise ValueError(f"save_gif: frames differ in shape: {sorted(shapes)}")

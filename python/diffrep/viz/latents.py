@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from .grids import make_grid
@@ -66,15 +67,24 @@ def _check_code(z: torch.Tensor) -> None:
         raise ValueError(f"traversals need a single code of shape [d], got {tuple(getattr(z, 'shape', ()))}")
 
 
+def _traversal_args(z: torch.Tensor, values, dims) -> tuple[torch.Tensor, list[int]]:
+    """The checked ``values`` (a non-empty finite vector) and ``dims`` (indices into ``z``)."""
+    _check_code(z)
+    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
+    if values.numel() == 0 or not torch.isfinite(values).all():
+        raise ValueError(f"values must be a non-empty vector of finite numbers, got {values.tolist()}")
+    dims = list(range(z.shape[0])) if dims is None else list(dims)
+    if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < z.shape[0]
+                       for d in dims):
+        raise ValueError(f"dims must be a non-empty list of ints in [0, {z.shape[0]}), got {dims}")
+    return values, [int(d) for d in dims]
+
+
 def traversal_grid(decode: Decode, z: torch.Tensor, values: Sequence[float] | torch.Tensor, *,
                    dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> torch.Tensor:
     """Static traversal (disentanglement_lib ``latent_traversal_1d_multi_dim``): row i sets dimension
     ``dims[i]`` of code ``z`` [d] to each of ``values`` in turn. Returns the grid [C, H', W']."""
-    _check_code(z)
-    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
-    dims = list(range(z.shape[0])) if dims is None else list(dims)
-    if any(not 0 <= d < z.shape[0] for d in dims):
-        raise ValueError(f"dims must lie in [0, {z.shape[0]}), got {dims}")
+    values, dims = _traversal_args(z, values, dims)
     codes = z[None, None].repeat(len(dims), len(values), 1)
     for i, d in enumerate(dims):
         codes[i, :, d] = values
@@ -86,9 +96,7 @@ def traversal_frames(decode: Decode, z: torch.Tensor, values: Sequence[float] | 
                      dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> list[torch.Tensor]:
     """Animated traversal (disentanglement_lib ``animated_traversals``): frame k is a grid with one cell per
     dimension, that dimension set to ``values[k]``. Save with :func:`diffrep.viz.save_gif`."""
-    _check_code(z)
-    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
-    dims = list(range(z.shape[0])) if dims is None else list(dims)
+    values, dims = _traversal_args(z, values, dims)
     codes = z[None, None].repeat(len(values), len(dims), 1)
     for i, d in enumerate(dims):
         codes[:, i, d] = values
