@@ -313,3 +313,12 @@ def test_sampler_flags_cache_sizes_and_binarize_seeds_are_checked():
     d = D.load("digits", binarize="dynamic")
     with pytest.raises(ValueError, match="epoch must be a non-negative int"):
         d.set_epoch(True)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 2.5, True])
+def test_dsprites_render_all_names_a_bad_worker_count(workers):
+    # -1 raised the thread pool's "max_workers must be greater than 0"; 0 silently meant the default
+    from diffrep.data.dsprites import DSprites
+
+    with pytest.raises(ValueError, match=r"^workers must be a positive int"):
+        DSprites().render_all(workers=workers)

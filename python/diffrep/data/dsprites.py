@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import positive_int
 from .._progress import progress
 from . import npzfile
 from .base import GroundTruthData, check_flag, check_item_format, grid_row_map, import_h5py, missing_file_error
@@ -238,7 +239,7 @@ class DSprites(_DSpritesFactors):
         return (bits * np.uint8(255)).reshape(len(idx), SIZE, SIZE, 1)
 
     def render_all(self, workers: int | None = None, packed: bool = True) -> np.ndarray:
-        """Render the full grid. Returns packed bits uint8 (N, 512) (``packed=True``, 377 MB; unpack with
+        """Render the full grid with ``workers`` threads (None: up to 4). Returns packed bits uint8 (N, 512) (``packed=True``, 377 MB; unpack with
         ``np.unpackbits(a, axis=1).reshape(N, 64, 64)``) or uint8 {0,1} (N, 64, 64) (2.9 GB)."""
         n, block = len(self), 32 * 32
         out = np.empty((n, SIZE * SIZE // 8) if packed else (n, SIZE, SIZE), dtype=np.uint8)
@@ -248,7 +249,7 @@ class DSprites(_DSpritesFactors):
             img = render_dsprites(self._file_factors(idx))
             out[start : start + block] = np.packbits(img.reshape(block, -1), axis=1) if packed else img
 
-        workers = workers or min(4, os.cpu_count() or 1)
+        workers = min(4, os.cpu_count() or 1) if workers is None else positive_int(workers, "workers")
         with ThreadPoolExecutor(workers) as ex:
             list(progress(ex.map(work, range(0, n, block)), total=-(-n // block), desc="rendering dSprites",
                           unit="block"))
