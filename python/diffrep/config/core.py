@@ -245,6 +245,7 @@ def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
 def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
     tp: Any = cls
     for i, part in enumerate(parts):
+        tp = _optional_section(tp)
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             raise ConfigError(".".join(parts[:i]), f"is not a config section, cannot set '{part}'")
         names = [f.name for f in dataclasses.fields(tp) if f.init]
@@ -253,6 +254,15 @@ def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(field, f"unknown field for {tp.__name__}{hint} (known: {', '.join(names)})")
         tp = _strip_annotated(_hints(tp)[part])
+    return tp
+
+
+def _optional_section(tp: Any) -> Any:
+    """``Optional[SomeConfig]`` -> ``SomeConfig`` (a section that may be switched off with null); else ``tp``."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1 and isinstance(arms[0], type) and dataclasses.is_dataclass(arms[0]):
+            return arms[0]
     return tp
 
 
@@ -313,7 +323,12 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
         if i == len(parts) - 1:
             new = value
         else:
-            new = rebuild(getattr(obj, parts[i]), i + 1)
+            sub = getattr(obj, parts[i])
+            if sub is None:  # an Optional section that is off: nothing to set a field on
+                name = ".".join(parts[:i + 1])
+                raise ConfigError(name, f"is null (switched off), cannot set '{parts[i + 1]}'; "
+                                        f"set the whole section first, e.g. --{name} '{{{parts[i + 1]}: ...}}'")
+            new = rebuild(sub, i + 1)
         try:
             return dataclasses.replace(obj, **{parts[i]: new})
         except ConfigError as exc:
