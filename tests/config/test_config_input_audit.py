@@ -40,3 +40,19 @@ def test_override_inside_switched_off_section_names_it():
     with pytest.raises(ConfigError, match="unknown field for _Sub"):
         apply_overrides(_Cfg(), ["--on.kk", "3"])
     assert config_from_dict(_Cfg, {"on": None}).on is None
+
+
+def test_string_items_of_a_sequence_stay_strings():
+    # Before: --names no,1e3 on a tuple[str, ...] field (TrainConfig.eval_metrics) raised
+    # "names[0]: expected str, got bool False": items were read as YAML 1.1 bools / floats.
+    assert apply_overrides(_Cfg(), ["--names", "no,1e3,on"]).names == ("no", "1e3", "on")
+    assert apply_overrides(_Cfg(), ["--names", "[a, 'b c']"]).names == ("a", "b c")
+
+
+def test_comma_shorthand_for_an_optional_sequence():
+    # Before: --sizes 1,2 on an Optional[tuple[int, ...]] raised "expected a sequence, got '1,2'"
+    # (the 1,2 shorthand worked only for non-Optional sequences).
+    assert apply_overrides(_Cfg(), ["--sizes", "1,2"]).sizes == (1, 2)
+    assert apply_overrides(_Cfg(), ["--sizes", "none"]).sizes is None
+    with pytest.raises(ConfigError, match=r"'sizes\[0\]': expected int, got float 1.5"):
+        apply_overrides(_Cfg(), ["--sizes", "1.5"])

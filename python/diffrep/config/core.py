@@ -80,9 +80,9 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
             try:
                 return _coerce(value, arm, field)
             except ConfigError as exc:
-                errors.append(exc.message)
-        if len(errors) == 1:  # Optional[X]: X's own message says more than "expected Optional"
-            raise ConfigError(field, errors[0])
+                errors.append(exc)
+        if len(errors) == 1:  # Optional[X]: X's own error (and item name, x[1]) says more than "expected Optional"
+            raise errors[0] from None
         raise ConfigError(field, f"expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value not in args:
@@ -278,18 +278,58 @@ def _parse_raw(raw: Any, tp: Any) -> Any:
         return raw
     if raw.lower() in ("none", "null", "~"):
         return None
-    origin = typing.get_origin(tp)
-    if origin in (tuple, list) and not raw.strip().startswith("["):
-        raw = "[" + raw + "]"  # allow --x 1,2,2
+    seq = _sequence_arm(tp)
+    if seq is not None:
+        text = raw if raw.strip().startswith("[") else "[" + raw + "]"  # allow --x 1,2,2
+        try:
+            items = yaml.load(text, Loader=yaml.BaseLoader)  # every item a string: typed one by one below
+        except yaml.YAMLError:
+            return raw  # _coerce names the field: "expected a sequence"
+        if not isinstance(items, list):
+            return raw
+        return _parse_items(items, seq)
     value = yaml.safe_load(raw)
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
         try:
             value = float(value)
         except ValueError:
             pass
-    if origin in (tuple, list) and isinstance(value, list):
-        value = [float(v) if isinstance(v, str) and _is_float(v) else v for v in value]
     return value
+
+
+def _sequence_arm(tp: Any) -> Any:
+    """The tuple/list annotation of ``tp`` (also inside ``Optional[...]``), or None."""
+    if typing.get_origin(tp) in (tuple, list):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1 and typing.get_origin(arms[0]) in (tuple, list):
+            return arms[0]
+    return None
+
+
+def _parse_items(items: list, seq: Any) -> list:
+    """Type each (string) item of a command-line sequence by its own annotation, so ``--names no,1e3``
+    gives ``("no", "1e3")`` for ``tuple[str, ...]`` and ``(0.001, 2.0)`` for ``tuple[float, float]``."""
+    args = typing.get_args(seq)
+    if len(args) == 2 and args[1] is Ellipsis:
+        types_ = [args[0]] * len(items)
+    elif args and typing.get_origin(seq) is tuple and len(args) == len(items):
+        types_ = list(args)
+    elif args and typing.get_origin(seq) is list:
+        types_ = [args[0]] * len(items)
+    else:
+        types_ = [Any] * len(items)  # a length mismatch is reported by _coerce
+    out = []
+    for item, et in zip(items, types_):
+        inner = _sequence_arm(_strip_annotated(et))
+        if isinstance(item, list) and inner is not None:
+            out.append(_parse_items(item, inner))
+        elif isinstance(item, str):
+            out.append(_parse_raw(item, et))
+        else:
+            out.append(item)
+    return out
 
 
 def _strip_annotated(tp: Any) -> Any:
@@ -299,14 +339,6 @@ def _strip_annotated(tp: Any) -> Any:
     if typing.get_origin(tp) in (Union, types.UnionType):
         return Union[tuple(_strip_annotated(a) for a in typing.get_args(tp))]
     return tp
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def set_path(cfg: Any, path: str, raw: Any) -> Any:
