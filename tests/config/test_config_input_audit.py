@@ -56,3 +56,34 @@ def test_comma_shorthand_for_an_optional_sequence():
     assert apply_overrides(_Cfg(), ["--sizes", "none"]).sizes is None
     with pytest.raises(ConfigError, match=r"'sizes\[0\]': expected int, got float 1.5"):
         apply_overrides(_Cfg(), ["--sizes", "1.5"])
+
+
+def test_load_yaml_reads_exponent_floats(tmp_path):
+    # Before: "lr: 1e-4" (no dot) loaded as the string '1e-4' (YAML 1.1), which the float field refused,
+    # although --lr 1e-4 on the command line was accepted.
+    from diffrep.config import dump_yaml, load_yaml
+
+    p = tmp_path / "preset.yaml"
+    p.write_text("lr: 1e-4\nnames: [1e3, x]\n", encoding="utf-8")
+    data = load_yaml(p)
+    assert data["lr"] == pytest.approx(1e-4) and isinstance(data["lr"], float)
+    assert config_from_dict(_Cfg, {"lr": data["lr"]}).lr == pytest.approx(1e-4)
+    # a string that now reads as a float is quoted on dump, so a saved config round-trips
+    cfg = _Cfg(names=("1e-3", "no"))
+    dump_yaml(cfg, tmp_path / "c.yaml")
+    assert config_from_dict(_Cfg, load_yaml(tmp_path / "c.yaml")) == cfg
+
+
+def test_load_yaml_refuses_a_duplicate_key(tmp_path):
+    # Before: a key given twice kept the last value silently (the first "lr:" of a preset was ignored).
+    import yaml
+
+    from diffrep.config import load_yaml
+
+    p = tmp_path / "dup.yaml"
+    p.write_text("lr: 0.1\ntrain:\n  steps: 1\nlr: 0.2\n", encoding="utf-8")
+    with pytest.raises(yaml.YAMLError, match=r"duplicate key 'lr' \(first on line 1\)"):
+        load_yaml(p)
+    p.write_text("train: {steps: 1, steps: 2}\n", encoding="utf-8")
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'steps'"):
+        load_yaml(p)

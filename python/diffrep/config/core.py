@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import types
 import typing
 from typing import Annotated, Any, Iterable, Literal, Union
@@ -209,10 +210,49 @@ def config_to_dict(cfg: Any) -> Any:
     raise TypeError(f"config value {cfg!r} of type {type(cfg).__name__} is not JSON-serialisable")
 
 
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads ``lr: 1e-4`` (no dot) as the string "1e-4", which a float
+# field then refuses although ``--lr 1e-4`` is accepted on the command line.
+_FLOAT_RE = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader with YAML 1.2 floats that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently, so a preset's second ``lr:`` would hide the first without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+                seen[key] = line
+            except TypeError:  # unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes strings that :class:`_Loader` would read as floats ("1e-3"), so dump/load round-trips."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.yaml_implicit_resolvers = {k: list(v) for k, v in _cls.yaml_implicit_resolvers.items()}
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping (a preset or a saved run config)."""
+    """Read a YAML mapping (a preset or a saved run config). Floats follow YAML 1.2 (``1e-4`` is a
+    number); a key repeated in one mapping is an error naming it and its lines."""
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_Loader)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -239,7 +279,7 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
 
 def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+        yaml.dump(config_to_dict(cfg), fh, Dumper=_Dumper, sort_keys=False)
 
 
 def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
