@@ -87,3 +87,26 @@ def test_load_yaml_refuses_a_duplicate_key(tmp_path):
     p.write_text("train: {steps: 1, steps: 2}\n", encoding="utf-8")
     with pytest.raises(yaml.YAMLError, match="duplicate key 'steps'"):
         load_yaml(p)
+
+
+def test_api_argument_types_are_named():
+    # Before: flatten_dict([1]) / set_path(cfg, 3, ..) / parse_override_args(["--a", 3]) raised bare
+    # AttributeErrors ('list' object has no attribute 'items', ...); apply_overrides(cfg, "--lr 1")
+    # iterated the string's characters ("override '-': expected '--field.path value'"), and a pair
+    # of three items "too many values to unpack".
+    from diffrep.config import flatten_dict, parse_override_args, set_path
+
+    with pytest.raises(TypeError, match="flatten_dict: d must be a dict, got list"):
+        flatten_dict([1])
+    with pytest.raises(TypeError, match="set_path: path must be a dotted field name"):
+        set_path(_Cfg(), 3, "1")
+    with pytest.raises(TypeError, match="every token must be a str, got int 3"):
+        parse_override_args(["--lr", 3])
+    with pytest.raises(TypeError, match="got one str"):
+        apply_overrides(_Cfg(), "--lr 1")
+    with pytest.raises(TypeError, match="got int"):
+        apply_overrides(_Cfg(), 5)
+    with pytest.raises(TypeError, match=r"\(path, value\) pair, got \('lr', 1, 2\)"):
+        apply_overrides(_Cfg(), [("lr", 1, 2)])
+    assert apply_overrides(_Cfg(), [("lr", 2)]).lr == 2.0
+    assert flatten_dict({"a": {"b": None, "c": [1, 2]}}) == {"a.b": "none", "a.c": "[1, 2]"}

@@ -263,6 +263,10 @@ def load_yaml(path: str | os.PathLike) -> dict:
 def flatten_dict(d: dict, prefix: str = "") -> dict:
     """Nested config dict -> ``{"a.b": scalar}`` (sequences as strings, None as "none"): hyper-parameter
     tables, and the field-by-field comparison of a resumed run's config."""
+    if not isinstance(d, dict):
+        raise TypeError(f"flatten_dict: d must be a dict, got {type(d).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"flatten_dict: prefix must be a str, got {type(prefix).__name__}")
     out: dict = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -385,6 +389,8 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
     """Return a copy of ``cfg`` with dotted field ``path`` set (strings parsed as YAML by type)."""
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"set_path: cfg must be a dataclass instance, got {type(cfg).__name__}")
+    if not isinstance(path, str):
+        raise TypeError(f"set_path: path must be a dotted field name (str), got {type(path).__name__} {path!r}")
     parts = [p for p in path.replace("-", "_").split(".")]
     if not path or any(not p for p in parts):
         raise ConfigError(path, "empty field name in override")
@@ -412,7 +418,12 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
 
 def parse_override_args(tokens: Iterable[str]) -> list[tuple[str, str]]:
     """``["--a.b", "1", "--c=x", "--flag"]`` -> ``[("a.b", "1"), ("c", "x"), ("flag", "true")]``."""
+    if isinstance(tokens, str):
+        raise TypeError("parse_override_args: tokens must be a list of strings (e.g. shlex.split(text)), got one str")
     tokens = list(tokens)
+    for tok in tokens:
+        if not isinstance(tok, str):
+            raise TypeError(f"parse_override_args: every token must be a str, got {type(tok).__name__} {tok!r}")
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
@@ -457,11 +468,20 @@ def apply_overrides(cfg: Any, overrides: dict | Iterable[tuple[str, Any]] | Iter
     rules (``validate()`` of every nested config) run once, after all overrides, so the order of the
     flags never matters (``--model.bfn.data continuous --model.unet.num_outputs 1`` and the reverse
     both work)."""
+    if isinstance(overrides, str):
+        raise TypeError("apply_overrides: overrides must be a dict, (path, value) pairs or a list of tokens "
+                        "(e.g. shlex.split(text)), got one str")
     if isinstance(overrides, dict):
         items = list(overrides.items())
+    elif not isinstance(overrides, Iterable):
+        raise TypeError(f"apply_overrides: overrides must be a dict, (path, value) pairs or a list of tokens, "
+                        f"got {type(overrides).__name__}")
     else:
         overrides = list(overrides)
         items = parse_override_args(overrides) if overrides and isinstance(overrides[0], str) else overrides
+        for item in items:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise TypeError(f"apply_overrides: each override must be a (path, value) pair, got {item!r}")
     token = _DEFER.set(True)
     try:
         for key, raw in items:
