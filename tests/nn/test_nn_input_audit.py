@@ -1,0 +1,58 @@
+"""Input audit of diffrep.nn (pretrained save/load, configs): each test pins a defect that was found
+and fixed; the comment says what happened before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffrep.config import ConfigError
+from diffrep.nn.pretrained import load_pretrained
+from diffrep.nn.unet import UNet, UNetConfig
+
+
+def _tiny_unet_dir(tmp_path):
+    cfg = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
+                     num_res_blocks=1, num_groups=4, attention_resolutions=(4,))
+    UNet(cfg).save_pretrained(tmp_path)
+    return json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+
+
+def test_config_json_errors_name_the_file(tmp_path):
+    # Before: a config.json field of the wrong type gave "config field 'model_channels': expected int,
+    # got str '8'" without saying which folder's config.json was at fault.
+    data = _tiny_unet_dir(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**data, "model_channels": "8"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'model_channels': expected int, got str '8' \(in .*config.json\)"):
+        load_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("name", [["UNet"], 3, ""])
+def test_class_name_must_be_a_string(tmp_path, name):
+    # Before: "_class_name": ["UNet"] raised a bare "TypeError: unhashable type: 'list'".
+    data = _tiny_unet_dir(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**data, "_class_name": name}), encoding="utf-8")
+    with pytest.raises(ValueError, match="'_class_name' must be a class name"):
+        load_pretrained(tmp_path)
+
+
+def test_binary_config_json_is_named(tmp_path):
+    # Before: a binary/corrupted config.json raised a bare UnicodeDecodeError.
+    _tiny_unet_dir(tmp_path)
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="config.json is not a UTF-8 text file"):
+        UNet.from_pretrained(tmp_path)
+
+
+def test_from_pretrained_argument_types(tmp_path):
+    # Before: strict="no" was truthy (a strict load); directory=None gave "expected str, bytes or
+    # os.PathLike object"; weights="bad" was refused only after the model was built.
+    _tiny_unet_dir(tmp_path)
+    with pytest.raises(TypeError, match="strict must be a bool"):
+        UNet.from_pretrained(tmp_path, strict="no")
+    with pytest.raises(TypeError, match="directory must be a path"):
+        UNet.from_pretrained(None)
+    with pytest.raises(ValueError, match="weights must be 'model' or 'ema'"):
+        UNet.from_pretrained(tmp_path / "absent", weights="bad")
+    assert isinstance(UNet.from_pretrained(tmp_path, strict=False), UNet)
