@@ -56,3 +56,24 @@ def test_from_pretrained_argument_types(tmp_path):
     with pytest.raises(ValueError, match="weights must be 'model' or 'ema'"):
         UNet.from_pretrained(tmp_path / "absent", weights="bad")
     assert isinstance(UNet.from_pretrained(tmp_path, strict=False), UNet)
+
+
+def test_forward_down_uses_the_configured_time_embedding():
+    # Before: forward_down embedded t with the ADM defaults ([cos, sin], no frequency shift) whatever
+    # time_embed_flip_sin_to_cos / time_embed_freq_shift said (forward honoured them), so for a
+    # DDPM-code / diffusers U-Net forward_up(forward_down(...)) differed from forward (DisDiff reads
+    # a frozen U-Net through forward_down).
+    import torch
+
+    torch.manual_seed(0)
+    cfg = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
+                     num_res_blocks=1, num_groups=4, attention_resolutions=(), time_embed_flip_sin_to_cos=False,
+                     time_embed_freq_shift=1.0)
+    net = UNet(cfg).eval()
+    for p in net.out.parameters():  # the zero-initialised last conv would hide any difference
+        torch.nn.init.normal_(p)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
+    hs, emb = net.forward_down(x, t)
+    torch.testing.assert_close(net.forward_up(hs[-1], hs, emb), net(x, t))
+    with pytest.raises(ValueError, match="x has shape"):  # forward_down now checks its inputs like forward
+        net.forward_down(torch.randn(2, 3, 8, 8), t)
