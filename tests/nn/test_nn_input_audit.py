@@ -77,3 +77,29 @@ def test_forward_down_uses_the_configured_time_embedding():
     torch.testing.assert_close(net.forward_up(hs[-1], hs, emb), net(x, t))
     with pytest.raises(ValueError, match="x has shape"):  # forward_down now checks its inputs like forward
         net.forward_down(torch.randn(2, 3, 8, 8), t)
+
+
+@pytest.mark.parametrize("cls_name, field, value", [
+    ("HalfUNetConfig", "num_groups", 0),  # was ZeroDivisionError in check_groups
+    ("HalfUNetConfig", "model_channels", 0),  # was a model of zero-width convs, built without a word
+    ("HalfUNetConfig", "in_channels", 0),
+    ("HalfUNetConfig", "num_res_blocks", 0),  # was a GroupNorm shape error at the first forward
+    ("HalfUNetConfig", "head_hidden", -1),  # was "Trying to create tensor with negative dimension"
+    ("ConvVAEConfig", "hidden", 0),
+    ("ConvVAEConfig", "extra_input_dim", -1),  # was accepted and ignored
+    ("FeatureExtractorConfig", "in_channels", 0),
+    ("VQAutoencoderConfig", "ch", 0),
+    ("VQAutoencoderConfig", "z_channels", 0),
+    ("VQAutoencoderConfig", "num_res_blocks", 0),
+    ("VQAutoencoderConfig", "num_groups", 0),  # was ZeroDivisionError
+    ("VQAutoencoderConfig", "beta", -1.0),  # a negative commitment weight was accepted
+    ("VQAutoencoderConfig", "codebook_weight", -1.0),
+    ("VQAutoencoderConfig", "dropout", 1.5),  # was torch's dropout error when the model was built
+])
+def test_encoder_and_vq_config_bounds(cls_name, field, value):
+    import diffrep.nn.encoders as E
+    import diffrep.nn.vq as V
+
+    cls = getattr(E, cls_name, None) or getattr(V, cls_name)
+    with pytest.raises(ConfigError, match=f"'{field}': must be"):
+        cls(**{field: value})
