@@ -103,3 +103,30 @@ def test_encoder_and_vq_config_bounds(cls_name, field, value):
     cls = getattr(E, cls_name, None) or getattr(V, cls_name)
     with pytest.raises(ConfigError, match=f"'{field}': must be"):
         cls(**{field: value})
+
+
+def _unet_kw(**kw):
+    return dict(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2),
+                num_res_blocks=1, num_groups=4, attention_resolutions=(), **kw)
+
+
+@pytest.mark.parametrize("kw, field", [
+    # was accepted and ignored: the resolutions matter only for placement="explicit"
+    (dict(skip_dropout=0.1, skip_dropout_resolutions=(4,)), "skip_dropout_resolutions"),
+    # was accepted: explicit placement with no resolutions applied the dropout nowhere
+    (dict(skip_dropout=0.1, skip_dropout_placement="explicit"), "skip_dropout_resolutions"),
+    # was accepted and ignored: no cross-attention blocks to stack
+    (dict(transformer_depth=3), "transformer_depth"),
+    # was accepted; the first forward raised timestep_embedding's ValueError (or the embedding divided by 0)
+    (dict(time_embed_freq_shift=4.0), "time_embed_freq_shift"),
+])
+def test_unet_config_refuses_ignored_or_impossible_fields(kw, field):
+    with pytest.raises(ConfigError, match=f"'{field}'"):
+        UNetConfig(**_unet_kw(**kw))
+
+
+def test_unet_config_explicit_skip_dropout_still_accepted():
+    cfg = UNetConfig(**_unet_kw(skip_dropout=0.1, skip_dropout_placement="explicit", skip_dropout_resolutions=(4,)))
+    assert cfg.skip_dropout_levels() == {4}
+    assert UNetConfig(**_unet_kw(context_dim=6, transformer_depth=2)).transformer_depth == 2
+    assert UNetConfig(**_unet_kw(time_embed_freq_shift=1.0)).time_embed_freq_shift == 1.0

@@ -82,6 +82,19 @@ class UNetConfig(Config):
         for r in self.skip_dropout_resolutions:
             if r not in res:
                 raise ConfigError("skip_dropout_resolutions", f"resolution {r} does not exist in this U-Net ({res} px)")
+        if self.skip_dropout_resolutions and self.skip_dropout_placement != "explicit":
+            raise ConfigError("skip_dropout_resolutions", f"is used only with skip_dropout_placement='explicit' "
+                              f"(placement is {self.skip_dropout_placement!r}, which chooses the levels itself)")
+        if self.skip_dropout > 0 and self.skip_dropout_placement == "explicit" and not self.skip_dropout_resolutions:
+            raise ConfigError("skip_dropout_resolutions", f"is empty with skip_dropout_placement='explicit': "
+                              f"skip_dropout={self.skip_dropout} would apply nowhere")
+        if self.transformer_depth != 1 and self.context_dim == 0:
+            raise ConfigError("transformer_depth", f"{self.transformer_depth} has no effect without cross-attention "
+                              "(context_dim=0)")
+        half = self.model_channels // 2  # timestep_embedding's frequencies: 10000^(-i/(half - shift))
+        if half - self.time_embed_freq_shift <= 0:
+            raise ConfigError("time_embed_freq_shift", f"{self.time_embed_freq_shift} must be below model_channels // 2 "
+                              f"= {half} (the sinusoidal embedding's denominator)")
 
     def skip_dropout_levels(self) -> set[int]:
         """Decoder resolutions (px) whose skip connections get Skip Dropout (DyGA Sec. 3.3 and the authors' code).
