@@ -1,0 +1,36 @@
+"""Input audit of diffrep.bfn (flows, output distributions, BFNDataConfig): each test pins a defect
+that was found and fixed; the comment says what happened before."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from diffrep.bfn.flows import ContinuousFlow, DiscreteFlow
+
+
+@pytest.mark.parametrize("flow, x", [
+    (ContinuousFlow(0.01), torch.zeros(2, 1, 2, 2)),
+    (DiscreteFlow(2, 1.0), torch.zeros(2, 1, 2, 2, dtype=torch.long)),
+])
+def test_nan_time_is_refused(flow, x):
+    # Before: mean_state(x, nan) returned a FlowState of NaNs ("t must lie in [0, 1]" tested t < 0 | t > 1,
+    # which NaN fails both ways); step/inverse_step shared the check.
+    with pytest.raises(ValueError, match="not be NaN"):
+        flow.mean_state(x, math.nan)
+    with pytest.raises(ValueError, match="not be NaN"):
+        flow.mean_state(x, torch.tensor([0.5, math.nan]))
+    assert torch.isfinite(flow.mean_state(x, 0.5).params).all()
+
+
+def test_flow_parameters_reject_bool_and_inf():
+    # Before: DiscreteFlow(2, inf) was built (its beta then failed deep in the schedule), and
+    # sqrt_beta1=True was read as 1.0.
+    with pytest.raises(ValueError, match="sqrt_beta1 must be"):
+        DiscreteFlow(2, math.inf)
+    with pytest.raises(ValueError, match="sqrt_beta1 must be"):
+        DiscreteFlow(2, True)
+    with pytest.raises(ValueError, match="sigma1 must be"):
+        ContinuousFlow(True)
