@@ -34,3 +34,30 @@ def test_flow_parameters_reject_bool_and_inf():
         DiscreteFlow(2, True)
     with pytest.raises(ValueError, match="sigma1 must be"):
         ContinuousFlow(True)
+
+
+def test_delta_clip_range_must_be_non_negative():
+    # Before: clip_range=-1 was accepted and silently meant "no clip" (the clip runs only when > 0).
+    from diffrep.bfn.config import BFNDataConfig
+    from diffrep.bfn.distributions import DeltaOutput
+    from diffrep.config import ConfigError
+
+    with pytest.raises(ValueError, match="clip_range must be a finite number >= 0"):
+        DeltaOutput(0.01, clip_range=-1.0)
+    with pytest.raises(ConfigError, match="'clip_range': must be >= 0"):
+        BFNDataConfig(data="continuous", clip_range=-1.0)
+    assert DeltaOutput(0.01, clip_range=0).clip_range == 0.0
+
+
+def test_loss_steps_without_discrete_time_loss_is_refused():
+    # Before: loss_steps=10 with time_loss="continuous" trained L^inf without a word (loss_steps was
+    # read only by L^n), and a negative loss_steps was accepted.
+    from diffrep.bfn.config import BFNDataConfig
+    from diffrep.config import ConfigError, apply_overrides
+
+    with pytest.raises(ConfigError, match="'loss_steps': 10 is the n of L\\^n"):
+        BFNDataConfig(loss_steps=10)
+    with pytest.raises(ConfigError, match="'loss_steps': must be >= 0"):
+        BFNDataConfig(loss_steps=-1)
+    cfg = apply_overrides(BFNDataConfig(), ["--loss_steps", "10", "--time_loss", "discrete"])
+    assert (cfg.time_loss, cfg.loss_steps) == ("discrete", 10)

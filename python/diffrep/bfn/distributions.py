@@ -167,6 +167,8 @@ class DeltaOutput:
     def __init__(self, sigma1: float, noise_pred: bool = True, clip_range: float = 1.0, eps_sign: int = -1):
         if eps_sign not in (-1, 1):
             raise ValueError(f"eps_sign must be -1 (BFN) or +1 (ParamReL Eq. 10 as printed), got {eps_sign!r}")
+        if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 <= clip_range < math.inf:
+            raise ValueError(f"clip_range must be a finite number >= 0 (0 disables the clip), got {clip_range!r}")
         self.sigma1, self.noise_pred, self.clip_range, self.eps_sign = sigma1, bool(noise_pred), float(clip_range), eps_sign
 
     def out_channels(self, channels: int) -> int:
