@@ -61,3 +61,15 @@ def test_loss_steps_without_discrete_time_loss_is_refused():
         BFNDataConfig(loss_steps=-1)
     cfg = apply_overrides(BFNDataConfig(), ["--loss_steps", "10", "--time_loss", "discrete"])
     assert (cfg.time_loss, cfg.loss_steps) == ("discrete", 10)
+
+
+def test_bfn_sample_final_empty_string_is_refused():
+    # Before: final="" (falsy) silently fell back to the config's final ("mode").
+    from diffrep.bfn.model import BFN, BFNConfig
+    from diffrep.nn.unet import UNetConfig
+
+    cfg = BFNConfig(unet=UNetConfig(image_size=28, in_channels=1, out_channels=1, model_channels=8,
+                                    channel_mult=(1,), num_res_blocks=1, attention_resolutions=(),
+                                    middle_attention=False, num_groups=4), sample_steps=1)
+    with pytest.raises(ValueError, match="final must be 'mode' or 'sample', got ''"):
+        BFN(cfg).sample(1, num_steps=1, final="")

@@ -121,7 +121,7 @@ class BFN(PretrainedMixin, nn.Module):
         device = next(self.parameters()).device
         state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)
         x, _ = sampler.sample(self.flow, self.output, self.predict, state, cfg.sample_steps if num_steps is None else num_steps,
-                              generator=generator, final=final or cfg.final,
+                              generator=generator, final=cfg.final if final is None else final,
                               legacy_skip_last_update=cfg.legacy_skip_last_update)
         return self.flow.data_to_float(x).float()
 
