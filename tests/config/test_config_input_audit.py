@@ -110,3 +110,17 @@ def test_api_argument_types_are_named():
         apply_overrides(_Cfg(), [("lr", 1, 2)])
     assert apply_overrides(_Cfg(), [("lr", 2)]).lr == 2.0
     assert flatten_dict({"a": {"b": None, "c": [1, 2]}}) == {"a.b": "none", "a.c": "[1, 2]"}
+
+
+def test_literal_choices_match_by_type():
+    # Before: Literal[1, 2] accepted True (True == 1) and 2.0 (stored as the float 2.0, dumped as 2.0);
+    # Literal[0, 1] accepted False and 0.0.
+    from diffrep.nn.unet import UNetConfig
+
+    with pytest.raises(ConfigError, match=r"'num_outputs': must be one of \[1, 2\], got True"):
+        UNetConfig(num_outputs=True)
+    with pytest.raises(ConfigError, match=r"'downsample_padding': must be one of \[0, 1\], got 0.0"):
+        UNetConfig(downsample_padding=0.0)
+    with pytest.raises(ConfigError, match="'num_outputs'"):
+        apply_overrides(UNetConfig(), ["--num_outputs", "2.0"])
+    assert apply_overrides(UNetConfig(), ["--num_outputs", "2"]).num_outputs == 2

@@ -86,7 +86,8 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
             raise errors[0] from None
         raise ConfigError(field, f"expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
-        if value not in args:
+        # by type as well as value: True == 1 and 2.0 == 2, but a bool or a float is not the int choice
+        if not any(value == a and type(value) is type(a) for a in args):
             raise ConfigError(field, f"must be one of {list(args)}, got {value!r}")
         return value
     if tp is bool:
