@@ -130,3 +130,25 @@ def test_unet_config_explicit_skip_dropout_still_accepted():
     assert cfg.skip_dropout_levels() == {4}
     assert UNetConfig(**_unet_kw(context_dim=6, transformer_depth=2)).transformer_depth == 2
     assert UNetConfig(**_unet_kw(time_embed_freq_shift=1.0)).time_embed_freq_shift == 1.0
+
+
+def test_lpips_weight_file_problems_are_named(tmp_path):
+    # Before: a corrupt .safetensors raised safetensors' own SafetensorError (not naming the file as
+    # LPIPS weights), a non-tensor entry an AttributeError ('int' object has no attribute 'shape'), and
+    # NaN weights loaded silently (a NaN perceptual loss at every step).
+    import torch
+
+    from diffrep.nn.lpips import LPIPS
+
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="not a valid safetensors file"):
+        LPIPS.from_file(bad)
+    state = LPIPS().state_dict()
+    key = next(iter(state))
+    torch.save({**state, key: 3}, tmp_path / "int.pt")
+    with pytest.raises(ValueError, match="are not floating-point tensors"):
+        LPIPS.from_file(tmp_path / "int.pt")
+    torch.save({**state, key: torch.full_like(state[key], float("nan"))}, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="non-finite values"):
+        LPIPS.from_file(tmp_path / "nan.pt")
