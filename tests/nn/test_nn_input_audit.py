@@ -152,3 +152,17 @@ def test_lpips_weight_file_problems_are_named(tmp_path):
     torch.save({**state, key: torch.full_like(state[key], float("nan"))}, tmp_path / "nan.pt")
     with pytest.raises(ValueError, match="non-finite values"):
         LPIPS.from_file(tmp_path / "nan.pt")
+
+
+def test_attention_layers_refuse_zero_heads():
+    # Before: AttentionBlock(num_heads=0) raised ZeroDivisionError; SpatialTransformer with num_heads=0
+    # built a zero-width projection and depth=0 no transformer block at all, both without a word.
+    from diffrep.nn.layers import AttentionBlock, SpatialTransformer
+
+    with pytest.raises(ValueError, match="AttentionBlock: num_heads must be an int >= 1, got 0"):
+        AttentionBlock(32, num_heads=0)
+    with pytest.raises(ValueError, match="SpatialTransformer: num_heads must be an int >= 1, got 0"):
+        SpatialTransformer(32, 0, 8, 4)
+    with pytest.raises(ValueError, match="SpatialTransformer: depth must be an int >= 1, got 0"):
+        SpatialTransformer(32, 2, 8, 4, depth=0)
+    assert len(SpatialTransformer(32, 2, 8, 4, depth=2).blocks) == 2
