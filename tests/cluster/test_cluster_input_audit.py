@@ -45,3 +45,12 @@ def test_split_and_p_arbitrary_types():
         _fit(p_arbitrary="0.5")
     with pytest.raises(TypeError, match="p_arbitrary must be a number"):
         _fit(p_arbitrary=True)
+
+
+def test_fit_code_p_arbitrary_type():
+    # Before: the DyGA-code fit read p_arbitrary through float(): "0.5" and True were accepted.
+    from diffrep.cluster.dyga_code import fit_code
+
+    for bad in ("0.5", True):
+        with pytest.raises(TypeError, match="p_arbitrary must be a number"):
+            fit_code(_x(), n_components=2, max_components=2, max_iter=2, p_arbitrary=bad)
