@@ -73,3 +73,19 @@ def test_bfn_sample_final_empty_string_is_refused():
                                     middle_attention=False, num_groups=4), sample_steps=1)
     with pytest.raises(ValueError, match="final must be 'mode' or 'sample', got ''"):
         BFN(cfg).sample(1, num_steps=1, final="")
+
+
+def test_schedule_alphas_check_the_step():
+    # Before: n_steps=0 raised ZeroDivisionError, and discrete_alpha(0, n, beta1) returned a negative
+    # accuracy -beta1/n^2 (i = 0 is not a step of the n-step sender, Eq. 190 needs 1 <= i <= n).
+    from diffrep.bfn import schedules
+
+    with pytest.raises(ValueError, match="n_steps must be a positive int"):
+        schedules.discrete_alpha(1, 0, 9.0)
+    with pytest.raises(ValueError, match="n_steps must be a positive int"):
+        schedules.continuous_alpha(1, 0, 1e-3)
+    with pytest.raises(ValueError, match=r"step i must be a number in \[1, n_steps=4\], got 0"):
+        schedules.discrete_alpha(0, 4, 9.0)
+    with pytest.raises(ValueError, match="step i"):
+        schedules.continuous_alpha(5, 4, 1e-3)
+    assert schedules.discrete_alpha(2, 4, 9.0) == pytest.approx(9.0 * 3 / 16)
