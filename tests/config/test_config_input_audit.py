@@ -124,3 +124,11 @@ def test_literal_choices_match_by_type():
     with pytest.raises(ConfigError, match="'num_outputs'"):
         apply_overrides(UNetConfig(), ["--num_outputs", "2.0"])
     assert apply_overrides(UNetConfig(), ["--num_outputs", "2"]).num_outputs == 2
+
+
+def test_float_field_given_a_huge_int():
+    # Before: --lr 1000...0 (401 digits) raised a bare OverflowError ("int too large to convert to float").
+    with pytest.raises(ConfigError, match=r"'lr': must be a finite number, got 10000000000000000000\.\.\."):
+        apply_overrides(_Cfg(), ["--lr", "1" + "0" * 400])
+    with pytest.raises(ConfigError, match="'lr': must be a finite number, got inf"):
+        _Cfg(lr=float("inf"))

@@ -101,9 +101,14 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, f"expected float, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):  # no config field means anything by nan or inf (lr: inf trains to NaN)
-            raise ConfigError(field, f"must be a finite number, got {value!r}")
-        return float(value)
+        try:
+            as_float = float(value)
+        except OverflowError:  # an int beyond the float range (10**400)
+            as_float = math.inf
+        if not math.isfinite(as_float):  # no config field means anything by nan or inf (lr: inf trains to NaN)
+            text = repr(value)
+            raise ConfigError(field, f"must be a finite number, got {text if len(text) <= 24 else text[:20] + '...'}")
+        return as_float
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(field, f"expected str, got {type(value).__name__} {value!r}")
