@@ -166,3 +166,18 @@ def test_attention_layers_refuse_zero_heads():
     with pytest.raises(ValueError, match="SpatialTransformer: depth must be an int >= 1, got 0"):
         SpatialTransformer(32, 2, 8, 4, depth=0)
     assert len(SpatialTransformer(32, 2, 8, 4, depth=2).blocks) == 2
+
+
+def test_gaussian_kl_argument_types():
+    # Before: a list gave "'list' object has no attribute 'shape'", and an integer logvar tensor failed
+    # inside exp() ("exp_vml_cpu not implemented for 'Long'").
+    import torch
+
+    from diffrep.nn.gaussian import gaussian_kl
+
+    with pytest.raises(TypeError, match="gaussian_kl: mu must be a floating-point tensor"):
+        gaussian_kl([0.0], torch.zeros(1))
+    with pytest.raises(TypeError, match="gaussian_kl: logvar must be a floating-point tensor, got torch.int64"):
+        gaussian_kl(torch.zeros(1), torch.zeros(1, dtype=torch.long))
+    # KL(N(1, e^0) || N(0, 1)) = 1/2 per dimension
+    assert gaussian_kl(torch.ones(2, 3), torch.zeros(2, 3), reduction="sum").tolist() == [1.5, 1.5]
