@@ -181,3 +181,22 @@ def test_gaussian_kl_argument_types():
         gaussian_kl(torch.zeros(1), torch.zeros(1, dtype=torch.long))
     # KL(N(1, e^0) || N(0, 1)) = 1/2 per dimension
     assert gaussian_kl(torch.ones(2, 3), torch.zeros(2, 3), reduction="sum").tolist() == [1.5, 1.5]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("layers_per_block", 2.7),  # was truncated to 2 by int()
+    ("block_out_channels", [0, 64]),  # was ZeroDivisionError (c % 0)
+    ("block_out_channels", ["abc", 64]),  # was a bare "invalid literal for int()"
+    ("norm_num_groups", None),  # was "int() argument must be ... not 'NoneType'"
+    ("sample_size", []),  # already refused ("only square images"); kept
+    ("sample_size", True),  # was read as image_size 1
+])
+def test_diffusers_config_counts_are_read_exactly(key, value):
+    from diffrep.nn.diffusers_unet import unet_config_from_diffusers
+
+    cfg = {"_class_name": "UNet2DModel", "sample_size": 8, "block_out_channels": [32, 64],
+           "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"],
+           "norm_num_groups": 8, "layers_per_block": 1, "add_attention": False}
+    assert unet_config_from_diffusers(cfg).channel_mult == (1, 2)
+    with pytest.raises(ValueError, match=f"diffusers config {key}="):
+        unet_config_from_diffusers({**cfg, key: value})
