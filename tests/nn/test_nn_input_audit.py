@@ -200,3 +200,20 @@ def test_diffusers_config_counts_are_read_exactly(key, value):
     assert unet_config_from_diffusers(cfg).channel_mult == (1, 2)
     with pytest.raises(ValueError, match=f"diffusers config {key}="):
         unet_config_from_diffusers({**cfg, key: value})
+
+
+def test_vq_decode_checks_the_latent():
+    # Before: a latent with the wrong channel count failed inside the codebook distance
+    # ("mat1 and mat2 shapes cannot be multiplied (128x5 and 2x4)"); with quantize=False inside a conv.
+    import torch
+
+    from diffrep.nn.vq import VQAutoencoder, VQAutoencoderConfig
+
+    vq = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_groups=4, n_embed=4, embed_dim=2))
+    for kw in ({}, {"quantize": False}):
+        with pytest.raises(ValueError, match=r"VQAutoencoder.decode: z must be a float latent \[B, embed_dim=2"):
+            vq.decode(torch.randn(2, 5, 8, 8), **kw)
+    with pytest.raises(ValueError, match="VQAutoencoder.quantize"):
+        vq.quantize(torch.randn(2, 2, 8))
+    z = vq.encode(torch.randn(1, 3, 16, 16))
+    assert vq.decode(z).shape == (1, 3, 16, 16)

@@ -166,10 +166,20 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         """x -> encode -> quantise -> decode: images of the input's shape."""
         return self(x)[0]
 
+    def _check_latent(self, z, who: str) -> torch.Tensor:
+        D = self.config.embed_dim
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 4 or z.shape[1] != D:
+            got = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"VQAutoencoder.{who}: z must be a float latent [B, embed_dim={D}, h, w], got {got}")
+        return z
+
     def quantize(self, z: torch.Tensor):
-        return self.quantizer(z)
+        """(z_q straight-through, codebook + commitment loss, indices [B, h, w]) of a latent [B, embed_dim, h, w]."""
+        return self.quantizer(self._check_latent(z, "quantize"))
 
     def decode(self, z: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+        """Images from a latent [B, embed_dim, h, w] (quantised first unless ``quantize=False``)."""
+        z = self._check_latent(z, "decode")
         if quantize:
             z = self.quantizer(z)[0]
         return self.decoder(self.post_quant_conv(z))
