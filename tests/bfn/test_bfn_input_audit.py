@@ -89,3 +89,20 @@ def test_schedule_alphas_check_the_step():
     with pytest.raises(ValueError, match="step i"):
         schedules.continuous_alpha(5, 4, 1e-3)
     assert schedules.discrete_alpha(2, 4, 9.0) == pytest.approx(9.0 * 3 / 16)
+
+
+def test_bfn_reconstruction_loss_checks_its_images():
+    # Before: BFN.reconstruction_loss(x) skipped the batch check that BFN.loss makes: a [B, 1, 14, 14]
+    # batch for a 28 px model failed inside the U-Net, a NaN image gave a NaN loss.
+    from diffrep.bfn.model import BFN, BFNConfig
+    from diffrep.nn.unet import UNetConfig
+
+    cfg = BFNConfig(unet=UNetConfig(image_size=28, in_channels=1, out_channels=1, model_channels=8,
+                                    channel_mult=(1,), num_res_blocks=1, attention_resolutions=(),
+                                    middle_attention=False, num_groups=4), sample_steps=1)
+    net = BFN(cfg)
+    with pytest.raises(ValueError, match="BFN.reconstruction_loss"):
+        net.reconstruction_loss(torch.zeros(2, 1, 14, 14))
+    with pytest.raises(ValueError, match="BFN.reconstruction_loss"):
+        net.reconstruction_loss(torch.full((2, 1, 28, 28), math.nan))
+    assert net.reconstruction_loss(torch.ones(2, 1, 28, 28)).shape == (2,)
