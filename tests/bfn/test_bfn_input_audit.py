@@ -106,3 +106,15 @@ def test_bfn_reconstruction_loss_checks_its_images():
     with pytest.raises(ValueError, match="BFN.reconstruction_loss"):
         net.reconstruction_loss(torch.full((2, 1, 28, 28), math.nan))
     assert net.reconstruction_loss(torch.ones(2, 1, 28, 28)).shape == (2,)
+
+
+@pytest.mark.parametrize("sigma1", [math.nan, 2.0, -1.0, True])
+def test_output_distributions_check_sigma1(sigma1):
+    # Before: DeltaOutput(nan) / DiscretisedNormalOutput(2.0, 16) were built; the value surfaced later
+    # (or, without noise prediction, as a NaN loss weight).
+    from diffrep.bfn.distributions import DeltaOutput, DiscretisedNormalOutput
+
+    with pytest.raises(ValueError, match="DeltaOutput: sigma1 must be in"):
+        DeltaOutput(sigma1)
+    with pytest.raises(ValueError, match="DiscretisedNormalOutput: sigma1 must be in"):
+        DiscretisedNormalOutput(sigma1, 16)
