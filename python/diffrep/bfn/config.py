@@ -28,17 +28,20 @@ class BFNDataConfig(Config):
     sigma1: Annotated[float, Gt(0), Lt(1)] = 1e-3  # continuous/discretised schedule
     sqrt_beta1: Annotated[float, Gt(0)] = 3.0  # discrete schedule (reference max_sqrt_beta)
     noise_pred: bool = True  # continuous/discretised: the network predicts the flow noise (ParamReL Eq. 10)
-    clip_range: float = 1.0  # delta output clip (reference DeltaFactory); 0 disables
+    clip_range: Annotated[float, Ge(0)] = 1.0  # delta output clip (reference DeltaFactory); 0 disables
     clip: bool = True  # discretised: edge bins absorb the tails
     eps_sign: Literal[-1, 1] = -1  # -1: BFN's x_hat = mu/gamma - ...; +1: ParamReL Eq. 10 as printed
     time_loss: Literal["continuous", "discrete"] = "continuous"  # L^inf or L^n
-    loss_steps: int = 0  # n of L^n (time_loss="discrete")
+    loss_steps: Annotated[int, Ge(0)] = 0  # n of L^n (time_loss="discrete")
     loss_mc_samples: Annotated[int, Ge(1)] = 10  # sender draws of the L^n Monte-Carlo estimate
     receiver: Literal["exact", "factorised"] = "exact"  # discrete data, L^n (docs/kernels/bfn.md#discrete-flow)
 
     def validate(self) -> None:
         if self.time_loss == "discrete" and self.loss_steps < 1:
             raise ConfigError("loss_steps", "time_loss='discrete' needs loss_steps >= 1 (the n of L^n)")
+        if self.time_loss == "continuous" and self.loss_steps:
+            raise ConfigError("loss_steps", f"{self.loss_steps} is the n of L^n and is used only with "
+                              "time_loss='discrete' (time_loss is 'continuous', L^inf); set time_loss or leave loss_steps 0")
 
     @property
     def num_dims(self) -> int:

@@ -159,6 +159,13 @@ def _check_out(net_out, shape, who):
                          f"{tuple(getattr(net_out, 'shape', ())) or type(net_out).__name__}")
 
 
+def _check_sigma1(sigma1, who: str) -> None:
+    """sigma1 in (0, 1) (BFN Eq. 72), checked when the output is built: without noise prediction a bad
+    value (NaN, 2.0) was stored and surfaced only later, or as a NaN loss weight."""
+    if isinstance(sigma1, bool) or not isinstance(sigma1, (int, float)) or not 0 < sigma1 < 1:
+        raise ValueError(f"{who}: sigma1 must be in (0, 1), got {sigma1!r}")
+
+
 class DeltaOutput:
     """Delta output for continuous data; one network output per data channel."""
 
@@ -167,6 +174,9 @@ class DeltaOutput:
     def __init__(self, sigma1: float, noise_pred: bool = True, clip_range: float = 1.0, eps_sign: int = -1):
         if eps_sign not in (-1, 1):
             raise ValueError(f"eps_sign must be -1 (BFN) or +1 (ParamReL Eq. 10 as printed), got {eps_sign!r}")
+        _check_sigma1(sigma1, "DeltaOutput")
+        if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 <= clip_range < math.inf:
+            raise ValueError(f"clip_range must be a finite number >= 0 (0 disables the clip), got {clip_range!r}")
         self.sigma1, self.noise_pred, self.clip_range, self.eps_sign = sigma1, bool(noise_pred), float(clip_range), eps_sign
 
     def out_channels(self, channels: int) -> int:
@@ -199,6 +209,7 @@ class DiscretisedNormalOutput:
             raise ValueError(f"num_bins must be an int >= 2, got {num_bins!r}")
         if eps_sign not in (-1, 1):
             raise ValueError(f"eps_sign must be -1 or +1, got {eps_sign!r}")
+        _check_sigma1(sigma1, "DiscretisedNormalOutput")
         self.sigma1, self.K, self.noise_pred, self.clip, self.eps_sign = sigma1, num_bins, bool(noise_pred), bool(clip), eps_sign
 
     def out_channels(self, channels: int) -> int:

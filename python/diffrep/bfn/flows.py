@@ -47,8 +47,8 @@ def _per_example_t(t, batch: int, device) -> torch.Tensor:
         t = t.expand(batch)
     if t.shape != (batch,):
         raise ValueError(f"t must be a number or have shape ({batch},), got {tuple(t.shape)}")
-    if bool(((t < 0) | (t > 1)).any()):
-        raise ValueError("t must lie in [0, 1]")
+    if not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons: it is refused too
+        raise ValueError("t must lie in [0, 1] (and not be NaN)")
     return t
 
 
@@ -70,7 +70,7 @@ class ContinuousFlow:
     kind = "continuous"
 
     def __init__(self, sigma1: float, num_bins: int | None = None):
-        if not isinstance(sigma1, (int, float)) or not 0 < sigma1 < 1:
+        if isinstance(sigma1, bool) or not isinstance(sigma1, (int, float)) or not 0 < sigma1 < 1:
             raise ValueError(f"sigma1 must be in (0, 1), got {sigma1!r}")
         if num_bins is not None and (isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 2):
             raise ValueError(f"num_bins must be None or an int >= 2, got {num_bins!r}")
@@ -172,7 +172,7 @@ class DiscreteFlow:
     def __init__(self, num_classes: int, sqrt_beta1: float):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        if not isinstance(sqrt_beta1, (int, float)) or not sqrt_beta1 > 0:
+        if isinstance(sqrt_beta1, bool) or not isinstance(sqrt_beta1, (int, float)) or not 0 < sqrt_beta1 < math.inf:
             raise ValueError(f"sqrt_beta1 must be > 0, got {sqrt_beta1!r}")
         self.K = num_classes
         self.sqrt_beta1 = float(sqrt_beta1)

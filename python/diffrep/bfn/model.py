@@ -109,6 +109,7 @@ class BFN(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | theta_1, 1), theta_1 ~ p_F(. | x; 1)."""
+        x = data_images(x, self.config.bfn, "BFN.reconstruction_loss", name="x")
         data = self.flow.prepare_data(x)
         state = self.flow.sample(data, 1.0, generator)
         return losses.reconstruction_loss(self.flow, self.output, self.predict(state, state.t), data, state)
@@ -121,7 +122,7 @@ class BFN(PretrainedMixin, nn.Module):
         device = next(self.parameters()).device
         state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)
         x, _ = sampler.sample(self.flow, self.output, self.predict, state, cfg.sample_steps if num_steps is None else num_steps,
-                              generator=generator, final=final or cfg.final,
+                              generator=generator, final=cfg.final if final is None else final,
                               legacy_skip_last_update=cfg.legacy_skip_last_update)
         return self.flow.data_to_float(x).float()
 

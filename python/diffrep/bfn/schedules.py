@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from .._checks import positive_int
 from ..ops import _validate as V
 
 __all__ = ["gamma", "continuous_precision", "continuous_alpha", "discrete_beta", "discrete_alpha"]
@@ -23,6 +24,16 @@ __all__ = ["gamma", "continuous_precision", "continuous_alpha", "discrete_beta",
 def _log_s1sq(sigma1) -> float:
     """2 ln sigma1, with sigma1 checked to lie in (0, 1]."""
     return 2.0 * math.log(V.positive_scalar("sigma1", sigma1, upper=1.0))
+
+
+def _step_index(i, n_steps) -> int:
+    """Check the step count n (a positive int: 0 divided by zero) and a plain-number step i in 1..n (i = 0
+    gave a negative discrete alpha); tensor i (the losses' t n + 1) is left to the caller's grid."""
+    n = positive_int(n_steps, "n_steps")
+    if not isinstance(i, torch.Tensor):
+        if isinstance(i, bool) or not isinstance(i, (int, float)) or not 1 <= i <= n:
+            raise ValueError(f"step i must be a number in [1, n_steps={n}], got {i!r}")
+    return n
 
 
 def gamma(t, sigma1: float):
@@ -37,6 +48,7 @@ def continuous_precision(t, sigma1: float):
 
 def continuous_alpha(i, n_steps: int, sigma1: float):
     """alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)) = rho(i/n) - rho((i-1)/n) (BFN Eq. 95)."""
+    n_steps = _step_index(i, n_steps)
     s = V.positive_scalar("sigma1", sigma1, upper=1.0)
     return s ** (-2 * i / n_steps) * (1 - s ** (2 / n_steps))
 
@@ -48,4 +60,5 @@ def discrete_beta(t, beta1: float):
 
 def discrete_alpha(i, n_steps: int, beta1: float):
     """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (BFN Eq. 190)."""
+    n_steps = _step_index(i, n_steps)
     return V.positive_scalar("beta1", beta1) * (2 * i - 1) / n_steps**2

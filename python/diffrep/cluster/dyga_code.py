@@ -189,6 +189,8 @@ def fit_code(x, n_components=8, max_components=32, max_iter=30, min_mass=10.0, *
     min_mass = V.positive_scalar("min_mass", min_mass, allow_zero=True)
     phi = V.positive_scalar("phi", phi, upper=1.0)
     psi = V.positive_scalar("psi", psi, allow_zero=True)
+    if isinstance(p_arbitrary, bool) or not isinstance(p_arbitrary, (int, float)):
+        raise TypeError(f"p_arbitrary must be a number in [0, 1], got {type(p_arbitrary).__name__} {p_arbitrary!r}")
     p_arbitrary = float(p_arbitrary)
     if not 0.0 <= p_arbitrary <= 1.0:
         raise ValueError(f"p_arbitrary must be in [0, 1], got {p_arbitrary}")

@@ -161,6 +161,10 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     tol = V.positive_scalar("tol", tol, allow_zero=True)
     min_mass = V.positive_scalar("min_mass", min_mass, allow_zero=True)
     non_negative_int(seed, "seed")
+    if not isinstance(split, bool):
+        raise TypeError(f"split must be a bool, got {type(split).__name__} {split!r}")
+    if p_arbitrary is not None and (isinstance(p_arbitrary, bool) or not isinstance(p_arbitrary, (int, float))):
+        raise TypeError(f"p_arbitrary must be a number in [0, 1] or None, got {type(p_arbitrary).__name__} {p_arbitrary!r}")
     if split_rule not in SPLIT_RULES:
         raise ValueError(f"split_rule must be one of {SPLIT_RULES}, got {split_rule!r}")
     if dim_rule not in ("cattell", "bic"):
@@ -206,7 +210,13 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
         V.tensor("init_resp", init_resp)
         if tuple(init_resp.shape) != (U, n, n_components):
             raise ValueError(f"init_resp must have shape ({U}, {n}, {n_components}), got {tuple(init_resp.shape)}")
-        resp[..., :n_components] = init_resp.to(x).detach()
+        r0 = init_resp.to(x).detach()
+        if not bool(((r0 >= 0) & (r0 <= 1)).all()):  # NaN fails both: a NaN fit followed without a word
+            raise ValueError("init_resp must lie in [0, 1] (and not be NaN)")
+        if not bool(((r0.sum(-1) - 1).abs() <= 1e-4).all()):
+            raise ValueError("every row of init_resp must sum to 1 (responsibilities of each point over the "
+                             "n_components components)")
+        resp[..., :n_components] = r0
     units = torch.arange(U, device=x.device)
     p, resp, L = em_compact(eng, units, w, resp, active, cfg, stats)
     if split and max_split_passes > 0 and Kmax > n_components:

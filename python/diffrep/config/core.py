@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import types
 import typing
 from typing import Annotated, Any, Iterable, Literal, Union
@@ -80,12 +81,13 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
             try:
                 return _coerce(value, arm, field)
             except ConfigError as exc:
-                errors.append(exc.message)
-        if len(errors) == 1:  # Optional[X]: X's own message says more than "expected Optional"
-            raise ConfigError(field, errors[0])
+                errors.append(exc)
+        if len(errors) == 1:  # Optional[X]: X's own error (and item name, x[1]) says more than "expected Optional"
+            raise errors[0] from None
         raise ConfigError(field, f"expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
-        if value not in args:
+        # by type as well as value: True == 1 and 2.0 == 2, but a bool or a float is not the int choice
+        if not any(value == a and type(value) is type(a) for a in args):
             raise ConfigError(field, f"must be one of {list(args)}, got {value!r}")
         return value
     if tp is bool:
@@ -99,9 +101,14 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, f"expected float, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):  # no config field means anything by nan or inf (lr: inf trains to NaN)
-            raise ConfigError(field, f"must be a finite number, got {value!r}")
-        return float(value)
+        try:
+            as_float = float(value)
+        except OverflowError:  # an int beyond the float range (10**400)
+            as_float = math.inf
+        if not math.isfinite(as_float):  # no config field means anything by nan or inf (lr: inf trains to NaN)
+            text = repr(value)
+            raise ConfigError(field, f"must be a finite number, got {text if len(text) <= 24 else text[:20] + '...'}")
+        return as_float
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(field, f"expected str, got {type(value).__name__} {value!r}")
@@ -209,10 +216,49 @@ def config_to_dict(cfg: Any) -> Any:
     raise TypeError(f"config value {cfg!r} of type {type(cfg).__name__} is not JSON-serialisable")
 
 
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads ``lr: 1e-4`` (no dot) as the string "1e-4", which a float
+# field then refuses although ``--lr 1e-4`` is accepted on the command line.
+_FLOAT_RE = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader with YAML 1.2 floats that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently, so a preset's second ``lr:`` would hide the first without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+                seen[key] = line
+            except TypeError:  # unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes strings that :class:`_Loader` would read as floats ("1e-3"), so dump/load round-trips."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.yaml_implicit_resolvers = {k: list(v) for k, v in _cls.yaml_implicit_resolvers.items()}
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping (a preset or a saved run config)."""
+    """Read a YAML mapping (a preset or a saved run config). Floats follow YAML 1.2 (``1e-4`` is a
+    number); a key repeated in one mapping is an error naming it and its lines."""
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_Loader)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -223,6 +269,10 @@ def load_yaml(path: str | os.PathLike) -> dict:
 def flatten_dict(d: dict, prefix: str = "") -> dict:
     """Nested config dict -> ``{"a.b": scalar}`` (sequences as strings, None as "none"): hyper-parameter
     tables, and the field-by-field comparison of a resumed run's config."""
+    if not isinstance(d, dict):
+        raise TypeError(f"flatten_dict: d must be a dict, got {type(d).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"flatten_dict: prefix must be a str, got {type(prefix).__name__}")
     out: dict = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -239,12 +289,13 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
 
 def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+        yaml.dump(config_to_dict(cfg), fh, Dumper=_Dumper, sort_keys=False)
 
 
 def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
     tp: Any = cls
     for i, part in enumerate(parts):
+        tp = _optional_section(tp)
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             raise ConfigError(".".join(parts[:i]), f"is not a config section, cannot set '{part}'")
         names = [f.name for f in dataclasses.fields(tp) if f.init]
@@ -253,6 +304,15 @@ def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(field, f"unknown field for {tp.__name__}{hint} (known: {', '.join(names)})")
         tp = _strip_annotated(_hints(tp)[part])
+    return tp
+
+
+def _optional_section(tp: Any) -> Any:
+    """``Optional[SomeConfig]`` -> ``SomeConfig`` (a section that may be switched off with null); else ``tp``."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1 and isinstance(arms[0], type) and dataclasses.is_dataclass(arms[0]):
+            return arms[0]
     return tp
 
 
@@ -268,18 +328,58 @@ def _parse_raw(raw: Any, tp: Any) -> Any:
         return raw
     if raw.lower() in ("none", "null", "~"):
         return None
-    origin = typing.get_origin(tp)
-    if origin in (tuple, list) and not raw.strip().startswith("["):
-        raw = "[" + raw + "]"  # allow --x 1,2,2
+    seq = _sequence_arm(tp)
+    if seq is not None:
+        text = raw if raw.strip().startswith("[") else "[" + raw + "]"  # allow --x 1,2,2
+        try:
+            items = yaml.load(text, Loader=yaml.BaseLoader)  # every item a string: typed one by one below
+        except yaml.YAMLError:
+            return raw  # _coerce names the field: "expected a sequence"
+        if not isinstance(items, list):
+            return raw
+        return _parse_items(items, seq)
     value = yaml.safe_load(raw)
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
         try:
             value = float(value)
         except ValueError:
             pass
-    if origin in (tuple, list) and isinstance(value, list):
-        value = [float(v) if isinstance(v, str) and _is_float(v) else v for v in value]
     return value
+
+
+def _sequence_arm(tp: Any) -> Any:
+    """The tuple/list annotation of ``tp`` (also inside ``Optional[...]``), or None."""
+    if typing.get_origin(tp) in (tuple, list):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1 and typing.get_origin(arms[0]) in (tuple, list):
+            return arms[0]
+    return None
+
+
+def _parse_items(items: list, seq: Any) -> list:
+    """Type each (string) item of a command-line sequence by its own annotation, so ``--names no,1e3``
+    gives ``("no", "1e3")`` for ``tuple[str, ...]`` and ``(0.001, 2.0)`` for ``tuple[float, float]``."""
+    args = typing.get_args(seq)
+    if len(args) == 2 and args[1] is Ellipsis:
+        types_ = [args[0]] * len(items)
+    elif args and typing.get_origin(seq) is tuple and len(args) == len(items):
+        types_ = list(args)
+    elif args and typing.get_origin(seq) is list:
+        types_ = [args[0]] * len(items)
+    else:
+        types_ = [Any] * len(items)  # a length mismatch is reported by _coerce
+    out = []
+    for item, et in zip(items, types_):
+        inner = _sequence_arm(_strip_annotated(et))
+        if isinstance(item, list) and inner is not None:
+            out.append(_parse_items(item, inner))
+        elif isinstance(item, str):
+            out.append(_parse_raw(item, et))
+        else:
+            out.append(item)
+    return out
 
 
 def _strip_annotated(tp: Any) -> Any:
@@ -291,18 +391,12 @@ def _strip_annotated(tp: Any) -> Any:
     return tp
 
 
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
 def set_path(cfg: Any, path: str, raw: Any) -> Any:
     """Return a copy of ``cfg`` with dotted field ``path`` set (strings parsed as YAML by type)."""
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"set_path: cfg must be a dataclass instance, got {type(cfg).__name__}")
+    if not isinstance(path, str):
+        raise TypeError(f"set_path: path must be a dotted field name (str), got {type(path).__name__} {path!r}")
     parts = [p for p in path.replace("-", "_").split(".")]
     if not path or any(not p for p in parts):
         raise ConfigError(path, "empty field name in override")
@@ -313,7 +407,12 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
         if i == len(parts) - 1:
             new = value
         else:
-            new = rebuild(getattr(obj, parts[i]), i + 1)
+            sub = getattr(obj, parts[i])
+            if sub is None:  # an Optional section that is off: nothing to set a field on
+                name = ".".join(parts[:i + 1])
+                raise ConfigError(name, f"is null (switched off), cannot set '{parts[i + 1]}'; "
+                                        f"set the whole section first, e.g. --{name} '{{{parts[i + 1]}: ...}}'")
+            new = rebuild(sub, i + 1)
         try:
             return dataclasses.replace(obj, **{parts[i]: new})
         except ConfigError as exc:
@@ -325,7 +424,12 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
 
 def parse_override_args(tokens: Iterable[str]) -> list[tuple[str, str]]:
     """``["--a.b", "1", "--c=x", "--flag"]`` -> ``[("a.b", "1"), ("c", "x"), ("flag", "true")]``."""
+    if isinstance(tokens, str):
+        raise TypeError("parse_override_args: tokens must be a list of strings (e.g. shlex.split(text)), got one str")
     tokens = list(tokens)
+    for tok in tokens:
+        if not isinstance(tok, str):
+            raise TypeError(f"parse_override_args: every token must be a str, got {type(tok).__name__} {tok!r}")
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
@@ -370,11 +474,20 @@ def apply_overrides(cfg: Any, overrides: dict | Iterable[tuple[str, Any]] | Iter
     rules (``validate()`` of every nested config) run once, after all overrides, so the order of the
     flags never matters (``--model.bfn.data continuous --model.unet.num_outputs 1`` and the reverse
     both work)."""
+    if isinstance(overrides, str):
+        raise TypeError("apply_overrides: overrides must be a dict, (path, value) pairs or a list of tokens "
+                        "(e.g. shlex.split(text)), got one str")
     if isinstance(overrides, dict):
         items = list(overrides.items())
+    elif not isinstance(overrides, Iterable):
+        raise TypeError(f"apply_overrides: overrides must be a dict, (path, value) pairs or a list of tokens, "
+                        f"got {type(overrides).__name__}")
     else:
         overrides = list(overrides)
         items = parse_override_args(overrides) if overrides and isinstance(overrides[0], str) else overrides
+        for item in items:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise TypeError(f"apply_overrides: each override must be a (path, value) pair, got {item!r}")
     token = _DEFER.set(True)
     try:
         for key, raw in items:

@@ -53,6 +53,14 @@ def _refuse(field: str, value, why: str) -> ValueError:
     return ValueError(f"diffusers config {field}={value!r}: {why}; diffrep's U-Net cannot reproduce this model")
 
 
+def _count(field: str, value, minimum: int = 1) -> int:
+    """A diffusers count/width read exactly: int() truncated 2.7 to 2, read "abc" with a bare ValueError and
+    let a width of 0 reach a modulo by zero."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _refuse(field, value, f"must be an int >= {minimum}")
+    return value
+
+
 def unet_config_from_diffusers(cfg: dict) -> UNetConfig:
     """The :class:`UNetConfig` of a diffusers ``UNet2DModel`` config (the dict of its ``config.json``)."""
     if not isinstance(cfg, dict):
@@ -68,7 +76,10 @@ def unet_config_from_diffusers(cfg: dict) -> UNetConfig:
             raise _refuse(key, cfg[key], f"only {want!r} is supported")
     downs = tuple(cfg.get("down_block_types", ("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D")))
     ups = tuple(cfg.get("up_block_types", ("AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D")))
-    chans = tuple(int(c) for c in cfg.get("block_out_channels", (224, 448, 672, 896)))
+    chans = cfg.get("block_out_channels", (224, 448, 672, 896))
+    if not isinstance(chans, (list, tuple)) or not chans:
+        raise _refuse("block_out_channels", chans, "must be a non-empty list of ints")
+    chans = tuple(_count("block_out_channels", c) for c in chans)
     for t in downs:
         if t not in _DOWN:
             raise _refuse("down_block_types", downs, f"block {t!r} is not one of {_DOWN}")
@@ -88,12 +99,13 @@ def unet_config_from_diffusers(cfg: dict) -> UNetConfig:
         raise _refuse("block_out_channels", chans, f"every width must be a multiple of the first ({mc})")
     size = cfg.get("sample_size", 32)
     if isinstance(size, (list, tuple)):
-        if len(set(size)) != 1:
+        if not size or len({repr(v) for v in size}) != 1:
             raise _refuse("sample_size", size, "only square images are supported")
         size = size[0]
-    groups = int(cfg.get("norm_num_groups", 32))
+    size = _count("sample_size", size)
+    groups = _count("norm_num_groups", cfg.get("norm_num_groups", 32))
     attn_groups = cfg.get("attn_norm_num_groups")
-    if attn_groups is not None and int(attn_groups) != groups:
+    if attn_groups is not None and _count("attn_norm_num_groups", attn_groups) != groups:
         raise _refuse("attn_norm_num_groups", attn_groups, f"must equal norm_num_groups={groups}")
     shift = cfg.get("resnet_time_scale_shift", "default")
     if shift not in ("default", "scale_shift"):
@@ -104,16 +116,19 @@ def unet_config_from_diffusers(cfg: dict) -> UNetConfig:
     head_dim = cfg.get("attention_head_dim", 8)
     attended = [c for c, a in zip(chans, down_attn) if a] + ([chans[-1]] if cfg.get("add_attention", True) else [])
     if head_dim is not None:
-        bad = [c for c in attended if c % int(head_dim)]
+        head_dim = _count("attention_head_dim", head_dim)
+        bad = [c for c in attended if c % head_dim]
         if bad:
             raise _refuse("attention_head_dim", head_dim, f"does not divide the attention widths {bad}")
-    padding = int(cfg.get("downsample_padding", 1))
+    padding = _count("downsample_padding", cfg.get("downsample_padding", 1), minimum=0)
     if padding not in (0, 1):
         raise _refuse("downsample_padding", padding, "only 0 and 1 are supported")
     return UNetConfig(
-        image_size=int(size), in_channels=int(cfg.get("in_channels", 3)), out_channels=int(cfg.get("out_channels", 3)),
-        model_channels=mc, channel_mult=tuple(c // mc for c in chans), num_res_blocks=int(cfg.get("layers_per_block", 2)),
-        attention_resolutions=tuple(int(size) // 2**i for i, a in enumerate(down_attn) if a),
+        image_size=size, in_channels=_count("in_channels", cfg.get("in_channels", 3)),
+        out_channels=_count("out_channels", cfg.get("out_channels", 3)),
+        model_channels=mc, channel_mult=tuple(c // mc for c in chans),
+        num_res_blocks=_count("layers_per_block", cfg.get("layers_per_block", 2)),
+        attention_resolutions=tuple(size // 2**i for i, a in enumerate(down_attn) if a),
         middle_attention=bool(cfg.get("add_attention", True)),
         num_heads=1, num_head_channels=-1 if head_dim is None else int(head_dim),
         dropout=float(cfg.get("dropout", 0.0)), use_scale_shift_norm=shift == "scale_shift",

@@ -47,16 +47,16 @@ class HalfUNetConfig(Config):
     """
 
     image_size: int = 64  # height = width of the input images
-    in_channels: int = 3  # input image channels
-    model_channels: int = 64  # width of the first level
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
+    model_channels: Annotated[int, Ge(1)] = 64  # width of the first level
     channel_mult: tuple[int, ...] = (1, 1, 1, 1, 1, 1)  # width multiplier of each resolution level
-    num_res_blocks: int = 2  # residual blocks per level
+    num_res_blocks: Annotated[int, Ge(1)] = 2  # residual blocks per level
     attention_resolutions: tuple[int, ...] = ()  # resolutions (in pixels) with a self-attention block
     latent_dim: Annotated[int, Ge(1)] = 256  # dimension of the output code (mean and variance heads)
-    head_hidden: int = 0  # 0: same as the last level's width
+    head_hidden: Annotated[int, Ge(0)] = 0  # 0: same as the last level's width
     act: Literal["relu", "silu"] = "relu"  # activation (SAMI Table A.5: ReLU for CelebA64, SiLU for CelebA-HQ)
     bias: bool = False  # biases in convs and linear layers (SAMI Table A.5: bias-free)
-    num_groups: int = 32  # GroupNorm groups
+    num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
     variance_head: Literal["softplus_sq", "logvar"] = "softplus_sq"  # sigma = softplus(a) then squared, or a log-variance head
 
     def validate(self) -> None:
@@ -109,9 +109,9 @@ class ConvVAEConfig(Config):
     image_size: Literal[32, 64] = 64  # height = width of the input images (64: four convs; 32: three)
     in_channels: Annotated[int, Ge(1)] = 3  # input image channels
     latent_dim: Annotated[int, Ge(1)] = 10  # dimension of z (Table 1: 10)
-    hidden: int = 256  # width of the fully connected layer (Table 1: 256)
+    hidden: Annotated[int, Ge(1)] = 256  # width of the fully connected layer (Table 1: 256)
     variance_head: Literal["softplus_sq", "logvar"] = "logvar"  # sigma = softplus(a) then squared, or a log-variance head
-    extra_input_dim: int = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
+    extra_input_dim: Annotated[int, Ge(0)] = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
 
     @property
     def conv_channels(self) -> list[int]:
@@ -217,7 +217,7 @@ class FeatureExtractorConfig(Config):
 
     preset: Literal["dyga", "encdiff"] = "dyga"  # dyga: DyGA Table 9 (tokens of 32); encdiff: EncDiff's Encoder4 (tokens of 16)
     image_size: int = 64  # height = width of the input images (the published extractors: 64)
-    in_channels: int = 3  # input image channels
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
     num_units: Annotated[int, Ge(1)] = 20  # N, the number of scalar units / tokens
 
     def validate(self) -> None:

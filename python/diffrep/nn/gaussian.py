@@ -17,6 +17,12 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, *,
     sums over the last (latent) dimension, the KL of each example [...]; ``"mean"`` averages every
     term to a scalar.
     """
+    for name, v in (("mu", mu), ("logvar", logvar)):
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise TypeError(f"gaussian_kl: {name} must be a floating-point tensor, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+    if reduction not in ("none", "sum", "mean"):
+        raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
     if mu.shape != logvar.shape:
         raise ValueError(f"gaussian_kl: mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} differ in shape")
     kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)

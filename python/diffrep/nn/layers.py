@@ -221,6 +221,8 @@ class AttentionBlock(nn.Module):
 
     def __init__(self, channels: int, num_heads: int = 1, num_groups: int = 32, eps: float = 1e-5):
         super().__init__()
+        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"AttentionBlock: num_heads must be an int >= 1, got {num_heads!r}")
         if channels % num_heads:
             raise ValueError(f"AttentionBlock: channels {channels} not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
@@ -283,6 +285,9 @@ class SpatialTransformer(nn.Module):
     def __init__(self, channels: int, num_heads: int, dim_head: int, context_dim: int, depth: int = 1,
                  dropout: float = 0.0, num_groups: int = 32):
         super().__init__()
+        for name, v in (("num_heads", num_heads), ("dim_head", dim_head), ("context_dim", context_dim), ("depth", depth)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:  # 0 built empty projections or no blocks
+                raise ValueError(f"SpatialTransformer: {name} must be an int >= 1, got {v!r}")
         inner = num_heads * dim_head
         self.context_dim = context_dim
         self.norm = GroupNorm(num_groups, channels, eps=1e-6)

@@ -94,9 +94,9 @@ class LPIPS(nn.Module):
         """Build and load from ``path`` (or ``$DIFFREP_LPIPS_WEIGHTS``); every expected tensor must be present."""
         p = resolve_lpips_weights(path)
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from .pretrained import load_safetensors_checked
 
-            state = load_file(str(p))
+            state = load_safetensors_checked(p)  # a corrupt file: ValueError naming it
         else:
             try:
                 state = torch.load(p, map_location="cpu", weights_only=True)
@@ -110,10 +110,17 @@ class LPIPS(nn.Module):
         missing = [k for k in own if k not in state]
         if missing:
             raise ValueError(f"LPIPS weight file {p} lacks {len(missing)} tensors, e.g. {missing[:3]}; expected {_EXPECTED}")
+        wrong = [k for k in own if not isinstance(state[k], torch.Tensor) or not state[k].is_floating_point()]
+        if wrong:
+            raise ValueError(f"LPIPS weight file {p}: {wrong[:3]} are not floating-point tensors "
+                             f"(e.g. {type(state[wrong[0]]).__name__}); expected {_EXPECTED}")
         bad = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
         if bad:
             raise ValueError(f"LPIPS weight file {p}: wrong shapes for {bad[:3]} "
                              f"(e.g. {tuple(state[bad[0]].shape)}, expected {tuple(own[bad[0]].shape)})")
+        nonfinite = [k for k in own if not bool(torch.isfinite(state[k]).all())]
+        if nonfinite:  # NaN weights gave a NaN perceptual loss at every step
+            raise ValueError(f"LPIPS weight file {p}: non-finite values in {nonfinite[:3]}")
         model.load_state_dict({k: state[k] for k in own})
         return model
 

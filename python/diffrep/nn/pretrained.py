@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .._checks import device as check_device
-from ..config import Config, config_from_dict, config_to_dict
+from ..config import Config, ConfigError, config_from_dict, config_to_dict
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
            "FOREIGN_LOADERS",
@@ -169,6 +169,8 @@ class PretrainedMixin:
 
     @classmethod
     def read_config(cls, directory: str | os.PathLike) -> tuple[str, dict]:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory must be a path (str or os.PathLike), got {type(directory).__name__}")
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not a save_pretrained directory")
@@ -176,14 +178,25 @@ class PretrainedMixin:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not valid JSON (truncated or corrupted?): {exc}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a UTF-8 text file (corrupted?)") from None
         if not isinstance(data, dict) or "_class_name" not in data:
             raise ValueError(f"{path}: missing '_class_name'; not written by diffrep save_pretrained")
-        return data["_class_name"], data
+        name = data["_class_name"]
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{path}: '_class_name' must be a class name (a non-empty string), got {name!r}")
+        return name, data
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, weights: str = "model", strict: bool = True,
                         map_location: str | torch.device = "cpu"):
-        """Rebuild the model from ``directory`` (offline). ``weights`` = ``"model"`` or ``"ema"``."""
+        """Rebuild the model from ``directory`` (offline). ``weights`` = ``"model"`` or ``"ema"``.
+        A config.json whose fields do not fit the class raises :class:`~diffrep.config.ConfigError`
+        naming the field and the file."""
+        if weights not in ("model", "ema"):
+            raise ValueError(f"weights must be 'model' or 'ema', got {weights!r}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, got {type(strict).__name__} {strict!r}")
         name, data = cls.read_config(directory)
         target = cls
         if cls is PretrainedMixin or name != cls.__name__:
@@ -193,10 +206,11 @@ class PretrainedMixin:
                 raise ValueError(f"{directory}: config is for class {name!r}: {exc}") from None
             if not issubclass(target, cls):
                 raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
-        config = config_from_dict(target.config_class, data, ignore_private=True)
+        try:
+            config = config_from_dict(target.config_class, data, ignore_private=True)
+        except ConfigError as exc:  # an edited or newer config.json: say which file
+            raise ConfigError(exc.field, f"{exc.message} (in {Path(directory) / CONFIG_NAME})") from None
         model = target(config)
-        if weights not in ("model", "ema"):
-            raise ValueError(f"weights must be 'model' or 'ema', got {weights!r}")
         fname = WEIGHTS_NAME if weights == "model" else EMA_WEIGHTS_NAME
         state = load_safetensors_checked(Path(directory) / fname, map_location)
         model._load_report = load_state_checked(model, state, Path(directory) / fname, strict=strict)

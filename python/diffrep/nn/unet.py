@@ -82,6 +82,19 @@ class UNetConfig(Config):
         for r in self.skip_dropout_resolutions:
             if r not in res:
                 raise ConfigError("skip_dropout_resolutions", f"resolution {r} does not exist in this U-Net ({res} px)")
+        if self.skip_dropout_resolutions and self.skip_dropout_placement != "explicit":
+            raise ConfigError("skip_dropout_resolutions", f"is used only with skip_dropout_placement='explicit' "
+                              f"(placement is {self.skip_dropout_placement!r}, which chooses the levels itself)")
+        if self.skip_dropout > 0 and self.skip_dropout_placement == "explicit" and not self.skip_dropout_resolutions:
+            raise ConfigError("skip_dropout_resolutions", f"is empty with skip_dropout_placement='explicit': "
+                              f"skip_dropout={self.skip_dropout} would apply nowhere")
+        if self.transformer_depth != 1 and self.context_dim == 0:
+            raise ConfigError("transformer_depth", f"{self.transformer_depth} has no effect without cross-attention "
+                              "(context_dim=0)")
+        half = self.model_channels // 2  # timestep_embedding's frequencies: 10000^(-i/(half - shift))
+        if half - self.time_embed_freq_shift <= 0:
+            raise ConfigError("time_embed_freq_shift", f"{self.time_embed_freq_shift} must be below model_channels // 2 "
+                              f"= {half} (the sinusoidal embedding's denominator)")
 
     def skip_dropout_levels(self) -> set[int]:
         """Decoder resolutions (px) whose skip connections get Skip Dropout (DyGA Sec. 3.3 and the authors' code).
@@ -199,8 +212,7 @@ class UNet(PretrainedMixin, nn.Module):
         self.out = nn.Sequential(GroupNorm(cfg.num_groups, ch, eps=cfg.norm_eps), nn.SiLU(),
                                  zero_module(nn.Conv2d(mc, cfg.out_channels * cfg.num_outputs, 3, padding=1)))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
-                context: torch.Tensor | None = None):
+    def _check_inputs(self, x, t, z, context) -> None:
         cfg = self.config
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"x must be a [B, C, H, W] tensor, got {getattr(x, 'shape', type(x))}")
@@ -217,22 +229,23 @@ class UNet(PretrainedMixin, nn.Module):
             raise ValueError("z was given but this U-Net has latent_dim=0")
         if cfg.context_dim == 0 and context is not None:
             raise ValueError("context was given but this U-Net has context_dim=0")
-        emb = self.time_embed(timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
-                                                 freq_shift=cfg.time_embed_freq_shift).to(x.dtype))
-        hs, h = [], x
-        for blk in self.input_blocks:
-            h = blk(h, emb, z, context)
-            hs.append(h)
-        return self.forward_up(h, hs, emb, z, context)
+
+    def _time_embedding(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        cfg = self.config
+        return self.time_embed(timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
+                                                  freq_shift=cfg.time_embed_freq_shift).to(dtype))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
+                context: torch.Tensor | None = None):
+        hs, emb = self.forward_down(x, t, z, context)
+        return self.forward_up(hs[-1], hs, emb, z, context)
 
     def forward_down(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
                      context: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The down path: (skip features hs, time embedding emb); ``forward_up(hs[-1], hs, emb, ...)``
         with the same arguments finishes ``forward``."""
-        cfg = self.config
-        if not isinstance(t, torch.Tensor) or not isinstance(x, torch.Tensor) or t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape [B={getattr(x, 'shape', [None])[0]}], got {getattr(t, 'shape', type(t))}")
-        emb = self.time_embed(timestep_embedding(t, cfg.model_channels).to(x.dtype))
+        self._check_inputs(x, t, z, context)
+        emb = self._time_embedding(t, x.dtype)
         hs, h = [], x
         for blk in self.input_blocks:
             h = blk(h, emb, z, context)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import positive_int
-from ..config import Config, ConfigError, Ge
+from ..config import Config, ConfigError, Ge, Lt
 from .images import batch_images, check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
@@ -44,19 +44,19 @@ __all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDisc
 @dataclasses.dataclass
 class VQAutoencoderConfig(Config):
     image_size: int = 64  # height = width of the input images
-    in_channels: int = 3  # input image channels
-    ch: int = 32  # width of the first conv (DyGA Table 7: 32)
+    in_channels: Annotated[int, Ge(1)] = 3  # input image channels
+    ch: Annotated[int, Ge(1)] = 32  # width of the first conv (DyGA Table 7: 32)
     ch_mult: tuple[int, ...] = (1, 2, 4)  # width multiplier per level; f = 2^(len - 1) (Table 7: 1, 2, 4)
-    num_res_blocks: int = 2  # residual blocks per level (Table 7: 2)
-    z_channels: int = 3  # channels of the encoder output before the 1x1 quant conv
+    num_res_blocks: Annotated[int, Ge(1)] = 2  # residual blocks per level (Table 7: 2)
+    z_channels: Annotated[int, Ge(1)] = 3  # channels of the encoder output before the 1x1 quant conv
     embed_dim: Annotated[int, Ge(1)] = 3  # dimension of each codebook vector = latent channels (Table 7: 3)
     n_embed: Annotated[int, Ge(2)] = 2048  # codebook size (Table 7: 2048)
-    beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
-    codebook_weight: float = 1.0  # weight of the codebook + commitment terms (van den Oord et al. 2017, Eq. 3)
+    beta: Annotated[float, Ge(0)] = 0.25  # commitment weight (van den Oord et al. 2017)
+    codebook_weight: Annotated[float, Ge(0)] = 1.0  # weight of the codebook + commitment terms (van den Oord et al. 2017, Eq. 3)
     rec_loss: Literal["l1", "l2"] = "l1"  # pixel reconstruction error: L1 (taming) or L2
     mid_attention: bool = True  # keep the self-attention layer of the middle blocks (taming always has it)
-    dropout: float = 0.0  # dropout probability in the residual blocks
-    num_groups: int = 32  # GroupNorm groups
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout probability in the residual blocks
+    num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
     perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
     disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
@@ -166,10 +166,20 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         """x -> encode -> quantise -> decode: images of the input's shape."""
         return self(x)[0]
 
+    def _check_latent(self, z, who: str) -> torch.Tensor:
+        D = self.config.embed_dim
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 4 or z.shape[1] != D:
+            got = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"VQAutoencoder.{who}: z must be a float latent [B, embed_dim={D}, h, w], got {got}")
+        return z
+
     def quantize(self, z: torch.Tensor):
-        return self.quantizer(z)
+        """(z_q straight-through, codebook + commitment loss, indices [B, h, w]) of a latent [B, embed_dim, h, w]."""
+        return self.quantizer(self._check_latent(z, "quantize"))
 
     def decode(self, z: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+        """Images from a latent [B, embed_dim, h, w] (quantised first unless ``quantize=False``)."""
+        z = self._check_latent(z, "decode")
         if quantize:
             z = self.quantizer(z)[0]
         return self.decoder(self.post_quant_conv(z))
