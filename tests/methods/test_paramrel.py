@@ -216,3 +216,13 @@ def test_save_load_roundtrip(tmp_path, fields):
     x = images("discretised", 2)
     assert torch.equal(m.encode(x), m2.encode(x))
     assert torch.allclose(m.reconstruct(x), m2.reconstruct(x))
+
+
+def test_reconstruction_loss_checks_the_images_as_loss_does():
+    # it went straight to the flow: a wrong-size or NaN batch failed deep in the network or gave NaN
+    m = tiny("continuous")
+    size = m.config.bfn.image_size
+    with pytest.raises(ValueError, match=r"^ParamReL.reconstruction_loss: x must have shape"):
+        m.reconstruction_loss(torch.zeros(2, m.config.bfn.channels, size + 2, size + 2))
+    with pytest.raises(ValueError, match=r"^ParamReL.reconstruction_loss: x holds NaN"):
+        m.reconstruction_loss(torch.full((2, m.config.bfn.channels, size, size), float("nan")))

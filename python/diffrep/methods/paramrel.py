@@ -339,6 +339,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | psi(theta_1, z_1)) with z_1 the posterior mean at t = 1."""
+        self._check_x(x, "reconstruction_loss")
         data = self.flow.prepare_data(x)
         state = self.flow.sample(data, 1.0, generator)
         z = self.posterior(state, state.t, x=x)[0]
