@@ -439,11 +439,10 @@ def _resolve(cfg, layers, source: str, apply_overrides):
     try:
         return apply_overrides(cfg, items)
     except (ConfigError, TypeError, ValueError) as exc:
-        field = getattr(exc, "field", "") or ""
-        norm = field.replace("-", "_")
+        norm = _norm(getattr(exc, "field", "") or "")
         setters = [where for where, layer in layers
-                   if any(k.replace("-", "_") == norm or norm.startswith(k.replace("-", "_") + ".") or
-                          k.replace("-", "_").startswith(norm + ".") for k in layer)]
+                   if any(_norm(k) == norm or norm.startswith(_norm(k) + ".") or _norm(k).startswith(norm + ".")
+                          for k in layer)]
         where = setters[-1] if setters else ", ".join(w for w, layer in layers if layer) or "recipe defaults"
         raise StudyError(f"{source}: {where}: {exc}") from None
 
