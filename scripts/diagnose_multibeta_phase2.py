@@ -34,7 +34,6 @@ import dataclasses
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -140,14 +139,6 @@ def chain_trace(denoiser, z: torch.Tensor, i_from: int, f0: torch.Tensor, *, tra
             "sq_dist_to_f0": float((c - f).pow(2).sum(1).mean()) / float(f.pow(2).sum(1).mean())}
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):  # pragma: no cover
-        return "unknown"
-
-
 def main(argv=None) -> int:
     from diffrep.config import apply_overrides
     from diffrep.methods.multibeta import MultiBeta
@@ -175,6 +166,9 @@ def main(argv=None) -> int:
         ap.error("--num-fit and --num-eval must be >= 16")
     torch.manual_seed(args.seed)
     t_start = time.perf_counter()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from validate_multibeta import _git_commit  # the script that saved the models records its commit the same way
+
     commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     where = Path(args.load_dir)
     model = MultiBeta.from_pretrained(where / "multibeta").eval()
