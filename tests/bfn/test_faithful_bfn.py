@@ -366,3 +366,24 @@ def test_reconstruction_loss_discretised_uses_t1_state_and_bin_mass():
     # the twin's bin geometry agrees with the paper: centres (2k - 1)/K - 1, boundaries 2j/K - 1
     assert ref.bin_centres(K).tolist() == [-0.75, -0.25, 0.25, 0.75]
     assert ref.bin_boundaries(K).tolist() == [-0.5, 0.0, 0.5]
+
+
+def test_documented_choices_float_classes_and_t_min():
+    """docs/kernels/bfn.md: floats map to c = round((x + 1)(K - 1)/2) (the inverse of data_to_float), which
+    agrees with the BFN code's bin index on {-1, 1} (K = 2) and on the bin centres; the noise-prediction guard
+    is the code's t_min = 1e-6 (x_hat = 0 below it, the conversion at and above it)."""
+    f2, f4 = DiscreteFlow(2, 3.0), DiscreteFlow(4, 3.0)
+    assert f2.prepare_data(torch.tensor([[-1.0, 1.0, 0.0]])).tolist() == [[0, 1, 0]]
+    centres = torch.tensor([[-0.75, -0.25, 0.25, 0.75]])
+    assert f4.prepare_data(centres).tolist() == [[0, 1, 2, 3]]
+    assert f4.data_to_float(torch.tensor([[0, 1, 2, 3]]))[0].tolist() == pytest.approx([-1.0, -1 / 3, 1 / 3, 1.0])
+    s1 = 1e-3
+    eps = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    mu = torch.tensor([[1e-7, 1e-7]], dtype=torch.float64)
+    t = torch.tensor([9.9e-7], dtype=torch.float64)
+    x_hat, _ = ref.noise_pred_to_data_pred(eps, mu, t, s1)
+    assert x_hat.tolist() == [[0.0, 0.0]]
+    t = torch.tensor([1e-6], dtype=torch.float64)
+    g = -math.expm1(2e-6 * math.log(s1))
+    x_hat, _ = ref.noise_pred_to_data_pred(eps, mu, t, s1)
+    assert float(x_hat[0, 0]) == pytest.approx(1e-7 / g - math.sqrt((1 - g) / g) * 0.5, rel=1e-12)
