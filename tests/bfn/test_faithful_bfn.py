@@ -200,22 +200,24 @@ def _check_normal(v, mean, var, n_sd=5.0):
     assert abs(float(v.var()) - var) < n_sd * var * math.sqrt(2.0 / N), (float(v.var()), var)
 
 
-def test_continuous_sampler_law_alg3():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_continuous_sampler_law_alg3(dtype):
     """Alg. 3 with a network whose x_hat is the constant c: after step i, mu has the flow law at t_i = i/n,
-    N(gamma(t_i) c, gamma(t_i)(1 - gamma(t_i))) (y_i ~ N(c, 1/alpha_i), alpha_i = rho(t_i) - rho(t_{i-1}))."""
+    N(gamma(t_i) c, gamma(t_i)(1 - gamma(t_i))) (y_i ~ N(c, 1/alpha_i), alpha_i = rho(t_i) - rho(t_{i-1})).
+    float32 is the models' state dtype (the lean CPU path), float64 the reference path."""
     s1, n, c = 0.3, 4, 0.4
     shape = (40000, 1, 1, 1)
     flow, out = ContinuousFlow(s1), DeltaOutput(s1, noise_pred=False)
     seen = {}
 
     def predict(state, t):
-        return torch.full(state.params.shape, c, dtype=torch.float64)
+        return torch.full(state.params.shape, c, dtype=dtype)
 
     def cb(i, state, dist):
         if i <= n:
-            seen[i] = state.params.clone()
+            seen[i] = state.params.double()
 
-    x, final = sample(flow, out, predict, flow.prior(shape, dtype=torch.float64), n, generator=G(1), callback=cb)
+    x, final = sample(flow, out, predict, flow.prior(shape, dtype=dtype), n, generator=G(1), callback=cb)
     for i in range(1, n + 1):
         g = 1 - s1 ** (2 * i / n)
         _check_normal(seen[i], g * c, g * (1 - g))
@@ -246,7 +248,8 @@ def test_discretised_sampler_law_alg6():
     _check_normal(final.params, (rho1 - 1) / rho1 * ek, (vk * sum(a * a for a in alphas) + rho1 - 1) / rho1**2)
 
 
-def test_discrete_sampler_law_alg9():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_discrete_sampler_law_alg9(dtype):
     """Alg. 9: k ~ p_O, alpha_i = beta(1)(2i - 1)/n^2, y ~ N(alpha_i (K e_k - 1), alpha_i K I), theta' ~ e^y theta.
     After n steps the log-odds l_a - l_b = sum_i (y_ia - y_ib) have mean beta(1) K (p_a - p_b) and variance
     sum_i [alpha_i^2 K^2 (p_a + p_b - (p_a - p_b)^2) + 2 alpha_i K]."""
@@ -258,10 +261,10 @@ def test_discrete_sampler_law_alg9():
 
     def predict(state, t):
         B = state.params.shape[0]
-        return probs.log().reshape(1, K, 1, 1).expand(B, K, 1, 1).contiguous()
+        return probs.log().reshape(1, K, 1, 1).expand(B, K, 1, 1).contiguous().to(dtype)
 
-    cls, final = sample(flow, out, predict, flow.prior(shape, dtype=torch.float64), n, generator=G(3), final="sample")
-    lp = final.params.reshape(-1, K)
+    cls, final = sample(flow, out, predict, flow.prior(shape, dtype=dtype), n, generator=G(3), final="sample")
+    lp = final.params.reshape(-1, K).double()
     alphas = [b1 * (2 * i - 1) / n**2 for i in range(1, n + 1)]
     for a, b in ((1, 0), (2, 1)):
         pa, pb = float(probs[a]), float(probs[b])
