@@ -390,3 +390,41 @@ def test_documented_choices_float_classes_and_t_min():
     g = -math.expm1(2e-6 * math.log(s1))
     x_hat, _ = ref.noise_pred_to_data_pred(eps, mu, t, s1)
     assert float(x_hat[0, 0]) == pytest.approx(1e-7 / g - math.sqrt((1 - g) / g) * 0.5, rel=1e-12)
+
+
+def test_twin_functions_by_hand():
+    """The pure-PyTorch twin (diffrep.ops.reference.bfn) defines what the native kernels compute: pin it directly
+    to the paper's formulas on hand-derived values (the twin tests then carry this to the kernels)."""
+    d = torch.float64
+    # flow (BFN §4): sigma1 = 0.1, t = 1/2 -> gamma = 0.9, sd 0.3
+    mu = ref.continuous_flow(torch.tensor([[0.5]], dtype=d), torch.tensor([0.5], dtype=d), 0.1,
+                             torch.tensor([[1.0]], dtype=d))
+    assert float(mu) == pytest.approx(0.75, abs=1e-14)
+    # discrete flow (§6): beta(1) = 4, t = 1/2 -> beta = 1, K = 2, x = 1, eps = 0 -> softmax(-1, 1)
+    th = ref.discrete_flow(torch.tensor([[1]]), torch.tensor([0.5], dtype=d), 4.0, 2, torch.zeros(1, 1, 2, dtype=d))
+    assert th[0, 0].tolist() == pytest.approx([1 / (1 + math.e**2), 1 / (1 + math.e**-2)], abs=1e-14)
+    # senders and updates
+    assert float(ref.continuous_sender_sample(torch.tensor([[0.2]], dtype=d), torch.tensor([4.0], dtype=d),
+                                              torch.tensor([[1.0]], dtype=d))) == pytest.approx(0.7)
+    ys = ref.discrete_sender_sample(torch.tensor([[0]]), torch.tensor([2.0], dtype=d), 3, torch.zeros(1, 1, 3, dtype=d))
+    assert ys[0, 0].tolist() == pytest.approx([4.0, -2.0, -2.0])
+    m1, r1 = ref.continuous_update(torch.tensor([[0.2]], dtype=d), torch.tensor([2.0], dtype=d),
+                                   torch.tensor([[1.0]], dtype=d), torch.tensor([3.0], dtype=d))
+    assert (float(m1), float(r1)) == pytest.approx((0.68, 5.0))
+    # discretised probs, K = 4, mu_x = 0, sd = 0.5: Phi(-1), Phi(0) - Phi(-1), ... (symmetric), mean 0
+    p = ref.discretised_probs(torch.tensor([0.0], dtype=d), torch.tensor([0.5], dtype=d), 4)
+    a = _phi(-1.0)
+    assert p[0].tolist() == pytest.approx([a, 0.5 - a, 0.5 - a, a], abs=1e-15)
+    # L^inf, discretised (§5): -ln(sigma1) sigma1^(-2t) (x - x_hat)^2; x_hat = sum_k p_k k_c
+    s1, t = 0.1, torch.tensor([0.5], dtype=d)
+    mx, ls = torch.tensor([[0.1]], dtype=d), torch.tensor([[math.log(0.5)]], dtype=d)
+    x = torch.tensor([[0.25]], dtype=d)
+    cdf = [0.0] + [_phi((b - 0.1) / 0.5) for b in (-0.5, 0.0, 0.5)] + [1.0]
+    xh = sum((cdf[k + 1] - cdf[k]) * c for k, c in enumerate((-0.75, -0.25, 0.25, 0.75)))
+    got = ref.discretised_continuous_time_loss(mx, ls, None, t, x, s1, 4, noise_pred=False)
+    assert float(got) == pytest.approx(-math.log(0.1) * 10.0 * (0.25 - xh) ** 2, rel=1e-12)
+    # L^inf, discrete (§6): K beta(1) t ||e_x - p||^2 with K = 2, beta(1) = 4, t = 1/2, p = (1/2, 1/2): 4 * 1/2 * 2 * 1/4
+    got = ref.discrete_continuous_time_loss(torch.zeros(1, 1, 2, dtype=d), torch.tensor([[1]]), t, 4.0)
+    assert float(got) == pytest.approx(2.0 * 4.0 * 0.5 * 0.5, rel=1e-14)
+    # loss weight -ln(sigma1)/sigma1^(2t): at t = 1/2, sigma1 = 0.1: 10 ln 10
+    assert float(ref.loss_weight(t, 0.1, -1.0, x)) == pytest.approx(10 * math.log(10.0), rel=1e-14)
