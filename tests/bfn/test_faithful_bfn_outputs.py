@@ -30,12 +30,12 @@ def test_delta_output_noise_prediction_guard_and_clip():
     s1 = 0.1
     out = DeltaOutput(s1)
     assert out.noise_pred and out.clip_range == 1.0 and out.eps_sign == -1
-    mu = torch.tensor([[0.45, 0.45, 0.9], [0.3, 0.3, 0.3]], dtype=D)
-    eps = torch.tensor([[0.5, -0.5, -2.0], [1.0, 1.0, 1.0]], dtype=D)
+    mu = torch.tensor([[0.45, 0.45, 0.9, -0.9], [0.3, 0.3, 0.3, 0.3]], dtype=D)
+    eps = torch.tensor([[0.5, -0.5, -2.0, 2.0], [1.0, 1.0, 1.0, 1.0]], dtype=D)
     t = torch.tensor([0.5, 0.0], dtype=D)
-    # t = 1/2: gamma = 0.9, sqrt(0.1/0.9) = 1/3: 0.5 - 1/6, 0.5 + 1/6, 1 + 2/3 -> clipped to 1; t = 0: guard
+    # t = 1/2: gamma = 0.9, sqrt(0.1/0.9) = 1/3: 0.5 - 1/6, 0.5 + 1/6, 1 + 2/3 -> 1, -1 - 2/3 -> -1; t = 0: guard
     got = out(eps, _state(mu, t), t).mean
-    want = torch.tensor([[0.5 - 1 / 6, 0.5 + 1 / 6, 1.0], [0.0, 0.0, 0.0]], dtype=D)
+    want = torch.tensor([[0.5 - 1 / 6, 0.5 + 1 / 6, 1.0, -1.0], [0.0, 0.0, 0.0, 0.0]], dtype=D)
     assert torch.allclose(got, want, atol=1e-12)
     # clip_range = 0 disables the clip; eps_sign = +1 reads the network output as -eps_hat (ParamReL Eq. 10 printed)
     assert float(DeltaOutput(s1, clip_range=0.0)(eps, _state(mu, t), t).mean[0, 2]) == pytest.approx(1 + 2 / 3)
@@ -43,7 +43,7 @@ def test_delta_output_noise_prediction_guard_and_clip():
     # the mode and the sample of a delta are x_hat; L^r through the output (sigma1^2 != 1e-3: 256 bins, sd sigma1)
     d = out(eps, _state(mu, t), t)
     assert torch.equal(d.mode, got) and torch.equal(d.sample(G(0)), got)
-    x = torch.tensor([[0.34, 0.66, 0.99], [0.0, 0.01, -0.01]], dtype=D)
+    x = torch.tensor([[0.34, 0.66, 0.99, -0.99], [0.0, 0.01, -0.01, 0.0]], dtype=D)
     lp = d.log_prob(x)
     k = math.floor((0.34 + 1) / 2 * 256)
     c = (2 * k + 1) / 256 - 1
