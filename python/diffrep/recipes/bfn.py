@@ -13,7 +13,8 @@ from ..train.config import TrainConfig
 from .registry import Recipe
 from .runinfo import DataRoot, load_named
 
-__all__ = ["BFNRecipeConfig", "build", "build_dataset", "digits", "mnist_discrete", "cifar10_discretised", "RECIPES"]
+__all__ = ["BFNRecipeConfig", "build", "build_dataset", "digits", "mnist_discrete", "cifar10_discretised", "reference_grad_clip",
+           "RECIPES"]
 
 
 @dataclasses.dataclass
@@ -36,6 +37,17 @@ def build(cfg: BFNRecipeConfig):
     return BFN(cfg.model), build_dataset(cfg)
 
 
+def reference_grad_clip(b: BFNDataConfig) -> float:
+    """The BFN code's gradient clipping (``grad_clip_norm: 5.0`` in every config) in diffrep's loss units.
+
+    The BFN code clips the gradient of its loss averaged over the batch *and the D data dimensions*;
+    ``BFN.loss`` (and ``ParamReL.loss``) sum over the data dimensions, so their gradient is D times larger
+    and the same clip is 5 D. AdamW's update does not change when the loss is scaled by a constant, so
+    clipping at 5 D here reproduces the reference's optimisation exactly (a clip of 5 would clip at
+    5/D in the reference's units: always active, 0.0064 for MNIST; docs/kernels/bfn.md#reference-defaults)."""
+    return 5.0 * b.num_dims
+
+
 def digits() -> BFNRecipeConfig:
     b = BFNDataConfig(data="discrete", image_size=16, channels=1, num_classes=2, sqrt_beta1=3.0)
     unet = UNetConfig(**{**unet_io(b), "model_channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1,
@@ -53,7 +65,7 @@ def mnist_discrete() -> BFNRecipeConfig:
     return BFNRecipeConfig(model=BFNConfig(bfn=b, unet=unet, sample_steps=784), dataset="mnist",
                            dataset_options={"split": "train", "binarize": "dynamic"},
                            train=TrainConfig(steps=1_000_000, batch_size=512, lr=1e-4, betas=(0.9, 0.98),
-                                             weight_decay=0.01, grad_clip=5.0, ema_decay=0.9999))
+                                             weight_decay=0.01, grad_clip=reference_grad_clip(b), ema_decay=0.9999))
 
 
 def cifar10_discretised() -> BFNRecipeConfig:
@@ -63,7 +75,7 @@ def cifar10_discretised() -> BFNRecipeConfig:
     return BFNRecipeConfig(model=BFNConfig(bfn=b, unet=unet, sample_steps=10), dataset="cifar10",
                            dataset_options={"split": "train"},
                            train=TrainConfig(steps=1_000_000, batch_size=32, lr=2e-4, betas=(0.9, 0.99),
-                                             weight_decay=0.01, grad_clip=5.0, ema_decay=0.9999))
+                                             weight_decay=0.01, grad_clip=reference_grad_clip(b), ema_decay=0.9999))
 
 
 RECIPES = (
