@@ -1,8 +1,8 @@
 """What the VAE-family baselines share (docs/methods/vae.md): the networks, the decoders' likelihoods,
 the Gaussian posterior and the common surface (``encode``, ``reconstruct``, ``sample``, save/load).
 
-Networks: disentanglement_lib's ``conv_encoder`` / ``deconv_decoder`` (Locatello et al. 2019, Table 1)
-at 64 x 64 or the 32 x 32 variant with one stride-2 layer fewer (:class:`diffrep.nn.ConvEncoder`,
+Networks: disentanglement_lib's ``conv_encoder`` / ``deconv_decoder`` (Locatello et al. 2019, Table 1;
+encoder kernels 4, 4, 2, 2) at 64 x 64 or the 32 x 32 variant with one stride-2 layer fewer (:class:`diffrep.nn.ConvEncoder`,
 :class:`diffrep.nn.ConvDecoder`). The decoder returns logits; its mean is sigmoid(logits) in [0, 1].
 
 Likelihoods, per example summed over pixels, then averaged over the batch (disentanglement_lib
@@ -56,6 +56,7 @@ class VAENetConfig(Config):
     bernoulli_offset: Literal["none", "entropy"] = "none"  # none: the plain cross-entropy, -log p(x|z) (disentanglement_lib's default); entropy: minus the entropy of Bernoulli(x) (its subtract_true_image_entropy option; value only, not the gradient)
     decoder_sigma: Annotated[float, Gt(0)] = DLIB_SIGMA  # "gaussian" only
     input_range: Literal["pm1", "01"] = "pm1"  # range of the input images: [-1, 1] (pm1, the datasets' default) or [0, 1]
+    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; (4, 4, 4, 4) loads models saved before 2026-12-07)
 
 
 def reconstruction_loss(logits: torch.Tensor, x01: torch.Tensor, *, decoder: str = "bernoulli",
@@ -97,7 +98,7 @@ class VAEBase(PretrainedMixin, nn.Module):
         super().__init__()
         cfg = self._init_config(config)
         net = ConvVAEConfig(image_size=cfg.image_size, in_channels=cfg.in_channels, latent_dim=self.code_dim,
-                            variance_head="logvar")
+                            variance_head="logvar", conv_kernels=tuple(cfg.conv_kernels))
         self.encoder = ConvEncoder(net)
         self.decoder = ConvDecoder(net)
 
