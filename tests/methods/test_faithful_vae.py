@@ -77,3 +77,148 @@ def test_old_4x4_encoder_is_an_option():
     for bad in ((4, 4, 3, 2), (4, 4, 2), (4, 4, 2, 0)):
         with pytest.raises(ConfigError, match="conv_kernels"):
             BetaVAE(BetaVAE.config_class(conv_kernels=bad))
+
+
+def test_gaussian_decoder_with_dlib_sigma_is_sum_of_squares_plus_the_normal_constant():
+    """sigma^2 = 1/2: NLL = sum (x - sigmoid(l))^2 + D/2 log(2 pi / 2) (dlib ``l2_loss`` plus the constant)."""
+    logits = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    x = torch.tensor([[[[0.5, 0.5], [1.0, 0.0]]]], dtype=torch.float64)
+    want = (0 + 0 + 0.25 + 0.25) + 4 * 0.5 * math.log(math.pi)
+    assert math.isclose(float(reconstruction_loss(logits, x, decoder="gaussian")), want, rel_tol=1e-12)
+
+
+def test_encode_is_the_posterior_mean_not_a_sample():
+    m = _tiny(VAE)
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        mu, logvar = m.encoder((x + 1) / 2)
+        torch.testing.assert_close(m.encode(x), mu, rtol=0, atol=0)
+        torch.testing.assert_close(m.reconstruct(x), torch.sigmoid(m.decoder(mu)) * 2 - 1, rtol=0, atol=0)
+
+
+# -- total correlation (Chen et al. 2018, App. C) -------------------------------------------------
+def _log_normal(z, mu, logvar):
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / math.exp(logvar))
+
+
+def test_minibatch_stratified_sampling_by_the_papers_f():
+    """Chen et al. App. C.2 with a batch {n*, n_1..n_Mp} (Mp = M - 1):
+    f(z) = q(z|n*)/N + sum_{m<Mp} q(z|n_m)/Mp + (N - Mp)/(N Mp) q(z|n_Mp); here n_Mp is the cyclically
+    next example. M = 3 examples, d = 2, N = 10; plain-Python sums, no tensors."""
+    from diffrep.methods.vae import total_correlation
+    z = [[0.3, -1.0], [1.2, 0.4], [-0.7, 0.9]]
+    mu = [[0.1, -0.8], [1.0, 0.0], [-0.5, 1.1]]
+    lv = [[-0.2, 0.3], [0.1, -0.4], [0.0, 0.2]]
+    N, M = 10, 3
+    Mp = M - 1
+
+    def w(i, j):
+        if i == j:
+            return 1 / N
+        if j == (i + 1) % M:
+            return (N - Mp) / (N * Mp)
+        return 1 / Mp
+
+    tc = 0.0
+    for i in range(M):
+        qz = sum(w(i, j) * math.exp(sum(_log_normal(z[i][k], mu[j][k], lv[j][k]) for k in range(2))) for j in range(M))
+        prod = 1.0
+        for k in range(2):
+            prod *= sum(w(i, j) * math.exp(_log_normal(z[i][k], mu[j][k], lv[j][k])) for j in range(M))
+        tc += (math.log(qz) - math.log(prod)) / M
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    got = total_correlation(t(z), t(mu), t(lv), estimator="mss", dataset_size=N)
+    assert math.isclose(float(got), tc, rel_tol=1e-12)
+    # minibatch-weighted sampling (App. C.1): every weight 1/(N M)
+    tc_mws = 0.0
+    for i in range(M):
+        qz = sum(math.exp(sum(_log_normal(z[i][k], mu[j][k], lv[j][k]) for k in range(2))) for j in range(M)) / (N * M)
+        prod = 1.0
+        for k in range(2):
+            prod *= sum(math.exp(_log_normal(z[i][k], mu[j][k], lv[j][k])) for j in range(M)) / (N * M)
+        tc_mws += (math.log(qz) - math.log(prod)) / M
+    assert math.isclose(float(total_correlation(t(z), t(mu), t(lv), estimator="mws", dataset_size=N)), tc_mws, rel_tol=1e-12)
+    # disentanglement_lib's form drops log(N M) from each of the d + 1 sums: mws - (d - 1) log(N M)
+    assert math.isclose(float(total_correlation(t(z), t(mu), t(lv), estimator="dlib")), tc_mws - math.log(N * M), rel_tol=1e-12)
+
+
+# -- DIP-VAE (Kumar et al. 2018, Eqs. 6-7) ---------------------------------------------------------
+def test_dip_penalties_on_hand_made_means():
+    """mu = (+-1, 0), (0, +-2): Cov[mu] = diag(1/2, 2) (biased, mean 0).
+    DIP-I, lambda_od 10, lambda_d = 10 lambda_od = 100: 100 ((1/2 - 1)^2 + (2 - 1)^2) = 125.
+    DIP-II with sigma^2 = 1/2 everywhere: C = diag(1, 5/2), lambda_d = lambda_od = 10: 10 (0 + 9/4) = 22.5.
+    mu = (1, 1), (-1, -1): Cov = [[1, 1], [1, 1]]: DIP-I 10 (1 + 1) + 100 (0 + 0) = 20."""
+    from diffrep.methods.vae import dip_regulariser
+    mu = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]], dtype=torch.float64)
+    lv = torch.full_like(mu, math.log(0.5))
+    assert math.isclose(float(dip_regulariser(mu, lv, kind="i", lambda_od=10.0)), 125.0, rel_tol=1e-12)
+    assert math.isclose(float(dip_regulariser(mu, lv, kind="ii", lambda_od=10.0)), 22.5, rel_tol=1e-12)
+    mu2 = torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
+    assert math.isclose(float(dip_regulariser(mu2, torch.zeros_like(mu2), kind="i", lambda_od=10.0)), 20.0, rel_tol=1e-12)
+
+
+# -- FactorVAE (Kim & Mnih 2018, Eq. 3 and Alg. 2) --------------------------------------------------
+def test_factor_vae_ratio_and_discriminator_loss_by_hand():
+    """D(z) = softmax(logits)[0] = P(z from q(z)); TC ~ mean log D/(1-D) = mean (l0 - l1).
+    Discriminator: minimise -(1/2)(mean log D(z) + mean log(1 - D(perm z)))."""
+    from diffrep.methods.vae import discriminator_loss, factor_tc_estimate
+    real = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    perm = torch.tensor([[0.0, 3.0], [1.0, 1.0]], dtype=torch.float64)
+    assert math.isclose(float(factor_tc_estimate(real)), (2.0 + -1.0) / 2, rel_tol=1e-12)
+    d_real = [1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(1.0))]
+    d_perm = [1 / (1 + math.exp(3.0)), 0.5]
+    want = -0.5 * (sum(math.log(p) for p in d_real) / 2 + sum(math.log(1 - p) for p in d_perm) / 2)
+    assert math.isclose(float(discriminator_loss(real, perm)), want, rel_tol=1e-12)
+
+
+# -- InfoVAE (Zhao et al. 2019, Eq. 6; MMD-VAE's kernel) -------------------------------------------
+def test_info_vae_weights_and_the_kernel_bandwidth():
+    """loss = recon + (1 - alpha) KL + (alpha + lambda - 1) MMD; kernel exp(-|a - b|^2 / d^2):
+    one point each at (0, 0) and (1, 1) in d = 2: MMD^2 = 2 - 2 exp(-2 / 4)."""
+    from diffrep.methods.vae import InfoVAE
+    from diffrep.ops.mmd import mmd2
+    a = torch.zeros(1, 2, dtype=torch.float64)
+    b = torch.ones(1, 2, dtype=torch.float64)
+    assert math.isclose(float(mmd2(a, b, "rbf", estimator="biased")), 2 - 2 * math.exp(-0.5), rel_tol=1e-12)
+    m = _tiny(InfoVAE, alpha=0.25, lambda_=3.0)
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 2 - 1
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(7))
+    want = float(out["recon"]) + 0.75 * float(out["kl"]) + 2.25 * float(out["mmd"])
+    assert math.isclose(float(out["loss"].detach()), want, rel_tol=1e-12)
+
+
+# -- beta-VAE, annealed VAE, beta-TCVAE ----------------------------------------------------------------
+def test_weights_of_the_kl_family():
+    """beta-VAE: recon + beta KL (Higgins Eq. 4); annealed: recon + gamma |KL - C|, C = C_max step / steps
+    (Burgess Eq. 8, dlib ``anneal``); beta-TCVAE: recon + KL + (beta - 1) TC (Chen Eq. 2, alpha = gamma = 1)."""
+    from diffrep.methods.vae import BetaTCVAE, BetaVAE
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 2 - 1
+    g = lambda: torch.Generator().manual_seed(9)  # noqa: E731
+    o = _tiny(BetaVAE, beta=3.0).loss(x, step=0, generator=g())
+    assert math.isclose(float(o["loss"].detach()), float(o["recon"]) + 3.0 * float(o["kl"]), rel_tol=1e-12)
+    o = _tiny(BetaVAE, capacity_max=20.0, capacity_gamma=7.0, capacity_steps=400).loss(x, step=100, generator=g())
+    assert o["capacity"] == 5.0
+    assert math.isclose(float(o["loss"].detach()), float(o["recon"]) + 7.0 * abs(float(o["kl"]) - 5.0), rel_tol=1e-12)
+    o = _tiny(BetaVAE, capacity_max=20.0, capacity_steps=400).loss(x, step=1000, generator=g())
+    assert o["capacity"] == 20.0
+    o = _tiny(BetaTCVAE, beta=4.0).loss(x, step=0, generator=g())
+    assert math.isclose(float(o["loss"].detach()), float(o["recon"]) + float(o["kl"]) + 3.0 * float(o["tc"]), rel_tol=1e-12)
+
+
+# -- FSQ (Mentzer et al. 2023, Sec. 3 and App. A.1) ------------------------------------------------
+def test_fsq_levels_even_and_odd_by_hand():
+    """L = 5: codes {-1, -1/2, 0, 1/2, 1}; L = 4 (offset 1/2, half width 2): {-1, -1/2, 0, 1/2}; large |z|
+    reach the ends; the gradient is the bound's (straight-through): h (1 - tanh^2(z + shift))."""
+    from diffrep.nn.fsq import FSQ
+    f = FSQ([5, 4])
+    z = torch.tensor([[-30.0, -30.0], [0.0, 0.0], [30.0, 30.0]], dtype=torch.float64, requires_grad=True)
+    q = f(z)
+    torch.testing.assert_close(q.detach(), torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 0.5]], dtype=torch.float64))
+    assert sorted(set(f.codebook(torch.float64)[:, 1].tolist())) == [-1.0, -0.5, 0.0, 0.5]
+    assert sorted(set(f.codebook(torch.float64)[:, 0].tolist())) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    zz = torch.tensor([[0.3, -0.2]], dtype=torch.float64, requires_grad=True)
+    f(zz).sum().backward()
+    h5, h4 = 4 * 0.999 / 2, 3 * 0.999 / 2
+    s4 = math.tan(0.5 / h4)
+    want = [h5 * (1 - math.tanh(0.3) ** 2) / 2, h4 * (1 - math.tanh(-0.2 + s4) ** 2) / 2]
+    torch.testing.assert_close(zz.grad[0], torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0)
