@@ -222,3 +222,59 @@ def test_fsq_levels_even_and_odd_by_hand():
     s4 = math.tan(0.5 / h4)
     want = [h5 * (1 - math.tanh(0.3) ** 2) / 2, h4 * (1 - math.tanh(-0.2 + s4) ** 2) / 2]
     torch.testing.assert_close(zz.grad[0], torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+# -- details that mutation testing showed the checks above leave open -----------------------------
+def test_gaussian_nll_with_another_sigma_and_per_example_sums():
+    """sigma = 1/4 (var 1/16): per example sum sq / (2/16) + D/2 log(2 pi / 16); two examples kept apart
+    (with dlib's sigma^2 = 1/2 dividing and multiplying by 2 sigma^2 coincide)."""
+    logits = torch.zeros(2, 1, 1, 2, dtype=torch.float64)
+    x = torch.tensor([[[[1.0, 0.5]]], [[[0.0, 0.0]]]], dtype=torch.float64)
+    c = 2 * 0.5 * math.log(2 * math.pi / 16)
+    want = torch.tensor([0.25 * 8 + c, 0.5 * 8 + c], dtype=torch.float64)
+    torch.testing.assert_close(reconstruction_loss(logits, x, decoder="gaussian", decoder_sigma=0.25), want,
+                               rtol=1e-12, atol=0)
+
+
+def test_entropy_option_clips_binary_targets_at_1e6():
+    """H(Bernoulli(p)) with p clipped to [1e-6, 1 - 1e-6]: a binary pixel's offset is
+    -(1e-6 ln 1e-6 + (1 - 1e-6) ln(1 - 1e-6)) (dlib ``tf.clip_by_value(true_images, 1e-6, 1 - 1e-6)``)."""
+    logits = torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+    x = torch.tensor([[[[0.0, 1.0]]]], dtype=torch.float64)
+    h = -(1e-6 * math.log(1e-6) + (1 - 1e-6) * math.log1p(-1e-6))
+    got = reconstruction_loss(logits, x, bernoulli_offset="entropy")
+    assert math.isclose(float(got[0]), 2 * math.log(2) - 2 * h, rel_tol=1e-12)
+
+
+def test_closed_form_kl_is_summed_over_latents_and_averaged_over_the_batch():
+    """KL = 1/2 sum_k (mu^2 + sigma^2 - log sigma^2 - 1): rows (1, 0 | log var 0, ln 2) -> 1/2 + (1 - ln 2)/2,
+    and (0, 0 | 0, 0) -> 0; the batch mean is half of the first."""
+    from diffrep.methods.vae.core import VAEBase
+    mu = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    lv = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]], dtype=torch.float64)
+    assert math.isclose(float(VAEBase._kl(mu, lv)), (0.5 + 0.5 * (1 - math.log(2))) / 2, rel_tol=1e-12)
+
+
+def test_reparameterised_sample_and_generator_draws():
+    """z = mu + exp(logvar / 2) eps with eps the generator's first standard normals (Kingma & Welling Eq. 10)."""
+    m = _tiny(VAE, latent_dim=4)
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 2 - 1
+    parts = m._forward_parts(x, torch.Generator().manual_seed(12))
+    eps = torch.randn(2, 4, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    with torch.no_grad():
+        mu, lv = m.encoder((x + 1) / 2)
+    assert mu.shape == (2, 4)
+    torch.testing.assert_close(parts["z"].detach(), mu + torch.exp(0.5 * lv) * eps, rtol=1e-12, atol=0)
+    a = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))["loss"].detach()
+    b = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))["loss"].detach()
+    assert float(a) == float(b)
+
+
+def test_dip_with_a_non_zero_mean_and_off_diagonal_two():
+    """mu = (0), (4): Cov = E[mu^2] - E[mu]^2 = 8 - 4 = 4 -> DIP-I (defaults lambda_od 10, lambda_d 100):
+    100 (4 - 1)^2 = 900. mu = (2, 2), (-2, -2): Cov = [[4, 4], [4, 4]] -> 10 (16 + 16) + 100 (9 + 9) = 2120."""
+    from diffrep.methods.vae import dip_regulariser
+    mu = torch.tensor([[0.0], [4.0]], dtype=torch.float64)
+    assert math.isclose(float(dip_regulariser(mu, torch.zeros_like(mu))), 900.0, rel_tol=1e-12)
+    mu2 = torch.tensor([[2.0, 2.0], [-2.0, -2.0]], dtype=torch.float64)
+    assert math.isclose(float(dip_regulariser(mu2, torch.zeros_like(mu2))), 2120.0, rel_tol=1e-12)
