@@ -44,8 +44,8 @@ def _np(t):
     return t.detach().cpu().numpy().astype(np.float64)
 
 
-def _bce_ref(logits, x01, offset=True):
-    """-log Bernoulli(x | sigmoid(l)) summed over pixels per example, minus dlib's entropy offset."""
+def _bce_ref(logits, x01, offset=False):
+    """-log Bernoulli(x | sigmoid(l)) summed over pixels per example (offset: minus dlib's optional entropy offset)."""
     l, x = _np(logits).reshape(len(logits), -1), _np(x01).reshape(len(x01), -1)
     p = 1 / (1 + np.exp(-l))
     ce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1)
@@ -80,7 +80,8 @@ def test_bernoulli_likelihood_with_and_without_the_entropy_offset():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(3, 1, 4, 4, generator=g, dtype=torch.float64)
     x01 = torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64)
-    np.testing.assert_allclose(_np(reconstruction_loss(logits, x01)), _bce_ref(logits, x01), rtol=1e-10)
+    np.testing.assert_allclose(_np(reconstruction_loss(logits, x01, bernoulli_offset="entropy")),
+                               _bce_ref(logits, x01, offset=True), rtol=1e-10)
     np.testing.assert_allclose(_np(reconstruction_loss(logits, x01, bernoulli_offset="none")),
                                _bce_ref(logits, x01, offset=False), rtol=1e-10)
 
@@ -486,7 +487,7 @@ def test_published_defaults():
     for c in (AEConfig(), VAEConfig(), BetaVAEConfig(), BetaTCVAEConfig(), DIPVAEConfig(), FactorVAEConfig(),
               InfoVAEConfig()):
         assert (c.image_size, c.in_channels, c.latent_dim, c.decoder, c.bernoulli_offset, c.input_range) == \
-            (64, 1, 10, "bernoulli", "entropy", "pm1")
+            (64, 1, 10, "bernoulli", "none", "pm1")
         assert math.isclose(c.decoder_sigma ** 2, 0.5)
     b = BetaVAEConfig()
     assert (b.beta, b.capacity_max, b.capacity_gamma, b.capacity_steps) == (4.0, None, 1000.0, 100_000)
@@ -680,11 +681,12 @@ def test_core_details_from_mutation_testing():
     g = torch.Generator().manual_seed(7)
     logits = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
     xb = (torch.rand(2, 1, 4, 4, generator=g, dtype=torch.float64) > 0.5).double()
-    np.testing.assert_allclose(_np(reconstruction_loss(logits, xb)), _bce_ref(logits, xb), rtol=1e-9)
+    np.testing.assert_allclose(_np(reconstruction_loss(logits, xb, bernoulli_offset="entropy")),
+                               _bce_ref(logits, xb, offset=True), rtol=1e-9)
     # the model passes bernoulli_offset on
-    model, x = _model(VAE, bernoulli_offset="none"), _x()
+    model, x = _model(VAE, bernoulli_offset="entropy"), _x()
     p = _parts(model, x)
-    assert math.isclose(float(_loss(model, x)["recon"]), _bce_ref(p["logits"], p["x01"], offset=False).mean(), rel_tol=1e-10)
+    assert math.isclose(float(_loss(model, x)["recon"]), _bce_ref(p["logits"], p["x01"], offset=True).mean(), rel_tol=1e-10)
     # input_range "01": outputs are the decoder means themselves
     model = _model(VAE, input_range="01")
     x01 = (_x() + 1) / 2

@@ -104,7 +104,9 @@ class HalfUNet(PretrainedMixin, nn.Module):
 @dataclasses.dataclass
 class ConvVAEConfig(Config):
     """Locatello et al. (2019) Table 1 conv networks (disentanglement_lib ``conv_encoder``/``deconv_decoder``):
-    4x4 stride-2 convs 32, 32, 64, 64 (three convs at 32x32), FC 256, then the Gaussian head."""
+    stride-2 convs 32, 32, 64, 64 with kernels 4, 4, 2, 2 (``conv_kernels``; dlib's ``e3``/``e4`` are 2x2,
+    TF "same" padding = (k - 2) / 2 per side at stride 2), three convs at 32x32 (the first three), FC 256,
+    then the Gaussian head. The decoder's transposed convs are all 4x4 (dlib ``deconv_decoder``)."""
 
     image_size: Literal[32, 64] = 64  # height = width of the input images (64: four convs; 32: three)
     in_channels: Annotated[int, Ge(1)] = 3  # input image channels
@@ -112,6 +114,12 @@ class ConvVAEConfig(Config):
     hidden: Annotated[int, Ge(1)] = 256  # width of the fully connected layer (Table 1: 256)
     variance_head: Literal["softplus_sq", "logvar"] = "logvar"  # sigma = softplus(a) then squared, or a log-variance head
     extra_input_dim: Annotated[int, Ge(0)] = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
+    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # kernel of each stride-2 encoder conv (disentanglement_lib conv_encoder: 4, 4, 2, 2; the 32 px nets use the first three)
+
+    def validate(self) -> None:
+        k = self.conv_kernels
+        if len(k) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in k):
+            raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {k!r}")
 
     @property
     def conv_channels(self) -> list[int]:
@@ -127,8 +135,8 @@ class ConvEncoder(PretrainedMixin, nn.Module):
         super().__init__()
         cfg = self._init_config(config)
         layers, cin = [], cfg.in_channels
-        for c in cfg.conv_channels:
-            layers += [nn.Conv2d(cin, c, 4, stride=2, padding=1), nn.ReLU()]
+        for c, k in zip(cfg.conv_channels, cfg.conv_kernels):
+            layers += [nn.Conv2d(cin, c, k, stride=2, padding=(k - 2) // 2), nn.ReLU()]
             cin = c
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(nn.Linear(cin * 16 + cfg.extra_input_dim, cfg.hidden), nn.ReLU())

@@ -1,16 +1,18 @@
 """What the VAE-family baselines share (docs/methods/vae.md): the networks, the decoders' likelihoods,
 the Gaussian posterior and the common surface (``encode``, ``reconstruct``, ``sample``, save/load).
 
-Networks: disentanglement_lib's ``conv_encoder`` / ``deconv_decoder`` (Locatello et al. 2019, Table 1)
-at 64 x 64 or the 32 x 32 variant with one stride-2 layer fewer (:class:`diffrep.nn.ConvEncoder`,
+Networks: disentanglement_lib's ``conv_encoder`` / ``deconv_decoder`` (Locatello et al. 2019, Table 1;
+encoder kernels 4, 4, 2, 2) at 64 x 64 or the 32 x 32 variant with one stride-2 layer fewer (:class:`diffrep.nn.ConvEncoder`,
 :class:`diffrep.nn.ConvDecoder`). The decoder returns logits; its mean is sigmoid(logits) in [0, 1].
 
 Likelihoods, per example summed over pixels, then averaged over the batch (disentanglement_lib
 ``bernoulli_loss`` / ``l2_loss``):
 
-- ``"bernoulli"``: sum of binary cross-entropies with logits; with ``bernoulli_offset="entropy"``
-  minus the entropy of Bernoulli(x) (x clipped to [1e-6, 1 - 1e-6]), disentanglement_lib's lower
-  bound for non-binary targets (0 for binary images; it changes the value, never the gradient);
+- ``"bernoulli"``: sum of binary cross-entropies with logits (disentanglement_lib's default
+  ``bernoulli_loss``, the one its unsupervised study uses); with ``bernoulli_offset="entropy"`` minus
+  the entropy of Bernoulli(x) (x clipped to [1e-6, 1 - 1e-6]), disentanglement_lib's optional
+  ``subtract_true_image_entropy=True`` lower bound for non-binary targets (about 0 for binary images;
+  it changes the value, never the gradient);
 - ``"gaussian"``: the negative log-likelihood of N(sigmoid(logits), decoder_sigma^2), with the
   constant 0.5 log(2 pi sigma^2) per pixel. sigma^2 = 1/2 gives disentanglement_lib's ``l2_loss``
   (sum of squares) plus that constant.
@@ -51,13 +53,14 @@ class VAENetConfig(Config):
     in_channels: Annotated[int, Ge(1)] = 1  # input image channels
     latent_dim: Annotated[int, Ge(1)] = 10  # dimension of z (Locatello et al. 2019: 10)
     decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z): Bernoulli on the logits, or Gaussian N(sigmoid(logits), decoder_sigma^2)
-    bernoulli_offset: Literal["entropy", "none"] = "entropy"  # entropy: subtract the entropy of Bernoulli(x) (disentanglement_lib; changes the value, not the gradient)
+    bernoulli_offset: Literal["none", "entropy"] = "none"  # none: the plain cross-entropy, -log p(x|z) (disentanglement_lib's default); entropy: minus the entropy of Bernoulli(x) (its subtract_true_image_entropy option; value only, not the gradient)
     decoder_sigma: Annotated[float, Gt(0)] = DLIB_SIGMA  # "gaussian" only
     input_range: Literal["pm1", "01"] = "pm1"  # range of the input images: [-1, 1] (pm1, the datasets' default) or [0, 1]
+    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; (4, 4, 4, 4) loads models saved before 2026-12-07)
 
 
 def reconstruction_loss(logits: torch.Tensor, x01: torch.Tensor, *, decoder: str = "bernoulli",
-                        bernoulli_offset: str = "entropy", decoder_sigma: float = DLIB_SIGMA) -> torch.Tensor:
+                        bernoulli_offset: str = "none", decoder_sigma: float = DLIB_SIGMA) -> torch.Tensor:
     """-log p(x|z) per example [B] (module docstring); ``x01`` in [0, 1], ``logits`` the decoder output."""
     if logits.shape != x01.shape:
         raise ValueError(f"reconstruction_loss: logits {tuple(logits.shape)} and x {tuple(x01.shape)} differ in shape")
@@ -95,7 +98,7 @@ class VAEBase(PretrainedMixin, nn.Module):
         super().__init__()
         cfg = self._init_config(config)
         net = ConvVAEConfig(image_size=cfg.image_size, in_channels=cfg.in_channels, latent_dim=self.code_dim,
-                            variance_head="logvar")
+                            variance_head="logvar", conv_kernels=tuple(cfg.conv_kernels))
         self.encoder = ConvEncoder(net)
         self.decoder = ConvDecoder(net)
 
