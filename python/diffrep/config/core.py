@@ -14,7 +14,7 @@ import os
 import re
 import types
 import typing
-from typing import Annotated, Any, Iterable, Literal, Union
+from typing import Annotated, Any, ClassVar, Iterable, Literal, Union
 
 import yaml
 
@@ -164,6 +164,11 @@ class Config:
                 raise exc.prefixed(f.name) from None
         if not _DEFER.get():
             self.validate()
+
+    #: fields added after models of this class were first saved, with the value that reproduces those
+    #: models: :meth:`~diffrep.nn.pretrained.PretrainedMixin.from_pretrained` uses it where a saved
+    #: config.json lacks the field (a config.json written by this version holds every field)
+    fields_added: ClassVar[dict[str, Any]] = {}
 
     def validate(self) -> None:
         """Reject impossible combinations; override in subclasses."""

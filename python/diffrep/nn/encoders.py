@@ -116,6 +116,8 @@ class ConvVAEConfig(Config):
     extra_input_dim: Annotated[int, Ge(0)] = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
     conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # kernel of each stride-2 encoder conv (disentanglement_lib conv_encoder: 4, 4, 2, 2; the 32 px nets use the first three)
 
+    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
+
     def validate(self) -> None:
         k = self.conv_kernels
         if len(k) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in k):

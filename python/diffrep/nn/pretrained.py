@@ -206,6 +206,8 @@ class PretrainedMixin:
                 raise ValueError(f"{directory}: config is for class {name!r}: {exc}") from None
             if not issubclass(target, cls):
                 raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
+        for key, value in target.config_class.fields_added.items():
+            data.setdefault(key, value)  # an older file: the value its weights were trained with
         try:
             config = config_from_dict(target.config_class, data, ignore_private=True)
         except ConfigError as exc:  # an edited or newer config.json: say which file

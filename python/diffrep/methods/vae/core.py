@@ -56,7 +56,9 @@ class VAENetConfig(Config):
     bernoulli_offset: Literal["none", "entropy"] = "none"  # none: the plain cross-entropy, -log p(x|z) (disentanglement_lib's default); entropy: minus the entropy of Bernoulli(x) (its subtract_true_image_entropy option; value only, not the gradient)
     decoder_sigma: Annotated[float, Gt(0)] = DLIB_SIGMA  # "gaussian" only
     input_range: Literal["pm1", "01"] = "pm1"  # range of the input images: [-1, 1] (pm1, the datasets' default) or [0, 1]
-    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; (4, 4, 4, 4) loads models saved before 2026-12-07)
+    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
+
+    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
 
 
 def reconstruction_loss(logits: torch.Tensor, x01: torch.Tensor, *, decoder: str = "bernoulli",
