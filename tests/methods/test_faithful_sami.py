@@ -1,0 +1,317 @@
+"""Faithfulness review of SAMI against Lyo, Simoncelli & Savin (arXiv 2512.17127; docs/methods/sami.md).
+
+The networks are replaced by closed-form stand-ins so that every expected value is written out here:
+a linear-Gaussian inference network mu(x) = W x, log sigma^2(x) = V x + c, whose guidance score has the closed form
+
+    g = grad_x log N(z; W x, diag e^{V x + c}) = W^T (z - mu) / sigma^2 + V^T [((z - mu)^2 / sigma^2 - 1) / 2]
+
+(the log-determinant sum_j log sigma_j^2, not Algorithms 1-2's "log|sigma I|"), and an affine denoiser. Checked:
+
+- Eq. 10 (beta-SAMI, Eq. 8's sign): per example mean over pixels of (eps - eps_theta + sqrt(1 - abar_t) g)^2, averaged
+  over the batch, plus beta times the summed closed-form KL of q(z | x_0); S draws outside the square (Algorithm 2)
+  or averaged inside the log-density (Eq. 9); the ELBO weight lambda_t of Ho et al. Eq. 12;
+- the variance-preserving forward process and the schedules (linear endpoints scaled by 1000 / T, cosine s = 0.008),
+  0-based timestep indices (index 0 is the first noise level);
+- the S -> infinity (Rao-Blackwellised) guidance and the rigid/sloppy mask of A.4;
+- Algorithm 1 with A.2's guided mean mu_theta + (1 - alpha_t)/sqrt(alpha_t) g (signs corrected), re-run by hand,
+  and Algorithm 1's literal sqrt(1 - alpha_t) g step; DDIM on the guided eps;
+- the timestep sampler Beta(4, 1), the exponential KL annealing;
+- the analyses' definitions: variability V, the A.8 coherence N_i, the normalised participation ratio, straightness.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import tiny_sami
+
+D = 64  # 1 x 8 x 8
+T = 20
+BETAS = torch.linspace(1e-3, 0.2, T, dtype=torch.float64)  # tiny_sami's linear schedule
+ALPHAS = 1 - BETAS
+ABAR = torch.cumprod(ALPHAS, 0)
+
+
+class LinGauss(nn.Module):
+    """mu(x) = W x, log sigma^2(x) = V x + c (no batch coupling)."""
+
+    def __init__(self, d=3, seed=0, vscale=0.05):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter(0.2 * torch.randn(d, D, generator=g, dtype=torch.float64))
+        self.V = nn.Parameter(vscale * torch.randn(d, D, generator=g, dtype=torch.float64))
+        self.c = nn.Parameter(torch.tensor([0.1, -0.4, 0.3][:d], dtype=torch.float64))
+
+    def forward(self, x):
+        h = x.flatten(1)
+        return h @ self.W.T, h @ self.V.T + self.c
+
+
+class AffineDenoiser(nn.Module):
+    """eps_theta(x_t, t) = 0.3 x_t + 0.01 t."""
+
+    def forward(self, x, t):
+        return 0.3 * x + 0.01 * t.to(x.dtype).reshape(-1, 1, 1, 1)
+
+
+def model(**kw):
+    m = tiny_sami(**kw)
+    m.encoder, m.denoiser = LinGauss(), AffineDenoiser()
+    return m
+
+
+def enc(m, x):
+    with torch.no_grad():
+        return m.encoder(x)
+
+
+def g_closed(m, x_t, z):
+    """The closed-form guidance score for z [B, d]."""
+    mu, lv = enc(m, x_t)
+    var = lv.exp()
+    u = (z - mu) / var
+    w = 0.5 * ((z - mu) ** 2 / var - 1)
+    return (u @ m.encoder.W.detach() + w @ m.encoder.V.detach()).reshape(x_t.shape)
+
+
+def imgs(n=3, seed=1):
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+
+
+def draws(n=3, S=1, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return dict(t=torch.tensor([0, 7, 19][:n]), noise=torch.randn(n, 1, 8, 8, generator=g, dtype=torch.float64),
+                z_noise=torch.randn(S, n, 3, generator=g, dtype=torch.float64))
+
+
+def kl_closed(mu, lv):
+    return 0.5 * (mu**2 + lv.exp() - lv - 1).sum(1)
+
+
+# -- schedules and the forward process -------------------------------------------------------------------------
+def test_schedules_and_0_based_timesteps():
+    m = model()
+    assert torch.allclose(m.schedule.alphas_cumprod, ABAR)
+    x0 = imgs(2)
+    t = torch.tensor([0, T - 1])
+    eps = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    xt = m.schedule.q_sample(x0, t, eps)
+    # index 0 is already the first noise level: abar_0 = 1 - beta_1
+    assert torch.allclose(xt[0], (1 - BETAS[0]).sqrt() * x0[0] + BETAS[0].sqrt() * eps[0])
+    assert torch.allclose(xt[1], ABAR[-1].sqrt() * x0[1] + (1 - ABAR[-1]).sqrt() * eps[1])
+    from diffrep.recipes.sami import disks_config, celeba64_config
+
+    s = disks_config().model.schedule  # Table A.5 disks: linear, T = 400, Ho et al.'s endpoints x 1000 / T
+    assert (s.kind, s.num_timesteps) == ("linear", 400)
+    assert s.beta_start == pytest.approx(2.5e-4) and s.beta_end == pytest.approx(0.05)
+    from diffrep.diffusion import NoiseSchedule
+
+    c = NoiseSchedule(celeba64_config().model.schedule)  # CelebA 64: cosine, T = 1000, s = 0.008
+    k = np.arange(1001) / 1000
+    f = np.cos((k + 0.008) / 1.008 * np.pi / 2) ** 2
+    want = np.minimum(1 - (f[1:] / f[0]) / (f[:-1] / f[0]), 0.999)
+    assert np.allclose(c.betas.numpy(), want, rtol=1e-10, atol=1e-14)
+
+
+# -- Eq. 8-10 --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pixel_reduction", ["mean", "sum"])
+def test_eq10_by_hand(pixel_reduction):
+    m = model(kl_weight=0.3, pixel_reduction=pixel_reduction)
+    x0 = imgs()
+    dr = draws()
+    out = m.loss(x0, **dr)
+    t, eps = dr["t"], dr["noise"]
+    ab = ABAR[t].reshape(-1, 1, 1, 1)
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    mu0, lv0 = enc(m, x0)
+    z = mu0 + (0.5 * lv0).exp() * dr["z_noise"][0]
+    g = g_closed(m, xt, z)
+    resid = (eps - (0.3 * xt + 0.01 * t.double().reshape(-1, 1, 1, 1)) + (1 - ab).sqrt() * g) ** 2
+    per = resid.flatten(1).mean(1) if pixel_reduction == "mean" else resid.flatten(1).sum(1)
+    kl = kl_closed(mu0, lv0).mean()
+    assert float(out["loss_x"]) == pytest.approx(float(per.mean()), rel=1e-10)
+    assert float(out["kl"]) == pytest.approx(float(kl), rel=1e-10)
+    assert float(out["loss"].detach()) == pytest.approx(float(per.mean() + 0.3 * kl), rel=1e-10)
+    # Eq. 8: the guided estimate eps_theta - gamma_t g (the loss is ||eps - eps_hat||^2)
+    eh = m.guided_eps(xt, t, z)
+    assert torch.allclose(eh, 0.3 * xt + 0.01 * t.double().reshape(-1, 1, 1, 1) - (1 - ab).sqrt() * g, atol=1e-12)
+
+
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+def test_monte_carlo_draws_outside_or_inside_the_square(placement):
+    S = 3
+    m = model(kl_weight=0.0, train_samples=S, mc_placement=placement)
+    x0 = imgs()
+    dr = draws(S=S)
+    out = m.loss(x0, **dr)
+    t, eps = dr["t"], dr["noise"]
+    ab = ABAR[t].reshape(-1, 1, 1, 1)
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    mu0, lv0 = enc(m, x0)
+    gs = [g_closed(m, xt, mu0 + (0.5 * lv0).exp() * dr["z_noise"][s]) for s in range(S)]
+    base = eps - (0.3 * xt + 0.01 * t.double().reshape(-1, 1, 1, 1))
+    if placement == "outside":  # Algorithm 2: S loss terms, averaged
+        per = torch.stack([((base + (1 - ab).sqrt() * g) ** 2).flatten(1).mean(1) for g in gs]).mean(0)
+    else:  # Eq. 9: the score averaged over the draws, then squared
+        per = ((base + (1 - ab).sqrt() * sum(gs) / S) ** 2).flatten(1).mean(1)
+    assert float(out["loss_x"]) == pytest.approx(float(per.mean()), rel=1e-10)
+
+
+@pytest.mark.parametrize("variance", ["fixed_large", "fixed_small"])
+def test_elbo_lambda_is_ho_et_al_eq12(variance):
+    m = model(kl_weight=0.0, lambda_t="elbo", sample_variance=variance)
+    m_simple = model(kl_weight=0.0)
+    x0 = imgs()
+    dr = draws()
+    t = dr["t"]
+    ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ABAR[:-1]])
+    s2 = BETAS if variance == "fixed_large" else BETAS * (1 - ab_prev) / (1 - ABAR)
+    s2 = torch.where(s2 > 0, s2, BETAS)  # index 0 of fixed_small: the posterior variance is 0; beta_1 is used
+    lam = BETAS**2 / (2 * s2 * ALPHAS * (1 - ABAR))
+    # loss_x(elbo) = mean_b lambda_b per_b; recover per_b from three single-example simple losses
+    per = torch.stack([m_simple.loss(x0[b:b + 1], t=t[b:b + 1], noise=dr["noise"][b:b + 1],
+                                     z_noise=dr["z_noise"][:, b:b + 1])["loss_x"] for b in range(3)])
+    # SAMI.lambda_weights returns float32 weights (so 1e-7, not 1e-10, even for a float64 model)
+    assert float(m.loss(x0, **dr)["loss_x"]) == pytest.approx(float((lam[t] * per).mean()), rel=1e-6)
+
+
+# -- guidance variants ------------------------------------------------------------------------------------------
+def test_analytic_guidance_is_the_expectation_over_q_z_given_x0():
+    m = model()
+    x0, xt = imgs(2, 1), imgs(2, 5)
+    mu0, lv0 = enc(m, x0)
+    g, _ = m.guidance(xt, analytic=(mu0, lv0))
+    mu, lv = enc(m, xt)
+    var = lv.exp()
+    u = (mu0 - mu) / var
+    w = 0.5 * (((mu0 - mu) ** 2 + lv0.exp()) / var - 1)
+    want = (u @ m.encoder.W.detach() + w @ m.encoder.V.detach()).reshape(xt.shape)
+    assert torch.allclose(g, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("logdet", ["all", "axes"])
+def test_rigid_sloppy_guidance_masks_the_mahalanobis_term(logdet):
+    m = model()
+    xt = imgs(2, 5)
+    z = torch.randn(2, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    g, _ = m.guidance(xt, z, axes=(0, 2), logdet=logdet)
+    mu, lv = enc(m, xt)
+    var = lv.exp()
+    W, V = m.encoder.W.detach(), m.encoder.V.detach()
+    keep = [0, 2]
+    maha = ((z - mu)[:, keep] / var[:, keep]) @ W[keep] + (0.5 * (z - mu)[:, keep] ** 2 / var[:, keep]) @ V[keep]
+    det_rows = V if logdet == "all" else V[keep]  # d/dx of -1/2 sum_j log sigma_j^2 = -1/2 sum_j V_j
+    want = maha - 0.5 * det_rows.sum(0)
+    assert torch.allclose(g, want.reshape(xt.shape), atol=1e-12)
+
+
+# -- Algorithm 1 / A.2 ------------------------------------------------------------------------------------------
+def _chain_by_hand(m, z, xT, seed, literal=False):
+    g_ = torch.Generator().manual_seed(seed)
+    x = xT.clone()
+    for t in range(T - 1, -1, -1):
+        tt = torch.full((x.shape[0],), t)
+        b, a, ab = BETAS[t], ALPHAS[t], ABAR[t]
+        eps_theta = 0.3 * x + 0.01 * t
+        mu_theta = (x - b / (1 - ab).sqrt() * eps_theta) / a.sqrt()  # A.2 line 1 (coefficient corrected)
+        g = g_closed(m, x, z)
+        shift = b.sqrt() * g if literal else b / a.sqrt() * g  # Alg. 1 literal, or A.2 with the sign corrected
+        xi = torch.randn(x.shape, generator=g_, dtype=x.dtype)
+        x = mu_theta + shift + (b.sqrt() * xi if t > 0 else 0)  # variance beta_t (A.2 / fixed_large)
+        del tt
+    return x.clamp(-1, 1)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_algorithm_1_guided_ddpm_chain_by_hand(literal):
+    m = model(alg1_literal=literal)
+    z = torch.randn(2, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    xT = 0.3 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    out = m.generate(z, sampler="ddpm", x_T=xT, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(out, _chain_by_hand(m, z, xT, 9, literal), atol=1e-9)
+
+
+def test_ddim_runs_on_the_guided_eps():
+    m = model()
+    z = torch.randn(2, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    xT = 0.3 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    out = m.generate(z, sampler="ddim", num_steps=5, x_T=xT)
+    x = xT.clone()
+    seq = [16, 12, 8, 4, 0, -1]  # DDIM's uniform spacing c = T // 5 = 4, then the clean end
+    for t, tp in zip(seq[:-1], seq[1:]):
+        ab, abp = ABAR[t], (ABAR[tp] if tp >= 0 else torch.tensor(1.0, dtype=torch.float64))
+        eh = 0.3 * x + 0.01 * t - (1 - ab).sqrt() * g_closed(m, x, z)
+        x0 = (x - (1 - ab).sqrt() * eh) / ab.sqrt()
+        x = abp.sqrt() * x0 + (1 - abp).sqrt() * eh
+    assert torch.allclose(out, x.clamp(-1, 1), atol=1e-9)
+
+
+# -- timesteps and annealing --------------------------------------------------------------------------------------
+def test_beta_timestep_sampler_and_kl_annealing():
+    m = model(t_sampling="beta", t_beta_a=4.0, kl_weight=2e-3, kl_anneal_steps=100, kl_anneal_start=1e-6)
+    t = m.sample_timesteps(40000, generator=torch.Generator().manual_seed(0))
+    # t = floor(T u), u ~ Beta(4, 1): P(t <= k) = ((k + 1) / T)^4
+    for k in (4, 9, 14, 18):
+        assert float((t <= k).double().mean()) == pytest.approx(((k + 1) / T) ** 4, abs=0.01)
+    assert int(t.min()) >= 0 and int(t.max()) == T - 1
+    assert m.kl_weight_at(0) == pytest.approx(2e-3 * 1e-6)
+    assert m.kl_weight_at(50) == pytest.approx(2e-3 * 1e-3)
+    assert m.kl_weight_at(100) == pytest.approx(2e-3) and m.kl_weight_at(10**6) == pytest.approx(2e-3)
+    u = model().sample_timesteps(20000, generator=torch.Generator().manual_seed(1))
+    assert int(u.min()) == 0 and int(u.max()) == T - 1 and abs(float(u.double().mean()) - (T - 1) / 2) < 0.2
+
+
+def test_encode_is_the_posterior_mean_of_the_clean_image_and_sigma_is_a_std():
+    from diffrep.methods.sami_nets import SAMIConvNet, SAMIConvNetConfig
+
+    m = model()
+    x = imgs(2)
+    assert torch.allclose(m.encode(x), enc(m, x)[0])
+    net = SAMIConvNet(SAMIConvNetConfig(image_size=8, in_channels=1, base_channels=2, latent_dim=3)).double()
+    a = net.var_head(net.body(x))
+    # Table A.5 head: sigma = softplus(a) is the standard deviation, so log sigma^2 = 2 log softplus(a)
+    assert torch.allclose(net(x)[1], 2 * torch.log(torch.nn.functional.softplus(a)), atol=1e-12)
+
+
+# -- analyses ---------------------------------------------------------------------------------------------------
+def test_variability_participation_ratio_and_straightness_by_hand():
+    from diffrep.analysis.variability import variability
+    from diffrep.metrics.geometry import participation_ratio, straightness
+
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 3.0]], dtype=torch.float64)  # mean (1, 1)
+    # squared distances: 2, 2, 4 -> V = 8/3 summed, 4/3 per pixel (D = 2)
+    v = variability(x)
+    assert v["v_sum"] == pytest.approx(8 / 3) and v["v_per_pixel"] == pytest.approx(4 / 3)
+    assert v["sem_per_pixel"] == pytest.approx(float(torch.tensor([2.0, 2.0, 4.0]).std()) / math.sqrt(3) / 2)
+    w = np.array([[3.0, 0, 0, 0], [1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 0, 0]])
+    pr = participation_ratio(w)
+    # ||w||_2^2 / ||w||_4^2: 1, sqrt(4) = 2, 5 / sqrt(17)
+    assert pr.meta["per_row"] == pytest.approx([1.0, 2.0, 5 / math.sqrt(17)])
+    traj = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [2.0, 2.0]])  # turns of 45 deg, then 45 deg
+    s = straightness(traj)
+    assert s["straightness"] == pytest.approx(math.cos(math.pi / 4)) and s["curvature_deg"] == pytest.approx(45.0)
+
+
+def test_a8_coherence_has_the_closed_form_of_a_log_linear_variance():
+    """sigma_i^2(x) = exp(V_i x + c_i): grad sigma_i^2 = sigma_i^2 V_i, so ||grad sigma_i^2|| / sigma_i^4 = ||V_i|| / sigma_i^2
+    and N_i = sqrt(2 Var_x0 mu_i) mean_xt ||V_i|| / sigma_i^2(x_t)."""
+    from diffrep.analysis.posterior_geometry import global_axes
+
+    m = model()
+    x = imgs(5, 2)
+    out = global_axes(m, x, t=12, num_noise=2, seed=4, batch_size=64)
+    gen = torch.Generator().manual_seed(4)
+    ratios = []
+    for _ in range(2):
+        noise = torch.randn(x.shape, generator=gen).to(x)
+        xt = ABAR[12].sqrt() * x + (1 - ABAR[12]).sqrt() * noise
+        ratios.append(m.encoder.V.detach().norm(dim=1) / enc(m, xt)[1].exp())
+    mu0 = enc(m, x)[0]
+    N = (2 * mu0.var(0, unbiased=True)).sqrt() * torch.cat(ratios).mean(0)
+    assert out["N"] == pytest.approx(N.tolist(), rel=1e-8)
+    assert out["coherence"] == pytest.approx((-N.log()).tolist(), rel=1e-8)
