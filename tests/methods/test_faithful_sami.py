@@ -211,8 +211,8 @@ def test_rigid_sloppy_guidance_masks_the_mahalanobis_term(logdet):
 
 
 # -- Algorithm 1 / A.2 ------------------------------------------------------------------------------------------
-def _chain_by_hand(m, z, xT, seed, literal=False):
-    g_ = torch.Generator().manual_seed(seed)
+def _chain_by_hand(m, z, xT, seed, literal=False, record=None):
+    g_ = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     x = xT.clone()
     for t in range(T - 1, -1, -1):
         tt = torch.full((x.shape[0],), t)
@@ -221,6 +221,10 @@ def _chain_by_hand(m, z, xT, seed, literal=False):
         mu_theta = (x - b / (1 - ab).sqrt() * eps_theta) / a.sqrt()  # A.2 line 1 (coefficient corrected)
         g = g_closed(m, x, z)
         shift = b.sqrt() * g if literal else b / a.sqrt() * g  # Alg. 1 literal, or A.2 with the sign corrected
+        if record is not None:  # Fig. 6 in score units: score = -eps / sqrt(1 - abar_t); posterior = prior + g
+            gam = (1 - ab).sqrt()
+            record.append((float((eps_theta / gam).norm()), float((-eps_theta / gam + g).norm()), float(g.norm()),
+                           float((gam * g).norm()), float(eps_theta.norm())))
         xi = torch.randn(x.shape, generator=g_, dtype=x.dtype)
         x = mu_theta + shift + (b.sqrt() * xi if t > 0 else 0)  # variance beta_t (A.2 / fixed_large)
         del tt
@@ -315,3 +319,52 @@ def test_a8_coherence_has_the_closed_form_of_a_log_linear_variance():
     N = (2 * mu0.var(0, unbiased=True)).sqrt() * torch.cat(ratios).mean(0)
     assert out["N"] == pytest.approx(N.tolist(), rel=1e-8)
     assert out["coherence"] == pytest.approx((-N.log()).tolist(), rel=1e-8)
+
+
+def test_guidance_magnitude_reports_fig6_in_score_units():
+    from diffrep.analysis.guidance import guidance_magnitude
+
+    m = model()
+    x = imgs(1, 4)
+    r = guidance_magnitude(m, x, sampler="ddpm", seed=5)
+    gen = torch.Generator().manual_seed(5)
+    xT = torch.randn((1, 1, 8, 8), generator=gen, dtype=torch.float64)
+    rec = []
+    _chain_by_hand(m, enc(m, x)[0], xT, gen, record=rec)
+    prior, post, diff, gnorm, enorm = (list(v) for v in zip(*rec))
+    assert r["t"] == list(range(T - 1, -1, -1))
+    assert r["prior_score_norm"] == pytest.approx(prior, rel=1e-8)
+    assert r["posterior_score_norm"] == pytest.approx(post, rel=1e-8)
+    assert r["score_difference_norm"] == pytest.approx(diff, rel=1e-8)
+    assert r["guidance_norm"] == pytest.approx(gnorm, rel=1e-8) and r["eps_norm"] == pytest.approx(enorm, rel=1e-8)
+
+
+def test_variability_reduction_reports_the_papers_data_over_conditional_ratio():
+    from diffrep.analysis.variability import variability, variability_reduction
+
+    m = model(sampler="ddim", sample_steps=2)
+    ref = imgs(6, 9)
+    r = variability_reduction(m, imgs(2, 8), num_samples=3, reference=ref, num_steps=2)
+    assert r["v_data"] == pytest.approx(variability(ref)["v_per_pixel"])
+    assert r["ratio_data_over_cond"] == pytest.approx(r["v_data"] / r["v_cond_mean"], rel=1e-12)
+
+
+def test_posterior_variance_spectrum_by_hand():
+    """Fig. 3C-D: sigma_j^2(x_t) of one image, averaged over noise draws at each of 10 levels spread over [0, T - 1]."""
+    from diffrep.analysis.posterior_geometry import posterior_variance_spectrum
+
+    m = model()
+    x = imgs(1, 3)
+    r = posterior_variance_spectrum(m, x, num_noise=4, seed=2)
+    ts = [int(v) for v in np.linspace(0, T - 1, 10).round()]
+    assert r["timesteps"] == ts
+    gen = torch.Generator().manual_seed(2)
+    want = []
+    for t in ts:
+        noise = torch.randn((4, 1, 8, 8), generator=gen).to(x)
+        xt = ABAR[t].sqrt() * x + (1 - ABAR[t]).sqrt() * noise
+        want.append(enc(m, xt)[1].exp().mean(0))
+    want = torch.stack(want)
+    assert np.allclose(r["var"], want.numpy(), rtol=1e-10)
+    assert np.allclose(r["var_clean"], enc(m, x)[1].exp()[0].numpy(), rtol=1e-12)
+    assert r["rank_at_largest_t"] == torch.argsort(torch.argsort(want[-1])).tolist()
