@@ -368,3 +368,65 @@ def test_posterior_variance_spectrum_by_hand():
     assert np.allclose(r["var"], want.numpy(), rtol=1e-10)
     assert np.allclose(r["var_clean"], enc(m, x)[1].exp()[0].numpy(), rtol=1e-12)
     assert r["rank_at_largest_t"] == torch.argsort(torch.argsort(want[-1])).tolist()
+
+
+def test_disks_bayes_eps_mse_by_brute_force_gaussian_posteriors():
+    """The exact-Bayes yardstick: on a 2 x 2 x 2 factor grid, E[x_0 | x_t (, a factor)] from explicit Gaussian
+    likelihoods N(x_t; sqrt(abar) x_0k, (1 - abar) I) under the uniform grid prior, and the eps error
+    abar / (1 - abar) ||x_0 - x_0_hat||^2 / D per pixel."""
+    from torch.distributions import Normal
+
+    from diffrep.analysis.disks_bayes import disks_bayes_eps_mse
+    from diffrep.data.disks import disks_geometry, render_disks
+    from diffrep.diffusion import NoiseSchedule
+
+    sch = NoiseSchedule(kind="linear", num_timesteps=50, beta_start=1e-3, beta_end=0.1)
+    disks = disks_geometry(16)
+    ts = [3, 30]
+    r = disks_bayes_eps_mse(sch, ts, disks, grid=(2, 2, 2), num_images=5, seed=7)
+    cfg = disks.config
+    vals = [np.linspace(*rg, 2) for rg in (cfg.x_range, cfg.y_range, cfg.background_range)]
+    facs = [(i, j, k) for i in range(2) for j in range(2) for k in range(2)]  # the ij-meshgrid order
+    bank = torch.from_numpy(render_disks([vals[0][i] for i, _, _ in facs], [vals[1][j] for _, j, _ in facs],
+                                         [vals[2][k] for _, _, k in facs], cfg)).flatten(1).double() * 2 - 1
+    truth = np.random.default_rng(7).integers(0, 8, 5)
+    gen = torch.Generator().manual_seed(7)
+    for n, t in enumerate(ts):
+        ab = sch.alphas_cumprod[t]
+        noise = torch.randn((5, bank.shape[1]), generator=gen, dtype=torch.float64)
+        errs = {"unconditional": 0.0, "given_background": 0.0, "given_position": 0.0}
+        for b in range(5):
+            x0 = bank[truth[b]]
+            xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise[b]
+            ll = torch.stack([Normal(ab.sqrt() * bank[k], (1 - ab).sqrt()).log_prob(xt).sum() for k in range(8)])
+            i0, j0, k0 = facs[truth[b]]
+            for key, keep in (("unconditional", [True] * 8), ("given_background", [f[2] == k0 for f in facs]),
+                              ("given_position", [f[:2] == (i0, j0) for f in facs])):
+                w = torch.softmax(ll.masked_fill(~torch.tensor(keep), float("-inf")), 0)
+                errs[key] += float(((x0 - w @ bank) ** 2).sum())
+        for key, e in errs.items():
+            assert r[key][n] == pytest.approx(float(ab / (1 - ab)) * e / (5 * bank.shape[1]), rel=1e-9, abs=1e-15)
+        assert r["snr"][n] == pytest.approx(float(ab / (1 - ab)))
+
+
+def test_toy_ddpm_loss_is_ho_et_al_l_simple():
+    from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+
+    m = ToyDDPM(ToyDDPMConfig()).double()
+
+    class Lin(nn.Module):
+        def forward(self, x, t):
+            return 0.5 * x - 0.002 * t.to(x.dtype).reshape(-1, 1, 1, 1)
+
+    m.unet = Lin()
+    x0 = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    out = m.loss(x0, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    t = torch.randint(0, 200, (4,), generator=g)  # 0-based index of the T = 200 cosine levels
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    k = np.arange(201) / 200
+    f = np.cos((k + 0.008) / 1.008 * np.pi / 2) ** 2
+    abar = torch.from_numpy(np.cumprod(1 - np.minimum(1 - f[1:] / f[:-1], 0.999)))[t].reshape(-1, 1, 1, 1)
+    xt = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+    want = ((0.5 * xt - 0.002 * t.double().reshape(-1, 1, 1, 1) - eps) ** 2).mean()  # Eq. 14, mean over all
+    assert float(out["loss"]) == pytest.approx(float(want), rel=1e-6)
