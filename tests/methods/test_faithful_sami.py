@@ -430,3 +430,32 @@ def test_toy_ddpm_loss_is_ho_et_al_l_simple():
     xt = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
     want = ((0.5 * xt - 0.002 * t.double().reshape(-1, 1, 1, 1) - eps) ** 2).mean()  # Eq. 14, mean over all
     assert float(out["loss"]) == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_guidance_op_is_the_mean_over_draws_of_the_normal_log_density_to_second_order(backend):
+    """kernels.md (b): log_posterior = mean_s sum_j log N(z_sj; mu_j, e^{logvar_j}); its first derivatives (the
+    cotangents u, w of Eq. 9) and a second derivative (the double backward of training) equal those of the
+    torch.distributions twin."""
+    from torch.distributions import Normal
+
+    from diffrep.ops import use_backend
+    from diffrep.ops.guidance import log_posterior
+
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    lv = (0.3 * torch.randn(2, 4, generator=g, dtype=torch.float64)).requires_grad_(True)
+    z = torch.randn(3, 2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    with use_backend(backend, strict=True):
+        ours = log_posterior(z, mu, lv)
+        gu = torch.autograd.grad(ours.sum(), (mu, lv, z), create_graph=True)
+        second = torch.autograd.grad((gu[0] ** 2).sum() + (gu[1] * z.mean(0)).sum(), (mu, lv, z))
+    twin = Normal(mu, (0.5 * lv).exp()).log_prob(z).sum(-1).mean(0)
+    gt = torch.autograd.grad(twin.sum(), (mu, lv, z), create_graph=True)
+    second_t = torch.autograd.grad((gt[0] ** 2).sum() + (gt[1] * z.mean(0)).sum(), (mu, lv, z))
+    assert torch.allclose(ours, twin, atol=1e-12)
+    # u = mean_s (z - mu) / sigma^2, and the log-variance cotangent 1/2 (mean_s (z - mu)^2 / sigma^2 - 1)
+    assert torch.allclose(gu[0], ((z - mu) / lv.exp()).mean(0), atol=1e-12)
+    assert torch.allclose(gu[1], 0.5 * (((z - mu) ** 2).mean(0) / lv.exp() - 1), atol=1e-12)
+    for a, b in zip(gu + second, gt + second_t):
+        assert torch.allclose(a, b, atol=1e-10)
