@@ -112,6 +112,7 @@ def test_eq4_is_the_batch_mean_of_the_weighted_nll_and_kl(B):
     out = m.loss(x, beta=beta, noise=eps)
     want, nll, kl = brute_eq4(m, x, beta, eps, log_s2, init_sigma2(N))
     assert torch.allclose(out["loss"], want.mean(), rtol=1e-5)  # the mean over the batch, not the sum
+    assert torch.allclose(m.s(beta), torch.exp(0.5 * log_s2[torch.round(beta / B * N).long()]), rtol=1e-12)  # s is a std
     assert torch.allclose(out["recon"], nll.mean(), rtol=1e-5)
     assert torch.allclose(out["kl"], kl.mean(), rtol=1e-5)
     # the KL has the closed form 1/2 (||f||^2 + d sigma^2 - d log sigma^2 - d), d = 3 equal terms
