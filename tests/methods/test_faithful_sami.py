@@ -459,3 +459,21 @@ def test_guidance_op_is_the_mean_over_draws_of_the_normal_log_density_to_second_
     assert torch.allclose(gu[1], 0.5 * (((z - mu) ** 2).mean(0) / lv.exp() - 1), atol=1e-12)
     for a, b in zip(gu + second, gt + second_t):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_algorithm_1_draws_one_latent_per_chain_from_q_z_given_x0():
+    """Algorithm 1 steps 1-3: (mu_0, sigma_0) = f(x_0), z = mu_0 + sigma_0 eps once per chain, x_T ~ N(0, I), then the
+    guided chain with that z fixed (here DDIM, 2 steps, on the guided eps)."""
+    m = model()
+    x0 = imgs(1, 4)
+    g = torch.Generator().manual_seed(3)
+    out = m.conditional_sample(x0, 2, z_mode="fixed", sampler="ddim", num_steps=2, generator=g)
+    h = torch.Generator().manual_seed(3)
+    mu0, lv0 = enc(m, x0)
+    z = mu0.repeat(2, 1) + (0.5 * lv0).exp().repeat(2, 1) * torch.randn(2, 3, generator=h, dtype=torch.float64)
+    x = torch.randn(2, 1, 8, 8, generator=h, dtype=torch.float64)
+    for t, tp in ((10, 0), (0, -1)):
+        ab, abp = ABAR[t], (ABAR[tp] if tp >= 0 else torch.tensor(1.0, dtype=torch.float64))
+        eh = 0.3 * x + 0.01 * t - (1 - ab).sqrt() * g_closed(m, x, z)
+        x = abp.sqrt() * (x - (1 - ab).sqrt() * eh) / ab.sqrt() + (1 - abp).sqrt() * eh
+    assert torch.allclose(out, x.clamp(-1, 1), atol=1e-9)
