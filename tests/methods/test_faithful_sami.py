@@ -477,3 +477,46 @@ def test_algorithm_1_draws_one_latent_per_chain_from_q_z_given_x0():
         eh = 0.3 * x + 0.01 * t - (1 - ab).sqrt() * g_closed(m, x, z)
         x = abp.sqrt() * (x - (1 - ab).sqrt() * eh) / ab.sqrt() + (1 - abp).sqrt() * eh
     assert torch.allclose(out, x.clamp(-1, 1), atol=1e-9)
+
+
+def test_loss_options_by_hand_sigma_floor_annealing_free_bits_kl_mean_and_mse_uncond():
+    x0 = imgs()
+    dr = draws()
+    t, eps = dr["t"], dr["noise"]
+    ab = ABAR[t].reshape(-1, 1, 1, 1)
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    resid = eps - (0.3 * xt + 0.01 * t.double().reshape(-1, 1, 1, 1))
+    # the soft floor sigma^2 -> sigma^2 + sigma_min^2 on every posterior the model reads
+    m = model(sigma_min=0.3)
+    mu, lv = enc(m, x0)
+    assert torch.allclose(m.posterior(x0)[1], torch.log(lv.exp() + 0.09), atol=1e-12)
+    m = model(kl_weight=0.5, kl_anneal_steps=10, kl_anneal_start=1e-2)
+    out = m.loss(x0, step=5, **dr)
+    kl = kl_closed(mu, lv).mean()
+    assert float(out["kl_weight"]) == pytest.approx(0.5 * 1e-2 ** 0.5)
+    assert float(out["loss"].detach()) == pytest.approx(float(out["loss_x"]) + 0.5 * 0.1 * float(kl), rel=1e-10)
+    assert float(out["mse_uncond"]) == pytest.approx(float((resid ** 2).flatten(1).mean(1).mean()), rel=1e-10)
+    per_dim = (0.5 * (mu ** 2 + lv.exp() - lv - 1)).mean(0)  # batch-mean KL of each latent dimension
+    fb = float(per_dim.sort().values[1])  # a floor between the smallest and the largest
+    out = model(free_bits=fb).loss(x0, **dr)
+    assert float(out["kl"]) == pytest.approx(float(per_dim.clamp_min(fb).sum()), rel=1e-10)
+    out = model(kl_reduction="mean").loss(x0, **dr)
+    assert float(out["kl"]) == pytest.approx(float(per_dim.mean()), rel=1e-10)
+
+
+def test_rao_blackwellised_log_q_value_with_a_mask():
+    """E_{z ~ N(mu0, sigma0^2)} of the masked log-density: the Mahalanobis term over the axes only (with sigma0^2 added),
+    the log-determinant and log 2 pi over every axis (logdet='all') or over the axes."""
+    from diffrep.methods.sami_guidance import log_q
+
+    g = torch.Generator().manual_seed(1)
+    mu0, lv0, mu, lv = (torch.randn(2, 4, generator=g, dtype=torch.float64) for _ in range(4))
+    axes = (1, 3)
+    maha = (((mu0 - mu) ** 2 + lv0.exp()) / lv.exp())[:, list(axes)].sum(1)
+    c = math.log(2 * math.pi)
+    want_all = -0.5 * (maha + (lv + c).sum(1))
+    want_axes = -0.5 * (maha + (lv[:, list(axes)] + c).sum(1))
+    assert torch.allclose(log_q(None, mu, lv, axes, analytic=(mu0, lv0), logdet="all"), want_all, atol=1e-12)
+    assert torch.allclose(log_q(None, mu, lv, axes, analytic=(mu0, lv0), logdet="axes"), want_axes, atol=1e-12)
+    full = -0.5 * ((((mu0 - mu) ** 2 + lv0.exp()) / lv.exp()) + lv + c).sum(1)
+    assert torch.allclose(log_q(None, mu, lv, (), analytic=(mu0, lv0)), full, atol=1e-12)
