@@ -44,3 +44,37 @@ def test_a_config_that_holds_the_field_keeps_its_value(tmp_path):
 def test_fields_added_is_not_a_config_field():
     assert "fields_added" not in BetaVAE.config_class().to_dict()
     assert "fields_added" not in ConvVAEConfig().to_dict()
+
+
+def test_a_multibeta_model_saved_before_conv_kernels_existed_loads_with_4x4_kernels(tmp_path):
+    """The field sits in the nested ``vae`` section of MultiBeta's config.json."""
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    cfg = multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                           vae=dict(hidden=32, beta_embed_dim=16, conv_kernels=(4, 4, 4, 4)),
+                           denoiser=dict(hidden=32, depth=1))
+    old = MultiBeta(cfg).eval()
+    old.save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    del data["vae"]["conv_kernels"]
+    path.write_text(json.dumps(data))
+    new = PretrainedMixin.from_pretrained(tmp_path).eval()
+    assert new.vae.config.conv_kernels == (4, 4, 4, 4)
+    x, beta = torch.rand(2, 1, 32, 32) * 2 - 1, torch.full((2,), 0.4)
+    torch.testing.assert_close(new.vae.encode(x, beta), old.vae.encode(x, beta), rtol=0, atol=0)
+
+
+def test_the_multibeta_conv_encoder_is_dlib_conv_encoder():
+    """disentanglement_lib conv_encoder: 32 4x4, 32 4x4, 64 2x2, 64 2x2, all stride 2 (64 px: 64 -> 4)."""
+    from diffrep.methods.multibeta_vae import MultiBetaVAE, MultiBetaVAEConfig
+
+    vae = MultiBetaVAE(MultiBetaVAEConfig(image_size=64, in_channels=3))
+    got = [(c.out_channels, c.kernel_size, c.stride, c.padding) for c in vae.encoder.convs]
+    assert got == [(32, (4, 4), (2, 2), (1, 1)), (32, (4, 4), (2, 2), (1, 1)),
+                   (64, (2, 2), (2, 2), (0, 0)), (64, (2, 2), (2, 2), (0, 0))]
+    h = torch.zeros(1, 3, 64, 64)
+    for conv in vae.encoder.convs:
+        h = conv(h)
+    assert h.shape == (1, 64, 4, 4)

@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "config_from_dict",
     "config_to_dict",
+    "with_fields_added",
     "dump_yaml",
     "load_yaml",
     "apply_overrides",
@@ -206,6 +207,22 @@ def config_from_dict(cls: type, data: dict, *, _field: str = "", ignore_private:
         return cls(**kwargs)
     except ConfigError as exc:
         raise (exc.prefixed(_field) if _field else exc) from None
+
+
+def with_fields_added(cls: type, data: dict) -> dict:
+    """``data`` (a saved config.json's fields for ``cls``) with each absent field that ``cls`` or a
+    nested config lists in ``fields_added`` set to the value older files were written with."""
+    if not (isinstance(data, dict) and dataclasses.is_dataclass(cls)):
+        return data
+    out = dict(data)
+    for key, value in getattr(cls, "fields_added", {}).items():
+        out.setdefault(key, value)
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _strip_annotated(hints.get(f.name))
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(out.get(f.name), dict):
+            out[f.name] = with_fields_added(tp, out[f.name])
+    return out
 
 
 def config_to_dict(cfg: Any) -> Any:

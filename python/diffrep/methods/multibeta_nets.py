@@ -64,18 +64,19 @@ class FiLM(nn.Module):
 
 class BetaConvEncoder(nn.Module):
     """x [B, C, S, S] (S = 32 or 64), beta [B] -> f_phi(x, beta) [B, d] (Locatello et al. 2019 encoder, mean head only:
-    the latent std sigma_beta is a table, Eq. 3)."""
+    the latent std sigma_beta is a table, Eq. 3). ``conv_kernels``: each stride-2 conv's kernel (disentanglement_lib
+    ``conv_encoder``: 4, 4, 2, 2; the 32 px net uses the first three)."""
 
     def __init__(self, in_channels: int, image_size: int, latent_dim: int, hidden: int, emb_dim: int,
-                 conditioning: str, beta_embed_scale: float):
+                 conditioning: str, beta_embed_scale: float, conv_kernels: tuple[int, ...] = (4, 4, 2, 2)):
         super().__init__()
         self.film = conditioning == "film"
         self.embed = BetaEmbedding(emb_dim, beta_embed_scale)
         chans = conv_channels(image_size)
         self.convs = nn.ModuleList()
         cin = in_channels
-        for c in chans:
-            self.convs.append(nn.Conv2d(cin, c, 4, stride=2, padding=1))
+        for c, k in zip(chans, conv_kernels):  # disentanglement_lib conv_encoder: 4, 4, 2, 2, TF "same" = (k - 2) / 2
+            self.convs.append(nn.Conv2d(cin, c, k, stride=2, padding=(k - 2) // 2))
             cin = c
         self.conv_films = nn.ModuleList(FiLM(emb_dim, c) for c in chans) if self.film else None
         self.fc = nn.Linear(cin * 16 + (0 if self.film else emb_dim), hidden)

@@ -87,6 +87,7 @@ class MultiBetaVAEConfig(Config):
     latent_channels: Annotated[int, Ge(1)] = 4  # channels of a spatial latent
     conditioning: Literal["film", "concat"] = "film"  # how beta enters the conv nets (resnet: FiLM in every ResBlock)
     hidden: Annotated[int, Ge(1)] = 256  # conv nets' FC width
+    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # conv encoder: each stride-2 conv's kernel (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
     model_channels: Annotated[int, Ge(1)] = 64  # resnet
     channel_mult: tuple[Annotated[int, Ge(1)], ...] = (1, 2, 2, 2)  # resnet: width multiplier of each resolution level
     num_res_blocks: Annotated[int, Ge(1)] = 1  # resnet: residual blocks per level
@@ -109,7 +110,12 @@ class MultiBetaVAEConfig(Config):
     max_kl_weight: Annotated[float, Gt(0)] = 1e3  # cap of beta / (B - beta) with weighting="beta_vae"
     posterior_scale: Literal["isotropic", "per_unit"] = "isotropic"  # Eq. 3's sigma_beta^2 I, or diag(sigma_{beta,k}^2) per latent unit (a departure: breaks the rotation symmetry)
 
+    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
+
     def validate(self) -> None:
+        k = self.conv_kernels
+        if len(k) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in k):
+            raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {k!r}")
         if self.arch == "conv":
             if self.image_size not in (32, 64):
                 raise ConfigError("image_size", f"the conv nets read 32x32 or 64x64 images, got {self.image_size}")
@@ -166,7 +172,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if cfg.arch == "conv":
             args = (cfg.in_channels, cfg.image_size, cfg.latent_dim, cfg.hidden, cfg.beta_embed_dim, cfg.conditioning,
                     cfg.beta_embed_scale)
-            self.encoder, self.decoder = BetaConvEncoder(*args), BetaConvDecoder(*args)
+            self.encoder, self.decoder = BetaConvEncoder(*args, cfg.conv_kernels), BetaConvDecoder(*args)
         else:
             args = (cfg.in_channels, cfg.image_size, cfg.model_channels, cfg.channel_mult, cfg.num_res_blocks, cfg.num_groups,
                     cfg.beta_embed_dim, cfg.beta_embed_scale, cfg.latent, cfg.latent_dim, cfg.latent_channels)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .._checks import device as check_device
-from ..config import Config, ConfigError, config_from_dict, config_to_dict
+from ..config import Config, ConfigError, config_from_dict, config_to_dict, with_fields_added
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
            "FOREIGN_LOADERS",
@@ -206,8 +206,7 @@ class PretrainedMixin:
                 raise ValueError(f"{directory}: config is for class {name!r}: {exc}") from None
             if not issubclass(target, cls):
                 raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
-        for key, value in target.config_class.fields_added.items():
-            data.setdefault(key, value)  # an older file: the value its weights were trained with
+        data = with_fields_added(target.config_class, data)  # an older file: the values its weights were trained with
         try:
             config = config_from_dict(target.config_class, data, ignore_private=True)
         except ConfigError as exc:  # an edited or newer config.json: say which file
