@@ -8,8 +8,12 @@ Losses (the VQ-GAN objective, Esser et al. 2021, Eqs. 4-7, as ``VQLPIPSWithDiscr
 
 - L_rec = |x - x^| (L1 by default) + ``perceptual_weight`` * LPIPS(x, x^) (:mod:`diffrep.nn.lpips`; its
   weights come only from the local file ``perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``);
-- the VQ-VAE codebook and commitment terms (van den Oord et al. 2017, Eq. 3): ||sg[z_e] - e||^2 +
-  beta ||z_e - sg[e]||^2, straight-through gradient, times ``codebook_weight``;
+- the VQ-VAE codebook and commitment terms with a straight-through gradient, times ``codebook_weight``.
+  By default with taming's ``legacy=True`` weighting (``VectorQuantizer2``'s default, which the LDM
+  autoencoders and the DyGA/DisDiff first stages were trained with): ||z_e - sg[e]||^2 +
+  beta ||sg[z_e] - e||^2, i.e. beta on the codebook term; ``legacy_beta=False`` gives van den Oord et
+  al. 2017, Eq. 3, ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 (beta on the commitment term). Both
+  have the same value, (1 + beta) mean ||z_e - e||^2; only the gradients differ;
 - when ``disc_weight > 0``, from step ``disc_start`` on: the generator term lambda * L_GAN with
   L_GAN = -E D(x^) and the adaptive weight lambda = ``disc_weight`` * ||grad_L L_rec|| /
   (||grad_L L_GAN|| + 1e-4), clamped to [0, 1e4] and detached, L the decoder's last convolution (Eq. 7);
@@ -51,7 +55,8 @@ class VQAutoencoderConfig(Config):
     z_channels: Annotated[int, Ge(1)] = 3  # channels of the encoder output before the 1x1 quant conv
     embed_dim: Annotated[int, Ge(1)] = 3  # dimension of each codebook vector = latent channels (Table 7: 3)
     n_embed: Annotated[int, Ge(2)] = 2048  # codebook size (Table 7: 2048)
-    beta: Annotated[float, Ge(0)] = 0.25  # commitment weight (van den Oord et al. 2017)
+    beta: Annotated[float, Ge(0)] = 0.25  # VQ loss weight: on the codebook term (legacy_beta, taming's default) or on the commitment term
+    legacy_beta: bool = True  # taming VectorQuantizer2 legacy=True (the LDM first stages): beta on the codebook term; False: van den Oord Eq. 3
     codebook_weight: Annotated[float, Ge(0)] = 1.0  # weight of the codebook + commitment terms (van den Oord et al. 2017, Eq. 3)
     rec_loss: Literal["l1", "l2"] = "l1"  # pixel reconstruction error: L1 (taming) or L2
     mid_attention: bool = True  # keep the self-attention layer of the middle blocks (taming always has it)
@@ -79,13 +84,20 @@ class VQAutoencoderConfig(Config):
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-codebook quantisation with a straight-through estimator."""
+    """Nearest-codebook quantisation with a straight-through estimator.
 
-    def __init__(self, n_embed: int, embed_dim: int, beta: float = 0.25):
+    Loss: ``legacy=True`` (taming's ``VectorQuantizer2`` default, which LDM uses)
+    mean ||z - sg[e]||^2 + beta mean ||sg[z] - e||^2 (beta on the codebook term); ``legacy=False``
+    van den Oord et al. 2017, Eq. 3: mean ||sg[z] - e||^2 + beta mean ||z - sg[e]||^2."""
+
+    def __init__(self, n_embed: int, embed_dim: int, beta: float = 0.25, legacy: bool = True):
         super().__init__()
+        if not isinstance(legacy, bool):
+            raise TypeError(f"VectorQuantizer: legacy must be a bool, got {type(legacy).__name__} {legacy!r}")
         self.embedding = nn.Embedding(n_embed, embed_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
         self.beta = beta
+        self.legacy = legacy
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, D, H, W] -> (z_q straight-through, codebook+commitment loss, indices [B, H, W])."""
@@ -95,7 +107,8 @@ class VectorQuantizer(nn.Module):
         d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
         idx = d.argmin(dim=1)
         zq = e[idx].reshape(B, H, W, D).permute(0, 3, 1, 2)
-        loss = F.mse_loss(zq, z.detach()) + self.beta * F.mse_loss(z, zq.detach())
+        codebook, commitment = F.mse_loss(zq, z.detach()), F.mse_loss(z, zq.detach())
+        loss = commitment + self.beta * codebook if self.legacy else codebook + self.beta * commitment
         return z + (zq - z).detach(), loss, idx.reshape(B, H, W)
 
 
@@ -147,7 +160,7 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         self.decoder = _Coder(cfg, decoder=True)
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
-        self.quantizer = VectorQuantizer(cfg.n_embed, cfg.embed_dim, cfg.beta)
+        self.quantizer = VectorQuantizer(cfg.n_embed, cfg.embed_dim, cfg.beta, cfg.legacy_beta)
         self.discriminator = (PatchDiscriminator(cfg.in_channels, cfg.disc_channels, cfg.disc_layers)
                               if cfg.disc_weight > 0 else None)
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
