@@ -1,0 +1,147 @@
+"""HDDC (Bouveyron et al. 2007, model [a_kj b_k Q_k d_k]; cran/HDclassif 2.2.2) against independent
+computations: the M-step on soft responsibilities, the fitted mixture's densities, responsibilities,
+log-likelihood and BIC (``hdclassif_bic``/``hdc_getComplexity``) from full covariances built by
+hand, the BIC intrinsic-dimension rule (``hdclassif_dim_choice``, written out as R's loop), and the
+DyGA split/filter thresholds (Eq. 5 density > psi strictly; soft size < min_mass dropped)."""
+
+import math
+
+import torch
+
+from diffrep.cluster import hddc
+from diffrep.ops.reference import hddc as ref
+
+
+def _sigma(Q, a, b, dk):
+    """Sigma = Q diag(a_1..a_dk, b, ..., b) Q^T (Eq. 3)."""
+    d = Q.shape[-1]
+    diag = torch.cat([a[:dk], b.expand(d - dk)])
+    return Q @ torch.diag(diag) @ Q.T
+
+
+def _blobs(seed=0, n=(150, 120, 90), d=5):
+    g = torch.Generator().manual_seed(seed)
+    xs = []
+    for k, m in enumerate(n):
+        centre = torch.zeros(d, dtype=torch.float64)
+        centre[k % d] = 6.0 * (k + 1)
+        A = torch.randn(d, d, generator=g, dtype=torch.float64) * 0.5
+        xs.append(centre + torch.randn(m, d, generator=g, dtype=torch.float64) @ A)
+    return torch.cat(xs)[None]
+
+
+def test_m_step_on_soft_responsibilities_by_hand():
+    x = _blobs()
+    n, d = x.shape[1:]
+    g = torch.Generator().manual_seed(1)
+    t = torch.softmax(torch.randn(1, n, 3, generator=g, dtype=torch.float64) * 2, -1)
+    w = torch.ones(1, n, dtype=torch.float64)
+    p = ref.m_step(x, w, t, torch.ones(1, 3, dtype=torch.bool))
+    for k in range(3):
+        tk = t[0, :, k]
+        nk = tk.sum()
+        mu = (tk[:, None] * x[0]).sum(0) / nk
+        W = ((x[0] - mu) * tk[:, None]).T @ (x[0] - mu) / nk          # biased: 1 / n_k
+        lam = torch.linalg.eigvalsh(W).flip(0)
+        dk = int(p["dk"][0, k])
+        torch.testing.assert_close(p["pi"][0, k], nk / n)
+        torch.testing.assert_close(p["mu"][0, k], mu)
+        torch.testing.assert_close(p["a"][0, k, :dk], lam[:dk])
+        torch.testing.assert_close(p["b"][0, k], lam[dk:].mean())        # (tr W - sum a) / (d - d_k)
+        # Cattell: the largest j with |lam_j - lam_j+1| > 0.2 max gap
+        gaps = (lam[:-1] - lam[1:]).abs()
+        assert dk == max(j + 1 for j in range(d - 1) if gaps[j] > 0.2 * gaps.max())
+
+
+def test_fitted_mixture_density_posterior_likelihood_and_bic_from_full_covariances():
+    x = _blobs(seed=3)
+    n, d = x.shape[1:]
+    r = hddc.fit(x, n_components=3, max_components=3, split=False, seed=0)
+    act = r.active[0].nonzero()[:, 0].tolist()
+    comps = []
+    for k in act:
+        dk = int(r.dims[0, k])
+        S = _sigma(r.subspaces[0, k], r.a[0, k], r.b[0, k], dk)
+        comps.append(torch.log(r.weights[0, k]) + torch.distributions.MultivariateNormal(r.means[0, k], S).log_prob(x[0]))
+    lp = torch.stack(comps, -1)                                         # (n, K) log pi_k N_k
+    torch.testing.assert_close(r.log_prob(x)[0][:, act], lp)
+    torch.testing.assert_close(r.responsibilities(x)[0][:, act], torch.softmax(lp, -1))
+    L = torch.logsumexp(lp, -1).sum()
+    torch.testing.assert_close(r.log_likelihood[0], L)
+    # hdc_getComplexity AKJBKQKDK: ro + tot + 2K + D with ro = K p + K - 1, tot = sum d_k (p - (d_k + 1)/2)
+    K = len(act)
+    dks = [int(r.dims[0, k]) for k in act]
+    m = (K * d + K - 1) + sum(q * (d - (q + 1) / 2) for q in dks) + 2 * K + sum(dks)
+    torch.testing.assert_close(r.bic[0], 2 * L - m * math.log(n))
+
+
+def _r_bic_dim(ev, n_k, prop, noise_ctrl=1e-8):
+    """hdclassif_dim_choice(method="bic") for one class, as R's loop (1-based kdim, stop 10 past the best)."""
+    p = len(ev)
+    nmax = max(i + 1 for i in range(p) if ev[i] > noise_ctrl) - 1
+    d, best = 0, -math.inf
+    for kdim in range(1, nmax + 1):
+        if d != 0 and kdim > d + 10:
+            break
+        a = sum(ev[:kdim]) / kdim
+        b = sum(ev[kdim:]) / (p - kdim)
+        if b < 0 or a < 0:
+            B = -math.inf
+        else:
+            L2 = -0.5 * (kdim * math.log(a) + (p - kdim) * math.log(b) - 2 * math.log(prop)
+                         + p * (1 + 0.5 * math.log(2 * math.pi))) * n_k
+            B = 2 * L2 - (p + kdim * (p - (kdim + 1) / 2) + 1) * math.log(n_k)
+        if B > best:
+            best, d = B, kdim
+    return d
+
+
+def test_bic_intrinsic_dimension_is_hdclassifs_loop():
+    spectra = [
+        [9.0, 4.0, 0.5, 0.4, 0.3, 0.2],
+        [5.0, 4.9, 4.8, 0.1, 0.1, 0.1, 0.1, 0.1],
+        [1.0, 1.0, 1.0, 1.0, 1.0],
+        [3.0, 2.0, 1.5, 1.2, 1.1, 1.0, 0.0, 0.0],
+        [10.0, 1e-3, 1e-3, 1e-3],
+    ]
+    for n_k, prop in ((40.0, 0.3), (500.0, 0.5), (5000.0, 0.9)):
+        for ev in spectra:
+            lam = torch.tensor([ev], dtype=torch.float64)
+            got = int(ref.bic_dims(lam, torch.tensor([n_k], dtype=torch.float64),
+                                   torch.tensor([prop], dtype=torch.float64))[0])
+            assert got == _r_bic_dim(ev, n_k, prop), (ev, n_k, prop)
+
+
+def test_eq5_split_threshold_is_strict_on_a_ring_of_density_one():
+    """One Gaussian fitted to 40 points evenly spaced on the unit circle: every point is a member
+    (t = 1 > phi) and Eq. 5's density is exactly 1 (the plain mean is the centre). With the coin off
+    it splits when psi < 1 and not when psi >= 1."""
+    ang = torch.arange(40, dtype=torch.float64) * (2 * math.pi / 40)
+    x = torch.stack([ang.cos(), ang.sin()], -1)[None]
+    kw = dict(n_components=1, max_components=4, split_rule="dyga", p_arbitrary=0.0, max_split_passes=1,
+              min_mass=10, seed=0)
+    assert int(hddc.fit(x, psi=0.999, **kw).events["splits"][0]) == 1
+    assert int(hddc.fit(x, psi=1.0, **kw).events["splits"][0]) == 0
+    assert int(hddc.fit(x, psi=1.001, **kw).events["splits"][0]) == 0
+    # members must number at least 2 min_mass: with min_mass = 21 (> 40 / 2) the ring is not split
+    assert int(hddc.fit(x, psi=0.5, **{**kw, "min_mass": 21}).events["splits"][0]) == 0
+
+
+def test_filter_drops_a_component_whose_soft_size_is_below_min_mass():
+    """Three far-apart groups of 200, 200 and m points (2-d): the third Gaussian's soft size is m. The
+    DyGA filter drops it for m = 9 < 10 and keeps it for m = 11."""
+    g = torch.Generator().manual_seed(0)
+
+    def data(m):
+        parts = [torch.randn(200, 2, generator=g, dtype=torch.float64) * 0.3,
+                 torch.randn(200, 2, generator=g, dtype=torch.float64) * 0.3 + torch.tensor([50.0, 0.0]),
+                 torch.randn(m, 2, generator=g, dtype=torch.float64) * 0.3 + torch.tensor([0.0, 50.0])]
+        return torch.cat(parts)[None]
+
+    kw = dict(n_components=3, max_components=4, split_rule="dyga", psi=1e9, p_arbitrary=0.0, min_mass=10, seed=0)
+    small = hddc.fit(data(9), **kw)
+    assert int(small.n_components[0]) == 2 and int(small.events["filtered"][0]) == 1
+    big = hddc.fit(data(11), **kw)
+    assert int(big.n_components[0]) == 3 and int(big.events["filtered"][0]) == 0
+    sizes = sorted(round(float(v)) for v in big.weights[0][big.active[0]] * 411)
+    assert sizes == [11, 200, 200]
