@@ -103,6 +103,8 @@ def test_bic_intrinsic_dimension_is_hdclassifs_loop():
         [1.0, 1.0, 1.0, 1.0, 1.0],
         [3.0, 2.0, 1.5, 1.2, 1.1, 1.0, 0.0, 0.0],
         [10.0, 1e-3, 1e-3, 1e-3],
+        [100.0] + [5.0] * 3 + [4.0] * 12 + [0.01] * 16,                  # d = 32, as DyGA's tokens
+        [10.0, 0.5] + [0.45] * 11 + [0.4] * 8 + [0.001] * 11,
     ]
     for n_k, prop in ((40.0, 0.3), (500.0, 0.5), (5000.0, 0.9)):
         for ev in spectra:
@@ -145,3 +147,12 @@ def test_filter_drops_a_component_whose_soft_size_is_below_min_mass():
     assert int(big.n_components[0]) == 3 and int(big.events["filtered"][0]) == 0
     sizes = sorted(round(float(v)) for v in big.weights[0][big.active[0]] * 411)
     assert sizes == [11, 200, 200]
+
+
+def test_bic_dimension_scan_stops_ten_past_the_best_as_hdclassif():
+    """At d = 32 the BIC curve can rise again more than 10 steps after a local best: HDclassif stops
+    there (d_k = 1 here); the global argmax over q would give 16."""
+    ev = [100.0] + [5.0] * 3 + [4.0] * 12 + [0.01] * 16
+    lam = torch.tensor([ev], dtype=torch.float64)
+    got = ref.bic_dims(lam, torch.tensor([1000.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64))
+    assert int(got[0]) == _r_bic_dim(ev, 1000.0, 0.5) == 1
