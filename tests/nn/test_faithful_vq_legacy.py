@@ -64,3 +64,14 @@ def test_the_autoencoder_defaults_to_the_legacy_weighting_and_passes_the_switch_
     assert VQAutoencoder(VQAutoencoderConfig(**small, legacy_beta=False)).quantizer.legacy is False
     with pytest.raises(TypeError, match="legacy"):
         VectorQuantizer(4, 2, legacy=1)
+
+
+def test_every_table7_first_stage_recipe_has_the_taming_mid_block_attention():
+    """LDM's VQModel encoder/decoder always carry mid.attn_1 (``attn_resolutions: []`` only removes the
+    per-level ones); the dis-dis autoencoder configs are such VQModels."""
+    from diffrep.recipes import get_recipe
+
+    for name in ("vq/celeba64", "vq/shapes3d64", "vq/mpi3d-toy64", "vq/cars3d64"):
+        m = get_recipe(name).make_config().model
+        assert m.mid_attention is True and m.legacy_beta is True, name
+        assert (m.ch, m.ch_mult, m.num_res_blocks, m.embed_dim, m.n_embed) == (32, (1, 2, 4), 2, 3, 2048), name
