@@ -1,5 +1,10 @@
 """VQ autoencoder for latent diffusion (taming VQ-GAN layout; DyGA Table 7, the DyGA paper's Table 7).
 
+Layout as taming's ``Encoder``/``Decoder`` (and LDM's copy): GroupNorm eps 1e-6, downsampling by
+padding the right and bottom edge by one pixel then a 3x3 stride-2 conv (``downsample_padding=0``),
+nearest upsampling + 3x3 conv, one single-head attention in each middle block. Differences: the
+attention's output projection starts at zero (taming: default init), and q, k, v are one 1x1 conv.
+
 Default: f = 4 (64x64x3 -> 16x16x3), first conv 32 channels, multipliers [1, 2, 4], 2 residual blocks
 per level, no attention at any level, codebook 2048 x 3. The taming encoder/decoder always have an
 attention layer in the middle block; ``mid_attention`` keeps it (default) or drops it.
@@ -36,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import positive_int
-from ..config import Config, ConfigError, Ge, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt
 from .images import batch_images, check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
@@ -62,6 +67,8 @@ class VQAutoencoderConfig(Config):
     mid_attention: bool = True  # keep the self-attention layer of the middle blocks (taming always has it)
     dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout probability in the residual blocks
     num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
+    norm_eps: Annotated[float, Gt(0)] = 1e-6  # GroupNorm epsilon (taming's Normalize: 1e-6)
+    downsample_padding: Literal[0, 1] = 0  # 0: taming's Downsample (pad right and bottom by 1, 3x3 stride-2 conv); 1: symmetric padding 1
     perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
     disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
@@ -116,11 +123,13 @@ class _Coder(nn.Module):
     def __init__(self, cfg: VQAutoencoderConfig, decoder: bool):
         super().__init__()
 
+        eps = cfg.norm_eps
+
         def res(a, b):
-            return ResBlock(a, b, 0, dropout=cfg.dropout, num_groups=cfg.num_groups, zero_init=False)
+            return ResBlock(a, b, 0, dropout=cfg.dropout, num_groups=cfg.num_groups, zero_init=False, eps=eps)
 
         top = cfg.ch * cfg.ch_mult[-1]
-        mid = [res(top, top)] + ([AttentionBlock(top, 1, cfg.num_groups)] if cfg.mid_attention else []) + [res(top, top)]
+        mid = [res(top, top)] + ([AttentionBlock(top, 1, cfg.num_groups, eps=eps)] if cfg.mid_attention else []) + [res(top, top)]
         layers: list[nn.Module] = []
         if not decoder:
             layers.append(nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1))
@@ -130,8 +139,8 @@ class _Coder(nn.Module):
                     layers.append(res(ch, cfg.ch * m))
                     ch = cfg.ch * m
                 if level != len(cfg.ch_mult) - 1:
-                    layers.append(Downsample(ch))
-            layers += mid + [GroupNorm(cfg.num_groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.z_channels, 3, padding=1)]
+                    layers.append(Downsample(ch, padding=cfg.downsample_padding))
+            layers += mid + [GroupNorm(cfg.num_groups, ch, eps=eps), nn.SiLU(), nn.Conv2d(ch, cfg.z_channels, 3, padding=1)]
         else:
             layers += [nn.Conv2d(cfg.z_channels, top, 3, padding=1)] + mid
             ch = top
@@ -141,7 +150,7 @@ class _Coder(nn.Module):
                     ch = cfg.ch * m
                 if level:
                     layers.append(Upsample(ch))
-            layers += [GroupNorm(cfg.num_groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)]
+            layers += [GroupNorm(cfg.num_groups, ch, eps=eps), nn.SiLU(), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):

@@ -75,3 +75,28 @@ def test_every_table7_first_stage_recipe_has_the_taming_mid_block_attention():
         m = get_recipe(name).make_config().model
         assert m.mid_attention is True and m.legacy_beta is True, name
         assert (m.ch, m.ch_mult, m.num_res_blocks, m.embed_dim, m.n_embed) == (32, (1, 2, 4), 2, 3, 2048), name
+
+
+def test_the_coder_layout_is_tamings_downsample_and_normalize():
+    """taming ``Downsample(with_conv=True)``: F.pad(x, (0, 1, 0, 1)) then a 3x3 stride-2 conv without
+    padding; ``Normalize``: GroupNorm(32, eps=1e-6). Checked on the encoder's first downsampling
+    against a hand-applied conv with the same weights."""
+    import torch.nn.functional as F
+
+    from diffrep.nn.layers import Downsample, GroupNorm
+
+    m = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=8,
+                                          num_groups=4))
+    downs = [mod for mod in m.encoder.modules() if isinstance(mod, Downsample)]
+    assert len(downs) == 1
+    conv = downs[0].op
+    x = torch.randn(2, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+    want = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2)
+    torch.testing.assert_close(downs[0](x), want)
+    assert not torch.allclose(downs[0](x), F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1))
+    eps = {mod.eps for mod in m.modules() if isinstance(mod, GroupNorm)}
+    assert eps == {1e-6}
+    sym = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=8,
+                                            num_groups=4, downsample_padding=1, norm_eps=1e-5))
+    d = [mod for mod in sym.encoder.modules() if isinstance(mod, Downsample)][0]
+    torch.testing.assert_close(d(x), F.conv2d(x, d.op.weight, d.op.bias, stride=2, padding=1))
