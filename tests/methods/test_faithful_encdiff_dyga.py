@@ -96,3 +96,38 @@ def test_paper_defaults():
     assert (cfg.assignment, cfg.gumbel_input, cfg.threshold, cfg.refresh_every) == ("gumbel", "log", 0.2, 1)
     assert (cfg.num_units, cfg.token_dim, cfg.fit_max_points, cfg.p_arbitrary) == (20, 32, 100_000, 0.5)
     assert DyGA(cfg).config.model == "AkjBkQkDk"
+
+
+def _tiny_encdiff(**kw):
+    from diffrep.diffusion.schedules import NoiseScheduleConfig
+    from diffrep.methods.encdiff import EncDiff, EncDiffConfig
+    from diffrep.methods.encdiff_nets import SmallExtractorConfig
+    from diffrep.nn.unet import UNetConfig
+    from diffrep.nn.vq import VQAutoencoderConfig
+
+    un = UNetConfig(image_size=8, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1,
+                    attention_resolutions=(4,), num_heads=2, num_groups=8, context_dim=D, resblock_updown=True)
+    sx = SmallExtractorConfig(image_size=16, num_units=U, token_dim=D, channels=(8, 16), hidden=16, mlp_hidden=(8,))
+    vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
+    return EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none",
+                                 schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
+                                                              beta_end=0.0155), sample_steps=4, **kw))
+
+
+def test_latent_scaling_is_undone_before_the_vq_decoder():
+    """LDM: z0 = scale * E(x), decode_first_stage(z) = D(quantise(z / scale)); the scale is
+    1 / std of the first training batch's (unquantised) latents."""
+    import pytest
+
+    m = _tiny_encdiff()
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m.train()
+    m.loss(x, step=0)
+    s = float(m.scale_factor)
+    with torch.no_grad():
+        z = m.first_stage.encode(x)
+        assert s == pytest.approx(1 / float(z.flatten().std()), rel=1e-6) and abs(s - 1) > 1e-3
+        torch.testing.assert_close(m.to_latent(x), s * z)
+        torch.testing.assert_close(m.from_latent(s * z), m.first_stage.decode(z))
+        torch.testing.assert_close(m.from_latent(s * z), m.first_stage.decoder(m.first_stage.post_quant_conv(
+            m.first_stage.quantizer(z)[0])))
