@@ -96,3 +96,49 @@ def test_uniform_spacing_and_the_ldm_spacing():
         ldm_ddim_pairs(1000, 333)
     with pytest.raises(ValueError, match="outside the schedule"):
         ldm_ddim_pairs(1000, 999)
+
+
+def test_ddim_sampler_visits_the_spacing_in_order_and_ends_at_abar_one():
+    s = NoiseSchedule(kind="linear", num_timesteps=20)
+    for spacing, steps, want in (("uniform", 4, [15, 10, 5, 0]), ("trailing", 4, [19, 14, 9, 4]),
+                                 ("uniform", None, list(range(19, -1, -1)))):
+        sampler = DDIMSampler(s, eta=0.0, spacing=spacing)
+        pairs = sampler._pairs(steps)
+        assert [t for t, _ in pairs] == want and [tp for _, tp in pairs] == want[1:] + [-1]
+        seen = []
+        sampler.sample(lambda x, t: (seen.append(int(t[0])), torch.zeros_like(x))[1], (1, 2), num_steps=steps,
+                       generator=torch.Generator().manual_seed(0))
+        assert seen == want
+    with pytest.raises(ValueError, match="t_prev"):
+        DDIMSampler(s).step(torch.zeros(1, 2), torch.tensor([5]), torch.tensor([5]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="t_prev"):
+        DDIMSampler(s).step(torch.zeros(1, 2), torch.tensor([5]), torch.tensor([-2]), torch.zeros(1, 2))
+
+
+def test_ddpm_variances_and_no_noise_at_t_zero():
+    s = NoiseSchedule(kind="linear", num_timesteps=10, beta_start=0.1, beta_end=0.5)
+    x = torch.tensor([[0.4, -0.3]], dtype=torch.float64)
+    eps = torch.tensor([[0.2, 0.1]], dtype=torch.float64)
+    z = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    t = torch.tensor([4])
+    ab, abp, beta = (float(v) for v in (s.alphas_cumprod[4], s.alphas_cumprod[3], s.betas[4]))
+    x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+    mean = math.sqrt(abp) * beta / (1 - ab) * x0 + math.sqrt(1 - beta) * (1 - abp) / (1 - ab) * x
+    small = DDPMSampler(s, variance="fixed_small").step(eps, t, x, noise=z)
+    large = DDPMSampler(s, variance="fixed_large").step(eps, t, x, noise=z)
+    torch.testing.assert_close(small, mean + math.sqrt(beta * (1 - abp) / (1 - ab)) * z)
+    torch.testing.assert_close(large, mean + math.sqrt(beta) * z)
+    # t = 0: the posterior mean, no noise, with either variance (fixed_large's beta_0 > 0 too)
+    t0 = torch.tensor([0])
+    for var in ("fixed_small", "fixed_large"):
+        out = DDPMSampler(s, variance=var).step(eps, t0, x, noise=z)
+        x0_0 = (x - math.sqrt(0.1) * eps) / math.sqrt(0.9)
+        torch.testing.assert_close(out, x0_0)
+
+
+def test_q_sample_draws_from_the_generator():
+    s = NoiseSchedule(kind="linear", num_timesteps=10)
+    x0, t = torch.zeros(3, 4), torch.tensor([9, 9, 9])
+    a = s.q_sample(x0, t, generator=torch.Generator().manual_seed(5))
+    b = torch.randn(3, 4, generator=torch.Generator().manual_seed(5)) * float(1 - s.alphas_cumprod[9]) ** 0.5
+    torch.testing.assert_close(a, b)
