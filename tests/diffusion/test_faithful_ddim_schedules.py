@@ -142,3 +142,33 @@ def test_q_sample_draws_from_the_generator():
     a = s.q_sample(x0, t, generator=torch.Generator().manual_seed(5))
     b = torch.randn(3, 4, generator=torch.Generator().manual_seed(5)) * float(1 - s.alphas_cumprod[9]) ** 0.5
     torch.testing.assert_close(a, b)
+
+
+def test_defaults_and_the_ddpm_chain_visits_every_step():
+    s = NoiseSchedule(kind="linear", num_timesteps=6)
+    assert DDIMSampler(s).eta == 0.0 and DDIMSampler(s).spacing == "uniform"
+    assert DDPMSampler(s).variance == "fixed_small"
+    seen = []
+    DDPMSampler(s).sample(lambda x, t: (seen.append(int(t[0])), torch.zeros_like(x))[1], (1, 2),
+                          generator=torch.Generator().manual_seed(0))
+    assert seen == [5, 4, 3, 2, 1, 0]
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v", "score"])
+def test_every_parameterisation_converts_to_the_true_eps(prediction):
+    """x_t = a x0 + s eps with a = sqrt(abar_t), s = sqrt(1 - abar_t); v = a eps - s x0 (Salimans & Ho);
+    score = -eps / s. Each exact output must convert back to eps, in to_eps and in a DDIM step."""
+    s = NoiseSchedule(kind="linear", num_timesteps=30)
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(3, 2, dtype=torch.float64, generator=g)
+    eps = torch.randn(3, 2, dtype=torch.float64, generator=g)
+    t = torch.tensor([3, 11, 29])
+    ab = s.alphas_cumprod[t][:, None]
+    a, sd = ab.sqrt(), (1 - ab).sqrt()
+    xt = a * x0 + sd * eps
+    out = {"eps": eps, "x0": x0, "v": a * eps - sd * x0, "score": -eps / sd}[prediction]
+    torch.testing.assert_close(s.to_eps(out, xt, t, prediction), eps)
+    tp = torch.tensor([1, 5, 20])
+    abp = s.alphas_cumprod[tp][:, None]
+    want = abp.sqrt() * x0 + (1 - abp).sqrt() * eps
+    torch.testing.assert_close(DDIMSampler(s, prediction=prediction).step(out, t, tp, xt), want)
