@@ -171,7 +171,6 @@ def log_prob(x, p):
     """log pi_k + log N_k(x_i) = -K_k(x_i)/2 as (U, n, K); -inf for inactive components."""
     U, n, d = x.shape
     mu = p["mu"]
-    K = mu.shape[1]
     logpi = torch.where(p["active"], p["pi"].clamp_min(1e-300).log(), torch.full_like(p["pi"], -math.inf))
     out = []
     if p["model"] == "full":
