@@ -156,3 +156,96 @@ def test_bic_dimension_scan_stops_ten_past_the_best_as_hdclassif():
     lam = torch.tensor([ev], dtype=torch.float64)
     got = ref.bic_dims(lam, torch.tensor([1000.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64))
     assert int(got[0]) == _r_bic_dim(ev, 1000.0, 0.5) == 1
+
+
+AT_TEN = [100.941654, 100.632129, 5.040988, 5.038927, 5.027171, 5.021732, 5.019235, 5.01557, 5.000682, 2.513182, 2.507011, 2.506455, 0.125882, 0.125428, 0.125397, 0.113526, 0.113383, 0.113379, 0.113289, 0.113075, 0.113022, 0.112986, 0.112932, 0.112659, 0.112541, 0.112507, 0.079523, 0.079459, 0.079379, 0.079349, 0.079251, 0.079035]
+
+
+def test_bic_dimension_scan_reaches_exactly_ten_past_the_best():
+    """R breaks when kdim > d_best + 10, so q = d_best + 10 is still evaluated: in this spectrum the
+    best so far is 2 and BIC_12 beats it (n_k = 30, pi = 0.1)."""
+    lam = torch.tensor([AT_TEN], dtype=torch.float64)
+    got = int(ref.bic_dims(lam, torch.tensor([30.0], dtype=torch.float64), torch.tensor([0.1], dtype=torch.float64))[0])
+    assert got == _r_bic_dim(AT_TEN, 30.0, 0.1) == 12
+
+
+def test_bic_dimension_rule_on_random_spectra():
+    g = torch.Generator().manual_seed(0)
+    for d in (4, 8, 32):
+        B = 120
+        raw = torch.rand(B, d, generator=g, dtype=torch.float64) ** 3 * torch.logspace(2, -3, d, dtype=torch.float64)
+        lam = raw.sort(-1, descending=True).values
+        lam[: B // 6, d // 2:] = 0.0                                  # rank-deficient ones (q_max < d - 1)
+        n_k = torch.tensor([5.0, 40.0, 400.0, 4000.0], dtype=torch.float64).repeat(B // 4)
+        pi = torch.linspace(0.05, 0.95, B, dtype=torch.float64)
+        got = ref.bic_dims(lam, n_k, pi).tolist()
+        want = [_r_bic_dim(lam[i].tolist(), float(n_k[i]), float(pi[i])) for i in range(B)]
+        assert got == want, d
+
+
+def test_cattell_on_small_eigenvalues_and_at_the_threshold():
+    # gaps below 1 in absolute terms: the test is relative to the largest gap
+    lam = torch.tensor([[0.02, 0.011, 0.0105, 0.001, 0.0009]], dtype=torch.float64)
+    # gaps .009, .0005, .0095, .0001 -> relative .947, .053, 1, .011: largest j above 0.2 is 3
+    assert ref.cattell_dims(lam).tolist() == [3]
+    # R tests dev / max > threshold strictly: a gap exactly at the threshold does not count
+    tie = torch.tensor([[2.0, 1.0, 0.75, 0.5, 0.5]], dtype=torch.float64)     # gaps 1, .25, .25, 0
+    assert ref.cattell_dims(tie, threshold=0.25).tolist() == [1]
+    assert ref.cattell_dims(tie, threshold=0.24).tolist() == [3]
+    # lam_{j+1} must exceed 1e-8 (noise.ctrl), strictly
+    ctrl = torch.tensor([[1.0, 0.5, 1e-8]], dtype=torch.float64)              # gaps .5, .5: j = 2 needs lam_3 > 1e-8
+    assert ref.cattell_dims(ctrl).tolist() == [1]
+
+
+def test_m_step_with_the_bic_rule_and_b_when_one_noise_dimension_is_left():
+    x = _blobs(seed=4, d=6)
+    n, d = x.shape[1:]
+    t = torch.softmax(torch.randn(1, n, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64), -1)
+    w = torch.ones(1, n, dtype=torch.float64)
+    p = ref.m_step(x, w, t, torch.ones(1, 2, dtype=torch.bool), dim_rule="bic")
+    for k in range(2):
+        tk = t[0, :, k]
+        nk = tk.sum()
+        mu = (tk[:, None] * x[0]).sum(0) / nk
+        W = ((x[0] - mu) * tk[:, None]).T @ (x[0] - mu) / nk
+        lam = torch.linalg.eigvalsh(W).flip(0)
+        assert int(p["dk"][0, k]) == _r_bic_dim(lam.tolist(), float(nk), float(nk / n))
+    # d = 2: Cattell keeps d_k = 1 = d - 1, so b is the second eigenvalue itself
+    g = torch.Generator().manual_seed(3)
+    y = (torch.randn(1, 500, 2, generator=g, dtype=torch.float64) * torch.tensor([3.0, 0.5], dtype=torch.float64))
+    q = ref.m_step(y, torch.ones(1, 500, dtype=torch.float64), torch.ones(1, 500, 1, dtype=torch.float64),
+                   torch.ones(1, 1, dtype=torch.bool))
+    lam2 = torch.linalg.eigvalsh(torch.cov(y[0].T, correction=0))
+    assert int(q["dk"][0, 0]) == 1
+    torch.testing.assert_close(q["b"][0, 0], lam2[0])
+
+
+def test_full_mode_log_density_and_the_twin_e_step():
+    x = _blobs(seed=5, n=(60, 50, 40), d=3)
+    r = hddc.fit(x, n_components=3, max_components=3, model="full", split=False, seed=0)
+    act = r.active[0].nonzero()[:, 0].tolist()
+    lp = torch.stack([torch.log(r.weights[0, k]) + torch.distributions.MultivariateNormal(
+        r.means[0, k], r.covariances[0, k]).log_prob(x[0]) for k in act], -1)
+    torch.testing.assert_close(r.log_prob(x)[0][:, act], lp)
+    w = torch.rand(1, x.shape[1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    resp, L = ref.e_step(x, w, r._params())
+    torch.testing.assert_close(resp[0][:, act], torch.softmax(lp, -1))
+    torch.testing.assert_close(L[0], (w[0] * torch.logsumexp(lp, -1)).sum())
+
+
+def test_twin_cluster_density_by_hand():
+    """Eq. 5 in the twin kernel: members have w > 0 and t > phi strictly; the centroid is their plain
+    mean; density the mean member distance to it; NaN when a cluster has no member."""
+    x = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [9.0, 9.0], [5.0, 5.0]]], dtype=torch.float64)
+    t = torch.tensor([[[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.8, 0.2, 0.0], [0.2, 0.8, 0.0], [0.5, 0.5, 0.0]]],
+                     dtype=torch.float64)
+    w = torch.tensor([[1.0, 1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)    # point 3 is out of this fit
+    cnt, cent, dens = ref.cluster_density(x, w, t, torch.tensor([[True, True, True]]), phi=0.5)
+    assert cnt[0].tolist() == [2.0, 1.0, 0.0]                              # point 5 (t = 0.5) is in neither
+    torch.testing.assert_close(cent[0, 0], torch.tensor([1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(dens[0, :2], torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert math.isnan(float(dens[0, 2]))
+    ring = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, -3.0]]], dtype=torch.float64)
+    _, _, d1 = ref.cluster_density(ring, torch.ones(1, 4, dtype=torch.float64), torch.ones(1, 4, 1, dtype=torch.float64),
+                                   torch.ones(1, 1, dtype=torch.bool))
+    torch.testing.assert_close(d1[0, 0], torch.tensor(2.0, dtype=torch.float64))    # (1 + 1 + 3 + 3) / 4
