@@ -249,3 +249,50 @@ def test_twin_cluster_density_by_hand():
     _, _, d1 = ref.cluster_density(ring, torch.ones(1, 4, dtype=torch.float64), torch.ones(1, 4, 1, dtype=torch.float64),
                                    torch.ones(1, 1, dtype=torch.bool))
     torch.testing.assert_close(d1[0, 0], torch.tensor(2.0, dtype=torch.float64))    # (1 + 1 + 3 + 3) / 4
+
+
+def _exact_cov_data(ev, n=300, seed=0):
+    """n points whose biased covariance is exactly R diag(ev) R^T (R a random rotation)."""
+    g = torch.Generator().manual_seed(seed)
+    d = len(ev)
+    Z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    Z = Z - Z.mean(0)
+    Z = Z @ torch.linalg.inv(torch.linalg.cholesky(Z.T @ Z / n)).T          # whitened: Z^T Z / n = I
+    R, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return (Z * torch.tensor(ev, dtype=torch.float64).sqrt()) @ R.T + 3.0, R
+
+
+def test_cattell_and_bic_rules_differ_where_they_should_in_the_m_step():
+    ev = [100.0, 10.0, 9.0, 8.0, 0.01, 0.01]
+    x, R = _exact_cov_data(ev)
+    n = x.shape[0]
+    args = (x[None], torch.ones(1, n, dtype=torch.float64), torch.ones(1, n, 1, dtype=torch.float64),
+            torch.ones(1, 1, dtype=torch.bool))
+    # gaps 90, 1, 1, 7.99, 0: relative to 90 only the first exceeds 0.2, so Cattell keeps 1
+    assert int(ref.m_step(*args)["dk"][0, 0]) == 1
+    assert int(ref.m_step(*args, threshold=0.05)["dk"][0, 0]) == 4        # 7.99 / 90 = .089 > .05
+    want = _r_bic_dim(ev, float(n), 1.0)
+    assert want != 1 and int(ref.m_step(*args, dim_rule="bic")["dk"][0, 0]) == want
+    # eigenvectors: the columns of R up to sign, each with its largest-|.| entry made positive
+    Q = ref.m_step(*args)["Q"][0, 0]
+    for j in range(4):
+        col = Q[:, j]
+        assert float(col[col.abs().argmax()]) > 0
+        torch.testing.assert_close(col.abs(), R[:, j].abs(), rtol=1e-6, atol=1e-8)
+
+
+def test_cattell_is_relative_to_each_rows_own_largest_gap():
+    lam = torch.tensor([[1.0, 0.0 + 0.5, 0.2, 0.19], [100.0, 50.0, 20.0, 19.0]], dtype=torch.float64)
+    # row 1 gaps .5, .3, .01 -> 1, .6, .02 -> d = 2; row 2 is row 1 x 100 up to the last entry
+    assert ref.cattell_dims(lam).tolist() == [2, 2]
+    small = torch.tensor([[0.01, 0.005, 0.002, 0.0019], [100.0, 1.0, 0.9, 0.8]], dtype=torch.float64)
+    assert ref.cattell_dims(small).tolist() == [2, 1]
+
+
+def test_m_step_scatter_spans_several_chunks():
+    x, _ = _exact_cov_data([4.0, 1.0], n=ref.CHUNK + 904)
+    n = x.shape[0]
+    p = ref.m_step(x[None], torch.ones(1, n, dtype=torch.float64), torch.ones(1, n, 1, dtype=torch.float64),
+                   torch.ones(1, 1, dtype=torch.bool))
+    torch.testing.assert_close(p["a"][0, 0, :1], torch.tensor([4.0], dtype=torch.float64))
+    torch.testing.assert_close(p["b"][0, 0], torch.tensor(1.0, dtype=torch.float64))
