@@ -296,3 +296,11 @@ def test_m_step_scatter_spans_several_chunks():
                    torch.ones(1, 1, dtype=torch.bool))
     torch.testing.assert_close(p["a"][0, 0, :1], torch.tensor([4.0], dtype=torch.float64))
     torch.testing.assert_close(p["b"][0, 0], torch.tensor(1.0, dtype=torch.float64))
+    # the E-step's chunks too: log pi N(x | mu, Q diag(a, b) Q^T) for every point
+    S = _sigma(p["Q"][0, 0], p["a"][0, 0], p["b"][0, 0], int(p["dk"][0, 0]))
+    want = torch.distributions.MultivariateNormal(p["mu"][0, 0], S).log_prob(x)
+    torch.testing.assert_close(ref.log_prob(x[None], p)[0, :, 0], want)
+    full = ref.m_step(x[None], torch.ones(1, n, dtype=torch.float64), torch.ones(1, n, 1, dtype=torch.float64),
+                      torch.ones(1, 1, dtype=torch.bool), model="full")
+    want = torch.distributions.MultivariateNormal(full["mu"][0, 0], full["cov"][0, 0]).log_prob(x)
+    torch.testing.assert_close(ref.log_prob(x[None], full)[0, :, 0], want)
