@@ -192,6 +192,6 @@ def test_vq_recipes_registered():
     assert toy.cpu_friendly
     cfg = get_recipe("vq/celeba64").make_config()
     m = cfg.model
-    assert (m.image_size, m.ch, m.ch_mult, m.num_res_blocks, m.embed_dim, m.n_embed, m.mid_attention) == (64, 32, (1, 2, 4), 2, 3, 2048, False)
+    assert (m.image_size, m.ch, m.ch_mult, m.num_res_blocks, m.embed_dim, m.n_embed, m.mid_attention) == (64, 32, (1, 2, 4), 2, 3, 2048, True)
     assert (m.disc_weight, m.disc_start, m.codebook_weight, m.perceptual_weight) == (0.75, 0, 1.0, 1.0)
     assert m.downsample_factor == 4 and cfg.dataset == "celeba"

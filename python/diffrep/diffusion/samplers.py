@@ -27,7 +27,9 @@ def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: Literal["uniform", "trailing"] = "uniform") -> list[int]:
     """Descending sub-sequence of {0..T-1} with ``num_steps`` entries.
 
-    ``"uniform"``: 0, c, 2c, ... with c = T // num_steps (Song et al. 2021, DDIM code default);
+    ``"uniform"``: 0, c, 2c, ... with c = T // num_steps (Song et al. 2021, DDIM code default), exactly
+    ``num_steps`` entries: the DDIM code's ``range(0, T, c)`` has ceil(T / c) entries, one or more extra
+    when c does not divide T (T = 1000, 30 steps: 31); the two agree whenever num_steps divides T;
     ``"trailing"``: T-1, T-1-c, ... (Lin et al. 2024 Table 2), which always starts at the last step.
     """
     if not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):

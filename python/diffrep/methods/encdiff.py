@@ -33,7 +33,7 @@ from torch import nn
 
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Lt
-from ..diffusion.samplers import DDIMSampler, ddim_timesteps
+from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import FeatureExtractor, FeatureExtractorConfig
@@ -54,8 +54,19 @@ def ldm_schedule() -> NoiseScheduleConfig:
 
 def ldm_ddim_pairs(num_timesteps: int, num_steps: int) -> list[tuple[int, int]]:
     """The LDM DDIM timestep pairs (``make_ddim_timesteps`` "uniform" + 1; the last step goes to
-    abar_0, not to 1): t = 1 + i c, c = T // num_steps, descending; (t, t_prev) with t_prev = 0 last."""
-    seq = [t + 1 for t in ddim_timesteps(num_timesteps, num_steps, "uniform")]
+    abar_0, not to 1): t in range(0, T, c) + 1 with c = T // num_steps, descending; (t, t_prev) with
+    t_prev = 0 last. As in LDM, when c does not divide T there are ceil(T / c) > num_steps steps (T = 1000,
+    30 steps: c = 33, 31 steps); a spacing whose last t would be T (c divides T - 1, e.g. c = 1) is
+    refused, as LDM would index past its schedule."""
+    positive_int(num_timesteps, "num_timesteps")
+    positive_int(num_steps, "num_steps")
+    if num_steps > num_timesteps:
+        raise ValueError(f"num_steps must be at most num_timesteps={num_timesteps}, got {num_steps}")
+    c = num_timesteps // num_steps
+    seq = [t + 1 for t in range(0, num_timesteps, c)][::-1]
+    if seq[0] >= num_timesteps:
+        raise ValueError(f"the LDM DDIM spacing of {num_steps} steps over T={num_timesteps} (c={c}) reaches "
+                         f"t={seq[0]}, outside the schedule [0, {num_timesteps - 1}]; choose another number of steps")
     return list(zip(seq, seq[1:] + [0]))
 
 
@@ -120,8 +131,11 @@ class EncDiffConfig(Config):
         if self.unet.image_size != lat or self.unet.in_channels != ch or self.unet.out_channels != ch:
             raise ConfigError("unet.image_size", f"the U-Net must map {ch}x{lat}x{lat} latents, is set for "
                               f"{self.unet.in_channels}->{self.unet.out_channels} channels at {self.unet.image_size}px")
-        if self.ddim_spacing == "ldm" and self.sample_steps > self.schedule.num_timesteps - 1:
-            raise ConfigError("sample_steps", "the LDM spacing needs sample_steps < num_timesteps")
+        if self.ddim_spacing == "ldm":
+            try:
+                ldm_ddim_pairs(self.schedule.num_timesteps, self.sample_steps)
+            except ValueError as e:
+                raise ConfigError("sample_steps", str(e)) from None
 
 
 class EncDiff(PretrainedMixin, nn.Module):

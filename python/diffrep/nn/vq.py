@@ -1,5 +1,10 @@
 """VQ autoencoder for latent diffusion (taming VQ-GAN layout; DyGA Table 7, the DyGA paper's Table 7).
 
+Layout as taming's ``Encoder``/``Decoder`` (and LDM's copy): GroupNorm eps 1e-6, downsampling by
+padding the right and bottom edge by one pixel then a 3x3 stride-2 conv (``downsample_padding=0``),
+nearest upsampling + 3x3 conv, one single-head attention in each middle block. Differences: the
+attention's output projection starts at zero (taming: default init), and q, k, v are one 1x1 conv.
+
 Default: f = 4 (64x64x3 -> 16x16x3), first conv 32 channels, multipliers [1, 2, 4], 2 residual blocks
 per level, no attention at any level, codebook 2048 x 3. The taming encoder/decoder always have an
 attention layer in the middle block; ``mid_attention`` keeps it (default) or drops it.
@@ -8,8 +13,12 @@ Losses (the VQ-GAN objective, Esser et al. 2021, Eqs. 4-7, as ``VQLPIPSWithDiscr
 
 - L_rec = |x - x^| (L1 by default) + ``perceptual_weight`` * LPIPS(x, x^) (:mod:`diffrep.nn.lpips`; its
   weights come only from the local file ``perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``);
-- the VQ-VAE codebook and commitment terms (van den Oord et al. 2017, Eq. 3): ||sg[z_e] - e||^2 +
-  beta ||z_e - sg[e]||^2, straight-through gradient, times ``codebook_weight``;
+- the VQ-VAE codebook and commitment terms with a straight-through gradient, times ``codebook_weight``.
+  By default with taming's ``legacy=True`` weighting (``VectorQuantizer2``'s default, which the LDM
+  autoencoders and the DyGA/DisDiff first stages were trained with): ||z_e - sg[e]||^2 +
+  beta ||sg[z_e] - e||^2, i.e. beta on the codebook term; ``legacy_beta=False`` gives van den Oord et
+  al. 2017, Eq. 3, ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 (beta on the commitment term). Both
+  have the same value, (1 + beta) mean ||z_e - e||^2; only the gradients differ;
 - when ``disc_weight > 0``, from step ``disc_start`` on: the generator term lambda * L_GAN with
   L_GAN = -E D(x^) and the adaptive weight lambda = ``disc_weight`` * ||grad_L L_rec|| /
   (||grad_L L_GAN|| + 1e-4), clamped to [0, 1e4] and detached, L the decoder's last convolution (Eq. 7);
@@ -32,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import positive_int
-from ..config import Config, ConfigError, Ge, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt
 from .images import batch_images, check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
 from .lpips import LPIPS
@@ -51,12 +60,15 @@ class VQAutoencoderConfig(Config):
     z_channels: Annotated[int, Ge(1)] = 3  # channels of the encoder output before the 1x1 quant conv
     embed_dim: Annotated[int, Ge(1)] = 3  # dimension of each codebook vector = latent channels (Table 7: 3)
     n_embed: Annotated[int, Ge(2)] = 2048  # codebook size (Table 7: 2048)
-    beta: Annotated[float, Ge(0)] = 0.25  # commitment weight (van den Oord et al. 2017)
+    beta: Annotated[float, Ge(0)] = 0.25  # VQ loss weight: on the codebook term (legacy_beta, taming's default) or on the commitment term
+    legacy_beta: bool = True  # taming VectorQuantizer2 legacy=True (the LDM first stages): beta on the codebook term; False: van den Oord Eq. 3
     codebook_weight: Annotated[float, Ge(0)] = 1.0  # weight of the codebook + commitment terms (van den Oord et al. 2017, Eq. 3)
     rec_loss: Literal["l1", "l2"] = "l1"  # pixel reconstruction error: L1 (taming) or L2
     mid_attention: bool = True  # keep the self-attention layer of the middle blocks (taming always has it)
     dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # dropout probability in the residual blocks
     num_groups: Annotated[int, Ge(1)] = 32  # GroupNorm groups
+    norm_eps: Annotated[float, Gt(0)] = 1e-6  # GroupNorm epsilon (taming's Normalize: 1e-6)
+    downsample_padding: Literal[0, 1] = 0  # 0: taming's Downsample (pad right and bottom by 1, 3x3 stride-2 conv); 1: symmetric padding 1
     perceptual_weight: Annotated[float, Ge(0)] = 0.0  # LPIPS term; > 0 needs a local weight file (diffrep.nn.lpips)
     perceptual_weights: Optional[str] = None  # that file; None: $DIFFREP_LPIPS_WEIGHTS
     disc_weight: Annotated[float, Ge(0)] = 0.0  # 0: no discriminator (and no second optimiser)
@@ -79,13 +91,20 @@ class VQAutoencoderConfig(Config):
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-codebook quantisation with a straight-through estimator."""
+    """Nearest-codebook quantisation with a straight-through estimator.
 
-    def __init__(self, n_embed: int, embed_dim: int, beta: float = 0.25):
+    Loss: ``legacy=True`` (taming's ``VectorQuantizer2`` default, which LDM uses)
+    mean ||z - sg[e]||^2 + beta mean ||sg[z] - e||^2 (beta on the codebook term); ``legacy=False``
+    van den Oord et al. 2017, Eq. 3: mean ||sg[z] - e||^2 + beta mean ||z - sg[e]||^2."""
+
+    def __init__(self, n_embed: int, embed_dim: int, beta: float = 0.25, legacy: bool = True):
         super().__init__()
+        if not isinstance(legacy, bool):
+            raise TypeError(f"VectorQuantizer: legacy must be a bool, got {type(legacy).__name__} {legacy!r}")
         self.embedding = nn.Embedding(n_embed, embed_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
         self.beta = beta
+        self.legacy = legacy
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, D, H, W] -> (z_q straight-through, codebook+commitment loss, indices [B, H, W])."""
@@ -95,7 +114,8 @@ class VectorQuantizer(nn.Module):
         d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
         idx = d.argmin(dim=1)
         zq = e[idx].reshape(B, H, W, D).permute(0, 3, 1, 2)
-        loss = F.mse_loss(zq, z.detach()) + self.beta * F.mse_loss(z, zq.detach())
+        codebook, commitment = F.mse_loss(zq, z.detach()), F.mse_loss(z, zq.detach())
+        loss = commitment + self.beta * codebook if self.legacy else codebook + self.beta * commitment
         return z + (zq - z).detach(), loss, idx.reshape(B, H, W)
 
 
@@ -103,11 +123,13 @@ class _Coder(nn.Module):
     def __init__(self, cfg: VQAutoencoderConfig, decoder: bool):
         super().__init__()
 
+        eps = cfg.norm_eps
+
         def res(a, b):
-            return ResBlock(a, b, 0, dropout=cfg.dropout, num_groups=cfg.num_groups, zero_init=False)
+            return ResBlock(a, b, 0, dropout=cfg.dropout, num_groups=cfg.num_groups, zero_init=False, eps=eps)
 
         top = cfg.ch * cfg.ch_mult[-1]
-        mid = [res(top, top)] + ([AttentionBlock(top, 1, cfg.num_groups)] if cfg.mid_attention else []) + [res(top, top)]
+        mid = [res(top, top)] + ([AttentionBlock(top, 1, cfg.num_groups, eps=eps)] if cfg.mid_attention else []) + [res(top, top)]
         layers: list[nn.Module] = []
         if not decoder:
             layers.append(nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1))
@@ -117,8 +139,8 @@ class _Coder(nn.Module):
                     layers.append(res(ch, cfg.ch * m))
                     ch = cfg.ch * m
                 if level != len(cfg.ch_mult) - 1:
-                    layers.append(Downsample(ch))
-            layers += mid + [GroupNorm(cfg.num_groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.z_channels, 3, padding=1)]
+                    layers.append(Downsample(ch, padding=cfg.downsample_padding))
+            layers += mid + [GroupNorm(cfg.num_groups, ch, eps=eps), nn.SiLU(), nn.Conv2d(ch, cfg.z_channels, 3, padding=1)]
         else:
             layers += [nn.Conv2d(cfg.z_channels, top, 3, padding=1)] + mid
             ch = top
@@ -128,7 +150,7 @@ class _Coder(nn.Module):
                     ch = cfg.ch * m
                 if level:
                     layers.append(Upsample(ch))
-            layers += [GroupNorm(cfg.num_groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)]
+            layers += [GroupNorm(cfg.num_groups, ch, eps=eps), nn.SiLU(), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -147,7 +169,7 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         self.decoder = _Coder(cfg, decoder=True)
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
-        self.quantizer = VectorQuantizer(cfg.n_embed, cfg.embed_dim, cfg.beta)
+        self.quantizer = VectorQuantizer(cfg.n_embed, cfg.embed_dim, cfg.beta, cfg.legacy_beta)
         self.discriminator = (PatchDiscriminator(cfg.in_channels, cfg.disc_channels, cfg.disc_layers)
                               if cfg.disc_weight > 0 else None)
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA

@@ -3,7 +3,9 @@
 - ``vq/toy-cpu``: f = 4 on 16x16 procedural shapes (:class:`diffrep.data.toy_shapes.ToyShapes`), a
   small discriminator switched on after 100 steps, no LPIPS; runs offline on a CPU in about a minute.
 - ``vq/celeba64``: DyGA Table 7 / the LDM ``configs/autoencoder`` f = 4 setting on CelebA 64x64:
-  64x64x3 -> 16x16x3, ch 32 x [1, 2, 4], 2 res blocks, no attention, codebook 2048 x 3, LPIPS weight 1,
+  64x64x3 -> 16x16x3, ch 32 x [1, 2, 4], 2 res blocks, no attention at any level (the taming/LDM
+  encoder and decoder keep their mid-block attention, as for every Table 7 first stage), codebook
+  2048 x 3, taming's legacy VQ loss weighting, LPIPS weight 1,
   discriminator weight 0.75 from step 0, Adam betas (0.5, 0.9), base lr 4.5e-6 scaled by the
   effective batch 256 (128 x 2 accumulation, folded into one batch here), no EMA, no clipping.
   LPIPS needs a local weight file (``model.perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``; see
@@ -66,7 +68,7 @@ def toy_cpu() -> VQRecipeConfig:
 
 def celeba64() -> VQRecipeConfig:
     model = VQAutoencoderConfig(image_size=64, ch=32, ch_mult=(1, 2, 4), num_res_blocks=2, z_channels=3, embed_dim=3,
-                                n_embed=2048, mid_attention=False, codebook_weight=1.0, perceptual_weight=1.0,
+                                n_embed=2048, mid_attention=True, codebook_weight=1.0, perceptual_weight=1.0,
                                 disc_weight=0.75, disc_start=0)
     train = TrainConfig(steps=100_000, batch_size=256, lr=4.5e-6 * 256, betas=(0.5, 0.9), grad_clip=0.0,
                         ema_decay=0.0, log_every=100, ckpt_every=5000, num_workers=8, device="auto")
@@ -74,11 +76,10 @@ def celeba64() -> VQRecipeConfig:
 
 
 def _table7(dataset: str, options: dict | None = None) -> VQRecipeConfig:
-    """The DyGA paper's Table 7 first stage on ``dataset``: ``celeba64``'s model, loss and training, with the
-    taming/LDM encoder's mid-block attention (issue 19: the LDM first-stage semantics)."""
+    """The DyGA paper's Table 7 first stage on ``dataset``: ``celeba64``'s model (with the taming/LDM
+    mid-block attention), loss and training."""
     cfg = celeba64()
-    model = dataclasses.replace(cfg.model, mid_attention=True)
-    return VQRecipeConfig(model=model, dataset=dataset, dataset_options=dict(options or {}), train=cfg.train)
+    return VQRecipeConfig(model=cfg.model, dataset=dataset, dataset_options=dict(options or {}), train=cfg.train)
 
 
 def shapes3d64() -> VQRecipeConfig:

@@ -62,8 +62,10 @@ def bic_dims(lam: torch.Tensor, n_k: torch.Tensor, pi: torch.Tensor) -> torch.Te
     """The BIC choice of ``hdclassif_dim_choice``: for q = 1..q_max (q_max = last index with
     lam > 1e-8, minus 1, at least 1) with a = mean(lam_1..q), b = mean(lam_q+1..d),
     L_q = -n_k/2 [q log a + (d - q) log b - 2 log pi + d (1 + log(2 pi)/2)],
-    BIC_q = 2 L_q - (d + q (d - (q + 1)/2) + 1) log n_k; keep the argmax. (HDclassif stops
-    scanning 10 past the best; the full argmax equals it unless a later q wins.)"""
+    BIC_q = 2 L_q - (d + q (d - (q + 1)/2) + 1) log n_k; keep the first maximum of the scan, which
+    (as HDclassif's loop) stops at the first q more than 10 past the best so far: a later, higher
+    BIC_q beyond that point is not reached (at d = 32 this often keeps d_k = 1 where the global
+    argmax would pick 13-21)."""
     d = lam.shape[-1]
     if d == 1:
         return torch.ones(lam.shape[:-1], dtype=torch.int64, device=lam.device)
@@ -77,7 +79,15 @@ def bic_dims(lam: torch.Tensor, n_k: torch.Tensor, pi: torch.Tensor) -> torch.Te
     bic = 2 * L - (d + q * (d - (q + 1) / 2) + 1) * nk.log()
     qmax = ((lam > 1e-8).sum(-1) - 1).clamp_min(1)
     bic = torch.where(q[None] <= qmax[..., None].to(lam.dtype), bic, torch.full_like(bic, -math.inf))
-    return bic.argmax(-1) + 1
+    best = bic[..., 0]
+    dk = torch.ones(lam.shape[:-1], dtype=torch.int64, device=lam.device)
+    stopped = torch.zeros(lam.shape[:-1], dtype=torch.bool, device=lam.device)
+    for i in range(1, d - 1):                                 # q = i + 1; R: break if q > d_best + 10
+        stopped = stopped | (i + 1 > dk + 10)
+        up = ~stopped & (bic[..., i] > best)                  # strict: ties keep the earlier q
+        best = torch.where(up, bic[..., i], best)
+        dk = torch.where(up, torch.full_like(dk, i + 1), dk)
+    return dk
 
 
 # --------------------------------------------------------------------------- M-step
@@ -161,7 +171,6 @@ def log_prob(x, p):
     """log pi_k + log N_k(x_i) = -K_k(x_i)/2 as (U, n, K); -inf for inactive components."""
     U, n, d = x.shape
     mu = p["mu"]
-    K = mu.shape[1]
     logpi = torch.where(p["active"], p["pi"].clamp_min(1e-300).log(), torch.full_like(p["pi"], -math.inf))
     out = []
     if p["model"] == "full":
