@@ -78,3 +78,41 @@ def test_the_multibeta_conv_encoder_is_dlib_conv_encoder():
     for conv in vae.encoder.convs:
         h = conv(h)
     assert h.shape == (1, 64, 4, 4)
+
+
+def _tiny_vq(**kw):
+    from diffrep.nn.vq import VQAutoencoderConfig
+
+    return VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4, **kw)
+
+
+OLD_VQ = dict(downsample_padding=1, norm_eps=1e-5, legacy_beta=False)  # the VQ autoencoder before 2026-12-07
+
+
+def test_a_vq_autoencoder_saved_before_the_taming_layout_loads_with_its_own_layout(tmp_path):
+    from diffrep.nn.vq import VQAutoencoder
+
+    torch.manual_seed(0)
+    old = VQAutoencoder(_tiny_vq(**OLD_VQ)).eval()
+    old.save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    for key in OLD_VQ:
+        del data[key]
+    path.write_text(json.dumps(data))
+    new = PretrainedMixin.from_pretrained(tmp_path).eval()
+    assert {k: getattr(new.config, k) for k in OLD_VQ} == OLD_VQ
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.testing.assert_close(new.encode(x), old.encode(x), rtol=0, atol=0)
+
+
+def test_an_optional_nested_config_gets_its_fields_added(tmp_path):
+    """EncDiff's ``first_stage`` is Optional[VQAutoencoderConfig]: an older EncDiff file's VQ section too."""
+    from diffrep.config import with_fields_added
+    from diffrep.methods.encdiff import EncDiffConfig
+
+    data = {"first_stage": {"image_size": 16}, "sample_steps": 4}
+    got = with_fields_added(EncDiffConfig, data)
+    assert got["first_stage"] == {"image_size": 16, **OLD_VQ} and got["sample_steps"] == 4
+    assert data == {"first_stage": {"image_size": 16}, "sample_steps": 4}  # the input is not changed
+    assert with_fields_added(EncDiffConfig, {"first_stage": None}) == {"first_stage": None}

@@ -219,9 +219,13 @@ def with_fields_added(cls: type, data: dict) -> dict:
         out.setdefault(key, value)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        if not isinstance(out.get(f.name), dict):
+            continue
         tp = _strip_annotated(hints.get(f.name))
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(out.get(f.name), dict):
-            out[f.name] = with_fields_added(tp, out[f.name])
+        arms = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
+        nested = [a for a in arms if isinstance(a, type) and dataclasses.is_dataclass(a)]
+        if len(nested) == 1:  # a nested config, or Optional[config]
+            out[f.name] = with_fields_added(nested[0], out[f.name])
     return out
 
 

@@ -76,6 +76,9 @@ class VQAutoencoderConfig(Config):
     disc_channels: Annotated[int, Ge(1)] = 64  # width of the first PatchGAN discriminator layer
     disc_layers: Annotated[int, Ge(1)] = 3  # n_layers of the PatchGAN discriminator (taming: 3)
 
+    # 2026-12-07: models saved before had ADM's symmetric downsampling, GroupNorm eps 1e-5 and beta on the commitment term
+    fields_added = {"downsample_padding": 1, "norm_eps": 1e-5, "legacy_beta": False}
+
     def validate(self) -> None:
         check_levels(self.image_size, self.ch_mult, field="ch_mult")
         check_groups([self.ch * m for m in self.ch_mult], self.num_groups)
