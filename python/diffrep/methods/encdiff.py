@@ -378,7 +378,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         return pca1_representation(tokens, self.config.num_units, fit_observations)
 
     # -- generation ------------------------------------------------------------------------------------
-    def _ddim(self, tokens: torch.Tensor, x_T: torch.Tensor, steps: int | None = None, callback=None) -> torch.Tensor:
+    def _ddim(self, tokens: torch.Tensor, x_T: torch.Tensor, steps: int | None = None, callback=None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
         cfg = self.config
         steps = cfg.sample_steps if steps is None else positive_int(steps, "steps")
         sampler = DDIMSampler(self.schedule, eta=cfg.eta)
@@ -391,7 +392,9 @@ class EncDiff(PretrainedMixin, nn.Module):
         for i, (t, tp) in enumerate(pairs):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
             out = self.eps(x, tt, tokens)
-            x = sampler.step(out, tt, torch.full_like(tt, tp), x)
+            # eta > 0 adds noise at each step: drawn as x_T is (on the CPU, from ``generator``) so a seeded call repeats
+            noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if cfg.eta > 0 else None)
+            x = sampler.step(out, tt, torch.full_like(tt, tp), x, noise=noise)
             if callback is not None:
                 callback(i, x)
         return x
@@ -413,7 +416,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         self.eval()
         try:
             x_T = self._noise(tokens.shape[0], generator) if x_T is None else x_T
-            return self.from_latent(self._ddim(tokens.to(x_T.device), x_T, steps))
+            return self.from_latent(self._ddim(tokens.to(x_T.device), x_T, steps, generator=generator))
         finally:
             self.train(was)
 
@@ -508,7 +511,7 @@ class EncDiff(PretrainedMixin, nn.Module):
             was = self.training
             self.eval()
             try:
-                self._ddim(tokens, self._noise(tokens.shape[0], generator), steps)
+                self._ddim(tokens, self._noise(tokens.shape[0], generator), steps, generator=generator)
             finally:
                 self.train(was)
         finally:
