@@ -116,3 +116,10 @@ def test_an_optional_nested_config_gets_its_fields_added(tmp_path):
     assert got["first_stage"] == {"image_size": 16, **OLD_VQ} and got["sample_steps"] == 4
     assert data == {"first_stage": {"image_size": 16}, "sample_steps": 4}  # the input is not changed
     assert with_fields_added(EncDiffConfig, {"first_stage": None}) == {"first_stage": None}
+
+
+def test_fields_added_is_not_in_the_dataclass_fields():
+    """Code that rebuilds a config from ``__dataclass_fields__`` (a common idiom) keeps working."""
+    cfg = BetaVAE.config_class(image_size=32)
+    assert "fields_added" not in cfg.__dataclass_fields__
+    assert type(cfg)(**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}) == cfg

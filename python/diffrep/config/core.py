@@ -14,7 +14,7 @@ import os
 import re
 import types
 import typing
-from typing import Annotated, Any, ClassVar, Iterable, Literal, Union
+from typing import Annotated, Any, Iterable, Literal, Union
 
 import yaml
 
@@ -168,8 +168,9 @@ class Config:
 
     #: fields added after models of this class were first saved, with the value that reproduces those
     #: models: :meth:`~diffrep.nn.pretrained.PretrainedMixin.from_pretrained` uses it where a saved
-    #: config.json lacks the field (a config.json written by this version holds every field)
-    fields_added: ClassVar[dict[str, Any]] = {}
+    #: config.json lacks the field (a config.json written by this version holds every field). Not
+    #: annotated, so that it is no dataclass field (not even a ClassVar entry of __dataclass_fields__).
+    fields_added = types.MappingProxyType({})
 
     def validate(self) -> None:
         """Reject impossible combinations; override in subclasses."""
