@@ -57,8 +57,11 @@ def wae_imq_scales(dim: int, prior_var: float = 1.0) -> list:
 
 
 def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The median heuristic (WAE's RBF variant): the median squared distance between distinct
-    pooled samples, as a detached float for ``bandwidth``. Costs an (N + M)^2 matrix."""
+    """A median heuristic: the median squared distance between distinct pooled samples (the lower
+    median, ``torch.median``, for an even pair count), as a detached float for ``bandwidth``, so
+    k = exp(-r^2 / median r^2). Costs an (N + M)^2 matrix. Gretton et al. (2012, Sec. 8) take sigma
+    = the median distance in exp(-r^2 / (2 sigma^2)), i.e. twice this h; WAE's RBF width is
+    h = 2 sigma2_k with sigma2_k a sum of two order statistics (docs/kernels/mmd.md)."""
     _samples(x, y)
     V.finite("x", x)
     V.finite("y", y)

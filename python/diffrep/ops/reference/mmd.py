@@ -61,8 +61,9 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", scales=(1.0,), w
 
 
 def median_sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The median heuristic of WAE's RBF variant: the median pairwise squared distance of the
-    pooled samples (off-diagonal pairs), detached. Use it as ``bandwidth``."""
+    """The median heuristic: the median pairwise squared distance of the pooled samples
+    (distinct pairs; ``torch.median``'s lower median), detached. Use it as ``bandwidth``. WAE's
+    RBF width differs (docs/kernels/mmd.md)."""
     with torch.no_grad():
         z = torch.cat([x, y]).detach()
         r2 = sq_dist(z, z)
