@@ -138,3 +138,16 @@ def test_float32_matches_brute_force(backend):
         got = mmd.mmd2(x.float(), y.float())
     assert got.dtype == torch.float32
     assert abs(got.item() - want.item()) < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_cancellation_far_from_the_origin(backend):
+    """Squared distances come from differences: samples at 1e4 with a 1e-3 spread keep their
+    MMD^2 (the |a|^2 - 2ab + |b|^2 form loses about 8 of float64's 16 digits here)."""
+    x = 1e4 + randn((30, 3), seed=7, scale=1e-3)  # > 25 rows: torch.cdist's default would take the GEMM form
+    y = 1e4 + randn((27, 3), seed=8, scale=1e-3) + 2e-3
+    h = 1e-5
+    want = brute(x - 1e4, y - 1e4, "rbf", [h], [1.0], "unbiased")  # translation invariant, exact shift
+    with use_backend(backend, strict=True):
+        got = mmd.mmd2(x, y, bandwidth=h, estimator="unbiased")
+    torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)

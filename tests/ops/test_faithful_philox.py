@@ -85,3 +85,12 @@ def test_public_normal_uses_the_generator_key():
         with use_backend(backend):
             got = random.normal((2, 5), torch.float64, generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(got.flatten(), expect, rtol=1e-13, atol=1e-13)
+
+
+def test_twin_edge_sizes_and_seed_wrapping():
+    assert philox.normals(0, 1, 0).shape == (0,)
+    one = philox.normals(1, 5, 2)
+    assert one.shape == (1,) and one.item() == pytest.approx(py_normals(1, 5, 2).item(), rel=1e-14)
+    # seeds and offsets are taken modulo 2^64 (philox_key returns a two's-complement draw masked)
+    torch.testing.assert_close(philox.normals(6, -1, -2), py_normals(6, (1 << 64) - 1, (1 << 64) - 2),
+                               rtol=1e-13, atol=1e-13)
