@@ -158,3 +158,20 @@ def test_factor_vae_votes_equal_the_reference_loop(backend, compressed):
         v, _ = ops.factor_vae_votes(torch.from_numpy(batches), torch.from_numpy(fi), torch.from_numpy(gvar),
                                     torch.from_numpy(active), nf, compressed_index=compressed)
     np.testing.assert_array_equal(v.numpy(), votes)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_disentanglement_lib_utils_known_answers(backend):
+    """disentanglement_lib ``evaluation/metrics/utils_test.py``: 0.1..0.6 (and reversed) into 3
+    bins; H([1, 1, 2, 2, 3, 3]) = ln 3; the MI example gives diag(ln 2)."""
+    target = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]], dtype=torch.float64)
+    with use_backend(backend, strict=True):
+        lab = ops.hist_discretize(target.T, 3)
+        assert lab.T.tolist() == [[1, 1, 2, 2, 3, 3], [3, 3, 2, 2, 1, 1]]
+        _, h = ops.mi_matrix(lab, lab)
+        xs = torch.tensor([[1, 2, 1, 2], [1, 1, 2, 2]]).T
+        ys = torch.tensor([[1, 2, 1, 2], [2, 2, 1, 1]]).T
+        mi, _ = ops.mi_matrix(xs, ys)
+    torch.testing.assert_close(h, torch.full((2,), math.log(3), dtype=torch.float64), rtol=1e-14, atol=0)
+    torch.testing.assert_close(mi, torch.tensor([[math.log(2), 0.0], [0.0, math.log(2)]], dtype=torch.float64),
+                               rtol=1e-14, atol=1e-15)
