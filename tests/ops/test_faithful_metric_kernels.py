@@ -175,3 +175,20 @@ def test_disentanglement_lib_utils_known_answers(backend):
     torch.testing.assert_close(h, torch.full((2,), math.log(3), dtype=torch.float64), rtol=1e-14, atol=0)
     torch.testing.assert_close(mi, torch.tensor([[math.log(2), 0.0], [0.0, math.log(2)]], dtype=torch.float64),
                                rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_auroc_hand_cases(backend):
+    """Mann-Whitney with half credit for ties: sklearn's documented example (0.75), a tied case,
+    and AUC(-s) = 1 - AUC(s)."""
+    s = torch.tensor([[0.1, 0.4, 0.35, 0.8], [1.0, 1.0, 2.0, 2.0], [-0.1, -0.4, -0.35, -0.8]], dtype=torch.float64)
+    y = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
+    with use_backend(backend, strict=True):
+        auc, deg = ops.auroc_matrix(s, y)
+    # labels [0, 0, 1, 1]: pos {0.35, 0.8} vs neg {0.1, 0.4}: 0.35 > 0.1, 0.35 < 0.4, 0.8 > both -> 3/4;
+    # scores [1, 1, 2, 2] -> 1; the negated scores -> 1 - 3/4.
+    # labels [0, 1, 0, 1]: pos {0.4, 0.8} vs neg {0.1, 0.35} -> 1; pos {1, 2} vs neg {1, 2}:
+    # (1 vs 1) 1/2, (1 vs 2) 0, (2 vs 1) 1, (2 vs 2) 1/2 -> 2/4; negated -> 0
+    expect = torch.tensor([[0.75, 1.0, 0.25], [1.0, 0.5, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(auc, expect, rtol=0, atol=1e-15)
+    assert not bool(deg.any())
