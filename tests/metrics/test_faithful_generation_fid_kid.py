@@ -156,3 +156,30 @@ def test_kid_refuses_a_subset_larger_than_a_set_as_torch_fidelity():
     x = np.zeros((5, 2))
     with pytest.raises(ValueError, match="subset_size=6 exceeds the smaller feature set"):
         G.kid_from_features(x, np.ones((9, 2)), subset_size=6)
+
+
+def test_statistics_and_frechet_terms_are_float64_whatever_the_input_dtype():
+    """Float32 features/statistics are promoted before any sum (TTUR/pytorch-fid: np.cov -> float64)."""
+    rng = np.random.default_rng(6)
+    x = (rng.normal(size=(300, 7)) * 10 + 50).astype(np.float32)
+    mu, sigma = G._statistics(x, "cpu")
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mu, x64.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(sigma, np.cov(x64, rowvar=False), rtol=1e-11)
+    m1, s1, m2, s2 = _general_pair(rng, 9)
+    m1, s1, m2, s2 = (a.astype(np.float32) for a in (m1, s1, m2, s2))
+    want = G.frechet_distance(*(a.astype(np.float64) for a in (m1, s1, m2, s2)))
+    assert G.frechet_distance(m1, s1, m2, s2) == pytest.approx(want, rel=1e-13)
+    bad = np.eye(3)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="means and covariances must be finite"):
+        G.frechet_distance(np.zeros(3), bad, np.zeros(3), np.eye(3))
+
+
+def test_kid_default_subsets_are_100_of_1000():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(1000, 2)), rng.normal(size=(1000, 2)) + 0.1
+    got = G.kid_from_features(x, y, device="cpu")  # exactly 1000 rows: the default subset size fits
+    assert got == G.kid_from_features(x, y, num_subsets=100, subset_size=1000, device="cpu")  # 101 would differ
+    with pytest.raises(ValueError, match="subset_size=1000 exceeds"):
+        G.kid_from_features(x[:999], y, device="cpu")
