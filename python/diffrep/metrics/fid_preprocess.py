@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PROTOCOLS", "INPUT_SIZE", "FLOAT_RANGE_LIMIT", "to_uint8_values", "pil_bicubic_matrix", "tf1_bilinear_matrix", "preprocess"]
+__all__ = ["PROTOCOLS", "INPUT_SIZE", "FLOAT_RANGE_LIMIT", "to_uint8_values", "pil_bicubic_matrix",
+           "tf1_bilinear_matrix", "preprocess"]
 
 PROTOCOLS = ("clean", "legacy_tf", "legacy_pytorch")
 INPUT_SIZE = 299
