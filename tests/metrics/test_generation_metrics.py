@@ -267,15 +267,18 @@ def test_statistics_shapes_feature_dtypes_and_k_bounds():
     want = _prdc_brute(real, fake, 3, False)
     if _native.cpu_available():
         assert G.prdc(real, fake, dc_k=3, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
-        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), dc_k=3, device="cpu")  # float16 -> float32
+        # float16 -> float32
+        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), dc_k=3, device="cpu")
         assert half == pytest.approx(want, abs=1e-15)
         for a, b in ((np.float64, np.float32), (np.float32, np.float64)):  # promoted to float64 either way
             assert G.prdc(real.astype(a), fake.astype(b), dc_k=3, device="cpu") == pytest.approx(want, abs=1e-15)
         # exactly k + 1 samples, and the largest k the kernel takes (MAX_K - 1)
-        assert G.prdc(real[:4], fake[:4], k=3, dc_k=3, device="cpu") == pytest.approx(_prdc_brute(real[:4], fake[:4], 3, False))
+        assert G.prdc(real[:4], fake[:4], k=3, dc_k=3, device="cpu") == pytest.approx(
+            _prdc_brute(real[:4], fake[:4], 3, False))
         big_k = MAX_K - 1
         r2, f2 = rng.normal(size=(MAX_K + 3, 2)), rng.normal(size=(MAX_K + 1, 2))
-        assert G.prdc(r2, f2, k=big_k, dc_k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False), abs=1e-12)
+        assert G.prdc(r2, f2, k=big_k, dc_k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False),
+                                                                             abs=1e-12)
     with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
         G.prdc(real, fake, k=MAX_K)
     with pytest.raises(TypeError, match="fake must be a tensor or numpy array of features \\[N, d\\], got list"):
