@@ -84,7 +84,7 @@ def test_prdc_equals_the_definitions_read_literally_with_duplicates(strict):
 
 
 def test_density_and_coverage_of_one_distribution_match_naeem_lemmas():
-    """Naeem et al. 2020 (Sec. 4, Lemma 1-2): for real and fake drawn from one distribution,
+    """Naeem et al. 2020 (Lemma 1-2): for real and fake drawn from one distribution,
     E[density] = 1 and E[coverage] = 1 - prod_{i=1..k} (N - i) / (N + M - i), 0.969 at k = 5
     and N = M (the reason for their k = 5); with k = 3 it would be 0.875. Regression: density and
     coverage used k = 3 (the precision/recall k) by default."""
