@@ -263,7 +263,7 @@ def test_evaluate_records_the_protocol_and_scores(stub, tmp_path):
     assert r["precision"] == r["recall"] == r["coverage"] == 1.0
     p = r["protocol"]
     assert p["preprocessing"] == "clean" and p["weights_sha1"] == I.file_sha1(stub)
-    assert p["num_real"] == 12 and p["kid"]["subset_size"] == 6 and p["prdc"] == {"k": 3, "membership": "<="}
+    assert p["num_real"] == 12 and p["kid"]["subset_size"] == 6 and p["prdc"] == {"k": 3, "dc_k": 5, "membership": "<="}
     r2 = G.evaluate(real, fake, metrics="fid", protocol="legacy_tf", cache=tmp_path / "c.npz", **kw)
     feats_r = G.inception_features(real, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
     feats_f = G.inception_features(fake, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
@@ -432,7 +432,7 @@ def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
     for fn in (G.inception_features, G.reference_statistics, G.evaluate):
         params = inspect.signature(fn).parameters
         assert (params["seed"].default, params["batch_size"].default, params["protocol"].default) == (0, 50, "clean")
-    r = G.evaluate(folder, folder, metrics="prdc", k=1, **kw)
+    r = G.evaluate(folder, folder, metrics="prdc", k=1, dc_k=1, **kw)
     assert r["real"] == {"kind": "folder", "path": str(folder.resolve()), "files": 3}
     # a dataset: a seeded subset (real with seed, fake with seed + 1), uint8 images as they are
     from diffrep import data
@@ -441,7 +441,7 @@ def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
     idx = np.random.default_rng(3).permutation(len(ds))[:4]
     want = G.inception_features(torch.from_numpy(np.asarray(ds.images(idx))).permute(0, 3, 1, 2), **kw)
     np.testing.assert_array_equal(G.inception_features("digits:test", num_samples=4, seed=3, **kw), want)
-    r = G.evaluate("digits:test", "digits:test", metrics="prdc", k=1, num_samples=4, seed=3, **kw)
+    r = G.evaluate("digits:test", "digits:test", metrics="prdc", k=1, dc_k=1, num_samples=4, seed=3, **kw)
     assert r["real"] == {"kind": "dataset", "name": "digits", "split": "test", "count": 4,
                          "subset": "numpy default_rng(3).permutation[:4]", "class": "Digits"}
     assert r["fake"]["subset"] == "numpy default_rng(4).permutation[:4]" and r["protocol"]["num_real"] == 4
@@ -457,7 +457,7 @@ def test_sources_layouts_identities_and_subsets(stub, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load", lambda name, split=None: FloatImages())
     u8 = torch.from_numpy(np.round(FloatImages().images([0, 1, 2]) * 255).astype(np.uint8)).permute(0, 3, 1, 2)
     np.testing.assert_array_equal(G.inception_features("digits", **kw), G.inception_features(u8, **kw))
-    r = G.evaluate("digits", "digits", metrics="prdc", k=1, **kw)
+    r = G.evaluate("digits", "digits", metrics="prdc", k=1, dc_k=1, **kw)
     assert r["real"]["subset"] == "all" and r["real"]["split"] is None and r["real"]["class"] == "FloatImages"
 
 
@@ -476,7 +476,7 @@ def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_pa
     assert r["fid_min_eigenvalue"] == pytest.approx(np.linalg.eigvals(s1 @ s2).real.min(), rel=1e-6, abs=1e-9)
     p = r["protocol"]
     assert p["kid"] == {"num_subsets": 4, "subset_size": 11, "degree": 3, "gamma": "1/5", "coef0": 1.0, "seed": 7}
-    assert p["prdc"] == {"k": 2, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
+    assert p["prdc"] == {"k": 2, "dc_k": 5, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
     assert p["num_real"] == 14 and p["num_fake"] == 11 and p["device"] == "cpu"
     records = {}
     for proto in ("clean", "legacy_tf", "legacy_pytorch"):
@@ -558,7 +558,7 @@ def test_extraction_progress_batches_and_model_directories(stub, tmp_path, capsy
     got = G.inception_features(tmp_path / "model", num_samples=3, seed=2, batch_size=2, progress=False, **kw)
     np.testing.assert_array_equal(got, G.inception_features(m.eval(), num_samples=3, seed=2, batch_size=2,
                                                             progress=False, **kw))
-    r = G.evaluate(x, tmp_path / "model", metrics="prdc", k=1, num_samples=3, progress=False, **kw)
+    r = G.evaluate(x, tmp_path / "model", metrics="prdc", k=1, dc_k=1, num_samples=3, progress=False, **kw)
     assert r["fake"] == {"kind": "model", "class": "ParamReL", "count": 3, "seed": 1,
                          "directory": str((tmp_path / "model").resolve())}
 
@@ -576,9 +576,9 @@ def test_evaluate_count_checks_sit_exactly_at_their_bounds(stub, monkeypatch):
     assert np.isfinite(G.evaluate(_images(5, 1), _images(5, 2), metrics="fid", **kw)["fid"])
     with pytest.raises(ValueError, match="at least 5 images per set"):
         G.evaluate(_images(5, 1), _images(4, 2), metrics="fid", **kw)
-    assert "precision" in G.evaluate(_images(4, 1), _images(4, 2), metrics="prdc", k=3, **kw)
+    assert "precision" in G.evaluate(_images(4, 1), _images(4, 2), metrics="prdc", k=3, dc_k=3, **kw)
     with pytest.raises(ValueError, match="k \\+ 1 = 4"):
-        G.evaluate(_images(4, 1), _images(3, 2), metrics="prdc", k=3, **kw)
+        G.evaluate(_images(4, 1), _images(3, 2), metrics="prdc", k=3, dc_k=3, **kw)
     assert "kid_mean" in G.evaluate(_images(2, 1), _images(2, 2), metrics="kid", kid_subsets=2, **kw)
     with pytest.raises(ValueError, match="KID needs at least 2"):
         G.evaluate(_images(2, 1), _images(1, 2), metrics="kid", **kw)

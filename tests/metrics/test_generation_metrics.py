@@ -138,9 +138,10 @@ def test_prdc_equals_brute_force_with_ties(strict, k):
     real = rng.integers(0, 3, (40, 3)).astype(np.float64)   # many duplicates and exact ties
     fake = np.vstack([real[:10], rng.integers(0, 4, (25, 3))]).astype(np.float64)
     want = _prdc_brute(real, fake, k, strict)
-    got = G.prdc(real, fake, k=k, strict=strict, device="cpu")
+    got = G.prdc(real, fake, k=k, dc_k=k, strict=strict, device="cpu")
     assert got == pytest.approx(want, abs=1e-15)
-    got32 = G.prdc(real.astype(np.float32), fake.astype(np.float32), k=k, strict=strict, device="cpu")
+    got32 = G.prdc(real.astype(np.float32), fake.astype(np.float32), k=k, dc_k=k, strict=strict,
+                   device="cpu")
     assert got32 == pytest.approx(want, abs=1e-15)  # integers: float32 distances are exact too
 
 
@@ -148,7 +149,7 @@ def test_prdc_equals_brute_force_with_ties(strict, k):
 def test_prdc_identities_and_torch_fidelity_convention():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(120, 6))
-    same = G.prdc(x, x, device="cpu")
+    same = G.prdc(x, x, dc_k=3, device="cpu")
     assert same["precision"] == same["recall"] == same["coverage"] == 1.0
     assert same["density"] == pytest.approx(_prdc_brute(x, x, 3, False)["density"])
     y = rng.normal(size=(90, 6)) * 1.5
@@ -174,7 +175,7 @@ def test_prdc_matches_the_prdc_package():
 def test_prdc_checks():
     x = np.zeros((10, 3))
     with pytest.raises(ValueError, match="at least k \\+ 1 = 4"):
-        G.prdc(x[:3], x, k=3)
+        G.prdc(x[:3], x, k=3, dc_k=3)
     with pytest.raises(ValueError, match="fake has 2 samples"):
         G.prdc(x, x[:2], k=3)
     with pytest.raises(ValueError, match="same dimension"):
@@ -265,16 +266,19 @@ def test_statistics_shapes_feature_dtypes_and_k_bounds():
     real, fake = rng.integers(0, 4, (30, 3)), rng.integers(0, 5, (25, 3))
     want = _prdc_brute(real, fake, 3, False)
     if _native.cpu_available():
-        assert G.prdc(real, fake, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
-        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), device="cpu")  # float16 -> float32
+        assert G.prdc(real, fake, dc_k=3, device="cpu") == pytest.approx(want, abs=1e-15)  # integers -> float64
+        # float16 -> float32
+        half = G.prdc(torch.from_numpy(real).half(), torch.from_numpy(fake).float(), dc_k=3, device="cpu")
         assert half == pytest.approx(want, abs=1e-15)
         for a, b in ((np.float64, np.float32), (np.float32, np.float64)):  # promoted to float64 either way
-            assert G.prdc(real.astype(a), fake.astype(b), device="cpu") == pytest.approx(want, abs=1e-15)
+            assert G.prdc(real.astype(a), fake.astype(b), dc_k=3, device="cpu") == pytest.approx(want, abs=1e-15)
         # exactly k + 1 samples, and the largest k the kernel takes (MAX_K - 1)
-        assert G.prdc(real[:4], fake[:4], k=3, device="cpu") == pytest.approx(_prdc_brute(real[:4], fake[:4], 3, False))
+        assert G.prdc(real[:4], fake[:4], k=3, dc_k=3, device="cpu") == pytest.approx(
+            _prdc_brute(real[:4], fake[:4], 3, False))
         big_k = MAX_K - 1
         r2, f2 = rng.normal(size=(MAX_K + 3, 2)), rng.normal(size=(MAX_K + 1, 2))
-        assert G.prdc(r2, f2, k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False), abs=1e-12)
+        assert G.prdc(r2, f2, k=big_k, dc_k=big_k, device="cpu") == pytest.approx(_prdc_brute(r2, f2, big_k, False),
+                                                                             abs=1e-12)
     with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
         G.prdc(real, fake, k=MAX_K)
     with pytest.raises(TypeError, match="fake must be a tensor or numpy array of features \\[N, d\\], got list"):

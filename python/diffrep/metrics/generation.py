@@ -207,17 +207,22 @@ def _feature_tensor(x, name: str, device) -> torch.Tensor:
     return x
 
 
-def prdc(real, fake, *, k: int = 3, strict: bool = False, device=None) -> dict:
-    """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) and density and coverage (Naeem
-    et al. 2020, Eq. 3-4) of fake against real features, with k-NN balls of k = 3 neighbours.
+def prdc(real, fake, *, k: int = 3, dc_k: int = 5, strict: bool = False, device=None) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) with k-NN balls of ``k`` = 3
+    neighbours, and density and coverage (Naeem et al. 2020, Eq. 3-4) with balls of ``dc_k`` = 5
+    neighbours, each paper's default (Naeem et al. choose k = 5 so that coverage of two samples
+    of one distribution is about 1 - 2^-5 = 0.97; with k = 3 it would be about 0.875). Pass
+    ``dc_k=k`` for the clovaai ``prdc`` package's single ``nearest_k``.
 
-    With r_i^2 the squared distance of real point i to its k-th nearest real neighbour (itself
-    counted as the 0-th) and likewise s_j^2 for the fake points:
+    With r_i^2(k) the squared distance of real point i to its k-th nearest real neighbour (itself
+    counted as the 0-th, i.e. the k-th neighbour excluding the point) and likewise s_j^2(k) for
+    the fake points:
 
-    - precision = fraction of fake points inside at least one real ball |f_j - x_i|^2 <= r_i^2;
-    - recall = fraction of real points inside at least one fake ball;
-    - density = (1 / (k M)) sum_j #{i : |f_j - x_i|^2 <= r_i^2};
-    - coverage = fraction of real points whose nearest fake point lies inside their own ball.
+    - precision = fraction of fake points inside at least one real ball |f_j - x_i|^2 <= r_i^2(k);
+    - recall = fraction of real points inside at least one fake ball of radius s_j(k);
+    - density = (1 / (dc_k M)) sum_j #{i : |f_j - x_i|^2 <= r_i^2(dc_k)};
+    - coverage = fraction of real points whose nearest fake point lies inside their own ball of
+      radius r_i(dc_k).
 
     Membership is ``<=`` (the official Kynkaanniemi implementation); ``strict=True`` uses ``<``
     everywhere, as the clovaai ``prdc`` package. Distances are taken in the features' dtype
@@ -226,8 +231,10 @@ def prdc(real, fake, *, k: int = 3, strict: bool = False, device=None) -> dict:
     from ..ops.knn import MAX_K, knn_scan
 
     k = _check_int(k, "k", 1)
-    if k + 1 > MAX_K:
-        raise ValueError(f"k must be <= {MAX_K - 1}, got {k}")
+    dc_k = _check_int(dc_k, "dc_k", 1)
+    for name, v in (("k", k), ("dc_k", dc_k)):
+        if v + 1 > MAX_K:
+            raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
     dev = _device(device)
@@ -235,21 +242,26 @@ def prdc(real, fake, *, k: int = 3, strict: bool = False, device=None) -> dict:
     f = _feature_tensor(fake, "fake", dev)
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"real and fake features must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
-    for name, x in (("real", r), ("fake", f)):
-        if x.shape[0] < k + 1:
-            raise ValueError(f"{name} has {x.shape[0]} samples; k = {k} nearest neighbours need at least k + 1 = "
-                             f"{k + 1}")
+    for name, x, kmin in (("real", r, max(k, dc_k)), ("fake", f, k)):
+        if x.shape[0] < kmin + 1:
+            raise ValueError(f"{name} has {x.shape[0]} samples; k = {kmin} nearest neighbours need at least k + 1 = "
+                             f"{kmin + 1}")
     dtype = torch.promote_types(r.dtype, f.dtype)
     r, f = r.to(dtype), f.to(dtype)
     r2_real = knn_scan(r, r, kk=k + 1)[0]
     r2_fake = knn_scan(f, f, kk=k + 1)[0]
     in_real_balls = knn_scan(f, r, r2=r2_real, strict=strict)[1]
     nearest_fake, in_fake_balls = knn_scan(r, f, kk=1, r2=r2_fake, strict=strict)
-    covered = nearest_fake < r2_real if strict else nearest_fake <= r2_real
+    if dc_k == k:
+        r2_dc, in_dc_balls = r2_real, in_real_balls
+    else:
+        r2_dc = knn_scan(r, r, kk=dc_k + 1)[0]
+        in_dc_balls = knn_scan(f, r, r2=r2_dc, strict=strict)[1]
+    covered = nearest_fake < r2_dc if strict else nearest_fake <= r2_dc
     m = f.shape[0]
     return {"precision": float((in_real_balls > 0).double().mean()),
             "recall": float((in_fake_balls > 0).double().mean()),
-            "density": float(in_real_balls.double().sum() / (k * m)),
+            "density": float(in_dc_balls.double().sum() / (dc_k * m)),
             "coverage": float(covered.double().mean())}
 
 
@@ -585,7 +597,7 @@ METRICS = ("fid", "kid", "prdc")
 
 def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=None, num_samples: int | None = None,
              num_real: int | None = None, batch_size: int = 50, device=None, seed: int = 0, cache=None,
-             k: int = 3, strict: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             k: int = 3, dc_k: int = 5, strict: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000,
              allow_singular: bool = False, progress: bool = True) -> dict:
     """Generation metrics of ``fake`` against ``real`` on FID Inception features, with the record of
     how they were measured (docs/metrics.md, "Generation metrics").
@@ -614,8 +626,10 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     from ..ops.knn import MAX_K
 
     k = _check_int(k, "k", 1)
-    if k + 1 > MAX_K:
-        raise ValueError(f"k must be <= {MAX_K - 1}, got {k}")
+    dc_k = _check_int(dc_k, "dc_k", 1)
+    for name, v in (("k", k), ("dc_k", dc_k)):
+        if v + 1 > MAX_K:
+            raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
     kid_subsets = _check_int(kid_subsets, "kid_subsets", 1)
     kid_subset_size = _check_int(kid_subset_size, "kid_subset_size", 2)
     for name, flag in (("strict", strict), ("allow_singular", allow_singular), ("progress", progress)):
@@ -636,9 +650,10 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
             raise ValueError(f"FID needs at least {feature_dim} images per set for a non-singular covariance, got "
                              f"{n} {which}; pass allow_singular=True (--allow-singular) to compute it anyway "
                              f"(biased, not comparable with published values)")
-        if "prdc" in metrics and n < k + 1:
-            raise ValueError(f"precision/recall with k = {k} nearest neighbours need at least k + 1 = {k + 1} "
-                             f"{which} images, got {n}")
+        kmax = max(k, dc_k) if which == "real" else k
+        if "prdc" in metrics and n < kmax + 1:
+            raise ValueError(f"precision/recall/density/coverage with k = {kmax} nearest neighbours need at least "
+                             f"k + 1 = {kmax + 1} {which} images, got {n}")
         if "kid" in metrics and n < 2:
             raise ValueError(f"KID needs at least 2 {which} images, got {n}")
 
@@ -671,7 +686,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
                                                             subset_size=min(kid_subset_size, n_real, fake_src.count),
                                                             seed=seed, device=dev)
     if "prdc" in metrics:
-        out.update(prdc(real_f, fake_f, k=k, strict=strict, device=dev))
+        out.update(prdc(real_f, fake_f, k=k, dc_k=dc_k, strict=strict, device=dev))
     resize = {"clean": "PIL bicubic (float32 per channel), clipped to [0, 255]",
               "legacy_tf": "TF1 resize_bilinear(align_corners=False)",
               "legacy_pytorch": "torch bilinear, align_corners=False"}[protocol]
@@ -689,7 +704,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
                                                                                   fake_src.count),
                                   "degree": 3, "gamma": f"1/{fake_f.shape[1]}", "coef0": 1.0, "seed": seed}
     if "prdc" in metrics:
-        out["protocol"]["prdc"] = {"k": k, "membership": "<" if strict else "<="}
+        out["protocol"]["prdc"] = {"k": k, "dc_k": dc_k, "membership": "<" if strict else "<="}
     out["real"], out["fake"] = real_id, fake_src.identity
     return out
 
