@@ -87,6 +87,20 @@ def fast_preset(dataset, config) -> MetricFn:
 register_metric_preset("fast", fast_preset)
 
 
+def _as_fid_images(x: torch.Tensor, item_format: str) -> torch.Tensor:
+    """A dataset's items in the layout and range the FID features read: CHW, uint8 or float in [-1, 1]
+    (docs/data.md#conventions lists the item formats)."""
+    if item_format == "uint8":
+        return x
+    if item_format == "pm1":
+        return x.float()
+    if item_format == "01":
+        return x.float() * 2 - 1
+    if item_format == "hwc01":
+        return x.float().permute(0, 3, 1, 2) * 2 - 1
+    raise ValueError(f"train.eval_metrics 'fid': unknown dataset item_format {item_format!r}")
+
+
 def fid_preset(dataset, config) -> MetricFn:
     """FID of ``config.eval_num_samples`` model samples against as many training images (seeded draw)."""
     from ..metrics import generation
@@ -97,7 +111,8 @@ def fid_preset(dataset, config) -> MetricFn:
                          f"eval_num_samples={n} and a dataset of {len(dataset)}")
     idx = np.random.RandomState(config.seed).choice(len(dataset), size=min(n, len(dataset)), replace=False)
     items = [dataset[int(i)] for i in idx]
-    real = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items]).float()
+    real = _as_fid_images(torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items]),
+                          getattr(dataset, "item_format", "pm1"))
     real_features = []
 
     def fn(model) -> dict:
