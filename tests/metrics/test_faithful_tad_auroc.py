@@ -1,0 +1,205 @@
+"""Faithfulness review of TAD (Yeats et al. 2022; InfoDiffusion's ``TADMetric``), the latent AUROC
+(InfoDiffusion ``PredMetric("Linear")``), the suite's train/test split and the downstream efficiency
+ratios against brute force written here: AUROC by counting every (positive, negative) pair (ties 1/2,
+Mann-Whitney), binary MI by counting the 2 x 2 joint, the capture filter and the SUM over captured
+attributes (docs/metrics.md#tad, #latent-auroc, #downstream-tasks).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffrep.metrics.auroc import latent_auroc
+from diffrep.metrics.downstream import efficiency
+from diffrep.metrics.tad import tad
+
+
+# ----------------------------------------------------------------------------- brute force
+def bf_auroc(y, z):
+    pos = [v for v, t in zip(z, y) if t == 1]
+    neg = [v for v, t in zip(z, y) if t == 0]
+    s = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return s / (len(pos) * len(neg))
+
+
+def bf_binary_mi(a, b):
+    n = len(a)
+    out = 0.0
+    for u in (0, 1):
+        for v in (0, 1):
+            jp = sum(1 for x, w in zip(a, b) if x == u and w == v) / n
+            pa = sum(1 for x in a if x == u) / n
+            pb = sum(1 for w in b if w == v) / n
+            if jp > 0:
+                out += jp * math.log(jp / (pa * pb))
+    return out
+
+
+def bf_tad(z, y, float32=False):
+    """TAD and captured count: A_ij = max(AUC, 1 - AUC); gap of the two largest per attribute; kept iff
+    max >= 0.75 and max_{k != i} MI(y_i, y_k) / H(y_i) <= 0.2; SUM of the kept gaps."""
+    a_n, d = y.shape[1], z.shape[1]
+    auc = np.array([[max(bf_auroc(y[:, i], z[:, j]), 1 - bf_auroc(y[:, i], z[:, j])) for j in range(d)]
+                    for i in range(a_n)])
+    if float32:
+        auc = auc.astype(np.float32)
+    total, captured = (np.float32(0) if float32 else 0.0), 0
+    for i in range(a_n):
+        row = sorted(auc[i], reverse=True)
+        best, second = row[0], (row[1] if d > 1 else 0.0)
+        h = bf_binary_mi(y[:, i], y[:, i])
+        other = max([bf_binary_mi(y[:, i], y[:, k]) for k in range(a_n) if k != i] + [0.0])
+        if best >= 0.75 and other / h <= 0.2:
+            total += best - second
+            captured += 1
+    return float(total), captured
+
+
+# ----------------------------------------------------------------------------- TAD
+def test_tad_hand_derived_single_attribute():
+    y = np.array([[0], [0], [1], [1]])
+    z = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    # latent 0 separates (AUC 1); latent 1: pairs (0,0) 1/2, (0,1) 0, (1,0) 1, (1,1) 1/2 -> 1/2
+    assert bf_auroc(y[:, 0], z[:, 1]) == 0.5
+    r = tad(z, y, variant="exact")
+    assert r["tad"] == pytest.approx(0.5, abs=1e-15) and r["tad_attributes_captured"] == 1.0
+    # a flipped latent counts as well: AUC(-z) = 1 - AUC(z)
+    r2 = tad(np.stack([-z[:, 0], z[:, 1]], 1), y, variant="exact")
+    assert r2["tad"] == pytest.approx(0.5, abs=1e-15)
+
+
+def test_tad_correlated_attributes_are_filtered_and_the_score_is_a_sum():
+    rng = np.random.RandomState(0)
+    y1 = rng.randint(0, 2, 200)
+    y3 = rng.randint(0, 2, 200)
+    y = np.stack([y1, y1, y3], 1)  # attributes 0 and 1 identical: MI / H = 1 > 0.2, neither captured
+    z = np.stack([y1 + 0.1 * rng.randn(200), y3 + 0.1 * rng.randn(200), rng.randn(200)], 1)
+    r = tad(z, y, variant="exact")
+    want, cap = bf_tad(z, y)
+    assert cap == 1 and r["tad_attributes_captured"] == 1.0
+    assert r["tad"] == pytest.approx(want, abs=1e-12)
+    # two independent attributes, each with its own latent: the two gaps add up (a sum, not a mean)
+    y2 = np.stack([y1, y3], 1)
+    r2 = tad(z, y2, variant="exact")
+    want2, cap2 = bf_tad(z, y2)
+    assert cap2 == 2 and r2["tad"] == pytest.approx(want2, abs=1e-12)
+    parts = [tad(z, y2[:, [i]], variant="exact")["tad"] for i in range(2)]
+    assert r2["tad"] == pytest.approx(sum(parts), abs=1e-12) and min(parts) > 0.4
+
+
+def test_tad_exact_variant_equals_brute_force_with_ties():
+    rng = np.random.RandomState(4)
+    y = (rng.rand(60, 3) < [0.3, 0.5, 0.7]).astype(int)
+    z = np.round(np.hstack([y + 0.8 * rng.randn(60, 3), rng.randn(60, 2)]), 1)  # ties in every latent
+    r = tad(z, y, variant="exact")
+    want, cap = bf_tad(z, y)
+    assert r["tad"] == pytest.approx(want, abs=1e-12) and r["tad_attributes_captured"] == cap
+    auc = np.array(r.meta["auroc_matrix"])
+    for i in range(3):
+        for j in range(5):
+            a = bf_auroc(y[:, i], z[:, j])
+            assert auc[i, j] == pytest.approx(max(a, 1 - a), abs=1e-14)
+
+
+def test_tad_infodiffusion_equals_brute_force_on_the_training_folds_exactly():
+    # the reference: KFold(5, shuffle, 0); StandardScaler fit on the train split; latents as float32;
+    # TAD on the TRAINING split; AUROCs stored in a float32 tensor; mean and std (ddof 0) over folds
+    from sklearn.model_selection import KFold
+
+    rng = np.random.RandomState(7)
+    y = (rng.rand(150, 3) < [0.4, 0.5, 0.3]).astype(int)
+    z = np.hstack([y * 0.9 + 0.5 * rng.randn(150, 3), rng.randn(150, 2)]) * [1, 3, 0.2, 1, 5] + 2
+    tads, caps = [], []
+    for tr, _ in KFold(5, shuffle=True, random_state=0).split(z):
+        zt = z[tr]
+        zs = ((zt - zt.mean(0)) / zt.std(0)).astype(np.float32)
+        t, c = bf_tad(zs, y[tr], float32=True)
+        tads.append(t)
+        caps.append(c)
+    r = tad(z, y, variant="infodiffusion")
+    assert r.meta["fold_tad"] == pytest.approx(tads, abs=1e-6)
+    assert r["tad"] == pytest.approx(float(np.mean(tads)), abs=1e-6)
+    assert r["tad_attributes_captured"] == np.mean(caps)
+    assert r["tad_std"] == pytest.approx(float(np.std(tads)), abs=1e-6)
+
+
+def test_tad_infodiffusion_keeps_the_reference_float32_arithmetic():
+    # regression: the reference's AUROC tensor is float32 (InfoDiffusion TADMetric: aurocs_all =
+    # torch.ones(...)); gaps and their sum are float32. A float64 matrix gave a different last bits
+    rng = np.random.RandomState(9)
+    y = (rng.rand(113, 2) < 0.45).astype(int)
+    z = np.hstack([y + 0.6 * rng.randn(113, 2), rng.randn(113, 3)])
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    for f, (tr, _) in enumerate(KFold(5, shuffle=True, random_state=0).split(z)):
+        a = torch.FloatTensor(StandardScaler().fit(z[tr]).transform(z[tr]))
+        yt = y[tr]
+        auc = torch.ones((2, 5)) * 0.5
+        for i in range(2):
+            for j in range(5):
+                auc[i, j] = max(roc_auc_score(yt[:, i], a.numpy()[:, j]), roc_auc_score(yt[:, i], -a.numpy()[:, j]))
+        mx, arg = torch.max(auc, dim=1)
+        diffs = torch.zeros(2)
+        for i in range(2):
+            nxt = auc[i].clone()
+            nxt[arg[i]] = 0.0
+            diffs[i] = mx[i] - nxt.max()
+        keep = torch.tensor(tad(z, y, variant="infodiffusion").meta["folds"][f]["captured"])
+        assert tad(z, y, variant="infodiffusion").meta["fold_tad"][f] == diffs[keep].sum().item()
+
+
+def test_tad_constant_attribute_is_skipped_in_robust_mode():
+    rng = np.random.RandomState(1)
+    y = np.stack([rng.randint(0, 2, 80), np.zeros(80, int)], 1)
+    z = np.stack([y[:, 0] + 0.1 * rng.randn(80), rng.randn(80)], 1)
+    r = tad(z, y, variant="exact")
+    want, _ = bf_tad(z, y[:, :1])
+    assert r["tad"] == pytest.approx(want, abs=1e-12) and r["tad_attributes_captured"] == 1.0
+    assert any("[1]" in f for f in r.flags)
+
+
+# ----------------------------------------------------------------------------- latent AUROC
+def test_latent_auroc_equals_pairwise_auroc_of_the_reference_classifier():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    rng = np.random.RandomState(2)
+    y = (rng.rand(100, 2) < [0.5, 0.35]).astype(int)
+    z = np.hstack([y + rng.randn(100, 2), rng.randn(100, 2)]) * [2, 1, 1, 4]
+    folds = []
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(z):
+        mu, sd = z[tr].mean(0), z[tr].std(0)
+        xtr, xte = (z[tr] - mu) / sd, (z[te] - mu) / sd
+        vals = [bf_auroc(y[te, a], LogisticRegression().fit(xtr, y[tr, a]).predict_proba(xte)[:, 1]) for a in range(2)]
+        folds.append(sum(vals) / 2)
+    r = latent_auroc(z, y)
+    assert r.meta["fold_means"] == pytest.approx(folds, abs=1e-9)
+    assert r["latent_auroc"] == pytest.approx(np.mean(folds), abs=1e-9)
+    assert r["latent_auroc_std"] == pytest.approx(np.std(folds), abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- downstream, suite
+def test_statistical_efficiency_is_acc_at_100_and_1000_over_acc_at_the_largest_size():
+    s = {"10:mean_test_accuracy": 0.2, "100:mean_test_accuracy": 0.45, "1000:mean_test_accuracy": 0.8,
+         "10000:mean_test_accuracy": 0.9}
+    e = efficiency(s)
+    assert e == {"efficiency_100": pytest.approx(0.5, abs=1e-15), "efficiency_1000": pytest.approx(0.8 / 0.9, abs=1e-15)}
+
+
+@pytest.mark.parametrize("n,train", [(15000, 10000), (300, 200), (30, 20), (10000, 6667), (7, 5)])
+def test_suite_split_is_ceil_of_two_thirds(n, train):
+    # regression: 1 - 1/3 is one ulp above 2/3, so ceil(N (1 - 1/3)) gave 10001/4999 for 15000 rows
+    from diffrep.metrics.suite import _split
+
+    z = {"codes": np.arange(n, dtype=float)[:, None]}
+
+    class Z(dict):
+        files = property(lambda self: list(self))
+
+    tr, te = _split(Z(z), "codes", "codes_test", 1 / 3)
+    assert len(tr) == train == math.ceil(n * 2 / 3 - 1e-9) and len(te) == n - train
+    assert tr[-1, 0] == train - 1  # the first rows train, the last ones test
