@@ -1,0 +1,54 @@
+"""Faithfulness review of the fast gradient-boosted trees behind DCI and the downstream task
+(diffrep.metrics.gbt) against hand-derived trees: sklearn's ``GradientBoostingClassifier()`` splits a
+node whenever a valid threshold exists, also at zero improvement (``min_impurity_decrease=0``), its
+importances are the impurity decreases n_l n_r / n (mean_l - mean_r)^2 over the root weight, averaged
+over non-trivial trees and normalised; leaf values are sum(r) / sum(p (1 - p)) (docs/metrics.md#dci).
+"""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.ensemble import GradientBoostingClassifier
+
+from diffrep.metrics import gbt
+from diffrep.metrics.dci import dci
+
+
+def _xor_grid(reps=25):
+    g = np.array([(a, b) for a in range(2) for b in range(2)] * reps, dtype=float)
+    return g, g[:, 0].astype(int) ^ g[:, 1].astype(int)
+
+
+def test_xor_factor_needs_the_zero_gain_root_split():
+    # regression: the root of an XOR factor improves nothing on either code (both halves keep mean
+    # residual 0), so a "gain > 0" rule never split it and every tree stayed a single leaf: zero
+    # importances, accuracy 1/2. sklearn splits the root anyway (on a random one of the two codes),
+    # and the depth-2 splits on the other code separate the classes.
+    g, y = _xor_grid()
+    one = gbt.fit_predict(torch.tensor(g), torch.tensor(y), [torch.tensor(g)], n_estimators=1, max_depth=2)
+    imp = one.importances.numpy()
+    assert sorted(imp.tolist()) == [0.0, 1.0]  # the root adds 0; the two depth-2 splits all of it
+    # one stage: pure leaves, residual +-1/2, leaf value (1/2 n) / (n / 4) = +-2, raw = 0.1 * (+-2)
+    assert (one.predictions[0].numpy() == y).all() and one.relevant_trees == 1
+    full = gbt.fit_predict(torch.tensor(g), torch.tensor(y), [torch.tensor(g)])
+    assert full.relevant_trees == 100 and (full.predictions[1].numpy() == y).all()
+    assert full.importances.numpy().min() > 0.1  # split between the codes, as sklearn's random order
+    r = dci(g, y[:, None], g, y[:, None])
+    assert r["dci_informativeness_test"] == 1.0
+
+
+def test_stump_importance_and_leaf_values_by_hand():
+    # binary factor, code 0 splits it perfectly at 0.5, code 1 constant: one depth-1 stump
+    x = np.stack([np.array([0.0, 0.0, 0.0, 1.0, 1.0]), np.full(5, 3.0)], 1)
+    y = np.array([0, 0, 0, 1, 1])
+    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(np.array([[0.2, 3.0], [0.9, 3.0]]))],
+                        n_estimators=1, max_depth=1, learning_rate=1.0)
+    assert r.importances.numpy().tolist() == [1.0, 0.0]
+    # prior log-odds log(2/3); p = 2/5; leaves: left r = -2/5 (3 points), right r = 3/5 (2 points);
+    # value = sum r / sum p (1 - p) = -1.2 / (3 * 0.24) and 1.2 / (2 * 0.24); raw = log(2/3) + lr value
+    left = np.log(2 / 3) + 1.0 * (-1.2 / 0.72)
+    right = np.log(2 / 3) + 1.0 * (1.2 / 0.48)
+    assert left < 0 < right  # so the new points go to classes 0 and 1
+    assert r.predictions[1].numpy().tolist() == [0, 1]
+    sk = GradientBoostingClassifier(n_estimators=1, max_depth=1, learning_rate=1.0).fit(x, y)
+    assert sk.decision_function(np.array([[0.2, 3.0], [0.9, 3.0]])) == pytest.approx([left, right], abs=1e-12)
