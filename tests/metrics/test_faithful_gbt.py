@@ -52,3 +52,19 @@ def test_stump_importance_and_leaf_values_by_hand():
     assert r.predictions[1].numpy().tolist() == [0, 1]
     sk = GradientBoostingClassifier(n_estimators=1, max_depth=1, learning_rate=1.0).fit(x, y)
     assert sk.decision_function(np.array([[0.2, 3.0], [0.9, 3.0]])) == pytest.approx([left, right], abs=1e-12)
+
+
+def test_binary_raw_score_zero_predicts_the_second_class_as_sklearn():
+    # regression: balanced binary factor, codes without any split (constant): every raw score stays at
+    # the prior log-odds log(1) = 0, where sklearn's predict gives class 1 (raw >= 0); ">" gave class 0
+    x = np.full((6, 2), 1.5)
+    y = np.array([3, 7, 3, 7, 7, 3])
+    xe = np.full((4, 2), 1.5)
+    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(xe)])
+    sk = GradientBoostingClassifier().fit(x, y)
+    assert sk.predict(xe).tolist() == [7] * 4
+    assert r.predictions[1].numpy().tolist() == [7] * 4 and r.relevant_trees == 0
+    assert r.importances.numpy().tolist() == [0.0, 0.0]
+    # DCI's test informativeness on an unbalanced test split: 3 of 4 points in class 7 -> 3/4
+    d = dci(x, y[:, None], xe, np.array([[7], [7], [7], [3]]), n_jobs=1)
+    assert d["dci_informativeness_test"] == 0.75

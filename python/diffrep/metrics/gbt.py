@@ -196,6 +196,8 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_esti
         imp = avg / tot if float(tot) > 0 else torch.zeros_like(avg)
     preds = []
     for re in raw_e:
-        ci = (re[0] > 0).to(torch.int64) if k == 2 else re.argmax(dim=0)
+        # binary: class 1 at raw >= 0, as sklearn >= 1.x ``predict`` (0.20's argmax of [1 - p, p] gave
+        # class 0 at raw = 0); multiclass: the first largest, as np.argmax
+        ci = (re[0] >= 0).to(torch.int64) if k == 2 else re.argmax(dim=0)
         preds.append(classes[ci])
     return GBTResult(imp, preds, classes, n_rel)
