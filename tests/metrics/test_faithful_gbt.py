@@ -68,3 +68,19 @@ def test_binary_raw_score_zero_predicts_the_second_class_as_sklearn():
     # DCI's test informativeness on an unbalanced test split: 3 of 4 points in class 7 -> 3/4
     d = dci(x, y[:, None], xe, np.array([[7], [7], [7], [3]]), n_jobs=1)
     assert d["dci_informativeness_test"] == 0.75
+
+
+@pytest.mark.parametrize("k,rounded", [(2, False), (3, True)])
+def test_full_default_boosting_equals_sklearn(k, rounded):
+    # 100 stages of depth 3 with sklearn's defaults; distinct-valued (or 0.1-rounded) codes, a constant
+    # code: importances to 1e-12 and every prediction equal (all thresholds are candidates here)
+    rng = np.random.RandomState(k)
+    y = rng.randint(0, k, 80)
+    x = np.stack([y + rng.randn(80), np.full(80, 2.0), 0.01 * rng.randn(80) + 0.3 * y], 1)
+    if rounded:
+        x = np.round(x, 1)
+    xe = rng.randn(30, 3) + 1
+    sk = GradientBoostingClassifier(random_state=0).fit(x, y)
+    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(xe)], max_bins=10**6)
+    np.testing.assert_allclose(r.importances.numpy(), sk.feature_importances_, atol=1e-12)
+    assert (r.predictions[0].numpy() == sk.predict(x)).all() and (r.predictions[1].numpy() == sk.predict(xe)).all()
