@@ -203,3 +203,13 @@ def test_suite_split_is_ceil_of_two_thirds(n, train):
     tr, te = _split(Z(z), "codes", "codes_test", 1 / 3)
     assert len(tr) == train == math.ceil(n * 2 / 3 - 1e-9) and len(te) == n - train
     assert tr[-1, 0] == train - 1  # the first rows train, the last ones test
+
+
+def test_tad_tied_best_latents_give_a_zero_gap():
+    # the argmax entry is zeroed and the max taken again: a duplicated best latent is its own runner-up
+    rng = np.random.RandomState(6)
+    y = rng.randint(0, 2, (120, 1))
+    z0 = y[:, 0] + 0.2 * rng.randn(120)
+    r = tad(np.stack([z0, rng.randn(120), z0], 1), y, variant="exact")
+    assert r["tad"] == 0.0 and r["tad_attributes_captured"] == 1.0  # captured (max >= 0.75), gap 0
+    assert r.meta["max_auroc"][0] == r.meta["runner_up"][0] > 0.75
