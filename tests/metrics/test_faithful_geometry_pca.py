@@ -49,5 +49,5 @@ def test_pca1_units_equals_a_brute_force_svd_and_sklearn():
         np.testing.assert_allclose(out[:, u], x @ comp, atol=1e-10)
         sk = PCA(n_components=1).fit_transform(units[:, u, :])[:, 0]
         # the sign rule (largest-magnitude entry of the component positive) is that of sklearn's
-        # svd_flip on the components (sklearn >= 1.5 PCA): the same scalars as DisDiff's PCA(1)
+        # svd_flip(u_based_decision=False) in the installed sklearn PCA: the same scalars as DisDiff's PCA(1)
         np.testing.assert_allclose(out[:, u], sk, atol=1e-10)
