@@ -164,3 +164,14 @@ def test_fid_from_features_uses_ddof1_covariances():
     sx = math.sqrt(sum((v - 2.0) ** 2 for v in (0, 1, 2, 5)) / 3)
     sy = math.sqrt(sum((v - 2.0) ** 2 for v in (1, 1, 4)) / 2)
     assert G.fid_from_features(x, y) == pytest.approx((2.0 - 2.0) ** 2 + (sx - sy) ** 2, rel=1e-13)
+
+
+def test_infoc_leaves_out_an_uninformative_source_and_says_so():
+    # discrete latents carrying source 0 only; source 1 has NMI 0 with every latent (full grid): the
+    # reference's InfoC is 0/0 = NaN; robust mode averages over the other sources and flags source 1
+    s = _grid_sources()
+    z = np.stack([s[:, 0], s[:, 0] + 10], 1)
+    r = infomec(z, s, discrete_latents=True, estimator="sklearn")
+    assert r["infoc"] == pytest.approx((1 / 2 - 1 / 2) / (1 - 1 / 2), abs=1e-12)  # source 0 split over 2
+    assert any("sources [1]" in f and "InfoC" in f for f in r.flags)
+    assert math.isnan(infomec(z, s, discrete_latents=True, mode="parity")["infoc"])

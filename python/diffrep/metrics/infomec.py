@@ -173,6 +173,9 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
                 infom = ((np.mean(nk.max(axis=0) / nk.sum(axis=0)) - 1 / nf) / (1 - 1 / nf)
                          if nk.shape[1] and nf > 1 else float("nan"))
                 rows = na.sum(axis=1) > 0
+                if (~rows).any() and d_act > 1:
+                    flags.append(f"sources {np.nonzero(~rows)[0].tolist()} have all-zero NMI over the active "
+                                 "latents: left out of InfoC")
                 if d_act <= 1:
                     flags.append(f"{d_act} active latent: InfoC undefined")
                     infoc = float("nan")
