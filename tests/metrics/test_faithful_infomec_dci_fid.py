@@ -175,3 +175,25 @@ def test_infoc_leaves_out_an_uninformative_source_and_says_so():
     assert r["infoc"] == pytest.approx((1 / 2 - 1 / 2) / (1 - 1 / 2), abs=1e-12)  # source 0 split over 2
     assert any("sources [1]" in f and "InfoC" in f for f in r.flags)
     assert math.isnan(infomec(z, s, discrete_latents=True, mode="parity")["infoc"])
+
+
+def test_float32_latents_are_standardised_in_float32_as_the_reference():
+    # regression: the reference standardises each latent with StandardScaler, which keeps float32;
+    # sklearn then casts to float64 and adds its 1e-10 noise. For quantised latents the float32
+    # rounding of equal gaps outweighs that noise and decides the neighbour order: a float64
+    # standardisation moved the NMI by 5e-3 here.
+    from sklearn.feature_selection import mutual_info_classif
+    from sklearn.metrics import mutual_info_score
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(0)
+    s = np.stack([rng.randint(0, 4, 600), rng.randint(0, 3, 600)], 1)
+    z = np.stack([np.round(s[:, 0] + 0.7 * rng.randn(600), 1) * 0.37, np.round(rng.randn(600) + s[:, 1], 1) * 1.3,
+                  np.round(rng.randn(600), 1)], 1).astype(np.float32)
+    want = np.zeros((2, 3))
+    for i in range(2):
+        for j in range(3):
+            zj = StandardScaler().fit_transform(z[:, j][:, None])
+            want[i, j] = mutual_info_classif(zj, s[:, i], discrete_features=False, n_neighbors=10, random_state=0)[0]
+        want[i] /= mutual_info_score(s[:, i], s[:, i])
+    np.testing.assert_allclose(np.array(infomec(z, s, seed=0).meta["nmi"]), want, atol=1e-12)

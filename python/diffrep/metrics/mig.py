@@ -7,7 +7,6 @@ Chen et al. (which integrates q(z|x)); see docs/metrics.md#mig.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..ops import metrics as ops
@@ -30,10 +29,7 @@ def bin_dtype(codes) -> torch.dtype:
     """The dtype ``np.histogram`` computes a code's bin edges in: float32 for float32 (and
     half-precision) codes, float64 otherwise (docs/metrics.md#mig). A float32 code value that lies
     on a float32-rounded edge changes bin when the edges are computed in float64 instead."""
-    dt = getattr(codes, "dtype", None)
-    if dt in (np.float32, np.float16, torch.float32, torch.float16, torch.bfloat16):
-        return torch.float32
-    return torch.float64
+    return torch.float32 if _checks.is_float32(codes) else torch.float64
 
 
 def mig(codes, factors, num_bins: int = 20, mode: str = "robust") -> Result:
