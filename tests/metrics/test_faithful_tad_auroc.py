@@ -213,3 +213,43 @@ def test_tad_tied_best_latents_give_a_zero_gap():
     r = tad(np.stack([z0, rng.randn(120), z0], 1), y, variant="exact")
     assert r["tad"] == 0.0 and r["tad_attributes_captured"] == 1.0  # captured (max >= 0.75), gap 0
     assert r.meta["max_auroc"][0] == r.meta["runner_up"][0] > 0.75
+
+
+def _near_duplicates():
+    """float32 latents where 60 points sit one float32 ulp above 60 others."""
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 2, (200, 2))
+    z = (y * 1.0 + rng.randn(200, 2)).astype(np.float32)
+    idx = rng.choice(200, 120, replace=False)
+    z[idx[:60]] = np.nextafter(z[idx[60:]], np.float32(np.inf))
+    return z, y
+
+
+def test_float32_latents_are_standardised_in_float32_for_tad_and_latent_auroc():
+    # regression: InfoDiffusion standardises with StandardScaler, which keeps float32 latents in
+    # float32 (two roundings); standardising in float64 and rounding once split or merged points one
+    # ulp apart and moved AUROCs by ~1e-4
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    z, y = _near_duplicates()
+    tads, folds = [], []
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(z):
+        sc = StandardScaler().fit(z[tr])
+        a = sc.transform(z[tr])
+        assert a.dtype == np.float32
+        tads.append(bf_tad(a, y[tr], float32=True)[0])
+        b = sc.transform(z[te])
+        folds.append(np.mean([bf_auroc(y[te, i], LogisticRegression().fit(a, y[tr, i]).predict_proba(b)[:, 1])
+                              for i in range(2)]))
+    r = tad(z, y, variant="infodiffusion")
+    assert r.meta["fold_tad"] == pytest.approx(tads, abs=1e-7)
+    aucs = [f["max_auroc"] for f in r.meta["folds"]]
+    sk = []
+    for tr, _ in KFold(5, shuffle=True, random_state=0).split(z):
+        a = StandardScaler().fit(z[tr]).transform(z[tr])
+        sk.append([max(max(bf_auroc(y[tr, i], a[:, j]), 1 - bf_auroc(y[tr, i], a[:, j])) for j in range(2))
+                   for i in range(2)])
+    np.testing.assert_allclose(np.array(aucs), np.array(sk, dtype=np.float32), atol=0)
+    assert latent_auroc(z, y).meta["fold_means"] == pytest.approx(folds, abs=1e-12)

@@ -115,6 +115,8 @@ def tad(codes, attributes, variant: str = "infodiffusion", mode: str = "robust",
         from sklearn.preprocessing import StandardScaler
 
         zn = _checks.numpy(z)
+        # the reference's StandardScaler keeps float32 latents in float32 (then torch.FloatTensor)
+        zn = zn.astype(np.float32) if _checks.is_float32(codes) else zn
         tads, caps, folds = [], [], []
         for tr, _te in KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(zn):
             ztr = StandardScaler().fit(zn[tr]).transform(zn[tr]).astype(np.float32)
