@@ -290,8 +290,8 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
         return ctr, ftr, cte, fte
 
     def as_returned(c):
-        # the codes are float64 copies; float32 codes are binned with float32 edges, as
-        # disentanglement_lib's np.histogram bins a float32 network's codes (exact: the values are float32)
+        # the codes are float64 copies; float32 codes go back as float32 where the reference computes
+        # in the codes' dtype (np.histogram edges, InfoMEC's StandardScaler; exact: the values are float32)
         return c.astype(np.float32) if enc.float32 else c
 
     for m in progress(metrics, total=len(metrics), desc="metrics", unit="metric", leave=True):
@@ -300,7 +300,7 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
             results.append(_mig(as_returned(c), f, mode=mode))
         elif m == "infomec":
             c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
-            results.append(_infomec(c, f, mode=mode))
+            results.append(_infomec(as_returned(c), f, mode=mode))
         elif m == "dci":
             results.append(_dci(*train_test(), estimator=estimator, mode=mode))
         elif m == "sap":
