@@ -301,3 +301,29 @@ def test_evaluate_bins_a_float32_representation_with_float32_edges():
     assert r["mig"] == pytest.approx(want32, abs=1e-13)
     r64 = evaluate(data, lambda x: rep(x).astype(np.float64), metrics=("mig",), num_train=200, num_test=50)
     assert r64["mig"] == pytest.approx(want64, abs=1e-13)
+
+
+# ----------------------------------------------------------------------------- gaps the mutation run showed
+def test_mig_with_another_bin_count_equals_brute_force():
+    rng = np.random.RandomState(21)
+    f = np.stack([rng.randint(0, 3, 70), rng.randint(0, 4, 70)], 1)
+    codes = np.stack([f[:, 0] + 0.5 * rng.randn(70), f[:, 1] + 0.5 * rng.randn(70), rng.randn(70)], 1)
+    labels = [bf_bins(codes[:, i], num_bins=5) for i in range(3)]
+    m = np.array([[bf_mi(lab, list(f[:, j])) for j in range(2)] for lab in labels])
+    h = [bf_entropy(list(f[:, j])) for j in range(2)]
+    want = np.mean([(sorted(m[:, j])[-1] - sorted(m[:, j])[-2]) / h[j] for j in range(2)])
+    r = mig(codes, f, num_bins=5)
+    assert r["mig"] == pytest.approx(want, abs=1e-13) and r.meta["num_bins"] == 5
+    assert r["mig"] != pytest.approx(mig(codes, f)["mig"], abs=1e-6)  # 20 bins give another value
+
+
+def test_mig_guards_report_what_they_did():
+    y = np.stack([np.repeat(np.arange(2), 5), np.zeros(10, int), np.full(10, 3)], 1)
+    codes = np.stack([y[:, 0] * 1.0, np.full(10, 4.0), np.arange(10.0)], 1)
+    r = mig(codes, y)
+    assert any("constant factors [1, 2]" in f for f in r.flags)
+    assert any("constant codes [1]" in f for f in r.flags)
+    # every factor constant: nothing to average -> 0, flagged
+    allc = mig(codes, y[:, 1:])
+    assert allc["mig"] == 0.0 and any("constant factors [0, 1]" in f for f in allc.flags)
+    assert math.isnan(mig(codes, y[:, 1:], mode="parity")["discrete_mig"])

@@ -253,3 +253,119 @@ def test_float32_latents_are_standardised_in_float32_for_tad_and_latent_auroc():
                    for i in range(2)])
     np.testing.assert_allclose(np.array(aucs), np.array(sk, dtype=np.float32), atol=0)
     assert latent_auroc(z, y).meta["fold_means"] == pytest.approx(folds, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- gaps the mutation run showed
+def test_label_mi_matrix_and_filter_values_equal_the_references_float32_arithmetic():
+    # InfoDiffusion / DisDiff: p_i = count / n and joints in float32, terms FF, FT, TF, TT added in that
+    # order into a float32 matrix; ent_red_prop = 1 - (H_i - max_{k != i} MI_ik) / H_i
+    from diffrep.metrics.tad import binary_mi_matrix
+
+    rng = np.random.RandomState(8)
+    base = rng.randint(0, 2, 300)
+    y = np.stack([base, base ^ (rng.rand(300) < 0.1), rng.randint(0, 2, 300), (rng.rand(300) < 0.07).astype(int)], 1)
+    t = torch.from_numpy(y).to(torch.int32)
+    nt = 1 - t
+    want = torch.zeros((4, 4))
+    for i in range(4):
+        pi1 = t[:, i].sum() / t.shape[0]
+        for j in range(4):
+            pj1 = t[:, j].sum() / t.shape[0]
+            for a, b, pa, pb in ((nt[:, i], nt[:, j], 1.0 - pi1, 1.0 - pj1), (nt[:, i], t[:, j], 1.0 - pi1, pj1),
+                                 (t[:, i], nt[:, j], pi1, 1.0 - pj1), (t[:, i], t[:, j], pi1, pj1)):
+                jp = torch.logical_and(a, b).sum() / a.numel()
+                if jp != 0 and pa != 0 and pb != 0:
+                    want[i][j] += jp * torch.log(jp / (pa * pb))
+    got = binary_mi_matrix(torch.from_numpy(y).to(torch.bool))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    for i in range(4):  # and the nats values by counting
+        for j in range(4):
+            assert float(got[i, j]) == pytest.approx(bf_binary_mi(y[:, i], y[:, j]), abs=1e-6)
+    z = np.hstack([y + 0.3 * rng.randn(300, 4), rng.randn(300, 1)])
+    r = tad(z, y, variant="exact")
+    h = [bf_binary_mi(y[:, i], y[:, i]) for i in range(4)]
+    for i in range(4):
+        other = max(bf_binary_mi(y[:, i], y[:, k]) for k in range(4) if k != i)
+        assert r.meta["ent_red_prop"][i] == pytest.approx(other / h[i], abs=1e-5)
+    assert r.meta["captured"] == [False, False, True, True]  # 0 and 1 share 60% of their entropy
+    auc = np.array(r.meta["auroc_matrix"])
+    srt = np.sort(auc, axis=1)
+    assert r.meta["runner_up"] == pytest.approx(srt[:, -2].tolist(), abs=1e-12)
+    assert r["tad"] == pytest.approx(float((srt[2:, -1] - srt[2:, -2]).sum()), abs=1e-12)
+
+
+def test_auroc_of_exactly_075_is_captured():
+    # y = 0 0 1 1, latent 0 = 0 2 1 3: 3 of the 4 (positive, negative) pairs ordered -> AUROC 3/4,
+    # captured (>= 0.75); latent 1 gives 1/2, so TAD = 1/4
+    y = np.array([[0], [0], [1], [1]])
+    z = np.array([[0.0, 0.0], [2.0, 1.0], [1.0, 0.0], [3.0, 1.0]])
+    assert bf_auroc(y[:, 0], z[:, 0]) == 0.75 and bf_auroc(y[:, 0], z[:, 1]) == 0.5
+    r = tad(z, y, variant="exact")
+    assert r["tad_attributes_captured"] == 1.0 and r["tad"] == pytest.approx(0.25, abs=1e-15)
+
+
+def test_infodiffusion_float64_latents_are_standardised_in_float64():
+    # a large offset: float64 latents must not be cast to float32 before standardising (the values
+    # 1e8 + u would collapse onto a grid of 8)
+    from sklearn.model_selection import KFold
+
+    rng = np.random.RandomState(12)
+    y = rng.randint(0, 2, (100, 2))
+    z = 1e8 + np.hstack([y + rng.randn(100, 2), rng.randn(100, 1)])
+    tads = []
+    for tr, _ in KFold(5, shuffle=True, random_state=0).split(z):
+        zt = z[tr]
+        tads.append(bf_tad(((zt - zt.mean(0)) / zt.std(0)).astype(np.float32), y[tr], float32=True)[0])
+    assert tad(z, y, variant="infodiffusion").meta["fold_tad"] == pytest.approx(tads, abs=1e-6)
+
+
+def test_infodiffusion_constant_attribute_in_the_folds_is_flagged_not_raised():
+    rng = np.random.RandomState(13)
+    y = np.stack([rng.randint(0, 2, 60), np.ones(60, int)], 1)
+    z = np.stack([y[:, 0] + 0.2 * rng.randn(60), rng.randn(60)], 1)
+    r = tad(z, y, variant="infodiffusion")
+    assert r["tad_attributes_captured"] == 1.0 and any("[1]" in f for f in r.flags)
+    with pytest.raises(ValueError):
+        tad(z, y, variant="infodiffusion", mode="parity")
+
+
+def bf_sweep_auroc(y, z, step):
+    """DisDiff / NashAE threshold sweep for one (attribute, latent) pair, float32 thresholds
+    t (max - min) + min for t in arange(0, 1.0001, step); per direction (z >= thr, z < thr) the
+    (FPR, TPR) points sorted per column and the right-endpoint sum; the better direction; a latent
+    with range <= 0.2 keeps 0.5."""
+    z = torch.from_numpy(np.asarray(z, dtype=np.float32))
+    ma, mi = z.max(), z.min()
+    if not float(ma - mi) > 0.2:
+        return 0.5
+    pos = int(y.sum())
+    neg = len(y) - pos
+    best = -1.0
+    for ge in (True, False):
+        pts = []
+        for t in torch.arange(0.0, 1.0001, step=step):
+            thr = t * (ma - mi) + mi
+            pred = [(float(v) >= float(thr)) if ge else (float(v) < float(thr)) for v in z]
+            tp = sum(1 for p, lab in zip(pred, y) if p and lab == 1)
+            fp = sum(1 for p, lab in zip(pred, y) if p and lab == 0)
+            pts.append((fp / neg, tp / pos))
+        fprs = sorted(p[0] for p in pts)
+        tprs = sorted(p[1] for p in pts)
+        best = max(best, sum(tprs[k] * (fprs[k] - fprs[k - 1]) for k in range(1, len(pts))))
+    return best
+
+
+@pytest.mark.parametrize("variant,step", [("disdiff", 0.1), ("nashae", 0.01)])
+def test_sweep_variants_equal_brute_force(variant, step):
+    rng = np.random.RandomState(14)
+    y = (rng.rand(80, 2) < [0.4, 0.6]).astype(int)
+    z = np.hstack([y + 0.5 * rng.randn(80, 2), 0.02 * rng.randn(80, 1)])  # the last latent: range <= 0.2
+    r = tad(z, y, variant=variant)
+    auc = np.array(r.meta["auroc_matrix"])
+    for i in range(2):
+        for j in range(3):
+            assert auc[i, j] == pytest.approx(bf_sweep_auroc(y[:, i], z[:, j], step), abs=1e-6)
+    assert (auc[:, 2] == 0.5).all() and r.meta["thresholds"] == {"disdiff": 11, "nashae": 101}[variant]
+    srt = np.sort(auc, axis=1)
+    keep = np.array(r.meta["captured"])
+    assert r["tad"] == pytest.approx(float((srt[keep, -1] - srt[keep, -2]).sum()), abs=1e-12)
