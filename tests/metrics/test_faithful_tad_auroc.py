@@ -359,13 +359,15 @@ def bf_sweep_auroc(y, z, step):
 def test_sweep_variants_equal_brute_force(variant, step):
     rng = np.random.RandomState(14)
     y = (rng.rand(80, 2) < [0.4, 0.6]).astype(int)
-    z = np.hstack([y + 0.5 * rng.randn(80, 2), 0.02 * rng.randn(80, 1)])  # the last latent: range <= 0.2
+    # latent 2 (range ~0.6) is evaluated; latent 3 (range <= 0.2) keeps 0.5
+    z = np.hstack([y + 0.5 * rng.randn(80, 2), 0.6 * rng.rand(80, 1) + 0.1 * y[:, :1], 0.02 * rng.randn(80, 1)])
     r = tad(z, y, variant=variant)
     auc = np.array(r.meta["auroc_matrix"])
+    assert 0.2 < np.ptp(z[:, 2]) < 1.0 and np.ptp(z[:, 3]) <= 0.2
     for i in range(2):
-        for j in range(3):
+        for j in range(4):
             assert auc[i, j] == pytest.approx(bf_sweep_auroc(y[:, i], z[:, j], step), abs=1e-6)
-    assert (auc[:, 2] == 0.5).all() and r.meta["thresholds"] == {"disdiff": 11, "nashae": 101}[variant]
+    assert (auc[:, 3] == 0.5).all() and auc[0, 2] != 0.5 and r.meta["thresholds"] == {"disdiff": 11, "nashae": 101}[variant]
     srt = np.sort(auc, axis=1)
     keep = np.array(r.meta["captured"])
     assert r["tad"] == pytest.approx(float((srt[keep, -1] - srt[keep, -2]).sum()), abs=1e-12)
