@@ -96,3 +96,26 @@ def test_boosting_equals_sklearn_where_sklearn_has_no_ties(k, depth, stages, rou
     # K values at the first stage) are picked by floating-point rounding, which differs from sklearn's
     # running sums, so a few new points between two such thresholds can fall on the other side
     assert agree == 1.0 if k == 2 else agree >= 0.9
+
+
+def test_candidate_thresholds_midpoints_the_1e7_rule_and_the_bin_cap():
+    # midpoints of adjacent distinct float32 values; values closer than 1e-7 are never split apart;
+    # more than max_bins - 1 midpoints: max_bins - 1 of them at evenly spaced ranks
+    x = torch.tensor([[0.0, 0.0], [5e-8, 1.0], [1.0, 2.0], [3.0, 3.0], [3.0, 9.0]], dtype=torch.float32)
+    thr = gbt._bin_features(x, 256)
+    lo = float(torch.tensor(5e-8, dtype=torch.float32))
+    assert thr[0, :2].tolist() == [lo / 2 + 0.5, 2.0] and thr[0, 2:].isinf().all()  # 0 | 5e-8 not split
+    assert thr[1, :4].tolist() == [0.5, 1.5, 2.5, 6.0]
+    capped = gbt._bin_features(torch.arange(10, dtype=torch.float32)[:, None], 4)
+    assert capped[0].tolist() == [0.5, 4.5, 8.5]  # ranks 0, 4, 8 of the 9 midpoints
+
+
+def test_a_point_on_a_threshold_goes_left_as_sklearn():
+    # sklearn sends x <= threshold to the left child
+    x = np.array([[0.0], [0.0], [1.0], [1.0]])
+    y = np.array([0, 0, 1, 1])
+    on = np.array([[0.5], [0.5000001]])
+    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(on)], n_estimators=5, max_depth=1,
+                        learning_rate=1.0)
+    sk = GradientBoostingClassifier(n_estimators=5, max_depth=1, learning_rate=1.0).fit(x, y)
+    assert sk.predict(on).tolist() == [0, 1] and r.predictions[1].numpy().tolist() == [0, 1]
