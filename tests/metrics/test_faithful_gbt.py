@@ -119,3 +119,37 @@ def test_a_point_on_a_threshold_goes_left_as_sklearn():
                         learning_rate=1.0)
     sk = GradientBoostingClassifier(n_estimators=5, max_depth=1, learning_rate=1.0).fit(x, y)
     assert sk.predict(on).tolist() == [0, 1] and r.predictions[1].numpy().tolist() == [0, 1]
+
+
+def test_defaults_are_sklearns_and_two_samples_can_be_split():
+    import inspect
+
+    sig = inspect.signature(gbt.fit_predict).parameters
+    sk = GradientBoostingClassifier()
+    assert (sig["n_estimators"].default, sig["learning_rate"].default, sig["max_depth"].default) == \
+        (sk.n_estimators, sk.learning_rate, sk.max_depth) == (100, 0.1, 3)
+    assert (sig["max_bins"].default, sig["seed"].default) == (256, 0)  # diffrep's choices
+    # min_samples_split = 2: a node of two samples is split
+    r = gbt.fit_predict(torch.tensor([[0.0], [1.0]]), torch.tensor([0, 1]), [], n_estimators=1, max_depth=1)
+    assert r.relevant_trees == 1 and r.importances.tolist() == [1.0]
+
+
+def test_feature_ties_are_broken_by_the_seeded_generator():
+    # the XOR root: both codes gain 0; the choice is random but reproducible for a seed (sklearn's
+    # is unseeded); importances then split between the codes
+    g, y = _xor_grid()
+    a = gbt.fit_predict(torch.tensor(g), torch.tensor(y), [], seed=3).importances
+    b = gbt.fit_predict(torch.tensor(g), torch.tensor(y), [], seed=3).importances
+    c = [gbt.fit_predict(torch.tensor(g), torch.tensor(y), [], seed=s).importances[0].item() for s in range(4)]
+    assert torch.equal(a, b) and len(set(c)) > 1
+
+
+def test_only_zero_gain_trees_give_zero_importances_where_sklearn_divides_by_zero():
+    # XOR with stumps: every tree splits at zero gain; sklearn's normalisation is 0/0 = NaN,
+    # the fast GBT reports zeros (DCI's robust mode then flags the all-zero column)
+    g, y = _xor_grid()
+    r = gbt.fit_predict(torch.tensor(g), torch.tensor(y), [], max_depth=1)
+    assert r.relevant_trees == 100 and r.importances.tolist() == [0.0, 0.0]
+    with np.errstate(invalid="ignore"):
+        sk = GradientBoostingClassifier(max_depth=1, random_state=0).fit(g, y)
+        assert np.isnan(sk.feature_importances_).all()
