@@ -106,6 +106,8 @@ def test_candidate_thresholds_midpoints_the_1e7_rule_and_the_bin_cap():
     lo = float(torch.tensor(5e-8, dtype=torch.float32))
     assert thr[0, :2].tolist() == [lo / 2 + 0.5, 2.0] and thr[0, 2:].isinf().all()  # 0 | 5e-8 not split
     assert thr[1, :4].tolist() == [0.5, 1.5, 2.5, 6.0]
+    near = gbt._bin_features(torch.tensor([[0.0], [5e-8], [0.0], [5e-8]], dtype=torch.float32), 256)
+    assert near.shape == (1, 1) and near.isinf().all()  # two values, no threshold between them
     capped = gbt._bin_features(torch.arange(10, dtype=torch.float32)[:, None], 4)
     assert capped[0].tolist() == [0.5, 4.5, 8.5]  # ranks 0, 4, 8 of the 9 midpoints
 
