@@ -87,8 +87,9 @@ def test_boosting_equals_sklearn_where_sklearn_has_no_ties(k, depth, stages, rou
     sk = [GradientBoostingClassifier(n_estimators=stages, max_depth=depth, random_state=s).fit(x, y) for s in (0, 1)]
     assert np.abs(sk[0].feature_importances_ - sk[1].feature_importances_).max() < 1e-12
     assert (sk[0].feature_importances_[[0, 2]] > 0.02).all()  # the trees use several codes
-    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(xe)], n_estimators=stages, max_depth=depth,
-                        max_bins=10**6)
+    # the rounded codes have < 256 distinct values: the default max_bins and max_depth (3) are used
+    kw = {} if rounded else {"max_depth": depth, "max_bins": 10**6}
+    r = gbt.fit_predict(torch.tensor(x), torch.tensor(y), [torch.tensor(xe)], n_estimators=stages, **kw)
     np.testing.assert_allclose(r.importances.numpy(), sk[0].feature_importances_, atol=1e-12)
     assert (r.predictions[0].numpy() == sk[0].predict(x)).all()
     agree = (r.predictions[1].numpy() == sk[0].predict(xe)).mean()
