@@ -44,6 +44,13 @@ def train_test(ctr, ftr, cte, fte):
     return a, b, c.to(a.device), d.to(a.device)
 
 
+def is_float32(x) -> bool:
+    """Whether ``x`` (array or tensor, before validation) holds float32 (or half-precision) values:
+    the references then compute in float32 where dtype-preserving NumPy/scikit-learn steps see them
+    (``np.histogram`` edges, ``StandardScaler``), which diffrep reproduces (docs/metrics.md)."""
+    return getattr(x, "dtype", None) in (np.float32, np.float16, torch.float32, torch.float16, torch.bfloat16)
+
+
 def numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 

@@ -31,6 +31,8 @@ def latent_auroc(codes, attributes, n_splits: int = 5, seed: int = 0, mode: str 
 
     _checks.mode(mode)
     z = _checks.numpy(_checks.codes(codes))
+    # float32 latents are standardised in float32, as the reference's StandardScaler keeps them
+    z = z.astype(np.float32) if _checks.is_float32(codes) else z
     y = _checks.numpy(_checks.factors(attributes, "attributes", z.shape[0]))
     if not np.isin(y, (0, 1)).all():
         raise ValueError("attributes: expected binary 0/1 labels")

@@ -19,7 +19,9 @@ chosen evenly in rank among the distinct values); between equally good features 
 uniformly at random from a SEEDED generator (sklearn's random feature order does the same,
 unseeded), so duplicated codes share importance as in the reference; within a feature the lowest
 threshold wins (as sklearn's scan). Deterministic for a given seed.
-As in sklearn's splitter, adjacent values closer than 1e-7 are never split apart.
+As in sklearn's splitter, adjacent values closer than 1e-7 are never split apart, and a node with
+impurity above float64 eps is split whenever a valid threshold exists, even when the best split
+improves nothing (sklearn's ``min_impurity_decrease=0``).
 """
 
 from __future__ import annotations
@@ -157,7 +159,9 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_esti
             bj = prio.argmax(dim=1)
             bb = torch.gather(fbin, 1, bj.unsqueeze(1)).squeeze(1)
             impurity = q_node / c_node.clamp_min(1) - (s_node / c_node.clamp_min(1)) ** 2
-            split = (c_node >= 2) & (impurity > eps) & (best_gain > 0)
+            # sklearn splits whenever a valid threshold exists, even at zero improvement (its
+            # min_impurity_decrease is 0): an XOR-like node gains nothing at depth 1 and everything below
+            split = (c_node >= 2) & (impurity > eps) & (best_gain >= 0)
             if depth == 0:
                 relevant += split.view(t_trees, nn)[:, 0].to(torch.int64)
             contrib = torch.where(split, best_gain, torch.zeros_like(best_gain)) / n
@@ -192,6 +196,8 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_esti
         imp = avg / tot if float(tot) > 0 else torch.zeros_like(avg)
     preds = []
     for re in raw_e:
-        ci = (re[0] > 0).to(torch.int64) if k == 2 else re.argmax(dim=0)
+        # binary: class 1 at raw >= 0, as sklearn >= 1.x ``predict`` (0.20's argmax of [1 - p, p] gave
+        # class 0 at raw = 0); multiclass: the first largest, as np.argmax
+        ci = (re[0] >= 0).to(torch.int64) if k == 2 else re.argmax(dim=0)
         preds.append(classes[ci])
     return GBTResult(imp, preds, classes, n_rel)

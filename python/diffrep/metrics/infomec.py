@@ -110,7 +110,8 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
     """InfoM (modularity), InfoC (compactness), InfoE (explicitness) of ``codes`` for ``factors``.
 
     Reference (``latent_quantization-standalone``): sources label-encoded; NMI_ij = I(s_i; z_j) /
-    H(s_i) with the kNN estimator (k = 10) on StandardScaler'd latents, or the plug-in MI for
+    H(s_i) with the kNN estimator (k = 10) on StandardScaler'd latents (per latent, in the
+    latents' dtype: float32 latents are standardised in float32 as the reference does), or the plug-in MI for
     discrete latents; active latents have range > max range / 20 (continuous) or > 0 (discrete);
     InfoM = (mean_{active j} max_i NMI_ij / sum_i NMI_ij - 1/F) / (1 - 1/F);
     InfoC = (mean_i max_{active j} NMI_ij / sum_{active j} NMI_ij - 1/d_act) / (1 - 1/d_act);
@@ -137,6 +138,9 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
     c, f = _checks.pair(codes, factors)
     flags = []
     z = _checks.numpy(c)
+    # float32 latents stay float32 where the reference's steps keep them so (StandardScaler, the
+    # ranges); exact, as the float64 copy holds float32 values
+    z_in = z.astype(np.float32) if _checks.is_float32(codes) else z
     s = np.stack([np.unique(col, return_inverse=True)[1] for col in _checks.numpy(f).T], axis=1)
     nf = s.shape[1]
     h = _checks.numpy(ops.mi_matrix(torch.from_numpy(s), torch.from_numpy(s))[1])
@@ -146,7 +150,8 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
     else:
         from sklearn.preprocessing import StandardScaler
 
-        zs = StandardScaler().fit_transform(z)
+        # one StandardScaler per latent, in the latents' dtype, as the reference
+        zs = np.concatenate([StandardScaler().fit_transform(z_in[:, [j]]) for j in range(z_in.shape[1])], axis=1)
         mi = mutual_info_classif_like(zs, s, seed=seed if mode == "robust" else None, k=n_neighbors)
     with np.errstate(divide="ignore", invalid="ignore"):
         nmi = (mi / h[None, :]).T  # (F, d)
@@ -155,7 +160,7 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
         flags.append(f"sources {const_src} constant (H = 0)")
         if mode == "robust":
             nmi[const_src, :] = 0.0
-    ranges = z.max(axis=0) - z.min(axis=0)
+    ranges = z_in.max(axis=0) - z_in.min(axis=0)
     active = ranges > 0 if discrete_latents else ranges > ranges.max() / 20
     d_act = int(active.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -173,6 +178,9 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
                 infom = ((np.mean(nk.max(axis=0) / nk.sum(axis=0)) - 1 / nf) / (1 - 1 / nf)
                          if nk.shape[1] and nf > 1 else float("nan"))
                 rows = na.sum(axis=1) > 0
+                if (~rows).any() and d_act > 1:
+                    flags.append(f"sources {np.nonzero(~rows)[0].tolist()} have all-zero NMI over the active "
+                                 "latents: left out of InfoC")
                 if d_act <= 1:
                     flags.append(f"{d_act} active latent: InfoC undefined")
                     infoc = float("nan")
@@ -182,7 +190,7 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
         else:
             infom = (np.mean(na.max(axis=0) / na.sum(axis=0)) - 1 / nf) / (1 - 1 / nf)
             infoc = (np.mean(na.max(axis=1) / na.sum(axis=1)) - 1 / d_act) / (1 - 1 / d_act)
-    infoe = _infoe(z, s, discrete_latents, mode, estimator, flags)
+    infoe = _infoe(z_in, s, discrete_latents, mode, estimator, flags)
     return Result({"infom": float(infom), "infoc": float(infoc), "infoe": infoe}, "infomec",
                   f"latent_quantization-standalone/{mode}", estimator=estimator, discrete_latents=discrete_latents,
                   seed=seed if (mode == "robust" and not discrete_latents) else None, n_neighbors=n_neighbors,

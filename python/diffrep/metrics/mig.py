@@ -18,10 +18,18 @@ def discretised_mi(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = 2
     """(m (d, F), H (F,)): MI of each histogram-discretised code with each factor, in nats.
 
     disentanglement_lib ``utils._histogram_discretize`` + ``discrete_mutual_info`` +
-    ``discrete_entropy``.
+    ``discrete_entropy``. The bin edges are computed in the dtype of ``codes``, as
+    ``np.histogram`` does: pass float32 codes as float32 (see :func:`bin_dtype`).
     """
     labels = ops.hist_discretize(codes, num_bins)
     return ops.mi_matrix(labels, factors)
+
+
+def bin_dtype(codes) -> torch.dtype:
+    """The dtype ``np.histogram`` computes a code's bin edges in: float32 for float32 (and
+    half-precision) codes, float64 otherwise (docs/metrics.md#mig). A float32 code value that lies
+    on a float32-rounded edge changes bin when the edges are computed in float64 instead."""
+    return torch.float32 if _checks.is_float32(codes) else torch.float64
 
 
 def mig(codes, factors, num_bins: int = 20, mode: str = "robust") -> Result:
@@ -37,13 +45,14 @@ def mig(codes, factors, num_bins: int = 20, mode: str = "robust") -> Result:
       * ``"parity"``: the reference's arithmetic, so a constant factor gives NaN; adds the
         reference key ``discrete_mig``.
     Fewer than two codes raise ``ValueError`` in both modes (the reference crashes with an
-    IndexError: there is no gap to measure).
+    IndexError: there is no gap to measure). Float32 codes are binned with float32 edges, as
+    ``np.histogram`` bins the float32 codes of a float32 network.
     """
     _checks.mode(mode)
     c, f = _checks.pair(codes, factors)
     if c.shape[1] < 2:
         raise ValueError(f"codes: MIG needs at least two codes, got {c.shape[1]}")
-    m, h = discretised_mi(c, f, num_bins)
+    m, h = discretised_mi(c.to(bin_dtype(codes)), f, num_bins)  # float64 -> float32 is exact here
     top2 = torch.topk(m, 2, dim=0).values  # (2, F)
     gaps = top2[0] - top2[1]
     flags = []

@@ -9,7 +9,7 @@ import torch
 from ..ops import metrics as ops
 from . import _checks
 from .linear import fit_logistic
-from .mig import discretised_mi
+from .mig import bin_dtype, discretised_mi
 from .results import Result
 
 
@@ -114,7 +114,7 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
     if estimator == "fast" and solver != "lbfgs":
         raise ValueError(f"estimator='fast' fits the lbfgs (multinomial) model only; got solver={solver!r}")
     ctr, ftr, cte, fte = _checks.train_test(codes_train, factors_train, codes_test, factors_test)
-    m, _ = discretised_mi(ctr, ftr, num_bins)
+    m, _ = discretised_mi(ctr.to(bin_dtype(codes_train)), ftr, num_bins)  # float32 edges for float32 codes
     mod = modularity_from_mi(m)
     flags = []
     robust = mode == "robust"

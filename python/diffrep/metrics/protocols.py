@@ -45,6 +45,7 @@ class _Encoder:
         self.data, self.fn, self.cache = dataset, representation_fn, cache
         self.store: dict = {}
         self.checked = False
+        self.float32 = False  # the representation returned float32 (or half) codes
         self.calls = 0
         self.encoded = 0
 
@@ -57,6 +58,7 @@ class _Encoder:
             raise ValueError(f"representation_fn: returned {r.shape[0]} rows of codes for {len(obs)} observations")
         self.calls += 1
         self.encoded += r.shape[0]
+        self.float32 |= r.dtype in (np.float32, np.float16)
         return r.astype(np.float64)
 
     def codes(self, factors: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
@@ -287,19 +289,25 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
         cte, fte = generate_batch_factor_code(enc, num_test, rs)
         return ctr, ftr, cte, fte
 
+    def as_returned(c):
+        # the codes are float64 copies; float32 codes go back as float32 where the reference computes
+        # in the codes' dtype (np.histogram edges, InfoMEC's StandardScaler; exact: the values are float32)
+        return c.astype(np.float32) if enc.float32 else c
+
     for m in progress(metrics, total=len(metrics), desc="metrics", unit="metric", leave=True):
         if m == "mig":
             c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
-            results.append(_mig(c, f, mode=mode))
+            results.append(_mig(as_returned(c), f, mode=mode))
         elif m == "infomec":
             c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
-            results.append(_infomec(c, f, mode=mode))
+            results.append(_infomec(as_returned(c), f, mode=mode))
         elif m == "dci":
             results.append(_dci(*train_test(), estimator=estimator, mode=mode))
         elif m == "sap":
             results.append(_sap(*train_test(), mode=mode))
         elif m == "modularity_explicitness":
-            results.append(_modexp(*train_test(), mode=mode))
+            ctr, ftr, cte, fte = train_test()
+            results.append(_modexp(as_returned(ctr), ftr, as_returned(cte), fte, mode=mode))
         elif m == "factor_vae":
             results.append(factor_vae_score(dataset, representation_fn, seed=seed, mode=mode, cache=cache,
                                             **(factor_vae_kwargs or {})))

@@ -3,8 +3,8 @@
 
 * ``"infodiffusion"`` -- isjakewong/InfoDiffusion ``eval_disentanglement.py`` ``TADMetric`` on
   ``KFold(5, shuffle=True, random_state=0)`` training splits, ``StandardScaler`` fit on each,
-  latents cast to float32, exact sklearn AUROC max(AUC(z), AUC(-z)); mean and std (ddof 0) over
-  folds.
+  latents cast to float32, exact sklearn AUROC max(AUC(z), AUC(-z)) stored in float32 as the
+  reference's tensor (differences and their sum in float32 too); mean and std (ddof 0) over folds.
 * ``"disdiff"`` -- ThomasMrY/DisDiff ``ae_utils_exp.py`` ``aurocs``/``calculate_auroc`` (also
   EncDiff ``celeba_tad.py``): 11-threshold right-endpoint sweep on the whole sample, latents with
   range <= 0.2 kept at 0.5.
@@ -49,7 +49,8 @@ def binary_mi_matrix(y: torch.Tensor) -> torch.Tensor:
     n00 = n - c.unsqueeze(1) - c.unsqueeze(0) + n11
     p1 = c.to(torch.float32) / n
     mi = torch.zeros(y.shape[1], y.shape[1], dtype=torch.float32, device=y.device)
-    for cnt, pa, pb in ((n11, p1, p1), (n10, p1, 1 - p1), (n01, 1 - p1, p1), (n00, 1 - p1, 1 - p1)):
+    # the references' order (FF, FT, TF, TT), so the float32 sums are theirs to the last bit
+    for cnt, pa, pb in ((n00, 1 - p1, 1 - p1), (n01, 1 - p1, p1), (n10, p1, 1 - p1), (n11, p1, p1)):
         jp = cnt.to(torch.float32) / n
         den = pa.unsqueeze(1) * pb.unsqueeze(0)
         term = jp * torch.log(jp / den)
@@ -59,7 +60,10 @@ def binary_mi_matrix(y: torch.Tensor) -> torch.Tensor:
 
 
 def tad_from_aurocs(auc: torch.Tensor, y: torch.Tensor, robust: bool, flags: list):
-    """(tad, captured, per-attribute details) from the (A, d) AUROC matrix and labels (n, A)."""
+    """(tad, captured, per-attribute details) from the (A, d) AUROC matrix and labels (n, A).
+
+    The differences and their sum are taken in the matrix's dtype (float32 for the InfoDiffusion
+    variant, whose reference stores the AUROCs in a float32 tensor and sums them there)."""
     a, d = auc.shape
     mx, arg = auc.max(dim=1)
     nxt = auc.clone()
@@ -75,7 +79,7 @@ def tad_from_aurocs(auc: torch.Tensor, y: torch.Tensor, robust: bool, flags: lis
         if bool(const.any()):
             flags.append(f"attributes {torch.nonzero(const).flatten().tolist()} constant in the sample: skipped")
         keep = keep & ~const
-    tad = float(diff.to(torch.float64)[keep].sum())
+    tad = float(diff[keep].sum())
     details = {"max_auroc": mx.tolist(), "runner_up": (mx - diff).tolist(), "ent_red_prop": ent_red.tolist(),
                "captured": keep.tolist()}
     return tad, int(keep.sum()), details
@@ -111,12 +115,15 @@ def tad(codes, attributes, variant: str = "infodiffusion", mode: str = "robust",
         from sklearn.preprocessing import StandardScaler
 
         zn = _checks.numpy(z)
+        # the reference's StandardScaler keeps float32 latents in float32 (then torch.FloatTensor)
+        zn = zn.astype(np.float32) if _checks.is_float32(codes) else zn
         tads, caps, folds = [], [], []
         for tr, _te in KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(zn):
             ztr = StandardScaler().fit(zn[tr]).transform(zn[tr]).astype(np.float32)
             zt = torch.from_numpy(ztr).to(z.device)
             ytr = y[torch.from_numpy(tr).to(z.device)]
-            t, c, det = tad_from_aurocs(_auroc_exact(zt, ytr, robust), ytr, robust, flags)
+            # InfoDiffusion stores each AUROC in a float32 tensor (aurocs_all = torch.ones(...))
+            t, c, det = tad_from_aurocs(_auroc_exact(zt, ytr, robust).to(torch.float32), ytr, robust, flags)
             tads.append(t)
             caps.append(c)
             folds.append(det)
