@@ -36,8 +36,8 @@ def test_radii_and_counts_by_hand(backend, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_prdc_by_hand(dtype):
     real, fake = np.array(REAL, dtype)[:, None], np.array(FAKE, dtype)[:, None]
-    got = G.prdc(real, fake, k=1, device="cpu")
+    got = G.prdc(real, fake, k=1, dc_k=1, device="cpu")
     # real radii^2 1, 1, 4, 16; fake radii^2 0.25, 0.25, 90.25
     assert got == pytest.approx({"precision": 2 / 3, "recall": 1 / 2, "density": 1.0, "coverage": 1 / 2}, rel=1e-12)
-    got = G.prdc(real, fake, k=1, strict=True, device="cpu")
+    got = G.prdc(real, fake, k=1, dc_k=1, strict=True, device="cpu")
     assert got == pytest.approx({"precision": 2 / 3, "recall": 1 / 2, "density": 2 / 3, "coverage": 1 / 4}, rel=1e-12)

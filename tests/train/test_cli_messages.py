@@ -98,10 +98,10 @@ def test_eval_too_few_samples_warns_with_the_numbers_and_formats(tmp_path, capsy
     assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--metrics", "mig,sap", "--format", "csv",
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    # 45 rows, 3 values: MIG needs 100 x 3 = 300; SAP 10 x 3 = 30 rows in the smaller split (ceil(45 x 2/3) = 31
-    # train rows in floating point, 14 test)
+    # 45 rows, 3 values: MIG needs 100 x 3 = 300; SAP 10 x 3 = 30 rows in the smaller split (30 train, 15 test:
+    # disentanglement_lib's ceil(N p) with p = 2/3 exactly, docs/metrics.md)
     assert "mig: 45 rows, fewer than the 300" in captured.err
-    assert "sap: 14 rows in the smaller split (31 train, 14 test), fewer than the 30" in captured.err
+    assert "sap: 15 rows in the smaller split (30 train, 15 test), fewer than the 30" in captured.err
     rows = dict(line.split(",") for line in captured.out.strip().splitlines()[1:])
     res = json.loads(out.read_text())
     assert float(rows["mig"]) == res["scores"]["mig"] and float(rows["sap"]) == res["scores"]["sap"]
