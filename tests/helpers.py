@@ -157,6 +157,16 @@ def tiny_paramrel(kind: str = "discrete", latent: int = 4, **fields):
     return ParamReL(cfg)
 
 
+def perturbed(m, scale: float = 0.1, seed: int = 7):
+    """``m`` with every weight moved by ``scale`` x N(0, 1) (seeded): zero-initialised output layers make
+    the code irrelevant at init."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return m
+
+
 def paramrel_probe_losses(m, x) -> list:
     """``m.loss`` on the first 128 images of ``x`` under two fixed generators (the same t, flow noise
     and z draws at every call): compares a model before and after training."""

@@ -19,17 +19,12 @@ import torch
 
 from diffrep.methods.paramrel import ParamReLConfig
 
+from helpers import perturbed as _perturbed
 from helpers import tiny_paramrel as tiny
 
 G = torch.Generator().manual_seed
 
 
-def _perturbed(m, scale=0.1, seed=7):
-    g = G(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-    return m
 
 
 def test_default_weights_are_sepdiff_table2_best_row():

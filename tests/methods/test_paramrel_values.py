@@ -15,18 +15,12 @@ import diffrep.ops.mmd as mmd_ops
 from diffrep.methods.paramrel import ReverseSample
 from diffrep.nn.layers import ResBlock
 
+from helpers import perturbed as _perturbed
 from helpers import tiny_paramrel as tiny
 
 G = torch.Generator().manual_seed
 
 
-def _perturbed(m, scale=0.1, seed=7):
-    """Zero-initialised output layers make z irrelevant at init; move every weight a little."""
-    g = G(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-    return m
 
 
 def _images(kind, n, seed=0):

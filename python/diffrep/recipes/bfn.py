@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import data
 from ..bfn.config import BFNDataConfig, unet_io
 from ..bfn.model import BFN, BFNConfig
 from ..config import Config
