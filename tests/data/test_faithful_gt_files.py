@@ -235,3 +235,17 @@ def test_cars3d_resize_is_disentanglement_lib_thumbnail(tmp_path):
     pic.thumbnail((16, 16), Image.LANCZOS)  # disentanglement_lib: thumbnail((64, 64, 3), ANTIALIAS)
     assert np.array_equal(got, np.asarray(pic))
     assert np.allclose(d.sample_observations_from_factors([[2, 7, 0]])[0], np.asarray(pic) / 255.0)
+
+
+def test_mpi3d_compressed_npz_is_read(tmp_path, monkeypatch):
+    import diffrep.data.mpi3d as mpi3d_mod
+
+    # np.savez_compressed writes the same keys: a valid npz of the format, read like the stored one
+    np.savez_compressed(tmp_path / "mpi3d_toy.npz", images=_stamp_rgb(460800))
+    d = load("mpi3d_toy", root=tmp_path)
+    rows = np.array([0, 115200 * 3 + 40 * 39 + 39, 460799])
+    assert np.array_equal(_row_of(d.images(rows)), rows)
+    monkeypatch.setattr(mpi3d_mod, "AUTO_DECOMPRESS_BYTES", 1000)  # a large compressed file still needs in_memory
+    with pytest.raises(ValueError, match="in_memory=True"):
+        MPI3D(tmp_path / "mpi3d_toy.npz")
+    assert len(MPI3D(tmp_path / "mpi3d_toy.npz", in_memory=True)) == 460800
