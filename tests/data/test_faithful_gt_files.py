@@ -249,3 +249,27 @@ def test_mpi3d_compressed_npz_is_read(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="in_memory=True"):
         MPI3D(tmp_path / "mpi3d_toy.npz")
     assert len(MPI3D(tmp_path / "mpi3d_toy.npz", in_memory=True)) == 460800
+
+
+def test_cars3d_list_names_with_extension_and_default_size(tmp_path):
+    from scipy.io import savemat
+
+    im = np.zeros((64, 64, 3, 24, 4), np.uint8)
+    im[0, 63, 0] = 255  # top-right pixel red in every view
+    for name in ("car_007_mesh", "car_003_mesh"):
+        savemat(tmp_path / f"{name}.mat", {"im": im})
+    (tmp_path / "list.txt").write_text("car_007_mesh.mat\ncar_003_mesh.mat\n")  # names with the extension
+    d = Cars3D(tmp_path)
+    assert d.cars == ["car_007_mesh", "car_003_mesh"] and d.size == 64
+    assert d.observation_shape == (64, 64, 3)  # disentanglement_lib's data_shape [64, 64, 3]
+    obs = d.sample_observations_from_factors([[3, 23, 1]])
+    assert obs[0, 0, 63, 0] == 1.0 and obs.sum() == 1.0
+
+
+def test_mpi3d_file_with_leading_factor_axes(tmp_path):
+    sizes = (4, 4, 2, 3, 3, 40, 40)
+    np.savez(tmp_path / "mpi3d_toy.npz", images=_stamp_rgb(460800).reshape(sizes + (1, 1, 3)))
+    d = MPI3D(tmp_path / "mpi3d_toy.npz")
+    assert d.factor_sizes == sizes and d.observation_shape == (1, 1, 3)
+    rows = np.array([3 * 115200 + 2 * 28800 + 14400 + 2 * 4800 + 2 * 1600 + 39 * 40 + 39, 41])
+    assert np.array_equal(_row_of(d.images(rows)), rows)
