@@ -100,3 +100,12 @@ def test_rotation_by_the_grid_step_is_counter_clockwise_as_displayed(shape):
     same = _inside_brute(shape, 1.0, theta, jj - cx, ii - cx)
     other = _inside_brute(shape, 1.0, -theta, jj - cx, ii - cx)
     assert (img != same).sum() == 0 and (img != other).sum() > 20
+
+
+def test_five_column_factors_are_the_dsprites_full_rows():
+    # disentanglement_lib's dsprites_full rows (shape, scale, orientation, posX, posY): color 0 implied
+    f6 = np.array([[0, 2, 3, 17, 5, 30], [0, 0, 5, 0, 31, 0], [0, 1, 1, 39, 12, 12]])
+    five = render_dsprites(f6[:, 1:])
+    assert five.shape == (3, 64, 64) and np.array_equal(five, render_dsprites(f6))
+    # the heart at posX 5 lies left of the square at posX 31
+    assert np.nonzero(five[0].any(0))[0].mean() < np.nonzero(five[1].any(0))[0].mean()
