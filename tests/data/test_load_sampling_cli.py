@@ -36,7 +36,8 @@ def test_load_sources(tmp_path, monkeypatch):
     assert isinstance(ds, Shapes3DFile) and ds.factor_sizes == (2, 2, 2, 2, 1, 1)
     monkeypatch.setenv("DIFFREP_DATA", str(tmp_path))
     assert isinstance(D.load("shapes3d"), Shapes3DFile)
-    assert set(D.available()) == {"dsprites", "shapes3d", "mpi3d_toy", "cars3d", "celeba", "mnist", "fashion_mnist",
+    assert set(D.available()) == {"dsprites", "shapes3d", "mpi3d_toy", "mpi3d_realistic", "mpi3d_real",
+                                  "cars3d", "celeba", "mnist", "fashion_mnist",
                                   "cifar10", "lsun", "image_folder", "disks", "digits"}
 
 

@@ -137,6 +137,13 @@ def _digits(split, o):
     return Digits(split=split, **o)
 
 
+def _mpi3d(name):
+    def make(found, split, options):
+        _gt_split(split)
+        return _cls("mpi3d", "MPI3D")(found, name=name, **options)
+    return make
+
+
 def _cars_find(root):
     from .cars3d import find_folder
     return find_folder(root)
@@ -158,6 +165,14 @@ REGISTRY: dict[str, _Entry] = {
                         ("mpi3d_toy.npz",),
                         _find_named(("mpi3d_toy.npz", "sim_toy_64x_ordered_without_heldout_factors.npz"), ("", "mpi3d_toy", "mpi3d")),
                         _gt_file("mpi3d", "MPI3D")),
+    "mpi3d_realistic": _Entry("MPI3D realistic renders (layout inferred from N), memory-mapped (docs/data.md#mpi3d)",
+                              ("mpi3d_realistic.npz",),
+                              _find_named(("mpi3d_realistic.npz",), ("", "mpi3d_realistic", "mpi3d")),
+                              _mpi3d("mpi3d_realistic")),
+    "mpi3d_real": _Entry("MPI3D real-world images (layout inferred from N), memory-mapped (docs/data.md#mpi3d)",
+                         ("mpi3d_real.npz",),
+                         _find_named(("mpi3d_real.npz",), ("", "mpi3d_real", "mpi3d")),
+                         _mpi3d("mpi3d_real")),
     "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (docs/data.md#cars3d)", ("list.txt", "car_*_mesh.mat"),
                      _cars_find, _gt_file("cars3d", "Cars3D")),
     "celeba": _Entry("CelebA aligned + 40 attributes (docs/data.md#celeba)",

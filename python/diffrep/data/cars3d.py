@@ -3,7 +3,8 @@
 Folder (``root``, ``root/cars`` or ``root/data/cars``): ``list.txt`` (the ordered names of the car files,
 without extension) and one ``NAME.mat`` per car holding ``im`` uint8 (H, W, 3, 24, 4) (128 x 128 in the
 release; azimuth axis 24, elevation axis 4). Cars are taken in ``list.txt`` order (disent; deterministic,
-unlike disentanglement_lib's directory listing). Factor order is disentanglement_lib's: elevation 4,
+unlike disentanglement_lib's directory listing); a folder of ``.mat`` files without ``list.txt`` (the
+layout disentanglement_lib reads) takes them sorted by file name. Factor order is disentanglement_lib's: elevation 4,
 azimuth 24, object 183 (object fastest). Each image is resized to ``size`` (default 64) with Lanczos
 (disentanglement_lib's PIL thumbnail ANTIALIAS). Cars are read and resized lazily, one .mat per car, and
 kept (216 MB for all 183 at 64x64).
@@ -25,12 +26,34 @@ from .base import GroundTruthData, check_item_format, missing_file_error
 NAMES = ("elevation", "azimuth", "object")
 
 
+SUBFOLDERS = ("", "cars", "data/cars", "cars3d")
+
+
 def find_folder(root) -> Path | None:
+    """The Cars3D folder under ``root``: the first of ``root``, ``root/cars``, ``root/data/cars``,
+    ``root/cars3d`` holding ``list.txt``; failing that, the first holding ``.mat`` files (the layout
+    disentanglement_lib reads, ``$DISENTANGLEMENT_LIB_DATA/cars/*.mat``, with no list)."""
     root = Path(root)
-    for sub in ("", "cars", "data/cars", "cars3d"):
+    for sub in SUBFOLDERS:
         if (root / sub / "list.txt").is_file():
             return root / sub
+    for sub in SUBFOLDERS:
+        if (root / sub).is_dir() and any(p.is_file() for p in (root / sub).glob("*.mat")):
+            return root / sub
     return None
+
+
+def car_names(folder: Path) -> list[str]:
+    """The car file names (without ``.mat``) in factor order: ``list.txt`` order when the folder has
+    one, else every ``*.mat`` file sorted by name (car_001_mesh, car_002_mesh, ...)."""
+    listing = folder / "list.txt"
+    if listing.is_file():
+        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        names = [n[:-4] if n.endswith(".mat") else n for n in names]
+        if not names:
+            raise ValueError(f"{listing}: lists no car files")
+        return names
+    return sorted(p.stem for p in folder.glob("*.mat") if p.is_file())
 
 
 class Cars3D(GroundTruthData):
@@ -44,9 +67,7 @@ class Cars3D(GroundTruthData):
         if folder is None:
             raise missing_file_error("cars3d", ["list.txt", "car_*_mesh.mat"], root)
         positive_int(size, "size")
-        names = [ln.strip() for ln in (folder / "list.txt").read_text().splitlines() if ln.strip()]
-        if not names:
-            raise ValueError(f"{folder / 'list.txt'}: lists no car files")
+        names = car_names(folder)
         if len(set(names)) != len(names):
             dup = next(n for k, n in enumerate(names) if n in names[:k])
             raise ValueError(f"{folder / 'list.txt'}: car {dup!r} is listed more than once")

@@ -11,6 +11,9 @@ Attributes are returned as int64 0/1 (torchvision's (a + 1) // 2). Images are de
   bilinear resize to ``size``;
 * ``"center"`` (InfoDiffusion, torchvision CelebA): bilinear resize of the shorter side to ``size``, then a
   centre crop ``size`` x ``size``;
+* an int ``N`` (e.g. 148, the beta-VAE/PyTorch-VAE convention, or 140): torchvision ``CenterCrop(N)`` of
+  the aligned image (top = round((218 - N) / 2), left = round((178 - N) / 2)), then bilinear resize to
+  ``size``;
 * ``"none"``: the full aligned image, unresized.
 
 Splits: ``"train"``, ``"valid"``, ``"test"`` (from the partition file) or ``"all"`` (all images in sorted file
@@ -100,6 +103,10 @@ def crop_image(im: Image.Image, crop: str, size: int) -> Image.Image:
         return im.crop(DIFFAE_BOX).resize((size, size), Image.BILINEAR)
     if crop == "center":
         return resize_center_crop(im, size)
+    if not isinstance(crop, str):  # an int N: CenterCrop(N) then Resize(size)
+        w, h = im.size
+        top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+        return im.crop((left, top, left + crop, top + crop)).resize((size, size), Image.BILINEAR)
     return im
 
 
@@ -110,11 +117,17 @@ class CelebA(ImageDataset):
     source = "file"
     target_names = ATTRIBUTES
 
-    def __init__(self, root, split: str = "train", crop: str = "diffae", size: int = 64, item_format: str = "pm1",
-                 num_images: int | None = None):
+    def __init__(self, root, split: str = "train", crop: str | int = "diffae", size: int = 64,
+                 item_format: str = "pm1", num_images: int | None = None):
         check_choice("split", split, SPLITS)
         check_num_images(num_images)
-        check_choice("crop", crop, ("diffae", "center", "none"))
+        if isinstance(crop, (int, np.integer)) and not isinstance(crop, bool):
+            if not 1 <= crop <= 178:
+                raise ValueError(f"crop={crop}: a centre-crop side must be in [1, 178] (the aligned images are "
+                                 "178 x 218)")
+            crop = int(crop)
+        elif crop not in ("diffae", "center", "none"):
+            raise ValueError(f"crop must be 'diffae', 'center', 'none' or an int N (a centre crop N x N), got {crop!r}")
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         self.item_format = check_item_format(item_format)

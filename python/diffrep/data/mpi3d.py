@@ -4,8 +4,10 @@ The file holds one member ``images`` uint8 (N, 64, 64, 3) in canonical factor or
 The layout is inferred from N rather than trusted from either README: 1,036,800 -> (6, 6, 2, 3, 3, 40, 40)
 (the final release), 460,800 -> (4, 4, 2, 3, 3, 40, 40) (the old toy set and real_complex); any other N is an
 error unless ``factor_sizes`` is given explicitly. The images member is memory-mapped in place inside the
-zip (it must be stored uncompressed, as ``np.savez`` writes it); nothing is read until an item is accessed.
-A compressed file is refused unless ``in_memory=True`` (then it is decompressed once, ~12 GB).
+zip (stored uncompressed, as ``np.savez`` writes it); nothing is read until an item is accessed. A compressed
+member (``np.savez_compressed``) cannot be mapped: up to :data:`AUTO_DECOMPRESS_BYTES` (1 GiB) of images it is
+decompressed into memory on first access; a larger one is refused unless ``in_memory=True`` (the full release
+decompressed is ~12 GB).
 
 Factor values are the class indices (the colours/shapes are categorical; names in ``CATEGORIES``).
 Images: uint8 (n, 64, 64, 3) 0..255 raw; float32 [0, 1] observations (/255, as disentanglement_lib).
@@ -25,6 +27,8 @@ NAMES = ("object_color", "object_shape", "object_size", "camera_height", "backgr
 LAYOUTS = {1036800: (6, 6, 2, 3, 3, 40, 40), 460800: (4, 4, 2, 3, 3, 40, 40)}
 FILE_NAMES = ("mpi3d_toy.npz", "mpi3d_realistic.npz", "mpi3d_real.npz", "mpi3d_real_complex.npz",
               "sim_toy_64x_ordered_without_heldout_factors.npz")
+#: a compressed images member up to this many bytes is decompressed into memory without asking
+AUTO_DECOMPRESS_BYTES = 1 << 30
 CATEGORIES = {
     6: {"object_color": ("white", "green", "red", "blue", "brown", "olive"),
         "object_shape": ("cone", "cube", "cylinder", "hexagonal", "pyramid", "sphere")},
@@ -69,8 +73,11 @@ class MPI3D(GroundTruthData):
         self._img_shape = (n,) + tuple(shape[-3:])
         mem = npzfile.member_memmap(path, "images")
         if mem is None and not in_memory:
-            raise ValueError(f"{path}: the images member is compressed and cannot be memory-mapped; "
-                             "pass in_memory=True to decompress it into RAM")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if nbytes > AUTO_DECOMPRESS_BYTES:
+                raise ValueError(f"{path}: the images member is compressed and cannot be memory-mapped; "
+                                 f"pass in_memory=True to decompress it into RAM ({nbytes / 2**30:.1f} GiB)")
+            in_memory = True  # a small compressed file (a subset, a test fixture): decompress it once
         self._arr = None
         self.in_memory = in_memory
 
