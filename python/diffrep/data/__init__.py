@@ -173,7 +173,7 @@ REGISTRY: dict[str, _Entry] = {
                          ("mpi3d_real.npz",),
                          _find_named(("mpi3d_real.npz",), ("", "mpi3d_real", "mpi3d")),
                          _mpi3d("mpi3d_real")),
-    "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (docs/data.md#cars3d)", ("list.txt", "car_*_mesh.mat"),
+    "cars3d": _Entry("Cars3D, elevation 4 x azimuth 24 x object 183 (docs/data.md#cars3d)", ("car_*_mesh.mat (list.txt optional)",),
                      _cars_find, _gt_file("cars3d", "Cars3D")),
     "celeba": _Entry("CelebA aligned + 40 attributes (docs/data.md#celeba)",
                      ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt"),

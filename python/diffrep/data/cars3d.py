@@ -65,7 +65,7 @@ class Cars3D(GroundTruthData):
     def __init__(self, root, size: int = 64, item_format: str = "pm1"):
         folder = find_folder(root)
         if folder is None:
-            raise missing_file_error("cars3d", ["list.txt", "car_*_mesh.mat"], root)
+            raise missing_file_error("cars3d", ["car_*_mesh.mat (list.txt optional)"], root)
         positive_int(size, "size")
         names = car_names(folder)
         if len(set(names)) != len(names):
