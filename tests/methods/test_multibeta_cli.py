@@ -260,6 +260,7 @@ def test_generic_eval_reads_the_code_at_representation_beta(models):
     f = ds.sample_factors(6, rs)
     x = torch.from_numpy(ds.sample_observations_from_factors(f, rs)).permute(0, 3, 1, 2) * 2 - 1
     assert np.array_equal(arrays["factors"], f)
+    assert arrays["codes"].dtype == np.float32  # the model's precision, as disentanglement_lib hands codes over
     assert np.allclose(arrays["codes"], m.encode(x, m.config.representation_beta).double().numpy(), atol=1e-6)
     assert not np.allclose(arrays["codes"], m.encode(x, 0.0).double().numpy(), atol=1e-3)
     assert _model_image_size(m) == 32

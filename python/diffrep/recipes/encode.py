@@ -61,7 +61,10 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
                                desc=f"encoding {'test' if key else 'train'} rows"):
                 obs = ds.sample_observations_from_factors(factors[b0:b0 + batch_size], rng)
                 x = format_images(np.asarray(obs), item_format)
-                codes.append(model.encode(x.to(dev)).reshape(len(x), -1).double().cpu().numpy())
+                z = model.encode(x.to(dev)).reshape(len(x), -1)
+                # the model's precision (float32 or wider), as disentanglement_lib's representation functions
+                # return it: MIG and modularity bin the codes in their own dtype (docs/metrics.md)
+                codes.append(z.to(torch.promote_types(z.dtype, torch.float32)).cpu().numpy())
         out["codes" + key], out["factors" + key] = np.concatenate(codes), np.asarray(factors)
     if all(s == 2 for s in ds.factor_sizes):
         out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])

@@ -76,7 +76,8 @@ def fast_preset(dataset, config) -> MetricFn:
         device = next(model.parameters()).device
         codes = []
         for b in range(0, n, 256):
-            codes.append(encode(images[b:b + 256].to(device)).reshape(min(256, n - b), -1).double().cpu())
+            z = encode(images[b:b + 256].to(device)).reshape(min(256, n - b), -1)
+            codes.append(z.to(torch.promote_types(z.dtype, torch.float32)).cpu())  # the model's precision, as evaluate()
         c = torch.cat(codes).numpy()
         return {"mig": float(mig(c, factors, mode="robust")["mig"]),
                 "sap": float(sap(c[:k], factors[:k], c[k:], factors[k:], mode="robust")["sap"])}
