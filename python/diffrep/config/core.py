@@ -222,11 +222,9 @@ def with_fields_added(cls: type, data: dict) -> dict:
     for f in dataclasses.fields(cls):
         if not isinstance(out.get(f.name), dict):
             continue
-        tp = _strip_annotated(hints.get(f.name))
-        arms = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
-        nested = [a for a in arms if isinstance(a, type) and dataclasses.is_dataclass(a)]
-        if len(nested) == 1:  # a nested config, or Optional[config]
-            out[f.name] = with_fields_added(nested[0], out[f.name])
+        tp = _optional_section(_strip_annotated(hints.get(f.name)))  # a nested config, or Optional[config]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            out[f.name] = with_fields_added(tp, out[f.name])
     return out
 
 
