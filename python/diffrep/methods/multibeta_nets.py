@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.encoders import DLIB_CONV_KERNELS, dlib_stride2_conv
 from ..nn.layers import Downsample, GroupNorm, ResBlock, Upsample, timestep_embedding
 
 __all__ = ["BetaEmbedding", "FiLM", "BetaConvEncoder", "BetaConvDecoder", "BetaResEncoder", "BetaResDecoder",
@@ -68,15 +69,15 @@ class BetaConvEncoder(nn.Module):
     ``conv_encoder``: 4, 4, 2, 2; the 32 px net uses the first three)."""
 
     def __init__(self, in_channels: int, image_size: int, latent_dim: int, hidden: int, emb_dim: int,
-                 conditioning: str, beta_embed_scale: float, conv_kernels: tuple[int, ...] = (4, 4, 2, 2)):
+                 conditioning: str, beta_embed_scale: float, conv_kernels: tuple[int, ...] = DLIB_CONV_KERNELS):
         super().__init__()
         self.film = conditioning == "film"
         self.embed = BetaEmbedding(emb_dim, beta_embed_scale)
         chans = conv_channels(image_size)
         self.convs = nn.ModuleList()
         cin = in_channels
-        for c, k in zip(chans, conv_kernels):  # disentanglement_lib conv_encoder: 4, 4, 2, 2, TF "same" = (k - 2) / 2
-            self.convs.append(nn.Conv2d(cin, c, k, stride=2, padding=(k - 2) // 2))
+        for c, k in zip(chans, conv_kernels):
+            self.convs.append(dlib_stride2_conv(cin, c, k))
             cin = c
         self.conv_films = nn.ModuleList(FiLM(emb_dim, c) for c in chans) if self.film else None
         self.fc = nn.Linear(cin * 16 + (0 if self.film else emb_dim), hidden)

@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
+from ..nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, check_conv_kernels
 from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.layers import check_groups, check_levels
 from ..nn.pretrained import PretrainedMixin
@@ -87,7 +88,7 @@ class MultiBetaVAEConfig(Config):
     latent_channels: Annotated[int, Ge(1)] = 4  # channels of a spatial latent
     conditioning: Literal["film", "concat"] = "film"  # how beta enters the conv nets (resnet: FiLM in every ResBlock)
     hidden: Annotated[int, Ge(1)] = 256  # conv nets' FC width
-    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # conv encoder: each stride-2 conv's kernel (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
+    conv_kernels: tuple[int, ...] = DLIB_CONV_KERNELS  # conv encoder: each stride-2 conv's kernel (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
     model_channels: Annotated[int, Ge(1)] = 64  # resnet
     channel_mult: tuple[Annotated[int, Ge(1)], ...] = (1, 2, 2, 2)  # resnet: width multiplier of each resolution level
     num_res_blocks: Annotated[int, Ge(1)] = 1  # resnet: residual blocks per level
@@ -110,12 +111,10 @@ class MultiBetaVAEConfig(Config):
     max_kl_weight: Annotated[float, Gt(0)] = 1e3  # cap of beta / (B - beta) with weighting="beta_vae"
     posterior_scale: Literal["isotropic", "per_unit"] = "isotropic"  # Eq. 3's sigma_beta^2 I, or diag(sigma_{beta,k}^2) per latent unit (a departure: breaks the rotation symmetry)
 
-    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
+    fields_added = {"conv_kernels": CONV_KERNELS_BEFORE_2026_12_07}
 
     def validate(self) -> None:
-        k = self.conv_kernels
-        if len(k) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in k):
-            raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {k!r}")
+        check_conv_kernels(self.conv_kernels)
         if self.arch == "conv":
             if self.image_size not in (32, 64):
                 raise ConfigError("image_size", f"the conv nets read 32x32 or 64x64 images, got {self.image_size}")

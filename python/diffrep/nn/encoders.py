@@ -25,8 +25,25 @@ from .images import check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
 from .pretrained import PretrainedMixin
 
-__all__ = ["HalfUNetConfig", "HalfUNet", "ConvVAEConfig", "ConvEncoder", "ConvDecoder",
-           "FeatureExtractorConfig", "FeatureExtractor", "PerUnitMLP", "gaussian_head_output"]
+__all__ = ["HalfUNetConfig", "HalfUNet", "ConvVAEConfig", "ConvEncoder", "ConvDecoder", "DLIB_CONV_KERNELS",
+           "check_conv_kernels", "dlib_stride2_conv", "FeatureExtractorConfig", "FeatureExtractor", "PerUnitMLP", "gaussian_head_output"]
+
+
+#: disentanglement_lib's conv_encoder kernels (Locatello et al. 2019 Table 1: e1, e2 4x4; e3, e4 2x2)
+DLIB_CONV_KERNELS = (4, 4, 2, 2)
+#: what diffrep's conv encoders had before 2026-12-07 (4x4 throughout): the value older files load with
+CONV_KERNELS_BEFORE_2026_12_07 = (4, 4, 4, 4)
+
+
+def check_conv_kernels(kernels: tuple) -> None:
+    """``kernels``: one even size >= 2 per stride-2 conv of the 64 px encoder (the 32 px one uses the first three)."""
+    if len(kernels) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in kernels):
+        raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {kernels!r}")
+
+
+def dlib_stride2_conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
+    """A stride-2 conv with TensorFlow's "same" padding for an even kernel, (k - 2) / 2 per side (disentanglement_lib)."""
+    return nn.Conv2d(cin, cout, kernel, stride=2, padding=(kernel - 2) // 2)
 
 
 def gaussian_head_output(mean: torch.Tensor, raw: torch.Tensor, variance_head: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,14 +131,12 @@ class ConvVAEConfig(Config):
     hidden: Annotated[int, Ge(1)] = 256  # width of the fully connected layer (Table 1: 256)
     variance_head: Literal["softplus_sq", "logvar"] = "logvar"  # sigma = softplus(a) then squared, or a log-variance head
     extra_input_dim: Annotated[int, Ge(0)] = 0  # > 0: a conditioning vector (e.g. an embedding of beta) concatenated before the FC
-    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # kernel of each stride-2 encoder conv (disentanglement_lib conv_encoder: 4, 4, 2, 2; the 32 px nets use the first three)
+    conv_kernels: tuple[int, ...] = DLIB_CONV_KERNELS  # kernel of each stride-2 encoder conv (disentanglement_lib conv_encoder: 4, 4, 2, 2; the 32 px nets use the first three)
 
-    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
+    fields_added = {"conv_kernels": CONV_KERNELS_BEFORE_2026_12_07}
 
     def validate(self) -> None:
-        k = self.conv_kernels
-        if len(k) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in k):
-            raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {k!r}")
+        check_conv_kernels(self.conv_kernels)
 
     @property
     def conv_channels(self) -> list[int]:
@@ -138,7 +153,7 @@ class ConvEncoder(PretrainedMixin, nn.Module):
         cfg = self._init_config(config)
         layers, cin = [], cfg.in_channels
         for c, k in zip(cfg.conv_channels, cfg.conv_kernels):
-            layers += [nn.Conv2d(cin, c, k, stride=2, padding=(k - 2) // 2), nn.ReLU()]
+            layers += [dlib_stride2_conv(cin, c, k), nn.ReLU()]
             cin = c
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(nn.Linear(cin * 16 + cfg.extra_input_dim, cfg.hidden), nn.ReLU())

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..._checks import positive_int
 from ...config import Config, Ge, Gt
-from ...nn.encoders import ConvDecoder, ConvEncoder, ConvVAEConfig
+from ...nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, ConvDecoder, ConvEncoder, ConvVAEConfig
 from ...nn.gaussian import gaussian_kl
 from ...nn.images import batch_images, check_images, module_dtype
 from ...nn.pretrained import PretrainedMixin
@@ -56,9 +56,9 @@ class VAENetConfig(Config):
     bernoulli_offset: Literal["none", "entropy"] = "none"  # none: the plain cross-entropy, -log p(x|z) (disentanglement_lib's default); entropy: minus the entropy of Bernoulli(x) (its subtract_true_image_entropy option; value only, not the gradient)
     decoder_sigma: Annotated[float, Gt(0)] = DLIB_SIGMA  # "gaussian" only
     input_range: Literal["pm1", "01"] = "pm1"  # range of the input images: [-1, 1] (pm1, the datasets' default) or [0, 1]
-    conv_kernels: tuple[int, ...] = (4, 4, 2, 2)  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
+    conv_kernels: tuple[int, ...] = DLIB_CONV_KERNELS  # encoder conv kernels (disentanglement_lib conv_encoder: 4, 4, 2, 2; models saved before 2026-12-07 had 4, 4, 4, 4 and load with it)
 
-    fields_added = {"conv_kernels": (4, 4, 4, 4)}  # 2026-12-07: models saved before had 4x4 kernels throughout
+    fields_added = {"conv_kernels": CONV_KERNELS_BEFORE_2026_12_07}
 
 
 def reconstruction_loss(logits: torch.Tensor, x01: torch.Tensor, *, decoder: str = "bernoulli",
