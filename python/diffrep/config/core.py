@@ -212,7 +212,8 @@ def config_from_dict(cls: type, data: dict, *, _field: str = "", ignore_private:
 
 def with_fields_added(cls: type, data: dict) -> dict:
     """``data`` (a saved config.json's fields for ``cls``) with each absent field that ``cls`` or a
-    nested config lists in ``fields_added`` set to the value older files were written with."""
+    nested config lists in ``fields_added`` set to the value older files were written with
+    (docs/architecture.md#save-and-load-format)."""
     if not (isinstance(data, dict) and dataclasses.is_dataclass(cls)):
         return data
     out = dict(data)

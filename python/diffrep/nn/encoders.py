@@ -36,7 +36,8 @@ CONV_KERNELS_BEFORE_2026_12_07 = (4, 4, 4, 4)
 
 
 def check_conv_kernels(kernels: tuple) -> None:
-    """``kernels``: one even size >= 2 per stride-2 conv of the 64 px encoder (the 32 px one uses the first three)."""
+    """``kernels``: one even size >= 2 per stride-2 conv of the 64 px encoder (the 32 px one uses the first three;
+    docs/methods/vae.md)."""
     if len(kernels) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in kernels):
         raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {kernels!r}")
 
