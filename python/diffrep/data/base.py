@@ -305,8 +305,8 @@ class GroundTruthData(ImageDataset):
     def sample_factors(self, n: int, rng=None) -> np.ndarray:
         """int64 (n, num_factors): each factor class uniform and independent.
 
-        The parameters are the ones issue 3 names, ``(n, rng)``; disentanglement_lib's
-        ``(num, random_state)`` calls are positional, so they work unchanged."""
+        The parameters are named ``(n, rng)`` (docs/data.md#groundtruthdata-interface); disentanglement_lib
+        passes its ``(num, random_state)`` by position, so its calls work unchanged."""
         n = _check_count(n)
         rng = as_generator(rng)
         return np.stack([integers(rng, s, n) for s in self.factor_sizes], axis=1).reshape(n, -1)
