@@ -99,7 +99,7 @@ def run(args) -> int:
     if getattr(args, "data_command", None) is None:
         args.data_parser.print_help()
         return 2
-    ds = load(args.name, root=args.root, source=args.source, split=args.split)
+    ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root")
     if args.data_command == "info":
         d = ds.describe()
         print(json.dumps(d, indent=2, default=list) if args.json else format_info(d))

@@ -244,8 +244,10 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
                               f"{', '.join(entry.expected)}); using the procedural generator", UserWarning,
                               stacklevel=2)
             return entry.procedural(split, options)
-        shown = root if root is not None else "<root not given and DIFFREP_DATA unset>"
-        err = missing_file_error(name, entry.expected, shown)
+        if root is None:  # neither a root nor DIFFREP_DATA: say how to give one
+            raise FileNotFoundError(f"{missing_file_error(name, entry.expected, '<no root>')} (no root was given "
+                                    f"and DIFFREP_DATA is unset: set {root_flag} or DIFFREP_DATA)")
+        err = missing_file_error(name, entry.expected, root)
         raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
     return entry.from_file(found, split, options)
 

@@ -302,24 +302,28 @@ class GroundTruthData(ImageDataset):
         return np.stack([self.factor_values[i][f[:, i]] for i in range(self.num_factors)], axis=1)
 
     # ---- sampling (disentanglement_lib GroundTruthData) ----
-    def sample_factors(self, num: int, rng=None) -> np.ndarray:
-        """int64 (num, num_factors): each factor class uniform and independent."""
-        num = _check_count(num)
+    def sample_factors(self, n: int, rng=None) -> np.ndarray:
+        """int64 (n, num_factors): each factor class uniform and independent.
+
+        The parameters are named ``(n, rng)`` (docs/data.md#groundtruthdata-interface); disentanglement_lib
+        passes its ``(num, random_state)`` by position, so its calls work unchanged."""
+        n = _check_count(n)
         rng = as_generator(rng)
-        return np.stack([integers(rng, s, num) for s in self.factor_sizes], axis=1).reshape(num, -1)
+        return np.stack([integers(rng, s, n) for s in self.factor_sizes], axis=1).reshape(n, -1)
 
     def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
         """float32 (n, H, W, C) in [0, 1] images for factor class rows. ``rng`` is accepted for interface
         compatibility (datasets with one image per factor combination do not use it)."""
         return self.observations(self.factors_to_index(factors))
 
-    def sample(self, num: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """(factor classes int64 (n, F), observations float32 (n, H, W, C) in [0, 1])."""
         rng = as_generator(rng)
-        f = self.sample_factors(num, rng)
+        f = self.sample_factors(n, rng)
         return f, self.sample_observations_from_factors(f, rng)
 
-    def sample_observations(self, num: int, rng=None) -> np.ndarray:
-        return self.sample(num, rng)[1]
+    def sample_observations(self, n: int, rng=None) -> np.ndarray:
+        return self.sample(n, rng)[1]
 
     def _targets(self, idx: np.ndarray) -> np.ndarray:
         return np.stack(np.unravel_index(idx, self.factor_sizes), axis=1).astype(np.int64)
@@ -361,12 +365,12 @@ class ArrayGroundTruthData(GroundTruthData):
         return self._data[idx]
 
 
-def _check_count(num) -> int:
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise TypeError(f"num must be an int, got {type(num).__name__}")
-    if num < 0:
-        raise ValueError(f"num must be >= 0, got {num}")
-    return int(num)
+def _check_count(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n (the number of samples) must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"n (the number of samples) must be >= 0, got {n}")
+    return int(n)
 
 
 def check_flag(value, name: str) -> bool:
