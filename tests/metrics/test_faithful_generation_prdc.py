@@ -25,8 +25,8 @@ REAL = _line(np.arange(7.0))
 FAKE = _line([6.5, 10.0, 10.5, 11.0, 11.5])
 
 
-def test_prdc_hand_derived_default_k3_for_pr_and_k5_for_dc():
-    got = G.prdc(REAL, FAKE, device="cpu")
+def test_prdc_hand_derived_k3_for_pr_and_naeem_k5_for_dc():
+    got = G.prdc(REAL, FAKE, dc_k=5, device="cpu")
     # precision: only 6.5 lies in a real 3-NN ball (of 6: 0.5 <= 3)            -> 1/5
     # recall: the fake ball of 6.5 (radius 4.5) holds 2 (boundary), 3, 4, 5, 6 -> 5/7
     # density (k = 5): 6.5 in the balls of 4, 5, 6; 10, 10.5 and 11 (boundary, 5 <= 5) in that of 6;
@@ -36,13 +36,14 @@ def test_prdc_hand_derived_default_k3_for_pr_and_k5_for_dc():
 
 
 def test_prdc_hand_derived_strict_membership_drops_the_boundary_points():
-    got = G.prdc(REAL, FAKE, strict=True, device="cpu")
+    got = G.prdc(REAL, FAKE, dc_k=5, strict=True, device="cpu")
     # recall loses real 2 (|2 - 6.5| = 4.5 = radius), density loses fake 11 in the ball of 6 (5 = 5)
     assert got == {"precision": 1 / 5, "recall": 4 / 7, "density": 5 / 25, "coverage": 3 / 7}
 
 
-def test_prdc_hand_derived_single_k3_as_the_prdc_package_with_nearest_k_3():
-    got = G.prdc(REAL, FAKE, k=3, dc_k=3, device="cpu")
+def test_prdc_hand_derived_default_single_k3_as_the_prdc_package_with_nearest_k_3():
+    assert G.prdc(REAL, FAKE, device="cpu") == G.prdc(REAL, FAKE, k=3, dc_k=3, device="cpu")
+    got = G.prdc(REAL, FAKE, k=3, device="cpu")
     # k = 3 real radii [3, 2, 2, 2, 2, 2, 3]: 6.5 lies in the balls of 5 (1.5 <= 2) and 6 (0.5 <= 3),
     # 10 is 4 > 3 from 6 -> density 2 / (3 * 5); coverage: reals 5 and 6 -> 2/7
     assert got == {"precision": 1 / 5, "recall": 5 / 7, "density": 2 / 15, "coverage": 2 / 7}
@@ -77,8 +78,10 @@ def test_prdc_equals_the_definitions_read_literally_with_duplicates(strict):
     rng = np.random.default_rng(11)
     real = rng.integers(0, 4, (30, 2)).astype(np.float64)   # duplicates: a twin is a neighbour at distance 0
     fake = np.vstack([real[:6], rng.integers(0, 5, (18, 2))]).astype(np.float64)
-    assert G.prdc(real, fake, strict=strict, device="cpu") == pytest.approx(_brute(real, fake, 3, 5, strict),
+    assert G.prdc(real, fake, strict=strict, device="cpu") == pytest.approx(_brute(real, fake, 3, 3, strict),
                                                                             abs=1e-15)
+    assert G.prdc(real, fake, dc_k=5, strict=strict, device="cpu") == pytest.approx(
+        _brute(real, fake, 3, 5, strict), abs=1e-15)
     assert G.prdc(real, fake, k=2, dc_k=4, strict=strict, device="cpu") == pytest.approx(
         _brute(real, fake, 2, 4, strict), abs=1e-15)
 
@@ -86,25 +89,26 @@ def test_prdc_equals_the_definitions_read_literally_with_duplicates(strict):
 def test_density_and_coverage_of_one_distribution_match_naeem_lemmas():
     """Naeem et al. 2020 (Lemma 1-2): for real and fake drawn from one distribution,
     E[density] = 1 and E[coverage] = 1 - prod_{i=1..k} (N - i) / (N + M - i), 0.969 at k = 5
-    and N = M (the reason for their k = 5); with k = 3 it would be 0.875. Regression: density and
-    coverage used k = 3 (the precision/recall k) by default."""
+    and N = M (the reason for their k = 5); with the default single k = 3 it is 0.875."""
     rng = np.random.default_rng(0)
     n = m = 2000
     real, fake = rng.normal(size=(n, 8)), rng.normal(size=(m, 8))
-    got = G.prdc(real, fake, device="cpu")
-    expected_cov = 1 - np.prod([(n - i) / (n + m - i) for i in range(1, 6)])
-    assert expected_cov == pytest.approx(0.9688, abs=1e-4)
-    assert got["coverage"] == pytest.approx(expected_cov, abs=0.015)
-    assert got["density"] == pytest.approx(1.0, abs=0.06)
+    for dc_k, want in ((5, 0.9688), (None, 0.8751)):
+        got = G.prdc(real, fake, dc_k=dc_k, device="cpu")
+        kk = dc_k or 3
+        expected_cov = 1 - np.prod([(n - i) / (n + m - i) for i in range(1, kk + 1)])
+        assert expected_cov == pytest.approx(want, abs=1e-4)
+        assert got["coverage"] == pytest.approx(expected_cov, abs=0.015)
+        assert got["density"] == pytest.approx(1.0, abs=0.06)
 
 
 def test_dc_k_bounds_and_counts():
     from diffrep.ops.knn import MAX_K
 
     x = np.arange(12.0).reshape(6, 2)
-    G.prdc(x, x[:4], device="cpu")  # real needs dc_k + 1 = 6, fake only k + 1 = 4
+    G.prdc(x, x[:4], dc_k=5, device="cpu")  # real needs dc_k + 1 = 6, fake only k + 1 = 4
     with pytest.raises(ValueError, match="real has 5 samples; k = 5 nearest neighbours need at least k \\+ 1 = 6"):
-        G.prdc(x[:5], x, device="cpu")
+        G.prdc(x[:5], x, dc_k=5, device="cpu")
     with pytest.raises(ValueError, match="dc_k must be >= 1"):
         G.prdc(x, x, dc_k=0)
     with pytest.raises(ValueError, match=f"dc_k must be <= {MAX_K - 1}"):
@@ -113,7 +117,7 @@ def test_dc_k_bounds_and_counts():
         G.prdc(x, x, dc_k=5.0)
 
 
-def test_cli_passes_k_and_dc_k_with_the_papers_defaults(monkeypatch, tmp_path):
+def test_cli_passes_k_and_dc_k_with_the_single_k_default(monkeypatch, tmp_path):
     from diffrep.cli import main
 
     seen = []
@@ -127,6 +131,6 @@ def test_cli_passes_k_and_dc_k_with_the_papers_defaults(monkeypatch, tmp_path):
     base = ["eval", "--generation", "--real", str(tmp_path), "--fake", str(tmp_path), "--gen-metrics", "prdc",
             "--device", "cpu", "--no-progress"]
     assert main(base) == 0
-    assert (seen[-1]["k"], seen[-1]["dc_k"]) == (3, 5)
+    assert (seen[-1]["k"], seen[-1]["dc_k"]) == (3, None)  # None: density/coverage take --k
     assert main(base + ["--k", "2", "--dc-k", "7"]) == 0
     assert (seen[-1]["k"], seen[-1]["dc_k"]) == (2, 7)

@@ -64,5 +64,5 @@ def test_clean_is_the_default_protocol_everywhere():
     p = argparse.ArgumentParser()
     eval_generation.add_arguments(p)
     a = p.parse_args([])
-    assert (a.protocol, a.k, a.dc_k, a.kid_subsets, a.kid_subset_size) == ("clean", 3, 5, 100, 1000)
+    assert (a.protocol, a.k, a.dc_k, a.kid_subsets, a.kid_subset_size) == ("clean", 3, None, 100, 1000)
     assert np.isclose(P.FLOAT_RANGE_LIMIT, 2.0)

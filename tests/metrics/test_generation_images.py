@@ -263,7 +263,7 @@ def test_evaluate_records_the_protocol_and_scores(stub, tmp_path):
     assert r["precision"] == r["recall"] == r["coverage"] == 1.0
     p = r["protocol"]
     assert p["preprocessing"] == "clean" and p["weights_sha1"] == I.file_sha1(stub)
-    assert p["num_real"] == 12 and p["kid"]["subset_size"] == 6 and p["prdc"] == {"k": 3, "dc_k": 5, "membership": "<="}
+    assert p["num_real"] == 12 and p["kid"]["subset_size"] == 6 and p["prdc"] == {"k": 3, "dc_k": 3, "membership": "<="}
     r2 = G.evaluate(real, fake, metrics="fid", protocol="legacy_tf", cache=tmp_path / "c.npz", **kw)
     feats_r = G.inception_features(real, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
     feats_f = G.inception_features(fake, protocol="legacy_tf", weights=stub, device="cpu", progress=False)
@@ -476,7 +476,7 @@ def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_pa
     assert r["fid_min_eigenvalue"] == pytest.approx(np.linalg.eigvals(s1 @ s2).real.min(), rel=1e-6, abs=1e-9)
     p = r["protocol"]
     assert p["kid"] == {"num_subsets": 4, "subset_size": 11, "degree": 3, "gamma": "1/5", "coef0": 1.0, "seed": 7}
-    assert p["prdc"] == {"k": 2, "dc_k": 5, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
+    assert p["prdc"] == {"k": 2, "dc_k": 2, "membership": "<"} and p["metrics"] == ["fid", "kid", "prdc"]
     assert p["num_real"] == 14 and p["num_fake"] == 11 and p["device"] == "cpu"
     records = {}
     for proto in ("clean", "legacy_tf", "legacy_pytorch"):

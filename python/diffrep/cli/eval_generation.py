@@ -35,8 +35,8 @@ def add_arguments(p) -> None:
     g.add_argument("--gen-batch-size", type=int, default=50, help="Inception batch size (default 50)")
     g.add_argument("--k", type=int, default=3, help="precision/recall: nearest neighbours (default 3, Kynkaanniemi "
                    "et al. 2019)")
-    g.add_argument("--dc-k", type=int, default=5, help="density/coverage: nearest neighbours (default 5, Naeem et al. "
-                   "2020)")
+    g.add_argument("--dc-k", type=int, default=None, help="density/coverage: nearest neighbours (default: --k, as the "
+                   "prdc package's nearest_k; Naeem et al. 2020 use 5)")
     g.add_argument("--strict", action="store_true", help="PRDC: membership < (the prdc package) instead of <=")
     g.add_argument("--kid-subsets", type=int, default=100)
     g.add_argument("--kid-subset-size", type=int, default=1000)

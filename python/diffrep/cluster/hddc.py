@@ -72,8 +72,11 @@ SPLIT_RULES = ("bic", "dyga")
 
 @dataclasses.dataclass
 class HDDCResult:
-    """Per-unit mixtures, padded to K = ``max_components`` with an ``active`` mask.
+    """Per-unit mixtures, padded to the largest K with an ``active`` mask.
 
+    K = ``n_components.max()``: each unit's active components come first, in the fit's slot order,
+    and slots past a unit's own count are padding (``active`` False, weight 0); :meth:`padded` widens
+    the slots (DyGA stores its anchors in ``max_components`` slots).
     weights (U, K) (0 for inactive), means (U, K, d), n_components (U,), log_likelihood (U,)
     (sum_i log p(x_i) at the final parameters), bic (U,); AkjBkQkDk: subspaces (U, K, d, d)
     (eigenvectors as columns, the first ``dims`` span the signal subspace), a (U, K, d) (zero
@@ -126,6 +129,20 @@ class HDDCResult:
     def labels(self, x):
         """MAP component (U, n) of new points."""
         return self.log_prob(x).argmax(-1)
+
+    def padded(self, num_slots: int) -> "HDDCResult":
+        """The same mixtures in ``num_slots`` >= K component slots: the new slots are inactive, with
+        weight 0 and zero parameters (what fixed-size buffers, such as DyGA's anchors, hold)."""
+        K = self.means.shape[1]
+        if isinstance(num_slots, bool) or not isinstance(num_slots, int) or num_slots < K:
+            raise ValueError(f"num_slots must be an int >= the result's {K} slots, got {num_slots!r}")
+        out = dataclasses.replace(self)
+        for name in _SLOT_FIELDS:
+            t = getattr(self, name)
+            if t is not None:
+                pad = t.new_zeros((t.shape[0], num_slots - K, *t.shape[2:]))
+                setattr(out, name, torch.cat([t, pad], 1))
+        return out
 
     def align(self, features, lam=0.1, tau=1e-4, **kw):
         """Deprecated: ``diffrep.methods.dyga.align(result, features, ...)`` (DyGA Eq. 6)."""
@@ -258,4 +275,21 @@ def _result(eng, w, p, stats):
         res.covariances = p["cov"]
     else:
         res.subspaces, res.a, res.b, res.dims = p["Q"], p["a"], p["b"], p["dk"]
-    return res
+    # the fit works in max_components slots with holes where components were filtered; the result
+    # is padded to the largest K only (issue 5's contract): active slots first, order kept
+    order = torch.argsort((~act).to(torch.int8), dim=1, stable=True)
+    return _take_slots(res, order[:, :max(1, int(res.n_components.max()))])
+
+
+_SLOT_FIELDS = ("weights", "means", "active", "subspaces", "a", "b", "dims", "covariances")
+
+
+def _take_slots(res: HDDCResult, idx: torch.Tensor) -> HDDCResult:
+    """``res`` with its component slots gathered by ``idx`` (U, K') along dim 1."""
+    out = dataclasses.replace(res)
+    for name in _SLOT_FIELDS:
+        t = getattr(res, name)
+        if t is not None:
+            i = idx.view(*idx.shape, *([1] * (t.dim() - 2))).expand(*idx.shape, *t.shape[2:])
+            setattr(out, name, torch.gather(t, 1, i))
+    return out

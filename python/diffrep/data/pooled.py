@@ -52,8 +52,8 @@ class Pooled(torch.utils.data.Dataset):
         imgs = self._pool(imgs)
         return [(imgs[k], targets[k]) for k in range(len(indices))]
 
-    def sample_factors(self, num, rng=None):
-        return self.base.sample_factors(num, rng)
+    def sample_factors(self, n, rng=None):
+        return self.base.sample_factors(n, rng)
 
     def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
         """float32 (n, H/f, W/f, C) in [0, 1], pooled like the training items."""

@@ -274,7 +274,7 @@ class DyGA(nn.Module):
             res = hddc_fit(x.contiguous(), cfg.n_components, cfg.max_components, "AkjBkQkDk", cfg.max_iter, cfg.tol,
                            True, cfg.min_mass, cfg.seed + epoch, split_rule="dyga", phi=cfg.phi, psi=cfg.psi,
                            p_arbitrary=cfg.p_arbitrary, max_split_passes=cfg.max_split_passes,
-                           threshold=cfg.threshold)
+                           threshold=cfg.threshold).padded(self.means.shape[1])   # the fit's largest K -> every slot
             anchors = lo[:, None, None] + res.means * span[:, None, None]
         else:
             x, res = self._fit_code(x, n, epoch)

@@ -207,12 +207,12 @@ def _feature_tensor(x, name: str, device) -> torch.Tensor:
     return x
 
 
-def prdc(real, fake, *, k: int = 3, dc_k: int = 5, strict: bool = False, device=None) -> dict:
-    """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) with k-NN balls of ``k`` = 3
-    neighbours, and density and coverage (Naeem et al. 2020, Eq. 3-4) with balls of ``dc_k`` = 5
-    neighbours, each paper's default (Naeem et al. choose k = 5 so that coverage of two samples
-    of one distribution is about 1 - 2^-5 = 0.97; with k = 3 it would be about 0.875). Pass
-    ``dc_k=k`` for the clovaai ``prdc`` package's single ``nearest_k``.
+def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = False, device=None) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) and density and coverage (Naeem et
+    al. 2020, Eq. 3-4) with k-NN balls of ``k`` = 3 neighbours: one k for all four, as the clovaai
+    ``prdc`` package's ``nearest_k`` (Naeem et al.'s reference code). ``dc_k`` gives density and
+    coverage their own k: Naeem et al. choose k = 5 (Sec. 4), so that the coverage of two samples
+    of one distribution is about 1 - 2^-5 = 0.97 (about 0.875 with k = 3).
 
     With r_i^2(k) the squared distance of real point i to its k-th nearest real neighbour (itself
     counted as the 0-th, i.e. the k-th neighbour excluding the point) and likewise s_j^2(k) for
@@ -231,7 +231,7 @@ def prdc(real, fake, *, k: int = 3, dc_k: int = 5, strict: bool = False, device=
     from ..ops.knn import MAX_K, knn_scan
 
     k = _check_int(k, "k", 1)
-    dc_k = _check_int(dc_k, "dc_k", 1)
+    dc_k = k if dc_k is None else _check_int(dc_k, "dc_k", 1)
     for name, v in (("k", k), ("dc_k", dc_k)):
         if v + 1 > MAX_K:
             raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
@@ -597,7 +597,7 @@ METRICS = ("fid", "kid", "prdc")
 
 def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=None, num_samples: int | None = None,
              num_real: int | None = None, batch_size: int = 50, device=None, seed: int = 0, cache=None,
-             k: int = 3, dc_k: int = 5, strict: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             k: int = 3, dc_k: int | None = None, strict: bool = False, kid_subsets: int = 100, kid_subset_size: int = 1000,
              allow_singular: bool = False, progress: bool = True) -> dict:
     """Generation metrics of ``fake`` against ``real`` on FID Inception features, with the record of
     how they were measured (docs/metrics.md, "Generation metrics").
@@ -626,7 +626,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     from ..ops.knn import MAX_K
 
     k = _check_int(k, "k", 1)
-    dc_k = _check_int(dc_k, "dc_k", 1)
+    dc_k = k if dc_k is None else _check_int(dc_k, "dc_k", 1)
     for name, v in (("k", k), ("dc_k", dc_k)):
         if v + 1 > MAX_K:
             raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")

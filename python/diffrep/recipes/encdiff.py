@@ -99,11 +99,11 @@ class Shapes3DSubgrid(torch.utils.data.Dataset):
             return self.images01[i] * 2 - 1, torch.from_numpy(self.factors[i])
         return self.images01[int(i)] * 2 - 1, torch.from_numpy(self.factors[int(i)])
 
-    def sample_factors(self, num: int, rng=None) -> np.ndarray:
+    def sample_factors(self, n: int, rng=None) -> np.ndarray:
         """``rng`` as every dataset takes it (a numpy Generator or RandomState, an int seed, a torch.Generator;
         docs/data.md), except that None is RandomState(0) here: the sub-grid's metric draws repeat."""
         rng = as_generator(rng if rng is not None else np.random.RandomState(0))
-        return np.stack([integers(rng, s, num) for s in self.factor_sizes], 1)
+        return np.stack([integers(rng, s, n) for s in self.factor_sizes], 1)
 
     def factors_to_index(self, factors) -> np.ndarray:
         return (np.asarray(factors, dtype=np.int64) * self._strides).sum(1)
