@@ -137,7 +137,7 @@ def test_load_pretrained_uses_the_class_table_without_recipes(tmp_path):
     first, second = r.stdout.strip().splitlines()
     cls, total = first.split()
     assert cls == "ToyDDPM"
-    assert float(total) == pytest.approx(float(sum(p.double().sum() for p in m.parameters())), rel=1e-12)
+    assert float(total) == pytest.approx(float(sum(p.detach().double().sum() for p in m.parameters())), rel=1e-12)
     assert second == "[]"
 
 
@@ -385,6 +385,25 @@ def test_samplers_do_not_force_no_grad(kind):
     assert w.grad is not None and torch.isfinite(w.grad)
     with torch.no_grad():  # a caller that wants no graph says so
         assert not sampler.sample(lambda x_t, t: w * x_t, (2, 3), num_steps=4 if kind == "DDIMSampler" else None).requires_grad
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sami_guided_chain_reuses_the_samplers_and_keeps_no_step_buffer(sampler, monkeypatch):
+    from diffrep.diffusion import samplers
+    from helpers import tiny_sami
+    m = tiny_sami()
+    assert not any(k.endswith("train_step") for k in m.state_dict())  # the trainer passes step: no buffer
+    m.load_state_dict({**m.state_dict(), "train_step": torch.tensor(5)})  # old weights still load
+    calls = []
+    real = samplers._Sampler.sample
+
+    def spy(self, *a, **k):
+        calls.append(type(self).__name__)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(samplers._Sampler, "sample", spy)
+    m.sample(1, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    assert calls == [{"ddpm": "DDPMSampler", "ddim": "DDIMSampler"}[sampler]]
 
 
 # ---------------------------------------------------------------- native boundary

@@ -82,6 +82,19 @@ def test_every_discretised_flow_quantises_its_data():
     assert torch.equal(cont.flow.prepare_data(x), x)  # continuous data are not snapped
 
 
+@pytest.mark.parametrize("encoder_input", ["theta", "x"])
+def test_training_and_encoding_see_quantised_data(encoder_input):
+    from diffrep.bfn import quantize
+    m = tiny_paramrel("discretised", encoder_input=encoder_input).eval()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    q = quantize(x, 16)
+    with torch.no_grad():  # the reference quantises in its data transform: every reader of x sees the centres
+        assert torch.equal(m.encode(x), m.encode(q))
+        lx = m.loss(x, step=0, generator=torch.Generator().manual_seed(1))["loss"]
+        lq = m.loss(q, step=0, generator=torch.Generator().manual_seed(1))["loss"]
+    assert torch.equal(lx, lq)
+
+
 # ---------------------------------------------------------------- 2. no weight flips a term's sign
 
 def _paramrel_cfg():
@@ -432,6 +445,37 @@ def test_sigint_finishes_the_step_saves_and_says_how_to_resume(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [2]
     assert f"interrupted at step {exc.step}" in str(exc)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
+
+
+def test_the_cli_prints_how_to_resume_and_exits_130_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from diffrep.cli import main
+    from diffrep.methods.toy_ddpm import ToyDDPM
+    real = ToyDDPM.loss
+
+    def interrupted_at_step_1(self, batch, *, step, generator=None):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, batch, step=step, generator=generator)
+
+    monkeypatch.setattr(ToyDDPM, "loss", interrupted_at_step_1)
+    out = tmp_path / "run"
+    rc = main(["train", "demo/toy-ddpm", "--out", str(out), "--train.steps", "50", "--train.batch_size", "4",
+               "--data.num_images", "8", "--train.log_every", "1", "--train.ckpt_every", "0",
+               "--train.sample_every", "0", "--train.device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 128 + signal.SIGINT and "Traceback" not in err
+    assert "interrupted at step 2; resume with: " in err and "--resume" in err
+    assert (out / "checkpoints" / "step-00000002").is_dir()
+
+
+def test_quickstart_and_the_validation_scripts_take_overwrite():
+    from diffrep.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["quickstart", "--help"])
+    assert "--overwrite" in out.getvalue()
+    for script in ("validate_sami", "validate_paramrel"):
+        assert '"--overwrite"' in (ROOT / "scripts" / f"{script}.py").read_text(), script
 
 
 def test_slurm_tasks_without_world_size_are_refused():
