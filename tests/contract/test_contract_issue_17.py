@@ -424,6 +424,10 @@ def test_a_corrupt_newest_checkpoint_names_the_valid_one_and_the_resume_command(
     with pytest.raises(RunFolderError) as err:
         Trainer(_Lin(), _data(), _train_cfg(3), tmp_path).train(resume="latest")
     assert str(newest) in str(err.value) and f"--resume {older}" in str(err.value)
+    other = tmp_path / "other"
+    Trainer(_Lin(), _data(), _train_cfg(1), other).train()
+    with pytest.raises(RunFolderError, match="another run folder"):  # into a folder that holds a run
+        Trainer(_Lin(), _data(), _train_cfg(3), other).train(resume=older)
 
 
 def test_train_cli_has_overwrite_and_resume():
@@ -500,6 +504,9 @@ def test_an_explicit_root_is_never_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFREP_DATA", str(missing))
     with pytest.raises(FileNotFoundError, match="DIFFREP_DATA"):
         D.load("dsprites")
+    monkeypatch.setenv("DIFFREP_DATA", str(tmp_path))  # a shared folder without this dataset: said, then generated
+    with pytest.warns(UserWarning, match="DIFFREP_DATA"):
+        assert D.load("dsprites").source == "procedural"
 
 
 @pytest.mark.parametrize("name", ["paramrel/dsprites", "paramrel/celeba64", "bfn/cifar10-discretised", "sami/celeba64",
