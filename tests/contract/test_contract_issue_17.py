@@ -281,6 +281,7 @@ def test_sami_evaluation_reads_held_out_data_and_training_honours_num_images(tmp
             build_eval_dataset(SAMIDataConfig(dataset="celeba", split=split, size=8), 4)
     with pytest.raises(ValueError, match="none is left"):
         build_eval_dataset(dataclasses.replace(cfg, num_images=5), 2)
+    assert get_recipe("sami/celeba64").make_config().data.num_images == 60000  # the paper's 60,000, not 162,770
 
 
 # ---------------------------------------------------------------- 11. validation in two tiers
@@ -328,6 +329,7 @@ def test_validate_sami_records_the_recipe_actually_run(tmp_path):
     dump_yaml(get_recipe("sami/disks").make_config(), run / "config.yaml")
     assert vs.recipe_of_run(run, None)["recipe"] == "sami/disks"
     assert vs.recipe_of_run(run, "sami/celeba64")["source"] == "--recipe"
+    assert '"--strict"' in (ROOT / "scripts" / "validate_sami.py").read_text()  # paper checks set the exit code too
 
 
 # ---------------------------------------------------------------- 12. rigid/sloppy guidance and Algorithm 1's step
