@@ -284,7 +284,9 @@ class ParamReL(PretrainedMixin, nn.Module):
             if x is None:
                 raise ValueError("encoder_input='x' encodes the clean data, which generation does not have; "
                                  "use z_source='prior_per_step' or 'prior_fixed'")
-            inp = x.float()
+            # the data as the flow reads them: the BFN reference quantises in its data transform, so the
+            # x-encoder too sees discretised data at the bin centres (docs/kernels/bfn.md#quantisation)
+            inp = (self.flow.prepare_data(x) if self.flow.kind == "continuous" else x).float()
         else:
             inp = self.flow.network_input(state)
         raw = self.encoder.gaussian_params(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)

@@ -1,5 +1,5 @@
 """Import a diffusion U-Net saved by diffusers (``UNet2DModel``: ``config.json`` + safetensors in a local
-folder) into diffrep's :class:`~diffrep.nn.unet.UNet` (docs/architecture.md#pretrained-models).
+folder) into diffrep's :class:`~diffrep.nn.unet.UNet` (docs/architecture.md#pretrained-u-nets-from-diffusers).
 
 Both networks are the DDPM / ADM U-Net (Ho et al. 2020 App. B; Dhariwal & Nichol 2021): the same
 residual blocks, attention, down- and up-sampling and skip structure, so a checkpoint maps tensor for

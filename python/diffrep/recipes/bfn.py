@@ -21,7 +21,7 @@ class BFNRecipeConfig(Config):
     """A recipe: the model, a dataset by name (``diffrep.data.load(dataset, root=data.root,
     **dataset_options)``; ``--data.root PATH``, default ``$DIFFREP_DATA``) and training."""
 
-    model: BFNConfig = dataclasses.field(default_factory=BFNConfig)  # the BFN model (docs/methods/bfn.md)
+    model: BFNConfig = dataclasses.field(default_factory=BFNConfig)  # the BFN model (docs/kernels/bfn.md)
     dataset: str = "digits"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
