@@ -533,7 +533,7 @@ def test_robust_default_gives_finite_flagged_scores(case):
             assert bool(r.flags) or name not in guarded, (case, name)
 
 
-def test_single_code_is_an_error_or_documented():
+def test_single_code_or_source_is_an_error_or_documented():
     c, f = _data(120, (3, 2), extra=0)
     one = c[:, :1]
     with pytest.raises(ValueError, match="at least two codes"):
@@ -543,6 +543,9 @@ def test_single_code_is_an_error_or_documented():
     r = M.infomec(one, f)  # one active latent: InfoC undefined (docs/metrics.md#infomec), flagged
     assert math.isnan(r["infoc"]) and any("InfoC undefined" in x for x in r.flags)
     assert math.isfinite(r["infom"]) and math.isfinite(r["infoe"])
+    r = M.infomec(c, f[:, :1])  # one source: InfoM likewise (0/0 in the reference), flagged
+    assert math.isnan(r["infom"]) and any("InfoM undefined" in x for x in r.flags)
+    assert math.isfinite(r["infoc"]) and math.isfinite(r["infoe"])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
