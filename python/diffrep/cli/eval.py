@@ -1,10 +1,15 @@
 """``diffrep eval``: compute chosen metrics for codes aligned to a dataset, write JSON, print a table.
 
-Two inputs:
+Three inputs:
 * ``--codes F.npz`` holding ``codes`` (N, d) and ``factors`` (N, F) (optionally
   ``codes_test``/``factors_test``; otherwise the last ``--test-fraction`` of the rows is the test
   split, disentanglement_lib ``split_train_test`` style: the first ceil(N p) rows train). Binary
   ``attributes`` (N, A) enable ``tad`` and ``latent_auroc``.
+* ``--codes F.npz --dataset NAME``: codes aligned to dataset indices (row i = item i, or an
+  ``indices`` array giving each row's item; ``codes_test`` with ``indices_test``), scored against
+  the items' targets read from the dataset (:func:`diffrep.metrics.suite.align_to_dataset`):
+  factor classes, labels, or binary attributes, which also enable ``tad``/``latent_auroc``
+  (CelebA). ``--root`` and ``--source`` pick the dataset's files as for ``--model``.
 * ``--model DIR --dataset NAME``: a ``save_pretrained`` folder (any registered diffrep model; its
   ``encode(x)`` gives the codes) and a dataset of :func:`diffrep.data.load`. ``--num-train`` then
   ``--num-test`` factor rows are drawn from ``RandomState(--seed)`` (train first, one ``randint``
@@ -41,12 +46,13 @@ FORMATS = ("text", "md", "csv", "json")
 def register(sub) -> None:
     p = sub.add_parser("eval", help="compute disentanglement/representation metrics from saved codes or a model")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F)")
+    src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F); with --dataset, "
+                     "codes aligned to dataset indices (row i = item i, or an 'indices' array)")
     src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
     src.add_argument("--generation", action="store_true",
                      help="generation metrics (FID, KID, PRDC) of --fake against --real (diffrep.cli.eval_generation)")
-    p.add_argument("--dataset", help="dataset name for --model (diffrep.data.load: dsprites, shapes3d, ...; "
-                   "default: the run's, from its run.json)")
+    p.add_argument("--dataset", help="dataset name (diffrep.data.load: dsprites, shapes3d, celeba, ...): for --model "
+                   "(default: the run's, from its run.json), or the targets of index-aligned --codes")
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="--model: max-pool factor (default: the run's, else 1)")
@@ -119,8 +125,21 @@ def format_result(result, fmt: str) -> str:
 
 # flags that only --model reads (their defaults), refused with --codes: the codes are computed already, and
 # they were ignored without a word
-MODEL_ONLY = {"dataset": None, "root": None, "pool": None, "num_train": 10000, "num_test": 5000, "seed": 0,
-              "batch_size": 256, "item_format": "pm1"}
+MODEL_ONLY = {"pool": None, "num_train": 10000, "num_test": 5000, "seed": 0, "batch_size": 256, "item_format": "pm1"}
+
+
+def codes_source(args):
+    """What ``--codes`` scores: the file's own arrays, or (with ``--dataset``) its index-aligned
+    codes with the dataset's targets."""
+    if args.dataset is None:
+        if args.root is not None:
+            raise ValueError("--root applies to --model, or to --codes with --dataset (index-aligned codes)")
+        return args.codes
+    from ..data import load
+    from ..metrics.suite import align_to_dataset, load_codes
+
+    arrays = load_codes(args.codes)  # a bad file fails before the dataset is read
+    return align_to_dataset(arrays, load(args.dataset, root=args.root, source=args.source), args.dataset)
 
 
 def run(args) -> int:
@@ -151,8 +170,11 @@ def run(args) -> int:
         args.weights = src.pop("_weights")
         src.pop("_model_dir")
     else:
-        src = args.codes
-    result = compute(src, metrics, args.mode, args.estimator, args.tad_variant, args.test_fraction)
+        src = codes_source(args)
+    result = compute(src, metrics, args.mode, args.estimator, args.tad_variant, args.test_fraction,
+                     source=args.codes)
+    if args.codes is not None and args.dataset is not None:
+        result.meta.update(dataset=args.dataset, codes_aligned_to="dataset indices")
     if args.model is not None:
         result.meta.update(model=args.model, dataset=settings["dataset"], dataset_options=settings["options"],
                            pool=settings["pool"], seed=args.seed, num_train=args.num_train, num_test=args.num_test,

@@ -172,6 +172,12 @@ class ImageDataset(torch.utils.data.Dataset):
         """float32 (n, H, W, C) in [0, 1] for ``indices`` (the metric convention, docs/data.md#conventions)."""
         return images_to_float01(self.images(indices))
 
+    def targets(self, indices) -> np.ndarray:
+        """The targets of ``indices`` (labels, attributes or factor classes; leading axis n) without
+        reading an image: what ``diffrep eval --codes F.npz --dataset NAME`` scores codes against."""
+        idx = check_indices(indices, len(self)).reshape(-1)
+        return np.asarray(self._targets(idx))
+
     def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, targets) for a sequence of indices, images formatted by ``item_format``."""
         idx = check_indices(indices, len(self)).reshape(-1)

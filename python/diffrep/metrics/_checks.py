@@ -44,6 +44,16 @@ def train_test(ctr, ftr, cte, fte):
     return a, b, c.to(a.device), d.to(a.device)
 
 
+def folds(n_splits, n: int, name: str = "codes") -> int:
+    """``n_splits`` as an int >= 2 that ``n`` samples can fill: KFold's own errors name neither
+    argument ("Cannot have number of splits n_splits=5 greater than the number of samples")."""
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ValueError(f"n_splits must be an int >= 2 (KFold needs a train and a test part), got {n_splits!r}")
+    if n < n_splits:
+        raise ValueError(f"{name}: {n} samples cannot fill n_splits={n_splits} folds")
+    return int(n_splits)
+
+
 def is_float32(x) -> bool:
     """Whether ``x`` (array or tensor, before validation) holds float32 (or half-precision) values:
     the references then compute in float32 where dtype-preserving NumPy/scikit-learn steps see them

@@ -22,7 +22,8 @@ def latent_auroc(codes, attributes, n_splits: int = 5, seed: int = 0, mode: str 
     folds (``latent_auroc``, ``latent_auroc_std``) and per-attribute means in ``meta``.
 
     ``mode="robust"``: an attribute with one class in a fold's train or test split is left out of
-    that fold's mean (flagged); lbfgs convergence warnings are recorded. ``"parity"``: such a fold
+    that fold's mean (flagged); with no attribute left in any fold the score is 0.5 (chance, std 0,
+    flagged) where sklearn raises; lbfgs convergence warnings are recorded. ``"parity"``: such a fold
     raises ``ValueError`` as sklearn does.
     """
     from sklearn.linear_model import LogisticRegression
@@ -36,6 +37,7 @@ def latent_auroc(codes, attributes, n_splits: int = 5, seed: int = 0, mode: str 
     y = _checks.numpy(_checks.factors(attributes, "attributes", z.shape[0]))
     if not np.isin(y, (0, 1)).all():
         raise ValueError("attributes: expected binary 0/1 labels")
+    n_splits = _checks.folds(n_splits, z.shape[0])
     flags, fold_means, per_attr = [], [], [[] for _ in range(y.shape[1])]
     for f, (tr, te) in enumerate(KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(z)):
         sc = StandardScaler().fit(z[tr])
@@ -61,8 +63,10 @@ def latent_auroc(codes, attributes, n_splits: int = 5, seed: int = 0, mode: str 
         fold_means.append(float(np.mean(vals)))
         for a, v in zip(used, vals):
             per_attr[a].append(v)
-    return Result({"latent_auroc": float(np.mean(fold_means)) if fold_means else float("nan"),
-                   "latent_auroc_std": float(np.std(fold_means)) if fold_means else float("nan")},
+    if not fold_means:  # sklearn raises here; robust scores chance, as for a code that carries nothing
+        flags.append("no attribute has both classes in any fold: latent_auroc = 0.5 (chance)")
+    return Result({"latent_auroc": float(np.mean(fold_means)) if fold_means else 0.5,
+                   "latent_auroc_std": float(np.std(fold_means)) if fold_means else 0.0},
                   "latent_auroc", f"infodiffusion-PredMetric-Linear/{mode}", n_splits=n_splits, seed=seed,
                   num_points=int(z.shape[0]), fold_means=fold_means,
                   per_attribute_mean=[float(np.mean(v)) if v else None for v in per_attr], flags=flags)

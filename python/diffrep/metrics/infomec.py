@@ -54,6 +54,9 @@ def _infoe(z_in: np.ndarray, s: np.ndarray, discrete_latents: bool, mode: str, e
             flags.append(f"source {i} constant: left out of InfoE")
         else:
             sources.append(i)
+    if not sources:  # robust only (parity raised above): nothing to explain, as sklearn cannot fit one class
+        flags.append("no source with two classes: InfoE = 0")
+        return 0.0
     if estimator == "fast":
         return _infoe_fast(x, s, sources, flags)
     vals = []
@@ -73,7 +76,7 @@ def _infoe(z_in: np.ndarray, s: np.ndarray, discrete_latents: bool, mode: str, e
         if any("converge" in str(x_.message).lower() for x_ in w):
             flags.append(f"source {i}: lbfgs stopped at max_iter=100 (InfoE is where it stopped)")
         vals.append((ce_0 - ce_z) / ce_0)
-    return float(np.mean(vals)) if vals else float("nan")
+    return float(np.mean(vals))
 
 
 def _infoe_fast(x: np.ndarray, s: np.ndarray, sources: list, flags: list):
@@ -81,8 +84,6 @@ def _infoe_fast(x: np.ndarray, s: np.ndarray, sources: list, flags: list):
     CE_0 = log K (the balanced intercept-only optimum is uniform)."""
     from sklearn.metrics import log_loss
 
-    if not sources:
-        return float("nan")
     model = fit_logistic(x, [s[:, i] for i in sources], C=np.inf, class_weight="balanced")
     vals = []
     for j, (i, p) in enumerate(zip(sources, model.predict_proba(x))):
@@ -121,8 +122,10 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
     Modes:
       * ``"robust"`` (default): the kNN tie-breaking noise comes from ``RandomState(seed)`` (seed 0
         by default; recorded); active latents whose NMI column is all zero are left out of InfoM
-        (flagged); InfoC is NaN and flagged when d_act <= 1; with no active latent InfoM = InfoC = 0
-        (flagged); CE_0 = log K exactly; constant sources are left out (flagged).
+        (flagged), and InfoM = 0 when no active latent is left (flagged); InfoC is NaN and flagged
+        when d_act <= 1, InfoM likewise with a single source (both 0/0 in the reference); with no
+        active latent InfoM = InfoC = 0 (flagged); CE_0 = log K exactly; constant sources are left
+        out (flagged), and InfoE = 0 when none is left (flagged; sklearn cannot fit one class).
       * ``"parity"``: unseeded noise (``seed`` is ignored, as the reference passes none), the
         reference's 0/0 NaNs, and CE_0 from the LR fit on a zero input. Run-to-run spread is the
         noise's (1e-6 on continuous latents; larger for heavily tied latents).
@@ -175,8 +178,14 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
                 infom = infoc = 0.0
             else:
                 nk = na[:, keep]
-                infom = ((np.mean(nk.max(axis=0) / nk.sum(axis=0)) - 1 / nf) / (1 - 1 / nf)
-                         if nk.shape[1] and nf > 1 else float("nan"))
+                if nf == 1:  # max / sum = 1 = 1/F for every latent: 0/0, as InfoC with one active latent
+                    flags.append("1 source: InfoM undefined")
+                    infom = float("nan")
+                elif not nk.shape[1]:  # the reference's 0/0 per latent; as InfoC's all-zero case, 0
+                    flags.append("no active latent has a non-zero NMI: InfoM = 0")
+                    infom = 0.0
+                else:
+                    infom = (np.mean(nk.max(axis=0) / nk.sum(axis=0)) - 1 / nf) / (1 - 1 / nf)
                 rows = na.sum(axis=1) > 0
                 if (~rows).any() and d_act > 1:
                     flags.append(f"sources {np.nonzero(~rows)[0].tolist()} have all-zero NMI over the active "

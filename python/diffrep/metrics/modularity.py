@@ -60,8 +60,11 @@ def logistic_regression(solver: str, random_state=None):
 
 
 def _macro_auroc(onehot: np.ndarray, proba: np.ndarray):
-    """Macro AUROC over the classes present on both sides (robust), via the ranks kernel."""
+    """Macro AUROC over the classes present on both sides (robust), via the ranks kernel; None
+    when no class is (a split holding one class has no one-vs-rest AUROC)."""
     present = (onehot.sum(0) > 0) & (onehot.sum(0) < onehot.shape[0])
+    if not present.any():
+        return None, np.nonzero(~present)[0].tolist()
     auc, _ = ops.auroc_matrix(torch.from_numpy(proba[:, present].T.copy()),
                               torch.from_numpy(onehot[:, present].T.copy()))
     return float(torch.diagonal(auc).mean()), np.nonzero(~present)[0].tolist()
@@ -98,7 +101,8 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
       * ``"robust"``: a constant code is divided by 1 instead of 0 (flagged); the one-hot columns
         come from the classifier's classes so train and test align; classes absent from a split
         are left out of that split's macro AUROC (flagged); a factor constant in the train split
-        gets no classifier and is left out of explicitness (flagged).
+        gets no classifier and is left out of explicitness (flagged), as is a factor with one class
+        in a split (flagged); with no factor left, that split's explicitness is 0.5, chance (flagged).
       * ``"parity"``: the reference's arithmetic (a constant code gives NaN features, on which
         sklearn raises), the binarizer refit on each split, and the reference keys
         ``modularity_score``, ``explicitness_score_train``, ``explicitness_score_test``.
@@ -134,6 +138,9 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
             for name, y, p, acc in (("train", ytr[:, j], ptr, train_s), ("test", yte[:, j], pte, test_s)):
                 onehot = (y[:, None] == classes[None, :]).astype(np.int64)
                 score, missing = _macro_auroc(onehot, p)
+                if score is None:
+                    flags.append(f"factor {j}: one class in the {name} split, left out of explicitness_{name}")
+                    continue
                 if missing:
                     flags.append(f"factor {j}: classes {classes[missing].tolist()} absent from {name} split")
                 acc.append(score)
@@ -144,9 +151,14 @@ def modularity_explicitness(codes_train, factors_train, codes_test, factors_test
             mlb = MultiLabelBinarizer()
             train_s.append(roc_auc_score(mlb.fit_transform(np.expand_dims(ytr[:, j], 1)), ptr))
             test_s.append(roc_auc_score(mlb.fit_transform(np.expand_dims(yte[:, j], 1)), pte))
+    # robust: with no factor left to score, chance (0.5, what constant codes score) where sklearn raises
+    empty = 0.5 if robust else float("nan")
+    for name, acc in (("train", train_s), ("test", test_s)):
+        if robust and not acc:
+            flags.append(f"no factor scorable in the {name} split: explicitness_{name} = 0.5 (chance)")
     scores = {"modularity": mod,
-              "explicitness_train": float(np.mean(train_s)) if train_s else float("nan"),
-              "explicitness_test": float(np.mean(test_s)) if test_s else float("nan")}
+              "explicitness_train": float(np.mean(train_s)) if train_s else empty,
+              "explicitness_test": float(np.mean(test_s)) if test_s else empty}
     if not robust:
         scores.update(modularity_score=scores["modularity"], explicitness_score_train=scores["explicitness_train"],
                       explicitness_score_test=scores["explicitness_test"])

@@ -258,6 +258,8 @@ def downstream_task_score(dataset, representation_fn, seed: int = 0, sizes=(10, 
 
 
 ALL = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "factor_vae", "beta_vae", "downstream")
+# scored against binary factors (attributes): asked for by name, on datasets whose factors are all binary
+ATTRIBUTE_METRICS = ("tad", "latent_auroc")
 
 
 def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed: int = 0,
@@ -266,21 +268,32 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
     """The suite on a ground-truth dataset: each metric gets a fresh RandomState(seed) and the study's
     sample sizes (``num_train`` / ``num_test``, batch 16 for the array metrics: MIG uses
     ``num_train`` points; DCI/SAP/modularity sample train then test). InfoMEC (not in
-    disentanglement_lib) uses ``num_train`` points drawn the same way. TAD and latent AUROC need
-    binary attributes and are computed with :func:`diffrep.metrics.tad` / ``latent_auroc`` on arrays.
+    disentanglement_lib) uses ``num_train`` points drawn the same way. ``"tad"`` (its default
+    InfoDiffusion variant) and ``"latent_auroc"`` are not in the default list: they score binary
+    attributes, so they run only when asked for and the sampled factors are all 0/1 (the factors are
+    then the attributes; ``num_train`` points drawn as MIG's); otherwise they are a ValueError. On
+    arrays, :func:`diffrep.metrics.tad` / ``latent_auroc`` take any attributes.
     """
     from .dci import dci as _dci
     from .infomec import infomec as _infomec
     from .mig import mig as _mig
     from .modularity import modularity_explicitness as _modexp
     from .sap import sap as _sap
+    from .auroc import latent_auroc as _latent_auroc
+    from .tad import tad as _tad
 
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)  # "mig" was read as m, i, g
     _sizes(num_train=num_train, num_test=num_test)
-    unknown = [m for m in metrics if m not in ALL]
+    unknown = [m for m in metrics if m not in ALL + ATTRIBUTE_METRICS]
     if unknown:
-        raise ValueError(f"metrics: unknown {unknown}; known: {list(ALL)}")
+        raise ValueError(f"metrics: unknown {unknown}; known: {list(ALL + ATTRIBUTE_METRICS)}")
     enc = _Encoder(dataset, representation_fn, cache)
+    sizes = getattr(dataset, "factor_sizes", None)
+    binary = [m for m in metrics if m in ATTRIBUTE_METRICS]
+    if binary and sizes is not None and max(sizes) > 2:  # before any encoding (datasets without
+        # factor_sizes are checked on the sampled factors below)
+        raise ValueError(f"metrics: {binary} score binary attributes, but the dataset's factor sizes are "
+                         f"{list(sizes)}; compute them on arrays with diffrep.metrics.tad / latent_auroc")
     results = []
 
     def train_test():
@@ -301,6 +314,12 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
         elif m == "infomec":
             c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
             results.append(_infomec(as_returned(c), f, mode=mode))
+        elif m in ATTRIBUTE_METRICS:
+            c, f = generate_batch_factor_code(enc, num_train, np.random.RandomState(seed))
+            if not np.isin(f, (0, 1)).all():
+                raise ValueError(f"metrics: {m} scores binary attributes, but the dataset's factors take values "
+                                 f"up to {int(f.max())}; compute it on arrays with diffrep.metrics.{m}")
+            results.append((_tad if m == "tad" else _latent_auroc)(as_returned(c), f, mode=mode))
         elif m == "dci":
             results.append(_dci(*train_test(), estimator=estimator, mode=mode))
         elif m == "sap":

@@ -14,7 +14,7 @@ import math
 
 from .._checks import probability
 
-__all__ = ["ARRAY_METRICS", "DEFAULT", "MIN_ROWS", "compute", "load_codes", "sample_warnings"]
+__all__ = ["ARRAY_METRICS", "DEFAULT", "MIN_ROWS", "align_to_dataset", "compute", "load_codes", "sample_warnings"]
 
 ARRAY_METRICS = ("mig", "dci", "sap", "modularity_explicitness", "infomec", "tad", "latent_auroc", "downstream")
 DEFAULT = ("mig", "dci", "sap", "modularity_explicitness", "infomec")
@@ -79,6 +79,66 @@ def load_codes(path) -> "_Arrays":
 
 
 
+def _dataset_rows(z, codes_key: str, index_key: str, dataset, name: str, required: bool):
+    """(dataset indices, targets (n, T)) of the rows of ``z[codes_key]``."""
+    import numpy as np
+
+    n_rows, n_items = len(z[codes_key]), len(dataset)
+    if index_key in z.files:
+        idx = np.asarray(z[index_key])
+        if idx.ndim != 1 or len(idx) != n_rows:
+            raise ValueError(f"--codes: {index_key!r} must hold one dataset index per row of {codes_key!r} "
+                             f"({n_rows}), got shape {idx.shape}")
+        if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n_items):
+            raise ValueError(f"--codes: {index_key!r} must be integer dataset indices in [0, {n_items}) "
+                             f"for {name}, got dtype {idx.dtype}, range [{idx.min()}, {idx.max()}]")
+    elif required:
+        raise ValueError(f"--codes: {codes_key!r} needs an {index_key!r} array (the dataset index of each row)")
+    elif n_rows != n_items:
+        raise ValueError(f"--codes: {codes_key!r} has {n_rows} rows but {name} has {n_items} items: give one row "
+                         f"per item (row i = item i), or an {index_key!r} array with the item of each row")
+    else:
+        idx = np.arange(n_items)
+    t = np.asarray(dataset.targets(idx))
+    return idx, t.reshape(len(idx), -1)
+
+
+def align_to_dataset(arrays, dataset, name: str = "the dataset") -> "_Arrays":
+    """The arrays of a codes file whose rows are aligned to dataset indices, with ``factors`` read
+    from ``dataset`` (``len(dataset)`` and ``dataset.targets(indices)``, as
+    :func:`diffrep.data.load` gives): what ``diffrep eval --codes F.npz --dataset NAME`` scores.
+
+    Row r of ``codes`` is the code of item ``indices[r]`` (the file's ``indices`` array) or, without
+    one, of item r (``codes`` then holds one row per item). ``codes_test`` takes ``indices_test``.
+    The items' targets (factor classes, labels or attributes) become ``factors``/``factors_test``;
+    binary targets also become ``attributes`` (of ``codes`` then ``codes_test``) for ``tad`` and
+    ``latent_auroc``. A file with its own ``factors`` is refused: its rows need not be the dataset's.
+    """
+    import numpy as np
+
+    z = arrays if hasattr(arrays, "files") else _Arrays(arrays)
+    if "codes" not in z.files:
+        raise ValueError(f"--codes: no array 'codes' (found {z.files})")
+    own = [k for k in ("factors", "factors_test", "attributes") if k in z.files]
+    if own:
+        raise ValueError(f"--codes: the file has its own {own}; --dataset reads the targets of codes aligned to "
+                         "dataset indices (drop --dataset to score the file's own arrays)")
+    out = _Arrays({k: z[k] for k in z.files})
+    _, out["factors"] = _dataset_rows(z, "codes", "indices", dataset, name, required=False)
+    if out["factors"].shape[1] == 0:
+        raise ValueError(f"--dataset: {name} has no targets (factors, labels or attributes) to score codes against")
+    if "codes_test" in z.files:
+        _, out["factors_test"] = _dataset_rows(z, "codes_test", "indices_test", dataset, name, required=True)
+    if np.isin(out["factors"], (0, 1)).all() and ("factors_test" not in out or np.isin(out["factors_test"], (0, 1)).all()):
+        if "factors_test" in out:
+            out["attributes"] = np.concatenate([out["factors"], out["factors_test"]])
+            out["attribute_codes"] = np.concatenate([np.asarray(z["codes"]), np.asarray(z["codes_test"])])
+        else:
+            out["attributes"] = out["factors"]
+    return out
+
+
+
 def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: int | None = None) -> list[str]:
     """One message per metric given fewer rows than :data:`MIN_ROWS` asks for."""
     k = max([int(s) for s in factor_sizes] or [2])
@@ -99,9 +159,11 @@ def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: in
 
 
 def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3,
-            warn=None):
-    """Metrics of the arrays in ``path`` (an .npz file, or a dict from ``encode_dataset``); ``warn(note)``
-    is called with each too-few-samples note (:data:`MIN_ROWS`), which the result's flags also keep."""
+            warn=None, source=None):
+    """Metrics of the arrays in ``path`` (an .npz file, or a dict from ``encode_dataset`` or
+    :func:`align_to_dataset`); ``warn(note)`` is called with each too-few-samples note
+    (:data:`MIN_ROWS`), which the result's flags also keep. ``source`` names the arrays in messages
+    and the result (default: the file, or "model" for a dict)."""
     import numpy as np
 
     from .._progress import progress
@@ -121,7 +183,7 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
     # 1.5 split the rows 100/100 (a negative slice end) and nan failed inside int(): a fraction in (0, 1)
     probability(test_fraction, "--test-fraction", open_low=True, open_high=True)
     z = _Arrays(path) if isinstance(path, dict) else load_codes(path)
-    source = "model" if isinstance(path, dict) else str(path)
+    source = source if source is not None else "model" if isinstance(path, dict) else str(path)
     for key in ("codes", "factors"):
         if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
             raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")

@@ -114,6 +114,7 @@ def tad(codes, attributes, variant: str = "infodiffusion", mode: str = "robust",
         from sklearn.model_selection import KFold
         from sklearn.preprocessing import StandardScaler
 
+        n_splits = _checks.folds(n_splits, z.shape[0])
         zn = _checks.numpy(z)
         # the reference's StandardScaler keeps float32 latents in float32 (then torch.FloatTensor)
         zn = zn.astype(np.float32) if _checks.is_float32(codes) else zn
