@@ -282,18 +282,18 @@ def test_ema_averages_parameters_never_buffers():
     from diffrep.train import EMA
 
     m = _Sampler()
-    ema = EMA(m, 0.5, warmup=False)
+    ema = EMA(m, 0.75, warmup=False)
     assert set(ema.shadow) == {n for n, _ in m.named_parameters()}
     before = m.conv.weight.detach().clone()
     with torch.no_grad():
         m.conv.weight.add_(1.0)
         m.norm.running_mean.fill_(3.0)
     ema.update(m, 1)
-    assert torch.allclose(ema.shadow["conv.weight"], before + 0.5)
+    assert torch.allclose(ema.shadow["conv.weight"], 0.75 * before + 0.25 * (before + 1))
     assert torch.equal(ema.full_state_dict(m)["norm.running_mean"], m.norm.running_mean)  # the live buffer
 
 
-def test_trainer_writes_checkpoints_jsonl_and_grids_and_resumes_exactly(tmp_path):
+def test_trainer_writes_checkpoints_jsonl_and_grids_and_resumes_exactly(tmp_path, capsys):
     """Step checkpoints with optimizer, EMA, RNG and data-order state (manifest written last); metrics in
     JSONL; sample grids; resume="latest" continues with the losses of the uninterrupted run (the SIGKILL
     variants are tests/train/test_resume.py, the two-rank gloo DDP one tests/train/test_ddp.py)."""
@@ -307,6 +307,7 @@ def test_trainer_writes_checkpoints_jsonl_and_grids_and_resumes_exactly(tmp_path
     Trainer(_Sampler(), _data(), cfg(6), tmp_path / "full").train()
     full = [r["loss"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl") if "loss" in r]
     assert len(full) == 6
+    assert "step 6/6" in capsys.readouterr().err  # the progress line (rank 0 only: a single process here)
     ck = tmp_path / "full" / "checkpoints" / "step-00000006"
     # a model without save_pretrained gets the weights only (no config.json)
     assert {p.name for p in ck.iterdir()} == {"model.safetensors", "ema.safetensors", "trainer_state.pt", "manifest.json"}

@@ -77,11 +77,11 @@ def test_sampler_makes_n_updates_then_the_final_call():
     assert torch.allclose(state.t, torch.ones(2, dtype=torch.float64))
 
 
-def test_continuous_time_loss_closed_forms():
+def test_continuous_and_discrete_time_loss_closed_forms():
     """L^inf: -ln(sigma1) sigma1^(-2t) ||x - x_hat||^2 with the noise-prediction x_hat = mu/gamma -
     sqrt((1 - gamma)/gamma) eps_hat (continuous data, delta output), and K beta(1) t ||e_x - e_hat||^2
     (discrete data, Bernoulli output for K = 2); summed over the data dimensions."""
-    from diffrep.bfn import continuous_time_loss
+    from diffrep.bfn import continuous_time_loss, discrete_time_loss
 
     g = torch.Generator().manual_seed(2)
     m = tiny_bfn("continuous")
@@ -94,6 +94,18 @@ def test_continuous_time_loss_closed_forms():
     gam = (1 - s1 ** (2 * t)).reshape(-1, 1, 1, 1)
     x_hat = (state.params.double() / gam - ((1 - gam) / gam).sqrt() * eps.double()).clamp(-1, 1)
     want = -math.log(s1) * s1 ** (-2 * t) * (x.double() - x_hat).pow(2).sum((1, 2, 3))
+    assert torch.allclose(got.double(), want, rtol=1e-4)
+
+    # L^n (BFN Eq. 94): n alpha_i / 2 ||x - x_hat||^2, alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)), i = t n + 1
+    n, tg = 5, torch.tensor([0.0, 0.4, 0.8], dtype=torch.float64)
+    state = m.flow.sample(x, tg, g)
+    got = discrete_time_loss(m.flow, m.output, eps, x, state, n)
+    i = (tg * n + 1).reshape(-1, 1, 1, 1)
+    gam = (1 - s1 ** (2 * tg)).reshape(-1, 1, 1, 1)
+    x_hat = torch.where(gam > 0, state.params.double() / gam.clamp_min(1e-300)
+                        - ((1 - gam) / gam.clamp_min(1e-300)).sqrt() * eps.double(), torch.zeros(()))
+    alpha = s1 ** (-2 * i / n) * (1 - s1 ** (2 / n))
+    want = (n * alpha / 2 * (x.double() - x_hat.clamp(-1, 1)).pow(2)).sum((1, 2, 3))
     assert torch.allclose(got.double(), want, rtol=1e-4)
 
     d = tiny_bfn("discrete")
@@ -212,16 +224,16 @@ def test_objective_weights_and_the_fused_mmd(monkeypatch):
         return calls[-1]["value"]
 
     monkeypatch.setattr(mmd_mod, "mmd2", spy)
-    m = perturbed(tiny_paramrel("discrete", gamma_mi=0.5, lambda_agg=0.7))
+    m = perturbed(tiny_paramrel("discrete", gamma_mi=0.6, lambda_agg=0.7))
     out = m.loss(_images("discrete"), step=0, generator=torch.Generator().manual_seed(0))
     assert len(calls) == 1 and calls[0]["kernel"] == "rbf" and calls[0]["bandwidth"] is None
     assert float(out["mmd"]) == pytest.approx(float(calls[0]["value"].detach()))
-    want = out["bfn_loss"] + 0.5 * out["kl"] + (0.5 + 0.7 - 1) * out["mmd"]
+    want = out["bfn_loss"] + (1 - 0.6) * out["kl"] + (0.6 + 0.7 - 1) * out["mmd"]
     assert float(out["loss"].detach()) == pytest.approx(float(want), rel=1e-5)
-    code = perturbed(tiny_paramrel("discrete", gamma_mi=0.5, lambda_agg=0.7, reduction="paramrel_code"))
+    code = perturbed(tiny_paramrel("discrete", gamma_mi=0.6, lambda_agg=0.7, reduction="paramrel_code"))
     out = code.loss(_images("discrete"), step=0, generator=torch.Generator().manual_seed(0))
     D, B = code.config.bfn.num_dims, 3  # the public code: BFN loss over B x D, KL summed over B x |z|
-    want = out["bfn_loss"] / D + 0.5 * out["kl"] * B + 0.2 * out["mmd"]
+    want = out["bfn_loss"] / D + (1 - 0.6) * out["kl"] * B + (0.6 + 0.7 - 1) * out["mmd"]
     assert float(out["loss"].detach()) == pytest.approx(float(want), rel=1e-5)
 
 
@@ -396,8 +408,9 @@ def test_quickstart_writes_its_figures_metrics_and_table(tmp_path, capsys):
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["recipe"] == "paramrel/digits" and rec["steps"] == 1
     assert sorted(rec["traversal_centroid_shift"]) == [f"z{d}" for d in range(8)]
-    printed = capsys.readouterr().out
-    assert "ParamReL quickstart summary" in printed and "traversal moves x" in printed
+    printed = capsys.readouterr()
+    assert "ParamReL quickstart summary" in printed.out and "traversal moves x" in printed.out
+    assert "step 1/1" in printed.err  # the training progress line
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ def _pair_and_weights(a, b, t, who: str) -> torch.Tensor:
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(1 - t) a + t b for each t in the vector ``t``: returns [len(t), *a.shape]."""
+    """(1 - t) a + t b for each weight of ``t`` (a tensor, a sequence or one number): returns [len(t), *a.shape]."""
     t = _pair_and_weights(a, b, t, "lerp").reshape(-1, *([1] * a.dim()))
     return (1 - t) * a[None] + t * b[None]
 
@@ -50,7 +50,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Spherical interpolation sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w the angle between a and b
     (Shoemake 1985; used for diffusion noise codes, e.g. DiffAE/DDIM interpolation). Falls back to lerp
-    when a and b are (anti)parallel. Returns [len(t), *a.shape]."""
+    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape]."""
     t = _pair_and_weights(a, b, t, "slerp")
     af, bf = a.reshape(-1).double(), b.reshape(-1).double()
     cos = torch.dot(af, bf) / (af.norm() * bf.norm()).clamp_min(eps)
