@@ -469,5 +469,7 @@ def test_step_time_benchmark_exists():
     results under benches/results/)."""
     from pathlib import Path
 
-    src = (Path(__file__).resolve().parents[2] / "benches" / "bench_train_step.py").read_text()
+    benches = Path(__file__).resolve().parents[2] / "benches"
+    src = (benches / "bench_train_step.py").read_text()
     assert all(k in src for k in ("data", "forward", "backward", "optimizer"))
+    assert list((benches / "results").glob("train_step_cpu_*.txt"))
