@@ -368,6 +368,26 @@ def test_cli_has_the_platform_subcommands():
     assert {"info", "data", "train", "sample", "eval"} <= set(choices)
 
 
+def test_platform_subcommands_run(tmp_path, capsys):
+    """info, data, sample and eval on tiny inputs (train: the YAML test below and the trainer tests);
+    ``--resume latest`` is a train flag."""
+    from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
+    from diffrep.cli import build_parser, main
+
+    assert main(["info"]) == 0 and "diffrep" in capsys.readouterr().out
+    assert main(["data", "info", "digits"]) == 0 and "digits" in capsys.readouterr().out
+    b = BFNDataConfig(data="discrete", image_size=8, channels=1)
+    BFN(BFNConfig(bfn=b, unet=tiny_unet(**unet_io(b)), sample_steps=2)).save_pretrained(tmp_path / "m")
+    assert main(["sample", str(tmp_path / "m"), "--n", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").is_file()
+    rng = np.random.RandomState(0)
+    f = rng.randint(0, 4, (800, 2))
+    np.savez(tmp_path / "c.npz", codes=f + 0.1 * rng.randn(800, 2), factors=f)
+    assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--metrics", "mig", "--format", "json"]) == 0
+    assert "mig" in capsys.readouterr().out
+    assert build_parser().parse_args(["train", "--resume", "latest", "demo/toy-ddpm"]).resume == "latest"
+
+
 def test_named_paper_and_cpu_recipes():
     from diffrep.recipes import get_recipe, list_recipes
 
