@@ -31,12 +31,12 @@ class NoiseScheduleConfig(Config):
       "linear" schedule (the DyGA paper's LDM setting, defaults 0.0015..0.0155 set by the caller).
     """
 
-    kind: Literal["linear", "cosine", "ldm_linear"] = "linear"
+    kind: Literal["linear", "cosine", "ldm_linear"] = "linear"  # beta schedule: "linear" (Ho et al. 2020), "cosine" (Nichol & Dhariwal 2021), "ldm_linear" (LDM)
     num_timesteps: Annotated[int, Ge(1)] = 1000  # T, the number of diffusion steps
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
+    beta_start: float = 1e-4  # first beta of "linear" / "ldm_linear" (unused by "cosine")
+    beta_end: float = 0.02  # last beta of "linear" / "ldm_linear" (unused by "cosine")
     cosine_s: Annotated[float, Ge(0)] = 0.008  # offset s of the cosine schedule (Nichol & Dhariwal 2021, Eq. 17)
-    max_beta: Annotated[float, Gt(0), Lt(1)] = 0.999
+    max_beta: Annotated[float, Gt(0), Lt(1)] = 0.999  # "cosine": betas clipped at this value (Nichol & Dhariwal 2021)
 
     def validate(self) -> None:
         if self.kind != "cosine" and not (0 < self.beta_start <= self.beta_end < 1):

@@ -45,10 +45,10 @@ encoder reduces its last feature map (``encoder_net.pool``: "mean", DiffAE's glo
 
 A caveat measured while building this module: the self-encoder reads theta_t, which the decoder reads
 too, so z carries no information the decoder lacks; in short runs its mean collapses to a constant
-(see :mod:`diffrep.methods.paramrel_recipes`). The CPU recipes therefore use ``encoder_input="x"``.
+(see :mod:`diffrep.recipes.paramrel`). The CPU recipes therefore use ``encoder_input="x"``.
 
 Compatibility options (off by default; they reproduce the public code amasawa/ICLR25, #paper-versus-public-code; the
-presets "iclr25" and "notebook" of :func:`diffrep.methods.paramrel_recipes.paramrel_compat` switch them
+presets "iclr25" and "notebook" of :func:`diffrep.recipes.paramrel.paramrel_compat` switch them
 on together):
 ``encoder_input="x"`` (its continuous encoder reads the clean data), ``reduction="paramrel_code"``
 (BFN loss averaged over batch and data dimensions, KL summed over batch and latent dimensions),
@@ -61,12 +61,13 @@ sampler), ``bfn.sqrt_beta1=sqrt(3)`` (its notebook schedule), ``sender_noise=Fal
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Annotated, Literal, Sequence
 
 import torch
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import finite_float, positive_int
 from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
 from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
@@ -357,6 +358,18 @@ class ParamReL(PretrainedMixin, nn.Module):
         state = self.flow.mean_state(data, 1.0, dtype=torch.float32)
         return self.posterior(state, state.t, x=x)[0]
 
+    def _check_dims(self, dims, name: str, *, distinct: bool = False) -> list[int]:
+        """Latent dimensions: a non-empty list of ints in [0, latent_dim) (a float was truncated by int())."""
+        L = self.config.latent_dim
+        if isinstance(dims, torch.Tensor) and dims.dim() == 1 and not dims.is_floating_point():
+            dims = dims.tolist()
+        dims = list(dims) if isinstance(dims, (list, tuple, range)) else dims
+        if (not isinstance(dims, list) or not dims or (distinct and len(set(dims)) != len(dims))
+                or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 0 <= d < L for d in dims)):
+            what = "distinct ints" if distinct else "ints"
+            raise ValueError(f"{name} must be a non-empty list of {what} in [0, {L}), got {dims!r}")
+        return [int(d) for d in dims]
+
     def _check_x(self, x, who: str) -> None:
         b = self.config.bfn
         check_images(x, channels=b.channels, size=b.image_size, floating=False, name="x", who=f"ParamReL.{who}")
@@ -450,16 +463,27 @@ class ParamReL(PretrainedMixin, nn.Module):
         noise; docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling). ``z_override=(dims, values [B, len(dims)])`` overwrites those latent
         dimensions at every step (SepDiff's traversal hook); ``fixed_time=t*`` uses z at t* for every step
         (the time-varying generation task)."""
+        if not isinstance(rev, ReverseSample):
+            raise TypeError(f"decode: rev must be the ReverseSample of reverse_sample(x), got {type(rev).__name__}")
         steps = rev.num_steps
         zs = rev.z
         if fixed_time is not None:
-            if not 0 <= fixed_time <= 1:
+            if not 0 <= finite_float(fixed_time, "fixed_time") <= 1:
                 raise ValueError(f"fixed_time must be in [0, 1], got {fixed_time}")
             zs = zs[int(round(fixed_time * steps))].expand_as(zs)
         if z_override is not None:
+            if not isinstance(z_override, (tuple, list)) or len(z_override) != 2:
+                raise ValueError("z_override must be a pair (dims, values [B, len(dims)])")
             dims, values = z_override
+            dims = self._check_dims(dims, "z_override dims", distinct=True)
+            B = zs.shape[1]
+            if not isinstance(values, torch.Tensor) or tuple(values.shape) != (B, len(dims)):
+                raise ValueError(f"z_override values must be a tensor of shape [B={B}, len(dims)={len(dims)}], got "
+                                 f"{tuple(getattr(values, 'shape', ())) or type(values).__name__}")
+            if not bool(torch.isfinite(values).all()):
+                raise ValueError("z_override values must be finite")
             zs = zs.clone()
-            zs[:, :, list(dims)] = values.to(zs.dtype)
+            zs[:, :, dims] = values.to(zs.device, zs.dtype)
 
         def predict(state, t):
             return self.decode_net(state, t, zs[int(round(float(t[0]) * steps))])
@@ -477,9 +501,11 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Time-varying generation (SepDiff §4.3, ParamReL §5.2.2): regenerate x with z_{t*} fixed at every
         step, for each t* in ``times`` (papers' s* = 100/200/300 of T = 1000 -> t* = 0.9/0.8/0.7).
         Returns [len(times), B, C, H, W]."""
-        times = list(times)
+        times = [finite_float(t, "times") for t in times]
         if not times:  # torch.stack raised "expects a non-empty TensorList"
             raise ValueError("times must hold at least one t* in [0, 1]")
+        if any(not 0 <= t <= 1 for t in times):
+            raise ValueError(f"times must lie in [0, 1], got {times}")
         rev = self.reverse_sample(x, num_steps)
         return torch.stack([self.decode(rev, fixed_time=float(t)) for t in times])
 
@@ -489,6 +515,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Attributes encoding (SepDiff §4.3, ParamReL §5.2.1): keep the latents {z_s} of x, draw
         ``num_subcodes`` subcodes. diffrep's subcode here is the seed of the per-step sender noise (a
         stochastic pass from the prior with the stored z; docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling). Returns [j, B, C, H, W]."""
+        num_subcodes = positive_int(num_subcodes, "num_subcodes")  # torch.stack([]) raised a RuntimeError
         rev = self.reverse_sample(x, num_steps)
         steps = rev.num_steps
         outs = []
@@ -507,6 +534,11 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         if isinstance(num, bool) or not isinstance(num, int) or num < 2:
             raise ValueError(f"num must be an int >= 2, got {num!r}")
+        self._check_x(x_a, "interpolate")
+        self._check_x(x_b, "interpolate")
+        if x_a.shape != x_b.shape:  # lerp raised about the latents' shapes
+            raise ValueError(f"interpolate: x_a and x_b must hold the same number of images, got "
+                             f"{tuple(x_a.shape)} and {tuple(x_b.shape)}")
         ra, rb = self.reverse_sample(x_a, num_steps), self.reverse_sample(x_b, num_steps)
         w = torch.linspace(0, 1, num, dtype=torch.float64, device=x_a.device)
         za, zb = ra.z, rb.z
@@ -528,13 +560,16 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Latent traversal (ParamReL §5.2.4, SepDiff §4.6) of one image x [1, C, H, W]: dimension d set to
         each of ``values`` (default ``num_values`` points on [-3, 3]) at every step, other dimensions as
         reverse-sampled. Returns [len(dims), len(values), C, H, W]."""
-        if x.dim() != 4 or x.shape[0] != 1:
-            raise ValueError(f"traverse: x must be a single image [1, C, H, W], got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1:
+            raise ValueError(f"traverse: x must be a single image [1, C, H, W], got {tuple(getattr(x, 'shape', ()))}")
         L = self.config.latent_dim
-        dims = list(range(L)) if dims is None else [int(d) for d in dims]
-        if any(not 0 <= d < L for d in dims):
-            raise ValueError(f"dims must lie in [0, {L}), got {dims}")
-        vals = torch.linspace(-3, 3, num_values) if values is None else torch.as_tensor(values, dtype=torch.float32)
+        dims = list(range(L)) if dims is None else self._check_dims(dims, "dims")
+        if values is None:
+            vals = torch.linspace(-3, 3, positive_int(num_values, "num_values"))
+        else:
+            vals = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+            if not vals.numel() or not bool(torch.isfinite(vals).all()):
+                raise ValueError(f"values must be a non-empty list of finite numbers, got {vals.tolist()}")
         rev = self.reverse_sample(x, num_steps)
         M = len(vals)
         rep = ReverseSample(rev.z.expand(-1, M, -1).contiguous(),

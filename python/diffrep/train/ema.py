@@ -13,6 +13,8 @@ import contextlib
 import torch
 from torch import nn
 
+from .._checks import non_negative_int
+
 __all__ = ["EMA"]
 
 
@@ -39,6 +41,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         """Fold the model's parameters in after optimiser step ``step`` (1-based)."""
+        step = non_negative_int(step, "step")  # a str failed in the comparison below with a TypeError about '<='
         params = [p.detach().float() for p in self._params(model)]
         shadow = list(self.shadow.values())
         if step <= self.update_after_step:

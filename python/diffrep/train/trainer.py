@@ -53,6 +53,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._checks import non_negative_int
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -105,6 +106,9 @@ def restore_rng_state(state: dict) -> None:
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then constant or half-cosine."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"lr_at: cfg must be a TrainConfig, got {type(cfg).__name__}")
+    step = non_negative_int(step, "step")  # with a warm-up a negative step gave a learning rate <= 0
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "cosine":

@@ -27,20 +27,31 @@ def _weights(n: int, like: torch.Tensor) -> torch.Tensor:
     return torch.linspace(0, 1, n, dtype=like.dtype, device=like.device)
 
 
-def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(1 - t) a + t b for each t in the vector ``t``: returns [len(t), *a.shape]."""
+def _pair_and_weights(a, b, t, who: str) -> torch.Tensor:
+    """Checks two codes of one shape; returns the weights ``t`` (a tensor, sequence or number) as a finite vector."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError(f"{who}: a and b must be tensors, got {type(a).__name__} and {type(b).__name__}")
     if a.shape != b.shape:
-        raise ValueError(f"lerp: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    t = t.reshape(-1, *([1] * a.dim()))
+        raise ValueError(f"{who}: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if not isinstance(t, torch.Tensor):  # a float raised "'float' object has no attribute 'reshape'"
+        t = torch.as_tensor(t, dtype=a.dtype if a.is_floating_point() else torch.float32, device=a.device)
+    t = t.reshape(-1)
+    if not t.numel() or not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{who}: t must be a non-empty vector of finite weights, got {t.tolist()}")
+    return t
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(1 - t) a + t b for each weight of ``t`` (a tensor, a sequence or one number): returns [len(t), *a.shape]."""
+    t = _pair_and_weights(a, b, t, "lerp").reshape(-1, *([1] * a.dim()))
     return (1 - t) * a[None] + t * b[None]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Spherical interpolation sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w the angle between a and b
     (Shoemake 1985; used for diffusion noise codes, e.g. DiffAE/DDIM interpolation). Falls back to lerp
-    when a and b are (anti)parallel. Returns [len(t), *a.shape]."""
-    if a.shape != b.shape:
-        raise ValueError(f"slerp: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape]."""
+    t = _pair_and_weights(a, b, t, "slerp")
     af, bf = a.reshape(-1).double(), b.reshape(-1).double()
     cos = torch.dot(af, bf) / (af.norm() * bf.norm()).clamp_min(eps)
     omega = torch.arccos(cos.clamp(-1, 1))
@@ -118,8 +129,8 @@ def latent_swap_grid(decode: Decode, targets: torch.Tensor, source: torch.Tensor
         raise ValueError(f"targets must be [B, N, ...] and source [N, ...]; got {tuple(targets.shape)} and {tuple(source.shape)}")
     N = targets.shape[1]
     units = list(range(N)) if units is None else list(units)
-    if any(not 0 <= u < N for u in units):
-        raise ValueError(f"units must lie in [0, {N}), got {units}")
+    if not units or any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) or not 0 <= u < N for u in units):
+        raise ValueError(f"units must be a non-empty list of ints in [0, {N}), got {units}")
     B = targets.shape[0]
     swapped = targets[None].repeat(len(units), *([1] * targets.dim()))
     for i, u in enumerate(units):
