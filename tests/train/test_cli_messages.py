@@ -264,3 +264,20 @@ def test_report_to_a_missing_package_is_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "r").exists()
     assert main(["train", "demo/toy-ddpm", "--report-to", "mlflow"]) == 2
     assert "--report-to: unknown ['mlflow']" in _err(capsys)
+
+
+@pytest.mark.parametrize("argv, prog, extra", [
+    (["encdiff", "sample", "M", "--model", "x"], "diffrep encdiff sample", "--model x"),
+    (["paramrel", "eval", "M", "--out", "y.png"], "diffrep paramrel eval", "--out y.png"),  # eval writes --json only
+    (["train", "--list", "--zzz"], "diffrep train", "--zzz"),
+    (["--bogus"], "diffrep", "--bogus"),
+])
+def test_an_unknown_flag_is_reported_by_the_verb_it_was_given_to(argv, prog, extra, capsys):
+    """argparse leaves unrecognised arguments to the top-level parser, whose usage line names no verb;
+    the message and usage come from the deepest verb chosen."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{prog}: error: unrecognized arguments: {extra}" in err
+    assert f"usage: {prog} " in err

@@ -32,12 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that subcommand is not part of this version
             raise
         module.register(sub)
+    _mark_parsers(parser)
     return parser
+
+
+def _mark_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)parser records itself as the namespace's ``_parser`` (the deepest one chosen wins),
+    so that an unknown flag is reported with the usage of the verb it was given to, not the top
+    level's (argparse leaves unrecognised arguments to the top-level parser)."""
+    parser.set_defaults(_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _mark_parsers(child)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

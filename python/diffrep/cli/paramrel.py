@@ -42,7 +42,7 @@ def register(sub) -> None:
         _data_flags(q)
         q.set_defaults(func=_task, task=name)
     e = verbs.add_parser("eval", help="disentanglement metrics of the encoder mean on a ground-truth dataset")
-    _model_flags(e)
+    _model_flags(e, images=False)
     _data_flags(e)
     e.add_argument("--eval", choices=("quick", "full"), default="quick")
     e.add_argument("--json", help="write the Result JSON here")
@@ -50,16 +50,19 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _model_flags(p) -> None:
+def _model_flags(p, images: bool = True) -> None:
+    """The model and device flags; ``images``: the verb draws images (--n, --steps, --out)."""
     from ._common import add_weights_flag
 
     p.add_argument("model", help="model, checkpoint or run folder of a ParamReL model")
     add_weights_flag(p)
-    p.add_argument("--n", type=int, default=8)
-    p.add_argument("--steps", type=int, default=None, help="BFN steps (default: the model's sample_steps)")
+    if images:
+        p.add_argument("--n", type=int, default=8)
+        p.add_argument("--steps", type=int, default=None, help="BFN steps (default: the model's sample_steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--out", help="output PNG")
+    if images:
+        p.add_argument("--out", help="output PNG")
 
 
 def _data_flags(p) -> None:
@@ -89,11 +92,11 @@ def _load(args):
     from ..methods.paramrel import ParamReL
     from ..nn import load_pretrained
 
-    if args.n < 1:
+    if getattr(args, "n", 1) < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
-    if args.out is not None and not hasattr(args, "json"):  # every verb but eval (--json) writes an image
+    if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
         prepare_output(args.out, suffixes=IMAGE_SUFFIXES)
     prepare_output(getattr(args, "json", None), "--json")
 
