@@ -185,3 +185,15 @@ def test_tad_has_the_disdiff_variant():
 
     ev = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["eval"]
     assert "disdiff" in next(a for a in ev._actions if "--tad-variant" in a.option_strings).choices
+
+
+def test_split_children_start_at_mu_plus_minus_sqrt_lambda1_q1():
+    """The correction: split children start at mu +- sqrt(lambda_1) q_1 (q_1 the parent's leading eigenvector)."""
+    from diffrep.cluster.split import child_starts
+
+    cov = torch.tensor([[[[4.0, 0.0], [0.0, 1.0]]]], dtype=torch.float64)  # lambda_1 = 4 along e_1
+    mu = torch.tensor([[[1.0, 2.0]]], dtype=torch.float64)
+    p0 = child_starts({"model": "full", "mu": mu, "cov": cov}, torch.tensor([0]), torch.tensor([0]))
+    kids = p0["mu"][0]
+    assert torch.allclose(kids.sort(0).values, torch.tensor([[-1.0, 2.0], [3.0, 2.0]], dtype=torch.float64))
+    assert torch.equal(p0["cov"][0, 0], cov[0, 0]) and torch.equal(p0["pi"][0], torch.full((2,), 0.5, dtype=torch.float64))
