@@ -16,7 +16,6 @@ import dataclasses
 import inspect
 import typing
 
-import pytest
 import torch
 
 import diffrep.methods.dyga as dyga_mod
