@@ -84,6 +84,11 @@ def test_dyga_anchors_are_buffers_recover_planted_means_and_align_by_eq6():
     assert not list(dy.parameters())  # anchors are buffers: saved, never EMA-averaged (EMA averages parameters)
     assert {"anchors", "means", "active"} <= {n for n, _ in dy.named_buffers()}
     dy.fit(feats)
+    # the fit's normalisation is stored with it: per-unit min / max of the features; the anchors are the mixture
+    # means mapped back to the raw feature space
+    assert torch.equal(dy.norm_lo, feats.amin(dim=(0, 2))) and torch.equal(dy.norm_hi, feats.amax(dim=(0, 2)))
+    span = (dy.norm_hi - dy.norm_lo)[:, None, None]
+    assert torch.allclose(dy.anchors[dy.active], (dy.norm_lo[:, None, None] + dy.means * span)[dy.active], atol=1e-5)
     for u in range(2):
         got = dy.anchors[u][dy.active[u]]
         assert len(got) == 3  # the planted count
