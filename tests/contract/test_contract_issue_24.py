@@ -104,7 +104,8 @@ def test_report_name_layout_and_progress(gc, tmp_path, monkeypatch, capsys):
     assert "[gpu_check] quick (limit" in out and "[gpu_check]   quick: pass in" in out  # progress as it goes
     reports = list(tmp_path.glob("*.md"))
     today = datetime.date.today().strftime("%Y-%m-%d")
-    assert [r.name for r in reports] == [f"gpu_check_dryrun_{gc.gpu_name().lower().replace(' ', '-')}_{today}.md"]
+    model = re.sub(r"[^a-z0-9]+", "-", gc.gpu_name().lower()).strip("-")  # the GPU model ("no-gpu" here)
+    assert [r.name for r in reports] == [f"gpu_check_dryrun_{model}_{today}.md"]
     text = reports[0].read_text()
     assert text.startswith("# GPU check")
     assert "| step | status | seconds | first error | target |" in text
