@@ -100,13 +100,24 @@ def test_ddim_inversion_then_decoding_reconstructs_in_the_noise_free_limit():
     x0 = torch.randn(2, 3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     abar = sched.alphas_cumprod.double()
 
+    seen = []
+
     def eps(x, t):
+        seen.append(int(t[0]))
         a = abar[t].reshape(-1, 1, 1, 1)
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
     x_T = s.invert(eps, x0, num_steps=10)
-    assert (x_T - x0).abs().max() > 0.1  # the code is not the image
+    t_first = seen[0]
+    seen.clear()
     back = s.sample(eps, None, num_steps=10, x_T=x_T)
+    t_last = seen[0]  # decoding starts where the inversion ended ...
+    assert seen[-1] == t_first  # ... and its last step is the inversion's first time: the same 10-step sequence
+    # by hand: the image read as the state at t_0 has eps_0 = (1 - sqrt(abar_t0)) x0 / sqrt(1 - abar_t0); with x0_hat = x0
+    # every step keeps eps = eps_0, so x_T = sqrt(abar_tK) x0 + sqrt(1 - abar_tK) eps_0
+    eps0 = (1 - abar[t_first].sqrt()) * x0 / (1 - abar[t_first]).sqrt()
+    assert t_first < t_last and torch.allclose(x_T, abar[t_last].sqrt() * x0 + (1 - abar[t_last]).sqrt() * eps0,
+                                               atol=1e-12, rtol=0)
     assert torch.allclose(back, x0, atol=1e-12, rtol=0)
 
 
