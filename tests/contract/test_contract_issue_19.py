@@ -78,7 +78,7 @@ def _planted(seed=0):
     return centers, feats
 
 
-def test_dyga_anchors_are_buffers_recover_planted_means_and_align_by_eq6():
+def test_dyga_anchors_are_buffers_recover_planted_means_and_align_by_eq6(monkeypatch):
     centers, feats = _planted()
     dy = DyGA(DyGAConfig(num_units=2, token_dim=2, n_components=3, max_components=6, p_arbitrary=0.0, min_mass=5.0))
     assert not list(dy.parameters())  # anchors are buffers: saved, never EMA-averaged (EMA averages parameters)
@@ -110,6 +110,14 @@ def test_dyga_anchors_are_buffers_recover_planted_means_and_align_by_eq6():
     cf = c.clone().requires_grad_(True)
     dy(cf, generator=torch.Generator().manual_seed(0)).sum().backward()
     assert cf.grad is not None and torch.isfinite(cf.grad).all()
+    # the assignment: the configured one (Gumbel-softmax by default) in training, the hard argmax in evaluation
+    used = []
+    real = dyga_mod.align
+    monkeypatch.setattr(dyga_mod, "align", lambda *a, **k: used.append(k["assignment"]) or real(*a, **k))
+    dy(c, generator=torch.Generator().manual_seed(0))
+    dy.eval()
+    dy(c)
+    assert used == ["gumbel", "hard"]
 
 
 def test_encdiff_verbs_shapes_and_save_load(tmp_path):
