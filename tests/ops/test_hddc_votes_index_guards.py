@@ -1,8 +1,8 @@
 """Index guards that keep the HDDC and FactorVAE-vote kernels inside their buffers on every backend:
 hddc.Engine checks unit_of in Python (the CUDA binding cannot read device memory to check it, and
-the twin's x[unit_of] would wrap a negative unit around), and the factor_vae_votes binding refuses
-more active code ids than d (with compressed indices a vote lands in column "index into active",
-so a repeated id could write past the vote matrix)."""
+the twin's x[unit_of] would wrap a negative unit around) and that its inputs sit on x's device,
+and the factor_vae_votes binding refuses more active code ids than d (with compressed indices a
+vote lands in column "index into active", so a repeated id could write past the vote matrix)."""
 
 import numpy as np
 import pytest
@@ -41,6 +41,20 @@ def test_unit_of_must_be_a_1d_int64_tensor(backend):
     for bad in (torch.tensor([0, 1], dtype=torch.int32), torch.tensor([[0, 1]]), [0, 1]):
         with pytest.raises(TypeError, match="unit_of"):
             eng.mstep(bad, w, resp, active)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inputs_on_another_device_than_x_are_rejected(backend):
+    """(A CUDA kernel launched on x's device would read another GPU's pointer: 'meta' stands in.)"""
+    x, w, resp, active = _batch()
+    eng = hddc.Engine(backend, x)
+    unit_of = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="unit_of is on meta"):
+        eng.mstep(unit_of.to("meta"), w, resp, active)
+    with pytest.raises(ValueError, match="w is on meta"):
+        eng.mstep(unit_of, w.to("meta"), resp, active)
+    with pytest.raises(ValueError, match="resp is on meta"):
+        eng.density(unit_of, w, resp.to("meta"), active, 0.5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

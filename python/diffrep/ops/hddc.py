@@ -101,14 +101,16 @@ class Engine:
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
 
-    def _units(self, unit_of):
-        """unit_of (B,) int64 on x's device with every value in [0, U). The CUDA binding cannot read
-        device memory to check the values (the CPU binding does) and the kernels index x with them;
-        the twin's x[unit_of] would wrap a negative unit around."""
+    def _units(self, unit_of, **tensors):
+        """unit_of (B,) int64 on x's device with every value in [0, U), and ``tensors`` on x's device.
+        The CUDA binding cannot read device memory to check the values (the CPU binding does) and
+        the kernels index x with them; the twin's x[unit_of] would wrap a negative unit around. A
+        tensor on another GPU would be read by a kernel launched on x's device."""
         if not isinstance(unit_of, torch.Tensor) or unit_of.dtype != torch.int64 or unit_of.dim() != 1:
             raise TypeError("unit_of must be a 1-D int64 tensor")
-        if unit_of.device != self.x.device:
-            raise ValueError(f"unit_of is on {unit_of.device} but x is on {self.x.device}")
+        for name, t in {"unit_of": unit_of, **tensors}.items():
+            if isinstance(t, torch.Tensor) and t.device != self.x.device:
+                raise ValueError(f"{name} is on {t.device} but x is on {self.x.device}")
         if unit_of.numel() == 0:  # the native bindings reject an empty batch themselves
             return unit_of
         lo, hi = torch.aminmax(unit_of)
@@ -123,7 +125,7 @@ class Engine:
     def estep(self, unit_of, w, p, skip_zero=False, point_ll=False):
         """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0), plus the
         per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only)."""
-        unit_of = self._units(unit_of)
+        unit_of = self._units(unit_of, w=w, mu=p["mu"])
         act = p["active"]
         thr = 1.0 / act.sum(1).clamp_min(1).to(self.x.dtype)
         if not self.native:
@@ -200,14 +202,14 @@ class Engine:
 
     def mstep(self, unit_of, w, resp, act):
         """(n_k, mu, W) of the M-step (twin: ref.mstep_stats)."""
-        unit_of = self._units(unit_of)
+        unit_of = self._units(unit_of, w=w, resp=resp, act=act)
         if not self.native:
             return ref.mstep_stats(self._xs(unit_of), w, resp * act[:, None])
         return self._stats(unit_of, w, resp, act, 0, 0.0)
 
     def density(self, unit_of, w, resp, act, phi):
         """(count, centroid, density) of DyGA Eq. 5 (twin: ref.cluster_density)."""
-        unit_of = self._units(unit_of)
+        unit_of = self._units(unit_of, w=w, resp=resp, act=act)
         if not self.native:
             return ref.cluster_density(self._xs(unit_of), w, resp, act, phi)
         return self._stats(unit_of, w, resp, act, 1, phi)
