@@ -77,7 +77,10 @@ __global__ void __launch_bounds__(kRowThreads)
       rows[2 * i + 1] = s_oth;
       if (want_grad) {
         T* out = (in_x ? gx : gy) + own * d;
-        for (int k = 0; k < d; ++k) out[k] = g[k];
+        // over DP with a guard, not `k < d`: a run-time index into g would move it to local memory
+#pragma unroll
+        for (int k = 0; k < DP; ++k)
+          if (k < d) out[k] = g[k];
       }
     }
   }
