@@ -540,8 +540,10 @@ def load_feature_extractor(path: str | os.PathLike | None = None) -> Callable[[t
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"FID feature extractor {p} does not exist")
+    from .inception import _jit_load
+
     try:
-        net = torch.jit.load(str(p), map_location="cpu").eval()
+        net = _jit_load(p).eval()
     except Exception as exc:
         raise ValueError(f"{p} is not a TorchScript module loadable with torch.jit.load: {exc}") from None
 
