@@ -58,6 +58,13 @@ def _choose(shape, dtype=torch.float32, device="cpu", generator=None):
 
 def fill_normal(out: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
     """Fill a contiguous float tensor with the Philox normals of (seed, offset)."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.dtype not in _validate.FLOAT_DTYPES:
+        raise TypeError(f"out must be a float32 or float64 tensor, got {out.dtype}")
+    if not out.is_contiguous():
+        raise ValueError("out must be contiguous (the normals fill its memory in order)")
+    seed, offset = philox.key_word(seed, "seed"), philox.key_word(offset, "offset")
     choice = select("random.normal", out.device)
     if choice.backend == "reference":
         out.copy_(philox.normals(out.numel(), seed, offset, out.dtype, out.device).reshape(out.shape))
