@@ -9,6 +9,13 @@ for a tensor, a bad device or generator). A case passes when the call raises Val
 an output with no NaN (and, for the value-only perturbations, the valid call's output shape). It
 fails on any other exception (AttributeError, IndexError, torch's RuntimeError, an assert), on a
 message that does not name the argument, and on a NaN or mis-shaped output.
+
+Documented exceptions to "no NaN out": the reference twins and the diffusion schedule's elementwise
+conversions and sampler steps propagate NaN / inf inputs as torch does (PROPAGATE: the public ops
+refuse them before a twin runs; a finiteness check per training or sampling step would synchronise the
+device each step), and file arguments may raise open()'s OSError naming the path. One test per
+(callable, argument) runs its bad values; ``test_sweep_covers_every_public_callable`` finds the public
+callables by import and fails on any that is neither in the table nor in ``LEFT`` (with why).
 """
 
 from __future__ import annotations
