@@ -242,6 +242,12 @@ def _lower_root(Q, v):
 
 def eigh(W):
     """torch.linalg.eigh of a batch of small symmetric matrices (one thread on the CPU)."""
+    V.tensor("W", W)
+    if W.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"W must be a float32 or float64 tensor, got {W.dtype}")
+    if W.dim() < 2 or W.shape[-1] != W.shape[-2]:
+        raise ValueError(f"W must be a batch of square matrices (..., d, d), got shape {tuple(W.shape)}")
+    V.finite("W", W)  # LAPACK would return NaN eigenpairs for them
     return _lapack(torch.linalg.eigh, W)
 
 
