@@ -195,9 +195,27 @@ def _check_vae_doc(ns: dict, out: str) -> None:
     torch.testing.assert_close(z, mu)  # "the posterior mean"
 
 
+def _check_paramrel_resume(ns: dict, out: str) -> None:
+    # "train(resume="latest") continues a run": the finished run resumes at its last step and trains no further
+    from diffrep.train import Trainer
+
+    history = Trainer(ns["model"], ns["data"], ns["cfg"].train, "runs/paramrel").train(resume="latest")
+    assert not [r for r in history if "loss" in r]
+
+
+def _check_multibeta_any_beta(ns: dict, out: str) -> None:
+    # "encode(x, beta=...) reads any other β": codes of the same images at another beta, same shape, different
+    x = ns["format_images"](ns["full"].sample_observations_from_factors(ns["f"][:8], np.random.RandomState(1)), "pm1")
+    with torch.no_grad():
+        z0, z9 = ns["model"].encode(x), ns["model"].encode(x, beta=0.9)
+    assert z0.shape == z9.shape == (8, ns["z"].shape[1]) and not torch.equal(z0, z9)
+
+
 # the claims of a block's comments, keyed by a line that identifies the block
 CLAIMS = {
     "mu_back, rho_back = bfn.continuous_update_inverse": _check_ops_tour,
+    '# train(resume="latest") continues a run': _check_paramrel_resume,
+    "# encode(x, beta=...) reads any other β": _check_multibeta_any_beta,
     'save_image(x, "runs/bfn/samples.png"': _check_bfn_samples,
     "dyga = DyGA(DyGAConfig(": _check_dyga,
     "x_blur = model.reconstruct(x, beta=0.6, denoise=False)": _check_multibeta_doc,
