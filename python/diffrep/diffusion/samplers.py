@@ -32,7 +32,7 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: Literal["uniform
     when c does not divide T (T = 1000, 30 steps: 31); the two agree whenever num_steps divides T;
     ``"trailing"``: T-1, T-1-c, ... (Lin et al. 2024 Table 2), which always starts at the last step.
     """
-    if not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):
         raise ValueError(f"num_steps must be an int in [1, {num_timesteps}], got {num_steps!r}")
     if spacing == "uniform":
         c = num_timesteps // num_steps
@@ -81,6 +81,8 @@ class _Sampler:
         unless the caller disables them (``torch.no_grad()``)."""
         if not callable(model_fn):
             raise TypeError("model_fn must be callable as model_fn(x_t, t)")
+        if generator is not None and not isinstance(generator, torch.Generator):  # unused with x_T and eta = 0
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if x_T is None:
             shape = tuple(shape)
             if not shape or any((not isinstance(d, int)) or d < 1 for d in shape):
@@ -89,6 +91,8 @@ class _Sampler:
         else:
             if not isinstance(x_T, torch.Tensor):
                 raise TypeError(f"x_T must be a tensor, got {type(x_T).__name__}")
+            if not x_T.dtype.is_floating_point:
+                raise TypeError(f"x_T must be a floating-point tensor, got dtype {x_T.dtype}")
             if shape is not None and tuple(x_T.shape) != tuple(shape):  # x_T's shape was taken silently
                 raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape is {tuple(shape)} (pass shape=None with x_T)")
             x = x_T
