@@ -290,7 +290,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         (``sampler="alg2"`` / ``"ancestral"``)."""
         cfg = self.config
         if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= cfg.num_steps:
-            raise ValueError(f"step: i must be an int in 1..N={cfg.num_steps}, got {i!r}")
+            raise ValueError(f"step: i must lie in 1..N={cfg.num_steps} (an int), got {i!r}")
         z = self._check_z(z, "LatentDenoiser.step")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
