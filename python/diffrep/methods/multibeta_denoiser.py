@@ -244,6 +244,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         x = batch_images(batch)
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError("LatentDenoiser.loss: batch must be a tensor of images [B, ...] (or (images, targets))")
+        training_step(step)
         n = x.shape[0]
         dev = self.sigma_table.device
         if t_index is None:
