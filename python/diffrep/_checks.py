@@ -10,7 +10,7 @@ import math
 import numbers
 
 __all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "non_negative_float", "probability",
-           "one_of", "shape", "device", "training_step", "finite_numbers", "index", "indices"]
+           "one_of", "shape", "device", "training_step", "finite_numbers", "index", "indices", "flag", "path"]
 
 
 def _is_int(value) -> bool:
@@ -122,3 +122,20 @@ def indices(values, size: int, name: str) -> list[int]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
         raise ValueError(f"{name} must be a non-empty sequence of ints in [0, {size}), got {values!r}")
     return [index(v, size, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def flag(value, name: str) -> bool:
+    """``value`` as a bool (a string such as "no" would read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def path(value, name: str):
+    """``value`` (a str or os.PathLike) as a ``pathlib.Path``."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
+    return Path(value)

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import non_negative_int
+from .._checks import finite_float, flag, non_negative_int, path
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -69,7 +69,8 @@ __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything"
 
 def seed_everything(seed: int, rank: int = 0, *, deterministic: bool = False) -> None:
     """Seed python, numpy and torch (CPU and CUDA) with ``seed + rank``; optionally force deterministic kernels."""
-    s = int(seed) + int(rank)
+    s = non_negative_int(seed, "seed") + non_negative_int(rank, "rank")
+    flag(deterministic, "deterministic")
     random.seed(s)
     np.random.seed(s % 2**32)
     torch.manual_seed(s)
@@ -249,6 +250,16 @@ def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
             p.unlink()
 
 
+def _value_range(value) -> tuple[float, float]:
+    """``sample_value_range``: (lo, hi), finite with lo < hi (the range sample grids are drawn from)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"sample_value_range must be a pair (lo, hi), got {value!r}")
+    lo, hi = (finite_float(v, "sample_value_range") for v in value)
+    if not lo < hi:
+        raise ValueError(f"sample_value_range must have lo < hi, got {value!r}")
+    return lo, hi
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` with ``config``, writing into ``run_dir``.
 
@@ -282,9 +293,15 @@ class Trainer:
         if len(dataset) < config.batch_size:
             raise ValueError(f"dataset has {len(dataset)} examples, fewer than train.batch_size={config.batch_size}")
         self.model, self.dataset, self.config = model, dataset, config
-        self.run_dir = Path(run_dir)
+        self.run_dir = path(run_dir, "run_dir")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn must be a callable or None, got {type(collate_fn).__name__}")
+        if callbacks is not None and (not isinstance(callbacks, (list, tuple)) or not all(map(callable, callbacks))):
+            raise TypeError(f"callbacks must be a list of callables, got {callbacks!r}")
         self.collate_fn, self.callbacks = collate_fn, list(callbacks or [])
-        self.sample_value_range = sample_value_range
+        self.sample_value_range = _value_range(sample_value_range)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self.name = name
         self.logger: MetricLogger | None = None
         self.ema: EMA | None = None
@@ -362,6 +379,10 @@ class Trainer:
         each rank's random streams restart from ``seed + rank + step`` (said on stderr).
         """
         cfg = self.config
+        if resume is not None:
+            path(resume, "resume")
+        for name, value in (("overwrite", overwrite), ("profile", profile), ("resume_inexact", resume_inexact)):
+            flag(value, name)
         D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:
