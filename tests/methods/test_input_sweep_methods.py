@@ -500,11 +500,11 @@ def _finite(out):
     return True
 
 
-def _verdict(m, vname, kw, arg, bad_value, expect, names):
-    """None when the call with ``arg`` = ``bad_value`` passes the sweep, else what went wrong."""
+def _verdict(call, kw, arg, bad_value, expect, names):
+    """None when ``call`` with ``arg`` = ``bad_value`` passes the sweep, else what went wrong."""
     kw = {**kw, arg: bad_value}
     try:
-        out = getattr(m, vname)(**kw)
+        out = call(**kw)
     except (ValueError, TypeError) as err:
         wanted = [arg] + list(names.get(arg, ()))
         if not any(re.search(rf"\b{re.escape(w)}\b", str(err)) for w in wanted):
@@ -531,7 +531,119 @@ def test_method_input_sweep(mname, vname, args, arg, bad, names, mutates):
     for label, fn, expect in bad:
         m = get()
         kw = args(m)
-        why = _verdict(m, vname, kw, arg, fn(kw[arg]), expect, names)
+        why = _verdict(getattr(m, vname), kw, arg, fn(kw[arg]), expect, names)
+        if why is not None:
+            problems.append(f"{arg} = <{label}>: {why}")
+    assert not problems, "\n".join(problems)
+
+
+# -- the analyses (diffrep.analysis): one case per (function, argument), on the tiny SAMI / multi-beta VAE -----
+def _an(module, name):
+    import importlib
+
+    return getattr(importlib.import_module(f"diffrep.analysis.{module}"), name)
+
+
+def _codes_factors():
+    g = gen(2)
+    return torch.randn(12, 3, generator=g), torch.randint(0, 3, (12, 2), generator=g)
+
+
+ANALYSES = []
+
+
+def analysis(fn, args, kinds, names=None, accepts=()):
+    """``fn()`` the analysis, ``args()`` its valid keyword arguments, the rest as :func:`verb`."""
+    ANALYSES.append((fn, args, kinds, names or {}, set(accepts)))
+
+
+SAMI_M = dict(model="module")
+BAD["module"] = [("none", lambda v: None, RAISE), ("str", lambda v: "x", RAISE), ("int", lambda v: 3, RAISE)]
+BAD["probability"] = [("none", lambda v: None, RAISE), ("str", lambda v: "x", RAISE), ("nan", lambda v: NAN, RAISE),
+                      ("negative", lambda v: -0.5, RAISE), ("above_one", lambda v: 1.5, RAISE)]
+BAD["timesteps"] = [("str", lambda v: "ab", RAISE), ("empty", lambda v: [], RAISE), ("negative", lambda v: [-1], RAISE),
+                    ("too_large", lambda v: [10**6], RAISE), ("float", lambda v: [0.5], RAISE)]
+BAD["seed"] = [("none", lambda v: None, RAISE), ("str", lambda v: "0", RAISE), ("float", lambda v: 0.5, RAISE),
+               ("negative", lambda v: -1, RAISE)]
+
+analysis(lambda: _an("encoding", "encode_batched"), lambda: dict(model=model("sami"), images=images(model("sami"), 3),
+                                                                 batch_size=2),
+         dict(model="module", images="image", batch_size="count"))
+analysis(lambda: _an("encoding", "model_images"), lambda: dict(model=model("sami"), x=images(model("sami"))),
+         dict(model="module", x="image"), names={"x": ["images"]})
+analysis(lambda: _an("guidance", "guidance_magnitude"),
+         lambda: dict(model=model("sami"), image=images(model("sami"), 1), num_steps=2, seed=0),
+         dict(model="module", image="image", num_steps="opt_count", seed="?seed"), accepts=("image-5d",))
+analysis(lambda: _an("posterior_geometry", "posterior_variance_spectrum"),
+         lambda: dict(model=model("sami"), image=images(model("sami"), 1), timesteps=[1, 5], num_noise=2, seed=0),
+         dict(model="module", image="image", timesteps="timesteps", num_noise="count", seed="?seed"),
+         accepts=("image-5d",))
+analysis(lambda: _an("posterior_geometry", "perturb_low_variance_axes"),
+         lambda: dict(model=model("sami"), image=images(model("sami"), 1), alphas=[-1.0, 1.0], num_axes=1, seed=0,
+                      num_steps=2),
+         dict(model="module", image="image", alphas="floats", num_axes="count", seed="seed", num_steps="opt_count"),
+         accepts=("image-5d",))
+analysis(lambda: _an("posterior_geometry", "global_axes"),
+         lambda: dict(model=model("sami"), images=images(model("sami"), 3), t=5, num_noise=1, seed=0, batch_size=2),
+         dict(model="module", images="image", num_noise="count", seed="?seed", batch_size="count"))
+analysis(lambda: _an("representation", "latent_straightness"),
+         lambda: dict(model=model("sami"), videos=images(model("sami"), 6).reshape(2, 3, 1, 8, 8), batch_size=4),
+         dict(model="module", batch_size="count"))
+analysis(lambda: _an("sami_validation", "eps_mse_by_band"),
+         lambda: dict(model=model("sami"), images=images(model("sami"), 2), num_bands=2, seed=0),
+         dict(model="module", images="image", num_bands="count", seed="seed"))
+analysis(lambda: _an("sami_validation", "band_edges"), lambda: dict(T=20, num_bands=4),
+         dict(T="count", num_bands="count"))
+analysis(lambda: _an("variability", "variability_reduction"),
+         lambda: dict(model=model("sami"), guides=images(model("sami"), 1), num_samples=2, num_steps=2, seed=0),
+         dict(model="module", guides="image", num_samples="count", num_steps="opt_count", seed="?seed"),
+         accepts=("num_samples-count",))
+analysis(lambda: _an("variability", "variability"), lambda: dict(samples=torch.randn(4, 3)), dict(samples="codes"),
+         accepts=("samples-int", "samples-width"))  # integer samples are counted as numbers; any D
+analysis(lambda: _an("multibeta", "information_curve"),
+         lambda: dict(vae=model("multibeta").vae, x=images(model("multibeta").vae, 2), betas=[0.0, 0.5], batch_size=2),
+         dict(vae="module", x="image", betas="floats", batch_size="count"))
+analysis(lambda: _an("multibeta", "nearest_distance"),
+         lambda: dict(images=torch.rand(2, 1, 4, 4), reference=torch.rand(3, 1, 4, 4), chunk=2),
+         dict(images="image", reference="image", chunk="count"),
+         accepts=("images-size", "reference-size", "images-int", "reference-int"))  # any image shape; integer pixels
+analysis(lambda: _an("multibeta", "spearman"), lambda: dict(a=[1.0, 2.0, 3.0], b=[3.0, 1.0, 2.0]),
+         dict(a="floats", b="floats"))
+analysis(lambda: _an("traversal", "latent_factor_scores"),
+         lambda: dict(codes=_codes_factors()[0], factors=_codes_factors()[1], num_bins=4),
+         dict(codes=("codes", "paired"), num_bins="count"), accepts=("codes-int", "codes-width"))
+analysis(lambda: _an("traversal", "traversal_values"), lambda: dict(codes=torch.randn(10, 3), num=3, q=0.1),
+         dict(codes="codes", num="count", q="probability"), accepts=("codes-int", "codes-width"))
+analysis(lambda: _an("traversal", "image_centroids"), lambda: dict(images=images(model("sami"), 2)),
+         dict(images="image"), accepts=("images-channels", "images-size", "images-int"))
+analysis(lambda: _an("traversal", "order_latents"), lambda: dict(best_score=[0.5, 0.2], spread=[1.0, 2.0]),
+         dict(best_score="floats"))
+analysis(lambda: _an("traversal", "row_label"), lambda: dict(d=0, factor="x", score=0.5), dict(score="scalar"))
+analysis(lambda: _an("disks_probes", "disk_centres"), lambda: dict(images=images(model("sami"), 2), foreground=0.5),
+         dict(images="image", foreground="scalar"), accepts=("images-size", "images-int"))
+
+
+def analysis_cases():
+    out = []
+    for fn, args, kinds, names, accepts in ANALYSES:
+        fname = f"{fn().__module__.rsplit('.', 1)[-1]}.{fn().__name__}"
+        out.append(pytest.param(fn, args, None, [], names, id=f"{fname}-valid"))
+        for arg, kind in kinds.items():
+            bad = [b for b in _bad_values(kind) if f"{arg}-{b[0]}" not in accepts]
+            out.append(pytest.param(fn, args, arg, bad, names, id=f"{fname}-{arg}"))
+    return out
+
+
+@pytest.mark.parametrize("fn, args, arg, bad, names", analysis_cases())
+def test_analysis_input_sweep(fn, args, arg, bad, names):
+    f = fn()
+    if arg is None:
+        assert _finite(f(**args())), f"{f.__name__} with valid arguments gave non-finite output"
+        return
+    problems = []
+    for label, make, expect in bad:
+        kw = args()
+        why = _verdict(f, kw, arg, make(kw[arg]), expect, names)
         if why is not None:
             problems.append(f"{arg} = <{label}>: {why}")
     assert not problems, "\n".join(problems)
