@@ -4,12 +4,13 @@ its axes (10.4)."""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .._checks import finite_numbers, non_negative_int, positive_int
+from .._checks import non_negative_int, positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
 from .encoding import check_model, encode_batched, model_images, seeded
@@ -76,7 +77,13 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
     x = model_images(model, image, "image")
     if x.shape[0] != 1:
         raise ValueError("image must be a single image [1, C, H, W]")
-    alphas = finite_numbers(alphas, "alphas")
+    given = alphas
+    try:
+        alphas = [float(a) for a in alphas]
+    except (TypeError, ValueError):  # None, a str, nested lists
+        alphas = None
+    if not alphas or not all(math.isfinite(a) for a in alphas):
+        raise ValueError(f"alphas must be a non-empty list of finite numbers, got {given!r}")
     with torch.no_grad():
         mu, lv = model.posterior(x)
     sd = (0.5 * lv[0]).exp()
