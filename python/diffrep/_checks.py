@@ -131,11 +131,13 @@ def flag(value, name: str) -> bool:
     return value
 
 
-def path(value, name: str):
-    """``value`` (a str or os.PathLike) as a ``pathlib.Path``."""
+def path(value, name: str, *, optional: bool = False):
+    """``value`` (a str or os.PathLike) as a ``pathlib.Path``; None stays None when ``optional``."""
     import os
     from pathlib import Path
 
+    if optional and value is None:
+        return None
     if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
     return Path(value)

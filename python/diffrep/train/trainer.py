@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import finite_float, flag, non_negative_int, path
+from .._checks import finite_numbers, flag, non_negative_int, path
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -250,16 +250,6 @@ def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
             p.unlink()
 
 
-def _value_range(value) -> tuple[float, float]:
-    """``sample_value_range``: (lo, hi), finite with lo < hi (the range sample grids are drawn from)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"sample_value_range must be a pair (lo, hi), got {value!r}")
-    lo, hi = (finite_float(v, "sample_value_range") for v in value)
-    if not lo < hi:
-        raise ValueError(f"sample_value_range must have lo < hi, got {value!r}")
-    return lo, hi
-
-
 class Trainer:
     """Train ``model`` on ``dataset`` with ``config``, writing into ``run_dir``.
 
@@ -294,15 +284,14 @@ class Trainer:
             raise ValueError(f"dataset has {len(dataset)} examples, fewer than train.batch_size={config.batch_size}")
         self.model, self.dataset, self.config = model, dataset, config
         self.run_dir = path(run_dir, "run_dir")
-        if collate_fn is not None and not callable(collate_fn):
-            raise TypeError(f"collate_fn must be a callable or None, got {type(collate_fn).__name__}")
-        if callbacks is not None and (not isinstance(callbacks, (list, tuple)) or not all(map(callable, callbacks))):
-            raise TypeError(f"callbacks must be a list of callables, got {callbacks!r}")
-        self.collate_fn, self.callbacks = collate_fn, list(callbacks or [])
-        self.sample_value_range = _value_range(sample_value_range)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        self.name = name
+        if (collate_fn is not None and not callable(collate_fn)) or not isinstance(callbacks, (list, tuple, type(None))) \
+                or not all(map(callable, callbacks or [])) or not isinstance(name, (str, type(None))):
+            raise TypeError(f"collate_fn must be a callable, callbacks a list of callables, name a str (each or None); "
+                            f"got collate_fn={collate_fn!r}, callbacks={callbacks!r}, name={name!r}")
+        self.collate_fn, self.callbacks, self.name = collate_fn, list(callbacks or []), name
+        self.sample_value_range = lo_hi = tuple(finite_numbers(sample_value_range, "sample_value_range"))
+        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:  # the range the sample grids are drawn from
+            raise ValueError(f"sample_value_range must be (lo, hi) with lo < hi, got {sample_value_range!r}")
         self.logger: MetricLogger | None = None
         self.ema: EMA | None = None
         self.rank = 0
@@ -379,10 +368,8 @@ class Trainer:
         each rank's random streams restart from ``seed + rank + step`` (said on stderr).
         """
         cfg = self.config
-        if resume is not None:
-            path(resume, "resume")
-        for name, value in (("overwrite", overwrite), ("profile", profile), ("resume_inexact", resume_inexact)):
-            flag(value, name)
+        path(resume, "resume", optional=True)
+        flag(overwrite, "overwrite"), flag(profile, "profile"), flag(resume_inexact, "resume_inexact")
         D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:
