@@ -14,7 +14,7 @@ import re
 import pytest
 import torch
 
-from helpers import tiny_sami, tiny_unet
+from helpers import tiny_paramrel, tiny_sami, tiny_unet
 
 NAN, INF = float("nan"), float("inf")
 
@@ -77,6 +77,7 @@ FACTORIES = {
     "vae": _cls("vae.vae", "VAE", image_size=32),
     "fsq": _cls("vae.fsq_ae", "FSQAE", image_size=32),
     "dyga": lambda: _dyga(),
+    "paramrel": lambda: tiny_paramrel(),
 }
 
 
@@ -467,6 +468,28 @@ verb("dyga", "normalise", lambda m: dict(c=_feats(m)), dict(c="codes"))
 verb("dyga", "fit", lambda m: dict(features=_feats(m, 16), epoch=0), dict(features="codes", epoch="epoch"))  # a refit
 verb("dyga", "assign", lambda m: dict(c=_feats(m)), dict(c="codes"))
 verb("dyga", "forward", lambda m: dict(c=_feats(m), generator=gen()), dict(c="codes", generator="generator"))
+
+# ParamReL (its verbs were hardened before this sweep: the sweep checks that they stay so)
+def _pr_images(m, n=2, seed=1):
+    return torch.rand((n, 1, 8, 8), generator=gen(seed)) * 2 - 1
+
+
+PR_STEPS = dict(num_steps="opt_count")
+verb("paramrel", "loss", lambda m: dict(batch=_pr_images(m), step=0, generator=gen()),
+     dict(batch="image", step="step", generator="generator"), names={"batch": ["data"]},
+     accepts=("batch-int",))  # integer class maps are discrete data; the flow names a complex batch "data"
+verb("paramrel", "encode", lambda m: dict(x=_pr_images(m)), dict(x="image"), accepts=("x-int",))
+verb("paramrel", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2),
+     dict(n="count", generator="generator", **PR_STEPS))
+verb("paramrel", "reconstruct", lambda m: dict(x=_pr_images(m), num_steps=2), dict(x="image", **PR_STEPS),
+     accepts=("x-int",))
+verb("paramrel", "time_varying", lambda m: dict(x=_pr_images(m), times=[0.5], num_steps=2),
+     dict(x="image", times="floats", **PR_STEPS), accepts=("x-int",))
+verb("paramrel", "interpolate", lambda m: dict(x_a=_pr_images(m), x_b=_pr_images(m, seed=2), num=3, num_steps=2),
+     dict(x_a="image", x_b=("image", "paired"), num="count", **PR_STEPS), accepts=("x_a-int", "x_b-int"))
+verb("paramrel", "traverse", lambda m: dict(x=_pr_images(m, 1), dims=[0], values=[-1.0, 1.0], num_steps=2),
+     dict(x="image", dims="?indices", values="?floats", **PR_STEPS),
+     accepts=("x-int", "values-nested"))  # None: every dim / the default values; values are flattened
 
 
 def _bad_values(kind):
