@@ -25,7 +25,7 @@ def _toy():
     from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 
     return ToyDDPM(ToyDDPMConfig(unet=tiny_unet(in_channels=1, out_channels=1),
-                                 schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=10), sample_steps=2))
+                                 schedule=NoiseScheduleConfig(kind="cosine", num_timesteps=10), sample_steps=1))
 
 
 def _multibeta():
@@ -68,9 +68,9 @@ def _cls(module, name, **fields):
 
 FACTORIES = {
     "toy": _toy,
-    "diffae": _cls("diffae", "DiffAE", sample_steps=2),
-    "infodiffusion": _cls("infodiffusion", "InfoDiffusion", sample_steps=2),
-    "disdiff": _cls("disdiff", "DisDiff", sample_steps=2),
+    "diffae": _cls("diffae", "DiffAE", sample_steps=1),
+    "infodiffusion": _cls("infodiffusion", "InfoDiffusion", sample_steps=1),
+    "disdiff": _cls("disdiff", "DisDiff", sample_steps=1),
     "encdiff": _encdiff,
     "multibeta": _multibeta,
     "sami": lambda: tiny_sami(dtype=torch.float32),
@@ -212,7 +212,7 @@ def verb(model_name, name, args, kinds, names=None, mutates=False, accepts=()):
 # toy DDPM
 verb("toy", "loss", lambda m: dict(batch=images(m), step=0, generator=gen()),
      dict(batch="image", step="step", generator="generator"))
-verb("toy", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2, sampler="ddim"),
+verb("toy", "sample", lambda m: dict(n=2, generator=gen(), num_steps=1, sampler="ddim"),
      dict(n="count", generator="generator", num_steps="opt_count", sampler="choice"))
 
 # DiffAE (the z statistics fitted where a verb needs them)
@@ -233,11 +233,11 @@ verb("diffae", "set_stage", lambda m: dict(stage="autoencoder"), dict(stage="cho
 verb("diffae", "encode", lambda m: dict(x=images(m)), dict(x="image"))
 verb("diffae", "eps", lambda m: dict(x_t=images(m), t=T(m), z_sem=_z(m)),
      dict(x_t="image", t="t", z_sem=("codes", "paired")))
-verb("diffae", "encode_stochastic", lambda m: dict(x=images(m), z_sem=_z(m), num_steps=2),
+verb("diffae", "encode_stochastic", lambda m: dict(x=images(m), z_sem=_z(m), num_steps=1),
      dict(x="image", z_sem=("?codes", "paired"), **STEPS))
-verb("diffae", "decode", lambda m: dict(z_sem=_z(m), x_T=images(m), num_steps=2, generator=gen()),
+verb("diffae", "decode", lambda m: dict(z_sem=_z(m), x_T=images(m), num_steps=1, generator=gen()),
      dict(z_sem="codes", x_T=("?image", "paired"), generator="generator", **STEPS))
-verb("diffae", "reconstruct", lambda m: dict(x=images(m), num_steps=2, generator=gen()),
+verb("diffae", "reconstruct", lambda m: dict(x=images(m), num_steps=1, generator=gen()),
      dict(x="image", generator="generator", **STEPS))
 verb("diffae", "loss", lambda m: dict(batch=images(m), step=0, generator=gen()),
      dict(batch="image", step="step", generator="generator"))
@@ -245,21 +245,21 @@ verb("diffae", "normalize_z", lambda m: dict(z=_z(_diffae(m))), dict(z="codes"))
 verb("diffae", "denormalize_z", lambda m: dict(z=_z(_diffae(m))), dict(z="codes"))
 verb("diffae", "fit_latent_stats", lambda m: dict(z_sem=_z(m)), dict(z_sem="codes"))  # a refit
 verb("diffae", "latent_loss", lambda m: dict(x0=images(_diffae(m)), generator=gen()), dict(x0="image", generator="generator"))
-verb("diffae", "sample_latent", lambda m: dict(n=2 + 0 * bool(_diffae(m)), generator=gen(), num_steps=2),
+verb("diffae", "sample_latent", lambda m: dict(n=2 + 0 * bool(_diffae(m)), generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **STEPS))
-verb("diffae", "sample", lambda m: dict(n=2 + 0 * bool(_diffae(m)), generator=gen(), num_steps=2),
+verb("diffae", "sample", lambda m: dict(n=2 + 0 * bool(_diffae(m)), generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **STEPS))
-verb("diffae", "interpolate", lambda m: dict(x_a=images(m), x_b=images(m, seed=2), alphas=[0.0, 0.5], num_steps=2),
+verb("diffae", "interpolate", lambda m: dict(x_a=images(m), x_b=images(m, seed=2), alphas=[0.0, 0.5], num_steps=1),
      dict(x_a="image", x_b=("image", "paired"), alphas="floats", **STEPS))
-verb("diffae", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), dims=[0, 1], num_steps=2),
+verb("diffae", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), dims=[0, 1], num_steps=1),
      dict(x="image", source=("image", "paired"), dims="indices", **STEPS))
-verb("diffae", "traverse", lambda m: dict(x=images(_diffae(m)), dim=0, values=[-1.0, 1.0], num_steps=2),
+verb("diffae", "traverse", lambda m: dict(x=images(_diffae(m)), dim=0, values=[-1.0, 1.0], num_steps=1),
      dict(x="image", dim="index", values="floats", **STEPS))
 verb("diffae", "fit_attribute", lambda m: dict(z_sem=_z(_diffae(m)), labels=torch.tensor([0, 1]), steps=1, lr=0.1,
                                                weight_decay=0.0),
      dict(z_sem="codes", labels=("labels", "paired"), steps="count", lr="scalar", weight_decay="scalar"))
 verb("diffae", "manipulate", lambda m: dict(x=images(_diffae(m)), direction=torch.ones(m.config.latent_dim), scale=1.0,
-                                            num_steps=2),
+                                            num_steps=1),
      dict(x="image", direction="vector", scale="scalar", **STEPS))
 
 # InfoDiffusion
@@ -270,17 +270,17 @@ verb("infodiffusion", "mmd", lambda m: dict(z=_z(m), prior_samples=torch.randn(2
      dict(z="codes", prior_samples="codes"))
 verb("infodiffusion", "loss", lambda m: dict(batch=images(m), step=0, generator=gen()),
      dict(batch="image", step="step", generator="generator"))
-verb("infodiffusion", "decode", lambda m: dict(z=_z(m), x_T=images(m), num_steps=2, generator=gen()),
+verb("infodiffusion", "decode", lambda m: dict(z=_z(m), x_T=images(m), num_steps=1, generator=gen()),
      dict(z="codes", x_T=("?image", "paired"), generator="generator", **STEPS))
-verb("infodiffusion", "encode_stochastic", lambda m: dict(x=images(m), z=_z(m), num_steps=2),
+verb("infodiffusion", "encode_stochastic", lambda m: dict(x=images(m), z=_z(m), num_steps=1),
      dict(x="image", z=("?codes", "paired"), **STEPS))
-verb("infodiffusion", "reconstruct", lambda m: dict(x=images(m), num_steps=2, generator=gen()),
+verb("infodiffusion", "reconstruct", lambda m: dict(x=images(m), num_steps=1, generator=gen()),
      dict(x="image", generator="generator", **STEPS))
-verb("infodiffusion", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2),
+verb("infodiffusion", "sample", lambda m: dict(n=2, generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **STEPS))
-verb("infodiffusion", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), dims=[0], num_steps=2),
+verb("infodiffusion", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), dims=[0], num_steps=1),
      dict(x="image", source=("image", "paired"), dims="indices", **STEPS))
-verb("infodiffusion", "traverse", lambda m: dict(x=images(m), dim=0, values=[-1.0, 1.0], num_steps=2),
+verb("infodiffusion", "traverse", lambda m: dict(x=images(m), dim=0, values=[-1.0, 1.0], num_steps=1),
      dict(x="image", dim="index", values="floats", **STEPS))
 
 
@@ -309,17 +309,17 @@ verb("disdiff", "loss", lambda m: dict(batch=images(m), step=0, generator=gen())
      dict(batch="image", step="step", generator="generator"))
 verb("disdiff", "eps_with_units", lambda m: dict(x_t=images(m), t=T(m), units=_units(m)),
      dict(x_t="image", t="t", units=("codes", "paired")))
-verb("disdiff", "decode", lambda m: dict(units=_units(m), x_T=images(m), num_steps=2, generator=gen()),
+verb("disdiff", "decode", lambda m: dict(units=_units(m), x_T=images(m), num_steps=1, generator=gen()),
      dict(units="codes", x_T=("?image", "paired"), generator="generator", **STEPS))
-verb("disdiff", "encode_stochastic", lambda m: dict(x=images(m), units=_units(m), num_steps=2),
+verb("disdiff", "encode_stochastic", lambda m: dict(x=images(m), units=_units(m), num_steps=1),
      dict(x="image", units=("?codes", "paired"), **STEPS))
-verb("disdiff", "reconstruct", lambda m: dict(x=images(m), num_steps=2, generator=gen()),
+verb("disdiff", "reconstruct", lambda m: dict(x=images(m), num_steps=1, generator=gen()),
      dict(x="image", generator="generator", **STEPS))
-verb("disdiff", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2),
+verb("disdiff", "sample", lambda m: dict(n=2, generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **STEPS))
-verb("disdiff", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), unit=1, num_steps=2, x_T=images(m)),
+verb("disdiff", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), unit=1, num_steps=1, x_T=images(m)),
      dict(x="image", source=("image", "paired"), unit="index", x_T=("?image", "paired"), **STEPS))
-verb("disdiff", "traverse", lambda m: dict(x=images(_disdiff(m)), unit=0, values=[-1.0, 1.0], num_steps=2),
+verb("disdiff", "traverse", lambda m: dict(x=images(_disdiff(m)), unit=0, values=[-1.0, 1.0], num_steps=1),
      dict(x="image", unit="index", values="floats", **STEPS))
 
 # the VAE family
@@ -362,19 +362,19 @@ verb("encdiff", "encode", lambda m: dict(x=images(m)), dict(x="image"))
 verb("encdiff", "tokens", lambda m: dict(x=images(m), aligned=False), dict(x="image"))
 verb("encdiff", "pca_codes", lambda m: dict(x=images(m, 3), aligned=False, fit_on=_tok(m, images(m, 3, seed=4))),
      dict(x="image", fit_on="?codes"))
-verb("encdiff", "generate", lambda m: dict(tokens=_tok(m), generator=gen(), x_T=images(m), steps=2),
+verb("encdiff", "generate", lambda m: dict(tokens=_tok(m), generator=gen(), x_T=images(m), steps=1),
      dict(tokens="codes", x_T=("?image", "paired"), generator="generator", steps="opt_count"))
-verb("encdiff", "reconstruct", lambda m: dict(x=images(m), generator=gen(), steps=2),
+verb("encdiff", "reconstruct", lambda m: dict(x=images(m), generator=gen(), steps=1),
      dict(x="image", generator="generator", steps="opt_count"))
-verb("encdiff", "sample", lambda m: dict(n=2, generator=gen(), tokens=_tok(m), steps=2),
+verb("encdiff", "sample", lambda m: dict(n=2, generator=gen(), tokens=_tok(m), steps=1),
      dict(n="count", generator="generator", tokens="?codes", steps="opt_count"))
 verb("encdiff", "interchange", lambda m: dict(source=images(m), target=images(m, seed=2), units=[0], generator=gen(),
-                                              steps=2),
+                                              steps=1),
      dict(source="image", target=("image", "paired"), units="indices", generator="generator", steps="opt_count"))
 verb("encdiff", "interpolate", lambda m: dict(xa=images(m), xb=images(m, seed=2), alphas=[0.0, 1.0], generator=gen(),
-                                              steps=2),
+                                              steps=1),
      dict(xa="image", xb=("image", "paired"), alphas="floats", generator="generator", steps="opt_count"))
-verb("encdiff", "attention_maps", lambda m: dict(x=images(m), generator=gen(), steps=2, size=8),
+verb("encdiff", "attention_maps", lambda m: dict(x=images(m), generator=gen(), steps=1, size=8),
      dict(x="image", generator="generator", steps="opt_count", size="opt_count"))
 verb("encdiff", "condition_reliance", lambda m: dict(x=images(m), t_range=(2, 8), generator=gen(), repeats=1),
      dict(x="image", t_range="range", generator="generator", repeats="count"))
@@ -449,15 +449,15 @@ verb("sami", "sample_timesteps", lambda m: dict(n=2, generator=gen()), dict(n="c
 verb("sami", "kl_weight_at", lambda m: dict(step=3), dict(step="step"))
 verb("sami", "loss", lambda m: dict(batch=images(m), step=0, generator=gen()),
      dict(batch="image", step="step", generator="generator"))
-verb("sami", "generate", lambda m: dict(z=_z(m), num_steps=2, generator=gen(), sampler="ddim"),
+verb("sami", "generate", lambda m: dict(z=_z(m), num_steps=1, generator=gen(), sampler="ddim"),
      dict(z="codes", num_steps="opt_count", generator="generator", sampler="?choice"), accepts=("z-more_dims",))
-verb("sami", "sample_unconditional", lambda m: dict(n=2, generator=gen(), num_steps=2, sampler="ddim"),
+verb("sami", "sample_unconditional", lambda m: dict(n=2, generator=gen(), num_steps=1, sampler="ddim"),
      dict(n="count", generator="generator", num_steps="opt_count", sampler="?choice"))
-verb("sami", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2, sampler="ddim"),
+verb("sami", "sample", lambda m: dict(n=2, generator=gen(), num_steps=1, sampler="ddim"),
      dict(n="count", generator="generator", num_steps="opt_count", sampler="?choice"))
-verb("sami", "conditional_sample", lambda m: dict(x0=images(m), num_samples=1, generator=gen(), num_steps=2),
+verb("sami", "conditional_sample", lambda m: dict(x0=images(m), num_samples=1, generator=gen(), num_steps=1),
      dict(x0="image", num_samples="count", generator="generator"))
-verb("sami", "reconstruct", lambda m: dict(x=images(m), generator=gen(), num_steps=2), dict(x="image", generator="generator"))
+verb("sami", "reconstruct", lambda m: dict(x=images(m), generator=gen(), num_steps=1), dict(x="image", generator="generator"))
 
 # DyGA
 def _feats(m, n=8):
@@ -479,15 +479,15 @@ verb("paramrel", "loss", lambda m: dict(batch=_pr_images(m), step=0, generator=g
      dict(batch="image", step="step", generator="generator"), names={"batch": ["data"]},
      accepts=("batch-int",))  # integer class maps are discrete data; the flow names a complex batch "data"
 verb("paramrel", "encode", lambda m: dict(x=_pr_images(m)), dict(x="image"), accepts=("x-int",))
-verb("paramrel", "sample", lambda m: dict(n=2, generator=gen(), num_steps=2),
+verb("paramrel", "sample", lambda m: dict(n=2, generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **PR_STEPS))
-verb("paramrel", "reconstruct", lambda m: dict(x=_pr_images(m), num_steps=2), dict(x="image", **PR_STEPS),
+verb("paramrel", "reconstruct", lambda m: dict(x=_pr_images(m), num_steps=1), dict(x="image", **PR_STEPS),
      accepts=("x-int",))
-verb("paramrel", "time_varying", lambda m: dict(x=_pr_images(m), times=[0.5], num_steps=2),
+verb("paramrel", "time_varying", lambda m: dict(x=_pr_images(m), times=[0.5], num_steps=1),
      dict(x="image", times="floats", **PR_STEPS), accepts=("x-int",))
-verb("paramrel", "interpolate", lambda m: dict(x_a=_pr_images(m), x_b=_pr_images(m, seed=2), num=3, num_steps=2),
+verb("paramrel", "interpolate", lambda m: dict(x_a=_pr_images(m), x_b=_pr_images(m, seed=2), num=3, num_steps=1),
      dict(x_a="image", x_b=("image", "paired"), num="count", **PR_STEPS), accepts=("x_a-int", "x_b-int"))
-verb("paramrel", "traverse", lambda m: dict(x=_pr_images(m, 1), dims=[0], values=[-1.0, 1.0], num_steps=2),
+verb("paramrel", "traverse", lambda m: dict(x=_pr_images(m, 1), dims=[0], values=[-1.0, 1.0], num_steps=1),
      dict(x="image", dims="?indices", values="?floats", **PR_STEPS),
      accepts=("x-int", "values-nested"))  # None: every dim / the default values; values are flattened
 
@@ -595,15 +595,15 @@ analysis(lambda: _an("encoding", "encode_batched"), lambda: dict(model=model("sa
 analysis(lambda: _an("encoding", "model_images"), lambda: dict(model=model("sami"), x=images(model("sami"))),
          dict(model="module", x="image"), names={"x": ["images"]})
 analysis(lambda: _an("guidance", "guidance_magnitude"),
-         lambda: dict(model=model("sami"), image=images(model("sami"), 1), num_steps=2, seed=0),
+         lambda: dict(model=model("sami"), image=images(model("sami"), 1), num_steps=1, seed=0),
          dict(model="module", image="image", num_steps="opt_count", seed="?seed"), accepts=("image-5d",))
 analysis(lambda: _an("posterior_geometry", "posterior_variance_spectrum"),
-         lambda: dict(model=model("sami"), image=images(model("sami"), 1), timesteps=[1, 5], num_noise=2, seed=0),
+         lambda: dict(model=model("sami"), image=images(model("sami"), 1), timesteps=[5], num_noise=1, seed=0),
          dict(model="module", image="image", timesteps="timesteps", num_noise="count", seed="?seed"),
          accepts=("image-5d",))
 analysis(lambda: _an("posterior_geometry", "perturb_low_variance_axes"),
          lambda: dict(model=model("sami"), image=images(model("sami"), 1), alphas=[-1.0, 1.0], num_axes=1, seed=0,
-                      num_steps=2),
+                      num_steps=1),
          dict(model="module", image="image", alphas="floats", num_axes="count", seed="seed", num_steps="opt_count"),
          accepts=("image-5d",))
 analysis(lambda: _an("posterior_geometry", "global_axes"),
@@ -618,7 +618,7 @@ analysis(lambda: _an("sami_validation", "eps_mse_by_band"),
 analysis(lambda: _an("sami_validation", "band_edges"), lambda: dict(T=20, num_bands=4),
          dict(T="count", num_bands="count"))
 analysis(lambda: _an("variability", "variability_reduction"),
-         lambda: dict(model=model("sami"), guides=images(model("sami"), 1), num_samples=2, num_steps=2, seed=0),
+         lambda: dict(model=model("sami"), guides=images(model("sami"), 1), num_samples=2, num_steps=1, seed=0),
          dict(model="module", guides="image", num_samples="count", num_steps="opt_count", seed="?seed"),
          accepts=("num_samples-count",))
 analysis(lambda: _an("variability", "variability"), lambda: dict(samples=torch.randn(4, 3)), dict(samples="codes"),
