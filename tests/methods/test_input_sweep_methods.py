@@ -250,7 +250,8 @@ verb("diffae", "sample_latent", lambda m: dict(n=2 + 0 * bool(_diffae(m)), gener
 verb("diffae", "sample", lambda m: dict(n=2 + 0 * bool(_diffae(m)), generator=gen(), num_steps=1),
      dict(n="count", generator="generator", **STEPS))
 verb("diffae", "interpolate", lambda m: dict(x_a=images(m), x_b=images(m, seed=2), alphas=[0.0, 0.5], num_steps=1),
-     dict(x_a="image", x_b=("image", "paired"), alphas="floats", **STEPS))
+     dict(x_a="image", x_b=("image", "paired"), alphas="floats", **STEPS),
+     accepts=("alphas-nested",))  # the weights are flattened (diffrep.viz.slerp's batched form)
 verb("diffae", "swap", lambda m: dict(x=images(m), source=images(m, seed=2), dims=[0, 1], num_steps=1),
      dict(x="image", source=("image", "paired"), dims="indices", **STEPS))
 verb("diffae", "traverse", lambda m: dict(x=images(_diffae(m)), dim=0, values=[-1.0, 1.0], num_steps=1),

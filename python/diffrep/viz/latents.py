@@ -47,19 +47,30 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1 - t) * a[None] + t * b[None]
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7, *, batched: bool = False) -> torch.Tensor:
     """Spherical interpolation sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w the angle between a and b
     (Shoemake 1985; used for diffusion noise codes, e.g. DiffAE/DDIM interpolation). Falls back to lerp
-    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape]."""
+    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape].
+
+    ``batched=True``: a and b are batches [B, ...] and each pair a[i], b[i] is interpolated on its own
+    angle, as DiffAE interpolates the x_T of each example (DiffAE Sec. 5.1); the default takes the whole
+    tensor as one code. Computed in float64, returned in a's dtype."""
     t = _pair_and_weights(a, b, t, "slerp")
-    af, bf = a.reshape(-1).double(), b.reshape(-1).double()
-    cos = torch.dot(af, bf) / (af.norm() * bf.norm()).clamp_min(eps)
-    omega = torch.arccos(cos.clamp(-1, 1))
+    if not isinstance(batched, bool):
+        raise TypeError(f"slerp: batched must be a bool, got {type(batched).__name__}")
+    if batched and a.dim() < 1:
+        raise ValueError("slerp: batched=True needs a and b of shape [B, ...], got 0-d tensors")
+    rows = a.shape[0] if batched else 1
+    af, bf = a.reshape(rows, -1).double(), b.reshape(rows, -1).double()
+    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1, 1))  # [rows]
     so = torch.sin(omega)
-    if float(so) < 1e-6:
-        return lerp(a, b, t)
-    td = t.double().reshape(-1, 1)
-    out = (torch.sin((1 - td) * omega) / so) * af[None] + (torch.sin(td * omega) / so) * bf[None]
+    flat = so < 1e-6  # (anti)parallel pairs: the linear blend
+    td = t.double().reshape(-1, 1)  # [T, 1] against [rows]
+    safe = torch.where(flat, torch.ones_like(so), so)
+    wa = torch.where(flat, 1 - td, torch.sin((1 - td) * omega) / safe)
+    wb = torch.where(flat, td.expand(-1, rows), torch.sin(td * omega) / safe)
+    out = wa[..., None] * af[None] + wb[..., None] * bf[None]  # [T, rows, D]
     return out.to(a.dtype).reshape(len(t), *a.shape)
 
 
