@@ -221,7 +221,7 @@ def _cfg_recipe():
 # -- study files that cannot be used ------------------------------------------------------------------
 _STUDY = {"study": "s", "seeds": [0], "steps": 1, "methods": {"m": {"recipe": "demo/toy-ddpm"}}, "eval": {"metrics": []}}
 _BAD_STUDIES = {
-    "empty": (b"", "a study file is a YAML mapping"),
+    "empty": (b"", "methods must be a mapping"),  # an empty file reads as an empty mapping
     "not_yaml": (b"study: [unclosed", "not valid YAML"),
     "a_list": (b"- 1\n- 2\n", "a study file is a YAML mapping"),
     "binary": (b"\xff\xfe\x00\x81", "not a text file"),
