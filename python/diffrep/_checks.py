@@ -10,7 +10,7 @@ import math
 import numbers
 
 __all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "non_negative_float", "probability",
-           "one_of", "shape", "device"]
+           "one_of", "shape", "device", "training_step", "finite_numbers", "index", "indices", "flag", "path"]
 
 
 def _is_int(value) -> bool:
@@ -95,3 +95,49 @@ def device(value, name: str = "device"):
         if count == 0 or (dev.index is not None and dev.index >= count):
             raise ValueError(f"{name} {value!r}: no such CUDA device is usable here ({count} visible)")
     return dev
+
+
+def training_step(value, name: str = "step"):
+    """``value`` as a 0-based training step: None (outside training) or an int >= 0."""
+    return None if value is None else non_negative_int(value, name)
+
+
+def finite_numbers(values, name: str) -> list[float]:
+    """``values`` (a non-empty sequence of finite reals, e.g. traversal values) as a list of floats."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers, got {values!r}")
+    return [finite_float(v.item() if hasattr(v, "item") and getattr(v, "ndim", 1) == 0 else v, f"{name}[{i}]")
+            for i, v in enumerate(values)]
+
+
+def index(value, size: int, name: str) -> int:
+    """``value`` as an index in [0, size) (e.g. a latent dimension)."""
+    if not _is_int(value) or not 0 <= value < size:
+        raise ValueError(f"{name} must be an int in [0, {size}), got {value!r}")
+    return int(value)
+
+
+def indices(values, size: int, name: str) -> list[int]:
+    """``values`` (a non-empty sequence of ints in [0, size)) as a list."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of ints in [0, {size}), got {values!r}")
+    return [index(v, size, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def flag(value, name: str) -> bool:
+    """``value`` as a bool (a string such as "no" would read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def path(value, name: str, *, optional: bool = False):
+    """``value`` (a str or os.PathLike) as a ``pathlib.Path``; None stays None when ``optional``."""
+    import os
+    from pathlib import Path
+
+    if optional and value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
+    return Path(value)

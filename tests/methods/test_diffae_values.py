@@ -189,7 +189,8 @@ def test_wrong_images_are_refused_by_name(who, shape):
     m = DiffAE(DiffAEConfig())
     call = {"loss": lambda x: m.loss(x, step=0), "encode": m.encode, "encode_stochastic": m.encode_stochastic,
             "reconstruct": m.reconstruct}[who]
-    with pytest.raises(ValueError, match=rf"^DiffAE\.{who}: x must have shape \[B, 3, 16, 16\]"):
+    name = "batch" if who == "loss" else "x"  # each message names the argument as the signature does
+    with pytest.raises(ValueError, match=rf"^DiffAE\.{who}: {name} must have shape \[B, 3, 16, 16\]"):
         call(torch.zeros(shape))
 
 

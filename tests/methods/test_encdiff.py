@@ -187,7 +187,7 @@ def test_ldm_ddim_spacing():
     assert pairs[0] == (991, 981) and pairs[-1] == (1, 0) and len(pairs) == 100
     m = EncDiff(tiny(ddim_spacing="ldm"))
     seen = []
-    m.eps = lambda z, t, c: (seen.append(int(t[0])), torch.zeros_like(z))[1]
+    m._eps = lambda z, t, c: (seen.append(int(t[0])), torch.zeros_like(z))[1]  # the sampling loop's prediction
     m.generate(torch.rand(2, U, D), generator=torch.Generator().manual_seed(0))
     assert seen == [31, 21, 11, 1]
 

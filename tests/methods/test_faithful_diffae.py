@@ -55,7 +55,7 @@ def test_disdiff_prediction_with_a_constant_shift_by_hand():
     def fake_predict(x, tt, units, which=None):
         return torch.zeros_like(x), torch.full((x.shape[0], n) + tuple(x.shape[1:]), 0.25, dtype=x.dtype)
 
-    m.predict = fake_predict
+    m._predict = fake_predict  # the unchecked prediction the verbs call (predict() checks its arguments first)
     units = torch.zeros(2, n, m.config.unit_dim, dtype=torch.float64)
     got = m.eps_with_units(x_t, t, units)
     ab = NoiseSchedule(m.config.schedule).alphas_cumprod.double()
@@ -77,7 +77,7 @@ def test_infodiffusion_schedule_and_the_x0_term_coefficient():
     torch.manual_seed(0)
     m = InfoDiffusion(cfg).double()
     c = 3.0
-    m.eps = lambda x_t, t, z: torch.full_like(x_t, c)
+    m._eps = lambda x_t, t, z: torch.full_like(x_t, c)  # the unchecked prediction the loss calls
     out = m.loss(torch.zeros(2, 3, 16, 16, dtype=torch.float64), step=0, generator=torch.Generator().manual_seed(1))
     b1 = 1e-5
     assert math.isclose(float(out["reconstruction"]), b1 * c * c / (1 - b1), rel_tol=1e-10)

@@ -150,7 +150,8 @@ def test_config_bounds_and_messages():
 def test_wrong_images_are_refused_by_name(who, shape):
     m = InfoDiffusion(InfoDiffusionConfig())
     call = {"loss": lambda x: m.loss(x, step=0), "posterior": m.posterior, "encode_stochastic": m.encode_stochastic}[who]
-    with pytest.raises(ValueError, match=rf"^InfoDiffusion\.{who}: x must have shape \[B, 3, 16, 16\]"):
+    name = "batch" if who == "loss" else "x"  # each message names the argument as the signature does
+    with pytest.raises(ValueError, match=rf"^InfoDiffusion\.{who}: {name} must have shape \[B, 3, 16, 16\]"):
         call(torch.zeros(shape))
 
 

@@ -73,9 +73,9 @@ def test_multibeta_phase_2_loss_checks_the_batch():
     m.set_phase(2)
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     assert torch.isfinite(m.loss(x, step=0, generator=torch.Generator().manual_seed(0))["loss"])
-    with pytest.raises(ValueError, match=r"^MultiBeta.loss: x holds NaN"):
+    with pytest.raises(ValueError, match=r"^MultiBeta.loss: batch holds NaN"):
         m.loss(x * float("nan"), step=0)  # was a NaN loss
-    with pytest.raises(TypeError, match=r"^MultiBeta.loss: x must be a floating-point"):
+    with pytest.raises(TypeError, match=r"^MultiBeta.loss: batch must be a floating-point"):
         m.loss(x.long(), step=0)  # was trained on
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import finite_float, positive_int
+from ._arrays import real_tensor
 from ..data.disks import disks_geometry, render_disks
 from ..methods.sami import SAMI
 from .encoding import check_model, encode_batched, seeded
@@ -143,7 +144,8 @@ def disk_centres(images, foreground: float = 0.5) -> np.ndarray:
     [N, 1, S, S] in [-1, 1]: the background is the image median (the disk covers a small minority of
     the pixels), the disk mask is the clamped fraction (x - bg) / (fg - bg), the centre its centroid.
     Images with |bg - fg| < 0.1 (no visible disk) give NaN."""
-    x = torch.as_tensor(images, dtype=torch.float64)
+    x = real_tensor(images, "images").to(torch.float64)
+    foreground = finite_float(foreground, "foreground")
     if x.dim() != 4 or x.shape[1] != 1 or x.shape[0] < 1:
         raise ValueError(f"images must be [N, 1, S, S], got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):

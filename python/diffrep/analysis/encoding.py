@@ -22,6 +22,7 @@ def check_model(model) -> SAMI:
 
 def model_images(model: SAMI, x, name: str = "images") -> torch.Tensor:
     """``x`` (tensor or array [N, C, H, W]) checked against the model and moved to its device and dtype."""
+    model = check_model(model)
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     x = model._check_images(x, name)

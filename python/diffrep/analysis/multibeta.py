@@ -27,6 +27,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._arrays import real_tensor
+
 __all__ = ["information_curve", "informative_beta", "nearest_distance", "spearman"]
 
 
@@ -59,6 +61,11 @@ def information_curve(vae, x: torch.Tensor, betas: Sequence[float], *, batch_siz
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not all(callable(getattr(vae, k, None)) for k in ("encode", "decode", "sigma")) or \
+            not hasattr(getattr(vae, "config", None), "beta_max"):
+        raise TypeError(f"vae must be a MultiBetaVAE (encode, decode, sigma, config.beta_max), got {type(vae).__name__}")
+    if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x must be finite floating-point images, got dtype {x.dtype} (or NaN/inf values)")
     bs = _betas(betas, float(vae.config.beta_max))
     xd = x.double()
     variance = float((xd - xd.mean(0, keepdim=True)).pow(2).mean())
@@ -113,6 +120,11 @@ def nearest_distance(images: torch.Tensor, reference: torch.Tensor, *, chunk: in
                          "the same image shape")
     if images.shape[0] < 1 or reference.shape[0] < 1:
         raise ValueError("images and reference must be non-empty")
+    for name, t in (("images", images), ("reference", reference)):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or infinite values (a NaN distance is never the nearest)")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
     a = images.flatten(1).double()
@@ -129,7 +141,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rank correlation of two equal-length sequences (average ranks for ties)."""
     from scipy.stats import spearmanr
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = (real_tensor(v, n).double().numpy() for v, n in ((a, "a"), (b, "b")))
     if a.shape != b.shape or a.ndim != 1 or a.size < 2:
         raise ValueError(f"a and b must be 1-D sequences of the same length >= 2, got {a.shape} and {b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
 from .encoding import check_model, encode_batched, model_images, seeded
@@ -77,9 +77,13 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
     x = model_images(model, image, "image")
     if x.shape[0] != 1:
         raise ValueError("image must be a single image [1, C, H, W]")
-    alphas = [float(a) for a in alphas]
+    given = alphas
+    try:
+        alphas = [float(a) for a in alphas]
+    except (TypeError, ValueError):  # None, a str, nested lists
+        alphas = None
     if not alphas or not all(math.isfinite(a) for a in alphas):
-        raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas}")
+        raise ValueError(f"alphas must be a non-empty list of finite numbers, got {given!r}")
     with torch.no_grad():
         mu, lv = model.posterior(x)
     sd = (0.5 * lv[0]).exp()
@@ -106,6 +110,7 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
                 z[j] += b * sd[j]
                 pair_z.append(z)
     z = torch.stack(zs + pair_z)
+    seed = non_negative_int(seed, "seed")  # seed and seed + 1: one for x_T, one for the chains' noise
     x_T = torch.randn((1, *model.image_shape), generator=seeded(seed)).to(mu).expand(z.shape[0], -1, -1, -1).contiguous()
     imgs = model.generate(z, x_T=x_T, generator=seeded(seed + 1), sampler=sampler, num_steps=num_steps).cpu()
     rows = imgs[: len(zs)].reshape(len(axes), A, *imgs.shape[1:])

@@ -27,14 +27,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import finite_float, positive_int
+from ._arrays import real_tensor
 
 __all__ = ["latent_factor_scores", "order_latents", "traversal_values", "spread_bases", "image_centroids",
            "centroid_shifts", "prior_decoder", "row_label"]
 
 
 def _matrix(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    t = real_tensor(x, name)
     if t.dim() != 2 or t.shape[0] < 2 or t.shape[1] < 1:
         raise ValueError(f"{name} must be a 2-d array (n >= 2, columns >= 1), got shape {tuple(t.shape)}")
     return t
@@ -69,7 +70,7 @@ def latent_factor_scores(codes, factors, factor_names: Sequence[str] | None = No
 
 def order_latents(best_score: Sequence[float], spread: Sequence[float] | None = None) -> list[int]:
     """Latent indices by best factor score, descending; ties (to 1e-12) by ``spread`` descending, then index."""
-    s = np.asarray(best_score, dtype=np.float64)
+    s = real_tensor(best_score, "best_score").double().numpy()
     if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all():
         raise ValueError(f"best_score must be a non-empty finite vector, got {best_score!r}")
     sp = np.zeros_like(s) if spread is None else np.asarray(spread, dtype=np.float64)
@@ -86,7 +87,7 @@ def traversal_values(codes, num: int = 7, q: float = 0.02) -> torch.Tensor:
         raise ValueError("codes: contains NaN or inf (the quantiles, and so every traversal value, would be NaN)")
     if not isinstance(num, int) or num < 2:
         raise ValueError(f"num must be an int >= 2, got {num!r}")
-    if not 0 <= q < 0.5:
+    if not 0 <= finite_float(q, "q") < 0.5:
         raise ValueError(f"q must be in [0, 0.5), got {q}")
     lo = torch.quantile(c, q, dim=0)
     hi = torch.quantile(c, 1 - q, dim=0)
@@ -121,6 +122,8 @@ def image_centroids(images: torch.Tensor, value_range: tuple[float, float] = (-1
     with values in ``value_range`` (low = background). Returns [n, 2] float64; NaN for an empty image."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(f"images must be a tensor [n, C, H, W], got {tuple(getattr(images, 'shape', ()))}")
+    if images.is_complex() or images.dtype == torch.bool or images.shape[0] < 1:
+        raise ValueError(f"images must be a non-empty real tensor [n, C, H, W], got {images.dtype} {tuple(images.shape)}")
     lo, hi = value_range
     if not lo < hi:
         raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
@@ -186,7 +189,7 @@ def centroid_shifts(decode: Callable[[torch.Tensor], torch.Tensor], base_codes: 
 
 def row_label(d: int, factor: str, score: float) -> str:
     """The traversal figure's row label: latent, the factor it best predicts and its NMI."""
-    return f"z{d}: {factor} {score:.2f}"
+    return f"z{d}: {factor} {finite_float(score, 'score'):.2f}"
 
 
 def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:

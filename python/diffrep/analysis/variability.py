@@ -11,6 +11,7 @@ import torch
 from .._checks import positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
+from ._arrays import real_tensor
 from .encoding import check_model, model_images, seeded
 
 __all__ = ["variability", "variability_reduction"]
@@ -22,7 +23,7 @@ def variability(samples) -> dict:
     ``v_per_pixel`` divides by the dimension D (diffrep default), ``v_sum`` does not; ``sem_per_pixel``
     is the standard error of the per-sample squared distances / D.
     """
-    x = torch.as_tensor(samples).double()
+    x = real_tensor(samples, "samples").double()
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"samples must be [N >= 2, ...], got {tuple(x.shape)}")
     if not torch.isfinite(x).all():

@@ -25,13 +25,14 @@ Specification and every choice where the paper is silent: docs/methods/diffae.md
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_float, positive_float, positive_int
+from .._checks import finite_float, finite_numbers, index, non_negative_float, positive_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -39,7 +40,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
-from .diffusion_autoencoder import check_encoder_decoder, swap_dims
+from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet"]
 
@@ -53,6 +54,16 @@ def diffae_unet(latent_dim: int, **fields) -> UNetConfig:
 def _wide(x: torch.Tensor) -> torch.Tensor:
     """Half-precision errors are reduced in float32; float32/float64 stay as they are."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _as_vector(values, like: torch.Tensor, name: str) -> torch.Tensor:
+    """``values`` (a tensor, array or list of numbers) flattened, in ``like``'s dtype and on its device."""
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a tensor of numbers, got {type(values).__name__}")
+    try:
+        return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor of numbers, got {type(values).__name__}") from None
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -188,9 +199,9 @@ class DiffAE(PretrainedMixin, nn.Module):
         self._apply_stage()
 
     # -- representation ----------------------------------------------------------------------
-    def _images(self, x, who):
+    def _images(self, x, who, name="x"):
         c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DiffAE.{who}",
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DiffAE.{who}", name=name,
                             dtype=module_dtype(self))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +209,14 @@ class DiffAE(PretrainedMixin, nn.Module):
         return self.encoder(self._images(x, "encode"))[0]
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
-        """eps_theta(x_t, t, z_sem)."""
+        """eps_theta(x_t, t, z_sem) (t integer timesteps [B] in [0, T))."""
+        x_t = self._images(x_t, "eps", "x_t")
+        self.schedule._check_t(t)
+        if t.shape[0] != x_t.shape[0]:
+            raise ValueError(f"DiffAE.eps: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        return self._eps(x_t, t, self._check_z(z_sem, x_t.shape[0]))
+
+    def _eps(self, x_t, t, z_sem):  # the unchecked prediction of the sampling loops and the loss
         return self.unet(x_t, t, z_sem)
 
     def _sampler(self, clip: bool | None = None) -> DDIMSampler:
@@ -210,7 +228,7 @@ class DiffAE(PretrainedMixin, nn.Module):
         """x_T by deterministic DDIM inversion conditioned on z_sem (DiffAE Eq. 8)."""
         x = self._images(x, "encode_stochastic")
         z = self.encode(x) if z_sem is None else self._check_z(z_sem, x.shape[0])
-        return self._sampler(clip=False).invert(lambda xt, t: self.eps(xt, t, z), x,
+        return self._sampler(clip=False).invert(lambda xt, t: self._eps(xt, t, z), x,
                                                 num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     def decode(self, z_sem: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
@@ -219,16 +237,16 @@ class DiffAE(PretrainedMixin, nn.Module):
         c = self.config.unet
         z_sem = self._check_z(z_sem)
         shape = (z_sem.shape[0], c.in_channels, c.image_size, c.image_size)
-        if x_T is not None and tuple(x_T.shape) != shape:
-            raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-        return self._sampler().sample(lambda xt, t: self.eps(xt, t, z_sem), shape, num_steps=self.config.sample_steps if num_steps is None else num_steps,
+        if x_T is not None:
+            x_T = check_noise(x_T, shape, z_sem.dtype, "DiffAE.decode")
+        return self._sampler().sample(lambda xt, t: self._eps(xt, t, z_sem), shape, num_steps=self.config.sample_steps if num_steps is None else num_steps,
                                       generator=generator, device=z_sem.device, dtype=z_sem.dtype, x_T=x_T)
 
-    def _check_z(self, z, batch: int | None = None):
+    def _check_z(self, z, batch: int | None = None, name: str = "z_sem"):
         d = self.config.latent_dim
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"z_sem must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return z
+            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
+        return check_code(z, name)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
@@ -245,21 +263,22 @@ class DiffAE(PretrainedMixin, nn.Module):
         """``stage="autoencoder"``: L_simple of DiffAE Eq. 9 (encoder and decoder trained jointly);
         ``stage="latent"``: the latent DDIM's noise loss on standardised z_sem (DiffAE Eq. 10, the
         autoencoder frozen). ``step`` is unused (no schedule in the objective)."""
-        x0 = self._images(batch_images(batch), "loss")
+        x0 = self._images(batch_images(batch), "loss", "batch")
+        training_step(step)
         if self.config.stage == "latent":
             return self.latent_loss(x0, generator=generator)
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        pred = self.eps(self.schedule.q_sample(x0, t, noise), t, self.encode(x0))
+        pred = self._eps(self.schedule.q_sample(x0, t, noise), t, self.encode(x0))
         err = _wide(pred - noise)
         per = (err.pow(2) if self.config.loss == "l2" else err.abs()).flatten(1).mean(1)
         return {"loss": per.mean(), "diffusion": per.mean().detach()}
 
     def normalize_z(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - self.z_mean) / self.z_std
+        return (self._check_z(z, name="z") - self.z_mean) / self.z_std
 
     def denormalize_z(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.z_std + self.z_mean
+        return self._check_z(z, name="z") * self.z_std + self.z_mean
 
     @torch.no_grad()
     def fit_latent_stats(self, z_sem: torch.Tensor) -> None:
@@ -280,6 +299,7 @@ class DiffAE(PretrainedMixin, nn.Module):
     def latent_loss(self, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> dict:
         """DiffAE Eq. 10: E ||eps_omega(z_t, t) - eps||_1 with z_t noised from the standardised z_sem."""
         self._need_stats("latent_loss")
+        x0 = self._images(x0, "latent_loss", "x0")
         with torch.no_grad():
             z = self.normalize_z(self.encode(x0))
         s = self.latent_schedule
@@ -295,6 +315,7 @@ class DiffAE(PretrainedMixin, nn.Module):
         """n codes z_sem from the latent DDIM (de-standardised; in the dtype and on the device of the statistics)."""
         positive_int(n, "n")
         self._need_stats("sample_latent")
+        num_steps = None if num_steps is None else positive_int(num_steps, "num_steps")
         z = DDIMSampler(self.latent_schedule).sample(self.latent_net, (n, self.config.latent_dim), generator=generator,
                                                      num_steps=self.config.latent.sample_steps if num_steps is None else num_steps,
                                                      device=self.z_mean.device, dtype=self.z_mean.dtype)
@@ -303,7 +324,7 @@ class DiffAE(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """Unconditional samples in [-1, 1]: z_sem from the latent DDIM, then x_T ~ N(0, I) decoded (Sec. 3.3)."""
-        z = self.sample_latent(n, generator=generator)
+        z = self.sample_latent(n, generator=generator)  # num_steps is the decoder's, the latent DDIM takes its own
         return self.decode(z, generator=generator, num_steps=num_steps).clamp(-1, 1)
 
     @torch.no_grad()
@@ -312,11 +333,17 @@ class DiffAE(PretrainedMixin, nn.Module):
         Returns [len(alphas), B, C, H, W]."""
         from ..viz import slerp
 
-        za, zb = self.encode(x_a), self.encode(x_b)
-        ta, tb = self.encode_stochastic(x_a, za, num_steps=num_steps), self.encode_stochastic(x_b, zb, num_steps=num_steps)
-        weights = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
+        x_a, x_b = self._images(x_a, "interpolate", "x_a"), self._images(x_b, "interpolate", "x_b")
+        if x_b.shape[0] != x_a.shape[0]:
+            raise ValueError(f"DiffAE.interpolate: x_a and x_b must have the same batch size, got {x_a.shape[0]} and {x_b.shape[0]}")
+        try:
+            weights = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):  # None, a str: no weights
+            weights = torch.empty(0, dtype=torch.float64)
         if not weights.numel() or not bool(torch.isfinite(weights).all()):
             raise ValueError(f"interpolate: alphas must be a non-empty sequence of finite weights, got {alphas!r}")
+        za, zb = self.encode(x_a), self.encode(x_b)
+        ta, tb = self.encode_stochastic(x_a, za, num_steps=num_steps), self.encode_stochastic(x_b, zb, num_steps=num_steps)
         x_t = slerp(ta, tb, weights, batched=True)  # each example's x_T on its own great circle
         out = [self.decode(za + float(a) * (zb - za), x, num_steps=num_steps) for a, x in zip(weights.tolist(), x_t)]
         return torch.stack(out).clamp(-1, 1)
@@ -325,6 +352,7 @@ class DiffAE(PretrainedMixin, nn.Module):
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """Latent swap: z_sem of ``x`` with the dimensions ``dims`` taken from ``source``'s z_sem,
         decoded with x's own x_T."""
+        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
         z = self.encode(x)
         z2 = swap_dims(z, self.encode(source), dims)
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
@@ -335,9 +363,8 @@ class DiffAE(PretrainedMixin, nn.Module):
         """Latent traversal: standardised z_sem[dim] set to each of ``values`` (needs the z statistics),
         decoded with x's x_T. Returns [len(values), B, C, H, W]."""
         self._need_stats("traverse")
+        dim, values = index(dim, self.config.latent_dim, "dim"), finite_numbers(values, "values")
         z = self.encode(x)
-        if not 0 <= int(dim) < z.shape[1]:
-            raise ValueError(f"dim must lie in [0, {z.shape[1]}), got {dim}")
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
         zn = self.normalize_z(z)
         out = []
@@ -354,13 +381,14 @@ class DiffAE(PretrainedMixin, nn.Module):
         returns its weight w [latent_dim] (the manipulation direction). Full-batch Adam, ``steps`` steps."""
         self._need_stats("fit_attribute")
         z = self.normalize_z(self._check_z(z_sem)).detach()
-        y = torch.as_tensor(labels, dtype=z.dtype, device=z.device).reshape(-1)
+        y = _as_vector(labels, z, "labels")
         if y.shape[0] != z.shape[0] or not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("labels must be N binary (0/1) values, one per code")
         positive_int(steps, "steps")
         w = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device, requires_grad=True)
         b = torch.zeros((), dtype=z.dtype, device=z.device, requires_grad=True)
-        opt = torch.optim.Adam([w, b], lr=positive_float(lr, 'lr'), weight_decay=weight_decay)
+        opt = torch.optim.Adam([w, b], lr=positive_float(lr, 'lr'),
+                               weight_decay=non_negative_float(weight_decay, "weight_decay"))
         with torch.enable_grad():
             for _ in range(steps):
                 opt.zero_grad()
@@ -373,9 +401,9 @@ class DiffAE(PretrainedMixin, nn.Module):
         """Attribute manipulation (DiffAE Sec. 5.2): standardised z + scale * w / |w|, decoded with x's x_T."""
         self._need_stats("manipulate")
         z = self.encode(x)
-        w = torch.as_tensor(direction, dtype=z.dtype, device=z.device).reshape(-1)
-        if w.shape[0] != z.shape[1] or not float(w.norm()) > 0:
-            raise ValueError(f"direction must be a non-zero vector of length {z.shape[1]}")
+        w = _as_vector(direction, z, "direction")
+        if w.shape[0] != z.shape[1] or not math.isfinite(float(w.norm())) or not float(w.norm()) > 0:
+            raise ValueError(f"direction must be a finite non-zero vector of length {z.shape[1]}")
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
         z2 = self.denormalize_z(self.normalize_z(z) + finite_float(scale, "scale") * w / w.norm())
         return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)

@@ -1,13 +1,16 @@
-"""Pieces shared by the diffusion autoencoders (DiffAE, InfoDiffusion): the check of an encoder +
-latent-conditioned U-Net pair in their configs, and the latent swap of their ``swap`` verbs."""
+"""Pieces shared by the diffusion autoencoders (DiffAE, InfoDiffusion, DisDiff): the check of an encoder +
+latent-conditioned U-Net pair in their configs, the checks of the codes and noise their verbs take, and the
+latent swap of their ``swap`` verbs."""
 
 from __future__ import annotations
 
 import torch
 
+from .._checks import indices
 from ..config import ConfigError
+from ..nn.images import check_images
 
-__all__ = ["check_encoder_decoder", "swap_dims"]
+__all__ = ["check_encoder_decoder", "check_code", "check_noise", "swap_dims"]
 
 
 def check_encoder_decoder(encoder, unet, latent_dim: int, latent_cond: str, maker: str) -> None:
@@ -23,13 +26,31 @@ def check_encoder_decoder(encoder, unet, latent_dim: int, latent_cond: str, make
         raise ConfigError("encoder.image_size", "the encoder and the U-Net must read the same image size and channels")
 
 
+def check_code(z: torch.Tensor, name: str) -> torch.Tensor:
+    """``z``, a code tensor whose shape the caller has checked, when it is floating point, holds at least one
+    code and is finite (a NaN code decodes to NaN images)."""
+    if not z.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {z.dtype}")
+    if z.shape[0] < 1:
+        raise ValueError(f"{name} is empty (shape {tuple(z.shape)})")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return z
+
+
+def check_noise(x_T, shape: tuple, dtype: torch.dtype, who: str, name: str = "x_T") -> torch.Tensor:
+    """The starting noise ``x_T`` of a DDIM chain: a finite floating tensor of ``shape``, cast to ``dtype``."""
+    x_T = check_images(x_T, name=name, who=who, dtype=dtype)
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"{who}: {name} must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
+    return x_T
+
+
 def swap_dims(z: torch.Tensor, z_source: torch.Tensor, dims) -> torch.Tensor:
     """``z`` [B, d] with the dimensions ``dims`` taken from ``z_source`` [B, d] (a latent swap)."""
     if z_source.shape != z.shape:
         raise ValueError("x and source must have the same batch size")
-    idx = torch.as_tensor(list(dims), dtype=torch.long, device=z.device)
-    if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= z.shape[1]:
-        raise ValueError(f"dims must be a non-empty list of indices in [0, {z.shape[1]})")
+    idx = torch.as_tensor(indices(dims, z.shape[1], "dims"), dtype=torch.long, device=z.device)
     out = z.clone()
     out[:, idx] = z_source[:, idx]
     return out

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import non_negative_int, positive_int
+from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
@@ -53,6 +53,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
 
 __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
@@ -220,13 +221,20 @@ class DisDiff(PretrainedMixin, nn.Module):
             self.first_stage.load_state_dict(first_stage.state_dict())
 
     # -- spaces --------------------------------------------------------------------------------
-    def _images(self, x, who):
+    def _images(self, x, who, name="x"):
         c = self.config.encoder
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}",
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}", name=name,
                             dtype=module_dtype(self))
+
+    def _diffusion_space(self, x, who, name):
+        """``x`` checked as a batch of the space eps_theta lives in (the images, or the VQ latents)."""
+        u = self.config.unet
+        return check_images(x, channels=u.in_channels, size=u.image_size, who=f"DisDiff.{who}", name=name,
+                            dtype=module_dtype(self.unet))
 
     def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the space eps_theta lives in (identity, or the scaled VQ latent)."""
+        x = self._images(x, "to_diffusion_space")
         if self.first_stage is None:
             return x
         with torch.no_grad():
@@ -234,6 +242,7 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def to_images(self, x0: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
         """The diffusion space -> images (VQ decoding of latent / scale)."""
+        x0 = self._diffusion_space(x0, "to_images", "x0")
         if self.first_stage is None:
             return x0
         return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
@@ -256,6 +265,9 @@ class DisDiff(PretrainedMixin, nn.Module):
     def align_units(self, units: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
         else unchanged."""
+        units = self._check_units(units, units.shape[0] if isinstance(units, torch.Tensor) else 0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
     @torch.no_grad()
@@ -297,12 +309,27 @@ class DisDiff(PretrainedMixin, nn.Module):
         c = self.config
         if not isinstance(units, torch.Tensor) or units.shape != (batch, c.num_units, c.unit_dim):
             raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {getattr(units, 'shape', None)}")
-        return units
+        return check_code(units, "units")
+
+    def _check_xt(self, x_t, t, who):
+        x_t = self._diffusion_space(x_t, who, "x_t")
+        self.schedule._check_t(t)
+        if t.shape[0] != x_t.shape[0]:
+            raise ValueError(f"DisDiff.{who}: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        return x_t
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, units: torch.Tensor | None = None,
                 which: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(eps_theta(x_t, t) [no gradient], G [B, N, C, H, W] the shifts of every unit, or None).
         ``which`` [B, N] bool limits the units evaluated (others are zero)."""
+        x_t = self._check_xt(x_t, t, "predict")
+        if which is not None and (not isinstance(which, torch.Tensor) or which.dtype != torch.bool
+                                  or tuple(which.shape) != (x_t.shape[0], self.config.num_units)):
+            raise ValueError(f"which must be a bool tensor [{x_t.shape[0]}, {self.config.num_units}], "
+                             f"got {getattr(which, 'dtype', type(which).__name__)} {tuple(getattr(which, 'shape', ()))}")
+        return self._predict(x_t, t, units, which)
+
+    def _predict(self, x_t, t, units=None, which=None):  # unchecked: the loss and the sampling loops
         B = x_t.shape[0]
         was = self.unet.training
         self.unet.train(False)  # the frozen role: no dropout, no gradient
@@ -334,7 +361,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         """``stage="pretrain"`` (or ``step < pretrain_steps``): L_simple of eps_theta; ``"disentangle"``:
         L_r + dis_weight L_d (module docstring; eps_theta gets no gradient). Draws: t, the noise, then the sampled unit per example, from ``generator``."""
         c = self.config
-        x = self._images(batch_images(batch), "loss")
+        x = self._images(batch_images(batch), "loss", "batch")
+        training_step(step)
         x0 = self.to_diffusion_space(x)
         B, dev = x0.shape[0], x0.device
         t = self.schedule.sample_timesteps(B, device=dev, generator=generator)
@@ -345,7 +373,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
         units = self.encode_units(x)
-        eps, g = self.predict(x_t, t, self.align_units(units, generator=generator))
+        eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
         err = pred - noise
         rec = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1).mean()
@@ -397,7 +425,11 @@ class DisDiff(PretrainedMixin, nn.Module):
     # -- decoding and verbs -------------------------------------------------------------------
     def eps_with_units(self, x_t, t, units):
         """The sampling prediction eps_theta - sqrt(1 - abar_t) sum_c G(x_t, z^c, t)."""
-        eps, g = self.predict(x_t, t, self.align_units(units))
+        x_t = self._check_xt(x_t, t, "eps_with_units")
+        return self._eps_with_units(x_t, t, self._check_units(units, x_t.shape[0]))
+
+    def _eps_with_units(self, x_t, t, units):  # unchecked: the sampling loops
+        eps, g = self._predict(x_t, t, self.align_units(units))
         return eps + self._gather("guidance_coef", t, x_t) * g.sum(1)
 
     def _shape(self, n):
@@ -411,9 +443,9 @@ class DisDiff(PretrainedMixin, nn.Module):
         n = units.shape[0] if isinstance(units, torch.Tensor) else 0
         units = self._check_units(units, n)
         shape = self._shape(n)
-        if x_T is not None and tuple(x_T.shape) != shape:
-            raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-        x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.eps_with_units(xt, t, units), shape, x_T=x_T,
+        if x_T is not None:
+            x_T = check_noise(x_T, shape, units.dtype, "DisDiff.decode")
+        x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self._eps_with_units(xt, t, units), shape, x_T=x_T,
                                                generator=generator, num_steps=self.config.sample_steps if num_steps is None else num_steps,
                                                device=units.device, dtype=units.dtype)
         return self.to_images(x0).clamp(-1, 1)
@@ -423,7 +455,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         """x_T by DDIM inversion of the unit-conditioned prediction."""
         x = self._images(x, "encode_stochastic")
         units = self.encode_units(x) if units is None else self._check_units(units, x.shape[0])
-        return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps_with_units(xt, t, units), self.to_diffusion_space(x),
+        return DDIMSampler(self.schedule).invert(lambda xt, t: self._eps_with_units(xt, t, units), self.to_diffusion_space(x),
                                                  num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     @torch.no_grad()
@@ -448,11 +480,11 @@ class DisDiff(PretrainedMixin, nn.Module):
              x_T: torch.Tensor | None = None) -> torch.Tensor:
         """Latent swap (DisDiff Sec. 5): x's units with unit ``unit`` taken from ``source``, decoded from
         x's x_T (DDIM inversion unless ``x_T`` is given)."""
+        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
         u, us = self.encode_units(x), self.encode_units(source)
         if us.shape != u.shape:
             raise ValueError("x and source must have the same batch size")
-        if not 0 <= int(unit) < self.config.num_units:
-            raise ValueError(f"unit must lie in [0, {self.config.num_units}), got {unit}")
+        unit = index(unit, self.config.num_units, "unit")
         xT = self.encode_stochastic(x, u, num_steps=num_steps) if x_T is None else x_T
         u2 = u.clone()
         u2[:, int(unit)] = us[:, int(unit)]
@@ -464,8 +496,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         :meth:`fit_code_pca`): [len(values), B, C, H, W]."""
         if not bool(self.pca_fitted):
             raise ValueError("DisDiff.traverse: call fit_code_pca(images) first")
-        if not 0 <= int(unit) < self.config.num_units:
-            raise ValueError(f"unit must lie in [0, {self.config.num_units}), got {unit}")
+        unit, values = index(unit, self.config.num_units, "unit"), finite_numbers(values, "values")
         u = self.encode_units(x)
         xT = self.encode_stochastic(x, u, num_steps=num_steps)
         k, comp, mean = int(unit), self.pca_components[int(unit)], self.pca_mean[int(unit)]

@@ -232,10 +232,13 @@ class DyGA(nn.Module):
     def normalise(self, c: torch.Tensor) -> torch.Tensor:
         """(B, N, D) features in the fit's normalised space: (c - lo)/(hi - lo + 1e-6) (paper mode),
         (c - hi)/(hi - lo + 1e-6) with the fit's statistics (the code's formula, compat)."""
+        self._check(c, "c", finite=True)
         ref = self.norm_lo if self.config.compat == "paper" else self.norm_hi
         return (c - ref.to(c)[None, :, None]) / self.span.to(c)[None, :, None]
 
-    def _check(self, c, name="features", leading=None):
+    def _check(self, c, name="features", leading=None, finite=False):
+        """``c`` (B, N, D) of this model's units; ``finite``: also non-empty and free of NaN (one host sync,
+        kept off the training path)."""
         V.tensor(name, c)
         cfg = self.config
         if c.dim() != 3 or c.shape[1] != cfg.num_units or c.shape[2] != cfg.token_dim:
@@ -243,6 +246,9 @@ class DyGA(nn.Module):
                              f"got {tuple(c.shape)}")
         if not c.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {c.dtype}")
+        if finite:
+            V.nonempty(name, c)
+            V.finite(name, c)
 
     # -- anchor selection (Alg. 2) -----------------------------------------------------------------
     @torch.no_grad()
@@ -250,8 +256,7 @@ class DyGA(nn.Module):
         """Anchor selection on ``features`` (n, N, D): the raw extractor outputs over the training set
         (paper mode) or the already-aligned tokens ([C], compat). Returns (and stores in
         ``last_fit``) the per-unit anchor counts and diagnostics."""
-        self._check(features, "features", "n")
-        V.finite("features", features)
+        self._check(features, "features", "n", finite=True)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         cfg = self.config
@@ -382,7 +387,7 @@ class DyGA(nn.Module):
     # -- alignment (Eq. 6, Alg. 3) --------------------------------------------------------------
     def assign(self, c: torch.Tensor) -> torch.Tensor:
         """The MAP Gaussian (B, N) of each unit's feature (the anchor index used in evaluation)."""
-        self._check(c)
+        self._check(c, "c", finite=True)
         if not bool(self.fitted):
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
         x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
@@ -396,10 +401,14 @@ class DyGA(nn.Module):
     def forward(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Aligned features c~ (B, N, D); c itself before the first fit (and in eval mode when
         ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
-        self._check(c)
+        self._check(c, "c")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         cfg = self.config
         if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):
             return c
+        V.nonempty("c", c)
+        V.finite("c", c)  # the alignment's kernels would refuse it as "x"
         if cfg.compat == "dis-dis":
             return self._align_code(c)
         assignment = cfg.assignment if self.training else "hard"

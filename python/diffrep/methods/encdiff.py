@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import finite_numbers, indices, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule, NoiseScheduleConfig
@@ -41,6 +41,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig, unet_preset
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
 from .encdiff_nets import FSQTokens, SmallExtractor, SmallExtractorConfig
 
@@ -208,9 +209,31 @@ class EncDiff(PretrainedMixin, nn.Module):
         return check_images(x, channels=self.config.image_channels, size=self.config.image_size, name=name,
                             who="EncDiff", dtype=module_dtype(self))
 
+    def _latents(self, z, name):
+        """``z`` checked as a batch of the U-Net's space (the first stage's latents, or the images)."""
+        u = self.config.unet
+        return check_images(z, channels=u.in_channels, size=u.image_size, name=name, who="EncDiff",
+                            dtype=module_dtype(self.unet))
+
+    def _tokens(self, c, name="tokens", batch=None):
+        """``c`` checked as tokens (B, N, D) of this model's N units and token size D."""
+        n, d = self.config.num_units, self.config.token_dim
+        if not isinstance(c, torch.Tensor) or c.dim() != 3 or tuple(c.shape[1:]) != (n, d) or \
+                (batch is not None and c.shape[0] != batch):
+            raise ValueError(f"{name} must have shape ({batch or 'B'}, {n}, {d}), got {tuple(getattr(c, 'shape', ()))}"
+                             + ("" if isinstance(c, torch.Tensor) else f" ({type(c).__name__})"))
+        return check_code(c, name)
+
+    @staticmethod
+    def _generator(generator):
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        return generator
+
     @torch.no_grad()
     def to_latent(self, x: torch.Tensor) -> torch.Tensor:
         """z0: the first stage's (pre-quantisation) latent times the scale factor, or x itself."""
+        x = self._images(x)
         if self.first_stage is None:
             return x
         return self.first_stage.encode(x) * self.scale_factor
@@ -218,6 +241,7 @@ class EncDiff(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def from_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Images from latents (decoded through the quantiser, as the LDM's ``VQModelInterface``)."""
+        z = self._latents(z, "z")
         if self.first_stage is None:
             return z
         return self.first_stage.decode(z / self.scale_factor)
@@ -228,6 +252,8 @@ class EncDiff(PretrainedMixin, nn.Module):
 
     def condition(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """The U-Net's condition c~ from raw tokens c: DyGA alignment (Eq. 6), FSQ, or c itself."""
+        self._tokens(c, "c")
+        self._generator(generator)
         if self.dyga is not None:
             return self.dyga(c, generator=generator)
         if self.fsq is not None:
@@ -235,6 +261,14 @@ class EncDiff(PretrainedMixin, nn.Module):
         return c
 
     def eps(self, z_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """eps_theta(z_t, t, c~) (t integer timesteps [B] in [0, T), tokens (B, N, D))."""
+        z_t = self._latents(z_t, "z_t")
+        self.schedule._check_t(t)
+        if t.shape[0] != z_t.shape[0]:
+            raise ValueError(f"EncDiff.eps: t must have shape [{z_t.shape[0]}] (one timestep per z_t), got {tuple(t.shape)}")
+        return self._eps(z_t, t, self._tokens(tokens, batch=z_t.shape[0]))
+
+    def _eps(self, z_t, t, tokens):  # unchecked: the loss, the sampling loop and the reliance measure
         return self.unet(z_t, t, context=tokens)
 
     # -- training (Alg. 1, Eq. 2) -----------------------------------------------------------------
@@ -250,7 +284,9 @@ class EncDiff(PretrainedMixin, nn.Module):
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """Eq. 2: mean |eps_theta(z_t, t, c~) - eps| (L1; L2 squared), t ~ U{0..T-1}, z_t = sqrt(abar) z0 +
         sqrt(1 - abar) eps (the VP form of Eq. 1). Logs the number of anchors per unit."""
-        x = self._images(batch_images(batch))
+        x = self._images(batch_images(batch), "batch")
+        training_step(step)
+        self._generator(generator)
         cfg = self.config
         if self._anchor_data is not None and self.dyga is not None and step is not None:
             ds, spe, bs = self._anchor_data
@@ -278,7 +314,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         _, c = self.extractor(x)
         self._bank(c)
         c_tilde = self.condition(c, generator=generator)
-        err = self.eps(z_t, t, c_tilde) - noise
+        err = self._eps(z_t, t, c_tilde) - noise
         per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
         loss = per.mean()
         out = {"loss": loss}
@@ -391,7 +427,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         B = x.shape[0]
         for i, (t, tp) in enumerate(pairs):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
-            out = self.eps(x, tt, tokens)
+            out = self._eps(x, tt, tokens)
             # eta > 0 adds noise at each step: drawn as x_T is (on the CPU, from ``generator``) so a seeded call repeats
             noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if cfg.eta > 0 else None)
             x = sampler.step(out, tt, torch.full_like(tt, tp), x, noise=noise)
@@ -408,10 +444,13 @@ class EncDiff(PretrainedMixin, nn.Module):
     def generate(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
                  steps: int | None = None) -> torch.Tensor:
         """Images conditioned on given U-Net tokens (B, N, D) (already aligned), DDIM from x_T."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or tuple(tokens.shape[1:]) != (
-                self.config.num_units, self.config.token_dim):
-            raise ValueError(f"tokens must have shape (B, {self.config.num_units}, {self.config.token_dim}), "
-                             f"got {tuple(getattr(tokens, 'shape', ()))}")
+        self._tokens(tokens)
+        self._generator(generator)
+        steps = None if steps is None else positive_int(steps, "steps")
+        if x_T is not None:
+            u = self.config.unet
+            x_T = check_noise(x_T, (tokens.shape[0], u.in_channels, u.image_size, u.image_size), module_dtype(self.unet),
+                              "EncDiff.generate")
         was = self.training
         self.eval()
         try:
@@ -431,7 +470,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         """n images, each conditioned on raw tokens drawn uniformly with replacement from ``tokens``
         (M, N, D) or from the token bank of the latest training batches (spec 6.2's FID protocol)."""
         positive_int(n, "n")
-        bank = tokens
+        self._generator(generator)
+        bank = tokens if tokens is None else self._tokens(tokens)
         if bank is None:
             m = min(int(self.bank_count), self.token_bank.shape[0])
             if m == 0:
@@ -454,13 +494,11 @@ class EncDiff(PretrainedMixin, nn.Module):
         """Latent interchange (§4.4, Figs. 3, 8): for each unit u, source's tokens with unit u taken
         from target, generated with one x_T per column (shared by every row). Returns
         (len(units), B, C, H, W)."""
-        a, b = self.tokens(source), self.tokens(target)
+        a, b = self.tokens(self._images(source, "source")), self.tokens(self._images(target, "target"))
         if a.shape != b.shape:
             raise ValueError(f"source and target must be batches of the same size, got {a.shape[0]} and {b.shape[0]}")
-        units = list(range(self.config.num_units)) if units is None else [int(u) for u in units]
-        for u in units:
-            if not 0 <= u < self.config.num_units:
-                raise ValueError(f"unit {u} out of range [0, {self.config.num_units})")
+        units = list(range(self.config.num_units)) if units is None else indices(units, self.config.num_units, "units")
+        self._generator(generator)
         x_T = self._noise(a.shape[0], generator)
         rows = []
         for u in units:
@@ -473,11 +511,12 @@ class EncDiff(PretrainedMixin, nn.Module):
     def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), *,
                     generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         """Linear interpolation of all units' tokens (App. D.3, Fig. 6), shared x_T: (len(alphas), B, C, H, W)."""
-        a, b = self.tokens(xa), self.tokens(xb)
+        a, b = self.tokens(self._images(xa, "xa")), self.tokens(self._images(xb, "xb"))
         if a.shape != b.shape:
             raise ValueError("xa and xb must be batches of the same size")
-        x_T = self._noise(a.shape[0], generator)
-        return torch.stack([self.generate((1 - float(al)) * a + float(al) * b, x_T=x_T, steps=steps) for al in alphas])
+        alphas = finite_numbers(alphas, "alphas")
+        x_T = self._noise(a.shape[0], self._generator(generator))
+        return torch.stack([self.generate((1 - al) * a + al * b, x_T=x_T, steps=steps) for al in alphas])
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor, *, generator: torch.Generator | None = None, steps: int | None = None,
@@ -487,7 +526,9 @@ class EncDiff(PretrainedMixin, nn.Module):
         step, reshaped to h x w, upsampled bicubically to ``size`` (default the image size) and averaged
         over heads, layers and steps. Returns (B, N, size, size), not normalised."""
         size = self.config.image_size if size is None else positive_int(size, "size")
+        steps = None if steps is None else positive_int(steps, "steps")
         tokens = self.tokens(x)
+        self._generator(generator)
         acc = torch.zeros(tokens.shape[0], tokens.shape[1], size, size, device=tokens.device)
         count = [0]
 
@@ -527,9 +568,14 @@ class EncDiff(PretrainedMixin, nn.Module):
         x = self._images(x)
         if x.shape[0] < 2:
             raise ValueError("condition_reliance needs a batch of at least 2 images")
+        T = self.schedule.num_timesteps
+        if not (isinstance(t_range, (tuple, list)) and len(t_range) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in t_range)
+                and 0 <= t_range[0] < t_range[1] <= T):
+            raise ValueError(f"t_range must be two ints (lo, hi) with 0 <= lo < hi <= {T}, got {t_range!r}")
         lo, hi = t_range
-        if not 0 <= lo < hi <= self.schedule.num_timesteps:
-            raise ValueError(f"t_range must satisfy 0 <= lo < hi <= {self.schedule.num_timesteps}, got {t_range}")
+        repeats = positive_int(repeats, "repeats")
+        self._generator(generator)
         was = self.training
         self.eval()
         try:
@@ -543,8 +589,8 @@ class EncDiff(PretrainedMixin, nn.Module):
                 z_t = self.schedule.q_sample(z0, t, noise)
                 perm = (torch.arange(B) + 1 + torch.randint(0, B - 1, (1,), generator=generator)) % B
                 f = (lambda e: e.abs().mean()) if self.config.loss_type == "l1" else (lambda e: e.pow(2).mean())
-                true += float(f(self.eps(z_t, t, tok) - noise))
-                shuf += float(f(self.eps(z_t, t, tok[perm.to(x.device)]) - noise))
+                true += float(f(self._eps(z_t, t, tok) - noise))
+                shuf += float(f(self._eps(z_t, t, tok[perm.to(x.device)]) - noise))
         finally:
             self.train(was)
         return {"loss_true": true / repeats, "loss_shuffled": shuf / repeats, "reliance": shuf / max(true, 1e-12)}

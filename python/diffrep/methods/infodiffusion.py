@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import finite_numbers, index, positive_int, training_step
 from ..config import Config, ConfigError, Ge
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -40,7 +40,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
-from .diffusion_autoencoder import check_encoder_decoder, swap_dims
+from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
 
 __all__ = ["InfoDiffusionConfig", "InfoDiffusion", "infodiffusion_unet", "sample_prior", "info_weights", "PRIORS"]
 
@@ -152,9 +152,9 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         self.unet = UNet(cfg.unet)
         self.schedule = NoiseSchedule(cfg.schedule)
 
-    def _images(self, x, who):
+    def _images(self, x, who, name="x"):
         c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"InfoDiffusion.{who}",
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"InfoDiffusion.{who}", name=name,
                             dtype=module_dtype(self))
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,18 +166,28 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         return self.posterior(x)[0]
 
     def eps(self, x_t, t, z):
+        """eps_theta(x_t, t, z) (t integer timesteps [B] in [0, T))."""
+        x_t = self._images(x_t, "eps", "x_t")
+        self.schedule._check_t(t)
+        if t.shape[0] != x_t.shape[0]:
+            raise ValueError(f"InfoDiffusion.eps: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        return self._eps(x_t, t, self._check_z(z, x_t.shape[0]))
+
+    def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss
         return self.unet(x_t, t, z)
 
     def mmd(self, z: torch.Tensor, prior_samples: torch.Tensor) -> torch.Tensor:
         """The MMD^2 term between codes and prior draws through the fused op (:func:`diffrep.ops.mmd.mmd2`)."""
         c = self.config
+        z, prior_samples = self._check_z(z, name="z"), self._check_z(prior_samples, name="prior_samples")
         return mmd2(z, prior_samples, "rbf", bandwidth=c.mmd_bandwidth or None, estimator=c.mmd_estimator)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """The objective of the module docstring; ``step`` is unused. Draws (t, eps, z noise, the
         x_1 noise, the prior samples) come from ``generator`` in that order."""
         c = self.config
-        x0 = self._images(batch_images(batch), "loss")
+        x0 = self._images(batch_images(batch), "loss", "batch")
+        training_step(step)
         B, dev, dt = x0.shape[0], x0.device, x0.dtype
         s = self.schedule
         t = s.sample_timesteps(B, device=dev, generator=generator)
@@ -185,7 +195,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         mu, logvar = self.encoder(x0)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=dev, dtype=mu.dtype)
         zd = z if c.decoder_latent == "sample" else mu
-        pred = self.eps(s.q_sample(x0, t, noise), t, zd)
+        pred = self._eps(s.q_sample(x0, t, noise), t, zd)
         diffusion = (pred - noise).pow(2).mean()
         out = {"diffusion": diffusion.detach()}
         loss = diffusion
@@ -194,7 +204,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
             if c.rec_term == "x1":
                 t1 = torch.zeros_like(t)
                 x1 = s.q_sample(x0, t1, torch.randn(x0.shape, generator=generator, device=dev, dtype=dt))
-                e1, x_in = self.eps(x1, t1, zd), x1
+                e1, x_in = self._eps(x1, t1, zd), x1
             else:
                 e1, x_in = pred, x0
             a1, b1, ab1 = (s.gather(n, torch.zeros_like(t), x0) for n in ("alphas", "betas", "alphas_cumprod"))
@@ -216,11 +226,11 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         return out
 
     # -- decoding ------------------------------------------------------------------------------
-    def _check_z(self, z, batch=None):
+    def _check_z(self, z, batch=None, name="z"):
         d = self.config.latent_dim
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"z must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return z
+            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
+        return check_code(z, name)
 
     def decode(self, z: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -228,16 +238,16 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         c = self.config.unet
         z = self._check_z(z)
         shape = (z.shape[0], c.in_channels, c.image_size, c.image_size)
-        if x_T is not None and tuple(x_T.shape) != shape:
-            raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-        return DDIMSampler(self.schedule).sample(lambda xt, t: self.eps(xt, t, z), shape, x_T=x_T, generator=generator,
+        if x_T is not None:
+            x_T = check_noise(x_T, shape, z.dtype, "InfoDiffusion.decode")
+        return DDIMSampler(self.schedule).sample(lambda xt, t: self._eps(xt, t, z), shape, x_T=x_T, generator=generator,
                                                  num_steps=self.config.sample_steps if num_steps is None else num_steps, device=z.device, dtype=z.dtype)
 
     def encode_stochastic(self, x: torch.Tensor, z: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
         """x_T by DDIM inversion conditioned on z (default: the posterior mean)."""
         x = self._images(x, "encode_stochastic")
         z = self.encode(x) if z is None else self._check_z(z, x.shape[0])
-        return DDIMSampler(self.schedule).invert(lambda xt, t: self.eps(xt, t, z), x, num_steps=self.config.sample_steps if num_steps is None else num_steps)
+        return DDIMSampler(self.schedule).invert(lambda xt, t: self._eps(xt, t, z), x, num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
@@ -259,6 +269,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """x's code with the dimensions ``dims`` from ``source``'s code, decoded from x's x_T."""
+        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
         z = self.encode(x)
         z2 = swap_dims(z, self.encode(source), dims)
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
@@ -267,9 +278,8 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dim: int, values, *, num_steps: int | None = None) -> torch.Tensor:
         """z[dim] set to each of ``values``, decoded from x's x_T: [len(values), B, C, H, W]."""
+        dim, values = index(dim, self.config.latent_dim, "dim"), finite_numbers(values, "values")
         z = self.encode(x)
-        if not 0 <= int(dim) < z.shape[1]:
-            raise ValueError(f"dim must lie in [0, {z.shape[1]}), got {dim}")
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
         out = []
         for v in values:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_float, positive_int
+from .._checks import finite_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge
 from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.lpips import LPIPS
@@ -180,12 +180,13 @@ class MultiBeta(PretrainedMixin, nn.Module):
         decoder loss at beta = 0 (``"loss"`` and ``"disc_loss"``, gradient paths kept apart as in
         :meth:`diffrep.nn.vq.VQAutoencoder.loss`)."""
         phase = self.config.phase
+        training_step(step)
         if phase == 1:
             return self.vae.loss(batch, step=step, generator=generator, beta=beta)
         if beta is not None:
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
         if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
-            self._check_x(batch_images(batch), "MultiBeta.loss")
+            self._check_x(batch_images(batch), "MultiBeta.loss", "batch")
             return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae.encode)
         return self._adversarial_loss(batch, step, generator)
 
@@ -227,9 +228,9 @@ class MultiBeta(PretrainedMixin, nn.Module):
         return {"loss": loss, "disc_loss": disc_loss, **out}
 
     # -- verbs ---------------------------------------------------------------------------------
-    def _check_x(self, x, who: str) -> torch.Tensor:
+    def _check_x(self, x, who: str, name: str = "x") -> torch.Tensor:
         c = self.config.vae
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, dtype=module_dtype(self.vae))
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, name=name, dtype=module_dtype(self.vae))
 
     def _beta_value(self, beta, name: str = "beta") -> float:
         if beta is None:
@@ -337,6 +338,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
         if not isinstance(direction, torch.Tensor) or tuple(direction.shape) != shape:
             raise ValueError(f"direction must be a tensor of the latent's shape {shape}, got "
                              f"{tuple(getattr(direction, 'shape', ()))}")
+        if not bool(torch.isfinite(direction).all()):
+            raise ValueError("direction holds NaN or infinite values")
         al = self._numbers(alphas, "alphas")
         gen = self._generator(x.device, generator)
         z0 = self.encode(x, b, noise=denoise and self.config.encoding_noise, generator=gen)

@@ -43,7 +43,7 @@ from typing import Annotated, Callable, Literal
 import torch
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
@@ -185,8 +185,17 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
 
     def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps_hat(z_t, t), Delta_hat(z_t, t)) at grid indices i [B] (t = i tau); Delta_hat is returned in latent
-        units (``delta_over_tau`` multiplies the head's output by tau)."""
+        units (``delta_over_tau`` multiplies the head's output by tau). Only the kinds and shapes are checked here
+        (the network call of every training and sampling step: no host sync); :meth:`step` checks the values."""
         cfg = self.config
+        shape = cfg.latent_shape
+        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point or tuple(z.shape[1:]) != shape:
+            raise ValueError(f"LatentDenoiser.predict: z must be a floating-point tensor [B, {', '.join(map(str, shape))}], "
+                             f"got {getattr(z, 'dtype', type(z).__name__)} {tuple(getattr(z, 'shape', ()))}")
+        if not isinstance(i, torch.Tensor) or i.dtype.is_floating_point or i.is_complex() or i.dtype == torch.bool \
+                or tuple(i.shape) != (z.shape[0],):
+            raise ValueError(f"LatentDenoiser.predict: i must be integer grid indices [{z.shape[0]}], "
+                             f"got {getattr(i, 'dtype', type(i).__name__)} {tuple(getattr(i, 'shape', ()))}")
         t = i.to(torch.float64).mul(cfg.tau).to(z.dtype)
         eps, delta = self.net(z, t)
         if cfg.delta_over_tau:
@@ -235,6 +244,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         x = batch_images(batch)
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError("LatentDenoiser.loss: batch must be a tensor of images [B, ...] (or (images, targets))")
+        training_step(step)
         n = x.shape[0]
         dev = self.sigma_table.device
         if t_index is None:
@@ -280,8 +290,17 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """One step of Algorithm 2 from grid index i (t = i tau) to i - 1. ``xi`` fixes the fresh noise of step 4
         (``sampler="alg2"`` / ``"ancestral"``)."""
         cfg = self.config
-        if not 1 <= i <= cfg.num_steps:
-            raise ValueError(f"step: i must lie in 1..N={cfg.num_steps}, got {i}")
+        if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= cfg.num_steps:
+            raise ValueError(f"step: i must lie in 1..N={cfg.num_steps} (an int), got {i!r}")
+        z = self._check_z(z, "LatentDenoiser.step")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if xi is not None and (not isinstance(xi, torch.Tensor) or xi.shape != z.shape):
+            raise ValueError(f"step: xi must have shape {tuple(z.shape)}")
+        return self._step(z, i, generator, xi)
+
+    def _step(self, z, i, generator, xi):  # unchecked: denoise's loop (z checked once on entry)
+        cfg = self.config
         idx = torch.full((z.shape[0],), i, device=z.device, dtype=torch.long)
         eps_hat, delta_hat = self.predict(z, idx)
         sign = -1.0 if cfg.printed_sign else 1.0
@@ -339,14 +358,14 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"denoise runs from a larger beta to a smaller one; got beta_from={float(i_from[b]) * self.config.tau:g} "
                              f"< beta_to={float(i_to[b]) * self.config.tau:g} (example {b}, after snapping to the grid)")
         count = i_from - i_to
-        if steps is not None and (isinstance(steps, bool) or not bool((count == steps).all())):
+        if steps is not None and not bool((count == non_negative_int(steps, "steps")).all()):
             want = int(count[0]) if bool((count == count[0]).all()) else f"{int(count.min())}..{int(count.max())} (per example)"
             raise ValueError(f"steps must be {want} (one per grid step from beta_from to beta_to; Delta_hat is a "
                              f"single-step predictor), got {steps!r}")
         top, bottom = int(i_from.max()), int(i_to.min())
         if bool((i_from == top).all()) and bool((i_to == bottom).all()):  # one range for the whole batch
             for i in range(top, bottom, -1):
-                z = self.step(z, i, generator=generator)
+                z = self._step(z, i, generator, None)
             return z
         noisy = self.config.sampler != "deterministic"
         active_from, active_to = i_from.to(z.device), i_to.to(z.device)
@@ -355,7 +374,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             xi = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator) if noisy else None
             rows = (active_from >= i) & (active_to < i)
             if bool(rows.any()):
-                z[rows] = self.step(z[rows], i, xi=None if xi is None else xi[rows])
+                z[rows] = self._step(z[rows], i, None, None if xi is None else xi[rows])
         return z
 
     @torch.no_grad()

@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, check_conv_kernels
 from ..nn.images import batch_images, check_images, module_dtype
@@ -331,6 +332,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def sample_beta(self, n: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """beta [n] from the beta prior of Algorithm 1 (``beta_prior``; ``train_top=False`` excludes B)."""
         cfg = self.config
+        positive_int(n, "n")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         device = device or self.log_s2_table.device
         if cfg.beta_prior == "grid":
             top = cfg.num_steps + (1 if cfg.train_top else 0)
@@ -343,6 +347,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         """(reconstruction weight, KL weight) per example: (B - beta, beta) for Eq. 4; (1, min(beta / (B - beta),
         max_kl_weight)) for ``weighting="beta_vae"``."""
         cfg = self.config
+        if not isinstance(beta, torch.Tensor):
+            raise TypeError(f"beta must be a tensor [B], got {type(beta).__name__}")
+        beta = self._beta(beta, None)
         if cfg.weighting == "eq4":
             return cfg.beta_max - beta, beta
         gap = (cfg.beta_max - beta).clamp_min(0)
@@ -361,6 +368,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         cfg = self.config
         x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who="MultiBetaVAE.loss",
                          name="batch", dtype=module_dtype(self))
+        training_step(step)
         n = x.shape[0]
         if beta is None:
             beta = self.sample_beta(n, device=x.device, generator=generator)

@@ -67,7 +67,7 @@ from typing import Annotated, Literal, Sequence
 import torch
 from torch import nn
 
-from .._checks import finite_float, positive_int
+from .._checks import finite_float, finite_numbers, positive_int, training_step
 from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
 from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
@@ -317,6 +317,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config
         x = data_images(batch, cfg.bfn, "ParamReL.loss")
+        training_step(step)
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
         state = self.flow.sample(data, t, generator)  # the hyper encoder reads the decoder at theta_t itself
@@ -370,9 +371,11 @@ class ParamReL(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must be a non-empty list of {what} in [0, {L}), got {dims!r}")
         return [int(d) for d in dims]
 
-    def _check_x(self, x, who: str) -> None:
+    def _check_x(self, x, who: str, name: str = "x") -> None:
         b = self.config.bfn
-        check_images(x, channels=b.channels, size=b.image_size, floating=False, name="x", who=f"ParamReL.{who}")
+        check_images(x, channels=b.channels, size=b.image_size, floating=False, name=name, who=f"ParamReL.{who}")
+        if x.is_complex():  # integer class maps pass floating=False; complex data would reach the flow
+            raise TypeError(f"ParamReL.{who}: {name} must be real, got {x.dtype}")
 
     # ------------------------------------------------------------------ generation
     def _steps(self, num_steps) -> int:
@@ -501,9 +504,9 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Time-varying generation (SepDiff §4.3, ParamReL §5.2.2): regenerate x with z_{t*} fixed at every
         step, for each t* in ``times`` (papers' s* = 100/200/300 of T = 1000 -> t* = 0.9/0.8/0.7).
         Returns [len(times), B, C, H, W]."""
-        times = [finite_float(t, "times") for t in times]
-        if not times:  # torch.stack raised "expects a non-empty TensorList"
-            raise ValueError("times must hold at least one t* in [0, 1]")
+        if isinstance(times, (str, bytes)) or not hasattr(times, "__len__") or not len(times):
+            raise ValueError(f"times must hold at least one t* in [0, 1], got {times!r}")  # torch.stack raised
+        times = finite_numbers(times, "times")
         if any(not 0 <= t <= 1 for t in times):
             raise ValueError(f"times must lie in [0, 1], got {times}")
         rev = self.reverse_sample(x, num_steps)
@@ -534,8 +537,8 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         if isinstance(num, bool) or not isinstance(num, int) or num < 2:
             raise ValueError(f"num must be an int >= 2, got {num!r}")
-        self._check_x(x_a, "interpolate")
-        self._check_x(x_b, "interpolate")
+        self._check_x(x_a, "interpolate", "x_a")
+        self._check_x(x_b, "interpolate", "x_b")
         if x_a.shape != x_b.shape:  # lerp raised about the latents' shapes
             raise ValueError(f"interpolate: x_a and x_b must hold the same number of images, got "
                              f"{tuple(x_a.shape)} and {tuple(x_b.shape)}")
@@ -567,7 +570,10 @@ class ParamReL(PretrainedMixin, nn.Module):
         if values is None:
             vals = torch.linspace(-3, 3, positive_int(num_values, "num_values"))
         else:
-            vals = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+            try:
+                vals = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"values must be a list of finite numbers, got {values!r}") from None
             if not vals.numel() or not bool(torch.isfinite(vals).all()):
                 raise ValueError(f"values must be a non-empty list of finite numbers, got {vals.tolist()}")
         rev = self.reverse_sample(x, num_steps)

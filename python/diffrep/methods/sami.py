@@ -39,7 +39,7 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import finite_float, non_negative_int, positive_int, training_step
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
@@ -104,6 +104,19 @@ class SAMI(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must have shape {shapes} with d={self.latent_dim}, got {tuple(z.shape)}")
         return z
 
+    def _check_t(self, t, x_t, who: str) -> torch.Tensor:
+        """``t`` checked as integer timesteps [B] in [0, T), one per image of ``x_t``."""
+        self.schedule._check_t(t)
+        if t.shape[0] != x_t.shape[0]:
+            raise ValueError(f"SAMI.{who}: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        return t
+
+    @staticmethod
+    def _check_generator(generator):
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        return generator
+
     def _axes(self, axes) -> tuple[int, ...]:
         return check_axes(self.config.guidance_axes if axes is None else axes, self.latent_dim, "axes")
 
@@ -126,6 +139,14 @@ class SAMI(PretrainedMixin, nn.Module):
     def draw_latents(self, mu: torch.Tensor, logvar: torch.Tensor, num: int | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised z = mu + sigma * eps: [B, d] (``num`` None) or [num, B, d]."""
+        for name, v in (("mu", mu), ("logvar", logvar)):
+            self._check_latents(v, name, allow_samples=False)
+            if not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{name} holds NaN or infinite values")
+        if logvar.shape != mu.shape:
+            raise ValueError(f"logvar must have mu's shape {tuple(mu.shape)}, got {tuple(logvar.shape)}")
+        num = None if num is None else positive_int(num, "num")
+        self._check_generator(generator)
         shape = mu.shape if num is None else (num, *mu.shape)
         eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + (0.5 * logvar).exp() * eps
@@ -164,7 +185,8 @@ class SAMI(PretrainedMixin, nn.Module):
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The unconditional noise estimate eps_theta(x_t, t) (never sees z)."""
-        return self.denoiser(x_t, t)
+        x_t = self._check_images(x_t, "x_t")
+        return self.denoiser(x_t, self._check_t(t, x_t, "denoise"))
 
     def guidance_coefficient(self, t: torch.Tensor, like: torch.Tensor, literal: bool | None = None) -> torch.Tensor:
         """k_t with eps_hat = eps_theta - k_t g: gamma_t = sqrt(1 - abar_t) (Eq. 8, A.2), or with
@@ -179,13 +201,17 @@ class SAMI(PretrainedMixin, nn.Module):
     def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, *, axes=None,
                    scale: float = 1.0) -> torch.Tensor:
         """eps_hat(x_t, z) = eps_theta(x_t, t) - scale gamma_t g_t(x_t, z) (Eq. 8), without graph."""
+        x_t = self._check_images(x_t, "x_t")
+        self._check_t(t, x_t, "guided_eps")
+        scale = finite_float(scale, "scale")
         g, _ = self.guidance(x_t, z, axes=axes)
         with torch.no_grad():
-            return self.denoise(x_t, t) - scale * self.guidance_coefficient(t, x_t, literal=False) * g
+            return self.denoiser(x_t, t) - scale * self.guidance_coefficient(t, x_t, literal=False) * g
 
     # -- loss (Eq. 10, Algorithm 2) -------------------------------------------------------------
     def lambda_weights(self, t: torch.Tensor) -> torch.Tensor:
         """Per-sample lambda_t [B] (``lambda_t``; docs/methods/sami.md#eq-4-10-objective)."""
+        self.schedule._check_t(t)
         cfg = self.config
         if cfg.lambda_t == "simple":
             return torch.ones(t.shape, dtype=torch.float32, device=t.device)
@@ -204,6 +230,8 @@ class SAMI(PretrainedMixin, nn.Module):
     def sample_timesteps(self, n: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """t [n] from ``t_sampling``: uniform on {0..T-1}, floor(T u) with u ~ Beta(a, 1), or the
         band mixture (uniform on [lo, hi) with probability ``t_band_frac``, else uniform)."""
+        positive_int(n, "n")
+        self._check_generator(generator)
         T = self.schedule.num_timesteps
         cfg = self.config
         if cfg.t_sampling == "uniform":
@@ -220,8 +248,7 @@ class SAMI(PretrainedMixin, nn.Module):
     def kl_weight_at(self, step: int) -> float:
         """beta_k = beta r^(1 - k/K) for k < K, then beta (exponential KL annealing, docs/methods/sami.md#eq-4-10-objective)."""
         cfg = self.config
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+        step = non_negative_int(step, "step")
         K = cfg.kl_anneal_steps
         if K == 0 or step >= K:
             return cfg.kl_weight
@@ -246,6 +273,7 @@ class SAMI(PretrainedMixin, nn.Module):
         """
         cfg = self.config
         x0 = self._check_images(batch, "batch")
+        training_step(step)
         B = x0.shape[0]
         S = cfg.train_samples
         if t is None:
@@ -265,9 +293,9 @@ class SAMI(PretrainedMixin, nn.Module):
         # the denoiser does not need d/dx_t; in pretrained mode it needs no graph at all
         if cfg.freeze_denoiser:
             with torch.no_grad():
-                eps_theta = self.denoise(x_t, t)
+                eps_theta = self.denoiser(x_t, t)
         else:
-            eps_theta = self.denoise(x_t, t)
+            eps_theta = self.denoiser(x_t, t)
         with torch.enable_grad():
             x_t_leaf = x_t.detach().requires_grad_(True)
             # one batched encoder call on [x_0; x_t] (per-sample networks: no cross-sample coupling)
@@ -343,7 +371,7 @@ class SAMI(PretrainedMixin, nn.Module):
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             g = guide(x_t) if guide is not None else None
-            eps = self.denoise(x_t, tt)
+            eps = self.denoiser(x_t, tt)
             last.update(t=int(tt[0]), eps=eps, g=g)
             return eps if g is None else eps - scale * self.guidance_coefficient(tt, x_t, literal=literal) * g
 
@@ -451,6 +479,7 @@ class SAMI(PretrainedMixin, nn.Module):
 
     def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
         """Generation guided by the posterior mean of each image (z = mu_0): one sample per input."""
+        x = self._check_images(x)
         return self.conditional_sample(x, 1, z_mode="posterior_mean", generator=generator, **kwargs)
 
     # -- pretrained-denoiser mode (docs/methods/sami.md#pretrained-denoiser-mode) -------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import positive_int, training_step
 from ..config import Config, ConfigError
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.images import batch_images, check_images, module_dtype
@@ -51,6 +51,7 @@ class ToyDDPM(PretrainedMixin, nn.Module):
         c = self.config.unet
         x0 = check_images(batch_images(batch), channels=c.in_channels, size=c.image_size, name="batch",
                           who="ToyDDPM.loss", dtype=module_dtype(self))
+        training_step(step)
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         pred = self.unet(self.schedule.q_sample(x0, t, noise), t)

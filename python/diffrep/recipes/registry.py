@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import Any, Callable
 
 __all__ = ["Recipe", "register_recipe", "get_recipe", "list_recipes"]
@@ -24,6 +25,26 @@ class Recipe:
     build: Callable[[Any], tuple]
     description: str = ""
     cpu_friendly: bool = False
+
+    def __post_init__(self):
+        # build(config) reads config.model, config.dataset, ...: anything but a config dataclass gave an
+        # AttributeError from inside the family's builder; the check names the recipe and the argument
+        raw, name = _builder(self.build), self.name
+
+        @functools.wraps(raw)
+        def build(config):
+            if not dataclasses.is_dataclass(config) or isinstance(config, type) or not hasattr(config, "train"):
+                raise TypeError(f"recipe {name!r}: build(config) needs the recipe's config (a dataclass with a train "
+                                f"field, from make_config()), got {type(config).__name__}")
+            return raw(config)
+
+        build.builder = raw
+        object.__setattr__(self, "build", build)
+
+
+def _builder(build: Callable) -> Callable:
+    """The family's own builder behind a recipe's checked ``build``."""
+    return getattr(build, "builder", build)
 
 
 _REGISTRY: dict[str, Recipe] = {}
@@ -45,7 +66,7 @@ def register_recipe(
         raise TypeError(f"register_recipe({name!r}): make_config and build must be callables")
     if name in _REGISTRY and not overwrite:
         existing = _REGISTRY[name]
-        if existing.make_config is make_config and existing.build is build:
+        if existing.make_config is make_config and _builder(existing.build) is _builder(build):
             return existing
         raise ValueError(f"recipe {name!r} is already registered (pass overwrite=True to replace it)")
     recipe = Recipe(name, make_config, build, description, cpu_friendly)
@@ -60,6 +81,8 @@ def list_recipes() -> list[Recipe]:
 
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; an unknown name raises ValueError listing close matches."""
+    if not isinstance(name, str):
+        raise TypeError(f"get_recipe: name must be a recipe name (str), got {type(name).__name__}")
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

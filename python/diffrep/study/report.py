@@ -95,6 +95,17 @@ def _mean_std(values: list[float]) -> tuple[float, float, int]:
 def aggregate(rows: list[dict], metrics: list[str]) -> list[dict]:
     """Groups of (method, dataset, setting) in first-appearance order, each with ``seeds``, ``params``
     and ``stats[metric] = (mean, std, n)`` over the seeds' finite values (std with ``ddof = 1``)."""
+    if isinstance(rows, (str, bytes, dict)) or not hasattr(rows, "__iter__"):
+        raise TypeError(f"aggregate: rows must be a list of per-cell dicts (from collect()), got {type(rows).__name__}")
+    if isinstance(metrics, (str, bytes)) or not hasattr(metrics, "__iter__") or \
+            not all(isinstance(m, str) for m in metrics):
+        raise TypeError(f"aggregate: metrics must be a list of metric names, got {metrics!r}")
+    rows = list(rows)
+    need = ("method", "dataset", "setting", "params", "seed", "values")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or any(k not in r for k in need):
+            raise ValueError(f"aggregate: rows[{i}] must be a dict with keys {list(need)} (from collect()), got "
+                             f"{sorted(r) if isinstance(r, dict) else type(r).__name__}")
     groups: dict[tuple, dict] = {}
     for r in rows:
         key = (r["method"], r["dataset"], r["setting"])

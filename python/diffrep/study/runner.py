@@ -67,6 +67,7 @@ def shard_from_env(rank: int | None, world: int | None, env=None) -> tuple[int, 
     if (rank is None) != (world is None):
         raise StudyError("--rank and --world go together (this process runs the cells i with i % world == rank)")
     if rank is not None:
+        partition(0, rank, world)  # the kinds and the range of rank and world, named as the flags
         return rank, world
     if "SLURM_ARRAY_TASK_ID" in env:
         try:

@@ -41,6 +41,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import _checks
+
 __all__ = ["StudyError", "EvalSpec", "MethodSpec", "DatasetSpec", "Cell", "Study", "load_study", "parse_study",
            "format_value", "EVAL_DEFAULTS"]
 
@@ -472,7 +474,7 @@ def load_study(path: str | os.PathLike) -> Study:
 
     from ..config import load_yaml
 
-    p = Path(path)
+    p = _checks.path(path, "path")
     if not p.is_file():
         raise StudyError(f"study file not found: {p}")
     try:

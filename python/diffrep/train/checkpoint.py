@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._checks import non_negative_int, positive_int
+from .._checks import non_negative_int, path as _path, positive_int
 from ..nn.pretrained import (CONFIG_NAME, EMA_WEIGHTS_NAME, WEIGHTS_NAME, PretrainedMixin, _save_safetensors,
                              load_safetensors_checked, load_state_checked)
 
@@ -54,12 +54,18 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+
+
 def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, *, optimizer=None, ema=None,
                     state: dict | None = None, keep: int = 2, disc_optimizer=None) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically; keep the newest ``keep`` complete ones."""
     step = non_negative_int(step, "step")
     keep = positive_int(keep, "keep")
-    root = Path(root)
+    root = _path(root, "root")
+    _check_model(model)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
@@ -111,7 +117,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, *, opt
 
 def list_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
     """Complete checkpoints (those with a manifest) under ``root``, oldest first."""
-    root = Path(root)
+    root = _path(root, "root")
     if not root.is_dir():
         return []
     out = []
@@ -124,6 +130,8 @@ def list_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
 
 def resolve_checkpoint(spec: str | os.PathLike, root: str | os.PathLike) -> Path:
     """``"latest"`` -> newest complete checkpoint under ``root``; otherwise ``spec`` as a path."""
+    _path(spec, "spec")
+    root = _path(root, "root")
     if str(spec) == "latest":
         found = list_checkpoints(root)
         if not found:
@@ -137,7 +145,7 @@ def resolve_checkpoint(spec: str | os.PathLike, root: str | os.PathLike) -> Path
 
 def verify_checkpoint(path: str | os.PathLike) -> dict:
     """Check every file against the manifest; raise ValueError naming the first bad one."""
-    path = Path(path)
+    path = _path(path, "path")
     mpath = path / MANIFEST_NAME
     if not mpath.is_file():
         raise ValueError(f"{path} is an incomplete checkpoint: {MANIFEST_NAME} is missing (the save did not finish)")
@@ -162,7 +170,8 @@ def verify_checkpoint(path: str | os.PathLike) -> dict:
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, *, optimizer=None, ema=None,
                     map_location: str | torch.device = "cpu", verify: bool = True, disc_optimizer=None) -> dict:
     """Restore model, optimiser and EMA in place from checkpoint ``path``; return the trainer state."""
-    path = Path(path)
+    path = _path(path, "path")
+    _check_model(model)
     if verify:
         verify_checkpoint(path)
     if isinstance(model, PretrainedMixin) and (path / CONFIG_NAME).is_file():

@@ -13,7 +13,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .._checks import non_negative_int
+from .._checks import finite_float, flag, non_negative_int
 
 __all__ = ["EMA"]
 
@@ -22,9 +22,10 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float = 0.9999, *, warmup: bool = True, update_after_step: int = 0):
         if not isinstance(model, nn.Module):
             raise TypeError(f"EMA: model must be an nn.Module, got {type(model).__name__}")
-        if not 0 <= decay < 1:
+        if not 0 <= finite_float(decay, "EMA: decay") < 1:
             raise ValueError(f"EMA: decay must be in [0, 1), got {decay}")
-        self.decay, self.warmup, self.update_after_step = float(decay), bool(warmup), int(update_after_step)
+        self.decay, self.warmup = float(decay), flag(warmup, "EMA: warmup")
+        self.update_after_step = non_negative_int(update_after_step, "EMA: update_after_step")
         self.shadow = {n: p.detach().float().clone() for n, p in model.named_parameters()}
         self.num_updates = 0
 
@@ -33,6 +34,8 @@ class EMA:
         return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
 
     def _params(self, model: nn.Module) -> list[torch.Tensor]:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"EMA: model must be an nn.Module, got {type(model).__name__}")
         params = dict(model.named_parameters())
         if params.keys() != self.shadow.keys():
             raise ValueError("EMA: the model's parameter names differ from those the EMA was created with")
@@ -79,6 +82,9 @@ class EMA:
         return {"num_updates": self.num_updates, "shadow": dict(self.shadow)}
 
     def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or not isinstance(state.get("shadow"), dict) or "num_updates" not in state:
+            raise ValueError(f"EMA: state must be a dict from EMA.state_dict() (shadow, num_updates), got "
+                             f"{type(state).__name__}{' with keys ' + str(sorted(state)) if isinstance(state, dict) else ''}")
         shadow = state["shadow"]
         if shadow.keys() != self.shadow.keys():
             missing = sorted(set(self.shadow) - set(shadow))[:5]

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._checks import non_negative_int, path as _path
 from ..config import flatten_dict
 
 __all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
@@ -41,7 +42,7 @@ class MetricLogger:
     def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False, resume_step: int | None = None,
                  wandb: bool = False, wandb_project: str = "diffrep", wandb_mode: str = "offline",
                  hparams: dict | None = None, run_name: str | None = None):
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = _path(run_dir, "run_dir") / "metrics.jsonl"
         self._hparams = flatten_dict(hparams or {})
         self._last: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,9 @@ class MetricLogger:
                         config=self._hparams, resume="allow")
 
     def log(self, step: int, metrics: dict) -> None:
+        step = non_negative_int(step, "step")
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics must be a dict of name -> value, got {type(metrics).__name__}")
         rec = {"step": int(step), **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}}
         self._fh.write(json.dumps(rec) + "\n")
         self._fh.flush()
@@ -122,7 +126,7 @@ def _step_of(line: str) -> int:
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """All records of a ``metrics.jsonl`` file."""
-    with open(path, encoding="utf-8") as fh:
+    with open(_path(path, "path"), encoding="utf-8") as fh:
         return [json.loads(ln) for ln in fh if ln.strip()]
 
 

@@ -17,6 +17,7 @@ import re
 import shutil
 from pathlib import Path
 
+from .._checks import flag, path as _path
 from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
 
 __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
@@ -51,7 +52,7 @@ def _nonempty_dir(p: Path) -> bool:
 
 def run_contents(run_dir: str | os.PathLike) -> list[str]:
     """The trainer outputs present in ``run_dir`` with content (relative names); [] when none."""
-    d = Path(run_dir)
+    d = _path(run_dir, "run_dir")
     found = []
     m = d / "metrics.jsonl"
     if m.is_file() and m.stat().st_size > 0:
@@ -89,7 +90,7 @@ def _final_is_ours(final: Path) -> bool:
 def looks_like_run(run_dir: str | os.PathLike) -> bool:
     """Whether ``run_dir`` carries a diffrep signature: a ``metrics.jsonl`` of step records, a
     checkpoint with a manifest, or a ``final/config.json`` written by diffrep."""
-    d = Path(run_dir)
+    d = _path(run_dir, "run_dir")
     m = d / "metrics.jsonl"
     if m.is_file() and m.stat().st_size > 0 and _metrics_is_ours(m):
         return True
@@ -113,7 +114,7 @@ def clear_run(run_dir: str | os.PathLike) -> list[str]:
     that is not step records, a ``final/`` without diffrep's ``config.json``). Other files and folders
     in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept.
     """
-    d = Path(run_dir)
+    d = _path(run_dir, "run_dir")
     contents = run_contents(d)
     if not contents:
         return []
@@ -181,10 +182,11 @@ def check_run_dir(run_dir: str | os.PathLike, *, resume=None, overwrite: bool = 
     ``resume`` (``"latest"`` or a checkpoint path) continues the run in the folder, so nothing is
     refused or cleared. Returns what ``overwrite`` removed.
     """
+    flag(overwrite, "overwrite")
     if overwrite and resume is not None:
         raise RunFolderError("overwrite and resume exclude each other: --resume continues the run in the folder, "
                              "--overwrite deletes it")
-    d = Path(run_dir)
+    d = _path(run_dir, "run_dir")
     if resume is not None:
         if str(resume) != "latest" and run_contents(d):
             ckpt_parent = Path(resume).resolve().parent

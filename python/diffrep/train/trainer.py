@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import non_negative_int
+from .._checks import finite_numbers, flag, non_negative_int, path
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -69,7 +69,8 @@ __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything"
 
 def seed_everything(seed: int, rank: int = 0, *, deterministic: bool = False) -> None:
     """Seed python, numpy and torch (CPU and CUDA) with ``seed + rank``; optionally force deterministic kernels."""
-    s = int(seed) + int(rank)
+    s = non_negative_int(seed, "seed") + non_negative_int(rank, "rank")
+    flag(deterministic, "deterministic")
     random.seed(s)
     np.random.seed(s % 2**32)
     torch.manual_seed(s)
@@ -282,10 +283,15 @@ class Trainer:
         if len(dataset) < config.batch_size:
             raise ValueError(f"dataset has {len(dataset)} examples, fewer than train.batch_size={config.batch_size}")
         self.model, self.dataset, self.config = model, dataset, config
-        self.run_dir = Path(run_dir)
-        self.collate_fn, self.callbacks = collate_fn, list(callbacks or [])
-        self.sample_value_range = sample_value_range
-        self.name = name
+        self.run_dir = path(run_dir, "run_dir")
+        if (collate_fn is not None and not callable(collate_fn)) or not isinstance(callbacks, (list, tuple, type(None))) \
+                or not all(map(callable, callbacks or [])) or not isinstance(name, (str, type(None))):
+            raise TypeError(f"collate_fn must be a callable, callbacks a list of callables, name a str (each or None); "
+                            f"got collate_fn={collate_fn!r}, callbacks={callbacks!r}, name={name!r}")
+        self.collate_fn, self.callbacks, self.name = collate_fn, list(callbacks or []), name
+        self.sample_value_range = lo_hi = tuple(finite_numbers(sample_value_range, "sample_value_range"))
+        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:  # the range the sample grids are drawn from
+            raise ValueError(f"sample_value_range must be (lo, hi) with lo < hi, got {sample_value_range!r}")
         self.logger: MetricLogger | None = None
         self.ema: EMA | None = None
         self.rank = 0
@@ -362,6 +368,8 @@ class Trainer:
         each rank's random streams restart from ``seed + rank + step`` (said on stderr).
         """
         cfg = self.config
+        path(resume, "resume", optional=True)
+        flag(overwrite, "overwrite"), flag(profile, "profile"), flag(resume_inexact, "resume_inexact")
         D.check_launch()
         info = D.setup_distributed(cfg.device, timeout_s=cfg.dist_timeout_s)
         try:

@@ -113,10 +113,10 @@ class VAEBase(PretrainedMixin, nn.Module):
         return type(self).__name__
 
     # -- data ---------------------------------------------------------------------------------
-    def _images01(self, batch, who: str) -> torch.Tensor:
+    def _images01(self, batch, who: str, name: str = "x") -> torch.Tensor:
         cfg = self.config
         x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who=f"{self._name}.{who}",
-                         dtype=module_dtype(self))
+                         name=name, dtype=module_dtype(self))
         return (x + 1) / 2 if cfg.input_range == "pm1" else x
 
     def _to_range(self, x01: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,19 @@ class VAEBase(PretrainedMixin, nn.Module):
         return self.posterior(x)[0]
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        """The decoder's logits for codes ``z`` [B, code_dim] (finite, floating point)."""
+        return self.decoder(self._codes(z))
+
+    def _codes(self, z) -> torch.Tensor:
+        d, who = self.code_dim, f"{self._name}.decode"
+        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
+            raise TypeError(f"{who}: z must be a floating-point tensor [B, {d}], got "
+                            f"{z.dtype if isinstance(z, torch.Tensor) else type(z).__name__}")
+        if z.dim() != 2 or z.shape[0] < 1 or z.shape[1] != d:
+            raise ValueError(f"{who}: z must have shape [B, {d}] with B >= 1, got {tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{who}: z holds NaN or infinite values")
+        return z.to(module_dtype(self))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder mean sigmoid(logits) for codes ``z`` [B, latent_dim], in the input range."""
@@ -144,7 +156,7 @@ class VAEBase(PretrainedMixin, nn.Module):
         return self.decode(self.encode(x))
 
     def sample_codes(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws from the prior p(z) = N(0, I)."""
+        """n draws from the prior p(z) = N(0, I) [n, code_dim]."""
         n = positive_int(n, "n")
         like = next(self.parameters())
         return draw_normal((n, self.code_dim), like=like, generator=generator)
@@ -161,7 +173,7 @@ class VAEBase(PretrainedMixin, nn.Module):
 
     def _forward_parts(self, batch, generator) -> dict:
         """Encode, draw z ~ q(z|x) by reparameterisation, decode: the pieces every objective reads."""
-        x01 = self._images01(batch, "loss")
+        x01 = self._images01(batch, "loss", "batch")
         mu, logvar = self.encoder(x01)
         if self.stochastic:
             z = mu + torch.exp(0.5 * logvar) * draw_normal(mu.shape, like=mu, generator=generator)
@@ -179,6 +191,8 @@ class VAEBase(PretrainedMixin, nn.Module):
         """The method's objective (docs/methods/vae.md): ``"loss"`` plus its named terms (detached)."""
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise ValueError(f"{self._name}.loss: step must be a non-negative int or None, got {step!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):  # FSQAE and AE draw nothing
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         parts = self._forward_parts(batch, generator)
         out = self._objective(parts, step, generator)
         return {k: (v if k == "loss" or k == "disc_loss" else v.detach()) if isinstance(v, torch.Tensor) else v

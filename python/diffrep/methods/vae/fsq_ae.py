@@ -58,13 +58,15 @@ class FSQAE(VAEBase):
     def sample_codes(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes drawn uniformly from the implicit codebook (each channel's levels uniform)."""
         n = positive_int(n, "n")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         like = next(self.parameters())
         dev = generator.device if generator is not None else like.device
         idx = torch.randint(self.fsq.codebook_size, (n,), generator=generator, device=dev).to(like.device)
         return self.fsq.indices_to_codes(idx, like.dtype)
 
     def _forward_parts(self, batch, generator) -> dict:
-        x01 = self._images01(batch, "loss")
+        x01 = self._images01(batch, "loss", "batch")
         mu, logvar = self.encoder(x01)
         z = self.fsq(mu)
         return {"x01": x01, "mu": mu, "logvar": logvar, "z": z, "recon": self._recon(self.decode_logits(z), x01)}
