@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .images import check_images
+
 __all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "VGG16_CHANNELS"]
 
 LPIPS_ENV = "DIFFREP_LPIPS_WEIGHTS"
@@ -135,6 +137,8 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for name, v in (("x", x), ("y", y)):
+            check_images(v, channels=3, finite=False, name=name, who="LPIPS")
         if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < 16:
             raise ValueError(f"LPIPS: expected two [B, 3, H, W] images of one shape with H, W >= 16 (four 2x2 "
                              f"poolings), got {tuple(x.shape)} and {tuple(y.shape)}")
