@@ -20,6 +20,7 @@ import diffrep.metrics as M
 from diffrep.metrics import generation as G
 from diffrep.metrics import fid_preprocess as P
 from diffrep.metrics.results import Result, merge
+from diffrep.metrics.suite import compute, load_codes, sample_warnings
 
 
 def _codes(n=40, d=3, seed=0):
@@ -146,6 +147,31 @@ CASES = [
     Case("tf1_bilinear_matrix", lambda: (P.tf1_bilinear_matrix, dict(n_in=4, n_out=8))),
 ]
 
+
+
+def _codes_file():
+    path = Path(_CODES_DIR.name) / "codes.npz"
+    if not path.exists():
+        np.savez(path, codes=_codes(60).numpy(), factors=_factors(60).numpy())
+    return path
+
+
+_CODES_DIR = tempfile.TemporaryDirectory(prefix="diffrep-sweep-codes-")  # removed when the session ends
+
+# the suite behind ``diffrep eval --codes``: its messages name the command-line flags; one metric name
+# is taken as a one-metric list
+CASES += [
+    Case("suite.compute", lambda: (compute, dict(path=dict(codes=_codes(60).numpy(), factors=_factors(60).numpy()),
+                                                 metrics=("mig",), mode="robust", estimator="fast",
+                                                 tad_variant="infodiffusion", test_fraction=1 / 3)),
+         names={"metrics": ("--metrics",), "test_fraction": ("--test-fraction",), "path": ("--codes",)},
+         errors=(FileNotFoundError,), check=_finite_scores),
+    Case("suite.load_codes", lambda: (load_codes, dict(path=_codes_file())), errors=(FileNotFoundError,),
+         names={"path": ("--codes",)}),
+    Case("sample_warnings", lambda: (sample_warnings, dict(metrics=("mig", "dci"), n_train=10, n_test=5,
+                                                           factor_sizes=(3, 4), n_attr=None)),
+         skip=("n_attr:None",), accepted=("*:zero",)),
+]
 ROWS, IDS = expand(CASES)
 
 
@@ -176,6 +202,27 @@ INCEPTION_CASES = [
 
 
 _CACHE_DIR = tempfile.TemporaryDirectory(prefix="diffrep-sweep-")  # removed when the session ends
+
+
+def _inception_forward():
+    from diffrep.metrics.inception import load_inception
+
+    if "model" not in _INCEPTION:
+        _INCEPTION["model"] = load_inception(device="cpu")
+    return _INCEPTION["model"].forward, dict(x=torch.zeros(1, 3, 299, 299))
+
+
+_INCEPTION: dict = {}
+INCEPTION_CASES += [
+    # path=None is the default weight file; a missing file is a FileNotFoundError naming it
+    Case("load_inception", lambda: (__import__("diffrep.metrics.inception", fromlist=["x"]).load_inception,
+                                    dict(path=None, device="cpu")), skip=("path:None", "device:None"),
+         errors=(FileNotFoundError,), names={"path": ("x",)}, perturb=("device", "path")),
+    Case("file_sha1", lambda: (__import__("diffrep.metrics.inception", fromlist=["x"]).file_sha1,
+                               dict(path=_weights_or_none())), errors=(FileNotFoundError,), names={"path": ("x",)}),
+    # x: one perturbation per kind only (each forward is ~0.3 s on a CPU)
+    Case("FIDInception.forward", _inception_forward, skip=("x:nan", "x:inf", "x:empty", "x:batch-1", "x:ndim+1")),
+]
 
 
 def _reference_statistics():

@@ -19,7 +19,9 @@ from diffrep.nn import layers as L
 from diffrep.nn import unet as U
 from diffrep.nn import vq as V
 from diffrep.nn.gaussian import gaussian_kl
+from diffrep.nn.diffusers_unet import unet_config_from_diffusers
 from diffrep.nn.images import check_images
+from diffrep.nn.lpips import resolve_lpips_weights
 from diffrep.nn.pretrained import load_pretrained, model_class
 
 
@@ -193,7 +195,19 @@ CASES += [
         image_size=64, in_channels=1, num_units=2)).forward, dict(x=_x(b=1, c=1, s=64))), accepted=FORWARD),
     Case("adaptive_weight", _adaptive_weight, accepted=NAN + ("*:ndim+1",)),  # a [1] loss is a scalar
     Case("LPIPS.forward", _lpips, accepted=NAN),
+    Case("unet_config_from_diffusers", lambda: (unet_config_from_diffusers, dict(cfg=dict(
+        _class_name="UNet2DModel", sample_size=8, block_out_channels=[8, 16], down_block_types=["DownBlock2D"] * 2,
+        up_block_types=["UpBlock2D"] * 2, norm_num_groups=4, layers_per_block=1, add_attention=False)))),
+    # path=None reads $DIFFREP_LPIPS_WEIGHTS (documented); a missing file is a FileNotFoundError naming it
+    Case("resolve_lpips_weights", lambda: (resolve_lpips_weights, dict(path=_weight_file())), skip=("path:None",),
+         errors=(FileNotFoundError,), names={"path": ("x", "bogus")}),
 ]
+
+
+def _weight_file():
+    p = Path(_TMP.name) / "lpips.safetensors"
+    p.touch()
+    return p
 
 ROWS, IDS = expand(CASES)
 

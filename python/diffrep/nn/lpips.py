@@ -41,6 +41,8 @@ _EXPECTED = ("a .safetensors or torch state-dict file with the VGG16 'features.<
 def resolve_lpips_weights(path: str | os.PathLike | None = None) -> Path:
     """The LPIPS weight file: ``path``, else ``$DIFFREP_LPIPS_WEIGHTS``; FileNotFoundError when absent."""
     source = "perceptual_weights"
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path or None, got {type(path).__name__}")
     if path is None or str(path) == "":
         path, source = os.environ.get(LPIPS_ENV) or None, f"${LPIPS_ENV}"
     if path is None:
