@@ -20,6 +20,10 @@ import diffrep.metrics as M
 from diffrep.metrics import generation as G
 from diffrep.metrics import fid_preprocess as P
 from diffrep.metrics.results import Result, merge
+from diffrep.metrics.dci import fit_factors
+from diffrep.metrics.gbt import fit_predict
+from diffrep.metrics.linear import fit_logistic
+from diffrep.metrics.mig import discretised_mi
 from diffrep.metrics.suite import compute, load_codes, sample_warnings
 
 
@@ -171,6 +175,29 @@ CASES += [
     Case("sample_warnings", lambda: (sample_warnings, dict(metrics=("mig", "dci"), n_train=10, n_test=5,
                                                            factor_sizes=(3, 4), n_attr=None)),
          skip=("n_attr:None",), accepted=("*:zero",)),
+]
+
+
+def _xy():
+    c, f = _codes(30), _factors(30)
+    return c.float(), f
+
+
+# the building blocks behind the metrics (public module functions, called by the metrics above)
+CASES += [
+    Case("dci.fit_factors", lambda: (fit_factors, dict(xtr=_xy()[0], ytr=_xy()[1], xte=_xy()[0][:10],
+                                                       estimator="fast", seed=0, n_jobs=1, max_bins=8)),
+         skip=("seed:None", "n_jobs:negative"), accepted=("*:int_dtype", "xte:batch-1")),
+    Case("gbt.fit_predict", lambda: (fit_predict, dict(x_train=_xy()[0], y_train=_xy()[1][:, 0], x_evals=(_xy()[0],),
+                                                       n_estimators=3, learning_rate=0.1, max_depth=2, max_bins=8,
+                                                       seed=0)),
+         accepted=("x_train:int_dtype",)),
+    # C=inf is the unpenalised fit (documented)
+    Case("linear.fit_logistic", lambda: (fit_logistic, dict(x=_xy()[0], ys=list(_xy()[1].T), C=1.0,
+                                                            class_weight=None, max_iter=20, tol=1e-4)),
+         skip=("class_weight:None",), accepted=("x:int_dtype", "C:inf", "tol:zero")),
+    Case("mig.discretised_mi", lambda: (discretised_mi, dict(codes=_codes(), factors=_factors(), num_bins=5)),
+         accepted=INT_CODES),
 ]
 ROWS, IDS = expand(CASES)
 
