@@ -123,6 +123,26 @@ CASES = [
          skip=("num_images:None", "size:None"), accepted=("start:zero",)),
 ]
 
+
+
+def _toy_shapes():
+    from diffrep.data.toy_shapes import ToyShapes, ToyShapesConfig
+
+    return ToyShapes, dict(config=ToyShapesConfig(num_images=4, image_size=8, seed=0))
+
+
+# the procedural generators (their constructors only: rendering all of dSprites is not a unit test)
+CASES += [
+    Case("DSprites", lambda: (D.load, dict(name="dsprites", source="procedural", keep_color=False, item_format="01",
+                                           cache=False)), skip=("source:None",)),
+    Case("Shapes3D", lambda: (D.load, dict(name="shapes3d", source="procedural", item_format="01", cache_size=4)),
+         accepted=("cache_size:zero",)),  # 0: no cache
+    Case("ToyShapes", _toy_shapes, skip=("config:None",)),
+    Case("Disks(config)", lambda: (K.Disks, dict(config=K.DisksConfig(size=8, radius=1.5, transition=1.0,
+                                                                      bins=(2, 2, 2)))), skip=("config:None",)),
+    Case("Pooled.sample_factors", lambda: (__import__("diffrep.data.pooled", fromlist=["Pooled"]).Pooled(
+        _ds(), 2).sample_factors, dict(n=3, rng=0)), skip=("rng:None",), accepted=("n:zero",)),
+]
 ROWS, IDS = expand(CASES)
 
 

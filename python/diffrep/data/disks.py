@@ -122,6 +122,8 @@ class Disks(GroundTruthData):
 
     def __init__(self, config: DisksConfig | None = None, jitter: bool = False, seed: int = 0,
                  item_format: str = "pm1", cache_size: int = 65536, **overrides):
+        if config is not None and not isinstance(config, DisksConfig):
+            raise TypeError(f"config must be a DisksConfig or None, got {type(config).__name__}")
         cfg = config or DisksConfig()
         if overrides:
             cfg = DisksConfig(**{**cfg.__dict__, **overrides})
