@@ -21,13 +21,16 @@ import torch
 
 from harness import banner, sync
 
+# one paper configuration of each method family (the multi-beta VAE's phases: bench_multibeta.py)
 PAPER_RECIPES = ("paramrel/celeba64", "paramrel/cifar10", "sami/disks", "sami/celeba64", "bfn/cifar10-discretised",
-                 "vq/celeba64")
+                 "vq/celeba64", "vae/beta-vae-dsprites", "diffae/celeba64", "infodiffusion/celeba64", "disdiff/shapes3d",
+                 "encdiff/shapes3d")
 
 
 def image_shape(model_cfg) -> tuple[int, int]:
-    """(channels, size) of the images a model config trains on."""
-    for owner in ("bfn", "denoiser", "unet", None):
+    """(channels, size) of the images a model config trains on: a latent model's first stage takes them (its U-Net
+    sees the latent), a multi-beta pipeline's VAE."""
+    for owner in ("first_stage", "vae", "bfn", "denoiser", "unet", None):
         c = getattr(model_cfg, owner, None) if owner else model_cfg
         if c is None:
             continue

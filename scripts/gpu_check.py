@@ -65,7 +65,7 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
         steps.append(Step("build", ["env", *env_arch, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
                                     *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT))],
                           300))
-    steps.append(Step("build report", _py("-m", "diffrep.cli", "info"), 20))
+    steps.append(Step("build report", _py("-m", "diffrep.cli", "info"), 12))
     tests = ["tests/ops"] if not dry_run else ["tests/ops/test_bfn_cuda.py", "tests/ops/test_metric_kernels_cuda.py",
                                                "tests/ops/test_knn_cuda.py"]
     steps.append(Step("CUDA tests" if not dry_run else "CUDA tests (collected; they skip without a GPU)",
@@ -91,8 +91,10 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
              "SAMI training step with and without the fused guidance op"),
         Step("method step times (bf16)", _py("benches/bench_method_step.py", "--device", dev,
                                              *(["--recipes", "paramrel/digits", "sami/disks-cpu", "bfn/digits",
-                                                "vq/toy-cpu", "--batch", "2", "--steps", "1", "--warmup", "0"]
-                                               if tiny else ["--steps", "10", "--warmup", "3"])), 50,
+                                                "vq/toy-cpu", "vae/beta-vae-cpu", "diffae/shapes3d-cpu",
+                                                "infodiffusion/shapes3d-cpu", "disdiff/shapes3d-cpu",
+                                                "encdiff/shapes3d-cpu", "--batch", "2", "--steps", "1", "--warmup", "0"]
+                                               if tiny else ["--steps", "5", "--warmup", "2"])), 58,
              "one training step of each method's paper recipe: ms/step, images/s, peak memory"),
         Step("multibeta phase step times", _py("benches/bench_multibeta.py", "--device", dev,
                                                *(["--recipes", "multibeta/dsprites-cpu", "--batch", "2", "--repeat", "1",

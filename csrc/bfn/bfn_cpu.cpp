@@ -198,17 +198,6 @@ DIFFREP_LAUNCHER(disc_flow) {
   });
 }
 
-// Precision checks of the continuous updates (docs/kernels/bfn.md#performance: done here, per
-// row, instead of by tensor ops in Python): alpha >= 0 (> 0 for the sender update), rho > 0, the
-// new precision rho +- alpha > 0, all finite. Python re-checks for the message when the flag is set.
-template <typename T>
-inline int32_t precision_bad(T rho, T alpha, T rho_new, bool strict_alpha) {
-  return (finite_bit(rho) | finite_bit(alpha) | int32_t(!(rho > T(0))) |
-          int32_t(strict_alpha ? !(alpha > T(0)) : !(alpha >= T(0))) | int32_t(!(rho_new > T(0))))
-             ? int32_t(kNonPositive)
-             : 0;
-}
-
 DIFFREP_LAUNCHER(cts_update) {
   *l.flags |= parallel_tiles(n, 1, [&](int64_t i0, int64_t i1) {
     int32_t flags = 0;
@@ -231,11 +220,9 @@ DIFFREP_LAUNCHER(cts_update) {
         if (bad) flags |= kNonFiniteInput;
         return;
       }
-      for (int64_t i = s; i < e; ++i) {
-        const T r = at(rho, rho_per_row, row, i), a = at(alpha, alpha_per_row, row, i);
-        flags |= precision_bad(r, a, inverse ? r - a : r + a, false);
-        out[i] = cts_update_elem(mu[i], r, y[i], a, inverse, flags);
-      }
+      for (int64_t i = s; i < e; ++i)
+        out[i] = cts_update_checked(mu[i], at(rho, rho_per_row, row, i), y[i], at(alpha, alpha_per_row, row, i),
+                                    inverse, flags);
     });
     return flags;
   });
@@ -265,14 +252,9 @@ DIFFREP_LAUNCHER(cts_sender_update) {
         if (bad) flags |= kNonFiniteInput;
         return;
       }
-      for (int64_t i = s; i < e; ++i) {
-        if (!isfinite(x[i])) flags |= kNonFiniteInput;
-        const T a = at(alpha, alpha_per_row, row, i), r = at(rho, rho_per_row, row, i);
-        flags |= precision_bad(r, a, r + a, true);
-        const T y = x[i] + eps[i - i0] / sqrt(a);  // y ~ N(x, 1/alpha)
-        out_y[i] = y;
-        out[i] = cts_update_elem(mu[i], r, y, a, false, flags);
-      }
+      for (int64_t i = s; i < e; ++i)
+        out[i] = cts_sender_update_elem(mu[i], at(rho, rho_per_row, row, i), x[i], at(alpha, alpha_per_row, row, i),
+                                        eps[i - i0], out_y[i], flags);
     });
     return flags;
   });

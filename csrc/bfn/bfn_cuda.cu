@@ -59,8 +59,8 @@ __global__ void cts_update_kernel(const T* mu, const T* rho, bool rho_per_row, c
                                   int64_t row_len, const T* y, bool inverse, T* out, int64_t n, int32_t* flags) {
   int32_t local = 0;
   GRID_STRIDE(i, n) {
-    out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y[i], alpha[bidx(i, row_len, alpha_per_row)],
-                             inverse, local);
+    out[i] = cts_update_checked(mu[i], rho[bidx(i, row_len, rho_per_row)], y[i],
+                                alpha[bidx(i, row_len, alpha_per_row)], inverse, local);
   }
   report(flags, local);
 }
@@ -71,11 +71,8 @@ __global__ void cts_sender_update_kernel(const T* mu, const T* rho, bool rho_per
                                          PhiloxKey key, T* out, T* out_y, int64_t n, int32_t* flags) {
   int32_t local = 0;
   for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
-    const T a = alpha[bidx(i, row_len, alpha_per_row)];
-    if (!isfinite(x[i])) local |= kNonFiniteInput;
-    const T y = x[i] + eps / sqrt(a);
-    out_y[i] = y;
-    out[i] = cts_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], y, a, false, local);
+    out[i] = cts_sender_update_elem(mu[i], rho[bidx(i, row_len, rho_per_row)], x[i],
+                                    alpha[bidx(i, row_len, alpha_per_row)], eps, out_y[i], local);
   });
   report(flags, local);
 }
@@ -126,7 +123,7 @@ __global__ void disc_probs_kernel(const T* mu_x, const T* sigma_x, int64_t K, bo
 template <typename T>
 __global__ void disc_probs_backward_kernel(const T* mu_x, const T* sigma_x, const T* g, int64_t K, bool clip, T* d_mu,
                                            T* d_sigma, int64_t n) {
-  GRID_STRIDE(i, n) { disc_probs_backward_elem(mu_x[i], sigma_x[i], g + i * K, K, clip, d_mu[i], d_sigma[i]); }
+  GRID_STRIDE(i, n) { disc_probs_backward_f64(mu_x[i], sigma_x[i], g + i * K, K, clip, d_mu[i], d_sigma[i]); }
 }
 
 template <typename T>

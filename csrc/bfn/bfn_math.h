@@ -332,6 +332,35 @@ DIFFREP_HD T cts_update_elem(T mu, T rho, T y, T alpha, bool inverse, int32_t& f
   return (rho * mu + alpha * y) / (rho + alpha);
 }
 
+// Precision checks of the continuous updates: rho > 0, alpha >= 0 (> 0 for the sender update, whose
+// y has variance 1/alpha), the new precision rho +- alpha > 0, all finite; kNonPositive if one fails.
+// The kernels run them (the CPU per row where it can, CUDA per element) instead of tensor ops in
+// Python, which re-checks for the message only when the flag is set (docs/kernels/bfn.md#performance):
+// a backend that skipped them would let a bad precision through silently.
+template <typename T>
+DIFFREP_HD int32_t precision_bad(T rho, T alpha, T rho_new, bool strict_alpha) {
+  const bool bad = !isfinite(rho) || !isfinite(alpha) || !(rho > T(0)) ||
+                   (strict_alpha ? !(alpha > T(0)) : !(alpha >= T(0))) || !(rho_new > T(0));
+  return bad ? int32_t(kNonPositive) : int32_t(0);
+}
+
+// One element of the continuous update (or its inverse) with its precision checks.
+template <typename T>
+DIFFREP_HD T cts_update_checked(T mu, T rho, T y, T alpha, bool inverse, int32_t& flags) {
+  flags |= precision_bad(rho, alpha, inverse ? rho - alpha : rho + alpha, false);
+  return cts_update_elem(mu, rho, y, alpha, inverse, flags);
+}
+
+// One element of the continuous sender update: y = x + eps / sqrt(alpha) ~ N(x, 1/alpha) (BFN Eq. 86)
+// into y, then the update h with it (returned); x and the precisions are checked.
+template <typename T>
+DIFFREP_HD T cts_sender_update_elem(T mu, T rho, T x, T alpha, T eps, T& y, int32_t& flags) {
+  if (!isfinite(x)) flags |= kNonFiniteInput;
+  flags |= precision_bad(rho, alpha, rho + alpha, true);
+  y = x + eps / sqrt(alpha);
+  return cts_update_elem(mu, rho, y, alpha, false, flags);
+}
+
 // Discrete update in log space (docs/kernels/bfn.md#numerical-safeguards, #inverse-update): l' = l + sign*y - logsumexp(l + sign*y).
 // log_io: theta and the result are log-probabilities; otherwise probabilities.
 template <typename T, typename YFn>
@@ -409,9 +438,10 @@ DIFFREP_HD void disc_probs_elem(T mu_x, T sigma_x, int64_t K, bool clip, T* out,
   }
 }
 
-// Backward of disc_probs_elem: sum_k g_k dp_k/d(mu, sigma), by Abel summation over boundaries.
-template <typename T>
-DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
+// Backward of disc_probs_elem: sum_k g_k dp_k/d(mu, sigma), by Abel summation over boundaries, in T
+// (the gradient g may be of another float type: it is read as T).
+template <typename T, typename G>
+DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const G* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
   const T inv_s = T(1) / sigma_x;
   // dPhi(b)/dmu = -phi(z)/sigma, dPhi(b)/dsigma = -z phi(z)/sigma
   // sum_k g_k (Phi_k - Phi_{k-1}) = sum_{j=0..K} Phi_j (g_j - g_{j+1}) with g_0 = g_{K+1} = 0.
@@ -421,7 +451,7 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
   for (int64_t j = j_lo; j <= j_hi; ++j) {
     const T z = (boundary<T>(j, K) - mu_x) * inv_s;
     const T phi = normal_pdf_std(z);
-    const T w = (j >= 1 ? g[j - 1] : T(0)) - (j < K ? g[j] : T(0));
+    const T w = (j >= 1 ? T(g[j - 1]) : T(0)) - (j < K ? T(g[j]) : T(0));
     a_mu += w * phi;
     a_s += w * z * phi;
   }
@@ -447,8 +477,8 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
   DIFFREP_SIMD_SUM(gp, g_step)
   for (int64_t j = 0; j <= K; ++j) {
     const SplitCdf<T> c = j == 0 ? lo : (j == K ? hi : split_cdf(boundary<T>(j, K), mu_x, inv_s));
-    const T g_left = j >= 1 ? g[j - 1] : T(0);
-    gp += c.v * (g_left - (j < K ? g[j] : T(0)));
+    const T g_left = j >= 1 ? T(g[j - 1]) : T(0);
+    gp += c.v * (g_left - (j < K ? T(g[j]) : T(0)));
     g_step += (c.s - (j >= 1 ? mean_step(boundary<T>(j - 1, K), mu_x) : T(0))) * g_left;
   }
   gp = (gp + g_step) / R;
@@ -458,6 +488,18 @@ DIFFREP_HD void disc_probs_backward_elem(T mu_x, T sigma_x, const T* g, int64_t 
   const T dR_s = (-z_hi * f_hi + z_lo * f_lo) * inv_s;
   d_mu = (a_mu - gp * dR_mu) / R;
   d_sigma = (a_s - gp * dR_s) / R;
+}
+
+// The backward in double whatever T is (what the CUDA kernel runs; the CPU's
+// items::disc_probs_backward_item computes the same in double): with clip=False, d_mu = (a_mu - gp
+// dR_mu) / R subtracts two terms that nearly cancel when the mass sits beyond an edge, and the float
+// body gave 7e-6 for a true -3e-8 at mu = -1.4, sigma = 0.21.
+template <typename T>
+DIFFREP_HD void disc_probs_backward_f64(T mu_x, T sigma_x, const T* g, int64_t K, bool clip, T& d_mu, T& d_sigma) {
+  double dm, ds;
+  disc_probs_backward_elem<double>(double(mu_x), double(sigma_x), g, K, clip, dm, ds);
+  d_mu = static_cast<T>(dm);
+  d_sigma = static_cast<T>(ds);
 }
 
 // Continuous-time loss for discretised data (BFN Eq. 122), fused with the output conversion:

@@ -171,7 +171,9 @@ struct NormalStream {
       philox_normal4<T>(key, g, cache);
       block = g;
     }
-    return cache[e & 3];
+    // a select, not cache[e & 3]: a run-time index would keep the cache in local memory on the GPU
+    const uint64_t lane = e & 3;
+    return lane == 0 ? cache[0] : (lane == 1 ? cache[1] : (lane == 2 ? cache[2] : cache[3]));
   }
 };
 

@@ -7,7 +7,8 @@
 namespace diffrep {
 
 // Problem sizes from x (U, n, d), unit_of (B,) and act (B, K); on the host, unit_of against U
-// (the CUDA wrapper validates unit_of before the call).
+// (device memory cannot be read here: hddc.Engine, python/diffrep/ops/hddc.py, checks unit_of
+// before every call).
 template <typename A>
 hddc::Dims hddc_dims(A& x, A& unit_of, A& act, bool host) {
   expect(x.ndim() == 3, "hddc: x must have shape (U, n, d)");

@@ -6,7 +6,8 @@
 //   dk (B,K) int32, tri (B,K) int32 (non-zero: row j of qt_k is zero beyond column j, and the
 //   kernel skips those columns), ib (B,K), cst (B,K), act (B,K) int32, thr (B,) -> resp (B,n,K)
 //   (0 for inactive components, and for w = 0 points when skip_zero), llp (B,n) float64 = w
-//   logsumexp, L (B,) float64 (llp summed in block order), cnt (B,K) int64 = #{w > 0, t > thr_b}.
+//   logsumexp, L (B,) float64 (llp summed in a fixed order: blocks of kBlock points on the CPU, a
+//   strided tree on CUDA), cnt (B,K) int64 = #{w > 0, t > thr_b}.
 // hddc_stats: both passes of the M-step statistics (mode 0) or of cluster_density (mode 1).
 //   Pass 1 with weight pass_weight(mode, w, t, phi): mass (B,K) and mean (B,K,d), float64.
 //   Pass 2, mode 0: second = W (B,K,d,d) float64 = sum weight (x - mean)(x - mean)^T / mass;

@@ -252,7 +252,7 @@ DIFFREP_HD int64_t vote_argmin(const T* batch, int64_t B, int64_t d, const doubl
     double ss = 0;
     for (int64_t b = 0; b < B; ++b) {
       const double dv = double(batch[b * d + c]) - mean;
-      ss += dv * dv;
+      ss += mul_rn(dv, dv);  // unfused: the argmin must not depend on the backend's FMA contraction
     }
     const double ratio = (ss / double(B - 1)) / g[c];
     if (ratio != ratio) return a;  // NaN: np.argmin returns the first one

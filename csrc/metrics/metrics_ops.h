@@ -13,7 +13,8 @@
 // knn_mi_cd: sx (J, n) sorted values, vorder (J, n) their argsort, labels (F, n) in [0, V):
 //   mi (J, F).
 // factor_vae_votes: batches (nt, B, d), factor_index (nt,) in [0, F), global_var (d,), active
-//   (na,) code ids: votes (F, d) += 1 per batch (zeroed by the caller), arg (nt,).
+//   (na <= d,) code ids: votes (F, d) += 1 per batch (zeroed by the caller), arg (nt,). With
+//   `compressed` a vote lands in column a, the index into active, so na <= d keeps it inside votes.
 #pragma once
 #include "common/ops_table.h"
 
@@ -56,7 +57,9 @@ inline int64_t knn_iscratch_size(int64_t J, int64_t F, int64_t n, int64_t V) { r
 #define DIFFREP_ARGS_factor_vae_votes(ARG, T)                                                           \
   ARG(POS, int64_t, nt) ARG(VAL, int64_t, B) ARG(POS, int64_t, d) ARG(POS, int64_t, F)                  \
   ARG(CHECK, expect(B >= 2, "B must be >= 2 (ddof=1 variances)")) ARG(DIM, int64_t, na, active.size())  \
-  ARG(CHECK, expect_positive(na, "active.size")) ARG(IN, T, batches, nt * B * d)                        \
+  ARG(CHECK, expect_positive(na, "active.size"))                                                        \
+  ARG(CHECK, expect(na <= d, "factor_vae_votes: active holds more code ids than d (a repeated id?)"))    \
+  ARG(IN, T, batches, nt * B * d)                                                                       \
   ARG(IN, int64_t, factor_index, nt) ARG(IN, double, global_var, d) ARG(IN, int64_t, active, na)        \
   ARG(VAL, bool, compressed) ARG(OUT, int64_t, votes, F * d) ARG(OUT, int64_t, arg, nt)
 

@@ -77,7 +77,10 @@ __global__ void __launch_bounds__(kRowThreads)
       rows[2 * i + 1] = s_oth;
       if (want_grad) {
         T* out = (in_x ? gx : gy) + own * d;
-        for (int k = 0; k < d; ++k) out[k] = g[k];
+        // over DP with a guard, not `k < d`: a run-time index into g would move it to local memory
+#pragma unroll
+        for (int k = 0; k < DP; ++k)
+          if (k < d) out[k] = g[k];
       }
     }
   }
@@ -108,7 +111,14 @@ __global__ void mmd_combine_kernel(const double* rows, int64_t n, int64_t m, Est
     }
     __syncthreads();
   }
-  if (t == 0) *loss = T(ew.axx * sxx[0] + ew.ayy * syy[0] - 2.0 * ew.axy * sxy[0]);
+  // the CPU's order of operations, each product and sum rounded on its own: nvcc contracts a * b + c
+  // into an FMA, which turned the exact zero of identical sets (the two same-set terms and the cross
+  // term are equal there) into 2 (round(a_xx S) - a_xx S) ~ 1e-17
+  if (t == 0) {
+    const double xx = __dmul_rn(ew.axx, sxx[0]), yy = __dmul_rn(ew.ayy, syy[0]);
+    const double xy = __dmul_rn(2.0 * ew.axy, sxy[0]);
+    *loss = T(__dsub_rn(__dadd_rn(xx, yy), xy));
+  }
 }
 
 template <typename T, int DP>

@@ -379,7 +379,8 @@ def test_cpu_recipes_and_compat_presets():
 
 def test_paramrel_cli_verbs():
     """Run on a trained model in tests/methods/test_paramrel_trained.py."""
-    assert {"train", "sample", "reconstruct", "traverse", "time-varying", "interpolate", "eval"} <= _verbs("paramrel")
+    assert {"train", "sample", "reconstruct", "traverse", "time-varying", "interpolate", "attributes-encoding",
+            "eval"} <= _verbs("paramrel")
 
 
 # -- the main job --------------------------------------------------------------------------------------------------

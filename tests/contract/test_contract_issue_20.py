@@ -394,7 +394,8 @@ def test_evaluate_record_and_reference_cache(tmp_path):
     real = _uint8_images(2, 1)
     fake = real.flip(0)  # the same images in the other order: its features are the real ones reversed
     cache = tmp_path / "ref.npz"
-    r = G.evaluate(real, fake, metrics=("kid", "prdc"), protocol="legacy_pytorch", k=1, dc_k=1, cache=cache, **KW)
+    r = G.evaluate(real, fake, metrics=("kid", "prdc"), protocol="legacy_pytorch", k=1, dc_k=1, cache=cache,
+                   kid_subset_size=2, **KW)
     assert {"kid_mean", "kid_std", "precision", "recall", "density", "coverage", "protocol", "real", "fake"} <= set(r)
     assert r["protocol"]["preprocessing"] == "legacy_pytorch"
     assert r["protocol"]["weights_sha1"] == I.file_sha1(I.weights_path())
@@ -437,15 +438,15 @@ def test_fid_and_kid_of_images_and_the_cli(tmp_path):
     fr, ff = G.inception_features(real, **KW), G.inception_features(fake, **KW)
     want = G.fid_from_features(fr, ff, allow_singular=True)
     assert G.fid(real, fake, allow_singular=True, **KW) == pytest.approx(want, rel=1e-5)
-    assert G.kid(real, fake, **KW) == pytest.approx(G.kid_from_features(fr, ff, subset_size=3, device="cpu"),
-                                                     rel=1e-5, abs=1e-9)
+    assert G.kid(real, fake, kid_subset_size=3, **KW) == pytest.approx(
+        G.kid_from_features(fr, ff, subset_size=3, device="cpu"), rel=1e-5, abs=1e-9)
     with pytest.raises(ValueError, match="at least 2048 images"):
         G.fid(real, fake, **KW)  # fewer images than feature dimensions, without allow_singular
     np.save(tmp_path / "real.npy", real.numpy())
     np.save(tmp_path / "fake.npy", fake.numpy())
     rc = main(["eval", "--generation", "--real", str(tmp_path / "real.npy"), "--fake", str(tmp_path / "fake.npy"),
                "--gen-metrics", "fid,kid,prdc", "--allow-singular", "--k", "1", "--dc-k", "1", "--device", "cpu",
-               "--no-progress", "--out", str(tmp_path / "r.json")])
+               "--kid-subset-size", "3", "--no-progress", "--out", str(tmp_path / "r.json")])
     assert rc == 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["fid"] == pytest.approx(want, rel=1e-5)

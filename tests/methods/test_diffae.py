@@ -6,7 +6,8 @@ import pytest
 
 from diffrep.config import ConfigError
 from diffrep.diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
-from diffrep.methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, diffae_unet, slerp
+from diffrep.methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, diffae_unet
+from diffrep.viz import slerp as viz_slerp
 from diffrep.nn.layers import ResBlock
 from helpers import break_zero_init
 
@@ -160,6 +161,9 @@ def test_latent_loss_is_eq10_on_standardised_codes():
 
 # -- verbs and plumbing ----------------------------------------------------------------------------
 def test_slerp_end_points_and_norm():
+    def slerp(a, b, alpha):  # DiffAE's x_T interpolation: per example
+        return viz_slerp(a, b, [alpha], batched=True)[0]
+
     a, b = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
     torch.testing.assert_close(slerp(a, b, 0.0), a)
     torch.testing.assert_close(slerp(a, b, 1.0), b)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from diffrep.config import ConfigError
 from diffrep.diffusion import NoiseScheduleConfig
-from diffrep.methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, LatentDDIMNet, diffae_unet, slerp
+from diffrep.methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, LatentDDIMNet, diffae_unet
+from diffrep.viz import slerp as viz_slerp
 from helpers import break_zero_init, ddim_decode_by_hand, ddim_invert_by_hand, linear_alphas_cumprod
 
 
@@ -79,7 +80,11 @@ def test_stochastic_encoding_is_eq8_by_hand_and_never_clipped():
         m.encode_stochastic(x, torch.zeros(3, 32, dtype=torch.float64))
 
 
-# -- slerp (DiffAE Sec. 5.1) -------------------------------------------------------------------------
+# -- slerp (DiffAE Sec. 5.1): diffrep.viz.slerp with batched=True, one angle per example ----------------
+def slerp(a, b, alpha):
+    return viz_slerp(a, b, [alpha], batched=True)[0]
+
+
 def _slerp_row(a, b, alpha):
     cos = sum(p * q for p, q in zip(a, b)) / (math.sqrt(sum(p * p for p in a)) * math.sqrt(sum(q * q for q in b)))
     th = math.acos(max(-1.0, min(1.0, cos)))

@@ -466,7 +466,7 @@ def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_pa
     kw = dict(weights=stub, device="cpu", progress=False)
     fr = G.inception_features(real, **kw)
     ff = G.inception_features(fake, **kw)
-    r = G.evaluate(real, fake, metrics=("fid", "kid", "prdc"), k=2, strict=True, kid_subsets=4, kid_subset_size=100,
+    r = G.evaluate(real, fake, metrics=("fid", "kid", "prdc"), k=2, strict=True, kid_subsets=4, kid_subset_size=11,
                    seed=7, **kw)
     assert {m: r[m] for m in ("precision", "recall", "density", "coverage")} == G.prdc(fr, ff, k=2, strict=True)
     assert (r["kid_mean"], r["kid_std"]) == G.kid_from_features(fr, ff, num_subsets=4, subset_size=11, seed=7)
@@ -505,7 +505,7 @@ def test_evaluate_passes_every_setting_to_the_feature_level_metrics(stub, tmp_pa
 
     assert G.fid(real, Model(), num_samples=6, batch_size=4, allow_singular=True, **kw) == \
         G.evaluate(real, Model(), num_samples=6, allow_singular=True, **kw)["fid"]
-    assert G.kid(real, Model(), num_samples=6, kid_subsets=2, **kw) == pytest.approx(tuple(
+    assert G.kid(real, Model(), num_samples=6, kid_subsets=2, kid_subset_size=6, **kw) == pytest.approx(tuple(
         G.kid_from_features(fr, G.inception_features(Model(), num_samples=6, seed=1, **kw), num_subsets=2,
                             subset_size=6, seed=0)), rel=1e-12)
 
@@ -579,27 +579,52 @@ def test_evaluate_count_checks_sit_exactly_at_their_bounds(stub, monkeypatch):
     assert "precision" in G.evaluate(_images(4, 1), _images(4, 2), metrics="prdc", k=3, dc_k=3, **kw)
     with pytest.raises(ValueError, match="k \\+ 1 = 4"):
         G.evaluate(_images(4, 1), _images(3, 2), metrics="prdc", k=3, dc_k=3, **kw)
-    assert "kid_mean" in G.evaluate(_images(2, 1), _images(2, 2), metrics="kid", kid_subsets=2, **kw)
+    assert "kid_mean" in G.evaluate(_images(2, 1), _images(2, 2), metrics="kid", kid_subsets=2, kid_subset_size=2,
+                                    **kw)
     with pytest.raises(ValueError, match="KID needs at least 2"):
-        G.evaluate(_images(2, 1), _images(1, 2), metrics="kid", **kw)
+        G.evaluate(_images(2, 1), _images(1, 2), metrics="kid", kid_subset_size=2, **kw)
+    with pytest.raises(ValueError, match="kid_subset_size=3 images need at least that many images per set, got 3 "
+                                         "real and 2 fake"):
+        G.evaluate(_images(3, 1), _images(2, 2), metrics="kid", kid_subset_size=3, **kw)
     n = MAX_K
     assert "recall" in G.evaluate(_images(n, 1), _images(n, 2), metrics="prdc", k=MAX_K - 1, **kw)
     with pytest.raises(ValueError, match=f"k must be <= {MAX_K - 1}, got {MAX_K}"):
         G.evaluate(_images(n, 1), _images(n, 2), metrics="prdc", k=MAX_K, **kw)
 
 
-def test_evaluate_kid_alone_and_its_subset_size_bound_by_the_smaller_real_set(stub, tmp_path):
-    """metrics='kid' alone still extracts the features KID needs, and the subset size is
-    min(kid_subset_size, n_real, n_fake): here the real set (6) is the smaller one."""
+def test_evaluate_kid_alone_and_a_set_smaller_than_the_kid_subset_size(stub, tmp_path):
+    """metrics='kid' alone still extracts the features KID needs. A set smaller than kid_subset_size is
+    refused before any image is scored (as torch-fidelity refuses it; it was shrunk to the smaller set),
+    naming both numbers; passing the smaller size scores subsets of it."""
     real, fake = _images(6, 3), _images(9, 4)
     kw = dict(weights=stub, device="cpu", progress=False)
-    r = G.evaluate(real, fake, metrics="kid", kid_subsets=3, seed=2, **kw)
+    drawn = []
+
+    def fake_source(start, k):  # a callable source: records what was drawn
+        drawn.append(k)
+        return fake[start:start + k]
+
+    for size in (1000, 7):
+        with pytest.raises(ValueError, match=f"kid_subset_size={size} images need at least that many images per "
+                                             r"set, got 6 real and 9 fake; pass kid_subset_size=6 "
+                                             r"\(--kid-subset-size 6\)"):
+            G.evaluate(real, fake_source, num_samples=9, metrics="kid", kid_subset_size=size, **kw)
+    with pytest.raises(ValueError, match="got 6 real and 5 fake; pass kid_subset_size=5 "):
+        G.evaluate(real, fake_source, num_samples=5, metrics="kid", kid_subset_size=6, **kw)
+    assert drawn == []  # refused before the fakes were drawn
+    r = G.evaluate(real, fake, metrics="kid", kid_subsets=3, kid_subset_size=6, seed=2, **kw)
     fr, ff = G.inception_features(real, **kw), G.inception_features(fake, **kw)
     assert (r["kid_mean"], r["kid_std"]) == G.kid_from_features(fr, ff, num_subsets=3, subset_size=6, seed=2)
     assert r["protocol"]["kid"]["subset_size"] == 6 and "fid" not in r
-    # through a reference cache: KID alone makes the cache keep the real features
-    cached = G.evaluate(real, fake, metrics="kid", kid_subsets=3, seed=2, cache=tmp_path / "ref.npz", **kw)
+    # through a reference cache: KID alone makes the cache keep the real features; its count is checked
+    cached = G.evaluate(real, fake, metrics="kid", kid_subsets=3, kid_subset_size=6, seed=2,
+                        cache=tmp_path / "ref.npz", **kw)
     assert (cached["kid_mean"], cached["kid_std"]) == (r["kid_mean"], r["kid_std"])
+    with pytest.raises(ValueError, match="kid_subset_size=10 images need at least that many images per set, got 9 "
+                                         "fake; pass kid_subset_size=9"):  # the fakes: checked before the cache
+        G.evaluate(real, _images(9, 5), metrics="kid", kid_subset_size=10, cache=tmp_path / "ref.npz", **kw)
+    with pytest.raises(ValueError, match="got 6 real and 9 fake; pass kid_subset_size=6"):  # the cache's count
+        G.evaluate(real, fake, metrics="kid", kid_subset_size=8, cache=tmp_path / "ref.npz", **kw)
 
 
 def test_evaluate_defaults_are_torch_fidelitys():

@@ -257,5 +257,11 @@ def test_native_fuzz_garbage_indices_never_crash(seed, n, j, v):
     _call("knn_mi_cd", torch.randn(j, n, dtype=f64), junk(j, n), junk(1, n), j, 1, n, v, 3,
           torch.empty(4 * j * n, dtype=f64), torch.empty(2 * v + j * (n + 1) + j * v, dtype=I64),
           torch.empty(j, 1, dtype=f64))
-    _call("factor_vae_votes", torch.randn(n, 2, j), junk(n), torch.rand(j, dtype=f64), junk(max(1, v - 1)), n, 2,
-          j, 2, bool(seed % 2), torch.zeros(2, j, dtype=I64), torch.empty(n, dtype=I64))
+    votes = lambda: _call("factor_vae_votes", torch.randn(n, 2, j), junk(n), torch.rand(j, dtype=f64),  # noqa: E731
+                          junk(max(1, v - 1)), n, 2, j, 2, bool(seed % 2), torch.zeros(2, j, dtype=I64),
+                          torch.empty(n, dtype=I64))
+    if max(1, v - 1) > j:  # more active ids than d: refused before the kernel (a compressed vote column is < na)
+        with pytest.raises(ValueError, match="more code ids than d"):
+            votes()
+    else:
+        votes()

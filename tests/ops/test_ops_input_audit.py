@@ -46,7 +46,12 @@ def test_explain_finds_an_op_whose_module_was_not_imported_yet(monkeypatch):
 
     from diffrep.ops import _dispatch, explain
 
+    import diffrep.ops
+
     monkeypatch.delitem(_dispatch._CHOOSERS, "mmd.mmd2")  # as in a fresh process: diffrep.ops.mmd not imported
+    # the re-import below binds a new module to the package attribute too: restore both, or later tests'
+    # ``import diffrep.ops.mmd`` (attribute) and ``from ..ops.mmd import`` (sys.modules) see two modules
+    monkeypatch.setattr(diffrep.ops, "mmd", sys.modules["diffrep.ops.mmd"])
     monkeypatch.delitem(sys.modules, "diffrep.ops.mmd")
     assert explain("mmd.mmd2", torch.randn(3, 2), torch.randn(4, 2)).op == "mmd.mmd2"  # was "unknown op"
     with pytest.raises(ValueError, match="unknown op 'mmd.nope'"):

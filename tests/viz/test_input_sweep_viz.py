@@ -50,14 +50,16 @@ CASES = [
          accepted=("image:ndim-1", "image:int_dtype")),
     Case("upscale", lambda: (V.upscale, dict(img=V.to_pil(_imgs(1)[0]), scale=2))),
     Case("legible_scale", lambda: (V.legible_scale, dict(size=8, min_scale=2, min_pixels=32))),
-    # t: a tensor, a sequence or one number of weights, any shape (flattened), integer weights too
+    # t: a tensor, a sequence or one number of weights, any shape (flattened), integer weights too; integer
+    # codes are numbers
     Case("lerp", lambda: (V.lerp, dict(a=torch.zeros(2), b=torch.ones(2), t=torch.tensor([0.0, 0.5, 1.0]))),
-         accepted=("t:batch-1", "t:ndim+1", "t:ndim-1", "t:int_dtype")),
+         accepted=("t:batch-1", "t:ndim+1", "t:ndim-1", "*:int_dtype")),
     Case("slerp", lambda: (V.slerp, dict(a=torch.tensor([1.0, 0.0]), b=torch.tensor([0.0, 1.0]),
                                          t=torch.tensor([0.0, 0.5, 1.0]), eps=1e-7)),
-         accepted=("t:batch-1", "t:ndim+1", "t:ndim-1", "t:int_dtype")),
+         accepted=("t:batch-1", "t:ndim+1", "t:ndim-1", "*:int_dtype")),
     Case("interpolation_strip", lambda: (V.interpolation_strip, dict(decode=_decode, z_a=torch.zeros(2),
-                                                                     z_b=torch.ones(2), n=3, mode="lerp"))),
+                                                                     z_b=torch.ones(2), n=3, mode="lerp")),
+         accepted=("*:int_dtype",)),
     Case("traversal_grid", lambda: (V.traversal_grid, dict(decode=_decode, z=torch.zeros(2), values=[-1.0, 1.0],
                                                            dims=[0, 1], padding=1, pad_value=0.0)),
          skip=("dims:None",), accepted=("padding:zero", "pad_value:negative")),

@@ -48,14 +48,20 @@ class BFNDataConfig(Config):
         return self.channels * self.image_size**2
 
 
+def checked_config(cfg) -> BFNDataConfig:
+    if not isinstance(cfg, BFNDataConfig):
+        raise TypeError(f"cfg must be a BFNDataConfig, got {type(cfg).__name__}")
+    return cfg
+
+
 def make_flow(cfg: BFNDataConfig):
-    if cfg.data == "discrete":
+    if checked_config(cfg).data == "discrete":
         return DiscreteFlow(cfg.num_classes, cfg.sqrt_beta1)
     return ContinuousFlow(cfg.sigma1, cfg.num_bins if cfg.data == "discretised" else None)
 
 
 def make_output(cfg: BFNDataConfig):
-    if cfg.data == "discrete":
+    if checked_config(cfg).data == "discrete":
         return CategoricalOutput(cfg.num_classes)
     if cfg.data == "discretised":
         return DiscretisedNormalOutput(cfg.sigma1, cfg.num_bins, cfg.noise_pred, cfg.clip, cfg.eps_sign)

@@ -18,6 +18,13 @@ def _sigma1(sigma1) -> float:
     return V.positive_scalar("sigma1", sigma1, upper=1.0)
 
 
+def _finite(**named):
+    """NaN or inf in a network output or the flow mean would come out as NaN parameters."""
+    for name, v in named.items():
+        if v is not None:
+            V.finite(name, v)
+
+
 def _times(t, like, dtype):
     tt, _ = V.per_sample("t", t, like, dtype)
     V.time_in_unit_interval("t", tt)
@@ -42,6 +49,7 @@ def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=1e
         V.same_shape("log_sigma_eps", log_sigma_eps, "eps_hat", eps_hat)
     tt = _times(t, eps_hat, V.float_dtype(eps_hat=eps_hat, mu=mu))
     V.positive_scalar("min_t", min_t)
+    _finite(eps_hat=eps_hat, mu=mu, log_sigma_eps=log_sigma_eps)
     return ref.noise_pred_to_data_pred(eps_hat, mu, tt, _sigma1(sigma1), log_sigma_eps, min_t)
 
 
@@ -57,4 +65,5 @@ def output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred=True
     if noise_pred:
         V.tensor("mu", mu)
         V.same_shape("mu", mu, "out_mean", out_mean)
+    _finite(out_mean=out_mean, out_log_sigma=out_log_sigma, mu=mu if noise_pred else None)
     return ref.output_normal_params(out_mean, out_log_sigma, mu, tt, _sigma1(sigma1), bool(noise_pred))

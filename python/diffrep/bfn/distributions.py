@@ -23,13 +23,16 @@ import math
 
 import torch
 
+from .._checks import positive_int
+from ..ops.random import check_generator
 from ..ops import _validate as V
 from ..ops import bfn as ops
 from ..ops.reference import bfn as ref
 from .conversions import noise_pred_to_data_pred, output_normal_params
+from .flows import FlowState
 
 __all__ = ["DeltaOutput", "DiscretisedNormalOutput", "CategoricalOutput", "DeltaDist", "DiscretisedNormalDist",
-           "CategoricalDist", "discretised_log_prob"]
+           "CategoricalDist", "discretised_log_prob", "check_parts", "check_out"]
 
 
 def discretised_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
@@ -47,6 +50,7 @@ def discretised_log_prob(x, mu_x, sigma_x, num_bins, clip=True):
     K = V.num_classes("num_bins", num_bins)
     V.nonnegative("sigma_x", sigma_x, strict=True)
     V.finite("x", x)
+    V.finite("mu_x", mu_x)
     idx = ref.float_to_idx(x, K)
     centre = (idx.to(x.dtype) + 0.5) / K * 2 - 1
     half = 1.0 / K
@@ -72,6 +76,8 @@ def _bin_centres(K: int, like: torch.Tensor) -> torch.Tensor:
 
 class DeltaDist:
     def __init__(self, x_hat: torch.Tensor, sigma1: float):
+        V.tensor("x_hat", x_hat)
+        _check_sigma1(sigma1, "DeltaDist")
         self.x_hat, self.sigma1 = x_hat, sigma1
 
     @property
@@ -83,6 +89,7 @@ class DeltaDist:
         return self.x_hat
 
     def sample(self, generator=None) -> torch.Tensor:
+        check_generator(generator)  # a delta has nothing to draw; the argument is the other outputs'
         return self.x_hat
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,6 +104,12 @@ class DeltaDist:
 
 class DiscretisedNormalDist:
     def __init__(self, mu_x: torch.Tensor, sigma_x: torch.Tensor, num_bins: int, clip: bool = True):
+        V.tensor("mu_x", mu_x)
+        V.tensor("sigma_x", sigma_x)
+        V.same_shape("sigma_x", sigma_x, "mu_x", mu_x)
+        V.num_classes("num_bins", num_bins)
+        _check_bool(clip, "clip")
+        V.nonnegative("sigma_x", sigma_x, strict=True)
         self.mu_x, self.sigma_x, self.K, self.clip = mu_x, sigma_x, num_bins, clip
         self._probs = None
 
@@ -129,6 +142,9 @@ class DiscretisedNormalDist:
 
 class CategoricalDist:
     def __init__(self, logits: torch.Tensor):
+        V.tensor("logits", logits)
+        if logits.dim() < 1 or logits.shape[-1] < 2:
+            raise ValueError(f"logits must have the K >= 2 classes in the last dimension, got shape {tuple(logits.shape)}")
         self.logits = logits  # (..., K)
 
     @property
@@ -149,14 +165,60 @@ class CategoricalDist:
         return torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator).reshape(p.shape[:-1])
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        V.integer_classes("x", x)
+        if tuple(x.shape) != tuple(self.logits.shape[:-1]):
+            raise ValueError(f"x must have shape {tuple(self.logits.shape[:-1])} (the logits' without the classes), "
+                             f"got {tuple(x.shape)}")
+        K = self.logits.shape[-1]
+        if x.numel() and bool(((x < 0) | (x >= K)).any()):
+            raise ValueError(f"x holds a class outside [0, {K})")
         lp = torch.log_softmax(self.logits.float(), -1)
         return lp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
 
 
-def _check_out(net_out, shape, who):
+def check_out(net_out, shape, who, name="net_out"):
+    """The network output ``name``: a real float tensor of ``shape``."""
     if not isinstance(net_out, torch.Tensor) or tuple(net_out.shape) != tuple(shape):
-        raise ValueError(f"{who}: network output must have shape {tuple(shape)}, got "
+        raise ValueError(f"{who}: {name} (the network output) must have shape {tuple(shape)}, got "
                          f"{tuple(getattr(net_out, 'shape', ())) or type(net_out).__name__}")
+    V.tensor(name, net_out)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_parts(flow, output, state=None, x=None) -> None:
+    """A flow and an output distribution that belong together (BFN §4-6: continuous or discretised data
+    with a ContinuousFlow and a Delta or discretised Normal output, discrete data with a DiscreteFlow
+    and a categorical output), and optionally a FlowState and data x of that flow's shape."""
+    from .flows import ContinuousFlow, DiscreteFlow
+
+    if not isinstance(flow, (ContinuousFlow, DiscreteFlow)):
+        raise TypeError(f"flow must be a ContinuousFlow or a DiscreteFlow, got {type(flow).__name__}")
+    if not isinstance(output, (DeltaOutput, DiscretisedNormalOutput, CategoricalOutput)):
+        raise TypeError(f"output must be a DeltaOutput, DiscretisedNormalOutput or CategoricalOutput, got "
+                        f"{type(output).__name__}")
+    if isinstance(flow, DiscreteFlow) != isinstance(output, CategoricalOutput):
+        raise ValueError(f"output {type(output).__name__} does not go with flow {type(flow).__name__}")
+    if state is not None or x is not None:
+        if not isinstance(state, FlowState):
+            raise TypeError(f"state must be a FlowState, got {type(state).__name__}")
+        if not isinstance(x, torch.Tensor) or x.is_complex():
+            raise TypeError(f"x must be a real tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        data_shape = state.params.shape[:-1] if isinstance(flow, DiscreteFlow) else state.params.shape
+        if tuple(x.shape) != tuple(data_shape):
+            raise ValueError(f"x has shape {tuple(x.shape)} but the state holds data of shape {tuple(data_shape)}")
+
+
+def _check_call(state, t):
+    """The state and network time of an output distribution's call."""
+    if not isinstance(state, FlowState):
+        raise TypeError(f"state must be a FlowState, got {type(state).__name__}")
+    if not isinstance(t, torch.Tensor) or t.is_complex():
+        raise TypeError(f"t must be a real tensor of network times, got {getattr(t, 'dtype', type(t).__name__)}")
 
 
 def _check_sigma1(sigma1, who: str) -> None:
@@ -177,18 +239,22 @@ class DeltaOutput:
         _check_sigma1(sigma1, "DeltaOutput")
         if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 <= clip_range < math.inf:
             raise ValueError(f"clip_range must be a finite number >= 0 (0 disables the clip), got {clip_range!r}")
+        _check_bool(noise_pred, "noise_pred")
         self.sigma1, self.noise_pred, self.clip_range, self.eps_sign = sigma1, bool(noise_pred), float(clip_range), eps_sign
 
     def out_channels(self, channels: int) -> int:
-        return channels
+        return positive_int(channels, "channels")
 
     def eps(self, net_out: torch.Tensor) -> torch.Tensor:
         """The network output as BFN's eps_hat (sign-flipped for ``eps_sign=+1``)."""
+        V.tensor("net_out", net_out)
         return net_out if self.eps_sign == -1 else -net_out
 
     def __call__(self, net_out, state, t) -> DeltaDist:
+        _check_call(state, t)
         mu = state.params
-        _check_out(net_out, mu.shape, "DeltaOutput")
+        check_out(net_out, mu.shape, "DeltaOutput")
+        V.finite("net_out", net_out)
         out = net_out.to(mu.dtype)
         if self.noise_pred:
             x_hat = noise_pred_to_data_pred(self.eps(out), mu, t.to(mu.dtype), self.sigma1)[0]
@@ -210,21 +276,30 @@ class DiscretisedNormalOutput:
         if eps_sign not in (-1, 1):
             raise ValueError(f"eps_sign must be -1 or +1, got {eps_sign!r}")
         _check_sigma1(sigma1, "DiscretisedNormalOutput")
+        _check_bool(noise_pred, "noise_pred")
+        _check_bool(clip, "clip")
         self.sigma1, self.K, self.noise_pred, self.clip, self.eps_sign = sigma1, num_bins, bool(noise_pred), bool(clip), eps_sign
 
     def out_channels(self, channels: int) -> int:
-        return channels
+        return positive_int(channels, "channels")
 
     def split(self, net_out):
         if not isinstance(net_out, (tuple, list)) or len(net_out) != 2:
-            raise ValueError("DiscretisedNormalOutput: the network must return a pair (mean or eps, log sigma)")
+            raise ValueError("DiscretisedNormalOutput: net_out must be the network's pair (mean or eps, log sigma), got "
+                             f"{type(net_out).__name__}")
         mean, log_sigma = net_out
+        V.tensor("net_out[0]", mean)
+        V.tensor("net_out[1]", log_sigma)
         return (mean if self.eps_sign == -1 else -mean), log_sigma
 
     def __call__(self, net_out, state, t) -> DiscretisedNormalDist:
+        _check_call(state, t)
         mu = state.params
         mean, log_sigma = self.split(net_out)
-        _check_out(mean, mu.shape, "DiscretisedNormalOutput")
+        check_out(mean, mu.shape, "DiscretisedNormalOutput", "net_out[0]")
+        check_out(log_sigma, mu.shape, "DiscretisedNormalOutput", "net_out[1]")
+        V.finite("net_out[0]", mean)
+        V.finite("net_out[1]", log_sigma)
         mu_x, sigma_x = output_normal_params(mean.to(mu.dtype), log_sigma.to(mu.dtype), mu, t.to(mu.dtype),
                                                  self.sigma1, self.noise_pred)
         return DiscretisedNormalDist(mu_x, sigma_x, self.K, self.clip)
@@ -241,18 +316,23 @@ class CategoricalOutput:
         self.K = num_classes
 
     def out_channels(self, channels: int) -> int:
+        channels = positive_int(channels, "channels")
         return channels if self.K == 2 else channels * self.K
 
     def logits(self, net_out: torch.Tensor, data_shape) -> torch.Tensor:
         """(B, C, H, W, K) logits (K = 2: (B, C, H, W, 1), the Bernoulli logit of class 1)."""
+        if (isinstance(data_shape, (str, bytes)) or not hasattr(data_shape, "__len__") or len(data_shape) < 2
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in data_shape)):
+            raise ValueError(f"data_shape must be the data's (B, C, ...) sizes, got {data_shape!r}")
         B, C = data_shape[0], data_shape[1]
         if self.K == 2:
-            _check_out(net_out, data_shape, "CategoricalOutput")
+            check_out(net_out, data_shape, "CategoricalOutput")
             return net_out.unsqueeze(-1)
-        _check_out(net_out, (B, C * self.K, *data_shape[2:]), "CategoricalOutput")
+        check_out(net_out, (B, C * self.K, *data_shape[2:]), "CategoricalOutput")
         return net_out.reshape(B, C, self.K, *data_shape[2:]).movedim(2, -1)
 
     def __call__(self, net_out, state, t) -> CategoricalDist:
+        _check_call(state, t)
         lg = self.logits(net_out, state.params.shape[:-1])
         if self.K == 2:
             lg = torch.cat([torch.zeros_like(lg), lg], -1)  # softmax([0, l]) = [1 - sigmoid(l), sigmoid(l)]

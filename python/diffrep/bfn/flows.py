@@ -22,12 +22,44 @@ import math
 
 import torch
 
+from .._checks import device as checked_device
 from .._checks import positive_int
+from .._checks import shape as checked_shape
 from ..ops import bfn as ops
 from . import schedules
 from .quantize import quantize
 
 __all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times"]
+
+
+def _state(state) -> "FlowState":
+    if not isinstance(state, FlowState):
+        raise TypeError(f"state must be a FlowState, got {type(state).__name__}")
+    return state
+
+
+def _float_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def _prior_shape(data_shape) -> tuple:
+    shape = checked_shape(data_shape, "data_shape")
+    if len(shape) < 2 or 0 in shape:
+        raise ValueError(f"data_shape must be (B, ...) with sizes >= 1, got {data_shape!r}")
+    return shape
+
+
+def _tensor(name: str, v) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.is_complex():
+        raise TypeError(f"{name} must be a real tensor, got {getattr(v, 'dtype', type(v).__name__)}")
+    return v
+
+
+def _same_shape(name: str, v: torch.Tensor, shape) -> None:
+    if tuple(v.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} (the state's), got {tuple(v.shape)}")
 
 
 @dataclasses.dataclass
@@ -37,18 +69,27 @@ class FlowState:
     params: torch.Tensor
     t: torch.Tensor
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, torch.Tensor) or not self.params.is_floating_point() or self.params.dim() < 1:
+            raise TypeError(f"params must be a floating-point tensor (B, ...), got "
+                            f"{getattr(self.params, 'dtype', type(self.params).__name__)}")
+        if (not isinstance(self.t, torch.Tensor) or self.t.is_complex() or self.t.dim() != 1
+                or self.t.shape[0] != self.params.shape[0]):
+            raise ValueError(f"t must be a real tensor of shape ({self.params.shape[0]},) (one time per example), got "
+                             f"{tuple(getattr(self.t, 'shape', ())) or type(self.t).__name__}")
+
     def to(self, dtype: torch.dtype) -> "FlowState":
-        return FlowState(self.params.to(dtype), self.t)
+        return FlowState(self.params.to(_float_dtype(dtype)), self.t)
 
 
-def _per_example_t(t, batch: int, device) -> torch.Tensor:
-    t = torch.as_tensor(t, dtype=torch.float64, device=device)
+def _per_example_t(t, batch: int, device, name: str = "t") -> torch.Tensor:
+    t = schedules.as_times(t, name, device)
     if t.dim() == 0:
         t = t.expand(batch)
     if t.shape != (batch,):
-        raise ValueError(f"t must be a number or have shape ({batch},), got {tuple(t.shape)}")
+        raise ValueError(f"{name} must be a number or have shape ({batch},), got {tuple(t.shape)}")
     if not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons: it is refused too
-        raise ValueError("t must lie in [0, 1] (and not be NaN)")
+        raise ValueError(f"{name} must lie in [0, 1] (and not be NaN)")
     return t
 
 
@@ -93,22 +134,26 @@ class ContinuousFlow:
         """Data as the flow consumes it: float in [-1, 1] (checked); with ``num_bins``, snapped to the
         bin centres (discretised data, BFN §5)."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-            raise ValueError(f"continuous data must be a float tensor (B, ...), got {getattr(x, 'dtype', type(x))}")
+            raise ValueError(f"x (continuous data) must be a float tensor (B, ...), got "
+                             f"{getattr(x, 'dtype', type(x).__name__)}{tuple(getattr(x, 'shape', ()))}")
         return x if self.num_bins is None else quantize(x, self.num_bins)
 
     def data_to_float(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a float tensor (continuous data), got {getattr(x, 'dtype', type(x).__name__)}")
         return x
 
     def network_input(self, state: FlowState) -> torch.Tensor:
         """The network reads mu only (reference ``CtsBayesianFlow.forward`` returns (mean, None))."""
-        return state.params.float()
+        return _state(state).params.float()
 
     def input_channels(self, channels: int) -> int:
-        return channels
+        return positive_int(channels, "channels")
 
     # ---- distributions over parameters
     def prior(self, data_shape, device=None, dtype=torch.float32) -> FlowState:
-        mu = torch.zeros(tuple(data_shape), device=device, dtype=dtype)
+        mu = torch.zeros(_prior_shape(data_shape), device=None if device is None else checked_device(device),
+                         dtype=_float_dtype(dtype))
         return FlowState(mu, torch.zeros(mu.shape[0], dtype=torch.float64, device=device))
 
     def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
@@ -120,21 +165,26 @@ class ContinuousFlow:
     def mean_state(self, x: torch.Tensor, t, dtype=torch.float64) -> FlowState:
         """The noise-free flow state mu = gamma(t) x: what noise-free updates with y = x reach."""
         x = self.prepare_data(x)
+        if not bool(torch.isfinite(x).all()):  # the sampled flow's kernel refuses them; here no kernel runs
+            raise ValueError("x contains NaN or infinite values")
         tt = _per_example_t(t, x.shape[0], x.device)
-        g = self.gamma(tt).to(dtype).reshape(-1, *([1] * (x.dim() - 1)))
+        g = self.gamma(tt).to(_float_dtype(dtype)).reshape(-1, *([1] * (x.dim() - 1)))
         return FlowState(g * x.to(dtype), tt)
 
     # ---- updates
     def sender_mean(self, x_tilde: torch.Tensor, alpha) -> torch.Tensor:
         """The noise-free sender sample E[y] = x (BFN Eq. 86)."""
+        if not isinstance(x_tilde, torch.Tensor) or not x_tilde.is_floating_point():
+            raise TypeError(f"x_tilde must be a float tensor, got {getattr(x_tilde, 'dtype', type(x_tilde).__name__)}")
         return x_tilde
 
     def step(self, state: FlowState, x_tilde: torch.Tensor, t_next, generator=None, *, sender_noise: bool = True,
              noise=None) -> tuple[FlowState, torch.Tensor]:
         """Absorb alpha = rho(t_next) - rho(t) about ``x_tilde``: y ~ N(x_tilde, 1/alpha) (or y = x_tilde
         without sender noise), then h (BFN Eq. 49-50). Returns (state at t_next, y)."""
-        mu = state.params
-        t_next = _per_example_t(t_next, mu.shape[0], mu.device)
+        mu = _state(state).params
+        t_next = _per_example_t(t_next, mu.shape[0], mu.device, "t_next")
+        _same_shape("x_tilde", _tensor("x_tilde", x_tilde), mu.shape)
         rho = self.precision(state.t)
         alpha = self.precision(t_next) - rho
         if bool((alpha <= 0).any()):
@@ -150,8 +200,9 @@ class ContinuousFlow:
     def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
         """The exact inverse h^-1 (docs/kernels/bfn.md#inverse-update): undo the accuracy rho(t) - rho(t_prev)
         absorbed with sender sample ``y``. Run chains in float64 (docs/kernels/bfn.md#inverse-update)."""
-        mu = state.params
-        t_prev = _per_example_t(t_prev, mu.shape[0], mu.device)
+        mu = _state(state).params
+        t_prev = _per_example_t(t_prev, mu.shape[0], mu.device, "t_prev")
+        _same_shape("y", _tensor("y", y), mu.shape)
         rho = self.precision(state.t)
         alpha = rho - self.precision(t_prev)
         new_mu, _ = ops.continuous_update_inverse(mu, rho, y.to(mu.dtype), alpha)
@@ -186,35 +237,39 @@ class DiscreteFlow:
         """Integer classes pass through; floats in [-1, 1] map to round((x + 1)/2 (K - 1))
         (binary images: x > 0 is class 1)."""
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ValueError(f"discrete data must be a tensor (B, ...), got {type(x).__name__}")
+            raise ValueError(f"x (discrete data) must be a tensor (B, ...), got {type(x).__name__}"
+                             f"{tuple(getattr(x, 'shape', ()))}")
         if x.is_complex():
-            raise TypeError(f"discrete data must be real (floats in [-1, 1] or integer classes), got {x.dtype}")
+            raise TypeError(f"x (discrete data) must be real (floats in [-1, 1] or integer classes), got {x.dtype}")
         if x.is_floating_point():
             return ((x.clamp(-1, 1) + 1) * (self.K - 1) / 2).round().long()
         if x.dtype == torch.bool:
             return x.long()
         if x.numel() and (bool((x < 0).any()) or bool((x >= self.K).any())):  # one_hot raised a RuntimeError
-            raise ValueError(f"discrete data: integer classes must lie in 0..K-1 = 0..{self.K - 1}, "
+            raise ValueError(f"x (discrete data): integer classes must lie in 0..K-1 = 0..{self.K - 1}, "
                              f"got values in [{int(x.min())}, {int(x.max())}]")
         return x.long()
 
     def data_to_float(self, classes: torch.Tensor) -> torch.Tensor:
         """Classes back to [-1, 1]: 2c/(K - 1) - 1."""
+        _tensor("classes", classes)
         return classes.float() * (2.0 / (self.K - 1)) - 1.0
 
     def network_input(self, state: FlowState) -> torch.Tensor:
-        theta = state.params.float().exp()
+        theta = _state(state).params.float().exp()
         if self.K == 2:
             return 2 * theta[..., 0] - 1
         B, C = theta.shape[:2]
         return (2 * theta - 1).movedim(-1, 2).reshape(B, C * self.K, *theta.shape[2:-1])
 
     def input_channels(self, channels: int) -> int:
+        channels = positive_int(channels, "channels")
         return channels if self.K == 2 else channels * self.K
 
     # ---- distributions over parameters
     def prior(self, data_shape, device=None, dtype=torch.float32) -> FlowState:
-        lp = torch.full((*tuple(data_shape), self.K), -math.log(self.K), device=device, dtype=dtype)
+        lp = torch.full((*_prior_shape(data_shape), self.K), -math.log(self.K),
+                        device=None if device is None else checked_device(device), dtype=_float_dtype(dtype))
         return FlowState(lp, torch.zeros(lp.shape[0], dtype=torch.float64, device=device))
 
     def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
@@ -228,7 +283,7 @@ class DiscreteFlow:
         """Noise-free logits beta(t)(K e_x - 1), log-normalised: what noise-free updates reach."""
         x = self.prepare_data(x)
         tt = _per_example_t(t, x.shape[0], x.device)
-        b = self.beta(tt).to(dtype).reshape(-1, *([1] * x.dim()))
+        b = self.beta(tt).to(_float_dtype(dtype)).reshape(-1, *([1] * x.dim()))
         onehot = torch.nn.functional.one_hot(x, self.K).to(dtype)
         return FlowState(torch.log_softmax(b * (self.K * onehot - 1), -1), tt)
 
@@ -239,6 +294,15 @@ class DiscreteFlow:
 
     def sender_mean(self, x_tilde: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """E[y] = alpha (K e - 1) for a (soft) one-hot ``x_tilde`` (..., K) (BFN Eq. 162)."""
+        if not isinstance(x_tilde, torch.Tensor) or not x_tilde.is_floating_point() or x_tilde.dim() < 2:
+            raise TypeError(f"x_tilde must be a float tensor (B, ..., K), got {getattr(x_tilde, 'dtype', type(x_tilde).__name__)}")
+        if x_tilde.shape[-1] != self.K:
+            raise ValueError(f"x_tilde must hold the K = {self.K} classes last, got shape {tuple(x_tilde.shape)}")
+        _tensor("alpha", alpha)
+        if alpha.dim() and (alpha.shape[0] not in (1, x_tilde.shape[0]) or alpha.dim() > x_tilde.dim()
+                            or any(s != 1 for s in alpha.shape[1:])):
+            raise ValueError(f"alpha must be a number or have shape ({x_tilde.shape[0]}, 1, ...) (one accuracy per "
+                             f"example), got {tuple(alpha.shape)}")
         return alpha * (self.K * x_tilde - 1)
 
     def step(self, state: FlowState, x_tilde: torch.Tensor, t_next, generator=None, *, sender_noise: bool = True,
@@ -246,8 +310,11 @@ class DiscreteFlow:
         """Absorb alpha = beta(t_next) - beta(t). ``x_tilde``: integer classes (a sample of p_O) or a
         soft one-hot (..., K) (the output mean). y ~ N(alpha (K e - 1), alpha K I), or its mean without
         sender noise; then h in log space. Returns (state at t_next, y)."""
-        lp = state.params
-        t_next = _per_example_t(t_next, lp.shape[0], lp.device)
+        lp = _state(state).params
+        t_next = _per_example_t(t_next, lp.shape[0], lp.device, "t_next")
+        _tensor("x_tilde", x_tilde)
+        # a soft one-hot (..., K), or integer classes of the data's shape
+        _same_shape("x_tilde", x_tilde, lp.shape if x_tilde.is_floating_point() else lp.shape[:-1])
         alpha_b = self.beta(t_next) - self.beta(state.t)
         if bool((alpha_b <= 0).any()):
             raise ValueError("step: t_next must be later than the state's time")
@@ -267,6 +334,7 @@ class DiscreteFlow:
 
     def inverse_step(self, state: FlowState, y: torch.Tensor, t_prev) -> FlowState:
         """The exact inverse (docs/kernels/bfn.md#inverse-update): log theta = l' - y - logsumexp(l' - y)."""
-        lp = state.params
-        t_prev = _per_example_t(t_prev, lp.shape[0], lp.device)
+        lp = _state(state).params
+        t_prev = _per_example_t(t_prev, lp.shape[0], lp.device, "t_prev")
+        _same_shape("y", _tensor("y", y), lp.shape)
         return FlowState(ops.discrete_update_inverse(lp, y.to(lp.dtype), log=True), t_prev)

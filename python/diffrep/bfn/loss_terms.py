@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .._checks import positive_int
+from .._checks import finite_float, non_negative_float, positive_int
 from ..ops import _validate as V
 from ..ops.random import fill_normal, philox_key
 from ..ops.reference import bfn as ref
@@ -39,6 +39,8 @@ def _checked(t, x, named):
     for other, v in rest:
         V.tensor(other, v)
         V.same_shape(other, v, name, out)
+    for other, v in named:
+        V.finite(other, v)  # NaN or inf would come out as a NaN loss
     dtype = V.float_dtype(**{name: out}, x=x)
     tt, _ = V.per_sample("t", t, x, dtype)
     V.time_in_unit_interval("t", tt)
@@ -63,16 +65,16 @@ def continuous_time_loss(net_out, x, t, sigma1, *, mu=None, noise_pred=False, cl
     """
     tt, _ = _checked(t, x, [("net_out", net_out), ("x", x)] + ([("mu", mu)] if noise_pred else []))
     s1 = _sigma1(sigma1)
-    x_hat = _delta_x_hat(net_out, mu, tt, s1, bool(noise_pred), float(clip_range))
-    return ref.loss_weight(tt, s1, float(min_loss_variance), x) * (x_hat - x).square()
+    x_hat = _delta_x_hat(net_out, mu, tt, s1, bool(noise_pred), non_negative_float(clip_range, "clip_range"))
+    return ref.loss_weight(tt, s1, finite_float(min_loss_variance, "min_loss_variance"), x) * (x_hat - x).square()
 
 
 def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, *, mu=None, noise_pred=False, clip_range=1.0):
     """L^n for continuous data with a delta output (BFN Eq. 94): n alpha_i / 2 (x - x_hat)^2 with
     i = t n + 1, t on the grid {0, 1/n, ..., (n-1)/n} (reference `discrete_time_loss`)."""
-    tt, _ = _checked(t, x, [("net_out", net_out), ("x", x)])
+    tt, _ = _checked(t, x, [("net_out", net_out), ("x", x)] + ([("mu", mu)] if noise_pred else []))
     s1, n = _sigma1(sigma1), positive_int(n_steps, "n_steps")
-    x_hat = _delta_x_hat(net_out, mu, tt, s1, bool(noise_pred), float(clip_range))
+    x_hat = _delta_x_hat(net_out, mu, tt, s1, bool(noise_pred), non_negative_float(clip_range, "clip_range"))
     alpha = continuous_alpha(ref.per_element(tt, x).to(x.dtype) * n + 1, n, s1)
     return n * alpha * (x_hat - x).square() / 2
 

@@ -25,7 +25,7 @@ import torch
 from .._checks import positive_int
 from ..ops import bfn as ops
 from . import loss_terms
-from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput
+from .distributions import CategoricalOutput, DeltaOutput, DiscretisedNormalOutput, check_out, check_parts
 from .flows import FlowState
 from .quantize import quantize
 from .schedules import discrete_alpha
@@ -34,17 +34,23 @@ __all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", 
 
 
 def per_example_sum(v: torch.Tensor) -> torch.Tensor:
+    """The sum over all but the first (batch) dimension: (B, ...) -> (B,)."""
+    if not isinstance(v, torch.Tensor) or v.is_complex() or v.dim() < 1:
+        raise TypeError(f"v must be a real tensor (B, ...), got {getattr(v, 'dtype', type(v).__name__)}"
+                        f"{tuple(getattr(v, 'shape', ()))}")
     return v.reshape(v.shape[0], -1).sum(1)
 
 
 def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState) -> torch.Tensor:
     """L^inf per example: -ln(sigma1) sigma1^(-2t) ||x - x_hat||^2 (continuous/discretised data) or
     K beta(1) t ||e_x - e_hat||^2 (discrete data), with the state's t."""
+    check_parts(flow, output, state, x)
     if isinstance(output, CategoricalOutput):
         logits = output.logits(net_out, x.shape)
         return per_example_sum(ops.discrete_continuous_time_loss(logits.float(), x, state.t.float(), flow.beta1))
     mu = state.params.float()
     if isinstance(output, DeltaOutput):
+        check_out(net_out, x.shape, "DeltaOutput")
         out = output.eps(net_out) if output.noise_pred else net_out
         return per_example_sum(loss_terms.continuous_time_loss(
             out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
@@ -86,7 +92,9 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
                        n_samples: int = 10, receiver: str = "exact", generator=None) -> torch.Tensor:
     """L^n per example, n KL(p_S(. | x; alpha_i) || p_R(. | theta; t_{i-1}, alpha_i)) with i = t n + 1;
     the state's t must lie on the grid {0, 1/n, ..., (n-1)/n}."""
+    check_parts(flow, output, state, x)
     positive_int(n_steps, "n_steps")
+    positive_int(n_samples, "n_samples")
     if receiver not in ("exact", "factorised"):
         raise ValueError(f"receiver must be 'exact' or 'factorised', got {receiver!r}")
     i = state.t * n_steps + 1
@@ -102,6 +110,7 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
     mu = state.params.float()
     t = state.t.float()
     if isinstance(output, DeltaOutput):
+        check_out(net_out, x.shape, "DeltaOutput")
         out = output.eps(net_out) if output.noise_pred else net_out
         return per_example_sum(loss_terms.continuous_discrete_time_loss(
             out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
@@ -118,5 +127,6 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
 def reconstruction_loss(flow, output, net_out, x: torch.Tensor, state: FlowState) -> torch.Tensor:
     """L^r per example: -ln p_O(x | Psi(theta, 1)) (the reference's Delta-output convention is in
     :meth:`DeltaDist.log_prob`). ``state`` is a flow sample at t = 1."""
+    check_parts(flow, output, state, x)
     dist = output(net_out, state, state.t)
     return -per_example_sum(dist.log_prob(x if isinstance(output, CategoricalOutput) else x.to(state.params.dtype)))

@@ -17,13 +17,14 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
+from .._checks import device as checked_device
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images, check_images as _check_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from . import losses, sampler
-from .config import BFNDataConfig, check_unet, make_flow, make_output
+from .config import BFNDataConfig, check_unet, checked_config, make_flow, make_output
 from .flows import FlowState
 
 __all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images", "data_images"]
@@ -33,12 +34,18 @@ def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch") -> tor
     """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
     configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
     discrete flow reads them as classes)."""
-    return _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
-                        name=name, who=who)
+    checked_config(cfg)
+    images = _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
+                           name=name, who=who)
+    if images.is_complex():  # the image check takes any numeric dtype
+        raise TypeError(f"{who}: {name} must hold real images, got {images.dtype}")
+    return images
 
 
 def draw_time(cfg: BFNDataConfig, batch: int, device, generator=None) -> torch.Tensor:
     """Training times (B,) float64: U(0, 1) for L^inf, randint(0, n)/n for L^n (reference ``BFN.sample_t``)."""
+    checked_config(cfg)
+    batch, device = positive_int(batch, "batch"), checked_device(device)
     if cfg.time_loss == "continuous":
         return torch.rand(batch, generator=generator, device=device, dtype=torch.float64)
     n = cfg.loss_steps
@@ -47,7 +54,7 @@ def draw_time(cfg: BFNDataConfig, batch: int, device, generator=None) -> torch.T
 
 def bfn_loss(cfg: BFNDataConfig, flow, output, net_out, x: torch.Tensor, state: FlowState, generator=None):
     """The configured BFN loss per example (B,)."""
-    if cfg.time_loss == "continuous":
+    if checked_config(cfg).time_loss == "continuous":
         return losses.continuous_time_loss(flow, output, net_out, x, state)
     return losses.discrete_time_loss(flow, output, net_out, x, state, cfg.loss_steps, n_samples=cfg.loss_mc_samples,
                                      receiver=cfg.receiver, generator=generator)
@@ -91,6 +98,8 @@ class BFN(PretrainedMixin, nn.Module):
 
     def predict(self, state: FlowState, t: torch.Tensor):
         """Psi(theta, t): the raw network output for flow state ``state`` at network time ``t`` (B,)."""
+        if not isinstance(t, torch.Tensor) or t.is_complex():
+            raise TypeError(f"t must be a real tensor (B,) of network times, got {getattr(t, 'dtype', type(t).__name__)}")
         return self.unet(self.flow.network_input(state), t.float() * self.config.time_scale)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -119,6 +128,10 @@ class BFN(PretrainedMixin, nn.Module):
         """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``)."""
         n = positive_int(n, "n")
         cfg = self.config
+        if num_steps is not None:
+            positive_int(num_steps, "num_steps")
+        if final is not None and final not in ("mode", "sample"):
+            raise ValueError(f"final must be 'mode' or 'sample', got {final!r} (None: the config's)")
         device = next(self.parameters()).device
         state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)
         x, _ = sampler.sample(self.flow, self.output, self.predict, state, cfg.sample_steps if num_steps is None else num_steps,

@@ -21,11 +21,20 @@ from typing import Callable
 import torch
 
 from .._progress import progress
+from .distributions import check_parts
 from .flows import FlowState, step_times
 
 __all__ = ["sample", "reverse_chain"]
 
 Predict = Callable[[FlowState, torch.Tensor], object]
+
+
+def _check_callables(flow, output, predict, callback) -> None:
+    check_parts(flow, output)
+    if not callable(predict):
+        raise TypeError(f"predict must be callable as predict(state, t), got {type(predict).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or callable, got {type(callback).__name__}")
 
 
 def _full(state: FlowState, t: float) -> torch.Tensor:
@@ -43,6 +52,7 @@ def sample(flow, output, predict: Predict, state: FlowState, n_steps: int, *, ge
     Returns (x in data space: floats for continuous data, integer classes for discrete data, final state).
     """
     times = step_times(n_steps)
+    _check_callables(flow, output, predict, callback)
     if final not in ("mode", "sample"):
         raise ValueError(f"final must be 'mode' or 'sample', got {final!r}")
     if x_tilde not in ("sample", "mean"):
@@ -75,6 +85,7 @@ def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int,
     has rho = 1 (continuous) and holds the stochastic subcode (mu_T, or the discrete logits).
     """
     times = step_times(n_steps)
+    _check_callables(flow, output, predict, callback)
     data = flow.prepare_data(x)
     state = flow.mean_state(data, 1.0, dtype=dtype)
     if flow.kind == "discrete":

@@ -12,6 +12,7 @@ Continuous-time functions take ``t`` as a number or a tensor and return float64 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -36,14 +37,24 @@ def _step_index(i, n_steps) -> int:
     return n
 
 
+def as_times(t, name: str = "t", device=None) -> torch.Tensor:
+    """``t`` (a number or a real tensor) as a float64 tensor; anything else is a TypeError naming it."""
+    if isinstance(t, torch.Tensor):
+        if t.is_complex():
+            raise TypeError(f"{name} must be real, got {t.dtype}")
+    elif isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise TypeError(f"{name} must be a number or a real tensor, got {type(t).__name__}")
+    return torch.as_tensor(t, dtype=torch.float64, device=device)
+
+
 def gamma(t, sigma1: float):
     """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 72), computed with expm1 (exact near t = 0)."""
-    return -torch.expm1(torch.as_tensor(t, dtype=torch.float64) * _log_s1sq(sigma1))
+    return -torch.expm1(as_times(t) * _log_s1sq(sigma1))
 
 
 def continuous_precision(t, sigma1: float):
     """rho(t) = 1 + beta(t) = sigma1^(-2t) (BFN Eq. 71-72): the flow's precision at time t."""
-    return torch.exp(-torch.as_tensor(t, dtype=torch.float64) * _log_s1sq(sigma1))
+    return torch.exp(-as_times(t) * _log_s1sq(sigma1))
 
 
 def continuous_alpha(i, n_steps: int, sigma1: float):
@@ -55,7 +66,7 @@ def continuous_alpha(i, n_steps: int, sigma1: float):
 
 def discrete_beta(t, beta1: float):
     """beta(t) = beta1 t^2 (BFN Eq. 182)."""
-    return V.positive_scalar("beta1", beta1) * torch.as_tensor(t, dtype=torch.float64) ** 2
+    return V.positive_scalar("beta1", beta1) * as_times(t) ** 2
 
 
 def discrete_alpha(i, n_steps: int, beta1: float):

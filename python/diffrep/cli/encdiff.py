@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from ._common import IMAGE_SUFFIXES, parse_options, prepare_output, resolve_device, resolve_model_dir
+from ._common import (IMAGE_SUFFIXES, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
+                      resolve_weights)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 
@@ -48,7 +49,7 @@ def register(sub) -> None:
     for name in VERBS:
         q = verbs.add_parser(name, help=helps[name])
         q.add_argument("model", help="an EncDiff model, checkpoint or run folder (a run: its newest checkpoint, else final/)")
-        q.add_argument("--weights", choices=("model", "ema"), default="model")
+        add_weights_flag(q)
         q.add_argument("--dataset", default="shapes3d_subgrid")
         q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
@@ -92,7 +93,8 @@ def _load(args):
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors
     model_dir = resolve_model_dir(args.model)
-    model = load_pretrained(model_dir, weights=args.weights, map_location=device).eval()
+    weights = resolve_weights(model_dir, args.weights, f"diffrep encdiff {args.verb}")
+    model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     if not isinstance(model, EncDiff):
         raise ValueError(f"{model_dir} holds a {type(model).__name__}, not an EncDiff model")
     return model, device

@@ -38,8 +38,9 @@ def add_arguments(p) -> None:
     g.add_argument("--dc-k", type=int, default=None, help="density/coverage: nearest neighbours (default: --k, as the "
                    "prdc package's nearest_k; Naeem et al. 2020 use 5)")
     g.add_argument("--strict", action="store_true", help="PRDC: membership < (the prdc package) instead of <=")
-    g.add_argument("--kid-subsets", type=int, default=100)
-    g.add_argument("--kid-subset-size", type=int, default=1000)
+    g.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets (default 100, torch-fidelity's)")
+    g.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset (default 1000, as "
+                   "published KIDs); a set with fewer images is refused, pass its size to score smaller subsets")
     g.add_argument("--allow-singular", action="store_true", help="FID with fewer than 2048 images per set")
     g.add_argument("--no-progress", action="store_true")
 

@@ -28,7 +28,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from ._common import IMAGE_SUFFIXES, prepare_output, resolve_model_dir, run_data_settings
+from ._common import (IMAGE_SUFFIXES, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
+                      run_data_settings)
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -124,7 +125,7 @@ def register(sub) -> None:
 
 def _model_flags(p, n: int | None) -> None:
     p.add_argument("model", help="saved MultiBeta folder, or a run folder (its final/)")
-    p.add_argument("--weights", choices=("model", "ema"), default="model", help="raw or EMA weights (default model)")
+    add_weights_flag(p)
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
     p.add_argument("--seed", type=int, default=0)
@@ -191,7 +192,8 @@ def load_model(args, *, need_denoiser: bool = False):
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
     path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
     device = _device(args)
-    model = load_pretrained(path, weights=args.weights, map_location=device).eval()
+    weights = resolve_weights(path, args.weights, f"diffrep multibeta {args.multibeta_command}")
+    model = load_pretrained(path, weights=weights, map_location=device).eval()
     if not isinstance(model, MultiBeta):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a MultiBeta model")
     if need_denoiser and not int(model.denoiser.schedule_set):

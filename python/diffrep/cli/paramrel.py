@@ -4,13 +4,16 @@
     diffrep paramrel train RECIPE [--out DIR] [--a.b VALUE ...]         (as diffrep train)
     diffrep paramrel sample MODEL [--n 16] [--steps N] [--z-source encoder|prior_per_step|prior_fixed]
     diffrep paramrel reconstruct|traverse|time-varying|interpolate MODEL [--dataset NAME] [--pool K] [--n 8]
+    diffrep paramrel attributes-encoding MODEL [--dataset NAME] [--n 8] [--subcodes 4]
     diffrep paramrel eval MODEL [--dataset NAME] [--pool K] [--eval quick|full] [--json OUT]
 
 MODEL is a ``save_pretrained`` folder (a run's ``final/``, or the quickstart's ``model/``). The dataset,
 its options (size ...), pooling and root default to the ones the model was trained with (the run's
 ``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root`` override them. Tasks write a
 PNG (``--out``); reconstructions use reverse-sampling with the exact inverse update; traversals span
-[-3, 3]; time-varying rows fix z at t* = 0.9, 0.8, 0.7 (the papers' s* = 100/200/300 of T = 1000).
+[-3, 3]; time-varying rows fix z at t* = 0.9, 0.8, 0.7 (the papers' s* = 100/200/300 of T = 1000);
+attributes encoding (SepDiff §4.3, ParamReL §5.2.1) keeps each image's latents {z_s} and draws
+``--subcodes`` new subcodes: the first row holds the images, each further row one subcode.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-TASKS = ("reconstruct", "traverse", "time-varying", "interpolate")
+TASKS = ("reconstruct", "traverse", "time-varying", "interpolate", "attributes-encoding")
+_TASK_HELP = {"attributes-encoding": "keep each image's latents, draw new subcodes (SepDiff §4.3, ParamReL §5.2.1)"}
 
 
 def register(sub) -> None:
@@ -37,9 +41,12 @@ def register(sub) -> None:
     s.add_argument("--z-source", choices=("encoder", "prior_per_step", "prior_fixed"), default=None)
     s.set_defaults(func=_sample)
     for name in TASKS:
-        q = verbs.add_parser(name, help=f"{name} images of a dataset")
+        q = verbs.add_parser(name, help=_TASK_HELP.get(name, f"{name} images of a dataset"))
         _model_flags(q)
         _data_flags(q)
+        if name == "attributes-encoding":
+            q.add_argument("--subcodes", type=int, default=4, help="subcodes drawn per image (default 4, "
+                           "ParamReL.attributes_encoding's)")
         q.set_defaults(func=_task, task=name)
     e = verbs.add_parser("eval", help="disentanglement metrics of the encoder mean on a ground-truth dataset")
     _model_flags(e, images=False)
@@ -94,6 +101,8 @@ def _load(args):
 
     if getattr(args, "n", 1) < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    if getattr(args, "subcodes", 1) < 1:  # checked before the model and the dataset are read
+        raise ValueError(f"--subcodes must be >= 1, got {args.subcodes}")
     from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
     if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
@@ -161,6 +170,10 @@ def _task(args) -> int:
     elif args.task == "time-varying":
         tv = model.time_varying(x, (0.9, 0.8, 0.7), args.steps)
         _save(torch.cat([x[None], tv]).reshape(-1, *x.shape[1:]), out, args.n)
+    elif args.task == "attributes-encoding":
+        gen = torch.Generator(device=device).manual_seed(args.seed)
+        enc = model.attributes_encoding(x, args.subcodes, generator=gen, num_steps=args.steps)
+        _save(torch.cat([x[None], enc]).reshape(-1, *x.shape[1:]), out, args.n)
     else:
         half = max(1, args.n // 2)
         path = model.interpolate(x[:half], x[half:2 * half] if args.n > 1 else x[:1], 6, num_steps=args.steps)

@@ -58,6 +58,7 @@ __all__ = ["fit_code", "capacity"]
 def capacity(max_components: int) -> int:
     """Slots a unit may need: a pass starts below ``max_components`` and can split each of its
     clusters once, so up to 2 (max_components - 1) clusters (at most the kernels' 64)."""
+    max_components = positive_int(max_components, "max_components")
     return max(max_components, min(ops.MAX_COMPONENTS, 2 * (max_components - 1)))
 
 
@@ -199,6 +200,8 @@ def fit_code(x, n_components=8, max_components=32, max_iter=30, min_mass=10.0, *
     U, n, d = x.shape
     if n < n_components:
         raise ValueError(f"the code's init draws {n_components} distinct points, got n={n}")
+    if seeds is not None and (isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__")):
+        raise TypeError(f"seeds must be a sequence of U ints, got {type(seeds).__name__}")
     seeds = list(range(U)) if seeds is None else [non_negative_int(s, "seeds") for s in seeds]
     if len(seeds) != U:
         raise ValueError(f"seeds must give one seed per unit ({U}), got {len(seeds)}")

@@ -5,13 +5,39 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import non_negative_int, one_of, positive_int
+from ..ops import _validate as V
+
 __all__ = ["kmeans_labels", "nearest_centre"]
+
+
+def _points(x, name: str = "x") -> None:
+    """x (U, n, d): float32/float64, non-empty (the Lloyd sums scatter in x's dtype)."""
+    V.tensor(name, x)
+    if x.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.dim() != 3 or x.numel() == 0:
+        raise ValueError(f"{name} must have shape (units, n, d) with sizes >= 1, got {tuple(x.shape)}")
 
 
 def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
     """Per-unit labels (U, n) from k-means++ (or random points) seeding + ``iters`` Lloyd steps,
     each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
     on the batch). Points with w = 0 are never chosen as seeds."""
+    _points(x)
+    V.tensor("w", w)
+    if tuple(w.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"w must have shape {tuple(x.shape[:2])} (one weight per point), got {tuple(w.shape)}")
+    if not bool(((w >= 0) & (w.sum(1, keepdim=True) > 0)).all()):  # also False for NaN
+        raise ValueError("w must be >= 0 with a positive total per unit")
+    K = positive_int(K, "K")
+    if K > x.shape[1]:
+        raise ValueError(f"K={K} exceeds the {x.shape[1]} points per unit")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or len(seeds) != x.shape[0]:
+        raise ValueError(f"seeds must give one int per unit ({x.shape[0]}), got {seeds!r}")
+    seeds = [non_negative_int(int(s) if isinstance(s, torch.Tensor) else s, "seeds") for s in seeds]
+    one_of(init, ("kmeans++", "random"), "init")
+    iters = non_negative_int(iters, "iters")
     U, n, d = x.shape
     cents = torch.empty(U, K, d, dtype=x.dtype, device=x.device)
     for u in range(U):
@@ -47,5 +73,10 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
 def nearest_centre(x, cents):
     """argmin_k |x - c_k|^2 as argmin_k (|c_k|^2 - 2 x.c_k), one batched GEMM: |x|^2 is the same for
     every k, and dropping it avoids cancelling it against the cross term."""
+    _points(x)
+    _points(cents, "cents")
+    if cents.shape[0] != x.shape[0] or cents.shape[2] != x.shape[2] or cents.dtype != x.dtype:
+        raise ValueError(f"cents must have shape ({x.shape[0]}, K, {x.shape[2]}) and x's dtype {x.dtype}, got "
+                         f"{tuple(cents.shape)} {cents.dtype}")
     score = torch.baddbmm((cents * cents).sum(-1)[:, None], x, cents.transpose(1, 2), alpha=-2)  # (U, n, K)
     return score.argmin(-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import operator
 
 from .errors import ConfigError
@@ -22,11 +23,20 @@ class Bound:
     symbol = "?"
     compare = staticmethod(lambda a, b: True)
 
+    def __post_init__(self) -> None:
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{type(self).__name__}: value (the bound) must be a finite number, got {value!r}")
+
     def check(self, value, field: str) -> None:
+        if not isinstance(field, str):
+            raise TypeError(f"field must be the field's name (a str), got {type(field).__name__}")
         if value is None:
             return
         items = value if isinstance(value, (tuple, list)) else (value,)
         for item in items:
+            if isinstance(item, bool) or not isinstance(item, numbers.Real):  # a comparison would raise or mislead
+                raise ConfigError(field, f"must be a number {self.symbol} {self.value}, got {value!r}")
             if isinstance(item, float) and math.isnan(item) or not self.compare(item, self.value):
                 raise ConfigError(field, f"must be {self.symbol} {self.value}, got {value!r}")
 

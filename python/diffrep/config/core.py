@@ -191,7 +191,8 @@ def config_from_dict(cls: type, data: dict, *, _field: str = "", ignore_private:
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"config_from_dict: cls must be a dataclass type, got {cls!r}")
     if not isinstance(data, dict):
-        raise ConfigError(_field, f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        raise ConfigError(_field, f"{'' if _field else 'data: '}expected a mapping for {cls.__name__}, got "
+                              f"{type(data).__name__}")
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     hints = _hints(cls)
     kwargs = {}
@@ -213,8 +214,11 @@ def config_from_dict(cls: type, data: dict, *, _field: str = "", ignore_private:
 def with_fields_added(cls: type, data: dict) -> dict:
     """``data`` (a saved config.json's fields for ``cls``) with each absent field that ``cls`` or a
     nested config lists in ``fields_added`` set to the value older files were written with
-    (docs/architecture.md#save-and-load-format)."""
-    if not (isinstance(data, dict) and dataclasses.is_dataclass(cls)):
+    (docs/architecture.md#save-and-load-format). ``data`` that is not a mapping is returned as it is, for
+    :func:`config_from_dict` to refuse by name."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"with_fields_added: cls must be a dataclass type, got {cls!r}")
+    if not isinstance(data, dict):
         return data
     out = dict(data)
     for key, value in getattr(cls, "fields_added", {}).items():
@@ -239,7 +243,7 @@ def config_to_dict(cfg: Any) -> Any:
         return {str(k): config_to_dict(v) for k, v in cfg.items()}
     if cfg is None or isinstance(cfg, (bool, int, float, str)):
         return cfg
-    raise TypeError(f"config value {cfg!r} of type {type(cfg).__name__} is not JSON-serialisable")
+    raise TypeError(f"cfg: config value {cfg!r} of type {type(cfg).__name__} is not JSON-serialisable")
 
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads ``lr: 1e-4`` (no dot) as the string "1e-4", which a float
@@ -282,7 +286,10 @@ for _cls in (_Loader, _Dumper):
 
 def load_yaml(path: str | os.PathLike) -> dict:
     """Read a YAML mapping (a preset or a saved run config). Floats follow YAML 1.2 (``1e-4`` is a
-    number); a key repeated in one mapping is an error naming it and its lines."""
+    number); a key repeated in one mapping is an error naming it and its lines. A file that cannot be
+    read is the OSError of ``open`` (it names the path; the CLI prints it); text that is not YAML is
+    PyYAML's YAMLError with its line (``diffrep.cli.train.read_config_file`` words it for ``--config``)."""
+    _path(path)
     with open(path, encoding="utf-8") as fh:
         data = yaml.load(fh, Loader=_Loader)
     if data is None:
@@ -313,7 +320,16 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _path(path) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+
+
 def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
+    """Write config ``cfg`` (a dataclass instance) to ``path`` as YAML (an unwritable path: open's OSError)."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"dump_yaml: cfg must be a config (dataclass instance), got {type(cfg).__name__}")
+    _path(path)
     with open(path, "w", encoding="utf-8") as fh:
         yaml.dump(config_to_dict(cfg), fh, Dumper=_Dumper, sort_keys=False)
 
@@ -425,7 +441,7 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
         raise TypeError(f"set_path: path must be a dotted field name (str), got {type(path).__name__} {path!r}")
     parts = [p for p in path.replace("-", "_").split(".")]
     if not path or any(not p for p in parts):
-        raise ConfigError(path, "empty field name in override")
+        raise ConfigError(path, f"empty field name in override (path {path!r})")
     tp = _leaf_type(type(cfg), parts, path)
     value = _coerce(_parse_raw(raw, tp), tp, path)
 
@@ -452,6 +468,8 @@ def parse_override_args(tokens: Iterable[str]) -> list[tuple[str, str]]:
     """``["--a.b", "1", "--c=x", "--flag"]`` -> ``[("a.b", "1"), ("c", "x"), ("flag", "true")]``."""
     if isinstance(tokens, str):
         raise TypeError("parse_override_args: tokens must be a list of strings (e.g. shlex.split(text)), got one str")
+    if not isinstance(tokens, Iterable):
+        raise TypeError(f"parse_override_args: tokens must be a list of strings, got {type(tokens).__name__}")
     tokens = list(tokens)
     for tok in tokens:
         if not isinstance(tok, str):

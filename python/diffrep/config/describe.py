@@ -72,7 +72,7 @@ def _source_docs(cls: type) -> dict[str, str]:
 def field_docs(cls: type) -> dict[str, str]:
     """One-line description of each field of dataclass ``cls`` ("" where none is written)."""
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise TypeError(f"field_docs: expected a dataclass type, got {cls!r}")
+        raise TypeError(f"field_docs: cls must be a dataclass type, got {cls!r}")
     if cls in _DOCS:
         return _DOCS[cls]
     src: dict[str, str] = {}
@@ -132,7 +132,9 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[tuple[str, str, Any, str
     """``(dotted path, type label, current value, description)`` for every leaf field of config ``cfg``
     (an instance: its values are the defaults a recipe sets), nested sections flattened."""
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
-        raise TypeError(f"describe_fields: expected a dataclass instance, got {type(cfg).__name__}")
+        raise TypeError(f"describe_fields: cfg must be a dataclass instance, got {type(cfg).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"describe_fields: prefix must be a str, got {type(prefix).__name__}")
     hints = typing.get_type_hints(type(cfg), include_extras=True)
     docs = field_docs(type(cfg))
     rows = []
@@ -151,6 +153,8 @@ def annotated_yaml(cfg: Any) -> str:
     (``yaml.safe_load``) to :func:`~diffrep.config.config_to_dict` of ``cfg``."""
     from .core import config_to_dict
 
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"annotated_yaml: cfg must be a dataclass instance, got {type(cfg).__name__}")
     lines: list[str] = []
 
     def walk(obj: Any, indent: int) -> None:

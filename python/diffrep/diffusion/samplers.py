@@ -14,10 +14,18 @@ from typing import Callable, Literal
 
 import torch
 
+from .._checks import device as checked_device
+from .._checks import finite_float, non_negative_float, positive_int
+from .._checks import shape as checked_shape
 from .._progress import progress
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, _generator, _tensor
 
 __all__ = ["DDPMSampler", "DDIMSampler", "ddim_timesteps"]
+
+
+def _callback(callback) -> None:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or callable, got {type(callback).__name__}")
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -32,7 +40,8 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: Literal["uniform
     when c does not divide T (T = 1000, 30 steps: 31); the two agree whenever num_steps divides T;
     ``"trailing"``: T-1, T-1-c, ... (Lin et al. 2024 Table 2), which always starts at the last step.
     """
-    if not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):
+    num_timesteps = positive_int(num_timesteps, "num_timesteps")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not (1 <= num_steps <= num_timesteps):
         raise ValueError(f"num_steps must be an int in [1, {num_timesteps}], got {num_steps!r}")
     if spacing == "uniform":
         c = num_timesteps // num_steps
@@ -51,15 +60,19 @@ class _Sampler:
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         if prediction not in ("eps", "x0", "v", "score"):
             raise ValueError(f"prediction must be one of eps, x0, v, score; got {prediction!r}")
-        if clip_x0 is not None and not clip_x0 > 0:
+        if clip_x0 is not None and not finite_float(clip_x0, "clip_x0") > 0:
             raise ValueError(f"clip_x0 must be positive or None, got {clip_x0!r}")
         self.schedule = schedule
         self.prediction = prediction
         self.clip_x0 = clip_x0
 
     def _eps_x0(self, output, x_t, t):
+        self.schedule._check_t(t)
+        self.schedule._check_x(x_t, t, "x_t")
+        _tensor("model_output", output)
         if output.shape != x_t.shape:
-            raise ValueError(f"model output shape {tuple(output.shape)} != sample shape {tuple(x_t.shape)}")
+            raise ValueError(f"model_output has shape {tuple(output.shape)} but x_t (the sample) has shape "
+                             f"{tuple(x_t.shape)}")
         s = self.schedule
         eps = s.to_eps(output, x_t, t, self.prediction)
         x0 = s.eps_to_x0(x_t, t, eps)
@@ -81,14 +94,23 @@ class _Sampler:
         unless the caller disables them (``torch.no_grad()``)."""
         if not callable(model_fn):
             raise TypeError("model_fn must be callable as model_fn(x_t, t)")
+        _callback(callback)
+        _generator(generator)
         if x_T is None:
-            shape = tuple(shape)
-            if not shape or any((not isinstance(d, int)) or d < 1 for d in shape):
+            dims = checked_shape(shape) if shape is not None else ()
+            if not dims or 0 in dims:
                 raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
-            x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+                raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+            x = torch.randn(dims, generator=generator, device=None if device is None else checked_device(device),
+                            dtype=dtype)
         else:
-            if not isinstance(x_T, torch.Tensor):
-                raise TypeError(f"x_T must be a tensor, got {type(x_T).__name__}")
+            if not isinstance(x_T, torch.Tensor) or not x_T.dtype.is_floating_point:
+                raise TypeError(f"x_T must be a tensor of floats, got {getattr(x_T, 'dtype', type(x_T).__name__)}")
+            if x_T.dim() < 1 or x_T.numel() == 0:
+                raise ValueError(f"x_T must be a non-empty batch, got shape {tuple(x_T.shape)}")
+            if not bool(torch.isfinite(x_T).all()):  # once per chain: a NaN start gives NaN samples
+                raise ValueError("x_T contains NaN or infinite values")
             if shape is not None and tuple(x_T.shape) != tuple(shape):  # x_T's shape was taken silently
                 raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape is {tuple(shape)} (pass shape=None with x_T)")
             x = x_T
@@ -120,6 +142,9 @@ class DDPMSampler(_Sampler):
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(x_{t-1} | x_t, x0) (Ho et al. 2020, Eq. 7)."""
         s = self.schedule
+        s._check_t(t)
+        s._check_x(x_t, t, "x_t")
+        s._check_like("x0", x0, x_t)
         ab = s.gather("alphas_cumprod", t, x_t)
         ab_prev = s.gather("alphas_cumprod_prev", t, x_t)
         beta = s.gather("betas", t, x_t)
@@ -134,8 +159,11 @@ class DDPMSampler(_Sampler):
         self.schedule._check_t(t)
         _, x0 = self._eps_x0(model_output, x_t, t)
         mean, var = self.posterior(x0, x_t, t)
+        _generator(generator)
         if noise is None:
             noise = _noise_like(x_t, generator)
+        else:
+            NoiseSchedule._check_like("noise", noise, x_t)
         nonzero = (t > 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
         return mean + nonzero * var.sqrt() * noise
 
@@ -158,8 +186,7 @@ class DDIMSampler(_Sampler):
     def __init__(self, schedule: NoiseSchedule, *, eta: float = 0.0, spacing: str = "uniform",
                  prediction: str = "eps", clip_x0: float | None = None):
         super().__init__(schedule, prediction=prediction, clip_x0=clip_x0)
-        if not isinstance(eta, (int, float)) or eta < 0:
-            raise ValueError(f"eta must be a non-negative number, got {eta!r}")
+        non_negative_float(eta, "eta")
         if spacing not in ("uniform", "trailing"):
             raise ValueError(f"spacing must be 'uniform' or 'trailing', got {spacing!r}")
         self.eta = float(eta)
@@ -171,6 +198,9 @@ class DDIMSampler(_Sampler):
         s._check_t(t)
         if not isinstance(t_prev, torch.Tensor) or t_prev.shape != t.shape:
             raise ValueError("t_prev must be a tensor with the same shape as t")
+        if t_prev.dtype.is_floating_point or t_prev.is_complex() or t_prev.dtype == torch.bool:
+            raise TypeError(f"t_prev must be an integer tensor, got {t_prev.dtype}")
+        _generator(generator)
         if bool((t_prev >= t).any()) or bool((t_prev < -1).any()):
             raise ValueError("t_prev must satisfy -1 <= t_prev < t for every sample")
         eps, x0 = self._eps_x0(model_output, x_t, t)
@@ -179,6 +209,8 @@ class DDIMSampler(_Sampler):
         ab_prev = torch.where(t_prev < 0, torch.ones_like(ab_prev), ab_prev).reshape(ab.shape)
         sigma = self.eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if noise is not None:
+            NoiseSchedule._check_like("noise", noise, x_t)
         if self.eta > 0:
             if noise is None:
                 noise = _noise_like(x_t, generator)
@@ -200,6 +232,11 @@ class DDIMSampler(_Sampler):
             raise TypeError("model_fn must be callable as model_fn(x_t, t)")
         if not isinstance(x0, torch.Tensor) or not x0.dtype.is_floating_point:
             raise TypeError("x0 must be a floating-point tensor")
+        if x0.dim() < 1 or x0.numel() == 0:
+            raise ValueError(f"x0 must be a non-empty batch, got shape {tuple(x0.shape)}")
+        if not bool(torch.isfinite(x0).all()):  # once per inversion: NaN would come out as a NaN x_T
+            raise ValueError("x0 contains NaN or infinite values")
+        _callback(callback)
         s = self.schedule
         seq = [t for t, _ in self._pairs(num_steps)][::-1]  # ascending t_0 .. t_K
         x, B = x0, x0.shape[0]

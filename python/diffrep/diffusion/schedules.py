@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import torch
 
+from .._checks import device as checked_device
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt, Lt
 
@@ -43,9 +44,25 @@ class NoiseScheduleConfig(Config):
             raise ConfigError("beta_end", f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
 
+def _tensor(name: str, v, *, floating: bool = True) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.is_complex() or (floating and not v.dtype.is_floating_point):
+        kind = "a floating-point tensor" if floating else "a real tensor"
+        raise TypeError(f"{name} must be {kind}, got {getattr(v, 'dtype', type(v).__name__)}")
+    return v
+
+
 def expand_like(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a per-sample vector [B] to broadcast against ``x`` [B, ...]."""
+    _tensor("v", v, floating=False)
+    _tensor("x", x, floating=False)
+    if v.dim() != 1 or x.dim() < 1 or v.shape[0] != x.shape[0]:
+        raise ValueError(f"v must have shape [B] with B = x.shape[0]; got v {tuple(v.shape)}, x {tuple(x.shape)}")
     return v.reshape(v.shape[0], *([1] * (x.dim() - 1)))
+
+
+def _generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 class NoiseSchedule:
@@ -101,9 +118,17 @@ class NoiseSchedule:
             self._cache[key] = getattr(self, name).to(device=device, dtype=dtype)
         return self._cache[key]
 
+    TABLES = ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev")
+
     def gather(self, name: str, t: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample values of table ``name`` at ``t`` [B], shaped to broadcast against ``like``."""
+        if name not in self.TABLES:
+            raise ValueError(f"name must be one of {list(self.TABLES)}, got {name!r}")
         self._check_t(t)
+        if like is not None:
+            _tensor("like", like, floating=False)
+            if like.dim() < 1 or like.shape[0] != t.shape[0]:
+                raise ValueError(f"like must have t's batch size {t.shape[0]} first, got shape {tuple(like.shape)}")
         dtype = like.dtype if like is not None and like.dtype.is_floating_point else torch.float32
         v = self._table(name, t.device, dtype)[t]
         return expand_like(v, like) if like is not None else v
@@ -119,49 +144,60 @@ class NoiseSchedule:
     def sample_timesteps(self, batch_size: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """t ~ U{0..T-1}, shape [batch_size]."""
         batch_size = positive_int(batch_size, "batch_size")
+        device = None if device is None else checked_device(device)
+        _generator(generator)
         return torch.randint(0, self.num_timesteps, (batch_size,), device=device, generator=generator)
 
     # -- forward process ---------------------------------------------------------------------
     def _check_x(self, x: torch.Tensor, t: torch.Tensor, name: str) -> None:
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a floating-point tensor")
+        _tensor(name, x)
         if x.dim() < 1 or x.shape[0] != t.shape[0]:
             raise ValueError(f"{name} batch size {tuple(x.shape)[:1]} does not match t of shape {tuple(t.shape)}")
+
+    @staticmethod
+    def _check_like(name: str, v, x_t: torch.Tensor, x_name: str = "x_t") -> None:
+        """A tensor of x_t's shape (the conversions are elementwise: a broadcast would be silently wrong)."""
+        _tensor(name, v)
+        if v.shape != x_t.shape:
+            raise ValueError(f"{name} has shape {tuple(v.shape)} but {x_name} has shape {tuple(x_t.shape)}")
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4)."""
         self._check_t(t)
         self._check_x(x0, t, "x0")
+        _generator(generator)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        elif noise.shape != x0.shape:
-            raise ValueError(f"noise shape {tuple(noise.shape)} != x0 shape {tuple(x0.shape)}")
+        else:
+            self._check_like("noise", noise, x0, "x0")
         ab = self.gather("alphas_cumprod", t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     # -- conversions (all exact algebra on x_t = a x0 + s eps, a = sqrt(abar), s = sqrt(1-abar)) ----
-    def _as(self, t, x):
+    def _as(self, t, x, **others):
         self._check_t(t)
         self._check_x(x, t, "x_t")
+        for name, v in others.items():
+            self._check_like(name, v, x)
         ab = self.gather("alphas_cumprod", t, x)
         return ab.sqrt(), (1 - ab).sqrt()
 
     def eps_to_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t)
+        a, s = self._as(t, x_t, eps=eps)
         return (x_t - s * eps) / a
 
     def x0_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t)
+        a, s = self._as(t, x_t, x0=x0)
         return (x_t - a * x0) / s
 
     def eps_to_score(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """grad log q(x_t) = -eps / sqrt(1 - abar_t) (Song et al. 2021; Ho et al. 2020 Eq. 11)."""
-        _, s = self._as(t, x_t)
+        _, s = self._as(t, x_t, eps=eps)
         return -eps / s
 
     def score_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        _, s = self._as(t, x_t)
+        _, s = self._as(t, x_t, score=score)
         return -score * s
 
     def x0_to_score(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -169,18 +205,25 @@ class NoiseSchedule:
 
     def eps_to_v(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """v = a eps - s x0 (Salimans & Ho 2022, Sec. 4)."""
-        a, s = self._as(t, x_t)
+        a, s = self._as(t, x_t, eps=eps)
         x0 = (x_t - s * eps) / a
         return a * eps - s * x0
 
     def v_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t)
+        a, s = self._as(t, x_t, v=v)
         return s * x_t + a * v
 
     def to_eps(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
         """Convert a model output of parameterisation ``prediction`` (eps|x0|v|score) to eps."""
         if prediction == "eps":
+            self._check_t(t)
+            self._check_x(x_t, t, "x_t")
+            self._check_like("output", output, x_t)
             return output
+        if prediction in ("x0", "v", "score"):
+            self._check_t(t)
+            self._check_x(x_t, t, "x_t")
+            self._check_like("output", output, x_t)
         if prediction == "x0":
             return self.x0_to_eps(x_t, t, output)
         if prediction == "v":

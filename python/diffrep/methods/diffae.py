@@ -41,7 +41,7 @@ from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from .diffusion_autoencoder import check_encoder_decoder, swap_dims
 
-__all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet", "slerp"]
+__all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet"]
 
 
 def diffae_unet(latent_dim: int, **fields) -> UNetConfig:
@@ -56,15 +56,15 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Spherical interpolation per example (DiffAE Sec. 5.1 interpolates x_T this way)."""
-    af, bf = a.flatten(1), b.flatten(1)
-    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(1e-12)
-    theta = torch.arccos(cos.clamp(-1.0, 1.0))
-    sin = torch.sin(theta).clamp_min(1e-12)
-    wa = torch.where(theta < 1e-6, torch.full_like(theta, 1 - alpha), torch.sin((1 - alpha) * theta) / sin)
-    wb = torch.where(theta < 1e-6, torch.full_like(theta, alpha), torch.sin(alpha * theta) / sin)
-    shape = (-1,) + (1,) * (a.dim() - 1)
-    return wa.reshape(shape) * a + wb.reshape(shape) * b
+    """Deprecated: ``diffrep.viz.slerp(a, b, [alpha], batched=True)[0]`` (per-example spherical
+    interpolation, DiffAE Sec. 5.1); this name goes in the next release."""
+    import warnings
+
+    from ..viz import slerp as viz_slerp
+
+    warnings.warn("diffrep.methods.diffae.slerp(a, b, alpha) moved to diffrep.viz.slerp(a, b, [alpha], batched=True)[0]; "
+                  "the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    return viz_slerp(a, b, torch.tensor([float(alpha)], dtype=torch.float64), batched=True)[0]
 
 
 @dataclasses.dataclass
@@ -310,9 +310,15 @@ class DiffAE(PretrainedMixin, nn.Module):
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, alphas, *, num_steps: int | None = None) -> torch.Tensor:
         """Images along the path from x_a to x_b (DiffAE Sec. 5.1): z_sem linearly, x_T by slerp.
         Returns [len(alphas), B, C, H, W]."""
+        from ..viz import slerp
+
         za, zb = self.encode(x_a), self.encode(x_b)
         ta, tb = self.encode_stochastic(x_a, za, num_steps=num_steps), self.encode_stochastic(x_b, zb, num_steps=num_steps)
-        out = [self.decode(za + float(a) * (zb - za), slerp(ta, tb, float(a)), num_steps=num_steps) for a in alphas]
+        weights = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
+        if not weights.numel() or not bool(torch.isfinite(weights).all()):
+            raise ValueError(f"interpolate: alphas must be a non-empty sequence of finite weights, got {alphas!r}")
+        x_t = slerp(ta, tb, weights, batched=True)  # each example's x_T on its own great circle
+        out = [self.decode(za + float(a) * (zb - za), x, num_steps=num_steps) for a, x in zip(weights.tolist(), x_t)]
         return torch.stack(out).clamp(-1, 1)
 
     @torch.no_grad()

@@ -548,7 +548,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         outs = []
         for k in range(num):
             zk = lerp(za, zb, w[k:k + 1].to(za.dtype))[0]
-            pk = torch.stack([slerp(pa[b], pb[b], w[k:k + 1])[0] for b in range(pa.shape[0])])
+            pk = slerp(pa, pb, w[k:k + 1], batched=True)[0]  # each example on its own angle
             if self.flow.kind == "discrete":
                 pk = torch.log_softmax(pk, -1)
             outs.append(self.decode(ReverseSample(zk, FlowState(pk, ra.subcode.t))))

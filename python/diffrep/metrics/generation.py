@@ -409,7 +409,8 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     ``cache``: a ``.npz`` path for the real statistics (:func:`reference_statistics`).
     Returns a dict with ``fid``; ``kid_mean``, ``kid_std``; ``precision``, ``recall``,
     ``density``, ``coverage`` (as asked), and ``protocol`` (preprocessing, weights, counts, kNN
-    and KID settings), ``real`` and ``fake`` (source identities)."""
+    and KID settings), ``real`` and ``fake`` (source identities). A set smaller than
+    ``kid_subset_size`` is refused, as torch-fidelity refuses it: pass the smaller size explicitly."""
     from .fid_preprocess import INPUT_SIZE
     from .inception import file_sha1, weights_path
 
@@ -461,15 +462,27 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
         if "kid" in metrics and n < 2:
             raise ValueError(f"KID needs at least 2 {which} images, got {n}")
 
+    def check_kid_subsets(n_real: int | None, n_fake: int) -> None:
+        # refused, as torch-fidelity refuses it, rather than shrunk to the smaller set: published KIDs use
+        # subsets of 1000, and smaller subsets give a std (and a noisier mean) that does not compare
+        n = min(n_fake, n_fake if n_real is None else n_real)
+        if "kid" in metrics and n < kid_subset_size:
+            have = f"{n_fake} fake" if n_real is None else f"{n_real} real and {n_fake} fake"
+            raise ValueError(f"KID subsets of kid_subset_size={kid_subset_size} images need at least that many images "
+                             f"per set, got {have}; pass kid_subset_size={n} (--kid-subset-size {n}) to score subsets "
+                             f"of {n} (published KIDs use subsets of 1000; docs/metrics.md, \"KID\")")
+
     check_count(fake_src.count, "fake")
     if real_src is not None:
         check_count(real_src.count, "real")
+    check_kid_subsets(None if real_src is None else real_src.count, fake_src.count)
     if cache is not None:
         ref = reference_statistics(real, cache, protocol=protocol, weights=weights, num_samples=num_real,
                                    batch_size=batch_size, device=dev, seed=seed, progress=progress,
                                    keep_features=need_feats)
         real_f, mu_r, sigma_r, real_id, n_real = ref["features"], ref["mu"], ref["sigma"], ref["identity"], ref["count"]
         check_count(n_real, "real")
+        check_kid_subsets(n_real, fake_src.count)
     else:
         real_f = _extract(real_src, model, protocol, batch_size, dev, progress, "real")
         mu_r, sigma_r = _statistics(real_f, dev)
@@ -487,8 +500,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
         out["fid_min_eigenvalue"] = lam_min
     if "kid" in metrics:
         out["kid_mean"], out["kid_std"] = kid_from_features(real_f, fake_f, num_subsets=kid_subsets,
-                                                            subset_size=min(kid_subset_size, n_real, fake_src.count),
-                                                            seed=seed, device=dev)
+                                                            subset_size=kid_subset_size, seed=seed, device=dev)
     if "prdc" in metrics:
         out.update(prdc(real_f, fake_f, k=k, dc_k=dc_k, strict=strict, device=dev))
     resize = {"clean": "PIL bicubic (float32 per channel), clipped to [0, 255]",
@@ -504,8 +516,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
         "fid_sqrt": "symmetric eigendecomposition, negative eigenvalues set to 0, result not clamped",
     }
     if "kid" in metrics:
-        out["protocol"]["kid"] = {"num_subsets": kid_subsets, "subset_size": min(kid_subset_size, n_real,
-                                                                                  fake_src.count),
+        out["protocol"]["kid"] = {"num_subsets": kid_subsets, "subset_size": kid_subset_size,
                                   "degree": 3, "gamma": f"1/{fake_f.shape[1]}", "coef0": 1.0, "seed": seed}
     if "prdc" in metrics:
         out["protocol"]["prdc"] = {"k": k, "dc_k": dc_k, "membership": "<" if strict else "<="}
@@ -526,8 +537,10 @@ def load_feature_extractor(path: str | os.PathLike | None = None) -> Callable[[t
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"FID feature extractor {p} does not exist")
+    from .inception import _jit_load
+
     try:
-        net = torch.jit.load(str(p), map_location="cpu").eval()
+        net = _jit_load(p).eval()
     except Exception as exc:
         raise ValueError(f"{p} is not a TorchScript module loadable with torch.jit.load: {exc}") from None
 

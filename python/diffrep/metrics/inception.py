@@ -292,12 +292,20 @@ def file_sha1(path: str | os.PathLike) -> str:
     return _SHA1_CACHE[key]
 
 
+def _jit_load(p: Path):
+    """``torch.jit.load(p)`` on the CPU without torch's DeprecationWarning about ``torch.jit.load`` itself
+    (torch >= 2.9): the warning is addressed to the code that calls it, diffrep, and a user who gave a
+    TorchScript file can act on nothing in it. Other warnings, from the archive's own code too, pass.
+    Shared by the FID weights (:func:`_read_state`) and the user feature extractors
+    (:func:`diffrep.metrics.generation.load_feature_extractor`), so the two read such files alike."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=DeprecationWarning)
+        return torch.jit.load(str(p), map_location="cpu")
+
+
 def _read_state(p: Path) -> dict:
     try:
-        with warnings.catch_warnings():  # torch >= 2.9 deprecates torch.jit.load; only the tensors are read
-            warnings.simplefilter("ignore", DeprecationWarning)
-            obj = torch.jit.load(str(p), map_location="cpu")
-        state = obj.state_dict()
+        state = _jit_load(p).state_dict()
     except Exception:
         try:
             state = torch.load(str(p), map_location="cpu", weights_only=True)

@@ -142,16 +142,20 @@ def align_to_dataset(arrays, dataset, name: str = "the dataset") -> "_Arrays":
 
 
 
-def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: int | None = None) -> list[str]:
-    """One message per metric given fewer rows than :data:`MIN_ROWS` asks for."""
+def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: int | None = None,
+                    n_codes: int | None = None) -> list[str]:
+    """One message per metric given fewer rows than :data:`MIN_ROWS` asks for. ``n_codes``: the rows of
+    the ``codes`` array, which MIG and InfoMEC read (default ``n_train + n_test``: the split was cut from
+    it; with a separate ``codes_test`` they read the train rows only)."""
     import numpy as np
 
     from .._checks import non_negative_int, positive_int
 
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)) or any(m not in MIN_ROWS for m in metrics):
         raise ValueError(f"metrics must be a sequence of names from {list(MIN_ROWS)}, got {metrics!r}")
-    for name, v in (("n_train", n_train), ("n_test", n_test)) + ((("n_attr", n_attr),) if n_attr is not None else ()):
-        non_negative_int(v, name)  # True was 1 row, 1.5 compared as 1.5 rows
+    for name, v in (("n_train", n_train), ("n_test", n_test), ("n_attr", n_attr), ("n_codes", n_codes)):
+        if v is not None or name in ("n_train", "n_test"):
+            non_negative_int(v, name)  # True was 1 row, 1.5 compared as 1.5 rows
     if isinstance(factor_sizes, (str, bytes)) or not isinstance(factor_sizes, (list, tuple)):
         raise ValueError(f"factor_sizes must be a sequence of positive ints, got {factor_sizes!r}")
     for i, s in enumerate(factor_sizes):
@@ -162,8 +166,8 @@ def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: in
         need = MIN_ROWS[m](k)
         if m in ("tad", "latent_auroc"):
             have, what = (n_attr or 0), "rows"
-        elif m in ("mig", "infomec"):  # computed on all rows
-            have, what = n_train + n_test, "rows"
+        elif m in ("mig", "infomec"):  # computed on the codes array, without codes_test
+            have, what = n_train + n_test if n_codes is None else n_codes, "rows"
         else:
             have, what = min(n_train, n_test), f"rows in the smaller split ({n_train} train, {n_test} test)"
         if have < need:
@@ -224,7 +228,8 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
                              f"non-empty (--test-fraction {test_fraction:g} of {len(ctr) + len(cte)} rows)")
         f_all = np.concatenate([np.asarray(ftr), np.asarray(fte)])
         sizes = [len(np.unique(f_all[:, j])) for j in range(f_all.shape[1])] if f_all.ndim == 2 else []
-        notes = sample_warnings([m for m in metrics if m not in ("tad", "latent_auroc")], len(ctr), len(cte), sizes)
+        notes = sample_warnings([m for m in metrics if m not in ("tad", "latent_auroc")], len(ctr), len(cte), sizes,
+                                n_codes=len(z["codes"]))
     if any(m in ("tad", "latent_auroc") for m in metrics) and "attributes" in z.files:
         notes += sample_warnings([m for m in metrics if m in ("tad", "latent_auroc")], 0, 0, [2],
                                  n_attr=len(z["attributes"]))

@@ -68,12 +68,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, *
     together the original DDPM code's ``get_timestep_embedding`` (Ho et al. 2020), which diffusers spells
     with the same two names.
 
-    ``t`` has shape [B] (integer or real timesteps); returns [B, dim] float32.
+    ``t`` has shape [B] (integer or real timesteps, all finite); returns [B, dim] float32.
     """
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
         raise ValueError(f"t must be a 1-D tensor of shape [B], got {getattr(t, 'shape', type(t))}")
     if t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"t must hold integer or real timesteps, got {t.dtype}")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        # cos/sin of NaN or inf is NaN: the row's embedding, and through the time MLP the network's output,
+        # became NaN without a word
+        bad = t[~torch.isfinite(t)]
+        raise ValueError(f"t must hold finite timesteps; {bad.numel()} of {t.numel()} are NaN or infinite "
+                         f"(first: {bad[0].item()})")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an int >= 2, got {dim!r}")
     max_period = positive_float(max_period, "max_period")  # log(max_period) below

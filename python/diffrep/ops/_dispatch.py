@@ -65,6 +65,8 @@ def explain(op: str, *args, **kwargs) -> Choice:
 
     >>> explain("bfn.continuous_flow", x, t, sigma1=1e-3)  # doctest: +SKIP
     """
+    if not isinstance(op, str):
+        raise TypeError(f"op must be an op name such as 'mmd.mmd2' (a str), got {type(op).__name__}")
     if "discretized" in op and op.replace("discretized", "discretised") in _CHOOSERS:
         warnings.warn(f"op name {op!r} is spelled 'discretised' now; the old spelling goes in the next release",
                       DeprecationWarning, stacklevel=2)
@@ -102,6 +104,8 @@ def use_backend(backend: str, strict: bool = False):
     """Force ``backend`` ('reference', 'cpu' or 'cuda') for ops called inside the block."""
     if backend not in ("reference", "cpu", "cuda"):
         raise ValueError(f"backend must be 'reference', 'cpu' or 'cuda', got {backend!r}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
     token = _forced.set((backend, strict))
     try:
         yield

@@ -204,17 +204,17 @@ _explainer("bfn.discrete_flow", _prep_discrete_flow)
 
 
 # ----------------------------------------------------------------------------- continuous update
-def _prep_continuous_update(mu, rho, y, alpha, inverse=False, op=None):
+def _prep_continuous_update(mu, rho, y, alpha, inverse=False, op=None, y_name="y"):
     p = SimpleNamespace()
     dtype = fast_pair(mu, y)
     if dtype is not None:  # the common case, checked in ~1 us
         p.dtype, p.device, p.mu, p.y = dtype, mu.device, mu, y
     else:
         _batch_float("mu", mu)
-        V.tensor("y", y)
-        V.same_shape("y", y, "mu", mu)
+        V.tensor(y_name, y)  # the sender update passes its data x here: its messages name x
+        V.same_shape(y_name, y, "mu", mu)
         p.dtype = V.float_dtype(mu=mu, y=y)
-        p.device = V.same_device(mu=mu, y=y)
+        p.device = V.same_device(**{"mu": mu, y_name: y})
         p.mu = mu.to(p.dtype).contiguous()
         p.y = y.to(p.dtype).contiguous()
     p.rho, p.rho_per_row = per_row("rho", rho, p.mu, p.dtype)
@@ -331,7 +331,7 @@ register("bfn.continuous_update_inverse")(lambda *a, **k: _prep_continuous_updat
 
 
 def _prep_continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None):
-    p = _prep_continuous_update(mu, rho, x, alpha, op="bfn.continuous_sender_update")
+    p = _prep_continuous_update(mu, rho, x, alpha, op="bfn.continuous_sender_update", y_name="x")
     p.x, p.generator = p.y, generator
     _draw(p, "noise", noise, p.mu.shape)
     return p

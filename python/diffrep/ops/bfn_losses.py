@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .._checks import finite_float
 from . import _validate as V
 from ._bfn_common import (_batch_float, _check_classes, _explainer, _grad, _sigma1, call, fast_pair, row_len,
                           time_checked)
@@ -113,7 +114,7 @@ class _DiscretisedCtsLoss(torch.autograd.Function):
                      d_mean=d_mean, d_log_sigma=d_log_sigma)
         time_checked(p, flags)
         raise_flags("discretised_continuous_time_loss", flags,
-                    {NON_FINITE: "the network outputs, mu or x contain NaN or infinite values",
+                    {NON_FINITE: "out_mean, out_log_sigma, mu or x contains NaN or infinite values",
                      OUTSIDE_DATA_RANGE: f"x {V.DATA_RANGE_MESSAGE}"})
         if want_grad:
             ctx.save_for_backward(d_mean, d_log_sigma)
@@ -140,7 +141,7 @@ def _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bi
         V.same_shape("mu", mu, "out_mean", out_mean)
     p.K = V.num_classes("num_bins", num_bins)
     p.clip = bool(clip)
-    p.min_loss_variance = float(min_loss_variance)
+    p.min_loss_variance = finite_float(min_loss_variance, "min_loss_variance")
     p.dtype = V.float_dtype(out_mean=out_mean, out_log_sigma=out_log_sigma, x=x)
     p.device = V.same_device(out_mean=out_mean, out_log_sigma=out_log_sigma, x=x,
                              **({"mu": mu} if p.noise_pred else {}))

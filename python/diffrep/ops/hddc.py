@@ -101,12 +101,31 @@ class Engine:
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
 
+    def _units(self, unit_of, **tensors):
+        """unit_of (B,) int64 on x's device with every value in [0, U), and ``tensors`` on x's device.
+        The CUDA binding cannot read device memory to check the values (the CPU binding does) and
+        the kernels index x with them; the twin's x[unit_of] would wrap a negative unit around. A
+        tensor on another GPU would be read by a kernel launched on x's device."""
+        if not isinstance(unit_of, torch.Tensor) or unit_of.dtype != torch.int64 or unit_of.dim() != 1:
+            raise TypeError("unit_of must be a 1-D int64 tensor")
+        for name, t in {"unit_of": unit_of, **tensors}.items():
+            if isinstance(t, torch.Tensor) and t.device != self.x.device:
+                raise ValueError(f"{name} is on {t.device} but x is on {self.x.device}")
+        if unit_of.numel() == 0:  # the native bindings reject an empty batch themselves
+            return unit_of
+        lo, hi = torch.aminmax(unit_of)
+        lo, hi = int(lo), int(hi)
+        if lo < 0 or hi >= self.x.shape[0]:
+            raise ValueError(f"unit_of must lie in [0, {self.x.shape[0]}) (the units of x), got values in [{lo}, {hi}]")
+        return unit_of.contiguous()
+
     def _xs(self, unit_of):
         return self.x[unit_of]
 
     def estep(self, unit_of, w, p, skip_zero=False, point_ll=False):
         """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0), plus the
         per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only)."""
+        unit_of = self._units(unit_of, w=w, mu=p["mu"])
         act = p["active"]
         thr = 1.0 / act.sum(1).clamp_min(1).to(self.x.dtype)
         if not self.native:
@@ -151,7 +170,7 @@ class Engine:
         llp = torch.empty(B, n, **f64)
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
-        flags = run(self.backend, "hddc_estep", x.device, x=x, unit_of=unit_of.contiguous(), w=c(w), mu=c(p["mu"]),
+        flags = run(self.backend, "hddc_estep", x.device, x=x, unit_of=unit_of, w=c(w), mu=c(p["mu"]),
                     qt=c(qt), ia=c(ia), dk=dk.contiguous(), tri=tri.contiguous(), ib=c(ib), cst=c(cst),
                     act=act.to(torch.int32).contiguous(), thr=c(thr), skip_zero=bool(skip_zero), resp=resp, llp=llp,
                     L=L, cnt=cnt)
@@ -162,7 +181,7 @@ class Engine:
         """log sum_k pi_k N_k(x_i) (B, n) float64 over p's active components, for every point
         (the E-step's per-point log-likelihood at unit weights)."""
         if not self.native:
-            return ref.log_prob(self._xs(unit_of), p).logsumexp(-1).to(torch.float64)
+            return ref.log_prob(self._xs(self._units(unit_of)), p).logsumexp(-1).to(torch.float64)
         ones = torch.ones(len(unit_of), self.x.shape[1], dtype=self.x.dtype, device=self.x.device)
         return self.estep(unit_of, ones, p, point_ll=True)[3]
 
@@ -176,19 +195,21 @@ class Engine:
         part = torch.empty(B * nblk * width, dtype=x.dtype, device=x.device)
         mass, mean = torch.empty(B, K, **f64), torch.empty(B, K, d, **f64)
         second = torch.empty(B, K, d, d, **f64) if mode == 0 else torch.empty(B, K, **f64)
-        run(self.backend, "hddc_stats", x.device, x=x, unit_of=unit_of.contiguous(), w=w.contiguous(),
+        run(self.backend, "hddc_stats", x.device, x=x, unit_of=unit_of, w=w.contiguous(),
             resp=resp.contiguous(), act=act.to(torch.int32).contiguous(), mode=mode, phi=float(phi), part=part,
             mass=mass, mean=mean, second=second)
         return mass, mean, second
 
     def mstep(self, unit_of, w, resp, act):
         """(n_k, mu, W) of the M-step (twin: ref.mstep_stats)."""
+        unit_of = self._units(unit_of, w=w, resp=resp, act=act)
         if not self.native:
             return ref.mstep_stats(self._xs(unit_of), w, resp * act[:, None])
         return self._stats(unit_of, w, resp, act, 0, 0.0)
 
     def density(self, unit_of, w, resp, act, phi):
         """(count, centroid, density) of DyGA Eq. 5 (twin: ref.cluster_density)."""
+        unit_of = self._units(unit_of, w=w, resp=resp, act=act)
         if not self.native:
             return ref.cluster_density(self._xs(unit_of), w, resp, act, phi)
         return self._stats(unit_of, w, resp, act, 1, phi)
@@ -221,6 +242,12 @@ def _lower_root(Q, v):
 
 def eigh(W):
     """torch.linalg.eigh of a batch of small symmetric matrices (one thread on the CPU)."""
+    V.tensor("W", W)
+    if W.dtype not in V.FLOAT_DTYPES:
+        raise TypeError(f"W must be a float32 or float64 tensor, got {W.dtype}")
+    if W.dim() < 2 or W.shape[-1] != W.shape[-2]:
+        raise ValueError(f"W must be a batch of square matrices (..., d, d), got shape {tuple(W.shape)}")
+    V.finite("W", W)  # LAPACK would return NaN eigenpairs for them
     return _lapack(torch.linalg.eigh, W)
 
 

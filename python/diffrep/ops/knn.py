@@ -33,16 +33,18 @@ __all__ = ["knn_scan", "knn_radii", "ball_count", "MAX_K"]
 MAX_K = 32
 
 
-def _prep(q, c, kk=0, r2=None, strict=False):
+def _prep(q, c, kk=0, r2=None, strict=False, names=("q", "c")):
+    """``names``: what the caller calls q and c (knn_radii's x, ball_count's centres), for the messages."""
     p = SimpleNamespace()
-    for name, v in (("q", q), ("c", c)):
+    qn, cn = names
+    for name, v in ((qn, q), (cn, c)):
         V.tensor(name, v)
         if v.dim() != 2:
             raise ValueError(f"{name} must have shape (rows, d), got {tuple(v.shape)}")
         if v.shape[0] == 0 or v.shape[1] == 0:
             raise ValueError(f"{name} is empty (shape {tuple(v.shape)})")
     if q.shape[1] != c.shape[1]:
-        raise ValueError(f"q has d={q.shape[1]} but c has d={c.shape[1]}")
+        raise ValueError(f"{qn} has d={q.shape[1]} but {cn} has d={c.shape[1]}")
     if isinstance(kk, bool) or not isinstance(kk, int):
         raise TypeError(f"kk must be an int, got {type(kk).__name__}")
     if not 0 <= kk <= MAX_K:
@@ -54,7 +56,7 @@ def _prep(q, c, kk=0, r2=None, strict=False):
     if kk == 0 and r2 is None:
         raise ValueError("nothing to compute: give kk > 0 and/or r2")
     p.dtype = V.float_dtype(q=q, c=c)
-    tensors = {"q": q, "c": c}
+    tensors = {qn: q, cn: c}
     if r2 is not None:
         V.tensor("r2", r2)
         if r2.shape != (c.shape[0],):
@@ -66,7 +68,7 @@ def _prep(q, c, kk=0, r2=None, strict=False):
     p.r2 = None if r2 is None else r2.detach().to(p.dtype).contiguous()
     if p.r2 is not None:
         V.finite("r2", p.r2)
-    p.kk, p.strict = kk, strict
+    p.kk, p.strict, p.names = kk, strict, names
     p.choice = select("knn.knn_scan", p.device, native_reasons=_stale_build(p.device))
     return p
 
@@ -87,17 +89,22 @@ def knn_scan(q: torch.Tensor, c: torch.Tensor, *, kk: int = 0, r2: torch.Tensor 
     ``kth`` (M,): the ``kk``-th smallest squared distance to the points (1-based; None when
     ``kk`` = 0). ``count`` (M,) int64: the number of points j with |q_i - c_j|^2 <= ``r2[j]``
     (< when ``strict``; None when ``r2`` is None). docs/kernels/knn.md."""
-    p = _prep(q, c, kk, r2, strict)
+    return _scan(_prep(q, c, kk, r2, strict))
+
+
+def _scan(p):
+    kk, strict = p.kk, p.strict
     if p.choice.backend == "reference":
-        V.finite("q", p.q)
-        V.finite("c", p.c)
+        V.finite(p.names[0], p.q)
+        V.finite(p.names[1], p.c)
         return ref.knn_scan(p.q, p.c, kk, p.r2, strict)
     m = p.q.shape[0]
     kth = torch.empty(m, dtype=p.dtype, device=p.device) if kk > 0 else None
     count = torch.empty(m, dtype=torch.int64, device=p.device) if p.r2 is not None else None
     flags = run(p.choice.backend, "knn_scan", p.device, d=p.q.shape[1], q=p.q, c=p.c, kk=kk, strict=strict, r2=p.r2,
                 kth=kth, count=count)
-    raise_flags("knn_scan", flags, {NON_FINITE: "q or c contains NaN or infinite values"})
+    which = p.names[0] if p.names[0] == p.names[1] else f"{p.names[0]} or {p.names[1]}"
+    raise_flags("knn_scan", flags, {NON_FINITE: f"{which} contains NaN or infinite values"})
     return kth, count
 
 
@@ -108,17 +115,17 @@ def knn_radii(x: torch.Tensor, k: int = 3) -> torch.Tensor:
         raise ValueError(f"k must be a positive int, got {k!r}")
     V.tensor("x", x)
     if x.dim() == 2 and x.shape[0] < k + 1:
-        raise ValueError(f"k={k} nearest neighbours need at least k + 1 = {k + 1} rows, got {x.shape[0]}")
+        raise ValueError(f"x has {x.shape[0]} rows; k={k} nearest neighbours need at least k + 1 = {k + 1}")
     if k + 1 > MAX_K:
         raise ValueError(f"k must be <= {MAX_K - 1}, got {k}")
-    return knn_scan(x, x, kk=k + 1)[0]
+    return _scan(_prep(x, x, kk=k + 1, names=("x", "x")))[0]
 
 
 def ball_count(q: torch.Tensor, centres: torch.Tensor, r2: torch.Tensor, *, strict: bool = False) -> torch.Tensor:
     """How many balls {x : |x - centres_j|^2 <= r2_j} (< when ``strict``) hold each row of ``q``."""
     if r2 is None:
         raise ValueError("r2 (one squared radius per centre) is required")
-    return knn_scan(q, centres, r2=r2, strict=strict)[1]
+    return _scan(_prep(q, centres, r2=r2, strict=strict, names=("q", "centres")))[1]
 
 
 register("knn.knn_scan")(lambda *a, **k: _prep(*a, **k).choice)

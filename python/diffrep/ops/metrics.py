@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import finite_float, non_negative_float, positive_int
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, raise_flags, run
 from .reference import metrics as _ref
@@ -78,6 +78,10 @@ def _bool(x, name: str, ndim: int) -> torch.Tensor:
     t = _tensor(x, name)
     if t.dim() != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(t.shape)}")
+    if t.is_complex():
+        raise TypeError(f"{name}: binary labels must be real (0/1 or bool), got {t.dtype}")
+    if t.numel() == 0:
+        raise ValueError(f"{name}: empty input, shape {tuple(t.shape)}")
     if t.dtype != torch.bool:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name}: contains NaN or inf")
@@ -158,10 +162,10 @@ def auroc_grid(scores, labels, stepsize: float = 0.1, min_range: float = 0.2):
     See :func:`diffrep.ops.reference.metrics.auroc_grid`. Scores keep their dtype for the
     thresholds (float32 reproduces the references); single-class label rows give NaN.
     """
-    if not (0 < stepsize <= 1):
+    if not (0 < finite_float(stepsize, "stepsize") <= 1):
         raise ValueError(f"stepsize must be in (0, 1], got {stepsize}")
-    if not min_range >= 0:  # a score range <= min_range keeps 0.5; negative (or NaN) would evaluate every row
-        raise ValueError(f"min_range must be >= 0, got {min_range}")
+    # a score range <= min_range keeps 0.5; negative (or NaN) would evaluate every row
+    min_range = non_negative_float(min_range, "min_range")
     s = _float(scores, "scores", 2)
     y = _bool(labels, "labels", 2)
     _same_n(s, y, "scores", "labels")
@@ -235,13 +239,14 @@ def knn_mi_cd(latents, factors, k: int = 10):
 def factor_vae_votes(batches, factor_index, global_var, active, num_factors: int,
                      compressed_index: bool = True):
     """FactorVAE vote matrix (num_factors, d) and per-batch argmins from T vote batches (T, B, d)."""
+    num_factors = positive_int(num_factors, "num_factors")
     b = _float(batches, "batches", 3)
     if b.shape[1] < 2:
         raise ValueError(f"batches: need at least 2 samples per batch for ddof=1 variances, got {b.shape[1]}")
     fi = _int(factor_index, "factor_index", 1)
     _same_n(b, fi, "batches", "factor_index", 0, 0)
-    g = _tensor(global_var, "global_var").to(torch.float64)
-    act = _tensor(active, "active").to(torch.bool)
+    g = _float(global_var, "global_var", 1).to(torch.float64)
+    act = _bool(active, "active", 1)
     if g.shape != (b.shape[2],) or act.shape != (b.shape[2],):
         raise ValueError(f"global_var and active must have shape ({b.shape[2]},)")
     if not bool(act.any()):

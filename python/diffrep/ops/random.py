@@ -9,6 +9,7 @@ and Box-Muller (see :mod:`diffrep.ops.reference.philox`). They are not bit-ident
 
 from __future__ import annotations
 
+import operator
 import threading
 
 import torch
@@ -56,8 +57,30 @@ def _choose(shape, dtype=torch.float32, device="cpu", generator=None):
     return select("random.normal", torch.device(device))
 
 
+def _check_fill(out, seed, offset) -> tuple[int, int]:
+    """out: a contiguous float32/float64 tensor; seed, offset: integers in [0, 2**64) (the uint64
+    words of csrc/common/philox.h's key), returned as ints. Before, the native binding refused
+    anything else with nanobind's list of signatures, and the twin took a negative seed modulo 2**64."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.dtype not in _validate.FLOAT_DTYPES:
+        raise TypeError(f"out must be float32 or float64, got {out.dtype}")
+    if not out.is_contiguous():
+        raise ValueError("out must be contiguous (the normals fill its memory in order)")
+    key = []
+    for name, v in (("seed", seed), ("offset", offset)):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        v = operator.index(v)
+        if not 0 <= v < 1 << 64:
+            raise ValueError(f"{name} must lie in [0, 2**64), got {v}")
+        key.append(v)
+    return key[0], key[1]
+
+
 def fill_normal(out: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
     """Fill a contiguous float tensor with the Philox normals of (seed, offset)."""
+    seed, offset = _check_fill(out, seed, offset)
     choice = select("random.normal", out.device)
     if choice.backend == "reference":
         out.copy_(philox.normals(out.numel(), seed, offset, out.dtype, out.device).reshape(out.shape))

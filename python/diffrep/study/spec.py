@@ -405,14 +405,15 @@ def parse_study(raw, source: str = "<study>") -> Study:
                 ds_over = {field: ds.by_name}
             points = list(itertools.product(*m.grid.values())) if m.grid else [()]
             for point in points:
-                params = tuple(zip(m.grid.keys(), point))
+                written = tuple(zip(m.grid.keys(), point))
                 for seed in seeds:
                     layers = [("overrides", common), (f"methods.{m.label}.overrides", m.overrides),
-                              (f"datasets.{ds.label}", ds_over), (f"methods.{m.label}.grid", dict(params))]
+                              (f"datasets.{ds.label}", ds_over), (f"methods.{m.label}.grid", dict(written))]
                     if steps is not None:
                         layers.append(("steps", {"train.steps": steps}))
                     layers.append(("seeds", {"train.seed": seed}))
                     cfg = _resolve(default_cfg, layers, source, apply_overrides)
+                    params = tuple((k, _used_value(cfg, k, v)) for k, v in written)
                     flat = tuple((k, v) for _, layer in layers for k, v in layer.items())
                     cfg_dict = config_to_dict(cfg)
                     h = _hash({"recipe": m.recipe, "config": cfg_dict, "eval": m.eval.to_dict()})
@@ -428,6 +429,22 @@ def parse_study(raw, source: str = "<study>") -> Study:
                          "eval": m.eval.to_dict()} for m in methods]}
     study_hash = _hash([[c.folder, c.hash] for c in cells])
     return Study(name, source, tuple(methods), tuple(datasets), tuple(seeds), tuple(cells), spec, study_hash)
+
+
+def _used_value(cfg, path: str, written):
+    """The grid value ``written`` at ``path`` as the cell's config holds it, when that is a number, a string
+    or a sequence of them: folder names and tables then show the value the cell trains with, however the
+    file wrote it (``"1e-3"`` quoted, or ``1`` for a float field: 0.001, 1.0), and two spellings of one
+    value share one folder (refused as a repeat) instead of training the same config twice."""
+    obj = cfg
+    for part in _norm(path).split("."):
+        if not hasattr(obj, part):
+            return written
+        obj = getattr(obj, part)
+    scalar = (bool, int, float, str)
+    if isinstance(obj, scalar) or (isinstance(obj, (list, tuple)) and all(isinstance(x, scalar) for x in obj)):
+        return list(obj) if isinstance(obj, tuple) else obj
+    return written
 
 
 def _resolve(cfg, layers, source: str, apply_overrides):
@@ -448,14 +465,18 @@ def _resolve(cfg, layers, source: str, apply_overrides):
 
 
 def load_study(path: str | os.PathLike) -> Study:
-    """Read the study file ``path`` (YAML) and expand it (:func:`parse_study`)."""
+    """Read the study file ``path`` (YAML) and expand it (:func:`parse_study`). The file is read as the
+    config presets are (:func:`diffrep.config.load_yaml`): floats as YAML 1.2 writes them (``1e-3`` is
+    a number, where YAML 1.1 and ``yaml.safe_load`` read a string), a key given twice is an error."""
     import yaml
+
+    from ..config import load_yaml
 
     p = Path(path)
     if not p.is_file():
         raise StudyError(f"study file not found: {p}")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml(p)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -463,4 +484,6 @@ def load_study(path: str | os.PathLike) -> Study:
         raise StudyError(f"{p}: not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError as exc:
         raise StudyError(f"{p}: not a text file ({exc})") from None
+    except ValueError as exc:  # load_yaml: not a mapping at the top
+        raise StudyError(f"{p}: a study file is a YAML mapping (study:, methods:, seeds:, ...); {exc}") from None
     return parse_study(raw, str(p))

@@ -25,18 +25,20 @@ Decode = Callable[[torch.Tensor], torch.Tensor]
 def _weights(n: int, like: torch.Tensor) -> torch.Tensor:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n (the number of interpolation points) must be an int >= 2, got {n!r}")
-    return torch.linspace(0, 1, n, dtype=like.dtype, device=like.device)
+    # integer codes get float weights (an integer linspace rounded them to 0 and 1)
+    return torch.linspace(0, 1, n, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
 
 
 def _pair_and_weights(a, b, t, who: str, names=("a", "b")) -> torch.Tensor:
     """Checks two codes of one shape; returns the weights ``t`` (a tensor, sequence or number) as a finite vector."""
     for name, v in zip(names, (a, b)):
-        _checks.code(v, name, who)  # NaN codes interpolated to NaN images; complex ones to their real parts
+        # NaN codes interpolated to NaN images, complex ones to their real parts (integer codes are numbers)
+        _checks.images(v, name, who)
     if a.shape != b.shape:
         raise ValueError(f"{who}: {names[0]} and {names[1]} differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     if not isinstance(t, torch.Tensor):  # a float raised "'float' object has no attribute 'reshape'"
         try:
-            t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
+            t = torch.as_tensor(t, dtype=a.dtype if a.is_floating_point() else torch.float32, device=a.device)
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"{who}: t must be weights (a tensor, a sequence of numbers or a number), got "
                             f"{type(t).__name__}") from None
@@ -54,20 +56,31 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1 - t) * a[None] + t * b[None]
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7, *, batched: bool = False) -> torch.Tensor:
     """Spherical interpolation sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b, w the angle between a and b
     (Shoemake 1985; used for diffusion noise codes, e.g. DiffAE/DDIM interpolation). Falls back to lerp
-    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape]."""
+    when a and b are (anti)parallel. ``t`` as in :func:`lerp`. Returns [len(t), *a.shape].
+
+    ``batched=True``: a and b are batches [B, ...] and each pair a[i], b[i] is interpolated on its own
+    angle, as DiffAE interpolates the x_T of each example (DiffAE Sec. 5.1); the default takes the whole
+    tensor as one code. Computed in float64, returned in a's dtype."""
     t = _pair_and_weights(a, b, t, "slerp")
     eps = _checks.positive_float(eps, "eps")
-    af, bf = a.reshape(-1).double(), b.reshape(-1).double()
-    cos = torch.dot(af, bf) / (af.norm() * bf.norm()).clamp_min(eps)
-    omega = torch.arccos(cos.clamp(-1, 1))
+    if not isinstance(batched, bool):
+        raise TypeError(f"slerp: batched must be a bool, got {type(batched).__name__}")
+    if batched and a.dim() < 1:
+        raise ValueError("slerp: batched=True needs a and b of shape [B, ...], got 0-d tensors")
+    rows = a.shape[0] if batched else 1
+    af, bf = a.reshape(rows, -1).double(), b.reshape(rows, -1).double()
+    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1, 1))  # [rows]
     so = torch.sin(omega)
-    if float(so) < 1e-6:
-        return lerp(a, b, t)
-    td = t.double().reshape(-1, 1)
-    out = (torch.sin((1 - td) * omega) / so) * af[None] + (torch.sin(td * omega) / so) * bf[None]
+    flat = so < 1e-6  # (anti)parallel pairs: the linear blend
+    td = t.double().reshape(-1, 1)  # [T, 1] against [rows]
+    safe = torch.where(flat, torch.ones_like(so), so)
+    wa = torch.where(flat, 1 - td, torch.sin((1 - td) * omega) / safe)
+    wb = torch.where(flat, td.expand(-1, rows), torch.sin(td * omega) / safe)
+    out = wa[..., None] * af[None] + wb[..., None] * bf[None]  # [T, rows, D]
     return out.to(a.dtype).reshape(len(t), *a.shape)
 
 

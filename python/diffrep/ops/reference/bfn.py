@@ -27,6 +27,7 @@ import math
 import torch
 
 from ..._deprecation import moved_names
+from . import _args as A
 
 SQRT2 = math.sqrt(2.0)
 MIN_T = 1e-6  # noise-prediction guard (`noise_pred_params_to_data_pred_params`, min_t)
@@ -55,6 +56,11 @@ def gamma(t: torch.Tensor, sigma1: float) -> torch.Tensor:
 # ---------------------------------------------------------------------------- flows (Eq. 76, 185)
 def continuous_flow(x, t, sigma1, noise):
     """Bayesian flow sample for continuous data: mu ~ N(gamma x, gamma (1 - gamma)) (Eq. 77)."""
+    A.floats(x=x, noise=noise)
+    A.batch("x", x)
+    A.per_example("t", t, x)
+    A.positive("sigma1", sigma1, upper=1.0)
+    A.same_shape("noise", noise, "x", x)
     g = gamma(per_element(t, x).to(x.dtype), sigma1)
     return g * x + torch.sqrt(g * (1 - g)) * noise
 
@@ -66,7 +72,13 @@ def discrete_flow(x, t, beta1, num_classes, noise):
     The reference guards: t <= 1 - 1e-6, sqrt(beta) >= 1e-10 and theta = 1/K below it.
     ``x`` holds integer classes; the result has the K classes in its last dimension.
     """
-    K = num_classes
+    K = A.count("num_classes", num_classes, 2)
+    A.classes("x", x, K)
+    A.batch("x", x)
+    A.per_example("t", t, x)
+    A.positive("beta1", beta1)
+    A.floats(noise=noise)
+    A.same_shape("noise", noise, "x with the K classes last", x.unsqueeze(-1).expand(*x.shape, K))
     dtype = noise.dtype
     tt = per_element(t, x).to(dtype)
     sqrt_beta = tt.clamp(max=1 - DISCRETE_EPS) * math.sqrt(beta1)
@@ -81,20 +93,38 @@ def discrete_flow(x, t, beta1, num_classes, noise):
 # ---------------------------------------------------------------------------- senders (Eq. 86, 162)
 def continuous_sender_sample(x, alpha, noise):
     """y ~ N(x, 1/alpha)."""
+    A.floats(x=x, noise=noise)
+    A.batch("x", x)
+    A.per_example("alpha", alpha, x)
+    A.same_shape("noise", noise, "x", x)
     return x + noise / torch.sqrt(per_element(alpha, x).to(x.dtype))
 
 
 def discrete_sender_sample(x, alpha, num_classes, noise):
     """y ~ N(alpha (K e_x - 1), alpha K I), K classes in the last dimension."""
-    K = num_classes
+    K = A.count("num_classes", num_classes, 2)
+    A.classes("x", x, K)
+    A.batch("x", x)
+    A.per_example("alpha", alpha, x)
+    A.floats(noise=noise)
+    A.same_shape("noise", noise, "x with the K classes last", x.unsqueeze(-1).expand(*x.shape, K))
     a = per_element(alpha, x).to(noise.dtype).unsqueeze(-1)
     e_x = torch.nn.functional.one_hot(x.long(), K).to(noise.dtype)
     return a * (K * e_x - 1) + torch.sqrt(a * K) * noise
 
 
 # ---------------------------------------------------------------------------- updates (Eq. 49-50, 168)
+def _update_args(mu, rho, y, alpha):
+    A.floats(mu=mu, y=y)
+    A.batch("mu", mu)
+    A.same_shape("y", y, "mu", mu)
+    A.per_example("rho", rho, mu)
+    A.per_example("alpha", alpha, mu)
+
+
 def continuous_update(mu, rho, y, alpha):
     """h: rho' = rho + alpha, mu' = (rho mu + alpha y) / rho'. Returns (mu', rho') per element."""
+    _update_args(mu, rho, y, alpha)
     r = per_element(rho, mu).to(mu.dtype)
     a = per_element(alpha, mu).to(mu.dtype)
     r_new = r + a
@@ -103,6 +133,7 @@ def continuous_update(mu, rho, y, alpha):
 
 def continuous_update_inverse(mu, rho, y, alpha):
     """h^-1 (docs/kernels/bfn.md#inverse-update): rho = rho' - alpha, mu = (rho' mu' - alpha y) / rho."""
+    _update_args(mu, rho, y, alpha)
     r = per_element(rho, mu).to(mu.dtype)
     a = per_element(alpha, mu).to(mu.dtype)
     return (r * mu - a * y) / (r - a), r - a
@@ -113,6 +144,9 @@ def discrete_update(theta, y, log=False):
 
     ``log=True``: ``theta`` holds log-probabilities and the result is log-probabilities.
     """
+    A.floats(theta=theta, y=y)
+    A.batch("theta", theta)
+    A.same_shape("y", y, "theta", theta)
     logits = theta if log else torch.log(theta)
     out = torch.log_softmax(logits + y, -1)
     return out if log else out.exp()
@@ -120,6 +154,7 @@ def discrete_update(theta, y, log=False):
 
 def discrete_update_inverse(theta, y, log=False):
     """h^-1 (docs/kernels/bfn.md#inverse-update): theta proportional to theta' e^-y, in log space."""
+    A.floats(theta=theta, y=y)
     return discrete_update(theta, -y, log=log)
 
 
@@ -157,12 +192,21 @@ def boundary_cdfs(mu_x, sigma_x, num_bins, clip):
     return torch.cat([lo.unsqueeze(-1), inner, hi.unsqueeze(-1)], -1), mask, rng
 
 
+def _output_args(mu_x, sigma_x, num_bins):
+    A.floats(mu_x=mu_x, sigma_x=sigma_x)
+    A.same_shape("sigma_x", sigma_x, "mu_x", mu_x)
+    if mu_x.numel() == 0:
+        raise ValueError(f"mu_x is empty (shape {tuple(mu_x.shape)})")
+    A.count("num_bins", num_bins, 2)
+
+
 def discretised_probs(mu_x, sigma_x, num_bins, clip=True):
     """Bin probabilities of N(mu_x, sigma_x) discretised to K bins on [-1, 1] (Eq. 103-104).
 
     clip=True: the edge bins absorb the tails; clip=False: renormalised by R = Phi(1) - Phi(-1),
     uniform where R < 1e-5 (`DiscretizedCtsDistribution.probs`). K bins in the last dimension.
     """
+    _output_args(mu_x, sigma_x, num_bins)
     cdfs, mask, rng = boundary_cdfs(mu_x, sigma_x, num_bins, clip)
     probs = cdfs[..., 1:] - cdfs[..., :-1]
     if clip:
@@ -184,6 +228,8 @@ def float_to_idx(x, num_bins):
 
 def quantize(x, num_bins):
     """The centre of x's bin."""
+    A.floats(x=x)
+    A.count("num_bins", num_bins, 2)
     return (float_to_idx(x, num_bins).to(x.dtype) + 0.5) / num_bins * 2 - 1
 
 
@@ -233,6 +279,17 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
                                      clip=True, noise_pred=True, min_loss_variance=-1.0):
     """L^inf for discretised data (Eq. 122): -ln sigma1 sigma1^(-2t) (x - x_hat)^2 with
     x_hat = sum_k p_k k_c the mean of the discretised Normal output. Per element."""
+    A.floats(out_mean=out_mean, out_log_sigma=out_log_sigma, x=x)
+    A.batch("out_mean", out_mean)
+    A.same_shape("out_log_sigma", out_log_sigma, "out_mean", out_mean)
+    A.same_shape("x", x, "out_mean", out_mean)
+    if noise_pred:
+        A.floats(mu=mu)
+        A.same_shape("mu", mu, "out_mean", out_mean)
+    A.per_example("t", t, x)
+    A.positive("sigma1", sigma1, upper=1.0)
+    A.count("num_bins", num_bins, 2)
+    A.number("min_loss_variance", min_loss_variance)
     mu_x, sigma_x = output_normal_params(out_mean, out_log_sigma, mu, t, sigma1, noise_pred)
     x_hat = discretised_mean(mu_x, sigma_x, num_bins, clip)
     return loss_weight(t, sigma1, min_loss_variance, x) * (x_hat - x).square()
@@ -240,7 +297,15 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
 
 def discrete_continuous_time_loss(logits, x, t, beta1):
     """L^inf for discrete data (Eq. 205): K beta1 t ||e_x - softmax(logits)||^2, per element."""
-    K = logits.shape[-1]
+    A.floats(logits=logits)
+    A.batch("logits", logits)
+    K = A.count("logits.shape[-1] (the number of classes)", logits.shape[-1], 2)
+    A.classes("x", x, K)
+    if tuple(x.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"logits has shape {tuple(logits.shape)}; x must have shape {tuple(logits.shape[:-1])}, "
+                         f"got {tuple(x.shape)}")
+    A.per_example("t", t, x)
+    A.positive("beta1", beta1)
     p = torch.softmax(logits, -1)
     e_x = torch.nn.functional.one_hot(x.long(), K).to(p.dtype)
     tt = per_element(t, x).to(p.dtype)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _args as A
+
 #: elements of one (queries x points x d) difference block
 BLOCK_ELEMENTS = 1 << 24
 
@@ -19,6 +21,20 @@ def knn_scan(q: torch.Tensor, c: torch.Tensor, kk: int = 0, r2: torch.Tensor | N
     """(kth, count): kth[i] is the kk-th smallest |q_i - c_j|^2 over j (1-based, None when
     kk = 0); count[i] is the number of j with |q_i - c_j|^2 <= r2[j] (< when ``strict``; None
     when r2 is None)."""
+    A.floats(q=q, c=c)
+    A.rows("q", q, 2)
+    A.rows("c", c, 2)
+    if q.shape[1] != c.shape[1]:
+        raise ValueError(f"q has d={q.shape[1]} but c has d={c.shape[1]}")
+    kk = A.count("kk", kk, 0)
+    if kk > c.shape[0]:
+        raise ValueError(f"kk={kk} exceeds the number of points ({c.shape[0]})")
+    if r2 is not None:
+        A.floats(r2=r2)
+        if tuple(r2.shape) != (c.shape[0],):
+            raise ValueError(f"r2 must have shape ({c.shape[0]},) (one squared radius per point), got {tuple(r2.shape)}")
+    if kk == 0 and r2 is None:
+        raise ValueError("nothing to compute: give kk > 0 and/or r2")
     m, d = q.shape
     n = c.shape[0]
     bc = max(1, min(n, BLOCK_ELEMENTS // max(1, d * 64)))

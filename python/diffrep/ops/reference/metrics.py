@@ -13,14 +13,23 @@ sklearn/NumPy do. They define the semantics the native kernels reproduce:
 * :func:`factor_vae_votes` -- the variance-ratio argmin votes of disentanglement_lib
   ``evaluation/metrics/factor_vae.py`` ``_generate_training_sample``, for many batches at once.
 
-No input validation happens here; :mod:`diffrep.ops.metrics` validates and then calls these.
+:mod:`diffrep.ops.metrics` validates values (finiteness, 0/1 labels) and then calls these; here only
+the kind and shape of each argument are checked (:mod:`._args`), so that a wrong one is named.
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import _args as A
+
 _F64 = torch.float64
+
+
+def _samples(a_name, a, b_name, b, axis_a=-1, axis_b=-1):
+    if a.shape[axis_a] != b.shape[axis_b]:
+        raise ValueError(f"{a_name} and {b_name} disagree on the number of samples: {a.shape[axis_a]} vs "
+                         f"{b.shape[axis_b]}")
 
 
 # --------------------------------------------------------------------------------------- AUROC
@@ -47,6 +56,13 @@ def doubled_midranks(scores: torch.Tensor) -> torch.Tensor:
     return r2
 
 
+def _auroc_args(scores, labels):
+    A.reals(scores=scores, labels=labels)
+    A.rows("scores", scores, 2)
+    A.rows("labels", labels, 2)
+    _samples("scores", scores, "labels", labels)
+
+
 def auroc_matrix(scores: torch.Tensor, labels: torch.Tensor):
     """AUROC of each score row (U, n) for each boolean label row (A, n): (auc (A, U), degenerate (A,)).
 
@@ -54,6 +70,7 @@ def auroc_matrix(scores: torch.Tensor, labels: torch.Tensor):
     positives, which is sklearn's trapezoid over distinct thresholds (ties count 1/2). Rows of
     ``labels`` with a single class are ``degenerate`` and get NaN.
     """
+    _auroc_args(scores, labels)
     r2 = doubled_midranks(scores)
     n = scores.shape[1]
     lab = labels.to(_F64)
@@ -81,6 +98,13 @@ def auroc_grid(scores: torch.Tensor, labels: torch.Tensor, stepsize: float = 0.1
     ``M - m <= min_range`` keep 0.5 (not evaluated). The rates and the sum are float64 here
     (float32 in the reference: agreement to about 1e-6).
     """
+    _auroc_args(scores, labels)
+    A.floats(scores=scores)  # the thresholds are computed in the scores' dtype
+    if not 0 < A.number("stepsize", stepsize) <= 1:
+        raise ValueError(f"stepsize must be in (0, 1], got {stepsize}")
+    if A.number("min_range", min_range) < 0:
+        raise ValueError(f"min_range must be >= 0, got {min_range}")
+    A.count("chunk", chunk)
     u, n = scores.shape
     a = labels.shape[0]
     dev = scores.device
@@ -125,7 +149,10 @@ def hist_discretize(codes: torch.Tensor, num_bins: int = 20) -> torch.Tensor:
     the input dtype); a constant column uses the range (c - 0.5, c + 0.5). Labels are 1..num_bins,
     the maximum lands in bin num_bins.
     """
-    x = codes
+    A.reals(codes=codes)
+    A.rows("codes", codes, 2)
+    A.count("num_bins", num_bins)
+    x = codes if codes.is_floating_point() else codes.to(_F64)
     lo = x.min(dim=0).values
     hi = x.max(dim=0).values
     const = lo == hi
@@ -182,6 +209,10 @@ def mi_matrix(labels: torch.Tensor, factors: torch.Tensor):
     scatter-add into (J, F, B, V); ``h[f] = mutual_info_score(f, f)`` (disentanglement_lib
     ``discrete_entropy``).
     """
+    for name, v in (("labels", labels), ("factors", factors)):
+        A.classes(name, v)
+        A.rows(name, v, 2)
+    _samples("labels", labels, "factors", factors, 0, 0)
     n, j = labels.shape
     f = factors.shape[1]
     lab, bsz = _remap(labels)
@@ -290,6 +321,12 @@ def knn_mi_cd(latents: torch.Tensor, factors: torch.Tensor, k: int = 10) -> torc
     MI = psi(n) + mean psi(k_i) - mean psi(N_l) - mean psi(m_i), clipped at 0. The counts come from
     an exact binary search on the sorted kept values.
     """
+    A.reals(latents=latents)
+    A.rows("latents", latents, 2)
+    A.classes("factors", factors)
+    A.rows("factors", factors, 2)
+    _samples("latents", latents, "factors", factors)
+    A.count("k", k)
     jn, n = latents.shape
     fn = factors.shape[0]
     dev = latents.device
@@ -358,6 +395,16 @@ def factor_vae_votes(batches: torch.Tensor, factor_index: torch.Tensor, global_v
     NaN). With ``compressed_index`` d* indexes the active subset (the reference's quirk); else the
     full code axis.
     """
+    A.reals(batches=batches, global_var=global_var)
+    A.rows("batches", batches, 3)
+    A.classes("factor_index", factor_index, A.count("num_factors", num_factors))
+    A.rows("factor_index", factor_index, 1)
+    _samples("batches", batches, "factor_index", factor_index, 0, 0)
+    if not isinstance(active, torch.Tensor) or active.dtype != torch.bool:
+        raise TypeError(f"active must be a bool tensor, got {getattr(active, 'dtype', type(active).__name__)}")
+    for name, v in (("global_var", global_var), ("active", active)):
+        if tuple(v.shape) != (batches.shape[2],):
+            raise ValueError(f"{name} must have shape ({batches.shape[2]},), got {tuple(v.shape)}")
     t, b, d = batches.shape
     lv = batches.to(_F64).var(dim=1, unbiased=True)  # (T, d)
     act_idx = torch.nonzero(active, as_tuple=False).squeeze(1)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _args as A
+
 KERNELS = ("rbf", "imq")
 ESTIMATORS = ("biased", "unbiased")
 
@@ -40,6 +42,23 @@ def kernel_from_sq_dist(r2: torch.Tensor, kernel: str, scales, weights) -> torch
     return out
 
 
+def _samples(x, y):
+    """x (N, d) and y (M, d), float32 or float64 (torch.cdist has no float16 on the CPU)."""
+    for name, v in (("x", x), ("y", y)):
+        A.floats(**{name: v})
+        if v.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {v.dtype}")
+        A.rows(name, v, 2)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x has d={x.shape[1]} but y has d={y.shape[1]}")
+
+
+def _listed(name, v):
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of numbers, got {v!r}")
+    return list(v)
+
+
 def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", scales=(1.0,), weights=None,
          estimator: str = "biased") -> torch.Tensor:
     """MMD^2 between samples x (N, d) and y (M, d) with explicit N x N, M x M, N x M Gram matrices.
@@ -47,6 +66,14 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, kernel: str = "rbf", scales=(1.0,), w
     ``scales``: the h (RBF) or C (IMQ) values, resolved by the caller (no defaults here);
     ``weights``: one per scale, default all ones.
     """
+    _samples(x, y)
+    A.one_of("kernel", kernel, KERNELS)
+    A.one_of("estimator", estimator, ESTIMATORS)
+    if estimator == "unbiased" and min(x.shape[0], y.shape[0]) < 2:
+        raise ValueError("the unbiased estimator needs at least 2 samples in x and in y")
+    scales = [A.positive("scales", s) for s in _listed("scales", scales)]
+    if weights is not None and len(_listed("weights", weights)) != len(scales):
+        raise ValueError(f"weights must have one entry per scale ({len(scales)}), got {len(weights)}")
     weights = [1.0] * len(scales) if weights is None else list(weights)
     n, m = x.shape[0], y.shape[0]
     kxx = kernel_from_sq_dist(sq_dist(x, x), kernel, scales, weights)
@@ -64,6 +91,7 @@ def median_sq_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The median heuristic: the median pairwise squared distance of the pooled samples
     (distinct pairs; ``torch.median``'s lower median), detached. Use it as ``bandwidth``. WAE's
     RBF width differs (docs/kernels/mmd.md)."""
+    _samples(x, y)
     with torch.no_grad():
         z = torch.cat([x, y]).detach()
         r2 = sq_dist(z, z)

@@ -13,8 +13,11 @@ uint32 arithmetic is emulated in int64 with 16-bit splits so no product overflow
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+from ..._checks import non_negative_int
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
@@ -52,8 +55,19 @@ def uniforms(r: torch.Tensor, dtype=torch.float64) -> torch.Tensor:
     return ((r >> 9).to(dtype) + 0.5) * (2.0**-23)
 
 
+def key_word(value, name: str) -> int:
+    """A Philox seed or offset: an int that fits 64 bits (a negative one is taken mod 2^64)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**63) <= value < 2**64:
+        raise ValueError(f"{name} must be an int in [-2^63, 2^64) (taken mod 2^64), got {value!r}")
+    return int(value)
+
+
 def normals(numel: int, seed: int, offset: int, dtype=torch.float64, device="cpu") -> torch.Tensor:
     """Standard normals for stream indices ``0 .. numel-1`` under (seed, offset)."""
+    numel = non_negative_int(numel, "numel")
+    seed, offset = key_word(seed, "seed"), key_word(offset, "offset")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     if numel == 0:
         return torch.empty(0, dtype=dtype, device=device)
     seed &= (1 << 64) - 1
