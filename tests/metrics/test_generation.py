@@ -65,7 +65,7 @@ def test_fid_of_images_and_of_a_generator():
 
     assert G.fid(real, make, extract, batch_size=5) == pytest.approx(3 * 0.25, rel=1e-6)
     assert starts == [(0, 5), (5, 5), (10, 2)]
-    with pytest.raises(ValueError, match="real_images"):
+    with pytest.raises(ValueError, match=r"^real must be images \[N >= 2, C, H, W\]"):
         G.fid(real[0], real, extract)
     with pytest.raises(ValueError, match="num_samples"):
         G.fid(real, make, extract, num_samples=0)

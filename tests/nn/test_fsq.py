@@ -158,7 +158,7 @@ def test_fsq_details_from_mutation_testing():
         fsq.indices_to_codes(torch.tensor([True]))
     with pytest.raises(TypeError, match="^FSQ.bound: z must be a floating-point tensor"):
         fsq.bound(torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(TypeError, match="^FSQ.codes_to_indices: z must be a floating-point"):
+    with pytest.raises(TypeError, match="^FSQ.codes_to_indices: codes must be a floating-point"):
         fsq.codes_to_indices(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="^FSQ.codes_to_indices: z must have 3 channels"):
         fsq.codes_to_indices(torch.zeros(2, 4))

@@ -214,7 +214,7 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     files falls back to the generator (``source="auto"``) with a UserWarning.
     """
     if not isinstance(name, str) or name not in REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}")
+        raise ValueError(f"name: unknown dataset {name!r}; known: {', '.join(REGISTRY)}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     entry = REGISTRY[name]

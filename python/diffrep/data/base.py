@@ -37,9 +37,11 @@ def as_generator(rng) -> np.random.Generator | np.random.RandomState:
     a torch.Generator seeds a numpy Generator from one draw of its stream."""
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
+    if isinstance(rng, (bool, np.bool_)):  # True was seed 1
+        raise TypeError(f"rng must be a numpy Generator/RandomState, a torch.Generator, an int seed or None, got {rng!r}")
     if rng is None or isinstance(rng, (int, np.integer)):
         if rng is not None and int(rng) < 0:
-            raise ValueError(f"seed must be non-negative, got {rng}")
+            raise ValueError(f"rng: a seed must be non-negative, got {rng}")
         return np.random.default_rng(rng)
     if isinstance(rng, torch.Generator):
         seed = int(torch.randint(0, 2**62, (1,), generator=rng).item())
@@ -48,6 +50,16 @@ def as_generator(rng) -> np.random.Generator | np.random.RandomState:
         "rng must be a numpy Generator/RandomState, a torch.Generator, an int seed or None, "
         f"got {type(rng).__name__}"
     )
+
+
+def check_rng(rng) -> None:
+    """The kinds of rng :func:`as_generator` takes, checked without drawing from it (for a method that
+    takes an rng for interface compatibility and does not use it)."""
+    if isinstance(rng, (bool, np.bool_)) or not (
+            rng is None or isinstance(rng, (int, np.integer, np.random.Generator, np.random.RandomState, torch.Generator))):
+        raise TypeError(f"rng must be a numpy Generator/RandomState, a torch.Generator, an int seed or None, got {rng!r}")
+    if isinstance(rng, (int, np.integer)) and rng < 0:
+        raise ValueError(f"rng: a seed must be non-negative, got {rng}")
 
 
 def integers(rng, high: int, size) -> np.ndarray:
@@ -227,15 +239,28 @@ class GroundTruthData(ImageDataset):
     factor_values: list[np.ndarray] = []
 
     def _init_factors(self, names: Sequence[str], sizes: Sequence[int], values=None) -> None:
-        names = tuple(str(n) for n in names)
+        # a str was taken letter by letter, None failed with "not iterable", int() truncated 2.5 to 2
+        if (isinstance(names, (str, bytes)) or not isinstance(names, (Sequence, np.ndarray))
+                or not all(isinstance(n, (str, bytes)) for n in names)):
+            raise TypeError(f"factor_names must be a sequence of str, got {names!r}")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]  # a pickled file's names
+        if (not isinstance(sizes, (Sequence, np.ndarray)) or isinstance(sizes, (str, bytes))
+                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) for s in sizes)):
+            raise TypeError(f"factor_sizes must be a sequence of ints, got {sizes!r}")
+        names = tuple(names)
         sizes = tuple(int(s) for s in sizes)
         if len(names) != len(sizes):
-            raise ValueError(f"{len(names)} factor names for {len(sizes)} factor sizes")
+            raise ValueError(f"{len(names)} factor_names for {len(sizes)} factor_sizes")
         if any(s < 1 for s in sizes):
-            raise ValueError(f"factor sizes must be >= 1, got {sizes}")
+            raise ValueError(f"factor_sizes must be >= 1, got {sizes}")
         if values is None:
             values = [np.arange(s, dtype=np.float64) for s in sizes]
-        values = [np.asarray(v, dtype=np.float64) for v in values]
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) or len(values) != len(sizes):
+            raise TypeError(f"factor_values must be one array of values per factor ({len(sizes)}), got {values!r:.80}")
+        try:
+            values = [np.asarray(v, dtype=np.float64) for v in values]
+        except (TypeError, ValueError):
+            raise TypeError(f"factor_values must hold real numbers, got {values!r:.80}") from None
         for n, s, v in zip(names, sizes, values):
             if v.shape != (s,):
                 raise ValueError(f"factor {n!r}: {v.shape[0] if v.ndim else 0} values for size {s}")
@@ -267,7 +292,7 @@ class GroundTruthData(ImageDataset):
             if arr.size and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
                 arr = arr.astype(np.int64)
             else:
-                raise TypeError(f"factor classes must be integers, got dtype {arr.dtype}")
+                raise TypeError(f"factors: factor classes must be integers, got dtype {arr.dtype}")
         arr = arr.astype(np.int64)
         if arr.ndim == 1 and arr.size == self.num_factors:
             arr = arr[None, :]
@@ -313,13 +338,15 @@ class GroundTruthData(ImageDataset):
 
         The parameters are named ``(n, rng)`` (docs/data.md#groundtruthdata-interface); disentanglement_lib
         passes its ``(num, random_state)`` by position, so its calls work unchanged."""
-        n = _check_count(n)
+        n = check_count(n)
         rng = as_generator(rng)
-        return np.stack([integers(rng, s, n) for s in self.factor_sizes], axis=1).reshape(n, -1)
+        # reshape(n, -1) could not infer the width of an empty sample (n = 0)
+        return np.stack([integers(rng, s, n) for s in self.factor_sizes], axis=1).reshape(n, self.num_factors)
 
     def sample_observations_from_factors(self, factors, rng=None) -> np.ndarray:
         """float32 (n, H, W, C) in [0, 1] images for factor class rows. ``rng`` is accepted for interface
         compatibility (datasets with one image per factor combination do not use it)."""
+        check_rng(rng)
         return self.observations(self.factors_to_index(factors))
 
     def sample(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -351,6 +378,8 @@ class ArrayGroundTruthData(GroundTruthData):
     """
 
     def __init__(self, images, factor_names, factor_sizes, factor_values=None, item_format="pm1", name="array"):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str (the dataset's name in descriptions), got {name!r}")
         self.name, self.source = name, "array"
         self._init_factors(factor_names, factor_sizes, factor_values)
         images = np.asarray(images)
@@ -371,11 +400,11 @@ class ArrayGroundTruthData(GroundTruthData):
         return self._data[idx]
 
 
-def _check_count(n) -> int:
+def check_count(n, name: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n (the number of samples) must be an int, got {type(n).__name__}")
+        raise TypeError(f"{name} (the number of samples) must be an int, got {type(n).__name__}")
     if n < 0:
-        raise ValueError(f"n (the number of samples) must be >= 0, got {n}")
+        raise ValueError(f"{name} (the number of samples) must be >= 0, got {n}")
     return int(n)
 
 

@@ -33,17 +33,29 @@ def check_mode(mode) -> str:
 
 def binarize(images: np.ndarray, indices: np.ndarray, mode: str, seed: int = 0, epoch: int = 0) -> np.ndarray:
     """Binarise uint8 greyscale ``images`` (n, ...) of dataset items ``indices`` (n,) per ``mode``."""
+    if mode is None or mode not in MODES:  # None fell through to the static sample
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(images, np.ndarray) or images.ndim < 2:
+        raise TypeError(f"images must be a numpy array (n, ...) of uint8 images, got {getattr(images, 'shape', type(images).__name__)}")
     if mode == "none":
         return images
     if images.dtype != np.uint8:
         raise TypeError(f"binarize expects uint8 images, got {images.dtype}")
+    for name, v in (("seed", seed), ("epoch", epoch)):  # int() truncated 1.5 and read True as 1
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or len(idx) != len(images) or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        # a shorter or longer index list paired images with the wrong items' samples
+        raise ValueError(f"indices must be {len(images)} integer item indices (n,) for the {len(images)} images, got "
+                         f"{idx.dtype} shape {idx.shape}")
     if mode == "threshold":
         return np.where(images >= 128, np.uint8(255), np.uint8(0))
     if mode == "nonzero":
         return np.where(images > 0, np.uint8(255), np.uint8(0))
     out = np.empty_like(images)
     p = images.astype(np.float64) / 255.0
-    for k, i in enumerate(np.asarray(indices).reshape(-1)):
+    for k, i in enumerate(idx):
         key = [int(seed), int(epoch), int(i)] if mode == "dynamic" else [int(seed), int(i)]
         u = np.random.default_rng(key).random(p[k].shape)
         out[k] = np.where(u < p[k], np.uint8(255), np.uint8(0))

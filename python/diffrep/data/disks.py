@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import non_negative_int, positive_int
-from .base import GroundTruthData, LRUCache, as_generator, check_flag, check_item_format
+from .._checks import finite_float, non_negative_int, positive_int
+from .base import GroundTruthData, LRUCache, check_count, as_generator, check_flag, check_item_format
 
 
 @dataclass
@@ -44,8 +44,19 @@ class DisksConfig:
     hard_edge: bool = False  # draw a hard disk (inside iff distance^2 <= radius^2, lineage A)
 
     def validate(self) -> None:
-        if not isinstance(self.size, (int, np.integer)) or self.size < 2:
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 2:
             raise ValueError(f"size must be an int >= 2, got {self.size!r}")
+        finite_float(self.radius, "radius")  # None / a str failed in a comparison naming neither
+        finite_float(self.transition, "transition")
+        finite_float(self.foreground, "foreground")
+        for name in ("x_range", "y_range", "background_range"):
+            pair = getattr(self, name)
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{name} must be a pair (low, high) of finite numbers, got {pair!r}")
+            for v in pair:
+                finite_float(v, name)
+        if not isinstance(self.bins, (tuple, list)):
+            raise ValueError(f"bins must be three ints >= 1, got {self.bins!r}")
         if not self.radius > 0:
             raise ValueError(f"radius must be > 0, got {self.radius}")
         if not self.hard_edge and not (0 < self.transition <= self.radius):
@@ -70,8 +81,23 @@ def render_disks(x, y, background, cfg: DisksConfig | None = None) -> np.ndarray
 
     All three are 1-D arrays of the same length n. Returns float32 (n, size, size, 1) in [0, 1].
     """
+    if cfg is not None and not isinstance(cfg, DisksConfig):
+        raise TypeError(f"cfg must be a DisksConfig or None, got {type(cfg).__name__}")
     cfg = cfg or DisksConfig()
-    x, y, bg = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (x, y, background))
+    arrays = []
+    for name, a in (("x", x), ("y", y), ("background", background)):
+        if a is None or isinstance(a, (str, bytes)) or np.iscomplexobj(a):
+            raise TypeError(f"{name} must be a 1-D array of real numbers, got {type(a).__name__}")
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a 1-D array of real numbers, got {type(a).__name__}") from None
+        if a.ndim != 1:  # a (1, n) array was flattened silently
+            raise ValueError(f"{name} must be a 1-D array [n], got shape {a.shape}")
+        if not np.isfinite(a).all():  # a NaN centre or background rendered a NaN image
+            raise ValueError(f"{name} contains NaN or inf")
+        arrays.append(a)
+    x, y, bg = arrays
     if not (len(x) == len(y) == len(bg)):
         raise ValueError(f"x, y and background must have equal lengths, got {len(x)}, {len(y)}, {len(bg)}")
     grid = np.arange(cfg.size, dtype=np.float64)
@@ -96,6 +122,8 @@ class Disks(GroundTruthData):
 
     def __init__(self, config: DisksConfig | None = None, jitter: bool = False, seed: int = 0,
                  item_format: str = "pm1", cache_size: int = 65536, **overrides):
+        if config is not None and not isinstance(config, DisksConfig):
+            raise TypeError(f"config must be a DisksConfig or None, got {type(config).__name__}")
         cfg = config or DisksConfig()
         if overrides:
             cfg = DisksConfig(**{**cfg.__dict__, **overrides})
@@ -142,9 +170,9 @@ class Disks(GroundTruthData):
     def sample_continuous(self, num: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """Lineage B sampling: (values float64 (num, 3) = x, y, background uniform in their ranges,
         images float32 (num, S, S, 1) in [0, 1])."""
-        f = self.sample_factors(num, 0)  # validates num
+        f = self.sample_factors(check_count(num, "num"), 0)
         rng = as_generator(rng)
-        vals = rng.uniform(self._ranges[:, 0], self._ranges[:, 1], size=(len(f), 3))
+        vals = rng.uniform(self._ranges[:, 0], self._ranges[:, 1], size=(len(f), 3)).reshape(len(f), 3)
         return vals, render_disks(vals[:, 0], vals[:, 1], vals[:, 2], self.config)
 
 
@@ -153,6 +181,8 @@ def disks_geometry(size: int = 32) -> Disks:
     radius 6 with a 2-px raised-cosine edge, centres in [6, 26]^2, background U[0, 1], foreground
     0.5), scaled to the side for other sizes (radius 6/32 of it, centres in [6, 26]/32 of it), so
     that a 16x16 set is the 32x32 one at half the resolution (same factors, same semantics)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"size must be an int >= 2, got {size!r}")
     if size == 32:
         return Disks()
     k = size / 32
@@ -165,6 +195,7 @@ class DisksTensorDataset(torch.utils.data.Dataset):
 
     def __init__(self, num_images: int = 2000, size: int = 32, seed: int = 0):
         positive_int(num_images, "num_images")
+        non_negative_int(seed, "seed")
         ds = disks_geometry(size)
         values, images = ds.sample_continuous(num_images, np.random.default_rng(seed))
         self.disks = ds

@@ -14,6 +14,7 @@ Item access: ``(image, target)`` with an empty int64 target (a folder has no lab
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ class ImageFolder(ImageDataset):
 
     def __init__(self, root, size: int | None = 64, mode: str = "RGB", crop: str = "center",
                  item_format: str = "pm1", num_images: int | None = None, start: int = 0):
+        if not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a folder path, got {type(root).__name__}")
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image_folder: folder {str(root)!r} does not exist")

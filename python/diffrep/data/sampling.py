@@ -63,7 +63,8 @@ class EpochBatchSampler(Sampler):
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
         if n < batch_size:
-            raise ValueError(f"dataset has {n} examples, fewer than the global batch size {batch_size}")
+            raise ValueError(f"dataset has n={n} examples, fewer than the global batch size {batch_size}")
+        non_negative_int(start, "start")  # set_epoch's message would name its start_batch
         epoch_permutation(0, seed, epoch)  # validates seed and epoch
         self.n, self.batch_size, self.seed = n, batch_size, int(seed)
         self.shuffle, self.drop_last = check_flag(shuffle, "shuffle"), check_flag(drop_last, "drop_last")
@@ -116,6 +117,10 @@ def make_loader(dataset, batch_size: int, seed: int = 0, epoch: int = 0, shuffle
     Yields ``(images, targets)`` tensors. Call ``loader.sampler.set_epoch(e)`` (and, for datasets
     with dynamic binarisation, ``dataset.set_epoch(e)``) before each epoch; or build one loader per epoch.
     """
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise TypeError(f"dataset must be a map-style dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
+    non_negative_int(num_workers, "num_workers")  # torch's own check named it only for negative ints
+    non_negative_int(start_batch, "start_batch")  # the sampler's message would name its start
     sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last, epoch=epoch, start=start_batch)
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
@@ -124,6 +129,10 @@ def make_loader(dataset, batch_size: int, seed: int = 0, epoch: int = 0, shuffle
 
 def worker_generator(seed: int, epoch: int, worker_id: int | None = None) -> torch.Generator:
     """A torch Generator for random augmentations, seeded from (seed, epoch, worker) deterministically."""
+    non_negative_int(seed, "seed")  # int() truncated 1.5 and read True as 1
+    non_negative_int(epoch, "epoch")
+    if worker_id is not None:
+        non_negative_int(worker_id, "worker_id")
     if worker_id is None:
         info = torch.utils.data.get_worker_info()
         worker_id = info.id if info is not None else 0

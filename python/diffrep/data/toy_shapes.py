@@ -27,6 +27,8 @@ class ToyShapes(Dataset):
     """Deterministic toy images in [-1, 1], shape [3, S, S]; image i depends only on (seed, i)."""
 
     def __init__(self, config: ToyShapesConfig | None = None):
+        if config is not None and not isinstance(config, ToyShapesConfig):
+            raise TypeError(f"config must be a ToyShapesConfig or None, got {type(config).__name__}")
         self.config = config or ToyShapesConfig()
         c = self.config
         g = torch.Generator().manual_seed(c.seed)

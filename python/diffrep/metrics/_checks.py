@@ -1,4 +1,5 @@
-"""Input validation shared by the metric functions (codes (N, d) float, factors (N, F) int).
+"""Input validation shared by the metric functions (codes (N, d) float, factors (N, F) int; the
+feature sets [N, k] and images of the generation metrics).
 
 Accepts NumPy arrays and torch tensors (any device). Raises ``ValueError``/``TypeError`` naming
 the argument for: wrong rank, empty input, NaN/inf codes, non-integer factors, mismatched N.
@@ -84,3 +85,77 @@ def lr_estimator(estimator, mode: str) -> str:
 def constant_codes(c: torch.Tensor) -> list:
     """Indices of codes whose values are all equal."""
     return torch.nonzero((c.max(dim=0).values - c.min(dim=0).values) == 0).flatten().tolist()
+
+
+# ---- generation metrics: feature sets [N, k] and the images of the user-extractor FID
+
+
+def real_array(v, name: str) -> np.ndarray:
+    """``v`` as a float64 array; a str, None, complex or ragged value is a TypeError naming ``name``
+    (np.asarray would say "could not convert string to float", or drop an imaginary part)."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu()
+        if v.is_complex():
+            raise TypeError(f"{name} must be real, got {v.dtype}")
+        v = v.double().numpy()
+    if v is None or isinstance(v, (str, bytes)) or np.iscomplexobj(v):
+        raise TypeError(f"{name} must be a real numeric array, got {type(v).__name__}")
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real numeric array, got {type(v).__name__}") from None
+
+
+def feature_array(feats, name: str) -> np.ndarray:
+    """A feature set [N >= 2, k] as a finite float64 array (the FID statistics need two rows)."""
+    a = real_array(feats, name)
+    if a.ndim != 2 or len(a) < 2 or a.shape[1] < 1:
+        raise ValueError(f"{name} must be features [N >= 2, k] (k >= 1), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
+def count(v, name: str, lo: int) -> int:
+    """An int >= ``lo`` (a bool is refused: True is no count)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
+
+
+def feature_tensor(x, name: str, device) -> torch.Tensor:
+    """Features [N, d] as a finite tensor on ``device``: float32/float64 kept (the kNN distances are
+    taken in the features' dtype), integers as float64, half precision as float32."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor or numpy array of features [N, d], got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} must be real features, got {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be [N, d] features, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.double()
+    elif x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    x = x.to(device)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def images(x, name: str, min_count: int) -> torch.Tensor:
+    """Images [N >= min_count, C, H, W] for the user-extractor FID: a tensor or numpy array, real
+    and finite (a NaN image would surface as NaN features, named after neither set)."""
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be images [N, C, H, W] (a tensor or numpy array), got {type(x).__name__}")
+    t = torch.as_tensor(x)
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real images, got {t.dtype}")
+    if t.dim() != 4 or t.shape[0] < min_count:
+        raise ValueError(f"{name} must be images [N >= {min_count}, C, H, W], got shape {tuple(t.shape)}")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return t

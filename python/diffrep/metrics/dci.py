@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from .._checks import non_negative_int
 from . import _checks, gbt
 from .results import Result
 
@@ -55,6 +56,11 @@ def fit_factors(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, estimat
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    _checks.pair(xtr, ytr, "xtr", "ytr")
+    if _checks.codes(xte, "xte").shape[1] != xtr.shape[1]:
+        raise ValueError(f"xtr has {xtr.shape[1]} codes but xte has {xte.shape[1]}")
+    if seed is not None:
+        non_negative_int(seed, "seed")
     gbt.check_max_bins(max_bins)
     if n_jobs == -1:  # joblib's spelling of "every core"
         n_jobs = os.cpu_count() or 1

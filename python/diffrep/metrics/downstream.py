@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import positive_int
 from . import _checks
 from .dci import fit_factors
 from .results import Result
@@ -59,6 +60,20 @@ def size_scores(ctr, ftr, cte, fte, size, predictor: str, seed, n_jobs: int, fla
     return out
 
 
+def check_sizes(sizes) -> tuple[int, ...]:
+    """The train sizes: a non-empty sequence of positive ints (int() truncated 2.5 to 2 and read True
+    as 1; None or a str failed with "not iterable" / "invalid literal for int()")."""
+    if sizes is None or isinstance(sizes, (str, bytes, int, float)):
+        raise ValueError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}")
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise ValueError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}") from None
+    if not sizes:
+        raise ValueError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}")
+    return tuple(positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes))
+
+
 def efficiency(scores: dict, sizes=SIZES) -> dict:
     """Statistical efficiency Acc100/Acc and Acc1000/Acc, Acc = the largest size's mean test accuracy."""
     full = scores.get(f"{max(sizes)}:mean_test_accuracy", float("nan"))
@@ -81,9 +96,7 @@ def downstream_efficiency(codes_train, factors_train, codes_test, factors_test, 
     ``"logistic_regression_cv"`` (``LogisticRegressionCV(Cs=10, cv=KFold(5))``).
     """
     ctr, ftr, cte, fte = _checks.train_test(codes_train, factors_train, codes_test, factors_test)
-    sizes = tuple(int(s) for s in sizes)
-    if any(s < 1 for s in sizes):
-        raise ValueError(f"sizes must be positive, got {sizes}")
+    sizes = check_sizes(sizes)
     if max(sizes) > ctr.shape[0]:
         raise ValueError(f"codes_train: {ctr.shape[0]} rows is fewer than the largest size {max(sizes)}")
     flags: list = []

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import positive_int
+
 __all__ = ["PROTOCOLS", "INPUT_SIZE", "FLOAT_RANGE_LIMIT", "to_uint8_values", "pil_bicubic_matrix",
            "tf1_bilinear_matrix", "preprocess"]
 
@@ -48,13 +50,16 @@ def to_uint8_values(images) -> torch.Tensor:
     rounding). Floats beyond +-``FLOAT_RANGE_LIMIT`` (e.g. on clean-fid's [0, 255] scale) are a
     ValueError; floats in [0, 1] (torchvision's ``ToTensor``, pytorch-fid's loader) cannot be told
     apart from [-1, 1] images and must be mapped by 2x - 1 first (docs/metrics.md)."""
-    x = torch.as_tensor(images)
+    try:
+        x = torch.as_tensor(images)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"images must be a tensor or array [B, C, H, W], got {type(images).__name__}") from None
     if x.dim() != 4:
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels (the FID Inception sees RGB), got {x.shape[1]} channels "
                          f"in shape {tuple(x.shape)}")
-    if x.shape[2] < 1 or x.shape[3] < 1:
+    if x.shape[0] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f"images are empty: shape {tuple(x.shape)}")
     if x.dtype == torch.uint8:
         v = x.float()
@@ -104,7 +109,7 @@ def _pil_bicubic_np(n_in: int, n_out: int) -> np.ndarray:
 def pil_bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in] float64 matrix of PIL's bicubic resample along one axis (Resample.c
     ``precompute_coeffs``: antialiasing support 2 * max(n_in / n_out, 1), cubic a = -0.5)."""
-    return torch.from_numpy(_pil_bicubic_np(int(n_in), int(n_out)))
+    return torch.from_numpy(_pil_bicubic_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")))
 
 
 @lru_cache(maxsize=32)
@@ -124,7 +129,7 @@ def _tf1_bilinear_np(n_in: int, n_out: int) -> np.ndarray:
 def tf1_bilinear_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in] float64 matrix of TF 1.x ``resize_bilinear(align_corners=False)`` (legacy,
     no half-pixel centres): output i samples the source at i * n_in / n_out."""
-    return torch.from_numpy(_tf1_bilinear_np(int(n_in), int(n_out)))
+    return torch.from_numpy(_tf1_bilinear_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")))
 
 
 def _separable(v: torch.Tensor, wh: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
@@ -140,6 +145,7 @@ def preprocess(images, protocol: str = "clean", *, size: int = INPUT_SIZE) -> to
     runs on the images' device."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    size = positive_int(size, "size")
     v = to_uint8_values(images)
     h, w = v.shape[2], v.shape[3]
     if protocol == "clean":

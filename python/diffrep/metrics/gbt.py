@@ -85,7 +85,26 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_esti
     """Fit on (x_train (N, d), y_train (N,) int) and predict classes for x_train and each x_eval.
 
     ``seed`` seeds the tie-breaking between equally good features (a CPU ``torch.Generator``)."""
+    from .._checks import non_negative_int, positive_float, positive_int
+    from ..ops import metrics as ops
+
     check_max_bins(max_bins)
+    ops._float(x_train, "x_train", 2)  # checked only: the values fitted are x_train's own
+    y = ops._int(y_train, "y_train", 1)
+    if y.shape[0] != x_train.shape[0]:
+        raise ValueError(f"x_train and y_train disagree on the number of samples: {x_train.shape[0]} vs {y.shape[0]}")
+    if isinstance(x_evals, (str, bytes, torch.Tensor)) or not isinstance(x_evals, (list, tuple)):
+        raise TypeError(f"x_evals must be a sequence of (M, d) tensors, got {type(x_evals).__name__}")
+    for i, e in enumerate(x_evals):
+        if not isinstance(e, torch.Tensor) or e.dim() != 2 or e.shape[1] != x_train.shape[1]:
+            raise ValueError(f"x_evals[{i}] must be a (M, d = {x_train.shape[1]}) tensor, got "
+                             f"{getattr(e, 'shape', type(e).__name__)}")
+        if e.numel():
+            ops._float(e, f"x_evals[{i}]", 2)
+    positive_int(n_estimators, "n_estimators")  # 0 or -1 trees fitted nothing and predicted the prior
+    positive_float(learning_rate, "learning_rate")
+    positive_int(max_depth, "max_depth")
+    non_negative_int(seed, "seed")
     gen = torch.Generator().manual_seed(int(seed))
     dev = x_train.device
     n, d = x_train.shape

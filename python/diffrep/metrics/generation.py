@@ -33,7 +33,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import device as check_device
+from .._checks import non_negative_int, positive_int
+from . import _checks
 from .image_sources import ImageSource, Progress, resolve_source
 
 __all__ = ["frechet_distance", "feature_statistics", "frechet_distance_from_features", "fid_from_features",
@@ -52,14 +54,19 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
 
 
 def _frechet_terms(mu1, sigma1, mu2, sigma2) -> tuple[float, float]:
-    m1, m2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64)), np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    m1, m2 = np.atleast_1d(_checks.real_array(mu1, "mu1")), np.atleast_1d(_checks.real_array(mu2, "mu2"))
+    s1, s2 = np.atleast_2d(_checks.real_array(sigma1, "sigma1")), np.atleast_2d(_checks.real_array(sigma2, "sigma2"))
     k = m1.shape[0]
-    if m1.ndim != 1 or m2.shape != (k,) or s1.shape != (k, k) or s2.shape != (k, k):
-        raise ValueError(f"means must be [k] and covariances [k, k] with equal k, got {m1.shape}, {s1.shape}, "
-                         f"{m2.shape}, {s2.shape}")
-    if not all(np.isfinite(a).all() for a in (m1, s1, m2, s2)):
-        raise ValueError("means and covariances must be finite")
+    if m1.ndim != 1 or k == 0:
+        raise ValueError(f"mu1 must be a mean [k >= 1] (means [k] and covariances [k, k] with equal k), got shape "
+                         f"{m1.shape}")
+    for name, a, want in (("sigma1", s1, (k, k)), ("mu2", m2, (k,)), ("sigma2", s2, (k, k))):
+        if a.shape != want:
+            raise ValueError(f"{name} must have shape {want} (means [k] and covariances [k, k] with equal k; "
+                             f"k = {k} from mu1), got {a.shape}")
+    for name, a in (("mu1", m1), ("sigma1", s1), ("mu2", m2), ("sigma2", s2)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or inf (means and covariances must be finite)")
     r1 = _psd_sqrt(s1)
     lam = np.linalg.eigvalsh(r1 @ s2 @ r1)
     cross = np.sqrt(np.clip(lam, 0, None)).sum()
@@ -81,34 +88,23 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return _frechet_terms(mu1, sigma1, mu2, sigma2)[0]
 
 
-def _features(feats, name: str) -> np.ndarray:
-    if isinstance(feats, torch.Tensor):
-        feats = feats.detach().cpu().double().numpy()
-    a = np.asarray(feats, dtype=np.float64)
-    if a.ndim != 2 or len(a) < 2:
-        raise ValueError(f"{name} must be [N >= 2, k], got {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contain NaN or inf" if name == "features" else f"{name} contains NaN or inf")
-    return a
-
-
 def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
     """Mean [k] and unbiased covariance [k, k] (float64; ``np.cov(rowvar=False)``, ddof 1, as
     every FID reference) of a feature set [N >= 2, k]."""
-    a = _features(feats, "features")
+    a = _checks.feature_array(feats, "feats")
     return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
 
 
 def frechet_distance_from_features(feats_a, feats_b) -> float:
     """:func:`frechet_distance` of the Gaussians fitted to two feature sets [N, k] (equal k)."""
-    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
-        raise ValueError(f"features must be [N >= 2, k] with equal k, got {a.shape} and {b.shape}")
+    a, b = _checks.feature_array(feats_a, "feats_a"), _checks.feature_array(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feats_a and feats_b must be features with equal k, got k = {a.shape[1]} and {b.shape[1]}")
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
 
 
 def _pair(real, fake) -> tuple[np.ndarray, np.ndarray]:
-    r, f = _features(real, "real"), _features(fake, "fake")
+    r, f = _checks.feature_array(real, "real"), _checks.feature_array(fake, "fake")
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"real and fake features must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
     return r, f
@@ -120,6 +116,8 @@ def fid_from_features(real, fake, *, allow_singular: bool = False) -> float:
 
     Fewer samples than the feature dimension (N < d or M < d) make a covariance singular and the
     FID strongly biased (mseitzer/pytorch-fid #29): a ValueError unless ``allow_singular``."""
+    if not isinstance(allow_singular, (bool, np.bool_)):  # "no" was truthy
+        raise TypeError(f"allow_singular must be a bool, got {allow_singular!r}")
     r, f = _pair(real, fake)
     d = r.shape[1]
     if not allow_singular and min(len(r), len(f)) < d:
@@ -128,14 +126,6 @@ def fid_from_features(real, fake, *, allow_singular: bool = False) -> float:
                          f"to compute it anyway (biased, not comparable with published values)")
     return frechet_distance(r.mean(0), np.atleast_2d(np.cov(r, rowvar=False)), f.mean(0),
                             np.atleast_2d(np.cov(f, rowvar=False)))
-
-
-def _check_int(v, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
-    return int(v)
 
 
 def _polynomial_mmd2(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> float:
@@ -163,10 +153,10 @@ def kid_from_features(real, fake, *, num_subsets: int = 100, subset_size: int = 
     ``seed=2020`` with the same feature order reproduces its subsets). Float64 throughout, on
     ``device`` (default: CUDA when available)."""
     r, f = _pair(real, fake)
-    num_subsets = _check_int(num_subsets, "num_subsets", 1)
-    subset_size = _check_int(subset_size, "subset_size", 2)
-    degree = _check_int(degree, "degree", 1)
-    seed = _check_int(seed, "seed", 0)
+    num_subsets = _checks.count(num_subsets, "num_subsets", 1)
+    subset_size = _checks.count(subset_size, "subset_size", 2)
+    degree = _checks.count(degree, "degree", 1)
+    seed = _checks.count(seed, "seed", 0)
     if subset_size > min(len(r), len(f)):
         raise ValueError(f"KID subset_size={subset_size} exceeds the smaller feature set ({len(r)} real, {len(f)} "
                          f"fake); pass subset_size <= {min(len(r), len(f))}")
@@ -187,23 +177,6 @@ def kid_from_features(real, fake, *, num_subsets: int = 100, subset_size: int = 
         ri = torch.from_numpy(rng.choice(len(r), subset_size, replace=False)).to(dev)
         mmds[i] = _polynomial_mmd2(ft[fi], rt[ri], degree, float(gamma), float(coef0))
     return float(mmds.mean()), float(mmds.std())
-
-
-def _feature_tensor(x, name: str, device) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor or numpy array of features [N, d], got {type(x).__name__}")
-    if x.dim() != 2:
-        raise ValueError(f"{name} must be [N, d] features, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        x = x.double()
-    elif x.dtype not in (torch.float32, torch.float64):
-        x = x.float()
-    x = x.to(device)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
 
 
 def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = False, device=None) -> dict:
@@ -229,16 +202,16 @@ def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = Fals
     ``device`` (default: CUDA when available); no N x M matrix is formed."""
     from ..ops.knn import MAX_K, knn_scan
 
-    k = _check_int(k, "k", 1)
-    dc_k = k if dc_k is None else _check_int(dc_k, "dc_k", 1)
+    k = _checks.count(k, "k", 1)
+    dc_k = k if dc_k is None else _checks.count(dc_k, "dc_k", 1)
     for name, v in (("k", k), ("dc_k", dc_k)):
         if v + 1 > MAX_K:
             raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
     dev = _device(device)
-    r = _feature_tensor(real, "real", dev)
-    f = _feature_tensor(fake, "fake", dev)
+    r = _checks.feature_tensor(real, "real", dev)
+    f = _checks.feature_tensor(fake, "fake", dev)
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"real and fake features must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
     for name, x, kmin in (("real", r, max(k, dc_k)), ("fake", f, k)):
@@ -271,7 +244,7 @@ def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = Fals
 def _device(device) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(device)
 
 
 _MODELS: dict = {}
@@ -329,6 +302,9 @@ def inception_features(source, *, protocol: str = "clean", weights=None, num_sam
     Preprocessing ``protocol``: :mod:`diffrep.metrics.fid_preprocess`. Batched on ``device``
     (default CUDA when available), TF32 off, with a progress report on stderr."""
     positive_int(batch_size, "batch_size")
+    non_negative_int(seed, "seed")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {progress!r}")
     src = resolve_source(source, num_samples, seed, "source")
     dev = _device(device)
     return _extract(src, _inception(weights, dev), _protocol(protocol), batch_size, dev, progress, "features")
@@ -359,6 +335,13 @@ def reference_statistics(source, cache, *, protocol: str = "clean", weights=None
     or overwrite. Returns {mu, sigma, count, features (or None), identity, cached}."""
     from .inception import file_sha1, weights_path
 
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a .npz file path, got {type(cache).__name__}")
+    positive_int(batch_size, "batch_size")
+    non_negative_int(seed, "seed")
+    for name, flag in (("progress", progress), ("keep_features", keep_features)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
     path = Path(cache).expanduser()
     if path.suffix != ".npz":
         raise ValueError(f"cache must be a .npz file path, got {str(cache)!r}")
@@ -433,10 +416,12 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
 
     if isinstance(metrics, str):
         metrics = (metrics,)
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics must be a metric name or a sequence of names, got {type(metrics).__name__}")
     metrics = tuple(metrics)
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"unknown metric {m!r}; choose from {METRICS}")
+            raise ValueError(f"metrics: unknown metric {m!r}; choose from {METRICS}")
     if not metrics:
         raise ValueError("metrics is empty")
     protocol = _protocol(protocol)
@@ -444,13 +429,14 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     # every setting is checked before any image is scored (a 50k-image extraction takes minutes)
     from ..ops.knn import MAX_K
 
-    k = _check_int(k, "k", 1)
-    dc_k = k if dc_k is None else _check_int(dc_k, "dc_k", 1)
+    k = _checks.count(k, "k", 1)
+    dc_k = k if dc_k is None else _checks.count(dc_k, "dc_k", 1)
     for name, v in (("k", k), ("dc_k", dc_k)):
         if v + 1 > MAX_K:
             raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
-    kid_subsets = _check_int(kid_subsets, "kid_subsets", 1)
-    kid_subset_size = _check_int(kid_subset_size, "kid_subset_size", 2)
+    non_negative_int(seed, "seed")
+    kid_subsets = _checks.count(kid_subsets, "kid_subsets", 1)
+    kid_subset_size = _checks.count(kid_subset_size, "kid_subset_size", 2)
     for name, flag in (("strict", strict), ("allow_singular", allow_singular), ("progress", progress)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
@@ -571,26 +557,41 @@ def image_features(extractor: Callable, make: Callable[[int, int], torch.Tensor]
                    batch_size: int = 64) -> np.ndarray:
     """Features [num, k] (float64) of the images ``make(start, k)`` returns for consecutive batches
     of at most ``batch_size`` (``start`` is the index of the batch's first image)."""
-    positive_int(num, "num_samples")
+    for name, f in (("extractor", extractor), ("make", make)):
+        if not callable(f):
+            raise TypeError(f"{name} must be a callable, got {type(f).__name__}")
+    positive_int(num, "num")
     positive_int(batch_size, "batch_size")
     out = []
     for s in range(0, num, batch_size):
-        out.append(np.asarray(extractor(make(s, min(batch_size, num - s))).detach().cpu(), dtype=np.float64))
+        k = min(batch_size, num - s)
+        f = extractor(make(s, k))
+        f = _checks.real_array(f.detach() if isinstance(f, torch.Tensor) else f, "extractor output")
+        if f.ndim != 2 or f.shape[0] != k:
+            raise ValueError(f"extractor output must be features [B, k] for a batch of B = {k} images, got shape "
+                             f"{f.shape}")
+        if not np.isfinite(f).all():
+            raise ValueError("extractor output contains NaN or inf")
+        out.append(f)
     return np.concatenate(out)
 
 
 def _fid_with_extractor(real_images, fake, extractor, num_samples, batch_size) -> float:
+    if num_samples is not None:
+        positive_int(num_samples, "num_samples")
+    positive_int(batch_size, "batch_size")
     fe = extractor if callable(extractor) else load_feature_extractor(extractor)
-    real = torch.as_tensor(real_images)
-    if real.dim() != 4 or real.shape[0] < 1:
-        raise ValueError(f"real_images must be [N, C, H, W], got {tuple(real.shape)}")
+    real = _checks.images(real_images, "real", 1 if callable(fake) else 2)
     if callable(fake):
         n = real.shape[0] if num_samples is None else num_samples
-        real_f = image_features(fe, lambda s, k: real[s % real.shape[0]:][:k], n, batch_size)
+        # the real images cycle: image j of the stream is real[j mod N] (a slice real[s % N:][:k] gave
+        # fewer than k images when a batch wrapped around, so fewer real features than asked)
+        real_f = image_features(fe, lambda s, k: real[torch.arange(s, s + k) % real.shape[0]], n, batch_size)
         return frechet_distance_from_features(real_f, image_features(fe, fake, n, batch_size))
-    fake = torch.as_tensor(fake)
-    if fake.dim() != 4:
-        raise ValueError(f"fake must be images [M, C, H, W] or a callable, got {tuple(fake.shape)}")
+    if num_samples is not None:  # it was ignored: every fake image was scored
+        raise ValueError(f"num_samples={num_samples} applies to a callable fake; fake images [M, C, H, W] are "
+                         f"all scored (pass fake[:n] for fewer)")
+    fake = _checks.images(fake, "fake", 2)
     real_f = image_features(fe, lambda s, k: real[s:s + k], real.shape[0], batch_size)
     return frechet_distance_from_features(real_f, image_features(fe, lambda s, k: fake[s:s + k], fake.shape[0], batch_size))
 

@@ -68,22 +68,43 @@ def array_sha1(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def tensor_source(x, num_samples) -> ImageSource:
+def tensor_source(x, num_samples, what: str = "images") -> ImageSource:
+    """Images [N, C, H, W] (NHWC numpy accepted) checked here, before any image is scored: the
+    preprocessing would refuse a wrong dtype or a NaN only at the batch that holds it, after the
+    other set was extracted, in a message naming neither ``real`` nor ``fake``."""
+    from .fid_preprocess import FLOAT_RANGE_LIMIT
+
     if isinstance(x, np.ndarray):
         if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = np.moveaxis(x, -1, 1)  # NHWC numpy images
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{what} must be uint8 or floating-point images, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
     if x.dim() != 4:
-        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
+        raise ValueError(f"{what} must be images [N, C, H, W], got shape {tuple(x.shape)}")
+    if not (x.dtype == torch.uint8 or x.is_floating_point()):
+        raise TypeError(f"{what} must be uint8 images or floating-point images in [-1, 1], got {x.dtype}")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"{what} must have 1 or 3 channels (the FID Inception sees RGB), got {x.shape[1]} channels "
+                         f"in shape {tuple(x.shape)}")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"{what}: the images are empty, shape {tuple(x.shape)}")
     n = x.shape[0]
     if num_samples is not None:
         positive_int(num_samples, "num_samples")
         if num_samples > n:
-            raise ValueError(f"num_samples={num_samples} exceeds the {n} images given")
+            raise ValueError(f"num_samples={num_samples} exceeds the {n} images of {what}")
         x = x[:num_samples]
         n = num_samples
     if n < 1:
-        raise ValueError("no images given")
+        raise ValueError(f"{what}: no images given (shape {tuple(x.shape)})")
+    if x.is_floating_point():
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{what} contains NaN or inf")
+        if float(x.abs().max()) > FLOAT_RANGE_LIMIT:
+            raise ValueError(f"{what}: float images must lie in [-1, 1] (up to +-{FLOAT_RANGE_LIMIT:g} of sampler "
+                             f"overshoot), got values up to {float(x.abs().max()):g}; images on the [0, 255] "
+                             f"scale must be passed as uint8")
     ident = {"kind": "array", "shape": list(x.shape), "dtype": str(x.dtype).replace("torch.", ""),
              "sha1": array_sha1(x)}
     return ImageSource(n, ident, lambda b: (x[s:s + b] for s in range(0, n, b)))
@@ -171,7 +192,7 @@ def resolve_source(source, num_samples, seed: int, what: str) -> ImageSource:
     if isinstance(source, ImageSource):
         return source
     if isinstance(source, (torch.Tensor, np.ndarray)):
-        return tensor_source(source, num_samples)
+        return tensor_source(source, num_samples, what)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source).expanduser()
         if p.is_dir() and (p / "config.json").is_file():

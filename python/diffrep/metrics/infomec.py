@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import torch
 
+from .._checks import non_negative_int, positive_int
 from ..ops import metrics as ops
 from . import _checks
 from .linear import fit_logistic
@@ -138,6 +139,11 @@ def infomec(codes, factors, discrete_latents: bool = False, mode: str = "robust"
     """
     _checks.mode(mode)
     estimator = _checks.lr_estimator(estimator, mode)
+    positive_int(n_neighbors, "n_neighbors")  # the kNN estimator's message said "k"
+    if seed is not None:
+        non_negative_int(seed, "seed")
+    if not isinstance(discrete_latents, (bool, np.bool_)):
+        raise TypeError(f"discrete_latents must be True or False, got {discrete_latents!r}")
     c, f = _checks.pair(codes, factors)
     flags = []
     z = _checks.numpy(c)

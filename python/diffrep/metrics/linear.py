@@ -52,6 +52,21 @@ def fit_logistic(x, ys, C: float = 1.0, class_weight: str | None = None, max_ite
     ``ys``: a list of (n,) label arrays (any values; each needs >= 2 classes). ``C``: inverse L2
     strength as sklearn (``np.inf``: unpenalised). ``class_weight``: None or ``"balanced"``.
     """
+    from .._checks import non_negative_float, positive_int
+    from . import _checks
+
+    n = _checks.codes(x, "x").shape[0]  # (n, d), finite: torch's unpacking and L-BFGS named nothing
+    if isinstance(ys, (str, bytes)) or not isinstance(ys, (list, tuple)) or not ys:
+        raise TypeError(f"ys must be a non-empty list of (n,) label arrays, got {type(ys).__name__}")
+    for j, y in enumerate(ys):
+        if np.ndim(y) != 1 or len(y) != n:
+            raise ValueError(f"ys[{j}] must be a label vector of the n = {n} rows of x, got shape {np.shape(y)}")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not C > 0:  # np.inf: unpenalised
+        raise ValueError(f"C must be > 0 (np.inf: unpenalised), got {C!r}")
+    if class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+    positive_int(max_iter, "max_iter")
+    non_negative_float(tol, "tol")
     xt = torch.as_tensor(np.asarray(x), dtype=_F64)
     n, d = xt.shape
     classes, codes = [], []

@@ -21,6 +21,7 @@ def discretised_mi(codes: torch.Tensor, factors: torch.Tensor, num_bins: int = 2
     ``discrete_entropy``. The bin edges are computed in the dtype of ``codes``, as
     ``np.histogram`` does: pass float32 codes as float32 (see :func:`bin_dtype`).
     """
+    _checks.pair(codes, factors)  # "labels and factors disagree" named neither argument
     labels = ops.hist_discretize(codes, num_bins)
     return ops.mi_matrix(labels, factors)
 

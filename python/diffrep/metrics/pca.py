@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import positive_int
 from ..ops import metrics as ops
 
 
@@ -37,9 +38,30 @@ def pca1_units(units, fit_on=None, return_components: bool = False):
 def pca1_representation(representation_fn, num_units: int, fit_observations):
     """Wrap ``representation_fn(obs) -> (N, U * k)`` (or (N, U, k)) into a function returning
     (N, U) PCA-1 scalars, the PCA fitted once on ``representation_fn(fit_observations)``."""
+    if not callable(representation_fn):
+        raise TypeError(f"representation_fn must be a callable, got {type(representation_fn).__name__}")
+    positive_int(num_units, "num_units")
+
     def as_units(r):
-        r = torch.as_tensor(np.asarray(r) if not isinstance(r, torch.Tensor) else r, dtype=torch.float64)
-        return r.reshape(r.shape[0], num_units, -1)
+        # the codes as (N, U, k): a reshape of (N, U * k) codes that do not split into num_units
+        # units would be torch's "shape '[N, U, -1]' is invalid" naming neither
+        if not isinstance(r, torch.Tensor):
+            r = np.asarray(r)
+            if r.dtype.kind not in "biuf":
+                raise TypeError(f"representation_fn must return numeric codes, got dtype {r.dtype}")
+        r = torch.as_tensor(r)
+        if r.is_complex():
+            raise TypeError(f"representation_fn must return real codes, got {r.dtype}")
+        r = r.to(torch.float64)
+        width = r.shape[1] * r.shape[2] if r.dim() == 3 else r.shape[-1]
+        if (r.dim() not in (2, 3) or r.shape[0] < 1 or width == 0 or width % num_units
+                or r.dim() == 3 and r.shape[1] != num_units):
+            raise ValueError(f"representation_fn must return codes (N >= 1, num_units * k) or (N, num_units, k) "
+                             f"with num_units = {num_units}, got shape {tuple(r.shape)}")
+        r = r.reshape(r.shape[0], num_units, -1)
+        if not bool(torch.isfinite(r).all()):
+            raise ValueError("representation_fn returned codes with NaN or inf")
+        return r
 
     _, mean, comp = pca1_units(as_units(representation_fn(fit_observations)), return_components=True)
 

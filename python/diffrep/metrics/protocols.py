@@ -20,11 +20,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import device as _checks_device, non_negative_float, positive_int
+from .._checks import device as _checks_device, non_negative_float, non_negative_int, positive_int
 from .._progress import progress
 from ..ops import metrics as ops
 from . import _checks
 from .results import Result, merge
+
+
+def _seed(seed) -> int:
+    """The RandomState seed: an int in [0, 2^32) (numpy's own errors, "Seed must be between 0 and
+    2**32 - 1" or "Cannot cast scalar from dtype('float64')", name no argument; True was seed 1)."""
+    seed = non_negative_int(seed, "seed")
+    if seed >= 2 ** 32:
+        raise ValueError(f"seed must be < 2**32 (a numpy RandomState seed), got {seed}")
+    return seed
 
 
 def _sizes(**counts) -> None:
@@ -124,6 +133,7 @@ def factor_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int 
     picks where).
     """
     _checks.mode(mode)
+    seed = _seed(seed)
     _sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval, num_variance_estimate=num_variance_estimate)
     threshold = non_negative_float(threshold, "threshold")
     if device is not None:  # before the encoding, not a torch error after it
@@ -196,6 +206,7 @@ def beta_vae_score(dataset, representation_fn, seed: int = 0, batch_size: int = 
     from .modularity import logistic_regression
 
     _checks.mode(mode)
+    seed = _seed(seed)
     _sizes(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
@@ -239,11 +250,11 @@ def downstream_task_score(dataset, representation_fn, seed: int = 0, sizes=(10, 
     """disentanglement_lib ``downstream_task.compute_downstream_task``: for EACH size a fresh train
     set and a fresh test set from the same RandomState, one model per factor; plus the statistical
     efficiency ratios Acc100/Acc and Acc1000/Acc (Acc = largest size)."""
-    from .downstream import efficiency, size_scores
+    from .downstream import check_sizes, efficiency, size_scores
 
-    if isinstance(sizes, (int, str)) or not list(sizes):
-        raise ValueError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}")
-    _sizes(num_test=num_test, batch_size=batch_size, **{f"sizes[{i}]": s for i, s in enumerate(sizes)})
+    sizes = check_sizes(sizes)
+    seed = _seed(seed)
+    _sizes(num_test=num_test, batch_size=batch_size)
     enc = _Encoder(dataset, representation_fn, cache)
     rs = np.random.RandomState(seed)
     scores, flags = {}, []
@@ -282,7 +293,10 @@ def evaluate(dataset, representation_fn, metrics=ALL, mode: str = "robust", seed
     from .auroc import latent_auroc as _latent_auroc
     from .tad import tad as _tad
 
+    if not isinstance(metrics, (str, list, tuple)):
+        raise TypeError(f"metrics must be a metric name or a sequence of names, got {type(metrics).__name__}")
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)  # "mig" was read as m, i, g
+    seed = _seed(seed)
     _sizes(num_train=num_train, num_test=num_test)
     unknown = [m for m in metrics if m not in ALL + ATTRIBUTE_METRICS]
     if unknown:

@@ -32,6 +32,11 @@ class Result(dict):
     """Flat dict of scores plus ``meta`` (metric, variant, sizes, seeds, flags, versions)."""
 
     def __init__(self, scores: dict, metric: str, variant: str, **meta):
+        if not isinstance(scores, dict):
+            raise TypeError(f"scores must be a dict of named scores, got {type(scores).__name__}")
+        for name, v in (("metric", metric), ("variant", variant)):
+            if not isinstance(v, str) or not v:
+                raise TypeError(f"{name} must be a non-empty str (it labels the result), got {v!r}")
         super().__init__({k: _num(v) for k, v in scores.items()})
         flags = meta.pop("flags", None) or []
         self.meta = {"metric": metric, "variant": variant, **meta, "flags": list(flags),
@@ -76,6 +81,8 @@ class Result(dict):
 
 def merge(results: list, metric: str = "suite", **meta) -> Result:
     """Union of several results' scores; each part's meta is kept under ``meta['parts']``."""
+    if not isinstance(results, (list, tuple)) or not all(isinstance(r, Result) for r in results):
+        raise TypeError(f"results must be a list of Result, got {results!r:.80}")
     scores: dict = {}
     parts = []
     for r in results:

@@ -11,6 +11,7 @@ the merged :class:`~diffrep.metrics.results.Result`.
 from __future__ import annotations
 
 import math
+import os
 
 from .._checks import probability
 
@@ -57,6 +58,8 @@ def load_codes(path) -> "_Arrays":
 
     import numpy as np
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"--codes: path must be an .npz file path, got {type(path).__name__}")
     try:
         z = np.load(path, allow_pickle=False)
         if not hasattr(z, "files"):
@@ -144,6 +147,19 @@ def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: in
     """One message per metric given fewer rows than :data:`MIN_ROWS` asks for. ``n_codes``: the rows of
     the ``codes`` array, which MIG and InfoMEC read (default ``n_train + n_test``: the split was cut from
     it; with a separate ``codes_test`` they read the train rows only)."""
+    import numpy as np
+
+    from .._checks import non_negative_int, positive_int
+
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)) or any(m not in MIN_ROWS for m in metrics):
+        raise ValueError(f"metrics must be a sequence of names from {list(MIN_ROWS)}, got {metrics!r}")
+    for name, v in (("n_train", n_train), ("n_test", n_test), ("n_attr", n_attr), ("n_codes", n_codes)):
+        if v is not None or name in ("n_train", "n_test"):
+            non_negative_int(v, name)  # True was 1 row, 1.5 compared as 1.5 rows
+    if isinstance(factor_sizes, (str, bytes)) or not isinstance(factor_sizes, (list, tuple)):
+        raise ValueError(f"factor_sizes must be a sequence of positive ints, got {factor_sizes!r}")
+    for i, s in enumerate(factor_sizes):
+        positive_int(int(s) if isinstance(s, np.integer) else s, f"factor_sizes[{i}]")
     k = max([int(s) for s in factor_sizes] or [2])
     out = []
     for m in metrics:
@@ -180,9 +196,21 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
     from .sap import sap
     from .tad import tad
 
+    from .dci import ESTIMATORS
+    from .tad import VARIANTS
+
+    if not isinstance(path, (str, os.PathLike, dict)):
+        raise TypeError(f"--codes: path must be an .npz file or a dict of arrays, got {type(path).__name__}")
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"--metrics: metrics must be a sequence of names, got {metrics!r}")
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
+    # checked whichever metrics are asked for: an unused bad value was accepted without a word
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if tad_variant not in VARIANTS:
+        raise ValueError(f"tad_variant must be one of {VARIANTS}, got {tad_variant!r}")
     # 1.5 split the rows 100/100 (a negative slice end) and nan failed inside int(): a fraction in (0, 1)
     probability(test_fraction, "--test-fraction", open_low=True, open_high=True)
     z = _Arrays(path) if isinstance(path, dict) else load_codes(path)

@@ -64,7 +64,7 @@ def _count(field: str, value, minimum: int = 1) -> int:
 def unet_config_from_diffusers(cfg: dict) -> UNetConfig:
     """The :class:`UNetConfig` of a diffusers ``UNet2DModel`` config (the dict of its ``config.json``)."""
     if not isinstance(cfg, dict):
-        raise TypeError(f"expected the dict of a diffusers config.json, got {type(cfg).__name__}")
+        raise TypeError(f"cfg must be the dict of a diffusers config.json, got {type(cfg).__name__}")
     name = cfg.get("_class_name", "UNet2DModel")
     if name != "UNet2DModel":
         raise _refuse("_class_name", name, "only UNet2DModel is supported (not conditional or 3-D U-Nets)")
@@ -246,6 +246,10 @@ def load_diffusers_unet(folder: str | os.PathLike, *, map_location: str | torch.
     frozen denoiser reads such folders)."""
     from safetensors.torch import load_file
 
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path (str or os.PathLike), got {type(folder).__name__}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     folder = _model_folder(Path(folder))
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))

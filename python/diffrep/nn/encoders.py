@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import positive_int
 from ..config import Config, ConfigError, Ge
 from .images import check_images, module_dtype
 from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, check_groups, check_levels, make_act
@@ -38,17 +39,28 @@ CONV_KERNELS_BEFORE_2026_12_07 = (4, 4, 4, 4)
 def check_conv_kernels(kernels: tuple) -> None:
     """``kernels``: one even size >= 2 per stride-2 conv of the 64 px encoder (the 32 px one uses the first three;
     docs/methods/vae.md)."""
-    if len(kernels) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in kernels):
+    if not isinstance(kernels, (tuple, list)) or len(kernels) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2 for v in kernels):
         raise ConfigError("conv_kernels", f"must be 4 even kernel sizes >= 2 (one per 64 px conv), got {kernels!r}")
 
 
 def dlib_stride2_conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
     """A stride-2 conv with TensorFlow's "same" padding for an even kernel, (k - 2) / 2 per side (disentanglement_lib)."""
+    positive_int(cin, "cin")
+    positive_int(cout, "cout")
+    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 2 or kernel % 2:
+        raise ValueError(f"kernel must be an even int >= 2 (the padding (k - 2) / 2 assumes it), got {kernel!r}")
     return nn.Conv2d(cin, cout, kernel, stride=2, padding=(kernel - 2) // 2)
 
 
 def gaussian_head_output(mean: torch.Tensor, raw: torch.Tensor, variance_head: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, logvar) from a raw variance head: ``softplus_sq`` (SAMI: sigma = softplus(a)) or ``logvar``."""
+    for name, v in (("mean", mean), ("raw", raw)):
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise TypeError(f"gaussian_head_output: {name} must be a floating-point tensor, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+    if mean.shape != raw.shape or mean.numel() == 0:
+        raise ValueError(f"gaussian_head_output: mean and raw must be non-empty tensors of one shape, got "
+                         f"{tuple(mean.shape)} and {tuple(raw.shape)}")
     if variance_head == "softplus_sq":
         return mean, 2.0 * torch.log(F.softplus(raw).clamp_min(1e-20))
     if variance_head == "logvar":
@@ -194,8 +206,11 @@ class ConvDecoder(PretrainedMixin, nn.Module):
 
     def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != cfg.latent_dim:
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != cfg.latent_dim or z.shape[0] < 1:
             raise ValueError(f"ConvDecoder: z must have shape [B, {cfg.latent_dim}], got {tuple(getattr(z, 'shape', ()))}")
+        if not z.is_floating_point():  # an int latent failed in the first Linear ("mat1 and mat2 ... dtype")
+            raise TypeError(f"ConvDecoder: z must be a floating-point tensor, got {z.dtype}")
+        z = z.to(module_dtype(self))
         if cfg.extra_input_dim:
             if extra is None or extra.shape != (z.shape[0], cfg.extra_input_dim):
                 raise ValueError(f"ConvDecoder: extra must have shape [B, {cfg.extra_input_dim}]")
@@ -209,8 +224,15 @@ class PerUnitMLP(nn.Module):
 
     def __init__(self, num_units: int, widths: tuple[int, ...], act: str = "relu", final_act: bool = True):
         super().__init__()
-        if num_units < 1 or len(widths) < 2:
-            raise ValueError("PerUnitMLP: need num_units >= 1 and at least two widths")
+        positive_int(num_units, "PerUnitMLP: num_units")
+        # widths[0] is the width of the input s_n, a scalar: any other value built a model whose first
+        # forward failed inside einsum
+        if (not isinstance(widths, (tuple, list)) or len(widths) < 2 or widths[0] != 1
+                or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
+            raise ValueError(f"PerUnitMLP: widths must be (1, ..., d_out), at least two positive ints starting "
+                             f"with the scalar input's 1, got {widths!r}")
+        if not isinstance(final_act, bool):
+            raise TypeError(f"PerUnitMLP: final_act must be a bool, got {final_act!r}")
         self.num_units, self.final_act = num_units, final_act
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -218,13 +240,16 @@ class PerUnitMLP(nn.Module):
             bound = 1.0 / math.sqrt(din)
             self.weights.append(nn.Parameter(torch.empty(num_units, din, dout).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(num_units, dout).uniform_(-bound, bound)))
-        self.act = make_act(act)
+        self.act = make_act(act, field="PerUnitMLP: act")
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         """s [B, N] -> tokens [B, N, widths[-1]]."""
-        if s.dim() != 2 or s.shape[1] != self.num_units:
-            raise ValueError(f"PerUnitMLP: expected [B, {self.num_units}], got {tuple(s.shape)}")
-        h = s.unsqueeze(-1)
+        if not isinstance(s, torch.Tensor) or not s.is_floating_point():
+            raise TypeError(f"PerUnitMLP: s must be a floating-point tensor [B, {self.num_units}], got "
+                            f"{getattr(s, 'dtype', type(s).__name__)}")
+        if s.dim() != 2 or s.shape[1] != self.num_units or s.shape[0] < 1:
+            raise ValueError(f"PerUnitMLP: s must have shape [B, {self.num_units}], got {tuple(s.shape)}")
+        h = s.to(self.weights[0].dtype).unsqueeze(-1)  # the module's precision (docs/architecture.md#inputs)
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.einsum("bni,nio->bno", h, w) + b

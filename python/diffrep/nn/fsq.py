@@ -124,11 +124,11 @@ class FSQ(nn.Module):
     def _consts(self, dtype: torch.dtype):
         return self._half_l.to(dtype), self._offset.to(dtype), self._shift.to(dtype), self._half_width.to(dtype)
 
-    def _check_float(self, z: torch.Tensor, who: str) -> None:
+    def _check_float(self, z: torch.Tensor, who: str, name: str = "z") -> None:
         if not isinstance(z, torch.Tensor):
-            raise TypeError(f"{who}: z must be a tensor, got {type(z).__name__}")
+            raise TypeError(f"{who}: {name} must be a tensor, got {type(z).__name__}")
         if not z.is_floating_point():
-            raise TypeError(f"{who}: z must be a floating-point tensor, got {z.dtype}")
+            raise TypeError(f"{who}: {name} must be a floating-point tensor, got {z.dtype}")
 
     # -- the quantizer -----------------------------------------------------------------------
     def bound(self, z: torch.Tensor) -> torch.Tensor:
@@ -148,7 +148,7 @@ class FSQ(nn.Module):
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         """Integer indices (int64, the channel axis removed) of codes in the implicit codebook."""
-        self._check_float(codes, "FSQ.codes_to_indices")
+        self._check_float(codes, "FSQ.codes_to_indices", "codes")
         cl = self._to_last(codes, "FSQ.codes_to_indices")
         _, _, _, half_width = self._consts(cl.dtype)
         digits = torch.round(cl * half_width + half_width).to(torch.int64)

@@ -24,6 +24,22 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype | None:
     return next((p.dtype for p in module.parameters() if p.dtype.is_floating_point), None)
 
 
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _check_spec(channels, size, multiple_of) -> None:
+    """The caller's requirements themselves (a str ``multiple_of`` was "not all arguments converted during
+    string formatting", ``multiple_of=0`` a ZeroDivisionError, a float size "cannot unpack")."""
+    if channels is not None and not _is_count(channels):
+        raise ValueError(f"check_images: channels must be None or a positive int, got {channels!r}")
+    if size is not None and not _is_count(size) and not (
+            isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_count(v) for v in size)):
+        raise ValueError(f"check_images: size must be None, a positive int or (H, W), got {size!r}")
+    if not _is_count(multiple_of):
+        raise ValueError(f"check_images: multiple_of must be a positive int, got {multiple_of!r}")
+
+
 def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] | None = None,
                  multiple_of: int = 1, floating: bool = True, finite: bool = True, name: str = "x",
                  who: str = "", dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -36,6 +52,7 @@ def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] 
     only; one reduction over the batch). Messages start with ``who`` (e.g. ``"SAMI.loss: "``) and ``name``.
     """
     lead = f"{who}: {name}" if who else name
+    _check_spec(channels, size, multiple_of)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{lead} must be an image tensor [B, C, H, W], got {type(x).__name__}")
     if floating and not x.dtype.is_floating_point:

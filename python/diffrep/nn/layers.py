@@ -20,17 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import finite_float, non_negative_float, non_negative_int, positive_float, positive_int
+
 __all__ = ["check_levels", "check_groups", "timestep_embedding", "GroupNorm", "zero_module", "ResBlock", "AttentionBlock", "SpatialTransformer",
-           "Downsample", "Upsample", "make_act"]
+           "Downsample", "Upsample", "make_act", "feature_map", "row_vectors"]
 
 
 def check_levels(image_size: int, channel_mult, attention_resolutions=(), field: str = "channel_mult") -> list[int]:
     """Validate a level structure; return the feature-map resolutions (px). Raises ConfigError naming the field."""
     from ..config import ConfigError
 
-    if not channel_mult or any(m < 1 for m in channel_mult):
-        raise ConfigError(field, f"must be a non-empty tuple of positive ints, got {channel_mult}")
+    def counts(v) -> bool:
+        return isinstance(v, (tuple, list)) and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v)
+
+    if not channel_mult or not counts(channel_mult):
+        raise ConfigError(field, f"must be a non-empty tuple of positive ints, got {channel_mult!r}")
+    if not counts(attention_resolutions):
+        raise ConfigError("attention_resolutions", f"must be a tuple of positive ints, got {attention_resolutions!r}")
     levels = len(channel_mult)
+    if isinstance(image_size, bool) or not isinstance(image_size, int):
+        raise ConfigError("image_size", f"must be a positive int, got {image_size!r}")
     if image_size < 1 or image_size % 2 ** (levels - 1):
         raise ConfigError("image_size", f"{image_size} is not divisible by 2^{levels - 1} (needed by {levels} levels of {field})")
     res = [image_size // 2**i for i in range(levels)]
@@ -45,6 +54,8 @@ def check_groups(channels, num_groups: int) -> None:
     """Every channel count must be divisible by the GroupNorm group count."""
     from ..config import ConfigError
 
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:  # 0: ZeroDivisionError
+        raise ConfigError("num_groups", f"must be a positive int, got {num_groups!r}")
     for c in channels:
         if c % num_groups:
             raise ConfigError("num_groups", f"channel count {c} is not divisible by num_groups={num_groups}")
@@ -61,14 +72,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, *
     """
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
         raise ValueError(f"t must be a 1-D tensor of shape [B], got {getattr(t, 'shape', type(t))}")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"t must hold integer or real timesteps, got {t.dtype}")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         # cos/sin of NaN or inf is NaN: the row's embedding, and through the time MLP the network's output,
         # became NaN without a word
         bad = t[~torch.isfinite(t)]
         raise ValueError(f"t must hold finite timesteps; {bad.numel()} of {t.numel()} are NaN or infinite "
                          f"(first: {bad[0].item()})")
-    if not isinstance(dim, int) or dim < 2:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+    max_period = positive_float(max_period, "max_period")  # log(max_period) below
+    freq_shift = non_negative_float(freq_shift, "freq_shift")
     half = dim // 2
     if half - freq_shift <= 0:
         raise ValueError(f"freq_shift={freq_shift} must be below dim // 2 = {half}")
@@ -86,6 +101,9 @@ class GroupNorm(nn.GroupNorm):
     normalised in float32, float64 stays float64); ``bias=False`` drops the additive shift."""
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, bias: bool = True):
+        positive_int(num_groups, "num_groups")  # 0 was ZeroDivisionError, True one group
+        positive_int(num_channels, "num_channels")
+        positive_float(eps, "eps")
         super().__init__(num_groups, num_channels, eps=eps)
         if not bias:
             self.bias = None
@@ -103,11 +121,39 @@ def zero_module(m: nn.Module) -> nn.Module:
     return m
 
 
-def make_act(name: str) -> nn.Module:
+def make_act(name: str, *, field: str = "name") -> nn.Module:
+    """The activation module ``name``; ``field`` is the caller's argument, for the message."""
     acts = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
-    if name not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
+    if not isinstance(name, str) or name not in acts:
+        raise ValueError(f"{field} must be an activation name, one of {sorted(acts)}, got {name!r}")
     return acts[name]()
+
+
+def _channels(channels, out_channels, who: str) -> int:
+    """The output width: ``channels`` when ``out_channels`` is None (``or`` read 0 as "same")."""
+    positive_int(channels, f"{who}: channels")
+    return channels if out_channels is None else positive_int(out_channels, f"{who}: out_channels")
+
+
+def feature_map(x, channels: int, who: str, name: str = "x") -> torch.Tensor:
+    """``x`` when it is a floating feature map [B >= 1, channels, H, W]: a layer's own check, cheap (no
+    NaN scan, which would cost a host synchronisation per block; the models scan their inputs)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{who}: {name} must be a floating-point tensor [B, {channels}, H, W], got "
+                        f"{getattr(x, 'dtype', type(x).__name__)}")
+    if x.dim() != 4 or x.shape[0] < 1 or x.shape[1] != channels or x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"{who}: {name} must have shape [B, {channels}, H, W], got {tuple(x.shape)}")
+    return x
+
+
+def row_vectors(v, width: int, batch: int, who: str, name: str) -> torch.Tensor:
+    """``v`` when it is a floating tensor [batch, width] (a time embedding or a latent per example)."""
+    if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+        raise TypeError(f"{who}: {name} must be a floating-point tensor [B, {width}], got "
+                        f"{getattr(v, 'dtype', type(v).__name__)}")
+    if v.shape != (batch, width):
+        raise ValueError(f"{who}: {name} must have shape [B={batch}, {width}] (B from x), got {tuple(v.shape)}")
+    return v
 
 
 class Downsample(nn.Module):
@@ -117,9 +163,9 @@ class Downsample(nn.Module):
     def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True,
                  padding: int = 1):
         super().__init__()
-        if padding not in (0, 1):
+        if isinstance(padding, bool) or padding not in (0, 1):
             raise ValueError(f"Downsample: padding must be 0 or 1, got {padding!r}")
-        out_channels = out_channels or channels
+        out_channels = _channels(channels, out_channels, "Downsample")
         self.asymmetric = use_conv and padding == 0
         self.op = (nn.Conv2d(channels, out_channels, 3, stride=2, padding=padding, bias=bias) if use_conv
                    else nn.AvgPool2d(2))
@@ -135,7 +181,7 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int, use_conv: bool = True, out_channels: int | None = None, bias: bool = True):
         super().__init__()
-        out_channels = out_channels or channels
+        out_channels = _channels(channels, out_channels, "Upsample")
         self.conv = nn.Conv2d(channels, out_channels, 3, padding=1, bias=bias) if use_conv else None
 
     def forward(self, x):
@@ -159,10 +205,17 @@ class ResBlock(nn.Module):
             raise ValueError("ResBlock: up and down are mutually exclusive")
         if latent_cond not in ("adagn_eq12", "infodiff", "diffae"):
             raise ValueError(f"latent_cond must be 'adagn_eq12', 'infodiff' or 'diffae', got {latent_cond!r}")
+        positive_int(in_channels, "ResBlock: in_channels")
+        positive_int(out_channels, "ResBlock: out_channels")
+        non_negative_int(emb_dim, "ResBlock: emb_dim")
+        non_negative_int(latent_dim, "ResBlock: latent_dim")
+        if not 0 <= finite_float(dropout, "ResBlock: dropout") < 1:
+            raise ValueError(f"ResBlock: dropout must lie in [0, 1), got {dropout!r}")
+        self.in_channels, self.emb_dim, self.latent_dim = in_channels, emb_dim, latent_dim
         self.use_scale_shift_norm = use_scale_shift_norm and emb_dim > 0
         self.latent_cond = latent_cond
         self.in_norm = GroupNorm(num_groups, in_channels, eps=eps, bias=bias)
-        self.act = make_act(act)
+        self.act = make_act(act, field="ResBlock: act")
         self.in_conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
         self.updown = up or down
         if up:
@@ -182,6 +235,11 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        feature_map(x, self.in_channels, "ResBlock")
+        if self.emb_layers is not None and emb is not None:
+            row_vectors(emb, self.emb_dim, x.shape[0], "ResBlock", "emb")
+        if self.z_layers is not None and z is not None:
+            row_vectors(z, self.latent_dim, x.shape[0], "ResBlock", "z")
         h = self.act(self.in_norm(x))
         if self.updown:
             h, x = self.h_upd(h), self.x_upd(x)
@@ -229,15 +287,16 @@ class AttentionBlock(nn.Module):
         super().__init__()
         if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
             raise ValueError(f"AttentionBlock: num_heads must be an int >= 1, got {num_heads!r}")
+        positive_int(channels, "AttentionBlock: channels")
         if channels % num_heads:
             raise ValueError(f"AttentionBlock: channels {channels} not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        self.num_heads, self.channels = num_heads, channels
         self.norm = GroupNorm(num_groups, channels, eps=eps)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor, *_, **__) -> torch.Tensor:
-        B, C, H, W = x.shape
+        B, C, H, W = feature_map(x, self.channels, "AttentionBlock").shape
         qkv = self.qkv(self.norm(x).reshape(B, C, H * W)).transpose(1, 2)  # [B, L, 3C]
         q, k, v = qkv.chunk(3, dim=-1)
         h = _attend(q, k, v, self.num_heads).transpose(1, 2)
@@ -294,18 +353,24 @@ class SpatialTransformer(nn.Module):
         for name, v in (("num_heads", num_heads), ("dim_head", dim_head), ("context_dim", context_dim), ("depth", depth)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:  # 0 built empty projections or no blocks
                 raise ValueError(f"SpatialTransformer: {name} must be an int >= 1, got {v!r}")
+        positive_int(channels, "SpatialTransformer: channels")
         inner = num_heads * dim_head
-        self.context_dim = context_dim
+        self.context_dim, self.channels = context_dim, channels
         self.norm = GroupNorm(num_groups, channels, eps=1e-6)
         self.proj_in = nn.Conv2d(channels, inner, 1)
         self.blocks = nn.ModuleList(_TransformerBlock(inner, num_heads, dim_head, context_dim, dropout) for _ in range(depth))
         self.proj_out = zero_module(nn.Conv2d(inner, channels, 1))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        feature_map(x, self.channels, "SpatialTransformer")
         if context is None:
             raise ValueError("SpatialTransformer: context tokens are required (shape [B, N, context_dim])")
-        if context.dim() != 3 or context.shape[-1] != self.context_dim or context.shape[0] != x.shape[0]:
-            raise ValueError(f"context must have shape [B={x.shape[0]}, N, {self.context_dim}], got {tuple(context.shape)}")
+        if not isinstance(context, torch.Tensor) or not context.is_floating_point():
+            raise TypeError(f"SpatialTransformer: context must be a floating-point tensor [B, N, {self.context_dim}], "
+                            f"got {getattr(context, 'dtype', type(context).__name__)}")
+        if context.dim() != 3 or context.shape[1] < 1 or context.shape[-1] != self.context_dim or context.shape[0] != x.shape[0]:
+            raise ValueError(f"context must have shape [B={x.shape[0]}, N, {self.context_dim}] (B from x), got "
+                             f"{tuple(context.shape)}")
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x))
         h = h.reshape(B, h.shape[1], H * W).transpose(1, 2)

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .images import check_images
+
 __all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "VGG16_CHANNELS"]
 
 LPIPS_ENV = "DIFFREP_LPIPS_WEIGHTS"
@@ -39,6 +41,8 @@ _EXPECTED = ("a .safetensors or torch state-dict file with the VGG16 'features.<
 def resolve_lpips_weights(path: str | os.PathLike | None = None) -> Path:
     """The LPIPS weight file: ``path``, else ``$DIFFREP_LPIPS_WEIGHTS``; FileNotFoundError when absent."""
     source = "perceptual_weights"
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path or None, got {type(path).__name__}")
     if path is None or str(path) == "":
         path, source = os.environ.get(LPIPS_ENV) or None, f"${LPIPS_ENV}"
     if path is None:
@@ -135,6 +139,8 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for name, v in (("x", x), ("y", y)):
+            check_images(v, channels=3, finite=False, name=name, who="LPIPS")
         if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < 16:
             raise ValueError(f"LPIPS: expected two [B, 3, H, W] images of one shape with H, W >= 16 (four 2x2 "
                              f"poolings), got {tuple(x.shape)} and {tuple(y.shape)}")

@@ -107,7 +107,7 @@ def model_class(name: str) -> type:
         return cls
     if name in _MODELS:
         return _MODELS[name]
-    raise ValueError(f"model class {name!r} is neither one of diffrep's nor registered with register_model "
+    raise ValueError(f"name: model class {name!r} is neither one of diffrep's nor registered with register_model "
                      f"(known: {', '.join(sorted({*MODEL_CLASSES, *_MODELS}))})")
 
 
@@ -156,6 +156,11 @@ class PretrainedMixin:
         """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``."""
         from .._version import __version__
 
+        if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
+            raise TypeError(f"directory must be a path (str or os.PathLike), got {directory!r}")
+        if ema_state is not None and (not isinstance(ema_state, dict)
+                                      or not all(isinstance(v, torch.Tensor) for v in ema_state.values())):
+            raise TypeError(f"ema_state must be a state dict of tensors (name -> tensor), got {type(ema_state).__name__}")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         cfg = {"_class_name": type(self).__name__, "_diffrep_version": __version__, **config_to_dict(self.config)}
@@ -255,6 +260,8 @@ def load_pretrained(directory: str | os.PathLike, **kwargs) -> nn.Module:
     (:data:`MODEL_CLASSES`, then the classes added with :func:`register_model`). A diffusers
     ``UNet2DModel`` folder (:data:`FOREIGN_LOADERS`) loads as diffrep's U-Net
     (:func:`diffrep.nn.diffusers_unet.load_diffusers_unet`); it has no EMA copy (``weights="ema"`` is an error)."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be a path (str or os.PathLike), got {type(directory).__name__}")
     loader = _foreign_loader(directory)
     if loader is not None:
         if kwargs.get("weights", "model") != "model":

@@ -124,8 +124,10 @@ class SkipDropout(nn.Module):
 
     def __init__(self, rate: float, rescale: bool = True):
         super().__init__()
-        if not 0 <= rate < 1:
-            raise ValueError(f"SkipDropout rate must be in [0, 1), got {rate}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"SkipDropout rate must be in [0, 1), got {rate!r}")
+        if not isinstance(rescale, bool):
+            raise TypeError(f"SkipDropout rescale must be a bool, got {rescale!r}")
         self.rate, self.rescale = rate, rescale
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
@@ -214,17 +216,23 @@ class UNet(PretrainedMixin, nn.Module):
 
     def _check_inputs(self, x, t, z, context) -> None:
         cfg = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] < 1:
             raise ValueError(f"x must be a [B, C, H, W] tensor, got {getattr(x, 'shape', type(x))}")
+        if not x.is_floating_point():  # an int tensor failed in the first conv ("mat1 and mat2 ... dtype")
+            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
         B, C, H, W = x.shape
         if C != cfg.in_channels or H % 2 ** (len(cfg.channel_mult) - 1) or W % 2 ** (len(cfg.channel_mult) - 1):
             raise ValueError(f"x has shape {tuple(x.shape)}; expected {cfg.in_channels} channels and H, W divisible "
                              f"by {2 ** (len(cfg.channel_mult) - 1)}")
         if not isinstance(t, torch.Tensor) or t.shape != (B,):
-            raise ValueError(f"t must have shape [B={B}], got {getattr(t, 'shape', type(t))}")
+            raise ValueError(f"t must have shape [B={B}] (B from x), got {getattr(t, 'shape', type(t))}")
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must hold integer or real timesteps, got {t.dtype}")
         if cfg.latent_dim:
-            if z is None or z.shape != (B, cfg.latent_dim):
-                raise ValueError(f"z must have shape [B={B}, latent_dim={cfg.latent_dim}], got {getattr(z, 'shape', None)}")
+            if not isinstance(z, torch.Tensor) or z.shape != (B, cfg.latent_dim):
+                raise ValueError(f"z must have shape [B={B}, latent_dim={cfg.latent_dim}], got {getattr(z, 'shape', z)!r}")
+            if not z.is_floating_point():
+                raise TypeError(f"z must be a floating-point tensor, got {z.dtype}")
         elif z is not None:
             raise ValueError("z was given but this U-Net has latent_dim=0")
         if cfg.context_dim == 0 and context is not None:
@@ -291,6 +299,6 @@ UNET_PRESETS: dict[str, tuple[dict, str]] = {
 
 def unet_preset(name: str, **overrides) -> UNetConfig:
     """A published U-Net configuration by name (see ``UNET_PRESETS``), with field overrides."""
-    if name not in UNET_PRESETS:
-        raise ValueError(f"unknown U-Net preset {name!r}; known: {', '.join(UNET_PRESETS)}")
+    if not isinstance(name, str) or name not in UNET_PRESETS:
+        raise ValueError(f"name: unknown U-Net preset {name!r}; known: {', '.join(UNET_PRESETS)}")
     return UNetConfig(**{**UNET_PRESETS[name][0], **overrides})

@@ -40,10 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import positive_int
+from .._checks import non_negative_float, non_negative_int, positive_float, positive_int
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from .images import batch_images, check_images, module_dtype
-from .layers import AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels
+from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels,
+                     feature_map)
 from .lpips import LPIPS
 from .pretrained import PretrainedMixin
 
@@ -104,6 +105,10 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         if not isinstance(legacy, bool):
             raise TypeError(f"VectorQuantizer: legacy must be a bool, got {type(legacy).__name__} {legacy!r}")
+        positive_int(n_embed, "VectorQuantizer: n_embed")
+        positive_int(embed_dim, "VectorQuantizer: embed_dim")
+        non_negative_float(beta, "VectorQuantizer: beta")
+        self.embed_dim = embed_dim
         self.embedding = nn.Embedding(n_embed, embed_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
         self.beta = beta
@@ -111,7 +116,8 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, D, H, W] -> (z_q straight-through, codebook+commitment loss, indices [B, H, W])."""
-        B, D, H, W = z.shape
+        B, D, H, W = feature_map(z, self.embed_dim, "VectorQuantizer", "z").shape
+        z = z.to(self.embedding.weight.dtype)
         flat = z.permute(0, 2, 3, 1).reshape(-1, D)
         e = self.embedding.weight
         d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
@@ -193,7 +199,8 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
 
     def _check_latent(self, z, who: str) -> torch.Tensor:
         D = self.config.embed_dim
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 4 or z.shape[1] != D:
+        if (not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 4 or z.shape[1] != D
+                or min(z.shape[0], z.shape[2], z.shape[3]) < 1):
             got = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"VQAutoencoder.{who}: z must be a float latent [B, embed_dim={D}, h, w], got {got}")
         return z
@@ -205,6 +212,8 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
     def decode(self, z: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
         """Images from a latent [B, embed_dim, h, w] (quantised first unless ``quantize=False``)."""
         z = self._check_latent(z, "decode")
+        if not isinstance(quantize, bool):  # "no" was truthy
+            raise TypeError(f"VQAutoencoder.decode: quantize must be a bool, got {quantize!r}")
         if quantize:
             z = self.quantizer(z)[0]
         return self.decoder(self.post_quant_conv(z))
@@ -239,6 +248,8 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         ``"disc_loss"`` (hinge); the other entries are detached values for logging.
         """
         c = self.config
+        if step is not None:
+            non_negative_int(step, "VQAutoencoder.loss: step")
         x = self._check(batch_images(batch), "batch", finite=True)
         rec, qloss = self(x)
         rec_loss = (rec - x).abs().mean() if c.rec_loss == "l1" else F.mse_loss(rec, x)
@@ -269,10 +280,20 @@ def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: to
 
     Detached. Without a graph (e.g. under ``torch.no_grad``) it is 0, as in taming's evaluation path.
     """
+    for name, v in (("rec_loss", rec_loss), ("g_loss", g_loss)):
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.numel() != 1:
+            raise TypeError(f"adaptive_weight: {name} must be a real scalar loss tensor, got "
+                            f"{getattr(v, 'shape', type(v).__name__)}")
+    if not isinstance(last_layer, torch.Tensor) or not last_layer.is_floating_point():
+        raise TypeError(f"adaptive_weight: last_layer must be a floating-point parameter, got {type(last_layer).__name__}")
+    max_weight = positive_float(max_weight, "max_weight")
     if not (torch.is_grad_enabled() and rec_loss.requires_grad and g_loss.requires_grad):
         return torch.zeros((), device=rec_loss.device)
-    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
-    g_gan = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    if not last_layer.requires_grad:
+        raise ValueError("adaptive_weight: last_layer must be a parameter both losses depend on (it requires no grad)")
+    g_rec, g_gan = (torch.autograd.grad(v, last_layer, retain_graph=True, allow_unused=True)[0] for v in (rec_loss, g_loss))
+    if g_rec is None or g_gan is None:  # autograd's own error named neither argument
+        raise ValueError("adaptive_weight: last_layer is not in the graph of rec_loss and g_loss")
     return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, max_weight).detach()
 
 
@@ -281,6 +302,8 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ch: int = 64, n_layers: int = 3):
         super().__init__()
+        positive_int(in_channels, "PatchDiscriminator: in_channels")
+        positive_int(ch, "PatchDiscriminator: ch")
         positive_int(n_layers, "PatchDiscriminator: n_layers")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
         mult = 1
@@ -310,4 +333,8 @@ class PatchDiscriminator(nn.Module):
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss 0.5 (E relu(1 - D(x)) + E relu(1 + D(x^)))."""
+    for name, v in (("logits_real", logits_real), ("logits_fake", logits_fake)):
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.numel() == 0:
+            raise TypeError(f"hinge_d_loss: {name} must be a non-empty floating-point tensor, got "
+                            f"{getattr(v, 'shape', type(v).__name__)}")
     return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())

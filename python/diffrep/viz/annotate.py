@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 
+from . import _checks
 from .grids import make_grid, to_pil, upscale
 
 __all__ = ["labelled_rows", "labelled_rows_image"]
@@ -29,10 +30,10 @@ def labelled_rows(rows: torch.Tensor, path: str | os.PathLike, *, row_labels: Se
                   value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 4, padding: int = 1,
                   group_gap: int = 6, font_size: int = 16) -> Path:
     """Save :func:`labelled_rows_image` of ``rows`` to ``path``; returns the path."""
+    path = _checks.image_path(path)
     canvas = labelled_rows_image(rows, row_labels=row_labels, group_size=group_size, group_labels=group_labels,
                                  title=title, value_range=value_range, scale=scale, padding=padding,
                                  group_gap=group_gap, font_size=font_size)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
@@ -47,20 +48,29 @@ def labelled_rows_image(rows: torch.Tensor, *, row_labels: Sequence[str], group_
     separated by ``group_gap`` pixels (before enlarging), each group titled by ``group_labels``."""
     from PIL import Image, ImageDraw
 
-    if not isinstance(rows, torch.Tensor) or rows.dim() != 5:
+    if not isinstance(rows, torch.Tensor) or rows.dim() != 5 or min(rows.shape) < 1:
         raise ValueError(f"rows must be a tensor [R, N, C, H, W], got {tuple(getattr(rows, 'shape', ()))}")
+    _checks.images(rows, "rows", "labelled_rows")
     R, N = rows.shape[:2]
+    row_labels = _checks.labels(row_labels, "row_labels")
     if len(row_labels) != R:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {R} rows")
-    g = N if group_size is None else int(group_size)
-    if g < 1 or N % g:
+    if group_size is not None:  # int() truncated 2.5 and read True as 1
+        _checks.positive_int(group_size, "group_size")
+    g = N if group_size is None else group_size
+    if N % g:
         raise ValueError(f"group_size must divide the {N} columns, got {group_size}")
     G = N // g
-    if group_labels is not None and len(group_labels) != G:
+    if group_labels is not None and len(_checks.labels(group_labels, "group_labels")) != G:
         raise ValueError(f"group_labels has {len(group_labels)} entries for {G} groups")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive int, got {scale!r}")
-    lo = value_range[0]
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {title!r}")
+    _checks.non_negative_int(padding, "padding")
+    _checks.non_negative_int(group_gap, "group_gap")
+    _checks.positive_int(font_size, "font_size")
+    lo = _checks.value_range(value_range)[0]
     groups = [upscale(to_pil(make_grid(rows[:, k * g:(k + 1) * g].reshape(R * g, *rows.shape[2:]), nrow=g,
                                        padding=padding, pad_value=lo), value_range), scale) for k in range(G)]
     font = _font(font_size)

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from . import _checks
+
 __all__ = ["training_curves"]
 
 
@@ -33,7 +35,7 @@ def _records(source) -> list[dict]:
         return records
     if isinstance(source, (list, tuple)) and all(isinstance(r, dict) for r in source):
         return list(source)
-    raise TypeError("training_curves: expected a run folder, a metrics.jsonl path or a list of records, got "
+    raise TypeError("training_curves: source must be a run folder, a metrics.jsonl path or a list of records, got "
                     f"{type(source).__name__}")
 
 
@@ -48,6 +50,15 @@ def training_curves(source, keys: Sequence[str] | None = None, *, log_y: Sequenc
     except ImportError as exc:
         raise ImportError("training_curves needs matplotlib, an optional dependency: pip install matplotlib",
                           name="matplotlib") from exc
+    # one name is one quantity (a str was read letter by letter: "loss" -> "l", "o", ...)
+    keys = [keys] if isinstance(keys, str) else keys
+    log_y = (log_y,) if isinstance(log_y, str) else log_y
+    if keys is not None:
+        _checks.labels(keys, "keys")
+    _checks.labels(log_y, "log_y")
+    if not isinstance(panel_inches, (tuple, list)) or len(panel_inches) != 2:
+        raise ValueError(f"panel_inches must be (width, height) in inches, got {panel_inches!r}")
+    panel_inches = tuple(_checks.positive_float(v, "panel_inches") for v in panel_inches)
     records = _records(source)
     if not records:
         raise ValueError("training_curves: no records")
@@ -61,7 +72,7 @@ def training_curves(source, keys: Sequence[str] | None = None, *, log_y: Sequenc
         raise ValueError("training_curves: no numeric quantities to plot")
     missing = [k for k in keys if not any(k in r for r in records)]
     if missing:
-        raise ValueError(f"training_curves: {missing} never logged (logged: {sorted({k for r in records for k in r})})")
+        raise ValueError(f"training_curves: keys {missing} never logged (logged: {sorted({k for r in records for k in r})})")
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig = Figure(figsize=(panel_inches[0] * cols, panel_inches[1] * rows), layout="constrained")

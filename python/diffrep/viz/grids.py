@@ -10,30 +10,32 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from . import _checks
+
 __all__ = ["make_grid", "save_image", "save_gif", "to_pil", "upscale", "legible_scale", "grid_image"]
 
 
 def _as_batch(images) -> torch.Tensor:
     if isinstance(images, (list, tuple)):
         if not images:
-            raise ValueError("make_grid: empty list of images")
+            raise ValueError("make_grid: images is an empty list")
         if not all(isinstance(t, torch.Tensor) for t in images):
-            raise TypeError("make_grid: a list input must contain only tensors")
+            raise TypeError("make_grid: images given as a list must contain only tensors")
         shapes = {tuple(t.shape) for t in images}
         if len(shapes) != 1:
             raise ValueError(f"make_grid: images in the list differ in shape: {sorted(shapes)}")
         images = torch.stack(list(images))
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"make_grid: expected a tensor or a list of tensors, got {type(images).__name__}")
+        raise TypeError(f"make_grid: images must be a tensor or a list of tensors, got {type(images).__name__}")
     if images.dim() == 2:
         images = images[None]
     if images.dim() == 3:
         images = images[None]
     if images.dim() != 4:
-        raise ValueError(f"make_grid: expected [B, C, H, W], [C, H, W] or [H, W], got {tuple(images.shape)}")
+        raise ValueError(f"make_grid: images must be [B, C, H, W], [C, H, W] or [H, W], got {tuple(images.shape)}")
     if images.shape[0] == 0:
-        raise ValueError("make_grid: empty batch")
-    return images
+        raise ValueError("make_grid: images is an empty batch")
+    return _checks.images(images, "images", "make_grid")
 
 
 def make_grid(images, nrow: int = 8, padding: int = 2, normalize: bool = False,
@@ -46,18 +48,21 @@ def make_grid(images, nrow: int = 8, padding: int = 2, normalize: bool = False,
     if ``scale_each``) and mapped to [0, 1]. The input is never modified. A batch of one returns that
     image without padding.
     """
-    if not isinstance(nrow, int) or nrow < 1:
+    if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1:
         raise ValueError(f"nrow must be a positive int, got {nrow!r}")
-    if not isinstance(padding, int) or padding < 0:
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be a non-negative int, got {padding!r}")
+    _checks.flag(normalize, "normalize")
+    _checks.flag(scale_each, "scale_each")
+    pad_value = _checks.pad_value(pad_value)
     x = _as_batch(images).clone()
     if not x.dtype.is_floating_point:
         x = x.float()
     if x.shape[1] == 1:
         x = x.repeat(1, 3, 1, 1)
     if normalize:
-        if value_range is not None and not (len(value_range) == 2 and value_range[0] < value_range[1]):
-            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+        if value_range is not None:
+            value_range = _checks.value_range(value_range)
 
         def norm(t):
             lo, hi = value_range if value_range is not None else (float(t.min()), float(t.max()))
@@ -80,10 +85,10 @@ def make_grid(images, nrow: int = 8, padding: int = 2, normalize: bool = False,
 def legible_scale(size: int, min_scale: int = 4, min_pixels: int = 128) -> int:
     """The nearest-neighbour enlargement for figures of ``size``-pixel images: at least ``min_scale`` and
     enough for ``min_pixels`` per image (32 px -> 4, 16 px -> 8, 64 px -> 4)."""
-    size = int(size)
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    return max(int(min_scale), -(-int(min_pixels) // size))
+    _checks.positive_int(size, "size")  # int() truncated 2.5 and read True as 1
+    _checks.positive_int(min_scale, "min_scale")
+    _checks.positive_int(min_pixels, "min_pixels")
+    return max(min_scale, -(-min_pixels // size))
 
 
 def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
@@ -91,15 +96,15 @@ def to_pil(image: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)):
     from PIL import Image
 
     if not isinstance(image, torch.Tensor):
-        raise TypeError(f"to_pil: expected a tensor, got {type(image).__name__}")
-    lo, hi = value_range
-    if not lo < hi:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+        raise TypeError(f"to_pil: image must be a tensor, got {type(image).__name__}")
+    lo, hi = _checks.value_range(value_range)
+    if image.is_complex() or image.dtype == torch.bool:
+        raise TypeError(f"to_pil: image must hold real values, got {image.dtype}")
     x = image.detach().float().cpu()
     if x.dim() == 2:
         x = x[None]
     if x.dim() != 3 or x.shape[0] not in (1, 3, 4):
-        raise ValueError(f"to_pil: expected [C, H, W] with C in (1, 3, 4), got {tuple(image.shape)}")
+        raise ValueError(f"to_pil: image must be [C, H, W] with C in (1, 3, 4), got {tuple(image.shape)}")
     if not bool(torch.isfinite(x).all()):  # NaN became black pixels: a diverged model looked like a dark image
         raise ValueError("to_pil: the image contains NaN or infinite values")
     x = (x - lo) / (hi - lo)
@@ -113,9 +118,12 @@ def upscale(img, scale: int):
     """A PIL image enlarged ``scale`` times by nearest-neighbour (pixels stay sharp squares)."""
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive int, got {scale!r}")
+    from PIL import Image
+
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"upscale: img must be a PIL image, got {type(img).__name__}")
     if scale == 1:
         return img
-    from PIL import Image
 
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
@@ -125,7 +133,9 @@ def grid_image(images, *, nrow: int = 8, padding: int = 2, value_range: tuple[fl
     """A grid of ``images`` as a PIL image (a notebook displays it), enlarged by nearest-neighbour
     ``scale`` times; ``scale=None`` makes each image at least 128 px (:func:`legible_scale` without a
     minimum factor)."""
-    lo, _ = value_range
+    lo, _ = _checks.value_range(value_range)
+    if scale is not None:
+        _checks.positive_int(scale, "scale")
     grid = make_grid(images, nrow=nrow, padding=padding, pad_value=lo if pad_value is None else pad_value)
     if scale is None:
         scale = legible_scale(_as_batch(images).shape[-1], min_scale=1)
@@ -137,9 +147,10 @@ def save_image(images, path: str | os.PathLike, *, nrow: int = 8, padding: int =
                scale: int = 1) -> Path:
     """Save a grid of ``images`` (values in ``value_range``) as a PNG (or any format Pillow infers),
     enlarged ``scale`` times by nearest-neighbour (padding included)."""
-    lo, hi = value_range
+    lo, hi = _checks.value_range(value_range)
+    path = _checks.image_path(path)
+    _checks.positive_int(scale, "scale")
     grid = make_grid(images, nrow=nrow, padding=padding, pad_value=lo if pad_value is None else pad_value)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     upscale(to_pil(grid, value_range), scale).save(path)
     return path
@@ -148,17 +159,19 @@ def save_image(images, path: str | os.PathLike, *, nrow: int = 8, padding: int =
 def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, *, duration_ms: int = 100, loop: int = 0,
              value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
     """Save frames ([C, H, W] each, e.g. grids) as an animated GIF that loops ``loop`` times (0 = forever)."""
+    if not isinstance(frames, (list, tuple)) or not all(isinstance(f, torch.Tensor) for f in frames):
+        raise TypeError(f"save_gif: frames must be a sequence of image tensors [C, H, W], got {type(frames).__name__}")
     if not frames:
         raise ValueError("save_gif: no frames")
-    if duration_ms <= 0:
-        raise ValueError(f"duration_ms must be positive, got {duration_ms}")
+    _checks.positive_int(duration_ms, "duration_ms")
+    _checks.value_range(value_range)
+    path = _checks.image_path(path)
     if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= 65535:
         raise ValueError(f"loop must be an int in [0, 65535] (0 = forever; the GIF field is 16 bits), got {loop!r}")
     shapes = {tuple(f.shape) for f in frames}
     if len(shapes) != 1:
         raise ValueError(f"save_gif: frames differ in shape: {sorted(shapes)}")
     pils = [to_pil(f, value_range).convert("RGB") for f in frames]
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pils[0].save(path, save_all=True, append_images=pils[1:], duration=duration_ms, loop=loop)
     return path

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from . import _checks
 from .grids import make_grid
 
 __all__ = ["lerp", "slerp", "interpolation_strip", "traversal_grid", "traversal_frames", "latent_swap_grid", "labelled_grid",
@@ -22,19 +23,27 @@ Decode = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _weights(n: int, like: torch.Tensor) -> torch.Tensor:
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"number of interpolation points must be an int >= 2, got {n!r}")
-    return torch.linspace(0, 1, n, dtype=like.dtype, device=like.device)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n (the number of interpolation points) must be an int >= 2, got {n!r}")
+    # integer codes get float weights (an integer linspace rounded them to 0 and 1)
+    return torch.linspace(0, 1, n, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
 
 
-def _pair_and_weights(a, b, t, who: str) -> torch.Tensor:
+def _pair_and_weights(a, b, t, who: str, names=("a", "b")) -> torch.Tensor:
     """Checks two codes of one shape; returns the weights ``t`` (a tensor, sequence or number) as a finite vector."""
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        raise TypeError(f"{who}: a and b must be tensors, got {type(a).__name__} and {type(b).__name__}")
+    for name, v in zip(names, (a, b)):
+        # NaN codes interpolated to NaN images, complex ones to their real parts (integer codes are numbers)
+        _checks.images(v, name, who)
     if a.shape != b.shape:
-        raise ValueError(f"{who}: a and b differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        raise ValueError(f"{who}: {names[0]} and {names[1]} differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     if not isinstance(t, torch.Tensor):  # a float raised "'float' object has no attribute 'reshape'"
-        t = torch.as_tensor(t, dtype=a.dtype if a.is_floating_point() else torch.float32, device=a.device)
+        try:
+            t = torch.as_tensor(t, dtype=a.dtype if a.is_floating_point() else torch.float32, device=a.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{who}: t must be weights (a tensor, a sequence of numbers or a number), got "
+                            f"{type(t).__name__}") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{who}: t must hold real weights, got {t.dtype}")
     t = t.reshape(-1)
     if not t.numel() or not bool(torch.isfinite(t).all()):
         raise ValueError(f"{who}: t must be a non-empty vector of finite weights, got {t.tolist()}")
@@ -56,6 +65,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-7, 
     angle, as DiffAE interpolates the x_T of each example (DiffAE Sec. 5.1); the default takes the whole
     tensor as one code. Computed in float64, returned in a's dtype."""
     t = _pair_and_weights(a, b, t, "slerp")
+    eps = _checks.positive_float(eps, "eps")
     if not isinstance(batched, bool):
         raise TypeError(f"slerp: batched must be a bool, got {type(batched).__name__}")
     if batched and a.dim() < 1:
@@ -79,34 +89,47 @@ def interpolation_strip(decode: Decode, z_a: torch.Tensor, z_b: torch.Tensor, n:
     """Decode n codes between ``z_a`` and ``z_b`` (a single code each) -> images [n, C, H, W]."""
     if mode not in ("lerp", "slerp"):
         raise ValueError(f"mode must be 'lerp' or 'slerp', got {mode!r}")
+    _checks.decoder(decode)
+    _pair_and_weights(z_a, z_b, 0.0, "interpolation_strip", ("z_a", "z_b"))
     w = _weights(n, z_a)
     codes = lerp(z_a, z_b, w) if mode == "lerp" else slerp(z_a, z_b, w)
     return decode(codes)
 
 
 def _check_code(z: torch.Tensor) -> None:
-    if not isinstance(z, torch.Tensor) or z.dim() != 1:
-        raise ValueError(f"traversals need a single code of shape [d], got {tuple(getattr(z, 'shape', ()))}")
+    _checks.code(z, "z", "traversal")
+    if z.dim() != 1:
+        raise ValueError(f"traversal: z must be a single code of shape [d], got {tuple(z.shape)}")
 
 
 def _traversal_args(z: torch.Tensor, values, dims) -> tuple[torch.Tensor, list[int]]:
     """The checked ``values`` (a non-empty finite vector) and ``dims`` (indices into ``z``)."""
     _check_code(z)
-    values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
+    try:
+        values = torch.as_tensor(values, dtype=z.dtype, device=z.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"values must be a vector of numbers, got {type(values).__name__}") from None
     if values.numel() == 0 or not torch.isfinite(values).all():
         raise ValueError(f"values must be a non-empty vector of finite numbers, got {values.tolist()}")
     dims = list(range(z.shape[0])) if dims is None else list(dims)
     if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < z.shape[0]
                        for d in dims):
-        raise ValueError(f"dims must be a non-empty list of ints in [0, {z.shape[0]}), got {dims}")
+        raise ValueError(f"dims must be a non-empty list of ints in [0, {z.shape[0]}) (the entries of z), got {dims}")
     return values, [int(d) for d in dims]
+
+
+def _grid_args(padding, pad_value) -> None:
+    _checks.non_negative_int(padding, "padding")
+    _checks.pad_value(pad_value)
 
 
 def traversal_grid(decode: Decode, z: torch.Tensor, values: Sequence[float] | torch.Tensor, *,
                    dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> torch.Tensor:
     """Static traversal (disentanglement_lib ``latent_traversal_1d_multi_dim``): row i sets dimension
     ``dims[i]`` of code ``z`` [d] to each of ``values`` in turn. Returns the grid [C, H', W']."""
+    _checks.decoder(decode)
     values, dims = _traversal_args(z, values, dims)
+    _grid_args(padding, pad_value)
     codes = z[None, None].repeat(len(dims), len(values), 1)
     for i, d in enumerate(dims):
         codes[i, :, d] = values
@@ -118,7 +141,9 @@ def traversal_frames(decode: Decode, z: torch.Tensor, values: Sequence[float] | 
                      dims: Sequence[int] | None = None, padding: int = 2, pad_value: float = 0.0) -> list[torch.Tensor]:
     """Animated traversal (disentanglement_lib ``animated_traversals``): frame k is a grid with one cell per
     dimension, that dimension set to ``values[k]``. Save with :func:`diffrep.viz.save_gif`."""
+    _checks.decoder(decode)
     values, dims = _traversal_args(z, values, dims)
+    _grid_args(padding, pad_value)  # checked before decoding, not after
     codes = z[None, None].repeat(len(values), len(dims), 1)
     for i, d in enumerate(dims):
         codes[:, i, d] = values
@@ -136,6 +161,12 @@ def latent_swap_grid(decode: Decode, targets: torch.Tensor, source: torch.Tensor
     ``targets`` [B, N, ...] holds B codes of N units (a [B, N] vector code has scalar units);
     ``source`` [N, ...] is one code. Returns the grid [C, H', W'] with B columns.
     """
+    _checks.decoder(decode)
+    _checks.code(targets, "targets", "latent_swap_grid")
+    _checks.code(source, "source", "latent_swap_grid")
+    if inputs is not None:
+        _checks.images(inputs, "inputs", "latent_swap_grid")
+    _grid_args(padding, pad_value)
     if targets.dim() < 2 or source.shape != targets.shape[1:]:
         raise ValueError(f"targets must be [B, N, ...] and source [N, ...]; got {tuple(targets.shape)} and {tuple(source.shape)}")
     N = targets.shape[1]
@@ -149,7 +180,7 @@ def latent_swap_grid(decode: Decode, targets: torch.Tensor, source: torch.Tensor
     images = decode(swapped.reshape(-1, *targets.shape[1:]))
     top = inputs if inputs is not None else decode(targets)
     if top.shape[0] != B or top.shape[1:] != images.shape[1:]:
-        raise ValueError(f"inputs must have shape {(B, *images.shape[1:])}, got {tuple(top.shape)}")
+        raise ValueError(f"inputs must have shape {(B, *images.shape[1:])} (B from targets), got {tuple(top.shape)}")
     return make_grid(torch.cat([top, images]), nrow=B, padding=padding, pad_value=pad_value)
 
 
@@ -168,8 +199,23 @@ def labelled_grid_figure(rows: Sequence[torch.Tensor], *, row_labels: Sequence[s
     except ImportError as exc:
         raise ImportError("labelled_grid needs matplotlib, an optional dependency: pip install matplotlib",
                           name="matplotlib") from exc
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, torch.Tensor) for r in rows):
+        raise TypeError(f"labelled_grid: rows must be a sequence of image tensors [n_cols, C, H, W], got "
+                        f"{type(rows).__name__}")
     if not rows:
         raise ValueError("labelled_grid: no rows")
+    for r in rows:
+        _checks.images(r, "rows", "labelled_grid")
+        if r.dim() != 4 or r.shape[1] not in (1, 3):
+            raise ValueError(f"labelled_grid: rows must be [n_cols, C in (1, 3), H, W] each, got {tuple(r.shape)}")
+    for name, v in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)):
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"{name} must be a str or None, got {v!r}")
+    for name, v in (("row_labels", row_labels), ("col_labels", col_labels)):
+        if v is not None:
+            _checks.labels(v, name)
+    lo, hi = _checks.value_range(value_range)
+    cell_inches = _checks.positive_float(cell_inches, "cell_inches")
     ncols = rows[0].shape[0]
     if any(r.shape[0] != ncols for r in rows):
         raise ValueError("labelled_grid: rows must have the same number of images")
@@ -177,9 +223,6 @@ def labelled_grid_figure(rows: Sequence[torch.Tensor], *, row_labels: Sequence[s
         raise ValueError(f"row_labels has {len(row_labels)} entries for {len(rows)} rows")
     if col_labels is not None and len(col_labels) != ncols:
         raise ValueError(f"col_labels has {len(col_labels)} entries for {ncols} columns")
-    if not cell_inches > 0:
-        raise ValueError(f"cell_inches must be > 0, got {cell_inches!r}")
-    lo, hi = value_range
     fig = Figure(figsize=(ncols * cell_inches, len(rows) * cell_inches))
     axes = fig.subplots(len(rows), ncols, squeeze=False)
     for i, row in enumerate(rows):
