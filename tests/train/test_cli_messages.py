@@ -281,3 +281,25 @@ def test_an_unknown_flag_is_reported_by_the_verb_it_was_given_to(argv, prog, ext
     err = capsys.readouterr().err
     assert f"{prog}: error: unrecognized arguments: {extra}" in err
     assert f"usage: {prog} " in err
+
+
+def test_yaml_values_read_alike_from_files_options_and_print_config():
+    """``--option KEY=VALUE`` reads values as config files do (YAML 1.2 floats: ``1e-3`` is a number,
+    where ``yaml.safe_load`` gives the string "1e-3"), and every recipe's annotated config reads back
+    through the same loader."""
+    from diffrep.cli._common import parse_options
+    from diffrep.config import parse_yaml
+    from diffrep.recipes import list_recipes
+
+    assert yaml.safe_load("1e-3") == "1e-3"  # the YAML 1.1 reading this guards against
+    assert parse_options(["sigma=1e-3", "size=64", "name=abc", "flag=true"]) == {
+        "sigma": 0.001, "size": 64, "name": "abc", "flag": True}
+    with pytest.raises(ValueError, match="--option must be KEY=VALUE"):
+        parse_options(["sigma"])
+    with pytest.raises(Exception, match="duplicate key 'a'"):
+        parse_yaml("{a: 1, a: 2}")
+    with pytest.raises(TypeError, match="text must be a str"):
+        parse_yaml(3)
+    for recipe in list_recipes():
+        cfg = recipe.make_config()
+        assert parse_yaml(annotated_yaml(cfg)) == config_to_dict(cfg), recipe.name

@@ -127,15 +127,16 @@ def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple
 
 
 def parse_options(items) -> dict:
-    """``--option KEY=VALUE`` items as a dict, each value read as YAML (``size=64`` -> 64)."""
-    import yaml
+    """``--option KEY=VALUE`` items as a dict, each value read as YAML as config files are
+    (:func:`diffrep.config.parse_yaml`: ``size=64`` -> 64, ``sigma=1e-3`` -> 0.001)."""
+    from ..config import parse_yaml
 
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
-        options[key] = yaml.safe_load(value)
+        options[key] = parse_yaml(value)
     return options
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "with_fields_added",
     "dump_yaml",
     "load_yaml",
+    "parse_yaml",
     "apply_overrides",
     "parse_override_args",
     "set_path",
@@ -297,6 +298,14 @@ def load_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping at top level, got {type(data).__name__}")
     return data
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML value read as :func:`load_yaml` reads files (``1e-3`` is a number, a key repeated in a
+    mapping is an error): command-line ``KEY=VALUE`` options and saved configs read back alike."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return yaml.load(text, Loader=_Loader)
 
 
 def flatten_dict(d: dict, prefix: str = "") -> dict:

@@ -150,7 +150,7 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[tuple[str, str, Any, str
 
 def annotated_yaml(cfg: Any) -> str:
     """The config as YAML with each leaf's type and description as a trailing comment; loads back
-    (``yaml.safe_load``) to :func:`~diffrep.config.config_to_dict` of ``cfg``."""
+    (:func:`~diffrep.config.load_yaml`) to :func:`~diffrep.config.config_to_dict` of ``cfg``."""
     from .core import config_to_dict
 
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
