@@ -140,3 +140,21 @@ def valid_call(case: Case):
     if case.check is not None:
         case.check(result)
     return result
+
+
+def sweep_tests(cases: list[Case]):
+    """The two tests of a sweep file, ``test_valid_call, test_bad_input = sweep_tests(CASES)``: one valid
+    call per case, and one row per (case, argument, bad value)."""
+    import pytest
+
+    rows, ids = expand(cases)
+
+    @pytest.mark.parametrize("case", cases, ids=[c.name for c in cases])
+    def test_valid_call(case):
+        valid_call(case)
+
+    @pytest.mark.parametrize("case, arg, label", rows, ids=ids)
+    def test_bad_input(case, arg, label):
+        run_case(case, arg, label)
+
+    return test_valid_call, test_bad_input

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_inputs import Case, expand, run_case, valid_call
+from bad_inputs import Case, sweep_tests
 
 import diffrep.data as D
 from diffrep.data import ArrayGroundTruthData
@@ -143,14 +143,6 @@ CASES += [
     Case("Pooled.sample_factors", lambda: (__import__("diffrep.data.pooled", fromlist=["Pooled"]).Pooled(
         _ds(), 2).sample_factors, dict(n=3, rng=0)), skip=("rng:None",), accepted=("n:zero",)),
 ]
-ROWS, IDS = expand(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_valid_call(case):
-    valid_call(case)
-
-
-@pytest.mark.parametrize("case, arg, label", ROWS, ids=IDS)
-def test_bad_input(case, arg, label):
-    run_case(case, arg, label)
+test_valid_call, test_bad_input = sweep_tests(CASES)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from bad_inputs import Case, expand, run_case, valid_call
+from bad_inputs import Case, expand, run_case, sweep_tests, valid_call
 
 import diffrep.metrics as M
 from diffrep.metrics import generation as G
@@ -199,7 +199,6 @@ CASES += [
     Case("mig.discretised_mi", lambda: (discretised_mi, dict(codes=_codes(), factors=_factors(), num_bins=5)),
          accepted=INT_CODES),
 ]
-ROWS, IDS = expand(CASES)
 
 
 def _weights_or_none():
@@ -280,11 +279,4 @@ def test_bad_inception_input(case, arg, label):
     run_case(case, arg, label)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_valid_call(case):
-    valid_call(case)
-
-
-@pytest.mark.parametrize("case, arg, label", ROWS, ids=IDS)
-def test_bad_input(case, arg, label):
-    run_case(case, arg, label)
+test_valid_call, test_bad_input = sweep_tests(CASES)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 
-import pytest
-from bad_inputs import Case, expand, run_case, valid_call
+from bad_inputs import Case, sweep_tests
 
 from diffrep.nn import encoders as E
 from diffrep.nn import fsq as Q
@@ -209,14 +208,6 @@ def _weight_file():
     p.touch()
     return p
 
-ROWS, IDS = expand(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_valid_call(case):
-    valid_call(case)
-
-
-@pytest.mark.parametrize("case, arg, label", ROWS, ids=IDS)
-def test_bad_input(case, arg, label):
-    run_case(case, arg, label)
+test_valid_call, test_bad_input = sweep_tests(CASES)

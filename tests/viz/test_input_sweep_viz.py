@@ -8,9 +8,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
-from bad_inputs import Case, expand, run_case, valid_call
+from bad_inputs import Case, sweep_tests
 
 import diffrep.viz as V
 
@@ -85,14 +84,6 @@ CASES = [
          accepted=("title:unknown",)),
 ]
 
-ROWS, IDS = expand(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_valid_call(case):
-    valid_call(case)
-
-
-@pytest.mark.parametrize("case, arg, label", ROWS, ids=IDS)
-def test_bad_input(case, arg, label):
-    run_case(case, arg, label)
+test_valid_call, test_bad_input = sweep_tests(CASES)
