@@ -63,6 +63,9 @@ def test_family_and_architecture_specific_code_follow_their_own_rules():
         None, "compute_100f", "compute_100f", None]
     arch = parse_architectures("90a-virtual")
     assert [_image(device_verdict(arch, c)) for c in [(9, 0), (10, 0)]] == ["compute_90a", None]
+    # sm_100a / compute_100a: exactly 10.0, not 10.3 of the same family
+    for spec in ("100a-real", "100a-virtual"):
+        assert [device_verdict(parse_architectures(spec), c).usable for c in [(10, 0), (10, 3)]] == [True, False]
 
 
 def test_cmake_special_values_take_the_architectures_from_nvcc_list():
@@ -78,6 +81,7 @@ def test_cmake_special_values_take_the_architectures_from_nvcc_list():
         "sm_80", "sm_80", "sm_100", "sm_120", "compute_120", None]
     native = parse_architectures("native", (89,))
     assert native == CompiledArchs((Arch(8, 9),), ())
+    assert parse_architectures("native", (80, 90)) == CompiledArchs((Arch(8, 0), Arch(9, 0)), ())  # no PTX
     assert [_image(device_verdict(native, c)) for c in [(8, 9), (9, 0)]] == ["sm_89", None]
 
 
