@@ -14,6 +14,8 @@ struct Launch {
 namespace cuda {
 int device_count();
 int runtime_version();
+// nvcc's __CUDA_ARCH_LIST__ as text ("800,900"): the virtual architectures compiled (archs_cuda.cu)
+const char* virtual_architectures();
 }  // namespace cuda
 
 }  // namespace diffrep

@@ -14,6 +14,7 @@ import platform
 
 import torch
 
+from ._cuda_archs import CompiledArchs, Verdict, device_verdict, parse_architectures, parse_virtual_list
 
 CPU_ISA_CAPS = ("v1", "v2", "v3", "v4")
 
@@ -46,12 +47,13 @@ def cpu_module():
 
 
 def cuda_module():
-    """The ``diffrep._cuda`` module when it is built *and* a GPU is usable, else None."""
+    """The ``diffrep._cuda`` module when it is built *and* the current GPU can run it, else None."""
     return cuda_module_and_reason()[0]
 
 
 @functools.lru_cache(maxsize=None)
-def cuda_module_and_reason():
+def _cuda_runtime():
+    """(module or None, reason): built, torch sees a GPU, the CUDA runtime counts a device."""
     mod, reason = _load("_cuda")
     if mod is None:
         return None, reason
@@ -66,13 +68,58 @@ def cuda_module_and_reason():
     return mod, None
 
 
+def _compiled_architectures(mod) -> CompiledArchs:
+    """The cubins and PTX the built ``_cuda`` module holds (docs/build.md#cuda-architectures).
+    ValueError when the build reports architectures diffrep cannot read."""
+    virtual = parse_virtual_list(mod.virtual_architectures()) if hasattr(mod, "virtual_architectures") else ()
+    return parse_architectures(mod.architectures(), virtual)
+
+
+_verdicts: dict[int, Verdict] = {}
+
+
+def _device_verdict(index: int) -> Verdict:
+    """device_verdict for GPU ``index``, computed once per index (the capability does not change)."""
+    verdict = _verdicts.get(index)
+    if verdict is None:
+        try:
+            compiled = _compiled_architectures(_cuda_runtime()[0])
+        except ValueError as exc:
+            verdict = Verdict(False, None, f"the architectures of this build cannot be read: {exc}")
+        else:
+            verdict = device_verdict(compiled, tuple(torch.cuda.get_device_capability(index)))
+        _verdicts[index] = verdict
+    return verdict
+
+
+def cuda_module_and_reason(device_index: int | None = None):
+    """(``diffrep._cuda`` or None, the reason it cannot run on GPU ``device_index`` or None).
+
+    ``device_index`` None: the current device. Usable needs the module built, a GPU torch and the CUDA
+    runtime see, and a kernel image for the GPU's compute capability (diffrep._cuda_archs)."""
+    if device_index is not None and type(device_index) is not int:  # bool is refused too
+        raise TypeError(f"device_index must be an int or None, got {type(device_index).__name__}")
+    mod, reason = _cuda_runtime()
+    if mod is None:
+        return None, reason
+    if device_index is None:
+        device_index = torch.cuda.current_device()
+    verdict = _verdicts.get(device_index)
+    if verdict is None:
+        if not 0 <= device_index < torch.cuda.device_count():
+            raise ValueError(f"device_index={device_index} is not a GPU here (torch sees {torch.cuda.device_count()})")
+        verdict = _device_verdict(device_index)
+    return (mod, None) if verdict.usable else (None, f"cuda:{device_index}: {verdict.reason}")
+
+
 def cpu_available() -> bool:
     """True when the native CPU kernels can run."""
     return cpu_module() is not None
 
 
 def cuda_available() -> bool:
-    """True when ``diffrep._cuda`` is built, torch sees a GPU and the CUDA runtime sees it too."""
+    """True when ``diffrep._cuda`` is built, torch sees a GPU, the CUDA runtime sees it too and the build
+    holds a kernel image for the current GPU's compute capability."""
     return cuda_module() is not None
 
 
@@ -86,6 +133,28 @@ def forced_backend() -> str | None:
             f"DIFFREP_BACKEND={value!r} is not one of 'auto', 'reference', 'cpu', 'cuda'"
         )
     return value
+
+
+def cuda_build_report(mod) -> dict:
+    """What the built ``_cuda`` module was compiled for and, per GPU torch sees, whether it runs there:
+    ``architectures`` (CMake's value), ``virtual_architectures`` (nvcc's), ``compiled`` (cubins and PTX,
+    or why they cannot be read) and ``devices`` (index, name, capability, usable, image, reason)."""
+    report = {"runtime_version": mod.runtime_version(), "architectures": mod.architectures(),
+              "virtual_architectures": getattr(mod, "virtual_architectures", lambda: None)()}
+    try:
+        report["compiled"] = _compiled_architectures(mod).describe()
+    except ValueError as exc:
+        report["compiled"] = f"unreadable: {exc}"
+    devices = []
+    if _cuda_runtime()[0] is not None:
+        for index in range(torch.cuda.device_count()):
+            verdict = _device_verdict(index)
+            major, minor = torch.cuda.get_device_capability(index)
+            devices.append({"index": index, "name": torch.cuda.get_device_name(index),
+                            "capability": f"{major}.{minor}", "usable": verdict.usable,
+                            "image": verdict.image, "reason": verdict.reason})
+    report["devices"] = devices
+    return report
 
 
 def info() -> dict:
@@ -118,8 +187,7 @@ def info() -> dict:
         },
     }
     if cuda_built_mod is not None:
-        modules["_cuda"]["runtime_version"] = cuda_built_mod.runtime_version()
-        modules["_cuda"]["architectures"] = cuda_built_mod.architectures()
+        modules["_cuda"].update(cuda_build_report(cuda_built_mod))
     try:
         forced = forced_backend()
     except ValueError as exc:

@@ -74,7 +74,14 @@ def format_info(report: dict) -> str:
         if "architectures" in mod:
             extra.append(f"archs={mod['architectures']}")
         line = f"  {name:6s} {state}" + (f" ({', '.join(extra)})" if extra else "")
-        if mod["reason"]:
+        if mod.get("compiled"):
+            line += f"\n         compiled: {mod['compiled']} (nvcc virtual: {mod.get('virtual_architectures') or 'unknown'})"
+        said = set()
+        for dev in mod.get("devices", ()):
+            runs = f"runs {dev['image']}" if dev["usable"] else f"not usable: {dev['reason']}"
+            line += f"\n         cuda:{dev['index']} {dev['name']} (compute capability {dev['capability']}): {runs}"
+            said.add(f"cuda:{dev['index']}: {dev['reason']}")
+        if mod["reason"] and mod["reason"] not in said:
             line += f"\n         reason: {mod['reason']}"
         lines.append(line)
     if report.get("optional"):

@@ -158,7 +158,7 @@ def select(
     if device.type not in ("cpu", "cuda"):
         reasons.append(f"no native kernel for device type {device.type!r}")
     elif native_name == "cuda":
-        mod, why = _native.cuda_module_and_reason()
+        mod, why = _native.cuda_module_and_reason(device.index)
         if mod is None:
             reasons.append(why)
     elif not _native.cpu_available():
