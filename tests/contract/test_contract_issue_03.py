@@ -16,7 +16,6 @@ asserted here.
 import gzip
 import inspect
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -26,43 +25,13 @@ from PIL import Image
 
 import diffrep.data as D
 from diffrep.data.sampling import EpochBatchSampler, epoch_permutation, make_loader
-
-DSPRITES_NPZ = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-PUBLISHED_DSPRITES = [np.array([1.0]), np.array([1.0, 2.0, 3.0]), np.linspace(0.5, 1, 6),
-                      np.linspace(0, 2 * np.pi, 40), np.linspace(0, 1, 32), np.linspace(0, 1, 32)]
-PUBLISHED_SHAPES3D = [np.arange(10) / 10, np.arange(10) / 10, np.arange(10) / 10, np.linspace(0.75, 1.25, 8),
-                      np.arange(4.0), np.linspace(-30, 30, 15)]
+from reader_fixtures import (ATTRS, DSPRITES_NPZ, PUBLISHED_DSPRITES, PUBLISHED_SHAPES3D, idx_bytes, odometer,
+                             stamp, unstamp, write_car, write_dsprites)
 
 
 @pytest.fixture(autouse=True)
 def _no_env_root(monkeypatch):
     monkeypatch.delenv("DIFFREP_DATA", raising=False)
-
-
-def odometer(sizes):
-    """All factor rows in published order (the last factor turns fastest), written without numpy's index
-    helpers so that the index math under test is checked against an independent enumeration."""
-    rows, cur = [], [0] * len(sizes)
-    for _ in range(int(np.prod(sizes))):
-        rows.append(list(cur))
-        for k in range(len(sizes) - 1, -1, -1):
-            cur[k] += 1
-            if cur[k] < sizes[k]:
-                break
-            cur[k] = 0
-    return np.array(rows, dtype=np.int64)
-
-
-def stamp(n, h=1, w=1):
-    """uint8 (n, h, w, 3) RGB images holding their row number in 24 bits (R the low byte)."""
-    i = np.arange(n)
-    px = np.stack([i % 256, (i // 256) % 256, i // 65536], 1).astype(np.uint8)
-    return np.broadcast_to(px[:, None, None, :], (n, h, w, 3)).copy()
-
-
-def unstamp(imgs):
-    a = np.asarray(imgs)[:, 0, 0, :3].astype(np.int64)
-    return a[:, 0] + 256 * a[:, 1] + 65536 * a[:, 2]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,23 +183,6 @@ def test_missing_files_name_the_file_and_the_dataset(tmp_path, name, expected):
 # Readers of the original files
 # --------------------------------------------------------------------------------------------------
 
-def write_dsprites(path, sizes, shuffle=None):
-    """dsprites npz with the published keys: imgs uint8 (N, 64, 64) {0, 1}, latents_classes int64 (N, 6),
-    latents_values float64 (N, 6), metadata a pickled dict; row r carries r in binary along its top row."""
-    classes = odometer(sizes)
-    if shuffle is not None:
-        classes = classes[shuffle]
-    values = np.stack([PUBLISHED_DSPRITES[k][classes[:, k]] for k in range(6)], 1)
-    imgs = np.zeros((len(classes), 64, 64), np.uint8)
-    for r in range(len(classes)):
-        imgs[r, 0, :16] = [(r >> b) & 1 for b in range(16)]
-    meta = {"latents_sizes": np.array(sizes), "latents_names": ("color", "shape", "scale", "orientation", "posX",
-                                                                  "posY"), "version": 1}
-    np.savez_compressed(path, imgs=imgs, latents_classes=classes, latents_values=values,
-                        metadata=np.array(meta, dtype=object))
-    return classes
-
-
 def dsprites_row(obs):
     bits = (np.asarray(obs)[:, 0, :16, 0] > 0).astype(np.int64)
     return bits @ (1 << np.arange(16))
@@ -322,17 +274,6 @@ def test_mpi3d_toy_layout_inferred_from_n_and_memory_mapped(tmp_path):
     assert custom.factor_sizes == (1, 1, 1, 2, 5, 10, 10) and unstamp(custom.images([999]))[0] == 999
 
 
-def write_car(path, code):
-    """A Cars3D .mat: im uint8 (H, W, 3, 24 azimuths, 4 elevations); pixel = (code, azimuth, elevation)."""
-    from scipy.io import savemat
-
-    im = np.zeros((4, 4, 3, 24, 4), np.uint8)
-    im[:, :, 0] = code
-    im[:, :, 1] = np.arange(24)[:, None]
-    im[:, :, 2] = np.arange(4)[None, :]
-    savemat(path, {"im": im, "mask": np.ones((4, 4, 24, 4), np.uint8)})
-
-
 def test_cars3d_mat_folder_in_list_order(tmp_path):
     listed = ["car_b_mesh", "car_c_mesh", "car_a_mesh"]  # list.txt order differs from name order
     codes = {"car_a_mesh": 10, "car_b_mesh": 20, "car_c_mesh": 30}
@@ -350,13 +291,6 @@ def test_cars3d_mat_folder_in_list_order(tmp_path):
     assert ds.factors_to_index(f).tolist() == (f @ np.array([72, 3, 1])).tolist()
     (folder / "list.txt").unlink()  # without list.txt: sorted by file name
     assert D.load("cars3d", root=tmp_path, size=4).images([0, 1, 2])[:, 0, 0, 0].tolist() == [10, 20, 30]
-
-
-ATTRS = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-         "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-         "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-         "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-         "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
 
 
 @pytest.fixture(scope="module")
@@ -392,11 +326,6 @@ def test_celeba_attributes_partition_and_crops(celeba_root):
     top = round((small.size[1] - 64) / 2)
     centre = np.asarray(small.crop((0, top, 64, top + 64)))
     assert np.array_equal(D.load("celeba", root=root, split="train", crop="center").images([1])[0], centre)
-
-
-def idx_bytes(arr, magic_type=0x08):
-    """An IDX file: 0, 0, type, ndim, big-endian uint32 dims, then the row-major payload."""
-    return bytes([0, 0, magic_type, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.tobytes()
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def _find_named(names, subs=("",)):
 
 def _gt_split(split):
     if split not in (None, "all"):
-        raise ValueError(f"ground-truth datasets have no splits (split=None), got {split!r}")
+        raise ValueError(f"split: ground-truth datasets have no splits (split=None), got {split!r}")
 
 
 def _cls(module: str, name: str):
@@ -118,7 +118,7 @@ def _cifar(p, split, o):
 def _image_folder(p, split, o):
     from .image_folder import ImageFolder
     if split not in (None, "all"):
-        raise ValueError(f"image_folder has no splits, got {split!r}")
+        raise ValueError(f"split: image_folder has no splits (split=None), got {split!r}")
     return ImageFolder(p, **o)
 
 

@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import _checks
+
 ITEM_FORMATS = ("pm1", "01", "uint8", "hwc01")
 
 
@@ -419,6 +421,28 @@ def check_flag(value, name: str) -> bool:
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_file(path, name: str = "path", what: str = "a file"):
+    """``path`` (str or os.PathLike) as a Path to an existing file: a TypeError naming ``name`` for anything
+    else, a FileNotFoundError naming the path when it is missing or a folder (open() on a folder is an
+    IsADirectoryError that names neither the argument nor what was expected)."""
+    p = _checks.path(path, name)
+    if p.is_dir():
+        raise FileNotFoundError(f"{name}: {str(p)!r} is a folder, expected {what}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{name}: {str(p)!r} does not exist (expected {what})")
+    return p
+
+
+def check_folder(path, name: str = "root", what: str = "a folder"):
+    """``path`` as a Path to an existing folder (the folder-shaped twin of :func:`check_file`)."""
+    p = _checks.path(path, name)
+    if p.is_file():
+        raise FileNotFoundError(f"{name}: {str(p)!r} is a file, expected {what}")
+    if not p.is_dir():
+        raise FileNotFoundError(f"{name}: {str(p)!r} does not exist (expected {what})")
+    return p
 
 
 def missing_file_error(dataset: str, expected: Sequence[str], root) -> FileNotFoundError:

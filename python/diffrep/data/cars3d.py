@@ -21,7 +21,8 @@ from PIL import Image
 
 from .._progress import progress
 from .._checks import positive_int
-from .base import GroundTruthData, check_item_format, missing_file_error
+from .. import _checks
+from .base import GroundTruthData, check_folder, check_item_format, missing_file_error
 
 NAMES = ("elevation", "azimuth", "object")
 
@@ -33,7 +34,7 @@ def find_folder(root) -> Path | None:
     """The Cars3D folder under ``root``: the first of ``root``, ``root/cars``, ``root/data/cars``,
     ``root/cars3d`` holding ``list.txt``; failing that, the first holding ``.mat`` files (the layout
     disentanglement_lib reads, ``$DISENTANGLEMENT_LIB_DATA/cars/*.mat``, with no list)."""
-    root = Path(root)
+    root = _checks.path(root, "root")
     for sub in SUBFOLDERS:
         if (root / sub / "list.txt").is_file():
             return root / sub
@@ -46,6 +47,7 @@ def find_folder(root) -> Path | None:
 def car_names(folder: Path) -> list[str]:
     """The car file names (without ``.mat``) in factor order: ``list.txt`` order when the folder has
     one, else every ``*.mat`` file sorted by name (car_001_mesh, car_002_mesh, ...)."""
+    folder = check_folder(folder, "folder", "the Cars3D folder of .mat files")
     listing = folder / "list.txt"
     if listing.is_file():
         names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]

@@ -30,14 +30,14 @@ Item access: ``(image, attributes)``; raw images uint8 (n, size, size, 3) 0..255
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .._progress import progress
-from .base import ImageDataset, check_choice, check_item_format, missing_file_error
-from .image_folder import check_num_images, open_image, resize_center_crop, to_array
+from .. import _checks
+from .base import ImageDataset, check_choice, check_file, check_item_format, missing_file_error
+from .image_folder import check_image, check_num_images, open_image, resize_center_crop, to_array
 
 ATTRIBUTES = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -54,6 +54,7 @@ FILES = ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt")
 
 def read_attributes(path) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
     """(file names, int64 (n, 40) 0/1 attributes, attribute names) from list_attr_celeba.txt."""
+    path = check_file(path, "path", "list_attr_celeba.txt")
     with open(path) as f:
         lines = f.read().splitlines()
     if len(lines) < 2:
@@ -85,6 +86,8 @@ def read_attributes(path) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
 
 
 def read_partition(path) -> dict[str, int]:
+    """Image name -> partition (0 train, 1 valid, 2 test) from list_eval_partition.txt."""
+    path = check_file(path, "path", "list_eval_partition.txt")
     out = {}
     with open(path) as f:
         for k, ln in enumerate(f):
@@ -97,8 +100,22 @@ def read_partition(path) -> dict[str, int]:
     return out
 
 
+def check_crop(crop) -> str | int:
+    """A crop convention (see the module docstring): "diffae", "center", "none" or an int N in [1, 178]."""
+    if isinstance(crop, (int, np.integer)) and not isinstance(crop, (bool, np.bool_)):
+        if not 1 <= crop <= 178:
+            raise ValueError(f"crop={crop}: a centre-crop side must be in [1, 178] (the aligned images are "
+                             "178 x 218)")
+        return int(crop)
+    if crop not in ("diffae", "center", "none"):
+        raise ValueError(f"crop must be 'diffae', 'center', 'none' or an int N (a centre crop N x N), got {crop!r}")
+    return crop
+
+
 def crop_image(im: Image.Image, crop: str, size: int) -> Image.Image:
     """Apply a crop convention (see the module docstring) to an aligned CelebA PIL image."""
+    check_image(im)
+    crop, size = check_crop(crop), _checks.positive_int(size, "size")
     if crop == "diffae":
         return im.crop(DIFFAE_BOX).resize((size, size), Image.BILINEAR)
     if crop == "center":
@@ -121,17 +138,11 @@ class CelebA(ImageDataset):
                  item_format: str = "pm1", num_images: int | None = None):
         check_choice("split", split, SPLITS)
         check_num_images(num_images)
-        if isinstance(crop, (int, np.integer)) and not isinstance(crop, bool):
-            if not 1 <= crop <= 178:
-                raise ValueError(f"crop={crop}: a centre-crop side must be in [1, 178] (the aligned images are "
-                                 "178 x 218)")
-            crop = int(crop)
-        elif crop not in ("diffae", "center", "none"):
-            raise ValueError(f"crop must be 'diffae', 'center', 'none' or an int N (a centre crop N x N), got {crop!r}")
+        crop = check_crop(crop)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         self.item_format = check_item_format(item_format)
-        root = Path(root)
+        root = _checks.path(root, "root")
         if not (root / "list_attr_celeba.txt").is_file() and (root / "celeba" / "list_attr_celeba.txt").is_file():
             root = root / "celeba"
         attr_path, part_path, img_dir = root / "list_attr_celeba.txt", root / "list_eval_partition.txt", root / "img_align_celeba"

@@ -13,11 +13,11 @@ Item access: ``(image, label)``; raw images uint8 (n, 32, 32, 3) 0..255 (HWC); `
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 
-from .base import ImageDataset, check_choice, check_item_format, missing_file_error
+from .. import _checks
+from .base import ImageDataset, check_choice, check_file, check_item_format, missing_file_error
 
 BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -33,6 +33,7 @@ def _get(d: dict, key: str):
 
 def read_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (n, 32, 32, 3), labels int64 (n,)) of one pickled CIFAR-10 batch."""
+    path = check_file(path, "path", "a pickled CIFAR-10 batch")
     try:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="latin1")
@@ -63,7 +64,7 @@ class CIFAR10(ImageDataset):
     def __init__(self, root, split: str = "train", item_format: str = "pm1"):
         check_choice("split", split, BATCHES)
         self.item_format, self.split = check_item_format(item_format), split
-        root = Path(root)
+        root = _checks.path(root, "root")
         folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
         paths = [folder / b for b in BATCHES[split]]
         missing = [p.name for p in paths if not p.is_file()]

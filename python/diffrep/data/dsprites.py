@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _checks
 from .._checks import positive_int
 from .._progress import progress
 from . import npzfile
-from .base import GroundTruthData, check_flag, check_item_format, grid_row_map, import_h5py, missing_file_error
+from .base import GroundTruthData, check_file, check_flag, check_item_format, grid_row_map, import_h5py
 
 FILE_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FILE_SIZES = (1, 3, 6, 40, 32, 32)
@@ -278,9 +279,7 @@ class DSpritesFile(_DSpritesFactors):
     source = "file"
 
     def __init__(self, path, keep_color: bool = False, item_format: str = "pm1", read_metadata: bool = False):
-        path = Path(path)
-        if not path.is_file():
-            raise missing_file_error("dsprites", [NPZ_NAME, HDF5_NAME], path.parent)
+        path = check_file(path, "path", f"a dsprites file ({NPZ_NAME} or {HDF5_NAME})")
         self.path = path
         read_metadata = check_flag(read_metadata, "read_metadata")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
@@ -387,7 +386,7 @@ def _integer_classes(classes, path) -> np.ndarray:
 
 def find_file(root) -> Path | None:
     """The dSprites file under ``root`` (npz preferred), or None."""
-    root = Path(root)
+    root = _checks.path(root, "root")
     for sub in ("", "dsprites", "dsprites-dataset"):
         for name in (NPZ_NAME, HDF5_NAME):
             p = root / sub / name

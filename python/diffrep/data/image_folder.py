@@ -21,13 +21,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .._progress import progress
-from .base import ImageDataset, check_choice, check_item_format
+from .. import _checks
+from .base import ImageDataset, check_choice, check_file, check_item_format
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def open_image(path, mode: str = "RGB") -> Image.Image:
     """Decode one image file, raising ValueError naming it if it is not a readable image."""
+    path = check_file(path, "path", "an image file")
+    if not isinstance(mode, str) or not mode:
+        raise TypeError(f"mode must be a PIL mode name such as 'RGB' or 'L', got {mode!r}")
     try:
         with Image.open(path) as im:
             return im.convert(mode)
@@ -40,6 +44,8 @@ def open_image(path, mode: str = "RGB") -> Image.Image:
 def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (bilinear) then centre-crop ``size`` x ``size`` (torchvision
     Resize(size) + CenterCrop(size) rounding: left = round((w - size) / 2))."""
+    check_image(im)
+    size = _checks.positive_int(size, "size")
     w, h = im.size
     if w <= h:
         nw, nh = size, int(size * h / w)
@@ -57,7 +63,17 @@ def check_num_images(num_images) -> None:
         raise ValueError(f"num_images must be None or an int >= 1, got {num_images!r}")
 
 
+def check_image(im, name: str = "im") -> Image.Image:
+    """``im`` unchanged when it is a PIL image (an array has no ``.size`` (W, H) and no ``.crop``)."""
+    if not isinstance(im, Image.Image):
+        raise TypeError(f"{name} must be a PIL image, got {type(im).__name__}")
+    return im
+
+
 def to_array(im: Image.Image) -> np.ndarray:
+    """uint8 (H, W, C) of a PIL image or an image array (a greyscale one gets C = 1)."""
+    if not isinstance(im, (Image.Image, np.ndarray)):
+        raise TypeError(f"im must be a PIL image or a numpy array, got {type(im).__name__}")
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if a.ndim == 2 else a
 

@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .base import ImageDataset, check_choice, check_item_format
-from .image_folder import check_num_images, to_array
+from .. import _checks
+from .base import ImageDataset, check_choice, check_indices, check_item_format
+from .image_folder import check_image, check_num_images, to_array
 
 __all__ = ["LSUN", "find_lmdb", "holds_lmdb", "import_lmdb", "center_square", "SPLITS"]
 
@@ -66,7 +67,9 @@ def import_lmdb():
 def find_lmdb(root, category: str = "bedroom", split: str = "train") -> Path | None:
     """The LMDB environment folder under ``root``: ``root`` itself when it holds ``data.mdb``, else
     ``<category>_<split>_lmdb`` in ``root`` or ``root/lsun``; None when there is none."""
-    root = Path(root)
+    root = _checks.path(root, "root")
+    _check_category(category)
+    check_choice("split", split, SPLITS)
     if (root / "data.mdb").is_file():
         return root
     for base in (root, root / "lsun"):
@@ -79,15 +82,22 @@ def find_lmdb(root, category: str = "bedroom", split: str = "train") -> Path | N
 def holds_lmdb(root) -> bool:
     """Whether ``root`` is an LMDB environment folder or holds ``*_lmdb/data.mdb`` (directly or under
     ``lsun/``): the registry's test that a root holds LSUN files."""
-    root = Path(root)
+    root = _checks.path(root, "root")
     if (root / "data.mdb").is_file():
         return True
     return any((p / "data.mdb").is_file() for base in (root, root / "lsun") if base.is_dir()
                for p in base.glob("*_lmdb"))
 
 
+def _check_category(category) -> str:
+    if not isinstance(category, str) or not _CATEGORY.match(category):
+        raise ValueError(f"category must be a lower-case LSUN category name such as 'bedroom', got {category!r}")
+    return category
+
+
 def center_square(im: Image.Image) -> Image.Image:
     """The central min(W, H) square of a PIL image (offsets (W - m) // 2, (H - m) // 2)."""
+    check_image(im)
     w, h = im.size
     m = min(w, h)
     left, top = (w - m) // 2, (h - m) // 2
@@ -103,8 +113,7 @@ class LSUN(ImageDataset):
     def __init__(self, root, category: str = "bedroom", split: str = "train", size: int | None = 256,
                  crop: str = "center", resample: str = "bicubic", item_format: str = "pm1",
                  num_images: int | None = None, start: int = 0):
-        if not isinstance(category, str) or not _CATEGORY.match(category):
-            raise ValueError(f"category must be a lower-case LSUN category name such as 'bedroom', got {category!r}")
+        _check_category(category)
         check_choice("split", split, SPLITS)
         check_choice("crop", crop, ("center", "none"))
         check_choice("resample", resample, tuple(RESAMPLE))
@@ -114,14 +123,15 @@ class LSUN(ImageDataset):
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"start must be an int >= 0, got {start!r}")
         self.item_format = check_item_format(item_format)
-        root = Path(root)
+        root = _checks.path(root, "root")
         if not root.exists():
             raise FileNotFoundError(f"lsun: {str(root)!r} does not exist; pass root= the LMDB folder "
                                     f"({category}_{split}_lmdb/ holding data.mdb) or the folder holding it")
         path = find_lmdb(root, category, split)
         if path is None:
-            raise FileNotFoundError(f"lsun: no LMDB environment under {str(root)!r}: expected data.mdb there or in "
-                                    f"{category}_{split}_lmdb/ (the LSUN release layout)")
+            raise FileNotFoundError(f"lsun: no LMDB environment under {str(root)!r} for category={category!r}, "
+                                    f"split={split!r}: expected data.mdb there or in {category}_{split}_lmdb/ (the LSUN "
+                                    "release layout)")
         named = _ENV_NAME.match(path.name)
         if named and (named.group(1), named.group(2)) != (category, split):
             raise ValueError(f"lsun: {str(path)!r} is the {named.group(1)} {named.group(2)} set but category="
@@ -179,10 +189,18 @@ class LSUN(ImageDataset):
 
     def key(self, index: int) -> str:
         """The LSUN image id of item ``index``."""
-        return self.keys[index].decode("ascii", errors="replace")
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        return self.keys[int(check_indices(index, len(self))[()])].decode("ascii", errors="replace")
 
     def decode(self, data: bytes, key: bytes = b"?") -> Image.Image:
         """Encoded image bytes (WebP / JPEG / PNG) -> RGB PIL image, ValueError naming the key if unreadable."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be the encoded image bytes, got {type(data).__name__}")
+        if isinstance(key, str):
+            key = key.encode("ascii", errors="replace")
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"key must be the record's key (bytes or str), got {type(key).__name__}")
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return im.convert("RGB")
@@ -192,6 +210,7 @@ class LSUN(ImageDataset):
 
     def transform(self, im: Image.Image) -> Image.Image:
         """The crop and resize of the module docstring."""
+        check_image(im)
         if self.crop == "center":
             im = center_square(im)
         if self.size is not None and im.size != (self.size, self.size):

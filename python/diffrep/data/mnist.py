@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ImageDataset, check_choice, check_item_format, missing_file_error
+from .. import _checks
+from .base import ImageDataset, check_choice, check_file, check_flag, check_item_format, missing_file_error
 from .binarize import BinarizeMixin
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -50,7 +51,8 @@ def _parse_header(head: bytes, path) -> tuple[np.dtype, tuple[int, ...], int]:
 def read_idx(path, mmap: bool = True) -> np.ndarray:
     """Read an IDX file (gzipped if its first bytes say so). Returns the array in native byte order, or a
     read-only memmap for an uncompressed uint8 file with ``mmap=True``. Truncated files raise ValueError."""
-    path = Path(path)
+    path = check_file(path, "path", "an IDX file")
+    mmap = check_flag(mmap, "mmap")
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
     if gz:
@@ -77,7 +79,10 @@ def read_idx(path, mmap: bool = True) -> np.ndarray:
 
 
 def find_files(root, name: str, split: str) -> tuple[Path, Path]:
-    root = Path(root)
+    """The (images, labels) IDX files of ``split`` for dataset ``name`` under ``root`` (see the module doc)."""
+    root = _checks.path(root, "root")
+    check_choice("name", name, FOLDERS)
+    check_choice("split", split, FILES)
     folders = [root, root / FOLDERS[name] / "raw", root / FOLDERS[name], root / "raw"]
     out = []
     for base in FILES[split]:
@@ -97,6 +102,7 @@ class MNIST(BinarizeMixin, ImageDataset):
                  item_format: str = "pm1"):
         check_choice("name", name, FOLDERS)
         check_choice("split", split, FILES)
+        _checks.path(root, "root")
         self.name, self.source, self.split = name, "file", split
         self.item_format = check_item_format(item_format)
         self._init_binarize(binarize, seed)
@@ -155,8 +161,12 @@ def bfn_validation_split(n: int = 60000, val_frac: float = 0.01, seed: int = 214
     for fractional lengths (59,400 / 600 for MNIST)."""
     import torch
 
-    if not 0 < val_frac < 1:
-        raise ValueError(f"val_frac must be in (0, 1), got {val_frac}")
+    n = _checks.positive_int(n, "n")
+    val_frac = _checks.probability(val_frac, "val_frac", open_low=True, open_high=True)
+    seed = _checks.non_negative_int(seed, "seed")
+    if int(np.floor(n * val_frac)) < 1 or int(np.floor(n * (1 - val_frac))) < 1:
+        # an empty part: the caller's training or validation set would silently hold nothing
+        raise ValueError(f"n={n} with val_frac={val_frac} leaves an empty training or validation part")
     # torch.utils.data.random_split with fractions: floor each part, give the remainder round-robin
     lengths = [int(np.floor(n * (1 - val_frac))), int(np.floor(n * val_frac))]
     for i in range(n - sum(lengths)):

@@ -15,12 +15,13 @@ Images: uint8 (n, 64, 64, 3) 0..255 raw; float32 [0, 1] observations (/255, as d
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from .._checks import non_negative_int
 from . import npzfile
-from .base import GroundTruthData, check_flag, check_item_format, missing_file_error
+from .base import GroundTruthData, check_file, check_flag, check_item_format
 
 NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
          "horizontal_axis", "vertical_axis")
@@ -39,9 +40,10 @@ CATEGORIES = {
 
 def infer_layout(n: int) -> tuple[int, ...]:
     """Factor sizes of an MPI3D file with ``n`` images."""
+    n = non_negative_int(n, "n")
     if n not in LAYOUTS:
         raise ValueError(
-            f"mpi3d: {n} images match no known layout ({', '.join(f'{k} -> {v}' for k, v in LAYOUTS.items())}); "
+            f"mpi3d: n={n} images match no known layout ({', '.join(f'{k} -> {v}' for k, v in LAYOUTS.items())}); "
             "the file is truncated or not MPI3D (pass factor_sizes= for a custom subset)"
         )
     return LAYOUTS[n]
@@ -54,16 +56,17 @@ class MPI3D(GroundTruthData):
 
     def __init__(self, path, item_format: str = "pm1", factor_sizes=None, in_memory: bool = False,
                  name: str = "mpi3d_toy"):
-        path = Path(path)
-        if not path.is_file():
-            raise missing_file_error(name, FILE_NAMES, path.parent)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str (the dataset's name in descriptions), got {name!r}")
+        path = check_file(path, "path", f"an MPI3D .npz ({', '.join(FILE_NAMES)})")
         self.path, self.name, self.item_format = path, name, check_item_format(item_format)
         in_memory = check_flag(in_memory, "in_memory")
         shape, _, dtype = npzfile.member_header(path, "images")
         if dtype != np.uint8 or len(shape) < 4 or shape[-1] != 3:
             raise ValueError(f"{path}: images must be uint8 (N, H, W, 3), got {dtype} {shape}")
         n = int(np.prod(shape[:-3]))
-        if factor_sizes is not None and (isinstance(factor_sizes, (str, bytes)) or not all(
+        if factor_sizes is not None and (isinstance(factor_sizes, (str, bytes)) or not isinstance(
+                factor_sizes, (Sequence, np.ndarray)) or not all(
                 isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in factor_sizes)):
             raise TypeError(f"factor_sizes must be a sequence of 7 ints, got {factor_sizes!r}")
         sizes = infer_layout(n) if factor_sizes is None else tuple(int(s) for s in factor_sizes)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import struct
 import zipfile
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from .._checks import positive_int
+from .base import check_file, check_flag
+
 
 def _open_zip(path) -> zipfile.ZipFile:
+    path = check_file(path, "path", "a .npz archive")
     try:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -32,7 +35,14 @@ def member_keys(path) -> list[str]:
         return [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
 
 
+def _check_key(key) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key (an array name in the archive) must be a non-empty str, got {key!r}")
+    return key
+
+
 def _info(zf: zipfile.ZipFile, path, key: str) -> zipfile.ZipInfo:
+    _check_key(key)
     try:
         return zf.getinfo(key + ".npy")
     except KeyError:
@@ -62,7 +72,7 @@ def member_header(path, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 def member_memmap(path, key: str) -> np.memmap | None:
     """A read-only memmap of an uncompressed member, or None if the member is compressed."""
-    path = Path(path)
+    path = check_file(path, "path", "a .npz archive")
     with _open_zip(path) as zf:
         info = _info(zf, path, key)
         if info.compress_type != zipfile.ZIP_STORED:
@@ -87,6 +97,7 @@ def member_memmap(path, key: str) -> np.memmap | None:
 
 def iter_member_rows(path, key: str, rows_per_chunk: int = 4096) -> Iterator[np.ndarray]:
     """Yield consecutive chunks (along axis 0) of a C-ordered member, decompressing as it goes."""
+    rows_per_chunk = positive_int(rows_per_chunk, "rows_per_chunk")  # 0 looped forever on empty chunks
     with _open_zip(path) as zf:
         info = _info(zf, path, key)
         with zf.open(info) as fp:
@@ -111,14 +122,22 @@ def iter_member_rows(path, key: str, rows_per_chunk: int = 4096) -> Iterator[np.
 
 def load_member(path, key: str, allow_pickle: bool = False) -> np.ndarray:
     """Load one member fully (for the small ones: labels, latents)."""
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
+    path, key = check_file(path, "path", "a .npz archive"), _check_key(key)
+    allow_pickle = check_flag(allow_pickle, "allow_pickle")
+    if not zipfile.is_zipfile(path):
         # np.load would try a raw .npy or a pickle and fail without naming the file
         raise ValueError(f"{path}: not a readable .npz (zip) archive")
     try:
         with np.load(path, allow_pickle=allow_pickle, encoding="latin1") as z:
             if key not in z.files:
                 raise ValueError(f"{path}: no array {key!r} in the archive (it holds {z.files})")
-            return z[key]
+            try:
+                return z[key]
+            except ValueError as exc:  # numpy's refusal of a pickled member names neither file nor key
+                if allow_pickle or "allow_pickle" not in str(exc):
+                    raise
+                raise ValueError(f"{path}: member {key!r} holds Python objects (a pickle); pass allow_pickle=True "
+                                 "only for a file you trust") from None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _checks
 from .._progress import progress
 from . import npzfile
-from .base import (GroundTruthData, LRUCache, check_flag, check_item_format, grid_row_map, import_h5py,
-                   missing_file_error)
+from .base import GroundTruthData, LRUCache, check_file, check_flag, check_item_format, grid_row_map, import_h5py
 
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SIZES = (10, 10, 10, 8, 4, 15)
@@ -36,6 +36,9 @@ def factor_values() -> list[np.ndarray]:
 def classes_from_labels(labels: np.ndarray, path) -> tuple[np.ndarray, list[np.ndarray]]:
     """Factor classes (int64 (N, 6)) and value grids from the ``labels`` values, ranking each column's
     distinct values (as TFDS does; values equal to 1e-6 are merged)."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number) or np.iscomplexobj(labels):
+        raise TypeError(f"labels: {path}: factor values must be real numbers, got dtype {labels.dtype}")
     if labels.ndim != 2 or labels.shape[1] != 6:
         raise ValueError(f"{path}: labels must be (N, 6) factor values, got shape {labels.shape}")
     if not np.isfinite(labels).all():
@@ -63,9 +66,7 @@ class Shapes3DFile(GroundTruthData):
     source = "file"
 
     def __init__(self, path, item_format: str = "pm1", in_memory: bool = False):
-        path = Path(path)
-        if not path.is_file():
-            raise missing_file_error("shapes3d", [H5_NAME, *NPZ_NAMES], path.parent)
+        path = check_file(path, "path", f"a shapes3d file ({', '.join((H5_NAME,) + NPZ_NAMES)})")
         self.path, self.item_format, self.in_memory = path, check_item_format(item_format), check_flag(in_memory, "in_memory")
         self._h5 = path.suffix.lower() in (".h5", ".hdf5")
         self._file = self._pid = self._arr = None
@@ -221,7 +222,8 @@ class Shapes3D(GroundTruthData):
 
 
 def find_file(root) -> Path | None:
-    root = Path(root)
+    """The Shapes3D file under ``root`` (h5 preferred), or None."""
+    root = _checks.path(root, "root")
     for sub in ("", "3dshapes", "shapes3d"):
         for name in (H5_NAME, *NPZ_NAMES):
             if (root / sub / name).is_file():
