@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_inputs import Case, expand, run_case, valid_call
+from bad_inputs import Case, sweep_tests
 from PIL import Image
 from reader_fixtures import (DSPRITES_NPZ, stamp, write_car, write_celeba, write_cifar10, write_dsprites,
                              write_lsun, write_mnist, write_shapes3d)
@@ -344,7 +344,6 @@ INTERFACE += [
 ]
 
 CASES = LOADS + READERS + HELPERS + INTERFACE
-ROWS, IDS = expand(CASES)
 
 
 @pytest.fixture(autouse=True)
@@ -352,11 +351,4 @@ def _no_env_root(monkeypatch):
     monkeypatch.delenv("DIFFREP_DATA", raising=False)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_valid_call(case):
-    valid_call(case)
-
-
-@pytest.mark.parametrize("case, arg, label", ROWS, ids=IDS)
-def test_bad_input(case, arg, label):
-    run_case(case, arg, label)
+test_valid_call, test_bad_input = sweep_tests(CASES)

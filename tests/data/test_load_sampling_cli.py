@@ -1,5 +1,7 @@
 """load() source selection and errors, (seed, epoch) shuffling, DataLoader workers, and the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,18 @@ def test_progress_bars_in_preview_and_shapes3d_rendering(tmp_path, monkeypatch, 
     assert main(["data", "preview", "disks", "--out", str(tmp_path / "b.png"), "-n", "40"]) == 0
     assert "reading disks" in capsys.readouterr().err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+
+
+def test_data_info_takes_reader_options_and_names_an_unknown_one(capsys):
+    """``diffrep data info|preview --option KEY=VALUE`` reaches the reader or generator (as --option does
+    for the model verbs); an option the dataset does not take is named, with the dataset and source,
+    instead of Python's ``__init__() got an unexpected keyword argument``."""
+    from diffrep.cli import main
+    from diffrep.data import load
+
+    assert main(["data", "info", "disks", "--option", "size=16", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["observation_shape"] == [16, 16, 1]
+    assert main(["data", "info", "disks", "--option", "bogus=1"]) == 2
+    assert "disks (procedural) takes no option 'bogus'" in capsys.readouterr().err
+    with pytest.raises(TypeError, match=r"dsprites \(procedural\) takes no option 'colour'"):
+        load("dsprites", source="procedural", colour=True)

@@ -10,11 +10,15 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
     def common(q):
-        q.add_argument("name", help="dataset name (dsprites, shapes3d, mpi3d_toy, cars3d, celeba, mnist, "
-                                    "fashion_mnist, cifar10, image_folder, disks, digits)")
+        from ..data import available
+
+        q.add_argument("name", help=f"dataset name ({', '.join(sorted(available()))})")
         q.add_argument("--root", default=None, help="folder holding the original files (default $DIFFREP_DATA)")
         q.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
         q.add_argument("--split", default=None)
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="reader or generator option passed to diffrep.data.load (a YAML value), e.g. "
+                            "--option size=32, --option crop=diffae (docs/data.md)")
 
     info = dsub.add_parser("info", help="print factors, sizes and source")
     common(info)
@@ -99,7 +103,10 @@ def run(args) -> int:
     if getattr(args, "data_command", None) is None:
         args.data_parser.print_help()
         return 2
-    ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root")
+    from ._common import parse_options
+
+    ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root",
+              **parse_options(args.option))
     if args.data_command == "info":
         d = ds.describe()
         print(json.dumps(d, indent=2, default=list) if args.json else format_info(d))

@@ -7,6 +7,7 @@ Entry point: :func:`load`. Conventions (factor order, index math, image dtype/ra
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,7 +230,7 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
         if entry.procedural is None:
             raise ValueError(f"{name} has no procedural generator; pass source='file' and root= holding "
                              f"{', '.join(entry.expected)}")
-        return entry.procedural(split, options)
+        return _made(name, "procedural", lambda: entry.procedural(split, options), options)
     if entry.from_file is None:
         raise ValueError(f"{name} is procedural only (no original files are read); use source='procedural'")
     if root is not None and not Path(root).exists():
@@ -243,13 +244,25 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
                 warnings.warn(f"{name}: no original files under DIFFREP_DATA={root} (expected "
                               f"{', '.join(entry.expected)}); using the procedural generator", UserWarning,
                               stacklevel=2)
-            return entry.procedural(split, options)
+            return _made(name, "procedural", lambda: entry.procedural(split, options), options)
         if root is None:  # neither a root nor DIFFREP_DATA: say how to give one
             raise FileNotFoundError(f"{missing_file_error(name, entry.expected, '<no root>')} (no root was given "
                                     f"and DIFFREP_DATA is unset: set {root_flag} or DIFFREP_DATA)")
         err = missing_file_error(name, entry.expected, root)
         raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
-    return entry.from_file(found, split, options)
+    return _made(name, "file", lambda: entry.from_file(found, split, options), options)
+
+
+def _made(name: str, source: str, make, options: dict):
+    """``make()``, with an option the dataset class does not take named (Python's TypeError names the
+    class's ``__init__``, not the option the user passed to :func:`load`)."""
+    try:
+        return make()
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if m is None or m.group(1) not in options:
+            raise
+        raise TypeError(f"{name} ({source}) takes no option {m.group(1)!r}; its options are in docs/data.md") from None
 
 
 def available() -> dict[str, dict]:
