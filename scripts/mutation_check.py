@@ -8,17 +8,23 @@ selected tests that reach it, and reports the mutants no test killed. The packag
     python3 scripts/mutation_check.py \\
         --modules python/diffrep/bfn/loss_terms.py python/diffrep/bfn/losses.py \\
         --tests tests/bfn/test_loss_values.py tests/bfn/test_losses_sampler.py \\
-        --out /tmp/mutation.json [--workdir /tmp/mm] [--max-children 1] [--show]
+        --out /tmp/mutation.json [--workdir /tmp/mm] [--max-children 1] [--show] \\
+        [--only 'diffrep.bfn.losses.x_loss*' ...]
 
 Prints killed / survived / other counts per module and, with --show, the diff of every survivor;
 --out writes the same as JSON. Re-running with the same --workdir resumes mutmut's cache;
 --rerun-survivors there re-checks only the surviving mutants against the worktree's current tests.
+--only restricts the run to the mutants whose names match the fnmatch patterns (mutmut 3 mutates whole
+files; a pattern such as 'diffrep.cluster.hddc.x__result*' or 'diffrep.cluster.hddc.xǁHDDCResultǁpadded*'
+keeps one function, and must end in '*' so that mutmut also finds the function's tests); the counts
+then cover those mutants only.
 Recorded runs: benches/results/mutation_*.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -37,6 +43,7 @@ def _prepare(work: Path, modules: list[str], tests: list[str]) -> None:
         shutil.copytree(ROOT / "python" / "diffrep", work / "src" / "diffrep", ignore=ignore)
         shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
         shutil.copytree(ROOT / "scripts", work / "scripts", ignore=ignore)  # tests that run a script
+        shutil.copytree(ROOT / "docs", work / "docs", ignore=ignore)  # tests that read the docs
     mods = []
     for m in modules:
         p = Path(m)
@@ -45,11 +52,12 @@ def _prepare(work: Path, modules: list[str], tests: list[str]) -> None:
             raise SystemExit(f"--modules: {m} is not a file under python/diffrep")
         mods.append(str(Path("src") / rel))
     (work / "pyproject.toml").write_text(
-        "[tool.mutmut]\nsource_paths = [\"src/diffrep\"]\nalso_copy = [\"scripts\"]\n"
+        "[tool.mutmut]\nsource_paths = [\"src/diffrep\"]\nalso_copy = [\"scripts\", \"docs\"]\n"
         f"only_mutate = {json.dumps(mods)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\"]\n\n"
-        "[tool.pytest.ini_options]\nmarkers = [\"slow: slow\", \"cuda: cuda\"]\n")
+        # the default test run's selection: slow tests stay out, as in pyproject.toml
+        "[tool.pytest.ini_options]\nmarkers = [\"slow: slow\", \"cuda: cuda\"]\naddopts = \"-m 'not slow'\"\n")
 
 
 def _mutmut(work: Path, *args: str, log=None) -> str:
@@ -70,6 +78,10 @@ def _status(work: Path) -> dict[str, str]:
     return status
 
 
+def _chosen(name: str, patterns: list[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modules", nargs="+", required=True, help="files under python/diffrep to mutate")
@@ -80,6 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the summary as JSON")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="in an existing --workdir: refresh tests/ from the worktree and re-run only the survivors")
+    ap.add_argument("--only", nargs="+", default=[],
+                    help="fnmatch patterns of mutant names to run (one function: 'diffrep.mod.x_name*')")
     a = ap.parse_args(argv)
     if shutil.which("mutmut") is None and subprocess.run([sys.executable, "-c", "import mutmut"]).returncode:
         raise SystemExit("mutmut is not installed (pip install 'mutmut>=3.8')")
@@ -88,15 +102,15 @@ def main(argv=None) -> int:
     _prepare(work, a.modules, a.tests)
     names: list[str] = []
     if a.rerun_survivors:
-        names = [n for n, st in _status(work).items() if st == "survived"]
+        names = [n for n, st in _status(work).items() if st == "survived" and _chosen(n, a.only)]
         for dest in (work / "tests", work / "mutants" / "tests"):
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(ROOT / "tests", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         print(f"re-running {len(names)} survivors with the current tests")
     if names or not a.rerun_survivors:
         with open(work / ("mutmut_rerun.log" if names else "mutmut_run.log"), "w") as log:
-            _mutmut(work, "run", "--max-children", str(a.max_children), *names, log=log)
-    status = _status(work)
+            _mutmut(work, "run", "--max-children", str(a.max_children), *(names or a.only), log=log)
+    status = {n: st for n, st in _status(work).items() if _chosen(n, a.only)}
     per_module: dict[str, Counter] = {}
     for name, st in status.items():
         module = name.split(".x_")[0] if ".x_" in name else name.rsplit(".", 1)[0]
