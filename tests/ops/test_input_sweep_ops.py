@@ -737,6 +737,10 @@ def _config(tmp):
          dict(path=[("None", None, RAISE), ("missing", str(tmp / "missing.yaml"), OSError), ("dir", str(tmp), OSError),
                     ("int", 3, RAISE), ("not yaml", str(tmp / "bad.yaml"), yaml.YAMLError)]),
          names={"path": ["missing.yaml", "bad.yaml", str(tmp)]})
+    spec("config.parse_yaml", C.parse_yaml, lambda: dict(text="a: 1e-3"),
+         dict(text=[("None", None, RAISE), ("int", 3, RAISE), ("bytes", b"a: 1", RAISE),
+                    ("repeated key", "{a: 1, a: 2}", yaml.YAMLError), ("not yaml", "a: [1", yaml.YAMLError)]),
+         names={"text": ["text", "a"]})
     spec("config.dump_yaml", C.dump_yaml, lambda: dict(cfg=N(), path=str(tmp / "out.yaml")),
          dict(cfg=NOT_CFG[:3], path=[("None", None, RAISE), ("dir", str(tmp), OSError), ("float", 3.5, RAISE)]),
          names={"path": [str(tmp)]})
