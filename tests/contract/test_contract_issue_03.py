@@ -26,7 +26,7 @@ from PIL import Image
 import diffrep.data as D
 from diffrep.data.sampling import EpochBatchSampler, epoch_permutation, make_loader
 from reader_fixtures import (ATTRS, DSPRITES_NPZ, PUBLISHED_DSPRITES, PUBLISHED_SHAPES3D, idx_bytes, odometer,
-                             stamp, unstamp, write_car, write_dsprites)
+                             stamp, unstamp, write_car, write_dsprites, write_mnist)
 
 
 @pytest.fixture(autouse=True)
@@ -331,18 +331,7 @@ def test_celeba_attributes_partition_and_crops(celeba_root):
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mnist")
-    rng = np.random.default_rng(2)
-    data = {}
-    for split, n, gz in (("train", 6, True), ("t10k", 3, False)):
-        imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        for kind, arr in (("images-idx3", imgs), ("labels-idx1", labels)):
-            name = f"{split}-{kind}-ubyte"
-            if gz:
-                (root / (name + ".gz")).write_bytes(gzip.compress(idx_bytes(arr)))
-            else:
-                (root / name).write_bytes(idx_bytes(arr))
-        data[split] = (imgs, labels)
+    data = write_mnist(root)
     fashion = root.parent / "fashion" / "FashionMNIST" / "raw"  # the torchvision layout
     fashion.mkdir(parents=True)
     for p in root.glob("*ubyte*"):
