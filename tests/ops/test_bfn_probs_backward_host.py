@@ -5,24 +5,18 @@ bfn_probs_backward_host.cpp), against the gradient of BFN Eq. 103-104 differenti
 long double. The kernel ran the float32 body before: with clip=False, where the mass sits beyond
 an edge, d_mu = (a_mu - gp dR_mu) / R cancels, and its error reached 20 times the gradient (+1e-6)."""
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import HOST_CXX_MISSING, host_program_output
+
 SOURCE = Path(__file__).resolve().parent / "native" / "bfn_probs_backward_host.cpp"
 
 
-@pytest.mark.skipif(shutil.which("g++") is None or not (ROOT / "csrc").is_dir(),
-                    reason="needs g++ and the source tree's csrc/")
+@pytest.mark.skipif(HOST_CXX_MISSING is not None, reason=str(HOST_CXX_MISSING))
 def test_cuda_probs_backward_is_accurate_for_float32(tmp_path):
-    exe = tmp_path / "bfn_probs_backward_host"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-I", str(ROOT / "csrc"), str(SOURCE), "-o", str(exe)],
-                   check=True, capture_output=True, timeout=120)
-    entry, _float_body = map(float, subprocess.run([str(exe)], check=True, capture_output=True, text=True,
-                                                   timeout=60).stdout.split())
+    entry, _float_body = host_program_output(SOURCE, tmp_path)
     # |error| / (|gradient| + 1e-6): the float64 body's own cancellation where R ~ 1e-5 stays below
     # 5e-10 absolute (the float32 body: 2e-5)
     assert entry < 1e-3

@@ -101,7 +101,10 @@ class NoiseSchedule:
         return f"NoiseSchedule({self.config})"
 
     # -- table look-ups ----------------------------------------------------------------------
-    def _check_t(self, t: torch.Tensor, name: str = "t") -> torch.Tensor:
+    def _check_t(self, t: torch.Tensor, name: str = "t", *, batch: int | None = None, who: str = "",
+                 of: str = "x_t") -> torch.Tensor:
+        """``t`` as integer timesteps [B] in [0, T); with ``batch``, one per sample of ``of`` (the models'
+        ``eps`` and the like: ``who`` prefixes that message)."""
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of integer timesteps, got {type(t).__name__}")
         if t.dim() != 1:
@@ -110,6 +113,9 @@ class NoiseSchedule:
             raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_timesteps):
             raise ValueError(f"{name} must lie in [0, {self.num_timesteps - 1}], got range [{int(t.min())}, {int(t.max())}]")
+        if batch is not None and t.shape[0] != batch:
+            raise ValueError(f"{who + ': ' if who else ''}{name} must have shape [{batch}] (one timestep per {of}), "
+                             f"got {tuple(t.shape)}")
         return t
 
     def _table(self, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -211,9 +211,7 @@ class DiffAE(PretrainedMixin, nn.Module):
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t, z_sem) (t integer timesteps [B] in [0, T))."""
         x_t = self._images(x_t, "eps", "x_t")
-        self.schedule._check_t(t)
-        if t.shape[0] != x_t.shape[0]:
-            raise ValueError(f"DiffAE.eps: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        self.schedule._check_t(t, batch=x_t.shape[0], who="DiffAE.eps")
         return self._eps(x_t, t, self._check_z(z_sem, x_t.shape[0]))
 
     def _eps(self, x_t, t, z_sem):  # the unchecked prediction of the sampling loops and the loss

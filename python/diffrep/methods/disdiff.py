@@ -313,9 +313,7 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def _check_xt(self, x_t, t, who):
         x_t = self._diffusion_space(x_t, who, "x_t")
-        self.schedule._check_t(t)
-        if t.shape[0] != x_t.shape[0]:
-            raise ValueError(f"DisDiff.{who}: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        self.schedule._check_t(t, batch=x_t.shape[0], who=f"DisDiff.{who}")
         return x_t
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, units: torch.Tensor | None = None,

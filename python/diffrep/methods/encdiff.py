@@ -263,9 +263,7 @@ class EncDiff(PretrainedMixin, nn.Module):
     def eps(self, z_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """eps_theta(z_t, t, c~) (t integer timesteps [B] in [0, T), tokens (B, N, D))."""
         z_t = self._latents(z_t, "z_t")
-        self.schedule._check_t(t)
-        if t.shape[0] != z_t.shape[0]:
-            raise ValueError(f"EncDiff.eps: t must have shape [{z_t.shape[0]}] (one timestep per z_t), got {tuple(t.shape)}")
+        self.schedule._check_t(t, batch=z_t.shape[0], who="EncDiff.eps", of="z_t")
         return self._eps(z_t, t, self._tokens(tokens, batch=z_t.shape[0]))
 
     def _eps(self, z_t, t, tokens):  # unchecked: the loss, the sampling loop and the reliance measure

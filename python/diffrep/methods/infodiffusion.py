@@ -168,9 +168,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
     def eps(self, x_t, t, z):
         """eps_theta(x_t, t, z) (t integer timesteps [B] in [0, T))."""
         x_t = self._images(x_t, "eps", "x_t")
-        self.schedule._check_t(t)
-        if t.shape[0] != x_t.shape[0]:
-            raise ValueError(f"InfoDiffusion.eps: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
+        self.schedule._check_t(t, batch=x_t.shape[0], who="InfoDiffusion.eps")
         return self._eps(x_t, t, self._check_z(z, x_t.shape[0]))
 
     def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss

@@ -106,10 +106,7 @@ class SAMI(PretrainedMixin, nn.Module):
 
     def _check_t(self, t, x_t, who: str) -> torch.Tensor:
         """``t`` checked as integer timesteps [B] in [0, T), one per image of ``x_t``."""
-        self.schedule._check_t(t)
-        if t.shape[0] != x_t.shape[0]:
-            raise ValueError(f"SAMI.{who}: t must have shape [{x_t.shape[0]}] (one timestep per x_t), got {tuple(t.shape)}")
-        return t
+        return self.schedule._check_t(t, batch=x_t.shape[0], who=f"SAMI.{who}")
 
     @staticmethod
     def _check_generator(generator):
