@@ -278,7 +278,7 @@ def test_discrete_sampler_law_alg9(dtype):
 # ----------------------------------------------------------------------------- L^n -> L^inf
 def test_delta_discrete_time_loss_tends_to_the_continuous_time_loss():
     """n alpha_i / 2 with alpha_i = sigma1^(-2i/n)(1 - sigma1^(2/n)) -> -ln(sigma1) sigma1^(-2t) as n grows (BFN
-    §4.3 -> §4.4): at t = 1/2 on the grid the two losses agree to O(1/n)."""
+    Eq. 96 -> Eq. 101): at t = 1/2 on the grid the two losses agree to O(1/n)."""
     s1, n = 0.02, 20000
     flow, out = ContinuousFlow(s1), DeltaOutput(s1, noise_pred=False)
     x = torch.tensor([[[[0.3, -0.8]]]])
@@ -291,7 +291,7 @@ def test_delta_discrete_time_loss_tends_to_the_continuous_time_loss():
 
 
 def test_discrete_discrete_time_loss_tends_to_k_beta1_t():
-    """n KL(p_S || p_R) with the exact receiver -> K beta(1) t ||e_x - e_hat||^2 (BFN §6.4 -> §6.5): a Monte-Carlo
+    """n KL(p_S || p_R) with the exact receiver -> K beta(1) t ||e_x - e_hat||^2 (BFN Eq. 190 -> 205): a Monte-Carlo
     check at n = 1000 with many sender draws (the KL's O(alpha) correction is ~1%)."""
     K, n, sqrt_b1 = 3, 1000, 2.0
     flow, out = DiscreteFlow(K, sqrt_b1), CategoricalOutput(K)

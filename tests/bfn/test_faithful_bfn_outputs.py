@@ -1,5 +1,5 @@
 """Faithfulness review, part 2: the output distributions as the sampler and L^r call them, and the deterministic
-paths of the sampler and the reverse chain, by hand (BFN §4.1, §5.1, §6.1; reference probability.py and
+paths of the sampler and the reverse chain, by hand (BFN §4-6; reference probability.py and
 BFN.sample). Written after mutation testing showed these paths were reached only through ParamReL's tests
 (benches/results/mutation_bfn_faithful_2026-12-07.md)."""
 
@@ -25,7 +25,7 @@ def _state(mu, t):
 
 
 def test_delta_output_noise_prediction_guard_and_clip():
-    """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, 0 for t < 1e-6, clipped to [-1, 1] (BFN §4.1, reference
+    """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, 0 for t < 1e-6, clipped to [-1, 1] (BFN Eq. 84, reference
     DeltaFactory(clip_range=1)); noise prediction is the default (all the BFN code's continuous configs)."""
     s1 = 0.1
     out = DeltaOutput(s1)

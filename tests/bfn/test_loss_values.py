@@ -1,6 +1,6 @@
 """BFN losses against independent closed forms and brute force (issue 17, "Tests that catch wrong maths").
 
-Every expected value here is written from the BFN paper's equations (Graves et al. 2023: Eq. 94 and 101
+Every expected value here is written from the BFN paper's equations (Graves et al. 2023: Eq. 96 and 101
 for continuous data, Eq. 121-122 for discretised data, Eq. 26 for L^r), in float64 with plain torch,
 never through diffrep's own helpers; docs/kernels/bfn.md#losses."""
 
@@ -163,7 +163,7 @@ def test_discrete_time_loss_factorised_receiver_by_brute_force():
     state = flow.sample(x, t, G(22))
     net = torch.randn(2, K, 2, 2, generator=G(23))
     got = discrete_time_loss(flow, out, net, x, state, n, n_samples=S, receiver="factorised", generator=G(24))
-    a = (1.5 ** 2 * (2 * (t * n + 1) - 1) / n ** 2).float().reshape(-1, 1, 1, 1, 1)  # beta(1)(2i - 1)/n^2 (BFN Eq. 179)
+    a = (1.5 ** 2 * (2 * (t * n + 1) - 1) / n ** 2).float().reshape(-1, 1, 1, 1, 1)  # beta(1)(2i - 1)/n^2 (BFN Eq. 182)
     eps = torch.randn((S, 2, 1, 2, 2, K), generator=G(24))
     e = torch.nn.functional.one_hot(x, K).float()
     y = a * (K * e - 1) + torch.sqrt(a * K) * eps

@@ -96,7 +96,7 @@ def test_continuous_and_discrete_time_loss_closed_forms():
     want = -math.log(s1) * s1 ** (-2 * t) * (x.double() - x_hat).pow(2).sum((1, 2, 3))
     assert torch.allclose(got.double(), want, rtol=1e-4)
 
-    # L^n (BFN Eq. 94): n alpha_i / 2 ||x - x_hat||^2, alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)), i = t n + 1
+    # L^n (BFN Eq. 96): n alpha_i / 2 ||x - x_hat||^2, alpha_i = sigma1^(-2i/n) (1 - sigma1^(2/n)), i = t n + 1
     n, tg = 5, torch.tensor([0.0, 0.4, 0.8], dtype=torch.float64)
     state = m.flow.sample(x, tg, g)
     got = discrete_time_loss(m.flow, m.output, eps, x, state, n)

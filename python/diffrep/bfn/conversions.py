@@ -1,4 +1,4 @@
-"""From the network's outputs to the parameters of the output distribution (BFN §4.1, §5.1;
+"""From the network's outputs to the parameters of the output distribution (BFN Eq. 84 and §5;
 ParamReL Eq. 10), validated.
 
 The maths is the twin's (:mod:`diffrep.ops.reference.bfn`), because the fused L^inf kernel for
@@ -32,7 +32,7 @@ def _times(t, like, dtype):
 
 
 def noise_pred_to_data_pred(eps_hat, mu, t, sigma1, log_sigma_eps=None, min_t=1e-6):
-    """Convert a noise prediction into a data prediction (reference
+    """Convert a noise prediction into a data prediction (BFN Eq. 84; reference
     `noise_pred_params_to_data_pred_params`; ParamReL Eq. 10).
 
     x_hat = mu/gamma - sqrt((1-gamma)/gamma) eps_hat, sigma_x = sqrt((1-gamma)/gamma)

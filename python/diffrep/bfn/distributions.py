@@ -1,4 +1,4 @@
-"""Output distributions p_O(x | Psi(theta, t)) (BFN §4.1, §5.1, §6.1; reference ``probability.py``).
+"""Output distributions p_O(x | Psi(theta, t)) (BFN §4-6; reference ``probability.py``).
 
 An output object turns the raw network output into a distribution for the current parameters:
 ``output(net_out, state, t) -> dist``. Every dist has ``mean`` (x-hat; for discrete data the soft

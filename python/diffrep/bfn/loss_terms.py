@@ -1,7 +1,7 @@
 """Per-element BFN loss terms that have no native kernel: compositions of PyTorch ops.
 
 * :func:`continuous_time_loss`: L^inf for continuous data with a delta output (BFN Eq. 101);
-* :func:`continuous_discrete_time_loss`: L^n for continuous data with a delta output (BFN Eq. 94);
+* :func:`continuous_discrete_time_loss`: L^n for continuous data with a delta output (BFN Eq. 96);
 * :func:`discretised_discrete_time_loss`: L^n for discretised data (BFN Eq. 121), Monte-Carlo.
 
 The fused terms (L^inf for discretised data, Eq. 122, and for discrete data, Eq. 205) are native
@@ -70,7 +70,7 @@ def continuous_time_loss(net_out, x, t, sigma1, *, mu=None, noise_pred=False, cl
 
 
 def continuous_discrete_time_loss(net_out, x, t, sigma1, n_steps, *, mu=None, noise_pred=False, clip_range=1.0):
-    """L^n for continuous data with a delta output (BFN Eq. 94): n alpha_i / 2 (x - x_hat)^2 with
+    """L^n for continuous data with a delta output (BFN Eq. 96): n alpha_i / 2 (x - x_hat)^2 with
     i = t n + 1, t on the grid {0, 1/n, ..., (n-1)/n} (reference `discrete_time_loss`)."""
     tt, _ = _checked(t, x, [("net_out", net_out), ("x", x)] + ([("mu", mu)] if noise_pred else []))
     s1, n = _sigma1(sigma1), positive_int(n_steps, "n_steps")

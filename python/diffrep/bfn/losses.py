@@ -2,7 +2,7 @@
 
 * :func:`continuous_time_loss`: L^inf (BFN Eq. 101, 122, 205), through the fused native kernels
   (Eq. 122, 205) or :mod:`.loss_terms` (Eq. 101);
-* :func:`discrete_time_loss`: L^n (BFN Eq. 94, 121, 183) at i = t n + 1, t on {0, 1/n, ..., (n-1)/n}
+* :func:`discrete_time_loss`: L^n (BFN Eq. 96, 121, 189-190) at i = t n + 1, t on {0, 1/n, ..., (n-1)/n}
   (the reference's grid), Monte-Carlo over ``n_samples`` sender draws where the KL has no closed form;
 * :func:`reconstruction_loss`: L^r = -ln p_O(x | theta, 1) (BFN Eq. 26).
 

@@ -48,7 +48,7 @@ def as_times(t, name: str = "t", device=None) -> torch.Tensor:
 
 
 def gamma(t, sigma1: float):
-    """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 72), computed with expm1 (exact near t = 0)."""
+    """gamma(t) = 1 - sigma1^(2t) (BFN Eq. 80, beta of Eq. 72), computed with expm1 (exact near t = 0)."""
     return -torch.expm1(as_times(t) * _log_s1sq(sigma1))
 
 
@@ -70,6 +70,6 @@ def discrete_beta(t, beta1: float):
 
 
 def discrete_alpha(i, n_steps: int, beta1: float):
-    """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (BFN Eq. 190)."""
+    """alpha_i = beta1 (2i - 1) / n^2 = beta(i/n) - beta((i-1)/n) (beta of BFN Eq. 182; used by L^n, Eq. 189-190)."""
     n_steps = _step_index(i, n_steps)
     return V.positive_scalar("beta1", beta1) * (2 * i - 1) / n_steps**2

@@ -49,11 +49,11 @@ def per_element(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def gamma(t: torch.Tensor, sigma1: float) -> torch.Tensor:
-    """gamma(t) = beta(t) / (1 + beta(t)) = 1 - sigma1^(2t) (Eq. 72), via expm1."""
+    """gamma(t) = beta(t) / (1 + beta(t)) = 1 - sigma1^(2t) (Eq. 80, beta of Eq. 72), via expm1."""
     return -torch.expm1(t * (2.0 * math.log(sigma1)))
 
 
-# ---------------------------------------------------------------------------- flows (Eq. 76, 185)
+# ---------------------------------------------------------------------------- flows (Eq. 77, 185)
 def continuous_flow(x, t, sigma1, noise):
     """Bayesian flow sample for continuous data: mu ~ N(gamma x, gamma (1 - gamma)) (Eq. 77)."""
     A.floats(x=x, noise=noise)
