@@ -47,7 +47,7 @@ def _codes(final, state, ev=EV):
         factors = ds.sample_factors(n, rng)
         x = format_images(np.asarray(ds.sample_observations_from_factors(factors, rng)), "pm1")
         with torch.no_grad():
-            out["codes" + key] = model.enc(x.reshape(n, -1)).double().numpy()
+            out["codes" + key] = model.enc(x.reshape(n, -1)).float().numpy()  # float32, as encode_dataset keeps it
         out["factors" + key] = np.asarray(factors)
     return out
 
@@ -71,6 +71,10 @@ def test_auto_is_the_default_and_the_choices_are_the_verbs():
     import diffrep.nn.pretrained as pretrained
 
     assert common.resolve_weights is pretrained.resolve_weights
+    with pytest.raises(TypeError, match="model_dir must be a path"):
+        pretrained.resolve_weights(None, "auto")
+    with pytest.raises(ValueError, match=r"eval\.weights must be auto, ema or model, got 'best'"):
+        pretrained.resolve_weights(".", "best", flag="eval.weights")
 
 
 def test_auto_reads_the_ema_weights_when_the_run_has_them_and_the_raw_ones_otherwise(tmp_path, capsys):
@@ -158,3 +162,18 @@ def test_calibration_starts_from_the_weights_auto_chose(tmp_path):
     for k in ("enc.weight", "enc.bias", "dec.weight", "dec.bias"):
         torch.testing.assert_close(cal_state[k], ema_state[k], rtol=0, atol=0)
     assert torch.count_nonzero(cal_state["center"]) == 3  # fitted
+
+
+def test_the_study_files_weights():
+    """studies/all_methods_cpu.yaml keeps its record's protocol (every model's own weights; SAMI's cells keep an
+    EMA copy); studies/dsprites_cpu.yaml takes the default (none of its cells keeps one)."""
+    from pathlib import Path
+
+    from diffrep.study import load_study
+
+    root = Path(__file__).resolve().parents[2] / "studies"
+    every = load_study(root / "all_methods_cpu.yaml")
+    assert {c.eval.weights for c in every.cells} == {"model"}
+    assert {c.method for c in every.cells if c.config.train.ema_decay > 0} == {"sami"}
+    vae = load_study(root / "dsprites_cpu.yaml")
+    assert {c.eval.weights for c in vae.cells} == {"auto"} and all(c.config.train.ema_decay == 0 for c in vae.cells)

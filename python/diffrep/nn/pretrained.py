@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .._checks import device as check_device
+from .._checks import path as check_path
 from ..config import Config, ConfigError, config_from_dict, config_to_dict, with_fields_added
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
@@ -279,9 +280,13 @@ def resolve_weights(model_dir: str | os.PathLike, weights: str, verb: str = "dif
     """The weights to read from ``model_dir``: ``auto`` -> ``ema`` when ``ema.safetensors`` is there, else
     ``model`` (said on stderr, prefixed with ``verb``); ``ema`` without an EMA copy is an error. ``flag``
     names the setting in messages (``--weights`` on the command line, ``eval.weights`` in a study)."""
+    for name, text in (("verb", verb), ("flag", flag)):
+        if not isinstance(text, str):
+            raise TypeError(f"resolve_weights: {name} must be a str, got {type(text).__name__} {text!r}")
+    folder = check_path(model_dir, "model_dir")
     if weights not in WEIGHTS_CHOICES:
         raise ValueError(f"{flag} must be auto, ema or model, got {weights!r}")
-    has_ema = (Path(model_dir) / EMA_WEIGHTS_NAME).is_file()
+    has_ema = (folder / EMA_WEIGHTS_NAME).is_file()
     if weights == "ema" and not has_ema:
         raise FileNotFoundError(f"{model_dir} has no {EMA_WEIGHTS_NAME}; use {flag} model (or auto)")
     if weights == "auto":
