@@ -3,7 +3,8 @@
 
 One convention for ``--weights`` across ``sample``, ``eval``, ``encode`` and the method verbs:
 ``auto`` (the default) takes the EMA weights when the folder has them and otherwise the raw weights,
-saying so on stderr; ``ema`` insists on the EMA copy (an error when there is none); ``model`` takes the
+saying so on stderr (:func:`diffrep.nn.pretrained.resolve_weights`, which ``diffrep study`` uses too);
+``ema`` insists on the EMA copy (an error when there is none); ``model`` takes the
 raw weights. Every model verb accepts a model folder (``config.json``), a checkpoint folder or a run
 folder (its ``final/``, else its newest checkpoint).
 """
@@ -11,8 +12,10 @@ folder (its ``final/``, else its newest checkpoint).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+# one resolution of --weights auto for every verb and the study runner (which sits below the CLI)
+from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
@@ -34,7 +37,7 @@ def add_threads_flag(p: argparse.ArgumentParser, default: int | None = DEFAULT_T
 
 
 def add_weights_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", choices=("auto", "ema", "model"), default="auto",
+    p.add_argument("--weights", choices=WEIGHTS_CHOICES, default="auto",
                    help="auto (default): the EMA weights when the folder has them, else the raw weights (said on "
                         "stderr); ema: the EMA weights or an error; model: the raw weights")
 
@@ -84,23 +87,6 @@ def resolve_model_dir(path: str | Path) -> Path:
     if (path / "final" / "config.json").is_file():
         return path / "final"
     raise FileNotFoundError(f"{path}: no config.json, no complete checkpoint under checkpoints/, no final/")
-
-
-def resolve_weights(model_dir: Path, weights: str, verb: str = "diffrep") -> str:
-    """``auto`` -> ``ema`` when ``ema.safetensors`` is there, else ``model`` (said on stderr)."""
-    from ..nn.pretrained import EMA_WEIGHTS_NAME
-
-    if weights not in ("auto", "ema", "model"):
-        raise ValueError(f"--weights must be auto, ema or model, got {weights!r}")
-    has_ema = (Path(model_dir) / EMA_WEIGHTS_NAME).is_file()
-    if weights == "ema" and not has_ema:
-        raise FileNotFoundError(f"{model_dir} has no {EMA_WEIGHTS_NAME}; use --weights model (or auto)")
-    if weights == "auto":
-        if has_ema:
-            return "ema"
-        print(f"{verb}: {model_dir} has no EMA weights; using the raw weights", file=sys.stderr)
-        return "model"
-    return weights
 
 
 # image formats the grids are written in (Pillow picks the format from the suffix)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,19 @@ import torch
 from torch import nn
 
 from .._checks import device as check_device
+from .._checks import path as check_path
 from ..config import Config, ConfigError, config_from_dict, config_to_dict, with_fields_added
 
 __all__ = ["PretrainedMixin", "register_model", "model_registry", "model_class", "load_pretrained", "MODEL_CLASSES",
-           "FOREIGN_LOADERS",
+           "FOREIGN_LOADERS", "WEIGHTS_CHOICES", "resolve_weights",
            "CONFIG_NAME", "WEIGHTS_NAME", "EMA_WEIGHTS_NAME", "load_safetensors_checked", "load_state_checked"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EMA_WEIGHTS_NAME = "ema.safetensors"
+# what a saved model is read with, everywhere a user chooses (the verbs' --weights, a study's eval.weights):
+# auto = the EMA copy when the folder has one, else the raw weights (resolve_weights)
+WEIGHTS_CHOICES = ("auto", "ema", "model")
 
 # Every model class diffrep ships, under the name save_pretrained writes as ``_class_name``. The paths
 # are strings, imported when a class is needed, so this layer names classes of higher layers without
@@ -269,3 +274,24 @@ def load_pretrained(directory: str | os.PathLike, **kwargs) -> nn.Module:
                                     f"{EMA_WEIGHTS_NAME}; use weights='model'")
         return loader(directory, map_location=kwargs.get("map_location", "cpu"))
     return PretrainedMixin.from_pretrained.__func__(PretrainedMixin, directory, **kwargs)
+
+
+def resolve_weights(model_dir: str | os.PathLike, weights: str, verb: str = "diffrep", *, flag: str = "--weights") -> str:
+    """The weights to read from ``model_dir``: ``auto`` -> ``ema`` when ``ema.safetensors`` is there, else
+    ``model`` (said on stderr, prefixed with ``verb``); ``ema`` without an EMA copy is an error. ``flag``
+    names the setting in messages (``--weights`` on the command line, ``eval.weights`` in a study)."""
+    for name, text in (("verb", verb), ("flag", flag)):
+        if not isinstance(text, str):
+            raise TypeError(f"resolve_weights: {name} must be a str, got {type(text).__name__} {text!r}")
+    folder = check_path(model_dir, "model_dir")
+    if weights not in WEIGHTS_CHOICES:
+        raise ValueError(f"{flag} must be auto, ema or model, got {weights!r}")
+    has_ema = (folder / EMA_WEIGHTS_NAME).is_file()
+    if weights == "ema" and not has_ema:
+        raise FileNotFoundError(f"{model_dir} has no {EMA_WEIGHTS_NAME}; use {flag} model (or auto)")
+    if weights == "auto":
+        if has_ema:
+            return "ema"
+        print(f"{verb}: {model_dir} has no EMA weights; using the raw weights", file=sys.stderr)
+        return "model"
+    return weights

@@ -253,8 +253,8 @@ def _train_record(d: Path) -> dict:
     return {**phases[list(phases)[-1]], "phases": phases}
 
 
-def _calibrate(cell: Cell, d: Path, log) -> Path:
-    """The calibrated model folder ``d/calibrated``: the trained model (``eval.weights`` of ``final/``) after
+def _calibrate(cell: Cell, d: Path, log, weights: str) -> Path:
+    """The calibrated model folder ``d/calibrated``: the trained model (``weights`` of ``final/``) after
     ``model.<eval.calibrate>(images)`` on ``eval.calibrate_images`` images of the cell's dataset (factor rows
     drawn from ``RandomState(eval.seed + 1)``, a stream apart from the metric rows; ``eval.item_format``),
     saved with ``save_pretrained`` and the run's ``run.json``."""
@@ -267,7 +267,7 @@ def _calibrate(cell: Cell, d: Path, log) -> Path:
 
     ev = cell.eval
     dev = "cuda" if ev.device == "cuda" or (ev.device == "auto" and torch.cuda.is_available()) else "cpu"
-    model = load_pretrained(d / "final", weights=ev.weights, map_location=dev).eval()
+    model = load_pretrained(d / "final", weights=weights, map_location=dev).eval()
     fit = getattr(model, ev.calibrate, None)
     if not callable(fit):
         raise StudyError(f"method {cell.method}: eval.calibrate names {ev.calibrate}(), which "
@@ -292,15 +292,18 @@ def _calibrate(cell: Cell, d: Path, log) -> Path:
 
 def _evaluate(cell: Cell, d: Path, log) -> dict:
     from ..metrics.suite import compute
+    from ..nn.pretrained import resolve_weights
     from ..recipes.encode import encode_dataset
 
     ev = cell.eval
     train_last = _read_json(d / TRAINED_JSON).get("last", {}) if (d / TRAINED_JSON).is_file() else {}
     if not ev.metrics:
         return {"scores": {}, "meta": {"metric": "none"}, "train": train_last}
-    model_dir, weights = d / "final", ev.weights
-    if ev.calibrate:
-        model_dir, weights = _calibrate(cell, d, log), "model"
+    # auto: the EMA copy when final/ has one, else the raw weights; the verbs' own rule (--weights)
+    model_dir = d / "final"
+    weights = trained_weights = resolve_weights(model_dir, ev.weights, "diffrep study", flag="eval.weights")
+    if ev.calibrate:  # the calibrated folder holds the chosen weights as its only ones
+        model_dir, weights = _calibrate(cell, d, log, trained_weights), "model"
     src = encode_dataset(str(model_dir), None, ev.num_train, ev.num_test, ev.seed, ev.batch_size, weights,
                          ev.item_format, None, "auto", ev.device)
     settings = src.pop("_settings")
@@ -310,7 +313,7 @@ def _evaluate(cell: Cell, d: Path, log) -> dict:
                        weights=weights)
     if ev.calibrate:
         result.meta.update(calibrate=ev.calibrate, calibrate_images=ev.calibrate_images, calibrated_from=str(d / "final"),
-                           calibrated_weights=ev.weights)
+                           calibrated_weights=trained_weights)
     return {**result.to_json(), "train": train_last}
 
 

@@ -52,13 +52,13 @@ class StudyError(ValueError):
 
 
 EVAL_DEFAULTS = {"metrics": ["mig", "dci", "sap", "modularity_explicitness", "infomec"], "num_train": 10000,
-                 "num_test": 5000, "seed": 0, "batch_size": 256, "weights": "model", "item_format": "pm1",
+                 "num_test": 5000, "seed": 0, "batch_size": 256, "weights": "auto", "item_format": "pm1",
                  "mode": "robust", "estimator": "fast", "tad_variant": "infodiffusion", "device": "auto",
                  "calibrate": "", "calibrate_images": 1000}
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_EVAL_CHOICES = {"weights": ("model", "ema"), "mode": ("robust", "parity"), "estimator": ("fast", "sklearn"),
+_EVAL_CHOICES = {"weights": None, "mode": ("robust", "parity"), "estimator": ("fast", "sklearn"),
                  "tad_variant": ("infodiffusion", "disdiff", "nashae", "exact"), "device": ("auto", "cpu", "cuda"),
-                 "item_format": None}  # None: checked by diffrep.data.base.check_item_format
+                 "item_format": None}  # None: the library's own list, read when checked (_parse_eval)
 _TOP_KEYS = ("study", "seeds", "steps", "overrides", "datasets", "methods", "eval", "report")
 _METHOD_KEYS = ("recipe", "overrides", "grid", "eval")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -70,14 +70,15 @@ class EvalSpec:
     ``metrics: []`` trains only (the report then shows the training log's last values). ``calibrate``: the
     name of a model method that fits statistics ``encode`` needs (e.g. DisDiff's ``fit_code_pca``), called
     with ``calibrate_images`` images of the cell's dataset before the metrics (docs/study.md, "Evaluation");
-    empty: none."""
+    empty: none. ``weights``: ``auto`` (default), ``ema`` or ``model``, as the verbs' ``--weights``
+    (:func:`diffrep.nn.pretrained.resolve_weights`)."""
 
     metrics: tuple = tuple(EVAL_DEFAULTS["metrics"])
     num_train: int = 10000
     num_test: int = 5000
     seed: int = 0
     batch_size: int = 256
-    weights: str = "model"
+    weights: str = "auto"  # auto: the EMA weights when final/ has them, else the raw ones (as --weights)
     item_format: str = "pm1"
     mode: str = "robust"
     estimator: str = "fast"
@@ -263,9 +264,11 @@ def _parse_eval(v, base: dict, where: str) -> EvalSpec:
         raise StudyError(f"{where}.calibrate_images is set but calibrate is not: name the model method that reads "
                          "the images (e.g. calibrate: fit_code_pca)")
     from ..data.base import ITEM_FORMATS
+    from ..nn.pretrained import WEIGHTS_CHOICES  # the verbs' --weights choices
 
+    own = {"item_format": ITEM_FORMATS, "weights": WEIGHTS_CHOICES}
     for key, choices in _EVAL_CHOICES.items():
-        choices = ITEM_FORMATS if choices is None else choices
+        choices = own[key] if choices is None else choices
         if merged[key] not in choices:
             raise StudyError(f"{where}.{key} must be one of {list(choices)}, got {merged[key]!r}")
     return EvalSpec(**{**merged, "metrics": tuple(metrics)})

@@ -1,4 +1,5 @@
-"""Trainer, checkpoints, EMA, deterministic data order, distributed helpers and the train config."""
+"""Trainer, checkpoints, EMA, random state, learning-rate schedule, deterministic data order, distributed
+helpers and the train config."""
 
 from .checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint, verify_checkpoint
 from .config import TrainConfig
@@ -6,8 +7,10 @@ from .data import EpochBatchSampler, epoch_permutation
 from .ema import EMA
 from .distributed import LaunchError, check_launch
 from .loggers import MetricLogger, read_metrics
+from .optim import lr_at
+from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, clear_run, looks_like_run, run_contents
-from .trainer import Trainer, capture_rng_state, lr_at, restore_rng_state, seed_everything
+from .trainer import Trainer
 
 __all__ = [
     "TrainConfig", "Trainer", "EMA", "seed_everything", "capture_rng_state", "restore_rng_state", "lr_at",

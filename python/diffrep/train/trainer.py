@@ -10,10 +10,11 @@ clipping, EMA update. bf16 autocast on CUDA (``mixed_precision="auto"``) or fp16
 GradScaler (``"fp16"``, its scale saved in the checkpoints), optional ``torch.compile``,
 DistributedDataParallel under torchrun. A start banner (recipe, parameters, device, dtype, threads,
 batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
-returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step. Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's
-RNG state and the step; the data order is a function of (seed, epoch) (``diffrep.train.data``), so
-``resume="latest"`` continues a killed run with exactly the losses the uninterrupted run would give
-(same device, same world size, deterministic kernels).
+returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step.
+Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's RNG state
+(``diffrep.train.rng``) and the step; the data order is a function of (seed, epoch)
+(``diffrep.train.data``), so ``resume="latest"`` continues a killed run with exactly the losses the
+uninterrupted run would give (same device, same world size, deterministic kernels).
 
 Run folders never mix (``diffrep.train.rundir``, docs/architecture.md "Run folders"): a new run into
 a folder holding one raises ``RunFolderError`` unless ``overwrite=True`` (which deletes only what the
@@ -29,8 +30,8 @@ paths apart (the generator term must not reach the discriminator's parameters, t
 must not reach the others); ``diffrep.nn.vq.VQAutoencoder.loss`` shows how. A model whose
 discriminator has its own optimiser settings (FactorVAE: Adam lr 1e-4, betas (0.5, 0.9)) also declares
 ``discriminator_optimizer_settings() -> dict`` with any of ``lr``, ``betas``, ``eps``, ``weight_decay``;
-the second AdamW takes those, and its learning rate follows the same warm-up/cosine shape scaled to
-its own ``lr`` (``lr_at(config, step) * lr_disc / config.lr``).
+the second AdamW takes those (checked in ``diffrep.train.optim``), and its learning rate follows the
+same warm-up/cosine shape scaled to its own ``lr`` (``lr_at(config, step) * lr_disc / config.lr``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import contextlib
 import inspect
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -48,12 +48,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import finite_numbers, flag, non_negative_int, path
+from .._checks import finite_numbers, flag, path
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -61,61 +60,12 @@ from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
 from .evaluation import PeriodicEvaluation
 from .loggers import MetricLogger, Progress
+from .optim import _disc_optimizer_settings, lr_at
+from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
 
 __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything", "capture_rng_state",
            "restore_rng_state", "lr_at"]
-
-
-def seed_everything(seed: int, rank: int = 0, *, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) with ``seed + rank``; optionally force deterministic kernels."""
-    s = non_negative_int(seed, "seed") + non_negative_int(rank, "rank")
-    flag(deterministic, "deterministic")
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-
-
-def capture_rng_state() -> dict:
-    """RNG states of python, numpy and torch as tensors and plain types (``weights_only``-loadable)."""
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    out = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss_next": py_state[2]},
-    }
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def restore_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then constant or half-cosine."""
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"lr_at: cfg must be a TrainConfig, got {type(cfg).__name__}")
-    step = non_negative_int(step, "step")  # with a warm-up a negative step gave a learning rate <= 0
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "cosine":
-        span = max(cfg.steps - cfg.warmup_steps, 1)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step - cfg.warmup_steps, span) / span))
-    return cfg.lr
 
 
 def _accepts_step(loss: Callable) -> bool:
@@ -125,33 +75,6 @@ def _accepts_step(loss: Callable) -> bool:
     except (TypeError, ValueError):  # no signature to read: assume the surface
         return True
     return any((p.name == "step" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in params)
-
-
-_DISC_KEYS = ("lr", "betas", "eps", "weight_decay")
-
-
-def _disc_optimizer_settings(model: nn.Module, cfg: TrainConfig) -> dict:
-    """The second AdamW's settings: the train config's, overridden by the model's
-    ``discriminator_optimizer_settings()`` where it has one (checked: known keys, lr > 0, betas in [0, 1))."""
-    settings = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-    own = getattr(model, "discriminator_optimizer_settings", None)
-    if not callable(own):
-        return settings
-    extra = own()
-    name = f"{type(model).__name__}.discriminator_optimizer_settings()"
-    if not isinstance(extra, dict) or set(extra) - set(_DISC_KEYS):
-        raise ValueError(f"{name} must return a dict with keys among {_DISC_KEYS}, got {extra!r}")
-    settings.update(extra)
-    betas = settings["betas"]
-    if not (isinstance(settings["lr"], (int, float)) and settings["lr"] > 0):
-        raise ValueError(f"{name}: lr must be > 0, got {settings['lr']!r}")
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
-        raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
-    if not (settings["eps"] > 0 and settings["weight_decay"] >= 0):
-        raise ValueError(f"{name}: eps must be > 0 and weight_decay >= 0, got {settings['eps']!r}, "
-                         f"{settings['weight_decay']!r}")
-    settings["betas"] = tuple(float(b) for b in betas)
-    return settings
 
 
 class _LossForward(nn.Module):
