@@ -196,6 +196,7 @@ def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor
     """codes [M, L] -> ParamReL images [M, C, H, W] in [-1, 1] from z alone: deterministic decoding
     (``ParamReL.decode``: y = E[y | x-hat], no sender noise) from the flow's prior state with z fixed at
     every step."""
+    from ..bfn.model import model_dtypes
     from ..methods.paramrel import ReverseSample
 
     steps = positive_int(model.config.sample_steps if num_steps is None else num_steps, "num_steps")
@@ -205,8 +206,9 @@ def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor
         if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape[1] != L:
             raise ValueError(f"codes must be [M, {L}], got {tuple(getattr(codes, 'shape', ()))}")
         dev = next(model.parameters()).device
-        z = codes.to(dev).float()[None].expand(steps + 1, -1, -1)
-        prior = model.flow.prior((codes.shape[0], b.channels, b.image_size, b.image_size), dev)
+        flow_dtype = model_dtypes(model)[1]  # float64 for a float64 model (docs/kernels/bfn.md#precision)
+        z = codes.to(dev, flow_dtype)[None].expand(steps + 1, -1, -1)
+        prior = model.flow.prior((codes.shape[0], b.channels, b.image_size, b.image_size), dev, dtype=flow_dtype)
         with torch.no_grad():
             return model.decode(ReverseSample(z, prior))
 

@@ -133,7 +133,8 @@ class DiscretisedNormalDist:
         """A bin centre drawn from the bin probabilities (the same law as quantising a clipped
         Normal draw, reference ``DiscretizedCtsDistribution.sample``)."""
         p = self.probs
-        idx = torch.multinomial(p.reshape(-1, self.K).float().clamp_min(0), 1, generator=generator).reshape(p.shape[:-1])
+        weights = p.reshape(-1, self.K).to(torch.promote_types(p.dtype, torch.float32)).clamp_min(0)
+        idx = torch.multinomial(weights, 1, generator=generator).reshape(p.shape[:-1])
         return _bin_centres(self.K, p)[idx]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,9 +148,13 @@ class CategoricalDist:
             raise ValueError(f"logits must have the K >= 2 classes in the last dimension, got shape {tuple(logits.shape)}")
         self.logits = logits  # (..., K)
 
+    def _wide_logits(self) -> torch.Tensor:
+        """The logits in at least float32 (half-precision logits are normalised in float32; float64 stays)."""
+        return self.logits.to(torch.promote_types(self.logits.dtype, torch.float32))
+
     @property
     def probs(self) -> torch.Tensor:
-        return torch.softmax(self.logits.float(), -1)
+        return torch.softmax(self._wide_logits(), -1)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -172,7 +177,7 @@ class CategoricalDist:
         K = self.logits.shape[-1]
         if x.numel() and bool(((x < 0) | (x >= K)).any()):
             raise ValueError(f"x holds a class outside [0, {K})")
-        lp = torch.log_softmax(self.logits.float(), -1)
+        lp = torch.log_softmax(self._wide_logits(), -1)
         return lp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
 
 

@@ -13,6 +13,10 @@ is the time whose cumulative accuracy beta(t) the parameters hold:
   classes never underflow to 0 and the exact inverse (docs/kernels/bfn.md#inverse-update) stays exact.
 
 All maths runs through the native ops of :mod:`diffrep.ops.bfn` and the schedules of :mod:`.schedules`.
+
+Precision: the flow state follows the network's parameters (:func:`state_dtype`): float32 for a float32
+(or half-precision) model, float64 for a float64 one (docs/kernels/bfn.md#precision). The native ops run
+both natively; times and schedules stay float64 throughout.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..ops import bfn as ops
 from . import schedules
 from .quantize import quantize
 
-__all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times"]
+__all__ = ["FlowState", "ContinuousFlow", "DiscreteFlow", "step_times", "state_dtype"]
 
 
 def _state(state) -> "FlowState":
@@ -42,6 +46,13 @@ def _float_dtype(dtype, name: str = "dtype") -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating-point torch.dtype, got {dtype!r}")
     return dtype
+
+
+def state_dtype(param_dtype) -> torch.dtype:
+    """The flow state's dtype for a network whose parameters are ``param_dtype``: float64 for a float64
+    model, float32 otherwise (the state stays in float32 or wider when the network runs in half
+    precision: the loss weight sigma1^(-2t) reaches 10^6, docs/kernels/bfn.md#precision)."""
+    return torch.float64 if _float_dtype(param_dtype, "param_dtype") == torch.float64 else torch.float32
 
 
 def _prior_shape(data_shape) -> tuple:
@@ -138,14 +149,16 @@ class ContinuousFlow:
                              f"{getattr(x, 'dtype', type(x).__name__)}{tuple(getattr(x, 'shape', ()))}")
         return x if self.num_bins is None else quantize(x, self.num_bins)
 
-    def data_to_float(self, x: torch.Tensor) -> torch.Tensor:
+    def data_to_float(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Data as images in ``dtype`` (None: as they are)."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a float tensor (continuous data), got {getattr(x, 'dtype', type(x).__name__)}")
-        return x
+        return x if dtype is None else x.to(_float_dtype(dtype))
 
-    def network_input(self, state: FlowState) -> torch.Tensor:
-        """The network reads mu only (reference ``CtsBayesianFlow.forward`` returns (mean, None))."""
-        return _state(state).params.float()
+    def network_input(self, state: FlowState, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The network reads mu only (reference ``CtsBayesianFlow.forward`` returns (mean, None)), in the
+        network's ``dtype``."""
+        return _state(state).params.to(_float_dtype(dtype))
 
     def input_channels(self, channels: int) -> int:
         return positive_int(channels, "channels")
@@ -156,9 +169,11 @@ class ContinuousFlow:
                          dtype=_float_dtype(dtype))
         return FlowState(mu, torch.zeros(mu.shape[0], dtype=torch.float64, device=device))
 
-    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
-        """theta ~ p_F(. | x; t) (BFN Eq. 77), one fused kernel."""
+    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None, dtype: torch.dtype | None = None) -> FlowState:
+        """theta ~ p_F(. | x; t) (BFN Eq. 77), one fused kernel, in ``dtype`` (None: the data's)."""
         x = self.prepare_data(x)
+        if dtype is not None:
+            x = x.to(_float_dtype(dtype))
         tt = _per_example_t(t, x.shape[0], x.device)
         return FlowState(ops.continuous_flow(x, tt.to(x.dtype), self.sigma1, generator, noise=noise), tt)
 
@@ -250,17 +265,19 @@ class DiscreteFlow:
                              f"got values in [{int(x.min())}, {int(x.max())}]")
         return x.long()
 
-    def data_to_float(self, classes: torch.Tensor) -> torch.Tensor:
-        """Classes back to [-1, 1]: 2c/(K - 1) - 1."""
+    def data_to_float(self, classes: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Classes back to [-1, 1]: 2c/(K - 1) - 1, in ``dtype`` (None: float32)."""
         _tensor("classes", classes)
-        return classes.float() * (2.0 / (self.K - 1)) - 1.0
+        return classes.to(torch.float32 if dtype is None else _float_dtype(dtype)) * (2.0 / (self.K - 1)) - 1.0
 
-    def network_input(self, state: FlowState) -> torch.Tensor:
-        theta = _state(state).params.float().exp()
+    def network_input(self, state: FlowState, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """2 theta_0 - 1 (K = 2) or 2 theta - 1 with the classes in channels, in the network's ``dtype``
+        (computed in :func:`state_dtype`: exp of half-precision log-probabilities would lose them)."""
+        theta = _state(state).params.to(state_dtype(dtype)).exp()
         if self.K == 2:
-            return 2 * theta[..., 0] - 1
+            return (2 * theta[..., 0] - 1).to(dtype)
         B, C = theta.shape[:2]
-        return (2 * theta - 1).movedim(-1, 2).reshape(B, C * self.K, *theta.shape[2:-1])
+        return (2 * theta - 1).movedim(-1, 2).reshape(B, C * self.K, *theta.shape[2:-1]).to(dtype)
 
     def input_channels(self, channels: int) -> int:
         channels = positive_int(channels, "channels")
@@ -272,11 +289,13 @@ class DiscreteFlow:
                         device=None if device is None else checked_device(device), dtype=_float_dtype(dtype))
         return FlowState(lp, torch.zeros(lp.shape[0], dtype=torch.float64, device=device))
 
-    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None) -> FlowState:
-        """theta ~ p_F(. | x; t) (BFN Eq. 185) with the reference guards, stored as log theta."""
+    def sample(self, x: torch.Tensor, t, generator=None, *, noise=None, dtype: torch.dtype | None = None) -> FlowState:
+        """theta ~ p_F(. | x; t) (BFN Eq. 185) with the reference guards, stored as log theta in ``dtype``
+        (None: float32)."""
         x = self.prepare_data(x)
         tt = _per_example_t(t, x.shape[0], x.device)
-        theta = ops.discrete_flow(x, tt.float(), self.beta1, self.K, generator, noise=noise)
+        theta = ops.discrete_flow(x, tt.to(torch.float32 if dtype is None else _float_dtype(dtype)), self.beta1,
+                                  self.K, generator, noise=noise)
         return FlowState(theta.clamp_min(torch.finfo(theta.dtype).tiny).log(), tt)
 
     def mean_state(self, x: torch.Tensor, t, dtype=torch.float64) -> FlowState:

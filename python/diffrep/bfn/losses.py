@@ -14,6 +14,9 @@ Discrete data, discrete time: the receiver is the exact K-dimensional mixture by
 the sender is N(alpha (K e_x - 1), alpha K I), the log-ratio collapses to
 ln p_S(y) - ln p_R(y) = y_x - logsumexp_k(ln p_k + y_k), evaluated per dimension. ``receiver=
 "factorised"`` reproduces the reference's per-coordinate mixture (docs/kernels/bfn.md#discrete-flow).
+
+Precision: each loss is computed in the network output's dtype, at least float32 (:func:`loss_dtype`):
+float32 for a float32 or half-precision network, float64 for a float64 model (docs/kernels/bfn.md#precision).
 """
 
 from __future__ import annotations
@@ -30,7 +33,18 @@ from .flows import FlowState
 from .quantize import quantize
 from .schedules import discrete_alpha
 
-__all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "per_example_sum"]
+__all__ = ["continuous_time_loss", "discrete_time_loss", "reconstruction_loss", "per_example_sum", "loss_dtype"]
+
+
+def loss_dtype(net_out) -> torch.dtype:
+    """The dtype a loss is computed in: the network output's (a tensor, or the discretised output's pair),
+    at least float32 (the weight sigma1^(-2t) reaches 10^6; a float64 model keeps float64)."""
+    parts = net_out if isinstance(net_out, (tuple, list)) else (net_out,)
+    dtype = torch.float32
+    for v in parts:
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            dtype = torch.promote_types(dtype, v.dtype)
+    return dtype
 
 
 def per_example_sum(v: torch.Tensor) -> torch.Tensor:
@@ -45,21 +59,22 @@ def continuous_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowStat
     """L^inf per example: -ln(sigma1) sigma1^(-2t) ||x - x_hat||^2 (continuous/discretised data) or
     K beta(1) t ||e_x - e_hat||^2 (discrete data), with the state's t."""
     check_parts(flow, output, state, x)
+    dt = loss_dtype(net_out)
     if isinstance(output, CategoricalOutput):
         logits = output.logits(net_out, x.shape)
-        return per_example_sum(ops.discrete_continuous_time_loss(logits.float(), x, state.t.float(), flow.beta1))
-    mu = state.params.float()
+        return per_example_sum(ops.discrete_continuous_time_loss(logits.to(dt), x, state.t.to(dt), flow.beta1))
+    mu = state.params.to(dt)
     if isinstance(output, DeltaOutput):
         check_out(net_out, x.shape, "DeltaOutput")
         out = output.eps(net_out) if output.noise_pred else net_out
         return per_example_sum(loss_terms.continuous_time_loss(
-            out.float(), x.float(), state.t.float(), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
+            out.to(dt), x.to(dt), state.t.to(dt), flow.sigma1, mu=mu, noise_pred=output.noise_pred,
             clip_range=output.clip_range))
     if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        x = quantize(x.float(), output.K)
+        x = quantize(x.to(dt), output.K)
         return per_example_sum(ops.discretised_continuous_time_loss(
-            mean.float(), log_sigma.float(), mu, state.t.float(), x.float(), flow.sigma1, output.K, clip=output.clip,
+            mean.to(dt), log_sigma.to(dt), mu, state.t.to(dt), x, flow.sigma1, output.K, clip=output.clip,
             noise_pred=output.noise_pred))
     raise TypeError(f"unknown output distribution {type(output).__name__}")
 
@@ -100,26 +115,27 @@ def discrete_time_loss(flow, output, net_out, x: torch.Tensor, state: FlowState,
     i = state.t * n_steps + 1
     if bool(((i - i.round()).abs() > 1e-6).any()) or bool((i > n_steps + 1e-6).any()):
         raise ValueError(f"discrete_time_loss: t must lie on the grid {{0, 1/n, ..., (n-1)/n}} with n={n_steps}")
+    dt = loss_dtype(net_out)
     if isinstance(output, CategoricalOutput):
-        logits = output.logits(net_out, x.shape).float()
+        logits = output.logits(net_out, x.shape).to(dt)
         if output.K == 2:
             logits = torch.cat([torch.zeros_like(logits), logits], -1)
-        alpha = discrete_alpha(i.round(), n_steps, flow.beta1).float().reshape(-1, *([1] * (x.dim() - 1)))
+        alpha = discrete_alpha(i.round(), n_steps, flow.beta1).to(dt).reshape(-1, *([1] * (x.dim() - 1)))
         kl = _discrete_data_kl(logits, x, alpha.expand(x.shape), output.K, n_samples, receiver, generator)
         return n_steps * per_example_sum(kl)
-    mu = state.params.float()
-    t = state.t.float()
+    mu = state.params.to(dt)
+    t = state.t.to(dt)
     if isinstance(output, DeltaOutput):
         check_out(net_out, x.shape, "DeltaOutput")
         out = output.eps(net_out) if output.noise_pred else net_out
         return per_example_sum(loss_terms.continuous_discrete_time_loss(
-            out.float(), x.float(), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
+            out.to(dt), x.to(dt), t, flow.sigma1, n_steps, mu=mu, noise_pred=output.noise_pred,
             clip_range=output.clip_range))
     if isinstance(output, DiscretisedNormalOutput):
         mean, log_sigma = output.split(net_out)
-        x = quantize(x.float(), output.K)
+        x = quantize(x.to(dt), output.K)
         return per_example_sum(loss_terms.discretised_discrete_time_loss(
-            mean.float(), log_sigma.float(), mu, t, x.float(), flow.sigma1, output.K, n_steps, n_samples,
+            mean.to(dt), log_sigma.to(dt), mu, t, x, flow.sigma1, output.K, n_steps, n_samples,
             clip=output.clip, noise_pred=output.noise_pred, generator=generator))
     raise TypeError(f"unknown output distribution {type(output).__name__}")
 

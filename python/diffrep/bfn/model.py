@@ -7,6 +7,11 @@ divides by the number of data dimensions (the reference's reporting unit). ``BFN
 :func:`diffrep.bfn.sampler.sample`. The network reads t scaled by ``time_scale`` (a sinusoidal
 embedding of t in [0, 1] would resolve time poorly; the choice is ours, the reference's U-Nets
 embed t through their own adapters).
+
+Precision follows the parameters (docs/architecture.md#inputs, docs/kernels/bfn.md#precision): the flow
+state is :func:`diffrep.bfn.flows.state_dtype` of their dtype (float64 for ``model.double()``, float32
+otherwise, half precision included), floating images are cast to it, the networks read it in the
+parameters' dtype and the losses are computed in the network output's dtype, at least float32.
 """
 
 from __future__ import annotations
@@ -20,23 +25,34 @@ from torch import nn
 from .._checks import device as checked_device
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt
-from ..nn.images import batch_images, check_images as _check_images
+from ..nn.images import batch_images, check_images as _check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from . import losses, sampler
 from .config import BFNDataConfig, check_unet, checked_config, make_flow, make_output
-from .flows import FlowState
+from .flows import FlowState, state_dtype
 
-__all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images", "data_images"]
+__all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images", "data_images", "model_dtypes"]
 
 
-def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch") -> torch.Tensor:
+def model_dtypes(module: nn.Module) -> tuple[torch.dtype, torch.dtype]:
+    """(the network's dtype, the flow state's dtype) of a BFN-based model: its parameters' dtype
+    (:func:`diffrep.nn.images.module_dtype`) and :func:`diffrep.bfn.flows.state_dtype` of it."""
+    net = module_dtype(module)
+    if net is None:
+        raise TypeError(f"{type(module).__name__} has no floating-point parameters to take its dtype from")
+    return net, state_dtype(net)
+
+
+def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch",
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
     configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
-    discrete flow reads them as classes)."""
+    discrete flow reads them as classes) and keep their dtype, floating images are cast to ``dtype``
+    (the model's flow-state dtype, docs/architecture.md#inputs)."""
     checked_config(cfg)
     images = _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
-                           name=name, who=who)
+                           name=name, who=who, dtype=dtype)
     if images.is_complex():  # the image check takes any numeric dtype
         raise TypeError(f"{who}: {name} must hold real images, got {images.dtype}")
     return images
@@ -100,15 +116,17 @@ class BFN(PretrainedMixin, nn.Module):
         """Psi(theta, t): the raw network output for flow state ``state`` at network time ``t`` (B,)."""
         if not isinstance(t, torch.Tensor) or t.is_complex():
             raise TypeError(f"t must be a real tensor (B,) of network times, got {getattr(t, 'dtype', type(t).__name__)}")
-        return self.unet(self.flow.network_input(state), t.float() * self.config.time_scale)
+        # t enters the sinusoidal embedding, which every diffrep U-Net computes in float32 (nn.layers)
+        return self.unet(self.flow.network_input(state, model_dtypes(self)[0]), t.float() * self.config.time_scale)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """The configured BFN loss, averaged over the batch (nats per example); ``loss_per_dim`` divides
         by the data dimensions. ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config.bfn
-        x = data_images(batch, cfg, "BFN.loss")
+        flow_dtype = model_dtypes(self)[1]
+        x = data_images(batch, cfg, "BFN.loss", dtype=flow_dtype)
         data = self.flow.prepare_data(x)
-        state = self.flow.sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator)
+        state = self.flow.sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator, dtype=flow_dtype)
         per_example = bfn_loss(cfg, self.flow, self.output, self.predict(state, state.t), data, state, generator)
         out = {"loss": per_example.mean(), "loss_per_dim": per_example.mean().detach() / cfg.num_dims}
         if self.config.report_reconstruction:
@@ -118,14 +136,16 @@ class BFN(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | theta_1, 1), theta_1 ~ p_F(. | x; 1)."""
-        x = data_images(x, self.config.bfn, "BFN.reconstruction_loss", name="x")
+        flow_dtype = model_dtypes(self)[1]
+        x = data_images(x, self.config.bfn, "BFN.reconstruction_loss", name="x", dtype=flow_dtype)
         data = self.flow.prepare_data(x)
-        state = self.flow.sample(data, 1.0, generator)
+        state = self.flow.sample(data, 1.0, generator, dtype=flow_dtype)
         return losses.reconstruction_loss(self.flow, self.output, self.predict(state, state.t), data, state)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, final: str | None = None) -> torch.Tensor:
-        """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``)."""
+        """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``), in the
+        flow state's dtype (float64 for a float64 model, float32 otherwise)."""
         n = positive_int(n, "n")
         cfg = self.config
         if num_steps is not None:
@@ -133,11 +153,12 @@ class BFN(PretrainedMixin, nn.Module):
         if final is not None and final not in ("mode", "sample"):
             raise ValueError(f"final must be 'mode' or 'sample', got {final!r} (None: the config's)")
         device = next(self.parameters()).device
-        state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device)
+        flow_dtype = model_dtypes(self)[1]
+        state = self.flow.prior((n, cfg.bfn.channels, cfg.bfn.image_size, cfg.bfn.image_size), device, dtype=flow_dtype)
         x, _ = sampler.sample(self.flow, self.output, self.predict, state, cfg.sample_steps if num_steps is None else num_steps,
                               generator=generator, final=cfg.final if final is None else final,
                               legacy_skip_last_update=cfg.legacy_skip_last_update)
-        return self.flow.data_to_float(x).float()
+        return self.flow.data_to_float(x, flow_dtype)
 
 
 from .._deprecation import moved_names  # noqa: E402

@@ -72,7 +72,7 @@ from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
 from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
 from ..bfn.flows import FlowState
-from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time
+from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time, model_dtypes
 from ..config import Config, ConfigError, Ge, Gt
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
@@ -257,7 +257,7 @@ class ParamReL(PretrainedMixin, nn.Module):
 
     def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor):
         """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data)."""
-        net_in = self.flow.network_input(state)
+        net_in = self.flow.network_input(state, model_dtypes(self)[0])
         z = z.to(net_in.dtype)
         if self.config.cond == "xattn":
             B = z.shape[0]
@@ -281,15 +281,16 @@ class ParamReL(PretrainedMixin, nn.Module):
         encoder reads (None: computed at theta_t itself with the theta branch's mean, the reading used
         everywhere). ``x``: the data (encoder_input='x')."""
         cfg = self.config
+        net = model_dtypes(self)[0]
         if cfg.encoder_input == "x":
             if x is None:
                 raise ValueError("encoder_input='x' encodes the clean data, which generation does not have; "
                                  "use z_source='prior_per_step' or 'prior_fixed'")
             # the data as the flow reads them: the BFN reference quantises in its data transform, so the
             # x-encoder too sees discretised data at the bin centres (docs/kernels/bfn.md#quantisation)
-            inp = (self.flow.prepare_data(x) if self.flow.kind == "continuous" else x).float()
+            inp = (self.flow.prepare_data(x) if self.flow.kind == "continuous" else x).to(net)
         else:
-            inp = self.flow.network_input(state)
+            inp = self.flow.network_input(state, net)
         raw = self.encoder.gaussian_params(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)
         if cfg.encoder != "hyper":
             return raw.chunk(2, dim=1)
@@ -316,19 +317,22 @@ class ParamReL(PretrainedMixin, nn.Module):
         """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
         ``step`` (the trainer's 0-based step) is accepted and unused."""
         cfg = self.config
-        x = data_images(batch, cfg.bfn, "ParamReL.loss")
+        flow_dtype = model_dtypes(self)[1]
+        x = data_images(batch, cfg.bfn, "ParamReL.loss", dtype=flow_dtype)
         training_step(step)
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
-        state = self.flow.sample(data, t, generator)  # the hyper encoder reads the decoder at theta_t itself
+        # the hyper encoder reads the decoder at theta_t itself
+        state = self.flow.sample(data, t, generator, dtype=flow_dtype)
         mean, logvar = self.posterior(state, t, x=x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
         l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
-        kl = gaussian_kl(mean.float(), logvar.float(), reduction="sum")
+        kl = gaussian_kl(mean.to(flow_dtype), logvar.to(flow_dtype), reduction="sum")
         w_kl, w_mmd = cfg.kl_weight, cfg.mmd_weight
-        mmd = self._mmd((z if cfg.mmd_on == "sample" else mean).float(), t, generator) if w_mmd != 0 else kl.new_zeros(())
+        mmd = (self._mmd((z if cfg.mmd_on == "sample" else mean).to(flow_dtype), t, generator) if w_mmd != 0
+               else kl.new_zeros(()))
         if cfg.reduction == "per_example":
             loss = (l_bfn + w_kl * kl).mean() + w_mmd * mmd
         else:  # the public code: BFN loss averaged over B x D (the notebooks: B x D x K), KL summed over B x |z|
@@ -343,9 +347,9 @@ class ParamReL(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | psi(theta_1, z_1)) with z_1 the posterior mean at t = 1."""
-        self._check_x(x, "reconstruction_loss")
+        x = self._check_x(x, "reconstruction_loss")
         data = self.flow.prepare_data(x)
-        state = self.flow.sample(data, 1.0, generator)
+        state = self.flow.sample(data, 1.0, generator, dtype=model_dtypes(self)[1])
         z = self.posterior(state, state.t, x=x)[0]
         return bfn_losses.reconstruction_loss(self.flow, self.output, self.decode_net(state, state.t, z), data, state)
 
@@ -354,9 +358,9 @@ class ParamReL(PretrainedMixin, nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The representation z_0 of the papers: the posterior mean at t = 1 with theta the noise-free flow
         state (mu = gamma(1) x; discrete: softmax(beta(1)(K e_x - 1))) (SepDiff §4.2, docs/methods/paramrel.md#eq-15-16-self-encoder)."""
-        self._check_x(x, "encode")
+        x = self._check_x(x, "encode")
         data = self.flow.prepare_data(x)
-        state = self.flow.mean_state(data, 1.0, dtype=torch.float32)
+        state = self.flow.mean_state(data, 1.0, dtype=model_dtypes(self)[1])
         return self.posterior(state, state.t, x=x)[0]
 
     def _check_dims(self, dims, name: str, *, distinct: bool = False) -> list[int]:
@@ -371,11 +375,14 @@ class ParamReL(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must be a non-empty list of {what} in [0, {L}), got {dims!r}")
         return [int(d) for d in dims]
 
-    def _check_x(self, x, who: str, name: str = "x") -> None:
+    def _check_x(self, x, who: str, name: str = "x") -> torch.Tensor:
+        """x checked, floating images cast to the flow state's dtype (docs/architecture.md#inputs)."""
         b = self.config.bfn
-        check_images(x, channels=b.channels, size=b.image_size, floating=False, name=name, who=f"ParamReL.{who}")
+        x = check_images(x, channels=b.channels, size=b.image_size, floating=False, name=name, who=f"ParamReL.{who}",
+                         dtype=model_dtypes(self)[1])
         if x.is_complex():  # integer class maps pass floating=False; complex data would reach the flow
             raise TypeError(f"ParamReL.{who}: {name} must be real, got {x.dtype}")
+        return x
 
     # ------------------------------------------------------------------ generation
     def _steps(self, num_steps) -> int:
@@ -389,7 +396,8 @@ class ParamReL(PretrainedMixin, nn.Module):
         return (n, b.channels, b.image_size, b.image_size)
 
     def _to_images(self, x: torch.Tensor) -> torch.Tensor:
-        return self.flow.data_to_float(x).float()
+        """Images in the flow state's dtype (float64 for a float64 model, float32 otherwise)."""
+        return self.flow.data_to_float(x, model_dtypes(self)[1])
 
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, z_source: str | None = None,
@@ -405,23 +413,25 @@ class ParamReL(PretrainedMixin, nn.Module):
         cfg = self.config
         steps = self._steps(num_steps)
         source = z_source or ("given" if z is not None else cfg.z_source)
-        L, dev = cfg.latent_dim, self._device()
+        L, dev, flow_dtype = cfg.latent_dim, self._device(), model_dtypes(self)[1]
         if source not in ("encoder", "prior_per_step", "prior_fixed", "given"):
             raise ValueError(f"z_source must be encoder, prior_per_step, prior_fixed or given, got {source!r}")
         if source == "given":
             z = self._check_z(z, n, steps)
         elif source == "prior_fixed":
-            z = torch.randn((n, L), generator=generator, device=dev)
+            z = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
+
         def predict(state, t):
             if source == "encoder":
                 zt = self.posterior(state, t)[0]
             elif source == "prior_per_step":
-                zt = torch.randn((n, L), generator=generator, device=dev)
+                zt = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
             else:
                 zt = z if z.dim() == 2 else z[int(round(float(t[0]) * steps))]
             return self.decode_net(state, t, zt)
 
-        x, _ = bfn_sampler.sample(self.flow, self.output, predict, self.flow.prior(self._data_shape(n), dev), steps,
+        prior = self.flow.prior(self._data_shape(n), dev, dtype=flow_dtype)
+        x, _ = bfn_sampler.sample(self.flow, self.output, predict, prior, steps,
                                   generator=generator, final=final or cfg.final, sender_noise=cfg.sender_noise,
                                   legacy_skip_last_update=cfg.legacy_skip_last_update)
         return self._to_images(x)
@@ -431,7 +441,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         if not isinstance(z, torch.Tensor) or not (tuple(z.shape) == (n, L) or tuple(z.shape) == (steps + 1, n, L)):
             raise ValueError(f"z must have shape [{n}, {L}] or [{steps + 1}, {n}, {L}], got "
                              f"{tuple(getattr(z, 'shape', ())) or type(z).__name__}")
-        return z.to(self._device()).float()
+        return z.to(self._device(), model_dtypes(self)[1])
 
     @torch.no_grad()
     def reverse_sample(self, x: torch.Tensor, num_steps: int | None = None) -> ReverseSample:
@@ -441,12 +451,12 @@ class ParamReL(PretrainedMixin, nn.Module):
         From the noise-free flow state at t = 1, for s = 1..n: theta_s = h^-1(theta_{s-1}, E[y | x-hat_{s-1}]),
         z_s = the posterior mean at (theta_s, 1 - s/n), x-hat_s = E[p_O(psi(theta_s, z_s))]. The hyper encoder
         reads decoder features at theta_s itself, as in training and sampling."""
-        self._check_x(x, "reverse_sample")
+        x = self._check_x(x, "reverse_sample")
         steps = self._steps(num_steps)
         dtype = torch.float64 if self.config.reverse_dtype == "float64" else torch.float32
         data = self.flow.prepare_data(x)
         start = self.flow.mean_state(data, 1.0, dtype=dtype)
-        zs = torch.empty((steps + 1, x.shape[0], self.config.latent_dim), device=x.device)
+        zs = torch.empty((steps + 1, x.shape[0], self.config.latent_dim), device=x.device, dtype=model_dtypes(self)[1])
         zs[steps] = self.posterior(start, start.t, x=x)[0]
         current = {}
 
@@ -567,11 +577,12 @@ class ParamReL(PretrainedMixin, nn.Module):
             raise ValueError(f"traverse: x must be a single image [1, C, H, W], got {tuple(getattr(x, 'shape', ()))}")
         L = self.config.latent_dim
         dims = list(range(L)) if dims is None else self._check_dims(dims, "dims")
+        flow_dtype = model_dtypes(self)[1]
         if values is None:
-            vals = torch.linspace(-3, 3, positive_int(num_values, "num_values"))
+            vals = torch.linspace(-3, 3, positive_int(num_values, "num_values"), dtype=flow_dtype)
         else:
             try:
-                vals = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+                vals = torch.as_tensor(values, dtype=flow_dtype).reshape(-1)
             except (TypeError, ValueError, RuntimeError):
                 raise TypeError(f"values must be a list of finite numbers, got {values!r}") from None
             if not vals.numel() or not bool(torch.isfinite(vals).all()):
