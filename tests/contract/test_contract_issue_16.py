@@ -610,5 +610,5 @@ def test_one_conftest_with_the_shared_helpers():
 
 def test_no_module_exceeds_about_600_lines():
     sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in PKG.rglob("*.py")}
-    over = {k: v for k, v in sizes.items() if v > 650}
+    over = {k: v for k, v in sizes.items() if v > 600}
     assert not over, over
