@@ -40,7 +40,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
-from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
+from .diffusion_autoencoder import check_encoder_decoder, check_latent, check_noise, swap_dims
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet"]
 
@@ -241,10 +241,7 @@ class DiffAE(PretrainedMixin, nn.Module):
                                       generator=generator, device=z_sem.device, dtype=z_sem.dtype, x_T=x_T)
 
     def _check_z(self, z, batch: int | None = None, name: str = "z_sem"):
-        d = self.config.latent_dim
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return check_code(z, name)
+        return check_latent(z, self.config.latent_dim, name, batch)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,

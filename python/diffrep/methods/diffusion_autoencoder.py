@@ -10,7 +10,7 @@ from .._checks import indices
 from ..config import ConfigError
 from ..nn.images import check_images
 
-__all__ = ["check_encoder_decoder", "check_code", "check_noise", "swap_dims"]
+__all__ = ["check_encoder_decoder", "check_code", "check_latent", "check_noise", "swap_dims"]
 
 
 def check_encoder_decoder(encoder, unet, latent_dim: int, latent_cond: str, maker: str) -> None:
@@ -36,6 +36,14 @@ def check_code(z: torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(z).all()):
         raise ValueError(f"{name} holds NaN or infinite values")
     return z
+
+
+def check_latent(z, latent_dim: int, name: str, batch: int | None = None) -> torch.Tensor:
+    """``z``, a [B, latent_dim] code (B = ``batch`` when given) that :func:`check_code` accepts: the code
+    DiffAE and InfoDiffusion condition their decoder on."""
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != latent_dim or (batch is not None and z.shape[0] != batch):
+        raise ValueError(f"{name} must be a [{batch or 'B'}, {latent_dim}] tensor, got {getattr(z, 'shape', type(z))}")
+    return check_code(z, name)
 
 
 def check_noise(x_T, shape: tuple, dtype: torch.dtype, who: str, name: str = "x_T") -> torch.Tensor:

@@ -40,7 +40,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
-from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
+from .diffusion_autoencoder import check_encoder_decoder, check_latent, check_noise, swap_dims
 
 __all__ = ["InfoDiffusionConfig", "InfoDiffusion", "infodiffusion_unet", "sample_prior", "info_weights", "PRIORS"]
 
@@ -225,10 +225,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
 
     # -- decoding ------------------------------------------------------------------------------
     def _check_z(self, z, batch=None, name="z"):
-        d = self.config.latent_dim
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return check_code(z, name)
+        return check_latent(z, self.config.latent_dim, name, batch)
 
     def decode(self, z: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
