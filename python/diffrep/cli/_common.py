@@ -19,7 +19,7 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
-           "IMAGE_SUFFIXES"]
+           "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed"]
 
 # the same default as ``diffrep quickstart --threads`` (measured there: 2 threads on a busy 2-core machine
 # ran 30x slower than 1 for these small convolutions); 0 keeps torch's own default
@@ -137,3 +137,32 @@ def run_data_settings(args) -> dict:
                                      root=args.root)
     settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
     return settings
+
+
+def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:
+    """The ``recipes`` and ``train RECIPE [--a.b VALUE ...]`` verbs of a method family whose recipes are
+    named ``prefix...`` (``diffrep bfn``, ``encdiff``, ``multibeta``, ``paramrel``)."""
+    verbs.add_parser("recipes", help=f"list the {prefix} recipes").set_defaults(func=lambda args: list_prefixed(prefix))
+    t = verbs.add_parser("train", help=train_help)
+    t.add_argument("recipe")
+    t.add_argument("overrides", nargs=argparse.REMAINDER)
+    t.set_defaults(func=lambda args: train_prefixed(prefix, args.recipe, args.overrides))
+
+
+def list_prefixed(prefix: str) -> int:
+    """Print the registered recipes whose name starts with ``prefix``."""
+    from ..recipes import list_recipes
+
+    for r in list_recipes():
+        if r.name.startswith(prefix):
+            print(f"{r.name:28s} {'[cpu] ' if r.cpu_friendly else ''}{r.description}")
+    return 0
+
+
+def train_prefixed(prefix: str, recipe: str, overrides: list) -> int:
+    """``diffrep train RECIPE ...`` for a recipe of the family ``prefix``."""
+    from . import main
+
+    if not recipe.startswith(prefix):
+        raise ValueError(f"this command takes a {prefix} recipe, got {recipe!r} (list them with the 'recipes' verb)")
+    return main(["train", recipe, *overrides])

@@ -23,9 +23,8 @@ images), plus with ``--downstream`` the GBT sample efficiency (Table 5).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
+from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
                       resolve_weights)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
@@ -35,11 +34,7 @@ def register(sub) -> None:
     p = sub.add_parser("encdiff", help="EncDiff + DyGA + Skip Dropout: train, encode, sample, interchange, attention, "
                        "anchors", description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="encdiff_command", metavar="VERB")
-    verbs.add_parser("recipes", help="list the encdiff/ recipes").set_defaults(func=_recipes)
-    t = verbs.add_parser("train", help="train an encdiff/ recipe (same flags as diffrep train)")
-    t.add_argument("recipe")
-    t.add_argument("overrides", nargs=argparse.REMAINDER)
-    t.set_defaults(func=_train)
+    add_recipe_verbs(verbs, "encdiff/", "train an encdiff/ recipe (same flags as diffrep train)")
     helps = {"encode": "N scalars, tokens and PCA-per-unit codes of dataset images (.npz)",
              "sample": "images conditioned on tokens drawn from the dataset (DDIM)",
              "interchange": "latent interchange grid (DyGA Figs. 3, 8)",
@@ -69,18 +64,6 @@ def register(sub) -> None:
             q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-
-def _recipes(args) -> int:
-    from .bfn import list_prefixed
-
-    return list_prefixed("encdiff/")
-
-
-def _train(args) -> int:
-    from .bfn import train_prefixed
-
-    return train_prefixed("encdiff/", args.recipe, args.overrides)
 
 
 def _load(args):

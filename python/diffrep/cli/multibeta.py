@@ -24,11 +24,10 @@ with ``--betas``, at several as a curve. Codes files (.npz) hold ``codes`` [n, .
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
+from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
                       run_data_settings)
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
@@ -39,11 +38,7 @@ def register(sub) -> None:
                        "sweep, traverse, edit, evaluate", description=__doc__.split("\n\n")[0],
                        epilog="Run 'diffrep multibeta VERB --help' for a verb's flags.")
     verbs = p.add_subparsers(dest="multibeta_command", metavar="VERB")
-    verbs.add_parser("recipes", help="list the multibeta/ recipes").set_defaults(func=_recipes)
-    t = verbs.add_parser("train", help="train a multibeta/ recipe, both phases (same flags as diffrep train)")
-    t.add_argument("recipe")
-    t.add_argument("overrides", nargs=argparse.REMAINDER)
-    t.set_defaults(func=_train)
+    add_recipe_verbs(verbs, "multibeta/", "train a multibeta/ recipe, both phases (same flags as diffrep train)")
 
     e = verbs.add_parser("encode", help="encode dataset images at a beta; write the codes (.npz)")
     _model_flags(e, n=64)
@@ -282,18 +277,6 @@ def _generator(device, seed: int):
 
 
 # -- verbs -------------------------------------------------------------------------------------------------
-
-def _recipes(args) -> int:
-    from .bfn import list_prefixed
-
-    return list_prefixed("multibeta/")
-
-
-def _train(args) -> int:
-    from .bfn import train_prefixed
-
-    return train_prefixed("multibeta/", args.recipe, args.overrides)
-
 
 def _encode(args) -> int:
     import numpy as np

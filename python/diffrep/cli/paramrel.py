@@ -18,7 +18,6 @@ attributes encoding (SepDiff §4.3, ParamReL §5.2.1) keeps each image's latents
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,14 +27,12 @@ _TASK_HELP = {"attributes-encoding": "keep each image's latents, draw new subcod
 
 
 def register(sub) -> None:
+    from ._common import add_recipe_verbs
+
     p = sub.add_parser("paramrel", help="ParamReL/SepDiff: train, sample, reverse-sample, traverse, evaluate",
                        description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="paramrel_command", metavar="VERB")
-    verbs.add_parser("recipes", help="list the paramrel/ recipes").set_defaults(func=_recipes)
-    t = verbs.add_parser("train", help="train a paramrel/ recipe (same flags as diffrep train)")
-    t.add_argument("recipe")
-    t.add_argument("overrides", nargs=argparse.REMAINDER)
-    t.set_defaults(func=_train)
+    add_recipe_verbs(verbs, "paramrel/", "train a paramrel/ recipe (same flags as diffrep train)")
     s = verbs.add_parser("sample", help="unconditional generation (SepDiff Alg. 1)")
     _model_flags(s)
     s.add_argument("--z-source", choices=("encoder", "prior_per_step", "prior_fixed"), default=None)
@@ -79,18 +76,6 @@ def _data_flags(p) -> None:
     p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=16")
-
-
-def _recipes(args) -> int:
-    from .bfn import list_prefixed
-
-    return list_prefixed("paramrel/")
-
-
-def _train(args) -> int:
-    from .bfn import train_prefixed
-
-    return train_prefixed("paramrel/", args.recipe, args.overrides)
 
 
 def _load(args):

@@ -181,9 +181,7 @@ def fit_code(x, n_components=8, max_components=32, max_iter=30, min_mass=10.0, *
     Returns (:class:`diffrep.cluster.HDDCResult` with ``capacity(max_components)`` slots, model
     "full", events ``splits``/``filtered``; failed (U,) bool)."""
     S = capacity(positive_int(max_components, "max_components"))
-    choice = ops.prepare(x, n_components, S, "full")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+    choice = ops.prepare(x, n_components, S, "full")  # x: a floating (units, n, d) tensor or a TypeError
     V.finite("x", x)
     positive_int(max_iter, "max_iter")
     non_negative_int(max_split_iter, "max_split_iter")

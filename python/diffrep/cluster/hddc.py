@@ -169,9 +169,7 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     mode), ``weights`` (U, n) point weights in [0, 1], ``init_resp`` (U, n, n_components)
     initial responsibilities instead of k-means.
     """
-    choice = ops.prepare(x, n_components, max_components, model)
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+    choice = ops.prepare(x, n_components, max_components, model)  # x: a floating (units, n, d) tensor or a TypeError
     V.finite("x", x)
     positive_int(max_iter, "max_iter")
     non_negative_int(max_split_passes, "max_split_passes")

@@ -92,9 +92,9 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
         if not any(value == a and type(value) is type(a) for a in args):
             raise ConfigError(field, f"must be one of {list(args)}, got {value!r}")
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(field, f"expected bool, got {type(value).__name__} {value!r}")
+    if tp is bool or tp is str:  # taken as they are: no 0/1 for a bool, no number for a str
+        if not isinstance(value, tp):
+            raise ConfigError(field, f"expected {tp.__name__}, got {type(value).__name__} {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -111,10 +111,6 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
             text = repr(value)
             raise ConfigError(field, f"must be a finite number, got {text if len(text) <= 24 else text[:20] + '...'}")
         return as_float
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(field, f"expected str, got {type(value).__name__} {value!r}")
-        return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(field, f"expected a sequence ({_type_name(tp)}), got {value!r}")

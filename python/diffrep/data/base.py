@@ -427,20 +427,20 @@ def check_file(path, name: str = "path", what: str = "a file"):
     """``path`` (str or os.PathLike) as a Path to an existing file: a TypeError naming ``name`` for anything
     else, a FileNotFoundError naming the path when it is missing or a folder (open() on a folder is an
     IsADirectoryError that names neither the argument nor what was expected)."""
-    p = _checks.path(path, name)
-    if p.is_dir():
-        raise FileNotFoundError(f"{name}: {str(p)!r} is a folder, expected {what}")
-    if not p.is_file():
-        raise FileNotFoundError(f"{name}: {str(p)!r} does not exist (expected {what})")
-    return p
+    return _existing(path, name, what, folder=False)
 
 
 def check_folder(path, name: str = "root", what: str = "a folder"):
     """``path`` as a Path to an existing folder (the folder-shaped twin of :func:`check_file`)."""
+    return _existing(path, name, what, folder=True)
+
+
+def _existing(path, name: str, what: str, folder: bool):
+    """``path`` as a Path to an existing folder (``folder``) or file; the other kind is named as such."""
     p = _checks.path(path, name)
-    if p.is_file():
-        raise FileNotFoundError(f"{name}: {str(p)!r} is a file, expected {what}")
-    if not p.is_dir():
+    if p.is_file() if folder else p.is_dir():
+        raise FileNotFoundError(f"{name}: {str(p)!r} is a {'file' if folder else 'folder'}, expected {what}")
+    if not (p.is_dir() if folder else p.is_file()):
         raise FileNotFoundError(f"{name}: {str(p)!r} does not exist (expected {what})")
     return p
 

@@ -36,11 +36,11 @@ from .._checks import finite_float, finite_numbers, index, non_negative_float, p
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import batch_images
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
-from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
+from .diffusion_autoencoder import CodeConditionedAutoencoder, check_encoder_decoder
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet"]
 
@@ -164,11 +164,12 @@ class DiffAEConfig(Config):
             raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")
 
 
-class DiffAE(PretrainedMixin, nn.Module):
+class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     """Diffusion autoencoder: ``encode(x)`` = z_sem, ``encode_stochastic(x)`` = x_T,
     ``decode(z_sem, x_T)``, ``reconstruct(x)``, ``sample(n)`` (latent DDIM then decoder)."""
 
     config_class = DiffAEConfig
+    _who, _code_name = "DiffAE", "z_sem"
 
     def __init__(self, config: DiffAEConfig):
         super().__init__()
@@ -199,62 +200,34 @@ class DiffAE(PretrainedMixin, nn.Module):
         self._apply_stage()
 
     # -- representation ----------------------------------------------------------------------
-    def _images(self, x, who, name="x"):
-        c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DiffAE.{who}", name=name,
-                            dtype=module_dtype(self))
-
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_sem = Enc(x0) [B, latent_dim] (the mean head of the semantic encoder; DiffAE Sec. 3.2)."""
         return self.encoder(self._images(x, "encode"))[0]
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t, z_sem) (t integer timesteps [B] in [0, T))."""
-        x_t = self._images(x_t, "eps", "x_t")
-        self.schedule._check_t(t, batch=x_t.shape[0], who="DiffAE.eps")
-        return self._eps(x_t, t, self._check_z(z_sem, x_t.shape[0]))
+        return self._checked_eps(x_t, t, z_sem)
 
-    def _eps(self, x_t, t, z_sem):  # the unchecked prediction of the sampling loops and the loss
-        return self.unet(x_t, t, z_sem)
-
-    def _sampler(self, clip: bool | None = None) -> DDIMSampler:
+    def _sampler(self, clip: bool | None = None) -> DDIMSampler:  # DiffAE's decoding may clip x0 (config.clip_x0)
         clip = self.config.clip_x0 if clip is None else clip
         return DDIMSampler(self.schedule, clip_x0=1.0 if clip else None)
 
     def encode_stochastic(self, x: torch.Tensor, z_sem: torch.Tensor | None = None, *,
                           num_steps: int | None = None) -> torch.Tensor:
         """x_T by deterministic DDIM inversion conditioned on z_sem (DiffAE Eq. 8)."""
-        x = self._images(x, "encode_stochastic")
-        z = self.encode(x) if z_sem is None else self._check_z(z_sem, x.shape[0])
-        return self._sampler(clip=False).invert(lambda xt, t: self._eps(xt, t, z), x,
-                                                num_steps=self.config.sample_steps if num_steps is None else num_steps)
+        return self._invert(x, z_sem, num_steps)
 
     def decode(self, z_sem: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM decoding p(x_0 | x_T, z_sem) (eta = 0); x_T ~ N(0, I) from ``generator`` when None."""
-        c = self.config.unet
-        z_sem = self._check_z(z_sem)
-        shape = (z_sem.shape[0], c.in_channels, c.image_size, c.image_size)
-        if x_T is not None:
-            x_T = check_noise(x_T, shape, z_sem.dtype, "DiffAE.decode")
-        return self._sampler().sample(lambda xt, t: self._eps(xt, t, z_sem), shape, num_steps=self.config.sample_steps if num_steps is None else num_steps,
-                                      generator=generator, device=z_sem.device, dtype=z_sem.dtype, x_T=x_T)
-
-    def _check_z(self, z, batch: int | None = None, name: str = "z_sem"):
-        d = self.config.latent_dim
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return check_code(z, name)
+        return self._decode(z_sem, x_T, num_steps, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode (z_sem, x_T) with x_T from DDIM inversion (``stochastic=True``, DiffAE Sec. 3.2) or
         x_T ~ N(0, I) (``False``: what z_sem alone keeps, Sec. 5.1)."""
-        x = self._images(x, "reconstruct")
-        z = self.encode(x)
-        xT = self.encode_stochastic(x, z, num_steps=num_steps) if stochastic else None
-        return self.decode(z, xT, num_steps=num_steps, generator=generator).clamp(-1, 1)
+        return self._reconstruct(self._images(x, "reconstruct"), num_steps, stochastic, generator)
 
     # -- objectives --------------------------------------------------------------------------
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -350,11 +323,7 @@ class DiffAE(PretrainedMixin, nn.Module):
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """Latent swap: z_sem of ``x`` with the dimensions ``dims`` taken from ``source``'s z_sem,
         decoded with x's own x_T."""
-        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
-        z = self.encode(x)
-        z2 = swap_dims(z, self.encode(source), dims)
-        xT = self.encode_stochastic(x, z, num_steps=num_steps)
-        return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)
+        return self._swap(x, source, dims, num_steps)
 
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dim: int, values, *, num_steps: int | None = None) -> torch.Tensor:

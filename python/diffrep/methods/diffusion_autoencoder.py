@@ -1,6 +1,7 @@
-"""Pieces shared by the diffusion autoencoders (DiffAE, InfoDiffusion, DisDiff): the check of an encoder +
-latent-conditioned U-Net pair in their configs, the checks of the codes and noise their verbs take, and the
-latent swap of their ``swap`` verbs."""
+"""Pieces shared by the diffusion autoencoders (DiffAE, InfoDiffusion, DisDiff, EncDiff): the check of an
+encoder + latent-conditioned U-Net pair in their configs, the checks of the codes and noise their verbs take,
+the latent swap of their ``swap`` verbs, and the verbs of the two whose decoder reads one code vector
+(:class:`CodeConditionedAutoencoder`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import torch
 
 from .._checks import indices
 from ..config import ConfigError
-from ..nn.images import check_images
+from ..diffusion import DDIMSampler
+from ..nn.images import check_images, module_dtype
 
-__all__ = ["check_encoder_decoder", "check_code", "check_noise", "swap_dims"]
+__all__ = ["check_encoder_decoder", "check_code", "check_latent", "check_noise", "swap_dims",
+           "CodeConditionedAutoencoder"]
 
 
 def check_encoder_decoder(encoder, unet, latent_dim: int, latent_cond: str, maker: str) -> None:
@@ -38,6 +41,14 @@ def check_code(z: torch.Tensor, name: str) -> torch.Tensor:
     return z
 
 
+def check_latent(z, latent_dim: int, name: str, batch: int | None = None) -> torch.Tensor:
+    """``z``, a [B, latent_dim] code (B = ``batch`` when given) that :func:`check_code` accepts: the code
+    DiffAE and InfoDiffusion condition their decoder on."""
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != latent_dim or (batch is not None and z.shape[0] != batch):
+        raise ValueError(f"{name} must be a [{batch or 'B'}, {latent_dim}] tensor, got {getattr(z, 'shape', type(z))}")
+    return check_code(z, name)
+
+
 def check_noise(x_T, shape: tuple, dtype: torch.dtype, who: str, name: str = "x_T") -> torch.Tensor:
     """The starting noise ``x_T`` of a DDIM chain: a finite floating tensor of ``shape``, cast to ``dtype``."""
     x_T = check_images(x_T, name=name, who=who, dtype=dtype)
@@ -54,3 +65,63 @@ def swap_dims(z: torch.Tensor, z_source: torch.Tensor, dims) -> torch.Tensor:
     out = z.clone()
     out[:, idx] = z_source[:, idx]
     return out
+
+
+class CodeConditionedAutoencoder:
+    """The verbs DiffAE and InfoDiffusion share: an encoder ``self.encoder`` (through the subclass's ``encode``)
+    and a U-Net eps_theta(x_t, t, z) (``self.unet``, ``self.schedule``) conditioned on a code z
+    [B, config.latent_dim], decoded and inverted by DDIM (``config.sample_steps`` steps by default). A subclass
+    sets ``_who`` (its name, which starts its messages) and ``_code_name`` (its paper's name of z); its public
+    verbs keep their paper's argument names and docstrings and call these."""
+
+    _who: str
+    _code_name: str
+
+    def _images(self, x, who, name="x"):
+        c = self.config.unet
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"{self._who}.{who}", name=name,
+                            dtype=module_dtype(self))
+
+    def _check_z(self, z, batch: int | None = None, name: str | None = None):
+        return check_latent(z, self.config.latent_dim, self._code_name if name is None else name, batch)
+
+    def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss
+        return self.unet(x_t, t, z)
+
+    def _checked_eps(self, x_t, t, z):
+        x_t = self._images(x_t, "eps", "x_t")
+        self.schedule._check_t(t, batch=x_t.shape[0], who=f"{self._who}.eps")
+        return self._eps(x_t, t, self._check_z(z, x_t.shape[0]))
+
+    def _sampler(self, clip: bool | None = None) -> DDIMSampler:
+        return DDIMSampler(self.schedule)
+
+    def _steps(self, num_steps: int | None) -> int | None:
+        return self.config.sample_steps if num_steps is None else num_steps
+
+    def _decode(self, z, x_T, num_steps, generator):
+        c = self.config.unet
+        z = self._check_z(z)
+        shape = (z.shape[0], c.in_channels, c.image_size, c.image_size)
+        if x_T is not None:
+            x_T = check_noise(x_T, shape, z.dtype, f"{self._who}.decode")
+        return self._sampler().sample(lambda xt, t: self._eps(xt, t, z), shape, num_steps=self._steps(num_steps),
+                                      generator=generator, device=z.device, dtype=z.dtype, x_T=x_T)
+
+    def _invert(self, x, z, num_steps):
+        """x_T by deterministic DDIM inversion conditioned on z (None: the code of x)."""
+        x = self._images(x, "encode_stochastic")
+        z = self.encode(x) if z is None else self._check_z(z, x.shape[0])
+        return self._sampler(clip=False).invert(lambda xt, t: self._eps(xt, t, z), x, num_steps=self._steps(num_steps))
+
+    def _reconstruct(self, x, num_steps, stochastic, generator):
+        z = self.encode(x)
+        xT = self.encode_stochastic(x, z, num_steps=num_steps) if stochastic else None
+        return self.decode(z, xT, num_steps=num_steps, generator=generator).clamp(-1, 1)
+
+    def _swap(self, x, source, dims, num_steps):
+        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
+        z = self.encode(x)
+        z2 = swap_dims(z, self.encode(source), dims)
+        xT = self.encode_stochastic(x, z, num_steps=num_steps)
+        return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)

@@ -72,20 +72,25 @@ class EncDiffConfig(Config):
     token_bank_size: Annotated[int, Ge(1)] = 1024  # tokens kept for sample(n) (drawn with replacement)
 
     @property
+    def extractor_in_use(self) -> FeatureExtractorConfig | SmallExtractorConfig:
+        """``small_extractor`` when set, else the Table 9 ``extractor``: the one that reads the images."""
+        return self.small_extractor if self.small_extractor else self.extractor
+
+    @property
     def num_units(self) -> int:
-        return self.small_extractor.num_units if self.small_extractor else self.extractor.num_units
+        return self.extractor_in_use.num_units
 
     @property
     def token_dim(self) -> int:
-        return self.small_extractor.token_dim if self.small_extractor else self.extractor.token_dim
+        return self.extractor_in_use.token_dim
 
     @property
     def image_size(self) -> int:
-        return self.small_extractor.image_size if self.small_extractor else self.extractor.image_size
+        return self.extractor_in_use.image_size
 
     @property
     def image_channels(self) -> int:
-        return self.small_extractor.in_channels if self.small_extractor else self.extractor.in_channels
+        return self.extractor_in_use.in_channels
 
     def validate(self) -> None:
         if self.unet.context_dim != self.token_dim:

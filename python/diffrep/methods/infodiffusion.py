@@ -33,14 +33,14 @@ from torch import nn
 
 from .._checks import finite_numbers, index, positive_int, training_step
 from ..config import Config, ConfigError, Ge
-from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
+from ..diffusion import NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops.mmd import mmd2
-from .diffusion_autoencoder import check_code, check_encoder_decoder, check_noise, swap_dims
+from .diffusion_autoencoder import CodeConditionedAutoencoder, check_encoder_decoder
 
 __all__ = ["InfoDiffusionConfig", "InfoDiffusion", "infodiffusion_unet", "sample_prior", "info_weights", "PRIORS"]
 
@@ -139,11 +139,12 @@ class InfoDiffusionConfig(Config):
         return 1.0 / self.schedule.num_timesteps if self.rec_weight < 0 else self.rec_weight
 
 
-class InfoDiffusion(PretrainedMixin, nn.Module):
+class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     """``encode(x)`` = the posterior mean; ``sample(n)`` decodes prior draws; ``reconstruct(x)``
     decodes (mean z, x_T by DDIM inversion)."""
 
     config_class = InfoDiffusionConfig
+    _who, _code_name = "InfoDiffusion", "z"
 
     def __init__(self, config: InfoDiffusionConfig):
         super().__init__()
@@ -151,11 +152,6 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         self.encoder = HalfUNet(cfg.encoder)
         self.unet = UNet(cfg.unet)
         self.schedule = NoiseSchedule(cfg.schedule)
-
-    def _images(self, x, who, name="x"):
-        c = self.config.unet
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=f"InfoDiffusion.{who}", name=name,
-                            dtype=module_dtype(self))
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x0)."""
@@ -167,12 +163,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
 
     def eps(self, x_t, t, z):
         """eps_theta(x_t, t, z) (t integer timesteps [B] in [0, T))."""
-        x_t = self._images(x_t, "eps", "x_t")
-        self.schedule._check_t(t, batch=x_t.shape[0], who="InfoDiffusion.eps")
-        return self._eps(x_t, t, self._check_z(z, x_t.shape[0]))
-
-    def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss
-        return self.unet(x_t, t, z)
+        return self._checked_eps(x_t, t, z)
 
     def mmd(self, z: torch.Tensor, prior_samples: torch.Tensor) -> torch.Tensor:
         """The MMD^2 term between codes and prior draws through the fused op (:func:`diffrep.ops.mmd.mmd2`)."""
@@ -224,36 +215,20 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
         return out
 
     # -- decoding ------------------------------------------------------------------------------
-    def _check_z(self, z, batch=None, name="z"):
-        d = self.config.latent_dim
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d or (batch is not None and z.shape[0] != batch):
-            raise ValueError(f"{name} must be a [{batch or 'B'}, {d}] tensor, got {getattr(z, 'shape', type(z))}")
-        return check_code(z, name)
-
     def decode(self, z: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM decoding (eta = 0) conditioned on z from x_T (N(0, I) from ``generator`` when None)."""
-        c = self.config.unet
-        z = self._check_z(z)
-        shape = (z.shape[0], c.in_channels, c.image_size, c.image_size)
-        if x_T is not None:
-            x_T = check_noise(x_T, shape, z.dtype, "InfoDiffusion.decode")
-        return DDIMSampler(self.schedule).sample(lambda xt, t: self._eps(xt, t, z), shape, x_T=x_T, generator=generator,
-                                                 num_steps=self.config.sample_steps if num_steps is None else num_steps, device=z.device, dtype=z.dtype)
+        return self._decode(z, x_T, num_steps, generator)
 
     def encode_stochastic(self, x: torch.Tensor, z: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
         """x_T by DDIM inversion conditioned on z (default: the posterior mean)."""
-        x = self._images(x, "encode_stochastic")
-        z = self.encode(x) if z is None else self._check_z(z, x.shape[0])
-        return DDIMSampler(self.schedule).invert(lambda xt, t: self._eps(xt, t, z), x, num_steps=self.config.sample_steps if num_steps is None else num_steps)
+        return self._invert(x, z, num_steps)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode the posterior mean from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
-        z = self.encode(x)
-        xT = self.encode_stochastic(x, z, num_steps=num_steps) if stochastic else None
-        return self.decode(z, xT, num_steps=num_steps, generator=generator).clamp(-1, 1)
+        return self._reconstruct(x, num_steps, stochastic, generator)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
@@ -267,11 +242,7 @@ class InfoDiffusion(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """x's code with the dimensions ``dims`` from ``source``'s code, decoded from x's x_T."""
-        x, source = self._images(x, "swap"), self._images(source, "swap", "source")
-        z = self.encode(x)
-        z2 = swap_dims(z, self.encode(source), dims)
-        xT = self.encode_stochastic(x, z, num_steps=num_steps)
-        return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)
+        return self._swap(x, source, dims, num_steps)
 
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dim: int, values, *, num_steps: int | None = None) -> torch.Tensor:

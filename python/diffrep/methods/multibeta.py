@@ -30,7 +30,7 @@ from torch import nn
 from .._checks import finite_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge
 from ..nn.images import batch_images, check_images, module_dtype
-from ..nn.lpips import LPIPS
+from ..nn.lpips import LPIPS, cached_lpips
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNetConfig
 from ..nn.vq import PatchDiscriminator, adaptive_weight, hinge_d_loss
@@ -192,12 +192,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
 
     def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample LPIPS(x, y), the network read from the configured local file on first use."""
-        if not self._lpips:
-            self._lpips.append(LPIPS.from_file(self.config.adv_perceptual_weights))
-        net = self._lpips[0]
-        if net.shift.device != x.device:
-            net.to(x.device)
-        return net(x, y)
+        return cached_lpips(self._lpips, self.config.adv_perceptual_weights, x, y)
 
     def _adversarial_loss(self, batch, step, generator) -> dict:
         c, vae = self.config, self.vae

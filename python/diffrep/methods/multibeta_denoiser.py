@@ -49,7 +49,7 @@ from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from .multibeta_nets import LatentMLP
-from .multibeta_vae import _at_least_f32
+from .multibeta_vae import _at_least_f32, _check_latents
 
 __all__ = ["LatentDenoiserConfig", "LatentDenoiser"]
 
@@ -174,14 +174,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
 
     # -- the network -------------------------------------------------------------------------
     def _check_z(self, z, who: str) -> torch.Tensor:
-        shape = self.config.latent_shape
-        if not isinstance(z, torch.Tensor):
-            raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
-        if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
-            raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
-        if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
-            raise ValueError(f"{who}: z holds NaN or infinite values")
-        return z
+        return _check_latents(z, self.config.latent_shape, who)
 
     def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps_hat(z_t, t), Delta_hat(z_t, t)) at grid indices i [B] (t = i tau); Delta_hat is returned in latent

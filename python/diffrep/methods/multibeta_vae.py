@@ -157,6 +157,18 @@ def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
+def _check_latents(z, shape: tuple[int, ...], who: str) -> torch.Tensor:
+    """``z`` as a batch [B, *shape] (B >= 1) of finite floating latents, the codes the VAE decodes and the
+    denoiser denoises."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
+    if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
+        raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
+        raise ValueError(f"{who}: z holds NaN or infinite values")
+    return z
+
+
 def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
@@ -309,14 +321,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return check_images(x, channels=c.in_channels, size=c.image_size, finite=False, who=who, dtype=module_dtype(self))
 
     def _check_z(self, z, who: str) -> torch.Tensor:
-        shape = self.config.latent_shape
-        if not isinstance(z, torch.Tensor):
-            raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
-        if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
-            raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
-        if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
-            raise ValueError(f"{who}: z holds NaN or infinite values")
-        return z
+        return _check_latents(z, self.config.latent_shape, who)
 
     # -- the networks ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, beta) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 
 from .._checks import non_negative_int, positive_int
 from . import _checks
-from .generation_features import (KID_DEFAULTS, _device, _frechet_terms, feature_statistics, fid_from_features,
+from .generation_features import (KID_DEFAULTS, _device, _frechet_terms, _prdc_ks, feature_statistics, fid_from_features,
                                   frechet_distance, frechet_distance_from_features, kid_from_features, prdc)
 from .image_sources import ImageSource, Progress, resolve_source
 
@@ -224,13 +224,7 @@ def evaluate(real, fake, *, metrics=("fid",), protocol: str = "clean", weights=N
     protocol = _protocol(protocol)
     positive_int(batch_size, "batch_size")
     # every setting is checked before any image is scored (a 50k-image extraction takes minutes)
-    from ..ops.knn import MAX_K
-
-    k = _checks.count(k, "k", 1)
-    dc_k = k if dc_k is None else _checks.count(dc_k, "dc_k", 1)
-    for name, v in (("k", k), ("dc_k", dc_k)):
-        if v + 1 > MAX_K:
-            raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
+    k, dc_k = _prdc_ks(k, dc_k)
     non_negative_int(seed, "seed")
     kid_subsets = _checks.count(kid_subsets, "kid_subsets", 1)
     kid_subset_size = _checks.count(kid_subset_size, "kid_subset_size", 2)

@@ -167,6 +167,19 @@ def kid_from_features(real, fake, *, num_subsets: int = 100, subset_size: int = 
     return float(mmds.mean()), float(mmds.std())
 
 
+def _prdc_ks(k, dc_k) -> tuple[int, int]:
+    """(k, dc_k) of :func:`prdc`, checked: counts >= 1 (dc_k None: k) whose k-th neighbour (the point itself
+    is the 0-th) the kNN kernel keeps."""
+    from ..ops.knn import MAX_K
+
+    k = _checks.count(k, "k", 1)
+    dc_k = k if dc_k is None else _checks.count(dc_k, "dc_k", 1)
+    for name, v in (("k", k), ("dc_k", dc_k)):
+        if v + 1 > MAX_K:
+            raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
+    return k, dc_k
+
+
 def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = False, device=None) -> dict:
     """Precision and recall (Kynkaanniemi et al. 2019, Eq. 1-2) and density and coverage (Naeem et
     al. 2020, Eq. 3-4) with k-NN balls of ``k`` = 3 neighbours: one k for all four, as the clovaai
@@ -188,13 +201,9 @@ def prdc(real, fake, *, k: int = 3, dc_k: int | None = None, strict: bool = Fals
     everywhere, as the clovaai ``prdc`` package. Distances are taken in the features' dtype
     (float32 features stay float32) by the tiled kNN kernel :func:`diffrep.ops.knn.knn_scan` on
     ``device`` (default: CUDA when available); no N x M matrix is formed."""
-    from ..ops.knn import MAX_K, knn_scan
+    from ..ops.knn import knn_scan
 
-    k = _checks.count(k, "k", 1)
-    dc_k = k if dc_k is None else _checks.count(dc_k, "dc_k", 1)
-    for name, v in (("k", k), ("dc_k", dc_k)):
-        if v + 1 > MAX_K:
-            raise ValueError(f"{name} must be <= {MAX_K - 1}, got {v}")
+    k, dc_k = _prdc_ks(k, dc_k)
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
     dev = _device(device)

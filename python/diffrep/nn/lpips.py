@@ -29,7 +29,7 @@ from torch import nn
 
 from .images import check_images
 
-__all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "VGG16_CHANNELS"]
+__all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "cached_lpips", "VGG16_CHANNELS"]
 
 LPIPS_ENV = "DIFFREP_LPIPS_WEIGHTS"
 VGG16_CHANNELS = (64, 128, 256, 512, 512)
@@ -149,3 +149,15 @@ class LPIPS(nn.Module):
             a, b = f.chunk(2)
             total = total + lin((a - b).pow(2)).mean(dim=(1, 2, 3))
         return total
+
+
+def cached_lpips(cache: list, path: str | os.PathLike | None, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample LPIPS(x, y) with the network kept in ``cache``, a plain list its owner holds so the network stays
+    out of the owner's state dict, EMA copy and optimizer: read from ``path`` (:meth:`LPIPS.from_file`) on first
+    use and moved to x's device."""
+    if not cache:
+        cache.append(LPIPS.from_file(path))
+    net = cache[0]
+    if net.shift.device != x.device:
+        net.to(x.device)
+    return net(x, y)

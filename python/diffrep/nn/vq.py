@@ -45,7 +45,7 @@ from ..config import Config, ConfigError, Ge, Gt, Lt
 from .images import batch_images, check_images, module_dtype
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels,
                      feature_map)
-from .lpips import LPIPS
+from .lpips import LPIPS, cached_lpips
 from .pretrained import PretrainedMixin
 
 __all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss", "adaptive_weight"]
@@ -233,12 +233,7 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
 
     def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample LPIPS(x, y); the network is loaded from the configured local file on first use."""
-        if not self._lpips:
-            self._lpips.append(LPIPS.from_file(self.config.perceptual_weights))
-        net = self._lpips[0]
-        if net.shift.device != x.device:
-            net.to(x.device)
-        return net(x, y)
+        return cached_lpips(self._lpips, self.config.perceptual_weights, x, y)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """VQ-GAN losses; ``batch`` is x or (x, ...), ``step`` the 0-based training step (None: past disc_start).

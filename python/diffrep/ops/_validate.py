@@ -79,6 +79,19 @@ def nonempty(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
 
 
+def point_sets(a_name: str, a, b_name: str, b, rows: str) -> None:
+    """Two sets of points a (n, d) and b (m, d): floating tensors, non-empty, the same d (``rows``: what a
+    row is called in the message, e.g. "samples")."""
+    for name, v in ((a_name, a), (b_name, b)):
+        tensor(name, v)
+        if v.dim() != 2:
+            raise ValueError(f"{name} must have shape ({rows}, d), got {tuple(v.shape)}")
+        if v.shape[0] == 0 or v.shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(v.shape)})")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{a_name} has d={a.shape[1]} but {b_name} has d={b.shape[1]}")
+
+
 def same_shape(name: str, v: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     if v.shape != ref.shape:
         raise ValueError(f"{name} has shape {tuple(v.shape)} but {ref_name} has shape {tuple(ref.shape)}")

@@ -37,14 +37,7 @@ def _prep(q, c, kk=0, r2=None, strict=False, names=("q", "c")):
     """``names``: what the caller calls q and c (knn_radii's x, ball_count's centres), for the messages."""
     p = SimpleNamespace()
     qn, cn = names
-    for name, v in ((qn, q), (cn, c)):
-        V.tensor(name, v)
-        if v.dim() != 2:
-            raise ValueError(f"{name} must have shape (rows, d), got {tuple(v.shape)}")
-        if v.shape[0] == 0 or v.shape[1] == 0:
-            raise ValueError(f"{name} is empty (shape {tuple(v.shape)})")
-    if q.shape[1] != c.shape[1]:
-        raise ValueError(f"{qn} has d={q.shape[1]} but {cn} has d={c.shape[1]}")
+    V.point_sets(qn, q, cn, c, "rows")
     if isinstance(kk, bool) or not isinstance(kk, int):
         raise TypeError(f"kk must be an int, got {type(kk).__name__}")
     if not 0 <= kk <= MAX_K:

@@ -62,7 +62,7 @@ def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
     k = exp(-r^2 / median r^2). Costs an (N + M)^2 matrix. Gretton et al. (2012, Sec. 8) take sigma
     = the median distance in exp(-r^2 / (2 sigma^2)), i.e. twice this h; WAE's RBF width is
     h = 2 sigma2_k with sigma2_k a sum of two order statistics (docs/kernels/mmd.md)."""
-    _samples(x, y)
+    V.point_sets("x", x, "y", y, "samples")
     V.finite("x", x)
     V.finite("y", y)
     if x.shape[0] + y.shape[0] < 2:
@@ -118,21 +118,9 @@ def _resolve_scales(kernel, bandwidth, scales, weights, d):
     return scales, weights
 
 
-def _samples(x, y) -> None:
-    """x (N, d) and y (M, d): tensors, non-empty, the same d."""
-    for name, v in (("x", x), ("y", y)):
-        V.tensor(name, v)
-        if v.dim() != 2:
-            raise ValueError(f"{name} must have shape (samples, d), got {tuple(v.shape)}")
-        if v.shape[0] == 0 or v.shape[1] == 0:
-            raise ValueError(f"{name} is empty (shape {tuple(v.shape)})")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x has d={x.shape[1]} but y has d={y.shape[1]}")
-
-
 def _prep(x, y, kernel="rbf", bandwidth=None, scales=None, estimator="biased", *, weights=None):
     p = SimpleNamespace()
-    _samples(x, y)
+    V.point_sets("x", x, "y", y, "samples")
     if estimator not in ref.ESTIMATORS:
         raise ValueError(f"estimator must be one of {ref.ESTIMATORS}, got {estimator!r}")
     p.unbiased = estimator == "unbiased"
