@@ -30,8 +30,9 @@ import torch
 
 from .._checks import non_negative_int, positive_int
 from . import _checks
-from .generation_features import (KID_DEFAULTS, _device, _frechet_terms, _prdc_ks, feature_statistics, fid_from_features,
-                                  frechet_distance, frechet_distance_from_features, kid_from_features, prdc)
+from .generation_features import (KID_DEFAULTS, _device, _frechet_terms, _prdc_ks, feature_statistics,
+                                  fid_from_features, frechet_distance, frechet_distance_from_features,
+                                  kid_from_features, prdc)
 from .image_sources import ImageSource, Progress, resolve_source
 
 __all__ = ["frechet_distance", "feature_statistics", "frechet_distance_from_features", "fid_from_features",
