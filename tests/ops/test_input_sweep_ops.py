@@ -515,7 +515,7 @@ def _bfn():
 def _bfn_rest():
     from diffrep.bfn import distributions, flows, losses
     from diffrep.bfn.config import BFNDataConfig
-    from diffrep.bfn.model import BFN, BFNConfig, bfn_loss, data_images
+    from diffrep.bfn.model import BFN, BFNConfig, bfn_loss, data_images, model_dtypes
     from helpers import tiny_bfn
 
     cts, disc = flows.ContinuousFlow(0.02), flows.DiscreteFlow(3, 2.0)
@@ -561,9 +561,17 @@ def _bfn_rest():
          lambda: dict(generator=_g()), dict(generator=GEN()), covers=["DeltaDist.sample"])
     spec("bfn.losses.per_example_sum", losses.per_example_sum, lambda: dict(v=torch.randn(2, 3)),
          dict(v=T(batch=EITHER, dims=EITHER)[:4] + [("0d", torch.tensor(1.0), RAISE)]))
+    spec("bfn.losses.loss_dtype", losses.loss_dtype, lambda: dict(net_out=torch.randn(2, 3)),
+         dict(net_out=[("None", None, RAISE), ("str", "s", RAISE), ("int tensor", torch.zeros(2, dtype=torch.long), RAISE),
+                       ("empty tuple", (), RAISE), ("pair", (torch.randn(2), torch.randn(2)), EITHER)]))
+    spec("bfn.flows.state_dtype", flows.state_dtype, lambda: dict(param_dtype=torch.float32),
+         dict(param_dtype=[("None", None, RAISE), ("str", "float32", RAISE), ("int dtype", torch.int64, RAISE),
+                           ("bf16", torch.bfloat16, EITHER)]))
     model = tiny_bfn("discrete")
     spec("bfn.BFN", BFN, lambda: dict(config=model.config), dict(config=[("None", None, RAISE), ("str", "c", RAISE)]))
     st = lambda: model.flow.prior((2, 1, 8, 8))  # noqa: E731
+    spec("bfn.model.model_dtypes", model_dtypes, lambda: dict(module=model),
+         dict(module=[("None", None, RAISE), ("str", "m", RAISE), ("no params", torch.nn.ReLU(), RAISE)]))
     spec("bfn.BFN.predict", model.predict, lambda: dict(state=st(), t=torch.rand(2)),
          dict(state=[("None", None, RAISE), ("tensor", torch.zeros(2, 1, 8, 8, 2), RAISE)],
               t=[("None", None, RAISE), ("str", "a", RAISE), ("batch", torch.rand(3), RAISE)]))

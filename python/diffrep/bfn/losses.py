@@ -40,10 +40,13 @@ def loss_dtype(net_out) -> torch.dtype:
     """The dtype a loss is computed in: the network output's (a tensor, or the discretised output's pair),
     at least float32 (the weight sigma1^(-2t) reaches 10^6; a float64 model keeps float64)."""
     parts = net_out if isinstance(net_out, (tuple, list)) else (net_out,)
+    floats = [v.dtype for v in parts if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not floats:
+        raise TypeError(f"net_out must be the network output (a floating-point tensor or a tuple of them), got "
+                        f"{type(net_out).__name__}")
     dtype = torch.float32
-    for v in parts:
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
-            dtype = torch.promote_types(dtype, v.dtype)
+    for d in floats:
+        dtype = torch.promote_types(dtype, d)
     return dtype
 
 

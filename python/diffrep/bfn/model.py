@@ -38,9 +38,11 @@ __all__ = ["BFNConfig", "BFN", "draw_time", "bfn_loss", "batch_images", "data_im
 def model_dtypes(module: nn.Module) -> tuple[torch.dtype, torch.dtype]:
     """(the network's dtype, the flow state's dtype) of a BFN-based model: its parameters' dtype
     (:func:`diffrep.nn.images.module_dtype`) and :func:`diffrep.bfn.flows.state_dtype` of it."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     net = module_dtype(module)
     if net is None:
-        raise TypeError(f"{type(module).__name__} has no floating-point parameters to take its dtype from")
+        raise TypeError(f"module {type(module).__name__} has no floating-point parameters to take its dtype from")
     return net, state_dtype(net)
 
 
