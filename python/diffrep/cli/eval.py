@@ -79,14 +79,16 @@ def register(sub) -> None:
 
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "auto", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
+                   source: str = "auto", device: str = "auto", pool: int | None = None, *,
+                   verb: str = "diffrep eval") -> dict:
     """:func:`diffrep.recipes.encode.encode_dataset` under the CLI's conventions: ``model_dir`` a run,
-    checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked."""
+    checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked;
+    ``verb`` the command that names itself in the fallback note (``diffrep encode`` calls this too)."""
     from ..recipes.encode import encode_dataset as encode
 
     def locate(path, w):
         found = resolve_model_dir(path)
-        return found, resolve_weights(found, w, "diffrep eval")
+        return found, resolve_weights(found, w, verb)
 
     return encode(model_dir, dataset, num_train, num_test, seed, batch_size, weights, item_format, root, source,
                   resolve_device(device), pool, locate=locate)
