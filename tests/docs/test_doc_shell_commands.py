@@ -228,6 +228,102 @@ def test_embedded_commands_are_found():
     assert any(c.startswith("train RECIPE --out DIR --resume latest") for _, c in embedded_diffrep_commands())
 
 
+# -- flags named alone, and verb tables ------------------------------------------------------------------
+
+# flags a page names that belong to other programs: pip's (README, docs/build.md) and the original authors'
+# command lines (docs/methods/disdiff.md, infodiffusion.md)
+FOREIGN_FLAGS = {"--no-deps", "--no-compile", "--no-build-isolation", "--dis_weight", "--kld_weight", "--mmd_weight"}
+
+
+def _cli_options() -> set[str]:
+    from diffrep.cli import build_parser
+
+    def walk(parser):
+        for action in parser._actions:
+            yield from action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from walk(child)
+
+    return set(walk(build_parser()))
+
+
+class _Options(Exception):
+    def __init__(self, options):
+        self.options = options
+
+
+def _script_options(script: Path, monkeypatch) -> set[str]:
+    """The flags of a script's parser, read when its ``main`` first parses (before parsing: nothing runs)."""
+    def capture(self, *args, **kwargs):
+        raise _Options({o for a in self._actions for o in a.option_strings})
+
+    with monkeypatch.context() as m:
+        m.setattr(argparse.ArgumentParser, "parse_args", capture)
+        m.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+        m.setattr(sys, "argv", [str(script)])
+        m.syspath_prepend(str(script.parent))
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except _Options as found:
+            return found.options
+    return set()  # no command line (a helper module)
+
+
+def test_flags_named_alone_exist(monkeypatch):
+    """A span that is just a flag (``--overwrite``, ``--arms dyga sd``, ``--rank/--world``) names a flag of the
+    CLI or of a script or bench, or a dotted config override; not a flag renamed or removed since."""
+    known = _cli_options() | FOREIGN_FLAGS
+    for script in sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benches/*.py")]):
+        known |= _script_options(script, monkeypatch)
+    unknown = []
+    for where, code, _ in code_texts():
+        if code.startswith("--"):
+            for flag in re.findall(r"--[\w-]+(?:\.[\w.-]+)?", code.split(" ")[0]):
+                if "." not in flag and flag not in known:
+                    unknown.append((where, flag))
+    assert not unknown, unknown
+
+
+def _verb_table_rows():
+    """(where, group, cell) of each row of a table of verbs that follows ``diffrep GROUP VERB MODEL ...``:
+    the first cell (in backticks) is the verb and its flags."""
+    out = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = re.search(r"`diffrep (\w+) VERB MODEL \.\.\.`", line)
+            if not m:
+                continue
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("|"):
+                j += 1
+            while j < len(lines) and lines[j].startswith("|"):
+                cell = re.match(r"\| `(.+?)` \|", lines[j])
+                if cell:
+                    out.append((f"{page.relative_to(ROOT)}:{j + 1}", m.group(1), cell.group(1).replace("\\|", "|")))
+                j += 1
+    return out
+
+
+@pytest.mark.parametrize("group, cell", [pytest.param(g, c, id=f"{w}: {g} {c}") for w, g, c in _verb_table_rows()])
+def test_verb_table_row_names_a_verb_and_its_flags(group, cell):
+    from diffrep.cli import build_parser
+
+    groups = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    verbs = next(a for a in groups[group]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    verb, *rest = cell.split()
+    assert verb in verbs, f"diffrep {group} has no verb {verb}"
+    options = {o for a in verbs[verb]._actions for o in a.option_strings}
+    for flag in re.findall(r"--[\w-]+", " ".join(rest)):
+        assert flag in options, f"diffrep {group} {verb} has no flag {flag}"
+
+
+def test_verb_tables_are_found():
+    rows = _verb_table_rows()
+    assert sum(g == "multibeta" for _, g, _ in rows) == 9, rows
+
+
 # -- recipes ---------------------------------------------------------------------------------------------
 
 def _families() -> set[str]:
