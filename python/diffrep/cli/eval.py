@@ -48,7 +48,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F); with --dataset, "
                      "codes aligned to dataset indices (row i = item i, or an 'indices' array)")
-    src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
+    src.add_argument("--model", help="model, checkpoint or run folder whose encode(x) gives the codes, on --dataset "
+                     "(default: the run's, from its run.json; a folder without one needs --dataset)")
     src.add_argument("--generation", action="store_true",
                      help="generation metrics (FID, KID, PRDC) of --fake against --real (diffrep.cli.eval_generation)")
     p.add_argument("--dataset", help="dataset name (diffrep.data.load: dsprites, shapes3d, celeba, ...): for --model "
