@@ -407,10 +407,12 @@ def _pyproject() -> dict:
 def test_named_pip_extras_exist():
     extras = _pyproject()["project"]["optional-dependencies"]
     named = set()
-    for _, code, _ in code_texts():
+    for where, code, _ in code_texts():
         for part in _parts(code):
             if re.search(r"\bpip install\b", part):
                 named |= {e for group in re.findall(r"(?:\.|diffrep)\[([\w,-]+)\]", part) for e in group.split(",")}
+                # quoted: zsh (macOS's shell) expands an unquoted [...] as a glob and stops with "no matches found"
+                assert not re.search(r"(?<![\"'\w])(?:\.|diffrep)\[", part), f"{where}: quote the extra in {part}"
     assert "test" in named and "lsun" in named, named
     assert named <= set(extras), named - set(extras)
 
