@@ -14,7 +14,10 @@ of what a user copies, without running the work:
   family is), in any verb (``diffrep encdiff train encdiff/...``), not only ``diffrep train``.
 - Every repository path a page names (``benches/results/...``, ``scripts/...``, ``studies/...``, ``tests/...``,
   ``python/...``, globs included) and every dated record named by its file name alone exists.
-- ``pip install ".[extra]"`` / ``diffrep[extra]`` name extras of pyproject.toml, and the README's pytest
+- A span that is only a flag (``--overwrite``, ``--arms dyga sd``) names a flag of the CLI, of a script or of
+  a bench (or a dotted config override); the table of ``diffrep multibeta VERB MODEL ...`` names verbs and
+  their flags.
+- ``pip install ".[extra]"`` / ``'diffrep[extra]'`` name extras of pyproject.toml, quoted; the README's pytest
   flags (``-n``, ``--dist``, ``-m slow``) come with the ``test`` extra and the registered markers.
 - ``--help`` of every verb and sub-verb exits 0 with its usage (the first thing a new user types).
 """
@@ -129,9 +132,17 @@ def expand_optional(args: str) -> list[tuple[list[str], bool]]:
     return [(full, True)] + ([(bare, False)] if bare != full else [])
 
 
+@functools.lru_cache(maxsize=None)
+def _cli_parser() -> argparse.ArgumentParser:
+    """The ``diffrep`` parser (built once: each build imports and registers every verb)."""
+    from diffrep.cli import build_parser
+
+    return build_parser()
+
+
 # -- the scripts' own parsers ----------------------------------------------------------------------------
 
-class _Parsed(Exception):
+class _Parsed(BaseException):  # not an Exception: no handler in a script swallows it
     def __init__(self, namespace, rest):
         self.namespace, self.rest = namespace, rest
 
@@ -211,13 +222,11 @@ def test_script_commands_are_found():
 
 @pytest.mark.parametrize("command", [pytest.param(c, id=f"{w}: diffrep {c}") for w, c in embedded_diffrep_commands()])
 def test_embedded_diffrep_command_parses(command):
-    from diffrep.cli import build_parser
-
     for argv, _ in expand_optional(command):
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
-                args, unknown = build_parser().parse_known_args(argv)
+                args, unknown = _cli_parser().parse_known_args(argv)
             except SystemExit:
                 pytest.fail(f"argparse refused diffrep {' '.join(argv)}: {err.getvalue()}")
         assert not unknown, f"diffrep {' '.join(argv)}: unrecognised {unknown}"
@@ -236,8 +245,6 @@ FOREIGN_FLAGS = {"--no-deps", "--no-compile", "--no-build-isolation", "--dis_wei
 
 
 def _cli_options() -> set[str]:
-    from diffrep.cli import build_parser
-
     def walk(parser):
         for action in parser._actions:
             yield from action.option_strings
@@ -245,10 +252,10 @@ def _cli_options() -> set[str]:
                 for child in action.choices.values():
                     yield from walk(child)
 
-    return set(walk(build_parser()))
+    return set(walk(_cli_parser()))
 
 
-class _Options(Exception):
+class _Options(BaseException):
     def __init__(self, options):
         self.options = options
 
@@ -308,9 +315,7 @@ def _verb_table_rows():
 
 @pytest.mark.parametrize("group, cell", [pytest.param(g, c, id=f"{w}: {g} {c}") for w, g, c in _verb_table_rows()])
 def test_verb_table_row_names_a_verb_and_its_flags(group, cell):
-    from diffrep.cli import build_parser
-
-    groups = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    groups = next(a for a in _cli_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     verbs = next(a for a in groups[group]._actions if isinstance(a, argparse._SubParsersAction)).choices
     verb, *rest = cell.split()
     assert verb in verbs, f"diffrep {group} has no verb {verb}"
@@ -438,17 +443,14 @@ def _verbs(parser: argparse.ArgumentParser, words=()):
 
 
 def _verb_params():
-    from diffrep.cli import build_parser
-
-    return [pytest.param(w, id=" ".join(w)) for w in _verbs(build_parser())]
+    return [pytest.param(w, id=" ".join(w)) for w in _verbs(_cli_parser())]
 
 
 @pytest.mark.parametrize("words", _verb_params())
 def test_verb_help(words, capsys):
-    from diffrep.cli import main
-
+    """What ``diffrep VERB --help`` prints (argparse answers --help while parsing, before main runs a verb)."""
     with pytest.raises(SystemExit) as exc:
-        main([*words, "--help"])
+        _cli_parser().parse_known_args([*words, "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0
     assert out.startswith(f"usage: diffrep {' '.join(words)}"), out[:200]
