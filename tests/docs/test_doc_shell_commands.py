@@ -20,6 +20,7 @@ of what a user copies, without running the work:
 - ``pip install ".[extra]"`` / ``'diffrep[extra]'`` name extras of pyproject.toml, quoted; the README's pytest
   flags (``-n``, ``--dist``, ``-m slow``) come with the ``test`` extra and the registered markers.
 - ``--help`` of every verb and sub-verb exits 0 with its usage (the first thing a new user types).
+- Every ``diffrep.x.y`` name a page gives resolves (module, or attribute of one).
 """
 
 from __future__ import annotations
@@ -401,6 +402,42 @@ def test_named_repository_path_exists(path):
 def test_paths_are_found():
     paths = {p.values[0] for p in _path_params()}
     assert "studies/dsprites_cpu.yaml" in paths and "benches/results/bfn_cpu_2core_2026-12-06b.txt" in paths
+
+
+# -- dotted names ----------------------------------------------------------------------------------------
+
+# the CUDA module exists only in a build with CUDA (docs/build.md)
+BUILD_ONLY = ("diffrep._cuda",)
+
+
+def _resolves(name: str) -> bool:
+    """Whether ``a.b.c`` is a module, or an attribute chain under the longest importable module prefix."""
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_named_python_names_resolve():
+    """Each ``diffrep.x.y`` a page names (a module, a function to call or ``python3 -m``) exists: a user types it."""
+    import warnings
+
+    names = {(where, n) for where, code, _ in code_texts() for n in re.findall(r"(?<![\w./])(diffrep(?:\.\w+)+)", code)}
+    assert len(names) > 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # moved names still resolve, with a warning
+        missing = sorted((w, n) for w, n in names if not n.startswith(BUILD_ONLY) and not _resolves(n))
+    assert not missing, missing
 
 
 # -- pip extras and the pytest flags ---------------------------------------------------------------------
