@@ -171,11 +171,16 @@ def main(argv=None) -> int:
 
     commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     where = Path(args.load_dir)
+    if not (where / "multibeta" / "config.json").is_file():
+        ap.error(f"--load-dir {where}: no multibeta/config.json there (a validate_multibeta.py --save-dir folder)")
     model = MultiBeta.from_pretrained(where / "multibeta").eval()
     if model.phase != 2:
         ap.error(f"{where}/multibeta is in phase {model.phase}, not after phase 2")
-    recipe = get_recipe(args.recipe)
-    cfg = apply_overrides(recipe.make_config(), list(rest))
+    try:
+        recipe = get_recipe(args.recipe)
+        cfg = apply_overrides(recipe.make_config(), list(rest))
+    except ValueError as exc:  # an unknown recipe or config override: a message, not a traceback
+        ap.error(str(exc))
     dataset = recipe.build(cfg)[1]
     full = dataset.base if isinstance(dataset, TrainSubset) else dataset
     train_idx = list(dataset.indices) if isinstance(dataset, TrainSubset) else list(range(len(dataset)))

@@ -2,7 +2,7 @@
 
     python scripts/validate_diffusion_baselines.py [--scale 1.0] [--seed 0] [--eval-steps 25]
         [--methods diffae infodiffusion disdiff]
-        [--out benches/results/diffusion_baselines_validation_2026-12-06.json]
+        [--out benches/results/diffusion_baselines_validation_cpu.json] [--overwrite]
         [--pretrain-steps N] [--disentangle-steps N] [--recon-loss l1|l2] [--swap-pairs 64]
         [--save-dir DIR] [--load-pretrained DIR] [--load-model DIR] [--partial-out FILE]   (DisDiff)
 
@@ -291,7 +291,10 @@ def main(argv=None) -> int:
     p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps of inversion and decoding in evaluation")
     p.add_argument("--methods", nargs="+", default=["diffae", "infodiffusion", "disdiff"],
                    choices=["diffae", "infodiffusion", "disdiff"])
-    p.add_argument("--out", default="benches/results/diffusion_baselines_validation_2026-12-06.json")
+    p.add_argument("--out", default="benches/results/diffusion_baselines_validation_cpu.json",
+                   help="the JSON record (an existing file is refused unless --overwrite: the committed, dated "
+                        "records stay as they were)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
     p.add_argument("--pretrain-steps", type=int, default=None, help="DisDiff: pre-training steps (default: the recipe's x --scale)")
     p.add_argument("--disentangle-steps", type=int, default=None, help="DisDiff: disentangling steps (default: the recipe's x --scale)")
     p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
@@ -308,6 +311,8 @@ def main(argv=None) -> int:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.swap_pairs < 1:
         p.error("--swap-pairs must be at least 1")
+    if Path(args.out).exists() and not args.overwrite:
+        p.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
 
     import torch
 

@@ -1,7 +1,7 @@
 """Validate DyGA + Skip Dropout at CPU scale (slow; not part of the default test run).
 
     python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 800] [--quick] [--arms baseline dyga_sd]
-                                    [--out benches/results/dyga_validation_cpu_2026-12-06.json]
+                                    [--out benches/results/dyga_validation_cpu.json] [--overwrite]
     python scripts/validate_dyga.py --combine A.json B.json ... --out C.json [--note TEXT]
 
 Two arms with the same seed, data order and steps, on the CPU recipe ``encdiff/shapes3d-cpu``
@@ -235,13 +235,18 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller metric sizes (for the slow test)")
     ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
                     help="arms to train (the claim check needs baseline and dyga_sd)")
-    ap.add_argument("--out", default="benches/results/dyga_validation_cpu_2026-12-06.json")
+    ap.add_argument("--out", default="benches/results/dyga_validation_cpu.json",
+                    help="the JSON record (an existing file is refused unless --overwrite: the committed, dated "
+                         "records stay as they were)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
     ap.add_argument("--combine", nargs="+", metavar="JSON",
                     help="merge these records' runs (per-job records or earlier combined ones) into --out and exit")
     ap.add_argument("--note", help="with --combine: a note stored in the record (what ran, machine, load)")
     args = ap.parse_args(argv)
     if args.note is not None and not args.combine:
         ap.error("--note goes with --combine (a training run records its own setting)")
+    if Path(args.out).exists() and not args.overwrite:
+        ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
     if args.combine:
         out = combine(args.combine, args.out, note=args.note)
         print(json.dumps({k: out[k] for k in ("summary_mean_std", "deltas_vs_baseline", "checks", "claim_holds")},

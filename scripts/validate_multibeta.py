@@ -398,7 +398,6 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
-    recipe = get_recipe(args.recipe)
     over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
     if args.steps_vae:
         over += ["--train.steps", str(args.steps_vae)]
@@ -406,7 +405,11 @@ def main(argv=None) -> int:
         over += ["--train_latent.steps", str(args.steps_latent)]
     if args.posterior_scale:
         over += ["--model.vae.posterior_scale", args.posterior_scale, "--model.denoiser.schedule", args.posterior_scale]
-    cfg = apply_overrides(recipe.make_config(), over + list(rest))
+    try:
+        recipe = get_recipe(args.recipe)
+        cfg = apply_overrides(recipe.make_config(), over + list(rest))
+    except ValueError as exc:  # an unknown recipe or config override: a message before any work, not a traceback
+        ap.error(str(exc))
     if not isinstance(cfg, MultiBetaRecipeConfig):
         ap.error(f"{args.recipe} is not a multibeta recipe")
     bmax = cfg.model.vae.beta_max

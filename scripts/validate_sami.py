@@ -160,16 +160,22 @@ def main(argv=None) -> int:
     t0 = time.time()
     if args.run:
         run = Path(args.run)
-        report["recipe"] = recipe_of_run(run, args.recipe)
-        name = report["recipe"]["recipe"] or report["recipe"]["closest_recipe"]
-        cfg = resolve_config(name, str(run / "config.yaml") if (run / "config.yaml").is_file() else args.config)[1]
+        try:
+            report["recipe"] = recipe_of_run(run, args.recipe)
+            name = report["recipe"]["recipe"] or report["recipe"]["closest_recipe"]
+            cfg = resolve_config(name, str(run / "config.yaml") if (run / "config.yaml").is_file() else args.config)[1]
+        except (ValueError, OSError) as exc:  # a wrong --run or --recipe: a message before any work, not a traceback
+            p.error(str(exc))
     else:
         name = args.recipe or STAGE_ONE
-        recipe, cfg = resolve_config(name, args.config)
-        if args.steps:
-            cfg = apply_overrides(cfg, {"train.steps": str(args.steps), "model.kl_anneal_steps": str(args.steps // 4)})
-        if args.override:
-            cfg = apply_overrides(cfg, args.override)
+        try:
+            recipe, cfg = resolve_config(name, args.config)
+            if args.steps:
+                cfg = apply_overrides(cfg, {"train.steps": str(args.steps), "model.kl_anneal_steps": str(args.steps // 4)})
+            if args.override:
+                cfg = apply_overrides(cfg, args.override)
+        except (ValueError, OSError) as exc:  # an unknown recipe, config file or override: a message, not a traceback
+            p.error(str(exc))
         report["recipe"] = {"recipe": name, "source": "trained here", "overrides": list(args.override),
                             "steps_override": args.steps}
         run = Path(args.out_run)

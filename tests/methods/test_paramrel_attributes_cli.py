@@ -68,3 +68,11 @@ def test_help_names_the_task_and_its_flag(capsys):
         main(["paramrel", "--help"])
     assert "keep each image's latents, draw new subcodes (SepDiff §4.3, ParamReL §5.2.1)" in \
         " ".join(capsys.readouterr().out.split())
+
+
+def test_eval_on_a_dataset_without_factors_is_named(model_dir, capsys):
+    # digits has labels, no ground-truth factors: paramrel eval said "dataset: missing 'num_factors'
+    # (disentanglement_lib ground-truth interface)"; diffrep eval --model and multibeta eval name the dataset
+    assert main(["paramrel", "eval", str(model_dir), *ARGS[:4], "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "diffrep paramrel: error: --dataset digits: has no ground-truth factors" in err and "Traceback" not in err

@@ -166,6 +166,19 @@ def test_sample_weights_auto_falls_back_with_a_message_and_creates_the_folder(tm
     assert "does not exist" in _err(capsys)
 
 
+def test_encode_names_itself_in_the_weights_note(tmp_path, capsys):
+    # diffrep encode shares eval's loader; its note said "diffrep eval: ... has no EMA weights"
+    DayProbe(DayProbeConfig()).save_pretrained(tmp_path / "m")
+    out = tmp_path / "codes.npz"
+    assert main(["encode", str(tmp_path / "m"), "--dataset", "dsprites", "--num-train", "8", "--num-test", "4",
+                 "--out", str(out)]) == 0
+    err = _err(capsys)
+    assert f"diffrep encode: {tmp_path / 'm'} has no EMA weights; using the raw weights" in err
+    assert "diffrep eval" not in err
+    with np.load(out) as f:
+        assert f["codes"].shape == (8, 2) and f["codes_test"].shape == (4, 2)
+
+
 def test_threads_flag(tmp_path, capsys):
     DayProbe(DayProbeConfig()).save_pretrained(tmp_path / "m")
     before = torch.get_num_threads()

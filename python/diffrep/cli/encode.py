@@ -50,7 +50,8 @@ def run(args) -> int:
     path = prepare_output(out)
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
-                            args.weights, args.item_format, args.root, args.source, args.device, args.pool)
+                            args.weights, args.item_format, args.root, args.source, args.device, args.pool,
+                            verb="diffrep encode")
     settings, weights, model_dir = arrays.pop("_settings"), arrays.pop("_weights"), arrays.pop("_model_dir")
     meta = {"model": model_dir, "weights": weights, "dataset": settings["dataset"],
             "dataset_options": settings["options"], "pool": settings["pool"], "seed": args.seed,

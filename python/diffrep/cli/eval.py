@@ -48,7 +48,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--codes", help=".npz with arrays 'codes' (N, d) and 'factors' (N, F); with --dataset, "
                      "codes aligned to dataset indices (row i = item i, or an 'indices' array)")
-    src.add_argument("--model", help="save_pretrained model folder whose encode(x) gives the codes (needs --dataset)")
+    src.add_argument("--model", help="model, checkpoint or run folder whose encode(x) gives the codes, on --dataset "
+                     "(default: the run's, from its run.json; a folder without one needs --dataset)")
     src.add_argument("--generation", action="store_true",
                      help="generation metrics (FID, KID, PRDC) of --fake against --real (diffrep.cli.eval_generation)")
     p.add_argument("--dataset", help="dataset name (diffrep.data.load: dsprites, shapes3d, celeba, ...): for --model "
@@ -79,14 +80,16 @@ def register(sub) -> None:
 
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "auto", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto", pool: int | None = None) -> dict:
+                   source: str = "auto", device: str = "auto", pool: int | None = None, *,
+                   verb: str = "diffrep eval") -> dict:
     """:func:`diffrep.recipes.encode.encode_dataset` under the CLI's conventions: ``model_dir`` a run,
-    checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked."""
+    checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked;
+    ``verb`` the command that names itself in the fallback note (``diffrep encode`` calls this too)."""
     from ..recipes.encode import encode_dataset as encode
 
     def locate(path, w):
         found = resolve_model_dir(path)
-        return found, resolve_weights(found, w, "diffrep eval")
+        return found, resolve_weights(found, w, verb)
 
     return encode(model_dir, dataset, num_train, num_test, seed, batch_size, weights, item_format, root, source,
                   resolve_device(device), pool, locate=locate)

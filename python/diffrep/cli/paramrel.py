@@ -169,8 +169,14 @@ def _task(args) -> int:
 def _eval(args) -> int:
     from .quickstart import SUMMARY, evaluate_representation, format_table
 
+    from ._common import run_data_settings
+
     model, device = _load(args)
-    res = evaluate_representation(model, _dataset(args, model), device, args.eval, args.seed)
+    ds = _dataset(args, model)
+    if not hasattr(ds, "sample_observations_from_factors"):  # as diffrep eval --model and multibeta eval say it
+        raise ValueError(f"--dataset {run_data_settings(args)['dataset']}: has no ground-truth factors "
+                         "(the metrics need them)")
+    res = evaluate_representation(model, ds, device, args.eval, args.seed)
     if args.json:
         Path(args.json).write_text(json.dumps(res.to_json(), indent=2), encoding="utf-8")
     print(format_table([(name, f"{res[key]:.3f}") for name, key in SUMMARY if key in res]))

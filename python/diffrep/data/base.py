@@ -475,5 +475,5 @@ def import_h5py():
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("reading HDF5 files needs h5py: pip install diffrep[h5]") from exc
+        raise ImportError("reading HDF5 files needs h5py: pip install 'diffrep[h5]' (or pip install h5py)") from exc
     return h5py

@@ -25,7 +25,7 @@ Preprocessing (``crop``, ``size``, ``resample``):
 
 The environment is opened read-only without a lock file (``lock=False``), so read-only media work,
 and reopened in each process (DataLoader workers never share a handle across ``fork``). Reading
-needs the ``lmdb`` package (``pip install diffrep[lsun]``).
+needs the ``lmdb`` package (``pip install 'diffrep[lsun]'``).
 
 Item access: ``(image, target)`` with an empty int64 target (LSUN scenes have no labels per image);
 raw images uint8 (n, size, size, 3) 0..255; ``ds[i]`` per ``item_format``.
@@ -59,7 +59,7 @@ def import_lmdb():
     try:
         import lmdb
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("reading LSUN's LMDB files needs the lmdb package: pip install diffrep[lsun] "
+        raise ImportError("reading LSUN's LMDB files needs the lmdb package: pip install 'diffrep[lsun]' "
                           "(or pip install lmdb)") from exc
     return lmdb
 

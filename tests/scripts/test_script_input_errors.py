@@ -1,0 +1,68 @@
+"""The validation scripts the method pages show (docs/methods/multibeta.md, sami.md) answer a wrong recipe,
+config override or folder with argparse's one-line message and exit status 2, before any work: they printed
+a traceback (an unknown recipe, a ConfigError, a missing --load-dir or --run). validate_diffusion_baselines and
+validate_dyga keep an existing record (their default --out was a committed one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from helpers import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASES = [
+    ("validate_multibeta", ["--recipe", "nosuch"], "unknown recipe 'nosuch'"),
+    ("validate_multibeta", ["--model.vae.nosuch", "1"], "config field 'model.vae.nosuch': unknown field"),
+    ("diagnose_multibeta_phase2", ["--load-dir", "{tmp}/none"], "--load-dir {tmp}/none: no multibeta/config.json"),
+    ("validate_sami", ["--recipe", "nosuch"], "unknown recipe 'nosuch'"),
+    ("validate_sami", ["--", "--model.nosuch=1"], "config field 'model.nosuch': unknown field"),
+    ("validate_sami", ["--run", "{tmp}/none"], "{tmp}/none has no recipe.json and no config.yaml"),
+]
+
+
+@pytest.mark.parametrize("script, argv, text", CASES, ids=[f"{s} {' '.join(a)}" for s, a, _ in CASES])
+def test_a_wrong_input_is_a_message(script, argv, text, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main = load_script(script).main
+    with pytest.raises(SystemExit) as exc:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"error: {text.replace('{tmp}', str(tmp_path))}" in err, err  # argparse's "PROG: error: ..." line
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "wrote before refusing"
+
+
+
+@pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga"])
+def test_an_existing_record_is_kept(script, tmp_path, monkeypatch, capsys):
+    # their default --out was a committed, dated record the method pages cite: a run replaced it without a word
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "record.json"
+    record.write_text('{"kept": true}')
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main(["--out", str(record)])
+    assert exc.value.code == 2
+    assert f"error: --out {record} exists (an earlier record); choose another --out or add --overwrite" in \
+        capsys.readouterr().err
+    assert record.read_text() == '{"kept": true}' and sorted(tmp_path.iterdir()) == [record]
+
+
+@pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga"])
+def test_the_default_record_is_a_new_file(script, monkeypatch):
+    """The default --out is no committed record (a new run writes a new file, or is refused by the test above)."""
+    actions = []
+
+    def capture(self, args=None, namespace=None):
+        actions.extend(self._actions)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        load_script(script).main([])
+    default = next(a.default for a in actions if a.dest == "out")
+    assert default.startswith("benches/results/") and not (ROOT / default).exists(), default
