@@ -8,6 +8,8 @@ the machine is. On a machine with a GPU and no network:
     python3 scripts/gpu_check.py --dry-run       # the same plan on the CPU backends at tiny sizes
     python3 scripts/gpu_check.py --dry-run --jobs 2   # ... two steps at a time (dry run only)
     python3 scripts/gpu_check.py --no-build --only 'CUDA tests,bench BFN'   # a rerun of some steps after a fix
+    python3 scripts/gpu_check.py --only 'build,CUDA tests'; python3 scripts/gpu_check.py --no-build
+                                                 # the same run in two commands (each under 10 minutes)
 
 Each step runs in its own process under a time limit (one hang cannot eat the budget), prints its
 progress, and records pass/fail with the first error line. The report is Markdown under
@@ -144,7 +146,7 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
         env_arch = [f"CUDAARCHS={arch}"] if arch else []
         steps.append(Step("build", ["env", *env_arch, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
                                     *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT))],
-                          300, estimate_s=150))
+                          300, estimate_s=90))
     steps.append(Step("build report", _py("-c", _BUILD_REPORT.format(need_cuda=not dry_run)), 20,
                       "" if dry_run else "the CUDA backend is usable: the built module has an image for this GPU", 6))
     # every CUDA test (the default run's: `slow` stays out), the CPU tests of the same files deselected; -rfEs
@@ -417,7 +419,11 @@ def main(argv=None) -> int:
             pool.shutdown(wait=True, cancel_futures=True)
     text = report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
-    path = out_dir / f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}.md"
+    stem = f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}"
+    path, n = out_dir / f"{stem}.md", 1
+    while path.exists():  # a second run of the day (the rest of a split run, a rerun after a fix) keeps the first
+        n += 1
+        path = out_dir / f"{stem}-{n}.md"
     path.write_text(text, encoding="utf-8")
     failed = [r["step"].name for r in results if r["status"] != "pass"]
     print(f"[gpu_check] report: {path}; {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)

@@ -314,3 +314,15 @@ def test_the_docs_table_is_the_plan():
     assert excluded == sorted(gc.EXCLUDED_BENCHES)
     # the page names the steps with short limits
     assert [s.name for s in gc.short_limits(steps)] == ["bench EncDiff + DyGA"] and "the EncDiff + DyGA bench" in text
+
+
+def test_a_second_run_of_the_day_keeps_the_first_report(tmp_path, monkeypatch):
+    """A split run (build and CUDA tests in one command, the rest in a second) or a rerun after a fix writes a
+    new report beside the first: -2, -3, ..."""
+    gc = _load()
+    quick = gc.Step("quick", [sys.executable, "-c", "print('hello')"], 20)
+    monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [quick])
+    for _ in range(3):
+        assert gc.main(["--dry-run", "--out", str(tmp_path)]) == 0
+    first = next(p.name for p in tmp_path.glob("*.md") if not re.search(r"-\d\.md$", p.name))
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted([first, first[:-3] + "-2.md", first[:-3] + "-3.md"])
