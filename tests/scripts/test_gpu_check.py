@@ -326,3 +326,37 @@ def test_a_second_run_of_the_day_keeps_the_first_report(tmp_path, monkeypatch):
         assert gc.main(["--dry-run", "--out", str(tmp_path)]) == 0
     first = next(p.name for p in tmp_path.glob("*.md") if not re.search(r"-\d\.md$", p.name))
     assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted([first, first[:-3] + "-2.md", first[:-3] + "-3.md"])
+
+
+class _Parsed(Exception):
+    """Raised by the patched parse_args once a bench's command line parsed: the bench stops before any work."""
+
+
+def test_every_bench_parses_its_gpu_command_line(monkeypatch):
+    """The GPU sizes are never run here (the dry run passes the tiny ones), so a typo in a GPU-only argument would
+    first fail on the lent machine: each planned bench's main parses the real plan's arguments, in this process,
+    with its parser stopped right after parsing (an unknown flag or a bad value exits 2 with argparse's message)."""
+    import argparse
+
+    gc = _load()
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _Parsed(parse(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    checked = []
+    for dry_run in (False, True):
+        for step in gc.plan(dry_run=dry_run, arch="90", build=False):
+            script = next((a for a in step.argv if a.startswith("benches/")), None)
+            if script is None:
+                continue
+            argv = step.argv[step.argv.index(script) + 1:]
+            monkeypatch.setattr(sys, "argv", [script, *argv])
+            with pytest.raises(_Parsed) as parsed:
+                _bench(Path(script).stem).main()
+            ns = vars(parsed.value.args[0])
+            assert ns["device"] in ("cuda", ["cuda"]) if not dry_run else ns["device"] in ("cpu", ["cpu"]), script
+            checked.append(script)
+    assert len(checked) == 2 * len({a for s in gc.plan(dry_run=False, arch="90", build=False) for a in s.argv
+                                    if a.startswith("benches/")})
