@@ -147,11 +147,11 @@ def test_only_runs_the_named_steps_and_refuses_an_unknown_name(tmp_path, monkeyp
     """``--only`` (a rerun after a fix) through ``main``: the dry run of two cheap steps, each in its own process."""
     gc = _load()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert gc.main(["--dry-run", "--jobs", "2", "--only", "build report,bench mmd", "--out", str(tmp_path)]) == 0
+    assert gc.main(["--dry-run", "--jobs", "2", "--only", "build report,bench GUIDANCE", "--out", str(tmp_path)]) == 0
     text = next(tmp_path.glob("gpu_check_dryrun_*.md")).read_text()
     rows = [line.split(" | ")[0][2:] for line in text.split("## Targets")[0].splitlines() if line.startswith("| ")][1:]
-    assert rows == ["build report", "bench MMD"]
-    assert "| bench MMD | pass |" in text and "## Limits" in text
+    assert rows == ["build report", "bench guidance"]
+    assert "| bench guidance | pass |" in text and "## Limits" in text
     with pytest.raises(SystemExit) as e:
         gc.main(["--dry-run", "--only", "bench MMD,no such step", "--out", str(tmp_path)])
     assert e.value.code == 2 and "no such step matches no step" in capsys.readouterr().err
