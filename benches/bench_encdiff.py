@@ -43,9 +43,13 @@ def main():
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--n", type=int, default=20000, help="points per unit for the refresh row (issue: 100000)")
     ap.add_argument("--sample-batch", type=int, default=2)
+    ap.add_argument("--ddim-steps", type=int, default=100, help="DDIM steps of the ddim row (the paper's 100; "
+                    "fewer for a quick check of the code path, scripts/gpu_check.py --dry-run)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "refresh", "ddim"])
     args = ap.parse_args()
+    if args.ddim_steps < 1:
+        ap.error(f"--ddim-steps must be >= 1, got {args.ddim_steps}")
     dev = torch.device(args.device)
     print(banner(dev, f"load {load_average()}"))
     g = torch.Generator().manual_seed(0)
@@ -105,16 +109,17 @@ def main():
 
         def ddim():
             with torch.no_grad():
-                m.from_latent(m._ddim(tok, zT, 100))
+                m.from_latent(m._ddim(tok, zT, args.ddim_steps))
 
         def bare():
             with torch.no_grad():
-                for _ in range(100):
+                for _ in range(args.ddim_steps):
                     m.unet(zT, t, context=tok)
 
         t0 = time.perf_counter()
         td, tb = interleaved_medians([ddim, bare], dev, max(1, args.repeat - 1), budget=30.0)
-        print(f"ddim    batch {args.sample_batch:4d}  DDIM-100 + decode {td:8.2f} s  100 U-Net forwards {tb:8.2f} s  "
+        print(f"ddim    batch {args.sample_batch:4d}  DDIM-{args.ddim_steps} + decode {td:8.2f} s  {args.ddim_steps} U-Net "
+              f"forwards {tb:8.2f} s  "
               f"ratio {td / tb:5.2f}  (wall {time.perf_counter() - t0:.0f} s)")
 
 

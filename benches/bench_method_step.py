@@ -4,7 +4,8 @@ Builds the recipe's model (no dataset files needed: batches are uniform random i
 recipe's shape, so the timing is the real one and the loss is not meaningful), runs ``--warmup``
 untimed steps, then ``--steps`` timed ones (loss, backward, AdamW step) and prints one row per recipe:
 median ms/step, images/s and peak CUDA memory. bf16 autocast on CUDA, as the trainer does; float32 on
-the CPU. For the VQ-GAN the autoencoder step is timed (its discriminator has its own optimiser).
+the CPU. For the VQ-GAN the autoencoder step is timed (its discriminator has its own optimiser); without a local
+LPIPS weight file its perceptual network runs with random weights (the same cost; the row says so).
 
     python benches/bench_method_step.py --device cuda                       # the paper recipes
     python benches/bench_method_step.py --recipes paramrel/digits sami/disks-cpu --batch 2 --steps 2
@@ -51,12 +52,32 @@ def build_model(model_cfg) -> torch.nn.Module:
     raise ValueError(f"no model class takes a {type(model_cfg).__name__}")
 
 
+def lpips_stand_in(model) -> bool:
+    """A VQ-GAN whose LPIPS term has no weight file given (neither ``perceptual_weights`` nor
+    ``$DIFFREP_LPIPS_WEIGHTS``; a lent GPU machine without network has none): its perceptual network gets random
+    weights instead, the same VGG16 and linear layers (diffrep.nn.lpips), so the step costs the same; the loss is
+    not meaningful here anyway. A file that was named is still loaded (a wrong path stays an error). True when
+    the stand-in was used."""
+    import os
+
+    from diffrep.nn.lpips import LPIPS, LPIPS_ENV
+
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "perceptual_weight", 0) <= 0 or getattr(model, "_lpips", None) != []:
+        return False
+    if cfg.perceptual_weights or os.environ.get(LPIPS_ENV):
+        return False
+    model._lpips.append(LPIPS())  # VQAutoencoder.perceptual uses the network in this list (loaded on first use)
+    return True
+
+
 def time_recipe(name: str, device: torch.device, batch: int | None, steps: int, warmup: int) -> dict:
     from diffrep.recipes import get_recipe
 
     cfg = get_recipe(name).make_config()
     torch.manual_seed(0)
     model = build_model(cfg.model).to(device).train()
+    random_lpips = lpips_stand_in(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.train.lr)
     B = batch or cfg.train.batch_size
@@ -80,7 +101,8 @@ def time_recipe(name: str, device: torch.device, batch: int | None, steps: int, 
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return {"recipe": name, "batch": B, "image": [C, S, S], "ms_per_step": ms, "images_per_s": B / ms * 1e3,
             "peak_gib": peak, "params_m": sum(p.numel() for p in params) / 1e6,
-            "dtype": "bf16 autocast" if device.type == "cuda" else "float32"}
+            "dtype": ("bf16 autocast" if device.type == "cuda" else "float32")
+            + (", LPIPS with random weights (no weight file here)" if random_lpips else "")}
 
 
 def main(argv=None) -> int:

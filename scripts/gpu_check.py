@@ -7,13 +7,21 @@ the machine is. On a machine with a GPU and no network:
     python3 scripts/gpu_check.py --no-build      # diffrep already installed
     python3 scripts/gpu_check.py --dry-run       # the same plan on the CPU backends at tiny sizes
     python3 scripts/gpu_check.py --dry-run --jobs 2   # ... two steps at a time (dry run only)
+    python3 scripts/gpu_check.py --no-build --only 'CUDA tests,bench BFN'   # a rerun of some steps after a fix
+    python3 scripts/gpu_check.py --only 'build,CUDA tests'; python3 scripts/gpu_check.py --no-build
+                                                 # the same run in two commands (each under 10 minutes)
 
 Each step runs in its own process under a time limit (one hang cannot eat the budget), prints its
 progress, and records pass/fail with the first error line. The report is Markdown under
 ``benches/results/`` named with the GPU model and the date; it holds every step's output (the bench
 tables carry the native/eager ratios and the bandwidth against a copy measured in the same run).
-The steps after the build fit in 8 minutes on an H100: their limits add up to at most
-``PLAN_LIMIT_S`` = 480 s (a test checks the sum). The build has its own limit (300 s); where the
+On a machine whose files do not come back (a lent GPU machine), point ``--out`` at the folder that does.
+The plan and each step's limit and expected time: docs/build.md#gpu-check. The CUDA test step runs
+the CUDA tests of every test file that can hold one (``cuda_test_files``), the other tests of those
+files deselected by this file's pytest hook (``-p gpu_check``). Every bench of benches/ runs with
+``--device cuda``, except the ones ``EXCLUDED_BENCHES`` lists with the reason (a test checks that no
+bench is in neither). The steps after the build fit in 8 minutes on an H100: their limits add up to
+at most ``PLAN_LIMIT_S`` = 480 s (a test checks the sum). The build has its own limit (300 s); where the
 CUDA module can be built beforehand (nvcc needs no GPU: ``CUDAARCHS=90 pip install ...``), run
 ``--no-build`` on the GPU machine. ``--budget`` scales every step's limit; the dry run multiplies
 them by ``DRY_RUN_SLACK`` (a shared CPU box imports torch more slowly than a GPU machine runs a step).
@@ -30,6 +38,7 @@ import datetime
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -50,69 +59,175 @@ class Step:
     argv: list[str]
     limit_s: float
     target: str = ""  # what the step's numbers are held against (docs/kernels/*.md)
+    estimate_s: float = 0.0  # the expected time on an H100 (a guess until a GPU has run it; 0: not estimated)
+    env: dict = dataclasses.field(default_factory=dict)  # added to the environment; PYTHONPATH is prepended
 
 
 def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+#: benches/*.py left out of the plan, each with why: a GPU adds nothing to it, or another step's rows hold its
+#: GPU numbers (tests/scripts/test_gpu_check.py fails on a bench that is neither planned nor listed here)
+EXCLUDED_BENCHES = {
+    "bench_data.py": "data loading on the CPU (batched loader, DataLoader workers, procedural dSprites): it has no "
+                     "device code path, and the loader's host-to-device copy is timed by bench_train_step.py",
+    "bench_paramrel_celeba64.py": "a 300-step ParamReL CelebA-64 run (loss trend, JSON under benches/results/): its "
+                                  "bf16 step time at the recipe's batch is the paramrel/celeba64 row of "
+                                  "bench_method_step.py",
+    "fid_dsprites.py": "FID/KID/PRDC of two dSprites splits through the FID Inception: needs the Inception weights "
+                       "(not on a machine without network) and appends a result record; the Inception throughput "
+                       "on the GPU is a row of bench_generation.py, the PRDC kernel too",
+}
+
+#: test files that test this script itself: they run no CUDA code, and the dry run in them would recurse
+_SELF_TESTS = re.compile(r"\bgpu_check\b")
+#: a function that takes the conftest ``device`` fixture (parametrised over every usable device, CUDA included)
+_TAKES_DEVICE = re.compile(r"^\s*def \w+\([^)]*\bdevice\b", re.M)
+
+
+def cuda_test_files(root: Path = ROOT) -> list[str]:
+    """The test files that can hold a CUDA test, relative to ``root``: every ``tests/**/test_*.py`` that names
+    CUDA (a skip without a GPU, the ``cuda`` marker, a ``"cuda"`` device, a ``*_cuda`` file) or has a function
+    taking a ``device`` argument (the conftest fixture runs each such test on every usable device). Generous on
+    purpose: the ``-p gpu_check`` hook below keeps only the CUDA tests of these files, so a file too many costs
+    its import, a file too few loses its CUDA tests."""
+    out = []
+    for p in sorted((root / "tests").rglob("test_*.py")):
+        text = p.read_text(encoding="utf-8")
+        if _SELF_TESTS.search(text):
+            continue
+        if "cuda" in text.lower() or _TAKES_DEVICE.search(text):
+            out.append(p.relative_to(root).as_posix())
+    return out
+
+
+def is_cuda_test(item) -> bool:
+    """A collected pytest item that exercises CUDA: 'cuda' in its node id (a ``*_cuda.py`` file, a test named
+    for CUDA, a ``[cuda]`` device parameter), the ``cuda`` marker, or a skipif whose reason names CUDA or a GPU
+    (a test that needs no GPU is kept too and skips on the GPU machine: cheap, and never a CUDA test lost)."""
+    if "cuda" in item.nodeid.lower() or item.get_closest_marker("cuda") is not None:
+        return True
+    return any(re.search(r"cuda|gpu", str(m.kwargs.get("reason", "")), re.I) for m in item.iter_markers("skipif"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """pytest hook, active only where pytest loads this file as a plugin (``-p gpu_check``, with scripts/ on
+    PYTHONPATH: the CUDA test step): keep the CUDA tests of the collected files, deselect the rest, so the GPU
+    machine runs every CUDA test and none of the CPU suite."""
+    keep, dropped = [], []
+    for it in items:
+        (keep if is_cuda_test(it) else dropped).append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+# `diffrep info`, then which diffrep the steps import and whether its CUDA backend is usable. On the GPU a step
+# that fails here says why every CUDA test would skip (a diffrep without the built _cuda module on the path, e.g.
+# PYTHONPATH pointing at the source tree; a build without an image for this GPU), where the tests would just pass.
+_BUILD_REPORT = ("import sys, diffrep; from diffrep.cli import main; main(['info']); ok = diffrep.cuda_available(); "
+                 "why = diffrep.info()['modules']['_cuda'].get('reason'); "
+                 "print(f'gpu_check: diffrep from {{diffrep.__file__}}: CUDA backend ' + ('usable' if ok else f'not usable: {{why}}')); "
+                 "sys.exit(1 if {need_cuda} and not ok else 0)")
+
+
+# The steps after the build, in order of value: the CUDA tests first (a failing one is a bug to fix before any
+# timing), then the benches of the issue's named GPU targets (issue 24), then the method step times, then the
+# other benches. Each limit is about twice the step's estimated time on an H100 (estimate_s: a guess from the
+# sizes until a GPU has run it; a fresh machine's first torch import is slow, hence the build report's 20 s);
+# the limits add up to PLAN_LIMIT_S = 480 s. A limit under 1.5x its estimate is reported as short.
 def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
     """The steps, in order. ``dry_run`` swaps CUDA for the CPU backends and sizes for tiny ones."""
     dev = "cpu" if dry_run else "cuda"
+    tiny = dry_run
     steps: list[Step] = []
     if build:
         env_arch = [f"CUDAARCHS={arch}"] if arch else []
         steps.append(Step("build", ["env", *env_arch, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
                                     *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT))],
-                          300))
-    steps.append(Step("build report", _py("-m", "diffrep.cli", "info"), 12))
-    tests = ["tests/ops"] if not dry_run else ["tests/ops/test_bfn_cuda.py", "tests/ops/test_metric_kernels_cuda.py",
-                                               "tests/ops/test_knn_cuda.py"]
+                          300, estimate_s=90))
+    steps.append(Step("build report", _py("-c", _BUILD_REPORT.format(need_cuda=not dry_run)), 20,
+                      "" if dry_run else "the CUDA backend is usable: the built module has an image for this GPU", 6))
+    # every CUDA test (the default run's: `slow` stays out), the CPU tests of the same files deselected; -rfEs
+    # lists each failure, error and skip at the end (the report keeps the output's tail); a file that fails to
+    # import (a package missing on the GPU machine) costs its own tests only, and fails the step
     steps.append(Step("CUDA tests" if not dry_run else "CUDA tests (collected; they skip without a GPU)",
-                      _py("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests), 100))
-    tiny = dry_run
+                      _py("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check", "--tb=short", "-rfEs",
+                          "--continue-on-collection-errors",
+                          *cuda_test_files()),
+                      85, "every CUDA test passes", estimate_s=45, env={"PYTHONPATH": str(ROOT / "scripts")}))
     steps += [
         Step("bench BFN", _py("benches/bench_bfn.py", "--device", dev, "--repeat", "2" if tiny else "10",
-                              *(["--sizes", "1e4"] if tiny else ["--sizes", "1e6", "1.6e7", "6.4e7"])), 60,
-             "elementwise ops >= 70% of copy bandwidth at >= 16M elements; discretised loss >= 10x eager"),
+                              *(["--sizes", "1e4"] if tiny else ["--sizes", "1e6", "1.6e7", "6.4e7"])), 45,
+             "elementwise ops >= 70% of copy bandwidth at >= 16M elements; discretised loss >= 10x eager", 25),
         Step("bench guidance", _py("benches/bench_guidance.py", "--device", dev,
-                                   *(["--B", "16", "--D", "8", "--repeat", "2"] if tiny else [])), 25,
-             "fused vs autograd at B = 512, D = 256, S = 1 and 8"),
+                                   *(["--B", "16", "--D", "8", "--repeat", "2"] if tiny else [])), 15,
+             "fused vs autograd at B = 512, D = 256, S = 1 and 8", 6),
         Step("bench MMD", _py("benches/bench_mmd.py", "--device", dev,
-                              *(["--sizes", "64", "--repeat", "1"] if tiny else ["--sizes", "1024,4096"])), 25,
-             ">= 5x eager at N = M = 4096, d = 32"),
-        Step("bench HDDC", _py("benches/bench_hddc.py", "--device", dev, "--skip-sklearn",
+                              *(["--sizes", "64", "--repeat", "1"] if tiny else ["--sizes", "1024,4096"])), 15,
+             ">= 5x eager at N = M = 4096, d = 32", 6),
+        # the target's model only: the full-covariance model's fits at n = 100k would double an unknown time
+        Step("bench HDDC", _py("benches/bench_hddc.py", "--device", dev, "--skip-sklearn", "--models", "AkjBkQkDk",
                                *(["--U", "2", "--n", "200", "--d", "4", "--K", "2", "--Kmax", "4", "--iters", "2"]
                                  if tiny else ["--U", "20", "--n", "100000", "--d", "32", "--K", "8", "--Kmax", "32"])),
-             30, "U = 20, n = 100k, d = 32, K 8 -> 32 within 1 s"),
-        Step("bench SAMI step", _py("benches/bench_sami_step.py", "--device", dev, "--models", "disks-cpu",
+             25, "U = 20, n = 100k, d = 32, K 8 -> 32 within 1 s", 8),
+        Step("bench metric kernels", _py("benches/bench_metrics.py", "--device", dev,
+                                         "--skip", "fast,parity,reference,tad", *(["--scale", "0.02"] if tiny else [])),
+             25, "metric kernels faster than on the CPU", 12),
+        Step("bench generation", _py("benches/bench_generation.py", "--device", dev,
+                                     *(["--n", "300", "--d", "32", "--twin-n", "100", "--prdc-n", "200",
+                                        "--skip", "strict,fid", "--images", "2"] if tiny else
+                                       ["--n", "20000", "--twin-n", "5000", "--prdc-n", "5000", "--skip", "strict",
+                                        "--images", "500"])), 40,
+             "kNN radii/counts (PRDC) vs the eager twin and the prdc package, d = 2048; Inception images/s", 20),
+        Step("bench SAMI step", _py("benches/bench_sami_step.py", "--device", dev, "--models", "disks-cpu", "halfunet64",
                                     *(["--reps", "1", "--warmup", "0", "--batch", "2", "--samples", "1"] if tiny
-                                      else ["--models", "disks-cpu", "halfunet64"])), 35,
-             "SAMI training step with and without the fused guidance op"),
+                                      else [])), 20,
+             "SAMI training step with and without the fused guidance op", 10),
         Step("method step times (bf16)", _py("benches/bench_method_step.py", "--device", dev,
                                              *(["--recipes", "paramrel/digits", "sami/disks-cpu", "bfn/digits",
                                                 "vq/toy-cpu", "vae/beta-vae-cpu", "diffae/shapes3d-cpu",
                                                 "infodiffusion/shapes3d-cpu", "disdiff/shapes3d-cpu",
                                                 "encdiff/shapes3d-cpu", "--batch", "2", "--steps", "1", "--warmup", "0"]
-                                               if tiny else ["--steps", "5", "--warmup", "2"])), 58,
-             "one training step of each method's paper recipe: ms/step, images/s, peak memory"),
+                                               if tiny else ["--steps", "5", "--warmup", "2"])), 60,
+             "one training step of each method's paper recipe: ms/step, images/s, peak memory", 40),
         Step("multibeta phase step times", _py("benches/bench_multibeta.py", "--device", dev,
                                                *(["--recipes", "multibeta/dsprites-cpu", "--batch", "2", "--repeat", "1",
                                                   "--budget", "1"] if tiny else
                                                  ["--recipes", "multibeta/dsprites-cpu", "multibeta/shapes3d",
-                                                  "multibeta/celeba64", "multibeta/celebahq256", "--batch", "16"])), 35,
-             "multi-beta VAE: phase-1 vs phase-2 vs beta-VAE step, side by side"),
-        Step("bench generation", _py("benches/bench_generation.py", "--device", dev,
-                                     *(["--n", "300", "--d", "32", "--twin-n", "100", "--prdc-n", "200",
-                                        "--skip", "strict,fid", "--images", "2"] if tiny else
-                                       ["--n", "20000", "--twin-n", "5000", "--prdc-n", "5000", "--skip", "strict",
-                                        "--images", "500"])), 60,
-             "kNN radii/counts (PRDC) vs the eager twin and the prdc package, d = 2048; Inception images/s"),
-        Step("bench metric kernels", _py("benches/bench_metrics.py", "--device", dev,
-                                         "--skip", "fast,parity,reference,tad", *(["--scale", "0.02"] if tiny else [])),
-             35, "metric kernels faster than on the CPU"),
+                                                  "multibeta/celeba64", "multibeta/celebahq256", "--batch", "16",
+                                                  "--repeat", "3", "--budget", "4"])), 30,
+             "multi-beta VAE: phase-1 vs phase-2 vs beta-VAE step, side by side", 18),
+        # issue 19's sizes on a GPU (batch 512, 100k points per unit); float32: the bench has no autocast
+        Step("bench EncDiff + DyGA", _py("benches/bench_encdiff.py", "--device", dev,
+                                         *(["--batch", "2", "--units", "2", "--n", "200", "--sample-batch", "1",
+                                            "--ddim-steps", "2", "--repeat", "1"] if tiny else
+                                           ["--batch", "512", "--n", "100000", "--repeat", "1"])), 40,
+             "EncDiff step with vs without DyGA + Skip Dropout; DyGA refresh; DDIM-100", 28),
+        Step("diffusion baselines vs bare U-Net (bf16)",
+             _py("benches/bench_diffusion_baselines.py", "--device", dev, "--rounds", "3",
+                 *(["--batch", "2", "--budget", "1", "--recipes", "diffae/shapes3d-cpu", "infodiffusion/shapes3d-cpu",
+                    "disdiff/shapes3d-cpu"] if tiny else
+                   ["--budget", "3", "--recipes", "diffae/celeba64", "infodiffusion/celeba64", "disdiff/shapes3d",
+                    "disdiff/shapes3d-dyga"])), 30,
+             "DiffAE, InfoDiffusion, DisDiff (and DyGA) step vs a bare DDPM step of the same U-Net", 20),
+        Step("VAE baselines step times", _py("benches/bench_vae.py", "--device", dev, "--rounds", "3",
+                                             *(["--batch", "2", "--budget", "1"] if tiny else
+                                               ["--batch", "64", "--budget", "4"])), 15,
+             "every VAE-family baseline's step, side by side (float32)", 8),
+        Step("trainer step breakdown", _py("benches/bench_train_step.py", "--device", dev,
+                                           *(["--workers", "0", "2", "--steps", "1", "--warmup", "1", "--batch", "2",
+                                              "--image", "16"] if tiny else
+                                             ["--workers", "0", "4", "--steps", "20", "--warmup", "5"])), 15,
+             "Trainer loop on the device: data, forward, backward, optimizer ms/step", 8),
     ]
     return steps
+
+
+def short_limits(steps: list[Step]) -> list[Step]:
+    """The steps whose limit is under 1.5x their estimated time: the ones a slow GPU machine may cut off."""
+    return [s for s in steps if s.estimate_s and s.limit_s < 1.5 * s.estimate_s]
 
 
 def plan_limit_s(steps: list[Step]) -> float:
@@ -121,9 +236,10 @@ def plan_limit_s(steps: list[Step]) -> float:
 
 
 def _first_error(text: str) -> str:
-    """The first exception line, failed test or error message; else the last line of output."""
+    """The first exception line, failed test, failed bench row ('recipe FAILED: ...') or error message; else the
+    last line of output."""
     for line in text.splitlines():
-        if re.match(r"\s*(E\s+)?[\w.]*(Error|Exception)\b.*:|\s*FAILED |.*\berror: ", line):
+        if re.match(r"\s*(E\s+)?[\w.]*(Error|Exception)\b.*:|\s*FAILED |.*\bFAILED: |.*\berror: ", line):
             return line.strip()[:300]
     return text.strip().splitlines()[-1][:300] if text.strip() else "(no output)"
 
@@ -131,18 +247,31 @@ def _first_error(text: str) -> str:
 def run_step(step: Step, scale: float, env: dict) -> dict:
     limit = max(MIN_LIMIT_S, step.limit_s * scale)
     print(f"[gpu_check] {step.name} (limit {limit:.0f} s): {' '.join(step.argv)}", flush=True)
+    env = dict(env)
+    for k, v in step.env.items():
+        env[k] = v + os.pathsep + env[k] if k == "PYTHONPATH" and env.get(k) else v
     t0 = time.perf_counter()
+    # its own process group, so that a step over its limit is killed with its children (pytest workers,
+    # DataLoader workers) and none of them keeps the GPU or the output pipe; stderr joins stdout in order
+    proc = subprocess.Popen(step.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True)
     try:
-        proc = subprocess.run(step.argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit)
-        out = proc.stdout + proc.stderr
+        out, _ = proc.communicate(timeout=limit)
         status = "pass" if proc.returncode == 0 else f"fail (exit {proc.returncode})"
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:  # what it printed before the limit (a retried communicate loses none of it)
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a child that left the group still holds the pipe
+            out = "(output lost: a process the step started outlived it and holds its output)"
         status = f"fail (over its {limit:.0f} s limit)"
+    except BaseException:  # Ctrl-C: the step's group is not in the terminal's, so end it here
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     secs = time.perf_counter() - t0
     print(f"[gpu_check]   {step.name}: {status} in {secs:.1f} s", flush=True)
-    return {"step": step, "status": status, "seconds": secs, "output": out,
-            "first_error": "" if status == "pass" else _first_error(out)}
+    return {"step": step, "status": status, "seconds": secs, "limit_s": limit, "output": out or "",
+            "first_error": "" if status == "pass" else _first_error(out or "")}
 
 
 def gpu_name() -> str:
@@ -225,6 +354,13 @@ def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float) -> s
     lines += ["", "## Targets" + (" (dry run: CPU numbers at tiny sizes, not the GPU targets)" if dry_run else ""), "",
               "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(outputs)]
+    short = {s.name for s in short_limits([r["step"] for r in results])}
+    lines += ["", "## Limits", "", "Each step ran under its own time limit; the estimate is the expected time on an "
+              "H100 (a guess until a GPU has run the plan). Short limits (under 1.5x the estimate; a slow machine may "
+              "cut these steps off first): " + (", ".join(sorted(short)) or "none") + ".", "",
+              "| step | limit s | H100 estimate s | seconds |", "|---|---|---|---|"]
+    lines += [f"| {r['step'].name}{' (short)' if r['step'].name in short else ''} | {r['limit_s']:.0f} | "
+              f"{r['step'].estimate_s or '-'} | {r['seconds']:.1f} |" for r in results]
     for r in results:
         lines += ["", f"## {r['step'].name}", "", "`" + " ".join(r["step"].argv) + "`", "", "```",
                   r["output"].rstrip()[-12000:], "```"]
@@ -240,6 +376,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"), help="folder for the report")
     ap.add_argument("--jobs", type=int, default=1,
                     help="dry run only: run up to this many steps at once (a real run times its benches: one at a time)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated parts of step names (any case): run only the steps whose name holds one, "
+                         "e.g. --only 'build,CUDA tests' to rebuild and rerun the CUDA tests after a fix")
     args = ap.parse_args(argv)
     if args.budget <= 0:
         ap.error(f"--budget must be > 0, got {args.budget}")
@@ -263,6 +402,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     scale = args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0)
     steps = plan(args.dry_run, arch, build=not (args.no_build or args.dry_run))
+    if args.only is not None:
+        wanted = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+        unknown = [w for w in wanted if not any(w in s.name.lower() for s in steps)]
+        if not wanted or unknown:
+            ap.error(f"--only {args.only!r}: {', '.join(unknown) or 'no name'} matches no step; the steps: "
+                     + "; ".join(s.name for s in steps))
+        steps = [s for s in steps if any(w in s.name.lower() for w in wanted)]
     if args.jobs == 1:
         results = [run_step(s, scale, env) for s in steps]
     else:  # map keeps the plan's order; Ctrl-C cancels the steps not yet started
@@ -273,7 +419,11 @@ def main(argv=None) -> int:
             pool.shutdown(wait=True, cancel_futures=True)
     text = report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
-    path = out_dir / f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}.md"
+    stem = f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}"
+    path, n = out_dir / f"{stem}.md", 1
+    while path.exists():  # a second run of the day (the rest of a split run, a rerun after a fix) keeps the first
+        n += 1
+        path = out_dir / f"{stem}-{n}.md"
     path.write_text(text, encoding="utf-8")
     failed = [r["step"].name for r in results if r["status"] != "pass"]
     print(f"[gpu_check] report: {path}; {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)

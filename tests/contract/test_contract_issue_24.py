@@ -56,9 +56,12 @@ def test_real_plan_builds_for_the_local_architecture_then_runs_every_cuda_test(g
     i = build.argv.index("pip")
     assert build.argv[i:i + 4] == ["pip", "install", "--no-build-isolation", "--no-deps"]
     tests = next(s for s in steps if s.name == "CUDA tests")
-    assert "tests/ops" in tests.argv
-    # every CUDA test file lives under tests/ops, so "tests/ops" runs them all
-    assert all(p.parent.name == "ops" for p in ROOT.glob("tests/**/test_*cuda*.py"))
+    assert steps.index(tests) == 2  # right after the build and its report: a failing CUDA test comes first
+    # every CUDA test: the files that hold one, wherever they live (tests/ops, tests/contract, ...), their other
+    # tests deselected by gpu_check's pytest hook
+    assert "-p" in tests.argv and "gpu_check" in tests.argv
+    assert {p.relative_to(ROOT).as_posix() for p in ROOT.glob("tests/**/test_*cuda*.py")} <= set(tests.argv)
+    assert "tests/contract/test_contract_issue_02.py" in tests.argv  # its @pytest.mark.cuda test
 
 
 def test_benches_run_on_cuda_and_every_method_family_gets_a_bf16_step(gc):

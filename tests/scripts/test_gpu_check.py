@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def _load():
 def test_plan_covers_build_tests_and_every_gpu_bench():
     gc = _load()
     names = [s.name for s in gc.plan(dry_run=False, arch="90", build=True)]
-    assert names[0] == "build" and "CUDA tests" in names
+    assert names[0] == "build" and names[1:3] == ["build report", "CUDA tests"]  # the CUDA tests first
     assert {"bench BFN", "bench guidance", "bench MMD", "bench HDDC", "bench SAMI step", "method step times (bf16)",
             "bench generation", "bench metric kernels"} <= set(names)
     # the steps after the build fit in 8 minutes on an H100 (issue 24), with or without a build step
@@ -28,11 +29,13 @@ def test_plan_covers_build_tests_and_every_gpu_bench():
         steps = gc.plan(dry_run=False, arch="90", build=build)
         assert gc.plan_limit_s(steps) <= gc.PLAN_LIMIT_S == 480
         assert sum(s.limit_s for s in steps) - gc.plan_limit_s(steps) == (300 if build else 0)
+        assert all(s.estimate_s > 0 for s in steps)  # every limit is held against an estimate
     real = {s.name: s.argv for s in gc.plan(dry_run=False, arch="90", build=False)}
-    assert real["CUDA tests"][-1] == "tests/ops"  # every CUDA test, the kNN ones included
     dry = {s.name: s.argv for s in gc.plan(dry_run=True, arch=None, build=False)}
     collected = dry["CUDA tests (collected; they skip without a GPU)"]
-    assert {"tests/ops/test_bfn_cuda.py", "tests/ops/test_metric_kernels_cuda.py", "tests/ops/test_knn_cuda.py"} <= set(collected)
+    assert [a for a in collected if a.startswith("tests/")] == [a for a in real["CUDA tests"] if a.startswith("tests/")]
+    assert {"tests/ops/test_bfn_cuda.py", "tests/ops/test_metric_kernels_cuda.py", "tests/ops/test_knn_cuda.py",
+            "tests/ops/test_hddc_cuda.py", "tests/contract/test_contract_issue_02.py"} <= set(collected)
     assert all((ROOT / t).is_file() for t in collected if t.startswith("tests/"))
     for name in ("bench generation", "bench metric kernels"):
         assert real[name][real[name].index("--device") + 1] == "cuda"
@@ -42,9 +45,122 @@ def test_plan_covers_build_tests_and_every_gpu_bench():
                for s in gc.plan(dry_run=True, arch=None, build=False))
 
 
+def _benches() -> set[str]:
+    """The runnable scripts of benches/ (harness.py is a library: no __main__ block)."""
+    return {p.name for p in (ROOT / "benches").glob("*.py") if 'if __name__ == "__main__"' in p.read_text()}
+
+
+def test_every_bench_is_planned_on_cuda_or_excluded_with_a_reason():
+    """A new bench cannot be skipped silently: each one runs in the plan with ``--device cuda`` (and with
+    ``--device cpu`` in the dry run), or EXCLUDED_BENCHES says why not."""
+    gc = _load()
+    benches = _benches()
+    assert {"bench_bfn.py", "bench_data.py", "fid_dsprites.py", "bench_vae.py"} <= benches and "harness.py" not in benches
+
+    def planned(steps):
+        return {Path(a).name: s.argv for s in steps for a in s.argv if a.startswith("benches/")}
+
+    real = planned(gc.plan(dry_run=False, arch="90", build=False))
+    dry = planned(gc.plan(dry_run=True, arch=None, build=False))
+    missing = benches - set(real) - set(gc.EXCLUDED_BENCHES)
+    assert not missing, f"benches neither in gpu_check's plan nor in its EXCLUDED_BENCHES: {sorted(missing)}"
+    assert not set(real) & set(gc.EXCLUDED_BENCHES)
+    assert set(gc.EXCLUDED_BENCHES) <= benches  # no stale entry
+    assert all(len(why) > 40 for why in gc.EXCLUDED_BENCHES.values())
+    assert set(dry) == set(real)  # the dry run runs every planned bench
+    for name, argv in real.items():
+        assert argv[argv.index("--device") + 1] == "cuda", name
+        assert dry[name][dry[name].index("--device") + 1] == "cpu", name
+        assert "--device" in (ROOT / "benches" / name).read_text(), name
+
+
+def _skips_without_a_gpu(text: str) -> bool:
+    """A test file with a test that runs only where CUDA is usable, found by its own patterns (not gpu_check's):
+    a skipif on a CUDA check, the cuda marker, a pytest.skip under a CUDA check, a device list holding "cuda",
+    or a test taking the conftest ``device`` fixture."""
+    return bool(re.search(r"skipif\(\s*not\b[^\n]*(cuda|gpu)", text, re.I)
+                or re.search(r"mark\.cuda\b", text)
+                or re.search(r"if not [^\n]*cuda[^\n]*:\s*\n\s*pytest\.skip\(", text)
+                or re.search(r"DEVICES\s*=.*[\"']cuda[\"']", text)
+                or re.search(r"^def test_\w+\([^)]*\bdevice\b", text, re.M))
+
+
+def test_cuda_test_selection_holds_every_file_with_a_test_that_skips_without_a_gpu():
+    gc = _load()
+    selected = {a for a in gc.plan(dry_run=False, arch="90", build=False)[1].argv if a.startswith("tests/")}
+    files = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("tests/**/test_*.py")
+             if _skips_without_a_gpu(p.read_text(encoding="utf-8"))}
+    files.discard("tests/scripts/test_gpu_check.py")
+    files.discard("tests/contract/test_contract_issue_24.py")  # they test this script, with no CUDA code
+    assert {"tests/ops/test_bfn_cuda.py", "tests/ops/test_bfn_cdf_tails.py", "tests/contract/test_contract_issue_02.py",
+            "tests/contract/test_contract_issue_04.py", "tests/ops/test_guidance.py"} <= files  # the patterns work
+    assert files <= selected, sorted(files - selected)
+    assert not any("gpu_check" in (ROOT / f).read_text() for f in selected)  # the dry run would run itself
+
+
+class _Marker:
+    def __init__(self, name, reason=""):
+        self.name, self.kwargs = name, {"reason": reason}
+
+
+class _Item:
+    """What is_cuda_test reads of a pytest item: its node id and markers."""
+
+    def __init__(self, nodeid, *markers):
+        self.nodeid, self.markers = nodeid, markers
+
+    def get_closest_marker(self, name):
+        return next((m for m in self.markers if m.name == name), None)
+
+    def iter_markers(self, name):
+        return (m for m in self.markers if m.name == name)
+
+
+def test_the_pytest_hook_keeps_the_cuda_tests_and_deselects_the_rest():
+    gc = _load()
+    cases = {"tests/ops/test_knn_cuda.py::test_radii[1-2]": True,  # a CUDA file
+             "tests/ops/test_mmd.py::test_grad[cuda-rbf]": True,  # the device fixture's CUDA parameter
+             "tests/ops/test_mmd.py::test_grad[cpu-rbf]": False,
+             "tests/contract/test_contract_issue_02.py::test_ops_equal": False}
+    items = [_Item(n) for n in cases]
+    items += [_Item("tests/a/test_x.py::test_marked", _Marker("cuda")),
+              _Item("tests/a/test_x.py::test_skips", _Marker("skipif", "no usable CUDA device")),
+              _Item("tests/a/test_x.py::test_other_skip", _Marker("skipif", "needs scipy"))]
+    expected = list(cases.values()) + [True, True, False]
+    assert [gc.is_cuda_test(it) for it in items] == expected
+
+    class Config:
+        class hook:
+            deselected = []
+
+            @classmethod
+            def pytest_deselected(cls, items):
+                cls.deselected += items
+
+    kept = list(items)
+    gc.pytest_collection_modifyitems(Config, kept)
+    assert kept == [it for it, e in zip(items, expected) if e]
+    assert Config.hook.deselected == [it for it, e in zip(items, expected) if not e]
+
+
+def test_only_runs_the_named_steps_and_refuses_an_unknown_name(tmp_path, monkeypatch, capsys):
+    """``--only`` (a rerun after a fix) through ``main``: the dry run of two cheap steps, each in its own process."""
+    gc = _load()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert gc.main(["--dry-run", "--jobs", "2", "--only", "build report,bench GUIDANCE", "--out", str(tmp_path)]) == 0
+    text = next(tmp_path.glob("gpu_check_dryrun_*.md")).read_text()
+    rows = [line.split(" | ")[0][2:] for line in text.split("## Targets")[0].splitlines() if line.startswith("| ")][1:]
+    assert rows == ["build report", "bench guidance"]
+    assert "| bench guidance | pass |" in text and "## Limits" in text
+    with pytest.raises(SystemExit) as e:
+        gc.main(["--dry-run", "--only", "bench MMD,no such step", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "no such step matches no step" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_dry_run_writes_a_report_with_every_step_passing(tmp_path, monkeypatch, capsys):
     """The whole dry run through ``main`` (in this process; every step still runs in its own process,
-    two at a time with ``--jobs 2``, each importing the diffrep this test imports)."""
+    two at a time with ``--jobs 2``, each importing the diffrep this test imports). ~45 s on 2 cores: slow."""
     gc = _load()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     rc = gc.main(["--dry-run", "--jobs", "2", "--out", str(tmp_path)])
@@ -61,6 +177,9 @@ def test_dry_run_writes_a_report_with_every_step_passing(tmp_path, monkeypatch, 
     # the CPU tables have no CUDA rows: those targets are 'not measured', the twin rows are read
     assert "| metric kernels faster than on the CPU | - | not measured |" in text
     assert "| kNN kernel (PRDC) values equal to its eager twin's | kernel P=" in text
+    # the CUDA test step collected the CUDA tests only (they skip here) and ran none of the CPU suite
+    tests = text.split("## CUDA tests")[1].split("\n## ")[0]
+    assert re.search(r"\d+ skipped, \d+ deselected", tests) and "test_hddc_cuda.py" in tests
 
 
 def test_step_limit_and_first_error_are_reported(tmp_path, monkeypatch):
@@ -72,6 +191,10 @@ def test_step_limit_and_first_error_are_reported(tmp_path, monkeypatch):
     bad = gc.Step("raiser", [sys.executable, "-c", "raise ValueError('boom')"], limit_s=30)
     r = gc.run_step(bad, scale=1.0, env=dict(os.environ))
     assert r["status"] == "fail (exit 1)" and "ValueError: boom" in r["first_error"]
+    # a bench that reports a failed row and goes on (bench_method_step, bench_multibeta): that row, not the last line
+    rows = 'recipe  batch\n{"ms": 1}\nvq/celeba64   FAILED: FileNotFoundError: no LPIPS\n{"ms": 2}\n'
+    assert gc._first_error(rows) == "vq/celeba64   FAILED: FileNotFoundError: no LPIPS"
+    assert gc._first_error("all\nfine\n") == "fine" and gc._first_error("") == "(no output)"
 
 
 def test_without_a_gpu_the_real_run_refuses_with_a_message(capsys):
@@ -133,3 +256,107 @@ def test_generation_and_metric_kernel_targets_are_read_from_their_tables():
     rows = {t: (m, v) for t, m, v in gc.targets({"bench metric kernels": fast})}
     assert rows["metric kernels faster than on the CPU"] == ("lowest 1.1x (hist_discretize 10000x20)", "met")
     assert rows["kNN kernel (PRDC) faster than its eager twin"] == ("-", "not measured")
+
+
+def _bench(name: str):
+    """benches/<name>.py as a module (the benches import their harness from benches/)."""
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benches"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_gpu_check_{name}", ROOT / "benches" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "benches"))
+    return mod
+
+
+def test_the_vq_gan_paper_row_times_on_a_machine_without_lpips_weights(tmp_path, monkeypatch):
+    """vq/celeba64 (LPIPS weight 1.0) is one of the plan's bf16 method steps; the GPU machine has no LPIPS file and
+    no network, so the bench stands a random-weight LPIPS in (same network, same cost) and says so."""
+    import torch
+
+    from diffrep.nn.lpips import LPIPS, LPIPS_ENV
+    from diffrep.recipes import get_recipe
+
+    ms = _bench("bench_method_step")
+    monkeypatch.delenv(LPIPS_ENV, raising=False)
+    cfg = get_recipe("vq/celeba64").make_config().model
+    assert cfg.perceptual_weight > 0 and not cfg.perceptual_weights
+    model = ms.build_model(cfg)
+    assert ms.lpips_stand_in(model) and len(model._lpips) == 1 and isinstance(model._lpips[0], LPIPS)
+    assert not ms.lpips_stand_in(model)  # once
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.equal(model.perceptual(x, x), torch.zeros(2))  # LPIPS(x, x) = 0, whatever the weights
+    assert bool((model.perceptual(x, -x) != 0).all())  # random linear weights: any sign, but a distance is taken
+    # a weight file that is named is loaded as before: a wrong path stays an error, never a silent stand-in
+    monkeypatch.setenv(LPIPS_ENV, str(tmp_path / "missing.safetensors"))
+    named = ms.build_model(cfg)
+    assert not ms.lpips_stand_in(named)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        named.perceptual(x, x)
+    assert not ms.lpips_stand_in(ms.build_model(get_recipe("vq/toy-cpu").make_config().model))  # no LPIPS term
+
+
+def test_the_docs_table_is_the_plan():
+    """docs/build.md#gpu-check lists every step after the build with its limit and estimate, in the plan's order,
+    and every bench left out."""
+    gc = _load()
+    text = (ROOT / "docs" / "build.md").read_text().split("## GPU check")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| step") and not line.startswith("| bench |")]
+    plan_rows = [r for r in rows if len(r) == 5]
+    steps = gc.plan(dry_run=False, arch="90", build=False)
+    assert [(r[0], float(r[2]), float(r[3])) for r in plan_rows] == [(s.name, s.limit_s, s.estimate_s) for s in steps]
+    assert sum(float(r[2]) for r in plan_rows) == gc.plan_limit_s(steps)
+    excluded = [r[0].strip("`") for r in rows if len(r) == 2]
+    assert excluded == sorted(gc.EXCLUDED_BENCHES)
+    # the page names the steps with short limits
+    assert [s.name for s in gc.short_limits(steps)] == ["bench EncDiff + DyGA"] and "the EncDiff + DyGA bench" in text
+
+
+def test_a_second_run_of_the_day_keeps_the_first_report(tmp_path, monkeypatch):
+    """A split run (build and CUDA tests in one command, the rest in a second) or a rerun after a fix writes a
+    new report beside the first: -2, -3, ..."""
+    gc = _load()
+    quick = gc.Step("quick", [sys.executable, "-c", "print('hello')"], 20)
+    monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [quick])
+    for _ in range(3):
+        assert gc.main(["--dry-run", "--out", str(tmp_path)]) == 0
+    first = next(p.name for p in tmp_path.glob("*.md") if not re.search(r"-\d\.md$", p.name))
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted([first, first[:-3] + "-2.md", first[:-3] + "-3.md"])
+
+
+class _Parsed(Exception):
+    """Raised by the patched parse_args once a bench's command line parsed: the bench stops before any work."""
+
+
+def test_every_bench_parses_its_gpu_command_line(monkeypatch):
+    """The GPU sizes are never run here (the dry run passes the tiny ones), so a typo in a GPU-only argument would
+    first fail on the lent machine: each planned bench's main parses the real plan's arguments, in this process,
+    with its parser stopped right after parsing (an unknown flag or a bad value exits 2 with argparse's message)."""
+    import argparse
+
+    gc = _load()
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _Parsed(parse(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    checked = []
+    for dry_run in (False, True):
+        for step in gc.plan(dry_run=dry_run, arch="90", build=False):
+            script = next((a for a in step.argv if a.startswith("benches/")), None)
+            if script is None:
+                continue
+            argv = step.argv[step.argv.index(script) + 1:]
+            monkeypatch.setattr(sys, "argv", [script, *argv])
+            with pytest.raises(_Parsed) as parsed:
+                _bench(Path(script).stem).main()
+            ns = vars(parsed.value.args[0])
+            assert ns["device"] in ("cuda", ["cuda"]) if not dry_run else ns["device"] in ("cpu", ["cpu"]), script
+            checked.append(script)
+    assert len(checked) == 2 * len({a for s in gc.plan(dry_run=False, arch="90", build=False) for a in s.argv
+                                    if a.startswith("benches/")})
