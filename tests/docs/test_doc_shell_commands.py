@@ -32,6 +32,7 @@ import glob
 import io
 import itertools
 import re
+import shlex
 import runpy
 import sys
 import tomllib
@@ -128,8 +129,8 @@ def diffrep_argvs() -> list[tuple[str, list[str]]]:
 
 def expand_optional(args: str) -> list[tuple[list[str], bool]]:
     """(argv, whether it includes the optional ``[...]`` parts) for both choices; ``...`` dropped."""
-    full = [t for t in args.replace("[", " ").replace("]", " ").split() if t != "..."]
-    bare = [t for t in re.sub(r"\[[^\]]*\]", " ", args).split() if t != "..."]
+    full = [t for t in shlex.split(args.replace("[", " ").replace("]", " ")) if t != "..."]
+    bare = [t for t in shlex.split(re.sub(r"\[[^\]]*\]", " ", args)) if t != "..."]
     return [(full, True)] + ([(bare, False)] if bare != full else [])
 
 
