@@ -340,8 +340,12 @@ def targets(outputs: dict[str, str]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float) -> str:
+def report(results: list[dict], *, dry_run: bool, gpu: str, total_s: float, pending: list[str] = ()) -> str:
+    """The Markdown report of the steps run so far; ``pending`` names the steps still to run (the report is
+    rewritten after every step, so a run cut off from outside leaves what it measured)."""
     lines = [f"# GPU check{' (dry run on the CPU backends)' if dry_run else ''}: {gpu}", "",
+             *([f"**In progress or cut off: {len(pending)} step(s) not run yet: {', '.join(pending)}.**", ""]
+               if pending else []),
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} cores), Python {platform.python_version()}",
              f"- total: {total_s:.0f} s", "",
@@ -409,22 +413,26 @@ def main(argv=None) -> int:
             ap.error(f"--only {args.only!r}: {', '.join(unknown) or 'no name'} matches no step; the steps: "
                      + "; ".join(s.name for s in steps))
         steps = [s for s in steps if any(w in s.name.lower() for w in wanted)]
-    if args.jobs == 1:
-        results = [run_step(s, scale, env) for s in steps]
-    else:  # map keeps the plan's order; Ctrl-C cancels the steps not yet started
-        pool = ThreadPoolExecutor(args.jobs)
-        try:
-            results = list(pool.map(lambda s: run_step(s, scale, env), steps))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    text = report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-").lower()
     stem = f"gpu_check_{'dryrun_' if args.dry_run else ''}{slug}_{datetime.date.today():%Y-%m-%d}"
     path, n = out_dir / f"{stem}.md", 1
     while path.exists():  # a second run of the day (the rest of a split run, a rerun after a fix) keeps the first
         n += 1
         path = out_dir / f"{stem}-{n}.md"
-    path.write_text(text, encoding="utf-8")
+    if args.jobs == 1:
+        results = []
+        for i, s in enumerate(steps):
+            results.append(run_step(s, scale, env))
+            path.write_text(report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0,
+                                   pending=[p.name for p in steps[i + 1:]]), encoding="utf-8")
+    else:  # map keeps the plan's order; Ctrl-C cancels the steps not yet started
+        pool = ThreadPoolExecutor(args.jobs)
+        try:
+            results = list(pool.map(lambda s: run_step(s, scale, env), steps))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    path.write_text(report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0),
+                    encoding="utf-8")
     failed = [r["step"].name for r in results if r["status"] != "pass"]
     print(f"[gpu_check] report: {path}; {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
     return 1 if failed else 0

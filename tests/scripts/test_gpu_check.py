@@ -328,6 +328,37 @@ def test_a_second_run_of_the_day_keeps_the_first_report(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted([first, first[:-3] + "-2.md", first[:-3] + "-3.md"])
 
 
+class _CutOff(Exception):
+    """The command killed from outside between two steps."""
+
+
+def test_the_report_is_on_disk_after_every_step(tmp_path, monkeypatch):
+    """The lent machine's command may be cut off at its time limit: the report is rewritten after each step,
+    naming the steps not yet run, so a run killed before its end still leaves what it measured."""
+    gc = _load()
+    first = gc.Step("first", [sys.executable, "-c", "print('measured 1.5 ms')"], 20)
+    second = gc.Step("second", [sys.executable, "-c", "print('x')"], 20)
+    monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [first, second])
+    run_step = gc.run_step
+    seen = []
+
+    def cut_off_at_second(step, scale, env):
+        if step is second:  # what the first step left on disk when the second starts
+            seen.extend(p.read_text() for p in tmp_path.glob("*.md"))
+            raise _CutOff
+        return run_step(step, scale, env)
+
+    monkeypatch.setattr(gc, "run_step", cut_off_at_second)
+    with pytest.raises(_CutOff):
+        gc.main(["--dry-run", "--out", str(tmp_path)])
+    assert len(seen) == 1 and "measured 1.5 ms" in seen[0]
+    assert "1 step(s) not run yet: second" in seen[0] and "| first | pass |" in seen[0]
+    monkeypatch.setattr(gc, "run_step", run_step)
+    gc.main(["--dry-run", "--out", str(tmp_path)])  # a complete run's report has no such line
+    done = [p.read_text() for p in tmp_path.glob("*-2.md")]
+    assert len(done) == 1 and "not run yet" not in done[0] and "| second | pass |" in done[0]
+
+
 class _Parsed(Exception):
     """Raised by the patched parse_args once a bench's command line parsed: the bench stops before any work."""
 
