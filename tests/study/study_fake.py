@@ -89,3 +89,30 @@ def study_dict(**over) -> dict:
 def write_study(path, **over):
     path.write_text(yaml.safe_dump(study_dict(**over), sort_keys=False), encoding="utf-8")
     return path
+
+
+# eval.calibrate: a model whose codes are centred by a fitted mean (test_study_methods, test_study_eval_weights)
+@register_model
+class StudyCenteredAE(StudyTinyAE):
+    config_class = StudyTinyAE.config_class
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.register_buffer("center", torch.zeros(config.latent_dim))
+
+    def fit_center(self, x):
+        self.center.copy_(super().encode(x).mean(0))
+
+    def encode(self, x):
+        return super().encode(x) - self.center
+
+
+def _build_centered(cfg):
+    model, ds = _build(cfg)
+    centered = StudyCenteredAE(cfg.model)
+    centered.load_state_dict({**model.state_dict(), "center": torch.zeros(cfg.model.latent_dim)})
+    return centered, ds
+
+
+register_recipe("test/study-centered-ae", StudyTinyRecipeConfig, _build_centered, "study tests: fitted code centre",
+                cpu_friendly=True)

@@ -13,12 +13,10 @@ from safetensors.torch import load_file
 from diffrep.data.base import format_images
 from diffrep.metrics.suite import compute
 from diffrep.nn import load_pretrained
-from diffrep.nn.pretrained import register_model
-from diffrep.recipes import register_recipe
 from diffrep.recipes.runinfo import dataset_from_settings, resolve_data_settings
 from diffrep.study import StudyError, parse_study, run_study
 from diffrep.study.spec import EVAL_DEFAULTS, EvalSpec
-from study_fake import CRASH, RECIPE, StudyTinyAE, StudyTinyRecipeConfig, _build
+from study_fake import CRASH, RECIPE
 
 EV = {"metrics": ["mig", "sap"], "num_train": 60, "num_test": 30, "seed": 5, "device": "cpu"}
 EMA = {"train.ema_decay": 0.9, "train.ema_warmup": False}  # an EMA far from the last weights after 3 steps
@@ -124,35 +122,11 @@ def test_ema_without_an_ema_copy_fails_the_cell_naming_the_setting(tmp_path):
 # eval.calibrate fits the weights auto chose
 
 
-@register_model
-class StudyEmaCenteredAE(StudyTinyAE):
-    config_class = StudyTinyAE.config_class
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.register_buffer("center", torch.zeros(config.latent_dim))
-
-    def fit_center(self, x):
-        self.center.copy_(super().encode(x).mean(0))
-
-    def encode(self, x):
-        return super().encode(x) - self.center
-
-
-def _build_centered(cfg):
-    model, ds = _build(cfg)
-    centered = StudyEmaCenteredAE(cfg.model)
-    centered.load_state_dict({**model.state_dict(), "center": torch.zeros(cfg.model.latent_dim)})
-    return centered, ds
-
-
-register_recipe("test/study-ema-centered-ae", StudyTinyRecipeConfig, _build_centered,
-                "study tests: fitted code centre of the chosen weights", cpu_friendly=True)
 
 
 def test_calibration_starts_from_the_weights_auto_chose(tmp_path):
     st = parse_study({"seeds": [0], "steps": 3, "methods": {"c": {
-        "recipe": "test/study-ema-centered-ae", "overrides": EMA,
+        "recipe": "test/study-centered-ae", "overrides": EMA,
         "eval": {"calibrate": "fit_center", "calibrate_images": 32}}}, "eval": {**EV, "metrics": ["sap"]}})
     run_study(st, tmp_path, log=_quiet)
     d = tmp_path / st.cells[0].folder

@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from diffrep.nn import load_pretrained
-from diffrep.nn.pretrained import register_model
 from diffrep.recipes import register_recipe
 from diffrep.study import StudyError, load_study, parse_study, run_study
-from study_fake import CRASH, RECIPE, StudyTinyAE, StudyTinyRecipeConfig, _build
+from study_fake import CRASH, RECIPE, StudyTinyRecipeConfig, _build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,30 +116,6 @@ def test_a_multi_phase_recipe_trains_every_phase_and_resumes_them(tmp_path):
 # eval.calibrate: a model whose codes are centred by a fitted mean
 
 
-@register_model
-class StudyCenteredAE(StudyTinyAE):
-    config_class = StudyTinyAE.config_class
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.register_buffer("center", torch.zeros(config.latent_dim))
-
-    def fit_center(self, x):
-        self.center.copy_(super().encode(x).mean(0))
-
-    def encode(self, x):
-        return super().encode(x) - self.center
-
-
-def _build_centered(cfg):
-    model, ds = _build(cfg)
-    centered = StudyCenteredAE(cfg.model)
-    centered.load_state_dict({**model.state_dict(), "center": torch.zeros(cfg.model.latent_dim)})
-    return centered, ds
-
-
-register_recipe("test/study-centered-ae", StudyTinyRecipeConfig, _build_centered, "study tests: fitted code centre",
-                cpu_friendly=True)
 
 
 def test_calibrate_fits_the_model_on_fresh_images_and_the_metrics_read_the_calibrated_model(tmp_path):
