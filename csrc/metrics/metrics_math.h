@@ -80,7 +80,8 @@ DIFFREP_HD double auc_from_rank_sum(int64_t two_rpos, int64_t npos, int64_t n) {
   const int64_t nneg = n - npos;
   if (npos == 0 || nneg == 0) return __builtin_nan("");
   const double p = double(npos);
-  return (double(two_rpos) - p * (p + 1)) / (2 * p * double(nneg));
+  // p (p + 1) unfused: past n+ = 2^26 it rounds, and an FMA would round differently from the CPU
+  return (double(two_rpos) - mul_rn(p, p + 1)) / (2 * p * double(nneg));
 }
 
 // ---------------------------------------------------------------- histogram (docs/kernels/metrics.md#histogram-discretisation-and-mi-matrix)
