@@ -189,15 +189,7 @@ __global__ void knn_point_kernel(const double* sx, const double* grouped, const 
                                  const int64_t* st, int64_t J, int64_t n, int64_t V, int64_t k, double* terms) {
   GRID_STRIDE(e, J * n) {
     const int64_t j = e / n, q = e % n;
-    int64_t lo = 0, hi = V;  // the last label whose group starts at or before q
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (st[mid] <= q)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    const int64_t L = lo - 1, nl = cnt[L];
+    const int64_t L = group_label(st, V, q), nl = cnt[L];
     KnnTerms t{0, 0, 0};
     if (nl >= 2) t = knn_point(grouped + j * n, sx + j * n, kp + j * (n + 1), n, q, st[L], nl, k);
     terms[e] = t.psi_k;

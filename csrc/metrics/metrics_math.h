@@ -214,6 +214,22 @@ DIFFREP_HD int64_t knn_ball_count(const double* sx, const int64_t* kp, int64_t n
   return kp[lo] - kp[left];
 }
 
+// The label whose group holds position q of a label-grouped row, given the group starts st[0..V)
+// (st[0] = 0, nondecreasing, an empty group starting where the next one does): the last label whose
+// group starts at or before q, which passes over empty groups. The CUDA kernel's lookup, one thread
+// per position; the CPU kernel walks the groups instead.
+DIFFREP_HD int64_t group_label(const int64_t* st, int64_t V, int64_t q) {
+  int64_t lo = 0, hi = V;  // invariant: st[0..lo) <= q, st[hi..V) > q
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (st[mid] <= q)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo - 1;
+}
+
 // The three digamma terms of one kept point at position q of the label-grouped row `grouped`
 // (its label's group starts at g0 and holds nl >= 2 points).
 struct KnnTerms {
