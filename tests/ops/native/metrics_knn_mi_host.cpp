@@ -21,7 +21,8 @@ int main() {
   std::mt19937 rng(7);
   long wrong_label = 0, wrong_sum = 0, cases = 0, inner_empty = 0;
   for (int it = 0; it < 400; ++it) {
-    const int64_t n = 2 + int64_t(rng() % 300), V = 1 + int64_t(rng() % 12), k = std::vector<int64_t>{1, 3, 10}[rng() % 3];
+    const int64_t n = 2 + int64_t(rng() % 300), V = 1 + int64_t(rng() % 12);
+    const int64_t k = std::vector<int64_t>{1, 3, 10}[rng() % 3];
     std::vector<int64_t> used(V);  // the labels drawn from: a random non-empty subset of [0, V)
     for (int64_t L = 0; L < V; ++L) used[L] = L;
     std::shuffle(used.begin(), used.end(), rng);
