@@ -80,7 +80,8 @@ DIFFREP_HD double auc_from_rank_sum(int64_t two_rpos, int64_t npos, int64_t n) {
   const int64_t nneg = n - npos;
   if (npos == 0 || nneg == 0) return __builtin_nan("");
   const double p = double(npos);
-  return (double(two_rpos) - p * (p + 1)) / (2 * p * double(nneg));
+  // p (p + 1) unfused: past n+ = 2^26 it rounds, and an FMA would round differently from the CPU
+  return (double(two_rpos) - mul_rn(p, p + 1)) / (2 * p * double(nneg));
 }
 
 // ---------------------------------------------------------------- histogram (docs/kernels/metrics.md#histogram-discretisation-and-mi-matrix)
@@ -211,6 +212,22 @@ DIFFREP_HD int64_t knn_ball_count(const double* sx, const int64_t* kp, int64_t n
       lo = mid + 1;
   }
   return kp[lo] - kp[left];
+}
+
+// The label whose group holds position q of a label-grouped row, given the group starts st[0..V)
+// (st[0] = 0, nondecreasing, an empty group starting where the next one does): the last label whose
+// group starts at or before q, which passes over empty groups. The CUDA kernel's lookup, one thread
+// per position; the CPU kernel walks the groups instead.
+DIFFREP_HD int64_t group_label(const int64_t* st, int64_t V, int64_t q) {
+  int64_t lo = 0, hi = V;  // invariant: st[0..lo) <= q, st[hi..V) > q
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (st[mid] <= q)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo - 1;
 }
 
 // The three digamma terms of one kept point at position q of the label-grouped row `grouped`

@@ -484,7 +484,8 @@ def test_torch_inputs_on_each_device_equal_numpy(device):
     c, f = _data(200, (3, 2))
     z, y = _attributes()
     tc, tf = torch.from_numpy(c).to(device), torch.from_numpy(f).to(device)
-    assert M.mig(tc, tf)["mig"] == M.mig(c, f)["mig"]
+    # the CPU path is the numpy path, to the bit; CUDA's MI tables take libdevice's log, not glibc's
+    assert M.mig(tc, tf)["mig"] == pytest.approx(M.mig(c, f)["mig"], abs=0 if device.type == "cpu" else 1e-12, rel=0)
     tz, ty = torch.from_numpy(z).to(device), torch.from_numpy(y).to(device)
     assert M.tad(tz, ty, variant="exact")["tad"] == pytest.approx(M.tad(z, y, variant="exact")["tad"], abs=1e-12)
     assert dict(M.infomec(tc, tf, discrete_latents=True)) == pytest.approx(

@@ -64,6 +64,24 @@ def test_hist_discretize_edges_exact(device):
     np.testing.assert_array_equal(out[:, 0].cpu().numpy(), ref)
 
 
+@pytest.mark.parametrize("dtype, width, bins", [(np.float32, 9, 20), (np.float64, 3, 20), (np.float32, 5, 3),
+                                                (np.float64, 5, 3)])
+def test_hist_discretize_step_is_a_true_division(device, dtype, width, bins):
+    """Ranges whose step (max - min) / B differs by an ulp from (max - min) * (1 / B), with values on
+    NumPy's edges and one ulp either side: torch on CUDA divides by a Python number through its
+    reciprocal, which put such values in the neighbouring bin of the twin."""
+    lo, hi = dtype(0), dtype(width)
+    edges = np.arange(bins, dtype=dtype) * ((hi - lo) / dtype(bins)) + lo
+    assert (edges != np.arange(bins, dtype=dtype) * ((hi - lo) * (dtype(1) / dtype(bins))) + lo).any()
+    x = np.concatenate([[lo, hi], edges, np.nextafter(edges, dtype(-1)), np.nextafter(edges, dtype(99))])
+    x = x[(x >= lo) & (x <= hi)].astype(dtype)
+    want = np.digitize(x, np.histogram(x, bins)[1][:-1])
+    for backend in (device.type, "reference"):
+        with use_backend(backend, strict=backend != "reference"):
+            got = ops.hist_discretize(torch.from_numpy(x[:, None]).to(device), bins)
+        np.testing.assert_array_equal(got[:, 0].cpu().numpy(), want)
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 80), j=st.integers(1, 4), f=st.integers(1, 3), seed=st.integers(0, 2**31 - 1))
 def test_mi_matrix_equals_twin(device, n, j, f, seed):

@@ -158,7 +158,10 @@ def hist_discretize(codes: torch.Tensor, num_bins: int = 20) -> torch.Tensor:
     const = lo == hi
     lo = torch.where(const, lo - 0.5, lo)
     hi = torch.where(const, hi + 0.5, hi)
-    step = (hi - lo) / num_bins
+    # NumPy's step = delta / div, a true division: torch on CUDA divides by a Python number as a
+    # product with its rounded reciprocal, an ulp off for num_bins = 3 or 20, which moves values
+    # lying on an edge (the native kernels divide); a tensor divisor keeps the division
+    step = (hi - lo) / torch.full_like(hi, num_bins)
     k = torch.arange(num_bins, dtype=x.dtype, device=x.device)
     edges = k.unsqueeze(0) * step.unsqueeze(1) + lo.unsqueeze(1)  # (J, B): edges[:-1] only
     lab = torch.searchsorted(edges.contiguous(), x.T.contiguous(), right=True)
