@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._checks import finite_float, non_negative_int, positive_int, training_step
-from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
+from ..diffusion import ChainDivergedError, DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import batch_images, check_images, module_dtype
@@ -523,9 +523,9 @@ _DIVERGED_ABS_X = 1e6
 
 def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int, scale: float | None,
                        end: bool = False) -> None:
-    """Raise ValueError naming the chain, the step and the likely cause when ``x`` (the state entering
-    ``step`` of ``total``, or the chain's result with ``end``) is non-finite or beyond
-    ``_DIVERGED_ABS_X``. A check only: the chain's numbers are never changed."""
+    """Raise :class:`ChainDivergedError` (a ValueError) naming the chain, the step and the likely cause
+    when ``x`` (the state entering ``step`` of ``total``, or the chain's result with ``end``) is
+    non-finite or beyond ``_DIVERGED_ABS_X``. A check only: the chain's numbers are never changed."""
     finite = bool(torch.isfinite(x).all())
     peak = float(x.detach().abs().max()) if finite else float("nan")
     if finite and peak <= _DIVERGED_ABS_X:
@@ -537,7 +537,7 @@ def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int
     else:
         cause = (f"the guidance scale ({scale:g}, config.guidance_scale) is likely too large for this model, or the "
                  "model (denoiser and encoder) is undertrained; try a smaller guidance scale or a longer-trained model")
-    raise ValueError(f"SAMI {what} diverged {where}: {state}; {cause}")
+    raise ChainDivergedError(f"SAMI {what} diverged {where}: {state}; {cause}")
 
 
 def check_count(n, name: str) -> None:
