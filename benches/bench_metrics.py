@@ -144,8 +144,9 @@ def _sync(device):
 
 def kernel_bench(device=torch.device("cpu"), scale=1.0):
     """Native kernel vs PyTorch twin on the suite's shapes (``scale`` shrinks the sample counts), min of
-    3 after a warm-up: {name: (native s, twin s)} on the CPU; on CUDA {name: (CPU kernel s on CPU
-    tensors, CUDA kernel s, twin s on CUDA)}."""
+    3 after a warm-up, yielded kernel by kernel as each is measured (a run cut off at a time limit keeps
+    the rows it measured): (name, (native s, twin s)) on the CPU; on CUDA (name, (CPU kernel s on CPU
+    tensors, CUDA kernel s, twin s on CUDA))."""
     from diffrep.ops import metrics as ops
     from diffrep.ops import use_backend
 
@@ -186,12 +187,24 @@ def kernel_bench(device=torch.device("cpu"), scale=1.0):
     cpu = torch.device("cpu")
     runs = [("cpu", cpu)] if device.type == "cpu" else [("cpu", cpu), ("cuda", device)]
     runs.append(("reference", device))
-    timings = {}
-    for backend, dev in runs:
-        for name, fn in cases(dev).items():
+    per_run = [(backend, dev, cases(dev)) for backend, dev in runs]
+    for name in per_run[0][2]:
+        times = []
+        for backend, dev, fns in per_run:
             with use_backend(backend, strict=backend != "reference"):
-                timings.setdefault(name, []).append(best(fn, dev))
-    return {name: tuple(t) for name, t in timings.items()}
+                times.append(best(fns[name], dev))
+        yield name, tuple(times)
+
+
+def kernel_line(name: str, times: tuple) -> str:
+    """One row of the kernel table: (native s, twin s) on the CPU, (CPU kernel s, CUDA kernel s, twin s)
+    on CUDA (the row scripts/gpu_check.py's ``targets`` reads)."""
+    if len(times) == 3:
+        tc, tg, tr = times
+        return (f"kernel {name:32s} cpu {tc * 1e3:8.2f} ms  cuda {tg * 1e3:8.2f} ms  "
+                f"vs cpu x{tc / tg:7.1f}  twin(cuda) {tr * 1e3:8.2f} ms  x{tr / tg:6.1f}")
+    tn, tr = times
+    return f"kernel {name:32s} native {tn * 1e3:8.1f} ms  twin {tr * 1e3:8.1f} ms  x{tr / tn:6.1f}"
 
 
 def tad_bench(reference: bool):
@@ -224,54 +237,69 @@ def main(argv=None):
         p.error(f"--scale must be > 0, got {a.scale}")
     device = torch.device(a.device)
     skip = set(a.skip.split(",")) - {""}
+    try:
+        out = open(a.out, "w") if a.out else None
+    except OSError as exc:  # before any measurement, not after all of them
+        p.error(f"--out {a.out}: {exc.strerror or exc}")
+
+    def emit(line: str) -> None:
+        # each line as soon as it is known: a run killed at a time limit (scripts/gpu_check.py) keeps
+        # the rows measured so far, on stdout and in --out
+        print(line, flush=True)
+        if out is not None:
+            out.write(line + "\n")
+            out.flush()
+
+    try:
+        _run(a, device, skip, emit)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _run(a, device, skip, emit):
     ctr, ftr, cte, fte = data()
-    lines = [f"# bench_metrics  {time.strftime('%Y-%m-%d')}",
-             f"# machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
-             f"torch_threads={torch.get_num_threads()} gpu={'yes' if torch.cuda.is_available() else 'none'}",
-             f"# python {platform.python_version()} torch {torch.__version__}",
-             "# inputs: 10000 train / 5000 test, d = 20, Shapes3D factor sizes (10,10,10,8,4,15)"]
+    emit(f"# bench_metrics  {time.strftime('%Y-%m-%d')}")
+    emit(f"# machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+         f"torch_threads={torch.get_num_threads()} gpu={'yes' if torch.cuda.is_available() else 'none'}")
+    emit(f"# python {platform.python_version()} torch {torch.__version__}")
+    emit("# inputs: 10000 train / 5000 test, d = 20, Shapes3D factor sizes (10,10,10,8,4,15)")
     import scipy
     import sklearn
 
-    lines.append(f"# numpy {np.__version__} scipy {scipy.__version__} scikit-learn {sklearn.__version__}")
-    rows, scores = {}, {}
+    emit(f"# numpy {np.__version__} scipy {scipy.__version__} scikit-learn {sklearn.__version__}")
+
+    def row(name, t):
+        emit(f"{name:10s} total {sum(t.values()):8.2f} s  " + "  ".join(f"{k}={v:.2f}" for k, v in t.items()))
+
+    scores = {}
     for name, mode, est in (("fast", "robust", "fast"), ("parity", "parity", "sklearn")):
         if name in skip:
             continue
-        rows[name], r = suite(ctr, ftr, cte, fte, mode, est)
+        t, r = suite(ctr, ftr, cte, fte, mode, est)
         scores[name] = r
-        lines.append(f"# {name} scores (LR estimator {r['lr_estimator']}): DCI D={r['dci_disentanglement']:.4f} "
-                     f"C={r['dci_completeness']:.4f} I_test={r['dci_informativeness_test']:.4f}  "
-                     f"explicitness train/test={r['explicitness_train']:.6f}/{r['explicitness_test']:.6f}  "
-                     f"InfoE={r['infoe']:.6f}")
+        emit(f"# {name} scores (LR estimator {r['lr_estimator']}): DCI D={r['dci_disentanglement']:.4f} "
+             f"C={r['dci_completeness']:.4f} I_test={r['dci_informativeness_test']:.4f}  "
+             f"explicitness train/test={r['explicitness_train']:.6f}/{r['explicitness_test']:.6f}  "
+             f"InfoE={r['infoe']:.6f}")
+        row(name, t)
     if len(scores) == 2:
         sf, sp = scores["fast"], scores["parity"]
-        lines.append("# fast LR vs sklearn LR: |d explicitness_train|={:.2e} |d explicitness_test|={:.2e} "
-                     "|d InfoE|={:.2e}".format(abs(sf["explicitness_train"] - sp["explicitness_train"]),
-                                               abs(sf["explicitness_test"] - sp["explicitness_test"]),
-                                               abs(sf["infoe"] - sp["infoe"])))
+        emit("# fast LR vs sklearn LR: |d explicitness_train|={:.2e} |d explicitness_test|={:.2e} "
+             "|d InfoE|={:.2e}".format(abs(sf["explicitness_train"] - sp["explicitness_train"]),
+                                       abs(sf["explicitness_test"] - sp["explicitness_test"]),
+                                       abs(sf["infoe"] - sp["infoe"])))
     if "reference" not in skip:
-        rows["reference"] = reference_suite(ctr, ftr, cte, fte)
-    for name, t in rows.items():
-        lines.append(f"{name:10s} total {sum(t.values()):8.2f} s  " + "  ".join(f"{k}={v:.2f}" for k, v in t.items()))
+        row("reference", reference_suite(ctr, ftr, cte, fte))
     if "tad" not in skip:
         t, r = tad_bench("reference" not in skip)
-        lines.append("tad (40 attrs x 256 latents x 5 folds): " + "  ".join(f"{k}={v:.2f}s" for k, v in t.items()))
+        emit("tad (40 attrs x 256 latents x 5 folds): " + "  ".join(f"{k}={v:.2f}s" for k, v in t.items()))
     if "kernels" not in skip:
         if device.type == "cuda":
-            lines.append(f"# kernels on GPU {torch.cuda.get_device_name(device)} vs the CPU kernels "
-                         f"({torch.get_num_threads()} CPU threads), min of 3 after a warm-up")
-            for name, (tc, tg, tr) in kernel_bench(device, a.scale).items():
-                lines.append(f"kernel {name:32s} cpu {tc * 1e3:8.2f} ms  cuda {tg * 1e3:8.2f} ms  "
-                             f"vs cpu x{tc / tg:7.1f}  twin(cuda) {tr * 1e3:8.2f} ms  x{tr / tg:6.1f}")
-        else:
-            for name, (tn, tr) in kernel_bench(device, a.scale).items():
-                lines.append(f"kernel {name:32s} native {tn * 1e3:8.1f} ms  twin {tr * 1e3:8.1f} ms  x{tr / tn:6.1f}")
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(text + "\n")
+            emit(f"# kernels on GPU {torch.cuda.get_device_name(device)} vs the CPU kernels "
+                 f"({torch.get_num_threads()} CPU threads), min of 3 after a warm-up")
+        for name, times in kernel_bench(device, a.scale):
+            emit(kernel_line(name, times))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def main(argv=None) -> int:
     from diffrep.cli.quickstart import SUMMARY, evaluate_representation
     from diffrep.config import apply_overrides
     from diffrep.recipes import get_recipe
+    from diffrep.recipes.paramrel import ParamReLRecipeConfig
     from diffrep.train import Trainer, seed_everything
+    from diffrep.train.rundir import check_run_dir
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="paramrel/dsprites")
@@ -43,12 +45,19 @@ def main(argv=None) -> int:
     args, rest = ap.parse_known_args(argv)  # the rest: dotted config overrides, e.g. --model.gamma_mi 0.5
     args.overrides = rest
 
-    recipe = get_recipe(args.recipe)
     over = ["--train.seed", str(args.seed)] + (["--train.steps", str(args.steps)] if args.steps else [])
     over += list(args.overrides or [])
-    cfg = apply_overrides(recipe.make_config(), over)
-    seed_everything(cfg.train.seed)
-    model, dataset = recipe.build(cfg)
+    try:
+        recipe = get_recipe(args.recipe)
+        cfg = apply_overrides(recipe.make_config(), over)
+        if not isinstance(cfg, ParamReLRecipeConfig):
+            ap.error(f"{args.recipe} is not a paramrel recipe")
+        if not args.overwrite:
+            check_run_dir(args.run_dir)  # a finished run there would be refused only after the models are built
+        seed_everything(cfg.train.seed)
+        model, dataset = recipe.build(cfg)  # a missing --data.root: FileNotFoundError before any data is read
+    except (ValueError, OSError) as exc:  # an unknown recipe, override or data folder: a message, not a traceback
+        ap.error(str(exc))
     seed_everything(cfg.train.seed)
     untrained, _ = recipe.build(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

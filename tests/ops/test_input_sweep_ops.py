@@ -887,6 +887,7 @@ LEFT = {
     # no argument to get wrong, or only a type annotation / the dataclass machinery
     "diffrep.config.describe.type_label": "total over its input: any annotation gets a label",
     "diffrep.config.errors.ConfigError.prefixed": "a str prefix on an existing error",
+    "diffrep.diffusion.samplers.ChainDivergedError": "an exception class (a message, raised by SAMI's chain check)",
     "diffrep.bfn.model.BFN.config_class": "a class attribute",
     "diffrep.cluster.hddc.HDDCResult": "a result record built by fit",
     "diffrep.config.bounds.Bound": "the base of Ge, Gt, Le, Lt (swept)",

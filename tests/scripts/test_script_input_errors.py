@@ -1,7 +1,7 @@
-"""The validation scripts the method pages show (docs/methods/multibeta.md, sami.md) answer a wrong recipe,
-config override or folder with argparse's one-line message and exit status 2, before any work: they printed
-a traceback (an unknown recipe, a ConfigError, a missing --load-dir or --run). validate_diffusion_baselines and
-validate_dyga keep an existing record (their default --out was a committed one)."""
+"""The validation scripts (those the method pages show, docs/methods/multibeta.md and sami.md, and validate_paramrel)
+answer a wrong recipe, config override or folder with argparse's one-line message and exit status 2, before any
+work: they printed a traceback (an unknown recipe, a ConfigError, a missing --load-dir, --run or --data.root).
+validate_diffusion_baselines and validate_dyga keep an existing record (their default --out was a committed one)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ CASES = [
     ("validate_sami", ["--recipe", "nosuch"], "unknown recipe 'nosuch'"),
     ("validate_sami", ["--", "--model.nosuch=1"], "config field 'model.nosuch': unknown field"),
     ("validate_sami", ["--run", "{tmp}/none"], "{tmp}/none has no recipe.json and no config.yaml"),
+    ("validate_paramrel", ["--recipe", "nosuch"], "unknown recipe 'nosuch'"),
+    ("validate_paramrel", ["--recipe", "demo/toy-ddpm"], "demo/toy-ddpm is not a paramrel recipe"),
+    ("validate_paramrel", ["--model.nosuch", "1"], "config field 'model.nosuch': unknown field"),
+    ("validate_paramrel", ["--steps", "-3"], "config field 'train.steps': must be >= 1, got -3"),
+    ("validate_paramrel", ["--data.root", "{tmp}/none"], "dataset root {tmp}/none does not exist (set by --data.root)"),
 ]
 
 
@@ -36,6 +41,19 @@ def test_a_wrong_input_is_a_message(script, argv, text, tmp_path, monkeypatch, c
     assert "Traceback" not in err
     assert not any(tmp_path.iterdir()), "wrote before refusing"
 
+
+def test_validate_paramrel_refuses_a_run_folder_that_holds_a_run_before_building(tmp_path, monkeypatch, capsys):
+    # the trainer refused it too, but only after both models and the data were built
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(SystemExit) as exc:
+        load_script("validate_paramrel").main(["--run-dir", str(run), "--recipe", "paramrel/digits"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert f"error: run folder {run} already holds a run (metrics.jsonl)" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["metrics.jsonl", "run"]
 
 
 @pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga"])

@@ -1,6 +1,7 @@
 """Noise schedules and DDPM/DDIM samplers: small stateless objects taking a per-sample ``t``."""
 
-from .samplers import DDIMSampler, DDPMSampler, ddim_timesteps
+from .samplers import ChainDivergedError, DDIMSampler, DDPMSampler, ddim_timesteps
 from .schedules import NoiseSchedule, NoiseScheduleConfig, expand_like
 
-__all__ = ["NoiseSchedule", "NoiseScheduleConfig", "DDPMSampler", "DDIMSampler", "ddim_timesteps", "expand_like"]
+__all__ = ["NoiseSchedule", "NoiseScheduleConfig", "DDPMSampler", "DDIMSampler", "ddim_timesteps", "expand_like",
+           "ChainDivergedError"]

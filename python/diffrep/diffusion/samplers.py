@@ -20,7 +20,13 @@ from .._checks import shape as checked_shape
 from .._progress import progress
 from .schedules import NoiseSchedule, _generator, _tensor
 
-__all__ = ["DDPMSampler", "DDIMSampler", "ddim_timesteps"]
+__all__ = ["DDPMSampler", "DDIMSampler", "ddim_timesteps", "ChainDivergedError"]
+
+
+class ChainDivergedError(ValueError):
+    """A reverse chain left the region a working chain stays in (x_t non-finite or exploding), raised by a
+    model's check of its chain (SAMI's) with the step and the likely cause. Its own class so that the
+    trainer's periodic sample grid can skip a diverged grid and train on, as it skips a NaN grid."""
 
 
 def _callback(callback) -> None:

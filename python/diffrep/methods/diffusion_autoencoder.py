@@ -12,8 +12,7 @@ from ..config import ConfigError
 from ..diffusion import DDIMSampler
 from ..nn.images import check_images, module_dtype
 
-__all__ = ["check_encoder_decoder", "check_code", "check_latent", "check_noise", "swap_dims",
-           "CodeConditionedAutoencoder"]
+__all__ = ["check_encoder_decoder", "check_code", "check_noise", "CodeConditionedAutoencoder"]
 
 
 def check_encoder_decoder(encoder, unet, latent_dim: int, latent_cond: str, maker: str) -> None:
@@ -41,7 +40,7 @@ def check_code(z: torch.Tensor, name: str) -> torch.Tensor:
     return z
 
 
-def check_latent(z, latent_dim: int, name: str, batch: int | None = None) -> torch.Tensor:
+def _check_latent(z, latent_dim: int, name: str, batch: int | None = None) -> torch.Tensor:
     """``z``, a [B, latent_dim] code (B = ``batch`` when given) that :func:`check_code` accepts: the code
     DiffAE and InfoDiffusion condition their decoder on."""
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != latent_dim or (batch is not None and z.shape[0] != batch):
@@ -57,7 +56,7 @@ def check_noise(x_T, shape: tuple, dtype: torch.dtype, who: str, name: str = "x_
     return x_T
 
 
-def swap_dims(z: torch.Tensor, z_source: torch.Tensor, dims) -> torch.Tensor:
+def _swap_dims(z: torch.Tensor, z_source: torch.Tensor, dims) -> torch.Tensor:
     """``z`` [B, d] with the dimensions ``dims`` taken from ``z_source`` [B, d] (a latent swap)."""
     if z_source.shape != z.shape:
         raise ValueError("x and source must have the same batch size")
@@ -83,7 +82,7 @@ class CodeConditionedAutoencoder:
                             dtype=module_dtype(self))
 
     def _check_z(self, z, batch: int | None = None, name: str | None = None):
-        return check_latent(z, self.config.latent_dim, self._code_name if name is None else name, batch)
+        return _check_latent(z, self.config.latent_dim, self._code_name if name is None else name, batch)
 
     def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss
         return self.unet(x_t, t, z)
@@ -122,6 +121,6 @@ class CodeConditionedAutoencoder:
     def _swap(self, x, source, dims, num_steps):
         x, source = self._images(x, "swap"), self._images(source, "swap", "source")
         z = self.encode(x)
-        z2 = swap_dims(z, self.encode(source), dims)
+        z2 = _swap_dims(z, self.encode(source), dims)
         xT = self.encode_stochastic(x, z, num_steps=num_steps)
         return self.decode(z2, xT, num_steps=num_steps).clamp(-1, 1)

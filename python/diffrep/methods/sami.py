@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._checks import finite_float, non_negative_int, positive_int, training_step
-from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
+from ..diffusion import ChainDivergedError, DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import batch_images, check_images, module_dtype
@@ -364,9 +364,13 @@ class SAMI(PretrainedMixin, nn.Module):
             steps = None
         else:
             steps = self.config.sample_steps if num_steps is None else num_steps
-        last: dict = {}
+        last: dict = {"step": 0}
+        total = T if steps is None else steps
+        what = f"{'guided' if guide is not None else 'unguided'} {'DDPM' if steps is None else 'DDIM'} chain"
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+            last["step"] += 1
+            _check_chain_state(x_t, what, last["step"], total, int(tt[0]), scale if guide is not None else None)
             g = guide(x_t) if guide is not None else None
             eps = self.denoiser(x_t, tt)
             last.update(t=int(tt[0]), eps=eps, g=g)
@@ -378,6 +382,7 @@ class SAMI(PretrainedMixin, nn.Module):
         with torch.no_grad():
             x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
                          callback=step_done if callback is not None else None)
+        _check_chain_state(x, what, total, total, -1, scale if guide is not None else None, end=True)
         return x.clamp(-1, 1)
 
     def chain_uses_literal_step(self, sampler: str | None = None, num_steps: int | None = None) -> bool:
@@ -505,6 +510,34 @@ class SAMI(PretrainedMixin, nn.Module):
         if self.config.freeze_denoiser if freeze is None else freeze:
             self.denoiser.requires_grad_(False)
         return self
+
+
+# Bound on |x_t| past which a reverse chain has diverged. A chain's x_t follows q(x_t): images in
+# [-1, 1] plus unit-variance noise, a few units at most; a chain that leaves by orders of magnitude
+# (a barely trained model with guidance reached 1e18 within 25 of 50 DDIM steps) cannot come back,
+# and past ~1e13 the encoder's float32 activations overflow, so log q(z | x_t) fails with a NaN
+# message that blames its inputs instead of the chain. Far above what a working (or merely poor)
+# chain reaches (the same model's non-diverging chains stay below 1e3).
+_DIVERGED_ABS_X = 1e6
+
+
+def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int, scale: float | None,
+                       end: bool = False) -> None:
+    """Raise :class:`ChainDivergedError` (a ValueError) naming the chain, the step and the likely cause
+    when ``x`` (the state entering ``step`` of ``total``, or the chain's result with ``end``) is
+    non-finite or beyond ``_DIVERGED_ABS_X``. A check only: the chain's numbers are never changed."""
+    finite = bool(torch.isfinite(x).all())
+    peak = float(x.detach().abs().max()) if finite else float("nan")
+    if finite and peak <= _DIVERGED_ABS_X:
+        return
+    state = "x_t holds NaN or infinite values" if not finite else f"|x_t| reached {peak:.3g} (bound {_DIVERGED_ABS_X:.0e})"
+    where = f"at its end (after step {total}/{total})" if end else f"at step {step}/{total} (t={t})"
+    if scale is None:
+        cause = "the denoiser is likely undertrained"
+    else:
+        cause = (f"the guidance scale ({scale:g}, config.guidance_scale) is likely too large for this model, or the "
+                 "model (denoiser and encoder) is undertrained; try a smaller guidance scale or a longer-trained model")
+    raise ChainDivergedError(f"SAMI {what} diverged {where}: {state}; {cause}")
 
 
 def check_count(n, name: str) -> None:

@@ -53,6 +53,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._checks import finite_numbers, flag, path
+from ..diffusion import ChainDivergedError
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -263,9 +264,14 @@ class Trainer:
         ctx = ema.swapped(self.model) if (ema is not None and cfg.sample_from_ema) else contextlib.nullcontext()
         was_training = self.model.training
         self.model.eval()
-        with ctx, torch.no_grad():
-            images = sample(cfg.num_samples, generator=gen)
-        self.model.train(was_training)
+        try:
+            with ctx, torch.no_grad():
+                images = sample(cfg.num_samples, generator=gen)
+        except ChainDivergedError as exc:  # early in training a guided chain can diverge: said, skipped, as NaN below
+            print(f"step {step}: the sample grid's chain diverged ({exc}); not saved", file=sys.stderr, flush=True)
+            return
+        finally:
+            self.model.train(was_training)
         out = self.run_dir / "images" / "samples" / f"step-{step:08d}.png"
         bad = int((~torch.isfinite(images)).sum())
         if bad:  # said, not saved as black pixels; not raised either: one rank stopping would hang the others

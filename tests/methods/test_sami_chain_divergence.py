@@ -1,0 +1,114 @@
+"""A diverging SAMI reverse chain raises an error naming the chain, the step and the likely cause
+(instead of the NaN message of log q(z | x_t) a few steps later); a chain that does not diverge is
+untouched. The chains here use a denoiser whose output conv is zeroed (eps_theta = 0), for which
+DDIM with eta = 0 has a closed form: x_{t'} = sqrt(abar_{t'} / abar_t) x_t, so the state entering
+step k is sqrt(abar_{t_k} / abar_{t_0}) x_T and the result x_T / sqrt(abar_{t_0})."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+from diffrep.diffusion import ChainDivergedError
+from helpers import sami_images, tiny_sami
+
+BOUND = 1e6  # the documented divergence bound on |x_t| (methods/sami.py)
+STEPS = [16, 12, 8, 4, 0]  # DDIM, 5 of T = 20 steps, uniform spacing: 0, 4, 8, 12, 16 descending
+
+
+def _zero_eps_model(**kw):
+    m = tiny_sami(**kw)
+    with torch.no_grad():
+        for p in m.denoiser.out.parameters():
+            p.zero_()
+    return m
+
+
+def _abar(m, t: int) -> float:
+    betas = torch.linspace(1e-3, 0.2, 20, dtype=torch.float64)  # tiny_sami's linear schedule
+    assert torch.allclose(m.schedule.betas.double(), betas)
+    return float(torch.prod(1 - betas[: t + 1]))
+
+
+def test_a_chain_that_stays_bounded_gives_the_closed_form_result():
+    m = _zero_eps_model()
+    x_T = 1e-3 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = m.sample_unconditional(2, x_T=x_T, sampler="ddim", num_steps=5)
+    torch.testing.assert_close(out, (x_T / math.sqrt(_abar(m, STEPS[0]))).clamp(-1, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_an_exploding_unguided_chain_names_the_step_where_it_left_the_bound():
+    m = _zero_eps_model()
+    growth = [math.sqrt(_abar(m, t) / _abar(m, STEPS[0])) for t in STEPS]
+    v = BOUND / math.sqrt(growth[1] * growth[2])  # crosses the bound entering step 3 (t = 8), not before
+    assert growth[1] * v < BOUND < growth[2] * v and v < BOUND
+    x_T = torch.full((2, 1, 8, 8), v, dtype=torch.float64)
+    with pytest.raises(ChainDivergedError, match=r"SAMI unguided DDIM chain diverged at step 3/5 \(t=8\)") as exc:
+        m.sample_unconditional(2, x_T=x_T, sampler="ddim", num_steps=5)
+    msg = str(exc.value)
+    assert "denoiser is likely undertrained" in msg and "log_posterior" not in msg
+    reached = float(re.search(r"\|x_t\| reached ([0-9.e+]+)", msg).group(1))
+    assert reached == pytest.approx(growth[2] * v, rel=1e-2)
+
+
+def test_an_exploding_ddpm_chain_is_named_with_all_t_steps():
+    # eps_theta = 0: the DDPM posterior mean is x_t / sqrt(alpha_t) (Ho et al. 2020, Eq. 7 with x0 = x_t /
+    # sqrt(abar_t)), so the state entering step k (t = 20 - k) is x_T prod_{s > t} alpha_s^{-1/2} plus noise
+    # of standard deviation < 1 per step, negligible beside the 5 % margins around the bound here
+    m = _zero_eps_model(sampler="ddpm")
+    alphas = 1 - torch.linspace(1e-3, 0.2, 20, dtype=torch.float64)
+    growth = [float(alphas[20 - k + 1:].prod().rsqrt()) for k in range(1, 21)]  # entering step k
+    v = BOUND / math.sqrt(growth[1] * growth[2])  # crosses entering step 3 (t = 17)
+    assert growth[1] * v < 0.95 * BOUND and growth[2] * v > 1.05 * BOUND
+    x_T = torch.full((1, 1, 8, 8), v, dtype=torch.float64)
+    with pytest.raises(ChainDivergedError, match=r"SAMI unguided DDPM chain diverged at step 3/20 \(t=17\)"):
+        m.sample_unconditional(1, x_T=x_T, generator=torch.Generator().manual_seed(0))
+
+
+def test_an_exploding_guided_chain_blames_the_guidance_scale_not_the_posterior():
+    m = tiny_sami(sampler="ddim")
+    z = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(ChainDivergedError, match=r"SAMI guided DDIM chain diverged at step \d/5 \(t=\d+\)") as exc:
+        m.generate(z, guidance_scale=1e12, generator=torch.Generator().manual_seed(0))
+    msg = str(exc.value)
+    assert "guidance scale (1e+12" in msg and "undertrained" in msg and "NaN" not in msg
+    # the same model and latents at the paper's scale do not diverge
+    out = m.generate(z, guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
+    assert bool(torch.isfinite(out).all())
+
+
+def test_conditional_sampling_reports_the_chain_too():
+    m = tiny_sami(sampler="ddim", guidance_scale=1e12)
+    with pytest.raises(ChainDivergedError, match=r"SAMI guided DDIM chain diverged at step"):
+        m.conditional_sample(sami_images(2), 1, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_non_finite_result_is_reported_at_the_chains_end():
+    from diffrep.methods.sami import _check_chain_state
+
+    x = torch.zeros(2, 1, 8, 8)
+    _check_chain_state(x, "unguided DDPM chain", 20, 20, -1, None, end=True)  # finite and small: silent
+    x[1, 0, 3, 4] = float("nan")
+    with pytest.raises(ChainDivergedError, match=r"SAMI unguided DDPM chain diverged at its end \(after step 20/20\): "
+                                         r"x_t holds NaN or infinite values"):
+        _check_chain_state(x, "unguided DDPM chain", 20, 20, -1, None, end=True)
+
+
+def test_a_diverged_sample_grid_is_said_and_skipped_and_training_goes_on(tmp_path, capsys):
+    # the trainer's periodic grid skips a diverged chain as it skips a NaN grid (early in training a guided
+    # chain can diverge; the run must not stop there)
+    from torch.utils.data import TensorDataset
+
+    from diffrep.train import TrainConfig, Trainer
+
+    m = tiny_sami(sampler="ddim", guidance_scale=1e12)
+    cfg = TrainConfig(steps=2, batch_size=2, ema_decay=0.0, log_every=1, device="cpu", sample_every=1, num_samples=2)
+    Trainer(m, TensorDataset(sami_images(4)), cfg, tmp_path / "run").train()
+    err = capsys.readouterr().err
+    for step in (1, 2):
+        assert re.search(rf"step {step}: the sample grid's chain diverged \(SAMI guided DDIM chain diverged at step "
+                         r"\d/5 \(t=\d+\): .*\); not saved", err), err
+    assert not list((tmp_path / "run").glob("images/samples/*.png")) and m.training
