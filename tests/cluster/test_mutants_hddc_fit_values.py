@@ -91,13 +91,19 @@ def test_filter_that_drops_everything_keeps_the_heaviest_component():
 
 
 def test_p_arbitrary_default_follows_the_split_rule():
-    x = _blobs([3.0], K=3)
+    # tight blobs: every density is below psi = 0.5, so only the arbitrary-split coin makes candidates
+    x = _blobs([3.0], K=4) * 0.05
     kw = dict(n_components=2, max_components=6, max_iter=10, seed=3)
-    bic0 = hddc.fit(x, split_rule="bic", **kw)
-    assert torch.equal(bic0.means, hddc.fit(x, split_rule="bic", p_arbitrary=0.0, **kw).means)
-    dyga_default = hddc.fit(x, split_rule="dyga", **kw)
-    assert torch.equal(dyga_default.means, hddc.fit(x, split_rule="dyga", p_arbitrary=0.5, **kw).means)
-    assert torch.equal(dyga_default.means, hddc.fit(x, split_rule="dyga", **kw).means)  # seeded: reproducible
+    bic0 = hddc.fit(x, split_rule="bic", p_arbitrary=0.0, **kw)
+    assert bic0.n_components.tolist() == [2]
+    assert hddc.fit(x, split_rule="bic", p_arbitrary=1.0, **kw).n_components.tolist() == [4]  # the coin matters
+    assert torch.equal(hddc.fit(x, split_rule="bic", **kw).means, bic0.means)  # "bic": 0 by default
+    dyga_half = hddc.fit(x, split_rule="dyga", p_arbitrary=0.5, **kw)
+    assert int(dyga_half.n_components[0]) > 2
+    assert hddc.fit(x, split_rule="dyga", p_arbitrary=0.0, **kw).n_components.tolist() == [2]
+    for _ in range(2):  # "dyga": 0.5 by default, and the coins come from the fit's seeded generator
+        torch.manual_seed(_)
+        assert torch.equal(hddc.fit(x, split_rule="dyga", **kw).means, dyga_half.means)
 
 
 def test_argument_boundaries_are_accepted():
