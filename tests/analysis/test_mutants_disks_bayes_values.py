@@ -76,3 +76,11 @@ def test_disk_centres_by_hand():
     np.testing.assert_allclose(got[0], [11 / 2.5, 8 / 2.5], rtol=0, atol=1e-12)
     np.testing.assert_allclose(got[1], [1.0, 6.0], rtol=0, atol=1e-12)
     assert np.isnan(got[2]).all()
+
+
+def test_defaults_sami_geometry_at_32_pixels_256_images_seed_0():
+    from diffrep.data.disks import disks_geometry
+
+    r = disks_bayes_eps_mse(SCHED, [50], grid=(2, 2, 2))
+    assert r["num_images"] == 256 and r["seed"] == 0
+    assert r == disks_bayes_eps_mse(SCHED, [50], disks_geometry(32), grid=(2, 2, 2), num_images=256, seed=0)
