@@ -169,7 +169,7 @@ def test_patch_discriminator_dcgan_initialisation():
     assert abs(float(w.mean())) < 1e-3 and float(w.std()) == pytest.approx(0.02, rel=0.02)
     bn = torch.cat([m.weight.detach().flatten() for m in d.net if isinstance(m, nn.BatchNorm2d)])
     assert float(bn.mean()) == pytest.approx(1.0, abs=0.005) and float(bn.std()) == pytest.approx(0.02, rel=0.15)
-    assert all(float(m.bias.abs().max()) == 0.0 for m in d.net if isinstance(m, nn.BatchNorm2d))
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in d.net if isinstance(m, nn.BatchNorm2d))
 
 
 def test_patch_discriminator_output_size_floors_odd_sides():
