@@ -24,9 +24,10 @@ def _kmeanspp_pair_probability(pts, w, pair):
 
 
 def test_kmeanspp_second_seed_is_drawn_in_proportion_to_weighted_squared_distance():
-    # points 0, 0.5, 3 (1-D) with weights 1, 0.5, 0.8; K = 2 and no Lloyd step: the seeds {0, 0.5} give
-    # the partition {0} | {0.5, 3}, every other pair puts 0 and 0.5 together. One unit per seed.
-    pts, w = [0.0, 0.5, 3.0], [1.0, 0.5, 0.8]
+    # points 10, 10.5, 13 (1-D, far from the origin: the probabilities only depend on differences) with
+    # weights 1, 0.5, 0.8; K = 2 and no Lloyd step: the seeds {10, 10.5} give the partition
+    # {10} | {10.5, 13}, every other pair puts 10 and 10.5 together. One unit per seed.
+    pts, w = [10.0, 10.5, 13.0], [1.0, 0.5, 0.8]
     U = 10000
     x = torch.tensor(pts, dtype=torch.float64).reshape(1, 3, 1).expand(U, 3, 1).contiguous()
     ww = torch.tensor(w, dtype=torch.float64).expand(U, 3).contiguous()
@@ -100,10 +101,13 @@ def test_random_seeding_draws_distinct_weighted_points():
         for i in torch.nonzero(~on)[:, 0].tolist():
             near = torch.nonzero(on)[:, 0][((x[u][on] - x[u][i]) ** 2).sum(-1).argmin()]
             assert lab[u][i] == lab[u][near]
-    # fewer weighted points than K: drawn with replacement, no error
-    lab = kmeans_labels(x[:1], torch.tensor([[1.0, 1, 0, 0, 0, 0, 0, 0]], dtype=torch.float64), 3, [0],
-                        init="random", iters=0)
-    assert set(lab[0].tolist()) <= {0, 1, 2}
+    # fewer weighted points than K: drawn with replacement among them (never a w = 0 point)
+    w1 = torch.tensor([[1.0, 1, 0, 0, 0, 0, 0, 0]], dtype=torch.float64)
+    for seed in range(4):
+        lab = kmeans_labels(x[:1], w1, 3, [seed], init="random", iters=0)[0]
+        for i in range(8):
+            near = int(((x[0, :2] - x[0, i]) ** 2).sum(-1).argmin())
+            assert lab[i] == lab[near]
 
 
 def test_nearest_centre_is_the_brute_force_argmin():
