@@ -119,9 +119,53 @@ def test_argument_boundaries_are_accepted():
     with pytest.raises(ValueError, match=r"p_arbitrary must be in \[0, 1\], got 1.5"):
         hddc.fit(x, n_components=2, max_components=4, p_arbitrary=1.5)
     r0 = torch.zeros(1, n, 2, dtype=torch.float64)
-    r0[..., 0], r0[..., 1] = 1.5, -0.5
+    r0[..., 0] = 1.5
     with pytest.raises(ValueError, match=r"init_resp must lie in \[0, 1\]"):
         hddc.fit(x, n_components=2, max_components=4, init_resp=r0)
+    hddc.fit(x, n_components=2, max_components=4, phi=0.9, psi=0.0, max_iter=3)
+    hddc.fit(x, n_components=2, max_components=4, model="full", reg_covar=0.0, max_iter=3)
+    with pytest.raises(ValueError, match="phi"):
+        hddc.fit(x, n_components=2, max_components=4, phi=1.5)
+    w2 = torch.ones(2, n, dtype=torch.float64)
+    w2[1] = 0.0
+    with pytest.raises(ValueError, match="^every unit needs a positive total weight$"):
+        hddc.fit(torch.cat([x, x]), n_components=2, max_components=4, weights=w2)
+
+
+def test_defaults_are_dygas_and_hdclassifs():
+    import inspect
+
+    sig = inspect.signature(hddc.fit).parameters
+    want = dict(n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, tol=1e-3, split=True,
+                min_mass=10, seed=0, split_rule="bic", phi=0.5, psi=0.5, p_arbitrary=None, max_split_passes=3,
+                threshold=0.2, dim_rule="cattell", init="kmeans++", reg_covar=1e-6)
+    assert {k: sig[k].default for k in want} == want
+
+
+def test_a_deactivated_component_leaves_renormalised_responsibilities():
+    # component 2 has one point above 1/K = 1/3: fewer than MIN_COUNT, so it is dropped before the first
+    # M-step and the other two columns are renormalised; one M-step then equals a 2-component start
+    # from those renormalised columns
+    x = _blobs([6.0], n_per=40)
+    n = x.shape[1]
+    g = torch.Generator().manual_seed(4)
+    r = torch.softmax(torch.randn(1, n, 2, generator=g, dtype=torch.float64), -1) * 0.8
+    r3 = torch.cat([r, torch.full((1, n, 1), 0.2, dtype=torch.float64)], -1)
+    r3[0, 5] = torch.tensor([0.05, 0.05, 0.9], dtype=torch.float64)
+    kw = dict(max_components=3, split=False, max_iter=1)
+    a = hddc.fit(x, n_components=3, init_resp=r3, **kw)
+    b = hddc.fit(x, n_components=2, init_resp=r3[..., :2] / r3[..., :2].sum(-1, keepdim=True), **kw)
+    assert a.n_components.tolist() == [2] and int(a.events["deactivated"][0]) == 1
+    torch.testing.assert_close(a.means[:, :2], b.means[:, :2], rtol=1e-12, atol=1e-12)
+
+
+def test_filter_uses_the_weighted_soft_size():
+    # weights 0.5: two components of 60 points have soft size sum_i w_i t_ik = 30 < min_mass = 40,
+    # so both fall and the heavier one stays (sum_i t_ik = 60 would keep both)
+    x = _blobs([8.0], n_per=60)
+    w = torch.full((1, x.shape[1]), 0.5, dtype=torch.float64)
+    r = hddc.fit(x, n_components=2, max_components=4, weights=w, min_mass=40, max_split_passes=1, seed=0)
+    assert r.n_components.tolist() == [1]
 
 
 def test_random_seeding_and_the_bic_dimension_rule_reach_the_fit():
