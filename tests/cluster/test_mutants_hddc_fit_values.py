@@ -111,6 +111,7 @@ def test_argument_boundaries_are_accepted():
     n = x.shape[1]
     hddc.fit(x, n_components=2, max_components=4, p_arbitrary=1.0, split_rule="dyga", max_iter=3)
     hddc.fit(x, n_components=2, max_components=4, threshold=1.0, max_iter=3)
+    hddc.fit(x[:, :6], n_components=6, max_components=6, split=False, max_iter=2)  # one point per component
     w = torch.ones(1, n, dtype=torch.float64)
     w[0, :5] = 0.0
     hddc.fit(x, n_components=2, max_components=4, weights=w, max_iter=3)             # zeros and ones

@@ -116,3 +116,22 @@ def test_nearest_centre_is_the_brute_force_argmin():
     c = 100 + torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
     want = ((x[:, :, None] - c[:, None]) ** 2).sum(-1).argmin(-1)
     assert torch.equal(nearest_centre(x, c), want)
+
+
+def test_kmeans_argument_checks():
+    x = torch.randn(2, 5, 2, dtype=torch.float64)
+    w = torch.ones(2, 5, dtype=torch.float64)
+    lab = kmeans_labels(x, w, 5, [0, 1], iters=0)  # K = n: every point its own centre
+    assert [sorted(r.tolist()) for r in lab] == [[0, 1, 2, 3, 4]] * 2
+    bad = w.clone()
+    bad[0, 1] = -0.5
+    with pytest.raises(ValueError, match="^w must be >= 0 with a positive total per unit$"):
+        kmeans_labels(x, bad, 2, [0, 1])
+    zero = w.clone()
+    zero[1] = 0.0
+    with pytest.raises(ValueError, match="^w must be >= 0 with a positive total per unit$"):
+        kmeans_labels(x, zero, 2, [0, 1])
+    with pytest.raises(ValueError, match=r"^seeds must give one int per unit \(2\)"):
+        kmeans_labels(x, w, 2, [0])
+    with pytest.raises(ValueError, match=r"^K=6 exceeds the 5 points per unit$"):
+        kmeans_labels(x, w, 6, [0, 1])
