@@ -66,7 +66,9 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
         lab = nearest_centre(x, cents)
         cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w.to(x.dtype))
         new = torch.zeros_like(cents).scatter_add_(1, lab[..., None].expand(-1, -1, d), xw)
-        cents = torch.where(cnt[..., None] > 0, new / cnt.clamp_min(1)[..., None], cents)
+        # the weighted mean sum w x / sum w; weights are in [0, 1], so a cluster's total can be below 1
+        # (clamping it at 1 shrank such centres towards the origin); an empty cluster keeps its centre
+        cents = torch.where(cnt[..., None] > 0, new / cnt.clamp_min(torch.finfo(x.dtype).tiny)[..., None], cents)
     return nearest_centre(x, cents)
 
 
