@@ -3,27 +3,13 @@
 background, so their squared norms differ and the -abar |x0_k|^2 / 2 term of the Gaussian
 log-likelihood matters; a single test image; the first timestep t = 0."""
 
-import math
-
 import numpy as np
 import pytest
 
 from diffrep.analysis.disks_bayes import disks_bayes_eps_mse
 from diffrep.data.disks import Disks, render_disks
-from diffrep.diffusion import NoiseSchedule, NoiseScheduleConfig
 
-SCHED = NoiseSchedule(NoiseScheduleConfig(kind="linear", num_timesteps=100, beta_start=1e-3, beta_end=0.05))
-
-
-def _two_point_eps_mse(a, b, abar):
-    """Equal-weight prior on {a, b}: MMSE_x0 = |a - b|^2 E[sigmoid(l)^2], l ~ N(-k/2, k),
-    k = abar |a - b|^2 / (1 - abar) (it depends on a - b only); per pixel, in eps units."""
-    d2 = float(((a - b) ** 2).sum())
-    k = abar * d2 / (1 - abar)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
-    ell = -k / 2 + math.sqrt(k) * nodes
-    e_sig2 = float((weights * (1 / (1 + np.exp(-ell))) ** 2).sum() / weights.sum())
-    return abar / (1 - abar) * d2 * e_sig2 / a.size
+from test_disks_bayes import SCHED, two_point_eps_mse as _two_point_eps_mse
 
 
 def test_two_backgrounds_of_different_norm_match_the_closed_form():
