@@ -71,3 +71,64 @@ def test_bernoulli_draws_keyed_by_seed_epoch_and_item():
     assert np.array_equal(binarize(images, idx, "static", 4, 0), binarize(images, idx, "static", 4, 9))
     assert not np.array_equal(binarize(images, idx, "dynamic", 4, 0), binarize(images, idx, "dynamic", 4, 9))
     assert binarize(images, idx, "none") is images
+
+
+def test_sampler_defaults_edges_and_messages():
+    """Defaults seed 0 and epoch 0; n = B (one batch) and rank W - 1 are allowed, start = the batch count
+    (nothing left) too; each bad argument is named."""
+    import pytest
+
+    assert list(EpochBatchSampler(10, 5)) == [epoch_permutation(10, 0, 0)[:5].tolist(), epoch_permutation(10, 0, 0)[5:].tolist()]
+    assert list(EpochBatchSampler(4, 4, shuffle=False)) == [[0, 1, 2, 3]]
+    s = EpochBatchSampler(8, 4, shuffle=False, rank=3, world_size=4)
+    assert list(s) == [[3], [7]] and s.per_rank == 1 and isinstance(s.per_rank, int)
+    s.set_epoch(1, 2)
+    assert list(s) == [] and len(s) == 0 and s.indices().tolist() == [] and s.indices().dtype == np.int64
+    with pytest.raises(ValueError, match=r"^need 0 <= rank < world_size, got rank=4, world_size=4$"):
+        EpochBatchSampler(8, 4, rank=4, world_size=4)
+    with pytest.raises(ValueError, match=r"^start batch 3 outside \[0, 2\]$"):
+        s.set_epoch(0, 3)
+    with pytest.warns(DeprecationWarning, match=r"^EpochBatchSampler\(num_replicas=\) is deprecated; use world_size=$"):
+        old = EpochBatchSampler(8, 4, shuffle=False, rank=1, num_replicas=2)
+    assert list(old) == [[2, 3], [6, 7]]
+    for kwargs, msg in ((dict(n=-1, batch_size=1), "n must be a non-negative int"),
+                        (dict(n=4, batch_size=0), "batch_size must be a positive int"),
+                        (dict(n=4, batch_size=2, world_size=0), "world_size must be a positive int"),
+                        (dict(n=4, batch_size=2, start=-1), "start must be a non-negative int"),
+                        (dict(n=4, batch_size=2, seed=-1), "seed must be a non-negative int"),
+                        (dict(n=4, batch_size=2, epoch=-1), "epoch must be a non-negative int"),
+                        (dict(n=4, batch_size=2, shuffle=1), "shuffle must be True or False"),
+                        (dict(n=4, batch_size=2, drop_last=None), "drop_last must be True or False")):
+        with pytest.raises((ValueError, TypeError), match="^" + msg):
+            EpochBatchSampler(**kwargs)
+    with pytest.raises(ValueError, match="^start_batch must be a non-negative int"):
+        EpochBatchSampler(4, 2).set_epoch(0, -1)
+    with pytest.raises(ValueError, match="^n must be a non-negative int"):
+        epoch_permutation(-1, 0, 0)
+
+
+def test_binarize_levels_defaults_and_messages():
+    """255 is always on and 0 always off (p = pixel / 255 exactly); threshold at 128; defaults seed 0,
+    epoch 0; bad inputs named."""
+    import pytest
+
+    full = np.full((1, 100, 100), 255, np.uint8)
+    assert (binarize(full, np.array([0]), "dynamic", 1, 2) == 255).all()
+    assert (binarize(full - 255, np.array([0]), "static", 1) == 0).all()
+    ramp = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    assert np.array_equal(binarize(ramp, np.array([0]), "threshold"), np.where(ramp >= 128, 255, 0))
+    assert np.array_equal(binarize(ramp, np.array([3]), "dynamic"), binarize(ramp, np.array([3]), "dynamic", 0, 0))
+    with pytest.raises(ValueError, match=r"^mode must be one of .*got None$"):
+        binarize(ramp, np.array([0]), None)
+    with pytest.raises(TypeError, match=r"^images must be a numpy array \(n, \.\.\.\) of uint8 images, got list$"):
+        binarize([[1, 2]], np.array([0]), "threshold")
+    with pytest.raises(TypeError, match=r"^images must be a numpy array \(n, \.\.\.\) of uint8 images, got \(3,\)$"):
+        binarize(np.zeros(3, np.uint8), np.array([0]), "threshold")
+    with pytest.raises(TypeError, match="^binarize expects uint8 images, got float32$"):
+        binarize(ramp.astype(np.float32), np.array([0]), "threshold")
+    for name, kw in (("seed", dict(seed=1.5)), ("epoch", dict(epoch=-1)), ("seed", dict(seed=True))):
+        with pytest.raises(ValueError, match=f"^{name} must be a non-negative int"):
+            binarize(ramp, np.array([0]), "dynamic", **kw)
+    for bad in (np.array([[0]]), np.array([0, 1]), np.array([0.0])):
+        with pytest.raises(ValueError, match=r"^indices must be 1 integer item indices \(n,\) for the 1 images"):
+            binarize(ramp, bad, "threshold")

@@ -162,9 +162,9 @@ def test_timestep_embedding_edges_and_messages():
     for dim in (1, True, 4.0):
         with pytest.raises(ValueError, match=f"^dim must be an int >= 2, got {dim!r}$"):
             timestep_embedding(torch.zeros(2), dim)
-    with pytest.raises(ValueError, match="max_period"):
+    with pytest.raises(ValueError, match="^max_period must be > 0, got 0.0$"):
         timestep_embedding(torch.zeros(2), 4, max_period=0.0)
-    with pytest.raises(ValueError, match="freq_shift"):
+    with pytest.raises(ValueError, match="^freq_shift must be >= 0, got -1.0$"):
         timestep_embedding(torch.zeros(2), 4, freq_shift=-1.0)
     with pytest.raises(ValueError, match=r"^freq_shift=2.0 must be below dim // 2 = 2$"):
         timestep_embedding(torch.zeros(2), 4, freq_shift=2.0)
