@@ -58,6 +58,7 @@ class _Ramp:
         return rng.randint(0, 5, size=(n, 1))
 
     def sample_observations_from_factors(self, f, rng):
+        rng.uniform(size=len(f))  # a reader that draws (noise, a random variant) advances the shared stream
         return np.repeat(np.repeat(f[:, :, None] / 4.0, 8, 1), 8, 2).astype(np.float32)  # [n, 8, 8]
 
 
@@ -69,6 +70,7 @@ def test_factor_metrics_reads_posterior_means_of_the_mapped_observations(monkeyp
     out = R.factor_metrics(m, _Ramp(), num_train=6, num_test=4, seed=2, batch_size=4)
     rng = np.random.RandomState(2)
     f_train = rng.randint(0, 5, size=(6, 1))
+    rng.uniform(size=6)
     f_test = rng.randint(0, 5, size=(4, 1))
     codes_tr, y_tr, codes_te, y_te = seen["me"]
     assert np.array_equal(y_tr, f_train) and np.array_equal(y_te, f_test)
@@ -76,6 +78,30 @@ def test_factor_metrics_reads_posterior_means_of_the_mapped_observations(monkeyp
         for codes, f in ((codes_tr, f_train), (codes_te, f_test)):
             x = torch.full((len(f), 1, 8, 8), 0.0, dtype=torch.float64) + torch.as_tensor(f / 4.0 * 2 - 1)[:, :, None, None]
             np.testing.assert_allclose(codes, m.posterior(x)[0].numpy(), atol=1e-6)
-    assert seen["dci"][1] == 2 and all(np.array_equal(a, b) for a, b in zip(seen["dci"][0], seen["me"]))
+    assert seen["dci"][1] == 2 and len(seen["dci"][0]) == 4 and all(np.array_equal(a, b) for a, b in zip(seen["dci"][0], seen["me"]))
     assert out["modularity"] == 0.5 and out["disentanglement"] == 0.25
     assert (out["num_train"], out["num_test"], out["seed"]) == (6, 4, 2)
+
+
+def test_factor_metrics_defaults_and_messages():
+    """SAMI A.7: 10,000 training and 5,000 test samples by default; bad arguments named."""
+    import inspect
+
+    sig = inspect.signature(R.factor_metrics).parameters
+    assert (sig["num_train"].default, sig["num_test"].default, sig["seed"].default) == (10000, 5000, 0)
+    m = tiny_model()
+    with pytest.raises(TypeError, match=r"^dataset must be a ground-truth dataset with sample_factors\(\)$"):
+        R.factor_metrics(m, object())
+    for kw in ("num_train", "num_test"):
+        with pytest.raises(ValueError, match=f"^{kw} must be a positive int, got 0$"):
+            R.factor_metrics(m, _Ramp(), **{kw: 0})
+
+
+def test_latent_straightness_needs_five_axes_and_three_frames():
+    m = tiny_model().eval()
+    x = torch.rand(1, 3, 1, 8, 8, dtype=torch.float64)
+    assert R.latent_straightness(m, x)["num_frames"] == 3  # three frames: one pair of steps
+    with pytest.raises(ValueError, match=r"^videos must be \[N, F >= 3, C, H, W\], got \(1, 2, 1, 8, 8\)$"):
+        R.latent_straightness(m, x[:, :2])
+    with pytest.raises(ValueError, match=r"^videos must be \[N, F >= 3, C, H, W\], got \(3, 1, 8, 8\)$"):
+        R.latent_straightness(m, x[0])

@@ -120,6 +120,8 @@ def test_binarize_levels_defaults_and_messages():
     assert np.array_equal(binarize(ramp, np.array([3]), "dynamic"), binarize(ramp, np.array([3]), "dynamic", 0, 0))
     with pytest.raises(ValueError, match=r"^mode must be one of .*got None$"):
         binarize(ramp, np.array([0]), None)
+    with pytest.raises(ValueError, match=r"^mode must be one of .*got 'otsu'$"):
+        binarize(ramp, np.array([0]), "otsu")
     with pytest.raises(TypeError, match=r"^images must be a numpy array \(n, \.\.\.\) of uint8 images, got list$"):
         binarize([[1, 2]], np.array([0]), "threshold")
     with pytest.raises(TypeError, match=r"^images must be a numpy array \(n, \.\.\.\) of uint8 images, got \(3,\)$"):
