@@ -36,6 +36,9 @@ def test_latent_and_pixel_straightness_by_explicit_cosines():
         [(p[i + 1] - p[i]) @ (p[i + 2] - p[i + 1]) / (np.linalg.norm(p[i + 1] - p[i]) * np.linalg.norm(p[i + 2] - p[i + 1]))
          for i in range(2)])]) for p in pix])
     assert r["pixel_curvature_deg"] == pytest.approx(want_deg, abs=1e-6)
+    lat_deg = np.mean([np.mean([math.degrees(math.acos(min(1.0, max(-1.0, (c[i + 1] - c[i]) @ (c[i + 2] - c[i + 1]) / (
+        np.linalg.norm(c[i + 1] - c[i]) * np.linalg.norm(c[i + 2] - c[i + 1])))))) for i in range(2)]) for c in codes])
+    assert r["latent_curvature_deg"] == pytest.approx(lat_deg, abs=1e-6)
     assert (r["num_videos"], r["num_frames"]) == (2, 4)
 
 
@@ -83,13 +86,16 @@ def test_factor_metrics_reads_posterior_means_of_the_mapped_observations(monkeyp
     assert (out["num_train"], out["num_test"], out["seed"]) == (6, 4, 2)
 
 
-def test_factor_metrics_defaults_and_messages():
+def test_factor_metrics_defaults_and_messages(monkeypatch):
     """SAMI A.7: 10,000 training and 5,000 test samples by default; bad arguments named."""
-    import inspect
-
-    sig = inspect.signature(R.factor_metrics).parameters
-    assert (sig["num_train"].default, sig["num_test"].default, sig["seed"].default) == (10000, 5000, 0)
-    m = tiny_model()
+    m = tiny_model().eval()
+    seen = {}
+    monkeypatch.setattr(R, "modularity_explicitness", lambda *s: seen.setdefault("me", s) and {})
+    monkeypatch.setattr(R, "dci", lambda *s, seed: seen.update(seed=seed) or {})
+    out = R.factor_metrics(m, _Ramp())
+    assert [len(a) for a in seen["me"]] == [10000, 10000, 5000, 5000] and seen["seed"] == 0
+    assert np.array_equal(seen["me"][1], np.random.RandomState(0).randint(0, 5, size=(10000, 1)))
+    assert (out["num_train"], out["num_test"], out["seed"]) == (10000, 5000, 0)
     with pytest.raises(TypeError, match=r"^dataset must be a ground-truth dataset with sample_factors\(\)$"):
         R.factor_metrics(m, object())
     for kw in ("num_train", "num_test"):
