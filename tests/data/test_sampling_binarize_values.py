@@ -134,3 +134,11 @@ def test_binarize_levels_defaults_and_messages():
     for bad in (np.array([[0]]), np.array([0, 1]), np.array([0.0])):
         with pytest.raises(ValueError, match=r"^indices must be 1 integer item indices \(n,\) for the 1 images"):
             binarize(ramp, bad, "threshold")
+
+
+def test_worker_generator_names_its_arguments():
+    import pytest
+
+    for args, name in (((-1, 0), "seed"), ((0, 1.5), "epoch"), ((0, 0, True), "worker_id")):
+        with pytest.raises(ValueError, match=f"^{name} must be a non-negative int"):
+            worker_generator(*args)
