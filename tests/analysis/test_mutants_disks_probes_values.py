@@ -254,6 +254,14 @@ def test_monotonicity_defaults_one_sided_backgrounds_and_messages():
         with pytest.raises(ValueError, match=name):
             A.posterior_mean_monotonicity(m, **kw)
     r = A.posterior_mean_monotonicity(m, bright, num_lines=1, num_points=3, num_readout=20)  # 3 points suffice
+    # 3 read-out disks cannot fit 3 latents and a bias on either side: the first position sweep names its side
+    for seed in (2, 3):
+        rng = np.random.default_rng(seed)
+        rng.uniform(size=3)
+        side = "bright" if _contrast_background(rng, 0.15) > 0.5 else "dark"
+        assert side == ("bright" if seed == 2 else "dark")
+        with pytest.raises(ValueError, match=f"num_readout=3 drew too few {side} backgrounds to fit the position read-out"):
+            A.posterior_mean_monotonicity(m, num_lines=1, num_points=3, num_readout=3, seed=seed)
     assert r["num_points"] == 3
 
 
