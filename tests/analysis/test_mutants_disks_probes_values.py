@@ -251,7 +251,7 @@ def test_monotonicity_defaults_one_sided_backgrounds_and_messages():
     assert set(r["x"]["readout_r2"]) == {"bright"} and r["x"]["readout_r2"]["bright"] > 0.9
     for kw, name in ((dict(num_lines=0), "num_lines"), (dict(num_readout=0), "num_readout"),
                      (dict(num_points=2), "num_points"), (dict(num_points=3.0), "num_points")):
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=rf"\b{name}\b"):
             A.posterior_mean_monotonicity(m, **kw)
     r = A.posterior_mean_monotonicity(m, bright, num_lines=1, num_points=3, num_readout=20)  # 3 points suffice
     # 3 read-out disks cannot fit 3 latents and a bias on either side: the first position sweep names its side
@@ -290,7 +290,7 @@ def test_position_transfer_forwards_sampler_settings_defaults_and_messages():
     assert r["guide_background"][0] in (0.0, 1.0)  # 0.5 away from the foreground: an end of the range
     for kw, name in ((dict(num_guides=0), "num_guides"), (dict(num_samples=0), "num_samples"),
                      (dict(min_contrast=0.51), "min_contrast")):
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=rf"\b{name}\b"):
             A.disk_position_transfer(m, **kw)
     # a foreground of 0.7: the centres are measured against it (at 0.5 the mask would be wrong)
     guides = []
