@@ -255,6 +255,20 @@ def test_monotonicity_defaults_one_sided_backgrounds_and_messages():
             A.posterior_mean_monotonicity(m, **kw)
     r = A.posterior_mean_monotonicity(m, bright, num_lines=1, num_points=3, num_readout=20)  # 3 points suffice
     # 3 read-out disks cannot fit 3 latents and a bias on either side: the first position sweep names its side
+    # a side needs more disks than the 3 latents + bias (an exactly determined fit has no R^2): with seed 5,
+    # 9 disks put 4 on the dark side (too few), with seed 6, 10 disks put 5 (enough); the first sweep is dark
+    with pytest.raises(ValueError, match="too few dark"):
+        A.posterior_mean_monotonicity(m, num_lines=1, num_points=3, num_readout=9, seed=5)
+    r = A.posterior_mean_monotonicity(m, num_lines=1, num_points=3, num_readout=10, seed=6)
+    assert set(r["x"]["readout_r2"]) == {"dark", "bright"}
+    for seed, n, dark in ((5, 9, 4), (6, 10, 5)):
+        rr = np.random.default_rng([seed, 1])
+        rr.uniform(size=3 * n)
+        assert sum(_contrast_background(rr, 0.15) < 0.5 for _ in range(n)) == dark
+    # a sweep over 0.2 px still has an order: its projection moves by about 0.2 px, and rho is 1, not 0
+    narrow = disks_geometry(8).__class__(CFG, x_range=(3.9, 4.1))
+    r = A.posterior_mean_monotonicity(m, narrow, num_lines=4, num_points=3, num_readout=100)
+    assert r["x"]["readout_spearman"] == 1.0 and r["x"]["mean_abs_spearman"] == 1.0
     for seed in (2, 3):
         rng = np.random.default_rng(seed)
         rng.uniform(size=3)
