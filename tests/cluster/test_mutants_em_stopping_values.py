@@ -221,7 +221,6 @@ def test_filter_renormalises_the_responsibilities_before_the_final_em():
     # three groups, the third small (8 points): with min_mass 20 the filter drops its component; the final
     # EM's first M-step then starts from the two surviving columns of the E-step, renormalised per point
     x = _blobs([[0.0, 0.0], [7.0, 0.0], [3.5, 3.0]], [60, 60, 8], seed=6)
-    n = x.shape[1]
     labels = torch.arange(3).repeat_interleave(torch.tensor([60, 60, 8]))
     r0 = torch.nn.functional.one_hot(labels, 3).to(torch.float64)[None] * 0.98 + 0.02 / 3
     first = hddc.fit(x, n_components=3, max_components=3, init_resp=r0, split=False, max_iter=1)
