@@ -234,3 +234,26 @@ def test_filter_renormalises_the_responsibilities_before_the_final_em():
     r2 = t[..., :2] / t[..., :2].sum(-1, keepdim=True)
     assert float(t[0, 120:, :2].sum(-1).max()) < 0.5  # the small group's rows change a lot
     torch.testing.assert_close(got.means[:, :2], _one_m_step_means(x, r2), rtol=1e-8, atol=1e-8)
+
+
+def test_a_deactivation_in_the_final_em_is_counted():
+    # column 2 starts on three points of two tight groups (t = 0.34 > 1/3): it passes the first count,
+    # but after one M-step it is a broad component that no point prefers (no t_i2 > 1/3). The filter
+    # (min_mass 0) keeps it; the final EM then deactivates it before its first M-step, counts the event,
+    # and starts from the other two columns renormalised
+    x = _blobs([[0.0, 0.0], [8.0, 0.0]], [60, 60], seed=7, scale=0.5)
+    n = x.shape[1]
+    r = torch.nn.functional.one_hot(torch.arange(2).repeat_interleave(60), 3).to(torch.float64)[None].clone()
+    for i in (0, 61, 5):
+        r[0, i] = torch.tensor([0.33, 0.33, 0.34], dtype=torch.float64)
+    kw = dict(n_components=3, init_resp=r, max_iter=1)
+    first = hddc.fit(x, max_components=3, split=False, **kw)
+    assert first.n_components.tolist() == [3] and first.events["deactivated"].tolist() == [0]
+    t = first.responsibilities(x)
+    assert int((t[0, :, 2] > 1 / 3).sum()) == 0 and float(t[0, :, 2].sum()) > 0
+    got = hddc.fit(x, max_components=4, psi=1e9, min_mass=0.0, max_split_passes=1, **kw)
+    assert got.n_components.tolist() == [2]
+    assert got.events["filtered"].tolist() == [0] and got.events["deactivated"].tolist() == [1]
+    r2 = t[..., :2] / t[..., :2].sum(-1, keepdim=True)
+    assert r2.shape == (1, n, 2)
+    torch.testing.assert_close(got.means[:, :2], _one_m_step_means(x, r2), rtol=1e-8, atol=1e-8)
