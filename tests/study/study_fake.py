@@ -23,10 +23,6 @@ from diffrep.train import TrainConfig
 CRASH = {"at": None, "weight": None}
 
 
-def quiet(_msg):
-    """A study log that prints nothing."""
-
-
 @dataclasses.dataclass
 class StudyTinyAEConfig(Config):
     image_size: Annotated[int, Ge(1)] = 16
