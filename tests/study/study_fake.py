@@ -3,12 +3,15 @@
 ``test/tiny-ae``, plus helpers that write study files.
 
 ``CRASH["at"]``: when set to a step, the model's loss raises there (a simulated crash mid-training);
-``CRASH["weight"]``: only in models of that ``weight``.
+``CRASH["weight"]``: only in models of that ``weight``. A test module that sets it uses the
+``crash_switch_off`` fixture.
 """
 
 import dataclasses
+import json
 from typing import Annotated
 
+import pytest
 import torch
 import yaml
 
@@ -21,6 +24,25 @@ from diffrep.data.pooled import Pooled
 from diffrep.train import TrainConfig
 
 CRASH = {"at": None, "weight": None}
+
+
+@pytest.fixture
+def crash_switch_off():
+    """Every test of a module that imports this fixture and names it in ``pytestmark =
+    pytest.mark.usefixtures(crash_switch_off.__name__)`` starts and ends with ``CRASH`` off, whatever a test
+    set. Here rather than in a conftest.py: tests/ has exactly one (tests/contract/test_contract_issue_16.py)."""
+    CRASH.update(at=None, weight=None)
+    yield
+    CRASH.update(at=None, weight=None)
+
+
+def quiet(_msg):
+    """A study log that prints nothing (``run_study(..., log=quiet)``)."""
+
+
+def read_jsonl(path):
+    """The records of a JSON-lines file (a run's ``metrics.jsonl``), blank lines skipped."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @dataclasses.dataclass

@@ -16,21 +16,12 @@ from diffrep.nn import load_pretrained
 from diffrep.recipes.runinfo import dataset_from_settings, resolve_data_settings
 from diffrep.study import StudyError, parse_study, run_study
 from diffrep.study.spec import EVAL_DEFAULTS, EvalSpec
-from study_fake import CRASH, RECIPE
+from study_fake import RECIPE, crash_switch_off, quiet
+
+pytestmark = pytest.mark.usefixtures(crash_switch_off.__name__)  # imported above: pytest finds it here
 
 EV = {"metrics": ["mig", "sap"], "num_train": 60, "num_test": 30, "seed": 5, "device": "cpu"}
 EMA = {"train.ema_decay": 0.9, "train.ema_warmup": False}  # an EMA far from the last weights after 3 steps
-
-
-@pytest.fixture(autouse=True)
-def _no_crash():
-    CRASH.update(at=None, weight=None)
-    yield
-    CRASH.update(at=None, weight=None)
-
-
-def _quiet(_msg):
-    pass
 
 
 def _codes(final, state, ev=EV):
@@ -81,7 +72,7 @@ def test_auto_reads_the_ema_weights_when_the_run_has_them_and_the_raw_ones_other
         "ema-model": {"recipe": RECIPE, "overrides": EMA, "eval": {"weights": "model"}},
         "ema-ema": {"recipe": RECIPE, "overrides": EMA, "eval": {"weights": "ema"}},
         "raw": RECIPE}})                                                                # ema_decay 0: no EMA copy
-    run_study(st, tmp_path, log=_quiet)
+    run_study(st, tmp_path, log=quiet)
     cells = {c.method: tmp_path / c.folder for c in st.cells}
     m = {k: json.loads((d / "metrics.json").read_text()) for k, d in cells.items()}
 
@@ -115,7 +106,7 @@ def test_auto_reads_the_ema_weights_when_the_run_has_them_and_the_raw_ones_other
 def test_ema_without_an_ema_copy_fails_the_cell_naming_the_setting(tmp_path):
     st = parse_study({"seeds": [0], "steps": 2, "eval": {**EV, "weights": "ema"}, "methods": {"raw": RECIPE}})
     with pytest.raises(StudyError, match=r"has no ema\.safetensors; use eval\.weights model \(or auto\)"):
-        run_study(st, tmp_path, log=_quiet)
+        run_study(st, tmp_path, log=quiet)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,7 +119,7 @@ def test_calibration_starts_from_the_weights_auto_chose(tmp_path):
     st = parse_study({"seeds": [0], "steps": 3, "methods": {"c": {
         "recipe": "test/study-centered-ae", "overrides": EMA,
         "eval": {"calibrate": "fit_center", "calibrate_images": 32}}}, "eval": {**EV, "metrics": ["sap"]}})
-    run_study(st, tmp_path, log=_quiet)
+    run_study(st, tmp_path, log=quiet)
     d = tmp_path / st.cells[0].folder
     m = json.loads((d / "metrics.json").read_text())
     assert m["meta"]["calibrated_weights"] == "ema" and m["meta"]["weights"] == "model"  # calibrated/ holds one set

@@ -16,24 +16,11 @@ import torch
 from diffrep.nn import load_pretrained
 from diffrep.recipes import register_recipe
 from diffrep.study import StudyError, load_study, parse_study, run_study
-from study_fake import CRASH, RECIPE, StudyTinyRecipeConfig, _build
+from study_fake import CRASH, RECIPE, StudyTinyRecipeConfig, _build, crash_switch_off, quiet, read_jsonl
+
+pytestmark = pytest.mark.usefixtures(crash_switch_off.__name__)  # imported above: pytest finds it here
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _quiet(_msg):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def _no_crash():
-    CRASH.update(at=None, weight=None)
-    yield
-    CRASH.update(at=None, weight=None)
-
-
-def _records(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -70,9 +57,9 @@ def test_a_multi_phase_recipe_trains_every_phase_and_resumes_them(tmp_path):
                                                                     "overrides": {"phase2_steps": 2}}},
                       "eval": {"metrics": []}})
     (cell,) = st.cells
-    assert run_study(st, tmp_path, log=_quiet)["ran"] == 1
+    assert run_study(st, tmp_path, log=quiet)["ran"] == 1
     d = tmp_path / cell.folder
-    p1, p2 = _records(d / "phase1" / "metrics.jsonl"), _records(d / "phase2" / "metrics.jsonl")
+    p1, p2 = read_jsonl(d / "phase1" / "metrics.jsonl"), read_jsonl(d / "phase2" / "metrics.jsonl")
     assert [r["step"] for r in p1] == [1, 2, 3] and [r["step"] for r in p2] == [1, 2]
     assert not (d / "metrics.jsonl").exists() and (d / "final" / "model.safetensors").is_file()
     assert PHASE_CALLS == [None]  # a fresh cell starts fresh
@@ -88,13 +75,13 @@ def test_a_multi_phase_recipe_trains_every_phase_and_resumes_them(tmp_path):
     PHASE_CRASH.update(phase="phase2", at=1)  # phase 2's second step, after its checkpoint at step 1
     try:
         with pytest.raises(StudyError, match="simulated crash"):
-            run_study(st, crashed, log=_quiet)
+            run_study(st, crashed, log=quiet)
     finally:
         PHASE_CRASH.update(phase=None, at=None)
     assert (crashed / cell.folder / "phase1" / "final").is_dir()
-    assert [r["step"] for r in _records(crashed / cell.folder / "phase2" / "metrics.jsonl")] == [1]
+    assert [r["step"] for r in read_jsonl(crashed / cell.folder / "phase2" / "metrics.jsonl")] == [1]
     PHASE_CALLS.clear()
-    assert run_study(st, crashed, log=_quiet)["ran"] == 1
+    assert run_study(st, crashed, log=quiet)["ran"] == 1
     assert PHASE_CALLS == ["latest"]
     resumed = load_pretrained(crashed / cell.folder / "final")
     for a, b in zip(clean.state_dict().values(), resumed.state_dict().values()):
@@ -104,11 +91,11 @@ def test_a_multi_phase_recipe_trains_every_phase_and_resumes_them(tmp_path):
     st3 = parse_study({"seeds": [0], "steps": 3, "methods": {"ph": {"recipe": "test/study-tiny-phased",
                                                                      "overrides": {"phase2_steps": 3, "train.lr": 0.05}}},
                        "eval": {"metrics": []}})
-    assert run_study(st3, crashed, update=True, redo_changed=True, log=_quiet)["ran"] == 1
+    assert run_study(st3, crashed, update=True, redo_changed=True, log=quiet)["ran"] == 1
     assert PHASE_CALLS[-1] is None
-    run_study(st3, tmp_path / "fresh", log=_quiet)
+    run_study(st3, tmp_path / "fresh", log=quiet)
     for name in ("phase1", "phase2"):
-        assert _records(crashed / cell.folder / name / "metrics.jsonl") == _records(
+        assert read_jsonl(crashed / cell.folder / name / "metrics.jsonl") == read_jsonl(
             tmp_path / "fresh" / cell.folder / name / "metrics.jsonl")
 
 
@@ -128,7 +115,7 @@ def test_calibrate_fits_the_model_on_fresh_images_and_the_metrics_read_the_calib
                                                                             "calibrate_images": 64}}},
                       "eval": {"metrics": ["mig"], "num_train": 100, "num_test": 50, "seed": 3, "device": "cpu"}})
     (cell,) = st.cells
-    run_study(st, tmp_path, log=_quiet)
+    run_study(st, tmp_path, log=quiet)
     d = tmp_path / cell.folder
     final, cal = load_pretrained(d / "final"), load_pretrained(d / "calibrated")
     assert torch.count_nonzero(final.center) == 0
@@ -168,7 +155,7 @@ def test_calibrate_errors(tmp_path):
         parse_study({**base, "methods": {"c": {"recipe": RECIPE, "eval": {"calibrate": "f", "calibrate_images": 0}}}})
     st = parse_study({**base, "methods": {"c": {"recipe": RECIPE, "eval": {"calibrate": "fit_center"}}}})
     with pytest.raises(StudyError, match=r"names fit_center\(\), which StudyTinyAE does not have"):
-        run_study(st, tmp_path, log=_quiet)
+        run_study(st, tmp_path, log=quiet)
 
 
 def test_without_calibrate_the_evaluation_settings_and_hashes_are_as_before():
