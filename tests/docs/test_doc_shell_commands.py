@@ -40,43 +40,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.S | re.M)
+from doc_code import PAGES, ROOT, cli_parser, code_texts
 
 # repository paths a page names that are not this repository's: the DisDiff authors' configs (docs/methods/disdiff.md)
 FOREIGN_PATHS = ("configs/latent-diffusion/",)
 
 
 # -- extraction ------------------------------------------------------------------------------------------
-
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
-@functools.lru_cache(maxsize=None)
-def code_texts() -> tuple[tuple[str, str, str], ...]:
-    """(``page:line``, code, the paragraph around it) of every code line a user could copy: lines of fenced
-    non-Python, non-YAML blocks, indented code lines, and inline code spans (which may wrap one line)."""
-    out = []
-    for page in PAGES:
-        text, rel = page.read_text(), page.relative_to(ROOT)
-        for m in _FENCE.finditer(text):
-            if m.group(1) not in ("python", "yaml"):
-                first = _line(text, m.start(2))
-                out += [(f"{rel}:{first + i}", line, m.group(2)) for i, line in enumerate(m.group(2).splitlines())]
-        prose = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # same line numbers, no fenced code
-        paragraphs = [(p.start(), p.end()) for p in re.finditer(r"(?:[^\n]+\n?)+", prose)]
-
-        def around(pos):
-            return next((prose[a:b] for a, b in paragraphs if a <= pos < b), "")
-
-        out += [(f"{rel}:{_line(prose, m.start())}", m.group(1), around(m.start()))
-                for m in re.finditer(r"^ {4}(\S.*)$", prose, re.M)]
-        out += [(f"{rel}:{_line(prose, m.start())}", m.group(1).replace("\n", " "), around(m.start()))
-                for m in re.finditer(r"`([^`\n]+(?:\n[^`\n]+)?)`", prose)]
-    return tuple(out)
-
 
 def _parts(code: str) -> list[str]:
     """The shell commands of a code line: a ``#`` comment cut, split at ``&&``."""
@@ -132,14 +102,6 @@ def expand_optional(args: str) -> list[tuple[list[str], bool]]:
     full = [t for t in shlex.split(args.replace("[", " ").replace("]", " ")) if t != "..."]
     bare = [t for t in shlex.split(re.sub(r"\[[^\]]*\]", " ", args)) if t != "..."]
     return [(full, True)] + ([(bare, False)] if bare != full else [])
-
-
-@functools.lru_cache(maxsize=None)
-def _cli_parser() -> argparse.ArgumentParser:
-    """The ``diffrep`` parser (built once: each build imports and registers every verb)."""
-    from diffrep.cli import build_parser
-
-    return build_parser()
 
 
 # -- the scripts' own parsers ----------------------------------------------------------------------------
@@ -228,7 +190,7 @@ def test_embedded_diffrep_command_parses(command):
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
-                args, unknown = _cli_parser().parse_known_args(argv)
+                args, unknown = cli_parser().parse_known_args(argv)
             except SystemExit:
                 pytest.fail(f"argparse refused diffrep {' '.join(argv)}: {err.getvalue()}")
         assert not unknown, f"diffrep {' '.join(argv)}: unrecognised {unknown}"
@@ -254,7 +216,7 @@ def _cli_options() -> set[str]:
                 for child in action.choices.values():
                     yield from walk(child)
 
-    return set(walk(_cli_parser()))
+    return set(walk(cli_parser()))
 
 
 class _Options(BaseException):
@@ -317,7 +279,7 @@ def _verb_table_rows():
 
 @pytest.mark.parametrize("group, cell", [pytest.param(g, c, id=f"{w}: {g} {c}") for w, g, c in _verb_table_rows()])
 def test_verb_table_row_names_a_verb_and_its_flags(group, cell):
-    groups = next(a for a in _cli_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    groups = next(a for a in cli_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     verbs = next(a for a in groups[group]._actions if isinstance(a, argparse._SubParsersAction)).choices
     verb, *rest = cell.split()
     assert verb in verbs, f"diffrep {group} has no verb {verb}"
@@ -481,14 +443,14 @@ def _verbs(parser: argparse.ArgumentParser, words=()):
 
 
 def _verb_params():
-    return [pytest.param(w, id=" ".join(w)) for w in _verbs(_cli_parser())]
+    return [pytest.param(w, id=" ".join(w)) for w in _verbs(cli_parser())]
 
 
 @pytest.mark.parametrize("words", _verb_params())
 def test_verb_help(words, capsys):
     """What ``diffrep VERB --help`` prints (argparse answers --help while parsing, before main runs a verb)."""
     with pytest.raises(SystemExit) as exc:
-        _cli_parser().parse_known_args([*words, "--help"])
+        cli_parser().parse_known_args([*words, "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0
     assert out.startswith(f"usage: diffrep {' '.join(words)}"), out[:200]

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import io
 import dataclasses
-import functools
 import itertools
 import math
 import os
@@ -38,27 +37,19 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+from doc_code import FENCE, PAGES, ROOT, cli_parser, code_texts, line_at
 
 TINY_STEPS = 2
 TINY_BATCH = 8
 
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.S | re.M)
-
-
 # -- extraction ------------------------------------------------------------------------------------------
-
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
 
 def python_blocks() -> list[tuple[str, str]]:
     """(``page:line``, code) of every ```python block."""
     out = []
     for page in PAGES:
         text, rel = page.read_text(), page.relative_to(ROOT)
-        out += [(f"{rel}:{_line(text, m.start())}", m.group(2)) for m in _FENCE.finditer(text) if m.group(1) == "python"]
+        out += [(f"{rel}:{line_at(text, m.start())}", m.group(2)) for m in FENCE.finditer(text) if m.group(1) == "python"]
     return out
 
 
@@ -78,22 +69,7 @@ def _diffrep_args(line: str) -> str | None:
 def command_lines() -> list[tuple[str, str]]:
     """(``page:line``, the text after ``diffrep``) of every diffrep command shown: lines of fenced
     (non-Python, non-YAML) and indented code blocks, and inline code spans (which may wrap a line)."""
-    out = []
-    for page in PAGES:
-        text, rel = page.read_text(), page.relative_to(ROOT)
-        for m in _FENCE.finditer(text):
-            if m.group(1) not in ("python", "yaml"):
-                first = _line(text, m.start(2))
-                out += [(f"{rel}:{first + i}", c) for i, line in enumerate(m.group(2).splitlines())
-                        if (c := _diffrep_args(line)) is not None]
-        prose = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)  # same line numbers, no fenced code
-        for m in re.finditer(r"^ {4}(\S.*)$", prose, re.M):  # indented code blocks
-            if (c := _diffrep_args(m.group(1))) is not None:
-                out.append((f"{rel}:{_line(prose, m.start())}", c))
-        for m in re.finditer(r"`([^`\n]+(?:\n[^`\n]+)?)`", prose):  # inline code, at most one line break
-            if (c := _diffrep_args(m.group(1).replace("\n", " "))) is not None:
-                out.append((f"{rel}:{_line(prose, m.start())}", c))
-    return out
+    return [(where, c) for where, code, _ in code_texts() if (c := _diffrep_args(code)) is not None]
 
 
 def expand(command: str) -> list[list[str]]:
@@ -287,16 +263,9 @@ def test_readme_shortening_hint():
 
 # -- the command lines -----------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _parser() -> argparse.ArgumentParser:
-    from diffrep.cli import build_parser
-
-    return build_parser()
-
-
 @pytest.fixture
 def parser():
-    return _parser()
+    return cli_parser()
 
 
 def _subverbs(parser: argparse.ArgumentParser) -> dict:
@@ -340,7 +309,7 @@ def resolve(parser: argparse.ArgumentParser, argv: list[str]) -> list[list[str]]
 
 
 def _command_params():
-    parser, seen = _parser(), set()
+    parser, seen = cli_parser(), set()
     for where, command in command_lines():
         for argv in (r for a in expand(command) for r in resolve(parser, a)):
             if argv and tuple(argv) not in seen:  # `diffrep` alone names the command
@@ -461,7 +430,7 @@ SLOW_COMMANDS = ("demo",)  # a few seconds: it times a native kernel against its
 
 
 def _real_params():
-    parser, seen = _parser(), set()
+    parser, seen = cli_parser(), set()
     for where, command in command_lines():
         for argv in (r for a in expand(command) for r in resolve(parser, a)):
             real = _cheap_variant(argv, parser)
@@ -493,7 +462,7 @@ def test_documented_study_yaml_is_valid(tmp_path, monkeypatch, capsys):
     from diffrep.cli import main
 
     text = (ROOT / "docs" / "study.md").read_text()
-    blocks = [m.group(2) for m in _FENCE.finditer(text) if m.group(1) == "yaml"]
+    blocks = [m.group(2) for m in FENCE.finditer(text) if m.group(1) == "yaml"]
     assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dsprites_cpu.yaml").write_text(blocks[0])
