@@ -78,6 +78,22 @@ def _readout(images, grid_images, grid_factors):
     return grid_factors[d.argmin(1)]
 
 
+def _held_mse(model, held, args):
+    """DiffAE's and InfoDiffusion's pixel MSE to the held images: of the reconstruction from (code, x_T by
+    DDIM inversion), from (code, x_T ~ N(0, I)), and of as many unconditional samples; ``--eval-steps``
+    DDIM steps, one generator seeded ``--seed`` drawing the x_T, then the samples."""
+    import torch
+
+    g = torch.Generator().manual_seed(args.seed)
+    n = args.eval_steps
+    with torch.no_grad():
+        rec = model.reconstruct(held, num_steps=n)
+        rec_noise = model.reconstruct(held, num_steps=n, stochastic=False, generator=g)
+        samples = model.sample(held.shape[0], generator=g, num_steps=n)
+    mse = lambda a: float((a - held).pow(2).mean())  # noqa: E731
+    return {"recon_mse_inverted_xT": mse(rec), "recon_mse_random_xT": mse(rec_noise), "sample_mse": mse(samples)}
+
+
 def run_diffae(ds, x_all, factors, held, args, out):
     import torch
 
@@ -96,14 +112,7 @@ def run_diffae(ds, x_all, factors, held, args, out):
         res["train_latent"] = _train(model, ds, cfg.train, Path(d) / "lat", int(R.shapes3d_cpu("latent").train.steps * args.scale))
     model.eval()
     res["mig"] = _mig(_encode_all(model, x_all), factors)
-    g = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        n = args.eval_steps
-        rec = model.reconstruct(held, num_steps=n)
-        rec_noise = model.reconstruct(held, num_steps=n, stochastic=False, generator=g)
-        samples = model.sample(held.shape[0], generator=g, num_steps=n)
-    mse = lambda a: float((a - held).pow(2).mean())  # noqa: E731
-    res.update(recon_mse_inverted_xT=mse(rec), recon_mse_random_xT=mse(rec_noise), sample_mse=mse(samples))
+    res.update(_held_mse(model, held, args))
     res["gate_recon_beats_samples"] = res["recon_mse_inverted_xT"] < res["sample_mse"]
     # the gate above holds even untrained (DDIM inversion round-trips any near-identity model); this one
     # asks z_sem itself to carry the image: decoding z_sem from fresh noise beats unconditional samples
@@ -125,13 +134,7 @@ def run_infodiffusion(ds, x_all, factors, held, args, out):
         res["train"] = _train(model, ds, cfg.train, Path(d) / "run", int(cfg.train.steps * args.scale))
     model.eval()
     res["mig"] = _mig(_encode_all(model, x_all), factors)
-    g = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        n = args.eval_steps
-        mse = lambda a: float((a - held).pow(2).mean())  # noqa: E731
-        res.update(recon_mse_inverted_xT=mse(model.reconstruct(held, num_steps=n)),
-                   recon_mse_random_xT=mse(model.reconstruct(held, num_steps=n, stochastic=False, generator=g)),
-                   sample_mse=mse(model.sample(held.shape[0], generator=g, num_steps=n)))
+    res.update(_held_mse(model, held, args))
     out["infodiffusion"] = res
 
 
