@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from harness import banner, sync
+from harness import banner, bench_device, recipe_rows, sync
 
 # one paper configuration of each method family (the multi-beta VAE's phases: bench_multibeta.py)
 PAPER_RECIPES = ("paramrel/celeba64", "paramrel/cifar10", "sami/disks", "sami/celeba64", "bfn/cifar10-discretised",
@@ -115,23 +115,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
         ap.error("--steps and --batch must be >= 1, --warmup >= 0")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device is visible")
+    device = bench_device(ap, args.device)
     print(banner(device))
     print(f"{'recipe':26s} {'batch':>5s} {'params M':>9s} {'ms/step':>9s} {'img/s':>8s} {'peak GiB':>9s}  dtype")
-    failed = 0
-    for name in args.recipes:
-        try:
-            r = time_recipe(name, device, args.batch, args.steps, args.warmup)
-        except Exception as exc:  # one recipe's failure is a row, not the end of the bench
-            failed += 1
-            print(f"{name:26s} FAILED: {type(exc).__name__}: {exc}")
-            continue
+
+    def row(name, r):
         print(f"{name:26s} {r['batch']:5d} {r['params_m']:9.1f} {r['ms_per_step']:9.1f} {r['images_per_s']:8.1f} "
               f"{r['peak_gib']:9.2f}  {r['dtype']}")
         print(json.dumps(r))
-    return 1 if failed else 0
+
+    return recipe_rows(args.recipes, lambda name: time_recipe(name, device, args.batch, args.steps, args.warmup),
+                       row, 26)
 
 
 if __name__ == "__main__":

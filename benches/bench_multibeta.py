@@ -25,7 +25,7 @@ import statistics
 
 import torch
 
-from harness import banner, interleaved_times, load_average
+from harness import banner, bench_device, interleaved_times, load_average, recipe_rows
 
 
 def _step_fn(model, opt, x, device, beta=None):
@@ -87,20 +87,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeat < 1 or (args.batch is not None and args.batch < 1) or args.budget <= 0:
         ap.error("--repeat and --batch must be >= 1, --budget > 0")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device is visible")
+    device = bench_device(ap, args.device)
     print(banner(device, f"load {load_average()}"))
     print(f"{'recipe':28s} {'B1':>4s} {'B2':>4s} {'phase1':>9s} {'beta_vae':>9s} {'phase2':>9s} {'enc2B':>9s} "
           f"{'p2/p1':>6s} {'bv/p1':>6s} {'enc/p2':>6s}  (ms/step, median of interleaved rounds)")
-    failed = 0
-    for name in args.recipes:
-        try:
-            r = time_recipe(name, device, args.batch, args.repeat, args.budget)
-        except Exception as exc:  # one recipe's failure is a row, not the end of the bench
-            failed += 1
-            print(f"{name:28s} FAILED: {type(exc).__name__}: {exc}")
-            continue
+
+    def row(name, r):
         m = r["ms"]
         print(f"{name:28s} {r['batch_phase1']:4d} {r['batch_phase2']:4d} {m['phase1']:9.1f} {m['beta_vae']:9.1f} "
               f"{m['phase2']:9.1f} {m['enc2B']:9.1f} {r['ratio_phase2_over_phase1']:6.2f} "
@@ -108,7 +100,9 @@ def main(argv=None) -> int:
         if args.json:
             with open(args.json, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(r) + "\n")
-    return 1 if failed else 0
+
+    return recipe_rows(args.recipes, lambda name: time_recipe(name, device, args.batch, args.repeat, args.budget),
+                       row, 28)
 
 
 if __name__ == "__main__":

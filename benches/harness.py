@@ -156,3 +156,27 @@ def banner(device, extra: str = "") -> str:
     where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"threads={torch.get_num_threads()}"
     return (f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
             f"{where}, device={device}" + (f"; {extra}" if extra else ""))
+
+
+def bench_device(ap, name: str) -> torch.device:
+    """The ``--device`` of a bench; CUDA where no CUDA device is visible is an argparse error (exit 2)."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is visible")
+    return device
+
+
+def recipe_rows(names, time_recipe, print_row, width: int) -> int:
+    """Times each recipe (``time_recipe(name)``) and prints its row (``print_row(name, record)``). One recipe's
+    failure is a ``FAILED`` row (name padded to ``width``; scripts/gpu_check.py reports it), not the end of the
+    bench; returns the exit status, 1 when a recipe failed."""
+    failed = 0
+    for name in names:
+        try:
+            record = time_recipe(name)
+        except Exception as exc:
+            failed += 1
+            print(f"{name:{width}s} FAILED: {type(exc).__name__}: {exc}")
+            continue
+        print_row(name, record)
+    return 1 if failed else 0
