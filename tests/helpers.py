@@ -84,6 +84,15 @@ def disdiff_draws(m, x, seed: int):
     return g, t, noise, m.schedule.q_sample(x, t, noise)
 
 
+def pdae_shift_coef(schedule, t) -> torch.Tensor:
+    """PDAE's eps-shift coefficient at the steps ``t`` (DisDiff's prediction is eps + coef * G), written from
+    its closed form (docs/methods/disdiff.md): -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t), with
+    abar_{-1} = 1; float64 [B, 1, 1, 1]."""
+    a, ab = schedule.alphas.double()[t], schedule.alphas_cumprod.double()[t]
+    ab_prev = torch.where(t > 0, schedule.alphas_cumprod.double()[(t - 1).clamp(min=0)], torch.ones_like(ab))
+    return (-a.sqrt() * (1 - ab_prev) / (1 - ab).sqrt())[:, None, None, None]
+
+
 def disdiff_images(n: int = 4, seed: int = 1) -> torch.Tensor:
     """n float64 16 x 16 RGB images uniform in [-1, 1]."""
     return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()

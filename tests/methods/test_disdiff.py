@@ -9,7 +9,7 @@ import torch
 from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import disdiff_draws, disdiff_images as _images, tiny_disdiff as _model
+from helpers import disdiff_draws, disdiff_images as _images, pdae_shift_coef, tiny_disdiff as _model
 
 
 def test_shift_coefficients_equal_the_formulas():
@@ -50,9 +50,7 @@ def test_reconstruction_loss_is_the_pdae_prediction_error():
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(4))
     _, t, noise, x_t = disdiff_draws(m, x, 4)
     eps, G = m.predict(x_t, t, m.encode_units(x))
-    a, ab = m.schedule.alphas.double()[t], m.schedule.alphas_cumprod.double()[t]
-    ab_prev = torch.where(t > 0, m.schedule.alphas_cumprod.double()[(t - 1).clamp(min=0)], torch.ones_like(ab))
-    coef = (-a.sqrt() * (1 - ab_prev) / (1 - ab).sqrt())[:, None, None, None]
+    coef = pdae_shift_coef(m.schedule, t)
     want = (eps + coef * G.sum(1) - noise).pow(2).mean()
     torch.testing.assert_close(out["loss"], want, rtol=1e-6, atol=0)
     assert "disentangling" not in out

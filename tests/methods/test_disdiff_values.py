@@ -11,7 +11,7 @@ from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import disdiff_draws, disdiff_images as _images, tiny_disdiff as _model
+from helpers import disdiff_draws, disdiff_images as _images, pdae_shift_coef, tiny_disdiff as _model
 
 
 def _ldm(**kw):
@@ -27,9 +27,7 @@ def test_l1_error_in_both_stages():
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
     _, t, noise, x_t = disdiff_draws(m, x, 3)
     eps, g = m.predict(x_t, t, m.encode_units(x))
-    a, ab = m.schedule.alphas.double()[t], m.schedule.alphas_cumprod.double()[t]
-    ab_prev = torch.where(t > 0, m.schedule.alphas_cumprod.double()[(t - 1).clamp(min=0)], torch.ones_like(ab))
-    coef = (-a.sqrt() * (1 - ab_prev) / (1 - ab).sqrt())[:, None, None, None]
+    coef = pdae_shift_coef(m.schedule, t)
     torch.testing.assert_close(out["loss"], (eps + coef * g.sum(1) - noise).abs().mean(), rtol=1e-10, atol=0)
     m.set_stage("pretrain")
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
