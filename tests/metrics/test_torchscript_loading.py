@@ -32,16 +32,18 @@ def archive(tmp_path):
     return tmp_path / "f.pt", net
 
 
-def _jit_warnings(caught):
-    return [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning) and "jit" in str(w.message)]
+def _jit_warnings(load, path):
+    """(what ``load(path)`` returned, the jit DeprecationWarning messages it let through to the caller)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = load(path)
+    return got, [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning) and "jit" in str(w.message)]
 
 
 def test_load_feature_extractor_gives_the_module_without_the_jit_deprecation(archive):
     path, net = archive
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        extract = load_feature_extractor(path)
-    assert _jit_warnings(caught) == []
+    extract, warned = _jit_warnings(load_feature_extractor, path)
+    assert warned == []
     x = torch.rand(4, 1, 6, 6) * 2 - 1  # one channel: repeated to three
     with torch.no_grad():
         want = x.mean(dim=(2, 3)) @ net.proj.weight.T.sum(0, keepdim=True) + net.proj.bias
@@ -50,10 +52,8 @@ def test_load_feature_extractor_gives_the_module_without_the_jit_deprecation(arc
 
 def test_read_state_gives_the_tensors_without_the_jit_deprecation(archive):
     path, net = archive
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        state = _read_state(path)
-    assert _jit_warnings(caught) == []
+    state, warned = _jit_warnings(_read_state, path)
+    assert warned == []
     assert set(state) == {"proj.weight", "proj.bias"}
     for k, v in net.state_dict().items():
         assert torch.equal(state[k], v)

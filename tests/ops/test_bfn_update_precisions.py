@@ -31,15 +31,22 @@ def _data(device):
             torch.rand(B, D, generator=g, dtype=torch.float64).to(device))
 
 
+def _precisions(device, layout, bad):
+    """(rho, alpha) of an update: the one named in ``bad`` laid out per row or per element with the bad value
+    at one place, the other a good scalar (rho 1, alpha 0.5)."""
+    make = _per_row if layout == "row" else _per_element
+    rho = make(device, bad["rho"]) if "rho" in bad else 1.0
+    alpha = make(device, bad["alpha"]) if "alpha" in bad else 0.5
+    return rho, alpha
+
+
 @pytest.mark.parametrize("layout", ["row", "element"])
 @pytest.mark.parametrize("bad, match", [
     (dict(rho=0.0), "rho must be > 0"), (dict(rho=-2.0), "rho must be > 0"), (dict(rho=math.nan), "rho must be"),
     (dict(alpha=-0.5), "alpha must be >= 0"), (dict(alpha=math.inf), "alpha must be >= 0 and finite")])
 def test_bad_precision_of_the_update_is_an_error(device, layout, bad, match):
     mu, y = _data(device)
-    make = _per_row if layout == "row" else _per_element
-    rho = make(device, bad["rho"]) if "rho" in bad else 1.0
-    alpha = make(device, bad["alpha"]) if "alpha" in bad else 0.5
+    rho, alpha = _precisions(device, layout, bad)
     with use_backend(device.type, strict=True), pytest.raises(ValueError, match=match):
         bfn.continuous_update(mu, rho, y, alpha)
 
@@ -59,9 +66,7 @@ def test_inverse_past_the_prior_is_an_error(device, layout):
     (dict(rho=0.0), "rho must be > 0"), (dict(rho=math.inf), "rho must be > 0 and finite")])
 def test_bad_precision_of_the_sender_update_is_an_error(device, layout, bad, match):
     mu, x = _data(device)
-    make = _per_row if layout == "row" else _per_element
-    rho = make(device, bad["rho"]) if "rho" in bad else 1.0
-    alpha = make(device, bad["alpha"]) if "alpha" in bad else 0.5
+    rho, alpha = _precisions(device, layout, bad)
     with use_backend(device.type, strict=True), pytest.raises(ValueError, match=match):
         bfn.continuous_sender_update(mu, rho, x, alpha, torch.Generator().manual_seed(0))
 
