@@ -3,7 +3,6 @@ conformance properties of docs/metrics.md#mig, #modularity-and-explicitness, #sa
 
 import numpy as np
 import pytest
-from scipy.stats import rankdata  # noqa: F401  (documented dependency of the references)
 from sklearn.feature_selection import mutual_info_classif
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score, roc_auc_score

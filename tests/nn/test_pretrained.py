@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffrep.bfn import BFN, BFNConfig, BFNDataConfig, unet_io
-from diffrep.nn import (ConvDecoder, ConvEncoder, ConvVAEConfig, FeatureExtractor, FeatureExtractorConfig, HalfUNet,
-                        HalfUNetConfig, UNet, UNetConfig, VQAutoencoder, VQAutoencoderConfig, load_pretrained,
-                        model_registry)
+from diffrep.bfn import BFNConfig, BFNDataConfig, unet_io
+from diffrep.nn import (ConvVAEConfig, FeatureExtractorConfig, HalfUNet, HalfUNetConfig, UNet, UNetConfig,
+                        VQAutoencoderConfig, load_pretrained, model_registry)
 from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.multibeta import LatentDenoiserConfig, MultiBetaVAEConfig, multibeta_config
-from diffrep.methods.sami import SAMI, SAMIConfig, SAMIConvNetConfig
-from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+from diffrep.methods.sami import SAMIConfig, SAMIConvNetConfig
+from diffrep.methods.toy_ddpm import ToyDDPMConfig
 from diffrep.methods.diffae import DiffAEConfig
 from diffrep.methods.disdiff import DisDiffConfig
 from diffrep.methods.infodiffusion import InfoDiffusionConfig

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffrep.ops import explain, guidance, use_backend
-from diffrep.ops.reference import guidance as ref
 
 from helpers import native_and_twin
 from helpers import randn as rand

@@ -126,7 +126,7 @@ def test_float32_kernels_within_tolerance_and_bitwise_deterministic():
 def test_estep_lower_triangular_rows_skip_only_zeros(n, d, seed, dtype):
     """tri = 1 (row j of Qt zero beyond column j) gives bitwise the result of the dense loop."""
     g = torch.Generator().manual_seed(seed)
-    B, K = 2, 3
+    B, K, n = 2, 3, 50
     x = torch.randn(1, n, d, generator=g, dtype=torch.float64).to(dtype)
     f = dict(dtype=dtype)
     qt = torch.randn(B, K, d, d, generator=g, dtype=torch.float64).tril().to(dtype)
@@ -241,11 +241,10 @@ def test_fit_float32_no_nan_on_degenerate_units_and_deterministic():
 
 def test_native_bad_inputs():
     x, unit_of, w, resp, active = problem(2, 2, 50, 4, 3, 0)
-    nat = hddc.Engine("cpu", x)
     p = params(x, unit_of, w, resp, active)
     cpu = diffrep._native.cpu_module()
     flags = torch.zeros(1, dtype=torch.int32)
-    B, K, n, d = 2, 3, 50, 4
+    B, K, n = 2, 3, 50
     f64 = dict(dtype=torch.float64)
     args = lambda: [x, unit_of, w, p["mu"], p["Q"][..., :1].transpose(-1, -2).contiguous(), torch.ones(B, K, 1, **f64),
                     torch.ones(B, K, dtype=torch.int32), torch.zeros(B, K, dtype=torch.int32), torch.ones(B, K, **f64),
