@@ -190,9 +190,12 @@ __global__ void __launch_bounds__(kSThreads)
     for (int q = 0; q < kMaxEntries; ++q) {
       const int64_t e = threadIdx.x + int64_t(kSThreads) * q;
       if (e >= dd) break;
-      const int64_t r = e / d, c = e % d;
+      // entry (r, c) and its mirror (c, r) as the CPU kernel takes the upper triangle, (t e_lo) e_hi
+      // with lo <= hi, so that W is exactly symmetric (each triangle on its own differed in the last
+      // bit) and a block's sums equal the CPU's where both fuse the multiply-add
+      const int64_t r = e / d, c = e % d, lo = r < c ? r : c, hi = r < c ? c : r;
       T a = acc[q];
-      for (int p = 0; p < kTileP; ++p) a += tw[p] * ev[p][r] * ev[p][c];
+      for (int p = 0; p < kTileP; ++p) a += tw[p] * ev[p][lo] * ev[p][hi];
       acc[q] = a;
     }
   }

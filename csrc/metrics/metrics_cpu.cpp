@@ -189,19 +189,17 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
   {
     std::vector<double> grouped(n);
     std::vector<int64_t> kp(n + 1), fill(V);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) reduction(| : flags)
     for (int64_t jf = 0; jf < J * F; ++jf) {
       const int64_t j = jf / F, f = jf % F;
       const int64_t* cnt = counts.data() + f * V;
       const int64_t* st = starts.data() + f * V;
-      const int64_t* lab = labels + f * n;
       // Stable counting sort of the value-sorted row by label; kp counts kept points in value order.
-      for (int64_t L = 0; L < V; ++L) fill[L] = st[L];
-      kp[0] = 0;
-      for (int64_t q = 0; q < n; ++q) {
-        const int64_t L = lab[vorder[j * n + q]];
-        grouped[fill[L]++] = sx[j * n + q];
-        kp[q + 1] = kp[q] + (cnt[L] > 1);
+      if (!group_row(sx + j * n, vorder + j * n, labels + f * n, cnt, st, n, V, grouped.data(), kp.data(),
+                     fill.data())) {
+        flags |= kIndexOutOfRange;  // vorder is not a permutation of the row
+        mi[j * F + f] = 0.0;
+        continue;
       }
       double s_k = 0, s_nl = 0, s_m = 0;
       for (int64_t L = 0; L < V; ++L) {
@@ -216,6 +214,7 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
       mi[j * F + f] = knn_mi_combine(s_k, s_nl, s_m, n_kept[f]);
     }
   }
+  *l.flags |= flags;
 }
 
 // ---------------------------------------------------------------- FactorVAE votes

@@ -167,21 +167,17 @@ __global__ void knn_groups_kernel(const int64_t* labels, int64_t F, int64_t n, i
 }
 
 // One thread per latent: stable counting sort of its value-sorted row by the labels of factor f,
-// and the prefix count of kept points (label count > 1) in value order.
+// and the prefix count of kept points (label count > 1) in value order (group_row, as the CPU
+// kernel; an argsort that is not a permutation is flagged, its extra points stay unwritten).
 __global__ void knn_group_rows_kernel(const double* sx, const int64_t* vorder, const int64_t* lab,
                                       const int64_t* cnt, const int64_t* st, int64_t J, int64_t n, int64_t V,
-                                      double* grouped, int64_t* kp, int64_t* fill) {
+                                      double* grouped, int64_t* kp, int64_t* fill, int32_t* flags) {
+  int32_t local = 0;
   GRID_STRIDE(j, J) {
-    int64_t* fl = fill + j * V;
-    int64_t* k_row = kp + j * (n + 1);
-    for (int64_t L = 0; L < V; ++L) fl[L] = st[L];
-    k_row[0] = 0;
-    for (int64_t q = 0; q < n; ++q) {
-      const int64_t L = lab[vorder[j * n + q]];
-      grouped[j * n + fl[L]++] = sx[j * n + q];
-      k_row[q + 1] = k_row[q] + (cnt[L] > 1);
-    }
+    if (!group_row(sx + j * n, vorder + j * n, lab, cnt, st, n, V, grouped + j * n, kp + j * (n + 1), fill + j * V))
+      local |= kIndexOutOfRange;
   }
+  report(flags, local);
 }
 
 // One thread per (latent, grouped position): the point's three digamma terms (0 when dropped).
@@ -302,7 +298,7 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
     const int64_t* cnt = counts + f * V;
     const int64_t* st = starts + f * V;
     DIFFREP_LAUNCH(knn_group_rows_kernel, J, "knn_mi_cd", sx, vorder, labels + f * n, cnt, st, J, n, V, grouped, kp,
-                   fill);
+                   fill, l.flags);
     DIFFREP_LAUNCH(knn_point_kernel, J * n, "knn_mi_cd", sx, grouped, kp, cnt, st, J, n, V, k, terms);
     knn_reduce_kernel<<<blocks, kThreads, 0, as_stream(l)>>>(terms, cnt, J, n, V, F, f, mi);
     check_launch("knn_mi_cd");

@@ -214,6 +214,29 @@ DIFFREP_HD int64_t knn_ball_count(const double* sx, const int64_t* kp, int64_t n
   return kp[lo] - kp[left];
 }
 
+// Stable counting sort of one value-sorted row sx[0..n) by the labels of its points (point vorder[q]
+// has label lab[vorder[q]]) into `grouped` (label L's group at st[L], cnt[L] places), and the
+// prefix kp[0..n] of kept points (label count > 1) in value order; fill[0..V) is scratch. Both
+// kernels run it, so a write can never leave its group: when vorder is not a permutation a label may
+// meet more points than its count, and those are dropped and reported (false). Before this guard
+// the CPU kernel wrote past its n-element buffer on such an argsort (e.g. vorder = [1, 1]).
+DIFFREP_HD bool group_row(const double* sx, const int64_t* vorder, const int64_t* lab, const int64_t* cnt,
+                          const int64_t* st, int64_t n, int64_t V, double* grouped, int64_t* kp, int64_t* fill) {
+  bool ok = true;
+  for (int64_t L = 0; L < V; ++L) fill[L] = st[L];
+  kp[0] = 0;
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t L = lab[vorder[q]];
+    const int64_t at = fill[L]++;
+    if (at < st[L] + cnt[L])
+      grouped[at] = sx[q];
+    else
+      ok = false;
+    kp[q + 1] = kp[q] + (cnt[L] > 1);
+  }
+  return ok;
+}
+
 // The label whose group holds position q of a label-grouped row, given the group starts st[0..V)
 // (st[0] = 0, nondecreasing, an empty group starting where the next one does): the last label whose
 // group starts at or before q, which passes over empty groups. The CUDA kernel's lookup, one thread

@@ -10,8 +10,8 @@
 //   labels (n, A) uint8, npos (A,): r2 (U, n) doubled mid-ranks (scratch; n < 2^30), auc (A, U).
 // hist_discretize: codes (n, J) -> labels (n, J) in 1..B; lohi (2, J) scratch.
 // mi_matrix: labels (n, J) in [0, B), factors (n, F) in [0, V): mi (J, F), h (F,).
-// knn_mi_cd: sx (J, n) sorted values, vorder (J, n) their argsort, labels (F, n) in [0, V):
-//   mi (J, F).
+// knn_mi_cd: sx (J, n) sorted values, vorder (J, n) their argsort (entries outside [0, n), or a
+//   label met more often than it occurs, are flagged), labels (F, n) in [0, V): mi (J, F).
 // factor_vae_votes: batches (nt, B, d), factor_index (nt,) in [0, F), global_var (d,), active
 //   (na <= d,) code ids: votes (F, d) += 1 per batch (zeroed by the caller), arg (nt,). With
 //   `compressed` a vote lands in column a, the index into active, so na <= d keeps it inside votes.

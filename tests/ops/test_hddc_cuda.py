@@ -75,6 +75,8 @@ def _assert_close(cpu, gpu, again, f32=False):
     for a, b in ((nk_g, nk_c), (mu_g, mu_c), (W_g, W_c)):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, **stol)
+    # each entry pair (r, c), (c, r) is one sum, (t e_min) e_max, as the CPU mirrors its upper triangle
+    assert torch.equal(W_g, W_g.transpose(-1, -2)) and torch.equal(W_c, W_c.transpose(-1, -2))
     assert torch.equal(cnt_g, cnt_c)
     has = cnt_c > 0
     torch.testing.assert_close(cen_g[has], cen_c[has], **stol)

@@ -9,6 +9,7 @@ import torch
 import diffrep
 from diffrep.ops import metrics as ops
 from diffrep.ops import use_backend
+from diffrep.ops._native_call import CLASS_OUT_OF_RANGE, run
 
 pytestmark = pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")
 
@@ -27,8 +28,10 @@ def _all_ops(z, f):
     mi, h = ops.mi_matrix(lab, f)
     knn = ops.knn_mi_cd(z.T.contiguous(), f.T.contiguous(), 10)
     b = z[: 64 * 40].reshape(40, 64, z.shape[1])
-    votes, arg = ops.factor_vae_votes(b, f[:40, 0] % 3, z.var(dim=0), torch.ones(z.shape[1], dtype=torch.bool,
-                                                                                 device=z.device), 3)
+    # the global variances from one device for both runs: torch's CUDA and CPU reductions may differ
+    # in the last bit, and the votes compare the kernels, not torch
+    g = z.cpu().var(dim=0).to(z.device)
+    votes, arg = ops.factor_vae_votes(b, f[:40, 0] % 3, g, torch.ones(z.shape[1], dtype=torch.bool, device=z.device), 3)
     return [auc, lab, mi, h, knn, votes, arg]
 
 
@@ -58,3 +61,16 @@ def test_kernels_run_on_the_current_stream():
         out = ops.auroc_matrix(y.T.contiguous(), (f[:, :1] > 2).T.contiguous().cuda())[0]
     torch.cuda.current_stream().wait_stream(side)
     assert torch.equal(out, expected)
+
+
+def test_knn_mi_argsort_that_overflows_a_group_is_flagged():
+    """knn_group_rows_kernel runs metrics_math.h's group_row: an argsort that is not a permutation
+    (label 1 met twice, one slot) writes nothing outside its group and flags an index error, as on
+    the CPU (tests/ops/test_metrics_knn_mi_argsort_guard.py)."""
+    sx = torch.tensor([[0.0, 1.0]], dtype=torch.float64).cuda()
+    i64 = dict(dtype=torch.int64, device=sx.device)
+    flags = run("cuda", "knn_mi_cd", sx.device, sx=sx, vorder=torch.tensor([[1, 1]], **i64),
+                labels=torch.tensor([[0, 1]], **i64), J=1, F=1, n=2, V=2, k=1,
+                dscratch=torch.zeros(8, dtype=torch.float64, device=sx.device), iscratch=torch.zeros(9, **i64),
+                mi=torch.empty(1, 1, dtype=torch.float64, device=sx.device))
+    assert flags == CLASS_OUT_OF_RANGE
