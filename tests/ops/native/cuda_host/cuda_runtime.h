@@ -1,0 +1,83 @@
+// The CUDA runtime and kernel built-ins on the host, so that the .cu launchers and kernels run on a
+// machine without a GPU (tests/ops/test_cuda_launchers_host.py). The test rewrites each launch
+// `kernel<<<grid, block, smem, stream>>>(args)` into diffrep_host::launch(grid, block, [&] { kernel(args); },
+// concurrent): every block in turn, and its threads either one after another (the grid-stride
+// element kernels, which never synchronise) or concurrently with a barrier for __syncthreads (the
+// block reductions). The grid is capped at kMaxBlocks (2), so the grid-stride loops must cover what
+// the launch's grid does not. What this cannot show: device arithmetic (FMA contraction, libdevice),
+// races between blocks, the real limits of a launch, streams.
+#pragma once
+#include <barrier>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static  // blocks run one at a time: one copy is the block's
+
+typedef int cudaError_t;
+typedef void* cudaStream_t;
+constexpr cudaError_t cudaSuccess = 0;
+inline const char* cudaGetErrorString(cudaError_t) { return "host emulation: no such device"; }
+inline cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : 1; }
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
+}
+
+struct HostDim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+inline thread_local HostDim3 threadIdx, blockIdx, blockDim, gridDim;
+inline std::barrier<>* host_block_barrier = nullptr;
+inline void __syncthreads() {
+  if (!host_block_barrier) throw std::logic_error("__syncthreads in a kernel launched as element-wise");
+  host_block_barrier->arrive_and_wait();
+}
+inline int atomicOr(int* p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+
+namespace diffrep_host {
+
+constexpr unsigned kMaxBlocks = 2;
+inline int64_t launches = 0;  // counted, so the driver can tell a skipped launch
+
+inline void launch(unsigned grid, unsigned block, const std::function<void()>& kernel, bool concurrent) {
+  if (grid == 0 || block == 0 || block > 1024) throw std::runtime_error("invalid launch configuration");
+  ++launches;
+  grid = grid < kMaxBlocks ? grid : kMaxBlocks;
+  for (unsigned b = 0; b < grid; ++b) {
+    const auto run = [&, b](unsigned t) {
+      threadIdx = {t, 0, 0};
+      blockIdx = {b, 0, 0};
+      blockDim = {block, 1, 1};
+      gridDim = {grid, 1, 1};
+      kernel();
+    };
+    if (!concurrent) {
+      for (unsigned t = 0; t < block; ++t) run(t);
+      continue;
+    }
+    std::barrier<> bar(block);
+    host_block_barrier = &bar;
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < block; ++t) threads.emplace_back(run, t);
+    for (auto& th : threads) th.join();
+    host_block_barrier = nullptr;
+  }
+}
+
+}  // namespace diffrep_host
