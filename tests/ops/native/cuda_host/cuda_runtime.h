@@ -55,28 +55,55 @@ namespace diffrep_host {
 constexpr unsigned kMaxBlocks = 2;
 inline int64_t launches = 0;  // counted, so the driver can tell a skipped launch
 
+// One thread per thread of a block, kept between launches (starting 256 threads per block cost more
+// than the kernels): released by `start`, waited for at `done`.
+class BlockThreads {
+ public:
+  explicit BlockThreads(unsigned n) : n_(n), start_(n + 1), done_(n + 1), sync_(n) {
+    for (unsigned t = 0; t < n; ++t)
+      threads_.emplace_back([this, t] {
+        for (;;) {
+          start_.arrive_and_wait();
+          (*body_)(t);
+          done_.arrive_and_wait();
+        }
+      });
+  }
+  unsigned size() const { return n_; }
+  void run(const std::function<void(unsigned)>& body) {
+    body_ = &body;
+    host_block_barrier = &sync_;
+    start_.arrive_and_wait();
+    done_.arrive_and_wait();
+    host_block_barrier = nullptr;
+  }
+
+ private:
+  unsigned n_;
+  std::barrier<> start_, done_, sync_;
+  const std::function<void(unsigned)>* body_ = nullptr;
+  std::vector<std::thread> threads_;  // never joined: the object lives until the process exits
+};
+
 inline void launch(unsigned grid, unsigned block, const std::function<void()>& kernel, bool concurrent) {
   if (grid == 0 || block == 0 || block > 1024) throw std::runtime_error("invalid launch configuration");
   ++launches;
   grid = grid < kMaxBlocks ? grid : kMaxBlocks;
+  static BlockThreads* threads = nullptr;
+  if (concurrent && (!threads || threads->size() != block)) threads = new BlockThreads(block);  // (one size here)
   for (unsigned b = 0; b < grid; ++b) {
-    const auto run = [&, b](unsigned t) {
+    const std::function<void(unsigned)> run = [&, b](unsigned t) {
       threadIdx = {t, 0, 0};
       blockIdx = {b, 0, 0};
       blockDim = {block, 1, 1};
       gridDim = {grid, 1, 1};
       kernel();
     };
-    if (!concurrent) {
+    if (concurrent) {
+      threads->run(run);
+    } else {
       for (unsigned t = 0; t < block; ++t) run(t);
-      continue;
     }
-    std::barrier<> bar(block);
-    host_block_barrier = &bar;
-    std::vector<std::thread> threads;
-    for (unsigned t = 0; t < block; ++t) threads.emplace_back(run, t);
-    for (auto& th : threads) th.join();
-    host_block_barrier = nullptr;
   }
 }
 
