@@ -388,9 +388,12 @@ DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bo
   T sum = T(0);
   DIFFREP_SIMD_SUM(sum)
   for (int64_t k = 0; k < K; ++k) sum += fast_exp(out[k] - mx);
-  const T lse = mx + fast_log(sum);
+  // l - logsumexp as (l - mx) - log(sum), the twin's log_softmax order: l - mx is exact for the
+  // classes near the max, so their log-probabilities near 0 keep their digits. l - (mx + log sum)
+  // rounded them to the ulp of mx (1e-5 in float at mx ~ 100, logits a sender sample reaches).
+  const T ls = fast_log(sum);
   DIFFREP_SIMD
-  for (int64_t k = 0; k < K; ++k) out[k] = log_io ? out[k] - lse : fast_exp(out[k] - lse);
+  for (int64_t k = 0; k < K; ++k) out[k] = log_io ? (out[k] - mx) - ls : fast_exp((out[k] - mx) - ls);
 }
 
 // The K = 2 update of disc_update_elem as straight-line code, so that a loop over items (rather

@@ -80,9 +80,11 @@ def test_bins_above_the_mean_keep_their_relative_accuracy_in_float32(K, clip, de
 @pytest.mark.skipif(not diffrep.cuda_available(), reason="no usable CUDA device")
 @pytest.mark.parametrize("K", [3, 16, 256])
 def test_cuda_float32_probs_backward_with_the_mass_below_the_range(K):
-    # clip=False renormalises by R, an upper-tail difference when the mass lies below -1: the CUDA
-    # float backward sums its boundary CDFs split at the mean (bfn_math.h); the CPU backward runs
-    # in double, so it is the reference here
+    # clip=False renormalises by R, an upper-tail difference when the mass lies below -1, where the
+    # backward's two terms cancel: both backends run it in double for float32 inputs (CUDA:
+    # bfn_math.h disc_probs_backward_f64, CPU: items::disc_probs_backward_item, the same body), so
+    # the float32 gradients agree but for the double body's own cancellation (~5e-10 absolute where
+    # R ~ 1e-5: test_bfn_probs_backward_host.py), which their summation orders round differently
     g = torch.Generator().manual_seed(K)
     mu = torch.rand(500, generator=g) * 0.6 - 1.9
     sigma = torch.rand(500, generator=g) * 0.3 + 0.2
@@ -94,4 +96,4 @@ def test_cuda_float32_probs_backward_with_the_mass_below_the_range(K):
             p = bfn.discretised_probs(m, s, K, False)
             out.append([t.double().cpu() for t in torch.autograd.grad((p * grad.to(device)).sum(), (m, s))])
     for cpu, cuda in zip(*out):
-        torch.testing.assert_close(cuda, cpu, rtol=1e-3, atol=1e-6 * float(cpu.abs().max()))
+        torch.testing.assert_close(cuda, cpu, rtol=1e-5, atol=1e-7 * float(cpu.abs().max()))

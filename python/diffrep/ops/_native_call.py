@@ -65,6 +65,9 @@ def run(backend: str, name: str, device: torch.device, **kwargs) -> int:
                                              **{k: _host_array(v) for k, v in kwargs.items()})
         return int(flags[0])
     flags = _flags_word(device)
+    # detached, as the CPU arrays are: torch's __dlpack__ refuses a tensor that requires grad (the
+    # inputs of an autograd.Function's forward do), and nanobind then falls back to another export
+    kwargs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     with torch.cuda.device(device):
         stream = torch.cuda.current_stream(device).cuda_stream
         getattr(_native.cuda_module(), name)(flags=flags, device=device.index, stream=stream, **kwargs)

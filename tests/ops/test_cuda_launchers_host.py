@@ -1,0 +1,98 @@
+"""The CUDA launchers and kernels of the BFN, random and guidance families run on the host: their
+sources (csrc/*/..._cuda.cu, csrc/common/cuda_helpers.cuh) are built with g++ against a stand-in of
+the CUDA runtime (tests/ops/native/cuda_host/cuda_runtime.h), each ``kernel<<<grid, block, ...>>>(args)``
+rewritten as a host launch, and compared with serial loops over the same element bodies
+(tests/ops/native/cuda_launchers_host.cpp). No GPU has ever run these kernels, so this is where their
+indexing, grid-stride coverage (the emulated grid is capped at 2 blocks), Philox counter mapping,
+optional arrays, error flags and block reductions are checked; device arithmetic is not (a GPU run
+settles that: tests/ops/test_bfn_cuda.py and the ``device`` fixture's CUDA parameter)."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import HOST_CXX_MISSING
+
+ROOT = Path(__file__).resolve().parents[2]
+NATIVE = Path(__file__).resolve().parent / "native"
+KERNEL_SOURCES = ("bfn/bfn_cuda.cu", "random/random_cuda.cu", "guidance/guidance_cuda.cu")
+
+
+def host_launches(text: str, concurrent: bool) -> str:
+    """``text`` with every ``kernel<<<grid, block, smem, stream>>>(args)`` replaced by
+    ``diffrep_host::launch(grid, block, [&] { kernel(args); }, concurrent)``."""
+    out, i = [], 0
+    while (j := text.find("<<<", i)) >= 0:
+        k, depth = j, 0  # the kernel's name (template arguments included) ends at <<<
+        while k > 0:
+            c = text[k - 1]
+            if c == ">":
+                depth += 1
+            elif c == "<":
+                depth -= 1
+            elif depth == 0 and not (c.isalnum() or c in "_:"):
+                break
+            k -= 1
+        e = text.index(">>>", j)
+        grid, block = [p.strip() for p in re.split(r",(?![^()]*\))", text[j + 3:e])][:2]
+        if text[e + 3] != "(":
+            raise ValueError(f"a launch without its argument list: {text[k:e + 10]!r}")
+        p, depth = e + 3, 0
+        while True:
+            depth += {"(": 1, ")": -1}.get(text[p], 0)
+            if depth == 0:
+                break
+            p += 1
+        out += [text[i:k], f"diffrep_host::launch(({grid}), ({block}), [&] {{ {text[k:j]}({text[e + 4:p]}); }}, "
+                           f"{'true' if concurrent else 'false'})"]
+        i = p + 1
+    return "".join(out) + text[i:]
+
+
+def test_launch_rewrite():
+    src = "  k<T><<<grid_for(n, 256), 256, 0, as_stream(l)>>>(a, f(b, c));\n"
+    assert host_launches(src, False) == (
+        "  diffrep_host::launch((grid_for(n, 256)), (256), [&] { k<T>(a, f(b, c)); }, false);\n")
+
+
+@pytest.mark.skipif(HOST_CXX_MISSING is not None, reason=str(HOST_CXX_MISSING))
+def test_cuda_launchers_match_serial_loops_over_the_element_bodies(tmp_path):
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    # DIFFREP_LAUNCH's kernels are element-wise grid-stride loops: their threads run one after another;
+    # the .cu files' own launches (block reductions with __syncthreads) run each block's threads at once
+    helpers = (ROOT / "csrc/common/cuda_helpers.cuh").read_text()
+    (src / "common/cuda_helpers.cuh").write_text(host_launches(helpers, concurrent=False))
+    units = []
+    for rel in KERNEL_SOURCES:
+        unit = src / (Path(rel).stem + ".cpp")
+        unit.write_text(host_launches((ROOT / "csrc" / rel).read_text(), concurrent=True))
+        units.append(unit)
+    units.append(NATIVE / "cuda_launchers_host.cpp")
+    exe = tmp_path / "cuda_launchers_host"
+    flags = ["g++", "-std=c++20", "-O0", "-pthread", "-I", str(src), "-I", str(ROOT / "csrc"),
+             "-I", str(NATIVE / "cuda_host")]
+    objs = [tmp_path / (u.stem + ".o") for u in units]
+    procs = [subprocess.Popen([*flags, "-c", str(u), "-o", str(o)], stderr=subprocess.PIPE, text=True)
+             for u, o in zip(units, objs)]
+    for p, u in zip(procs, units):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, f"{u.name} did not compile:\n{err[-3000:]}"
+    subprocess.run(["g++", "-pthread", *map(str, objs), "-o", str(exe)], check=True, timeout=120)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=120).stdout
+    checks = dict((name, float(v)) for name, v in (line.split() for line in out.splitlines()))
+    assert len(checks) > 500
+    # every family, dtype and op ran
+    for op in ("cts_flow", "disc_flow", "cts_update", "cts_update_inverse", "cts_sender_update", "disc_update",
+               "disc_update_inverse", "disc_sender_update", "disc_probs", "disc_probs_backward", "disc_cts_loss",
+               "discrete_cts_loss", "normal_fill", "log_posterior_fwd", "log_posterior_bwd", "log_posterior_bwd2"):
+        for dtype in ("f32", "f64"):
+            assert any(n.startswith(f"{op}.") and f".{dtype}." in f".{n}." for n in checks), (op, dtype)
+    row_sums = {n: v for n, v in checks.items() if n.startswith(("log_posterior_fwd.", "log_posterior_bwd2.g_bar."))
+                and not n.endswith(".flags")}
+    exact = {n: v for n, v in checks.items() if n not in row_sums}
+    assert {n: v for n, v in exact.items() if v != 0} == {}  # element-wise: bit for bit, flags equal
+    # a row sum in float64 in another order, rounded to the output dtype: at most an ulp apart
+    assert {n: v for n, v in row_sums.items() if v > (2.5e-7 if ".f32." in n else 1e-13)} == {}
