@@ -122,9 +122,43 @@ def test_bic_rule_never_ends_below_the_fit_without_splits():
         assert int(r.n_components[u]) == k and torch.equal(r.means[u, :k], none.means[u, :k])
         for key in ("filtered", "deactivated"):
             assert int(r.events[key][u]) == int(none.events[key][u])
-    # the comparison is per unit: a unit alone gets what it gets in the batch
-    for u in (undone.nonzero()[0, 0].item(), kept.nonzero()[0, 0].item()):
+    # the comparison is per unit (its own n in the penalty): each unit alone gets what it gets in the
+    # batch (unit 17 keeps a third component by 25.8 BIC units only)
+    assert r.n_components[17] > none.n_components[17] and float(r.bic[17] - none.bic[17]) < 26
+    for u in range(x.shape[0]):
         one = hddc.fit(x[u:u + 1], init_resp=r0[u:u + 1], **kw)
         assert float(one.bic[0]) == float(r.bic[u])
         for key in ("splits", "splits_undone", "filtered"):
             assert int(one.events[key][0]) == int(r.events[key][u])
+
+
+def _far_groups(sizes, weight=1.0):
+    """Groups of the given sizes around far-apart centres on a line, started from their labels: every
+    responsibility is exactly 0 or 1, so a group's soft mass is its size times the weight."""
+    g = torch.Generator().manual_seed(7)
+    lab = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+    x = torch.randn(len(lab), 2, generator=g, dtype=torch.float64) * 0.3
+    x[:, 0] += 1000.0 * lab
+    r0 = torch.nn.functional.one_hot(lab, len(sizes)).to(torch.float64)
+    w = torch.full((1, len(lab)), weight, dtype=torch.float64)
+    return x[None], r0[None], w
+
+
+def test_filter_keeps_a_component_whose_soft_mass_equals_min_mass():
+    # step 4 drops the components of soft mass < min_mass: a group of exactly 10 points stays at 10
+    x, r0, w = _far_groups([40, 10, 6])
+    r = hddc.fit(x, n_components=3, max_components=4, init_resp=r0, psi=1e9, min_mass=10)
+    assert r.n_components.tolist() == [2] and r.events["filtered"].tolist() == [1]
+    # the final EM gives the 6 points of the dropped group (at 2000) to the nearer group (at 1000)
+    assert sorted(round(float(v) * 56) for v in r.weights[0, :2]) == [16, 40]
+
+
+def test_filter_keeps_the_largest_when_every_mass_is_below_min_mass_and_below_one():
+    # weights 0.01: the masses are 0.4, 0.1 and 0.06, all below min_mass (and below 1, the size of a
+    # fill that would make an empty slot the largest): the largest component alone stays
+    x, r0, w = _far_groups([40, 10, 6], weight=0.01)
+    r = hddc.fit(x, n_components=3, max_components=4, init_resp=r0, psi=1e9, min_mass=10, weights=w)
+    assert r.n_components.tolist() == [1] and r.events["filtered"].tolist() == [2]
+    # the final EM fits that one component to every point: their (equally weighted) mean, weight 1
+    torch.testing.assert_close(r.means[0, 0], x[0].mean(0), rtol=1e-12, atol=1e-9)
+    assert abs(float(r.weights[0, 0]) - 1.0) < 1e-12 and bool(torch.isfinite(r.log_likelihood).all())

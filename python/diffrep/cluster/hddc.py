@@ -300,7 +300,6 @@ def _keep_better(eng, w, p, L, start, min_mass, cfg, stats):
     for key in ("splits", "filtered", "deactivated"):
         stats[key][cpu] = base[key][cpu]
     return p
-    return _result(eng, w, p, stats)
 
 
 def _result(eng, w, p, stats):
