@@ -14,10 +14,11 @@ import torch
 
 from ..ops import hddc as ops
 
-__all__ = ["MIN_COUNT", "em", "em_compact", "deactivate", "bic", "n_free_params", "slots", "take", "put",
+__all__ = ["MIN_COUNT", "ALTERNATION_AFTER", "em", "em_compact", "deactivate", "bic", "n_free_params", "slots", "take", "put",
            "compact", "pick", "subset"]
 
 MIN_COUNT = 2       # a component with fewer points of t_ik > 1/K is deactivated (HDclassif min.individuals)
+ALTERNATION_AFTER = 20  # HDclassif hddc_main looks for a two-state cycle only at iterations t > 20
 
 
 def n_free_params(p, d):
@@ -47,20 +48,45 @@ def deactivate(active, cnt, resp, w):
     return keep, (active & ~keep).sum(1)
 
 
+def _converged(L, L_ref, tol):
+    """HDclassif's test of two log-likelihoods: |L - L_ref| < tol or |L - L_ref| / (0.1 + |L|) < tol
+    (strict; L_ref = -inf never passes)."""
+    dL = (L - L_ref).abs()
+    return (dL < tol) | (dL / (0.1 + L.abs()) < tol)
+
+
+def _alternation(L, L1, L2, L3, tol):
+    """The two-cycle detector of HDclassif 2.2.2 (``hddc_main``, "ALTERNATION CATCHING"), in the form
+    the specification fixes (docs/kernels/hddc.md, step 2): at an iteration t > ALTERNATION_AFTER whose
+    L_t = L is not converged against L_{t-1} = L1, the EM alternates between two states if L_t passes
+    :func:`_converged` against L_{t-2} = L2 and L_{t-1} against L_{t-3} = L3. R's second comparison
+    reads ``abs(L_m1 == likely[iter - 3])``, a 0/1 value: it passes whenever the two differ at all and,
+    when they are bit-identical, only if |L_{t-1}| > 1/tol - 0.1 (999.9 at tol = 1e-3). diffrep compares
+    the values, as intended.
+
+    Returns (stop, one_more): stop now where L_t >= L_{t-1} (the better state is the current one); run
+    one more iteration and stop where L_t < L_{t-1} (the next iterate is the better state again)."""
+    cycle = ~_converged(L, L1, tol) & _converged(L, L2, tol) & _converged(L1, L3, tol)
+    return cycle & (L >= L1), cycle & (L < L1)
+
+
 def em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
     """M -> E iterations (``hddc_main``) over B problems until |dL| < tol or
-    |dL|/(0.1 + |L|) < tol or max_iter; a converged problem is frozen and no longer computed.
-    Returns (params, resp, L)."""
+    |dL|/(0.1 + |L|) < tol (:func:`_converged`), or a two-state cycle after ALTERNATION_AFTER iterations
+    (:func:`_alternation`: the EM ends on the better of the two states), or max_iter; a stopped problem
+    is frozen and no longer computed. Returns (params, resp, L)."""
     B = unit_of.shape[0]
     dev = resp.device
     K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
     cnt = ((resp > 1.0 / K[:, None]) & (w[..., None] > 0)).sum(1)
     wtot = w.sum(1).to(eng.pdtype)
     running = torch.ones(B, dtype=torch.bool, device=dev)
-    L_prev = torch.full((B,), -math.inf, dtype=eng.pdtype, device=dev)
+    # L_{t-1}, L_{t-2}, L_{t-3} per problem, and the flag "the two-cycle detector asked for one more"
+    hist = torch.full((B, 3), -math.inf, dtype=eng.pdtype, device=dev)
+    last = torch.zeros(B, dtype=torch.bool, device=dev)
     active = active.clone()
     p = None
-    for _ in range(max(1, cfg["max_iter"])):
+    for it in range(1, max(1, cfg["max_iter"]) + 1):
         idx = None if bool(running.all()) else running.nonzero()[:, 0]
         sub = (lambda t: t) if idx is None else (lambda t: t[idx])
         w_s, resp_s = sub(w), sub(resp)
@@ -73,20 +99,25 @@ def em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
         nk, mu, W = eng.mstep(sub(unit_of), w_s, resp_s, keep)
         new_p = ops.params(nk, mu, W, sub(wtot), keep, cfg)
         new_resp, L, new_cnt = eng.estep(sub(unit_of), w_s, new_p, skip_zero)
-        dL = (L - sub(L_prev)).abs()
-        done = (dL < cfg["tol"]) | (dL / (0.1 + L.abs()) < cfg["tol"])
+        h = sub(hist)
+        done = _converged(L, h[:, 0], cfg["tol"]) | sub(last)
+        more = torch.zeros_like(done)
+        if it > ALTERNATION_AFTER:
+            stop, more = _alternation(L, h[:, 0], h[:, 1], h[:, 2], cfg["tol"])
+            done = done | stop
+        h = torch.cat([L[:, None], h[:, :2]], 1)
         if idx is None:
-            p, resp, cnt, active, L_prev = new_p, new_resp, new_cnt, keep, L
+            p, resp, cnt, active, hist, last = new_p, new_resp, new_cnt, keep, h, more
             running = ~done
         else:
             for key, v in new_p.items():
                 if isinstance(v, torch.Tensor):
                     p[key][idx] = v
-            resp[idx], cnt[idx], active[idx], L_prev[idx] = new_resp, new_cnt, keep, L
+            resp[idx], cnt[idx], active[idx], hist[idx], last[idx] = new_resp, new_cnt, keep, h, more
             running[idx] = ~done
         if not bool(running.any()):
             break
-    return p, resp, L_prev
+    return p, resp, hist[:, 0]
 
 
 def slots(active):

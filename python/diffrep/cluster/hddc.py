@@ -14,7 +14,8 @@ Procedure per unit (all units batched; a unit's result does not depend on the ot
 
 1. init: k-means (k-means++ or random-point seeding, 10 Lloyd steps, seeded per unit) for
    ``n_components`` clusters -> one-hot responsibilities;
-2. EM (M then E) until |dL| < tol or |dL|/(0.1 + |L|) < tol or ``max_iter``;
+2. EM (M then E) until |dL| < tol or |dL|/(0.1 + |L|) < tol, or (after 20 iterations) a cycle
+   between two states, ended on the better one (HDclassif's detector), or ``max_iter``;
 3. split passes (DyGA Eq. 4-5): a cluster's members are the points with t_ik > ``phi``; its
    density is their mean distance to their plain mean; clusters with density > ``psi`` (plus,
    with probability ``p_arbitrary``, any other cluster) and at least 2 ``min_mass`` members are
@@ -29,8 +30,11 @@ Procedure per unit (all units batched; a unit's result does not depend on the ot
 ``split_rule`` -- where DyGA's paper and diffrep differ:
 
 * ``"bic"`` (default): a candidate split is kept only if it raises the unit's BIC
-  (2 L - m log n, ``hdc_getComplexity``). The fit then finds the number of clusters the data
-  has, on normalised or unnormalised data alike.
+  (2 L - m log n, ``hdc_getComplexity``), and a unit keeps its splits only if its BIC after the
+  filter and the final EM is strictly higher than without them (the same steps 4-5 from the
+  model before the split passes; otherwise it gets that model, ``events["splits_undone"]``).
+  The fit then finds the number of clusters the data has, on normalised or unnormalised data
+  alike. Neither DyGA's paper nor its code uses a BIC: this rule is diffrep's.
 * ``"dyga"``: the paper's rule, every candidate is split (``p_arbitrary`` defaults to 0.5, the
   coin of the authors' code). Because ψ is an absolute distance, on unnormalised data it keeps
   splitting up to ``max_components``; on [0, 1]-normalised data it rarely splits.
@@ -60,7 +64,7 @@ from .._checks import non_negative_int, positive_int
 from ..ops import _validate as V
 from ..ops import hddc as ops
 from ..ops.reference import hddc as ref
-from .em import bic, compact, em_compact
+from .em import bic, compact, em_compact, subset
 from .kmeans import kmeans_labels
 from .split import split_pass
 
@@ -81,8 +85,9 @@ class HDDCResult:
     (sum_i log p(x_i) at the final parameters), bic (U,); AkjBkQkDk: subspaces (U, K, d, d)
     (eigenvectors as columns, the first ``dims`` span the signal subspace), a (U, K, d) (zero
     beyond ``dims``), b (U, K), dims (U, K); full mode: covariances (U, K, d, d).
-    ``events``: counts per unit of splits, filtered and deactivated components, and components
-    whose variances hit the regularisation floor.
+    ``events``: counts per unit of splits, splits undone (``split_rule="bic"``: the final BIC was not
+    higher with them), filtered and deactivated components, and components whose variances hit the
+    regularisation floor.
     """
 
     weights: torch.Tensor
@@ -213,7 +218,7 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     eng = ops.Engine(choice.backend, x)
     Kmax = max_components
     cfg = dict(model=model, max_iter=max_iter, tol=tol, threshold=threshold, dim_rule=dim_rule, reg_covar=reg_covar)
-    stats = {k: torch.zeros(U, dtype=torch.int64) for k in ("splits", "filtered", "deactivated", "floored")}
+    stats = {k: torch.zeros(U, dtype=torch.int64) for k in ("splits", "splits_undone", "filtered", "deactivated", "floored")}
     active = torch.zeros(U, Kmax, dtype=torch.bool, device=x.device)
     active[:, :n_components] = True
     resp = torch.zeros(U, n, Kmax, dtype=x.dtype, device=x.device)
@@ -235,24 +240,66 @@ def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, to
     units = torch.arange(U, device=x.device)
     p, resp, L = em_compact(eng, units, w, resp, active, cfg, stats)
     if split and max_split_passes > 0 and Kmax > n_components:
+        start = (p, resp, {k: v.clone() for k, v in stats.items()})    # the model without splits
         gen = torch.Generator().manual_seed(seed)
         for _ in range(max_split_passes):
             p, resp, L, n_split = split_pass(eng, w, p, resp, L, cfg, split_rule, phi, psi, p_arbitrary, min_mass,
                                               Kmax, gen, stats)
             if n_split == 0:
                 break
-        # filter (resp is the E-step at the current parameters), then the final EM on all points
-        mass = (resp * w[..., None]).sum(1)
-        keep = p["active"] & (mass >= min_mass)
-        none = ~keep.any(1)
-        if bool(none.any()):
-            keep[none] = torch.nn.functional.one_hot(torch.where(p["active"], mass, -1.0)[none].argmax(1),
-                                                      Kmax).bool()
-        stats["filtered"] += (p["active"] & ~keep).sum(1).cpu()
-        resp = resp * keep[:, None]
-        resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        p, resp, L = em_compact(eng, units, w, resp, keep, cfg, stats)
+        p, L = _filter_refit(eng, units, w, p, resp, min_mass, cfg, stats)
+        if split_rule == "bic":
+            p = _keep_better(eng, w, p, L, start, min_mass, cfg, stats)
     return _result(eng, w, p, stats)
+
+
+def _filter_refit(eng, units, w, p, resp, min_mass, cfg, stats):
+    """Steps 4-5 for the problems ``units`` (w, p and resp are theirs; resp is the E-step at p): the
+    components of soft mass sum_i w_i t_ik < min_mass are dropped (the largest stays if all would
+    be), each point's remaining responsibilities renormalised, then the final EM on all points.
+    Returns (params, L)."""
+    dtype = resp.dtype
+    mass = (resp * w[..., None]).sum(1)
+    keep = p["active"] & (mass >= min_mass)
+    none = ~keep.any(1)
+    if bool(none.any()):
+        keep[none] = torch.nn.functional.one_hot(torch.where(p["active"], mass, -1.0)[none].argmax(1),
+                                                  keep.shape[1]).bool()
+    stats["filtered"].index_add_(0, units.cpu(), (p["active"] & ~keep).sum(1).cpu())
+    resp = resp * keep[:, None]
+    resp = resp / resp.sum(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+    p, _, L = em_compact(eng, units, w, resp, keep, cfg, stats)
+    return p, L
+
+
+def _keep_better(eng, w, p, L, start, min_mass, cfg, stats):
+    """``split_rule="bic"``: a split is accepted when it raises the unit's BIC at that moment, but the
+    filter can then drop a child and the final EM can end elsewhere, below the model without splits
+    (docs/kernels/hddc.md, "split_rule"). So each unit that split is also taken through steps 4-5
+    from the model before the split passes (``start``: params, resp, events), and keeps its splits
+    only if the final BIC is strictly higher; otherwise it gets that model and its events, and
+    ``events["splits_undone"]`` counts the splits it discarded. Returns the params."""
+    d = eng.x.shape[2]
+    p0, resp0, stats0 = start
+    redo = (stats["splits"] > stats0["splits"]).nonzero()[:, 0].to(p["active"].device)
+    if len(redo) == 0:
+        return p
+    base = {k: v.clone() for k, v in stats0.items()}
+    pb, Lb = _filter_refit(eng, redo, w[redo], subset(p0, redo), resp0[redo], min_mass, cfg, base)
+    n_eff = w[redo].sum(1).to(Lb.dtype)
+    undo = bic(Lb, pb, n_eff, d) >= bic(L[redo].to(Lb.dtype), subset(p, redo), n_eff, d)
+    back, rows = redo[undo], undo.nonzero()[:, 0]
+    if len(back) == 0:
+        return p
+    p = subset(p, slice(None))
+    for key, v in pb.items():
+        if isinstance(v, torch.Tensor):
+            p[key][back] = v[rows].to(p[key].dtype)
+    cpu = back.cpu()
+    stats["splits_undone"][cpu] = stats["splits"][cpu]
+    for key in ("splits", "filtered", "deactivated"):
+        stats[key][cpu] = base[key][cpu]
+    return p
 
 
 def _result(eng, w, p, stats):
