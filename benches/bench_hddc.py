@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from harness import banner
+from harness import banner, parse_device
 from diffrep.cluster import hddc
 from diffrep.ops import explain
 
@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--sklearn-units", type=int, default=None,
                     help="time sklearn on this many units only and scale the time by U / sklearn-units")
     args = ap.parse_args()
-    dev = torch.device(args.device)
+    dev = parse_device(ap, args.device)
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(args.U, 12, args.d, generator=g) * 4
     lab = torch.randint(0, 12, (args.U, args.n), generator=g)

@@ -191,7 +191,7 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
     cx, cy = rng.uniform(*cfg.x_range, num_guides), rng.uniform(*cfg.y_range, num_guides)
     bg = np.array([_contrast_background(rng, cfg, min_contrast) for _ in range(num_guides)])
     guides = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2).float() * 2 - 1
-    gen = seeded(seed)
+    gen = seeded(seed, model._device_dtype()[0])  # the chains draw on the model's device
     truth = disk_centres(guides, fg)
     cond_err, missing = [], 0
     for i in range(num_guides):
