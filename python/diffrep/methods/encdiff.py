@@ -215,6 +215,8 @@ class EncDiff(PretrainedMixin, nn.Module):
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
         z0 = self.to_latent(x)
+        if z0.dtype in (torch.float16, torch.bfloat16):  # the trainer's autocast (bf16 on a GPU) ran the frozen
+            z0 = z0.float()  # first stage: the forward process, its noise and the loss stay in float32
         B = x.shape[0]
         on = draw_device(generator)
         t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device=on).to(x.device)
