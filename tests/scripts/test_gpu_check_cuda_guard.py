@@ -113,3 +113,21 @@ def test_each_bench_says_no_gpu_is_visible_before_any_work(bench, monkeypatch, c
     assert e.value.code == 2
     err = capsys.readouterr()
     assert "error: --device cuda: no CUDA device is visible" in err.err and err.out == ""
+
+
+@pytest.mark.slow  # a second Python process importing torch: ~4 s on 2 idle cores
+@pytest.mark.skipif(diffrep.cuda_available(), reason="checks the real run's path where the CUDA backend is not usable")
+def test_the_real_run_on_a_gpu_machine_whose_build_is_unusable_reports_why(tmp_path, monkeypatch, capsys):
+    """The real run's own path (not the dry run's) through ``main`` up to its first step, as on an H100 whose
+    diffrep has no usable CUDA backend: the architecture is read from the GPU, the report is named for it,
+    and the build report step fails with the reason."""
+    gc = load_script("gpu_check")
+    monkeypatch.setattr(gc, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (9, 0))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "python"))
+    assert gc.main(["--no-build", "--only", "build report", "--out", str(tmp_path)]) == 1
+    report = next(tmp_path.glob("gpu_check_nvidia-h100-80gb-hbm3_*.md")).read_text()
+    assert "| build report | fail (exit 1) |" in report and "CUDA backend not usable" in report
+    assert "# GPU check: NVIDIA H100 80GB HBM3" in report and "dry run" not in report.split("\n")[0]
+    arch = {s.name: s for s in gc.plan(dry_run=False, arch="90", build=True)}["build"].argv
+    assert "CUDAARCHS=90" in arch
