@@ -339,7 +339,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         for i, (t, tp) in enumerate(pairs):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
             out = self._eps(x, tt, tokens)
-            # eta > 0 adds noise at each step: drawn as x_T is (on the CPU, from ``generator``) so a seeded call repeats
+            # eta > 0 adds noise at each step: drawn as x_T is (from ``generator``, on its device) so a seeded call repeats
             noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype, device=draw_device(generator)).to(x.device)
                      if cfg.eta > 0 else None)
             x = sampler.step(out, tt, torch.full_like(tt, tp), x, noise=noise)
