@@ -23,8 +23,7 @@ import statistics
 
 import torch
 
-import diffrep
-from harness import banner, copy_floors, copy_fn, interleaved_times, load_average, peak_extra_bytes
+from harness import banner, copy_floors, copy_fn, interleaved_times, load_average, parse_device, peak_extra_bytes
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
@@ -150,9 +149,7 @@ def main():
                    help="time each call right after the other functions of the round (order-biased where the "
                         "working set fits in cache: harness.interleaved_times)")
     args = p.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not diffrep.cuda_available():
-        raise SystemExit("--device cuda: " + str(diffrep.info()["modules"]["_cuda"]["reason"]))
+    device = parse_device(p, args.device, native=True)
     sizes = [int(s) for s in args.sizes] if args.sizes else [100_000, 1_000_000, 16_000_000] + (
         [64_000_000] if args.full else [])
     probe = torch.zeros(2, 2, device=device)

@@ -21,7 +21,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from harness import banner, interleaved_medians
+from harness import banner, interleaved_medians, parse_device
 
 RECIPES = ("diffae/celeba64", "infodiffusion/celeba64", "disdiff/shapes3d", "disdiff/shapes3d-dyga",
            "diffae/shapes3d-cpu", "infodiffusion/shapes3d-cpu", "disdiff/shapes3d-cpu")
@@ -104,9 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device")
-    device = torch.device(a.device)
+    device = parse_device(p, a.device)
     torch.set_num_threads(1) if device.type == "cpu" else None
     batch = a.batch if a.batch is not None else (2 if device.type == "cpu" else None)
     print(banner(device))

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from harness import banner, interleaved_medians, load_average, sync
+from harness import banner, interleaved_medians, load_average, parse_device, sync
 from diffrep.cluster import fit as hddc_fit
 from diffrep.methods.dyga import DyGA, DyGAConfig
 from diffrep.methods.encdiff import EncDiff, EncDiffConfig
@@ -50,7 +50,7 @@ def main():
     args = ap.parse_args()
     if args.ddim_steps < 1:
         ap.error(f"--ddim-steps must be >= 1, got {args.ddim_steps}")
-    dev = torch.device(args.device)
+    dev = parse_device(ap, args.device)
     print(banner(dev, f"load {load_average()}"))
     g = torch.Generator().manual_seed(0)
 

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from harness import banner, load_average, sync
+from harness import banner, load_average, parse_device, sync
 from diffrep.metrics import generation as G
 from diffrep.ops import explain, use_backend
 from diffrep.ops import knn as knn_ops  # importing it registers knn.knn_scan for explain
@@ -80,7 +80,7 @@ def main():
                          "holds N x N float32 distances and int64 argpartition indices, ~12 N^2 bytes")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
-    device = torch.device(args.device)
+    device = parse_device(ap, args.device)
     print(banner(device, f"load {load_average()}"))
     g = torch.Generator().manual_seed(0)
     n, d = args.n, args.d

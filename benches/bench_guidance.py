@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from harness import banner, best_time
+from harness import banner, best_time, parse_device
 from diffrep.ops import explain, guidance
 from diffrep.ops.reference import guidance as ref
 
@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--D", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=50)
     args = ap.parse_args()
-    device = torch.device(args.device)
+    device = parse_device(ap, args.device)
     print(banner(device))
     print(f"{'S':>3s} {'B':>5s} {'D':>5s} {'dtype':>8s} {'backend':>8s} {'fused ms':>9s} {'eager ms':>9s} {'speedup':>8s}")
     for S in (1, 8):

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from harness import banner, bench_device, recipe_rows, sync
+from harness import banner, parse_device, recipe_rows, sync
 
 # one paper configuration of each method family (the multi-beta VAE's phases: bench_multibeta.py)
 PAPER_RECIPES = ("paramrel/celeba64", "paramrel/cifar10", "sami/disks", "sami/celeba64", "bfn/cifar10-discretised",
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
         ap.error("--steps and --batch must be >= 1, --warmup >= 0")
-    device = bench_device(ap, args.device)
+    device = parse_device(ap, args.device)
     print(banner(device))
     print(f"{'recipe':26s} {'batch':>5s} {'params M':>9s} {'ms/step':>9s} {'img/s':>8s} {'peak GiB':>9s}  dtype")
 

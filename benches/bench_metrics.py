@@ -33,6 +33,10 @@ import time
 import numpy as np
 import torch
 
+# harness.py lies beside this file; a test loads this file by its path, without benches/ on sys.path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import parse_device  # noqa: E402
+
 SIZES = (10, 10, 10, 8, 4, 15)
 
 
@@ -235,7 +239,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.scale <= 0:
         p.error(f"--scale must be > 0, got {a.scale}")
-    device = torch.device(a.device)
+    device = parse_device(p, a.device)
     skip = set(a.skip.split(",")) - {""}
     try:
         out = open(a.out, "w") if a.out else None

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from harness import banner, best_time, peak_extra_bytes
+from harness import banner, best_time, parse_device, peak_extra_bytes
 from diffrep.ops import explain, mmd
 from diffrep.ops.reference import mmd as ref
 
@@ -30,7 +30,7 @@ def main():
     ap.add_argument("--d", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    device = torch.device(args.device)
+    device = parse_device(ap, args.device)
     print(banner(device))
     print(f"{'kernel':6s} {'estimator':9s} {'N=M':>6s} {'d':>3s} {'backend':>8s} {'fused ms':>9s} {'eager ms':>9s} "
           f"{'speedup':>8s} {'fused MB':>9s} {'eager MB':>9s}")

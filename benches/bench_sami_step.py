@@ -22,6 +22,7 @@ import time
 import torch
 
 from diffrep.methods.sami import SAMI
+from harness import parse_device
 from diffrep.nn import HalfUNetConfig, UNetConfig
 from diffrep.recipes.sami import disks_cpu_config
 
@@ -98,6 +99,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--json", default=None, help="append JSON lines here")
     a = p.parse_args()
+    a.device = parse_device(p, a.device).type  # a clear usage error where no GPU is visible
     header = {"machine": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads(),
               "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None}

@@ -25,6 +25,7 @@ from diffrep.data.toy_shapes import ToyShapes, ToyShapesConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.nn import UNetConfig
 from diffrep.train import TrainConfig, Trainer, seed_everything
+from harness import parse_device
 
 
 class DecodedShapes(Dataset):
@@ -80,6 +81,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=32)
     a = p.parse_args()
     devices = a.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    devices = [parse_device(p, d).type for d in devices]  # a clear usage error where no GPU is visible
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     print(f"{'device':6s} {'workers':>7s} {'data':>8s} {'forward':>8s} {'backward':>9s} {'optim':>8s} {'total':>8s} {'wall':>8s} {'data%':>6s}  (ms/step)")

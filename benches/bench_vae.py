@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from harness import banner, interleaved_medians
+from harness import banner, interleaved_medians, parse_device
 
 METHODS = ("ae", "vae", "beta-vae", "annealed-vae", "beta-tcvae", "factor-vae", "info-vae", "dip-vae-i",
            "dip-vae-ii", "fsq-ae")
@@ -57,7 +57,7 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
+    device = parse_device(ap, args.device)
     print(banner(device, f"VAE baselines, 64x64x1, batch {args.batch}, interleaved medians"))
     fns = [make_step(m, device, args.batch) for m in args.methods]
     meds = interleaved_medians(fns, device, args.rounds, args.budget)

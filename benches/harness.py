@@ -12,6 +12,32 @@ import torch
 import diffrep
 
 
+def parse_device(parser, value: str, *, native: bool = False) -> torch.device:
+    """``--device VALUE`` as a torch.device, or the parser's usage error (exit 2) saying why it cannot run here:
+    a name torch does not know, CUDA on a machine where torch sees no GPU (a CPU-only build, no driver) or,
+    with ``native`` (a bench of diffrep's native kernels), a diffrep whose ``_cuda`` module cannot run on this
+    GPU (not built, no kernel image for its architecture: the reason ``diffrep info`` gives). Before, most
+    benches met the missing GPU deep inside their first CUDA call, as torch's "Torch not compiled with CUDA
+    enabled" traceback, some only after minutes of CPU rows."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        parser.error(f"--device {value!r}: {exc}")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {value!r}: the benches run on 'cpu' or 'cuda'")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch is a CPU-only build" if torch.version.cuda is None
+                   else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+            parser.error(f"--device {value}: no CUDA device is visible ({why})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            parser.error(f"--device {value}: torch sees {torch.cuda.device_count()} GPU(s)")
+        if native and not diffrep.cuda_available():
+            parser.error(f"--device {value}: diffrep's CUDA kernels cannot run here: "
+                         f"{diffrep.info()['modules']['_cuda']['reason']}")
+    return device
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -156,14 +182,6 @@ def banner(device, extra: str = "") -> str:
     where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"threads={torch.get_num_threads()}"
     return (f"# diffrep {diffrep.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
             f"{where}, device={device}" + (f"; {extra}" if extra else ""))
-
-
-def bench_device(ap, name: str) -> torch.device:
-    """The ``--device`` of a bench; CUDA where no CUDA device is visible is an argparse error (exit 2)."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device is visible")
-    return device
 
 
 def recipe_rows(names, time_recipe, print_row, width: int) -> int:

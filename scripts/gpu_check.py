@@ -111,10 +111,25 @@ def is_cuda_test(item) -> bool:
     return any(re.search(r"cuda|gpu", str(m.kwargs.get("reason", "")), re.I) for m in item.iter_markers("skipif"))
 
 
+#: set by the real run's CUDA test step: there, a diffrep whose CUDA backend cannot run fails the step
+NEED_CUDA_ENV = "DIFFREP_GPU_CHECK_NEED_CUDA"
+
+
 def pytest_collection_modifyitems(config, items):
     """pytest hook, active only where pytest loads this file as a plugin (``-p gpu_check``, with scripts/ on
     PYTHONPATH: the CUDA test step): keep the CUDA tests of the collected files, deselect the rest, so the GPU
-    machine runs every CUDA test and none of the CPU suite."""
+    machine runs every CUDA test and none of the CPU suite. In the real run (``NEED_CUDA_ENV`` set) a diffrep
+    whose CUDA backend is unusable (a failed build, a build without an image for this GPU, a source tree on
+    PYTHONPATH) ends the session with that reason: every CUDA test would skip, and the step read "pass"."""
+    if os.environ.get(NEED_CUDA_ENV) == "1":
+        import pytest
+
+        import diffrep
+
+        if not diffrep.cuda_available():
+            why = diffrep.info()["modules"]["_cuda"].get("reason")
+            pytest.exit(f"gpu_check: error: the CUDA backend of diffrep ({diffrep.__file__}) is not usable, so "
+                        f"every CUDA test would skip: {why}", returncode=3)
     keep, dropped = [], []
     for it in items:
         (keep if is_cuda_test(it) else dropped).append(it)
@@ -144,7 +159,9 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
     steps: list[Step] = []
     if build:
         env_arch = [f"CUDAARCHS={arch}"] if arch else []
-        steps.append(Step("build", ["env", *env_arch, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
+        # every core for nvcc: CMake's Makefile generator builds one file at a time unless told (ninja needs no hint)
+        jobs = [] if os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") else [f"CMAKE_BUILD_PARALLEL_LEVEL={os.cpu_count() or 1}"]
+        steps.append(Step("build", ["env", *env_arch, *jobs, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
                                     *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT))],
                           300, estimate_s=90))
     steps.append(Step("build report", _py("-c", _BUILD_REPORT.format(need_cuda=not dry_run)), 20,
@@ -156,7 +173,8 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
                       _py("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check", "--tb=short", "-rfEs",
                           "--continue-on-collection-errors",
                           *cuda_test_files()),
-                      85, "every CUDA test passes", estimate_s=45, env={"PYTHONPATH": str(ROOT / "scripts")}))
+                      85, "every CUDA test passes", estimate_s=45,
+                      env={"PYTHONPATH": str(ROOT / "scripts"), **({} if dry_run else {NEED_CUDA_ENV: "1"})}))
     steps += [
         Step("bench BFN", _py("benches/bench_bfn.py", "--device", dev, "--repeat", "2" if tiny else "10",
                               *(["--sizes", "1e4"] if tiny else ["--sizes", "1e6", "1.6e7", "6.4e7"])), 45,

@@ -12,7 +12,7 @@ from .._checks import finite_float, positive_int
 from ._arrays import real_tensor
 from ..data.disks import disks_geometry, render_disks
 from ..methods.sami import SAMI
-from .encoding import check_model, encode_batched, seeded
+from .encoding import check_model, encode_batched, model_images, seeded
 
 __all__ = ["posterior_mean_monotonicity", "disk_centres", "disk_position_transfer"]
 
@@ -191,11 +191,13 @@ def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_
     cx, cy = rng.uniform(*cfg.x_range, num_guides), rng.uniform(*cfg.y_range, num_guides)
     bg = np.array([_contrast_background(rng, cfg, min_contrast) for _ in range(num_guides)])
     guides = torch.from_numpy(render_disks(cx, cy, bg, cfg)).permute(0, 3, 1, 2).float() * 2 - 1
-    gen = seeded(seed)
+    gen = seeded(seed, model._device_dtype()[0])  # the chains draw on the model's device
     truth = disk_centres(guides, fg)
+    on_model = model_images(model, guides, "guides")  # the model's device and dtype (the guides are rendered on the CPU)
     cond_err, missing = [], 0
     for i in range(num_guides):
-        xs = model.conditional_sample(guides[i:i + 1], num_samples, sampler=sampler, num_steps=num_steps, generator=gen).cpu()
+        xs = model.conditional_sample(on_model[i:i + 1], num_samples, sampler=sampler, num_steps=num_steps,
+                                      generator=gen).cpu()
         c = disk_centres(xs, fg)
         missing += int(np.isnan(c[:, 0]).sum())
         cond_err.append(_finite_mean(np.abs(c - truth[i])))

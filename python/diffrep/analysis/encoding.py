@@ -30,10 +30,16 @@ def model_images(model: SAMI, x, name: str = "images") -> torch.Tensor:
     return x.to(device=device, dtype=dtype)
 
 
-def seeded(seed) -> torch.Generator | None:
-    """A CPU generator seeded with ``seed`` (None: the global RNG); ``seed`` an int >= 0 (a float, a bool or a
-    negative seed is refused rather than truncated or wrapped)."""
-    return None if seed is None else torch.Generator().manual_seed(non_negative_int(seed, "seed"))
+def seeded(seed, device=None) -> torch.Generator | None:
+    """A generator on ``device`` (default the CPU) seeded with ``seed`` (None: the global RNG); ``seed`` an int
+    >= 0 (a float, a bool or a negative seed is refused rather than truncated or wrapped). A generator handed
+    to the model's chains must live on the model's device (``model._device_dtype()[0]``): SAMI draws its
+    noise there, and torch refuses a CPU generator for a CUDA draw (every analysis of a model on a GPU
+    failed so); a generator for draws made here on the CPU, then moved, stays on the CPU."""
+    if seed is None:
+        return None
+    return torch.Generator(device=torch.device("cpu") if device is None else device).manual_seed(
+        non_negative_int(seed, "seed"))
 
 
 def encode_batched(model: SAMI, images, batch_size: int = 256, *, with_logvar: bool = False):

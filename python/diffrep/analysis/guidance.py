@@ -42,7 +42,7 @@ def guidance_magnitude(model: SAMI, image, *, z_mode: str = "posterior_mean", sa
         rec["posterior_score_norm"].append(float(((eps - k * g) / gamma).flatten(1).norm(dim=1).mean()))
         rec["score_difference_norm"].append(float((k * g / gamma).flatten(1).norm(dim=1).mean()))
 
-    model.conditional_sample(x, 1, z_mode=z_mode, sampler=sampler, num_steps=num_steps, generator=seeded(seed), callback=cb)
+    model.conditional_sample(x, 1, z_mode=z_mode, sampler=sampler, num_steps=num_steps, generator=seeded(seed, x.device), callback=cb)
     rec["ratio"] = [g / e if e > 0 else float("inf") for g, e in zip(rec["guidance_norm"], rec["eps_norm"])]
     rec["literal_step"] = literal
     return rec

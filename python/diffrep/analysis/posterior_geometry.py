@@ -112,7 +112,7 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
     z = torch.stack(zs + pair_z)
     seed = non_negative_int(seed, "seed")  # seed and seed + 1: one for x_T, one for the chains' noise
     x_T = torch.randn((1, *model.image_shape), generator=seeded(seed)).to(mu).expand(z.shape[0], -1, -1, -1).contiguous()
-    imgs = model.generate(z, x_T=x_T, generator=seeded(seed + 1), sampler=sampler, num_steps=num_steps).cpu()
+    imgs = model.generate(z, x_T=x_T, generator=seeded(seed + 1, mu.device), sampler=sampler, num_steps=num_steps).cpu()
     rows = imgs[: len(zs)].reshape(len(axes), A, *imgs.shape[1:])
     pair = imgs[len(zs):].reshape(A, A, *imgs.shape[1:]) if pair_z else None
     return {"axes": axes, "alphas": alphas, "posterior_std": sd[axes].tolist(), "rows": rows, "pair": pair}

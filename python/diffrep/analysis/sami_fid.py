@@ -36,7 +36,7 @@ def fid(model: SAMI, real_images, extractor: Callable | str | os.PathLike | None
     n = real.shape[0] if num_samples is None else num_samples
     positive_int(n, "num_samples")
     positive_int(batch_size, "batch_size")
-    gen = seeded(seed)
+    gen = seeded(seed, real.device)  # the model's device (model_images): the chains draw there
 
     def real_batch(s, k):
         return real[s % real.shape[0]:][:k]

@@ -55,7 +55,7 @@ def variability_reduction(model: SAMI, guides, num_samples: int = 64, *, referen
     if num_samples < 2:
         raise ValueError("num_samples must be >= 2 to measure variability")
     g = model_images(model, guides, "guides")
-    gen = seeded(seed)
+    gen = seeded(seed, g.device)  # the model's device (model_images): the chains draw there
     per_guide = []
     for i in progress(range(g.shape[0]), total=g.shape[0], desc="variability: guides", unit="guide"):
         chunks = []

@@ -235,7 +235,7 @@ def _anchors_figure(model, ds, idx, device, factor, out):
     fig, axes = plt.subplots(rows + 1, cols, figsize=(3 * cols, 2.4 * (rows + 1)), squeeze=False)
     for u in range(N):
         ax = axes[u // cols][u % cols]
-        v = proj[:, u].numpy()
+        v = proj[:, u].cpu().numpy()  # the tokens are on the model's device
         ax.hist(v, bins=60, density=True, color="0.7")
         grid = np.linspace(v.min() - 0.1 * np.ptp(v), v.max() + 0.1 * np.ptp(v), 400)
         for k in torch.nonzero(dy.active[u]).flatten().tolist():
@@ -257,7 +257,7 @@ def _anchors_figure(model, ds, idx, device, factor, out):
     best = int(np.argmax([normalized_mutual_info_score(labels, k[:, u]) for u in range(N)])) if labels is not None else 0
     cu = c[:, best] - c[:, best].mean(0)
     _, _, vh = torch.linalg.svd(cu, full_matrices=False)
-    xy = (cu @ vh[:2].T).numpy()
+    xy = (cu @ vh[:2].T).cpu().numpy()
     ax = axes[rows][0]
     ax.scatter(xy[:, 0], xy[:, 1], c=labels if labels is not None else "k", s=3, cmap="tab10")
     ax.set_title(f"unit {best} (PCA), coloured by factor {factor}", fontsize=8)

@@ -33,10 +33,19 @@ ASSIGNMENTS = ("gumbel", "argmax", "hard")
 _EPS = 1e-6        # the guard of Eq. 6's denominator and of the min-max normalisation ([C] uses the same)
 
 
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where EncDiff and DyGA draw their random numbers before moving them to the data: on the CPU without a
+    generator (the global CPU stream) or with a CPU one, so a seeded CPU generator gives the same numbers on
+    every device; on a GPU generator's own GPU (torch refuses a CUDA generator for a CPU draw: the trainer's
+    sample grids and the FID image source seed one on the model's device)."""
+    return torch.device("cpu") if generator is None else generator.device
+
+
 def _assign(logits, tau, assignment, generator):
     """y (..., K) from logits: Gumbel-softmax sample, straight-through argmax or hard one-hot argmax."""
     if assignment == "gumbel":
-        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu").to(logits.device)
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype,
+                       device=draw_device(generator)).to(logits.device)
         g = -torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))
         return torch.softmax((logits + g) / tau, -1)
     hard = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)

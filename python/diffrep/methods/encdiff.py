@@ -42,7 +42,7 @@ from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
 from ..nn.vq import VQAutoencoder
 from .diffusion_autoencoder import check_code, check_noise
-from .dyga import DyGA
+from .dyga import DyGA, draw_device
 from .encdiff_config import EncDiffConfig, ldm_ddim_pairs, ldm_schedule
 from .encdiff_nets import FSQTokens, SmallExtractor
 
@@ -215,9 +215,12 @@ class EncDiff(PretrainedMixin, nn.Module):
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
         z0 = self.to_latent(x)
+        if z0.dtype in (torch.float16, torch.bfloat16):  # the trainer's autocast (bf16 on a GPU) ran the frozen
+            z0 = z0.float()  # first stage: the forward process, its noise and the loss stay in float32
         B = x.shape[0]
-        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device="cpu").to(x.device)
-        noise = torch.randn(z0.shape, generator=generator, device="cpu", dtype=z0.dtype).to(x.device)
+        on = draw_device(generator)
+        t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device=on).to(x.device)
+        noise = torch.randn(z0.shape, generator=generator, device=on, dtype=z0.dtype).to(x.device)
         z_t = self.schedule.q_sample(z0, t, noise)
         _, c = self.extractor(x)
         self._bank(c)
@@ -336,8 +339,9 @@ class EncDiff(PretrainedMixin, nn.Module):
         for i, (t, tp) in enumerate(pairs):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
             out = self._eps(x, tt, tokens)
-            # eta > 0 adds noise at each step: drawn as x_T is (on the CPU, from ``generator``) so a seeded call repeats
-            noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if cfg.eta > 0 else None)
+            # eta > 0 adds noise at each step: drawn as x_T is (from ``generator``, on its device) so a seeded call repeats
+            noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype, device=draw_device(generator)).to(x.device)
+                     if cfg.eta > 0 else None)
             x = sampler.step(out, tt, torch.full_like(tt, tp), x, noise=noise)
             if callback is not None:
                 callback(i, x)
@@ -346,7 +350,8 @@ class EncDiff(PretrainedMixin, nn.Module):
     def _noise(self, n, generator):
         u = self.config.unet
         dev = self.token_bank.device
-        return torch.randn((n, u.in_channels, u.image_size, u.image_size), generator=generator, device="cpu").to(dev)
+        return torch.randn((n, u.in_channels, u.image_size, u.image_size), generator=generator,
+                           device=draw_device(generator)).to(dev)
 
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
@@ -386,7 +391,7 @@ class EncDiff(PretrainedMixin, nn.Module):
                 raise ValueError("EncDiff.sample: no tokens to condition on; pass tokens= (e.g. model.features(ds)) "
                                  "or train the model first (training fills the token bank)")
             bank = self.token_bank[:m]
-        idx = torch.randint(0, bank.shape[0], (n,), generator=generator)
+        idx = torch.randint(0, bank.shape[0], (n,), generator=generator, device=draw_device(generator))
         was = self.training
         self.eval()
         try:
@@ -492,10 +497,11 @@ class EncDiff(PretrainedMixin, nn.Module):
             true, shuf = 0.0, 0.0
             for _ in range(repeats):
                 B = x.shape[0]
-                t = torch.randint(lo, hi, (B,), generator=generator).to(x.device)
-                noise = torch.randn(z0.shape, generator=generator).to(x.device)
+                on = draw_device(generator)
+                t = torch.randint(lo, hi, (B,), generator=generator, device=on).to(x.device)
+                noise = torch.randn(z0.shape, generator=generator, device=on).to(x.device)
                 z_t = self.schedule.q_sample(z0, t, noise)
-                perm = (torch.arange(B) + 1 + torch.randint(0, B - 1, (1,), generator=generator)) % B
+                perm = (torch.arange(B) + 1 + int(torch.randint(0, B - 1, (1,), generator=generator, device=on))) % B
                 f = (lambda e: e.abs().mean()) if self.config.loss_type == "l1" else (lambda e: e.pow(2).mean())
                 true += float(f(self._eps(z_t, t, tok) - noise))
                 shuf += float(f(self._eps(z_t, t, tok[perm.to(x.device)]) - noise))

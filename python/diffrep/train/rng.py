@@ -49,10 +49,12 @@ def capture_rng_state() -> dict:
 
 def restore_rng_state(state: dict) -> None:
     """Set python, numpy and torch (and CUDA, when the state has it and a GPU is here) to a state
-    :func:`capture_rng_state` returned."""
+    :func:`capture_rng_state` returned. Its tensors may be on a GPU: the trainer loads a checkpoint's state with
+    ``map_location`` its device, and a CUDA tensor reaches numpy only through the CPU."""
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():

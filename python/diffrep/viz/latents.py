@@ -44,7 +44,8 @@ def _pair_and_weights(a, b, t, who: str, names=("a", "b")) -> torch.Tensor:
                             f"{type(t).__name__}") from None
     if t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{who}: t must hold real weights, got {t.dtype}")
-    t = t.reshape(-1)
+    # on the codes' device: CPU weights (DiffAE.interpolate's) met codes on a GPU in torch.where and failed there
+    t = t.to(a.device).reshape(-1)
     if not t.numel() or not bool(torch.isfinite(t).all()):
         raise ValueError(f"{who}: t must be a non-empty vector of finite weights, got {t.tolist()}")
     return t
