@@ -62,6 +62,8 @@ __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
 def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Tensor]:
     """(shift_coef [T], guidance_coef [T]) in float64: -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t)
     (training, PDAE's mean shift) and -sqrt(1 - abar_t) (sampling and the disentangling loss)."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"shift_coefficients: schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     ab = schedule.alphas_cumprod.double()
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     alpha = schedule.alphas.double()
