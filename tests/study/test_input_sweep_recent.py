@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from bad_inputs import Case, sweep_tests
@@ -74,7 +75,23 @@ case("metric_preset", lambda: (_mod("diffrep.train.evaluation").metric_preset,
                                     config=_mod("diffrep.train").TrainConfig(eval_num_samples=6))),
      extra={"name": [("list", ["fast"])], "dataset": [("list", [1, 2])]},
      names={"name": ["preset"], "config": ["TrainConfig"]})
-case("register_metric_preset", lambda: (_mod("diffrep.train.evaluation").register_metric_preset,
+def _registering(module, fn_name, table):
+    """``module.fn_name`` called as it is, its registry (``module.table``) restored afterwards: the names the
+    sweep registers ("sweep-...", "bogus") must not reach the other tests (a preset named bogus was then known)."""
+    def call(**kw):
+        registry = getattr(_mod(module), table)
+        before = dict(registry)
+        try:
+            return getattr(_mod(module), fn_name)(**kw)
+        finally:
+            registry.clear()
+            registry.update(before)
+
+    return call
+
+
+case("register_metric_preset", lambda: (_registering("diffrep.train.evaluation", "register_metric_preset",
+                                                     "METRIC_PRESETS"),
                                         dict(name="sweep-preset", factory=lambda d, c: (lambda m: {}))),
      accepted=("name:unknown",), names={"name": ["preset"]})
 case("check_logger_packages", lambda: (_mod("diffrep.train.loggers").check_logger_packages,
@@ -253,11 +270,8 @@ case("round_ste", lambda: (_mod("diffrep.nn.fsq").round_ste, dict(x=_randn(3))),
 case("bin_dtype", lambda: (_mod("diffrep.metrics.mig").bin_dtype, dict(codes=np.zeros((3, 2), np.float32))),
      accepted=("codes:None", "codes:str", "codes:nan", "codes:inf", "codes:int_dtype", "codes:ndim+1", "codes:ndim-1", "codes:empty",
                "codes:batch-1", "codes:float_dtype"))  # a dtype rule (float64 unless float32): mig checks the codes
-case("subgrid_by_name", lambda: (_mod("diffrep.recipes.runinfo").subgrid_by_name,
-                                 dict(options={"size": 16}, who="dataset_options")),
-     extra={"options": [("list", [("size", 16)]), ("unknown", {"bogus": 1})]}, skip=("who",),  # who: the label
-     names={"options": ["dataset_options"]})
-case("register_recipe_dataset", lambda: (_mod("diffrep.recipes.runinfo").register_recipe_dataset,
+case("register_recipe_dataset", lambda: (_registering("diffrep.recipes.runinfo", "register_recipe_dataset",
+                                                      "RECIPE_DATASETS"),
                                          dict(name="sweep-dataset", factory=lambda pool: None)),
      accepted=("name:unknown",))
 case("format_value", lambda: (_mod("diffrep.study.spec").format_value, dict(v=0.5)),
@@ -368,4 +382,172 @@ def _sami_generate():
 
 case("SAMI.generate guidance_scale", _sami_generate, perturb=("guidance_scale",), skip=("guidance_scale:None",))
 
+
+# -- the codes a saved model gives on its dataset (diffrep eval --model, diffrep encode, a study's metrics) -------
+def _trained_run():
+    return next(_ran_study().glob("ae/**/seed0"))
+
+
+case("encode_dataset", lambda: (_mod("diffrep.recipes.encode").encode_dataset,
+                                dict(model_dir=str(_trained_run() / "final"), dataset=None, num_train=4, num_test=2, seed=0,
+                                     batch_size=4, weights="model", item_format="pm1", root=None, source="auto",
+                                     device="cpu", pool=None)),
+     perturb=("model_dir", "num_train", "num_test", "seed", "batch_size", "weights", "item_format", "device", "pool"),
+     extra={"model_dir": [("missing", MISSING)], "pool": [("zero", 0), ("str", "2"), ("float", 2.5)]},
+     skip=("pool:None",), errors=(FileNotFoundError,),
+     names={"num_train": ["--num-train"], "num_test": ["--num-test"], "batch_size": ["--batch-size"],
+            "seed": ["--seed"], "weights": ["--weights"], "device": ["--device"], "pool": ["--pool"],
+            "item_format": ["format"], "model_dir": [MISSING, "x", "bogus"]})  # the path given
+case("cli.aggregate.read_scores", lambda: (_mod("diffrep.cli.aggregate").read_scores,
+                                           dict(path=_trained_run())),
+     extra={"path": [("missing", MISSING), ("int", 3)]}, errors=(FileNotFoundError,),
+     names={"path": [MISSING, "x"]})
+
+# -- model configs and weights from elsewhere -------------------------------------------------------------------
+case("infodiffusion_unet", lambda: (_mod("diffrep.methods.infodiffusion").infodiffusion_unet, dict(latent_dim=4)))
+case("diffae_unet", lambda: (_mod("diffrep.methods.diffae").diffae_unet, dict(latent_dim=4)))
+
+
+def _disdiff_load():
+    from diffrep.nn import UNet
+
+    m = _mod("diffrep.methods.disdiff").DisDiff(_mod("diffrep.methods.disdiff").DisDiffConfig(sample_steps=1))
+    return m.load_pretrained_diffusion, dict(unet=UNet(m.config.unet), first_stage=None)
+
+
+case("DisDiff.load_pretrained_diffusion", _disdiff_load,
+     extra={"unet": [("other_module", torch.nn.Linear(2, 2))], "first_stage": [("int", 3)]},
+     skip=("first_stage:None",))
+
+
+
+# -- index-aligned codes scored against a dataset's targets (diffrep eval --codes F --dataset NAME) -----------------
+class _SweepTargets:
+    def __init__(self, n):
+        self.y = np.arange(n)[:, None] % 3
+
+    def __len__(self):
+        return len(self.y)
+
+    def targets(self, indices):
+        return self.y[np.asarray(indices)]
+
+
+case("align_to_dataset", lambda: (_mod("diffrep.metrics.suite").align_to_dataset,
+                                  dict(arrays={"codes": np.zeros((3, 2)), "indices": np.array([0, 4, 5])},
+                                       dataset=_SweepTargets(6), name="toy")),
+     extra={"arrays": [("no_codes", {"z": np.zeros((3, 2))}), ("bad_indices", {"codes": np.zeros((3, 2)),
+                                                                               "indices": np.array([0, 4, 6])})],
+            "dataset": [("list", [1, 2])]},
+     skip=("name",), names={"arrays": ["--codes"], "dataset": ["--dataset"]})  # name: the dataset's label
+
+
+# -- EncDiff's anchor data (DyGA Alg. 1-2): the dataset read, counts --------------------------------------------------
+def _encdiff():
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.dyga import DyGAConfig
+    from diffrep.methods.encdiff import EncDiff, EncDiffConfig
+    from diffrep.methods.encdiff_nets import SmallExtractorConfig
+    from diffrep.nn import UNetConfig
+
+    un = UNetConfig(image_size=16, in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2),
+                    num_res_blocks=1, attention_resolutions=(8,), num_heads=1, num_groups=4, context_dim=4)
+    sx = SmallExtractorConfig(image_size=16, num_units=2, token_dim=4, channels=(4, 8), hidden=8, mlp_hidden=(4,))
+    torch.manual_seed(0)
+    return EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=None, conditioning="dyga", sample_steps=2,
+                                 dyga=DyGAConfig(num_units=2, token_dim=4, n_components=2, min_mass=2),
+                                 schedule=NoiseScheduleConfig(kind="linear", num_timesteps=10)))
+
+
+def _anchor_images():
+    return torch.utils.data.TensorDataset(torch.rand(16, 3, 16, 16, generator=_gen()) * 2 - 1)
+
+
+_NOT_DATASET = [("empty", torch.utils.data.TensorDataset(torch.zeros(0, 3, 16, 16))), ("int", 3)]
+case("EncDiff.refresh_anchors", lambda: (_encdiff().refresh_anchors,
+                                         dict(dataset=_anchor_images(), epoch=0, batch_size=8, limit=16)),
+     extra={"dataset": _NOT_DATASET, "limit": [("one", 1)]}, skip=("limit:None",),
+     names={"limit": ["2 points"]})  # "anchor selection needs at least 2 points"
+case("EncDiff.features", lambda: (_encdiff().features, dict(dataset=_anchor_images(), batch_size=8, aligned=False,
+                                                             limit=4)),
+     extra={"dataset": _NOT_DATASET}, skip=("limit:None",))
+case("EncDiff.attach_anchor_data", lambda: (_encdiff().attach_anchor_data,
+                                            dict(dataset=_anchor_images(), steps_per_epoch=2, batch_size=8)),
+     extra={"dataset": [("int", 3)]})
+
 test_valid_call, test_bad_input = sweep_tests(CASES)
+
+
+# unet_state_from_diffusers: its valid call needs a whole diffusers state dict (tests/nn/test_diffusers_unet.py
+# writes one); here its two arguments, each of a kind it cannot read, and a state dict that lacks the weights
+def _tiny_unet_config():
+    from diffrep.nn import UNetConfig
+
+    return UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
+                      num_res_blocks=1, attention_resolutions=(), num_groups=4)
+
+
+@pytest.mark.parametrize("sd, exc, words", [(None, TypeError, "sd must be a state dict"),
+                                            ([("a", torch.zeros(1))], TypeError, "sd must be a state dict"),
+                                            ({"x": 1}, TypeError, "sd must be a state dict"),
+                                            ({3: torch.zeros(1)}, TypeError, "sd must be a state dict"),
+                                            ({"x": torch.zeros(1)}, ValueError, "diffusers weights lack")],
+                         ids=["None", "list", "not_tensors", "int_keys", "unknown_keys"])
+def test_unet_state_from_diffusers_names_a_bad_state_dict(sd, exc, words):
+    from diffrep.nn.diffusers_unet import unet_state_from_diffusers
+
+    with pytest.raises(exc, match=words):
+        unet_state_from_diffusers(sd, _tiny_unet_config())
+
+
+@pytest.mark.parametrize("config", [None, {}, "unet"], ids=["None", "dict", "str"])
+def test_unet_state_from_diffusers_names_a_bad_config(config):
+    from diffrep.nn.diffusers_unet import unet_state_from_diffusers
+
+    with pytest.raises(TypeError, match="config must be a UNetConfig"):
+        unet_state_from_diffusers({}, config)
+
+
+# subgrid_by_name: a valid call renders the Shapes3D sub-grid (seconds; tests/recipes/test_shapes3d_subgrid_rng.py
+# reads it); every refusal comes before anything is rendered
+@pytest.mark.parametrize("options, exc, words", [
+    ("x", TypeError, "dataset_options must be a mapping"), ([("size", 16)], TypeError, "dataset_options must be a mapping"),
+    (None, ValueError, "needs dataset_options.size"), ({}, ValueError, "needs dataset_options.size"),
+    ({"bogus": 1}, ValueError, "unknown dataset_options"), ({"size": 12}, ValueError, "dataset_options.size must be"),
+    ({"size": "16"}, ValueError, "dataset_options.size must be"), ({"size": True}, ValueError, "dataset_options.size")],
+    ids=["str", "list", "None", "empty", "unknown", "size12", "size_str", "size_bool"])
+def test_subgrid_by_name_names_bad_options(options, exc, words):
+    from diffrep.recipes.runinfo import subgrid_by_name
+
+    with pytest.raises(exc, match=words):
+        subgrid_by_name(options)
+
+
+# the second AdamW's settings a two-optimiser model returns (diffrep.train.optim): a value of a kind the checks
+# could not compare (None, a str) raised a bare TypeError; NaN and inf passed
+class _SweepDiscSettings(torch.nn.Module):
+    def __init__(self, settings):
+        super().__init__()
+        self.g, self.d, self.settings = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1), settings
+
+    def discriminator_parameters(self):
+        return list(self.d.parameters())
+
+    def discriminator_optimizer_settings(self):
+        return self.settings
+
+    def loss(self, batch, *, step=None):
+        return {"loss": self.g(batch[0]).pow(2).mean(), "disc_loss": self.d(batch[0]).pow(2).mean()}
+
+
+@pytest.mark.parametrize("key, value", [("lr", None), ("lr", "1e-4"), ("lr", NAN), ("lr", INF), ("lr", True),
+                                        ("eps", None), ("eps", "1e-8"), ("eps", NAN), ("weight_decay", None),
+                                        ("weight_decay", "0"), ("weight_decay", INF), ("betas", (0.5, None)),
+                                        ("betas", ("a", 0.9)), ("betas", (NAN, 0.9))])
+def test_bad_discriminator_optimizer_settings_are_named(tmp_path, key, value):
+    from diffrep.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(steps=1, batch_size=2, device="cpu", log_every=1, ckpt_every=0, sample_every=0, eval_every=0)
+    data = torch.utils.data.TensorDataset(torch.randn(4, 2, generator=_gen()))
+    with pytest.raises(ValueError, match=rf"discriminator_optimizer_settings\(\): .*\b{key}\b"):
+        Trainer(_SweepDiscSettings({key: value}), data, cfg, tmp_path / "run").train()

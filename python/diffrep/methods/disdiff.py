@@ -214,6 +214,11 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def load_pretrained_diffusion(self, unet: UNet, first_stage: VQAutoencoder | None = None) -> None:
         """Copy the weights of a trained noise predictor (and VQ autoencoder) into the frozen parts."""
+        if not isinstance(unet, UNet):
+            raise TypeError(f"load_pretrained_diffusion: unet must be a UNet, got {type(unet).__name__}")
+        if first_stage is not None and not isinstance(first_stage, VQAutoencoder):
+            raise TypeError(f"load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, got "
+                            f"{type(first_stage).__name__}")
         if unet.config != self.config.unet:
             raise ValueError("the pre-trained U-Net's config differs from DisDiffConfig.unet")
         self.unet.load_state_dict(unet.state_dict())

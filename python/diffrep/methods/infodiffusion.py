@@ -50,6 +50,7 @@ PRIORS = ("gaussian", "mixture10", "swiss_roll")
 
 def infodiffusion_unet(latent_dim: int, **fields) -> UNetConfig:
     """The decoder U-Net config: ``fields`` plus z conditioning in InfoDiffusion's order."""
+    positive_int(latent_dim, "latent_dim")  # 0 built a U-Net with no z conditioning at all
     return UNetConfig(**{**fields, "latent_dim": latent_dim, "latent_cond": "infodiff", "context_dim": 0,
                          "use_scale_shift_norm": True})
 
