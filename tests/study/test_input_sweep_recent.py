@@ -475,6 +475,23 @@ case("EncDiff.attach_anchor_data", lambda: (_encdiff().attach_anchor_data,
                                             dict(dataset=_anchor_images(), steps_per_epoch=2, batch_size=8)),
      extra={"dataset": [("int", 3)]})
 
+
+# -- DisDiff's DyGA anchors from images; the multi-beta recipe's phase configs ----------------------------------------
+def _disdiff_dyga():
+    from diffrep.methods.disdiff import DisDiff, DisDiffConfig
+    from diffrep.methods.dyga import DyGAConfig
+
+    torch.manual_seed(0)
+    m = DisDiff(DisDiffConfig(sample_steps=1, dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2)))
+    return m.refresh_anchors, dict(x=torch.rand(8, 3, 16, 16, generator=_gen()) * 2 - 1, epoch=0)
+
+
+case("DisDiff.refresh_anchors", _disdiff_dyga, extra={"x": [("list", [torch.zeros(3, 16, 16)])]},
+     accepted=("x:batch-1",), names={"x": ["2 points"]})  # one image: "anchor selection needs at least 2 points"
+case("MultiBetaRecipeConfig.train_for", lambda: (_mod("diffrep.recipes.multibeta").dsprites_cpu().train_for,
+                                                 dict(phase=2)),
+     extra={"phase": [("four", 4), ("str_digit", "1")]})
+
 test_valid_call, test_bad_input = sweep_tests(CASES)
 
 

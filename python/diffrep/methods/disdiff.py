@@ -283,13 +283,17 @@ class DisDiff(PretrainedMixin, nn.Module):
         encoder in eval mode); returns DyGA's fit report."""
         if self.dyga is None:
             raise ValueError("DisDiff.refresh_anchors: this model has no DyGA (set DisDiffConfig.dyga)")
+        epoch = non_negative_int(epoch, "epoch")  # checked before the whole set is encoded
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:  # encode checks the rest per batch
+            raise ValueError(f"DisDiff.refresh_anchors: x must be a non-empty batch of images [N, C, H, W], got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         was = self.training
         self.eval()
         try:
             units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
         finally:
             self.train(was)
-        return self.dyga.fit(units, epoch=non_negative_int(epoch, "epoch"))
+        return self.dyga.fit(units, epoch=epoch)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""

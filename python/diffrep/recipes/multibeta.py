@@ -101,6 +101,9 @@ class MultiBetaRecipeConfig(Config):
                               "use phases / vae_from to choose what to train")
 
     def train_for(self, phase: int) -> TrainConfig:
+        """The train config of phase 1 (``train``), 2 (``train_latent``) or 3 (``train_adv``)."""
+        if isinstance(phase, bool) or phase not in (1, 2, 3):  # a KeyError named the bare key
+            raise ValueError(f"phase must be 1, 2 or 3, got {phase!r}")
         return {1: self.train, 2: self.train_latent, 3: self.train_adv}[phase]
 
     def train_phases(self, model: MultiBeta, dataset, out, *, resume=None, overwrite: bool = False) -> list[dict]:
