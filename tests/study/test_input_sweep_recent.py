@@ -492,6 +492,18 @@ case("MultiBetaRecipeConfig.train_for", lambda: (_mod("diffrep.recipes.multibeta
                                                  dict(phase=2)),
      extra={"phase": [("four", 4), ("str_digit", "1")]})
 
+
+# -- network building blocks made public with the multi-beta, EncDiff, FactorVAE and DiffAE modules ------------------
+_MBN = "diffrep.methods.multibeta_nets"
+case("BetaEmbedding", lambda: (_mod(_MBN).BetaEmbedding, dict(dim=8, scale=1000.0, base=128)))
+case("FiLM", lambda: (_mod(_MBN).FiLM, dict(emb_dim=8, channels=4)))
+case("LatentMLP", lambda: (_mod(_MBN).LatentMLP, dict(latent_dim=3, hidden=8, depth=1, time_scale=1000.0)))
+case("conv_channels", lambda: (_mod(_MBN).conv_channels, dict(image_size=32)), extra={"image_size": [("odd", 33)]})
+case("FSQTokens", lambda: (_mod("diffrep.methods.encdiff_nets").FSQTokens, dict(token_dim=4, levels=(5, 4))),
+     extra={"levels": [("one_level", (1, 4)), ("empty", ()), ("float", (5.5, 4))]})
+case("FactorDiscriminator", lambda: (_mod("diffrep.methods.vae.factor_vae").FactorDiscriminator,
+                                     dict(latent_dim=3, hidden=8, layers=2)))
+
 test_valid_call, test_bad_input = sweep_tests(CASES)
 
 

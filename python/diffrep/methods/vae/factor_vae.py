@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..._checks import positive_int
 from ...config import Ge, Gt, Lt
 from .core import VAEBase, VAENetConfig
 
@@ -81,6 +82,8 @@ class FactorDiscriminator(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: int = 1000, layers: int = 6):
         super().__init__()
+        for name, v in (("latent_dim", latent_dim), ("hidden", hidden), ("layers", layers)):
+            positive_int(v, name)
         mods: list[nn.Module] = []
         width = latent_dim
         for _ in range(layers):
