@@ -11,6 +11,7 @@ ValueError/TypeError (StudyError is a ValueError) whose message names the argume
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import shutil
 import tempfile
@@ -279,6 +280,9 @@ case("format_value", lambda: (_mod("diffrep.study.spec").format_value, dict(v=0.
 
 
 # -- model helpers made public on 2026-12-06/07: the multi-beta latent tables, FSQ, the U-Net's up path -----------
+# The models of the method cases below are built once per session (functools.cache): a refused call changes nothing
+# in them (each check precedes any state change) and the valid calls only refit what they refit anyway.
+@functools.cache
 def _multibeta():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
@@ -408,10 +412,15 @@ case("infodiffusion_unet", lambda: (_mod("diffrep.methods.infodiffusion").infodi
 case("diffae_unet", lambda: (_mod("diffrep.methods.diffae").diffae_unet, dict(latent_dim=4)))
 
 
+@functools.cache
+def _disdiff():
+    return _mod("diffrep.methods.disdiff").DisDiff(_mod("diffrep.methods.disdiff").DisDiffConfig(sample_steps=1))
+
+
 def _disdiff_load():
     from diffrep.nn import UNet
 
-    m = _mod("diffrep.methods.disdiff").DisDiff(_mod("diffrep.methods.disdiff").DisDiffConfig(sample_steps=1))
+    m = _disdiff()
     return m.load_pretrained_diffusion, dict(unet=UNet(m.config.unet), first_stage=None)
 
 
@@ -443,6 +452,7 @@ case("align_to_dataset", lambda: (_mod("diffrep.metrics.suite").align_to_dataset
 
 
 # -- EncDiff's anchor data (DyGA Alg. 1-2): the dataset read, counts --------------------------------------------------
+@functools.cache
 def _encdiff():
     from diffrep.diffusion import NoiseScheduleConfig
     from diffrep.methods.dyga import DyGAConfig
@@ -477,13 +487,17 @@ case("EncDiff.attach_anchor_data", lambda: (_encdiff().attach_anchor_data,
 
 
 # -- DisDiff's DyGA anchors from images; the multi-beta recipe's phase configs ----------------------------------------
-def _disdiff_dyga():
+@functools.cache
+def _disdiff_with_dyga():
     from diffrep.methods.disdiff import DisDiff, DisDiffConfig
     from diffrep.methods.dyga import DyGAConfig
 
     torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig(sample_steps=1, dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2)))
-    return m.refresh_anchors, dict(x=torch.rand(8, 3, 16, 16, generator=_gen()) * 2 - 1, epoch=0)
+    return DisDiff(DisDiffConfig(sample_steps=1, dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2)))
+
+
+def _disdiff_dyga():
+    return _disdiff_with_dyga().refresh_anchors, dict(x=torch.rand(8, 3, 16, 16, generator=_gen()) * 2 - 1, epoch=0)
 
 
 case("DisDiff.refresh_anchors", _disdiff_dyga, extra={"x": [("list", [torch.zeros(3, 16, 16)])]},
@@ -503,6 +517,23 @@ case("FSQTokens", lambda: (_mod("diffrep.methods.encdiff_nets").FSQTokens, dict(
      extra={"levels": [("one_level", (1, 4)), ("empty", ()), ("float", (5.5, 4))]})
 case("FactorDiscriminator", lambda: (_mod("diffrep.methods.vae.factor_vae").FactorDiscriminator,
                                      dict(latent_dim=3, hidden=8, layers=2)))
+
+
+
+def _choose_beta():
+    import dataclasses
+
+    rm = _mod("diffrep.recipes.multibeta")
+    cfg = dataclasses.replace(rm.dsprites_cpu(), informative_images=4, beta_candidates=(0.5,))
+    cfg.model.vae.num_steps = cfg.model.denoiser.num_steps = 4
+    data = torch.utils.data.TensorDataset(torch.rand(4, 1, 32, 32, generator=_gen()) * 2 - 1)
+    torch.manual_seed(0)
+    return rm.choose_representation_beta, dict(cfg=cfg, model=rm.MultiBeta(cfg.model), dataset=data, device="cpu")
+
+
+case("choose_representation_beta", _choose_beta,
+     extra={"dataset": [("one_image", torch.utils.data.TensorDataset(torch.zeros(1, 1, 32, 32))), ("int", 3)],
+            "device": [("bad", "tpu")]}, skip=("device:None",))
 
 test_valid_call, test_bad_input = sweep_tests(CASES)
 

@@ -158,9 +158,18 @@ def _sample_images(dataset, n: int, seed: int):
 def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dataset, device=None) -> dict:
     """The information curve of the trained VAE on ``informative_images`` training images at beta = 0 and each
     of ``beta_candidates`` (and B), and the beta it picks (:func:`diffrep.analysis.multibeta.informative_beta`)."""
+    from .._checks import device as check_device
     from ..analysis.multibeta import information_curve, informative_beta
 
-    device = device or next(model.parameters()).device
+    if not isinstance(cfg, MultiBetaRecipeConfig):
+        raise TypeError(f"choose_representation_beta: cfg must be a MultiBetaRecipeConfig, got {type(cfg).__name__}")
+    if not isinstance(model, MultiBeta):
+        raise TypeError(f"choose_representation_beta: model must be a MultiBeta, got {type(model).__name__}")
+    if isinstance(dataset, (str, bytes)) or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")) \
+            or len(dataset) < 2:  # information_curve reads at least 2 images
+        raise ValueError(f"choose_representation_beta: dataset must be a map-style dataset of at least 2 images, got "
+                         f"{type(dataset).__name__}")
+    device = check_device(device) if device is not None else next(model.parameters()).device
     x = _sample_images(dataset, cfg.informative_images, cfg.train.seed).to(device)
     cands = list(cfg.beta_candidates)
     betas = [0.0] + cands + ([] if cands[-1] == cfg.model.vae.beta_max else [cfg.model.vae.beta_max])
