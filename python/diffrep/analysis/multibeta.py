@@ -102,6 +102,15 @@ def informative_beta(curve: dict, fraction: float = 0.5) -> float:
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
     if not isinstance(curve, dict) or "betas" not in curve or "explained" not in curve:
         raise ValueError("curve must be the dict information_curve returns (keys 'betas', 'explained')")
+    try:
+        betas = [float(b) for b in curve["betas"]]
+        explained = [float(r) for r in curve["explained"]]
+    except (TypeError, ValueError):
+        raise ValueError("curve['betas'] and curve['explained'] must be sequences of numbers "
+                         "(the dict information_curve returns)") from None
+    if len(betas) != len(explained):  # zip dropped the unmatched betas
+        raise ValueError(f"curve has {len(betas)} betas but {len(explained)} explained values; they must pair up")
+    curve = {"betas": betas, "explained": explained}
     ok = [b for b, r in zip(curve["betas"], curve["explained"]) if math.isfinite(r) and r >= fraction]
     if not ok:
         raise ValueError("no beta of the curve keeps the code informative (the curve needs beta = 0 and a "

@@ -45,7 +45,9 @@ def _numeric(d: dict) -> dict:
 
 def read_scores(path: str | Path) -> dict[str, float]:
     """The numeric scores one run reports (see the module docstring for the files read)."""
-    p = Path(path)
+    from .._checks import path as check_path
+
+    p = check_path(path, "path")
     if p.is_dir():
         for name in ("metrics.json", "metrics.jsonl"):
             if (p / name).is_file():

@@ -47,6 +47,7 @@ __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffa
 
 def diffae_unet(latent_dim: int, **fields) -> UNetConfig:
     """The conditional decoder's U-Net config: ``fields`` plus z_sem conditioning by DiffAE Eq. 7."""
+    positive_int(latent_dim, "latent_dim")  # 0 built a U-Net with no z conditioning at all
     return UNetConfig(**{**fields, "latent_dim": latent_dim, "latent_cond": "diffae", "context_dim": 0,
                          "use_scale_shift_norm": True})
 

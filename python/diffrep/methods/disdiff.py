@@ -62,6 +62,8 @@ __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
 def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Tensor]:
     """(shift_coef [T], guidance_coef [T]) in float64: -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t)
     (training, PDAE's mean shift) and -sqrt(1 - abar_t) (sampling and the disentangling loss)."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"shift_coefficients: schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     ab = schedule.alphas_cumprod.double()
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     alpha = schedule.alphas.double()
@@ -212,6 +214,11 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def load_pretrained_diffusion(self, unet: UNet, first_stage: VQAutoencoder | None = None) -> None:
         """Copy the weights of a trained noise predictor (and VQ autoencoder) into the frozen parts."""
+        if not isinstance(unet, UNet):
+            raise TypeError(f"load_pretrained_diffusion: unet must be a UNet, got {type(unet).__name__}")
+        if first_stage is not None and not isinstance(first_stage, VQAutoencoder):
+            raise TypeError(f"load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, got "
+                            f"{type(first_stage).__name__}")
         if unet.config != self.config.unet:
             raise ValueError("the pre-trained U-Net's config differs from DisDiffConfig.unet")
         self.unet.load_state_dict(unet.state_dict())
@@ -276,13 +283,17 @@ class DisDiff(PretrainedMixin, nn.Module):
         encoder in eval mode); returns DyGA's fit report."""
         if self.dyga is None:
             raise ValueError("DisDiff.refresh_anchors: this model has no DyGA (set DisDiffConfig.dyga)")
+        epoch = non_negative_int(epoch, "epoch")  # checked before the whole set is encoded
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:  # encode checks the rest per batch
+            raise ValueError(f"DisDiff.refresh_anchors: x must be a non-empty batch of images [N, C, H, W], got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         was = self.training
         self.eval()
         try:
             units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
         finally:
             self.train(was)
-        return self.dyga.fit(units, epoch=non_negative_int(epoch, "epoch"))
+        return self.dyga.fit(units, epoch=epoch)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""

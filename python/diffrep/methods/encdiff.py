@@ -185,8 +185,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         (``steps_per_epoch`` optimiser steps each) from ``dataset`` (Alg. 1; the recipes do this)."""
         positive_int(steps_per_epoch, "steps_per_epoch")
         positive_int(batch_size, "batch_size")
-        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError("dataset must be a map-style dataset")
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"dataset must be a map-style dataset, got {type(dataset).__name__}")
         self._anchor_data = (dataset, steps_per_epoch, batch_size)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -251,7 +251,13 @@ class EncDiff(PretrainedMixin, nn.Module):
     def features(self, dataset, *, batch_size: int = 256, aligned: bool = False, limit: int | None = None) -> torch.Tensor:
         """Raw (or, ``aligned``, eval-mode aligned) tokens (n, N, D) of a dataset's images, extractor in eval."""
         positive_int(batch_size, "batch_size")
+        if not isinstance(aligned, bool):  # "no" read as True
+            raise TypeError(f"aligned must be True or False, got {aligned!r}")
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"dataset must be a map-style dataset of images, got {type(dataset).__name__}")
         n = len(dataset) if limit is None else min(len(dataset), positive_int(limit, "limit"))
+        if n == 0:  # torch.cat of no batches
+            raise ValueError("dataset is empty: no images to read features from")
         was = self.training
         self.eval()
         out = []

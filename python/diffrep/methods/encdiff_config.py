@@ -38,8 +38,9 @@ def ldm_ddim_pairs(num_timesteps: int, num_steps: int) -> list[tuple[int, int]]:
     c = num_timesteps // num_steps
     seq = [t + 1 for t in range(0, num_timesteps, c)][::-1]
     if seq[0] >= num_timesteps:
-        raise ValueError(f"the LDM DDIM spacing of {num_steps} steps over T={num_timesteps} (c={c}) reaches "
-                         f"t={seq[0]}, outside the schedule [0, {num_timesteps - 1}]; choose another number of steps")
+        raise ValueError(f"num_steps={num_steps}: the LDM DDIM spacing of {num_steps} steps over T={num_timesteps} "
+                         f"(c={c}) reaches t={seq[0]}, outside the schedule [0, {num_timesteps - 1}]; choose another "
+                         f"number of steps")
     return list(zip(seq, seq[1:] + [0]))
 
 

@@ -17,6 +17,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
+from .._checks import positive_int
 from ..config import Config, ConfigError, Ge
 from ..nn.encoders import PerUnitMLP
 from ..nn.fsq import FSQ
@@ -70,6 +71,9 @@ class FSQTokens(nn.Module):
 
     def __init__(self, token_dim: int, levels: tuple[int, ...]):
         super().__init__()
+        positive_int(token_dim, "token_dim")
+        if isinstance(levels, (str, bytes)) or not hasattr(levels, "__len__"):
+            raise TypeError(f"levels must be a sequence of FSQ levels (ints >= 2), got {levels!r}")
         self.down = nn.Linear(token_dim, len(levels))
         self.fsq = FSQ(list(levels))
         self.up = nn.Linear(len(levels), token_dim)

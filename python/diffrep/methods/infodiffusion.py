@@ -31,7 +31,8 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from .._checks import finite_numbers, index, positive_int, training_step
+from .._checks import device as check_device
+from .._checks import finite_float, finite_numbers, index, positive_int, training_step
 from ..config import Config, ConfigError, Ge
 from ..diffusion import NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -49,13 +50,15 @@ PRIORS = ("gaussian", "mixture10", "swiss_roll")
 
 def infodiffusion_unet(latent_dim: int, **fields) -> UNetConfig:
     """The decoder U-Net config: ``fields`` plus z conditioning in InfoDiffusion's order."""
+    positive_int(latent_dim, "latent_dim")  # 0 built a U-Net with no z conditioning at all
     return UNetConfig(**{**fields, "latent_dim": latent_dim, "latent_cond": "infodiff", "context_dim": 0,
                          "use_scale_shift_norm": True})
 
 
 def info_weights(zeta: float, lam: float) -> tuple[float, float]:
     """(kl_weight, mmd_weight) = (1 - zeta, zeta + lam - 1) of the InfoVAE-form objective."""
-    return 1.0 - float(zeta), float(zeta) + float(lam) - 1.0
+    zeta, lam = finite_float(zeta, "zeta"), finite_float(lam, "lam")
+    return 1.0 - zeta, zeta + lam - 1.0
 
 
 def sample_prior(kind: str, n: int, dim: int, *, generator: torch.Generator | None = None,
@@ -72,6 +75,15 @@ def sample_prior(kind: str, n: int, dim: int, *, generator: torch.Generator | No
     """
     n = positive_int(n, "n")
     dim = positive_int(dim, "dim")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"sample_prior: generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # the priors are continuous
+        raise TypeError(f"sample_prior: dtype must be a floating torch dtype, got {dtype!r}")
+    if device is not None:
+        device = check_device(device)
+    roll_noise = finite_float(roll_noise, "roll_noise")
+    if roll_noise < 0:
+        raise ValueError(f"roll_noise must be >= 0 (the swiss roll's noise scale), got {roll_noise!r}")
     if device is None and generator is not None:
         device = generator.device
     kw = dict(generator=generator, dtype=dtype, device=device)

@@ -133,6 +133,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             what = "N + 1 grid values" if len(want) == 1 else "N + 1 grid values x the latent's shape, schedule='per_unit'"
             raise ValueError(f"set_schedule: sigmas must be a tensor of shape {list(want)} ({what}), "
                              f"got {tuple(getattr(sigmas, 'shape', ()))}")
+        if not sigmas.is_floating_point():  # a complex table lost its imaginary part in the cast below
+            raise TypeError(f"set_schedule: sigmas must be a real floating-point tensor, got {sigmas.dtype}")
         s = sigmas.detach().to(self.sigma_table.dtype)
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError("set_schedule: sigmas must be finite and positive")
@@ -166,6 +168,22 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """w(t_i)^-1 per example [B]: 1 (``simple``), or sigma_{t|t-tau}^2 / (2 sigma_{t-tau}^2) capped at
         ``max_weight`` (``elbo``, the eps form of Eq. 11); with ``schedule="per_unit"`` and ``elbo``, per example and
         unit [B, *latent_shape]."""
+        return self._weight_inv(self._check_indices(i, None, "LatentDenoiser.weight_inv"))
+
+    def _check_indices(self, i, n: int | None, who: str) -> torch.Tensor:
+        """``i``: integer grid indices [n] in 1..N (index 0 has no step before it: ``s2[i - 1]`` wrapped to the
+        top of the grid). One host sync; the training loss draws its indices in range and skips this."""
+        N = self.config.num_steps
+        if not isinstance(i, torch.Tensor) or i.dtype.is_floating_point or i.is_complex() or i.dtype == torch.bool \
+                or i.dim() != 1 or (n is not None and i.shape[0] != n):
+            raise ValueError(f"{who}: i must be integer grid indices [{'B' if n is None else n}] in 1..N={N}, got "
+                             f"{getattr(i, 'dtype', type(i).__name__)} {tuple(getattr(i, 'shape', ()))}")
+        if i.numel() and (bool((i < 1).any()) or bool((i > N).any())):
+            raise ValueError(f"{who}: i must lie in 1..N={N} (grid steps with a step before them), got values in "
+                             f"[{int(i.min())}, {int(i.max())}]")
+        return i
+
+    def _weight_inv(self, i: torch.Tensor) -> torch.Tensor:
         if self.config.weighting == "simple":
             return torch.ones(i.shape, device=i.device, dtype=self.sigma_table.dtype)
         s2 = self.sigma_table.pow(2)
@@ -200,8 +218,17 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """The Eq. 19 inputs and targets from the encodings f(x, t_i) and f(x, t_i - tau): ``z_t`` = f_t +
         sigma_{t_i} noise (per unit with ``schedule="per_unit"``), ``eps`` (= noise), ``delta`` = f_prev - f_t,
         ``w_inv`` = w(t_i)^-1 (:meth:`weight_inv`)."""
+        who = "LatentDenoiser.eq19_terms"
+        f_t = self._check_z(f_t, f"{who}: f_t")
+        for name, v in (("f_prev", f_prev), ("noise", noise)):
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.shape != f_t.shape:
+                raise ValueError(f"{who}: {name} must be a floating-point tensor of f_t's shape {tuple(f_t.shape)}, "
+                                 f"got {getattr(v, 'dtype', type(v).__name__)} {tuple(getattr(v, 'shape', ()))}")
+        return self._eq19_terms(f_t, f_prev, self._check_indices(i, f_t.shape[0], who), noise)
+
+    def _eq19_terms(self, f_t: torch.Tensor, f_prev: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> dict:
         sig = self._per_example(self.sigma_table[i].to(f_t.dtype), f_t.dim())
-        return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self.weight_inv(i)}
+        return {"z_t": f_t + sig * noise, "eps": noise, "delta": f_prev - f_t, "w_inv": self._weight_inv(i)}
 
     @staticmethod
     def _per_example(v: torch.Tensor, dim: int) -> torch.Tensor:
@@ -261,7 +288,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             noise = torch.randn(f_t.shape, device=f_t.device, dtype=f_t.dtype, generator=generator)
         elif not isinstance(noise, torch.Tensor) or noise.shape != f_t.shape:
             raise ValueError(f"LatentDenoiser.loss: noise must have shape {tuple(f_t.shape)}")
-        terms = self.eq19_terms(f_t, f_prev, i, noise)
+        terms = self._eq19_terms(f_t, f_prev, i, noise)  # i, f and noise checked above
         eps_hat, delta_hat = self.predict(terms["z_t"], i)
         eps_sq = _at_least_f32(eps_hat - terms["eps"]).pow(2)
         eps_err = eps_sq.flatten(1).sum(1)
@@ -317,6 +344,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """Grid indices [n] (long) of a beta per example: a number (or a one-element tensor) for every example, or a
         tensor [n] of betas in [0, B], each snapped to the nearest grid value i tau."""
         cfg = self.config
+        if isinstance(beta, torch.Tensor) and (beta.is_complex() or beta.dtype == torch.bool):
+            raise TypeError(f"{name} must hold real numbers, got a {beta.dtype} tensor")
         if isinstance(beta, torch.Tensor) and beta.dim() == 1 and beta.numel() != 1:
             if beta.shape[0] != n:
                 raise ValueError(f"{name} must be a number or a tensor of shape [{n}] (one beta per example), "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._checks import positive_float, positive_int
 from ..nn.encoders import DLIB_CONV_KERNELS, dlib_stride2_conv
 from ..nn.layers import Downsample, GroupNorm, ResBlock, Upsample, timestep_embedding
 
@@ -32,6 +33,8 @@ __all__ = ["BetaEmbedding", "FiLM", "BetaConvEncoder", "BetaConvDecoder", "BetaR
 
 def conv_channels(image_size: int) -> list[int]:
     """The disentanglement_lib conv widths: 32, 32, 64, 64 at 64x64 (three convs at 32x32)."""
+    if isinstance(image_size, bool) or image_size not in (32, 64):  # a KeyError named the bare size
+        raise ValueError(f"image_size must be 32 or 64 (the disentanglement_lib conv stack), got {image_size!r}")
     return [32, 32, 64, 64][: {32: 3, 64: 4}[image_size]]
 
 
@@ -40,7 +43,8 @@ class BetaEmbedding(nn.Module):
 
     def __init__(self, dim: int, scale: float = 1000.0, base: int = 128):
         super().__init__()
-        self.scale, self.base = float(scale), base
+        positive_int(dim, "dim")
+        self.scale, self.base = positive_float(scale, "scale"), positive_int(base, "base")
         self.mlp = nn.Sequential(nn.Linear(base, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
@@ -53,6 +57,8 @@ class FiLM(nn.Module):
 
     def __init__(self, emb_dim: int, channels: int):
         super().__init__()
+        positive_int(emb_dim, "emb_dim")
+        positive_int(channels, "channels")
         self.proj = nn.Linear(emb_dim, 2 * channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
@@ -240,6 +246,9 @@ class LatentMLP(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: int, depth: int, time_scale: float):
         super().__init__()
+        for name, v in (("latent_dim", latent_dim), ("hidden", hidden), ("depth", depth)):
+            positive_int(v, name)
+        positive_float(time_scale, "time_scale")
         self.embed = BetaEmbedding(hidden, time_scale)
         self.inp = nn.Linear(latent_dim, hidden)
         self.blocks = nn.ModuleList(_MLPBlock(hidden, hidden) for _ in range(depth))

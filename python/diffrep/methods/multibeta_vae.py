@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import device as check_device
 from .._checks import positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, check_conv_kernels
@@ -74,6 +75,14 @@ __all__ = ["MultiBetaVAEConfig", "MultiBetaVAE", "beta_grid"]
 
 def beta_grid(num_steps: int, beta_max: float = 1.0, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """The Algorithm 1 / 2 grid beta_i = i B / N, i = 0..N (N + 1 values; footnote 3: tau = T / N)."""
+    num_steps = positive_int(num_steps, "num_steps")
+    if isinstance(beta_max, bool) or not isinstance(beta_max, numbers.Real) or not (math.isfinite(beta_max)
+                                                                                   and beta_max > 0):
+        raise ValueError(f"beta_max must be a finite number > 0, got {beta_max!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # an int grid rounds the betas away
+        raise TypeError(f"beta_grid: dtype must be a floating torch dtype, got {dtype!r}")
+    if device is not None:
+        device = check_device(device)
     return torch.arange(num_steps + 1, device=device, dtype=torch.float64).mul(beta_max / num_steps).to(dtype)
 
 
@@ -304,6 +313,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         device, dtype = self.log_s2_table.device, self.log_s2_table.dtype
         if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
             raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
+        if isinstance(beta, torch.Tensor) and (beta.is_complex() or beta.dtype == torch.bool):  # cast dropped the imaginary part
+            raise TypeError(f"{name} must hold real numbers, got a {beta.dtype} tensor")
         b = torch.as_tensor(beta, dtype=dtype, device=device) if not isinstance(beta, torch.Tensor) \
             else beta.to(device=device, dtype=dtype)
         if b.dim() == 0:

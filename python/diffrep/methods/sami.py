@@ -410,7 +410,8 @@ class SAMI(PretrainedMixin, nn.Module):
             analytic = tuple(self._check_latents(a, "analytic", allow_samples=False) for a in analytic)
             n = analytic[0].shape[0]
         axes = self._axes(axes)
-        scale = self.config.guidance_scale if guidance_scale is None else float(guidance_scale)
+        # a NaN or infinite scale made the chain diverge, blamed on the model (ChainDivergedError)
+        scale = self.config.guidance_scale if guidance_scale is None else finite_float(guidance_scale, "guidance_scale")
         if scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {scale}")
 

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._checks import positive_int
+from .._checks import non_negative_int, positive_int
 
 
 class Progress:
@@ -63,8 +63,12 @@ class ImageSource:
 
 
 def array_sha1(x: torch.Tensor) -> str:
+    """The SHA-1 of a tensor's bytes (C order, on the CPU): what identifies an in-memory image set in a
+    cache key."""
     import hashlib
 
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"array_sha1: x must be a tensor, got {type(x).__name__}")
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
@@ -80,6 +84,8 @@ def tensor_source(x, num_samples, what: str = "images") -> ImageSource:
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{what} must be uint8 or floating-point images, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be images: a tensor or array [N, C, H, W], got {type(x).__name__}")
     if x.dim() != 4:
         raise ValueError(f"{what} must be images [N, C, H, W], got shape {tuple(x.shape)}")
     if not (x.dtype == torch.uint8 or x.is_floating_point()):
@@ -164,6 +170,12 @@ def dataset_source(spec: str, num_samples, seed: int) -> ImageSource:
 
 
 def model_source(model, num_samples, seed: int, what: str) -> ImageSource:
+    """Images drawn from ``model.sample(n, generator=)`` (seeded by ``seed``) or, for a plain callable,
+    ``model(start, count)``; drawn lazily, batch by batch."""
+    if not (callable(getattr(model, "sample", None)) or callable(model)):
+        raise TypeError(f"{what}: model must have sample(n, generator=) or be a batch callable, got "
+                        f"{type(model).__name__}")
+    non_negative_int(seed, "seed")  # a bad seed surfaced only at the first batch
     if num_samples is None:
         raise ValueError(f"{what}: a model (or a batch callable) needs num_samples")
     positive_int(num_samples, "num_samples")
@@ -189,6 +201,9 @@ def model_source(model, num_samples, seed: int, what: str) -> ImageSource:
 
 
 def resolve_source(source, num_samples, seed: int, what: str) -> ImageSource:
+    """``source`` (a tensor or array, an image folder, a model directory, a dataset name, a model or a
+    batch callable) as an :class:`ImageSource` of ``num_samples`` images (None: all there are)."""
+    non_negative_int(seed, "seed")
     if isinstance(source, ImageSource):
         return source
     if isinstance(source, (torch.Tensor, np.ndarray)):

@@ -119,6 +119,12 @@ def align_to_dataset(arrays, dataset, name: str = "the dataset") -> "_Arrays":
     """
     import numpy as np
 
+    if not (hasattr(arrays, "files") or isinstance(arrays, dict)):
+        raise TypeError(f"--codes: arrays must be the arrays of a codes file (load_codes, or a dict of name -> "
+                        f"array), got {type(arrays).__name__}")
+    if not (hasattr(dataset, "__len__") and callable(getattr(dataset, "targets", None))):
+        raise TypeError(f"--dataset: dataset must be a dataset with targets (diffrep.data.load), got "
+                        f"{type(dataset).__name__}")
     z = arrays if hasattr(arrays, "files") else _Arrays(arrays)
     if "codes" not in z.files:
         raise ValueError(f"--codes: no array 'codes' (found {z.files})")

@@ -150,6 +150,10 @@ def _rename_old_attention(sd: dict) -> dict:
 def unet_state_from_diffusers(sd: dict, config: UNetConfig) -> dict:
     """diffusers ``UNet2DModel`` state dict -> the state dict of ``UNet(config)``; every source tensor must be
     used and every target tensor filled (a ValueError lists the ones that are not)."""
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise TypeError(f"unet_state_from_diffusers: sd must be a state dict (str -> tensor), got {type(sd).__name__}")
+    if not isinstance(config, UNetConfig):
+        raise TypeError(f"unet_state_from_diffusers: config must be a UNetConfig, got {type(config).__name__}")
     sd = _rename_old_attention(dict(sd))
     used: set[str] = set()
     out: dict[str, torch.Tensor] = {}

@@ -177,4 +177,6 @@ class FSQ(nn.Module):
 
     def codebook(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """All ``prod(levels)`` codes, [prod(levels), d], row i = the code of index i."""
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # codes such as -0.5 truncate in an int dtype
+            raise TypeError(f"FSQ.codebook: dtype must be a floating torch dtype, got {dtype!r}")
         return self._codes_last(torch.arange(self.codebook_size, device=self._levels.device), dtype)

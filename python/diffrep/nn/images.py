@@ -21,6 +21,8 @@ def batch_images(batch) -> torch.Tensor:
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype | None:
     """The dtype of ``module``'s first floating-point parameter (None when it has none)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module_dtype: module must be an nn.Module, got {type(module).__name__}")
     return next((p.dtype for p in module.parameters() if p.dtype.is_floating_point), None)
 
 

@@ -286,6 +286,8 @@ def resolve_weights(model_dir: str | os.PathLike, weights: str, verb: str = "dif
     folder = check_path(model_dir, "model_dir")
     if weights not in WEIGHTS_CHOICES:
         raise ValueError(f"{flag} must be auto, ema or model, got {weights!r}")
+    if not folder.is_dir():  # auto said "no EMA weights" of a folder that is not there
+        raise FileNotFoundError(f"model_dir {str(model_dir)!r} is not a folder (a save_pretrained directory)")
     has_ema = (folder / EMA_WEIGHTS_NAME).is_file()
     if weights == "ema" and not has_ema:
         raise FileNotFoundError(f"{model_dir} has no {EMA_WEIGHTS_NAME}; use {flag} model (or auto)")

@@ -265,8 +265,11 @@ class UNet(PretrainedMixin, nn.Module):
         """The middle block and the up path from the bottleneck feature ``h`` and the skips ``hs``
         (a list, not consumed) under the embedding ``emb`` (any [B, time_embed_dim] tensor)."""
         cfg = self.config
+        if not isinstance(hs, (list, tuple)) or not all(isinstance(s, torch.Tensor) for s in hs):
+            raise TypeError(f"UNet.forward_up: hs must be a list of the down path's skip features (tensors), got "
+                            f"{type(hs).__name__}")
         if len(hs) != len(self.output_blocks):
-            raise ValueError(f"expected {len(self.output_blocks)} skip features, got {len(hs)}")
+            raise ValueError(f"UNet.forward_up: hs must hold {len(self.output_blocks)} skip features, got {len(hs)}")
         if cfg.latent_dim and (z is None or z.shape != (h.shape[0], cfg.latent_dim)):
             raise ValueError(f"z must have shape [B={h.shape[0]}, latent_dim={cfg.latent_dim}], got {getattr(z, 'shape', None)}")
         hs = list(hs)

@@ -6,6 +6,7 @@ run's data settings (``run.json``, :mod:`diffrep.recipes.runinfo`): what ``diffr
 from __future__ import annotations
 
 import numbers
+import os
 
 __all__ = ["encode_dataset", "check_image_size"]
 
@@ -30,11 +31,20 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     from ..nn import load_pretrained
     from .runinfo import dataset_from_settings, resolve_data_settings
 
-    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if pool is not None and pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {pool}")
+    for name, v in (("--num-train", num_train), ("--num-test", num_test), ("--batch-size", batch_size),
+                    ("--pool", 1 if pool is None else pool)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:  # None, "5", 2.5 compared or sliced
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if device not in ("auto", "cpu", "cuda"):  # anything else read as the CPU
+        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
+    from ..nn.pretrained import WEIGHTS_CHOICES
+    if not isinstance(weights, str) or weights not in WEIGHTS_CHOICES:
+        raise ValueError(f"--weights must be one of {list(WEIGHTS_CHOICES)}, got {weights!r}")
+    if not isinstance(model_dir, (str, os.PathLike)) or not model_dir:
+        raise TypeError(f"model_dir must be a folder path (a run, checkpoint or model folder), got {model_dir!r}")
+    if not os.path.isdir(model_dir):  # the wording of the verbs' own check (cli._common.resolve_model_dir)
+        what = "is not a folder" if os.path.exists(model_dir) else "does not exist"
+        raise FileNotFoundError(f"{model_dir} {what} (expected a model folder, a checkpoint folder or a run folder)")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:  # numpy named no flag
         raise ValueError(f"--seed must be an int in [0, 2^32), got {seed!r}")
     check_item_format(item_format)

@@ -101,6 +101,9 @@ class MultiBetaRecipeConfig(Config):
                               "use phases / vae_from to choose what to train")
 
     def train_for(self, phase: int) -> TrainConfig:
+        """The train config of phase 1 (``train``), 2 (``train_latent``) or 3 (``train_adv``)."""
+        if isinstance(phase, bool) or phase not in (1, 2, 3):  # a KeyError named the bare key
+            raise ValueError(f"phase must be 1, 2 or 3, got {phase!r}")
         return {1: self.train, 2: self.train_latent, 3: self.train_adv}[phase]
 
     def train_phases(self, model: MultiBeta, dataset, out, *, resume=None, overwrite: bool = False) -> list[dict]:
@@ -155,9 +158,18 @@ def _sample_images(dataset, n: int, seed: int):
 def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dataset, device=None) -> dict:
     """The information curve of the trained VAE on ``informative_images`` training images at beta = 0 and each
     of ``beta_candidates`` (and B), and the beta it picks (:func:`diffrep.analysis.multibeta.informative_beta`)."""
+    from .._checks import device as check_device
     from ..analysis.multibeta import information_curve, informative_beta
 
-    device = device or next(model.parameters()).device
+    if not isinstance(cfg, MultiBetaRecipeConfig):
+        raise TypeError(f"choose_representation_beta: cfg must be a MultiBetaRecipeConfig, got {type(cfg).__name__}")
+    if not isinstance(model, MultiBeta):
+        raise TypeError(f"choose_representation_beta: model must be a MultiBeta, got {type(model).__name__}")
+    if isinstance(dataset, (str, bytes)) or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")) \
+            or len(dataset) < 2:  # information_curve reads at least 2 images
+        raise ValueError(f"choose_representation_beta: dataset must be a map-style dataset of at least 2 images, got "
+                         f"{type(dataset).__name__}")
+    device = check_device(device) if device is not None else next(model.parameters()).device
     x = _sample_images(dataset, cfg.informative_images, cfg.train.seed).to(device)
     cands = list(cfg.beta_candidates)
     betas = [0.0] + cands + ([] if cands[-1] == cfg.model.vae.beta_max else [cfg.model.vae.beta_max])

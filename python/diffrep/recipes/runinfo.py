@@ -67,6 +67,8 @@ def subgrid_by_name(options: dict, who: str = "dataset_options"):
     multi-beta, ParamReL) trains on when ``dataset: shapes3d_subgrid`` (docs/data.md, "The Shapes3D
     sub-grid"); the recipes built on the sub-grid (DiffAE, InfoDiffusion, DisDiff, EncDiff) choose the
     pooling with their ``pool`` field instead."""
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"{SUBGRID}: {who} must be a mapping such as {{size: 32}}, got {type(options).__name__}")
     options = dict(options or {})
     unknown = sorted(set(options) - {"size"})
     if unknown:

@@ -26,6 +26,7 @@ import os
 import re
 from pathlib import Path
 
+from .. import _checks
 from .runner import DONE_JSON, METRICS_JSON, STUDY_JSON
 from .spec import StudyError, format_value
 
@@ -42,7 +43,7 @@ def _load(path: Path):
 def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
     """``(study, rows, missing)``: the study record, one row per finished cell (``method``, ``dataset``,
     ``setting``, ``params``, ``seed``, ``values`` = metric name -> float) and the cells not finished."""
-    d = Path(folder)
+    d = _checks.path(folder, "folder")
     if not d.is_dir():
         raise StudyError(f"study folder not found: {d}")
     if not (d / STUDY_JSON).is_file():
@@ -72,6 +73,9 @@ def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
 
 def default_metrics(rows: list[dict]) -> list[str]:
     """The evaluation scores in the order they first appear; ``train.loss`` when no cell has any."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("values"), dict) for r in rows):
+        raise TypeError("rows must be a list of result rows (dicts with 'values', as collect returns), got "
+                        f"{type(rows).__name__}")
     names: list[str] = []
     for r in rows:
         for k in r["values"]:
@@ -121,8 +125,20 @@ def aggregate(rows: list[dict], metrics: list[str]) -> list[dict]:
     return out
 
 
+def _check_digits(digits) -> None:
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 10:
+        raise ValueError(f"digits must be an int in [0, 10], got {digits!r}")
+
+
 def format_mean_std(mean: float, std: float, n: int, n_seeds: int, digits: int = 3) -> str:
     """``0.412 ± 0.021``; ``–`` with no value; ``(n=k)`` when fewer seeds gave a value than ran."""
+    for name, v in (("mean", mean), ("std", std)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):  # NaN / inf are values ("–", the mean alone)
+            raise TypeError(f"{name} must be a number, got {v!r}")
+    n_seeds = _checks.positive_int(n_seeds, "n_seeds")
+    if _checks.non_negative_int(n, "n") > n_seeds:
+        raise ValueError(f"n must be at most n_seeds={n_seeds} (seeds that gave a value of those that ran), got {n}")
+    _check_digits(digits)
     if n == 0 or not math.isfinite(mean):
         return "–"
     text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
@@ -296,8 +312,12 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     """Write the report of study folder ``folder`` into ``out`` (default ``folder/report``); returns the
     files written. ``metrics``: names to show (default :func:`default_metrics`); an unknown name is an
     error listing the known ones."""
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 10:
-        raise ValueError(f"digits must be an int in [0, 10], got {digits!r}")
+    _check_digits(digits)
+    _checks.flag(plots, "plots")
+    _checks.path(out, "out", optional=True)
+    if metrics is not None and not isinstance(metrics, str) and not (
+            isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)):
+        raise TypeError(f"metrics must be a metric name or a list of names, got {metrics!r}")
     study, rows, missing = collect(folder)
     if not rows:
         raise StudyError(f"{folder}: no cell has finished yet ({len(missing)} cells); run 'diffrep study run' first")

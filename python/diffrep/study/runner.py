@@ -106,7 +106,7 @@ def cell_state(cell: Cell, out: str | os.PathLike) -> str:
     """``"done"`` (finished, same hash), ``"changed"`` (the folder holds this cell under another hash),
     ``"trained"`` (evaluation missing), ``"partial"`` (started, not finished), ``"failed"`` (a recorded
     failure) or ``"new"``."""
-    d = Path(out) / cell.folder
+    d = _cell_dir(cell, out, "cell_state")
     if not d.is_dir() or not any(d.iterdir()):
         return "new"
     for name in (DONE_JSON, CELL_JSON):
@@ -119,6 +119,24 @@ def cell_state(cell: Cell, out: str | os.PathLike) -> str:
     if (d / FAILED_JSON).is_file():
         return "failed"
     return "trained" if (d / TRAINED_JSON).is_file() else "partial"
+
+
+def _cell_dir(cell, out, who: str) -> Path:
+    """``out/<cell.folder>``, with ``cell`` a :class:`Cell` and ``out`` a path (checked for ``who``)."""
+    from .. import _checks
+
+    if not isinstance(cell, Cell):
+        raise TypeError(f"{who}: cell must be a Cell (one of load_study(FILE).cells), got {type(cell).__name__}")
+    return _checks.path(out, "out") / cell.folder
+
+
+def _check_log(log, who: str):
+    """``log`` (a callable taking one message, or None: print to stderr) as a callable."""
+    if log is None:
+        return lambda s: print(s, file=sys.stderr, flush=True)
+    if not callable(log):
+        raise TypeError(f"{who}: log must be a callable taking one message (or None), got {type(log).__name__}")
+    return log
 
 
 def _check_study_folder(study: Study, out: Path, update: bool) -> None:
@@ -194,6 +212,8 @@ def check_surface(model, cell: Cell) -> None:
     training, so a cell never trains in vain."""
     from ..methods.base import TrainableModel, surface_problems
 
+    if not isinstance(cell, Cell):
+        raise TypeError(f"check_surface: cell must be a Cell (one of load_study(FILE).cells), got {type(cell).__name__}")
     problems = surface_problems(model, TrainableModel)
     if cell.eval.metrics and not callable(getattr(model, "encode", None)):
         problems.append("no encode() (the metrics read it; give this method eval: {metrics: []})")
@@ -320,8 +340,8 @@ def _evaluate(cell: Cell, d: Path, log) -> dict:
 def run_cell(cell: Cell, out: str | os.PathLike, *, log=None) -> dict:
     """Train (or resume) and evaluate one cell into ``out/<cell.folder>``; returns its metrics.json content.
     The caller checked the folder's state (:func:`cell_state`): "new", "partial", "trained" or "failed"."""
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    d = Path(out) / cell.folder
+    log = _check_log(log, "run_cell")
+    d = _cell_dir(cell, out, "run_cell")
     d.mkdir(parents=True, exist_ok=True)
     if (d / FAILED_JSON).is_file():
         (d / FAILED_JSON).unlink()
@@ -344,12 +364,16 @@ def run_study(study: Study, out: str | os.PathLike, *, rank: int = 0, world: int
     (``ran``, ``skipped`` (done before), ``failed``). See the module docstring for the guards."""
     if not isinstance(study, Study):
         raise TypeError(f"run_study: study must be a Study (load_study(FILE)), got {type(study).__name__}")
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    from .. import _checks
+
+    for name, value in (("update", update), ("redo_changed", redo_changed), ("keep_going", keep_going)):
+        _checks.flag(value, name)
+    log = _check_log(log, "run_study")
+    out = _checks.path(out, "out")
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise StudyError("diffrep study run trains one cell per process; under torchrun (WORLD_SIZE > 1) every "
                          "rank would run the same cells. Share the cells with --rank/--world (or a SLURM array) "
                          "instead")
-    out = Path(out)
     if out.exists() and not out.is_dir():
         raise StudyError(f"study folder {out} exists and is not a directory")
     mine = [study.cells[i] for i in partition(len(study.cells), rank, world)]

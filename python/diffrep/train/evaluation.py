@@ -49,9 +49,18 @@ def register_metric_preset(name: str, factory: Callable[..., MetricFn]) -> None:
 
 def metric_preset(name: str, dataset, config) -> MetricFn:
     """The metric function of preset ``name`` for ``dataset`` under train config ``config``."""
-    if name not in METRIC_PRESETS:
+    if not isinstance(name, str) or name not in METRIC_PRESETS:
         raise ValueError(f"train.eval_metrics: unknown preset {name!r}; known: {sorted(METRIC_PRESETS)}")
+    _check_config(config, f"train.eval_metrics {name!r}")
     return METRIC_PRESETS[name](dataset, config)
+
+
+def _check_config(config, who: str) -> None:
+    """The presets read ``config.eval_num_samples`` and ``config.seed`` of a TrainConfig."""
+    from .config import TrainConfig
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{who}: config must be a TrainConfig, got {type(config).__name__}")
 
 
 def fast_preset(dataset, config) -> MetricFn:
@@ -60,6 +69,7 @@ def fast_preset(dataset, config) -> MetricFn:
     from ..metrics.mig import mig
     from ..metrics.sap import sap
 
+    _check_config(config, "train.eval_metrics 'fast'")
     if not (hasattr(dataset, "sample_factors") and hasattr(dataset, "sample_observations_from_factors")):
         raise ValueError(f"train.eval_metrics 'fast': the dataset {type(dataset).__name__} has no ground-truth "
                          "factors (sample_factors / sample_observations_from_factors)")
@@ -106,7 +116,11 @@ def fid_preset(dataset, config) -> MetricFn:
     """FID of ``config.eval_num_samples`` model samples against as many training images (seeded draw)."""
     from ..metrics import generation
 
+    _check_config(config, "train.eval_metrics 'fid'")
     n = int(config.eval_num_samples)
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(f"train.eval_metrics 'fid': the dataset must be a map-style dataset (len, indexing), got "
+                        f"{type(dataset).__name__}")
     if n < 2 or len(dataset) < 2:
         raise ValueError(f"train.eval_metrics 'fid': needs at least 2 samples and 2 training images, got "
                          f"eval_num_samples={n} and a dataset of {len(dataset)}")
@@ -147,11 +161,15 @@ class PeriodicEvaluation:
         for name, fn in metrics.items():
             if not callable(fn):
                 raise TypeError(f"metric {name!r} is not callable")
+        for flag_name, value in (("use_ema", use_ema), ("final", final)):
+            if not isinstance(value, bool):  # "no" would read as True
+                raise TypeError(f"{flag_name} must be True or False, got {value!r}")
         self.every, self.metrics, self.use_ema, self.final = every, dict(metrics), use_ema, final
 
     @classmethod
     def from_config(cls, config, dataset) -> "PeriodicEvaluation":
         """The evaluation a :class:`~diffrep.train.TrainConfig` asks for (``eval_every``, ``eval_metrics``)."""
+        _check_config(config, "PeriodicEvaluation.from_config")
         return cls(config.eval_every, {name: metric_preset(name, dataset, config) for name in config.eval_metrics},
                    use_ema=config.sample_from_ema)
 

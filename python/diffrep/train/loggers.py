@@ -28,6 +28,9 @@ def check_logger_packages(tensorboard: bool = False, wandb: bool = False) -> Non
     without importing it, so the command line can refuse before building anything)."""
     import importlib.util
 
+    for name, value in (("tensorboard", tensorboard), ("wandb", wandb)):
+        if not isinstance(value, bool):  # "no" would read as True and ask for the package
+            raise TypeError(f"{name} must be True or False, got {value!r}")
     if tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ImportError("train.tensorboard / --report-to tensorboard needs the 'tensorboard' package "
                           "(pip install tensorboard)", name="tensorboard")
@@ -95,6 +98,12 @@ class MetricLogger:
 
     def log_image(self, tag: str, path: str | os.PathLike, step: int) -> None:
         """Mirror an image file written into the run (a sample grid) to TensorBoard / W&B."""
+        # checked with no logger too, so a wrong call shows in the runs that mirror nothing
+        if not isinstance(tag, str) or not tag:
+            raise TypeError(f"log_image: tag must be a non-empty str, got {tag!r}")
+        if not _path(path, "path").is_file():
+            raise FileNotFoundError(f"log_image: path {str(path)!r} is not an image file")
+        non_negative_int(step, "step")
         if self._tb is None and self._wandb is None:
             return
         import numpy as np

@@ -44,11 +44,16 @@ def _disc_optimizer_settings(model: nn.Module, cfg: TrainConfig) -> dict:
         raise ValueError(f"{name} must return a dict with keys among {_DISC_KEYS}, got {extra!r}")
     settings.update(extra)
     betas = settings["betas"]
-    if not (isinstance(settings["lr"], (int, float)) and settings["lr"] > 0):
+
+    def number(v) -> bool:  # None or "1e-8" compared with a number raised a bare TypeError
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not (number(settings["lr"]) and settings["lr"] > 0):
         raise ValueError(f"{name}: lr must be > 0, got {settings['lr']!r}")
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(number(b) and 0 <= b < 1 for b in betas)):
         raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
-    if not (settings["eps"] > 0 and settings["weight_decay"] >= 0):
+    if not (number(settings["eps"]) and settings["eps"] > 0 and number(settings["weight_decay"])
+            and settings["weight_decay"] >= 0):
         raise ValueError(f"{name}: eps must be > 0 and weight_decay >= 0, got {settings['eps']!r}, "
                          f"{settings['weight_decay']!r}")
     settings["betas"] = tuple(float(b) for b in betas)

@@ -51,6 +51,7 @@ def restore_rng_state(state: dict) -> None:
     """Set python, numpy and torch (and CUDA, when the state has it and a GPU is here) to a state
     :func:`capture_rng_state` returned. Its tensors may be on a GPU: the trainer loads a checkpoint's state with
     ``map_location`` its device, and a CUDA tensor reaches numpy only through the CPU."""
+    _check_state(state)
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
@@ -59,3 +60,22 @@ def restore_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _check_state(state) -> None:
+    """The layout :func:`capture_rng_state` writes, checked before any generator is set, so a wrong or
+    truncated state (a checkpoint of another program) changes no generator and names what is missing."""
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be the dict capture_rng_state returned, got {type(state).__name__}")
+    want = {"torch": torch.Tensor, "numpy": dict, "python": dict}
+    for key, kind in want.items():
+        if not isinstance(state.get(key), kind):
+            raise ValueError(f"state[{key!r}] must be a {kind.__name__} (the layout capture_rng_state writes), got "
+                             f"{type(state.get(key)).__name__}")
+    for key, fields in (("numpy", ("keys", "pos", "has_gauss", "cached_gaussian")),
+                        ("python", ("version", "state", "gauss_next"))):
+        absent = [f for f in fields if f not in state[key]]
+        if absent:
+            raise ValueError(f"state[{key!r}] lacks {absent} (the layout capture_rng_state writes)")
+    if not isinstance(state["numpy"]["keys"], torch.Tensor):
+        raise ValueError("state['numpy']['keys'] must be a tensor (the layout capture_rng_state writes)")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._checks import positive_int
+from ..._checks import shape as check_shape
 from ...config import Config, Ge, Gt
 from ...nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, ConvDecoder, ConvEncoder, ConvVAEConfig
 from ...nn.gaussian import gaussian_kl
@@ -86,6 +87,9 @@ def draw_normal(shape, *, like: torch.Tensor, generator: torch.Generator | None 
     """Standard normals of ``shape`` in ``like``'s dtype and device, drawn on the generator's device."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if not isinstance(like, torch.Tensor) or not like.is_floating_point():  # normals in an int dtype do not exist
+        raise TypeError(f"draw_normal: like must be a floating-point tensor, got {getattr(like, 'dtype', type(like).__name__)}")
+    shape = check_shape(shape)
     dev = generator.device if generator is not None else like.device
     return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 

@@ -25,7 +25,10 @@ DIP_KINDS = ("i", "ii")
 def default_lambda_d(kind: str, lambda_od: float) -> float:
     """The paper's lambda_d for ``kind``: 10 lambda_od (DIP-VAE-I) or lambda_od (DIP-VAE-II)."""
     one_of(kind, DIP_KINDS, "kind")
-    return (10.0 if kind == "i" else 1.0) * float(lambda_od)
+    lambda_od = finite_float(lambda_od, "lambda_od")
+    if lambda_od < 0:
+        raise ValueError(f"lambda_od must be >= 0, got {lambda_od!r}")
+    return (10.0 if kind == "i" else 1.0) * lambda_od
 
 
 def dip_covariance(mu: torch.Tensor, logvar: torch.Tensor, *, kind: str = "i") -> torch.Tensor:

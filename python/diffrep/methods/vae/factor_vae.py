@@ -25,11 +25,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..._checks import positive_int
 from ...config import Ge, Gt, Lt
 from .core import VAEBase, VAENetConfig
 
 __all__ = ["FactorVAEConfig", "FactorVAE", "FactorDiscriminator", "permute_dims", "factor_tc_estimate",
            "discriminator_loss", "discriminator_accuracy"]
+
+
+def _logits(t, name: str, who: str) -> None:
+    """A discriminator's logits: a floating tensor [batch >= 1, 2] (class 0: a real z, class 1: a permuted one)."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise TypeError(f"{who}: {name} must be a floating-point tensor [batch, 2], got "
+                        f"{getattr(t, 'dtype', type(t).__name__)}")
+    if t.dim() != 2 or t.shape[1] != 2 or t.shape[0] == 0:  # an empty batch made a NaN mean
+        raise ValueError(f"{who}: {name} must be [batch, 2], got {tuple(t.shape)}"
+                         + (" (an empty batch)" if t.dim() == 2 and t.shape[0] == 0 else ""))
 
 
 def permute_dims(z: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -46,16 +57,14 @@ def permute_dims(z: torch.Tensor, *, generator: torch.Generator | None = None) -
 
 def factor_tc_estimate(logits: torch.Tensor) -> torch.Tensor:
     """TC_D = mean(logit_0 - logit_1) = mean log(D / (1 - D)) from the discriminator's logits [B, 2]."""
-    if logits.dim() != 2 or logits.shape[1] != 2:
-        raise ValueError(f"factor_tc_estimate: logits must be [batch, 2], got {tuple(logits.shape)}")
+    _logits(logits, "logits", "factor_tc_estimate")
     return (logits[:, 0] - logits[:, 1]).mean()
 
 
 def discriminator_loss(logits_real: torch.Tensor, logits_permuted: torch.Tensor) -> torch.Tensor:
     """0.5 (CE(real, class 0) + CE(permuted, class 1)), the discriminator's cross-entropy (Alg. 2)."""
     for name, t in (("logits_real", logits_real), ("logits_permuted", logits_permuted)):
-        if t.dim() != 2 or t.shape[1] != 2:
-            raise ValueError(f"discriminator_loss: {name} must be [batch, 2], got {tuple(t.shape)}")
+        _logits(t, name, "discriminator_loss")
     zeros = torch.zeros(logits_real.shape[0], dtype=torch.long, device=logits_real.device)
     ones = torch.ones(logits_permuted.shape[0], dtype=torch.long, device=logits_permuted.device)
     return 0.5 * (F.cross_entropy(logits_real, zeros) + F.cross_entropy(logits_permuted, ones))
@@ -63,6 +72,8 @@ def discriminator_loss(logits_real: torch.Tensor, logits_permuted: torch.Tensor)
 
 def discriminator_accuracy(logits_real: torch.Tensor, logits_permuted: torch.Tensor) -> torch.Tensor:
     """The mean of the two classes' accuracies (a real z called class 0, a permuted one class 1)."""
+    for name, t in (("logits_real", logits_real), ("logits_permuted", logits_permuted)):
+        _logits(t, name, "discriminator_accuracy")
     return 0.5 * ((logits_real.argmax(1) == 0).float().mean() + (logits_permuted.argmax(1) == 1).float().mean())
 
 
@@ -71,6 +82,8 @@ class FactorDiscriminator(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: int = 1000, layers: int = 6):
         super().__init__()
+        for name, v in (("latent_dim", latent_dim), ("hidden", hidden), ("layers", layers)):
+            positive_int(v, name)
         mods: list[nn.Module] = []
         width = latent_dim
         for _ in range(layers):

@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from ..._checks import device as check_device
 from ..._checks import one_of, positive_int
 
 __all__ = ["total_correlation", "gaussian_log_density", "mss_log_weights", "TC_ESTIMATORS"]
@@ -34,6 +35,15 @@ _LOG_2PI = math.log(2 * math.pi)
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Elementwise log N(z; mu, exp(logvar)) (broadcasting)."""
+    for name, t in (("z", z), ("mu", mu), ("logvar", logvar)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise TypeError(f"gaussian_log_density: {name} must be a floating-point tensor, got "
+                            f"{getattr(t, 'dtype', type(t).__name__)}")
+    try:
+        torch.broadcast_shapes(z.shape, mu.shape, logvar.shape)
+    except RuntimeError:
+        raise ValueError(f"gaussian_log_density: z {tuple(z.shape)}, mu {tuple(mu.shape)} and logvar "
+                         f"{tuple(logvar.shape)} do not broadcast to one shape") from None
     return -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
 
 
@@ -45,6 +55,10 @@ def mss_log_weights(batch_size: int, dataset_size: int, *, dtype=torch.float32, 
         raise ValueError(f"the 'mss' estimator needs a batch of at least 2, got {m}")
     if n < m:
         raise ValueError(f"dataset_size ({n}) must be at least the batch size ({m})")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # log weights in an int dtype are garbage
+        raise TypeError(f"mss_log_weights: dtype must be a floating torch dtype, got {dtype!r}")
+    if device is not None:
+        device = check_device(device)
     w = torch.full((m, m), 1.0 / (m - 1), dtype=torch.float64)
     idx = torch.arange(m)
     w[idx, idx] = 1.0 / n

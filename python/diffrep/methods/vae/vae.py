@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Optional
 
+from ..._checks import non_negative_float, positive_int, training_step
 from ...config import ConfigError, Ge, Gt
 from .core import VAEBase, VAENetConfig
 
@@ -53,6 +54,9 @@ class VAE(VAEBase):
 
 def capacity_at(step: int | None, capacity_max: float, capacity_steps: int) -> float:
     """C(step) = min(C_max, C_max * step / capacity_steps) (Burgess et al. 2018, Sec. 5); None: C_max."""
+    step = training_step(step)
+    capacity_max = non_negative_float(capacity_max, "capacity_max")
+    capacity_steps = positive_int(capacity_steps, "capacity_steps")
     if step is None:
         return float(capacity_max)
     return float(min(capacity_max, capacity_max * step / capacity_steps))
