@@ -47,14 +47,11 @@ def test_a_run_resumed_on_its_device_continues_the_uninterrupted_run(device, tmp
         np.testing.assert_allclose([resumed[s] for s in (3, 4)], [full[s] for s in (3, 4)], rtol=1e-2)
 
 
-class _LoadedOnGpu:
+class _LoadedOnGpu(torch.Tensor):
     """A tensor as ``torch.load(map_location='cuda')`` returns it, seen from numpy: only ``.cpu()`` reaches it."""
 
-    def __init__(self, t: torch.Tensor):
-        self._t = t
-
     def cpu(self) -> torch.Tensor:
-        return self._t
+        return torch.Tensor(self).as_subclass(torch.Tensor)
 
     def numpy(self):
         raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to "
@@ -65,8 +62,8 @@ def test_a_state_loaded_onto_a_gpu_restores_every_stream():
     seed_everything(3)
     state = capture_rng_state()
     want = (torch.rand(3), np.random.rand(3), random.random())
-    state["torch"] = _LoadedOnGpu(state["torch"])
-    state["numpy"] = {**state["numpy"], "keys": _LoadedOnGpu(state["numpy"]["keys"])}
+    state["torch"] = state["torch"].as_subclass(_LoadedOnGpu)
+    state["numpy"] = {**state["numpy"], "keys": state["numpy"]["keys"].as_subclass(_LoadedOnGpu)}
     seed_everything(4)
     restore_rng_state(state)
     got = (torch.rand(3), np.random.rand(3), random.random())
