@@ -135,3 +135,22 @@ def test_kmeans_argument_checks():
         kmeans_labels(x, w, 2, [0])
     with pytest.raises(ValueError, match=r"^K=6 exceeds the 5 points per unit$"):
         kmeans_labels(x, w, 6, [0, 1])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x, w: (x.index_put((torch.tensor([0]), torch.tensor([1]), torch.tensor([0])), torch.tensor(float("nan"), dtype=x.dtype)), w),
+     "x contains NaN"),
+    (lambda x, w: (x, w.index_put((torch.tensor([0]), torch.tensor([2])), torch.tensor(float("inf"), dtype=w.dtype))), "w contains NaN"),
+])
+def test_kmeans_labels_refuses_non_finite_points_and_weights(bad, match):
+    x, w = bad(torch.randn(1, 6, 2, dtype=torch.float64), torch.ones(1, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match=match):
+        kmeans_labels(x, w, 2, [0])
+
+
+def test_kmeans_labels_float64_weights_with_float32_points_match_float32_weights():
+    x = torch.tensor([[[0.0], [0.1], [0.2], [5.0], [5.1], [5.3]]])
+    w = torch.tensor([[1.0, 0.5, 1.0, 1.0, 0.25, 1.0]])
+    got = kmeans_labels(x, w.double(), 2, [0])
+    assert torch.equal(got, kmeans_labels(x, w, 2, [0]))
+    assert got[0, :3].unique().numel() == 1 and got[0, 3:].unique().numel() == 1 and got[0, 0] != got[0, 3]

@@ -25,10 +25,13 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
     each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
     on the batch). Points with w = 0 are never chosen as seeds."""
     _points(x)
+    V.finite("x", x)  # a NaN point wins no argmin: every label would silently be 0
     V.tensor("w", w)
+    V.same_device(x=x, w=w)
     if tuple(w.shape) != tuple(x.shape[:2]):
         raise ValueError(f"w must have shape {tuple(x.shape[:2])} (one weight per point), got {tuple(w.shape)}")
-    if not bool(((w >= 0) & (w.sum(1, keepdim=True) > 0)).all()):  # also False for NaN
+    V.finite("w", w)
+    if not bool(((w >= 0) & (w.sum(1, keepdim=True) > 0)).all()):
         raise ValueError("w must be >= 0 with a positive total per unit")
     K = positive_int(K, "K")
     if K > x.shape[1]:
@@ -61,10 +64,11 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
             idx = torch.multinomial(prob / total, 1, generator=g) if total > 0 else first
             cents[u, k] = xu[idx.to(x.device)]
             d2 = torch.minimum(d2, dist2(cents[u, k]))
+    w = w.to(x.dtype)  # the Lloyd sums scatter in x's dtype
     xw = x * w[..., None]
     for _ in range(iters):
         lab = nearest_centre(x, cents)
-        cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w.to(x.dtype))
+        cnt = torch.zeros(U, K, dtype=x.dtype, device=x.device).scatter_add_(1, lab, w)
         new = torch.zeros_like(cents).scatter_add_(1, lab[..., None].expand(-1, -1, d), xw)
         # the weighted mean sum w x / sum w; weights are in [0, 1], so a cluster's total can be below 1
         # (clamping it at 1 shrank such centres towards the origin); an empty cluster keeps its centre
