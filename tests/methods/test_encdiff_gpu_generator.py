@@ -70,7 +70,6 @@ def _images(n, seed=0):
 
 def _seeded_calls(m, data, gen):
     """Every EncDiff entry point that draws from a generator, each with a fresh one of seed s."""
-    torch.manual_seed(0)  # interchange() passes no generator to its DDIM steps: with eta > 0 they use the global one
     m.eval()
     m.dyga.train()  # the Gumbel draw of the alignment (Eq. 6) runs in training mode
     out = {"loss": m.loss(data[:4], step=3, generator=gen(9))["loss"].detach(),

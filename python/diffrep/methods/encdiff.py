@@ -423,8 +423,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         for u in units:
             c = a.clone()
             c[:, u] = b[:, u]
-            rows.append(self.generate(c, x_T=x_T, steps=steps))
-        return torch.stack(rows)
+            rows.append(c)
+        return self._grid(rows, x_T, steps, generator)
 
     @torch.no_grad()
     def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), *,
@@ -435,7 +435,20 @@ class EncDiff(PretrainedMixin, nn.Module):
             raise ValueError("xa and xb must be batches of the same size")
         alphas = finite_numbers(alphas, "alphas")
         x_T = self._noise(a.shape[0], self._generator(generator))
-        return torch.stack([self.generate((1 - al) * a + al * b, x_T=x_T, steps=steps) for al in alphas])
+        return self._grid([(1 - al) * a + al * b for al in alphas], x_T, steps, generator)
+
+    def _grid(self, conditions, x_T, steps, generator):
+        """One generation per row of tokens from one x_T and, for eta > 0, the same per-step DDIM noise: the
+        stream (``generator``, else the global CPU one) is rewound before each row, so rows differ only in
+        their tokens (Figs. 3, 6, 8) and a seeded call repeats."""
+        get, put = ((generator.get_state, generator.set_state) if generator is not None
+                    else (torch.get_rng_state, torch.set_rng_state))
+        start = get()
+        rows = []
+        for c in conditions:
+            put(start)
+            rows.append(self.generate(c, x_T=x_T, steps=steps, generator=generator))
+        return torch.stack(rows)
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor, *, generator: torch.Generator | None = None, steps: int | None = None,
