@@ -11,7 +11,8 @@ Prints, side by side in one run:
   32 x 32, through the trainer's DataLoader: a first pass renders into the cache, a second reads it) and
   random batches from the packed-bit cache;
 * procedural Shapes3D: random batches rendered on demand (no cache), the images of ``multibeta/shapes3d-cpu``;
-* with ``--full-grid``: the time to render the whole dSprites grid (737,280 images) on ``--threads`` threads.
+* with ``--full-grid``: the time to render the whole dSprites grid (737,280 images) on ``--threads`` threads,
+  whether every pixel equals each baseline's render, and random batches read from the filled cache.
 
 ``--threads``: torch threads and ``render_all`` workers (default 2). ``--baseline REV ...``: also time the
 renderers of ``python/diffrep/data/dsprites.py`` and ``shapes3d.py`` as they were at each git revision REV,
@@ -182,16 +183,20 @@ def main() -> None:
     row("Shapes3D procedural, random batches of 64, no cache:", [8 * 64 / s for s in t], "images/s")
 
     if args.full_grid:
-        secs = []
+        secs, grids, full = [], [], []
         for _, ds_mod, _ in versions:
             dc = ds_mod.DSprites(item_format="uint8")
             t0 = time.perf_counter()
-            dc.render_all(workers=args.threads)
+            grids.append(dc.render_all(workers=args.threads))
             secs.append(time.perf_counter() - t0)
+            full.append(dc)
         row(f"dSprites full grid (737,280 images) render on {args.threads} thread(s):", secs, "s")
+        for name, grid in zip(names[1:], grids[1:]):
+            same = np.array_equal(grids[0], grid)
+            print(f"dSprites full grid, every pixel of the working tree's render equal to {name}'s: {same}")
         idx = [rng.integers(0, 737280, b) for _ in range(40)]
-        print(f"dSprites cached, random batches: {rate(lambda: [dc.get_batch(i) for i in idx], 40 * b):12,.0f} images/s")
-
+        t = side_by_side([lambda d=d: [d.get_batch(i) for i in idx] for d in full], args.rounds)
+        row(f"dSprites cached (after render_all), random batches of {b}:", [40 * b / s for s in t], "images/s")
 
 if __name__ == "__main__":
     main()
