@@ -7,7 +7,7 @@ Prints, side by side in one run:
   outputs, in-process and with 2 DataLoader workers;
 * the stock per-item DataLoader path (``batch_size=``, default collate) for comparison;
 * procedural dSprites: random batches rendered on demand (no cache), the first render of every sprite in a
-  fresh process, the training batches of ``multibeta/dsprites-cpu`` (its 30,000-image subset, max-pooled to
+  fresh process, the first random batches of a fresh dataset (rendered into its cache), the training batches of ``multibeta/dsprites-cpu`` (its 30,000-image subset, max-pooled to
   32 x 32, through the trainer's DataLoader: a first pass renders into the cache, a second reads it) and
   random batches from the packed-bit cache;
 * procedural Shapes3D: random batches rendered on demand (no cache), the images of ``multibeta/shapes3d-cpu``;
@@ -162,6 +162,11 @@ def main() -> None:
         ds = [v[1].DSprites(cache=False, item_format="uint8") for v in versions]
         t = side_by_side([lambda d=d: [d.get_batch(i) for i in idx] for d in ds], args.rounds)
         row(f"dSprites procedural, random batches of {bs}, no cache:", [40 * bs / s for s in t], "images/s")
+
+    idx = [rng.integers(0, 737280, 64) for _ in range(10)]
+    t = side_by_side([lambda m=v[1]: [d.get_batch(i) for d in [m.DSprites(item_format="uint8")] for i in idx]
+                      for v in versions], args.rounds)
+    row("dSprites fresh dataset (cache on), its first 10 batches of 64:", [640 / s for s in t], "images/s")
 
     cfg = multibeta.dsprites_cpu()
     subset = multibeta.build_dataset(cfg).indices  # the recipe's fixed 30,000-image training subset
