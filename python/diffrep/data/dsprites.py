@@ -162,8 +162,8 @@ class _RowIntervalTable:
     (element-wise float64 operations, so each entry is bit for bit what that call returns), and kept:
     rendering a batch is then one gather and a few array operations instead of one Python-level
     geometry call per sprite (docs/data.md#dsprites). Entries: float64 (3 * 6 * 40, 32, 2 pieces, lo/hi,
-    64 rows), 47 MB when every sprite has been drawn; the heart has two pieces, the square and the ellipse
-    pad the second with the empty interval (+inf, -inf). Filled under a lock (``render_all`` renders
+    64 rows), 47 MB when every sprite has been drawn; only the heart has a second piece (the square's and
+    the ellipse's second entries are never set and never read). Filled under a lock (``render_all`` renders
     from several threads).
     """
 
@@ -192,14 +192,13 @@ class _RowIntervalTable:
         y = (np.arange(SIZE, dtype=np.float64) + 0.5)[None, :] - cy[:, None]  # (32, 64)
         pieces = shape_row_intervals(shape, vals[2][sc], vals[3][orr], y)
         entry = self._table[key]
-        entry[:, :, 0], entry[:, :, 1] = np.inf, -np.inf
         for p, (lo, hi) in enumerate(pieces):
             entry[:, p, 0], entry[:, p, 1] = lo, hi
         self._done[key] = True
 
 
 _ROWS = _RowIntervalTable()
-#: sprites rendered per array pass (bounds the (n, 64, 64) temporaries at 64 MB)
+#: sprites rendered per array pass (bounds the temporaries: the gathered intervals and the images, 16 MB each)
 _CHUNK = 4096
 
 
