@@ -342,7 +342,7 @@ def lsun_bedrooms256():
 
 CPU_STEPS_VAE = 3000
 CPU_STEPS_LATENT = 3000
-CPU_TRAIN_IMAGES = 30000  # procedural dSprites / Shapes3D render ~4 / ~2 ms per image: a fixed subset is rendered once, then cached
+CPU_TRAIN_IMAGES = 30000  # a fixed subset, rendered once, then cached (docs/methods/multibeta.md#the-settings)
 
 
 CPU_LOG_S2 = -0.6931  # log s^2 of the fixed decoder scale: s^2 = 0.5 (benches/results/multibeta_validation_cpu_2026-12-06b.md)
