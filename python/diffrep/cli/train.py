@@ -20,6 +20,7 @@ checkpoint written by a different number of ranks (data order continues; random 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -119,6 +120,38 @@ def recipe_help(recipe_name: str) -> str:
     return "\n".join(lines)
 
 
+def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
+    """Say what ``apply_overrides`` would take silently, and refuse what it would name confusingly: one field
+    given two different values (the last one wins, as a wrapper script's defaults followed by the user's own
+    need; said on stderr, it was silent: ``--train.steps 5 ... --train.steps 500``), and a field that is not a
+    bool given no value (a bare ``--train.steps`` was read as ``true``: "expected int, got bool True")."""
+    from ..config import parse_override_args
+    from ..recipes import get_recipe
+
+    seen: dict[str, str] = {}
+    for key, raw in parse_override_args(tokens):  # a malformed token is named here
+        name = key.replace("-", "_")  # set_path reads --train.log-every as train.log_every
+        if name in seen and seen[name] != raw:
+            why = " (--report-to sets it)" if name in ("train.tensorboard", "train.wandb") else ""
+            print(f"diffrep train: config field '{name}' is given twice, as {seen[name]!r} and then as {raw!r}{why}; "
+                  f"the last one, {raw!r}, is used", file=sys.stderr)
+        seen[name] = raw
+    bare = [t[2:] for i, t in enumerate(tokens) if t.startswith("--") and "=" not in t
+            and (i + 1 == len(tokens) or (tokens[i + 1].startswith("--") and len(tokens[i + 1]) > 2))]
+    if not bare:
+        return
+    cfg = get_recipe(recipe_name).make_config()
+    for key in bare:
+        value = cfg
+        for part in key.replace("-", "_").split("."):
+            value = getattr(value, part, None)
+        if value is None or isinstance(value, bool):  # an unknown field is apply_overrides' to name; a bool is true
+            continue
+        kind = "a config section" if dataclasses.is_dataclass(value) else f"a field of type {type(value).__name__}"
+        raise ValueError(f"--{key} is given no value; it is {kind}, so give --{key} VALUE (only a true/false "
+                         f"field may stand alone, meaning true)")
+
+
 def _report_overrides(report_to: str | None) -> list[str]:
     if not report_to:
         return []
@@ -159,7 +192,9 @@ def run(args) -> int:
         return 0
     if not args.recipe:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
-    recipe, cfg = resolve_config(args.recipe, args.config, overrides + _report_overrides(args.report_to))
+    overrides = overrides + _report_overrides(args.report_to)
+    check_override_tokens(args.recipe, overrides)
+    recipe, cfg = resolve_config(args.recipe, args.config, overrides)
     if args.print_config:
         from ..config.describe import annotated_yaml
 

@@ -1,0 +1,214 @@
+"""Regressions from a newcomer's walk through every verb of the command line (2026-12-07): each mistake is a
+one-paragraph message naming the problem and a non-zero exit, before anything is written; a folder or file that
+holds an earlier result is refused or replaced whole, never mixed into."""
+
+import argparse
+import json
+
+import pytest
+
+from diffrep.cli import main
+
+
+def _err(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+# -- train: --resume PATH, repeated and valueless overrides ----------------------------------------------
+
+@pytest.mark.parametrize("given", ["lastest", "{tmp}/run/checkpoints/step-00000005"])
+def test_resume_from_a_path_that_does_not_exist_is_named(capsys, tmp_path, given):
+    # was "--resume lastest is a checkpoint of another run folder" (into a folder holding a run) or, into a
+    # new folder, a message only after the folder was created
+    given = given.format(tmp=tmp_path)
+    assert main(["train", "demo/toy-ddpm", "--out", str(tmp_path / "run"), "--resume", given]) == 2
+    err = _err(capsys)
+    assert f"--resume {given}: does not exist; give 'latest'" in err
+    assert "another run folder" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_from_a_file_is_named(tmp_path):
+    from diffrep.train.rundir import check_run_dir
+
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"--resume .*ckpt.pt: is not a folder; give 'latest'"):
+        check_run_dir(tmp_path / "run", resume=tmp_path / "ckpt.pt")
+
+
+@pytest.mark.parametrize("overrides, text, line", [
+    (["--train.steps", "5", "--train.steps", "500"],
+     "config field 'train.steps' is given twice, as '5' and then as '500'; the last one, '500', is used", "steps: 500"),
+    (["--train.log-every", "5", "--train.log_every=6"],
+     "config field 'train.log_every' is given twice, as '5' and then as '6'; the last one, '6', is used", "log_every: 6"),
+    (["--train.tensorboard", "false", "--report-to", "tensorboard"],
+     "config field 'train.tensorboard' is given twice, as 'false' and then as 'true' (--report-to sets it); the "
+     "last one, 'true', is used", "tensorboard: true"),
+])
+def test_a_field_given_two_values_is_said(capsys, overrides, text, line):
+    # the last value won silently: a run of 500 steps from a command line that also says 5 (the last one still
+    # wins: a wrapper script's defaults followed by the user's own values)
+    assert main(["train", "demo/toy-ddpm", *overrides, "--print-config"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert text in captured.err
+    assert f"\n  {line}  #" in captured.out
+
+
+def test_a_field_repeated_with_the_same_value_says_nothing(capsys):
+    assert main(["train", "demo/toy-ddpm", "--train.steps", "7", "--train.steps=7", "--print-config"]) == 0
+    captured = capsys.readouterr()
+    assert "\n  steps: 7  #" in captured.out and captured.err == ""
+
+
+@pytest.mark.parametrize("overrides, text", [
+    (["--train.steps", "--out", "{out}"], "--train.steps is given no value; it is a field of type int, so give "
+                                          "--train.steps VALUE"),
+    (["--train.lr"], "--train.lr is given no value; it is a field of type float"),
+    (["--train"], "--train is given no value; it is a config section"),
+])
+def test_a_valueless_field_that_is_not_a_bool_is_named(capsys, tmp_path, overrides, text):
+    # was "config field 'train.steps': expected int, got bool True" (a bare flag reads as true)
+    out = tmp_path / "run"
+    assert main(["train", "demo/toy-ddpm", *[o.format(out=out) for o in overrides]]) == 2
+    assert text in _err(capsys)
+    assert not out.exists()
+
+
+def test_a_valueless_bool_field_means_true(capsys):
+    assert main(["train", "demo/toy-ddpm", "--train.deterministic", "--print-config"]) == 0
+    assert "\n  deterministic: true  #" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("group", ["bfn", "paramrel", "multibeta", "encdiff"])
+def test_family_train_without_a_recipe_names_only_the_recipe(capsys, group):
+    # argparse listed "the following arguments are required: recipe, overrides" (overrides are optional)
+    with pytest.raises(SystemExit) as exc:
+        main([group, "train"])
+    assert exc.value.code == 2
+    assert _err(capsys).rstrip().endswith(f"diffrep {group} train: error: the following arguments are required: recipe")
+
+
+# -- data preview --------------------------------------------------------------------------------------
+
+def test_data_preview_refuses_a_name_that_is_not_png(capsys, tmp_path):
+    # the grid was written as PNG bytes under any name (grid.jpg, grid.txt)
+    for name in ("grid.jpg", "grid.txt"):
+        assert main(["data", "preview", "dsprites", "--out", str(tmp_path / name)]) == 2
+        assert f"--out {tmp_path / name}: give a file name ending in .png" in _err(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- aggregate -----------------------------------------------------------------------------------------
+
+def _result(path, mig):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"scores": {"mig": mig}}))
+
+
+def test_aggregate_refuses_one_run_named_twice(capsys, tmp_path):
+    # the same run counted twice: n = 2 and a standard deviation of 0 for one seed
+    _result(tmp_path / "a" / "metrics.json", 0.25)
+    for pair in ([tmp_path / "a", tmp_path / "a" / "metrics.json"], [tmp_path / "a", tmp_path / "a" / ".." / "a"]):
+        assert main(["aggregate", *map(str, pair)]) == 2
+        err = _err(capsys)
+        assert f"{pair[1]} and {pair[0]} are the same run (both read {(tmp_path / 'a' / 'metrics.json').resolve()})" in err
+
+
+def test_aggregate_of_two_runs(capsys, tmp_path):
+    _result(tmp_path / "a" / "metrics.json", 0.25)
+    _result(tmp_path / "b" / "metrics.json", 0.75)
+    assert main(["aggregate", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json"]) == 0
+    mig = json.loads(capsys.readouterr().out)["mig"]
+    # mean 0.5; sample std sqrt(((0.25 - 0.5)^2 + (0.75 - 0.5)^2) / 1) = sqrt(0.125)
+    assert mig["n"] == 2 and mig["mean"] == 0.5 and abs(mig["std"] - 0.125 ** 0.5) < 1e-12
+
+
+# -- quickstart: resume, overwrite ---------------------------------------------------------------------
+
+QS = ["quickstart", "--recipe", "paramrel/digits", "--steps", "3", "--sample-steps", "1", "--eval", "none"]
+
+
+def _qs_folder(tmp_path, record=None, step=2):
+    out = tmp_path / "qs"
+    ckpt = out / "run" / "checkpoints" / f"step-{step:08d}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "manifest.json").write_text("{}")  # complete as list_checkpoints sees it (the checks read no further)
+    (out / "run" / "metrics.jsonl").write_text(f'{{"step": {step}, "loss": 1.0}}\n')
+    if record is not None:
+        (out / "quickstart.json").write_text(json.dumps(record))
+    return out
+
+
+def _listing(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("record, extra, text", [
+    (None, ["--resume"], "--resume: {out} has no quickstart.json (the --recipe and --seed of the quickstart run"),
+    ({"recipe": "paramrel/dsprites", "seed": 0}, ["--resume"],
+     "--resume: the run in {out} was started with --recipe paramrel/dsprites, not paramrel/digits; resume it with "
+     "--recipe paramrel/dsprites, or start a new one with --overwrite"),
+    ({"recipe": "paramrel/digits", "seed": 0}, ["--resume", "--seed", "4"],
+     "--resume: the run in {out} was started with --seed 0, not 4"),
+    ({"recipe": "paramrel/digits", "seed": 0}, ["--resume", "--overwrite"],
+     "--resume continues the quickstart run in --out, --overwrite deletes it: give one of them"),
+])
+def test_quickstart_resume_refusals_touch_nothing(capsys, tmp_path, record, extra, text):
+    out = _qs_folder(tmp_path, record)
+    before = _listing(out)
+    assert main([*QS, "--out", str(out), *extra]) == 2
+    assert text.format(out=out) in _err(capsys)
+    assert _listing(out) == before
+
+
+def test_quickstart_resume_past_steps_is_named(capsys, tmp_path):
+    out = _qs_folder(tmp_path, {"recipe": "paramrel/digits", "seed": 0}, step=5)
+    assert main([*QS, "--out", str(out), "--resume"]) == 2
+    assert f"--resume: the run in {out} is at step 5, past --steps 3; pass --steps N with N >= 5" in _err(capsys)
+
+
+def test_quickstart_refusal_offers_resume_only_when_it_can_work(capsys, tmp_path):
+    out = _qs_folder(tmp_path, {"recipe": "paramrel/digits", "seed": 0})
+    assert main([*QS, "--out", str(out)]) == 2
+    assert "already holds a quickstart run; continue it with --resume, replace it with --overwrite" in _err(capsys)
+
+
+def test_quickstart_overwrite_clears_only_the_earlier_outputs(tmp_path):
+    # --overwrite cleared run/ only: the earlier figures, metrics.json and model/ stayed beside the new run
+    # until (unless) the new run rewrote them
+    from diffrep.cli.quickstart import clear_outputs
+
+    out = tmp_path / "qs"
+    (out / "model").mkdir(parents=True)
+    for name in ("samples.png", "metrics.json", "quickstart.json", "notes.txt", "model/config.json",
+                 "model/model.safetensors", "model/mine.txt"):
+        (out / name).write_text("x")
+    removed = clear_outputs(out)
+    assert sorted(removed) == ["metrics.json", "model/config.json", "model/model.safetensors", "quickstart.json",
+                               "samples.png"]
+    assert _listing(out) == ["model", "model/mine.txt", "notes.txt"]  # what diffrep did not write stays
+
+
+def test_quickstart_resume_command_repeats_the_settings():
+    from diffrep.cli.quickstart import resume_command
+
+    args = argparse.Namespace(out="runs/q s", recipe="paramrel/digits", seed=3, steps=40, sample_steps=None,
+                              device="auto", eval="none")
+    assert resume_command(args) == ("diffrep quickstart --out 'runs/q s' --resume --recipe paramrel/digits --seed 3 "
+                                    "--steps 40 --eval none")
+
+
+@pytest.mark.slow
+def test_quickstart_resumes_its_own_run(capsys, tmp_path):
+    out = tmp_path / "qs"
+    assert main([*QS[:4], "2", *QS[5:], "--out", str(out)]) == 0
+    assert json.loads((out / "quickstart.json").read_text()) == {"recipe": "paramrel/digits", "seed": 0}
+    capsys.readouterr()
+    assert main([*QS, "--out", str(out), "--resume"]) == 0  # 2 -> 3
+    assert "resuming from step 2 of 3" in _err(capsys)
+    steps = [json.loads(line)["step"] for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 3]  # the recipe logs every 50 steps and at the end: step 2 of the first run, then 3
+    assert (out / "model" / "model.safetensors").is_file() and (out / "samples.png").is_file()
