@@ -5,6 +5,7 @@ holds an earlier result is refused or replaced whole, never mixed into."""
 import argparse
 import json
 
+import numpy as np
 import pytest
 
 from diffrep.cli import main
@@ -212,3 +213,83 @@ def test_quickstart_resumes_its_own_run(capsys, tmp_path):
     steps = [json.loads(line)["step"] for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 3]  # the recipe logs every 50 steps and at the end: step 2 of the first run, then 3
     assert (out / "model" / "model.safetensors").is_file() and (out / "samples.png").is_file()
+
+
+# -- train RECIPE --help / --print-config: field descriptions --------------------------------------------
+
+def test_a_description_is_not_cut_at_an_abbreviation():
+    # the description of a field read from its class docstring stopped at "e.g." or "Eq.": "``vae_from`` (a saved
+    # MultiBeta folder, e.g."
+    import dataclasses
+
+    from diffrep.config import Config
+    from diffrep.config.describe import field_docs
+
+    @dataclasses.dataclass
+    class Probe(Config):
+        """``scale``: the width, e.g. 2 or 3. ``offset``: added after the flow (Eq. 7) and clipped. ``other``."""
+
+        scale: int = 2
+        offset: float = 0.0
+        other: int = 1
+
+    docs = field_docs(Probe)
+    assert docs["scale"] == "``scale``: the width, e.g. 2 or 3."
+    assert docs["offset"] == "``offset``: added after the flow (Eq. 7) and clipped."
+
+
+def test_no_recipe_field_description_ends_at_an_abbreviation():
+    from diffrep.config.describe import _ABBREVIATIONS, describe_fields
+    from diffrep.recipes import list_recipes
+
+    cut = sorted({(r.name, path, doc[-40:]) for r in list_recipes() for path, _, _, doc in describe_fields(r.make_config())
+                  if doc.endswith(_ABBREVIATIONS)})
+    assert not cut, cut
+
+
+def test_multibeta_phase_fields_and_data_root_say_what_they_are(capsys):
+    # pool, train and train_latent showed the class docstring's first sentence (about the whole recipe); data.root
+    # the DataRoot docstring's sentence about "the data section of the recipes ..."
+    assert main(["train", "multibeta/dsprites-cpu", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    for line in ("pool: 2  # int >= 1: max-pool factor of the dataset's images",
+                 "train:  # phase 1: the multi-beta VAE (Algorithm 1)",
+                 "train_latent:  # phase 2: the latent denoiser (Eq. 19)",
+                 "  root: ''  # str: folder of the dataset's original files; empty: $DIFFREP_DATA, else the procedural"):
+        assert "\n" + line in out, line
+
+
+def test_a_recipe_that_cannot_build_leaves_no_run_folder(capsys, tmp_path):
+    # config.yaml and run.json were written before the build, leaving a folder of a run that never started
+    out = tmp_path / "run"
+    assert main(["train", "disdiff/shapes3d-cpu", "--train.steps", "1", "--out", str(out)]) == 2
+    assert "pass the pre-training run's final folder with --pretrained_path DIR" in _err(capsys)
+    assert not out.exists()
+
+
+def test_sami_train_flags_before_the_recipe_say_where_they_go(capsys):
+    # was "unrecognized arguments: --out" under "usage: diffrep sami train [-h] [recipe]"
+    with pytest.raises(SystemExit) as exc:
+        main(["sami", "train", "--out", "somewhere", "--train.steps", "3"])
+    assert exc.value.code == 2
+    err = _err(capsys)
+    assert "usage: diffrep sami train [RECIPE] [--out DIR] [--section.field VALUE ...]" in err
+    assert err.rstrip().endswith("diffrep sami train: error: unrecognized arguments: --out; the flags and overrides "
+                                 "follow the recipe: diffrep sami train sami/disks-cpu --out DIR --train.steps N")
+
+
+# -- eval --codes --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arrays, text", [
+    (dict(codes=np.zeros((10, 3)), factors=np.zeros((9, 2), int)),
+     "--codes: {f}: 'codes' has 10 rows but 'factors' has 9; row i of each is one example"),
+    (dict(codes=np.where(np.eye(10, 3) > 0, np.nan, 0.0), factors=np.zeros((10, 2), int)),
+     "--codes: {f}: 'codes' holds NaN or inf in 3 of its 10 rows"),
+])
+def test_eval_codes_that_cannot_be_scored_are_named_before_any_warning(capsys, tmp_path, arrays, text):
+    # the too-few-samples warnings came first, about rows the error then disowned
+    f = tmp_path / "c.npz"
+    np.savez(f, **arrays)
+    assert main(["eval", "--codes", str(f)]) == 2
+    err = _err(capsys)
+    assert err == f"diffrep eval: error: {text.format(f=f)}\n"

@@ -35,10 +35,16 @@ def register(sub) -> None:
     p = sub.add_parser("sami", help="SAMI score-based VAE: train, sample, analyze", description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="sami_command", metavar="VERB")
 
-    t = verbs.add_parser("train", help="train a sami/* recipe (same flags as 'diffrep train')")
-    t.add_argument("recipe", nargs="?", default="sami/disks-cpu")
+    t = verbs.add_parser("train", help="train a sami/* recipe (same flags as 'diffrep train')",
+                         usage="diffrep sami train [RECIPE] [--out DIR] [--section.field VALUE ...]",
+                         description="Train a sami/* recipe (default sami/disks-cpu) with the flags and overrides of "
+                                     "'diffrep train', given after the recipe; 'diffrep sami train RECIPE --help' "
+                                     "lists the recipe's fields.")
+    t.add_argument("recipe", nargs="?", default="sami/disks-cpu", help="a sami/* recipe (default sami/disks-cpu)")
     t.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    t.set_defaults(func=_train)
+    # a flag before the recipe is not the recipe's: argparse answered "unrecognized arguments: --out"
+    t.set_defaults(func=_train, _unknown_hint="the flags and overrides follow the recipe: diffrep sami train "
+                                              "sami/disks-cpu --out DIR --train.steps N")
 
     s = verbs.add_parser("sample", help="write a sample grid (prior, unconditional or conditional)",
                          description="Write a sample grid. --mode cond guides on images from the TEST split of "

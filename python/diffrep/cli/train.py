@@ -226,12 +226,15 @@ def run(args) -> int:
                 _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
+    seed_everything(cfg.train.seed)  # identical initial weights on every rank
+    # built before the folder is written: a recipe that cannot build (its dataset's files missing, a first stage
+    # not given) left a folder holding config.yaml and run.json of a run that never started
+    model, dataset = recipe.build(cfg)
+    if main_rank:
         out.mkdir(parents=True, exist_ok=True)
     record = _RunRecord(out, recipe.name, cfg) if main_rank else None
     if record is not None and (args.resume is None or callable(phased)):
         record()  # a fresh run: the folder holds no other run's record (check_run_dir)
-    seed_everything(cfg.train.seed)  # identical initial weights on every rank
-    model, dataset = recipe.build(cfg)
     try:
         if callable(phased):
             history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
