@@ -293,3 +293,23 @@ def test_eval_codes_that_cannot_be_scored_are_named_before_any_warning(capsys, t
     assert main(["eval", "--codes", str(f)]) == 2
     err = _err(capsys)
     assert err == f"diffrep eval: error: {text.format(f=f)}\n"
+
+
+@pytest.mark.parametrize("argv", [["encode", "{m}", "--out", "{tmp}/c.npz"], ["eval", "--model", "{m}"]])
+def test_a_dataset_without_factors_that_the_user_did_not_name_is_called_the_runs(capsys, tmp_path, argv):
+    # was "--dataset digits: has no ground-truth factors" when no --dataset was given (the run's, from run.json)
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+    from diffrep.nn import UNetConfig
+
+    unet = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
+                      num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4)
+    m = tmp_path / "m"
+    ToyDDPM(ToyDDPMConfig(unet=unet, schedule=NoiseScheduleConfig(num_timesteps=4), sample_steps=2)).save_pretrained(m)
+    (m / "run.json").write_text(json.dumps({"recipe": "paramrel/digits", "data": {
+        "dataset": "digits", "options": {"size": 8, "split": "train"}, "pool": 1, "root": None}}))
+    assert main([a.format(m=m, tmp=tmp_path) for a in argv]) == 2
+    assert _err(capsys).rstrip().endswith(
+        "error: the run's dataset digits: has no ground-truth factors; pass --dataset NAME of one that has (dsprites, "
+        "shapes3d, mpi3d_toy, cars3d, ...)")
+    assert not (tmp_path / "c.npz").exists()
