@@ -313,3 +313,35 @@ def test_a_dataset_without_factors_that_the_user_did_not_name_is_called_the_runs
         "error: the run's dataset digits: has no ground-truth factors; pass --dataset NAME of one that has (dsprites, "
         "shapes3d, mpi3d_toy, cars3d, ...)")
     assert not (tmp_path / "c.npz").exists()
+
+
+# -- sami analyze --out ----------------------------------------------------------------------------------
+
+def test_sami_analyze_clears_only_an_earlier_analysis(tmp_path):
+    # a second analysis (another --what) left the first one's figures beside an analysis.json that did not list them
+    from diffrep.cli.sami import clear_earlier_analysis
+
+    out = tmp_path / "analysis"
+    out.mkdir()
+    for name in ("spectrum.png", "perturb_axes.png", "perturb_pair.png", "notes.txt"):
+        (out / name).write_text("x")
+    assert clear_earlier_analysis(out) == []  # no analysis.json: not an analysis folder, nothing is touched
+    (out / "analysis.json").write_text("{}")
+    assert clear_earlier_analysis(out) == ["analysis.json", "spectrum.png", "perturb_axes.png", "perturb_pair.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_study_report_clears_only_an_earlier_report(tmp_path):
+    # a report of other metrics (or --no-plots) left the earlier box plots beside the new tables
+    from diffrep.study.report import clear_earlier_report
+
+    dest = tmp_path / "report"
+    dest.mkdir()
+    names = ("box_mig.png", "box_mig.svg", "curve_vae_beta.png", "table.csv", "cells.csv", "mine.png", "box_notes.txt")
+    for name in names:
+        (dest / name).write_text("x")
+    assert clear_earlier_report(dest) == []  # no report.md: not a report folder
+    (dest / "report.md").write_text("x")
+    assert clear_earlier_report(dest) == ["box_mig.png", "box_mig.svg", "cells.csv", "curve_vae_beta.png", "report.md",
+                                          "table.csv"]
+    assert sorted(p.name for p in dest.iterdir()) == ["box_notes.txt", "mine.png"]

@@ -229,6 +229,22 @@ def _plot(fn, path: Path) -> str | None:
     return str(path)
 
 
+# every file an analysis writes into its --out folder
+ANALYSIS_FILES = ("analysis.json", "spectrum.png", "perturb_axes.png", "perturb_pair.png", "global_axes.png",
+                  "guidance_magnitude.png", "straightness.png")
+
+
+def clear_earlier_analysis(out: Path) -> list[str]:
+    """Delete an earlier analysis's ``analysis.json`` and figures from ``out`` (nothing else), so that a new
+    analysis never leaves figures of the earlier one (another --what, another model) beside its own record."""
+    if not (out / "analysis.json").is_file():
+        return []
+    removed = [name for name in ANALYSIS_FILES if (out / name).is_file()]
+    for name in removed:
+        (out / name).unlink()
+    return removed
+
+
 def _analyze(args) -> int:
     import torch
 
@@ -246,6 +262,11 @@ def _analyze(args) -> int:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    removed = clear_earlier_analysis(out)
+    if removed:
+        print(f"diffrep sami analyze: {out} held an earlier analysis; removed its {', '.join(removed)}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     n_img = max(args.num_images, args.guides, 2)
     images, dataset, where, idx = _held_out(path, model, n_img, args.seed)
@@ -264,9 +285,10 @@ def _analyze(args) -> int:
     if "perturb" in what:
         r = A.perturb_low_variance_axes(model, images[:1], seed=args.seed, **kw)
         save_image(r["rows"].flatten(0, 1), out / "perturb_axes.png", nrow=len(r["alphas"]), value_range=(-1, 1))
+        figs += [str(out / "perturb_axes.png")]
         if r["pair"] is not None:
             save_image(r["pair"].flatten(0, 1), out / "perturb_pair.png", nrow=len(r["alphas"]), value_range=(-1, 1))
-        figs += [str(out / "perturb_axes.png")]
+            figs += [str(out / "perturb_pair.png")]
         report["perturb"] = {k: r[k] for k in ("axes", "alphas", "posterior_std")}
     if "global" in what:
         r = report["global_axes"] = A.global_axes(model, images, seed=args.seed)
