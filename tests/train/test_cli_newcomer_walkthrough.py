@@ -345,3 +345,21 @@ def test_study_report_clears_only_an_earlier_report(tmp_path):
     assert clear_earlier_report(dest) == ["box_mig.png", "box_mig.svg", "cells.csv", "curve_vae_beta.png", "report.md",
                                           "table.csv"]
     assert sorted(p.name for p in dest.iterdir()) == ["box_notes.txt", "mine.png"]
+
+
+@pytest.mark.parametrize("files, text", [
+    (["quickstart.json"], "holds a 'diffrep quickstart' run (its run/ and model/); a training run there would mix"),
+    (["model/config.json", "run/metrics.jsonl"], "holds a 'diffrep quickstart' run (its run/ and model/)"),
+    (["study.json"], "holds a study (its study.json); a training run there would mix with its cells"),
+])
+@pytest.mark.parametrize("extra", [[], ["--overwrite"], ["--resume", "latest"]])
+def test_train_refuses_a_quickstart_or_study_folder(capsys, tmp_path, files, text, extra):
+    # the run's checkpoints/, final/ and metrics.jsonl went in beside the quickstart's figures or the study's cells
+    out = tmp_path / "f"
+    for name in files:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text('{"step": 2, "loss": 1.0}\n')
+    before = _listing(out)
+    assert main(["train", "demo/toy-ddpm", "--train.steps", "1", "--out", str(out), *extra]) == 2
+    assert f"{out} {text}" in _err(capsys)
+    assert _listing(out) == before

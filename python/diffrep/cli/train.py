@@ -218,6 +218,7 @@ def run(args) -> int:
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
     phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     if main_rank:
+        _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
         if args.resume is not None:
             _check_resume_target(out, recipe.name, callable(phased))
@@ -278,6 +279,20 @@ class _RunRecord:
             dump_yaml(self.cfg, self.out / "config.yaml")
             write_run_info(self.out, self.recipe_name, self.cfg)
             self.written = True
+
+
+def _check_not_another_kind_of_folder(out: Path) -> None:
+    """Refuse a quickstart folder or a study folder as ``--out``: check_run_dir looks for a training run's own
+    files, found none there, and the run's checkpoints/, final/ and metrics.jsonl went in beside the quickstart's
+    figures (or the study's cells); --overwrite would not clear them either (it deletes only a run's files)."""
+    from ..train.rundir import run_contents
+
+    if (out / "quickstart.json").is_file() or ((out / "model" / "config.json").is_file() and run_contents(out / "run")):
+        raise ValueError(f"{out} holds a 'diffrep quickstart' run (its run/ and model/); a training run there would "
+                         f"mix with it: choose another --out")
+    if (out / "study.json").is_file():
+        raise ValueError(f"{out} holds a study (its study.json); a training run there would mix with its cells: "
+                         f"choose another --out")
 
 
 def _check_eval_presets(train_cfg) -> None:
