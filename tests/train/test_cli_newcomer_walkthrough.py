@@ -363,3 +363,11 @@ def test_train_refuses_a_quickstart_or_study_folder(capsys, tmp_path, files, tex
     assert main(["train", "demo/toy-ddpm", "--train.steps", "1", "--out", str(out), *extra]) == 2
     assert f"{out} {text}" in _err(capsys)
     assert _listing(out) == before
+
+
+def test_quickstart_refuses_a_study_folder(capsys, tmp_path):
+    (tmp_path / "study.json").write_text("{}")
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        assert main([*QS, "--out", str(tmp_path), *extra]) == 2
+        assert f"{tmp_path} holds a study (its study.json), not a quickstart folder" in _err(capsys)
+    assert _listing(tmp_path) == ["study.json"]

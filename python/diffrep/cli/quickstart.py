@@ -316,6 +316,8 @@ def run(args) -> int:
     cfg = apply_overrides(cfg, overrides)
     assert isinstance(cfg.train, TrainConfig)
     out = Path(args.out)
+    if (out / "study.json").is_file():  # a study folder holds no run at its top: the check below passed it
+        raise ValueError(f"{out} holds a study (its study.json), not a quickstart folder; choose another --out")
     other = run_contents(out)  # a `diffrep train` run in --out itself: its files and ours would mix
     if other:
         raise ValueError(f"{out} holds a training run ({', '.join(other[:3])}), not a quickstart folder; "
