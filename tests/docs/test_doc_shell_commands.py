@@ -21,6 +21,10 @@ of what a user copies, without running the work:
   flags (``-n``, ``--dist``, ``-m slow``) come with the ``test`` extra and the registered markers.
 - ``--help`` of every verb and sub-verb exits 0 with its usage (the first thing a new user types).
 - Every ``diffrep.x.y`` name a page gives resolves (module, or attribute of one).
+- Every config field a page names as an override (``--train.steps 200``, ``--model.unet.channel_mult 1,2``
+  anywhere in a span or code line, with or without a command around it) or as a span of its own
+  (``train.eval_metrics``, ``model.denoiser.sampler=deterministic``) is a field of some recipe's config:
+  test_doc_snippets.py resolves the overrides of complete ``diffrep train RECIPE`` commands only.
 """
 
 from __future__ import annotations
@@ -401,6 +405,60 @@ def test_named_python_names_resolve():
         warnings.simplefilter("ignore", DeprecationWarning)  # moved names still resolve, with a warning
         missing = sorted((w, n) for w, n in names if not n.startswith(BUILD_ONLY) and not _resolves(n))
     assert not missing, missing
+
+
+# -- config fields named ---------------------------------------------------------------------------------
+
+# a span that is a dotted name under a config section but no field: file names (``model.safetensors``, LMDB's
+# ``data.mdb``) and the study report's ``train.<key>`` log values (docs/study.md)
+NOT_FIELDS = re.compile(r"\.(?:safetensors|mdb|json|jsonl|yaml|pt|npz|png)$|^train\.(?:loss|kl)$")
+_OVERRIDE = re.compile(r"(?<![\w-])--([A-Za-z_]\w*(?:\.[\w-]+)+)")
+_FIELD_SPAN = re.compile(r"((?:train|train_latent|train_adv|model|data)(?:\.\w+)+)(?:\s*=\s*\S+|\s+\S+)?")
+
+
+@functools.lru_cache(maxsize=None)
+def _config_fields() -> frozenset[str]:
+    """Every dotted field path (and section) of every registered recipe's config."""
+    from diffrep.config import config_to_dict, flatten_dict
+    from diffrep.recipes import list_recipes
+
+    out = set()
+    for r in list_recipes():
+        for key in flatten_dict(config_to_dict(r.make_config())):
+            parts = key.split(".")
+            out |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return frozenset(out)
+
+
+def named_config_fields() -> list[tuple[str, str]]:
+    """(where, dotted path) of each config field a page names: ``--a.b`` anywhere, or a whole span ``a.b``
+    under train / model / data; placeholders (``--a.b``, ``--model.denoiser.X``) are left out."""
+    out = []
+    for where, code, _ in code_texts():
+        names = _OVERRIDE.findall(code)
+        m = _FIELD_SPAN.fullmatch(code.strip())
+        if m and not NOT_FIELDS.search(m.group(1)):
+            names.append(m.group(1))
+        out += [(where, n.replace("-", "_")) for n in names
+                if n != "a.b" and not any(c.isupper() or c == "<" for c in n)]
+    return out
+
+
+def test_named_config_fields_exist():
+    """A field renamed or removed since a page was written would be refused ("unknown field") when copied."""
+    named = named_config_fields()
+    assert len(named) > 40 and ("docs/methods/multibeta.md:466", "model.representation_beta") in named, named
+    missing = sorted({(w, n) for w, n in named if n not in _config_fields()})
+    assert not missing, missing
+
+
+def test_field_extraction_on_hand_cases():
+    assert _OVERRIDE.findall("diffrep train R --train.steps 5 --model.unet.channel_mult=1,2 --out x") == [
+        "train.steps", "model.unet.channel_mult"]
+    assert _FIELD_SPAN.fullmatch("model.denoiser.sampler=deterministic").group(1) == "model.denoiser.sampler"
+    assert _FIELD_SPAN.fullmatch("train.seed = seed").group(1) == "train.seed"
+    assert NOT_FIELDS.search("model.safetensors") and NOT_FIELDS.search("train.loss")
+    assert not NOT_FIELDS.search("train.lossy")
 
 
 # -- pip extras and the pytest flags ---------------------------------------------------------------------

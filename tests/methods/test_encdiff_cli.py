@@ -49,7 +49,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys, saved):
     assert main(["encdiff", "train", "paramrel/digits"]) == 2
     assert "encdiff/ recipe" in capsys.readouterr().err
     assert main(["encdiff", "interchange", str(saved[0]), "--units", "7", "--out", str(tmp_path / "a.png")]) == 2
-    assert "units[0] must be an int in [0, 3), got 7" in capsys.readouterr().err
+    assert "--units must be unit indices in 0..2, got [7]" in capsys.readouterr().err  # was "units[0]: ..."
 
 
 def test_encode_writes_the_models_codes(tmp_path, saved):

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        hint = getattr(args, "_unknown_hint", None)  # a verb that knows why a flag lands here
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {hint}" if hint else ""))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

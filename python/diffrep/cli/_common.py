@@ -6,7 +6,7 @@ One convention for ``--weights`` across ``sample``, ``eval``, ``encode`` and the
 saying so on stderr (:func:`diffrep.nn.pretrained.resolve_weights`, which ``diffrep study`` uses too);
 ``ema`` insists on the EMA copy (an error when there is none); ``model`` takes the
 raw weights. Every model verb accepts a model folder (``config.json``), a checkpoint folder or a run
-folder (its ``final/``, else its newest checkpoint).
+folder (its newest complete checkpoint, else its ``final/``: :func:`resolve_model_dir`).
 """
 
 from __future__ import annotations
@@ -145,7 +145,10 @@ def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:
     verbs.add_parser("recipes", help=f"list the {prefix} recipes").set_defaults(func=lambda args: list_prefixed(prefix))
     t = verbs.add_parser("train", help=train_help)
     t.add_argument("recipe")
-    t.add_argument("overrides", nargs=argparse.REMAINDER)
+    # argparse counts a REMAINDER positional as required: "required: recipe, overrides" when both are missing
+    t.add_argument("overrides", nargs=argparse.REMAINDER,
+                   help="the flags of 'diffrep train' and --section.field VALUE overrides (listed by "
+                        "'diffrep train RECIPE --help')").required = False
     t.set_defaults(func=lambda args: train_prefixed(prefix, args.recipe, args.overrides))
 
 

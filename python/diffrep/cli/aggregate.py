@@ -43,18 +43,24 @@ def _numeric(d: dict) -> dict:
     return out
 
 
-def read_scores(path: str | Path) -> dict[str, float]:
-    """The numeric scores one run reports (see the module docstring for the files read)."""
+def result_file(path: str | Path) -> Path:
+    """The file a RUN argument is read from: itself, or a folder's metrics.json, else its metrics.jsonl."""
     from .._checks import path as check_path
 
     p = check_path(path, "path")
     if p.is_dir():
         for name in ("metrics.json", "metrics.jsonl"):
             if (p / name).is_file():
-                return read_scores(p / name)
+                return p / name
         raise FileNotFoundError(f"{p}: no metrics.json (eval / quickstart result) or metrics.jsonl (training record)")
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file or folder")
+    return p
+
+
+def read_scores(path: str | Path) -> dict[str, float]:
+    """The numeric scores one run reports (see the module docstring for the files read)."""
+    p = result_file(path)
     text = p.read_text(encoding="utf-8")
     if p.suffix == ".jsonl":
         last: dict = {}
@@ -126,6 +132,13 @@ def format_summary(summary: dict, fmt: str, total: int) -> str:
 
 def run(args) -> int:
     out = prepare_output(args.out)
+    first: dict[Path, str] = {}
+    for r in args.runs:  # one run named twice (a folder and its metrics.json, a repeated glob) would count twice
+        f = result_file(r).resolve()
+        if f in first:
+            raise ValueError(f"{r} and {first[f]} are the same run (both read {f}); name each run once, or the mean "
+                             f"and std count it twice")
+        first[f] = r
     runs = [read_scores(r) for r in args.runs]
     summary = aggregate(runs)
     if len(runs) == 1:

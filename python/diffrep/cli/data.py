@@ -103,8 +103,10 @@ def run(args) -> int:
     if getattr(args, "data_command", None) is None:
         args.data_parser.print_help()
         return 2
-    from ._common import parse_options
+    from ._common import parse_options, prepare_output
 
+    if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says
+        args.out = prepare_output(args.out, suffixes=(".png",))
     ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root",
               **parse_options(args.option))
     if args.data_command == "info":

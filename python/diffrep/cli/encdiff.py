@@ -136,6 +136,9 @@ def _run(args) -> int:
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
         save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
     elif args.verb == "interchange":
+        bad = [u for u in args.units or () if not 0 <= u < model.config.num_units]  # named "units[0]" after the encoding
+        if bad:
+            raise ValueError(f"--units must be unit indices in 0..{model.config.num_units - 1}, got {bad}")
         half = max(1, n // 2) if n > 1 else 1
         src = _images(ds, idx[:half], model, device)
         tgt = _images(ds, (idx[half:2 * half] if n > 1 else idx[:1]), model, device)

@@ -486,7 +486,9 @@ def _eval(args) -> int:
             raise ValueError(f"{flag} must be >= 10, got {v}")
     ds, settings = dataset_for(args, model)
     if not hasattr(ds, "sample_observations_from_factors"):
-        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors (MIG / DCI need them)")
+        given = f"--dataset {settings['dataset']}" if args.dataset else f"the run's dataset {settings['dataset']}"
+        raise ValueError(f"{given}: has no ground-truth factors (MIG / DCI need them); pass --dataset NAME of one "
+                         "that has (dsprites, shapes3d, mpi3d_toy, cars3d, ...)")
     betas = ([_check_beta(model, args.beta, "--beta")] if args.betas is None
              else [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")])
     rows = []

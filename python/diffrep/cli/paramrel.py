@@ -174,8 +174,10 @@ def _eval(args) -> int:
     model, device = _load(args)
     ds = _dataset(args, model)
     if not hasattr(ds, "sample_observations_from_factors"):  # as diffrep eval --model and multibeta eval say it
-        raise ValueError(f"--dataset {run_data_settings(args)['dataset']}: has no ground-truth factors "
-                         "(the metrics need them)")
+        name = run_data_settings(args)["dataset"]
+        given = f"--dataset {name}" if args.dataset else f"the run's dataset {name}"  # the user may not have named it
+        raise ValueError(f"{given}: has no ground-truth factors (the metrics need them); pass --dataset NAME of "
+                         "one that has (dsprites, shapes3d, mpi3d_toy, cars3d, ...)")
     res = evaluate_representation(model, ds, device, args.eval, args.seed)
     if args.json:
         Path(args.json).write_text(json.dumps(res.to_json(), indent=2), encoding="utf-8")

@@ -65,10 +65,72 @@ def register(sub) -> None:
                    help="metric sample sizes: quick (default), full (disentanglement_lib's) or none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the quickstart run in --out from its newest checkpoint (an interrupted one: the "
+                        "same --recipe and --seed; --steps may be raised), then write its figures and metrics")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: these small convolutions gain little from more, and "
                         "2 threads on a busy 2-core machine measured 30x slower); 0 keeps torch's default")
     p.set_defaults(func=run)
+
+
+# what a quickstart writes into --out besides the training run in run/ (--overwrite deletes these and nothing else)
+OUTPUT_FILES = ("reconstructions.png", "samples.png", "traversals.png", "time_varying.png", "metrics.json",
+                "quickstart.json")
+MODEL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json")
+# the settings a resumed quickstart must share with the run it continues (the training's seed and model)
+RECORD_NAME = "quickstart.json"
+
+
+def clear_outputs(out: Path) -> list[str]:
+    """Delete an earlier quickstart's figures, metrics and model/ from ``out`` (its run/ is the trainer's to
+    clear), so that a replaced run never leaves the earlier run's results beside the new one's."""
+    removed = []
+    for name in OUTPUT_FILES:
+        if (out / name).is_file():
+            (out / name).unlink()
+            removed.append(name)
+    model_dir = out / "model"
+    for name in MODEL_FILES:
+        if (model_dir / name).is_file():
+            (model_dir / name).unlink()
+            removed.append(f"model/{name}")
+    if model_dir.is_dir() and not any(model_dir.iterdir()):
+        model_dir.rmdir()
+    return removed
+
+
+def check_resume_record(out: Path, recipe: str, seed: int) -> None:
+    """Refuse ``--resume`` of a quickstart run made with another recipe or seed (its ``quickstart.json``)."""
+    f = out / RECORD_NAME
+    if not f.is_file():
+        raise ValueError(f"--resume: {out} has no {RECORD_NAME} (the --recipe and --seed of the quickstart run it "
+                         f"continues); start a run without --resume")
+    try:
+        saved = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume: {f} is not readable JSON ({exc}); start again with --overwrite") from None
+    for key, now in (("recipe", recipe), ("seed", seed)):
+        if saved.get(key) != now:
+            flag = "--recipe" if key == "recipe" else "--seed"
+            raise ValueError(f"--resume: the run in {out} was started with {flag} {saved.get(key)}, not {now}; "
+                             f"resume it with {flag} {saved.get(key)}, or start a new one with --overwrite")
+
+
+def resume_command(args) -> str:
+    """The ``diffrep quickstart`` command line that continues an interrupted run with the same settings."""
+    import shlex
+
+    parts = ["diffrep", "quickstart", "--out", str(args.out), "--resume", "--recipe", args.recipe,
+             "--seed", str(args.seed)]
+    for flag, value in (("--steps", args.steps), ("--sample-steps", args.sample_steps)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    if args.eval != "quick":
+        parts += ["--eval", args.eval]
+    return shlex.join(parts)
 
 
 def representation_fn(model, device, batch: int = 256):
@@ -223,7 +285,7 @@ def run(args) -> int:
     from ..recipes import get_recipe, list_recipes
     from ..recipes.runinfo import write_run_info
     from ..train.rundir import run_contents
-    from ..train import Trainer, seed_everything
+    from ..train import Trainer, TrainingInterrupted, seed_everything
     from ..train.config import TrainConfig
 
     from ._common import resolve_device
@@ -254,14 +316,35 @@ def run(args) -> int:
     cfg = apply_overrides(cfg, overrides)
     assert isinstance(cfg.train, TrainConfig)
     out = Path(args.out)
+    if (out / "study.json").is_file():  # a study folder holds no run at its top: the check below passed it
+        raise ValueError(f"{out} holds a study (its study.json), not a quickstart folder; choose another --out")
     other = run_contents(out)  # a `diffrep train` run in --out itself: its files and ours would mix
     if other:
         raise ValueError(f"{out} holds a training run ({', '.join(other[:3])}), not a quickstart folder; "
                          f"choose another --out (--overwrite replaces only an earlier quickstart run)")
-    if run_contents(out / "run") and not args.overwrite:  # before any work: the earlier run stays whole
-        raise ValueError(f"{out} already holds a quickstart run; rerun with --overwrite to replace it "
-                         f"(only what diffrep wrote is deleted), or choose another --out")
+    resume = bool(getattr(args, "resume", False))
+    if resume and args.overwrite:
+        raise ValueError("--resume continues the quickstart run in --out, --overwrite deletes it: give one of them")
+    if resume:
+        check_resume_record(out, recipe.name, args.seed)
+        from ..train.checkpoint import list_checkpoints
+
+        found = list_checkpoints(out / "run" / "checkpoints")
+        if found and found[-1][0] > cfg.train.steps:
+            raise ValueError(f"--resume: the run in {out} is at step {found[-1][0]}, past --steps {cfg.train.steps}; "
+                             f"pass --steps N with N >= {found[-1][0]}")
+    elif run_contents(out / "run") and not args.overwrite:  # before any work: the earlier run stays whole
+        how = "continue it with --resume, " if (out / RECORD_NAME).is_file() else ""  # --resume reads the record
+        raise ValueError(f"{out} already holds a quickstart run; {how}replace it with --overwrite (only what diffrep "
+                         f"wrote is deleted), or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        if args.overwrite:
+            removed = clear_outputs(out)
+            if removed:
+                print(f"--overwrite: removed the earlier quickstart's {', '.join(removed)} from {out}", file=sys.stderr)
+        (out / RECORD_NAME).write_text(json.dumps({"recipe": recipe.name, "seed": args.seed}) + "\n",
+                                       encoding="utf-8")
     seed_everything(cfg.train.seed)
     model, dataset = recipe.build(cfg)
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
@@ -270,7 +353,13 @@ def run(args) -> int:
     print(f"diffrep quickstart: {recipe.name} ({n_params / 1e6:.2f}M parameters) for {cfg.train.steps} steps on "
           f"{device}; writing to {out}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    history = Trainer(model, dataset, cfg.train, out / "run", name=recipe.name).train(overwrite=args.overwrite)
+    try:
+        history = Trainer(model, dataset, cfg.train, out / "run", name=recipe.name).train(
+            resume="latest" if resume else None, overwrite=args.overwrite)
+    except TrainingInterrupted as exc:
+        print(f"diffrep quickstart: interrupted at step {exc.step}; continue with: {resume_command(args)}",
+              file=sys.stderr, flush=True)
+        return 128 + exc.signum
     t_train = time.perf_counter() - t0
     model.to(device)
     model.save_pretrained(out / "model")

@@ -35,10 +35,16 @@ def register(sub) -> None:
     p = sub.add_parser("sami", help="SAMI score-based VAE: train, sample, analyze", description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="sami_command", metavar="VERB")
 
-    t = verbs.add_parser("train", help="train a sami/* recipe (same flags as 'diffrep train')")
-    t.add_argument("recipe", nargs="?", default="sami/disks-cpu")
+    t = verbs.add_parser("train", help="train a sami/* recipe (same flags as 'diffrep train')",
+                         usage="diffrep sami train [RECIPE] [--out DIR] [--section.field VALUE ...]",
+                         description="Train a sami/* recipe (default sami/disks-cpu) with the flags and overrides of "
+                                     "'diffrep train', given after the recipe; 'diffrep sami train RECIPE --help' "
+                                     "lists the recipe's fields.")
+    t.add_argument("recipe", nargs="?", default="sami/disks-cpu", help="a sami/* recipe (default sami/disks-cpu)")
     t.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    t.set_defaults(func=_train)
+    # a flag before the recipe is not the recipe's: argparse answered "unrecognized arguments: --out"
+    t.set_defaults(func=_train, _unknown_hint="the flags and overrides follow the recipe: diffrep sami train "
+                                              "sami/disks-cpu --out DIR --train.steps N")
 
     s = verbs.add_parser("sample", help="write a sample grid (prior, unconditional or conditional)",
                          description="Write a sample grid. --mode cond guides on images from the TEST split of "
@@ -223,6 +229,22 @@ def _plot(fn, path: Path) -> str | None:
     return str(path)
 
 
+# every file an analysis writes into its --out folder
+ANALYSIS_FILES = ("analysis.json", "spectrum.png", "perturb_axes.png", "perturb_pair.png", "global_axes.png",
+                  "guidance_magnitude.png", "straightness.png")
+
+
+def clear_earlier_analysis(out: Path) -> list[str]:
+    """Delete an earlier analysis's ``analysis.json`` and figures from ``out`` (nothing else), so that a new
+    analysis never leaves figures of the earlier one (another --what, another model) beside its own record."""
+    if not (out / "analysis.json").is_file():
+        return []
+    removed = [name for name in ANALYSIS_FILES if (out / name).is_file()]
+    for name in removed:
+        (out / name).unlink()
+    return removed
+
+
 def _analyze(args) -> int:
     import torch
 
@@ -240,6 +262,11 @@ def _analyze(args) -> int:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    removed = clear_earlier_analysis(out)
+    if removed:
+        print(f"diffrep sami analyze: {out} held an earlier analysis; removed its {', '.join(removed)}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     n_img = max(args.num_images, args.guides, 2)
     images, dataset, where, idx = _held_out(path, model, n_img, args.seed)
@@ -258,9 +285,10 @@ def _analyze(args) -> int:
     if "perturb" in what:
         r = A.perturb_low_variance_axes(model, images[:1], seed=args.seed, **kw)
         save_image(r["rows"].flatten(0, 1), out / "perturb_axes.png", nrow=len(r["alphas"]), value_range=(-1, 1))
+        figs += [str(out / "perturb_axes.png")]
         if r["pair"] is not None:
             save_image(r["pair"].flatten(0, 1), out / "perturb_pair.png", nrow=len(r["alphas"]), value_range=(-1, 1))
-        figs += [str(out / "perturb_axes.png")]
+            figs += [str(out / "perturb_pair.png")]
         report["perturb"] = {k: r[k] for k in ("axes", "alphas", "posterior_std")}
     if "global" in what:
         r = report["global_axes"] = A.global_axes(model, images, seed=args.seed)

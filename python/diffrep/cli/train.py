@@ -20,6 +20,7 @@ checkpoint written by a different number of ranks (data order continues; random 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -119,6 +120,38 @@ def recipe_help(recipe_name: str) -> str:
     return "\n".join(lines)
 
 
+def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
+    """Say what ``apply_overrides`` would take silently, and refuse what it would name confusingly: one field
+    given two different values (the last one wins, as a wrapper script's defaults followed by the user's own
+    need; said on stderr, it was silent: ``--train.steps 5 ... --train.steps 500``), and a field that is not a
+    bool given no value (a bare ``--train.steps`` was read as ``true``: "expected int, got bool True")."""
+    from ..config import parse_override_args
+    from ..recipes import get_recipe
+
+    seen: dict[str, str] = {}
+    for key, raw in parse_override_args(tokens):  # a malformed token is named here
+        name = key.replace("-", "_")  # set_path reads --train.log-every as train.log_every
+        if name in seen and seen[name] != raw:
+            why = " (--report-to sets it)" if name in ("train.tensorboard", "train.wandb") else ""
+            print(f"diffrep train: config field '{name}' is given twice, as {seen[name]!r} and then as {raw!r}{why}; "
+                  f"the last one, {raw!r}, is used", file=sys.stderr)
+        seen[name] = raw
+    bare = [t[2:] for i, t in enumerate(tokens) if t.startswith("--") and "=" not in t
+            and (i + 1 == len(tokens) or (tokens[i + 1].startswith("--") and len(tokens[i + 1]) > 2))]
+    if not bare:
+        return
+    cfg = get_recipe(recipe_name).make_config()
+    for key in bare:
+        value = cfg
+        for part in key.replace("-", "_").split("."):
+            value = getattr(value, part, None)
+        if value is None or isinstance(value, bool):  # an unknown field is apply_overrides' to name; a bool is true
+            continue
+        kind = "a config section" if dataclasses.is_dataclass(value) else f"a field of type {type(value).__name__}"
+        raise ValueError(f"--{key} is given no value; it is {kind}, so give --{key} VALUE (only a true/false "
+                         f"field may stand alone, meaning true)")
+
+
 def _report_overrides(report_to: str | None) -> list[str]:
     if not report_to:
         return []
@@ -159,7 +192,9 @@ def run(args) -> int:
         return 0
     if not args.recipe:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
-    recipe, cfg = resolve_config(args.recipe, args.config, overrides + _report_overrides(args.report_to))
+    overrides = overrides + _report_overrides(args.report_to)
+    check_override_tokens(args.recipe, overrides)
+    recipe, cfg = resolve_config(args.recipe, args.config, overrides)
     if args.print_config:
         from ..config.describe import annotated_yaml
 
@@ -183,6 +218,7 @@ def run(args) -> int:
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
     phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
     if main_rank:
+        _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
         if args.resume is not None:
             _check_resume_target(out, recipe.name, callable(phased))
@@ -191,12 +227,15 @@ def run(args) -> int:
                 _check_resume_step(args.resume, out, cfg.train.steps)
         if removed:
             print(f"--overwrite: removed the earlier run's {len(removed)} files from {out}", file=sys.stderr)
+    seed_everything(cfg.train.seed)  # identical initial weights on every rank
+    # built before the folder is written: a recipe that cannot build (its dataset's files missing, a first stage
+    # not given) left a folder holding config.yaml and run.json of a run that never started
+    model, dataset = recipe.build(cfg)
+    if main_rank:
         out.mkdir(parents=True, exist_ok=True)
     record = _RunRecord(out, recipe.name, cfg) if main_rank else None
     if record is not None and (args.resume is None or callable(phased)):
         record()  # a fresh run: the folder holds no other run's record (check_run_dir)
-    seed_everything(cfg.train.seed)  # identical initial weights on every rank
-    model, dataset = recipe.build(cfg)
     try:
         if callable(phased):
             history = phased(model, dataset, out, resume=args.resume, overwrite=overwrite)
@@ -240,6 +279,20 @@ class _RunRecord:
             dump_yaml(self.cfg, self.out / "config.yaml")
             write_run_info(self.out, self.recipe_name, self.cfg)
             self.written = True
+
+
+def _check_not_another_kind_of_folder(out: Path) -> None:
+    """Refuse a quickstart folder or a study folder as ``--out``: check_run_dir looks for a training run's own
+    files, found none there, and the run's checkpoints/, final/ and metrics.jsonl went in beside the quickstart's
+    figures (or the study's cells); --overwrite would not clear them either (it deletes only a run's files)."""
+    from ..train.rundir import run_contents
+
+    if (out / "quickstart.json").is_file() or ((out / "model" / "config.json").is_file() and run_contents(out / "run")):
+        raise ValueError(f"{out} holds a 'diffrep quickstart' run (its run/ and model/); a training run there would "
+                         f"mix with it: choose another --out")
+    if (out / "study.json").is_file():
+        raise ValueError(f"{out} holds a study (its study.json); a training run there would mix with its cells: "
+                         f"choose another --out")
 
 
 def _check_eval_presets(train_cfg) -> None:

@@ -30,10 +30,23 @@ __all__ = ["field_docs", "type_label", "describe_fields", "annotated_yaml"]
 _DOCS: dict[type, dict[str, str]] = {}
 
 
+# abbreviations after which a period ends no sentence: a description cut there read "(a saved folder, e.g."
+_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "Eq.", "Eqs.", "Fig.", "Figs.", "Alg.", "Sec.", "Tab.", "App.")
+
+
+def _sentences(text: str) -> list[str]:
+    """``text`` split after each ``.`` or ``;`` that ends a sentence (not one of ``_ABBREVIATIONS``)."""
+    out: list[str] = []
+    for piece in re.split(r"(?<=[.;])\s+", " ".join(text.split())):
+        if out and out[-1].endswith(_ABBREVIATIONS):
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return out
+
+
 def _first_sentence(text: str) -> str:
-    text = " ".join(text.split())
-    m = re.search(r"(?<=[.;])\s", text)
-    return text[:m.start()] if m else text
+    return (_sentences(text) or [""])[0]
 
 
 def _source_docs(cls: type) -> dict[str, str]:
@@ -80,7 +93,7 @@ def field_docs(cls: type) -> dict[str, str]:
         if dataclasses.is_dataclass(base):
             src.update(_source_docs(base))
     doc = inspect.getdoc(cls) or ""
-    sentences = re.split(r"(?<=[.;])\s+", " ".join(doc.split()))
+    sentences = _sentences(doc)
     out = {}
     for f in dataclasses.fields(cls):
         text = f.metadata.get("doc") if f.metadata else None

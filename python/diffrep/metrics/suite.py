@@ -224,6 +224,15 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
     for key in ("codes", "factors"):
         if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
             raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
+    # before the too-few-samples warnings: those were printed first, about rows the error then disowned
+    for a, b in (("codes", "factors"), ("codes_test", "factors_test")):
+        if a in z.files and b in z.files and len(z[a]) != len(z[b]):
+            raise ValueError(f"--codes: {source}: '{a}' has {len(z[a])} rows but '{b}' has {len(z[b])}; row i of "
+                             f"each is one example")
+    for a in ("codes", "codes_test"):
+        if a in z.files and not np.isfinite(np.asarray(z[a], dtype=np.float64)).all():
+            bad = int((~np.isfinite(np.asarray(z[a], dtype=np.float64))).any(axis=tuple(range(1, np.ndim(z[a])))).sum())
+            raise ValueError(f"--codes: {source}: '{a}' holds NaN or inf in {bad} of its {len(z[a])} rows")
     res = []
     notes = []
     if any(m not in ("tad", "latent_auroc") for m in metrics):

@@ -55,7 +55,9 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
     ds = dataset_from_settings(settings, **extra)
     if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
-        raise ValueError(f"--dataset {settings['dataset']}: has no ground-truth factors")
+        given = f"--dataset {settings['dataset']}" if dataset else f"the run's dataset {settings['dataset']}"
+        raise ValueError(f"{given}: has no ground-truth factors; pass --dataset NAME of one that has (dsprites, "
+                         "shapes3d, mpi3d_toy, cars3d, ...)")
     dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
     model = load_pretrained(model_dir, weights=weights, map_location=dev).eval()
     if not callable(getattr(model, "encode", None)):

@@ -68,11 +68,11 @@ class MultiBetaRecipeConfig(Config):
     model: MultiBetaConfig = dataclasses.field(default_factory=MultiBetaConfig)  # the multi-beta VAE + latent denoiser (docs/methods/multibeta.md)
     dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
-    pool: Annotated[int, Ge(1)] = 1
+    pool: Annotated[int, Ge(1)] = 1  # max-pool factor of the dataset's images (2: 64 px dSprites read at 32 px)
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    train_latent: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    train_adv: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(steps=10000, lr=4.5e-6, ema_decay=0.0))
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # phase 1: the multi-beta VAE (Algorithm 1)
+    train_latent: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # phase 2: the latent denoiser (Eq. 19)
+    train_adv: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(steps=10000, lr=4.5e-6, ema_decay=0.0))  # phase 3: the adversarial decoder fine-tuning
     train_subset: Annotated[int, Ge(0)] = 0  # > 0: train on this many images drawn once (seed train.seed); 0: all
     phases: tuple[int, ...] = (1, 2)
     vae_from: str = ""

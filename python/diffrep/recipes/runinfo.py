@@ -34,7 +34,7 @@ class DataRoot(Config):
     PATH``); empty = ``$DIFFREP_DATA``, else the procedural generator where one exists. A root given
     here that does not exist, or does not hold the files, is an error naming it."""
 
-    root: str = ""
+    root: str = ""  # folder of the dataset's original files; empty: $DIFFREP_DATA, else the procedural generator
 
 
 SUBGRID = "shapes3d_subgrid"

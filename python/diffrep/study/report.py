@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 from .. import _checks
@@ -307,6 +308,20 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
     return written
 
 
+def clear_earlier_report(dest: Path) -> list[str]:
+    """Delete an earlier report's files from ``dest`` (a folder holding ``report.md``): its tables and every
+    ``box_*`` / ``curve_*`` plot, nothing else; a report of other metrics (or with ``--no-plots``) left the
+    earlier plots beside the new tables."""
+    if not (dest / "report.md").is_file():
+        return []
+    removed = [p.name for p in sorted(dest.iterdir()) if p.is_file() and (
+        p.name in ("report.md", "table.csv", "cells.csv")
+        or (p.name.startswith(("box_", "curve_")) and p.suffix in (".png", ".svg")))]
+    for name in removed:
+        (dest / name).unlink()
+    return removed
+
+
 def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, metrics=None,
                  plots: bool = True, digits: int = 3) -> list[Path]:
     """Write the report of study folder ``folder`` into ``out`` (default ``folder/report``); returns the
@@ -339,6 +354,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         raise StudyError(f"{folder}: the cells hold no metric values; known: {', '.join(known) or 'none'}")
     groups = aggregate(rows, metrics)
     dest = Path(out) if out is not None else Path(folder) / "report"
+    removed = clear_earlier_report(dest)
+    if removed:
+        print(f"diffrep study report: {dest} held an earlier report; removed its {len(removed)} files "
+              f"({', '.join(removed[:4])}{', ...' if len(removed) > 4 else ''})", file=sys.stderr)
     dest.mkdir(parents=True, exist_ok=True)
     md = dest / "report.md"
     md.write_text(_markdown(study, groups, metrics, missing, digits), encoding="utf-8")

@@ -188,6 +188,11 @@ def check_run_dir(run_dir: str | os.PathLike, *, resume=None, overwrite: bool = 
                              "--overwrite deletes it")
     d = _path(run_dir, "run_dir")
     if resume is not None:
+        # a typo ('--resume lastest') or a missing path was called "a checkpoint of another run folder"
+        if str(resume) != "latest" and not Path(resume).is_dir():
+            what = "is not a folder" if Path(resume).exists() else "does not exist"
+            raise FileNotFoundError(f"--resume {resume}: {what}; give 'latest' (the newest checkpoint of the run "
+                                    f"folder) or a checkpoint folder such as {d / 'checkpoints' / 'step-00001000'}")
         if str(resume) != "latest" and run_contents(d):
             ckpt_parent = Path(resume).resolve().parent
             if ckpt_parent != (d / "checkpoints").resolve():
