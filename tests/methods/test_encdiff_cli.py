@@ -122,3 +122,29 @@ def test_eval_on_an_attribute_dataset_is_tad_of_the_pca_codes(tmp_path, saved):
     rec = json.loads(out.read_text())
     want = tad(pca1_units(m.tokens(ds[idx][0])), torch.as_tensor(Attr.attributes[idx]), variant="disdiff")
     assert rec["scores"]["tad"] == pytest.approx(want["tad"], abs=1e-9) and rec["images"] == len(idx)
+
+
+# -- --device cuda (the figures read the model's tokens back to numpy: the anchors figure called .numpy() on CUDA
+# tensors); the GPU check runs these ("cuda" in their names). The codes written on the GPU equal the CPU model's.
+_NEEDS_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@_NEEDS_GPU
+def test_the_verbs_run_on_cuda(tmp_path, saved):
+    d = str(saved[0])
+    for verb in ("sample", "interchange", "attention", "anchors"):
+        out = tmp_path / f"{verb}.png"
+        assert main(["encdiff", verb, d, "--device", "cuda", "--n", "4" if verb != "anchors" else "200",
+                     "--out", str(out)]) == 0, verb
+        assert out.stat().st_size > 100
+
+
+@_NEEDS_GPU
+def test_codes_written_on_cuda_are_the_cpu_models(tmp_path, saved):
+    d, m, ds = saved
+    out = tmp_path / "codes.npz"
+    assert main(["encdiff", "encode", str(d), "--device", "cuda", "--n", "40", "--out", str(out), "--seed", "3"]) == 0
+    z = np.load(out)
+    x = ds[z["indices"]][0]
+    np.testing.assert_allclose(z["scalars"], m.encode(x).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(z["tokens"], m.tokens(x).numpy(), rtol=1e-4, atol=1e-5)
