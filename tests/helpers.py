@@ -347,3 +347,21 @@ def _host_cxx_missing() -> str | None:
 
 
 HOST_CXX_MISSING = _host_cxx_missing()
+
+
+class TwoOptimiserModel(torch.nn.Module):
+    """A generator g and a discriminator d on 2-d points, with the second AdamW's settings given as is: what
+    diffrep.train.optim reads from a two-optimiser model (FactorVAE-style), for tests of its checks."""
+
+    def __init__(self, settings):
+        super().__init__()
+        self.g, self.d, self.settings = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1), settings
+
+    def discriminator_parameters(self):
+        return list(self.d.parameters())
+
+    def discriminator_optimizer_settings(self):
+        return self.settings
+
+    def loss(self, batch, *, step=None):
+        return {"loss": self.g(batch[0]).pow(2).mean(), "disc_loss": self.d(batch[0]).pow(2).mean()}

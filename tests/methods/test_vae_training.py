@@ -3,13 +3,13 @@ the two-optimiser path; the second optimiser's settings are checked; save/load a
 
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import TensorDataset
 
 from diffrep.methods.vae import VAE, FactorVAE
 from diffrep.nn.pretrained import load_pretrained
 from diffrep.train import TrainConfig, Trainer
 from diffrep.train.checkpoint import STATE_NAME
+from helpers import TwoOptimiserModel
 
 
 def _data(n=16):
@@ -52,26 +52,13 @@ def test_disc_learning_rate_follows_the_warmup_shape(tmp_path):
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)
 
 
-class _BadSettings(nn.Module):
-    def __init__(self, settings):
-        super().__init__()
-        self.g, self.d, self.settings = nn.Linear(2, 1), nn.Linear(2, 1), settings
-
-    def discriminator_parameters(self):
-        return list(self.d.parameters())
-
-    def discriminator_optimizer_settings(self):
-        return self.settings
-
-    def loss(self, batch, *, step=None):
-        return {"loss": self.g(batch[0]).pow(2).mean(), "disc_loss": self.d(batch[0]).pow(2).mean()}
 
 
 @pytest.mark.parametrize("settings, match", [({"momentum": 0.9}, "keys"), ({"lr": 0.0}, "lr"),
                                              ({"betas": (0.5, 1.0)}, "betas"), ({"eps": 0.0}, "eps")])
 def test_bad_discriminator_settings_are_refused(settings, match, tmp_path):
     with pytest.raises(ValueError, match=match):
-        Trainer(_BadSettings(settings), TensorDataset(torch.randn(8, 2)), _cfg(1), tmp_path).train()
+        Trainer(TwoOptimiserModel(settings), TensorDataset(torch.randn(8, 2)), _cfg(1), tmp_path).train()
 
 
 def test_vae_trains_and_reconstruction_improves(tmp_path):

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from bad_inputs import Case, sweep_tests
+from helpers import TwoOptimiserModel
 
 NAN, INF = float("nan"), float("inf")
 MISSING = "/nonexistent/diffrep-sweep-recent"
@@ -585,19 +586,6 @@ def test_subgrid_by_name_names_bad_options(options, exc, words):
 
 # the second AdamW's settings a two-optimiser model returns (diffrep.train.optim): a value of a kind the checks
 # could not compare (None, a str) raised a bare TypeError; NaN and inf passed
-class _SweepDiscSettings(torch.nn.Module):
-    def __init__(self, settings):
-        super().__init__()
-        self.g, self.d, self.settings = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1), settings
-
-    def discriminator_parameters(self):
-        return list(self.d.parameters())
-
-    def discriminator_optimizer_settings(self):
-        return self.settings
-
-    def loss(self, batch, *, step=None):
-        return {"loss": self.g(batch[0]).pow(2).mean(), "disc_loss": self.d(batch[0]).pow(2).mean()}
 
 
 @pytest.mark.parametrize("key, value", [("lr", None), ("lr", "1e-4"), ("lr", NAN), ("lr", INF), ("lr", True),
@@ -610,4 +598,4 @@ def test_bad_discriminator_optimizer_settings_are_named(tmp_path, key, value):
     cfg = TrainConfig(steps=1, batch_size=2, device="cpu", log_every=1, ckpt_every=0, sample_every=0, eval_every=0)
     data = torch.utils.data.TensorDataset(torch.randn(4, 2, generator=_gen()))
     with pytest.raises(ValueError, match=rf"discriminator_optimizer_settings\(\): .*\b{key}\b"):
-        Trainer(_SweepDiscSettings({key: value}), data, cfg, tmp_path / "run").train()
+        Trainer(TwoOptimiserModel({key: value}), data, cfg, tmp_path / "run").train()
