@@ -32,9 +32,35 @@ inline int32_t finite_bit(T v) {  // 1 for inf and NaN, vectorisable
 template <typename T>
 constexpr T kMinProductSum = T(9.094947017729282e-13);  // 2^-40
 
+// ln u = hi + lo for a normal positive finite u (a usable sum; callers exclude the rest), as
+// common/fast_math.h's fast_log computes it: u = m 2^e with m in [sqrt(1/2), sqrt(2)), hi = e ln2_hi
+// (exact: ln2_hi has 15 (float) / 32 (double) significant bits, e at most 8 / 11), lo = e ln2_lo +
+// ln m (|lo| < 0.35). A log-probability a - ln u is formed as (a - hi) - lo: a - hi is exact near
+// the largest class, where a - fl(ln u) rounded it to the ulp of ln u (7.6e-6 in float at logits
+// ~100; the twin's log_softmax subtracts the max first). v4::log16_parts_normal is the AVX-512 copy.
+template <typename T>
+inline T log_parts_normal(T u, T& hi) {
+  using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+  constexpr int mant = sizeof(T) == 4 ? 23 : 52;
+  constexpr U bias = sizeof(T) == 4 ? 127 : 1023;
+  constexpr U mant_mask = (U(1) << mant) - 1;
+  constexpr U sqrt2_mant = sizeof(T) == 4 ? U(0x3504F3u) : U(0x6A09E667F3BCCull);
+  constexpr T ln2_hi = sizeof(T) == 4 ? T(0.693145751953125) : T(6.93147180369123816490e-01);
+  constexpr T ln2_lo = sizeof(T) == 4 ? T(1.42860682030941723212e-6) : T(1.90821492927058770002e-10);
+  const U bits = real_to_bits(u);
+  const U big = (bits & mant_mask) > sqrt2_mant ? U(1) : U(0);  // m > sqrt(2): halve it
+  const T e = T(static_cast<int>(bits >> mant) - static_cast<int>(bias) + static_cast<int>(big));
+  const T m = bits_to_real(static_cast<U>((bits & mant_mask) | ((bias - big) << mant)));
+  const T s = (m - T(1)) / (m + T(1));
+  const T poly = Horner<T, 0, FastMathTerms<T>::log_terms, AtanhCoef>::eval(s * s);
+  hi = e * ln2_hi;
+  return e * ln2_lo + T(2) * s * poly;
+}
+
 // theta' proportional to theta e^(sign y) over K classes (BFN Eq. 168), one item. Probability
 // space: e_k = theta_k exp(sign y_k - max_j sign y_j), one exp per class and no log (the log-space
-// body costs a log and two exps); log space (log_io): l_k = theta_k + sign y_k - logsumexp.
+// body costs a log and two exps); log space (log_io): l_k = theta_k + sign y_k - logsumexp, as
+// (l_k - max) - log(sum), the twin's log_softmax order (disc_update_elem's).
 template <typename T>
 inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool log_io, T* out, int32_t& flags) {
   int32_t bad = 0;
@@ -54,9 +80,9 @@ inline void disc_update_item(const T* theta, const T* y, int64_t K, T sign, bool
     T sum = T(0);
 #pragma omp simd reduction(+ : sum)
     for (int64_t k = 0; k < K; ++k) sum += fast_exp(theta[k] + sign * y[k] - mx);
-    const T lse = mx + fast_log(sum);
+    const T ls = fast_log(sum);
 #pragma omp simd
-    for (int64_t k = 0; k < K; ++k) out[k] = theta[k] + sign * y[k] - lse;
+    for (int64_t k = 0; k < K; ++k) out[k] = (theta[k] + sign * y[k] - mx) - ls;
     if (bad) flags |= kNonFiniteInput;
     return;
   }
@@ -164,9 +190,10 @@ inline int32_t disc_update_tile(const T* __restrict theta, const T* __restrict y
 
 // The log-space update (log_io) of items [i0, i1) of K classes (K >= 3): l'_k = l_k + sign y_k -
 // log sum_j e^(l_j + sign y_j). One flat vectorised pass writes a = l + sign y and e^a (scratch);
-// per item one sum and one subtraction. No max shift: the sum of e^a is used where it lies in
-// [2^-40, max] (terms that underflowed are then below 1e-26 of it); log-probabilities of tiny
-// classes stay exact, as they are a - lse, not logs of products. Other items are redone by
+// per item one sum and min((a - hi) - lo, 0) with log(sum) = hi + lo (log_parts_normal: no max
+// needed to keep the digits of log-probabilities near 0). No max shift: the sum of e^a is used
+// where it lies in [2^-40, max] (terms that underflowed are then below 1e-26 of it);
+// log-probabilities of tiny classes stay exact, as they are a - lse, not logs of products. Other items are redone by
 // disc_update_item (max-shifted), a tile with invalid input item by item (which flags it).
 // (Before: three per-item passes with a horizontal max, 0.17-0.74x the eager twin.)
 template <typename T>
@@ -203,7 +230,7 @@ inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restri
   // per block of items: the sums, their logs in one vectorised loop (a scalar fast_log per item
   // cost more than the item's sum), the subtractions; odd sums are redone afterwards
   constexpr int64_t kBlock = 256;
-  T lse[kBlock];
+  T lse[kBlock], lse_hi[kBlock];  // log(sum) = lse_hi + lse (the sum first)
   for (int64_t c0 = i0; c0 < i1; c0 += kBlock) {
     const int64_t m = i1 - c0 < kBlock ? i1 - c0 : kBlock;
     for (int64_t i = 0; i < m; ++i) {
@@ -219,13 +246,17 @@ inline int32_t disc_update_tile_log(const T* __restrict theta, const T* __restri
       const T sum = lse[i];
       const int32_t o = int32_t(!(sum >= kMinProductSum<T>)) | int32_t(!(sum <= std::numeric_limits<T>::max()));
       odd |= o;
-      lse[i] = o ? T(NAN) : fast_log(sum);  // NaN marks the items to redo
+      const T lo = log_parts_normal(sum, lse_hi[i]);
+      lse[i] = o ? T(NAN) : lo;  // NaN marks the items to redo
     }
     for (int64_t i = 0; i < m; ++i) {
       T* __restrict o = out + (c0 + i) * K;
-      const T l = lse[i];
+      const T hi = lse_hi[i], lo = lse[i];
 #pragma omp simd
-      for (int64_t k = 0; k < K; ++k) o[k] -= l;
+      for (int64_t k = 0; k < K; ++k) {  // at most 0, which the unshifted sum does not guarantee
+        const T v = (o[k] - hi) - lo;
+        o[k] = v < T(0) ? v : T(0);
+      }
     }
     if (odd)
       for (int64_t i = 0; i < m; ++i)
@@ -243,12 +274,13 @@ inline int32_t disc_update2(const T* theta, T y0, T y1, T sign, T* out) {
   const T w = fast_exp(-fabs(d));
   const int32_t ybad = int32_t(!(y0 - y0 == T(0))) | int32_t(!(y1 - y1 == T(0)));
   if constexpr (log_io) {
-    // logsumexp(a, b) = max + log(1 + e^-|a - b|)
+    // logsumexp(a, b) = max + log(1 + e^-|a - b|), subtracted as (a - max) - log(1 + e^-|a - b|),
+    // the twin's order: a - max is exact, so the larger class keeps the digits of its log-probability
     const T a = t0 + sign * y0, b = t1 + sign * y1;
     const T mx = a > b ? a : b;
-    const T lse = mx + fast_log(T(1) + fast_exp(-(a > b ? a - b : b - a)));
-    out[0] = a - lse;
-    out[1] = b - lse;
+    const T ls = fast_log(T(1) + fast_exp(-(a > b ? a - b : b - a)));
+    out[0] = (a - mx) - ls;
+    out[1] = (b - mx) - ls;
     return -(int32_t(!(t0 <= T(0))) | int32_t(!(t1 <= T(0))) | ybad | int32_t(!(mx > -INFINITY)));
   } else {
   const bool up = d > T(0);

@@ -75,22 +75,22 @@ DIFFREP_TARGET_V4 inline int32_t update_flat(const float* theta, const float* y,
 }
 
 // Log space: out[j] = theta[j] + sign y[j], ex[j] = e^out[j]; nonzero where some theta is not
-// <= 0 (NaN, > 0) or some y is not finite.
+// <= 0 (NaN, > 0) or some y is not finite. One check per vector: theta + 0 y is theta where y is
+// finite and NaN where it is not, and must be <= 0 (ordered); the lanes past e load 0 and pass.
 DIFFREP_TARGET_V4 inline int32_t update_flat_log(const float* theta, const float* y, float sign, int64_t b,
                                                  int64_t e, float* out, float* ex) {
-  __mmask16 bad = 0;
+  __mmask16 good = 0xFFFF;
   const __m512 s = _mm512_set1_ps(sign), zero = _mm512_setzero_ps();
   for (int64_t j = b; j < e; j += 16) {
     const __mmask16 m = tail_mask(e - j);
     const __m512 th = _mm512_maskz_loadu_ps(m, theta + j);
     const __m512 v = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, y + j));
-    bad |= _mm512_mask_cmp_ps_mask(m, th, zero, _CMP_NLE_UQ);                   // not <= 0
-    bad |= _mm512_mask_cmp_ps_mask(m, _mm512_sub_ps(v, v), zero, _CMP_NEQ_UQ);  // inf, NaN
+    good = _mm512_mask_cmp_ps_mask(good, _mm512_fmadd_ps(v, zero, th), zero, _CMP_LE_OQ);
     const __m512 a = _mm512_add_ps(th, v);
     _mm512_mask_storeu_ps(out + j, m, a);
     _mm512_mask_storeu_ps(ex + j, m, exp16(a));
   }
-  return bad ? 1 : 0;
+  return good != 0xFFFF ? 1 : 0;
 }
 
 // (1 + erf(x)) / 2 of 16 lanes: common/fast_math.h's fast_half_one_plus_erf (the same polynomials,
@@ -287,9 +287,13 @@ DIFFREP_TARGET_V4 inline __m512 lane_sums16(const __m512* v) {
 }
 
 // ln x for normal positive x (common/fast_math.h's fast_log without its subnormal, zero, negative
-// and infinite cases, which callers exclude): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
-// ln m = 2 atanh(s), s = (m - 1)/(m + 1), 5 terms of the series (|s| <= 0.1716).
-DIFFREP_TARGET_V4 inline __m512 log16_normal(__m512 x) {
+// and infinite cases, which callers exclude) in two parts, ln x = hi + lo: x = m 2^e with m in
+// [sqrt(1/2), sqrt(2)), hi = e ln2_hi (exact: ln2_hi has 15 significant bits, e at most 8) and
+// lo = e ln2_lo + ln m, ln m = 2 atanh(s), s = (m - 1)/(m + 1), 5 terms of the series (|s| <=
+// 0.1716), so |lo| < 0.35. A log-probability a - ln x is then formed as (a - hi) - lo: a - hi is
+// exact near the largest class (Sterbenz), where a - fl(ln x) rounded to the ulp of ln x
+// (docs/kernels/bfn.md#numerical-safeguards).
+DIFFREP_TARGET_V4 inline __m512 log16_parts_normal(__m512 x, __m512& hi) {
   const __m512i bits = _mm512_castps_si512(x), mant = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFF));
   const __mmask16 big = _mm512_cmpgt_epi32_mask(mant, _mm512_set1_epi32(0x3504F3));  // m > sqrt(2): halve it
   const __m512i bigi = _mm512_maskz_mov_epi32(big, _mm512_set1_epi32(1));
@@ -303,8 +307,9 @@ DIFFREP_TARGET_V4 inline __m512 log16_normal(__m512 x) {
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 5));
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 3));
   p = _mm512_fmadd_ps(p, s2, one);
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(0.693147180559945309417232121458f),
-                         _mm512_mul_ps(_mm512_add_ps(s, s), p));
+  const __m512 ef = _mm512_cvtepi32_ps(e);
+  hi = _mm512_mul_ps(ef, _mm512_set1_ps(0.693145751953125f));
+  return _mm512_fmadd_ps(ef, _mm512_set1_ps(1.42860682030941723212e-6f), _mm512_mul_ps(_mm512_add_ps(s, s), p));
 }
 
 // Which lanes of a vector of per-item sums can be used: sum in [2^-40, max] (disc_update_tile's
@@ -318,11 +323,12 @@ DIFFREP_TARGET_V4 inline __mmask16 usable_sums(__m512 sum) {
 // per item the flat pass's values (update_flat / update_flat_log: theta e^(sign y), or a = theta +
 // sign y with e^a) are written to out and summed in registers, the 16 sums are reduced at once
 // (lane_sums16), then each item is scaled by 1/sum (probability space) or has log(sum) subtracted
-// (log space). The input checks accumulate in vectors (the largest bit pattern of theta, y * 0,
-// which is NaN for inf and NaN) and are tested once. `full`: K is a multiple of 16 (no lane
-// masks); `negate`: the inverse update (sign = -1); `fixed_k`: K known at compile time: 16 (each
-// item one vector, kept in a register until its single store) or 256 (item by item in registers,
-// no group reduction).
+// in two parts (log space: min((a - hi) - lo, 0), log16_parts_normal). The input checks
+// accumulate in registers (probability space: the largest bit pattern of theta, y * 0, which is
+// NaN for inf and NaN; log space: a mask of the lanes where theta + 0 y <= 0, one compare per
+// vector) and are tested once. `full`: K is a multiple of 16 (no lane masks); `negate`: the
+// inverse update (sign = -1); `fixed_k`: K known at compile time: 16 (each item one vector, kept
+// in a register until its single store) or 256 (item by item in registers, no group reduction).
 // Returns -1 when some input is invalid (the caller redoes the 16 items one by one, which flags
 // them), else the mask of items whose sum is not usable (the caller redoes those). Same values as
 // the flat pass + per-item sums of disc_update_tile(_log) up to the order of the additions.
@@ -332,7 +338,7 @@ DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float*
   const __m512 zero = _mm512_setzero_ps();
   __m512 ychk = zero;                      // y * 0: NaN in a lane that saw inf or NaN
   __m512i thbits = _mm512_setzero_si512();  // probability space: largest bits of theta (> 1.0f: invalid)
-  __mmask16 thbad = 0;                     // log space: some theta not <= 0
+  __mmask16 good = 0xFFFF;                 // log space: lanes where every theta + 0 y was <= 0
   struct Chunk {
     __m512 val, e;  // what is stored before the normalisation (theta e^v, or a = theta + v), and the exps
   };
@@ -343,22 +349,26 @@ DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float*
     const __m512 th = full ? _mm512_loadu_ps(th_p) : _mm512_maskz_loadu_ps(m, th_p);
     const __m512 yv = full ? _mm512_loadu_ps(y_p) : _mm512_maskz_loadu_ps(m, y_p);
     const __m512 v = negate ? _mm512_xor_ps(yv, _mm512_set1_ps(-0.0f)) : yv;  // -y, bit-exact
-    ychk = _mm512_fmadd_ps(v, zero, ychk);
     if constexpr (log_io) {
-      thbad = _kor_mask16(thbad, _mm512_cmp_ps_mask(th, zero, _CMP_NLE_UQ));  // 0 in masked lanes
+      // theta + 0 y: theta where y is finite, NaN where not; one compare checks both (0 in masked lanes)
+      good = _mm512_mask_cmp_ps_mask(good, _mm512_fmadd_ps(v, zero, th), zero, _CMP_LE_OQ);
       const __m512 l = _mm512_add_ps(th, v);
       return Chunk{l, full ? exp16(l) : _mm512_maskz_mov_ps(m, exp16(l))};
     } else {
+      ychk = _mm512_fmadd_ps(v, zero, ychk);
       thbits = _mm512_max_epu32(thbits, _mm512_castps_si512(th));
       const __m512 e = _mm512_mul_ps(th, exp16(v));  // 0 in masked lanes
       return Chunk{e, e};
     }
   };
-  const auto finish = [](__m512 val, __m512 f) DIFFREP_TARGET_V4 {
-    return log_io ? _mm512_sub_ps(val, f) : _mm512_mul_ps(val, f);
+  // f: 1/sum, or the high part of log(sum) with g its low part. Log space: at most 0, which the
+  // unshifted sum does not guarantee (its exps and log round either way: a dominant class came out
+  // at +1e-8, an invalid log-probability for the next update)
+  const auto finish = [zero](__m512 val, __m512 f, __m512 g) DIFFREP_TARGET_V4 {
+    return log_io ? _mm512_min_ps(_mm512_sub_ps(_mm512_sub_ps(val, f), g), zero) : _mm512_mul_ps(val, f);
   };
   const auto input_bad = [&]() DIFFREP_TARGET_V4 {
-    return (_mm512_cmp_ps_mask(ychk, ychk, _CMP_UNORD_Q) | thbad |
+    return (_mm512_cmp_ps_mask(ychk, ychk, _CMP_UNORD_Q) | static_cast<__mmask16>(~good) |
             _mm512_cmp_epu32_mask(thbits, _mm512_set1_epi32(0x3F800000), _MM_CMPINT_GT)) != 0;
   };
   if constexpr (fixed_k == 256) {
@@ -379,9 +389,10 @@ DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float*
         odd |= 1 << r;
         continue;
       }
-      const __m512 f = log_io ? log16_normal(_mm512_set1_ps(sum)) : _mm512_set1_ps(1.0f / sum);
+      __m512 f, g = zero;
+      if constexpr (log_io) g = log16_parts_normal(_mm512_set1_ps(sum), f); else f = _mm512_set1_ps(1.0f / sum);
       float* o_r = out + r * K;
-      for (int q = 0; q < 16; ++q) _mm512_storeu_ps(o_r + 16 * q, finish(val[q], f));
+      for (int q = 0; q < 16; ++q) _mm512_storeu_ps(o_r + 16 * q, finish(val[q], f, g));
     }
     return input_bad() ? -1 : odd;
   } else {
@@ -408,21 +419,27 @@ DIFFREP_TARGET_V4 inline int32_t update_group16(const float* theta, const float*
     const __mmask16 odd = static_cast<__mmask16>(~usable_sums(sum));
     // each item's factor broadcast from memory: a load-port operation, where a lane permutation
     // would queue behind lane_sums16's shuffles on the one shuffle port
-    alignas(64) float f[16];
-    _mm512_store_ps(f, log_io ? log16_normal(sum) : _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    alignas(64) float f[16], g[16];
+    if constexpr (log_io) {
+      __m512 hi;
+      _mm512_store_ps(g, log16_parts_normal(sum, hi));
+      _mm512_store_ps(f, hi);
+    } else {
+      _mm512_store_ps(f, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    }
     for (int r = 0; r < 16; ++r) {
-      const __m512 fr = _mm512_set1_ps(f[r]);
+      const __m512 fr = _mm512_set1_ps(f[r]), gr = log_io ? _mm512_set1_ps(g[r]) : zero;
       float* o_r = out + r * K;
       if constexpr (fixed_k == 16) {
-        _mm512_storeu_ps(o_r, finish(val16[r], fr));
+        _mm512_storeu_ps(o_r, finish(val16[r], fr, gr));
         continue;
       }
       for (int64_t k = 0; k < K; k += 16) {
         if constexpr (full) {
-          _mm512_storeu_ps(o_r + k, finish(_mm512_loadu_ps(o_r + k), fr));
+          _mm512_storeu_ps(o_r + k, finish(_mm512_loadu_ps(o_r + k), fr, gr));
         } else {
           const __mmask16 m = tail_mask(K - k);
-          _mm512_mask_storeu_ps(o_r + k, m, finish(_mm512_maskz_loadu_ps(m, o_r + k), fr));
+          _mm512_mask_storeu_ps(o_r + k, m, finish(_mm512_maskz_loadu_ps(m, o_r + k), fr, gr));
         }
       }
     }

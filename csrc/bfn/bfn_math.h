@@ -396,23 +396,6 @@ DIFFREP_HD void disc_update_elem(const T* theta, YFn y_of, int64_t K, T sign, bo
   for (int64_t k = 0; k < K; ++k) out[k] = log_io ? (out[k] - mx) - ls : fast_exp((out[k] - mx) - ls);
 }
 
-// The K = 2 update of disc_update_elem as straight-line code, so that a loop over items (rather
-// than over two classes) vectorises: logsumexp(a, b) = max + log(1 + e^-|a - b|). Returns the
-// error flags (same conditions as disc_update_elem).
-template <typename T>
-DIFFREP_HD int32_t disc_update2(const T* theta, T y0, T y1, T sign, bool log_io, T* out) {
-  const T t0 = theta[0], t1 = theta[1];
-  int32_t bad = (log_io ? !(t0 <= T(0)) | !(t1 <= T(0)) : !(t0 >= T(0) && t0 <= T(1)) | !(t1 >= T(0) && t1 <= T(1))) |
-                !(y0 - y0 == T(0)) | !(y1 - y1 == T(0));
-  const T a = (log_io ? t0 : fast_log(t0)) + sign * y0, b = (log_io ? t1 : fast_log(t1)) + sign * y1;
-  const T mx = a > b ? a : b;
-  bad |= !(mx > -INFINITY);  // both classes at probability 0
-  const T lse = mx + fast_log(T(1) + fast_exp(-(a > b ? a - b : b - a)));
-  out[0] = log_io ? a - lse : fast_exp(a - lse);
-  out[1] = log_io ? b - lse : fast_exp(b - lse);
-  return bad ? int32_t(kNonFiniteInput) : int32_t(0);
-}
-
 // Discretised bin probabilities (BFN Eq. 103-104, `DiscretizedCtsDistribution.probs`).
 // The interior boundaries' split CDFs (v) are written first (a loop without carried dependence),
 // then turned into differences from the top down, the steps s recomputed from the boundaries.

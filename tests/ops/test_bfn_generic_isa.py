@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-FILES = ["test_bfn_cpu_paths.py", "test_bfn_cdf_tails.py"]
+FILES = ["test_bfn_cpu_paths.py", "test_bfn_cdf_tails.py", "test_bfn_log_update_large_logits.py"]
 
 
 @pytest.mark.parametrize("isa", ["v3", pytest.param("v1", marks=pytest.mark.slow)])
