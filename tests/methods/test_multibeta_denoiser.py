@@ -125,6 +125,8 @@ def test_eq19_weighting_and_options():
         assert float(out["loss"]) == pytest.approx(float(want.mean()), rel=1e-12), kw
     m = den(weighting="elbo", max_weight=1e9)
     torch.testing.assert_close(m.weight_inv(i), (s2[i] - s2[i - 1]) / (2 * s2[i - 1]))
+    with pytest.raises(ValueError, match="integer grid indices"):  # all True would index as a mask, not as 1s
+        m.weight_inv(torch.ones(5, dtype=torch.bool))
 
 
 def test_loss_draws_t_from_1_to_N_and_gives_no_gradient_to_the_encoder():
