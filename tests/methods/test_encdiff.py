@@ -370,6 +370,8 @@ def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
     assert len(m.anchor_history) == 1 and m.anchor_history[0]["n_points"] == 24
     assert m.anchor_history[0]["epoch"] == 0
     torch.testing.assert_close(m.dyga.norm_hi, feats0.amax(dim=(0, 2)))   # fitted on the first 24 raw tokens
+    m.loss(data[:8], step=0)                                              # step 0 again (accumulation): no refit
+    assert len(m.anchor_history) == 1
     m.loss(data[:8], step=1)
     assert len(m.anchor_history) == 1
     m.loss(data[:8], step=2)                                              # end of epoch 1: refit on all 40
@@ -382,6 +384,16 @@ def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
     paper.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
     paper.loss(data[:8], step=0)
     assert not bool(paper.dyga.fitted) and paper.anchor_history == []
+    fitted = EncDiff(tiny(first_stage=False, dyga=cfg))                   # anchors already there (a loaded model)
+    fitted.refresh_anchors(data, epoch=3, batch_size=8)
+    fitted.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
+    fitted.loss(data[:8], step=0)
+    assert [h["epoch"] for h in fitted.anchor_history] == [3]
+    each = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2)))
+    each.attach_anchor_data(data, steps_per_epoch=1, batch_size=8)         # one step per epoch, r = 1
+    for step in (0, 1, 1, 2):
+        each.loss(data[:8], step=step)
+    assert [h["epoch"] for h in each.anchor_history] == [1, 2]
 
 
 def test_grids_with_ddim_noise_repeat_under_a_seed_and_share_the_step_noise_across_rows():
@@ -395,6 +407,9 @@ def test_grids_with_ddim_noise_repeat_under_a_seed_and_share_the_step_noise_acro
     again = m.interchange(x, y, units=[0, 1], generator=torch.Generator().manual_seed(3), steps=3)
     assert torch.equal(first, again)
     same = m.interchange(x, x, units=[0, 3], generator=torch.Generator().manual_seed(3), steps=3)
+    assert torch.equal(same[0], same[1])
+    torch.manual_seed(7)  # no generator: the global CPU stream, rewound per row the same way
+    same = m.interchange(x, x, units=[0, 3], steps=3)
     assert torch.equal(same[0], same[1])
     g = torch.Generator().manual_seed(4)
     x_T = torch.randn((2, 3, 16, 16), generator=g)
