@@ -45,7 +45,11 @@ def test_without_a_usable_cuda_backend_the_cuda_test_step_fails_with_the_reason(
     need = subprocess.run(argv, cwd=tmp_path, env={**env, "DIFFREP_GPU_CHECK_NEED_CUDA": "1"}, capture_output=True,
                           text=True, timeout=120)
     assert need.returncode == 3, need.stdout + need.stderr
-    why = diffrep.info()["modules"]["_cuda"]["reason"]
+    # the reason of the diffrep the step imports (python/ first on its path: in a clean clone that tree has no
+    # built _cuda, where the installed one in this process may have one that finds no GPU)
+    why = subprocess.run([sys.executable, "-c", "import diffrep; print(diffrep.info()['modules']['_cuda']['reason'])"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+    assert why
     assert "gpu_check: error: the CUDA backend of diffrep" in need.stdout and why in need.stdout
     assert "is not usable" in load_script("gpu_check")._first_error(need.stdout)  # the report's first-error line
 
