@@ -112,6 +112,9 @@ def test_missing_weights_name_the_variable_and_the_pip_command(monkeypatch, tmp_
     monkeypatch.setenv(I.WEIGHTS_ENV, str(tmp_path / "nope.pt"))
     with pytest.raises(FileNotFoundError, match=r"\$DIFFREP_FID_WEIGHTS = .*nope.pt"):
         I.weights_path()
+    for empty in ("", "  "):  # not "use the default": that would score with another file than the one meant
+        with pytest.raises(ValueError, match="weight path is empty"):
+            I.weights_path(empty)
     (tmp_path / "junk.pt").write_bytes(b"not a network")
     with pytest.raises(ValueError, match="neither a TorchScript archive nor a state dict"):
         I.load_inception(tmp_path / "junk.pt")

