@@ -124,6 +124,15 @@ def indices(values, size: int, name: str) -> list[int]:
     return [index(v, size, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
+def map_style_dataset(value, name: str = "dataset", what: str = ""):
+    """``value`` when it is a map-style dataset (``__len__`` and ``__getitem__``; a str or bytes has both but
+    is a path given by mistake). ``what`` is appended to the message ("of images", ...)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
+        raise TypeError(f"{name} must be a map-style dataset{' ' + what if what else ''} (with __len__ and "
+                        f"__getitem__), got {type(value).__name__}")
+    return value
+
+
 def flag(value, name: str) -> bool:
     """``value`` as a bool (a string such as "no" would read as True)."""
     if not isinstance(value, bool):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .._checks import non_negative_int, positive_int
+from .._checks import map_style_dataset, non_negative_int, positive_int
 from .base import check_flag
 
 __all__ = ["epoch_permutation", "EpochBatchSampler", "make_loader", "seeded_generator", "worker_generator"]
@@ -117,8 +117,7 @@ def make_loader(dataset, batch_size: int, seed: int = 0, epoch: int = 0, shuffle
     Yields ``(images, targets)`` tensors. Call ``loader.sampler.set_epoch(e)`` (and, for datasets
     with dynamic binarisation, ``dataset.set_epoch(e)``) before each epoch; or build one loader per epoch.
     """
-    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-        raise TypeError(f"dataset must be a map-style dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
+    map_style_dataset(dataset)
     non_negative_int(num_workers, "num_workers")  # torch's own check named it only for negative ints
     non_negative_int(start_batch, "start_batch")  # the sampler's message would name its start
     sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last, epoch=epoch, start=start_batch)

@@ -373,8 +373,9 @@ class DisDiff(PretrainedMixin, nn.Module):
         x = self._images(batch_images(batch), "loss", "batch")
         training_step(step)
         x0 = self.to_diffusion_space(x)
-        if x0.dtype in (torch.float16, torch.bfloat16):  # the trainer's autocast (bf16 on a GPU) ran the frozen
-            x0 = x0.float()  # first stage: the forward process, its noise and the loss stay in float32
+        # at least float32: under the trainer's autocast (bf16 on a GPU) the frozen first stage returns bf16, and
+        # the forward process, its noise and the loss stay in float32
+        x0 = x0.to(torch.promote_types(x0.dtype, torch.float32))
         B, dev = x0.shape[0], x0.device
         t = self.schedule.sample_timesteps(B, device=dev, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)

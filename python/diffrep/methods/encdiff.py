@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, indices, positive_int, training_step
+from .._checks import finite_numbers, flag, indices, map_style_dataset, positive_int, training_step
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule
 from ..metrics.pca import pca1_units
@@ -185,8 +185,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         (``steps_per_epoch`` optimiser steps each) from ``dataset`` (Alg. 1; the recipes do this)."""
         positive_int(steps_per_epoch, "steps_per_epoch")
         positive_int(batch_size, "batch_size")
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"dataset must be a map-style dataset, got {type(dataset).__name__}")
+        map_style_dataset(dataset)
         self._anchor_data = (dataset, steps_per_epoch, batch_size)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -215,8 +214,9 @@ class EncDiff(PretrainedMixin, nn.Module):
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
         z0 = self.to_latent(x)
-        if z0.dtype in (torch.float16, torch.bfloat16):  # the trainer's autocast (bf16 on a GPU) ran the frozen
-            z0 = z0.float()  # first stage: the forward process, its noise and the loss stay in float32
+        # at least float32: under the trainer's autocast (bf16 on a GPU) the frozen first stage returns bf16, and
+        # the forward process, its noise and the loss stay in float32
+        z0 = z0.to(torch.promote_types(z0.dtype, torch.float32))
         B = x.shape[0]
         on = draw_device(generator)
         t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device=on).to(x.device)
@@ -251,10 +251,8 @@ class EncDiff(PretrainedMixin, nn.Module):
     def features(self, dataset, *, batch_size: int = 256, aligned: bool = False, limit: int | None = None) -> torch.Tensor:
         """Raw (or, ``aligned``, eval-mode aligned) tokens (n, N, D) of a dataset's images, extractor in eval."""
         positive_int(batch_size, "batch_size")
-        if not isinstance(aligned, bool):  # "no" read as True
-            raise TypeError(f"aligned must be True or False, got {aligned!r}")
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"dataset must be a map-style dataset of images, got {type(dataset).__name__}")
+        flag(aligned, "aligned")
+        map_style_dataset(dataset, what="of images")
         n = len(dataset) if limit is None else min(len(dataset), positive_int(limit, "limit"))
         if n == 0:  # torch.cat of no batches
             raise ValueError("dataset is empty: no images to read features from")

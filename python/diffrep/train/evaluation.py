@@ -32,6 +32,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .._checks import flag
+
 __all__ = ["PeriodicEvaluation", "METRIC_PRESETS", "register_metric_preset", "metric_preset", "fast_preset", "fid_preset"]
 
 MetricFn = Callable[[torch.nn.Module], dict]
@@ -161,9 +163,8 @@ class PeriodicEvaluation:
         for name, fn in metrics.items():
             if not callable(fn):
                 raise TypeError(f"metric {name!r} is not callable")
-        for flag_name, value in (("use_ema", use_ema), ("final", final)):
-            if not isinstance(value, bool):  # "no" would read as True
-                raise TypeError(f"{flag_name} must be True or False, got {value!r}")
+        flag(use_ema, "use_ema")
+        flag(final, "final")
         self.every, self.metrics, self.use_ema, self.final = every, dict(metrics), use_ema, final
 
     @classmethod

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .._checks import non_negative_int, path as _path
+from .._checks import flag, non_negative_int, path as _path
 from ..config import flatten_dict
 
 __all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
@@ -28,9 +28,8 @@ def check_logger_packages(tensorboard: bool = False, wandb: bool = False) -> Non
     without importing it, so the command line can refuse before building anything)."""
     import importlib.util
 
-    for name, value in (("tensorboard", tensorboard), ("wandb", wandb)):
-        if not isinstance(value, bool):  # "no" would read as True and ask for the package
-            raise TypeError(f"{name} must be True or False, got {value!r}")
+    flag(tensorboard, "tensorboard")  # "no" would read as True and ask for the package
+    flag(wandb, "wandb")
     if tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ImportError("train.tensorboard / --report-to tensorboard needs the 'tensorboard' package "
                           "(pip install tensorboard)", name="tensorboard")

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import finite_numbers, flag, path
+from .._checks import finite_numbers, flag, map_style_dataset, path
 from ..diffusion import ChainDivergedError
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -202,8 +202,7 @@ class Trainer:
                           "loss(batch, *, step, generator=None) (diffrep.methods.base)", DeprecationWarning, stacklevel=2)
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError("dataset must be a map-style dataset with __len__ and __getitem__")
+        map_style_dataset(dataset)
         if len(dataset) < config.batch_size:
             raise ValueError(f"dataset has {len(dataset)} examples, fewer than train.batch_size={config.batch_size}")
         self.model, self.dataset, self.config = model, dataset, config
