@@ -18,7 +18,8 @@ Recorded per arm and seed (docs/methods/encdiff.md#validation):
   tokens c~ for the DyGA arm);
 - FactorVAE and DCI disentanglement on the PCA-per-unit codes (the paper's protocol, reduced sizes);
 - condition reliance: Eq. 2 loss with tokens shuffled across the batch over the loss with the true
-  tokens, t uniform in [200, 800);
+  tokens, t uniform in [200, 800); with both losses and, as ``loss_gap``, their difference (shuffled -
+  true; summarised in ``reliance_parts_*``, not gated);
 - anchors per unit at each refresh, and Eq. 5's densities (what drives the number of anchors).
 
 The claim holds at this scale if, on the seed means, DyGA + SD separates attributes better (+0.05),
@@ -65,13 +66,12 @@ def separation(tokens, factors, seed: int) -> dict:
             "clusters_above_psi": fit["clusters_above_psi"], "splits": fit["splits"]}
 
 
-def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
-    import numpy as np
+def train_arm(arm: str, seed: int, steps: int, ds, on_step=None):
+    """Train one arm (seeded model, optimiser, data order and noise); ``on_step(model, n)`` is called
+    after each of the ``n`` = 1..steps optimiser steps (a diagnostic must leave the global RNG as it found
+    it: Skip Dropout and the ResBlock dropout draw from it). Returns (model, losses, train seconds)."""
     import torch
 
-    from diffrep.metrics.dci import dci
-    from diffrep.metrics.pca import pca1_representation, pca1_units
-    from diffrep.metrics.protocols import factor_vae_score
     from diffrep.recipes.encdiff import shapes3d_cpu
     from diffrep.methods.encdiff import EncDiff
 
@@ -98,7 +98,32 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
         losses.append(float(out["loss"].detach()))
-    train_s = time.perf_counter() - t0
+        if on_step is not None:
+            on_step(model, step + 1)
+    return model, losses, time.perf_counter() - t0
+
+
+def reliance_with_gap(model, xb, seed: int, repeats: int) -> dict:
+    """The condition reliance (ratio, which the claim's check reads) and, as a separate field, the
+    absolute gap loss(shuffled tokens) - loss(true tokens): a ratio falls when the true-token loss rises
+    even if shuffling costs as much as before (docs/methods/encdiff.md#validation)."""
+    import torch
+
+    rel = model.condition_reliance(xb, t_range=(200, 800), generator=torch.Generator().manual_seed(seed),
+                                   repeats=repeats)
+    rel["loss_gap"] = rel["loss_shuffled"] - rel["loss_true"]
+    return rel
+
+
+def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
+    import numpy as np
+    import torch
+
+    from diffrep.metrics.dci import dci
+    from diffrep.metrics.pca import pca1_representation, pca1_units
+    from diffrep.metrics.protocols import factor_vae_score
+
+    model, losses, train_s = train_arm(arm, seed, steps, ds)
     model.eval()
     factors = ds.factors
     raw = model.features(ds)
@@ -129,8 +154,7 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     rec["dci_disentanglement"] = float(d["dci_disentanglement"])
     rec["dci_informativeness_test"] = float(d["dci_informativeness_test"])
     xb = ds.images01[torch.from_numpy(order[:256])] * 2 - 1
-    rec["reliance"] = model.condition_reliance(xb, t_range=(200, 800), generator=torch.Generator().manual_seed(seed),
-                                               repeats=2 if quick else 4)
+    rec["reliance"] = reliance_with_gap(model, xb, seed, repeats=2 if quick else 4)
     return rec
 
 
@@ -140,6 +164,20 @@ KEYS = ("separation", "factor_vae", "dci", "reliance")
 def _value(r, key):
     return {"separation": lambda: r["sep_raw"]["separation"], "factor_vae": lambda: r["factor_vae"],
             "dci": lambda: r["dci_disentanglement"], "reliance": lambda: r["reliance"]["reliance"]}[key]()
+
+
+def _reliance_parts(runs) -> dict:
+    """Seed mean/std of the two losses behind the reliance ratio and their gap (shuffled - true), for an
+    arm whose runs all hold both losses (the gap is derived from them where a run predates its field);
+    {} otherwise. Not part of the claim's checks, which read the ratio."""
+    import numpy as np
+
+    rels = [r["reliance"] for r in runs]
+    if not rels or not all("loss_true" in v and "loss_shuffled" in v for v in rels):
+        return {}
+    vals = {"loss_true": [v["loss_true"] for v in rels], "loss_shuffled": [v["loss_shuffled"] for v in rels],
+            "loss_gap": [v.get("loss_gap", v["loss_shuffled"] - v["loss_true"]) for v in rels]}
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in vals.items()}
 
 
 def summarize(runs, arms) -> dict:
@@ -163,6 +201,10 @@ def summarize(runs, arms) -> dict:
         if "baseline" in vals:
             vals["deltas_vs_baseline"] = {arm: {k: v[k] - vals["baseline"][k] for k in KEYS}
                                           for arm, v in list(vals.items()) if arm != "baseline"}
+    parts = {arm: _reliance_parts([r for r in runs if r["arm"] == arm]) for arm in summary}
+    parts = {arm: v for arm, v in parts.items() if v}
+    part_deltas = {arm: {k: parts[arm][k][0] - parts["baseline"][k][0] for k in parts[arm]}
+                   for arm in parts if arm != "baseline"} if "baseline" in parts else {}
     checks = {}
     if "baseline" in summary and "dyga_sd" in summary:
         b, d = summary["baseline"], summary["dyga_sd"]
@@ -175,7 +217,9 @@ def summarize(runs, arms) -> dict:
             "setting": "pixel space 16x16, procedural Shapes3D sub-grid (5120 images), recipe encdiff/shapes3d-cpu",
             "summary_mean_std": summary, "std": "population (ddof=0) over the seeds each arm has",
             "seeds_per_arm": {arm: sorted(r["seed"] for r in runs if r["arm"] == arm) for arm in summary},
-            "deltas_vs_baseline": deltas, "checks": checks, "claim_holds": bool(checks) and all(checks.values()),
+            "deltas_vs_baseline": deltas,
+            "reliance_parts_mean_std": parts, "reliance_parts_deltas_vs_baseline": part_deltas,
+            "checks": checks, "claim_holds": bool(checks) and all(checks.values()),
             "per_seed": dict(sorted(per_seed.items(), key=lambda kv: int(kv[0])))}
 
 

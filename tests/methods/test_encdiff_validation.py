@@ -102,3 +102,85 @@ def test_combining_an_earlier_combined_record_with_new_seeds(tmp_path):
         mod.combine([str(tmp_path / "c.json"), str(tmp_path / "q.json")], str(tmp_path / "y.json"))
     with pytest.raises(SystemExit):
         mod.main(["--note", "x", "--out", str(tmp_path / "z.json")])
+
+
+def test_reliance_parts_summary_holds_both_losses_and_their_gap():
+    """The losses behind the reliance ratio and their gap, per arm (hand values); the gap is derived from
+    the two losses for a run recorded before the field; arms whose runs lack the losses are left out; the
+    claim's checks are unchanged (they read the ratio)."""
+    mod = _load()
+
+    def run(arm, seed, true, shuf, gap=True):
+        r = _run(arm, seed, 0.2, 0.5, 0.3, shuf / true)
+        r["reliance"].update(loss_true=true, loss_shuffled=shuf)
+        if gap:
+            r["reliance"]["loss_gap"] = shuf - true
+        return r
+
+    runs = [run("baseline", 0, 0.05, 0.15), run("baseline", 1, 0.07, 0.13, gap=False),
+            run("sd", 0, 0.08, 0.14), run("sd", 1, 0.08, 0.12), _run("dyga", 0, 0.2, 0.5, 0.3, 2.0)]
+    out = mod.summarize(runs, ["baseline", "sd", "dyga"])
+    parts = out["reliance_parts_mean_std"]
+    assert set(parts) == {"baseline", "sd"}
+    assert parts["baseline"]["loss_true"] == pytest.approx((0.06, 0.01))
+    assert parts["baseline"]["loss_gap"] == pytest.approx((0.08, 0.02))  # gaps 0.10 and 0.06 (derived)
+    assert parts["sd"]["loss_gap"] == pytest.approx((0.05, 0.01))  # gaps 0.06 and 0.04
+    assert out["reliance_parts_deltas_vs_baseline"]["sd"] == pytest.approx(
+        {"loss_true": 0.02, "loss_shuffled": -0.01, "loss_gap": -0.03})
+    # the ratio means: baseline (3 + 13/7) / 2, sd (1.75 + 1.5) / 2
+    assert out["summary_mean_std"]["sd"]["reliance"][0] == pytest.approx(1.625)
+    assert out["summary_mean_std"]["baseline"]["reliance"][0] == pytest.approx((3 + 13 / 7) / 2)
+
+
+def test_trace_reliance_with_skip_dropout_on_matches_eval_when_nothing_drops():
+    """trace_dyga_reliance.reliance_parts with the Skip Dropout layers in training mode: at rate 0 it is
+    EncDiff.condition_reliance draw for draw; at rate 0.2 the true-token loss changes, and the global RNG
+    (which the masks draw from) is left as it was, so a traced run trains as an untraced one."""
+    import torch
+
+    from diffrep.methods.encdiff import EncDiff
+    from diffrep.nn.unet import SkipDropout
+    from diffrep.recipes.encdiff import cpu_model
+
+    trace = load_script("trace_dyga_reliance")
+    torch.manual_seed(0)
+    m = EncDiff(cpu_model(conditioning="none", num_units=3, token_dim=4))
+    with torch.no_grad():  # the zero-initialised convs would make the output ignore the skips (and tokens)
+        for mod in m.unet.modules():
+            if isinstance(mod, torch.nn.Conv2d) and not mod.weight.any():
+                mod.weight.normal_(0, 0.05)
+    drops = [d for d in m.modules() if isinstance(d, SkipDropout)]
+    assert len(drops) == 4  # the 16 and 8 px decoder skips of the CPU U-Net
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    ref = m.condition_reliance(x, generator=torch.Generator().manual_seed(3), repeats=2)
+    for d in drops:
+        d.rate = 0.0
+    same = trace.reliance_parts(m, x, seed=3, repeats=2, skip_dropout_on=True)
+    assert same == pytest.approx(ref, rel=1e-6, abs=0)
+    for d in drops:
+        d.rate = 0.2
+    state = torch.get_rng_state()
+    on = trace.reliance_parts(m, x, seed=3, repeats=2, skip_dropout_on=True)
+    assert torch.equal(torch.get_rng_state(), state) and m.training
+    assert on["loss_true"] != pytest.approx(ref["loss_true"], rel=1e-4)
+    with pytest.raises(ValueError, match="t_range"):
+        trace.reliance_parts(m, x, t_range=(0, 2000), skip_dropout_on=True)
+
+
+@pytest.mark.parametrize("argv, text", [(["--every", "0"], "--steps and --every must be positive, got 700 and 0"),
+                                        (["--arms", "nosuch"], "invalid choice: 'nosuch'"),
+                                        (["--out", "{tmp}/kept.json"], "--out {tmp}/kept.json exists")])
+def test_trace_script_refuses_bad_input_with_a_message(argv, text, tmp_path, capsys):
+    """A wrong argument is argparse's one-line message (exit 2, no traceback), before any training; an
+    existing record is kept."""
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "new.json")]
+    with pytest.raises(SystemExit) as exc:
+        load_script("trace_dyga_reliance").main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert text.replace("{tmp}", str(tmp_path)) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"] and kept.read_text() == "{}"
