@@ -21,6 +21,10 @@ def test_validate_dyga_runs_and_records_every_quantity(tmp_path):
         assert 0 <= r["sep_raw"]["separation"] <= 1 and 0 <= r["factor_vae"] <= 1
         assert 0 <= r["dci_disentanglement"] <= 1 and r["reliance"]["reliance"] > 0
         assert len(r["sep_raw"]["anchors"]) == 10
+        rel = r["reliance"]  # the ratio the check reads and, not gated, the gap of its two losses
+        assert rel["reliance"] == pytest.approx(rel["loss_shuffled"] / rel["loss_true"])
+        assert rel["loss_gap"] == pytest.approx(rel["loss_shuffled"] - rel["loss_true"])
+    assert set(rec["reliance_parts_mean_std"]) == {"baseline", "dyga_sd"}
     dy = rec["runs"][1]
     assert len(dy["anchor_history"]) == 1 and dy["anchor_history"][0]["epoch"] == 1     # 160 steps per epoch
     s = rec["summary_mean_std"]
