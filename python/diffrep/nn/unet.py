@@ -57,7 +57,7 @@ class UNetConfig(Config):
     skip_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0  # rate 1 - p of DyGA Eq. 7; 0 disables
     skip_dropout_placement: Literal["paper", "reference_code", "all", "explicit"] = "paper"  # which skips get skip_dropout
     skip_dropout_resolutions: tuple[int, ...] = ()  # used with placement="explicit"
-    skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; False: Eq. 7, x (1-rate) in eval
+    skip_dropout_rescale: bool = True  # inverted dropout x 1/(1-rate), as DyGA's code; False: Eq. 7 as printed
     num_outputs: Literal[1, 2] = 1  # 2: the output split in two (e.g. mean and log-sigma)
     norm_eps: Annotated[float, Gt(0)] = 1e-5  # GroupNorm epsilon (ADM 1e-5; the original DDPM code 1e-6)
     time_embed_flip_sin_to_cos: bool = True  # timestep embedding [cos, sin] (ADM); False: [sin, cos] (DDPM code)
@@ -120,11 +120,11 @@ class UNetConfig(Config):
 
 class SkipDropout(nn.Module):
     """Channel dropout on a skip feature (DyGA Eq. 7): s~ = s * m, m_c ~ Bernoulli(1 - rate) per
-    (sample, channel), broadcast over H x W. ``rescale`` (default, the authors' code): inverted dropout,
-    the kept channels divided by 1 - rate in training and the identity in eval. ``rescale=False`` (Eq. 7
-    as printed): no division in training, and in eval the skip times 1 - rate, the test-time rule of the
-    dropout the paper cites (Srivastava et al. 2014), so that the eval network sees the skip at the scale
-    it was trained on (E[m] = 1 - rate) in both conventions."""
+    (sample, channel), broadcast over H x W. Identity in eval mode (the issue's contract, and the
+    authors' code). ``rescale`` (default, the authors' code): inverted dropout, the kept channels
+    divided by 1 - rate in training, so the eval network sees the skip at its training mean.
+    ``rescale=False`` is Eq. 7 as printed: no division, so eval skips are 1 / (1 - rate) larger than
+    their training mean; kept for comparison only (docs/methods/dyga.md#skip-dropout-eq-7)."""
 
     def __init__(self, rate: float, rescale: bool = True):
         super().__init__()
@@ -135,11 +135,9 @@ class SkipDropout(nn.Module):
         self.rate, self.rescale = rate, rescale
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        keep = 1.0 - self.rate
-        if self.rate == 0 or (not self.training and self.rescale):
+        if not self.training or self.rate == 0:
             return s
-        if not self.training:
-            return s * keep
+        keep = 1.0 - self.rate
         m = torch.bernoulli(torch.full((s.shape[0], s.shape[1], 1, 1), keep, device=s.device, dtype=s.dtype))
         return s * m / keep if self.rescale else s * m
 
