@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +149,27 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+#: the build folder of the build step (per Python version: the extension is built for one), apart from the
+#: project's default build/{wheel_tag}
+BUILD_DIR = ROOT / "build" / f"gpu_check-cp{sys.version_info[0]}{sys.version_info[1]}"
+#: written into BUILD_DIR after a build that passed
+BUILT_MARK = ".gpu_check_built"
+
+
+def reset_failed_build(build_dir: Path | None = None) -> bool:
+    """Before the build step: where the last build in ``build_dir`` did not pass (no ``BUILT_MARK``), remove its
+    CMake cache and CMakeFiles, so that a rerun after a fix configures afresh: CMake keeps the compiler it found
+    (or failed to identify) in its cache, and a rerun with the cause fixed would fail the same way. After a build
+    that passed, everything is kept (a rebuild after a kernel fix recompiles what changed). True if it reset."""
+    build_dir = build_dir or BUILD_DIR
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.exists() or (build_dir / BUILT_MARK).exists():
+        return False
+    cache.unlink()
+    shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+    return True
+
+
 #: a step that exits with this code says nothing after it can run (diffrep does not import: a failed build, or
 #: --no-build on a machine where it was never installed): the rest of the plan is reported as not run, not failed
 #: one by one at a torch import each
@@ -189,11 +211,15 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
         # every core for nvcc: CMake's Makefile generator builds one file at a time unless told (ninja needs no hint)
         jobs = [] if os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") else [f"CMAKE_BUILD_PARALLEL_LEVEL={os.cpu_count() or 1}"]
         # no network: pip must never wait on an index (its version check, a lookup); -v streams CMake's and nvcc's
-        # lines (the step's progress, and the compiler's own error in the report when the build fails)
+        # lines (the step's progress, and the compiler's own error in the report when the build fails). Its own
+        # build folder (BUILD_DIR, reset after a failed build by reset_failed_build) and the architecture as a
+        # CMake definition: CUDAARCHS only seeds a fresh CMake cache, a -D also replaces a cached value
+        define_arch = [f"-Ccmake.define.CMAKE_CUDA_ARCHITECTURES={arch}"] if arch else []
         steps.append(Step("build", ["env", *env_arch, *jobs, "DIFFREP_CUDA=" + ("OFF" if dry_run else "ON"),
                                     "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INDEX=1",
-                                    *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", "-v", str(ROOT))],
-                          300, estimate_s=90))
+                                    *_py("-m", "pip", "install", "--no-build-isolation", "--no-deps", "-v",
+                                         f"-Cbuild-dir={BUILD_DIR}", *define_arch, str(ROOT))],
+                          300, estimate_s=120))  # its longest file, csrc/bfn/bfn_cpu.cpp, took 87 s of one CPU core
     steps.append(Step("build report", _py("-c", f"import sys, gpu_check; sys.exit(gpu_check.build_report({not dry_run}))"),
                       20, "" if dry_run else "the CUDA backend is usable: the built module has an image for this GPU", 6,
                       env={"PYTHONPATH": str(ROOT / "scripts")}))
@@ -382,6 +408,10 @@ def run_step(step: Step, scale: float, env: dict, deadline: float | None = None,
     try:
         proc.wait(timeout=limit)
         status = "pass" if proc.returncode == 0 else f"fail (exit {proc.returncode})"
+        try:  # what the step left running in its group (a worker, a daemon) would hold the GPU and the pipe
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         try:  # a process stuck in the driver may outlive SIGKILL for a while: the run goes on without it
@@ -743,8 +773,14 @@ def main(argv=None) -> int:
             if stop:
                 results.append(not_run(s, stop))
                 continue
+            if s.name == "build":
+                if reset_failed_build():
+                    print(f"[gpu_check] the last build in {BUILD_DIR} failed: its CMake cache is removed", flush=True)
+                (BUILD_DIR / BUILT_MARK).unlink(missing_ok=True)
             results.append(run_step(s, args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0), env, deadline,
                                     echo=True))
+            if s.name == "build" and results[-1]["status"] == "pass" and BUILD_DIR.is_dir():
+                (BUILD_DIR / BUILT_MARK).touch()
             if results[-1].get("stop"):
                 stop = f"{s.name} says nothing after it can run"
             write(report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0, facts=facts,

@@ -70,6 +70,7 @@ def test_a_failed_build_reports_the_compiler_error_and_stops_what_cannot_run(gc,
                                             f"(ModuleNotFoundError)'); sys.exit({gc.STOP_RC})")
     bench = _step(gc, "bench guidance", "print('never')")
     monkeypatch.setattr(gc, "preflight", lambda env: H100)
+    monkeypatch.setattr(gc, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [failing, report_step, bench])
     assert gc.main(["--out", str(tmp_path)]) == 1
     rows = _rows(_report(tmp_path))
@@ -83,6 +84,34 @@ def test_a_failed_build_reports_the_compiler_error_and_stops_what_cannot_run(gc,
     assert gc._first_error("[ 40%] Building CUDA object\ncsrc/bfn/bfn_cuda.cu(12): error: identifier \"x\" is "
                            "undefined\nerror: subprocess-exited-with-error\n") == \
         'csrc/bfn/bfn_cuda.cu(12): error: identifier "x" is undefined'
+
+
+def test_a_failed_builds_cmake_cache_is_reset_before_the_next_build(gc, tmp_path, monkeypatch):
+    """CMake caches the compiler it found or failed to identify: a rerun after the cause is fixed would fail the
+    same way. After a failed build (no mark) the cache goes; after one that passed, nothing is touched."""
+    plan = gc.plan
+    build = tmp_path / "build"
+    (build / "CMakeFiles" / "3.25.1").mkdir(parents=True)
+    (build / "CMakeCache.txt").write_text("CMAKE_CUDA_COMPILER:FILEPATH=/broken/nvcc\n")
+    (build / "CMakeFiles" / "3.25.1" / "CMakeCUDACompiler.cmake").write_text("")
+    (build / "build.ninja").write_text("")
+    assert gc.reset_failed_build(build)
+    assert sorted(p.name for p in build.iterdir()) == ["build.ninja"]
+    assert not gc.reset_failed_build(build)  # nothing cached: nothing to do
+    (build / "CMakeCache.txt").write_text("")
+    (build / gc.BUILT_MARK).write_text("")
+    assert not gc.reset_failed_build(build) and (build / "CMakeCache.txt").exists()
+    # main: the mark goes before the build step and comes back only when it passes
+    monkeypatch.setattr(gc, "BUILD_DIR", build)
+    monkeypatch.setattr(gc, "preflight", lambda env: H100)
+    for code, marked in (("print('built')", True), ("import sys; sys.exit(1)", False)):
+        monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build, code=code: [_step(gc, "build", code)])
+        gc.main(["--out", str(tmp_path / "out")])
+        assert (build / gc.BUILT_MARK).exists() == marked
+    # the step's own folder, and the architecture as a CMake definition (CUDAARCHS seeds a fresh cache only)
+    argv = plan(dry_run=False, arch="90", build=True)[0].argv
+    assert f"-Cbuild-dir={gc.BUILD_DIR}" in argv and "-Ccmake.define.CMAKE_CUDA_ARCHITECTURES=90" in argv
+    assert "CUDAARCHS=90" in argv and argv[-1] == str(gc.ROOT)
 
 
 def test_the_build_report_stops_the_run_when_diffrep_does_not_import(gc, monkeypatch, capsys):
@@ -240,3 +269,12 @@ def test_a_steps_output_is_echoed_as_it_comes_and_a_long_one_keeps_its_first_err
     kept = gc._excerpt(long, gc._first_error(long))
     assert "x.cu(3): error: boom" in kept and kept.endswith("[ 50%] building") and len(kept) < 14000
     assert gc._excerpt("short", "") == "short"
+
+
+def test_what_a_step_leaves_running_is_ended_with_it(gc):
+    """A step whose process exits with a child still running in its group (a loader worker, a daemon): the child
+    would hold the GPU and the output pipe; it is killed with the group, and the run goes on at once."""
+    code = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            "print('parent done')")
+    r = gc.run_step(_step(gc, "leaver", code), 1.0, {})
+    assert r["status"] == "pass" and r["output"] == "parent done\n" and r["seconds"] < 8
