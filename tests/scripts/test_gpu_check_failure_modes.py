@@ -79,8 +79,13 @@ def test_a_failed_build_reports_the_compiler_error_and_stops_what_cannot_run(gc,
                                 "(try_compile): Failed to generate test project build system.")
     assert rows["build report"][0] == f"fail (exit {gc.STOP_RC})"
     assert rows["bench guidance"][:3] == ["not run", "0.0", "build report says nothing after it can run"]
-    # pip's wrapper lines are the first error only where nothing else names one; an nvcc error is found
+    # pip's wrapper lines are the first error only where nothing else names one (without -v pip prints its wrapper
+    # first, the build's output after it); an nvcc error is found
     assert gc._first_error("  error: subprocess-exited-with-error\n  note: x\n") == "error: subprocess-exited-with-error"
+    quiet = ("  error: subprocess-exited-with-error\n  x Building wheel for diffrep did not run successfully.\n"
+             "      CMake Error at CMakeLists.txt:66 (enable_language):\n        No CMAKE_CUDA_COMPILER could be found.\n\n")
+    assert gc._first_error(quiet) == ("CMake Error at CMakeLists.txt:66 (enable_language): No CMAKE_CUDA_COMPILER could "
+                                      "be found.")
     assert gc._first_error("[ 40%] Building CUDA object\ncsrc/bfn/bfn_cuda.cu(12): error: identifier \"x\" is "
                            "undefined\nerror: subprocess-exited-with-error\n") == \
         'csrc/bfn/bfn_cuda.cu(12): error: identifier "x" is undefined'
@@ -195,6 +200,12 @@ def test_a_torch_without_kernels_for_the_card_stops_before_the_build(gc, tmp_pat
         raise RuntimeError("CUDA error: no kernel image is available for execution on the device\nCUDA kernel "
                            "errors might be asynchronously reported")
 
+    real_arange = torch.arange
+    # the tiny op's answer is checked: a GPU that runs it gives 2 * (0 + ... + 1023), a broken one anything else
+    monkeypatch.setattr(torch, "arange", lambda n, device=None, dtype=None: real_arange(n, dtype=dtype))
+    assert gc.gpu_facts()["problem"] is None
+    monkeypatch.setattr(torch, "arange", lambda n, device=None, dtype=None: torch.ones(n, dtype=dtype))
+    assert gc.gpu_facts()["problem"] == "a tiny torch op on the GPU gave 2048.0, not 1047552"
     monkeypatch.setattr(torch, "arange", no_image)
     facts = gc.gpu_facts()
     monkeypatch.undo()
