@@ -180,6 +180,13 @@ def test_dry_run_writes_a_report_with_every_step_passing(tmp_path, monkeypatch, 
     # the CUDA test step collected the CUDA tests only (they skip here) and ran none of the CPU suite
     tests = text.split("## CUDA tests")[1].split("\n## ")[0]
     assert re.search(r"\d+ skipped, \d+ deselected", tests) and "test_hddc_cuda.py" in tests
+    # the target patterns read the benches' own tables (a drifted layout would read 0 rows: 'not measured' on the
+    # GPU); the metric kernels' CUDA rows exist on a GPU only
+    outputs = {name: text.split(f"\n## {name}\n")[1].split("```\n", 1)[1].split("\n```")[0] for name in gc.TABLES}
+    read = gc.table_rows(outputs)
+    assert all(read[name] > 0 for name in gc.TABLES if name != "bench metric kernels"), read
+    bfn_rows = [line for line in outputs["bench BFN"].splitlines() if re.match(r"[a-z_]+ .* cpu ", line)]
+    assert read["bench BFN"] == len(bfn_rows) == 22  # every op at K = 2, 16 and 256 (the "log" rows too)
 
 
 def test_step_limit_and_first_error_are_reported(tmp_path, monkeypatch):
@@ -197,14 +204,15 @@ def test_step_limit_and_first_error_are_reported(tmp_path, monkeypatch):
     assert gc._first_error("all\nfine\n") == "fine" and gc._first_error("") == "(no output)"
 
 
-def test_without_a_gpu_the_real_run_refuses_with_a_message(capsys):
+def test_without_a_gpu_the_real_run_refuses_with_a_message(tmp_path, capsys):
     gc = _load()
     import torch
 
     if torch.cuda.is_available():
         return
-    assert gc.main(["--no-build"]) == 2
+    assert gc.main(["--no-build", "--out", str(tmp_path)]) == 2  # the preflight, in its own process, sees no GPU
     assert "no CUDA device" in capsys.readouterr().err
+    assert "Stopped before any step: no CUDA device" in next(tmp_path.glob("gpu_check_no-gpu_*.md")).read_text()
     for bad, msg in ((["--jobs", "2"], "needs --dry-run"), (["--dry-run", "--jobs", "0"], "must be >= 1")):
         with pytest.raises(SystemExit) as e:
             gc.main(bad)
@@ -217,6 +225,7 @@ def test_targets_are_read_from_the_bench_tables():
            "continuous_flow                   -    1.6e+07     cuda      0.129      0.116      9.9x     9.2x  2000.0     81% \n"
            "discrete_update                   2    1.6e+07     cuda      0.129      0.116      4.9x     5.2x  1500.0     64% \n"
            "discrete_update                  16    1.6e+07     cuda      0.129      0.116      4.9x     5.2x  1500.0     10% \n"
+           "discrete_update log               2    1.6e+07     cuda      0.129      0.116      4.9x     5.2x  1400.0     60% \n"
            "discretised_cts_loss fwd+bwd    256    1.6e+07     cuda      9.315    100.308     10.8x    10.3x     0.0      1%\n"
            "discretised_cts_loss fwd+bwd     16    1.0e+06     cuda      3.108      7.679      8.5x     2.4x     0.1      1%\n")
     mmd = ("rbf    biased      4096  32     cuda      0.32      0.93     7.0x      0.08       1.4\n"
@@ -225,12 +234,36 @@ def test_targets_are_read_from_the_bench_tables():
     rows = {t: (m, v) for t, m, v in gc.targets({"bench BFN": bfn, "bench MMD": mmd, "bench HDDC": hddc,
                                                   "bench HDDC argv": "bench_hddc.py --U 20 --n 100000"})}
     copy = next(v for t, v in rows.items() if "copy bandwidth" in t)
-    assert copy == ("lowest 64% (discrete_update, K=2)", "missed")  # K = 16 is not an elementwise row
+    assert copy == ("lowest 60% (discrete_update log, K=2)", "missed")  # K = 16 is not an elementwise row
     assert next(v for t, v in rows.items() if "discretised loss" in t) == ("lowest 8.5x (K=16, 1.0e+06)", "missed")
     assert next(v for t, v in rows.items() if "MMD" in t) == ("lowest 6.2x (imq unbiased)", "met")
     assert next(v for t, v in rows.items() if "HDDC" in t) == ("0.84 s", "met")
     empty = gc.targets({})
-    assert len(empty) == 7 and all(v == "not measured" for _, _, v in empty)
+    assert len(empty) == 9 and all(v == "not measured" for _, _, v in empty)
+
+
+def test_guidance_and_sami_targets_are_read_from_their_tables():
+    """The rows as bench_guidance.py and bench_sami_step.py print them (their format strings, GPU sizes)."""
+    gc = _load()
+    guid = ("  S     B     D    dtype  backend  fused ms  eager ms  speedup\n"
+            "  1   512   256  float32     cuda     0.050     0.400     8.0x\n"
+            "  1   512   256  float64     cuda     0.090     0.450     5.0x\n"
+            "  8   512   256  float32     cuda     0.300     0.270     0.9x\n"
+            "  8   512   256  float64     cuda     0.500     1.000     2.0x\n")
+    sami = ("model          B  S  step fused   step ref  ratio   g fused    g ref\n"
+            "disks-cpu     32  1       4.1ms      4.3ms   1.05     0.1ms    0.3ms\n"
+            "halfunet64    32  4      20.0ms     19.0ms   0.95     0.4ms    1.1ms\n")
+    rows = {t: (m, v) for t, m, v in gc.targets({"bench guidance": guid, "bench SAMI step": sami})}
+    g = next(v for t, v in rows.items() if t.startswith("guidance fused vs autograd"))
+    assert g == ("S=1 float32 8.0x, S=1 float64 5.0x, S=8 float32 0.9x, S=8 float64 2.0x (cuda)", "missed")
+    assert next(v for t, v in rows.items() if t.startswith("SAMI")) == (
+        "disks-cpu B=32 S=1: 4.1 vs 4.3 ms (x1.05); halfunet64 B=32 S=4: 20.0 vs 19.0 ms (x0.95)", "recorded (no number set)")
+    fast = {t: v for t, _, v in gc.targets({"bench guidance": guid.replace("0.9x", "1.1x")})}
+    assert next(v for t, v in fast.items() if t.startswith("guidance")) == "met"
+    # the dry run's sizes are not the target's: not measured, however fast
+    small = {t: v for t, _, v in gc.targets({"bench guidance": guid.replace("  512   256", "   16     8")})}
+    assert next(v for t, v in small.items() if t.startswith("guidance")) == "not measured"
+    assert gc.table_rows({"bench guidance": guid, "bench SAMI step": sami})["bench guidance"] == 4
 
 
 def test_generation_and_metric_kernel_targets_are_read_from_their_tables():
@@ -342,11 +375,11 @@ def test_the_report_is_on_disk_after_every_step(tmp_path, monkeypatch):
     run_step = gc.run_step
     seen = []
 
-    def cut_off_at_second(step, scale, env):
+    def cut_off_at_second(step, scale, env, deadline=None, echo=False):
         if step is second:  # what the first step left on disk when the second starts
             seen.extend(p.read_text() for p in tmp_path.glob("*.md"))
             raise _CutOff
-        return run_step(step, scale, env)
+        return run_step(step, scale, env, deadline, echo)
 
     monkeypatch.setattr(gc, "run_step", cut_off_at_second)
     with pytest.raises(_CutOff):

@@ -126,8 +126,9 @@ def test_the_real_run_on_a_gpu_machine_whose_build_is_unusable_reports_why(tmp_p
     diffrep has no usable CUDA backend: the architecture is read from the GPU, the report is named for it,
     and the build report step fails with the reason."""
     gc = load_script("gpu_check")
-    monkeypatch.setattr(gc, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (9, 0))
+    monkeypatch.setattr(gc, "preflight", lambda env: {"gpu": "NVIDIA H100 80GB HBM3", "capability": [9, 0],
+                                                      "torch": "2.11.0+cu130", "torch_cuda": "13.0",
+                                                      "arch_list": ["sm_90"], "problem": None})
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "python"))
     assert gc.main(["--no-build", "--only", "build report", "--out", str(tmp_path)]) == 1
     report = next(tmp_path.glob("gpu_check_nvidia-h100-80gb-hbm3_*.md")).read_text()
