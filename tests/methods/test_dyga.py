@@ -564,3 +564,37 @@ def test_compat_fit_is_the_codes_fit_on_the_codes_normalisation_with_the_seeded_
     assert a.fit(feats, epoch=2)["n_points"] == n // 10
     b.fit(feats, epoch=2)
     assert torch.equal(a.means, b.means) and not torch.equal(a.means, m.means)
+
+
+def test_mixture_maths_ignores_the_trainers_bf16_autocast():
+    """Under bf16 autocast (the trainer's default on CUDA; CPU autocast casts matmuls the same way) the
+    HDDC cost's projection would round to 8 bits, and ||e||^2 - sum u^2 then cancels: before the fix
+    MAP anchors and aligned tokens moved on these ReLU token clusters. Fit, assignment and alignment
+    must equal their float32 results exactly."""
+    g = torch.Generator().manual_seed(0)
+    units, d, n = 2, 32, 1000
+    centres = torch.randn(units, 12, d, generator=g) * 2 + 1
+    lab = torch.randint(0, 12, (units, n), generator=g)
+    feats = (torch.gather(centres, 1, lab[..., None].expand(-1, -1, d))
+             + 0.3 * torch.randn(units, n, d, generator=g)).relu().permute(1, 0, 2).contiguous()
+    cfg = DyGAConfig(num_units=units, token_dim=d, p_arbitrary=0.0, max_split_passes=1, max_iter=10)
+    ref = DyGA(cfg)
+    ref.fit(feats)
+    c = feats[:300]
+    ref.eval()
+    want_k, want_c = ref.assign(c), ref(c)
+    ref.train()
+    ref.config = DyGAConfig(**{**cfg.to_dict(), "assignment": "argmax"})
+    want_train = ref(c)
+    m = DyGA(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m.fit(feats)
+        for name, buf in ref.named_buffers():
+            assert torch.equal(buf, dict(m.named_buffers())[name]), name
+        assert m.last_fit["density_max"] == ref.last_fit["density_max"]        # Eq. 5 on the fit's responsibilities
+        m.eval()
+        assert torch.equal(m.assign(c), want_k)
+        torch.testing.assert_close(m(c), want_c, rtol=0, atol=0)
+        m.train()
+        m.config = ref.config
+        torch.testing.assert_close(m(c), want_train, rtol=0, atol=0)

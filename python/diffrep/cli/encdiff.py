@@ -131,7 +131,8 @@ def _run(args) -> int:
             arrays["factors"] = np.asarray(f)
         np.savez(out, **arrays)
     elif args.verb == "sample":
-        pool = _images(ds, idx[: max(n, 64)], model, device)
+        # a pool of at least 64 dataset images to draw the n conditions from (with replacement)
+        pool = _images(ds, torch.randperm(len(ds), generator=g)[: max(n, 64)].tolist(), model, device)
         bank = model.tokens(pool, aligned=False)
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
         save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)

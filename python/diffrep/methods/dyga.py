@@ -13,6 +13,7 @@ any (B, N, D) latent-unit features (docs/methods/dyga.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -39,6 +40,16 @@ def draw_device(generator: torch.Generator | None) -> torch.device:
     every device; on a GPU generator's own GPU (torch refuses a CUDA generator for a CPU draw: the trainer's
     sample grids and the FID image source seed one on the model's device)."""
     return torch.device("cpu") if generator is None else generator.device
+
+
+def _full_precision(t: torch.Tensor):
+    """Autocast off on ``t``'s device. The HDDC cost (Eq. 3) subtracts the signal-subspace energy from
+    ||x - mu||^2 and divides the rest by the small noise variance b: under the trainer's bf16 autocast
+    (CUDA) the projection matmul rounds to 8 bits and the cancellation moves log-densities by thousands,
+    which changed about one MAP anchor in six on ReLU-squashed 32-d token clusters. Mixture maths runs
+    in float32."""
+    dev = t.device.type
+    return torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else contextlib.nullcontext()
 
 
 def _assign(logits, tau, assignment, generator):
@@ -83,6 +94,13 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
         assignment = "gumbel" if gumbel else "hard"
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
+    with _full_precision(features):
+        return _align(mixture, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise,
+                      anchors, stats)
+
+
+def _align(mixture, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise, anchors,
+           stats):
     c = features.transpose(0, 1)                                   # (U, B, d)
     x = c
     if normalise is not None:
@@ -268,6 +286,10 @@ class DyGA(nn.Module):
         self._check(features, "features", "n", finite=True)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        with _full_precision(features):
+            return self._fit(features, epoch)
+
+    def _fit(self, features, epoch):
         cfg = self.config
         t0 = time.perf_counter()
         feats = features.detach().to(torch.float32)
@@ -399,8 +421,9 @@ class DyGA(nn.Module):
         self._check(c, "c", finite=True)
         if not bool(self.fitted):
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
-        x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
-        return self.mixture.labels(x.transpose(0, 1).to(self.means.dtype)).T
+        with _full_precision(c):
+            x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
+            return self.mixture.labels(x.transpose(0, 1).to(self.means.dtype)).T
 
     def _batch_normalise(self, c):
         lo = c.detach().amin(dim=(0, 2))
@@ -419,7 +442,7 @@ class DyGA(nn.Module):
         V.nonempty("c", c)
         V.finite("c", c)  # the alignment's kernels would refuse it as "x"
         if cfg.compat == "dis-dis":
-            return self._align_code(c)
+            return self._align_code(c)    # no matmul for autocast to lower: labels from a Cholesky solve
         assignment = cfg.assignment if self.training else "hard"
         self.last_align = {}
         lo = self.norm_lo

@@ -279,8 +279,7 @@ class EncDiff(PretrainedMixin, nn.Module):
             raise ValueError("this EncDiff has no DyGA (conditioning is not 'dyga')")
         compat = self.dyga.config.compat == "dis-dis"
         feats = self.features(dataset, batch_size=batch_size, aligned=compat, limit=limit)
-        with torch.autocast(feats.device.type, enabled=False):
-            stats = self.dyga.fit(feats.float(), epoch=epoch)
+        stats = self.dyga.fit(feats, epoch=epoch)          # in float32, autocast off (DyGA.fit)
         self.anchor_history.append(stats)
         return stats
 
