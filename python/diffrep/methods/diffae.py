@@ -266,7 +266,8 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     def _need_stats(self, who: str) -> None:
         if not bool(self.z_stats_fitted):
             raise ValueError(f"DiffAE.{who}: the z_sem statistics are not fitted; call fit_latent_stats(encode(train images)) "
-                             "after training the autoencoder")
+                             "after training the autoencoder (from the command line: train stage 2, which fits them: "
+                             "diffrep train RECIPE --config RUN/config.yaml --model.stage latent --autoencoder_path RUN/final)")
 
     def latent_loss(self, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> dict:
         """DiffAE Eq. 10: E ||eps_omega(z_t, t) - eps||_1 with z_t noised from the standardised z_sem."""

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
+from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
@@ -176,6 +176,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.register_buffer("pca_mean", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_components", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
+        self._anchor_data = None  # (dataset, steps_per_epoch, batch_size): attach_anchor_data
+        self._last_refresh_step = -1
         self._apply_stage()
 
     # -- stages --------------------------------------------------------------------------------
@@ -262,8 +264,11 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def fit_code_pca(self, x: torch.Tensor) -> None:
-        """Fit PCA(1) per unit on the units of images ``x`` (DisDiff's evaluation; :func:`diffrep.metrics.pca.pca1_units`)."""
+        """Fit PCA(1) per unit on the units of images ``x`` (at least 2; DisDiff's evaluation;
+        :func:`diffrep.metrics.pca.pca1_units`)."""
         units = self.encode_units(x)
+        if units.shape[0] < 2:  # one image has no spread: its "component" would be an arbitrary axis
+            raise ValueError(f"DisDiff.fit_code_pca needs at least 2 images, got {units.shape[0]}")
         _, mean, comp = pca1_units(units, return_components=True)
         self.pca_mean.copy_(mean.to(self.pca_mean))
         self.pca_components.copy_(comp.to(self.pca_components))
@@ -277,6 +282,44 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
+    def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
+        """Make ``loss`` refresh the DyGA anchors (Alg. 2, :meth:`refresh_anchors` on every image of
+        ``dataset``) after every ``dyga.refresh_every``-th epoch of disentangling, an epoch being
+        ``steps_per_epoch`` optimiser steps (DyGA Alg. 1; :func:`diffrep.recipes.disdiff.build` does this).
+        Without it nothing fits the anchors during training and the alignment stays the identity."""
+        if self.dyga is None:
+            raise ValueError("DisDiff.attach_anchor_data: this model has no DyGA (set DisDiffConfig.dyga)")
+        positive_int(steps_per_epoch, "steps_per_epoch")
+        positive_int(batch_size, "batch_size")
+        map_style_dataset(dataset, what="of images")
+        if len(dataset) < 2:
+            raise ValueError(f"DisDiff.attach_anchor_data: the anchors are fitted on the dataset's images; it has {len(dataset)}")
+        self._anchor_data = (dataset, steps_per_epoch, batch_size)
+
+    def _refresh_at(self, step: int) -> None:
+        """The end of every r-th disentangling epoch (the steps before ``pretrain_steps`` train eps_theta):
+        refit the anchors on the whole attached dataset, read in batches."""
+        ds, spe, bs = self._anchor_data
+        done = step - self.config.pretrain_steps  # disentangling steps already taken
+        if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
+            return
+        dev = self.pca_mean.device
+        batches = [torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
+                   for s in range(0, len(ds), bs)]
+        self._fit_anchors(batches, done // spe)
+        self._last_refresh_step = step
+
+    @torch.no_grad()
+    def _fit_anchors(self, batches, epoch: int) -> dict:
+        was = self.training
+        self.eval()  # the encoder's units as the metrics read them (no dropout)
+        try:
+            units = torch.cat([self.encode_units(x) for x in batches])
+        finally:
+            self.train(was)
+        with torch.autocast(units.device.type, enabled=False):  # a bf16 encoder under the trainer's autocast
+            return self.dyga.fit(units.to(torch.promote_types(units.dtype, torch.float32)), epoch=epoch)
+
     @torch.no_grad()
     def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
         """DyGA anchor selection (Alg. 2) on the encoder's raw units of images ``x`` (the training set,
@@ -287,13 +330,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:  # encode checks the rest per batch
             raise ValueError(f"DisDiff.refresh_anchors: x must be a non-empty batch of images [N, C, H, W], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        was = self.training
-        self.eval()
-        try:
-            units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
-        finally:
-            self.train(was)
-        return self.dyga.fit(units, epoch=epoch)
+        return self._fit_anchors([x[i:i + 256] for i in range(0, x.shape[0], 256)], epoch)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
@@ -318,8 +355,10 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def _check_units(self, units, batch):
         c = self.config
-        if not isinstance(units, torch.Tensor) or units.shape != (batch, c.num_units, c.unit_dim):
-            raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {getattr(units, 'shape', None)}")
+        if not isinstance(units, torch.Tensor):  # "must have shape [0, N, D], got None" named neither
+            raise TypeError(f"units must be a tensor [B, {c.num_units}, {c.unit_dim}], got {type(units).__name__}")
+        if units.shape != (batch, c.num_units, c.unit_dim):
+            raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {tuple(units.shape)}")
         return check_code(units, "units")
 
     def _check_xt(self, x_t, t, who):
@@ -384,6 +423,8 @@ class DisDiff(PretrainedMixin, nn.Module):
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
+        if self._anchor_data is not None and step is not None and self.training:
+            self._refresh_at(step)
         units = self.encode_units(x)
         eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
