@@ -336,7 +336,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
         if not bool(self.pca_fitted):
             raise ValueError("DisDiff.encode: the per-unit PCA is not fitted; call fit_code_pca(images) first "
-                             "(or read the raw units with encode_units)")
+                             "(or read the raw units with encode_units; diffrep eval --model and diffrep encode: "
+                             "--calibrate fit_code_pca; a study: eval.calibrate)")
         u = self.encode_units(x)
         return ((u - self.pca_mean) * self.pca_components).sum(-1)
 
