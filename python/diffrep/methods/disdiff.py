@@ -151,6 +151,8 @@ class DisDiff(PretrainedMixin, nn.Module):
     """``encode(x)`` = PCA-1 per unit [B, N] (after :meth:`fit_code_pca`); ``encode_units(x)`` = [B, N, unit_dim]."""
 
     config_class = DisDiffConfig
+    # the method encode needs first (its PCA-1 per unit): a study's eval.calibrate, diffrep eval --calibrate
+    encode_calibration = "fit_code_pca"
 
     def __init__(self, config: DisDiffConfig):
         super().__init__()
