@@ -16,6 +16,7 @@ from diffrep.methods.disdiff import DisDiff
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
 from diffrep.recipes import diffae as RA
 from diffrep.recipes import disdiff as RD
+from diffrep.recipes import infodiffusion as RI
 
 
 def _stage1(tmp_path):
@@ -91,3 +92,20 @@ def test_disdiff_dyga_recipe_attaches_the_training_set_for_the_anchor_refits():
     assert isinstance(model, DisDiff) and model.dyga is not None
     data, steps_per_epoch, _ = model._anchor_data
     assert data is ds and steps_per_epoch == len(ds) // cfg.train.batch_size  # 5120 // 16
+
+
+@pytest.mark.parametrize("recipe, override, text", [
+    (RA.shapes3d_cpu, {"model.latent_dim": 16}, "set latent_dim, encoder.latent_dim and unet.latent_dim together"),
+    (RI.shapes3d_cpu, {"model.latent_dim": 16}, "set latent_dim, encoder.latent_dim and unet.latent_dim together"),
+    (RD.shapes3d_cpu, {"model.num_units": 5}, "= 40, got 48 (set encoder.latent_dim with num_units and unit_dim)"),
+])
+def test_a_code_size_override_names_the_fields_that_go_with_it(recipe, override, text):
+    # the first message named one field only; a newcomer fixed it and met the next one
+    with pytest.raises(ConfigError, match=r"model\.encoder\.latent_dim") as exc:
+        apply_overrides(recipe(), override)
+    assert text in str(exc.value)
+    n = override.get("model.latent_dim", 40)
+    fixed = {**override, "model.encoder.latent_dim": n}
+    if recipe is not RD.shapes3d_cpu:
+        fixed["model.unet.latent_dim"] = n
+    assert apply_overrides(recipe(), fixed).model.encoder.latent_dim == n

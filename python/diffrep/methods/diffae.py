@@ -159,7 +159,8 @@ class DiffAEConfig(Config):
 
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim:
-            raise ConfigError("encoder.latent_dim", f"must equal latent_dim={self.latent_dim}, got {self.encoder.latent_dim}")
+            raise ConfigError("encoder.latent_dim", f"must equal latent_dim={self.latent_dim}, got {self.encoder.latent_dim} "
+                              "(z_sem's size: set latent_dim, encoder.latent_dim and unet.latent_dim together)")
         check_encoder_decoder(self.encoder, self.unet, self.latent_dim, "diffae", "diffae_unet")
         if not 1 <= self.sample_steps <= self.schedule.num_timesteps:
             raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")

@@ -112,7 +112,7 @@ class DisDiffConfig(Config):
     def validate(self) -> None:
         if self.encoder.latent_dim != self.num_units * self.unit_dim:
             raise ConfigError("encoder.latent_dim", f"must be num_units * unit_dim = {self.num_units * self.unit_dim}, "
-                              f"got {self.encoder.latent_dim}")
+                              f"got {self.encoder.latent_dim} (set encoder.latent_dim with num_units and unit_dim)")
         u = self.unet
         if u.latent_dim or u.context_dim or u.num_outputs != 1 or u.in_channels != u.out_channels:
             raise ConfigError("unet", "the pre-trained model is an unconditional epsilon predictor (latent_dim=0, "
