@@ -306,13 +306,14 @@ class DisDiff(PretrainedMixin, nn.Module):
         if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
             return
         dev = self.pca_mean.device
-        batches = [torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
-                   for s in range(0, len(ds), bs)]
+        batches = (torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
+                   for s in range(0, len(ds), bs))  # read one at a time: the whole set need not fit in memory
         self._fit_anchors(batches, done // spe)
         self._last_refresh_step = step
 
     @torch.no_grad()
     def _fit_anchors(self, batches, epoch: int) -> dict:
+        """DyGA's fit (Alg. 2) on the raw units of the image batches ``batches`` (an iterable), encoder in eval mode."""
         was = self.training
         self.eval()  # the encoder's units as the metrics read them (no dropout)
         try:
