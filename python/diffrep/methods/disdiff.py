@@ -439,7 +439,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         w = c.effective_dis_weight
         if w > 0 and c.num_units > 1:
             concept = torch.randint(0, c.num_units, (B,), generator=generator, device=dev)
-            dl = self.disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
+            dl = self._disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
             loss = loss + w * dl
             out["disentangling"] = dl.detach()
         out["loss"] = loss
@@ -457,8 +457,22 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def disentangling_loss(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, g_c: torch.Tensor,
                            units: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
-        """L_d (module docstring, item 5) for the sampled units ``concept`` [B] with their shifts
-        ``g_c`` [B, C, H, W]; ``units`` [B, N, unit_dim] the codes of the clean images."""
+        """L_d (module docstring, item 5) for the sampled units ``concept`` [B] (integers in [0, N)) with their
+        shifts ``g_c`` [B, C, H, W]; ``eps`` the frozen prediction at (x_t, t), the shape of ``x_t``; ``units``
+        [B, N, unit_dim] the codes of the clean images."""
+        who = "DisDiff.disentangling_loss"
+        x_t = self._check_xt(x_t, t, "disentangling_loss")
+        eps = check_noise(eps, tuple(x_t.shape), x_t.dtype, who, "eps")
+        g_c = check_noise(g_c, tuple(x_t.shape), x_t.dtype, who, "g_c")
+        units = self._check_units(units, x_t.shape[0])
+        n = self.config.num_units
+        if (not isinstance(concept, torch.Tensor) or concept.dtype.is_floating_point or concept.dtype == torch.bool
+                or tuple(concept.shape) != (x_t.shape[0],) or int(concept.min()) < 0 or int(concept.max()) >= n):
+            raise ValueError(f"{who}: concept must be an integer tensor [{x_t.shape[0]}] of units in [0, {n}), got "
+                             f"{concept.tolist() if isinstance(concept, torch.Tensor) and concept.numel() <= 8 else type(concept).__name__}")
+        return self._disentangling_loss(x_t, t, eps, g_c, units, concept.to(device=x_t.device, dtype=torch.long))
+
+    def _disentangling_loss(self, x_t, t, eps, g_c, units, concept):  # unchecked: the objective's own call
         c = self.config
         s = self.schedule
         x0_hat = s.eps_to_x0(x_t, t, eps).detach()
