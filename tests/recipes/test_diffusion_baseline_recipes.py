@@ -14,6 +14,7 @@ from diffrep.config import ConfigError, apply_overrides
 from diffrep.methods.diffae import DiffAE
 from diffrep.methods.disdiff import DisDiff
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
+from diffrep.nn.vq import VQAutoencoder, VQAutoencoderConfig
 from diffrep.recipes import diffae as RA
 from diffrep.recipes import disdiff as RD
 from diffrep.recipes import infodiffusion as RI
@@ -109,3 +110,17 @@ def test_a_code_size_override_names_the_fields_that_go_with_it(recipe, override,
     if recipe is not RD.shapes3d_cpu:
         fixed["model.unet.latent_dim"] = n
     assert apply_overrides(recipe(), fixed).model.encoder.latent_dim == n
+
+
+def test_disdiff_pretrained_unet_of_other_settings_is_named(tmp_path):
+    pre = DisDiff(RD.shapes3d_cpu_pretrain().model).save_pretrained(tmp_path / "pre")
+    cfg = apply_overrides(dataclasses.replace(RD.shapes3d_cpu(), pretrained_path=str(pre)),
+                          {"model.unet.model_channels": 8})
+    # was "the pre-trained U-Net's config differs from DisDiffConfig.unet", no field named
+    with pytest.raises(ValueError, match=r"differs from DisDiffConfig.unet: unet.model_channels: 16 \(this model's: 8\)$"):
+        RD.build(cfg)
+    m = DisDiff(RD.shapes3d_cpu().model)
+    vq = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=3,
+                                           embed_dim=3, n_embed=16, num_groups=8))
+    with pytest.raises(ValueError, match="a VQ autoencoder was given, but this DisDiff runs in pixel space"):
+        m.load_pretrained_diffusion(m.unet, vq)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
-from ..config import Config, ConfigError, Ge, Gt, Lt
+from ..config import Config, ConfigError, Ge, Gt, Lt, config_to_dict, flatten_dict
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -68,6 +68,14 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     alpha = schedule.alphas.double()
     return -alpha.sqrt() * (1 - ab_prev) / (1 - ab).sqrt(), -(1 - ab).sqrt()
+
+
+def _differences(given, wanted, section: str) -> str:
+    """The fields of two configs that differ, as ``section.field: given (the model's: wanted)``: which setting of
+    the pre-training run to repeat (or which override to drop)."""
+    a, b = flatten_dict(config_to_dict(given)), flatten_dict(config_to_dict(wanted))
+    diff = [f"{section}.{k}: {a.get(k)!r} (this model's: {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+    return "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
 
 
 @dataclasses.dataclass
@@ -224,11 +232,16 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise TypeError(f"load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, got "
                             f"{type(first_stage).__name__}")
         if unet.config != self.config.unet:
-            raise ValueError("the pre-trained U-Net's config differs from DisDiffConfig.unet")
+            raise ValueError(f"the pre-trained U-Net's config differs from DisDiffConfig.unet: "
+                             f"{_differences(unet.config, self.config.unet, 'unet')}")
         self.unet.load_state_dict(unet.state_dict())
         if first_stage is not None:
-            if self.first_stage is None or first_stage.config != self.config.first_stage:
-                raise ValueError("the VQ autoencoder's config differs from DisDiffConfig.first_stage")
+            if self.first_stage is None:
+                raise ValueError("load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff runs in pixel "
+                                 "space (DisDiffConfig.first_stage is None)")
+            if first_stage.config != self.config.first_stage:
+                raise ValueError(f"the VQ autoencoder's config differs from DisDiffConfig.first_stage: "
+                                 f"{_differences(first_stage.config, self.config.first_stage, 'first_stage')}")
             self.first_stage.load_state_dict(first_stage.state_dict())
 
     # -- spaces --------------------------------------------------------------------------------
