@@ -314,6 +314,23 @@ def main(argv=None) -> int:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.swap_pairs < 1:
         p.error("--swap-pairs must be at least 1")
+    # checked before anything trains: each of these failed only after the earlier methods' minutes of training
+    if not 1 <= args.eval_steps <= 1000:  # the three CPU recipes' schedules have T = 1000
+        p.error(f"--eval-steps must be in [1, 1000] (DDIM steps of a 1000-step schedule), got {args.eval_steps}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    disdiff_only = [f"--{k.replace('_', '-')}" for k in ("pretrain_steps", "disentangle_steps", "save_dir", "recon_loss",
+                                                         "load_model", "partial_out", "load_pretrained")
+                    if getattr(args, k) is not None]
+    if disdiff_only and "disdiff" not in args.methods:
+        p.error(f"{', '.join(disdiff_only)}: DisDiff only (its training and swap measurement); add disdiff to --methods")
+    if args.load_model and (args.load_pretrained or args.pretrain_steps or args.disentangle_steps):
+        p.error("--load-model evaluates a saved model without training: drop --load-pretrained, --pretrain-steps and "
+                "--disentangle-steps")
+    for flag, folder in (("--load-model", args.load_model), ("--load-pretrained", args.load_pretrained)):
+        if folder and not (Path(folder) / "config.json").is_file():
+            hint = f" (a run folder: give {Path(folder) / 'final'})" if (Path(folder) / "final" / "config.json").is_file() else ""
+            p.error(f"{flag} {folder}: not a saved model folder (no config.json){hint}")
     if Path(args.out).exists() and not args.overwrite:
         p.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
 

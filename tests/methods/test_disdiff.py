@@ -192,3 +192,40 @@ def test_one_run_pretrains_then_disentangles():
     assert "reconstruction" in late
     late["loss"].backward()
     assert all(p.grad is None for p in m.unet.parameters()) and m.encoder.mean_head[-1].weight.grad is not None
+
+
+def test_code_pca_needs_two_images_and_units_must_be_a_tensor():
+    m = DisDiff(DisDiffConfig(sample_steps=2))
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with pytest.raises(ValueError, match="fit_code_pca needs at least 2 images, got 1"):  # fitted an arbitrary axis
+        m.fit_code_pca(x[:1])
+    assert not bool(m.pca_fitted)
+    m.fit_code_pca(x[:2])  # two images: the component is the direction between their units
+    u = m.encode_units(x[:2]).double()
+    d = u[1] - u[0]
+    comp = m.pca_components.double()
+    torch.testing.assert_close((comp * d).sum(-1).abs(), d.norm(dim=-1), rtol=1e-4, atol=1e-6)
+    with pytest.raises(TypeError, match=r"units must be a tensor \[B, 4, 8\], got list"):  # was "shape [0, 4, 8], got None"
+        m.decode([[0.0] * 8] * 4, num_steps=2)
+
+
+def test_disentangling_loss_checks_its_inputs():
+    """A public method: a unit index out of range was torch's "Target 9 is out of bounds" from the cross-entropy."""
+    m = _model()
+    x = _images(2)
+    t = torch.tensor([10, 500])
+    eps, units = torch.zeros_like(x), m.encode_units(x)
+    ok = m.disentangling_loss(x, t, eps, eps, units, torch.tensor([0, 3]))
+    assert ok.dim() == 0 and math.isfinite(ok.item())
+    for concept in (torch.tensor([0, 4]), torch.tensor([-1, 0]), torch.tensor([0.0, 1.0]), torch.tensor([0]), [0, 1]):
+        with pytest.raises(ValueError, match=r"DisDiff.disentangling_loss: concept must be an integer tensor \[2\] "
+                                             r"of units in \[0, 4\)"):
+            m.disentangling_loss(x, t, eps, eps, units, concept)
+    with pytest.raises(ValueError, match=r"DisDiff.disentangling_loss: g_c must have shape \(2, 3, 16, 16\)"):
+        m.disentangling_loss(x, t, eps, eps[:, :1], units, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"DisDiff.disentangling_loss: eps holds NaN"):
+        m.disentangling_loss(x, t, eps * float("nan"), eps, units, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"t must have shape \[2\]"):
+        m.disentangling_loss(x, t[:1], eps, eps, units, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"units must have shape \[2, 4, 8\]"):
+        m.disentangling_loss(x, t, eps, eps, units[:, :3], torch.tensor([0, 1]))

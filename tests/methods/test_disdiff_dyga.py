@@ -47,3 +47,58 @@ def test_dyga_shape_must_match_the_units():
         DisDiffConfig(dyga=DyGAConfig(num_units=10, token_dim=32))
     with pytest.raises(ValueError, match="no DyGA"):
         DisDiff(DisDiffConfig()).refresh_anchors(torch.zeros(4, 3, 16, 16))
+
+
+def test_training_refits_the_anchors_after_every_r_epochs_of_disentangling():
+    """DyGA Alg. 1 through attach_anchor_data (what recipes.disdiff.build does for a DyGA model): no fit during
+    pre-training or the first epochs; a refit at the end of every refresh_every-th epoch of disentangling."""
+    torch.manual_seed(0)
+    data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    dyga = DyGAConfig(num_units=4, token_dim=8, n_components=2, max_components=4, min_mass=2.0, refresh_every=2)
+    m = DisDiff(DisDiffConfig(dyga=dyga, shift_skip_dropout=0.2, sample_steps=2, pretrain_steps=2))
+    m.attach_anchor_data([(img, 0) for img in data], 2, batch_size=3)  # epochs of 2 steps: a refit every 4 steps
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+    m.train()
+    refits = []
+    for step in range(11):
+        before = {k: v.clone() for k, v in m.dyga.state_dict().items()}
+        opt.zero_grad()
+        m.loss(data[:4], step=step, generator=torch.Generator().manual_seed(step))["loss"].backward()
+        opt.step()  # the weights move every step, so every refit changes the anchors
+        if any(before[k].shape != v.shape or not torch.equal(before[k], v) for k, v in m.dyga.state_dict().items()):
+            refits.append(step)
+    # steps 0, 1 pre-train; at step s, s - 2 disentangling steps are done: a refit when that is a positive multiple of 4
+    assert refits == [6, 10]
+
+
+def test_anchor_refits_equal_an_independent_fit_on_the_training_images():
+    torch.manual_seed(0)
+    data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m = DisDiff(_cfg())
+    m.attach_anchor_data([(img, 0) for img in data], 1, batch_size=3)
+    m.train()
+    ref = DyGA(m.config.dyga)
+    m.eval()
+    with torch.no_grad():
+        ref.fit(m.encode_units(data), epoch=1)
+    m.train()
+    assert not bool(m.dyga.fitted)
+    m.loss(data[:2], step=0, generator=torch.Generator().manual_seed(0))  # the first epoch: no fit
+    assert not bool(m.dyga.fitted)
+    m.loss(data[:2], step=1, generator=torch.Generator().manual_seed(0))  # refit, before this step's update
+    got, want = m.dyga.state_dict(), ref.state_dict()
+    assert got.keys() == want.keys()
+    for k in got:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+
+
+def test_attach_anchor_data_errors():
+    with pytest.raises(ValueError, match="no DyGA"):
+        DisDiff(DisDiffConfig()).attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 1)
+    m = DisDiff(_cfg())
+    with pytest.raises(TypeError, match="map-style dataset of images"):
+        m.attach_anchor_data("images/", 1)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        m.attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 0)
+    with pytest.raises(ValueError, match="has 1"):
+        m.attach_anchor_data([torch.zeros(3, 16, 16)], 1)

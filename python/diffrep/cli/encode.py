@@ -16,6 +16,7 @@ import json
 import sys
 
 from ._common import add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output
+from .eval import add_calibrate_flags
 
 
 def register(sub) -> None:
@@ -33,6 +34,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="RandomState seed of the factor draws")
     p.add_argument("--batch-size", type=int, default=256, help="encoder batch size")
     p.add_argument("--item-format", default="pm1", help="image format the encoder takes (default pm1)")
+    add_calibrate_flags(p)
     add_weights_flag(p)
     add_device_flag(p)
     add_threads_flag(p)
@@ -42,8 +44,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from .eval import encode_dataset
+    from .eval import check_calibrate_flags, encode_dataset
 
+    check_calibrate_flags(args)
+    calibrate = args.calibrate or ""
+    calibrate_images = 1000 if args.calibrate_images is None else args.calibrate_images
     out = str(args.out)
     if not out.endswith(".npz"):
         raise ValueError(f"--out {out}: give a file name ending in .npz (numpy would append it otherwise)")
@@ -51,11 +56,13 @@ def run(args) -> int:
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
                             args.weights, args.item_format, args.root, args.source, args.device, args.pool,
-                            verb="diffrep encode")
+                            verb="diffrep encode", calibrate=calibrate, calibrate_images=calibrate_images)
     settings, weights, model_dir = arrays.pop("_settings"), arrays.pop("_weights"), arrays.pop("_model_dir")
     meta = {"model": model_dir, "weights": weights, "dataset": settings["dataset"],
             "dataset_options": settings["options"], "pool": settings["pool"], "seed": args.seed,
             "num_train": args.num_train, "num_test": args.num_test, "item_format": args.item_format}
+    if calibrate:
+        meta.update(calibrate=calibrate, calibrate_images=calibrate_images)
     np.savez(path, **arrays, meta=np.array(json.dumps(meta, default=str)))
     print(f"wrote {len(arrays['codes'])} + {len(arrays['codes_test'])} codes of width {arrays['codes'].shape[1]} "
           f"({weights} weights of {model_dir}) on {settings['dataset']} to {path}", file=sys.stderr)

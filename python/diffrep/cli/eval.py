@@ -64,6 +64,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="--model: encoder batch size (default 256)")
     add_weights_flag(p)
     p.add_argument("--item-format", default=None, help="--model: image format the encoder takes (default pm1)")
+    add_calibrate_flags(p)
     add_device_flag(p)
     add_threads_flag(p)
     p.add_argument("--metrics", default=",".join(DEFAULT),
@@ -81,7 +82,7 @@ def register(sub) -> None:
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "auto", item_format: str = "pm1", root=None,
                    source: str = "auto", device: str = "auto", pool: int | None = None, *,
-                   verb: str = "diffrep eval") -> dict:
+                   verb: str = "diffrep eval", calibrate: str = "", calibrate_images: int = 1000) -> dict:
     """:func:`diffrep.recipes.encode.encode_dataset` under the CLI's conventions: ``model_dir`` a run,
     checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked;
     ``verb`` the command that names itself in the fallback note (``diffrep encode`` calls this too)."""
@@ -92,7 +93,7 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
         return found, resolve_weights(found, w, verb)
 
     return encode(model_dir, dataset, num_train, num_test, seed, batch_size, weights, item_format, root, source,
-                  resolve_device(device), pool, locate=locate)
+                  resolve_device(device), pool, locate=locate, calibrate=calibrate, calibrate_images=calibrate_images)
 
 
 def compute(path, metrics, *args, **kwargs):
@@ -128,7 +129,25 @@ def format_result(result, fmt: str) -> str:
 
 # flags that only --model reads (their defaults), refused with --codes: the codes are computed already, and
 # they were ignored without a word
-MODEL_ONLY = {"pool": None, "num_train": 10000, "num_test": 5000, "seed": 0, "batch_size": 256, "item_format": "pm1"}
+MODEL_ONLY = {"pool": None, "num_train": 10000, "num_test": 5000, "seed": 0, "batch_size": 256, "item_format": "pm1",
+              "calibrate": "", "calibrate_images": 1000}
+
+
+def add_calibrate_flags(p) -> None:
+    """``--calibrate NAME`` and ``--calibrate-images N`` of ``diffrep eval --model`` and ``diffrep encode``: what a
+    study's ``eval.calibrate`` does (docs/study.md, "Calibration"), for a model whose ``encode`` needs statistics
+    of the data first (DisDiff: ``--calibrate fit_code_pca``)."""
+    p.add_argument("--calibrate", default=None, metavar="METHOD",
+                   help="--model: call the model's METHOD(images) on --calibrate-images images of the dataset before "
+                        "encoding, as a study's eval.calibrate (DisDiff: fit_code_pca, its per-unit PCA codes)")
+    p.add_argument("--calibrate-images", type=int, default=None, metavar="N",
+                   help="--model: images for --calibrate, factor rows from RandomState(--seed + 1) (default 1000)")
+
+
+def check_calibrate_flags(args) -> None:
+    """``--calibrate-images`` alone did nothing; say so."""
+    if args.calibrate_images is not None and not args.calibrate:
+        raise ValueError("--calibrate-images applies with --calibrate METHOD (e.g. --calibrate fit_code_pca)")
 
 
 def codes_source(args):
@@ -151,6 +170,8 @@ def run(args) -> int:
         if given:
             raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --model only; "
                              f"--codes reads codes already computed")
+    if getattr(args, "calibrate_images", None) is not None:
+        check_calibrate_flags(args)
     for k, default in MODEL_ONLY.items():
         if getattr(args, k, None) is None:
             setattr(args, k, default)
@@ -168,7 +189,8 @@ def run(args) -> int:
     settings = None
     if args.model is not None:
         src = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
-                             args.weights, args.item_format, args.root, args.source, args.device, args.pool)
+                             args.weights, args.item_format, args.root, args.source, args.device, args.pool,
+                             calibrate=args.calibrate, calibrate_images=args.calibrate_images)
         settings = src.pop("_settings")
         args.weights = src.pop("_weights")
         src.pop("_model_dir")
@@ -182,6 +204,8 @@ def run(args) -> int:
         result.meta.update(model=args.model, dataset=settings["dataset"], dataset_options=settings["options"],
                            pool=settings["pool"], seed=args.seed, num_train=args.num_train, num_test=args.num_test,
                            weights=args.weights)
+        if args.calibrate:
+            result.meta.update(calibrate=args.calibrate, calibrate_images=args.calibrate_images)
     print(format_result(result, fmt))
     if out_path is not None:
         with open(out_path, "w") as fh:

@@ -159,7 +159,8 @@ class DiffAEConfig(Config):
 
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim:
-            raise ConfigError("encoder.latent_dim", f"must equal latent_dim={self.latent_dim}, got {self.encoder.latent_dim}")
+            raise ConfigError("encoder.latent_dim", f"must equal latent_dim={self.latent_dim}, got {self.encoder.latent_dim} "
+                              "(z_sem's size: set latent_dim, encoder.latent_dim and unet.latent_dim together)")
         check_encoder_decoder(self.encoder, self.unet, self.latent_dim, "diffae", "diffae_unet")
         if not 1 <= self.sample_steps <= self.schedule.num_timesteps:
             raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")
@@ -266,7 +267,8 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     def _need_stats(self, who: str) -> None:
         if not bool(self.z_stats_fitted):
             raise ValueError(f"DiffAE.{who}: the z_sem statistics are not fitted; call fit_latent_stats(encode(train images)) "
-                             "after training the autoencoder")
+                             "after training the autoencoder (from the command line: train stage 2, which fits them: "
+                             "diffrep train RECIPE --config RUN/config.yaml --model.stage latent --autoencoder_path RUN/final)")
 
     def latent_loss(self, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> dict:
         """DiffAE Eq. 10: E ||eps_omega(z_t, t) - eps||_1 with z_t noised from the standardised z_sem."""

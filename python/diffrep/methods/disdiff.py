@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
-from ..config import Config, ConfigError, Ge, Gt, Lt
+from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
+from ..config import Config, ConfigError, Ge, Gt, Lt, config_to_dict, flatten_dict
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -68,6 +68,14 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     alpha = schedule.alphas.double()
     return -alpha.sqrt() * (1 - ab_prev) / (1 - ab).sqrt(), -(1 - ab).sqrt()
+
+
+def _differences(given, wanted, section: str) -> str:
+    """The fields of two configs that differ, as ``section.field: given (the model's: wanted)``: which setting of
+    the pre-training run to repeat (or which override to drop)."""
+    a, b = flatten_dict(config_to_dict(given)), flatten_dict(config_to_dict(wanted))
+    diff = [f"{section}.{k}: {a.get(k)!r} (this model's: {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+    return "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
 
 
 @dataclasses.dataclass
@@ -112,7 +120,7 @@ class DisDiffConfig(Config):
     def validate(self) -> None:
         if self.encoder.latent_dim != self.num_units * self.unit_dim:
             raise ConfigError("encoder.latent_dim", f"must be num_units * unit_dim = {self.num_units * self.unit_dim}, "
-                              f"got {self.encoder.latent_dim}")
+                              f"got {self.encoder.latent_dim} (set encoder.latent_dim with num_units and unit_dim)")
         u = self.unet
         if u.latent_dim or u.context_dim or u.num_outputs != 1 or u.in_channels != u.out_channels:
             raise ConfigError("unet", "the pre-trained model is an unconditional epsilon predictor (latent_dim=0, "
@@ -151,6 +159,8 @@ class DisDiff(PretrainedMixin, nn.Module):
     """``encode(x)`` = PCA-1 per unit [B, N] (after :meth:`fit_code_pca`); ``encode_units(x)`` = [B, N, unit_dim]."""
 
     config_class = DisDiffConfig
+    # the method encode needs first (its PCA-1 per unit): a study's eval.calibrate, diffrep eval --calibrate
+    encode_calibration = "fit_code_pca"
 
     def __init__(self, config: DisDiffConfig):
         super().__init__()
@@ -176,6 +186,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.register_buffer("pca_mean", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_components", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
+        self._anchor_data = None  # (dataset, steps_per_epoch, batch_size): attach_anchor_data
+        self._last_refresh_step = -1
         self._apply_stage()
 
     # -- stages --------------------------------------------------------------------------------
@@ -220,11 +232,16 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise TypeError(f"load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, got "
                             f"{type(first_stage).__name__}")
         if unet.config != self.config.unet:
-            raise ValueError("the pre-trained U-Net's config differs from DisDiffConfig.unet")
+            raise ValueError(f"the pre-trained U-Net's config differs from DisDiffConfig.unet: "
+                             f"{_differences(unet.config, self.config.unet, 'unet')}")
         self.unet.load_state_dict(unet.state_dict())
         if first_stage is not None:
-            if self.first_stage is None or first_stage.config != self.config.first_stage:
-                raise ValueError("the VQ autoencoder's config differs from DisDiffConfig.first_stage")
+            if self.first_stage is None:
+                raise ValueError("load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff runs in pixel "
+                                 "space (DisDiffConfig.first_stage is None)")
+            if first_stage.config != self.config.first_stage:
+                raise ValueError(f"the VQ autoencoder's config differs from DisDiffConfig.first_stage: "
+                                 f"{_differences(first_stage.config, self.config.first_stage, 'first_stage')}")
             self.first_stage.load_state_dict(first_stage.state_dict())
 
     # -- spaces --------------------------------------------------------------------------------
@@ -262,8 +279,11 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def fit_code_pca(self, x: torch.Tensor) -> None:
-        """Fit PCA(1) per unit on the units of images ``x`` (DisDiff's evaluation; :func:`diffrep.metrics.pca.pca1_units`)."""
+        """Fit PCA(1) per unit on the units of images ``x`` (at least 2; DisDiff's evaluation;
+        :func:`diffrep.metrics.pca.pca1_units`)."""
         units = self.encode_units(x)
+        if units.shape[0] < 2:  # one image has no spread: its "component" would be an arbitrary axis
+            raise ValueError(f"DisDiff.fit_code_pca needs at least 2 images, got {units.shape[0]}")
         _, mean, comp = pca1_units(units, return_components=True)
         self.pca_mean.copy_(mean.to(self.pca_mean))
         self.pca_components.copy_(comp.to(self.pca_components))
@@ -277,6 +297,45 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
+    def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
+        """Make ``loss`` refresh the DyGA anchors (Alg. 2, :meth:`refresh_anchors` on every image of
+        ``dataset``) after every ``dyga.refresh_every``-th epoch of disentangling, an epoch being
+        ``steps_per_epoch`` optimiser steps (DyGA Alg. 1; :func:`diffrep.recipes.disdiff.build` does this).
+        Without it nothing fits the anchors during training and the alignment stays the identity."""
+        if self.dyga is None:
+            raise ValueError("DisDiff.attach_anchor_data: this model has no DyGA (set DisDiffConfig.dyga)")
+        positive_int(steps_per_epoch, "steps_per_epoch")
+        positive_int(batch_size, "batch_size")
+        map_style_dataset(dataset, what="of images")
+        if len(dataset) < 2:
+            raise ValueError(f"DisDiff.attach_anchor_data: the anchors are fitted on the dataset's images; it has {len(dataset)}")
+        self._anchor_data = (dataset, steps_per_epoch, batch_size)
+
+    def _refresh_at(self, step: int) -> None:
+        """The end of every r-th disentangling epoch (the steps before ``pretrain_steps`` train eps_theta):
+        refit the anchors on the whole attached dataset, read in batches."""
+        ds, spe, bs = self._anchor_data
+        done = step - self.config.pretrain_steps  # disentangling steps already taken
+        if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
+            return
+        dev = self.pca_mean.device
+        batches = (torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
+                   for s in range(0, len(ds), bs))  # read one at a time: the whole set need not fit in memory
+        self._fit_anchors(batches, done // spe)
+        self._last_refresh_step = step
+
+    @torch.no_grad()
+    def _fit_anchors(self, batches, epoch: int) -> dict:
+        """DyGA's fit (Alg. 2) on the raw units of the image batches ``batches`` (an iterable), encoder in eval mode."""
+        was = self.training
+        self.eval()  # the encoder's units as the metrics read them (no dropout)
+        try:
+            units = torch.cat([self.encode_units(x) for x in batches])
+        finally:
+            self.train(was)
+        with torch.autocast(units.device.type, enabled=False):  # a bf16 encoder under the trainer's autocast
+            return self.dyga.fit(units.to(torch.promote_types(units.dtype, torch.float32)), epoch=epoch)
+
     @torch.no_grad()
     def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
         """DyGA anchor selection (Alg. 2) on the encoder's raw units of images ``x`` (the training set,
@@ -287,19 +346,14 @@ class DisDiff(PretrainedMixin, nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:  # encode checks the rest per batch
             raise ValueError(f"DisDiff.refresh_anchors: x must be a non-empty batch of images [N, C, H, W], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        was = self.training
-        self.eval()
-        try:
-            units = torch.cat([self.encode_units(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
-        finally:
-            self.train(was)
-        return self.dyga.fit(units, epoch=epoch)
+        return self._fit_anchors([x[i:i + 256] for i in range(0, x.shape[0], 256)], epoch)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
         if not bool(self.pca_fitted):
             raise ValueError("DisDiff.encode: the per-unit PCA is not fitted; call fit_code_pca(images) first "
-                             "(or read the raw units with encode_units)")
+                             "(or read the raw units with encode_units; diffrep eval --model and diffrep encode: "
+                             "--calibrate fit_code_pca; a study: eval.calibrate)")
         u = self.encode_units(x)
         return ((u - self.pca_mean) * self.pca_components).sum(-1)
 
@@ -318,8 +372,10 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def _check_units(self, units, batch):
         c = self.config
-        if not isinstance(units, torch.Tensor) or units.shape != (batch, c.num_units, c.unit_dim):
-            raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {getattr(units, 'shape', None)}")
+        if not isinstance(units, torch.Tensor):  # "must have shape [0, N, D], got None" named neither
+            raise TypeError(f"units must be a tensor [B, {c.num_units}, {c.unit_dim}], got {type(units).__name__}")
+        if units.shape != (batch, c.num_units, c.unit_dim):
+            raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {tuple(units.shape)}")
         return check_code(units, "units")
 
     def _check_xt(self, x_t, t, who):
@@ -384,6 +440,8 @@ class DisDiff(PretrainedMixin, nn.Module):
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
+        if self._anchor_data is not None and step is not None and self.training:
+            self._refresh_at(step)
         units = self.encode_units(x)
         eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
@@ -394,7 +452,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         w = c.effective_dis_weight
         if w > 0 and c.num_units > 1:
             concept = torch.randint(0, c.num_units, (B,), generator=generator, device=dev)
-            dl = self.disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
+            dl = self._disentangling_loss(x_t, t, eps, g[torch.arange(B, device=dev), concept], units, concept)
             loss = loss + w * dl
             out["disentangling"] = dl.detach()
         out["loss"] = loss
@@ -412,8 +470,22 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def disentangling_loss(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, g_c: torch.Tensor,
                            units: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
-        """L_d (module docstring, item 5) for the sampled units ``concept`` [B] with their shifts
-        ``g_c`` [B, C, H, W]; ``units`` [B, N, unit_dim] the codes of the clean images."""
+        """L_d (module docstring, item 5) for the sampled units ``concept`` [B] (integers in [0, N)) with their
+        shifts ``g_c`` [B, C, H, W]; ``eps`` the frozen prediction at (x_t, t), the shape of ``x_t``; ``units``
+        [B, N, unit_dim] the codes of the clean images."""
+        who = "DisDiff.disentangling_loss"
+        x_t = self._check_xt(x_t, t, "disentangling_loss")
+        eps = check_noise(eps, tuple(x_t.shape), x_t.dtype, who, "eps")
+        g_c = check_noise(g_c, tuple(x_t.shape), x_t.dtype, who, "g_c")
+        units = self._check_units(units, x_t.shape[0])
+        n = self.config.num_units
+        if (not isinstance(concept, torch.Tensor) or concept.dtype.is_floating_point or concept.dtype == torch.bool
+                or tuple(concept.shape) != (x_t.shape[0],) or int(concept.min()) < 0 or int(concept.max()) >= n):
+            raise ValueError(f"{who}: concept must be an integer tensor [{x_t.shape[0]}] of units in [0, {n}), got "
+                             f"{concept.tolist() if isinstance(concept, torch.Tensor) and concept.numel() <= 8 else type(concept).__name__}")
+        return self._disentangling_loss(x_t, t, eps, g_c, units, concept.to(device=x_t.device, dtype=torch.long))
+
+    def _disentangling_loss(self, x_t, t, eps, g_c, units, concept):  # unchecked: the objective's own call
         c = self.config
         s = self.schedule
         x0_hat = s.eps_to_x0(x_t, t, eps).detach()

@@ -135,7 +135,8 @@ class InfoDiffusionConfig(Config):
 
     def validate(self) -> None:
         if self.encoder.latent_dim != self.latent_dim or self.encoder.variance_head != "logvar":
-            raise ConfigError("encoder.latent_dim", f"the encoder needs latent_dim={self.latent_dim} and variance_head='logvar'")
+            raise ConfigError("encoder.latent_dim", f"the encoder needs latent_dim={self.latent_dim} and variance_head='logvar' "
+                              "(z's size: set latent_dim, encoder.latent_dim and unet.latent_dim together)")
         check_encoder_decoder(self.encoder, self.unet, self.latent_dim, "infodiff", "infodiffusion_unet")
         if self.prior == "mixture10" and self.latent_dim % 2:
             raise ConfigError("prior", f"mixture10 needs an even latent_dim, got {self.latent_dim}")

@@ -21,13 +21,13 @@ from typing import Annotated, Optional
 
 import torch
 
-from ..config import Config, Ge
+from ..config import Config, ConfigError, Ge
 from ..methods.diffae import DiffAE, DiffAEConfig, LatentDDIMConfig, diffae_unet
 from ..nn.encoders import HalfUNetConfig
 from ..train.config import TrainConfig
 from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot
+from .runinfo import DataRoot, check_model_folder
 
 __all__ = ["DiffAERecipeConfig", "build", "build_dataset", "paper_model", "cpu_model", "celeba64", "ffhq128",
            "celebahq128", "shapes3d64", "shapes3d_cpu", "RECIPES"]
@@ -43,12 +43,14 @@ class DiffAERecipeConfig(Config):
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # the sub-grid's average pooling of the 64 px renders
-    autoencoder_path: Optional[str] = None
+    autoencoder_path: Optional[str] = None  # stage 2 (model.stage latent): the stage-1 run's final folder, whose encoder and decoder are loaded frozen
     stats_images: Annotated[int, Ge(2)] = 10_000
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         refuse_root_for_subgrid(self)
+        if self.autoencoder_path and self.model.stage != "latent":  # it was ignored: stage 1 trained from scratch
+            raise ConfigError("autoencoder_path", "only stage 2 reads it: add --model.stage latent")
 
 
 def _images_of(ds, n: int) -> torch.Tensor:
@@ -63,14 +65,34 @@ def build(cfg: DiffAERecipeConfig):
         raise ValueError("stage 'latent' trains the latent DDIM of a trained autoencoder: pass the stage-1 run's "
                          "final folder with --autoencoder_path DIR")
     model = DiffAE(cfg.model)
+    if cfg.model.stage == "latent":  # checked before the dataset is read
+        ae = DiffAE.from_pretrained(check_model_folder(cfg.autoencoder_path, "autoencoder_path"))
+        _check_same_autoencoder(ae.config, cfg.model, cfg.autoencoder_path)
+        # only the trained parts: the latent DDIM is this stage's (its config may differ from stage 1's)
+        model.encoder.load_state_dict(ae.encoder.state_dict())
+        model.unet.load_state_dict(ae.unet.state_dict())
     ds = build_dataset(cfg)
     if cfg.model.stage == "latent":
-        ae = DiffAE.from_pretrained(cfg.autoencoder_path)
-        model.load_state_dict(ae.state_dict(), strict=False)
         x = _images_of(ds, cfg.stats_images)
         with torch.no_grad():
             model.fit_latent_stats(torch.cat([model.encode(x[i:i + 256]) for i in range(0, len(x), 256)]))
     return model, ds
+
+
+def _check_same_autoencoder(saved: DiffAEConfig, wanted: DiffAEConfig, path: str) -> None:
+    """Stage 2 rebuilds the model from this run's config and loads stage 1's encoder and decoder into it: a
+    field that differs gave a wall of torch's size mismatches (or, where shapes agree, a silently different
+    model, e.g. another noise schedule); name the fields instead."""
+    from ..config import config_to_dict, flatten_dict
+
+    parts = ("latent_dim", "encoder", "unet", "schedule")
+    a = flatten_dict({k: config_to_dict(getattr(saved, k)) if k != "latent_dim" else saved.latent_dim for k in parts})
+    b = flatten_dict({k: config_to_dict(getattr(wanted, k)) if k != "latent_dim" else wanted.latent_dim for k in parts})
+    diff = [f"model.{k}: {a[k]!r} there, {b.get(k)!r} here" for k in a if a[k] != b.get(k)]
+    if diff:
+        raise ValueError(f"--autoencoder_path {path}: the autoencoder was trained with other model settings than this "
+                         f"run's ({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}); give stage 2 the stage-1 "
+                         "run's settings, e.g. --config RUN/config.yaml --model.stage latent --autoencoder_path RUN/final")
 
 
 def paper_model(size: int, *, latent_layers: int = 10, channels: int = 3) -> DiffAEConfig:

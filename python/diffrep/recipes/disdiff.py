@@ -21,16 +21,16 @@ import dataclasses
 import math
 from typing import Optional
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..methods.disdiff import DisDiff, DisDiffConfig
 from ..methods.dyga import DyGAConfig
 from ..nn.encoders import HalfUNetConfig
-from ..nn.unet import UNetConfig
+from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
 from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot
+from .runinfo import DataRoot, check_model_folder
 
 __all__ = ["DisDiffRecipeConfig", "build", "with_dyga", "paper_model", "cpu_model", "shapes3d", "mpi3d_toy", "cars3d",
            "celeba64", "shapes3d_cpu", "RECIPES"]
@@ -53,6 +53,8 @@ class DisDiffRecipeConfig(Config):
 
     def validate(self) -> None:
         refuse_root_for_subgrid(self)
+        if self.model.first_stage is None and self.first_stage_path:  # was "the VQ autoencoder's config differs"
+            raise ConfigError("first_stage_path", "the model runs in pixel space (model.first_stage is None)")
 
 
 def build(cfg: DisDiffRecipeConfig):
@@ -65,12 +67,18 @@ def build(cfg: DisDiffRecipeConfig):
         raise ValueError("the LDM setting needs the trained VQ autoencoder's folder: --first_stage_path DIR")
     model = DisDiff(cfg.model)
     if cfg.first_stage_path:
-        model.load_pretrained_diffusion(model.unet, VQAutoencoder.from_pretrained(cfg.first_stage_path))
+        vq = VQAutoencoder.from_pretrained(check_model_folder(cfg.first_stage_path, "first_stage_path"))
+        model.load_pretrained_diffusion(model.unet, vq)
     if cfg.pretrained_path:
-        pre = load_pretrained(cfg.pretrained_path)
+        pre = load_pretrained(check_model_folder(cfg.pretrained_path, "pretrained_path"))
+        if not isinstance(pre, (DisDiff, UNet)):  # "unet must be a UNet, got DiffAE" named neither flag nor fix
+            raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds a {type(pre).__name__}; give the final folder "
+                             "of a DisDiff pre-training run (disdiff/...-pretrain) or of a UNet")
         unet = pre.unet if isinstance(pre, DisDiff) else pre
         model.load_pretrained_diffusion(unet)
     ds = build_dataset(cfg)
+    if model.dyga is not None:  # DyGA Alg. 1: the anchors are refitted on the training set every r epochs
+        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size))
     return model, ds
 
 

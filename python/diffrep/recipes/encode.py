@@ -8,12 +8,13 @@ from __future__ import annotations
 import numbers
 import os
 
-__all__ = ["encode_dataset", "check_image_size"]
+__all__ = ["encode_dataset", "calibrate_model", "check_image_size"]
 
 
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
-                   source: str = "auto", device: str = "auto", pool: int | None = None, *, locate=None) -> dict:
+                   source: str = "auto", device: str = "auto", pool: int | None = None, *, locate=None,
+                   calibrate: str = "", calibrate_images: int = 1000) -> dict:
     """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
     reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
 
@@ -22,7 +23,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     (what every metric reads, pooled like the training items) in ``item_format``. ``locate(path,
     weights) -> (model_dir, weights)``: how the folder given (a run, checkpoint or model folder) and
     the weights choice become the model folder and weights read (the CLI's conventions); the
-    data settings are those of the folder given."""
+    data settings are those of the folder given. ``calibrate``: the name of a model method fitting
+    statistics ``encode`` needs, called first (:func:`calibrate_model`, on ``calibrate_images`` images)."""
     import numpy as np
     import torch
 
@@ -48,6 +50,11 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:  # numpy named no flag
         raise ValueError(f"--seed must be an int in [0, 2^32), got {seed!r}")
     check_item_format(item_format)
+    if not isinstance(calibrate, str):
+        raise TypeError(f"--calibrate must be a model method's name (a str), got {type(calibrate).__name__}")
+    if calibrate and (isinstance(calibrate_images, bool) or not isinstance(calibrate_images, numbers.Integral)
+                      or calibrate_images < 1):
+        raise ValueError(f"--calibrate-images must be an int >= 1, got {calibrate_images!r}")
     settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)  # run.json of the folder given
     if locate is not None:
         model_dir, weights = locate(model_dir, weights)
@@ -63,6 +70,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     if not callable(getattr(model, "encode", None)):
         raise TypeError(f"{type(model).__name__} has no encode() method")
     check_image_size(model, ds, settings)
+    if calibrate:
+        calibrate_model(model, ds, calibrate, calibrate_images, seed, item_format, dev)
     rng = np.random.RandomState(seed)
     out = {}
     for key, n in (("", num_train), ("_test", num_test)):
@@ -85,6 +94,27 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     out["_weights"] = weights
     out["_model_dir"] = str(model_dir)
     return out
+
+
+def calibrate_model(model, ds, name: str, n: int, seed: int, item_format: str, device="cpu") -> None:
+    """``model.<name>(images)`` on ``n`` images of the ground-truth dataset ``ds``: the statistics a
+    representation needs before ``encode`` means anything (DisDiff's per-unit PCA, ``fit_code_pca``;
+    docs/study.md, "Calibration"). The factor rows come from ``RandomState(seed + 1)``, a stream apart from
+    the metric rows (``RandomState(seed)``); the images are in ``item_format``. ``diffrep study`` (``eval.calibrate``)
+    and ``diffrep eval|encode --calibrate`` both call this, so their codes agree."""
+    import numpy as np
+    import torch
+
+    from ..data.base import format_images
+
+    fit = getattr(model, name, None)
+    if not name or name.startswith("_") or not callable(fit):
+        raise ValueError(f"calibrate {name!r}: {type(model).__name__} has no such method (DisDiff's calibration is fit_code_pca)")
+    rng = np.random.RandomState(seed + 1)
+    obs = ds.sample_observations_from_factors(ds.sample_factors(n, rng), rng)
+    x = format_images(np.asarray(obs), item_format).to(device)
+    with torch.no_grad():
+        fit(x)
 
 
 def _model_image_size(model) -> int | None:

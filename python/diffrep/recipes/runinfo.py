@@ -22,7 +22,7 @@ from ..config import Config
 
 __all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
            "register_recipe_dataset", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
-           "resolve_data_settings"]
+           "resolve_data_settings", "check_model_folder"]
 
 RUN_INFO_NAME = "run.json"
 
@@ -203,3 +203,17 @@ def dataset_from_settings(settings: dict, **extra):
     else:
         ds = data.load(name, root=settings.get("root"), root_flag=settings.get("root_flag", "--root"), **options)
     return Pooled(ds, pool) if pool > 1 else ds
+
+
+def check_model_folder(path: str, field: str) -> str:
+    """``path`` when it is a ``save_pretrained`` folder (config.json), the folder a recipe's path field
+    (``--autoencoder_path``, ``--pretrained_path``, ...) loads; a run folder is refused with its
+    ``final/`` named (the verbs would read its newest checkpoint instead: which one is the user's choice)."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return path
+    if (p / "final" / "config.json").is_file():
+        raise ValueError(f"--{field} {path} is a run folder; give the model folder it saved: --{field} {p / 'final'} "
+                         "(or one of its checkpoints/step-* folders)")
+    what = "does not exist" if not p.exists() else "is not a folder" if not p.is_dir() else "holds no config.json"
+    raise FileNotFoundError(f"--{field} {path} {what}: give a model folder written by save_pretrained (a run's final/)")

@@ -278,11 +278,10 @@ def _calibrate(cell: Cell, d: Path, log, weights: str) -> Path:
     ``model.<eval.calibrate>(images)`` on ``eval.calibrate_images`` images of the cell's dataset (factor rows
     drawn from ``RandomState(eval.seed + 1)``, a stream apart from the metric rows; ``eval.item_format``),
     saved with ``save_pretrained`` and the run's ``run.json``."""
-    import numpy as np
     import torch
 
-    from ..data.base import format_images
     from ..nn import load_pretrained
+    from ..recipes.encode import calibrate_model
     from ..recipes.runinfo import dataset_from_settings, resolve_data_settings, write_run_info
 
     ev = cell.eval
@@ -296,12 +295,8 @@ def _calibrate(cell: Cell, d: Path, log, weights: str) -> Path:
     ds = dataset_from_settings(settings, **({"source": "auto"} if settings["dataset"] != "toy_shapes" else {}))
     if not hasattr(ds, "sample_observations_from_factors"):
         raise StudyError(f"method {cell.method}: eval.calibrate needs a ground-truth dataset (factor rows to draw)")
-    rng = np.random.RandomState(ev.seed + 1)
-    obs = ds.sample_observations_from_factors(ds.sample_factors(ev.calibrate_images, rng), rng)
-    x = format_images(np.asarray(obs), ev.item_format).to(dev)
-    log(f"  calibrating: {type(model).__name__}.{ev.calibrate}() on {len(x)} images")
-    with torch.no_grad():
-        fit(x)
+    log(f"  calibrating: {type(model).__name__}.{ev.calibrate}() on {ev.calibrate_images} images")
+    calibrate_model(model, ds, ev.calibrate, ev.calibrate_images, ev.seed, ev.item_format, dev)
     out = d / CALIBRATED
     if out.exists():
         shutil.rmtree(out)

@@ -393,6 +393,7 @@ def parse_study(raw, source: str = "<study>") -> Study:
         if not isinstance(getattr(default_cfg, "train", None), TrainConfig):
             raise StudyError(f"{source}: methods.{m.label}: recipe {m.recipe!r} has no 'train' field of type "
                              f"TrainConfig")
+        _check_calibration(m, default_cfg, _where(source, f"methods.{m.label}"))
         if datasets:
             ds_list = datasets
         else:  # the recipe's own dataset, as the method's overrides leave it
@@ -434,6 +435,36 @@ def parse_study(raw, source: str = "<study>") -> Study:
                          "eval": m.eval.to_dict()} for m in methods]}
     study_hash = _hash([[c.folder, c.hash] for c in cells])
     return Study(name, source, tuple(methods), tuple(datasets), tuple(seeds), tuple(cells), spec, study_hash)
+
+
+def _model_class(cfg):
+    """The model class a recipe's ``model`` section configures: the one class of that config's module whose
+    ``config_class`` it is; None when there is no such section or no single class (two classes may share a
+    config: then the runner's own check, after training, is the only one)."""
+    import importlib
+
+    mcfg = getattr(cfg, "model", None)
+    if mcfg is None or not dataclasses.is_dataclass(mcfg):
+        return None
+    module = importlib.import_module(type(mcfg).__module__)
+    found = {c for c in vars(module).values() if isinstance(c, type) and getattr(c, "config_class", None) is type(mcfg)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _check_calibration(m: "MethodSpec", cfg, where: str) -> None:
+    """Before anything trains: ``eval.calibrate`` names a method of the model, and a model whose ``encode``
+    needs a calibration first (its class's ``encode_calibration``, DisDiff's ``fit_code_pca``) has one. Both
+    failed only at the evaluation, after the cell trained; and adding the calibration then changes the cell's
+    hash, so the cell trains again."""
+    cls = _model_class(cfg)
+    if cls is None or not m.eval.metrics:
+        return
+    if m.eval.calibrate and not callable(getattr(cls, m.eval.calibrate, None)):
+        raise StudyError(f"{where}.eval.calibrate names {m.eval.calibrate}(), which {cls.__name__} does not have")
+    need = getattr(cls, "encode_calibration", "")
+    if need and not m.eval.calibrate:
+        raise StudyError(f"{where}: {cls.__name__}.encode needs {need}() first; add eval: {{calibrate: {need}}} "
+                         f"(docs/study.md, \"Calibration\")")
 
 
 def _used_value(cfg, path: str, written):
