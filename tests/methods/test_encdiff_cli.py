@@ -41,15 +41,84 @@ def test_every_verb_has_help(verb, capsys):
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
 
 
+def test_the_command_list_names_every_verb(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.index("encdiff EncDiff + DyGA + Skip Dropout:")
+    line = text[start:text.index("options:", start)]      # the last command of the list
+    for verb in ("train",) + VERBS:     # eval was missing from it
+        assert verb in line.replace(",", " ").split(), (verb, line)
+
+
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys, saved):
     assert main(["encdiff", "encode", str(tmp_path / "nope")]) == 2
     assert "no such model folder" in capsys.readouterr().err
+    assert main(["encdiff", "encode", str(saved[0] / "config.json")]) == 2
+    assert f"config.json is a file; give the model folder that holds it ({saved[0]})" in capsys.readouterr().err
     assert main(["encdiff", "sample", str(saved[0]), "--n", "0"]) == 2
     assert "--n must be >= 1" in capsys.readouterr().err
     assert main(["encdiff", "train", "paramrel/digits"]) == 2
     assert "encdiff/ recipe" in capsys.readouterr().err
     assert main(["encdiff", "interchange", str(saved[0]), "--units", "7", "--out", str(tmp_path / "a.png")]) == 2
     assert "--units must be unit indices in 0..2, got [7]" in capsys.readouterr().err  # was "units[0]: ..."
+
+
+def test_flags_a_verb_would_ignore_or_misread_are_refused(tmp_path, capsys, saved):
+    """--steps only on the verbs that run DDIM (encode, anchors and eval took it and ignored it); --pool only
+    among the sub-grid's pooling factors (--pool 0 skipped the pooling: 64 px images for a 16 px model); a
+    --factor the dataset does not have."""
+    from diffrep.cli.encdiff import POOLS, SAMPLING_VERBS
+    from diffrep.recipes import encdiff as recipes
+
+    assert POOLS == recipes.POOLS and set(SAMPLING_VERBS) < set(VERBS)
+    for verb in set(VERBS) - set(SAMPLING_VERBS):
+        with pytest.raises(SystemExit) as e:
+            main(["encdiff", verb, str(saved[0]), "--steps", "3"])
+        assert e.value.code == 2 and "unrecognized arguments: --steps 3" in capsys.readouterr().err
+    for pool in ("0", "3"):
+        with pytest.raises(SystemExit) as e:
+            main(["encdiff", "encode", str(saved[0]), "--pool", pool])
+        assert e.value.code == 2 and f"argument --pool: invalid choice: {pool}" in capsys.readouterr().err
+    for factor in ("6", "-1"):   # the sub-grid has 6 factors
+        assert main(["encdiff", "anchors", str(saved[0]), "--factor", factor, "--out", str(tmp_path / "a.png")]) == 2
+        assert f"--factor must be in [0, 6), got {factor}" in capsys.readouterr().err
+    for pool in (0, -1, 3, True, 4.0):
+        with pytest.raises(ValueError, match=r"pool must be one of 1, 2, 4, 8 \(divisors of the 64 px renders\)"):
+            type(saved[2])(pool)     # the class (the fixture patched the module's name with a lambda)
+    assert not list(tmp_path.iterdir())
+
+
+def test_sample_draws_its_tokens_from_at_least_64_images(tmp_path, saved):
+    """``sample --n 2`` conditions on tokens drawn with replacement from the raw tokens of 64 shuffled images
+    (it drew them from its own 2 images: the pool was cut to n before it was taken)."""
+    from PIL import Image
+
+    from diffrep.viz.grids import save_image
+
+    from diffrep.methods.encdiff import EncDiff
+
+    _, _, ds = saved
+    m = EncDiff.from_pretrained(saved[0]).eval()
+    with torch.no_grad():   # the fixture's U-Net is at its zero-initialised output: images ignore the tokens
+        g = torch.Generator().manual_seed(1)
+        for p in m.unet.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    d = tmp_path / "model"
+    m.save_pretrained(d)
+    out = tmp_path / "s.png"
+    assert main(["encdiff", "sample", str(d), "--n", "2", "--seed", "5", "--out", str(out)]) == 0
+
+    def png(pool):
+        g = torch.Generator().manual_seed(5)
+        perm = torch.randperm(len(ds), generator=g)
+        bank = m.tokens(ds[perm[:pool].numpy()][0], aligned=False)
+        save_image(m.sample(2, generator=g, tokens=bank), tmp_path / "want.png", value_range=(-1, 1), nrow=2, scale=2)
+        return np.asarray(Image.open(tmp_path / "want.png"))
+
+    got = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(got, png(64))
+    assert not np.array_equal(got, png(2))     # what the pool of n images gave
 
 
 def test_encode_writes_the_models_codes(tmp_path, saved):

@@ -4,8 +4,8 @@
     diffrep encdiff train RECIPE [--out DIR] [--a.b VALUE ...]             (as diffrep train)
     diffrep encdiff encode MODEL [--dataset NAME] [--n N] --out codes.npz
     diffrep encdiff sample MODEL [--n 16] [--steps N] [--out samples.png]
-    diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--out swap.png]
-    diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--out attention.png]
+    diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--steps N] [--out swap.png]
+    diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--steps N] [--out attention.png]
     diffrep encdiff anchors MODEL [--dataset NAME] [--n 2000] [--factor K] [--out anchors.png]
     diffrep encdiff eval MODEL [--dataset NAME] [--n 2000] [--eval quick|full] [--downstream] [--out metrics.json]
 
@@ -28,11 +28,13 @@ from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_
                       resolve_weights)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
+SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
+POOLS = (1, 2, 4, 8)   # diffrep.recipes.encdiff.POOLS, written out: importing the recipes loads torch for --help
 
 
 def register(sub) -> None:
     p = sub.add_parser("encdiff", help="EncDiff + DyGA + Skip Dropout: train, encode, sample, interchange, attention, "
-                       "anchors", description=__doc__.split("\n\n")[0])
+                       "anchors, eval", description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="encdiff_command", metavar="VERB")
     add_recipe_verbs(verbs, "encdiff/", "train an encdiff/ recipe (same flags as diffrep train)")
     helps = {"encode": "N scalars, tokens and PCA-per-unit codes of dataset images (.npz)",
@@ -46,11 +48,13 @@ def register(sub) -> None:
         q.add_argument("model", help="an EncDiff model, checkpoint or run folder (a run: its newest checkpoint, else final/)")
         add_weights_flag(q)
         q.add_argument("--dataset", default="shapes3d_subgrid")
-        q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
+        q.add_argument("--pool", type=int, default=4, choices=POOLS,  # --pool 0 read 64 px images without a word
+                       help="shapes3d_subgrid only: pooling of the 64 px renders")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
         q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
-        q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
+        if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
+            q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
@@ -72,6 +76,8 @@ def _load(args):
     from ..methods.encdiff import EncDiff
     from ..nn import load_pretrained
 
+    if Path(args.model).is_file():   # e.g. final/config.json: "no such model folder" for a path that exists
+        raise ValueError(f"{args.model} is a file; give the model folder that holds it ({Path(args.model).parent})")
     if not Path(args.model).is_dir():
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors
@@ -109,16 +115,20 @@ def _run(args) -> int:
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.steps is not None and args.steps < 1:
+    if getattr(args, "steps", None) is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
     out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
                          suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext))  # any name for the JSON
     model, device = _load(args)
     ds = _dataset(args)
+    if args.verb == "anchors" and hasattr(ds, "factor_sizes") and not 0 <= args.factor < len(ds.factor_sizes):
+        # before the tokens of --n images are computed (it was checked after them)
+        raise ValueError(f"--factor must be in [0, {len(ds.factor_sizes)}), got {args.factor}")
     n = min(args.n, len(ds))
     g = torch.Generator().manual_seed(args.seed)
-    idx = torch.randperm(len(ds), generator=g)[:n].tolist()
+    perm = torch.randperm(len(ds), generator=g)
+    idx = perm[:n].tolist()
     from ..viz.grids import save_image
 
     if args.verb == "encode":
@@ -131,7 +141,8 @@ def _run(args) -> int:
             arrays["factors"] = np.asarray(f)
         np.savez(out, **arrays)
     elif args.verb == "sample":
-        pool = _images(ds, idx[: max(n, 64)], model, device)
+        # tokens of at least 64 images to draw from (idx[:max(n, 64)] was idx itself: n draws from n images)
+        pool = _images(ds, perm[: max(n, 64)].tolist(), model, device)
         bank = model.tokens(pool, aligned=False)
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
         save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
@@ -250,10 +261,7 @@ def _anchors_figure(model, ds, idx, device, factor, out):
         axes[j // cols][j % cols].axis("off")
     labels = None
     if hasattr(ds, "factor_sizes"):
-        f = np.asarray(ds[np.asarray(idx)][1])
-        if not 0 <= factor < f.shape[1]:
-            raise ValueError(f"--factor must be in [0, {f.shape[1]}), got {factor}")
-        labels = f[:, factor]
+        labels = np.asarray(ds[np.asarray(idx)][1])[:, factor]
     from sklearn.metrics import normalized_mutual_info_score
 
     k = dy.assign(c.float()).cpu().numpy()
