@@ -1,6 +1,6 @@
 """Validate DyGA + Skip Dropout at CPU scale (slow; not part of the default test run).
 
-    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 800] [--quick] [--arms baseline dyga_sd]
+    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 700] [--quick] [--arms baseline dyga_sd]
                                     [--out benches/results/dyga_validation_cpu.json] [--overwrite]
     python scripts/validate_dyga.py --combine A.json B.json ... --out C.json [--note TEXT]
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -132,6 +133,19 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     rec["reliance"] = model.condition_reliance(xb, t_range=(200, 800), generator=torch.Generator().manual_seed(seed),
                                                repeats=2 if quick else 4)
     return rec
+
+
+def refresh_note(steps: int, arms, n_images: int) -> str | None:
+    """A warning when no DyGA arm reaches its first anchor refresh (the first step of epoch 2, Alg. 1): a
+    short smoke run (--steps 2) then compares EncDiff with EncDiff, which the record does not say."""
+    from diffrep.recipes.encdiff import shapes3d_cpu
+
+    spe = n_images // shapes3d_cpu().train.batch_size
+    dyga = [a for a in arms if ARMS[a].get("conditioning", "dyga") == "dyga"]
+    if dyga and steps <= spe:
+        return (f"note: --steps {steps} ends before the first anchor refresh (step {spe}, one epoch of {spe} steps): "
+                f"the arms {', '.join(dyga)} train without DyGA alignment")
+    return None
 
 
 KEYS = ("separation", "factor_vae", "dci", "reliance")
@@ -280,6 +294,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     ds = Shapes3DSubgrid(pool=4)
+    note = refresh_note(args.steps, args.arms, len(ds))
+    if note:
+        print(note, file=sys.stderr, flush=True)
     runs = []
     for seed in args.seeds:
         for arm in args.arms:

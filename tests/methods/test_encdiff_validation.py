@@ -139,3 +139,34 @@ def test_a_training_run_refuses_steps_and_repeated_seeds_or_arms_before_any_work
         _load().main(argv + ["--out", str(out)])
     assert e.value.code == 2 and f"error: {message}" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_run_shorter_than_one_epoch_is_told_its_dyga_arms_never_align():
+    """5,120 images at batch 32: 160 steps per epoch, the first refresh at step 160 (the 161st step)."""
+    note = _load().refresh_note
+    assert note(160, ["baseline", "dyga_sd", "dyga", "sd"], 5120) == (
+        "note: --steps 160 ends before the first anchor refresh (step 160, one epoch of 160 steps): the arms "
+        "dyga_sd, dyga train without DyGA alignment")
+    assert note(161, ["baseline", "dyga_sd"], 5120) is None
+    assert note(2, ["baseline", "sd"], 5120) is None
+
+
+def test_the_usage_lines_defaults_are_the_parsers(monkeypatch):
+    """The docstring's usage line showed --steps 800 while the parser (and the docs' records) use 700."""
+    import argparse
+    import re
+
+    mod = _load()
+    actions = []
+
+    def capture(self, args=None, namespace=None):
+        actions.extend(self._actions)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        mod.main([])
+    defaults = {a.dest: a.default for a in actions}
+    shown = dict(re.findall(r"\[--(seeds|steps) ([\d ]+)\]", mod.__doc__))
+    assert set(shown) == {"seeds", "steps"}
+    assert shown["steps"].strip() == str(defaults["steps"]) and shown["seeds"].split() == [str(v) for v in defaults["seeds"]]
