@@ -89,6 +89,23 @@ def test_flags_a_verb_would_ignore_or_misread_are_refused(tmp_path, capsys, save
     assert not list(tmp_path.iterdir())
 
 
+def test_the_verbs_read_the_dataset_of_the_models_run(tmp_path, capsys, saved):
+    """Without --dataset a verb reads the dataset of the model's run.json (a paper recipe's 64 px model was shown
+    the 16 px sub-grid and refused); --pool with another dataset is refused (it was ignored)."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved[0], run / "final")
+    (run / "run.json").write_text(json.dumps({"recipe": "encdiff/x", "data": {"dataset": "dsprites", "options": {},
+                                                                             "pool": 4, "root": None}}))
+    assert main(["encdiff", "encode", str(run / "final"), "--out", str(tmp_path / "c.npz")]) == 2
+    assert "the dataset's images are (1, 64, 64), the model reads (3, 16, 16)" in capsys.readouterr().err
+    assert main(["encdiff", "encode", str(saved[0]), "--dataset", "dsprites", "--pool", "4"]) == 2
+    assert "--pool applies to the shapes3d_subgrid only; dsprites is read at its own size" in capsys.readouterr().err
+    assert not (tmp_path / "c.npz").exists()
+
+
 def test_sample_draws_its_tokens_from_at_least_64_images(tmp_path, saved):
     """``sample --n 2`` conditions on tokens drawn with replacement from the raw tokens of 64 shuffled images
     (it drew them from its own 2 images: the pool was cut to n before it was taken)."""

@@ -10,8 +10,8 @@
     diffrep encdiff eval MODEL [--dataset NAME] [--n 2000] [--eval quick|full] [--downstream] [--out metrics.json]
 
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
-recipe's data, default, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option
-KEY=VALUE``). ``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the
+recipe's data, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option KEY=VALUE``);
+default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``. ``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the
 factors of the first N images; ``sample`` conditions on tokens drawn from the dataset (the FID
 protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
@@ -47,9 +47,10 @@ def register(sub) -> None:
         q = verbs.add_parser(name, help=helps[name])
         q.add_argument("model", help="an EncDiff model, checkpoint or run folder (a run: its newest checkpoint, else final/)")
         add_weights_flag(q)
-        q.add_argument("--dataset", default="shapes3d_subgrid")
-        q.add_argument("--pool", type=int, default=4, choices=POOLS,  # --pool 0 read 64 px images without a word
-                       help="shapes3d_subgrid only: pooling of the 64 px renders")
+        q.add_argument("--dataset", default=None,
+                       help="dataset name (default: the run's, from its run.json; else shapes3d_subgrid)")
+        q.add_argument("--pool", type=int, default=None, choices=POOLS,  # --pool 0 read 64 px images without a word
+                       help="shapes3d_subgrid only: pooling of the 64 px renders (default: the run's, else 4)")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
         q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
@@ -90,12 +91,28 @@ def _load(args):
 
 
 def _dataset(args):
+    """The dataset of a verb: ``--dataset``, else the one the model's run trained on (its run.json: a paper
+    recipe's 64 px Shapes3D or CelebA was refused as "not the 16 px sub-grid"), else the CPU recipe's sub-grid."""
     from .. import data
     from ..recipes.encdiff import Shapes3DSubgrid
+    from ..recipes.runinfo import SUBGRID, find_run_info
 
-    if args.dataset == "shapes3d_subgrid":
-        return Shapes3DSubgrid(args.pool)
-    return data.load(args.dataset, root=args.root, root_flag="--root", **parse_options(args.option))
+    name, options, root, pool, root_flag = args.dataset, parse_options(args.option), args.root, args.pool, "--root"
+    if name is None:
+        info = find_run_info(args.model)
+        saved = info["data"] if info else {"dataset": SUBGRID}
+        name = saved["dataset"] or SUBGRID
+        options = {**(saved.get("options") or {}), **options}
+        if name == SUBGRID and pool is None:
+            pool = saved.get("pool")
+        if root is None and saved.get("root"):
+            root, root_flag = saved["root"], "the run's data.root"
+    if name == SUBGRID:
+        return Shapes3DSubgrid(4 if pool is None else pool)
+    if args.pool is not None:   # it was ignored
+        raise ValueError(f"--pool applies to the shapes3d_subgrid only; {name} is read at its own size "
+                         "(--option size=... where the dataset takes one)")
+    return data.load(name, root=root, root_flag=root_flag, **options)
 
 
 def _images(ds, idx, model, device):
@@ -183,7 +200,8 @@ def _evaluate(model, ds, idx, args, out):
     if not hasattr(ds, "sample_observations_from_factors"):
         if hasattr(ds, "attributes"):        # CelebA: TAD, the DisDiff variant (Table 2; spec 6.2)
             return _evaluate_tad(model, ds, idx, args, out)
-        raise ValueError(f"dataset {args.dataset!r} has neither ground-truth factors nor binary attributes")
+        raise ValueError(f"the dataset ({args.dataset or type(ds).__name__}) has neither ground-truth factors nor "
+                         "binary attributes")
     fit_obs = ds.sample_observations_from_factors(ds.sample_factors(len(idx), np.random.RandomState(args.seed)))
     fn = model.representation_fn(fit_obs, aligned=not args.raw)
     s = EVAL_SIZES[args.eval]

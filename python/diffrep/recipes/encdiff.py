@@ -54,6 +54,7 @@ class EncDiffRecipeConfig(Config):
     first_stage_path: Optional[str] = None
     allow_untrained_first_stage: bool = False
     pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
+    pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
