@@ -172,6 +172,15 @@ def test_eval_writes_the_metric_suite_on_pca_codes(tmp_path, saved):
     assert rec["codes"] == "aligned" and rec["pca_fit_points"] == 300
 
 
+def test_eval_downstream_prints_the_table5_numbers(capsys):
+    from diffrep.cli.encdiff import _print_downstream
+
+    _print_downstream({"100:mean_test_accuracy": 0.5, "100:min_test_accuracy": 0.25, "100:test_accuracy_factor_0": 0.9,
+                       "1000:mean_test_accuracy": 0.625, "efficiency_100": 0.8})
+    assert capsys.readouterr().out.split("\n") == [f"{'gbt_test_acc@100':22s} 0.5000", f"{'gbt_test_acc@1000':22s} 0.6250",
+                                                   f"{'efficiency_100':22s} 0.8000", ""]
+
+
 def test_representation_fn_is_the_pca_projection_of_the_tokens(saved):
     _, m, ds = saved
     fit = ds.sample_observations_from_factors(ds.sample_factors(100, np.random.RandomState(0)))

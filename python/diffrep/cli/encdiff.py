@@ -216,6 +216,19 @@ def _evaluate(model, ds, idx, args, out):
     for k in ("factor_vae_eval", "dci_disentanglement", "mig", "sap", "modularity", "infom"):
         if k in res:
             print(f"{k:22s} {res[k]:.4f}")
+    if args.downstream:
+        _print_downstream(record["downstream"])
+
+
+def _print_downstream(scores) -> None:
+    """Table 5's numbers of ``downstream_task_score``: the mean GBT test accuracy at each training size and
+    the sample efficiency (--downstream wrote them to the JSON only)."""
+    for k, v in scores.items():
+        size, _, what = k.partition(":")
+        if what == "mean_test_accuracy":
+            print(f"{'gbt_test_acc@' + size:22s} {v:.4f}")
+        elif k.startswith("efficiency"):
+            print(f"{k:22s} {v:.4f}")
 
 
 def _evaluate_tad(model, ds, idx, args, out):
