@@ -89,6 +89,20 @@ def test_flags_a_verb_would_ignore_or_misread_are_refused(tmp_path, capsys, save
     assert not list(tmp_path.iterdir())
 
 
+def test_anchors_says_why_a_model_has_none(tmp_path, capsys, saved):
+    from diffrep.methods.encdiff import EncDiff
+    from diffrep.recipes.encdiff import cpu_model
+
+    for conditioning, message in (("fsq", "this model has no DyGA anchors: its conditioning is 'fsq', not 'dyga'"),
+                                  ("dyga", "this model's DyGA anchors were never fitted: its training ended before "
+                                           "the first refresh")):
+        d = tmp_path / conditioning
+        EncDiff(cpu_model(num_units=3, token_dim=4, conditioning=conditioning)).save_pretrained(d)
+        assert main(["encdiff", "anchors", str(d), "--out", str(tmp_path / "a.png")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists()
+
+
 def test_the_verbs_read_the_dataset_of_the_models_run(tmp_path, capsys, saved):
     """Without --dataset a verb reads the dataset of the model's run.json (a paper recipe's 64 px model was shown
     the 16 px sub-grid and refused); --pool with another dataset is refused (it was ignored)."""

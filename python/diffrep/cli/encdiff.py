@@ -258,8 +258,11 @@ def _anchors_figure(model, ds, idx, device, factor, out):
 
     from ..metrics.pca import pca1_units
 
-    if model.dyga is None or not bool(model.dyga.fitted):
-        raise ValueError("this model has no fitted DyGA anchors (conditioning is not 'dyga', or it was never refreshed)")
+    if model.dyga is None:
+        raise ValueError(f"this model has no DyGA anchors: its conditioning is {model.config.conditioning!r}, not 'dyga'")
+    if not bool(model.dyga.fitted):
+        raise ValueError("this model's DyGA anchors were never fitted: its training ended before the first refresh "
+                         "(the first step of epoch dyga.refresh_every + 1)")
     try:
         import matplotlib
 
