@@ -152,6 +152,13 @@ def test_sample_draws_its_tokens_from_at_least_64_images(tmp_path, saved):
     assert not np.array_equal(got, png(2))     # what the pool of n images gave
 
 
+def test_an_n_above_the_datasets_size_is_said(tmp_path, capsys, saved):
+    out = tmp_path / "codes.npz"
+    assert main(["encdiff", "encode", str(saved[0]), "--n", "6000", "--out", str(out)]) == 0
+    assert "diffrep encdiff encode: --n 6000: the dataset has 5120 images; using 5120" in capsys.readouterr().err
+    assert sorted(np.load(out)["indices"].tolist()) == list(range(5120))
+
+
 def test_encode_writes_the_models_codes(tmp_path, saved):
     d, m, ds = saved
     out = tmp_path / "codes.npz"

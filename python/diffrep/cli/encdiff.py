@@ -23,7 +23,9 @@ images), plus with ``--downstream`` the GBT sample efficiency (Table 5).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
                       resolve_weights)
 
@@ -143,6 +145,8 @@ def _run(args) -> int:
         # before the tokens of --n images are computed (it was checked after them)
         raise ValueError(f"--factor must be in [0, {len(ds.factor_sizes)}), got {args.factor}")
     n = min(args.n, len(ds))
+    if n < args.n:   # it was cut to the dataset's size without a word
+        print(f"diffrep encdiff {args.verb}: --n {args.n}: the dataset has {len(ds)} images; using {n}", file=sys.stderr)
     g = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(len(ds), generator=g)
     idx = perm[:n].tolist()
