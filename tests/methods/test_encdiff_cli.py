@@ -234,10 +234,13 @@ def test_eval_on_an_attribute_dataset_is_tad_of_the_pca_codes(tmp_path, saved):
 
     idx = list(range(0, 5120, 10))
     out = tmp_path / "tad.json"
-    _evaluate_tad(m, Attr(), idx, SimpleNamespace(), out)
-    rec = json.loads(out.read_text())
-    want = tad(pca1_units(m.tokens(ds[idx][0])), torch.as_tensor(Attr.attributes[idx]), variant="disdiff")
-    assert rec["scores"]["tad"] == pytest.approx(want["tad"], abs=1e-9) and rec["images"] == len(idx)
+    for raw in (False, True):    # --raw: the raw tokens c (it was ignored: TAD read the aligned ones)
+        _evaluate_tad(m, Attr(), idx, SimpleNamespace(raw=raw), out)
+        rec = json.loads(out.read_text())
+        want = tad(pca1_units(m.tokens(ds[idx][0], aligned=not raw)), torch.as_tensor(Attr.attributes[idx]),
+                   variant="disdiff")
+        assert rec["scores"]["tad"] == pytest.approx(want["tad"], abs=1e-9) and rec["images"] == len(idx)
+        assert rec["codes"] == ("raw" if raw else "aligned")
 
 
 # -- --device cuda (the figures read the model's tokens back to numpy: the anchors figure called .numpy() on CUDA

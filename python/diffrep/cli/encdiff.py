@@ -246,13 +246,16 @@ def _evaluate_tad(model, ds, idx, args, out):
     from ..metrics import tad
 
     device = model.token_bank.device
-    toks = torch.cat([model.tokens(_images(ds, idx[i:i + 256], model, device)).cpu() for i in range(0, len(idx), 256)])
+    aligned = not args.raw   # --raw was ignored here: TAD always read the aligned tokens
+    toks = torch.cat([model.tokens(_images(ds, idx[i:i + 256], model, device), aligned=aligned).cpu()
+                      for i in range(0, len(idx), 256)])
     from ..metrics.pca import pca1_units
 
     codes = pca1_units(toks)
     attrs = torch.as_tensor(np.asarray(ds.attributes)[np.asarray(idx)])
     res = tad(codes, attrs, variant="disdiff")
-    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx)}, indent=1, default=str))
+    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx),
+                               "codes": "aligned" if aligned else "raw"}, indent=1, default=str))
     print(f"TAD (disdiff) {res['tad']:.4f}, attributes captured {res.get('tad_attributes_captured')}")
 
 
