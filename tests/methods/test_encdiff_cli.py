@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffrep.cli import main
-from diffrep.cli.encdiff import VERBS
+from diffrep.cli.encdiff import N_HELP, VERBS
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,11 @@ def saved(tmp_path_factory):
 def test_every_verb_has_help(verb, capsys):
     with pytest.raises(SystemExit) as e:
         main(["encdiff", verb, "--help"])
-    assert e.value.code == 0 and "usage" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert e.value.code == 0 and "usage" in text
+    if verb in VERBS:   # --n had no help: what it counts differs per verb
+        flat = " ".join(text.split())
+        assert f"--n N {' '.join(N_HELP[verb].split())} (default: " in flat, flat
 
 
 def test_the_command_list_names_every_verb(capsys):

@@ -31,6 +31,11 @@ from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
+# what --n counts in each verb (its help said nothing: in interchange it is sources and targets together)
+N_HELP = {"encode": "dataset images to encode", "sample": "images to generate",
+          "interchange": "dataset images: the first half are the sources, the second half the targets (a column per pair)",
+          "attention": "dataset images, one row of maps each", "anchors": "dataset images whose tokens are drawn",
+          "eval": "images the PCA-per-unit codes are fitted on (CelebA: the images TAD scores)"}
 POOLS = (1, 2, 4, 8)   # diffrep.recipes.encdiff.POOLS, written out: importing the recipes loads torch for --help
 
 
@@ -55,7 +60,8 @@ def register(sub) -> None:
                        help="shapes3d_subgrid only: pooling of the 64 px renders (default: the run's, else 4)")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
+        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4),
+                       help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
             q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
         q.add_argument("--seed", type=int, default=0)
