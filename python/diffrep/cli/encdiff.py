@@ -11,9 +11,10 @@
 
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
 recipe's data, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option KEY=VALUE``);
-default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``. ``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the
-factors of the first N images; ``sample`` conditions on tokens drawn from the dataset (the FID
-protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
+default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``.
+``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the factors of ``--n``
+images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
+those of at least 64 dataset images (the FID protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
 unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
 unit that best separates factor ``--factor``, coloured by that factor (Fig. 1); ``eval``: MIG, DCI,
