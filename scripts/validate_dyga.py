@@ -1,6 +1,6 @@
 """Validate DyGA + Skip Dropout at CPU scale (slow; not part of the default test run).
 
-    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 800] [--quick] [--arms baseline dyga_sd]
+    python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 700] [--quick] [--arms baseline dyga_sd]
                                     [--out benches/results/dyga_validation_cpu.json] [--overwrite]
     python scripts/validate_dyga.py --combine A.json B.json ... --out C.json [--note TEXT]
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -158,7 +159,22 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     return rec
 
 
+def refresh_note(steps: int, arms, n_images: int) -> str | None:
+    """A warning when no DyGA arm reaches its first anchor refresh (the first step of epoch 2, Alg. 1): a
+    short smoke run (--steps 2) then compares EncDiff with EncDiff, which the record does not say."""
+    from diffrep.recipes.encdiff import shapes3d_cpu
+
+    spe = n_images // shapes3d_cpu().train.batch_size
+    dyga = [a for a in arms if ARMS[a].get("conditioning", "dyga") == "dyga"]
+    if dyga and steps <= spe:
+        return (f"note: --steps {steps} ends before the first anchor refresh (step {spe}, one epoch of {spe} steps): "
+                f"the arms {', '.join(dyga)} train without DyGA alignment")
+    return None
+
+
 KEYS = ("separation", "factor_vae", "dci", "reliance")
+# what combine() reads of each run (the summary's values and the merge's identity)
+RUN_FIELDS = ("arm", "seed", "steps", "sep_raw", "factor_vae", "dci_disentanglement", "reliance")
 
 
 def _value(r, key):
@@ -229,6 +245,11 @@ def combine(paths, out_path, note: str | None = None) -> dict:
     combined record cannot be merged again with one of its own sources; all runs must share one step
     count and metric size (``quick``). ``combined_from`` names each input by file name, and for an input
     that was itself combined, its own sources."""
+    named = {}
+    for p in paths:
+        if Path(p).resolve() in named:
+            raise SystemExit(f"--combine {p}: given twice (as {named[Path(p).resolve()]}); name each record once")
+        named[Path(p).resolve()] = p
     recs = []
     for p in paths:
         try:
@@ -237,6 +258,13 @@ def combine(paths, out_path, note: str | None = None) -> dict:
             raise SystemExit(f"--combine {p}: cannot read a JSON record ({e})")
         if not isinstance(rec, dict) or not isinstance(rec.get("runs"), list):
             raise SystemExit(f"--combine {p}: not a validate_dyga record (no 'runs' list)")
+        if not rec["runs"]:
+            raise SystemExit(f"--combine {p}: its 'runs' list is empty; nothing to combine")
+        for i, r in enumerate(rec["runs"]):
+            # a run without these read as KeyError tracebacks (or "the records mix step counts []")
+            missing = [k for k in RUN_FIELDS if not isinstance(r, dict) or k not in r]
+            if missing:
+                raise SystemExit(f"--combine {p}: run {i} is not a validate_dyga run (no {', '.join(map(repr, missing))})")
         recs.append(rec)
     runs = [r for rec in recs for r in rec["runs"]]
     arms = list(dict.fromkeys(r["arm"] for r in runs))
@@ -264,6 +292,7 @@ def combine(paths, out_path, note: str | None = None) -> dict:
         out["quick"] = quick.pop()
     if note is not None:
         out["note"] = note
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)   # as a training run does: a new folder is no error
     Path(out_path).write_text(json.dumps(out, indent=1))
     return out
 
@@ -289,6 +318,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.note is not None and not args.combine:
         ap.error("--note goes with --combine (a training run records its own setting)")
+    if not args.combine:
+        # --steps 0 recorded a NaN loss and an untrained model; a repeated seed or arm trained it twice and
+        # counted it twice in the means (and the record could not be combined later)
+        if args.steps < 1:
+            ap.error(f"--steps must be >= 1, got {args.steps}")
+        if min(args.seeds) < 0:
+            ap.error(f"--seeds must be non-negative, got {args.seeds}")
+        for name, vals in (("--seeds", args.seeds), ("--arms", args.arms)):
+            if len(set(vals)) != len(vals):
+                ap.error(f"{name} repeats a value: {vals}")
     if Path(args.out).exists() and not args.overwrite:
         ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
     if args.combine:
@@ -299,6 +338,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     ds = Shapes3DSubgrid(pool=4)
+    note = refresh_note(args.steps, args.arms, len(ds))
+    if note:
+        print(note, file=sys.stderr, flush=True)
     runs = []
     for seed in args.seeds:
         for arm in args.arms:

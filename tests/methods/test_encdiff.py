@@ -307,6 +307,10 @@ def test_recipes_and_bad_inputs():
         m.generate(torch.rand(2, U + 1, D))
     with pytest.raises(ValueError, match="t_range"):
         m.condition_reliance(images(2), t_range=(30, 10))
+    for call in (lambda: m.tokens(images(1), aligned="no"), lambda: m.pca_codes(images(2), aligned=0),
+                 lambda: m.representation_fn(images(2), aligned="no")):
+        with pytest.raises(TypeError, match="aligned must be True or False"):   # "no" read as True
+            call()
 
 
 def test_a_recipe_loads_the_frozen_first_stage_from_a_vq_run(tmp_path):

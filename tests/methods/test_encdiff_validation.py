@@ -188,3 +188,71 @@ def test_trace_script_refuses_bad_input_with_a_message(argv, text, tmp_path, cap
     assert exc.value.code == 2 and "Traceback" not in err
     assert text.replace("{tmp}", str(tmp_path)) in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"] and kept.read_text() == "{}"
+
+
+def test_combine_refuses_a_file_named_twice_and_records_that_are_not_validate_dyga_runs(tmp_path):
+    """A record named twice (by two spellings) is refused by name, not as "a combined record and one of its
+    sources"; an empty 'runs' list or a run without the fields the summary reads is refused by name (a
+    KeyError traceback; "the records mix step counts []"); a new --out folder is created."""
+    mod = _load()
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"runs": [_run("baseline", 0, 0.2, 0.5, 0.3, 2.0)]}))
+    with pytest.raises(SystemExit, match=r"a.json: given twice \(as .*a.json\); name each record once"):
+        mod.combine([str(a), str(tmp_path / "." / "a.json")], str(tmp_path / "x.json"))
+    (tmp_path / "e.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(SystemExit, match="e.json: its 'runs' list is empty"):
+        mod.combine([str(a), str(tmp_path / "e.json")], str(tmp_path / "x.json"))
+    bad = _run("sd", 1, 0.1, 0.2, 0.1, 1.0)
+    del bad["reliance"], bad["arm"]
+    (tmp_path / "k.json").write_text(json.dumps({"runs": [bad]}))
+    with pytest.raises(SystemExit, match="k.json: run 0 is not a validate_dyga run \\(no 'arm', 'reliance'\\)"):
+        mod.combine([str(a), str(tmp_path / "k.json")], str(tmp_path / "x.json"))
+    assert not (tmp_path / "x.json").exists()
+    out = mod.combine([str(a)], str(tmp_path / "new" / "c.json"))
+    assert out["summary_mean_std"]["baseline"]["separation"] == pytest.approx((0.2, 0.0))
+    assert json.loads((tmp_path / "new" / "c.json").read_text())["runs"] == [_run("baseline", 0, 0.2, 0.5, 0.3, 2.0)]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--seeds", "0", "1", "0"], "--seeds repeats a value: [0, 1, 0]"),
+    (["--seeds", "-1"], "--seeds must be non-negative, got [-1]"),
+    (["--arms", "sd", "baseline", "sd"], "--arms repeats a value: ['sd', 'baseline', 'sd']")])
+def test_a_training_run_refuses_steps_and_repeated_seeds_or_arms_before_any_work(argv, message, tmp_path, capsys):
+    # --steps 0 recorded a NaN loss for an untrained model; a repeated seed or arm was trained and counted twice
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as e:
+        _load().main(argv + ["--out", str(out)])
+    assert e.value.code == 2 and f"error: {message}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_shorter_than_one_epoch_is_told_its_dyga_arms_never_align():
+    """5,120 images at batch 32: 160 steps per epoch, the first refresh at step 160 (the 161st step)."""
+    note = _load().refresh_note
+    assert note(160, ["baseline", "dyga_sd", "dyga", "sd"], 5120) == (
+        "note: --steps 160 ends before the first anchor refresh (step 160, one epoch of 160 steps): the arms "
+        "dyga_sd, dyga train without DyGA alignment")
+    assert note(161, ["baseline", "dyga_sd"], 5120) is None
+    assert note(2, ["baseline", "sd"], 5120) is None
+
+
+def test_the_usage_lines_defaults_are_the_parsers(monkeypatch):
+    """The docstring's usage line showed --steps 800 while the parser (and the docs' records) use 700."""
+    import argparse
+    import re
+
+    mod = _load()
+    actions = []
+
+    def capture(self, args=None, namespace=None):
+        actions.extend(self._actions)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        mod.main([])
+    defaults = {a.dest: a.default for a in actions}
+    shown = dict(re.findall(r"\[--(seeds|steps) ([\d ]+)\]", mod.__doc__))
+    assert set(shown) == {"seeds", "steps"}
+    assert shown["steps"].strip() == str(defaults["steps"]) and shown["seeds"].split() == [str(v) for v in defaults["seeds"]]

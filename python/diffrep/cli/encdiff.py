@@ -4,16 +4,17 @@
     diffrep encdiff train RECIPE [--out DIR] [--a.b VALUE ...]             (as diffrep train)
     diffrep encdiff encode MODEL [--dataset NAME] [--n N] --out codes.npz
     diffrep encdiff sample MODEL [--n 16] [--steps N] [--out samples.png]
-    diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--out swap.png]
-    diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--out attention.png]
+    diffrep encdiff interchange MODEL [--dataset NAME] [--n 4] [--units 0 1 ...] [--steps N] [--out swap.png]
+    diffrep encdiff attention MODEL [--dataset NAME] [--n 4] [--steps N] [--out attention.png]
     diffrep encdiff anchors MODEL [--dataset NAME] [--n 2000] [--factor K] [--out anchors.png]
     diffrep encdiff eval MODEL [--dataset NAME] [--n 2000] [--eval quick|full] [--downstream] [--out metrics.json]
 
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
-recipe's data, default, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option
-KEY=VALUE``). ``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the
-factors of the first N images; ``sample`` conditions on tokens drawn from the dataset (the FID
-protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
+recipe's data, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option KEY=VALUE``);
+default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``.
+``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the factors of ``--n``
+images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
+those of at least 64 dataset images (the FID protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
 unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
 unit that best separates factor ``--factor``, coloured by that factor (Fig. 1); ``eval``: MIG, DCI,
@@ -23,16 +24,25 @@ images), plus with ``--downstream`` the GBT sample efficiency (Table 5).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
                       resolve_weights)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
+SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
+# what --n counts in each verb (its help said nothing: in interchange it is sources and targets together)
+N_HELP = {"encode": "dataset images to encode", "sample": "images to generate",
+          "interchange": "dataset images: the first half are the sources, the second half the targets (a column per pair)",
+          "attention": "dataset images, one row of maps each", "anchors": "dataset images whose tokens are drawn",
+          "eval": "images the PCA-per-unit codes are fitted on (CelebA: the images TAD scores)"}
+POOLS = (1, 2, 4, 8)   # diffrep.recipes.encdiff.POOLS, written out: importing the recipes loads torch for --help
 
 
 def register(sub) -> None:
     p = sub.add_parser("encdiff", help="EncDiff + DyGA + Skip Dropout: train, encode, sample, interchange, attention, "
-                       "anchors", description=__doc__.split("\n\n")[0])
+                       "anchors, eval", description=__doc__.split("\n\n")[0])
     verbs = p.add_subparsers(dest="encdiff_command", metavar="VERB")
     add_recipe_verbs(verbs, "encdiff/", "train an encdiff/ recipe (same flags as diffrep train)")
     helps = {"encode": "N scalars, tokens and PCA-per-unit codes of dataset images (.npz)",
@@ -45,12 +55,16 @@ def register(sub) -> None:
         q = verbs.add_parser(name, help=helps[name])
         q.add_argument("model", help="an EncDiff model, checkpoint or run folder (a run: its newest checkpoint, else final/)")
         add_weights_flag(q)
-        q.add_argument("--dataset", default="shapes3d_subgrid")
-        q.add_argument("--pool", type=int, default=4, help="shapes3d_subgrid only: pooling of the 64 px renders")
+        q.add_argument("--dataset", default=None,
+                       help="dataset name (default: the run's, from its run.json; else shapes3d_subgrid)")
+        q.add_argument("--pool", type=int, default=None, choices=POOLS,  # --pool 0 read 64 px images without a word
+                       help="shapes3d_subgrid only: pooling of the 64 px renders (default: the run's, else 4)")
         q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4))
-        q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
+        q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4),
+                       help=N_HELP[name] + " (default: %(default)s)")
+        if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
+            q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
@@ -72,6 +86,8 @@ def _load(args):
     from ..methods.encdiff import EncDiff
     from ..nn import load_pretrained
 
+    if Path(args.model).is_file():   # e.g. final/config.json: "no such model folder" for a path that exists
+        raise ValueError(f"{args.model} is a file; give the model folder that holds it ({Path(args.model).parent})")
     if not Path(args.model).is_dir():
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors
@@ -84,12 +100,28 @@ def _load(args):
 
 
 def _dataset(args):
+    """The dataset of a verb: ``--dataset``, else the one the model's run trained on (its run.json: a paper
+    recipe's 64 px Shapes3D or CelebA was refused as "not the 16 px sub-grid"), else the CPU recipe's sub-grid."""
     from .. import data
     from ..recipes.encdiff import Shapes3DSubgrid
+    from ..recipes.runinfo import SUBGRID, find_run_info
 
-    if args.dataset == "shapes3d_subgrid":
-        return Shapes3DSubgrid(args.pool)
-    return data.load(args.dataset, root=args.root, root_flag="--root", **parse_options(args.option))
+    name, options, root, pool, root_flag = args.dataset, parse_options(args.option), args.root, args.pool, "--root"
+    if name is None:
+        info = find_run_info(args.model)
+        saved = info["data"] if info else {"dataset": SUBGRID}
+        name = saved["dataset"] or SUBGRID
+        options = {**(saved.get("options") or {}), **options}
+        if name == SUBGRID and pool is None:
+            pool = saved.get("pool")
+        if root is None and saved.get("root"):
+            root, root_flag = saved["root"], "the run's data.root"
+    if name == SUBGRID:
+        return Shapes3DSubgrid(4 if pool is None else pool)
+    if args.pool is not None:   # it was ignored
+        raise ValueError(f"--pool applies to the shapes3d_subgrid only; {name} is read at its own size "
+                         "(--option size=... where the dataset takes one)")
+    return data.load(name, root=root, root_flag=root_flag, **options)
 
 
 def _images(ds, idx, model, device):
@@ -109,16 +141,22 @@ def _run(args) -> int:
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.steps is not None and args.steps < 1:
+    if getattr(args, "steps", None) is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
     out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
                          suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext))  # any name for the JSON
     model, device = _load(args)
     ds = _dataset(args)
+    if args.verb == "anchors" and hasattr(ds, "factor_sizes") and not 0 <= args.factor < len(ds.factor_sizes):
+        # before the tokens of --n images are computed (it was checked after them)
+        raise ValueError(f"--factor must be in [0, {len(ds.factor_sizes)}), got {args.factor}")
     n = min(args.n, len(ds))
+    if n < args.n:   # it was cut to the dataset's size without a word
+        print(f"diffrep encdiff {args.verb}: --n {args.n}: the dataset has {len(ds)} images; using {n}", file=sys.stderr)
     g = torch.Generator().manual_seed(args.seed)
-    idx = torch.randperm(len(ds), generator=g)[:n].tolist()
+    perm = torch.randperm(len(ds), generator=g)
+    idx = perm[:n].tolist()
     from ..viz.grids import save_image
 
     if args.verb == "encode":
@@ -131,8 +169,8 @@ def _run(args) -> int:
             arrays["factors"] = np.asarray(f)
         np.savez(out, **arrays)
     elif args.verb == "sample":
-        # a pool of at least 64 dataset images to draw the n conditions from (with replacement)
-        pool = _images(ds, torch.randperm(len(ds), generator=g)[: max(n, 64)].tolist(), model, device)
+        # tokens of at least 64 images to draw from (idx[:max(n, 64)] was idx itself: n draws from n images)
+        pool = _images(ds, perm[: max(n, 64)].tolist(), model, device)
         bank = model.tokens(pool, aligned=False)
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
         save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
@@ -173,7 +211,8 @@ def _evaluate(model, ds, idx, args, out):
     if not hasattr(ds, "sample_observations_from_factors"):
         if hasattr(ds, "attributes"):        # CelebA: TAD, the DisDiff variant (Table 2; spec 6.2)
             return _evaluate_tad(model, ds, idx, args, out)
-        raise ValueError(f"dataset {args.dataset!r} has neither ground-truth factors nor binary attributes")
+        raise ValueError(f"the dataset ({args.dataset or type(ds).__name__}) has neither ground-truth factors nor "
+                         "binary attributes")
     fit_obs = ds.sample_observations_from_factors(ds.sample_factors(len(idx), np.random.RandomState(args.seed)))
     fn = model.representation_fn(fit_obs, aligned=not args.raw)
     s = EVAL_SIZES[args.eval]
@@ -188,6 +227,19 @@ def _evaluate(model, ds, idx, args, out):
     for k in ("factor_vae_eval", "dci_disentanglement", "mig", "sap", "modularity", "infom"):
         if k in res:
             print(f"{k:22s} {res[k]:.4f}")
+    if args.downstream:
+        _print_downstream(record["downstream"])
+
+
+def _print_downstream(scores) -> None:
+    """Table 5's numbers of ``downstream_task_score``: the mean GBT test accuracy at each training size and
+    the sample efficiency (--downstream wrote them to the JSON only)."""
+    for k, v in scores.items():
+        size, _, what = k.partition(":")
+        if what == "mean_test_accuracy":
+            print(f"{'gbt_test_acc@' + size:22s} {v:.4f}")
+        elif k.startswith("efficiency"):
+            print(f"{k:22s} {v:.4f}")
 
 
 def _evaluate_tad(model, ds, idx, args, out):
@@ -201,13 +253,16 @@ def _evaluate_tad(model, ds, idx, args, out):
     from ..metrics import tad
 
     device = model.token_bank.device
-    toks = torch.cat([model.tokens(_images(ds, idx[i:i + 256], model, device)).cpu() for i in range(0, len(idx), 256)])
+    aligned = not args.raw   # --raw was ignored here: TAD always read the aligned tokens
+    toks = torch.cat([model.tokens(_images(ds, idx[i:i + 256], model, device), aligned=aligned).cpu()
+                      for i in range(0, len(idx), 256)])
     from ..metrics.pca import pca1_units
 
     codes = pca1_units(toks)
     attrs = torch.as_tensor(np.asarray(ds.attributes)[np.asarray(idx)])
     res = tad(codes, attrs, variant="disdiff")
-    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx)}, indent=1, default=str))
+    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx),
+                               "codes": "aligned" if aligned else "raw"}, indent=1, default=str))
     print(f"TAD (disdiff) {res['tad']:.4f}, attributes captured {res.get('tad_attributes_captured')}")
 
 
@@ -217,8 +272,11 @@ def _anchors_figure(model, ds, idx, device, factor, out):
 
     from ..metrics.pca import pca1_units
 
-    if model.dyga is None or not bool(model.dyga.fitted):
-        raise ValueError("this model has no fitted DyGA anchors (conditioning is not 'dyga', or it was never refreshed)")
+    if model.dyga is None:
+        raise ValueError(f"this model has no DyGA anchors: its conditioning is {model.config.conditioning!r}, not 'dyga'")
+    if not bool(model.dyga.fitted):
+        raise ValueError("this model's DyGA anchors were never fitted: its training ended before the first refresh "
+                         "(the first step of epoch dyga.refresh_every + 1)")
     try:
         import matplotlib
 
@@ -251,10 +309,7 @@ def _anchors_figure(model, ds, idx, device, factor, out):
         axes[j // cols][j % cols].axis("off")
     labels = None
     if hasattr(ds, "factor_sizes"):
-        f = np.asarray(ds[np.asarray(idx)][1])
-        if not 0 <= factor < f.shape[1]:
-            raise ValueError(f"--factor must be in [0, {f.shape[1]}), got {factor}")
-        labels = f[:, factor]
+        labels = np.asarray(ds[np.asarray(idx)][1])[:, factor]
     from sklearn.metrics import normalized_mutual_info_score
 
     k = dy.assign(c.float()).cpu().numpy()

@@ -297,6 +297,7 @@ class EncDiff(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def tokens(self, x: torch.Tensor, *, aligned: bool = True) -> torch.Tensor:
         """Tokens (B, N, D) in eval mode: c~ (aligned with the hard argmax) or the raw c."""
+        flag(aligned, "aligned")   # aligned="no" read as True
         was = self.training
         self.eval()
         try:
@@ -316,6 +317,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         observations (n, H, W, C) in [0, 1] -> PCA(1)-per-unit codes (n, N), the PCA fitted once on the
         tokens of ``fit_observations`` (the paper fits it on the whole dataset)."""
         positive_int(batch, "batch")
+        flag(aligned, "aligned")
         dev = self.token_bank.device
 
         def tokens(obs):

@@ -43,6 +43,7 @@ class DiffAERecipeConfig(Config):
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # the sub-grid's average pooling of the 64 px renders
+    pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     autoencoder_path: Optional[str] = None  # stage 2 (model.stage latent): the stage-1 run's final folder, whose encoder and decoder are loaded frozen
     stats_images: Annotated[int, Ge(2)] = 10_000
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)

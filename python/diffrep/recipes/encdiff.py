@@ -54,15 +54,19 @@ class EncDiffRecipeConfig(Config):
     first_stage_path: Optional[str] = None
     allow_untrained_first_stage: bool = False
     pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
+    pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
         if self.model.first_stage is None and self.first_stage_path:
             raise ConfigError("first_stage_path", "the model runs in pixel space (model.first_stage is None)")
-        if self.pool not in (1, 2, 4, 8):
+        if self.pool not in POOLS:
             raise ConfigError("pool", f"must be 1, 2, 4 or 8, got {self.pool}")
         refuse_root_for_subgrid(self)
 
+
+# average-pooling factors of the 64 px Shapes3D renders (divisors of 64 the recipes use)
+POOLS = (1, 2, 4, 8)
 
 # the sub-grid of the 6 Shapes3D factors (class indices of each factor kept): 4*4*4*4*4*5 = 5,120 images
 SUBGRID = ((0, 2, 5, 7), (0, 3, 5, 8), (1, 4, 6, 9), (0, 3, 5, 7), (0, 1, 2, 3), (0, 4, 7, 10, 14))
@@ -76,6 +80,10 @@ class Shapes3DSubgrid(torch.utils.data.Dataset):
     ``diffrep.data``."""
 
     def __init__(self, pool: int = 4, grid=SUBGRID):
+        if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool not in POOLS:
+            # pool 0 or -1 skipped the pooling without a word (64 px images for a 16 px model)
+            raise ValueError(f"Shapes3DSubgrid: pool must be one of {', '.join(map(str, POOLS))} (divisors of the "
+                             f"64 px renders), got {pool!r}")
         base = Shapes3D()
         self.factor_names = list(base.factor_names)
         self.factor_sizes = [len(g) for g in grid]

@@ -31,6 +31,7 @@ class InfoDiffusionRecipeConfig(Config):
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     pool: int = 4  # shapes3d_subgrid: average-pooling factor of the 64 px renders
+    pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:

@@ -9,7 +9,8 @@
   discriminator weight 0.75 from step 0, Adam betas (0.5, 0.9), base lr 4.5e-6 scaled by the
   effective batch 256 (128 x 2 accumulation, folded into one batch here), no EMA, no clipping.
   LPIPS needs a local weight file (``model.perceptual_weights`` or ``$DIFFREP_LPIPS_WEIGHTS``; see
-  :mod:`diffrep.nn.lpips`), and CelebA is read from ``$DIFFREP_DATA``. The step count is not given
+  :mod:`diffrep.nn.lpips`), and CelebA is read from ``$DIFFREP_DATA``. ``vq/shapes3d64``,
+  ``vq/mpi3d-toy64`` and ``vq/cars3d64`` are this setting on the other datasets, LPIPS included. The step count is not given
   by the paper or the configs; 100k is a choice.
 """
 
@@ -99,7 +100,10 @@ RECIPES = (
            "about a minute", cpu_friendly=True),
     Recipe("vq/celeba64", celeba64, build, "DyGA Table 7 f=4 VQ-GAN (LPIPS + PatchGAN) on CelebA 64; needs LPIPS "
            "weights file and CelebA"),
-    Recipe("vq/shapes3d64", shapes3d64, build, "DyGA Table 7 f=4 VQ-GAN on Shapes3D (EncDiff's first stage)"),
-    Recipe("vq/mpi3d-toy64", mpi3d_toy64, build, "DyGA Table 7 f=4 VQ-GAN on MPI3D-toy (EncDiff's first stage)"),
-    Recipe("vq/cars3d64", cars3d64, build, "DyGA Table 7 f=4 VQ-GAN on Cars3D (EncDiff's first stage)"),
+    Recipe("vq/shapes3d64", shapes3d64, build, "DyGA Table 7 f=4 VQ-GAN on Shapes3D (EncDiff's first stage); "
+           "needs an LPIPS weights file"),
+    Recipe("vq/mpi3d-toy64", mpi3d_toy64, build, "DyGA Table 7 f=4 VQ-GAN on MPI3D-toy (EncDiff's first stage); "
+           "needs an LPIPS weights file"),
+    Recipe("vq/cars3d64", cars3d64, build, "DyGA Table 7 f=4 VQ-GAN on Cars3D (EncDiff's first stage); "
+           "needs an LPIPS weights file"),
 )
