@@ -1,0 +1,66 @@
+"""Which tests the CUDA test step of scripts/gpu_check.py runs: the test files that can hold a CUDA test, and the
+pytest hook that keeps only the CUDA tests of them. pytest loads the hook from ``gpu_check`` (``-p gpu_check``, with
+scripts/ on PYTHONPATH), which imports it from here."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from gpu_check_steps import ROOT
+
+#: test files that test this script itself: they run no CUDA code, and the dry run in them would recurse
+_SELF_TESTS = re.compile(r"\bgpu_check\b")
+#: a function that takes the conftest ``device`` fixture (parametrised over every usable device, CUDA included)
+_TAKES_DEVICE = re.compile(r"^\s*def \w+\([^)]*\bdevice\b", re.M)
+
+#: set by the real run's CUDA test step: there, a diffrep whose CUDA backend cannot run fails the step
+NEED_CUDA_ENV = "DIFFREP_GPU_CHECK_NEED_CUDA"
+
+
+def cuda_test_files() -> list[str]:
+    """The test files that can hold a CUDA test, relative to the repository: every ``tests/**/test_*.py`` that names
+    CUDA (a skip without a GPU, the ``cuda`` marker, a ``"cuda"`` device, a ``*_cuda`` file) or has a function
+    taking a ``device`` argument (the conftest fixture runs each such test on every usable device). Generous on
+    purpose: the ``-p gpu_check`` hook below keeps only the CUDA tests of these files, so a file too many costs
+    its import, a file too few loses its CUDA tests."""
+    out = []
+    for p in sorted((ROOT / "tests").rglob("test_*.py")):
+        text = p.read_text(encoding="utf-8")
+        if _SELF_TESTS.search(text):
+            continue
+        if "cuda" in text.lower() or _TAKES_DEVICE.search(text):
+            out.append(p.relative_to(ROOT).as_posix())
+    return out
+
+
+def is_cuda_test(item) -> bool:
+    """A collected pytest item that exercises CUDA: 'cuda' in its node id (a ``*_cuda.py`` file, a test named
+    for CUDA, a ``[cuda]`` device parameter), the ``cuda`` marker, or a skipif whose reason names CUDA or a GPU
+    (a test that needs no GPU is kept too and skips on the GPU machine: cheap, and never a CUDA test lost)."""
+    if "cuda" in item.nodeid.lower() or item.get_closest_marker("cuda") is not None:
+        return True
+    return any(re.search(r"cuda|gpu", str(m.kwargs.get("reason", "")), re.I) for m in item.iter_markers("skipif"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """pytest hook, active only where pytest loads ``gpu_check`` as a plugin (``-p gpu_check``, with scripts/ on
+    PYTHONPATH: the CUDA test step): keep the CUDA tests of the collected files, deselect the rest, so the GPU
+    machine runs every CUDA test and none of the CPU suite. In the real run (``NEED_CUDA_ENV`` set) a diffrep
+    whose CUDA backend is unusable (a failed build, a build without an image for this GPU, a source tree on
+    PYTHONPATH) ends the session with that reason: every CUDA test would skip, and the step read "pass"."""
+    if os.environ.get(NEED_CUDA_ENV) == "1":
+        import pytest
+
+        import diffrep
+
+        if not diffrep.cuda_available():
+            why = diffrep.info()["modules"]["_cuda"].get("reason")
+            pytest.exit(f"gpu_check: error: the CUDA backend of diffrep ({diffrep.__file__}) is not usable, so "
+                        f"every CUDA test would skip: {why}", returncode=3)
+    keep, dropped = [], []
+    for it in items:
+        (keep if is_cuda_test(it) else dropped).append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
