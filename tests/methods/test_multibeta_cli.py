@@ -204,6 +204,44 @@ def test_errors_are_messages(models, tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_wrong_files_are_messages(models, tmp_path, capsys):
+    """Files a newcomer passes by mistake: a .npy where --codes wants the .npz 'encode' writes (was "'numpy.ndarray'
+    object does not support the context manager protocol"), an .npz where --direction wants a .npy (was an
+    AttributeError traceback), a 'beta' entry that is not one number (was "only 0-dimensional arrays can be
+    converted"), numpy's allow_pickle advice, and a file given as MODEL (was "does not exist")."""
+    p2, _, m = models
+    np.save(tmp_path / "codes.npy", np.zeros((2, 3), np.float32))
+    np.savez(tmp_path / "two_betas.npz", codes=np.zeros((2, 3), np.float32), beta=np.array([0.5, 0.25]))
+    np.savez(tmp_path / "text_beta.npz", codes=np.zeros((2, 3), np.float32), beta="half")
+    np.savez(tmp_path / "object.npz", codes=np.array([{}], dtype=object), beta=0.5)
+    np.savez(tmp_path / "dir.npz", d=np.ones(3, np.float32))
+    np.save(tmp_path / "object.npy", np.array([{}], dtype=object), allow_pickle=True)
+    (tmp_path / "junk.npz").write_text("not numpy")
+    c = tmp_path / "ok.npz"
+    np.savez(c, codes=np.zeros((2, 3), np.float32), beta=np.int64(0))  # an integer beta is one number too
+    cases = [
+        (("decode", p2, "--codes", tmp_path / "codes.npy"), "is a single .npy array; pass an .npz holding 'codes'"),
+        (("decode", p2, "--codes", tmp_path / "two_betas.npz"), "'beta' must be one number"),
+        (("denoise", p2, "--codes", tmp_path / "text_beta.npz"), "'beta' must be one number"),
+        (("decode", p2, "--codes", tmp_path / "object.npz"), "object (pickled) arrays, which are never loaded"),
+        (("decode", p2, "--codes", tmp_path / "junk.npz"), "is not an .npz archive of arrays"),
+        (("decode", p2, "--codes", tmp_path), "is a folder"),
+        (("edit", p2, "--direction", tmp_path / "dir.npz"), "is an .npz archive; pass a .npy file"),
+        (("edit", p2, "--direction", tmp_path / "object.npy"), "is not a .npy array file"),
+        (("edit", p2, "--direction", tmp_path / "junk.npz"), "is not a .npy array file"),
+        (("encode", p2 / "model.safetensors"), "is a file; pass the folder holding config.json"),
+    ]
+    for argv, msg in cases:
+        capsys.readouterr()
+        assert _run(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and "allow_pickle" not in err, (argv, err)
+    # the integer beta decodes exactly as the model's own direct decode at beta = 0
+    assert _run("decode", p2, "--codes", c, "--out", tmp_path / "d.png") == 0
+    want = _expected_png(m.decode(torch.zeros(2, 3), 0.0), tmp_path / "ref.png", nrow=2)
+    assert np.array_equal(_png(tmp_path / "d.png"), want)
+
+
 @pytest.mark.parametrize("verb", ["encode", "decode", "denoise", "sweep", "traverse", "edit", "sample", "curve", "eval",
                                   "train", "recipes"])
 def test_help(verb, capsys):
