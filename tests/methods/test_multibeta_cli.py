@@ -169,6 +169,21 @@ def test_curve_and_eval(models, tmp_path):
     assert json.loads((tmp_path / "one.json").read_text())["curve"][0] == e["curve"][1]
 
 
+def test_curve_says_why_explained_is_nan(models, tmp_path, capsys):
+    """The 'explained' column printed a bare nan; the reason is now on stderr, and it follows the curve's own numbers
+    (an untrained tiny model: its beta = 0 decode error is above the data's variance)."""
+    p2, _, m = models
+    capsys.readouterr()
+    assert _run("curve", p2, "--n", 8, "--betas", "0.5,0.9", "--json", tmp_path / "a.json") == 0
+    assert "explained is nan: it is relative to the beta = 0 code: add 0 to --betas" in capsys.readouterr().err
+    assert _run("curve", p2, "--n", 8, "--betas", "0,0.5", "--json", tmp_path / "b.json") == 0
+    err = capsys.readouterr().err
+    c = json.loads((tmp_path / "b.json").read_text())
+    assert c["mse"][0] >= c["variance"]  # the fixture's untrained model (4.0 against 0.17)
+    assert f"decode error ({c['mse'][0]:.4g}) is not below the data's variance ({c['variance']:.4g})" in err
+    assert all(r != r for r in c["explained"])  # NaN in the JSON
+
+
 def test_errors_are_messages(models, tmp_path, capsys):
     p2, p1, m = models
     np.savez(tmp_path / "c.npz", codes=np.zeros((2, 3), np.float32), beta=np.float64(0.5))
@@ -283,6 +298,15 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
     for k, v in final.vae.state_dict().items():
         assert torch.equal(v, again.vae.state_dict()[k]), k
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r3"), "--phases", "[2]"]) == 2
+    # vae_from given the run folder (not its final/) or a missing one: load_pretrained said "not a save_pretrained
+    # directory"; now the message names the folder to pass
+    for src, msg in ((out, f"is a run folder; pass its saved model, vae_from={out / 'final'}"),
+                     (tmp_path / "nope", "does not exist; pass a saved MultiBeta folder")):
+        capsys.readouterr()
+        assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r4"), *tiny, "--phases", "[2]",
+                     "--vae_from", str(src)]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err
 
 
 def test_generic_eval_reads_the_code_at_representation_beta(models):

@@ -446,6 +446,8 @@ def _sample(args) -> int:
 
 
 def _curve(args) -> int:
+    import math
+
     from ..analysis.multibeta import information_curve, informative_beta
 
     model, device = load_model(args)
@@ -460,6 +462,11 @@ def _curve(args) -> int:
         mark = "  <- representation_beta" if abs(b - rep) < 1e-9 else ""
         print(f"{b:6.3f} {curve['sigma'][i]:8.4f} {curve['rate'][i]:9.3f} {curve['mse'][i]:9.5f} "
               f"{curve['explained'][i]:9.3f}{mark}")
+    if not any(math.isfinite(r) for r in curve["explained"]):  # a bare "nan" column explained nothing
+        why = ("it is relative to the beta = 0 code: add 0 to --betas" if curve["betas"][0] != 0.0 else
+               f"the beta = 0 code's decode error ({curve['mse'][0]:.4g}) is not below the data's variance "
+               f"({curve['variance']:.4g}): that code explains none of it (an untrained model?)")
+        print(f"explained is nan: {why}", file=sys.stderr)
     try:
         curve["informative_beta_0.5"] = informative_beta({"betas": curve["betas"][1:], "explained": curve["explained"][1:]})
     except ValueError:

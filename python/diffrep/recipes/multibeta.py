@@ -193,7 +193,13 @@ def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dat
 def _load_vae_from(model: MultiBeta, path: str) -> None:
     from ..nn import load_pretrained
 
-    src = load_pretrained(Path(path))
+    where = Path(path)
+    if not (where / "config.json").is_file():  # was load_pretrained's "not a save_pretrained directory"
+        if (where / "final" / "config.json").is_file():
+            raise ValueError(f"vae_from={path} is a run folder; pass its saved model, vae_from={where / 'final'}")
+        what = "does not exist" if not where.exists() else "holds no config.json"
+        raise ValueError(f"vae_from={path} {what}; pass a saved MultiBeta folder (an earlier run's final/)")
+    src = load_pretrained(where)
     if not isinstance(src, MultiBeta):
         raise ValueError(f"vae_from={path} holds a {type(src).__name__}, not a MultiBeta model")
     if src.config.vae != model.config.vae:
