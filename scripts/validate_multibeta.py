@@ -352,7 +352,7 @@ def main(argv=None) -> int:
                     "beta-VAE trains as many")
     ap.add_argument("--steps-latent", type=int, default=None, help="phase-2 steps (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0, help="train.seed and train_latent.seed of both models, and the "
-                    "seed of the image draws and metrics (default 0)")
+                    "seed of the image draws, the sampler noise and the metrics (default 0)")
     ap.add_argument("--eval", choices=("quick", "full"), default="quick", help="metric sample sizes")
     ap.add_argument("--num-train", type=int, default=None, help="metric training points (overrides --eval)")
     ap.add_argument("--num-test", type=int, default=None, help="metric test points (overrides --eval)")
