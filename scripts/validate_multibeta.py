@@ -426,9 +426,9 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
-    if args.steps_vae:
+    if args.steps_vae is not None:  # (0 is refused above; it used to mean "the recipe's")
         over += ["--train.steps", str(args.steps_vae)]
-    if args.steps_latent:
+    if args.steps_latent is not None:
         over += ["--train_latent.steps", str(args.steps_latent)]
     if args.posterior_scale:
         over += ["--model.vae.posterior_scale", args.posterior_scale, "--model.denoiser.schedule", args.posterior_scale]

@@ -287,6 +287,9 @@ def test_newcomer_wrong_inputs_are_named():
         "MultiBeta.loss (phase 2)": lambda g: m.loss(x, step=0, generator=g),
         "MultiBetaVAE.loss, beta given": lambda g: m.vae.loss(x, step=0, beta=torch.full((3,), 0.2), generator=g),
     }
+    adv = tiny(adv_disc_weight=0.5, disc_layers=2, disc_channels=4)
+    adv.set_phase(3)
+    calls["MultiBeta.loss (phase 3)"] = lambda g: adv.loss(x, step=0, generator=g)
     for who, call in calls.items():
         with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
             call(7)

@@ -322,10 +322,17 @@ def test_bad_arguments_are_refused_before_any_training(tmp_path, capsys):
              (["--load-dir", str(tmp_path / "missing")], "does not exist (a folder that a --save-dir run wrote)"),
              (["--load-dir", str(tmp_path / "empty")], "holds no validation_state.json"),
              (["--run-dir", str(held)], "already holds runs (beta_vae); pass --overwrite")]
+    # a toy scale first (each case's own flag comes later and wins), so that a check that let its case through
+    # would start a run of seconds, not the recipe's 3000 + 3000 steps
+    toy = ["--steps-vae", "2", "--steps-latent", "2", "--num-train", "20", "--num-test", "20", "--num-images", "4",
+           "--reference-size", "8", "--curve-betas", "", "--run-dir", str(tmp_path / "run"), "--out",
+           str(tmp_path / "rec.json")]
+    tail = ["--informative_images", "8", "--train_subset", "64", "--train.batch_size", "4",
+            "--train_latent.batch_size", "4", "--train.num_workers", "0", "--train_latent.num_workers", "0"]
     for argv, msg in cases:
         capsys.readouterr()
         with pytest.raises(SystemExit) as exc:
-            vm.main(argv + ["--out", str(tmp_path / "rec.json")])
+            vm.main(toy + argv + tail)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and msg in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "rec.json").exists()
