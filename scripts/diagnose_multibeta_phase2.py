@@ -147,14 +147,15 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--load-dir", required=True, help="a validate_multibeta.py --save-dir folder")
-    ap.add_argument("--recipe", default="multibeta/dsprites-cpu")
+    ap.add_argument("--recipe", default="multibeta/dsprites-cpu", help="the recipe of the --save-dir run (default "
+                    "%(default)s; --a.b VALUE overrides as there): its dataset and training subset")
     ap.add_argument("--betas", default="0.5,0.7,0.8,0.9,0.94,0.96,0.98", help="betas of the information table")
     ap.add_argument("--start-betas", default="0.5,0.7,0.9,0.96", help="betas the chains start from")
     ap.add_argument("--head-indices", default="1,2,5,10,20,30,40,45,48,49,50", help="grid indices of the head check")
     ap.add_argument("--num-fit", type=int, default=4096, help="training images the regressions are fitted on")
     ap.add_argument("--num-eval", type=int, default=2048, help="held-out images")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the image draws and the noise (default 0)")
+    ap.add_argument("--out", default="", help="also write the report (JSON) here")
     args, rest = ap.parse_known_args(argv)
     try:
         betas = [float(b) for b in args.betas.split(",") if b.strip()]
@@ -176,6 +177,14 @@ def main(argv=None) -> int:
     model = MultiBeta.from_pretrained(where / "multibeta").eval()
     if model.phase != 2:
         ap.error(f"{where}/multibeta is in phase {model.phase}, not after phase 2")
+    # checked before the work: a beta out of range was a traceback from the encoder, a head index one after the
+    # whole information table had been computed
+    bmax, n_steps = model.config.vae.beta_max, model.config.vae.num_steps
+    for flag, vals in (("--betas", betas), ("--start-betas", starts)):
+        if any(not 0 <= b <= bmax for b in vals):
+            ap.error(f"{flag} must be betas in [0, B={bmax:g}], got {vals}")
+    if any(not 1 <= i <= n_steps for i in heads_i):
+        ap.error(f"--head-indices must be grid indices in 1..N={n_steps}, got {heads_i}")
     try:
         recipe = get_recipe(args.recipe)
         cfg = apply_overrides(recipe.make_config(), list(rest))
@@ -195,7 +204,7 @@ def main(argv=None) -> int:
 
     x_fit, x_ev = images(fit_idx), images(eval_idx)
     vae, den = model.vae, model.denoiser
-    n_grid, tau = den.config.num_steps, den.config.tau
+    tau = den.config.tau
     bstar = float(model.config.representation_beta)
     gen = torch.Generator().manual_seed(args.seed)
     f0_fit, f0_ev = _encode(vae, x_fit, 0.0), _encode(vae, x_ev, 0.0)
@@ -225,8 +234,6 @@ def main(argv=None) -> int:
     # -- 2. the heads against the exact Eq. 19 targets ---------------------------------------------
     heads = []
     for i in heads_i:
-        if not 1 <= i <= n_grid:
-            ap.error(f"--head-indices: {i} outside 1..{n_grid}")
         t, tp = i * tau, (i - 1) * tau
         ft_fit, fp_fit = _encode(vae, x_fit, t), _encode(vae, x_fit, tp)
         ft_ev, fp_ev = _encode(vae, x_ev, t), _encode(vae, x_ev, tp)

@@ -343,26 +343,36 @@ def main(argv=None) -> int:
     from diffrep.recipes import get_recipe
     from diffrep.recipes.multibeta import MultiBetaRecipeConfig, TrainSubset, choose_representation_beta
     from diffrep.train import Trainer, seed_everything
+    from diffrep.train.rundir import run_contents
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipe", default="multibeta/dsprites-cpu")
+    ap.add_argument("--recipe", default="multibeta/dsprites-cpu", help="a multibeta/ recipe (default %(default)s); "
+                    "any --a.b VALUE after the flags overrides its config, as in diffrep train")
     ap.add_argument("--steps-vae", type=int, default=None, help="phase-1 steps (default: the recipe's); the "
                     "beta-VAE trains as many")
     ap.add_argument("--steps-latent", type=int, default=None, help="phase-2 steps (default: the recipe's)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="train.seed and train_latent.seed of both models, and the "
+                    "seed of the image draws, the sampler noise and the metrics (default 0)")
     ap.add_argument("--eval", choices=("quick", "full"), default="quick", help="metric sample sizes")
     ap.add_argument("--num-train", type=int, default=None, help="metric training points (overrides --eval)")
     ap.add_argument("--num-test", type=int, default=None, help="metric test points (overrides --eval)")
     ap.add_argument("--num-images", type=int, default=256, help="images for the decode and distance checks")
     ap.add_argument("--reference-size", type=int, default=20000, help="training images searched for the nearest one")
     ap.add_argument("--curve-betas", default="0.1,0.3,0.5,0.7,0.9", help="betas of the metric curve ('' for none)")
-    ap.add_argument("--spearman-min", type=float, default=0.9)
-    ap.add_argument("--top-kl-max", type=float, default=0.1)
-    ap.add_argument("--sharp-ratio", type=float, default=0.6)
-    ap.add_argument("--par-margin", type=float, default=0.05)
-    ap.add_argument("--clear-margin", type=float, default=0.05)
-    ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json")
-    ap.add_argument("--run-dir", default="runs/validate_multibeta")
+    ap.add_argument("--spearman-min", type=float, default=0.9, help="gate 1: least Spearman rho of the direct-decode "
+                    "error against beta (default %(default)s, the issue's)")
+    ap.add_argument("--top-kl-max", type=float, default=0.1, help="gate 1: most mean KL (nats) of the code at beta = B "
+                    "to the prior (default %(default)s)")
+    ap.add_argument("--sharp-ratio", type=float, default=0.6, help="gate 2: most ratio of the denoised to the direct "
+                    "decodes' distance to the nearest training image (default %(default)s, the issue's)")
+    ap.add_argument("--par-margin", type=float, default=0.05, help="gate 3: MIG / DCI at beta* at least the beta-VAE's "
+                    "minus this (default %(default)s, the issue's)")
+    ap.add_argument("--clear-margin", type=float, default=0.05, help="gate 3: MIG / DCI at beta* at least the beta = 0 "
+                    "code's plus this (default %(default)s)")
+    ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json",
+                    help="the JSON record (default %(default)s)")
+    ap.add_argument("--run-dir", default="runs/validate_multibeta", help="training folders of both models "
+                    "(default %(default)s; an existing run there is refused unless --overwrite)")
     ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir")
     ap.add_argument("--gate2-curve-betas", default="", help="report (not a gate): the gate-2 measurements at these "
                     "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
@@ -395,13 +405,30 @@ def main(argv=None) -> int:
     for flag, v in (("--num-images", args.num_images), ("--reference-size", args.reference_size)):
         if v < 2:
             ap.error(f"{flag} must be >= 2")
+    # checked before any training: 0 steps read as "the recipe's" (a full run), a bad --curve-betas or metric size
+    # failed only after both models had trained
+    for flag, v in (("--steps-vae", args.steps_vae), ("--steps-latent", args.steps_latent)):
+        if v is not None and v < 1:
+            ap.error(f"{flag} must be >= 1 (leave it out for the recipe's steps), got {v}")
+    if args.baseline_kl_warmup < 0:
+        ap.error(f"--baseline-kl-warmup must be >= 0, got {args.baseline_kl_warmup}")
+    for flag, v in (("--num-train", args.num_train), ("--num-test", args.num_test)):
+        if v is not None and v < 10:
+            ap.error(f"{flag} must be >= 10, got {v}")
+    try:
+        curve_betas = [float(b) for b in args.curve_betas.split(",") if b.strip()]
+    except ValueError:
+        ap.error(f"--curve-betas must be numbers separated by commas, got {args.curve_betas!r}")
+    if args.load_dir and not (Path(args.load_dir) / "validation_state.json").is_file():
+        what = "does not exist" if not Path(args.load_dir).exists() else "holds no validation_state.json"
+        ap.error(f"--load-dir {args.load_dir} {what} (a folder that a --save-dir run wrote)")
 
     t_start = time.perf_counter()
     commit = _git_commit()  # the code this run started with (HEAD may move while it runs)
     over = ["--train.seed", str(args.seed), "--train_latent.seed", str(args.seed)]
-    if args.steps_vae:
+    if args.steps_vae is not None:  # (0 is refused above; it used to mean "the recipe's")
         over += ["--train.steps", str(args.steps_vae)]
-    if args.steps_latent:
+    if args.steps_latent is not None:
         over += ["--train_latent.steps", str(args.steps_latent)]
     if args.posterior_scale:
         over += ["--model.vae.posterior_scale", args.posterior_scale, "--model.denoiser.schedule", args.posterior_scale]
@@ -413,10 +440,18 @@ def main(argv=None) -> int:
     if not isinstance(cfg, MultiBetaRecipeConfig):
         ap.error(f"{args.recipe} is not a multibeta recipe")
     bmax = cfg.model.vae.beta_max
+    if any(not 0 <= b <= bmax for b in curve_betas):
+        ap.error(f"--curve-betas must lie in [0, B={bmax:g}], got {curve_betas}")
     if curve2_betas and (any(not 0 < b <= bmax for b in curve2_betas)
                          or any(b2 <= b1 for b1, b2 in zip(curve2_betas, curve2_betas[1:]))):
         ap.error(f"--gate2-curve-betas must be strictly increasing values in (0, B={bmax:g}], got {curve2_betas}")
     run = Path(args.run_dir)
+    trains = (["multibeta/phase1", "multibeta/phase2", "beta_vae"] if not args.load_dir else
+              ["multibeta/phase2"] * args.retrain_latent + ["beta_vae"] * args.retrain_baseline)
+    held = [t for t in trains if run_contents(run / t)]
+    if held and not args.overwrite:  # the trainer's refusal came as a traceback, after the data was built
+        ap.error(f"--run-dir {run} already holds runs ({', '.join(held)}); pass --overwrite to replace them or "
+                 "choose another --run-dir")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     times = {}
     sampling_changed: list[str] = []
@@ -569,7 +604,6 @@ def main(argv=None) -> int:
     ev = {"multibeta_at_beta_star": code_metrics(model, full, beta_star, device, metrics, args.eval, args.seed, **kw),
           "beta_vae_at_beta_star": code_metrics(baseline, full, beta_star, device, metrics, args.eval, args.seed, **kw),
           "multibeta_at_beta_0": code_metrics(model, full, 0.0, device, metrics, args.eval, args.seed, **kw)}
-    curve_betas = [float(b) for b in args.curve_betas.split(",") if b.strip()]
     ev["multibeta_curve"] = [{"beta": b, **code_metrics(model, full, b, device, metrics, args.eval, args.seed, **kw)}
                              for b in curve_betas]
     mb, bv, b0 = ev["multibeta_at_beta_star"], ev["beta_vae_at_beta_star"], ev["multibeta_at_beta_0"]

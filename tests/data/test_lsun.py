@@ -154,6 +154,10 @@ def test_missing_and_invalid_databases(bedroom, tmp_path_factory):
     (junk / "data.mdb").write_bytes(b"this is not an LMDB file" * 400)
     with pytest.raises(ValueError, match="not a readable LMDB"):
         LSUN(junk)
+    empty = tmp_path_factory.mktemp("empty") / "bedroom_train_lmdb"
+    _write_env(empty, {})
+    with pytest.raises(ValueError, match="is an empty LMDB database"):
+        LSUN(empty)
     bad = tmp_path_factory.mktemp("badvalue") / "bedroom_train_lmdb"
     _write_env(bad, {"c" * 40: b"\x00\x01 not an image"})
     ds = LSUN(bad)

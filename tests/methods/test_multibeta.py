@@ -258,6 +258,58 @@ def test_save_load_round_trip_of_the_pipeline_and_its_parts(tmp_path):
     torch.testing.assert_close(den.sample(2, generator=gen(1)), m.denoiser.sample(2, generator=gen(1)), rtol=0, atol=0)
 
 
+def test_newcomer_wrong_inputs_are_named():
+    """Inputs a script gets wrong: NaN images reach no encoder (MultiBetaVAE.encode returned NaN codes), a generator
+    that is not a torch.Generator is named before any draw (it was torch.randn's overload listing), a per-example
+    beta tensor given to a one-beta verb says where per-example betas go, and a bad entry of a list names its index."""
+    m = tiny()
+    m.set_phase(2)
+    x = images()
+    bad = x.clone()
+    bad[1, 0, 2, 2] = float("nan")
+    for f in (lambda: m.vae.encode(bad, 0.5), lambda: m.vae.encode(bad, torch.full((3,), 0.25))):
+        with pytest.raises(ValueError, match="MultiBetaVAE.encode: x holds NaN or infinite values"):
+            f()
+    # the finite path is unchanged: the encoder's own output at the same beta
+    torch.testing.assert_close(m.vae.encode(x, 0.5), m.vae.encoder(x, torch.full((3,), 0.5)), rtol=0, atol=0)
+    z = torch.zeros(3, 3)
+    calls = {
+        "MultiBeta.encode": lambda g: m.encode(x, 0.5, noise=True, generator=g),
+        "MultiBeta.reconstruct": lambda g: m.reconstruct(x, 0.5, generator=g),
+        "MultiBeta.reconstruct direct": lambda g: m.reconstruct(x, 0.5, denoise=False, generator=g),
+        "MultiBeta.denoise": lambda g: m.denoise(z, 0.6, generator=g),
+        "MultiBeta.sample": lambda g: m.sample(2, generator=g),
+        "MultiBeta.edit": lambda g: m.edit(x, 0.6, torch.ones(3), [1.0], generator=g),
+        "MultiBeta.traverse": lambda g: m.traverse(x, 0.6, dims=[0], values=[1.0], generator=g),
+        "MultiBeta.beta_sweep": lambda g: m.beta_sweep(x, [0.6], generator=g),
+        "LatentDenoiser.denoise": lambda g: m.denoiser.denoise(z, 0.6, generator=g),
+        "LatentDenoiser.sample": lambda g: m.denoiser.sample(2, generator=g),
+        "MultiBeta.loss (phase 2)": lambda g: m.loss(x, step=0, generator=g),
+        "MultiBetaVAE.loss, beta given": lambda g: m.vae.loss(x, step=0, beta=torch.full((3,), 0.2), generator=g),
+    }
+    adv = tiny(adv_disc_weight=0.5, disc_layers=2, disc_channels=4)
+    adv.set_phase(3)
+    calls["MultiBeta.loss (phase 3)"] = lambda g: adv.loss(x, step=0, generator=g)
+    for who, call in calls.items():
+        with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+            call(7)
+        with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got str"):
+            call("seed")
+    for f in (lambda: m.encode(x, torch.full((3,), 0.4)), lambda: m.decode(z, torch.zeros(3)),
+              lambda: m.reconstruct(x, torch.full((3,), 0.4))):
+        with pytest.raises(ValueError, match=r"beta must be one number here, got a tensor of shape \(3,\); for one "
+                                             "beta per example call model.vae.encode"):
+            f()
+    # a one-element tensor is still one number: the same code as the float
+    torch.testing.assert_close(m.encode(x, torch.tensor([0.4])), m.encode(x, 0.4), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"betas\[1\] must lie in \[0, B=1\], got 1.5"):
+        m.beta_sweep(x, [0.2, 1.5])
+    with pytest.raises(ValueError, match=r"values\[2\] must be a finite number, got nan"):
+        m.traverse(x, 0.5, dims=[0], values=[0.0, 1.0, float("nan")])
+    with pytest.raises(ValueError, match=r"alphas\[0\] must be a finite number, got inf"):
+        m.edit(x, 0.5, torch.ones(3), [float("inf")])
+
+
 def test_input_validation():
     m = tiny()
     m.set_phase(2)

@@ -169,6 +169,21 @@ def test_curve_and_eval(models, tmp_path):
     assert json.loads((tmp_path / "one.json").read_text())["curve"][0] == e["curve"][1]
 
 
+def test_curve_says_why_explained_is_nan(models, tmp_path, capsys):
+    """The 'explained' column printed a bare nan; the reason is now on stderr, and it follows the curve's own numbers
+    (an untrained tiny model: its beta = 0 decode error is above the data's variance)."""
+    p2, _, m = models
+    capsys.readouterr()
+    assert _run("curve", p2, "--n", 8, "--betas", "0.5,0.9", "--json", tmp_path / "a.json") == 0
+    assert "explained is nan: it is relative to the beta = 0 code: add 0 to --betas" in capsys.readouterr().err
+    assert _run("curve", p2, "--n", 8, "--betas", "0,0.5", "--json", tmp_path / "b.json") == 0
+    err = capsys.readouterr().err
+    c = json.loads((tmp_path / "b.json").read_text())
+    assert c["mse"][0] >= c["variance"]  # the fixture's untrained model (4.0 against 0.17)
+    assert f"decode error ({c['mse'][0]:.4g}) is not below the data's variance ({c['variance']:.4g})" in err
+    assert all(r != r for r in c["explained"])  # NaN in the JSON
+
+
 def test_errors_are_messages(models, tmp_path, capsys):
     p2, p1, m = models
     np.savez(tmp_path / "c.npz", codes=np.zeros((2, 3), np.float32), beta=np.float64(0.5))
@@ -202,6 +217,44 @@ def test_errors_are_messages(models, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         _run("sweep", p2, "--bogus")
     assert exc.value.code == 2
+
+
+def test_wrong_files_are_messages(models, tmp_path, capsys):
+    """Files a newcomer passes by mistake: a .npy where --codes wants the .npz 'encode' writes (was "'numpy.ndarray'
+    object does not support the context manager protocol"), an .npz where --direction wants a .npy (was an
+    AttributeError traceback), a 'beta' entry that is not one number (was "only 0-dimensional arrays can be
+    converted"), numpy's allow_pickle advice, and a file given as MODEL (was "does not exist")."""
+    p2, _, m = models
+    np.save(tmp_path / "codes.npy", np.zeros((2, 3), np.float32))
+    np.savez(tmp_path / "two_betas.npz", codes=np.zeros((2, 3), np.float32), beta=np.array([0.5, 0.25]))
+    np.savez(tmp_path / "text_beta.npz", codes=np.zeros((2, 3), np.float32), beta="half")
+    np.savez(tmp_path / "object.npz", codes=np.array([{}], dtype=object), beta=0.5)
+    np.savez(tmp_path / "dir.npz", d=np.ones(3, np.float32))
+    np.save(tmp_path / "object.npy", np.array([{}], dtype=object), allow_pickle=True)
+    (tmp_path / "junk.npz").write_text("not numpy")
+    c = tmp_path / "ok.npz"
+    np.savez(c, codes=np.zeros((2, 3), np.float32), beta=np.int64(0))  # an integer beta is one number too
+    cases = [
+        (("decode", p2, "--codes", tmp_path / "codes.npy"), "is a single .npy array; pass an .npz holding 'codes'"),
+        (("decode", p2, "--codes", tmp_path / "two_betas.npz"), "'beta' must be one number"),
+        (("denoise", p2, "--codes", tmp_path / "text_beta.npz"), "'beta' must be one number"),
+        (("decode", p2, "--codes", tmp_path / "object.npz"), "object (pickled) arrays, which are never loaded"),
+        (("decode", p2, "--codes", tmp_path / "junk.npz"), "is not an .npz archive of arrays"),
+        (("decode", p2, "--codes", tmp_path), "is a folder"),
+        (("edit", p2, "--direction", tmp_path / "dir.npz"), "is an .npz archive; pass a .npy file"),
+        (("edit", p2, "--direction", tmp_path / "object.npy"), "is not a .npy array file"),
+        (("edit", p2, "--direction", tmp_path / "junk.npz"), "is not a .npy array file"),
+        (("encode", p2 / "model.safetensors"), "is a file; pass the folder holding config.json"),
+    ]
+    for argv, msg in cases:
+        capsys.readouterr()
+        assert _run(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and "allow_pickle" not in err, (argv, err)
+    # the integer beta decodes exactly as the model's own direct decode at beta = 0
+    assert _run("decode", p2, "--codes", c, "--out", tmp_path / "d.png") == 0
+    want = _expected_png(m.decode(torch.zeros(2, 3), 0.0), tmp_path / "ref.png", nrow=2)
+    assert np.array_equal(_png(tmp_path / "d.png"), want)
 
 
 @pytest.mark.parametrize("verb", ["encode", "decode", "denoise", "sweep", "traverse", "edit", "sample", "curve", "eval",
@@ -245,6 +298,15 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
     for k, v in final.vae.state_dict().items():
         assert torch.equal(v, again.vae.state_dict()[k]), k
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r3"), "--phases", "[2]"]) == 2
+    # vae_from given the run folder (not its final/) or a missing one: load_pretrained said "not a save_pretrained
+    # directory"; now the message names the folder to pass
+    for src, msg in ((out, f"is a run folder; pass its saved model, vae_from={out / 'final'}"),
+                     (tmp_path / "nope", "does not exist; pass a saved MultiBeta folder")):
+        capsys.readouterr()
+        assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r4"), *tiny, "--phases", "[2]",
+                     "--vae_from", str(src)]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err
 
 
 def test_generic_eval_reads_the_code_at_representation_beta(models):

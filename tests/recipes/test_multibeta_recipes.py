@@ -76,6 +76,22 @@ def test_shapes3d_cpu_is_dsprites_cpu_on_shapes3d_and_builds():
     assert torch.isfinite(out["loss"]) and out["loss"].requires_grad
 
 
+def test_each_pipeline_and_recipe_field_has_its_own_description():
+    """``--print-config`` / ``diffrep train multibeta/... --help``: model.vae, model.denoiser, model.phase,
+    model.representation_beta and the recipe's phase-plan and auto_beta fields showed their class docstring (the same
+    long text repeated, cut mid-sentence) instead of a description of the field."""
+    from diffrep.config.describe import field_docs
+    from diffrep.methods.multibeta import LatentDenoiserConfig, MultiBetaConfig, MultiBetaVAEConfig
+
+    for cls in (MultiBetaConfig, MultiBetaVAEConfig, LatentDenoiserConfig, R.MultiBetaRecipeConfig):
+        docs = field_docs(cls)
+        head = " ".join(cls.__doc__.split())[:40]
+        shared = [k for k, v in docs.items() if list(docs.values()).count(v) > 1 or v.startswith(head)]
+        assert shared == [], (cls.__name__, shared)
+    docs = field_docs(MultiBetaConfig)
+    assert "representation" in docs["representation_beta"] and "set_phase" in docs["phase"]
+
+
 def test_phase_plan_validation():
     base = R.dsprites_cpu()
     with pytest.raises(ConfigError, match="adv_disc_weight"):

@@ -109,3 +109,30 @@ def test_chain_trace_runs_the_configured_sampler():
         h = 20
         r = 0.5 * (dm.ridge_r2(ref[:h], f0[:h], ref[h:], f0[h:])["r2"] + dm.ridge_r2(ref[h:], f0[h:], ref[:h], f0[:h])["r2"])
         assert out["trace"][-1][1] == pytest.approx(r, rel=1e-12)
+
+
+def test_bad_arguments_are_refused_before_the_work(tmp_path, capsys):
+    """A beta outside [0, B] was a traceback from the encoder and a head index outside 1..N failed after the whole
+    information table; both are now refused at once (exit 2) on a saved phase-2 pipeline, as is a missing folder."""
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    dm = _load()
+    cfg = multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                           vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})
+    MultiBeta(cfg).set_phase(2).save_pretrained(tmp_path / "saved" / "multibeta")
+    MultiBeta(cfg).save_pretrained(tmp_path / "p1" / "multibeta")
+    load = ["--load-dir", str(tmp_path / "saved")]
+    cases = [(["--load-dir", str(tmp_path / "missing")], "no multibeta/config.json there"),
+             (["--load-dir", str(tmp_path / "p1")], "is in phase 1, not after phase 2"),
+             (load + ["--betas", "0.5,1.2"], "--betas must be betas in [0, B=1], got [0.5, 1.2]"),
+             (load + ["--start-betas", "-0.1"], "--start-betas must be betas in [0, B=1]"),
+             (load + ["--head-indices", "1,6"], "--head-indices must be grid indices in 1..N=5, got [1, 6]"),
+             (load + ["--head-indices", "0"], "--head-indices must be grid indices in 1..N=5"),
+             (load + ["--num-fit", "4"], "must be >= 16"),
+             (load + ["--betas", "a"], "numbers separated by commas")]
+    for argv, msg in cases:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            dm.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and msg in err and "Traceback" not in err, (argv, err)

@@ -300,3 +300,48 @@ def test_loaded_pipeline_takes_sampling_overrides_and_refuses_trained_ones():
     bad = dataclasses.replace(m.config, denoiser=dataclasses.replace(m.config.denoiser, hidden=32))
     with pytest.raises(SystemExit, match="model.denoiser.hidden"):
         vm.apply_sampling(m, types.SimpleNamespace(model=bad))
+
+
+def test_bad_arguments_are_refused_before_any_training(tmp_path, capsys):
+    """What a newcomer gets wrong is refused at once (exit 2, a message): --steps-vae 0 read as "the recipe's" and
+    started the full 3000 + 3000-step run; a bad --curve-betas / metric size failed only after both models had
+    trained; a missing --load-dir or a --run-dir holding runs came as exit 1 or a traceback."""
+    vm = _load()
+    held = tmp_path / "held"
+    (held / "beta_vae").mkdir(parents=True)
+    (held / "beta_vae" / "metrics.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "empty").mkdir()
+    cases = [(["--steps-vae", "0"], "--steps-vae must be >= 1"),
+             (["--steps-latent", "-3"], "--steps-latent must be >= 1"),
+             (["--baseline-kl-warmup", "-1"], "--baseline-kl-warmup must be >= 0"),
+             (["--num-train", "5"], "--num-train must be >= 10"),
+             (["--num-test", "0"], "--num-test must be >= 10"),
+             (["--curve-betas", "0.1,x"], "--curve-betas must be numbers"),
+             (["--curve-betas", "0.5,1.5"], "--curve-betas must lie in [0, B=1]"),
+             (["--curve-betas", "nan"], "--curve-betas must lie in [0, B=1]"),
+             (["--load-dir", str(tmp_path / "missing")], "does not exist (a folder that a --save-dir run wrote)"),
+             (["--load-dir", str(tmp_path / "empty")], "holds no validation_state.json"),
+             (["--run-dir", str(held)], "already holds runs (beta_vae); pass --overwrite")]
+    # a toy scale first (each case's own flag comes later and wins), so that a check that let its case through
+    # would start a run of seconds, not the recipe's 3000 + 3000 steps
+    toy = ["--steps-vae", "2", "--steps-latent", "2", "--num-train", "20", "--num-test", "20", "--num-images", "4",
+           "--reference-size", "8", "--curve-betas", "", "--run-dir", str(tmp_path / "run"), "--out",
+           str(tmp_path / "rec.json")]
+    tail = ["--informative_images", "8", "--train_subset", "64", "--train.batch_size", "4",
+            "--train_latent.batch_size", "4", "--train.num_workers", "0", "--train_latent.num_workers", "0"]
+    for argv, msg in cases:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            vm.main(toy + argv + tail)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and msg in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "rec.json").exists()
+    # --help describes every flag (the gate thresholds, --out, --run-dir, --recipe and --seed had none)
+    with pytest.raises(SystemExit) as exc:
+        vm.main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    for flag in ("--recipe", "--seed", "--spearman-min", "--top-kl-max", "--sharp-ratio", "--par-margin",
+                 "--clear-margin", "--out", "--run-dir"):
+        block = out.split(f"  {flag} ")[1].split("\n  --")[0]
+        assert len(block.split()) > 2, (flag, block)

@@ -183,6 +183,9 @@ def load_model(args, *, need_denoiser: bool = False):
     prepare_output(getattr(args, "json", None), "--json")
     prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES)
     path = Path(args.model)
+    if path.is_file():  # e.g. RUN/final/model.safetensors or RUN/config.yaml: "does not exist" misled
+        raise FileNotFoundError(f"model folder {path} is a file; pass the folder holding config.json (a saved "
+                                "MultiBeta, e.g. a run's final/, or the run folder)")
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
     path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
@@ -246,21 +249,31 @@ def read_codes(path, model) -> tuple:
     import torch
 
     p = Path(path)
+    if p.is_dir():
+        raise FileNotFoundError(f"--codes: {p} is a folder; pass the .npz file that 'encode' or 'denoise' wrote")
     if not p.is_file():
         raise FileNotFoundError(f"--codes: {p} does not exist")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        z = np.load(p, allow_pickle=False)
+    except (OSError, EOFError, ValueError):  # numpy's ValueError advises allow_pickle=True, which is never taken here
+        raise ValueError(f"--codes: {p} is not an .npz archive of arrays (write one with 'encode', or numpy.savez "
+                         "with 'codes' and 'beta')") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array: np.load returns the array itself
+        raise ValueError(f"--codes: {p} is a single .npy array; pass an .npz holding 'codes' [n, ...] and 'beta' "
+                         "(numpy.savez(F, codes=..., beta=...), as 'encode' writes)")
+    with z:
+        try:
             if "codes" not in z.files:
                 raise ValueError(f"--codes: {p} has no array 'codes' (it has {', '.join(z.files) or 'none'})")
             codes = np.asarray(z["codes"])
-            beta = float(z["beta"]) if "beta" in z.files else None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"--codes: {p} is not a readable .npz file: {exc}") from None
-    except ValueError as exc:  # numpy's "pickled (object) data ... allow_pickle=True" advice: never taken here
-        if str(exc).startswith("--codes"):
-            raise
-        raise ValueError(f"--codes: {p} is not an .npz archive of arrays (numpy would read it as a pickle, "
-                         "which is never loaded)") from None
+            beta = _file_beta(z["beta"], p) if "beta" in z.files else None
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"--codes: {p} is not a readable .npz file: {exc}") from None
+        except ValueError as exc:  # an object array inside: numpy's pickle advice, never taken here
+            if str(exc).startswith("--codes"):
+                raise
+            raise ValueError(f"--codes: {p} holds object (pickled) arrays, which are never loaded; save plain "
+                             "numeric arrays") from None
     shape = model.config.vae.latent_shape
     if codes.ndim != 1 + len(shape) or tuple(codes.shape[1:]) != shape or codes.shape[0] < 1:
         raise ValueError(f"--codes: {p} holds codes of shape {codes.shape}; this model's latent is {shape} "
@@ -268,6 +281,18 @@ def read_codes(path, model) -> tuple:
     if not np.issubdtype(codes.dtype, np.floating) or not np.isfinite(codes).all():
         raise ValueError(f"--codes: {p}: codes must be finite floats")
     return torch.from_numpy(codes.astype(np.float32)), beta
+
+
+def _file_beta(value, p: Path) -> float:
+    """The 'beta' entry of a codes file: one real number (encode writes a scalar); the range is checked with the
+    model's B by the verb."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.size != 1 or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"--codes: {p}: 'beta' must be one number (the beta of every code), got {arr.dtype} of shape "
+                         f"{arr.shape}; pass --beta to override it")
+    return float(arr.reshape(()))
 
 
 def _generator(device, seed: int):
@@ -388,8 +413,11 @@ def _direction(text: str, model):
         raise FileNotFoundError(f"--direction: {p} is neither a latent unit index nor an existing .npy file")
     try:
         arr = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--direction: {p} is not a readable .npy file: {exc}") from None
+    except (OSError, ValueError, EOFError):  # numpy's ValueError advises allow_pickle=True, which is never taken here
+        raise ValueError(f"--direction: {p} is not a .npy array file (write one with numpy.save)") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        arr.close()
+        raise ValueError(f"--direction: {p} is an .npz archive; pass a .npy file holding one array (numpy.save)")
     if tuple(arr.shape) != shape or not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
         raise ValueError(f"--direction: {p} must hold finite floats of the latent's shape {shape}, got {arr.shape} "
                          f"{arr.dtype}")
@@ -418,6 +446,8 @@ def _sample(args) -> int:
 
 
 def _curve(args) -> int:
+    import math
+
     from ..analysis.multibeta import information_curve, informative_beta
 
     model, device = load_model(args)
@@ -432,6 +462,11 @@ def _curve(args) -> int:
         mark = "  <- representation_beta" if abs(b - rep) < 1e-9 else ""
         print(f"{b:6.3f} {curve['sigma'][i]:8.4f} {curve['rate'][i]:9.3f} {curve['mse'][i]:9.5f} "
               f"{curve['explained'][i]:9.3f}{mark}")
+    if not any(math.isfinite(r) for r in curve["explained"]):  # a bare "nan" column explained nothing
+        why = ("it is relative to the beta = 0 code: add 0 to --betas" if curve["betas"][0] != 0.0 else
+               f"the beta = 0 code's decode error ({curve['mse'][0]:.4g}) is not below the data's variance "
+               f"({curve['variance']:.4g}): that code explains none of it (an untrained model?)")
+        print(f"explained is nan: {why}", file=sys.stderr)
     try:
         curve["informative_beta_0.5"] = informative_beta({"betas": curve["betas"][1:], "explained": curve["explained"][1:]})
     except ValueError:

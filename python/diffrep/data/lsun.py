@@ -142,6 +142,9 @@ class LSUN(ImageDataset):
         self.crop, self.resample = crop, resample
         env = self._open()
         total = int(env.stat()["entries"])
+        if total == 0:  # was "start=0 but ... holds only 0 images", as if start were the mistake
+            raise ValueError(f"lsun: {str(path)!r} is an empty LMDB database (no images); pass the release's "
+                             f"{category}_{split}_lmdb/ folder")
         end = total if num_images is None else start + int(num_images)
         if start >= total or end > total:
             want = f"start={start}" + ("" if num_images is None else f", num_images={num_images}")

@@ -34,6 +34,7 @@ from ..nn.lpips import LPIPS, cached_lpips
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNetConfig
 from ..nn.vq import PatchDiscriminator, adaptive_weight, hinge_d_loss
+from ..ops.random import check_generator
 from .multibeta_denoiser import LatentDenoiser, LatentDenoiserConfig
 from .multibeta_vae import MultiBetaVAE, MultiBetaVAEConfig, beta_grid
 
@@ -68,10 +69,10 @@ class MultiBetaConfig(Config):
     ``phase``, the beta of the representation (``representation_beta``, what :meth:`MultiBeta.encode` returns
     by default) and the adversarial fine-tuning of phase 3 (``adv_*``; off unless ``adv_disc_weight > 0``)."""
 
-    vae: MultiBetaVAEConfig = dataclasses.field(default_factory=MultiBetaVAEConfig)
-    denoiser: LatentDenoiserConfig = dataclasses.field(default_factory=LatentDenoiserConfig)
-    phase: Literal[1, 2, 3] = 1
-    representation_beta: Annotated[float, Ge(0)] = 0.5
+    vae: MultiBetaVAEConfig = dataclasses.field(default_factory=MultiBetaVAEConfig)  # phase 1: the beta-conditioned VAE (Eq. 2-4)
+    denoiser: LatentDenoiserConfig = dataclasses.field(default_factory=LatentDenoiserConfig)  # phase 2: the latent diffusion (Eq. 13-19, Alg. 2); same grid, B and latent as vae
+    phase: Literal[1, 2, 3] = 1  # what loss() trains: 1 the VAE, 2 the denoiser, 3 the decoder adversarially (set_phase)
+    representation_beta: Annotated[float, Ge(0)] = 0.5  # beta of the representation: encode()'s default and the metrics' (<= B)
     encoding_noise: bool = True  # denoise-then-decode starts from f + sigma_beta xi (False: from the mean f)
     adv_disc_weight: Annotated[float, Ge(0)] = 0.0  # > 0: a PatchGAN discriminator (phase 3)
     adv_disc_start: Annotated[int, Ge(0)] = 0  # phase 3: the discriminator loss starts at this training step
@@ -181,13 +182,14 @@ class MultiBeta(PretrainedMixin, nn.Module):
         :meth:`diffrep.nn.vq.VQAutoencoder.loss`)."""
         phase = self.config.phase
         training_step(step)
+        check_generator(generator)
         if phase == 1:
             return self.vae.loss(batch, step=step, generator=generator, beta=beta)
         if beta is not None:
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
         if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
             self._check_x(batch_images(batch), "MultiBeta.loss", "batch")
-            return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae.encode)
+            return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae._encode_checked_images)
         return self._adversarial_loss(batch, step, generator)
 
     def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -230,7 +232,10 @@ class MultiBeta(PretrainedMixin, nn.Module):
     def _beta_value(self, beta, name: str = "beta") -> float:
         if beta is None:
             return self.config.representation_beta
-        if isinstance(beta, torch.Tensor) and beta.numel() == 1:
+        if isinstance(beta, torch.Tensor):
+            if beta.numel() != 1:  # finite_float would print the whole tensor as "not a finite number"
+                raise ValueError(f"{name} must be one number here, got a tensor of shape {tuple(beta.shape)}; for one "
+                                 "beta per example call model.vae.encode / model.vae.decode (or denoise, denoise_decode)")
             beta = float(beta)
         b = finite_float(beta, name)
         if not 0 <= b <= self.config.vae.beta_max:
@@ -244,6 +249,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         ``noise=True`` a draw f + sigma_beta xi from q(z_beta | x) (Eq. 3; what the diffusion was trained on)."""
         x = self._check_x(x, "MultiBeta.encode")
         b = self._beta_value(beta)
+        check_generator(generator)
         f = self.vae.encode(x, b)
         if noise:
             sig = self.vae.sigma_latent(b).to(f.dtype)  # [1, 1, ..] isotropic, [1, *latent_shape] per_unit
@@ -275,6 +281,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         """x -> z_beta -> (denoise to 0, decode at 0) or, with ``denoise=False``, decode at beta directly. The
         encoding carries sigma_beta noise when ``encoding_noise`` (for the denoised path)."""
         b = self._beta_value(beta)
+        check_generator(generator)
         if not denoise:
             return self.vae.decode(self.encode(x, b), b)
         z = self.encode(x, b, noise=self.config.encoding_noise, generator=generator)
@@ -295,7 +302,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         x = self._check_x(x, "MultiBeta.beta_sweep")
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) == 0:
             raise ValueError("betas must be a non-empty sequence of numbers in [0, B]")
-        bs = [self._beta_value(b, "betas[]") for b in betas]
+        bs = [self._beta_value(b, f"betas[{k}]") for k, b in enumerate(betas)]
         direct, denoised = [], []
         for b in bs:
             direct.append(self.vae.decode(self.encode(x, b), b))
@@ -304,6 +311,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         return {"betas": torch.tensor(bs), "direct": torch.stack(direct), "denoised": torch.stack(denoised)}
 
     def _generator(self, device, generator: torch.Generator | None) -> torch.Generator:
+        check_generator(generator)
         if generator is not None:
             return generator
         return torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,))))
@@ -345,7 +353,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
     def _numbers(values, name: str) -> list[float]:
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
             raise ValueError(f"{name} must be a non-empty sequence of numbers")
-        return [finite_float(v, f"{name}[]") for v in values]
+        return [finite_float(v, f"{name}[{k}]") for k, v in enumerate(values)]
 
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, beta=None, *, dims: Sequence[int] | None = None,

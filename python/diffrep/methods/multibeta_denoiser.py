@@ -48,6 +48,7 @@ from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from ..ops.random import check_generator
 from .multibeta_nets import LatentMLP
 from .multibeta_vae import _at_least_f32, _check_latents
 
@@ -265,6 +266,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError("LatentDenoiser.loss: batch must be a tensor of images [B, ...] (or (images, targets))")
         training_step(step)
+        check_generator(generator)
         n = x.shape[0]
         dev = self.sigma_table.device
         if t_index is None:
@@ -313,8 +315,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= cfg.num_steps:
             raise ValueError(f"step: i must lie in 1..N={cfg.num_steps} (an int), got {i!r}")
         z = self._check_z(z, "LatentDenoiser.step")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         if xi is not None and (not isinstance(xi, torch.Tensor) or xi.shape != z.shape):
             raise ValueError(f"step: xi must have shape {tuple(z.shape)}")
         return self._step(z, i, generator, xi)
@@ -372,6 +373,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         every example (Delta_hat is a single-step predictor: no strides)."""
         self._need_schedule("denoise")
         z = self._check_z(z, "LatentDenoiser.denoise")
+        check_generator(generator)  # else torch.randn's overload listing, deep in the loop
         n = z.shape[0]
         i_from = self.grid_indices(beta_from, n, "beta_from")
         i_to = self.grid_indices(beta_to, n, "beta_to")
@@ -404,6 +406,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         """Algorithm 2 from the prior: z_T ~ N(0, I), all N steps down to ``beta_to`` (0): latents [n, ...]."""
         positive_int(n, "n")
         self._need_schedule("sample")
+        check_generator(generator)
         z = torch.randn((n,) + self.config.latent_shape, device=self.sigma_table.device, dtype=self.sigma_table.dtype,
                         generator=generator)
         return self.denoise(z, self.config.beta_max, beta_to, generator=generator)

@@ -74,12 +74,12 @@ class MultiBetaRecipeConfig(Config):
     train_latent: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # phase 2: the latent denoiser (Eq. 19)
     train_adv: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(steps=10000, lr=4.5e-6, ema_decay=0.0))  # phase 3: the adversarial decoder fine-tuning
     train_subset: Annotated[int, Ge(0)] = 0  # > 0: train on this many images drawn once (seed train.seed); 0: all
-    phases: tuple[int, ...] = (1, 2)
-    vae_from: str = ""
-    auto_beta: bool = True
-    beta_candidates: tuple[Annotated[float, Ge(0)], ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    informative_fraction: Annotated[float, Gt(0), Le(1)] = 0.5
-    informative_images: Annotated[int, Ge(2)] = 512
+    phases: tuple[int, ...] = (1, 2)  # the phases this run trains, in order (3 needs model.adv_disc_weight > 0)
+    vae_from: str = ""  # without phase 1: a saved MultiBeta folder (an earlier run's final/) whose trained VAE phase 2 reads
+    auto_beta: bool = True  # after phase 1 set model.representation_beta to the largest informative beta_candidates value
+    beta_candidates: tuple[Annotated[float, Ge(0)], ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # auto_beta: increasing betas in (0, B] tried
+    informative_fraction: Annotated[float, Gt(0), Le(1)] = 0.5  # auto_beta: least share of the beta = 0 code's explained variance
+    informative_images: Annotated[int, Ge(2)] = 512  # auto_beta: training images the explained variance is measured on
 
     def validate(self) -> None:
         ph = tuple(self.phases)
@@ -193,7 +193,13 @@ def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dat
 def _load_vae_from(model: MultiBeta, path: str) -> None:
     from ..nn import load_pretrained
 
-    src = load_pretrained(Path(path))
+    where = Path(path)
+    if not (where / "config.json").is_file():  # was load_pretrained's "not a save_pretrained directory"
+        if (where / "final" / "config.json").is_file():
+            raise ValueError(f"vae_from={path} is a run folder; pass its saved model, vae_from={where / 'final'}")
+        what = "does not exist" if not where.exists() else "holds no config.json"
+        raise ValueError(f"vae_from={path} {what}; pass a saved MultiBeta folder (an earlier run's final/)")
+    src = load_pretrained(where)
     if not isinstance(src, MultiBeta):
         raise ValueError(f"vae_from={path} holds a {type(src).__name__}, not a MultiBeta model")
     if src.config.vae != model.config.vae:
