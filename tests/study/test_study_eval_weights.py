@@ -140,5 +140,11 @@ def test_the_study_files_weights():
     every = load_study(root / "all_methods_cpu.yaml")
     assert {c.eval.weights for c in every.cells} == {"model"}
     assert {c.method for c in every.cells if c.config.train.ema_decay > 0} == {"sami"}
+    # the recipes' *_weights fields (2026-12-07) hold their pre-field value there (SAMI's by default), so no hash changed
+    from diffrep.study.spec import hashed_config
+
+    pinned = [(c.method, k) for c in every.cells for k in getattr(type(c.config), "fields_added", {})]
+    assert {m for m, _ in pinned} == {"diffae", "disdiff", "encdiff-dyga", "encdiff", "multibeta", "sami"}
+    assert all(k not in hashed_config(c.config) for c in every.cells for k in getattr(type(c.config), "fields_added", {}))
     vae = load_study(root / "dsprites_cpu.yaml")
     assert {c.eval.weights for c in vae.cells} == {"auto"} and all(c.config.train.ema_decay == 0 for c in vae.cells)

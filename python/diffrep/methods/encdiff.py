@@ -527,11 +527,12 @@ class EncDiff(PretrainedMixin, nn.Module):
             self.train(was)
         return {"loss_true": true / repeats, "loss_shuffled": shuf / repeats, "reliance": shuf / max(true, 1e-12)}
 
-    def load_first_stage(self, directory) -> None:
-        """Load frozen first-stage weights from a ``VQAutoencoder.save_pretrained`` directory."""
+    def load_first_stage(self, directory, *, weights: str = "model") -> None:
+        """Load frozen first-stage weights from a ``VQAutoencoder.save_pretrained`` directory: its raw
+        weights (``weights="model"``) or its EMA copy (``"ema"``)."""
         if self.first_stage is None:
             raise ValueError("this EncDiff runs in pixel space (first_stage=None)")
-        vq = VQAutoencoder.from_pretrained(directory)
+        vq = VQAutoencoder.from_pretrained(directory, weights=weights)
         mine = dataclasses.replace(self.config.first_stage, disc_weight=vq.config.disc_weight,
                                    perceptual_weight=vq.config.perceptual_weight,
                                    perceptual_weights=vq.config.perceptual_weights)

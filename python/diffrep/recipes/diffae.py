@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 from typing import Annotated, Optional
 
 import torch
@@ -27,7 +28,7 @@ from ..nn.encoders import HalfUNetConfig
 from ..train.config import TrainConfig
 from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot, check_model_folder
+from .runinfo import STAGE_WEIGHTS, DataRoot, stage_weights
 
 __all__ = ["DiffAERecipeConfig", "build", "build_dataset", "paper_model", "cpu_model", "celeba64", "ffhq128",
            "celebahq128", "shapes3d64", "shapes3d_cpu", "RECIPES"]
@@ -36,7 +37,11 @@ __all__ = ["DiffAERecipeConfig", "build", "build_dataset", "paper_model", "cpu_m
 @dataclasses.dataclass
 class DiffAERecipeConfig(Config):
     """model + dataset (``"shapes3d_subgrid"``: the CPU sub-grid; any other name goes to
-    ``diffrep.data.load``) + training; ``autoencoder_path`` and ``stats_images`` for stage 2."""
+    ``diffrep.data.load``) + training; ``autoencoder_path`` (read with ``autoencoder_weights``) and
+    ``stats_images`` for stage 2."""
+
+    # before 2026-12-07 stage 2 read the raw stage-1 weights; a study cell holding that value keeps its hash
+    fields_added = MappingProxyType({"autoencoder_weights": "model"})
 
     model: DiffAEConfig = dataclasses.field(default_factory=DiffAEConfig)  # the DiffAE model (docs/methods/diffae.md)
     dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
@@ -45,6 +50,7 @@ class DiffAERecipeConfig(Config):
     pool: int = 4  # the sub-grid's average pooling of the 64 px renders
     pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     autoencoder_path: Optional[str] = None  # stage 2 (model.stage latent): the stage-1 run's final folder, whose encoder and decoder are loaded frozen
+    autoencoder_weights: STAGE_WEIGHTS = "auto"  # which of autoencoder_path's weights: auto (its EMA copy when it kept one, as the paper's stage 2), ema, model
     stats_images: Annotated[int, Ge(2)] = 10_000
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
@@ -67,7 +73,11 @@ def build(cfg: DiffAERecipeConfig):
                          "final folder with --autoencoder_path DIR")
     model = DiffAE(cfg.model)
     if cfg.model.stage == "latent":  # checked before the dataset is read
-        ae = DiffAE.from_pretrained(check_model_folder(cfg.autoencoder_path, "autoencoder_path"))
+        # DiffAE's authors infer the training set's z_sem with the EMA model (experiment.py, infer_whole_dataset)
+        # and render with it: stage 2 reads stage 1's EMA copy where it kept one (autoencoder_weights auto)
+        folder, weights = stage_weights(cfg.autoencoder_path, cfg.autoencoder_weights, "autoencoder_path",
+                                        "autoencoder_weights")
+        ae = DiffAE.from_pretrained(folder, weights=weights)
         _check_same_autoencoder(ae.config, cfg.model, cfg.autoencoder_path)
         # only the trained parts: the latent DDIM is this stage's (its config may differ from stage 1's)
         model.encoder.load_state_dict(ae.encoder.state_dict())

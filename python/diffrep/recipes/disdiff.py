@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 from typing import Optional
 
 from ..config import Config, ConfigError
@@ -30,7 +31,7 @@ from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
 from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
-from .runinfo import DataRoot, check_model_folder
+from .runinfo import STAGE_WEIGHTS, DataRoot, stage_weights
 
 __all__ = ["DisDiffRecipeConfig", "build", "with_dyga", "paper_model", "cpu_model", "shapes3d", "mpi3d_toy", "cars3d",
            "celeba64", "shapes3d_cpu", "RECIPES"]
@@ -40,7 +41,11 @@ __all__ = ["DisDiffRecipeConfig", "build", "with_dyga", "paper_model", "cpu_mode
 class DisDiffRecipeConfig(Config):
     """model + dataset + training; ``pretrained_path``: a DisDiff (or UNet) ``save_pretrained`` folder whose
     eps model is loaded frozen (required in the disentangle stage); ``first_stage_path``: the VQ
-    autoencoder's folder (LDM setting)."""
+    autoencoder's folder (LDM setting). ``pretrained_weights`` / ``first_stage_weights``: which weights of
+    those folders are read (docs/methods/disdiff.md#command-line)."""
+
+    # before 2026-12-07 both folders were read with their raw weights; a study cell holding these values keeps its hash
+    fields_added = MappingProxyType({"pretrained_weights": "model", "first_stage_weights": "model"})
 
     model: DisDiffConfig = dataclasses.field(default_factory=DisDiffConfig)  # the DisDiff model (docs/methods/disdiff.md)
     dataset: str = "shapes3d_subgrid"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
@@ -49,7 +54,9 @@ class DisDiffRecipeConfig(Config):
     pool: int = 4  # shapes3d_subgrid: average-pooling factor of the 64 px renders
     pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     pretrained_path: Optional[str] = None
+    pretrained_weights: STAGE_WEIGHTS = "auto"  # which of pretrained_path's weights: auto (its EMA copy when it kept one), ema, model
     first_stage_path: Optional[str] = None
+    first_stage_weights: STAGE_WEIGHTS = "auto"  # which of first_stage_path's weights (the vq/ recipes keep no EMA copy: auto reads the raw ones)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
 
     def validate(self) -> None:
@@ -68,10 +75,16 @@ def build(cfg: DisDiffRecipeConfig):
         raise ValueError("the LDM setting needs the trained VQ autoencoder's folder: --first_stage_path DIR")
     model = DisDiff(cfg.model)
     if cfg.first_stage_path:
-        vq = VQAutoencoder.from_pretrained(check_model_folder(cfg.first_stage_path, "first_stage_path"))
+        folder, weights = stage_weights(cfg.first_stage_path, cfg.first_stage_weights, "first_stage_path",
+                                        "first_stage_weights")
+        vq = VQAutoencoder.from_pretrained(folder, weights=weights)
         model.load_pretrained_diffusion(model.unet, vq)
     if cfg.pretrained_path:
-        pre = load_pretrained(check_model_folder(cfg.pretrained_path, "pretrained_path"))
+        # the authors' configs set load_ema_ckpt: true (the pre-trained LDM's EMA weights; note that their
+        # init_model reads the raw `model.` keys under that setting: pretrained_weights model reproduces the code)
+        folder, weights = stage_weights(cfg.pretrained_path, cfg.pretrained_weights, "pretrained_path",
+                                        "pretrained_weights")
+        pre = load_pretrained(folder, weights=weights)
         if not isinstance(pre, (DisDiff, UNet)):  # "unet must be a UNet, got DiffAE" named neither flag nor fix
             raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds a {type(pre).__name__}; give the final folder "
                              "of a DisDiff pre-training run (disdiff/...-pretrain) or of a UNet")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 from typing import Optional
 
 import numpy as np
@@ -34,7 +35,7 @@ from ..nn.unet import UNetConfig, unet_preset
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
 from ..train.config import TrainConfig
 from .registry import Recipe
-from .runinfo import DataRoot, load_named
+from .runinfo import STAGE_WEIGHTS, DataRoot, load_named, stage_weights
 
 __all__ = ["EncDiffRecipeConfig", "Shapes3DSubgrid", "build", "build_dataset", "paper_model", "cpu_model",
            "shapes3d", "mpi3d_toy", "cars3d", "celeba64", "shapes3d_cpu", "RECIPES", "SUBGRID"]
@@ -45,13 +46,18 @@ class EncDiffRecipeConfig(Config):
     """model + dataset (``"shapes3d_subgrid"`` is :class:`Shapes3DSubgrid`; any other name goes to
     ``diffrep.data.load`` with ``root=data.root``) + training. ``first_stage_path``: a
     ``VQAutoencoder.save_pretrained`` folder (the ``final`` folder of a ``vq/...`` run), loaded
-    frozen; required when the model has a first stage, unless ``allow_untrained_first_stage``."""
+    frozen, with the weights ``first_stage_weights`` chooses; required when the model has a first stage,
+    unless ``allow_untrained_first_stage``."""
+
+    # before 2026-12-07 the first stage was read with its raw weights; a study cell holding it keeps its hash
+    fields_added = MappingProxyType({"first_stage_weights": "model"})
 
     model: EncDiffConfig = dataclasses.field(default_factory=EncDiffConfig)  # the EncDiff model (docs/methods/encdiff.md)
     dataset: str = "shapes3d"  # shapes3d_subgrid (the Shapes3D sub-grid, 64 px renders average-pooled by pool) or a diffrep.data.load name (docs/data.md)
     dataset_options: dict = dataclasses.field(default_factory=dict)  # keyword options for diffrep.data.load
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     first_stage_path: Optional[str] = None
+    first_stage_weights: STAGE_WEIGHTS = "auto"  # which of first_stage_path's weights: auto (its EMA copy when it kept one; the vq/ recipes keep none), ema, model
     allow_untrained_first_stage: bool = False
     pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
     pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
@@ -139,14 +145,18 @@ def build(cfg: EncDiffRecipeConfig):
     """(model, dataset); loads the frozen first stage and makes the model refresh its DyGA anchors
     at the epoch boundaries (Alg. 1)."""
     mcfg = cfg.model
+    folder = weights = None
     if mcfg.first_stage is not None and cfg.first_stage_path:
+        # taming's VQ first stage keeps no EMA copy, nor do the vq/ recipes: auto reads the raw weights there
+        folder, weights = stage_weights(cfg.first_stage_path, cfg.first_stage_weights, "first_stage_path",
+                                        "first_stage_weights")
         # the first stage is whatever the checkpoint holds (its discriminator and LPIPS are training-only)
-        fs = VQAutoencoder.from_pretrained(cfg.first_stage_path).config
+        fs = VQAutoencoder.from_pretrained(folder, weights=weights).config
         mcfg = dataclasses.replace(mcfg, first_stage=dataclasses.replace(fs, disc_weight=0.0, perceptual_weight=0.0))
     model = EncDiff(mcfg)
     if model.first_stage is not None:
         if cfg.first_stage_path:
-            model.load_first_stage(cfg.first_stage_path)
+            model.load_first_stage(folder, weights=weights)
         elif not cfg.allow_untrained_first_stage:
             raise ValueError("this recipe's model has a VQ first stage: train one (diffrep train vq/...) and pass its "
                              "final folder with --first_stage_path DIR (or set allow_untrained_first_stage=true)")

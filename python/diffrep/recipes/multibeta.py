@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated
 
 import torch
@@ -46,7 +47,7 @@ from ..data.pooled import Pooled
 from ..methods.multibeta import MultiBeta, MultiBetaConfig, multibeta_config
 from ..train.config import TrainConfig
 from .registry import Recipe
-from .runinfo import RUN_INFO_NAME, DataRoot, load_named
+from .runinfo import RUN_INFO_NAME, STAGE_WEIGHTS, DataRoot, load_named, stage_weights
 
 __all__ = ["MultiBetaRecipeConfig", "build", "build_dataset", "train_phases", "choose_representation_beta",
            "dsprites_cpu", "shapes3d_cpu", "cars3d", "shapes3d", "mpi3d", "celeba64", "celebahq256", "ffhq256", "lsun_bedrooms256",
@@ -63,7 +64,11 @@ class MultiBetaRecipeConfig(Config):
     phases this run trains, in order; ``vae_from`` (a saved MultiBeta folder, e.g. an earlier run's
     ``final``) supplies the trained VAE when phase 1 is not listed. ``auto_beta`` / ``beta_candidates`` /
     ``informative_fraction`` / ``informative_images``: the choice of ``model.representation_beta`` after
-    phase 1 (module docstring)."""
+    phase 1 (module docstring). ``vae_from_weights`` chooses which weights of ``vae_from`` are read.
+    """
+
+    # before 2026-12-07 vae_from was read with its raw weights; a study cell holding that value keeps its hash
+    fields_added = MappingProxyType({"vae_from_weights": "model"})
 
     model: MultiBetaConfig = dataclasses.field(default_factory=MultiBetaConfig)  # the multi-beta VAE + latent denoiser (docs/methods/multibeta.md)
     dataset: str = "dsprites"  # dataset name for diffrep.data.load (docs/data.md)
@@ -76,6 +81,7 @@ class MultiBetaRecipeConfig(Config):
     train_subset: Annotated[int, Ge(0)] = 0  # > 0: train on this many images drawn once (seed train.seed); 0: all
     phases: tuple[int, ...] = (1, 2)  # the phases this run trains, in order (3 needs model.adv_disc_weight > 0)
     vae_from: str = ""  # without phase 1: a saved MultiBeta folder (an earlier run's final/) whose trained VAE phase 2 reads
+    vae_from_weights: STAGE_WEIGHTS = "auto"  # which of vae_from's weights: auto (its EMA copy when it kept one), ema, model
     auto_beta: bool = True  # after phase 1 set model.representation_beta to the largest informative beta_candidates value
     beta_candidates: tuple[Annotated[float, Ge(0)], ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # auto_beta: increasing betas in (0, B] tried
     informative_fraction: Annotated[float, Gt(0), Le(1)] = 0.5  # auto_beta: least share of the beta = 0 code's explained variance
@@ -190,7 +196,7 @@ def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dat
     return curve
 
 
-def _load_vae_from(model: MultiBeta, path: str) -> None:
+def _load_vae_from(model: MultiBeta, path: str, weights: str) -> None:
     from ..nn import load_pretrained
 
     where = Path(path)
@@ -199,7 +205,8 @@ def _load_vae_from(model: MultiBeta, path: str) -> None:
             raise ValueError(f"vae_from={path} is a run folder; pass its saved model, vae_from={where / 'final'}")
         what = "does not exist" if not where.exists() else "holds no config.json"
         raise ValueError(f"vae_from={path} {what}; pass a saved MultiBeta folder (an earlier run's final/)")
-    src = load_pretrained(where)
+    folder, weights = stage_weights(path, weights, "vae_from", "vae_from_weights")
+    src = load_pretrained(folder, weights=weights)
     if not isinstance(src, MultiBeta):
         raise ValueError(f"vae_from={path} holds a {type(src).__name__}, not a MultiBeta model")
     if src.config.vae != model.config.vae:
@@ -226,7 +233,7 @@ def train_phases(cfg: MultiBetaRecipeConfig, model: MultiBeta, dataset, out, *, 
                          "a checkpoint path names only one phase")
     history: list[dict] = []
     if 1 not in cfg.phases:
-        _load_vae_from(model, cfg.vae_from)
+        _load_vae_from(model, cfg.vae_from, cfg.vae_from_weights)
     last_ema = None
     for phase in cfg.phases:
         if phase != model.phase:

@@ -17,12 +17,13 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from ..config import Config
 
 __all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
            "register_recipe_dataset", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
-           "resolve_data_settings", "check_model_folder"]
+           "resolve_data_settings", "check_model_folder", "STAGE_WEIGHTS", "stage_weights"]
 
 RUN_INFO_NAME = "run.json"
 
@@ -223,3 +224,22 @@ def check_model_folder(path: str, field: str) -> str:
                          "(or one of its checkpoints/step-* folders)")
     what = "does not exist" if not p.exists() else "is not a folder" if not p.is_dir() else "holds no config.json"
     raise FileNotFoundError(f"--{field} {path} {what}: give a model folder written by save_pretrained (a run's final/)")
+
+
+# the choices of a recipe's ``*_weights`` field (the verbs' --weights: diffrep.nn.pretrained.WEIGHTS_CHOICES)
+STAGE_WEIGHTS = Literal["auto", "ema", "model"]
+
+
+def stage_weights(path: str, weights: str, field: str, weights_field: str) -> tuple[str, str]:
+    """(folder, ``"ema"`` or ``"model"``): the model folder that a recipe's path field ``field`` names
+    (:func:`check_model_folder`) and the weights to read from it, chosen by the recipe's ``weights_field``
+    (value ``weights``) as the verbs' ``--weights`` (:func:`diffrep.nn.pretrained.resolve_weights`): ``auto``
+    reads the EMA copy when the earlier stage kept one (what the papers' later stages read), ``ema`` insists
+    on it (refused, naming ``weights_field``, when the folder has none), ``model`` reads the raw weights."""
+    from ..nn.pretrained import resolve_weights
+
+    for name, text in (("field", field), ("weights_field", weights_field)):
+        if not isinstance(text, str) or not text:
+            raise TypeError(f"stage_weights: {name} must be a field name (a non-empty str), got {text!r}")
+    folder = check_model_folder(path, field)
+    return folder, resolve_weights(folder, weights, f"diffrep train ({field})", flag=f"--{weights_field}")

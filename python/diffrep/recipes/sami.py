@@ -22,6 +22,7 @@ KL annealing (docs/methods/sami.md#eq-4-10-objective default) runs over the firs
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Annotated, Literal
 
 from .. import data
@@ -34,7 +35,7 @@ from ..nn.encoders import HalfUNetConfig
 from ..nn.unet import UNetConfig, unet_preset
 from ..train.config import TrainConfig
 from .registry import Recipe
-from .runinfo import SUBGRID_SIZES, subgrid_by_name
+from .runinfo import STAGE_WEIGHTS, SUBGRID_SIZES, stage_weights, subgrid_by_name
 
 __all__ = ["SAMIDataConfig", "SAMIRecipeConfig", "build_dataset", "build_eval_dataset", "build", "disks_config", "celeba64_config",
            "celebahq256_frozen_config", "disks_cpu_config", "disks_cpu_frozen_config", "disks_cpu_frozen_d8_config",
@@ -138,12 +139,17 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
 class SAMIRecipeConfig(Config):
     """A SAMI run: ``model`` (:class:`SAMIConfig`), ``data``, ``train``; ``pretrained_denoiser``: a
     ``save_pretrained`` directory whose U-Net initialises the denoiser (frozen when
-    ``model.freeze_denoiser``; docs/methods/sami.md#pretrained-denoiser-mode). Empty with ``freeze_denoiser`` is an error at build time."""
+    ``model.freeze_denoiser``; docs/methods/sami.md#pretrained-denoiser-mode), read with the weights
+    ``pretrained_denoiser_weights`` chooses. Empty with ``freeze_denoiser`` is an error at build time."""
+
+    # the field added 2026-12-07, and the rule pretrained_denoiser was read with before (auto): cells keep their hashes
+    fields_added = MappingProxyType({"pretrained_denoiser_weights": "auto"})
 
     model: SAMIConfig = dataclasses.field(default_factory=SAMIConfig)
     data: SAMIDataConfig = dataclasses.field(default_factory=SAMIDataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     pretrained_denoiser: str = ""
+    pretrained_denoiser_weights: STAGE_WEIGHTS = "auto"  # which of pretrained_denoiser's weights: auto (its EMA copy when it kept one), ema, model
 
     def validate(self) -> None:
         if self.data.size != self.model.denoiser.image_size:
@@ -158,7 +164,9 @@ def build(cfg: SAMIRecipeConfig):
                                                  "the trained denoiser (e.g. --pretrained_denoiser path/to/ddpm)")
     model = SAMI(cfg.model)
     if cfg.pretrained_denoiser:
-        model.load_denoiser(cfg.pretrained_denoiser)
+        folder, weights = stage_weights(cfg.pretrained_denoiser, cfg.pretrained_denoiser_weights, "pretrained_denoiser",
+                                        "pretrained_denoiser_weights")
+        model.load_denoiser(folder, weights=weights)
     return model, build_dataset(cfg.data)
 
 

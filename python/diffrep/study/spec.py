@@ -186,6 +186,20 @@ def setting_name(params) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "-", text)
 
 
+def hashed_config(cfg) -> dict:
+    """A cell's resolved recipe config as its hash reads it: ``config_to_dict(cfg)`` without each field that
+    the recipe config lists in ``fields_added`` (a field added after studies were recorded) while it holds the
+    value listed there (the value those studies ran with), so their cells keep their hashes; any other value
+    of the field is hashed, and changes the hash."""
+    from ..config import config_to_dict
+
+    out = config_to_dict(cfg)
+    for key, before in getattr(type(cfg), "fields_added", {}).items():
+        if key in out and out[key] == before:
+            del out[key]
+    return out
+
+
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -293,7 +307,7 @@ def _recipe_dataset(cfg) -> str:
 
 def parse_study(raw, source: str = "<study>") -> Study:
     """Check a study mapping (as read from YAML) and expand its cells; see the module docstring."""
-    from ..config import apply_overrides, config_to_dict
+    from ..config import apply_overrides
     from ..recipes import get_recipe
     from ..train import TrainConfig
 
@@ -421,8 +435,7 @@ def parse_study(raw, source: str = "<study>") -> Study:
                     cfg = _resolve(default_cfg, layers, source, apply_overrides)
                     params = tuple((k, _used_value(cfg, k, v)) for k, v in written)
                     flat = tuple((k, v) for _, layer in layers for k, v in layer.items())
-                    cfg_dict = config_to_dict(cfg)
-                    h = _hash({"recipe": m.recipe, "config": cfg_dict, "eval": m.eval.to_dict()})
+                    h = _hash({"recipe": m.recipe, "config": hashed_config(cfg), "eval": m.eval.to_dict()})
                     cells.append(Cell(len(cells), m.label, m.recipe, ds.label, params, seed, flat, cfg, m.eval, h))
     folders = [c.folder for c in cells]
     dup = sorted({f for f in folders if folders.count(f) > 1})
