@@ -1,8 +1,9 @@
 """Metrics and clustering are statistics of their inputs: the same numbers inside and outside the
 caller's autocast (docs/architecture.md#autocast). CPU bf16 autocast lowers matmul, baddbmm, linear
-and conv as CUDA's does; each case below moved materially under it before the guard
-(diffrep.ops._full_precision): HDDC log-densities by ~100 %, k-means labels, the twin E/M passes,
-the DisDiff-style PCA-1 codes and extractor features by whole units. Each case is computed once
+and conv as CUDA's does; without the guard (diffrep.ops._full_precision) every case but the native
+Engine (a control: the kernels never see autocast) moved under it: HDDC log-densities by ~100 %,
+k-means and MAP labels flipped, the twin E/M sums, PCA-1 codes and extractor features moved by whole
+units, and the FactorVAE protocol failed on a bf16 torch encoder's codes. Each case is computed once
 outside autocast (the reference) and once inside, and must agree to float32 rounding."""
 
 import numpy as np
