@@ -48,6 +48,7 @@ import torch
 
 from .._checks import non_negative_int, positive_int
 from ..ops import _validate as V
+from ..ops._full_precision import autocast_off
 from ..ops import hddc as ops
 from .em import subset
 from .hddc import HDDCResult
@@ -174,6 +175,7 @@ def _split_unit(eng, u, p, resp, cfg, opts, gen, stats):
     return True
 
 
+@autocast_off  # the mixture maths in float32/64 whatever the caller's autocast
 def fit_code(x, n_components=8, max_components=32, max_iter=30, min_mass=10.0, *, phi=0.5, psi=0.5,
              p_arbitrary=0.5, max_split_iter=3, reg_covar=1e-6, seeds=None):
     """The code's ``DyGA.fit`` on each of the U units of ``x`` (U, n, d) (module doc). ``seeds``

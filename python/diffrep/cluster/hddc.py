@@ -62,6 +62,7 @@ import torch
 
 from .._checks import non_negative_int, positive_int
 from ..ops import _validate as V
+from ..ops._full_precision import autocast_off
 from ..ops import hddc as ops
 from ..ops.reference import hddc as ref
 from .em import bic, compact, em_compact, subset
@@ -122,6 +123,7 @@ class HDDCResult:
         V.finite(name, x)
         return x.to(self.means.dtype)
 
+    @autocast_off  # a statistic: the projection matmul under bf16 autocast moved it by thousands
     def log_prob(self, x):
         """log pi_k N_k(x_i) (U, n, K) (-inf for inactive components); differentiable in x."""
         return ref.log_prob(self._points(x), self._params())
@@ -157,6 +159,7 @@ class HDDCResult:
         return importlib.import_module("diffrep.methods.dyga").align(self, features, lam, tau, **kw)
 
 
+@autocast_off  # k-means, the E-step twin and the eigen step in float32/64 whatever the caller's autocast
 def fit(x, n_components=8, max_components=32, model="AkjBkQkDk", max_iter=30, tol=1e-3, split=True, min_mass=10,
         seed=0, *, split_rule="bic", phi=0.5, psi=0.5, p_arbitrary=None, max_split_passes=3, threshold=0.2,
         dim_rule="cattell", init="kmeans++", reg_covar=1e-6, weights=None, init_resp=None) -> HDDCResult:

@@ -7,6 +7,7 @@ import torch
 
 from .._checks import non_negative_int, one_of, positive_int
 from ..ops import _validate as V
+from ..ops._full_precision import autocast_off
 
 __all__ = ["kmeans_labels", "nearest_centre"]
 
@@ -20,6 +21,7 @@ def _points(x, name: str = "x") -> None:
         raise ValueError(f"{name} must have shape (units, n, d) with sizes >= 1, got {tuple(x.shape)}")
 
 
+@autocast_off  # |x|^2 - 2 x.c + |c|^2 by a matmul: bf16 under autocast flipped labels
 def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
     """Per-unit labels (U, n) from k-means++ (or random points) seeding + ``iters`` Lloyd steps,
     each unit with its own generator seeded by ``seeds[u]`` (so a unit's result does not depend
@@ -76,6 +78,7 @@ def kmeans_labels(x, w, K, seeds, *, init="kmeans++", iters=10):
     return nearest_centre(x, cents)
 
 
+@autocast_off
 def nearest_centre(x, cents):
     """argmin_k |x - c_k|^2 as argmin_k (|c_k|^2 - 2 x.c_k), one batched GEMM: |x|^2 is the same for
     every k, and dropping it avoids cancelling it against the cross term."""

@@ -13,7 +13,6 @@ any (B, N, D) latent-unit features (docs/methods/dyga.md).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -27,6 +26,7 @@ from ..cluster import fit as hddc_fit
 from ..cluster.dyga_code import capacity, fit_code
 from ..config import Config, ConfigError, Ge, Gt, Le
 from ..ops import _validate as V
+from ..ops._full_precision import full_precision
 
 __all__ = ["align", "DyGAConfig", "DyGA", "ASSIGNMENTS", "cluster_density"]
 
@@ -40,16 +40,6 @@ def draw_device(generator: torch.Generator | None) -> torch.device:
     every device; on a GPU generator's own GPU (torch refuses a CUDA generator for a CPU draw: the trainer's
     sample grids and the FID image source seed one on the model's device)."""
     return torch.device("cpu") if generator is None else generator.device
-
-
-def _full_precision(t: torch.Tensor):
-    """Autocast off on ``t``'s device. The HDDC cost (Eq. 3) subtracts the signal-subspace energy from
-    ||x - mu||^2 and divides the rest by the small noise variance b: under the trainer's bf16 autocast
-    (CUDA) the projection matmul rounds to 8 bits and the cancellation moves log-densities by thousands,
-    which changed about one MAP anchor in six on ReLU-squashed 32-d token clusters. Mixture maths runs
-    in float32."""
-    dev = t.device.type
-    return torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else contextlib.nullcontext()
 
 
 def _assign(logits, tau, assignment, generator):
@@ -94,7 +84,9 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
         assignment = "gumbel" if gumbel else "hard"
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
-    with _full_precision(features):
+    # mixture maths in float32 under the trainer's bf16 autocast: the HDDC cost (Eq. 3) in bf16 changed about
+    # one MAP anchor in six on ReLU-squashed 32-d token clusters
+    with full_precision(features):
         return _align(mixture, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise,
                       anchors, stats)
 
@@ -286,7 +278,7 @@ class DyGA(nn.Module):
         self._check(features, "features", "n", finite=True)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
-        with _full_precision(features):
+        with full_precision(features):
             return self._fit(features, epoch)
 
     def _fit(self, features, epoch):
@@ -421,7 +413,7 @@ class DyGA(nn.Module):
         self._check(c, "c", finite=True)
         if not bool(self.fitted):
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
-        with _full_precision(c):
+        with full_precision(c):
             x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
             return self.mixture.labels(x.transpose(0, 1).to(self.means.dtype)).T
 

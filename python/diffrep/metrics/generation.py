@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .._checks import non_negative_int, positive_int
+from ..ops._full_precision import autocast_off
 from . import _checks
 from .generation_features import (KID_DEFAULTS, _device, _frechet_terms, _prdc_ks, feature_statistics,
                                   fid_from_features, frechet_distance, frechet_distance_from_features,
@@ -59,6 +60,7 @@ def _inception(weights, device):
     return _MODELS[key]
 
 
+@autocast_off  # the Inception (and a model source's sampling) in float32 whatever the caller's autocast
 def _extract(src: ImageSource, model, protocol: str, batch_size: int, device, progress: bool, label: str) -> np.ndarray:
     from .fid_preprocess import preprocess
 
@@ -345,6 +347,7 @@ def load_feature_extractor(path: str | os.PathLike | None = None) -> Callable[[t
     return extract
 
 
+@autocast_off  # the extractor's features in its own precision, not the caller's autocast
 def image_features(extractor: Callable, make: Callable[[int, int], torch.Tensor], num: int,
                    batch_size: int = 64) -> np.ndarray:
     """Features [num, k] (float64) of the images ``make(start, k)`` returns for consecutive batches

@@ -8,6 +8,7 @@ import torch
 
 from .._checks import positive_int
 from ..ops import metrics as ops
+from ..ops._full_precision import full_precision
 
 
 def pca1_units(units, fit_on=None, return_components: bool = False):
@@ -49,7 +50,7 @@ def pca1_representation(representation_fn, num_units: int, fit_observations):
             r = np.asarray(r)
             if r.dtype.kind not in "biuf":
                 raise TypeError(f"representation_fn must return numeric codes, got dtype {r.dtype}")
-        r = torch.as_tensor(r)
+        r = torch.as_tensor(r).detach()  # a torch encoder's codes may require grad: .numpy() below refused them
         if r.is_complex():
             raise TypeError(f"representation_fn must return real codes, got {r.dtype}")
         r = r.to(torch.float64)
@@ -63,10 +64,14 @@ def pca1_representation(representation_fn, num_units: int, fit_observations):
             raise ValueError("representation_fn returned codes with NaN or inf")
         return r
 
-    _, mean, comp = pca1_units(as_units(representation_fn(fit_observations)), return_components=True)
+    def encode(obs):  # codes in the representation's own precision, not the caller's autocast
+        with full_precision():
+            return as_units(representation_fn(obs))
+
+    _, mean, comp = pca1_units(encode(fit_observations), return_components=True)
 
     def fn(obs):
-        u = as_units(representation_fn(obs)).to(mean.device)
+        u = encode(obs).to(mean.device)
         return ((u - mean) * comp.unsqueeze(0)).sum(dim=2).cpu().numpy()
 
     return fn

@@ -23,6 +23,7 @@ import torch
 from .._checks import device as _checks_device, non_negative_float, non_negative_int, positive_int
 from .._progress import progress
 from ..ops import metrics as ops
+from ..ops._full_precision import full_precision
 from . import _checks
 from .results import Result, merge
 
@@ -59,7 +60,8 @@ class _Encoder:
         self.encoded = 0
 
     def _rep(self, obs) -> np.ndarray:
-        r = self.fn(obs)
+        with full_precision():  # codes in the representation's own precision, not the caller's autocast
+            r = self.fn(obs)
         r = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else np.asarray(r)
         if r.ndim != 2:
             raise ValueError(f"representation_fn: expected codes of shape (N, d), got {r.shape}")

@@ -24,6 +24,7 @@ from .._deprecation import moved_names
 from . import _validate as V
 from . import _dispatch
 from ._dispatch import register, select
+from ._full_precision import autocast_off
 from ._native_call import NON_FINITE, raise_flags, run
 from .reference import hddc as ref
 
@@ -122,6 +123,7 @@ class Engine:
     def _xs(self, unit_of):
         return self.x[unit_of]
 
+    @autocast_off  # the twin's cost form and the native path's Q, a, b preparation: float32/64 under any autocast
     def estep(self, unit_of, w, p, skip_zero=False, point_ll=False):
         """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0), plus the
         per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only)."""
@@ -177,6 +179,7 @@ class Engine:
         raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
         return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
 
+    @autocast_off
     def point_lse(self, unit_of, p):
         """log sum_k pi_k N_k(x_i) (B, n) float64 over p's active components, for every point
         (the E-step's per-point log-likelihood at unit weights)."""
@@ -200,6 +203,7 @@ class Engine:
             mass=mass, mean=mean, second=second)
         return mass, mean, second
 
+    @autocast_off
     def mstep(self, unit_of, w, resp, act):
         """(n_k, mu, W) of the M-step (twin: ref.mstep_stats)."""
         unit_of = self._units(unit_of, w=w, resp=resp, act=act)
@@ -207,6 +211,7 @@ class Engine:
             return ref.mstep_stats(self._xs(unit_of), w, resp * act[:, None])
         return self._stats(unit_of, w, resp, act, 0, 0.0)
 
+    @autocast_off
     def density(self, unit_of, w, resp, act, phi):
         """(count, centroid, density) of DyGA Eq. 5 (twin: ref.cluster_density)."""
         unit_of = self._units(unit_of, w=w, resp=resp, act=act)
