@@ -165,7 +165,7 @@ def plan(dry_run: bool, arch: str | None, build: bool) -> list[Step]:
                                         "--images", "500"])), 40,
              "kNN radii/counts (PRDC) vs the eager twin and the prdc package, d = 2048; Inception images/s", 20),
         Step("bench SAMI step", _py("benches/bench_sami_step.py", "--device", dev, "--models", "disks-cpu", "halfunet64",
-                                    *(["--reps", "1", "--warmup", "0", "--batch", "2", "--samples", "1"] if tiny
+                                    *(["--reps", "3", "--warmup", "1", "--batch", "2", "--samples", "1"] if tiny
                                       else [])), 20,
              "SAMI training step with and without the fused guidance op", 10),
         Step("method step times (bf16)", _py("benches/bench_method_step.py", "--device", dev,

@@ -14,8 +14,9 @@ _KERNEL_ROW = re.compile(r"^kernel (?P<name>\S+ .*?)\s+cpu\s+[\d.]+ ms\s+cuda\s+
                          re.M)
 _GUIDANCE_ROW = re.compile(r"^\s*(?P<S>\d+)\s+(?P<B>\d+)\s+(?P<D>\d+)\s+(?P<dtype>float\d+)\s+(?P<backend>\w+)\s+[\d.]+\s+"
                            r"[\d.]+\s+(?P<speedup>[\d.]+)x\s*$", re.M)
+# the ratio is the median of interleaved rounds' reference / fused; [lo,hi] their range (older tables lack it)
 _SAMI_ROW = re.compile(r"^(?P<model>[\w-]+)\s+(?P<B>\d+)\s+(?P<S>\d+)\s+(?P<fused>[\d.]+)ms\s+(?P<ref>[\d.]+)ms\s+"
-                       r"(?P<ratio>[\d.]+)\s", re.M)
+                       r"(?P<ratio>[\d.]+)\s+(?:\[(?P<lo>[\d.]+),(?P<hi>[\d.]+)\]\s)?", re.M)
 _GEN_KERNEL = re.compile(r"^\(N = M = (?P<n>\d+)\) diffrep kNN kernel\s+[\d.]+\s+[\d.]+x\s+(?P<vals>P=.*)$", re.M)
 _GEN_TWIN = re.compile(r"^\(N = M = (?P<n>\d+)\) eager twin\s+[\d.]+\s+(?P<ratio>[\d.]+)x\s+(?P<vals>P=.*)$", re.M)
 
@@ -72,8 +73,9 @@ def targets(outputs: dict[str, str]) -> list[tuple[str, str, str]]:
     sami = [m.groupdict() for m in _SAMI_ROW.finditer(outputs.get("bench SAMI step", ""))]
     if sami:
         rows.append(("SAMI training step with vs without the fused guidance op",
-                     "; ".join(f"{r['model']} B={r['B']} S={r['S']}: {r['fused']} vs {r['ref']} ms (x{r['ratio']})"
-                               for r in sami), "recorded (no number set)"))
+                     "; ".join(f"{r['model']} B={r['B']} S={r['S']}: {r['fused']} vs {r['ref']} ms (x{r['ratio']}"
+                               + (f", rounds x{r['lo']}-{r['hi']})" if r["lo"] else ")") for r in sami),
+                     "recorded (no number set)"))
     gen = outputs.get("bench generation", "")
     kn, tw = _GEN_KERNEL.search(gen), _GEN_TWIN.search(gen)
     if kn and tw and kn["n"] == tw["n"]:

@@ -258,6 +258,12 @@ def test_guidance_and_sami_targets_are_read_from_their_tables():
     assert g == ("S=1 float32 8.0x, S=1 float64 5.0x, S=8 float32 0.9x, S=8 float64 2.0x (cuda)", "missed")
     assert next(v for t, v in rows.items() if t.startswith("SAMI")) == (
         "disks-cpu B=32 S=1: 4.1 vs 4.3 ms (x1.05); halfunet64 B=32 S=4: 20.0 vs 19.0 ms (x0.95)", "recorded (no number set)")
+    # the interleaved bench's rows carry the range of the rounds' ratios after the median
+    now = ("# medians of 5 interleaved rounds after 2 warm-up rounds; ratio = median of the rounds' reference / fused\n"
+           "model          B  S  step fused   step ref  ratio       range   g fused    g ref g ratio\n"
+           "disks-cpu      2  1      47.8ms     48.0ms   1.00 [0.88,1.01]     1.8ms    1.6ms    0.89\n")
+    assert next((m, v) for t, m, v in gc.targets({"bench SAMI step": now}) if t.startswith("SAMI")) == (
+        "disks-cpu B=2 S=1: 47.8 vs 48.0 ms (x1.00, rounds x0.88-1.01)", "recorded (no number set)")
     fast = {t: v for t, _, v in gc.targets({"bench guidance": guid.replace("0.9x", "1.1x")})}
     assert next(v for t, v in fast.items() if t.startswith("guidance")) == "met"
     # the dry run's sizes are not the target's: not measured, however fast
