@@ -1,6 +1,8 @@
 """Two gloo ranks under the real torchrun launcher reach the same parameters as one process with the
-same global batch (docs/architecture.md#distributed-training: assert on what matters)."""
+same global batch (docs/architecture.md#distributed-training: assert on what matters). The one-process
+run is the script's ``main`` in this process; the ranks are torchrun's child processes."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -31,9 +33,21 @@ def _run(cmd, tmp):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
 
 
+def _run_here(*args):
+    """The script alone (world size 1) in this process; torch's thread count is put back afterwards."""
+    spec = importlib.util.spec_from_file_location("_ddp_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads = torch.get_num_threads()
+    try:
+        script.main([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_two_rank_gloo_ddp_matches_single_process(tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _run([sys.executable, str(SCRIPT), str(single)], tmp_path)
+    _run_here(single)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(SCRIPT), str(ddp)], tmp_path)
     p_single = torch.load(single / "params-0.pt")
     p0, p1 = torch.load(ddp / "params-0.pt"), torch.load(ddp / "params-1.pt")
@@ -55,7 +69,7 @@ def test_ddp_with_gradient_accumulation_skips_the_sync_and_matches_one_process(t
     """2 ranks x 2 micro-batches of 2 = the single process's batch of 8: the same parameters; gradients are
     all-reduced once per step (no_sync on the first micro-batch of each of the 8 steps)."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _run([sys.executable, str(SCRIPT), str(single)], tmp_path)
+    _run_here(single)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(SCRIPT), str(ddp),
           "2"], tmp_path)
     p_single = torch.load(single / "params-0.pt")

@@ -1,5 +1,9 @@
-"""A run killed with SIGKILL and resumed gives the same losses and weights as an uninterrupted run."""
+"""A run killed with SIGKILL and resumed gives the same losses and weights as an uninterrupted run.
 
+The killed runs are child processes (a real SIGKILL); the uninterrupted reference and the resumes run
+``_train_script.main`` in this process (the same run, without a child's interpreter and torch start-up)."""
+
+import importlib.util
 import os
 import signal
 import subprocess
@@ -15,13 +19,33 @@ from diffrep.nn.pretrained import load_safetensors_checked
 SCRIPT = Path(__file__).with_name("_train_script.py")
 
 
-def _run(*args, expect_kill=False):
+def _run_killed(*args):
+    """The script in a child process that SIGKILLs itself (``--kill-at`` / ``--kill-in-save``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     r = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True, timeout=180)
-    if expect_kill:
-        assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
-    else:
-        assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+
+
+def _run_here(*args):
+    """The script's run in this process; the process-wide settings it makes (one torch thread, deterministic
+    kernels, the CUBLAS workspace variable) are put back afterwards for the later tests."""
+    assert not any(str(a).startswith("--kill") for a in args)  # a SIGKILL here would kill the test process
+    spec = importlib.util.spec_from_file_location("_train_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads, det, bench = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                           torch.backends.cudnn.benchmark)
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        script.main([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det)
+        torch.backends.cudnn.benchmark = bench
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
 def _losses(run_dir):
@@ -31,7 +55,7 @@ def _losses(run_dir):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
-    _run(d, "--steps", 10)
+    _run_here(d, "--steps", 10)
     return d
 
 
@@ -47,16 +71,16 @@ def _assert_same_run(a, b):
 
 
 def test_sigkill_mid_run_then_resume_is_exact(reference, tmp_path):
-    _run(tmp_path, "--steps", 10, "--kill-at", 7, expect_kill=True)
+    _run_killed(tmp_path, "--steps", 10, "--kill-at", 7)
     assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [3, 6]
-    _run(tmp_path, "--steps", 10, "--resume", "latest")
+    _run_here(tmp_path, "--steps", 10, "--resume", "latest")
     _assert_same_run(reference, tmp_path)
 
 
 def test_sigkill_during_checkpoint_write_keeps_previous(reference, tmp_path):
-    _run(tmp_path, "--steps", 10, "--kill-in-save", 6, expect_kill=True)
+    _run_killed(tmp_path, "--steps", 10, "--kill-in-save", 6)
     # the half-written step-6 checkpoint never became visible; step 3 is intact
     assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [3]
     assert not (tmp_path / "checkpoints" / "step-00000006").exists()
-    _run(tmp_path, "--steps", 10, "--resume", "latest")
+    _run_here(tmp_path, "--steps", 10, "--resume", "latest")
     _assert_same_run(reference, tmp_path)
