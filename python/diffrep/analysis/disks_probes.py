@@ -12,6 +12,7 @@ from .._checks import finite_float, positive_int
 from ._arrays import real_tensor
 from ..data.disks import disks_geometry, render_disks
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 from .encoding import check_model, encode_batched, model_images, seeded
 
 __all__ = ["posterior_mean_monotonicity", "disk_centres", "disk_position_transfer"]
@@ -170,6 +171,7 @@ def _finite_mean(a) -> float:
     return float(a.mean()) if a.size else float("nan")
 
 
+@autocast_off  # the chains in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def disk_position_transfer(model: SAMI, disks=None, *, num_guides: int = 8, num_samples: int = 16,
                            min_contrast: float = 0.25, sampler: str | None = None, num_steps: int | None = None,
                            seed: int = 0) -> dict:

@@ -9,6 +9,7 @@ import torch
 from .._checks import non_negative_int, positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 
 __all__ = ["encode_batched", "check_model", "model_images", "seeded"]
 
@@ -42,6 +43,7 @@ def seeded(seed, device=None) -> torch.Generator | None:
         non_negative_int(seed, "seed"))
 
 
+@autocast_off  # posterior means in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def encode_batched(model: SAMI, images, batch_size: int = 256, *, with_logvar: bool = False):
     """Posterior means (and log-variances) of ``images`` [N, C, H, W], in batches; numpy float64."""
     model = check_model(model)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 from .encoding import check_model, model_images, seeded
 
 __all__ = ["guidance_magnitude"]
 
 
+@autocast_off  # the chain's eps and guidance in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def guidance_magnitude(model: SAMI, image, *, z_mode: str = "posterior_mean", sampler: str | None = None,
                        num_steps: int | None = None, seed: int = 0) -> dict:
     """Per reverse step: ||k_t g|| (the guidance's contribution in eps units) and ||eps_theta||, and

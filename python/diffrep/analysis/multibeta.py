@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..ops._full_precision import autocast_off
 from ._arrays import real_tensor
 
 __all__ = ["information_curve", "informative_beta", "nearest_distance", "spearman"]
@@ -48,6 +49,7 @@ def _betas(betas, beta_max: float) -> list[float]:
 
 
 @torch.no_grad()
+@autocast_off  # the encode/decode in the VAE's own precision, not the caller's autocast
 def information_curve(vae, x: torch.Tensor, betas: Sequence[float], *, batch_size: int = 256) -> dict:
     """Per beta of ``betas`` (strictly increasing, in [0, B]): ``sigma`` (sigma_beta; with a per-unit posterior,
     ``posterior_scale="per_unit"``, the root mean square over units, and ``sigma_units`` lists every unit's), ``rate`` (mean

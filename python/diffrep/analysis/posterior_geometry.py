@@ -13,11 +13,13 @@ import torch
 from .._checks import non_negative_int, positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 from .encoding import check_model, encode_batched, model_images, seeded
 
 __all__ = ["posterior_variance_spectrum", "perturb_low_variance_axes", "global_axes"]
 
 
+@autocast_off  # sigma^2(x_t) in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def posterior_variance_spectrum(model: SAMI, image, timesteps: Sequence[int] | None = None, *,
                                 num_noise: int = 16, seed: int = 0) -> dict:
     """sigma_j^2(x_t) per latent axis for one image over noise levels (Fig. 3C-D, docs/methods/sami.md#analyses).
@@ -63,6 +65,7 @@ def posterior_variance_spectrum(model: SAMI, image, timesteps: Sequence[int] | N
 
 
 # -- 10.3 perturbation along low-variance axes ----------------------------------------------------
+@autocast_off  # the posterior and the chains in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0), *,
                               num_axes: int = 2, axes: Sequence[int] | None = None, seed: int = 0,
                               sampler: str | None = None, num_steps: int | None = None) -> dict:
@@ -119,6 +122,7 @@ def perturb_low_variance_axes(model: SAMI, image, alphas: Sequence[float] = (-2.
 
 
 # -- 10.4 globally preserved axes (A.8) -------------------------------------------------------------
+@autocast_off  # sigma^2(x_t) and its gradients in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def global_axes(model: SAMI, images, t: int | None = None, *, num_noise: int = 1, seed: int = 0,
                 batch_size: int = 64) -> dict:
     """A.8's global-axes measure (docs/methods/sami.md#analyses, diffrep's single-number definition):

@@ -26,6 +26,7 @@ import torch
 
 from .._checks import non_negative_int, positive_int
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 from .encoding import check_model, model_images
 
 __all__ = ["eps_mse_by_band", "grade_report", "band_edges", "SPECTRUM_TOLERANCE", "SMOKE_GATES", "PAPER_CHECKS"]
@@ -46,6 +47,7 @@ def band_edges(T: int, num_bands: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(e[:-1], e[1:])]
 
 
+@autocast_off  # eps_theta, g and the KL in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def eps_mse_by_band(model: SAMI, images, *, num_bands: int = 8, seed: int = 0) -> dict:
     """Held-out guided (eps_theta - gamma_t g) and unguided (eps_theta) eps-MSE per pixel: ``overall``
     (t uniform on all levels) and per band (t uniform in the band), the same images throughout, one

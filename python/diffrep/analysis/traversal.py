@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .._checks import finite_float, positive_int
+from ..ops._full_precision import autocast_off
 from ._arrays import real_tensor
 
 __all__ = ["latent_factor_scores", "order_latents", "traversal_values", "spread_bases", "image_centroids",
@@ -141,6 +142,7 @@ def image_centroids(images: torch.Tensor, value_range: tuple[float, float] = (-1
     return out
 
 
+@autocast_off  # decode (a user model) in its own precision, not the caller's autocast (docs/architecture.md#autocast)
 def centroid_shifts(decode: Callable[[torch.Tensor], torch.Tensor], base_codes: torch.Tensor, dims: Sequence[int],
                     values: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> dict:
     """How far each latent's traversal moves the object: for latent d (one of ``dims``) and each base code
@@ -202,6 +204,7 @@ def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor
     steps = positive_int(model.config.sample_steps if num_steps is None else num_steps, "num_steps")
     L, b = model.config.latent_dim, model.config.bfn
 
+    @autocast_off  # the ParamReL decode in the model's own precision, not the caller's autocast
     def decode(codes: torch.Tensor) -> torch.Tensor:
         if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape[1] != L:
             raise ValueError(f"codes must be [M, {L}], got {tuple(getattr(codes, 'shape', ()))}")

@@ -11,6 +11,7 @@ import torch
 from .._checks import positive_int
 from .._progress import progress
 from ..methods.sami import SAMI
+from ..ops._full_precision import autocast_off
 from ._arrays import real_tensor
 from .encoding import check_model, model_images, seeded
 
@@ -36,6 +37,7 @@ def variability(samples) -> dict:
             "dim": int(D)}
 
 
+@autocast_off  # the chains in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
 def variability_reduction(model: SAMI, guides, num_samples: int = 64, *, reference=None,
                           z_mode: str = "fixed", sampler: str | None = None, num_steps: int | None = None,
                           batch_size: int = 256, seed: int = 0) -> dict:
