@@ -365,3 +365,48 @@ class TwoOptimiserModel(torch.nn.Module):
 
     def loss(self, batch, *, step=None):
         return {"loss": self.g(batch[0]).pow(2).mean(), "disc_loss": self.d(batch[0]).pow(2).mean()}
+
+
+def result_tensors(r) -> list[torch.Tensor]:
+    """The numbers of a result, in a fixed order (dict keys sorted, sequences in order; strings and flags dropped)."""
+    if isinstance(r, dict):
+        return [v for k in sorted(r, key=str) for v in result_tensors(r[k])]
+    if isinstance(r, (list, tuple)):
+        return [v for item in r for v in result_tensors(item)]
+    if isinstance(r, (torch.Tensor, np.ndarray, np.generic)) and not isinstance(r, np.bool_):
+        return [torch.as_tensor(r).detach()]
+    if isinstance(r, (int, float)) and not isinstance(r, bool):
+        return [torch.tensor(r)]
+    return []
+
+
+def assert_same_inside_and_outside_bf16_autocast(name: str, fn: Callable) -> None:
+    """fn() gives the same numbers, dtypes included, inside a CPU bf16 autocast region as outside it."""
+    outside = result_tensors(fn())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = result_tensors(fn())
+    assert len(inside) == len(outside) > 0, name
+    for a, b in zip(inside, outside):
+        assert a.dtype == b.dtype, name  # a float32 result came back float32, not bf16
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=name)
+        else:
+            assert torch.equal(a, b), name
+
+
+def parser_actions(main, monkeypatch) -> list:
+    """The argparse actions a script's main([]) builds, captured at parse time (nothing runs)."""
+    import argparse
+
+    actions = []
+
+    def capture(self, args=None, namespace=None):
+        actions.extend(self._actions)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    try:
+        main([])
+    except SystemExit:
+        pass
+    return actions

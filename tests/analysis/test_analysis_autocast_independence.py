@@ -16,7 +16,6 @@ reference) and once inside, and must agree to float32 rounding."""
 import math
 import types
 
-import numpy as np
 import pytest
 import torch
 
@@ -26,7 +25,7 @@ from diffrep.analysis import sami_validation as SV
 from diffrep.analysis import traversal as TR
 from diffrep.data.disks import disks_geometry
 
-from helpers import perturbed, sami_images, tiny_paramrel, tiny_sami
+from helpers import assert_same_inside_and_outside_bf16_autocast, perturbed, sami_images, tiny_paramrel, tiny_sami
 
 MODEL = tiny_sami(dtype=torch.float32, sampler="ddim")  # float32: autocast never lowers float64
 X = sami_images(4, dtype=torch.float32)
@@ -77,19 +76,6 @@ def _attributes():
     return (torch.randn(40, 2, generator=torch.Generator().manual_seed(0)) > 0).numpy()
 
 
-def _values(r):
-    """The numbers of an analysis' result, in a fixed order (dict keys sorted; strings and flags dropped)."""
-    if isinstance(r, dict):
-        return [v for k in sorted(r, key=str) for v in _values(r[k])]
-    if isinstance(r, (list, tuple)):
-        return [v for item in r for v in _values(item)]
-    if isinstance(r, (torch.Tensor, np.ndarray)):
-        return [torch.as_tensor(r).detach()]
-    if isinstance(r, (int, float)) and not isinstance(r, bool):
-        return [torch.tensor(r)]
-    return []
-
-
 CASES = {
     "encode_batched": lambda: A.encode_batched(MODEL, X, with_logvar=True),
     # its only model call is encode_batched: the guard there covers it (and the representation metrics)
@@ -117,17 +103,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_numbers_inside_and_outside_bf16_autocast(name):
-    fn = CASES[name]
-    outside = _values(fn())
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        inside = _values(fn())
-    assert len(inside) == len(outside) > 0, name
-    for a, b in zip(inside, outside):
-        assert a.dtype == b.dtype, name  # a float32 result came back float32, not bf16
-        if a.is_floating_point():
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=name)
-        else:
-            assert torch.equal(a, b), name
+    assert_same_inside_and_outside_bf16_autocast(name, CASES[name])
 
 
 def test_autocast_is_on_again_after_a_guarded_analysis():

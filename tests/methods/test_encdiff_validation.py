@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import load_script
+from helpers import load_script, parser_actions
 
 
 @pytest.mark.slow
@@ -239,19 +239,10 @@ def test_a_run_shorter_than_one_epoch_is_told_its_dyga_arms_never_align():
 
 def test_the_usage_lines_defaults_are_the_parsers(monkeypatch):
     """The docstring's usage line showed --steps 800 while the parser (and the docs' records) use 700."""
-    import argparse
     import re
 
     mod = _load()
-    actions = []
-
-    def capture(self, args=None, namespace=None):
-        actions.extend(self._actions)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
-    with pytest.raises(SystemExit):
-        mod.main([])
+    actions = parser_actions(mod.main, monkeypatch)
     defaults = {a.dest: a.default for a in actions}
     shown = dict(re.findall(r"\[--(seeds|steps) ([\d ]+)\]", mod.__doc__))
     assert set(shown) == {"seeds", "steps"}

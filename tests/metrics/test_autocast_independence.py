@@ -19,7 +19,7 @@ from diffrep.metrics.protocols import factor_vae_score
 from diffrep.ops import hddc as ops_hddc
 from diffrep.ops import use_backend
 
-from helpers import TinyGroundTruth
+from helpers import TinyGroundTruth, assert_same_inside_and_outside_bf16_autocast
 
 U, N, D, K = 3, 240, 8, 4
 
@@ -123,25 +123,9 @@ CASES = {
 }
 
 
-def _flat(v):
-    if isinstance(v, (list, tuple)):
-        return [t for item in v for t in _flat(item)]
-    return [torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v).detach()]
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_numbers_inside_and_outside_bf16_autocast(name):
-    fn = CASES[name]
-    outside = _flat(fn())
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        inside = _flat(fn())
-    assert len(inside) == len(outside)
-    for a, b in zip(inside, outside):
-        assert a.dtype == b.dtype, name  # a float32 statistic came back float32, not bf16
-        if a.is_floating_point():
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=name)
-        else:
-            assert torch.equal(a, b), name
+    assert_same_inside_and_outside_bf16_autocast(name, CASES[name])
 
 
 def test_autocast_is_on_again_after_a_guarded_call():

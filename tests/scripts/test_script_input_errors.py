@@ -5,12 +5,11 @@ validate_diffusion_baselines and validate_dyga keep an existing record (their de
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from helpers import load_script
+from helpers import load_script, parser_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,14 +72,6 @@ def test_an_existing_record_is_kept(script, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga"])
 def test_the_default_record_is_a_new_file(script, monkeypatch):
     """The default --out is no committed record (a new run writes a new file, or is refused by the test above)."""
-    actions = []
-
-    def capture(self, args=None, namespace=None):
-        actions.extend(self._actions)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
-    with pytest.raises(SystemExit):
-        load_script(script).main([])
+    actions = parser_actions(load_script(script).main, monkeypatch)
     default = next(a.default for a in actions if a.dest == "out")
     assert default.startswith("benches/results/") and not (ROOT / default).exists(), default
