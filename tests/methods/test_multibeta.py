@@ -495,6 +495,9 @@ def test_sample_beta_and_denoiser_step_check_their_arguments():
         den.step(z, True)
     with pytest.raises(ValueError, match=r"^LatentDenoiser.step: z must have shape \[B, 3\], got \(2, 5\)$"):
         den.step(torch.zeros(2, 5), 1)
+    for xi in ([0.0] * 3, torch.zeros(2, 4)):  # a list is named, not an AttributeError at xi.shape
+        with pytest.raises(ValueError, match=r"^step: xi must have shape \(2, 3\)$"):
+            den.step(z, 1, xi=xi)
     assert vae.sample_beta(4, generator=gen()).dtype == vae.log_s2_table.dtype
     # step's draw comes from the generator given: the same seed, the same step
     torch.testing.assert_close(den.step(z, 2, generator=gen(5)), den.step(z, 2, generator=gen(5)), rtol=0, atol=0)
