@@ -225,7 +225,28 @@ def test_disentangling_loss_checks_its_inputs():
         m.disentangling_loss(x, t, eps, eps[:, :1], units, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"DisDiff.disentangling_loss: eps holds NaN"):
         m.disentangling_loss(x, t, eps * float("nan"), eps, units, torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=r"t must have shape \[2\]"):
+    with pytest.raises(ValueError, match=r"^DisDiff.disentangling_loss: t must have shape \[2\]"):
         m.disentangling_loss(x, t[:1], eps, eps, units, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"units must have shape \[2, 4, 8\]"):
         m.disentangling_loss(x, t, eps, eps, units[:, :3], torch.tensor([0, 1]))
+
+
+def test_disentangling_loss_reports_the_concept_it_refused_and_casts_its_inputs():
+    m = _model()
+    x = _images(2)
+    t = torch.tensor([10, 500])
+    eps, units = torch.zeros_like(x), m.encode_units(x)
+    msg = r"^DisDiff.disentangling_loss: concept must be an integer tensor \[2\] of units in \[0, 4\), got "
+    for concept, got in ((torch.tensor([0, 4]), r"\[0, 4\]$"), ([0, 1], "list$"), (torch.arange(8) % 4, r"\[0, 1, 2, 3, 0, 1, 2, 3\]$"),
+                         (torch.arange(9) % 4, "Tensor$")):  # up to 8 values are listed, a longer tensor is named
+        with pytest.raises(ValueError, match=msg + got):
+            m.disentangling_loss(x, t, eps, eps, units, concept)
+    m, x = m.float(), x.float()  # a float32 model: float64 eps / g_c are rounded to x_t's dtype
+    units = m.encode_units(x)
+    e64, g64 = torch.randn((2,) + x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    want = m.disentangling_loss(x, t, e64.float(), g64.float(), units, torch.tensor([0, 3]))
+    assert want.dtype == torch.float32
+    # int32 units (cross_entropy wants int64 targets) and float64 eps / g_c give the float32 inputs' value
+    got = m.disentangling_loss(x, t, e64, g64, units, torch.tensor([0, 3], dtype=torch.int32))
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+

@@ -93,12 +93,47 @@ def test_anchor_refits_equal_an_independent_fit_on_the_training_images():
 
 
 def test_attach_anchor_data_errors():
-    with pytest.raises(ValueError, match="no DyGA"):
+    with pytest.raises(ValueError, match=r"^DisDiff.attach_anchor_data: this model has no DyGA \(set DisDiffConfig.dyga\)$"):
         DisDiff(DisDiffConfig()).attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 1)
     m = DisDiff(_cfg())
     with pytest.raises(TypeError, match="map-style dataset of images"):
         m.attach_anchor_data("images/", 1)
-    with pytest.raises(ValueError, match="steps_per_epoch"):
+    with pytest.raises(ValueError, match=r"^steps_per_epoch must be a positive int, got 0$"):
         m.attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 0)
+    with pytest.raises(ValueError, match=r"^batch_size must be a positive int, got 0$"):
+        m.attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 1, batch_size=0)
     with pytest.raises(ValueError, match="has 1"):
         m.attach_anchor_data([torch.zeros(3, 16, 16)], 1)
+    m.attach_anchor_data([torch.zeros(3, 16, 16)] * 2, 1)  # two images: the least the anchors are fitted on
+
+
+def test_anchor_refit_happens_once_per_step():
+    """Micro-batches of one optimiser step (gradient accumulation) call loss with the same step: only the first
+    refits. The encoder is moved between the calls, so a second refit would change the anchors."""
+    torch.manual_seed(0)
+    data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m = DisDiff(_cfg())
+    m.attach_anchor_data([(img, 0) for img in data], 1, batch_size=4)
+    m.train()
+    m.loss(data[:2], step=1, generator=torch.Generator().manual_seed(0))  # pretrain_steps=0: 1 step done, r=1
+    first = {k: v.clone() for k, v in m.dyga.state_dict().items()}
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    m.loss(data[2:4], step=1, generator=torch.Generator().manual_seed(1))  # the same step's next micro-batch
+    for k, v in m.dyga.state_dict().items():
+        assert torch.equal(v, first[k]), k
+    m.loss(data[:2], step=2, generator=torch.Generator().manual_seed(0))  # the next step refits on the moved encoder
+    assert any(v.shape != first[k].shape or not torch.equal(v, first[k]) for k, v in m.dyga.state_dict().items())
+
+
+def test_refresh_anchors_keeps_the_models_mode():
+    """The refit reads the units in eval mode and hands the model back in the mode it was in (a refresh in
+    evaluation must not switch the shift decoder's Skip Dropout back on)."""
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m = DisDiff(_cfg())
+    for mode in (False, True):
+        m.train(mode)
+        modes = {name: sub.training for name, sub in m.named_modules()}
+        m.refresh_anchors(x)
+        assert {name: sub.training for name, sub in m.named_modules()} == modes

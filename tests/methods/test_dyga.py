@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from diffrep.config import ConfigError
-from diffrep.methods.dyga import DyGA, DyGAConfig, align, cluster_density
+from diffrep.methods.dyga import DyGA, DyGAConfig, _full_precision, align, cluster_density
 
 U, D = 3, 4
 COUNTS = (1, 2, 4)
@@ -269,7 +269,7 @@ def test_bad_inputs_raise_clear_errors():
     m = DyGA(DyGAConfig(num_units=U, token_dim=D))
     with pytest.raises(ValueError, match="shape"):
         m(torch.rand(4, U + 1, D))
-    with pytest.raises(ValueError, match="no anchors"):
+    with pytest.raises(ValueError, match=r"^DyGA has no anchors yet: call fit\(features\) first$"):
         m.assign(torch.rand(4, U, D))
     with pytest.raises(ValueError, match="at least"):
         m.fit(torch.rand(3, U, D))
@@ -598,3 +598,59 @@ def test_mixture_maths_ignores_the_trainers_bf16_autocast():
         m.train()
         m.config = ref.config
         torch.testing.assert_close(m(c), want_train, rtol=0, atol=0)
+
+
+def test_assign_names_a_bad_c():
+    """assign is public (the anchor index the metrics read): in dis-dis mode NaN reached argmax as anchor 0 (paper
+    mode's normalise checks c again)."""
+    for compat in ("paper", "dis-dis"):
+        m, _, _ = fitted(compat)
+        m.eval()
+        _assign_refuses(m)
+
+
+def _assign_refuses(m):
+    for c, err, msg in ((torch.full((2, U, D), math.nan), ValueError, r"^c contains NaN or infinite values$"),
+                        (torch.zeros(2, U, D + 1), ValueError, rf"^c must have shape \(B, {U}, {D}\), got \(2, {U}, {D + 1}\)$"),
+                        (torch.zeros(0, U, D), ValueError, rf"^c is empty \(shape \(0, {U}, {D}\)\)$")):
+        with pytest.raises(err, match=msg):
+            m.assign(c)
+
+
+def test_full_precision_is_a_no_op_where_autocast_does_not_exist():
+    """The mixture maths' autocast guard: a device without autocast (here 'meta') gets no autocast context, which
+    torch would refuse ("unsupported scalarType"); on CPU it switches CPU autocast off."""
+    with _full_precision(torch.empty(1, device="meta")):
+        pass
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+        with _full_precision(torch.empty(1)):
+            assert not torch.is_autocast_enabled("cpu")
+            a = torch.ones(2, 2) @ torch.ones(2, 2)
+        assert a.dtype == torch.float32
+
+
+
+def test_align_names_its_bad_arguments_and_defaults_to_tau_1e_4():
+    m, feats, _ = fitted()
+    c = feats[:4]
+    for kw, err, msg in ((dict(features=[1.0]), TypeError, r"^features must be a torch.Tensor, got list$"),
+                         (dict(features=feats[0]), ValueError, rf"^features must have shape \(B, U, d\), got \({U}, {D}\)$"),
+                         (dict(lam=0.0), ValueError, r"^lam must be > 0 and finite, got 0.0$"),
+                         (dict(tau=-1.0), ValueError, r"^tau must be > 0 and finite, got -1.0$"),
+                         (dict(gumbel_input="logit"), ValueError, r"^gumbel_input must be 'log' or 'responsibility', got 'logit'$")):
+        a = {"features": c, **kw}
+        with pytest.raises(err, match=msg):
+            align(m.mixture, a.pop("features"), **a)
+    # the Gumbel-softmax temperature of the paper's Alg. 3 (tau = 1e-4) is the default: on points between two
+    # anchors of unit 1 (where the temperature matters) the default equals tau = 1e-4 and differs from tau = 1
+    a, b = m.anchors[1][m.active[1]]
+    s = torch.linspace(0.45, 0.55, 4001)[:, None]
+    c = feats[:1].repeat(len(s), 1, 1)
+    c[:, 1] = a + s * (b - a)
+    t = m.mixture.responsibilities(m.normalise(c).transpose(0, 1))[1]
+    c = c[(1 - t.max(-1).values) > 1e-6]  # not a sure assignment
+    kw = dict(normalise=(m.norm_lo, m.span), anchors=m.anchors)
+    want = align(m.mixture, c, tau=1e-4, generator=torch.Generator().manual_seed(3), **kw)
+    torch.testing.assert_close(align(m.mixture, c, generator=torch.Generator().manual_seed(3), **kw), want, rtol=0, atol=0)
+    assert (align(m.mixture, c, tau=1.0, generator=torch.Generator().manual_seed(3), **kw) - want).abs().max() > 1e-3

@@ -460,3 +460,44 @@ def test_multibeta_config_defaults_and_spatial_unet():
     assert multibeta_config(image_size=32, arch="resnet", latent="spatial", latent_channels=2,
                             vae=dict(model_channels=8, channel_mult=(1, 2, 2), num_groups=4),
                             unet=dict(model_channels=16, num_groups=8)).denoiser.unet.model_channels == 16
+
+
+def test_phase_2_checks_its_batch_once_and_reads_any_float_dtype():
+    """Phase 2 encodes the 2B pairs with the unchecked encoder pass (MultiBetaVAE._encode_checked_images): MultiBeta.loss
+    is then the only check of the batch, and the encoder still gets the module's dtype."""
+    m = tiny()
+    m.set_phase(2)
+    x = images()
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^MultiBeta.loss: batch holds NaN or infinite values$"):
+        m.loss(bad, step=0)
+    want = m.loss(x, step=0, generator=gen(2))
+    got = m.loss(x.double(), step=0, generator=gen(2))  # float32 values held in float64: the same numbers
+    for k in ("loss", "eps_mse", "delta_mse"):
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    # MultiBetaVAE.encode casts its images to the module's dtype too
+    torch.testing.assert_close(m.vae.encode(x.double(), 0.5), m.vae.encode(x, 0.5), rtol=0, atol=0)
+
+
+def test_sample_beta_and_denoiser_step_check_their_arguments():
+    m = tiny()
+    m.set_phase(2)  # installs the denoiser's schedule
+    vae, den = m.vae, m.denoiser
+    z = torch.zeros(2, *den.config.latent_shape)
+    for f in (lambda: vae.sample_beta(3, generator=7), lambda: den.step(z, 1, generator=7),
+              lambda: den.loss(images(), encoder=vae.encode, generator=7)):
+        with pytest.raises(TypeError, match=r"^generator must be a torch.Generator or None, got int$"):
+            f()
+    with pytest.raises(ValueError, match=r"^n must be a positive int, got 0$"):
+        vae.sample_beta(0)
+    with pytest.raises(ValueError, match=rf"^step: i must lie in 1..N={den.config.num_steps} \(an int\), got True$"):
+        den.step(z, True)
+    with pytest.raises(ValueError, match=r"^LatentDenoiser.step: z must have shape \[B, 3\], got \(2, 5\)$"):
+        den.step(torch.zeros(2, 5), 1)
+    for xi in ([0.0] * 3, torch.zeros(2, 4)):  # a list is named, not an AttributeError at xi.shape
+        with pytest.raises(ValueError, match=r"^step: xi must have shape \(2, 3\)$"):
+            den.step(z, 1, xi=xi)
+    assert vae.sample_beta(4, generator=gen()).dtype == vae.log_s2_table.dtype
+    # step's draw comes from the generator given: the same seed, the same step
+    torch.testing.assert_close(den.step(z, 2, generator=gen(5)), den.step(z, 2, generator=gen(5)), rtol=0, atol=0)
