@@ -333,8 +333,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             units = torch.cat([self.encode_units(x) for x in batches])
         finally:
             self.train(was)
-        with torch.autocast(units.device.type, enabled=False):  # a bf16 encoder under the trainer's autocast
-            return self.dyga.fit(units.to(torch.promote_types(units.dtype, torch.float32)), epoch=epoch)
+        return self.dyga.fit(units, epoch=epoch)  # in float32 with autocast off (DyGA.fit), as a bf16 encoder needs
 
     @torch.no_grad()
     def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
