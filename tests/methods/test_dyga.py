@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from diffrep.config import ConfigError
-from diffrep.methods.dyga import DyGA, DyGAConfig, _full_precision, align, cluster_density
+from diffrep.methods.dyga import DyGA, DyGAConfig, align, cluster_density
 
 U, D = 3, 4
 COUNTS = (1, 2, 4)
@@ -615,20 +615,6 @@ def _assign_refuses(m):
                         (torch.zeros(0, U, D), ValueError, rf"^c is empty \(shape \(0, {U}, {D}\)\)$")):
         with pytest.raises(err, match=msg):
             m.assign(c)
-
-
-def test_full_precision_is_a_no_op_where_autocast_does_not_exist():
-    """The mixture maths' autocast guard: a device without autocast (here 'meta') gets no autocast context, which
-    torch would refuse ("unsupported scalarType"); on CPU it switches CPU autocast off."""
-    with _full_precision(torch.empty(1, device="meta")):
-        pass
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.is_autocast_enabled("cpu")
-        with _full_precision(torch.empty(1)):
-            assert not torch.is_autocast_enabled("cpu")
-            a = torch.ones(2, 2) @ torch.ones(2, 2)
-        assert a.dtype == torch.float32
-
 
 
 def test_align_names_its_bad_arguments_and_defaults_to_tau_1e_4():

@@ -18,6 +18,7 @@ from diffrep.metrics.pca import pca1_representation
 from diffrep.metrics.protocols import factor_vae_score
 from diffrep.ops import hddc as ops_hddc
 from diffrep.ops import use_backend
+from diffrep.ops._full_precision import full_precision
 
 from helpers import TinyGroundTruth, assert_same_inside_and_outside_bf16_autocast
 
@@ -134,3 +135,16 @@ def test_autocast_is_on_again_after_a_guarded_call():
         FIT.log_prob(X)
         assert torch.is_autocast_enabled("cpu")
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_full_precision_is_a_no_op_where_autocast_does_not_exist():
+    """The autocast guard: a device without autocast (here 'meta') gets no autocast context, which
+    torch would refuse ("unsupported scalarType"); on CPU it switches CPU autocast off."""
+    with full_precision(torch.empty(1, device="meta")):
+        pass
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+        with full_precision(torch.empty(1)):
+            assert not torch.is_autocast_enabled("cpu")
+            a = torch.ones(2, 2) @ torch.ones(2, 2)
+        assert a.dtype == torch.float32
