@@ -217,3 +217,12 @@ def test_ema_weights_and_load_policy(tmp_path):
     (tmp_path / "o" / "config.json").write_text((d / "config.json").read_text())
     with pytest.raises(ValueError, match="missing keys|does not match|size mismatch"):
         HalfUNet.from_pretrained(tmp_path / "o")
+
+
+def test_save_pretrained_onto_a_file_names_it(tmp_path):
+    """A file where the folder should go: a message naming it, not mkdir's bare '[Errno 17] File exists'."""
+    f = tmp_path / "model"
+    f.write_text("not a folder")
+    with pytest.raises(FileExistsError, match=r"^save_pretrained: .*model is a file; give a folder"):
+        HalfUNet(CASES["HalfUNet"][0]).save_pretrained(f)
+    assert f.read_text() == "not a folder"

@@ -167,6 +167,8 @@ class PretrainedMixin:
                                       or not all(isinstance(v, torch.Tensor) for v in ema_state.values())):
             raise TypeError(f"ema_state must be a state dict of tensors (name -> tensor), got {type(ema_state).__name__}")
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():  # mkdir's bare "[Errno 17] File exists"
+            raise FileExistsError(f"save_pretrained: {directory} is a file; give a folder to write the model into")
         directory.mkdir(parents=True, exist_ok=True)
         cfg = {"_class_name": type(self).__name__, "_diffrep_version": __version__, **config_to_dict(self.config)}
         tmp = directory / (CONFIG_NAME + ".tmp")
