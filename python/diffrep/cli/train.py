@@ -152,6 +152,44 @@ def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
                          f"field may stand alone, meaning true)")
 
 
+def later_steps_note(cfg, overrides: list[str], config_file: dict | None = None) -> str | None:
+    """A note, when ``--train.steps`` is given on the command line, naming the steps it does not set: a
+    smoke test ``--train.steps 2`` of a multi-phase recipe (multibeta/...) trained phase 2 for the recipe's
+    ``train_latent.steps`` (and phase 3 for ``train_adv.steps``), and one of a DisDiff run that pre-trains
+    for its first ``model.pretrain_steps`` steps (disdiff/shapes3d-cpu-onerun) never reached the
+    disentangling stage. None when the user set those steps too (command line or ``--config`` file)."""
+    from ..config import flatten_dict, parse_override_args
+    from ..train import TrainConfig
+
+    if not isinstance(getattr(cfg, "train", None), TrainConfig):
+        raise TypeError(f"later_steps_note: cfg must be a recipe config (a train field of type TrainConfig), "
+                        f"got {type(cfg).__name__}")
+    given = {key.replace("-", "_") for key, _ in parse_override_args(overrides)}
+    if "train.steps" not in given:
+        return None
+    given |= set(flatten_dict(config_file)) if config_file else set()
+
+    def unset(field: str) -> bool:  # a whole section given at once sets its steps too
+        return field not in given and field.rsplit(".", 1)[0] not in given
+
+    phases = getattr(cfg, "phases", None)
+    if callable(getattr(cfg, "train_for", None)) and phases is not None:  # multibeta/*: one TrainConfig per phase
+        later = [(p, f) for p, f in ((2, "train_latent.steps"), (3, "train_adv.steps")) if p in phases and unset(f)]
+        if not later:
+            return None
+        what = " and ".join(f"phase {p} trains {f}={cfg.train_for(p).steps}" for p, f in later)
+        add = " ".join(f"--{f} N" for _, f in later)
+        return f"note: --train.steps sets phase 1 only; {what} (add {add})"
+    model = getattr(cfg, "model", None)
+    pre = getattr(model, "pretrain_steps", 0)
+    if (getattr(model, "stage", None) == "disentangle" and isinstance(pre, int) and pre >= cfg.train.steps
+            and unset("model.pretrain_steps")):  # DisDiff, both stages in one run
+        return (f"note: --train.steps={cfg.train.steps} ends the run within its first model.pretrain_steps={pre} "
+                f"steps, which pre-train eps_theta: it never disentangles (add --model.pretrain_steps N, "
+                f"N < train.steps)")
+    return None
+
+
 def _report_overrides(report_to: str | None) -> list[str]:
     if not report_to:
         return []
@@ -217,6 +255,9 @@ def run(args) -> int:
     overwrite = bool(getattr(args, "overwrite", False))
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
     phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
+    note = later_steps_note(cfg, overrides, read_config_file(args.config) if args.config else None)
+    if main_rank and note:
+        print(note, file=sys.stderr, flush=True)
     if main_rank:
         _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
