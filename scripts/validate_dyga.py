@@ -1,11 +1,14 @@
 """Validate DyGA + Skip Dropout at CPU scale (slow; not part of the default test run).
 
     python scripts/validate_dyga.py [--seeds 0 1 2] [--steps 700] [--quick] [--arms baseline dyga_sd]
-                                    [--out benches/results/dyga_validation_cpu.json] [--overwrite]
+                                    [--device cpu] [--out benches/results/dyga_validation_cpu.json] [--overwrite]
     python scripts/validate_dyga.py --combine A.json B.json ... --out C.json [--note TEXT]
 
 Two arms with the same seed, data order and steps, on the CPU recipe ``encdiff/shapes3d-cpu``
-(pixel space, no first stage; a 5,120-image sub-grid of procedural Shapes3D pooled to 16 x 16):
+(pixel space, no first stage; a 5,120-image sub-grid of procedural Shapes3D pooled to 16 x 16).
+``--device cuda`` trains and evaluates this recipe on a GPU with the same seeded CPU generators: a GPU run
+starts from the CPU run's weights with its t, noise and data order (the dropout masks come from the GPU's
+stream):
 
 - ``baseline``: EncDiff without DyGA and without Skip Dropout (the Table 4 baseline);
 - ``dyga_sd``: EncDiff + DyGA (paper mode, anchors refreshed every epoch) + Skip Dropout 0.2.
@@ -42,6 +45,39 @@ ARMS = {"baseline": dict(conditioning="none", skip_dropout=0.0), "dyga_sd": {},
         "dyga": dict(skip_dropout=0.0), "sd": dict(conditioning="none")}
 
 
+DEVICES = ("cpu", "cuda")
+
+
+def parse_device(parser, value: str):
+    """``--device`` as a torch.device, or the parser's usage error (exit 2) before any work when CUDA is asked
+    for and torch sees no GPU (the benches' check, benches/harness.py): otherwise the run met it as torch's
+    traceback at the first model move, after the dataset was rendered."""
+    import torch
+
+    if value == "cuda" and not torch.cuda.is_available():
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+        parser.error(f"--device cuda: no CUDA device is visible ({why})")
+    return torch.device(value)
+
+
+def rng_state(device) -> tuple:
+    """The global RNG states a diagnostic must leave as it found them: the CPU one and, on a GPU, that GPU's
+    (Skip Dropout and the ResBlock dropout draw their masks on the device of the activations)."""
+    import torch
+
+    device = torch.device(device)
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def set_rng_state(state: tuple, device) -> None:
+    import torch
+
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], torch.device(device))
+
+
 def nmi(a, b) -> float:
     from sklearn.metrics import normalized_mutual_info_score
     return float(normalized_mutual_info_score(a, b))
@@ -54,12 +90,13 @@ def separation(tokens, factors, seed: int) -> dict:
     from diffrep.methods.dyga import DyGA, DyGAConfig
 
     n, U, D = tokens.shape
-    dy = DyGA(DyGAConfig(num_units=U, token_dim=D, seed=seed))
+    # on the tokens' device (DyGA draws its subsamples from seeded CPU generators: the same on every device)
+    dy = DyGA(DyGAConfig(num_units=U, token_dim=D, seed=seed)).to(tokens.device)
     fit = dy.fit(tokens)
     lab = dy.assign(tokens).cpu().numpy()
     F = factors.shape[1]
     table = np.array([[nmi(lab[:, u], factors[:, j]) for u in range(U)] for j in range(F)])
-    dy0 = DyGA(DyGAConfig(num_units=U, token_dim=D, seed=seed, p_arbitrary=0.0))
+    dy0 = DyGA(DyGAConfig(num_units=U, token_dim=D, seed=seed, p_arbitrary=0.0)).to(tokens.device)
     fit0 = dy0.fit(tokens)
     return {"separation": float(table.max(1).mean()), "best_unit": table.argmax(1).tolist(),
             "nmi_best": table.max(1).tolist(), "anchors": fit["n_anchors"], "anchors_no_random_splits": fit0["n_anchors"],
@@ -67,10 +104,12 @@ def separation(tokens, factors, seed: int) -> dict:
             "clusters_above_psi": fit["clusters_above_psi"], "splits": fit["splits"]}
 
 
-def train_arm(arm: str, seed: int, steps: int, ds, on_step=None):
-    """Train one arm (seeded model, optimiser, data order and noise); ``on_step(model, n)`` is called
-    after each of the ``n`` = 1..steps optimiser steps (a diagnostic must leave the global RNG as it found
-    it: Skip Dropout and the ResBlock dropout draw from it). Returns (model, losses, train seconds)."""
+def train_arm(arm: str, seed: int, steps: int, ds, on_step=None, device="cpu"):
+    """Train one arm (seeded model, optimiser, data order and noise) on ``device``; ``on_step(model, n)`` is
+    called after each of the ``n`` = 1..steps optimiser steps (a diagnostic must leave the global RNG as it
+    found it: Skip Dropout and the ResBlock dropout draw from it). Returns (model, losses, train seconds).
+    The model is initialised on the CPU and then moved, and the noise and data order come from CPU
+    generators (EncDiff.loss draws on its generator's device), so a GPU run starts from the CPU run's weights."""
     import torch
 
     from diffrep.recipes.encdiff import shapes3d_cpu
@@ -78,7 +117,7 @@ def train_arm(arm: str, seed: int, steps: int, ds, on_step=None):
 
     cfg = shapes3d_cpu(**ARMS[arm])
     torch.manual_seed(seed)
-    model = EncDiff(cfg.model)
+    model = EncDiff(cfg.model).to(device)
     bs = cfg.train.batch_size
     spe = len(ds) // bs
     if model.dyga is not None:
@@ -92,7 +131,7 @@ def train_arm(arm: str, seed: int, steps: int, ds, on_step=None):
         epoch, off = divmod(step, spe)
         perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
         idx = perm[off * bs:(off + 1) * bs]
-        x = ds.images01[idx] * 2 - 1
+        x = (ds.images01[idx] * 2 - 1).to(device)
         out = model.loss(x, step=step, generator=g)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
@@ -116,7 +155,7 @@ def reliance_with_gap(model, xb, seed: int, repeats: int) -> dict:
     return rel
 
 
-def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
+def run_arm(arm: str, seed: int, steps: int, ds, quick: bool, device="cpu") -> dict:
     import numpy as np
     import torch
 
@@ -124,7 +163,7 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     from diffrep.metrics.pca import pca1_representation, pca1_units
     from diffrep.metrics.protocols import factor_vae_score
 
-    model, losses, train_s = train_arm(arm, seed, steps, ds)
+    model, losses, train_s = train_arm(arm, seed, steps, ds, device=device)
     model.eval()
     factors = ds.factors
     raw = model.features(ds)
@@ -140,21 +179,21 @@ def run_arm(arm: str, seed: int, steps: int, ds, quick: bool) -> dict:
     fit_obs = ds.sample_observations_from_factors(ds.sample_factors(2000, np.random.RandomState(1)))
 
     def rep(obs):
-        x = torch.as_tensor(np.asarray(obs)).permute(0, 3, 1, 2).float() * 2 - 1
-        return model.tokens(x).reshape(x.shape[0], -1).numpy()
+        x = (torch.as_tensor(np.asarray(obs)).permute(0, 3, 1, 2).float() * 2 - 1).to(device)
+        return model.tokens(x).reshape(x.shape[0], -1).cpu().numpy()
 
     fn = pca1_representation(rep, model.config.num_units, fit_obs)
     nt, ne = (200, 100) if quick else (500, 300)
     fv = factor_vae_score(ds, fn, seed=0, batch_size=32, num_train=nt, num_eval=ne, num_variance_estimate=2000)
     rec["factor_vae"] = float(fv["factor_vae_eval"])
-    codes = pca1_units(model.features(ds, aligned=True)).numpy()
+    codes = pca1_units(model.features(ds, aligned=True)).cpu().numpy()
     rs = np.random.RandomState(seed)
     order = rs.permutation(len(ds))
     tr, te = order[:3000], order[3000:4500]
     d = dci(codes[tr], factors[tr], codes[te], factors[te])
     rec["dci_disentanglement"] = float(d["dci_disentanglement"])
     rec["dci_informativeness_test"] = float(d["dci_informativeness_test"])
-    xb = ds.images01[torch.from_numpy(order[:256])] * 2 - 1
+    xb = (ds.images01[torch.from_numpy(order[:256])] * 2 - 1).to(device)
     rec["reliance"] = reliance_with_gap(model, xb, seed, repeats=2 if quick else 4)
     return rec
 
@@ -297,6 +336,19 @@ def combine(paths, out_path, note: str | None = None) -> dict:
     return out
 
 
+DEFAULT_OUT = "benches/results/dyga_validation_cpu.json"
+
+
+def machine(device) -> dict:
+    """The record's machine: the CPU setting of the committed records and, for a GPU run, the device and GPU."""
+    import torch
+
+    out = {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "note": "2 shared cores, one thread"}
+    if device.type == "cuda":
+        out.update(device=str(device), gpu=torch.cuda.get_device_name(device), note="one GPU, one CPU thread")
+    return out
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -308,14 +360,19 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller metric sizes (for the slow test)")
     ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
                     help="arms to train (the claim check needs baseline and dyga_sd)")
-    ap.add_argument("--out", default="benches/results/dyga_validation_cpu.json",
+    ap.add_argument("--device", default="cpu", choices=DEVICES,
+                    help="where the arms train and are evaluated (cuda: refused at once where torch sees no GPU)")
+    ap.add_argument("--out", default=DEFAULT_OUT,
                     help="the JSON record (an existing file is refused unless --overwrite: the committed, dated "
-                         "records stay as they were)")
+                         "records stay as they were); with --device cuda the default name ends in _cuda.json")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
     ap.add_argument("--combine", nargs="+", metavar="JSON",
                     help="merge these records' runs (per-job records or earlier combined ones) into --out and exit")
     ap.add_argument("--note", help="with --combine: a note stored in the record (what ran, machine, load)")
     args = ap.parse_args(argv)
+    device = parse_device(ap, args.device)
+    if args.out == DEFAULT_OUT and device.type == "cuda":
+        args.out = DEFAULT_OUT.replace("_cpu.json", "_cuda.json")   # a GPU record is not named a CPU one
     if args.note is not None and not args.combine:
         ap.error("--note goes with --combine (a training run records its own setting)")
     if not args.combine:
@@ -344,7 +401,7 @@ def main(argv=None) -> int:
     runs = []
     for seed in args.seeds:
         for arm in args.arms:
-            r = run_arm(arm, seed, args.steps, ds, args.quick)
+            r = run_arm(arm, seed, args.steps, ds, args.quick, device=device)
             print(json.dumps({k: r[k] for k in ("arm", "seed", "factor_vae", "dci_disentanglement", "train_seconds")}
                              | {"separation": r["sep_raw"]["separation"], "reliance": r["reliance"]["reliance"]}),
                   flush=True)
@@ -353,8 +410,7 @@ def main(argv=None) -> int:
     out = summarize(runs, args.arms)
     out.update({"seeds": args.seeds, "steps": args.steps, "quick": args.quick, "runs": runs,
                 "seconds": round(time.perf_counter() - t0, 1),
-                "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-                            "note": "2 shared cores, one thread"}})
+                "machine": machine(device)})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(json.dumps({k: out[k] for k in ("summary_mean_std", "deltas_vs_baseline", "checks", "claim_holds")},
