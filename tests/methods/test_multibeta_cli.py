@@ -300,8 +300,8 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r3"), "--phases", "[2]"]) == 2
     # vae_from given the run folder (not its final/) or a missing one: load_pretrained said "not a save_pretrained
     # directory"; now the message names the folder to pass
-    for src, msg in ((out, f"is a run folder; pass its saved model, vae_from={out / 'final'}"),
-                     (tmp_path / "nope", "does not exist; pass a saved MultiBeta folder")):
+    for src, msg in ((out, f"is a run folder; give the model folder it saved: --vae_from {out / 'final'}"),
+                     (tmp_path / "nope", "does not exist: give a model folder written by save_pretrained")):
         capsys.readouterr()
         assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r4"), *tiny, "--phases", "[2]",
                      "--vae_from", str(src)]) == 2
