@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
-from ..config import Config, ConfigError, Ge, Gt, Lt, config_to_dict, flatten_dict
+from ..config import Config, ConfigError, Ge, Gt, Lt, differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
@@ -71,10 +71,9 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
 
 
 def _differences(given, wanted, section: str) -> str:
-    """The fields of two configs that differ, as ``section.field: given (the model's: wanted)``: which setting of
+    """The fields of two configs that differ, as ``section.field: given (this model's: wanted)``: which setting of
     the pre-training run to repeat (or which override to drop)."""
-    a, b = flatten_dict(config_to_dict(given)), flatten_dict(config_to_dict(wanted))
-    diff = [f"{section}.{k}: {a.get(k)!r} (this model's: {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+    diff = [f"{section}.{k}: {a!r} (this model's: {b!r})" for k, a, b in differing_fields(given, wanted)]
     return "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
 
 
