@@ -53,6 +53,7 @@ from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from ..ops.random import check_generator
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
 
@@ -292,8 +293,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
         else unchanged."""
         units = self._check_units(units, units.shape[0] if isinstance(units, torch.Tensor) else 0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:

@@ -27,6 +27,7 @@ from ..cluster.dyga_code import capacity, fit_code
 from ..config import Config, ConfigError, Ge, Gt, Le
 from ..ops import _validate as V
 from ..ops._full_precision import autocast_off, full_precision
+from ..ops.random import check_generator
 
 __all__ = ["align", "DyGAConfig", "DyGA", "ASSIGNMENTS", "cluster_density"]
 
@@ -417,8 +418,7 @@ class DyGA(nn.Module):
         """Aligned features c~ (B, N, D); c itself before the first fit (and in eval mode when
         ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
         self._check(c, "c")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         cfg = self.config
         if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):
             return c
