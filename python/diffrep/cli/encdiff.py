@@ -125,9 +125,9 @@ def _dataset(args):
 
 
 def _images(ds, idx, model, device):
-    from ..methods.encdiff import _fetch
+    from ..nn.images import dataset_images
 
-    x = _fetch(ds, idx).to(device)
+    x = dataset_images(ds, idx).to(device)
     c, s = model.config.image_channels, model.config.image_size
     if tuple(x.shape[1:]) != (c, s, s):
         raise ValueError(f"the dataset's images are {tuple(x.shape[1:])}, the model reads ({c}, {s}, {s}); "

@@ -49,7 +49,7 @@ from ..config import Config, ConfigError, Ge, Gt, Lt, differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
@@ -318,7 +318,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
             return
         dev = self.pca_mean.device
-        batches = (torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
+        batches = (dataset_images(ds, range(s, min(len(ds), s + bs))).to(dev)
                    for s in range(0, len(ds), bs))  # read one at a time: the whole set need not fit in memory
         self._fit_anchors(batches, done // spe)
         self._last_refresh_step = step
