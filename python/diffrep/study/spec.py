@@ -190,7 +190,9 @@ def hashed_config(cfg) -> dict:
     """A cell's resolved recipe config as its hash reads it: ``config_to_dict(cfg)`` without each field that
     the recipe config lists in ``fields_added`` (a field added after studies were recorded) while it holds the
     value listed there (the value those studies ran with), so their cells keep their hashes; any other value
-    of the field is hashed, and changes the hash."""
+    of the field is hashed, and changes the hash (docs/architecture.md#save-and-load-format). Only the recipe
+    config's own list is read: the fields nested model configs list were in cell hashes already (dropping them
+    would change those hashes)."""
     from ..config import config_to_dict
 
     out = config_to_dict(cfg)
