@@ -244,7 +244,7 @@ def test_wrong_files_are_messages(models, tmp_path, capsys):
         (("edit", p2, "--direction", tmp_path / "dir.npz"), "is an .npz archive; pass a .npy file"),
         (("edit", p2, "--direction", tmp_path / "object.npy"), "is not a .npy array file"),
         (("edit", p2, "--direction", tmp_path / "junk.npz"), "is not a .npy array file"),
-        (("encode", p2 / "model.safetensors"), "is a file; pass the folder holding config.json"),
+        (("encode", p2 / "model.safetensors"), f"model.safetensors is a file; give the model folder that holds it ({p2})"),
     ]
     for argv, msg in cases:
         capsys.readouterr()
