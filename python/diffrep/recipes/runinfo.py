@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Config
+from ..nn.pretrained import WEIGHTS_CHOICES
 
 __all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
            "register_recipe_dataset", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
@@ -254,8 +255,8 @@ def check_model_folder(path: str, field: str) -> str:
     raise FileNotFoundError(f"--{field} {path} {what}: give a model folder written by save_pretrained (a run's final/)")
 
 
-# the choices of a recipe's ``*_weights`` field (the verbs' --weights: diffrep.nn.pretrained.WEIGHTS_CHOICES)
-STAGE_WEIGHTS = Literal["auto", "ema", "model"]
+# the choices of a recipe's ``*_weights`` field: the verbs' --weights choices
+STAGE_WEIGHTS = Literal[WEIGHTS_CHOICES]
 
 
 def stage_weights(path: str, weights: str, field: str, weights_field: str) -> tuple[str, str]:
