@@ -244,7 +244,7 @@ def test_wrong_files_are_messages(models, tmp_path, capsys):
         (("edit", p2, "--direction", tmp_path / "dir.npz"), "is an .npz archive; pass a .npy file"),
         (("edit", p2, "--direction", tmp_path / "object.npy"), "is not a .npy array file"),
         (("edit", p2, "--direction", tmp_path / "junk.npz"), "is not a .npy array file"),
-        (("encode", p2 / "model.safetensors"), "is a file; pass the folder holding config.json"),
+        (("encode", p2 / "model.safetensors"), f"model.safetensors is a file; give the model folder that holds it ({p2})"),
     ]
     for argv, msg in cases:
         capsys.readouterr()
@@ -300,8 +300,8 @@ def test_train_two_phases_resume_and_refusal(tmp_path, capsys):
     assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r3"), "--phases", "[2]"]) == 2
     # vae_from given the run folder (not its final/) or a missing one: load_pretrained said "not a save_pretrained
     # directory"; now the message names the folder to pass
-    for src, msg in ((out, f"is a run folder; pass its saved model, vae_from={out / 'final'}"),
-                     (tmp_path / "nope", "does not exist; pass a saved MultiBeta folder")):
+    for src, msg in ((out, f"is a run folder; give the model folder it saved: --vae_from {out / 'final'}"),
+                     (tmp_path / "nope", "does not exist: give a model folder written by save_pretrained")):
         capsys.readouterr()
         assert main(["train", "multibeta/dsprites-cpu", "--out", str(tmp_path / "r4"), *tiny, "--phases", "[2]",
                      "--vae_from", str(src)]) == 2

@@ -79,3 +79,17 @@ def test_calibrate_is_refused_with_codes(cell, tmp_path, capsys):
     np.savez(tmp_path / "c.npz", codes=np.zeros((10, 2)), factors=np.zeros((10, 1), dtype=int))
     assert main(["eval", "--codes", str(tmp_path / "c.npz"), "--calibrate", "fit_center"]) == 2
     assert "--calibrate applies to --model only" in capsys.readouterr().err
+
+
+def test_calibrate_model_refuses_bad_arguments_by_name():
+    from diffrep.recipes.encode import calibrate_model
+
+    class _NoFactors:
+        def __len__(self):
+            return 4
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="calibrate_images must be"):
+        calibrate_model(model, _NoFactors(), "forward", 0, 0, "pm1")
+    with pytest.raises(ValueError, match="calibrate_model: ds must be a ground-truth dataset .*_NoFactors"):
+        calibrate_model(model, _NoFactors(), "forward", 8, 0, "pm1")

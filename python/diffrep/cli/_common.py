@@ -77,8 +77,9 @@ def resolve_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (expected a model folder, a checkpoint folder or a run folder)")
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a folder (expected a model folder, a checkpoint folder or a run folder)")
+    if not path.is_dir():  # e.g. final/config.json or model.safetensors: the folder holding it is the one to give
+        raise FileNotFoundError(f"{path} is a file; give the model folder that holds it ({path.parent}) (a model, "
+                                "checkpoint or run folder)")
     if (path / "config.json").is_file():
         return path
     found = list_checkpoints(path / "checkpoints")

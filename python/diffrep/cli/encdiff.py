@@ -86,9 +86,7 @@ def _load(args):
     from ..methods.encdiff import EncDiff
     from ..nn import load_pretrained
 
-    if Path(args.model).is_file():   # e.g. final/config.json: "no such model folder" for a path that exists
-        raise ValueError(f"{args.model} is a file; give the model folder that holds it ({Path(args.model).parent})")
-    if not Path(args.model).is_dir():
+    if not Path(args.model).exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors
     model_dir = resolve_model_dir(args.model)
@@ -125,9 +123,9 @@ def _dataset(args):
 
 
 def _images(ds, idx, model, device):
-    from ..methods.encdiff import _fetch
+    from ..nn.images import dataset_images
 
-    x = _fetch(ds, idx).to(device)
+    x = dataset_images(ds, idx).to(device)
     c, s = model.config.image_channels, model.config.image_size
     if tuple(x.shape[1:]) != (c, s, s):
         raise ValueError(f"the dataset's images are {tuple(x.shape[1:])}, the model reads ({c}, {s}, {s}); "

@@ -44,11 +44,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from .eval import check_calibrate_flags, encode_dataset
+    from .eval import MODEL_ONLY, check_calibrate_flags, encode_dataset
 
     check_calibrate_flags(args)
     calibrate = args.calibrate or ""
-    calibrate_images = 1000 if args.calibrate_images is None else args.calibrate_images
+    calibrate_images = MODEL_ONLY["calibrate_images"] if args.calibrate_images is None else args.calibrate_images
     out = str(args.out)
     if not out.endswith(".npz"):
         raise ValueError(f"--out {out}: give a file name ending in .npz (numpy would append it otherwise)")

@@ -183,10 +183,7 @@ def load_model(args, *, need_denoiser: bool = False):
     prepare_output(getattr(args, "json", None), "--json")
     prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES)
     path = Path(args.model)
-    if path.is_file():  # e.g. RUN/final/model.safetensors or RUN/config.yaml: "does not exist" misled
-        raise FileNotFoundError(f"model folder {path} is a file; pass the folder holding config.json (a saved "
-                                "MultiBeta, e.g. a run's final/, or the run folder)")
-    if not path.is_dir():
+    if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
     path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
     device = _device(args)

@@ -255,10 +255,10 @@ def run(args) -> int:
     overwrite = bool(getattr(args, "overwrite", False))
     main_rank = int(os.environ.get("RANK", "0")) == 0 and get_rank() == 0
     phased = getattr(cfg, "train_phases", None)  # a multi-phase recipe (multibeta/*): one Trainer run per phase
-    note = later_steps_note(cfg, overrides, read_config_file(args.config) if args.config else None)
-    if main_rank and note:
-        print(note, file=sys.stderr, flush=True)
     if main_rank:
+        note = later_steps_note(cfg, overrides, read_config_file(args.config) if args.config else None)
+        if note:
+            print(note, file=sys.stderr, flush=True)
         _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
         if args.resume is not None:

@@ -24,6 +24,7 @@ from .errors import ConfigError
 __all__ = [
     "Config",
     "flatten_dict",
+    "differing_fields",
     "Bound",
     "Ge",
     "Gt",
@@ -323,6 +324,18 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = str(v)
     return out
+
+
+def differing_fields(given: Any, wanted: Any) -> list[tuple[str, Any, Any]]:
+    """``(field, value in given, value in wanted)`` for each :func:`flatten_dict` leaf where two configs
+    (config instances, or dicts of them and plain values) differ, sorted by field; a field that only one side
+    has pairs with None. A saved part that does not fit the model loading it names these fields rather than
+    "the config differs" (or torch's size mismatches)."""
+    for name, value in (("given", given), ("wanted", wanted)):
+        if not (isinstance(value, dict) or (dataclasses.is_dataclass(value) and not isinstance(value, type))):
+            raise TypeError(f"differing_fields: {name} must be a config instance or a dict, got {type(value).__name__}")
+    a, b = flatten_dict(config_to_dict(given)), flatten_dict(config_to_dict(wanted))
+    return [(k, a.get(k), b.get(k)) for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
 
 
 def _path(path) -> None:

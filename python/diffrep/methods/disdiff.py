@@ -45,14 +45,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
-from ..config import Config, ConfigError, Ge, Gt, Lt, config_to_dict, flatten_dict
+from ..config import Config, ConfigError, Ge, Gt, Lt, differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from ..ops.random import check_generator
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
 
@@ -71,10 +72,9 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
 
 
 def _differences(given, wanted, section: str) -> str:
-    """The fields of two configs that differ, as ``section.field: given (the model's: wanted)``: which setting of
+    """The fields of two configs that differ, as ``section.field: given (this model's: wanted)``: which setting of
     the pre-training run to repeat (or which override to drop)."""
-    a, b = flatten_dict(config_to_dict(given)), flatten_dict(config_to_dict(wanted))
-    diff = [f"{section}.{k}: {a.get(k)!r} (this model's: {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+    diff = [f"{section}.{k}: {a!r} (this model's: {b!r})" for k, a, b in differing_fields(given, wanted)]
     return "; ".join(diff[:6]) + ("; ..." if len(diff) > 6 else "")
 
 
@@ -293,8 +293,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
         else unchanged."""
         units = self._check_units(units, units.shape[0] if isinstance(units, torch.Tensor) else 0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
@@ -319,7 +318,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
             return
         dev = self.pca_mean.device
-        batches = (torch.stack([batch_images(ds[i]) for i in range(s, min(len(ds), s + bs))]).to(dev)
+        batches = (dataset_images(ds, range(s, min(len(ds), s + bs))).to(dev)
                    for s in range(0, len(ds), bs))  # read one at a time: the whole set need not fit in memory
         self._fit_anchors(batches, done // spe)
         self._last_refresh_step = step

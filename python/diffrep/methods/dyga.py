@@ -26,7 +26,8 @@ from ..cluster import fit as hddc_fit
 from ..cluster.dyga_code import capacity, fit_code
 from ..config import Config, ConfigError, Ge, Gt, Le
 from ..ops import _validate as V
-from ..ops._full_precision import full_precision
+from ..ops._full_precision import autocast_off, full_precision
+from ..ops.random import check_generator
 
 __all__ = ["align", "DyGAConfig", "DyGA", "ASSIGNMENTS", "cluster_density"]
 
@@ -56,6 +57,9 @@ def _assign(logits, tau, assignment, generator):
     return hard + soft - soft.detach()             # forward: argmax; backward: d softmax(l / tau)
 
 
+# mixture maths in float32 under the trainer's bf16 autocast: the HDDC cost (Eq. 3) in bf16 changed about one MAP
+# anchor in six on ReLU-squashed 32-d token clusters
+@autocast_off
 def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, gumbel_input="log",
           detach_assignment=False, assignment=None, normalise=None, anchors=None, stats=None):
     """DyGA feature alignment (Eq. 6, Alg. 3), differentiable w.r.t. ``features``.
@@ -84,15 +88,6 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
         assignment = "gumbel" if gumbel else "hard"
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
-    # mixture maths in float32 under the trainer's bf16 autocast: the HDDC cost (Eq. 3) in bf16 changed about
-    # one MAP anchor in six on ReLU-squashed 32-d token clusters
-    with full_precision(features):
-        return _align(mixture, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise,
-                      anchors, stats)
-
-
-def _align(mixture, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise, anchors,
-           stats):
     c = features.transpose(0, 1)                                   # (U, B, d)
     x = c
     if normalise is not None:
@@ -271,6 +266,7 @@ class DyGA(nn.Module):
 
     # -- anchor selection (Alg. 2) -----------------------------------------------------------------
     @torch.no_grad()
+    @autocast_off  # the mixture fit in float32 under the trainer's bf16 autocast (align's reason)
     def fit(self, features: torch.Tensor, *, epoch: int = 0) -> dict:
         """Anchor selection on ``features`` (n, N, D): the raw extractor outputs over the training set
         (paper mode) or the already-aligned tokens ([C], compat). Returns (and stores in
@@ -278,10 +274,6 @@ class DyGA(nn.Module):
         self._check(features, "features", "n", finite=True)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
-        with full_precision(features):
-            return self._fit(features, epoch)
-
-    def _fit(self, features, epoch):
         cfg = self.config
         t0 = time.perf_counter()
         feats = features.detach().to(torch.float32)
@@ -426,8 +418,7 @@ class DyGA(nn.Module):
         """Aligned features c~ (B, N, D); c itself before the first fit (and in eval mode when
         ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
         self._check(c, "c")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         cfg = self.config
         if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):
             return c

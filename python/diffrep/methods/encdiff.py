@@ -37,7 +37,7 @@ from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule
 from ..metrics.pca import pca1_units
 from ..nn.encoders import FeatureExtractor
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
 from ..nn.vq import VQAutoencoder
@@ -262,7 +262,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         try:
             dev = self.token_bank.device
             for s in range(0, n, batch_size):
-                x = _fetch(dataset, range(s, min(n, s + batch_size))).to(dev)
+                x = dataset_images(dataset, range(s, min(n, s + batch_size))).to(dev)
                 _, c = self.extractor(self._images(x))
                 out.append(self.condition(c) if aligned else c)
         finally:
@@ -542,16 +542,3 @@ class EncDiff(PretrainedMixin, nn.Module):
         state = {k: v for k, v in vq.state_dict().items() if not k.startswith("discriminator.")}
         self.first_stage.load_state_dict(state)
         self.first_stage.requires_grad_(False).eval()
-
-
-def _fetch(dataset, idx) -> torch.Tensor:
-    """Images (B, C, H, W) of dataset indices: batched ``dataset[list]`` where supported."""
-    idx = list(idx)
-    try:
-        out = dataset[np.asarray(idx)]
-        x = batch_images(out)
-        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] == len(idx):
-            return x
-    except (TypeError, IndexError, KeyError, ValueError):
-        pass
-    return torch.stack([batch_images(dataset[i]) for i in idx])

@@ -9,14 +9,34 @@ in the precision of its own parameters (docs/architecture.md#inputs).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["batch_images", "check_images", "module_dtype"]
+from .._checks import map_style_dataset
+
+__all__ = ["batch_images", "dataset_images", "check_images", "module_dtype"]
 
 
 def batch_images(batch) -> torch.Tensor:
     """The image tensor of a batch: the tensor itself, or the first entry of an (images, targets) pair."""
     return batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+
+
+def dataset_images(dataset, idx) -> torch.Tensor:
+    """The images [B, C, H, W] of the dataset indices ``idx`` (a non-empty sequence of ints): one batched
+    ``dataset[array]`` where the dataset answers one (the procedural and in-memory sets: a refit of DyGA's
+    anchors on the whole training set read item by item was Python-bound), else its items stacked."""
+    map_style_dataset(dataset, what="of images")
+    idx = list(idx)
+    if not idx or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in idx):
+        raise ValueError(f"dataset_images: idx must be a non-empty sequence of ints, got {idx[:8]!r}")
+    try:
+        x = batch_images(dataset[np.asarray(idx)])
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] == len(idx):
+            return x
+    except (TypeError, IndexError, KeyError, ValueError):  # no array indexing: item by item
+        pass
+    return torch.stack([batch_images(dataset[i]) for i in idx])
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype | None:

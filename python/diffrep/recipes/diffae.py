@@ -94,12 +94,11 @@ def _check_same_autoencoder(saved: DiffAEConfig, wanted: DiffAEConfig, path: str
     """Stage 2 rebuilds the model from this run's config and loads stage 1's encoder and decoder into it: a
     field that differs gave a wall of torch's size mismatches (or, where shapes agree, a silently different
     model, e.g. another noise schedule); name the fields instead."""
-    from ..config import config_to_dict, flatten_dict
+    from ..config import differing_fields
 
     parts = ("latent_dim", "encoder", "unet", "schedule")
-    a = flatten_dict({k: config_to_dict(getattr(saved, k)) if k != "latent_dim" else saved.latent_dim for k in parts})
-    b = flatten_dict({k: config_to_dict(getattr(wanted, k)) if k != "latent_dim" else wanted.latent_dim for k in parts})
-    diff = [f"model.{k}: {a[k]!r} there, {b.get(k)!r} here" for k in a if a[k] != b.get(k)]
+    diff = [f"model.{k}: {a!r} there, {b!r} here"
+            for k, a, b in differing_fields({k: getattr(saved, k) for k in parts}, {k: getattr(wanted, k) for k in parts})]
     if diff:
         raise ValueError(f"--autoencoder_path {path}: the autoencoder was trained with other model settings than this "
                          f"run's ({'; '.join(diff[:6])}{'; ...' if len(diff) > 6 else ''}); give stage 2 the stage-1 "

@@ -107,8 +107,14 @@ def calibrate_model(model, ds, name: str, n: int, seed: int, item_format: str, d
 
     from ..data.base import format_images
 
+    from .._checks import positive_int
+
+    positive_int(n, "calibrate_images")
+    if not callable(getattr(ds, "sample_observations_from_factors", None)):  # else an AttributeError mid-call
+        raise ValueError(f"calibrate_model: ds must be a ground-truth dataset (factor rows to draw), got "
+                         f"{type(ds).__name__}")
     fit = getattr(model, name, None)
-    if not name or name.startswith("_") or not callable(fit):
+    if not isinstance(name, str) or not name or name.startswith("_") or not callable(fit):
         raise ValueError(f"calibrate {name!r}: {type(model).__name__} has no such method (DisDiff's calibration is fit_code_pca)")
     rng = np.random.RandomState(seed + 1)
     obs = ds.sample_observations_from_factors(ds.sample_factors(n, rng), rng)

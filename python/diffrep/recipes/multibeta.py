@@ -199,12 +199,7 @@ def choose_representation_beta(cfg: MultiBetaRecipeConfig, model: MultiBeta, dat
 def _load_vae_from(model: MultiBeta, path: str, weights: str) -> None:
     from ..nn import load_pretrained
 
-    where = Path(path)
-    if not (where / "config.json").is_file():  # was load_pretrained's "not a save_pretrained directory"
-        if (where / "final" / "config.json").is_file():
-            raise ValueError(f"vae_from={path} is a run folder; pass its saved model, vae_from={where / 'final'}")
-        what = "does not exist" if not where.exists() else "holds no config.json"
-        raise ValueError(f"vae_from={path} {what}; pass a saved MultiBeta folder (an earlier run's final/)")
+    # a run folder or a missing one is refused naming the folder to pass (runinfo.check_model_folder)
     folder, weights = stage_weights(path, weights, "vae_from", "vae_from_weights")
     src = load_pretrained(folder, weights=weights)
     if not isinstance(src, MultiBeta):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Config
+from ..nn.pretrained import WEIGHTS_CHOICES
 
 __all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
            "register_recipe_dataset", "data_settings", "write_run_info", "find_run_info", "dataset_from_settings",
@@ -242,7 +243,8 @@ def dataset_from_settings(settings: dict, **extra):
 def check_model_folder(path: str, field: str) -> str:
     """``path`` when it is a ``save_pretrained`` folder (config.json), the folder a recipe's path field
     (``--autoencoder_path``, ``--pretrained_path``, ...) loads; a run folder is refused with its
-    ``final/`` named (the verbs would read its newest checkpoint instead: which one is the user's choice)."""
+    ``final/`` named (the verbs would read its newest checkpoint instead: which one is the user's choice;
+    docs/architecture.md#run-folders)."""
     p = Path(path)
     if (p / "config.json").is_file():
         return path
@@ -253,8 +255,8 @@ def check_model_folder(path: str, field: str) -> str:
     raise FileNotFoundError(f"--{field} {path} {what}: give a model folder written by save_pretrained (a run's final/)")
 
 
-# the choices of a recipe's ``*_weights`` field (the verbs' --weights: diffrep.nn.pretrained.WEIGHTS_CHOICES)
-STAGE_WEIGHTS = Literal["auto", "ema", "model"]
+# the choices of a recipe's ``*_weights`` field: the verbs' --weights choices
+STAGE_WEIGHTS = Literal[WEIGHTS_CHOICES]
 
 
 def stage_weights(path: str, weights: str, field: str, weights_field: str) -> tuple[str, str]:
@@ -262,7 +264,8 @@ def stage_weights(path: str, weights: str, field: str, weights_field: str) -> tu
     (:func:`check_model_folder`) and the weights to read from it, chosen by the recipe's ``weights_field``
     (value ``weights``) as the verbs' ``--weights`` (:func:`diffrep.nn.pretrained.resolve_weights`): ``auto``
     reads the EMA copy when the earlier stage kept one (what the papers' later stages read), ``ema`` insists
-    on it (refused, naming ``weights_field``, when the folder has none), ``model`` reads the raw weights."""
+    on it (refused, naming ``weights_field``, when the folder has none), ``model`` reads the raw weights
+    (docs/architecture.md#configuration-and-command-line; the papers' choices in docs/methods/*.md)."""
     from ..nn.pretrained import resolve_weights
 
     for name, text in (("field", field), ("weights_field", weights_field)):

@@ -190,7 +190,9 @@ def hashed_config(cfg) -> dict:
     """A cell's resolved recipe config as its hash reads it: ``config_to_dict(cfg)`` without each field that
     the recipe config lists in ``fields_added`` (a field added after studies were recorded) while it holds the
     value listed there (the value those studies ran with), so their cells keep their hashes; any other value
-    of the field is hashed, and changes the hash."""
+    of the field is hashed, and changes the hash (docs/architecture.md#save-and-load-format). Only the recipe
+    config's own list is read: the fields nested model configs list were in cell hashes already (dropping them
+    would change those hashes)."""
     from ..config import config_to_dict
 
     out = config_to_dict(cfg)
@@ -451,16 +453,16 @@ def parse_study(raw, source: str = "<study>") -> Study:
 
 
 def _model_class(cfg):
-    """The model class a recipe's ``model`` section configures: the one class of that config's module whose
-    ``config_class`` it is; None when there is no such section or no single class (two classes may share a
-    config: then the runner's own check, after training, is the only one)."""
-    import importlib
+    """The model class a recipe's ``model`` section configures: the one loadable class
+    (:func:`diffrep.nn.pretrained.model_registry`) whose ``config_class`` it is; None when there is no such
+    section or no single class (two classes may share a config: then the runner's own check, after training, is
+    the only one)."""
+    from ..nn.pretrained import model_registry
 
     mcfg = getattr(cfg, "model", None)
     if mcfg is None or not dataclasses.is_dataclass(mcfg):
         return None
-    module = importlib.import_module(type(mcfg).__module__)
-    found = {c for c in vars(module).values() if isinstance(c, type) and getattr(c, "config_class", None) is type(mcfg)}
+    found = {c for c in model_registry().values() if c.config_class is type(mcfg)}
     return found.pop() if len(found) == 1 else None
 
 
