@@ -892,6 +892,7 @@ LEFT = {
     "diffrep.cluster.hddc.HDDCResult": "a result record built by fit",
     "diffrep.config.bounds.Bound": "the base of Ge, Gt, Le, Lt (swept)",
     "diffrep.config.core.Config": "the base of every config (swept through BFNDataConfig, NoiseScheduleConfig, ...)",
+    "diffrep.config.core.differing_fields": "its bad inputs (non-config, a class) in tests/config/test_differing_fields.py",
     "diffrep.cluster.hddc.HDDCResult.align": "deprecated alias of diffrep.methods.dyga.align (swept there)",
     "diffrep.nn.images.batch_images": "diffrep.nn's (re-exported by diffrep.bfn.model)",
 }
