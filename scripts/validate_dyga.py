@@ -45,20 +45,20 @@ ARMS = {"baseline": dict(conditioning="none", skip_dropout=0.0), "dyga_sd": {},
         "dyga": dict(skip_dropout=0.0), "sd": dict(conditioning="none")}
 
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "auto")  # auto: cuda when torch sees a GPU (diffrep.cli._common.resolve_device)
 
 
 def parse_device(parser, value: str):
     """``--device`` as a torch.device, or the parser's usage error (exit 2) before any work when CUDA is asked
-    for and torch sees no GPU (the benches' check, benches/harness.py): otherwise the run met it as torch's
-    traceback at the first model move, after the dataset was rendered."""
+    for and torch sees no GPU (``diffrep.cli._common.resolve_device``, the verbs' check): otherwise the run met it
+    as torch's traceback at the first model move, after the dataset was rendered."""
     import torch
+    from diffrep.cli._common import resolve_device
 
-    if value == "cuda" and not torch.cuda.is_available():
-        why = ("this torch is a CPU-only build" if torch.version.cuda is None
-               else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
-        parser.error(f"--device cuda: no CUDA device is visible ({why})")
-    return torch.device(value)
+    try:
+        return torch.device(resolve_device(value))
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def rng_state(device) -> tuple:

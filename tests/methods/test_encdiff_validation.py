@@ -250,7 +250,7 @@ def test_the_usage_lines_defaults_are_the_parsers(monkeypatch):
 
 
 @pytest.mark.parametrize("script", ["validate_dyga", "trace_dyga_reliance"])
-@pytest.mark.parametrize("device, text", [("cuda", "--device cuda: no CUDA device is visible ("),
+@pytest.mark.parametrize("device, text", [("cuda", "--device cuda: no CUDA device is usable here ("),
                                           ("meta", "invalid choice: 'meta'")])
 def test_device_cuda_without_a_gpu_is_a_usage_error_before_any_work(script, device, text, tmp_path, monkeypatch,
                                                                     capsys):
