@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import tempfile
 import time
@@ -216,6 +217,8 @@ def run_disdiff(ds, x_all, factors, args, out):
     cfg = R.shapes3d_cpu()
     if args.recon_loss:  # the disentangling stage's L_r error (the authors' configs: l1)
         cfg.model.recon_loss = pre.model.recon_loss = args.recon_loss
+    if args.dis_weight is not None:  # the weight of L_d (the authors' CLI runs every config at 1.0)
+        cfg.model.dis_weight = pre.model.dis_weight = args.dis_weight
     model = DisDiff(pre.model)
     res = {}
     n_pre = args.pretrain_steps if args.pretrain_steps is not None else int(pre.train.steps * args.scale)
@@ -303,6 +306,9 @@ def main(argv=None) -> int:
     p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
     p.add_argument("--save-dir", default=None, help="DisDiff: save the pre-trained and the final model (save_pretrained) here")
     p.add_argument("--recon-loss", choices=["l1", "l2"], default=None, help="DisDiff: the error of L_r (default: the recipe's)")
+    p.add_argument("--dis-weight", type=float, default=None,
+                   help="DisDiff: the weight of the disentangling loss L_d (default: the recipe's, the paper's 0.05; "
+                        "the authors' CLI trains with 1.0)")
     p.add_argument("--load-model", default=None, help="DisDiff: evaluate a saved final model folder (no training)")
     p.add_argument("--partial-out", default=None, help="DisDiff: write the training record here before the evaluation")
     p.add_argument("--load-pretrained", default=None, help="DisDiff: a saved model folder whose eps model is loaded (skips pre-training)")
@@ -312,6 +318,8 @@ def main(argv=None) -> int:
     for name in ("pretrain_steps", "disentangle_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.dis_weight is not None and not (args.dis_weight >= 0 and math.isfinite(args.dis_weight)):
+        p.error(f"--dis-weight must be a finite number >= 0, got {args.dis_weight}")
     if args.swap_pairs < 1:
         p.error("--swap-pairs must be at least 1")
     # checked before anything trains: each of these failed only after the earlier methods' minutes of training
@@ -320,7 +328,7 @@ def main(argv=None) -> int:
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
     disdiff_only = [f"--{k.replace('_', '-')}" for k in ("pretrain_steps", "disentangle_steps", "save_dir", "recon_loss",
-                                                         "load_model", "partial_out", "load_pretrained")
+                                                         "dis_weight", "load_model", "partial_out", "load_pretrained")
                     if getattr(args, k) is not None]
     if disdiff_only and "disdiff" not in args.methods:
         p.error(f"{', '.join(disdiff_only)}: DisDiff only (its training and swap measurement); add disdiff to --methods")

@@ -14,6 +14,9 @@ CASES = [
     (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--methods", "diffae", "--recon-loss", "l1"], "--recon-loss: DisDiff only (its training and swap measurement); "
                                                     "add disdiff to --methods"),
+    (["--methods", "disdiff", "--dis-weight", "-0.5"], "--dis-weight must be a finite number >= 0, got -0.5"),
+    (["--methods", "disdiff", "--dis-weight", "nan"], "--dis-weight must be a finite number >= 0, got nan"),
+    (["--methods", "diffae", "--dis-weight", "1"], "--dis-weight: DisDiff only"),
     (["--methods", "diffae", "infodiffusion", "--pretrain-steps", "3", "--save-dir", "{tmp}/s"],
      "--pretrain-steps, --save-dir: DisDiff only"),
     (["--load-model", "{tmp}/none"], "--load-model {tmp}/none: not a saved model folder (no config.json)"),
