@@ -302,7 +302,7 @@ class SAMI(PretrainedMixin, nn.Module):
             mu, logvar = self.posterior(torch.cat([x0, x_t_leaf], 0))
             # z, log q(z | x_t) and the KL in at least float32: under the trainer's bf16 autocast the encoder's
             # heads return bf16, and exp(logvar / 2), the Mahalanobis term and the KL's cancellation
-            # exp(lv) - lv - 1 ran in bf16 (CPU autocast lowers no elementwise op to float32 as CUDA's does)
+            # exp(lv) - lv - 1 ran in bf16 (CUDA's autocast runs exp in float32, CPU's leaves it in bf16)
             mu, logvar = (v.to(torch.promote_types(v.dtype, torch.float32)) for v in (mu, logvar))
             mu0, lv0, mut, lvt = mu[:B], logvar[:B], mu[B:], logvar[B:]
             z = mu0 + (0.5 * lv0).exp() * z_noise
