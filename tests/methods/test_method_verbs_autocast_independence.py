@@ -6,8 +6,8 @@ matmul, linear and conv as CUDA's does. Without the guard (these cases, CPU bf16
 bf16 codes; ParamReL's L^r moved by 248 nats (discretised data), its reverse-sampling's latents and subcode
 by up to 3.6, its and the plain BFN's samplers flipped discrete pixels (a difference of 2); DiffAE's
 attribute direction moved by 1.2, the DDIM decoders by 0.03-0.13; a DiffAE or InfoDiffusion decode of
-codes encoded in the same region came out bf16 and all NaN, and DisDiff's reconstruct, swap and traverse
-failed on a NaN chain. Each case is computed once outside autocast and once inside, and must agree to
+codes encoded in the same region came out bf16 and all NaN, DisDiff's reconstruct, swap and traverse
+failed on a NaN chain and its DyGA refresh chose other anchors. Each case is computed once outside autocast and once inside, and must agree to
 float32 rounding.
 
 The training losses are not guarded: the networks of ``loss`` run in the trainer's bf16
@@ -27,6 +27,7 @@ from diffrep.bfn import CategoricalOutput, ContinuousFlow, DeltaOutput, Discrete
 from diffrep.bfn import losses as bfn_losses
 from diffrep.methods.diffae import DiffAE, DiffAEConfig
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
+from diffrep.methods.dyga import DyGAConfig
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
 from diffrep.methods.multibeta import MultiBeta, multibeta_config
 from diffrep.methods.paramrel import ReverseSample
@@ -116,6 +117,16 @@ def _disdiff_pca():
     return fitted
 
 
+def _disdiff_refresh():
+    """DyGA's anchor selection on the units of 24 images; each call starts from the same (unfitted) DyGA state."""
+    torch.manual_seed(0)
+    m = break_zero_init(DisDiff(DisDiffConfig(sample_steps=2, dyga=DyGAConfig(
+        num_units=4, token_dim=8, n_components=2, max_components=4, max_iter=5, min_mass=1.0))), std=0.05).eval()
+    report = m.refresh_anchors(_images(24, 3, 16, seed=3))
+    report.pop("seconds")
+    return [report, list(m.dyga.buffers())]
+
+
 Z16 = torch.randn(3, 32, generator=_g(5))  # float32 codes for the DiffAE (32) and InfoDiffusion (8) decoders
 
 CASES = {
@@ -187,6 +198,7 @@ CASES = {
     "disdiff.encode_units": lambda: _disdiff().encode_units(X16),
     "disdiff.encode": lambda: _disdiff().encode(X16),
     "disdiff.fit_code_pca": _disdiff_pca,
+    "disdiff.refresh_anchors": _disdiff_refresh,
     "disdiff.decode": lambda: _disdiff().decode(torch.randn(3, 4, 8, generator=_g(2)), generator=_g(3)),
     "disdiff.encode_stochastic": lambda: _disdiff().encode_stochastic(X16),
     "disdiff.reconstruct": lambda: _disdiff().reconstruct(X16),
