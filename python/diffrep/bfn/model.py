@@ -28,6 +28,7 @@ from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images, check_images as _check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from ..ops._full_precision import autocast_off
 from . import losses, sampler
 from .config import BFNDataConfig, check_unet, checked_config, make_flow, make_output
 from .flows import FlowState, state_dtype
@@ -135,6 +136,7 @@ class BFN(PretrainedMixin, nn.Module):
             out["recon_loss"] = self.reconstruction_loss(x, generator).mean()
         return out
 
+    @autocast_off  # a statistic in the model's own precision, not the caller's autocast (docs/architecture.md#autocast)
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | theta_1, 1), theta_1 ~ p_F(. | x; 1)."""
@@ -144,6 +146,7 @@ class BFN(PretrainedMixin, nn.Module):
         state = self.flow.sample(data, 1.0, generator, dtype=flow_dtype)
         return losses.reconstruction_loss(self.flow, self.output, self.predict(state, state.t), data, state)
 
+    @autocast_off  # the n-step chain in the model's own precision: bf16 networks flipped discrete pixels
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, final: str | None = None) -> torch.Tensor:
         """n images in [-1, 1] from the n-step sampler (``num_steps`` defaults to ``sample_steps``), in the

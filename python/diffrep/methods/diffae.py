@@ -40,6 +40,7 @@ from ..nn.images import batch_images
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from ..ops._full_precision import autocast_off
 from .diffusion_autoencoder import CodeConditionedAutoencoder, check_encoder_decoder
 
 __all__ = ["LatentDDIMConfig", "LatentDDIMNet", "DiffAEConfig", "DiffAE", "diffae_unet"]
@@ -202,9 +203,14 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         self._apply_stage()
 
     # -- representation ----------------------------------------------------------------------
+    @autocast_off  # the representation in the model's own precision: under bf16 autocast the codes came out bf16,
+    # and decode's chain, which runs in the code's dtype, ran them into NaN
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_sem = Enc(x0) [B, latent_dim] (the mean head of the semantic encoder; DiffAE Sec. 3.2)."""
-        return self.encoder(self._images(x, "encode"))[0]
+        return self._encode(x, "encode")
+
+    def _encode(self, x, who):  # the losses' encoder pass, in the trainer's precision (autocast lowers it)
+        return self.encoder(self._images(x, who))[0]
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t, z_sem) (t integer timesteps [B] in [0, T))."""
@@ -214,16 +220,19 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         clip = self.config.clip_x0 if clip is None else clip
         return DDIMSampler(self.schedule, clip_x0=1.0 if clip else None)
 
+    @autocast_off  # DDIM inversion in the model's own precision, not the caller's autocast
     def encode_stochastic(self, x: torch.Tensor, z_sem: torch.Tensor | None = None, *,
                           num_steps: int | None = None) -> torch.Tensor:
         """x_T by deterministic DDIM inversion conditioned on z_sem (DiffAE Eq. 8)."""
         return self._invert(x, z_sem, num_steps)
 
+    @autocast_off  # the DDIM chain in the model's own precision, not the caller's autocast
     def decode(self, z_sem: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM decoding p(x_0 | x_T, z_sem) (eta = 0); x_T ~ N(0, I) from ``generator`` when None."""
         return self._decode(z_sem, x_T, num_steps, generator)
 
+    @autocast_off  # the encoder and the chains in the model's own precision
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -242,7 +251,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
             return self.latent_loss(x0, generator=generator)
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        pred = self._eps(self.schedule.q_sample(x0, t, noise), t, self.encode(x0))
+        pred = self._eps(self.schedule.q_sample(x0, t, noise), t, self._encode(x0, "loss"))
         err = _wide(pred - noise)
         per = (err.pow(2) if self.config.loss == "l2" else err.abs()).flatten(1).mean(1)
         return {"loss": per.mean(), "diffusion": per.mean().detach()}
@@ -275,7 +284,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         self._need_stats("latent_loss")
         x0 = self._images(x0, "latent_loss", "x0")
         with torch.no_grad():
-            z = self.normalize_z(self.encode(x0))
+            z = self.normalize_z(self._encode(x0, "latent_loss"))
         s = self.latent_schedule
         t = s.sample_timesteps(z.shape[0], device=z.device, generator=generator)
         noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
@@ -284,6 +293,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         return {"loss": per.mean(), "latent": per.mean().detach()}
 
     # -- generation and manipulation ----------------------------------------------------------
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """n codes z_sem from the latent DDIM (de-standardised; in the dtype and on the device of the statistics)."""
@@ -295,12 +305,14 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
                                                      device=self.z_mean.device, dtype=self.z_mean.dtype)
         return self.denormalize_z(z)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """Unconditional samples in [-1, 1]: z_sem from the latent DDIM, then x_T ~ N(0, I) decoded (Sec. 3.3)."""
         z = self.sample_latent(n, generator=generator)  # num_steps is the decoder's, the latent DDIM takes its own
         return self.decode(z, generator=generator, num_steps=num_steps).clamp(-1, 1)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, alphas, *, num_steps: int | None = None) -> torch.Tensor:
         """Images along the path from x_a to x_b (DiffAE Sec. 5.1): z_sem linearly, x_T by slerp.
@@ -322,12 +334,14 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         out = [self.decode(za + float(a) * (zb - za), x, num_steps=num_steps) for a, x in zip(weights.tolist(), x_t)]
         return torch.stack(out).clamp(-1, 1)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """Latent swap: z_sem of ``x`` with the dimensions ``dims`` taken from ``source``'s z_sem,
         decoded with x's own x_T."""
         return self._swap(x, source, dims, num_steps)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dim: int, values, *, num_steps: int | None = None) -> torch.Tensor:
         """Latent traversal: standardised z_sem[dim] set to each of ``values`` (needs the z statistics),
@@ -344,6 +358,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
             out.append(self.decode(self.denormalize_z(zv), xT, num_steps=num_steps))
         return torch.stack(out).clamp(-1, 1)
 
+    @autocast_off  # the logistic fit's z @ w in float32: under bf16 autocast the direction moved by ~1
     @torch.no_grad()
     def fit_attribute(self, z_sem: torch.Tensor, labels: torch.Tensor, *, steps: int = 500, lr: float = 0.1,
                       weight_decay: float = 0.0) -> torch.Tensor:
@@ -366,6 +381,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
                 opt.step()
         return w.detach()
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def manipulate(self, x: torch.Tensor, direction: torch.Tensor, scale: float, *, num_steps: int | None = None) -> torch.Tensor:
         """Attribute manipulation (DiffAE Sec. 5.2): standardised z + scale * w / |w|, decoded with x's x_T."""

@@ -53,6 +53,7 @@ from ..nn.images import batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
+from ..ops._full_precision import autocast_off
 from ..ops.random import check_generator
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
@@ -272,11 +273,16 @@ class DisDiff(PretrainedMixin, nn.Module):
         return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
 
     # -- representation ---------------------------------------------------------------------------
+    @autocast_off  # the units in the model's own precision, not the caller's autocast (bf16 otherwise)
     def encode_units(self, x: torch.Tensor) -> torch.Tensor:
         """The N latent units [B, N, unit_dim] of images x (the encoder's mean head)."""
+        return self._encode_units(x)
+
+    def _encode_units(self, x):  # the loss's and the anchor refresh's pass, in the trainer's precision
         c = self.config
         return self.encoder(self._images(x, "encode"))[0].reshape(x.shape[0], c.num_units, c.unit_dim)
 
+    @autocast_off  # the units and their PCA in the model's own precision
     @torch.no_grad()
     def fit_code_pca(self, x: torch.Tensor) -> None:
         """Fit PCA(1) per unit on the units of images ``x`` (at least 2; DisDiff's evaluation;
@@ -329,11 +335,12 @@ class DisDiff(PretrainedMixin, nn.Module):
         was = self.training
         self.eval()  # the encoder's units as the metrics read them (no dropout)
         try:
-            units = torch.cat([self.encode_units(x) for x in batches])
+            units = torch.cat([self._encode_units(x) for x in batches])
         finally:
             self.train(was)
         return self.dyga.fit(units, epoch=epoch)  # in float32 with autocast off (DyGA.fit), as a bf16 encoder needs
 
+    @autocast_off  # the units in the model's own precision, as DyGA.fit's maths (the trainer's refresh keeps its own)
     @torch.no_grad()
     def refresh_anchors(self, x: torch.Tensor, *, epoch: int = 0) -> dict:
         """DyGA anchor selection (Alg. 2) on the encoder's raw units of images ``x`` (the training set,
@@ -346,6 +353,7 @@ class DisDiff(PretrainedMixin, nn.Module):
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         return self._fit_anchors([x[i:i + 256] for i in range(0, x.shape[0], 256)], epoch)
 
+    @autocast_off  # the representation in the model's own precision (bf16 units otherwise)
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """PCA-1 code per unit [B, N] (what the metrics read); needs :meth:`fit_code_pca` first."""
         if not bool(self.pca_fitted):
@@ -440,7 +448,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
         if self._anchor_data is not None and step is not None and self.training:
             self._refresh_at(step)
-        units = self.encode_units(x)
+        units = self._encode_units(x)
         eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
         err = pred - noise
@@ -518,6 +526,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         u = self.config.unet
         return (n, u.in_channels, u.image_size, u.image_size)
 
+    @autocast_off  # the chains in the model's own precision: under bf16 autocast reconstruct's DDIM chain ran into NaN
     @torch.no_grad()
     def decode(self, units: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -532,6 +541,7 @@ class DisDiff(PretrainedMixin, nn.Module):
                                                device=units.device, dtype=units.dtype)
         return self.to_images(x0).clamp(-1, 1)
 
+    @autocast_off  # as decode
     @torch.no_grad()
     def encode_stochastic(self, x: torch.Tensor, units: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
         """x_T by DDIM inversion of the unit-conditioned prediction."""
@@ -540,6 +550,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         return DDIMSampler(self.schedule).invert(lambda xt, t: self._eps_with_units(xt, t, units), self.to_diffusion_space(x),
                                                  num_steps=self.config.sample_steps if num_steps is None else num_steps)
 
+    @autocast_off  # as decode
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -548,6 +559,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         xT = self.encode_stochastic(x, units, num_steps=num_steps) if stochastic else None
         return self.decode(units, xT, num_steps=num_steps, generator=generator)
 
+    @autocast_off  # as decode
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """Unconditional samples of the pre-trained model (DDIM, eta = 0; x_T in the weights' dtype); images in [-1, 1]."""
@@ -557,6 +569,7 @@ class DisDiff(PretrainedMixin, nn.Module):
                                                device=w.device, dtype=w.dtype)
         return self.to_images(x0).clamp(-1, 1)
 
+    @autocast_off  # as decode
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, unit: int, *, num_steps: int | None = None,
              x_T: torch.Tensor | None = None) -> torch.Tensor:
@@ -572,6 +585,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         u2[:, int(unit)] = us[:, int(unit)]
         return self.decode(u2, xT, num_steps=num_steps)
 
+    @autocast_off  # as decode
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, unit: int, values, *, num_steps: int | None = None) -> torch.Tensor:
         """Move unit ``unit`` along its PCA direction to each PCA coordinate in ``values`` (needs

@@ -40,6 +40,7 @@ from ..nn.gaussian import gaussian_kl
 from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from ..ops._full_precision import autocast_off
 from ..ops.mmd import mmd2
 from .diffusion_autoencoder import CodeConditionedAutoencoder, check_encoder_decoder
 
@@ -166,10 +167,13 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         self.unet = UNet(cfg.unet)
         self.schedule = NoiseSchedule(cfg.schedule)
 
+    @autocast_off  # q_phi(z | x0) in the model's own precision, not the caller's autocast (the loss reads self.encoder)
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x0)."""
         return self.encoder(self._images(x, "posterior"))
 
+    @autocast_off  # the representation in the model's own precision (bf16 codes otherwise, which decode's
+    # chain, in the code's dtype, ran into NaN)
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The representation the metrics read: the posterior mean [B, latent_dim]."""
         return self.posterior(x)[0]
@@ -195,6 +199,9 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         t = s.sample_timesteps(B, device=dev, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=dt)
         mu, logvar = self.encoder(x0)
+        # at least float32 from here: under the trainer's bf16 autocast the encoder returns bf16, and z's noise,
+        # the KL and the prior draws of the MMD were bf16 (the MMD's prior a different stream: 0.08 -> 0.19)
+        mu, logvar = (v.to(torch.promote_types(v.dtype, torch.float32)) for v in (mu, logvar))
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=dev, dtype=mu.dtype)
         zd = z if c.decoder_latent == "sample" else mu
         pred = self._eps(s.q_sample(x0, t, noise), t, zd)
@@ -228,21 +235,25 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         return out
 
     # -- decoding ------------------------------------------------------------------------------
+    @autocast_off  # the DDIM chain in the model's own precision, not the caller's autocast
     def decode(self, z: torch.Tensor, x_T: torch.Tensor | None = None, *, num_steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM decoding (eta = 0) conditioned on z from x_T (N(0, I) from ``generator`` when None)."""
         return self._decode(z, x_T, num_steps, generator)
 
+    @autocast_off  # DDIM inversion in the model's own precision
     def encode_stochastic(self, x: torch.Tensor, z: torch.Tensor | None = None, *, num_steps: int | None = None) -> torch.Tensor:
         """x_T by DDIM inversion conditioned on z (default: the posterior mean)."""
         return self._invert(x, z, num_steps)
 
+    @autocast_off  # the encoder and the chains in the model's own precision
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode the posterior mean from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
         return self._reconstruct(x, num_steps, stochastic, generator)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """z ~ p(z) (the configured prior, drawn in the weights' dtype and on their device), then DDIM decoding;
@@ -252,11 +263,13 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
                          dtype=w.dtype, device=w.device)
         return self.decode(z, generator=generator, num_steps=num_steps).clamp(-1, 1)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def swap(self, x: torch.Tensor, source: torch.Tensor, dims, *, num_steps: int | None = None) -> torch.Tensor:
         """x's code with the dimensions ``dims`` from ``source``'s code, decoded from x's x_T."""
         return self._swap(x, source, dims, num_steps)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dim: int, values, *, num_steps: int | None = None) -> torch.Tensor:
         """z[dim] set to each of ``values``, decoded from x's x_T: [len(values), B, C, H, W]."""

@@ -34,6 +34,7 @@ from ..nn.lpips import LPIPS, cached_lpips
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNetConfig
 from ..nn.vq import PatchDiscriminator, adaptive_weight, hinge_d_loss
+from ..ops._full_precision import autocast_off
 from ..ops.random import check_generator
 from .multibeta_denoiser import LatentDenoiser, LatentDenoiserConfig
 from .multibeta_vae import MultiBetaVAE, MultiBetaVAEConfig, beta_grid
@@ -242,6 +243,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must lie in [0, B={self.config.vae.beta_max:g}], got {beta!r}")
         return b
 
+    @autocast_off  # the representation in the VAE's own precision, not the caller's autocast (bf16 codes otherwise)
     @torch.no_grad()
     def encode(self, x: torch.Tensor, beta=None, *, noise: bool = False,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -256,6 +258,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
             f = f + sig * torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
         return f
 
+    @autocast_off  # images in the VAE's own precision (bf16 otherwise)
     @torch.no_grad()
     def decode(self, z: torch.Tensor, beta=0.0) -> torch.Tensor:
         """Direct decoding g_theta(z, beta) (blurry at large beta: Fig. 1a)."""
@@ -268,6 +271,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         tensor [B], one beta per example)."""
         return self.denoiser.denoise(z, beta_from, beta_to, steps=steps, generator=generator)
 
+    @autocast_off  # the chain and the decoder in the model's own precision
     @torch.no_grad()
     def denoise_decode(self, z: torch.Tensor, beta, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Denoise z_beta to beta = 0, then decode at 0 (Fig. 1b). ``beta``: a number, or a tensor [B] (one beta per
@@ -275,6 +279,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         b = beta if isinstance(beta, torch.Tensor) and beta.dim() == 1 and beta.numel() > 1 else self._beta_value(beta)
         return self.vae.decode(self.denoiser.denoise(z, b, 0.0, generator=generator), 0.0)
 
+    @autocast_off  # as denoise_decode
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, beta=None, *, denoise: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -287,6 +292,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         z = self.encode(x, b, noise=self.config.encoding_noise, generator=generator)
         return self.denoise_decode(z, b, generator=generator)
 
+    @autocast_off  # as denoise_decode
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Unconditional generation (Table 3): z_T ~ N(0, I), all N steps of Algorithm 2, decode at beta = 0;
@@ -294,6 +300,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
         positive_int(n, "n")
         return self.vae.decode(self.denoiser.sample(n, generator=generator), 0.0).clamp(-1, 1)
 
+    @autocast_off  # as denoise_decode
     @torch.no_grad()
     def beta_sweep(self, x: torch.Tensor, betas: Sequence[float], *,
                    generator: torch.Generator | None = None) -> dict:
@@ -329,6 +336,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
                 outs.append(self.vae.decode(z, b))
         return torch.stack(outs, dim=1)
 
+    @autocast_off  # as denoise_decode
     @torch.no_grad()
     def edit(self, x: torch.Tensor, beta, direction: torch.Tensor, alphas: Sequence[float], *,
              denoise: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -355,6 +363,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must be a non-empty sequence of numbers")
         return [finite_float(v, f"{name}[{k}]") for k, v in enumerate(values)]
 
+    @autocast_off  # as denoise_decode
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, beta=None, *, dims: Sequence[int] | None = None,
                  values: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0), denoise: bool = True,

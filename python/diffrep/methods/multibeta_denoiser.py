@@ -48,6 +48,7 @@ from ..config import Config, ConfigError, Ge, Gt
 from ..nn.images import batch_images
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
+from ..ops._full_precision import autocast_off
 from ..ops.random import check_generator
 from .multibeta_nets import LatentMLP
 from .multibeta_vae import _at_least_f32, _check_latents
@@ -362,6 +363,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must be a number or a tensor of shape [{n}], got shape {tuple(beta.shape)}")
         return torch.full((n,), self.grid_index(beta, name), dtype=torch.long)
 
+    @autocast_off  # the N-step chain in the denoiser's own precision: z accumulated bf16 predictions
     @torch.no_grad()
     def denoise(self, z: torch.Tensor, beta_from, beta_to=0.0, *, steps: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -401,6 +403,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
                 z[rows] = self._step(z[rows], i, None, None if xi is None else xi[rows])
         return z
 
+    @autocast_off  # as denoise
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, beta_to=0.0) -> torch.Tensor:
         """Algorithm 2 from the prior: z_T ~ N(0, I), all N steps down to ``beta_to`` (0): latents [n, ...]."""

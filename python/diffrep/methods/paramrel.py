@@ -78,6 +78,7 @@ from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import check_images
+from ..ops._full_precision import autocast_off
 from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
 
 __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
@@ -325,13 +326,17 @@ class ParamReL(PretrainedMixin, nn.Module):
         # the hyper encoder reads the decoder at theta_t itself
         state = self.flow.sample(data, t, generator, dtype=flow_dtype)
         mean, logvar = self.posterior(state, t, x=x)
+        # the sampled z, its KL and its MMD in the flow state's dtype: under the trainer's bf16 autocast the
+        # encoder's heads return bf16, and z's noise was drawn and the MMD's codes rounded in bf16 (the
+        # decoder reads z in its own dtype either way)
+        mean, logvar = mean.to(flow_dtype), logvar.to(flow_dtype)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
                                                          dtype=mean.dtype)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
         l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
-        kl = gaussian_kl(mean.to(flow_dtype), logvar.to(flow_dtype), reduction="sum")
+        kl = gaussian_kl(mean, logvar, reduction="sum")
         w_kl, w_mmd = cfg.kl_weight, cfg.mmd_weight
-        mmd = (self._mmd((z if cfg.mmd_on == "sample" else mean).to(flow_dtype), t, generator) if w_mmd != 0
+        mmd = (self._mmd(z if cfg.mmd_on == "sample" else mean, t, generator) if w_mmd != 0
                else kl.new_zeros(()))
         if cfg.reduction == "per_example":
             loss = (l_bfn + w_kl * kl).mean() + w_mmd * mmd
@@ -344,6 +349,7 @@ class ParamReL(PretrainedMixin, nn.Module):
             out["recon_loss"] = self.reconstruction_loss(x, generator).mean()
         return out
 
+    @autocast_off  # the L^r statistic in the model's own precision: under bf16 autocast it moved by up to 248 nats (discretised)
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """L^r per example (nats): -ln p_O(x | psi(theta_1, z_1)) with z_1 the posterior mean at t = 1."""
@@ -354,6 +360,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         return bfn_losses.reconstruction_loss(self.flow, self.output, self.decode_net(state, state.t, z), data, state)
 
     # ------------------------------------------------------------------ representation
+    @autocast_off  # the representation in the model's own precision, not the caller's autocast (bf16 codes otherwise)
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The representation z_0 of the papers: the posterior mean at t = 1 with theta the noise-free flow
@@ -399,6 +406,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         """Images in the flow state's dtype (float64 for a float64 model, float32 otherwise)."""
         return self.flow.data_to_float(x, model_dtypes(self)[1])
 
+    @autocast_off  # the n-step chain in the model's own precision: bf16 networks flipped discrete pixels
     @torch.no_grad()
     def sample(self, n: int, *, generator=None, num_steps: int | None = None, z_source: str | None = None,
                z: torch.Tensor | None = None, final: str | None = None) -> torch.Tensor:
@@ -443,6 +451,7 @@ class ParamReL(PretrainedMixin, nn.Module):
                              f"{tuple(getattr(z, 'shape', ())) or type(z).__name__}")
         return z.to(self._device(), model_dtypes(self)[1])
 
+    @autocast_off  # the inverse chain in the model's own precision: under bf16 autocast z and mu_T moved by units
     @torch.no_grad()
     def reverse_sample(self, x: torch.Tensor, num_steps: int | None = None) -> ReverseSample:
         """Reverse-sampling (SepDiff Eq. 3, ParamReL Eq. 5) with the exact inverse update h^-1, in
@@ -469,6 +478,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype, callback=record)
         return ReverseSample(zs, sub)
 
+    @autocast_off  # the chain in the model's own precision, not the caller's autocast
     @torch.no_grad()
     def decode(self, rev: ReverseSample, *, z_override: tuple[Sequence[int], torch.Tensor] | None = None,
                fixed_time: float | None = None) -> torch.Tensor:
@@ -505,10 +515,12 @@ class ParamReL(PretrainedMixin, nn.Module):
                                   x_tilde="mean", sender_noise=False)
         return self._to_images(x)
 
+    @autocast_off  # reverse-sampling and decoding in the model's own precision (their own guards; the lerp/slerp too)
     def reconstruct(self, x: torch.Tensor, num_steps: int | None = None) -> torch.Tensor:
         """Reverse-sample then decode (docs/methods/paramrel.md#eq-2-5-sampling-and-reverse-sampling): images in [-1, 1]."""
         return self.decode(self.reverse_sample(x, num_steps))
 
+    @autocast_off  # as reconstruct
     def time_varying(self, x: torch.Tensor, times: Sequence[float] = (0.9, 0.8, 0.7),
                      num_steps: int | None = None) -> torch.Tensor:
         """Time-varying generation (SepDiff §4.3, ParamReL §5.2.2): regenerate x with z_{t*} fixed at every
@@ -522,6 +534,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         rev = self.reverse_sample(x, num_steps)
         return torch.stack([self.decode(rev, fixed_time=float(t)) for t in times])
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def attributes_encoding(self, x: torch.Tensor, num_subcodes: int = 4, *, generator=None,
                             num_steps: int | None = None) -> torch.Tensor:
@@ -537,6 +550,7 @@ class ParamReL(PretrainedMixin, nn.Module):
             outs.append(x_s)
         return torch.stack(outs)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, num: int = 6, *,
                     num_steps: int | None = None) -> torch.Tensor:
@@ -567,6 +581,7 @@ class ParamReL(PretrainedMixin, nn.Module):
             outs.append(self.decode(ReverseSample(zk, FlowState(pk, ra.subcode.t))))
         return torch.stack(outs)
 
+    @autocast_off  # as reconstruct
     @torch.no_grad()
     def traverse(self, x: torch.Tensor, dims: Sequence[int] | None = None, values: Sequence[float] | None = None,
                  *, num_values: int = 7, num_steps: int | None = None) -> torch.Tensor:

@@ -46,6 +46,7 @@ from ..nn.gaussian import gaussian_kl
 from ..nn.images import batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
+from ..ops._full_precision import autocast_off
 from .sami_config import SAMIConfig
 from .sami_guidance import check_axes, expected_log_posterior, log_posterior, log_q
 from .sami_nets import SAMIConvNet, SAMIConvNetConfig
@@ -128,6 +129,7 @@ class SAMI(PretrainedMixin, nn.Module):
             logvar = torch.logaddexp(logvar, torch.full_like(logvar, 2 * math.log(self.config.sigma_min)))
         return mu, logvar
 
+    @autocast_off  # the representation in the model's own precision, not the caller's autocast (bf16 codes otherwise)
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means mu_phi(x) [B, d]: the deterministic representation that metrics read."""
@@ -195,6 +197,7 @@ class SAMI(PretrainedMixin, nn.Module):
             k = k * (1 - beta).sqrt() / beta.sqrt()
         return k
 
+    @autocast_off  # eps_hat without graph, an inference quantity: in the model's own precision
     def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, *, axes=None,
                    scale: float = 1.0) -> torch.Tensor:
         """eps_hat(x_t, z) = eps_theta(x_t, t) - scale gamma_t g_t(x_t, z) (Eq. 8), without graph."""
@@ -297,6 +300,10 @@ class SAMI(PretrainedMixin, nn.Module):
             x_t_leaf = x_t.detach().requires_grad_(True)
             # one batched encoder call on [x_0; x_t] (per-sample networks: no cross-sample coupling)
             mu, logvar = self.posterior(torch.cat([x0, x_t_leaf], 0))
+            # z, log q(z | x_t) and the KL in at least float32: under the trainer's bf16 autocast the encoder's
+            # heads return bf16, and exp(logvar / 2), the Mahalanobis term and the KL's cancellation
+            # exp(lv) - lv - 1 ran in bf16 (CUDA's autocast runs exp in float32, CPU's leaves it in bf16)
+            mu, logvar = (v.to(torch.promote_types(v.dtype, torch.float32)) for v in (mu, logvar))
             mu0, lv0, mut, lvt = mu[:B], logvar[:B], mu[B:], logvar[B:]
             z = mu0 + (0.5 * lv0).exp() * z_noise
             if cfg.detach_z:
@@ -316,7 +323,6 @@ class SAMI(PretrainedMixin, nn.Module):
         lam = self.lambda_weights(t).to(per_example.dtype)
         loss_x = (lam * per_example).mean()
         kl_dims = gaussian_kl(mu0, lv0)
-        kl_dims = kl_dims.to(torch.promote_types(kl_dims.dtype, torch.float32))
         if cfg.free_bits > 0:
             kl_dims = kl_dims.mean(0).clamp_min(cfg.free_bits)
         else:
@@ -390,6 +396,7 @@ class SAMI(PretrainedMixin, nn.Module):
         (``config.alg1_literal``; the DDPM chain only), i.e. which k_t :meth:`guidance_coefficient` it applies."""
         return self.config.alg1_literal and (self._pick_sampler(sampler, num_steps) or self.config.sampler) == "ddpm"
 
+    @autocast_off  # the guided chain (and its encoder-gradient guidance) in the model's own precision
     def generate(self, z: torch.Tensor | None = None, *, analytic: tuple | None = None, sampler: str | None = None,
                  num_steps: int | None = None, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
                  guidance_scale: float | None = None, axes=None, logdet: str | None = None,
@@ -424,6 +431,7 @@ class SAMI(PretrainedMixin, nn.Module):
         return self._chain(guide, n, sampler=sampler, num_steps=num_steps, generator=generator, x_T=x_T,
                            scale=scale, callback=callback)
 
+    @autocast_off  # the chain in the model's own precision, not the caller's autocast
     @torch.no_grad()
     def sample_unconditional(self, n: int, *, generator: torch.Generator | None = None, sampler: str | None = None,
                              num_steps: int | None = None, x_T: torch.Tensor | None = None,
@@ -433,6 +441,7 @@ class SAMI(PretrainedMixin, nn.Module):
         return self._chain(None, n, sampler=sampler, num_steps=num_steps, generator=generator, x_T=x_T, scale=0.0,
                            callback=callback)
 
+    @autocast_off  # the prior draw and the chain in the model's own precision
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None,
                sampler: str | None = None, condition: Literal["prior", "none"] = "prior") -> torch.Tensor:
         """n images; ``condition="prior"``: z ~ N(0, I) then guided generation (the VAE's generative
@@ -453,6 +462,7 @@ class SAMI(PretrainedMixin, nn.Module):
             return "ddim"
         return sampler
 
+    @autocast_off  # the posterior, its latent draws and the chain in the model's own precision
     def conditional_sample(self, x0: torch.Tensor, num_samples: int = 1, *,
                            z_mode: Literal["fixed", "posterior_mean", "mc_average", "analytic"] | None = None,
                            mc_samples: int | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
@@ -480,6 +490,7 @@ class SAMI(PretrainedMixin, nn.Module):
             return self.generate(analytic=(mu0, lv0), generator=generator, **kwargs)
         raise ValueError(f"z_mode must be fixed, posterior_mean, mc_average or analytic, got {mode!r}")
 
+    @autocast_off  # as conditional_sample
     def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
         """Generation guided by the posterior mean of each image (z = mu_0): one sample per input."""
         x = self._check_images(x)
