@@ -82,7 +82,10 @@ class CodeConditionedAutoencoder:
                             dtype=module_dtype(self))
 
     def _check_z(self, z, batch: int | None = None, name: str | None = None):
-        return _check_latent(z, self.config.latent_dim, self._code_name if name is None else name, batch)
+        # in the model's dtype, as the images: a bf16 code given to a float32 model ran the whole DDIM chain
+        # in bf16 (its dtype) and decoded to NaN
+        z = _check_latent(z, self.config.latent_dim, self._code_name if name is None else name, batch)
+        return z.to(module_dtype(self))
 
     def _eps(self, x_t, t, z):  # the unchecked prediction of the sampling loops and the loss
         return self.unet(x_t, t, z)

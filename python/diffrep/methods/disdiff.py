@@ -382,7 +382,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise TypeError(f"units must be a tensor [B, {c.num_units}, {c.unit_dim}], got {type(units).__name__}")
         if units.shape != (batch, c.num_units, c.unit_dim):
             raise ValueError(f"units must have shape [{batch}, {c.num_units}, {c.unit_dim}], got {tuple(units.shape)}")
-        return check_code(units, "units")
+        return check_code(units, "units").to(module_dtype(self.unet))  # the chain runs in the units' dtype
 
     def _check_xt(self, x_t, t, who):
         x_t = self._diffusion_space(x_t, who, "x_t")
