@@ -1,6 +1,6 @@
 """A code given in another floating dtype than the model's (a bf16 code saved from a mixed-precision run, a float64
 one from numpy) decodes in the model's dtype: DiffAE and InfoDiffusion ran the DDIM chain in the code's dtype and
-DisDiff in the units', which failed with a dtype error deep inside F.linear (or gave NaN images from a bf16 chain).
+DisDiff in the units'; the multi-beta VAE and latent denoiser fed the code to float32 layers: each failed with a dtype error deep inside F.linear (or gave NaN images from a bf16 chain).
 Decoding the code cast to float32 by hand is the independent computation."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import torch
 from diffrep.methods.diffae import DiffAE, DiffAEConfig
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
+from diffrep.methods.multibeta_denoiser import LatentDenoiser, LatentDenoiserConfig
+from diffrep.methods.multibeta_vae import MultiBetaVAE, MultiBetaVAEConfig
 from helpers import break_zero_init
 
 
@@ -42,4 +44,18 @@ def test_disdiff_units_of_another_dtype_decode_as_their_float32_cast(dtype):
     u = m.encode_units(x).to(dtype)
     got = m.decode(u, generator=torch.Generator().manual_seed(2))
     want = m.decode(u.float(), generator=torch.Generator().manual_seed(2))
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_multibeta_codes_of_another_dtype_decode_and_denoise_as_their_float32_cast(dtype):
+    torch.manual_seed(0)
+    vae = MultiBetaVAE(MultiBetaVAEConfig()).eval()
+    den = LatentDenoiser(LatentDenoiserConfig()).eval()
+    den.set_schedule(vae.sigma_grid())
+    z = torch.randn(3, *vae.config.latent_shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    got, want = vae.decode(z, 0.5), vae.decode(z.float(), 0.5)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    got = den.denoise(z, 0.5, 0.0, generator=torch.Generator().manual_seed(2))
+    want = den.denoise(z.float(), 0.5, 0.0, generator=torch.Generator().manual_seed(2))
     assert got.dtype == torch.float32 and torch.equal(got, want)

@@ -45,7 +45,7 @@ from torch import nn
 
 from .._checks import non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt
-from ..nn.images import batch_images
+from ..nn.images import batch_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops._full_precision import autocast_off
@@ -194,7 +194,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
 
     # -- the network -------------------------------------------------------------------------
     def _check_z(self, z, who: str) -> torch.Tensor:
-        return _check_latents(z, self.config.latent_shape, who)
+        # in the network's dtype: a bf16 or float64 code failed deep inside F.linear
+        return _check_latents(z, self.config.latent_shape, who).to(module_dtype(self))
 
     def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps_hat(z_t, t), Delta_hat(z_t, t)) at grid indices i [B] (t = i tau); Delta_hat is returned in latent

@@ -334,7 +334,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return check_images(x, channels=c.in_channels, size=c.image_size, who=who, dtype=module_dtype(self))
 
     def _check_z(self, z, who: str) -> torch.Tensor:
-        return _check_latents(z, self.config.latent_shape, who)
+        # in the model's dtype, as the images: a bf16 or float64 code failed deep inside F.linear
+        return _check_latents(z, self.config.latent_shape, who).to(module_dtype(self))
 
     # -- the networks ------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, beta) -> torch.Tensor:
