@@ -415,8 +415,12 @@ class DisDiff(PretrainedMixin, nn.Module):
         c = self.config
         units = self._check_units(units, B)
         parts = self.part_embeddings()                                   # [N, D]
-        sel = torch.ones(B, c.num_units, dtype=torch.bool, device=x_t.device) if which is None else which
-        bi, ui = sel.nonzero(as_tuple=True)
+        if which is None:  # every (example, unit) pair, in nonzero()'s row-major order: nonzero() of an all-True
+            # mask would read its count back to the host (a synchronisation per training step on CUDA)
+            pair = torch.arange(B * c.num_units, device=x_t.device)
+            bi, ui = pair // c.num_units, pair % c.num_units
+        else:
+            bi, ui = which.nonzero(as_tuple=True)
         shape = (B, c.num_units) + tuple(x_t.shape[1:])
         if not bi.numel():
             return eps, x_t.new_zeros(shape)

@@ -242,8 +242,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         """Keep the latest raw tokens (a ring buffer) for ``sample(n)`` without given tokens."""
         S = self.token_bank.shape[0]
         c = c.detach()[:S]
-        start = int(self.bank_count) % S
-        idx = (torch.arange(c.shape[0], device=c.device) + start) % S
+        # the ring's position stays a device tensor: int(bank_count) would synchronise host and GPU every step
+        idx = (torch.arange(c.shape[0], device=c.device) + self.bank_count) % S
         self.token_bank[idx] = c.to(self.token_bank)
         self.bank_count += c.shape[0]
 

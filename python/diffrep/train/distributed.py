@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "setup_distributed", "cleanup_distributed", "is_main", "barrier", "all_reduce_mean",
-           "all_reduce_max", "all_gather_object", "get_rank", "get_world_size", "check_launch", "LaunchError"]
+           "all_reduce_max", "all_reduce_min_", "all_gather_object", "get_rank", "get_world_size", "check_launch", "LaunchError"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +135,16 @@ def all_reduce_max(value: int, device: torch.device | None = None) -> int:
     t = torch.tensor([int(value)], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+def all_reduce_min_(t: torch.Tensor) -> torch.Tensor:
+    """``t`` replaced in place by its elementwise minimum over ranks (identity for one process); a device
+    tensor stays on the device, so no host synchronisation."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"all_reduce_min_: t must be a tensor, got {type(t).__name__}")
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t
 
 
 def all_gather_object(obj) -> list:

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._checks import flag
+from .._checks import flag, non_negative_int
 
 __all__ = ["PeriodicEvaluation", "METRIC_PRESETS", "register_metric_preset", "metric_preset", "fast_preset", "fid_preset"]
 
@@ -174,9 +174,13 @@ class PeriodicEvaluation:
         return cls(config.eval_every, {name: metric_preset(name, dataset, config) for name in config.eval_metrics},
                    use_ema=config.sample_from_ema)
 
+    def due(self, step: int, total: int) -> bool:
+        """Whether it evaluates after optimiser step ``step`` of ``total``."""
+        step, total = non_negative_int(step, "PeriodicEvaluation.due: step"), non_negative_int(total, "PeriodicEvaluation.due: total")
+        return step % self.every == 0 or (self.final and step == total)
+
     def __call__(self, trainer, step: int, metrics: dict) -> dict | None:
-        total = trainer.config.steps
-        if not (step % self.every == 0 or (self.final and step == total)):
+        if not self.due(step, trainer.config.steps):
             return None
         if getattr(trainer, "rank", 0) != 0:
             return None

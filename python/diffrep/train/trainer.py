@@ -11,6 +11,10 @@ GradScaler (``"fp16"``, its scale saved in the checkpoints), optional ``torch.co
 DistributedDataParallel under torchrun. A start banner (recipe, parameters, device, dtype, threads,
 batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
 returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step.
+The per-step numbers stay on the device until the log line (``diffrep.train.log_interval``): on CUDA a
+non-finite loss is found at the next log line, checkpoint, sample grid or evaluation, before any of
+them is written, not at its own step (docs/architecture.md "Host synchronisation and the non-finite-loss
+check"); on the CPU it raises at its step, as always.
 Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's RNG state
 (``diffrep.train.rng``) and the step; the data order is a function of (seed, epoch)
 (``diffrep.train.data``), so ``resume="latest"`` continues a killed run with exactly the losses the
@@ -60,6 +64,7 @@ from .config import TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
 from .evaluation import PeriodicEvaluation
+from .log_interval import LogInterval, StepMetrics
 from .loggers import MetricLogger, Progress
 from .optim import _disc_optimizer_settings, lr_at
 from .rng import capture_rng_state, restore_rng_state, seed_everything
@@ -180,7 +185,8 @@ class Trainer:
     Files: ``metrics.jsonl``, ``checkpoints/step-XXXXXXXX/``, ``images/samples/step-XXXXXXXX.png``
     (when the model has ``sample(n, generator=...)`` and ``sample_every`` > 0) and ``final/`` (the
     last weights in ``save_pretrained`` form, with the EMA copy). ``callbacks`` are called as
-    ``cb(trainer, step, metrics)`` after every optimiser step on every rank (a callback returning a
+    ``cb(trainer, step, metrics)`` after every optimiser step on every rank, ``metrics`` a read-only
+    mapping of the step's numbers to floats, each read from the device when asked for (a callback returning a
     dict has it logged at that step: :class:`diffrep.train.evaluation.PeriodicEvaluation`). ``name``
     (a recipe's) appears in the start banner.
     """
@@ -439,12 +445,15 @@ class Trainer:
         timings = self.timings = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}  # seconds, summed
         sync = (lambda: torch.cuda.synchronize(device)) if (profile and device.type == "cuda") else (lambda: None)
         batches = self._batches(start, info)
-        sums: dict[str, float] = {}
-        count = 0
+        # the log interval's sums stay on the device, and on CUDA the loss is checked at the boundaries
+        # below, not per step: a per-step float() would synchronise host and GPU every step
+        interval = LogInterval(device, start=start)
+        evaluations = [cb for cb in self.callbacks if isinstance(cb, PeriodicEvaluation)]  # the same on every rank
         stop = _StopSignals()
         saved_at = start if ckpt_path is not None else -1
 
         def interrupt(signum: int):
+            interval.check(self.step)  # a diverged step is not saved
             if saved_at != self.step:
                 self._save(self.step, optimizer, ema, info, disc_optimizer, scaler)
             raise TrainingInterrupted(self.step, self.run_dir / "checkpoints" / f"step-{self.step:08d}", signum,
@@ -491,9 +500,7 @@ class Trainer:
                         if disc_optimizer is not None and "disc_loss" not in out:
                             raise TypeError(f"{type(model).__name__} declares discriminator parameters, so loss() must also return 'disc_loss'")
                         loss = out["loss"] + out["disc_loss"] if disc_optimizer is not None else out["loss"]
-                        if not torch.isfinite(loss.detach()).all():
-                            raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}: the run diverged "
-                                                 "(lower lr, clip gradients with grad_clip, or resume from an earlier checkpoint)")
+                        interval.check_loss(loss, step + 1)
                         if accum > 1:
                             loss = loss / accum
                         sync()
@@ -533,35 +540,41 @@ class Trainer:
                     timings[k] += dt
                 done = step + 1
                 self.step = done
-                metrics = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
-                           for k, v in out.items() if isinstance(v, (torch.Tensor, int, float))}
+                # out's entries are float32 0-dim tensors (means over the micro-batches) or Python floats; read
+                # as floats only when logged, or when a callback reads them
+                values: dict[str, Any] = dict(out)
                 if grad_norm is not None:
-                    metrics["grad_norm"] = float(grad_norm)
+                    values["grad_norm"] = grad_norm
                 if disc_grad_norm is not None:
-                    metrics["disc_grad_norm"] = float(disc_grad_norm)
-                if scaler is not None:
-                    metrics["loss_scale"] = float(scaler.get_scale())
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
+                    values["disc_grad_norm"] = disc_grad_norm
+                if scaler is not None:  # the scale tensor (get_scale() synchronises); a copy, update() changes it in place
+                    scale = scaler._get_scale_async()
+                    values["loss_scale"] = scale.clone() if scale is not None else scaler.get_scale()
+                interval.add(values)
+                metrics = StepMetrics(values)
                 log_now = done % cfg.log_every == 0 or done == cfg.steps
-                if log_now:
-                    avg = D.all_reduce_mean({k: v / count for k, v in sums.items()}, device)
+                ckpt_now = bool(cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps
+                sample_now = bool(cfg.sample_every and done % cfg.sample_every == 0)
+                eval_now = bool(cfg.eval_every and done % cfg.eval_every == 0) or any(e.due(done, cfg.steps) for e in evaluations)
+                if log_now:  # the loss check and the sums: one read
+                    avg = D.all_reduce_mean(interval.flush(done), device)
                     avg["lr"] = lr
-                    sums, count = {}, 0
                     if main:
                         logger.log(done, avg)
                         self.history.append({"step": done, **avg})
+                elif ckpt_now or sample_now or eval_now:  # nothing of a diverged step is saved or evaluated
+                    interval.check(done)
                 progress.update(done, self.history[-1] if (log_now and main) else None, log=log_now)
                 for cb in callbacks:
                     extra = cb(self, done, metrics)
                     if isinstance(extra, dict) and extra and main:
+                        interval.check(done, collective=False)  # rank 0 alone: not a log line after a diverged step
                         logger.log(done, extra)
                         self.history.append({"step": done, **extra})
-                if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
+                if ckpt_now:
                     self._save(done, optimizer, ema, info, disc_optimizer, scaler)
                     saved_at = done
-                if cfg.sample_every and done % cfg.sample_every == 0:
+                if sample_now:
                     self._sample_grid(done, ema, info)
                 if done < cfg.steps:
                     signum = stop.agreed(info, device)
