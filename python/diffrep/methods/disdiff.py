@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, index, map_style_dataset, non_negative_int, positive_int, training_step
+from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt, differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..metrics.pca import pca1_units
@@ -57,6 +57,7 @@ from ..ops._full_precision import autocast_off
 from ..ops.random import check_generator
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, DyGAConfig
+from .dyga_schedule import AnchorData, AnchorSchedule, Refit
 
 __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
 
@@ -187,8 +188,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.register_buffer("pca_mean", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_components", torch.zeros(cfg.num_units, cfg.unit_dim))
         self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
-        self._anchor_data = None  # (dataset, steps_per_epoch, batch_size): attach_anchor_data
-        self._last_refresh_step = -1
+        self._anchor_data: AnchorData | None = None  # attach_anchor_data: the images the anchors are refitted on
+        self._anchor_schedule: AnchorSchedule | None = None  # ... and at which steps
         self._apply_stage()
 
     # -- stages --------------------------------------------------------------------------------
@@ -303,39 +304,37 @@ class DisDiff(PretrainedMixin, nn.Module):
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
-        """Make ``loss`` refresh the DyGA anchors (Alg. 2, :meth:`refresh_anchors` on every image of
-        ``dataset``) after every ``dyga.refresh_every``-th epoch of disentangling, an epoch being
-        ``steps_per_epoch`` optimiser steps (DyGA Alg. 1; :func:`diffrep.recipes.disdiff.build` does this).
+        """Make ``loss`` refresh the DyGA anchors (Alg. 2 on the units of every image of ``dataset``, read
+        ``batch_size`` at a time) after every ``dyga.refresh_every``-th epoch of disentangling, an epoch being
+        ``steps_per_epoch`` optimiser steps (DyGA Alg. 1; the schedule, EncDiff's:
+        :class:`diffrep.methods.dyga_schedule.AnchorSchedule`; :func:`diffrep.recipes.disdiff.build` does this).
         Without it nothing fits the anchors during training and the alignment stays the identity."""
         if self.dyga is None:
             raise ValueError("DisDiff.attach_anchor_data: this model has no DyGA (set DisDiffConfig.dyga)")
-        positive_int(steps_per_epoch, "steps_per_epoch")
-        positive_int(batch_size, "batch_size")
-        map_style_dataset(dataset, what="of images")
-        if len(dataset) < 2:
-            raise ValueError(f"DisDiff.attach_anchor_data: the anchors are fitted on the dataset's images; it has {len(dataset)}")
-        self._anchor_data = (dataset, steps_per_epoch, batch_size)
+        self._anchor_data = AnchorData.checked(self.dyga.config, dataset, steps_per_epoch, batch_size,
+                                               who="DisDiff.attach_anchor_data")
+        self._anchor_schedule = AnchorSchedule(self.dyga.config, steps_per_epoch)
 
-    def _refresh_at(self, step: int) -> None:
-        """The end of every r-th disentangling epoch (the steps before ``pretrain_steps`` train eps_theta):
-        refit the anchors on the whole attached dataset, read in batches."""
-        ds, spe, bs = self._anchor_data
-        done = step - self.config.pretrain_steps  # disentangling steps already taken
-        if done <= 0 or done % (spe * self.config.dyga.refresh_every) or step == self._last_refresh_step:
-            return
+    def _refit(self, fit: Refit) -> None:
+        """The schedule's fit: the attached dataset (its first ``fit.limit`` images under compat's fit before
+        disentangling), read in batches."""
+        s = self._anchor_data
+        n = len(s.dataset) if fit.limit is None else min(len(s.dataset), fit.limit)
         dev = self.pca_mean.device
-        batches = (dataset_images(ds, range(s, min(len(ds), s + bs))).to(dev)
-                   for s in range(0, len(ds), bs))  # read one at a time: the whole set need not fit in memory
-        self._fit_anchors(batches, done // spe)
-        self._last_refresh_step = step
+        batches = (dataset_images(s.dataset, range(i, min(n, i + s.batch_size))).to(dev)
+                   for i in range(0, n, s.batch_size))  # read one at a time: the whole set need not fit in memory
+        self._fit_anchors(batches, fit.epoch)
 
     @torch.no_grad()
     def _fit_anchors(self, batches, epoch: int) -> dict:
-        """DyGA's fit (Alg. 2) on the raw units of the image batches ``batches`` (an iterable), encoder in eval mode."""
+        """DyGA's fit (Alg. 2) on the units of the image batches ``batches`` (an iterable), encoder in eval mode:
+        raw units, or under compat the units aligned per batch (row 11 of docs/methods/dyga.md#compat: the
+        authors' code fits the aligned tokens; before the first fit the alignment is the identity)."""
         was = self.training
         self.eval()  # the encoder's units as the metrics read them (no dropout)
         try:
-            units = torch.cat([self._encode_units(x) for x in batches])
+            compat = self.dyga.config.compat == "dis-dis"
+            units = torch.cat([self.dyga(u) if compat else u for u in map(self._encode_units, batches)])
         finally:
             self.train(was)
         return self.dyga.fit(units, epoch=epoch)  # in float32 with autocast off (DyGA.fit), as a bf16 encoder needs
@@ -450,8 +449,9 @@ class DisDiff(PretrainedMixin, nn.Module):
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
-        if self._anchor_data is not None and step is not None and self.training:
-            self._refresh_at(step)
+        if self._anchor_schedule is not None and step is not None:  # steps of disentangling: the pre-training ones do not count
+            self._anchor_schedule(step - c.pretrain_steps, fitted=lambda: bool(self.dyga.fitted), training=self.training,
+                          refit=self._refit)
         units = self._encode_units(x)
         eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)

@@ -43,6 +43,7 @@ from ..nn.unet import UNet
 from ..nn.vq import VQAutoencoder
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, draw_device
+from .dyga_schedule import AnchorData, AnchorSchedule, Refit
 from .encdiff_config import EncDiffConfig, ldm_ddim_pairs, ldm_schedule
 from .encdiff_nets import FSQTokens, SmallExtractor
 
@@ -70,8 +71,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         self.register_buffer("token_bank", torch.zeros(cfg.token_bank_size, cfg.num_units, cfg.token_dim))
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
         self._bd_hooks = self._install_backbone_dropout() if cfg.backbone_dropout > 0 else []
-        self._anchor_data = None
-        self._last_refresh_step = -1
+        self._anchor_data: AnchorData | None = None  # attach_anchor_data: the images the anchors are refitted on
+        self._anchor_schedule: AnchorSchedule | None = None  # ... and at which steps
         self.anchor_history: list[dict] = []
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -182,11 +183,13 @@ class EncDiff(PretrainedMixin, nn.Module):
     # -- training (Alg. 1, Eq. 2) -----------------------------------------------------------------
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
         """Make ``loss`` refresh the DyGA anchors at the end of every ``dyga.refresh_every``-th epoch
-        (``steps_per_epoch`` optimiser steps each) from ``dataset`` (Alg. 1; the recipes do this)."""
-        positive_int(steps_per_epoch, "steps_per_epoch")
-        positive_int(batch_size, "batch_size")
-        map_style_dataset(dataset)
-        self._anchor_data = (dataset, steps_per_epoch, batch_size)
+        (``steps_per_epoch`` optimiser steps each) from ``dataset``, read ``batch_size`` images at a time
+        (Alg. 1; the schedule: :class:`diffrep.methods.dyga_schedule.AnchorSchedule`; the recipes do this)."""
+        if self.dyga is None:
+            raise ValueError("EncDiff.attach_anchor_data: this model has no DyGA (conditioning is not 'dyga')")
+        self._anchor_data = AnchorData.checked(self.dyga.config, dataset, steps_per_epoch, batch_size,
+                                               who="EncDiff.attach_anchor_data")
+        self._anchor_schedule = AnchorSchedule(self.dyga.config, steps_per_epoch)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """Eq. 2: mean |eps_theta(z_t, t, c~) - eps| (L1; L2 squared), t ~ U{0..T-1}, z_t = sqrt(abar) z0 +
@@ -195,19 +198,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         training_step(step)
         self._generator(generator)
         cfg = self.config
-        if self._anchor_data is not None and self.dyga is not None and step is not None:
-            ds, spe, bs = self._anchor_data
-            every = spe * cfg.dyga.refresh_every
-            sanity = cfg.dyga.sanity_check_points if cfg.dyga.compat == "dis-dis" else 0
-            if step == 0 and sanity > 0 and not bool(self.dyga.fitted) and self._last_refresh_step != 0:
-                # [C] (row 10): Lightning's sanity check runs validation on 2 batches before training, and
-                # the authors' code fits anchors on them: the first epoch aligns to anchors from
-                # sanity_check_points raw tokens, the first images in dataset order
-                self.refresh_anchors(ds, epoch=0, batch_size=bs, limit=sanity)
-                self._last_refresh_step = 0
-            if step > 0 and step % every == 0 and step != self._last_refresh_step:
-                self.refresh_anchors(ds, epoch=step // spe, batch_size=bs)
-                self._last_refresh_step = step
+        if self._anchor_schedule is not None and step is not None:
+            self._anchor_schedule(step, fitted=lambda: bool(self.dyga.fitted), training=self.training, refit=self._refit)
         if self.first_stage is not None and cfg.scale_by_std and self.training and not bool(self.scale_set):
             with torch.no_grad():
                 z = self.first_stage.encode(x)
@@ -236,6 +228,12 @@ class EncDiff(PretrainedMixin, nn.Module):
             for k, v in self.dyga.last_align.items():
                 out[f"dyga_{k}"] = v
         return out
+
+    def _refit(self, fit: Refit) -> None:
+        """The schedule's fit: the attached dataset (its first ``fit.limit`` images under compat's fit before
+        training, whose tokens are raw: nothing aligns before the first fit)."""
+        s = self._anchor_data
+        self.refresh_anchors(s.dataset, epoch=fit.epoch, batch_size=s.batch_size, limit=fit.limit)
 
     @torch.no_grad()
     def _bank(self, c):

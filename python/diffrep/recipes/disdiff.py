@@ -25,6 +25,7 @@ from typing import Optional
 from ..config import Config, ConfigError
 from ..methods.disdiff import DisDiff, DisDiffConfig
 from ..methods.dyga import DyGAConfig
+from ..methods.dyga_schedule import recipe_anchor_data
 from ..nn.encoders import HalfUNetConfig
 from ..nn.unet import UNet, UNetConfig
 from ..nn.vq import VQAutoencoder, VQAutoencoderConfig
@@ -92,7 +93,7 @@ def build(cfg: DisDiffRecipeConfig):
         model.load_pretrained_diffusion(unet)
     ds = build_dataset(cfg)
     if model.dyga is not None:  # DyGA Alg. 1: the anchors are refitted on the training set every r epochs
-        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size))
+        model.attach_anchor_data(ds, **recipe_anchor_data(model.dyga.config, len(ds), cfg.train.batch_size))
     return model, ds
 
 

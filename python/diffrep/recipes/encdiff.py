@@ -28,6 +28,7 @@ from ..config import Config, ConfigError
 from ..data.base import as_generator, integers
 from ..data.shapes3d import Shapes3D
 from ..methods.dyga import DyGAConfig
+from ..methods.dyga_schedule import recipe_anchor_data
 from ..methods.encdiff import EncDiff, EncDiffConfig
 from ..methods.encdiff_nets import SmallExtractorConfig
 from ..nn.encoders import FeatureExtractorConfig
@@ -162,11 +163,7 @@ def build(cfg: EncDiffRecipeConfig):
                              "final folder with --first_stage_path DIR (or set allow_untrained_first_stage=true)")
     ds = build_dataset(cfg)
     if model.dyga is not None:
-        # compat dis-dis aligns the fit's tokens with batch statistics: the code's validation batch is the
-        # training batch
-        code = model.dyga.config.compat == "dis-dis"
-        model.attach_anchor_data(ds, max(1, len(ds) // cfg.train.batch_size),
-                                 batch_size=cfg.train.batch_size if code else 256)
+        model.attach_anchor_data(ds, **recipe_anchor_data(model.dyga.config, len(ds), cfg.train.batch_size))
     return model, ds
 
 
