@@ -451,7 +451,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
         if self._anchor_schedule is not None and step is not None:  # steps of disentangling: the pre-training ones do not count
             self._anchor_schedule(step - c.pretrain_steps, fitted=lambda: bool(self.dyga.fitted), training=self.training,
-                          refit=self._refit)
+                                  refit=self._refit)
         units = self._encode_units(x)
         eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
