@@ -61,8 +61,11 @@ def register(sub) -> None:
                        help="dataset name (default: the run's, from its run.json; else shapes3d_subgrid)")
         q.add_argument("--pool", type=int, default=None, choices=POOLS,  # --pool 0 read 64 px images without a word
                        help="shapes3d_subgrid only: pooling of the 64 px renders (default: the run's, else 4)")
-        q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
-        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+        q.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else "
+                       "$DIFFREP_DATA)")
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option over the run's (YAML value), e.g. --option size=32 (shapes3d_subgrid: "
+                            "its image size)")
         q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4),
                        help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
