@@ -109,16 +109,19 @@ def test_anchors_says_why_a_model_has_none(tmp_path, capsys, saved):
 
 def test_the_verbs_read_the_dataset_of_the_models_run(tmp_path, capsys, saved):
     """Without --dataset a verb reads the dataset of the model's run.json (a paper recipe's 64 px model was shown
-    the 16 px sub-grid and refused); --pool with another dataset is refused (it was ignored)."""
+    the 16 px sub-grid and refused), an old record's pool 4 on it read as pool 1 with the note of every model
+    verb; --pool with another dataset is refused (it was ignored)."""
     import json
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(saved[0], run / "final")
-    (run / "run.json").write_text(json.dumps({"recipe": "encdiff/x", "data": {"dataset": "dsprites", "options": {},
-                                                                             "pool": 4, "root": None}}))
+    (run / "run.json").write_text(json.dumps({"recipe": "encdiff/shapes3d", "data": {
+        "dataset": "dsprites", "options": {}, "pool": 4, "root": None}}))
     assert main(["encdiff", "encode", str(run / "final"), "--out", str(tmp_path / "c.npz")]) == 2
-    assert "the dataset's images are (1, 64, 64), the model reads (3, 16, 16)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the dataset's images are (1, 64, 64), the model reads (3, 16, 16)" in err
+    assert "records pool 4 for dsprites, but recipe encdiff/shapes3d pools only shapes3d_subgrid" in err
     assert main(["encdiff", "encode", str(saved[0]), "--dataset", "dsprites", "--pool", "4"]) == 2
     assert "--pool applies to the shapes3d_subgrid only; dsprites is read at its own size" in capsys.readouterr().err
     assert not (tmp_path / "c.npz").exists()

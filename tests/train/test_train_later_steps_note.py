@@ -80,3 +80,58 @@ def test_the_cli_prints_the_note_before_anything_is_built(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("note: --train.steps sets phase 1 only") == 1
     assert err.index("note: --train.steps") < err.index("holds a study")
+
+
+# -- train.steps given in the --config file: the same smoke test written in a file got no note ---------------
+
+def _note_from_file(name, file, overrides=()):
+    """The note of ``diffrep train NAME --config FILE [overrides]``: the config resolved as the CLI does."""
+    from diffrep.config import apply_overrides, config_from_dict, config_to_dict
+
+    cfg = get_recipe(name).make_config()
+    d = config_to_dict(cfg)
+    for section, fields in file.items():
+        d[section] = {**d[section], **fields} if isinstance(fields, dict) else fields
+    cfg = config_from_dict(type(cfg), d)
+    if overrides:
+        cfg = apply_overrides(cfg, list(overrides))
+    return later_steps_note(cfg, list(overrides), file)
+
+
+def test_train_steps_in_the_config_file_names_the_later_phases():
+    assert _note_from_file(MB, {"train": {"steps": 2}}) == (
+        "note: train.steps in the --config file sets phase 1 only; phase 2 trains train_latent.steps=3000 "
+        "(add --train_latent.steps N)")
+    assert _note_from_file(MB, {"train": {"steps": 2}, "train_latent": {"steps": 2}}) is None
+    assert _note_from_file(MB, {"train": {"steps": 2}}, ["--train_latent.steps", "2"]) is None
+    assert _note_from_file(MB, {"train": {"lr": 1e-3}}) is None                     # steps not set: the recipe's
+
+
+def test_the_command_lines_train_steps_is_the_one_named_over_the_files():
+    assert _note_from_file(MB, {"train": {"steps": 7}}, ["--train.steps", "2"]).startswith(
+        "note: --train.steps sets phase 1 only")
+
+
+def test_disdiff_pretraining_named_from_the_config_file():
+    assert _note_from_file("disdiff/shapes3d-cpu-onerun", {"train": {"steps": 2}}) == (
+        "note: train.steps=2 in the --config file ends the run within its first model.pretrain_steps=1500 steps, "
+        "which pre-train eps_theta: it never disentangles (add --model.pretrain_steps N, N < train.steps)")
+    assert _note_from_file("disdiff/shapes3d-cpu-onerun", {"train": {"steps": 2}, "model": {"pretrain_steps": 1}}) is None
+
+
+def test_a_config_file_that_is_not_a_mapping_is_named():
+    cfg = get_recipe(MB).make_config()
+    with pytest.raises(TypeError, match="later_steps_note: config_file must be the --config file's mapping"):
+        later_steps_note(cfg, [], ["train"])
+
+
+def test_the_cli_prints_the_note_for_a_config_file_too(tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "study.json").write_text("{}")
+    cfg = tmp_path / "smoke.yaml"
+    cfg.write_text("train:\n  steps: 2\n", encoding="utf-8")
+    assert main(["train", MB, "--out", str(out), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("note: train.steps in the --config file sets phase 1 only") == 1
+    assert err.index("note: train.steps") < err.index("holds a study")

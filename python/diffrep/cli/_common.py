@@ -19,7 +19,8 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
-           "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed"]
+           "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
+           "run_data_settings", "run_dataset"]
 
 # the same default as ``diffrep quickstart --threads`` (measured there: 2 threads on a busy 2-core machine
 # ran 30x slower than 1 for these small convolutions); 0 keeps torch's own default
@@ -113,13 +114,20 @@ def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple
     return p
 
 
+def add_option_flag(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--option KEY=VALUE`` (repeatable): a dataset option over the run's saved ones (:func:`parse_options`)."""
+    p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help=f"{prefix}dataset option of diffrep.data.load, over the run's (YAML value, repeatable), "
+                        "e.g. --option size=32")
+
+
 def parse_options(items) -> dict:
     """``--option KEY=VALUE`` items as a dict, each value read as YAML as config files are
     (:func:`diffrep.config.parse_yaml`: ``size=64`` -> 64, ``sigma=1e-3`` -> 0.001)."""
     from ..config import parse_yaml
 
     options = {}
-    for item in items:
+    for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
@@ -127,17 +135,24 @@ def parse_options(items) -> dict:
     return options
 
 
-def run_data_settings(args) -> dict:
+def run_data_settings(args, fallback: dict | None = None) -> dict:
     """The data settings of a model verb: the run's saved ones (run.json of ``args.model``) under the
-    command line's ``--dataset``, ``--option``, ``--pool`` and ``--root``."""
+    command line's ``--dataset``, ``--option``, ``--pool`` and ``--root``, by the one rule of
+    :func:`diffrep.recipes.runinfo.resolve_data_settings` (``fallback``: the verb's settings where the run
+    records none, e.g. ``diffrep encdiff``'s sub-grid)."""
     from ..recipes.runinfo import resolve_data_settings
 
-    if args.pool is not None and args.pool < 1:
-        raise ValueError(f"--pool must be >= 1, got {args.pool}")
-    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=parse_options(args.option),
-                                     root=args.root)
-    settings["root_flag"] = "--root" if args.root is not None else "the run's data.root"
-    return settings
+    return resolve_data_settings(args.model, args.dataset, pool=args.pool, options=parse_options(args.option),
+                                 root=args.root, fallback=fallback)
+
+
+def run_dataset(args, fallback: dict | None = None, **extra):
+    """``(dataset, settings)`` of a model verb: :func:`run_data_settings` and the dataset they describe
+    (:func:`diffrep.recipes.runinfo.dataset_from_settings`, ``extra`` options over the settings' own)."""
+    from ..recipes.runinfo import dataset_from_settings
+
+    settings = run_data_settings(args, fallback)
+    return dataset_from_settings(settings, **extra), settings
 
 
 def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, parse_options, prepare_output, resolve_device, resolve_model_dir,
-                      resolve_weights)
+from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
+                      resolve_weights, run_data_settings)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
@@ -38,6 +38,8 @@ N_HELP = {"encode": "dataset images to encode", "sample": "images to generate",
           "attention": "dataset images, one row of maps each", "anchors": "dataset images whose tokens are drawn",
           "eval": "images the PCA-per-unit codes are fitted on (CelebA: the images TAD scores)"}
 POOLS = (1, 2, 4, 8)   # diffrep.recipes.encdiff.POOLS, written out: importing the recipes loads torch for --help
+# the data of a model whose run records none (a model saved outside 'diffrep train'): the CPU recipe's sub-grid
+CPU_DATA = {"dataset": "shapes3d_subgrid", "options": {}, "pool": 4, "root": None}
 
 
 def register(sub) -> None:
@@ -59,8 +61,11 @@ def register(sub) -> None:
                        help="dataset name (default: the run's, from its run.json; else shapes3d_subgrid)")
         q.add_argument("--pool", type=int, default=None, choices=POOLS,  # --pool 0 read 64 px images without a word
                        help="shapes3d_subgrid only: pooling of the 64 px renders (default: the run's, else 4)")
-        q.add_argument("--root", default=None, help="folder of the dataset's files (default $DIFFREP_DATA)")
-        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+        q.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else "
+                       "$DIFFREP_DATA)")
+        q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option over the run's (YAML value), e.g. --option size=32 (shapes3d_subgrid: "
+                            "its image size)")
         q.add_argument("--n", type=int, default={"encode": 1000, "sample": 16, "anchors": 2000, "eval": 2000}.get(name, 4),
                        help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
@@ -98,28 +103,17 @@ def _load(args):
 
 
 def _dataset(args):
-    """The dataset of a verb: ``--dataset``, else the one the model's run trained on (its run.json: a paper
-    recipe's 64 px Shapes3D or CelebA was refused as "not the 16 px sub-grid"), else the CPU recipe's sub-grid."""
-    from .. import data
-    from ..recipes.encdiff import Shapes3DSubgrid
-    from ..recipes.runinfo import SUBGRID, find_run_info
+    """The dataset of a verb, by the data settings every model verb resolves (:func:`._common.run_data_settings`): the
+    model's run's (its run.json: a paper recipe's 64 px Shapes3D or CelebA was refused as "not the 16 px
+    sub-grid") under ``--dataset``/``--option``/``--pool``/``--root``, else the CPU recipe's sub-grid at pool 4.
+    ``--pool`` pools the sub-grid only, as the EncDiff recipes' ``pool``."""
+    from ..recipes.runinfo import SUBGRID, dataset_from_settings
 
-    name, options, root, pool, root_flag = args.dataset, parse_options(args.option), args.root, args.pool, "--root"
-    if name is None:
-        info = find_run_info(args.model)
-        saved = info["data"] if info else {"dataset": SUBGRID}
-        name = saved["dataset"] or SUBGRID
-        options = {**(saved.get("options") or {}), **options}
-        if name == SUBGRID and pool is None:
-            pool = saved.get("pool")
-        if root is None and saved.get("root"):
-            root, root_flag = saved["root"], "the run's data.root"
-    if name == SUBGRID:
-        return Shapes3DSubgrid(4 if pool is None else pool)
-    if args.pool is not None:   # it was ignored
-        raise ValueError(f"--pool applies to the shapes3d_subgrid only; {name} is read at its own size "
-                         "(--option size=... where the dataset takes one)")
-    return data.load(name, root=root, root_flag=root_flag, **options)
+    settings = run_data_settings(args, fallback=CPU_DATA)
+    if args.pool is not None and settings["dataset"] != SUBGRID:   # it was ignored
+        raise ValueError(f"--pool applies to the shapes3d_subgrid only; {settings['dataset']} is read at its own "
+                         "size (--option size=... where the dataset takes one)")
+    return dataset_from_settings(settings)
 
 
 def _images(ds, idx, model, device):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output
+from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, parse_options,
+                      prepare_output)
 from .eval import add_calibrate_flags
 
 
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
+    add_option_flag(p)
     p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
     p.add_argument("--num-train", type=int, default=10000, help="train rows (default 10000)")
     p.add_argument("--num-test", type=int, default=5000, help="test rows (default 5000)")
@@ -56,7 +58,8 @@ def run(args) -> int:
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
                             args.weights, args.item_format, args.root, args.source, args.device, args.pool,
-                            verb="diffrep encode", calibrate=calibrate, calibrate_images=calibrate_images)
+                            verb="diffrep encode", calibrate=calibrate, calibrate_images=calibrate_images,
+                            options=parse_options(getattr(args, "option", None)))
     settings, weights, model_dir = arrays.pop("_settings"), arrays.pop("_weights"), arrays.pop("_model_dir")
     meta = {"model": model_dir, "weights": weights, "dataset": settings["dataset"],
             "dataset_options": settings["options"], "pool": settings["pool"], "seed": args.seed,

@@ -17,7 +17,8 @@ Three inputs:
   A dataset whose factors are all binary also serves as ``attributes`` for ``tad``/``latent_auroc``.
   A model trained by ``diffrep train`` carries its run's data settings (``run.json``: dataset,
   options such as ``size``, pooling, root): ``--dataset`` defaults to the run's dataset and the
-  images are drawn at the size and pooling the model was trained on (docs/data.md). ``--model``
+  images are drawn at the size and pooling the model was trained on; ``--dataset``, ``--option KEY=VALUE``,
+  ``--pool`` and ``--root`` given win over the run's, as in every model verb (docs/data.md). ``--model``
   takes a model folder, a checkpoint folder or a run folder; ``--weights auto`` (default) takes the
   EMA weights when present (diffrep.cli._common). ``diffrep encode`` writes the same arrays to a file.
 
@@ -32,8 +33,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
-                      resolve_model_dir, resolve_weights)
+from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, parse_options,
+                      prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
 
@@ -57,6 +58,7 @@ def register(sub) -> None:
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="--model: max-pool factor (default: the run's, else 1)")
+    add_option_flag(p, "--model: ")
     p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
     p.add_argument("--num-train", type=int, default=None, help="--model: train points (default 10000)")
     p.add_argument("--num-test", type=int, default=None, help="--model: test points (default 5000)")
@@ -82,7 +84,8 @@ def register(sub) -> None:
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "auto", item_format: str = "pm1", root=None,
                    source: str = "auto", device: str = "auto", pool: int | None = None, *,
-                   verb: str = "diffrep eval", calibrate: str = "", calibrate_images: int = 1000) -> dict:
+                   verb: str = "diffrep eval", calibrate: str = "", calibrate_images: int = 1000,
+                   options: dict | None = None) -> dict:
     """:func:`diffrep.recipes.encode.encode_dataset` under the CLI's conventions: ``model_dir`` a run,
     checkpoint or model folder; ``weights`` auto (EMA when present), ema or model; ``device`` checked;
     ``verb`` the command that names itself in the fallback note (``diffrep encode`` calls this too)."""
@@ -93,7 +96,8 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
         return found, resolve_weights(found, w, verb)
 
     return encode(model_dir, dataset, num_train, num_test, seed, batch_size, weights, item_format, root, source,
-                  resolve_device(device), pool, locate=locate, calibrate=calibrate, calibrate_images=calibrate_images)
+                  resolve_device(device), pool, locate=locate, calibrate=calibrate, calibrate_images=calibrate_images,
+                  options=options)
 
 
 def compute(path, metrics, *args, **kwargs):
@@ -129,7 +133,7 @@ def format_result(result, fmt: str) -> str:
 
 # flags that only --model reads (their defaults), refused with --codes: the codes are computed already, and
 # they were ignored without a word
-MODEL_ONLY = {"pool": None, "num_train": 10000, "num_test": 5000, "seed": 0, "batch_size": 256, "item_format": "pm1",
+MODEL_ONLY = {"pool": None, "option": None, "num_train": 10000, "num_test": 5000, "seed": 0, "batch_size": 256, "item_format": "pm1",
               "calibrate": "", "calibrate_images": 1000}
 
 
@@ -190,7 +194,8 @@ def run(args) -> int:
     if args.model is not None:
         src = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
                              args.weights, args.item_format, args.root, args.source, args.device, args.pool,
-                             calibrate=args.calibrate, calibrate_images=args.calibrate_images)
+                             calibrate=args.calibrate, calibrate_images=args.calibrate_images,
+                             options=parse_options(getattr(args, "option", None)))
         settings = src.pop("_settings")
         args.weights = src.pop("_weights")
         src.pop("_model_dir")

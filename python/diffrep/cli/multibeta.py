@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
-                      run_data_settings)
+                      run_dataset)
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -208,10 +208,7 @@ def _check_beta(model, beta, flag: str) -> float:
 def dataset_for(args, model):
     """The dataset of a verb: the run's saved data settings under the command line's flags; its images must
     have the model's size."""
-    from ..recipes.runinfo import dataset_from_settings
-
-    settings = run_data_settings(args)
-    ds = dataset_from_settings(settings)
+    ds, settings = run_dataset(args)
     want = model.config.vae.image_size
     x0 = ds[0][0]
     if x0.shape[-1] != want or x0.shape[0] != model.config.vae.in_channels:

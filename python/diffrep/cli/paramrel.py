@@ -104,13 +104,11 @@ def _load(args):
 
 
 def _dataset(args, model=None):
-    """The dataset of a task: the run's saved data settings under the command line's flags."""
+    """``(dataset, settings)`` of a task: the run's saved data settings under the command line's flags."""
     from ..recipes.encode import check_image_size
-    from ..recipes.runinfo import dataset_from_settings
-    from ._common import run_data_settings
+    from ._common import run_dataset
 
-    settings = run_data_settings(args)
-    ds = dataset_from_settings(settings)
+    ds, settings = run_dataset(args)
     if model is not None and hasattr(ds, "sample_observations_from_factors"):
         check_image_size(model, ds, settings)
     elif model is not None:
@@ -118,7 +116,7 @@ def _dataset(args, model=None):
         if got != want:
             raise ValueError(f"the model reads {want}x{want} images but {settings['dataset']} with options "
                              f"{settings['options']} and pool {settings['pool']} gives {got}x{got}")
-    return ds
+    return ds, settings
 
 
 def _save(images, path, nrow) -> None:
@@ -142,7 +140,7 @@ def _task(args) -> int:
     import torch
 
     model, device = _load(args)
-    ds = _dataset(args, model)
+    ds = _dataset(args, model)[0]
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randint(0, len(ds), (args.n,), generator=g).tolist()
     x = torch.stack([ds[i][0] for i in idx]).to(device)
@@ -169,12 +167,10 @@ def _task(args) -> int:
 def _eval(args) -> int:
     from .quickstart import SUMMARY, evaluate_representation, format_table
 
-    from ._common import run_data_settings
-
     model, device = _load(args)
-    ds = _dataset(args, model)
+    ds, settings = _dataset(args, model)  # resolved once: an old record's pool note was printed twice
     if not hasattr(ds, "sample_observations_from_factors"):  # as diffrep eval --model and multibeta eval say it
-        name = run_data_settings(args)["dataset"]
+        name = settings["dataset"]
         given = f"--dataset {name}" if args.dataset else f"the run's dataset {name}"  # the user may not have named it
         raise ValueError(f"{given}: has no ground-truth factors (the metrics need them); pass --dataset NAME of "
                          "one that has (dsprites, shapes3d, mpi3d_toy, cars3d, ...)")

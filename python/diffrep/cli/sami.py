@@ -15,6 +15,7 @@ PATH is a ``save_pretrained`` directory, a checkpoint or a run directory (as ``d
 Guide, reference, FID and global-axes images are held out, never training images: the test split of
 the run's dataset (``config.yaml`` data section): CelebA's official test split, the files of an image
 folder after the training subset, fresh disks draws (seed + 1000 + --seed); dSprites has no split.
+``--root`` reads the files from another folder than the run's ``data.root`` (data moved since training).
 Without a config.yaml, procedural disks at the model's size (one-channel square models only).
 """
 
@@ -94,6 +95,8 @@ def _common(p) -> None:
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--root", default=None, help="folder of the dataset's files, over the run's data.root (data "
+                   "moved since training); the data section of its config.yaml gives the rest")
 
 
 def _train(args) -> int:
@@ -125,9 +128,12 @@ def _load(args):
     return path, model
 
 
-def _held_out(path: Path, model, n: int, seed: int):
+def _held_out(path: Path, model, n: int, seed: int, root: str | None = None):
     """n held-out images, the evaluation dataset, its description and the images' indices in it (guides
-    and analyses read the test split, never the training data: :func:`diffrep.recipes.sami.build_eval_dataset`)."""
+    and analyses read the test split, never the training data: :func:`diffrep.recipes.sami.build_eval_dataset`).
+    ``root`` (``--root``) wins over the run's ``data.root``, as in every model verb (docs/data.md)."""
+    import dataclasses
+
     import torch
 
     from ..config import config_from_dict, load_yaml
@@ -145,7 +151,13 @@ def _held_out(path: Path, model, n: int, seed: int):
         if c != 1 or h != w:
             raise FileNotFoundError(f"no config.yaml with a data section near {path}; cannot choose guide images")
         data_cfg = SAMIDataConfig("disks", size=h)
-    ds, where = build_eval_dataset(data_cfg, n, seed)
+    flag = "the run's data.root" if data_cfg.root else "--root"  # none recorded: a verb's user sets --root
+    if root is not None:
+        if data_cfg.dataset in ("disks", "shapes3d_subgrid"):
+            raise ValueError(f"--root {root}: the run's {data_cfg.dataset} is drawn procedurally, no files are read; "
+                             "drop --root")
+        data_cfg, flag = dataclasses.replace(data_cfg, root=root), "--root"
+    ds, where = build_eval_dataset(data_cfg, n, seed, root_flag=flag)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
     return torch.stack([torch.as_tensor(ds[i][0]) for i in idx]), ds, where, idx
@@ -158,6 +170,9 @@ def _sample(args) -> int:
 
     if args.n < 1 or args.guides < 1:
         raise ValueError("--n and --guides must be >= 1")
+    if args.root is not None and args.mode != "cond":  # it would be ignored
+        raise ValueError(f"--root applies to --mode cond (its guides are dataset images); --mode {args.mode} reads "
+                         "no data")
     path, model = _load(args)
     out = prepare_output(Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png",
                          suffixes=IMAGE_SUFFIXES)
@@ -169,7 +184,7 @@ def _sample(args) -> int:
     elif args.mode == "uncond":
         images = model.sample_unconditional(args.n, **kw)
     else:
-        guides = _held_out(path, model, args.guides, args.seed)[0]
+        guides = _held_out(path, model, args.guides, args.seed, args.root)[0]
         guides = guides.to(next(model.parameters()).device)
         axes = None
         if args.guidance_axes is not None:
@@ -269,7 +284,7 @@ def _analyze(args) -> int:
         print(f"diffrep sami analyze: {out} held an earlier analysis; removed its {', '.join(removed)}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     n_img = max(args.num_images, args.guides, 2)
-    images, dataset, where, idx = _held_out(path, model, n_img, args.seed)
+    images, dataset, where, idx = _held_out(path, model, n_img, args.seed, args.root)
     kw = dict(sampler=args.sampler, num_steps=args.steps)
     report: dict = {"model": str(path), "diffrep": __version__, "seed": args.seed, "sampler": model._pick_sampler(args.sampler, args.steps) or model.config.sampler,
                     "num_steps": args.steps, "eval_data": where, "figures": []}

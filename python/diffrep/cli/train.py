@@ -153,21 +153,31 @@ def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
 
 
 def later_steps_note(cfg, overrides: list[str], config_file: dict | None = None) -> str | None:
-    """A note, when ``--train.steps`` is given on the command line, naming the steps it does not set: a
-    smoke test ``--train.steps 2`` of a multi-phase recipe (multibeta/...) trained phase 2 for the recipe's
-    ``train_latent.steps`` (and phase 3 for ``train_adv.steps``), and one of a DisDiff run that pre-trains
-    for its first ``model.pretrain_steps`` steps (disdiff/shapes3d-cpu-onerun) never reached the
-    disentangling stage. None when the user set those steps too (command line or ``--config`` file)."""
+    """A note, when ``train.steps`` is given (on the command line, or in the ``--config`` file: the same
+    smoke test written either way), naming the steps it does not set: a smoke test ``--train.steps 2`` of a
+    multi-phase recipe (multibeta/...) trained phase 2 for the recipe's ``train_latent.steps`` (and phase 3
+    for ``train_adv.steps``), and one of a DisDiff run that pre-trains for its first ``model.pretrain_steps``
+    steps (disdiff/shapes3d-cpu-onerun) never reached the disentangling stage. None when the user set those
+    steps too (command line or ``--config`` file)."""
     from ..config import flatten_dict, parse_override_args
     from ..train import TrainConfig
 
     if not isinstance(getattr(cfg, "train", None), TrainConfig):
         raise TypeError(f"later_steps_note: cfg must be a recipe config (a train field of type TrainConfig), "
                         f"got {type(cfg).__name__}")
-    given = {key.replace("-", "_") for key, _ in parse_override_args(overrides)}
-    if "train.steps" not in given:
+    if config_file is not None and not isinstance(config_file, dict):
+        raise TypeError(f"later_steps_note: config_file must be the --config file's mapping, got "
+                        f"{type(config_file).__name__}")
+    on_line = {key.replace("-", "_") for key, _ in parse_override_args(overrides)}
+    in_file = set(flatten_dict(config_file)) if config_file else set()
+    given = on_line | in_file
+    if "train.steps" in on_line:  # the command line's value is the one trained
+        steps_flag, steps_set = "--train.steps", f"--train.steps={cfg.train.steps}"
+    elif "train.steps" in in_file:  # --config alone printed no note (the same smoke test written in a file)
+        steps_flag = "train.steps in the --config file"
+        steps_set = f"train.steps={cfg.train.steps} in the --config file"
+    else:
         return None
-    given |= set(flatten_dict(config_file)) if config_file else set()
 
     def unset(field: str) -> bool:  # a whole section given at once sets its steps too
         return field not in given and field.rsplit(".", 1)[0] not in given
@@ -179,12 +189,12 @@ def later_steps_note(cfg, overrides: list[str], config_file: dict | None = None)
             return None
         what = " and ".join(f"phase {p} trains {f}={cfg.train_for(p).steps}" for p, f in later)
         add = " ".join(f"--{f} N" for _, f in later)
-        return f"note: --train.steps sets phase 1 only; {what} (add {add})"
+        return f"note: {steps_flag} sets phase 1 only; {what} (add {add})"
     model = getattr(cfg, "model", None)
     pre = getattr(model, "pretrain_steps", 0)
     if (getattr(model, "stage", None) == "disentangle" and isinstance(pre, int) and pre >= cfg.train.steps
             and unset("model.pretrain_steps")):  # DisDiff, both stages in one run
-        return (f"note: --train.steps={cfg.train.steps} ends the run within its first model.pretrain_steps={pre} "
+        return (f"note: {steps_set} ends the run within its first model.pretrain_steps={pre} "
                 f"steps, which pre-train eps_theta: it never disentangles (add --model.pretrain_steps N, "
                 f"N < train.steps)")
     return None

@@ -45,6 +45,8 @@ class Pooled(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         img, target = self.base[i]
+        if img.dim() == 4:  # an index array: the base's batch (was pooled as one 5-d image: a RuntimeError)
+            return self._pool(img), target
         return self._pool(img[None])[0], target
 
     def __getitems__(self, indices):

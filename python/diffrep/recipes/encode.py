@@ -14,12 +14,13 @@ __all__ = ["encode_dataset", "calibrate_model", "check_image_size"]
 def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, num_test: int = 5000, seed: int = 0,
                    batch_size: int = 256, weights: str = "model", item_format: str = "pm1", root=None,
                    source: str = "auto", device: str = "auto", pool: int | None = None, *, locate=None,
-                   calibrate: str = "", calibrate_images: int = 1000) -> dict:
+                   calibrate: str = "", calibrate_images: int = 1000, options: dict | None = None) -> dict:
     """Codes of a saved model on freshly drawn factor rows of ``dataset``: the arrays ``compute``
     reads (``codes``/``factors`` = train, ``codes_test``/``factors_test``).
 
-    The dataset is read with the run's saved data settings (:mod:`diffrep.recipes.runinfo`) under
-    the arguments given here; the images are the dataset's ``sample_observations_from_factors``
+    The dataset is read with the run's saved data settings under the arguments given here (``dataset``,
+    ``pool``, ``root`` and the dataset ``options``: :func:`diffrep.recipes.runinfo.resolve_data_settings`,
+    the rule of every model verb); the images are the dataset's ``sample_observations_from_factors``
     (what every metric reads, pooled like the training items) in ``item_format``. ``locate(path,
     weights) -> (model_dir, weights)``: how the folder given (a run, checkpoint or model folder) and
     the weights choice become the model folder and weights read (the CLI's conventions); the
@@ -55,10 +56,9 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     if calibrate and (isinstance(calibrate_images, bool) or not isinstance(calibrate_images, numbers.Integral)
                       or calibrate_images < 1):
         raise ValueError(f"--calibrate-images must be an int >= 1, got {calibrate_images!r}")
-    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root)  # run.json of the folder given
+    settings = resolve_data_settings(model_dir, dataset, pool=pool, root=root, options=options)  # run.json of the folder given
     if locate is not None:
         model_dir, weights = locate(model_dir, weights)
-    settings["root_flag"] = "--root" if root is not None else "the run's data.root"
     extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
     ds = dataset_from_settings(settings, **extra)
     if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):

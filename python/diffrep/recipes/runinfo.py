@@ -168,22 +168,44 @@ def find_run_info(model_dir: str | os.PathLike) -> dict | None:
 
 
 def resolve_data_settings(model_dir, dataset: str | None = None, *, pool: int | None = None,
-                          options: dict | None = None, root: str | None = None) -> dict:
-    """The data settings a model verb uses: the run's saved ones (``run.json``) with the command line's
-    ``dataset`` / ``pool`` / ``options`` / ``root`` over them. A ``dataset`` other than the run's drops
-    the run's options and pooling (they describe another dataset)."""
+                          options: dict | None = None, root: str | None = None, fallback: dict | None = None) -> dict:
+    """The data settings a model verb uses, one rule for every verb (``diffrep eval --model``, ``encode``,
+    ``encdiff``, ``multibeta``, ``paramrel``, ``study``): the run's saved ones (``run.json`` of
+    ``model_dir``, :func:`find_run_info`) with the command line's ``dataset`` / ``pool`` / ``options`` /
+    ``root`` over them, each given value winning over the record. The record describes the data read when
+    ``dataset`` is None or names the run's own dataset (its options, root and pool, an old record's pool
+    read as :func:`_recorded_pool` says); another ``dataset`` drops them (they describe another dataset).
+
+    ``fallback``: the settings a verb assumes where the record says nothing of the dataset read (no
+    ``run.json``, or another ``dataset`` than the run's that is the fallback's own), e.g. ``diffrep encdiff``'s
+    CPU-recipe sub-grid at pool 4; without one, a folder whose run records no dataset needs ``dataset``.
+    ``root_flag`` names where the root came from, for the data loader's messages."""
+    if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
+        raise ValueError(f"--pool must be an int >= 1, got {pool!r}")  # 0 read unpooled, "2" compared as text
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a mapping of dataset options, got {type(options).__name__}")
     info = find_run_info(model_dir) if model_dir is not None else None
-    saved = dict(info["data"]) if info else {"dataset": None, "options": {}, "pool": 1, "root": None}
-    if dataset is not None and dataset != saved.get("dataset"):
+    recorded = info["data"] if info and info["data"].get("dataset") is not None else None
+    if recorded is not None and dataset in (None, recorded["dataset"]):
+        saved = dict(recorded)
+        if pool is None:
+            saved["pool"] = _recorded_pool(info, model_dir)
+    elif fallback is not None and dataset in (None, fallback["dataset"]):
+        saved = dict(fallback)
+    elif dataset is not None:
         saved = {"dataset": dataset, "options": {}, "pool": 1, "root": None}
-    elif info and pool is None:
-        saved["pool"] = _recorded_pool(info, model_dir)
-    if saved.get("dataset") is None:
-        raise ValueError(f"{model_dir}: no run.json records the dataset it was trained on; pass --dataset NAME")
-    out = {"dataset": saved["dataset"], "options": {**(saved.get("options") or {}), **(options or {})},
-           "pool": int(pool if pool is not None else saved.get("pool", 1) or 1),
-           "root": root if root is not None else saved.get("root"), "from_run": info is not None}
-    return out
+    elif info is not None:  # a run.json whose recipe names no dataset (it was read as "no run.json")
+        raise ValueError(f"{model_dir}: its run's run.json records no dataset (recipe {info.get('recipe')}); "
+                         "pass --dataset NAME")
+    else:
+        raise ValueError(f"{model_dir}: no run.json records the dataset it was trained on (a model saved outside "
+                         "'diffrep train'); pass --dataset NAME")
+    recorded_root = root is None and saved.get("root") is not None
+    # a missing dataset with no root at all said "set the run's data.root or DIFFREP_DATA": a verb sets --root
+    return {"dataset": saved["dataset"], "options": {**(saved.get("options") or {}), **(options or {})},
+            "pool": int(pool if pool is not None else saved.get("pool", 1) or 1),
+            "root": saved.get("root") if recorded_root else root, "from_run": info is not None,
+            "root_flag": "the run's data.root" if recorded_root else "--root"}
 
 
 def _recorded_pool(info: dict, model_dir) -> int:
@@ -218,8 +240,12 @@ def dataset_from_settings(settings: dict, **extra):
     name, options = settings["dataset"], {**(settings.get("options") or {}), **extra}
     pool = int(settings.get("pool", 1) or 1)
     if name == SUBGRID:  # procedural: no root; "size" = chosen by name, else the sub-grid recipes' pool
-        if options.pop("source", "auto") == "file" or settings.get("root"):
-            raise ValueError(f"{SUBGRID} is drawn procedurally: no files or root are read")
+        if settings.get("root"):  # diffrep encdiff ignored --root here without a word
+            flag = settings.get("root_flag", "root")
+            raise ValueError(f"{flag}={settings['root']}: {SUBGRID} is drawn procedurally, no files are read; "
+                             f"drop {flag}")
+        if options.pop("source", "auto") == "file":
+            raise ValueError(f"{SUBGRID} is drawn procedurally: no files are read (source 'file')")
         if "size" not in options:
             if options:
                 raise ValueError(f"{SUBGRID}: unknown options {sorted(options)} in the run's data settings")

@@ -95,7 +95,7 @@ def build_dataset(cfg: SAMIDataConfig):
 EVAL_SEED_OFFSET = 1000  # held-out disks: seed + 1000 + the evaluation seed, disjoint draws from training's
 
 
-def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0):
+def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0, *, root_flag: str = "--data.root"):
     """``(dataset, description)``: held-out images for evaluation (guides, reference images, FID,
     global axes), never the training subset of :func:`build_dataset`:
 
@@ -106,8 +106,13 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
       ``data.num_images``);
     - ``dsprites``: the full set (it has no split; its factor metrics sample from the generator);
     - ``shapes3d_subgrid``: the full 5,120-image set (no split, as dsprites).
+
+    ``root_flag``: the setting ``cfg.root`` came from, named in the loader's messages (``diffrep sami``:
+    ``--root``, or the run's ``data.root``).
     """
     positive_int(num_images, "num_images")
+    if not isinstance(root_flag, str) or not root_flag:
+        raise TypeError(f"build_eval_dataset: root_flag must name a setting (a non-empty str), got {root_flag!r}")
     root = cfg.root or None
     if cfg.dataset == "disks":
         s = cfg.seed + EVAL_SEED_OFFSET + int(seed)
@@ -116,11 +121,11 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
         if cfg.split in ("test", "all"):
             raise ValueError(f"data.split={cfg.split!r} trains on the CelebA test split; evaluation reads the test "
                              "split, so it would not be held out")
-        return (data.load("celeba", root=root, source="file", split="test", size=cfg.size, root_flag="--data.root"),
+        return (data.load("celeba", root=root, source="file", split="test", size=cfg.size, root_flag=root_flag),
                 "celeba: the official test split")
     if cfg.dataset == "image_folder":
         if root is None:
-            raise ValueError("data.root must name the image folder for dataset='image_folder'")
+            raise ValueError(f"{root_flag} must name the image folder for dataset='image_folder'")
         from ..data.image_folder import ImageFolder
 
         n_files = len(ImageFolder(root, size=cfg.size))
@@ -128,11 +133,11 @@ def build_eval_dataset(cfg: SAMIDataConfig, num_images: int = 256, seed: int = 0
             raise ValueError(f"image_folder {root!r} holds {n_files} images and training uses the first "
                              f"data.num_images={cfg.num_images}: none is left for evaluation; train on fewer")
         return (data.load("image_folder", root=root, source="file", size=cfg.size, start=cfg.num_images,
-                          root_flag="--data.root"),
+                          root_flag=root_flag),
                 f"image_folder: files {cfg.num_images}..{n_files - 1} (after the training subset)")
     if cfg.dataset == "shapes3d_subgrid":
         return subgrid_by_name({"size": cfg.size}, "data"), "shapes3d_subgrid: the full set (no split)"
-    return data.load("dsprites", root=root, root_flag="--data.root"), "dsprites: the full set (no split)"
+    return data.load("dsprites", root=root, root_flag=root_flag), "dsprites: the full set (no split)"
 
 
 @dataclasses.dataclass
