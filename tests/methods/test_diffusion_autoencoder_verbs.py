@@ -106,6 +106,8 @@ def test_swap_dims_by_hand():
     out = da._swap_dims(z, src, (3, 1))
     assert out.tolist() == [[0.0, -2.0, 2.0, -4.0], [4.0, -6.0, 6.0, -8.0]]
     assert z.tolist() == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]  # the input is not modified
+    with torch.device("meta"):  # the index tensor is made on the codes' device, not the default one
+        assert da._swap_dims(z, src, [2]).tolist() == [[0.0, 1.0, -3.0, 3.0], [4.0, 5.0, -7.0, 7.0]]
 
 
 # -- eps, the decoder's checked prediction ------------------------------------------------------------

@@ -116,3 +116,20 @@ def test_config_bounds_and_messages():
         ToyDDPMConfig(unet=tiny_unet(in_channels=1, out_channels=2))
     d = ToyDDPMConfig()  # the demo recipe's model: cosine, T = 200, 25 DDIM steps
     assert (d.schedule.kind, d.schedule.num_timesteps, d.sample_steps) == ("cosine", 200, 25)
+
+
+def test_the_objectives_draws_follow_the_images_device():
+    """t and the noise are drawn on the images' device, not the default one (a meta default device makes a
+    misplaced draw fail); the value is L_simple (Ho et al. 2020 Eq. 14) from the generator's draws."""
+    m = _model()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    with torch.device("meta"):
+        out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
+    assert out["loss"].device.type == "cpu"
+    g = torch.Generator().manual_seed(3)
+    t = torch.randint(0, T, (2,), generator=g)
+    eps = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    ab = _cosine_abar(T)[1][t].reshape(-1, 1, 1, 1)
+    with torch.no_grad():
+        pred = m.unet(ab.sqrt() * x + (1 - ab).sqrt() * eps, t)
+    assert float(out["loss"].detach()) == pytest.approx(float(((pred.float().double() - eps) ** 2).mean()), rel=1e-12)
