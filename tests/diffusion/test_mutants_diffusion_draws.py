@@ -148,5 +148,6 @@ def test_draws_follow_the_tensors_device_not_the_default_one():
                 DDIMSampler(s).sample(lambda xx, tt: 0.1 * xx, None, x_T=x, num_steps=2),
                 DDPMSampler(s).sample(lambda xx, tt: 0.1 * xx, None, x_T=x, generator=torch.Generator().manual_seed(1)),
                 DDIMSampler(s).invert(lambda xx, tt: 0.1 * xx, x, num_steps=3)]
+        outs.append(s.sample_timesteps(3, device="cpu", generator=torch.Generator().manual_seed(1)))
     assert [o.device.type for o in outs] == ["cpu"] * len(outs)
     torch.testing.assert_close(outs[0], s.q_sample(x, t, generator=torch.Generator().manual_seed(1)), rtol=0, atol=0)
