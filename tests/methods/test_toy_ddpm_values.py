@@ -133,3 +133,11 @@ def test_the_objectives_draws_follow_the_images_device():
     with torch.no_grad():
         pred = m.unet(ab.sqrt() * x + (1 - ab).sqrt() * eps, t)
     assert float(out["loss"].detach()) == pytest.approx(float(((pred.float().double() - eps) ** 2).mean()), rel=1e-12)
+
+
+def test_samples_are_drawn_on_the_weights_device():
+    m = _model()
+    with torch.device("meta"):
+        x = m.sample(2, generator=torch.Generator().manual_seed(0))
+    assert x.device.type == "cpu"
+    torch.testing.assert_close(x, m.sample(2, generator=torch.Generator().manual_seed(0)), rtol=0, atol=0)
