@@ -60,7 +60,8 @@ class ToyDDPM(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None,
                sampler: str = "ddim") -> torch.Tensor:
-        """n samples in [-1, 1]; ``sampler`` = ``"ddim"`` (eta 0, ``num_steps``) or ``"ddpm"`` (all steps)."""
+        """n samples in [-1, 1] in the weights' dtype; ``sampler`` = ``"ddim"`` (eta 0, ``num_steps``) or
+        ``"ddpm"`` (all T steps; ``num_steps`` None or T)."""
         positive_int(n, "n")
         c = self.config.unet
         device = next(self.parameters()).device
@@ -68,9 +69,9 @@ class ToyDDPM(PretrainedMixin, nn.Module):
             s = DDIMSampler(self.schedule, clip_x0=1.0)
             steps = self.config.sample_steps if num_steps is None else num_steps
         elif sampler == "ddpm":
-            s, steps = DDPMSampler(self.schedule, clip_x0=1.0), None
+            s, steps = DDPMSampler(self.schedule, clip_x0=1.0), num_steps  # all T steps: another count is refused
         else:
             raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
         x = s.sample(lambda x, t: self.unet(x, t), (n, c.in_channels, c.image_size, c.image_size),
-                     num_steps=steps, generator=generator, device=device)
+                     num_steps=steps, generator=generator, device=device, dtype=module_dtype(self))
         return x.clamp(-1, 1)
