@@ -123,7 +123,8 @@ def _verdict_counts(cell: str) -> tuple[int, dict[str, int]]:
 
 def test_disdiff_swap_table():
     runs = {"`--scale 0.4`": load("diffusion_baselines_validation_2026-12-06.json")["disdiff"]}
-    runs.update({name: run["disdiff"] for name, run in load("diffusion_baselines_validation_2026-12-06b.json")["runs"].items()})
+    for record in ("diffusion_baselines_validation_2026-12-06b.json", "diffusion_baselines_validation_2026-12-07.json"):
+        runs.update({name: run["disdiff"] for name, run in load(record)["runs"].items()})
     body = table_after("docs/methods/disdiff.md", "The gate **fails** at CPU scale.")
     assert [r[0] for r in body] == list(runs)
     for name, _steps, _error, inverted, fresh, mig in body:

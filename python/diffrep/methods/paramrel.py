@@ -70,7 +70,7 @@ from torch import nn
 from .._checks import finite_float, finite_numbers, positive_int, training_step
 from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
-from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output, unet_io
+from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output
 from ..bfn.flows import FlowState
 from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time, model_dtypes
 from ..config import Config, ConfigError, Ge, Gt
@@ -79,36 +79,11 @@ from ..nn.unet import UNet, UNetConfig
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import check_images
 from ..ops._full_precision import autocast_off
-from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig
+from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, decoder_unet, xattn_resolutions
 
 __all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
 
 Cond = Literal["adagn_eq12", "infodiff", "xattn"]
-
-
-def _xattn_resolutions(image_size: int, channel_mult) -> tuple[int, ...]:
-    """Every level's resolution (px): where ``xattn_levels="all"`` places cross-attention."""
-    return tuple(image_size >> i for i in range(len(channel_mult)))
-
-
-def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", xattn_tokens: int = 4,
-                 xattn_levels: str = "all", **fields) -> UNetConfig:
-    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in).
-    With ``cond="xattn"`` the attention layers become cross-attention to z's tokens: at every
-    resolution level, down and up, plus the bottleneck (``xattn_levels="all"``, SepDiff Eq. 1), or at
-    the bottleneck only (``"bottleneck"``); the ``attention_resolutions`` / ``middle_attention`` in
-    ``fields`` are replaced accordingly."""
-    io = unet_io(bfn)
-    if cond == "xattn":
-        if latent_dim % xattn_tokens:
-            raise ConfigError("xattn_tokens", f"{xattn_tokens} does not divide latent_dim={latent_dim}")
-        if xattn_levels not in ("all", "bottleneck"):
-            raise ConfigError("xattn_levels", f"must be 'all' or 'bottleneck', got {xattn_levels!r}")
-        base = UNetConfig(**{**fields, **io})
-        att = _xattn_resolutions(base.image_size, base.channel_mult) if xattn_levels == "all" else ()
-        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens,
-                             "attention_resolutions": att, "middle_attention": True})
-    return UNetConfig(**{**fields, **io, "latent_dim": latent_dim, "latent_cond": cond, "context_dim": 0})
 
 
 @dataclasses.dataclass
@@ -175,7 +150,7 @@ class ParamReLConfig(Config):
             if self.unet.context_dim != self.latent_dim // self.xattn_tokens or self.unet.latent_dim:
                 raise ConfigError("unet.context_dim", f"cond='xattn' needs unet.context_dim = latent_dim / "
                                   f"xattn_tokens = {self.latent_dim // self.xattn_tokens} and unet.latent_dim = 0")
-            want = (_xattn_resolutions(self.unet.image_size, self.unet.channel_mult)
+            want = (xattn_resolutions(self.unet.image_size, self.unet.channel_mult)
                     if self.xattn_levels == "all" else ())
             if set(self.unet.attention_resolutions) != set(want) or not self.unet.middle_attention:
                 raise ConfigError("unet.attention_resolutions", f"cond='xattn' with xattn_levels={self.xattn_levels!r} "

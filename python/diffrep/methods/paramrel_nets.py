@@ -12,6 +12,8 @@
   the under-specified equation (docs/methods/paramrel.md#eq-15-16-self-encoder): l runs over 1..L (features exist only there);
   h is the identity (a Bayesian update of a feature map is undefined); w is a softmax over L + 1
   logits (``mixing="softmax"``) or raw scalars (``"raw"``).
+* :func:`decoder_unet`: the decoder U-Net config for a data configuration and a conditioning mode
+  (AdaGN of the code, or SepDiff Eq. 1's cross-attention to z's tokens).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, Ge, Lt
+from ..bfn.config import BFNDataConfig, unet_io
+from ..config import Config, ConfigError, Ge, Lt
 from ..nn.gaussian import gaussian_kl as _gaussian_kl
 from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
+from ..nn.unet import UNetConfig
 
-__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead"]
+__all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "decoder_unet", "xattn_resolutions"]
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -149,3 +153,28 @@ class HyperFeatureHead(nn.Module):
         for wl, b, u in zip(w[:-1], self.bottlenecks, features):
             g = g + wl * b(u.to(theta_term.dtype))
         return g.chunk(2, dim=1)
+
+
+def xattn_resolutions(image_size: int, channel_mult) -> tuple[int, ...]:
+    """Every level's resolution (px): where ``xattn_levels="all"`` places cross-attention."""
+    return tuple(image_size >> i for i in range(len(channel_mult)))
+
+
+def decoder_unet(bfn: BFNDataConfig, latent_dim: int, cond: str = "adagn_eq12", xattn_tokens: int = 4,
+                 xattn_levels: str = "all", **fields) -> UNetConfig:
+    """The decoder U-Net config for a data configuration and a conditioning mode (channels filled in).
+    With ``cond="xattn"`` the attention layers become cross-attention to z's tokens: at every
+    resolution level, down and up, plus the bottleneck (``xattn_levels="all"``, SepDiff Eq. 1), or at
+    the bottleneck only (``"bottleneck"``); the ``attention_resolutions`` / ``middle_attention`` in
+    ``fields`` are replaced accordingly."""
+    io = unet_io(bfn)
+    if cond == "xattn":
+        if latent_dim % xattn_tokens:
+            raise ConfigError("xattn_tokens", f"{xattn_tokens} does not divide latent_dim={latent_dim}")
+        if xattn_levels not in ("all", "bottleneck"):
+            raise ConfigError("xattn_levels", f"must be 'all' or 'bottleneck', got {xattn_levels!r}")
+        base = UNetConfig(**{**fields, **io})
+        att = xattn_resolutions(base.image_size, base.channel_mult) if xattn_levels == "all" else ()
+        return UNetConfig(**{**fields, **io, "latent_dim": 0, "context_dim": latent_dim // xattn_tokens,
+                             "attention_resolutions": att, "middle_attention": True})
+    return UNetConfig(**{**fields, **io, "latent_dim": latent_dim, "latent_cond": cond, "context_dim": 0})
