@@ -204,3 +204,20 @@ def test_vq_autoencoder_loss_refuses_and_paramrel_discrete_float_data_too():
     with pytest.raises(ValueError, match=r"ParamReL\.encode: x: images must lie in \[-1, 1\].*got min 0 max 255"):
         p.encode(_edges((2, 1, 8, 8)) * 127.5 + 127.5)
     p.encode(torch.randint(0, 2, (2, 1, 8, 8)))  # integer classes: the flow's own check
+
+
+def test_the_trainer_on_a_0_255_dataset_stops_at_the_first_step_before_any_update(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    from diffrep.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    m = ToyDDPM(ToyDDPM.config_class())
+    C, H = _shape(m)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    data = TensorDataset(_edges((4, C, H, H)) * 127.5 + 127.5, torch.zeros(4))  # a user's unscaled images
+    cfg = TrainConfig(steps=2, batch_size=2, lr=1e-2, ema_decay=0.0, log_every=1, ckpt_every=0, device="cpu", seed=0)
+    with pytest.raises(ValueError, match=r"ToyDDPM\.loss: batch: images must lie in \[-1, 1\].*got min 0 max 255: "
+                                         + PM1_FIX):
+        Trainer(m, data, cfg, tmp_path / "run").train()
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
