@@ -31,14 +31,17 @@ from helpers import tiny_sami
 
 D_SHAPE = (1, 8, 8)
 D = 64
-LAM = torch.tensor([1.5, 0.8, 0.3], dtype=torch.float64)
-S_NOISE = 0.2
+# the scale keeps the model's x_0 inside [-1, 1], the image range SAMI.loss checks on entry (the 400 x 64 values
+# of the Monte Carlo test reach -0.91; at 2.5 times this scale they reached -2.3)
+LAM = torch.tensor([0.6, 0.32, 0.12], dtype=torch.float64)
+S_NOISE = 0.08
+C_SCALE = 0.04
 
 
 def _model_params(seed=0):
     g = torch.Generator().manual_seed(seed)
     U, _ = torch.linalg.qr(torch.randn(D, 3, generator=g, dtype=torch.float64))
-    c = 0.1 * torch.randn(D, generator=g, dtype=torch.float64)
+    c = C_SCALE * torch.randn(D, generator=g, dtype=torch.float64)
     return U * LAM, U, c
 
 

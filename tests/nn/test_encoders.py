@@ -82,7 +82,7 @@ def test_vector_quantizer_and_vq_autoencoder():
     cfg = VQAutoencoderConfig()
     assert cfg.downsample_factor == 4 and cfg.n_embed == 2048 and cfg.embed_dim == 3
     m = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, n_embed=32, num_groups=4))
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1  # images in [-1, 1]: the loss checks the range
     assert m.encode(x).shape == (2, 3, 4, 4)
     out = m.loss(x)
     assert out["loss"].item() == pytest.approx(out["rec"].item() + out["vq"].item(), rel=1e-6)

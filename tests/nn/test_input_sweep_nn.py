@@ -122,7 +122,8 @@ CASES = [
     Case("VQAutoencoder.decode", lambda: (_vq().decode, dict(z=torch.randn(2, 2, 4, 4), quantize=True)),
          accepted=NAN + ("z:batch-1",)),
     # the loss scans its batch (NaN refused); step=None means "past disc_start" (documented)
-    Case("VQAutoencoder.loss", lambda: (_vq().loss, dict(batch=_x(), step=0)), check=_finite,
+    # ... and its images must lie in [-1, 1] (docs/architecture.md#inputs)
+    Case("VQAutoencoder.loss", lambda: (_vq().loss, dict(batch=_x().clamp(-1, 1), step=0)), check=_finite,
          skip=("step:None",), accepted=("batch:batch-1",)),
     Case("VectorQuantizer", lambda: (V.VectorQuantizer, dict(n_embed=4, embed_dim=2, beta=0.25))),
     Case("VectorQuantizer.forward", lambda: (V.VectorQuantizer(4, 2).forward, dict(z=torch.randn(2, 2, 3, 3))),

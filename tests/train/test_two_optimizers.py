@@ -21,11 +21,12 @@ def _model(**kw):
 
 
 def _data(n=32):
-    """Random 8x8 images: a fixed colour plus random 2x2 blocks (upsampled) plus noise."""
+    """Random 8x8 images: a fixed colour plus random 2x2 blocks (upsampled) plus noise, clipped to [-1, 1]
+    (the image range VQAutoencoder.loss checks)."""
     g = torch.Generator().manual_seed(0)
     low = 0.3 * (torch.rand(n, 3, 2, 2, generator=g) * 2 - 1)
     x = torch.tensor([0.6, -0.4, 0.2]).view(1, 3, 1, 1) + low.repeat_interleave(4, -1).repeat_interleave(4, -2)
-    return TensorDataset(x + 0.05 * torch.randn(n, 3, 8, 8, generator=g))
+    return TensorDataset((x + 0.05 * torch.randn(n, 3, 8, 8, generator=g)).clamp(-1, 1))
 
 
 def _cfg(steps, **kw):

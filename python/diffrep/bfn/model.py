@@ -25,7 +25,7 @@ from torch import nn
 from .._checks import device as checked_device
 from .._checks import positive_int
 from ..config import Config, ConfigError, Ge, Gt
-from ..nn.images import batch_images, check_images as _check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images as _check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops._full_precision import autocast_off
@@ -51,11 +51,12 @@ def data_images(batch, cfg: BFNDataConfig, who: str, name: str = "batch",
                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """The image tensor of ``batch`` (see :func:`diffrep.nn.images.batch_images`), checked against the data
     configuration: [B, channels, image_size, image_size], finite; integer class maps are accepted (the
-    discrete flow reads them as classes) and keep their dtype, floating images are cast to ``dtype``
+    discrete flow reads them as classes) and keep their dtype, floating images must lie in [-1, 1] (every
+    flow reads them so; the discrete one clamps, so 0..255 data became one class) and are cast to ``dtype``
     (the model's flow-state dtype, docs/architecture.md#inputs)."""
     checked_config(cfg)
     images = _check_images(batch_images(batch), channels=cfg.channels, size=cfg.image_size, floating=False,
-                           name=name, who=who, dtype=dtype)
+                           name=name, who=who, dtype=dtype, value_range=IMAGE_RANGE)
     if images.is_complex():  # the image check takes any numeric dtype
         raise TypeError(f"{who}: {name} must hold real images, got {images.dtype}")
     return images

@@ -10,7 +10,7 @@ import torch
 from .._checks import indices
 from ..config import ConfigError
 from ..diffusion import DDIMSampler
-from ..nn.images import check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, check_images, module_dtype
 
 __all__ = ["check_encoder_decoder", "check_code", "check_noise", "CodeConditionedAutoencoder"]
 
@@ -76,10 +76,11 @@ class CodeConditionedAutoencoder:
     _who: str
     _code_name: str
 
-    def _images(self, x, who, name="x"):
+    def _images(self, x, who, name="x", *, noisy: bool = False):
+        """``x`` checked as images of the model's shape: clean ones in [-1, 1] unless ``noisy`` (x_t)."""
         c = self.config.unet
         return check_images(x, channels=c.in_channels, size=c.image_size, who=f"{self._who}.{who}", name=name,
-                            dtype=module_dtype(self))
+                            dtype=module_dtype(self), value_range=None if noisy else IMAGE_RANGE)
 
     def _check_z(self, z, batch: int | None = None, name: str | None = None):
         # in the model's dtype, as the images: a bf16 code given to a float32 model ran the whole DDIM chain
@@ -91,7 +92,7 @@ class CodeConditionedAutoencoder:
         return self.unet(x_t, t, z)
 
     def _checked_eps(self, x_t, t, z):
-        x_t = self._images(x_t, "eps", "x_t")
+        x_t = self._images(x_t, "eps", "x_t", noisy=True)
         self.schedule._check_t(t, batch=x_t.shape[0], who=f"{self._who}.eps")
         return self._eps(x_t, t, self._check_z(z, x_t.shape[0]))
 

@@ -46,7 +46,7 @@ from ..config import differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule
 from ..metrics.pca import pca1_units
 from ..nn.encoders import HalfUNet
-from ..nn.images import batch_images, check_images, dataset_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
 from ..nn.vq import VQAutoencoder
@@ -171,7 +171,7 @@ class DisDiff(PretrainedMixin, nn.Module):
     def _images(self, x, who, name="x"):
         c = self.config.encoder
         return check_images(x, channels=c.in_channels, size=c.image_size, who=f"DisDiff.{who}", name=name,
-                            dtype=module_dtype(self))
+                            dtype=module_dtype(self), value_range=IMAGE_RANGE)
 
     def _diffusion_space(self, x, who, name):
         """``x`` checked as a batch of the space eps_theta lives in (the images, or the VQ latents)."""

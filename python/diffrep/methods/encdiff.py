@@ -37,7 +37,7 @@ from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule
 from ..metrics.pca import pca1_units
 from ..nn.encoders import FeatureExtractor
-from ..nn.images import batch_images, check_images, dataset_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
 from ..nn.vq import VQAutoencoder
@@ -118,7 +118,7 @@ class EncDiff(PretrainedMixin, nn.Module):
 
     def _images(self, x, name="x"):
         return check_images(x, channels=self.config.image_channels, size=self.config.image_size, name=name,
-                            who="EncDiff", dtype=module_dtype(self))
+                            who="EncDiff", dtype=module_dtype(self), value_range=IMAGE_RANGE)
 
     def _latents(self, z, name):
         """``z`` checked as a batch of the U-Net's space (the first stage's latents, or the images)."""

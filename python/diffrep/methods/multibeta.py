@@ -29,7 +29,7 @@ from torch import nn
 
 from .._checks import finite_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.lpips import LPIPS, cached_lpips
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNetConfig
@@ -200,7 +200,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
     def _adversarial_loss(self, batch, step, generator) -> dict:
         c, vae = self.config, self.vae
         x = check_images(batch_images(batch), channels=c.vae.in_channels, size=c.vae.image_size, name="batch",
-                         who="MultiBeta.loss", dtype=module_dtype(self.vae))
+                         who="MultiBeta.loss", dtype=module_dtype(self.vae), value_range=IMAGE_RANGE)
         n = x.shape[0]
         zero = torch.zeros(n, device=x.device)
         with torch.no_grad():
@@ -228,7 +228,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
     # -- verbs ---------------------------------------------------------------------------------
     def _check_x(self, x, who: str, name: str = "x") -> torch.Tensor:
         c = self.config.vae
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, name=name, dtype=module_dtype(self.vae))
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, name=name, dtype=module_dtype(self.vae),
+                            value_range=IMAGE_RANGE)
 
     def _beta_value(self, beta, name: str = "beta") -> float:
         if beta is None:

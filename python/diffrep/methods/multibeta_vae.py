@@ -65,7 +65,7 @@ from .._checks import device as check_device
 from .._checks import positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, check_conv_kernels
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.layers import check_groups, check_levels
 from ..nn.pretrained import PretrainedMixin
 from ..ops.random import check_generator
@@ -331,7 +331,8 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def _check_x(self, x, who: str) -> torch.Tensor:
         c = self.config
         # NaN images were encoded to NaN codes silently (MultiBeta.encode and both losses already refused them)
-        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, dtype=module_dtype(self))
+        return check_images(x, channels=c.in_channels, size=c.image_size, who=who, dtype=module_dtype(self),
+                            value_range=IMAGE_RANGE)
 
     def _check_z(self, z, who: str) -> torch.Tensor:
         # in the model's dtype, as the images: a bf16 or float64 code failed deep inside F.linear
@@ -391,7 +392,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         """
         cfg = self.config
         x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who="MultiBetaVAE.loss",
-                         name="batch", dtype=module_dtype(self))
+                         name="batch", dtype=module_dtype(self), value_range=IMAGE_RANGE)
         training_step(step)
         check_generator(generator)  # sample_beta checks it only when beta is drawn
         n = x.shape[0]

@@ -77,7 +77,7 @@ from ..config import Config, ConfigError, Ge, Gt
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import check_images
+from ..nn.images import IMAGE_RANGE, check_images
 from ..ops._full_precision import autocast_off
 from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, decoder_unet, xattn_resolutions
 
@@ -358,10 +358,11 @@ class ParamReL(PretrainedMixin, nn.Module):
         return [int(d) for d in dims]
 
     def _check_x(self, x, who: str, name: str = "x") -> torch.Tensor:
-        """x checked, floating images cast to the flow state's dtype (docs/architecture.md#inputs)."""
+        """x checked (floating images in [-1, 1]), floating images cast to the flow state's dtype
+        (docs/architecture.md#inputs)."""
         b = self.config.bfn
         x = check_images(x, channels=b.channels, size=b.image_size, floating=False, name=name, who=f"ParamReL.{who}",
-                         dtype=model_dtypes(self)[1])
+                         dtype=model_dtypes(self)[1], value_range=IMAGE_RANGE)
         if x.is_complex():  # integer class maps pass floating=False; complex data would reach the flow
             raise TypeError(f"ParamReL.{who}: {name} must be real, got {x.dtype}")
         return x

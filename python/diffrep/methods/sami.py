@@ -43,7 +43,7 @@ from .._checks import finite_float, non_negative_int, positive_int, training_ste
 from ..diffusion import ChainDivergedError, DDIMSampler, DDPMSampler, NoiseSchedule
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
 from ..ops._full_precision import autocast_off
@@ -91,10 +91,12 @@ class SAMI(PretrainedMixin, nn.Module):
         p = next(self.encoder.parameters())
         return p.device, p.dtype
 
-    def _check_images(self, x, name: str = "x", *, finite: bool = True) -> torch.Tensor:
-        """``x`` (or a batch's first entry) checked as a float image batch of the model's shape."""
+    def _check_images(self, x, name: str = "x", *, finite: bool = True, noisy: bool = False) -> torch.Tensor:
+        """``x`` (or a batch's first entry) checked as a float image batch of the model's shape; clean images
+        in [-1, 1] unless ``noisy`` (x_t, x_T: any real values)."""
         C, H, _ = self.image_shape
-        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name, dtype=module_dtype(self))
+        return check_images(batch_images(x), channels=C, size=H, finite=finite, name=name, dtype=module_dtype(self),
+                            value_range=None if noisy else IMAGE_RANGE)
 
     def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
         if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
@@ -121,7 +123,7 @@ class SAMI(PretrainedMixin, nn.Module):
     # -- inference network ----------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q_phi(z | x), each [B, d], for clean or noisy images (no t input)."""
-        x = self._check_images(x, finite=False)
+        x = self._check_images(x, finite=False, noisy=True)
         mu, logvar = self.encoder(x)
         if self.config.sigma_min > 0:
             # soft floor sigma^2 -> sigma^2 + sigma_min^2: unlike a clamp it keeps the gradient, so an
@@ -163,7 +165,7 @@ class SAMI(PretrainedMixin, nn.Module):
         that a loss on g can be differentiated w.r.t. phi (training). ``x_t`` itself is not modified:
         if it does not require grad, a detached leaf is used.
         """
-        x_t = self._check_images(x_t, "x_t", finite=False)
+        x_t = self._check_images(x_t, "x_t", finite=False, noisy=True)
         if (z is None) == (analytic is None):
             raise ValueError("give exactly one of z or analytic=(mu0, logvar0)")
         if z is not None:
@@ -184,7 +186,7 @@ class SAMI(PretrainedMixin, nn.Module):
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The unconditional noise estimate eps_theta(x_t, t) (never sees z)."""
-        x_t = self._check_images(x_t, "x_t")
+        x_t = self._check_images(x_t, "x_t", noisy=True)
         return self.denoiser(x_t, self._check_t(t, x_t, "denoise"))
 
     def guidance_coefficient(self, t: torch.Tensor, like: torch.Tensor, literal: bool | None = None) -> torch.Tensor:
@@ -201,7 +203,7 @@ class SAMI(PretrainedMixin, nn.Module):
     def guided_eps(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, *, axes=None,
                    scale: float = 1.0) -> torch.Tensor:
         """eps_hat(x_t, z) = eps_theta(x_t, t) - scale gamma_t g_t(x_t, z) (Eq. 8), without graph."""
-        x_t = self._check_images(x_t, "x_t")
+        x_t = self._check_images(x_t, "x_t", noisy=True)
         self._check_t(t, x_t, "guided_eps")
         scale = finite_float(scale, "scale")
         g, _ = self.guidance(x_t, z, axes=axes)
@@ -360,7 +362,7 @@ class SAMI(PretrainedMixin, nn.Module):
         if x_T is None:
             x = torch.randn((n, *self.image_shape), generator=generator, device=device, dtype=dtype)
         else:
-            x = self._check_images(x_T, "x_T").to(device=device, dtype=dtype)
+            x = self._check_images(x_T, "x_T", noisy=True).to(device=device, dtype=dtype)
             if x.shape[0] != n:
                 raise ValueError(f"x_T has batch {x.shape[0]}, expected {n}")
         literal = self.chain_uses_literal_step(sampler, num_steps)

@@ -12,7 +12,7 @@ from torch import nn
 from .._checks import positive_int, training_step
 from ..config import Config, ConfigError
 from ..diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, NoiseScheduleConfig
-from ..nn.images import batch_images, check_images, module_dtype
+from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 
@@ -50,7 +50,7 @@ class ToyDDPM(PretrainedMixin, nn.Module):
         ``generator`` (the global RNG when None). ``step`` is unused: the objective has no schedule."""
         c = self.config.unet
         x0 = check_images(batch_images(batch), channels=c.in_channels, size=c.image_size, name="batch",
-                          who="ToyDDPM.loss", dtype=module_dtype(self))
+                          who="ToyDDPM.loss", dtype=module_dtype(self), value_range=IMAGE_RANGE)
         training_step(step)
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)

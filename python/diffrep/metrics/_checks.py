@@ -146,9 +146,25 @@ def feature_tensor(x, name: str, device) -> torch.Tensor:
     return x
 
 
+def float_image_range(t: torch.Tensor, name: str) -> torch.Tensor:
+    """``t`` unchanged unless it holds floats beyond +-FLOAT_RANGE_LIMIT: images must be in [-1, 1], and
+    the user-extractor path allows a sampler's overshoot as far as the Inception path does
+    (:data:`diffrep.metrics.fid_preprocess.FLOAT_RANGE_LIMIT`); 0..255 floats would be scored silently."""
+    from .fid_preprocess import FLOAT_RANGE_LIMIT
+
+    if t.is_floating_point() and t.numel():
+        lo, hi = torch.stack(torch.aminmax(t.detach())).tolist()
+        if lo < -FLOAT_RANGE_LIMIT or hi > FLOAT_RANGE_LIMIT:
+            raise ValueError(f"{name}: float images must lie in [-1, 1] (a sampler's overshoot up to "
+                             f"+-{FLOAT_RANGE_LIMIT:g} is allowed), got min {lo:g} max {hi:g}: divide 0..255 "
+                             f"pixels by 127.5 and subtract 1")
+    return t
+
+
 def images(x, name: str, min_count: int) -> torch.Tensor:
     """Images [N >= min_count, C, H, W] for the user-extractor FID: a tensor or numpy array, real
-    and finite (a NaN image would surface as NaN features, named after neither set)."""
+    and finite (a NaN image would surface as NaN features, named after neither set), floats in [-1, 1]
+    (:func:`float_image_range`)."""
     if not isinstance(x, (torch.Tensor, np.ndarray)):
         raise TypeError(f"{name} must be images [N, C, H, W] (a tensor or numpy array), got {type(x).__name__}")
     t = torch.as_tensor(x)
@@ -158,4 +174,4 @@ def images(x, name: str, min_count: int) -> torch.Tensor:
         raise ValueError(f"{name} must be images [N >= {min_count}, C, H, W], got shape {tuple(t.shape)}")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or inf")
-    return t
+    return float_image_range(t, name)

@@ -351,7 +351,8 @@ def load_feature_extractor(path: str | os.PathLike | None = None) -> Callable[[t
 def image_features(extractor: Callable, make: Callable[[int, int], torch.Tensor], num: int,
                    batch_size: int = 64) -> np.ndarray:
     """Features [num, k] (float64) of the images ``make(start, k)`` returns for consecutive batches
-    of at most ``batch_size`` (``start`` is the index of the batch's first image)."""
+    of at most ``batch_size`` (``start`` is the index of the batch's first image); float images must
+    lie in [-1, 1], a sampler's overshoot up to +-2 allowed (:func:`diffrep.metrics._checks.float_image_range`)."""
     for name, f in (("extractor", extractor), ("make", make)):
         if not callable(f):
             raise TypeError(f"{name} must be a callable, got {type(f).__name__}")
@@ -360,7 +361,10 @@ def image_features(extractor: Callable, make: Callable[[int, int], torch.Tensor]
     out = []
     for s in range(0, num, batch_size):
         k = min(batch_size, num - s)
-        f = extractor(make(s, k))
+        x = make(s, k)
+        if isinstance(x, torch.Tensor) or (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
+            _checks.float_image_range(torch.as_tensor(x), f"images {s}..{s + k - 1}")
+        f = extractor(x)
         f = _checks.real_array(f.detach() if isinstance(f, torch.Tensor) else f, "extractor output")
         if f.ndim != 2 or f.shape[0] != k:
             raise ValueError(f"extractor output must be features [B, k] for a batch of B = {k} images, got shape "

@@ -5,6 +5,12 @@ A batch is an image tensor [B, C, H, W], or a tuple/list whose first entry is on
 (``TypeError``) and its shape and values (``ValueError``), and casts floating images to the model's
 dtype (:func:`module_dtype`): images made from numpy arrays arrive as float64, and every model computes
 in the precision of its own parameters (docs/architecture.md#inputs).
+
+Clean images (a batch to train on, images to encode or reconstruct; not the noisy x_t, a chain's
+starting noise or latents) are checked against their pixel range with ``value_range``
+(:data:`IMAGE_RANGE`, docs/data.md#conventions): images on the 0..255 scale, or standardised ones,
+would otherwise train and score silently wrong. Images in [0, 1] given to a [-1, 1] model cannot be
+told apart by their range.
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ import torch
 
 from .._checks import map_style_dataset
 
-__all__ = ["batch_images", "dataset_images", "check_images", "module_dtype"]
+__all__ = ["batch_images", "dataset_images", "check_images", "module_dtype", "IMAGE_RANGE", "UNIT_RANGE",
+           "RANGE_TOLERANCE"]
+
+#: the pixel range every diffrep method reads: the datasets map an 8-bit pixel p to p / 127.5 - 1
+IMAGE_RANGE = (-1.0, 1.0)
+#: [0, 1]: the VAE family's ``input_range="01"``
+UNIT_RANGE = (0.0, 1.0)
+#: how far past either end of the range a value may lie: far above float round-off (p / 127.5 - 1 and
+#: average pooling in float32 err by ~1e-7), well below one 8-bit level (2 / 255 = 7.8e-3)
+RANGE_TOLERANCE = 1e-3
 
 
 def batch_images(batch) -> torch.Tensor:
@@ -62,19 +77,45 @@ def _check_spec(channels, size, multiple_of) -> None:
         raise ValueError(f"check_images: multiple_of must be a positive int, got {multiple_of!r}")
 
 
+def _pixel_map(value_range: tuple[float, float]) -> str:
+    """How 8-bit pixels p map onto ``value_range`` (the fix a range error names)."""
+    lo, hi = value_range
+    if value_range == IMAGE_RANGE:
+        return "divide 0..255 pixels by 127.5 and subtract 1"
+    if value_range == UNIT_RANGE:
+        return "divide 0..255 pixels by 255"
+    return f"map 0..255 pixels p to {lo:g} + p * {(hi - lo) / 255:g}"
+
+
+def _check_spec_range(value_range) -> tuple[float, float] | None:
+    if value_range is None:
+        return None
+    if (not isinstance(value_range, tuple) or len(value_range) != 2
+            or not all(isinstance(v, float) and np.isfinite(v) for v in value_range)
+            or not value_range[0] < value_range[1]):
+        raise ValueError(f"check_images: value_range must be None or (low, high) floats with low < high, "
+                         f"got {value_range!r}")
+    return value_range
+
+
 def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] | None = None,
                  multiple_of: int = 1, floating: bool = True, finite: bool = True, name: str = "x",
-                 who: str = "", dtype: torch.dtype | None = None) -> torch.Tensor:
+                 who: str = "", dtype: torch.dtype | None = None,
+                 value_range: tuple[float, float] | None = None) -> torch.Tensor:
     """``x`` when it is an image batch [B, C, H, W] with B >= 1; cast to ``dtype`` when that is given and
     ``x`` is floating point (integer class maps, allowed by ``floating=False``, keep their dtype).
 
     ``channels``: the required C; ``size``: the required H = W (an int) or (H, W); ``multiple_of``: H and
     W must be multiples of it (e.g. an autoencoder's down-sampling factor); ``floating``: the dtype must
     be floating point (integer class maps are refused); ``finite``: no NaN or infinity (floating dtypes
-    only; one reduction over the batch). Messages start with ``who`` (e.g. ``"SAMI.loss: "``) and ``name``.
+    only; one reduction over the batch). ``value_range`` (low, high), e.g. :data:`IMAGE_RANGE`: floating
+    values must lie in [low - RANGE_TOLERANCE, high + RANGE_TOLERANCE] (the message names the min and max
+    found and the fix); with ``finite`` the one ``aminmax`` of the batch checks both, no second pass.
+    Messages start with ``who`` (e.g. ``"SAMI.loss: "``) and ``name``.
     """
     lead = f"{who}: {name}" if who else name
     _check_spec(channels, size, multiple_of)
+    value_range = _check_spec_range(value_range)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{lead} must be an image tensor [B, C, H, W], got {type(x).__name__}")
     if floating and not x.dtype.is_floating_point:
@@ -89,6 +130,14 @@ def check_images(x, *, channels: int | None = None, size: int | tuple[int, int] 
     if not ok:
         extra = f" with H, W divisible by {multiple_of}" if multiple_of > 1 else ""
         raise ValueError(f"{lead} must have shape [B, {', '.join(want)}]{extra}, got {tuple(x.shape)}")
-    if finite and x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+    if value_range is not None and x.dtype.is_floating_point and x.numel():
+        lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one reduction, one transfer
+        if finite and not (np.isfinite(lo) and np.isfinite(hi)):  # aminmax propagates NaN
+            raise ValueError(f"{lead} holds NaN or infinite values")
+        if lo < value_range[0] - RANGE_TOLERANCE or hi > value_range[1] + RANGE_TOLERANCE:
+            raise ValueError(f"{lead}: images must lie in [{value_range[0]:g}, {value_range[1]:g}] "
+                             f"(docs/data.md#conventions; {RANGE_TOLERANCE:g} of round-off allowed), got min "
+                             f"{lo:g} max {hi:g}: {_pixel_map(value_range)}")
+    elif finite and x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{lead} holds NaN or infinite values")
     return x.to(dtype) if dtype is not None and x.dtype.is_floating_point else x

@@ -42,7 +42,7 @@ from torch import nn
 
 from .._checks import non_negative_float, non_negative_int, positive_float, positive_int
 from ..config import Config, ConfigError, Ge, Gt, Lt
-from .images import batch_images, check_images, module_dtype
+from .images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, check_groups, check_levels,
                      feature_map)
 from .lpips import LPIPS, cached_lpips
@@ -184,9 +184,12 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
 
     def _check(self, x, name: str = "x", *, finite: bool = False) -> torch.Tensor:
+        """``x`` checked as images of the model's channels; ``finite`` (the training batch): also finite and in
+        [-1, 1], in one reduction. encode/reconstruct skip the scan: DisDiff and EncDiff call them on images
+        they have checked already, once per training step."""
         c = self.config
         return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=finite, name=name,
-                            who="VQAutoencoder", dtype=module_dtype(self))
+                            who="VQAutoencoder", dtype=module_dtype(self), value_range=IMAGE_RANGE if finite else None)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f]."""

@@ -37,7 +37,7 @@ from ..._checks import shape as check_shape
 from ...config import Config, Ge, Gt
 from ...nn.encoders import CONV_KERNELS_BEFORE_2026_12_07, DLIB_CONV_KERNELS, ConvDecoder, ConvEncoder, ConvVAEConfig
 from ...nn.gaussian import gaussian_kl
-from ...nn.images import batch_images, check_images, module_dtype
+from ...nn.images import IMAGE_RANGE, UNIT_RANGE, batch_images, check_images, module_dtype
 from ...nn.pretrained import PretrainedMixin
 
 __all__ = ["VAENetConfig", "VAEBase", "reconstruction_loss", "draw_normal", "DLIB_SIGMA"]
@@ -120,7 +120,8 @@ class VAEBase(PretrainedMixin, nn.Module):
     def _images01(self, batch, who: str, name: str = "x") -> torch.Tensor:
         cfg = self.config
         x = check_images(batch_images(batch), channels=cfg.in_channels, size=cfg.image_size, who=f"{self._name}.{who}",
-                         name=name, dtype=module_dtype(self))
+                         name=name, dtype=module_dtype(self),
+                         value_range=IMAGE_RANGE if cfg.input_range == "pm1" else UNIT_RANGE)
         return (x + 1) / 2 if cfg.input_range == "pm1" else x
 
     def _to_range(self, x01: torch.Tensor) -> torch.Tensor:
