@@ -203,9 +203,13 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         (the network call of every training and sampling step: no host sync); :meth:`step` checks the values."""
         cfg = self.config
         shape = cfg.latent_shape
-        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point or tuple(z.shape[1:]) != shape:
+        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
+            raise TypeError(f"LatentDenoiser.predict: z must be a floating-point tensor [B, {', '.join(map(str, shape))}], "
+                            f"got {getattr(z, 'dtype', type(z).__name__)}")
+        if tuple(z.shape[1:]) != shape:
             raise ValueError(f"LatentDenoiser.predict: z must be a floating-point tensor [B, {', '.join(map(str, shape))}], "
-                             f"got {getattr(z, 'dtype', type(z).__name__)} {tuple(getattr(z, 'shape', ()))}")
+                             f"got {z.dtype} {tuple(z.shape)}")
+        z = z.to(module_dtype(self))  # as _check_z: a bf16 or float64 code failed deep inside F.linear
         if not isinstance(i, torch.Tensor) or i.dtype.is_floating_point or i.is_complex() or i.dtype == torch.bool \
                 or tuple(i.shape) != (z.shape[0],):
             raise ValueError(f"LatentDenoiser.predict: i must be integer grid indices [{z.shape[0]}], "
