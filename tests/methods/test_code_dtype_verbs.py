@@ -3,7 +3,7 @@ the model's dtype at the family's shared checker, and an integer tensor is refus
 argument (docs/architecture.md#inputs). Before: SAMI's ``draw_latents`` drew its noise in a bf16 mu's dtype and
 its guidance returned float64 log q for a float64 z; EncDiff's ``condition`` returned the tokens in their own
 dtype; DyGA's ``normalise`` and ``align`` ran in bf16 on bf16 tokens; ``LatentDenoiser.predict`` failed inside
-F.linear; ParamReL's z, z_override values and stored latents, MultiBeta's edit direction and the traversal
+F.linear and ``LatentDenoiser.step`` returned float64 for a float64 ``xi``; ParamReL's z, z_override values and stored latents, MultiBeta's edit direction and the traversal
 analysis's codes took an integer tensor silently; the multi-beta checker refused one as a shape error.
 The independent computation of each case is the same call with the code cast to float32 by hand."""
 
@@ -144,6 +144,8 @@ CASES = {
                                "tokens"),
     "multibeta.denoiser.predict(z)": (lambda z: _multibeta().denoiser.predict(z, torch.tensor([1, 2])),
                                       lambda: _multibeta().encode(_images(2, 1, 32), 0.5), "z"),
+    "multibeta.denoiser.step(xi)": (lambda xi: _multibeta().denoiser.step(torch.ones(2, 3) * 0.2, 2, xi=xi),
+                                    lambda: torch.randn(2, 3, generator=_g(6)), "xi"),
     "multibeta.edit(direction)": (lambda d: _multibeta().edit(_images(2, 1, 32), 0.5, d, [0.0, 0.7], generator=_g(2)),
                                   lambda: torch.tensor([0.3, 0.0, -1.1]), "direction"),
 }

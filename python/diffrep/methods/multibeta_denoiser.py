@@ -324,7 +324,10 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         check_generator(generator)
         if xi is not None and (not isinstance(xi, torch.Tensor) or xi.shape != z.shape):
             raise ValueError(f"step: xi must have shape {tuple(z.shape)}")
-        return self._step(z, i, generator, xi)
+        if xi is not None and not xi.dtype.is_floating_point:
+            raise TypeError(f"LatentDenoiser.step: xi must be a floating-point tensor, got dtype {xi.dtype}")
+        # xi in z's dtype, as z: a float64 xi made the step's result float64
+        return self._step(z, i, generator, None if xi is None else xi.to(z.dtype))
 
     def _step(self, z, i, generator, xi):  # unchecked: denoise's loop (z checked once on entry)
         cfg = self.config
