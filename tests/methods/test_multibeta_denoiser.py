@@ -373,7 +373,7 @@ def test_validation_details_named_fields_and_edges():
     z = xs(2)[:, :2]
     with pytest.raises(TypeError, match=r"LatentDenoiser.denoise: z must be a tensor \[B, 2\], got list"):
         m.denoise([[0.0, 0.0]], 0.5)
-    with pytest.raises(ValueError, match="LatentDenoiser.denoise: z must have shape"):
+    with pytest.raises(TypeError, match=r"^LatentDenoiser.denoise: z must be a floating-point tensor, got dtype torch.int64$"):
         m.denoise(torch.zeros(2, 2, dtype=torch.int64), 0.5)
     assert m.denoise(z[:1], 0.25).shape == (1, 2)  # a batch of one
     with pytest.raises(ValueError, match="beta_from must be a finite number"):

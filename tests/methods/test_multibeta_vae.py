@@ -341,7 +341,7 @@ def test_validation_details_named_fields_and_edges():
         m.encode(x, "0.5")
     with pytest.raises(TypeError, match="got list"):
         m.decode([0.0], 0.5)
-    with pytest.raises(ValueError, match=r"MultiBetaVAE.decode: z must have shape"):
+    with pytest.raises(TypeError, match=r"^MultiBetaVAE.decode: z must be a floating-point tensor, got dtype torch.int64$"):
         m.decode(torch.zeros(2, 3, dtype=torch.int64), 0.5)  # integer codes
     with pytest.raises(ValueError, match=r"MultiBetaVAE.encode: x must have shape"):
         m.encode(torch.zeros(2, 1, 16, 16, dtype=torch.float64), 0.5)

@@ -157,6 +157,10 @@ def centroid_shifts(decode: Callable[[torch.Tensor], torch.Tensor], base_codes: 
     """
     if not isinstance(base_codes, torch.Tensor) or base_codes.dim() != 2:
         raise ValueError(f"base_codes must be [B, L], got {tuple(getattr(base_codes, 'shape', ()))}")
+    if not base_codes.dtype.is_floating_point:  # the traversal values were truncated to the codes' integers
+        raise TypeError(f"base_codes must be a floating-point tensor, got dtype {base_codes.dtype}")
+    # at least float32: the traversal values are written into the codes, and bf16 codes rounded them (0.3 -> 0.30078)
+    base_codes = base_codes.to(torch.promote_types(base_codes.dtype, torch.float32))
     B, L = base_codes.shape
     dims = [int(d) for d in dims]
     if not dims or any(not 0 <= d < L for d in dims):
@@ -208,6 +212,8 @@ def prior_decoder(model, num_steps: int | None = None) -> Callable[[torch.Tensor
     def decode(codes: torch.Tensor) -> torch.Tensor:
         if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape[1] != L:
             raise ValueError(f"codes must be [M, {L}], got {tuple(getattr(codes, 'shape', ()))}")
+        if not codes.dtype.is_floating_point:  # an integer tensor (indices, labels) is not a code: the cast took it
+            raise TypeError(f"codes must be a floating-point tensor, got dtype {codes.dtype}")
         dev = next(model.parameters()).device
         flow_dtype = model_dtypes(model)[1]  # float64 for a float64 model (docs/kernels/bfn.md#precision)
         z = codes.to(dev, flow_dtype)[None].expand(steps + 1, -1, -1)

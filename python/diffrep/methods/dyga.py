@@ -80,6 +80,9 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
     V.tensor("features", features)
     if features.dim() != 3:
         raise ValueError(f"features must have shape (B, U, d), got {tuple(features.shape)}")
+    # half-precision features in float32, as the ops compute them: the responsibilities and the anchor pull in
+    # bf16 rounded the normalised features and moved c_tilde
+    features = features.to(V.float_dtype(features=features))
     lam = V.positive_scalar("lam", lam)
     tau = V.positive_scalar("tau", tau)
     if gumbel_input not in ("log", "responsibility"):
@@ -246,13 +249,14 @@ class DyGA(nn.Module):
     def normalise(self, c: torch.Tensor) -> torch.Tensor:
         """(B, N, D) features in the fit's normalised space: (c - lo)/(hi - lo + 1e-6) (paper mode),
         (c - hi)/(hi - lo + 1e-6) with the fit's statistics (the code's formula, compat)."""
-        self._check(c, "c", finite=True)
+        c = self._check(c, "c", finite=True)
         ref = self.norm_lo if self.config.compat == "paper" else self.norm_hi
         return (c - ref.to(c)[None, :, None]) / self.span.to(c)[None, :, None]
 
-    def _check(self, c, name="features", leading=None, finite=False):
-        """``c`` (B, N, D) of this model's units; ``finite``: also non-empty and free of NaN (one host sync,
-        kept off the training path)."""
+    def _check(self, c, name="features", leading=None, finite=False) -> torch.Tensor:
+        """``c`` (B, N, D) of this model's units, returned in its compute dtype (float16/bfloat16 in float32, as
+        the ops: normalise and assign on bf16 tokens rounded (c - lo) / span in bf16); ``finite``: also
+        non-empty and free of NaN (one host sync, kept off the training path)."""
         V.tensor(name, c)
         cfg = self.config
         if c.dim() != 3 or c.shape[1] != cfg.num_units or c.shape[2] != cfg.token_dim:
@@ -263,6 +267,7 @@ class DyGA(nn.Module):
         if finite:
             V.nonempty(name, c)
             V.finite(name, c)
+        return c.to(V.float_dtype(c=c))
 
     # -- anchor selection (Alg. 2) -----------------------------------------------------------------
     @torch.no_grad()
@@ -402,7 +407,7 @@ class DyGA(nn.Module):
     # -- alignment (Eq. 6, Alg. 3) --------------------------------------------------------------
     def assign(self, c: torch.Tensor) -> torch.Tensor:
         """The MAP Gaussian (B, N) of each unit's feature (the anchor index used in evaluation)."""
-        self._check(c, "c", finite=True)
+        c = self._check(c, "c", finite=True)
         if not bool(self.fitted):
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
         with full_precision(c):
@@ -417,7 +422,7 @@ class DyGA(nn.Module):
     def forward(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Aligned features c~ (B, N, D); c itself before the first fit (and in eval mode when
         ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
-        self._check(c, "c")
+        self._check(c, "c")  # the result keeps c's dtype: a layer of the training forward (bf16 under autocast)
         check_generator(generator)
         cfg = self.config
         if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):

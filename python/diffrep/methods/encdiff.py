@@ -133,7 +133,8 @@ class EncDiff(PretrainedMixin, nn.Module):
                 (batch is not None and c.shape[0] != batch):
             raise ValueError(f"{name} must have shape ({batch or 'B'}, {n}, {d}), got {tuple(getattr(c, 'shape', ()))}"
                              + ("" if isinstance(c, torch.Tensor) else f" ({type(c).__name__})"))
-        return check_code(c, name)
+        # in the U-Net's dtype, as the images: condition() returned a bf16 code as bf16, a float64 one as float64
+        return check_code(c, name).to(module_dtype(self.unet))
 
     @staticmethod
     def _generator(generator):
@@ -163,8 +164,9 @@ class EncDiff(PretrainedMixin, nn.Module):
 
     def condition(self, c: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """The U-Net's condition c~ from raw tokens c: DyGA alignment (Eq. 6), FSQ, or c itself."""
-        self._tokens(c, "c")
-        self._generator(generator)
+        return self._condition(self._tokens(c, "c"), self._generator(generator))
+
+    def _condition(self, c, generator):  # the loss's path: the extractor's tokens in the trainer's precision
         if self.dyga is not None:
             return self.dyga(c, generator=generator)
         if self.fsq is not None:
@@ -216,7 +218,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         z_t = self.schedule.q_sample(z0, t, noise)
         _, c = self.extractor(x)
         self._bank(c)
-        c_tilde = self.condition(c, generator=generator)
+        c_tilde = self._condition(check_code(c, "c"), generator)  # checked, not cast: bf16 under autocast
         err = self._eps(z_t, t, c_tilde) - noise
         per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
         loss = per.mean()
@@ -360,7 +362,7 @@ class EncDiff(PretrainedMixin, nn.Module):
     def generate(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
                  steps: int | None = None) -> torch.Tensor:
         """Images conditioned on given U-Net tokens (B, N, D) (already aligned), DDIM from x_T."""
-        self._tokens(tokens)
+        tokens = self._tokens(tokens)
         self._generator(generator)
         steps = None if steps is None else positive_int(steps, "steps")
         if x_T is not None:

@@ -350,6 +350,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
         if not isinstance(direction, torch.Tensor) or tuple(direction.shape) != shape:
             raise ValueError(f"direction must be a tensor of the latent's shape {shape}, got "
                              f"{tuple(getattr(direction, 'shape', ()))}")
+        if not direction.dtype.is_floating_point:  # a step in latent space, as the codes: integers are refused
+            raise TypeError(f"MultiBeta.edit: direction must be a floating-point tensor, got dtype {direction.dtype}")
         if not bool(torch.isfinite(direction).all()):
             raise ValueError("direction holds NaN or infinite values")
         al = self._numbers(alphas, "alphas")

@@ -203,9 +203,13 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         (the network call of every training and sampling step: no host sync); :meth:`step` checks the values."""
         cfg = self.config
         shape = cfg.latent_shape
-        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point or tuple(z.shape[1:]) != shape:
+        if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
+            raise TypeError(f"LatentDenoiser.predict: z must be a floating-point tensor [B, {', '.join(map(str, shape))}], "
+                            f"got {getattr(z, 'dtype', type(z).__name__)}")
+        if tuple(z.shape[1:]) != shape:
             raise ValueError(f"LatentDenoiser.predict: z must be a floating-point tensor [B, {', '.join(map(str, shape))}], "
-                             f"got {getattr(z, 'dtype', type(z).__name__)} {tuple(getattr(z, 'shape', ()))}")
+                             f"got {z.dtype} {tuple(z.shape)}")
+        z = z.to(module_dtype(self))  # as _check_z: a bf16 or float64 code failed deep inside F.linear
         if not isinstance(i, torch.Tensor) or i.dtype.is_floating_point or i.is_complex() or i.dtype == torch.bool \
                 or tuple(i.shape) != (z.shape[0],):
             raise ValueError(f"LatentDenoiser.predict: i must be integer grid indices [{z.shape[0]}], "
@@ -320,7 +324,10 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         check_generator(generator)
         if xi is not None and (not isinstance(xi, torch.Tensor) or xi.shape != z.shape):
             raise ValueError(f"step: xi must have shape {tuple(z.shape)}")
-        return self._step(z, i, generator, xi)
+        if xi is not None and not xi.dtype.is_floating_point:
+            raise TypeError(f"LatentDenoiser.step: xi must be a floating-point tensor, got dtype {xi.dtype}")
+        # xi in z's dtype, as z: a float64 xi made the step's result float64
+        return self._step(z, i, generator, None if xi is None else xi.to(z.dtype))
 
     def _step(self, z, i, generator, xi):  # unchecked: denoise's loop (z checked once on entry)
         cfg = self.config

@@ -172,7 +172,9 @@ def _check_latents(z, shape: tuple[int, ...], who: str) -> torch.Tensor:
     denoiser denoises."""
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
-    if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
+    if not z.dtype.is_floating_point:  # an integer code is a mistake (indices, labels), not a code to round
+        raise TypeError(f"{who}: z must be a floating-point tensor, got dtype {z.dtype}")
+    if z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
         raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
     if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
         raise ValueError(f"{who}: z holds NaN or infinite values")

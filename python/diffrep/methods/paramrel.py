@@ -425,6 +425,16 @@ class ParamReL(PretrainedMixin, nn.Module):
         if not isinstance(z, torch.Tensor) or not (tuple(z.shape) == (n, L) or tuple(z.shape) == (steps + 1, n, L)):
             raise ValueError(f"z must have shape [{n}, {L}] or [{steps + 1}, {n}, {L}], got "
                              f"{tuple(getattr(z, 'shape', ())) or type(z).__name__}")
+        return self._check_code(z, "z")
+
+    def _check_code(self, z: torch.Tensor, name: str) -> torch.Tensor:
+        """Latents a verb is given (``sample``'s z, ``decode``'s stored {z_s} and override values), their shape
+        checked by the caller: floating (an integer tensor was silently rounded into a code) and finite, in the
+        flow state's dtype on the model's device (decode_net casts them to the network's dtype)."""
+        if not z.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {z.dtype}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{name} must be finite, got NaN or infinite values")
         return z.to(self._device(), model_dtypes(self)[1])
 
     @autocast_off  # the inverse chain in the model's own precision: under bf16 autocast z and mu_T moved by units
@@ -464,8 +474,12 @@ class ParamReL(PretrainedMixin, nn.Module):
         (the time-varying generation task)."""
         if not isinstance(rev, ReverseSample):
             raise TypeError(f"decode: rev must be the ReverseSample of reverse_sample(x), got {type(rev).__name__}")
+        L = self.config.latent_dim
+        if not isinstance(rev.z, torch.Tensor) or rev.z.dim() != 3 or rev.z.shape[0] < 2 or rev.z.shape[2] != L:
+            raise ValueError(f"decode: rev.z must be latents [steps + 1, B, {L}] (steps >= 1), got "
+                             f"{tuple(getattr(rev.z, 'shape', ())) or type(rev.z).__name__}")
         steps = rev.num_steps
-        zs = rev.z
+        zs = self._check_code(rev.z, "rev.z")
         if fixed_time is not None:
             if not 0 <= finite_float(fixed_time, "fixed_time") <= 1:
                 raise ValueError(f"fixed_time must be in [0, 1], got {fixed_time}")
@@ -479,10 +493,8 @@ class ParamReL(PretrainedMixin, nn.Module):
             if not isinstance(values, torch.Tensor) or tuple(values.shape) != (B, len(dims)):
                 raise ValueError(f"z_override values must be a tensor of shape [B={B}, len(dims)={len(dims)}], got "
                                  f"{tuple(getattr(values, 'shape', ())) or type(values).__name__}")
-            if not bool(torch.isfinite(values).all()):
-                raise ValueError("z_override values must be finite")
             zs = zs.clone()
-            zs[:, :, dims] = values.to(zs.device, zs.dtype)
+            zs[:, :, dims] = self._check_code(values, "z_override values")
 
         def predict(state, t):
             return self.decode_net(state, t, zs[int(round(float(t[0]) * steps))])

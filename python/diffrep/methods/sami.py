@@ -100,12 +100,14 @@ class SAMI(PretrainedMixin, nn.Module):
 
     def _check_latents(self, z, name: str = "z", allow_samples: bool = True) -> torch.Tensor:
         if not isinstance(z, torch.Tensor) or not z.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a floating-point tensor")
+            raise TypeError(f"{name} must be a floating-point tensor, got "
+                            f"{f'dtype {z.dtype}' if isinstance(z, torch.Tensor) else type(z).__name__}")
         ok = (z.dim() == 2 or (allow_samples and z.dim() == 3)) and z.shape[-1] == self.latent_dim and z.numel() > 0
         if not ok:
             shapes = "[B, d] or [S, B, d]" if allow_samples else "[B, d]"
             raise ValueError(f"{name} must have shape {shapes} with d={self.latent_dim}, got {tuple(z.shape)}")
-        return z
+        # in the model's dtype, as the images: a bf16 mu drew its noise in bf16, a float64 z gave float64 log q
+        return z.to(module_dtype(self))
 
     def _check_t(self, t, x_t, who: str) -> torch.Tensor:
         """``t`` checked as integer timesteps [B] in [0, T), one per image of ``x_t``."""
@@ -140,8 +142,8 @@ class SAMI(PretrainedMixin, nn.Module):
     def draw_latents(self, mu: torch.Tensor, logvar: torch.Tensor, num: int | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised z = mu + sigma * eps: [B, d] (``num`` None) or [num, B, d]."""
+        mu, logvar = (self._check_latents(v, name, allow_samples=False) for name, v in (("mu", mu), ("logvar", logvar)))
         for name, v in (("mu", mu), ("logvar", logvar)):
-            self._check_latents(v, name, allow_samples=False)
             if not bool(torch.isfinite(v).all()):
                 raise ValueError(f"{name} holds NaN or infinite values")
         if logvar.shape != mu.shape:
@@ -173,8 +175,7 @@ class SAMI(PretrainedMixin, nn.Module):
             if z.shape[-2] != x_t.shape[0]:
                 raise ValueError(f"z batch {z.shape[-2]} != x_t batch {x_t.shape[0]}")
         else:
-            for a in analytic:
-                self._check_latents(a, "analytic", allow_samples=False)
+            analytic = tuple(self._check_latents(a, "analytic", allow_samples=False) for a in analytic)
         axes = self._axes(axes)
         logdet = self.config.guidance_logdet if logdet is None else logdet
         leaf = x_t if x_t.requires_grad else x_t.detach().requires_grad_(True)
