@@ -276,7 +276,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             if not isinstance(t_index, torch.Tensor) or t_index.shape != (n,) or t_index.dtype.is_floating_point:
                 raise ValueError(f"LatentDenoiser.loss: t_index must be an integer tensor of shape [{n}]")
-            if bool((t_index < 1).any()) or bool((t_index > cfg.num_steps).any()):
+            if bool(((t_index < 1) | (t_index > cfg.num_steps)).any()):  # one host read
                 raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
             i = t_index.to(dev)
         t = i.to(torch.float64).mul(cfg.tau)

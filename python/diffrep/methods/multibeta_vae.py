@@ -267,8 +267,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         cfg = self.config
         with torch.no_grad():
             s2 = self.log_sigma2_grid().exp()
-            return {"sigma2": int((s2 <= cfg.sigma2_min * (1 + 1e-4)).sum()),
-                    "log_s2": int((self.log_s2_table <= cfg.log_s2_min).sum())}
+            counts = torch.stack([(s2 <= cfg.sigma2_min * (1 + 1e-4)).sum(), (self.log_s2_table <= cfg.log_s2_min).sum()])
+            sigma2, log_s2 = counts.tolist()  # one host read for both counts (the loss logs them every step)
+            return {"sigma2": sigma2, "log_s2": log_s2}
 
     def _at(self, table: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """A grid table [N + 1, ...] read at beta [B] (``off_grid`` rule): [B, ...]; per unit for a per-unit table."""
@@ -309,8 +310,10 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return torch.exp(0.5 * self.log_s2(beta))
 
     # -- validation --------------------------------------------------------------------------
-    def _beta(self, beta, n: int | None, name: str = "beta") -> torch.Tensor:
-        """beta as a float tensor [n] on the model's device, checked to lie in [0, B]."""
+    def _beta(self, beta, n: int | None, name: str = "beta", *, drawn: bool = False) -> torch.Tensor:
+        """beta as a float tensor [n] on the model's device, checked to lie in [0, B] with one host read (a
+        host-device sync on CUDA); ``drawn``: beta came from :meth:`sample_beta`, in range by construction, and
+        skips that read."""
         device, dtype = self.log_s2_table.device, self.log_s2_table.dtype
         if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
             raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
@@ -323,7 +326,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if b.dim() != 1 or (n is not None and b.shape[0] != n):
             raise ValueError(f"{name} must be a number or a tensor of shape [{n if n is not None else 'B'}], "
                              f"got shape {tuple(b.shape)}")
-        if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > self.config.beta_max * (1 + 1e-6)).any()):
+        if not drawn and bool(~torch.isfinite(b).all() | (b < 0).any() | (b > self.config.beta_max * (1 + 1e-6)).any()):
             raise ValueError(f"{name} must lie in [0, B={self.config.beta_max:g}], got values in "
                              f"[{b.min().item():.4g}, {b.max().item():.4g}]")
         return b.clamp(0, self.config.beta_max)
@@ -346,8 +349,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def _encode_checked_images(self, x: torch.Tensor, beta) -> torch.Tensor:
         """:meth:`encode` of images the caller has already checked (shape, finite): phase 2's frozen-encoder pass on
         the 2B pairs (:meth:`MultiBeta.loss` checks the batch once), where a second finiteness scan cost ~5 % of the
-        encoder forward."""
-        return self.encoder(x.to(module_dtype(self)), self._beta(beta, x.shape[0]))
+        encoder forward. Its betas are the denoiser's grid times i tau, in [0, B] by construction: their range is not
+        read back either (a host sync per step on CUDA)."""
+        return self.encoder(x.to(module_dtype(self)), self._beta(beta, x.shape[0], drawn=True))
 
     def decode(self, z: torch.Tensor, beta) -> torch.Tensor:
         """g_theta(z, beta): the decoder mean, images [B, C, S, S] (Eq. 2)."""
@@ -370,10 +374,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction weight, KL weight) per example: (B - beta, beta) for Eq. 4; (1, min(beta / (B - beta),
         max_kl_weight)) for ``weighting="beta_vae"``."""
-        cfg = self.config
         if not isinstance(beta, torch.Tensor):
             raise TypeError(f"beta must be a tensor [B], got {type(beta).__name__}")
-        beta = self._beta(beta, None)
+        return self._weights(self._beta(beta, None))
+
+    def _weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # beta checked (or drawn)
+        cfg = self.config
         if cfg.weighting == "eq4":
             return cfg.beta_max - beta, beta
         gap = (cfg.beta_max - beta).clamp_min(0)
@@ -395,11 +401,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         training_step(step)
         check_generator(generator)  # sample_beta checks it only when beta is drawn
         n = x.shape[0]
-        if beta is None:
+        drawn = beta is None
+        if drawn:
             beta = self.sample_beta(n, device=x.device, generator=generator)
         elif not isinstance(beta, torch.Tensor):
             raise TypeError(f"MultiBetaVAE.loss: beta must be a tensor of shape [{n}], got {type(beta).__name__}")
-        beta = self._beta(beta, n, "MultiBetaVAE.loss: beta")
+        beta = self._beta(beta, n, "MultiBetaVAE.loss: beta", drawn=drawn)
         f = self.encoder(x, beta)
         if noise is None:
             noise = torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
@@ -419,7 +426,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         else:  # per_unit: one term per unit
             kl_var = (log_var.exp() - log_var - 1).flatten(1).sum(1)
         kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + kl_var)
-        w_rec, w_kl = self.weights(beta)
+        w_rec, w_kl = self._weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
         at_floor = self.floors()
         return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach(),
