@@ -271,10 +271,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         """The diffusion space -> images (VQ decoding of latent / scale)."""
         return self._to_images(self._diffusion_space(x0, "to_images", "x0"), quantize)
 
-    def _to_images(self, x0, quantize: bool):
-        """:meth:`to_images` of the objective's own x0 estimates: no finiteness read (a host sync per step on CUDA),
-        the same cast to the U-Net's dtype."""
-        x0 = x0.to(module_dtype(self.unet))
+    def _to_images(self, x0, quantize: bool):  # the loss's own x0 estimates: no finiteness read (a host sync on CUDA)
+        x0 = x0.to(module_dtype(self.unet))  # as _diffusion_space
         if self.first_stage is None:
             return x0
         return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
@@ -501,7 +499,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         units = self._check_units(units, x_t.shape[0])
         n = self.config.num_units
         if (not isinstance(concept, torch.Tensor) or concept.dtype.is_floating_point or concept.dtype == torch.bool
-                or tuple(concept.shape) != (x_t.shape[0],) or int(concept.min()) < 0 or int(concept.max()) >= n):
+                or tuple(concept.shape) != (x_t.shape[0],) or bool(((concept < 0) | (concept >= n)).any())):
             raise ValueError(f"{who}: concept must be an integer tensor [{x_t.shape[0]}] of units in [0, {n}), got "
                              f"{concept.tolist() if isinstance(concept, torch.Tensor) and concept.numel() <= 8 else type(concept).__name__}")
         return self._disentangling_loss(x_t, t, eps, g_c, units, concept.to(device=x_t.device, dtype=torch.long))
