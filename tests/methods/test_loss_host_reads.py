@@ -22,6 +22,8 @@ VAE (and BetaTCVAE)    2       1      the batch
 MultiBeta phase 1      11      4      the batch; the two beta embeddings; the floor counts
 MultiBeta phase 2      8       5      the batch; schedule flag; two beta embeddings; encoder output
 BFN, discrete data     6       2      the classes' range; the network time's embedding
+BFN, continuous data   7       3      the batch; the time embedding; the loss terms (one check)
+BFN, discretised data  9       5      the batch; the time embedding; three quantisations
 ParamReL, discrete     7       3      as BFN, plus the hyper encoder's time embedding
 =====================  ======  =====  =========================================================
 """
@@ -157,6 +159,8 @@ CASES = {  # name: (model maker, batch maker, reads before this change, reads no
     "MultiBeta-phase1": (lambda: _multibeta(1), lambda: _images(2, 1, 32), 11, 4),
     "MultiBeta-phase2": (lambda: _multibeta(2), lambda: _images(2, 1, 32), 8, 5),
     "BFN-discrete": (lambda: tiny_bfn("discrete"), _bfn_classes, 6, 2),
+    "BFN-continuous": (lambda: tiny_bfn("continuous"), lambda: _images(3, 1, 8), 7, 3),
+    "BFN-discretised": (lambda: tiny_bfn("discretised"), lambda: _images(3, 1, 8), 9, 5),
     "ParamReL-discrete": (lambda: tiny_paramrel("discrete"), _bfn_classes, 7, 3),
 }
 
@@ -238,3 +242,26 @@ def test_the_public_verbs_still_refuse_non_finite_codes_and_times():
         flow.sample(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0.5, NAN]))
     with pytest.raises(ValueError, match=r"0..1, got values in \[0, 2\]"):
         flow.sample(torch.tensor([[0, 2, 1]]), 0.5)
+
+
+def test_the_bfn_loss_terms_check_in_one_read_and_name_the_first_problem():
+    from diffrep.bfn import loss_terms
+
+    x = _images(2, 1, 4)
+    out = torch.zeros_like(x)
+    t = torch.tensor([0.25, 0.5])
+    f = loss_terms.continuous_time_loss
+    assert _reads(lambda: f(out, x, t, 0.02)) == 1
+    torch.testing.assert_close(f(out, x, t, 0.02), -math.log(0.02) * 0.02 ** (-2 * t.reshape(2, 1, 1, 1)) * x**2)
+    nan_out = out.clone()
+    nan_out[1, 0, 0, 0] = NAN
+    with pytest.raises(ValueError, match=r"^net_out contains NaN or infinite values$"):
+        f(nan_out, x, torch.tensor([0.5, 2.0]), 0.02)  # the finiteness is checked before t's range
+    with pytest.raises(ValueError, match=r"^x contains NaN or infinite values$"):
+        f(out, x * NAN, torch.tensor([0.5, 0.5, 0.5]), 0.02)  # ... and before t's shape
+    with pytest.raises(ValueError, match=r"^t must lie in \[0, 1\] \(and not be NaN\); found 2.0$"):
+        f(out, x, torch.tensor([0.5, 2.0]), 0.02)
+    with pytest.raises(ValueError, match=r"^t must lie in \[0, 1\] \(and not be NaN\); found nan$"):
+        f(out, x, torch.tensor([NAN, 0.5]), 0.02)
+    with pytest.raises(ValueError, match=r"^t must have shape"):
+        f(out, x, torch.tensor([0.5, 0.5, 0.5]), 0.02)
