@@ -167,14 +167,15 @@ def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _check_latents(z, shape: tuple[int, ...], who: str) -> torch.Tensor:
+def _check_latents(z, shape: tuple[int, ...], who: str, *, finite: bool = True) -> torch.Tensor:
     """``z`` as a batch [B, *shape] (B >= 1) of finite floating latents, the codes the VAE decodes and the
-    denoiser denoises."""
+    denoiser denoises; ``finite=False`` (the library's own encoder output) skips the finiteness read, a host
+    sync on CUDA."""
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
     if not z.dtype.is_floating_point or z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
         raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
-    if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
+    if finite and not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
         raise ValueError(f"{who}: z holds NaN or infinite values")
     return z
 
