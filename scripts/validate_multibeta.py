@@ -104,17 +104,17 @@ def fixed_beta(vae, beta: float, kl_warmup: int = 0):
             scale = self.kl_scale(step)
             if scale == 1.0:
                 return self.vae.loss(batch, step=step, generator=generator, beta=b)
-            plain = type(self.vae).weights
+            plain = type(self.vae)._weights  # the weights MultiBetaVAE.loss applies (beta checked there)
 
             def weights(bb):  # the Eq. 4 weights with the KL weight scaled (only during the warm-up)
                 w_rec, w_kl = plain(self.vae, bb)
                 return w_rec, w_kl * scale
 
-            self.vae.weights = weights
+            self.vae._weights = weights
             try:
                 out = self.vae.loss(batch, step=step, generator=generator, beta=b)
             finally:
-                del self.vae.weights
+                del self.vae._weights
             out["kl_scale"] = scale
             return out
 

@@ -138,8 +138,8 @@ def test_guided_prediction_is_the_exact_conditional_noise(t):
     # the guidance is not negligible here: without it the prediction is far off
     assert (m.denoise(x_t, tt) - want).abs().max() > 1e-3
     # a flipped guidance sign fails the same check
-    k = m.guidance_coefficient
-    m.guidance_coefficient = lambda *a_, **kw: -k(*a_, **kw)
+    k = m._guidance_coefficient  # the coefficient guided_eps and loss apply
+    m._guidance_coefficient = lambda *a_, **kw: -k(*a_, **kw)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(m.guided_eps(x_t, tt, z), want, rtol=0, atol=1e-10)
 
@@ -169,8 +169,8 @@ def test_loss_is_the_closed_form_with_the_exact_networks(S_):
     torch.testing.assert_close(out["loss"], loss_x + beta * kl, rtol=0, atol=1e-10)
     torch.testing.assert_close(out["mse_guided"], loss_x, rtol=0, atol=1e-10)
     assert float(out["mse_uncond"]) > float(loss_x) + 1e-3  # the exact guidance lowers the error
-    k = m.guidance_coefficient
-    m.guidance_coefficient = lambda *a_, **kw: -k(*a_, **kw)
+    k = m._guidance_coefficient  # the coefficient guided_eps and loss apply
+    m._guidance_coefficient = lambda *a_, **kw: -k(*a_, **kw)
     flipped = m.loss(x0, t=t, noise=noise, z_noise=zn)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(flipped["loss_x"], loss_x, rtol=0, atol=1e-10)

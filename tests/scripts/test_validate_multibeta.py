@@ -237,7 +237,7 @@ def test_baseline_kl_warmup_scales_only_the_kl_weight():
         out = run(warm, step)
         assert float(out["loss"]) == pytest.approx(0.25 * nll + scale * 0.75 * kl, rel=1e-12)
         assert float(out["recon"]) == pytest.approx(nll, rel=1e-12) and float(out["kl"]) == pytest.approx(kl, rel=1e-12)
-    assert "weights" not in vae.__dict__  # restored
+    assert "_weights" not in vae.__dict__ and "weights" not in vae.__dict__  # restored
     assert float(run(warm, None)["loss"]) == pytest.approx(float(plain["loss"]), rel=1e-12)
     with pytest.raises(ValueError, match="kl_warmup"):
         vm.fixed_beta(vae, 0.75, kl_warmup=-1)

@@ -93,13 +93,16 @@ class FlowState:
         return FlowState(self.params.to(_float_dtype(dtype)), self.t)
 
 
-def _per_example_t(t, batch: int, device, name: str = "t") -> torch.Tensor:
+def _per_example_t(t, batch: int, device, name: str = "t", *, drawn: bool = False) -> torch.Tensor:
+    """``t`` as float64 times (batch,) in [0, 1]; ``drawn``: times the loss drew itself (``draw_time``), in range by
+    construction, skip the range read (a host-device sync on CUDA; docs/architecture.md "Host synchronisation and
+    the non-finite-loss check")."""
     t = schedules.as_times(t, name, device)
     if t.dim() == 0:
         t = t.expand(batch)
     if t.shape != (batch,):
         raise ValueError(f"{name} must be a number or have shape ({batch},), got {tuple(t.shape)}")
-    if not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons: it is refused too
+    if not drawn and not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons: it is refused too
         raise ValueError(f"{name} must lie in [0, 1] (and not be NaN)")
     return t
 
@@ -171,10 +174,14 @@ class ContinuousFlow:
 
     def sample(self, x: torch.Tensor, t, generator=None, *, noise=None, dtype: torch.dtype | None = None) -> FlowState:
         """theta ~ p_F(. | x; t) (BFN Eq. 77), one fused kernel, in ``dtype`` (None: the data's)."""
+        return self._sample(x, t, generator, noise=noise, dtype=dtype)
+
+    def _sample(self, x, t, generator=None, *, noise=None, dtype=None, drawn: bool = False) -> FlowState:
+        """:meth:`sample`; ``drawn``: ``t`` drawn by the loss (``_per_example_t``'s)."""
         x = self.prepare_data(x)
         if dtype is not None:
             x = x.to(_float_dtype(dtype))
-        tt = _per_example_t(t, x.shape[0], x.device)
+        tt = _per_example_t(t, x.shape[0], x.device, drawn=drawn)
         return FlowState(ops.continuous_flow(x, tt.to(x.dtype), self.sigma1, generator, noise=noise), tt)
 
     def mean_state(self, x: torch.Tensor, t, dtype=torch.float64) -> FlowState:
@@ -260,7 +267,7 @@ class DiscreteFlow:
             return ((x.clamp(-1, 1) + 1) * (self.K - 1) / 2).round().long()
         if x.dtype == torch.bool:
             return x.long()
-        if x.numel() and (bool((x < 0).any()) or bool((x >= self.K).any())):  # one_hot raised a RuntimeError
+        if x.numel() and bool(((x < 0) | (x >= self.K)).any()):  # one read; one_hot raised a RuntimeError
             raise ValueError(f"x (discrete data): integer classes must lie in 0..K-1 = 0..{self.K - 1}, "
                              f"got values in [{int(x.min())}, {int(x.max())}]")
         return x.long()
@@ -292,8 +299,13 @@ class DiscreteFlow:
     def sample(self, x: torch.Tensor, t, generator=None, *, noise=None, dtype: torch.dtype | None = None) -> FlowState:
         """theta ~ p_F(. | x; t) (BFN Eq. 185) with the reference guards, stored as log theta in ``dtype``
         (None: float32)."""
-        x = self.prepare_data(x)
-        tt = _per_example_t(t, x.shape[0], x.device)
+        return self._sample(x, t, generator, noise=noise, dtype=dtype)
+
+    def _sample(self, x, t, generator=None, *, noise=None, dtype=None, drawn: bool = False) -> FlowState:
+        """:meth:`sample`; ``drawn``: ``x`` is :meth:`prepare_data`'s output and ``t`` drawn by the loss, so neither
+        value is read back (``_per_example_t``'s)."""
+        x = x if drawn else self.prepare_data(x)
+        tt = _per_example_t(t, x.shape[0], x.device, drawn=drawn)
         theta = ops.discrete_flow(x, tt.to(torch.float32 if dtype is None else _float_dtype(dtype)), self.beta1,
                                   self.K, generator, noise=noise)
         return FlowState(theta.clamp_min(torch.finfo(theta.dtype).tiny).log(), tt)

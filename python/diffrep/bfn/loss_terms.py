@@ -39,12 +39,27 @@ def _checked(t, x, named):
     for other, v in rest:
         V.tensor(other, v)
         V.same_shape(other, v, name, out)
+    try:
+        dtype = V.float_dtype(**{name: out}, x=x)
+        tt, _ = V.per_sample("t", t, x, dtype)
+    except (TypeError, ValueError):
+        _finite(named)  # a non-finite tensor is named first, as the checks run in that order
+        raise
+    # the finiteness of every tensor and t's range in one host read (a host-device sync per step on CUDA); on a
+    # failure the checks run one by one, for the first one's message
+    ok = ((tt >= 0) & (tt <= 1)).all()  # False for NaN
+    for _, v in named:
+        if v.is_floating_point():
+            ok = ok & torch.isfinite(v).all()
+    if not bool(ok):
+        _finite(named)
+        V.time_in_unit_interval("t", tt)
+    return tt, dtype
+
+
+def _finite(named) -> None:
     for other, v in named:
         V.finite(other, v)  # NaN or inf would come out as a NaN loss
-    dtype = V.float_dtype(**{name: out}, x=x)
-    tt, _ = V.per_sample("t", t, x, dtype)
-    V.time_in_unit_interval("t", tt)
-    return tt, dtype
 
 
 def _delta_x_hat(net_out, mu, t, sigma1, noise_pred, clip_range):

@@ -130,7 +130,9 @@ class BFN(PretrainedMixin, nn.Module):
         flow_dtype = model_dtypes(self)[1]
         x = data_images(batch, cfg, "BFN.loss", dtype=flow_dtype)
         data = self.flow.prepare_data(x)
-        state = self.flow.sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator, dtype=flow_dtype)
+        # data prepared and t drawn here: the flow reads neither back (a host sync per step on CUDA)
+        state = self.flow._sample(data, draw_time(cfg, x.shape[0], x.device, generator), generator, dtype=flow_dtype,
+                                  drawn=True)
         per_example = bfn_loss(cfg, self.flow, self.output, self.predict(state, state.t), data, state, generator)
         out = {"loss": per_example.mean(), "loss_per_dim": per_example.mean().detach() / cfg.num_dims}
         if self.config.report_reconstruction:

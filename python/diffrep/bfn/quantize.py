@@ -35,7 +35,10 @@ def bin_index(x: torch.Tensor, num_bins: int) -> torch.Tensor:
     """0-based bin of each value: clamp(floor((x + 1)/2 K), 0, K - 1) (the reference's float_to_idx),
     evaluated in float64 with boundaries moved down by ``TIE_TOL``; values outside [-1, 1] go to the
     edge bins."""
-    K = _check(x, num_bins)
+    return _bin_index(x, _check(x, num_bins))
+
+
+def _bin_index(x: torch.Tensor, K: int) -> torch.Tensor:  # x and K checked: no second finiteness read
     return torch.floor((x.double() + 1.0 + TIE_TOL) * (K / 2.0)).clamp_(0, K - 1).long()
 
 
@@ -45,5 +48,5 @@ def quantize(x: torch.Tensor, num_bins: int) -> torch.Tensor:
     8-bit pixels p mapped to p/127.5 - 1 land on bin floor(p K/255): for K = 256, pixel 0 -> -1 + 1/256
     and pixel 255 -> 1 - 1/256."""
     K = _check(x, num_bins)
-    idx = bin_index(x, K)
+    idx = _bin_index(x, K)
     return ((2 * idx + 1).double() / K - 1.0).to(x.dtype)

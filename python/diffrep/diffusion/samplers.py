@@ -79,12 +79,12 @@ class _Sampler:
         if output.shape != x_t.shape:
             raise ValueError(f"model_output has shape {tuple(output.shape)} but x_t (the sample) has shape "
                              f"{tuple(x_t.shape)}")
-        s = self.schedule
-        eps = s.to_eps(output, x_t, t, self.prediction)
-        x0 = s.eps_to_x0(x_t, t, eps)
+        s = self.schedule  # t checked above: the conversions skip its range read (a host sync on CUDA)
+        eps = s._to_eps(output, x_t, t, self.prediction)
+        x0 = s._eps_to_x0(x_t, t, eps)
         if self.clip_x0 is not None:
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-            eps = s.x0_to_eps(x_t, t, x0)
+            eps = s._x0_to_eps(x_t, t, x0)
         return eps, x0
 
     def _pairs(self, num_steps: int | None) -> list[tuple[int, int]]:
@@ -151,10 +151,10 @@ class DDPMSampler(_Sampler):
         s._check_t(t)
         s._check_x(x_t, t, "x_t")
         s._check_like("x0", x0, x_t)
-        ab = s.gather("alphas_cumprod", t, x_t)
-        ab_prev = s.gather("alphas_cumprod_prev", t, x_t)
-        beta = s.gather("betas", t, x_t)
-        alpha = s.gather("alphas", t, x_t)
+        ab = s._gather("alphas_cumprod", t, x_t)  # t checked above
+        ab_prev = s._gather("alphas_cumprod_prev", t, x_t)
+        beta = s._gather("betas", t, x_t)
+        alpha = s._gather("alphas", t, x_t)
         mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab)) * x_t
         var = beta * (1 - ab_prev) / (1 - ab) if self.variance == "fixed_small" else beta.expand_as(ab)
         return mean, var
@@ -207,10 +207,10 @@ class DDIMSampler(_Sampler):
         if t_prev.dtype.is_floating_point or t_prev.is_complex() or t_prev.dtype == torch.bool:
             raise TypeError(f"t_prev must be an integer tensor, got {t_prev.dtype}")
         _generator(generator)
-        if bool((t_prev >= t).any()) or bool((t_prev < -1).any()):
+        if bool(((t_prev >= t) | (t_prev < -1)).any()):  # one host read for both bounds
             raise ValueError("t_prev must satisfy -1 <= t_prev < t for every sample")
         eps, x0 = self._eps_x0(model_output, x_t, t)
-        ab = s.gather("alphas_cumprod", t, x_t)
+        ab = s._gather("alphas_cumprod", t, x_t)  # t checked above
         ab_prev = s._table("alphas_cumprod", x_t.device, x_t.dtype)[t_prev.clamp(min=0)]
         ab_prev = torch.where(t_prev < 0, torch.ones_like(ab_prev), ab_prev).reshape(ab.shape)
         sigma = self.eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
@@ -249,7 +249,7 @@ class DDIMSampler(_Sampler):
         for i, (t, t_next) in enumerate(zip(seq[:-1], seq[1:])):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
             eps, x0_hat = self._eps_x0(model_fn(x, tt), x, tt)
-            ab_next = s.gather("alphas_cumprod", torch.full_like(tt, t_next), x)
+            ab_next = s._gather("alphas_cumprod", torch.full_like(tt, t_next), x)  # a step of the sequence: in range
             x = ab_next.sqrt() * x0_hat + (1 - ab_next).sqrt() * eps
             if callback is not None:
                 callback(i, x)

@@ -102,17 +102,22 @@ class NoiseSchedule:
 
     # -- table look-ups ----------------------------------------------------------------------
     def _check_t(self, t: torch.Tensor, name: str = "t", *, batch: int | None = None, who: str = "",
-                 of: str = "x_t") -> torch.Tensor:
+                 of: str = "x_t", in_range: bool = False) -> torch.Tensor:
         """``t`` as integer timesteps [B] in [0, T); with ``batch``, one per sample of ``of`` (the models'
-        ``eps`` and the like: ``who`` prefixes that message)."""
+        ``eps`` and the like: ``who`` prefixes that message). The range costs one host read of both ends (a
+        host-device synchronisation on CUDA); ``in_range`` skips it for a ``t`` the library knows to be in
+        range (drawn by :meth:`sample_timesteps`, or checked earlier in the same call), keeping the type and
+        shape checks (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of integer timesteps, got {type(t).__name__}")
         if t.dim() != 1:
             raise ValueError(f"{name} must have shape [B] (one timestep per sample), got {tuple(t.shape)}")
         if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
             raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_timesteps):
-            raise ValueError(f"{name} must lie in [0, {self.num_timesteps - 1}], got range [{int(t.min())}, {int(t.max())}]")
+        if t.numel() and not in_range:
+            lo, hi = torch.stack([t.min(), t.max()]).tolist()  # one read for both ends and the message
+            if lo < 0 or hi >= self.num_timesteps:
+                raise ValueError(f"{name} must lie in [0, {self.num_timesteps - 1}], got range [{lo}, {hi}]")
         if batch is not None and t.shape[0] != batch:
             raise ValueError(f"{who + ': ' if who else ''}{name} must have shape [{batch}] (one timestep per {of}), "
                              f"got {tuple(t.shape)}")
@@ -131,6 +136,13 @@ class NoiseSchedule:
         if name not in self.TABLES:
             raise ValueError(f"name must be one of {list(self.TABLES)}, got {name!r}")
         self._check_t(t)
+        return self._gather(name, t, like)
+
+    def _gather(self, name: str, t: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`gather` for a ``t`` known to lie in [0, T) (``_check_t``'s ``in_range``): no host read."""
+        if name not in self.TABLES:
+            raise ValueError(f"name must be one of {list(self.TABLES)}, got {name!r}")
+        self._check_t(t, in_range=True)
         if like is not None:
             _tensor("like", like, floating=False)
             if like.dim() < 1 or like.shape[0] != t.shape[0]:
@@ -171,30 +183,42 @@ class NoiseSchedule:
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4)."""
         self._check_t(t)
+        return self._q_sample(x0, t, noise, generator)
+
+    def _q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`q_sample` for a ``t`` known to lie in [0, T) (the losses' own draws): no host read."""
+        self._check_t(t, in_range=True)
         self._check_x(x0, t, "x0")
         _generator(generator)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         else:
             self._check_like("noise", noise, x0, "x0")
-        ab = self.gather("alphas_cumprod", t, x0)
+        ab = self._gather("alphas_cumprod", t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     # -- conversions (all exact algebra on x_t = a x0 + s eps, a = sqrt(abar), s = sqrt(1-abar)) ----
-    def _as(self, t, x, **others):
-        self._check_t(t)
+    def _as(self, t, x, in_range: bool = False, **others):
+        self._check_t(t, in_range=in_range)
         self._check_x(x, t, "x_t")
         for name, v in others.items():
             self._check_like(name, v, x)
-        ab = self.gather("alphas_cumprod", t, x)
+        ab = self._gather("alphas_cumprod", t, x)
         return ab.sqrt(), (1 - ab).sqrt()
 
     def eps_to_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t, eps=eps)
+        return self._eps_to_x0(x_t, t, eps, in_range=False)
+
+    def _eps_to_x0(self, x_t, t, eps, *, in_range: bool = True):  # in_range: as _check_t's
+        a, s = self._as(t, x_t, in_range, eps=eps)
         return (x_t - s * eps) / a
 
     def x0_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t, x0=x0)
+        return self._x0_to_eps(x_t, t, x0, in_range=False)
+
+    def _x0_to_eps(self, x_t, t, x0, *, in_range: bool = True):
+        a, s = self._as(t, x_t, in_range, x0=x0)
         return (x_t - a * x0) / s
 
     def eps_to_score(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -203,7 +227,10 @@ class NoiseSchedule:
         return -eps / s
 
     def score_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        _, s = self._as(t, x_t, score=score)
+        return self._score_to_eps(x_t, t, score, in_range=False)
+
+    def _score_to_eps(self, x_t, t, score, *, in_range: bool = True):
+        _, s = self._as(t, x_t, in_range, score=score)
         return -score * s
 
     def x0_to_score(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -216,24 +243,30 @@ class NoiseSchedule:
         return a * eps - s * x0
 
     def v_to_eps(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        a, s = self._as(t, x_t, v=v)
+        return self._v_to_eps(x_t, t, v, in_range=False)
+
+    def _v_to_eps(self, x_t, t, v, *, in_range: bool = True):
+        a, s = self._as(t, x_t, in_range, v=v)
         return s * x_t + a * v
 
     def to_eps(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
         """Convert a model output of parameterisation ``prediction`` (eps|x0|v|score) to eps."""
+        if prediction not in ("eps", "x0", "v", "score"):
+            raise ValueError(f"prediction must be one of eps, x0, v, score; got {prediction!r}")
+        self._check_t(t)
+        self._check_x(x_t, t, "x_t")
+        self._check_like("output", output, x_t)
+        return self._to_eps(output, x_t, t, prediction)
+
+    def _to_eps(self, output, x_t, t, prediction):
+        """:meth:`to_eps` for a checked ``prediction`` and a ``t`` known to lie in [0, T): no host read."""
         if prediction == "eps":
-            self._check_t(t)
+            self._check_t(t, in_range=True)
             self._check_x(x_t, t, "x_t")
             self._check_like("output", output, x_t)
             return output
-        if prediction in ("x0", "v", "score"):
-            self._check_t(t)
-            self._check_x(x_t, t, "x_t")
-            self._check_like("output", output, x_t)
         if prediction == "x0":
-            return self.x0_to_eps(x_t, t, output)
+            return self._x0_to_eps(x_t, t, output)
         if prediction == "v":
-            return self.v_to_eps(x_t, t, output)
-        if prediction == "score":
-            return self.score_to_eps(x_t, t, output)
-        raise ValueError(f"prediction must be one of eps, x0, v, score; got {prediction!r}")
+            return self._v_to_eps(x_t, t, output)
+        return self._score_to_eps(x_t, t, output)

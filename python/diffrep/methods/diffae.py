@@ -36,7 +36,7 @@ from .._checks import finite_float, finite_numbers, index, non_negative_float, p
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
-from ..nn.images import batch_images
+from ..nn.images import batch_images, module_dtype
 from ..nn.layers import timestep_embedding
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
@@ -207,10 +207,10 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     # and decode's chain, which runs in the code's dtype, ran them into NaN
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z_sem = Enc(x0) [B, latent_dim] (the mean head of the semantic encoder; DiffAE Sec. 3.2)."""
-        return self._encode(x, "encode")
+        return self._encode(self._images(x, "encode"))
 
-    def _encode(self, x, who):  # the losses' encoder pass, in the trainer's precision (autocast lowers it)
-        return self.encoder(self._images(x, who))[0]
+    def _encode(self, x):  # the losses' encoder pass on their checked images, in the trainer's precision (autocast lowers it)
+        return self.encoder(x)[0]
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t, z_sem) (t integer timesteps [B] in [0, T))."""
@@ -248,16 +248,20 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         x0 = self._images(batch_images(batch), "loss", "batch")
         training_step(step)
         if self.config.stage == "latent":
-            return self.latent_loss(x0, generator=generator)
+            self._need_stats("latent_loss")
+            return self._latent_loss(x0, generator)  # x0 checked above
         t = self.schedule.sample_timesteps(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        pred = self._eps(self.schedule.q_sample(x0, t, noise), t, self._encode(x0, "loss"))
+        pred = self._eps(self.schedule._q_sample(x0, t, noise), t, self._encode(x0))  # t drawn, x0 checked
         err = _wide(pred - noise)
         per = (err.pow(2) if self.config.loss == "l2" else err.abs()).flatten(1).mean(1)
         return {"loss": per.mean(), "diffusion": per.mean().detach()}
 
     def normalize_z(self, z: torch.Tensor) -> torch.Tensor:
-        return (self._check_z(z, name="z") - self.z_mean) / self.z_std
+        return self._normalize_z(self._check_z(z, name="z"))
+
+    def _normalize_z(self, z):  # z checked, or the encoder's own output in latent_loss: no finiteness read
+        return (z.to(module_dtype(self)) - self.z_mean) / self.z_std
 
     def denormalize_z(self, z: torch.Tensor) -> torch.Tensor:
         return self._check_z(z, name="z") * self.z_std + self.z_mean
@@ -282,13 +286,15 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     def latent_loss(self, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> dict:
         """DiffAE Eq. 10: E ||eps_omega(z_t, t) - eps||_1 with z_t noised from the standardised z_sem."""
         self._need_stats("latent_loss")
-        x0 = self._images(x0, "latent_loss", "x0")
+        return self._latent_loss(self._images(x0, "latent_loss", "x0"), generator)
+
+    def _latent_loss(self, x0, generator):  # x0 checked, the statistics fitted
         with torch.no_grad():
-            z = self.normalize_z(self._encode(x0, "latent_loss"))
+            z = self._normalize_z(self._encode(x0))
         s = self.latent_schedule
         t = s.sample_timesteps(z.shape[0], device=z.device, generator=generator)
         noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        err = _wide(self.latent_net(s.q_sample(z, t, noise), t) - noise)
+        err = _wide(self.latent_net(s._q_sample(z, t, noise), t) - noise)  # t drawn above
         per = (err.abs() if self.config.latent.loss == "l1" else err.pow(2)).mean(1)
         return {"loss": per.mean(), "latent": per.mean().detach()}
 

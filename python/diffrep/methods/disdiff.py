@@ -181,7 +181,9 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the space eps_theta lives in (identity, or the scaled VQ latent)."""
-        x = self._images(x, "to_diffusion_space")
+        return self._to_diffusion_space(self._images(x, "to_diffusion_space"))
+
+    def _to_diffusion_space(self, x):  # x checked (the loss's batch)
         if self.first_stage is None:
             return x
         with torch.no_grad():
@@ -189,7 +191,10 @@ class DisDiff(PretrainedMixin, nn.Module):
 
     def to_images(self, x0: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
         """The diffusion space -> images (VQ decoding of latent / scale)."""
-        x0 = self._diffusion_space(x0, "to_images", "x0")
+        return self._to_images(self._diffusion_space(x0, "to_images", "x0"), quantize)
+
+    def _to_images(self, x0, quantize: bool):  # the loss's own x0 estimates: no finiteness read (a host sync on CUDA)
+        x0 = x0.to(module_dtype(self.unet))  # as _diffusion_space
         if self.first_stage is None:
             return x0
         return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
@@ -198,11 +203,11 @@ class DisDiff(PretrainedMixin, nn.Module):
     @autocast_off  # the units in the model's own precision, not the caller's autocast (bf16 otherwise)
     def encode_units(self, x: torch.Tensor) -> torch.Tensor:
         """The N latent units [B, N, unit_dim] of images x (the encoder's mean head)."""
-        return self._encode_units(x)
+        return self._encode_units(self._images(x, "encode"))
 
-    def _encode_units(self, x):  # the loss's and the anchor refresh's pass, in the trainer's precision
+    def _encode_units(self, x):  # the loss's and the anchor refresh's pass on checked images, in the trainer's precision
         c = self.config
-        return self.encoder(self._images(x, "encode"))[0].reshape(x.shape[0], c.num_units, c.unit_dim)
+        return self.encoder(x)[0].reshape(x.shape[0], c.num_units, c.unit_dim)
 
     @autocast_off  # the units and their PCA in the model's own precision
     @torch.no_grad()
@@ -221,7 +226,11 @@ class DisDiff(PretrainedMixin, nn.Module):
         """The units the shift decoder reads: DyGA-aligned (Eq. 6) when ``dyga`` is configured and fitted,
         else unchanged."""
         units = self._check_units(units, units.shape[0] if isinstance(units, torch.Tensor) else 0)
+        return self._align_units(units, generator)
+
+    def _align_units(self, units, generator):  # checked units, or the loss's own codes: no finiteness read
         check_generator(generator)
+        units = units.to(module_dtype(self.unet))  # as _check_units
         return units if self.dyga is None else self.dyga(units, generator=generator)
 
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
@@ -255,7 +264,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.eval()  # the encoder's units as the metrics read them (no dropout)
         try:
             compat = self.dyga.config.compat == "dis-dis"
-            units = torch.cat([self.dyga(u) if compat else u for u in map(self._encode_units, batches)])
+            units = torch.cat([self.dyga(u) if compat else u
+                               for u in (self._encode_units(self._images(x, "encode")) for x in batches)])
         finally:
             self.train(was)
         return self.dyga.fit(units, epoch=epoch)  # in float32 with autocast off (DyGA.fit), as a bf16 encoder needs
@@ -318,9 +328,9 @@ class DisDiff(PretrainedMixin, nn.Module):
                                   or tuple(which.shape) != (x_t.shape[0], self.config.num_units)):
             raise ValueError(f"which must be a bool tensor [{x_t.shape[0]}, {self.config.num_units}], "
                              f"got {getattr(which, 'dtype', type(which).__name__)} {tuple(getattr(which, 'shape', ()))}")
-        return self._predict(x_t, t, units, which)
+        return self._predict(x_t, t, None if units is None else self._check_units(units, x_t.shape[0]), which)
 
-    def _predict(self, x_t, t, units=None, which=None):  # unchecked: the loss and the sampling loops
+    def _predict(self, x_t, t, units=None, which=None):  # unchecked (units checked or the loss's): the loss and the sampling loops
         B = x_t.shape[0]
         was = self.unet.training
         self.unet.train(False)  # the frozen role: no dropout, no gradient
@@ -333,7 +343,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if units is None:
             return eps, None
         c = self.config
-        units = self._check_units(units, B)
+        units = units.to(module_dtype(self.unet))  # as _check_units
         parts = self.part_embeddings()                                   # [N, D]
         if which is None:  # every (example, unit) pair, in nonzero()'s row-major order: nonzero() of an all-True
             # mask would read its count back to the host (a synchronisation per training step on CUDA)
@@ -358,14 +368,14 @@ class DisDiff(PretrainedMixin, nn.Module):
         c = self.config
         x = self._images(batch_images(batch), "loss", "batch")
         training_step(step)
-        x0 = self.to_diffusion_space(x)
+        x0 = self._to_diffusion_space(x)  # x checked above
         # at least float32: under the trainer's autocast (bf16 on a GPU) the frozen first stage returns bf16, and
         # the forward process, its noise and the loss stay in float32
         x0 = x0.to(torch.promote_types(x0.dtype, torch.float32))
         B, dev = x0.shape[0], x0.device
         t = self.schedule.sample_timesteps(B, device=dev, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
-        x_t = self.schedule.q_sample(x0, t, noise)
+        x_t = self.schedule._q_sample(x0, t, noise)  # t drawn above: no range read
         if c.stage == "pretrain" or (step is not None and step < c.pretrain_steps):
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
@@ -374,7 +384,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             self._anchor_schedule(step - c.pretrain_steps, fitted=lambda: bool(self.dyga.fitted), training=self.training,
                                   refit=self._refit)
         units = self._encode_units(x)
-        eps, g = self._predict(x_t, t, self.align_units(units, generator=generator))
+        eps, g = self._predict(x_t, t, self._align_units(units, generator))  # the encoder's own units
         pred = eps + self._gather("shift_coef", t, x0) * g.sum(1)
         err = pred - noise
         rec = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1).mean()
@@ -390,7 +400,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         return out
 
     def _reencode(self, x0_hat: torch.Tensor, grad: bool) -> torch.Tensor:
-        img = self.to_images(x0_hat, quantize=False)
+        img = self._to_images(x0_hat, quantize=False)
         c = self.config
         if grad:
             z = self.encoder(img)[0]
@@ -411,7 +421,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         units = self._check_units(units, x_t.shape[0])
         n = self.config.num_units
         if (not isinstance(concept, torch.Tensor) or concept.dtype.is_floating_point or concept.dtype == torch.bool
-                or tuple(concept.shape) != (x_t.shape[0],) or int(concept.min()) < 0 or int(concept.max()) >= n):
+                or tuple(concept.shape) != (x_t.shape[0],) or bool(((concept < 0) | (concept >= n)).any())):
             raise ValueError(f"{who}: concept must be an integer tensor [{x_t.shape[0]}] of units in [0, {n}), got "
                              f"{concept.tolist() if isinstance(concept, torch.Tensor) and concept.numel() <= 8 else type(concept).__name__}")
         return self._disentangling_loss(x_t, t, eps, g_c, units, concept.to(device=x_t.device, dtype=torch.long))
@@ -419,8 +429,8 @@ class DisDiff(PretrainedMixin, nn.Module):
     def _disentangling_loss(self, x_t, t, eps, g_c, units, concept):  # unchecked: the objective's own call
         c = self.config
         s = self.schedule
-        x0_hat = s.eps_to_x0(x_t, t, eps).detach()
-        x0_hat_c = s.eps_to_x0(x_t, t, eps + self._gather("guidance_coef", t, x_t) * g_c)
+        x0_hat = s._eps_to_x0(x_t, t, eps).detach()  # t drawn by loss or checked by disentangling_loss
+        x0_hat_c = s._eps_to_x0(x_t, t, eps + self._gather("guidance_coef", t, x_t) * g_c)
         with torch.no_grad():
             z_hat = self._reencode(x0_hat, False)
         z_hat_c = self._reencode(x0_hat_c, c.dis_encoder_grad)
@@ -434,7 +444,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             weight = (x0_hat - x0_hat_c.detach()).pow(2).flatten(1).mean(1)
         else:
             with torch.no_grad():
-                weight = (self.to_images(x0_hat, quantize=False) - self.to_images(x0_hat_c, quantize=False)).pow(2).flatten(1).mean(1)
+                weight = (self._to_images(x0_hat, False) - self._to_images(x0_hat_c, False)).pow(2).flatten(1).mean(1)
         return (weight * ce).mean()
 
     # -- decoding and verbs -------------------------------------------------------------------
@@ -444,7 +454,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         return self._eps_with_units(x_t, t, self._check_units(units, x_t.shape[0]))
 
     def _eps_with_units(self, x_t, t, units):  # unchecked: the sampling loops
-        eps, g = self._predict(x_t, t, self.align_units(units))
+        eps, g = self._predict(x_t, t, self._align_units(units, None))  # units checked by the caller
         return eps + self._gather("guidance_coef", t, x_t) * g.sum(1)
 
     def _shape(self, n):

@@ -145,7 +145,10 @@ class EncDiff(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def to_latent(self, x: torch.Tensor) -> torch.Tensor:
         """z0: the first stage's (pre-quantisation) latent times the scale factor, or x itself."""
-        x = self._images(x)
+        return self._to_latent(self._images(x))
+
+    @torch.no_grad()
+    def _to_latent(self, x):  # x checked (the loss's batch)
         if self.first_stage is None:
             return x
         return self.first_stage.encode(x) * self.scale_factor
@@ -166,7 +169,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         """The U-Net's condition c~ from raw tokens c: DyGA alignment (Eq. 6), FSQ, or c itself."""
         return self._condition(self._tokens(c, "c"), self._generator(generator))
 
-    def _condition(self, c, generator):  # the loss's path: the extractor's tokens in the trainer's precision
+    def _condition(self, c, generator):  # the loss's path: the extractor's tokens, in the trainer's precision and unread
         if self.dyga is not None:
             return self.dyga(c, generator=generator)
         if self.fsq is not None:
@@ -207,7 +210,7 @@ class EncDiff(PretrainedMixin, nn.Module):
                 z = self.first_stage.encode(x)
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
-        z0 = self.to_latent(x)
+        z0 = self._to_latent(x)  # x checked above
         # at least float32: under the trainer's autocast (bf16 on a GPU) the frozen first stage returns bf16, and
         # the forward process, its noise and the loss stay in float32
         z0 = z0.to(torch.promote_types(z0.dtype, torch.float32))
@@ -215,18 +218,19 @@ class EncDiff(PretrainedMixin, nn.Module):
         on = draw_device(generator)
         t = torch.randint(0, self.schedule.num_timesteps, (B,), generator=generator, device=on).to(x.device)
         noise = torch.randn(z0.shape, generator=generator, device=on, dtype=z0.dtype).to(x.device)
-        z_t = self.schedule.q_sample(z0, t, noise)
+        z_t = self.schedule._q_sample(z0, t, noise)  # t drawn in [0, T) above: no range read
         _, c = self.extractor(x)
         self._bank(c)
-        c_tilde = self._condition(check_code(c, "c"), generator)  # checked, not cast: bf16 under autocast
+        c_tilde = self._condition(c, self._generator(generator))  # the extractor's tokens: unread, not cast
         err = self._eps(z_t, t, c_tilde) - noise
         per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
         loss = per.mean()
         out = {"loss": loss}
         if self.dyga is not None and bool(self.dyga.fitted):
-            out["anchors_mean"] = float(self.dyga.n_anchors.float().mean())
-            out["anchors_min"] = float(self.dyga.n_anchors.min())
-            out["anchors_max"] = float(self.dyga.n_anchors.max())
+            n = self.dyga.n_anchors
+            # one host read for the three logged numbers (the counts are exact in float32)
+            out["anchors_mean"], out["anchors_min"], out["anchors_max"] = torch.stack(
+                [n.float().mean(), n.min().float(), n.max().float()]).tolist()
             for k, v in self.dyga.last_align.items():
                 out[f"dyga_{k}"] = v
         return out
@@ -518,7 +522,7 @@ class EncDiff(PretrainedMixin, nn.Module):
                 on = draw_device(generator)
                 t = torch.randint(lo, hi, (B,), generator=generator, device=on).to(x.device)
                 noise = torch.randn(z0.shape, generator=generator, device=on).to(x.device)
-                z_t = self.schedule.q_sample(z0, t, noise)
+                z_t = self.schedule._q_sample(z0, t, noise)  # t drawn in [lo, hi) within [0, T)
                 perm = (torch.arange(B) + 1 + int(torch.randint(0, B - 1, (1,), generator=generator, device=on))) % B
                 f = (lambda e: e.abs().mean()) if self.config.loss_type == "l1" else (lambda e: e.pow(2).mean())
                 true += float(f(self._eps(z_t, t, tok) - noise))

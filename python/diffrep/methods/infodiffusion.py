@@ -37,7 +37,7 @@ from ..config import Config, ConfigError, Ge
 from ..diffusion import NoiseSchedule, NoiseScheduleConfig
 from ..nn.encoders import HalfUNet, HalfUNetConfig
 from ..nn.gaussian import gaussian_kl
-from ..nn.images import batch_images
+from ..nn.images import batch_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
 from ..ops._full_precision import autocast_off
@@ -184,8 +184,12 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
 
     def mmd(self, z: torch.Tensor, prior_samples: torch.Tensor) -> torch.Tensor:
         """The MMD^2 term between codes and prior draws through the fused op (:func:`diffrep.ops.mmd.mmd2`)."""
-        c = self.config
         z, prior_samples = self._check_z(z, name="z"), self._check_z(prior_samples, name="prior_samples")
+        return self._mmd(z, prior_samples)
+
+    def _mmd(self, z, prior_samples):  # the loss's codes and prior draws: no finiteness read (a host sync on CUDA)
+        c, dtype = self.config, module_dtype(self)
+        z, prior_samples = z.to(dtype), prior_samples.to(dtype)  # as _check_z
         return mmd2(z, prior_samples, "rbf", bandwidth=c.mmd_bandwidth or None, estimator=c.mmd_estimator)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -204,7 +208,7 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         mu, logvar = (v.to(torch.promote_types(v.dtype, torch.float32)) for v in (mu, logvar))
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=dev, dtype=mu.dtype)
         zd = z if c.decoder_latent == "sample" else mu
-        pred = self._eps(s.q_sample(x0, t, noise), t, zd)
+        pred = self._eps(s._q_sample(x0, t, noise), t, zd)  # t drawn above: no range read
         diffusion = (pred - noise).pow(2).mean()
         out = {"diffusion": diffusion.detach()}
         loss = diffusion
@@ -212,11 +216,11 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         if w > 0:
             if c.rec_term == "x1":
                 t1 = torch.zeros_like(t)
-                x1 = s.q_sample(x0, t1, torch.randn(x0.shape, generator=generator, device=dev, dtype=dt))
+                x1 = s._q_sample(x0, t1, torch.randn(x0.shape, generator=generator, device=dev, dtype=dt))
                 e1, x_in = self._eps(x1, t1, zd), x1
             else:
                 e1, x_in = pred, x0
-            a1, b1, ab1 = (s.gather(n, torch.zeros_like(t), x0) for n in ("alphas", "betas", "alphas_cumprod"))
+            a1, b1, ab1 = (s._gather(n, torch.zeros_like(t), x0) for n in ("alphas", "betas", "alphas_cumprod"))
             mean1 = (x_in - b1 / (1 - ab1).sqrt() * e1) / a1.sqrt()  # mu_theta(x_1, 1, z) (Ho et al. 2020, Eq. 11)
             rec = (mean1 - x0).pow(2).mean()
             loss = loss + w * rec
@@ -228,7 +232,7 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         if c.mmd_weight > 0:
             zm = z if c.mmd_on == "sample" else mu
             prior = sample_prior(c.prior, B, c.latent_dim, generator=generator, dtype=zm.dtype, device=dev)
-            mmd = self.mmd(zm, prior)
+            mmd = self._mmd(zm, prior)
             loss = loss + c.mmd_weight * mmd
             out["mmd"] = mmd.detach()
         out["loss"] = loss

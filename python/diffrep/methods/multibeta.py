@@ -190,7 +190,7 @@ class MultiBeta(PretrainedMixin, nn.Module):
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
         if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
             self._check_x(batch_images(batch), "MultiBeta.loss", "batch")
-            return self.denoiser.loss(batch, step=step, generator=generator, encoder=self.vae._encode_checked_images)
+            return self.denoiser._loss(batch, step, generator, self.vae._encode_checked_images, None, None, own_encoder=True)
         return self._adversarial_loss(batch, step, generator)
 
     def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

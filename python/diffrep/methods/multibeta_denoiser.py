@@ -193,9 +193,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         return w.clamp_max(self.config.max_weight)
 
     # -- the network -------------------------------------------------------------------------
-    def _check_z(self, z, who: str) -> torch.Tensor:
+    def _check_z(self, z, who: str, *, finite: bool = True) -> torch.Tensor:
         # in the network's dtype: a bf16 or float64 code failed deep inside F.linear
-        return _check_latents(z, self.config.latent_shape, who).to(module_dtype(self))
+        return _check_latents(z, self.config.latent_shape, who, finite=finite).to(module_dtype(self))
 
     def predict(self, z: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps_hat(z_t, t), Delta_hat(z_t, t)) at grid indices i [B] (t = i tau); Delta_hat is returned in latent
@@ -263,6 +263,11 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         (the frozen phase-1 encoder; evaluated once on the 2B pairs, without gradient). ``t_index`` [B] in 1..N and
         ``noise`` fix the draws (default: i ~ U{1..N}, eps ~ N(0, I) from ``generator``). ``step`` is unused.
         Returns ``loss`` and the detached means ``eps_mse`` and ``delta_mse`` (per example, summed over dims)."""
+        return self._loss(batch, step, generator, encoder, t_index, noise, own_encoder=False)
+
+    def _loss(self, batch, step, generator, encoder, t_index, noise, *, own_encoder: bool) -> dict:
+        """:meth:`loss`; ``own_encoder``: ``encoder`` is the library's frozen phase-1 encoder (:meth:`MultiBeta.loss`),
+        whose output is not read back for its finiteness (a host sync per step on CUDA)."""
         self._need_schedule("loss")
         if not callable(encoder):
             raise TypeError("LatentDenoiser.loss: encoder must be a callable (x, beta) -> f(x, beta) "
@@ -280,7 +285,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             if not isinstance(t_index, torch.Tensor) or t_index.shape != (n,) or t_index.dtype.is_floating_point:
                 raise ValueError(f"LatentDenoiser.loss: t_index must be an integer tensor of shape [{n}]")
-            if bool((t_index < 1).any()) or bool((t_index > cfg.num_steps).any()):
+            if bool(((t_index < 1) | (t_index > cfg.num_steps)).any()):  # one host read
                 raise ValueError(f"LatentDenoiser.loss: t_index must lie in 1..N={cfg.num_steps}")
             i = t_index.to(dev)
         t = i.to(torch.float64).mul(cfg.tau)
@@ -290,7 +295,7 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         xx = xx.to(torch.promote_types(xx.dtype, torch.float32))
         with torch.no_grad(), torch.autocast(xx.device.type, enabled=False):
             f = encoder(xx, torch.cat([t, (i - 1).to(torch.float64).mul(cfg.tau)]).to(xx.dtype))
-        f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output")
+        f = self._check_z(f.detach(), "LatentDenoiser.loss: encoder output", finite=not own_encoder)
         f_t, f_prev = f[:n], f[n:]
         if noise is None:
             noise = torch.randn(f_t.shape, device=f_t.device, dtype=f_t.dtype, generator=generator)

@@ -167,16 +167,17 @@ def _at_least_f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _check_latents(z, shape: tuple[int, ...], who: str) -> torch.Tensor:
+def _check_latents(z, shape: tuple[int, ...], who: str, *, finite: bool = True) -> torch.Tensor:
     """``z`` as a batch [B, *shape] (B >= 1) of finite floating latents, the codes the VAE decodes and the
-    denoiser denoises."""
+    denoiser denoises; ``finite=False`` (the library's own encoder output) skips the finiteness read, a host
+    sync on CUDA."""
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{who}: z must be a tensor [B, {', '.join(map(str, shape))}], got {type(z).__name__}")
     if not z.dtype.is_floating_point:  # an integer code is a mistake (indices, labels), not a code to round
         raise TypeError(f"{who}: z must be a floating-point tensor, got dtype {z.dtype}")
     if z.dim() != 1 + len(shape) or tuple(z.shape[1:]) != shape or z.shape[0] < 1:
         raise ValueError(f"{who}: z must have shape [B, {', '.join(map(str, shape))}], got {tuple(z.shape)}")
-    if not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
+    if finite and not bool(torch.isfinite(z).all()):  # NaN codes decoded/denoised to NaN images silently
         raise ValueError(f"{who}: z holds NaN or infinite values")
     return z
 
@@ -269,8 +270,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         cfg = self.config
         with torch.no_grad():
             s2 = self.log_sigma2_grid().exp()
-            return {"sigma2": int((s2 <= cfg.sigma2_min * (1 + 1e-4)).sum()),
-                    "log_s2": int((self.log_s2_table <= cfg.log_s2_min).sum())}
+            counts = torch.stack([(s2 <= cfg.sigma2_min * (1 + 1e-4)).sum(), (self.log_s2_table <= cfg.log_s2_min).sum()])
+            sigma2, log_s2 = counts.tolist()  # one host read for both counts (the loss logs them every step)
+            return {"sigma2": sigma2, "log_s2": log_s2}
 
     def _at(self, table: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """A grid table [N + 1, ...] read at beta [B] (``off_grid`` rule): [B, ...]; per unit for a per-unit table."""
@@ -311,8 +313,10 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         return torch.exp(0.5 * self.log_s2(beta))
 
     # -- validation --------------------------------------------------------------------------
-    def _beta(self, beta, n: int | None, name: str = "beta") -> torch.Tensor:
-        """beta as a float tensor [n] on the model's device, checked to lie in [0, B]."""
+    def _beta(self, beta, n: int | None, name: str = "beta", *, drawn: bool = False) -> torch.Tensor:
+        """beta as a float tensor [n] on the model's device, checked to lie in [0, B] with one host read (a
+        host-device sync on CUDA); ``drawn``: beta came from :meth:`sample_beta`, in range by construction, and
+        skips that read."""
         device, dtype = self.log_s2_table.device, self.log_s2_table.dtype
         if isinstance(beta, bool) or not isinstance(beta, (numbers.Real, torch.Tensor)):
             raise TypeError(f"{name} must be a number or a tensor of shape [B], got {type(beta).__name__}")
@@ -325,7 +329,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         if b.dim() != 1 or (n is not None and b.shape[0] != n):
             raise ValueError(f"{name} must be a number or a tensor of shape [{n if n is not None else 'B'}], "
                              f"got shape {tuple(b.shape)}")
-        if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or bool((b > self.config.beta_max * (1 + 1e-6)).any()):
+        if not drawn and bool(~torch.isfinite(b).all() | (b < 0).any() | (b > self.config.beta_max * (1 + 1e-6)).any()):
             raise ValueError(f"{name} must lie in [0, B={self.config.beta_max:g}], got values in "
                              f"[{b.min().item():.4g}, {b.max().item():.4g}]")
         return b.clamp(0, self.config.beta_max)
@@ -349,8 +353,9 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def _encode_checked_images(self, x: torch.Tensor, beta) -> torch.Tensor:
         """:meth:`encode` of images the caller has already checked (shape, finite): phase 2's frozen-encoder pass on
         the 2B pairs (:meth:`MultiBeta.loss` checks the batch once), where a second finiteness scan cost ~5 % of the
-        encoder forward."""
-        return self.encoder(x.to(module_dtype(self)), self._beta(beta, x.shape[0]))
+        encoder forward. Its betas are the denoiser's grid times i tau, in [0, B] by construction: their range is not
+        read back either (a host sync per step on CUDA)."""
+        return self.encoder(x.to(module_dtype(self)), self._beta(beta, x.shape[0], drawn=True))
 
     def decode(self, z: torch.Tensor, beta) -> torch.Tensor:
         """g_theta(z, beta): the decoder mean, images [B, C, S, S] (Eq. 2)."""
@@ -373,10 +378,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
     def weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction weight, KL weight) per example: (B - beta, beta) for Eq. 4; (1, min(beta / (B - beta),
         max_kl_weight)) for ``weighting="beta_vae"``."""
-        cfg = self.config
         if not isinstance(beta, torch.Tensor):
             raise TypeError(f"beta must be a tensor [B], got {type(beta).__name__}")
-        beta = self._beta(beta, None)
+        return self._weights(self._beta(beta, None))
+
+    def _weights(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # beta checked (or drawn)
+        cfg = self.config
         if cfg.weighting == "eq4":
             return cfg.beta_max - beta, beta
         gap = (cfg.beta_max - beta).clamp_min(0)
@@ -398,11 +405,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         training_step(step)
         check_generator(generator)  # sample_beta checks it only when beta is drawn
         n = x.shape[0]
-        if beta is None:
+        drawn = beta is None
+        if drawn:
             beta = self.sample_beta(n, device=x.device, generator=generator)
         elif not isinstance(beta, torch.Tensor):
             raise TypeError(f"MultiBetaVAE.loss: beta must be a tensor of shape [{n}], got {type(beta).__name__}")
-        beta = self._beta(beta, n, "MultiBetaVAE.loss: beta")
+        beta = self._beta(beta, n, "MultiBetaVAE.loss: beta", drawn=drawn)
         f = self.encoder(x, beta)
         if noise is None:
             noise = torch.randn(f.shape, device=f.device, dtype=f.dtype, generator=generator)
@@ -422,7 +430,7 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
         else:  # per_unit: one term per unit
             kl_var = (log_var.exp() - log_var - 1).flatten(1).sum(1)
         kl = 0.5 * (_at_least_f32(f).pow(2).flatten(1).sum(1) + kl_var)
-        w_rec, w_kl = self.weights(beta)
+        w_rec, w_kl = self._weights(beta)
         loss = (w_rec * nll + w_kl * kl).mean()
         at_floor = self.floors()
         return {"loss": loss, "recon": nll.mean().detach(), "kl": kl.mean().detach(), "mse": (sq / D).mean().detach(),

@@ -299,7 +299,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         data = self.flow.prepare_data(x)
         t = draw_time(cfg.bfn, x.shape[0], x.device, generator)
         # the hyper encoder reads the decoder at theta_t itself
-        state = self.flow.sample(data, t, generator, dtype=flow_dtype)
+        state = self.flow._sample(data, t, generator, dtype=flow_dtype, drawn=True)  # as BFN.loss: no host read
         mean, logvar = self.posterior(state, t, x=x)
         # the sampled z, its KL and its MMD in the flow state's dtype: under the trainer's bf16 autocast the
         # encoder's heads return bf16, and z's noise was drawn and the MMD's codes rounded in bf16 (the

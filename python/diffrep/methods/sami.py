@@ -193,10 +193,14 @@ class SAMI(PretrainedMixin, nn.Module):
     def guidance_coefficient(self, t: torch.Tensor, like: torch.Tensor, literal: bool | None = None) -> torch.Tensor:
         """k_t with eps_hat = eps_theta - k_t g: gamma_t = sqrt(1 - abar_t) (Eq. 8, A.2), or with
         ``literal`` the k_t giving Algorithm 1's printed mean shift sqrt(1 - alpha_t) g."""
-        ab = self.schedule.gather("alphas_cumprod", t, like)
+        self.schedule._check_t(t)
+        return self._guidance_coefficient(t, like, literal)
+
+    def _guidance_coefficient(self, t, like, literal):  # t known in [0, T) (drawn or checked): no host read
+        ab = self.schedule._gather("alphas_cumprod", t, like)
         k = (1 - ab).sqrt()
         if self.config.alg1_literal if literal is None else literal:
-            beta = self.schedule.gather("betas", t, like)
+            beta = self.schedule._gather("betas", t, like)
             k = k * (1 - beta).sqrt() / beta.sqrt()
         return k
 
@@ -209,12 +213,15 @@ class SAMI(PretrainedMixin, nn.Module):
         scale = finite_float(scale, "scale")
         g, _ = self.guidance(x_t, z, axes=axes)
         with torch.no_grad():
-            return self.denoiser(x_t, t) - scale * self.guidance_coefficient(t, x_t, literal=False) * g
+            return self.denoiser(x_t, t) - scale * self._guidance_coefficient(t, x_t, literal=False) * g  # t checked
 
     # -- loss (Eq. 10, Algorithm 2) -------------------------------------------------------------
     def lambda_weights(self, t: torch.Tensor) -> torch.Tensor:
         """Per-sample lambda_t [B] (``lambda_t``; docs/methods/sami.md#eq-4-10-objective)."""
         self.schedule._check_t(t)
+        return self._lambda_weights(t)
+
+    def _lambda_weights(self, t):  # t known in [0, T): no host read
         cfg = self.config
         if cfg.lambda_t == "simple":
             return torch.ones(t.shape, dtype=torch.float32, device=t.device)
@@ -279,7 +286,8 @@ class SAMI(PretrainedMixin, nn.Module):
         training_step(step)
         B = x0.shape[0]
         S = cfg.train_samples
-        if t is None:
+        drawn = t is None  # a drawn t lies in [0, T): only a given one costs a range read (a host sync on CUDA)
+        if drawn:
             t = self.sample_timesteps(B, device=x0.device, generator=generator)
         elif not isinstance(t, torch.Tensor) or t.shape != (B,):
             raise ValueError(f"t must be an integer tensor of shape [{B}]")
@@ -292,7 +300,8 @@ class SAMI(PretrainedMixin, nn.Module):
         elif tuple(z_noise.shape) != (S, B, self.latent_dim):
             raise ValueError(f"z_noise must have shape {(S, B, self.latent_dim)}, got {tuple(z_noise.shape)}")
         grad_on = torch.is_grad_enabled()
-        x_t = self.schedule.q_sample(x0, t, noise).detach()
+        self.schedule._check_t(t, in_range=drawn)
+        x_t = self.schedule._q_sample(x0, t, noise).detach()
         # the denoiser does not need d/dx_t; in pretrained mode it needs no graph at all
         if cfg.freeze_denoiser:
             with torch.no_grad():
@@ -320,10 +329,10 @@ class SAMI(PretrainedMixin, nn.Module):
                 lq = log_posterior(zi, mut, lvt)
                 (g,) = torch.autograd.grad(lq.sum(), x_t_leaf, create_graph=grad_on, retain_graph=grad_on or i < len(zs) - 1)
                 gs.append(g)
-        gamma = self.guidance_coefficient(t, x0, literal=False)
+        gamma = self._guidance_coefficient(t, x0, literal=False)
         resid = noise - eps_theta
         per_example = torch.stack([self._reduce_pixels((resid + gamma * g) ** 2) for g in gs]).mean(0)
-        lam = self.lambda_weights(t).to(per_example.dtype)
+        lam = self._lambda_weights(t).to(per_example.dtype)
         loss_x = (lam * per_example).mean()
         kl_dims = gaussian_kl(mu0, lv0)
         if cfg.free_bits > 0:
@@ -383,7 +392,7 @@ class SAMI(PretrainedMixin, nn.Module):
             g = guide(x_t) if guide is not None else None
             eps = self.denoiser(x_t, tt)
             last.update(t=int(tt[0]), eps=eps, g=g)
-            return eps if g is None else eps - scale * self.guidance_coefficient(tt, x_t, literal=literal) * g
+            return eps if g is None else eps - scale * self._guidance_coefficient(tt, x_t, literal=literal) * g  # tt: the chain's
 
         def step_done(i: int, x_next: torch.Tensor) -> None:
             callback(i, last["t"], x_next, last["eps"], last["g"])

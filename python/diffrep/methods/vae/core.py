@@ -152,6 +152,12 @@ class VAEBase(PretrainedMixin, nn.Module):
             raise ValueError(f"{who}: z holds NaN or infinite values")
         return z.to(module_dtype(self))
 
+    def _decode_own_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits for codes the objective drew itself from its checked batch: no finiteness read (a
+        host sync per step on CUDA); a non-finite code gives a non-finite loss, which the trainer refuses
+        (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
+        return self.decoder(z.to(module_dtype(self)))
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder mean sigmoid(logits) for codes ``z`` [B, latent_dim], in the input range."""
         return self._to_range(torch.sigmoid(self.decode_logits(z)))
@@ -184,7 +190,7 @@ class VAEBase(PretrainedMixin, nn.Module):
             z = mu + torch.exp(0.5 * logvar) * draw_normal(mu.shape, like=mu, generator=generator)
         else:
             z = mu
-        logits = self.decode_logits(z)
+        logits = self._decode_own_codes(z)
         return {"x01": x01, "mu": mu, "logvar": logvar, "z": z, "recon": self._recon(logits, x01)}
 
     @staticmethod

@@ -69,7 +69,7 @@ class FSQAE(VAEBase):
         x01 = self._images01(batch, "loss", "batch")
         mu, logvar = self.encoder(x01)
         z = self.fsq(mu)
-        return {"x01": x01, "mu": mu, "logvar": logvar, "z": z, "recon": self._recon(self.decode_logits(z), x01)}
+        return {"x01": x01, "mu": mu, "logvar": logvar, "z": z, "recon": self._recon(self._decode_own_codes(z), x01)}
 
     def _objective(self, parts, step, generator):
         return {"loss": parts["recon"], "recon": parts["recon"]}
