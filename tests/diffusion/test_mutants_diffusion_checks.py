@@ -66,6 +66,11 @@ CASES = [
     # timesteps
     (lambda: S._check_t([1, 2]), TypeError, "t must be a torch.Tensor of integer timesteps, got list"),
     (lambda: S._check_t(torch.tensor([1j])), TypeError, "t must be an integer tensor, got torch.complex64"),
+    # a uint8 t indexes the tables as a boolean mask (a uint8 t of length T selected by mask, silently)
+    (lambda: S.gather("betas", torch.ones(10, dtype=torch.uint8)), TypeError,
+     "t must be an int64 or int32 tensor of timesteps, got torch.uint8 (use t.long())"),
+    (lambda: S._check_t(torch.tensor([1, 2], dtype=torch.int16)), TypeError,
+     "t must be an int64 or int32 tensor of timesteps, got torch.int16 (use t.long())"),
     (lambda: S._check_t(torch.tensor([0, 10])), ValueError, "t must lie in [0, 9], got range [0, 10]"),
     (lambda: S._check_t(torch.tensor([0, 1, 2]), batch=2, who="W"), ValueError, "W: t must have shape [2] (one timestep per x_t), got (3,)"),
     (lambda: S._check_t(torch.tensor([0, 1, 2]), batch=2), ValueError, "t must have shape [2] (one timestep per x_t), got (3,)"),
@@ -111,3 +116,8 @@ def test_the_boundaries_that_must_pass():
         with pytest.raises(ConfigError, match="^" + re.escape(f"config field 'beta_end': need 0 < beta_start <= beta_end < 1, "
                                                               f"got {b0}, {b1}") + "$"):
             NoiseScheduleConfig(kind=kind, beta_start=b0, beta_end=b1)
+
+
+def test_int32_timesteps_gather_as_int64():
+    t = torch.tensor([0, 3, 9])
+    assert torch.equal(S.gather("alphas_cumprod", t.int()), S.alphas_cumprod.float()[[0, 3, 9]])

@@ -114,6 +114,8 @@ class NoiseSchedule:
             raise ValueError(f"{name} must have shape [B] (one timestep per sample), got {tuple(t.shape)}")
         if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
             raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
+        if t.dtype not in (torch.int64, torch.int32):  # torch indexes with a uint8 tensor as a mask, silently
+            raise TypeError(f"{name} must be an int64 or int32 tensor of timesteps, got {t.dtype} (use {name}.long())")
         if t.numel() and not in_range:
             lo, hi = torch.stack([t.min(), t.max()]).tolist()  # one read for both ends and the message
             if lo < 0 or hi >= self.num_timesteps:
