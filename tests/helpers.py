@@ -176,6 +176,20 @@ def perturbed(m, scale: float = 0.1, seed: int = 7):
     return m
 
 
+def tiny_multibeta_phase2():
+    """A tiny float32 MultiBeta (32 px, one channel, 3 latents, 4 grid steps) with every weight moved by
+    0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode."""
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=4,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m.set_phase(2).eval()
+
+
 def paramrel_probe_losses(m, x) -> list:
     """``m.loss`` on the first 128 images of ``x`` under two fixed generators (the same t, flow noise
     and z draws at every call): compares a model before and after training."""

@@ -17,9 +17,8 @@ import torch
 from diffrep.analysis.traversal import centroid_shifts, prior_decoder
 from diffrep.methods.dyga import DyGA, DyGAConfig, align
 from diffrep.methods.encdiff import EncDiff
-from diffrep.methods.multibeta import MultiBeta, multibeta_config
 from diffrep.methods.paramrel import ReverseSample
-from helpers import break_zero_init, perturbed, tiny_paramrel, tiny_sami
+from helpers import tiny_multibeta_phase2, break_zero_init, perturbed, tiny_paramrel, tiny_sami
 
 OTHER = [torch.bfloat16, torch.float16, torch.float64]
 
@@ -83,13 +82,7 @@ def _encdiff_tokens():
 
 @functools.cache
 def _multibeta():
-    torch.manual_seed(0)
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=4,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.set_phase(2).eval()
+    return tiny_multibeta_phase2()
 
 
 @functools.cache
@@ -211,7 +204,7 @@ def _image_models():
     from diffrep.methods.diffae import DiffAE
     from diffrep.methods.disdiff import DisDiff
     from diffrep.methods.infodiffusion import InfoDiffusion
-    from diffrep.methods.multibeta import MultiBetaVAE
+    from diffrep.methods.multibeta import MultiBeta, MultiBetaVAE
     from diffrep.methods.paramrel import ParamReL
     from diffrep.methods.sami import SAMI
     from diffrep.methods.vae import VAE, BetaTCVAE

@@ -26,8 +26,9 @@ def _diffae(**kw):
 
 
 def _wide_images(n=2, seed=1):
-    """Images in [-1.6, 1.6]: their reconstructions leave [-1, 1] on both sides, so the final clamp shows."""
-    return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1) * 1.6
+    """Images in [-1, 1] whose reconstructions by these perturbed models leave [-1, 1] on both sides, so the
+    final clamp shows."""
+    return torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
 
 
 def _reconstruct_by_hand(m, x, steps, abar):

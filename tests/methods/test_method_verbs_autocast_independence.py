@@ -29,10 +29,9 @@ from diffrep.methods.diffae import DiffAE, DiffAEConfig
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
-from diffrep.methods.multibeta import MultiBeta, multibeta_config
 from diffrep.methods.paramrel import ReverseSample
 
-from helpers import (assert_same_inside_and_outside_bf16_autocast, break_zero_init, perturbed, sami_images,
+from helpers import (tiny_multibeta_phase2, assert_same_inside_and_outside_bf16_autocast, break_zero_init, perturbed, sami_images,
                      tiny_bfn, tiny_paramrel, tiny_sami)
 
 
@@ -64,13 +63,7 @@ def _sami():
 
 @functools.cache
 def _multibeta():
-    torch.manual_seed(0)
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=4,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.set_phase(2).eval()  # phase 2 installs the denoiser's schedule
+    return tiny_multibeta_phase2()
 
 
 @functools.cache
