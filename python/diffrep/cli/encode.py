@@ -28,13 +28,15 @@ def register(sub) -> None:
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
-    p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
+    p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"),
+                   help="where the dataset's images come from (default auto: its files when a root is set, else its "
+                        "generator)")
     p.add_argument("--num-train", type=int, default=10000, help="train rows (default 10000)")
     p.add_argument("--num-test", type=int, default=5000, help="test rows (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="RandomState seed of the factor draws")
-    p.add_argument("--batch-size", type=int, default=256, help="encoder batch size")
+    p.add_argument("--seed", type=int, default=0, help="RandomState seed of the factor draws (default 0)")
+    p.add_argument("--batch-size", type=int, default=256, help="encoder batch size (default 256)")
     p.add_argument("--item-format", default="pm1", help="image format the encoder takes (default pm1)")
-    add_calibrate_flags(p)
+    add_calibrate_flags(p, scope="")
     add_weights_flag(p)
     add_device_flag(p)
     add_threads_flag(p)

@@ -52,7 +52,8 @@ def _help(p) -> int:
 def run_cmd(args) -> int:
     from pathlib import Path
 
-    from ..study import cell_state, load_study, partition, run_study, shard_from_env
+    from ..study import StudyError, cell_state, load_study, partition, run_study, shard_from_env
+    from ..study.runner import check_folder
 
     study = load_study(args.file)
     out = Path(args.out or Path("studies") / study.name)
@@ -64,6 +65,11 @@ def run_cmd(args) -> int:
         for i in mine:
             c = study.cells[i]
             print(f"{c.index:4d}  {c.folder:60s}  {c.recipe:28s}  {cell_state(c, out)}")
+        try:  # the run's own checks: the listing alone showed cells as ready in a folder the run then refused
+            check_folder(study, out, [study.cells[i] for i in mine], update=args.update, redo_changed=args.redo_changed)
+        except StudyError as exc:
+            print(f"diffrep study run would stop with these flags: {exc}", file=sys.stderr)
+            return 2
         return 0
     counts = run_study(study, out, rank=rank, world=world, update=args.update, redo_changed=args.redo_changed,
                        keep_going=args.keep_going)

@@ -20,7 +20,6 @@ the training log's last value of ``key`` (``train.loss``, ``train.kl``). Plots u
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -28,17 +27,16 @@ import sys
 from pathlib import Path
 
 from .. import _checks
-from .runner import DONE_JSON, METRICS_JSON, STUDY_JSON
+from .runner import DONE_JSON, METRICS_JSON, STUDY_JSON, _read_json, read_study_record
 from .spec import StudyError, format_value
 
 __all__ = ["collect", "aggregate", "default_metrics", "format_mean_std", "write_report"]
 
 
-def _load(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path} cannot be read: {exc}") from None
+def _load(path: Path) -> dict:
+    """The JSON object in a cell's ``done.json`` / ``metrics.json`` (the runner's reader: a file that does not
+    hold an object is a StudyError naming it)."""
+    return _read_json(path)
 
 
 def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
@@ -50,9 +48,7 @@ def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
     if not (d / STUDY_JSON).is_file():
         raise StudyError(f"{d} is not a study folder (no {STUDY_JSON}); make one with 'diffrep study run FILE "
                          f"--out {d}'")
-    study = _load(d / STUDY_JSON)
-    if not isinstance(study, dict) or not isinstance(study.get("cells"), list):
-        raise StudyError(f"{d / STUDY_JSON} lists no cells")
+    study = read_study_record(d)
     rows, missing = [], []
     for c in study["cells"]:
         cd = d / c["folder"]
@@ -61,6 +57,10 @@ def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
             missing.append(c)
             continue
         m = _load(cd / METRICS_JSON)
+        for part in ("scores", "train"):
+            if not isinstance(m.get(part) or {}, dict):
+                raise StudyError(f"{cd / METRICS_JSON}: '{part}' must be an object of named values, got "
+                                 f"{type(m[part]).__name__}; move the cell folder away to run it again")
         values = {}
         for k, v in (m.get("scores") or {}).items():
             values[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
