@@ -143,3 +143,20 @@ def test_a_bare_number_of_seeds_is_refused(seeds, message):
     with pytest.raises(StudyError) as e:
         parse_study(study_dict(seeds=seeds))
     assert str(e.value) == f"<study>: {message}"
+
+
+def test_run_given_a_folder_and_report_given_a_file(finished, tmp_path, capsys):
+    out, _, _ = _copy(finished, tmp_path)
+    (out / "study.yaml").write_text("study: tiny\n")  # a finished folder holds its file's copy
+    assert main(["study", "run", str(out)]) == 2  # run's argument is the file, report's the folder
+    assert (f"diffrep study: error: {out} is a folder; 'diffrep study run' reads a study file (YAML): this study "
+            f"folder's is {out / 'study.yaml'}; 'diffrep study report {out}' reports it") in capsys.readouterr().err
+    assert main(["study", "run", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"{tmp_path} is a folder; 'diffrep study run' reads a study "
+                                                     "file (YAML)")
+    (tmp_path / "a_file").write_text("")
+    assert main(["study", "report", str(out), "--out", str(tmp_path / "a_file")]) == 2  # was "File exists"
+    assert f"--out {tmp_path / 'a_file'} is a file; give the report's folder" in capsys.readouterr().err
+    for empty in ("", ","):  # named nothing: the default list, or "the cells hold no metric values"
+        assert main(["study", "report", str(out), "--metrics", empty, "--no-plots"]) == 2
+        assert "--metrics names no metric" in capsys.readouterr().err

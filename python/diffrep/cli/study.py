@@ -82,7 +82,8 @@ def run_cmd(args) -> int:
 def report_cmd(args) -> int:
     from ..study import write_report
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    # "" or "," named nothing: an error, not the default list nor "the cells hold no metric values"
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else None
     files = write_report(args.folder, args.out, metrics=metrics, plots=not args.no_plots, digits=args.digits)
     for f in files:
         print(f)

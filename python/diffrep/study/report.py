@@ -333,6 +333,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     if metrics is not None and not isinstance(metrics, str) and not (
             isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)):
         raise TypeError(f"metrics must be a metric name or a list of names, got {metrics!r}")
+    if metrics is not None and not (metrics if isinstance(metrics, str) else [m for m in metrics if m]):
+        raise StudyError("--metrics names no metric (give names such as mig,dci_disentanglement, or leave it out)")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():  # mkdir said only "File exists"
+        raise StudyError(f"--out {out} is a file; give the report's folder")
     study, rows, missing = collect(folder)
     if not rows:
         raise StudyError(f"{folder}: no cell has finished yet ({len(missing)} cells); run 'diffrep study run' first")
@@ -340,8 +344,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     for r in rows:
         known += [k for k in r["values"] if k not in known]
     origin = "--metrics"
-    if metrics is None and (study.get("spec") or {}).get("report", {}).get("metrics"):
-        metrics = list(study["spec"]["report"]["metrics"])  # the study file's report.metrics
+    spec = study.get("spec") if isinstance(study.get("spec"), dict) else {}
+    shown = (spec.get("report") if isinstance(spec.get("report"), dict) else {}).get("metrics")
+    if metrics is None and isinstance(shown, list) and shown and all(isinstance(m, str) for m in shown):
+        metrics = list(shown)  # the study file's report.metrics
         origin = f"the study file's report.metrics ({study.get('source', 'study.json')})"
     if metrics is None:
         metrics = default_metrics(rows)

@@ -544,6 +544,11 @@ def load_study(path: str | os.PathLike) -> Study:
     from ..config import load_yaml
 
     p = _checks.path(path, "path")
+    if p.is_dir():  # a study folder given to `run` (its argument is the file): say which verb reads a folder
+        made = (p / "study.yaml").is_file() and (p / "study.json").is_file()
+        raise StudyError(f"{p} is a folder; 'diffrep study run' reads a study file (YAML)"
+                         + (f": this study folder's is {p / 'study.yaml'}; 'diffrep study report {p}' reports it"
+                            if made else ""))
     if not p.is_file():
         raise StudyError(f"study file not found: {p}")
     try:
