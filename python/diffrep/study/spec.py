@@ -439,6 +439,7 @@ def parse_study(raw, source: str = "<study>") -> Study:
                     cfg = _resolve(default_cfg, layers, source, apply_overrides)
                     _check_dataset_name(cfg, _where(source, f"datasets.{ds.label}" if ds.by_name or ds.overrides
                                                     else f"methods.{m.label}"))
+                    _check_ema_weights(m, cfg, _where(source, f"methods.{m.label}"))
                     params = tuple((k, _used_value(cfg, k, v)) for k, v in written)
                     flat = tuple((k, v) for _, layer in layers for k, v in layer.items())
                     h = _hash({"recipe": m.recipe, "config": hashed_config(cfg), "eval": m.eval.to_dict()})
@@ -470,6 +471,17 @@ def _check_dataset_name(cfg, where: str) -> None:
             check_name(name, extra=(SUBGRID, "toy_shapes"))
         except ValueError as exc:
             raise StudyError(f"{where}: {str(exc).removeprefix('name: ')}") from None
+
+
+def _check_ema_weights(m: "MethodSpec", cfg, where: str) -> None:
+    """``eval.weights: ema`` on a cell that keeps no EMA copy (``train.ema_decay = 0``, one trainer run) failed at
+    the evaluation, after the cell trained, and changing the setting then changed the cell's hash: a second
+    training. A multi-phase recipe's copy is its last phase's, whose settings the runner does not read here."""
+    if not m.eval.metrics or m.eval.weights != "ema" or callable(getattr(cfg, "train_phases", None)):
+        return
+    if getattr(cfg.train, "ema_decay", None) == 0:
+        raise StudyError(f"{where}: eval.weights is ema, but train.ema_decay is 0: training keeps no EMA copy to "
+                         "evaluate; use eval.weights auto or model, or set train.ema_decay > 0")
 
 
 def _model_class(cfg):
