@@ -160,3 +160,17 @@ def test_run_given_a_folder_and_report_given_a_file(finished, tmp_path, capsys):
     for empty in ("", ","):  # named nothing: the default list, or "the cells hold no metric values"
         assert main(["study", "report", str(out), "--metrics", empty, "--no-plots"]) == 2
         assert "--metrics names no metric" in capsys.readouterr().err
+
+
+def test_update_records_a_version_of_the_study_not_another_study(finished, tmp_path):
+    out, st, cell = _copy(finished, tmp_path)
+    other = parse_study(study_dict(study="other", seeds=[0, 1], methods={"ae": {"recipe": RECIPE}}))
+    for update in (False, True):  # --update recorded it over 'tiny''s study.json, orphaning that study's cells
+        with pytest.raises(StudyError) as e:
+            run_study(other, out, update=update, log=quiet)
+        assert str(e.value) == f"{out} holds the study 'tiny', not 'other'; use another --out (the default is studies/other)"
+    assert json.loads((out / "study.json").read_text())["study"] == "tiny"
+    # a version of 'tiny' (one seed more) is what --update records
+    grown = parse_study(study_dict(seeds=[0, 1], methods={"ae": {"recipe": RECIPE}}, steps=1))
+    with pytest.raises(StudyError, match="another version of this study"):
+        run_study(grown, out, log=quiet)

@@ -179,6 +179,11 @@ def _check_study_folder(study: Study, out: Path, update: bool) -> None:
                              "Choose another --out")
         return
     old = read_study_record(out)
+    if isinstance(old.get("study"), str) and old["study"] != study.name:
+        # another study altogether, not a version of this one: --update would record it over the other's
+        # study.json and leave that study's cells orphaned in the folder
+        raise StudyError(f"{out} holds the study {old['study']!r}, not {study.name!r}; use another --out (the "
+                         f"default is studies/{study.name})")
     if old.get("hash") == study.hash or update:
         return
     old_cells = {c["folder"]: c["hash"] for c in old["cells"]}
