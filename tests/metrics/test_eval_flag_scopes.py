@@ -132,3 +132,19 @@ def test_integral_float_and_bool_factors_still_score_as_classes(tmp_path):
     as_float = compute(str(_save(tmp_path, codes=c, factors=f.astype(np.float32))), ["mig"])
     as_bool = compute(str(_save(tmp_path, codes=c, factors=f.astype(bool))), ["mig"])
     assert as_int["mig"] == as_float["mig"] == as_bool["mig"]
+
+
+@pytest.mark.parametrize("attributes,message", [
+    (lambda f: f, "'attributes' must hold binary 0/1 labels, got values [0, 1, 2]"),
+    (lambda f: (f[:50] > 0).astype(int), "'attributes' has 50 rows but 'codes' has 60; row i of each is one example"),
+    (lambda f: (f[:, 0] > 0).astype(int), "'attributes' must be 2-D binary labels (rows x attributes), got dtype "
+                                          "int64, shape (60,)"),
+])
+def test_attributes_are_named_when_tad_reads_them(tmp_path, capsys, attributes, message):
+    rng = np.random.default_rng(3)
+    c, f = rng.normal(size=(60, 3)), rng.integers(0, 3, (60, 2))
+    path = _save(tmp_path, codes=c, factors=f, attributes=attributes(f))
+    assert main(["eval", "--codes", str(path), "--metrics", "tad"]) == 2
+    assert f"diffrep eval: error: --codes: {path}: {message}" in _err(capsys)
+    # a metric that does not read them scores the file as before
+    assert compute(str(path), ["mig"])["mig"] == compute(str(_save(tmp_path, codes=c, factors=f)), ["mig"])["mig"]
