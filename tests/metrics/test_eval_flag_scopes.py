@@ -148,3 +148,17 @@ def test_attributes_are_named_when_tad_reads_them(tmp_path, capsys, attributes, 
     assert f"diffrep eval: error: --codes: {path}: {message}" in _err(capsys)
     # a metric that does not read them scores the file as before
     assert compute(str(path), ["mig"])["mig"] == compute(str(_save(tmp_path, codes=c, factors=f)), ["mig"])["mig"]
+
+
+def test_a_misspelled_dataset_source_gets_the_closest_name(tmp_path, capsys):
+    from diffrep.metrics.image_sources import resolve_source
+
+    with pytest.raises(ValueError) as e:
+        resolve_source("dsprite", 10, 0, "real")
+    assert str(e.value).startswith("real: 'dsprite' is neither an existing folder (images or a saved model) nor a "
+                                   "dataset name (cars3d,") and str(e.value).endswith("; did you mean 'dsprites'?")
+    with pytest.raises(ValueError) as e:
+        resolve_source("zzz", 10, 0, "fake")
+    assert str(e.value).endswith("shapes3d)")  # nothing close: the list alone
+    assert main(["eval", "--generation", "--real", "shapes_3d", "--fake", "dsprites", "--num-samples", "4"]) == 2
+    assert "did you mean 'shapes3d'?" in _err(capsys)

@@ -21,7 +21,8 @@ def register(sub) -> None:
                          description="Train and evaluate every cell of a study file (YAML; docs/study.md).")
     r.add_argument("file", help="study file (YAML)")
     r.add_argument("--out", help="study folder (default: studies/<study name>)")
-    r.add_argument("--dry-run", action="store_true", help="list the cells (and their state in --out) and exit")
+    r.add_argument("--dry-run", action="store_true", help="list the cells (and their state in --out), check --out as the run would, and exit (2 when the "
+                   "run would stop)")
     r.add_argument("--rank", type=int, help="this process's share: the cells i with i %% world == rank")
     r.add_argument("--world", type=int, help="number of processes/jobs sharing the study")
     r.add_argument("--update", action="store_true",
