@@ -24,7 +24,9 @@ Three inputs:
 ``--format`` prints the scores as a text table (default), markdown, CSV or the result JSON. A file
 that is not an .npz archive (or is truncated) is an error naming it; the ``--out`` folder is created
 before anything is computed; a metric given fewer rows than :data:`diffrep.metrics.suite.MIN_ROWS` asks for is computed,
-with a warning (stderr and the result's flags) stating both numbers.
+with a warning (stderr and the result's flags) stating both numbers. A flag the chosen input does not
+read (a ``--generation`` flag with ``--codes``, ``--metrics`` with ``--generation``, ``--num-train`` with
+``--codes``, ...) is refused rather than ignored (docs/metrics.md, "Results").
 """
 
 from __future__ import annotations
