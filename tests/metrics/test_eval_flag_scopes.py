@@ -162,3 +162,10 @@ def test_a_misspelled_dataset_source_gets_the_closest_name(tmp_path, capsys):
     assert str(e.value).endswith("shapes3d)")  # nothing close: the list alone
     assert main(["eval", "--generation", "--real", "shapes_3d", "--fake", "dsprites", "--num-samples", "4"]) == 2
     assert "did you mean 'shapes3d'?" in _err(capsys)
+
+
+@pytest.mark.parametrize("empty", ["", ","])
+def test_an_empty_metrics_list_is_refused(codes_file, capsys, empty):
+    # it printed an empty table and exited 0
+    assert main(["eval", "--codes", str(codes_file), "--metrics", empty]) == 2
+    assert "--metrics names no metric; choose from ['mig', 'dci'," in _err(capsys)

@@ -214,6 +214,9 @@ def run(args) -> int:
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
+    if not metrics:  # "" or ",": an empty table and exit 0, after encoding 15000 rows with --model
+        raise ValueError(f"--metrics names no metric; choose from {list(ARRAY_METRICS)} (or leave it out: "
+                         f"{','.join(DEFAULT)})")
     fmt = getattr(args, "format", "text")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
