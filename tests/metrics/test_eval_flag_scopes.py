@@ -87,7 +87,11 @@ def _save(tmp_path, **arrays):
 
 
 @pytest.mark.parametrize("case,error,message", [
-    ("test_codes_only", ValueError, "has 'codes_test' but no 'factors_test'; give the test split as both arrays"),
+    ("test_codes_only", ValueError, "has 'codes_test' but no 'factors_test'; give the test split as both arrays "
+                                    "(or neither: the last --test-fraction of the rows is then the test split)"),
+    ("string_codes_test", TypeError, ": 'codes_test' must hold numbers, got dtype <U1"),
+    ("one_d_factors_test", ValueError, ": 'factors_test' must be 2-D (rows x factors, one column per factor: "
+                                       "reshape(-1, 1) for one), got shape (10,)"),
     ("test_factors_only", ValueError, "has 'factors_test' but no 'codes_test'"),
     ("string_codes", TypeError, ": 'codes' must hold numbers, got dtype <U1"),
     ("bool_codes", TypeError, ": 'codes' must hold numbers, got dtype bool"),
@@ -106,6 +110,8 @@ def test_codes_file_arrays_are_named_before_any_warning(tmp_path, capsys, case, 
         "test_codes_only": dict(codes=c, factors=f, codes_test=c[:10]),
         "test_factors_only": dict(codes=c, factors=f, factors_test=f[:10]),
         "string_codes": dict(codes=np.full((60, 3), "a"), factors=f),
+        "string_codes_test": dict(codes=c, factors=f, codes_test=np.full((10, 3), "a"), factors_test=f[:10]),
+        "one_d_factors_test": dict(codes=c, factors=f, codes_test=c[:10], factors_test=f[:10, 0]),
         "bool_codes": dict(codes=c > 0, factors=f),
         "one_d_factors": dict(codes=c, factors=f[:, 0]),
         "one_d_codes": dict(codes=c[:, 0], factors=f),
@@ -135,7 +141,11 @@ def test_integral_float_and_bool_factors_still_score_as_classes(tmp_path):
 
 
 @pytest.mark.parametrize("attributes,message", [
-    (lambda f: f, "'attributes' must hold binary 0/1 labels, got values [0, 1, 2]"),
+    (lambda f: f, "'attributes' must hold binary 0/1 labels, got values [0, 1, 2]\n"),
+    (lambda f: np.arange(120).reshape(60, 2) % 7, "'attributes' must hold binary 0/1 labels, got values "
+                                                  "[0, 1, 2, 3, 4, 5] ...\n"),  # the first six of seven
+    (lambda f: np.arange(120).reshape(60, 2) % 6, "'attributes' must hold binary 0/1 labels, got values "
+                                                  "[0, 1, 2, 3, 4, 5]\n"),  # all six
     (lambda f: (f[:50] > 0).astype(int), "'attributes' has 50 rows but 'codes' has 60; row i of each is one example"),
     (lambda f: (f[:, 0] > 0).astype(int), "'attributes' must be 2-D binary labels (rows x attributes), got dtype "
                                           "int64, shape (60,)"),
