@@ -174,3 +174,32 @@ def test_update_records_a_version_of_the_study_not_another_study(finished, tmp_p
     grown = parse_study(study_dict(seeds=[0, 1], methods={"ae": {"recipe": RECIPE}}, steps=1))
     with pytest.raises(StudyError, match="another version of this study"):
         run_study(grown, out, log=quiet)
+
+
+def test_the_folder_checks_name_what_they_found(finished, tmp_path):
+    from diffrep.study.runner import check_folder
+
+    out, st, cell = _copy(finished, tmp_path)
+    (out / cell.folder / "done.json").write_text("")  # an empty file: it does not parse
+    with pytest.raises(StudyError) as e:
+        cell_state(cell, out)
+    assert str(e.value) == (f"{out / cell.folder / 'done.json'} cannot be read (Expecting value: line 1 column 1 "
+                            "(char 0)); move the cell folder away to run it again")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StudyError) as e:
+        check_folder(st, tmp_path / "a_file", st.cells, update=False, redo_changed=False)
+    assert str(e.value) == f"study folder {tmp_path / 'a_file'} exists and is not a directory"
+    # two cells of another configuration: the message counts them and names the first
+    out2, _, _ = _copy(finished, tmp_path / "two")
+    two = parse_study(study_dict(seeds=[0, 1], methods={"ae": {"recipe": RECIPE}}))
+    run_study(two, out2, update=True, log=quiet)
+    changed = parse_study(study_dict(seeds=[0, 1], steps=2, methods={"ae": {"recipe": RECIPE}}))
+    with pytest.raises(StudyError) as e:
+        check_folder(changed, out2, changed.cells, update=True, redo_changed=False)
+    assert str(e.value).startswith(f"2 cell folders hold results of another configuration (e.g. "
+                                   f"{out2 / changed.cells[0].folder}); rerun with --redo-changed")
+    with pytest.raises(StudyError) as e:  # and the version check says what changed: here, one cell dropped
+        check_folder(st, out2, st.cells, update=False, redo_changed=False)
+    assert str(e.value) == (f"{out2} holds results of another version of this study (1 cells dropped); the two "
+                            "would mix. Use another --out, or --update to record the new study there (unchanged "
+                            "cells keep their results; add --redo-changed to rerun the changed ones)")

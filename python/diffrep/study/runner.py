@@ -390,7 +390,7 @@ def run_cell(cell: Cell, out: str | os.PathLike, *, log=None) -> dict:
     return metrics
 
 
-def check_folder(study: Study, out: str | os.PathLike, cells, *, update: bool = False, redo_changed: bool = False) -> dict:
+def check_folder(study: Study, out: str | os.PathLike, cells, *, update: bool, redo_changed: bool) -> dict:
     """The states (:func:`cell_state`, by cell index) of ``cells`` in the study folder ``out``, after the checks
     :func:`run_study` makes before it writes anything: ``out`` is a folder of this study (or of an earlier
     version with ``update``) and no cell folder holds another configuration (unless ``redo_changed``); a
