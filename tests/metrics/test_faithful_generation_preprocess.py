@@ -64,5 +64,8 @@ def test_clean_is_the_default_protocol_everywhere():
     p = argparse.ArgumentParser()
     eval_generation.add_arguments(p)
     a = p.parse_args([])
-    assert (a.protocol, a.k, a.dc_k, a.kid_subsets, a.kid_subset_size) == ("clean", 3, None, 100, 1000)
+    # the parser leaves them unset (so that one given without --generation is refused); run() fills these in
+    assert (a.protocol, a.k, a.dc_k, a.kid_subsets, a.kid_subset_size) == (None,) * 5
+    d = eval_generation.DEFAULTS
+    assert (d["protocol"], d["k"], d["dc_k"], d["kid_subsets"], d["kid_subset_size"]) == ("clean", 3, None, 100, 1000)
     assert np.isclose(P.FLOAT_RANGE_LIMIT, 2.0)

@@ -49,8 +49,9 @@ def test_auto_is_the_default_and_the_choices_are_the_verbs():
     assert EVAL_DEFAULTS["weights"] == "auto" and EvalSpec().weights == "auto"
     st = parse_study({"seeds": [0], "methods": {"a": RECIPE}})
     assert st.cells[0].eval.weights == "auto" and st.cells[0].describe()["eval"]["weights"] == "auto"
-    for w in ("auto", "ema", "model"):
-        assert parse_study({"seeds": [0], "methods": {"a": RECIPE}, "eval": {"weights": w}}).cells[0].eval.weights == w
+    for w in ("auto", "ema", "model"):  # a cell that keeps an EMA copy: "ema" is refused on one without (below)
+        st = parse_study({"seeds": [0], "methods": {"a": {"recipe": RECIPE, "overrides": EMA}}, "eval": {"weights": w}})
+        assert st.cells[0].eval.weights == w
     with pytest.raises(StudyError, match=r"eval\.weights must be one of \['auto', 'ema', 'model'\], got 'best'"):
         parse_study({"methods": {"a": RECIPE}, "eval": {"weights": "best"}})
     with pytest.raises(StudyError, match=r"methods\.a\.eval\.weights must be one of \['auto', 'ema', 'model'\]"):
@@ -103,10 +104,27 @@ def test_auto_reads_the_ema_weights_when_the_run_has_them_and_the_raw_ones_other
     assert f"diffrep study: {raw_final} has no EMA weights; using the raw weights" in capsys.readouterr().err
 
 
-def test_ema_without_an_ema_copy_fails_the_cell_naming_the_setting(tmp_path):
-    st = parse_study({"seeds": [0], "steps": 2, "eval": {**EV, "weights": "ema"}, "methods": {"raw": RECIPE}})
-    with pytest.raises(StudyError, match=r"has no ema\.safetensors; use eval\.weights model \(or auto\)"):
-        run_study(st, tmp_path, log=quiet)
+def test_ema_without_an_ema_copy_is_refused_when_the_file_is_read(tmp_path):
+    # it failed at the evaluation, after the cell trained (and changing eval.weights then changed the hash)
+    with pytest.raises(StudyError) as e:
+        parse_study({"seeds": [0], "steps": 2, "eval": {**EV, "weights": "ema"}, "methods": {"raw": RECIPE}})
+    assert str(e.value) == ("<study>: methods.raw: eval.weights is ema, but train.ema_decay is 0: training keeps no EMA "
+                            "copy to evaluate; use eval.weights auto or model, or set train.ema_decay > 0")
+    # a grid point that turns the EMA off is caught too; a method that measures nothing is not evaluated
+    with pytest.raises(StudyError, match="methods.g: eval.weights is ema, but train.ema_decay is 0"):
+        parse_study({"seeds": [0], "eval": {**EV, "weights": "ema"}, "methods": {"g": {
+            "recipe": RECIPE, "overrides": EMA, "grid": {"train.ema_decay": [0.9, 0.0]}}}})
+    parse_study({"seeds": [0], "eval": {"metrics": [], "weights": "ema"}, "methods": {"raw": RECIPE}})
+    # where the file cannot tell (the copy missing all the same), the evaluation still names the setting
+    st = parse_study({"seeds": [0], "steps": 2, "eval": {**EV, "weights": "ema"},
+                      "methods": {"raw": {"recipe": RECIPE, "overrides": EMA}}})
+    run_study(st, tmp_path, log=quiet)
+    from diffrep.study.runner import _evaluate
+
+    d = tmp_path / st.cells[0].folder
+    (d / "final" / "ema.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"has no ema\.safetensors; use eval\.weights model \(or auto\)"):
+        _evaluate(st.cells[0], d, quiet)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def test_study_loader_refuses_missing_files_and_non_mappings(tmp_path):
     assert len(parse_study(_STUDY).cells) == 1  # the skeleton of the bad files above is a valid study
     with pytest.raises(StudyError, match="study file not found"):
         load_study(tmp_path / "missing.yaml")
-    with pytest.raises(StudyError, match="study file not found"):
+    with pytest.raises(StudyError, match="is a folder; 'diffrep study run' reads a study file"):
         load_study(tmp_path)  # a folder
     for raw in (None, 3, "x", [1]):
         with pytest.raises(StudyError, match="a study file is a YAML mapping"):

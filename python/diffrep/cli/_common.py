@@ -17,7 +17,7 @@ from pathlib import Path
 # one resolution of --weights auto for every verb and the study runner (which sits below the CLI)
 from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 
-__all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "resolve_device", "apply_threads",
+__all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "run_data_settings", "run_dataset"]
@@ -41,6 +41,19 @@ def add_weights_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", choices=WEIGHTS_CHOICES, default="auto",
                    help="auto (default): the EMA weights when the folder has them, else the raw weights (said on "
                         "stderr); ema: the EMA weights or an error; model: the raw weights")
+
+
+def torch_seed(text: str) -> int:
+    """An argparse ``type`` for a ``--seed`` that seeds a ``torch.Generator``: an integer in [0, 2^64) (the
+    range torch takes), refused at parsing with the flag named; torch's own error for a larger value,
+    "Overflow when unpacking long long", named neither the flag nor the range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^64), got {text}")
+    return value
 
 
 def resolve_device(name: str, flag: str = "--device") -> str:

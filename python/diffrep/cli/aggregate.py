@@ -8,6 +8,9 @@ Each RUN is a result file or a folder holding one:
   evaluation ``eval/<preset>/<score>``);
 - a folder: its ``metrics.json``, else its ``metrics.jsonl``.
 
+The runs are seeds of one configuration: runs whose files record different recipes, datasets or metric
+variants are refused (:func:`check_same_configuration`); a study folder is reported by ``diffrep study report``.
+
 Per score: the mean, the sample standard deviation (ddof = 1; undefined for one run), the number of
 runs that report it, the minimum and the maximum. NaN scores (a metric's guard fired) are left out
 of that score's statistics and counted in ``nan``.
@@ -52,6 +55,9 @@ def result_file(path: str | Path) -> Path:
         for name in ("metrics.json", "metrics.jsonl"):
             if (p / name).is_file():
                 return p / name
+        if (p / "study.json").is_file():  # a study folder: its cells are aggregated by the study's own report
+            raise ValueError(f"{p} is a study folder; 'diffrep study report {p}' gives mean +- std over the seeds of "
+                             "each of its cells (or name the cell folders here)")
         raise FileNotFoundError(f"{p}: no metrics.json (eval / quickstart result) or metrics.jsonl (training record)")
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file or folder")
@@ -84,6 +90,47 @@ def read_scores(path: str | Path) -> dict[str, float]:
     if isinstance(data, dict) and isinstance(data.get("metrics"), dict) and isinstance(data["metrics"].get("scores"), dict):
         return _numeric(data["metrics"]["scores"])
     raise ValueError(f"{p}: no 'scores' (an eval --out result) or 'metrics.scores' (a quickstart metrics.json)")
+
+
+def run_identity(path: str | Path) -> dict:
+    """What a run must share with the others of one aggregate (mean +- std over seeds of one configuration):
+    ``recipe`` (the run's ``run.json``, a study cell's record or a quickstart's), ``dataset`` and each metric's
+    ``variant`` (an eval result's ``meta``). Keys a run's files do not record are left out."""
+    p = result_file(path)
+    ident: dict = {}
+    run_json = p.parent / "run.json"
+    try:
+        info = json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+        data = {} if p.suffix == ".jsonl" else json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return ident  # read_scores names an unreadable result file; a damaged run.json only loses the check
+    info, data = (x if isinstance(x, dict) else {} for x in (info, data))
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    if isinstance(data.get("metrics"), dict) and isinstance(data["metrics"].get("meta"), dict):  # quickstart
+        meta = data["metrics"]["meta"]
+    cell = data.get("cell") if isinstance(data.get("cell"), dict) else {}
+    recipe = info.get("recipe") or cell.get("recipe") or data.get("recipe")
+    if isinstance(recipe, str):
+        ident["recipe"] = recipe
+    if isinstance(meta.get("dataset"), str):
+        ident["dataset"] = meta["dataset"]
+    parts = meta.get("parts") if isinstance(meta.get("parts"), list) else []
+    for part in parts:
+        if isinstance(part, dict) and isinstance(part.get("metric"), str) and isinstance(part.get("variant"), str):
+            ident[f"{part['metric']} variant"] = part["variant"]
+    return ident
+
+
+def check_same_configuration(runs: list, identities: list[dict]) -> None:
+    """A ValueError naming the first two runs that differ in a recorded key of :func:`run_identity`: the mean
+    of two methods, two datasets or two variants of a metric (robust and parity MIG, two TAD variants) is no
+    spread over seeds, and ``diffrep aggregate runs/*`` mixed them without a word."""
+    for key in dict.fromkeys(k for ident in identities for k in ident):  # first-seen order: one message per input
+        seen = [(r, ident[key]) for r, ident in zip(runs, identities) if key in ident]
+        other = next(((r, v) for r, v in seen if v != seen[0][1]), None)
+        if other is not None:
+            raise ValueError(f"{seen[0][0]} and {other[0]} differ in {key} ({seen[0][1]!r} vs {other[1]!r}); "
+                             "aggregate takes runs of one configuration (its seeds): aggregate each apart")
 
 
 def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
@@ -140,6 +187,7 @@ def run(args) -> int:
                              f"and std count it twice")
         first[f] = r
     runs = [read_scores(r) for r in args.runs]
+    check_same_configuration(args.runs, [run_identity(r) for r in args.runs])
     summary = aggregate(runs)
     if len(runs) == 1:
         print("diffrep aggregate: one run: no standard deviation", file=sys.stderr)

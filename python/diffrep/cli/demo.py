@@ -19,12 +19,15 @@ import time
 
 import torch
 
+from ._common import torch_seed
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="sample with the BFN kernels and round-trip the Bayesian update")
     p.add_argument("--steps", type=int, default=50, help="number of sampling steps n")
     p.add_argument("--batch", type=int, default=16, help="images per dataset")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=torch_seed, default=0, help="seed of the images drawn and the sender samples "
+                   "(default 0)")
     p.set_defaults(func=run)
 
 

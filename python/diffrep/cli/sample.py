@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
+from ._common import (IMAGE_SUFFIXES, torch_seed, add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
                       resolve_model_dir as _resolve_model_dir, resolve_weights)
 
 
@@ -26,7 +26,7 @@ def add_sample_arguments(p) -> None:
     """The flags of ``diffrep sample`` (shared with ``diffrep bfn sample``)."""
     p.add_argument("path", help="model, checkpoint or run directory")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=torch_seed, default=0, help="seed of the sampler's generator (default 0)")
     add_weights_flag(p)
     p.add_argument("--steps", type=int, default=None, help="sampling steps, for models whose sample() takes num_steps")
     p.add_argument("--nrow", type=int, default=None, help="images per row (default sqrt(n))")

@@ -21,7 +21,8 @@ def register(sub) -> None:
                          description="Train and evaluate every cell of a study file (YAML; docs/study.md).")
     r.add_argument("file", help="study file (YAML)")
     r.add_argument("--out", help="study folder (default: studies/<study name>)")
-    r.add_argument("--dry-run", action="store_true", help="list the cells (and their state in --out) and exit")
+    r.add_argument("--dry-run", action="store_true", help="list the cells (and their state in --out), check --out as the run would, and exit (2 when the "
+                   "run would stop)")
     r.add_argument("--rank", type=int, help="this process's share: the cells i with i %% world == rank")
     r.add_argument("--world", type=int, help="number of processes/jobs sharing the study")
     r.add_argument("--update", action="store_true",
@@ -52,7 +53,8 @@ def _help(p) -> int:
 def run_cmd(args) -> int:
     from pathlib import Path
 
-    from ..study import cell_state, load_study, partition, run_study, shard_from_env
+    from ..study import StudyError, cell_state, load_study, partition, run_study, shard_from_env
+    from ..study.runner import check_folder
 
     study = load_study(args.file)
     out = Path(args.out or Path("studies") / study.name)
@@ -64,6 +66,11 @@ def run_cmd(args) -> int:
         for i in mine:
             c = study.cells[i]
             print(f"{c.index:4d}  {c.folder:60s}  {c.recipe:28s}  {cell_state(c, out)}")
+        try:  # the run's own checks: the listing alone showed cells as ready in a folder the run then refused
+            check_folder(study, out, [study.cells[i] for i in mine], update=args.update, redo_changed=args.redo_changed)
+        except StudyError as exc:
+            print(f"diffrep study run would stop with these flags: {exc}", file=sys.stderr)
+            return 2
         return 0
     counts = run_study(study, out, rank=rank, world=world, update=args.update, redo_changed=args.redo_changed,
                        keep_going=args.keep_going)
@@ -76,7 +83,8 @@ def run_cmd(args) -> int:
 def report_cmd(args) -> int:
     from ..study import write_report
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    # "" or "," named nothing: an error, not the default list nor "the cells hold no metric values"
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else None
     files = write_report(args.folder, args.out, metrics=metrics, plots=not args.no_plots, digits=args.digits)
     for f in files:
         print(f)

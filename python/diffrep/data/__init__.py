@@ -197,6 +197,20 @@ REGISTRY: dict[str, _Entry] = {
 }
 
 
+def check_name(name, extra: tuple = ()) -> str:
+    """``name`` when it is a dataset of :data:`REGISTRY` (or one of ``extra``, names a caller resolves
+    itself); else a ValueError listing the closest names first (a typo such as ``dsprite`` was answered
+    with the whole list only)."""
+    import difflib
+
+    known = [*REGISTRY, *extra]
+    if isinstance(name, str) and name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6) if isinstance(name, str) else []
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise ValueError(f"name: unknown dataset {name!r}; {hint}known: {', '.join(known)}")
+
+
 def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: str = "root", **options):
     """Load a dataset by name.
 
@@ -214,8 +228,7 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     ``DIFFREP_DATA`` that does not exist is an error naming it; one that exists but lacks this dataset's
     files falls back to the generator (``source="auto"``) with a UserWarning.
     """
-    if not isinstance(name, str) or name not in REGISTRY:
-        raise ValueError(f"name: unknown dataset {name!r}; known: {', '.join(REGISTRY)}")
+    check_name(name)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     entry = REGISTRY[name]
@@ -271,5 +284,5 @@ def available() -> dict[str, dict]:
                 "procedural": e.procedural is not None, "splits": list(e.splits)} for k, e in REGISTRY.items()}
 
 
-__all__ = ["load", "available", "GroundTruthData", "ImageDataset", "ArrayGroundTruthData", "EpochBatchSampler",
+__all__ = ["load", "check_name", "available", "GroundTruthData", "ImageDataset", "ArrayGroundTruthData", "EpochBatchSampler",
            "epoch_permutation", "make_loader", "REGISTRY"]

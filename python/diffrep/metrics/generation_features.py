@@ -30,6 +30,11 @@ __all__ = ["frechet_distance", "feature_statistics", "frechet_distance_from_feat
 KID_DEFAULTS = {"num_subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0}
 
 
+#: relative asymmetry max |S - S^T| / max |S| a covariance may carry (rounding is ~1e-16 relative; float32
+#: covariances ~1e-7): more is refused by :func:`frechet_distance`
+ASYMMETRY_TOLERANCE = 1e-5
+
+
 def _device(device) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -55,6 +60,13 @@ def _frechet_terms(mu1, sigma1, mu2, sigma2) -> tuple[float, float]:
     for name, a in (("mu1", m1), ("sigma1", s1), ("mu2", m2), ("sigma2", s2)):
         if not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or inf (means and covariances must be finite)")
+    for name, a in (("sigma1", s1), ("sigma2", s2)):
+        # symmetrising absorbs rounding; a matrix far from symmetric is no covariance (features [N, k] passed
+        # as one, a transposed product), and eigh would read one triangle of it without a word
+        gap, scale = float(np.abs(a - a.T).max()), float(np.abs(a).max())
+        if gap > ASYMMETRY_TOLERANCE * scale:
+            raise ValueError(f"{name} is not a covariance: not symmetric (max |S - S^T| = {gap:.3g}, max |S| = "
+                             f"{scale:.3g}); pass np.cov(features, rowvar=False) or feature_statistics(features)[1]")
     r1 = _psd_sqrt(s1)
     lam = np.linalg.eigvalsh(r1 @ s2 @ r1)
     cross = np.sqrt(np.clip(lam, 0, None)).sum()

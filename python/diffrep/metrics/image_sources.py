@@ -227,8 +227,12 @@ def resolve_source(source, num_samples, seed: int, what: str) -> ImageSource:
         name = str(source).partition(":")[0]
         if name in data.available():
             return dataset_source(str(source), num_samples, seed)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(data.available()), n=3, cutoff=0.6)  # a typo such as dsprite
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"{what}: {str(source)!r} is neither an existing folder (images or a saved model) nor a "
-                         f"dataset name ({', '.join(sorted(data.available()))})")
+                         f"dataset name ({', '.join(sorted(data.available()))}){hint}")
     if hasattr(source, "sample") or callable(source):
         return model_source(source, num_samples, seed, what)
     raise TypeError(f"{what}: cannot score images from a {type(source).__name__}; give a tensor or array "

@@ -183,6 +183,53 @@ def sample_warnings(metrics, n_train: int, n_test: int, factor_sizes, n_attr: in
 
 
 
+def _check_arrays(z, source: str, attributes: bool) -> None:
+    """The arrays' kinds and shapes, named as the file names them: ``codes``/``codes_test`` 2-D real numbers,
+    ``factors``/``factors_test`` 2-D integer classes (integral floats accepted, as the metrics accept them),
+    a test split given whole (``codes_test`` with ``factors_test``), and with ``attributes`` (tad or
+    latent_auroc asked for) an ``attributes`` array 2-D, 0/1, one row per row of the codes. A
+    ``codes_test`` without ``factors_test`` was split against the factors' own train part ("90 vs 60
+    samples"), and a string array failed in a float conversion that named no array."""
+    import numpy as np
+
+    tests = [k for k in ("codes_test", "factors_test") if k in z.files]
+    if len(tests) == 1 and "factors" in z.files:
+        other = "factors_test" if tests[0] == "codes_test" else "codes_test"
+        raise ValueError(f"--codes: {source} has {tests[0]!r} but no {other!r}; give the test split as both arrays "
+                         "(or neither: the last --test-fraction of the rows is then the test split)")
+    for key in ("codes", "codes_test", "factors", "factors_test"):
+        if key not in z.files:
+            continue
+        a = np.asarray(z[key])
+        if a.dtype.kind not in ("iuf" if key.startswith("codes") else "biuf"):
+            raise TypeError(f"--codes: {source}: {key!r} must hold numbers, got dtype {a.dtype}")
+        if a.ndim != 2:
+            raise ValueError(f"--codes: {source}: {key!r} must be 2-D ({'rows x codes' if key.startswith('codes') else 'rows x factors'}"
+                             f"{', one column per factor: reshape(-1, 1) for one' if key.startswith('factors') else ''}), "
+                             f"got shape {a.shape}")
+        if key.startswith("factors") and a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+            raise TypeError(f"--codes: {source}: {key!r} must hold integer class labels, got non-integer values "
+                            f"({a.dtype})")
+    if attributes and "attributes" in z.files:  # what tad and latent_auroc score: one 0/1 row per row of the codes they read
+        a = np.asarray(z["attributes"])
+        rows = len(z["attribute_codes"] if "attribute_codes" in z.files else z["codes"])
+        if a.dtype.kind not in "biuf" or a.ndim != 2:
+            raise ValueError(f"--codes: {source}: 'attributes' must be 2-D binary labels (rows x attributes), got "
+                             f"dtype {a.dtype}, shape {a.shape}")
+        values = np.unique(a)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"--codes: {source}: 'attributes' must hold binary 0/1 labels, got values "
+                             f"{values[:6].tolist()}{' ...' if len(values) > 6 else ''}")
+        if len(a) != rows:
+            raise ValueError(f"--codes: {source}: 'attributes' has {len(a)} rows but 'codes' has {rows}; row i of "
+                             "each is one example")
+    for a, b in (("codes", "codes_test"), ("factors", "factors_test")):
+        if a in z.files and b in z.files and np.shape(z[a])[1] != np.shape(z[b])[1]:
+            what = "codes" if a == "codes" else "factors"
+            raise ValueError(f"--codes: {source}: {a!r} has {np.shape(z[a])[1]} {what} per row but {b!r} has "
+                             f"{np.shape(z[b])[1]}; both splits hold the same {what}")
+
+
 def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodiffusion", test_fraction=1 / 3,
             warn=None, source=None):
     """Metrics of the arrays in ``path`` (an .npz file, or a dict from ``encode_dataset`` or
@@ -225,6 +272,7 @@ def compute(path, metrics, mode="robust", estimator="fast", tad_variant="infodif
         if key not in z.files and not (key == "factors" and set(metrics) <= {"tad", "latent_auroc"}):
             raise ValueError(f"--codes: {source} has no array {key!r} (found {z.files})")
     # before the too-few-samples warnings: those were printed first, about rows the error then disowned
+    _check_arrays(z, source, attributes=any(m in ("tad", "latent_auroc") for m in metrics))
     for a, b in (("codes", "factors"), ("codes_test", "factors_test")):
         if a in z.files and b in z.files and len(z[a]) != len(z[b]):
             raise ValueError(f"--codes: {source}: '{a}' has {len(z[a])} rows but '{b}' has {len(z[b])}; row i of "

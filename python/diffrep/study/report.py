@@ -20,7 +20,6 @@ the training log's last value of ``key`` (``train.loss``, ``train.kl``). Plots u
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -28,17 +27,16 @@ import sys
 from pathlib import Path
 
 from .. import _checks
-from .runner import DONE_JSON, METRICS_JSON, STUDY_JSON
+from .runner import DONE_JSON, METRICS_JSON, STUDY_JSON, _read_json, read_study_record
 from .spec import StudyError, format_value
 
 __all__ = ["collect", "aggregate", "default_metrics", "format_mean_std", "write_report"]
 
 
-def _load(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path} cannot be read: {exc}") from None
+def _load(path: Path) -> dict:
+    """The JSON object in a cell's ``done.json`` / ``metrics.json`` (the runner's reader: a file that does not
+    hold an object is a StudyError naming it)."""
+    return _read_json(path)
 
 
 def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
@@ -50,9 +48,7 @@ def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
     if not (d / STUDY_JSON).is_file():
         raise StudyError(f"{d} is not a study folder (no {STUDY_JSON}); make one with 'diffrep study run FILE "
                          f"--out {d}'")
-    study = _load(d / STUDY_JSON)
-    if not isinstance(study, dict) or not isinstance(study.get("cells"), list):
-        raise StudyError(f"{d / STUDY_JSON} lists no cells")
+    study = read_study_record(d)
     rows, missing = [], []
     for c in study["cells"]:
         cd = d / c["folder"]
@@ -61,6 +57,10 @@ def collect(folder: str | os.PathLike) -> tuple[dict, list[dict], list[dict]]:
             missing.append(c)
             continue
         m = _load(cd / METRICS_JSON)
+        for part in ("scores", "train"):
+            if not isinstance(m.get(part) or {}, dict):
+                raise StudyError(f"{cd / METRICS_JSON}: '{part}' must be an object of named values, got "
+                                 f"{type(m[part]).__name__}; move the cell folder away to run it again")
         values = {}
         for k, v in (m.get("scores") or {}).items():
             values[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
@@ -333,6 +333,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     if metrics is not None and not isinstance(metrics, str) and not (
             isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)):
         raise TypeError(f"metrics must be a metric name or a list of names, got {metrics!r}")
+    if metrics is not None and not (metrics if isinstance(metrics, str) else [m for m in metrics if m]):
+        raise StudyError("--metrics names no metric (give names such as mig,dci_disentanglement, or leave it out)")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():  # mkdir said only "File exists"
+        raise StudyError(f"--out {out} is a file; give the report's folder")
     study, rows, missing = collect(folder)
     if not rows:
         raise StudyError(f"{folder}: no cell has finished yet ({len(missing)} cells); run 'diffrep study run' first")
@@ -340,8 +344,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     for r in rows:
         known += [k for k in r["values"] if k not in known]
     origin = "--metrics"
-    if metrics is None and (study.get("spec") or {}).get("report", {}).get("metrics"):
-        metrics = list(study["spec"]["report"]["metrics"])  # the study file's report.metrics
+    spec = study.get("spec") if isinstance(study.get("spec"), dict) else {}
+    shown = (spec.get("report") if isinstance(spec.get("report"), dict) else {}).get("metrics")
+    if metrics is None and isinstance(shown, list) and shown and all(isinstance(m, str) for m in shown):
+        metrics = list(shown)  # the study file's report.metrics
         origin = f"the study file's report.metrics ({study.get('source', 'study.json')})"
     if metrics is None:
         metrics = default_metrics(rows)

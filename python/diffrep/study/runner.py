@@ -37,7 +37,7 @@ from pathlib import Path
 from .spec import Cell, Study, StudyError
 
 __all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "CALIBRATED", "partition", "shard_from_env",
-           "cell_state", "check_surface", "run_study", "run_cell"]
+           "cell_state", "check_folder", "check_surface", "read_study_record", "run_study", "run_cell"]
 
 STUDY_JSON, STUDY_YAML = "study.json", "study.yaml"
 CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON = (
@@ -95,11 +95,43 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path):
+_CELL_HINT = "move the cell folder away to run it again"
+
+
+def _read_json(path: Path, hint: str = _CELL_HINT) -> dict:
+    """The JSON object in ``path``; an unreadable file, or one whose top level is not an object (an
+    empty list, a string: a file written by hand or by something else), is a StudyError naming it
+    and what to do (``hint``), not an AttributeError from the first ``.get``."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path} cannot be read ({exc}); move the cell folder away to run it again") from None
+        raise StudyError(f"{path} cannot be read ({exc}); {hint}") from None
+    if not isinstance(obj, dict):
+        raise StudyError(f"{path} holds a JSON {type(obj).__name__}, not the object the study writes there; {hint}")
+    return obj
+
+
+_STUDY_HINT = "this study folder's record is damaged: use another --out"
+# the fields of each study.json cell that the runner and the report read (Cell.describe writes them)
+_RECORD_FIELDS = {"folder": str, "hash": str, "method": str, "dataset": str, "setting": str, "seed": int}
+
+
+def read_study_record(folder: Path) -> dict:
+    """``folder/study.json`` as the runner wrote it: an object whose ``cells`` is a list of objects with
+    the fields of :data:`_RECORD_FIELDS`; anything else is a StudyError naming the file and the entry
+    (the report and the version check would fail on it with a KeyError or TypeError)."""
+    p = folder / STUDY_JSON
+    rec = _read_json(p, _STUDY_HINT)
+    cells = rec.get("cells")
+    if not isinstance(cells, list) or not cells:
+        raise StudyError(f"{p} lists no cells; {_STUDY_HINT}")
+    for i, c in enumerate(cells):
+        if not isinstance(c, dict):
+            raise StudyError(f"{p}: cells[{i}] is a {type(c).__name__}, not a cell record; {_STUDY_HINT}")
+        bad = [k for k, t in _RECORD_FIELDS.items() if not isinstance(c.get(k), t) or isinstance(c.get(k), bool)]
+        if bad:
+            raise StudyError(f"{p}: cells[{i}] lacks {bad} (a cell record has {list(_RECORD_FIELDS)}); {_STUDY_HINT}")
+    return rec
 
 
 def cell_state(cell: Cell, out: str | os.PathLike) -> str:
@@ -146,10 +178,15 @@ def _check_study_folder(study: Study, out: Path, update: bool) -> None:
             raise StudyError(f"{out} already holds files but no {STUDY_JSON}; it is not this study's folder. "
                              "Choose another --out")
         return
-    old = _read_json(p)
+    old = read_study_record(out)
+    if isinstance(old.get("study"), str) and old["study"] != study.name:
+        # another study altogether, not a version of this one: --update would record it over the other's
+        # study.json and leave that study's cells orphaned in the folder
+        raise StudyError(f"{out} holds the study {old['study']!r}, not {study.name!r}; use another --out (the "
+                         f"default is studies/{study.name})")
     if old.get("hash") == study.hash or update:
         return
-    old_cells = {c["folder"]: c["hash"] for c in old.get("cells", [])}
+    old_cells = {c["folder"]: c["hash"] for c in old["cells"]}
     new_cells = {c.folder: c.hash for c in study.cells}
     changed = sorted(f for f in new_cells if f in old_cells and old_cells[f] != new_cells[f])
     added = sorted(set(new_cells) - set(old_cells))
@@ -353,6 +390,24 @@ def run_cell(cell: Cell, out: str | os.PathLike, *, log=None) -> dict:
     return metrics
 
 
+def check_folder(study: Study, out: str | os.PathLike, cells, *, update: bool, redo_changed: bool) -> dict:
+    """The states (:func:`cell_state`, by cell index) of ``cells`` in the study folder ``out``, after the checks
+    :func:`run_study` makes before it writes anything: ``out`` is a folder of this study (or of an earlier
+    version with ``update``) and no cell folder holds another configuration (unless ``redo_changed``); a
+    StudyError otherwise. ``diffrep study run --dry-run`` calls it too, so the listing says that a run
+    would stop rather than showing every cell as ready."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"study folder {out} exists and is not a directory")
+    _check_study_folder(study, out, update)
+    states = {c.index: cell_state(c, out) for c in cells}
+    changed = [c for c in cells if states[c.index] == "changed"]
+    if changed and not redo_changed:
+        raise StudyError(f"{len(changed)} cell folders hold results of another configuration (e.g. "
+                         f"{out / changed[0].folder}); rerun with --redo-changed to replace them, or use another --out")
+    return states
+
+
 def run_study(study: Study, out: str | os.PathLike, *, rank: int = 0, world: int = 1, update: bool = False,
               redo_changed: bool = False, keep_going: bool = False, log=None) -> dict:
     """Run this process's share of ``study``'s cells into ``out``; returns counts by outcome
@@ -369,15 +424,8 @@ def run_study(study: Study, out: str | os.PathLike, *, rank: int = 0, world: int
         raise StudyError("diffrep study run trains one cell per process; under torchrun (WORLD_SIZE > 1) every "
                          "rank would run the same cells. Share the cells with --rank/--world (or a SLURM array) "
                          "instead")
-    if out.exists() and not out.is_dir():
-        raise StudyError(f"study folder {out} exists and is not a directory")
     mine = [study.cells[i] for i in partition(len(study.cells), rank, world)]
-    _check_study_folder(study, out, update)
-    states = {c.index: cell_state(c, out) for c in mine}
-    changed = [c for c in mine if states[c.index] == "changed"]
-    if changed and not redo_changed:
-        raise StudyError(f"{len(changed)} cell folders hold results of another configuration (e.g. "
-                         f"{out / changed[0].folder}); rerun with --redo-changed to replace them, or use another --out")
+    states = check_folder(study, out, mine, update=update, redo_changed=redo_changed)
     _record_study(study, out)
     counts = {"ran": 0, "skipped": 0, "failed": 0}
     for k, c in enumerate(mine):

@@ -322,7 +322,9 @@ def parse_study(raw, source: str = "<study>") -> Study:
     _label(name, _where(source, "study"))
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
+        # a bare number reads as "this many seeds" as easily as "this seed"; it ran the one seed without a word
+        many = f", or seeds: {list(range(seeds))} for {seeds} seeds" if seeds >= 2 else ""
+        raise StudyError(f"{source}: seeds is a list of seeds: write seeds: [{seeds}] for seed {seeds} alone{many}")
     if (not isinstance(seeds, list) or not seeds or
             not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
         raise StudyError(f"{source}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
@@ -435,6 +437,9 @@ def parse_study(raw, source: str = "<study>") -> Study:
                         layers.append(("steps", {"train.steps": steps}))
                     layers.append(("seeds", {"train.seed": seed}))
                     cfg = _resolve(default_cfg, layers, source, apply_overrides)
+                    _check_dataset_name(cfg, _where(source, f"datasets.{ds.label}" if ds.by_name or ds.overrides
+                                                    else f"methods.{m.label}"))
+                    _check_ema_weights(m, cfg, _where(source, f"methods.{m.label}"))
                     params = tuple((k, _used_value(cfg, k, v)) for k, v in written)
                     flat = tuple((k, v) for _, layer in layers for k, v in layer.items())
                     h = _hash({"recipe": m.recipe, "config": hashed_config(cfg), "eval": m.eval.to_dict()})
@@ -450,6 +455,33 @@ def parse_study(raw, source: str = "<study>") -> Study:
                          "eval": m.eval.to_dict()} for m in methods]}
     study_hash = _hash([[c.folder, c.hash] for c in cells])
     return Study(name, source, tuple(methods), tuple(datasets), tuple(seeds), tuple(cells), spec, study_hash)
+
+
+def _check_dataset_name(cfg, where: str) -> None:
+    """The cell's dataset name is one :func:`diffrep.data.load` knows (or a recipe-built one: the Shapes3D
+    sub-grid, the toy shapes), checked before anything trains: the recipes' ``dataset`` fields take any
+    string, and a misspelled name (``datasets: [dsprite]``) failed only when the cell built its data, after
+    the study folder was written, once per cell."""
+    from ..data import check_name
+    from ..recipes.runinfo import SUBGRID, data_settings
+
+    name = data_settings(cfg).get("dataset")
+    if name is not None:
+        try:
+            check_name(name, extra=(SUBGRID, "toy_shapes"))
+        except ValueError as exc:
+            raise StudyError(f"{where}: {str(exc).removeprefix('name: ')}") from None
+
+
+def _check_ema_weights(m: "MethodSpec", cfg, where: str) -> None:
+    """``eval.weights: ema`` on a cell that keeps no EMA copy (``train.ema_decay = 0``, one trainer run) failed at
+    the evaluation, after the cell trained, and changing the setting then changed the cell's hash: a second
+    training. A multi-phase recipe's copy is its last phase's, whose settings the runner does not read here."""
+    if not m.eval.metrics or m.eval.weights != "ema" or callable(getattr(cfg, "train_phases", None)):
+        return
+    if getattr(cfg.train, "ema_decay", None) == 0:
+        raise StudyError(f"{where}: eval.weights is ema, but train.ema_decay is 0: training keeps no EMA copy to "
+                         "evaluate; use eval.weights auto or model, or set train.ema_decay > 0")
 
 
 def _model_class(cfg):
@@ -524,6 +556,11 @@ def load_study(path: str | os.PathLike) -> Study:
     from ..config import load_yaml
 
     p = _checks.path(path, "path")
+    if p.is_dir():  # a study folder given to `run` (its argument is the file): say which verb reads a folder
+        made = (p / "study.yaml").is_file() and (p / "study.json").is_file()
+        raise StudyError(f"{p} is a folder; 'diffrep study run' reads a study file (YAML)"
+                         + (f": this study folder's is {p / 'study.yaml'}; 'diffrep study report {p}' reports it"
+                            if made else ""))
     if not p.is_file():
         raise StudyError(f"study file not found: {p}")
     try:
