@@ -72,14 +72,14 @@ class _Sampler:
         self.prediction = prediction
         self.clip_x0 = clip_x0
 
-    def _eps_x0(self, output, x_t, t):
-        self.schedule._check_t(t)
+    def _eps_x0(self, output, x_t, t, in_range: bool = False):  # in_range: as NoiseSchedule._check_t's
+        self.schedule._check_t(t, in_range=in_range)
         self.schedule._check_x(x_t, t, "x_t")
         _tensor("model_output", output)
         if output.shape != x_t.shape:
             raise ValueError(f"model_output has shape {tuple(output.shape)} but x_t (the sample) has shape "
                              f"{tuple(x_t.shape)}")
-        s = self.schedule  # t checked above: the conversions skip its range read (a host sync on CUDA)
+        s = self.schedule  # t checked above (or the chain's own): the conversions skip its range read
         eps = s._to_eps(output, x_t, t, self.prediction)
         x0 = s._eps_to_x0(x_t, t, eps)
         if self.clip_x0 is not None:
@@ -97,7 +97,10 @@ class _Sampler:
         """Run the reverse chain from x_T ~ N(0, I) (or the given ``x_T``) to x_0.
 
         ``callback(i, x)`` is called after step i with the new sample. Gradients flow through the chain
-        unless the caller disables them (``torch.no_grad()``)."""
+        unless the caller disables them (``torch.no_grad()``). The inputs are checked once; the steps run on
+        the chain's own timesteps without reading the device back (docs/architecture.md "Host synchronisation
+        and the non-finite-loss check"), so a chain reads the host at most once (``x_T``'s finiteness) whatever
+        its number of steps."""
         if not callable(model_fn):
             raise TypeError("model_fn must be callable as model_fn(x_t, t)")
         _callback(callback)
@@ -147,11 +150,15 @@ class DDPMSampler(_Sampler):
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(x_{t-1} | x_t, x0) (Ho et al. 2020, Eq. 7)."""
+        self.schedule._check_t(t)
+        return self._posterior(x0, x_t, t)
+
+    def _posterior(self, x0, x_t, t):
+        """:meth:`posterior` for a ``t`` known to lie in [0, T) (checked, or the chain's own): no host read."""
         s = self.schedule
-        s._check_t(t)
         s._check_x(x_t, t, "x_t")
         s._check_like("x0", x0, x_t)
-        ab = s._gather("alphas_cumprod", t, x_t)  # t checked above
+        ab = s._gather("alphas_cumprod", t, x_t)
         ab_prev = s._gather("alphas_cumprod_prev", t, x_t)
         beta = s._gather("betas", t, x_t)
         alpha = s._gather("alphas", t, x_t)
@@ -162,9 +169,13 @@ class DDPMSampler(_Sampler):
     def step(self, model_output: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, *,
              generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x_{t-1} ~ p(x_{t-1} | x_t); no noise is added where t == 0."""
-        self.schedule._check_t(t)
-        _, x0 = self._eps_x0(model_output, x_t, t)
-        mean, var = self.posterior(x0, x_t, t)
+        self.schedule._check_t(t)  # the range's one host read; the rest runs on the checked t
+        return self._step(model_output, t, x_t, generator, noise)
+
+    def _step(self, model_output, t, x_t, generator, noise=None):
+        """:meth:`step` for a ``t`` known to lie in [0, T): no host read."""
+        _, x0 = self._eps_x0(model_output, x_t, t, in_range=True)
+        mean, var = self._posterior(x0, x_t, t)
         _generator(generator)
         if noise is None:
             noise = _noise_like(x_t, generator)
@@ -180,7 +191,7 @@ class DDPMSampler(_Sampler):
         return [(t, t - 1) for t in range(T - 1, -1, -1)]
 
     def _step_pair(self, out, tt, t_prev, x, generator):
-        return self.step(out, tt, x, generator=generator)
+        return self._step(out, tt, x, generator)  # tt: the chain's own, in range
 
 
 class DDIMSampler(_Sampler):
@@ -209,8 +220,14 @@ class DDIMSampler(_Sampler):
         _generator(generator)
         if bool(((t_prev >= t) | (t_prev < -1)).any()):  # one host read for both bounds
             raise ValueError("t_prev must satisfy -1 <= t_prev < t for every sample")
-        eps, x0 = self._eps_x0(model_output, x_t, t)
-        ab = s._gather("alphas_cumprod", t, x_t)  # t checked above
+        return self._step(model_output, t, t_prev, x_t, generator, noise)
+
+    def _step(self, model_output, t, t_prev, x_t, generator, noise=None):
+        """:meth:`step` for ``t`` in [0, T) and -1 <= ``t_prev`` < ``t`` known (checked, or the chain's own
+        pair): no host read."""
+        s = self.schedule
+        eps, x0 = self._eps_x0(model_output, x_t, t, in_range=True)
+        ab = s._gather("alphas_cumprod", t, x_t)
         ab_prev = s._table("alphas_cumprod", x_t.device, x_t.dtype)[t_prev.clamp(min=0)]
         ab_prev = torch.where(t_prev < 0, torch.ones_like(ab_prev), ab_prev).reshape(ab.shape)
         sigma = self.eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
@@ -248,7 +265,7 @@ class DDIMSampler(_Sampler):
         x, B = x0, x0.shape[0]
         for i, (t, t_next) in enumerate(zip(seq[:-1], seq[1:])):
             tt = torch.full((B,), t, device=x.device, dtype=torch.long)
-            eps, x0_hat = self._eps_x0(model_fn(x, tt), x, tt)
+            eps, x0_hat = self._eps_x0(model_fn(x, tt), x, tt, in_range=True)  # tt: a step of the sequence
             ab_next = s._gather("alphas_cumprod", torch.full_like(tt, t_next), x)  # a step of the sequence: in range
             x = ab_next.sqrt() * x0_hat + (1 - ab_next).sqrt() * eps
             if callback is not None:
@@ -261,4 +278,4 @@ class DDIMSampler(_Sampler):
         return list(zip(seq, seq[1:] + [-1]))
 
     def _step_pair(self, out, tt, t_prev, x, generator):
-        return self.step(out, tt, torch.full_like(tt, t_prev), x, generator=generator)
+        return self._step(out, tt, torch.full_like(tt, t_prev), x, generator)  # the chain's own pair: in range

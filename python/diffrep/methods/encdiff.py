@@ -351,7 +351,7 @@ class EncDiff(PretrainedMixin, nn.Module):
             # eta > 0 adds noise at each step: drawn as x_T is (from ``generator``, on its device) so a seeded call repeats
             noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype, device=draw_device(generator)).to(x.device)
                      if cfg.eta > 0 else None)
-            x = sampler.step(out, tt, torch.full_like(tt, tp), x, noise=noise)
+            x = sampler._step(out, tt, torch.full_like(tt, tp), x, None, noise)  # the chain's own pair: no host read
             if callback is not None:
                 callback(i, x)
         return x

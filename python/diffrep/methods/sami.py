@@ -385,22 +385,30 @@ class SAMI(PretrainedMixin, nn.Module):
         last: dict = {"step": 0}
         total = T if steps is None else steps
         what = f"{'guided' if guide is not None else 'unguided'} {'DDPM' if steps is None else 'DDIM'} chain"
+        ts = [t for t, _ in s._pairs(steps)]  # the chain's timesteps, known here: none is read back from tt
+        peaks: list[torch.Tensor] = []  # |x_t| entering each step, kept on the device and read once at the end
+        blame = scale if guide is not None else None
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             last["step"] += 1
-            _check_chain_state(x_t, what, last["step"], total, int(tt[0]), scale if guide is not None else None)
+            peaks.append(x_t.detach().abs().amax())  # NaN propagates through amax
             g = guide(x_t) if guide is not None else None
             eps = self.denoiser(x_t, tt)
-            last.update(t=int(tt[0]), eps=eps, g=g)
+            last.update(t=ts[last["step"] - 1], eps=eps, g=g)
             return eps if g is None else eps - scale * self._guidance_coefficient(tt, x_t, literal=literal) * g  # tt: the chain's
 
         def step_done(i: int, x_next: torch.Tensor) -> None:
             callback(i, last["t"], x_next, last["eps"], last["g"])
 
-        with torch.no_grad():
-            x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
-                         callback=step_done if callback is not None else None)
-        _check_chain_state(x, what, total, total, -1, scale if guide is not None else None, end=True)
+        try:
+            with torch.no_grad():
+                x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
+                             callback=step_done if callback is not None else None)
+        except Exception as exc:  # a diverged state fails later checks (log q(z | x_t)'s NaN message): name the chain
+            _check_chain_states(peaks, ts, what, total, blame, cause=exc)
+            raise
+        _check_chain_states(peaks, ts, what, total, blame)
+        _check_chain_state(x, what, total, total, -1, blame, end=True)
         return x.clamp(-1, 1)
 
     def chain_uses_literal_step(self, sampler: str | None = None, num_steps: int | None = None) -> bool:
@@ -545,15 +553,32 @@ class SAMI(PretrainedMixin, nn.Module):
 _DIVERGED_ABS_X = 1e6
 
 
+def _check_chain_states(peaks: list[torch.Tensor], ts: list[int], what: str, total: int, scale: float | None,
+                        cause: BaseException | None = None) -> None:
+    """:func:`_check_chain_state` for the states entering the chain's steps, from their peaks |x_t| kept on the
+    device: one host read for the whole chain (a read per step would synchronise every step on CUDA, docs/
+    architecture.md "Host synchronisation and the non-finite-loss check"). Names the first step that left the
+    bound, as a check per step did; a diverged chain runs its remaining steps first (the numbers are unchanged)."""
+    if not peaks:
+        return
+    for k, peak in enumerate(torch.stack(peaks).tolist(), start=1):
+        if not (math.isfinite(peak) and peak <= _DIVERGED_ABS_X):
+            raise _diverged(peak, what, k, total, ts[k - 1], scale, False) from cause
+
+
 def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int, scale: float | None,
                        end: bool = False) -> None:
     """Raise :class:`ChainDivergedError` (a ValueError) naming the chain, the step and the likely cause
     when ``x`` (the state entering ``step`` of ``total``, or the chain's result with ``end``) is
     non-finite or beyond ``_DIVERGED_ABS_X``. A check only: the chain's numbers are never changed."""
-    peak = float(x.detach().abs().amax())  # one host sync per step; NaN propagates through amax
+    peak = float(x.detach().abs().amax())  # one host read; NaN propagates through amax
+    if not (math.isfinite(peak) and peak <= _DIVERGED_ABS_X):
+        raise _diverged(peak, what, step, total, t, scale, end)
+
+
+def _diverged(peak: float, what: str, step: int, total: int, t: int, scale: float | None,
+              end: bool) -> ChainDivergedError:
     finite = math.isfinite(peak)
-    if finite and peak <= _DIVERGED_ABS_X:
-        return
     state = "x_t holds NaN or infinite values" if not finite else f"|x_t| reached {peak:.3g} (bound {_DIVERGED_ABS_X:.0e})"
     where = f"at its end (after step {total}/{total})" if end else f"at step {step}/{total} (t={t})"
     if scale is None:
@@ -561,7 +586,7 @@ def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int
     else:
         cause = (f"the guidance scale ({scale:g}, config.guidance_scale) is likely too large for this model, or the "
                  "model (denoiser and encoder) is undertrained; try a smaller guidance scale or a longer-trained model")
-    raise ChainDivergedError(f"SAMI {what} diverged {where}: {state}; {cause}")
+    return ChainDivergedError(f"SAMI {what} diverged {where}: {state}; {cause}")
 
 
 def check_count(n, name: str) -> None:
