@@ -104,3 +104,38 @@ def test_a_root_given_twice_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="set twice"):
         paramrel.build_dataset(cfg)
     assert get_recipe("paramrel/dsprites")
+
+
+def test_the_hints_name_the_setting_the_source_came_from(tmp_path):
+    # the API's own wording, unchanged: Python arguments
+    with pytest.raises(FileNotFoundError) as e:
+        D.load("dsprites", root=tmp_path)
+    assert "pass root= the folder holding them (or source='procedural' where a generator exists)" in str(e.value)
+    with pytest.raises(ValueError, match=r"disks is procedural only \(no original files are read\); use "
+                                         r"source='procedural'$"):
+        D.load("disks", source="file")
+    with pytest.raises(ValueError, match=r"celeba has no procedural generator; pass source='file' and root= holding"):
+        D.load("celeba", source="procedural")
+    # a command line's flags (diffrep data/eval/encode: --source; the model verbs: --option source=...)
+    with pytest.raises(FileNotFoundError) as e:
+        D.load("dsprites", root=tmp_path, root_flag="--root", source_flag="--source")
+    assert "pass --root the folder holding them (or --source procedural where a generator exists)" in str(e.value)
+    with pytest.raises(ValueError, match=r"use --option source=procedural$"):
+        D.load("disks", source="file", source_flag="--option source=")
+    with pytest.raises(ValueError, match=r"pass --source file and --root holding"):
+        D.load("celeba", source="procedural", root_flag="--root", source_flag="--source")
+    with pytest.raises(ValueError, match=rf"--root={tmp_path}: --source procedural, so no files are read; drop --root"):
+        D.load("dsprites", root=tmp_path, source="procedural", root_flag="--root", source_flag="--source")
+    # a root_flag describing a record, not a setting one can pass: the hint falls back to the API's root=
+    with pytest.raises(FileNotFoundError, match=r"pass root= the folder .*\(root set by the run's data.root\)"):
+        D.load("dsprites", root=tmp_path, root_flag="the run's data.root")
+    with pytest.raises(TypeError, match="source_flag must name"):
+        D.load("dsprites", source_flag="")
+
+
+def test_setting_text():
+    from diffrep.data.base import setting_text
+
+    assert setting_text("source", "procedural") == "source='procedural'" and setting_text("root") == "root="
+    assert setting_text("--source", "procedural") == "--source procedural" and setting_text("--root") == "--root"
+    assert setting_text("--option source=", "file") == "--option source=file"

@@ -55,3 +55,31 @@ def test_eval_model_needs_dataset(tmp_path, capsys):
     assert "--dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --codes and --model are exclusive
         main(["eval", "--model", str(tmp_path), "--codes", "x.npz"])
+
+
+@pytest.mark.parametrize("argv", [["eval", "--model", "m"], ["encode", "m", "--out", "x.npz"]])
+def test_item_format_is_checked_at_parsing_naming_the_flag(argv, capsys):
+    # the API's check said "item_format must be one of ...", a name the command line does not have
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--item-format", "chw"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --item-format: invalid choice: 'chw' (choose from 'pm1', '01', 'uint8', 'hwc01')" in err
+    assert "item_format" not in err
+
+
+def test_the_data_hints_name_the_verbs_source_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DIFFREP_DATA", raising=False)
+    PixelProbe(PixelProbeConfig()).save_pretrained(tmp_path / "m")
+    m = str(tmp_path / "m")
+    assert main(["eval", "--model", m, "--dataset", "disks", "--source", "file", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "disks is procedural only (no original files are read); use --source procedural" in err
+    assert "source='procedural'" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["encode", m, "--dataset", "dsprites", "--root", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "c.npz"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert ("pass --root the folder holding them (or --source procedural where a generator exists) "
+            "(root set by --root)") in err
+    assert "source='procedural'" not in err and "root=" not in err

@@ -57,6 +57,22 @@ def test_each_flag_given_wins_over_the_record(tmp_path):
     assert s["root"] == str(tmp_path / "new") and s["root_flag"] == "--root"
 
 
+def test_the_model_verbs_hints_name_their_option_flag(tmp_path, monkeypatch):
+    # these verbs have no --source: the loader's source is one of their --option settings, and its hints say so
+    import argparse
+
+    from diffrep.cli._common import run_dataset
+
+    monkeypatch.delenv("DIFFREP_DATA", raising=False)
+    run = _run(tmp_path, _data("disks"))
+    args = argparse.Namespace(model=str(run), dataset=None, pool=None, option=["source=file"], root=None)
+    with pytest.raises(ValueError, match=r"disks is procedural only \(no original files are read\); use "
+                                         r"--option source=procedural$"):
+        run_dataset(args)
+    args.option = ["source=procedural"]  # the hint given works
+    assert run_dataset(args)[0].source == "procedural"
+
+
 def test_another_dataset_starts_from_its_defaults(tmp_path):
     run = _run(tmp_path, _data("cars3d", {"size": 32}, 2, str(tmp_path / "old")))
     s = resolve_data_settings(run, "dsprites")

@@ -16,7 +16,7 @@ def test_the_range_torch_takes():
     torch.Generator().manual_seed(torch_seed(str(2**64 - 1)))  # the top of the range is a seed torch takes
     for bad, message in (("-1", "must be an integer in [0, 2^64), got -1"),
                          (str(2**64), f"must be an integer in [0, 2^64), got {2**64}"),
-                         ("1.5", "invalid int value: '1.5'")):
+                         ("1.5", "must be an integer in [0, 2^64), got '1.5'")):
         with pytest.raises(argparse.ArgumentTypeError) as e:
             torch_seed(bad)
         assert str(e.value) == message

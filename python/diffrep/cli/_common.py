@@ -17,7 +17,7 @@ from pathlib import Path
 # one resolution of --weights auto for every verb and the study runner (which sits below the CLI)
 from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 
-__all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "resolve_device", "apply_threads",
+__all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "run_data_settings", "run_dataset"]
@@ -43,17 +43,31 @@ def add_weights_flag(p: argparse.ArgumentParser) -> None:
                         "stderr); ema: the EMA weights or an error; model: the raw weights")
 
 
-def torch_seed(text: str) -> int:
-    """An argparse ``type`` for a ``--seed`` that seeds a ``torch.Generator``: an integer in [0, 2^64) (the
-    range torch takes), refused at parsing with the flag named; torch's own error for a larger value,
-    "Overflow when unpacking long long", named neither the flag nor the range."""
+def _seed(text: str, bits: int) -> int:
+    """``text`` as an integer in [0, 2^bits), else an argparse error naming the range (argparse adds the flag)."""
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^64), got {text}")
+    except ValueError:  # argparse's own "invalid int value" did not say which integers
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^{bits}), got {text!r}") from None
+    if not 0 <= value < 2**bits:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^{bits}), got {text}")
     return value
+
+
+def torch_seed(text: str) -> int:
+    """An argparse ``type`` for a ``--seed`` that seeds only torch generators: an integer in [0, 2^64) (the
+    range torch takes), refused at parsing with the flag named; torch's own error for a larger value,
+    "Overflow when unpacking long long", named neither the flag nor the range."""
+    return _seed(text, 64)
+
+
+def numpy_seed(text: str) -> int:
+    """An argparse ``type`` for a ``--seed`` that also seeds a numpy ``RandomState`` (the metrics' factor draws):
+    an integer in [0, 2^32), the range both numpy and torch take. Refused at parsing with the flag named: the
+    method verbs' plain ``type=int`` refused ``1e20`` as an "invalid int value" without the range, and let a
+    value outside it through to numpy's "Seed must be between 0 and 2**32 - 1", torch's "Overflow when
+    unpacking long long" or the metrics' "seed must be < 2**32", after the model had loaded, none naming the flag."""
+    return _seed(text, 32)
 
 
 def resolve_device(name: str, flag: str = "--device") -> str:
@@ -155,8 +169,10 @@ def run_data_settings(args, fallback: dict | None = None) -> dict:
     records none, e.g. ``diffrep encdiff``'s sub-grid)."""
     from ..recipes.runinfo import resolve_data_settings
 
-    return resolve_data_settings(args.model, args.dataset, pool=args.pool, options=parse_options(args.option),
-                                 root=args.root, fallback=fallback)
+    settings = resolve_data_settings(args.model, args.dataset, pool=args.pool, options=parse_options(args.option),
+                                     root=args.root, fallback=fallback)
+    # these verbs have no --source: the loader's source argument is one of the --option settings
+    return {**settings, "source_flag": "--option source="}
 
 
 def run_dataset(args, fallback: dict | None = None, **extra):

@@ -9,6 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="inspect datasets: factors, sizes, source; preview grids")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
+    from ._common import numpy_seed
+
     def common(q):
         from ..data import available
 
@@ -27,7 +29,7 @@ def register(sub) -> None:
     common(prev)
     prev.add_argument("--out", required=True, help="output PNG path")
     prev.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
-    prev.add_argument("--seed", type=int, default=0)
+    prev.add_argument("--seed", type=numpy_seed, default=0)
     prev.add_argument("--scale", type=int, default=2, help="integer upscaling of each image (default 2)")
     p.set_defaults(func=run, data_parser=p)
 
@@ -107,14 +109,12 @@ def run(args) -> int:
 
     if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says
         args.out = prepare_output(args.out, suffixes=(".png",))
-    ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root",
+    ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root", source_flag="--source",
               **parse_options(args.option))
     if args.data_command == "info":
         d = ds.describe()
         print(json.dumps(d, indent=2, default=list) if args.json else format_info(d))
         return 0
-    if args.seed < 0:  # numpy's "expected non-negative integer" named no flag
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     img = preview_grid(ds, args.num, args.seed, args.scale)
     img.save(args.out, format="PNG")
     print(f"wrote {args.out} ({img.size[0]}x{img.size[1]}, {min(args.num, len(ds))} samples of {ds.name})")

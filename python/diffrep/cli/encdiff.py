@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
-                      resolve_weights, run_data_settings)
+                      numpy_seed, resolve_weights, run_data_settings)
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
@@ -70,7 +70,7 @@ def register(sub) -> None:
                        help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
             q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=numpy_seed, default=0)
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
         if name == "interchange":

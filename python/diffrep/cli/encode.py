@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, parse_options,
-                      prepare_output)
+from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+                      parse_options, prepare_output)
+from ..data.base import ITEM_FORMATS  # checked at parsing: the API check names item_format, not the flag
 from .eval import add_calibrate_flags
 
 
@@ -35,9 +36,9 @@ def register(sub) -> None:
                         "generator)")
     p.add_argument("--num-train", type=int, default=10000, help="train rows (default 10000)")
     p.add_argument("--num-test", type=int, default=5000, help="test rows (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="RandomState seed of the factor draws (default 0)")
+    p.add_argument("--seed", type=numpy_seed, default=0, help="RandomState seed of the factor draws (default 0)")
     p.add_argument("--batch-size", type=int, default=256, help="encoder batch size (default 256)")
-    p.add_argument("--item-format", default="pm1", help="image format the encoder takes (default pm1)")
+    p.add_argument("--item-format", default="pm1", choices=ITEM_FORMATS, help="image format the encoder takes (default pm1)")
     add_calibrate_flags(p, scope="")
     add_weights_flag(p)
     add_device_flag(p)

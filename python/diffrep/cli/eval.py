@@ -35,11 +35,12 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, parse_options,
-                      prepare_output, resolve_device, resolve_model_dir, resolve_weights)
+from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+                      parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
 
+from ..data.base import ITEM_FORMATS  # checked at parsing: the API check names item_format, not the flag
 from ..metrics.suite import ARRAY_METRICS, DEFAULT
 from ..metrics.suite import compute as _compute
 
@@ -66,10 +67,10 @@ def register(sub) -> None:
                         "generator)")
     p.add_argument("--num-train", type=int, default=None, help="--model: train points (default 10000)")
     p.add_argument("--num-test", type=int, default=None, help="--model: test points (default 5000)")
-    p.add_argument("--seed", type=int, default=None, help="--model: RandomState seed of the factor draws (default 0)")
+    p.add_argument("--seed", type=numpy_seed, default=None, help="--model: RandomState seed of the factor draws (default 0)")
     p.add_argument("--batch-size", type=int, default=None, help="--model: encoder batch size (default 256)")
     add_weights_flag(p)
-    p.add_argument("--item-format", default=None, help="--model: image format the encoder takes (default pm1)")
+    p.add_argument("--item-format", default=None, choices=ITEM_FORMATS, help="--model: image format the encoder takes (default pm1)")
     add_calibrate_flags(p)
     add_device_flag(p)
     add_threads_flag(p)

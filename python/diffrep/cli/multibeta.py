@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
-                      run_dataset)
+                      numpy_seed, run_dataset)
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -123,7 +123,7 @@ def _model_flags(p, n: int | None) -> None:
     add_weights_flag(p)
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default=None, help="output file (default: inside MODEL)")
 

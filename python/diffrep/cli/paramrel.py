@@ -56,14 +56,14 @@ def register(sub) -> None:
 
 def _model_flags(p, images: bool = True) -> None:
     """The model and device flags; ``images``: the verb draws images (--n, --steps, --out)."""
-    from ._common import add_weights_flag
+    from ._common import add_weights_flag, numpy_seed
 
     p.add_argument("model", help="model, checkpoint or run folder of a ParamReL model")
     add_weights_flag(p)
     if images:
         p.add_argument("--n", type=int, default=8)
         p.add_argument("--steps", type=int, default=None, help="BFN steps (default: the model's sample_steps)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     if images:
         p.add_argument("--out", help="output PNG")

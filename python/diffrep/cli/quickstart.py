@@ -38,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._common import numpy_seed
+
 # evaluation sample sizes: "quick" fits the 15-minute CPU budget, "full" is disentanglement_lib's
 EVAL_SIZES = {
     "quick": dict(num_train=2000, num_test=1000, factor_vae=dict(num_train=300, num_eval=150,
@@ -63,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--sample-steps", type=int, default=None, help="BFN steps n for the figures (default: recipe's)")
     p.add_argument("--eval", choices=tuple(EVAL_SIZES) + ("none",), default="quick",
                    help="metric sample sizes: quick (default), full (disentanglement_lib's) or none")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --out")
     p.add_argument("--resume", action="store_true",
                    help="continue the quickstart run in --out from its newest checkpoint (an interrupted one: the "

@@ -88,10 +88,10 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("path", help="model, checkpoint or run directory")
-    from ._common import add_weights_flag
+    from ._common import add_weights_flag, numpy_seed
 
     add_weights_flag(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0)
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

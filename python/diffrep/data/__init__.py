@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .base import ArrayGroundTruthData, GroundTruthData, ImageDataset, missing_file_error
+from .base import ArrayGroundTruthData, GroundTruthData, ImageDataset, missing_file_error, setting_text
 from .sampling import EpochBatchSampler, epoch_permutation, make_loader
 
 SOURCES = ("auto", "file", "procedural")
@@ -211,7 +211,8 @@ def check_name(name, extra: tuple = ()) -> str:
     raise ValueError(f"name: unknown dataset {name!r}; {hint}known: {', '.join(known)}")
 
 
-def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: str = "root", **options):
+def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: str = "root", source_flag: str = "source",
+         **options):
     """Load a dataset by name.
 
     ``source``: ``"file"`` reads the original files under ``root``; ``"procedural"`` uses the embedded
@@ -226,8 +227,14 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     ``root_flag`` (the setting it came from, e.g. ``"--data.root"``, for the message); a root given for
     a dataset that reads no files (``source="procedural"``, disks, digits) is a ValueError. A
     ``DIFFREP_DATA`` that does not exist is an error naming it; one that exists but lacks this dataset's
-    files falls back to the generator (``source="auto"``) with a UserWarning.
+    files falls back to the generator (``source="auto"``) with a UserWarning. ``source_flag``: the setting
+    ``source`` came from, as :func:`diffrep.data.base.setting_text` writes it in the hints (``"--source"``
+    from ``diffrep data``, ``diffrep eval`` and ``diffrep encode``: ``--source procedural``, not
+    ``source='procedural'``).
     """
+    if not isinstance(root_flag, str) or not root_flag or not isinstance(source_flag, str) or not source_flag:
+        raise TypeError(f"root_flag and source_flag must name settings (non-empty str), got {root_flag!r}, "
+                        f"{source_flag!r}")
     check_name(name)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
@@ -236,16 +243,20 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     if not explicit:
         root = os.environ.get("DIFFREP_DATA") or None
     where = f"{root_flag}={root}" if explicit else f"DIFFREP_DATA={root}"
+    # a hint says how to give a root: the flag itself, or the API's root= where root_flag describes a record
+    # ("the run's data.root") rather than a setting one can pass
+    root_hint = root_flag if root_flag.startswith("--") else "root"
+    flags = {"root_flag": root_hint, "source_flag": source_flag}
     if explicit and (source == "procedural" or entry.from_file is None):
-        why = "source='procedural'" if source == "procedural" else f"{name} is generated procedurally"
+        why = setting_text(source_flag, "procedural") if source == "procedural" else f"{name} is generated procedurally"
         raise ValueError(f"{where}: {why}, so no files are read; drop {root_flag}")
     if source == "procedural" or (source == "auto" and entry.from_file is None):
         if entry.procedural is None:
-            raise ValueError(f"{name} has no procedural generator; pass source='file' and root= holding "
-                             f"{', '.join(entry.expected)}")
+            raise ValueError(f"{name} has no procedural generator; pass {setting_text(source_flag, 'file')} and "
+                             f"{setting_text(root_hint)} holding {', '.join(entry.expected)}")
         return _made(name, "procedural", lambda: entry.procedural(split, options), options)
     if entry.from_file is None:
-        raise ValueError(f"{name} is procedural only (no original files are read); use source='procedural'")
+        raise ValueError(f"{name} is procedural only (no original files are read); use {setting_text(source_flag, 'procedural')}")
     if root is not None and not Path(root).exists():
         raise FileNotFoundError(f"dataset root {root} does not exist (set by {'' if explicit else 'the environment variable '}"
                                 f"{root_flag if explicit else 'DIFFREP_DATA'}); {name} expects "
@@ -259,9 +270,9 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
                               stacklevel=2)
             return _made(name, "procedural", lambda: entry.procedural(split, options), options)
         if root is None:  # neither a root nor DIFFREP_DATA: say how to give one
-            raise FileNotFoundError(f"{missing_file_error(name, entry.expected, '<no root>')} (no root was given "
+            raise FileNotFoundError(f"{missing_file_error(name, entry.expected, '<no root>', **flags)} (no root was given "
                                     f"and DIFFREP_DATA is unset: set {root_flag} or DIFFREP_DATA)")
-        err = missing_file_error(name, entry.expected, root)
+        err = missing_file_error(name, entry.expected, root, **flags)
         raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
     return _made(name, "file", lambda: entry.from_file(found, split, options), options)
 

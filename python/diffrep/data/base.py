@@ -445,12 +445,27 @@ def _existing(path, name: str, what: str, folder: bool):
     return p
 
 
-def missing_file_error(dataset: str, expected: Sequence[str], root) -> FileNotFoundError:
-    """A FileNotFoundError naming the dataset, the expected files and where they were looked for."""
+def setting_text(flag: str, value: str | None = None) -> str:
+    """How to give ``value`` to the setting ``flag`` in the caller's own terms: a command-line flag
+    (``"--source"`` -> ``--source procedural``; one ending in ``=``, e.g. ``"--option source="``, takes the
+    value joined) or a Python argument (``"source"`` -> ``source='procedural'``); no ``value``: the setting
+    alone (``--root``, ``root=``). The data loaders' hints name the flag a command-line user can type
+    (docs/data.md, "Dataset roots") rather than the API argument behind it."""
+    if flag.startswith("--"):
+        return flag if value is None else f"{flag}{value}" if flag.endswith("=") else f"{flag} {value}"
+    return f"{flag}=" if value is None else f"{flag}={value!r}"
+
+
+def missing_file_error(dataset: str, expected: Sequence[str], root, *, root_flag: str = "root",
+                       source_flag: str = "source") -> FileNotFoundError:
+    """A FileNotFoundError naming the dataset, the expected files and where they were looked for; the hint
+    names ``root_flag`` and ``source_flag`` as :func:`setting_text` writes them (the API's arguments by
+    default, a verb's flags from the command line)."""
     files = ", ".join(expected)
     return FileNotFoundError(
         f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
-        f"pass root= the folder holding them (or source='procedural' where a generator exists)"
+        f"pass {setting_text(root_flag)} the folder holding them (or {setting_text(source_flag, 'procedural')} "
+        "where a generator exists)"
     )
 
 

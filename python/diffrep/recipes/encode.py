@@ -60,6 +60,7 @@ def encode_dataset(model_dir: str, dataset: str | None, num_train: int = 10000, 
     if locate is not None:
         model_dir, weights = locate(model_dir, weights)
     extra = {"source": source} if settings["dataset"] != "toy_shapes" else {}
+    settings["source_flag"] = "--source"  # the loader's hints name the verbs' flag (as --root), not source=
     ds = dataset_from_settings(settings, **extra)
     if not hasattr(ds, "factor_sizes") or not hasattr(ds, "sample_observations_from_factors"):
         given = f"--dataset {settings['dataset']}" if dataset else f"the run's dataset {settings['dataset']}"

@@ -233,7 +233,9 @@ def _recorded_pool(info: dict, model_dir) -> int:
 
 
 def dataset_from_settings(settings: dict, **extra):
-    """The dataset described by ``settings`` (see :func:`data_settings`), ``extra`` options over its own."""
+    """The dataset described by ``settings`` (see :func:`data_settings`), ``extra`` options over its own;
+    ``settings["source_flag"]`` (default ``"source"``), where a verb sets it, is how the loader's hints name
+    the dataset's source (:func:`diffrep.data.load`, e.g. ``--source`` or ``--option source=``)."""
     from .. import data
     from ..data.pooled import Pooled
 
@@ -262,7 +264,8 @@ def dataset_from_settings(settings: dict, **extra):
 
         ds = DisksTensorDataset(options["num_images"], options["size"], options["seed"])
     else:
-        ds = data.load(name, root=settings.get("root"), root_flag=settings.get("root_flag", "--root"), **options)
+        ds = data.load(name, root=settings.get("root"), root_flag=settings.get("root_flag", "--root"),
+                       source_flag=settings.get("source_flag", "source"), **options)
     return Pooled(ds, pool) if pool > 1 else ds
 
 
