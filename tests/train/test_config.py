@@ -23,6 +23,8 @@ def test_unknown_field_is_named_with_suggestion():
     ("train.lr_schedule", "linear", "must be one of"),
     ("train.betas", "0.9", "expected 2 items"),
     ("train.lr", "-1", "must be > 0"),
+    ("train.seed", "-1", "must be >= 0"),
+    ("train.seed", str(2**64), f"must be < {2**63}"),  # was torch's "Overflow when unpacking long long"
 ])
 def test_wrong_types_and_values_name_the_field(path, value, match):
     with pytest.raises(ConfigError, match=match) as ei:

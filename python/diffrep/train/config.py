@@ -40,7 +40,9 @@ checkpoints), ``"bf16"`` under bfloat16 autocast without one.
     ema_decay: Annotated[float, Ge(0), Lt(1)] = 0.9999  # EMA decay of the weights; 0 disables the EMA copy
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n)/(10 + n)) after n updates (LDM LitEma)
     ema_update_after_step: Annotated[int, Ge(0)] = 0  # before this step the EMA copies the weights
-    seed: Annotated[int, Ge(0)] = 0  # seeds weights, data order and every random stream (rank r adds r)
+    # < 2^63 leaves torch's [0, 2^64) room for the rank and a resume's step added to it: a larger seed failed at
+    # torch.manual_seed ("Overflow when unpacking long long"), naming no field
+    seed: Annotated[int, Ge(0), Lt(2**63)] = 0  # seeds weights, data order and every random stream (rank r adds r)
     num_workers: Annotated[int, Ge(0)] = 0  # DataLoader worker processes per rank
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU; fp16 adds a GradScaler
