@@ -9,6 +9,7 @@ Reads per call on tiny models (a [2, 1, 3, 3] batch for the BFN parts), before -
 chain                                              before         after  the reads left
 =================================================  =============  =====  =====================================
 LatentDenoiser.sample (vector latent)              10 / 14        8      the inputs' and grid checks
+LatentDenoiser.denoise, per-example ranges         14 / 18        14     as above, the ranges (one read)
 bfn.sample, Delta output (noise prediction)        16 / 40        10     the first step and the final call
 bfn.sample, discretised Normal output              25 / 61        16     as above
 bfn.sample, categorical output                     6 / 18         3      as above
@@ -48,7 +49,9 @@ def _denoiser(N: int, **kw):
 
 
 @pytest.mark.parametrize("kw", [dict(latent_dim=3, hidden=16, depth=1),
-                                dict(latent="spatial", latent_channels=2, latent_size=4)], ids=["vector", "spatial"])
+                                dict(latent_dim=3, hidden=16, depth=1, sampler="ancestral"),
+                                dict(latent="spatial", latent_channels=2, latent_size=4)],
+                         ids=["vector", "ancestral", "spatial"])
 def test_latent_denoiser_chain_reads_a_fixed_number_and_gives_the_public_steps_numbers(kw):
     if kw.get("latent") == "spatial":
         from diffrep.nn.unet import UNetConfig
@@ -66,6 +69,25 @@ def test_latent_denoiser_chain_reads_a_fixed_number_and_gives_the_public_steps_n
             z = m.step(z, i, generator=g)
         assert torch.equal(out, z)
     assert counts[2] == counts[6]  # before: one read of the time embedding per step
+
+
+@pytest.mark.parametrize("sampler", ["alg2", "ancestral"])
+def test_latent_denoiser_per_example_ranges_read_a_fixed_number_and_give_the_public_steps_numbers(sampler):
+    counts = {}
+    for N in (2, 6):
+        m = _denoiser(N, latent_dim=3, hidden=16, depth=1, sampler=sampler)
+        tau = m.config.tau
+        hi, lo = [N, N - 1, N, 1], [0, 0, 1, 0]  # each example's own grid range
+        z0 = torch.randn(4, 3, generator=_g(1))
+        counts[N], out = _reads(lambda: m.denoise(z0, torch.tensor(hi) * tau, torch.tensor(lo) * tau, generator=_g()))
+        g, z = _g(), z0.clone()  # the per-example chain written out: the batch's noise drawn at every grid step,
+        with torch.no_grad():   # the examples inside their range stepped together
+            for i in range(N, 0, -1):
+                xi = torch.randn(z.shape, generator=g)
+                rows = torch.tensor([hi[b] >= i > lo[b] for b in range(4)])
+                z[rows] = m.step(z[rows], i, xi=xi[rows])
+        assert torch.equal(out, z)
+    assert counts[2] == counts[6]  # before: one read per grid step (the rows a step moves)
 
 
 def test_public_time_embedding_checks_stay():

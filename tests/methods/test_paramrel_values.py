@@ -30,15 +30,15 @@ def _images(kind, n, seed=0):
 
 def _capture(m, monkeypatch):
     rec = {"post": [], "dec": [], "mmd": []}
-    post, dec = m.posterior, m.decode_net
+    post, dec = m._posterior, m._decode_net  # under the public calls; the chains call these directly
 
     def spy_post(state, t, **kw):
         out = post(state, t, **kw)
         rec["post"].append((state, t, out[0].detach(), out[1].detach()))
         return out
 
-    def spy_dec(state, t, z):
-        out = dec(state, t, z)
+    def spy_dec(state, t, z, **kw):
+        out = dec(state, t, z, **kw)
         rec["dec"].append((state, t, z.detach(), out if isinstance(out, tuple) else out.detach()))
         return out
 
@@ -48,8 +48,8 @@ def _capture(m, monkeypatch):
         rec["mmd"].append((x.detach(), y.detach()))
         return real(x, y, **kw)
 
-    monkeypatch.setattr(m, "posterior", spy_post)
-    monkeypatch.setattr(m, "decode_net", spy_dec)
+    monkeypatch.setattr(m, "_posterior", spy_post)
+    monkeypatch.setattr(m, "_decode_net", spy_dec)
     monkeypatch.setattr(mmd_ops, "mmd2", spy_mmd)
     return rec
 
