@@ -155,11 +155,10 @@ def test_the_networks_read_flow_states_and_latents_of_the_state_dtype(data, dtyp
     m.loss(x, generator=_gen())
     m.sample(2, generator=_gen())
     p = _paramrel(data).to(dtype)
-    # the private calls under the public decode_net / posterior, which the sampling chains call directly
-    decode_net, posterior = p._decode_net, p._posterior
-    p._decode_net = lambda state, t, z, **kw: (seen.append(state.params.dtype) or latents.append(z.dtype)
-                                               or decode_net(state, t, z, **kw))
-    p._posterior = lambda state, t, **kw: seen.append(state.params.dtype) or posterior(state, t, **kw)
+    decode_net, posterior = p.decode_net, p.posterior
+    p.decode_net = lambda state, t, z, **kw: (seen.append(state.params.dtype) or latents.append(z.dtype)
+                                              or decode_net(state, t, z, **kw))  # kw: the chains' check_time
+    p.posterior = lambda state, t, **kw: seen.append(state.params.dtype) or posterior(state, t, **kw)
     p.loss(x, generator=_gen())
     p.encode(x)
     for source in ("encoder", "prior_fixed", "prior_per_step"):

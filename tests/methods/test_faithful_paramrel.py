@@ -53,7 +53,7 @@ def test_discrete_time_objective_reads_the_grid_time(monkeypatch):
     m = _perturbed(tiny("continuous", bfn={"time_loss": "discrete", "loss_steps": n}, gamma_mi=1.0,
                         lambda_agg=0.0))
     rec = {}
-    post, dec = m._posterior, m._decode_net  # under the public calls; the chains call these directly
+    post, dec = m.posterior, m.decode_net
 
     def spy_post(state, t, **kw):
         out = post(state, t, **kw)
@@ -65,8 +65,8 @@ def test_discrete_time_objective_reads_the_grid_time(monkeypatch):
         rec["dec"] = (t, out.detach())
         return out
 
-    monkeypatch.setattr(m, "_posterior", spy_post)
-    monkeypatch.setattr(m, "_decode_net", spy_dec)
+    monkeypatch.setattr(m, "posterior", spy_post)
+    monkeypatch.setattr(m, "decode_net", spy_dec)
     x = torch.rand(16, 1, 8, 8, generator=G(2)) * 2 - 1
     out = m.loss((x, None), generator=G(3))
     state, t = rec["post"]
@@ -92,7 +92,7 @@ def test_reverse_sampling_steps_by_hand(monkeypatch):
     m = _perturbed(tiny("continuous", steps=n), 0.2).eval()
     s1 = m.config.bfn.sigma1
     calls = []
-    post, dec = m._posterior, m._decode_net  # under the public calls; the chains call these directly
+    post, dec = m.posterior, m.decode_net
 
     def spy_post(state, t, **kw):
         out = post(state, t, **kw)
@@ -106,8 +106,8 @@ def test_reverse_sampling_steps_by_hand(monkeypatch):
         decs.append((state.params.clone(), float(t[0]), out.detach()))
         return out
 
-    monkeypatch.setattr(m, "_posterior", spy_post)
-    monkeypatch.setattr(m, "_decode_net", spy_dec)
+    monkeypatch.setattr(m, "posterior", spy_post)
+    monkeypatch.setattr(m, "decode_net", spy_dec)
     x = torch.rand(2, 1, 8, 8, generator=G(4), dtype=torch.float64) * 2 - 1
     rev = m.reverse_sample(x.float())
 

@@ -30,7 +30,7 @@ def _images(kind, n, seed=0):
 
 def _capture(m, monkeypatch):
     rec = {"post": [], "dec": [], "mmd": []}
-    post, dec = m._posterior, m._decode_net  # under the public calls; the chains call these directly
+    post, dec = m.posterior, m.decode_net
 
     def spy_post(state, t, **kw):
         out = post(state, t, **kw)
@@ -48,8 +48,8 @@ def _capture(m, monkeypatch):
         rec["mmd"].append((x.detach(), y.detach()))
         return real(x, y, **kw)
 
-    monkeypatch.setattr(m, "_posterior", spy_post)
-    monkeypatch.setattr(m, "_decode_net", spy_dec)
+    monkeypatch.setattr(m, "posterior", spy_post)
+    monkeypatch.setattr(m, "decode_net", spy_dec)
     monkeypatch.setattr(mmd_ops, "mmd2", spy_mmd)
     return rec
 

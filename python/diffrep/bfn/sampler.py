@@ -123,6 +123,12 @@ def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int,
     return state
 
 
+def at_grid_time(values: torch.Tensor, t: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """``values[round(t n)]``: the value a method stored for the chain's grid time t = i/n (ParamReL's codes z_i;
+    one time for the batch), picked on the device: t is not read back (a host-device sync per step on CUDA)."""
+    return values.index_select(0, torch.round(t[:1].double() * n_steps).long().to(values.device)).squeeze(0)
+
+
 def _accuracy(flow, t_hi: float, t_lo: float, state: FlowState) -> torch.Tensor:
     """alpha = beta(t_hi) - beta(t_lo), shaped to broadcast against the state's data dims."""
     a = (flow.beta(torch.tensor(t_hi, dtype=torch.float64)) - flow.beta(torch.tensor(t_lo, dtype=torch.float64)))

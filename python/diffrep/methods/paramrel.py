@@ -190,12 +190,6 @@ class ReverseSample:
         return self.z.shape[0] - 1
 
 
-def _at_step(zs: torch.Tensor, t: torch.Tensor, steps: int) -> torch.Tensor:
-    """The stored code z_s [B, L] of the chain's grid time t = s/n (one time for the batch), picked on the device:
-    ``zs[round(t n)]`` without reading t back (a host-device sync per step on CUDA)."""
-    return zs.index_select(0, torch.round(t[:1].double() * steps).long().to(zs.device)).squeeze(0)
-
-
 class ParamReL(PretrainedMixin, nn.Module):
     """ParamReL / SepDiff (see the module docstring). ``encode(x)`` is the representation metrics read."""
 
@@ -237,44 +231,32 @@ class ParamReL(PretrainedMixin, nn.Module):
     def _t_net(self, t: torch.Tensor) -> torch.Tensor:
         return t.float() * self.config.time_scale
 
-    def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor):
-        """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data)."""
-        return self._decode_net(state, t, z, check_time=True)
-
-    def _decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor, *, check_time: bool):
-        """``check_time=False``: the chains' own grid times, whose finiteness is not read back (a host-device sync
-        per step on CUDA; docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
+    def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor, *, check_time: bool = True):
+        """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data). ``check_time=False``:
+        the chains' grid times, not read back (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
         net_in = self.flow.network_input(state, model_dtypes(self)[0])
         z = z.to(net_in.dtype)
         run = self.decoder if check_time else self.decoder._forward_grid
         if self.config.cond == "xattn":
-            B = z.shape[0]
-            tokens = z.reshape(B, self.config.xattn_tokens, -1) + self.token_pos
+            tokens = z.reshape(z.shape[0], self.config.xattn_tokens, -1) + self.token_pos
             return run(net_in, self._t_net(t), context=tokens)
         return run(net_in, self._t_net(t), z=z)
 
-    def decoder_features(self, state: FlowState, t: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+    def decoder_features(self, state: FlowState, t: torch.Tensor, z: torch.Tensor, *, check_time: bool = True) -> list[torch.Tensor]:
         """The decoder's level-end up-sampling feature maps u_l at (theta, t, z), no gradient."""
-        return self._decoder_features(state, t, z, check_time=True)
-
-    def _decoder_features(self, state, t, z, *, check_time: bool) -> list[torch.Tensor]:
         self._captured = []
         try:
             with torch.no_grad():
-                self._decode_net(state, t, z, check_time=check_time)
+                self.decode_net(state, t, z, check_time=check_time)
             return self._captured
         finally:
             self._captured = None
 
     def posterior(self, state: FlowState | None, t: torch.Tensor, *, features: list | None = None,
-                  x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  x: torch.Tensor | None = None, check_time: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the decoder feature maps the hyper
         encoder reads (None: computed at theta_t itself with the theta branch's mean, the reading used
-        everywhere). ``x``: the data (encoder_input='x')."""
-        return self._posterior(state, t, features=features, x=x, check_time=True)
-
-    def _posterior(self, state, t, *, features=None, x=None, check_time: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`posterior`; ``check_time=False`` as in :meth:`_decode_net`."""
+        everywhere). ``x``: the data (encoder_input='x'). ``check_time``: as in :meth:`decode_net`."""
         cfg = self.config
         net = model_dtypes(self)[0]
         if cfg.encoder_input == "x":
@@ -286,12 +268,11 @@ class ParamReL(PretrainedMixin, nn.Module):
             inp = (self.flow.prepare_data(x) if self.flow.kind == "continuous" else x).to(net)
         else:
             inp = self.flow.network_input(state, net)
-        t_enc = self._t_net(t) if cfg.encoder != "vanilla" else None
-        raw = self.encoder.gaussian_params(inp, t_enc) if check_time else self.encoder._gaussian_params_grid(inp, t_enc)
+        raw = (self.encoder.gaussian_params if check_time else self.encoder._gaussian_params_grid)(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)
         if cfg.encoder != "hyper":
             return raw.chunk(2, dim=1)
         if features is None:
-            features = self._decoder_features(state, t, raw.chunk(2, dim=1)[0].detach(), check_time=check_time)
+            features = self.decoder_features(state, t, raw.chunk(2, dim=1)[0].detach(), check_time=check_time)
         return self.hyper(features, raw)
 
     # ------------------------------------------------------------------ objective
@@ -427,12 +408,12 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         def predict(state, t):  # t: the sampler's own grid times i/n, finite: no reads (as bfn.sample's steps)
             if source == "encoder":
-                zt = self._posterior(state, t, check_time=False)[0]
+                zt = self.posterior(state, t, check_time=False)[0]
             elif source == "prior_per_step":
                 zt = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
             else:
-                zt = z if z.dim() == 2 else _at_step(z, t, steps)
-            return self._decode_net(state, t, zt, check_time=False)
+                zt = z if z.dim() == 2 else bfn_sampler.at_grid_time(z, t, steps)
+            return self.decode_net(state, t, zt, check_time=False)
 
         prior = self.flow.prior(self._data_shape(n), dev, dtype=flow_dtype)
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, prior, steps,
@@ -476,10 +457,10 @@ class ParamReL(PretrainedMixin, nn.Module):
         current = {}
 
         def record(s, state, t):  # t: reverse_chain's own grid times: no reads
-            current["z"] = zs[steps - s] = self._posterior(state, t, x=x, check_time=False)[0]
+            current["z"] = zs[steps - s] = self.posterior(state, t, x=x, check_time=False)[0]
 
         def predict(state, t):
-            return self._decode_net(state, t, current["z"], check_time=False)
+            return self.decode_net(state, t, current["z"], check_time=False)
 
         sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype, callback=record)
         return ReverseSample(zs, sub)
@@ -517,7 +498,7 @@ class ParamReL(PretrainedMixin, nn.Module):
             zs[:, :, dims] = self._check_code(values, "z_override values")
 
         def predict(state, t):  # t: the sampler's own grid times: no reads
-            return self._decode_net(state, t, _at_step(zs, t, steps), check_time=False)
+            return self.decode_net(state, t, bfn_sampler.at_grid_time(zs, t, steps), check_time=False)
 
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, rev.subcode, steps, final=self.config.final,
                                   x_tilde="mean", sender_noise=False)
