@@ -156,8 +156,8 @@ def test_the_networks_read_flow_states_and_latents_of_the_state_dtype(data, dtyp
     m.sample(2, generator=_gen())
     p = _paramrel(data).to(dtype)
     decode_net, posterior = p.decode_net, p.posterior
-    p.decode_net = lambda state, t, z: (seen.append(state.params.dtype) or latents.append(z.dtype)
-                                        or decode_net(state, t, z))
+    p.decode_net = lambda state, t, z, **kw: (seen.append(state.params.dtype) or latents.append(z.dtype)
+                                              or decode_net(state, t, z, **kw))  # kw: the chains' check_time
     p.posterior = lambda state, t, **kw: seen.append(state.params.dtype) or posterior(state, t, **kw)
     p.loss(x, generator=_gen())
     p.encode(x)

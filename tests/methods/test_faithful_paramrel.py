@@ -60,8 +60,8 @@ def test_discrete_time_objective_reads_the_grid_time(monkeypatch):
         rec["post"] = (state, t)
         return out
 
-    def spy_dec(state, t, z):
-        out = dec(state, t, z)
+    def spy_dec(state, t, z, **kw):
+        out = dec(state, t, z, **kw)
         rec["dec"] = (t, out.detach())
         return out
 
@@ -101,8 +101,8 @@ def test_reverse_sampling_steps_by_hand(monkeypatch):
 
     decs = []
 
-    def spy_dec(state, t, z):
-        out = dec(state, t, z)
+    def spy_dec(state, t, z, **kw):
+        out = dec(state, t, z, **kw)
         decs.append((state.params.clone(), float(t[0]), out.detach()))
         return out
 

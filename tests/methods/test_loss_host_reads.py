@@ -20,7 +20,7 @@ EncDiff (VQ stage)     10      4      the batch; scale_set, DyGA's fitted flag (
 SAMI                   9       1      the batch (a given t: +1, its range)
 VAE (and BetaTCVAE)    2       1      the batch
 MultiBeta phase 1      11      4      the batch; the two beta embeddings; the floor counts
-MultiBeta phase 2      8       4      the batch; the schedule's installed flag; two beta embeddings
+MultiBeta phase 2      8       3      the batch; the schedule's installed flag; the encoder's beta embedding
 BFN, discrete data     6       2      the classes' range; the network time's embedding
 BFN, continuous data   7       3      the batch; the time embedding; the loss terms (one read)
 BFN, discretised data  9       5      the batch; the time embedding; three quantisations
@@ -157,7 +157,7 @@ CASES = {  # name: (model maker, batch maker, reads before this change, reads no
     "VAE": (lambda: _vae("VAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),
     "BetaTCVAE": (lambda: _vae("BetaTCVAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),
     "MultiBeta-phase1": (lambda: _multibeta(1), lambda: _images(2, 1, 32), 11, 4),
-    "MultiBeta-phase2": (lambda: _multibeta(2), lambda: _images(2, 1, 32), 8, 4),
+    "MultiBeta-phase2": (lambda: _multibeta(2), lambda: _images(2, 1, 32), 8, 3),  # 4 before the denoiser's grid times
     "BFN-discrete": (lambda: tiny_bfn("discrete"), _bfn_classes, 6, 2),
     "BFN-continuous": (lambda: tiny_bfn("continuous"), lambda: _images(3, 1, 8), 7, 3),
     "BFN-discretised": (lambda: tiny_bfn("discretised"), lambda: _images(3, 1, 8), 9, 5),

@@ -37,8 +37,8 @@ def _capture(m, monkeypatch):
         rec["post"].append((state, t, out[0].detach(), out[1].detach()))
         return out
 
-    def spy_dec(state, t, z):
-        out = dec(state, t, z)
+    def spy_dec(state, t, z, **kw):
+        out = dec(state, t, z, **kw)
         rec["dec"].append((state, t, z.detach(), out if isinstance(out, tuple) else out.detach()))
         return out
 

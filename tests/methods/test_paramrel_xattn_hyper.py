@@ -84,10 +84,10 @@ def test_hyper_encoder_reads_the_same_features_in_training_evaluation_and_sampli
     used = []
     dec = m.decode_net
 
-    def spy_dec(state, t, z):
+    def spy_dec(state, t, z, **kw):  # kw: the chain's check_time
         if m._captured is None:  # not the feature pass inside posterior()
             used.append((state, t, z.clone()))
-        return dec(state, t, z)
+        return dec(state, t, z, **kw)
 
     m.decode_net = spy_dec
     m.sample(2, z_source="encoder", generator=torch.Generator().manual_seed(0))

@@ -20,9 +20,9 @@ def test_prior_fixed_sampling_holds_one_z_and_never_encodes(monkeypatch):
     seen = []
     real = m.decode_net
 
-    def spy(state, t, z):
+    def spy(state, t, z, **kw):  # kw: the chain's check_time
         seen.append(z.clone())
-        return real(state, t, z)
+        return real(state, t, z, **kw)
 
     def no_encoder(*a, **k):
         raise AssertionError("the encoder was called during sampling")

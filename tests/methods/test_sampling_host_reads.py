@@ -22,9 +22,8 @@ InfoDiffusion.decode, 2 / 5 steps (no x_T)            7 / 16      1      the inp
 DisDiff.sample, 2 / 5 steps                           7 / 16      1      the inputs' checks
 ====================================================  ==========  =====  ======================================
 
-Left per step (shared code, not changed here): the sinusoidal time embedding's finiteness check of a real-valued
-time (nn/layers.py ``timestep_embedding``: multi-beta's ``LatentDenoiser.denoise``, the BFN and ParamReL samplers)
-and the BFN flows' public ``step`` checks.
+Multi-beta's ``LatentDenoiser.denoise``, the BFN sampler and reverse chain and ParamReL's chains are counted in
+test_chain_host_reads_bfn.py.
 """
 
 from __future__ import annotations

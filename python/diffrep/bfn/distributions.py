@@ -28,7 +28,7 @@ from ..ops.random import check_generator
 from ..ops import _validate as V
 from ..ops import bfn as ops
 from ..ops.reference import bfn as ref
-from .conversions import noise_pred_to_data_pred, output_normal_params
+from .conversions import _noise_pred_to_data_pred, _output_normal_params
 from .flows import FlowState
 
 __all__ = ["DeltaOutput", "DiscretisedNormalOutput", "CategoricalOutput", "DeltaDist", "DiscretisedNormalDist",
@@ -110,6 +110,17 @@ class DiscretisedNormalDist:
         V.num_classes("num_bins", num_bins)
         _check_bool(clip, "clip")
         V.nonnegative("sigma_x", sigma_x, strict=True)
+        self._set(mu_x, sigma_x, num_bins, clip)
+
+    @classmethod
+    def _from_output(cls, mu_x: torch.Tensor, sigma_x: torch.Tensor, num_bins: int, clip: bool) -> "DiscretisedNormalDist":
+        """The output's own parameters inside a sampler: sigma_x comes clamped to [1e-3, 10] by
+        output_normal_params, so its positivity is not read back (a host-device sync on CUDA)."""
+        d = cls.__new__(cls)
+        d._set(mu_x, sigma_x, num_bins, clip)
+        return d
+
+    def _set(self, mu_x, sigma_x, num_bins, clip) -> None:
         self.mu_x, self.sigma_x, self.K, self.clip = mu_x, sigma_x, num_bins, clip
         self._probs = None
 
@@ -256,13 +267,19 @@ class DeltaOutput:
         return net_out if self.eps_sign == -1 else -net_out
 
     def __call__(self, net_out, state, t) -> DeltaDist:
+        return self._dist(net_out, state, t, check_values=True)
+
+    def _dist(self, net_out, state, t, *, check_values: bool) -> DeltaDist:
+        """``check_values=False``: no read of net_out's finiteness or t's range (a sampler's own steps)."""
         _check_call(state, t)
         mu = state.params
         check_out(net_out, mu.shape, "DeltaOutput")
-        V.finite("net_out", net_out)
+        if check_values:
+            V.finite("net_out", net_out)
         out = net_out.to(mu.dtype)
         if self.noise_pred:
-            x_hat = noise_pred_to_data_pred(self.eps(out), mu, t.to(mu.dtype), self.sigma1)[0]
+            x_hat = _noise_pred_to_data_pred(self.eps(out), mu, t.to(mu.dtype), self.sigma1,
+                                             check_values=check_values)[0]
         else:
             x_hat = out
         if self.clip_range > 0:
@@ -298,15 +315,22 @@ class DiscretisedNormalOutput:
         return (mean if self.eps_sign == -1 else -mean), log_sigma
 
     def __call__(self, net_out, state, t) -> DiscretisedNormalDist:
+        return self._dist(net_out, state, t, check_values=True)
+
+    def _dist(self, net_out, state, t, *, check_values: bool) -> DiscretisedNormalDist:
+        """``check_values=False``: no read of net_out's finiteness or t's range (a sampler's own steps)."""
         _check_call(state, t)
         mu = state.params
         mean, log_sigma = self.split(net_out)
         check_out(mean, mu.shape, "DiscretisedNormalOutput", "net_out[0]")
         check_out(log_sigma, mu.shape, "DiscretisedNormalOutput", "net_out[1]")
-        V.finite("net_out[0]", mean)
-        V.finite("net_out[1]", log_sigma)
-        mu_x, sigma_x = output_normal_params(mean.to(mu.dtype), log_sigma.to(mu.dtype), mu, t.to(mu.dtype),
-                                                 self.sigma1, self.noise_pred)
+        if check_values:
+            V.finite("net_out[0]", mean)
+            V.finite("net_out[1]", log_sigma)
+        mu_x, sigma_x = _output_normal_params(mean.to(mu.dtype), log_sigma.to(mu.dtype), mu, t.to(mu.dtype),
+                                              self.sigma1, self.noise_pred, check_values=check_values)
+        if not check_values:
+            return DiscretisedNormalDist._from_output(mu_x, sigma_x, self.K, self.clip)
         return DiscretisedNormalDist(mu_x, sigma_x, self.K, self.clip)
 
 
@@ -337,6 +361,9 @@ class CategoricalOutput:
         return net_out.reshape(B, C, self.K, *data_shape[2:]).movedim(2, -1)
 
     def __call__(self, net_out, state, t) -> CategoricalDist:
+        return self._dist(net_out, state, t, check_values=True)
+
+    def _dist(self, net_out, state, t, *, check_values: bool) -> CategoricalDist:  # no value reads either way
         _check_call(state, t)
         lg = self.logits(net_out, state.params.shape[:-1])
         if self.K == 2:

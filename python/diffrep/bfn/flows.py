@@ -211,6 +211,17 @@ class ContinuousFlow:
         alpha = self.precision(t_next) - rho
         if bool((alpha <= 0).any()):
             raise ValueError("step: t_next must be later than the state's time")
+        return self._update(state, x_tilde, t_next, rho, alpha, generator, sender_noise, noise)
+
+    def _step(self, state: FlowState, x_tilde: torch.Tensor, t_next: torch.Tensor, generator,
+              sender_noise: bool) -> tuple[FlowState, torch.Tensor]:
+        """:meth:`step` unchecked, for the sampler's own grid: ``t_next`` float64 (B,) later than the state's time,
+        so nothing is read back (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
+        rho = self.precision(state.t)
+        return self._update(state, x_tilde, t_next, rho, self.precision(t_next) - rho, generator, sender_noise, None)
+
+    def _update(self, state, x_tilde, t_next, rho, alpha, generator, sender_noise, noise):
+        mu = state.params
         x_tilde = x_tilde.to(mu.dtype)
         if sender_noise:
             new_mu, _, y = ops.continuous_sender_update(mu, rho, x_tilde, alpha, generator, noise=noise, return_y=True)
@@ -225,6 +236,11 @@ class ContinuousFlow:
         mu = _state(state).params
         t_prev = _per_example_t(t_prev, mu.shape[0], mu.device, "t_prev")
         _same_shape("y", _tensor("y", y), mu.shape)
+        return self._inverse_step(state, y, t_prev)
+
+    def _inverse_step(self, state: FlowState, y: torch.Tensor, t_prev: torch.Tensor) -> FlowState:
+        """:meth:`inverse_step` unchecked: ``t_prev`` float64 (B,) on the reverse chain's own grid (no read back)."""
+        mu = state.params
         rho = self.precision(state.t)
         alpha = rho - self.precision(t_prev)
         new_mu, _ = ops.continuous_update_inverse(mu, rho, y.to(mu.dtype), alpha)
@@ -349,9 +365,20 @@ class DiscreteFlow:
         alpha_b = self.beta(t_next) - self.beta(state.t)
         if bool((alpha_b <= 0).any()):
             raise ValueError("step: t_next must be later than the state's time")
+        return self._update(state, x_tilde, t_next, alpha_b, generator, sender_noise, noise)
+
+    def _step(self, state: FlowState, x_tilde: torch.Tensor, t_next: torch.Tensor, generator,
+              sender_noise: bool) -> tuple[FlowState, torch.Tensor]:
+        """:meth:`step` unchecked, for the sampler's own grid: ``t_next`` float64 (B,) later than the state's time,
+        so nothing is read back (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
+        return self._update(state, x_tilde, t_next, self.beta(t_next) - self.beta(state.t), generator, sender_noise,
+                            None, check_alpha=False)
+
+    def _update(self, state, x_tilde, t_next, alpha_b, generator, sender_noise, noise, *, check_alpha=True):
+        lp = state.params
         if not x_tilde.is_floating_point() and sender_noise:
-            new, y = ops.discrete_sender_update(lp, x_tilde, alpha_b.to(lp.dtype), generator, log=True, noise=noise,
-                                                return_y=True)
+            new, y = ops._discrete_sender_update(lp, x_tilde, alpha_b.to(lp.dtype), generator, log=True, noise=noise,
+                                                 return_y=True, check_alpha=check_alpha)
             return FlowState(new, t_next), y
         onehot = x_tilde.to(lp.dtype) if x_tilde.is_floating_point() else \
             torch.nn.functional.one_hot(x_tilde.long(), self.K).to(lp.dtype)
@@ -368,4 +395,9 @@ class DiscreteFlow:
         lp = _state(state).params
         t_prev = _per_example_t(t_prev, lp.shape[0], lp.device, "t_prev")
         _same_shape("y", _tensor("y", y), lp.shape)
+        return self._inverse_step(state, y, t_prev)
+
+    def _inverse_step(self, state: FlowState, y: torch.Tensor, t_prev: torch.Tensor) -> FlowState:
+        """:meth:`inverse_step` unchecked: ``t_prev`` float64 (B,) on the reverse chain's own grid (no read back)."""
+        lp = state.params
         return FlowState(ops.discrete_update_inverse(lp, y.to(lp.dtype), log=True), t_prev)

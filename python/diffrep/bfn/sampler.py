@@ -60,11 +60,23 @@ def sample(flow, output, predict: Predict, state: FlowState, n_steps: int, *, ge
     if not isinstance(state, FlowState):
         raise TypeError(f"state must be a FlowState, got {type(state).__name__}")
     last = n_steps - 1 if legacy_skip_last_update else n_steps
+    # The first step runs through the checked public calls (the state's time and the first network output: the
+    # usual messages); the later steps run on the grid built here, t_i = i/n after the state's t_1, so their
+    # times and accuracies need no read (docs/architecture.md "Host synchronisation and the non-finite-loss
+    # check"); the final call is checked again. A non-finite network output at an unchecked step still stops
+    # the chain: the continuous update kernels flag NaN or infinite sender samples
+    # (docs/kernels/bfn.md#numerical-safeguards).
     for i in progress(range(1, last + 1), total=last, desc="BFN sampling", unit="step"):
         t_net = _full(state, times[i - 1])
-        dist = output(predict(state, t_net), state, t_net)
+        if i == 1:
+            dist = output(predict(state, t_net), state, t_net)
+        else:
+            dist = output._dist(predict(state, t_net), state, t_net, check_values=False)
         xt = dist.sample(generator) if x_tilde == "sample" else dist.mean
-        state, _ = flow.step(state, xt, times[i], generator, sender_noise=sender_noise)
+        if i == 1:
+            state, _ = flow.step(state, xt, times[i], generator, sender_noise=sender_noise)
+        else:
+            state, _ = flow._step(state, xt, _full(state, times[i]), generator, sender_noise)
         if callback is not None:
             callback(i, state, dist)
     t_net = _full(state, 1.0)
@@ -95,13 +107,26 @@ def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int,
     for s in range(1, n_steps + 1):
         t_prev = times[n_steps - s]
         alpha = _accuracy(flow, times[n_steps - s + 1], t_prev, state)
-        state = flow.inverse_step(state, flow.sender_mean(x_hat, alpha), t_prev)
+        # as in sample: the first inverse step and network output through the checked public calls, the later
+        # ones on the grid built here without reads
+        if s == 1:
+            state = flow.inverse_step(state, flow.sender_mean(x_hat, alpha), t_prev)
+        else:
+            state = flow._inverse_step(state, flow.sender_mean(x_hat, alpha), _full(state, t_prev))
         t_net = _full(state, t_prev)
         if callback is not None:
             callback(s, state, t_net)
         if s < n_steps:
-            x_hat = output(predict(state, t_net), state, t_net).mean.to(dtype)
+            net_out = predict(state, t_net)
+            dist = output(net_out, state, t_net) if s == 1 else output._dist(net_out, state, t_net, check_values=False)
+            x_hat = dist.mean.to(dtype)
     return state
+
+
+def at_grid_time(values: torch.Tensor, t: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """``values[round(t n)]``: the value a method stored for the chain's grid time t = i/n (ParamReL's codes z_i;
+    one time for the batch), picked on the device: t is not read back (a host-device sync per step on CUDA)."""
+    return values.index_select(0, torch.round(t[:1].double() * n_steps).long().to(values.device)).squeeze(0)
 
 
 def _accuracy(flow, t_hi: float, t_lo: float, state: FlowState) -> torch.Tensor:

@@ -215,7 +215,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
             raise ValueError(f"LatentDenoiser.predict: i must be integer grid indices [{z.shape[0]}], "
                              f"got {getattr(i, 'dtype', type(i).__name__)} {tuple(getattr(i, 'shape', ()))}")
         t = i.to(torch.float64).mul(cfg.tau).to(z.dtype)
-        eps, delta = self.net(z, t)
+        # t = i tau from integer i is finite: not read back (a host sync per step on CUDA); a network put in
+        # self.net without that private entry is called as it is
+        eps, delta = getattr(self.net, "_forward_grid", self.net)(z, t)
         if cfg.delta_over_tau:
             delta = delta * cfg.tau
         return eps, delta
@@ -250,11 +252,15 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         cfg = self.config
         if not 1 <= i <= cfg.num_steps:
             raise ValueError(f"posterior: i must lie in 1..N={cfg.num_steps}, got {i}")
+        mean, std = self._posterior(z_t, f_t, f_prev, i)
+        return mean, (float(std) if std.dim() == 0 else std.to(z_t.dtype))
+
+    def _posterior(self, z_t, f_t, f_prev, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`posterior` with std left a tensor on the device: the ancestral step reads nothing back."""
         s2_t, s2_p = self.sigma_table[i].pow(2), self.sigma_table[i - 1].pow(2)
         var_step = s2_t - s2_p
         mean = (s2_p / s2_t) * z_t + (var_step / s2_t) * f_t + f_prev - f_t
-        std = torch.sqrt(var_step * s2_p / s2_t)
-        return mean, (float(std) if std.dim() == 0 else std.to(z_t.dtype))
+        return mean, torch.sqrt(var_step * s2_p / s2_t)
 
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None,
              encoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -349,8 +355,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         else:
             noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
         if cfg.sampler == "ancestral":  # Eq. 17: the posterior of Eq. 15-16 with f(x, t) -> x_hat, the difference -> Delta_hat
-            mean, std = self.posterior(z, z - s_t * eps_hat, z - s_t * eps_hat + sign * delta_hat, i)
-            return mean + std * noise
+            mean, std = self._posterior(z, z - s_t * eps_hat, z - s_t * eps_hat + sign * delta_hat, i)
+            return mean + (std if std.dim() == 0 else std.to(z.dtype)) * noise
         mu_t = z - s_t * eps_hat  # step 2
         mu_prev = mu_t + sign * delta_hat  # step 3 (the printed sign: -)
         return mu_prev + s_prev * noise  # step 4
@@ -407,13 +413,16 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
                 z = self._step(z, i, generator, None)
             return z
         noisy = self.config.sampler != "deterministic"
-        active_from, active_to = i_from.to(z.device), i_to.to(z.device)
+        # each example's range as Python ints (one read): the rows a step moves are picked by index on the host,
+        # so the chain reads nothing back per step (a boolean mask of device rows synchronised at every step)
+        hi, lo = i_from.tolist(), i_to.tolist()
         z = z.clone()
         for i in range(top, bottom, -1):
             xi = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator) if noisy else None
-            rows = (active_from >= i) & (active_to < i)
-            if bool(rows.any()):
-                z[rows] = self._step(z[rows], i, None, None if xi is None else xi[rows])
+            rows = [b for b in range(n) if hi[b] >= i > lo[b]]
+            if rows:
+                idx = torch.tensor(rows, device=z.device)
+                z[idx] = self._step(z[idx], i, None, None if xi is None else xi[idx])
         return z
 
     @autocast_off  # as denoise

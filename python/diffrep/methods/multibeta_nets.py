@@ -25,7 +25,7 @@ from torch import nn
 
 from .._checks import positive_float, positive_int
 from ..nn.encoders import DLIB_CONV_KERNELS, dlib_stride2_conv
-from ..nn.layers import Downsample, GroupNorm, ResBlock, Upsample, timestep_embedding
+from ..nn.layers import Downsample, GroupNorm, ResBlock, Upsample, _timestep_embedding, timestep_embedding
 
 __all__ = ["BetaEmbedding", "FiLM", "BetaConvEncoder", "BetaConvDecoder", "BetaResEncoder", "BetaResDecoder",
            "LatentMLP", "conv_channels"]
@@ -50,6 +50,12 @@ class BetaEmbedding(nn.Module):
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
         w = self.mlp[0].weight
         return self.mlp(timestep_embedding(beta * self.scale, self.base).to(w.dtype))
+
+    def _embed_grid(self, beta: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without the finiteness read of beta: for times built from a finite grid (the latent
+        denoiser's i tau), so its chain reads nothing back per step."""
+        w = self.mlp[0].weight
+        return self.mlp(_timestep_embedding(beta * self.scale, self.base, check_finite=False).to(w.dtype))
 
 
 class FiLM(nn.Module):
@@ -255,7 +261,13 @@ class LatentMLP(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, 2 * latent_dim))
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        e = self.embed(t)
+        return self._run(z, self.embed(t))
+
+    def _forward_grid(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` at times built from a finite grid: t's finiteness is not read back (no host read)."""
+        return self._run(z, self.embed._embed_grid(t))
+
+    def _run(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.inp(z)
         for blk in self.blocks:
             h = blk(h, e)

@@ -231,31 +231,32 @@ class ParamReL(PretrainedMixin, nn.Module):
     def _t_net(self, t: torch.Tensor) -> torch.Tensor:
         return t.float() * self.config.time_scale
 
-    def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor):
-        """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data)."""
+    def decode_net(self, state: FlowState, t: torch.Tensor, z: torch.Tensor, *, check_time: bool = True):
+        """psi(theta_t, z_t): the decoder's raw output (eps-hat, or logits for discrete data). ``check_time=False``:
+        the chains' grid times, not read back (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
         net_in = self.flow.network_input(state, model_dtypes(self)[0])
         z = z.to(net_in.dtype)
+        run = self.decoder if check_time else self.decoder._forward_grid
         if self.config.cond == "xattn":
-            B = z.shape[0]
-            tokens = z.reshape(B, self.config.xattn_tokens, -1) + self.token_pos
-            return self.decoder(net_in, self._t_net(t), context=tokens)
-        return self.decoder(net_in, self._t_net(t), z=z)
+            tokens = z.reshape(z.shape[0], self.config.xattn_tokens, -1) + self.token_pos
+            return run(net_in, self._t_net(t), context=tokens)
+        return run(net_in, self._t_net(t), z=z)
 
-    def decoder_features(self, state: FlowState, t: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+    def decoder_features(self, state: FlowState, t: torch.Tensor, z: torch.Tensor, *, check_time: bool = True) -> list[torch.Tensor]:
         """The decoder's level-end up-sampling feature maps u_l at (theta, t, z), no gradient."""
         self._captured = []
         try:
             with torch.no_grad():
-                self.decode_net(state, t, z)
+                self.decode_net(state, t, z, check_time=check_time)
             return self._captured
         finally:
             self._captured = None
 
     def posterior(self, state: FlowState | None, t: torch.Tensor, *, features: list | None = None,
-                  x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  x: torch.Tensor | None = None, check_time: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, logvar) of q_phi(z_t | theta_t, t). ``features``: the decoder feature maps the hyper
         encoder reads (None: computed at theta_t itself with the theta branch's mean, the reading used
-        everywhere). ``x``: the data (encoder_input='x')."""
+        everywhere). ``x``: the data (encoder_input='x'). ``check_time``: as in :meth:`decode_net`."""
         cfg = self.config
         net = model_dtypes(self)[0]
         if cfg.encoder_input == "x":
@@ -267,11 +268,11 @@ class ParamReL(PretrainedMixin, nn.Module):
             inp = (self.flow.prepare_data(x) if self.flow.kind == "continuous" else x).to(net)
         else:
             inp = self.flow.network_input(state, net)
-        raw = self.encoder.gaussian_params(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)
+        raw = (self.encoder.gaussian_params if check_time else self.encoder._gaussian_params_grid)(inp, self._t_net(t) if cfg.encoder != "vanilla" else None)
         if cfg.encoder != "hyper":
             return raw.chunk(2, dim=1)
         if features is None:
-            features = self.decoder_features(state, t, raw.chunk(2, dim=1)[0].detach())
+            features = self.decoder_features(state, t, raw.chunk(2, dim=1)[0].detach(), check_time=check_time)
         return self.hyper(features, raw)
 
     # ------------------------------------------------------------------ objective
@@ -405,14 +406,14 @@ class ParamReL(PretrainedMixin, nn.Module):
         elif source == "prior_fixed":
             z = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
 
-        def predict(state, t):
+        def predict(state, t):  # t: the sampler's own grid times i/n, finite: no reads (as bfn.sample's steps)
             if source == "encoder":
-                zt = self.posterior(state, t)[0]
+                zt = self.posterior(state, t, check_time=False)[0]
             elif source == "prior_per_step":
                 zt = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
             else:
-                zt = z if z.dim() == 2 else z[int(round(float(t[0]) * steps))]
-            return self.decode_net(state, t, zt)
+                zt = z if z.dim() == 2 else bfn_sampler.at_grid_time(z, t, steps)
+            return self.decode_net(state, t, zt, check_time=False)
 
         prior = self.flow.prior(self._data_shape(n), dev, dtype=flow_dtype)
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, prior, steps,
@@ -455,11 +456,11 @@ class ParamReL(PretrainedMixin, nn.Module):
         zs[steps] = self.posterior(start, start.t, x=x)[0]
         current = {}
 
-        def record(s, state, t):
-            current["z"] = zs[steps - s] = self.posterior(state, t, x=x)[0]
+        def record(s, state, t):  # t: reverse_chain's own grid times: no reads
+            current["z"] = zs[steps - s] = self.posterior(state, t, x=x, check_time=False)[0]
 
         def predict(state, t):
-            return self.decode_net(state, t, current["z"])
+            return self.decode_net(state, t, current["z"], check_time=False)
 
         sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype, callback=record)
         return ReverseSample(zs, sub)
@@ -496,8 +497,8 @@ class ParamReL(PretrainedMixin, nn.Module):
             zs = zs.clone()
             zs[:, :, dims] = self._check_code(values, "z_override values")
 
-        def predict(state, t):
-            return self.decode_net(state, t, zs[int(round(float(t[0]) * steps))])
+        def predict(state, t):  # t: the sampler's own grid times: no reads
+            return self.decode_net(state, t, bfn_sampler.at_grid_time(zs, t, steps), check_time=False)
 
         x, _ = bfn_sampler.sample(self.flow, self.output, predict, rev.subcode, steps, final=self.config.final,
                                   x_tilde="mean", sender_noise=False)

@@ -29,7 +29,7 @@ from torch import nn
 from ..bfn.config import BFNDataConfig, unet_io
 from ..config import Config, ConfigError, Ge, Lt
 from ..nn.gaussian import gaussian_kl as _gaussian_kl
-from ..nn.layers import Downsample, GroupNorm, ResBlock, check_groups, check_levels, timestep_embedding
+from ..nn.layers import Downsample, GroupNorm, ResBlock, _timestep_embedding, check_groups, check_levels
 from ..nn.unet import UNetConfig
 
 __all__ = ["ParamRelEncoderConfig", "ParamRelEncoder", "HyperFeatureHead", "decoder_unet", "xattn_resolutions"]
@@ -92,6 +92,10 @@ class ParamRelEncoder(nn.Module):
         self.head = nn.Linear(self.width, 2 * latent_dim)
 
     def features(self, theta_in: torch.Tensor, t_net: torch.Tensor | None = None) -> torch.Tensor:
+        return self._features(theta_in, t_net, check_time=True)
+
+    def _features(self, theta_in: torch.Tensor, t_net: torch.Tensor | None, *, check_time: bool) -> torch.Tensor:
+        """``check_time=False``: t_net's finiteness is not read back (a sampling chain's own grid times)."""
         cfg = self.cfg
         if theta_in.dim() != 4 or tuple(theta_in.shape[1:]) != (cfg.in_channels, cfg.image_size, cfg.image_size):
             raise ValueError(f"ParamRelEncoder: input must be [B, {cfg.in_channels}, {cfg.image_size}, "
@@ -100,7 +104,7 @@ class ParamRelEncoder(nn.Module):
         if self.time_embed is not None:
             if t_net is None or t_net.shape != (theta_in.shape[0],):
                 raise ValueError("the progressive encoder needs t of shape [B]")
-            emb = self.time_embed(timestep_embedding(t_net, cfg.model_channels).to(theta_in.dtype))
+            emb = self.time_embed(_timestep_embedding(t_net, cfg.model_channels, check_finite=check_time).to(theta_in.dtype))
         h = self.conv_in(theta_in)
         for blk in self.blocks:
             h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
@@ -110,6 +114,10 @@ class ParamRelEncoder(nn.Module):
     def gaussian_params(self, theta_in: torch.Tensor, t_net: torch.Tensor | None = None) -> torch.Tensor:
         """The raw 2|z| head output [B, 2 latent_dim] = (mean, logvar) concatenated."""
         return self.head(self.features(theta_in, t_net))
+
+    def _gaussian_params_grid(self, theta_in: torch.Tensor, t_net: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`gaussian_params` at a sampling chain's own (finite) grid times: no host read of t_net."""
+        return self.head(self._features(theta_in, t_net, check_time=False))
 
     def forward(self, theta_in: torch.Tensor, t_net: torch.Tensor | None = None):
         return self.gaussian_params(theta_in, t_net).chunk(2, dim=1)

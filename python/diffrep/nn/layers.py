@@ -70,11 +70,20 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, *
 
     ``t`` has shape [B] (integer or real timesteps, all finite); returns [B, dim] float32.
     """
+    return _timestep_embedding(t, dim, max_period, flip_sin_to_cos=flip_sin_to_cos, freq_shift=freq_shift,
+                               check_finite=True)
+
+
+def _timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, *, flip_sin_to_cos: bool = True,
+                        freq_shift: float = 0.0, check_finite: bool) -> torch.Tensor:
+    """:func:`timestep_embedding`; ``check_finite=False`` skips the one host read, the finiteness of a real ``t``
+    (a host-device synchronisation on CUDA), for the sampling chains' times built from a finite grid
+    (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
     if not isinstance(t, torch.Tensor) or t.dim() != 1:
         raise ValueError(f"t must be a 1-D tensor of shape [B], got {getattr(t, 'shape', type(t))}")
     if t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"t must hold integer or real timesteps, got {t.dtype}")
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+    if check_finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
         # cos/sin of NaN or inf is NaN: the row's embedding, and through the time MLP the network's output,
         # became NaN without a word
         bad = t[~torch.isfinite(t)]

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, SpatialTransformer, Upsample, check_groups, check_levels,
-                     timestep_embedding, zero_module)
+                     _timestep_embedding, zero_module)
 from .pretrained import PretrainedMixin
 
 __all__ = ["UNetConfig", "UNet", "SkipDropout", "UNET_PRESETS", "unet_preset"]
@@ -242,10 +242,11 @@ class UNet(PretrainedMixin, nn.Module):
         if cfg.context_dim == 0 and context is not None:
             raise ValueError("context was given but this U-Net has context_dim=0")
 
-    def _time_embedding(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _time_embedding(self, t: torch.Tensor, dtype: torch.dtype, *, check_finite: bool = True) -> torch.Tensor:
         cfg = self.config
-        return self.time_embed(timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
-                                                  freq_shift=cfg.time_embed_freq_shift).to(dtype))
+        return self.time_embed(_timestep_embedding(t, cfg.model_channels, flip_sin_to_cos=cfg.time_embed_flip_sin_to_cos,
+                                                   freq_shift=cfg.time_embed_freq_shift,
+                                                   check_finite=check_finite).to(dtype))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
                 context: torch.Tensor | None = None):
@@ -257,7 +258,18 @@ class UNet(PretrainedMixin, nn.Module):
         """The down path: (skip features hs, time embedding emb); ``forward_up(hs[-1], hs, emb, ...)``
         with the same arguments finishes ``forward``."""
         self._check_inputs(x, t, z, context)
-        emb = self._time_embedding(t, x.dtype)
+        return self._down(x, self._time_embedding(t, x.dtype), z, context)
+
+    def _forward_grid(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None,
+                      context: torch.Tensor | None = None):
+        """:meth:`forward` at times built from a finite grid (a sampling chain's own timesteps): t's finiteness is
+        not read back, so a chain makes no host read per step (docs/architecture.md "Host synchronisation and
+        the non-finite-loss check")."""
+        self._check_inputs(x, t, z, context)
+        hs, emb = self._down(x, self._time_embedding(t, x.dtype, check_finite=False), z, context)
+        return self.forward_up(hs[-1], hs, emb, z, context)
+
+    def _down(self, x, emb, z, context) -> tuple[list[torch.Tensor], torch.Tensor]:
         hs, h = [], x
         for blk in self.input_blocks:
             h = blk(h, emb, z, context)

@@ -505,8 +505,17 @@ def discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=
     """Draw a sender sample y ~ N(alpha (K e_x - 1), alpha K I) (BFN Eq. 162) and apply the
     update h in log space, in one pass. ``theta``: (B, ..., K); ``x``: integer classes
     (B, ...); ``alpha``: number, (B,) or x's shape. Returns theta' (and y with ``return_y``)."""
+    return _discrete_sender_update(theta, x, alpha, generator, log=log, noise=noise, return_y=return_y,
+                                   check_alpha=True)
+
+
+def _discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=None, return_y=False,
+                            check_alpha: bool):
+    """:func:`discrete_sender_update`; ``check_alpha=False`` skips the read of alpha > 0 (a host-device sync on
+    CUDA) for a sampler's accuracies, positive by construction (beta increasing on its own time grid)."""
     p = _prep_discrete_sender_update(theta, x, alpha, generator, log=log, noise=noise)
-    V.nonnegative("alpha", p.alpha, strict=True)
+    if check_alpha:
+        V.nonnegative("alpha", p.alpha, strict=True)
     if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         y = ref.discrete_sender_sample(p.x, p.alpha, p.K, _reference_noise(p, p.theta.shape))
