@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 SEED = 0  # every test starts from this seed (conftest.pytest_runtest_setup)
 
@@ -174,6 +175,29 @@ def perturbed(m, scale: float = 0.1, seed: int = 7):
         for p in m.parameters():
             p.add_(torch.randn(p.shape, generator=g) * scale)
     return m
+
+
+class HostReads(TorchFunctionMode):
+    """Counts every tensor -> Python read (a host-device synchronisation on CUDA) made while it is active,
+    wherever it is called from."""
+
+    READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.READS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def host_reads(fn) -> tuple[int, object]:
+    """(the number of host reads ``fn()`` makes, its result)."""
+    with HostReads() as r:
+        out = fn()
+    return r.count, out
 
 
 def tiny_multibeta_phase2():

@@ -24,8 +24,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import perturbed, tiny_paramrel
-from test_sampling_host_reads import _reads
+from helpers import host_reads as _reads, perturbed, tiny_paramrel
 
 from diffrep.bfn import CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretisedNormalOutput
 from diffrep.bfn import reverse_chain, sample

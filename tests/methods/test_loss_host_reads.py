@@ -35,32 +35,14 @@ import math
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
-from helpers import tiny_bfn, tiny_disdiff, tiny_paramrel, tiny_sami, tiny_unet
+from helpers import host_reads, tiny_bfn, tiny_disdiff, tiny_paramrel, tiny_sami, tiny_unet
 
 NAN = float("nan")
 
 
-class _HostReads(TorchFunctionMode):
-    """Counts every tensor -> Python read made while it is active, wherever it is called from."""
-
-    READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist"}
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in self.READS:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def _reads(fn) -> int:
-    with _HostReads() as r:
-        fn()
-    return r.count
+    return host_reads(fn)[0]
 
 
 def _g(seed: int = 0) -> torch.Generator:

@@ -30,30 +30,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
-from helpers import tiny_sami
-
-
-class _HostReads(TorchFunctionMode):
-    """Counts every tensor -> Python read made while it is active, wherever it is called from."""
-
-    READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist"}
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in self.READS:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def _reads(fn) -> tuple[int, object]:
-    with _HostReads() as r:
-        out = fn()
-    return r.count, out
+from helpers import host_reads as _reads, tiny_sami
 
 
 def _g(seed: int = 0) -> torch.Generator:
