@@ -49,10 +49,12 @@ class DisDiffConfig(Config):
 
     @property
     def effective_dis_weight(self) -> float:
+        """The weight of L_d the loss uses: ``dis_weight``, or 1.0 under ``compat_cli_weight`` (the authors' CLI)."""
         return 1.0 if self.compat_cli_weight else self.dis_weight
 
     @property
     def diffusion_channels(self) -> int:
+        """Channels of the space the diffusion runs in: the VQ latent's (LDM) or the images'."""
         return self.first_stage.embed_dim if self.first_stage is not None else self.encoder.in_channels
 
     def validate(self) -> None:
