@@ -197,7 +197,7 @@ def test_vq_autoencoder_loss_refuses_and_paramrel_discrete_float_data_too():
     vq = VQAutoencoder(tiny_vq())
     x = _edges((1, vq.config.in_channels, 16, 16))
     assert torch.isfinite(vq.loss(x, step=0)["loss"])
-    with pytest.raises(ValueError, match=r"VQAutoencoder: batch: images must lie in \[-1, 1\].*got min 0 max 255"):
+    with pytest.raises(ValueError, match=r"VQAutoencoder\.loss: batch: images must lie in \[-1, 1\].*got min 0 max 255"):
         vq.loss(x * 127.5 + 127.5, step=0)
     # the discrete flow clamped floats to [-1, 1]: 0..255 data all became class 1
     p = tiny_paramrel("discrete")

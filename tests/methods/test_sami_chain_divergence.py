@@ -15,7 +15,7 @@ import torch
 from diffrep.diffusion import ChainDivergedError
 from helpers import sami_images, tiny_sami
 
-BOUND = 1e6  # the documented divergence bound on |x_t| (methods/sami.py)
+BOUND = 1e6  # the documented divergence bound on |x_t| (methods/sami_divergence.py)
 STEPS = [16, 12, 8, 4, 0]  # DDIM, 5 of T = 20 steps, uniform spacing: 0, 4, 8, 12, 16 descending
 
 
@@ -87,14 +87,79 @@ def test_conditional_sampling_reports_the_chain_too():
 
 
 def test_a_non_finite_result_is_reported_at_the_chains_end():
-    from diffrep.methods.sami import _check_chain_state
+    from diffrep.methods.sami_divergence import _ChainWatch
 
-    x = torch.zeros(2, 1, 8, 8)
-    _check_chain_state(x, "unguided DDPM chain", 20, 20, -1, None, end=True)  # finite and small: silent
-    x[1, 0, 3, 4] = float("nan")
-    with pytest.raises(ChainDivergedError, match=r"SAMI unguided DDPM chain diverged at its end \(after step 20/20\): "
-                                         r"x_t holds NaN or infinite values"):
-        _check_chain_state(x, "unguided DDPM chain", 20, 20, -1, None, end=True)
+    for deferred in (False, True):
+        watch = _ChainWatch("unguided DDPM chain", list(range(19, -1, -1)), None, torch.device("cpu"), deferred=deferred)
+        x = torch.zeros(2, 1, 8, 8)
+        for _ in range(20):
+            watch.state(x)  # finite and small: silent
+        x[1, 0, 3, 4] = float("nan")
+        with pytest.raises(ChainDivergedError, match=r"^SAMI unguided DDPM chain diverged at its end \(after step "
+                                                     r"20/20\): x_t holds NaN or infinite values; the denoiser is "
+                                                     r"likely undertrained$"):
+            watch.state(x)  # the result
+
+
+def _nan_eps_model():
+    """A DDPM SAMI whose denoiser outputs NaN: the state entering step 2 (t = 18) is NaN."""
+    m = tiny_sami(sampler="ddpm")
+    with torch.no_grad():
+        m.denoiser.out[-1].bias.fill_(float("nan"))
+    return m
+
+
+def _run_until_diverged(m, guided: bool) -> tuple[list[int], str]:
+    steps_run = []
+    cb = lambda i, t, x, eps, g: steps_run.append(i)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ChainDivergedError) as exc:
+        if guided:
+            m.generate(torch.zeros(1, 3, dtype=torch.float64), generator=g, callback=cb)
+        else:
+            m.sample_unconditional(1, generator=g, callback=cb)
+    return steps_run, str(exc.value)
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_on_the_cpu_a_non_finite_chain_stops_at_the_step_it_diverged(guided):
+    steps_run, msg = _run_until_diverged(_nan_eps_model(), guided)
+    assert steps_run == [0]  # step 1 ran (its callback); step 2's NaN state raised before its network call
+    kind = "guided" if guided else "unguided"
+    assert re.match(rf"SAMI {kind} DDPM chain diverged at step 2/20 \(t=18\): x_t holds NaN or infinite values; ", msg)
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_deferred_checks_stop_a_non_finite_chain_at_the_next_quarter_and_name_the_same_step(guided, monkeypatch):
+    """The CUDA mode on the CPU: 21 states (20 steps and the result) read at states 6, 11, 16 and 21, so the NaN
+    state entering step 2 of the unguided chain is read entering step 6 (steps 1 to 5 ran); the guided chain's
+    guidance fails on the NaN state at step 2 itself (log q(z | x_t)'s check), where the states read so far
+    name the chain. Both name step 2, as the CPU mode does."""
+    import functools
+
+    import diffrep.methods.sami as sami_module
+    from diffrep.methods.sami_divergence import _ChainWatch
+
+    monkeypatch.setattr(sami_module, "_ChainWatch", functools.partial(_ChainWatch, deferred=True))
+    steps_run, msg = _run_until_diverged(_nan_eps_model(), guided)
+    assert steps_run == ([0] if guided else [0, 1, 2, 3, 4])
+    assert "diverged at step 2/20 (t=18): x_t holds NaN or infinite values" in msg
+
+
+def test_the_deferred_read_points_are_the_chains_quarters():
+    from diffrep.methods.sami_divergence import _ChainWatch
+
+    def reads(total, deferred):
+        w = _ChainWatch("c", list(range(total)), None, torch.device("cpu"), deferred=deferred)
+        return sorted(w._reads_at)
+
+    assert reads(20, True) == [6, 11, 16, 21]  # ceil(j * 21 / 4)
+    assert reads(5, True) == [2, 3, 5, 6]
+    assert reads(2, True) == [1, 2, 3]
+    assert reads(1000, True) == [251, 501, 751, 1001]
+    assert reads(5, False) == [1, 2, 3, 4, 5, 6]
+    assert _ChainWatch("c", [0], None, torch.device("cpu")).deferred is False
+    assert _ChainWatch("c", [0], None, torch.device("meta")).deferred is True  # any device but the CPU
 
 
 def test_a_diverged_sample_grid_is_said_and_skipped_and_training_goes_on(tmp_path, capsys):

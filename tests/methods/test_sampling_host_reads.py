@@ -3,7 +3,9 @@ themselves, without reading the device back (docs/architecture.md "Host synchron
 check"): a chain's host reads (each a host-device synchronisation on CUDA) do not grow with its number of steps.
 The public single steps (``DDIMSampler.step``, ``DDPMSampler.step``, ...) keep their checks.
 
-Reads per call on these tiny models, before -> after this change (the CPU counts equal the CUDA ones):
+Reads per call on these tiny models, before -> after this change (the CPU counts equal the CUDA ones, except
+SAMI's, whose chain reads each state's peak as it comes on the CPU, where a read costs no synchronisation, so
+that a diverged chain stops at its step; the CUDA (deferred) mode is counted here too):
 
 ====================================================  ==========  =====  ======================================
 chain                                                 before      after  the reads left
@@ -13,8 +15,9 @@ DDIMSampler.sample with x_T, n steps                  3 n + 1     1      x_T's f
 DDIMSampler.invert, 10 / 50 steps                     10 / 50     1      x0's finiteness
 DDPMSampler.sample, T = 10 / 100                      30 / 300    0      none
 DDPMSampler.step / DDIMSampler.step (public)          3 / 3       1 / 2  t's range; DDIM: t_prev's range
-SAMI chain with x_T (DDIM 2 / 5, DDPM 20 steps)       15/33/123   4      x_T's checks (two); the states'
-                                                                         peaks (one read); the result's
+SAMI chain with x_T (DDIM 2 / 5, DDPM 20 steps), CUDA  15/33/123   5/6/6  x_T's checks (two); the peaks of the
+                                                                         states and the result, read at the
+                                                                         chain's quarters (at most 4 reads)
 EncDiff.generate, 2 / 5 steps                         8 / 17      2      the tokens' checks
 DiffAE.decode with x_T, 2 / 5 steps                   9 / 18      3      the inputs' checks (z, x_T)
 DiffAE.encode_stochastic, 2 / 5 steps                 4 / 7       3      the image and code checks, x0's
@@ -128,7 +131,12 @@ def test_the_public_steps_keep_their_checks():
 
 
 @pytest.mark.parametrize("guided", [False, True])
-def test_a_sami_chain_reads_the_host_a_fixed_number_of_times(guided):
+def test_a_sami_chain_reads_the_host_a_fixed_number_of_times(guided, monkeypatch):
+    import functools
+
+    import diffrep.methods.sami as sami_module
+    from diffrep.methods.sami_divergence import _ChainWatch
+
     m = tiny_sami(dtype=torch.float32)
 
     def chain(n, sampler="ddim"):
@@ -137,9 +145,17 @@ def test_a_sami_chain_reads_the_host_a_fixed_number_of_times(guided):
             return m.generate(torch.randn(2, 3, generator=_g(5)), generator=_g(), num_steps=n, sampler=sampler, x_T=x_T)
         return m.sample_unconditional(2, generator=_g(), num_steps=n, sampler=sampler, x_T=x_T)
 
-    counts = {n: _reads(lambda: chain(n))[0] for n in (2, 5)}
-    counts[20] = _reads(lambda: chain(None, "ddpm"))[0]
-    assert counts == {2: 4, 5: 4, 20: 4}  # before: 3 per step + 3
+    def counts():
+        out = {n: _reads(lambda: chain(n))[0] for n in (2, 5)}
+        out[20] = _reads(lambda: chain(None, "ddpm"))[0]
+        return out
+
+    # on the CPU (no synchronisation) each state is read as it comes, so a diverged chain stops at its step:
+    # x_T's two checks + one read per step + the result
+    assert counts() == {2: 5, 5: 8, 20: 23}
+    # the deferred (CUDA) mode: x_T's two checks + at most 4 reads of the states' peaks (the quarters)
+    monkeypatch.setattr(sami_module, "_ChainWatch", functools.partial(_ChainWatch, deferred=True))
+    assert counts() == {2: 5, 5: 6, 20: 6}  # before: 3 per step + 3
 
 
 def test_a_sami_callback_sees_the_chains_own_timesteps():

@@ -136,9 +136,9 @@ def test_loss_messages_name_the_batch_and_the_step():
     m = VQAutoencoder(tiny_vq())
     x = torch.rand(2, 3, 16, 16)
     x[0, 0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="^VQAutoencoder: batch holds NaN or infinite values$"):
+    with pytest.raises(ValueError, match=r"^VQAutoencoder\.loss: batch holds NaN or infinite values$"):
         m.loss(x)
-    with pytest.raises(ValueError, match="^VQAutoencoder: batch must have shape"):
+    with pytest.raises(ValueError, match=r"^VQAutoencoder\.loss: batch must have shape"):
         m.loss(torch.zeros(2, 3, 15, 15))
     with pytest.raises((TypeError, ValueError), match="VQAutoencoder.loss: step"):
         m.loss(torch.zeros(2, 3, 16, 16), step=-1)

@@ -58,14 +58,19 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def _as_vector(values, like: torch.Tensor, name: str) -> torch.Tensor:
-    """``values`` (a tensor, array or list of numbers) flattened, in ``like``'s dtype and on its device."""
+def _as_vector(values, like: torch.Tensor, name: str, *, floating: bool = False) -> torch.Tensor:
+    """``values`` (a tensor, array or list of numbers) flattened, in ``like``'s dtype and on its device.
+    ``floating``: integer and boolean values are refused, as the codes' check refuses them (a direction
+    in code space; the labels of fit_attribute may be integers)."""
     if values is None or isinstance(values, (str, bytes)):
         raise TypeError(f"{name} must be a tensor of numbers, got {type(values).__name__}")
     try:
-        return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(-1)
+        v = torch.as_tensor(values, device=like.device)
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{name} must be a tensor of numbers, got {type(values).__name__}") from None
+    if floating and not v.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {v.dtype}")
+    return v.to(like.dtype).reshape(-1)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -393,7 +398,7 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         """Attribute manipulation (DiffAE Sec. 5.2): standardised z + scale * w / |w|, decoded with x's x_T."""
         self._need_stats("manipulate")
         z = self.encode(x)
-        w = _as_vector(direction, z, "direction")
+        w = _as_vector(direction, z, "direction", floating=True)
         if w.shape[0] != z.shape[1] or not math.isfinite(float(w.norm())) or not float(w.norm()) > 0:
             raise ValueError(f"direction must be a finite non-zero vector of length {z.shape[1]}")
         xT = self.encode_stochastic(x, z, num_steps=num_steps)

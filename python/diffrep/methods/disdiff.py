@@ -187,7 +187,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         if self.first_stage is None:
             return x
         with torch.no_grad():
-            return self.first_stage.encode(x) * self.config.latent_scale
+            return self.first_stage._encode(x) * self.config.latent_scale  # x checked
 
     def to_images(self, x0: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
         """The diffusion space -> images (VQ decoding of latent / scale)."""

@@ -151,7 +151,7 @@ class EncDiff(PretrainedMixin, nn.Module):
     def _to_latent(self, x):  # x checked (the loss's batch)
         if self.first_stage is None:
             return x
-        return self.first_stage.encode(x) * self.scale_factor
+        return self.first_stage._encode(x) * self.scale_factor  # x checked
 
     @torch.no_grad()
     def from_latent(self, z: torch.Tensor) -> torch.Tensor:
@@ -207,7 +207,7 @@ class EncDiff(PretrainedMixin, nn.Module):
             self._anchor_schedule(step, fitted=lambda: bool(self.dyga.fitted), training=self.training, refit=self._refit)
         if self.first_stage is not None and cfg.scale_by_std and self.training and not bool(self.scale_set):
             with torch.no_grad():
-                z = self.first_stage.encode(x)
+                z = self.first_stage._encode(x)  # x checked above
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
         z0 = self._to_latent(x)  # x checked above

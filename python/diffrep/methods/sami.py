@@ -48,6 +48,7 @@ from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
 from ..ops._full_precision import autocast_off
 from .sami_config import SAMIConfig
+from .sami_divergence import _ChainWatch
 from .sami_guidance import check_axes, expected_log_posterior, log_posterior, log_q
 from .sami_nets import SAMIConvNet, SAMIConvNetConfig
 
@@ -383,15 +384,15 @@ class SAMI(PretrainedMixin, nn.Module):
         else:
             steps = self.config.sample_steps if num_steps is None else num_steps
         last: dict = {"step": 0}
-        total = T if steps is None else steps
         what = f"{'guided' if guide is not None else 'unguided'} {'DDPM' if steps is None else 'DDIM'} chain"
         ts = [t for t, _ in s._pairs(steps)]  # the chain's timesteps, known here: none is read back from tt
-        peaks: list[torch.Tensor] = []  # |x_t| entering each step, kept on the device and read once at the end
-        blame = scale if guide is not None else None
+        # the states' divergence check: every step on the CPU (a chain stops at the step that diverged), at a
+        # fixed number of points on CUDA (no per-step host synchronisation); both name the first bad step
+        watch = _ChainWatch(what, ts, scale if guide is not None else None, x.device)
 
         def guided_eps(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             last["step"] += 1
-            peaks.append(x_t.detach().abs().amax())  # NaN propagates through amax
+            watch.state(x_t)  # entering step last["step"]
             g = guide(x_t) if guide is not None else None
             eps = self.denoiser(x_t, tt)
             last.update(t=ts[last["step"] - 1], eps=eps, g=g)
@@ -404,11 +405,12 @@ class SAMI(PretrainedMixin, nn.Module):
             with torch.no_grad():
                 x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
                              callback=step_done if callback is not None else None)
-        except Exception as exc:  # a diverged state fails later checks (log q(z | x_t)'s NaN message): name the chain
-            _check_chain_states(peaks, ts, what, total, blame, cause=exc)
+        except ChainDivergedError:
             raise
-        _check_chain_states(peaks, ts, what, total, blame)
-        _check_chain_state(x, what, total, total, -1, blame, end=True)
+        except Exception as exc:  # a diverged state fails later checks (log q(z | x_t)'s NaN message): name the chain
+            watch.flush(cause=exc)
+            raise
+        watch.state(x)  # the result: the last read point
         return x.clamp(-1, 1)
 
     def chain_uses_literal_step(self, sampler: str | None = None, num_steps: int | None = None) -> bool:
@@ -542,51 +544,6 @@ class SAMI(PretrainedMixin, nn.Module):
         if self.config.freeze_denoiser if freeze is None else freeze:
             self.denoiser.requires_grad_(False)
         return self
-
-
-# Bound on |x_t| past which a reverse chain has diverged. A chain's x_t follows q(x_t): images in
-# [-1, 1] plus unit-variance noise, a few units at most; a chain that leaves by orders of magnitude
-# (a barely trained model with guidance reached 1e18 within 25 of 50 DDIM steps) cannot come back,
-# and past ~1e13 the encoder's float32 activations overflow, so log q(z | x_t) fails with a NaN
-# message that blames its inputs instead of the chain. Far above what a working (or merely poor)
-# chain reaches (the same model's non-diverging chains stay below 1e3).
-_DIVERGED_ABS_X = 1e6
-
-
-def _check_chain_states(peaks: list[torch.Tensor], ts: list[int], what: str, total: int, scale: float | None,
-                        cause: BaseException | None = None) -> None:
-    """:func:`_check_chain_state` for the states entering the chain's steps, from their peaks |x_t| kept on the
-    device: one host read for the whole chain (a read per step would synchronise every step on CUDA, docs/
-    architecture.md "Host synchronisation and the non-finite-loss check"). Names the first step that left the
-    bound, as a check per step did; a diverged chain runs its remaining steps first (the numbers are unchanged)."""
-    if not peaks:
-        return
-    for k, peak in enumerate(torch.stack(peaks).tolist(), start=1):
-        if not (math.isfinite(peak) and peak <= _DIVERGED_ABS_X):
-            raise _diverged(peak, what, k, total, ts[k - 1], scale, False) from cause
-
-
-def _check_chain_state(x: torch.Tensor, what: str, step: int, total: int, t: int, scale: float | None,
-                       end: bool = False) -> None:
-    """Raise :class:`ChainDivergedError` (a ValueError) naming the chain, the step and the likely cause
-    when ``x`` (the state entering ``step`` of ``total``, or the chain's result with ``end``) is
-    non-finite or beyond ``_DIVERGED_ABS_X``. A check only: the chain's numbers are never changed."""
-    peak = float(x.detach().abs().amax())  # one host read; NaN propagates through amax
-    if not (math.isfinite(peak) and peak <= _DIVERGED_ABS_X):
-        raise _diverged(peak, what, step, total, t, scale, end)
-
-
-def _diverged(peak: float, what: str, step: int, total: int, t: int, scale: float | None,
-              end: bool) -> ChainDivergedError:
-    finite = math.isfinite(peak)
-    state = "x_t holds NaN or infinite values" if not finite else f"|x_t| reached {peak:.3g} (bound {_DIVERGED_ABS_X:.0e})"
-    where = f"at its end (after step {total}/{total})" if end else f"at step {step}/{total} (t={t})"
-    if scale is None:
-        cause = "the denoiser is likely undertrained"
-    else:
-        cause = (f"the guidance scale ({scale:g}, config.guidance_scale) is likely too large for this model, or the "
-                 "model (denoiser and encoder) is undertrained; try a smaller guidance scale or a longer-trained model")
-    return ChainDivergedError(f"SAMI {what} diverged {where}: {state}; {cause}")
 
 
 def check_count(n, name: str) -> None:

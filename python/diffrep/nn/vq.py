@@ -183,22 +183,25 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
                               if cfg.disc_weight > 0 else None)
         self._lpips: list[LPIPS] = []  # loaded on first use, kept out of the state dict and the EMA
 
-    def _check(self, x, name: str = "x", *, finite: bool = False) -> torch.Tensor:
-        """``x`` checked as images of the model's channels; ``finite`` (the training batch): also finite and in
-        [-1, 1], in one reduction. encode/reconstruct skip the scan: DisDiff and EncDiff call them on images
-        they have checked already, once per training step."""
+    def _check(self, x, who: str, name: str = "x", *, scan: bool = True) -> torch.Tensor:
+        """``x`` checked as images of the model's channels; ``scan``: also finite and in [-1, 1], in one
+        reduction, as every model's images (the module call skips the scan: the loss calls it on its checked
+        batch)."""
         c = self.config
-        return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=finite, name=name,
-                            who="VQAutoencoder", dtype=module_dtype(self), value_range=IMAGE_RANGE if finite else None)
+        return check_images(x, channels=c.in_channels, multiple_of=c.downsample_factor, finite=scan, name=name,
+                            who=f"VQAutoencoder.{who}", dtype=module_dtype(self),
+                            value_range=IMAGE_RANGE if scan else None)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f]."""
-        x = self._check(x)
-        return self.quant_conv(self.encoder(x))
+        """The continuous (pre-quantisation) latent [B, embed_dim, H/f, W/f] of images in [-1, 1]."""
+        return self._encode(self._check(x, "encode"))
+
+    def _encode(self, x):  # x checked: DisDiff and EncDiff call it on their own checked batch, once per step
+        return self.quant_conv(self.encoder(x.to(module_dtype(self))))  # in the coder's dtype, as _check casts
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """x -> encode -> quantise -> decode: images of the input's shape."""
-        return self(x)[0]
+        """x -> encode -> quantise -> decode: images of the input's shape (x in [-1, 1])."""
+        return self._forward(self._check(x, "reconstruct"))[0]
 
     def _check_latent(self, z, who: str) -> torch.Tensor:
         D = self.config.embed_dim
@@ -222,7 +225,11 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         return self.decoder(self.post_quant_conv(z))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zq, qloss, _ = self.quantizer(self.encode(x))
+        """(reconstruction, codebook + commitment loss) of images checked for their shape only."""
+        return self._forward(self._check(x, "forward", scan=False))
+
+    def _forward(self, x):  # x checked
+        zq, qloss, _ = self.quantizer(self._encode(x))
         return self.decoder(self.post_quant_conv(zq)), qloss
 
     # -- training losses --------------------------------------------------------------------
@@ -248,8 +255,8 @@ class VQAutoencoder(PretrainedMixin, nn.Module):
         c = self.config
         if step is not None:
             non_negative_int(step, "VQAutoencoder.loss: step")
-        x = self._check(batch_images(batch), "batch", finite=True)
-        rec, qloss = self(x)
+        x = self._check(batch_images(batch), "loss", "batch")
+        rec, qloss = self._forward(x)
         rec_loss = (rec - x).abs().mean() if c.rec_loss == "l1" else F.mse_loss(rec, x)
         out = {"rec": rec_loss.detach(), "vq": qloss.detach()}
         if c.perceptual_weight > 0:
