@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .base import ArrayGroundTruthData, GroundTruthData, ImageDataset, missing_file_error, setting_text
+from .base import ArrayGroundTruthData, GroundTruthData, ImageDataset, MissingFilesError, missing_file_error, setting_text
 from .sampling import EpochBatchSampler, epoch_permutation, make_loader
 
 SOURCES = ("auto", "file", "procedural")
@@ -274,7 +274,10 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
                                     f"and DIFFREP_DATA is unset: set {root_flag} or DIFFREP_DATA)")
         err = missing_file_error(name, entry.expected, root, **flags)
         raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
-    return _made(name, "file", lambda: entry.from_file(found, split, options), options)
+    try:
+        return _made(name, "file", lambda: entry.from_file(found, split, options), options)
+    except MissingFilesError as exc:  # the reader's own check (a file the found folder lacks): the caller's terms
+        raise missing_file_error(exc.dataset, exc.expected, exc.root, **flags) from None
 
 
 def _made(name: str, source: str, make, options: dict):

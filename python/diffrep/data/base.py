@@ -456,17 +456,25 @@ def setting_text(flag: str, value: str | None = None) -> str:
     return f"{flag}=" if value is None else f"{flag}={value!r}"
 
 
+class MissingFilesError(FileNotFoundError):
+    """:func:`missing_file_error`'s error. It keeps what it names (``dataset``, ``expected``, ``root``) so that
+    :func:`diffrep.data.load` can word a reader's own error (files a found folder lacks) in its caller's terms:
+    a reader constructed directly names the API's arguments, one loaded from a command line that verb's flags."""
+
+
 def missing_file_error(dataset: str, expected: Sequence[str], root, *, root_flag: str = "root",
-                       source_flag: str = "source") -> FileNotFoundError:
+                       source_flag: str = "source") -> MissingFilesError:
     """A FileNotFoundError naming the dataset, the expected files and where they were looked for; the hint
     names ``root_flag`` and ``source_flag`` as :func:`setting_text` writes them (the API's arguments by
     default, a verb's flags from the command line)."""
     files = ", ".join(expected)
-    return FileNotFoundError(
+    err = MissingFilesError(
         f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
         f"pass {setting_text(root_flag)} the folder holding them (or {setting_text(source_flag, 'procedural')} "
         "where a generator exists)"
     )
+    err.dataset, err.expected, err.root = dataset, tuple(expected), root  # attributes: the error still pickles
+    return err
 
 
 def grid_row_map(classes: np.ndarray, sizes, path) -> np.ndarray | None:

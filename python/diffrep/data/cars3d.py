@@ -75,7 +75,8 @@ class Cars3D(GroundTruthData):
             raise ValueError(f"{folder / 'list.txt'}: car {dup!r} is listed more than once")
         missing = [n for n in names if not (folder / f"{n}.mat").is_file()]
         if missing:
-            raise missing_file_error("cars3d", [f"{missing[0]}.mat (+{len(missing) - 1} more)"], folder)
+            raise missing_file_error("cars3d", [f"{missing[0]}.mat" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")],
+                                     folder)
         self.folder, self.cars, self.size = folder, names, int(size)
         self.item_format = check_item_format(item_format)
         self._init_factors(NAMES, (4, 24, len(names)))
