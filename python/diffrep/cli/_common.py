@@ -20,7 +20,7 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
-           "run_data_settings", "run_dataset"]
+           "add_run_data_flags", "run_data_settings", "run_dataset"]
 
 # the same default as ``diffrep quickstart --threads`` (measured there: 2 threads on a busy 2-core machine
 # ran 30x slower than 1 for these small convolutions); 0 keeps torch's own default
@@ -146,6 +146,17 @@ def add_option_flag(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
                    help=f"{prefix}dataset option of diffrep.data.load, over the run's (YAML value, repeatable), "
                         "e.g. --option size=32")
+
+
+def add_run_data_flags(p: argparse.ArgumentParser, datasets: str = "") -> None:
+    """The data flags of a model verb, over the run's saved settings as :func:`run_data_settings` reads them:
+    ``--dataset`` (``datasets``: example names for its help), ``--pool``, ``--root`` and ``--option``."""
+    examples = f", e.g. {datasets}" if datasets else ""
+    p.add_argument("--dataset", default=None, help=f"a diffrep.data name{examples} (default: the one the model was "
+                                                   "trained on, from its run.json)")
+    p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
+    p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
+    add_option_flag(p)
 
 
 def parse_options(items) -> dict:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_model_dir, resolve_weights,
-                      numpy_seed, run_dataset)
+from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_run_data_flags, add_weights_flag, prepare_output,
+                      resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -42,7 +42,7 @@ def register(sub) -> None:
 
     e = verbs.add_parser("encode", help="encode dataset images at a beta; write the codes (.npz)")
     _model_flags(e, n=64)
-    _data_flags(e)
+    add_run_data_flags(e)
     e.add_argument("--beta", type=float, default=None, help="beta of the code (default: the model's representation_beta)")
     e.add_argument("--noise", action="store_true", help="a draw f + sigma_beta xi of q(z_beta | x) instead of the mean f")
     e.set_defaults(func=_encode, out_default="codes.npz")
@@ -64,13 +64,13 @@ def register(sub) -> None:
 
     s = verbs.add_parser("sweep", help="Fig. 2: images encoded at several beta, decoded directly and after denoising")
     _model_flags(s, n=4)
-    _data_flags(s)
+    add_run_data_flags(s)
     s.add_argument("--betas", default=DEFAULT_SWEEP, help="comma-separated betas (default %(default)s)")
     s.set_defaults(func=_sweep, out_default="sweep.png")
 
     v = verbs.add_parser("traverse", help="traversals of the disentangled code (vector latents), denoised and decoded")
     _model_flags(v, n=1)
-    _data_flags(v)
+    add_run_data_flags(v)
     v.add_argument("--beta", type=float, default=None, help="beta of the code (default: representation_beta)")
     v.add_argument("--dims", default=None, help="comma-separated latent units (default: all)")
     v.add_argument("--values", default="-2,-1,0,1,2", help="values each unit takes (default %(default)s; write --values=-1,1 "
@@ -80,7 +80,7 @@ def register(sub) -> None:
 
     a = verbs.add_parser("edit", help="Fig. 1c: move codes along one direction, then denoise and decode")
     _model_flags(a, n=4)
-    _data_flags(a)
+    add_run_data_flags(a)
     a.add_argument("--beta", type=float, default=None, help="beta of the code (default: representation_beta)")
     a.add_argument("--direction", required=True, help="a latent unit k (the unit axis e_k) or a .npy file of the "
                    "latent's shape")
@@ -95,7 +95,7 @@ def register(sub) -> None:
 
     c = verbs.add_parser("curve", help="per beta: sigma_beta (per-unit: RMS over units), rate, direct-decode error, variance explained")
     _model_flags(c, n=512)
-    _data_flags(c)
+    add_run_data_flags(c)
     c.add_argument("--betas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                    help="comma-separated increasing betas (default %(default)s)")
     c.add_argument("--json", default=None, help="write the curve here")
@@ -103,7 +103,7 @@ def register(sub) -> None:
 
     m = verbs.add_parser("eval", help="MIG / DCI of the code at one beta, or at several (--betas) as a curve")
     _model_flags(m, n=None)
-    _data_flags(m)
+    add_run_data_flags(m)
     grp = m.add_mutually_exclusive_group()
     grp.add_argument("--beta", type=float, default=None, help="one beta (default: representation_beta)")
     grp.add_argument("--betas", default=None, help="comma-separated betas: the metrics as a curve over beta")
@@ -126,14 +126,6 @@ def _model_flags(p, n: int | None) -> None:
     p.add_argument("--seed", type=numpy_seed, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default=None, help="output file (default: inside MODEL)")
-
-
-def _data_flags(p) -> None:
-    p.add_argument("--dataset", default=None, help="a diffrep.data name (default: the one the model was trained on)")
-    p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
-    p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=64")
 
 
 # -- helpers -----------------------------------------------------------------------------------------------

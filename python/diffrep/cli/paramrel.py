@@ -27,7 +27,7 @@ _TASK_HELP = {"attributes-encoding": "keep each image's latents, draw new subcod
 
 
 def register(sub) -> None:
-    from ._common import add_recipe_verbs
+    from ._common import add_recipe_verbs, add_run_data_flags
 
     p = sub.add_parser("paramrel", help="ParamReL/SepDiff: train, sample, reverse-sample, traverse, evaluate",
                        description=__doc__.split("\n\n")[0])
@@ -40,14 +40,14 @@ def register(sub) -> None:
     for name in TASKS:
         q = verbs.add_parser(name, help=_TASK_HELP.get(name, f"{name} images of a dataset"))
         _model_flags(q)
-        _data_flags(q)
+        add_run_data_flags(q, "dsprites, digits, shapes3d")
         if name == "attributes-encoding":
             q.add_argument("--subcodes", type=int, default=4, help="subcodes drawn per image (default 4, "
                            "ParamReL.attributes_encoding's)")
         q.set_defaults(func=_task, task=name)
     e = verbs.add_parser("eval", help="disentanglement metrics of the encoder mean on a ground-truth dataset")
     _model_flags(e, images=False)
-    _data_flags(e)
+    add_run_data_flags(e, "dsprites, digits, shapes3d")
     e.add_argument("--eval", choices=("quick", "full"), default="quick")
     e.add_argument("--json", help="write the Result JSON here")
     e.set_defaults(func=_eval)
@@ -67,15 +67,6 @@ def _model_flags(p, images: bool = True) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     if images:
         p.add_argument("--out", help="output PNG")
-
-
-def _data_flags(p) -> None:
-    p.add_argument("--dataset", default=None, help="a diffrep.data name, e.g. dsprites, digits, shapes3d "
-                   "(default: the one the model was trained on, from its run.json)")
-    p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
-    p.add_argument("--root", default=None, help="folder of the dataset's files (default: the run's, else $DIFFREP_DATA)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option passed to diffrep.data.load (YAML value), e.g. --option size=16")
 
 
 def _load(args):
