@@ -258,8 +258,7 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     if entry.from_file is None:
         raise ValueError(f"{name} is procedural only (no original files are read); use {setting_text(source_flag, 'procedural')}")
     if root is not None and not Path(root).exists():
-        raise FileNotFoundError(f"dataset root {root} does not exist (set by {'' if explicit else 'the environment variable '}"
-                                f"{root_flag if explicit else 'DIFFREP_DATA'}); {name} expects "
+        raise FileNotFoundError(f"dataset root {root} does not exist{_set_by(explicit, root_flag)}; {name} expects "
                                 f"{', '.join(entry.expected)} there")
     found = entry.find(root) if root is not None else None
     if found is None:
@@ -273,11 +272,19 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
             raise FileNotFoundError(f"{missing_file_error(name, entry.expected, '<no root>', **flags)} (no root was given "
                                     f"and DIFFREP_DATA is unset: set {root_flag} or DIFFREP_DATA)")
         err = missing_file_error(name, entry.expected, root, **flags)
-        raise FileNotFoundError(f"{err} (root set by {root_flag if explicit else 'DIFFREP_DATA'})")
+        raise FileNotFoundError(f"{err}{_set_by(explicit, root_flag, what='root ')}")
     try:
         return _made(name, "file", lambda: entry.from_file(found, split, options), options)
     except MissingFilesError as exc:  # the reader's own check (a file the found folder lacks): the caller's terms
         raise missing_file_error(exc.dataset, exc.expected, exc.root, **flags) from None
+
+
+def _set_by(explicit: bool, root_flag: str, what: str = "") -> str:
+    """Where the root came from, for a message: the flag or record that set it, or DIFFREP_DATA. Nothing for
+    the API's own ``root=`` argument (the caller passed it; "(set by root)" tells them nothing)."""
+    if not explicit:
+        return f" ({what}set by the environment variable DIFFREP_DATA)" if not what else f" ({what}set by DIFFREP_DATA)"
+    return "" if root_flag == "root" else f" ({what}set by {root_flag})"
 
 
 def _made(name: str, source: str, make, options: dict):
