@@ -123,7 +123,7 @@ def _dae_col(values):
     return torch.tensor(values, dtype=torch.float64)[:, None, None, None]
 
 
-def _dae_images(n=3, seed=1):
+def _dae_images(n=4, seed=1):  # four images: a batch unlike the 3 channels
     return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()
 
 
@@ -152,7 +152,7 @@ def test_diffae_l_simple_eq9_by_hand():
     for loss in ("l2", "l1"):
         out = _dae_model(loss=loss).loss(x, step=0, generator=torch.Generator().manual_seed(4))
         g = torch.Generator().manual_seed(4)
-        t = torch.randint(0, _DAE_T, (3,), generator=g)
+        t = torch.randint(0, _DAE_T, (4,), generator=g)
         noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
         ab = _dae_col([_DAE_ABAR[k] for k in t.tolist()])
         err = _dae_eps(ab.sqrt() * x + (1 - ab).sqrt() * noise, t, _dae_encode(x)) - noise
@@ -179,10 +179,10 @@ def test_diffae_latent_ddim_eq10_on_standardised_z_sem_by_hand():
     torch.testing.assert_close(m.z_std, torch.tensor(std, dtype=torch.float64), rtol=1e-12, atol=0)
     m.set_stage("latent")
     m.latent_net = LatentEps()
-    x = _dae_images(3, seed=3)
+    x = _dae_images(4, seed=3)
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(8))
     g = torch.Generator().manual_seed(8)
-    t = torch.randint(0, _DAE_T, (3,), generator=g)
+    t = torch.randint(0, _DAE_T, (4,), generator=g)
     zn = (_dae_encode(x) - torch.tensor(mean, dtype=torch.float64)) / torch.tensor(std, dtype=torch.float64)
     noise = torch.randn(zn.shape, generator=g, dtype=zn.dtype)
     ab = torch.tensor([0.992 ** (k + 1) for k in t.tolist()], dtype=torch.float64)[:, None]

@@ -61,17 +61,20 @@ def _images(seed=1):
     return (torch.rand((B, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()
 
 
-def _mmd2_v(x, y):
-    """Biased V-statistic of MMD^2 with k(a, b) = exp(-|a - b|^2 / d^2), pair by pair."""
-    d = x.shape[1]
+def _mmd2_v(x, y, h=None, unbiased=False):
+    """MMD^2 with k(a, b) = exp(-|a - b|^2 / h), h = d^2 by default (InfoVAE), pair by pair: the biased
+    V-statistic (every pair, diagonals included), or the U-statistic (the within-sample diagonals left out)."""
+    h = x.shape[1] ** 2 if h is None else h
 
     def k(a, b):
-        return math.exp(-sum((float(p) - float(q)) ** 2 for p, q in zip(a, b)) / d ** 2)
+        return math.exp(-sum((float(p) - float(q)) ** 2 for p, q in zip(a, b)) / h)
 
-    kxx = sum(k(a, b) for a in x for b in x) / len(x) ** 2
-    kyy = sum(k(a, b) for a in y for b in y) / len(y) ** 2
+    def within(s):
+        pairs = [(i, j) for i in range(len(s)) for j in range(len(s)) if not (unbiased and i == j)]
+        return sum(k(s[i], s[j]) for i, j in pairs) / len(pairs)
+
     kxy = sum(k(a, b) for a in x for b in y) / (len(x) * len(y))
-    return kxx + kyy - 2 * kxy
+    return within(x) + within(y) - 2 * kxy
 
 
 def _objective_by_hand(x, seed, *, kl_w, mmd_w, rec_term="x1", decoder_latent="sample", mmd_on="sample"):
@@ -133,8 +136,19 @@ def test_infodiffusion_x0_term_weight_is_configurable_and_zero_drops_it():
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(3))
     assert math.isclose(float(out["loss"].detach()), want["diffusion"] + 0.5 * want["reconstruction"], rel_tol=1e-12)
     out0 = _model(kl_weight=0.0, mmd_weight=0.0, rec_weight=0.0).loss(x, step=0, generator=torch.Generator().manual_seed(3))
-    assert "reconstruction" not in out0
+    assert "reconstruction" not in out0 and "mmd" not in out0 and "kl" not in out0
     assert math.isclose(float(out0["loss"].detach()), want["diffusion"], rel_tol=1e-12)
+
+
+def test_infodiffusion_mmd_bandwidth_and_estimator_options():
+    """mmd_bandwidth h > 0 replaces d^2 in the kernel; mmd_estimator "unbiased" drops the diagonals."""
+    z = torch.randn(5, Z, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    p = torch.randn(5, Z, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 1.5
+    for kw, h, unbiased in ((dict(), None, False), (dict(mmd_bandwidth=3.0), 3.0, False),
+                            (dict(mmd_estimator="unbiased"), None, True),
+                            (dict(mmd_bandwidth=0.5, mmd_estimator="unbiased"), 0.5, True)):
+        got = float(_model(**kw).mmd(z, p))
+        assert math.isclose(got, _mmd2_v(z, p, h, unbiased), rel_tol=1e-10, abs_tol=1e-14), kw
 
 
 def test_infodiffusion_infovae_weights():
