@@ -269,3 +269,14 @@ def test_diffae_attribute_classifier_is_a_logistic_regression_on_standardised_z_
         beta = beta + torch.linalg.solve(X.T @ (X * (p * (1 - p))[:, None]), X.T @ (labels - p))
     torch.testing.assert_close(w, beta[:32], rtol=0, atol=1e-8)
     assert int(w.abs().argmax()) == 0  # the attribute's dimension dominates the direction
+
+
+def test_diffae_objectives_refuse_a_negative_step_and_name_the_missing_statistics():
+    import pytest
+
+    m = _dae_model()
+    with pytest.raises(ValueError, match="^step must be a non-negative int"):
+        m.loss(_dae_images(), step=-1)
+    m.set_stage("latent")
+    with pytest.raises(ValueError, match=r"^DiffAE\.latent_loss: the z_sem statistics are not fitted"):
+        m.loss(_dae_images(), step=0)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
-from diffrep.methods.disdiff import DisDiff, DisDiffConfig
+from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 
 B, N, D, T = 2, 4, 8, 1000  # B unlike the 3 channels and the N units
 
@@ -262,3 +263,13 @@ def test_disdiff_orthogonal_part_embeddings_are_rows_of_exp_of_a_skew_matrix():
     torch.testing.assert_close(m.part_embeddings().detach(), want, rtol=1e-9, atol=1e-10)
     # D/2 x D/2 with D the time-embedding width (4 x model_channels), as the code's part_latents
     assert tuple(W.shape) == (2 * m.config.unet.model_channels, 2 * m.config.unet.model_channels)
+
+
+def test_disdiff_objective_names_its_bad_arguments():
+    m = _model()
+    with pytest.raises(ValueError, match="^step must be a non-negative int"):
+        m.loss(_images(), step=-1)
+    with pytest.raises(ValueError, match=r"^DisDiff\.loss: batch must have shape \[B, 3, 16, 16\]"):
+        m.loss(torch.zeros(2, 1, 16, 16, dtype=torch.float64), step=0)
+    with pytest.raises(TypeError, match="^shift_coefficients: schedule must be a NoiseSchedule, got int$"):
+        shift_coefficients(3)

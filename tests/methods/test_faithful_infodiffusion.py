@@ -205,3 +205,42 @@ def test_infodiffusion_mixture_prior_density_per_pair():
     dx, dy = pts[:, 0] - 1.4 * c, pts[:, 1] - 1.4 * s
     assert abs(float((dx * c + dy * s).std()) - 0.5) < 0.02
     assert abs(float((-dx * s + dy * c).std()) - 0.1) < 0.01
+
+
+def test_infodiffusion_objective_refuses_a_negative_step_and_weights_name_their_argument():
+    with pytest.raises(ValueError, match="^step must be a non-negative int"):
+        _model().loss(_images(), step=-1)
+    with pytest.raises(ValueError, match="^zeta must be a finite number"):
+        info_weights(float("nan"), 0.1)
+    with pytest.raises(ValueError, match="^lam must be a finite number"):
+        info_weights(1.0, float("inf"))
+
+
+def test_infodiffusion_bf16_encoder_outputs_are_widened_and_the_mmd_runs_in_the_models_precision():
+    """Under bf16 autocast the encoder returns bf16: z, its noise and the KL are formed in float32 from the
+    widened (mu, logvar), and the MMD reads the codes and prior draws in the model's own precision (bf16)."""
+
+    class Bf16Encoder(nn.Module):
+        def forward(self, x):
+            mu, logvar = _Encoder()(x.double())
+            return mu.bfloat16(), logvar.bfloat16()
+
+    m = _model(kl_weight=0.5, mmd_weight=0.5).to(torch.bfloat16)
+    m.encoder = Bf16Encoder()
+    x = _images().bfloat16()
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(2))
+    mu, logvar = (v.bfloat16().float() for v in _Encoder()(x.double()))
+    kl = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).mean()
+    assert out["kl"].dtype == torch.float32
+    assert math.isclose(float(out["kl"]), float(kl), rel_tol=1e-6)
+    # the draws in their order (the image-shaped ones in the images' bf16), then the MMD of the codes and the
+    # prior draws both rounded to the model's bf16 (mmd2 reduces in float32)
+    g = torch.Generator().manual_seed(2)
+    torch.randint(0, T, (B,), generator=g)
+    torch.randn(x.shape, generator=g, dtype=torch.bfloat16)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g, dtype=torch.float32)
+    torch.randn(x.shape, generator=g, dtype=torch.bfloat16)
+    prior = torch.randn((B, Z), generator=g, dtype=torch.float32)
+    want = _mmd2_v(z.bfloat16().double(), prior.bfloat16().double())
+    assert math.isclose(float(out["mmd"]), want, rel_tol=1e-4)
+    assert abs(_mmd2_v(z.double(), prior.bfloat16().double()) - want) > 1e-3 * want  # the rounding shows
