@@ -273,3 +273,21 @@ def test_disdiff_objective_names_its_bad_arguments():
         m.loss(torch.zeros(2, 1, 16, 16, dtype=torch.float64), step=0)
     with pytest.raises(TypeError, match="^shift_coefficients: schedule must be a NoiseSchedule, got int$"):
         shift_coefficients(3)
+
+
+def test_disdiff_forward_process_and_l_r_stay_in_float32_for_a_bf16_model():
+    """Under the trainer's bf16 autocast the (frozen) first stage returns bf16: x0 is widened to float32, so
+    that t's noise, x_t and L_r are float32 (the same draws as a float32 model's)."""
+    m = _model(dis_weight=0.0).to(torch.bfloat16)
+    x = _images().bfloat16()
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(7))
+    assert out["reconstruction"].dtype == torch.float32
+    g = torch.Generator().manual_seed(7)
+    t = torch.randint(0, T, (B,), generator=g)
+    noise = torch.randn(x.shape, generator=g, dtype=torch.float32)
+    ab = _col([ABAR[k] for k in t.tolist()]).float()
+    x_t = ab.sqrt() * x.float() + (1 - ab).sqrt() * noise
+    z = (x.flatten(1) @ m.encoder.W).reshape(B, N, D)  # bf16, as the model's units
+    eps, gg = _fake_predict(x_t, t, z)
+    want = (eps + _shift_coef(t).float() * gg.sum(1) - noise).pow(2).mean()
+    assert math.isclose(float(out["reconstruction"]), float(want.detach()), rel_tol=1e-5)
