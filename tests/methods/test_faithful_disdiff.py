@@ -291,3 +291,24 @@ def test_disdiff_forward_process_and_l_r_stay_in_float32_for_a_bf16_model():
     eps, gg = _fake_predict(x_t, t, z)
     want = (eps + _shift_coef(t).float() * gg.sum(1) - noise).pow(2).mean()
     assert math.isclose(float(out["reconstruction"]), float(want.detach()), rel_tol=1e-5)
+
+
+def test_disdiff_compat_sanity_fit_runs_only_when_the_anchors_are_not_fitted():
+    """DyGA on DisDiff under compat "dis-dis": the fit before the first disentangling step (Lightning's
+    sanity batches) runs when the anchors are unfitted, and not for a model whose anchors are already fitted."""
+    from diffrep.methods.dyga import DyGAConfig
+
+    data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for prefit in (False, True):
+        torch.manual_seed(0)
+        dyga = DyGAConfig(num_units=N, token_dim=D, n_components=2, max_components=2, min_mass=2.0, compat="dis-dis",
+                          sanity_check_points=8, refresh_every=1)
+        m = DisDiff(DisDiffConfig(dyga=dyga, sample_steps=2))
+        if prefit:
+            m.refresh_anchors(data)
+        m.attach_anchor_data([(img, 0) for img in data], 2, batch_size=4)
+        fits = []
+        m._refit = fits.append
+        m.train()
+        m.loss(data[:2], step=0, generator=torch.Generator().manual_seed(1))
+        assert [f.epoch for f in fits] == ([] if prefit else [0]), prefit
