@@ -111,3 +111,172 @@ def test_diffae_schedules_and_latent_ddim_defaults():
     for t in (0, 9, 999):
         assert math.isclose(float(ls.alphas_cumprod[t]), 0.992 ** (t + 1), rel_tol=1e-9)
     assert (lat.loss, lat.num_layers, lat.width, cfg.loss) == ("l1", 10, 2048, "l2")
+
+
+# -- DiffAE equation by equation (Preechakul et al. 2022; docs/methods/diffae.md) -----------------------
+_DAE_T = 1000
+_DAE_BETAS = [1e-4 + k * (0.02 - 1e-4) / (_DAE_T - 1) for k in range(_DAE_T)]
+_DAE_ABAR = _abar(_DAE_BETAS)
+
+
+def _dae_col(values):
+    return torch.tensor(values, dtype=torch.float64)[:, None, None, None]
+
+
+def _dae_images(n=4, seed=1):  # four images: a batch unlike the 3 channels
+    return (torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(seed)) * 2 - 1).double()
+
+
+def _dae_encode(x):  # a stand-in semantic encoder: z_sem a fixed function of the image (32 values)
+    return 0.9 * x.flatten(1)[:, :32] - 0.05
+
+
+def _dae_eps(x_t, t, z):  # a stand-in eps_theta(x_t, t, z_sem) that reads all three
+    return 0.6 * x_t + 0.001 * t.to(x_t.dtype)[:, None, None, None] + 0.2 * z.mean(1)[:, None, None, None]
+
+
+def _dae_model(**kw):
+    from diffrep.methods.diffae import DiffAE
+
+    torch.manual_seed(0)
+    m = DiffAE(DiffAEConfig(**kw)).double()
+    m._encode = _dae_encode
+    m._eps = _dae_eps
+    return m
+
+
+def test_diffae_l_simple_eq9_by_hand():
+    """L_simple = E ||eps_theta(x_t, t, z_sem) - eps||^2 with t ~ U{0..T-1}, x_t = sqrt(abar_t) x0 +
+    sqrt(1 - abar_t) eps, z_sem = Enc(x0), reduced as the code's mean_flat then the batch mean."""
+    x = _dae_images()
+    for loss in ("l2", "l1"):
+        out = _dae_model(loss=loss).loss(x, step=0, generator=torch.Generator().manual_seed(4))
+        g = torch.Generator().manual_seed(4)
+        t = torch.randint(0, _DAE_T, (4,), generator=g)
+        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        ab = _dae_col([_DAE_ABAR[k] for k in t.tolist()])
+        err = _dae_eps(ab.sqrt() * x + (1 - ab).sqrt() * noise, t, _dae_encode(x)) - noise
+        want = err.pow(2).mean() if loss == "l2" else err.abs().mean()
+        assert math.isclose(float(out["loss"].detach()), float(want), rel_tol=1e-12), loss
+
+
+def test_diffae_latent_ddim_eq10_on_standardised_z_sem_by_hand():
+    """Sec. 3.3: z_sem standardised with the training set's mean and (unbiased, as torch .std) deviation;
+    L_latent = E ||eps_omega(z_t, t) - eps||_1 under the constant beta = 0.008 schedule."""
+    from torch import nn
+
+    class LatentEps(nn.Module):
+        def forward(self, z, t):
+            return 0.7 * z + 0.0005 * t.to(z.dtype)[:, None]
+
+    m = _dae_model()
+    train = _dae_images(6, seed=2)
+    codes = _dae_encode(train)
+    m.fit_latent_stats(codes)
+    mean = [sum(float(codes[i, j]) for i in range(6)) / 6 for j in range(32)]
+    std = [math.sqrt(sum((float(codes[i, j]) - mean[j]) ** 2 for i in range(6)) / 5) for j in range(32)]
+    torch.testing.assert_close(m.z_mean, torch.tensor(mean, dtype=torch.float64), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(m.z_std, torch.tensor(std, dtype=torch.float64), rtol=1e-12, atol=0)
+    m.set_stage("latent")
+    m.latent_net = LatentEps()
+    x = _dae_images(4, seed=3)
+    out = m.loss(x, step=0, generator=torch.Generator().manual_seed(8))
+    g = torch.Generator().manual_seed(8)
+    t = torch.randint(0, _DAE_T, (4,), generator=g)
+    zn = (_dae_encode(x) - torch.tensor(mean, dtype=torch.float64)) / torch.tensor(std, dtype=torch.float64)
+    noise = torch.randn(zn.shape, generator=g, dtype=zn.dtype)
+    ab = torch.tensor([0.992 ** (k + 1) for k in t.tolist()], dtype=torch.float64)[:, None]
+    z_t = ab.sqrt() * zn + (1 - ab).sqrt() * noise
+    want = (0.7 * z_t + 0.0005 * t.to(z_t.dtype)[:, None] - noise).abs().mean()
+    assert math.isclose(float(out["loss"].detach()), float(want), rel_tol=1e-12)
+
+
+def test_diffae_adagn_eq7_scales_by_z_after_the_time_scale_shift():
+    """Eq. 7: AdaGN(h, t, z_sem) = z_s (t_s GroupNorm(h) + t_b), z_s = 1 + Affine(SiLU(z_sem)) (the code's
+    scale_bias 1 and cond_emb_layers), the time scale ADM's 1 + t_s; no z shift."""
+    import torch.nn.functional as F
+
+    from diffrep.nn.layers import ResBlock
+
+    torch.manual_seed(1)
+    blk = ResBlock(8, 8, 12, latent_dim=5, latent_cond="diffae", num_groups=4, zero_init=False).double()
+    assert blk.z_layers[1].out_features == 8  # a scale per channel, no shift
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    emb, z = torch.randn(2, 12, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    h = blk.in_conv(F.silu(F.group_norm(x, 4, blk.in_norm.weight, blk.in_norm.bias)))
+    ts, tb = (F.silu(emb) @ blk.emb_layers[1].weight.T + blk.emb_layers[1].bias).chunk(2, 1)
+    zs = F.silu(z) @ blk.z_layers[1].weight.T + blk.z_layers[1].bias
+    h = (1 + zs[:, :, None, None]) * ((1 + ts[:, :, None, None]) * F.group_norm(h, 4, blk.out_norm.weight, blk.out_norm.bias)
+                                      + tb[:, :, None, None])
+    torch.testing.assert_close(blk(x, emb, z), x + blk.out_conv(F.silu(h)), rtol=1e-10, atol=1e-12)
+
+
+def test_diffae_stochastic_encoding_eq8_by_hand():
+    """Eq. 8: x_{t+1} = sqrt(abar_{t+1}) f_theta(x_t, t, z_sem) + sqrt(1 - abar_{t+1}) eps_theta(x_t, t, z_sem),
+    f_theta = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t), up the DDIM sequence 0, 333, 666 (3 steps,
+    range(0, T, T // 3) as the code's ddim3 spacing); the image is the state at t = 0; never clipped."""
+    m = _dae_model(clip_x0=True)
+    x = _dae_images(2, seed=5)
+    z = _dae_encode(x)
+    got = m.encode_stochastic(x, z, num_steps=3)
+    cur = x
+    for t, t_next in ((0, 333), (333, 666)):
+        tt = torch.full((2,), t)
+        eps = _dae_eps(cur, tt, z)
+        f = (cur - math.sqrt(1 - _DAE_ABAR[t]) * eps) / math.sqrt(_DAE_ABAR[t])
+        cur = math.sqrt(_DAE_ABAR[t_next]) * f + math.sqrt(1 - _DAE_ABAR[t_next]) * eps
+    torch.testing.assert_close(got, cur, rtol=1e-12, atol=1e-12)
+    assert float(cur.abs().max()) > 1  # clipping x0 to [-1, 1] would have changed something here
+
+
+def test_diffae_manipulation_moves_standardised_z_sem_along_the_unit_classifier_direction():
+    """Sec. 5.2 and the authors' manipulate.ipynb: z' = denormalise(normalise(z_sem) + s w / |w|), decoded
+    with the image's own x_T."""
+    m = _dae_model()
+    m.fit_latent_stats(_dae_encode(_dae_images(6, seed=2)))
+    x = _dae_images(2, seed=6)
+    seen = {}
+
+    def decode(z, x_T=None, *, num_steps=None, generator=None):
+        seen["z"], seen["x_T"] = z, x_T
+        return torch.zeros(z.shape[0], 3, 16, 16, dtype=z.dtype)
+
+    m.encode = _dae_encode
+    m.encode_stochastic = lambda xx, zz, num_steps=None: xx * 0.5
+    m.decode = decode
+    w = torch.linspace(-1, 2, 32, dtype=torch.float64)
+    m.manipulate(x, w, 2.5)
+    norm = math.sqrt(sum(v * v for v in w.tolist()))
+    zn = (_dae_encode(x) - m.z_mean) / m.z_std
+    torch.testing.assert_close(seen["z"], (zn + 2.5 * w / norm) * m.z_std + m.z_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(seen["x_T"], x * 0.5, rtol=0, atol=0)
+
+
+def test_diffae_attribute_classifier_is_a_logistic_regression_on_standardised_z_sem():
+    """Sec. 5.2 (the code's ClsModel: a linear layer on standardised z_sem, BCE with logits): the fitted
+    direction equals the maximum-likelihood logistic regression with an intercept, solved here by Newton's
+    method (labels not separable, so the optimum is finite)."""
+    m = _dae_model()
+    gen = torch.Generator().manual_seed(3)
+    codes = torch.randn(400, 32, generator=gen, dtype=torch.float64) * 2 + 1
+    m.fit_latent_stats(codes)
+    labels = ((codes[:, 0] + 1.5 * torch.randn(400, generator=gen, dtype=torch.float64)) > 1).double()
+    w = m.fit_attribute(codes, labels)
+    X = torch.cat([(codes - codes.mean(0)) / codes.std(0), torch.ones(400, 1, dtype=torch.float64)], 1)
+    beta = torch.zeros(33, dtype=torch.float64)
+    for _ in range(50):
+        p = torch.sigmoid(X @ beta)
+        beta = beta + torch.linalg.solve(X.T @ (X * (p * (1 - p))[:, None]), X.T @ (labels - p))
+    torch.testing.assert_close(w, beta[:32], rtol=0, atol=1e-8)
+    assert int(w.abs().argmax()) == 0  # the attribute's dimension dominates the direction
+
+
+def test_diffae_objectives_refuse_a_negative_step_and_name_the_missing_statistics():
+    import pytest
+
+    m = _dae_model()
+    with pytest.raises(ValueError, match="^step must be a non-negative int"):
+        m.loss(_dae_images(), step=-1)
+    m.set_stage("latent")
+    with pytest.raises(ValueError, match=r"^DiffAE\.latent_loss: the z_sem statistics are not fitted"):
+        m.loss(_dae_images(), step=0)

@@ -90,8 +90,9 @@ class LatentDDIMConfig(Config):
     """The latent DDIM's network (DiffAE Sec. 3.3, App. A): ``num_layers`` linear layers of width
     ``width``, each hidden layer Linear -> scale by (1 + Affine(time embedding)) -> LayerNorm -> SiLU,
     the input z_t concatenated to the input of every layer after the first (skip connections); the
-    last layer linear. The paper: 10 layers (20 for FFHQ/Horse/Bedroom), width 2048. Schedule: the
-    authors' constant beta = 0.008 over T = 1000 (docs/methods/diffae.md#latent-ddim)."""
+    last layer linear. 10 layers of width 2048 (the authors' CelebA and FFHQ templates; 20 layers for Horse
+    and Bedroom). Schedule: the authors' constant beta = 0.008 over T = 1000
+    (docs/methods/diffae.md#latent-ddim)."""
 
     num_layers: Annotated[int, Ge(2)] = 10
     width: Annotated[int, Ge(1)] = 2048
