@@ -34,10 +34,19 @@ def cuda_test_files() -> list[str]:
     return out
 
 
+#: the host builds of the CUDA sources (``tests/**/test_*_host.py``: g++ builds of the .cu launchers and element
+#: bodies, compared with the CPU kernels): they need no GPU and run in the CPU suite; on the GPU machine they would
+#: spend the CUDA test step's limit compiling (the launchers' build alone takes seconds of every core)
+_HOST_BUILDS = re.compile(r"_host\.py$")
+
+
 def is_cuda_test(item) -> bool:
     """A collected pytest item that exercises CUDA: 'cuda' in its node id (a ``*_cuda.py`` file, a test named
     for CUDA, a ``[cuda]`` device parameter), the ``cuda`` marker, or a skipif whose reason names CUDA or a GPU
-    (a test that needs no GPU is kept too and skips on the GPU machine: cheap, and never a CUDA test lost)."""
+    (a test that needs no GPU is kept too and skips on the GPU machine: cheap, and never a CUDA test lost); not
+    the host builds of the CUDA sources (``*_host.py``), which run no device code."""
+    if _HOST_BUILDS.search(item.nodeid.split("::")[0]):
+        return False
     if "cuda" in item.nodeid.lower() or item.get_closest_marker("cuda") is not None:
         return True
     return any(re.search(r"cuda|gpu", str(m.kwargs.get("reason", "")), re.I) for m in item.iter_markers("skipif"))

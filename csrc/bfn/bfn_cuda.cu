@@ -1,6 +1,7 @@
 // CUDA kernels of the BFN family: grid-stride loops over the element bodies of bfn_math.h,
 // launched on torch's current stream. Error flags are OR-ed into l.flags (one atomic per
-// thread that saw an error).
+// thread that saw an error). The t-taking kernels check t in [0, 1] per element (time_bit), as
+// the CPU launchers do in one pass, so Python reads nothing back for t on CUDA either.
 #include "bfn/bfn_ops.h"
 #include "bfn/bfn_math.h"
 #include "common/cuda_helpers.cuh"
@@ -32,7 +33,9 @@ __global__ void cts_flow_kernel(const T* x, const T* t, bool t_per_row, int64_t 
                                 PhiloxKey key, T* out, int64_t n, int32_t* flags) {
   int32_t local = 0;
   for_each_normal4(noise, key, n, [&](int64_t i, T eps) {
-    out[i] = cts_flow_elem(x[i], flow_coeffs(t[bidx(i, row_len, t_per_row)], log_s1sq), eps, local);
+    const T ti = t[bidx(i, row_len, t_per_row)];
+    local |= time_bit(ti);
+    out[i] = cts_flow_elem(x[i], flow_coeffs(ti, log_s1sq), eps, local);
   });
   report(flags, local);
 }
@@ -43,6 +46,7 @@ __global__ void disc_flow_kernel(const int64_t* x, const T* t, bool t_per_row, i
   int32_t local = 0;
   GRID_STRIDE(i, n) {
     const T ti = t[bidx(i, row_len, t_per_row)];
+    local |= time_bit(ti);
     if (noise) {
       InjectedNoise<T> src{noise};
       disc_flow_elem(i, x[i], ti, K, sqrt_beta1, src, out, local);
@@ -133,7 +137,9 @@ __global__ void disc_cts_loss_kernel(const T* out_mean, const T* out_log_sigma, 
                                      T* d_log_sigma, int64_t n, int32_t* flags) {
   int32_t local = 0;
   GRID_STRIDE(i, n) {
-    const TimeConsts<T> tc = time_consts(t[bidx(i, row_len, t_per_row)], log_s1sq, noise_pred, min_loss_var);
+    const T ti = t[bidx(i, row_len, t_per_row)];
+    local |= time_bit(ti);
+    const TimeConsts<T> tc = time_consts(ti, log_s1sq, noise_pred, min_loss_var);
     loss[i] = disc_cts_loss_elem(out_mean[i], out_log_sigma[i], mu[i], tc, x[i], K, clip, noise_pred, want_grad,
                                  d_mean + (want_grad ? i : 0), d_log_sigma + (want_grad ? i : 0), local);
   }
@@ -146,7 +152,9 @@ __global__ void discrete_cts_loss_kernel(const T* logits, const int64_t* x, cons
                                          int64_t n, int32_t* flags) {
   int32_t local = 0;
   GRID_STRIDE(i, n) {
-    loss[i] = discrete_cts_loss_elem(logits + i * K, x[i], t[bidx(i, row_len, t_per_row)], K, beta1, want_grad, T(1),
+    const T ti = t[bidx(i, row_len, t_per_row)];
+    local |= time_bit(ti);
+    loss[i] = discrete_cts_loss_elem(logits + i * K, x[i], ti, K, beta1, want_grad, T(1),
                                      want_grad ? d_logits + i * K : nullptr, local);
   }
   report(flags, local);

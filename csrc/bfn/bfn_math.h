@@ -263,6 +263,14 @@ struct InjectedNoise {
 };
 
 // ---------------------------------------------------------------- element bodies
+// t outside [0, 1] (NaN included) as kNonFiniteInput, per element: the CUDA kernels' form of the CPU
+// launchers' one-pass time_bad (Python runs its own check for the message when the bit is set, so a
+// call with a good t reads nothing back for it: docs/kernels/bfn.md#host-reads-on-cuda).
+template <typename T>
+DIFFREP_HD int32_t time_bit(T t) {
+  return (t >= T(0) && t <= T(1)) ? 0 : int32_t(kNonFiniteInput);
+}
+
 // Continuous flow (BFN Eq. 77): mu = gamma x + sqrt(gamma (1 - gamma)) eps.
 template <typename T>
 struct FlowCoeffs {

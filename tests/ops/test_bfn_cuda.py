@@ -60,6 +60,70 @@ def test_error_flags_come_back_from_the_device():
         bfn.continuous_flow(torch.full((4, 8), float("nan"), device="cuda"), 0.5, 1e-3)
 
 
+@pytest.mark.parametrize("bad", [1.5, -0.25, float("nan")])
+def test_the_kernels_check_t_and_python_words_the_message(bad):
+    """The t-taking CUDA kernels flag t outside [0, 1] (no Python check before them: docs/kernels/bfn.md
+    #host-reads-on-cuda); the message is the CPU path's."""
+    t = torch.tensor([0.5, bad], device="cuda", dtype=torch.float64)
+    x = torch.rand(2, 5, device="cuda", dtype=torch.float64) * 2 - 1
+    classes = torch.zeros(2, 5, dtype=torch.int64, device="cuda")
+    out = torch.zeros(2, 5, device="cuda", dtype=torch.float64)
+    calls = [lambda d: bfn.continuous_flow(x.to(d), t.to(d), 1e-3, torch.Generator().manual_seed(0)),
+             lambda d: bfn.discrete_flow(classes.to(d), t.to(d), 3.0, 4, torch.Generator().manual_seed(0)),
+             lambda d: bfn.discretised_continuous_time_loss(out.to(d), out.to(d), x.to(d), t.to(d),
+                                                            torch.zeros_like(x).to(d), 1e-3, 16),
+             lambda d: bfn.discrete_continuous_time_loss(torch.zeros(2, 5, 4, dtype=torch.float64, device=d),
+                                                         classes.to(d), t.to(d), 3.0)]
+    for call in calls:
+        with pytest.raises(ValueError) as on_cpu:
+            call("cpu")
+        with pytest.raises(ValueError) as on_cuda:
+            call("cuda")
+        assert str(on_cuda.value) == str(on_cpu.value) and "t must lie in [0, 1]" in str(on_cuda.value)
+
+
+def test_deferred_checks_read_once_and_raise_the_named_error():
+    from helpers import host_reads
+
+    from diffrep.ops import deferred_checks
+
+    x = torch.rand(4, 8, device="cuda") * 2 - 1
+    t = torch.rand(4, device="cuda")
+    rho, alpha = torch.ones(4, device="cuda"), torch.full((4,), 0.5, device="cuda")
+
+    def steps():
+        mu = bfn.continuous_flow(x, t, 1e-3)
+        return bfn.continuous_update(mu, rho, x, alpha)[0]
+
+    def block():
+        with deferred_checks():
+            return steps()
+
+    n_sync, want = host_reads(steps)
+    n_block, got = host_reads(block)
+    assert (n_sync, n_block) == (2, 1) and torch.equal(got.isfinite(), want.isfinite())
+    with pytest.raises(ValueError, match="continuous_update: mu or y contains NaN"):
+        with deferred_checks():
+            bfn.continuous_update(x, rho, torch.full_like(x, float("nan")), alpha)
+            bfn.continuous_flow(x, t, 1e-3)  # runs on: the flags are read when the block ends
+
+
+def test_a_cuda_generator_keys_the_draws_without_a_read():
+    """philox_key hashes a CUDA generator's host-side Philox state (docs/kernels/random.md#key-and-counter): no
+    read, the offset moves on by 4 per call, reseeding repeats the draws, successive calls differ."""
+    from helpers import host_reads
+
+    g = torch.Generator(device="cuda").manual_seed(3)
+    start = g.get_offset()
+    reads, keys = host_reads(lambda: [random.philox_key(g) for _ in range(3)])
+    assert reads == 0 and g.get_offset() == start + 12 and len(set(keys)) == 3
+    x, t = torch.rand(4, 8, device="cuda"), torch.rand(4, device="cuda")
+    g.manual_seed(3)
+    a, b = bfn.continuous_flow(x, t, 1e-3, g), bfn.continuous_flow(x, t, 1e-3, g)
+    g.manual_seed(3)
+    assert torch.equal(bfn.continuous_flow(x, t, 1e-3, g), a) and not torch.equal(a, b)
+
+
 def test_cpu_tensor_to_the_cuda_module_is_a_type_error():
     cuda = _native.cuda_module()
     x = torch.zeros(8)

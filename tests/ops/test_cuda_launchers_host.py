@@ -1,4 +1,4 @@
-"""The CUDA launchers and kernels of the BFN, random and guidance families run on the host: their
+"""The CUDA launchers and kernels of the BFN, random, guidance and kNN families run on the host: their
 sources (csrc/*/..._cuda.cu, csrc/common/cuda_helpers.cuh) are built with g++ against a stand-in of
 the CUDA runtime (tests/ops/native/cuda_host/cuda_runtime.h), each ``kernel<<<grid, block, ...>>>(args)``
 rewritten as a host launch, and compared with serial loops over the same element bodies
@@ -17,7 +17,7 @@ from helpers import HOST_CXX_MISSING
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE = Path(__file__).resolve().parent / "native"
-KERNEL_SOURCES = ("bfn/bfn_cuda.cu", "random/random_cuda.cu", "guidance/guidance_cuda.cu")
+KERNEL_SOURCES = ("bfn/bfn_cuda.cu", "random/random_cuda.cu", "guidance/guidance_cuda.cu", "knn/knn_cuda.cu")
 
 
 def host_launches(text: str, concurrent: bool) -> str:
@@ -87,7 +87,8 @@ def test_cuda_launchers_match_serial_loops_over_the_element_bodies(tmp_path):
     # every family, dtype and op ran
     for op in ("cts_flow", "disc_flow", "cts_update", "cts_update_inverse", "cts_sender_update", "disc_update",
                "disc_update_inverse", "disc_sender_update", "disc_probs", "disc_probs_backward", "disc_cts_loss",
-               "discrete_cts_loss", "normal_fill", "log_posterior_fwd", "log_posterior_bwd", "log_posterior_bwd2"):
+               "discrete_cts_loss", "normal_fill", "log_posterior_fwd", "log_posterior_bwd", "log_posterior_bwd2",
+               "knn_scan", "cts_flow.time", "disc_flow.time", "disc_cts_loss.time", "discrete_cts_loss.time"):
         for dtype in ("f32", "f64"):
             assert any(n.startswith(f"{op}.") and f".{dtype}." in f".{n}." for n in checks), (op, dtype)
     row_sums = {n: v for n, v in checks.items() if n.startswith(("log_posterior_fwd.", "log_posterior_bwd2.g_bar."))

@@ -895,6 +895,7 @@ LEFT = {
     "diffrep.config.core.differing_fields": "its bad inputs (non-config, a class) in tests/config/test_differing_fields.py",
     "diffrep.cluster.hddc.HDDCResult.align": "deprecated alias of diffrep.methods.dyga.align (swept there)",
     "diffrep.nn.images.batch_images": "diffrep.nn's (re-exported by diffrep.bfn.model)",
+    "diffrep.ops._deferred.deferred_checks": "takes no arguments (its behaviour: tests/ops/test_native_flag_reads.py)",
 }
 NO_ARGUMENTS = ("validate", "to_dict")  # Config methods of the instance itself (swept through the constructors)
 INHERITED = ("from_dict", "from_pretrained", "read_config", "save_pretrained", "compare", "check")

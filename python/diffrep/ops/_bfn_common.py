@@ -9,22 +9,33 @@ import numpy as np
 import torch
 
 from .. import _native
+from . import _native_call
 from . import _validate as V
 from ._dispatch import explaining, register
-from ._native_call import NON_FINITE, run
+from ._native_call import NON_FINITE, raise_flags
 from .random import check_generator, fill_normal, philox_key
 
 _tls = threading.local()
 _CPU_FNS: dict = {}
 
 
-def call(backend: str, name: str, device: torch.device, **kw) -> int:
-    """:func:`diffrep.ops._native_call.run` with a leaner CPU path (docs/kernels/bfn.md#performance):
+def call(backend: str, name: str, device: torch.device, fail, **kw) -> int:
+    """Run BFN kernel ``name``; return its error flags, or 0 where nothing was read.
+
+    ``fail(flags)`` raises the op's error for non-zero flags; the caller runs it on the flags
+    returned. On CUDA inside :func:`diffrep.ops.deferred_checks` the kernel's flags go to a slot of
+    the block instead, read with ``fail`` when the block ends, and 0 is returned (no host read).
+    ``fail=None``: the kernel writes no flags (a backward pass); on CUDA nothing is read.
+
+    The CPU path is :func:`diffrep.ops._native_call.run`'s, leaner (docs/kernels/bfn.md#performance):
     the kernel function is looked up once, the flags word is a per-thread numpy int32, and the
     tensors cross as numpy views (``.numpy()`` costs ~0.5 us, torch's DLPack export ~2 us). At
     1e5 elements a BFN kernel takes 20-200 us, so each microsecond here is 0.5-5% of the op."""
     if backend != "cpu":
-        return run(backend, name, device, **kw)
+        if fail is None:
+            _native_call.run_unflagged(backend, name, device, **kw)
+            return 0
+        return _native_call.run_deferrable(backend, name, device, fail, **kw)
     fn = _CPU_FNS.get(name)
     if fn is None:
         fn = _CPU_FNS[name] = getattr(_native.cpu_module(), name)
@@ -62,12 +73,18 @@ def per_row(name, v, like, dtype):
     return V.per_sample(name, v, like, dtype)
 
 
-def time_checked(p, flags: int) -> None:
-    """The CPU kernels of the t-taking ops check t in [0, 1] in one pass and report a bad t as
-    NON_FINITE (four tensor ops in Python cost ~6 us); run the Python check for its message
-    when that bit is set. Other backends check t in Python before the kernel."""
-    if flags & NON_FINITE and p.choice.backend == "cpu":
-        V.time_in_unit_interval("t", p.t)
+def flag_raiser(op: str, messages: dict, t=None):
+    """``fail(flags)`` of an op for :func:`call`: raise ValueError for the first set bit that
+    ``messages`` names. A t-taking op passes its ``t``: the native kernels check t in [0, 1] (the
+    CPU in one pass, CUDA per element) and report a bad t as NON_FINITE, which costs no Python
+    tensor ops on the CPU (~6 us) and no host read on CUDA; the Python check then runs for its
+    message. The reference backend checks t in Python before computing."""
+    def fail(flags: int) -> None:
+        if t is not None and flags & NON_FINITE:
+            V.time_in_unit_interval("t", t)
+        raise_flags(op, flags, messages)
+
+    return fail
 
 
 def row_len(x) -> int:

@@ -34,7 +34,7 @@ from .._deprecation import moved_names
 from . import _bfn_fast as F
 from . import _validate as V
 from ._bfn_common import (_batch_float, _check_classes, _draw, _explainer, _grad, _reference_noise, _sigma1, call,
-                          fast_pair, per_row, row_len, time_checked)
+                          fast_pair, flag_raiser, per_row, row_len)
 from ._dispatch import register, select
 from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, raise_flags
 from .bfn_losses import discrete_continuous_time_loss, discretised_continuous_time_loss, discretised_probs
@@ -76,17 +76,17 @@ def continuous_flow(x, t, sigma1, generator=None, *, noise=None):
         if out is not None:
             return out
     p = _prep_continuous_flow(x, t, sigma1, generator, noise=noise)
-    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+    if p.choice.backend == "reference":  # the native kernels check t themselves (flag_raiser)
         V.time_in_unit_interval("t", p.t)
-    if p.choice.backend == "reference":
         V.finite("x", p.x)
         eps = _reference_noise(p, p.x.shape)
         return ref.continuous_flow(p.x, p.t, sigma1, eps)
     out = torch.empty_like(p.x)
-    flags = call(p.choice.backend, "cts_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+    fail = flag_raiser("continuous_flow", {NON_FINITE: "x contains NaN or infinite values"}, p.t)
+    flags = call(p.choice.backend, "cts_flow", p.device, fail, x=p.x, t=p.t, t_per_row=p.t_per_row,
                  row_len=row_len(p.x), log_s1sq=p.log_s1sq, noise=p.noise, seed=p.seed, offset=p.offset, out=out)
-    time_checked(p, flags)
-    raise_flags("continuous_flow", flags, {NON_FINITE: "x contains NaN or infinite values"})
+    if flags:
+        fail(flags)
     return out
 
 
@@ -152,18 +152,18 @@ def discrete_flow(x, t, beta1, num_classes, generator=None, *, noise=None, dtype
         if out is not None:
             return out
     p = _prep_discrete_flow(x, t, beta1, num_classes, generator, noise=noise, dtype=dtype)
-    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+    if p.choice.backend == "reference":  # the native kernels check t themselves (flag_raiser)
         V.time_in_unit_interval("t", p.t)
-    if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         eps = _reference_noise(p, (*p.x.shape, p.K))
         return ref.discrete_flow(p.x, p.t, p.sqrt_beta1**2, p.K, eps)
     out = torch.empty((*p.x.shape, p.K), dtype=p.dtype, device=p.device)
-    flags = call(p.choice.backend, "disc_flow", p.device, x=p.x, t=p.t, t_per_row=p.t_per_row,
+    fail = flag_raiser("discrete_flow", {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"}, p.t)
+    flags = call(p.choice.backend, "disc_flow", p.device, fail, x=p.x, t=p.t, t_per_row=p.t_per_row,
                  row_len=row_len(p.x), K=p.K, sqrt_beta1=p.sqrt_beta1, noise=p.noise, seed=p.seed,
                  offset=p.offset, out=out)
-    time_checked(p, flags)
-    raise_flags("discrete_flow", flags, {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})"})
+    if flags:
+        fail(flags)
     return out
 
 
@@ -299,10 +299,14 @@ def _continuous_update(mu, rho, y, alpha, inverse):
         fn = ref.continuous_update_inverse if inverse else ref.continuous_update
         return fn(p.mu, p.rho, p.y, p.alpha)[0], _new_rho(p, rho, alpha, inverse)
     out = torch.empty_like(p.mu)
-    flags = call(p.choice.backend, "cts_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
+    def fail(flags):
+        _cts_update_failed(p, rho, alpha, inverse, flags)
+
+    flags = call(p.choice.backend, "cts_update", p.device, fail, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
                  alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), y=p.y, inverse=inverse,
                  out=out)
-    _cts_update_failed(p, rho, alpha, inverse, flags)
+    if flags:
+        fail(flags)
     return out, _new_rho(p, rho, alpha, inverse)
 
 
@@ -359,10 +363,14 @@ def continuous_sender_update(mu, rho, x, alpha, generator=None, *, noise=None, r
         new_mu = ref.continuous_update(p.mu, p.rho, y, p.alpha)[0]
     else:
         new_mu, y = torch.empty_like(p.mu), torch.empty_like(p.mu)
-        flags = call(p.choice.backend, "cts_sender_update", p.device, mu=p.mu, rho=p.rho, rho_per_row=p.rho_per_row,
-                     alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu), x=p.x, noise=p.noise,
-                     seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
-        _sender_update_failed(p, flags)
+        def fail(flags):
+            _sender_update_failed(p, flags)
+
+        flags = call(p.choice.backend, "cts_sender_update", p.device, fail, mu=p.mu, rho=p.rho,
+                     rho_per_row=p.rho_per_row, alpha=p.alpha, alpha_per_row=p.alpha_per_row, row_len=row_len(p.mu),
+                     x=p.x, noise=p.noise, seed=p.seed, offset=p.offset, out=new_mu, out_y=y)
+        if flags:
+            fail(flags)
     new_rho = _new_rho(p, rho, alpha, False)
     return (new_mu, new_rho, y) if return_y else (new_mu, new_rho)
 
@@ -453,9 +461,11 @@ def _discrete_update(theta, y, inverse, log):
         fn = ref.discrete_update_inverse if inverse else ref.discrete_update
         return fn(p.theta, p.y, log=p.log)
     out = torch.empty_like(p.theta)
-    flags = call(p.choice.backend, "disc_update", p.device, theta=p.theta, y=p.y, K=p.K, inverse=inverse,
+    fail = flag_raiser("discrete_update", _THETA_MESSAGES)
+    flags = call(p.choice.backend, "disc_update", p.device, fail, theta=p.theta, y=p.y, K=p.K, inverse=inverse,
                  log_io=p.log, out=out)
-    raise_flags("discrete_update", flags, _THETA_MESSAGES)
+    if flags:
+        fail(flags)
     return out
 
 
@@ -524,11 +534,13 @@ def _discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise
         out = ref.discrete_update(p.theta, y, log=p.log)
     else:
         out, y = torch.empty_like(p.theta), torch.empty_like(p.theta)
-        flags = call(p.choice.backend, "disc_sender_update", p.device, theta=p.theta, x=p.x, alpha=p.alpha,
+        fail = flag_raiser("discrete_sender_update",
+                           {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
+        flags = call(p.choice.backend, "disc_sender_update", p.device, fail, theta=p.theta, x=p.x, alpha=p.alpha,
                      alpha_per_row=p.alpha_per_row, row_len=row_len(p.x), K=p.K, log_io=p.log, noise=p.noise,
                      seed=p.seed, offset=p.offset, out=out, out_y=y)
-        raise_flags("discrete_sender_update", flags,
-                    {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
+        if flags:
+            fail(flags)
     return (out, y) if return_y else out
 
 

@@ -14,10 +14,10 @@ import torch
 
 from .._checks import finite_float
 from . import _validate as V
-from ._bfn_common import (_batch_float, _check_classes, _explainer, _grad, _sigma1, call, fast_pair, row_len,
-                          time_checked)
+from ._bfn_common import (_batch_float, _check_classes, _explainer, _grad, _sigma1, call, fast_pair, flag_raiser,
+                          row_len)
 from ._dispatch import select
-from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, OUTSIDE_DATA_RANGE, raise_flags
+from ._native_call import CLASS_OUT_OF_RANGE, NON_FINITE, NON_POSITIVE, OUTSIDE_DATA_RANGE
 from .reference import bfn as ref
 
 __all__ = ["discretised_probs", "discretised_continuous_time_loss", "discrete_continuous_time_loss"]
@@ -25,9 +25,11 @@ __all__ = ["discretised_probs", "discretised_continuous_time_loss", "discrete_co
 # ----------------------------------------------------------------------------- discretised output
 def _probs_forward(mu_x, sigma_x, K, clip, backend):
     out = torch.empty((*mu_x.shape, K), dtype=mu_x.dtype, device=mu_x.device)
-    flags = call(backend, "disc_probs", mu_x.device, mu_x=mu_x, sigma_x=sigma_x, K=K, clip=clip, out=out)
-    raise_flags("discretised_probs", flags, {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
-                                              NON_POSITIVE: "sigma_x must be > 0"})
+    fail = flag_raiser("discretised_probs", {NON_FINITE: "mu_x or sigma_x contains NaN or infinite values",
+                                             NON_POSITIVE: "sigma_x must be > 0"})
+    flags = call(backend, "disc_probs", mu_x.device, fail, mu_x=mu_x, sigma_x=sigma_x, K=K, clip=clip, out=out)
+    if flags:
+        fail(flags)
     return out
 
 
@@ -44,7 +46,7 @@ class _DiscretisedProbs(torch.autograd.Function):
     def backward(ctx, grad):
         mu_x, sigma_x = ctx.saved_tensors
         d_mu, d_sigma = torch.empty_like(mu_x), torch.empty_like(sigma_x)
-        call(ctx.backend, "disc_probs_backward", mu_x.device, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
+        call(ctx.backend, "disc_probs_backward", mu_x.device, None, mu_x=mu_x.detach(), sigma_x=sigma_x.detach(),
              grad=grad.contiguous(), K=ctx.K, clip=ctx.clip, d_mu=d_mu, d_sigma=d_sigma)
         return d_mu, d_sigma, None, None, None
 
@@ -107,15 +109,16 @@ class _DiscretisedCtsLoss(torch.autograd.Function):
         loss = torch.empty_like(p.x)
         d_mean = torch.empty_like(p.x) if want_grad else loss
         d_log_sigma = torch.empty_like(p.x) if want_grad else loss
-        flags = call(p.choice.backend, "disc_cts_loss", p.device, out_mean=out_mean.detach(),
+        fail = flag_raiser("discretised_continuous_time_loss",
+                           {NON_FINITE: "out_mean, out_log_sigma, mu or x contains NaN or infinite values",
+                            OUTSIDE_DATA_RANGE: f"x {V.DATA_RANGE_MESSAGE}"}, p.t)
+        flags = call(p.choice.backend, "disc_cts_loss", p.device, fail, out_mean=out_mean.detach(),
                      out_log_sigma=out_log_sigma.detach(), mu=mu.detach(), t=t.detach(), t_per_row=p.t_per_row,
                      row_len=row_len(p.x), x=x.detach(), log_s1sq=p.log_s1sq, K=p.K, clip=p.clip,
                      noise_pred=p.noise_pred, min_loss_var=p.min_loss_variance, want_grad=want_grad, loss=loss,
                      d_mean=d_mean, d_log_sigma=d_log_sigma)
-        time_checked(p, flags)
-        raise_flags("discretised_continuous_time_loss", flags,
-                    {NON_FINITE: "out_mean, out_log_sigma, mu or x contains NaN or infinite values",
-                     OUTSIDE_DATA_RANGE: f"x {V.DATA_RANGE_MESSAGE}"})
+        if flags:
+            fail(flags)
         if want_grad:
             ctx.save_for_backward(d_mean, d_log_sigma)
         return loss
@@ -175,9 +178,8 @@ def discretised_continuous_time_loss(out_mean, out_log_sigma, mu, t, x, sigma1, 
     """
     p = _prep_discretised_cts_loss(out_mean, out_log_sigma, mu, t, x, sigma1, num_bins, clip, noise_pred,
                                    min_loss_variance)
-    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+    if p.choice.backend == "reference":  # the native kernels check t themselves (flag_raiser)
         V.time_in_unit_interval("t", p.t)
-    if p.choice.backend == "reference":
         for name, v in (("out_mean", p.out_mean), ("out_log_sigma", p.out_log_sigma), ("x", p.x), ("mu", p.mu)):
             V.finite(name, v)
         V.in_data_range("x", p.x)
@@ -197,13 +199,14 @@ class _DiscreteCtsLoss(torch.autograd.Function):
         want_grad = ctx.needs_input_grad[0]
         loss = torch.empty(p.x.shape, dtype=p.dtype, device=p.device)
         d_logits = torch.empty_like(logits) if want_grad else loss
-        flags = call(p.choice.backend, "discrete_cts_loss", p.device, logits=logits.detach(), x=x, t=t.detach(),
-                     t_per_row=p.t_per_row, row_len=row_len(p.x), K=p.K, beta1=p.beta1, want_grad=want_grad,
-                     loss=loss, d_logits=d_logits)
-        time_checked(p, flags)
-        raise_flags("discrete_continuous_time_loss", flags,
-                    {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
-                     NON_FINITE: "logits contain NaN or infinite values"})
+        fail = flag_raiser("discrete_continuous_time_loss",
+                           {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})",
+                            NON_FINITE: "logits contain NaN or infinite values"}, p.t)
+        flags = call(p.choice.backend, "discrete_cts_loss", p.device, fail, logits=logits.detach(), x=x,
+                     t=t.detach(), t_per_row=p.t_per_row, row_len=row_len(p.x), K=p.K, beta1=p.beta1,
+                     want_grad=want_grad, loss=loss, d_logits=d_logits)
+        if flags:
+            fail(flags)
         if want_grad:
             ctx.save_for_backward(d_logits)
         return loss
@@ -245,9 +248,8 @@ def discrete_continuous_time_loss(logits, x, t, beta1):
     ``x``: integer classes (B, ...). Fused softmax + loss + gradient in one pass.
     """
     p = _prep_discrete_cts_loss(logits, x, t, beta1)
-    if p.choice.backend != "cpu":  # the CPU kernel checks t itself (time_checked)
+    if p.choice.backend == "reference":  # the native kernels check t themselves (flag_raiser)
         V.time_in_unit_interval("t", p.t)
-    if p.choice.backend == "reference":
         _check_classes("x", p.x, p.K)
         V.finite("logits", p.logits)
         full = torch.cat([torch.zeros_like(logits), logits], -1) if logits.shape[-1] == 1 else logits

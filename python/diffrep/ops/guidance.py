@@ -32,7 +32,7 @@ import torch
 
 from . import _validate as V
 from ._dispatch import register, select
-from ._native_call import NON_FINITE, raise_flags, run
+from ._native_call import NON_FINITE, raise_flags, run_deferrable, run_unflagged
 from .reference import guidance as ref
 
 __all__ = ["log_posterior"]
@@ -72,14 +72,20 @@ def _prep(z, mu, logvar, *, constant=True):
     return p
 
 
+def _fail(flags: int) -> None:
+    raise_flags("log_posterior", flags, {NON_FINITE: "z, mu or logvar contains NaN or infinite values "
+                                                     "(or exp(-logvar) overflows)"})
+
+
 class _LogPosterior(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, mu, logvar, p):
         out = torch.empty(mu.shape[0], dtype=mu.dtype, device=mu.device)
-        flags = run(p.choice.backend, "log_posterior_fwd", mu.device, z=z.detach(), mu=mu.detach(),
-                    logvar=logvar.detach(), samples=p.S, constant=ref.LOG_2PI if p.constant else 0.0, out=out)
-        raise_flags("log_posterior", flags, {NON_FINITE: "z, mu or logvar contains NaN or infinite values "
-                                                         "(or exp(-logvar) overflows)"})
+        flags = run_deferrable(p.choice.backend, "log_posterior_fwd", mu.device, _fail, z=z.detach(), mu=mu.detach(),
+                               logvar=logvar.detach(), samples=p.S, constant=ref.LOG_2PI if p.constant else 0.0,
+                               out=out)
+        if flags:
+            _fail(flags)
         ctx.save_for_backward(z, mu, logvar)
         ctx.p = p
         return out
@@ -98,8 +104,8 @@ class _LogPosteriorBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grad, z, mu, logvar, p):
         d_z, d_mu, d_lv = torch.empty_like(z), torch.empty_like(mu), torch.empty_like(logvar)
-        run(p.choice.backend, "log_posterior_bwd", mu.device, grad=grad.detach(), z=z.detach(), mu=mu.detach(),
-            logvar=logvar.detach(), samples=p.S, d_z=d_z, d_mu=d_mu, d_logvar=d_lv)
+        run_unflagged(p.choice.backend, "log_posterior_bwd", mu.device, grad=grad.detach(), z=z.detach(),
+                      mu=mu.detach(), logvar=logvar.detach(), samples=p.S, d_z=d_z, d_mu=d_mu, d_logvar=d_lv)
         ctx.save_for_backward(grad, z, mu, logvar)
         ctx.p = p
         ctx.set_materialize_grads(False)
@@ -114,9 +120,9 @@ class _LogPosteriorBackward(torch.autograd.Function):
         g_bar, z_bar = torch.empty_like(grad), torch.empty_like(z)
         mu_bar, lv_bar = torch.empty_like(mu), torch.empty_like(logvar)
         gz, gmu, glv = (t.contiguous() if t is not None else None for t in (gz, gmu, glv))
-        run(ctx.p.choice.backend, "log_posterior_bwd2", mu.device, grad=grad.detach(), z=z.detach(), mu=mu.detach(),
-            logvar=logvar.detach(), samples=ctx.p.S, grad_d_z=gz, grad_d_mu=gmu, grad_d_logvar=glv, g_bar=g_bar,
-            z_bar=z_bar, mu_bar=mu_bar, logvar_bar=lv_bar)
+        run_unflagged(ctx.p.choice.backend, "log_posterior_bwd2", mu.device, grad=grad.detach(), z=z.detach(),
+                      mu=mu.detach(), logvar=logvar.detach(), samples=ctx.p.S, grad_d_z=gz, grad_d_mu=gmu,
+                      grad_d_logvar=glv, g_bar=g_bar, z_bar=z_bar, mu_bar=mu_bar, logvar_bar=lv_bar)
         return g_bar, z_bar, mu_bar, lv_bar, None
 
 

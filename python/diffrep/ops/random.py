@@ -17,7 +17,7 @@ import torch
 from .. import _checks
 from . import _validate
 from ._dispatch import register, select
-from ._native_call import run
+from ._native_call import run_unflagged
 from .reference import philox
 
 
@@ -37,7 +37,9 @@ def philox_key(generator: torch.Generator | None = None) -> tuple[int, int]:
     made into a reused per-thread int64 word read through a numpy view: ATen's randint is
     ``empty(size).random_(low, high, generator)``, so the value and the generator's advance are
     randint's (tests/ops/test_bfn_lean_path.py checks it), without the allocation and ``item()``
-    (~3 us of every flow and sender update; docs/kernels/bfn.md#performance)."""
+    (~3 us of every flow and sender update; docs/kernels/bfn.md#performance). A CUDA generator gives
+    its key without reading the device (:func:`_device_generator_key`); a generator on another device
+    draws the randint there and reads it back."""
     check_generator(generator)
     if generator is None or generator.device.type == "cpu":
         word = getattr(_key_word, "word", None)
@@ -47,9 +49,43 @@ def philox_key(generator: torch.Generator | None = None) -> tuple[int, int]:
             word = _key_word.word = (tensor, tensor.numpy())
         word[0].random_(-(2**63), 2**63 - 1, generator=generator)
         return int(word[1][0]) & ((1 << 64) - 1), 0
+    if generator.device.type == "cuda":
+        key = _device_generator_key(generator)
+        if key is not None:
+            return key
     device = generator.device
     seed = torch.randint(-(2**63), 2**63 - 1, (1,), generator=generator, dtype=torch.int64, device=device)
     return int(seed.item()) & ((1 << 64) - 1), 0
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
+    OOPSLA 2014): a bijection of 64-bit words that spreads neighbouring inputs over the whole range."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _device_generator_key(generator: torch.Generator):
+    """The key of a call from a CUDA generator without reading the device (docs/kernels/random.md#key-and-counter):
+    torch keeps a CUDA generator's Philox state (seed, offset) on the host, so the key hashes them and the
+    generator moves on by one Philox block (offset + 4, as torch's own draws advance it). A randint drawn on the
+    device and read back (the general path) waits for the GPU: a host-device synchronisation per random op. None
+    where this torch cannot (no get_offset/set_offset, a refused offset, a CUDA graph capture) or the offset did
+    not move: then the general path runs."""
+    try:
+        offset = generator.get_offset()
+        generator.set_offset(offset + 4)
+        moved = generator.get_offset() == offset + 4
+        seed = generator.initial_seed()
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
+    if not moved:  # the same key twice would repeat a call's noise: never
+        return None
+    return _mix64((_mix64(seed & _MASK64) + offset) & _MASK64), 0
 
 
 @register("random.normal")
@@ -85,7 +121,7 @@ def fill_normal(out: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
     if choice.backend == "reference":
         out.copy_(philox.normals(out.numel(), seed, offset, out.dtype, out.device).reshape(out.shape))
     else:
-        run(choice.backend, "normal_fill", out.device, out=out, seed=seed, offset=offset)
+        run_unflagged(choice.backend, "normal_fill", out.device, out=out, seed=seed, offset=offset)
     return out
 
 

@@ -1,4 +1,4 @@
-// Host build of the CUDA launchers of the BFN, random and guidance families (csrc/*/..._cuda.cu, run
+// Host build of the CUDA launchers of the BFN, random, guidance and kNN families (csrc/*/..._cuda.cu, run
 // through tests/ops/native/cuda_host/cuda_runtime.h), for tests/ops/test_cuda_launchers_host.py.
 // Each launcher is compared with a plain serial loop over the same element bodies (bfn_math.h,
 // guidance_math.h) written here from the kernels' documented indexing: item i's per-example value at
@@ -12,6 +12,7 @@
 // largest relative error).
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -25,6 +26,7 @@
 #include "common/philox.h"
 #include "guidance/guidance_math.h"
 #include "guidance/guidance_ops.h"
+#include "knn/knn_ops.h"
 #include "random/random_ops.h"
 
 using namespace diffrep;
@@ -267,6 +269,44 @@ static void bfn_family(const char* tn, int64_t rows, int64_t row_len, bool per_r
   }
 }
 
+// The t-taking kernels flag t outside [0, 1] (NaN included) as kNonFiniteInput, as the CPU launchers do
+// (Python reads nothing back for t: docs/kernels/bfn.md#host-reads-on-cuda). Clean data, one bad t at
+// `bad` (the last row reaches the grid-stride loops' wrap): the flag is exactly kNonFiniteInput, and 0
+// with every t in [0, 1] (the ends included).
+template <typename T>
+static void time_flags(const char* tn, int64_t rows, int64_t row_len, bool per_row) {
+  const int64_t n = rows * row_len, K = 3;
+  const auto x = uniform<T>(n, -1, 1), mu = uniform<T>(n, -1, 1), om = uniform<T>(n, -1, 1);
+  const auto ols = uniform<T>(n, -2, 0), logits = uniform<T>(n * K, -2, 2);
+  const auto xi = classes(n, K);
+  std::vector<T> xq(n);
+  for (int64_t i = 0; i < n; ++i) xq[i] = T(2 * ((i % K) + 0.5) / K - 1);  // bin centres: inside [-1, 1]
+  std::vector<T> a(n), b(n), c(n * K), d(n * K);
+  const double bads[] = {-1.0, 0.0, 1.0, 0.5, -1e-7, 1.0000001, double(NAN), double(INFINITY)};
+  for (int which = 0; which < 8; ++which) {
+    const double bad = bads[which];
+    auto t = uniform<T>(per_row ? rows : n, 0, 1);
+    t.back() = T(bad);
+    const int32_t want = (T(bad) >= T(0) && T(bad) <= T(1)) ? 0 : int32_t(kNonFiniteInput);
+    const std::string tag = std::string(tn) + ".n" + std::to_string(n) + (per_row ? ".row" : ".elem") + ".t" +
+                            std::to_string(which);
+    int32_t f = 0;
+    cuda::cts_flow<T>(Launch{0, 0, &f}, n, x.data(), t.data(), per_row, row_len, T(-13.8), nullptr, 1, 0, a.data());
+    report_flags("cts_flow.time." + tag, f, want);
+    f = 0;
+    cuda::disc_flow<T>(Launch{0, 0, &f}, n, xi.data(), t.data(), per_row, row_len, K, T(3.0), nullptr, 1, 0, c.data());
+    report_flags("disc_flow.time." + tag, f, want);
+    f = 0;
+    cuda::disc_cts_loss<T>(Launch{0, 0, &f}, n, om.data(), ols.data(), mu.data(), t.data(), per_row, row_len, xq.data(),
+                           T(-13.8), K, true, true, T(-1), true, a.data(), b.data(), b.data());
+    report_flags("disc_cts_loss.time." + tag, f, want);
+    f = 0;
+    cuda::discrete_cts_loss<T>(Launch{0, 0, &f}, n, logits.data(), xi.data(), t.data(), per_row, row_len, K, T(9.0),
+                               true, a.data(), d.data());
+    report_flags("discrete_cts_loss.time." + tag, f, want);
+  }
+}
+
 template <typename T>
 static void random_family(const char* tn) {
   for (int64_t n : {1, 6, 4099}) {
@@ -342,6 +382,77 @@ static void guidance_family(const char* tn) {
   }
 }
 
+// The tiled kNN scan (knn_cuda.cu: 64 query rows per block, 64-column tiles, dimensions staged 32 at a
+// time) against a brute force written here: d2 = sum_k (q_k - c_k)^2 summed in k order (the kernel's
+// zero-padded dimensions add exact zeros, so the sums agree bit for bit), the kk-th smallest non-NaN d2
+// of each row (ties with multiplicity; +inf when fewer), the count of points j with d2 <= r2_j
+// (strict: <), a flag for any non-finite d2. Coordinates on a grid of 1/4 give exact distances, so ties,
+// duplicates at 0 and queries exactly on a ball's boundary occur. m <= 128: the emulated grid (2 blocks)
+// covers every row (the kernel has no grid-stride loop: one block per 64 rows).
+template <typename T>
+static void knn_family(const char* tn) {
+  struct Case {
+    int64_t m, n, d;
+    int kk;
+    bool grid, with_r2, strict, nan;
+  };
+  const Case cases[] = {{1, 1, 1, 1, true, true, false, false},      {63, 65, 31, 4, true, true, true, false},
+                        {128, 130, 70, 32, false, true, false, false}, {65, 64, 32, 0, true, true, false, false},
+                        {2, 200, 33, 5, true, false, false, false},    {64, 129, 3, 3, true, true, true, true},
+                        {100, 64, 64, 1, false, true, false, true}};
+  for (const Case& cs : cases) {
+    const auto [m, n, d, kk, grid, with_r2, strict, nan] = cs;
+    const std::string tag = std::string(tn) + ".m" + std::to_string(m) + ".n" + std::to_string(n) + ".d" +
+                            std::to_string(d) + ".kk" + std::to_string(kk) + (with_r2 ? (strict ? ".lt" : ".le") : "") +
+                            (nan ? ".nan" : "");
+    auto q = uniform<T>(m * d, -1, 1), c = uniform<T>(n * d, -1, 1);
+    if (grid) {
+      for (auto& v : q) v = T(std::round(double(v) * 4) / 4);
+      for (auto& v : c) v = T(std::round(double(v) * 4) / 4);
+    }
+    for (int64_t k = 0; k < d; ++k) c[(n - 1) * d + k] = q[k];  // a duplicate of query 0: d2 exactly 0
+    if (nan) {
+      q[(m - 1) * d] = T(NAN);                  // the last row: every d2 NaN
+      c[(n / 2) * d + d - 1] = T(INFINITY);     // one point at infinity: d2 inf for every row
+    }
+    std::vector<T> d2(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T acc = T(0);
+        for (int64_t k = 0; k < d; ++k) {
+          const T t = q[i * d + k] - c[j * d + k];
+          acc += t * t;
+        }
+        d2[i * n + j] = acc;
+      }
+    std::vector<T> r2(n);
+    for (int64_t j = 0; j < n; ++j) r2[j] = d2[(j % m) * n + j];  // some query on each ball's boundary
+    if (n > 2) r2[1] = T(0);
+    int32_t fw = 0;
+    std::vector<T> want_kth(m);
+    std::vector<int64_t> want_count(m);
+    for (int64_t i = 0; i < m; ++i) {
+      std::vector<T> row;
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = d2[i * n + j];
+        if (!std::isfinite(v)) fw |= kNonFiniteInput;
+        if (v == v) row.push_back(v);
+        if (with_r2 && (strict ? v < r2[j] : v <= r2[j])) ++want_count[i];
+      }
+      std::sort(row.begin(), row.end());
+      want_kth[i] = kk > 0 && int64_t(row.size()) >= kk ? row[kk - 1] : T(INFINITY);
+    }
+    std::vector<T> kth(m, T(-7));
+    std::vector<int64_t> count(m, -7);
+    int32_t fg = 0;
+    cuda::knn_scan<T>(Launch{0, 0, &fg}, d, m, n, q.data(), c.data(), kk, strict, with_r2 ? r2.data() : nullptr,
+                      kk > 0 ? kth.data() : nullptr, with_r2 ? count.data() : nullptr);
+    if (kk > 0) report("knn_scan.kth." + tag, kth, want_kth);
+    if (with_r2) report("knn_scan.count." + tag, count, want_count);
+    report_flags("knn_scan." + tag, fg, fw);
+  }
+}
+
 int main() {
   for (bool per_row : {true, false})
     for (bool inject : {false, true}) {
@@ -349,9 +460,16 @@ int main() {
       bfn_family<double>("f64", 3, 37, per_row, inject);
     }
   bfn_family<float>("f32", 9, 233, true, false);  // (n + 3) / 4 > 2 blocks of 256: the grid-stride loops wrap
+  for (bool per_row : {true, false}) {
+    time_flags<float>("f32", 3, 5, per_row);
+    time_flags<double>("f64", 3, 5, per_row);
+  }
+  time_flags<float>("f32", 9, 233, true);  // the bad t in a row past the capped grid's first pass
   random_family<float>("f32");
   random_family<double>("f64");
   guidance_family<float>("f32");
   guidance_family<double>("f64");
+  knn_family<float>("f32");
+  knn_family<double>("f64");
   return 0;
 }

@@ -7,6 +7,8 @@
 // the launch's grid does not. What this cannot show: device arithmetic (FMA contraction, libdevice),
 // races between blocks, the real limits of a launch, streams.
 #pragma once
+#include <math.h>  // isfinite, INFINITY in the kernels' own code (knn_cuda.cu)
+
 #include <barrier>
 #include <cstdint>
 #include <functional>
@@ -19,6 +21,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static  // blocks run one at a time: one copy is the block's
+#define __launch_bounds__(...)
 
 typedef int cudaError_t;
 typedef void* cudaStream_t;
