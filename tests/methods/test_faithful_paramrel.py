@@ -230,41 +230,56 @@ def test_eq7_mmd_pair_by_pair():
     assert got == pytest.approx(want, rel=1e-5)
 
 
-def test_eq6_default_objective_of_paramrel_d(monkeypatch):
-    """Defaults (gamma, lambda) = (1, 0.01) on discrete data: loss = mean_b K beta(1) t_b ||e_x - e_hat||^2 + 0.01 MMD^2, no
-    KL term; the reconstruction term is reported (report_reconstruction) but never added to the loss."""
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.01), (0.5, 0.7)])
+def test_eq6_objective_of_paramrel_d(gamma, lam, monkeypatch):
+    """Eq. 6 on discrete data, in float64: loss = mean_b [K beta(1) t_b ||e_x - e_hat||^2 + (1 - gamma) KL_b] +
+    (gamma + lambda - 1) MMD^2, KL_b = 1/2 sum(m^2 + e^lv - lv - 1), the MMD on the sampled z the decoder read. At the
+    defaults (1, 0.01): no KL term, MMD weight 0.01. The reconstruction term is reported (report_reconstruction), never
+    added to the loss."""
     import diffrep.ops.mmd as mmd_ops
 
-    m = _perturbed(tiny("discrete"))
+    m = _perturbed(tiny("discrete", gamma_mi=gamma, lambda_agg=lam)).double()
     rec = {}
-    dec, real = m.decode_net, mmd_ops.mmd2
+    post, dec, real = m.posterior, m.decode_net, mmd_ops.mmd2
+
+    def spy_post(state, t, **kw):
+        out = post(state, t, **kw)
+        rec["post"] = (out[0].detach(), out[1].detach())
+        return out
 
     def spy_dec(state, t, z, **kw):
         out = dec(state, t, z, **kw)
-        rec["dec"] = (t, out.detach())
+        rec["dec"] = (t, z.detach(), out.detach())
         return out
 
     def spy_mmd(a, b, **kw):
         rec["mmd"] = (a.detach(), b.detach())
         return real(a, b, **kw)
 
+    monkeypatch.setattr(m, "posterior", spy_post)
     monkeypatch.setattr(m, "decode_net", spy_dec)
     monkeypatch.setattr(mmd_ops, "mmd2", spy_mmd)
-    x = (torch.rand(6, 1, 8, 8, generator=G(33)) * 2 - 1).sign()
+    x = (torch.rand(6, 1, 8, 8, generator=G(33)) * 2 - 1).sign().double()
     out = m.loss((x, None), generator=G(34))
-    t, logits = rec["dec"]
-    tt = t.double().reshape(-1, 1, 1, 1)
-    p1 = torch.sigmoid(logits.double())
+    t, z, logits = rec["dec"]
+    mean, logvar = rec["post"]
+    tt = t.reshape(-1, 1, 1, 1)
+    p1 = torch.sigmoid(logits)
     b1 = m.config.bfn.sqrt_beta1 ** 2
     l_inf = (2 * b1 * tt * 2 * ((x > 0).double() - p1) ** 2).reshape(6, -1).sum(1)
+    kl = 0.5 * (mean ** 2 + logvar.exp() - logvar - 1).sum(1)
     a, b = rec["mmd"]
+    assert torch.equal(a, z) and not torch.allclose(z, mean, atol=1e-3)  # the sample, in the MMD and the decoder
     d2 = float(a.shape[1] ** 2)
 
     def gram(u, v):
-        return torch.exp(-((u.double()[:, None] - v.double()[None]) ** 2).sum(-1) / d2).mean()
+        return torch.exp(-((u[:, None] - v[None]) ** 2).sum(-1) / d2).mean()
 
     mmd = gram(a, a) + gram(b, b) - 2 * gram(a, b)
-    assert float(out["loss"].detach()) == pytest.approx(float(l_inf.mean() + 0.01 * mmd), rel=1e-5)
+    want = (l_inf + (1 - gamma) * kl).mean() + (gamma + lam - 1) * mmd
+    assert float(out["loss"].detach()) == pytest.approx(float(want), rel=1e-10)
+    assert float(out["kl"]) == pytest.approx(float(kl.mean()), rel=1e-10)
+    assert float(out["mmd"]) == pytest.approx(float(mmd), rel=1e-10)
     m.config.report_reconstruction = True
     with_rec = m.loss((x, None), generator=G(34))
     assert float(with_rec["recon_loss"]) > 0 and torch.equal(with_rec["loss"].detach(), out["loss"].detach())
@@ -411,3 +426,61 @@ def test_table5_recipes(name, latent, batch, lr, mult, base, data, bins, n_train
     assert m.unet.attention_resolutions == () and m.unet.middle_attention
     assert (m.gamma_mi, m.lambda_agg, m.sample_steps, m.encoder, m.encoder_input) == (1.0, 0.01, 1000, "progressive",
                                                                                       "theta")
+
+
+def test_reconstruction_term_draws_z0_from_q():
+    """The distortion term E_{q(z_0, theta_0)} ln p_O(x_0 | psi(theta_0, z_0)) (SepDiff Eq. 4): theta_1 ~ p_F(. | x; 1),
+    then z_1 = mean + e^(logvar/2) eps with eps the generator's next draw, and -ln p_O(x | psi) by hand (Bernoulli)."""
+    m = _perturbed(tiny("discrete")).double()
+    x = (torch.rand(3, 1, 8, 8, generator=G(42)) * 2 - 1).sign().double()
+    got = m.reconstruction_loss(x, G(43))
+    g = G(43)
+    state = m.flow.sample(m.flow.prepare_data(x), 1.0, g, dtype=torch.float64)
+    mean, logvar = m.posterior(state, state.t)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g, dtype=torch.float64)
+    p1 = torch.sigmoid(m.decode_net(state, state.t, z))
+    want = -torch.where(x > 0, p1, 1 - p1).log().reshape(3, -1).sum(1)
+    assert torch.allclose(got, want.detach(), rtol=1e-9)
+
+
+def test_eq4_sampling_first_step_sender_noise_and_prior_draws(monkeypatch):
+    """ParamReL Eq. 4 / SepDiff Table 3: from the prior (mu = 0, rho = 1) the network at t = 0 gives x_hat = 0 (the
+    t < 1e-6 guard); the sender sample y ~ N(0, 1/alpha_1), alpha_1 = sigma1^(-2/n) - 1, updates mu_1 = alpha_1 y /
+    (1 + alpha_1), so mu_1 has std sqrt(alpha_1)/(1 + alpha_1). z_source="prior_per_step": a fresh N(0, I) per step."""
+    n = 4
+    m = _perturbed(tiny("continuous", steps=n)).eval()
+    s1 = m.config.bfn.sigma1
+    seen = []
+    dec = m.decode_net
+
+    def spy_dec(state, t, z, **kw):
+        seen.append((float(t[0]), state.params.clone(), z.detach()))
+        return dec(state, t, z, **kw)
+
+    monkeypatch.setattr(m, "decode_net", spy_dec)
+    m.sample(128, z_source="prior_per_step", generator=G(44))
+    t1, mu1, _ = seen[1]
+    a1 = s1 ** (-2 / n) - 1
+    assert t1 == pytest.approx(1 / n) and abs(float(mu1.mean())) < 0.05 * math.sqrt(a1) / (1 + a1)
+    assert float(mu1.std()) == pytest.approx(math.sqrt(a1) / (1 + a1), rel=0.03)
+    zs = torch.stack([z for _, _, z in seen])  # [n + 1, 128, 4]
+    assert abs(float(zs.mean())) < 0.05 and 0.95 < float(zs.std()) < 1.05
+    assert all(not torch.allclose(zs[i], zs[i + 1]) for i in range(n))
+
+
+def test_decoding_is_deterministic_and_time_varying_reads_z_at_t_star():
+    """The decoder undoes the deterministic inversion (no sender noise, x_hat = E p_O, so discrete data decode identically
+    whatever the global RNG), and time-varying generation holds z[round(t* n)] (encoded at t*) at every step."""
+    m = _perturbed(tiny("discrete", steps=10), 0.2).eval()
+    x = (torch.rand(2, 1, 8, 8, generator=G(45)) * 2 - 1).sign()
+    rev = m.reverse_sample(x)
+    torch.manual_seed(1)
+    a = m.decode(rev)
+    torch.manual_seed(2)
+    assert torch.equal(a, m.decode(rev))
+    c = _perturbed(tiny("continuous", steps=10), 0.2).eval()
+    xc = torch.rand(2, 1, 8, 8, generator=G(46)) * 2 - 1
+    rc = c.reverse_sample(xc)
+    fixed = c.time_varying(xc, (0.9,))[0]
+    assert torch.allclose(fixed, c.decode(type(rc)(rc.z[9].expand_as(rc.z).clone(), rc.subcode)), atol=1e-6)
+    assert not torch.allclose(fixed, c.decode(type(rc)(rc.z[1].expand_as(rc.z).clone(), rc.subcode)), atol=1e-4)
