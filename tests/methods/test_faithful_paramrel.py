@@ -484,3 +484,19 @@ def test_decoding_is_deterministic_and_time_varying_reads_z_at_t_star():
     fixed = c.time_varying(xc, (0.9,))[0]
     assert torch.allclose(fixed, c.decode(type(rc)(rc.z[9].expand_as(rc.z).clone(), rc.subcode)), atol=1e-6)
     assert not torch.allclose(fixed, c.decode(type(rc)(rc.z[1].expand_as(rc.z).clone(), rc.subcode)), atol=1e-4)
+
+
+def test_discretised_data_are_bin_centres_for_every_reader():
+    """Discretised data (K bins) are quantised to the centres (2k - 1)/K - 1 before anything reads them (BFN's data
+    transform; docs/kernels/bfn.md#quantisation): the flow's noise-free state at t = 1 is gamma(1) x_c, and the public
+    code's x-encoder (encoder_input="x") reads x_c too, written out here with the floor rule."""
+    K = 16
+    x = torch.rand(3, 1, 8, 8, generator=G(47)) * 2 - 1
+    xc = ((((x + 1) / 2 * K).floor().clamp(0, K - 1) * 2 + 1) / K - 1)
+    assert not torch.allclose(x, xc, atol=1e-3)
+    for enc_in in ("theta", "x"):
+        m = _perturbed(tiny("discretised", encoder_input=enc_in))
+        s1 = m.config.bfn.sigma1
+        read = xc * (1 - s1 ** 2) if enc_in == "theta" else xc
+        want = m.encoder.gaussian_params(read, torch.full((3,), 1000.0))[:, :4]
+        assert torch.allclose(m.encode(x), want, atol=1e-5), enc_in

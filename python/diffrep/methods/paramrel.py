@@ -303,10 +303,12 @@ class ParamReL(PretrainedMixin, nn.Module):
                z: torch.Tensor | None = None, final: str | None = None) -> torch.Tensor:
         """Unconditional generation (SepDiff Alg. 1 / Eq. 2; ParamReL Eq. 4): n images in [-1, 1].
 
-        ``z_source``: ``"encoder"`` (re-encode theta at every step and draw z_t ~ q(z_t | theta_t, t); SepDiff Eq. 2,
-        Alg. 1), ``"encoder_mean"`` (the posterior mean instead of a draw), ``"prior_per_step"`` (a fresh N(0, I) draw per step; ParamReL Eq. 4), ``"prior_fixed"`` (one draw
-        for all steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L].
-        The prior is deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution).
+        ``z_source``: ``"encoder"`` (re-encode theta at every step and draw z_t ~ q(z_t | theta_t, t), the final
+        decode's z_0 too; SepDiff Eq. 2, Alg. 1), ``"encoder_mean"`` (the posterior mean instead of a draw),
+        ``"prior_per_step"`` (a fresh N(0, I) draw per step; ParamReL Eq. 4), ``"prior_fixed"`` (one draw for all
+        steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L]. The prior is
+        deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution); the sender noise and
+        the final mode are documented in docs/methods/paramrel.md#faithfulness-review.
         """
         n = positive_int(n, "n")
         cfg = self.config
