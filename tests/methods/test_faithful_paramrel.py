@@ -228,6 +228,11 @@ def test_eq7_mmd_pair_by_pair():
     want = mean_k(prior, prior) - 2 * mean_k(z, prior) + mean_k(z, z)
     got = float(m._mmd(z, torch.full((4,), 0.5, dtype=torch.float64), G(32)))
     assert got == pytest.approx(want, rel=1e-5)
+    # a float64 model draws its prior sample in float64 (8 x 3 normals: torch's float32 and float64 draws differ)
+    z64 = torch.randn(8, 3, generator=G(48), dtype=torch.float64)
+    prior64 = torch.randn(8, 3, generator=G(49), dtype=torch.float64)
+    got64 = float(m.double()._mmd(z64, torch.full((8,), 0.5, dtype=torch.float64), G(49)))
+    assert got64 == pytest.approx(mean_k(prior64, prior64) - 2 * mean_k(z64, prior64) + mean_k(z64, z64), rel=1e-12)
 
 
 @pytest.mark.parametrize("gamma,lam", [(1.0, 0.01), (0.5, 0.7)])
@@ -259,8 +264,9 @@ def test_eq6_objective_of_paramrel_d(gamma, lam, monkeypatch):
     monkeypatch.setattr(m, "posterior", spy_post)
     monkeypatch.setattr(m, "decode_net", spy_dec)
     monkeypatch.setattr(mmd_ops, "mmd2", spy_mmd)
-    x = (torch.rand(6, 1, 8, 8, generator=G(33)) * 2 - 1).sign().double()
-    out = m.loss((x, None), generator=G(34))
+    x32 = (torch.rand(6, 1, 8, 8, generator=G(33)) * 2 - 1).sign()  # float32 images: the model computes in its float64
+    x = x32.double()
+    out = m.loss((x32, None), generator=G(34))
     t, z, logits = rec["dec"]
     mean, logvar = rec["post"]
     tt = t.reshape(-1, 1, 1, 1)
@@ -281,7 +287,7 @@ def test_eq6_objective_of_paramrel_d(gamma, lam, monkeypatch):
     assert float(out["kl"]) == pytest.approx(float(kl.mean()), rel=1e-10)
     assert float(out["mmd"]) == pytest.approx(float(mmd), rel=1e-10)
     m.config.report_reconstruction = True
-    with_rec = m.loss((x, None), generator=G(34))
+    with_rec = m.loss((x32, None), generator=G(34))
     assert float(with_rec["recon_loss"]) > 0 and torch.equal(with_rec["loss"].detach(), out["loss"].detach())
 
 
@@ -432,15 +438,15 @@ def test_reconstruction_term_draws_z0_from_q():
     """The distortion term E_{q(z_0, theta_0)} ln p_O(x_0 | psi(theta_0, z_0)) (SepDiff Eq. 4): theta_1 ~ p_F(. | x; 1),
     then z_1 = mean + e^(logvar/2) eps with eps the generator's next draw, and -ln p_O(x | psi) by hand (Bernoulli)."""
     m = _perturbed(tiny("discrete")).double()
-    x = (torch.rand(3, 1, 8, 8, generator=G(42)) * 2 - 1).sign().double()
-    got = m.reconstruction_loss(x, G(43))
+    x = (torch.rand(5, 1, 8, 8, generator=G(42)) * 2 - 1).sign().double()  # 5 x 4 latents: >= 16 normals per draw
+    got = m.reconstruction_loss(x.float(), G(43))
     g = G(43)
     state = m.flow.sample(m.flow.prepare_data(x), 1.0, g, dtype=torch.float64)
     mean, logvar = m.posterior(state, state.t)
     z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g, dtype=torch.float64)
     p1 = torch.sigmoid(m.decode_net(state, state.t, z))
-    want = -torch.where(x > 0, p1, 1 - p1).log().reshape(3, -1).sum(1)
-    assert torch.allclose(got, want.detach(), rtol=1e-9)
+    want = -torch.where(x > 0, p1, 1 - p1).log().reshape(5, -1).sum(1)
+    assert got.dtype == torch.float64 and torch.allclose(got, want.detach(), rtol=1e-9)
 
 
 def test_eq4_sampling_first_step_sender_noise_and_prior_draws(monkeypatch):
