@@ -51,9 +51,7 @@ class ParamReLConfig(Config):
     sample_steps: Annotated[int, Ge(1)] = 100  # n of the n-step sampler (SepDiff Alg. 1)
     final: Literal["mode", "sample"] = "mode"  # sampler output: mode of the final output distribution, or a sample
     legacy_skip_last_update: bool = False  # the public code's loop with n - 1 Bayesian updates (compat)
-    # z in sampling: a draw from q re-encoded at each step (SepDiff Eq. 2 / Alg. 1), the mean of q, a prior draw per
-    # step (ParamReL Eq. 4), or one prior draw for all steps (the public code)
-    z_source: Literal["encoder", "encoder_mean", "prior_per_step", "prior_fixed"] = "encoder"
+    z_source: Literal["encoder", "encoder_mean", "prior_per_step", "prior_fixed"] = "encoder"  # z in sampling: a draw from q re-encoded each step (SepDiff Eq. 2, Alg. 1), its mean, a prior draw per step (ParamReL Eq. 4), or one prior draw (code)
     sender_noise: bool = True  # sampling draws the sender sample y ~ p_S (False: its mean E[y | x~], the public code, SepDiff Eq. 2)
     reverse_dtype: Literal["float64", "float32"] = "float64"  # dtype of reverse-sampling's exact inverse updates (float64: round-off grows as sigma1^-2)
     encoder_logvar_init: float = 0.0  # initial bias of the log-variance head (unspecified by the papers)
