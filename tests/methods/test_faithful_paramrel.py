@@ -429,6 +429,9 @@ def test_table5_recipes(name, latent, batch, lr, mult, base, data, bins, n_train
     assert m.bfn.data == data and (bins is None or m.bfn.num_bins == bins)
     assert data != "discrete" or m.bfn.num_classes == 2
     assert tr.steps == math.ceil(50 * n_train / batch)
+    # the gaps filled from the BFN code's configs: AdamW betas of mnist_discrete.yaml / the CIFAR-10 configs, wd, EMA
+    assert (tr.betas, tr.weight_decay, tr.ema_decay) == ((0.9, 0.98) if data == "discrete" else (0.9, 0.99), 0.01,
+                                                         0.9999)
     assert m.unet.attention_resolutions == () and m.unet.middle_attention
     assert (m.gamma_mi, m.lambda_agg, m.sample_steps, m.encoder, m.encoder_input) == (1.0, 0.01, 1000, "progressive",
                                                                                       "theta")
