@@ -202,13 +202,18 @@ def test_paramrel_chains_read_a_fixed_number_and_give_the_public_steps_numbers(k
         counts[steps] = (c_s, c_r, c_d)
         with torch.no_grad():  # ParamReL's generation written out with the public posterior, decoder and steps
             g, times = _g(), step_times(steps)
+
+            def z_draw(state, t):  # SepDiff Eq. 2: z_t ~ q(z_t | theta_t, t), drawn before the step's other draws
+                mean, logvar = m.posterior(state, t)
+                return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+
             state = m.flow.prior((2, 1, 8, 8), dtype=model_dtypes(m)[1])
             for i in range(1, steps + 1):
                 t = torch.full((2,), times[i - 1], dtype=torch.float64)
-                dist = m.output(m.decode_net(state, t, m.posterior(state, t)[0]), state, t)
+                dist = m.output(m.decode_net(state, t, z_draw(state, t)), state, t)
                 state, _ = m.flow.step(state, dist.sample(g), times[i], g, sender_noise=m.config.sender_noise)
             t = torch.ones(2, dtype=torch.float64)
-            ref = m._to_images(m.output(m.decode_net(state, t, m.posterior(state, t)[0]), state, t).mode)
+            ref = m._to_images(m.output(m.decode_net(state, t, z_draw(state, t)), state, t).mode)
             assert torch.equal(out, ref)
             state = rev.subcode  # decode: the stored code z_s at t = s/n, the output mean, no sender noise
             for i in range(1, steps + 1):

@@ -211,14 +211,19 @@ def test_mmd_strata_mean_and_decoder_latent_options(monkeypatch):
     assert float(out["mmd"]) == pytest.approx(float(want), rel=1e-4, abs=1e-7)
 
 
-def test_reconstruction_loss_reads_t1_and_the_posterior_mean(monkeypatch):
+def test_reconstruction_loss_reads_t1_and_a_draw_from_the_posterior(monkeypatch):
+    """L^r = -ln p_O(x | psi(theta_1, z_1)), theta_1 ~ p_F(. | x; 1) and z_1 ~ q(z | theta_1, 1) (SepDiff Eq. 4's
+    E_{q(z_0, theta_0)}): z_1 = mean + e^(logvar / 2) eps with eps the generator's draw after theta_1's."""
     m = _perturbed(tiny("discrete", report_reconstruction=True))
     x = _images("discrete", 3, seed=10)
     rec = _capture(m, monkeypatch)
     got = m.reconstruction_loss(x, G(11))
-    (state, t, mean, _), = rec["post"]
+    (state, t, mean, logvar), = rec["post"]
     (_, t_dec, z, logits), = rec["dec"]
-    assert bool((t == 1).all()) and torch.equal(z, mean)
+    g = G(11)
+    m.flow.sample(m.flow.prepare_data(x), 1.0, g)
+    eps = torch.randn(mean.shape, generator=g)
+    assert bool((t == 1).all()) and torch.allclose(z, mean + torch.exp(0.5 * logvar) * eps, atol=1e-6)
     p1 = torch.sigmoid(logits.double())
     want = -torch.where(x > 0, p1, 1 - p1).log().reshape(3, -1).sum(1)
     assert torch.allclose(got.double(), want, rtol=1e-5)
@@ -228,14 +233,21 @@ def test_sampling_z_sources(monkeypatch):
     m = _perturbed(tiny("continuous", steps=3)).eval()
     rec = _capture(m, monkeypatch)
     zs = {}
-    for src in ("prior_fixed", "prior_per_step", "encoder"):
+    post = {}
+    for src in ("prior_fixed", "prior_per_step", "encoder_mean", "encoder"):
         rec["dec"].clear()
         rec["post"].clear()
         m.sample(2, z_source=src, generator=G(12))
         zs[src] = [r[2] for r in rec["dec"]]
+        post[src] = list(rec["post"])
     assert len(zs["prior_fixed"]) == 4 and all(torch.equal(z, zs["prior_fixed"][0]) for z in zs["prior_fixed"])
     assert not torch.allclose(zs["prior_per_step"][0], zs["prior_per_step"][1])
-    assert all(torch.equal(z, p[2]) for z, p in zip(zs["encoder"], rec["post"]))
+    assert all(torch.equal(z, p[2]) for z, p in zip(zs["encoder_mean"], post["encoder_mean"]))
+    # "encoder" (SepDiff Eq. 2): a draw z = mean + sigma eps from each step's posterior, not its mean
+    assert len(zs["encoder"]) == len(post["encoder"]) == 4
+    for z, (_, _, mean, logvar) in zip(zs["encoder"], post["encoder"]):
+        eps = (z - mean) / torch.exp(0.5 * logvar)
+        assert not torch.allclose(z, mean, atol=1e-3) and float(eps.abs().max()) < 5
     # given z per step: step i (t = i/3) reads z[i]; the final call at t = 1 reads z[3]
     given = torch.randn(4, 2, 4, generator=G(13))
     rec["dec"].clear()

@@ -80,7 +80,7 @@ def test_hyper_encoder_reads_the_same_features_in_training_evaluation_and_sampli
     state, t, mean_train = seen[-1]
     m.posterior = orig
     assert torch.allclose(mean_train, orig(state, t)[0], atol=1e-6)
-    # sampling: the z fed to the decoder at each step is the current state's posterior mean
+    # sampling (z_source="encoder_mean"): the z fed to the decoder at each step is the current state's posterior mean
     used = []
     dec = m.decode_net
 
@@ -90,7 +90,7 @@ def test_hyper_encoder_reads_the_same_features_in_training_evaluation_and_sampli
         return dec(state, t, z, **kw)
 
     m.decode_net = spy_dec
-    m.sample(2, z_source="encoder", generator=torch.Generator().manual_seed(0))
+    m.sample(2, z_source="encoder_mean", generator=torch.Generator().manual_seed(0))
     m.decode_net = dec
     calls = used
     assert len(calls) == 4  # 3 steps + the final call

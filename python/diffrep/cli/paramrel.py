@@ -2,7 +2,7 @@
 
     diffrep paramrel recipes
     diffrep paramrel train RECIPE [--out DIR] [--a.b VALUE ...]         (as diffrep train)
-    diffrep paramrel sample MODEL [--n 16] [--steps N] [--z-source encoder|prior_per_step|prior_fixed]
+    diffrep paramrel sample MODEL [--n 16] [--steps N] [--z-source encoder|encoder_mean|prior_per_step|prior_fixed]
     diffrep paramrel reconstruct|traverse|time-varying|interpolate MODEL [--dataset NAME] [--pool K] [--n 8]
     diffrep paramrel attributes-encoding MODEL [--dataset NAME] [--n 8] [--subcodes 4]
     diffrep paramrel eval MODEL [--dataset NAME] [--pool K] [--eval quick|full] [--json OUT]
@@ -35,7 +35,7 @@ def register(sub) -> None:
     add_recipe_verbs(verbs, "paramrel/", "train a paramrel/ recipe (same flags as diffrep train)")
     s = verbs.add_parser("sample", help="unconditional generation (SepDiff Alg. 1)")
     _model_flags(s)
-    s.add_argument("--z-source", choices=("encoder", "prior_per_step", "prior_fixed"), default=None)
+    s.add_argument("--z-source", choices=("encoder", "encoder_mean", "prior_per_step", "prior_fixed"), default=None)
     s.set_defaults(func=_sample)
     for name in TASKS:
         q = verbs.add_parser(name, help=_TASK_HELP.get(name, f"{name} images of a dataset"))

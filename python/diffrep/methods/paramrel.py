@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Annotated, Literal, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -70,111 +70,18 @@ from torch import nn
 from .._checks import finite_float, finite_numbers, positive_int, training_step
 from ..bfn import losses as bfn_losses
 from ..bfn import sampler as bfn_sampler
-from ..bfn.config import BFNDataConfig, check_unet, make_flow, make_output
+from ..bfn.config import make_flow, make_output
 from ..bfn.flows import FlowState
-from ..bfn.model import bfn_loss, check_sampler_fields, data_images, draw_time, model_dtypes
-from ..config import Config, ConfigError, Ge, Gt
+from ..bfn.model import bfn_loss, data_images, draw_time, model_dtypes
 from ..nn.pretrained import PretrainedMixin
-from ..nn.unet import UNet, UNetConfig
+from ..nn.unet import UNet
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import IMAGE_RANGE, check_images
 from ..ops._full_precision import autocast_off
-from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, decoder_unet, xattn_resolutions
+from .paramrel_config import Cond, ParamReLConfig
+from .paramrel_nets import HyperFeatureHead, ParamRelEncoder, decoder_unet
 
-__all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample"]
-
-Cond = Literal["adagn_eq12", "infodiff", "xattn"]
-
-
-@dataclasses.dataclass
-class ParamReLConfig(Config):
-    """Every open choice of the papers is a field; defaults follow the papers with the corrections of
-    docs/methods/paramrel.md (see the module docstring). ``unet`` is the decoder; build it with :func:`decoder_unet`."""
-
-    bfn: BFNDataConfig = dataclasses.field(default_factory=BFNDataConfig)  # data type, accuracy schedule and BFN loss (docs/kernels/bfn.md)
-    latent_dim: Annotated[int, Ge(1)] = 32  # dimension of z (the learned representation)
-    encoder: Literal["vanilla", "progressive", "hyper"] = "progressive"  # self-encoder q_phi(z_t | theta_t, t): vanilla (no t), progressive (AdaGN on t) or hyper (SepDiff Eq. 15-16)
-    encoder_net: ParamRelEncoderConfig = dataclasses.field(default_factory=ParamRelEncoderConfig)  # the self-encoder's down-path network
-    encoder_input: Literal["theta", "x"] = "theta"  # "x": the public code's continuous encoder (compat)
-    hyper_mixing: Literal["softmax", "raw"] = "softmax"  # encoder="hyper": mix the decoder's feature readings by softmax weights or raw scalars
-    # Ignored: kept so that configs saved before the hyper encoder read the current step's features
-    # (docs/methods/paramrel.md#eq-15-16-self-encoder) still load.
-    hyper_steps: Annotated[int, Ge(0)] = 0  # ignored; kept so that older saved configs still load
-    cond: Cond = "adagn_eq12"  # how the decoder reads z: nested AdaGN (ParamReL Eq. 12), InfoDiffusion's AdaGN, or cross-attention (SepDiff Eq. 1)
-    xattn_tokens: Annotated[int, Ge(1)] = 4  # cond="xattn": z is split into this many tokens with position embeddings
-    xattn_levels: Literal["all", "bottleneck"] = "all"  # cond="xattn": every level (SepDiff Eq. 1) or the bottleneck
-    unet: UNetConfig = dataclasses.field(default_factory=lambda: decoder_unet(
-        BFNDataConfig(), 32, model_channels=32, channel_mult=(1, 2, 4), attention_resolutions=(), num_groups=8))
-    decoder_latent: Literal["sample", "mean"] = "sample"  # "mean": the public code's deterministic feats
-    gamma_mi: Annotated[float, Ge(0)] = 1.0  # SepDiff Table 2 (gamma = 1, lambda = 0.01)
-    lambda_agg: Annotated[float, Ge(0)] = 0.01  # lambda of the MMD weight (gamma_MI + lambda_agg - 1) (SepDiff Eq. 13; Table 2: 0.01)
-    allow_negative_mmd_weight: bool = False  # permit gamma_MI + lambda_agg < 1 (a loss that maximises the MMD)
-    mmd_kernel: Literal["rbf", "imq"] = "rbf"  # MMD kernel: rbf exp(-|x-y|^2/h) or inverse multiquadric
-    mmd_bandwidth: Annotated[float, Ge(0)] = 0.0  # rbf: h of exp(-||x-y||^2/h), imq: C; 0: |z|^2 (InfoVAE, the authors' code) / 2|z|
-    mmd_estimator: Literal["biased", "unbiased"] = "biased"  # MMD^2 estimator: biased (V-statistic) or unbiased (U-statistic)
-    mmd_on: Literal["sample", "mean"] = "sample"  # the codes in the MMD: samples z ~ q or the encoder means
-    mmd_time_strata: Annotated[int, Ge(1)] = 1  # G > 1: average the MMD over G time bins (Eq. 6's per-step sum)
-    reduction: Literal["per_example", "paramrel_code", "notebook"] = "per_example"  # loss reduction: per example, or the public code's / the discrete notebooks' (compat)
-    report_reconstruction: bool = False  # log L^r (reported, never optimised, as in the BFN code)
-    time_scale: Annotated[float, Gt(0)] = 1000.0  # the networks read t * time_scale
-    sample_steps: Annotated[int, Ge(1)] = 100  # n of the n-step sampler (SepDiff Alg. 1)
-    final: Literal["mode", "sample"] = "mode"  # sampler output: mode of the final output distribution, or a sample
-    legacy_skip_last_update: bool = False  # the public code's loop with n - 1 Bayesian updates (compat)
-    z_source: Literal["encoder", "prior_per_step", "prior_fixed"] = "encoder"  # z in sampling: re-encoded each step (SepDiff), a prior draw per step (ParamReL Eq. 4), or one draw (code)
-    sender_noise: bool = True  # sampling draws the sender sample y ~ p_S (False: its mean E[y | x~], the public code, SepDiff Eq. 2)
-    reverse_dtype: Literal["float64", "float32"] = "float64"  # dtype of reverse-sampling's exact inverse updates (float64: round-off grows as sigma1^-2)
-    encoder_logvar_init: float = 0.0  # initial bias of the log-variance head (unspecified by the papers)
-
-    @property
-    def kl_weight(self) -> float:
-        return 1.0 - self.gamma_mi
-
-    @property
-    def mmd_weight(self) -> float:
-        return self.gamma_mi + self.lambda_agg - 1.0
-
-    def validate(self) -> None:
-        check_unet(self.bfn, self.unet)
-        check_sampler_fields(self)
-        flow_in = make_flow(self.bfn).input_channels(self.bfn.channels)
-        if self.encoder_input == "theta" and self.encoder_net.in_channels != flow_in:
-            raise ConfigError("encoder_net.in_channels", f"must be {flow_in} (the flow's network input), "
-                              f"got {self.encoder_net.in_channels}")
-        if self.encoder_input == "x" and self.encoder_net.in_channels != self.bfn.channels:
-            raise ConfigError("encoder_net.in_channels", f"must be {self.bfn.channels} with encoder_input='x'")
-        if self.encoder_net.image_size != self.bfn.image_size:
-            raise ConfigError("encoder_net.image_size", f"must equal bfn.image_size={self.bfn.image_size}")
-        if self.cond == "xattn":
-            if self.latent_dim % self.xattn_tokens:
-                raise ConfigError("xattn_tokens", f"{self.xattn_tokens} does not divide latent_dim={self.latent_dim}")
-            if self.unet.context_dim != self.latent_dim // self.xattn_tokens or self.unet.latent_dim:
-                raise ConfigError("unet.context_dim", f"cond='xattn' needs unet.context_dim = latent_dim / "
-                                  f"xattn_tokens = {self.latent_dim // self.xattn_tokens} and unet.latent_dim = 0")
-            want = (xattn_resolutions(self.unet.image_size, self.unet.channel_mult)
-                    if self.xattn_levels == "all" else ())
-            if set(self.unet.attention_resolutions) != set(want) or not self.unet.middle_attention:
-                raise ConfigError("unet.attention_resolutions", f"cond='xattn' with xattn_levels={self.xattn_levels!r} "
-                                  f"needs unet.attention_resolutions = {want} and unet.middle_attention = True, got "
-                                  f"{self.unet.attention_resolutions} and {self.unet.middle_attention} "
-                                  "(use decoder_unet())")
-        elif self.unet.latent_dim != self.latent_dim or self.unet.latent_cond != self.cond or self.unet.context_dim:
-            raise ConfigError("unet.latent_dim", f"cond={self.cond!r} needs unet.latent_dim={self.latent_dim}, "
-                              f"unet.latent_cond={self.cond!r}, unet.context_dim=0 (use decoder_unet())")
-        if self.kl_weight < 0:
-            raise ConfigError("gamma_mi", f"the KL weight 1 - gamma_mi = {self.kl_weight:.4g} is negative "
-                              f"(gamma_mi = {self.gamma_mi:.4g} > 1): minimising the loss would maximise the "
-                              "KL to the prior. gamma_mi must lie in [0, 1]")
-        if self.mmd_weight < 0 and not self.allow_negative_mmd_weight:
-            raise ConfigError("lambda_agg", f"the MMD weight gamma_mi + lambda_agg - 1 = {self.mmd_weight:.4g} is "
-                              f"negative (gamma_mi = {self.gamma_mi:.4g}, lambda_agg = {self.lambda_agg:.4g}; e.g. "
-                              "SepDiff's (0.9, 0.01)): minimising the loss would maximise the MMD. "
-                              "Set allow_negative_mmd_weight=True to train it literally (docs/methods/paramrel.md#eq-4-7-objective)")
-        if self.reduction == "notebook" and self.bfn.data != "discrete":
-            raise ConfigError("reduction", "'notebook' averages the BFN loss over the B x D x K one-hot entries "
-                              f"of discrete data; bfn.data is {self.bfn.data!r} (use 'paramrel_code')")
-        if self.encoder == "hyper" and self.encoder_input == "x":
-            raise ConfigError("encoder", "the hyper-feature encoder reads theta; it cannot be combined with "
-                              "encoder_input='x'")
+__all__ = ["ParamReLConfig", "ParamReL", "decoder_unet", "ReverseSample", "Cond"]
 
 
 @dataclasses.dataclass
@@ -290,6 +197,13 @@ class ParamReL(PretrainedMixin, nn.Module):
                 if int((bins == g).sum()) >= 2]
         return torch.stack(vals).mean() if vals else z.sum() * 0
 
+    def _draw_z(self, mean: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
+        """z ~ q = N(mean, e^logvar) by the reparameterisation z = mean + e^(logvar / 2) eps, eps from ``generator``,
+        in the flow state's dtype."""
+        mean, logvar = mean.to(model_dtypes(self)[1]), logvar.to(model_dtypes(self)[1])
+        return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
+                                                            dtype=mean.dtype)
+
     def loss(self, batch, *, step: int | None = None, generator: torch.Generator | None = None) -> dict:
         """The MI-regularised ELBO of SepDiff Eq. 5-6 / ParamReL Eq. 6-7 with the corrections above.
         ``step`` (the trainer's 0-based step) is accepted and unused."""
@@ -306,8 +220,7 @@ class ParamReL(PretrainedMixin, nn.Module):
         # encoder's heads return bf16, and z's noise was drawn and the MMD's codes rounded in bf16 (the
         # decoder reads z in its own dtype either way)
         mean, logvar = mean.to(flow_dtype), logvar.to(flow_dtype)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device,
-                                                         dtype=mean.dtype)
+        z = self._draw_z(mean, logvar, generator)
         net_out = self.decode_net(state, t, z if cfg.decoder_latent == "sample" else mean)
         l_bfn = bfn_loss(cfg.bfn, self.flow, self.output, net_out, data, state, generator)
         kl = gaussian_kl(mean, logvar, reduction="sum")
@@ -328,11 +241,12 @@ class ParamReL(PretrainedMixin, nn.Module):
     @autocast_off  # the L^r statistic in the model's own precision: under bf16 autocast it moved by up to 248 nats (discretised)
     @torch.no_grad()
     def reconstruction_loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        """L^r per example (nats): -ln p_O(x | psi(theta_1, z_1)) with z_1 the posterior mean at t = 1."""
+        """L^r per example (nats), the distortion term of SepDiff Eq. 4 / ParamReL Eq. 3: -ln p_O(x | psi(theta_1, z_1))
+        with theta_1 ~ p_F(. | x; 1) and z_1 ~ q(z | theta_1, 1) (the papers' z_0 and theta_0), both from ``generator``."""
         x = self._check_x(x, "reconstruction_loss")
         data = self.flow.prepare_data(x)
         state = self.flow.sample(data, 1.0, generator, dtype=model_dtypes(self)[1])
-        z = self.posterior(state, state.t, x=x)[0]
+        z = self._draw_z(*self.posterior(state, state.t, x=x), generator)
         return bfn_losses.reconstruction_loss(self.flow, self.output, self.decode_net(state, state.t, z), data, state)
 
     # ------------------------------------------------------------------ representation
@@ -389,18 +303,21 @@ class ParamReL(PretrainedMixin, nn.Module):
                z: torch.Tensor | None = None, final: str | None = None) -> torch.Tensor:
         """Unconditional generation (SepDiff Alg. 1 / Eq. 2; ParamReL Eq. 4): n images in [-1, 1].
 
-        ``z_source``: ``"encoder"`` (re-encode theta at every step, the posterior mean; SepDiff),
-        ``"prior_per_step"`` (a fresh N(0, I) draw per step; ParamReL Eq. 4), ``"prior_fixed"`` (one draw
-        for all steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L].
-        The prior is deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution).
+        ``z_source``: ``"encoder"`` (re-encode theta at every step and draw z_t ~ q(z_t | theta_t, t), the final
+        decode's z_0 too; SepDiff Eq. 2, Alg. 1), ``"encoder_mean"`` (the posterior mean instead of a draw),
+        ``"prior_per_step"`` (a fresh N(0, I) draw per step; ParamReL Eq. 4), ``"prior_fixed"`` (one draw for all
+        steps; the public code), or ``"given"`` with ``z`` [n, L] (fixed) or [steps + 1, n, L]. The prior is
+        deterministic (mu = 0; SepDiff Alg. 1's theta_T ~ N(0, I) is out of distribution); the sender noise and
+        the final mode are documented in docs/methods/paramrel.md#faithfulness-review.
         """
         n = positive_int(n, "n")
         cfg = self.config
         steps = self._steps(num_steps)
         source = z_source or ("given" if z is not None else cfg.z_source)
         L, dev, flow_dtype = cfg.latent_dim, self._device(), model_dtypes(self)[1]
-        if source not in ("encoder", "prior_per_step", "prior_fixed", "given"):
-            raise ValueError(f"z_source must be encoder, prior_per_step, prior_fixed or given, got {source!r}")
+        if source not in ("encoder", "encoder_mean", "prior_per_step", "prior_fixed", "given"):
+            raise ValueError("z_source must be encoder, encoder_mean, prior_per_step, prior_fixed or given, "
+                             f"got {source!r}")
         if source == "given":
             z = self._check_z(z, n, steps)
         elif source == "prior_fixed":
@@ -408,6 +325,8 @@ class ParamReL(PretrainedMixin, nn.Module):
 
         def predict(state, t):  # t: the sampler's own grid times i/n, finite: no reads (as bfn.sample's steps)
             if source == "encoder":
+                zt = self._draw_z(*self.posterior(state, t, check_time=False), generator)
+            elif source == "encoder_mean":
                 zt = self.posterior(state, t, check_time=False)[0]
             elif source == "prior_per_step":
                 zt = torch.randn((n, L), generator=generator, device=dev, dtype=flow_dtype)
