@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
+from .._checks import finite_numbers, flag, index, non_negative_int, positive_int, training_step
 from ..config import differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule
 from ..metrics.pca import pca1_units
@@ -490,7 +490,9 @@ class DisDiff(PretrainedMixin, nn.Module):
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode x's units from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
-        units = self.encode_units(x)
+        stochastic = flag(stochastic, "stochastic")   # "no" read as True
+        x = self._images(x, "reconstruct")   # the checks' messages named encode
+        units = self._encode_units(x)
         xT = self.encode_stochastic(x, units, num_steps=num_steps) if stochastic else None
         return self.decode(units, xT, num_steps=num_steps, generator=generator)
 
