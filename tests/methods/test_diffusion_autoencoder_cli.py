@@ -12,17 +12,18 @@ import torch
 
 from diffrep.cli import main
 
-FAMILIES = {"diffae": ("reconstruct", "swap", "traverse", "interpolate"),
+FAMILIES = {"diffae": ("reconstruct", "swap", "traverse", "interpolate", "manipulate"),
             "infodiffusion": ("reconstruct", "swap", "traverse"), "disdiff": ("reconstruct", "swap", "traverse")}
 
 
 class _Images:
-    """40 random 16 px RGB images in [-1, 1] with dummy factors: what the verbs read instead of the 5,120 renders."""
+    """40 random 16 px RGB images in [-1, 1] with one factor (index mod 2): what the verbs read instead of the 5,120
+    renders."""
 
     def __init__(self):
         g = torch.Generator().manual_seed(1)
         self.x = torch.rand(40, 3, 16, 16, generator=g) * 2 - 1
-        self.f = np.zeros((40, 1), dtype=np.int64)
+        self.f = (np.arange(40) % 2)[:, None]
 
     def __len__(self):
         return len(self.x)
@@ -111,6 +112,10 @@ def test_swap_rows_are_the_targets_codes_with_one_source_dimension(folders, tmp_
             z[:, d] = za[:, d]
             rows.append(m.decode(z, xT, num_steps=2))
         assert np.abs(_png(tmp_path / f"{name}.png") - _expected(rows, 2, tmp_path / "e.png")).max() <= 1
+    # an odd --n: the pairs it holds (5 images: 2 sources, 2 targets, 2 columns of 16 px + padding, scaled by 2)
+    assert main(["infodiffusion", "swap", str(out["infodiffusion"][0]), "--n", "5", "--dims", "1", "--steps", "2",
+                 "--out", str(tmp_path / "odd.png")]) == 0
+    assert _png(tmp_path / "odd.png").shape[:2] == (2 * (2 + 3 * 18), 2 * (2 + 2 * 18))
     folder, m = out["disdiff"]   # default: every unit, a row each
     assert main(["disdiff", "swap", str(folder), "--n", "4", "--steps", "2", "--out", str(tmp_path / "d.png")]) == 0
     x = ds.x[_idx(4)]
@@ -175,6 +180,22 @@ def test_traverse_and_interpolate_rows(folders, tmp_path, capsys):
     assert np.abs(_png(tmp_path / "u.png") - _expected(rows, 2, tmp_path / "e.png")).max() <= 1
 
 
+@torch.no_grad()
+def test_manipulate_rows_move_along_the_fitted_attribute_direction(folders, tmp_path):
+    """The direction is DiffAE.fit_attribute on the codes of --fit-images images labelled factor == value; each row
+    is manipulate by one of --scales (DiffAE Sec. 5.2)."""
+    out, ds = folders
+    folder, m = out["diffae-latent"]
+    assert main(["diffae", "manipulate", str(folder), "--factor", "0", "--value", "1", "--fit-images", "12", "--n", "2",
+                 "--scales", "-1", "3", "--steps", "2", "--out", str(tmp_path / "m.png")]) == 0
+    fit = _idx(12)
+    labels = torch.as_tensor(ds.f[fit, 0] == 1, dtype=torch.float32)
+    w = m.fit_attribute(m.encode(ds.x[fit]), labels)
+    x = ds.x[_idx(2)]
+    rows = [x, *[m.manipulate(x, w, s, num_steps=2) for s in (-1.0, 3.0)]]
+    assert np.abs(_png(tmp_path / "m.png") - _expected(rows, 2, tmp_path / "e.png")).max() <= 1
+
+
 def test_errors_are_messages_not_tracebacks(folders, tmp_path, capsys):
     out, _ = folders
     diffae, disdiff = str(out["diffae"][0]), str(out["disdiff"][0])
@@ -195,6 +216,10 @@ def test_errors_are_messages_not_tracebacks(folders, tmp_path, capsys):
         (["diffae", "swap", diffae, "--out", str(tmp_path / "a.npz")], "give a file name ending in .png"),
         (["disdiff", "traverse", disdiff, "--pca-images", "1", "--out", png], "--pca-images must be >= 2"),
         (["diffae", "train", "disdiff/shapes3d-cpu"], "this command takes a diffae/ recipe"),
+        (["diffae", "manipulate", diffae, "--factor", "0", "--out", png], "manipulate moves the standardised z_sem"),
+        (["diffae", "manipulate", str(out["diffae-latent"][0]), "--factor", "1", "--out", png], "--factor must be in [0, 1)"),
+        (["diffae", "manipulate", str(out["diffae-latent"][0]), "--factor", "0", "--value", "2", "--fit-images", "6",
+          "--out", png], "--factor 0 --value 2: none of the 6 fitting images has it; the classifier needs both"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

@@ -7,6 +7,7 @@ and ``diffrep disdiff`` (docs/methods/diffae.md, infodiffusion.md, disdiff.md, "
     diffrep FAMILY swap MODEL [--n 4] [--dims K ...] [--steps N] [--out F.png]
     diffrep FAMILY traverse MODEL [--n 4] [--dim K] [--values V ...] [--steps N] [--out F.png]
     diffrep diffae interpolate MODEL [--n 4] [--alphas A ...] [--steps N] [--out F.png]
+    diffrep diffae manipulate MODEL --factor K [--value V] [--scales S ...] [--fit-images N] [--n 4] [--out F.png]
 
 Each verb calls the model's method of the same name (its docstring and the method's page say what it
 decodes) on dataset images: the run's own dataset (its ``run.json``) unless ``--dataset`` / ``--option`` /
@@ -44,9 +45,12 @@ class Family:
 VERB_HELP = {"reconstruct": "rows: the images, then their reconstructions (from the inverted x_T, or fresh noise)",
              "swap": "latent swap grid: sources, targets, then one row per swapped dimension (the target's x_T)",
              "traverse": "latent traversal: the images, then one row per value of the dimension (the image's x_T)",
-             "interpolate": "interpolation of pairs: z_sem linearly, x_T by slerp (DiffAE Sec. 5.1), a row per alpha"}
+             "interpolate": "interpolation of pairs: z_sem linearly, x_T by slerp (DiffAE Sec. 5.1), a row per alpha",
+             "manipulate": "attribute manipulation (DiffAE Sec. 5.2): a linear classifier of 'factor K has value V' on "
+                           "the standardised z_sem, then a row per step along its weight"}
 N_HELP = {"reconstruct": "dataset images", "swap": "dataset images: the first half sources, the second half targets",
-          "traverse": "dataset images, a column each", "interpolate": "dataset images: the first half x_a, the second "
+          "traverse": "dataset images, a column each", "manipulate": "dataset images, a column each",
+          "interpolate": "dataset images: the first half x_a, the second "
           "half x_b (a column per pair)"}
 PAIR_VERBS = ("swap", "interpolate")
 
@@ -90,6 +94,16 @@ def register_family(sub, family: Family, doc: str) -> None:
                 q.add_argument("--pca-images", type=int, default=512,
                                help="dataset images the per-unit PCA is fitted on when the folder has none "
                                     "(fit_code_pca; default %(default)s)")
+        if name == "manipulate":
+            q.add_argument("--factor", type=int, required=True, help="the dataset factor (or CelebA attribute) whose "
+                           "value is the binary attribute")
+            q.add_argument("--value", type=int, default=1, help="the attribute is 'factor == value' (default 1: a "
+                           "CelebA attribute present)")
+            q.add_argument("--scales", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0],
+                           help="steps along the unit classifier weight in standardised z_sem, a row each (the authors' "
+                                "notebook's 0.3 is 0.3 sqrt(latent_dim) here; default: -2 -1 0 1 2)")
+            q.add_argument("--fit-images", type=int, default=1000,
+                           help="dataset images the classifier is fitted on (default %(default)s)")
         if name == "interpolate":
             q.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                            help="weights of x_b, a row each (default: 0 0.25 0.5 0.75 1)")
@@ -173,8 +187,8 @@ def _check_flags(family: Family, model, args) -> None:
     T = model.schedule.num_timesteps
     if args.steps is not None and not 1 <= args.steps <= T:
         raise ValueError(f"--steps must be in [1, {T}] (DDIM steps of the model's {T}-step schedule), got {args.steps}")
-    if family.command == "diffae" and args.verb == "traverse" and not bool(model.z_stats_fitted):
-        raise ValueError(f"{args.model}: traverse moves the standardised z_sem, and this DiffAE has no z_sem statistics "
+    if family.command == "diffae" and args.verb in ("traverse", "manipulate") and not bool(model.z_stats_fitted):
+        raise ValueError(f"{args.model}: {args.verb} moves the standardised z_sem, and this DiffAE has no z_sem statistics "
                          "(a stage-1 folder): train stage 2, which fits them (docs/methods/diffae.md, \"Command line\"), "
                          "and give its folder")
 
@@ -187,12 +201,14 @@ def _run(family: Family, args) -> int:
     if args.n < (2 if args.verb in PAIR_VERBS else 1):
         need = "2 (a pair)" if args.verb in PAIR_VERBS else "1"
         raise ValueError(f"--n must be >= {need}, got {args.n}")
-    for flag in ("values", "alphas"):
+    for flag in ("values", "alphas", "scales"):
         bad = [v for v in getattr(args, flag, None) or () if not math.isfinite(v)]
         if bad:
             raise ValueError(f"--{flag} must be finite numbers, got {bad}")
     if getattr(args, "pca_images", 2) < 2:
         raise ValueError(f"--pca-images must be >= 2, got {args.pca_images}")
+    if getattr(args, "fit_images", 2) < 2:
+        raise ValueError(f"--fit-images must be >= 2, got {args.fit_images}")
     out = prepare_output(Path(args.out or f"{family.command}_{args.verb}.png"), suffixes=IMAGE_SUFFIXES)
     apply_threads(args.threads)
     model, device = _load(family, args)
@@ -223,6 +239,11 @@ def _run(family: Family, args) -> int:
         else:
             rows = [a, *model.interpolate(a, b, args.alphas, num_steps=steps), b]
         ncol = half
+    elif args.verb == "manipulate":
+        x = _images(ds, idx, model, device)
+        w = _attribute_direction(model, ds, perm, args, device)
+        rows = [x, *[model.manipulate(x, w, s, num_steps=steps) for s in args.scales]]
+        ncol = n
     else:   # traverse
         x = _images(ds, idx, model, device)
         if family.command == "disdiff" and not bool(model.pca_fitted):
@@ -238,3 +259,30 @@ def _run(family: Family, args) -> int:
     save_image(grid, out, value_range=(-1, 1), nrow=ncol, scale=2)
     print(out)
     return 0
+
+
+def _attribute_direction(model, ds, perm, args, device):
+    """The classifier weight of 'factor ``--factor`` == ``--value``' fitted on ``--fit-images`` dataset images
+    (DiffAE Sec. 5.2: logistic regression on the standardised z_sem, :meth:`DiffAE.fit_attribute`)."""
+    import numpy as np
+    import torch
+
+    sizes = getattr(ds, "factor_sizes", None)
+    if sizes is not None and not 0 <= args.factor < len(sizes):
+        raise ValueError(f"--factor must be in [0, {len(sizes)}), got {args.factor}")
+    fit = perm[: min(args.fit_images, len(ds))].tolist()
+    item = ds[np.asarray(fit)]
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise ValueError("manipulate needs a dataset with factors or attributes (its items are images only)")
+    factors = np.asarray(item[1])
+    if factors.ndim != 2 or not 0 <= args.factor < factors.shape[1]:
+        raise ValueError(f"--factor must be in [0, {factors.shape[1] if factors.ndim == 2 else 0}), got {args.factor}")
+    labels = torch.as_tensor(factors[:, args.factor] == args.value, dtype=torch.float32)
+    if labels.min() == labels.max():   # before the codes of --fit-images images are computed
+        present = "every one" if bool(labels[0]) else "none"
+        raise ValueError(f"--factor {args.factor} --value {args.value}: {present} of the {len(fit)} fitting images has it; "
+                         f"the classifier needs both (values of that factor there: {sorted(set(factors[:, args.factor].tolist()))[:10]})")
+    x = torch.cat([_images(ds, fit[i:i + 256], model, device) for i in range(0, len(fit), 256)])
+    with torch.no_grad():
+        z = model.encode(x)
+    return model.fit_attribute(z, labels.to(device))

@@ -6,9 +6,10 @@
     diffrep diffae swap MODEL [--n 4] [--dims K ...] [--steps N] [--out F.png]
     diffrep diffae traverse MODEL [--n 4] [--dim K] [--values V ...] [--steps N] [--out F.png]
     diffrep diffae interpolate MODEL [--n 4] [--alphas A ...] [--steps N] [--out F.png]
+    diffrep diffae manipulate MODEL --factor K [--value V] [--scales S ...] [--fit-images N] [--n 4] [--out F.png]
 
-The verbs, their data and their flags: :mod:`diffrep.cli._autoencoder_grids`. ``traverse`` reads the z_sem
-statistics that stage 2 fits (a stage-1 folder is refused, saying so).
+The verbs, their data and their flags: :mod:`diffrep.cli._autoencoder_grids`. ``traverse`` and ``manipulate``
+read the z_sem statistics that stage 2 fits (a stage-1 folder is refused, saying so).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 from ._autoencoder_grids import Family, register_family
 
 FAMILY = Family("diffae", "DiffAE", "diffrep.methods.diffae",
-                "DiffAE: train, reconstruct, swap, traverse, interpolate", "dimensions of z_sem",
-                ("reconstruct", "swap", "traverse", "interpolate"))
+                "DiffAE: train, reconstruct, swap, traverse, interpolate, manipulate", "dimensions of z_sem",
+                ("reconstruct", "swap", "traverse", "interpolate", "manipulate"))
 
 
 def register(sub) -> None:
