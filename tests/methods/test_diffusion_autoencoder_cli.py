@@ -42,7 +42,9 @@ def folders(tmp_path_factory):
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("dae_cli")
+    pre = dataclasses.replace(disdiff.cpu_model(num_units=3, unit_dim=2), sample_steps=2, stage="pretrain")
     models = {"diffae": DiffAE(dataclasses.replace(diffae.cpu_model(latent_dim=4), sample_steps=2)),
+              "disdiff-pretrain": DisDiff(pre),
               "infodiffusion": InfoDiffusion(dataclasses.replace(infodiffusion.cpu_model(latent_dim=4), sample_steps=2)),
               "disdiff": DisDiff(dataclasses.replace(disdiff.cpu_model(num_units=3, unit_dim=2), sample_steps=2))}
     ds = _Images()
@@ -186,14 +188,14 @@ def test_manipulate_rows_move_along_the_fitted_attribute_direction(folders, tmp_
     is manipulate by one of --scales (DiffAE Sec. 5.2)."""
     out, ds = folders
     folder, m = out["diffae-latent"]
-    assert main(["diffae", "manipulate", str(folder), "--factor", "0", "--value", "1", "--fit-images", "12", "--n", "2",
-                 "--scales", "-1", "3", "--steps", "2", "--out", str(tmp_path / "m.png")]) == 0
+    assert main(["diffae", "manipulate", str(folder), "--factor", "0", "--value", "1", "--fit-images", "12", "--n", "1",
+                 "--scales", "3", "--steps", "1", "--out", str(tmp_path / "m.png")]) == 0
     fit = _idx(12)
     labels = torch.as_tensor(ds.f[fit, 0] == 1, dtype=torch.float32)
     w = m.fit_attribute(m.encode(ds.x[fit]), labels)
-    x = ds.x[_idx(2)]
-    rows = [x, *[m.manipulate(x, w, s, num_steps=2) for s in (-1.0, 3.0)]]
-    assert np.abs(_png(tmp_path / "m.png") - _expected(rows, 2, tmp_path / "e.png")).max() <= 1
+    x = ds.x[_idx(1)]
+    rows = [x, m.manipulate(x, w, 3.0, num_steps=1)]
+    assert np.abs(_png(tmp_path / "m.png") - _expected(rows, 1, tmp_path / "e.png")).max() <= 1
 
 
 def test_errors_are_messages_not_tracebacks(folders, tmp_path, capsys):
@@ -217,6 +219,7 @@ def test_errors_are_messages_not_tracebacks(folders, tmp_path, capsys):
         (["disdiff", "traverse", disdiff, "--pca-images", "1", "--out", png], "--pca-images must be >= 2"),
         (["diffae", "train", "disdiff/shapes3d-cpu"], "this command takes a diffae/ recipe"),
         (["diffae", "manipulate", diffae, "--factor", "0", "--out", png], "manipulate moves the standardised z_sem"),
+        (["disdiff", "swap", str(out["disdiff-pretrain"][0]), "--out", png], "a DisDiff pre-training folder (stage pretrain"),
         (["diffae", "manipulate", str(out["diffae-latent"][0]), "--factor", "1", "--out", png], "--factor must be in [0, 1)"),
         (["diffae", "manipulate", str(out["diffae-latent"][0]), "--factor", "0", "--value", "2", "--fit-images", "6",
           "--out", png], "--factor 0 --value 2: none of the 6 fitting images has it; the classifier needs both"),

@@ -187,6 +187,11 @@ def _check_flags(family: Family, model, args) -> None:
     T = model.schedule.num_timesteps
     if args.steps is not None and not 1 <= args.steps <= T:
         raise ValueError(f"--steps must be in [1, {T}] (DDIM steps of the model's {T}-step schedule), got {args.steps}")
+    if family.command == "disdiff" and model.config.stage == "pretrain" and model.config.pretrain_steps == 0:
+        # its units and shift decoder never trained: the grids drew noise without a word
+        raise ValueError(f"{args.model}: a DisDiff pre-training folder (stage pretrain: eps_theta alone trained, the encoder "
+                         "and the shift decoder untouched); give the disentangling run's folder (docs/methods/disdiff.md, "
+                         "\"Command line\"); its unconditional samples: diffrep sample")
     if family.command == "diffae" and args.verb in ("traverse", "manipulate") and not bool(model.z_stats_fitted):
         raise ValueError(f"{args.model}: {args.verb} moves the standardised z_sem, and this DiffAE has no z_sem statistics "
                          "(a stage-1 folder): train stage 2, which fits them (docs/methods/diffae.md, \"Command line\"), "
