@@ -59,3 +59,41 @@ def test_fit_attribute_needs_both_classes(models):
     assert 0 < int(y.sum()) < 6
     w = m.fit_attribute(z, y, steps=200)
     assert int(w.abs().argmax()) == 2 and float(w[2]) > 0
+
+
+def _ldm_disdiff():
+    from diffrep.methods.disdiff import DisDiffConfig
+    from diffrep.nn.encoders import HalfUNetConfig
+    from diffrep.nn.unet import UNetConfig
+    from diffrep.nn.vq import VQAutoencoderConfig
+
+    vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=3, embed_dim=3,
+                             n_embed=16, num_groups=8)
+    unet = UNetConfig(image_size=8, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2),
+                      num_res_blocks=1, attention_resolutions=(), num_groups=8)
+    enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                         latent_dim=4, act="silu", bias=True, num_groups=8, variance_head="logvar")
+    return DisDiff(DisDiffConfig(num_units=2, unit_dim=2, encoder=enc, unet=unet, first_stage=vq, sample_steps=2))
+
+
+def test_disdiff_loads_a_vq_first_stage_trained_with_its_discriminator_and_lpips():
+    """The vq/ recipes train with disc_weight 0.75 and LPIPS (perceptual_weight 1): `diffrep train vq/shapes3d64`, then
+    `diffrep train disdiff/shapes3d --first_stage_path ...` failed with "first_stage.disc_weight: 0.75 (this model's:
+    0.0)". Those fields shape the VQ training loss only: the weights load (the discriminator's are not the model's);
+    an architecture field that differs is still refused by name."""
+    from diffrep.nn.vq import VQAutoencoder
+
+    torch.manual_seed(0)
+    m = _ldm_disdiff()
+    trained = dataclasses.replace(m.config.first_stage, disc_weight=0.75, perceptual_weight=1.0, disc_start=5,
+                                  disc_channels=8, disc_layers=1, codebook_weight=0.5, beta=0.5, rec_loss="l2")
+    vq = VQAutoencoder(trained)
+    assert vq.discriminator is not None and m.first_stage.discriminator is None
+    m.load_pretrained_diffusion(m.unet, vq)
+    mine, theirs = m.first_stage.state_dict(), vq.state_dict()
+    assert set(theirs) - set(mine) == {k for k in theirs if k.startswith("discriminator.")} != set()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    other = VQAutoencoder(dataclasses.replace(trained, n_embed=32))
+    with pytest.raises(ValueError, match=r"differs from DisDiffConfig.first_stage: first_stage.n_embed: 32 \(this "
+                                         r"model's: 16\)$"):
+        m.load_pretrained_diffusion(m.unet, other)
