@@ -339,6 +339,14 @@ def main(argv=None) -> int:
         if folder and not (Path(folder) / "config.json").is_file():
             hint = f" (a run folder: give {Path(folder) / 'final'})" if (Path(folder) / "final" / "config.json").is_file() else ""
             p.error(f"{flag} {folder}: not a saved model folder (no config.json){hint}")
+        if folder:  # a DiffAE folder failed with a traceback after the dataset had rendered
+            try:
+                name = json.loads((Path(folder) / "config.json").read_text()).get("_class_name")
+            except (ValueError, AttributeError, OSError):
+                name = None
+            if name != "DisDiff":
+                p.error(f"{flag} {folder}: holds {'a ' + name if isinstance(name, str) else 'no diffrep model'}, "
+                        "not a DisDiff (the final/ folder of a disdiff/ run, or --save-dir's pretrain/ or disentangle/)")
     if Path(args.out).exists() and not args.overwrite:
         p.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
 

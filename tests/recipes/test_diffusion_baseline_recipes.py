@@ -50,7 +50,9 @@ def test_diffae_stage2_refuses_a_run_folder_a_missing_folder_and_another_method(
     with pytest.raises(FileNotFoundError, match="--autoencoder_path .*nowhere does not exist"):
         RA.build(_latent(tmp_path / "nowhere"))
     info = InfoDiffusion(InfoDiffusionConfig()).save_pretrained(tmp_path / "info")
-    with pytest.raises(ValueError, match="InfoDiffusion, which is not a DiffAE"):
+    # named by its flag, before --autoencoder_weights auto said which of its weights it would read
+    with pytest.raises(ValueError, match="--autoencoder_path .*info holds an InfoDiffusion; give the final folder of a "
+                                         "DiffAE stage-1 run"):
         RA.build(_latent(info))
     # stage 1 given a stage-2 path: it trained from scratch without a word
     with pytest.raises(ConfigError, match="autoencoder_path.*--model.stage latent"):

@@ -25,6 +25,10 @@ CASES = [
     (["--load-pretrained", "{tmp}/none"], "--load-pretrained {tmp}/none: not a saved model folder"),
     (["--load-model", "{tmp}/run/final", "--disentangle-steps", "5"], "--load-model evaluates a saved model without "
                                                                        "training: drop --load-pretrained"),
+    # another method's folder failed with from_pretrained's traceback, after the sub-grid had rendered
+    (["--load-model", "{tmp}/diffae"], "--load-model {tmp}/diffae: holds a DiffAE, not a DisDiff"),
+    (["--load-pretrained", "{tmp}/diffae"], "--load-pretrained {tmp}/diffae: holds a DiffAE, not a DisDiff"),
+    (["--load-model", "{tmp}/run/final"], "--load-model {tmp}/run/final: holds no diffrep model, not a DisDiff"),
 ]
 
 
@@ -32,6 +36,8 @@ CASES = [
 def test_wrong_arguments_are_refused_before_training(argv, text, tmp_path, capsys):
     (tmp_path / "run" / "final").mkdir(parents=True)
     (tmp_path / "run" / "final" / "config.json").write_text("{}")  # what the checks look for: a saved model folder
+    (tmp_path / "diffae").mkdir()
+    (tmp_path / "diffae" / "config.json").write_text('{"_class_name": "DiffAE"}')
     main = load_script("validate_diffusion_baselines").main
     out = tmp_path / "record.json"
     with pytest.raises(SystemExit) as exc:

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", "encode", "aggregate", "bfn", "paramrel",
-               "sami", "multibeta", "encdiff", "study")
+               "sami", "multibeta", "encdiff", "diffae", "infodiffusion", "disdiff", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -380,7 +380,10 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         z = self.normalize_z(self._check_z(z_sem)).detach()
         y = _as_vector(labels, z, "labels")
         if y.shape[0] != z.shape[0] or not bool(((y == 0) | (y == 1)).all()):
-            raise ValueError("labels must be N binary (0/1) values, one per code")
+            raise ValueError(f"labels must be N binary (0/1) values, one per code: got {y.shape[0]} labels with values "
+                             f"{sorted(set(y.unique().tolist()))[:5]} for {z.shape[0]} codes")
+        if bool((y == y[0]).all()):  # the fit then only grows the bias: a direction that separates nothing
+            raise ValueError(f"labels are all {int(y[0])}: the classifier needs codes of both classes (0 and 1)")
         positive_int(steps, "steps")
         w = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device, requires_grad=True)
         b = torch.zeros((), dtype=z.dtype, device=z.device, requires_grad=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import indices
+from .._checks import flag, indices
 from ..config import ConfigError
 from ..diffusion import DDIMSampler
 from ..nn.images import IMAGE_RANGE, check_images, module_dtype
@@ -118,6 +118,8 @@ class CodeConditionedAutoencoder:
         return self._sampler(clip=False).invert(lambda xt, t: self._eps(xt, t, z), x, num_steps=self._steps(num_steps))
 
     def _reconstruct(self, x, num_steps, stochastic, generator):
+        # a string ("no", "False") read as True: the inverted x_T where fresh noise was asked for
+        stochastic = flag(stochastic, "stochastic")
         z = self.encode(x)
         xT = self.encode_stochastic(x, z, num_steps=num_steps) if stochastic else None
         return self.decode(z, xT, num_steps=num_steps, generator=generator).clamp(-1, 1)

@@ -37,11 +37,13 @@ features the shift decoder reads (DyGA Eq. 7); :func:`diffrep.recipes.disdiff.wi
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import finite_numbers, index, non_negative_int, positive_int, training_step
+from .._checks import finite_numbers, flag, index, non_negative_int, positive_int, training_step
 from ..config import differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule
 from ..metrics.pca import pca1_units
@@ -69,6 +71,13 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     alpha = schedule.alphas.double()
     return -alpha.sqrt() * (1 - ab_prev) / (1 - ab).sqrt(), -(1 - ab).sqrt()
+
+
+# VQAutoencoderConfig fields that shape only the first stage's own training loss (codebook, LPIPS, discriminator):
+# a frozen first stage reads none of them. The vq/ recipes train with disc_weight 0.75 and LPIPS, which the
+# DisDiff paper recipes' first_stage (and so `diffrep train vq/shapes3d64`, then disdiff/shapes3d) refused.
+VQ_TRAINING_FIELDS = ("beta", "legacy_beta", "codebook_weight", "rec_loss", "perceptual_weight", "perceptual_weights",
+                      "disc_weight", "disc_start", "disc_channels", "disc_layers")
 
 
 def _differences(given, wanted, section: str) -> str:
@@ -162,10 +171,14 @@ class DisDiff(PretrainedMixin, nn.Module):
             if self.first_stage is None:
                 raise ValueError("load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff runs in pixel "
                                  "space (DisDiffConfig.first_stage is None)")
-            if first_stage.config != self.config.first_stage:
+            given = first_stage.config
+            mine = dataclasses.replace(self.config.first_stage, **{f: getattr(given, f) for f in VQ_TRAINING_FIELDS})
+            if given != mine:
                 raise ValueError(f"the VQ autoencoder's config differs from DisDiffConfig.first_stage: "
-                                 f"{_differences(first_stage.config, self.config.first_stage, 'first_stage')}")
-            self.first_stage.load_state_dict(first_stage.state_dict())
+                                 f"{_differences(given, mine, 'first_stage')}")
+            # its discriminator trained it; this model's first stage (disc_weight 0) has none
+            self.first_stage.load_state_dict({k: v for k, v in first_stage.state_dict().items()
+                                              if not k.startswith("discriminator.")})
 
     # -- spaces --------------------------------------------------------------------------------
     def _images(self, x, who, name="x"):
@@ -490,7 +503,9 @@ class DisDiff(PretrainedMixin, nn.Module):
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode x's units from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
-        units = self.encode_units(x)
+        stochastic = flag(stochastic, "stochastic")   # "no" read as True
+        x = self._images(x, "reconstruct")   # the checks' messages named encode
+        units = self._encode_units(x)
         xT = self.encode_stochastic(x, units, num_steps=num_steps) if stochastic else None
         return self.decode(units, xT, num_steps=num_steps, generator=generator)
 

@@ -255,7 +255,7 @@ class InfoDiffusion(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
     def reconstruct(self, x: torch.Tensor, *, num_steps: int | None = None, stochastic: bool = True,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode the posterior mean from x_T by inversion (``stochastic``) or from x_T ~ N(0, I)."""
-        return self._reconstruct(x, num_steps, stochastic, generator)
+        return self._reconstruct(self._images(x, "reconstruct"), num_steps, stochastic, generator)  # as DiffAE: named reconstruct
 
     @autocast_off  # as reconstruct
     @torch.no_grad()

@@ -76,7 +76,8 @@ def build(cfg: DiffAERecipeConfig):
         # DiffAE's authors infer the training set's z_sem with the EMA model (experiment.py, infer_whole_dataset)
         # and render with it: stage 2 reads stage 1's EMA copy where it kept one (autoencoder_weights auto)
         folder, weights = stage_weights(cfg.autoencoder_path, cfg.autoencoder_weights, "autoencoder_path",
-                                        "autoencoder_weights")
+                                        "autoencoder_weights", classes=("DiffAE",),
+                                        hint="give the final folder of a DiffAE stage-1 run (a diffae/ recipe)")
         ae = DiffAE.from_pretrained(folder, weights=weights)
         _check_same_autoencoder(ae.config, cfg.model, cfg.autoencoder_path)
         # only the trained parts: the latent DDIM is this stage's (its config may differ from stage 1's)

@@ -66,6 +66,10 @@ class DisDiffRecipeConfig(Config):
             raise ConfigError("first_stage_path", "the model runs in pixel space (model.first_stage is None)")
 
 
+# what --pretrained_path may hold (a "unet must be a UNet, got DiffAE" named neither the flag nor the fix)
+PRETRAINED_HINT = "give the final folder of a DisDiff pre-training run (disdiff/...-pretrain) or of a UNet"
+
+
 def build(cfg: DisDiffRecipeConfig):
     from ..nn.pretrained import load_pretrained
 
@@ -84,11 +88,10 @@ def build(cfg: DisDiffRecipeConfig):
         # the authors' configs set load_ema_ckpt: true (the pre-trained LDM's EMA weights; note that their
         # init_model reads the raw `model.` keys under that setting: pretrained_weights model reproduces the code)
         folder, weights = stage_weights(cfg.pretrained_path, cfg.pretrained_weights, "pretrained_path",
-                                        "pretrained_weights")
+                                        "pretrained_weights", classes=("DisDiff", "UNet", "UNet2DModel"), hint=PRETRAINED_HINT)
         pre = load_pretrained(folder, weights=weights)
         if not isinstance(pre, (DisDiff, UNet)):  # "unet must be a UNet, got DiffAE" named neither flag nor fix
-            raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds a {type(pre).__name__}; give the final folder "
-                             "of a DisDiff pre-training run (disdiff/...-pretrain) or of a UNet")
+            raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds a {type(pre).__name__}; {PRETRAINED_HINT}")
         unet = pre.unet if isinstance(pre, DisDiff) else pre
         model.load_pretrained_diffusion(unet)
     ds = build_dataset(cfg)

@@ -288,17 +288,25 @@ def check_model_folder(path: str, field: str) -> str:
 STAGE_WEIGHTS = Literal[WEIGHTS_CHOICES]
 
 
-def stage_weights(path: str, weights: str, field: str, weights_field: str) -> tuple[str, str]:
+def stage_weights(path: str, weights: str, field: str, weights_field: str, *, classes: tuple[str, ...] | None = None,
+                  hint: str = "") -> tuple[str, str]:
     """(folder, ``"ema"`` or ``"model"``): the model folder that a recipe's path field ``field`` names
     (:func:`check_model_folder`) and the weights to read from it, chosen by the recipe's ``weights_field``
     (value ``weights``) as the verbs' ``--weights`` (:func:`diffrep.nn.pretrained.resolve_weights`): ``auto``
     reads the EMA copy when the earlier stage kept one (what the papers' later stages read), ``ema`` insists
     on it (refused, naming ``weights_field``, when the folder has none), ``model`` reads the raw weights
-    (docs/architecture.md#configuration-and-command-line; the papers' choices in docs/methods/*.md)."""
-    from ..nn.pretrained import resolve_weights
+    (docs/architecture.md#configuration-and-command-line; the papers' choices in docs/methods/*.md).
+    ``classes``: the model classes (config.json ``_class_name``) the stage reads; another is refused with
+    ``hint`` before the weights are chosen (``auto`` first said which weights it would read, then the
+    loading failed on the class)."""
+    from ..nn.pretrained import PretrainedMixin, resolve_weights
 
     for name, text in (("field", field), ("weights_field", weights_field)):
         if not isinstance(text, str) or not text:
             raise TypeError(f"stage_weights: {name} must be a field name (a non-empty str), got {text!r}")
     folder = check_model_folder(path, field)
+    if classes is not None:
+        name = PretrainedMixin.read_config(folder)[0]
+        if name not in classes:
+            raise ValueError(f"--{field} {path} holds {'an' if name[:1] in 'AEIOU' else 'a'} {name}; {hint}")
     return folder, resolve_weights(folder, weights, f"diffrep train ({field})", flag=f"--{weights_field}")
