@@ -12,6 +12,11 @@ to t = 0 (ParamReL Eq. 5 / SepDiff Eq. 3; the algorithm of docs/methods/paramrel
 
 ``predict(state, t) -> net_out`` wraps the network: ``t`` (B,) is the time told to the network. Both
 functions take it so that methods (ParamReL) can add their latent inputs per step.
+
+Each chain runs in one :func:`diffrep.ops.deferred_checks` block: on CUDA the input checks of the BFN ops it
+calls are read once at its end, not once per op (docs/kernels/bfn.md#host-reads-on-cuda), and a flagged op
+raises its usual error there, before anything is returned. A ``callback`` is called after the pending checks
+are read (one read per call on CUDA), so it is never handed a state computed from a flagged op's output.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Callable
 import torch
 
 from .._progress import progress
+from ..ops import deferred_checks
 from .distributions import check_parts
 from .flows import FlowState, step_times
 
@@ -65,25 +71,26 @@ def sample(flow, output, predict: Predict, state: FlowState, n_steps: int, *, ge
     # times and accuracies need no read (docs/architecture.md "Host synchronisation and the non-finite-loss
     # check"); the final call is checked again. A non-finite network output at an unchecked step still stops
     # the chain: the continuous update kernels flag NaN or infinite sender samples
-    # (docs/kernels/bfn.md#numerical-safeguards).
-    for i in progress(range(1, last + 1), total=last, desc="BFN sampling", unit="step"):
-        t_net = _full(state, times[i - 1])
-        if i == 1:
-            dist = output(predict(state, t_net), state, t_net)
-        else:
-            dist = output._dist(predict(state, t_net), state, t_net, check_values=False)
-        xt = dist.sample(generator) if x_tilde == "sample" else dist.mean
-        if i == 1:
-            state, _ = flow.step(state, xt, times[i], generator, sender_noise=sender_noise)
-        else:
-            state, _ = flow._step(state, xt, _full(state, times[i]), generator, sender_noise)
-        if callback is not None:
-            callback(i, state, dist)
-    t_net = _full(state, 1.0)
-    dist = output(predict(state, t_net), state, t_net)
-    if callback is not None:
-        callback(n_steps + 1, state, dist)
-    return (dist.mode if final == "mode" else dist.sample(generator)), state
+    # (docs/kernels/bfn.md#numerical-safeguards); on CUDA the ops' flags are read once, at the chain's end
+    # (and before each callback), not per op.
+    with deferred_checks() as checks:
+        for i in progress(range(1, last + 1), total=last, desc="BFN sampling", unit="step"):
+            t_net = _full(state, times[i - 1])
+            if i == 1:
+                dist = output(predict(state, t_net), state, t_net)
+            else:
+                dist = output._dist(predict(state, t_net), state, t_net, check_values=False)
+            xt = dist.sample(generator) if x_tilde == "sample" else dist.mean
+            if i == 1:
+                state, _ = flow.step(state, xt, times[i], generator, sender_noise=sender_noise)
+            else:
+                state, _ = flow._step(state, xt, _full(state, times[i]), generator, sender_noise)
+            _call_back(callback, checks, i, state, dist)
+        t_net = _full(state, 1.0)
+        dist = output(predict(state, t_net), state, t_net)
+        _call_back(callback, checks, n_steps + 1, state, dist)
+        x = dist.mode if final == "mode" else dist.sample(generator)
+    return x, state
 
 
 def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int, *, dtype=torch.float64,
@@ -104,23 +111,31 @@ def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int,
         x_hat = torch.nn.functional.one_hot(data, flow.K).to(dtype)
     else:
         x_hat = data.to(dtype)
-    for s in range(1, n_steps + 1):
-        t_prev = times[n_steps - s]
-        alpha = _accuracy(flow, times[n_steps - s + 1], t_prev, state)
-        # as in sample: the first inverse step and network output through the checked public calls, the later
-        # ones on the grid built here without reads
-        if s == 1:
-            state = flow.inverse_step(state, flow.sender_mean(x_hat, alpha), t_prev)
-        else:
-            state = flow._inverse_step(state, flow.sender_mean(x_hat, alpha), _full(state, t_prev))
-        t_net = _full(state, t_prev)
-        if callback is not None:
-            callback(s, state, t_net)
-        if s < n_steps:
-            net_out = predict(state, t_net)
-            dist = output(net_out, state, t_net) if s == 1 else output._dist(net_out, state, t_net, check_values=False)
-            x_hat = dist.mean.to(dtype)
+    with deferred_checks() as checks:  # as in sample: the ops' flags read at the end (and before each callback)
+        for s in range(1, n_steps + 1):
+            t_prev = times[n_steps - s]
+            alpha = _accuracy(flow, times[n_steps - s + 1], t_prev, state)
+            # as in sample: the first inverse step and network output through the checked public calls, the later
+            # ones on the grid built here without reads
+            if s == 1:
+                state = flow.inverse_step(state, flow.sender_mean(x_hat, alpha), t_prev)
+            else:
+                state = flow._inverse_step(state, flow.sender_mean(x_hat, alpha), _full(state, t_prev))
+            t_net = _full(state, t_prev)
+            _call_back(callback, checks, s, state, t_net)
+            if s < n_steps:
+                net_out = predict(state, t_net)
+                dist = output(net_out, state, t_net) if s == 1 else output._dist(net_out, state, t_net, check_values=False)
+                x_hat = dist.mean.to(dtype)
     return state
+
+
+def _call_back(callback, checks, *args) -> None:
+    """``callback(*args)``, after reading the chain's pending op flags (a read on CUDA): a callback is never handed
+    a state computed from an op's output while that op's input check is unread (docs/kernels/bfn.md#host-reads-on-cuda)."""
+    if callback is not None:
+        checks.check()
+        callback(*args)
 
 
 def at_grid_time(values: torch.Tensor, t: torch.Tensor, n_steps: int) -> torch.Tensor:

@@ -46,6 +46,7 @@ from ..nn.gaussian import gaussian_kl
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.pretrained import PretrainedMixin, load_pretrained
 from ..nn.unet import UNet
+from ..ops import DeferredChecks
 from ..ops._full_precision import autocast_off
 from .sami_config import SAMIConfig
 from .sami_divergence import _ChainWatch
@@ -398,17 +399,24 @@ class SAMI(PretrainedMixin, nn.Module):
             last.update(t=ts[last["step"] - 1], eps=eps, g=g)
             return eps if g is None else eps - scale * self._guidance_coefficient(tt, x_t, literal=literal) * g  # tt: the chain's
 
+        # the guidance op's input checks: on CUDA read at the chain's end (and before each callback), not per step
+        # (docs/kernels/bfn.md#host-reads-on-cuda); left unread when the chain diverged, which explains them
+        checks = DeferredChecks()
+
         def step_done(i: int, x_next: torch.Tensor) -> None:
+            checks.check()
             callback(i, last["t"], x_next, last["eps"], last["g"])
 
         try:
-            with torch.no_grad():
+            with torch.no_grad(), checks.active():
                 x = s.sample(guided_eps, None, num_steps=steps, generator=generator, x_T=x,
                              callback=step_done if callback is not None else None)
+            checks.check()
         except ChainDivergedError:
             raise
         except Exception as exc:  # a diverged state fails later checks (log q(z | x_t)'s NaN message): name the chain
             watch.flush(cause=exc)
+            checks.check_after(exc)
             raise
         watch.state(x)  # the result: the last read point
         return x.clamp(-1, 1)

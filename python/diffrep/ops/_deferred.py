@@ -11,7 +11,8 @@ Inside ``with deferred_checks():`` the BFN ops and the guidance op on CUDA write
 slots of one device buffer and read nothing; the block reads all slots at once when it ends (one synchronisation per
 device used, and one more per :data:`CAPACITY` ops) and raises the first flagged op's error, with
 the message that op raises outside the block. This is the trainer's rule for the non-finite loss
-(diffrep.train.log_interval): an error found on the device is raised at the next point where the
+(diffrep.train.log_interval, which reads the ops' flags of its training steps the same way through a
+:class:`DeferredChecks` of its own): an error found on the device is raised at the next point where the
 caller gets results, not at the kernel. Until then an op given bad input returns unspecified values
 (NaN, zeros): nothing computed inside a block whose check raised may be used. The inputs an op
 needs for its message (t, rho, alpha, ...) stay referenced until its slot is read.
@@ -58,6 +59,28 @@ class DeferredChecks:
         i = len(fails) - 1
         return buf[i:i + 1]
 
+    @contextlib.contextmanager
+    def active(self):
+        """Make this the current block for the ``with`` and read nothing when it ends: for an owner that
+        reads at points of its own with :meth:`check`. The trainer's log interval collects the ops of many
+        training steps this way and reads them at its boundaries (diffrep.train.log_interval); SAMI's chain
+        leaves them unread when the chain's own divergence error explains them. Entered again, it collects
+        into the same slots."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+    def check_after(self, exc: BaseException) -> None:
+        """Read the pending slots after ``exc`` stopped the work that filled them: a flagged op's error (the
+        likely cause: its output was unspecified) is raised from ``exc``; nothing flagged: return, and the
+        caller re-raises ``exc``."""
+        try:
+            self.check()
+        except ValueError as flagged:
+            raise flagged from exc
+
     def pending(self) -> int:
         """The number of kernels whose flags are not read yet."""
         return sum(len(fails) for _, fails in self._slots.values())
@@ -102,18 +125,11 @@ def deferred_checks():
     Blocks nest; each checks the ops called inside it and not in an inner block.
     """
     checks = DeferredChecks()
-    token = _current.set(checks)
     try:
-        yield checks
+        with checks.active():
+            yield checks
     except Exception as exc:
-        _current.reset(token)
-        try:
-            checks.check()
-        except ValueError as flagged:
-            raise flagged from exc
+        checks.check_after(exc)
         raise
-    except BaseException:  # KeyboardInterrupt, SystemExit: leave without reading the device
-        _current.reset(token)
-        raise
-    _current.reset(token)
+    # a KeyboardInterrupt or SystemExit leaves without reading the device
     checks.check()

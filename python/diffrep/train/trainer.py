@@ -12,9 +12,10 @@ DistributedDataParallel under torchrun. A start banner (recipe, parameters, devi
 batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
 returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step.
 The per-step numbers stay on the device until the log line (``diffrep.train.log_interval``): on CUDA a
-non-finite loss is found at the next log line, checkpoint, sample grid or evaluation, before any of
-them is written, not at its own step (docs/architecture.md "Host synchronisation and the non-finite-loss
-check"); on the CPU it raises at its step, as always.
+non-finite loss, or bad input to a BFN or guidance op of the forward pass, is found at the next log line,
+checkpoint, sample grid or evaluation, before any of them is written, not at its own step
+(docs/architecture.md "Host synchronisation and the non-finite-loss check"); on the CPU it raises at its
+step, as always.
 Checkpoints (``diffrep.train.checkpoint``) hold model, EMA, optimiser, every rank's RNG state
 (``diffrep.train.rng``) and the step; the data order is a function of (seed, epoch)
 (``diffrep.train.data``), so ``resume="latest"`` continues a killed run with exactly the losses the
@@ -493,7 +494,8 @@ class Trainer:
                     no_sync = (forward.no_sync() if (i < accum - 1 and isinstance(forward, nn.parallel.DistributedDataParallel))
                                else contextlib.nullcontext())
                     with no_sync:
-                        with autocast:
+                        # on CUDA the BFN and guidance ops' input checks are read with the loss's, at the boundaries
+                        with autocast, interval.op_checks(step + 1):
                             out = forward(micro, step)
                         if not isinstance(out, dict) or "loss" not in out:
                             raise TypeError(f"{type(model).__name__}.loss(batch) must return a dict with key 'loss'")
