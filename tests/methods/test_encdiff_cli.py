@@ -43,6 +43,17 @@ def test_every_verb_has_help(verb, capsys):
     if verb in VERBS:   # --n had no help: what it counts differs per verb
         flat = " ".join(text.split())
         assert f"--n N {' '.join(N_HELP[verb].split())} (default: " in flat, flat
+        # every flag of a verb says what it is (--units, --factor and --eval had no help; --seed and --device
+        # speak for themselves)
+        import argparse
+
+        from diffrep.cli import build_parser
+
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        verbs = next(a for a in sub.choices["encdiff"]._actions if isinstance(a, argparse._SubParsersAction))
+        bare = [a.option_strings[0] for a in verbs.choices[verb]._actions
+                if a.option_strings and a.help is None and a.dest not in ("seed", "device")]
+        assert not bare, (verb, bare)
 
 
 def test_the_command_list_names_every_verb(capsys):
@@ -66,6 +77,10 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys, saved):
     assert "encdiff/ recipe" in capsys.readouterr().err
     assert main(["encdiff", "interchange", str(saved[0]), "--units", "7", "--out", str(tmp_path / "a.png")]) == 2
     assert "--units must be unit indices in 0..2, got [7]" in capsys.readouterr().err  # was "units[0]: ..."
+    # a mistyped --option was blamed on "the run's data settings"
+    assert main(["encdiff", "encode", str(saved[0]), "--option", "sizee=8", "--out", str(tmp_path / "c.npz")]) == 2
+    assert ("shapes3d_subgrid: unknown options ['sizee'] (the run's data settings with any --option over them); the "
+            "only option is size (one of [64, 32, 16, 8])") in capsys.readouterr().err
 
 
 def test_flags_a_verb_would_ignore_or_misread_are_refused(tmp_path, capsys, saved):

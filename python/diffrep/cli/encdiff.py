@@ -74,11 +74,14 @@ def register(sub) -> None:
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
         if name == "interchange":
-            q.add_argument("--units", type=int, nargs="+", default=None)
+            q.add_argument("--units", type=int, nargs="+", default=None,
+                           help="the units swapped, one row each (default: all N units)")
         if name == "anchors":
-            q.add_argument("--factor", type=int, default=0)
+            q.add_argument("--factor", type=int, default=0,
+                           help="ground-truth factor index that colours the PCA view (default: 0)")
         if name == "eval":
-            q.add_argument("--eval", choices=("quick", "full"), default="quick")
+            q.add_argument("--eval", choices=("quick", "full"), default="quick",
+                           help="metric sample sizes: quick or full (disentanglement_lib's; default: quick)")
             q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
             q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
