@@ -166,7 +166,8 @@ def test_sample_draws_its_tokens_from_at_least_64_images(tmp_path, saved):
         g = torch.Generator().manual_seed(5)
         perm = torch.randperm(len(ds), generator=g)
         bank = m.tokens(ds[perm[:pool].numpy()][0], aligned=False)
-        save_image(m.sample(2, generator=g, tokens=bank), tmp_path / "want.png", value_range=(-1, 1), nrow=2, scale=2)
+        # the 16 px images enlarged 8 times (128 px per image, as 'diffrep sample')
+        save_image(m.sample(2, generator=g, tokens=bank), tmp_path / "want.png", value_range=(-1, 1), nrow=2, scale=8)
         return np.asarray(Image.open(tmp_path / "want.png"))
 
     got = np.asarray(Image.open(out))

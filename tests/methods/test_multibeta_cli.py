@@ -256,6 +256,14 @@ def test_errors_are_messages(models, tmp_path, capsys):
         assert _run(*argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (argv, err)
+    # which phase-1 model: a run's phase1/final has the pipeline in the run's final/; any other needs phase 2 trained
+    import shutil
+
+    shutil.copytree(p1, tmp_path / "run" / "phase1" / "final")
+    for folder, hint in ((p1, f"train it: diffrep train RECIPE --phases '[2]' --vae_from {p1}; or decode directly"),
+                         (tmp_path / "run" / "phase1" / "final", "use the run's final/; or decode directly")):
+        assert _run("sample", folder) == 2
+        assert f"need phase 2 ({hint})" in capsys.readouterr().err
     # phase-1 models still encode and decode directly
     assert _run("decode", p1, "--codes", tmp_path / "c.npz", "--out", tmp_path / "p1.png") == 0
     with pytest.raises(SystemExit) as exc:

@@ -152,7 +152,9 @@ def _run(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(len(ds), generator=g)
     idx = perm[:n].tolist()
-    from ..viz.grids import save_image
+    # grids enlarged to at least 128 px per image (nearest neighbour, as 'diffrep sample'): twice the CPU recipe's
+    # 16 px images left 32 px tiles
+    from ..viz.grids import legible_scale, save_image
 
     if args.verb == "encode":
         x = _images(ds, idx, model, device)
@@ -168,7 +170,7 @@ def _run(args) -> int:
         pool = _images(ds, perm[: max(n, 64)].tolist(), model, device)
         bank = model.tokens(pool, aligned=False)
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
-        save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
+        save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "interchange":
         bad = [u for u in args.units or () if not 0 <= u < model.config.num_units]  # named "units[0]" after the encoding
         if bad:
@@ -178,7 +180,7 @@ def _run(args) -> int:
         tgt = _images(ds, (idx[half:2 * half] if n > 1 else idx[:1]), model, device)
         rows = model.interchange(src, tgt, units=args.units, generator=g, steps=args.steps)
         grid = torch.cat([src[None], tgt[None], rows]).flatten(0, 1)
-        save_image(grid.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=src.shape[0], scale=2)
+        save_image(grid.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=src.shape[0], scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "attention":
         x = _images(ds, idx, model, device)
         maps = model.attention_maps(x, generator=g, steps=args.steps)                      # (B, N, S, S)
@@ -186,7 +188,7 @@ def _run(args) -> int:
         hi = maps.amax(dim=(2, 3), keepdim=True)
         m = ((maps - lo) / (hi - lo).clamp_min(1e-12))[:, :, None].expand(-1, -1, 3, -1, -1) * 2 - 1
         grid = torch.cat([x[:, None], m], 1).flatten(0, 1)
-        save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=2)
+        save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "eval":
         _evaluate(model, ds, idx, args, out)
     else:

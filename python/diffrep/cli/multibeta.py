@@ -192,8 +192,11 @@ def load_model(args, *, need_denoiser: bool = False):
     if not isinstance(model, MultiBeta):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a MultiBeta model")
     if need_denoiser and not int(model.denoiser.schedule_set):
+        # "use the run's final/" was said of a run's own final/ too (a run of phases [1])
+        hint = ("use the run's final/" if path.name == "final" and path.parent.name == "phase1" else
+                f"train it: diffrep train RECIPE --phases '[2]' --vae_from {path}")
         raise ValueError(f"{path}: the latent diffusion of this model was never trained (phase 1 only); denoising, "
-                         "sampling and the sweep need phase 2 (use the run's final/, or decode directly)")
+                         f"sampling and the sweep need phase 2 ({hint}; or decode directly)")
     return model, device
 
 
