@@ -3,6 +3,8 @@ model over the CPU recipe's data (values of ``encode`` against the model's own m
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,15 @@ def test_encode_writes_the_models_codes(tmp_path, saved):
     np.testing.assert_allclose(z["tokens"], m.tokens(x).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z["pca_codes"], m.pca_codes(x).numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(z["factors"], ds.factors[idx])
+    # the file is one 'diffrep eval --codes' reads (it was refused: "has no array 'codes'"), its codes the PCA codes,
+    # scored as the same arrays given directly
+    np.testing.assert_array_equal(z["codes"], z["pca_codes"])
+    from diffrep.metrics.suite import compute
+
+    assert main(["eval", "--codes", str(out), "--metrics", "mig", "--out", str(tmp_path / "m.json")]) == 0
+    got = json.loads((tmp_path / "m.json").read_text())
+    want = compute({"codes": z["pca_codes"], "factors": z["factors"]}, ["mig"])
+    assert got["scores"]["mig"] == pytest.approx(float(want["mig"]), abs=0) and got["scores"]["mig"] > 0
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
 recipe's data, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option KEY=VALUE``);
 default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``.
-``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the factors of ``--n``
-images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
+``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes (as ``pca_codes`` and as ``codes``, the
+array ``diffrep eval --codes`` reads) and the factors of ``--n`` images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
 those of at least 64 dataset images (the FID protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
 unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
@@ -159,8 +159,11 @@ def _run(args) -> int:
     if args.verb == "encode":
         x = _images(ds, idx, model, device)
         tokens = model.tokens(x)
-        arrays = {"scalars": model.encode(x).cpu().numpy(), "tokens": tokens.cpu().numpy(),
-                  "pca_codes": model.pca_codes(x).cpu().numpy(), "indices": np.asarray(idx)}
+        pca = model.pca_codes(x).cpu().numpy()
+        # "codes" (the paper's metric codes, as pca_codes) makes the file one that 'diffrep eval --codes' reads: it
+        # was refused there for having no 'codes' array
+        arrays = {"codes": pca, "scalars": model.encode(x).cpu().numpy(), "tokens": tokens.cpu().numpy(),
+                  "pca_codes": pca, "indices": np.asarray(idx)}
         f = ds[np.asarray(idx)][1] if hasattr(ds, "factor_sizes") else None
         if f is not None:
             arrays["factors"] = np.asarray(f)
