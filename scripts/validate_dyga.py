@@ -355,8 +355,11 @@ def main(argv=None) -> int:
     from diffrep.recipes.encdiff import Shapes3DSubgrid
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="seeds, each training every arm (distinct, >= 0; default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=700,
+                    help="training steps of each arm (160 per epoch; DyGA aligns from the first refresh, step 160; "
+                         "default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="smaller metric sizes (for the slow test)")
     ap.add_argument("--arms", nargs="+", default=["baseline", "dyga_sd"], choices=sorted(ARMS),
                     help="arms to train (the claim check needs baseline and dyga_sd)")
@@ -385,6 +388,8 @@ def main(argv=None) -> int:
         for name, vals in (("--seeds", args.seeds), ("--arms", args.arms)):
             if len(set(vals)) != len(vals):
                 ap.error(f"{name} repeats a value: {vals}")
+    if Path(args.out).is_dir():  # --overwrite trained every arm, then failed with IsADirectoryError
+        ap.error(f"--out {args.out} is a folder; give the JSON record's file path")
     if Path(args.out).exists() and not args.overwrite:
         ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
     if args.combine:

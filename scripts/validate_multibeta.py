@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import sys
@@ -419,6 +420,17 @@ def main(argv=None) -> int:
         curve_betas = [float(b) for b in args.curve_betas.split(",") if b.strip()]
     except ValueError:
         ap.error(f"--curve-betas must be numbers separated by commas, got {args.curve_betas!r}")
+    # the gates' thresholds and the record's path, before any training: a NaN or negative threshold made its gate fail
+    # (or pass) whatever the models did, and a folder given as --out failed with a traceback after the whole run
+    for flag, v, ok, want in (("--spearman-min", args.spearman_min, lambda v: -1 <= v <= 1, "in [-1, 1] (a correlation)"),
+                              ("--top-kl-max", args.top_kl_max, lambda v: v >= 0, ">= 0 (nats)"),
+                              ("--sharp-ratio", args.sharp_ratio, lambda v: v > 0, "> 0 (a ratio of distances)"),
+                              ("--par-margin", args.par_margin, lambda v: True, "(MIG / DCI units)"),
+                              ("--clear-margin", args.clear_margin, lambda v: True, "(MIG / DCI units)")):
+        if not (math.isfinite(v) and ok(v)):
+            ap.error(f"{flag} must be a finite number {want}, got {v}")
+    if Path(args.out).is_dir():
+        ap.error(f"--out {args.out} is a folder; give the JSON record's file path")
     if args.load_dir and not (Path(args.load_dir) / "validation_state.json").is_file():
         what = "does not exist" if not Path(args.load_dir).exists() else "holds no validation_state.json"
         ap.error(f"--load-dir {args.load_dir} {what} (a folder that a --save-dir run wrote)")
@@ -434,11 +446,13 @@ def main(argv=None) -> int:
         over += ["--model.vae.posterior_scale", args.posterior_scale, "--model.denoiser.schedule", args.posterior_scale]
     try:
         recipe = get_recipe(args.recipe)
-        cfg = apply_overrides(recipe.make_config(), over + list(rest))
+        cfg = recipe.make_config()
+        if not isinstance(cfg, MultiBetaRecipeConfig):  # before the overrides: it read "config field 'train_latent.seed':
+            # unknown field", the first override the script adds
+            ap.error(f"{args.recipe} is not a multibeta recipe (list them with 'diffrep multibeta recipes')")
+        cfg = apply_overrides(cfg, over + list(rest))
     except ValueError as exc:  # an unknown recipe or config override: a message before any work, not a traceback
         ap.error(str(exc))
-    if not isinstance(cfg, MultiBetaRecipeConfig):
-        ap.error(f"{args.recipe} is not a multibeta recipe")
     bmax = cfg.model.vae.beta_max
     if any(not 0 <= b <= bmax for b in curve_betas):
         ap.error(f"--curve-betas must lie in [0, B={bmax:g}], got {curve_betas}")

@@ -628,6 +628,11 @@ def test_align_names_its_bad_arguments_and_defaults_to_tau_1e_4():
         a = {"features": c, **kw}
         with pytest.raises(err, match=msg):
             align(m.mixture, a.pop("features"), **a)
+    # no mixture (or the DyGA itself): named, not "'NoneType' object has no attribute 'log_prob'" from inside
+    for bad, name in ((None, "NoneType"), (m, "DyGA")):
+        with pytest.raises(TypeError, match=rf"^align: mixture must be the fitted per-unit anchors, a "
+                                            rf"diffrep.cluster.HDDCResult \(DyGA.mixture after DyGA.fit\), got {name}$"):
+            align(bad, c)
     # the Gumbel-softmax temperature of the paper's Alg. 3 (tau = 1e-4) is the default: on points between two
     # anchors of unit 1 (where the temperature matters) the default equals tau = 1e-4 and differs from tau = 1
     a, b = m.anchors[1][m.active[1]]

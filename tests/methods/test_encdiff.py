@@ -307,6 +307,13 @@ def test_recipes_and_bad_inputs():
         m.generate(torch.rand(2, U + 1, D))
     with pytest.raises(ValueError, match="t_range"):
         m.condition_reliance(images(2), t_range=(30, 10))
+    # more DDIM steps than the schedule has timesteps: named by the argument given (it read "num_steps must be an
+    # int in [1, T]", the spacing's own parameter)
+    T = m.schedule.num_timesteps
+    for call in (lambda: m.generate(torch.zeros(1, U, D), steps=T + 1), lambda: m.reconstruct(images(1), steps=T + 1)):
+        with pytest.raises(ValueError, match=rf"^steps must be at most the schedule's {T} timesteps \(DDIM skips steps, "
+                                             rf"it adds none\), got {T + 1}$"):
+            call()
     for call in (lambda: m.tokens(images(1), aligned="no"), lambda: m.pca_codes(images(2), aligned=0),
                  lambda: m.representation_fn(images(2), aligned="no")):
         with pytest.raises(TypeError, match="aligned must be True or False"):   # "no" read as True

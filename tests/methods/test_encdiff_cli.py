@@ -3,6 +3,8 @@ model over the CPU recipe's data (values of ``encode`` against the model's own m
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,17 @@ def test_every_verb_has_help(verb, capsys):
     if verb in VERBS:   # --n had no help: what it counts differs per verb
         flat = " ".join(text.split())
         assert f"--n N {' '.join(N_HELP[verb].split())} (default: " in flat, flat
+        # every flag of a verb says what it is (--units, --factor and --eval had no help; --seed and --device
+        # speak for themselves)
+        import argparse
+
+        from diffrep.cli import build_parser
+
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        verbs = next(a for a in sub.choices["encdiff"]._actions if isinstance(a, argparse._SubParsersAction))
+        bare = [a.option_strings[0] for a in verbs.choices[verb]._actions
+                if a.option_strings and a.help is None and a.dest not in ("seed", "device")]
+        assert not bare, (verb, bare)
 
 
 def test_the_command_list_names_every_verb(capsys):
@@ -66,6 +79,10 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys, saved):
     assert "encdiff/ recipe" in capsys.readouterr().err
     assert main(["encdiff", "interchange", str(saved[0]), "--units", "7", "--out", str(tmp_path / "a.png")]) == 2
     assert "--units must be unit indices in 0..2, got [7]" in capsys.readouterr().err  # was "units[0]: ..."
+    # a mistyped --option was blamed on "the run's data settings"
+    assert main(["encdiff", "encode", str(saved[0]), "--option", "sizee=8", "--out", str(tmp_path / "c.npz")]) == 2
+    assert ("shapes3d_subgrid: unknown options ['sizee'] (the run's data settings with any --option over them); the "
+            "only option is size (one of [64, 32, 16, 8])") in capsys.readouterr().err
 
 
 def test_flags_a_verb_would_ignore_or_misread_are_refused(tmp_path, capsys, saved):
@@ -151,7 +168,8 @@ def test_sample_draws_its_tokens_from_at_least_64_images(tmp_path, saved):
         g = torch.Generator().manual_seed(5)
         perm = torch.randperm(len(ds), generator=g)
         bank = m.tokens(ds[perm[:pool].numpy()][0], aligned=False)
-        save_image(m.sample(2, generator=g, tokens=bank), tmp_path / "want.png", value_range=(-1, 1), nrow=2, scale=2)
+        # the 16 px images enlarged 8 times (128 px per image, as 'diffrep sample')
+        save_image(m.sample(2, generator=g, tokens=bank), tmp_path / "want.png", value_range=(-1, 1), nrow=2, scale=8)
         return np.asarray(Image.open(tmp_path / "want.png"))
 
     got = np.asarray(Image.open(out))
@@ -177,6 +195,15 @@ def test_encode_writes_the_models_codes(tmp_path, saved):
     np.testing.assert_allclose(z["tokens"], m.tokens(x).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z["pca_codes"], m.pca_codes(x).numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(z["factors"], ds.factors[idx])
+    # the file is one 'diffrep eval --codes' reads (it was refused: "has no array 'codes'"), its codes the PCA codes,
+    # scored as the same arrays given directly
+    np.testing.assert_array_equal(z["codes"], z["pca_codes"])
+    from diffrep.metrics.suite import compute
+
+    assert main(["eval", "--codes", str(out), "--metrics", "mig", "--out", str(tmp_path / "m.json")]) == 0
+    got = json.loads((tmp_path / "m.json").read_text())
+    want = compute({"codes": z["pca_codes"], "factors": z["factors"]}, ["mig"])
+    assert got["scores"]["mig"] == pytest.approx(float(want["mig"]), abs=0) and got["scores"]["mig"] > 0
 
 
 @pytest.mark.slow

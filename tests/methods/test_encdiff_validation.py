@@ -227,6 +227,22 @@ def test_a_training_run_refuses_steps_and_repeated_seeds_or_arms_before_any_work
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra", [[], ["--overwrite"], ["--combine", "a.json"]])
+def test_a_folder_as_out_is_refused_before_any_work(extra, tmp_path, capsys):
+    # with --overwrite every arm trained, then the record's write failed with IsADirectoryError
+    with pytest.raises(SystemExit) as e:
+        _load().main(["--steps", "1", "--seeds", "0", "--out", str(tmp_path)] + extra)
+    assert e.value.code == 2
+    assert f"error: --out {tmp_path} is a folder; give the JSON record's file path" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_flag_says_what_it_is(monkeypatch):
+    """--seeds and --steps had no help (what a seed trains, where the first DyGA refresh falls)."""
+    bare = [a.dest for a in parser_actions(_load().main, monkeypatch) if a.option_strings and not a.help]
+    assert bare == [], bare
+
+
 def test_a_run_shorter_than_one_epoch_is_told_its_dyga_arms_never_align():
     """5,120 images at batch 32: 160 steps per epoch, the first refresh at step 160 (the 161st step)."""
     note = _load().refresh_note

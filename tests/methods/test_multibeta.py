@@ -5,6 +5,7 @@ and the input validation."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -320,8 +321,11 @@ def test_input_validation():
         m.decode(torch.zeros(2, 3), float("inf"))
     with pytest.raises(ValueError, match="shape"):
         m.encode(torch.zeros(2, 3, 32, 32), 0.5)
-    with pytest.raises(ValueError, match="direction must be a tensor of the latent's shape"):
+    with pytest.raises(ValueError, match=r"direction must be a tensor of the latent's shape \(3,\), got \(4,\)"):
         m.edit(x, 0.5, torch.zeros(4), [1.0])
+    # a numpy array of the right shape read "must be a tensor of the latent's shape (3,), got (3,)"
+    with pytest.raises(TypeError, match=r"direction must be a torch tensor of the latent's shape \(3,\), got ndarray"):
+        m.edit(x, 0.5, np.zeros(3, np.float32), [1.0])
     with pytest.raises(ValueError, match="alphas must be a non-empty sequence"):
         m.edit(x, 0.5, torch.zeros(3), [])
     with pytest.raises(ValueError, match="dims must be a non-empty list"):

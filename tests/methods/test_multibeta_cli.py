@@ -62,7 +62,8 @@ def _png(path):
 
 
 def _expected_png(images, path, nrow):
-    save_image(images.float(), path, nrow=nrow, value_range=(-1, 1))
+    # the verbs enlarge 32 px grids 4 times (nearest neighbour: 128 px per image, as 'diffrep sample')
+    save_image(images.float(), path, nrow=nrow, value_range=(-1, 1), scale=4)
     return _png(path)
 
 
@@ -119,6 +120,48 @@ def test_denoise_codes(models, tmp_path):
     assert not np.allclose(out["codes"], codes.numpy(), atol=1e-3)
     assert np.array_equal(_png(tmp_path / "o.png"), _expected_png(m.decode(want, 0.25), tmp_path / "e.png", 2))
     assert _run("denoise", p2, "--codes", tmp_path / "c.npz", "--beta-to", 1.0) == 2
+
+
+def test_off_grid_betas_are_snapped_and_said(models, tmp_path, capsys):
+    """A beta off the grid i tau (tau = 1/4 here): Algorithm 2 runs between grid values, so 'denoise' records the grid
+    value its codes end at (it wrote the unsnapped --beta-to) and says how many steps ran (0.1 -> 0 ran none and said
+    "denoised from beta = 0.1 to 0"); the verbs that denoise say which grid value the chain starts from."""
+    p2, _, m = models
+    codes = torch.randn(3, 3, generator=torch.Generator().manual_seed(2))
+    np.savez(tmp_path / "c.npz", codes=codes.numpy(), beta=np.float64(0.7))
+    capsys.readouterr()
+    assert _run("denoise", p2, "--codes", tmp_path / "c.npz", "--beta-to", 0.3, "--seed", 4,
+                "--out", tmp_path / "o.npz") == 0
+    err = capsys.readouterr().err
+    out = np.load(tmp_path / "o.npz")
+    # 0.7 / 0.25 = 2.8 -> grid index 3; 0.3 / 0.25 = 1.2 -> 1: two steps, from 0.75 to 0.25
+    want = m.denoise(codes, 0.75, 0.25, generator=torch.Generator().manual_seed(4))
+    assert float(out["beta"]) == 0.25 and np.allclose(out["codes"], want.numpy(), atol=1e-6)
+    assert "note: --beta-from 0.7 is off the grid of Algorithm 2 (tau = B/N = 0.25)" in err, err
+    assert "nearest grid value, 0.75" in err and "nearest grid value, 0.25" in err, err
+    assert "denoised from beta = 0.75 to 0.25 (2 steps of Algorithm 2)" in err, err
+    np.savez(tmp_path / "low.npz", codes=codes.numpy(), beta=np.float64(0.1))
+    assert _run("denoise", p2, "--codes", tmp_path / "low.npz", "--out", tmp_path / "z.npz") == 0
+    err = capsys.readouterr().err
+    assert "from beta = 0 to 0 (0 steps of Algorithm 2: the codes are unchanged)" in err, err
+    assert np.array_equal(np.load(tmp_path / "z.npz")["codes"], codes.numpy())
+    # a grid beta says nothing
+    np.savez(tmp_path / "g.npz", codes=codes.numpy(), beta=np.float64(0.5))
+    assert _run("denoise", p2, "--codes", tmp_path / "g.npz", "--out", tmp_path / "h.npz") == 0
+    err = capsys.readouterr().err
+    assert "note:" not in err and "from beta = 0.5 to 0 (2 steps of Algorithm 2)" in err, err
+    for argv in (("decode", p2, "--codes", tmp_path / "c.npz", "--denoise", "--out", tmp_path / "d.png"),
+                 ("sweep", p2, "--n", 1, "--betas", "0.5,0.6", "--out", tmp_path / "s.png"),
+                 ("traverse", p2, "--beta", 0.6, "--dims", 0, "--out", tmp_path / "t.png"),
+                 ("edit", p2, "--beta", 0.6, "--direction", 0, "--out", tmp_path / "e.png")):
+        assert _run(*argv) == 0, argv
+        err = capsys.readouterr().err
+        # 0.6 / 0.25 = 2.4 -> 0.5, and the file's 0.7 -> 0.75
+        assert err.count("is off the grid") == 1 and ("nearest grid value, 0.5" in err or "grid value, 0.75" in err), \
+            (argv, err)
+    # decoding directly reads the tables off the grid (docs: off_grid), no chain: no note
+    assert _run("traverse", p2, "--beta", 0.6, "--dims", 0, "--direct", "--out", tmp_path / "t2.png") == 0
+    assert "off the grid" not in capsys.readouterr().err
 
 
 def test_traverse_edit_sweep_sample(models, tmp_path):
@@ -206,12 +249,21 @@ def test_errors_are_messages(models, tmp_path, capsys):
         (("encode", p2, "--n", 0), "--n must be"),
         (("encode", p2, "--pool", 4), "gives"),
         (("eval", p2, "--metrics", "fid"), "unknown"),
+        (("curve", p2, "--betas", "0.5,0.25"), "--betas must be strictly increasing, got '0.5,0.25'"),
     ]
     for argv, msg in cases:
         capsys.readouterr()
         assert _run(*argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (argv, err)
+    # which phase-1 model: a run's phase1/final has the pipeline in the run's final/; any other needs phase 2 trained
+    import shutil
+
+    shutil.copytree(p1, tmp_path / "run" / "phase1" / "final")
+    for folder, hint in ((p1, f"train it: diffrep train RECIPE --phases '[2]' --vae_from {p1}; or decode directly"),
+                         (tmp_path / "run" / "phase1" / "final", "use the run's final/; or decode directly")):
+        assert _run("sample", folder) == 2
+        assert f"need phase 2 ({hint})" in capsys.readouterr().err
     # phase-1 models still encode and decode directly
     assert _run("decode", p1, "--codes", tmp_path / "c.npz", "--out", tmp_path / "p1.png") == 0
     with pytest.raises(SystemExit) as exc:

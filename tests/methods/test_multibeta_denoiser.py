@@ -282,6 +282,10 @@ def test_input_validation():
         fresh.set_schedule(torch.tensor([0.0, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]))
     with pytest.raises(ValueError, match=r"shape \[9\]"):
         fresh.set_schedule(torch.ones(5))
+    # a list is named as one (it read "got ()", the shape of nothing)
+    with pytest.raises(ValueError, match=r"^set_schedule: sigmas must be a tensor of shape \[9\] \(N \+ 1 grid values\), "
+                                         r"got list$"):
+        fresh.set_schedule([0.1 * k for k in range(1, 10)])
     with pytest.raises(ValueError, match="from a larger beta"):
         m.denoise(z, 0.25, 0.5)
     with pytest.raises(ValueError, match="steps must be 4"):

@@ -281,7 +281,7 @@ def test_input_validation():
         m.encode(x, 1.5)
     with pytest.raises(ValueError, match=r"lie in \[0, B=1\]"):
         m.encode(x, -0.1)
-    with pytest.raises(ValueError, match="lie in"):
+    with pytest.raises(ValueError, match=r"^beta must be finite numbers in \[0, B=1\], got NaN or infinite values$"):
         m.sigma(float("nan"))
     with pytest.raises(TypeError, match="beta must be a number"):
         m.encode(x, "0.5")
@@ -360,6 +360,16 @@ def test_validation_details_named_fields_and_edges():
         m.loss(torch.zeros(2, 3, 32, 32, dtype=torch.float64), step=0)
     with pytest.raises(ValueError, match=r"MultiBetaVAE.loss: batch must have shape \[B, 1, 32, 32\]"):
         m.loss(torch.zeros(2, 1, 16, 16, dtype=torch.float64), step=0)
+    # one beta out of range is named as given (it read "got values in [2, 2]"); a tensor by its range; a NaN among
+    # valid betas as a NaN (min / max read "[nan, nan]")
+    with pytest.raises(ValueError, match=r"^beta must lie in \[0, B=1\], got 2$"):
+        m.encode(x, 2.0)
+    with pytest.raises(ValueError, match=r"^beta must lie in \[0, B=1\], got -0.25$"):
+        m.encode(x, torch.tensor(-0.25))
+    with pytest.raises(ValueError, match=r"^MultiBetaVAE.loss: beta must lie in \[0, B=1\], got values in \[0, 1.5\]$"):
+        m.loss(x, step=0, beta=torch.tensor([0.0, 1.5]))
+    with pytest.raises(ValueError, match=r"^MultiBetaVAE.loss: beta must be finite numbers in \[0, B=1\], got NaN"):
+        m.loss(x, step=0, beta=torch.tensor([0.5, float("nan")]))
     # a beta a hair above B (float rounding) is read as B
     assert float(m.log_s2(1.0 + 5e-7)) == float(m.log_s2(1.0))
 

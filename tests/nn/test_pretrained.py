@@ -226,3 +226,22 @@ def test_save_pretrained_onto_a_file_names_it(tmp_path):
     with pytest.raises(FileExistsError, match=r"^save_pretrained: .*model is a file; give a folder"):
         HalfUNet(CASES["HalfUNet"][0]).save_pretrained(f)
     assert f.read_text() == "not a folder"
+
+
+def test_a_run_folder_is_named_with_its_final(tmp_path):
+    """from_pretrained on a run folder (what 'diffrep train' and the Trainer print) said only "not a
+    save_pretrained directory"; it now names the run's final/, and a plain folder keeps the bare message."""
+    from diffrep.nn import load_pretrained
+
+    m = HalfUNet(CASES["HalfUNet"][0])
+    m.save_pretrained(tmp_path / "run" / "final")
+    want = (f"{tmp_path / 'run' / 'config.json'} not found: not a save_pretrained directory; {tmp_path / 'run'} is a "
+            f"run folder: load its final/ ({tmp_path / 'run' / 'final'})")
+    for load in (HalfUNet.from_pretrained, load_pretrained):
+        with pytest.raises(FileNotFoundError) as exc:
+            load(tmp_path / "run")
+        assert str(exc.value) == want
+    with pytest.raises(FileNotFoundError) as exc:
+        HalfUNet.from_pretrained(tmp_path)
+    assert str(exc.value) == f"{tmp_path / 'config.json'} not found: not a save_pretrained directory"
+    assert isinstance(HalfUNet.from_pretrained(tmp_path / "run" / "final"), HalfUNet)

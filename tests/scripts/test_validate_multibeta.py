@@ -321,7 +321,20 @@ def test_bad_arguments_are_refused_before_any_training(tmp_path, capsys):
              (["--curve-betas", "nan"], "--curve-betas must lie in [0, B=1]"),
              (["--load-dir", str(tmp_path / "missing")], "does not exist (a folder that a --save-dir run wrote)"),
              (["--load-dir", str(tmp_path / "empty")], "holds no validation_state.json"),
-             (["--run-dir", str(held)], "already holds runs (beta_vae); pass --overwrite")]
+             (["--run-dir", str(held)], "already holds runs (beta_vae); pass --overwrite"),
+             # a gate threshold that makes its gate meaningless started the run (--sharp-ratio -1 trained both
+             # models, then failed gate 2a whatever they did); a folder as --out was a traceback after the run;
+             # another family's recipe read "config field 'train_latent.seed': unknown field"
+             (["--sharp-ratio", "-1"], "--sharp-ratio must be a finite number > 0 (a ratio of distances), got -1.0"),
+             (["--sharp-ratio", "0"], "--sharp-ratio must be a finite number > 0"),
+             (["--spearman-min", "1.5"], "--spearman-min must be a finite number in [-1, 1] (a correlation), got 1.5"),
+             (["--top-kl-max", "nan"], "--top-kl-max must be a finite number >= 0 (nats), got nan"),
+             (["--top-kl-max", "-0.1"], "--top-kl-max must be a finite number >= 0"),
+             (["--par-margin", "inf"], "--par-margin must be a finite number (MIG / DCI units), got inf"),
+             (["--clear-margin", "nan"], "--clear-margin must be a finite number"),
+             (["--out", str(tmp_path / "empty")], f"--out {tmp_path / 'empty'} is a folder; give the JSON record's file"),
+             (["--recipe", "vae/beta-vae-cpu"], "vae/beta-vae-cpu is not a multibeta recipe (list them with 'diffrep "
+                                                "multibeta recipes')")]
     # a toy scale first (each case's own flag comes later and wins), so that a check that let its case through
     # would start a run of seconds, not the recipe's 3000 + 3000 steps
     toy = ["--steps-vae", "2", "--steps-latent", "2", "--num-train", "20", "--num-test", "20", "--num-images", "4",

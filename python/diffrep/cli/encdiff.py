@@ -12,8 +12,8 @@
 MODEL is a ``save_pretrained`` folder (a run's ``final/``). ``--dataset``: ``shapes3d_subgrid`` (the CPU
 recipe's data, pooled by ``--pool``) or any ``diffrep.data`` name (``--root``, ``--option KEY=VALUE``);
 default: the dataset the model's run trained on (its ``run.json``), else ``shapes3d_subgrid``.
-``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes and the factors of ``--n``
-images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
+``encode`` writes the N scalars, the (aligned) tokens, the PCA-per-unit codes (as ``pca_codes`` and as ``codes``, the
+array ``diffrep eval --codes`` reads) and the factors of ``--n`` images drawn without replacement (``--seed``); ``sample`` conditions on tokens drawn with replacement from
 those of at least 64 dataset images (the FID protocol); ``interchange`` rows: source, target, then one row per swapped unit (one x_T per column);
 ``attention``: per image, the image and one averaged cross-attention map per token; ``anchors``: per
 unit the histogram of the PCA-1 projection of its tokens with its Gaussians, and a PCA view of the
@@ -74,11 +74,14 @@ def register(sub) -> None:
         q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
         if name == "interchange":
-            q.add_argument("--units", type=int, nargs="+", default=None)
+            q.add_argument("--units", type=int, nargs="+", default=None,
+                           help="the units swapped, one row each (default: all N units)")
         if name == "anchors":
-            q.add_argument("--factor", type=int, default=0)
+            q.add_argument("--factor", type=int, default=0,
+                           help="ground-truth factor index that colours the PCA view (default: 0)")
         if name == "eval":
-            q.add_argument("--eval", choices=("quick", "full"), default="quick")
+            q.add_argument("--eval", choices=("quick", "full"), default="quick",
+                           help="metric sample sizes: quick or full (disentanglement_lib's; default: quick)")
             q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
             q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
@@ -149,13 +152,18 @@ def _run(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(len(ds), generator=g)
     idx = perm[:n].tolist()
-    from ..viz.grids import save_image
+    # grids enlarged to at least 128 px per image (nearest neighbour, as 'diffrep sample'): twice the CPU recipe's
+    # 16 px images left 32 px tiles
+    from ..viz.grids import legible_scale, save_image
 
     if args.verb == "encode":
         x = _images(ds, idx, model, device)
         tokens = model.tokens(x)
-        arrays = {"scalars": model.encode(x).cpu().numpy(), "tokens": tokens.cpu().numpy(),
-                  "pca_codes": model.pca_codes(x).cpu().numpy(), "indices": np.asarray(idx)}
+        pca = model.pca_codes(x).cpu().numpy()
+        # "codes" (the paper's metric codes, as pca_codes) makes the file one that 'diffrep eval --codes' reads: it
+        # was refused there for having no 'codes' array
+        arrays = {"codes": pca, "scalars": model.encode(x).cpu().numpy(), "tokens": tokens.cpu().numpy(),
+                  "pca_codes": pca, "indices": np.asarray(idx)}
         f = ds[np.asarray(idx)][1] if hasattr(ds, "factor_sizes") else None
         if f is not None:
             arrays["factors"] = np.asarray(f)
@@ -165,7 +173,7 @@ def _run(args) -> int:
         pool = _images(ds, perm[: max(n, 64)].tolist(), model, device)
         bank = model.tokens(pool, aligned=False)
         imgs = model.sample(n, generator=g, tokens=bank, steps=args.steps)
-        save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=2)
+        save_image(imgs.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=int(n ** 0.5 + 0.999), scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "interchange":
         bad = [u for u in args.units or () if not 0 <= u < model.config.num_units]  # named "units[0]" after the encoding
         if bad:
@@ -175,7 +183,7 @@ def _run(args) -> int:
         tgt = _images(ds, (idx[half:2 * half] if n > 1 else idx[:1]), model, device)
         rows = model.interchange(src, tgt, units=args.units, generator=g, steps=args.steps)
         grid = torch.cat([src[None], tgt[None], rows]).flatten(0, 1)
-        save_image(grid.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=src.shape[0], scale=2)
+        save_image(grid.clamp(-1, 1).cpu(), out, value_range=(-1, 1), nrow=src.shape[0], scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "attention":
         x = _images(ds, idx, model, device)
         maps = model.attention_maps(x, generator=g, steps=args.steps)                      # (B, N, S, S)
@@ -183,7 +191,7 @@ def _run(args) -> int:
         hi = maps.amax(dim=(2, 3), keepdim=True)
         m = ((maps - lo) / (hi - lo).clamp_min(1e-12))[:, :, None].expand(-1, -1, 3, -1, -1) * 2 - 1
         grid = torch.cat([x[:, None], m], 1).flatten(0, 1)
-        save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=2)
+        save_image(grid.cpu(), out, value_range=(-1, 1), nrow=1 + maps.shape[1], scale=legible_scale(model.config.image_size, min_scale=1))
     elif args.verb == "eval":
         _evaluate(model, ds, idx, args, out)
     else:

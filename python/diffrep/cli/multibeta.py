@@ -184,8 +184,11 @@ def load_model(args, *, need_denoiser: bool = False):
     if not isinstance(model, MultiBeta):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a MultiBeta model")
     if need_denoiser and not int(model.denoiser.schedule_set):
+        # "use the run's final/" was said of a run's own final/ too (a run of phases [1])
+        hint = ("use the run's final/" if path.name == "final" and path.parent.name == "phase1" else
+                f"train it: diffrep train RECIPE --phases '[2]' --vae_from {path}")
         raise ValueError(f"{path}: the latent diffusion of this model was never trained (phase 1 only); denoising, "
-                         "sampling and the sweep need phase 2 (use the run's final/, or decode directly)")
+                         f"sampling and the sweep need phase 2 ({hint}; or decode directly)")
     return model, device
 
 
@@ -224,9 +227,24 @@ def _out(args, default: str) -> Path:
 
 def _save_png(images, path: Path, nrow: int) -> None:
     from ..viz import save_image
+    from ..viz.grids import legible_scale
 
-    save_image(images.float().cpu(), path, nrow=max(1, int(nrow)), value_range=(-1, 1))
+    # enlarged to at least 128 px per image, as 'diffrep sample' does: the CPU recipes' 32 px grids were 200 px wide
+    save_image(images.float().cpu(), path, nrow=max(1, int(nrow)), value_range=(-1, 1),
+               scale=legible_scale(images.shape[-1], min_scale=1))
     print(f"wrote {path}", file=sys.stderr)
+
+
+def on_grid(model, beta: float, flag: str) -> float:
+    """The grid value i tau that Algorithm 2 starts from (or stops at) for ``beta`` (LatentDenoiser.grid_index), with a
+    note on stderr when ``beta`` is off the grid: the chain snapped it silently, and a denoised file recorded the
+    unsnapped value (docs/methods/multibeta.md#phase-2-the-latent-diffusion)."""
+    den = model.denoiser
+    snapped = den.grid_index(beta, flag) * den.config.tau
+    if abs(snapped - beta) > 1e-9 * den.config.beta_max:
+        print(f"note: {flag} {beta:g} is off the grid of Algorithm 2 (tau = B/N = {den.config.tau:g}); the chain "
+              f"runs from the nearest grid value, {snapped:g} (pass a multiple of tau to avoid this)", file=sys.stderr)
+    return snapped
 
 
 def read_codes(path, model) -> tuple:
@@ -315,6 +333,8 @@ def _decode(args) -> int:
     if beta is None:
         raise ValueError(f"--codes {args.codes} records no 'beta'; pass --beta")
     beta = _check_beta(model, beta, "--beta")
+    if args.denoise:
+        on_grid(model, beta, "--beta")
     z = codes.to(device)
     x = model.denoise_decode(z, beta, generator=_generator(device, args.seed)) if args.denoise else model.decode(z, beta)
     _save_png(x, _out(args, "decoded.png"), int(len(x) ** 0.5 + 0.999))
@@ -333,11 +353,16 @@ def _denoise(args) -> int:
     beta_to = _check_beta(model, args.beta_to, "--beta-to")
     if beta_to > beta_from:
         raise ValueError(f"--beta-to ({beta_to:g}) must not exceed --beta-from ({beta_from:g}): denoising lowers beta")
+    # the chain runs between grid values: the file records the beta its codes are at, and the message the steps run
+    grid_from, grid_to = on_grid(model, beta_from, "--beta-from"), on_grid(model, beta_to, "--beta-to")
+    steps = round((grid_from - grid_to) / model.denoiser.config.tau)
     z = model.denoise(codes.to(device), beta_from, beta_to, generator=_generator(device, args.seed))
     out = _out(args, "denoised.npz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, codes=z.cpu().numpy(), beta=np.float64(beta_to))
-    print(f"wrote {out}: {len(z)} codes denoised from beta = {beta_from:g} to {beta_to:g}", file=sys.stderr)
+    np.savez(out, codes=z.cpu().numpy(), beta=np.float64(grid_to))
+    print(f"wrote {out}: {len(z)} codes denoised from beta = {grid_from:g} to {grid_to:g} ({steps} step"
+          f"{'' if steps == 1 else 's'} of Algorithm 2{': the codes are unchanged' if steps == 0 else ''})",
+          file=sys.stderr)
     if args.png:
         _save_png(model.decode(z, beta_to), Path(args.png), int(len(z) ** 0.5 + 0.999))
     return 0
@@ -348,6 +373,8 @@ def _sweep(args) -> int:
 
     model, device = load_model(args, need_denoiser=True)
     betas = [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")]
+    for b in betas:
+        on_grid(model, b, "--betas")
     x, _, _ = _images(args, model, device)
     res = model.beta_sweep(x, betas, generator=_generator(device, args.seed))
     # rows: per image, the input then the direct decodes, then the input again and the denoised decodes
@@ -371,6 +398,8 @@ def _traverse(args) -> int:
     if dims is not None and any(not 0 <= k < d for k in dims):
         raise ValueError(f"--dims must be latent units in 0..{d - 1}, got {args.dims!r}")
     values = parse_floats(args.values, "--values")
+    if not args.direct:
+        on_grid(model, beta, "--beta")
     x, _, _ = _images(args, model, device)
     grid = model.traverse(x, beta, dims=dims, values=values, denoise=not args.direct,
                           generator=_generator(device, args.seed))
@@ -415,6 +444,8 @@ def _edit(args) -> int:
     beta = _check_beta(model, args.beta, "--beta")
     direction = _direction(args.direction, model)
     alphas = parse_floats(args.alphas, "--alphas")
+    if not args.direct:
+        on_grid(model, beta, "--beta")
     x, _, _ = _images(args, model, device)
     grid = model.edit(x, beta, direction.to(device), alphas, denoise=not args.direct,
                       generator=_generator(device, args.seed))
@@ -438,6 +469,8 @@ def _curve(args) -> int:
 
     model, device = load_model(args)
     betas = [_check_beta(model, b, "--betas") for b in parse_floats(args.betas, "--betas")]
+    if any(b2 <= b1 for b1, b2 in zip(betas, betas[1:])):  # information_curve's own message named "betas"
+        raise ValueError(f"--betas must be strictly increasing, got {args.betas!r}")
     if args.n < 2:
         raise ValueError(f"--n must be >= 2 for a variance, got {args.n}")
     x, _, _ = _images(args, model, device)

@@ -77,6 +77,9 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
     through y. ``stats``: a dict that receives delta's mean and the fraction of delta < 1e-3 lam
     (the health metric of docs/methods/dyga.md). Returns c_tilde (B, U, d).
     """
+    if not callable(getattr(mixture, "log_prob", None)):  # None read "'NoneType' object has no attribute 'log_prob'"
+        raise TypeError(f"align: mixture must be the fitted per-unit anchors, a diffrep.cluster.HDDCResult "
+                        f"(DyGA.mixture after DyGA.fit), got {type(mixture).__name__}")
     V.tensor("features", features)
     if features.dim() != 3:
         raise ValueError(f"features must have shape (B, U, d), got {tuple(features.shape)}")

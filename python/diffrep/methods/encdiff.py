@@ -338,6 +338,9 @@ class EncDiff(PretrainedMixin, nn.Module):
               generator: torch.Generator | None = None) -> torch.Tensor:
         cfg = self.config
         steps = cfg.sample_steps if steps is None else positive_int(steps, "steps")
+        if steps > self.schedule.num_timesteps:  # the spacing's own check named its "num_steps", not this argument
+            raise ValueError(f"steps must be at most the schedule's {self.schedule.num_timesteps} timesteps (DDIM skips "
+                             f"steps, it adds none), got {steps}")
         sampler = DDIMSampler(self.schedule, eta=cfg.eta)
         if cfg.ddim_spacing == "ldm":
             pairs = ldm_ddim_pairs(self.schedule.num_timesteps, steps)

@@ -347,9 +347,11 @@ class MultiBeta(PretrainedMixin, nn.Module):
         x = self._check_x(x, "MultiBeta.edit")
         b = self._beta_value(beta)
         shape = self.config.vae.latent_shape
-        if not isinstance(direction, torch.Tensor) or tuple(direction.shape) != shape:
-            raise ValueError(f"direction must be a tensor of the latent's shape {shape}, got "
-                             f"{tuple(getattr(direction, 'shape', ()))}")
+        if not isinstance(direction, torch.Tensor):  # a numpy array of the right shape read "got (d,)"
+            raise TypeError(f"MultiBeta.edit: direction must be a torch tensor of the latent's shape {shape}, got "
+                            f"{type(direction).__name__} (torch.as_tensor converts an array)")
+        if tuple(direction.shape) != shape:
+            raise ValueError(f"direction must be a tensor of the latent's shape {shape}, got {tuple(direction.shape)}")
         if not direction.dtype.is_floating_point:  # a step in latent space, as the codes: integers are refused
             raise TypeError(f"MultiBeta.edit: direction must be a floating-point tensor, got dtype {direction.dtype}")
         if not bool(torch.isfinite(direction).all()):

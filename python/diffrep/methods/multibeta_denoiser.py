@@ -133,8 +133,8 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         want = (n + 1,) + self.config.sigma_shape
         if not isinstance(sigmas, torch.Tensor) or tuple(sigmas.shape) != want:
             what = "N + 1 grid values" if len(want) == 1 else "N + 1 grid values x the latent's shape, schedule='per_unit'"
-            raise ValueError(f"set_schedule: sigmas must be a tensor of shape {list(want)} ({what}), "
-                             f"got {tuple(getattr(sigmas, 'shape', ()))}")
+            got = tuple(sigmas.shape) if isinstance(sigmas, torch.Tensor) else type(sigmas).__name__  # a list read "()"
+            raise ValueError(f"set_schedule: sigmas must be a tensor of shape {list(want)} ({what}), got {got}")
         if not sigmas.is_floating_point():  # a complex table lost its imaginary part in the cast below
             raise TypeError(f"set_schedule: sigmas must be a real floating-point tensor, got {sigmas.dtype}")
         s = sigmas.detach().to(self.sigma_table.dtype)

@@ -330,8 +330,12 @@ class MultiBetaVAE(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} must be a number or a tensor of shape [{n if n is not None else 'B'}], "
                              f"got shape {tuple(b.shape)}")
         if not drawn and bool(~torch.isfinite(b).all() | (b < 0).any() | (b > self.config.beta_max * (1 + 1e-6)).any()):
-            raise ValueError(f"{name} must lie in [0, B={self.config.beta_max:g}], got values in "
-                             f"[{b.min().item():.4g}, {b.max().item():.4g}]")
+            bmax = self.config.beta_max
+            if not bool(torch.isfinite(b).all()):  # min / max read "got values in [nan, nan]" for one NaN among others
+                raise ValueError(f"{name} must be finite numbers in [0, B={bmax:g}], got NaN or infinite values")
+            got = f"{b[0].item():.4g}" if (not isinstance(beta, torch.Tensor) or beta.numel() == 1) else \
+                f"values in [{b.min().item():.4g}, {b.max().item():.4g}]"  # a number read "got values in [2, 2]"
+            raise ValueError(f"{name} must lie in [0, B={bmax:g}], got {got}")
         return b.clamp(0, self.config.beta_max)
 
     def _check_x(self, x, who: str) -> torch.Tensor:

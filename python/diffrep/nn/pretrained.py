@@ -185,7 +185,10 @@ class PretrainedMixin:
             raise TypeError(f"directory must be a path (str or os.PathLike), got {type(directory).__name__}")
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: not a save_pretrained directory")
+            # a run folder (what 'diffrep train' and Trainer print) holds the model in final/: say so
+            hint = (f"; {directory} is a run folder: load its final/ ({Path(directory) / 'final'})"
+                    if (Path(directory) / "final" / CONFIG_NAME).is_file() else "")
+            raise FileNotFoundError(f"{path} not found: not a save_pretrained directory{hint}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:

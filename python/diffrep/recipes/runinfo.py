@@ -250,7 +250,10 @@ def dataset_from_settings(settings: dict, **extra):
             raise ValueError(f"{SUBGRID} is drawn procedurally: no files are read (source 'file')")
         if "size" not in options:
             if options:
-                raise ValueError(f"{SUBGRID}: unknown options {sorted(options)} in the run's data settings")
+                # the options come from the run's record and the verb's --option: "in the run's data settings"
+                # blamed the record for a mistyped --option
+                raise ValueError(f"{SUBGRID}: unknown options {sorted(options)} (the run's data settings with any "
+                                 f"--option over them); the only option is size (one of {list(SUBGRID_SIZES)})")
             return _recipe_dataset(SUBGRID, pool)
         ds = subgrid_by_name(options, "options")
         return Pooled(ds, pool) if pool > 1 else ds
