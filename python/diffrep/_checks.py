@@ -10,7 +10,8 @@ import math
 import numbers
 
 __all__ = ["positive_int", "non_negative_int", "finite_float", "positive_float", "non_negative_float", "probability",
-           "one_of", "shape", "device", "training_step", "finite_numbers", "index", "indices", "flag", "path"]
+           "one_of", "shape", "device", "training_step", "finite_numbers", "index", "indices", "flag", "path",
+           "a_or_an"]
 
 
 def _is_int(value) -> bool:
@@ -150,3 +151,17 @@ def path(value, name: str, *, optional: bool = False):
     if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
     return Path(value)
+
+
+def a_or_an(name: str) -> str:
+    """``name`` with its indefinite article, for the messages that name a class, a type or a recipe family:
+    "an InfoDiffusion", "an int", "an encdiff/", "a ParamReL", "a UNet". "an" before A, E, I, O and before a U
+    read as a vowel; a U followed by a capital (UNet, UMAP) is read "you", as are uni-/use-/usu- words."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    head = name[0].lower()
+    if head in "aeio":
+        return f"an {name}"
+    if head == "u" and not (name[1:2].isupper() or name.lower().startswith(("uni", "use", "usu", "uti"))):
+        return f"an {name}"
+    return f"a {name}"

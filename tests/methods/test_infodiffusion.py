@@ -198,3 +198,28 @@ def test_swiss_roll_noise_scale():
     resid = z - clean
     assert abs(resid.std().item() - 0.1) < 0.005
     assert abs(resid.mean().item()) < 0.005
+
+
+@pytest.mark.parametrize("zeta, lam, word, weight", [(1.5, 0.1, "KL weight", "-0.5"), (1.0001, 5.0, "KL weight", "-0.0001"),
+                                                      (0.9, 0.01, "MMD weight", "-0.09"), (-1.0, 1.0, "MMD weight", "-1")])
+def test_info_weights_refuse_a_weight_that_flips_its_sign(zeta, lam, word, weight):
+    """InfoVAE's weights (1 - zeta, zeta + lambda - 1) multiply divergences the loss minimises: a negative one
+    is refused, naming zeta (and lam for the MMD weight) and the weight (computed here by hand)."""
+    with pytest.raises(ValueError, match=rf"zeta = .*{word} .*= {weight}\b"):
+        info_weights(zeta, lam)
+    if word == "MMD weight":
+        with pytest.raises(ValueError, match=rf"lam = {lam:.4g}"):
+            info_weights(zeta, lam)
+        kl, mmd = info_weights(zeta, lam, allow_negative_mmd_weight=True)  # the explicit opt-in: the literal values
+        assert kl == 1.0 - zeta and mmd == zeta + lam - 1.0 and mmd < 0
+    else:
+        with pytest.raises(ValueError, match="zeta must be <= 1"):
+            info_weights(zeta, lam, allow_negative_mmd_weight=True)  # no opt-in for a negative KL weight
+
+
+def test_info_weights_keep_the_boundaries_and_check_the_opt_in():
+    assert info_weights(1.0, 0.0) == (0.0, 0.0)  # both weights zero: allowed
+    assert info_weights(0.25, 0.75) == (0.75, 0.0)
+    assert info_weights(-1.0, 2.5) == (2.0, 0.5)  # zeta < 0 (a beta-VAE-like KL weight > 1) with MMD weight >= 0
+    with pytest.raises(TypeError, match="allow_negative_mmd_weight must be a bool"):
+        info_weights(1.0, 0.1, allow_negative_mmd_weight="yes")

@@ -74,7 +74,7 @@ def test_the_report_names_a_damaged_done_or_metrics_file(finished, tmp_path):
     ("[]", "study.json holds a JSON list, not the object the study writes there"),
     ('{"hash": "h", "cells": 5}', "study.json lists no cells"),
     ('{"hash": "h", "cells": []}', "study.json lists no cells"),
-    ('{"hash": "h", "cells": [1]}', "study.json: cells[0] is a int, not a cell record"),
+    ('{"hash": "h", "cells": [1]}', "study.json: cells[0] is an int, not a cell record"),
     ('{"cells": [{"folder": "x", "hash": "h", "method": "m", "dataset": "d", "setting": "s"}]}',
      "study.json: cells[0] lacks ['seed'] (a cell record has ['folder', 'hash', 'method', 'dataset', 'setting', "
      "'seed'])"),

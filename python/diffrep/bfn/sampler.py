@@ -100,7 +100,7 @@ def reverse_chain(flow, output, predict: Predict, x: torch.Tensor, n_steps: int,
     Start at the noise-free flow state at t = 1 (mu = gamma(1) x, rho = sigma1^-2; discrete: logits
     beta(1)(K e_x - 1)) with x-hat_0 = x. For s = 1..n at t = 1 - s/n: theta_s = h^-1(theta_{s-1},
     y = E[y | x-hat_{s-1}]), then the network at (theta_s, t) gives x-hat_s = E[p_O]. ``callback(s,
-    state, t)`` runs before the network call (ParamReL records z_s there). The returned state at t = 0
+    state, t)`` runs before the network call (after a read of the pending op flags on CUDA). The returned state at t = 0
     has rho = 1 (continuous) and holds the stochastic subcode (mu_T, or the discrete logits).
     """
     times = step_times(n_steps)

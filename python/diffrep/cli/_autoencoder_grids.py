@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
+from .._checks import a_or_an
 
 # the data of a model whose run records none (a model saved outside 'diffrep train'): the CPU recipes' sub-grid
 CPU_DATA = {"dataset": "shapes3d_subgrid", "options": {}, "pool": 4, "root": None}
@@ -59,10 +60,10 @@ def register_family(sub, family: Family, doc: str) -> None:
     """Add ``diffrep <family.command>`` with its verbs to the top-level subparsers ``sub``."""
     p = sub.add_parser(family.command, help=family.help, description=doc.split("\n\n")[0])
     verbs = p.add_subparsers(dest=f"{family.command}_command", metavar="VERB")
-    add_recipe_verbs(verbs, f"{family.command}/", f"train a {family.command}/ recipe (same flags as diffrep train)")
+    add_recipe_verbs(verbs, f"{family.command}/", f"train {a_or_an(family.command + '/')} recipe (same flags as diffrep train)")
     for name in family.verbs:
         q = verbs.add_parser(name, help=VERB_HELP[name], description=VERB_HELP[name])
-        q.add_argument("model", help=f"a {family.class_name} model, checkpoint or run folder (a run: its newest "
+        q.add_argument("model", help=f"{a_or_an(family.class_name)} model, checkpoint or run folder (a run: its newest "
                        "checkpoint, else final/)")
         add_weights_flag(q)
         q.add_argument("--dataset", default=None,
@@ -137,12 +138,12 @@ def _load(family: Family, args):
         other = {"DiffAE": "diffae", "InfoDiffusion": "infodiffusion", "DisDiff": "disdiff",
                  "EncDiff": "encdiff", "MultiBeta": "multibeta"}.get(name)
         hint = f" (its verbs: diffrep {other} ...)" if other else ""
-        raise ValueError(f"{model_dir} holds a {name}, not a {family.class_name} model{hint}")
+        raise ValueError(f"{model_dir} holds {a_or_an(name)}, not {a_or_an(family.class_name)} model{hint}")
     device = torch.device(resolve_device(args.device))
     weights = resolve_weights(model_dir, args.weights, f"diffrep {family.command} {args.verb}")
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     if not isinstance(model, _model_class(family)):  # a subclass registered under another name
-        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a {family.class_name} model")
+        raise ValueError(f"{model_dir} holds {a_or_an(type(model).__name__)}, not {a_or_an(family.class_name)} model")
     return model, device
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 # one resolution of --weights auto for every verb and the study runner (which sits below the CLI)
 from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
+from .._checks import a_or_an
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
            "resolve_model_dir", "resolve_weights", "prepare_output", "DEFAULT_THREADS",
@@ -223,5 +224,5 @@ def train_prefixed(prefix: str, recipe: str, overrides: list) -> int:
     from . import main
 
     if not recipe.startswith(prefix):
-        raise ValueError(f"this command takes a {prefix} recipe, got {recipe!r} (list them with the 'recipes' verb)")
+        raise ValueError(f"this command takes {a_or_an(prefix)} recipe, got {recipe!r} (list them with the 'recipes' verb)")
     return main(["train", recipe, *overrides])

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
+from .._checks import a_or_an
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
@@ -101,7 +102,7 @@ def _load(args):
     weights = resolve_weights(model_dir, args.weights, f"diffrep encdiff {args.verb}")
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     if not isinstance(model, EncDiff):
-        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not an EncDiff model")
+        raise ValueError(f"{model_dir} holds {a_or_an(type(model).__name__)}, not an EncDiff model")
     return model, device
 
 

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_run_data_flags, add_weights_flag, prepare_output,
                       resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
+from .._checks import a_or_an
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
 
@@ -182,7 +183,7 @@ def load_model(args, *, need_denoiser: bool = False):
     weights = resolve_weights(path, args.weights, f"diffrep multibeta {args.multibeta_command}")
     model = load_pretrained(path, weights=weights, map_location=device).eval()
     if not isinstance(model, MultiBeta):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a MultiBeta model")
+        raise ValueError(f"{path} holds {a_or_an(type(model).__name__)}, not a MultiBeta model")
     if need_denoiser and not int(model.denoiser.schedule_set):
         # "use the run's final/" was said of a run's own final/ too (a run of phases [1])
         hint = ("use the run's final/" if path.name == "final" and path.parent.name == "phase1" else

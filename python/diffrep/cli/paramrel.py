@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from .._checks import a_or_an
+
 TASKS = ("reconstruct", "traverse", "time-varying", "interpolate", "attributes-encoding")
 _TASK_HELP = {"attributes-encoding": "keep each image's latents, draw new subcodes (SepDiff §4.3, ParamReL §5.2.1)"}
 
@@ -90,7 +92,7 @@ def _load(args):
     model = load_pretrained(model_dir, weights=resolve_weights(model_dir, args.weights, "diffrep paramrel"),
                             map_location=device).eval()
     if not isinstance(model, ParamReL):
-        raise ValueError(f"{args.model} holds a {type(model).__name__}, not a ParamReL model")
+        raise ValueError(f"{args.model} holds {a_or_an(type(model).__name__)}, not a ParamReL model")
     return model, device
 
 

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from ._common import IMAGE_SUFFIXES, prepare_output
+from .._checks import a_or_an
 
 ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid",
             "attributes", "straightness")
@@ -124,7 +125,7 @@ def _load(args):
     device = resolve_device(args.device)
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     if not isinstance(model, SAMI):
-        raise TypeError(f"{model_dir} holds a {type(model).__name__}, not a SAMI model")
+        raise TypeError(f"{model_dir} holds {a_or_an(type(model).__name__)}, not a SAMI model")
     return path, model
 
 

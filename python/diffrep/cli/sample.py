@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ._common import (IMAGE_SUFFIXES, torch_seed, add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
                       resolve_model_dir as _resolve_model_dir, resolve_weights)
+from .._checks import a_or_an
 
 
 def register(sub) -> None:
@@ -66,7 +67,7 @@ def run(args) -> int:
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     want = getattr(args, "model_class", None)  # set by a method's own verb (diffrep bfn sample)
     if want is not None and type(model).__name__ != want:
-        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a {want}; use 'diffrep sample' for any model")
+        raise ValueError(f"{model_dir} holds {a_or_an(type(model).__name__)}, not {a_or_an(want)}; use 'diffrep sample' for any model")
     sample = getattr(model, "sample", None)
     if not callable(sample):
         raise TypeError(f"{type(model).__name__} has no sample() method")

@@ -115,6 +115,9 @@ def recipe_help(recipe_name: str) -> str:
     lines = [f"config fields of {recipe.name} ({recipe.description}); set any with --FIELD VALUE:"]
     for path, label, value, doc in describe_fields(cfg):
         lines.append(f"  --{path}  ({label}; default {_flow(config_to_dict(value))})")
+        if isinstance(value, dict):  # a dict field: its keys are not fields of their own (config.set_path)
+            doc = (doc + "; " if doc else "") + (f"one key: --{path}.KEY VALUE (the other keys kept); the whole "
+                                                 f"dict: --{path} '{{KEY: VALUE, ...}}'")
         if doc:
             lines += textwrap.wrap(doc, width=100, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return "\n".join(lines)

@@ -367,6 +367,25 @@ def _leaf_type(cls: type, parts: list[str], field: str) -> Any:
     return tp
 
 
+def _dict_field_index(cls: type, parts: list[str]) -> int | None:
+    """The index of the part naming a dict-valued field when more parts follow it (``dataset_options.size``: 0),
+    else None (an unknown name or a non-section is :func:`_leaf_type`'s to name)."""
+    tp: Any = cls
+    for i, part in enumerate(parts[:-1]):
+        tp = _optional_section(tp)
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+            return None
+        hints = _hints(tp)
+        if part not in hints or part not in {f.name for f in dataclasses.fields(tp) if f.init}:
+            return None
+        tp = _strip_annotated(hints[part])
+        arms = [a for a in typing.get_args(tp) if a is not type(None)] \
+            if typing.get_origin(tp) in (Union, types.UnionType) else [tp]
+        if len(arms) == 1 and (arms[0] is dict or typing.get_origin(arms[0]) is dict):
+            return i
+    return None
+
+
 def _optional_section(tp: Any) -> Any:
     """``Optional[SomeConfig]`` -> ``SomeConfig`` (a section that may be switched off with null); else ``tp``."""
     if typing.get_origin(tp) in (Union, types.UnionType):
@@ -460,6 +479,18 @@ def set_path(cfg: Any, path: str, raw: Any) -> Any:
     parts = [p for p in path.replace("-", "_").split(".")]
     if not path or any(not p for p in parts):
         raise ConfigError(path, f"empty field name in override (path {path!r})")
+    k = _dict_field_index(type(cfg), parts)
+    if k is not None:  # ``dataset_options.size``: one key of a dict field, merged into the dict it holds
+        field = ".".join(parts[:k + 1])
+        if k != len(parts) - 2:
+            raise ConfigError(field, f"is a dict field: set one key with --{field}.KEY VALUE or the whole dict with "
+                                     f"--{field} '{{KEY: VALUE, ...}}', got the deeper path {path!r}")
+        held = cfg
+        for part in parts[:k + 1]:
+            held = getattr(held, part, None)
+        key = path.split(".")[k + 1]  # the key as given: only field names read '-' as '_'
+        value = parse_yaml(raw) if isinstance(raw, str) else raw
+        return set_path(cfg, field, {**(held if isinstance(held, dict) else {}), key: value})
     tp = _leaf_type(type(cfg), parts, path)
     value = _coerce(_parse_raw(raw, tp), tp, path)
 

@@ -56,10 +56,26 @@ def infodiffusion_unet(latent_dim: int, **fields) -> UNetConfig:
                          "use_scale_shift_norm": True})
 
 
-def info_weights(zeta: float, lam: float) -> tuple[float, float]:
-    """(kl_weight, mmd_weight) = (1 - zeta, zeta + lam - 1) of the InfoVAE-form objective."""
+def info_weights(zeta: float, lam: float, *, allow_negative_mmd_weight: bool = False) -> tuple[float, float]:
+    """(kl_weight, mmd_weight) = (1 - zeta, zeta + lam - 1) of the InfoVAE-form objective.
+
+    Both weights multiply divergences the loss minimises, so a negative one makes training maximise its
+    divergence. As ParamReL's ``gamma_mi``/``lambda_agg`` (docs/methods/paramrel.md#eq-4-7-objective, "Weights
+    that flip a sign are errors"): zeta > 1 (a negative KL weight) is refused; a negative MMD weight
+    (zeta + lam < 1) is refused unless ``allow_negative_mmd_weight=True`` (a literal reading of a paper's
+    setting, e.g. SepDiff's (0.9, 0.01); :class:`InfoDiffusionConfig` itself declares both weights >= 0)."""
     zeta, lam = finite_float(zeta, "zeta"), finite_float(lam, "lam")
-    return 1.0 - zeta, zeta + lam - 1.0
+    if not isinstance(allow_negative_mmd_weight, bool):
+        raise TypeError(f"allow_negative_mmd_weight must be a bool, got {type(allow_negative_mmd_weight).__name__}")
+    kl, mmd = 1.0 - zeta, zeta + lam - 1.0
+    if kl < 0:
+        raise ValueError(f"zeta = {zeta:.4g} > 1 gives a negative KL weight 1 - zeta = {kl:.4g}: minimising the loss "
+                         "would maximise the KL to the prior; zeta must be <= 1 (docs/methods/infodiffusion.md#objective)")
+    if mmd < 0 and not allow_negative_mmd_weight:
+        raise ValueError(f"zeta = {zeta:.4g}, lam = {lam:.4g} give a negative MMD weight zeta + lam - 1 = {mmd:.4g}: "
+                         "minimising the loss would maximise the MMD; need zeta + lam >= 1, or pass "
+                         "allow_negative_mmd_weight=True to use it literally (docs/methods/infodiffusion.md#objective)")
+    return kl, mmd
 
 
 def sample_prior(kind: str, n: int, dim: int, *, generator: torch.Generator | None = None,

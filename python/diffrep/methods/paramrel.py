@@ -373,15 +373,18 @@ class ParamReL(PretrainedMixin, nn.Module):
         start = self.flow.mean_state(data, 1.0, dtype=dtype)
         zs = torch.empty((steps + 1, x.shape[0], self.config.latent_dim), device=x.device, dtype=model_dtypes(self)[1])
         zs[steps] = self.posterior(start, start.t, x=x)[0]
-        current = {}
+        # z_s is recorded inside the network call of step s (s = 1..n-1), not by a callback: the chain reads its ops'
+        # pending flags before each callback (a host read per step on CUDA, docs/kernels/bfn.md#host-reads-on-cuda);
+        # z_0 comes from the returned state, after the chain's one read. Same values as a callback (same inputs).
+        slot = iter(range(steps - 1, 0, -1))
 
-        def record(s, state, t):  # t: reverse_chain's own grid times: no reads
-            current["z"] = zs[steps - s] = self.posterior(state, t, x=x, check_time=False)[0]
+        def predict(state, t):  # t: reverse_chain's own grid times: no reads
+            z = zs[next(slot)] = self.posterior(state, t, x=x, check_time=False)[0]
+            return self.decode_net(state, t, z, check_time=False)
 
-        def predict(state, t):
-            return self.decode_net(state, t, current["z"], check_time=False)
-
-        sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype, callback=record)
+        sub = bfn_sampler.reverse_chain(self.flow, self.output, predict, data, steps, dtype=dtype)
+        t0 = torch.zeros(sub.params.shape[0], dtype=torch.float64, device=sub.params.device)  # the chain's t_0 = 0
+        zs[0] = self.posterior(sub, t0, x=x, check_time=False)[0]
         return ReverseSample(zs, sub)
 
     @autocast_off  # the chain in the model's own precision, not the caller's autocast

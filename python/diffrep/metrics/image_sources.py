@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._checks import non_negative_int, positive_int
+from .._checks import non_negative_int, positive_int, a_or_an
 
 
 class Progress:
@@ -235,5 +235,5 @@ def resolve_source(source, num_samples, seed: int, what: str) -> ImageSource:
                          f"dataset name ({', '.join(sorted(data.available()))}){hint}")
     if hasattr(source, "sample") or callable(source):
         return model_source(source, num_samples, seed, what)
-    raise TypeError(f"{what}: cannot score images from a {type(source).__name__}; give a tensor or array "
+    raise TypeError(f"{what}: cannot score images from {a_or_an(type(source).__name__)}; give a tensor or array "
                     f"[N, C, H, W], an image folder, a dataset name, a model (directory) or a batch callable")

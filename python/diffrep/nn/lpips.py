@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .images import check_images
+from .._checks import a_or_an
 
 __all__ = ["LPIPS", "LPIPS_ENV", "resolve_lpips_weights", "cached_lpips", "VGG16_CHANNELS"]
 
@@ -108,7 +109,7 @@ class LPIPS(nn.Module):
                 raise ValueError(f"LPIPS weight file {p} cannot be read as a torch state dict: {exc}") from None
             state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict):
-            raise ValueError(f"LPIPS weight file {p} holds a {type(state).__name__}, not a state dict")
+            raise ValueError(f"LPIPS weight file {p} holds {a_or_an(type(state).__name__)}, not a state dict")
         model = cls()
         own = model.state_dict()
         missing = [k for k in own if k not in state]

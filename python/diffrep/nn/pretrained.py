@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .._checks import device as check_device
+from .._checks import a_or_an
 from .._checks import path as check_path
 from ..config import Config, ConfigError, config_from_dict, config_to_dict, with_fields_added
 
@@ -152,7 +153,7 @@ class PretrainedMixin:
         if isinstance(config, dict):
             config = config_from_dict(self.config_class, config)
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__}: config must be a {self.config_class.__name__} "
+            raise TypeError(f"{type(self).__name__}: config must be {a_or_an(self.config_class.__name__)} "
                             f"(or a dict of its fields), got {type(config).__name__}")
         self.config = config
         return config
@@ -220,7 +221,7 @@ class PretrainedMixin:
             except ValueError as exc:
                 raise ValueError(f"{directory}: config is for class {name!r}: {exc}") from None
             if not issubclass(target, cls):
-                raise ValueError(f"{directory}: config is for {name}, which is not a {cls.__name__}")
+                raise ValueError(f"{directory}: config is for {name}, which is not {a_or_an(cls.__name__)}")
         data = with_fields_added(target.config_class, data)  # an older file: the values its weights were trained with
         try:
             config = config_from_dict(target.config_class, data, ignore_private=True)

@@ -33,6 +33,7 @@ from ..train.config import TrainConfig
 from .encdiff import build_dataset, refuse_root_for_subgrid
 from .registry import Recipe
 from .runinfo import STAGE_WEIGHTS, DataRoot, stage_weights
+from .._checks import a_or_an
 
 __all__ = ["DisDiffRecipeConfig", "build", "with_dyga", "paper_model", "cpu_model", "shapes3d", "mpi3d_toy", "cars3d",
            "celeba64", "shapes3d_cpu", "RECIPES"]
@@ -91,7 +92,7 @@ def build(cfg: DisDiffRecipeConfig):
                                         "pretrained_weights", classes=("DisDiff", "UNet", "UNet2DModel"), hint=PRETRAINED_HINT)
         pre = load_pretrained(folder, weights=weights)
         if not isinstance(pre, (DisDiff, UNet)):  # "unet must be a UNet, got DiffAE" named neither flag nor fix
-            raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds a {type(pre).__name__}; {PRETRAINED_HINT}")
+            raise ValueError(f"--pretrained_path {cfg.pretrained_path} holds {a_or_an(type(pre).__name__)}; {PRETRAINED_HINT}")
         unet = pre.unet if isinstance(pre, DisDiff) else pre
         model.load_pretrained_diffusion(unet)
     ds = build_dataset(cfg)

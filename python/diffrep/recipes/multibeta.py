@@ -48,6 +48,7 @@ from ..methods.multibeta import MultiBeta, MultiBetaConfig, multibeta_config
 from ..train.config import TrainConfig
 from .registry import Recipe
 from .runinfo import RUN_INFO_NAME, STAGE_WEIGHTS, DataRoot, load_named, stage_weights
+from .._checks import a_or_an
 
 __all__ = ["MultiBetaRecipeConfig", "build", "build_dataset", "train_phases", "choose_representation_beta",
            "dsprites_cpu", "shapes3d_cpu", "cars3d", "shapes3d", "mpi3d", "celeba64", "celebahq256", "ffhq256", "lsun_bedrooms256",
@@ -203,7 +204,7 @@ def _load_vae_from(model: MultiBeta, path: str, weights: str) -> None:
     folder, weights = stage_weights(path, weights, "vae_from", "vae_from_weights")
     src = load_pretrained(folder, weights=weights)
     if not isinstance(src, MultiBeta):
-        raise ValueError(f"vae_from={path} holds a {type(src).__name__}, not a MultiBeta model")
+        raise ValueError(f"vae_from={path} holds {a_or_an(type(src).__name__)}, not a MultiBeta model")
     if src.config.vae != model.config.vae:
         raise ValueError(f"vae_from={path}: its VAE config differs from this recipe's model.vae; train phase 2 with "
                          "the recipe (and overrides) that trained it")

@@ -35,6 +35,7 @@ import traceback
 from pathlib import Path
 
 from .spec import Cell, Study, StudyError
+from .._checks import a_or_an
 
 __all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "CALIBRATED", "partition", "shard_from_env",
            "cell_state", "check_folder", "check_surface", "read_study_record", "run_study", "run_cell"]
@@ -127,7 +128,7 @@ def read_study_record(folder: Path) -> dict:
         raise StudyError(f"{p} lists no cells; {_STUDY_HINT}")
     for i, c in enumerate(cells):
         if not isinstance(c, dict):
-            raise StudyError(f"{p}: cells[{i}] is a {type(c).__name__}, not a cell record; {_STUDY_HINT}")
+            raise StudyError(f"{p}: cells[{i}] is {a_or_an(type(c).__name__)}, not a cell record; {_STUDY_HINT}")
         bad = [k for k, t in _RECORD_FIELDS.items() if not isinstance(c.get(k), t) or isinstance(c.get(k), bool)]
         if bad:
             raise StudyError(f"{p}: cells[{i}] lacks {bad} (a cell record has {list(_RECORD_FIELDS)}); {_STUDY_HINT}")

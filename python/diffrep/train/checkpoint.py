@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .._checks import non_negative_int, path as _path, positive_int
+from .._checks import a_or_an
 from ..nn.pretrained import (CONFIG_NAME, EMA_WEIGHTS_NAME, WEIGHTS_NAME, PretrainedMixin, _save_safetensors,
                              load_safetensors_checked, load_state_checked)
 
@@ -177,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, *, optimizer=None
     if isinstance(model, PretrainedMixin) and (path / CONFIG_NAME).is_file():
         cls_name, _ = model.read_config(path)
         if cls_name != type(model).__name__:
-            raise ValueError(f"checkpoint {path} holds a {cls_name}, not a {type(model).__name__}")
+            raise ValueError(f"checkpoint {path} holds {a_or_an(cls_name)}, not {a_or_an(type(model).__name__)}")
     load_state_checked(model, load_safetensors_checked(path / WEIGHTS_NAME, map_location), path / WEIGHTS_NAME)
     try:
         state = torch.load(path / STATE_NAME, map_location=map_location, weights_only=True)

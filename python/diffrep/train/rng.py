@@ -14,7 +14,7 @@ import random
 import numpy as np
 import torch
 
-from .._checks import flag, non_negative_int
+from .._checks import flag, non_negative_int, a_or_an
 
 __all__ = ["seed_everything", "capture_rng_state", "restore_rng_state"]
 
@@ -70,7 +70,7 @@ def _check_state(state) -> None:
     want = {"torch": torch.Tensor, "numpy": dict, "python": dict}
     for key, kind in want.items():
         if not isinstance(state.get(key), kind):
-            raise ValueError(f"state[{key!r}] must be a {kind.__name__} (the layout capture_rng_state writes), got "
+            raise ValueError(f"state[{key!r}] must be {a_or_an(kind.__name__)} (the layout capture_rng_state writes), got "
                              f"{type(state.get(key)).__name__}")
     for key, fields in (("numpy", ("keys", "pos", "has_gauss", "cached_gaussian")),
                         ("python", ("version", "state", "gauss_next"))):
