@@ -68,8 +68,23 @@ def _sami_posterior():
 
 @functools.cache
 def _encdiff():
+    """A small EncDiff (the default's U-Net, extractor and first stage at a fraction of the width and size: the
+    cast is at the verbs' shared checker, so the equalities are exact at any size), DyGA on."""
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.encdiff import EncDiffConfig
+    from diffrep.methods.encdiff_nets import SmallExtractorConfig
+    from diffrep.nn.unet import UNetConfig
+    from diffrep.nn.vq import VQAutoencoderConfig
+
+    un = UNetConfig(image_size=8, in_channels=3, out_channels=3, model_channels=8, channel_mult=(1, 2),
+                    num_res_blocks=1, attention_resolutions=(4,), num_heads=2, num_groups=4, context_dim=8)
+    sx = SmallExtractorConfig(image_size=16, num_units=4, token_dim=8, channels=(8, 16), hidden=16, mlp_hidden=(8,))
+    vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    m = EncDiff(EncDiff.config_class())
+    m = EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq,
+                              dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2),
+                              schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
+                                                           beta_end=0.0155), sample_steps=2))
     break_zero_init(m.unet, std=0.05)
     return m.eval()
 

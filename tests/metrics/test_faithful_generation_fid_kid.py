@@ -176,7 +176,26 @@ def test_statistics_and_frechet_terms_are_float64_whatever_the_input_dtype():
         G.frechet_distance(np.zeros(3), bad, np.zeros(3), np.eye(3))
 
 
+def test_kid_default_subsets_are_100_and_of_1000_each_default_on_its_own():
+    """Each default taken alone, the other passed small (exact equalities, so any size shows them): 100 subsets
+    (of 2 rows here; 101 would differ), and subsets of 1000 rows (1 subset here; 999 rows refuse). The same
+    with both defaults at once on 1000 rows (200 kernel matrices of 1000 x 1000): the slow-marked test below."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(1000, 2)), rng.normal(size=(1000, 2)) + 0.1
+    few = G.kid_from_features(x[:4], y[:4], subset_size=2, device="cpu")
+    assert few == G.kid_from_features(x[:4], y[:4], num_subsets=100, subset_size=2, device="cpu")
+    assert few != G.kid_from_features(x[:4], y[:4], num_subsets=101, subset_size=2, device="cpu")
+    one = G.kid_from_features(x, y, num_subsets=1, device="cpu")  # exactly 1000 rows: the default subset size fits
+    assert one == G.kid_from_features(x, y, num_subsets=1, subset_size=1000, device="cpu")
+    assert one != G.kid_from_features(x, y, num_subsets=1, subset_size=999, device="cpu")
+    with pytest.raises(ValueError, match="subset_size=1000 exceeds"):
+        G.kid_from_features(x[:999], y, num_subsets=1, device="cpu")
+
+
+@pytest.mark.slow
 def test_kid_default_subsets_are_100_of_1000():
+    """Both defaults in one call (~5 s of CPU): slow; the default run has
+    test_kid_default_subsets_are_100_and_of_1000_each_default_on_its_own and test_kid_defaults_are_torch_fidelitys."""
     rng = np.random.default_rng(7)
     x, y = rng.normal(size=(1000, 2)), rng.normal(size=(1000, 2)) + 0.1
     got = G.kid_from_features(x, y, device="cpu")  # exactly 1000 rows: the default subset size fits

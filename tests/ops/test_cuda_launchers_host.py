@@ -71,16 +71,17 @@ def test_cuda_launchers_match_serial_loops_over_the_element_bodies(tmp_path):
         unit.write_text(host_launches((ROOT / "csrc" / rel).read_text(), concurrent=True))
         units.append(unit)
     units.append(NATIVE / "cuda_launchers_host.cpp")
+    # one translation unit that includes the four: the standard headers and the CUDA stand-in are parsed once
+    # (2.2 s of CPU at -O0, against 4.9 s for four objects); the kernels' code and its host execution are the
+    # same (the .cu files' names do not collide: this would not compile), and each .cu file is compiled on
+    # its own by the real build (nvcc, docs/build.md)
+    unity = tmp_path / "unity.cpp"
+    unity.write_text("".join(f'#include "{u}"\n' for u in units))
     exe = tmp_path / "cuda_launchers_host"
     flags = ["g++", "-std=c++20", "-O0", "-pthread", "-I", str(src), "-I", str(ROOT / "csrc"),
              "-I", str(NATIVE / "cuda_host")]
-    objs = [tmp_path / (u.stem + ".o") for u in units]
-    procs = [subprocess.Popen([*flags, "-c", str(u), "-o", str(o)], stderr=subprocess.PIPE, text=True)
-             for u, o in zip(units, objs)]
-    for p, u in zip(procs, units):
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, f"{u.name} did not compile:\n{err[-3000:]}"
-    subprocess.run(["g++", "-pthread", *map(str, objs), "-o", str(exe)], check=True, timeout=120)
+    build = subprocess.run([*flags, str(unity), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=120).stdout
     checks = dict((name, float(v)) for name, v in (line.split() for line in out.splitlines()))
     assert len(checks) > 500

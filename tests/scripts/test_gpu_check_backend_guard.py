@@ -40,15 +40,19 @@ def test_the_real_runs_cuda_test_step_needs_a_usable_cuda_backend():
 def test_without_a_usable_cuda_backend_the_cuda_test_step_fails_with_the_reason(tmp_path):
     """The hook in a real pytest process (scripts/ and python/ on the path, as the step's environment has them)."""
     (tmp_path / "test_one.py").write_text("def test_cuda_thing():\n    pass\n")
+    # the reason of the diffrep the step imports (python/ first on its path: in a clean clone that tree has no
+    # built _cuda, where the installed one in this process may have one that finds no GPU), read by a conftest
+    # of the same process into a file (its stdout would hold the reason whatever the hook printed) before the
+    # hook runs: one interpreter instead of a second one that imports diffrep again
+    (tmp_path / "conftest.py").write_text(
+        "import pathlib\nimport diffrep\n\n"
+        "pathlib.Path(__file__).with_name('why.txt').write_text(diffrep.info()['modules']['_cuda']['reason'])\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "scripts"), str(ROOT / "python")]))
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check", str(tmp_path)]
     need = subprocess.run(argv, cwd=tmp_path, env={**env, "DIFFREP_GPU_CHECK_NEED_CUDA": "1"}, capture_output=True,
                           text=True, timeout=120)
     assert need.returncode == 3, need.stdout + need.stderr
-    # the reason of the diffrep the step imports (python/ first on its path: in a clean clone that tree has no
-    # built _cuda, where the installed one in this process may have one that finds no GPU)
-    why = subprocess.run([sys.executable, "-c", "import diffrep; print(diffrep.info()['modules']['_cuda']['reason'])"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+    why = (tmp_path / "why.txt").read_text().strip()
     assert why
     assert "gpu_check: error: the CUDA backend of diffrep" in need.stdout and why in need.stdout
     assert "is not usable" in load_script("gpu_check")._first_error(need.stdout)  # the report's first-error line

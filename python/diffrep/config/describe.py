@@ -148,7 +148,9 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[tuple[str, str, Any, str
         raise TypeError(f"describe_fields: cfg must be a dataclass instance, got {type(cfg).__name__}")
     if not isinstance(prefix, str):
         raise TypeError(f"describe_fields: prefix must be a str, got {type(prefix).__name__}")
-    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    from .core import _hints  # typing.get_type_hints, once per class (it evaluates every annotation anew)
+
+    hints = _hints(type(cfg))
     docs = field_docs(type(cfg))
     rows = []
     for f in dataclasses.fields(cfg):
@@ -164,14 +166,14 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[tuple[str, str, Any, str
 def annotated_yaml(cfg: Any) -> str:
     """The config as YAML with each leaf's type and description as a trailing comment; loads back
     (:func:`~diffrep.config.load_yaml`) to :func:`~diffrep.config.config_to_dict` of ``cfg``."""
-    from .core import config_to_dict
+    from .core import _hints, config_to_dict
 
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"annotated_yaml: cfg must be a dataclass instance, got {type(cfg).__name__}")
     lines: list[str] = []
 
     def walk(obj: Any, indent: int) -> None:
-        hints = typing.get_type_hints(type(obj), include_extras=True)
+        hints = _hints(type(obj))
         docs = field_docs(type(obj))
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
