@@ -71,6 +71,15 @@ def fmt(r):
     return " ".join(f"{k[0].upper()}={v:.4f}" for k, v in r.items())
 
 
+def targets(m: int, t_kernel: float, r_kernel: dict, t_twin: float, r_twin: dict) -> list[str]:
+    """The ``# target`` lines of the kernel and its eager twin at N = M = ``m`` (seconds, PRDC values): faster,
+    and the same values to the printed 4 decimals."""
+    return [target_line("kNN kernel (PRDC) faster than its eager twin",
+                        f"twin x{t_twin / t_kernel:.2f} the kernel's time at N = M = {m}", t_twin > t_kernel),
+            target_line("kNN kernel (PRDC) values equal to its eager twin's",
+                        f"kernel {fmt(r_kernel)}; twin {fmt(r_twin)}", fmt(r_kernel) == fmt(r_twin))]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -112,10 +121,7 @@ def main():
             t, r = timed(lambda: G.prdc(rd[:m], fd[:m], k=3, dc_k=3, device=device), device)
         print(f"{f'(N = M = {m}) diffrep kNN kernel':34s} {t_k:9.4f} {1.0:8.2f}x  {fmt(r_k)}")
         print(f"{f'(N = M = {m}) eager twin':34s} {t:9.4f} {t / t_k:8.2f}x  {fmt(r)}")
-        twin_targets = [target_line("kNN kernel (PRDC) faster than its eager twin", f"twin x{t / t_k:.2f} the "
-                                    f"kernel's time at N = M = {m}", t > t_k),
-                        target_line("kNN kernel (PRDC) values equal to its eager twin's",
-                                    f"kernel {fmt(r_k)}; twin {fmt(r)}", fmt(r_k) == fmt(r))]
+        twin_targets = targets(m, t_k, r_k, t, r)
         if m < n:  # both scan N x M pairs in tiles: time ~ N^2 d, so the twin's time at N is extrapolated
             t_x = t * (n / m) ** 2
             print(f"{'eager twin at N, extrapolated':34s} {t_x:9.1f} {t_x / t_nat:8.2f}x  "

@@ -53,6 +53,15 @@ def test_hddc_rows(monkeypatch, capsys):
 
 
 
+def test_data_target_verdict():
+    """The best of the from-memory rows decides, against 20,000 images/s."""
+    bd = load_bench("bench_data")
+    line = bd.memory_target([(19_000.0, "uint8, workers=0"), (21_000.0, "pm1, workers=2")], 2)
+    assert line.startswith("# target >= 20,000 images/s from memory on 2 cores: best 21,000 images/s (pm1, workers=2; "
+                           "2 torch thread(s), ") and line.endswith(" -> met")
+    assert bd.memory_target([(19_999.0, "uint8, workers=0")], 1).endswith(" -> missed")
+
+
 @pytest.mark.slow
 def test_data_rows_and_target(monkeypatch, capsys):
     """~6 s on one thread: the multibeta/dsprites-cpu rows render their 6,400 images (slow)."""

@@ -72,7 +72,7 @@ def test_bfn_target_verdicts_from_rows():
     bfn = load_bench("bench_bfn")
     rows = [{"op": "continuous_flow", "K": "-", "n": 100_000, "speedup": 3.5, "copy": 80, "peak": None},
             {"op": "discrete_update", "K": 16, "n": 100_000, "speedup": 2.9, "copy": 75, "peak": None},
-            {"op": "discretised_probs", "K": 16, "n": 100_000, "speedup": 0.8, "copy": 10, "peak": None},
+            {"op": "discretised_probs", "K": 16, "n": 100_000, "speedup": 0.8, "copy": 3, "peak": None},
             {"op": "discrete_update", "K": 2, "n": 10_000, "speedup": 0.5, "copy": 5, "peak": None},
             {"op": "discretised_cts_loss fwd+bwd", "K": 256, "n": 100_000, "speedup": 6.0, "copy": 0,
              "peak": 5_000_000}]
@@ -87,7 +87,8 @@ def test_bfn_target_verdicts_from_rows():
         "peak 5.0 MB vs 102.4 MB for one B x D x K float32 tensor (1.0e+05 elements)", "met")
     rows[1]["speedup"] = 3.0
     gpu = targets("\n".join(bfn.targets([dict(r, n=16_000_000) for r in rows], torch.device("cuda"))))
-    # K = 16 and the losses are not elementwise ops of the target: the K = 2 update at 5% decides
+    # K = 16 (discretised_probs at 3%) and the losses are not elementwise ops of the target: the K = 2 update at
+    # 5% decides
     assert gpu["(GPU) elementwise ops >= 70% of copy bandwidth at >= 16M elements"] == (
         "lowest 5.0% (discrete_update, K=2, 1.6e+07 elements)", "missed")
     assert gpu["(GPU) discretised loss >= 10x the eager twin"] == (
@@ -122,6 +123,32 @@ def test_mmd_rows(monkeypatch, capsys):
         assert ratio_matches(float(r["sp"]), float(r["e"]), float(r["f"]), 1e-2, 0.1), r.group(0)
     assert targets(out)["(CPU) >= 3x the eager twin at N = M = 4096, d = 32"] == (
         "no row at N = M = 4096, d = 32 in this run", "not measured")
+
+
+def test_mmd_target_verdicts_from_rows():
+    """At N = M = 4096 the lowest speed-up decides (3x on the CPU, 5x on a GPU) and the highest fused peak is held
+    to one 4096 x 4096 float32 Gram matrix, 64 MiB."""
+    mmd = load_bench("bench_mmd")
+    rows = [(4.0, 10 * 2**20, "rbf biased"), (3.2, 70 * 2**20, "imq unbiased")]
+    cpu = targets("\n".join(mmd.targets(rows, torch.device("cpu"))))
+    assert cpu["(CPU) >= 3x the eager twin at N = M = 4096, d = 32"] == ("lowest 3.2x (imq unbiased)", "met")
+    assert cpu["O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)"] == (
+        "highest 70.00 MiB (imq unbiased) vs 64 MiB", "missed")
+    gpu = targets("\n".join(mmd.targets(rows[:1], torch.device("cuda"))))
+    assert gpu["(GPU) >= 5x the eager twin at N = M = 4096, d = 32"] == ("lowest 4.0x (rbf biased)", "missed")
+    assert gpu["O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)"][1] == "met"
+
+
+def test_generation_target_verdicts():
+    """Values that differ in the 4th decimal are a missed target; a twin slower than the kernel a met one."""
+    gen = load_bench("bench_generation")
+    same = {"precision": 0.5, "recall": 0.25, "density": 1.0, "coverage": 0.75}
+    lines = targets("\n".join(gen.targets(100, 0.5, same, 2.0, dict(same, density=1.0002))))
+    assert lines["kNN kernel (PRDC) faster than its eager twin"] == ("twin x4.00 the kernel's time at N = M = 100", "met")
+    assert lines["kNN kernel (PRDC) values equal to its eager twin's"] == (
+        "kernel P=0.5000 R=0.2500 D=1.0000 C=0.7500; twin P=0.5000 R=0.2500 D=1.0002 C=0.7500", "missed")
+    lines = targets("\n".join(gen.targets(100, 2.0, same, 0.5, dict(same))))
+    assert [v for _, v in lines.values()] == ["missed", "met"]
 
 
 def test_metric_kernel_rows(monkeypatch, capsys):

@@ -99,14 +99,18 @@ def test_diffusion_baselines_rows(monkeypatch, capsys, tmp_path):
     assert json.loads(out_json.read_text())["rows"][0]["batch"] == 1
 
 
-def test_vae_rows(monkeypatch, capsys):
-    out = run("bench_vae", ["--batch", "1", "--rounds", "1", "--budget", "0.01", "--methods", "vae", "ae"],
-              monkeypatch, capsys)
+def test_vae_rows(monkeypatch, capsys, tmp_path):
+    out_json = tmp_path / "rows.json"
+    out = run("bench_vae", ["--batch", "1", "--rounds", "1", "--budget", "0.01", "--methods", "vae", "ae",
+                            "--json", str(out_json)], monkeypatch, capsys)
     assert BANNER.search(out)
     rows = {m: (float(ms), float(x)) for m, ms, x in
             re.findall(rf"^(vae|ae)\s+({NUM})\s+{NUM}\s+({NUM})$", out, re.M)}
     assert set(rows) == {"vae", "ae"} and rows["vae"][1] == 1.0
     assert ratio_matches(rows["ae"][1], rows["ae"][0], rows["vae"][0], 0.1, 0.01)
+    rec = {r["method"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert math.isclose(rec["ae"]["ratio_to_vae"], rec["ae"]["ms_per_step"] / rec["vae"]["ms_per_step"])
+    assert math.isclose(rec["ae"]["steps_per_s"], 1e3 / rec["ae"]["ms_per_step"])
 
 
 def test_train_step_rows(monkeypatch, capsys):
