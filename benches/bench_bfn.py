@@ -11,9 +11,11 @@ it runs with 1 thread and with all threads; ``--device cuda`` runs on a GPU.
     python benches/bench_bfn.py --full               # adds 6.4e7 elements
     python benches/bench_bfn.py --device cuda --full
 
-Targets (issue 2): CPU: flow and update >= 3x the eager twin, the discretised loss at K = 256
->= 5x with O(B x D) memory; H100/H200: elementwise ops >= 70% of copy bandwidth at >= 16M
-elements, discretised loss >= 10x the eager twin.
+Targets (issue 2, issue 24): CPU: flow and update >= 3x the eager twin at >= 1e5 elements, no native op
+slower than its twin there, the discretised loss at K = 256 >= 5x with O(B x D) memory (its peak below one
+B x D x K float32 tensor, what the eager twin allocates several of); H100/H200: elementwise ops >= 70% of copy
+bandwidth at >= 16M elements, discretised loss >= 10x the eager twin. Each table ends with one ``# target``
+line per target: met, missed, or not measured (no row of the run at the target's size).
 """
 
 from __future__ import annotations
@@ -23,12 +25,61 @@ import statistics
 
 import torch
 
-from harness import banner, copy_floors, copy_fn, interleaved_times, load_average, parse_device, peak_extra_bytes
+from harness import (banner, copy_floors, copy_fn, interleaved_times, load_average, parse_device, peak_extra_bytes,
+                     positive_int, target_line)
 from diffrep.ops import bfn, explain
 from diffrep.ops.reference import bfn as ref
 
 SIGMA1 = 1e-3
 BETA1 = 9.0
+#: the ops issue 2 calls flows and updates (>= 3x their twins on the CPU)
+FLOWS_AND_UPDATES = ("continuous_flow", "continuous_update", "continuous_update_inverse", "continuous_sender_update",
+                     "discrete_flow", "discrete_update", "discrete_update log")
+TRAINING_SIZE = 100_000  # issue 24: "at training sizes (>= 1e5 elements)"
+GPU_LARGE = 16_000_000
+
+
+def worst(rows, key):
+    """The row with the lowest ``key``, described as '<value> (<op>, K=<K>, <n> elements)'."""
+    r = min(rows, key=lambda r: r[key])
+    return r, f"lowest {r[key]:.1f}{'x' if key == 'speedup' else '%'} ({r['op']}, K={r['K']}, {r['n']:.1e} elements)"
+
+
+def targets(rows, device) -> list[str]:
+    """The ``# target`` lines of one table (``rows``: op, K, n, speedup, copy %, peak native bytes)."""
+    out = []
+    loss = [r for r in rows if r["op"].startswith("discretised_cts_loss")]
+    if device.type == "cpu":
+        big = [r for r in rows if r["n"] >= TRAINING_SIZE]
+        fu = [r for r in big if r["op"] in FLOWS_AND_UPDATES]
+        r, said = worst(fu, "speedup") if fu else (None, "no flow or update at >= 1e5 elements in this run")
+        out.append(target_line("(CPU) flows and updates >= 3x the eager twin at >= 1e5 elements", said,
+                               None if r is None else r["speedup"] >= 3))
+        r, said = worst(big, "speedup") if big else (None, "no op at >= 1e5 elements in this run")
+        out.append(target_line("(CPU) no native op slower than its eager twin at >= 1e5 elements", said,
+                               None if r is None else r["speedup"] >= 1))
+        l256 = [r for r in loss if r["K"] == 256]
+        r, said = worst(l256, "speedup") if l256 else (None, "no discretised loss at K = 256 in this run")
+        out.append(target_line("(CPU) discretised loss at K = 256 >= 5x the eager twin", said,
+                               None if r is None else r["speedup"] >= 5))
+        if l256:
+            r = max(l256, key=lambda r: r["peak"] / (4 * r["n"] * 256))
+            out.append(target_line("(CPU) discretised loss at K = 256 in O(B x D) memory",
+                                   f"peak {r['peak'] / 1e6:.1f} MB vs {4 * r['n'] * 256 / 1e6:.1f} MB for one B x D x K "
+                                   f"float32 tensor ({r['n']:.1e} elements)", r["peak"] < 4 * r["n"] * 256))
+        else:
+            out.append(target_line("(CPU) discretised loss at K = 256 in O(B x D) memory",
+                                   "no discretised loss at K = 256 in this run", None))
+    else:
+        big = [r for r in rows if r["n"] >= GPU_LARGE and "loss" not in r["op"] and r["K"] in ("-", 2)]
+        r, said = worst(big, "copy") if big else (None, "no elementwise op at >= 16M elements in this run")
+        out.append(target_line("(GPU) elementwise ops >= 70% of copy bandwidth at >= 16M elements", said,
+                               None if r is None else r["copy"] >= 70))
+        lb = [r for r in loss if r["n"] >= 1_000_000]
+        r, said = worst(lb, "speedup") if lb else (None, "no discretised loss at >= 1e6 elements in this run")
+        out.append(target_line("(GPU) discretised loss >= 10x the eager twin", said,
+                               None if r is None else r["speedup"] >= 10))
+    return out
 
 
 def cases(n, device, ks=(2, 16, 256)):
@@ -120,6 +171,7 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256), warm=Tr
               f"moved); load {load_average()}")
         print(f"{'op':30s} {'K':>4s} {'elements':>10s} {'backend':>8s} {'native ms':>10s} {'eager ms':>10s} "
               f"{'speed-up':>9s} {'(best)':>8s} {'GB/s':>7s} {'% copy':>7s} {'peak native':>13s} {'peak eager':>12s}")
+        rows = []
         for n in sizes:
             for name, K, native, eager, nbytes in cases(n, device, ks):
                 if only and not any(o in name for o in only.split(",")):
@@ -127,12 +179,17 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256), warm=Tr
                 runs = interleaved_times([native, eager, copy_fn(nbytes, device)], device, repeat, warm=warm)
                 t_native, t_eager, t_copy = (statistics.median(r) for r in runs)
                 best = min(runs[1]) / min(runs[0])
-                mem = ""
+                mem, peak = "", None
                 if "loss" in name:
-                    mem = f"{peak_extra_bytes(native, device) / 1e6:11.1f}MB {peak_extra_bytes(eager, device) / 1e6:10.1f}MB"
+                    peak = peak_extra_bytes(native, device)
+                    mem = f"{peak / 1e6:11.1f}MB {peak_extra_bytes(eager, device) / 1e6:10.1f}MB"
+                rows.append({"op": name, "K": K, "n": n, "speedup": t_eager / t_native,
+                             "copy": round(100 * t_copy / t_native), "peak": peak})
                 bw = nbytes / t_native
                 print(f"{name:30s} {K!s:>4s} {n:10.1e} {device.type:>8s} {t_native * 1e3:10.3f} {t_eager * 1e3:10.3f} "
                       f"{t_eager / t_native:8.1f}x {best:7.1f}x {bw / 1e9:7.1f} {100 * t_copy / t_native:6.0f}% {mem}", flush=True)
+        for line in targets(rows, device):
+            print(line)
         print(f"# load at the end of threads={threads}: {load_average()}")
 
 
@@ -140,18 +197,28 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="include 6.4e7 elements")
-    p.add_argument("--sizes", type=float, nargs="*", help="element counts (overrides the defaults)")
-    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--sizes", type=positive_int, nargs="*", help="element counts (overrides the defaults; 1e6 reads "
+                   "as 1000000)")
+    p.add_argument("--repeat", type=positive_int, default=15, help="interleaved rounds (at least 3 are run)")
     p.add_argument("--only", help="run only the ops whose name contains this text (comma-separated: any of them)")
-    p.add_argument("--K", type=int, nargs="*", default=[2, 16, 256], help="class counts of the K-wide ops")
-    p.add_argument("--threads", type=int, nargs="*", help="thread counts (CPU; default 1 and all)")
+    p.add_argument("--K", type=positive_int, nargs="*", default=[2, 16, 256],
+                   help="class counts of the K-wide ops (>= 2)")
+    p.add_argument("--threads", type=positive_int, nargs="*", help="thread counts (CPU; default 1 and all)")
     p.add_argument("--no-warm", action="store_true",
                    help="time each call right after the other functions of the round (order-biased where the "
                         "working set fits in cache: harness.interleaved_times)")
     args = p.parse_args()
+    if any(k < 2 for k in args.K):
+        p.error(f"--K: class counts must be >= 2, got {args.K}")
+    if args.sizes is not None and not args.sizes or args.K is not None and not args.K:
+        p.error("--sizes and --K need at least one value")
     device = parse_device(p, args.device, native=True)
-    sizes = [int(s) for s in args.sizes] if args.sizes else [100_000, 1_000_000, 16_000_000] + (
+    sizes = list(args.sizes) if args.sizes else [100_000, 1_000_000, 16_000_000] + (
         [64_000_000] if args.full else [])
+    if args.only:
+        ops = sorted({c[0] for c in cases(4096, torch.device("cpu"), tuple(args.K))})
+        if not any(o in name for o in args.only.split(",") for name in ops):
+            p.error(f"--only {args.only!r}: no op matches; the ops: {', '.join(ops)}")
     probe = torch.zeros(2, 2, device=device)
     choice = explain("bfn.continuous_flow", probe, torch.zeros(2, device=device), SIGMA1)
     if choice.backend == "reference":

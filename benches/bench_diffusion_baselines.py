@@ -21,7 +21,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from harness import banner, interleaved_medians, parse_device
+from harness import banner, interleaved_medians, parse_device, positive_float, positive_int, writable_out
 
 RECIPES = ("diffae/celeba64", "infodiffusion/celeba64", "disdiff/shapes3d", "disdiff/shapes3d-dyga",
            "diffae/shapes3d-cpu", "infodiffusion/shapes3d-cpu", "disdiff/shapes3d-cpu")
@@ -98,13 +98,17 @@ def bench(name: str, device: torch.device, batch: int | None, rounds: int, budge
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--batch", type=int, default=None, help="default: 2 on the CPU, the recipe's batch on a GPU")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--budget", type=float, default=60.0, help="seconds per row")
-    p.add_argument("--recipes", nargs="+", default=list(RECIPES))
-    p.add_argument("--json", default=None)
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="default: 2 on the CPU, the recipe's batch on a GPU")
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds (at least 3 are run)")
+    p.add_argument("--budget", type=positive_float, default=60.0, help="seconds per row")
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES, metavar="RECIPE",
+                   help="any of: " + ", ".join(RECIPES))
+    p.add_argument("--json", default=None, help="write the rows here (refused when the file exists, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     a = p.parse_args(argv)
     device = parse_device(p, a.device)
+    writable_out(p, "--json", a.json, overwrite=a.overwrite)
     torch.set_num_threads(1) if device.type == "cpu" else None
     batch = a.batch if a.batch is not None else (2 if device.type == "cpu" else None)
     print(banner(device))

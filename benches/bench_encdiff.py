@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from harness import banner, interleaved_medians, load_average, parse_device, sync
+from harness import banner, interleaved_medians, load_average, parse_device, positive_int, sync
 from diffrep.cluster import fit as hddc_fit
 from diffrep.methods.dyga import DyGA, DyGAConfig
 from diffrep.methods.encdiff import EncDiff, EncDiffConfig
@@ -37,19 +37,20 @@ def paper_model(dyga: bool, sd: float, dev):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--units", type=int, default=20)
-    ap.add_argument("--n", type=int, default=20000, help="points per unit for the refresh row (issue: 100000)")
-    ap.add_argument("--sample-batch", type=int, default=2)
-    ap.add_argument("--ddim-steps", type=int, default=100, help="DDIM steps of the ddim row (the paper's 100; "
+    ap.add_argument("--batch", type=positive_int, default=4)
+    ap.add_argument("--units", type=positive_int, default=20)
+    ap.add_argument("--n", type=positive_int, default=20000, help="points per unit for the refresh row (issue: 100000; "
+                    ">= 16, two points per cluster of the plain EM's K = 8)")
+    ap.add_argument("--sample-batch", type=positive_int, default=2)
+    ap.add_argument("--ddim-steps", type=positive_int, default=100, help="DDIM steps of the ddim row (the paper's 100; "
                     "fewer for a quick check of the code path, scripts/gpu_check.py --dry-run)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=positive_int, default=3, help="interleaved rounds (at least 3 are run)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "refresh", "ddim"])
     args = ap.parse_args()
-    if args.ddim_steps < 1:
-        ap.error(f"--ddim-steps must be >= 1, got {args.ddim_steps}")
+    if args.n < 16:
+        ap.error(f"--n {args.n}: the refresh row's plain EM at K = 8 needs at least 16 points per unit")
     dev = parse_device(ap, args.device)
     print(banner(dev, f"load {load_average()}"))
     g = torch.Generator().manual_seed(0)

@@ -116,7 +116,8 @@ def main(argv=None) -> int:
     if args.steps < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
         ap.error("--steps and --batch must be >= 1, --warmup >= 0")
     device = parse_device(ap, args.device)
-    print(banner(device))
+    print(banner(device, f"{args.warmup} untimed steps, then the median of {args.steps} timed ones"
+                 + (" (--warmup 0: the first timed step pays the one-time costs)" if args.warmup == 0 else "")))
     print(f"{'recipe':26s} {'batch':>5s} {'params M':>9s} {'ms/step':>9s} {'img/s':>8s} {'peak GiB':>9s}  dtype")
 
     def row(name, r):

@@ -10,7 +10,9 @@ codes), factors with the Shapes3D sizes (10, 10, 10, 8, 4, 15). Pipelines:
                  per factor, serial). Its DCI runs on a 2000-point train subsample and is
                  extrapolated linearly to 10000 (the full fit takes ~3 min here; docs/metrics.md: 177 s).
 TAD: 40 attributes x 256 latents x 5 folds (InfoDiffusion protocol), kernel vs sklearn loop.
-Kernels: native vs PyTorch twin on the suite's shapes (min of 3 after a warm-up).
+Kernels: native vs PyTorch twin on the suite's shapes (medians of 3 interleaved rounds after one warm-up each:
+harness.interleaved_times, so both see the same machine load). The pipelines take seconds to minutes
+each: one run of each, in sequence.
 
   OMP_NUM_THREADS=2 taskset -c 0,1 python benches/bench_metrics.py [--skip reference,parity] [--out F]
 The reference pipeline takes many minutes (DCI alone ~3 min); ``--skip`` leaves pipelines out.
@@ -35,9 +37,11 @@ import torch
 
 # harness.py lies beside this file; a test loads this file by its path, without benches/ on sys.path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import parse_device  # noqa: E402
+from harness import (choice_list, interleaved_times, parse_device, positive_float, target_line,  # noqa: E402
+                     writable_out)
 
 SIZES = (10, 10, 10, 8, 4, 15)
+SECTIONS = ("fast", "parity", "reference", "tad", "kernels")
 
 
 def data(seed=0, n_train=10000, n_test=5000, d=20):
@@ -147,8 +151,8 @@ def _sync(device):
 
 
 def kernel_bench(device=torch.device("cpu"), scale=1.0):
-    """Native kernel vs PyTorch twin on the suite's shapes (``scale`` shrinks the sample counts), min of
-    3 after a warm-up, yielded kernel by kernel as each is measured (a run cut off at a time limit keeps
+    """Native kernel vs PyTorch twin on the suite's shapes (``scale`` shrinks the sample counts), medians of
+    3 interleaved rounds after one warm-up each, yielded kernel by kernel as each is measured (a run cut off at a time limit keeps
     the rows it measured): (name, (native s, twin s)) on the CPU; on CUDA (name, (CPU kernel s on CPU
     tensors, CUDA kernel s, twin s on CUDA))."""
     from diffrep.ops import metrics as ops
@@ -177,27 +181,20 @@ def kernel_bench(device=torch.device("cpu"), scale=1.0):
                 f"knn_mi_cd 20x6 n={c.shape[0]} k=10": lambda: ops.knn_mi_cd(cT, fT, 10),
                 f"factor_vae_votes {bt.shape[0]}x64x20": lambda: ops.factor_vae_votes(bd, fid, od, ad, 6)}
 
-    def best(fn, dev):
-        fn()
-        _sync(dev)
-        out = []
-        for _ in range(3):
-            t = time.perf_counter()
-            fn()
-            _sync(dev)
-            out.append(time.perf_counter() - t)
-        return min(out)
+    def under(backend, fn, dev):
+        def run():
+            with use_backend(backend, strict=backend != "reference"):
+                fn()
+                _sync(dev)
+        return run
 
     cpu = torch.device("cpu")
     runs = [("cpu", cpu)] if device.type == "cpu" else [("cpu", cpu), ("cuda", device)]
     runs.append(("reference", device))
     per_run = [(backend, dev, cases(dev)) for backend, dev in runs]
     for name in per_run[0][2]:
-        times = []
-        for backend, dev, fns in per_run:
-            with use_backend(backend, strict=backend != "reference"):
-                times.append(best(fns[name], dev))
-        yield name, tuple(times)
+        runs = interleaved_times([under(backend, fns[name], dev) for backend, dev, fns in per_run], device, 3, budget=0)
+        yield name, tuple(float(np.median(r)) for r in runs)
 
 
 def kernel_line(name: str, times: tuple) -> str:
@@ -231,16 +228,16 @@ def tad_bench(reference: bool):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--skip", default="", help="comma list of: fast,parity,reference,tad,kernels")
-    p.add_argument("--out")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--skip", default="", help="comma list of: " + ",".join(SECTIONS))
+    p.add_argument("--out", help="also write the table here (refused when the file exists, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--device", default="cpu", help="cuda: the kernels on the GPU beside the CPU kernels")
-    p.add_argument("--scale", type=float, default=1.0, help="shrink the kernel section's sample counts")
+    p.add_argument("--scale", type=positive_float, default=1.0, help="shrink the kernel section's sample counts")
     a = p.parse_args(argv)
-    if a.scale <= 0:
-        p.error(f"--scale must be > 0, got {a.scale}")
     device = parse_device(p, a.device)
-    skip = set(a.skip.split(",")) - {""}
+    skip = choice_list(p, "--skip", a.skip, SECTIONS)
+    writable_out(p, "--out", a.out, overwrite=a.overwrite)
     try:
         out = open(a.out, "w") if a.out else None
     except OSError as exc:  # before any measurement, not after all of them
@@ -301,9 +298,17 @@ def _run(a, device, skip, emit):
     if "kernels" not in skip:
         if device.type == "cuda":
             emit(f"# kernels on GPU {torch.cuda.get_device_name(device)} vs the CPU kernels "
-                 f"({torch.get_num_threads()} CPU threads), min of 3 after a warm-up")
+                 f"({torch.get_num_threads()} CPU threads), medians of 3 interleaved rounds after a warm-up")
+        ratios = []
         for name, times in kernel_bench(device, a.scale):
             emit(kernel_line(name, times))
+            ratios.append((times[0] / times[1] if len(times) == 3 else times[1] / times[0], name))
+        low, where = min(ratios)
+        if device.type == "cuda":
+            emit(target_line("(GPU) metric kernels faster than on the CPU", f"lowest x{low:.1f} ({where})", low > 1))
+        else:
+            emit(target_line("(CPU) no native metric kernel slower than its PyTorch twin", f"lowest x{low:.1f} ({where})",
+                             low >= 1))
 
 
 if __name__ == "__main__":

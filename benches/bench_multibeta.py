@@ -25,7 +25,7 @@ import statistics
 
 import torch
 
-from harness import banner, interleaved_times, load_average, parse_device, recipe_rows
+from harness import banner, interleaved_times, load_average, parse_device, recipe_rows, writable_out
 
 
 def _step_fn(model, opt, x, device, beta=None):
@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     if args.repeat < 1 or (args.batch is not None and args.batch < 1) or args.budget <= 0:
         ap.error("--repeat and --batch must be >= 1, --budget > 0")
     device = parse_device(ap, args.device)
+    writable_out(ap, "--json", args.json, append=True)
     print(banner(device, f"load {load_average()}"))
     print(f"{'recipe':28s} {'B1':>4s} {'B2':>4s} {'phase1':>9s} {'beta_vae':>9s} {'phase2':>9s} {'enc2B':>9s} "
           f"{'p2/p1':>6s} {'bv/p1':>6s} {'enc/p2':>6s}  (ms/step, median of interleaved rounds)")

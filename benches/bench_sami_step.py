@@ -30,7 +30,7 @@ import time
 import torch
 
 from diffrep.methods.sami import SAMI
-from harness import load_average, parse_device
+from harness import load_average, parse_device, positive_int, writable_out
 from diffrep.nn import HalfUNetConfig, UNetConfig
 from diffrep.recipes.sami import disks_cpu_config
 
@@ -126,13 +126,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", nargs="+", default=["disks-cpu", "halfunet64"], choices=["disks-cpu", "halfunet64"])
-    p.add_argument("--batch", type=int, nargs="+", default=[32])
-    p.add_argument("--samples", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--batch", type=positive_int, nargs="+", default=[32])
+    p.add_argument("--samples", type=positive_int, nargs="+", default=[1, 4])
     p.add_argument("--reps", type=int, default=5, help="timed rounds, each timing both sides (>= 1)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds of both sides first (>= 1)")
     p.add_argument("--json", default=None, help="append JSON lines here")
     a = p.parse_args()
     a.device = parse_device(p, a.device).type  # a clear usage error where no GPU is visible
+    writable_out(p, "--json", a.json, append=True)  # before the minutes of timing, not after
     if a.reps < 1:
         p.error(f"--reps must be >= 1, got {a.reps}")
     if a.warmup < 1:

@@ -25,7 +25,7 @@ from diffrep.data.toy_shapes import ToyShapes, ToyShapesConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 from diffrep.nn import UNetConfig
 from diffrep.train import TrainConfig, Trainer, seed_everything
-from harness import parse_device
+from harness import nonnegative_int, parse_device, positive_int
 
 
 class DecodedShapes(Dataset):
@@ -73,17 +73,23 @@ def bench(device: str, workers: int, steps: int, warmup: int, batch: int, image:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", nargs="*", default=None, help="cpu and/or cuda (default: cpu, plus cuda if available)")
-    p.add_argument("--workers", nargs="*", type=int, default=[0, 2])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--image", type=int, default=32)
-    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--workers", nargs="+", type=nonnegative_int, default=[0, 2])
+    p.add_argument("--steps", type=positive_int, default=20, help="timed steps")
+    p.add_argument("--warmup", type=positive_int, default=5,
+                   help="untimed steps first (>= 1: the first step pays the one-time costs)")
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--image", type=positive_int, default=32, help="image size (a multiple of 4, >= 8)")
+    p.add_argument("--channels", type=positive_int, default=32, help="U-Net base channels (a multiple of 32)")
     a = p.parse_args()
+    if a.image < 8 or a.image % 4:
+        p.error(f"--image {a.image}: the U-Net halves it twice and attends at image / 4: a multiple of 4, >= 8")
+    if a.channels % 32:
+        p.error(f"--channels {a.channels}: GroupNorm's 32 groups need a multiple of 32")
     devices = a.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     devices = [parse_device(p, d).type for d in devices]  # a clear usage error where no GPU is visible
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+          f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, torch threads "
+          f"{torch.get_num_threads()}; {a.warmup} untimed steps, then the mean of {a.steps} timed ones")
     print(f"{'device':6s} {'workers':>7s} {'data':>8s} {'forward':>8s} {'backward':>9s} {'optim':>8s} {'total':>8s} {'wall':>8s} {'data%':>6s}  (ms/step)")
     rows = []
     for dev in devices:

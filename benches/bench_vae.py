@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from harness import banner, interleaved_medians, parse_device
+from harness import banner, interleaved_medians, parse_device, positive_float, positive_int, writable_out
 
 METHODS = ("ae", "vae", "beta-vae", "annealed-vae", "beta-tcvae", "factor-vae", "info-vae", "dip-vae-i",
            "dip-vae-ii", "fsq-ae")
@@ -51,13 +51,16 @@ def make_step(method: str, device: torch.device, batch: int):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--budget", type=float, default=60.0)
-    ap.add_argument("--methods", nargs="*", default=list(METHODS))
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--batch", type=positive_int, default=64)
+    ap.add_argument("--rounds", type=positive_int, default=10, help="interleaved rounds (at least 3 are run)")
+    ap.add_argument("--budget", type=positive_float, default=60.0, help="seconds before stopping the rounds")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD",
+                    help="any of: " + ", ".join(METHODS))
+    ap.add_argument("--json", default=None, help="write the rows here (refused when the file exists, unless --overwrite)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     args = ap.parse_args(argv)
     device = parse_device(ap, args.device)
+    writable_out(ap, "--json", args.json, overwrite=args.overwrite)
     print(banner(device, f"VAE baselines, 64x64x1, batch {args.batch}, interleaved medians"))
     fns = [make_step(m, device, args.batch) for m in args.methods]
     meds = interleaved_medians(fns, device, args.rounds, args.budget)

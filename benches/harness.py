@@ -1,8 +1,11 @@
-"""Timing and memory helpers shared by the benches (min-of-N, synchronised, peak extra bytes)."""
+"""Timing and memory helpers shared by the benches (interleaved medians, synchronised, peak extra bytes), their
+argument types (a bad size is a usage error, not a traceback deep in the first kernel) and the target lines."""
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import platform
 import statistics
 import time
@@ -38,25 +41,84 @@ def parse_device(parser, value: str, *, native: bool = False) -> torch.device:
     return device
 
 
+def _number(kind, low: float, strict: bool):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            try:  # an integer written as a float: 1e5, 1.6e7
+                value = float(text)
+            except ValueError:
+                value = None
+            if kind is not int or value is None or not math.isfinite(value) or value != int(value):
+                raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
+                    from None
+            value = int(value)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value <= low if strict else value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {low:g}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its "invalid ... value" message
+    return parse
+
+
+#: argparse ``type=`` of the bench flags: ``positive_int`` (a size, a count of rounds: >= 1; ``1e5`` reads as
+#: 100000), ``nonnegative_int`` (>= 0), ``positive_float`` (a budget in seconds, a scale: > 0). A bad value exits 2
+#: with a usage error naming the flag, before any work
+positive_int = _number(int, 1, strict=False)
+nonnegative_int = _number(int, 0, strict=False)
+positive_float = _number(float, 0, strict=True)
+
+
+def int_list(low: int = 1):
+    """argparse ``type=`` of a comma-separated list of integers >= ``low`` (``--sizes 1024,4096``)."""
+    one = _number(int, low, strict=False)
+
+    def parse(text: str) -> list[int]:
+        return [one(part.strip()) for part in text.split(",")]
+    parse.__name__ = "comma-separated integer"
+    return parse
+
+
+def choice_list(parser, flag: str, value: str, known) -> set[str]:
+    """The names of a comma-separated flag (``--skip fast,tad``), or the parser's usage error naming the
+    unknown ones (a typo used to be ignored: the section it meant to skip ran for minutes)."""
+    names = set(value.split(",")) - {""}
+    unknown = sorted(names - set(known))
+    if unknown:
+        parser.error(f"{flag}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
+    return names
+
+
+def writable_out(parser, flag: str, path, *, append: bool = False, overwrite: bool = False):
+    """Check an output path before any measurement: the parser's usage error when its folder is missing or
+    unwritable, or (``append`` False) when the file exists and ``overwrite`` is not set, so a run does not
+    replace an earlier result without a word."""
+    if path is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"{flag} {path}: is a folder")
+    if not os.path.isdir(folder):
+        parser.error(f"{flag} {path}: No such file or directory (no folder {folder})")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        parser.error(f"{flag} {path}: not writable")
+    if os.path.exists(path) and not append and not overwrite:
+        parser.error(f"{flag} {path} exists (an earlier result); choose another {flag} or add --overwrite")
+    return path
+
+
+def target_line(target: str, measured: str, met: bool | None) -> str:
+    """One target verdict, the line every bench prints after its table: ``# target <what>: <measured> -> met``
+    (``missed``; ``not measured`` with ``met`` None: the run did not reach the target's size)."""
+    verdict = "not measured" if met is None else ("met" if met else "missed")
+    return f"# target {target}: {measured} -> {verdict}"
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def best_time(fn, device, repeat, budget=2.0):
-    """Min of up to ``repeat`` runs after one warm-up, stopping early once ``budget`` s are spent."""
-    fn()
-    sync(device)
-    best, spent = math.inf, 0.0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
-        if spent > budget:
-            break
-    return best
 
 
 def interleaved_medians(fns, device, repeat, budget=3.0):

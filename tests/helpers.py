@@ -33,6 +33,24 @@ def load_script(name: str):
     return mod
 
 
+def load_bench(name: str):
+    """``benches/<name>.py`` as a module, for the tests of the benches (they import ``harness`` from benches/:
+    the folder is on ``sys.path`` while the module loads, and ``harness`` stays in ``sys.modules``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benches")
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", Path(folder) / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(folder)
+    return mod
+
+
 def seed_all(seed: int = SEED) -> None:
     """Seed python, numpy and torch (every device)."""
     random.seed(seed)
