@@ -370,10 +370,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clear-margin", type=float, default=0.05, help="gate 3: MIG / DCI at beta* at least the beta = 0 "
                     "code's plus this (default %(default)s)")
     ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json",
-                    help="the JSON record (default %(default)s)")
+                    help="the JSON record (default %(default)s); an existing file is refused unless --overwrite")
     ap.add_argument("--run-dir", default="runs/validate_multibeta", help="training folders of both models "
                     "(default %(default)s; an existing run there is refused unless --overwrite)")
-    ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir")
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir and an existing --out")
     ap.add_argument("--gate2-curve-betas", default="", help="report (not a gate): the gate-2 measurements at these "
                     "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
     ap.add_argument("--save-dir", default="", help="save the trained models here (config.json + safetensors)")
@@ -445,6 +445,8 @@ def main(argv=None) -> int:
     if curve2_betas and (any(not 0 < b <= bmax for b in curve2_betas)
                          or any(b2 <= b1 for b1, b2 in zip(curve2_betas, curve2_betas[1:]))):
         ap.error(f"--gate2-curve-betas must be strictly increasing values in (0, B={bmax:g}], got {curve2_betas}")
+    if Path(args.out).exists() and not args.overwrite:  # before training: it was replaced after hours of work
+        ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
     run = Path(args.run_dir)
     trains = (["multibeta/phase1", "multibeta/phase2", "beta_vae"] if not args.load_dir else
               ["multibeta/phase2"] * args.retrain_latent + ["beta_vae"] * args.retrain_baseline)

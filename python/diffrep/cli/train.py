@@ -271,6 +271,9 @@ def run(args) -> int:
             print(note, file=sys.stderr, flush=True)
         _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
+        prepare = getattr(cfg, "prepare_phase_folders", None)  # a multi-phase recipe: its phase folders too
+        if callable(phased) and callable(prepare):
+            removed += prepare(out, resume=args.resume, overwrite=overwrite)
         if args.resume is not None:
             _check_resume_target(out, recipe.name, callable(phased))
             _check_resume_config(out, cfg)

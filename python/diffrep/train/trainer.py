@@ -44,6 +44,7 @@ import contextlib
 import inspect
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -59,7 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._checks import finite_numbers, flag, map_style_dataset, path
 from ..diffusion import ChainDivergedError
 from . import distributed as D
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
@@ -68,7 +69,7 @@ from .log_interval import LogInterval, StepMetrics
 from .loggers import MetricLogger, Progress
 from .optim import _disc_optimizer_settings, lr_at
 from .rng import capture_rng_state, restore_rng_state, seed_everything
-from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
+from .rundir import _FINAL_FILES, RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
 
 __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything", "capture_rng_state",
            "restore_rng_state", "lr_at"]
@@ -177,6 +178,25 @@ def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
             continue
         if n > step:
             p.unlink()
+
+
+def _drop_outputs_after(run_dir: Path, start: int, steps: int) -> None:
+    """On resuming from step ``start``: remove the checkpoints past it (left by the run this one branches from,
+    e.g. ``--resume checkpoints/step-2`` beside step-3 and step-4: a later ``--resume latest`` took step-4 of the
+    abandoned run, and the log's tail is dropped already) and, when steps remain, ``final/`` (an earlier end's
+    weights, which a kill of this continuation left beside its config as if complete). Said on stderr."""
+    dropped = [p for step, p in list_checkpoints(run_dir / "checkpoints") if step > start]
+    for p in dropped:
+        shutil.rmtree(p)
+    final = run_dir / "final"
+    old_final = start < steps and (final / "config.json").is_file()
+    if old_final:
+        for name in _FINAL_FILES:
+            (final / name).unlink(missing_ok=True)
+    if dropped or old_final:
+        what = [f"the checkpoints after step {start} ({', '.join(p.name for p in dropped)})"] if dropped else []
+        what += ["final/ (it is written again at the end)"] if old_final else []
+        print(f"resuming from step {start}: removed {' and '.join(what)}", file=sys.stderr, flush=True)
 
 
 class Trainer:
@@ -431,6 +451,7 @@ class Trainer:
         self.logger = logger
         if main and resume is not None:
             _drop_sample_grids_after(self.run_dir, start)
+            _drop_outputs_after(self.run_dir, start, cfg.steps)
         forward: nn.Module = _LossForward(model, pass_step=self._pass_step)
         if info.world_size > 1:
             forward = nn.parallel.DistributedDataParallel(

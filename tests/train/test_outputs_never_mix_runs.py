@@ -1,0 +1,196 @@
+"""Outputs never mix with an earlier run's (docs/architecture.md, "Run folders"): a model saved over another is
+replaced as a whole, a resume from an older checkpoint drops what the abandoned run wrote after it, a multi-phase
+run checks its phase folders before writing its record, an analysis stopped part-way is recognisable and cleared,
+and the validation scripts keep an existing record unless told to replace it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffrep.cli import main
+
+from helpers import load_script, tiny_sami
+
+
+def _toy(seed: int):
+    from diffrep.diffusion import NoiseScheduleConfig
+    from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
+    from diffrep.nn import UNetConfig
+
+    torch.manual_seed(seed)
+    unet = UNetConfig(image_size=8, in_channels=1, out_channels=1, model_channels=8, channel_mult=(1,),
+                      num_res_blocks=1, attention_resolutions=(), middle_attention=False, num_groups=4)
+    return ToyDDPM(ToyDDPMConfig(unet=unet, schedule=NoiseScheduleConfig(num_timesteps=4), sample_steps=2))
+
+
+def _same(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# -- save_pretrained over an earlier model --------------------------------------------------------------
+
+def test_saving_without_ema_removes_the_earlier_models_ema_copy(tmp_path):
+    # the earlier model's ema.safetensors stayed, and --weights auto (the default of every verb) loaded it
+    from diffrep.nn import load_pretrained
+    from diffrep.nn.pretrained import resolve_weights
+
+    a, b = _toy(0), _toy(1)
+    a.save_pretrained(tmp_path, ema_state=a.state_dict())
+    b.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert resolve_weights(tmp_path, "auto", "test") == "model"
+    assert _same(load_pretrained(tmp_path, weights="model"), b)
+
+
+def test_a_save_that_fails_leaves_the_earlier_model_whole(tmp_path, monkeypatch):
+    # the new config.json was written first and the weights after it: a failure left new config + old weights
+    import diffrep.nn.pretrained as P
+    from diffrep.nn import load_pretrained
+
+    a = _toy(0)
+    a.save_pretrained(tmp_path, ema_state=a.state_dict())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = P._save_safetensors
+
+    def failing(state, path, metadata=None):
+        if "ema" in path.name:
+            raise OSError("disk full")
+        real(state, path, metadata)
+
+    monkeypatch.setattr(P, "_save_safetensors", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _toy(1).save_pretrained(tmp_path, ema_state=a.state_dict())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file left either
+    assert _same(load_pretrained(tmp_path, weights="model"), a)
+
+
+# -- diffrep train --resume from an older checkpoint ------------------------------------------------------
+
+TOY = ["--train.batch_size", "4", "--train.log_every", "1", "--train.ckpt_every", "1", "--train.keep_checkpoints", "5",
+       "--model.unet.model_channels", "8", "--model.unet.channel_mult", "1", "--model.unet.attention_resolutions", "[]",
+       "--model.unet.num_groups", "4", "--data.image_size", "8", "--data.num_images", "16",
+       "--model.unet.image_size", "8"]
+
+
+def test_resume_from_an_older_checkpoint_drops_the_later_ones_and_final(tmp_path, capsys):
+    # the abandoned run's step-3/step-4 stayed: a later '--resume latest' continued the abandoned run, and
+    # its final/ looked like the continuation's result while the continuation was still running
+    run = tmp_path / "run"
+    assert main(["train", "demo/toy-ddpm", "--out", str(run), "--train.steps", "4", *TOY]) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"step-0000000{i}" for i in (1, 2, 3, 4)]
+    capsys.readouterr()
+    from diffrep.cli.train import resolve_config
+    from diffrep.train import Trainer
+
+    recipe, cfg = resolve_config("demo/toy-ddpm", None, ["--train.steps", "6", *TOY])
+    model, data = recipe.build(cfg)
+    seen = {}
+
+    def stop_after_first_step(trainer, step, metrics):  # a kill of the continuation after its first step
+        seen["files"] = sorted(p.name for p in (run / "checkpoints").iterdir())
+        seen["final"] = (run / "final" / "config.json").exists()
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        Trainer(model, data, cfg.train, run, callbacks=[stop_after_first_step]).train(
+            resume=str(run / "checkpoints" / "step-00000002"))
+    assert seen == {"files": ["step-00000001", "step-00000002"], "final": False}
+    assert "removed the checkpoints after step 2 (step-00000003, step-00000004) and final/" in capsys.readouterr().err
+    # the abandoned run's lines 3 and 4 dropped; 3 is the continuation's own record (logged before the callback)
+    assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+# -- multi-phase runs: the phase folders ------------------------------------------------------------------
+
+MB = ["--train.steps", "2", "--train_latent.steps", "2", "--train_subset", "64", "--auto_beta", "false"]
+
+
+def test_a_fresh_multiphase_run_into_a_killed_ones_folder_is_refused_before_its_record(tmp_path, capsys):
+    # a run killed in phase 1 left only phase1/: the top folder's check passed, config.yaml and run.json were
+    # rewritten with the new config, and only then did phase 1 refuse: the earlier run's record was gone
+    out = tmp_path / "mb"
+    (out / "phase1").mkdir(parents=True)
+    (out / "phase1" / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    (out / "config.yaml").write_text("earlier: run\n")
+    assert main(["train", "multibeta/dsprites-cpu", "--out", str(out), *MB]) == 2
+    err = capsys.readouterr().err
+    assert (f"run folder {out} already holds a multi-phase run (phase1/metrics.jsonl); training into it would mix the "
+            "two runs. Continue it with --resume latest, replace it with --overwrite") in err
+    assert (out / "config.yaml").read_text() == "earlier: run\n" and not (out / "run.json").exists()
+
+
+def test_overwrite_clears_every_phase_folder_and_keeps_other_files(tmp_path):
+    # --overwrite of a phases [1] run over a [1, 2] run with auto_beta left phase2/ and phase1/information.json
+    from diffrep.recipes.multibeta import prepare_phase_folders
+    from diffrep.train.rundir import RunFolderError
+
+    out = tmp_path / "mb"
+    for phase in ("phase1", "phase2"):
+        (out / phase / "final").mkdir(parents=True)
+        (out / phase / "metrics.jsonl").write_text('{"step": 2, "loss": 1.0}\n')
+        (out / phase / "final" / "config.json").write_text('{"_diffrep_version": "0"}')
+        (out / phase / "run.json").write_text("{}")
+    (out / "phase1" / "information.json").write_text("{}")
+    (out / "phase2" / "notes.txt").write_text("mine")
+    assert prepare_phase_folders(out, resume="latest") == []  # a resume is checked against config.yaml instead
+    with pytest.raises(RunFolderError, match="already holds a multi-phase run"):
+        prepare_phase_folders(out)
+    removed = prepare_phase_folders(out, overwrite=True)
+    assert sorted(removed) == sorted(["phase1/metrics.jsonl", "phase1/final/config.json", "phase1/information.json",
+                                      "phase1/run.json", "phase2/metrics.jsonl", "phase2/final/config.json",
+                                      "phase2/run.json"])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["phase2", "phase2/notes.txt"]
+    assert prepare_phase_folders(out) == []
+
+
+# -- diffrep sami analyze stopped part-way ----------------------------------------------------------------
+
+def test_an_analysis_stopped_partway_is_marked_and_cleared_by_the_next(tmp_path, monkeypatch, capsys):
+    # analysis.json is written last: an analysis that failed after its first figures left them unmarked, and the
+    # next analysis (which cleared only beside an analysis.json) wrote its record beside the stale figures
+    pytest.importorskip("matplotlib")
+    from diffrep.analysis import sami as A
+
+    model = tmp_path / "m"
+    tiny_sami(dtype=torch.float32, sampler="ddim").save_pretrained(model)
+    out = tmp_path / "an"
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m, pytest.raises(RuntimeError, match="killed"):
+        m.setattr(A, "global_axes", fail)
+        main(["sami", "analyze", str(model), "--what", "spectrum,global", "--out", str(out), "--num-images", "2",
+              "--guides", "1"])
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.incomplete", "spectrum.png"]
+    capsys.readouterr()
+    assert main(["sami", "analyze", str(model), "--what", "global", "--out", str(out), "--num-images", "2",
+                 "--guides", "1"]) == 0
+    assert "removed its spectrum.png, analysis.incomplete" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "global_axes.png"]
+    assert json.loads((out / "analysis.json").read_text())["figures"] == [str(out / "global_axes.png")]
+
+
+# -- the validation scripts' records ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("script,argv,flag", [
+    ("validate_vae", ["--out", "{record}"], "--out"),
+    ("validate_sami", ["--json", "{record}"], "--json"),
+    ("validate_multibeta", ["--out", "{record}", "--run-dir", "{tmp}/run"], "--out"),
+    ("diagnose_multibeta_phase2", ["--load-dir", "{tmp}/none", "--out", "{record}"], "--out"),
+])
+def test_an_existing_record_is_kept_by_every_validation_script(script, argv, flag, tmp_path, monkeypatch, capsys):
+    # validate_vae's default --out and validate_sami's default --json are committed records the method pages cite
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "record.json"
+    record.write_text('{"kept": true}')
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main([a.format(record=record, tmp=tmp_path) for a in argv])
+    assert exc.value.code == 2
+    assert f"error: {flag} {record} exists (an earlier record); choose another {flag} or add --overwrite" in \
+        capsys.readouterr().err
+    assert record.read_text() == '{"kept": true}' and sorted(tmp_path.iterdir()) == [record]
