@@ -1,7 +1,7 @@
 """Outputs never mix with an earlier run's (docs/architecture.md, "Run folders"): a model saved over another is
 replaced as a whole, a resume from an older checkpoint drops what the abandoned run wrote after it, a multi-phase
-run checks its phase folders before writing its record, an analysis stopped part-way is recognisable and cleared,
-and the validation scripts keep an existing record unless told to replace it."""
+run checks its phase folders before writing its record, --overwrite clears the model verbs' outputs of the earlier
+model, and the validation scripts keep an existing record unless told to replace it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from diffrep.cli import main
 
-from helpers import load_script, tiny_sami
+from helpers import load_script
 
 
 def _toy(seed: int):
@@ -147,34 +147,6 @@ def test_overwrite_clears_every_phase_folder_and_keeps_other_files(tmp_path):
     assert prepare_phase_folders(out) == []
 
 
-# -- diffrep sami analyze stopped part-way ----------------------------------------------------------------
-
-def test_an_analysis_stopped_partway_is_marked_and_cleared_by_the_next(tmp_path, monkeypatch, capsys):
-    # analysis.json is written last: an analysis that failed after its first figures left them unmarked, and the
-    # next analysis (which cleared only beside an analysis.json) wrote its record beside the stale figures
-    pytest.importorskip("matplotlib")
-    from diffrep.analysis import sami as A
-
-    model = tmp_path / "m"
-    tiny_sami(dtype=torch.float32, sampler="ddim").save_pretrained(model)
-    out = tmp_path / "an"
-
-    def fail(*args, **kwargs):
-        raise RuntimeError("killed")
-
-    with monkeypatch.context() as m, pytest.raises(RuntimeError, match="killed"):
-        m.setattr(A, "global_axes", fail)
-        main(["sami", "analyze", str(model), "--what", "spectrum,global", "--out", str(out), "--num-images", "2",
-              "--guides", "1"])
-    assert sorted(p.name for p in out.iterdir()) == ["analysis.incomplete", "spectrum.png"]
-    capsys.readouterr()
-    assert main(["sami", "analyze", str(model), "--what", "global", "--out", str(out), "--num-images", "2",
-                 "--guides", "1"]) == 0
-    assert "removed its spectrum.png, analysis.incomplete" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "global_axes.png"]
-    assert json.loads((out / "analysis.json").read_text())["figures"] == [str(out / "global_axes.png")]
-
-
 # -- the validation scripts' records ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("script,argv,flag", [
@@ -194,3 +166,42 @@ def test_an_existing_record_is_kept_by_every_validation_script(script, argv, fla
     assert f"error: {flag} {record} exists (an earlier record); choose another {flag} or add --overwrite" in \
         capsys.readouterr().err
     assert record.read_text() == '{"kept": true}' and sorted(tmp_path.iterdir()) == [record]
+
+
+# -- --overwrite and the model verbs' default outputs -------------------------------------------------------
+
+def _verb_defaults() -> list[str]:
+    """The default output names of the model verbs, read from the command line's own definitions."""
+    import argparse
+
+    from diffrep.cli import build_parser
+    from diffrep.cli.paramrel import TASKS
+    from diffrep.cli.sami import ANALYSIS_FILES, INCOMPLETE_MARKER
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    verbs = next(a for a in sub.choices["multibeta"]._actions if isinstance(a, argparse._SubParsersAction))
+    multibeta = {p.get_default("out_default") for p in verbs.choices.values()} - {None}
+    return sorted(multibeta | {"samples.png"} | {f"{t}.png" for t in TASKS}) + [
+        "images/sami-prior-seed0.png", "images/sami-cond-seed12.png", "images/samples/sample-seed3.png",
+        *(f"analysis/{n}" for n in (*ANALYSIS_FILES, INCOMPLETE_MARKER))]
+
+
+def test_overwrite_clears_the_verbs_outputs_of_the_earlier_model(tmp_path):
+    # 'diffrep multibeta decode RUN' wrote RUN/decoded.png, 'diffrep sample RUN/final' RUN/final/images/samples/..:
+    # after --overwrite they stayed beside the new run's model, showing the earlier one's images
+    from diffrep.train.rundir import clear_run
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    (run / "final" / "config.json").write_text('{"_diffrep_version": "0"}')
+    names = _verb_defaults()
+    assert "decoded.png" in names and "codes.npz" in names and "attributes-encoding.png" in names
+    for base in (run, run / "final"):
+        for name in names + ["analysis/notes.txt", "mine.png"]:
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            (base / name).write_text("earlier")
+    removed = clear_run(run)
+    assert sorted(removed) == sorted([*names, *(f"final/{n}" for n in names), "metrics.jsonl", "final/config.json"])
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == [
+        "analysis/notes.txt", "final/analysis/notes.txt", "final/mine.png", "mine.png"]

@@ -27,6 +27,15 @@ _STEP_DIR = re.compile(r"^(\.tmp-|\.old-)?step-\d+")
 _WANDB_RUN = re.compile(r"^(offline-run|run)-\d{8}_\d{6}-\w+$")
 _SAMPLE_PNG = re.compile(r"^(step-\d+|sample-seed\d+)\.png$")
 _FINAL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json")
+# What the model verbs write by default into the folder they were given (a run folder or its final/), from its
+# model: ``diffrep multibeta`` (codes.npz, decoded.png, ...) and ``diffrep paramrel`` (samples.png, <task>.png) at
+# its top, ``diffrep sami sample`` in images/, ``diffrep sample`` in images/samples/, ``diffrep sami analyze`` in
+# analysis/. Cleared with the run: after --overwrite they showed the earlier model beside the new run.
+_VERB_FILES = re.compile(r"^(codes|denoised)\.npz$|^(decoded|sweep|traverse|edit|samples|reconstruct|time-varying|"
+                         r"interpolate|attributes-encoding)\.png$")
+_VERB_IMAGES = re.compile(r"^sami-(prior|uncond|cond)-seed\d+\.png$")
+_ANALYSIS_FILES = re.compile(r"^(analysis\.json|analysis\.incomplete|spectrum|perturb_axes|perturb_pair|global_axes|"
+                             r"guidance_magnitude|straightness)(\.png)?$")
 
 
 class RunFolderError(ValueError):
@@ -106,13 +115,31 @@ def _rmdir_if_empty(p: Path) -> None:
         pass
 
 
+def _clear_verb_outputs(folder: Path, prefix: str) -> list[str]:
+    """Delete the model verbs' default outputs in ``folder`` (:data:`_VERB_FILES` and the rest); their names."""
+    removed = []
+    for sub, pattern in (("", _VERB_FILES), ("images", _VERB_IMAGES), ("images/samples", re.compile(r"^sample-seed\d+\.png$")),
+                         ("analysis", _ANALYSIS_FILES)):
+        d = folder / sub if sub else folder
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.is_file() and not p.is_symlink() and pattern.match(p.name):
+                p.unlink()
+                removed.append(f"{prefix}{sub + '/' if sub else ''}{p.name}")
+    for sub in ("analysis", "images/samples", "images"):
+        _rmdir_if_empty(folder / sub)
+    return removed
+
+
 def clear_run(run_dir: str | os.PathLike) -> list[str]:
     """Delete what the trainer wrote into ``run_dir`` and nothing else; return what was removed.
 
     Refuses (RunFolderError, deleting nothing) when the folder does not look like a diffrep run or
     when one of the names the trainer uses holds something diffrep did not write (a ``metrics.jsonl``
     that is not step records, a ``final/`` without diffrep's ``config.json``). Other files and folders
-    in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept.
+    in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept; the model
+    verbs' default outputs there and in ``final/`` (computed from the earlier model) are deleted with the run.
     """
     d = _path(run_dir, "run_dir")
     contents = run_contents(d)
@@ -130,7 +157,9 @@ def clear_run(run_dir: str | os.PathLike) -> list[str]:
     if _nonempty_dir(final) and not _final_is_ours(final):
         raise RunFolderError(f"{final} was not written by diffrep (no config.json with _diffrep_version); overwrite "
                              "deletes nothing: move it away or choose another output folder")
-    removed = []
+    removed = _clear_verb_outputs(d, "")
+    if final.is_dir():
+        removed += _clear_verb_outputs(final, "final/")
     for name in ("metrics.jsonl", "metrics.jsonl.tmp"):
         if (d / name).is_file():
             (d / name).unlink()
