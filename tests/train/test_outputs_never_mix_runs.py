@@ -205,3 +205,28 @@ def test_overwrite_clears_the_verbs_outputs_of_the_earlier_model(tmp_path):
     assert sorted(removed) == sorted([*names, *(f"final/{n}" for n in names), "metrics.jsonl", "final/config.json"])
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == [
         "analysis/notes.txt", "final/analysis/notes.txt", "final/mine.png", "mine.png"]
+
+
+# -- diffrep quickstart --resume of a finished run ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_quickstart_resume_clears_the_earlier_ends_results(tmp_path, monkeypatch, capsys):
+    # a finished 2-step quickstart resumed to 3 kept its samples.png, figures and metrics.json (steps 2) while the
+    # continuation ran: killed before its figures, the folder showed the earlier end's results as the run's
+    import diffrep.cli.quickstart as Q
+
+    out = tmp_path / "qs"
+    qs = ["quickstart", "--recipe", "paramrel/digits", "--sample-steps", "1", "--eval", "none", "--out", str(out)]
+    assert main([*qs, "--steps", "2"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2
+    capsys.readouterr()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(Q, "write_figures", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        main([*qs, "--steps", "3", "--resume"])
+    assert "--resume: removed the earlier end's reconstructions.png, samples.png, traversals.png" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["quickstart.json"]
