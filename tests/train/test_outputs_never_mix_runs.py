@@ -104,6 +104,26 @@ def test_resume_from_an_older_checkpoint_drops_the_later_ones_and_final(tmp_path
     assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
+def test_tensorboard_hides_the_killed_runs_events_after_the_checkpoint(tmp_path):
+    # metrics.jsonl dropped the killed run's tail on resume, TensorBoard showed it beside the continuation's
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from diffrep.train.loggers import MetricLogger
+
+    first = MetricLogger(tmp_path, tensorboard=True)
+    for step in (1, 2, 3, 4):
+        first.log(step, {"loss": float(step)})
+    first.close()
+    again = MetricLogger(tmp_path, tensorboard=True, resume_step=2)  # resumed from the step-2 checkpoint
+    again.log(3, {"loss": 30.0})
+    again.close()
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 1.0), (2, 2.0), (3, 30.0)]
+    assert [json.loads(ln)["step"] for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
 # -- multi-phase runs: the phase folders ------------------------------------------------------------------
 
 MB = ["--train.steps", "2", "--train_latent.steps", "2", "--train_subset", "64", "--auto_beta", "false"]
