@@ -188,6 +188,27 @@ def test_an_existing_record_is_kept_by_every_validation_script(script, argv, fla
     assert record.read_text() == '{"kept": true}' and sorted(tmp_path.iterdir()) == [record]
 
 
+@pytest.mark.parametrize("script,argv,held,text", [
+    ("validate_multibeta", ["--out", "{tmp}/new.json", "--save-dir", "{tmp}/saved"], "saved/validation_state.json",
+     "--save-dir {tmp}/saved holds an earlier run's models (validation_state.json); choose another --save-dir or add "
+     "--overwrite"),
+    ("validate_diffusion_baselines", ["--out", "{tmp}/new.json", "--save-dir", "{tmp}/saved"], "saved/pretrain/config.json",
+     "--save-dir {tmp}/saved holds an earlier run's pretrain/; choose another --save-dir or add --overwrite"),
+    ("validate_diffusion_baselines", ["--out", "{tmp}/new.json", "--partial-out", "{tmp}/saved/p.json"], "saved/p.json",
+     "--partial-out {tmp}/saved/p.json exists (an earlier record); choose another --partial-out or add --overwrite"),
+])
+def test_an_earlier_runs_saved_models_are_kept(script, argv, held, text, tmp_path, monkeypatch, capsys):
+    # a run stopped between its two saves left the new model beside the earlier run's other one (and its
+    # validation_state.json), and --load-dir / --load-model then evaluated the pair as one run's
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / held).parent.mkdir(parents=True)
+    (tmp_path / held).write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        load_script(script).main([a.format(tmp=tmp_path) for a in argv])
+    assert exc.value.code == 2 and f"error: {text.format(tmp=tmp_path)}" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [held]
+
+
 # -- --overwrite and the model verbs' default outputs -------------------------------------------------------
 
 def _verb_defaults() -> list[str]:
