@@ -80,3 +80,22 @@ def test_two_metrics_with_one_file_name_are_refused(tmp_path):
     study, rows = _rows({"model.beta": [0.5, 1.0]}, ["a/b", "a_b"])
     with pytest.raises(StudyError, match=r"two plots of the report would both be written to .*box_a_b\.png"):
         _plots(tmp_path, study, aggregate(rows, ["a/b", "a_b"]), ["a/b", "a_b"])
+
+
+# -- diffrep study run --redo-changed: a multi-phase cell ---------------------------------------------------
+
+def test_redo_changed_clears_a_multiphase_cells_phase_records(tmp_path):
+    # the cleared cell kept phase1/information.json (auto_beta's choice of beta) and the phases' run.json copies:
+    # the cell run again with auto_beta off showed the earlier configuration's choice beside its own model
+    from diffrep.study.runner import _clear_cell
+
+    d = tmp_path / "cell"
+    (d / "phase1" / "final").mkdir(parents=True)
+    (d / "phase1" / "metrics.jsonl").write_text('{"step": 2, "loss": 1.0}\n')
+    (d / "phase1" / "final" / "config.json").write_text('{"_diffrep_version": "0"}')
+    for name in ("information.json", "run.json"):
+        (d / "phase1" / name).write_text("{}")
+    (d / "cell.json").write_text("{}")
+    (d / "phase1" / "notes.txt").write_text("mine")
+    _clear_cell(d)
+    assert sorted(str(p.relative_to(d)) for p in d.rglob("*")) == ["phase1", "phase1/notes.txt"]
