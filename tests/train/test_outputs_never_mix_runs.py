@@ -271,3 +271,26 @@ def test_quickstart_resume_clears_the_earlier_ends_results(tmp_path, monkeypatch
     assert "--resume: removed the earlier end's reconstructions.png, samples.png, traversals.png" in \
         capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["quickstart.json"]
+
+
+# -- diffrep aggregate: runs stopped part-way ---------------------------------------------------------------
+
+def test_aggregate_refuses_a_run_stopped_partway_and_records_of_unequal_length(tmp_path, capsys):
+    # a killed seed's loss at step 3 was averaged with the finished seeds' at step 4, without a word
+    def run(name, steps_logged, planned=4):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.yaml").write_text(f"train:\n  steps: {planned}\n")
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": float(s)}) + "\n" for s in steps_logged))
+        return str(d)
+
+    done, done2, killed = run("a", [2, 4]), run("b", [2, 4]), run("c", [2, 3])
+    assert main(["aggregate", done, killed]) == 2
+    assert (f"error: {killed}: its training record ends at step 3 of train.steps=4 ({tmp_path / 'c' / 'config.yaml'}): "
+            "a run stopped part-way; resume it (diffrep train ... --resume latest) or leave it out") in capsys.readouterr().err
+    shorter = run("d", [2, 3], planned=3)  # finished, but at another length than the others
+    assert main(["aggregate", done, shorter]) == 2
+    assert (f"error: {done} and {shorter} differ in their last logged step (4 vs 3): aggregate takes runs of one "
+            "configuration trained to the same step") in capsys.readouterr().err
+    assert main(["aggregate", done, done2, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "loss,4.0,0.0,2,0,4.0,4.0"
