@@ -68,6 +68,33 @@ def test_a_save_that_fails_leaves_the_earlier_model_whole(tmp_path, monkeypatch)
     assert _same(load_pretrained(tmp_path, weights="model"), a)
 
 
+def test_config_yaml_and_run_json_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    # written in place: a config.yaml cut at a line is valid YAML with fewer fields, and the resume check reads a
+    # field only one side has as another diffrep version's, not as a change
+    import diffrep.config.core as core
+    import diffrep.recipes.runinfo as runinfo
+    from diffrep.config import dump_yaml
+    from diffrep.recipes import get_recipe
+    from diffrep.recipes.runinfo import write_run_info
+
+    cfg = get_recipe("demo/toy-ddpm").make_config()
+    dump_yaml(cfg, tmp_path / "config.yaml")
+    write_run_info(tmp_path, "demo/toy-ddpm", cfg)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def stopped(src, dst):  # the process stops before the new file takes the old one's name
+        raise KeyboardInterrupt
+
+    for module in (core, runinfo):
+        monkeypatch.setattr(module.os, "replace", stopped)
+    cfg.train.steps = 7
+    with pytest.raises(KeyboardInterrupt):
+        dump_yaml(cfg, tmp_path / "config.yaml")
+    with pytest.raises(KeyboardInterrupt):
+        write_run_info(tmp_path, "other/recipe", cfg)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file left either
+
+
 # -- diffrep train --resume from an older checkpoint ------------------------------------------------------
 
 TOY = ["--train.batch_size", "4", "--train.log_every", "1", "--train.ckpt_every", "1", "--train.keep_checkpoints", "5",
