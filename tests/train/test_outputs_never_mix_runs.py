@@ -151,6 +151,26 @@ def test_tensorboard_hides_the_killed_runs_events_after_the_checkpoint(tmp_path)
     assert [json.loads(ln)["step"] for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
+def test_the_library_trainer_refuses_a_resume_with_another_train_config(tmp_path):
+    # Trainer.train(resume=...) with another lr or seed continued the run without a word (diffrep train compared
+    # its config.yaml first; a script or notebook calling the trainer compared nothing)
+    from diffrep.cli.train import resolve_config
+    from diffrep.train import Trainer
+
+    run = tmp_path / "run"
+    recipe, cfg = resolve_config("demo/toy-ddpm", None, ["--train.steps", "2", *TOY])
+    model, data = recipe.build(cfg)
+    Trainer(model, data, cfg.train, run).train()
+    _, other = resolve_config("demo/toy-ddpm", None, ["--train.steps", "3", "--train.lr", "0.5", "--train.seed", "4", *TOY])
+    with pytest.raises(ValueError, match=r"resume: the train config differs from checkpoint .*step-00000002's in "
+                                         r"lr \(0\.002 -> 0\.5\), seed \(0 -> 4\); a resumed run keeps its config"):
+        Trainer(model, data, other.train, run).train(resume="latest")
+    assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    _, longer = resolve_config("demo/toy-ddpm", None, ["--train.steps", "3", "--train.log_every", "3", *TOY])
+    Trainer(model, data, longer.train, run).train(resume="latest")  # steps and logging may change
+    assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
 # -- multi-phase runs: the phase folders ------------------------------------------------------------------
 
 MB = ["--train.steps", "2", "--train_latent.steps", "2", "--train_subset", "64", "--auto_beta", "false"]

@@ -61,7 +61,7 @@ from .._checks import finite_numbers, flag, map_style_dataset, path
 from ..diffusion import ChainDivergedError
 from . import distributed as D
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import RESUMABLE, TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
 from .evaluation import PeriodicEvaluation
@@ -178,6 +178,23 @@ def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
             continue
         if n > step:
             p.unlink()
+
+
+def _check_resumed_config(path: Path, saved, cfg: TrainConfig) -> None:
+    """Refuse a resume whose train config differs from the checkpoint's outside :data:`RESUMABLE` (the library
+    resumed with another lr, batch or seed without a word; ``diffrep train`` checks its whole config.yaml first).
+    Fields only one side has come from another diffrep version and are not changes."""
+    if not isinstance(saved, dict):
+        return
+    now = cfg.to_dict()
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE and saved[k] != now[k])
+    if changed:
+        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}{more}; a resumed run "
+                         f"keeps its config (only steps and the logging, checkpoint, sampling, evaluation and device "
+                         f"settings may change): resume with the run's values, or start a new run (another run "
+                         f"folder, or overwrite)")
 
 
 def _drop_outputs_after(run_dir: Path, start: int, steps: int) -> None:
@@ -409,6 +426,7 @@ class Trainer:
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
                                     disc_optimizer=disc_optimizer, verify=not verified)
             start = int(state["step"])
+            _check_resumed_config(path, state.get("train_config"), cfg)
             if start > cfg.steps:  # the loop did not run and "trained to step <steps>" was reported
                 raise ValueError(f"checkpoint {path} is at step {start}, past steps={cfg.steps}; to train further "
                                  f"resume with steps > {start}")
