@@ -1,6 +1,7 @@
 """Run folders that never mix: refuse to train into a folder that holds a run, clear only what
-diffrep wrote (``overwrite``), resolve ``resume="latest"`` to the newest *valid* checkpoint, and the
-exceptions the command line turns into messages.
+diffrep wrote (``overwrite``), resolve ``resume="latest"`` to the newest *valid* checkpoint, refuse a resume
+with another train config and drop what the run it continues wrote after its step, and the exceptions the
+command line turns into messages.
 
 What the trainer writes into a run folder (docs/architecture.md, "Run folders"): ``metrics.jsonl``,
 ``checkpoints/step-XXXXXXXX/`` (and ``.tmp-step-*`` while one is being written), ``images/samples/``,
@@ -15,10 +16,12 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from .._checks import flag, path as _path
 from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
+from .config import RESUMABLE
 
 __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
            "resolve_resume"]
@@ -277,3 +280,39 @@ def resolve_resume(spec, ckpt_root: str | os.PathLike) -> tuple[Path | None, boo
                              f"valid one is {path} (step {step}); resume from it with --resume {path}")
     raise RunFolderError(f"--resume latest: the newest checkpoint {newest} is corrupt ({reason}) and no older "
                          f"checkpoint under {root} is valid; start again with --overwrite or another --out")
+
+
+def _check_resumed_config(path: Path, saved, cfg) -> None:
+    """Refuse a resume whose train config differs from the checkpoint's outside :data:`RESUMABLE` (the library
+    resumed with another lr, batch or seed without a word; ``diffrep train`` checks its whole config.yaml first).
+    Fields only one side has come from another diffrep version and are not changes."""
+    if not isinstance(saved, dict):
+        return
+    now = cfg.to_dict()
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE and saved[k] != now[k])
+    if changed:
+        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}{more}; a resumed run "
+                         f"keeps its config (only steps and the logging, checkpoint, sampling, evaluation and device "
+                         f"settings may change): resume with the run's values, or start a new run (another run "
+                         f"folder, or overwrite)")
+
+
+def _drop_outputs_after(run_dir: Path, start: int, steps: int) -> None:
+    """On resuming from step ``start``: remove the checkpoints past it (left by the run this one branches from,
+    e.g. ``--resume checkpoints/step-2`` beside step-3 and step-4: a later ``--resume latest`` took step-4 of the
+    abandoned run, and the log's tail is dropped already) and, when steps remain, ``final/`` (an earlier end's
+    weights, which a kill of this continuation left beside its config as if complete). Said on stderr."""
+    dropped = [p for step, p in list_checkpoints(run_dir / "checkpoints") if step > start]
+    for p in dropped:
+        shutil.rmtree(p)
+    final = run_dir / "final"
+    old_final = start < steps and (final / "config.json").is_file()
+    if old_final:
+        for name in _FINAL_FILES:
+            (final / name).unlink(missing_ok=True)
+    if dropped or old_final:
+        what = [f"the checkpoints after step {start} ({', '.join(p.name for p in dropped)})"] if dropped else []
+        what += ["final/ (it is written again at the end)"] if old_final else []
+        print(f"resuming from step {start}: removed {' and '.join(what)}", file=sys.stderr, flush=True)

@@ -44,7 +44,6 @@ import contextlib
 import inspect
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -60,8 +59,8 @@ from torch.utils.data import DataLoader, Dataset
 from .._checks import finite_numbers, flag, map_style_dataset, path
 from ..diffusion import ChainDivergedError
 from . import distributed as D
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from .config import RESUMABLE, TrainConfig
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import EpochBatchSampler, seeded_generator, worker_init_fn
 from .ema import EMA
 from .evaluation import PeriodicEvaluation
@@ -69,7 +68,8 @@ from .log_interval import LogInterval, StepMetrics
 from .loggers import MetricLogger, Progress
 from .optim import _disc_optimizer_settings, lr_at
 from .rng import capture_rng_state, restore_rng_state, seed_everything
-from .rundir import _FINAL_FILES, RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
+from .rundir import (RunFolderError, TrainingInterrupted, _check_resumed_config, _drop_outputs_after, check_run_dir,
+                     resolve_resume)
 
 __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything", "capture_rng_state",
            "restore_rng_state", "lr_at"]
@@ -178,42 +178,6 @@ def _drop_sample_grids_after(run_dir: Path, step: int) -> None:
             continue
         if n > step:
             p.unlink()
-
-
-def _check_resumed_config(path: Path, saved, cfg: TrainConfig) -> None:
-    """Refuse a resume whose train config differs from the checkpoint's outside :data:`RESUMABLE` (the library
-    resumed with another lr, batch or seed without a word; ``diffrep train`` checks its whole config.yaml first).
-    Fields only one side has come from another diffrep version and are not changes."""
-    if not isinstance(saved, dict):
-        return
-    now = cfg.to_dict()
-    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE and saved[k] != now[k])
-    if changed:
-        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}{more}; a resumed run "
-                         f"keeps its config (only steps and the logging, checkpoint, sampling, evaluation and device "
-                         f"settings may change): resume with the run's values, or start a new run (another run "
-                         f"folder, or overwrite)")
-
-
-def _drop_outputs_after(run_dir: Path, start: int, steps: int) -> None:
-    """On resuming from step ``start``: remove the checkpoints past it (left by the run this one branches from,
-    e.g. ``--resume checkpoints/step-2`` beside step-3 and step-4: a later ``--resume latest`` took step-4 of the
-    abandoned run, and the log's tail is dropped already) and, when steps remain, ``final/`` (an earlier end's
-    weights, which a kill of this continuation left beside its config as if complete). Said on stderr."""
-    dropped = [p for step, p in list_checkpoints(run_dir / "checkpoints") if step > start]
-    for p in dropped:
-        shutil.rmtree(p)
-    final = run_dir / "final"
-    old_final = start < steps and (final / "config.json").is_file()
-    if old_final:
-        for name in _FINAL_FILES:
-            (final / name).unlink(missing_ok=True)
-    if dropped or old_final:
-        what = [f"the checkpoints after step {start} ({', '.join(p.name for p in dropped)})"] if dropped else []
-        what += ["final/ (it is written again at the end)"] if old_final else []
-        print(f"resuming from step {start}: removed {' and '.join(what)}", file=sys.stderr, flush=True)
 
 
 class Trainer:
