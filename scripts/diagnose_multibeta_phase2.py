@@ -155,8 +155,12 @@ def main(argv=None) -> int:
     ap.add_argument("--num-fit", type=int, default=4096, help="training images the regressions are fitted on")
     ap.add_argument("--num-eval", type=int, default=2048, help="held-out images")
     ap.add_argument("--seed", type=int, default=0, help="seed of the image draws and the noise (default 0)")
-    ap.add_argument("--out", default="", help="also write the report (JSON) here")
+    ap.add_argument("--out", default="", help="also write the report (JSON) here; an existing file is refused "
+                    "unless --overwrite")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
     args, rest = ap.parse_known_args(argv)
+    if args.out and Path(args.out).exists() and not args.overwrite:  # before the work: records are committed
+        ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
     try:
         betas = [float(b) for b in args.betas.split(",") if b.strip()]
         starts = [float(b) for b in args.start_betas.split(",") if b.strip()]

@@ -40,6 +40,7 @@ import dataclasses
 import json
 import math
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -224,6 +225,10 @@ def run_disdiff(ds, x_all, factors, args, out):
     n_pre = args.pretrain_steps if args.pretrain_steps is not None else int(pre.train.steps * args.scale)
     n_dis = args.disentangle_steps if args.disentangle_steps is not None else int(cfg.train.steps * args.scale)
     save = Path(args.save_dir) if args.save_dir else None
+    if save is not None and not args.load_model:  # --overwrite (checked up front): the earlier run's pair goes as one
+        for stale in ("pretrain", "disentangle"):
+            if (save / stale).is_dir():
+                shutil.rmtree(save / stale)
     out["disdiff"] = res
     if args.load_model:  # evaluate a saved final model (no training)
         model = DisDiff.from_pretrained(args.load_model)
@@ -300,7 +305,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benches/results/diffusion_baselines_validation_cpu.json",
                    help="the JSON record (an existing file is refused unless --overwrite: the committed, dated "
                         "records stay as they were)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out record (and --partial-out, "
+                   "and the models of an earlier run in --save-dir)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="DisDiff: pre-training steps (default: the recipe's x --scale)")
     p.add_argument("--disentangle-steps", type=int, default=None, help="DisDiff: disentangling steps (default: the recipe's x --scale)")
     p.add_argument("--swap-pairs", type=int, default=64, help="DisDiff: (target, source) pairs of the swap measurement")
@@ -349,6 +355,15 @@ def main(argv=None) -> int:
                         "not a DisDiff (the final/ folder of a disdiff/ run, or --save-dir's pretrain/ or disentangle/)")
     if Path(args.out).exists() and not args.overwrite:
         p.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
+    # an earlier run's models there: a run stopped after its pre-training left the new pretrain/ beside the old
+    # disentangle/, which --load-model then evaluated as this run's
+    held = [n for n in ("pretrain", "disentangle") if args.save_dir and (Path(args.save_dir) / n / "config.json").exists()]
+    if held and not args.overwrite:
+        p.error(f"--save-dir {args.save_dir} holds an earlier run's {' and '.join(held)}/; choose another --save-dir or "
+                "add --overwrite")
+    if args.partial_out and Path(args.partial_out).exists() and not args.overwrite:
+        p.error(f"--partial-out {args.partial_out} exists (an earlier record); choose another --partial-out or add "
+                "--overwrite")
 
     import torch
 

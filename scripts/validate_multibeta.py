@@ -270,7 +270,9 @@ def gate2_curve(model, x, reference, betas, *, seed: int = 0, sharp_ratio: float
 
 def _save_models(where: Path, model, baseline, info: dict, times: dict, recipe: str) -> None:
     """``where/multibeta`` and ``where/beta_vae`` (save_pretrained: config.json + safetensors) and
-    ``where/validation_state.json`` (the beta* choice, the training times, the recipe)."""
+    ``where/validation_state.json`` (the beta* choice, the training times, the recipe), written last: the earlier
+    one goes first, so a save stopped part-way is no folder --load-dir reads (it needs validation_state.json)."""
+    (where / "validation_state.json").unlink(missing_ok=True)
     model.save_pretrained(where / "multibeta")
     baseline.save_pretrained(where / "beta_vae")
     state = {"recipe": recipe, "representation_beta_choice": info, "times_s": times}
@@ -371,10 +373,11 @@ def main(argv=None) -> int:
     ap.add_argument("--clear-margin", type=float, default=0.05, help="gate 3: MIG / DCI at beta* at least the beta = 0 "
                     "code's plus this (default %(default)s)")
     ap.add_argument("--out", default="benches/results/multibeta_validation_cpu.json",
-                    help="the JSON record (default %(default)s)")
+                    help="the JSON record (default %(default)s); an existing file is refused unless --overwrite")
     ap.add_argument("--run-dir", default="runs/validate_multibeta", help="training folders of both models "
                     "(default %(default)s; an existing run there is refused unless --overwrite)")
-    ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir")
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier runs in --run-dir, an existing --out and "
+                    "the models of an earlier run in --save-dir")
     ap.add_argument("--gate2-curve-betas", default="", help="report (not a gate): the gate-2 measurements at these "
                     "betas, e.g. 0.5,0.7,0.9 ('' for none; gate2_curve)")
     ap.add_argument("--save-dir", default="", help="save the trained models here (config.json + safetensors)")
@@ -459,6 +462,12 @@ def main(argv=None) -> int:
     if curve2_betas and (any(not 0 < b <= bmax for b in curve2_betas)
                          or any(b2 <= b1 for b1, b2 in zip(curve2_betas, curve2_betas[1:]))):
         ap.error(f"--gate2-curve-betas must be strictly increasing values in (0, B={bmax:g}], got {curve2_betas}")
+    if Path(args.out).exists() and not args.overwrite:  # before training: it was replaced after hours of work
+        ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
+    if args.save_dir and (Path(args.save_dir) / "validation_state.json").exists() and not args.overwrite:
+        # a run stopped between its two saves left the new pipeline beside the earlier baseline and state
+        ap.error(f"--save-dir {args.save_dir} holds an earlier run's models (validation_state.json); choose another "
+                 "--save-dir or add --overwrite")
     run = Path(args.run_dir)
     trains = (["multibeta/phase1", "multibeta/phase2", "beta_vae"] if not args.load_dir else
               ["multibeta/phase2"] * args.retrain_latent + ["beta_vae"] * args.retrain_baseline)

@@ -128,7 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--run", help="existing run directory (skip training)")
     p.add_argument("--out-run", default="/tmp/diffrep_validate_sami")
     p.add_argument("--overwrite", action="store_true",
-                   help="clear an earlier run in --out-run (only what diffrep wrote) instead of refusing")
+                   help="clear an earlier run in --out-run (only what diffrep wrote) and replace an existing --json "
+                        "record instead of refusing")
     p.add_argument("--steps", type=int, default=None, help="override train.steps")
     p.add_argument("--guides", type=int, default=4)
     p.add_argument("--position-guides", type=int, default=32,
@@ -140,9 +141,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="tiny sample sizes (the report format in about a minute; the numbers mean nothing)")
     p.add_argument("--strict", action="store_true", help="exit non-zero when a paper-fidelity check fails too")
-    p.add_argument("--json", default="benches/results/validate_sami_cpu.json")
+    p.add_argument("--json", default="benches/results/validate_sami_cpu.json",
+                   help="the JSON record (default %(default)s); an existing file is refused unless --overwrite")
     p.add_argument("override", nargs="*", help="extra --a.b=value config overrides (use '--' before them)")
     args = p.parse_args(argv)
+    if Path(args.json).exists() and not args.overwrite:  # before training: the default is a committed record
+        p.error(f"--json {args.json} exists (an earlier record); choose another --json or add --overwrite")
 
     from diffrep.analysis import sami as A
     from diffrep.analysis.disks_bayes import disks_bayes_eps_mse

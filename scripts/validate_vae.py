@@ -96,8 +96,13 @@ def main(argv=None):
     ap.add_argument("--pool", type=int, default=20000, help="training images rendered once and sampled from")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=None, help="default: the CPU recipe's")
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None, help="the JSON record (default benches/results/validate_vae_cpu_<steps>"
+                    "steps.json); an existing file is refused unless --overwrite")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out record")
     args = ap.parse_args(argv)
+    out = Path(args.out or ROOT / "benches" / "results" / f"validate_vae_cpu_{args.steps}steps.json")
+    if out.exists() and not args.overwrite:  # before training: the default named the record the docs cite
+        ap.error(f"--out {out} exists (an earlier record); choose another --out or add --overwrite")
     torch.set_num_threads(1)
     rows = []
     ds = build_dataset(cpu_config("vae"))
@@ -123,7 +128,6 @@ def main(argv=None):
     summary = {"kl_falls_with_beta": kl_ok, "kl": kls, "tc_falls_with_beta": tc_ok, "tc_aggregate": tcs,
                "passed": bool(kl_ok and tc_ok)}
     print(json.dumps(summary))
-    out = Path(args.out or ROOT / "benches" / "results" / f"validate_vae_cpu_{args.steps}steps.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": vars(args), "torch": torch.__version__, "rows": rows, **summary}, indent=1))
     print(f"wrote {out}")

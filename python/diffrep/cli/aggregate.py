@@ -9,7 +9,9 @@ Each RUN is a result file or a folder holding one:
 - a folder: its ``metrics.json``, else its ``metrics.jsonl``.
 
 The runs are seeds of one configuration: runs whose files record different recipes, datasets or metric
-variants are refused (:func:`check_same_configuration`); a study folder is reported by ``diffrep study report``.
+variants are refused (:func:`check_same_configuration`), and so are training records that end at different
+steps or before their run's ``train.steps`` (:func:`last_step`: a run stopped part-way); a study folder is reported
+by ``diffrep study report``.
 
 Per score: the mean, the sample standard deviation (ddof = 1; undefined for one run), the number of
 runs that report it, the minimum and the maximum. NaN scores (a metric's guard fired) are left out
@@ -133,6 +135,30 @@ def check_same_configuration(runs: list, identities: list[dict]) -> None:
                              "aggregate takes runs of one configuration (its seeds): aggregate each apart")
 
 
+def last_step(path: str | Path) -> int | None:
+    """The last logged step of a training record (a RUN read from ``metrics.jsonl``); None for a result file.
+    A ValueError when the run's ``config.yaml`` beside it sets a larger ``train.steps``: a run stopped part-way
+    (killed, or still training) was averaged as if finished, its loss at step 300 beside the others' at 1000."""
+    p = result_file(path)
+    if p.suffix != ".jsonl":
+        return None
+    steps = [rec["step"] for line in p.read_text(encoding="utf-8").splitlines() if line.strip()
+             for rec in [json.loads(line)] if isinstance(rec, dict) and isinstance(rec.get("step"), int)]
+    last = max(steps, default=None)
+    cfg = p.parent / "config.yaml"
+    if last is not None and cfg.is_file():
+        import yaml
+
+        try:
+            planned = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("train", {}).get("steps")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            planned = None
+        if isinstance(planned, int) and last < planned:
+            raise ValueError(f"{path}: its training record ends at step {last} of train.steps={planned} ({cfg}): a run "
+                             "stopped part-way; resume it (diffrep train ... --resume latest) or leave it out")
+    return last
+
+
 def aggregate(runs: list[dict[str, float]]) -> dict[str, dict]:
     """Per score over ``runs``: mean, std (sample, ddof=1; NaN for one value), n, nan, min, max."""
     if not runs:
@@ -188,6 +214,11 @@ def run(args) -> int:
         first[f] = r
     runs = [read_scores(r) for r in args.runs]
     check_same_configuration(args.runs, [run_identity(r) for r in args.runs])
+    ends = [(r, s) for r in args.runs if (s := last_step(r)) is not None]  # training records of unequal length
+    other = next(((r, s) for r, s in ends if s != ends[0][1]), None)
+    if other is not None:
+        raise ValueError(f"{ends[0][0]} and {other[0]} differ in their last logged step ({ends[0][1]} vs {other[1]}): "
+                         "aggregate takes runs of one configuration trained to the same step")
     summary = aggregate(runs)
     if len(runs) == 1:
         print("diffrep aggregate: one run: no standard deviation", file=sys.stderr)

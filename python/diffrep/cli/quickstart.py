@@ -84,11 +84,14 @@ MODEL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json"
 RECORD_NAME = "quickstart.json"
 
 
-def clear_outputs(out: Path) -> list[str]:
+def clear_outputs(out: Path, keep_record: bool = False) -> list[str]:
     """Delete an earlier quickstart's figures, metrics and model/ from ``out`` (its run/ is the trainer's to
-    clear), so that a replaced run never leaves the earlier run's results beside the new one's."""
+    clear), so that a replaced run never leaves the earlier run's results beside the new one's; ``keep_record``
+    (a resume) keeps ``quickstart.json``, which the continuation is checked against."""
     removed = []
     for name in OUTPUT_FILES:
+        if keep_record and name == RECORD_NAME:
+            continue
         if (out / name).is_file():
             (out / name).unlink()
             removed.append(name)
@@ -355,8 +358,22 @@ def run(args) -> int:
     print(f"diffrep quickstart: {recipe.name} ({n_params / 1e6:.2f}M parameters) for {cfg.train.steps} steps on "
           f"{device}; writing to {out}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
+    cleared = []
+
+    def clear_earlier_end(*_args) -> None:
+        # resuming a finished quickstart with more --steps: its earlier end's model/, figures and metrics.json sat,
+        # as if complete, beside the continuation until it ended (or forever, were it killed); cleared at the first
+        # resumed step, once the trainer has accepted the checkpoint (a refused resume leaves them)
+        if not cleared:
+            cleared.append(True)
+            removed = clear_outputs(out, keep_record=True)
+            if removed:
+                print(f"--resume: removed the earlier end's {', '.join(removed)} from {out} (written again at the "
+                      f"end)", file=sys.stderr, flush=True)
+
     try:
-        history = Trainer(model, dataset, cfg.train, out / "run", name=recipe.name).train(
+        history = Trainer(model, dataset, cfg.train, out / "run", name=recipe.name,
+                          callbacks=[clear_earlier_end] if resume else []).train(
             resume="latest" if resume else None, overwrite=args.overwrite)
     except TrainingInterrupted as exc:
         print(f"diffrep quickstart: interrupted at step {exc.step}; continue with: {resume_command(args)}",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -250,12 +251,18 @@ ANALYSIS_FILES = ("analysis.json", "spectrum.png", "perturb_axes.png", "perturb_
                   "guidance_magnitude.png", "straightness.png")
 
 
+# written first and removed after analysis.json: an analysis stopped part-way (killed, an error) leaves it
+# beside its figures, so they are recognisably incomplete and the next analysis clears them too
+INCOMPLETE_MARKER = "analysis.incomplete"
+
+
 def clear_earlier_analysis(out: Path) -> list[str]:
     """Delete an earlier analysis's ``analysis.json`` and figures from ``out`` (nothing else), so that a new
-    analysis never leaves figures of the earlier one (another --what, another model) beside its own record."""
-    if not (out / "analysis.json").is_file():
+    analysis never leaves figures of the earlier one (another --what, another model) beside its own record;
+    also those of an analysis that stopped before its record (its :data:`INCOMPLETE_MARKER`)."""
+    if not (out / "analysis.json").is_file() and not (out / INCOMPLETE_MARKER).is_file():
         return []
-    removed = [name for name in ANALYSIS_FILES if (out / name).is_file()]
+    removed = [name for name in (*ANALYSIS_FILES, INCOMPLETE_MARKER) if (out / name).is_file()]
     for name in removed:
         (out / name).unlink()
     return removed
@@ -284,6 +291,8 @@ def _analyze(args) -> int:
     if removed:
         print(f"diffrep sami analyze: {out} held an earlier analysis; removed its {', '.join(removed)}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE_MARKER).write_text("an analysis was started here and has not finished; the next "
+                                         "'diffrep sami analyze' into this folder replaces its files\n", encoding="utf-8")
     n_img = max(args.num_images, args.guides, 2)
     images, dataset, where, idx = _held_out(path, model, n_img, args.seed, args.root)
     kw = dict(sampler=args.sampler, num_steps=args.steps)
@@ -336,6 +345,9 @@ def _analyze(args) -> int:
         figs.append(_plot(lambda ax: (ax.bar(["latent", "pixel"], [r["latent_straightness"], r["pixel_straightness"]]),
                                       ax.set_ylabel("straightness (mean cosine)")), out / "straightness.png"))
     report["figures"] = [f for f in figs if f]
-    (out / "analysis.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    tmp = out / f".analysis.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(tmp, out / "analysis.json")
+    (out / INCOMPLETE_MARKER).unlink()
     print(f"wrote {out / 'analysis.json'}", file=sys.stderr)
     return 0

@@ -24,6 +24,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..train.config import RESUMABLE as _RESUMABLE
 from ._common import DEFAULT_THREADS
 
 EPILOG = ("Overrides: any --a.b value pair after the recipe sets that config field; 'diffrep train RECIPE --help' "
@@ -274,6 +275,9 @@ def run(args) -> int:
             print(note, file=sys.stderr, flush=True)
         _check_not_another_kind_of_folder(out)
         removed = check_run_dir(out, resume=args.resume, overwrite=overwrite)  # before anything is written
+        prepare = getattr(cfg, "prepare_phase_folders", None)  # a multi-phase recipe: its phase folders too
+        if callable(phased) and callable(prepare):
+            removed += prepare(out, resume=args.resume, overwrite=overwrite)
         if args.resume is not None:
             _check_resume_target(out, recipe.name, callable(phased))
             _check_resume_config(out, cfg)
@@ -385,13 +389,9 @@ def _check_resume_target(out: Path, recipe_name: str, phased: bool) -> None:
                              f"in phase folders and would mix with it: choose another --out")
 
 
-# What a resume may change: how far the run goes, how it is logged, checkpointed, sampled and evaluated, and
-# where it executes. Anything else (the model, the data, the optimiser, the seed, ...) would make one run of
-# two configurations that its config.yaml cannot describe.
-RESUMABLE_FIELDS = frozenset(f"train.{k}" for k in (
-    "steps", "log_every", "ckpt_every", "keep_checkpoints", "sample_every", "num_samples", "sample_from_ema",
-    "eval_every", "eval_metrics", "eval_num_samples", "tensorboard", "wandb", "wandb_project", "wandb_mode",
-    "num_workers", "device", "compile", "find_unused_parameters", "dist_timeout_s"))
+# What a resume may change (diffrep.train.config.RESUMABLE): anything else (the model, the data, the optimiser,
+# the seed, ...) would make one run of two configurations that its config.yaml cannot describe.
+RESUMABLE_FIELDS = frozenset(f"train.{k}" for k in _RESUMABLE)
 
 
 def _check_resume_config(out: Path, cfg) -> None:

@@ -344,12 +344,23 @@ def _path(path) -> None:
 
 
 def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
-    """Write config ``cfg`` (a dataclass instance) to ``path`` as YAML (an unwritable path: open's OSError)."""
+    """Write config ``cfg`` (a dataclass instance) to ``path`` as YAML (an unwritable path: open's OSError).
+
+    Written to a temporary file and renamed over ``path``: a YAML file cut at a line is still valid YAML with
+    fewer fields, and a run's config.yaml cut so read as its config (the resume check takes a field only one
+    side has for another diffrep version's, not a change)."""
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"dump_yaml: cfg must be a config (dataclass instance), got {type(cfg).__name__}")
     _path(path)
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.dump(config_to_dict(cfg), fh, Dumper=_Dumper, sort_keys=False)
+    text = yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False)
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _leaf_type(cls: type, parts: list[str], field: str) -> Any:

@@ -159,7 +159,8 @@ class PretrainedMixin:
         return config
 
     def save_pretrained(self, directory: str | os.PathLike, *, ema_state: dict[str, torch.Tensor] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``."""
+        """Write ``config.json`` and ``model.safetensors`` (and ``ema.safetensors`` if given) into ``directory``,
+        replacing an earlier model there as a whole (its ``ema.safetensors`` too, when none is given)."""
         from .._version import __version__
 
         if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
@@ -172,12 +173,30 @@ class PretrainedMixin:
             raise FileExistsError(f"save_pretrained: {directory} is a file; give a folder to write the model into")
         directory.mkdir(parents=True, exist_ok=True)
         cfg = {"_class_name": type(self).__name__, "_diffrep_version": __version__, **config_to_dict(self.config)}
-        tmp = directory / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(cfg, indent=2, sort_keys=False), encoding="utf-8")
-        os.replace(tmp, directory / CONFIG_NAME)
-        _save_safetensors(self.state_dict(), directory / WEIGHTS_NAME, {"format": "pt"})
+        # Saving over an earlier model never leaves a mixture: every file is written under a temporary name
+        # first; then config.json (what makes the folder loadable) goes away, the weights are renamed into
+        # place, an earlier ema.safetensors is removed when this save has none (--weights auto took it: the
+        # EMA copy of another model), and config.json comes back last. A crash leaves a folder without
+        # config.json ("not a save_pretrained directory"), never new weights beside an old config or copy.
+        staged = {CONFIG_NAME: directory / f".{CONFIG_NAME}.{os.getpid()}.tmp",
+                  WEIGHTS_NAME: directory / f".{WEIGHTS_NAME}.{os.getpid()}.tmp"}
         if ema_state is not None:
-            _save_safetensors(ema_state, directory / EMA_WEIGHTS_NAME, {"format": "pt"})
+            staged[EMA_WEIGHTS_NAME] = directory / f".{EMA_WEIGHTS_NAME}.{os.getpid()}.tmp"
+        try:
+            staged[CONFIG_NAME].write_text(json.dumps(cfg, indent=2, sort_keys=False), encoding="utf-8")
+            _save_safetensors(self.state_dict(), staged[WEIGHTS_NAME], {"format": "pt"})
+            if ema_state is not None:
+                _save_safetensors(ema_state, staged[EMA_WEIGHTS_NAME], {"format": "pt"})
+            (directory / CONFIG_NAME).unlink(missing_ok=True)
+            os.replace(staged[WEIGHTS_NAME], directory / WEIGHTS_NAME)
+            if ema_state is not None:
+                os.replace(staged[EMA_WEIGHTS_NAME], directory / EMA_WEIGHTS_NAME)
+            else:
+                (directory / EMA_WEIGHTS_NAME).unlink(missing_ok=True)
+            os.replace(staged[CONFIG_NAME], directory / CONFIG_NAME)
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
         return directory
 
     @classmethod

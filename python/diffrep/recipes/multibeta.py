@@ -50,7 +50,7 @@ from .registry import Recipe
 from .runinfo import RUN_INFO_NAME, STAGE_WEIGHTS, DataRoot, load_named, stage_weights
 from .._checks import a_or_an
 
-__all__ = ["MultiBetaRecipeConfig", "build", "build_dataset", "train_phases", "choose_representation_beta",
+__all__ = ["MultiBetaRecipeConfig", "build", "build_dataset", "train_phases", "prepare_phase_folders", "choose_representation_beta",
            "dsprites_cpu", "shapes3d_cpu", "cars3d", "shapes3d", "mpi3d", "celeba64", "celebahq256", "ffhq256", "lsun_bedrooms256",
            "PHASE_DIRS", "RECIPES"]
 
@@ -116,6 +116,47 @@ class MultiBetaRecipeConfig(Config):
     def train_phases(self, model: MultiBeta, dataset, out, *, resume=None, overwrite: bool = False) -> list[dict]:
         """The multi-phase training the command line runs (``diffrep train multibeta/...``): :func:`train_phases`."""
         return train_phases(self, model, dataset, out, resume=resume, overwrite=overwrite)
+
+    def prepare_phase_folders(self, out, *, resume=None, overwrite: bool = False) -> list[str]:
+        """What the command line checks before it writes the run's record: :func:`prepare_phase_folders`."""
+        return prepare_phase_folders(out, resume=resume, overwrite=overwrite)
+
+
+def prepare_phase_folders(out, *, resume=None, overwrite: bool = False) -> list[str]:
+    """Before a fresh multi-phase run writes anything into ``out``: refuse when a phase folder there holds an
+    earlier run (a run killed in phase 1 left only ``phase1/``, which the top folder's check did not see: the
+    new config.yaml and run.json were written over the earlier run's before its phase refused), or, with
+    ``overwrite``, clear every phase folder (also those of phases this run does not train, and phase 1's
+    ``information.json`` and ``run.json`` copies: an earlier run's phase3/ stayed beside a new run of phases
+    1 and 2). Returns what was removed; a resume is checked elsewhere (its config against config.yaml)."""
+    from ..train.rundir import RunFolderError, clear_run, run_contents
+
+    out = Path(out)
+    if resume is not None:
+        return []
+    held = {name: run_contents(out / name) + [n for n in ("information.json",) if (out / name / n).is_file()]
+            for name in PHASE_DIRS.values() if (out / name).is_dir()}
+    held = {name: found for name, found in held.items() if found}
+    if not held:
+        return []
+    if not overwrite:
+        shown = ", ".join(f"{name}/{found[0]}" for name, found in held.items())
+        raise RunFolderError(f"run folder {out} already holds a multi-phase run ({shown}); training into it would "
+                             f"mix the two runs. Continue it with --resume latest, replace it with --overwrite "
+                             f"(deletes only what diffrep wrote there), or choose another --out")
+    removed = []
+    for name in held:
+        d = out / name
+        removed += [f"{name}/{r}" for r in clear_run(d)]
+        for extra in ("information.json", RUN_INFO_NAME):  # written by train_phases beside the phase's run
+            if (d / extra).is_file():
+                (d / extra).unlink()
+                removed.append(f"{name}/{extra}")
+        try:
+            d.rmdir()
+        except OSError:  # other files, kept
+            pass
+    return removed
 
 
 class TrainSubset(torch.utils.data.Dataset):

@@ -141,7 +141,12 @@ def write_run_info(folder: str | os.PathLike, recipe_name: str, cfg) -> Path:
 
     path = Path(folder) / RUN_INFO_NAME
     info = {"recipe": recipe_name, "data": data_settings(cfg), "diffrep_version": __version__}
-    path.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
+    tmp = path.with_name(f".{RUN_INFO_NAME}.{os.getpid()}.tmp")  # never a half-written run.json read as the run's
+    try:
+        tmp.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -223,13 +223,16 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
 
 
-def _save(fig, base: Path) -> list[Path]:
+def _save(fig, base: Path, written: list[Path] = ()) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     paths = []
     for ext in ("png", "svg"):
         p = base.with_name(base.name + "." + ext)
+        if p in written:  # two plots of one report under one name: the second replaced the first silently
+            raise StudyError(f"two plots of the report would both be written to {p} (names that differ only in "
+                             f"characters a file name cannot hold); rename a metric, method or grid parameter")
         fig.savefig(p, format=ext, dpi=120, bbox_inches="tight")
         paths.append(p)
     return paths
@@ -265,9 +268,12 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
             ax.set_title(ds)
             ax.set_ylabel(m)
             ax.grid(axis="y", alpha=0.3)
-        written += _save(fig, out / f"box_{_safe(m)}")
+        written += _save(fig, out / f"box_{_safe(m)}", written)
     for spec in study["spec"].get("methods", []):  # curves: each metric against each grid parameter
         grid = spec.get("grid") or {}
+        # a plot is named by the parameter's last name (curve_vae_beta), or by its whole path when two grid
+        # parameters of the method share it (train.lr and train_latent.lr both wrote curve_<method>_lr)
+        last = [param.split(".")[-1] for param in grid]
         for param, values in grid.items():
             if len(values) < 2:
                 continue
@@ -304,7 +310,9 @@ def _plots(out: Path, study: dict, groups: list[dict], metrics: list[str]) -> li
                 ax.grid(alpha=0.3)
             axes[0].legend(fontsize=7)
             fig.suptitle(spec["label"])
-            written += _save(fig, out / f"curve_{_safe(spec['label'])}_{_safe(param.split('.')[-1])}")
+            short = param.split(".")[-1]
+            written += _save(fig, out / f"curve_{_safe(spec['label'])}_{_safe(short if last.count(short) == 1 else param)}",
+                             written)
     return written
 
 

@@ -216,9 +216,11 @@ _OURS = (CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, "config.
 
 def _clear_cell(d: Path) -> None:
     """Delete what the study and the trainer wrote into cell folder ``d`` (nothing else)."""
+    from ..recipes.multibeta import prepare_phase_folders
     from ..train.rundir import clear_run, looks_like_run
 
     clear_run(d)
+    prepare_phase_folders(d, overwrite=True)  # a multi-phase cell's phase folders, with their information.json
     for p in _subfolders(d):  # a multi-phase run's sub-runs (phase1/, ...)
         if looks_like_run(p):
             clear_run(p)

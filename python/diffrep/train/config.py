@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "RESUMABLE"]
+
+# What a resume may change: how far the run goes, how it is logged, checkpointed, sampled and evaluated, and where
+# it executes. Anything else (the optimiser, the batch, the seed, ...) would make one run of two configurations
+# that its record cannot describe (the trainer compares a checkpoint's train config; diffrep train the whole
+# config.yaml).
+RESUMABLE = frozenset((
+    "steps", "log_every", "ckpt_every", "keep_checkpoints", "sample_every", "num_samples", "sample_from_ema",
+    "eval_every", "eval_metrics", "eval_num_samples", "tensorboard", "wandb", "wandb_project", "wandb_mode",
+    "num_workers", "device", "compile", "find_unused_parameters", "dist_timeout_s"))
 
 
 @dataclasses.dataclass

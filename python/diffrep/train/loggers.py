@@ -70,7 +70,10 @@ class MetricLogger:
                                   name="wandb") from exc
         self._fh = open(self.path, "a", encoding="utf-8")
         if tensorboard:
-            self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            # resuming: TensorBoard hides the killed run's events after the checkpoint (as metrics.jsonl drops its
+            # tail above); they were shown beside the continuation's, two curves over the same steps
+            purge = {"purge_step": resume_step + 1} if resume_step is not None else {}
+            self._tb = SummaryWriter(str(Path(run_dir) / "tb"), **purge)
             if self._hparams:
                 self._tb.add_text("hparams", "\n".join(f"    {k}: {v}" for k, v in self._hparams.items()), 0)
         if wandb:

@@ -1,6 +1,7 @@
 """Run folders that never mix: refuse to train into a folder that holds a run, clear only what
-diffrep wrote (``overwrite``), resolve ``resume="latest"`` to the newest *valid* checkpoint, and the
-exceptions the command line turns into messages.
+diffrep wrote (``overwrite``), resolve ``resume="latest"`` to the newest *valid* checkpoint, refuse a resume
+with another train config and drop what the run it continues wrote after its step, and the exceptions the
+command line turns into messages.
 
 What the trainer writes into a run folder (docs/architecture.md, "Run folders"): ``metrics.jsonl``,
 ``checkpoints/step-XXXXXXXX/`` (and ``.tmp-step-*`` while one is being written), ``images/samples/``,
@@ -15,10 +16,12 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from .._checks import flag, path as _path
 from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
+from .config import RESUMABLE
 
 __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
            "resolve_resume"]
@@ -27,6 +30,15 @@ _STEP_DIR = re.compile(r"^(\.tmp-|\.old-)?step-\d+")
 _WANDB_RUN = re.compile(r"^(offline-run|run)-\d{8}_\d{6}-\w+$")
 _SAMPLE_PNG = re.compile(r"^(step-\d+|sample-seed\d+)\.png$")
 _FINAL_FILES = ("config.json", "model.safetensors", "ema.safetensors", "run.json")
+# What the model verbs write by default into the folder they were given (a run folder or its final/), from its
+# model: ``diffrep multibeta`` (codes.npz, decoded.png, ...) and ``diffrep paramrel`` (samples.png, <task>.png) at
+# its top, ``diffrep sami sample`` in images/, ``diffrep sample`` in images/samples/, ``diffrep sami analyze`` in
+# analysis/. Cleared with the run: after --overwrite they showed the earlier model beside the new run.
+_VERB_FILES = re.compile(r"^(codes|denoised)\.npz$|^(decoded|sweep|traverse|edit|samples|reconstruct|time-varying|"
+                         r"interpolate|attributes-encoding)\.png$")
+_VERB_IMAGES = re.compile(r"^sami-(prior|uncond|cond)-seed\d+\.png$")
+_ANALYSIS_FILES = re.compile(r"^(analysis\.json|analysis\.incomplete|spectrum|perturb_axes|perturb_pair|global_axes|"
+                             r"guidance_magnitude|straightness)(\.png)?$")
 
 
 class RunFolderError(ValueError):
@@ -106,13 +118,31 @@ def _rmdir_if_empty(p: Path) -> None:
         pass
 
 
+def _clear_verb_outputs(folder: Path, prefix: str) -> list[str]:
+    """Delete the model verbs' default outputs in ``folder`` (:data:`_VERB_FILES` and the rest); their names."""
+    removed = []
+    for sub, pattern in (("", _VERB_FILES), ("images", _VERB_IMAGES), ("images/samples", re.compile(r"^sample-seed\d+\.png$")),
+                         ("analysis", _ANALYSIS_FILES)):
+        d = folder / sub if sub else folder
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.is_file() and not p.is_symlink() and pattern.match(p.name):
+                p.unlink()
+                removed.append(f"{prefix}{sub + '/' if sub else ''}{p.name}")
+    for sub in ("analysis", "images/samples", "images"):
+        _rmdir_if_empty(folder / sub)
+    return removed
+
+
 def clear_run(run_dir: str | os.PathLike) -> list[str]:
     """Delete what the trainer wrote into ``run_dir`` and nothing else; return what was removed.
 
     Refuses (RunFolderError, deleting nothing) when the folder does not look like a diffrep run or
     when one of the names the trainer uses holds something diffrep did not write (a ``metrics.jsonl``
     that is not step records, a ``final/`` without diffrep's ``config.json``). Other files and folders
-    in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept.
+    in ``run_dir`` (and ``config.yaml`` / ``run.json``, which the command line rewrites) are kept; the model
+    verbs' default outputs there and in ``final/`` (computed from the earlier model) are deleted with the run.
     """
     d = _path(run_dir, "run_dir")
     contents = run_contents(d)
@@ -130,7 +160,9 @@ def clear_run(run_dir: str | os.PathLike) -> list[str]:
     if _nonempty_dir(final) and not _final_is_ours(final):
         raise RunFolderError(f"{final} was not written by diffrep (no config.json with _diffrep_version); overwrite "
                              "deletes nothing: move it away or choose another output folder")
-    removed = []
+    removed = _clear_verb_outputs(d, "")
+    if final.is_dir():
+        removed += _clear_verb_outputs(final, "final/")
     for name in ("metrics.jsonl", "metrics.jsonl.tmp"):
         if (d / name).is_file():
             (d / name).unlink()
@@ -248,3 +280,39 @@ def resolve_resume(spec, ckpt_root: str | os.PathLike) -> tuple[Path | None, boo
                              f"valid one is {path} (step {step}); resume from it with --resume {path}")
     raise RunFolderError(f"--resume latest: the newest checkpoint {newest} is corrupt ({reason}) and no older "
                          f"checkpoint under {root} is valid; start again with --overwrite or another --out")
+
+
+def _check_resumed_config(path: Path, saved, cfg) -> None:
+    """Refuse a resume whose train config differs from the checkpoint's outside :data:`RESUMABLE` (the library
+    resumed with another lr, batch or seed without a word; ``diffrep train`` checks its whole config.yaml first).
+    Fields only one side has come from another diffrep version and are not changes."""
+    if not isinstance(saved, dict):
+        return
+    now = cfg.to_dict()
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE and saved[k] != now[k])
+    if changed:
+        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}{more}; a resumed run "
+                         f"keeps its config (only steps and the logging, checkpoint, sampling, evaluation and device "
+                         f"settings may change): resume with the run's values, or start a new run (another run "
+                         f"folder, or overwrite)")
+
+
+def _drop_outputs_after(run_dir: Path, start: int, steps: int) -> None:
+    """On resuming from step ``start``: remove the checkpoints past it (left by the run this one branches from,
+    e.g. ``--resume checkpoints/step-2`` beside step-3 and step-4: a later ``--resume latest`` took step-4 of the
+    abandoned run, and the log's tail is dropped already) and, when steps remain, ``final/`` (an earlier end's
+    weights, which a kill of this continuation left beside its config as if complete). Said on stderr."""
+    dropped = [p for step, p in list_checkpoints(run_dir / "checkpoints") if step > start]
+    for p in dropped:
+        shutil.rmtree(p)
+    final = run_dir / "final"
+    old_final = start < steps and (final / "config.json").is_file()
+    if old_final:
+        for name in _FINAL_FILES:
+            (final / name).unlink(missing_ok=True)
+    if dropped or old_final:
+        what = [f"the checkpoints after step {start} ({', '.join(p.name for p in dropped)})"] if dropped else []
+        what += ["final/ (it is written again at the end)"] if old_final else []
+        print(f"resuming from step {start}: removed {' and '.join(what)}", file=sys.stderr, flush=True)

@@ -69,7 +69,8 @@ from .log_interval import LogInterval, StepMetrics
 from .loggers import MetricLogger, Progress
 from .optim import _disc_optimizer_settings, lr_at
 from .rng import capture_rng_state, restore_rng_state, seed_everything
-from .rundir import RunFolderError, TrainingInterrupted, check_run_dir, resolve_resume
+from .rundir import (RunFolderError, TrainingInterrupted, _check_resumed_config, _drop_outputs_after, check_run_dir,
+                     resolve_resume)
 
 __all__ = ["Trainer", "TrainingInterrupted", "RunFolderError", "seed_everything", "capture_rng_state",
            "restore_rng_state", "lr_at"]
@@ -390,6 +391,7 @@ class Trainer:
             state = load_checkpoint(path, model, optimizer=optimizer, ema=ema, map_location=device,
                                     disc_optimizer=disc_optimizer, verify=not verified)
             start = int(state["step"])
+            _check_resumed_config(path, state.get("train_config"), cfg)
             if start > cfg.steps:  # the loop did not run and "trained to step <steps>" was reported
                 raise ValueError(f"checkpoint {path} is at step {start}, past steps={cfg.steps}; to train further "
                                  f"resume with steps > {start}")
@@ -432,6 +434,7 @@ class Trainer:
         self.logger = logger
         if main and resume is not None:
             _drop_sample_grids_after(self.run_dir, start)
+            _drop_outputs_after(self.run_dir, start, cfg.steps)
         forward: nn.Module = _LossForward(model, pass_step=self._pass_step)
         if info.world_size > 1:
             forward = nn.parallel.DistributedDataParallel(
