@@ -177,3 +177,32 @@ def test_a_diverged_sample_grid_is_said_and_skipped_and_training_goes_on(tmp_pat
         assert re.search(rf"step {step}: the sample grid's chain diverged \(SAMI guided DDIM chain diverged at step "
                          r"\d/5 \(t=\d+\): .*\); not saved", err), err
     assert not list((tmp_path / "run").glob("images/samples/*.png")) and m.training
+
+
+def test_the_bound_is_inclusive_and_the_last_step_is_not_the_end():
+    """Written for the surviving mutants of benches/results/mutation_session_2026-12-07b.md: a peak of exactly the
+    bound is not a divergence (|x_t| <= 1e6 passes, the next float above it does not); a state leaving the bound
+    entering the last step is named as that step (with its t), not as the chain's end; the guided cause is
+    worded in full."""
+    from diffrep.methods.sami_divergence import _ChainWatch
+
+    ts = [9, 6, 3, 0]
+    for deferred in (False, True):
+        for dtype in (torch.float32, torch.float64):
+            watch = _ChainWatch("unguided DDIM chain", ts, None, torch.device("cpu"), deferred=deferred)
+            at_bound = torch.zeros(1, 1, 2, 2, dtype=dtype)
+            at_bound[0, 0, 1, 0] = -BOUND  # |x| == 1e6 exactly (representable in both dtypes)
+            for _ in range(len(ts) + 1):
+                watch.state(at_bound)  # entering steps 1..4, then the result: all silent
+
+        watch = _ChainWatch("guided DDIM chain", ts, 2.5, torch.device("cpu"), deferred=deferred)
+        above = torch.full((1, 1, 2, 2), math.nextafter(BOUND, math.inf), dtype=torch.float64)
+        for _ in range(len(ts) - 1):
+            watch.state(torch.zeros(1, 1, 2, 2, dtype=torch.float64))  # entering steps 1..3
+        with pytest.raises(ChainDivergedError) as exc:
+            watch.state(above)  # entering step 4 (t = 0); a deferred watch reads it with the result
+            watch.state(above)
+        assert str(exc.value) == (
+            "SAMI guided DDIM chain diverged at step 4/4 (t=0): |x_t| reached 1e+06 (bound 1e+06); the guidance "
+            "scale (2.5, config.guidance_scale) is likely too large for this model, or the model (denoiser and "
+            "encoder) is undertrained; try a smaller guidance scale or a longer-trained model")

@@ -61,3 +61,48 @@ def test_the_float64_coder_reads_float32_images_in_its_own_dtype():
         out = m.encode(x)
         assert out.dtype == torch.float64
         torch.testing.assert_close(out, m.quant_conv(m.encoder(x.double())), rtol=0, atol=0)
+
+
+def test_the_module_call_checks_the_shape_only_and_every_path_reads_in_the_coders_dtype():
+    """Written for the surviving mutants of benches/results/mutation_session_2026-12-07b.md: forward (the module
+    call) does not scan the values (0..255 and NaN images go through, as its docstring says: the loss scans its
+    batch before); _encode, which DisDiff and EncDiff call on their own checked batch, and reconstruct cast
+    float32 images to a float64 coder."""
+    m = _model()
+    x = _edges() * 127.5 + 127.5
+    with torch.no_grad():
+        rec, qloss = m(x)
+        zq, want_q, _ = m.quantizer(m.quant_conv(m.encoder(x)))
+        torch.testing.assert_close(rec, m.decoder(m.post_quant_conv(zq)), rtol=0, atol=0)
+        torch.testing.assert_close(qloss, want_q, rtol=0, atol=0)
+        x[0, 0, 0, 0] = float("nan")
+        assert m(x)[0].shape == x.shape  # not scanned: no error
+    with pytest.raises(ValueError, match=r"^VQAutoencoder\.forward: x"):
+        m(x[:, :2])  # the shape is still checked: 2 channels for a 3-channel coder
+    m = m.double()
+    x = _edges()
+    with torch.no_grad():
+        z = m.quant_conv(m.encoder(x.double()))
+        torch.testing.assert_close(m._encode(x), z, rtol=0, atol=0)
+        rec = m.reconstruct(x)
+        assert rec.dtype == torch.float64
+        torch.testing.assert_close(rec, m.decoder(m.post_quant_conv(m.quantizer(z)[0])), rtol=0, atol=0)
+
+
+def test_sizes_off_the_down_sampling_grid_are_refused_and_the_loss_reads_in_the_coders_dtype():
+    """Written for the surviving mutants of benches/results/mutation_session_2026-12-07b.md: H, W must be
+    multiples of the coder's down-sampling factor (4 here: three levels), for every verb; the loss casts a
+    float32 batch to a float64 coder before the discriminator reads it (the values equal those of the float64
+    batch)."""
+    m = _model()
+    for verb in ("encode", "reconstruct"):
+        with pytest.raises(ValueError, match=rf"^VQAutoencoder\.{verb}: x must have shape \[B, 3, H, W\] with H, W "
+                                             r"divisible by 4, got \(1, 3, 18, 18\)$"):
+            getattr(m, verb)(torch.zeros(1, 3, 18, 18))
+    torch.manual_seed(0)
+    m = VQAutoencoder(tiny_vq(disc_weight=0.5, disc_channels=8, disc_layers=1)).double()
+    x = _edges()
+    got, want = m.loss(x), m.loss(x.double())
+    assert set(got) == set(want) and got["loss"].dtype == torch.float64
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)

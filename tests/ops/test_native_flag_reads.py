@@ -323,3 +323,18 @@ def test_a_first_call_under_inference_mode_leaves_later_calls_working(cuda_path,
         checks.check()  # zeroes the slots outside inference mode
         ops["continuous_update"][1]()
     assert cuda_path == ["cts_update"] * 6
+
+
+def test_read_slots_are_not_read_again_and_a_slot_lives_on_its_device(cuda_path):
+    """Written for the surviving mutants of benches/results/mutation_session_2026-12-07b.md: a block whose
+    slots check() has read makes no further read at its end (one synchronisation per device *with* pending
+    slots), and a device's slots are made on that device (the meta device here: on this host the fake CUDA
+    path's device is the CPU, the default)."""
+    with HostReads() as r:
+        with deferred_checks() as checks:
+            _ops()["continuous_flow"][1]()
+            checks.check()
+            assert r.count == 1 and checks.pending() == 0
+    assert r.count == 1 and cuda_path == ["cts_flow"]
+    word = D.DeferredChecks().slot(torch.device("meta"), lambda flags: None)
+    assert word.device.type == "meta" and word.dtype == torch.int32 and word.shape == (1,)
