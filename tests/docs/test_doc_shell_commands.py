@@ -30,6 +30,7 @@ of what a user copies, without running the work:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import functools
 import glob
@@ -223,6 +224,15 @@ def _cli_options() -> set[str]:
     return set(walk(cli_parser()))
 
 
+def _whole_field_overrides() -> set[str]:
+    """``--FIELD VALUE`` for a top-level field of a recipe's config (a dict field given whole,
+    ``--dataset_options '{size: 32}'``): a config override without a dot."""
+    from diffrep.recipes import list_recipes
+
+    types = {type(recipe.make_config()) for recipe in list_recipes()}
+    return {f"--{f.name}" for cls in types for f in dataclasses.fields(cls)}
+
+
 class _Options(BaseException):
     def __init__(self, options):
         self.options = options
@@ -248,7 +258,7 @@ def _script_options(script: Path, monkeypatch) -> set[str]:
 def test_flags_named_alone_exist(monkeypatch):
     """A span that is just a flag (``--overwrite``, ``--arms dyga sd``, ``--rank/--world``) names a flag of the
     CLI or of a script or bench, or a dotted config override; not a flag renamed or removed since."""
-    known = _cli_options() | FOREIGN_FLAGS
+    known = _cli_options() | FOREIGN_FLAGS | _whole_field_overrides()
     for script in sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benches/*.py")]):
         known |= _script_options(script, monkeypatch)
     unknown = []

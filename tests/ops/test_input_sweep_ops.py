@@ -896,6 +896,11 @@ LEFT = {
     "diffrep.cluster.hddc.HDDCResult.align": "deprecated alias of diffrep.methods.dyga.align (swept there)",
     "diffrep.nn.images.batch_images": "diffrep.nn's (re-exported by diffrep.bfn.model)",
     "diffrep.ops._deferred.deferred_checks": "takes no arguments (its behaviour: tests/ops/test_native_flag_reads.py)",
+    "diffrep.ops._deferred.DeferredChecks": "takes no arguments (its behaviour: tests/ops/test_native_flag_reads.py)",
+    "diffrep.ops._deferred.DeferredChecks.active": "takes no arguments (a context manager)",
+    "diffrep.ops._deferred.DeferredChecks.pending": "takes no arguments",
+    "diffrep.ops._deferred.DeferredChecks.slot": "device and fail type-checked (tests/ops/test_native_flag_reads.py)",
+    "diffrep.ops._deferred.DeferredChecks.check_after": "exc type-checked (tests/ops/test_native_flag_reads.py)",
 }
 NO_ARGUMENTS = ("validate", "to_dict")  # Config methods of the instance itself (swept through the constructors)
 INHERITED = ("from_dict", "from_pretrained", "read_config", "save_pretrained", "compare", "check")

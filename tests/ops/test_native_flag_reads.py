@@ -338,3 +338,16 @@ def test_read_slots_are_not_read_again_and_a_slot_lives_on_its_device(cuda_path)
     assert r.count == 1 and cuda_path == ["cts_flow"]
     word = D.DeferredChecks().slot(torch.device("meta"), lambda flags: None)
     assert word.device.type == "meta" and word.dtype == torch.int32 and word.shape == (1,)
+
+
+def test_deferred_checks_public_methods_name_bad_arguments():
+    from diffrep.ops import DeferredChecks
+
+    block = DeferredChecks()
+    with pytest.raises(TypeError, match="slot: device must be a torch.device, got str"):
+        block.slot("cuda", lambda flags: None)
+    with pytest.raises(TypeError, match="slot: fail must be callable"):
+        block.slot(torch.device("cpu"), 3)
+    with pytest.raises(TypeError, match="check_after: exc must be an exception, got str"):
+        block.check_after("boom")
+    assert block.pending() == 0

@@ -48,6 +48,11 @@ class DeferredChecks:
     def slot(self, device: torch.device, fail) -> torch.Tensor:
         """A zeroed int32 word on ``device`` for one kernel's flags; ``fail(flags)`` raises its
         error when the word is read non-zero."""
+        if not isinstance(device, torch.device):
+            raise TypeError(f"DeferredChecks.slot: device must be a torch.device, got {type(device).__name__}")
+        if not callable(fail):
+            raise TypeError(f"DeferredChecks.slot: fail must be callable (it raises the op's error), got "
+                            f"{type(fail).__name__}")
         entry = self._slots.get(device)
         if entry is None:
             with torch.inference_mode(False):  # zeroed in place after each read, in or out of inference mode
@@ -76,6 +81,8 @@ class DeferredChecks:
         """Read the pending slots after ``exc`` stopped the work that filled them: a flagged op's error (the
         likely cause: its output was unspecified) is raised from ``exc``; nothing flagged: return, and the
         caller re-raises ``exc``."""
+        if not isinstance(exc, BaseException):
+            raise TypeError(f"DeferredChecks.check_after: exc must be an exception, got {type(exc).__name__}")
         try:
             self.check()
         except ValueError as flagged:
