@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ._common import IMAGE_SUFFIXES, prepare_output
 from .._checks import a_or_an
+from .._files import write_text_atomic
 
 ANALYSES = ("variability", "spectrum", "perturb", "global", "guidance", "monotonicity", "position", "factors", "fid",
             "attributes", "straightness")
@@ -345,9 +345,7 @@ def _analyze(args) -> int:
         figs.append(_plot(lambda ax: (ax.bar(["latent", "pixel"], [r["latent_straightness"], r["pixel_straightness"]]),
                                       ax.set_ylabel("straightness (mean cosine)")), out / "straightness.png"))
     report["figures"] = [f for f in figs if f]
-    tmp = out / f".analysis.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "analysis.json")
+    write_text_atomic(out / "analysis.json", json.dumps(report, indent=2))
     (out / INCOMPLETE_MARKER).unlink()
     print(f"wrote {out / 'analysis.json'}", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ import yaml
 
 from .bounds import Bound, Ge, Gt, Le, Lt
 from .errors import ConfigError
+from .._files import write_text_atomic
 
 __all__ = [
     "Config",
@@ -352,15 +353,7 @@ def dump_yaml(cfg: Any, path: str | os.PathLike) -> None:
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"dump_yaml: cfg must be a config (dataclass instance), got {type(cfg).__name__}")
     _path(path)
-    text = yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False)
-    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(path, yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False))
 
 
 def _leaf_type(cls: type, parts: list[str], field: str) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Config
+from .._files import write_text_atomic
 from ..nn.pretrained import WEIGHTS_CHOICES
 
 __all__ = ["RUN_INFO_NAME", "DataRoot", "load_named", "subgrid_by_name", "SUBGRID", "SUBGRID_SIZES", "RECIPE_DATASETS",
@@ -141,13 +142,7 @@ def write_run_info(folder: str | os.PathLike, recipe_name: str, cfg) -> Path:
 
     path = Path(folder) / RUN_INFO_NAME
     info = {"recipe": recipe_name, "data": data_settings(cfg), "diffrep_version": __version__}
-    tmp = path.with_name(f".{RUN_INFO_NAME}.{os.getpid()}.tmp")  # never a half-written run.json read as the run's
-    try:
-        tmp.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, json.dumps(info, indent=1, default=str))  # never a half-written run.json
 
 
 def find_run_info(model_dir: str | os.PathLike) -> dict | None:

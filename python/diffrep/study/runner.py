@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .spec import Cell, Study, StudyError
 from .._checks import a_or_an
+from .._files import write_text_atomic
 
 __all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "CALIBRATED", "partition", "shard_from_env",
            "cell_state", "check_folder", "check_surface", "read_study_record", "run_study", "run_cell"]
@@ -91,9 +92,7 @@ def shard_from_env(rank: int | None, world: int | None, env=None) -> tuple[int, 
 
 def _write_json(path: Path, obj) -> None:
     """Write ``obj`` to ``path`` atomically (a temporary file renamed over it)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n")
 
 
 _CELL_HINT = "move the cell folder away to run it again"

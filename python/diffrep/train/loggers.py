@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .._checks import flag, non_negative_int, path as _path
+from .._files import write_text_atomic
 from ..config import flatten_dict
 
 __all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
@@ -52,9 +53,7 @@ class MetricLogger:
             # drop lines written after the checkpoint we resume from (a killed run's tail)
             kept = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
                     if ln.strip() and _step_of(ln) <= resume_step]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, "".join(k + "\n" for k in kept))
         self._tb = self._wandb = None
         if tensorboard:
             try:
