@@ -8,35 +8,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 
 import pytest
 import torch
 
-from helpers import load_bench
-
-NUM = r"(?:\d+\.\d+|\d+)"
-BANNER = re.compile(r"^# diffrep \S+, torch \S+, \S+, threads=\d+, device=cpu", re.M)
+from bench_rows import NUM, BANNER, run, ratio_matches
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
     torch.set_num_threads(1)
-
-
-def run(name: str, argv: list[str], monkeypatch, capsys) -> str:
-    mod = load_bench(name)
-    monkeypatch.setattr(sys, "argv", [f"benches/{name}.py", *argv])
-    code = mod.main()
-    assert code in (None, 0)
-    return capsys.readouterr().out
-
-
-def ratio_matches(ratio: float, num: float, den: float, time_step: float, ratio_step: float) -> bool:
-    """``ratio`` (printed to ``ratio_step``) is num / den of the printed times (each to ``time_step``)."""
-    lo = (num - time_step / 2) / (den + time_step / 2) - ratio_step / 2
-    hi = math.inf if den - time_step / 2 <= 0 else (num + time_step / 2) / (den - time_step / 2) + ratio_step / 2
-    return lo - 1e-9 <= ratio <= hi + 1e-9
 
 
 def test_sami_step_rows(monkeypatch, capsys, tmp_path):

@@ -24,7 +24,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..train.config import RESUMABLE as _RESUMABLE
+from ..train.config import RESUMABLE as _RESUMABLE, resume_changes
 from ._common import DEFAULT_THREADS
 
 EPILOG = ("Overrides: any --a.b value pair after the recipe sets that config field; 'diffrep train RECIPE --help' "
@@ -407,12 +407,9 @@ def _check_resume_config(out: Path, cfg) -> None:
         return
     saved = flatten_dict(load_yaml(saved_path))
     now = flatten_dict(yaml.safe_load(yaml.safe_dump(config_to_dict(cfg), sort_keys=False)))  # as config.yaml holds it
-    # fields only one side has come from another diffrep version (a field added since takes its default)
-    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE_FIELDS and saved[k] != now[k])
-    if changed:
-        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ValueError(f"--resume: the config differs from the run's {saved_path} in {shown}{more}; a resumed run "
+    shown = resume_changes(saved, now, RESUMABLE_FIELDS)
+    if shown:
+        raise ValueError(f"--resume: the config differs from the run's {saved_path} in {shown}; a resumed run "
                          f"keeps its config (only train.steps and the logging, checkpoint, sampling, evaluation and "
                          f"device settings may change): resume with the run's values, or start a new run "
                          f"(another --out, or --overwrite)")

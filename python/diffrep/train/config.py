@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from ..config import Config, ConfigError, Ge, Gt, Lt
 
-__all__ = ["TrainConfig", "RESUMABLE"]
+__all__ = ["TrainConfig", "RESUMABLE", "resume_changes"]
 
 # What a resume may change: how far the run goes, how it is logged, checkpointed, sampled and evaluated, and where
 # it executes. Anything else (the optimiser, the batch, the seed, ...) would make one run of two configurations
@@ -17,6 +17,18 @@ RESUMABLE = frozenset((
     "steps", "log_every", "ckpt_every", "keep_checkpoints", "sample_every", "num_samples", "sample_from_ema",
     "eval_every", "eval_metrics", "eval_num_samples", "tensorboard", "wandb", "wandb_project", "wandb_mode",
     "num_workers", "device", "compile", "find_unused_parameters", "dist_timeout_s"))
+
+
+def resume_changes(saved: dict, now: dict, resumable) -> str:
+    """The fields of two flat configs that differ outside ``resumable``, as a resume refusal shows them
+    (``"k (old -> new), ..."``, at most four and a count); "" when none. A field only one side has comes from
+    another diffrep version (a field added since takes its default) and is not a change."""
+    if not isinstance(saved, dict) or not isinstance(now, dict):
+        raise TypeError(f"resume_changes: saved and now must be dicts, got {type(saved).__name__}, "
+                        f"{type(now).__name__}")
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in resumable and saved[k] != now[k])
+    shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
+    return shown + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .._checks import flag, path as _path
 from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
-from .config import RESUMABLE
+from .config import RESUMABLE, resume_changes
 
 __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
            "resolve_resume"]
@@ -288,12 +288,9 @@ def _check_resumed_config(path: Path, saved, cfg) -> None:
     Fields only one side has come from another diffrep version and are not changes."""
     if not isinstance(saved, dict):
         return
-    now = cfg.to_dict()
-    changed = sorted(k for k in saved.keys() & now.keys() if k not in RESUMABLE and saved[k] != now[k])
-    if changed:
-        shown = ", ".join(f"{k} ({saved[k]!r} -> {now[k]!r})" for k in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}{more}; a resumed run "
+    shown = resume_changes(saved, cfg.to_dict(), RESUMABLE)
+    if shown:
+        raise ValueError(f"resume: the train config differs from checkpoint {path}'s in {shown}; a resumed run "
                          f"keeps its config (only steps and the logging, checkpoint, sampling, evaluation and device "
                          f"settings may change): resume with the run's values, or start a new run (another run "
                          f"folder, or overwrite)")
