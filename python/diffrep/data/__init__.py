@@ -242,14 +242,13 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     explicit = root is not None and str(root) != ""
     if not explicit:
         root = os.environ.get("DIFFREP_DATA") or None
-    where = f"{root_flag}={root}" if explicit else f"DIFFREP_DATA={root}"
     # a hint says how to give a root: the flag itself, or the API's root= where root_flag describes a record
     # ("the run's data.root") rather than a setting one can pass
     root_hint = root_flag if root_flag.startswith("--") else "root"
     flags = {"root_flag": root_hint, "source_flag": source_flag}
     if explicit and (source == "procedural" or entry.from_file is None):
         why = setting_text(source_flag, "procedural") if source == "procedural" else f"{name} is generated procedurally"
-        raise ValueError(f"{where}: {why}, so no files are read; drop {root_flag}")
+        raise ValueError(f"{root_flag}={root}: {why}, so no files are read; drop {root_flag}")
     if source == "procedural" or (source == "auto" and entry.from_file is None):
         if entry.procedural is None:
             raise ValueError(f"{name} has no procedural generator; pass {setting_text(source_flag, 'file')} and "
