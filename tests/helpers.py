@@ -495,3 +495,21 @@ def emulate_cuda_ops(monkeypatch) -> list:
     monkeypatch.setattr("diffrep.ops.random.select", choose)
     monkeypatch.setattr(_native_call, "launch_cuda", launch)
     return launched
+
+
+def bfn_chain_parts(kind: str):
+    """A BFN flow, output distribution and toy network for sampler/reverse-chain tests: ``"delta"`` (continuous,
+    a network that reads the state and the time, so a wrong step or time shows), ``"dnorm"`` (discretised, 16
+    bins) or anything else (discrete, K = 3). The network's input is the (2, 3, 3, 3)-shaped test state."""
+    from diffrep.bfn import CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretisedNormalOutput
+
+    def t4(t):
+        return t.float().reshape(-1, 1, 1, 1)
+
+    if kind == "delta":
+        return ContinuousFlow(1e-3), DeltaOutput(1e-3), lambda s, t: (0.7 * s.params + t4(t)).float()
+    if kind == "dnorm":
+        return (ContinuousFlow(1e-3, 16), DiscretisedNormalOutput(1e-3, 16),
+                lambda s, t: (0.5 * s.params.float(), 0.1 * s.params.float() - t4(t)))
+    return DiscreteFlow(3, 3.0), CategoricalOutput(3), \
+        lambda s, t: s.params.movedim(-1, 2).reshape(2, 3, 3, 3).float() + t4(t)

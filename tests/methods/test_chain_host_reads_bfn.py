@@ -24,9 +24,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import host_reads as _reads, perturbed, tiny_paramrel
+from helpers import bfn_chain_parts, host_reads as _reads, perturbed, tiny_paramrel
 
-from diffrep.bfn import CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretisedNormalOutput
+from diffrep.bfn import DeltaOutput
 from diffrep.bfn import reverse_chain, sample
 from diffrep.bfn.flows import step_times
 
@@ -103,17 +103,6 @@ def test_public_time_embedding_checks_stay():
 
 
 # ---------------------------------------------------------------- BFN sampler and reverse chain
-def _parts(kind):
-    def t4(t):
-        return t.float().reshape(-1, 1, 1, 1)
-
-    if kind == "delta":  # a network that reads the state and the time, so a wrong step or time shows
-        return ContinuousFlow(1e-3), DeltaOutput(1e-3), lambda s, t: (0.7 * s.params + t4(t)).float()
-    if kind == "dnorm":
-        return (ContinuousFlow(1e-3, 16), DiscretisedNormalOutput(1e-3, 16),
-                lambda s, t: (0.5 * s.params.float(), 0.1 * s.params.float() - t4(t)))
-    return DiscreteFlow(3, 3.0), CategoricalOutput(3), \
-        lambda s, t: s.params.movedim(-1, 2).reshape(2, 3, 3, 3).float() + t4(t)
 
 
 def _sample_by_public_steps(flow, output, net, n, generator, x_tilde="sample", sender_noise=True):
@@ -132,7 +121,7 @@ def _sample_by_public_steps(flow, output, net, n, generator, x_tilde="sample", s
 @pytest.mark.parametrize("kind", ["delta", "dnorm", "categorical"])
 @pytest.mark.parametrize("x_tilde,sender_noise", [("sample", True), ("mean", False)])
 def test_bfn_sample_reads_a_fixed_number_and_gives_the_public_steps_numbers(kind, x_tilde, sender_noise):
-    flow, output, net = _parts(kind)
+    flow, output, net = bfn_chain_parts(kind)
     counts = {}
     for n in (2, 6):
         counts[n], (x, st) = _reads(lambda: sample(flow, output, net, flow.prior((2, 1, 3, 3)), n, generator=_g(),
@@ -146,7 +135,7 @@ def test_bfn_sample_reads_a_fixed_number_and_gives_the_public_steps_numbers(kind
 def test_bfn_reverse_chain_reads_a_fixed_number_and_gives_the_public_steps_numbers(kind):
     from diffrep.bfn.sampler import _accuracy
 
-    flow, output, net = _parts(kind)
+    flow, output, net = bfn_chain_parts(kind)
     x = torch.rand(2, 1, 3, 3, generator=_g(3)) * 2 - 1 if kind == "delta" else torch.randint(0, 3, (2, 1, 3, 3))
     counts = {}
     for n in (2, 6):
@@ -164,7 +153,7 @@ def test_bfn_reverse_chain_reads_a_fixed_number_and_gives_the_public_steps_numbe
 
 
 def test_bfn_public_steps_keep_their_checks_and_a_chain_still_refuses_a_nan_network():
-    flow, output, _ = _parts("delta")
+    flow, output, _ = bfn_chain_parts("delta")
     st = flow.prior((2, 1, 3, 3))
     with pytest.raises(ValueError, match=r"t_next must lie in \[0, 1\]"):
         flow.step(st, torch.zeros(2, 1, 3, 3), float("nan"))

@@ -31,12 +31,12 @@ import torch
 import diffrep.bfn.sampler as sampler_module
 import diffrep.methods.sami as sami_module
 from diffrep import _native
-from diffrep.bfn import CategoricalOutput, ContinuousFlow, DeltaOutput, DiscreteFlow, DiscretisedNormalOutput
+from diffrep.bfn import ContinuousFlow, DeltaOutput
 from diffrep.bfn import reverse_chain, sample
 from diffrep.diffusion import ChainDivergedError
 from diffrep.methods.sami_divergence import _ChainWatch
 from diffrep.ops import use_backend
-from helpers import emulate_cuda_ops, host_reads, perturbed, tiny_paramrel, tiny_sami
+from helpers import bfn_chain_parts, emulate_cuda_ops, host_reads, perturbed, tiny_paramrel, tiny_sami
 
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="the native CPU module is not built")
 
@@ -78,23 +78,12 @@ def _g(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _parts(kind):
-    def t4(t):
-        return t.float().reshape(-1, 1, 1, 1)
-
-    if kind == "delta":
-        return ContinuousFlow(1e-3), DeltaOutput(1e-3), lambda s, t: (0.7 * s.params + t4(t)).float()
-    if kind == "dnorm":
-        return (ContinuousFlow(1e-3, 16), DiscretisedNormalOutput(1e-3, 16),
-                lambda s, t: (0.5 * s.params.float(), 0.1 * s.params.float() - t4(t)))
-    return DiscreteFlow(3, 3.0), CategoricalOutput(3), \
-        lambda s, t: s.params.movedim(-1, 2).reshape(2, 3, 3, 3).float() + t4(t)
 
 
 def _chain(kind, n, callback=None):
-    flow, output, net = _parts(kind)
+    flow, output, net = bfn_chain_parts(kind)
     if kind.startswith("reverse-"):
-        flow, output, net = _parts(kind[8:])
+        flow, output, net = bfn_chain_parts(kind[8:])
         x = torch.rand(2, 1, 3, 3, generator=_g(3)) * 2 - 1 if kind == "reverse-delta" else torch.randint(
             0, 3, (2, 1, 3, 3), generator=_g(3))
         return lambda: (reverse_chain(flow, output, net, x, n, callback=callback).params,)

@@ -21,7 +21,8 @@ RESUMABLE = frozenset((
 
 def resume_changes(saved: dict, now: dict, resumable) -> str:
     """The fields of two flat configs that differ outside ``resumable``, as a resume refusal shows them
-    (``"k (old -> new), ..."``, at most four and a count); "" when none. A field only one side has comes from
+    (``"k (old -> new), ..."``, at most four and a count; docs/architecture.md, "Trainer, checkpoints and
+    resume"); "" when none. A field only one side has comes from
     another diffrep version (a field added since takes its default) and is not a change."""
     if not isinstance(saved, dict) or not isinstance(now, dict):
         raise TypeError(f"resume_changes: saved and now must be dicts, got {type(saved).__name__}, "
