@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from harness import banner, choice_list, load_average, parse_device, positive_int, sync, target_line
+from harness import banner, choice_list, load_average, parse_device, positive_int, shown, sync, target_line
 from diffrep.metrics import generation as G
 from diffrep.ops import explain, use_backend
 from diffrep.ops import knn as knn_ops  # importing it registers knn.knn_scan for explain
@@ -75,7 +75,7 @@ def targets(m: int, t_kernel: float, r_kernel: dict, t_twin: float, r_twin: dict
     """The ``# target`` lines of the kernel and its eager twin at N = M = ``m`` (seconds, PRDC values): faster,
     and the same values to the printed 4 decimals."""
     return [target_line("kNN kernel (PRDC) faster than its eager twin",
-                        f"twin x{t_twin / t_kernel:.2f} the kernel's time at N = M = {m}", t_twin > t_kernel),
+                        f"twin x{shown(t_twin / t_kernel, lambda x: x > 1, 2)} the kernel's time at N = M = {m}", t_twin > t_kernel),
             target_line("kNN kernel (PRDC) values equal to its eager twin's",
                         f"kernel {fmt(r_kernel)}; twin {fmt(r_twin)}", fmt(r_kernel) == fmt(r_twin))]
 

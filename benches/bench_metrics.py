@@ -37,8 +37,8 @@ import torch
 
 # harness.py lies beside this file; a test loads this file by its path, without benches/ on sys.path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (choice_list, interleaved_times, parse_device, positive_float, target_line,  # noqa: E402
-                     writable_out)
+from harness import (choice_list, interleaved_times, parse_device, positive_float, shown,  # noqa: E402
+                     target_line, writable_out)
 
 SIZES = (10, 10, 10, 8, 4, 15)
 SECTIONS = ("fast", "parity", "reference", "tad", "kernels")
@@ -305,9 +305,9 @@ def _run(a, device, skip, emit):
             ratios.append((times[0] / times[1] if len(times) == 3 else times[1] / times[0], name))
         low, where = min(ratios)
         if device.type == "cuda":
-            emit(target_line("(GPU) metric kernels faster than on the CPU", f"lowest x{low:.1f} ({where})", low > 1))
+            emit(target_line("(GPU) metric kernels faster than on the CPU", f"lowest x{shown(low, lambda x: x > 1)} ({where})", low > 1))
         else:
-            emit(target_line("(CPU) no native metric kernel slower than its PyTorch twin", f"lowest x{low:.1f} ({where})",
+            emit(target_line("(CPU) no native metric kernel slower than its PyTorch twin", f"lowest x{shown(low, lambda x: x >= 1)} ({where})",
                              low >= 1))
 
 

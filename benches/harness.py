@@ -109,6 +109,16 @@ def writable_out(parser, flag: str, path, *, append: bool = False, overwrite: bo
     return path
 
 
+def shown(value: float, met, digits: int = 1) -> str:
+    """``value`` to ``digits`` decimals, or more where rounding would put the printed number on the other side of
+    the target (``met``: the target's test), so a reader never sees '1.0x -> missed' for 0.97x."""
+    for d in range(digits, 7):
+        text = f"{value:.{d}f}"
+        if bool(met(float(text))) == bool(met(value)):
+            return text
+    return repr(value)
+
+
 def target_line(target: str, measured: str, met: bool | None) -> str:
     """One target verdict, the line every bench prints after its table: ``# target <what>: <measured> -> met``
     (``missed``; ``not measured`` with ``met`` None: the run did not reach the target's size)."""
