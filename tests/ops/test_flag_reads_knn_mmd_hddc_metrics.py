@@ -12,8 +12,9 @@ op                                 before  after  in ``deferred_checks()``
 mmd.mmd2 (a training loss)         1       1      0 (+1 per block)
 knn.knn_radii                      1       1      1 (evaluation: results read at once)
 knn.ball_count, knn_scan with r2   2       1      1 (r2 checked by the kernel's flag)
-hddc Engine.estep (AkjBkQkDk)      6       2      1 (one read of unit_of's range and the column count)
-hddc Engine.estep (full)           3       2      1
+hddc Engine.estep (AkjBkQkDk)      6       1      1 (unit_of's range, the column count, x finite)
+hddc Engine.estep (full)           3       1      1
+  ... with a non-finite x          -       2      1 (its flags word, deferred in a block)
 hddc Engine.mstep, .density        3       1      1 (the kernel writes no flags; unit_of's range)
 metrics (evaluation)               1-6     same   same (input validation reads: see the report)
 =================================  ======  =====  ================================================
@@ -81,16 +82,17 @@ def _ops(bad=None):
         "knn_radii": ("knn_scan", lambda: knn.knn_radii(x, 2), False),
         "ball_count": ("knn_scan", lambda: knn.ball_count(y, x, r2), False),
         "knn_scan": ("knn_scan", lambda: knn.knn_scan(y, x, kk=2, r2=r2), False),
-        "estep": ("hddc_estep", lambda: eng.estep(unit_of, w, p), True),
-        "estep_full": ("hddc_estep", lambda: eng.estep(unit_of, w, pf), True),
+        # the E-step's flags are read (or deferred) only while x is not known to be all finite
+        "estep": ("hddc_estep", lambda: eng.estep(unit_of, w, p), bad == "hx"),
+        "estep_full": ("hddc_estep", lambda: eng.estep(unit_of, w, pf), bad == "hx"),
         "mstep": ("hddc_stats", lambda: eng.mstep(unit_of, w, resp, active), False),
         "density": ("hddc_stats", lambda: eng.density(unit_of, w, resp, active, 0.5), False),
     }
 
 
 # reads per call on the CUDA path outside a block, and inside deferred_checks()
-READS = {"mmd2": (1, 0), "knn_radii": (1, 1), "ball_count": (1, 1), "knn_scan": (1, 1), "estep": (2, 1),
-         "estep_full": (2, 1), "mstep": (1, 1), "density": (1, 1)}
+READS = {"mmd2": (1, 0), "knn_radii": (1, 1), "ball_count": (1, 1), "knn_scan": (1, 1), "estep": (1, 1),
+         "estep_full": (1, 1), "mstep": (1, 1), "density": (1, 1)}
 
 
 def _flat(out):
@@ -209,7 +211,7 @@ def test_hddc_subspace_width_read_with_unit_of(cuda_path):
     with use_backend("cpu", strict=True):
         want = hddc.Engine("cpu", hx).estep(unit_of, w, q)
     reads, got = host_reads(lambda: hddc.Engine("cuda", hx).estep(unit_of, w, q))
-    assert reads == 2 and cuda_path == ["hddc_estep"]
+    assert reads == 1 and cuda_path == ["hddc_estep"]
     for a, b in zip(got, want, strict=True):
         assert torch.equal(a, b)
 
@@ -223,3 +225,22 @@ def test_metric_ops_keep_their_one_flag_read(cuda_path):
     assert cuda_path == ["hist_discretize"] and reads == 2  # codes finite, the flags word
     with use_backend("cpu", strict=True):
         assert torch.equal(labels, metrics.hist_discretize(codes, 5))
+
+
+def test_hddc_estep_reads_its_flags_while_x_is_not_known_finite(cuda_path):
+    """x checked once per Engine in the E-step's pre-launch read: all finite, the flags word is never read; a NaN
+    at a point of weight 0 with skip_zero (which the kernel skips, as on the CPU) leaves x not known finite, so
+    each call reads its flags too; a NaN written into x in place (x's version moves) is found again."""
+    hx, unit_of, w, _, _, p = _hddc_problem()
+    eng = hddc.Engine("cuda", hx)
+    assert [host_reads(lambda: eng.estep(unit_of, w, p))[0] for _ in range(3)] == [1, 1, 1]
+    hx[0, 5, 2] = math.nan  # unit 0 is read by problem 1
+    with pytest.raises(ValueError, match="^hddc.fit: x contains NaN or infinite values$"):
+        eng.estep(unit_of, w, p)
+    w0 = w.clone()
+    w0[1, 5] = 0.0
+    with use_backend("cpu", strict=True):
+        want = hddc.Engine("cpu", hx).estep(unit_of, w0, p, skip_zero=True)
+    reads, got = host_reads(lambda: eng.estep(unit_of, w0, p, skip_zero=True))
+    assert reads == 2 and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    assert cuda_path == ["hddc_estep"] * 5

@@ -106,6 +106,8 @@ class Engine:
         self.native = backend != "reference"
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
+        # x's version counter when x was last found all finite on CUDA (None: not known): see estep
+        self._finite_at = None
 
     def _units(self, unit_of, **tensors):
         """unit_of (B,) int64 on x's device with every value in [0, U), and ``tensors`` on x's device
@@ -144,7 +146,9 @@ class Engine:
         per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only).
 
         Host reads on CUDA: one before the launch (unit_of's range with the column count D of the subspace
-        form), and the kernel's flags word, which a :func:`diffrep.ops.deferred_checks` block defers
+        form). The kernel flags only a non-finite x at a point it reads, so its flags word is read (or deferred
+        by a :func:`diffrep.ops.deferred_checks` block) only while x is not known to be all finite: the first
+        E-step of an Engine checks x in that same read, and again after x changes in place
         (docs/kernels/hddc.md#host-reads-on-cuda)."""
         self._on_device(unit_of, w=w, mu=p["mu"])
         act = p["active"]
@@ -158,8 +162,10 @@ class Engine:
         T, (B, K), d, n = x.dtype, act.shape, x.shape[2], x.shape[1]
         f64 = dict(dtype=torch.float64, device=x.device)
         logpi = torch.where(act, p["pi"].clamp_min(1e-300).log(), torch.zeros_like(p["pi"]))
+        # on CUDA, x all finite (in the pre-launch read) unless known from an earlier call
+        check_x = (torch.isfinite(x).all(),) if self.backend == "cuda" and self._finite_at != x._version else ()
         if p["model"] == "full":
-            unit_of = self._read_units(unit_of)[0]
+            unit_of, vals = self._read_units(unit_of, *check_x)
             Lc = _lapack(torch.linalg.cholesky, p["cov"].double())
             eye = torch.eye(d, **f64).expand_as(Lc)
             qt = _lapack(torch.linalg.solve_triangular, Lc, eye, upper=False)  # rows of L^-1
@@ -177,7 +183,7 @@ class Engine:
                 + d * ref.LOG_2PI - 2 * logpi
             # d d_k FMAs per point in the subspace form, d (d + 1) / 2 + 3 d in the triangular one
             low = act & (2 * dkl > d + 7)
-            unit_of, (any_low, max_dk) = self._read_units(unit_of, low.any(), dkl.max())
+            unit_of, (any_low, max_dk, *vals) = self._read_units(unit_of, low.any(), dkl.max(), *check_x)
             D = d if any_low else max(1, max_dk)
             qt = p["Q"][..., :D].transpose(-1, -2).clone()
             sig = torch.arange(D, device=x.device) < dkl[..., None]
@@ -194,10 +200,15 @@ class Engine:
         llp = torch.empty(B, n, **f64)
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
-        flags = run_deferrable(self.backend, "hddc_estep", x.device, _estep_failed, x=x, unit_of=unit_of, w=c(w),
-                               mu=c(p["mu"]), qt=c(qt), ia=c(ia), dk=dk.contiguous(), tri=tri.contiguous(), ib=c(ib),
-                               cst=c(cst), act=act.to(torch.int32).contiguous(), thr=c(thr),
-                               skip_zero=bool(skip_zero), resp=resp, llp=llp, L=L, cnt=cnt)
+        if check_x and vals[0]:
+            self._finite_at = x._version
+        args = dict(x=x, unit_of=unit_of, w=c(w), mu=c(p["mu"]), qt=c(qt), ia=c(ia), dk=dk.contiguous(),
+                    tri=tri.contiguous(), ib=c(ib), cst=c(cst), act=act.to(torch.int32).contiguous(), thr=c(thr),
+                    skip_zero=bool(skip_zero), resp=resp, llp=llp, L=L, cnt=cnt)
+        if self.backend == "cuda" and self._finite_at == x._version:  # nothing the kernel can flag
+            run_unflagged(self.backend, "hddc_estep", x.device, **args)
+            return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
+        flags = run_deferrable(self.backend, "hddc_estep", x.device, _estep_failed, **args)
         if flags:
             _estep_failed(flags)
         return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
