@@ -16,7 +16,7 @@ hddc Engine.estep (AkjBkQkDk)      6       1      1 (unit_of's range, the column
 hddc Engine.estep (full)           3       1      1
   ... with a non-finite x          -       2      1 (its flags word, deferred in a block)
 hddc Engine.mstep, .density        3       1      1 (the kernel writes no flags; unit_of's range)
-metrics (evaluation)               1-6     same   same (input validation reads: see the report)
+metrics (evaluation)               1-6     1-4    same (input validation, then the flags word)
 =================================  ======  =====  ================================================
 
 Syncs that ``HostReads`` cannot see (boolean-mask indexing, ``nonzero``, ``unique``) are not in the table.
@@ -216,15 +216,58 @@ def test_hddc_subspace_width_read_with_unit_of(cuda_path):
         assert torch.equal(a, b)
 
 
-def test_metric_ops_keep_their_one_flag_read(cuda_path):
-    """The metric kernels (evaluation: every result is read on the host at once) read their flags word once per
-    call; the other reads are their input validation (finiteness, 0/1 labels) and, for auroc_matrix, the
-    degenerate rows."""
+def _metric_calls():
+    """name -> (kernel, call) of each metric op with a native kernel, on small inputs."""
+    g = torch.Generator().manual_seed(8)
+    scores = torch.randn(3, 20, generator=g, dtype=F64)
+    labels = torch.randint(0, 2, (2, 20), generator=g)
+    labels[1] = 1  # a single-class row: degenerate
     codes = _randn(20, 3, seed=7)
-    reads, labels = host_reads(lambda: metrics.hist_discretize(codes, 5))
-    assert cuda_path == ["hist_discretize"] and reads == 2  # codes finite, the flags word
+    lab, fac = torch.randint(0, 3, (20, 2), generator=g), torch.randint(0, 3, (20, 2), generator=g)
+    batches = torch.randn(4, 5, 3, generator=g, dtype=F64)
+    return {
+        "auroc_matrix": ("auroc_matrix", lambda: metrics.auroc_matrix(scores, labels)),
+        "auroc_matrix bool labels": ("auroc_matrix", lambda: metrics.auroc_matrix(scores, labels.bool(), "half")),
+        "hist_discretize": ("hist_discretize", lambda: metrics.hist_discretize(codes, 5)),
+        "mi_matrix": ("mi_matrix", lambda: metrics.mi_matrix(lab, fac)),
+        "knn_mi_cd": ("knn_mi_cd", lambda: metrics.knn_mi_cd(scores, fac.T.contiguous(), 3)),
+        "factor_vae_votes": ("factor_vae_votes", lambda: metrics.factor_vae_votes(
+            batches, torch.tensor([0, 1, 0, 1]), torch.ones(3, dtype=F64), torch.ones(3, dtype=torch.bool), 2)),
+    }
+
+
+# reads per call: the input validation's (finiteness, 0/1 labels, active codes and factor_index's range in one
+# read), then the flags word (before: auroc_matrix 4 and 3, reading its degenerate rows in every mode;
+# factor_vae_votes 6, reading any(active), min and max of factor_index one by one)
+METRIC_READS = {"auroc_matrix": 3, "auroc_matrix bool labels": 2, "hist_discretize": 2, "mi_matrix": 1,
+                "knn_mi_cd": 2, "factor_vae_votes": 4}
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_READS))
+def test_metric_ops_read_their_flags_once_after_their_validation(cuda_path, name):
+    """The metric kernels (evaluation: every result is read on the host at once, so no deferred_checks() path)
+    read their flags word once per call; knn_mi_cd's CUDA launcher also waits for its index check before its
+    later kernels (a synchronisation inside csrc/metrics/metrics_cuda.cu that this count cannot see)."""
+    kernel, call = _metric_calls()[name]
     with use_backend("cpu", strict=True):
-        assert torch.equal(labels, metrics.hist_discretize(codes, 5))
+        want = call()
+    reads, got = host_reads(call)
+    assert cuda_path == [kernel] and reads == METRIC_READS[name]
+    for a, b in zip(_flat(got), _flat(want), strict=True):
+        assert torch.equal(a.nan_to_num(-7.0), b.nan_to_num(-7.0))
+    with deferred_checks() as checks:
+        assert host_reads(call)[0] == METRIC_READS[name] and checks.pending() == 0
+
+
+def test_auroc_matrix_degenerate_rows_per_mode(cuda_path):
+    """The single-class row: NaN ("nan", read nowhere), 0.5 ("half", no read), an error naming it ("raise")."""
+    scores = torch.tensor([[0.1, 0.4, 0.35, 0.8]], dtype=F64)
+    labels = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    auc, deg = metrics.auroc_matrix(scores, labels)
+    assert auc[0, 0] == 0.75 and math.isnan(auc[1, 0]) and deg.tolist() == [False, True]
+    assert metrics.auroc_matrix(scores, labels, "half")[0].flatten().tolist() == [0.75, 0.5]
+    with pytest.raises(ValueError, match=r"labels: rows \[1\] hold a single class"):
+        metrics.auroc_matrix(scores, labels, "raise")
 
 
 def test_hddc_estep_reads_its_flags_while_x_is_not_known_finite(cuda_path):
