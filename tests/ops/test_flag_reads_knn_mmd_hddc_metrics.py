@@ -287,3 +287,22 @@ def test_hddc_estep_reads_its_flags_while_x_is_not_known_finite(cuda_path):
     reads, got = host_reads(lambda: eng.estep(unit_of, w0, p, skip_zero=True))
     assert reads == 2 and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
     assert cuda_path == ["hddc_estep"] * 5
+
+
+def test_mmd2_in_the_trainers_op_checks_is_read_at_the_interval_boundary(cuda_path):
+    """InfoDiffusion's MMD^2 term inside the trainer's deferred op checks (diffrep.train.log_interval): no read
+    per step; the interval's check raises the op's message with the step it came from."""
+    from diffrep.train.log_interval import LogInterval
+
+    iv = LogInterval("cpu", deferred=True)
+    z, prior = _randn(6, 3, seed=3), _randn(5, 3, seed=4)
+    bad = z.clone()
+    bad[0, 0] = math.nan
+    reads = []
+    for step, codes in ((1, z), (2, bad), (3, z)):
+        with iv.op_checks(step):
+            reads.append(host_reads(lambda: mmd.mmd2(codes, prior))[0])
+        iv.check_loss(torch.tensor(1.0), step)
+    assert reads == [0, 0, 0] and cuda_path == ["mmd2"] * 3
+    with pytest.raises(ValueError, match=r"^mmd2: x or y contains NaN or infinite values \(at step 2\)\. Found "):
+        iv.check(3)
