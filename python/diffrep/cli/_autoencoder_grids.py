@@ -62,7 +62,8 @@ def register_family(sub, family: Family, doc: str) -> None:
     verbs = p.add_subparsers(dest=f"{family.command}_command", metavar="VERB")
     add_recipe_verbs(verbs, f"{family.command}/", f"train {a_or_an(family.command + '/')} recipe (same flags as diffrep train)")
     for name in family.verbs:
-        q = verbs.add_parser(name, help=VERB_HELP[name], description=VERB_HELP[name])
+        # the verb's line of the group's list, as a sentence for the verb's own --help
+        q = verbs.add_parser(name, help=VERB_HELP[name], description=VERB_HELP[name][0].upper() + VERB_HELP[name][1:] + ".")
         q.add_argument("model", help=f"{a_or_an(family.class_name)} model, checkpoint or run folder (a run: its newest "
                        "checkpoint, else final/)")
         add_weights_flag(q)
@@ -88,7 +89,9 @@ def register_family(sub, family: Family, doc: str) -> None:
             q.add_argument("--dims", type=int, nargs="+", default=None,
                            help=f"{family.code} to swap, a row each (default: the first {MAX_DEFAULT_DIMS}, all when fewer)")
         if name == "traverse":
-            q.add_argument("--dim", type=int, default=0, help=f"the {family.code.rstrip('s')} to move (default 0)")
+            noun, _, of = family.code.partition(" ")  # one of the code's dimensions (it said "the dimensions of z")
+            q.add_argument("--dim", type=int, default=0, help=f"the {' '.join(filter(None, (noun.rstrip('s'), of)))} to "
+                           "move (default 0)")
             q.add_argument("--values", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0],
                            help=_traverse_values_help(family) + " (default: -2 -1 0 1 2)")
             if family.command == "disdiff":
@@ -109,7 +112,6 @@ def register_family(sub, family: Family, doc: str) -> None:
             q.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                            help="weights of x_b, a row each (default: 0 0.25 0.5 0.75 1)")
         q.set_defaults(func=lambda args, f=family: _run(f, args), verb=name)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _traverse_values_help(family: Family) -> str:

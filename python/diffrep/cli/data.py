@@ -31,7 +31,7 @@ def register(sub) -> None:
     prev.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
     prev.add_argument("--seed", type=numpy_seed, default=0)
     prev.add_argument("--scale", type=int, default=2, help="integer upscaling of each image (default 2)")
-    p.set_defaults(func=run, data_parser=p)
+    p.set_defaults(func=run)
 
 
 def format_info(d: dict) -> str:
@@ -102,9 +102,6 @@ def preview_grid(ds, num: int, seed: int, scale: int = 2):
 def run(args) -> int:
     from ..data import load
 
-    if getattr(args, "data_command", None) is None:
-        args.data_parser.print_help()
-        return 2
     from ._common import parse_options, prepare_output
 
     if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says

@@ -86,7 +86,6 @@ def register(sub) -> None:
             q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
             q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _load(args):

@@ -53,7 +53,6 @@ def register(sub) -> None:
     e.add_argument("--eval", choices=("quick", "full"), default="quick")
     e.add_argument("--json", help="write the Result JSON here")
     e.set_defaults(func=_eval)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _model_flags(p, images: bool = True) -> None:

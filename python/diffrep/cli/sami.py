@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import IMAGE_SUFFIXES, prepare_output
+from ._common import IMAGE_SUFFIXES, input_file, prepare_output
 from .._checks import a_or_an
 from .._files import write_text_atomic
 
@@ -85,7 +85,6 @@ def register(sub) -> None:
                    help="frame sequences for straightness: float [N, F, C, H, W] in [-1, 1], or uint8 [N, F, H, W, C]")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
     a.set_defaults(func=_analyze)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _common(p) -> None:
@@ -117,9 +116,7 @@ def _load(args):
     from .sample import resolve_model_dir
 
     path = Path(args.path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a directory")
-    model_dir = resolve_model_dir(path)
+    model_dir = resolve_model_dir(path)  # a missing path or a file: named as every model verb names it
     from ._common import resolve_device, resolve_weights
 
     weights = resolve_weights(model_dir, args.weights, "diffrep sami")
@@ -283,6 +280,13 @@ def _analyze(args) -> int:
         raise ValueError(f"--num-images and --guides must be >= 1, got {args.num_images} and {args.guides}")
     if "straightness" in what and args.videos is None:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
+    # the files read late (after the earlier analysis in --out is cleared and the other analyses ran) are
+    # checked first: a mistyped name cost the earlier analysis and the run's time
+    for flag, file in (("--videos", args.videos), ("--fid-extractor", args.fid_extractor)):
+        if file is not None:
+            input_file(file, flag)
+    if args.root is not None and not Path(args.root).exists():  # the loader's message, before the model loads
+        raise FileNotFoundError(f"dataset root {args.root} does not exist (set by --root)")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
     if out.exists() and not out.is_dir():
