@@ -1,8 +1,8 @@
 """Every verb and group of ``diffrep``, generated from its argparse tree (docs/architecture.md,
 "Configuration and command line": usage errors are messages, never tracebacks, exit 2).
 
-For each verb: ``--help`` (exit 0, usage naming the verb, no unfilled placeholder, no line over 100 columns,
-the description whole), an unknown flag, a missing path for every input it reads (nothing written), a
+For each verb: ``--help`` (exit 0, usage naming the verb, a help line for every flag, no unfilled placeholder,
+no line over 100 columns, the description whole), an unknown flag, a missing path for every input it reads (nothing written), a
 non-number for every numeric flag and a wrong value for every flag with choices; for each group: the group
 alone (its verbs named) and a misspelled verb (the closest named). Only parsing and the first validation
 run: no model is built, nothing trains.
@@ -138,6 +138,9 @@ def test_help(words, capsys):
     assert not re.search(r"%\(\w+\)|%[sdr]\b|\{\}|\{\w+\}", out), out   # {a,b} lists choices; {x} alone is a hole
     assert max(map(len, out.splitlines())) <= 100
     parser = dict((w, p) for w, p, _ in TREE)[words]
+    silent = [a.option_strings or a.dest for a in parser._actions  # 'paramrel sample --n N' said nothing
+              if not a.help and not isinstance(a, argparse._SubParsersAction)]  # a group's verbs have their own
+    assert not silent, silent
     if parser.description:  # given whole, ending a sentence (not a docstring cut at a line)
         assert " ".join(parser.description.split()) in " ".join(out.split())
         assert parser.description.rstrip()[-1] in ".)\"'`", parser.description
@@ -237,6 +240,7 @@ def test_version_and_a_wrong_choice_near_a_right_one(capsys):
     assert code == 2 and err.rstrip().endswith("(choose from 'auto', 'cpu', 'cuda')")
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch: 2-5 s
 def test_python_m_diffrep_without_arguments(tmp_path):
     # the entry point a shell reaches besides the 'diffrep' script (which calls the same main)
     env = {"PYTHONPATH": str(Path(diffrep.__file__).parents[1]), "COLUMNS": "100", "PATH": "/usr/bin:/bin"}

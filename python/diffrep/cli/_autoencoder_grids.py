@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 from .._checks import a_or_an
 
@@ -79,7 +79,7 @@ def register_family(sub, family: Family, doc: str) -> None:
         q.add_argument("--steps", type=int, default=None, help="DDIM steps of the inversion and the decoding "
                        "(default: the model's sample_steps)")
         q.add_argument("--seed", type=numpy_seed, default=0, help="which dataset images, and the fresh noise")
-        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        add_device_flag(q)
         add_threads_flag(q)
         q.add_argument("--out", default=None, help=f"the image grid (default: {family.command}_{name}.png)")
         if name == "reconstruct":

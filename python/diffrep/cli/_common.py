@@ -215,7 +215,7 @@ def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:
     named ``prefix...`` (``diffrep bfn``, ``encdiff``, ``multibeta``, ``paramrel``)."""
     verbs.add_parser("recipes", help=f"list the {prefix} recipes").set_defaults(func=lambda args: list_prefixed(prefix))
     t = verbs.add_parser("train", help=train_help)
-    t.add_argument("recipe")
+    t.add_argument("recipe", help=f"{a_or_an(prefix)} recipe (listed by the 'recipes' verb)")
     # argparse counts a REMAINDER positional as required: "required: recipe, overrides" when both are missing
     t.add_argument("overrides", nargs=argparse.REMAINDER,
                    help="the flags of 'diffrep train' and --section.field VALUE overrides (listed by "

@@ -16,8 +16,10 @@ def register(sub) -> None:
 
         q.add_argument("name", help=f"dataset name ({', '.join(sorted(available()))})")
         q.add_argument("--root", default=None, help="folder holding the original files (default $DIFFREP_DATA)")
-        q.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
-        q.add_argument("--split", default=None)
+        q.add_argument("--source", default="auto", choices=("auto", "file", "procedural"),
+                       help="where the images come from (default auto: the files when a root is set, else the generator)")
+        q.add_argument("--split", default=None, help="split of a dataset that has them (mnist, cifar10, celeba, lsun, ...: "
+                       "docs/data.md; default: the dataset's)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="reader or generator option passed to diffrep.data.load (a YAML value), e.g. "
                             "--option size=32, --option crop=diffae (docs/data.md)")
@@ -29,7 +31,7 @@ def register(sub) -> None:
     common(prev)
     prev.add_argument("--out", required=True, help="output PNG path")
     prev.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
-    prev.add_argument("--seed", type=numpy_seed, default=0)
+    prev.add_argument("--seed", type=numpy_seed, default=0, help="seed of the samples shown (default 0)")
     prev.add_argument("--scale", type=int, default=2, help="integer upscaling of each image (default 2)")
     p.set_defaults(func=run)
 

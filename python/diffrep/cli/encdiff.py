@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
 from .._checks import a_or_an
 
@@ -71,8 +71,9 @@ def register(sub) -> None:
                        help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
             q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
-        q.add_argument("--seed", type=numpy_seed, default=0)
-        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        q.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric "
+                       "samples (default 0)")
+        add_device_flag(q)
         q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
         if name == "interchange":
             q.add_argument("--units", type=int, nargs="+", default=None,

@@ -49,7 +49,7 @@ def add_arguments(p) -> None:
     g.add_argument("--kid-subset-size", type=int, default=None, help="KID: images per subset (default 1000, as "
                    "published KIDs); a set with fewer images is refused, pass its size to score smaller subsets")
     g.add_argument("--allow-singular", action="store_true", help="FID with fewer than 2048 images per set")
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
 def _is_model_dir(p: Path) -> bool:

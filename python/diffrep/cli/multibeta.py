@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_recipe_verbs, add_run_data_flags, add_weights_flag, prepare_output,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_run_data_flags, add_weights_flag, prepare_output,
                       resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
@@ -123,8 +123,9 @@ def _model_flags(p, n: int | None) -> None:
     add_weights_flag(p)
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
-    p.add_argument("--seed", type=numpy_seed, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric samples "
+                   "(default 0)")
+    add_device_flag(p)
     p.add_argument("--out", default=None, help="output file (default: inside MODEL)")
 
 

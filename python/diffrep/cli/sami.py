@@ -53,10 +53,14 @@ def register(sub) -> None:
                          description="Write a sample grid. --mode cond guides on images from the TEST split of "
                                      "the run's dataset (held out, never training images).")
     _common(s)
-    s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond")
+    s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond",
+                   help="prior: z ~ N(0, I), then guided generation; uncond: the denoiser alone; cond (default): --n "
+                        "samples guided by each of --guides held-out images")
     s.add_argument("--n", type=int, default=8, help="samples (per guide for --mode cond)")
     s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond (from the test split)")
-    s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None)
+    s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None,
+                   help="--mode cond: one z ~ q(z | x_0) per chain (fixed), its mean, an average of draws inside log q "
+                        "or its limit (default: the model config's z_mode)")
     s.add_argument("--guidance-axes", default=None, metavar="I,J,...",
                    help="rigid/sloppy guidance (A.4, --mode cond): only these latent axes enter the Mahalanobis "
                         "term (default: the model config's guidance_axes; empty = all)")
@@ -80,7 +84,9 @@ def register(sub) -> None:
                    help="test-split images for the reference variability, global axes and FID")
     a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID "
                    "(default: the FID Inception, clean preprocessing)")
-    a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
+    a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both",
+                   help="FID of samples from z ~ N(0, I) (prior), of one sample guided by z ~ q(z | x_0) per real image "
+                        "(reconstruction) or both (default)")
     a.add_argument("--videos", default=None, metavar="FILE.npy",
                    help="frame sequences for straightness: float [N, F, C, H, W] in [-1, 1], or uint8 [N, F, H, W, C]")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
@@ -89,13 +95,13 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("path", help="model, checkpoint or run directory")
-    from ._common import add_weights_flag, numpy_seed
+    from ._common import add_device_flag, add_weights_flag, numpy_seed
 
     add_weights_flag(p)
-    p.add_argument("--seed", type=numpy_seed, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0, help="seed of the sampler and of the held-out images drawn (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_flag(p)
     p.add_argument("--root", default=None, help="folder of the dataset's files, over the run's data.root (data "
                    "moved since training); the data section of its config.yaml gives the rest")
 
