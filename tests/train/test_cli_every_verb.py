@@ -121,6 +121,13 @@ def test_the_tree_holds_every_command():
     assert ("multibeta", "edit") in VERBS and ("study", "report") in VERBS and ("data",) in GROUPS
 
 
+def test_every_verb_selects_a_function(tmp_path):
+    # main() calls args.func of the verb parsed (a group alone is refused before): none may lack one
+    for words, parser in VERBS.items():
+        args, _ = PARSER.parse_known_args(_required(words, parser, tmp_path))
+        assert callable(getattr(args, "func", None)), words
+
+
 def test_every_path_like_flag_is_classified():
     # a new flag whose help speaks of a file or folder is an input (checked below), an output or neither
     unclassified = {f"{' '.join(words)} {a.option_strings or a.dest}" for words, parser in VERBS.items()
