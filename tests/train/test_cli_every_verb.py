@@ -45,6 +45,7 @@ PATH_WORDS = re.compile(r"\b(file|files|folder|folders|directory|path|PATH|FILE)
 # (tests/methods/test_sami_cli_root.py and test_cli_run_data_settings.py give it a real model); 'sami analyze'
 # clears its earlier analysis before reading data, so it checks --root first
 MODEL_FIRST = {"root"}
+MISSING = re.compile(r"does not exist|no such|not found|existing", re.IGNORECASE)
 
 
 def _group_recipe(group: str) -> str:
@@ -184,7 +185,8 @@ def test_missing_input_paths(words, capsys, tmp_path):
             named = [Path(a) for a in argv if "missing" in a]
         code, _, err = _call(argv, capsys)
         flag = action.option_strings[-1] if action.option_strings and named == [missing] else ""  # named with it
-        if code != 2 or not any(str(p) in err for p in named) or flag not in err:
+        said = MISSING.search(err)  # says why: 'X is not a directory' left a typo for a file to guess
+        if code != 2 or not any(str(p) in err for p in named) or flag not in err or not said:
             problems.append(f"{' '.join(argv[len(words):])}: exit {code}, {err.strip()[-300:]}")
     assert not problems, "\n".join(problems)
 
