@@ -1,11 +1,12 @@
 """Every verb and group of ``diffrep``, generated from its argparse tree (docs/architecture.md,
 "Configuration and command line": usage errors are messages, never tracebacks, exit 2).
 
-For each verb: ``--help`` (exit 0, usage naming the verb, a help line for every flag, no unfilled placeholder,
-no line over 100 columns, the description whole), an unknown flag, a missing path for every input it reads (nothing written), a
-non-number for every numeric flag and a wrong value for every flag with choices; for each group: the group
-alone (its verbs named) and a misspelled verb (the closest named). Only parsing and the first validation
-run: no model is built, nothing trains.
+For each verb: ``--help`` (exit 0, usage naming the verb, a help line for every flag, no unfilled
+placeholder, no line over 100 columns, the description whole), an unknown flag, a missing path for every
+input it reads (nothing written), a non-number for every numeric flag (number lists given as text too)
+and a wrong value for every flag with choices; for each group: the group alone (its verbs named) and a
+misspelled verb (the closest named). Only parsing and the first validation run: no model is built,
+nothing trains.
 """
 
 import argparse
@@ -45,6 +46,9 @@ PATH_WORDS = re.compile(r"\b(file|files|folder|folders|directory|path|PATH|FILE)
 # (tests/methods/test_sami_cli_root.py and test_cli_run_data_settings.py give it a real model); 'sami analyze'
 # clears its earlier analysis before reading data, so it checks --root first
 MODEL_FIRST = {"root"}
+# number lists given as one string ("0.1,0.3"), parsed by the verb: refused before the model loads
+NUMBER_LISTS = {"betas", "dims", "values", "alphas", "guidance_axes"}
+NAME_LISTS = {"metrics", "gen_metrics", "what", "report_to"}
 MISSING = re.compile(r"does not exist|no such|not found|existing", re.IGNORECASE)
 
 
@@ -129,6 +133,14 @@ def test_every_verb_selects_a_function(tmp_path):
         assert callable(getattr(args, "func", None)), words
 
 
+def test_every_list_flag_is_classified():
+    # a comma-separated flag argparse leaves as text is a number list (checked below) or a list of names
+    unclassified = {f"{' '.join(words)} {a.option_strings}" for words, parser in VERBS.items()
+                    for a in parser._actions if a.option_strings and a.type is None and a.nargs != 0
+                    and "comma-separated" in (a.help or "") and a.dest not in NUMBER_LISTS | NAME_LISTS}
+    assert not unclassified, sorted(unclassified)
+
+
 def test_every_path_like_flag_is_classified():
     # a new flag whose help speaks of a file or folder is an input (checked below), an output or neither
     unclassified = {f"{' '.join(words)} {a.option_strings or a.dest}" for words, parser in VERBS.items()
@@ -196,18 +208,21 @@ def _numeric(action) -> bool:
     return bool(action.option_strings) and action.type not in (None, str)
 
 
-@pytest.mark.parametrize("words", [w for w, p in VERBS.items() if any(_numeric(a) or a.choices for a in p._actions
-                                                                        if a.option_strings)], ids=_id)
+@pytest.mark.parametrize("words", [w for w, p in VERBS.items() if any(_numeric(a) or a.choices or a.dest in NUMBER_LISTS
+                                                                        for a in p._actions if a.option_strings)], ids=_id)
 def test_numbers_and_choices(words, capsys, tmp_path):
     parser = VERBS[words]
     problems, cases = [], 0
     for action in parser._actions:
         name = "/".join(action.option_strings)  # argparse's name of the flag: -n/--num
-        wrong = [("abc", "a non-number")] * _numeric(action) + [("zzz", "a wrong choice")] * bool(action.choices)
+        listed = action.dest in NUMBER_LISTS and action.type is None  # the verb's message: "--betas must be ..."
+        wrong = ([("abc", "a non-number")] * (_numeric(action) or listed)
+                 + [("zzz", "a wrong choice")] * bool(action.choices))
         for value, why in wrong:
             cases += 1
             code, _, err = _call(_required(words, parser, tmp_path, {action: value}), capsys)
-            if code != 2 or f"error: argument {name}: " not in err or f"'{value}'" not in err:
+            named = f"error: {action.option_strings[-1]} " if listed else f"error: argument {name}: "
+            if code != 2 or named not in err or f"'{value}'" not in err:
                 problems.append(f"{why} {name} {value}: exit {code}, {err.strip()[-200:]}")
     assert cases and not problems, "\n".join(problems)
 

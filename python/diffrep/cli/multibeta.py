@@ -180,6 +180,11 @@ def load_model(args, *, need_denoiser: bool = False):
         codes_file(args.codes)
     if getattr(args, "direction", None) is not None:
         direction_source(args.direction)
+    for flag in ("betas", "values", "alphas"):  # and the number lists, read by the verbs after the model
+        if getattr(args, flag, None) is not None:
+            parse_floats(getattr(args, flag), f"--{flag}")
+    if getattr(args, "dims", None) is not None:
+        parse_ints(args.dims, "--dims")
     path = Path(args.model)
     if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")

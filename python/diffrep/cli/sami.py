@@ -178,6 +178,12 @@ def _sample(args) -> int:
     if args.root is not None and args.mode != "cond":  # it would be ignored
         raise ValueError(f"--root applies to --mode cond (its guides are dataset images); --mode {args.mode} reads "
                          "no data")
+    axes = None
+    if args.guidance_axes is not None:  # before the model loads
+        try:
+            axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
+        except ValueError:
+            raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
     path, model = _load(args)
     out = prepare_output(Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png",
                          suffixes=IMAGE_SUFFIXES)
@@ -191,12 +197,6 @@ def _sample(args) -> int:
     else:
         guides = _held_out(path, model, args.guides, args.seed, args.root)[0]
         guides = guides.to(next(model.parameters()).device)
-        axes = None
-        if args.guidance_axes is not None:
-            try:
-                axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
-            except ValueError:
-                raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
         samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, axes=axes, logdet=args.logdet, **kw)
         rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
         images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
