@@ -42,10 +42,6 @@ INPUTS = {"path", "model", "file", "folder", "runs", "codes", "config", "videos"
 OUTPUTS = {"out", "json", "png", "cache"}
 NOT_PATHS = {"weights", "source", "dataset", "overwrite", "update", "beta", "beta_from", "pca_images"}
 PATH_WORDS = re.compile(r"\b(file|files|folder|folders|directory|path|PATH|FILE)\b|\.(npz|npy|yaml|png|json)\b")
-# --root is read when the dataset loads, after the model: with the model missing, the model is the path named
-# (tests/methods/test_sami_cli_root.py and test_cli_run_data_settings.py give it a real model); 'sami analyze'
-# clears its earlier analysis before reading data, so it checks --root first
-MODEL_FIRST = {"root"}
 # number lists given as one string ("0.1,0.3"), parsed by the verb: refused before the model loads
 NUMBER_LISTS = {"betas", "dims", "values", "alphas", "guidance_axes"}
 NAME_LISTS = {"metrics", "gen_metrics", "what", "report_to"}
@@ -192,13 +188,10 @@ def test_missing_input_paths(words, capsys, tmp_path):
         if words == ("eval",) and action.dest in ("real", "fake", "fid_weights"):  # the other side: a dataset
             given = {a: "dsprites" for a in parser._actions if a.dest in ("real", "fake")} | given
         argv = _required(words, parser, tmp_path, given)
-        named = [missing]
-        if action.dest in MODEL_FIRST and words != ("sami", "analyze"):  # the model (or --codes) is read first
-            named = [Path(a) for a in argv if "missing" in a]
         code, _, err = _call(argv, capsys)
-        flag = action.option_strings[-1] if action.option_strings and named == [missing] else ""  # named with it
+        flag = action.option_strings[-1] if action.option_strings else ""  # named with the path: "--codes X"
         said = MISSING.search(err)  # says why: 'X is not a directory' left a typo for a file to guess
-        if code != 2 or not any(str(p) in err for p in named) or flag not in err or not said:
+        if code != 2 or str(missing) not in err or flag not in err or not said:
             problems.append(f"{' '.join(argv[len(words):])}: exit {code}, {err.strip()[-300:]}")
     assert not problems, "\n".join(problems)
 

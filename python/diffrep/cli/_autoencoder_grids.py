@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 from .._checks import a_or_an
 
@@ -132,6 +132,7 @@ def _load(family: Family, args):
     from ..nn import load_pretrained
     from ..nn.pretrained import PretrainedMixin
 
+    check_root(args.root)
     if not Path(args.model).exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     model_dir = resolve_model_dir(args.model)

@@ -19,7 +19,7 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 from .._checks import a_or_an
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
-           "resolve_model_dir", "resolve_weights", "prepare_output", "input_file", "DEFAULT_THREADS",
+           "resolve_model_dir", "resolve_weights", "prepare_output", "input_file", "check_root", "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "add_run_data_flags", "run_data_settings", "run_dataset"]
 
@@ -154,6 +154,13 @@ def input_file(path: str | Path, flag: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{flag} {p}: no such file")
     return p
+
+
+def check_root(root: str | Path | None, flag: str = "--root") -> None:
+    """A dataset root given on the command line that does not exist, refused before the model loads (the
+    loader, :func:`diffrep.data.load`, reads it after and says the same: a typo cost the model's loading)."""
+    if root is not None and str(root) != "" and not Path(root).exists():
+        raise FileNotFoundError(f"dataset root {root} does not exist (set by {flag})")
 
 
 def add_option_flag(p: argparse.ArgumentParser, prefix: str = "") -> None:

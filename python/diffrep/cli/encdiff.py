@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
 from .._checks import a_or_an
 
@@ -95,6 +95,7 @@ def _load(args):
     from ..methods.encdiff import EncDiff
     from ..nn import load_pretrained
 
+    check_root(args.root)
     if not Path(args.model).exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, add_run_data_flags, add_weights_flag, prepare_output,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_run_data_flags, add_weights_flag, prepare_output,
                       resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
@@ -185,6 +185,7 @@ def load_model(args, *, need_denoiser: bool = False):
             parse_floats(getattr(args, flag), f"--{flag}")
     if getattr(args, "dims", None) is not None:
         parse_ints(args.dims, "--dims")
+    check_root(getattr(args, "root", None))
     path = Path(args.model)
     if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")

@@ -86,12 +86,13 @@ def _load(args):
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if getattr(args, "subcodes", 1) < 1:  # checked before the model and the dataset are read
         raise ValueError(f"--subcodes must be >= 1, got {args.subcodes}")
-    from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
+    from ._common import IMAGE_SUFFIXES, check_root, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
     if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
         prepare_output(args.out, suffixes=IMAGE_SUFFIXES)
     prepare_output(getattr(args, "json", None), "--json")
 
+    check_root(getattr(args, "root", None))
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))
     model = load_pretrained(model_dir, weights=resolve_weights(model_dir, args.weights, "diffrep paramrel"),

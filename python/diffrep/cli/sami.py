@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import IMAGE_SUFFIXES, input_file, prepare_output
+from ._common import IMAGE_SUFFIXES, check_root, input_file, prepare_output
 from .._checks import a_or_an
 from .._files import write_text_atomic
 
@@ -121,6 +121,7 @@ def _load(args):
     from ..nn import load_pretrained
     from .sample import resolve_model_dir
 
+    check_root(args.root)
     path = Path(args.path)
     model_dir = resolve_model_dir(path)  # a missing path or a file: named as every model verb names it
     from ._common import resolve_device, resolve_weights
@@ -287,12 +288,10 @@ def _analyze(args) -> int:
     if "straightness" in what and args.videos is None:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
     # the files read late (after the earlier analysis in --out is cleared and the other analyses ran) are
-    # checked first: a mistyped name cost the earlier analysis and the run's time
+    # checked first, and _load checks --root: a mistyped name cost the earlier analysis and the run's time
     for flag, file in (("--videos", args.videos), ("--fid-extractor", args.fid_extractor)):
         if file is not None:
             input_file(file, flag)
-    if args.root is not None and not Path(args.root).exists():  # the loader's message, before the model loads
-        raise FileNotFoundError(f"dataset root {args.root} does not exist (set by --root)")
     path, model = _load(args)
     out = Path(args.out) if args.out else path / "analysis"
     if out.exists() and not out.is_dir():
