@@ -28,7 +28,7 @@ template <typename T>
 constexpr T kZeros[kRun] = {};
 
 // m1[j], m2[j] = moments(z, S, stride, i0 + j, mu[i0 + j]) for j < n: the same sums in the same
-// order (0 + r_0 + r_1 + ...), then the same scaling by 1/S, so bit for bit the CUDA kernels' values.
+// order (0 + r_0 + r_1 + ...), then the same scaling by 1/S.
 template <typename T>
 inline void run_moments(const T* z, int64_t S, int64_t stride, int64_t i0, int64_t n, const T* mu, T* m1, T* m2) {
   const T* m = mu + i0;

@@ -42,7 +42,7 @@ struct Moments {
 
 // The sums over samples run q = 0, 1, ..., S-1 and are then scaled by 1/S; the CPU kernels
 // accumulate the same sums sample-major over a run of contiguous elements (guidance_cpu.cpp), in
-// the same order, so both give these values bit for bit.
+// the same order (CPU and GPU can still differ by where the compilers contract into FMAs).
 template <typename T>
 DIFFREP_HD Moments<T> moments(const T* z, int64_t S, int64_t stride, int64_t i, T mu) {
   T a = T(0), b = T(0);
