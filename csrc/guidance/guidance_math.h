@@ -40,6 +40,9 @@ struct Moments {
   T m1, m2;
 };
 
+// The sums over samples run q = 0, 1, ..., S-1 and are then scaled by 1/S; the CPU kernels
+// accumulate the same sums sample-major over a run of contiguous elements (guidance_cpu.cpp), in
+// the same order (CPU and GPU can still differ by where the compilers contract into FMAs).
 template <typename T>
 DIFFREP_HD Moments<T> moments(const T* z, int64_t S, int64_t stride, int64_t i, T mu) {
   T a = T(0), b = T(0);
@@ -52,24 +55,39 @@ DIFFREP_HD Moments<T> moments(const T* z, int64_t S, int64_t stride, int64_t i, 
   return {a * inv, b * inv};
 }
 
+// ell_j from the second moment.
+template <typename T>
+DIFFREP_HD T log_density(T m2, T s, T c) {
+  return T(-0.5) * (m2 * exp_neg(s) + s + c);
+}
+
 // ell_j; sets bad when an input is not finite.
 template <typename T>
 DIFFREP_HD T forward_elem(const T* z, int64_t S, int64_t stride, int64_t i, T mu, T s, T c, int32_t& bad) {
-  const Moments<T> m = moments(z, S, stride, i, mu);
-  const T v = T(-0.5) * (m.m2 * exp_neg(s) + s + c);
+  const T v = log_density(moments(z, S, stride, i, mu).m2, s, c);
   if (!isfinite(v)) bad |= kNonFiniteInput;
   return v;
+}
+
+// g times the first derivatives in mu and s, and the factor f of d z_q = f r_q.
+template <typename T>
+struct FirstDerivatives {
+  T d_mu, d_s, f;
+};
+
+template <typename T>
+DIFFREP_HD FirstDerivatives<T> first_derivatives(T g, Moments<T> m, T s, int64_t S) {
+  const T e = exp_neg(s);
+  return {g * m.m1 * e, g * T(0.5) * (m.m2 * e - T(1)), -g * e / T(S)};
 }
 
 template <typename T>
 DIFFREP_HD void backward_elem(T g, const T* z, int64_t S, int64_t stride, int64_t i, T mu, T s, T* d_z, T* d_mu,
                               T* d_s) {
-  const Moments<T> m = moments(z, S, stride, i, mu);
-  const T e = exp_neg(s);
-  d_mu[i] = g * m.m1 * e;
-  d_s[i] = g * T(0.5) * (m.m2 * e - T(1));
-  const T f = -g * e / T(S);
-  for (int64_t q = 0; q < S; ++q) d_z[q * stride + i] = f * (z[q * stride + i] - mu);
+  const FirstDerivatives<T> d = first_derivatives(g, moments(z, S, stride, i, mu), s, S);
+  d_mu[i] = d.d_mu;
+  d_s[i] = d.d_s;
+  for (int64_t q = 0; q < S; ++q) d_z[q * stride + i] = d.f * (z[q * stride + i] - mu);
 }
 
 // Upstream cotangents of the first backward's outputs; a null pointer means zero.
@@ -80,12 +98,28 @@ struct Upstream {
   const T* gs;
 };
 
+// The backward of the backward at one element, given the moments and the sample means of the
+// upstream Gz_q and Gz_q r_q: mu-bar, s-bar, the factor f of z-bar_q = f (Gmu + Gs r_q - Gz_q),
+// and the element's contribution to g-bar of its row.
+template <typename T>
+struct SecondDerivatives {
+  T mu_bar, s_bar, f, g_bar;
+};
+
+template <typename T>
+DIFFREP_HD SecondDerivatives<T> second_derivatives(T g, Moments<T> m, T s, int64_t S, T gmu, T gs, T gz_mean,
+                                                   T gzr_mean) {
+  const T e = exp_neg(s);
+  const T ge = g * e;
+  return {ge * (-gmu - gs * m.m1 + gz_mean), ge * (-gmu * m.m1 - T(0.5) * gs * m.m2 + gzr_mean), ge / T(S),
+          gmu * m.m1 * e + gs * T(0.5) * (m.m2 * e - T(1)) - e * gzr_mean};
+}
+
 // Writes mu-bar, s-bar and z-bar of element i; returns its contribution to g-bar of the row.
 template <typename T>
 DIFFREP_HD T backward2_elem(T g, const T* z, int64_t S, int64_t stride, int64_t i, T mu, T s, Upstream<T> up,
                             T* z_bar, T* mu_bar, T* s_bar) {
   const Moments<T> m = moments(z, S, stride, i, mu);
-  const T e = exp_neg(s);
   const T gmu = up.gmu ? up.gmu[i] : T(0), gs = up.gs ? up.gs[i] : T(0);
   T gz_mean = T(0), gzr_mean = T(0);
   if (up.gz) {
@@ -97,15 +131,14 @@ DIFFREP_HD T backward2_elem(T g, const T* z, int64_t S, int64_t stride, int64_t 
     gz_mean /= T(S);
     gzr_mean /= T(S);
   }
-  const T ge = g * e;
-  mu_bar[i] = ge * (-gmu - gs * m.m1 + gz_mean);
-  s_bar[i] = ge * (-gmu * m.m1 - T(0.5) * gs * m.m2 + gzr_mean);
-  const T f = ge / T(S);
+  const SecondDerivatives<T> d = second_derivatives(g, m, s, S, gmu, gs, gz_mean, gzr_mean);
+  mu_bar[i] = d.mu_bar;
+  s_bar[i] = d.s_bar;
   for (int64_t q = 0; q < S; ++q) {
     const T gzq = up.gz ? up.gz[q * stride + i] : T(0);
-    z_bar[q * stride + i] = f * (gmu + gs * (z[q * stride + i] - mu) - gzq);
+    z_bar[q * stride + i] = d.f * (gmu + gs * (z[q * stride + i] - mu) - gzq);
   }
-  return gmu * m.m1 * e + gs * T(0.5) * (m.m2 * e - T(1)) - e * gzr_mean;
+  return d.g_bar;
 }
 
 }  // namespace guidance
