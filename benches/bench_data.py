@@ -46,7 +46,7 @@ from diffrep.data.sampling import EpochBatchSampler, make_loader
 from diffrep.recipes import multibeta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # harness.py, for a test that loads this file by path
-from harness import positive_int, target_line  # noqa: E402
+from harness import positive_int, shown, target_line  # noqa: E402
 
 TARGET_IMAGES_PER_S = 20_000  # issue 3: from memory on 2 cores
 
@@ -109,7 +109,7 @@ def row(label: str, values, unit: str) -> None:
 def memory_target(memory: list[tuple[float, str]], threads: int) -> str:
     """The ``# target`` line of the from-memory rows ((images/s, 'format, workers') each): the best one counts."""
     best, where = max(memory)
-    return target_line(f">= {TARGET_IMAGES_PER_S:,} images/s from memory on 2 cores", f"best {best:,.0f} images/s "
+    return target_line(f">= {TARGET_IMAGES_PER_S:,} images/s from memory on 2 cores", f"best {shown(best, lambda x: x >= TARGET_IMAGES_PER_S, 0, thousands=True)} images/s "
                        f"({where}; {threads} torch thread(s), {os.cpu_count()} CPUs visible)", best >= TARGET_IMAGES_PER_S)
 
 

@@ -41,7 +41,8 @@ def targets(at_target, device) -> list[str]:
     high = max(at_target, key=lambda r: r[1])
     return [target_line(what, f"lowest {shown(low, lambda x: x >= need)}x ({where})", low >= need),
             target_line("O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)",
-                        f"highest {high[1] / 2**20:.2f} MiB ({high[2]}) vs {GRAM_BYTES / 2**20:.0f} MiB", high[1] < GRAM_BYTES)]
+                        f"highest {shown(high[1] / 2**20, lambda x: x < GRAM_BYTES / 2**20, 2)} MiB ({high[2]}) vs "
+                        f"{GRAM_BYTES / 2**20:.0f} MiB", high[1] < GRAM_BYTES)]
 
 
 def main():

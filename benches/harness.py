@@ -109,12 +109,13 @@ def writable_out(parser, flag: str, path, *, append: bool = False, overwrite: bo
     return path
 
 
-def shown(value: float, met, digits: int = 1) -> str:
+def shown(value: float, met, digits: int = 1, *, thousands: bool = False) -> str:
     """``value`` to ``digits`` decimals, or more where rounding would put the printed number on the other side of
-    the target (``met``: the target's test), so a reader never sees '1.0x -> missed' for 0.97x."""
+    the target (``met``: the target's test), so a reader never sees '1.0x -> missed' for 0.97x. ``thousands``: a
+    ',' between the thousands (19,999.6 images/s, not '20,000 images/s -> missed')."""
     for d in range(digits, 7):
-        text = f"{value:.{d}f}"
-        if bool(met(float(text))) == bool(met(value)):
+        text = f"{value:{',' if thousands else ''}.{d}f}"
+        if bool(met(float(text.replace(",", "")))) == bool(met(value)):
             return text
     return repr(value)
 

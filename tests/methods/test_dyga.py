@@ -177,7 +177,9 @@ def test_argmax_and_gumbel_paths_agree_as_tau_goes_to_zero():
                     generator=torch.Generator().manual_seed(0))
         errs.append(float((gum - hard).abs().max()))
     assert errs[0] > 1e-3 and errs[-1] < 1e-6 and errs[0] > errs[1] > errs[2]
-    c = feats[:64]
+    # every one of the 800 points: the miss rates below are binomial; on 64 points their bounds were ~3 sd away and
+    # 4 in 1000 Gumbel seeds fell outside them (the seed here passed), on 800 they are ~10 sd away
+    c = feats
     hard = align(res, c, assignment="hard", normalise=norm, anchors=m.anchors)
     # the literal Alg. 3 input (t instead of log t): noise dominates, so it disagrees often even as tau -> 0
     lit = align(res, c, tau=1e-4, gumbel_input="responsibility", normalise=norm, anchors=m.anchors,

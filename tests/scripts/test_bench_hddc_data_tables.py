@@ -35,6 +35,9 @@ def test_data_target_verdict():
     assert line.startswith("# target >= 20,000 images/s from memory on 2 cores: best 21,000 images/s (pm1, workers=2; "
                            "2 torch thread(s), ") and line.endswith(" -> met")
     assert bd.memory_target([(19_999.0, "uint8, workers=0")], 1).endswith(" -> missed")
+    # a rate just below the target is not printed as the target itself ('20,000 images/s -> missed')
+    line = bd.memory_target([(19_999.6, "uint8, workers=0")], 1)
+    assert "best 19,999.6 images/s (" in line and line.endswith(" -> missed")
 
 
 @pytest.mark.slow
@@ -46,6 +49,7 @@ def test_data_rows_and_target(monkeypatch, capsys):
              re.findall(r"^memory 64x64x3 (?:uint8|pm1  ) batched loader, workers=[02]:\s+([\d,]+) images/s$", out, re.M)]
     assert len(rates) == 4
     measured, verdict = targets(out)[">= 20,000 images/s from memory on 2 cores"]
-    best = float(re.match(r"best ([\d,]+) images/s", measured)[1].replace(",", ""))
-    assert best == max(rates) and verdict == ("met" if best >= 20_000 else "missed")
+    best = float(re.match(r"best ([\d,]+(?:\.\d+)?) images/s", measured)[1].replace(",", ""))
+    # the rows print whole images/s; the target line more digits where rounding would reach the target
+    assert abs(best - max(rates)) <= 0.5 and verdict == ("met" if best >= 20_000 else "missed")
     assert re.search(r"^Shapes3D procedural, random batches of 64, no cache:\s+[\d,]+ images/s$", out, re.M)

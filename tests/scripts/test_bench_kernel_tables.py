@@ -57,6 +57,8 @@ def test_a_quoted_value_never_rounds_across_its_target():
     assert shown(1.003, lambda x: x > 1) == "1.003"  # 1.0 would read as 'not faster'
     assert shown(1.004, lambda x: x <= 1.0, 2) == "1.004"
     assert shown(0.996, lambda x: x <= 1.0, 2) == "1.00"
+    assert shown(19_999.6, lambda x: x >= 20_000, 0, thousands=True) == "19,999.6"
+    assert shown(21_000.4, lambda x: x >= 20_000, 0, thousands=True) == "21,000"
 
 
 def test_bfn_target_verdicts_from_rows():
@@ -77,6 +79,10 @@ def test_bfn_target_verdicts_from_rows():
     # 5 MB against one 1e5 x 256 float32 tensor of 102.4 MB
     assert lines["(CPU) discretised loss at K = 256 in O(B x D) memory"] == (
         "peak 5.0 MB vs 102.4 MB for one B x D x K float32 tensor (1.0e+05 elements)", "met")
+    rows[4]["peak"] = 102_399_000  # just below the bound: not printed as the bound itself
+    lines = targets("\n".join(bfn.targets(rows, torch.device("cpu"))))
+    assert lines["(CPU) discretised loss at K = 256 in O(B x D) memory"] == (
+        "peak 102.399 MB vs 102.4 MB for one B x D x K float32 tensor (1.0e+05 elements)", "met")
     rows[1]["speedup"] = 3.0
     gpu = targets("\n".join(bfn.targets([dict(r, n=16_000_000) for r in rows], torch.device("cuda"))))
     # K = 16 (discretised_probs at 3%) and the losses are not elementwise ops of the target: the K = 2 update at
@@ -128,6 +134,9 @@ def test_mmd_target_verdicts_from_rows():
     assert cpu["(CPU) >= 3x the eager twin at N = M = 4096, d = 32"] == ("lowest 3.2x (imq unbiased)", "met")
     assert cpu["O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)"] == (
         "highest 70.00 MiB (imq unbiased) vs 64 MiB", "missed")
+    near = targets("\n".join(mmd.targets([(4.0, 64 * 2**20 - 2**10, "rbf biased")], torch.device("cpu"))))
+    assert near["O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)"] == (
+        "highest 63.999 MiB (rbf biased) vs 64 MiB", "met")  # not '64.00 MiB ... vs 64 MiB -> met'
     gpu = targets("\n".join(mmd.targets(rows[:1], torch.device("cuda"))))
     assert gpu["(GPU) >= 5x the eager twin at N = M = 4096, d = 32"] == ("lowest 4.0x (rbf biased)", "missed")
     assert gpu["O(N d) memory at N = M = 4096 (fused peak below one N x M float32 Gram matrix)"][1] == "met"

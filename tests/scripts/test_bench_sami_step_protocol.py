@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -34,17 +35,32 @@ def test_rounds_alternate_the_order_after_equal_warm_up():
     assert len(tf) == len(tr) == 4 and all(t >= 0 for t in tf + tr)
 
 
-def test_the_first_call_is_never_timed():
+def test_the_first_call_is_never_timed(monkeypatch):
+    """The bench's clock replaced by one that moves only when a call says so: the times are exactly what the
+    timed calls took, whatever the machine's load (the real clock and a 50 ms sleep left the verdict to the load:
+    a timed call of nothing that was preempted read as the slow first call)."""
     b = _bench()
-    state = {"first": True}
+    clock = {"now": 0.0}
+    monkeypatch.setattr(b, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
 
-    def once_slow():  # the process's first call: allocator growth, lazy initialisation
-        if state["first"]:
-            state["first"] = False
-            b.time.sleep(0.05)
+    def slow_on(n):  # 5 s on its n-th call, nothing on the others
+        calls = {"n": 0}
 
-    tf, _ = b.interleaved(once_slow, lambda: None, "cpu", reps=3, warmup=1)
-    assert max(tf) < 0.05
+        def fn():
+            calls["n"] += 1
+            if calls["n"] == n:
+                clock["now"] += 5.0
+        return fn
+
+    def steady():
+        clock["now"] += 0.25
+
+    # the process's first call (allocator growth, lazy initialisation) falls in the warm-up
+    tf, tr = b.interleaved(slow_on(1), steady, "cpu", reps=3, warmup=1)
+    assert tf == [0.0, 0.0, 0.0] and tr == [0.25, 0.25, 0.25]
+    # a slow call in a timed round is measured (the clock above is the one the bench reads)
+    tf, tr = b.interleaved(slow_on(2), steady, "cpu", reps=3, warmup=1)
+    assert tf == [5.0, 0.0, 0.0] and tr == [0.25, 0.25, 0.25]
 
 
 @pytest.mark.parametrize("reps, warmup, match", [(0, 1, "reps must be >= 1"), (3, 0, "warmup must be >= 1")])

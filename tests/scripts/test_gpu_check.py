@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _load():
     return load_script("gpu_check")
+
+
+DAY = datetime.date(2026, 12, 7)
+
+
+def _pin_the_day(gc, monkeypatch):
+    """gpu_check names its report by the day (``datetime.date.today()``): pinned to ``DAY``, so that the runs of a
+    test that meet a day's existing report still meet it when the test straddles midnight (they read the next
+    day's date and wrote a first report of that day instead of '-2')."""
+    monkeypatch.setattr(gc, "datetime", types.SimpleNamespace(date=types.SimpleNamespace(today=lambda: DAY)))
 
 
 def test_plan_covers_build_tests_and_every_gpu_bench():
@@ -363,11 +375,13 @@ def test_a_second_run_of_the_day_keeps_the_first_report(tmp_path, monkeypatch):
     """A split run (build and CUDA tests in one command, the rest in a second) or a rerun after a fix writes a
     new report beside the first: -2, -3, ..."""
     gc = _load()
+    _pin_the_day(gc, monkeypatch)
     quick = gc.Step("quick", [sys.executable, "-c", "print('hello')"], 20)
     monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [quick])
     for _ in range(3):
         assert gc.main(["--dry-run", "--out", str(tmp_path)]) == 0
     first = next(p.name for p in tmp_path.glob("*.md") if not re.search(r"-\d\.md$", p.name))
+    assert first.endswith(f"_{DAY:%Y-%m-%d}.md")
     assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted([first, first[:-3] + "-2.md", first[:-3] + "-3.md"])
 
 
@@ -379,6 +393,7 @@ def test_the_report_is_on_disk_after_every_step(tmp_path, monkeypatch):
     """The lent machine's command may be cut off at its time limit: the report is rewritten after each step,
     naming the steps not yet run, so a run killed before its end still leaves what it measured."""
     gc = _load()
+    _pin_the_day(gc, monkeypatch)  # the complete run's report is the day's second ('-2')
     first = gc.Step("first", [sys.executable, "-c", "print('measured 1.5 ms')"], 20)
     second = gc.Step("second", [sys.executable, "-c", "print('x')"], 20)
     monkeypatch.setattr(gc, "plan", lambda dry_run, arch, build: [first, second])
