@@ -21,14 +21,6 @@ namespace cpu {
 
 using namespace bfn;
 namespace {
-// DIFFREP_CPU_ISA=v3 (or v2, v1) caps the BFN kernels below AVX-512, e.g. to compare (diffrep._native
-// refuses other values before this module loads).
-inline int getenv_isa_cap() {
-  const char* v = std::getenv("DIFFREP_CPU_ISA");
-  if (!v || !*v) return 4;
-  return (v[0] == 'v' && v[1] >= '1' && v[1] <= '4') ? v[1] - '0' : 4;
-}
-
 constexpr int64_t kParallelMin = 1 << 14;  // below this, a parallel region costs more than it saves
 constexpr int64_t kTile = 1024;             // work per tile (elements x classes), and normals per batch
 
@@ -47,7 +39,7 @@ __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"), flatten)) auto 
 inline bool cpu_has_v4() {
   static const bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512cd") && getenv_isa_cap() >= 4;
+                         __builtin_cpu_supports("avx512cd") && cpu_isa_cap() >= 4;
   return v4;
 }
 

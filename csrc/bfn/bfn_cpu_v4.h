@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include "common/fast_math.h"
+#include "common/isa.h"
 #define DIFFREP_HAVE_BFN_V4 1
 
 namespace diffrep {
@@ -24,9 +25,7 @@ namespace v4 {
 // DIFFREP_CPU_ISA=v3 (or lower) turns these off, as it does the v4 copy of the loops.
 inline bool available() {
   static const bool ok = [] {
-    const char* v = std::getenv("DIFFREP_CPU_ISA");
-    const bool capped = v && v[0] == 'v' && v[1] >= '1' && v[1] <= '3';
-    return !capped && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+    return cpu_isa_cap() >= 4 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
   }();
   return ok;

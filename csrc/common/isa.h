@@ -5,7 +5,21 @@
 // per thread count. call_widest_isa adds an x86-64-v4 copy for width-independent kernels.
 #pragma once
 
+#include <cstdlib>
+
 namespace diffrep {
+
+// DIFFREP_CPU_ISA=v3 (v2, v1) caps every CPU dispatcher at that x86-64 level, e.g. to compare the
+// AVX2 and baseline loops on an AVX-512 machine; unset: the CPU's best. diffrep._native refuses
+// other values before this module loads; read once, at the first kernel call.
+inline int cpu_isa_cap() {
+  static const int cap = [] {
+    const char* v = std::getenv("DIFFREP_CPU_ISA");
+    if (!v || !*v) return 4;
+    return (v[0] == 'v' && v[1] >= '1' && v[1] <= '4' && v[2] == '\0') ? v[1] - '0' : 4;
+  }();
+  return cap;
+}
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 template <typename F>
@@ -14,7 +28,7 @@ __attribute__((target("arch=x86-64-v3"), flatten)) auto call_v3(F& f) -> decltyp
 }
 
 inline bool cpu_has_v3() {
-  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_isa_cap() >= 3;
   return v3;
 }
 
@@ -33,7 +47,7 @@ __attribute__((target("arch=x86-64-v4"), flatten)) auto call_v4(F& f) -> decltyp
 }
 
 inline bool cpu_has_v4() {
-  static const bool v4 = cpu_has_v3() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  static const bool v4 = cpu_has_v3() && cpu_isa_cap() >= 4 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512vl");
   return v4;
@@ -44,6 +58,9 @@ inline auto call_widest_isa(F&& f) -> decltype(f()) {
   return cpu_has_v4() ? call_v4(f) : call_best_isa(f);
 }
 #else
+inline bool cpu_has_v3() { return false; }
+inline bool cpu_has_v4() { return false; }
+
 template <typename F>
 inline auto call_best_isa(F&& f) -> decltype(f()) {
   return f();
@@ -54,5 +71,8 @@ inline auto call_widest_isa(F&& f) -> decltype(f()) {
   return f();
 }
 #endif
+
+// The x86-64 level the dispatchers above run (4: AVX-512, 3: AVX2 + FMA, 1: the baseline), after the cap.
+inline int cpu_isa_level() { return cpu_has_v4() ? 4 : (cpu_has_v3() ? 3 : 1); }
 
 }  // namespace diffrep

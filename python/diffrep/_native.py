@@ -17,6 +17,8 @@ import torch
 from ._cuda_archs import CompiledArchs, Verdict, device_verdict, parse_architectures, parse_virtual_list
 
 CPU_ISA_CAPS = ("v1", "v2", "v3", "v4")
+# what the kernels' dispatchers run (the native cpu_isa_level: no v2 copy exists, v2 runs the baseline)
+CPU_ISA_NAMES = {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2 + FMA)", 1: "baseline x86-64"}
 
 
 def cpu_isa_cap() -> str | None:
@@ -186,6 +188,8 @@ def info() -> dict:
             "reason": cuda_built_reason if cuda_built_mod is None else cuda_reason,
         },
     }
+    if cpu_mod is not None and hasattr(cpu_mod, "cpu_isa_level"):
+        modules["_cpu"]["isa"] = CPU_ISA_NAMES[cpu_mod.cpu_isa_level()]
     if cuda_built_mod is not None:
         modules["_cuda"].update(cuda_build_report(cuda_built_mod))
     try:

@@ -39,3 +39,28 @@ def test_a_misspelt_cap_is_refused_not_ignored():
     info = run.stdout
     assert "info exit code 0" in info and "_cpu   built, not usable" in info, run.stdout + run.stderr
     assert "reason: DIFFREP_CPU_ISA='avx2' is not one of" in info
+
+
+def test_the_cap_reaches_every_dispatcher():
+    """``DIFFREP_CPU_ISA`` caps the shared dispatcher (common/isa.h: guidance, HDDC, philox) as well as the BFN
+    kernels': v1 and v2 ran the AVX2 copies of the shared ones before (only BFN read the variable). The level the
+    dispatchers run, in a fresh process per cap (read once): the machine's level, lowered to the cap; v2 has no
+    copy of its own and runs the baseline; ``diffrep info`` says it."""
+    code = ("from diffrep import _native\nfrom diffrep.cli import main\n"
+            "print('level', _native.cpu_module().cpu_isa_level(), flush=True)\nmain(['info'])")
+
+    def level(cap):
+        env = {k: v for k, v in os.environ.items() if k != "DIFFREP_CPU_ISA"}
+        if cap:
+            env["DIFFREP_CPU_ISA"] = cap
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return int(run.stdout.split("level ", 1)[1].split()[0]), run.stdout
+
+    best, _ = level(None)
+    assert best in (1, 3, 4)
+    for cap, expected in (("v4", best), ("v3", min(best, 3)), ("v2", 1), ("v1", 1)):
+        got, out = level(cap)
+        assert got == expected, (cap, got)
+        names = {4: "isa=x86-64-v4 (AVX-512)", 3: "isa=x86-64-v3 (AVX2 + FMA)", 1: "isa=baseline x86-64"}
+        assert names[expected] in out, out

@@ -69,6 +69,8 @@ def format_info(report: dict) -> str:
         extra = []
         if "openmp_threads" in mod:
             extra.append(f"threads={mod['openmp_threads']}")
+        if "isa" in mod:
+            extra.append(f"isa={mod['isa']}")
         if "runtime_version" in mod:
             extra.append(f"cudart={mod['runtime_version']}")
         if "architectures" in mod:
