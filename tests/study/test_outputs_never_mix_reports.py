@@ -1,6 +1,7 @@
 """Reports never mix: an analysis stopped part-way is recognisable and cleared by the next one
 (``diffrep sami analyze``), and two plots of one study report never share a file name (``diffrep study
-report``: the second replaced the first without a word)."""
+report``: the second replaced the first without a word), and a study updated to a smaller grid marks the cells it
+dropped, which its report and ``diffrep aggregate`` then leave out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import torch
 from diffrep.cli import main
 
 from helpers import tiny_sami
+from study_fake import crash_switch_off, quiet, study_dict
+
+pytestmark = pytest.mark.usefixtures(crash_switch_off.__name__)  # imported above: pytest finds it here
 
 
 # -- diffrep sami analyze stopped part-way ----------------------------------------------------------------
@@ -99,3 +103,32 @@ def test_redo_changed_clears_a_multiphase_cells_phase_records(tmp_path):
     (d / "phase1" / "notes.txt").write_text("mine")
     _clear_cell(d)
     assert sorted(str(p.relative_to(d)) for p in d.rglob("*")) == ["phase1", "phase1/notes.txt"]
+
+
+# -- study --update to a smaller grid ------------------------------------------------------------------------
+
+def test_a_study_update_marks_dropped_cells_and_the_report_reads_only_the_current_grid(tmp_path, capsys):
+    from diffrep.study import collect, parse_study, run_study, write_report
+    from diffrep.study.runner import DROPPED_JSON
+
+    two = parse_study(study_dict(seeds=[0], steps=1))                         # model.weight 1.0 and 2.0
+    assert run_study(two, tmp_path, log=quiet)["ran"] == 2
+    kept, dropped = (tmp_path / c.folder for c in two.cells)
+    one = parse_study(study_dict(seeds=[0], steps=1, methods={"ae": {"recipe": two.cells[0].recipe,
+                                                                      "grid": {"model.weight": [1.0]}}}))
+    assert run_study(one, tmp_path, update=True, log=quiet) == {"ran": 0, "skipped": 1, "failed": 0}
+    assert (dropped / "done.json").is_file()  # its results stay on disk, marked
+    mark = json.loads((dropped / DROPPED_JSON).read_text())
+    assert mark["study"] == "tiny" and mark["dropped_by"] == one.hash and not (kept / DROPPED_JSON).exists()
+    _, rows, missing = collect(tmp_path)
+    assert [r["params"] for r in rows] == [{"model.weight": 1.0}] and missing == []
+    write_report(tmp_path, metrics=["train.loss"], plots=False)
+    cells_csv = (tmp_path / "report" / "cells.csv").read_text().splitlines()
+    assert len(cells_csv) == 2 and "weight=2" not in "".join(cells_csv)  # a header and the one current cell
+    # a glob over the study folder: the dropped cell is refused by diffrep aggregate
+    assert main(["aggregate", str(kept), str(dropped)]) == 2
+    assert f"{dropped} is a study cell that a later version of its study dropped" in capsys.readouterr().err
+    assert main(["aggregate", str(dropped / "metrics.json")]) == 2
+    # added back: the mark goes, the finished cell counts again
+    assert run_study(two, tmp_path, update=True, log=quiet) == {"ran": 0, "skipped": 2, "failed": 0}
+    assert not (dropped / DROPPED_JSON).exists() and len(collect(tmp_path)[1]) == 2

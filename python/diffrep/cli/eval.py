@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
@@ -84,7 +84,9 @@ def register(sub) -> None:
                    help="TAD implementation (default infodiffusion; the variants are never comparable)")
     p.add_argument("--test-fraction", type=float, default=None,
                    help="--codes without codes_test: the last fraction of the rows is the test split (default 1/3)")
-    p.add_argument("--out", help="write the result JSON here (its folder is created first)")
+    p.add_argument("--out", help="write the result JSON here (its folder is created first; an existing file is refused "
+                   "unless --overwrite)")
+    add_overwrite_flag(p)
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
     eval_generation.add_arguments(p)
     p.set_defaults(func=run)
@@ -225,7 +227,7 @@ def run(args) -> int:
     fmt = getattr(args, "format", "text")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
-    out_path = prepare_output(args.out)  # before any computing
+    out_path = prepare_output(args.out, overwrite=args.overwrite)  # before any computing
     apply_threads(getattr(args, "threads", None))
     settings = None
     if args.model is not None:
