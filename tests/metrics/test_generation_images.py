@@ -377,7 +377,8 @@ def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
     capsys.readouterr()
-    assert main(argv[:6] + argv[8:]) == 2  # no --num-samples: the message names the flag, not the argument
+    # no --num-samples: the message names the flag, not the argument (--overwrite: r.json exists from the run above)
+    assert main(argv[:6] + argv[8:] + ["--overwrite"]) == 2
     assert "a model draws its images; give their number with --num-samples N" in capsys.readouterr().err
 
 

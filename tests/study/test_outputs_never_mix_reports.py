@@ -108,7 +108,7 @@ def test_redo_changed_clears_a_multiphase_cells_phase_records(tmp_path):
 # -- study --update to a smaller grid ------------------------------------------------------------------------
 
 def test_a_study_update_marks_dropped_cells_and_the_report_reads_only_the_current_grid(tmp_path, capsys):
-    from diffrep.study import collect, parse_study, run_study, write_report
+    from diffrep.study import StudyError, collect, parse_study, run_study, write_report
     from diffrep.study.runner import DROPPED_JSON
 
     two = parse_study(study_dict(seeds=[0], steps=1))                         # model.weight 1.0 and 2.0
@@ -116,6 +116,8 @@ def test_a_study_update_marks_dropped_cells_and_the_report_reads_only_the_curren
     kept, dropped = (tmp_path / c.folder for c in two.cells)
     one = parse_study(study_dict(seeds=[0], steps=1, methods={"ae": {"recipe": two.cells[0].recipe,
                                                                       "grid": {"model.weight": [1.0]}}}))
+    with pytest.raises(StudyError, match=r"1 cells dropped.*marked dropped\.json and left out of the report"):
+        run_study(one, tmp_path, log=quiet)
     assert run_study(one, tmp_path, update=True, log=quiet) == {"ran": 0, "skipped": 1, "failed": 0}
     assert (dropped / "done.json").is_file()  # its results stay on disk, marked
     mark = json.loads((dropped / DROPPED_JSON).read_text())

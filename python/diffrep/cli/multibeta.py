@@ -178,11 +178,12 @@ def load_model(args, *, need_denoiser: bool = False):
 
     if getattr(args, "n", None) is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    _check_outputs(args)  # the files named on the command line, before the model folder is read
     path = Path(args.model)
     if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
     path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
-    _check_outputs(args)
+    _check_outputs(args, default=True)  # the default name inside MODEL, now known to be a model's folder
     device = _device(args)
     weights = resolve_weights(path, args.weights, f"diffrep multibeta {args.multibeta_command}")
     model = load_pretrained(path, weights=weights, map_location=device).eval()
@@ -197,16 +198,18 @@ def load_model(args, *, need_denoiser: bool = False):
     return model, device
 
 
-def _check_outputs(args) -> None:
-    """Every file the verb will write, checked before the model loads (:func:`._common.prepare_output`): a folder
+def _check_outputs(args, default: bool = False) -> None:
+    """The files the verb will write, checked before the model loads (:func:`._common.prepare_output`): a folder
     written as FOLDER.npz, an unwritable folder and an existing file without --overwrite (the default names
-    inside MODEL silently replaced an earlier decode, sweep, ...) fail at once, not after the work."""
-    default = getattr(args, "out_default", None)
-    if default is not None:
-        prepare_output(_out(args), suffixes=(".npz",) if default.endswith(".npz") else IMAGE_SUFFIXES,
+    inside MODEL silently replaced an earlier decode, sweep, ...) fail at once, not after the work. ``default``:
+    the default ``--out`` inside MODEL (once MODEL is known to be a model's folder); else the given flags."""
+    name = getattr(args, "out_default", None)
+    if name is not None and (args.out is None) == default:
+        prepare_output(_out(args), suffixes=(".npz",) if name.endswith(".npz") else IMAGE_SUFFIXES,
                        overwrite=args.overwrite)
-    prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
-    prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
+    if not default:
+        prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
+        prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
 
 
 def _check_beta(model, beta, flag: str) -> float:

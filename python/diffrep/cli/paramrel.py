@@ -85,12 +85,15 @@ def _load(args):
         raise ValueError(f"--subcodes must be >= 1, got {args.subcodes}")
     from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
+    # every output before the model loads: the flags first, the default name inside MODEL once MODEL is known to
+    # be a model's folder (it replaced an earlier grid of the same task silently)
+    if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
+        prepare_output(args.out, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
+    prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))
-    # every output before the model loads (a default name inside MODEL replaced an earlier grid silently)
-    if hasattr(args, "out"):  # the image verbs (eval writes --json)
+    if hasattr(args, "out") and args.out is None:
         prepare_output(_out(args), suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
-    prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
     model = load_pretrained(model_dir, weights=resolve_weights(model_dir, args.weights, "diffrep paramrel"),
                             map_location=device).eval()
     if not isinstance(model, ParamReL):

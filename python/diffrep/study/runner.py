@@ -201,7 +201,8 @@ def _check_study_folder(study: Study, out: Path, update: bool) -> None:
     what = "; ".join(p for p in parts if p) or "the study's settings changed"
     raise StudyError(f"{out} holds results of another version of this study ({what}); the two would mix. "
                      f"Use another --out, or --update to record the new study there (unchanged cells keep their "
-                     f"results; add --redo-changed to rerun the changed ones)")
+                     f"results; a dropped cell's folder keeps its results, marked {DROPPED_JSON} and left out of the "
+                     f"report; add --redo-changed to rerun the changed ones)")
 
 
 def _mark_dropped_cells(study: Study, out: Path) -> None:
