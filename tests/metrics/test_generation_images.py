@@ -224,6 +224,17 @@ def test_sources_give_the_same_features(stub, tmp_path):
         G.inception_features(3.0, **kw)
 
 
+def test_a_cache_folder_that_cannot_be_made_fails_before_the_features(stub, tmp_path, monkeypatch):
+    # the folder was made after the Inception pass: a cache path under a file failed at the end of the work
+    (tmp_path / "afile").write_text("x")
+    ran = []
+    monkeypatch.setattr(G, "_extract", lambda *a, **k: ran.append(1))
+    with pytest.raises(OSError):
+        G.reference_statistics(_images(3, 1), tmp_path / "afile" / "ref.npz", weights=stub, device="cpu",
+                               progress=False)
+    assert ran == []
+
+
 def test_reference_cache_is_reused_only_when_everything_matches(stub, tmp_path):
     real = _images(9, 1)
     cache = tmp_path / "ref.npz"
