@@ -34,9 +34,16 @@ def test_prepare_output_refuses_an_existing_file_unless_overwrite(tmp_path):
     assert prepare_output(new, overwrite=False) == new and new.parent.is_dir() and not new.exists()
     with pytest.raises(ValueError, match="is a folder; give a file path"):
         prepare_output(tmp_path, overwrite=True)
-    with pytest.raises(TypeError, match="overwrite must be a bool"):
-        prepare_output(new, overwrite=None)
+    with pytest.raises(TypeError, match="overwrite must be a bool, got str"):
+        prepare_output(new, overwrite="yes")
     assert prepare_output(None, overwrite=False) is None
+    with pytest.raises(ValueError, match=r"^--out .*a\.png exists \(an earlier output\); choose another --out"):
+        prepare_output(f, overwrite=False)  # the flag named by default
+    with pytest.raises(ValueError, match=r"^--out .*a\.txt: give a file name ending in \.png or \.jpg$"):
+        prepare_output(tmp_path / "a.txt", suffixes=(".png", ".jpg"), overwrite=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"^--png .*afile/x\.png: cannot create its folder \(File exists\)$"):
+        prepare_output(tmp_path / "afile" / "x.png", "--png", overwrite=False)
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
@@ -208,18 +215,38 @@ def test_a_resume_logs_to_a_new_wandb_run_and_names_the_earlier_one(tmp_path, mo
     again.close()
     inits = [kw for c, kw in (c[:2] for c in calls if c[0] == "init")]
     assert [kw["resume"] for kw in inits] == ["never", "never"]
+    assert [(kw["project"], kw["mode"], kw["dir"]) for kw in inits] == [("diffrep", "offline", str(tmp_path))] * 2
     assert inits[0]["id"] != inits[1]["id"] and "someone" not in (inits[0]["id"], inits[1]["id"])
     assert len(inits[0]["id"]) == 8 and inits[0]["id"].isalnum() and inits[0]["id"].islower()
     assert inits[0]["name"] == "r" and inits[1]["name"] == "r-from-step-2"
     assert inits[0]["config"] == {"lr": 0.1} and inits[1]["config"] == {"lr": 0.1, "resumed_from_step": 2}
-    record = [json.loads(x) for x in (tmp_path / "wandb" / WANDB_RUNS).read_text().splitlines()]
+    runs = tmp_path / "wandb" / WANDB_RUNS
+    record = [json.loads(x) for x in runs.read_text().splitlines()]
     assert record == [{"id": inits[0]["id"], "name": "r", "first_step": 0},
                       {"id": inits[1]["id"], "name": "r-from-step-2", "first_step": 3}]
     err = capsys.readouterr().err
-    assert f"logging to a new W&B run {inits[1]['id']}" in err and f"({inits[0]['id']})" in err
-    assert "any steps after 2 that this resume abandons" in err
+    assert f"logging to a new W&B run {inits[1]['id']} (r-from-step-2)" in err
+    assert f"the earlier W&B runs of this folder ({inits[0]['id']}) keep what they logged, including any steps " \
+           f"after 2 that this resume abandons (metrics.jsonl and TensorBoard dropped them; {runs} lists each W&B " \
+           "run's first step)" in err
     # the JSONL record dropped the tail, as the message says
     assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    # a third process, after a line damaged by hand: both earlier runs are named and kept in the list
+    runs.write_text(runs.read_text().replace("\n", "\n{damaged\n", 1))
+    MetricLogger(tmp_path, wandb=True, run_name="r", resume_step=3).close()
+    third = [kw for c, kw in (c[:2] for c in calls if c[0] == "init")][2]["id"]
+    assert f"({inits[0]['id']}, {inits[1]['id']}) keep what they logged" in capsys.readouterr().err
+    assert [json.loads(x)["id"] for x in runs.read_text().splitlines()] == [inits[0]["id"], inits[1]["id"], third]
+
+
+def test_a_resume_with_no_listed_wandb_run_says_so(tmp_path, monkeypatch, capsys):
+    # a run trained without W&B, resumed with it: no earlier W&B run is known
+    from diffrep.train.loggers import MetricLogger
+
+    monkeypatch.setitem(sys.modules, "wandb", _fake_wandb([]))
+    MetricLogger(tmp_path, wandb=True, run_name="r", resume_step=5).close()
+    assert "so an earlier W&B run of this folder (none is listed) keeps what it logged, including any steps after 5" \
+        in capsys.readouterr().err
 
 
 def test_overwrite_clears_the_wandb_run_list(tmp_path, monkeypatch):

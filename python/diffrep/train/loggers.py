@@ -150,7 +150,7 @@ def _start_wandb_run(wb, run_dir: Path, *, project: str, mode: str, name: str | 
     import secrets
 
     folder = run_dir / "wandb"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # run_dir itself is the logger's, made before
     record = folder / WANDB_RUNS
     earlier = []
     if record.is_file():
@@ -158,7 +158,7 @@ def _start_wandb_run(wb, run_dir: Path, *, project: str, mode: str, name: str | 
             try:
                 earlier.append(json.loads(line))
             except json.JSONDecodeError:
-                continue  # a line cut by a kill: the runs before it are still named
+                continue  # a line damaged by hand: the others still name their runs (the file is written whole)
     run_id = secrets.token_hex(4)  # 8 characters of W&B's id alphabet (lowercase letters and digits)
     if resume_step is not None:
         name = f"{name or run_dir.name}-from-step-{resume_step}"
@@ -169,11 +169,12 @@ def _start_wandb_run(wb, run_dir: Path, *, project: str, mode: str, name: str | 
                       + json.dumps({"id": run_id, "name": name, "first_step": first}) + "\n")
     if resume_step is not None:
         ids = [str(e.get("id")) for e in earlier if isinstance(e, dict)]
-        where = f"the earlier W&B runs of this folder ({', '.join(ids)})" if ids else "an earlier W&B run of this folder"
+        keep = (f"the earlier W&B runs of this folder ({', '.join(ids)}) keep what they logged" if ids else
+                "an earlier W&B run of this folder (none is listed) keeps what it logged")
         print(f"W&B: resuming at step {resume_step}, logging to a new W&B run {run_id} ({name}); W&B cannot drop "
-              f"logged steps from a run, so {where} keep what they logged, including any steps after {resume_step} "
-              f"that this resume abandons (metrics.jsonl and TensorBoard dropped them; {record} lists each W&B "
-              "run's first step)", file=sys.stderr, flush=True)
+              f"logged steps from a run, so {keep}, including any steps after {resume_step} that this resume "
+              f"abandons (metrics.jsonl and TensorBoard dropped them; {record} lists each W&B run's first step)",
+              file=sys.stderr, flush=True)
     return run_id
 
 
