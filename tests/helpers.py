@@ -469,14 +469,15 @@ def parser_actions(main, monkeypatch) -> list:
 
 
 def emulate_cuda_ops(monkeypatch) -> list:
-    """The BFN, guidance and random ops take their CUDA path on CPU tensors, running the CPU kernels
+    """The native ops (BFN, guidance, random, MMD, kNN, HDDC, metrics) take their CUDA path on CPU tensors,
+    running the CPU kernels
     (``_native_call.launch_cuda`` writes the flags word through a numpy view): everything but the kernel
     is the code a GPU runs, so the host reads counted are its synchronisations
     (docs/kernels/bfn.md#host-reads-on-cuda). The caller enters ``use_backend("cuda")`` (a forced backend:
     the lean CPU path stands aside); ``use_backend("cpu")`` still gives the CPU path. Returns the list of
     the kernels launched."""
     from diffrep import _native
-    from diffrep.ops import _dispatch, _native_call, bfn, bfn_losses, guidance
+    from diffrep.ops import _dispatch, _native_call, bfn, bfn_losses, guidance, hddc, knn, metrics, mmd
     from diffrep.ops._dispatch import Choice
 
     launched: list = []
@@ -490,7 +491,7 @@ def emulate_cuda_ops(monkeypatch) -> list:
         getattr(_native.cpu_module(), name)(flags=flags.numpy(), device=-1, stream=0, **args)
         launched.append(name)
 
-    for module in (bfn, bfn_losses, guidance):
+    for module in (bfn, bfn_losses, guidance, hddc, knn, metrics, mmd):
         monkeypatch.setattr(module, "select", choose)
     monkeypatch.setattr("diffrep.ops.random.select", choose)
     monkeypatch.setattr(_native_call, "launch_cuda", launch)

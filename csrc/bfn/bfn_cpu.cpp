@@ -294,6 +294,7 @@ DIFFREP_LAUNCHER(disc_sender_update) {
       const int64_t xi = x[i];
       if (xi < 0 || xi >= K) flags |= kClassOutOfRange;
       const T a = alpha[bidx(i, row_len, alpha_per_row)];
+      flags |= sender_alpha_bit(a);
       const T sd = sqrt(a * T(K)), hit = a * T(K - 1), miss = -a;
       const T* ei = eps + (i - i0) * K;
       T* yi = out_y + i * K;

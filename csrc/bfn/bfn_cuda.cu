@@ -104,6 +104,7 @@ __global__ void disc_sender_update_kernel(const T* theta, const int64_t* x, cons
     const int64_t xi = x[i];
     if (xi < 0 || xi >= K) local |= kClassOutOfRange;
     const T a = alpha[bidx(i, row_len, alpha_per_row)];
+    local |= sender_alpha_bit(a);
     const T sd = sqrt(a * T(K));
     T* yi = out_y + i * K;
     NormalStream<T> stream{key};

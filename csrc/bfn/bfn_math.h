@@ -352,6 +352,14 @@ DIFFREP_HD int32_t precision_bad(T rho, T alpha, T rho_new, bool strict_alpha) {
   return bad ? int32_t(kNonPositive) : int32_t(0);
 }
 
+// The accuracy of the discrete sender update (BFN Eq. 162: y ~ N(alpha (K e_x - 1), alpha K I)) finite
+// and > 0; kNonPositive if not. Checked by the kernels (per item) so that Python reads nothing for it
+// on CUDA and re-checks alpha for the message only when the flag is set (docs/kernels/bfn.md#host-reads-on-cuda).
+template <typename T>
+DIFFREP_HD int32_t sender_alpha_bit(T alpha) {
+  return (alpha > T(0) && isfinite(alpha)) ? 0 : int32_t(kNonPositive);
+}
+
 // One element of the continuous update (or its inverse) with its precision checks.
 template <typename T>
 DIFFREP_HD T cts_update_checked(T mu, T rho, T y, T alpha, bool inverse, int32_t& flags) {

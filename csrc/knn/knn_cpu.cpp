@@ -86,6 +86,11 @@ int32_t scan_all(const T* q, int64_t m, const T* panels, int64_t n, int64_t d, i
   const T inf = std::numeric_limits<T>::infinity();
   const TileFn<T> tile_d2 = pick_tile<T>();
   int32_t flags = 0;
+  // a non-finite r2 is flagged as a non-finite distance is: the wrapper reads one word per call
+  // (python/diffrep/ops/knn.py) and re-checks r2 for the message only when it is set
+  if (r2b)
+    for (int64_t j = 0; j < n; ++j)
+      if (!std::isfinite(r2b[j])) flags |= kNonFiniteInput;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : flags)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t b0 = b * kQB;

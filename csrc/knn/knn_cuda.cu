@@ -76,7 +76,12 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 4; ++j) dist[(ty + 16 * i) * kPad + tx + 16 * j] = acc[i][j];
-    if (threadIdx.x < kBN) rs[threadIdx.x] = (r2 && col0 + threadIdx.x < n) ? r2[col0 + threadIdx.x] : T(0);
+    if (threadIdx.x < kBN) {
+      const bool has = r2 && col0 + threadIdx.x < n;
+      const T v = has ? r2[col0 + threadIdx.x] : T(0);
+      if (has && blockIdx.x == 0 && !isfinite(v)) local |= kNonFiniteInput;  // r2 checked once, by the first block
+      rs[threadIdx.x] = v;
+    }
     __syncthreads();
     if (owner) {
       const int jn = n - col0 < kBN ? int(n - col0) : kBN;

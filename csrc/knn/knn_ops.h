@@ -11,7 +11,7 @@
 //     k-NN radius "including self", np.partition index k);
 //   count (m,) or None (given iff r2 is): how many points j have d2(q_i, c_j) <= r2_j
 //     (strict: < r2_j), i.e. how many balls of radius^2 r2 around the points hold the query.
-// A NaN or infinite distance sets kNonFiniteInput in l.flags.
+// A NaN or infinite distance or r2 entry sets kNonFiniteInput in l.flags.
 #pragma once
 
 #include "common/ops_table.h"

@@ -18,14 +18,14 @@ discretised / discrete continuous-time loss            2       1            0
 continuous_update(_inverse), continuous_sender_update  1       1            0
 discrete_update(_inverse), discretised_probs           1       1            0
 discretised_probs backward, fill_normal                1       0            0
-discrete_sender_update                                 2       2            1 (its Python check of alpha)
+discrete_sender_update                                 2       1            0 (alpha checked by the kernel)
 guidance.log_posterior                                 1       1            0
 its backward, its double backward                      1, 1    0, 0         0, 0
 =====================================================  ======  ===========  ===============================
 
 
-(before: a Python check of t in [0, 1] before the t-taking kernels, now checked by the kernels as on
-the CPU; a read of the flags of kernels that write none.)
+(before: a Python check of t in [0, 1] before the t-taking kernels, and of alpha > 0 before the discrete
+sender update, now checked by the kernels as on the CPU; a read of the flags of kernels that write none.)
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def _ops(bad: str | None = None):
     if bad == "data":
         data[0, 0] = 3.0
     y, alpha = _rand(2, 3, seed=4), torch.tensor([0.5, 1.5], dtype=F64)
+    if bad == "alpha":
+        alpha[1] = -0.5
     return {
         "continuous_flow": ("cts_flow", lambda: bfn.continuous_flow(x, t, 1e-3, _g())),
         "discrete_flow": ("disc_flow", lambda: bfn.discrete_flow(classes, t, 3.0, 4, _g())),
@@ -132,7 +134,7 @@ def _ops(bad: str | None = None):
 
 
 # the reads per call on the CUDA path outside a block, and inside deferred_checks()
-READS = {name: (2, 1) if name == "discrete_sender_update" else (1, 0) for name in _ops()}
+READS = {name: (1, 0) for name in _ops()}
 
 
 @pytest.mark.parametrize("name", sorted(READS))
@@ -150,14 +152,14 @@ def test_reads_per_call_and_the_cpu_paths_numbers(cuda_path, name):
 
 
 def test_a_block_reads_once_at_its_end(cuda_path):
-    ops = [op for name, (_, op) in _ops().items() if name != "discrete_sender_update"]
+    ops = [op for _, op in _ops().values()]
 
     def run():
         with deferred_checks():
             for op in ops:
                 op()
 
-    assert len(ops) == 10 and host_reads(run)[0] == 1 and len(cuda_path) == 10
+    assert len(ops) == 11 and host_reads(run)[0] == 1 and len(cuda_path) == 11
 
 
 def test_kernels_without_flags_read_nothing(cuda_path):
@@ -184,6 +186,7 @@ BAD = [("continuous_flow", "t", "t must lie in [0, 1] (and not be NaN); found 1.
        ("continuous_sender_update", "x", "continuous_sender_update: mu or x contains NaN or infinite values"),
        ("discrete_update", "theta", "discrete_update: theta must hold probabilities in [0, 1]"),
        ("discrete_sender_update", "class", "discrete_sender_update: x holds a class outside [0, 4)"),
+       ("discrete_sender_update", "alpha", "alpha must be > 0 and finite; found -0.5"),
        ("discretised_probs", "sigma", "discretised_probs: sigma_x must be > 0"),
        ("discretised_continuous_time_loss", "t", "t must lie in [0, 1] (and not be NaN); found 1.5"),
        ("discretised_continuous_time_loss", "data", "x must lie in [-1, 1]"),

@@ -107,6 +107,7 @@ VERBS = [
 def test_every_verb_refuses_an_existing_output_before_any_work(argv, output, tmp_path, monkeypatch, capsys):
     model = _fake_model(tmp_path / "model")
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.npz").write_bytes(b"")  # --codes exists: a missing input is refused first (test_cli_every_verb.py)
     target = tmp_path / output[4:] if output.startswith("cwd:") else model / output
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(EARLIER)

@@ -202,7 +202,7 @@ def test_under_ddp_every_rank_raises_for_the_earliest_flagged_op(cuda_mode, monk
             bfn.continuous_flow(torch.zeros(2, 3), torch.full((2,), 0.5), SIGMA1)
         iv.check_loss(torch.tensor(1.0), step)
         iv.add({"loss": torch.tensor(1.0)})
-    with pytest.raises(ValueError, match=r"^a BFN or guidance op flagged its input on another rank \(at step 2\). "
+    with pytest.raises(ValueError, match=r"^a native op \(BFN, guidance, MMD or HDDC\) flagged its input on another rank \(at step 2\). "
                                          r"Found by the check after step 3 .* steps 1-3 was logged or saved$"):
         iv.flush(3)
     monkeypatch.setattr(log_interval_module.D, "all_reduce_min_", lambda t: t)  # the other ranks clean

@@ -8,6 +8,7 @@ code). The list below is the order shown in ``diffrep --help``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -15,8 +16,24 @@ SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", 
                "sami", "multibeta", "encdiff", "diffae", "infodiffusion", "disdiff", "study")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose refusal of a mistyped verb or choice also names the closest one
+    ("diffrep trian": did you mean 'train'?); Python 3.11's argparse only lists them. Sub-parsers are of
+    the same class (``add_subparsers`` makes its parsers with the class of the parser it belongs to)."""
+
+    def _check_value(self, action, value):
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            names = [c for c in action.choices if isinstance(c, str)]
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.75) if isinstance(value, str) else []
+            if not close:
+                raise
+            raise argparse.ArgumentError(action, f"{exc.message}; did you mean {close[0]!r}?") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="diffrep",
         description="Representation learning with diffusion and Bayesian flow models.",
     )
@@ -53,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         hint = getattr(args, "_unknown_hint", None)  # a verb that knows why a flag lands here
         args._parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {hint}" if hint else ""))
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
+    verbs = _verbs_of(args._parser)
+    if verbs is not None and getattr(args, verbs.dest) is None:  # "diffrep" or a group ("diffrep bfn") alone
+        return _no_verb(args._parser, verbs)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into a reader that stopped (| head): end quietly
@@ -77,6 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
         print(f"diffrep {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+
+
+def _verbs_of(parser: argparse.ArgumentParser):
+    """The sub-command action of ``parser`` (a group such as ``diffrep bfn``), None for a verb."""
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _no_verb(parser: argparse.ArgumentParser, verbs) -> int:
+    """A group given without its verb: its help (the verbs and what each does) on stdout, then a usage
+    error naming them on stderr, exit 2 (the exit of argparse's usage errors)."""
+    parser.print_help()
+    noun = "command" if parser.prog == "diffrep" else "verb"
+    print(f"{parser.prog}: error: no {noun} given; choose one of {', '.join(verbs.choices)} ('{parser.prog} "
+          f"{verbs.metavar or verbs.dest.upper()} --help' shows its flags)", file=sys.stderr)
+    return 2
 
 
 def _message(exc: BaseException) -> str:

@@ -22,7 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_overwrite_flag, add_recipe_verbs, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_threads_flag,
+                      add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 from .._checks import a_or_an
 
@@ -62,7 +63,8 @@ def register_family(sub, family: Family, doc: str) -> None:
     verbs = p.add_subparsers(dest=f"{family.command}_command", metavar="VERB")
     add_recipe_verbs(verbs, f"{family.command}/", f"train {a_or_an(family.command + '/')} recipe (same flags as diffrep train)")
     for name in family.verbs:
-        q = verbs.add_parser(name, help=VERB_HELP[name], description=VERB_HELP[name])
+        # the verb's line of the group's list, as a sentence for the verb's own --help
+        q = verbs.add_parser(name, help=VERB_HELP[name], description=VERB_HELP[name][0].upper() + VERB_HELP[name][1:] + ".")
         q.add_argument("model", help=f"{a_or_an(family.class_name)} model, checkpoint or run folder (a run: its newest "
                        "checkpoint, else final/)")
         add_weights_flag(q)
@@ -78,7 +80,7 @@ def register_family(sub, family: Family, doc: str) -> None:
         q.add_argument("--steps", type=int, default=None, help="DDIM steps of the inversion and the decoding "
                        "(default: the model's sample_steps)")
         q.add_argument("--seed", type=numpy_seed, default=0, help="which dataset images, and the fresh noise")
-        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        add_device_flag(q)
         add_threads_flag(q)
         q.add_argument("--out", default=None, help=f"the image grid (default: {family.command}_{name}.png in the current "
                        "folder)")
@@ -90,7 +92,9 @@ def register_family(sub, family: Family, doc: str) -> None:
             q.add_argument("--dims", type=int, nargs="+", default=None,
                            help=f"{family.code} to swap, a row each (default: the first {MAX_DEFAULT_DIMS}, all when fewer)")
         if name == "traverse":
-            q.add_argument("--dim", type=int, default=0, help=f"the {family.code.rstrip('s')} to move (default 0)")
+            noun, _, of = family.code.partition(" ")  # one of the code's dimensions (it said "the dimensions of z")
+            q.add_argument("--dim", type=int, default=0, help=f"the {' '.join(filter(None, (noun.rstrip('s'), of)))} to "
+                           "move (default 0)")
             q.add_argument("--values", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0],
                            help=_traverse_values_help(family) + " (default: -2 -1 0 1 2)")
             if family.command == "disdiff":
@@ -111,7 +115,6 @@ def register_family(sub, family: Family, doc: str) -> None:
             q.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                            help="weights of x_b, a row each (default: 0 0.25 0.5 0.75 1)")
         q.set_defaults(func=lambda args, f=family: _run(f, args), verb=name)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _traverse_values_help(family: Family) -> str:
@@ -132,6 +135,7 @@ def _load(family: Family, args):
     from ..nn import load_pretrained
     from ..nn.pretrained import PretrainedMixin
 
+    check_root(args.root)
     if not Path(args.model).exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     model_dir = resolve_model_dir(args.model)

@@ -20,7 +20,8 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 from .._checks import a_or_an
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
-           "resolve_model_dir", "resolve_weights", "prepare_output", "add_overwrite_flag", "DEFAULT_THREADS",
+           "resolve_model_dir", "resolve_weights", "prepare_output", "add_overwrite_flag", "input_file", "check_root",
+           "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "add_run_data_flags", "run_data_settings", "run_dataset"]
 
@@ -99,16 +100,18 @@ def apply_threads(n: int | None, flag: str = "--threads") -> int:
     return torch.get_num_threads()
 
 
-def resolve_model_dir(path: str | Path) -> Path:
+def resolve_model_dir(path: str | Path, flag: str = "") -> Path:
     """A directory holding config.json: ``path`` itself (a model or checkpoint folder), a run folder's
-    ``final/``, or its newest complete checkpoint."""
+    ``final/``, or its newest complete checkpoint. ``flag``: the option that gave ``path`` (``--model``),
+    named in the messages (a positional MODEL needs no name)."""
     from ..train.checkpoint import list_checkpoints
 
     path = Path(path)
+    given = f"{flag} {path}" if flag else str(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist (expected a model folder, a checkpoint folder or a run folder)")
+        raise FileNotFoundError(f"{given} does not exist (expected a model folder, a checkpoint folder or a run folder)")
     if not path.is_dir():  # e.g. final/config.json or model.safetensors: the folder holding it is the one to give
-        raise FileNotFoundError(f"{path} is a file; give the model folder that holds it ({path.parent}) (a model, "
+        raise FileNotFoundError(f"{given} is a file; give the model folder that holds it ({path.parent}) (a model, "
                                 "checkpoint or run folder)")
     if (path / "config.json").is_file():
         return path
@@ -117,7 +120,7 @@ def resolve_model_dir(path: str | Path) -> Path:
         return found[-1][1]
     if (path / "final" / "config.json").is_file():
         return path / "final"
-    raise FileNotFoundError(f"{path}: no config.json, no complete checkpoint under checkpoints/, no final/")
+    raise FileNotFoundError(f"{given}: no config.json, no complete checkpoint under checkpoints/, no final/")
 
 
 # image formats the grids are written in (Pillow picks the format from the suffix)
@@ -158,6 +161,25 @@ def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"{flag} {p}: not writable (check the permissions of {p if p.exists() else p.parent})")
     return p
+
+
+def input_file(path: str | Path, flag: str) -> Path:
+    """An input file of a flag (``--videos``, ``--config``, ...), checked before the verb loads a model or
+    writes anything: a missing path or a folder is refused naming the flag (the readers' own errors came
+    after the work, or named no flag)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {p} is a folder; give a file")
+    if not p.is_file():
+        raise FileNotFoundError(f"{flag} {p}: no such file")
+    return p
+
+
+def check_root(root: str | Path | None, flag: str = "--root") -> None:
+    """A dataset root given on the command line that does not exist, refused before the model loads (the
+    loader, :func:`diffrep.data.load`, reads it after and says the same: a typo cost the model's loading)."""
+    if root is not None and str(root) != "" and not Path(root).exists():
+        raise FileNotFoundError(f"dataset root {root} does not exist (set by {flag})")
 
 
 def add_option_flag(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -219,7 +241,7 @@ def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:
     named ``prefix...`` (``diffrep bfn``, ``encdiff``, ``multibeta``, ``paramrel``)."""
     verbs.add_parser("recipes", help=f"list the {prefix} recipes").set_defaults(func=lambda args: list_prefixed(prefix))
     t = verbs.add_parser("train", help=train_help)
-    t.add_argument("recipe")
+    t.add_argument("recipe", help=f"{a_or_an(prefix)} recipe (listed by the 'recipes' verb)")
     # argparse counts a REMAINDER positional as required: "required: recipe, overrides" when both are missing
     t.add_argument("overrides", nargs=argparse.REMAINDER,
                    help="the flags of 'diffrep train' and --section.field VALUE overrides (listed by "

@@ -34,7 +34,7 @@ FORMATS = ("text", "md", "csv", "json")
 def register(sub) -> None:
     p = sub.add_parser("aggregate", help="mean +- std of scores over runs (seeds)", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="result JSON files, metrics.jsonl files or run/quickstart folders")
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, default="text", help="how to print the summary (default text)")
     p.add_argument("--out", help="also write the JSON summary here (an existing file is refused unless --overwrite)")
     add_overwrite_flag(p)
     p.set_defaults(func=run)

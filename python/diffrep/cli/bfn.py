@@ -21,4 +21,3 @@ def register(sub) -> None:
 
     add_sample_arguments(s)  # --weights auto|ema|model as everywhere (diffrep.cli._common.add_weights_flag)
     s.set_defaults(func=_sample, model_class="BFN")  # 'bfn sample' of a ToyDDPM sampled it silently
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

@@ -16,8 +16,10 @@ def register(sub) -> None:
 
         q.add_argument("name", help=f"dataset name ({', '.join(sorted(available()))})")
         q.add_argument("--root", default=None, help="folder holding the original files (default $DIFFREP_DATA)")
-        q.add_argument("--source", default="auto", choices=("auto", "file", "procedural"))
-        q.add_argument("--split", default=None)
+        q.add_argument("--source", default="auto", choices=("auto", "file", "procedural"),
+                       help="where the images come from (default auto: the files when a root is set, else the generator)")
+        q.add_argument("--split", default=None, help="split of a dataset that has them (mnist, cifar10, celeba, lsun, ...: "
+                       "docs/data.md; default: the dataset's)")
         q.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="reader or generator option passed to diffrep.data.load (a YAML value), e.g. "
                             "--option size=32, --option crop=diffae (docs/data.md)")
@@ -30,9 +32,9 @@ def register(sub) -> None:
     prev.add_argument("--out", required=True, help="output PNG path (an existing one is refused unless --overwrite)")
     add_overwrite_flag(prev)
     prev.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
-    prev.add_argument("--seed", type=numpy_seed, default=0)
+    prev.add_argument("--seed", type=numpy_seed, default=0, help="seed of the samples shown (default 0)")
     prev.add_argument("--scale", type=int, default=2, help="integer upscaling of each image (default 2)")
-    p.set_defaults(func=run, data_parser=p)
+    p.set_defaults(func=run)
 
 
 def format_info(d: dict) -> str:
@@ -103,9 +105,6 @@ def preview_grid(ds, num: int, seed: int, scale: int = 2):
 def run(args) -> int:
     from ..data import load
 
-    if getattr(args, "data_command", None) is None:
-        args.data_parser.print_help()
-        return 2
     from ._common import parse_options, prepare_output
 
     if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says

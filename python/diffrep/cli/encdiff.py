@@ -27,7 +27,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_overwrite_flag, add_recipe_verbs, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_weights_flag, prepare_output,
+                      resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
 from .._checks import a_or_an
 
@@ -72,8 +73,9 @@ def register(sub) -> None:
                        help=N_HELP[name] + " (default: %(default)s)")
         if name in SAMPLING_VERBS:   # encode, anchors and eval accepted --steps and ignored it
             q.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's sample_steps)")
-        q.add_argument("--seed", type=numpy_seed, default=0)
-        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        q.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric "
+                       "samples (default 0)")
+        add_device_flag(q)
         q.add_argument("--out", default=None, help="output file (.npz for encode, .json for eval, else .png; default "
                        f"encdiff_{name}.{OUT_EXT.get(name, 'png')} in the current folder)")
         add_overwrite_flag(q)
@@ -89,7 +91,6 @@ def register(sub) -> None:
             q.add_argument("--downstream", action="store_true", help="also the GBT sample efficiency (Table 5)")
             q.add_argument("--raw", action="store_true", help="codes from the raw tokens c instead of the aligned c~")
         q.set_defaults(func=_run, verb=name)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _load(args):
@@ -98,6 +99,7 @@ def _load(args):
     from ..methods.encdiff import EncDiff
     from ..nn import load_pretrained
 
+    check_root(args.root)
     if not Path(args.model).exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"{args.model}: no such model folder (a model, checkpoint or run folder)")
     device = torch.device(resolve_device(args.device))  # --device cuda on a CPU machine blamed model.safetensors

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
+                      numpy_seed,
                       parse_options, prepare_output)
 from ..data.base import ITEM_FORMATS  # checked at parsing: the API check names item_format, not the flag
 from .eval import add_calibrate_flags
@@ -59,6 +60,7 @@ def run(args) -> int:
     out = str(args.out)
     if not out.endswith(".npz"):
         raise ValueError(f"--out {out}: give a file name ending in .npz (numpy would append it otherwise)")
+    check_root(args.root)  # before the output folder is made and the model loads
     path = prepare_output(out, overwrite=args.overwrite)
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
+                      numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
@@ -227,6 +229,9 @@ def run(args) -> int:
     fmt = getattr(args, "format", "text")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    check_root(args.root)  # before the model loads and any output folder is made
+    if args.model is not None and not Path(args.model).is_dir():  # missing or a file: named with its flag, at once
+        resolve_model_dir(args.model, "--model")
     out_path = prepare_output(args.out, overwrite=args.overwrite)  # before any computing
     apply_threads(getattr(args, "threads", None))
     settings = None

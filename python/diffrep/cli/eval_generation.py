@@ -49,7 +49,7 @@ def add_arguments(p) -> None:
     g.add_argument("--kid-subset-size", type=int, default=None, help="KID: images per subset (default 1000, as "
                    "published KIDs); a set with fewer images is refused, pass its size to score smaller subsets")
     g.add_argument("--allow-singular", action="store_true", help="FID with fewer than 2048 images per set")
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
 def _is_model_dir(p: Path) -> bool:
@@ -86,9 +86,25 @@ def _source(spec: str, what: str, args=None):
     return spec
 
 
+def _check_spec(spec: str, flag: str) -> None:
+    """A ``--real``/``--fake`` that is no path and no dataset name, refused naming the flag (and the closest
+    dataset names, for a typo such as dsprite)."""
+    import difflib
+
+    from ..data import available
+
+    name = spec.partition(":")[0]
+    if Path(spec).expanduser().exists() or name in available():
+        return
+    close = difflib.get_close_matches(name, list(available()), n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise FileNotFoundError(f"{flag} {spec}: no such file or folder, and no dataset of that name "
+                            f"({', '.join(sorted(available()))}){hint}")
+
+
 def run(args) -> int:
     from ..metrics.generation import evaluate
-    from ._common import prepare_output
+    from ._common import input_file, prepare_output
 
     for k, default in DEFAULTS.items():
         if getattr(args, k, None) is None:
@@ -101,6 +117,10 @@ def run(args) -> int:
     bad = [m for m in metrics if m not in GEN_METRICS]
     if bad or not metrics:
         raise ValueError(f"--gen-metrics: choose from {','.join(GEN_METRICS)}, got {args.gen_metrics!r}")
+    for what in ("real", "fake"):  # both sides before either is read (a model loaded, a folder scanned)
+        _check_spec(getattr(args, what), f"--{what}")
+    if args.fid_weights is not None:
+        input_file(args.fid_weights, "--fid-weights")
     device = None if args.device == "auto" else args.device
     r = evaluate(_source(args.real, "real", args), _source(args.fake, "fake", args), metrics=metrics, protocol=args.protocol,
                  weights=args.fid_weights, num_samples=args.num_samples, num_real=args.num_real,

@@ -29,9 +29,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_overwrite_flag, add_recipe_verbs, add_run_data_flags, add_weights_flag,
-                      prepare_output,
-                      resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_run_data_flags,
+                      add_weights_flag, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
@@ -119,7 +118,6 @@ def register(sub) -> None:
     m.add_argument("--num-test", type=int, default=None, help="test points (overrides --eval's size)")
     m.add_argument("--json", default=None, help="write the results here")
     m.set_defaults(func=_eval, out_default=None)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _model_flags(p, n: int | None, out: bool = True) -> None:
@@ -129,11 +127,11 @@ def _model_flags(p, n: int | None, out: bool = True) -> None:
     add_weights_flag(p)
     if n is not None:
         p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
-    p.add_argument("--seed", type=numpy_seed, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric samples "
+                   "(default 0)")
+    add_device_flag(p)
     if out:
-        p.add_argument("--out", default=None, help="output file (default: inside MODEL; an existing one is refused "
-                       "unless --overwrite)")
+        p.add_argument("--out", default=None, help="output file (default: inside MODEL; see --overwrite)")
     add_overwrite_flag(p, "output file (--out, --json, --png)")
 
 
@@ -179,6 +177,15 @@ def load_model(args, *, need_denoiser: bool = False):
     if getattr(args, "n", None) is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     _check_outputs(args)  # the files named on the command line, before the model folder is read
+    # the input files before the model: a mistyped name is refused at once, not after loading the weights
+    if getattr(args, "codes", None) is not None:
+        codes_file(args.codes)
+    if getattr(args, "direction", None) is not None:
+        direction_source(args.direction)
+    for flag, parse in (("betas", parse_floats), ("values", parse_floats), ("alphas", parse_floats), ("dims", parse_ints)):
+        if getattr(args, flag, None) is not None:  # and the number lists, read by the verbs after the model
+            parse(getattr(args, flag), f"--{flag}")
+    check_root(getattr(args, "root", None))
     path = Path(args.model)
     if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
@@ -268,16 +275,22 @@ def on_grid(model, beta: float, flag: str) -> float:
     return snapped
 
 
-def read_codes(path, model) -> tuple:
-    """(codes tensor, beta or None) from a codes .npz; clear errors for a missing file or a wrong shape."""
-    import numpy as np
-    import torch
-
+def codes_file(path) -> Path:
+    """``--codes`` as an existing file, else an error naming it (checked again before the model loads)."""
     p = Path(path)
     if p.is_dir():
         raise FileNotFoundError(f"--codes: {p} is a folder; pass the .npz file that 'encode' or 'denoise' wrote")
     if not p.is_file():
         raise FileNotFoundError(f"--codes: {p} does not exist")
+    return p
+
+
+def read_codes(path, model) -> tuple:
+    """(codes tensor, beta or None) from a codes .npz; clear errors for a missing file or a wrong shape."""
+    import numpy as np
+    import torch
+
+    p = codes_file(path)
     try:
         z = np.load(p, allow_pickle=False)
     except (OSError, EOFError, ValueError):  # numpy's ValueError advises allow_pickle=True, which is never taken here
@@ -426,25 +439,31 @@ def _traverse(args) -> int:
     return 0
 
 
+def direction_source(text: str) -> int | Path:
+    """``--direction``: a latent unit index, else an existing file (checked again before the model loads)."""
+    try:
+        return int(text)
+    except ValueError:
+        p = Path(text)
+    if not p.is_file():
+        raise FileNotFoundError(f"--direction: {p} is neither a latent unit index nor an existing .npy file")
+    return p
+
+
 def _direction(text: str, model):
     import numpy as np
     import torch
 
     shape = model.config.vae.latent_shape
-    try:
-        k = int(text)
-    except ValueError:
-        k = None
-    if k is not None:
+    k = direction_source(text)
+    if isinstance(k, int):
         if len(shape) != 1 or not 0 <= k < shape[0]:
             raise ValueError(f"--direction {text}: a unit index needs a vector latent and 0 <= k < {shape[0] if len(shape) == 1 else '?'}"
                              "; pass a .npy file of the latent's shape otherwise")
         e = torch.zeros(shape)
         e[k] = 1.0
         return e
-    p = Path(text)
-    if not p.is_file():
-        raise FileNotFoundError(f"--direction: {p} is neither a latent unit index nor an existing .npy file")
+    p = k
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError):  # numpy's ValueError advises allow_pickle=True, which is never taken here

@@ -38,7 +38,10 @@ def register(sub) -> None:
     add_recipe_verbs(verbs, "paramrel/", "train a paramrel/ recipe (same flags as diffrep train)")
     s = verbs.add_parser("sample", help="unconditional generation (SepDiff Alg. 1)")
     _model_flags(s)
-    s.add_argument("--z-source", choices=("encoder", "encoder_mean", "prior_per_step", "prior_fixed"), default=None)
+    s.add_argument("--z-source", choices=("encoder", "encoder_mean", "prior_per_step", "prior_fixed"), default=None,
+                   help="the z of each step: re-encoded and drawn from q (encoder) or its mean (encoder_mean), a prior "
+                        "draw per step or one for all steps (default: the model config's z_source; "
+                        "docs/methods/paramrel.md)")
     s.set_defaults(func=_sample)
     for name in TASKS:
         q = verbs.add_parser(name, help=_TASK_HELP.get(name, f"{name} images of a dataset"))
@@ -51,23 +54,25 @@ def register(sub) -> None:
     e = verbs.add_parser("eval", help="disentanglement metrics of the encoder mean on a ground-truth dataset")
     _model_flags(e, images=False)
     add_run_data_flags(e, "dsprites, digits, shapes3d")
-    e.add_argument("--eval", choices=("quick", "full"), default="quick")
+    e.add_argument("--eval", choices=("quick", "full"), default="quick",
+                   help="metric sample sizes: quick (default) or full (disentanglement_lib's)")
     e.add_argument("--json", help="write the Result JSON here")
     e.set_defaults(func=_eval)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _model_flags(p, images: bool = True) -> None:
     """The model and device flags; ``images``: the verb draws images (--n, --steps, --out)."""
-    from ._common import add_overwrite_flag, add_weights_flag, numpy_seed
+    from ._common import add_device_flag, add_overwrite_flag, add_weights_flag, numpy_seed
 
     p.add_argument("model", help="model, checkpoint or run folder of a ParamReL model")
     add_weights_flag(p)
     if images:
-        p.add_argument("--n", type=int, default=8)
+        p.add_argument("--n", type=int, default=8, help="number of images (default 8)")
         p.add_argument("--steps", type=int, default=None, help="BFN steps (default: the model's sample_steps)")
-    p.add_argument("--seed", type=numpy_seed, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=numpy_seed, default=0,
+                   help="seed of the dataset images drawn and the sampling noise (default 0)" if images else
+                   "RandomState seed of the metrics' factor draws (default 0)")
+    add_device_flag(p)
     if images:
         p.add_argument("--out", help="output PNG (default: MODEL/samples.png, MODEL/<task>.png)")
     add_overwrite_flag(p, "output file (--out or --json)")
@@ -83,13 +88,15 @@ def _load(args):
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if getattr(args, "subcodes", 1) < 1:  # checked before the model and the dataset are read
         raise ValueError(f"--subcodes must be >= 1, got {args.subcodes}")
-    from ._common import IMAGE_SUFFIXES, prepare_output, resolve_device, resolve_model_dir, resolve_weights
+    from ._common import IMAGE_SUFFIXES, check_root, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
     # every output before the model loads: the flags first, the default name inside MODEL once MODEL is known to
     # be a model's folder (it replaced an earlier grid of the same task silently)
     if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
         prepare_output(args.out, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
     prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
+
+    check_root(getattr(args, "root", None))
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))
     if hasattr(args, "out") and args.out is None:

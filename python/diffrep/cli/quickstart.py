@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import numpy_seed
+from ._common import add_device_flag, numpy_seed
 
 # evaluation sample sizes: "quick" fits the 15-minute CPU budget, "full" is disentanglement_lib's
 EVAL_SIZES = {
@@ -61,11 +61,11 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.add_argument("--recipe", default="paramrel/dsprites", help="a ParamReL recipe (default paramrel/dsprites)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_flag(p)
     p.add_argument("--sample-steps", type=int, default=None, help="BFN steps n for the figures (default: recipe's)")
     p.add_argument("--eval", choices=tuple(EVAL_SIZES) + ("none",), default="quick",
                    help="metric sample sizes: quick (default), full (disentanglement_lib's) or none")
-    p.add_argument("--seed", type=numpy_seed, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0, help="seed of the training run (train.seed; default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --out")
     p.add_argument("--resume", action="store_true",
                    help="continue the quickstart run in --out from its newest checkpoint (an interrupted one: the "

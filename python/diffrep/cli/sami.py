@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import IMAGE_SUFFIXES, add_overwrite_flag, prepare_output
+from ._common import IMAGE_SUFFIXES, add_overwrite_flag, check_root, input_file, prepare_output
 from .._checks import a_or_an
 from .._files import write_text_atomic
 
@@ -53,10 +53,14 @@ def register(sub) -> None:
                          description="Write a sample grid. --mode cond guides on images from the TEST split of "
                                      "the run's dataset (held out, never training images).")
     _common(s)
-    s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond")
+    s.add_argument("--mode", choices=("prior", "uncond", "cond"), default="cond",
+                   help="prior: z ~ N(0, I), then guided generation; uncond: the denoiser alone; cond (default): --n "
+                        "samples guided by each of --guides held-out images")
     s.add_argument("--n", type=int, default=8, help="samples (per guide for --mode cond)")
     s.add_argument("--guides", type=int, default=4, help="guide images for --mode cond (from the test split)")
-    s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None)
+    s.add_argument("--z-mode", choices=("fixed", "posterior_mean", "mc_average", "analytic"), default=None,
+                   help="--mode cond: one z ~ q(z | x_0) per chain (fixed), its mean, an average of draws inside log q "
+                        "or its limit (default: the model config's z_mode)")
     s.add_argument("--guidance-axes", default=None, metavar="I,J,...",
                    help="rigid/sloppy guidance (A.4, --mode cond): only these latent axes enter the Mahalanobis "
                         "term (default: the model config's guidance_axes; empty = all)")
@@ -81,24 +85,25 @@ def register(sub) -> None:
                    help="test-split images for the reference variability, global axes and FID")
     a.add_argument("--fid-extractor", default=None, help="TorchScript feature extractor for FID "
                    "(default: the FID Inception, clean preprocessing)")
-    a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both")
+    a.add_argument("--fid-protocol", choices=("prior", "reconstruction", "both"), default="both",
+                   help="FID of samples from z ~ N(0, I) (prior), of one sample guided by z ~ q(z | x_0) per real image "
+                        "(reconstruction) or both (default)")
     a.add_argument("--videos", default=None, metavar="FILE.npy",
                    help="frame sequences for straightness: float [N, F, C, H, W] in [-1, 1], or uint8 [N, F, H, W, C]")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
     add_overwrite_flag(a, "analysis in the output folder (its analysis.json and figures)")
     a.set_defaults(func=_analyze)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _common(p) -> None:
     p.add_argument("path", help="model, checkpoint or run directory")
-    from ._common import add_weights_flag, numpy_seed
+    from ._common import add_device_flag, add_weights_flag, numpy_seed
 
     add_weights_flag(p)
-    p.add_argument("--seed", type=numpy_seed, default=0)
+    p.add_argument("--seed", type=numpy_seed, default=0, help="seed of the sampler and of the held-out images drawn (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model config's")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_flag(p)
     p.add_argument("--root", default=None, help="folder of the dataset's files, over the run's data.root (data "
                    "moved since training); the data section of its config.yaml gives the rest")
 
@@ -114,13 +119,13 @@ def _train(args) -> int:
 
 
 def _model_folder(args) -> Path:
-    """``args.path`` once it is known to hold a model (a model, checkpoint or run folder); nothing is loaded."""
+    """``args.path`` once it is known to hold a model (a model, checkpoint or run folder) and ``--root`` exists;
+    nothing is loaded."""
     from .sample import resolve_model_dir
 
+    check_root(args.root)
     path = Path(args.path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a directory")
-    resolve_model_dir(path)
+    resolve_model_dir(path)  # a missing path or a file: named as every model verb names it
     return path
 
 
@@ -186,6 +191,12 @@ def _sample(args) -> int:
     if args.root is not None and args.mode != "cond":  # it would be ignored
         raise ValueError(f"--root applies to --mode cond (its guides are dataset images); --mode {args.mode} reads "
                          "no data")
+    axes = None
+    if args.guidance_axes is not None:  # before the model loads
+        try:
+            axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
+        except ValueError:
+            raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
     path = _model_folder(args)
     # before the model loads: the default name replaced an earlier grid of the same mode and seed silently
     out = prepare_output(Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png",
@@ -201,12 +212,6 @@ def _sample(args) -> int:
     else:
         guides = _held_out(path, model, args.guides, args.seed, args.root)[0]
         guides = guides.to(next(model.parameters()).device)
-        axes = None
-        if args.guidance_axes is not None:
-            try:
-                axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
-            except ValueError:
-                raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
         samples = model.conditional_sample(guides, args.n, z_mode=args.z_mode, axes=axes, logdet=args.logdet, **kw)
         rows = samples.reshape(args.guides, args.n, *samples.shape[1:])
         images = torch.cat([guides[:, None].to(rows), rows], 1).flatten(0, 1)
@@ -296,6 +301,11 @@ def _analyze(args) -> int:
         raise ValueError(f"--num-images and --guides must be >= 1, got {args.num_images} and {args.guides}")
     if "straightness" in what and args.videos is None:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
+    # the files read late (after the earlier analysis in --out is cleared and the other analyses ran) are
+    # checked first, and _model_folder checks --root: a mistyped name cost the earlier analysis and the run's time
+    for flag, file in (("--videos", args.videos), ("--fid-extractor", args.fid_extractor)):
+        if file is not None:
+            input_file(file, flag)
     path = _model_folder(args)
     out = Path(args.out) if args.out else path / "analysis"
     if out.exists() and not out.is_dir():

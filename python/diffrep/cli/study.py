@@ -42,12 +42,6 @@ def register(sub) -> None:
     rep.add_argument("--digits", type=int, default=3, help="decimals in the Markdown table (default 3)")
     rep.add_argument("--no-plots", action="store_true", help="write only the tables")
     rep.set_defaults(func=report_cmd)
-    p.set_defaults(func=lambda args: _help(p))
-
-
-def _help(p) -> int:
-    p.print_help()
-    return 2
 
 
 def run_cmd(args) -> int:

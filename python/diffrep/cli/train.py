@@ -101,6 +101,8 @@ def read_config_file(path: str) -> dict:
         raise ValueError(f"--config {path}: not a text (UTF-8) file") from None
     except IsADirectoryError:
         raise ValueError(f"--config {path} is a folder; give a YAML file") from None
+    except FileNotFoundError:  # was "PATH: No such file or directory", naming no flag
+        raise FileNotFoundError(f"--config {path}: no such file") from None
 
 
 def recipe_help(recipe_name: str) -> str:

@@ -3,7 +3,8 @@ native CPU kernel, or its pure-PyTorch twin from :mod:`diffrep.ops.reference`.
 
 ``explain(op, ...)`` tells which backend an op would use for given arguments and why the others
 were not chosen; ``DIFFREP_BACKEND=reference|cpu|cuda`` forces one. ``deferred_checks()`` lets the
-BFN and guidance ops on CUDA report bad input at the end of a block instead of reading the device per call;
+BFN, guidance, MMD and HDDC E-step ops on CUDA report bad input at the end of a block instead of reading the
+device per call;
 ``DeferredChecks`` is such a block for an owner that reads it at points of its own (``active()``, ``check()``).
 """
 

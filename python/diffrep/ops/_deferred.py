@@ -7,8 +7,9 @@ the word lives on the device and reading it back (``.item()``) waits for the GPU
 everything queued before it: one host-device synchronisation per op, which inside a training step
 or a sampling chain empties the launch queue several times per step.
 
-Inside ``with deferred_checks():`` the BFN ops and the guidance op on CUDA write their flags into
-slots of one device buffer and read nothing; the block reads all slots at once when it ends (one synchronisation per
+Inside ``with deferred_checks():`` the BFN ops, the guidance op, ``mmd.mmd2`` and the HDDC E-step on CUDA
+write their flags into slots of one device buffer and read nothing (the kNN and metric ops, evaluation whose
+results are read at once, read theirs at the call); the block reads all slots at once when it ends (one synchronisation per
 device used, and one more per :data:`CAPACITY` ops) and raises the first flagged op's error, with
 the message that op raises outside the block. This is the trainer's rule for the non-finite loss
 (diffrep.train.log_interval, which reads the ops' flags of its training steps the same way through a
@@ -119,7 +120,8 @@ def current() -> DeferredChecks | None:
 
 @contextlib.contextmanager
 def deferred_checks():
-    """Defer the CUDA error-flag reads of the BFN and guidance ops to the end of the block (module docstring).
+    """Defer the CUDA error-flag reads of the BFN, guidance, MMD and HDDC E-step ops to the end of the block
+    (module docstring).
 
     >>> with deferred_checks() as checks:  # doctest: +SKIP
     ...     mu = bfn.continuous_flow(x, t, 1e-3)   # no host read on CUDA

@@ -74,7 +74,8 @@ def run(backend: str, name: str, device: torch.device, **kwargs) -> int:
     numpy views of the tensors (no copy; docs/kernels/bfn.md#performance). CUDA kernels run on
     torch's current stream of ``device``; their flags word lives on the device and is read back
     here (one synchronisation per call: the price of never returning silently wrong output; the
-    BFN and guidance ops defer it inside :func:`diffrep.ops.deferred_checks`: :func:`run_deferrable`).
+    BFN, guidance, MMD and HDDC E-step ops defer it inside :func:`diffrep.ops.deferred_checks`:
+    :func:`run_deferrable`).
     """
     if backend == "cpu":
         flags = _host_flags_word()

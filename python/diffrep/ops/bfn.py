@@ -521,12 +521,14 @@ def discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=
 
 def _discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise=None, return_y=False,
                             check_alpha: bool):
-    """:func:`discrete_sender_update`; ``check_alpha=False`` skips the read of alpha > 0 (a host-device sync on
-    CUDA) for a sampler's accuracies, positive by construction (beta increasing on its own time grid)."""
+    """:func:`discrete_sender_update`. The native kernels check alpha > 0 (finite) per item and set
+    NON_POSITIVE (no host read on CUDA); the alpha check in Python runs for the message when the flag is set,
+    and before the twin, where ``check_alpha=False`` skips it (a host-device sync on CUDA) for a sampler's
+    accuracies, positive by construction (beta increasing on its own time grid)."""
     p = _prep_discrete_sender_update(theta, x, alpha, generator, log=log, noise=noise)
-    if check_alpha:
-        V.nonnegative("alpha", p.alpha, strict=True)
     if p.choice.backend == "reference":
+        if check_alpha:
+            V.nonnegative("alpha", p.alpha, strict=True)
         _check_classes("x", p.x, p.K)
         y = ref.discrete_sender_sample(p.x, p.alpha, p.K, _reference_noise(p, p.theta.shape))
         q = SimpleNamespace(theta=p.theta, y=y, log=p.log)
@@ -534,8 +536,15 @@ def _discrete_sender_update(theta, x, alpha, generator=None, *, log=False, noise
         out = ref.discrete_update(p.theta, y, log=p.log)
     else:
         out, y = torch.empty_like(p.theta), torch.empty_like(p.theta)
-        fail = flag_raiser("discrete_sender_update",
-                           {CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES})
+        raise_rest = flag_raiser("discrete_sender_update", {
+            CLASS_OUT_OF_RANGE: f"x holds a class outside [0, {p.K})", **_THETA_MESSAGES,
+            NON_POSITIVE: "alpha must be > 0 and finite"})
+
+        def fail(flags):  # a bad alpha first, with the message of the check that ran before the kernel did it
+            if flags & NON_POSITIVE:
+                V.nonnegative("alpha", p.alpha, strict=True)
+            raise_rest(flags)
+
         flags = call(p.choice.backend, "disc_sender_update", p.device, fail, theta=p.theta, x=p.x, alpha=p.alpha,
                      alpha_per_row=p.alpha_per_row, row_len=row_len(p.x), K=p.K, log_io=p.log, noise=p.noise,
                      seed=p.seed, offset=p.offset, out=out, out_y=y)

@@ -25,7 +25,7 @@ from . import _validate as V
 from . import _dispatch
 from ._dispatch import register, select
 from ._full_precision import autocast_off
-from ._native_call import NON_FINITE, raise_flags, run
+from ._native_call import NON_FINITE, raise_flags, run_deferrable, run_unflagged
 from .reference import hddc as ref
 
 __all__ = ["Engine", "params", "eigh", "prepare", "MODELS", "MAX_DIM", "MAX_COMPONENTS"]
@@ -91,6 +91,11 @@ def prepare(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
 
 
 # --------------------------------------------------------------------------- kernels
+def _estep_failed(flags: int) -> None:
+    """The hddc_estep kernel's error, raised at once or when a :func:`diffrep.ops.deferred_checks` block ends."""
+    raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
+
+
 class Engine:
     """The three HDDC primitives over a batch of B problems on one x buffer (problem b reads unit
     unit_of[b]): on the native backend the hddc_estep / hddc_mstep / cluster_density kernels,
@@ -101,24 +106,36 @@ class Engine:
         self.native = backend != "reference"
         # parameters are kept in float64 on the native path (its M-step sums are float64)
         self.pdtype = torch.float64 if self.native else x.dtype
+        # x's version counter when x was last found all finite on CUDA (None: not known): see estep
+        self._finite_at = None
 
     def _units(self, unit_of, **tensors):
-        """unit_of (B,) int64 on x's device with every value in [0, U), and ``tensors`` on x's device.
-        The CUDA binding cannot read device memory to check the values (the CPU binding does) and
-        the kernels index x with them; the twin's x[unit_of] would wrap a negative unit around. A
-        tensor on another GPU would be read by a kernel launched on x's device."""
+        """unit_of (B,) int64 on x's device with every value in [0, U), and ``tensors`` on x's device
+        (:meth:`_on_device`, then :meth:`_read_units`)."""
+        self._on_device(unit_of, **tensors)
+        return self._read_units(unit_of)[0]
+
+    def _on_device(self, unit_of, **tensors):
+        """unit_of a 1-D int64 tensor, and it and ``tensors`` on x's device (a tensor on another GPU would be
+        read by a kernel launched on x's device)."""
         if not isinstance(unit_of, torch.Tensor) or unit_of.dtype != torch.int64 or unit_of.dim() != 1:
             raise TypeError("unit_of must be a 1-D int64 tensor")
         for name, t in {"unit_of": unit_of, **tensors}.items():
             if isinstance(t, torch.Tensor) and t.device != self.x.device:
                 raise ValueError(f"{name} is on {t.device} but x is on {self.x.device}")
+
+    def _read_units(self, unit_of, *sizes):
+        """Check every value of unit_of in [0, U) and return (unit_of contiguous, the ints of the 0-d tensors
+        ``sizes``), all read in one host read (one synchronisation on CUDA; before, one per value). The CUDA
+        binding cannot read device memory to check unit_of (the CPU binding does) and the kernels index x with
+        it; the twin's x[unit_of] would wrap a negative unit around. ``sizes``: what a launch needs on the
+        host (the E-step's column count)."""
         if unit_of.numel() == 0:  # the native bindings reject an empty batch themselves
-            return unit_of
-        lo, hi = torch.aminmax(unit_of)
-        lo, hi = int(lo), int(hi)
+            return unit_of, [int(v) for v in sizes]
+        *sizes, lo, hi = torch.stack([*(v.to(torch.int64) for v in sizes), *torch.aminmax(unit_of)]).tolist()
         if lo < 0 or hi >= self.x.shape[0]:
             raise ValueError(f"unit_of must lie in [0, {self.x.shape[0]}) (the units of x), got values in [{lo}, {hi}]")
-        return unit_of.contiguous()
+        return unit_of.contiguous(), sizes
 
     def _xs(self, unit_of):
         return self.x[unit_of]
@@ -126,11 +143,18 @@ class Engine:
     @autocast_off  # the twin's cost form and the native path's Q, a, b preparation: float32/64 under any autocast
     def estep(self, unit_of, w, p, skip_zero=False, point_ll=False):
         """(resp (B, n, K), L (B,), counts (B, K) of t_ik > 1/K_active with w_i > 0), plus the
-        per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only)."""
-        unit_of = self._units(unit_of, w=w, mu=p["mu"])
+        per-point log-likelihood (B, n) float64 when ``point_ll`` (native path only).
+
+        Host reads on CUDA: one before the launch (unit_of's range with the column count D of the subspace
+        form). The kernel flags only a non-finite x at a point it reads, so its flags word is read (or deferred
+        by a :func:`diffrep.ops.deferred_checks` block) only while x is not known to be all finite: the first
+        E-step of an Engine checks x in that same read, and again after x changes in place
+        (docs/kernels/hddc.md#host-reads-on-cuda)."""
+        self._on_device(unit_of, w=w, mu=p["mu"])
         act = p["active"]
         thr = 1.0 / act.sum(1).clamp_min(1).to(self.x.dtype)
         if not self.native:
+            unit_of = self._read_units(unit_of)[0]
             resp, L = ref.e_step(self._xs(unit_of), w, p)
             cnt = ((resp > thr[:, None, None]) & (w[..., None] > 0)).sum(1)
             return resp, L.to(self.pdtype), cnt
@@ -138,7 +162,10 @@ class Engine:
         T, (B, K), d, n = x.dtype, act.shape, x.shape[2], x.shape[1]
         f64 = dict(dtype=torch.float64, device=x.device)
         logpi = torch.where(act, p["pi"].clamp_min(1e-300).log(), torch.zeros_like(p["pi"]))
+        # on CUDA, x all finite (in the pre-launch read) unless known from an earlier call
+        check_x = (torch.isfinite(x).all(),) if self.backend == "cuda" and self._finite_at != x._version else ()
         if p["model"] == "full":
+            unit_of, vals = self._read_units(unit_of, *check_x)
             Lc = _lapack(torch.linalg.cholesky, p["cov"].double())
             eye = torch.eye(d, **f64).expand_as(Lc)
             qt = _lapack(torch.linalg.solve_triangular, Lc, eye, upper=False)  # rows of L^-1
@@ -156,7 +183,8 @@ class Engine:
                 + d * ref.LOG_2PI - 2 * logpi
             # d d_k FMAs per point in the subspace form, d (d + 1) / 2 + 3 d in the triangular one
             low = act & (2 * dkl > d + 7)
-            D = d if bool(low.any()) else max(1, int(dkl.max()))
+            unit_of, (any_low, max_dk, *vals) = self._read_units(unit_of, low.any(), dkl.max(), *check_x)
+            D = d if any_low else max(1, max_dk)
             qt = p["Q"][..., :D].transpose(-1, -2).clone()
             sig = torch.arange(D, device=x.device) < dkl[..., None]
             a = a_d[..., :D]
@@ -164,7 +192,7 @@ class Engine:
             ib = 1.0 / b
             dk = dkl.to(torch.int32)
             tri = low.to(torch.int32)
-            if bool(low.any()):
+            if any_low:
                 qt[low] = _lower_root(p["Q"][low], torch.where(sig_d, a_d, b[..., None])[low])
                 ia[low], ib[low], dk[low] = 1.0, 0.0, d
         c = lambda t: t.to(T).contiguous()
@@ -172,11 +200,17 @@ class Engine:
         llp = torch.empty(B, n, **f64)
         L = torch.empty(B, **f64)
         cnt = torch.empty(B, K, dtype=torch.int64, device=x.device)
-        flags = run(self.backend, "hddc_estep", x.device, x=x, unit_of=unit_of, w=c(w), mu=c(p["mu"]),
-                    qt=c(qt), ia=c(ia), dk=dk.contiguous(), tri=tri.contiguous(), ib=c(ib), cst=c(cst),
-                    act=act.to(torch.int32).contiguous(), thr=c(thr), skip_zero=bool(skip_zero), resp=resp, llp=llp,
-                    L=L, cnt=cnt)
-        raise_flags("hddc.fit", flags, {NON_FINITE: "x contains NaN or infinite values"})
+        if check_x and vals[0]:
+            self._finite_at = x._version
+        args = dict(x=x, unit_of=unit_of, w=c(w), mu=c(p["mu"]), qt=c(qt), ia=c(ia), dk=dk.contiguous(),
+                    tri=tri.contiguous(), ib=c(ib), cst=c(cst), act=act.to(torch.int32).contiguous(), thr=c(thr),
+                    skip_zero=bool(skip_zero), resp=resp, llp=llp, L=L, cnt=cnt)
+        if self.backend == "cuda" and self._finite_at == x._version:  # nothing the kernel can flag
+            run_unflagged(self.backend, "hddc_estep", x.device, **args)
+            return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
+        flags = run_deferrable(self.backend, "hddc_estep", x.device, _estep_failed, **args)
+        if flags:
+            _estep_failed(flags)
         return (resp, L, cnt, llp) if point_ll else (resp, L, cnt)
 
     @autocast_off
@@ -198,9 +232,10 @@ class Engine:
         part = torch.empty(B * nblk * width, dtype=x.dtype, device=x.device)
         mass, mean = torch.empty(B, K, **f64), torch.empty(B, K, d, **f64)
         second = torch.empty(B, K, d, d, **f64) if mode == 0 else torch.empty(B, K, **f64)
-        run(self.backend, "hddc_stats", x.device, x=x, unit_of=unit_of, w=w.contiguous(),
-            resp=resp.contiguous(), act=act.to(torch.int32).contiguous(), mode=mode, phi=float(phi), part=part,
-            mass=mass, mean=mean, second=second)
+        # the M-step and density kernels write no flags: nothing is read back on CUDA (before: one read per call)
+        run_unflagged(self.backend, "hddc_stats", x.device, x=x, unit_of=unit_of, w=w.contiguous(),
+                      resp=resp.contiguous(), act=act.to(torch.int32).contiguous(), mode=mode, phi=float(phi),
+                      part=part, mass=mass, mean=mean, second=second)
         return mass, mean, second
 
     @autocast_off

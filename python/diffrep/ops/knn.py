@@ -58,9 +58,7 @@ def _prep(q, c, kk=0, r2=None, strict=False, names=("q", "c")):
     p.device = V.same_device(**tensors)
     p.q = q.detach().to(p.dtype).contiguous()
     p.c = c.detach().to(p.dtype).contiguous()
-    p.r2 = None if r2 is None else r2.detach().to(p.dtype).contiguous()
-    if p.r2 is not None:
-        V.finite("r2", p.r2)
+    p.r2 = None if r2 is None else r2.detach().to(p.dtype).contiguous()  # its finiteness: see _scan
     p.kk, p.strict, p.names = kk, strict, names
     p.choice = select("knn.knn_scan", p.device, native_reasons=_stale_build(p.device))
     return p
@@ -88,6 +86,8 @@ def knn_scan(q: torch.Tensor, c: torch.Tensor, *, kk: int = 0, r2: torch.Tensor 
 def _scan(p):
     kk, strict = p.kk, p.strict
     if p.choice.backend == "reference":
+        if p.r2 is not None:
+            V.finite("r2", p.r2)
         V.finite(p.names[0], p.q)
         V.finite(p.names[1], p.c)
         return ref.knn_scan(p.q, p.c, kk, p.r2, strict)
@@ -96,8 +96,15 @@ def _scan(p):
     count = torch.empty(m, dtype=torch.int64, device=p.device) if p.r2 is not None else None
     flags = run(p.choice.backend, "knn_scan", p.device, d=p.q.shape[1], q=p.q, c=p.c, kk=kk, strict=strict, r2=p.r2,
                 kth=kth, count=count)
-    which = p.names[0] if p.names[0] == p.names[1] else f"{p.names[0]} or {p.names[1]}"
-    raise_flags("knn_scan", flags, {NON_FINITE: f"{which} contains NaN or infinite values"})
+    # One read of the flags word per call on CUDA, for the kernel's check of q, c and r2 together (before,
+    # r2 was checked in Python first: two reads); the Python check of r2 runs for its message when the word
+    # is set. An evaluation op whose results are read at once: no deferred_checks() path
+    # (docs/kernels/knn.md#errors).
+    if flags:
+        if flags & NON_FINITE and p.r2 is not None:
+            V.finite("r2", p.r2)
+        which = p.names[0] if p.names[0] == p.names[1] else f"{p.names[0]} or {p.names[1]}"
+        raise_flags("knn_scan", flags, {NON_FINITE: f"{which} contains NaN or infinite values"})
     return kth, count
 
 

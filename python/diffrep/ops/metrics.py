@@ -147,12 +147,12 @@ def auroc_matrix(scores, labels, on_degenerate: str = "nan"):
         _native(choice, "auroc_matrix", s.device, scores=s, order=order, labels=labels_t, npos=npos, U=u, A=a, n=n,
                 r2=r2, auc=auc)
         deg = (npos == 0) | (npos == n)
-    if bool(deg.any()):
-        if on_degenerate == "raise":
-            rows = torch.nonzero(deg).flatten().tolist()
-            raise ValueError(f"labels: rows {rows} hold a single class; AUROC is undefined")
-        if on_degenerate == "half":
-            auc = torch.where(deg.unsqueeze(1), torch.full_like(auc, 0.5), auc)
+    # only "raise" reads deg on the host (a synchronisation on CUDA); "half" replaces the rows where deg holds
+    if on_degenerate == "raise" and bool(deg.any()):
+        rows = torch.nonzero(deg).flatten().tolist()
+        raise ValueError(f"labels: rows {rows} hold a single class; AUROC is undefined")
+    if on_degenerate == "half":
+        auc = torch.where(deg.unsqueeze(1), torch.full_like(auc, 0.5), auc)
     return auc, deg
 
 
@@ -249,9 +249,11 @@ def factor_vae_votes(batches, factor_index, global_var, active, num_factors: int
     act = _bool(active, "active", 1)
     if g.shape != (b.shape[2],) or act.shape != (b.shape[2],):
         raise ValueError(f"global_var and active must have shape ({b.shape[2]},)")
-    if not bool(act.any()):
+    # one host read for the three values (three synchronisations on CUDA before)
+    any_active, lo, hi = torch.stack([act.any().to(fi.device, torch.int64), fi.min(), fi.max()]).tolist()
+    if not any_active:
         raise ValueError("active: no active code")
-    if int(fi.min()) < 0 or int(fi.max()) >= num_factors:
+    if lo < 0 or hi >= num_factors:
         raise ValueError(f"factor_index: values must lie in [0, {num_factors})")
     choice = _choose("metrics.factor_vae_votes", b.device)
     g, act = g.to(b.device), act.to(b.device)

@@ -38,7 +38,7 @@ import torch
 from .._checks import positive_int
 from . import _validate as V
 from ._dispatch import register, select
-from ._native_call import NON_FINITE, raise_flags, run
+from ._native_call import NON_FINITE, raise_flags, run_deferrable
 from .reference import mmd as ref
 
 __all__ = ["mmd2", "wae_imq_scales", "median_bandwidth"]
@@ -143,6 +143,11 @@ def _prep(x, y, kernel="rbf", bandwidth=None, scales=None, estimator="biased", *
     return p
 
 
+def _fail(flags: int) -> None:
+    """The mmd2 kernel's error, raised at once or when a :func:`diffrep.ops.deferred_checks` block ends."""
+    raise_flags("mmd2", flags, {NON_FINITE: "x or y contains NaN or infinite values"})
+
+
 class _Mmd2(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, p):
@@ -152,10 +157,13 @@ class _Mmd2(torch.autograd.Function):
         loss = torch.empty(1, dtype=x.dtype, device=x.device)
         gx = torch.empty_like(x) if want_grad else None
         gy = torch.empty_like(y) if want_grad else None
-        flags = run(p.choice.backend, "mmd2", x.device, x=x.detach(), y=y.detach(), d=p.d,
-                    kind=0 if p.kernel == "rbf" else 1, scales=p.scales, weights=p.weights, unbiased=p.unbiased,
-                    want_grad=want_grad, rows=rows, loss=loss, gx=gx, gy=gy)
-        raise_flags("mmd2", flags, {NON_FINITE: "x or y contains NaN or infinite values"})
+        # a training loss (InfoDiffusion, InfoVAE, ParamReL): on CUDA inside deferred_checks() (the trainer's
+        # op_checks) its flag is read with the block's, not here (docs/kernels/mmd.md#host-reads-on-cuda)
+        flags = run_deferrable(p.choice.backend, "mmd2", x.device, _fail, x=x.detach(), y=y.detach(), d=p.d,
+                               kind=0 if p.kernel == "rbf" else 1, scales=p.scales, weights=p.weights,
+                               unbiased=p.unbiased, want_grad=want_grad, rows=rows, loss=loss, gx=gx, gy=gy)
+        if flags:
+            _fail(flags)
         if want_grad:
             ctx.save_for_backward(gx, gy)
         return loss.reshape(())

@@ -178,7 +178,8 @@ class LogInterval:
     def _op_error(self, flagged: _FlaggedOp | None, at: int, since: int, step: int, found: str) -> ValueError:
         """The error of the op flagged at step ``at`` (``flagged`` None: on another rank), found ``found``,
         nothing of steps ``since``-``step`` written."""
-        what = f"{flagged.error}" if flagged is not None else "a BFN or guidance op flagged its input on another rank"
+        what = (f"{flagged.error}" if flagged is not None
+                else "a native op (BFN, guidance, MMD or HDDC) flagged its input on another rank")
         return ValueError(
             f"{what} (at step {at}). Found {found} (on {self.device.type} the input checks of the BFN and guidance "
             f"ops are read before each log line, checkpoint, sample grid and evaluation, not at each op); nothing "

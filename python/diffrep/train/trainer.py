@@ -12,7 +12,7 @@ DistributedDataParallel under torchrun. A start banner (recipe, parameters, devi
 batch, steps, output, resume point) and a progress line with ETA go to stderr on rank 0; callbacks
 returning a dict (the periodic evaluation, ``diffrep.train.evaluation``) are logged at their step.
 The per-step numbers stay on the device until the log line (``diffrep.train.log_interval``): on CUDA a
-non-finite loss, or bad input to a BFN or guidance op of the forward pass, is found at the next log line,
+non-finite loss, or bad input to a native op of the forward pass (BFN, guidance, MMD, HDDC), is found at the next log line,
 checkpoint, sample grid or evaluation, before any of them is written, not at its own step
 (docs/architecture.md "Host synchronisation and the non-finite-loss check"); on the CPU it raises at its
 step, as always.
