@@ -2,14 +2,15 @@
 that of the same network with an untrained encoder (slow; not part of the test suite).
 
     python scripts/validate_paramrel.py [--recipe paramrel/dsprites] [--steps N] [--eval quick|full]
-                                        [--out benches/results/paramrel_validation_cpu.json]
+                                        [--out benches/results/paramrel_validation_cpu.json] [--overwrite]
 
 Both models are built from the same recipe and seed; "untrained" is the freshly initialised network
 (same architecture and initialisation as the trained model at step 0). Both are scored with the
 quickstart's metric suite (MIG, DCI, FactorVAE, SAP, modularity/explicitness, InfoMEC) on the
 encoder mean z_0. The script also reports the reconstruction error of reverse-sampling + decoding
 against unconditional samples. It exits with status 1 unless the trained representation beats the
-untrained one on MIG and on DCI disentanglement by the margins given (defaults 0.05 and 0.05).
+untrained one on MIG and on DCI disentanglement by the margins given (defaults 0.05 and 0.05). An existing
+``--out`` (the default is the committed record) is refused before training unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--margin-mig", type=float, default=0.05)
     ap.add_argument("--margin-dci", type=float, default=0.05)
-    ap.add_argument("--out", default="benches/results/paramrel_validation_cpu.json")
+    ap.add_argument("--out", default="benches/results/paramrel_validation_cpu.json",
+                    help="the JSON record (default %(default)s); an existing file is refused unless --overwrite")
     ap.add_argument("--run-dir", default="runs/validate_paramrel")
-    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run in --run-dir")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run in --run-dir and an existing --out")
     args, rest = ap.parse_known_args(argv)  # the rest: dotted config overrides, e.g. --model.gamma_mi 0.5
     args.overrides = rest
+    if Path(args.out).exists() and not args.overwrite:  # before training: it was replaced after the whole run
+        ap.error(f"--out {args.out} exists (an earlier record); choose another --out or add --overwrite")
 
     over = ["--train.seed", str(args.seed)] + (["--train.steps", str(args.steps)] if args.steps else [])
     over += list(args.overrides or [])

@@ -669,7 +669,7 @@ def test_eval_codes_aligned_to_dataset_indices(tmp_path, capsys):
     idx = rs.choice(len(labels), 600, replace=False)
     np.savez(tmp_path / "sub.npz", codes=c[idx], indices=idx)
     assert main(["eval", "--codes", str(tmp_path / "sub.npz"), "--dataset", "digits", "--metrics", "mig",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--overwrite"]) == 0  # an existing --out is refused without it
     assert json.loads(out.read_text())["scores"]["mig"] == pytest.approx(
         M.mig(c[idx], labels[idx, None])["mig"], abs=1e-12)
     capsys.readouterr()

@@ -230,6 +230,17 @@ def test_sources_give_the_same_features(stub, tmp_path):
         G.inception_features(3.0, **kw)
 
 
+def test_a_cache_folder_that_cannot_be_made_fails_before_the_features(stub, tmp_path, monkeypatch):
+    # the folder was made after the Inception pass: a cache path under a file failed at the end of the work
+    (tmp_path / "afile").write_text("x")
+    ran = []
+    monkeypatch.setattr(G, "_extract", lambda *a, **k: ran.append(1))
+    with pytest.raises(OSError):
+        G.reference_statistics(_images(3, 1), tmp_path / "afile" / "ref.npz", weights=stub, device="cpu",
+                               progress=False)
+    assert ran == []
+
+
 def test_reference_cache_is_reused_only_when_everything_matches(stub, tmp_path):
     real = _images(9, 1)
     cache = tmp_path / "ref.npz"
@@ -383,7 +394,8 @@ def test_cli_scores_a_saved_model_drawn_in_batches(stub, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["fake"]["kind"] == "model" and r["fake"]["class"] == "ParamReL" and r["protocol"]["num_fake"] == 5
     capsys.readouterr()
-    assert main(argv[:6] + argv[8:]) == 2  # no --num-samples: the message names the flag, not the argument
+    # no --num-samples: the message names the flag, not the argument (--overwrite: r.json exists from the run above)
+    assert main(argv[:6] + argv[8:] + ["--overwrite"]) == 2
     assert "a model draws its images; give their number with --num-samples N" in capsys.readouterr().err
 
 

@@ -1,7 +1,8 @@
 """The validation scripts (those the method pages show, docs/methods/multibeta.md and sami.md, and validate_paramrel)
 answer a wrong recipe, config override or folder with argparse's one-line message and exit status 2, before any
 work: they printed a traceback (an unknown recipe, a ConfigError, a missing --load-dir, --run or --data.root).
-validate_diffusion_baselines and validate_dyga keep an existing record (their default --out was a committed one)."""
+validate_diffusion_baselines, validate_dyga and validate_paramrel keep an existing record (their default --out was a
+committed one; validate_paramrel replaced it after the whole run)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_validate_paramrel_refuses_a_run_folder_that_holds_a_run_before_building
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["metrics.jsonl", "run"]
 
 
-@pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga"])
+@pytest.mark.parametrize("script", ["validate_diffusion_baselines", "validate_dyga", "validate_paramrel"])
 def test_an_existing_record_is_kept(script, tmp_path, monkeypatch, capsys):
     # their default --out was a committed, dated record the method pages cite: a run replaced it without a word
     monkeypatch.chdir(tmp_path)

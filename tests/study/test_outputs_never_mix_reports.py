@@ -1,6 +1,7 @@
 """Reports never mix: an analysis stopped part-way is recognisable and cleared by the next one
 (``diffrep sami analyze``), and two plots of one study report never share a file name (``diffrep study
-report``: the second replaced the first without a word)."""
+report``: the second replaced the first without a word), and a study updated to a smaller grid marks the cells it
+dropped, which its report and ``diffrep aggregate`` then leave out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import torch
 from diffrep.cli import main
 
 from helpers import tiny_sami
+from study_fake import crash_switch_off, quiet, study_dict
+
+pytestmark = pytest.mark.usefixtures(crash_switch_off.__name__)  # imported above: pytest finds it here
 
 
 # -- diffrep sami analyze stopped part-way ----------------------------------------------------------------
@@ -99,3 +103,42 @@ def test_redo_changed_clears_a_multiphase_cells_phase_records(tmp_path):
     (d / "phase1" / "notes.txt").write_text("mine")
     _clear_cell(d)
     assert sorted(str(p.relative_to(d)) for p in d.rglob("*")) == ["phase1", "phase1/notes.txt"]
+
+
+# -- study --update to a smaller grid ------------------------------------------------------------------------
+
+def test_a_study_update_marks_dropped_cells_and_the_report_reads_only_the_current_grid(tmp_path, capsys):
+    import re
+
+    from diffrep.study import StudyError, collect, parse_study, run_study, write_report
+    from diffrep.study.runner import DROPPED_JSON
+
+    def grid(*weights):
+        return parse_study(study_dict(seeds=[0], steps=1, methods={"ae": {"recipe": "test/study-tiny-ae",
+                                                                          "grid": {"model.weight": list(weights)}}}))
+
+    three = grid(1.0, 2.0, 3.0)
+    assert run_study(three, tmp_path, rank=0, world=2, log=quiet)["ran"] == 2  # cells 0 and 2; cell 1 never ran
+    kept, never, dropped = (tmp_path / c.folder for c in three.cells)
+    one = grid(1.0)
+    with pytest.raises(StudyError, match=r"2 cells dropped.*marked dropped\.json and left out of the report"):
+        run_study(one, tmp_path, log=quiet)
+    assert run_study(one, tmp_path, update=True, log=quiet) == {"ran": 0, "skipped": 1, "failed": 0}
+    assert (dropped / "done.json").is_file()  # its results stay on disk, marked
+    mark = json.loads((dropped / DROPPED_JSON).read_text())
+    assert sorted(mark) == ["dropped_by", "study", "when", "why"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                                                                               mark["when"])
+    assert mark["study"] == "tiny" and mark["dropped_by"] == one.hash and "--update" in mark["why"]
+    assert not (kept / DROPPED_JSON).exists() and not never.exists()  # no folder made for a cell that never ran
+    _, rows, missing = collect(tmp_path)
+    assert [r["params"] for r in rows] == [{"model.weight": 1.0}] and missing == []
+    write_report(tmp_path, metrics=["train.loss"], plots=False)
+    cells_csv = (tmp_path / "report" / "cells.csv").read_text().splitlines()
+    assert len(cells_csv) == 2 and "weight=3" not in "".join(cells_csv)  # a header and the one current cell
+    # a glob over the study folder: the dropped cell is refused by diffrep aggregate
+    assert main(["aggregate", str(kept), str(dropped)]) == 2
+    assert f"{dropped} is a study cell that a later version of its study dropped" in capsys.readouterr().err
+    assert main(["aggregate", str(dropped / "metrics.json")]) == 2
+    # added back: the mark goes, the finished cell counts again
+    assert run_study(three, tmp_path, update=True, rank=0, world=2, log=quiet) == {"ran": 0, "skipped": 2, "failed": 0}
+    assert not (dropped / DROPPED_JSON).exists() and len(collect(tmp_path)[1]) == 2

@@ -202,4 +202,5 @@ def test_the_folder_checks_name_what_they_found(finished, tmp_path):
         check_folder(st, out2, st.cells, update=False, redo_changed=False)
     assert str(e.value) == (f"{out2} holds results of another version of this study (1 cells dropped); the two "
                             "would mix. Use another --out, or --update to record the new study there (unchanged "
-                            "cells keep their results; add --redo-changed to rerun the changed ones)")
+                            "cells keep their results; a dropped cell's folder keeps its results, marked dropped.json "
+                            "and left out of the report; add --redo-changed to rerun the changed ones)")

@@ -160,7 +160,7 @@ def test_sample_weights_auto_falls_back_with_a_message_and_creates_the_folder(tm
     from PIL import Image
 
     assert Image.open(png).size == (2 * 4 * 32 + 2 * 3 * 32,) * 2  # 4 px images upscaled 32x to 128 px, 2 x 2 grid
-    assert main(["sample", str(tmp_path / "m"), "--weights", "ema", "--out", str(png)]) == 2
+    assert main(["sample", str(tmp_path / "m"), "--weights", "ema", "--out", str(png), "--overwrite"]) == 2
     assert "has no ema.safetensors; use --weights model" in _err(capsys)
     assert main(["sample", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in _err(capsys)

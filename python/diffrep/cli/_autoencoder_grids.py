@@ -22,7 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_threads_flag, add_weights_flag, apply_threads, numpy_seed,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_threads_flag,
+                      add_weights_flag, apply_threads, numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 from .._checks import a_or_an
 
@@ -81,7 +82,9 @@ def register_family(sub, family: Family, doc: str) -> None:
         q.add_argument("--seed", type=numpy_seed, default=0, help="which dataset images, and the fresh noise")
         add_device_flag(q)
         add_threads_flag(q)
-        q.add_argument("--out", default=None, help=f"the image grid (default: {family.command}_{name}.png)")
+        q.add_argument("--out", default=None, help=f"the image grid (default: {family.command}_{name}.png in the current "
+                       "folder)")
+        add_overwrite_flag(q)
         if name == "reconstruct":
             q.add_argument("--fresh-noise", action="store_true",
                            help="decode the code from x_T ~ N(0, I) instead of the inverted x_T (what the code alone keeps)")
@@ -218,7 +221,8 @@ def _run(family: Family, args) -> int:
         raise ValueError(f"--pca-images must be >= 2, got {args.pca_images}")
     if getattr(args, "fit_images", 2) < 2:
         raise ValueError(f"--fit-images must be >= 2, got {args.fit_images}")
-    out = prepare_output(Path(args.out or f"{family.command}_{args.verb}.png"), suffixes=IMAGE_SUFFIXES)
+    out = prepare_output(Path(args.out or f"{family.command}_{args.verb}.png"), suffixes=IMAGE_SUFFIXES,
+                         overwrite=args.overwrite)
     apply_threads(args.threads)
     model, device = _load(family, args)
     _check_flags(family, model, args)

@@ -12,6 +12,7 @@ folder (its newest complete checkpoint, else its ``final/``: :func:`resolve_mode
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 # one resolution of --weights auto for every verb and the study runner (which sits below the CLI)
@@ -19,7 +20,8 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 from .._checks import a_or_an
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
-           "resolve_model_dir", "resolve_weights", "prepare_output", "input_file", "check_root", "DEFAULT_THREADS",
+           "resolve_model_dir", "resolve_weights", "prepare_output", "add_overwrite_flag", "input_file", "check_root",
+           "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "add_run_data_flags", "run_data_settings", "run_dataset"]
 
@@ -125,11 +127,23 @@ def resolve_model_dir(path: str | Path, flag: str = "") -> Path:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple[str, ...] | None = None) -> Path | None:
-    """Create the parent folder of an output file before any computing, so a typo fails (or a new folder
-    exists) at once rather than after the work; an existing folder given as a file path is refused, and so
-    is a name not ending in one of ``suffixes`` (e.g. :data:`IMAGE_SUFFIXES`; numpy would append ``.npz``,
-    Pillow would fail after the work)."""
+def add_overwrite_flag(p: argparse.ArgumentParser, what: str = "output file") -> None:
+    """``--overwrite``: the one way a verb replaces an existing output (:func:`prepare_output` refuses it
+    otherwise), as ``diffrep train``, ``quickstart`` and the benches do."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace an existing {what} (without it an existing one is refused before any work)")
+
+
+def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple[str, ...] | None = None, *,
+                   overwrite: bool) -> Path | None:
+    """Check an output file and create its folder before any computing, so a typo fails (or a new folder
+    exists) at once rather than after the work (docs/architecture.md#outputs-never-mix). Refused: an existing
+    folder given as a file path; a name not ending in one of ``suffixes`` (e.g. :data:`IMAGE_SUFFIXES`; numpy
+    would append ``.npz``, Pillow would fail after the work); a folder or file that cannot be written; and an
+    existing file unless ``overwrite`` (the verb's ``--overwrite``): a second run silently replaced the first
+    one's grid, and a default name inside a model folder made that the usual case."""
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"prepare_output: overwrite must be a bool, got {type(overwrite).__name__}")
     if path is None:
         return None
     p = Path(path)
@@ -137,10 +151,15 @@ def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple
         raise ValueError(f"{flag} {p} is a folder; give a file path")
     if suffixes and p.suffix.lower() not in suffixes:
         raise ValueError(f"{flag} {p}: give a file name ending in {' or '.join(suffixes)}")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise ValueError(f"{flag} {p} exists (an earlier output); choose another {flag} or add --overwrite to "
+                         "replace it")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"{flag} {p}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"{flag} {p}: not writable (check the permissions of {p if p.exists() else p.parent})")
     return p
 
 

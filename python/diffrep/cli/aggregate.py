@@ -11,7 +11,8 @@ Each RUN is a result file or a folder holding one:
 The runs are seeds of one configuration: runs whose files record different recipes, datasets or metric
 variants are refused (:func:`check_same_configuration`), and so are training records that end at different
 steps or before their run's ``train.steps`` (:func:`last_step`: a run stopped part-way); a study folder is reported
-by ``diffrep study report``.
+by ``diffrep study report``, and the folder of a cell that a later version of its study dropped (its ``dropped.json``,
+docs/study.md) is refused: its results belong to no current cell.
 
 Per score: the mean, the sample standard deviation (ddof = 1; undefined for one run), the number of
 runs that report it, the minimum and the maximum. NaN scores (a metric's guard fired) are left out
@@ -25,7 +26,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import prepare_output
+from ._common import add_overwrite_flag, prepare_output
 
 FORMATS = ("text", "md", "csv", "json")
 
@@ -34,7 +35,8 @@ def register(sub) -> None:
     p = sub.add_parser("aggregate", help="mean +- std of scores over runs (seeds)", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="result JSON files, metrics.jsonl files or run/quickstart folders")
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the summary (default text)")
-    p.add_argument("--out", help="also write the JSON summary here")
+    p.add_argument("--out", help="also write the JSON summary here (an existing file is refused unless --overwrite)")
+    add_overwrite_flag(p)
     p.set_defaults(func=run)
 
 
@@ -53,6 +55,7 @@ def result_file(path: str | Path) -> Path:
     from .._checks import path as check_path
 
     p = check_path(path, "path")
+    _refuse_dropped_cell(p)
     if p.is_dir():
         for name in ("metrics.json", "metrics.jsonl"):
             if (p / name).is_file():
@@ -64,6 +67,19 @@ def result_file(path: str | Path) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file or folder")
     return p
+
+
+def _refuse_dropped_cell(p: Path) -> None:
+    """A ValueError when ``p`` (a run folder or a result file) lies in a study cell folder that a later version of
+    the study dropped (``--update``; :data:`diffrep.study.runner.DROPPED_JSON`, also above a multi-phase cell's
+    ``phaseN/``): a glob over the study folder picked its results up beside the current cells'."""
+    from ..study.runner import DROPPED_JSON
+
+    folder = p if p.is_dir() else p.parent
+    for d in (folder, folder.parent):
+        if (d / DROPPED_JSON).is_file():
+            raise ValueError(f"{p}: {d} is a study cell that a later version of its study dropped ({d / DROPPED_JSON}); "
+                             "its results belong to no current cell: leave it out (or add the cell back to the study)")
 
 
 def read_scores(path: str | Path) -> dict[str, float]:
@@ -204,7 +220,7 @@ def format_summary(summary: dict, fmt: str, total: int) -> str:
 
 
 def run(args) -> int:
-    out = prepare_output(args.out)
+    out = prepare_output(args.out, overwrite=args.overwrite)
     first: dict[Path, str] = {}
     for r in args.runs:  # one run named twice (a folder and its metrics.json, a repeated glob) would count twice
         f = result_file(r).resolve()

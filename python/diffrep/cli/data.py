@@ -9,7 +9,7 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="inspect datasets: factors, sizes, source; preview grids")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
-    from ._common import numpy_seed
+    from ._common import add_overwrite_flag, numpy_seed
 
     def common(q):
         from ..data import available
@@ -29,7 +29,8 @@ def register(sub) -> None:
     info.add_argument("--json", action="store_true", help="print as JSON")
     prev = dsub.add_parser("preview", help="write a labelled PNG grid of random samples")
     common(prev)
-    prev.add_argument("--out", required=True, help="output PNG path")
+    prev.add_argument("--out", required=True, help="output PNG path (an existing one is refused unless --overwrite)")
+    add_overwrite_flag(prev)
     prev.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
     prev.add_argument("--seed", type=numpy_seed, default=0, help="seed of the samples shown (default 0)")
     prev.add_argument("--scale", type=int, default=2, help="integer upscaling of each image (default 2)")
@@ -107,7 +108,7 @@ def run(args) -> int:
     from ._common import parse_options, prepare_output
 
     if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says
-        args.out = prepare_output(args.out, suffixes=(".png",))
+        args.out = prepare_output(args.out, suffixes=(".png",), overwrite=args.overwrite)
     ds = load(args.name, root=args.root, source=args.source, split=args.split, root_flag="--root", source_flag="--source",
               **parse_options(args.option))
     if args.data_command == "info":

@@ -27,12 +27,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_weights_flag, prepare_output, resolve_device, resolve_model_dir,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_weights_flag, prepare_output,
+                      resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
 from .._checks import a_or_an
 
 VERBS = ("encode", "sample", "interchange", "attention", "anchors", "eval")
 SAMPLING_VERBS = ("sample", "interchange", "attention")   # the verbs that run DDIM: the others take no --steps
+OUT_EXT = {"encode": "npz", "eval": "json"}   # the default output's suffix (encdiff_<verb>.<ext>); the grids are .png
 # what --n counts in each verb (its help said nothing: in interchange it is sources and targets together)
 N_HELP = {"encode": "dataset images to encode", "sample": "images to generate",
           "interchange": "dataset images: the first half are the sources, the second half the targets (a column per pair)",
@@ -74,7 +76,9 @@ def register(sub) -> None:
         q.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric "
                        "samples (default 0)")
         add_device_flag(q)
-        q.add_argument("--out", default=None, help="output file (.npz for encode, else .png)")
+        q.add_argument("--out", default=None, help="output file (.npz for encode, .json for eval, else .png; default "
+                       f"encdiff_{name}.{OUT_EXT.get(name, 'png')} in the current folder)")
+        add_overwrite_flag(q)
         if name == "interchange":
             q.add_argument("--units", type=int, nargs="+", default=None,
                            help="the units swapped, one row each (default: all N units)")
@@ -140,9 +144,10 @@ def _run(args) -> int:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if getattr(args, "steps", None) is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    ext = {"encode": "npz", "eval": "json"}.get(args.verb, "png")
+    ext = OUT_EXT.get(args.verb, "png")
     out = prepare_output(Path(args.out or f"encdiff_{args.verb}.{ext}"),
-                         suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext))  # any name for the JSON
+                         suffixes={"png": IMAGE_SUFFIXES, "npz": (".npz",)}.get(ext),  # any name for the JSON
+                         overwrite=args.overwrite)
     model, device = _load(args)
     ds = _dataset(args)
     if args.verb == "anchors" and hasattr(ds, "factor_sizes") and not 0 <= args.factor < len(ds.factor_sizes):

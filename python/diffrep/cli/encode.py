@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root, numpy_seed,
+from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
+                      numpy_seed,
                       parse_options, prepare_output)
 from ..data.base import ITEM_FORMATS  # checked at parsing: the API check names item_format, not the flag
 from .eval import add_calibrate_flags
@@ -26,7 +27,9 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="model, checkpoint or run folder whose encode(x) gives the codes")
     p.add_argument("--dataset", help="dataset name (default: the run's, from its run.json)")
-    p.add_argument("--out", required=True, help="output .npz file (its folder is created first)")
+    p.add_argument("--out", required=True, help="output .npz file (its folder is created first; an existing file is "
+                   "refused unless --overwrite)")
+    add_overwrite_flag(p)
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
     p.add_argument("--pool", type=int, default=None, help="max-pool factor (default: the run's, else 1)")
@@ -58,7 +61,7 @@ def run(args) -> int:
     if not out.endswith(".npz"):
         raise ValueError(f"--out {out}: give a file name ending in .npz (numpy would append it otherwise)")
     check_root(args.root)  # before the output folder is made and the model loads
-    path = prepare_output(out)
+    path = prepare_output(out, overwrite=args.overwrite)
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
                             args.weights, args.item_format, args.root, args.source, args.device, args.pool,

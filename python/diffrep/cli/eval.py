@@ -36,7 +36,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import (add_device_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root, numpy_seed,
+from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
+                      numpy_seed,
                       parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
@@ -85,7 +86,9 @@ def register(sub) -> None:
                    help="TAD implementation (default infodiffusion; the variants are never comparable)")
     p.add_argument("--test-fraction", type=float, default=None,
                    help="--codes without codes_test: the last fraction of the rows is the test split (default 1/3)")
-    p.add_argument("--out", help="write the result JSON here (its folder is created first)")
+    p.add_argument("--out", help="write the result JSON here (its folder is created first; an existing file is refused "
+                   "unless --overwrite)")
+    add_overwrite_flag(p)
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
     eval_generation.add_arguments(p)
     p.set_defaults(func=run)
@@ -229,7 +232,7 @@ def run(args) -> int:
     check_root(args.root)  # before the model loads and any output folder is made
     if args.model is not None and not Path(args.model).is_dir():  # missing or a file: named with its flag, at once
         resolve_model_dir(args.model, "--model")
-    out_path = prepare_output(args.out)  # before any computing
+    out_path = prepare_output(args.out, overwrite=args.overwrite)  # before any computing
     apply_threads(getattr(args, "threads", None))
     settings = None
     if args.model is not None:

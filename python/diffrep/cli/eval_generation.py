@@ -112,7 +112,7 @@ def run(args) -> int:
     if not args.real or not args.fake:
         raise ValueError("--generation needs --real and --fake")
     fmt = getattr(args, "format", None) or "text"
-    out = prepare_output(getattr(args, "out", None))  # before the Inception runs, not after it
+    out = prepare_output(args.out, overwrite=args.overwrite)  # before the Inception runs, not after it
     metrics = tuple(m.strip() for m in args.gen_metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in GEN_METRICS]
     if bad or not metrics:

@@ -12,7 +12,9 @@
     diffrep multibeta curve MODEL [--betas ...] [--n 512] [--json OUT]
     diffrep multibeta eval MODEL [--beta B | --betas 0.1,0.3,..] [--eval quick|full] [--json OUT]
 
-MODEL is a saved MultiBeta folder or a run folder (its ``final/``). The beta of the code defaults to the model's
+MODEL is a saved MultiBeta folder or a run folder (its ``final/``). Every output (``--out``, default a file
+inside MODEL; ``--json``; ``--png``) is checked before the work, and an existing one is refused unless
+``--overwrite`` (docs/architecture.md#outputs-never-mix). The beta of the code defaults to the model's
 ``representation_beta`` (set after phase 1 by the recipe: the largest beta whose code stays informative,
 docs/methods/multibeta.md#recipes). The dataset, its options, pooling and root default to the ones the
 model was trained with (``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root``
@@ -27,8 +29,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_recipe_verbs, check_root, add_run_data_flags, add_weights_flag, prepare_output,
-                      resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_run_data_flags,
+                      add_weights_flag, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
@@ -95,7 +97,7 @@ def register(sub) -> None:
     g.set_defaults(func=_sample, out_default="samples.png")
 
     c = verbs.add_parser("curve", help="per beta: sigma_beta (per-unit: RMS over units), rate, direct-decode error, variance explained")
-    _model_flags(c, n=512)
+    _model_flags(c, n=512, out=False)
     add_run_data_flags(c)
     c.add_argument("--betas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                    help="comma-separated increasing betas (default %(default)s)")
@@ -103,7 +105,7 @@ def register(sub) -> None:
     c.set_defaults(func=_curve, out_default=None)
 
     m = verbs.add_parser("eval", help="MIG / DCI of the code at one beta, or at several (--betas) as a curve")
-    _model_flags(m, n=None)
+    _model_flags(m, n=None, out=False)
     add_run_data_flags(m)
     grp = m.add_mutually_exclusive_group()
     grp.add_argument("--beta", type=float, default=None, help="one beta (default: representation_beta)")
@@ -118,7 +120,9 @@ def register(sub) -> None:
     m.set_defaults(func=_eval, out_default=None)
 
 
-def _model_flags(p, n: int | None) -> None:
+def _model_flags(p, n: int | None, out: bool = True) -> None:
+    """The flags of every verb; ``out``: the verb writes a file named by ``--out`` (curve and eval write --json only:
+    their --out was accepted and nothing written)."""
     p.add_argument("model", help="saved MultiBeta folder, or a run folder (its final/)")
     add_weights_flag(p)
     if n is not None:
@@ -126,7 +130,9 @@ def _model_flags(p, n: int | None) -> None:
     p.add_argument("--seed", type=numpy_seed, default=0, help="seed of every draw: dataset images, noise, metric samples "
                    "(default 0)")
     add_device_flag(p)
-    p.add_argument("--out", default=None, help="output file (default: inside MODEL)")
+    if out:
+        p.add_argument("--out", default=None, help="output file (default: inside MODEL; see --overwrite)")
+    add_overwrite_flag(p, "output file (--out, --json, --png)")
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
@@ -170,26 +176,21 @@ def load_model(args, *, need_denoiser: bool = False):
 
     if getattr(args, "n", None) is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    default = getattr(args, "out_default", None)
-    if default is not None and args.out is not None:  # a folder was written as FOLDER.npz, or failed after the work
-        prepare_output(args.out, suffixes=(".npz",) if default.endswith(".npz") else IMAGE_SUFFIXES)
-    prepare_output(getattr(args, "json", None), "--json")
-    prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES)
+    _check_outputs(args)  # the files named on the command line, before the model folder is read
     # the input files before the model: a mistyped name is refused at once, not after loading the weights
     if getattr(args, "codes", None) is not None:
         codes_file(args.codes)
     if getattr(args, "direction", None) is not None:
         direction_source(args.direction)
-    for flag in ("betas", "values", "alphas"):  # and the number lists, read by the verbs after the model
-        if getattr(args, flag, None) is not None:
-            parse_floats(getattr(args, flag), f"--{flag}")
-    if getattr(args, "dims", None) is not None:
-        parse_ints(args.dims, "--dims")
+    for flag, parse in (("betas", parse_floats), ("values", parse_floats), ("alphas", parse_floats), ("dims", parse_ints)):
+        if getattr(args, flag, None) is not None:  # and the number lists, read by the verbs after the model
+            parse(getattr(args, flag), f"--{flag}")
     check_root(getattr(args, "root", None))
     path = Path(args.model)
     if not path.exists():  # a file: resolve_model_dir names the folder holding it
         raise FileNotFoundError(f"model folder {path} does not exist (a saved MultiBeta, e.g. a run's final/)")
     path = resolve_model_dir(path)  # a run folder: its final/ (the run printed by 'diffrep train' was refused)
+    _check_outputs(args, default=True)  # the default name inside MODEL, now known to be a model's folder
     device = _device(args)
     weights = resolve_weights(path, args.weights, f"diffrep multibeta {args.multibeta_command}")
     model = load_pretrained(path, weights=weights, map_location=device).eval()
@@ -202,6 +203,20 @@ def load_model(args, *, need_denoiser: bool = False):
         raise ValueError(f"{path}: the latent diffusion of this model was never trained (phase 1 only); denoising, "
                          f"sampling and the sweep need phase 2 ({hint}; or decode directly)")
     return model, device
+
+
+def _check_outputs(args, default: bool = False) -> None:
+    """The files the verb will write, checked before the model loads (:func:`._common.prepare_output`): a folder
+    written as FOLDER.npz, an unwritable folder and an existing file without --overwrite (the default names
+    inside MODEL silently replaced an earlier decode, sweep, ...) fail at once, not after the work. ``default``:
+    the default ``--out`` inside MODEL (once MODEL is known to be a model's folder); else the given flags."""
+    name = getattr(args, "out_default", None)
+    if name is not None and (args.out is None) == default:
+        prepare_output(_out(args), suffixes=(".npz",) if name.endswith(".npz") else IMAGE_SUFFIXES,
+                       overwrite=args.overwrite)
+    if not default:
+        prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
+        prepare_output(getattr(args, "png", None), "--png", suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
 
 
 def _check_beta(model, beta, flag: str) -> float:
@@ -233,8 +248,9 @@ def _images(args, model, device):
     return torch.stack([ds[i][0] for i in idx]).float().to(device), idx, ds
 
 
-def _out(args, default: str) -> Path:
-    return Path(args.out) if args.out else Path(args.model) / default
+def _out(args) -> Path:
+    """The verb's output file: ``--out``, else its default name (``out_default``) inside MODEL."""
+    return Path(args.out) if args.out else Path(args.model) / args.out_default
 
 
 def _save_png(images, path: Path, nrow: int) -> None:
@@ -336,8 +352,7 @@ def _encode(args) -> int:
               "noise": np.bool_(args.noise)}
     if getattr(ds, "factor_names", None):  # ground-truth data (also pooled): the factor classes of each image
         arrays["factors"] = np.stack([np.asarray(ds[i][1]) for i in idx]).astype(np.int64)
-    out = _out(args, "codes.npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _out(args)
     np.savez(out, **arrays)
     print(f"wrote {out}: {len(idx)} codes at beta = {beta:g}{' (with encoding noise)' if args.noise else ''}",
           file=sys.stderr)
@@ -355,7 +370,7 @@ def _decode(args) -> int:
         on_grid(model, beta, "--beta")
     z = codes.to(device)
     x = model.denoise_decode(z, beta, generator=_generator(device, args.seed)) if args.denoise else model.decode(z, beta)
-    _save_png(x, _out(args, "decoded.png"), int(len(x) ** 0.5 + 0.999))
+    _save_png(x, _out(args), int(len(x) ** 0.5 + 0.999))
     return 0
 
 
@@ -375,8 +390,7 @@ def _denoise(args) -> int:
     grid_from, grid_to = on_grid(model, beta_from, "--beta-from"), on_grid(model, beta_to, "--beta-to")
     steps = round((grid_from - grid_to) / model.denoiser.config.tau)
     z = model.denoise(codes.to(device), beta_from, beta_to, generator=_generator(device, args.seed))
-    out = _out(args, "denoised.npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _out(args)
     np.savez(out, codes=z.cpu().numpy(), beta=np.float64(grid_to))
     print(f"wrote {out}: {len(z)} codes denoised from beta = {grid_from:g} to {grid_to:g} ({steps} step"
           f"{'' if steps == 1 else 's'} of Algorithm 2{': the codes are unchanged' if steps == 0 else ''})",
@@ -400,7 +414,7 @@ def _sweep(args) -> int:
     for i in range(len(x)):
         rows.append(torch.cat([x[i:i + 1], res["direct"][:, i]]))
         rows.append(torch.cat([x[i:i + 1], res["denoised"][:, i]]))
-    _save_png(torch.cat(rows), _out(args, "sweep.png"), len(betas) + 1)
+    _save_png(torch.cat(rows), _out(args), len(betas) + 1)
     print(f"columns: input, then beta = {', '.join(f'{b:g}' for b in betas)}; for each image a row decoded directly, "
           "then a row denoised to beta = 0 first", file=sys.stderr)
     return 0
@@ -421,7 +435,7 @@ def _traverse(args) -> int:
     x, _, _ = _images(args, model, device)
     grid = model.traverse(x, beta, dims=dims, values=values, denoise=not args.direct,
                           generator=_generator(device, args.seed))
-    _save_png(grid.reshape(-1, *grid.shape[3:]), _out(args, "traverse.png"), len(values))
+    _save_png(grid.reshape(-1, *grid.shape[3:]), _out(args), len(values))
     return 0
 
 
@@ -475,14 +489,14 @@ def _edit(args) -> int:
                       generator=_generator(device, args.seed))
     import torch
 
-    _save_png(torch.cat([x[:, None], grid], 1).reshape(-1, *grid.shape[2:]), _out(args, "edit.png"), len(alphas) + 1)
+    _save_png(torch.cat([x[:, None], grid], 1).reshape(-1, *grid.shape[2:]), _out(args), len(alphas) + 1)
     return 0
 
 
 def _sample(args) -> int:
     model, device = load_model(args, need_denoiser=True)
     x = model.sample(args.n, generator=_generator(device, args.seed))
-    _save_png(x, _out(args, "samples.png"), int(args.n ** 0.5 + 0.999))
+    _save_png(x, _out(args), int(args.n ** 0.5 + 0.999))
     return 0
 
 
@@ -516,7 +530,6 @@ def _curve(args) -> int:
         curve["informative_beta_0.5"] = None
     curve["representation_beta"] = rep
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(curve, indent=1), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
@@ -580,7 +593,6 @@ def _eval(args) -> int:
         mark = "  <- representation_beta" if abs(r["beta"] - rep) < 1e-9 else ""
         print(f"{r['beta']:6.3f} " + " ".join(f"{r[key]:10.3f}" for _, key in keys) + mark)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"dataset": settings["dataset"], "sizes": args.eval,
                                                "representation_beta": rep, "curve": rows}, indent=1), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)

@@ -10,7 +10,8 @@
 MODEL is a ``save_pretrained`` folder (a run's ``final/``, or the quickstart's ``model/``). The dataset,
 its options (size ...), pooling and root default to the ones the model was trained with (the run's
 ``run.json``, docs/data.md); ``--dataset``/``--pool``/``--option``/``--root`` override them. Tasks write a
-PNG (``--out``); reconstructions use reverse-sampling with the exact inverse update; traversals span
+PNG (``--out``, default ``MODEL/samples.png`` / ``MODEL/<task>.png``; an existing output is refused before the work
+unless ``--overwrite``, docs/architecture.md#outputs-never-mix); reconstructions use reverse-sampling with the exact inverse update; traversals span
 [-3, 3]; time-varying rows fix z at t* = 0.9, 0.8, 0.7 (the papers' s* = 100/200/300 of T = 1000);
 attributes encoding (SepDiff §4.3, ParamReL §5.2.1) keeps each image's latents {z_s} and draws
 ``--subcodes`` new subcodes: the first row holds the images, each further row one subcode.
@@ -61,7 +62,7 @@ def register(sub) -> None:
 
 def _model_flags(p, images: bool = True) -> None:
     """The model and device flags; ``images``: the verb draws images (--n, --steps, --out)."""
-    from ._common import add_device_flag, add_weights_flag, numpy_seed
+    from ._common import add_device_flag, add_overwrite_flag, add_weights_flag, numpy_seed
 
     p.add_argument("model", help="model, checkpoint or run folder of a ParamReL model")
     add_weights_flag(p)
@@ -73,7 +74,8 @@ def _model_flags(p, images: bool = True) -> None:
                    "RandomState seed of the metrics' factor draws (default 0)")
     add_device_flag(p)
     if images:
-        p.add_argument("--out", help="output PNG")
+        p.add_argument("--out", help="output PNG (default: MODEL/samples.png, MODEL/<task>.png)")
+    add_overwrite_flag(p, "output file (--out or --json)")
 
 
 def _load(args):
@@ -88,13 +90,17 @@ def _load(args):
         raise ValueError(f"--subcodes must be >= 1, got {args.subcodes}")
     from ._common import IMAGE_SUFFIXES, check_root, prepare_output, resolve_device, resolve_model_dir, resolve_weights
 
+    # every output before the model loads: the flags first, the default name inside MODEL once MODEL is known to
+    # be a model's folder (it replaced an earlier grid of the same task silently)
     if getattr(args, "out", None) is not None:  # the image verbs (eval writes --json)
-        prepare_output(args.out, suffixes=IMAGE_SUFFIXES)
-    prepare_output(getattr(args, "json", None), "--json")
+        prepare_output(args.out, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
+    prepare_output(getattr(args, "json", None), "--json", overwrite=args.overwrite)
 
     check_root(getattr(args, "root", None))
     device = torch.device(resolve_device(args.device))
     model_dir = resolve_model_dir(Path(args.model))
+    if hasattr(args, "out") and args.out is None:
+        prepare_output(_out(args), suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
     model = load_pretrained(model_dir, weights=resolve_weights(model_dir, args.weights, "diffrep paramrel"),
                             map_location=device).eval()
     if not isinstance(model, ParamReL):
@@ -118,6 +124,11 @@ def _dataset(args, model=None):
     return ds, settings
 
 
+def _out(args) -> Path:
+    """An image verb's output: ``--out``, else ``samples.png`` (sample) or ``<task>.png`` inside MODEL."""
+    return Path(args.out or Path(args.model) / f"{getattr(args, 'task', 'samples')}.png")
+
+
 def _save(images, path, nrow) -> None:
     from ..viz import save_image
 
@@ -131,7 +142,7 @@ def _sample(args) -> int:
     model, device = _load(args)
     g = torch.Generator(device=device).manual_seed(args.seed)
     x = model.sample(args.n, generator=g, num_steps=args.steps, z_source=args.z_source)
-    _save(x, Path(args.out or Path(args.model) / "samples.png"), max(1, int(args.n**0.5)))
+    _save(x, _out(args), max(1, int(args.n**0.5)))
     return 0
 
 
@@ -143,7 +154,7 @@ def _task(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randint(0, len(ds), (args.n,), generator=g).tolist()
     x = torch.stack([ds[i][0] for i in idx]).to(device)
-    out = Path(args.out or Path(args.model) / f"{args.task}.png")
+    out = _out(args)
     if args.task == "reconstruct":
         _save(torch.cat([x, model.reconstruct(x, args.steps)]), out, args.n)
     elif args.task == "traverse":

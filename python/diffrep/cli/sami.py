@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import IMAGE_SUFFIXES, check_root, input_file, prepare_output
+from ._common import IMAGE_SUFFIXES, add_overwrite_flag, check_root, input_file, prepare_output
 from .._checks import a_or_an
 from .._files import write_text_atomic
 
@@ -68,6 +68,7 @@ def register(sub) -> None:
                    help="with --guidance-axes: keep the log-determinant over all axes (the paper's form) or mask it "
                         "to the axes too (default: the model config's guidance_logdet)")
     s.add_argument("--out", help="output PNG (default <path>/images/sami-<mode>-seed<seed>.png)")
+    add_overwrite_flag(s)
     s.set_defaults(func=_sample)
 
     a = verbs.add_parser("analyze", help="run the paper's analyses; write analysis.json and figures",
@@ -90,6 +91,7 @@ def register(sub) -> None:
     a.add_argument("--videos", default=None, metavar="FILE.npy",
                    help="frame sequences for straightness: float [N, F, C, H, W] in [-1, 1], or uint8 [N, F, H, W, C]")
     a.add_argument("--out", help="output folder (default <path>/analysis)")
+    add_overwrite_flag(a, "analysis in the output folder (its analysis.json and figures)")
     a.set_defaults(func=_analyze)
 
 
@@ -116,14 +118,24 @@ def _train(args) -> int:
     return train_run(ns)
 
 
+def _model_folder(args) -> Path:
+    """``args.path`` once it is known to hold a model (a model, checkpoint or run folder) and ``--root`` exists;
+    nothing is loaded."""
+    from .sample import resolve_model_dir
+
+    check_root(args.root)
+    path = Path(args.path)
+    resolve_model_dir(path)  # a missing path or a file: named as every model verb names it
+    return path
+
+
 def _load(args):
     from ..methods.sami import SAMI
     from ..nn import load_pretrained
     from .sample import resolve_model_dir
 
-    check_root(args.root)
-    path = Path(args.path)
-    model_dir = resolve_model_dir(path)  # a missing path or a file: named as every model verb names it
+    path = _model_folder(args)
+    model_dir = resolve_model_dir(path)
     from ._common import resolve_device, resolve_weights
 
     weights = resolve_weights(model_dir, args.weights, "diffrep sami")
@@ -185,9 +197,11 @@ def _sample(args) -> int:
             axes = tuple(int(a) for a in args.guidance_axes.split(",") if a.strip())
         except ValueError:
             raise ValueError(f"--guidance-axes must be comma-separated latent indices, got {args.guidance_axes!r}") from None
-    path, model = _load(args)
+    path = _model_folder(args)
+    # before the model loads: the default name replaced an earlier grid of the same mode and seed silently
     out = prepare_output(Path(args.out) if args.out else path / "images" / f"sami-{args.mode}-seed{args.seed}.png",
-                         suffixes=IMAGE_SUFFIXES)
+                         suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
+    path, model = _load(args)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
     kw = dict(sampler=args.sampler, num_steps=args.steps, generator=gen)
     nrow = args.n
@@ -288,15 +302,19 @@ def _analyze(args) -> int:
     if "straightness" in what and args.videos is None:
         raise ValueError("straightness needs --videos FILE.npy (frame sequences of the model's image shape)")
     # the files read late (after the earlier analysis in --out is cleared and the other analyses ran) are
-    # checked first, and _load checks --root: a mistyped name cost the earlier analysis and the run's time
+    # checked first, and _model_folder checks --root: a mistyped name cost the earlier analysis and the run's time
     for flag, file in (("--videos", args.videos), ("--fid-extractor", args.fid_extractor)):
         if file is not None:
             input_file(file, flag)
-    path, model = _load(args)
+    path = _model_folder(args)
     out = Path(args.out) if args.out else path / "analysis"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder")
-    removed = clear_earlier_analysis(out)
+    if (out / "analysis.json").is_file() and not args.overwrite:  # before the model loads and the analyses run
+        raise ValueError(f"--out {out} holds an earlier analysis ({out / 'analysis.json'}); choose another --out or "
+                         "add --overwrite to replace it")
+    path, model = _load(args)
+    removed = clear_earlier_analysis(out)  # with --overwrite, or an analysis that never finished (its marker)
     if removed:
         print(f"diffrep sami analyze: {out} held an earlier analysis; removed its {', '.join(removed)}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)

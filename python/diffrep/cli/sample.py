@@ -2,7 +2,8 @@
 
 PATH is a ``save_pretrained`` directory, a checkpoint directory, or a run directory (its newest
 checkpoint is used). The model's ``sample(n, generator=...)`` draws the images; the same seed gives
-the same grid. ``--weights auto`` (default) takes the EMA weights when present, else the raw ones
+the same grid; an existing output file is refused unless ``--overwrite`` (docs/architecture.md#outputs-never-mix).
+``--weights auto`` (default) takes the EMA weights when present, else the raw ones
 (said on stderr; diffrep.cli._common). The output's folder is created before sampling.
 """
 
@@ -13,7 +14,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, torch_seed, add_device_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
+from ._common import (IMAGE_SUFFIXES, torch_seed, add_device_flag, add_overwrite_flag, add_threads_flag, add_weights_flag, apply_threads, prepare_output, resolve_device,
                       resolve_model_dir as _resolve_model_dir, resolve_weights)
 from .._checks import a_or_an
 
@@ -36,6 +37,7 @@ def add_sample_arguments(p) -> None:
     p.add_argument("--upscale", type=int, default=None,
                    help="enlarge by this integer factor, nearest-neighbour (default: at least 128 px per image)")
     p.add_argument("--out", help="output PNG (default: <path>/images/samples/sample-seed<seed>.png)")
+    add_overwrite_flag(p)
     p.set_defaults(func=run)
 
 
@@ -59,11 +61,11 @@ def run(args) -> int:
     path = Path(args.path)
     device = resolve_device(args.device)
     apply_threads(args.threads)
-    out = prepare_output(args.out, suffixes=IMAGE_SUFFIXES) if args.out else None  # before any work
+    out = prepare_output(args.out, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite) if args.out else None  # before any work
     model_dir = resolve_model_dir(path)
     weights = resolve_weights(model_dir, args.weights, "diffrep sample")
     if out is None:  # the default inside the (now known to exist) model folder
-        out = prepare_output(path / "images" / "samples" / f"sample-seed{args.seed}.png")
+        out = prepare_output(path / "images" / "samples" / f"sample-seed{args.seed}.png", overwrite=args.overwrite)
     model = load_pretrained(model_dir, weights=weights, map_location=device).eval()
     want = getattr(args, "model_class", None)  # set by a method's own verb (diffrep bfn sample)
     if want is not None and type(model).__name__ != want:

@@ -170,10 +170,10 @@ def reference_statistics(source, cache, *, protocol: str = "clean", weights=None
                              f"with keep_features=True (another cache file)")
         return {"mu": mu, "sigma": sigma, "count": got["count"], "features": feats, "identity": src.identity,
                 "cached": True}
+    path.parent.mkdir(parents=True, exist_ok=True)  # before the Inception runs: a folder it cannot make fails at once
     dev = _device(device)
     feats = _extract(src, _inception(weights, dev), protocol, batch_size, dev, progress, "real")
     mu, sigma = _statistics(feats, dev)
-    path.parent.mkdir(parents=True, exist_ok=True)
     extra = {"features": feats} if keep_features else {}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, mu=mu, sigma=sigma, count=np.int64(src.count), extractor_sha1=np.str_(sha1),

@@ -11,7 +11,11 @@ with what ``diffrep train`` writes there (``config.yaml``, ``run.json``, ``metri
   the training log's last record (``train``);
 * ``done.json``: the completion marker, written last, with the cell's hash;
 * ``calibrated/``: with ``eval.calibrate``, the model after ``model.<calibrate>(images)``, what the
-  metrics read (:func:`_calibrate`).
+  metrics read (:func:`_calibrate`);
+* ``dropped.json``: in the folder of a cell that a later version of the study (``update``) no longer has,
+  naming that version: its results stay on disk but belong to no current cell, so the report (which reads
+  only the cells of ``study.json``) and ``diffrep aggregate`` (which refuses such a folder) never count
+  them; removed when a later version has the cell again.
 
 A recipe whose config has a ``train_phases`` hook (the multi-phase multibeta/* recipes) trains through
 it, one trainer run per phase in sub-folders (``phase1/``, ...), as ``diffrep train`` does.
@@ -38,12 +42,13 @@ from .spec import Cell, Study, StudyError
 from .._checks import a_or_an
 from .._files import write_text_atomic
 
-__all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "CALIBRATED", "partition", "shard_from_env",
+__all__ = ["STUDY_JSON", "CELL_JSON", "DONE_JSON", "TRAINED_JSON", "METRICS_JSON", "DROPPED_JSON", "CALIBRATED",
+           "partition", "shard_from_env",
            "cell_state", "check_folder", "check_surface", "read_study_record", "run_study", "run_cell"]
 
 STUDY_JSON, STUDY_YAML = "study.json", "study.yaml"
-CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON = (
-    "cell.json", "trained.json", "metrics.json", "done.json", "failed.json")
+CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, DROPPED_JSON = (
+    "cell.json", "trained.json", "metrics.json", "done.json", "failed.json", "dropped.json")
 CALIBRATED = "calibrated"  # the model after eval.calibrate (what the metrics read), beside final/
 
 
@@ -196,11 +201,30 @@ def _check_study_folder(study: Study, out: Path, update: bool) -> None:
     what = "; ".join(p for p in parts if p) or "the study's settings changed"
     raise StudyError(f"{out} holds results of another version of this study ({what}); the two would mix. "
                      f"Use another --out, or --update to record the new study there (unchanged cells keep their "
-                     f"results; add --redo-changed to rerun the changed ones)")
+                     f"results; a dropped cell's folder keeps its results, marked {DROPPED_JSON} and left out of the "
+                     f"report; add --redo-changed to rerun the changed ones)")
+
+
+def _mark_dropped_cells(study: Study, out: Path) -> None:
+    """Before ``study`` is recorded over an earlier version's ``study.json`` (``update``): write
+    :data:`DROPPED_JSON` into each folder of a cell the new version no longer has, and remove it from the folders
+    of the cells it has (a cell dropped once and added back). The dropped cells' results stay, marked."""
+    current = {c.folder for c in study.cells}
+    old = read_study_record(out) if (out / STUDY_JSON).is_file() else {"cells": []}
+    for c in old["cells"]:
+        d = out / c["folder"]
+        if c["folder"] not in current and d.is_dir() and not (d / DROPPED_JSON).is_file():
+            _write_json(d / DROPPED_JSON, {"study": study.name, "dropped_by": study.hash,
+                                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                           "why": "a later version of the study (--update) has no such cell; "
+                                                  "its results are not part of the study's report"})
+    for folder in current:
+        (out / folder / DROPPED_JSON).unlink(missing_ok=True)
 
 
 def _record_study(study: Study, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    _mark_dropped_cells(study, out)
     _write_json(out / STUDY_JSON, {"study": study.name, "hash": study.hash, "source": study.source,
                                    "spec": study.spec, "cells": [c.describe() for c in study.cells]})
     src = Path(study.source)
@@ -210,7 +234,7 @@ def _record_study(study: Study, out: Path) -> None:
         os.replace(tmp, out / STUDY_YAML)
 
 
-_OURS = (CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, "config.yaml", "run.json")
+_OURS = (CELL_JSON, TRAINED_JSON, METRICS_JSON, DONE_JSON, FAILED_JSON, DROPPED_JSON, "config.yaml", "run.json")
 
 
 def _clear_cell(d: Path) -> None:

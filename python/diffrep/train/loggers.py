@@ -6,6 +6,15 @@ hyper-parameters as text and, at the end, as an HParams entry with the last logg
 ``tensorboard`` package) and Weights & Biases (``wandb=True``: offline by default, written under
 ``<run>/wandb``; needs the ``wandb`` package). A missing package is an ImportError naming it, raised
 before training starts.
+
+A resume drops the abandoned tail (the steps after the checkpoint) from ``metrics.jsonl`` and TensorBoard
+(``purge_step``). A W&B run's history cannot be cut that way: W&B drops a logged step at or below the run's
+last one, so continuing the earlier W&B run would lose the continuation's steps and keep the abandoned ones.
+Every process therefore logs to a *new* W&B run (``id`` chosen here, ``resume="never"``, named
+``<name>-from-step-N`` on a resume), listed with its first step in ``<run>/wandb/diffrep-runs.jsonl``, and a resume
+names on stderr the earlier W&B runs, which keep what they logged, the abandoned steps included
+(docs/architecture.md#run-folders). W&B's rewind (``resume_from="ID?_step=N"``) would cut the history but is a
+preview of its online service only.
 """
 
 from __future__ import annotations
@@ -21,7 +30,10 @@ from .._checks import flag, non_negative_int, path as _path
 from .._files import write_text_atomic
 from ..config import flatten_dict
 
-__all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages"]
+__all__ = ["MetricLogger", "Progress", "read_metrics", "check_logger_packages", "WANDB_RUNS"]
+
+# in <run>/wandb/: one JSON line per W&B run this run folder logged to (its id, name and first step)
+WANDB_RUNS = "diffrep-runs.jsonl"
 
 
 def check_logger_packages(tensorboard: bool = False, wandb: bool = False) -> None:
@@ -76,10 +88,9 @@ class MetricLogger:
             if self._hparams:
                 self._tb.add_text("hparams", "\n".join(f"    {k}: {v}" for k, v in self._hparams.items()), 0)
         if wandb:
-            (Path(run_dir) / "wandb").mkdir(parents=True, exist_ok=True)
             self._wandb = _wandb
-            _wandb.init(project=wandb_project, mode=wandb_mode, dir=str(run_dir), name=run_name,
-                        config=self._hparams, resume="allow")
+            _start_wandb_run(_wandb, Path(run_dir), project=wandb_project, mode=wandb_mode, name=run_name,
+                             config=self._hparams, resume_step=resume_step)
 
     def log(self, step: int, metrics: dict) -> None:
         step = non_negative_int(step, "step")
@@ -125,6 +136,46 @@ class MetricLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _start_wandb_run(wb, run_dir: Path, *, project: str, mode: str, name: str | None, config: dict,
+                     resume_step: int | None) -> str:
+    """Start a new W&B run for this process and record it in ``<run>/wandb/diffrep-runs.jsonl``; returns its id.
+
+    ``resume="never"`` with an id chosen here: ``resume="allow"`` took a ``WANDB_RUN_ID`` from the environment and
+    continued that run, where W&B drops every step at or below its last logged one (its history only grows), so a
+    resumed run's steps were lost and the abandoned ones kept. On a resume (``resume_step``) the new run is named
+    ``<name>-from-step-N``, its config records ``resumed_from_step`` and stderr names the earlier W&B runs, which may
+    hold steps after N (the ones ``metrics.jsonl`` and TensorBoard dropped)."""
+    import secrets
+
+    folder = run_dir / "wandb"
+    folder.mkdir(exist_ok=True)  # run_dir itself is the logger's, made before
+    record = folder / WANDB_RUNS
+    earlier = []
+    if record.is_file():
+        for line in record.read_text(encoding="utf-8").splitlines():
+            try:
+                earlier.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line damaged by hand: the others still name their runs (the file is written whole)
+    run_id = secrets.token_hex(4)  # 8 characters of W&B's id alphabet (lowercase letters and digits)
+    if resume_step is not None:
+        name = f"{name or run_dir.name}-from-step-{resume_step}"
+        config = {**config, "resumed_from_step": int(resume_step)}
+    wb.init(project=project, mode=mode, dir=str(run_dir), name=name, config=config, id=run_id, resume="never")
+    first = 0 if resume_step is None else int(resume_step) + 1
+    write_text_atomic(record, "".join(json.dumps(e) + "\n" for e in earlier)
+                      + json.dumps({"id": run_id, "name": name, "first_step": first}) + "\n")
+    if resume_step is not None:
+        ids = [str(e.get("id")) for e in earlier if isinstance(e, dict)]
+        keep = (f"the earlier W&B runs of this folder ({', '.join(ids)}) keep what they logged" if ids else
+                "an earlier W&B run of this folder (none is listed) keeps what it logged")
+        print(f"W&B: resuming at step {resume_step}, logging to a new W&B run {run_id} ({name}); W&B cannot drop "
+              f"logged steps from a run, so {keep}, including any steps after {resume_step} that this resume "
+              f"abandons (metrics.jsonl and TensorBoard dropped them; {record} lists each W&B run's first step)",
+              file=sys.stderr, flush=True)
+    return run_id
 
 
 def _step_of(line: str) -> int:

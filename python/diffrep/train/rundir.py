@@ -22,6 +22,7 @@ from pathlib import Path
 from .._checks import flag, path as _path
 from .checkpoint import MANIFEST_NAME, list_checkpoints, verify_checkpoint
 from .config import RESUMABLE, resume_changes
+from .loggers import WANDB_RUNS
 
 __all__ = ["RunFolderError", "TrainingInterrupted", "run_contents", "looks_like_run", "check_run_dir", "clear_run",
            "resolve_resume"]
@@ -198,7 +199,8 @@ def clear_run(run_dir: str | os.PathLike) -> list[str]:
     wb = d / "wandb"
     if wb.is_dir():  # train.wandb: W&B's run folders and its links to the newest one
         for p in sorted(wb.iterdir()):
-            if p.is_symlink() and p.name in ("latest-run", "debug.log", "debug-internal.log"):
+            if (p.is_symlink() and p.name in ("latest-run", "debug.log", "debug-internal.log")) or (
+                    p.is_file() and p.name == WANDB_RUNS):
                 p.unlink()
                 removed.append(f"wandb/{p.name}")
             elif p.is_dir() and _WANDB_RUN.match(p.name):
