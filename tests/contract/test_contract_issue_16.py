@@ -439,8 +439,8 @@ def test_native_bindings_are_keyword_only():
     fns = [n for n in dir(cpu) if not n.startswith("_") and callable(getattr(cpu, n))]
     keyword = [n for n in fns if not n.endswith("_addr")]
     assert keyword
-    for n in keyword:
-        assert (getattr(cpu, n).__doc__ or "").startswith(f"{n}(*, "), n
+    for n in keyword:  # (a binding without arguments, cpu_isa_level, has none to pass by position)
+        assert (getattr(cpu, n).__doc__ or "").startswith((f"{n}(*, ", f"{n}() -> ")), n
     # the one documented exception (a later issue's per-call overhead work; docs/kernels/bfn.md#performance,
     # csrc/common/bind_ptr.h): the BFN ops' address bindings, generated from the same declaration table,
     # versioned by a leading ABI number and called only by diffrep/ops/_bfn_fast.py
