@@ -513,3 +513,11 @@ def bfn_chain_parts(kind: str):
                 lambda s, t: (0.5 * s.params.float(), 0.1 * s.params.float() - t4(t)))
     return DiscreteFlow(3, 3.0), CategoricalOutput(3), \
         lambda s, t: s.params.movedim(-1, 2).reshape(2, 3, 3, 3).float() + t4(t)
+
+
+def untrained_on_purpose(model):
+    """``model`` with its frozen pre-trained parts (EncDiff's and DisDiff's VQ first stage, DisDiff's eps model)
+    marked untrained on purpose (``use_untrained_frozen_parts``, diffrep.nn.frozen_parts): a test that builds a
+    model from its config exercises the method, not a pre-trained part, which every verb refuses otherwise."""
+    model.use_untrained_frozen_parts()
+    return model

@@ -466,12 +466,17 @@ def missing_file_error(dataset: str, expected: Sequence[str], root, *, root_flag
                        source_flag: str = "source") -> MissingFilesError:
     """A FileNotFoundError naming the dataset, the expected files and where they were looked for; the hint
     names ``root_flag`` and ``source_flag`` as :func:`setting_text` writes them (the API's arguments by
-    default, a verb's flags from the command line)."""
+    default, a verb's flags from the command line); it offers the procedural source only for a dataset that
+    has a generator (:data:`diffrep.data.REGISTRY`: LSUN, CelebA, MNIST, CIFAR-10, ... have none)."""
+    from . import REGISTRY  # the registry imports this module: read it when an error is made
+
     files = ", ".join(expected)
+    entry = REGISTRY.get(dataset)
+    generated = entry is not None and entry.procedural is not None
+    other = f" (or {setting_text(source_flag, 'procedural')} where a generator exists)" if generated else ""
     err = MissingFilesError(
         f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
-        f"pass {setting_text(root_flag)} the folder holding them (or {setting_text(source_flag, 'procedural')} "
-        "where a generator exists)"
+        f"pass {setting_text(root_flag)} the folder holding them{other}"
     )
     err.dataset, err.expected, err.root = dataset, tuple(expected), root  # attributes: the error still pickles
     return err

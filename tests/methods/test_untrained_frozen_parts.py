@@ -1,0 +1,122 @@
+"""A frozen pre-trained part that was never loaded is refused, never used silently (docs/architecture.md#frozen-parts):
+EncDiff built with a VQ first stage refuses every verb until ``load_first_stage`` (or
+``use_untrained_frozen_parts``, the recipes' ``allow_untrained_first_stage``); the state is saved with the
+weights, and weights saved before it existed load as loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from diffrep.methods.encdiff import EncDiff, EncDiffConfig
+from diffrep.methods.encdiff_nets import SmallExtractorConfig
+from diffrep.nn import frozen_parts
+from diffrep.nn.unet import UNetConfig
+from diffrep.nn.vq import VQAutoencoder, VQAutoencoderConfig
+
+UNTRAINED_STAGE = r"EncDiff: the first stage \(the frozen VQ autoencoder, DyGA Table 7\) still holds its random initialisation"
+
+
+def _config(first_stage: bool = True) -> EncDiffConfig:
+    S = 8 if first_stage else 16
+    un = UNetConfig(image_size=S, in_channels=3, out_channels=3, model_channels=8, channel_mult=(1,), num_res_blocks=1,
+                    attention_resolutions=(S,), num_heads=1, num_groups=4, context_dim=4)
+    sx = SmallExtractorConfig(image_size=16, num_units=2, token_dim=4, channels=(4, 8), hidden=8, mlp_hidden=(4,))
+    vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=8, num_groups=4) \
+        if first_stage else None
+    return EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none", sample_steps=2,
+                         scale_by_std=False)
+
+
+def _images(n=2):
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def _verbs(m):
+    x = _images()
+    return {"loss": lambda: m.loss(x, step=0), "encode": lambda: m.encode(x), "tokens": lambda: m.tokens(x),
+            "to_latent": lambda: m.to_latent(x), "from_latent": lambda: m.from_latent(torch.zeros(1, 3, 8, 8)),
+            "generate": lambda: m.generate(torch.zeros(1, 2, 4)), "reconstruct": lambda: m.reconstruct(x),
+            "condition_reliance": lambda: m.condition_reliance(x)}
+
+
+@pytest.mark.parametrize("verb", list(_verbs(None)))
+def test_every_verb_refuses_a_first_stage_never_loaded_and_says_how_to_load_it(verb):
+    m = EncDiff(_config())
+    with pytest.raises(ValueError, match=UNTRAINED_STAGE) as e:
+        _verbs(m)[verb]()
+    assert "model.load_first_stage(DIR)" in str(e.value) and "--first_stage_path DIR" in str(e.value)
+    assert "model.use_untrained_frozen_parts()" in str(e.value)
+
+
+def test_a_loaded_first_stage_runs_with_the_run_s_weights_and_survives_save_and_load(tmp_path):
+    torch.manual_seed(1)
+    vq = VQAutoencoder(_config().first_stage)
+    vq.save_pretrained(tmp_path / "vq")
+    m = EncDiff(_config())
+    m.load_first_stage(tmp_path / "vq")
+    assert frozen_parts.state(m, "first_stage") == frozen_parts.LOADED
+    x = _images()
+    # the latent is the VQ run's own encoding (scale 1: scale_by_std off), not a random autoencoder's
+    torch.testing.assert_close(m.to_latent(x), vq._encode(x), rtol=0, atol=0)
+    m.loss(x, step=0)
+    d = m.save_pretrained(tmp_path / "m")
+    back = EncDiff.from_pretrained(d)
+    assert frozen_parts.state(back, "first_stage") == frozen_parts.LOADED
+    torch.testing.assert_close(back.to_latent(x), vq._encode(x), rtol=0, atol=0)
+
+
+def test_untrained_on_purpose_is_saved_and_a_model_saved_untrained_still_refuses(tmp_path):
+    chosen = EncDiff(_config())
+    chosen.use_untrained_frozen_parts()
+    assert int(chosen.first_stage_source) == frozen_parts.CHOSEN
+    chosen.loss(_images(), step=0)
+    back = EncDiff.from_pretrained(chosen.save_pretrained(tmp_path / "chosen"))
+    assert frozen_parts.state(back, "first_stage") == frozen_parts.CHOSEN
+    back.encode(_images())
+    fresh = EncDiff.from_pretrained(EncDiff(_config()).save_pretrained(tmp_path / "fresh"))
+    with pytest.raises(ValueError, match=UNTRAINED_STAGE):
+        fresh.encode(_images())
+
+
+def test_weights_saved_before_the_state_existed_load_as_loaded(tmp_path):
+    m = EncDiff(_config())
+    m.use_untrained_frozen_parts()
+    d = m.save_pretrained(tmp_path / "old")
+    state = load_file(str(d / "model.safetensors"))
+    del state["first_stage_source"]                 # what a file written before 2026-12-08 holds
+    save_file(state, str(d / "model.safetensors"))
+    back = EncDiff.from_pretrained(d)               # strict: the missing key is not an error
+    assert frozen_parts.state(back, "first_stage") == frozen_parts.LOADED
+    assert int(back.first_stage_source) == frozen_parts.LOADED
+    back.encode(_images())
+
+
+def test_a_corrupted_state_is_named(tmp_path):
+    d = EncDiff(_config()).save_pretrained(tmp_path / "bad")
+    state = load_file(str(d / "model.safetensors"))
+    state["first_stage_source"] = torch.tensor(7, dtype=torch.int8)
+    save_file(state, str(d / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"first_stage_source = 7: not a frozen-part state"):
+        EncDiff.from_pretrained(d)
+
+
+def test_a_pixel_space_model_has_no_first_stage_to_refuse():
+    m = EncDiff(_config(first_stage=False))
+    assert not hasattr(m, "first_stage_source")
+    m.use_untrained_frozen_parts()                  # nothing to mark
+    m.loss(_images(), step=0)
+
+
+def test_the_recipe_flag_marks_the_stage_untrained_on_purpose(monkeypatch):
+    from diffrep.recipes.encdiff import EncDiffRecipeConfig, build
+
+    monkeypatch.setattr("diffrep.recipes.encdiff.Shapes3DSubgrid", lambda pool=4: _images(8))
+    cfg = EncDiffRecipeConfig(model=_config(), dataset="shapes3d_subgrid", allow_untrained_first_stage=True)
+    model, _ = build(cfg)
+    assert frozen_parts.state(model, "first_stage") == frozen_parts.CHOSEN
+    with pytest.raises(ValueError, match="first_stage_path DIR"):
+        build(dataclasses.replace(cfg, allow_untrained_first_stage=False))
