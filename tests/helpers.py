@@ -87,11 +87,12 @@ def break_zero_init(module: torch.nn.Module, *, std: float = 0.05, layers=(torch
 
 
 def tiny_disdiff(**kw):
-    """A float64 DisDiff with its zero-initialised layers broken, seeded (tests/methods/test_disdiff*.py)."""
+    """A float64 DisDiff with its zero-initialised layers broken, seeded (tests/methods/test_disdiff*.py); its
+    eps_theta (and first stage) untrained on purpose (untrained_on_purpose)."""
     from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 
     torch.manual_seed(0)
-    return break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05)
+    return untrained_on_purpose(break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05))
 
 
 def disdiff_draws(m, x, seed: int):

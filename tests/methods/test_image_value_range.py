@@ -122,7 +122,7 @@ MODELS = {
     "SAMI": lambda: tiny_sami(dtype=torch.float32),
     "DiffAE": lambda: DiffAE(DiffAE.config_class()),
     "InfoDiffusion": lambda: InfoDiffusion(InfoDiffusion.config_class()),
-    "DisDiff": lambda: DisDiff(DisDiff.config_class()),
+    "DisDiff": lambda: untrained_on_purpose(DisDiff(DisDiff.config_class())),
     "EncDiff": lambda: untrained_on_purpose(EncDiff(EncDiff.config_class())),
     "MultiBeta": lambda: MultiBeta(MultiBeta.config_class()),
     "MultiBetaVAE": lambda: MultiBetaVAE(MultiBetaVAE.config_class()),

@@ -14,7 +14,7 @@ import re
 import pytest
 import torch
 
-from helpers import tiny_paramrel, tiny_sami, tiny_unet
+from helpers import tiny_paramrel, tiny_sami, tiny_unet, untrained_on_purpose
 
 NAN, INF = float("nan"), float("inf")
 
@@ -70,7 +70,7 @@ FACTORIES = {
     "toy": _toy,
     "diffae": _cls("diffae", "DiffAE", sample_steps=1),
     "infodiffusion": _cls("infodiffusion", "InfoDiffusion", sample_steps=1),
-    "disdiff": _cls("disdiff", "DisDiff", sample_steps=1),
+    "disdiff": lambda: untrained_on_purpose(_cls("disdiff", "DisDiff", sample_steps=1)()),
     "encdiff": _encdiff,
     "multibeta": _multibeta,
     "sami": lambda: tiny_sami(dtype=torch.float32),

@@ -37,8 +37,8 @@ def _disdiff(stage):
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, embed_dim=3, z_channels=3,
                              n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    return DisDiff(DisDiffConfig(first_stage=vq, unet=dataclasses.replace(DisDiffConfig().unet, image_size=8),
-                                 stage=stage)).eval()
+    return untrained_on_purpose(DisDiff(DisDiffConfig(first_stage=vq, unet=dataclasses.replace(DisDiffConfig().unet, image_size=8),
+                                 stage=stage))).eval()
 
 
 @pytest.mark.parametrize("method", ["encdiff", "disdiff-pretrain", "disdiff-disentangle"])

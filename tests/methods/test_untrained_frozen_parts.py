@@ -120,3 +120,72 @@ def test_the_recipe_flag_marks_the_stage_untrained_on_purpose(monkeypatch):
     assert frozen_parts.state(model, "first_stage") == frozen_parts.CHOSEN
     with pytest.raises(ValueError, match="first_stage_path DIR"):
         build(dataclasses.replace(cfg, allow_untrained_first_stage=False))
+
+
+# -- DisDiff: the frozen eps_theta of the disentangle stage and the LDM setting's first stage -------------------------
+UNTRAINED_EPS = r"DisDiff: the frozen noise predictor eps_theta \(unet\) still holds its random initialisation"
+UNTRAINED_VQ = r"DisDiff: the first stage \(the frozen VQ autoencoder of the LDM setting\) still holds its random"
+
+
+def _disdiff_config(**kw):
+    from diffrep.methods.disdiff import DisDiffConfig
+
+    return DisDiffConfig(sample_steps=2, **kw)
+
+
+@pytest.mark.parametrize("verb", ["loss", "sample", "decode", "reconstruct", "predict"])
+def test_disdiff_refuses_a_random_eps_model_in_every_verb_that_reads_it(verb):
+    from diffrep.methods.disdiff import DisDiff
+
+    m = DisDiff(_disdiff_config())
+    x = _images()
+    calls = {"loss": lambda: m.loss(x, step=0), "sample": lambda: m.sample(1),
+             "decode": lambda: m.decode(torch.zeros(1, 4, 8)), "reconstruct": lambda: m.reconstruct(x),
+             "predict": lambda: m.predict(x, torch.zeros(2, dtype=torch.long))}
+    with pytest.raises(ValueError, match=UNTRAINED_EPS) as e:
+        calls[verb]()
+    assert "load_pretrained_diffusion(unet)" in str(e.value) and "--pretrained_path DIR" in str(e.value)
+    m.encode_units(x)                               # the encoder is trained here, not frozen: no refusal
+
+
+def test_disdiff_reads_a_loaded_or_self_trained_eps_model(tmp_path):
+    from diffrep.methods.disdiff import DisDiff
+    from diffrep.nn.unet import UNet
+
+    torch.manual_seed(2)
+    pre = UNet(_disdiff_config().unet)
+    m = DisDiff(_disdiff_config())
+    m.load_pretrained_diffusion(pre)
+    x = _images()
+    t = torch.tensor([3, 700])
+    eps, _ = m.predict(x, t)
+    torch.testing.assert_close(eps, pre(x, t), rtol=0, atol=0)   # the loaded weights, not a random net's
+    back = DisDiff.from_pretrained(m.save_pretrained(tmp_path / "m"))
+    assert frozen_parts.state(back, "unet") == frozen_parts.LOADED
+    # one run that pre-trains first: its pre-training steps train eps_theta, the later steps may read it
+    both = DisDiff(_disdiff_config(pretrain_steps=1))
+    with pytest.raises(ValueError, match=UNTRAINED_EPS):
+        both.loss(x, step=1)                        # no pre-training step has run
+    both.loss(x, step=0)
+    assert frozen_parts.state(both, "unet") == frozen_parts.LOADED
+    both.loss(x, step=1)
+
+
+def test_disdiff_refuses_a_random_first_stage_until_it_is_loaded():
+    from diffrep.methods.disdiff import DisDiff
+
+    vq_cfg = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, embed_dim=3, z_channels=3,
+                                 n_embed=8, num_groups=4)
+    unet = dataclasses.replace(_disdiff_config().unet, image_size=8)
+    cfg = _disdiff_config(first_stage=vq_cfg, unet=unet, stage="pretrain")
+    m = DisDiff(cfg)
+    with pytest.raises(ValueError, match=UNTRAINED_VQ) as e:
+        m.loss(_images(), step=0)                  # pre-training on a random autoencoder's latents
+    assert "--first_stage_path DIR" in str(e.value)
+    with pytest.raises(ValueError, match=UNTRAINED_VQ):
+        m.to_images(torch.zeros(1, 3, 8, 8))
+    torch.manual_seed(4)
+    vq = VQAutoencoder(vq_cfg)
+    m.load_pretrained_diffusion(m.unet, vq)
+    torch.testing.assert_close(m.to_diffusion_space(_images()), vq._encode(_images()), rtol=0, atol=0)
+    m.loss(_images(), step=0)

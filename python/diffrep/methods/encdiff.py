@@ -134,9 +134,8 @@ class EncDiff(PretrainedMixin, nn.Module):
     def use_untrained_frozen_parts(self) -> None:
         """Run on the randomly initialised first stage on purpose (tests, smoke runs; a recipe's
         ``allow_untrained_first_stage``): saved with the weights, so a model trained so loads as it trained.
-        Nothing to mark in pixel space."""
-        if self.first_stage is not None:
-            frozen_parts.mark(self, "first_stage", frozen_parts.CHOSEN)
+        A loaded first stage stays loaded; nothing to mark in pixel space."""
+        frozen_parts.choose_untrained(self)
 
     def _images(self, x, name="x"):
         self._first_stage_ready()

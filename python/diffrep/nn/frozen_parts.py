@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UNTRAINED", "LOADED", "CHOSEN", "track", "mark", "state", "require"]
+__all__ = ["UNTRAINED", "LOADED", "CHOSEN", "track", "mark", "state", "require", "choose_untrained"]
 
 UNTRAINED, LOADED, CHOSEN = 0, 1, 2
 _STATES = (UNTRAINED, LOADED, CHOSEN)
@@ -70,6 +70,13 @@ def state(model: nn.Module, part: str) -> int:
     if part not in parts:
         raise ValueError(f"{type(model).__name__} tracks no frozen part {part!r}")
     return parts[part]
+
+
+def choose_untrained(model: nn.Module) -> None:
+    """Mark every tracked part still UNTRAINED as CHOSEN (a loaded part stays LOADED); no tracked part: nothing."""
+    for part, value in list(getattr(model, "_frozen_parts", {}).items()):
+        if value == UNTRAINED:
+            mark(model, part, CHOSEN)
 
 
 def require(model: nn.Module, part: str, message: str) -> None:
