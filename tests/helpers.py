@@ -221,7 +221,8 @@ def host_reads(fn) -> tuple[int, object]:
 
 def tiny_multibeta_phase2():
     """A tiny float32 MultiBeta (32 px, one channel, 3 latents, 4 grid steps) with every weight moved by
-    0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode."""
+    0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode; its VAE
+    untrained on purpose (untrained_on_purpose)."""
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
     torch.manual_seed(0)
@@ -230,7 +231,7 @@ def tiny_multibeta_phase2():
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return m.set_phase(2).eval()
+    return untrained_on_purpose(m).set_phase(2).eval()
 
 
 def paramrel_probe_losses(m, x) -> list:

@@ -120,7 +120,7 @@ def _multibeta(phase: int):
     from diffrep.methods.multibeta import MultiBeta
 
     torch.manual_seed(0)
-    m = MultiBeta(_multibeta_config())
+    m = untrained_on_purpose(MultiBeta(_multibeta_config()))
     return m.set_phase(2) if phase == 2 else m
 
 

@@ -189,3 +189,39 @@ def test_disdiff_refuses_a_random_first_stage_until_it_is_loaded():
     m.load_pretrained_diffusion(m.unet, vq)
     torch.testing.assert_close(m.to_diffusion_space(_images()), vq._encode(_images()), rtol=0, atol=0)
     m.loss(_images(), step=0)
+
+
+# -- MultiBeta: phases 2 and 3 read the frozen phase-1 VAE ------------------------------------------------------------
+def _multibeta():
+    from diffrep.methods.multibeta import MultiBeta, multibeta_config
+
+    torch.manual_seed(0)
+    return MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=4,
+                                      vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+
+
+def test_multibeta_phase_2_refuses_a_vae_never_trained_nor_loaded():
+    m = _multibeta().set_phase(2)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with pytest.raises(ValueError, match=r"MultiBeta: phase 2 reads the frozen phase-1 VAE, which still holds its "
+                                         r"random initialisation") as e:
+        m.loss(x, step=0)
+    assert "model.load_vae(vae)" in str(e.value) and "vae_from RUN/final" in str(e.value)
+
+
+def test_multibeta_phase_2_reads_a_vae_trained_in_phase_1_or_loaded(tmp_path):
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    trained = _multibeta()
+    trained.loss(x, step=0)                          # a phase-1 step: the VAE is trained here
+    trained.set_phase(2).loss(x, step=0)
+    back = type(trained).from_pretrained(trained.save_pretrained(tmp_path / "p1"))
+    assert frozen_parts.state(back, "vae") == frozen_parts.LOADED
+    other = _multibeta()
+    torch.manual_seed(5)
+    donor = _multibeta()
+    other.load_vae(donor.vae)
+    for k, v in donor.vae.state_dict().items():
+        assert torch.equal(other.vae.state_dict()[k], v), k
+    other.set_phase(2).loss(x, step=0)
+    with pytest.raises(TypeError, match="vae must be a MultiBetaVAE"):
+        other.load_vae(donor)
