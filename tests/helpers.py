@@ -258,11 +258,11 @@ def tiny_sami_config(**kw):
 
 def tiny_sami(seed: int = 0, dtype=torch.float64, **kw):
     """A SAMI of :func:`tiny_sami_config` in ``dtype``, seeded, with a random (not zero) output conv
-    so that the denoiser matters."""
+    so that the denoiser matters; a frozen denoiser (``freeze_denoiser``) untrained on purpose."""
     from diffrep.methods.sami import SAMI
 
     torch.manual_seed(seed)
-    m = SAMI(tiny_sami_config(**kw)).to(dtype)
+    m = untrained_on_purpose(SAMI(tiny_sami_config(**kw))).to(dtype)
     with torch.no_grad():
         for p in m.denoiser.out.parameters():
             p.normal_(0, 0.1)

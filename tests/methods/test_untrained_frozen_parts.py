@@ -225,3 +225,27 @@ def test_multibeta_phase_2_reads_a_vae_trained_in_phase_1_or_loaded(tmp_path):
     other.set_phase(2).loss(x, step=0)
     with pytest.raises(TypeError, match="vae must be a MultiBetaVAE"):
         other.load_vae(donor)
+
+
+# -- SAMI's pretrained-denoiser mode: the encoder learns to guide the frozen denoiser ---------------------------------
+def test_sami_frozen_mode_refuses_a_denoiser_never_loaded(tmp_path):
+    from diffrep.methods.sami import SAMI
+
+    from helpers import sami_images, tiny_sami_config
+
+    m = SAMI(tiny_sami_config(freeze_denoiser=True))
+    x = sami_images(2, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"SAMI \(freeze_denoiser\): the frozen denoiser still holds its random "
+                                         r"initialisation") as e:
+        m.loss(x, step=0)
+    assert "model.load_denoiser(DIR)" in str(e.value) and "--pretrained_denoiser DIR" in str(e.value)
+    torch.manual_seed(6)
+    trained = SAMI(tiny_sami_config())
+    m.load_denoiser(trained.denoiser)
+    assert frozen_parts.state(m, "denoiser") == frozen_parts.LOADED
+    m.loss(x, step=0)
+    back = SAMI.from_pretrained(m.save_pretrained(tmp_path / "m"))
+    back.loss(x, step=0)
+    free = SAMI(tiny_sami_config())                 # the denoiser trains with the encoder: nothing frozen to refuse
+    assert not hasattr(free, "denoiser_source")
+    free.loss(x, step=0)
