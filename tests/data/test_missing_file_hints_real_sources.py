@@ -10,10 +10,20 @@ import diffrep.data as D
 from diffrep.data.base import missing_file_error
 
 
-def test_lsun_s_hint_names_only_the_root():
-    err = missing_file_error("lsun", ["<category>_<split>_lmdb/data.mdb"], "/data")
-    assert str(err) == ("lsun: expected file(s) <category>_<split>_lmdb/data.mdb under '/data' but found none there; "
-                        "pass root= the folder holding them")
+def test_lsun_s_hint_names_only_the_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIFFREP_DATA", raising=False)
+    with pytest.raises(FileNotFoundError) as e:
+        D.load("lsun", root=tmp_path)
+    assert str(e.value) == (f"lsun: expected file(s) <category>_<split>_lmdb/data.mdb under {str(tmp_path)!r} but found "
+                            "none there; pass root= the folder holding them")
+
+
+def test_the_hint_offers_a_generator_only_when_told_and_names_a_bad_flag():
+    assert str(missing_file_error("dsprites", ["a.npz"], "/d", generated=True)).endswith(
+        "pass root= the folder holding them (or source='procedural' where a generator exists)")
+    assert str(missing_file_error("celeba", ["a.txt"], "/d")).endswith("pass root= the folder holding them")
+    with pytest.raises(TypeError, match="generated must be True or False, got 'yes'"):
+        missing_file_error("celeba", ["a.txt"], "/d", generated="yes")
 
 
 @pytest.mark.parametrize("name", [n for n, e in D.REGISTRY.items() if e.from_file is not None])

@@ -463,16 +463,15 @@ class MissingFilesError(FileNotFoundError):
 
 
 def missing_file_error(dataset: str, expected: Sequence[str], root, *, root_flag: str = "root",
-                       source_flag: str = "source") -> MissingFilesError:
+                       source_flag: str = "source", generated: bool = False) -> MissingFilesError:
     """A FileNotFoundError naming the dataset, the expected files and where they were looked for; the hint
     names ``root_flag`` and ``source_flag`` as :func:`setting_text` writes them (the API's arguments by
-    default, a verb's flags from the command line); it offers the procedural source only for a dataset that
-    has a generator (:data:`diffrep.data.REGISTRY`: LSUN, CelebA, MNIST, CIFAR-10, ... have none)."""
-    from . import REGISTRY  # the registry imports this module: read it when an error is made
-
+    default, a verb's flags from the command line); it offers the procedural source only when ``generated``
+    (the dataset has a generator: :func:`diffrep.data.load` says; LSUN, CelebA, MNIST, CIFAR-10, Cars3D, whose
+    readers raise this error themselves, have none)."""
+    if not isinstance(generated, bool):
+        raise TypeError(f"generated must be True or False, got {generated!r}")
     files = ", ".join(expected)
-    entry = REGISTRY.get(dataset)
-    generated = entry is not None and entry.procedural is not None
     other = f" (or {setting_text(source_flag, 'procedural')} where a generator exists)" if generated else ""
     err = MissingFilesError(
         f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
