@@ -162,6 +162,8 @@ def test_disdiff_reads_a_loaded_or_self_trained_eps_model(tmp_path):
     torch.testing.assert_close(eps, pre(x, t), rtol=0, atol=0)   # the loaded weights, not a random net's
     back = DisDiff.from_pretrained(m.save_pretrained(tmp_path / "m"))
     assert frozen_parts.state(back, "unet") == frozen_parts.LOADED
+    back.use_untrained_frozen_parts()               # a loaded part stays loaded
+    assert int(back.unet_source) == frozen_parts.LOADED
     # one run that pre-trains first: its pre-training steps train eps_theta, the later steps may read it
     both = DisDiff(_disdiff_config(pretrain_steps=1))
     with pytest.raises(ValueError, match=UNTRAINED_EPS):
