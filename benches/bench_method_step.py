@@ -43,13 +43,14 @@ def image_shape(model_cfg) -> tuple[int, int]:
 
 
 def build_model(model_cfg) -> torch.nn.Module:
+    from diffrep._checks import a_or_an
     from diffrep.nn.pretrained import MODEL_CLASSES, model_class
 
     for name in MODEL_CLASSES:
         cls = model_class(name)
         if getattr(cls, "config_class", None) is type(model_cfg):
             return cls(model_cfg)
-    raise ValueError(f"no model class takes a {type(model_cfg).__name__}")
+    raise ValueError(f"no model class takes {a_or_an(type(model_cfg).__name__)}")
 
 
 def lpips_stand_in(model) -> bool:
@@ -77,6 +78,8 @@ def time_recipe(name: str, device: torch.device, batch: int | None, steps: int, 
     cfg = get_recipe(name).make_config()
     torch.manual_seed(0)
     model = build_model(cfg.model).to(device).train()
+    if hasattr(model, "use_untrained_frozen_parts"):  # a step's cost does not depend on the frozen parts' weights
+        model.use_untrained_frozen_parts()
     random_lpips = lpips_stand_in(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.train.lr)

@@ -48,6 +48,7 @@ def time_recipe(name: str, device: torch.device, batch: int | None, repeat: int,
     p1 = MultiBeta(cfg.model).to(device).train()
     torch.manual_seed(0)
     p2 = MultiBeta(cfg.model).to(device)
+    p2.use_untrained_frozen_parts()  # timing: a phase-2 step costs the same whatever the VAE's weights
     p2.set_phase(2)
     p2.train()
     b1 = batch or cfg.train.batch_size

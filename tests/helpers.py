@@ -87,11 +87,12 @@ def break_zero_init(module: torch.nn.Module, *, std: float = 0.05, layers=(torch
 
 
 def tiny_disdiff(**kw):
-    """A float64 DisDiff with its zero-initialised layers broken, seeded (tests/methods/test_disdiff*.py)."""
+    """A float64 DisDiff with its zero-initialised layers broken, seeded (tests/methods/test_disdiff*.py); its
+    eps_theta (and first stage) untrained on purpose (untrained_on_purpose)."""
     from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 
     torch.manual_seed(0)
-    return break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05)
+    return untrained_on_purpose(break_zero_init(DisDiff(DisDiffConfig(**kw)).double(), std=0.05))
 
 
 def disdiff_draws(m, x, seed: int):
@@ -220,7 +221,8 @@ def host_reads(fn) -> tuple[int, object]:
 
 def tiny_multibeta_phase2():
     """A tiny float32 MultiBeta (32 px, one channel, 3 latents, 4 grid steps) with every weight moved by
-    0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode."""
+    0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode; its VAE
+    untrained on purpose (untrained_on_purpose)."""
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
     torch.manual_seed(0)
@@ -229,7 +231,7 @@ def tiny_multibeta_phase2():
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return m.set_phase(2).eval()
+    return untrained_on_purpose(m).set_phase(2).eval()
 
 
 def paramrel_probe_losses(m, x) -> list:
@@ -256,11 +258,11 @@ def tiny_sami_config(**kw):
 
 def tiny_sami(seed: int = 0, dtype=torch.float64, **kw):
     """A SAMI of :func:`tiny_sami_config` in ``dtype``, seeded, with a random (not zero) output conv
-    so that the denoiser matters."""
+    so that the denoiser matters; a frozen denoiser (``freeze_denoiser``) untrained on purpose."""
     from diffrep.methods.sami import SAMI
 
     torch.manual_seed(seed)
-    m = SAMI(tiny_sami_config(**kw)).to(dtype)
+    m = untrained_on_purpose(SAMI(tiny_sami_config(**kw))).to(dtype)
     with torch.no_grad():
         for p in m.denoiser.out.parameters():
             p.normal_(0, 0.1)
@@ -514,3 +516,11 @@ def bfn_chain_parts(kind: str):
                 lambda s, t: (0.5 * s.params.float(), 0.1 * s.params.float() - t4(t)))
     return DiscreteFlow(3, 3.0), CategoricalOutput(3), \
         lambda s, t: s.params.movedim(-1, 2).reshape(2, 3, 3, 3).float() + t4(t)
+
+
+def untrained_on_purpose(model):
+    """``model`` with its frozen pre-trained parts (EncDiff's and DisDiff's VQ first stage, DisDiff's eps model)
+    marked untrained on purpose (``use_untrained_frozen_parts``, diffrep.nn.frozen_parts): a test that builds a
+    model from its config exercises the method, not a pre-trained part, which every verb refuses otherwise."""
+    model.use_untrained_frozen_parts()
+    return model

@@ -156,12 +156,31 @@ def path(value, name: str, *, optional: bool = False):
 def a_or_an(name: str) -> str:
     """``name`` with its indefinite article, for the messages that name a class, a type or a recipe family:
     "an InfoDiffusion", "an int", "an encdiff/", "a ParamReL", "a UNet". "an" before A, E, I, O and before a U
-    read as a vowel; a U followed by a capital (UNet, UMAP) is read "you", as are uni-/use-/usu- words."""
+    read as a vowel; a U followed by a capital (UNet, UMAP) is read "you", as are uni-/use-/usu- words. A
+    leading number is read aloud: "an 8-d code", "an 11-step", "an 18x18", "an 80", "an 18,000", but "a 1-d",
+    "a 110", "a 1,100"."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty str, got {name!r}")
+    if name[0].isdigit():
+        return f"{'an' if _number_starts_with_a_vowel(name) else 'a'} {name}"
     head = name[0].lower()
     if head in "aeio":
         return f"an {name}"
     if head == "u" and not (name[1:2].isupper() or name.lower().startswith(("uni", "use", "usu", "uti"))):
         return f"an {name}"
     return f"a {name}"
+
+
+def _number_starts_with_a_vowel(text: str) -> bool:
+    """Whether the number leading ``text`` (digits, with or without thousands commas) is read with a vowel
+    first: its first spoken group (the digits before the first thousands separator) is eight..., eleven or
+    eighteen."""
+    digits = ""
+    for ch in text:
+        if ch.isdigit():
+            digits += ch
+        elif ch != "," or not digits:
+            break
+    digits = digits.lstrip("0") or "0"
+    lead = digits[:len(digits) % 3 or 3]   # the group spoken first: "18" of 18000, "1" of 1100
+    return lead.startswith("8") or lead in ("11", "18")

@@ -25,6 +25,8 @@ from diffrep.methods.diffae import DiffAE, DiffAEConfig
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
 
+from helpers import untrained_on_purpose
+
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = [(DiffAE, DiffAEConfig), (InfoDiffusion, InfoDiffusionConfig), (DisDiff, DisDiffConfig)]
 IDS = ["diffae", "infodiffusion", "disdiff"]
@@ -55,6 +57,8 @@ def test_common_surface_runs_and_round_trips(cls, cfg_cls, tmp_path):
 
     torch.manual_seed(0)
     m = cls(cfg_cls())
+    if cls is DisDiff:  # its frozen eps_theta: this contract reads the surface, not a pre-training run
+        untrained_on_purpose(m)
     assert surface_problems(m, TrainableModel) == []  # what the study runner checks before training
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
@@ -139,7 +143,7 @@ def test_disdiff_shift_coefficients_equal_the_formulas():
     """PDAE's mean shift -sqrt(alpha_t) (1 - abar_{t-1}) / sqrt(1 - abar_t) and -sqrt(1 - abar_t), from the betas."""
     from diffrep.diffusion.schedules import NoiseSchedule
 
-    m = DisDiff(DisDiffConfig())
+    m = untrained_on_purpose(DisDiff(DisDiffConfig()))
     betas = m.schedule.betas.double()
     abar = torch.cumprod(1 - betas, 0)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
@@ -174,7 +178,7 @@ def test_dyga_and_skip_dropout_on_disdiff_are_configuration():
     rc = get_recipe("disdiff/shapes3d-dyga").make_config().model  # the DyGA paper's Table 3
     assert isinstance(rc.dyga, DyGAConfig) and rc.shift_skip_dropout == 0.2
     c = DisDiffConfig()
-    m = DisDiff(DisDiffConfig(dyga=DyGAConfig(num_units=c.num_units, token_dim=c.unit_dim), shift_skip_dropout=0.2))
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(dyga=DyGAConfig(num_units=c.num_units, token_dim=c.unit_dim), shift_skip_dropout=0.2)))
     assert any(isinstance(mod, DyGA) for mod in m.modules())  # the same class as EncDiff's, not a copy
 
 

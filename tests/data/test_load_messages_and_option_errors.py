@@ -89,14 +89,12 @@ def test_no_root_at_all_says_how_to_give_one(no_env_root):
         load("celeba")
     assert str(exc.value) == (
         f"celeba: expected file(s) {CELEBA_FILES} under '<no root>' but found none there; pass root= the folder "
-        "holding them (or source='procedural' where a generator exists) (no root was given and DIFFREP_DATA is "
-        "unset: set root or DIFFREP_DATA)")
+        "holding them (no root was given and DIFFREP_DATA is unset: set root or DIFFREP_DATA)")
     with pytest.raises(FileNotFoundError) as exc:
         load("celeba", root_flag="--data.root", source_flag="--data.source")
     assert str(exc.value) == (
         f"celeba: expected file(s) {CELEBA_FILES} under '<no root>' but found none there; pass --data.root the "
-        "folder holding them (or --data.source procedural where a generator exists) (no root was given and "
-        "DIFFREP_DATA is unset: set --data.root or DIFFREP_DATA)")
+        "folder holding them (no root was given and DIFFREP_DATA is unset: set --data.root or DIFFREP_DATA)")
 
 
 def test_a_root_without_the_files_names_the_dataset(tmp_path, no_env_root):
@@ -104,7 +102,7 @@ def test_a_root_without_the_files_names_the_dataset(tmp_path, no_env_root):
         load("celeba", root=tmp_path)
     assert str(exc.value) == (
         f"celeba: expected file(s) {CELEBA_FILES} under {str(tmp_path)!r} but found none there; pass root= the "
-        "folder holding them (or source='procedural' where a generator exists)")
+        "folder holding them")
 
 
 def test_an_unknown_option_of_a_read_dataset_is_named(tmp_path, no_env_root):

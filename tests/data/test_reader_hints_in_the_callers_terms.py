@@ -1,8 +1,9 @@
 """A reader's own missing-file error (a folder that ``load`` found but that lacks some of the files: CelebA's
 images or partition list, a car that Cars3D's list.txt names, MNIST's or CIFAR-10's other split) says how to
 give a root in its caller's terms: a reader constructed from Python (or ``load`` with its defaults) names the
-arguments ``root=`` and ``source='procedural'``; ``diffrep data``, ``eval`` and ``encode`` name ``--root`` and
-``--source procedural``; the model verbs ``--option source=procedural``."""
+argument ``root=``; ``diffrep data``, ``eval`` and ``encode`` name ``--root``, as the model verbs do. None of
+these datasets has a generator, so no hint offers a procedural source (tests/data/test_roots.py words one for
+dSprites, which has)."""
 
 import pickle
 
@@ -18,9 +19,8 @@ from diffrep.data.mnist import MNIST
 
 from reader_fixtures import write_cifar10, write_mnist
 
-API = "pass root= the folder holding them (or source='procedural' where a generator exists)"
-CLI = "pass --root the folder holding them (or --source procedural where a generator exists)"
-VERB = "pass --root the folder holding them (or --option source=procedural where a generator exists)"
+API = "pass root= the folder holding them"
+CLI = VERB = "pass --root the folder holding them"
 
 
 def _celeba(tmp_path):  # the attribute list that load() finds the folder by, and neither the images nor the split

@@ -19,6 +19,8 @@ from helpers import break_zero_init
 def _code_model(cls, cfg):
     torch.manual_seed(0)
     m = cls(cfg).eval()
+    if hasattr(m, "use_untrained_frozen_parts"):  # DisDiff's eps_theta: the test reads the decoding, not a pre-training
+        m.use_untrained_frozen_parts()
     break_zero_init(m.unet, std=0.05)  # so that the code reaches the prediction
     return m
 

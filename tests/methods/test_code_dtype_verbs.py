@@ -18,7 +18,7 @@ from diffrep.analysis.traversal import centroid_shifts, prior_decoder
 from diffrep.methods.dyga import DyGA, DyGAConfig, align
 from diffrep.methods.encdiff import EncDiff
 from diffrep.methods.paramrel import ReverseSample
-from helpers import tiny_multibeta_phase2, break_zero_init, perturbed, tiny_paramrel, tiny_sami
+from helpers import tiny_multibeta_phase2, break_zero_init, perturbed, tiny_paramrel, tiny_sami, untrained_on_purpose
 
 OTHER = [torch.bfloat16, torch.float16, torch.float64]
 
@@ -81,10 +81,10 @@ def _encdiff():
     sx = SmallExtractorConfig(image_size=16, num_units=4, token_dim=8, channels=(8, 16), hidden=16, mlp_hidden=(8,))
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    m = EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq,
+    m = untrained_on_purpose(EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq,
                               dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2),
                               schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
-                                                           beta_end=0.0155), sample_steps=2))
+                                                           beta_end=0.0155), sample_steps=2)))
     break_zero_init(m.unet, std=0.05)
     return m.eval()
 
@@ -237,6 +237,8 @@ def test_half_precision_images_encode_as_their_float32_cast(name, dtype):
     cls, part = _image_models()[name]
     torch.manual_seed(0)
     m = cls(cls.config_class()).eval()
+    if hasattr(m, "use_untrained_frozen_parts"):  # EncDiff's first stage: the test reads the method, not a VQ run
+        m.use_untrained_frozen_parts()
     if part is None:  # EncDiff: its U-Net's size is the first stage's latent
         C, H = m.config.image_channels, m.config.image_size
     else:

@@ -13,13 +13,15 @@ from diffrep.methods.disdiff import DisDiff
 from diffrep.methods.infodiffusion import InfoDiffusion
 from diffrep.recipes import diffae, disdiff, infodiffusion
 
+from helpers import untrained_on_purpose
+
 
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
     return {"DiffAE": DiffAE(dataclasses.replace(diffae.cpu_model(latent_dim=4), sample_steps=2)).eval(),
             "InfoDiffusion": InfoDiffusion(dataclasses.replace(infodiffusion.cpu_model(latent_dim=4), sample_steps=2)).eval(),
-            "DisDiff": DisDiff(dataclasses.replace(disdiff.cpu_model(num_units=2, unit_dim=2), sample_steps=2)).eval()}
+            "DisDiff": untrained_on_purpose(DisDiff(dataclasses.replace(disdiff.cpu_model(num_units=2, unit_dim=2), sample_steps=2))).eval()}
 
 
 X = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -73,7 +75,7 @@ def _ldm_disdiff():
                       num_res_blocks=1, attention_resolutions=(), num_groups=8)
     enc = HalfUNetConfig(image_size=16, in_channels=3, model_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                          latent_dim=4, act="silu", bias=True, num_groups=8, variance_head="logvar")
-    return DisDiff(DisDiffConfig(num_units=2, unit_dim=2, encoder=enc, unet=unet, first_stage=vq, sample_steps=2))
+    return untrained_on_purpose(DisDiff(DisDiffConfig(num_units=2, unit_dim=2, encoder=enc, unet=unet, first_stage=vq, sample_steps=2)))
 
 
 def test_disdiff_loads_a_vq_first_stage_trained_with_its_discriminator_and_lpips():

@@ -12,6 +12,8 @@ import torch
 
 from diffrep.cli import main
 
+from helpers import untrained_on_purpose
+
 FAMILIES = {"diffae": ("reconstruct", "swap", "traverse", "interpolate", "manipulate"),
             "infodiffusion": ("reconstruct", "swap", "traverse"), "disdiff": ("reconstruct", "swap", "traverse")}
 
@@ -44,9 +46,9 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("dae_cli")
     pre = dataclasses.replace(disdiff.cpu_model(num_units=3, unit_dim=2), sample_steps=2, stage="pretrain")
     models = {"diffae": DiffAE(dataclasses.replace(diffae.cpu_model(latent_dim=4), sample_steps=2)),
-              "disdiff-pretrain": DisDiff(pre),
+              "disdiff-pretrain": untrained_on_purpose(DisDiff(pre)),
               "infodiffusion": InfoDiffusion(dataclasses.replace(infodiffusion.cpu_model(latent_dim=4), sample_steps=2)),
-              "disdiff": DisDiff(dataclasses.replace(disdiff.cpu_model(num_units=3, unit_dim=2), sample_steps=2))}
+              "disdiff": untrained_on_purpose(DisDiff(dataclasses.replace(disdiff.cpu_model(num_units=3, unit_dim=2), sample_steps=2)))}
     ds = _Images()
     stats = DiffAE(models["diffae"].config)   # a stage-2 folder: the z_sem statistics fitted
     stats.load_state_dict(models["diffae"].state_dict())

@@ -9,7 +9,7 @@ import torch
 from diffrep.config import ConfigError
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 from diffrep.nn.vq import VQAutoencoderConfig
-from helpers import disdiff_draws, disdiff_images as _images, pdae_shift_coef, tiny_disdiff as _model
+from helpers import disdiff_draws, disdiff_images as _images, pdae_shift_coef, tiny_disdiff as _model, untrained_on_purpose
 
 
 def test_shift_coefficients_equal_the_formulas():
@@ -135,7 +135,7 @@ def test_each_shift_reads_its_own_unit_and_part_embeddings_are_orthogonal():
 
 
 def test_encode_is_pca_per_unit_and_verbs(tmp_path):
-    m = DisDiff(DisDiffConfig(sample_steps=3))
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(sample_steps=3)))
     x = _images(6).float()
     with pytest.raises(ValueError, match="fit_code_pca"):
         m.encode(x)
@@ -167,7 +167,7 @@ def test_config_errors_and_the_ldm_setting():
         import dataclasses
         unet = dataclasses.replace(base.unet, image_size=8)
     cfg = DisDiffConfig(first_stage=vq, unet=unet, sample_steps=2)
-    m = DisDiff(cfg)
+    m = untrained_on_purpose(DisDiff(cfg))
     x = _images(2).float()
     out = m.loss(x, step=0)
     out["loss"].backward()
@@ -195,7 +195,7 @@ def test_one_run_pretrains_then_disentangles():
 
 
 def test_code_pca_needs_two_images_and_units_must_be_a_tensor():
-    m = DisDiff(DisDiffConfig(sample_steps=2))
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(sample_steps=2)))
     x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with pytest.raises(ValueError, match="fit_code_pca needs at least 2 images, got 1"):  # fitted an arbitrary axis
         m.fit_code_pca(x[:1])

@@ -5,7 +5,7 @@ import torch
 
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig
 from diffrep.methods.dyga import DyGAConfig
-from helpers import break_zero_init, ddim_decode_by_hand, disdiff_images, tiny_disdiff
+from helpers import break_zero_init, ddim_decode_by_hand, disdiff_images, tiny_disdiff, untrained_on_purpose
 
 
 def test_the_objective_draws_on_the_images_device():
@@ -20,9 +20,9 @@ def test_dygas_gumbel_draw_comes_from_the_generator():
     """In training DyGA aligns the units with a Gumbel-softmax assignment (tau = 1 so that the noise shows):
     with a generator neither the alignment nor the loss depends on the global RNG."""
     torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig(dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, max_components=4, min_mass=2.0,
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, max_components=4, min_mass=2.0,
                                               tau=1.0, lam=1.0),
-                              sample_steps=2)).double()
+                              sample_steps=2))).double()
     break_zero_init(m, std=0.05)  # a zero-initialised shift decoder would hide the units
     x = (torch.rand(40, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).double()
     m.refresh_anchors(x)

@@ -9,6 +9,8 @@ from diffrep.methods.dyga import DyGA, DyGAConfig
 from diffrep.nn.pretrained import load_pretrained
 from diffrep.nn.unet import SkipDropout
 
+from helpers import untrained_on_purpose
+
 
 def _cfg(**kw):
     return DisDiffConfig(dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, max_components=4, min_mass=2.0),
@@ -17,7 +19,7 @@ def _cfg(**kw):
 
 def test_builds_from_configuration_alone_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    m = DisDiff(_cfg())
+    m = untrained_on_purpose(DisDiff(_cfg()))
     assert isinstance(m.dyga, DyGA)
     drops = [d for d in m.shift.skip_dropouts if isinstance(d, SkipDropout)]
     assert len(drops) == len(m.shift.skip_dropouts) and all(d.rate == 0.2 for d in drops)  # every shift skip
@@ -46,7 +48,7 @@ def test_dyga_shape_must_match_the_units():
     with pytest.raises(ConfigError, match="dyga"):
         DisDiffConfig(dyga=DyGAConfig(num_units=10, token_dim=32))
     with pytest.raises(ValueError, match="no DyGA"):
-        DisDiff(DisDiffConfig()).refresh_anchors(torch.zeros(4, 3, 16, 16))
+        untrained_on_purpose(DisDiff(DisDiffConfig())).refresh_anchors(torch.zeros(4, 3, 16, 16))
 
 
 def test_training_refits_the_anchors_after_every_r_epochs_of_disentangling():
@@ -55,7 +57,7 @@ def test_training_refits_the_anchors_after_every_r_epochs_of_disentangling():
     torch.manual_seed(0)
     data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     dyga = DyGAConfig(num_units=4, token_dim=8, n_components=2, max_components=4, min_mass=2.0, refresh_every=2)
-    m = DisDiff(DisDiffConfig(dyga=dyga, shift_skip_dropout=0.2, sample_steps=2, pretrain_steps=2))
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(dyga=dyga, shift_skip_dropout=0.2, sample_steps=2, pretrain_steps=2)))
     m.attach_anchor_data([(img, 0) for img in data], 2, batch_size=3)  # epochs of 2 steps: a refit every 4 steps
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     m.train()
@@ -74,7 +76,7 @@ def test_training_refits_the_anchors_after_every_r_epochs_of_disentangling():
 def test_anchor_refits_equal_an_independent_fit_on_the_training_images():
     torch.manual_seed(0)
     data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    m = DisDiff(_cfg())
+    m = untrained_on_purpose(DisDiff(_cfg()))
     m.attach_anchor_data([(img, 0) for img in data], 1, batch_size=3)
     m.train()
     ref = DyGA(m.config.dyga)
@@ -94,8 +96,8 @@ def test_anchor_refits_equal_an_independent_fit_on_the_training_images():
 
 def test_attach_anchor_data_errors():
     with pytest.raises(ValueError, match=r"^DisDiff.attach_anchor_data: this model has no DyGA \(set DisDiffConfig.dyga\)$"):
-        DisDiff(DisDiffConfig()).attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 1)
-    m = DisDiff(_cfg())
+        untrained_on_purpose(DisDiff(DisDiffConfig())).attach_anchor_data([torch.zeros(3, 16, 16)] * 4, 1)
+    m = untrained_on_purpose(DisDiff(_cfg()))
     with pytest.raises(TypeError, match="map-style dataset of images"):
         m.attach_anchor_data("images/", 1)
     with pytest.raises(ValueError, match=r"^steps_per_epoch must be a positive int, got 0$"):
@@ -112,7 +114,7 @@ def test_anchor_refit_happens_once_per_step():
     refits. The encoder is moved between the calls, so a second refit would change the anchors."""
     torch.manual_seed(0)
     data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    m = DisDiff(_cfg())
+    m = untrained_on_purpose(DisDiff(_cfg()))
     m.attach_anchor_data([(img, 0) for img in data], 1, batch_size=4)
     m.train()
     m.loss(data[:2], step=1, generator=torch.Generator().manual_seed(0))  # pretrain_steps=0: 1 step done, r=1
@@ -131,7 +133,7 @@ def test_refresh_anchors_keeps_the_models_mode():
     """The refit reads the units in eval mode and hands the model back in the mode it was in (a refresh in
     evaluation must not switch the shift decoder's Skip Dropout back on)."""
     x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    m = DisDiff(_cfg())
+    m = untrained_on_purpose(DisDiff(_cfg()))
     for mode in (False, True):
         m.train(mode)
         modes = {name: sub.training for name, sub in m.named_modules()}

@@ -18,6 +18,8 @@ from diffrep.methods.encdiff_nets import SmallExtractorConfig
 from diffrep.nn.unet import UNetConfig, unet_preset
 from diffrep.nn.vq import VQAutoencoderConfig
 
+from helpers import untrained_on_purpose
+
 U, D = 4, 8
 
 
@@ -47,15 +49,15 @@ def test_table8_skip_dropout_placement_per_the_issue():
     ref = unet_preset("dyga-table8", skip_dropout_placement="reference_code")
     assert ref.skip_dropout_levels() == {16, 8}
     assert unet_preset("dyga-table8", skip_dropout_placement="paper").skip_dropout_levels() == {2}
-    m = EncDiff(EncDiffConfig(first_stage=VQAutoencoderConfig(ch=8, num_groups=4, n_embed=16),
+    m = untrained_on_purpose(EncDiff(EncDiffConfig(first_stage=VQAutoencoderConfig(ch=8, num_groups=4, n_embed=16),
                               extractor=dataclasses.replace(EncDiffConfig().extractor, preset="encdiff", num_units=20),
-                              dyga=DyGAConfig(token_dim=16), unet=dataclasses.replace(ref, context_dim=16)))
+                              dyga=DyGAConfig(token_dim=16), unet=dataclasses.replace(ref, context_dim=16))))
     kinds = [type(sd).__name__ for sd in m.unet.skip_dropouts]
     assert kinds == ["Identity"] * 6 + ["SkipDropout"] * 6           # decoder order: 2, 4, 8, 16 px
 
 
 def test_skip_dropout_drops_exactly_the_configured_skips_at_the_rate_and_is_identity_in_eval():
-    m = EncDiff(tiny(first_stage=False, conditioning="none"))
+    m = untrained_on_purpose(EncDiff(tiny(first_stage=False, conditioning="none")))
     seen = {}
     for i, blk in enumerate(m.unet.output_blocks):
         blk.register_forward_pre_hook(lambda mod, args, i=i: seen.__setitem__(i, args[0].detach().clone()))
@@ -93,8 +95,8 @@ def test_skip_dropout_drops_exactly_the_configured_skips_at_the_rate_and_is_iden
 
 
 def test_backbone_dropout_drops_only_the_backbone_channels_at_the_sd_levels():
-    m = EncDiff(tiny(first_stage=False, conditioning="none", backbone_dropout=0.5,
-                     unet=dataclasses.replace(tiny(first_stage=False).unet, skip_dropout=0.0)))
+    m = untrained_on_purpose(EncDiff(tiny(first_stage=False, conditioning="none", backbone_dropout=0.5,
+                     unet=dataclasses.replace(tiny(first_stage=False).unet, skip_dropout=0.0))))
     got = {}
     for i, blk in enumerate(m.unet.output_blocks):
         blk.register_forward_pre_hook(lambda mod, args, i=i: got.__setitem__(i, args[0].detach().clone()), prepend=False)
@@ -117,7 +119,7 @@ def test_backbone_dropout_drops_only_the_backbone_channels_at_the_sd_levels():
 
 @pytest.mark.parametrize("loss_type", ["l1", "l2"])
 def test_loss_equals_an_independent_eq2_computation(loss_type):
-    m = EncDiff(tiny(loss_type=loss_type, conditioning="none", scale_by_std=False))
+    m = untrained_on_purpose(EncDiff(tiny(loss_type=loss_type, conditioning="none", scale_by_std=False)))
     with torch.no_grad():
         for p in m.unet.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -139,7 +141,7 @@ def test_loss_equals_an_independent_eq2_computation(loss_type):
 
 
 def test_scale_by_std_is_set_from_the_first_training_batch():
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     x = images(8)
     m.train()
     m.loss(x, step=0)
@@ -153,7 +155,7 @@ def test_scale_by_std_is_set_from_the_first_training_batch():
 
 
 def test_anchor_refresh_at_epoch_boundaries_with_batchnorm_in_eval():
-    m = EncDiff(tiny(dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, refresh_every=2)))
+    m = untrained_on_purpose(EncDiff(tiny(dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, refresh_every=2))))
     data = images(40)
     m.attach_anchor_data(data, steps_per_epoch=2, batch_size=16)
     bn = [mod for mod in m.extractor.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
@@ -174,7 +176,7 @@ def test_anchor_refresh_at_epoch_boundaries_with_batchnorm_in_eval():
     # the refresh itself did not touch BatchNorm statistics (only this step's training forward did: +1)
     assert [int(b.num_batches_tracked - n) for b, n in zip(bn, n_before)] == [1] * len(bn)
     # the anchors were fitted on eval-mode features of the whole dataset
-    m2 = EncDiff(m.config)
+    m2 = untrained_on_purpose(EncDiff(m.config))
     m2.load_state_dict(m.state_dict())
     assert stats is not None and torch.equal(m2.dyga.anchors, m.dyga.anchors)
     feats = m.features(data)
@@ -185,7 +187,7 @@ def test_anchor_refresh_at_epoch_boundaries_with_batchnorm_in_eval():
 def test_ldm_ddim_spacing():
     pairs = ldm_ddim_pairs(1000, 100)
     assert pairs[0] == (991, 981) and pairs[-1] == (1, 0) and len(pairs) == 100
-    m = EncDiff(tiny(ddim_spacing="ldm"))
+    m = untrained_on_purpose(EncDiff(tiny(ddim_spacing="ldm")))
     seen = []
     m._eps = lambda z, t, c: (seen.append(int(t[0])), torch.zeros_like(z))[1]  # the sampling loop's prediction
     m.generate(torch.rand(2, U, D), generator=torch.Generator().manual_seed(0))
@@ -193,7 +195,7 @@ def test_ldm_ddim_spacing():
 
 
 def test_attention_maps_are_probabilities_over_tokens():
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     with torch.no_grad():
         for p in m.unet.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -207,7 +209,7 @@ def test_attention_capture_reproduces_the_fused_attention():
     """The probabilities the hook recomputes give the fused path's output when applied to v."""
     from diffrep.nn.layers import _attend
 
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     blk = [mod for mod in m.unet.modules() if type(mod).__name__ == "SpatialTransformer"][0].blocks[0]
     attn = blk.attn2
     h, ctx = torch.randn(2, 16, attn.to_q.in_features), torch.rand(2, U, D)
@@ -221,7 +223,7 @@ def test_attention_capture_reproduces_the_fused_attention():
 
 
 def test_interchange_with_the_same_image_repeats_the_generation_and_swaps_one_unit():
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     x, y = images(2), images(2, seed=5)
     rows = m.interchange(x, x, units=[0, 2], generator=torch.Generator().manual_seed(3))
     ref = m.generate(m.tokens(x), generator=torch.Generator().manual_seed(3))
@@ -241,14 +243,14 @@ def test_interchange_with_the_same_image_repeats_the_generation_and_swaps_one_un
 
 
 def test_condition_reliance_is_one_when_tokens_are_identical_across_the_batch():
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     x = images(1).repeat(6, 1, 1, 1)
     r = m.condition_reliance(x, t_range=(10, 30), generator=torch.Generator().manual_seed(0))
     assert r["reliance"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_fsq_tokens_lie_on_the_codebook_grid():
-    m = EncDiff(tiny(conditioning="fsq", fsq_levels=(5, 3)))
+    m = untrained_on_purpose(EncDiff(tiny(conditioning="fsq", fsq_levels=(5, 3))))
     c = torch.rand(7, U, D)
     codes = m.fsq.fsq(m.fsq.down(c))
     grid = torch.tensor([[-1.0, -0.5, 0.0, 0.5, 1.0], [-1.0, 0.0, 1.0, 9, 9]])
@@ -258,7 +260,7 @@ def test_fsq_tokens_lie_on_the_codebook_grid():
 
 
 def test_save_load_round_trip_keeps_anchors_scale_and_outputs(tmp_path):
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     data = images(30)
     m.train()
     m.loss(data[:8], step=0)
@@ -296,7 +298,7 @@ def test_recipes_and_bad_inputs():
         tiny(dyga=DyGAConfig(num_units=U + 1, token_dim=D))
     with pytest.raises(ConfigError):
         tiny(unet=dataclasses.replace(tiny().unet, context_dim=D + 1))
-    m = EncDiff(tiny())
+    m = untrained_on_purpose(EncDiff(tiny()))
     with pytest.raises(ValueError, match="no tokens"):
         m.sample(2)
     with pytest.raises(ValueError):
@@ -352,7 +354,7 @@ def test_encdiff_has_the_method_surface():
 def test_loss_logs_anchor_counts_and_uses_the_generator_for_the_gumbel_draw():
     """Against the survivors of the EncDiff mutation run (benches/results/mutation_encdiff_2026-12-06.md)."""
     cfg = tiny(dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, gumbel_input="responsibility"))
-    m = EncDiff(cfg)
+    m = untrained_on_purpose(EncDiff(cfg))
     data = images(40)
     m.refresh_anchors(data, batch_size=16)
     m.eval()                                   # no dropout, BatchNorm fixed; DyGA itself set to training below
@@ -372,7 +374,7 @@ def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
     raw tokens of the first images in dataset order; then the code refits after every epoch. Paper
     mode has no anchors before the end of epoch r."""
     cfg = DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2, compat="dis-dis", sanity_check_points=24)
-    m = EncDiff(tiny(first_stage=False, dyga=cfg))
+    m = untrained_on_purpose(EncDiff(tiny(first_stage=False, dyga=cfg)))
     data = images(40)
     m.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
     m.train()
@@ -387,20 +389,20 @@ def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
     assert len(m.anchor_history) == 1
     m.loss(data[:8], step=2)                                              # end of epoch 1: refit on all 40
     assert len(m.anchor_history) == 2 and m.anchor_history[1]["n_points"] == 40 and m.anchor_history[1]["epoch"] == 1
-    none = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(**{**cfg.to_dict(), "sanity_check_points": 0})))
+    none = untrained_on_purpose(EncDiff(tiny(first_stage=False, dyga=DyGAConfig(**{**cfg.to_dict(), "sanity_check_points": 0}))))
     none.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
     none.loss(data[:8], step=0)
     assert not bool(none.dyga.fitted)
-    paper = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2)))
+    paper = untrained_on_purpose(EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2))))
     paper.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
     paper.loss(data[:8], step=0)
     assert not bool(paper.dyga.fitted) and paper.anchor_history == []
-    fitted = EncDiff(tiny(first_stage=False, dyga=cfg))                   # anchors already there (a loaded model)
+    fitted = untrained_on_purpose(EncDiff(tiny(first_stage=False, dyga=cfg)))                   # anchors already there (a loaded model)
     fitted.refresh_anchors(data, epoch=3, batch_size=8)
     fitted.attach_anchor_data(data, steps_per_epoch=2, batch_size=8)
     fitted.loss(data[:8], step=0)
     assert [h["epoch"] for h in fitted.anchor_history] == [3]
-    each = EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2)))
+    each = untrained_on_purpose(EncDiff(tiny(first_stage=False, dyga=DyGAConfig(num_units=U, token_dim=D, n_components=2, min_mass=2))))
     each.attach_anchor_data(data, steps_per_epoch=1, batch_size=8)         # one step per epoch, r = 1
     for step in (0, 1, 1, 2):
         each.loss(data[:8], step=step)
@@ -410,7 +412,7 @@ def test_compat_fits_on_the_sanity_check_batches_then_every_epoch():
 def test_grids_with_ddim_noise_repeat_under_a_seed_and_share_the_step_noise_across_rows():
     """eta > 0: interchange / interpolate draw each row's DDIM step noise from the given generator, rewound per
     row, so a seeded call repeats whatever the global stream does, and rows with equal tokens are equal."""
-    m = EncDiff(tiny(first_stage=False, eta=0.7)).eval()
+    m = untrained_on_purpose(EncDiff(tiny(first_stage=False, eta=0.7))).eval()
     x, y = images(2), images(2, seed=5)
     torch.manual_seed(1)
     first = m.interchange(x, y, units=[0, 1], generator=torch.Generator().manual_seed(3), steps=3)

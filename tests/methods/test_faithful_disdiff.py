@@ -15,6 +15,8 @@ from torch import nn
 
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 
+from helpers import untrained_on_purpose
+
 B, N, D, T = 2, 4, 8, 1000  # B unlike the 3 channels and the N units
 
 
@@ -70,7 +72,7 @@ def _fake_predict(x_t, t, units=None, which=None):
 
 def _model(**kw):
     torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig(**kw)).double()
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(**kw))).double()
     m.encoder = _LinearEncoder()
     m._predict = _fake_predict
     return m
@@ -207,7 +209,7 @@ def test_disdiff_pretraining_is_l_simple_of_the_frozen_model():
             return 0.5 * x_t - 0.001 * t.to(x_t.dtype)[:, None, None, None]
 
     torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig(stage="pretrain")).double()
+    m = untrained_on_purpose(DisDiff(DisDiffConfig(stage="pretrain"))).double()
     m.unet = Eps()
     x = _images(4)
     out = m.loss(x, step=0, generator=torch.Generator().manual_seed(9))
@@ -255,7 +257,7 @@ def _expm(a: torch.Tensor) -> torch.Tensor:
 
 def test_disdiff_orthogonal_part_embeddings_are_rows_of_exp_of_a_skew_matrix():
     torch.manual_seed(0)
-    m = DisDiff(DisDiffConfig()).double()
+    m = untrained_on_purpose(DisDiff(DisDiffConfig())).double()
     W = m.part_latents.detach()
     e = _expm(W - W.T)
     torch.testing.assert_close(e @ e.T, torch.eye(e.shape[0], dtype=e.dtype), rtol=0, atol=1e-10)
@@ -303,7 +305,7 @@ def test_disdiff_compat_sanity_fit_runs_only_when_the_anchors_are_not_fitted():
         torch.manual_seed(0)
         dyga = DyGAConfig(num_units=N, token_dim=D, n_components=2, max_components=2, min_mass=2.0, compat="dis-dis",
                           sanity_check_points=8, refresh_every=1)
-        m = DisDiff(DisDiffConfig(dyga=dyga, sample_steps=2))
+        m = untrained_on_purpose(DisDiff(DisDiffConfig(dyga=dyga, sample_steps=2)))
         if prefit:
             m.refresh_anchors(data)
         m.attach_anchor_data([(img, 0) for img in data], 2, batch_size=4)

@@ -11,6 +11,8 @@ import torch
 
 from diffrep.methods.dyga import DyGA, DyGAConfig
 
+from helpers import untrained_on_purpose
+
 U, D = 2, 3
 
 
@@ -109,9 +111,9 @@ def _tiny_encdiff(**kw):
                     attention_resolutions=(4,), num_heads=2, num_groups=8, context_dim=D, resblock_updown=True)
     sx = SmallExtractorConfig(image_size=16, num_units=U, token_dim=D, channels=(8, 16), hidden=16, mlp_hidden=(8,))
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
-    return EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none",
+    return untrained_on_purpose(EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none",
                                  schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
-                                                              beta_end=0.0155), sample_steps=4, **kw))
+                                                              beta_end=0.0155), sample_steps=4, **kw)))
 
 
 def test_latent_scaling_is_undone_before_the_vq_decoder():

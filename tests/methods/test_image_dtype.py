@@ -16,6 +16,8 @@ from diffrep.methods.vae import VAE, BetaTCVAE
 from diffrep.nn.images import check_images, module_dtype
 from diffrep.nn.vq import VQAutoencoder
 
+from helpers import untrained_on_purpose
+
 
 def _shape(m):
     c = m.config
@@ -36,6 +38,8 @@ CLASSES = [ParamReL, SAMI, MultiBeta, MultiBetaVAE, DiffAE, InfoDiffusion, DisDi
 def test_float64_images_give_the_float32_loss_and_codes(cls):
     torch.manual_seed(0)
     m = cls(cls.config_class())
+    if hasattr(m, "use_untrained_frozen_parts"):  # EncDiff's first stage: this test reads the method, not a VQ run
+        m.use_untrained_frozen_parts()
     C, H = _shape(m)
     x64 = torch.rand(2, C, H, H, dtype=torch.float64) * 2 - 1
     x32 = x64.float()
@@ -104,7 +108,7 @@ def test_toy_ddpm_and_multibeta_phase_3_losses_cast():
     from diffrep.methods.toy_ddpm import ToyDDPM
 
     torch.manual_seed(0)
-    phase3 = MultiBeta(MultiBeta.config_class(adv_disc_weight=1.0, phase=3))
+    phase3 = untrained_on_purpose(MultiBeta(MultiBeta.config_class(adv_disc_weight=1.0, phase=3)))
     for m in (ToyDDPM(ToyDDPM.config_class()), phase3):
         C, H = _shape(m)
         x64 = torch.rand(2, C, H, H, dtype=torch.float64) * 2 - 1

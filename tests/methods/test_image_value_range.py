@@ -17,7 +17,7 @@ from diffrep.methods.vae import VAE, BetaTCVAE
 from diffrep.nn.images import IMAGE_RANGE, RANGE_TOLERANCE, UNIT_RANGE, check_images
 from diffrep.nn.vq import VQAutoencoder
 
-from helpers import tiny_bfn, tiny_paramrel, tiny_sami, tiny_vq
+from helpers import tiny_bfn, tiny_paramrel, tiny_sami, tiny_vq, untrained_on_purpose
 
 PM1_FIX = r"divide 0\.\.255 pixels by 127\.5 and subtract 1"
 
@@ -122,8 +122,8 @@ MODELS = {
     "SAMI": lambda: tiny_sami(dtype=torch.float32),
     "DiffAE": lambda: DiffAE(DiffAE.config_class()),
     "InfoDiffusion": lambda: InfoDiffusion(InfoDiffusion.config_class()),
-    "DisDiff": lambda: DisDiff(DisDiff.config_class()),
-    "EncDiff": lambda: EncDiff(EncDiff.config_class()),
+    "DisDiff": lambda: untrained_on_purpose(DisDiff(DisDiff.config_class())),
+    "EncDiff": lambda: untrained_on_purpose(EncDiff(EncDiff.config_class())),
     "MultiBeta": lambda: MultiBeta(MultiBeta.config_class()),
     "MultiBetaVAE": lambda: MultiBetaVAE(MultiBetaVAE.config_class()),
     "VAE": lambda: VAE(VAE.config_class()),

@@ -14,7 +14,7 @@ import re
 import pytest
 import torch
 
-from helpers import tiny_paramrel, tiny_sami, tiny_unet
+from helpers import tiny_paramrel, tiny_sami, tiny_unet, untrained_on_purpose
 
 NAN, INF = float("nan"), float("inf")
 
@@ -31,8 +31,8 @@ def _toy():
 def _multibeta():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    m = untrained_on_purpose(MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})))
     return m.set_phase(2)
 
 
@@ -70,7 +70,7 @@ FACTORIES = {
     "toy": _toy,
     "diffae": _cls("diffae", "DiffAE", sample_steps=1),
     "infodiffusion": _cls("infodiffusion", "InfoDiffusion", sample_steps=1),
-    "disdiff": _cls("disdiff", "DisDiff", sample_steps=1),
+    "disdiff": lambda: untrained_on_purpose(_cls("disdiff", "DisDiff", sample_steps=1)()),
     "encdiff": _encdiff,
     "multibeta": _multibeta,
     "sami": lambda: tiny_sami(dtype=torch.float32),

@@ -18,6 +18,8 @@ from diffrep.methods.encdiff_nets import SmallExtractorConfig
 from diffrep.nn.unet import UNetConfig
 from diffrep.nn.vq import VQAutoencoderConfig
 
+from helpers import untrained_on_purpose
+
 
 def _model():
     un = UNetConfig(image_size=8, in_channels=3, out_channels=3, model_channels=16, channel_mult=(1, 2),
@@ -25,18 +27,18 @@ def _model():
     sx = SmallExtractorConfig(image_size=16, num_units=4, token_dim=8, channels=(8, 16), hidden=16, mlp_hidden=(8,))
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    return EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none",
+    return untrained_on_purpose(EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq, conditioning="none",
                                  dyga=DyGAConfig(num_units=4, token_dim=8),
                                  schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
-                                                              beta_end=0.0155))).eval()
+                                                              beta_end=0.0155)))).eval()
 
 
 def _disdiff(stage):
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, embed_dim=3, z_channels=3,
                              n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    return DisDiff(DisDiffConfig(first_stage=vq, unet=dataclasses.replace(DisDiffConfig().unet, image_size=8),
-                                 stage=stage)).eval()
+    return untrained_on_purpose(DisDiff(DisDiffConfig(first_stage=vq, unet=dataclasses.replace(DisDiffConfig().unet, image_size=8),
+                                 stage=stage))).eval()
 
 
 @pytest.mark.parametrize("method", ["encdiff", "disdiff-pretrain", "disdiff-disentangle"])

@@ -36,7 +36,7 @@ import math
 import pytest
 import torch
 
-from helpers import host_reads, tiny_bfn, tiny_disdiff, tiny_paramrel, tiny_sami, tiny_unet
+from helpers import host_reads, tiny_bfn, tiny_disdiff, tiny_paramrel, tiny_sami, tiny_unet, untrained_on_purpose
 
 NAN = float("nan")
 
@@ -94,10 +94,10 @@ def _encdiff():
     sx = SmallExtractorConfig(image_size=16, num_units=4, token_dim=8, channels=(8, 16), hidden=16, mlp_hidden=(8,))
     vq = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=16, num_groups=4)
     torch.manual_seed(0)
-    return EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq,
+    return untrained_on_purpose(EncDiff(EncDiffConfig(unet=un, small_extractor=sx, first_stage=vq,
                                  dyga=DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2),
                                  schedule=NoiseScheduleConfig(kind="ldm_linear", num_timesteps=40, beta_start=0.0015,
-                                                              beta_end=0.0155), sample_steps=2))
+                                                              beta_end=0.0155), sample_steps=2)))
 
 
 def _vae(name: str):
@@ -120,7 +120,7 @@ def _multibeta(phase: int):
     from diffrep.methods.multibeta import MultiBeta
 
     torch.manual_seed(0)
-    m = MultiBeta(_multibeta_config())
+    m = untrained_on_purpose(MultiBeta(_multibeta_config()))
     return m.set_phase(2) if phase == 2 else m
 
 

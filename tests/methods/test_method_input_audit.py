@@ -7,7 +7,7 @@ import torch
 from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.toy_ddpm import ToyDDPM, ToyDDPMConfig
 
-from helpers import tiny_bfn, tiny_sami, tiny_unet
+from helpers import tiny_bfn, tiny_sami, tiny_unet, untrained_on_purpose
 
 
 def tiny_toy():
@@ -68,8 +68,8 @@ def test_multibeta_phase_2_loss_checks_the_batch():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
     torch.manual_seed(0)
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    m = untrained_on_purpose(MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})))
     m.set_phase(2)
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     assert torch.isfinite(m.loss(x, step=0, generator=torch.Generator().manual_seed(0))["loss"])
@@ -83,8 +83,8 @@ def test_multibeta_decode_and_denoise_refuse_nan_codes():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
     torch.manual_seed(0)
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})).eval()
+    m = untrained_on_purpose(MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))).eval()
     m.set_phase(2)  # installs the denoiser's schedule
     z = torch.full((2, 3), float("nan"))
     with pytest.raises(ValueError, match=r"^MultiBetaVAE.decode: z holds NaN"):
@@ -131,8 +131,8 @@ def test_multibeta_sample_is_in_the_image_range():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
 
     torch.manual_seed(0)
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})).eval()
+    m = untrained_on_purpose(MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))).eval()
     m.set_phase(2)
     with torch.no_grad():
         for p in m.vae.parameters():

@@ -32,7 +32,7 @@ from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig
 from diffrep.methods.paramrel import ReverseSample
 
 from helpers import (tiny_multibeta_phase2, assert_same_inside_and_outside_bf16_autocast, break_zero_init, perturbed, sami_images,
-                     tiny_bfn, tiny_paramrel, tiny_sami)
+                     tiny_bfn, tiny_paramrel, tiny_sami, untrained_on_purpose)
 
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -83,7 +83,7 @@ def _infodiffusion():
 @functools.cache
 def _disdiff():
     torch.manual_seed(0)
-    m = break_zero_init(DisDiff(DisDiffConfig(sample_steps=2)), std=0.05).eval()
+    m = break_zero_init(untrained_on_purpose(DisDiff(DisDiffConfig(sample_steps=2))), std=0.05).eval()
     m.fit_code_pca(_images(4, 3, 16, seed=9))
     return m
 
@@ -113,8 +113,8 @@ def _disdiff_pca():
 def _disdiff_refresh():
     """DyGA's anchor selection on the units of 24 images; each call starts from the same (unfitted) DyGA state."""
     torch.manual_seed(0)
-    m = break_zero_init(DisDiff(DisDiffConfig(sample_steps=2, dyga=DyGAConfig(
-        num_units=4, token_dim=8, n_components=2, max_components=4, max_iter=5, min_mass=1.0))), std=0.05).eval()
+    m = break_zero_init(untrained_on_purpose(DisDiff(DisDiffConfig(sample_steps=2, dyga=DyGAConfig(
+        num_units=4, token_dim=8, n_components=2, max_components=4, max_iter=5, min_mass=1.0)))), std=0.05).eval()
     report = m.refresh_anchors(_images(24, 3, 16, seed=3))
     report.pop("seconds")
     return [report, list(m.dyga.buffers())]

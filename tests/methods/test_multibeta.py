@@ -14,13 +14,15 @@ from diffrep.config import ConfigError
 from diffrep.methods.multibeta import MultiBeta, MultiBetaConfig, multibeta_config
 from diffrep.nn.pretrained import load_pretrained
 
+from helpers import untrained_on_purpose
+
 
 def tiny(**kw) -> MultiBeta:
     torch.manual_seed(0)
     vae = {"hidden": 16, "beta_embed_dim": 8, **kw.pop("vae", {})}
     den = {"hidden": 16, "depth": 1, **kw.pop("denoiser", {})}
     cfg = multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, vae=vae, denoiser=den, **kw)
-    m = MultiBeta(cfg)
+    m = untrained_on_purpose(MultiBeta(cfg))
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -344,9 +346,9 @@ def test_input_validation():
         MultiBetaConfig(vae=multibeta_config(latent_dim=4).vae, denoiser=multibeta_config(latent_dim=5).denoiser)
     with pytest.raises(ConfigError, match="representation_beta"):
         multibeta_config(representation_beta=1.5)
-    sp = MultiBeta(multibeta_config(image_size=16, arch="resnet", latent="spatial", latent_channels=2, num_steps=3,
+    sp = untrained_on_purpose(MultiBeta(multibeta_config(image_size=16, arch="resnet", latent="spatial", latent_channels=2, num_steps=3,
                                     vae=dict(model_channels=8, channel_mult=(1, 2), num_groups=4),
-                                    unet=dict(model_channels=8, num_groups=4)))
+                                    unet=dict(model_channels=8, num_groups=4))))
     with pytest.raises(ValueError, match="needs a vector latent"):
         sp.traverse(torch.zeros(1, 3, 16, 16), 0.5)
 
@@ -406,8 +408,8 @@ def test_construction_follows_the_config():
     d = tiny(adv_disc_weight=0.5, disc_layers=2, disc_channels=4).discriminator
     convs = [c for c in d.net if isinstance(c, torch.nn.Conv2d)]
     assert convs[0].out_channels == 4 and len(convs) == 2 + 2
-    m = MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, phase=2,
-                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1}))
+    m = untrained_on_purpose(MultiBeta(multibeta_config(image_size=32, in_channels=1, latent_dim=3, num_steps=5, phase=2,
+                                   vae={"hidden": 16, "beta_embed_dim": 8}, denoiser={"hidden": 16, "depth": 1})))
     assert int(m.denoiser.schedule_set) == 1
     torch.testing.assert_close(m.denoiser.sigma_table, m.vae.sigma_grid().detach())
     assert m.decode(torch.zeros(1, 3), torch.tensor([0.4])).shape == (1, 1, 32, 32)  # a one-element tensor beta

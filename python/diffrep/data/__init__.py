@@ -245,7 +245,8 @@ def load(name: str, root=None, source: str = "auto", split=None, *, root_flag: s
     # a hint says how to give a root: the flag itself, or the API's root= where root_flag describes a record
     # ("the run's data.root") rather than a setting one can pass
     root_hint = root_flag if root_flag.startswith("--") else "root"
-    flags = {"root_flag": root_hint, "source_flag": source_flag}
+    # a hint offers the procedural source only where a generator exists (LSUN's offered one it does not have)
+    flags = {"root_flag": root_hint, "source_flag": source_flag, "generated": entry.procedural is not None}
     if explicit and (source == "procedural" or entry.from_file is None):
         why = setting_text(source_flag, "procedural") if source == "procedural" else f"{name} is generated procedurally"
         raise ValueError(f"{root_flag}={root}: {why}, so no files are read; drop {root_flag}")

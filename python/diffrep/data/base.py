@@ -463,15 +463,19 @@ class MissingFilesError(FileNotFoundError):
 
 
 def missing_file_error(dataset: str, expected: Sequence[str], root, *, root_flag: str = "root",
-                       source_flag: str = "source") -> MissingFilesError:
+                       source_flag: str = "source", generated: bool = False) -> MissingFilesError:
     """A FileNotFoundError naming the dataset, the expected files and where they were looked for; the hint
     names ``root_flag`` and ``source_flag`` as :func:`setting_text` writes them (the API's arguments by
-    default, a verb's flags from the command line)."""
+    default, a verb's flags from the command line); it offers the procedural source only when ``generated``
+    (the dataset has a generator: :func:`diffrep.data.load` says; LSUN, CelebA, MNIST, CIFAR-10, Cars3D, whose
+    readers raise this error themselves, have none)."""
+    if not isinstance(generated, bool):
+        raise TypeError(f"generated must be True or False, got {generated!r}")
     files = ", ".join(expected)
+    other = f" (or {setting_text(source_flag, 'procedural')} where a generator exists)" if generated else ""
     err = MissingFilesError(
         f"{dataset}: expected file(s) {files} under {str(root)!r} but found none there; "
-        f"pass {setting_text(root_flag)} the folder holding them (or {setting_text(source_flag, 'procedural')} "
-        "where a generator exists)"
+        f"pass {setting_text(root_flag)} the folder holding them{other}"
     )
     err.dataset, err.expected, err.root = dataset, tuple(expected), root  # attributes: the error still pickles
     return err

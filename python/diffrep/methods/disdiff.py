@@ -47,6 +47,7 @@ from .._checks import finite_numbers, flag, index, non_negative_int, positive_in
 from ..config import differing_fields
 from ..diffusion import DDIMSampler, NoiseSchedule
 from ..metrics.pca import pca1_units
+from ..nn import frozen_parts
 from ..nn.encoders import HalfUNet
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
@@ -60,6 +61,19 @@ from .dyga import DyGA
 from .dyga_schedule import AnchorData, AnchorSchedule, Refit
 
 __all__ = ["DisDiffConfig", "DisDiff", "shift_coefficients"]
+
+# the refusals of a frozen part never loaded (docs/architecture.md#frozen-parts): a random eps_theta or VQ
+# autoencoder would train the encoder against noise and decode noise, without a word
+UNTRAINED_EPS = (
+    "DisDiff: the frozen noise predictor eps_theta (unet) still holds its random initialisation; load a pre-trained "
+    "one with model.load_pretrained_diffusion(unet) (the disdiff/ recipes: --pretrained_path DIR, the final/ folder "
+    "of a disdiff/...-pretrain run), train it (stage='pretrain', or pretrain_steps > 0), or call "
+    "model.use_untrained_frozen_parts() to run on an untrained one on purpose (tests, smoke runs)")
+UNTRAINED_FIRST_STAGE = (
+    "DisDiff: the first stage (the frozen VQ autoencoder of the LDM setting) still holds its random initialisation; "
+    "load a trained one with model.load_pretrained_diffusion(unet, first_stage) (the disdiff/ recipes: "
+    "--first_stage_path DIR, the final/ folder of a `diffrep train vq/...` run), or call "
+    "model.use_untrained_frozen_parts() to run on an untrained one on purpose (tests, smoke runs)")
 
 
 def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,6 +114,10 @@ class DisDiff(PretrainedMixin, nn.Module):
         self.encoder = HalfUNet(cfg.encoder)
         self.unet = UNet(cfg.unet)
         self.first_stage = VQAutoencoder(cfg.first_stage) if cfg.first_stage is not None else None
+        # built random: refused until loaded, trained by the pre-training stage, or chosen untrained
+        frozen_parts.track(self, "unet")
+        if self.first_stage is not None:
+            frozen_parts.track(self, "first_stage")
         self.shift = UNet(cfg.shift_unet())
         # the shift decoder reads the frozen down path and time embedding: its own are not used
         self.shift.input_blocks = nn.ModuleList()
@@ -156,6 +174,18 @@ class DisDiff(PretrainedMixin, nn.Module):
             m.train(False)
         return self
 
+    def use_untrained_frozen_parts(self) -> None:
+        """Run on the randomly initialised eps_theta and first stage on purpose (tests, smoke runs): saved with
+        the weights. A part already loaded (or trained by the pre-training stage) stays so."""
+        frozen_parts.choose_untrained(self)
+
+    def _eps_ready(self) -> None:
+        frozen_parts.require(self, "unet", UNTRAINED_EPS)
+
+    def _first_stage_ready(self) -> None:
+        if self.first_stage is not None:
+            frozen_parts.require(self, "first_stage", UNTRAINED_FIRST_STAGE)
+
     def load_pretrained_diffusion(self, unet: UNet, first_stage: VQAutoencoder | None = None) -> None:
         """Copy the weights of a trained noise predictor (and VQ autoencoder) into the frozen parts."""
         if not isinstance(unet, UNet):
@@ -167,6 +197,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             raise ValueError(f"the pre-trained U-Net's config differs from DisDiffConfig.unet: "
                              f"{_differences(unet.config, self.config.unet, 'unet')}")
         self.unet.load_state_dict(unet.state_dict())
+        frozen_parts.mark(self, "unet", frozen_parts.LOADED)
         if first_stage is not None:
             if self.first_stage is None:
                 raise ValueError("load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff runs in pixel "
@@ -179,6 +210,7 @@ class DisDiff(PretrainedMixin, nn.Module):
             # its discriminator trained it; this model's first stage (disc_weight 0) has none
             self.first_stage.load_state_dict({k: v for k, v in first_stage.state_dict().items()
                                               if not k.startswith("discriminator.")})
+            frozen_parts.mark(self, "first_stage", frozen_parts.LOADED)
 
     # -- spaces --------------------------------------------------------------------------------
     def _images(self, x, who, name="x"):
@@ -199,6 +231,7 @@ class DisDiff(PretrainedMixin, nn.Module):
     def _to_diffusion_space(self, x):  # x checked (the loss's batch)
         if self.first_stage is None:
             return x
+        self._first_stage_ready()
         with torch.no_grad():
             return self.first_stage._encode(x) * self.config.latent_scale  # x checked
 
@@ -210,6 +243,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         x0 = x0.to(module_dtype(self.unet))  # as _diffusion_space
         if self.first_stage is None:
             return x0
+        self._first_stage_ready()
         return self.first_stage.decode(x0 / self.config.latent_scale, quantize=quantize)
 
     # -- representation ---------------------------------------------------------------------------
@@ -344,6 +378,7 @@ class DisDiff(PretrainedMixin, nn.Module):
         return self._predict(x_t, t, None if units is None else self._check_units(units, x_t.shape[0]), which)
 
     def _predict(self, x_t, t, units=None, which=None):  # unchecked (units checked or the loss's): the loss and the sampling loops
+        self._eps_ready()
         B = x_t.shape[0]
         was = self.unet.training
         self.unet.train(False)  # the frozen role: no dropout, no gradient
@@ -390,6 +425,8 @@ class DisDiff(PretrainedMixin, nn.Module):
         noise = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
         x_t = self.schedule._q_sample(x0, t, noise)  # t drawn above: no range read
         if c.stage == "pretrain" or (step is not None and step < c.pretrain_steps):
+            if frozen_parts.state(self, "unet") != frozen_parts.LOADED:  # trained here: the later stage may read it
+                frozen_parts.mark(self, "unet", frozen_parts.LOADED)
             err = self.unet(x_t, t) - noise
             per = (err.pow(2) if c.recon_loss == "l2" else err.abs()).flatten(1).mean(1)
             return {"loss": per.mean(), "diffusion": per.mean().detach()}
@@ -513,6 +550,7 @@ class DisDiff(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, num_steps: int | None = None) -> torch.Tensor:
         """Unconditional samples of the pre-trained model (DDIM, eta = 0; x_T in the weights' dtype); images in [-1, 1]."""
+        self._eps_ready()
         w = next(self.unet.parameters())
         x0 = DDIMSampler(self.schedule).sample(lambda xt, t: self.unet(xt, t), self._shape(positive_int(n, "n")),
                                                generator=generator, num_steps=self.config.sample_steps if num_steps is None else num_steps,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal, Optional
 
+from .._checks import a_or_an
 from ..config import Config, ConfigError, Ge, Gt, Lt
 from ..diffusion import NoiseScheduleConfig
 from ..nn.encoders import HalfUNetConfig
@@ -82,8 +83,8 @@ class DisDiffConfig(Config):
                               f"needs dyga.num_units={self.num_units}, dyga.token_dim={self.unit_dim}")
         emb = u.time_embed_dim or 4 * u.model_channels
         if self.part_embedding == "orthogonal" and self.num_units > emb // 2:
-            raise ConfigError("num_units", f"orthogonal part embeddings are rows of a {emb // 2}-square matrix: "
-                              f"at most {emb // 2} units, got {self.num_units}")
+            raise ConfigError("num_units", f"orthogonal part embeddings are rows of {a_or_an(f'{emb // 2}-square')} "
+                              f"matrix: at most {emb // 2} units, got {self.num_units}")
         if not 1 <= self.sample_steps <= self.schedule.num_timesteps:
             raise ConfigError("sample_steps", f"must be in [1, {self.schedule.num_timesteps}], got {self.sample_steps}")
 

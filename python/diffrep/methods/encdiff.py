@@ -36,6 +36,7 @@ from .._checks import finite_numbers, flag, indices, map_style_dataset, positive
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule
 from ..metrics.pca import pca1_units
+from ..nn import frozen_parts
 from ..nn.encoders import FeatureExtractor
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
@@ -48,6 +49,13 @@ from .encdiff_config import EncDiffConfig, ldm_ddim_pairs, ldm_schedule
 from .encdiff_nets import FSQTokens, SmallExtractor
 
 __all__ = ["EncDiffConfig", "EncDiff", "ldm_schedule", "ldm_ddim_pairs"]
+
+# every verb's refusal of a first stage never loaded (it would train and encode on a random autoencoder's latents)
+FIRST_STAGE_UNTRAINED = (
+    "EncDiff: the first stage (the frozen VQ autoencoder, DyGA Table 7) still holds its random initialisation; load "
+    "a trained one with model.load_first_stage(DIR) (the final/ folder of a `diffrep train vq/...` run; the "
+    "encdiff/ recipes: --first_stage_path DIR), or call model.use_untrained_frozen_parts() to run on an untrained "
+    "one on purpose (tests, smoke runs)")
 
 
 class EncDiff(PretrainedMixin, nn.Module):
@@ -63,6 +71,8 @@ class EncDiff(PretrainedMixin, nn.Module):
         self.first_stage = VQAutoencoder(cfg.first_stage) if cfg.first_stage is not None else None
         if self.first_stage is not None:
             self.first_stage.requires_grad_(False).eval()
+            # built random and never trained here: every verb refuses it until it is loaded (or chosen untrained)
+            frozen_parts.track(self, "first_stage")
         self.dyga = DyGA(cfg.dyga) if cfg.conditioning == "dyga" else None
         self.fsq = FSQTokens(cfg.token_dim, cfg.fsq_levels) if cfg.conditioning == "fsq" else None
         self.schedule = NoiseSchedule(cfg.schedule)
@@ -116,7 +126,19 @@ class EncDiff(PretrainedMixin, nn.Module):
             hooks.append(blk.register_forward_pre_hook(pre))
         return hooks
 
+    def _first_stage_ready(self):
+        """Refuse a first stage that still holds its random initialisation (docs/architecture.md#frozen-parts)."""
+        if self.first_stage is not None:
+            frozen_parts.require(self, "first_stage", FIRST_STAGE_UNTRAINED)
+
+    def use_untrained_frozen_parts(self) -> None:
+        """Run on the randomly initialised first stage on purpose (tests, smoke runs; a recipe's
+        ``allow_untrained_first_stage``): saved with the weights, so a model trained so loads as it trained.
+        A loaded first stage stays loaded; nothing to mark in pixel space."""
+        frozen_parts.choose_untrained(self)
+
     def _images(self, x, name="x"):
+        self._first_stage_ready()
         return check_images(x, channels=self.config.image_channels, size=self.config.image_size, name=name,
                             who="EncDiff", dtype=module_dtype(self), value_range=IMAGE_RANGE)
 
@@ -159,6 +181,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         z = self._latents(z, "z")
         if self.first_stage is None:
             return z
+        self._first_stage_ready()
         return self.first_stage.decode(z / self.scale_factor)
 
     def raw_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -549,3 +572,4 @@ class EncDiff(PretrainedMixin, nn.Module):
         state = {k: v for k, v in vq.state_dict().items() if not k.startswith("discriminator.")}
         self.first_stage.load_state_dict(state)
         self.first_stage.requires_grad_(False).eval()
+        frozen_parts.mark(self, "first_stage", frozen_parts.LOADED)

@@ -29,6 +29,7 @@ from torch import nn
 
 from .._checks import finite_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge
+from ..nn import frozen_parts
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
 from ..nn.lpips import LPIPS, cached_lpips
 from ..nn.pretrained import PretrainedMixin
@@ -105,6 +106,15 @@ class MultiBetaConfig(Config):
             raise ConfigError("adv_perceptual_weight", "LPIPS needs images of at least 16x16")
 
 
+# phases 2 and 3 on a VAE never trained would fit the denoiser (or the decoder) to a random encoder's codes, without a
+# word (docs/architecture.md#frozen-parts)
+UNTRAINED_VAE = (
+    "MultiBeta: phase {phase} reads the frozen phase-1 VAE, which still holds its random initialisation; train phase 1 "
+    "first (set_phase(1), or a recipe's phases [1, 2]), load a trained one with model.load_vae(vae) (a recipe: "
+    "phases [2] with vae_from RUN/final), or call model.use_untrained_frozen_parts() to run on an untrained one on "
+    "purpose (tests, smoke runs)")
+
+
 class MultiBeta(PretrainedMixin, nn.Module):
     """The two-phase denoising multi-beta VAE. ``vae``, ``denoiser`` and (with ``adv_disc_weight > 0``)
     ``discriminator`` are its parts; ``save_pretrained`` writes all of them in one config.json + safetensors,
@@ -116,6 +126,8 @@ class MultiBeta(PretrainedMixin, nn.Module):
         super().__init__()
         cfg = self._init_config(config)
         self.vae = MultiBetaVAE(cfg.vae)
+        # phases 2 and 3 read the VAE frozen: refused until phase 1 trained it here or trained weights were loaded
+        frozen_parts.track(self, "vae")
         self.denoiser = LatentDenoiser(cfg.denoiser)
         self.discriminator = (PatchDiscriminator(cfg.vae.in_channels, cfg.disc_channels, cfg.disc_layers)
                               if cfg.adv_disc_weight > 0 else None)
@@ -185,13 +197,30 @@ class MultiBeta(PretrainedMixin, nn.Module):
         training_step(step)
         check_generator(generator)
         if phase == 1:
+            if frozen_parts.state(self, "vae") != frozen_parts.LOADED:  # trained here: phases 2 and 3 may read it
+                frozen_parts.mark(self, "vae", frozen_parts.LOADED)
             return self.vae.loss(batch, step=step, generator=generator, beta=beta)
         if beta is not None:
             raise ValueError(f"beta fixes the per-example beta of phase 1; the model is in phase {phase}")
+        frozen_parts.require(self, "vae", UNTRAINED_VAE.format(phase=phase))
         if phase == 2:  # the frozen encoder reads the batch: check it here (NaN, integer images went through)
             self._check_x(batch_images(batch), "MultiBeta.loss", "batch")
             return self.denoiser._loss(batch, step, generator, self.vae._encode_checked_images, None, None, own_encoder=True)
         return self._adversarial_loss(batch, step, generator)
+
+    def load_vae(self, vae: MultiBetaVAE) -> None:
+        """Copy a trained phase-1 VAE (same config) into this pipeline, for phases 2 and 3."""
+        if not isinstance(vae, MultiBetaVAE):
+            raise TypeError(f"MultiBeta.load_vae: vae must be a MultiBetaVAE, got {type(vae).__name__}")
+        if vae.config != self.config.vae:
+            raise ValueError("MultiBeta.load_vae: the VAE's config differs from this model's config.vae")
+        self.vae.load_state_dict(vae.state_dict())
+        frozen_parts.mark(self, "vae", frozen_parts.LOADED)
+
+    def use_untrained_frozen_parts(self) -> None:
+        """Run phases 2 and 3 on the randomly initialised VAE on purpose (tests, smoke runs): saved with the
+        weights. A VAE trained here or loaded stays so."""
+        frozen_parts.choose_untrained(self)
 
     def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample LPIPS(x, y), the network read from the configured local file on first use."""

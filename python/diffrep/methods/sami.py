@@ -41,6 +41,7 @@ from torch import nn
 
 from .._checks import finite_float, non_negative_int, positive_int, training_step
 from ..diffusion import ChainDivergedError, DDIMSampler, DDPMSampler, NoiseSchedule
+from ..nn import frozen_parts
 from ..nn.encoders import HalfUNet
 from ..nn.gaussian import gaussian_kl
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, module_dtype
@@ -78,6 +79,8 @@ class SAMI(PretrainedMixin, nn.Module):
         self.register_load_state_dict_pre_hook(_drop_train_step)
         if cfg.freeze_denoiser:
             self.denoiser.requires_grad_(False)
+            # the pretrained-denoiser mode trains the encoder against it: refused until load_denoiser (or chosen)
+            frozen_parts.track(self, "denoiser")
 
     # -- small helpers ------------------------------------------------------------------------
     @property
@@ -306,6 +309,7 @@ class SAMI(PretrainedMixin, nn.Module):
         x_t = self.schedule._q_sample(x0, t, noise).detach()
         # the denoiser does not need d/dx_t; in pretrained mode it needs no graph at all
         if cfg.freeze_denoiser:
+            frozen_parts.require(self, "denoiser", UNTRAINED_DENOISER)
             with torch.no_grad():
                 eps_theta = self.denoiser(x_t, t)
         else:
@@ -549,9 +553,24 @@ class SAMI(PretrainedMixin, nn.Module):
             raise ValueError(f"load_denoiser: U-Net config differs from config.denoiser:\n  given {unet.config}\n"
                              f"  expected {self.config.denoiser}")
         self.denoiser.load_state_dict(unet.state_dict())
+        if self.config.freeze_denoiser:
+            frozen_parts.mark(self, "denoiser", frozen_parts.LOADED)
         if self.config.freeze_denoiser if freeze is None else freeze:
             self.denoiser.requires_grad_(False)
         return self
+
+    def use_untrained_frozen_parts(self) -> None:
+        """Train the encoder against the randomly initialised frozen denoiser on purpose (pretrained-denoiser mode;
+        tests, smoke runs): saved with the weights. Nothing to mark when the denoiser trains (freeze_denoiser off)."""
+        frozen_parts.choose_untrained(self)
+
+
+# the pretrained-denoiser mode's refusal of a denoiser never loaded (docs/architecture.md#frozen-parts): the encoder
+# would learn to guide a random network, without a word
+UNTRAINED_DENOISER = (
+    "SAMI (freeze_denoiser): the frozen denoiser still holds its random initialisation; load a trained one with "
+    "model.load_denoiser(DIR) (the sami/ recipes: --pretrained_denoiser DIR), or call "
+    "model.use_untrained_frozen_parts() to run on an untrained one on purpose (tests, smoke runs)")
 
 
 def check_count(n, name: str) -> None:

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .._checks import finite_float, one_of
+from .._checks import a_or_an, finite_float, one_of
 
 __all__ = ["FSQ", "round_ste", "fsq_bound"]
 
@@ -112,7 +112,7 @@ class FSQ(nn.Module):
         if z.dim() == 0:
             raise ValueError(f"{who}: z must have at least one axis")
         if not -z.dim() <= self.dim < z.dim():
-            raise ValueError(f"{who}: dim={self.dim} is out of range for a {z.dim()}-d input")
+            raise ValueError(f"{who}: dim={self.dim} is out of range for {a_or_an(f'{z.dim()}-d')} input")
         if z.shape[self.dim] != self.num_channels:
             raise ValueError(f"{who}: z must have {self.num_channels} channels (len(levels)) on axis {self.dim}, "
                              f"got shape {tuple(z.shape)}")

@@ -59,7 +59,7 @@ class EncDiffRecipeConfig(Config):
     data: DataRoot = dataclasses.field(default_factory=DataRoot)  # where the dataset's files are (data.root; empty: $DIFFREP_DATA or the generator)
     first_stage_path: Optional[str] = None
     first_stage_weights: STAGE_WEIGHTS = "auto"  # which of first_stage_path's weights: auto (its EMA copy when it kept one; the vq/ recipes keep none), ema, model
-    allow_untrained_first_stage: bool = False
+    allow_untrained_first_stage: bool = False  # train on the randomly initialised first stage (smoke runs; EncDiff.use_untrained_frozen_parts)
     pool: int = 4                                 # Shapes3DSubgrid: average-pooling factor of the 64 px renders
     pool_dataset = "shapes3d_subgrid"  # not a field: the one dataset pool applies to (run.json records 1 for others)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # optimiser, steps, EMA, logging and checkpoints (diffrep.train.TrainConfig)
@@ -158,7 +158,9 @@ def build(cfg: EncDiffRecipeConfig):
     if model.first_stage is not None:
         if cfg.first_stage_path:
             model.load_first_stage(folder, weights=weights)
-        elif not cfg.allow_untrained_first_stage:
+        elif cfg.allow_untrained_first_stage:
+            model.use_untrained_frozen_parts()  # recorded in the weights: the model's verbs then read it as chosen
+        else:
             raise ValueError("this recipe's model has a VQ first stage: train one (diffrep train vq/...) and pass its "
                              "final folder with --first_stage_path DIR (or set allow_untrained_first_stage=true)")
     ds = build_dataset(cfg)

@@ -249,7 +249,7 @@ def _load_vae_from(model: MultiBeta, path: str, weights: str) -> None:
     if src.config.vae != model.config.vae:
         raise ValueError(f"vae_from={path}: its VAE config differs from this recipe's model.vae; train phase 2 with "
                          "the recipe (and overrides) that trained it")
-    model.vae.load_state_dict(src.vae.state_dict())
+    model.load_vae(src.vae)
     model.config = dataclasses.replace(model.config, representation_beta=src.config.representation_beta)
 
 
