@@ -165,6 +165,10 @@ DIFFREP_LAUNCHER(mi_matrix) {
 }
 
 // ---------------------------------------------------------------- 1-D kNN MI
+// The flag logic of the CUDA launcher, which does not wait for a range check before indexing: the
+// label counts skip and flag a label outside [0, V), and group_row drops and flags a vorder entry
+// outside [0, n) or a bad label, so every (latent, factor) pair holding one is flagged (mi = 0
+// there; the wrapper raises) and the other pairs get their usual value.
 DIFFREP_LAUNCHER(knn_mi_cd) {
   int32_t flags = 0;
   std::vector<int64_t> counts(F * V, 0), starts(F * V, 0), n_kept(F, 0);
@@ -179,12 +183,6 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
     for (int64_t L = 1; L < V; ++L) starts[f * V + L] = starts[f * V + L - 1] + counts[f * V + L - 1];
     for (int64_t L = 0; L < V; ++L) n_kept[f] += counts[f * V + L] > 1 ? counts[f * V + L] : 0;
   }
-  for (int64_t i = 0; i < J * n; ++i)
-    if (!in_range(vorder[i], n)) flags |= kIndexOutOfRange;
-  if (flags) {
-    *l.flags |= flags;
-    return;
-  }
 #pragma omp parallel
   {
     std::vector<double> grouped(n);
@@ -197,7 +195,7 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
       // Stable counting sort of the value-sorted row by label; kp counts kept points in value order.
       if (!group_row(sx + j * n, vorder + j * n, labels + f * n, cnt, st, n, V, grouped.data(), kp.data(),
                      fill.data())) {
-        flags |= kIndexOutOfRange;  // vorder is not a permutation of the row
+        flags |= kIndexOutOfRange;  // vorder is not a permutation of the row, or an index is out of range
         mi[j * F + f] = 0.0;
         continue;
       }

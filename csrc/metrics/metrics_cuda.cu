@@ -142,33 +142,38 @@ __global__ void mi_table_kernel(const int64_t* joint, const int64_t* lab_count, 
 }
 
 // ---------------------------------------------------------------- 1-D kNN MI
-__global__ void knn_check_kernel(const int64_t* vorder, const int64_t* labels, int64_t J, int64_t F, int64_t n,
-                                 int64_t V, int32_t* flags) {
-  int32_t local = 0;
-  GRID_STRIDE(e, J * n + F * n) {
-    if (e < J * n ? !in_range(vorder[e], n) : !in_range(labels[e - J * n], V)) local |= kIndexOutOfRange;
-  }
-  report(flags, local);
-}
+// Every kernel below guards its own indices and raises kIndexOutOfRange in the op's flags word, which
+// the Python wrapper reads once after the launch, as the CPU kernel does: no host wait between them.
+// A flagged call's mi is garbage (finite work, every access in bounds) and the wrapper discards it.
 
-// Per factor: label counts and group starts (one thread per factor; V is small).
+// Per factor: label counts and group starts (one thread per factor; V is small). A label outside
+// [0, V) is not counted (so the groups still fit in n places) and is flagged.
 __global__ void knn_groups_kernel(const int64_t* labels, int64_t F, int64_t n, int64_t V, int64_t* counts,
-                                  int64_t* starts) {
+                                  int64_t* starts, int32_t* flags) {
+  int32_t local = 0;
   GRID_STRIDE(f, F) {
     int64_t* cnt = counts + f * V;
     for (int64_t L = 0; L < V; ++L) cnt[L] = 0;
-    for (int64_t i = 0; i < n; ++i) ++cnt[labels[f * n + i]];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t L = labels[f * n + i];
+      if (in_range(L, V))
+        ++cnt[L];
+      else
+        local |= kIndexOutOfRange;
+    }
     int64_t s = 0;
     for (int64_t L = 0; L < V; ++L) {
       starts[f * V + L] = s;
       s += cnt[L];
     }
   }
+  report(flags, local);
 }
 
 // One thread per latent: stable counting sort of its value-sorted row by the labels of factor f,
 // and the prefix count of kept points (label count > 1) in value order (group_row, as the CPU
-// kernel; an argsort that is not a permutation is flagged, its extra points stay unwritten).
+// kernel; an argsort that is not a permutation, or an entry of vorder or of the labels out of range,
+// is flagged, and its extra or unreadable points stay unwritten).
 __global__ void knn_group_rows_kernel(const double* sx, const int64_t* vorder, const int64_t* lab,
                                       const int64_t* cnt, const int64_t* st, int64_t J, int64_t n, int64_t V,
                                       double* grouped, int64_t* kp, int64_t* fill, int32_t* flags) {
@@ -180,14 +185,16 @@ __global__ void knn_group_rows_kernel(const double* sx, const int64_t* vorder, c
   report(flags, local);
 }
 
-// One thread per (latent, grouped position): the point's three digamma terms (0 when dropped).
+// One thread per (latent, grouped position): the point's three digamma terms (0 when dropped). A
+// position past its label's group (the groups fill fewer than n places when a label was out of
+// range, a flagged call) is treated as dropped, so knn_point never reads outside a group.
 __global__ void knn_point_kernel(const double* sx, const double* grouped, const int64_t* kp, const int64_t* cnt,
                                  const int64_t* st, int64_t J, int64_t n, int64_t V, int64_t k, double* terms) {
   GRID_STRIDE(e, J * n) {
     const int64_t j = e / n, q = e % n;
     const int64_t L = group_label(st, V, q), nl = cnt[L];
     KnnTerms t{0, 0, 0};
-    if (nl >= 2) t = knn_point(grouped + j * n, sx + j * n, kp + j * (n + 1), n, q, st[L], nl, k);
+    if (nl >= 2 && q < st[L] + nl) t = knn_point(grouped + j * n, sx + j * n, kp + j * (n + 1), n, q, st[L], nl, k);
     terms[e] = t.psi_k;
     terms[J * n + e] = t.psi_nl;
     terms[2 * J * n + e] = t.psi_m;
@@ -285,14 +292,9 @@ DIFFREP_LAUNCHER(knn_mi_cd) {
   int64_t* fill = kp + J * (n + 1);   // (J, V)
   double* grouped = dscratch;         // (J, n)
   double* terms = dscratch + J * n;   // (3, J, n)
-  // Every later kernel indexes with these values: check first, and stop on the host if any is bad.
-  DIFFREP_LAUNCH(knn_check_kernel, J * n + F * n, "knn_mi_cd", vorder, labels, J, F, n, V, l.flags);
-  int32_t bad = 0;
-  DeviceGuard::check(cudaMemcpyAsync(&bad, l.flags, sizeof(int32_t), cudaMemcpyDeviceToHost, as_stream(l)),
-                     "knn_mi_cd: cudaMemcpyAsync");
-  DeviceGuard::check(cudaStreamSynchronize(as_stream(l)), "knn_mi_cd: cudaStreamSynchronize");
-  if (bad) return;
-  DIFFREP_LAUNCH(knn_groups_kernel, F, "knn_mi_cd", labels, F, n, V, counts, starts);
+  // No range check with a host wait before these launches: knn_groups_kernel flags the labels and
+  // group_row every vorder entry (each row j meets each factor, F >= 1), each guarding its own reads.
+  DIFFREP_LAUNCH(knn_groups_kernel, F, "knn_mi_cd", labels, F, n, V, counts, starts, l.flags);
   const unsigned blocks = static_cast<unsigned>(J < 65535 ? J : 65535);
   for (int64_t f = 0; f < F; ++f) {
     const int64_t* cnt = counts + f * V;

@@ -220,13 +220,22 @@ DIFFREP_HD int64_t knn_ball_count(const double* sx, const int64_t* kp, int64_t n
 // kernels run it, so a write can never leave its group: when vorder is not a permutation a label may
 // meet more points than its count, and those are dropped and reported (false). Before this guard
 // the CPU kernel wrote past its n-element buffer on such an argsort (e.g. vorder = [1, 1]).
+// It also guards its own indices (a vorder entry outside [0, n), a label outside [0, V): the point
+// is dropped, not kept, and reported), so the CUDA launcher needs no host-side wait for a range
+// check before launching it (docs/kernels/metrics.md#host-reads-on-cuda).
 DIFFREP_HD bool group_row(const double* sx, const int64_t* vorder, const int64_t* lab, const int64_t* cnt,
                           const int64_t* st, int64_t n, int64_t V, double* grouped, int64_t* kp, int64_t* fill) {
   bool ok = true;
   for (int64_t L = 0; L < V; ++L) fill[L] = st[L];
   kp[0] = 0;
   for (int64_t q = 0; q < n; ++q) {
-    const int64_t L = lab[vorder[q]];
+    const int64_t p = vorder[q];
+    const int64_t L = p >= 0 && p < n ? lab[p] : -1;
+    if (L < 0 || L >= V) {
+      ok = false;
+      kp[q + 1] = kp[q];
+      continue;
+    }
     const int64_t at = fill[L]++;
     if (at < st[L] + cnt[L])
       grouped[at] = sx[q];

@@ -246,8 +246,8 @@ METRIC_READS = {"auroc_matrix": 3, "auroc_matrix bool labels": 2, "hist_discreti
 @pytest.mark.parametrize("name", sorted(METRIC_READS))
 def test_metric_ops_read_their_flags_once_after_their_validation(cuda_path, name):
     """The metric kernels (evaluation: every result is read on the host at once, so no deferred_checks() path)
-    read their flags word once per call; knn_mi_cd's CUDA launcher also waits for its index check before its
-    later kernels (a synchronisation inside csrc/metrics/metrics_cuda.cu that this count cannot see)."""
+    read their flags word once per call; no launcher waits inside C++ (knn_mi_cd's kernels guard their own
+    indices: tests/ops/test_metrics_knn_mi_flag_guards.py), so these are all the synchronisations."""
     kernel, call = _metric_calls()[name]
     with use_backend("cpu", strict=True):
         want = call()

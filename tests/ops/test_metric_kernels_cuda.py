@@ -74,3 +74,30 @@ def test_knn_mi_argsort_that_overflows_a_group_is_flagged():
                 dscratch=torch.zeros(8, dtype=torch.float64, device=sx.device), iscratch=torch.zeros(9, **i64),
                 mi=torch.empty(1, 1, dtype=torch.float64, device=sx.device))
     assert flags == CLASS_OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("where", ["label", "vorder"])
+def test_knn_mi_indices_out_of_range_are_flagged_by_the_kernels_that_read_them(where):
+    """No host wait for a range check in the launcher: knn_groups_kernel flags a label outside [0, V) and
+    group_row a vorder entry outside [0, n), as the CPU kernel does (tests/ops/test_metrics_knn_mi_flag_guards.py);
+    the pairs without a bad index equal the CPU's values (a flagged pair's value is unspecified on CUDA)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 200, generator=g, dtype=torch.float64)
+    lab = torch.randint(0, 4, (2, 200), generator=g)
+    sx, vorder = torch.sort(x, dim=1, stable=True)
+    if where == "label":
+        lab[0, 17] = -(2**62)
+    else:
+        vorder[1, 23] = 10**12
+    out = {}
+    for dev in ("cpu", "cuda"):
+        i64 = dict(dtype=torch.int64, device=dev)
+        mi = torch.full((3, 2), -1.0, dtype=torch.float64, device=dev)
+        flags = run(dev, "knn_mi_cd", mi.device, sx=sx.contiguous().to(dev), vorder=vorder.contiguous().to(dev),
+                    labels=lab.to(dev), J=3, F=2, n=200, V=4, k=3,
+                    dscratch=torch.empty(4 * 3 * 200, dtype=torch.float64, device=dev),
+                    iscratch=torch.empty(2 * 2 * 4 + 3 * 201 + 3 * 4, **i64), mi=mi)
+        assert flags == CLASS_OUT_OF_RANGE
+        out[dev] = mi.cpu()
+    keep = (slice(None), 1) if where == "label" else ([0, 2], slice(None))
+    torch.testing.assert_close(out["cuda"][keep], out["cpu"][keep], rtol=1e-12, atol=1e-14)
