@@ -193,6 +193,28 @@ def test_disdiff_refuses_a_random_first_stage_until_it_is_loaded():
     m.loss(_images(), step=0)
 
 
+def test_disdiff_own_unet_loads_the_first_stage_only_and_is_not_marked_trained():
+    """The pre-training recipe passes the model's own U-Net with the VQ: that loads the first stage and leaves the
+    U-Net's state as it was (before, it was marked loaded, so a later disentangle stage read random weights)."""
+    from diffrep.methods.disdiff import DisDiff
+
+    vq_cfg = VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, embed_dim=3, z_channels=3,
+                                 n_embed=8, num_groups=4)
+    unet = dataclasses.replace(_disdiff_config().unet, image_size=8)
+    m = DisDiff(_disdiff_config(first_stage=vq_cfg, unet=unet))
+    before = {k: v.clone() for k, v in m.unet.state_dict().items()}
+    m.load_pretrained_diffusion(m.unet, VQAutoencoder(vq_cfg))
+    assert frozen_parts.state(m, "first_stage") == frozen_parts.LOADED
+    assert frozen_parts.state(m, "unet") == frozen_parts.UNTRAINED
+    assert all(torch.equal(v, m.unet.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match=UNTRAINED_EPS):
+        m.sample(1)
+    with pytest.raises(ValueError, match="nothing to load"):
+        m.load_pretrained_diffusion(m.unet)
+    with pytest.raises(ValueError, match="own first stage"):
+        m.load_pretrained_diffusion(m.unet, m.first_stage)
+
+
 # -- MultiBeta: phases 2 and 3 read the frozen phase-1 VAE ------------------------------------------------------------
 def _multibeta():
     from diffrep.methods.multibeta import MultiBeta, multibeta_config
