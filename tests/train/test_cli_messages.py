@@ -316,3 +316,15 @@ def test_yaml_values_read_alike_from_files_options_and_print_config():
     for recipe in list_recipes():
         cfg = recipe.make_config()
         assert parse_yaml(annotated_yaml(cfg)) == config_to_dict(cfg), recipe.name
+
+
+def test_a_folder_without_weights_gets_one_message_not_the_ema_note_first(tmp_path, capsys):
+    # the note "has no EMA weights; using the raw weights" came before "weights file not found" (2026-12-08)
+    from diffrep.nn.pretrained import resolve_weights
+
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_weights(tmp_path, "auto", "diffrep eval") == "model"
+    assert capsys.readouterr().err == ""
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert resolve_weights(tmp_path, "auto", "diffrep eval") == "model"
+    assert capsys.readouterr().err == f"diffrep eval: {tmp_path} has no EMA weights; using the raw weights\n"

@@ -319,6 +319,8 @@ def resolve_weights(model_dir: str | os.PathLike, weights: str, verb: str = "dif
     if weights == "auto":
         if has_ema:
             return "ema"
-        print(f"{verb}: {model_dir} has no EMA weights; using the raw weights", file=sys.stderr)
+        # a folder without any weights file: the loader's "not found" is the one message, not this note first
+        if any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")):
+            print(f"{verb}: {model_dir} has no EMA weights; using the raw weights", file=sys.stderr)
         return "model"
     return weights
