@@ -83,7 +83,7 @@ def test_a_command_line_names_its_flags(reader, tmp_path, capsys):
     argv = ["data", "info", name, "--root", str(tmp_path)] + (["--split", split] if split else [])
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.strip() == f"diffrep data: error: {lead}{CLI}" and "Traceback" not in err
+    assert err.strip() == f"diffrep data info: error: {lead}{CLI}" and "Traceback" not in err
 
 
 def test_the_error_keeps_its_fields_through_pickling(tmp_path):

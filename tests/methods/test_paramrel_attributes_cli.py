@@ -75,4 +75,4 @@ def test_eval_on_a_dataset_without_factors_is_named(model_dir, capsys):
     # (disentanglement_lib ground-truth interface)"; diffrep eval --model and multibeta eval name the dataset
     assert main(["paramrel", "eval", str(model_dir), *ARGS[:4], "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "diffrep paramrel: error: --dataset digits: has no ground-truth factors" in err and "Traceback" not in err
+    assert "diffrep paramrel eval: error: --dataset digits: has no ground-truth factors" in err and "Traceback" not in err

@@ -63,9 +63,14 @@ def test_generation_prepares_out_before_reading_anything(tmp_path, capsys):
             "--out", str(tmp_path)]
     assert main(argv) == 2
     assert f"--out {tmp_path} is a folder; give a file path" in _err(capsys)
+    (tmp_path / "file").write_text("x")  # a folder that cannot be made is refused as early
+    argv[-1] = str(tmp_path / "file" / "r.json")
+    assert main(argv) == 2
+    assert f"--out {tmp_path / 'file' / 'r.json'}: cannot create its folder (File exists)" in _err(capsys)
     argv[-1] = str(tmp_path / "new" / "r.json")
     assert main(argv) == 2
-    assert "nope.npy" in _err(capsys) and (tmp_path / "new").is_dir()  # made first; the source then failed
+    # checked first, made only when the result is written: a source that then failed left a new empty folder
+    assert "nope.npy" in _err(capsys) and not (tmp_path / "new").exists()
 
 
 def test_generation_prints_each_format():

@@ -50,7 +50,7 @@ def test_bad_study_files_get_a_message(tmp_path, capsys, text, message):
     f.write_text(text)
     assert main(["study", "run", str(f), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err and err.startswith("diffrep study: error:")
+    assert message in err and "Traceback" not in err and err.startswith("diffrep study run: error:")
 
 
 def test_missing_paths_get_a_message(tmp_path, capsys):

@@ -149,7 +149,7 @@ def test_run_given_a_folder_and_report_given_a_file(finished, tmp_path, capsys):
     out, _, _ = _copy(finished, tmp_path)
     (out / "study.yaml").write_text("study: tiny\n")  # a finished folder holds its file's copy
     assert main(["study", "run", str(out)]) == 2  # run's argument is the file, report's the folder
-    assert (f"diffrep study: error: {out} is a folder; 'diffrep study run' reads a study file (YAML): this study "
+    assert (f"diffrep study run: error: {out} is a folder; 'diffrep study run' reads a study file (YAML): this study "
             f"folder's is {out / 'study.yaml'}; 'diffrep study report {out}' reports it") in capsys.readouterr().err
     assert main(["study", "run", str(tmp_path)]) == 2
     assert capsys.readouterr().err.rstrip().endswith(f"{tmp_path} is a folder; 'diffrep study run' reads a study "

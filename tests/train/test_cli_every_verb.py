@@ -3,7 +3,8 @@
 
 For each verb: ``--help`` (exit 0, usage naming the verb, a help line for every flag, no unfilled
 placeholder, no line over 100 columns, the description whole), an unknown flag, a missing path for every
-input it reads (nothing written), a non-number for every numeric flag (number lists given as text too)
+input it reads (its outputs given paths in a new folder: nothing written, not even that folder; the message
+begun with the full verb), a non-number for every numeric flag (number lists given as text too)
 and a wrong value for every flag with choices; for each group: the group alone (its verbs named) and a
 misspelled verb (the closest named). Only parsing and the first validation run: no model is built,
 nothing trains.
@@ -11,6 +12,7 @@ nothing trains.
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +170,11 @@ def test_unknown_flag(words, capsys, tmp_path):
     code, _, err = _call([*_required(words, parser, tmp_path), "--no-such-flag"], capsys)
     assert code == 2
     if any(a.nargs == argparse.REMAINDER for a in parser._actions):  # after a recipe: 'diffrep train' reads it
-        assert "config field 'no-such-flag': unknown field" in err, err
+        # a runtime error, begun with the full verb as the usage errors are ('diffrep multibeta train', not
+        # 'diffrep train' nor 'diffrep multibeta'), and saying the flag is none of train's own either
+        assert err.startswith(f"{' '.join(('diffrep', *words))}: error: config field 'no-such-flag': unknown "
+                              "field"), err
+        assert "--no-such-flag is not a flag of 'diffrep train' either (--config, --out," in err, err
     else:
         assert f"usage: {' '.join(('diffrep', *words))}" in err
         assert "error: unrecognized arguments: --no-such-flag" in err
@@ -178,21 +184,45 @@ def _inputs(parser):
     return [a for a in parser._actions if a.dest in INPUTS and a.nargs != 0]
 
 
+def _new_output(words, action, tmp: Path) -> str:
+    """A path in a folder that does not exist yet, for an output flag, with a suffix the verb takes (a wrong one
+    is refused before the inputs are read, which would hide what the test below checks)."""
+    what = (action.help or "").split("(")[0].lower()  # "run directory (default: ...)", "output file (...)"
+    if action.dest == "png":
+        suffix = ".png"
+    elif action.dest == "json" or words[-1] == "eval" or words == ("aggregate",):
+        suffix = ".json"
+    elif action.dest == "cache" or words[-1] in ("encode", "denoise"):
+        suffix = ".npz"
+    elif "folder" in what or "directory" in what:
+        suffix = ""
+    else:
+        suffix = ".png"
+    return str(tmp / "new" / f"{action.dest}{suffix}")
+
+
 @pytest.mark.parametrize("words", [w for w, p in VERBS.items() if _inputs(p)], ids=_id)
 def test_missing_input_paths(words, capsys, tmp_path):
+    # every output flag is given a path in a new folder: a command refused for its input must not have made it
+    # ('eval --generation --out new/r.json' with a missing --real made new/ before refusing)
     parser = VERBS[words]
+    outputs = {a: _new_output(words, a, tmp_path) for a in parser._actions if a.dest in OUTPUTS and a.nargs != 0}
     problems = []
     for action in _inputs(parser):
         missing = tmp_path / "missing" / f"{action.dest}.npz"
-        given = {action: str(missing)}
+        given = {a: path for a, path in outputs.items() if a.dest != "cache"} | {action: str(missing)}
         if words == ("eval",) and action.dest in ("real", "fake", "fid_weights"):  # the other side: a dataset
-            given = {a: "dsprites" for a in parser._actions if a.dest in ("real", "fake")} | given
+            given = {a: "dsprites" for a in parser._actions if a.dest in ("real", "fake")} | outputs | given
         argv = _required(words, parser, tmp_path, given)
         code, _, err = _call(argv, capsys)
         flag = action.option_strings[-1] if action.option_strings else ""  # named with the path: "--codes X"
         said = MISSING.search(err)  # says why: 'X is not a directory' left a typo for a file to guess
-        if code != 2 or str(missing) not in err or flag not in err or not said:
+        full = f"{' '.join(('diffrep', *words))}: error: "  # the full verb, as argparse's usage errors begin
+        if code != 2 or str(missing) not in err or flag not in err or not said or not err.startswith(full):
             problems.append(f"{' '.join(argv[len(words):])}: exit {code}, {err.strip()[-300:]}")
+        if (tmp_path / "new").exists():
+            problems.append(f"{' '.join(argv[len(words):])}: made {tmp_path / 'new'} before refusing")
+            shutil.rmtree(tmp_path / "new")
     assert not problems, "\n".join(problems)
 
 

@@ -296,6 +296,41 @@ def test_an_unknown_flag_is_reported_by_the_verb_it_was_given_to(argv, prog, ext
     assert f"usage: {prog} " in err
 
 
+TRAIN_FLAGS = "--config, --out, --resume, --overwrite, --print-config, --threads, --report-to, --resume-inexact"
+
+
+@pytest.mark.parametrize("argv, nearest", [
+    (["--no-such-flag"], None),  # close to nothing
+    (["--outt", "runs/x"], "--out"),  # one of train's own flags, mistyped
+    (["--print_config"], "--print-config"),  # the flag with the field's underscore
+    (["--stepz", "3"], "--train.steps"),  # a field's own name without its section
+])
+def test_an_unknown_flag_after_a_recipe_names_both_kinds_and_the_nearest(argv, nearest, tmp_path, monkeypatch,
+                                                                         capsys):
+    # after the recipe, 'diffrep train' reads its own flags and --section.field overrides: the refusal said only
+    # "unknown field for DemoConfig", as if the flag had to be a config field
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "demo/toy-ddpm", *argv]) == 2
+    err = capsys.readouterr().err
+    flag = argv[0][2:]
+    hint = f"; did you mean {nearest}?" if nearest else ""
+    assert err == (f"diffrep train: error: config field '{flag}': unknown field for DemoConfig (known: model, data, "
+                   f"train), and --{flag} is not a flag of 'diffrep train' either ({TRAIN_FLAGS}; see 'diffrep train "
+                   f"--help', and 'diffrep train demo/toy-ddpm --help' for the fields){hint}\n")
+    assert list(tmp_path.iterdir()) == []  # refused before the run folder is made
+
+
+def test_the_same_refusal_from_a_method_group_names_the_group_verb(tmp_path, monkeypatch, capsys):
+    # 'diffrep multibeta train' ran a second main(), whose errors began "diffrep train:" while the group's usage
+    # errors begin "diffrep multibeta train:"
+    monkeypatch.chdir(tmp_path)
+    assert main(["multibeta", "train", "multibeta/dsprites-cpu", "--outt", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("diffrep multibeta train: error: config field 'outt': unknown field for ")
+    assert err.rstrip().endswith("for the fields); did you mean --out?")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_yaml_values_read_alike_from_files_options_and_print_config():
     """``--option KEY=VALUE`` reads values as config files do (YAML 1.2 floats: ``1e-3`` is a number,
     where ``yaml.safe_load`` gives the string "1e-3"), and every recipe's annotated config reads back

@@ -25,6 +25,20 @@ NAN = float("nan")
 MISSING = "/nonexistent/diffrep-sweep"
 
 
+@pytest.fixture(autouse=True)
+def _registry_restored(monkeypatch):
+    """The recipes these tests register ('sweep/same', 'sweep/tiny' and the sweep's other names) go into a copy
+    of the registry, dropped after each test: they stayed registered for every later test of the same worker
+    (a recipe listing, 'diffrep train --list' and the every-recipe checks saw them)."""
+    from diffrep.recipes import registry
+
+    original = registry._REGISTRY
+    before = dict(original)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(original))  # register_recipe reads the module's name
+    yield
+    assert original == before, "a test changed the real recipe registry"
+
+
 class _Pairs(torch.utils.data.Dataset):
     def __len__(self):
         return 4

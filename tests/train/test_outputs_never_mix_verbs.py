@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from diffrep.cli import main
-from diffrep.cli._common import prepare_output
+from diffrep.cli._common import output_path, prepare_output
 
 EARLIER = b"an earlier output"
 
@@ -31,7 +31,9 @@ def test_prepare_output_refuses_an_existing_file_unless_overwrite(tmp_path):
     assert f.read_bytes() == EARLIER
     assert prepare_output(f, "--png", overwrite=True) == f and f.read_bytes() == EARLIER  # replaced by the writer
     new = tmp_path / "new" / "deeper" / "b.png"
-    assert prepare_output(new, overwrite=False) == new and new.parent.is_dir() and not new.exists()
+    # checked, not made: a command refused afterwards for one of its inputs must leave nothing behind
+    assert prepare_output(new, overwrite=False) == new and not (tmp_path / "new").exists()
+    assert output_path(new) == new and new.parent.is_dir() and not new.exists()  # the writer makes it
     with pytest.raises(ValueError, match="is a folder; give a file path"):
         prepare_output(tmp_path, overwrite=True)
     with pytest.raises(TypeError, match="overwrite must be a bool, got str"):
@@ -44,6 +46,8 @@ def test_prepare_output_refuses_an_existing_file_unless_overwrite(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match=r"^--png .*afile/x\.png: cannot create its folder \(File exists\)$"):
         prepare_output(tmp_path / "afile" / "x.png", "--png", overwrite=False)
+    with pytest.raises(ValueError, match=r"^--png .*afile/a/b/x\.png: cannot create its folder \(Not a directory\)$"):
+        prepare_output(tmp_path / "afile" / "a" / "b" / "x.png", "--png", overwrite=False)  # a file further up
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
@@ -54,6 +58,8 @@ def test_prepare_output_refuses_an_unwritable_folder(tmp_path):
     try:
         with pytest.raises(ValueError, match="not writable"):
             prepare_output(ro / "x.png", overwrite=False)
+        with pytest.raises(ValueError, match=r"sub/x\.png: not writable \(check the permissions of .*/ro\)$"):
+            prepare_output(ro / "sub" / "x.png", overwrite=False)  # the folder the new one would be made in
     finally:
         ro.chmod(0o700)
 

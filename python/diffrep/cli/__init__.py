@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     verbs = _verbs_of(args._parser)
     if verbs is not None and getattr(args, verbs.dest) is None:  # "diffrep" or a group ("diffrep bfn") alone
         return _no_verb(args._parser, verbs)
+    # a runtime error starts as argparse's usage errors do, with the full verb ("diffrep multibeta decode"),
+    # not only its group, so that both kinds of refusal of one verb read alike
+    prog = args._parser.prog
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into a reader that stopped (| head): end quietly
@@ -83,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:  # an optional package (tensorboard, wandb, ...) that is not installed
         if (exc.name or "").startswith("diffrep"):
             raise
-        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError) as exc:  # OSError: missing, unreadable, not a folder ...
-        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # the trainer's non-finite loss (a diverged run): its message names the step
-        print(f"diffrep {args.command}: error: {_message(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
-        print(f"diffrep {args.command}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        print(f"{prog}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
 
 

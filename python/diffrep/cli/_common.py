@@ -12,6 +12,7 @@ folder (its newest complete checkpoint, else its ``final/``: :func:`resolve_mode
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from ..nn.pretrained import WEIGHTS_CHOICES, resolve_weights
 from .._checks import a_or_an
 
 __all__ = ["add_device_flag", "add_threads_flag", "add_weights_flag", "torch_seed", "numpy_seed", "resolve_device", "apply_threads",
-           "resolve_model_dir", "resolve_weights", "prepare_output", "add_overwrite_flag", "input_file", "check_root",
+           "resolve_model_dir", "resolve_weights", "prepare_output", "output_path", "add_overwrite_flag", "input_file",
+           "check_root",
            "DEFAULT_THREADS",
            "IMAGE_SUFFIXES", "add_recipe_verbs", "list_prefixed", "train_prefixed", "add_option_flag", "parse_options",
            "add_run_data_flags", "run_data_settings", "run_dataset"]
@@ -136,12 +138,16 @@ def add_overwrite_flag(p: argparse.ArgumentParser, what: str = "output file") ->
 
 def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple[str, ...] | None = None, *,
                    overwrite: bool) -> Path | None:
-    """Check an output file and create its folder before any computing, so a typo fails (or a new folder
-    exists) at once rather than after the work (docs/architecture.md#outputs-never-mix). Refused: an existing
-    folder given as a file path; a name not ending in one of ``suffixes`` (e.g. :data:`IMAGE_SUFFIXES`; numpy
-    would append ``.npz``, Pillow would fail after the work); a folder or file that cannot be written; and an
+    """Check an output file before any computing, so a typo fails at once rather than after the work
+    (docs/architecture.md#outputs-never-mix). Refused: an existing folder given as a file path; a name not
+    ending in one of ``suffixes`` (e.g. :data:`IMAGE_SUFFIXES`; numpy would append ``.npz``, Pillow would fail
+    after the work); a folder that could not be made or written (a file in its way, no permission); and an
     existing file unless ``overwrite`` (the verb's ``--overwrite``): a second run silently replaced the first
-    one's grid, and a default name inside a model folder made that the usual case."""
+    one's grid, and a default name inside a model folder made that the usual case.
+
+    Nothing is created here: a command refused later for one of its inputs (a missing ``--real``, a model
+    folder that does not exist) made the output's new folder before refusing. The writer makes it with
+    :func:`output_path` when it writes."""
     if not isinstance(overwrite, bool):
         raise TypeError(f"prepare_output: overwrite must be a bool, got {type(overwrite).__name__}")
     if path is None:
@@ -154,13 +160,26 @@ def prepare_output(path: str | Path | None, flag: str = "--out", suffixes: tuple
     if (p.exists() or p.is_symlink()) and not overwrite:
         raise ValueError(f"{flag} {p} exists (an earlier output); choose another {flag} or add --overwrite to "
                          "replace it")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"{flag} {p}: cannot create its folder ({exc.strerror or exc})") from None
-    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ValueError(f"{flag} {p}: not writable (check the permissions of {p if p.exists() else p.parent})")
+    made = p.parent  # the nearest folder that exists: the one the new folders would be made in
+    while not made.exists() and made != made.parent:
+        made = made.parent
+    if not made.is_dir():  # what mkdir would say: EEXIST for a file as the folder itself, ENOTDIR above it
+        why = errno.EEXIST if made == p.parent else errno.ENOTDIR
+        raise ValueError(f"{flag} {p}: cannot create its folder ({os.strerror(why)})")
+    if not os.access(made, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"{flag} {p}: not writable (check the permissions of {p if p.exists() else made})")
     return p
+
+
+def output_path(path: str | Path) -> Path:
+    """``path`` with its folder made: called by the writer of an output that :func:`prepare_output` checked, so
+    that the folder appears only when the work is done and its file is written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # changed since the check (a file put in its way)
+        raise ValueError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
+    return path
 
 
 def input_file(path: str | Path, flag: str) -> Path:
@@ -260,9 +279,12 @@ def list_prefixed(prefix: str) -> int:
 
 
 def train_prefixed(prefix: str, recipe: str, overrides: list) -> int:
-    """``diffrep train RECIPE ...`` for a recipe of the family ``prefix``."""
-    from . import main
+    """``diffrep train RECIPE ...`` for a recipe of the family ``prefix``. Its errors propagate to the ``main``
+    that parsed the group's verb, so that they start with ``diffrep GROUP train`` as its usage errors do (a second
+    ``main`` printed them as ``diffrep train``)."""
+    from . import build_parser
 
     if not recipe.startswith(prefix):
         raise ValueError(f"this command takes {a_or_an(prefix)} recipe, got {recipe!r} (list them with the 'recipes' verb)")
-    return main(["train", recipe, *overrides])
+    args = build_parser().parse_args(["train", recipe, *overrides])  # REMAINDER: no token is left unparsed
+    return args.func(args)

@@ -26,7 +26,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import add_overwrite_flag, prepare_output
+from ._common import add_overwrite_flag, output_path, prepare_output
 
 FORMATS = ("text", "md", "csv", "json")
 
@@ -240,5 +240,5 @@ def run(args) -> int:
         print("diffrep aggregate: one run: no standard deviation", file=sys.stderr)
     print(format_summary(summary, args.format, len(runs)))
     if out is not None:
-        out.write_text(format_summary(summary, "json", len(runs)) + "\n", encoding="utf-8")
+        output_path(out).write_text(format_summary(summary, "json", len(runs)) + "\n", encoding="utf-8")
     return 0

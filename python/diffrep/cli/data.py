@@ -105,7 +105,7 @@ def preview_grid(ds, num: int, seed: int, scale: int = 2):
 def run(args) -> int:
     from ..data import load
 
-    from ._common import parse_options, prepare_output
+    from ._common import output_path, parse_options, prepare_output
 
     if args.data_command == "preview":  # before loading: the grid is always PNG, whatever the name says
         args.out = prepare_output(args.out, suffixes=(".png",), overwrite=args.overwrite)
@@ -116,6 +116,6 @@ def run(args) -> int:
         print(json.dumps(d, indent=2, default=list) if args.json else format_info(d))
         return 0
     img = preview_grid(ds, args.num, args.seed, args.scale)
-    img.save(args.out, format="PNG")
+    img.save(output_path(args.out), format="PNG")
     print(f"wrote {args.out} ({img.size[0]}x{img.size[1]}, {min(args.num, len(ds))} samples of {ds.name})")
     return 0

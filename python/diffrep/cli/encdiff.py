@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_weights_flag, prepare_output,
+from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_weights_flag, output_path, prepare_output,
                       resolve_device, resolve_model_dir,
                       numpy_seed, resolve_weights, run_data_settings)
 from .._checks import a_or_an
@@ -174,7 +174,7 @@ def _run(args) -> int:
         f = ds[np.asarray(idx)][1] if hasattr(ds, "factor_sizes") else None
         if f is not None:
             arrays["factors"] = np.asarray(f)
-        np.savez(out, **arrays)
+        np.savez(output_path(out), **arrays)
     elif args.verb == "sample":
         # tokens of at least 64 images to draw from (idx[:max(n, 64)] was idx itself: n draws from n images)
         pool = _images(ds, perm[: max(n, 64)].tolist(), model, device)
@@ -230,7 +230,7 @@ def _evaluate(model, ds, idx, args, out):
         sizes = (100, 1000, 10000) if args.eval == "full" else (100, 1000)
         d = downstream_task_score(ds, fn, seed=args.seed, sizes=sizes, num_test=5000 if args.eval == "full" else 1000)
         record["downstream"] = dict(d)
-    out.write_text(json.dumps(record, indent=1, default=str))
+    output_path(out).write_text(json.dumps(record, indent=1, default=str))
     for k in ("factor_vae_eval", "dci_disentanglement", "mig", "sap", "modularity", "infom"):
         if k in res:
             print(f"{k:22s} {res[k]:.4f}")
@@ -268,7 +268,7 @@ def _evaluate_tad(model, ds, idx, args, out):
     codes = pca1_units(toks)
     attrs = torch.as_tensor(np.asarray(ds.attributes)[np.asarray(idx)])
     res = tad(codes, attrs, variant="disdiff")
-    out.write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx),
+    output_path(out).write_text(json.dumps({"scores": dict(res), "meta": res.meta, "images": len(idx),
                                "codes": "aligned" if aligned else "raw"}, indent=1, default=str))
     print(f"TAD (disdiff) {res['tad']:.4f}, attributes captured {res.get('tad_attributes_captured')}")
 
@@ -330,5 +330,5 @@ def _anchors_figure(model, ds, idx, device, factor, out):
     for j in range(1, cols):
         axes[rows][j].axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(output_path(out), dpi=100)
     plt.close(fig)

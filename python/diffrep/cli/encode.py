@@ -17,7 +17,7 @@ import sys
 
 from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
                       numpy_seed,
-                      parse_options, prepare_output)
+                      output_path, parse_options, prepare_output)
 from ..data.base import ITEM_FORMATS  # checked at parsing: the API check names item_format, not the flag
 from .eval import add_calibrate_flags
 
@@ -27,8 +27,8 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="model, checkpoint or run folder whose encode(x) gives the codes")
     p.add_argument("--dataset", help="dataset name (default: the run's, from its run.json)")
-    p.add_argument("--out", required=True, help="output .npz file (its folder is created first; an existing file is "
-                   "refused unless --overwrite)")
+    p.add_argument("--out", required=True, help="output .npz file (its folder is made when it is written; an existing "
+                   "file is refused unless --overwrite)")
     add_overwrite_flag(p)
     p.add_argument("--root", default=None, help="folder of the dataset's original files (default: the run's, "
                    "else $DIFFREP_DATA)")
@@ -60,7 +60,7 @@ def run(args) -> int:
     out = str(args.out)
     if not out.endswith(".npz"):
         raise ValueError(f"--out {out}: give a file name ending in .npz (numpy would append it otherwise)")
-    check_root(args.root)  # before the output folder is made and the model loads
+    check_root(args.root)  # before the model loads
     path = prepare_output(out, overwrite=args.overwrite)
     apply_threads(args.threads)
     arrays = encode_dataset(args.model, args.dataset, args.num_train, args.num_test, args.seed, args.batch_size,
@@ -73,7 +73,7 @@ def run(args) -> int:
             "num_train": args.num_train, "num_test": args.num_test, "item_format": args.item_format}
     if calibrate:
         meta.update(calibrate=calibrate, calibrate_images=calibrate_images)
-    np.savez(path, **arrays, meta=np.array(json.dumps(meta, default=str)))
+    np.savez(output_path(path), **arrays, meta=np.array(json.dumps(meta, default=str)))
     print(f"wrote {len(arrays['codes'])} + {len(arrays['codes_test'])} codes of width {arrays['codes'].shape[1]} "
           f"({weights} weights of {model_dir}) on {settings['dataset']} to {path}", file=sys.stderr)
     return 0

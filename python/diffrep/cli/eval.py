@@ -23,8 +23,9 @@ Three inputs:
   EMA weights when present (diffrep.cli._common). ``diffrep encode`` writes the same arrays to a file.
 
 ``--format`` prints the scores as a text table (default), markdown, CSV or the result JSON. A file
-that is not an .npz archive (or is truncated) is an error naming it; the ``--out`` folder is created
-before anything is computed; a metric given fewer rows than :data:`diffrep.metrics.suite.MIN_ROWS` asks for is computed,
+that is not an .npz archive (or is truncated) is an error naming it; ``--out`` is checked (its folder is made
+only when the result is written) before anything is computed; a metric given fewer rows than
+:data:`diffrep.metrics.suite.MIN_ROWS` asks for is computed,
 with a warning (stderr and the result's flags) stating both numbers. A flag the chosen input does not
 read (a ``--generation`` flag with ``--codes``, ``--metrics`` with ``--generation``, ``--num-train`` with
 ``--codes``, ...) is refused rather than ignored (docs/metrics.md, "Results").
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from ._common import (add_device_flag, add_overwrite_flag, add_option_flag, add_threads_flag, add_weights_flag, apply_threads, check_root,
                       numpy_seed,
-                      parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
+                      output_path, parse_options, prepare_output, resolve_device, resolve_model_dir, resolve_weights)
 
 from . import eval_generation
 
@@ -86,8 +87,8 @@ def register(sub) -> None:
                    help="TAD implementation (default infodiffusion; the variants are never comparable)")
     p.add_argument("--test-fraction", type=float, default=None,
                    help="--codes without codes_test: the last fraction of the rows is the test split (default 1/3)")
-    p.add_argument("--out", help="write the result JSON here (its folder is created first; an existing file is refused "
-                   "unless --overwrite)")
+    p.add_argument("--out", help="write the result JSON here (its folder is made when it is written; an existing "
+                   "file is refused unless --overwrite)")
     add_overwrite_flag(p)
     p.add_argument("--format", choices=FORMATS, default="text", help="how to print the scores (default text)")
     eval_generation.add_arguments(p)
@@ -257,6 +258,6 @@ def run(args) -> int:
             result.meta.update(calibrate=args.calibrate, calibrate_images=args.calibrate_images)
     print(format_result(result, fmt))
     if out_path is not None:
-        with open(out_path, "w") as fh:
+        with open(output_path(out_path), "w") as fh:
             json.dump(result.to_json(), fh, indent=2)
     return 0

@@ -104,7 +104,7 @@ def _check_spec(spec: str, flag: str) -> None:
 
 def run(args) -> int:
     from ..metrics.generation import evaluate
-    from ._common import input_file, prepare_output
+    from ._common import input_file, output_path, prepare_output
 
     for k, default in DEFAULTS.items():
         if getattr(args, k, None) is None:
@@ -130,7 +130,7 @@ def run(args) -> int:
                  allow_singular=args.allow_singular, progress=not args.no_progress)
     print(format_values(r, fmt))
     if out is not None:
-        with open(out, "w") as fh:
+        with open(output_path(out), "w") as fh:
             json.dump(r, fh, indent=2, default=str)
     return 0
 

@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_run_data_flags,
-                      add_weights_flag, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
+                      add_weights_flag, output_path, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
@@ -353,7 +353,7 @@ def _encode(args) -> int:
     if getattr(ds, "factor_names", None):  # ground-truth data (also pooled): the factor classes of each image
         arrays["factors"] = np.stack([np.asarray(ds[i][1]) for i in idx]).astype(np.int64)
     out = _out(args)
-    np.savez(out, **arrays)
+    np.savez(output_path(out), **arrays)
     print(f"wrote {out}: {len(idx)} codes at beta = {beta:g}{' (with encoding noise)' if args.noise else ''}",
           file=sys.stderr)
     return 0
@@ -391,7 +391,7 @@ def _denoise(args) -> int:
     steps = round((grid_from - grid_to) / model.denoiser.config.tau)
     z = model.denoise(codes.to(device), beta_from, beta_to, generator=_generator(device, args.seed))
     out = _out(args)
-    np.savez(out, codes=z.cpu().numpy(), beta=np.float64(grid_to))
+    np.savez(output_path(out), codes=z.cpu().numpy(), beta=np.float64(grid_to))
     print(f"wrote {out}: {len(z)} codes denoised from beta = {grid_from:g} to {grid_to:g} ({steps} step"
           f"{'' if steps == 1 else 's'} of Algorithm 2{': the codes are unchanged' if steps == 0 else ''})",
           file=sys.stderr)
@@ -530,7 +530,7 @@ def _curve(args) -> int:
         curve["informative_beta_0.5"] = None
     curve["representation_beta"] = rep
     if args.json:
-        Path(args.json).write_text(json.dumps(curve, indent=1), encoding="utf-8")
+        output_path(args.json).write_text(json.dumps(curve, indent=1), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -593,7 +593,7 @@ def _eval(args) -> int:
         mark = "  <- representation_beta" if abs(r["beta"] - rep) < 1e-9 else ""
         print(f"{r['beta']:6.3f} " + " ".join(f"{r[key]:10.3f}" for _, key in keys) + mark)
     if args.json:
-        Path(args.json).write_text(json.dumps({"dataset": settings["dataset"], "sizes": args.eval,
+        output_path(args.json).write_text(json.dumps({"dataset": settings["dataset"], "sizes": args.eval,
                                                "representation_beta": rep, "curve": rows}, indent=1), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

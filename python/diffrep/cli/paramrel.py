@@ -175,6 +175,7 @@ def _task(args) -> int:
 
 
 def _eval(args) -> int:
+    from ._common import output_path
     from .quickstart import SUMMARY, evaluate_representation, format_table
 
     model, device = _load(args)
@@ -186,6 +187,6 @@ def _eval(args) -> int:
                          "one that has (dsprites, shapes3d, mpi3d_toy, cars3d, ...)")
     res = evaluate_representation(model, ds, device, args.eval, args.seed)
     if args.json:
-        Path(args.json).write_text(json.dumps(res.to_json(), indent=2), encoding="utf-8")
+        output_path(args.json).write_text(json.dumps(res.to_json(), indent=2), encoding="utf-8")
     print(format_table([(name, f"{res[key]:.3f}") for name, key in SUMMARY if key in res]))
     return 0

@@ -4,7 +4,8 @@ PATH is a ``save_pretrained`` directory, a checkpoint directory, or a run direct
 checkpoint is used). The model's ``sample(n, generator=...)`` draws the images; the same seed gives
 the same grid; an existing output file is refused unless ``--overwrite`` (docs/architecture.md#outputs-never-mix).
 ``--weights auto`` (default) takes the EMA weights when present, else the raw ones
-(said on stderr; diffrep.cli._common). The output's folder is created before sampling.
+(said on stderr; diffrep.cli._common). The output is checked before sampling; its folder is made
+when the grid is written.
 """
 
 from __future__ import annotations

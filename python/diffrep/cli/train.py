@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 from pathlib import Path
 
@@ -220,6 +221,33 @@ def _report_overrides(report_to: str | None) -> list[str]:
     return out
 
 
+def check_flag_like_overrides(recipe_name: str, tokens: list[str]) -> None:
+    """Refuse a ``--name`` without a dot that is no field of the recipe's config, saying that it is not one of
+    ``diffrep train``'s own flags either and naming the closest flag or field: the remainder after the recipe
+    holds both kinds, and config's own "unknown field for DemoConfig" left a mistyped ``--outt`` looking like a
+    config problem."""
+    from ..config import config_to_dict, flatten_dict, parse_override_args
+    from ..recipes import get_recipe
+
+    cfg = get_recipe(recipe_name).make_config()
+    top = [f.name for f in dataclasses.fields(cfg) if f.init]
+    for key, _ in parse_override_args(tokens):
+        if "." in key or key.replace("-", "_") in top:  # a dotted path is config's to name (with its own hint)
+            continue
+        own = argparse.ArgumentParser(add_help=False)
+        _add_run_flags(own)
+        flags = [a.option_strings[0] for a in own._actions]
+        paths = [*top, *flatten_dict(config_to_dict(cfg))]
+        close = difflib.get_close_matches(f"--{key}", flags + [f"--{p}" for p in paths], n=1)
+        if not close:  # a field's own name without its section: --steps for --train.steps
+            leaf = {p.rsplit(".", 1)[-1]: p for p in reversed(paths)}  # the first field of a shared name wins
+            close = [f"--{leaf[m]}" for m in difflib.get_close_matches(key.replace("-", "_"), list(leaf), n=1)]
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"config field '{key}': unknown field for {type(cfg).__name__} (known: {', '.join(top)}), "
+                         f"and --{key} is not a flag of 'diffrep train' either ({', '.join(flags)}; see 'diffrep "
+                         f"train --help', and 'diffrep train {recipe_name} --help' for the fields){hint}")
+
+
 def run(args) -> int:
     from ..recipes import list_recipes
 
@@ -248,6 +276,7 @@ def run(args) -> int:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
     overrides = overrides + _report_overrides(args.report_to)
     check_override_tokens(args.recipe, overrides)
+    check_flag_like_overrides(args.recipe, overrides)
     recipe, cfg = resolve_config(args.recipe, args.config, overrides)
     if args.print_config:
         from ..config.describe import annotated_yaml
