@@ -211,7 +211,7 @@ def test_disdiff_own_unet_loads_the_first_stage_only_and_is_not_marked_trained()
         m.sample(1)
     with pytest.raises(ValueError, match="nothing to load"):
         m.load_pretrained_diffusion(m.unet)
-    with pytest.raises(ValueError, match="own first stage"):
+    with pytest.raises(ValueError, match="nothing to load"):
         m.load_pretrained_diffusion(m.unet, m.first_stage)
 
 
@@ -273,3 +273,34 @@ def test_sami_frozen_mode_refuses_a_denoiser_never_loaded(tmp_path):
     free = SAMI(tiny_sami_config())                 # the denoiser trains with the encoder: nothing frozen to refuse
     assert not hasattr(free, "denoiser_source")
     free.loss(x, step=0)
+
+
+def test_the_state_helpers_name_their_bad_inputs_and_save_one_int8_each():
+    """frozen_parts' own checks (the mutation run of 2026-12-08 left these unasserted)."""
+    with pytest.raises(TypeError, match=r"^track: model must be an nn.Module, got int$"):
+        frozen_parts.track(3, "part")
+    for bad in ("not a name", 3):
+        with pytest.raises(ValueError, match=r"^track: part must be an attribute name, got "):
+            frozen_parts.track(torch.nn.Linear(1, 1), bad)
+    plain = torch.nn.Linear(1, 1)
+    with pytest.raises(ValueError, match=r"^Linear tracks no frozen part 'part'$"):
+        frozen_parts.state(plain, "part")
+    frozen_parts.choose_untrained(plain)                      # no tracked part: nothing
+    m = torch.nn.Module()
+    m.part = torch.nn.Linear(1, 1)
+    frozen_parts.track(m, "part")
+    assert m.part_source.dtype == torch.int8 and m.part_source.shape == ()
+    with pytest.raises(ValueError, match=r"^mark: value must be LOADED \(1\) or CHOSEN \(2\), got 0$"):
+        frozen_parts.mark(m, "part", frozen_parts.UNTRAINED)
+    with pytest.raises(ValueError, match=r"tracks no frozen part 'other'"):
+        frozen_parts.mark(m, "other", frozen_parts.LOADED)
+    # a state dict from before the buffer: the part's weights alone load as LOADED, stored as int8
+    n = torch.nn.Module()
+    n.part = torch.nn.Linear(1, 1)
+    frozen_parts.track(n, "part")
+    n.load_state_dict({f"part.{k}": v for k, v in m.part.state_dict().items()}, strict=False)
+    assert frozen_parts.state(n, "part") == frozen_parts.LOADED and n.part_source.dtype == torch.int8
+    bad = {**n.state_dict(), "part_source": torch.tensor(7, dtype=torch.int8)}
+    with pytest.raises(ValueError, match=r"^part_source = 7: not a frozen-part state \(0 untrained, 1 loaded, "
+                                         r"2 untrained on purpose\); the weights file is corrupted or not diffrep's$"):
+        n.load_state_dict(bad)

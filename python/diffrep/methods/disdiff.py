@@ -193,15 +193,12 @@ class DisDiff(PretrainedMixin, nn.Module):
         if first_stage is not None and not isinstance(first_stage, VQAutoencoder):
             raise TypeError(f"load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, got "
                             f"{type(first_stage).__name__}")
-        # this model's own U-Net (the pre-training stage's recipe loads the first stage only) keeps its weights and
-        # its state: copying it onto itself must not mark random weights as trained
+        # its own U-Net (the pre-training recipe loads the first stage only) keeps its weights and state: copied onto
+        # itself, random weights would be marked trained
         own_unet = unet is self.unet
-        if first_stage is not None and first_stage is self.first_stage:
-            raise ValueError("load_pretrained_diffusion: first_stage is this DisDiff's own first stage; give the "
-                             "trained VQ autoencoder")
-        if own_unet and first_stage is None:
-            raise ValueError("load_pretrained_diffusion: unet is this DisDiff's own U-Net and no first stage was "
-                             "given: nothing to load (give the trained model's U-Net)")
+        if (first_stage is not None and first_stage is self.first_stage) or (own_unet and first_stage is None):
+            raise ValueError("load_pretrained_diffusion: nothing to load: give a trained model's parts, not this "
+                             "DisDiff's own first stage (or its own U-Net alone)")
         if unet.config != self.config.unet:
             raise ValueError(f"the pre-trained U-Net's config differs from DisDiffConfig.unet: "
                              f"{_differences(unet.config, self.config.unet, 'unet')}")
