@@ -304,3 +304,38 @@ def test_the_state_helpers_name_their_bad_inputs_and_save_one_int8_each():
     with pytest.raises(ValueError, match=r"^part_source = 7: not a frozen-part state \(0 untrained, 1 loaded, "
                                          r"2 untrained on purpose\); the weights file is corrupted or not diffrep's$"):
         n.load_state_dict(bad)
+
+
+def test_load_first_stage_reads_the_chosen_weights_ignores_training_only_settings_and_freezes(tmp_path):
+    """load_first_stage's own rules (left unasserted by the tests above, mutation run of 2026-12-08): a VQ run that
+    trained with a discriminator and other LPIPS settings loads (its discriminator dropped); weights='ema' reads
+    the EMA copy; the loaded stage is frozen and in eval mode; another architecture and pixel space are named."""
+    cfg = _config().first_stage
+    torch.manual_seed(5)
+    trained = VQAutoencoder(dataclasses.replace(cfg, disc_weight=0.5, disc_layers=1, disc_start=7, codebook_weight=2.0,
+                                                perceptual_weights="lpips.pth"))
+    assert any(k.startswith("discriminator.") for k in trained.state_dict())
+    ema = {k: v + 0.25 if v.is_floating_point() else v for k, v in trained.state_dict().items()}
+    trained.save_pretrained(tmp_path / "vq", ema_state=ema)
+    for weights, state in (("model", trained.state_dict()), ("ema", ema)):
+        m = EncDiff(_config())
+        m.first_stage.train()
+        m.load_first_stage(tmp_path / "vq", weights=weights)
+        mine = m.first_stage.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in state.items() if not k.startswith("discriminator."))
+        assert not any(p.requires_grad for p in m.first_stage.parameters()) and not m.first_stage.training
+    VQAutoencoder(dataclasses.replace(cfg, n_embed=16)).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"other: its VQAutoencoderConfig differs from this model's first_stage "
+                                         r"config \(other than the training-only loss and discriminator settings\)$"):
+        EncDiff(_config()).load_first_stage(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"^this EncDiff runs in pixel space \(first_stage=None\)$"):
+        EncDiff(_config(first_stage=False)).load_first_stage(tmp_path / "vq")
+
+
+def test_multibeta_load_vae_names_a_wrong_vae():
+    m = _multibeta()
+    with pytest.raises(TypeError, match=r"^MultiBeta.load_vae: vae must be a MultiBetaVAE, got Linear$"):
+        m.load_vae(torch.nn.Linear(1, 1))
+    other = type(m.vae)(dataclasses.replace(m.vae.config, latent_dim=m.vae.config.latent_dim + 1))
+    with pytest.raises(ValueError, match=r"^MultiBeta.load_vae: the VAE's config differs from this model's config.vae$"):
+        m.load_vae(other)

@@ -52,7 +52,7 @@ from ..nn.encoders import HalfUNet
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
-from ..nn.vq import VQAutoencoder
+from ..nn.vq import TRAINING_ONLY_FIELDS, VQAutoencoder
 from ..ops._full_precision import autocast_off
 from ..ops.random import check_generator
 from .diffusion_autoencoder import check_code, check_noise
@@ -90,10 +90,6 @@ def shift_coefficients(schedule: NoiseSchedule) -> tuple[torch.Tensor, torch.Ten
 # VQAutoencoderConfig fields that shape only the first stage's own training loss (codebook, LPIPS, discriminator):
 # a frozen first stage reads none of them. The vq/ recipes train with disc_weight 0.75 and LPIPS, which the
 # DisDiff paper recipes' first_stage (and so `diffrep train vq/shapes3d64`, then disdiff/shapes3d) refused.
-VQ_TRAINING_FIELDS = ("beta", "legacy_beta", "codebook_weight", "rec_loss", "perceptual_weight", "perceptual_weights",
-                      "disc_weight", "disc_start", "disc_channels", "disc_layers")
-
-
 def _differences(given, wanted, section: str) -> str:
     """The fields of two configs that differ, as ``section.field: given (this model's: wanted)``: which setting of
     the pre-training run to repeat (or which override to drop)."""
@@ -210,7 +206,7 @@ class DisDiff(PretrainedMixin, nn.Module):
                 raise ValueError("load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff runs in pixel "
                                  "space (DisDiffConfig.first_stage is None)")
             given = first_stage.config
-            mine = dataclasses.replace(self.config.first_stage, **{f: getattr(given, f) for f in VQ_TRAINING_FIELDS})
+            mine = dataclasses.replace(self.config.first_stage, **{f: getattr(given, f) for f in TRAINING_ONLY_FIELDS})
             if given != mine:
                 raise ValueError(f"the VQ autoencoder's config differs from DisDiffConfig.first_stage: "
                                  f"{_differences(given, mine, 'first_stage')}")

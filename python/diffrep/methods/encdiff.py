@@ -41,7 +41,7 @@ from ..nn.encoders import FeatureExtractor
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet
-from ..nn.vq import VQAutoencoder
+from ..nn.vq import TRAINING_ONLY_FIELDS, VQAutoencoder
 from .diffusion_autoencoder import check_code, check_noise
 from .dyga import DyGA, draw_device
 from .dyga_schedule import AnchorData, AnchorSchedule, Refit
@@ -563,12 +563,10 @@ class EncDiff(PretrainedMixin, nn.Module):
         if self.first_stage is None:
             raise ValueError("this EncDiff runs in pixel space (first_stage=None)")
         vq = VQAutoencoder.from_pretrained(directory, weights=weights)
-        mine = dataclasses.replace(self.config.first_stage, disc_weight=vq.config.disc_weight,
-                                   perceptual_weight=vq.config.perceptual_weight,
-                                   perceptual_weights=vq.config.perceptual_weights)
+        mine = dataclasses.replace(self.config.first_stage, **{f: getattr(vq.config, f) for f in TRAINING_ONLY_FIELDS})
         if vq.config != mine:
             raise ValueError(f"{directory}: its VQAutoencoderConfig differs from this model's first_stage config "
-                             "(other than the training-only discriminator and LPIPS settings)")
+                             "(other than the training-only loss and discriminator settings)")
         state = {k: v for k, v in vq.state_dict().items() if not k.startswith("discriminator.")}
         self.first_stage.load_state_dict(state)
         self.first_stage.requires_grad_(False).eval()

@@ -48,7 +48,13 @@ from .layers import (AttentionBlock, Downsample, GroupNorm, ResBlock, Upsample, 
 from .lpips import LPIPS, cached_lpips
 from .pretrained import PretrainedMixin
 
-__all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss", "adaptive_weight"]
+__all__ = ["VQAutoencoderConfig", "VQAutoencoder", "VectorQuantizer", "PatchDiscriminator", "hinge_d_loss", "adaptive_weight",
+           "TRAINING_ONLY_FIELDS"]
+
+# the fields that shape only the first stage's training (its losses and discriminator), not the autoencoder a
+# frozen first stage runs: a later stage (EncDiff, DisDiff) loads a VQ run whatever they were
+TRAINING_ONLY_FIELDS = ("beta", "legacy_beta", "codebook_weight", "rec_loss", "perceptual_weight", "perceptual_weights",
+                        "disc_weight", "disc_start", "disc_channels", "disc_layers")
 
 
 @dataclasses.dataclass
