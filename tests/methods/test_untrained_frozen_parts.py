@@ -270,9 +270,14 @@ def test_sami_frozen_mode_refuses_a_denoiser_never_loaded(tmp_path):
     m.loss(x, step=0)
     back = SAMI.from_pretrained(m.save_pretrained(tmp_path / "m"))
     back.loss(x, step=0)
+    assert not any(p.requires_grad for p in m.denoiser.parameters())
     free = SAMI(tiny_sami_config())                 # the denoiser trains with the encoder: nothing frozen to refuse
     assert not hasattr(free, "denoiser_source")
     free.loss(x, step=0)
+    free.load_denoiser(trained.denoiser)            # freeze=None follows config.freeze_denoiser (off): it trains on
+    assert all(p.requires_grad for p in free.denoiser.parameters())
+    free.load_denoiser(trained.denoiser, freeze=True)
+    assert not any(p.requires_grad for p in free.denoiser.parameters())
 
 
 def test_the_state_helpers_name_their_bad_inputs_and_save_one_int8_each():
@@ -339,3 +344,27 @@ def test_multibeta_load_vae_names_a_wrong_vae():
     other = type(m.vae)(dataclasses.replace(m.vae.config, latent_dim=m.vae.config.latent_dim + 1))
     with pytest.raises(ValueError, match=r"^MultiBeta.load_vae: the VAE's config differs from this model's config.vae$"):
         m.load_vae(other)
+
+
+def test_disdiff_load_pretrained_diffusion_names_each_wrong_part():
+    from diffrep.methods.disdiff import DisDiff
+    from diffrep.nn.unet import UNet
+
+    m = DisDiff(_disdiff_config())
+    with pytest.raises(TypeError, match=r"^load_pretrained_diffusion: unet must be a UNet, got Linear$"):
+        m.load_pretrained_diffusion(torch.nn.Linear(1, 1))
+    with pytest.raises(TypeError, match=r"^load_pretrained_diffusion: first_stage must be a VQAutoencoder or None, "
+                                        r"got Linear$"):
+        m.load_pretrained_diffusion(UNet(_disdiff_config().unet), torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match=r"^load_pretrained_diffusion: nothing to load: give a trained model's parts, "
+                                         r"not this DisDiff's own first stage \(or its own U-Net alone\)$"):
+        m.load_pretrained_diffusion(m.unet)
+    other = dataclasses.replace(_disdiff_config().unet, model_channels=_disdiff_config().unet.model_channels * 2)
+    with pytest.raises(ValueError, match=r"^the pre-trained U-Net's config differs from DisDiffConfig.unet: "
+                                         r"unet.model_channels: "):
+        m.load_pretrained_diffusion(UNet(other))
+    vq = VQAutoencoder(VQAutoencoderConfig(image_size=16, ch=8, ch_mult=(1, 2), num_res_blocks=1, n_embed=8,
+                                           num_groups=4))
+    with pytest.raises(ValueError, match=r"^load_pretrained_diffusion: a VQ autoencoder was given, but this DisDiff "
+                                         r"runs in pixel space \(DisDiffConfig.first_stage is None\)$"):
+        m.load_pretrained_diffusion(UNet(_disdiff_config().unet), vq)
