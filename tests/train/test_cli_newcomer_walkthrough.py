@@ -58,6 +58,15 @@ def test_a_field_given_two_values_is_said(capsys, overrides, text, line):
     assert f"\n  {line}  #" in captured.out
 
 
+def test_a_group_train_verb_says_its_own_name_in_the_warning(capsys):
+    # it said "diffrep train:" under "diffrep multibeta train"
+    assert main(["multibeta", "train", "multibeta/dsprites-cpu", "--train.steps", "5", "--train.steps", "6",
+                 "--print-config"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("diffrep multibeta train: config field 'train.steps' is given twice, as '5' and then "
+                          "as '6'"), err
+
+
 def test_a_field_repeated_with_the_same_value_says_nothing(capsys):
     assert main(["train", "demo/toy-ddpm", "--train.steps", "7", "--train.steps=7", "--print-config"]) == 0
     captured = capsys.readouterr()

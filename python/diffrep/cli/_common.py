@@ -265,7 +265,7 @@ def add_recipe_verbs(verbs, prefix: str, train_help: str) -> None:
     t.add_argument("overrides", nargs=argparse.REMAINDER,
                    help="the flags of 'diffrep train' and --section.field VALUE overrides (listed by "
                         "'diffrep train RECIPE --help')").required = False
-    t.set_defaults(func=lambda args: train_prefixed(prefix, args.recipe, args.overrides))
+    t.set_defaults(func=lambda args: train_prefixed(prefix, args.recipe, args.overrides, prog=t.prog))
 
 
 def list_prefixed(prefix: str) -> int:
@@ -278,13 +278,14 @@ def list_prefixed(prefix: str) -> int:
     return 0
 
 
-def train_prefixed(prefix: str, recipe: str, overrides: list) -> int:
+def train_prefixed(prefix: str, recipe: str, overrides: list, prog: str = "diffrep train") -> int:
     """``diffrep train RECIPE ...`` for a recipe of the family ``prefix``. Its errors propagate to the ``main``
-    that parsed the group's verb, so that they start with ``diffrep GROUP train`` as its usage errors do (a second
-    ``main`` printed them as ``diffrep train``)."""
+    that parsed the group's verb, so that they start with ``diffrep GROUP train`` (``prog``) as its usage errors
+    do (a second ``main`` printed them as ``diffrep train``); its warnings say ``prog`` too."""
     from . import build_parser
 
     if not recipe.startswith(prefix):
         raise ValueError(f"this command takes {a_or_an(prefix)} recipe, got {recipe!r} (list them with the 'recipes' verb)")
     args = build_parser().parse_args(["train", recipe, *overrides])  # REMAINDER: no token is left unparsed
+    args.said_as = prog
     return args.func(args)

@@ -127,7 +127,7 @@ def recipe_help(recipe_name: str) -> str:
     return "\n".join(lines)
 
 
-def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
+def check_override_tokens(recipe_name: str, tokens: list[str], prog: str = "diffrep train") -> None:
     """Say what ``apply_overrides`` would take silently, and refuse what it would name confusingly: one field
     given two different values (the last one wins, as a wrapper script's defaults followed by the user's own
     need; said on stderr, it was silent: ``--train.steps 5 ... --train.steps 500``), and a field that is not a
@@ -140,7 +140,7 @@ def check_override_tokens(recipe_name: str, tokens: list[str]) -> None:
         name = key.replace("-", "_")  # set_path reads --train.log-every as train.log_every
         if name in seen and seen[name] != raw:
             why = " (--report-to sets it)" if name in ("train.tensorboard", "train.wandb") else ""
-            print(f"diffrep train: config field '{name}' is given twice, as {seen[name]!r} and then as {raw!r}{why}; "
+            print(f"{prog}: config field '{name}' is given twice, as {seen[name]!r} and then as {raw!r}{why}; "
                   f"the last one, {raw!r}, is used", file=sys.stderr)
         seen[name] = raw
     bare = [t[2:] for i, t in enumerate(tokens) if t.startswith("--") and "=" not in t
@@ -275,7 +275,7 @@ def run(args) -> int:
     if not args.recipe:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
     overrides = overrides + _report_overrides(args.report_to)
-    check_override_tokens(args.recipe, overrides)
+    check_override_tokens(args.recipe, overrides, getattr(args, "said_as", "diffrep train"))
     check_flag_like_overrides(args.recipe, overrides)
     recipe, cfg = resolve_config(args.recipe, args.config, overrides)
     if args.print_config:
