@@ -75,6 +75,20 @@ def uniform(shape, dtype, device, lo=-1.0, hi=1.0, seed=0) -> torch.Tensor:
 
 
 # -- the twin comparison ---------------------------------------------------------------------
+def cumulative_alphas(betas) -> list[float]:
+    """abar_k = prod_{j <= k} (1 - beta_j) in Python floats (an independent reference for the schedules)."""
+    abar, a = [], 1.0
+    for b in betas:
+        a *= 1.0 - b
+        abar.append(a)
+    return abar
+
+
+def per_example(values) -> torch.Tensor:
+    """A float64 column [B, 1, 1, 1] of per-example scalars, to broadcast over image batches."""
+    return torch.tensor(values, dtype=torch.float64)[:, None, None, None]
+
+
 def break_zero_init(module: torch.nn.Module, *, std: float = 0.05, layers=(torch.nn.Conv2d,)) -> torch.nn.Module:
     """Give the zero-initialised output layers (of ``layers`` types) N(0, std^2) weights from the global
     RNG. Diffusion nets start with a zero prediction, for which (pred - target)^2 = (pred + target)^2

@@ -15,7 +15,7 @@ from torch import nn
 
 from diffrep.methods.disdiff import DisDiff, DisDiffConfig, shift_coefficients
 
-from helpers import untrained_on_purpose
+from helpers import cumulative_alphas, per_example, untrained_on_purpose
 
 B, N, D, T = 2, 4, 8, 1000  # B unlike the 3 channels and the N units
 
@@ -24,18 +24,11 @@ def _schedule():
     """The configs' LDM "linear": beta_k = (sqrt(0.0015) + k (sqrt(0.0155) - sqrt(0.0015)) / 999)^2."""
     s0, s1 = math.sqrt(0.0015), math.sqrt(0.0155)
     betas = [(s0 + k * (s1 - s0) / (T - 1)) ** 2 for k in range(T)]
-    abar, a = [], 1.0
-    for b in betas:
-        a *= 1.0 - b
-        abar.append(a)
-    return betas, abar
+    return betas, cumulative_alphas(betas)
 
 
 BETAS, ABAR = _schedule()
-
-
-def _col(values):
-    return torch.tensor(values, dtype=torch.float64)[:, None, None, None]
+_col = per_example
 
 
 def _shift_coef(t):

@@ -17,24 +17,19 @@ from torch import nn
 from diffrep.methods.infodiffusion import InfoDiffusion, InfoDiffusionConfig, info_weights, sample_prior
 from diffrep.nn.layers import ResBlock
 
+from helpers import cumulative_alphas, per_example
+
 B, Z, T = 4, 8, 1000
 
 
 def _schedule():
     """The authors' run.sh: beta = linspace(1e-5, 1e-2, 1000)."""
     betas = [1e-5 + k * (1e-2 - 1e-5) / (T - 1) for k in range(T)]
-    abar, a = [], 1.0
-    for b in betas:
-        a *= 1.0 - b
-        abar.append(a)
-    return betas, abar
+    return betas, cumulative_alphas(betas)
 
 
 BETAS, ABAR = _schedule()
-
-
-def _col(values):
-    return torch.tensor(values, dtype=torch.float64)[:, None, None, None]
+_col = per_example
 
 
 class _Encoder(nn.Module):
