@@ -197,7 +197,7 @@ def run(device, sizes, repeat, threads_list, only=None, ks=(2, 16, 256), warm=Tr
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="include 6.4e7 elements")
     p.add_argument("--sizes", type=positive_int, nargs="*", help="element counts (overrides the defaults; 1e6 reads "

@@ -126,7 +126,7 @@ def trainer_batches(ds, n_batches: int) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=positive_int, default=50000, help="images in memory (>= 5)")
     ap.add_argument("--batch", type=positive_int, default=256)
     ap.add_argument("--threads", type=positive_int, default=2, help="torch threads and render_all workers (default 2)")

@@ -99,7 +99,7 @@ def bench(name: str, device: torch.device, batch: int | None, rounds: int, budge
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--batch", type=positive_int, default=None,
                    help="default: 2 on the CPU, the recipe's batch on a GPU")

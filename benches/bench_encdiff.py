@@ -39,7 +39,7 @@ def paper_model(dyga: bool, sd: float, dev):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=positive_int, default=4)
     ap.add_argument("--units", type=positive_int, default=20)

@@ -81,7 +81,7 @@ def targets(m: int, t_kernel: float, r_kernel: dict, t_twin: float, r_twin: dict
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n", type=positive_int, default=10000, help="N = M (>= 4: k + 1 neighbours)")
     ap.add_argument("--d", type=positive_int, default=2048)

@@ -31,7 +31,7 @@ def step(fn, z, mu, lv):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--B", type=positive_int, default=512)
     ap.add_argument("--D", type=positive_int, default=256)

@@ -43,7 +43,7 @@ from diffrep.ops import explain
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--U", type=positive_int, default=4)
     ap.add_argument("--n", type=positive_int, default=10000)
     ap.add_argument("--d", type=positive_int, default=32)

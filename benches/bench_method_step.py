@@ -109,7 +109,7 @@ def time_recipe(name: str, device: torch.device, batch: int | None, steps: int, 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--recipes", nargs="+", default=list(PAPER_RECIPES))
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: the recipe's)")

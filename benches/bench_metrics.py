@@ -228,7 +228,7 @@ def tad_bench(reference: bool):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip", default="", help="comma list of: " + ",".join(SECTIONS))
     p.add_argument("--out", help="also write the table here (refused when the file exists, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -46,7 +46,7 @@ def targets(at_target, device) -> list[str]:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sizes", type=int_list(2), default=[1024, 4096], help="N = M, comma-separated (>= 2)")
     ap.add_argument("--d", type=positive_int, default=32)

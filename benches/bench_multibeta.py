@@ -78,7 +78,7 @@ def time_recipe(name: str, device: torch.device, batch: int | None, repeat: int,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--recipes", nargs="+", default=["multibeta/dsprites-cpu"])
     ap.add_argument("--batch", type=int, default=None, help="batch of both phases (default: the recipe's)")

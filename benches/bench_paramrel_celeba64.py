@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from diffrep.recipes import get_recipe
     from diffrep.methods.paramrel import ParamReL
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=positive_int, default=300, help="steps in all, the warm-up ones included")
     ap.add_argument("--warmup", type=nonnegative_int, default=10, help="first steps left out of the median "
                     "(fewer than --steps)")

@@ -123,7 +123,7 @@ def bench(kind: str, batch: int, samples: int, device: str, reps: int, warmup: i
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", nargs="+", default=["disks-cpu", "halfunet64"], choices=["disks-cpu", "halfunet64"])
     p.add_argument("--batch", type=positive_int, nargs="+", default=[32])

@@ -71,7 +71,7 @@ def bench(device: str, workers: int, steps: int, warmup: int, batch: int, image:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", nargs="*", default=None, help="cpu and/or cuda (default: cpu, plus cuda if available)")
     p.add_argument("--workers", nargs="+", type=nonnegative_int, default=[0, 2])
     p.add_argument("--steps", type=positive_int, default=20, help="timed steps")

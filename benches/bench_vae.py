@@ -49,7 +49,7 @@ def make_step(method: str, device: torch.device, batch: int):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=positive_int, default=64)
     ap.add_argument("--rounds", type=positive_int, default=10, help="interleaved rounds (at least 3 are run)")

@@ -32,7 +32,7 @@ PROTOCOLS = ("clean", "legacy_tf", "legacy_pytorch")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num", type=positive_int, default=2048, help="images per split (>= 4: PRDC's k + 1; <= 368640)")
     ap.add_argument("--protocol", default="clean", choices=PROTOCOLS)
     ap.add_argument("--device", default=None, help="default: a GPU when one is usable, else the CPU")

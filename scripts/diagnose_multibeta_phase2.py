@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     from diffrep.recipes import get_recipe
     from diffrep.recipes.multibeta import TrainSubset
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--load-dir", required=True, help="a validate_multibeta.py --save-dir folder")
     ap.add_argument("--recipe", default="multibeta/dsprites-cpu", help="the recipe of the --save-dir run (default "
                     "%(default)s; --a.b VALUE overrides as there): its dataset and training subset")

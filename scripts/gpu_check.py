@@ -246,7 +246,7 @@ def out_folder(wanted: str) -> tuple[Path, str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="CPU backends, tiny sizes, no build: checks the script")
     ap.add_argument("--no-build", action="store_true", help="skip the pip build (diffrep already installed)")
     ap.add_argument("--arch", default=None, help="CUDAARCHS for the build (default: the local GPU's, e.g. 90)")

@@ -83,7 +83,7 @@ def _chosen(name: str, patterns: list[str]) -> bool:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--modules", nargs="+", required=True, help="files under python/diffrep to mutate")
     ap.add_argument("--tests", nargs="+", required=True, help="pytest selection (paths or node ids)")
     ap.add_argument("--workdir", help="scratch directory (default: a new temporary one, kept)")

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
 
     from diffrep.recipes.encdiff import Shapes3DSubgrid
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=700)
     ap.add_argument("--every", type=int, default=100)

@@ -296,7 +296,7 @@ def run_disdiff(ds, x_all, factors, args, out):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every training step count")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps of inversion and decoding in evaluation")

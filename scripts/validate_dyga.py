@@ -354,7 +354,7 @@ def main(argv=None) -> int:
 
     from diffrep.recipes.encdiff import Shapes3DSubgrid
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="seeds, each training every arm (distinct, >= 0; default: %(default)s)")
     ap.add_argument("--steps", type=int, default=700,

@@ -348,7 +348,7 @@ def main(argv=None) -> int:
     from diffrep.train import Trainer, seed_everything
     from diffrep.train.rundir import run_contents
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="multibeta/dsprites-cpu", help="a multibeta/ recipe (default %(default)s); "
                     "any --a.b VALUE after the flags overrides its config, as in diffrep train")
     ap.add_argument("--steps-vae", type=int, default=None, help="phase-1 steps (default: the recipe's); the "

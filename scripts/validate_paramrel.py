@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from diffrep.train import Trainer, seed_everything
     from diffrep.train.rundir import check_run_dir
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="paramrel/dsprites")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--eval", choices=("quick", "full"), default="quick")

@@ -119,7 +119,7 @@ def _flatten(d, prefix=""):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", default=None,
                    help="recipe to train (default sami/disks-cpu); a sami/disks-cpu-frozen* stage 2 without -- "
                         "--pretrained_denoiser=RUN/final trains its sami/disks-cpu stage 1 first, into OUT_RUN/stage1. "

@@ -88,7 +88,7 @@ def measure(model, x: torch.Tensor, seed: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--betas-vae", type=float, nargs="+", default=[1.0, 4.0, 16.0])
     ap.add_argument("--betas-tc", type=float, nargs="+", default=[1.0, 4.0, 10.0])

@@ -13,6 +13,7 @@ import random
 from typing import Callable
 
 import numpy as np
+import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -538,3 +539,14 @@ def untrained_on_purpose(model):
     model from its config exercises the method, not a pre-trained part, which every verb refuses otherwise."""
     model.use_untrained_frozen_parts()
     return model
+
+
+def sklearn_mi_cd():
+    """scikit-learn's ``_compute_mi_cd`` (Ross 2014, the reference of the kNN MI kernels), a private function:
+    a scikit-learn that renamed it skips the tests that compare with it, instead of failing their whole file at
+    import; tests/metrics/test_faithful_infomec_dci_fid.py checks the same estimator by brute force regardless."""
+    try:
+        from sklearn.feature_selection._mutual_info import _compute_mi_cd
+    except ImportError as exc:
+        pytest.skip(f"this scikit-learn has no private _compute_mi_cd ({exc})")
+    return _compute_mi_cd

@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(allow_abbrev=False)
     ap.add_argument("session")
     ap.add_argument("module")
     ap.add_argument("--out", required=True)

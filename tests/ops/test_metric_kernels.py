@@ -13,7 +13,7 @@ from diffrep.ops import explain, use_backend
 from diffrep.ops import metrics as ops
 from diffrep.ops._native_call import run
 
-from helpers import native_and_twin
+from helpers import native_and_twin, sklearn_mi_cd
 
 pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="_cpu not built")
 
@@ -116,7 +116,7 @@ def knn_given(fn):
 @knn_given
 def test_knn_mi_cd_equals_sklearn(device, n, j, f, k, seed, ties, classes, singletons):
     """Native against sklearn ``_compute_mi_cd`` itself."""
-    from sklearn.feature_selection._mutual_info import _compute_mi_cd
+    _compute_mi_cd = sklearn_mi_cd()
 
     case = knn_case(n, j, f, seed, ties, classes, singletons)
     if case is None:
@@ -145,7 +145,7 @@ def test_knn_mi_cd_equals_twin(device, n, j, f, k, seed, ties, classes, singleto
 
 
 def test_knn_mi_cd_brute_force_ties_equal_twin_and_sklearn(device):
-    from sklearn.feature_selection._mutual_info import _compute_mi_cd
+    _compute_mi_cd = sklearn_mi_cd()
 
     c, d = (np.array(v) for v in BRUTE_TIES)
     ref = _compute_mi_cd(c, d, 10)

@@ -174,10 +174,34 @@ def test_unknown_flag(words, capsys, tmp_path):
         # 'diffrep train' nor 'diffrep multibeta'), and saying the flag is none of train's own either
         assert err.startswith(f"{' '.join(('diffrep', *words))}: error: config field 'no-such-flag': unknown "
                               "field"), err
-        assert "--no-such-flag is not a flag of 'diffrep train' either (--config, --out," in err, err
+        assert f"--no-such-flag is not a flag of '{' '.join(('diffrep', *words))}' either (--config, --out," in err, err
     else:
         assert f"usage: {' '.join(('diffrep', *words))}" in err
         assert "error: unrecognized arguments: --no-such-flag" in err
+
+
+@pytest.mark.parametrize("words", list(VERBS), ids=_id)
+def test_a_flag_is_never_abbreviated(words, capsys, tmp_path):
+    """argparse's default reads a prefix as the flag (--over for --overwrite, --res 3 for --resume 3): a typo or
+    a flag added later could silently mean another. Every prefix one letter short of a flag is refused and,
+    where it is the prefix of that flag alone, the flag is named."""
+    parser = VERBS[words]
+    assert parser.allow_abbrev is False
+    flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--") and len(o) > 4]
+    remainder = any(a.nargs == argparse.REMAINDER for a in parser._actions)
+    for flag in flags:
+        prefix = flag[:-1]
+        if prefix in flags:
+            continue
+        code, _, err = _call([*_required(words, parser, tmp_path), prefix], capsys)
+        assert code == 2, (flag, err)
+        verb = " ".join(("diffrep", *words))
+        if remainder:  # after the recipe: a config field or one of train's own flags, neither of which it is
+            assert f"{prefix} is not a flag of '{verb}' either" in err, err
+        else:
+            assert f"{verb}: error: unrecognized arguments: {prefix}" in err, err
+            if [f for f in flags if f.startswith(prefix)] == [flag]:
+                assert f"did you mean {flag}? (flags are not abbreviated)" in err, err
 
 
 def _inputs(parser):

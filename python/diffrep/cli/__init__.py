@@ -19,7 +19,14 @@ SUBCOMMANDS = ("info", "demo", "quickstart", "data", "train", "sample", "eval", 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose refusal of a mistyped verb or choice also names the closest one
     ("diffrep trian": did you mean 'train'?); Python 3.11's argparse only lists them. Sub-parsers are of
-    the same class (``add_subparsers`` makes its parsers with the class of the parser it belongs to)."""
+    the same class (``add_subparsers`` makes its parsers with the class of the parser it belongs to).
+
+    Flags are never abbreviated: argparse's default takes ``--over`` for ``--overwrite`` and ``--res 3`` for
+    ``--resume 3``, so a new flag, or a mistyped one, could silently mean another; a prefix is refused with the
+    flag it is a prefix of (``unknown_flag_hint``)."""
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
 
     def _check_value(self, action, value):
         try:
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        hint = getattr(args, "_unknown_hint", None)  # a verb that knows why a flag lands here
+        hint = getattr(args, "_unknown_hint", None) or unknown_flag_hint(args._parser, unknown)
         args._parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {hint}" if hint else ""))
     verbs = _verbs_of(args._parser)
     if verbs is not None and getattr(args, verbs.dest) is None:  # "diffrep" or a group ("diffrep bfn") alone
@@ -97,6 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C outside a training loop (which saves and says how to resume)
         print(f"{prog}: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
+
+
+def unknown_flag_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str | None:
+    """'did you mean --overwrite?' for the first unrecognised ``--flag`` (or ``--flag=value``) that is a prefix
+    of exactly one of ``parser``'s flags or is close to one; None when none is."""
+    flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for token in unknown:
+        if not token.startswith("--"):
+            continue
+        typed = token.split("=", 1)[0]
+        longer = [f for f in flags if f.startswith(typed)]
+        if len(longer) == 1:
+            return f"did you mean {longer[0]}? (flags are not abbreviated)"
+        close = difflib.get_close_matches(typed, flags, n=1, cutoff=0.75)
+        if close:
+            return f"did you mean {close[0]}?"
+    return None
 
 
 def _verbs_of(parser: argparse.ArgumentParser):

@@ -114,7 +114,7 @@ def _train(args) -> int:
     if not args.recipe.startswith("sami/"):  # demo/toy-ddpm trained silently
         raise ValueError(f"this command takes a sami/ recipe, got {args.recipe!r} (list them with 'diffrep train --list')")
     ns = argparse.Namespace(recipe=args.recipe, list=False, config=None, out=None, resume=None, print_config=False,
-                            overrides=list(args.overrides or []))
+                            overrides=list(args.overrides or []), said_as="diffrep sami train")
     return train_run(ns)
 
 

@@ -221,7 +221,7 @@ def _report_overrides(report_to: str | None) -> list[str]:
     return out
 
 
-def check_flag_like_overrides(recipe_name: str, tokens: list[str]) -> None:
+def check_flag_like_overrides(recipe_name: str, tokens: list[str], prog: str = "diffrep train") -> None:
     """Refuse a ``--name`` without a dot that is no field of the recipe's config, saying that it is not one of
     ``diffrep train``'s own flags either and naming the closest flag or field: the remainder after the recipe
     holds both kinds, and config's own "unknown field for DemoConfig" left a mistyped ``--outt`` looking like a
@@ -234,7 +234,7 @@ def check_flag_like_overrides(recipe_name: str, tokens: list[str]) -> None:
     for key, _ in parse_override_args(tokens):
         if "." in key or key.replace("-", "_") in top:  # a dotted path is config's to name (with its own hint)
             continue
-        own = argparse.ArgumentParser(add_help=False)
+        own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         _add_run_flags(own)
         flags = [a.option_strings[0] for a in own._actions]
         paths = [*top, *flatten_dict(config_to_dict(cfg))]
@@ -244,8 +244,8 @@ def check_flag_like_overrides(recipe_name: str, tokens: list[str]) -> None:
             close = [f"--{leaf[m]}" for m in difflib.get_close_matches(key.replace("-", "_"), list(leaf), n=1)]
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ValueError(f"config field '{key}': unknown field for {type(cfg).__name__} (known: {', '.join(top)}), "
-                         f"and --{key} is not a flag of 'diffrep train' either ({', '.join(flags)}; see 'diffrep "
-                         f"train --help', and 'diffrep train {recipe_name} --help' for the fields){hint}")
+                         f"and --{key} is not a flag of '{prog}' either ({', '.join(flags)}; see '{prog} --help', and "
+                         f"'{prog} {recipe_name} --help' for the fields){hint}")
 
 
 def run(args) -> int:
@@ -260,7 +260,7 @@ def run(args) -> int:
             setattr(args, k, None)
     rest = list(args.overrides or [])
     # our own flags may also follow the recipe name; pull them out of the remainder
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _add_run_flags(extra)
     extra.add_argument("-h", "--help", action="store_true")
     known, overrides = extra.parse_known_args(rest)
@@ -276,7 +276,7 @@ def run(args) -> int:
         raise ValueError("no recipe given; run 'diffrep train --list' to see them")
     overrides = overrides + _report_overrides(args.report_to)
     check_override_tokens(args.recipe, overrides, getattr(args, "said_as", "diffrep train"))
-    check_flag_like_overrides(args.recipe, overrides)
+    check_flag_like_overrides(args.recipe, overrides, getattr(args, "said_as", "diffrep train"))
     recipe, cfg = resolve_config(args.recipe, args.config, overrides)
     if args.print_config:
         from ..config.describe import annotated_yaml
@@ -479,7 +479,7 @@ def resume_command(args, out: Path) -> str:
     if getattr(args, "report_to", None):
         parts += ["--report-to", args.report_to]
     rest = list(args.overrides or [])
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _add_run_flags(extra)
     _, overrides = extra.parse_known_args(rest)
     return shlex.join(parts + overrides)

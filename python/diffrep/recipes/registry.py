@@ -84,6 +84,10 @@ def get_recipe(name: str) -> Recipe:
     if not isinstance(name, str):
         raise TypeError(f"get_recipe: name must be a recipe name (str), got {type(name).__name__}")
     if name not in _REGISTRY:
+        family = sorted(k for k in _REGISTRY if k.startswith(name.rstrip("/") + "/")) if name else []
+        if family:  # a family's name alone ('vae'): its recipes, not the whole registry
+            raise ValueError(f"unknown recipe {name!r}; a recipe names its family and its setting, and the "
+                             f"{name.rstrip('/')} recipes are: {', '.join(family)}")
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown recipe {name!r}.{hint} Known recipes: {', '.join(sorted(_REGISTRY))}")
