@@ -36,6 +36,13 @@ def test_unknown_flag_hint(unknown, hint):
     assert unknown_flag_hint(_parser(), unknown) == hint
 
 
+@pytest.mark.parametrize("parser, unknown, word", [(None, ["--x"], "parser"), ("p", ["--x"], "parser"),
+                                                   (_parser(), "--x", "unknown"), (_parser(), [3], "unknown")])
+def test_unknown_flag_hint_refuses_wrong_inputs(parser, unknown, word):
+    with pytest.raises(TypeError, match=f"unknown_flag_hint: {word} must be"):
+        unknown_flag_hint(parser, unknown)
+
+
 def test_train_own_flag_prefix_before_the_recipe_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
