@@ -182,13 +182,13 @@ def output_path(path: str | Path) -> Path:
     return path
 
 
-def input_file(path: str | Path, flag: str) -> Path:
-    """An input file of a flag (``--videos``, ``--config``, ...), checked before the verb loads a model or
-    writes anything: a missing path or a folder is refused naming the flag (the readers' own errors came
-    after the work, or named no flag)."""
+def input_file(path: str | Path, flag: str, what: str = "a file") -> Path:
+    """An input file of a flag (``--videos``, ``--config``, ``--codes``, ...), checked before the verb loads a
+    model or writes anything: a missing path or a folder is refused naming the flag (the readers' own errors
+    came after the work, or named no flag); ``what`` says which file the flag wants."""
     p = Path(path)
     if p.is_dir():
-        raise ValueError(f"{flag} {p} is a folder; give a file")
+        raise ValueError(f"{flag} {p} is a folder; give {what}")
     if not p.is_file():
         raise FileNotFoundError(f"{flag} {p}: no such file")
     return p

@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 from ._common import (IMAGE_SUFFIXES, add_device_flag, add_overwrite_flag, add_recipe_verbs, check_root, add_run_data_flags,
-                      add_weights_flag, output_path, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
+                      add_weights_flag, input_file, output_path, prepare_output, resolve_model_dir, resolve_weights, numpy_seed, run_dataset)
 from .._checks import a_or_an
 
 DEFAULT_SWEEP = "0.1,0.3,0.5,0.7,0.9"
@@ -277,12 +277,7 @@ def on_grid(model, beta: float, flag: str) -> float:
 
 def codes_file(path) -> Path:
     """``--codes`` as an existing file, else an error naming it (checked again before the model loads)."""
-    p = Path(path)
-    if p.is_dir():
-        raise FileNotFoundError(f"--codes: {p} is a folder; pass the .npz file that 'encode' or 'denoise' wrote")
-    if not p.is_file():
-        raise FileNotFoundError(f"--codes: {p} does not exist")
-    return p
+    return input_file(path, "--codes", "the .npz file that 'encode' or 'denoise' wrote")
 
 
 def read_codes(path, model) -> tuple:
