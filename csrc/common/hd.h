@@ -29,7 +29,9 @@
 #endif
 
 // Unrolled on the device only (a loop over a compile-time bound whose array stays in registers).
-#if defined(__CUDACC__)
+// __CUDA_ARCH__, not __CUDACC__: nvcc hands a __host__ __device__ body to the host compiler too, and
+// g++ warns on the unknown pragma there (-Wunknown-pragmas under -Wall).
+#if defined(__CUDA_ARCH__)
 #define DIFFREP_DEVICE_UNROLL _Pragma("unroll")
 #else
 #define DIFFREP_DEVICE_UNROLL

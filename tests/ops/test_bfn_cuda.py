@@ -145,3 +145,34 @@ def test_second_device():
 def test_info_reports_the_gpu():
     report = diffrep.info()
     assert report["modules"]["_cuda"]["usable"] and report["gpu"]
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("inf"), float("nan")])
+def test_the_sender_kernel_checks_alpha_and_python_words_the_message(bad):
+    """discrete_sender_update's alpha is checked by its CUDA kernel (sender_alpha_bit; no Python read before
+    it), in the last of 300 rows (past a block of 256 items), and also where the sampler skips the Python
+    check (check_alpha=False) and inside deferred_checks(): the message is the CPU path's each time."""
+    theta = torch.full((300, 5, 4), 0.25, dtype=torch.float64)
+    x = torch.randint(0, 4, (300, 5), generator=torch.Generator().manual_seed(1))
+    alpha = torch.full((300,), 0.7, dtype=torch.float64)
+    alpha[-1] = bad
+
+    def call(d, check_alpha=True):
+        return bfn._discrete_sender_update(theta.to(d), x.to(d), alpha.to(d), torch.Generator().manual_seed(0),
+                                           check_alpha=check_alpha)
+
+    with pytest.raises(ValueError) as on_cpu:
+        call("cpu")
+    assert "alpha must be > 0 and finite" in str(on_cpu.value)
+    for check_alpha in (True, False):
+        with pytest.raises(ValueError) as on_cuda:
+            call("cuda", check_alpha)
+        assert str(on_cuda.value) == str(on_cpu.value)
+    from diffrep.ops import deferred_checks
+
+    ran = []
+    with pytest.raises(ValueError) as deferred:
+        with deferred_checks():
+            call("cuda", False)
+            ran.append(True)  # no error at the call: the slot is read when the block ends
+    assert ran == [True] and str(deferred.value) == str(on_cpu.value)

@@ -1,11 +1,12 @@
-"""The CUDA launchers and kernels of the BFN, random, guidance and kNN families run on the host: their
+"""The CUDA launchers and kernels of the BFN, random, guidance, kNN and metric families run on the host: their
 sources (csrc/*/..._cuda.cu, csrc/common/cuda_helpers.cuh) are built with g++ against a stand-in of
 the CUDA runtime (tests/ops/native/cuda_host/cuda_runtime.h), each ``kernel<<<grid, block, ...>>>(args)``
 rewritten as a host launch, and compared with serial loops over the same element bodies
 (tests/ops/native/cuda_launchers_host.cpp). No GPU has ever run these kernels, so this is where their
 indexing, grid-stride coverage (the emulated grid is capped at 2 blocks), Philox counter mapping,
 optional arrays, error flags and block reductions are checked; device arithmetic is not (a GPU run
-settles that: tests/ops/test_bfn_cuda.py and the ``device`` fixture's CUDA parameter)."""
+settles that: tests/ops/test_bfn_cuda.py and the ``device`` fixture's CUDA parameter). The metric family is
+compared with its CPU kernels instead (tests/ops/native/metrics_cuda_launchers_host.cpp), under AddressSanitizer."""
 
 import re
 import subprocess
@@ -98,3 +99,36 @@ def test_cuda_launchers_match_serial_loops_over_the_element_bodies(tmp_path):
     assert {n: v for n, v in exact.items() if v != 0} == {}  # element-wise: bit for bit, flags equal
     # a row sum in float64 in another order, rounded to the output dtype: at most an ulp apart
     assert {n: v for n, v in row_sums.items() if v > (2.5e-7 if ".f32." in n else 1e-13)} == {}
+
+
+@pytest.mark.skipif(HOST_CXX_MISSING is not None, reason=str(HOST_CXX_MISSING))
+def test_metric_cuda_launchers_match_the_cpu_kernels_and_stay_in_bounds_on_bad_indices(tmp_path):
+    """csrc/metrics/metrics_cuda.cu on the host, every launch concurrent (warp shuffles, barriers), against
+    the CPU kernels compiled into the same program (tests/ops/native/metrics_cuda_launchers_host.cpp), built
+    with AddressSanitizer: knn_mi_cd's launcher no longer waits on the host for a range check, so its kernels
+    must stay inside their arrays on a label or argsort entry out of range (from -2^63 to 2^40) or an argsort
+    that is not a permutation, flag it as the CPU kernel does, and leave every pair without a bad index
+    exact. The other four metric launchers: values and flags as the CPU's, grid-stride wraps included."""
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    helpers = (ROOT / "csrc/common/cuda_helpers.cuh").read_text()
+    (src / "common/cuda_helpers.cuh").write_text(host_launches(helpers, concurrent=True))
+    kernels = src / "metrics_cuda.cpp"
+    kernels.write_text(host_launches((ROOT / "csrc/metrics/metrics_cuda.cu").read_text(), concurrent=True))
+    unity = tmp_path / "unity.cpp"
+    unity.write_text("".join(f'#include "{u}"\n' for u in (kernels, ROOT / "csrc/metrics/metrics_cpu.cpp",
+                                                             NATIVE / "metrics_cuda_launchers_host.cpp")))
+    exe = tmp_path / "metrics_cuda_launchers_host"
+    flags = ["g++", "-std=c++20", "-O0", "-pthread", "-fsanitize=address",
+             "-I", str(src), "-I", str(ROOT / "csrc"), "-I", str(NATIVE / "cuda_host")]
+    build = subprocess.run([*flags, str(unity), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
+                         env={"ASAN_OPTIONS": "detect_leaks=0"})
+    assert run.returncode == 0, f"the kernels failed on the host:\n{run.stderr[-4000:]}"
+    checks = dict((name, int(v)) for name, v in (line.split() for line in run.stdout.splitlines()))
+    knn = {n for n in checks if n.startswith("knn_mi_cd.")}
+    assert len(knn) == 14 * 4 and len(checks) > 90
+    for op in ("auroc_matrix", "hist_discretize", "mi_matrix", "factor_vae_votes"):
+        assert any(n.startswith(op + ".") for n in checks), op
+    assert {n: v for n, v in checks.items() if v != 0} == {}

@@ -101,3 +101,38 @@ def test_knn_mi_indices_out_of_range_are_flagged_by_the_kernels_that_read_them(w
         out[dev] = mi.cpu()
     keep = (slice(None), 1) if where == "label" else ([0, 2], slice(None))
     torch.testing.assert_close(out["cuda"][keep], out["cpu"][keep], rtol=1e-12, atol=1e-14)
+
+
+def test_knn_mi_junk_indices_flag_as_on_the_cpu_and_clean_pairs_keep_their_values():
+    """The launcher waits for no range check: its kernels guard their own reads. Random junk (labels and
+    argsort entries from -3 to n + 2, in-range argsorts that are not permutations, clean permutations): the
+    flags word equals the CPU kernel's, and every pair whose argsort row is a permutation and whose labels are
+    all in range equals the CPU's value (tests/ops/test_cuda_launchers_host.py runs the same kernels on the
+    host under AddressSanitizer)."""
+    rng = np.random.RandomState(4)
+    seen = set()
+    for _ in range(60):
+        n, j, f, v = rng.randint(1, 300), rng.randint(1, 4), rng.randint(1, 3), rng.randint(1, 5)
+        mode = rng.randint(3)
+        lo, hi = (-3, n + 3) if mode == 0 else (0, n)
+        vorder = rng.randint(lo, hi, (j, n)) if mode < 2 else np.stack([rng.permutation(n) for _ in range(j)])
+        if mode == 0 and rng.randint(2):
+            vorder[0] = rng.permutation(n)  # one clean row among junk
+        labels = rng.randint(-1 if mode == 0 else 0, v + (mode == 0), (f, n))
+        sx = np.sort(np.round(rng.randn(j, n), 1), axis=1)
+        out = {}
+        for dev in ("cpu", "cuda"):
+            i64 = dict(dtype=torch.int64, device=dev)
+            mi = torch.full((j, f), -1.0, dtype=torch.float64, device=dev)
+            flags = run(dev, "knn_mi_cd", mi.device, sx=torch.from_numpy(sx).to(dev),
+                        vorder=torch.from_numpy(vorder).to(dev), labels=torch.from_numpy(labels).to(dev), J=j, F=f,
+                        n=n, V=v, k=3, dscratch=torch.empty(4 * j * n, dtype=torch.float64, device=dev),
+                        iscratch=torch.empty(2 * f * v + j * (n + 1) + j * v, **i64), mi=mi)
+            out[dev] = (flags, mi.cpu())
+        assert out["cuda"][0] == out["cpu"][0]
+        rows = [r for r in range(j) if np.array_equal(np.sort(vorder[r]), np.arange(n))]
+        cols = [c for c in range(f) if ((labels[c] >= 0) & (labels[c] < v)).all()]
+        torch.testing.assert_close(out["cuda"][1][rows][:, cols], out["cpu"][1][rows][:, cols], rtol=1e-12,
+                                   atol=1e-14)
+        seen.add(out["cpu"][0])
+    assert seen == {0, CLASS_OUT_OF_RANGE}

@@ -183,7 +183,9 @@ static void bfn_family(const char* tn, int64_t rows, int64_t row_len, bool per_r
       }
       auto xi = classes(n, K);
       xi.back() = -1;
-      const auto alpha = uniform<T>(per_row ? rows : n, 0.1, 3);
+      auto alpha = uniform<T>(per_row ? rows : n, 0.1, 3);
+      alpha.back() = T(0);                 // not > 0: kNonPositive from the last item(s), past the capped grid
+      if (inject) alpha[0] = T(INFINITY);  // not finite: kNonPositive (and y non-finite)
       std::vector<T> got(n * K), want(n * K), got_y(n * K), want_y(n * K);
       int32_t fg = 0, fw = 0;
       cuda::disc_sender_update<T>(Launch{0, 0, &fg}, n, theta.data(), xi.data(), alpha.data(), per_row, row_len, K,
@@ -191,6 +193,7 @@ static void bfn_family(const char* tn, int64_t rows, int64_t row_len, bool per_r
       for (int64_t i = 0; i < n; ++i) {  // y ~ N(alpha (K e_x - 1), alpha K I) (BFN Eq. 162), then the update
         const T a = alpha[at(i, row_len, per_row)];
         if (xi[i] < 0 || xi[i] >= K) fw |= kClassOutOfRange;
+        if (!(a > T(0)) || a == T(INFINITY)) fw |= kNonPositive;  // the accuracy of BFN Eq. 162: finite and > 0
         for (int64_t k = 0; k < K; ++k)
           want_y[i * K + k] = a * (k == xi[i] ? T(K - 1) : T(-1)) + sqrt(a * T(K)) * eps(uint64_t(i * K + k));
         disc_update_elem(theta.data() + i * K, [&](int64_t k) { return want_y[i * K + k]; }, K, T(1), bool(log_io),
@@ -394,17 +397,20 @@ static void knn_family(const char* tn) {
   struct Case {
     int64_t m, n, d;
     int kk;
-    bool grid, with_r2, strict, nan;
+    bool grid, with_r2, strict, nan, bad_r2;
   };
-  const Case cases[] = {{1, 1, 1, 1, true, true, false, false},      {63, 65, 31, 4, true, true, true, false},
-                        {128, 130, 70, 32, false, true, false, false}, {65, 64, 32, 0, true, true, false, false},
-                        {2, 200, 33, 5, true, false, false, false},    {64, 129, 3, 3, true, true, true, true},
-                        {100, 64, 64, 1, false, true, false, true}};
+  // bad_r2: finite points, one r2 entry +inf and one NaN in the last column tile (the kernel's first
+  // block checks r2, so its flag is the only one; a query lies in the +inf ball, never in the NaN one)
+  const Case cases[] = {{1, 1, 1, 1, true, true, false, false, false},      {63, 65, 31, 4, true, true, true, false, false},
+                        {128, 130, 70, 32, false, true, false, false, false}, {65, 64, 32, 0, true, true, false, false, false},
+                        {2, 200, 33, 5, true, false, false, false, false},    {64, 129, 3, 3, true, true, true, true, false},
+                        {100, 64, 64, 1, false, true, false, true, false},    {128, 130, 5, 2, true, true, false, false, true},
+                        {40, 129, 4, 0, true, true, true, false, true}};
   for (const Case& cs : cases) {
-    const auto [m, n, d, kk, grid, with_r2, strict, nan] = cs;
+    const auto [m, n, d, kk, grid, with_r2, strict, nan, bad_r2] = cs;
     const std::string tag = std::string(tn) + ".m" + std::to_string(m) + ".n" + std::to_string(n) + ".d" +
                             std::to_string(d) + ".kk" + std::to_string(kk) + (with_r2 ? (strict ? ".lt" : ".le") : "") +
-                            (nan ? ".nan" : "");
+                            (nan ? ".nan" : "") + (bad_r2 ? ".bad_r2" : "");
     auto q = uniform<T>(m * d, -1, 1), c = uniform<T>(n * d, -1, 1);
     if (grid) {
       for (auto& v : q) v = T(std::round(double(v) * 4) / 4);
@@ -428,7 +434,14 @@ static void knn_family(const char* tn) {
     std::vector<T> r2(n);
     for (int64_t j = 0; j < n; ++j) r2[j] = d2[(j % m) * n + j];  // some query on each ball's boundary
     if (n > 2) r2[1] = T(0);
+    if (bad_r2) {
+      r2[n - 1] = T(INFINITY);
+      r2[n - 2] = T(NAN);
+    }
     int32_t fw = 0;
+    if (with_r2)
+      for (int64_t j = 0; j < n; ++j)
+        if (!std::isfinite(r2[j])) fw |= kNonFiniteInput;
     std::vector<T> want_kth(m);
     std::vector<int64_t> want_count(m);
     for (int64_t i = 0; i < m; ++i) {
