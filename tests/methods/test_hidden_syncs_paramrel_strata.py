@@ -144,7 +144,17 @@ def test_the_same_numbers_under_bf16_autocast():
 @pytest.mark.parametrize("call, error, message", [
     (lambda x, y: stratified_mmd2(x, y[:5], STRATA, 4), ValueError, r"^x and y must be paired samples of one shape"),
     (lambda x, y: stratified_mmd2(x, y.float(), STRATA, 4), TypeError, r"^x and y must both be float32 or both float64"),
-    (lambda x, y: stratified_mmd2(x, y, STRATA.double(), 4), TypeError, r"^strata must be an int32 or int64 tensor"),
+    (lambda x, y: stratified_mmd2(x[:, None], y, STRATA, 4), ValueError, r"^x must have shape \(samples, d\), got \(9, 1, 3\)$"),
+    (lambda x, y: stratified_mmd2(x, y[0], STRATA, 4), ValueError, r"^y must have shape \(samples, d\), got \(3,\)$"),
+    (lambda x, y: stratified_mmd2(x, y, STRATA.double(), 4), TypeError,
+     r"^strata must be an int32 or int64 tensor, got torch.float64$"),
+    (lambda x, y: stratified_mmd2(x, y, STRATA.tolist(), 4), TypeError, r"^strata must be an int32 or int64 tensor, got list$"),
+    (lambda x, y: stratified_mmd2(x, y, STRATA.to("meta"), 4), ValueError,
+     r"^all tensors must be on one device; got x on cpu, y on cpu, strata on meta$"),
+    (lambda x, y: stratified_mmd2(x, y.to("meta"), STRATA, 4), ValueError,
+     r"^all tensors must be on one device; got x on cpu, y on meta, strata on cpu$"),
+    (lambda x, y: stratified_mmd2(x.to("meta"), y, STRATA, 4), ValueError,
+     r"^all tensors must be on one device; got x on meta, y on cpu, strata on cpu$"),
     (lambda x, y: stratified_mmd2(x, y, STRATA[:4], 4), ValueError, r"^strata must have shape \(9,\)"),
     (lambda x, y: stratified_mmd2(x, y, STRATA, 3), ValueError, r"^strata must lie in \[0, 2\], got range \[0, 3\]$"),
     (lambda x, y: stratified_mmd2(x, y, STRATA - 1, 4), ValueError, r"^strata must lie in \[0, 3\], got range \[-1, 2\]$"),
@@ -153,7 +163,8 @@ def test_the_same_numbers_under_bf16_autocast():
     (lambda x, y: stratified_mmd2(x, y, STRATA, 4, "gauss"), ValueError, r"^kernel must be one of"),
     (lambda x, y: stratified_mmd2(x, y, STRATA, 4, estimator="v"), ValueError, r"^estimator must be one of"),
     (lambda x, y: stratified_mmd2(x, y, STRATA, 4, bandwidth=-1.0), ValueError, r"^bandwidth: every h must be > 0"),
-], ids=["unpaired", "dtypes", "float-strata", "strata-shape", "strata-high", "strata-low", "no-strata", "nan",
+], ids=["unpaired", "dtypes", "x-shape", "y-shape", "float-strata", "list-strata", "strata-device", "y-device",
+        "x-device", "strata-shape", "strata-high", "strata-low", "no-strata", "nan",
         "kernel", "estimator", "bandwidth"])
 def test_the_public_function_names_the_problem(call, error, message):
     x, y = _pairs()
