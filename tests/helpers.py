@@ -234,6 +234,104 @@ def host_reads(fn) -> tuple[int, object]:
     return r.count, out
 
 
+def _bool_index(index) -> bool:
+    """Whether a ``__getitem__`` / ``__setitem__`` index holds a boolean (or uint8) mask tensor."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) and i.dim() > 0 for i in parts)
+
+
+def _list_index(index) -> bool:
+    """Whether an index holds a Python list: CUDA builds its index tensor on the host and copies it over (a
+    blocking host-to-device copy)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, list) for i in parts)
+
+
+class HiddenSyncs(TorchFunctionMode):
+    """Counts the operations that synchronise the host with a CUDA device WITHOUT a Python read of a tensor
+    (what :class:`HostReads` counts), made while it is active, wherever they are called from. Each entry of
+    ``ops`` names one: the op, and in brackets what makes it synchronise.
+
+    - an output whose shape depends on the data: boolean-mask indexing ``x[mask]`` (and ``x[mask] = v`` with a
+      tensor ``v`` of more than one element: a scalar goes to ``masked_fill_``, no sync), ``masked_select``,
+      ``nonzero`` / ``argwhere``, one-argument ``torch.where(cond)``, ``unique`` / ``unique_consecutive``,
+      ``repeat_interleave`` with tensor repeats and no ``output_size``, ``one_hot`` without ``num_classes``,
+      ``bincount`` (CUDA reads the largest value for the bin count, ``minlength`` or not);
+    - a Python list as an index (built on the host, copied to the device with a blocking copy);
+    - a Python bool computed on the device: ``torch.equal``, ``allclose``, ``is_nonzero``;
+    - a copy to the host: ``.cpu()`` (``.numpy()`` refuses a CUDA tensor: the CPU kernels' numpy views are not
+      counted);
+    - the ``torch.linalg`` routines that check the solver's info on the host (their documentation: "synchronizes
+      that device with the CPU"): ``cholesky``, ``eigh``, ``eigvalsh``, ``inv``, ``solve``, ... and the ``_ex``
+      forms with ``check_errors=True``.
+
+    Nested calls (an op another counted op runs inside) are not seen: one count per call made at Python level.
+    Not counted (no Python-level trace on the CPU): ``.to(device)`` of a host tensor and ``torch.tensor(data,
+    device=...)``, which copy host to device, and the implicit ``item()`` of a 0-d tensor passed where a
+    number is expected (``torch.arange(n_tensor)``)."""
+
+    DATA_SHAPED = {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount"}
+    HOST_BOOL = {"equal", "allclose", "is_nonzero"}
+    TO_HOST = {"cpu"}
+    LINALG = {"linalg_cholesky", "linalg_eigh", "linalg_eigvalsh", "linalg_inv", "linalg_solve", "linalg_svd",
+              "linalg_svdvals", "linalg_eig", "linalg_eigvals", "linalg_lu_factor", "linalg_ldl_factor",
+              "linalg_cond", "linalg_matrix_rank", "linalg_pinv", "cholesky", "inverse", "svd"}
+    LINALG_EX = {"linalg_cholesky_ex", "linalg_inv_ex", "linalg_solve_ex", "linalg_lu_factor_ex",
+                 "linalg_ldl_factor_ex"}
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.ops)
+
+    def _why(self, name, args, kwargs):
+        if name in self.DATA_SHAPED or name in self.HOST_BOOL or name in self.TO_HOST or name in self.LINALG:
+            return name
+        if name in self.LINALG_EX:
+            return name if kwargs.get("check_errors", False) else None
+        if name == "where" and len(args) + len(kwargs) == 1:
+            return "where[one argument]"
+        if name == "repeat_interleave":
+            repeats = args[1] if len(args) > 1 else kwargs.get("repeats")
+            if isinstance(repeats, torch.Tensor) and kwargs.get("output_size") is None and len(args) < 4:
+                return "repeat_interleave[tensor repeats, no output_size]"
+            if len(args) == 1 and not kwargs:  # torch.repeat_interleave(repeats)
+                return "repeat_interleave[tensor repeats, no output_size]"
+            return None
+        if name == "one_hot":
+            k = args[1] if len(args) > 1 else kwargs.get("num_classes", -1)
+            return "one_hot[no num_classes]" if k == -1 else None
+        if name in ("__getitem__", "__setitem__") and len(args) > 1:
+            if _bool_index(args[1]):
+                if name == "__setitem__" and not (isinstance(args[2], torch.Tensor) and args[2].numel() > 1):
+                    return None  # a scalar value: masked_fill_, no sync
+                return f"{name}[bool mask]"
+            if _list_index(args[1]):
+                return f"{name}[list index]"
+        if name == "index_put_" or name == "index_put":
+            idx = args[1] if len(args) > 1 else kwargs.get("indices", ())
+            if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in idx):
+                return f"{name}[bool mask]"
+        return None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        why = self._why(getattr(func, "__name__", ""), args, kwargs)
+        if why is not None:
+            self.ops.append(why)
+        return func(*args, **kwargs)
+
+
+def hidden_syncs(fn) -> tuple[list[str], object]:
+    """(the hidden synchronisations ``fn()`` makes, one name each (:class:`HiddenSyncs`), its result)."""
+    with HiddenSyncs() as r:
+        out = fn()
+    return r.ops, out
+
+
 def tiny_multibeta_phase2():
     """A tiny float32 MultiBeta (32 px, one channel, 3 latents, 4 grid steps) with every weight moved by
     0.05 x N(0, 1) (torch's global seed 0), in phase 2 (which installs the denoiser's schedule), eval mode; its VAE

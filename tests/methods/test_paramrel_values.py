@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import diffrep.ops.mmd as mmd_ops
+from diffrep.methods import paramrel_strata
 from diffrep.methods.paramrel import ReverseSample
 from diffrep.nn.layers import ResBlock
 
@@ -48,9 +49,18 @@ def _capture(m, monkeypatch):
         rec["mmd"].append((x.detach(), y.detach()))
         return real(x, y, **kw)
 
+    real_strata = paramrel_strata._stratified_mmd2
+
+    def spy_strata(x, y, strata, num_strata, **kw):  # mmd_time_strata > 1: each bin's pairs, bins of >= 2 codes
+        for g in range(num_strata):
+            if int((strata == g).sum()) >= 2:
+                rec["mmd"].append((x[strata == g].detach(), y[strata == g].detach()))
+        return real_strata(x, y, strata, num_strata, **kw)
+
     monkeypatch.setattr(m, "posterior", spy_post)
     monkeypatch.setattr(m, "decode_net", spy_dec)
     monkeypatch.setattr(mmd_ops, "mmd2", spy_mmd)
+    monkeypatch.setattr(paramrel_strata, "_stratified_mmd2", spy_strata)
     return rec
 
 

@@ -40,11 +40,11 @@ def deactivate(active, cnt, resp, w):
     become inactive (HDclassif would abort); a problem that would lose all keeps its largest.
     Returns (active, number deactivated per problem)."""
     keep = active & (cnt >= MIN_COUNT)
-    none = ~keep.any(1)
-    if bool(none.any()):
-        big = torch.where(active[none], (resp[none] * w[none][..., None]).sum(1), torch.full_like(
-            active[none], -1, dtype=resp.dtype))
-        keep[none] = torch.nn.functional.one_hot(big.argmax(1), active.shape[1]).bool()
+    none = ~keep.any(1, keepdim=True)
+    # every problem's largest, selected where it would lose all: no read of ``none`` and no boolean-mask rows
+    # (each a host synchronisation per EM iteration on CUDA); a row's mass and argmax do not depend on the others
+    big = torch.where(active, (resp * w[..., None]).sum(1), torch.full_like(active, -1, dtype=resp.dtype))
+    keep = torch.where(none, torch.nn.functional.one_hot(big.argmax(1), active.shape[1]).bool(), keep)
     return keep, (active & ~keep).sum(1)
 
 
@@ -74,7 +74,12 @@ def em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
     """M -> E iterations (``hddc_main``) over B problems until |dL| < tol or
     |dL|/(0.1 + |L|) < tol (:func:`_converged`), or a two-state cycle after ALTERNATION_AFTER iterations
     (:func:`_alternation`: the EM ends on the better of the two states), or max_iter; a stopped problem
-    is frozen and no longer computed. Returns (params, resp, L)."""
+    is frozen and no longer computed. Returns (params, resp, L).
+
+    Host synchronisations on CUDA per iteration: the count of running problems (one read: the stopping test,
+    and whether the running ones must be picked out), the ``nonzero`` that picks them out once some have
+    stopped (a data-dependent size: the stopped problems are not computed), and those of the E- and M-steps
+    (their input checks, the M-step's eigh). The deactivation's counts reach ``stats`` after the loop."""
     B = unit_of.shape[0]
     dev = resp.device
     K = active.sum(1, keepdim=True).clamp_min(1).to(resp.dtype)
@@ -85,17 +90,23 @@ def em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
     hist = torch.full((B, 3), -math.inf, dtype=eng.pdtype, device=dev)
     last = torch.zeros(B, dtype=torch.bool, device=dev)
     active = active.clone()
+    deactivated = torch.zeros(B, dtype=torch.int64, device=dev)  # per problem, added to stats after the loop
+    n_running = B
     p = None
     for it in range(1, max(1, cfg["max_iter"]) + 1):
-        idx = None if bool(running.all()) else running.nonzero()[:, 0]
+        idx = None if n_running == B else running.nonzero()[:, 0]
         sub = (lambda t: t) if idx is None else (lambda t: t[idx])
         w_s, resp_s = sub(w), sub(resp)
         keep, dead = deactivate(sub(active), sub(cnt), resp_s, w_s)
-        if bool(dead.any()):
-            if stats is not None:
-                stats["deactivated"].index_add_(0, sub(unit_of).cpu(), dead.cpu())
-            resp_s = resp_s * keep[:, None]
-            resp_s = resp_s / resp_s.sum(-1, keepdim=True).clamp_min(torch.finfo(resp.dtype).tiny)
+        # the responsibilities renormalised over the kept components when any problem lost one, selected on
+        # the device rather than after a read of dead.any() (the same numbers: the whole batch either way)
+        kept = resp_s * keep[:, None]
+        kept = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(resp.dtype).tiny)
+        resp_s = torch.where(dead.any(), kept, resp_s)
+        if idx is None:
+            deactivated += dead
+        else:
+            deactivated.index_add_(0, idx, dead)
         nk, mu, W = eng.mstep(sub(unit_of), w_s, resp_s, keep)
         new_p = ops.params(nk, mu, W, sub(wtot), keep, cfg)
         new_resp, L, new_cnt = eng.estep(sub(unit_of), w_s, new_p, skip_zero)
@@ -115,8 +126,12 @@ def em(eng, unit_of, w, resp, active, cfg, stats=None, skip_zero=False):
                     p[key][idx] = v
             resp[idx], cnt[idx], active[idx], hist[idx], last[idx] = new_resp, new_cnt, keep, h, more
             running[idx] = ~done
-        if not bool(running.any()):
+        n_running = int(running.sum())
+        if n_running == 0:
             break
+    if stats is not None:
+        units, counts = torch.stack([unit_of.long(), deactivated]).cpu()  # one copy to the host per EM
+        stats["deactivated"].index_add_(0, units, counts)
     return p, resp, hist[:, 0]
 
 

@@ -48,7 +48,7 @@ are floored (a_kj, b_k >= 1e-8 after the M-step, b_k >= 1e-6 in the E-step), com
 fewer than 2 points of t_ik > 1/K are deactivated, and ``result.events`` counts what happened.
 
 Backend: the native kernels (CPU, CUDA) or the batched PyTorch twin for the E/M passes; the eigen
-step is ``torch.linalg.eigh`` on the active (unit, component) (d, d) matrices, which PyTorch runs
+step is ``torch.linalg.eigh`` on the (unit, component) (d, d) matrices (inactive ones as I), which PyTorch runs
 batched (syevj) for d <= 32 on CUDA. ``diffrep.ops.explain("hddc.fit", x)`` reports this.
 """
 

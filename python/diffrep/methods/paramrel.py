@@ -185,6 +185,7 @@ class ParamReL(PretrainedMixin, nn.Module):
     # ------------------------------------------------------------------ objective
     def _mmd(self, z: torch.Tensor, t: torch.Tensor, generator=None) -> torch.Tensor:
         from ..ops.mmd import mmd2  # owned by another module: imported lazily
+        from . import paramrel_strata
 
         cfg = self.config
         prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
@@ -192,10 +193,11 @@ class ParamReL(PretrainedMixin, nn.Module):
         kw = dict(kernel=cfg.mmd_kernel, estimator=cfg.mmd_estimator, bandwidth=cfg.mmd_bandwidth or None)
         if cfg.mmd_time_strata == 1:
             return mmd2(z, prior, **kw)
-        bins = (t * cfg.mmd_time_strata).long().clamp(max=cfg.mmd_time_strata - 1)
-        vals = [mmd2(z[bins == g], prior[bins == g], **kw) for g in range(cfg.mmd_time_strata)
-                if int((bins == g).sum()) >= 2]
-        return torch.stack(vals).mean() if vals else z.sum() * 0
+        G = cfg.mmd_time_strata
+        # t in [0, 1] drawn here: its bins lie in [0, G) and are not read back. The mean over the bins with >= 2
+        # codes of their MMD^2, without a per-bin mask (a host read per bin on CUDA; diffrep.methods.paramrel_strata)
+        bins = (t * G).long().clamp(max=G - 1)
+        return paramrel_strata._stratified_mmd2(z, prior, bins, G, **kw)
 
     def _draw_z(self, mean: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
         """z ~ q = N(mean, e^logvar) by the reparameterisation z = mean + e^(logvar / 2) eps, eps from ``generator``,

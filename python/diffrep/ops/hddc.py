@@ -81,10 +81,10 @@ def prepare(x, n_components=8, max_components=32, model="AkjBkQkDk", **kw):
         if x.dtype not in (torch.float32, torch.float64):
             notes.append(f"{x.dtype} input cast to float32")
     if x.device.type == "cuda":
-        notes.append(f"eigen step: torch.linalg.eigh on the active (unit, component) {d}x{d} matrices, float64; "
+        notes.append(f"eigen step: torch.linalg.eigh on the (unit, component) {d}x{d} matrices (inactive ones as I), float64; "
                      + ("batched syevj path (d <= 32)" if d <= 32 else "d > 32: not the batched syevj path"))
     else:
-        notes.append(f"eigen step: torch.linalg.eigh (LAPACK) on the active (unit, component) {d}x{d} matrices")
+        notes.append(f"eigen step: torch.linalg.eigh (LAPACK) on the (unit, component) {d}x{d} matrices (inactive ones as I)")
     notes.append("split candidates refitted as one batched K=2 problem over the same x (weights = membership); "
                  "converged problems frozen; only active components computed")
     return _HDDCChoice(choice, notes)
@@ -294,7 +294,7 @@ def eigh(W):
 def params(nk, mu, W, wtot, active, cfg):
     """HDDC (or full-covariance) parameters from the M-step sums (n_k, mu, W) and the total weights
     wtot (B,); ``cfg`` names ``model``, ``threshold``, ``dim_rule`` and ``reg_covar``. The eigen
-    step runs only on the active (problem, component) matrices."""
+    step runs on every (problem, component) matrix, an inactive one as I (no data-dependent shape)."""
     return ref.params_from_stats(nk, mu, W, wtot, active, model=cfg["model"], threshold=cfg["threshold"],
                                  dim_rule=cfg["dim_rule"], reg_covar=cfg["reg_covar"], eigh=eigh)
 

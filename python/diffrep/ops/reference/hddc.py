@@ -133,9 +133,9 @@ def params_from_stats(nk, mu, W, wtot, active, *, model="AkjBkQkDk", threshold=0
                       reg_covar=1e-6, eigh=torch.linalg.eigh):
     """The parameters from the M-step's sums (``hddc_m_step``), for B problems: pi_k = n_k / wtot
     (0 when inactive); full mode Sigma_k = W_k + reg I (I when inactive); AkjBkQkDk the
-    eigen-decomposition of W_k, run on the active (problem, component) matrices only (inactive
-    ones keep lambda = 0, Q = I), then d_k, a_kj and b_k. The twin's :func:`m_step` and the
-    native path (:func:`diffrep.ops.hddc.params`, which passes a one-thread ``eigh``) share it."""
+    eigen-decomposition of W_k (inactive components get lambda = 0, Q = I), then d_k, a_kj and b_k.
+    The twin's :func:`m_step` and the native path (:func:`diffrep.ops.hddc.params`, which passes a
+    one-thread ``eigh``) share it."""
     B, K, d = mu.shape
     dt, dev = W.dtype, W.device
     pi = torch.where(active, nk / wtot[:, None], torch.zeros_like(nk))
@@ -144,12 +144,14 @@ def params_from_stats(nk, mu, W, wtot, active, *, model="AkjBkQkDk", threshold=0
     if model == "full":
         p["cov"] = torch.where(active[..., None, None], W + reg_covar * eye, eye)
         return p
-    lam = torch.zeros(B, K, d, dtype=dt, device=dev)
-    Q = eye.expand(B, K, d, d).clone()
-    if bool(active.any()):
-        la, Qa = eigh(W[active])                                            # ascending
-        lam[active] = la.flip(-1).clamp_min(0)
-        Q[active] = _sign_fix(Qa.flip(-1))
+    # every (problem, component) matrix through eigh, the inactive ones as I, then selected: W[active] and the
+    # masked writes back had data-dependent shapes (three host synchronisations per M-step on CUDA besides
+    # eigh's own). eigh decomposes each matrix of a batch on its own, so the active ones' values are those of
+    # the compacted batch
+    act = active[..., None]
+    la, Qa = eigh(torch.where(act[..., None], W, eye))                     # ascending
+    lam = torch.where(act, la.flip(-1).clamp_min(0), torch.zeros_like(la))
+    Q = torch.where(act[..., None], _sign_fix(Qa.flip(-1)), eye)
     dk = cattell_dims(lam, threshold) if dim_rule == "cattell" else bic_dims(lam, nk, pi)
     sig = torch.arange(d, device=dev) < dk[..., None]                      # (B, K, d) signal dims
     a = torch.where(sig, lam.clamp_min(A_FLOOR), torch.zeros_like(lam))
