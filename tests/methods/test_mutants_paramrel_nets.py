@@ -175,6 +175,13 @@ def test_bottleneck_equals_reference():
     torch.testing.assert_close(b(u8), ref(u8))
     u4 = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(b(u4), ref(F.interpolate(u4, size=(8, 8), mode="bilinear", align_corners=False)))
+    # the spatial size decides the up-sampling, not the channel count (here equal to the data size)
+    b8 = _Bottleneck(8, 4, 6, size=8, num_groups=2)
+    _randomise(b8, seed=9)
+    u = torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(10))
+    up = F.interpolate(u, size=(8, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(b8(u), b8(up))
+    assert not torch.allclose(b8(u), b8.fc(b8.net(u).mean(dim=(2, 3))))
 
 
 @pytest.mark.parametrize("mixing", ["softmax", "raw"])

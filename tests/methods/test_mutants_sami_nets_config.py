@@ -88,6 +88,10 @@ def test_forward_equals_functional_reference(act, bias, head):
     torch.testing.assert_close(mean, ref_mean)
     torch.testing.assert_close(logvar, ref_logvar)
     assert [m.out_channels for m in net.body if isinstance(m, torch.nn.Conv2d)] == [3, 6]
+    # convs 2->3, 3->6 (3x3), heads from 6 x 2 x 2 features (7 -> 4 -> 2 px) to 2, biases only when asked
+    convs = 2 * 3 * 9 + 3 * 6 * 9 + (3 + 6 if bias else 0)
+    heads = 2 * (24 * 2 + (2 if bias else 0))
+    assert sum(p.numel() for p in net.parameters()) == convs + heads
 
 
 def test_input_checks_name_the_network_and_cast_to_its_dtype():
