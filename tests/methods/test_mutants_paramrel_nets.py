@@ -25,7 +25,15 @@ from diffrep.methods.paramrel_nets import (HyperFeatureHead, ParamRelEncoder, Pa
                                            decoder_unet, gaussian_kl, xattn_resolutions)
 from diffrep.nn.layers import Downsample, ResBlock
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _randomise(net: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> None:

@@ -21,7 +21,15 @@ from diffrep.methods.sami_nets import SAMIConvNet, SAMIConvNetConfig
 from diffrep.nn.encoders import HalfUNetConfig
 from diffrep.nn.unet import UNetConfig
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _randomise(net: torch.nn.Module, seed: int = 0) -> None:
