@@ -772,9 +772,13 @@ def _build():
     import tempfile
     from pathlib import Path
 
+    global _TMP
     for part in (_ops_bfn, _ops_other, _reference, _bfn, _bfn_rest, _diffusion, _cluster):
         part()
-    tmp = Path(tempfile.mkdtemp(prefix="sweep-config-"))  # the YAML cases' files, written once at collection
+    # the YAML cases' files, written once at collection; the folder is removed when the session ends (held here:
+    # a TemporaryDirectory no longer referenced removes its folder at once)
+    _TMP = tempfile.TemporaryDirectory(prefix="sweep-config-")
+    tmp = Path(_TMP.name)
     (tmp / "ok.yaml").write_text("kind: cosine\n")
     (tmp / "bad.yaml").write_text("kind: [unclosed\n")
     _config(tmp)
