@@ -2,8 +2,9 @@
 
 - every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``); under pytest-xdist each
   worker uses its share of torch's threads;
-- a test that leaves torch's thread count, default dtype, deterministic or grad mode, the working directory or
-  one of diffrep's environment variables changed fails (the later tests on its worker would inherit them);
+- a test that leaves torch's thread count, default dtype, deterministic or grad mode, the working directory, a
+  backend forced by ``use_backend`` or one of diffrep's environment variables changed fails (the later tests on
+  its worker would inherit them);
 - ``device``: each device with a native backend here (CUDA only when a GPU is usable);
 - ``rng``, ``identity_split``: a seeded NumPy ``RandomState`` and a near-identity representation of
   Shapes3D-sized factors (metric tests);
@@ -19,6 +20,7 @@ import torch
 
 import diffrep
 from diffrep.cli.info import ENV_VARS
+from diffrep.ops import _dispatch
 from helpers import paramrel_probe_losses, sample_factors, seed_all
 
 DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
@@ -59,6 +61,7 @@ def _process_settings() -> dict:
         "torch.backends.cudnn.benchmark": torch.backends.cudnn.benchmark,
         "torch.backends.cudnn.deterministic": torch.backends.cudnn.deterministic,
         "the working directory": os.getcwd(),
+        "the backend forced by diffrep.ops.use_backend": _dispatch._forced.get(),
         **{f"${name}": os.environ.get(name) for name in _ENV_READ},
     }
 
@@ -71,6 +74,7 @@ def _restore(settings: dict) -> None:
     torch.backends.cudnn.benchmark = settings["torch.backends.cudnn.benchmark"]
     torch.backends.cudnn.deterministic = settings["torch.backends.cudnn.deterministic"]
     os.chdir(settings["the working directory"])
+    _dispatch._forced.set(settings["the backend forced by diffrep.ops.use_backend"])
     for name in _ENV_READ:
         value = settings[f"${name}"]
         if value is None:

@@ -182,7 +182,11 @@ def _ops_other():
     spec("ops.explain", explain,
          lambda: dict(op="mmd.mmd2", x=torch.randn(3, 2), y=torch.randn(4, 2)),
          dict(op=CHOICE(), x=T(batch=False)))
-    spec("ops.use_backend", lambda **kw: use_backend(**kw).__enter__() and None,
+    def enter_use_backend(**kw):  # its arguments are checked on entering the block; the block is left at once
+        with use_backend(**kw):
+            pass
+
+    spec("ops.use_backend", enter_use_backend,
          lambda: dict(backend="reference"), dict(backend=CHOICE(), strict=[("str", "yes", RAISE)]),
          covers=["diffrep.ops._dispatch.use_backend"])
     spec("ops.guidance.log_posterior", guidance.log_posterior,
