@@ -2,6 +2,9 @@
 
 - every test starts from fixed seeds (python, numpy, torch: ``helpers.SEED``); under pytest-xdist each
   worker uses its share of torch's threads;
+- a test that leaves torch's thread count, default dtype, deterministic or grad mode, the working directory, a
+  backend forced by ``use_backend`` or one of diffrep's environment variables changed fails (the later tests on
+  its worker would inherit them);
 - ``device``: each device with a native backend here (CUDA only when a GPU is usable);
 - ``rng``, ``identity_split``: a seeded NumPy ``RandomState`` and a near-identity representation of
   Shapes3D-sized factors (metric tests);
@@ -16,6 +19,8 @@ import pytest
 import torch
 
 import diffrep
+from diffrep.cli.info import ENV_VARS
+from diffrep.ops import _dispatch
 from helpers import paramrel_probe_losses, sample_factors, seed_all
 
 DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
@@ -38,23 +43,73 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     else:
         threadpool_limits(_share)
 _THREADS = torch.get_num_threads()
+_SETTINGS = pytest.StashKey[dict]()
+
+
+# The process-wide settings that a test could leave changed for every later test on its worker (which tests those
+# are changes from run to run under --dist loadfile: a leak shows as a rare failure of another file's test).
+# diffrep's environment variables are the ones ``diffrep info`` lists; CUBLAS_WORKSPACE_CONFIG is among them.
+_ENV_READ = tuple(name for name, _ in ENV_VARS)
+
+
+def _process_settings() -> dict:
+    return {
+        "torch.get_default_dtype()": torch.get_default_dtype(),
+        "torch.are_deterministic_algorithms_enabled()": torch.are_deterministic_algorithms_enabled(),
+        "torch.is_deterministic_algorithms_warn_only_enabled()": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "torch.is_grad_enabled()": torch.is_grad_enabled(),
+        "torch.backends.cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "torch.backends.cudnn.deterministic": torch.backends.cudnn.deterministic,
+        "the working directory": os.getcwd(),
+        "the backend forced by diffrep.ops.use_backend": _dispatch._forced.get(),
+        **{f"${name}": os.environ.get(name) for name in _ENV_READ},
+    }
+
+
+def _restore(settings: dict) -> None:
+    torch.set_default_dtype(settings["torch.get_default_dtype()"])
+    torch.use_deterministic_algorithms(settings["torch.are_deterministic_algorithms_enabled()"],
+                                       warn_only=settings["torch.is_deterministic_algorithms_warn_only_enabled()"])
+    torch.set_grad_enabled(settings["torch.is_grad_enabled()"])
+    torch.backends.cudnn.benchmark = settings["torch.backends.cudnn.benchmark"]
+    torch.backends.cudnn.deterministic = settings["torch.backends.cudnn.deterministic"]
+    os.chdir(settings["the working directory"])
+    _dispatch._forced.set(settings["the backend forced by diffrep.ops.use_backend"])
+    for name in _ENV_READ:
+        value = settings[f"${name}"]
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_runtest_setup(item):
-    """Fixed seeds before each test (a hook, not a fixture, so hypothesis tests see no function-scoped fixture)."""
+    """Fixed seeds before each test (a hook, not a fixture, so hypothesis tests see no function-scoped fixture);
+    the process-wide settings as the test finds them (this runs before any of its fixtures is set up)."""
     seed_all()
+    item.stash[_SETTINGS] = _process_settings()
 
 
+@pytest.hookimpl(trylast=True)  # after the test's fixtures are torn down: monkeypatch has undone its changes
 def pytest_runtest_teardown(item, nextitem):
     """Every test leaves torch's thread count as it found it (restored here either way). A count left
     above the worker's share oversubscribes the cores for every later test on that worker (measured
-    3-5x slower on 2 cores): that is a test error naming the test."""
+    3-5x slower on 2 cores): that is a test error naming the test. So is a process-wide setting
+    (``_process_settings``) left changed: put back here either way, it is an error of the test that changed
+    it instead of a failure of whichever test runs next on that worker."""
     n = torch.get_num_threads()
     if n != _THREADS:
         torch.set_num_threads(_THREADS)
         if n > _THREADS:
             pytest.fail(f"the test left torch at {n} threads (this process runs {_THREADS}); restore the count "
                         "it changed (torch.set_num_threads in a finally block)", pytrace=False)
+    before = item.stash.get(_SETTINGS, None)
+    after = _process_settings()
+    if before is not None and after != before:
+        _restore(before)
+        pytest.fail("the test left process-wide settings changed: " + "; ".join(
+            f"{k} {v!r} -> {after[k]!r}" for k, v in before.items() if after[k] != v) + " (restore them: "
+            "monkeypatch.setenv / monkeypatch.chdir, or a finally block)", pytrace=False)
 
 
 @pytest.fixture(params=DEVICES, scope="session")

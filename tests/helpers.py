@@ -22,7 +22,9 @@ SEED = 0  # every test starts from this seed (conftest.pytest_runtest_setup)
 
 def load_script(name: str):
     """``scripts/<name>.py`` as a module, registered in ``sys.modules`` (its dataclasses look their
-    module up there), for the tests of the validation and check scripts."""
+    module up there), for the tests of the validation and check scripts. ``sys.path`` is put back after the
+    module loads: some scripts put their folder or python/ on it, which each load would add again for every
+    later test of the process."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -30,25 +32,31 @@ def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    saved = list(sys.path)
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path[:] = saved
     return mod
 
 
 def load_bench(name: str):
     """``benches/<name>.py`` as a module, for the tests of the benches (they import ``harness`` from benches/:
-    the folder is on ``sys.path`` while the module loads, and ``harness`` stays in ``sys.modules``)."""
+    the folder is on ``sys.path`` while the module loads, and ``harness`` stays in ``sys.modules``). ``sys.path``
+    is put back after the module loads, including the entry some benches add for themselves."""
     import importlib.util
     import sys
     from pathlib import Path
 
     folder = str(Path(__file__).resolve().parents[1] / "benches")
+    saved = list(sys.path)
     sys.path.insert(0, folder)
     try:
         spec = importlib.util.spec_from_file_location(f"_bench_{name}", Path(folder) / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     finally:
-        sys.path.remove(folder)
+        sys.path[:] = saved
     return mod
 
 

@@ -62,3 +62,14 @@ def test_help_shows_a_nested_model_field_description():
     text = recipe_help("paramrel/dsprites-cpu") if any(r.name == "paramrel/dsprites-cpu" for r in list_recipes()) \
         else recipe_help(next(r.name for r in list_recipes() if r.name.startswith("paramrel/")))
     assert "--model.lambda_agg" in text and "lambda of the MMD weight" in text
+
+
+def test_an_edited_field_docs_result_changes_no_later_description():
+    """field_docs caches per class for the process: a caller editing the dict it got changes neither the next
+    call nor the descriptions ``--help`` prints (another test's or another run's in the same process)."""
+    from diffrep.methods.dyga import DyGAConfig
+
+    field_docs(DyGAConfig)["tol"] = "edited"
+    assert field_docs(DyGAConfig)["tol"].startswith("EM stops when the log-likelihood")
+    described = {path: doc for path, _, _, doc in describe_fields(DyGAConfig())}
+    assert described["tol"].startswith("EM stops when the log-likelihood")

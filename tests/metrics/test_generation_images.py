@@ -100,6 +100,18 @@ def test_legacy_resizes_by_hand():
     np.testing.assert_array_equal(P.pil_bicubic_matrix(9, 9).numpy(), np.eye(9))
 
 
+def test_a_resize_matrix_edited_in_place_changes_no_later_call():
+    """The matrices are cached per process: each call returns the caller's own copy, so editing one leaves
+    the next call and every later preprocessing (another test's, another run's in the process) intact."""
+    P.tf1_bilinear_matrix(2, 4).zero_()
+    P.pil_bicubic_matrix(9, 9).fill_(7.0)
+    np.testing.assert_allclose(P.tf1_bilinear_matrix(2, 4).numpy(), [[1, 0], [0.5, 0.5], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(P.pil_bicubic_matrix(9, 9).numpy(), np.eye(9))
+    x = torch.tensor([[[[0, 200], [100, 50]]]], dtype=torch.uint8).expand(1, 3, 2, 2)
+    w = torch.tensor([[1, 0], [0.5, 0.5], [0, 1], [0, 1]])  # TF1 bilinear 2 -> 4, by hand
+    torch.testing.assert_close(P.preprocess(x, "legacy_tf", size=4), (w @ x.float() @ w.T - 128) / 128)
+
+
 # ---------------------------------------------------------------- weights
 
 

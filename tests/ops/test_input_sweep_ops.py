@@ -182,7 +182,11 @@ def _ops_other():
     spec("ops.explain", explain,
          lambda: dict(op="mmd.mmd2", x=torch.randn(3, 2), y=torch.randn(4, 2)),
          dict(op=CHOICE(), x=T(batch=False)))
-    spec("ops.use_backend", lambda **kw: use_backend(**kw).__enter__() and None,
+    def enter_use_backend(**kw):  # its arguments are checked on entering the block; the block is left at once
+        with use_backend(**kw):
+            pass
+
+    spec("ops.use_backend", enter_use_backend,
          lambda: dict(backend="reference"), dict(backend=CHOICE(), strict=[("str", "yes", RAISE)]),
          covers=["diffrep.ops._dispatch.use_backend"])
     spec("ops.guidance.log_posterior", guidance.log_posterior,
@@ -772,9 +776,13 @@ def _build():
     import tempfile
     from pathlib import Path
 
+    global _TMP
     for part in (_ops_bfn, _ops_other, _reference, _bfn, _bfn_rest, _diffusion, _cluster):
         part()
-    tmp = Path(tempfile.mkdtemp(prefix="sweep-config-"))  # the YAML cases' files, written once at collection
+    # the YAML cases' files, written once at collection; the folder is removed when the session ends (held here:
+    # a TemporaryDirectory no longer referenced removes its folder at once)
+    _TMP = tempfile.TemporaryDirectory(prefix="sweep-config-")
+    tmp = Path(_TMP.name)
     (tmp / "ok.yaml").write_text("kind: cosine\n")
     (tmp / "bad.yaml").write_text("kind: [unclosed\n")
     _config(tmp)

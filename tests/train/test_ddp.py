@@ -24,7 +24,8 @@ _TRANSIENT = ("EADDRINUSE", "Address already in use", "Connection refused", "Ren
 
 
 def _run(cmd, tmp):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    # TMPDIR: the launcher's log folders (torchelastic_*, never removed) go into the test's own folder, not /tmp
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "TMPDIR": str(tmp)}
     for attempt in range(2):
         shutil.rmtree(cmd[-1], ignore_errors=True)  # the output folder: a retry starts clean
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp)

@@ -5,6 +5,7 @@ tensor refuses it): every resume on a GPU failed. The first test runs on every d
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -28,7 +29,10 @@ def _train(run_dir, device, steps, resume=None):
     return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl")}
 
 
-def test_a_run_resumed_on_its_device_continues_the_uninterrupted_run(device, tmp_path):
+def test_a_run_resumed_on_its_device_continues_the_uninterrupted_run(device, tmp_path, monkeypatch):
+    # train.deterministic sets CUBLAS_WORKSPACE_CONFIG when it is unset: set here to the value it would
+    # choose, so that the variable goes back to its old state (unset) for the later tests
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", os.environ.get("CUBLAS_WORKSPACE_CONFIG", ":4096:8"))
     threads, det, bench = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                            torch.backends.cudnn.benchmark)
     try:

@@ -86,8 +86,8 @@ def field_docs(cls: type) -> dict[str, str]:
     """One-line description of each field of dataclass ``cls`` ("" where none is written)."""
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"field_docs: cls must be a dataclass type, got {cls!r}")
-    if cls in _DOCS:
-        return _DOCS[cls]
+    if cls in _DOCS:  # the cache is the process's: the caller gets a copy, so an edit of it changes no later --help
+        return dict(_DOCS[cls])
     src: dict[str, str] = {}
     for base in reversed(cls.__mro__):  # a subclass's own comment wins over its base's
         if dataclasses.is_dataclass(base):
@@ -103,7 +103,7 @@ def field_docs(cls: type) -> dict[str, str]:
             text = next((s for s in sentences if f"``{f.name}``" in s), "")
         out[f.name] = " ".join(str(text).split())
     _DOCS[cls] = out
-    return out
+    return dict(out)
 
 
 def _num(v: float) -> str:

@@ -89,6 +89,8 @@ def _pil_bicubic(x: float) -> float:
     return 0.0
 
 
+# The matrices are cached per process and shared by every call: the public functions return copies, so a
+# caller that edits its matrix in place changes no later preprocessing (the cache once handed out its own array).
 @lru_cache(maxsize=32)
 def _pil_bicubic_np(n_in: int, n_out: int) -> np.ndarray:
     scale = n_in / n_out
@@ -109,7 +111,7 @@ def _pil_bicubic_np(n_in: int, n_out: int) -> np.ndarray:
 def pil_bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in] float64 matrix of PIL's bicubic resample along one axis (Resample.c
     ``precompute_coeffs``: antialiasing support 2 * max(n_in / n_out, 1), cubic a = -0.5)."""
-    return torch.from_numpy(_pil_bicubic_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")))
+    return torch.from_numpy(_pil_bicubic_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")).copy())
 
 
 @lru_cache(maxsize=32)
@@ -129,7 +131,7 @@ def _tf1_bilinear_np(n_in: int, n_out: int) -> np.ndarray:
 def tf1_bilinear_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in] float64 matrix of TF 1.x ``resize_bilinear(align_corners=False)`` (legacy,
     no half-pixel centres): output i samples the source at i * n_in / n_out."""
-    return torch.from_numpy(_tf1_bilinear_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")))
+    return torch.from_numpy(_tf1_bilinear_np(positive_int(n_in, "n_in"), positive_int(n_out, "n_out")).copy())
 
 
 def _separable(v: torch.Tensor, wh: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:

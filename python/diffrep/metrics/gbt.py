@@ -26,12 +26,17 @@ improves nothing (sklearn's ``min_impurity_decrease=0``).
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
 
 _F64 = torch.float64
 FEATURE_THRESHOLD = 1e-7  # sklearn/tree/_splitter.pyx: values closer than this are not split apart
+# warnings.catch_warnings swaps the process-wide filter list on entry and puts its saved list back on exit: two
+# threads inside it at once (dci.fit_factors fits the factors in a thread pool) could restore each other's
+# "ignore" and leave UserWarnings silenced for the rest of the process (8 threads: every time). One at a time.
+_WARNINGS_LOCK = threading.Lock()
 
 
 def _bin_features(x32: torch.Tensor, max_bins: int):
@@ -121,7 +126,7 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_evals=(), n_esti
     b_evals = [_bins(e.to(torch.float32), thr) for e in evals]
     # constant one-hot (d * nb, N) of every sample's bin per feature, as a CSR matrix
     rows = (torch.arange(d, device=dev) * nb).unsqueeze(0) + b_train  # (N, d)
-    with warnings.catch_warnings():
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
         onehot = torch.sparse_coo_tensor(
             torch.stack([rows.reshape(-1), torch.arange(n, device=dev).repeat_interleave(d)]),
