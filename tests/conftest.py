@@ -154,3 +154,13 @@ def trained_paramrel(tmp_path_factory):
     seed_all()
     return m.eval(), x_all, before
 
+
+
+@pytest.fixture
+def float64_default():
+    """torch's default dtype float64 inside one test only (a module-level set_default_dtype leaks into every later
+    test file of the worker); ``pytestmark = pytest.mark.usefixtures("float64_default")`` for a whole file."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -656,3 +656,22 @@ def sklearn_mi_cd():
     except ImportError as exc:
         pytest.skip(f"this scikit-learn has no private _compute_mi_cd ({exc})")
     return _compute_mi_cd
+
+
+def randomise_parameters(net: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> torch.nn.Module:
+    """Every parameter of ``net`` drawn N(0, scale^2) from its own generator (zero-initialised layers, which hide
+    a wrong wiring behind a zero output, become informative); returns ``net``."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
+    return net
+
+
+def sinusoid_reference(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """[cos(t w_i), sin(t w_i)], w_i = 10000^(-i / half), computed in float32 as diffrep.nn.layers.timestep_embedding
+    states, returned in float64 (the nets' tests run in float64)."""
+    half = dim // 2
+    freqs = torch.exp(-np.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    a = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(a), torch.sin(a)], dim=1).to(torch.float64)

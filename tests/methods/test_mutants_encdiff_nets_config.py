@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import randomise_parameters
 from diffrep.config import ConfigError
 from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.dyga import DyGAConfig
@@ -26,21 +27,13 @@ from diffrep.nn.unet import UNetConfig
 from diffrep.nn.vq import VQAutoencoderConfig
 
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _randomise(net: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
+    randomise_parameters(net, seed, 0.5)
+    g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)

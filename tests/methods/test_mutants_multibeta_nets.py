@@ -16,39 +16,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import randomise_parameters, sinusoid_reference
 from diffrep.methods.multibeta_nets import (BetaConvDecoder, BetaConvEncoder, BetaEmbedding, BetaResDecoder,
                                             BetaResEncoder, FiLM, LatentMLP, conv_channels)
 from diffrep.nn.layers import Downsample, ResBlock, Upsample
 
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _randomise(net: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
-
-
-def _sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """[cos(t w_i), sin(t w_i)], w_i = 10000^(-i / half), in float32 as diffrep.nn.layers.timestep_embedding states."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    a = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(a), torch.sin(a)], dim=1).to(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _embed_ref(emb: BetaEmbedding, beta: torch.Tensor, scale: float) -> torch.Tensor:
     l1, l2 = emb.mlp[0], emb.mlp[2]
-    return F.silu(_sinusoid(beta * scale, l1.in_features) @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
+    return F.silu(sinusoid_reference(beta * scale, l1.in_features) @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
 
 
 def _film_ref(film: FiLM, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -75,12 +54,12 @@ def test_beta_embedding_is_scaled_sinusoid_then_linear_silu_linear():
     assert (emb.scale, emb.base) == (1000.0, 8)
     assert [type(m).__name__ for m in emb.mlp] == ["Linear", "SiLU", "Linear"]
     assert (emb.mlp[0].in_features, emb.mlp[0].out_features, emb.mlp[2].out_features) == (8, 6, 6)
-    _randomise(emb)
+    randomise_parameters(emb)
     torch.testing.assert_close(emb(BETA), _embed_ref(emb, BETA, 1000.0))
     torch.testing.assert_close(emb._embed_grid(BETA), _embed_ref(emb, BETA, 1000.0))
     emb2 = BetaEmbedding(4, scale=3.5)
     assert emb2.base == 128 and emb2.mlp[0].in_features == 128
-    _randomise(emb2, 1)
+    randomise_parameters(emb2, 1)
     torch.testing.assert_close(emb2(BETA), _embed_ref(emb2, BETA, 3.5))
     torch.testing.assert_close(emb2._embed_grid(BETA), _embed_ref(emb2, BETA, 3.5))
 
@@ -96,7 +75,7 @@ def test_beta_embedding_grid_path_does_not_read_beta_back():
 def test_film_keeps_the_activation_dtype():
     """Under mixed precision the embedding's dtype may differ from the features'; FiLM returns the features' dtype."""
     film = FiLM(3, 2)
-    _randomise(film)
+    randomise_parameters(film)
     h = torch.randn(2, 2, 3, 3, dtype=torch.float32)
     e = torch.randn(2, 3)  # float64, as film's weights
     out = film(h, e)
@@ -107,7 +86,7 @@ def test_film_keeps_the_activation_dtype():
 def test_beta_embedding_default_scale_is_1000():
     emb = BetaEmbedding(4, base=4)
     assert emb.scale == 1000.0
-    _randomise(emb)
+    randomise_parameters(emb)
     torch.testing.assert_close(emb(BETA), _embed_ref(emb, BETA, 1000.0))
 
 
@@ -125,7 +104,7 @@ def test_film_starts_as_identity_and_then_scales_and_shifts():
     h4 = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
     e = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(film(h4, e), h4)
-    _randomise(film)
+    randomise_parameters(film)
     torch.testing.assert_close(film(h4, e), _film_ref(film, h4, e))
     h2 = h4[:, :, 0, 0]
     torch.testing.assert_close(film(h2, e), _film_ref(film, h2, e))
@@ -161,7 +140,7 @@ def test_conv_encoder_equals_reference(cond, size):
     last = conv_channels(size)[-1]
     assert net.fc.in_features == last * 16 + (0 if cond == "film" else 4) and net.fc.out_features == 5
     assert (net.conv_films is not None, net.fc_film is not None) == ((cond == "film"),) * 2
-    _randomise(net)
+    randomise_parameters(net)
     x = torch.randn(2, 1, size, size, generator=torch.Generator().manual_seed(3))
     out = net(x, BETA[:2])
     assert out.shape == (2, 3)
@@ -171,7 +150,7 @@ def test_conv_encoder_equals_reference(cond, size):
 def test_conv_encoder_kernels_argument():
     net = BetaConvEncoder(1, 32, 2, 4, 4, "film", 250.0, conv_kernels=(4, 4, 4, 4))
     assert [c.kernel_size[0] for c in net.convs] == [4, 4, 4]
-    _randomise(net)
+    randomise_parameters(net)
     x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(net(x, BETA[1:2]), _conv_encoder_ref(net, x, BETA[1:2], True, (4, 4, 4)))
 
@@ -210,7 +189,7 @@ def test_conv_decoder_equals_reference(cond, size):
     else:
         assert not hasattr(net, "films")
     assert net.last_layer() is net.deconvs[-1].weight
-    _randomise(net, scale=0.1)
+    randomise_parameters(net, scale=0.1)
     z = torch.randn(2, 3, generator=torch.Generator().manual_seed(4))
     out = net(z, BETA[1:])
     assert out.shape == (2, 2, size, size)
@@ -223,7 +202,7 @@ def test_concat_casts_the_embedding_to_the_features_dtype():
     enc = BetaConvEncoder(1, 32, 2, 4, 4, "concat", 250.0).float()
     dec = BetaConvDecoder(1, 32, 2, 4, 4, "concat", 250.0).float()
     for net in (enc, dec):
-        _randomise(net)
+        randomise_parameters(net)
         net.embed.double()
     x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(3))
     z = torch.randn(2, 2, generator=torch.Generator().manual_seed(4))
@@ -275,7 +254,7 @@ def test_res_encoder_layout_and_forward(latent):
         assert (net.out.in_features, net.out.out_features) == (8 * 4 * 4, 3)
     else:
         assert (net.out.in_channels, net.out.out_channels, net.out.kernel_size, net.out.padding) == (8, 5, (3, 3), (1, 1))
-    _randomise(net, scale=0.2)
+    randomise_parameters(net, scale=0.2)
     x = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(5))
     e = _embed_ref(net.embed, BETA[:2], 250.0)
     h = F.conv2d(x, net.conv_in.weight, net.conv_in.bias, padding=1)
@@ -306,7 +285,7 @@ def test_res_decoder_layout_and_forward(latent):
     else:
         assert (net.inp.in_channels, net.inp.out_channels, net.inp.padding) == (5, 8, (1, 1))
         z = torch.randn(2, 5, 4, 4, generator=torch.Generator().manual_seed(6))
-    _randomise(net, scale=0.2)
+    randomise_parameters(net, scale=0.2)
     e = _embed_ref(net.embed, BETA[1:], 250.0)
     h = (z @ net.inp.weight.T + net.inp.bias).reshape(2, 8, 4, 4) if latent == "vector" else F.conv2d(
         z, net.inp.weight, net.inp.bias, padding=1)
@@ -355,7 +334,7 @@ def test_latent_mlp_equals_reference_and_counts():
     embed = (128 * w + w) + (w * w + w)
     total = embed + (3 * w + w) + 2 * block + (2 * w + w * 6 + 6)
     assert sum(p.numel() for p in net.parameters()) == total
-    _randomise(net, scale=0.3)
+    randomise_parameters(net, scale=0.3)
     z = torch.randn(3, 3, generator=torch.Generator().manual_seed(7))
     t = torch.tensor([0.02, 0.5, 1.0])
     eps, delta = net(z, t)

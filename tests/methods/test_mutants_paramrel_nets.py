@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import randomise_parameters, sinusoid_reference
 from diffrep.bfn.config import BFNDataConfig
 from diffrep.config import ConfigError
 from diffrep.methods.paramrel_nets import (HyperFeatureHead, ParamRelEncoder, ParamRelEncoderConfig, _Bottleneck,
@@ -26,29 +27,7 @@ from diffrep.methods.paramrel_nets import (HyperFeatureHead, ParamRelEncoder, Pa
 from diffrep.nn.layers import Downsample, ResBlock
 
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _randomise(net: torch.nn.Module, seed: int = 0, scale: float = 0.3) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
-
-
-def _sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """[cos(t w_i), sin(t w_i)], w_i = 10000^(-i / half), float32 as diffrep.nn.layers.timestep_embedding states."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    a = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(a), torch.sin(a)], dim=1).to(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _structure(blocks):
@@ -111,10 +90,10 @@ def test_progressive_encoder_layout_and_forward(pool):
     width = 8 * 4 * 4 if pool == "flatten" else 8
     assert enc.width == width and (enc.head.in_features, enc.head.out_features) == (width, 6)
     assert (enc.cfg, enc.latent_dim, enc.time_conditioned) == (cfg, 3, True)
-    _randomise(enc)
+    randomise_parameters(enc)
     enc.eval()
     x, t = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([3.0, 700.0])
-    emb = F.silu(_sinusoid(t, 4) @ te[0].weight.T + te[0].bias) @ te[2].weight.T + te[2].bias
+    emb = F.silu(sinusoid_reference(t, 4) @ te[0].weight.T + te[0].bias) @ te[2].weight.T + te[2].bias
     h = F.conv2d(x, enc.conv_in.weight, enc.conv_in.bias, padding=1)
     for b in enc.blocks:
         h = b(h, emb) if isinstance(b, ResBlock) else b(h)
@@ -136,7 +115,7 @@ def test_vanilla_encoder_has_no_time_path_and_ignores_t():
     assert enc.time_embed is None
     assert all(b.emb_dim == 0 and b.emb_layers is None for b in enc.blocks if isinstance(b, ResBlock))
     assert sum(isinstance(b, Downsample) for b in enc.blocks) == 1
-    _randomise(enc)
+    randomise_parameters(enc)
     x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     h = F.conv2d(x, enc.conv_in.weight, enc.conv_in.bias, padding=1)
     for b in enc.blocks:
@@ -172,7 +151,7 @@ def test_bottleneck_equals_reference():
     c1, g1, c2, g2 = b.net[0], b.net[1], b.net[3], b.net[4]
     assert (c1.kernel_size, c2.kernel_size, c2.padding, g1.num_groups, g2.num_groups) == ((1, 1), (3, 3), (1, 1), 2, 2)
     assert (b.fc.in_features, b.fc.out_features, b.size) == (4, 6, 8)
-    _randomise(b)
+    randomise_parameters(b)
 
     def ref(u):
         h = F.silu(F.group_norm(F.conv2d(u, c1.weight, c1.bias), 2, g1.weight, g1.bias, g1.eps))
@@ -185,7 +164,7 @@ def test_bottleneck_equals_reference():
     torch.testing.assert_close(b(u4), ref(F.interpolate(u4, size=(8, 8), mode="bilinear", align_corners=False)))
     # the spatial size decides the up-sampling, not the channel count (here equal to the data size)
     b8 = _Bottleneck(8, 4, 6, size=8, num_groups=2)
-    _randomise(b8, seed=9)
+    randomise_parameters(b8, seed=9)
     u = torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(10))
     up = F.interpolate(u, size=(8, 8), mode="bilinear", align_corners=False)
     torch.testing.assert_close(b8(u), b8(up))
@@ -199,7 +178,7 @@ def test_hyper_head_mixes_as_eq16(mixing):
     assert [(b.net[0].in_channels, b.fc.out_features, b.size) for b in head.bottlenecks] == [(4, 6, 4), (2, 6, 4)]
     init = torch.zeros(3) if mixing == "softmax" else torch.full((3,), 1 / 3)
     torch.testing.assert_close(head.omega.detach(), init)
-    _randomise(head, seed=5)
+    randomise_parameters(head, seed=5)
     feats = [torch.randn(2, 4, 2, 2, generator=torch.Generator().manual_seed(6)),
              torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(7))]
     theta = torch.randn(2, 6, generator=torch.Generator().manual_seed(8))

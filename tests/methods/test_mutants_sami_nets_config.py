@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import randomise_parameters
 from diffrep.config import ConfigError
 from diffrep.diffusion import NoiseScheduleConfig
 from diffrep.methods.sami_config import SAMIConfig
@@ -22,21 +23,7 @@ from diffrep.nn.encoders import HalfUNetConfig
 from diffrep.nn.unet import UNetConfig
 
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Float64 inside these tests only (a module-level default would leak into every other test file)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _randomise(net: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _reference(net: SAMIConvNet, x: torch.Tensor, act, bias: bool, variance_head: str):
@@ -88,7 +75,7 @@ def test_forward_equals_functional_reference(act, bias, head):
     cfg = SAMIConvNetConfig(image_size=7, in_channels=2, base_channels=3, channel_mult=(1, 2), latent_dim=2,
                             act=act, bias=bias, variance_head=head)
     net = SAMIConvNet(cfg)
-    _randomise(net)
+    randomise_parameters(net, scale=0.5)
     x = torch.randn(3, 2, 7, 7, generator=torch.Generator().manual_seed(1))
     mean, logvar = net(x)
     ref_mean, ref_logvar = _reference(net, x, F.relu if act == "relu" else F.silu, bias, head)
