@@ -6,17 +6,6 @@
 #define DIFFREP_HD inline
 #endif
 
-// Full unrolling of short fixed-count loops (Philox rounds, polynomial Horner steps).
-#if defined(__CUDACC__)
-#define DIFFREP_UNROLL _Pragma("unroll")
-#elif defined(__clang__)
-#define DIFFREP_UNROLL _Pragma("clang loop unroll(full)")
-#elif defined(__GNUC__)
-#define DIFFREP_UNROLL _Pragma("GCC unroll 32")
-#else
-#define DIFFREP_UNROLL
-#endif
-
 // A loop the host compiler may vectorise (DIFFREP_SIMD_SUM: a reduction, reassociating the sums);
 // device code keeps the sequential order.
 #if defined(__CUDACC__)
