@@ -47,6 +47,7 @@ import argparse
 import datetime
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -248,6 +249,10 @@ def out_folder(wanted: str) -> tuple[Path, str]:
 
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="CPU backends, tiny sizes, no build: checks the script")
@@ -323,6 +328,9 @@ def main(argv=None) -> int:
         return finish([not_run(s, "stopped before any step (see the top)") for s in steps], 2)
 
     results: list[dict] = []
+    # a SIGTERM (`timeout`, a machine's limit that asks first) ends the running step's group and writes the report,
+    # as Ctrl-C does; a SIGKILL cannot be caught: the report written before each step stands then
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.jobs == 1:
         stop = ""
         for i, s in enumerate(steps):
@@ -337,8 +345,13 @@ def main(argv=None) -> int:
             # leaves a report under --out that says what was running
             write(report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0, facts=facts,
                          notes=notes, pending=[p.name for p in steps[i:]]))
-            results.append(run_step(s, args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0), env, deadline,
-                                    echo=True))
+            try:
+                results.append(run_step(s, args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0), env, deadline,
+                                        echo=True))
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (below): the step's group is already killed
+                notes.append(f"Cut off from outside (a signal) during {s.name}: it and the steps after it did not end.")
+                results += [not_run(p, "cut off from outside") for p in steps[i:]]
+                return finish(results, 130)
             if s.name == "build" and results[-1]["status"] == "pass" and BUILD_DIR.is_dir():
                 (BUILD_DIR / BUILT_MARK).touch()
             if results[-1].get("stop"):

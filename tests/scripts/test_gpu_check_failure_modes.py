@@ -345,3 +345,51 @@ gc.main(["--dry-run", "--out", {str(out)!r}])
         assert os.getsid(step_pid) == os.getsid(0)
     finally:
         os.kill(step_pid, signal.SIGKILL)
+
+
+def test_a_sigterm_ends_the_running_step_and_writes_the_report(tmp_path):
+    """`timeout` (or a limit that asks first) sends SIGTERM: the running step's group is killed with it, and the
+    report says the run was cut off, the running step and the ones after it 'not run'."""
+    import os
+    import signal
+    import subprocess
+
+    pidfile, out = tmp_path / "step.pid", tmp_path / "out"
+    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""import sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from helpers import load_script
+gc = load_script("gpu_check")
+gc.plan = lambda dry_run, arch, build: [gc.Step("bench MMD", [sys.executable, "-c", "print('done')"], 20),
+                                        gc.Step("bench HDDC", [sys.executable, "-c", {sleeper!r}], 60),
+                                        gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]
+sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
+""")
+    proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    text = _report(out)
+    rows = _rows(text)
+    assert rows["bench MMD"][0] == "pass"
+    assert rows["bench HDDC"][:3] == ["not run", "0.0", "cut off from outside"] and rows["bench BFN"][0] == "not run"
+    assert "**Cut off from outside (a signal) during bench HDDC" in text
+    step_pid = int(pidfile.read_text())
+    for _ in range(100):  # killed with its group, not left holding the GPU (init reaps it once the driver is gone)
+        try:
+            os.kill(step_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(step_pid, signal.SIGKILL)
+        pytest.fail("the running step outlived the SIGTERM")
