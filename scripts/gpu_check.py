@@ -47,6 +47,7 @@ import argparse
 import datetime
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -63,7 +64,8 @@ from gpu_check_cuda_tests import (NEED_CUDA_ENV, cuda_test_files, is_cuda_test, 
                                   pytest_collection_modifyitems)
 from gpu_check_preflight import gpu_facts, gpu_name, preflight  # noqa: E402
 from gpu_check_report import _excerpt, _Writer, report, summary  # noqa: E402
-from gpu_check_steps import ROOT, STOP_RC, Step, _first_error, not_run, run_limited, short_limits  # noqa: E402
+from gpu_check_steps import (KILL_GRACE_S, READER_GRACE_S, ROOT, STOP_RC, Step, _first_error, not_run,  # noqa: E402
+                             run_limited, short_limits)
 from gpu_check_targets import TABLES, table_rows, targets  # noqa: E402
 
 #: the names the script is reached by besides ``main``: pytest's hook (``-p gpu_check``), and the parts of the run
@@ -220,7 +222,9 @@ def run_step(step: Step, scale: float, env: dict, deadline: float | None = None,
     limit = max(MIN_LIMIT_S, step.limit_s * scale)
     cut = ""
     if deadline is not None:
-        left = deadline - time.monotonic()
+        # what a kill at the limit may still take (a process stuck in the driver, the output pipe) stays inside the
+        # deadline: the report and its summary come before the machine's own limit
+        left = deadline - time.monotonic() - KILL_GRACE_S - READER_GRACE_S
         if left < MIN_LIMIT_S:
             print(f"[gpu_check] {step.name}: not run (the --deadline is {max(left, 0):.0f} s away)", flush=True)
             return not_run(step, "not run: too little time left before the --deadline")
@@ -243,6 +247,10 @@ def out_folder(wanted: str) -> tuple[Path, str]:
         other = Path(tempfile.mkdtemp(prefix="gpu_check_"))
         return other, f"--out {wanted} cannot be written ({type(e).__name__}: {e}): the report goes to {other}"
 
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv=None) -> int:
@@ -320,6 +328,9 @@ def main(argv=None) -> int:
         return finish([not_run(s, "stopped before any step (see the top)") for s in steps], 2)
 
     results: list[dict] = []
+    # a SIGTERM (`timeout`, a machine's limit that asks first) ends the running step's group and writes the report,
+    # as Ctrl-C does; a SIGKILL cannot be caught: the report written before each step stands then
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.jobs == 1:
         stop = ""
         for i, s in enumerate(steps):
@@ -330,8 +341,17 @@ def main(argv=None) -> int:
                 if reset_failed_build(BUILD_DIR):
                     print(f"[gpu_check] the last build in {BUILD_DIR} failed: its CMake cache is removed", flush=True)
                 (BUILD_DIR / BUILT_MARK).unlink(missing_ok=True)
-            results.append(run_step(s, args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0), env, deadline,
-                                    echo=True))
+            # on disk before the step starts, naming it: a command killed during a long step (the build) still
+            # leaves a report under --out that says what was running
+            write(report(results, dry_run=args.dry_run, gpu=gpu, total_s=time.perf_counter() - t0, facts=facts,
+                         notes=notes, pending=[p.name for p in steps[i:]]))
+            try:
+                results.append(run_step(s, args.budget * (DRY_RUN_SLACK if args.dry_run else 1.0), env, deadline,
+                                        echo=True))
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (below): the step's group is already killed
+                notes.append(f"Cut off from outside (a signal) during {s.name}: it and the steps after it did not end.")
+                results += [not_run(p, "cut off from outside") for p in steps[i:]]
+                return finish(results, 130)
             if s.name == "build" and results[-1]["status"] == "pass" and BUILD_DIR.is_dir():
                 (BUILD_DIR / BUILT_MARK).touch()
             if results[-1].get("stop"):

@@ -85,8 +85,10 @@ class _Writer:
         self.path, self.failed = path, False
 
     def __call__(self, text: str) -> None:
-        try:
-            self.path.write_text(text, encoding="utf-8")
+        try:  # whole or not at all: a kill mid-write leaves the last complete report, never a truncated one
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.path)
         except OSError as e:
             if not self.failed:
                 print(f"gpu_check: warning: the report {self.path} cannot be written ({type(e).__name__}: {e}); "

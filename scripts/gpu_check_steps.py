@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: --no-build on a machine where it was never installed): the rest of the plan is reported as not run, not failed
 #: one by one at a torch import each
 STOP_RC = 4
+#: how long a step killed at its limit may take to go (a process stuck in the driver), then how long its output
+#: pipe is read on; both fit inside a --deadline (gpu_check.run_step keeps them out of the last step's limit)
+KILL_GRACE_S = 10
+READER_GRACE_S = 3
 
 
 @dataclasses.dataclass
@@ -42,6 +47,10 @@ def not_run(step: Step, why: str) -> dict:
             "first_error": why}
 
 
+#: a new process group in the caller's session (``process_group`` needs Python 3.11)
+_OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+
+
 def run_limited(step: Step, limit: float, env: dict, cut: str = "", echo: bool = False) -> dict:
     """One step in its own process group, killed at ``limit`` seconds (``cut``: why the limit is shorter than the
     step's own, said in its status). ``echo`` prints each line of its output as it comes (the progress of a long
@@ -52,12 +61,14 @@ def run_limited(step: Step, limit: float, env: dict, cut: str = "", echo: bool =
         env[k] = v + os.pathsep + env[k] if k == "PYTHONPATH" and env.get(k) else v
     t0 = time.perf_counter()
     # its own process group, so that a step over its limit is killed with its children (pytest workers,
-    # DataLoader workers) and none of them keeps the GPU; stderr joins stdout in order; a thread reads the
+    # DataLoader workers) and none of them keeps the GPU; the command's session, not a new one, so that where the
+    # command itself is killed from outside (a lent machine's time limit) the step goes with it instead of holding
+    # the GPU; stderr joins stdout in order; a thread reads the
     # output line by line, so that what a step printed before a kill is kept, even where a child that left the
     # group still holds the pipe
     try:
         proc = subprocess.Popen(step.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace", **_OWN_GROUP)
     except OSError as e:  # the program itself is missing or cannot run
         print(f"[gpu_check]   {step.name}: fail (did not start: {e})", flush=True)
         return {"step": step, "status": "fail (did not start)", "seconds": 0.0, "limit_s": limit, "output": str(e),
@@ -83,15 +94,15 @@ def run_limited(step: Step, limit: float, env: dict, cut: str = "", echo: bool =
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         try:  # a process stuck in the driver may outlive SIGKILL for a while: the run goes on without it
-            proc.wait(timeout=30)
+            proc.wait(timeout=KILL_GRACE_S)
         except subprocess.TimeoutExpired:
-            lines.append("\n(the step's process did not end within 30 s of SIGKILL: left behind)\n")
+            lines.append(f"\n(the step's process did not end within {KILL_GRACE_S} s of SIGKILL: left behind)\n")
         status = f"fail (over its {limit:.0f} s limit{cut})"
         timed_out = True
     except BaseException:  # Ctrl-C: the step's group is not in the terminal's, so end it here
         os.killpg(proc.pid, signal.SIGKILL)
         raise
-    reader.join(timeout=10)
+    reader.join(timeout=READER_GRACE_S)
     out = "".join(list(lines))
     if reader.is_alive():
         out += "\n(a process the step started outlived it and still holds its output: the output ends here)\n"

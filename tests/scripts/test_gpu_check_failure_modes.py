@@ -7,12 +7,15 @@ no build is needed."""
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from helpers import load_script
 
 PY = sys.executable
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -20,6 +23,8 @@ def gc(monkeypatch):
     mod = load_script("gpu_check")
     monkeypatch.setattr(mod, "MIN_LIMIT_S", 1.0)
     monkeypatch.setattr(mod, "DRY_RUN_SLACK", 1.0)
+    monkeypatch.setattr(mod, "KILL_GRACE_S", 0.0)  # the deadline's reserve for a kill (the test below sets it)
+    monkeypatch.setattr(mod, "READER_GRACE_S", 0.0)
     return mod
 
 
@@ -270,6 +275,12 @@ def test_the_deadline_cuts_the_last_steps_limit_and_skips_what_no_longer_fits(gc
     assert rows["bench BFN"][:3] == ["not run", "0.0", "not run: too little time left before the --deadline"]
     with pytest.raises(SystemExit):
         gc.main(["--dry-run", "--deadline", "0.5"])
+    # a kill's grace stays inside the deadline: a step cut to fit ends that much before it, so the report comes
+    # before the lent machine's own limit even where the killed process is slow to go
+    monkeypatch.setattr(gc, "KILL_GRACE_S", 1.0)
+    monkeypatch.setattr(gc, "READER_GRACE_S", 0.5)
+    r = gc.run_step(sleeper, 1.0, {}, deadline=gc.time.monotonic() + 4.5)
+    assert r["status"].endswith("(cut to fit the --deadline))") and 2.9 <= r["limit_s"] <= 3.0
 
 
 def test_a_steps_output_is_echoed_as_it_comes_and_a_long_one_keeps_its_first_error(gc, capsys):
@@ -289,3 +300,96 @@ def test_what_a_step_leaves_running_is_ended_with_it(gc):
             "print('parent done')")
     r = gc.run_step(_step(gc, "leaver", code), 1.0, {})
     assert r["status"] == "pass" and r["output"] == "parent done\n" and r["seconds"] < 8
+
+
+def test_a_command_killed_during_its_first_step_leaves_a_report_naming_it(tmp_path):
+    """The lent machine's limit kills the whole command with SIGKILL (nothing runs after it): a report written only
+    after each step left nothing while the first, longest step (the build) ran. The report is on disk before each
+    step starts and names the steps not run yet, the running one first."""
+    import os
+    import signal
+    import subprocess
+
+    pidfile, out = tmp_path / "step.pid", tmp_path / "out"
+    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""import sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from helpers import load_script
+gc = load_script("gpu_check")
+slow = gc.Step("CUDA tests", [sys.executable, "-c", {sleeper!r}], 60)
+gc.plan = lambda dry_run, arch, build: [slow, gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]
+gc.main(["--dry-run", "--out", {str(out)!r}])
+""")
+    proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # the step's line is printed once the report before it is written
+            if line.startswith("[gpu_check] CUDA tests (limit"):
+                break
+        for _ in range(100):  # the step itself has started
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (path,) = out.glob("gpu_check_*.md")
+    assert "**In progress or cut off: 2 step(s) not run yet: CUDA tests, bench BFN.**" in path.read_text()
+    assert not list(out.glob(".*.tmp"))  # written whole: no half-written file beside it
+    # the step outlived the SIGKILLed command, in the command's session (not a new one): the lent machine ends that
+    # session's processes when the command returns, so it cannot hold the GPU after
+    step_pid = int(pidfile.read_text())
+    try:
+        assert os.getsid(step_pid) == os.getsid(0)
+    finally:
+        os.kill(step_pid, signal.SIGKILL)
+
+
+def test_a_sigterm_ends_the_running_step_and_writes_the_report(tmp_path):
+    """`timeout` (or a limit that asks first) sends SIGTERM: the running step's group is killed with it, and the
+    report says the run was cut off, the running step and the ones after it 'not run'."""
+    import os
+    import signal
+    import subprocess
+
+    pidfile, out = tmp_path / "step.pid", tmp_path / "out"
+    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""import sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from helpers import load_script
+gc = load_script("gpu_check")
+gc.plan = lambda dry_run, arch, build: [gc.Step("bench MMD", [sys.executable, "-c", "print('done')"], 20),
+                                        gc.Step("bench HDDC", [sys.executable, "-c", {sleeper!r}], 60),
+                                        gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]
+sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
+""")
+    proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    text = _report(out)
+    rows = _rows(text)
+    assert rows["bench MMD"][0] == "pass"
+    assert rows["bench HDDC"][:3] == ["not run", "0.0", "cut off from outside"] and rows["bench BFN"][0] == "not run"
+    assert "**Cut off from outside (a signal) during bench HDDC" in text
+    step_pid = int(pidfile.read_text())
+    for _ in range(100):  # killed with its group, not left holding the GPU (init reaps it once the driver is gone)
+        try:
+            os.kill(step_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(step_pid, signal.SIGKILL)
+        pytest.fail("the running step outlived the SIGTERM")
