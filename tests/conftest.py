@@ -17,6 +17,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 import diffrep
 from diffrep.cli.info import ENV_VARS
@@ -24,6 +25,12 @@ from diffrep.ops import _dispatch
 from helpers import paramrel_probe_losses, sample_factors, seed_all
 
 DEVICES = ["cpu"] + (["cuda"] if diffrep.cuda_available() else [])
+
+# Hypothesis's default profile for every test file (loaded before any of them is imported, so each
+# @settings(...) inherits it): no per-example deadline and no "too slow" health check, both timing verdicts
+# that fail on a loaded CI machine while the values under test are right (the rule: no timing asserts).
+settings.register_profile("diffrep", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("diffrep")
 
 # pytest-xdist workers (the README's test command runs two) share the cores: each takes its part of
 # torch's thread count (OMP_NUM_THREADS or the core count), so that the workers do not oversubscribe them.

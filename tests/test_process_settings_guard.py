@@ -112,3 +112,13 @@ def test_a_leaking_test_is_an_error_naming_the_setting_and_the_next_test_finds_i
     assert errors["test_grad_mode_leaks"] == "torch.is_grad_enabled() True -> False"
     assert re.fullmatch(r"the working directory '[^']*' -> '[^']*test_cwd_leaks0'", errors["test_cwd_leaks"])
     assert errors["test_forced_backend_leaks"] == "the backend forced by diffrep.ops.use_backend None -> ('reference', False)"
+
+
+def test_hypothesis_profile_drops_the_timing_verdicts():
+    """conftest's profile: a test's own @settings keeps its fields and inherits no deadline and no 'too slow'
+    health check (timing verdicts fail on a loaded machine while the values are right)."""
+    from hypothesis import HealthCheck, settings
+
+    s = settings(max_examples=3)
+    assert s.max_examples == 3 and s.deadline is None
+    assert HealthCheck.too_slow in s.suppress_health_check
