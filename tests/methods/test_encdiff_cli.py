@@ -301,3 +301,35 @@ def test_codes_written_on_cuda_are_the_cpu_models(tmp_path, saved):
     x = ds[z["indices"]][0]
     np.testing.assert_allclose(z["scalars"], m.encode(x).numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(z["tokens"], m.tokens(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_anchors_figure_keeps_the_process_backend(tmp_path, saved):
+    """The anchors figure draws on a Figure of its own: a notebook's backend (here svg) is not switched to Agg
+    for the rest of the process, as matplotlib.use('Agg') in the verb did."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        out = tmp_path / "anchors.png"
+        assert main(["encdiff", "anchors", str(saved[0]), "--n", "200", "--out", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+
+
+def test_sami_plots_keep_the_process_backend(tmp_path):
+    import matplotlib
+
+    from diffrep.cli.sami import _plot
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        path = _plot(lambda ax: ax.plot([0, 1], [1, 0]), tmp_path / "curve.png")
+        assert path == str(tmp_path / "curve.png")
+        assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

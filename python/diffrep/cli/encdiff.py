@@ -284,11 +284,8 @@ def _anchors_figure(model, ds, idx, device, factor, out):
     if not bool(model.dyga.fitted):
         raise ValueError("this model's DyGA anchors were never fitted: its training ended before the first refresh "
                          "(the first step of epoch dyga.refresh_every + 1)")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+    try:  # a Figure of its own, not pyplot: the process's backend (a notebook's) is never switched
+        from matplotlib.figure import Figure
     except ImportError as exc:
         raise ValueError("the anchors figure needs matplotlib (an optional dependency): pip install matplotlib") from exc
     x = _images(ds, idx, model, device)
@@ -301,7 +298,8 @@ def _anchors_figure(model, ds, idx, device, factor, out):
     N = c.shape[1]
     cols = min(5, N)
     rows = (N + cols - 1) // cols
-    fig, axes = plt.subplots(rows + 1, cols, figsize=(3 * cols, 2.4 * (rows + 1)), squeeze=False)
+    fig = Figure(figsize=(3 * cols, 2.4 * (rows + 1)))
+    axes = fig.subplots(rows + 1, cols, squeeze=False)
     for u in range(N):
         ax = axes[u // cols][u % cols]
         v = proj[:, u].cpu().numpy()  # the tokens are on the model's device
@@ -331,4 +329,3 @@ def _anchors_figure(model, ds, idx, device, factor, out):
         axes[rows][j].axis("off")
     fig.tight_layout()
     fig.savefig(output_path(out), dpi=100)
-    plt.close(fig)

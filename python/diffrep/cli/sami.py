@@ -249,18 +249,14 @@ def _load_videos(path):
 
 
 def _plot(fn, path: Path) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a Figure of its own, not pyplot: the process's backend (a notebook's) is never switched
+        from matplotlib.figure import Figure
     except ImportError:
         return None
-    fig = plt.figure(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
     fn(fig.add_subplot(111))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return str(path)
 
 
