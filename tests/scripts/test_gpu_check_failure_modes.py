@@ -393,3 +393,28 @@ sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
     else:
         os.kill(step_pid, signal.SIGKILL)
         pytest.fail("the running step outlived the SIGTERM")
+
+
+def test_a_cuda_test_step_killed_mid_run_keeps_the_tests_that_had_failed(gc, tmp_path):
+    # pytest prints its failures at the end of the session: a CUDA test step killed at its limit would keep only
+    # dots. The -p gpu_check hook prints each failure as it happens; here the second test kills pytest outright
+    # (SIGKILL: what the step's limit does), after the first one failed
+    (tmp_path / "test_fake_cuda.py").write_text(
+        "import os, signal\n"
+        "def test_cuda_value():\n"
+        "    assert 1 + 1 == 3, 'the kernel gave 2'\n"
+        "def test_cuda_then_killed():\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n", encoding="utf-8")
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"))
+    env.pop(gc.NEED_CUDA_ENV, None)
+    done = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check", "--tb=short",
+                           "test_fake_cuda.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9  # killed: pytest's own end-of-session summary never came
+    assert "short test summary" not in done.stdout
+    assert "FAILED test_fake_cuda.py::test_cuda_value (call): AssertionError: the kernel gave 2" in done.stdout
+    assert "assert 1 + 1 == 3" in done.stdout  # the traceback's end, not just the line
+    # the report's first error for the killed step is that line (no faulthandler dump in it: no hang site)
+    assert gc._first_error(done.stdout, timed_out=True).startswith("FAILED test_fake_cuda.py::test_cuda_value")
