@@ -61,7 +61,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 from gpu_check_build import BUILD_DIR, BUILT_MARK, build_report, reset_failed_build  # noqa: E402
 from gpu_check_cuda_tests import (NEED_CUDA_ENV, cuda_test_files, is_cuda_test,  # noqa: E402
-                                  pytest_collection_modifyitems)
+                                  pytest_collection_modifyitems, pytest_configure, pytest_runtest_logreport)
 from gpu_check_preflight import gpu_facts, gpu_name, preflight  # noqa: E402
 from gpu_check_report import _excerpt, _Writer, report, summary  # noqa: E402
 from gpu_check_steps import (KILL_GRACE_S, READER_GRACE_S, ROOT, STOP_RC, Step, _first_error, not_run,  # noqa: E402
@@ -75,7 +75,8 @@ from gpu_check_targets import TABLES, table_rows, targets  # noqa: E402
 __all__ = ["BUILD_DIR", "BUILT_MARK", "DRY_RUN_SLACK", "EXCLUDED_BENCHES", "MIN_LIMIT_S", "NEED_CUDA_ENV",
            "PLAN_LIMIT_S", "ROOT", "STOP_RC", "TABLES", "Step", "_Writer", "_excerpt", "_first_error", "build_report",
            "cuda_test_files", "gpu_facts", "gpu_name", "is_cuda_test", "main", "plan", "plan_limit_s", "preflight",
-           "pytest_collection_modifyitems", "reset_failed_build", "run_step", "short_limits", "table_rows", "targets"]
+           "pytest_collection_modifyitems", "pytest_configure", "pytest_runtest_logreport", "reset_failed_build",
+           "run_step", "short_limits", "table_rows", "targets"]
 
 MIN_LIMIT_S = 5.0  # no step gets less, whatever --budget says (a Python start with torch takes ~2-3 s)
 #: the steps after the build must fit in 8 minutes on an H100 (issue 24): the sum of their limits

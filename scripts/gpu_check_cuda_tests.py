@@ -73,3 +73,33 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+#: how much of a failed test's report is printed the moment it fails (its short traceback's end: the assertion)
+_FAILURE_NOW_CHARS = 2000
+_config = None
+
+
+def pytest_configure(config):
+    """pytest hook (``-p gpu_check``): keeps the config, whose terminal writer ``pytest_runtest_logreport`` uses."""
+    global _config
+    _config = config
+
+
+def pytest_runtest_logreport(report):
+    """pytest hook (``-p gpu_check``): a failed CUDA test is printed the moment it fails, as a ``FAILED <test>: ...``
+    line (the step's first error) and the end of its short traceback. pytest itself prints failures only at the end
+    of the session, so a CUDA test step killed at its limit (a slow or hung test later on) would keep dots and
+    nothing of what had already failed."""
+    if not report.failed or _config is None:
+        return
+    tr = _config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return
+    text = report.longreprtext.rstrip()
+    # the error's own line: the first "E   " line of the traceback (what pytest's summary shows), else the last line
+    said = [x[1:].strip() for x in text.splitlines() if x.startswith("E ")] or [x.strip() for x in reversed(text.splitlines())]
+    last = next((x for x in said if x), "(no message)")
+    tr.write_line("")
+    tr.write_line(f"FAILED {report.nodeid} ({report.when}): {last[:300]}")
+    tr.write_line(text[-_FAILURE_NOW_CHARS:])

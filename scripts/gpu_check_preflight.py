@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from gpu_check_steps import ROOT, _first_error
+from gpu_check_steps import KILL_GRACE_S, ROOT, _first_error
 
 PREFLIGHT_LIMIT_S = 120
 
@@ -68,17 +68,28 @@ def gpu_name() -> str:
     return "no GPU"
 
 
+#: what the preflight's child runs: ``gpu_facts``, printed as one JSON line
+FACTS_CODE = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import gpu_check_preflight; "
+              "print('GPU_FACTS ' + json.dumps(gpu_check_preflight.gpu_facts()))")
+
+
 def preflight(env: dict) -> dict:
-    """``gpu_facts`` in a child process under ``PREFLIGHT_LIMIT_S``: a hang or a crash is a ``problem`` too."""
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import gpu_check_preflight; "
-            "print('GPU_FACTS ' + json.dumps(gpu_check_preflight.gpu_facts()))")
+    """``gpu_facts`` in a child process under ``PREFLIGHT_LIMIT_S``: a hang or a crash is a ``problem`` too. A hung
+    child is killed and waited on for ``KILL_GRACE_S`` only: one stuck in the driver (beyond SIGKILL) is left
+    behind, and the run still writes its report (``subprocess.run`` would wait on it past the machine's limit)."""
+    proc = subprocess.Popen([sys.executable, "-c", FACTS_CODE], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
     try:
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                              errors="replace", timeout=PREFLIGHT_LIMIT_S)
+        out, err = proc.communicate(timeout=PREFLIGHT_LIMIT_S)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
         return {"gpu": None, "problem": f"asking torch for the GPU hung for {PREFLIGHT_LIMIT_S} s (the driver?)"}
-    for line in done.stdout.splitlines():
+    for line in out.splitlines():
         if line.startswith("GPU_FACTS "):
             return json.loads(line[len("GPU_FACTS "):])
-    return {"gpu": None, "problem": f"asking torch for the GPU failed (exit {done.returncode}): "
-                                    + _first_error(done.stdout + done.stderr)}
+    return {"gpu": None, "problem": f"asking torch for the GPU failed (exit {proc.returncode}): "
+                                    + _first_error(out + err)}

@@ -393,3 +393,46 @@ sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
     else:
         os.kill(step_pid, signal.SIGKILL)
         pytest.fail("the running step outlived the SIGTERM")
+
+
+def test_a_cuda_test_step_killed_mid_run_keeps_the_tests_that_had_failed(gc, tmp_path):
+    # pytest prints its failures at the end of the session: a CUDA test step killed at its limit would keep only
+    # dots. The -p gpu_check hook prints each failure as it happens; here the second test kills pytest outright
+    # (SIGKILL: what the step's limit does), after the first one failed
+    (tmp_path / "test_fake_cuda.py").write_text(
+        "import os, signal\n"
+        "def test_cuda_value():\n"
+        "    assert 1 + 1 == 3, 'the kernel gave 2'\n"
+        "def test_cuda_then_killed():\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n", encoding="utf-8")
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"))
+    env.pop(gc.NEED_CUDA_ENV, None)
+    done = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check", "--tb=short",
+                           "test_fake_cuda.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9  # killed: pytest's own end-of-session summary never came
+    assert "short test summary" not in done.stdout
+    assert "FAILED test_fake_cuda.py::test_cuda_value (call): AssertionError: the kernel gave 2" in done.stdout
+    assert "assert 1 + 1 == 3" in done.stdout  # the traceback's end, not just the line
+    # the report's first error for the killed step is that line (no faulthandler dump in it: no hang site)
+    assert gc._first_error(done.stdout, timed_out=True).startswith("FAILED test_fake_cuda.py::test_cuda_value")
+
+
+def test_a_hung_preflight_is_killed_and_the_report_says_so(gc, tmp_path, monkeypatch, capsys):
+    # the preflight's child asks torch for the GPU; a driver that hangs it must cost its limit, not the run
+    import gpu_check_preflight
+
+    monkeypatch.setattr(gpu_check_preflight, "PREFLIGHT_LIMIT_S", 1.0)
+    monkeypatch.setattr(gpu_check_preflight, "FACTS_CODE", "import time; time.sleep(60)")
+    t0 = time.monotonic()
+    facts = gpu_check_preflight.preflight(dict(__import__("os").environ))
+    assert time.monotonic() - t0 < 10
+    assert facts == {"gpu": None, "problem": "asking torch for the GPU hung for 1.0 s (the driver?)"}
+    # through main, the preflight as the module holds it: the report is written and names the hang
+    monkeypatch.setattr(gc, "preflight", gpu_check_preflight.preflight)
+    assert gc.main(["--no-build", "--out", str(tmp_path)]) == 2
+    text = _report(tmp_path)
+    assert "Stopped before any step: asking torch for the GPU hung for 1.0 s (the driver?)." in text
+    assert "hung for 1.0 s" in capsys.readouterr().err
