@@ -15,7 +15,9 @@ EncDiff, fitted anchors  10      2      float() of the two alignment statistics 
                                         (host copies taken at the fit and at a state-dict load)
 =======================  ======  =====  ===============================================================
 
-The two reads left are the batch's finiteness and the first stage's ``scale_set``.
+The two reads left are the batch's finiteness and the first stage's ``scale_set``. Under ``compat="dis-dis"`` the
+training alignment reads nothing either (before: the labels' finiteness check and float() of lambda). The public
+``DyGA.forward`` keeps its two finiteness checks of what a caller passes in.
 """
 
 from __future__ import annotations
@@ -147,3 +149,19 @@ def test_public_forward_still_refuses_non_finite_tokens_the_loss_leaves_them_to_
     with pytest.raises(ValueError, match=r"^c contains NaN or infinite values$"):
         d.assign(c)
     assert torch.isnan(d._align_tokens(c, _g())).any()              # -> a NaN loss, which the trainer stops on
+
+
+def test_compat_alignment_reads_nothing_on_the_training_path_and_equals_the_checked_one():
+    from test_dyga import fitted
+
+    code, feats, _ = fitted(compat="dis-dis")
+    c = feats[:16].clone()
+    code.train()
+    checked = code(c)
+    lam_checked = code.last_align["lambda"]
+    reads, fast = host_reads(lambda: code._align_tokens(c, None))
+    assert reads == 0 and torch.equal(fast, checked)
+    lam = code.last_align["lambda"]
+    assert isinstance(lam, torch.Tensor) and lam.dim() == 0 and not lam.requires_grad
+    assert torch.equal(lam, lam_checked)
+    assert host_reads(lambda: code(c))[0] == 2                      # the public forward: c's finiteness, x's

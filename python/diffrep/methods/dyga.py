@@ -465,7 +465,7 @@ class DyGA(nn.Module):
             V.nonempty("c", c)
             V.finite("c", c)  # the alignment's kernels would refuse it as "x"
         if cfg.compat == "dis-dis":
-            return self._align_code(c)    # no matmul for autocast to lower: labels from a Cholesky solve
+            return self._align_code(c, checked)    # no matmul for autocast to lower: labels from a Cholesky solve
         assignment = cfg.assignment if self.training else "hard"
         self.last_align = {}
         mixture = self.mixture
@@ -475,14 +475,15 @@ class DyGA(nn.Module):
                      cfg.detach_assignment, assignment, (self.norm_lo, self.span), self.anchors, self.last_align)
         return out.to(c.dtype)
 
-    def _align_code(self, c):
+    def _align_code(self, c, checked):
         """[C] ``ddpm_dyga.py``: batch min-max (max used twice), hard argmax (``predict0``), anchor in the
         normalised space, one lambda = lam exp(-mean |(c - c_q)/(c + 1e-6)|) over the batch, then
-        c <- lambda c_q + (1 - lambda) c."""
+        c <- lambda c_q + (1 - lambda) c. lambda is logged as a detached 0-d tensor (:func:`align`'s stats)."""
         cfg = self.config
         xn = self._batch_normalise(c).transpose(0, 1).to(self.means.dtype)
-        k = self.mixture.labels(xn)                                        # (U, B)
+        mixture = self.mixture
+        k = (mixture.labels(xn) if checked else mixture._log_prob_trusted(xn, None).argmax(-1))   # (U, B)
         cq = torch.gather(self.anchors, 1, k[..., None].expand(-1, -1, cfg.token_dim)).transpose(0, 1).to(c.dtype)
         lam = cfg.lam * torch.exp(-((c - cq) / (c + _EPS)).abs().mean())
-        self.last_align = {"lambda": float(lam.detach())}
+        self.last_align = {"lambda": lam.detach()}
         return lam * cq + (1 - lam) * c
