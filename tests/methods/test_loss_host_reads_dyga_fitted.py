@@ -165,3 +165,46 @@ def test_compat_alignment_reads_nothing_on_the_training_path_and_equals_the_chec
     assert isinstance(lam, torch.Tensor) and lam.dim() == 0 and not lam.requires_grad
     assert torch.equal(lam, lam_checked)
     assert host_reads(lambda: code(c))[0] == 2                      # the public forward: c's finiteness, x's
+
+
+def test_public_forward_names_its_argument_and_keeps_its_checks():
+    d = _fitted().dyga.train()
+    with pytest.raises(ValueError, match=r"^c must have shape \(B, 4, 8\), got \(2, 3, 8\)$"):
+        d(torch.zeros(2, 3, 8))
+    with pytest.raises(ValueError, match=r"^c is empty \(shape \(0, 4, 8\)\)$"):
+        d(torch.zeros(0, 4, 8))
+    with pytest.raises(TypeError, match=r"^generator must be a torch.Generator or None, got int$"):
+        d(torch.zeros(2, 4, 8), generator=3)
+    # finite tokens whose normalisation overflows (a fit on tiny features): the checked E-step refuses them
+    tiny = DyGA(d.config)
+    tiny.fit(torch.randn(64, 4, 8, generator=_g(5)) * 1e-30)
+    with pytest.raises(ValueError, match=r"^x contains NaN or infinite values$"):
+        tiny(torch.full((2, 4, 8), 3e38))
+
+
+def test_half_and_double_tokens_align_in_float32_and_come_back_in_their_dtype():
+    m = _fitted()
+    c = m.extractor(_images(4, 3, 16))[1].detach()
+    d = m.dyga
+    for training in (True, False):
+        d.train(training)
+        want = d._align_tokens(c, _g(3))
+        for dt in (torch.float64, torch.bfloat16):
+            got = d._align_tokens(c.to(dt), _g(3))
+            assert got.dtype == dt
+            assert torch.equal(got, d._align_tokens(c.to(dt).float(), _g(3)).to(dt))
+        assert torch.equal(d._align_tokens(c.double(), _g(3)), want.double())
+
+
+def test_eval_assignment_is_the_hard_argmax_without_a_gradient_through_it():
+    """Eval aligns with the hard one-hot (no gradient through the responsibilities), as align(assignment="hard")."""
+    m = _fitted()
+    c = m.extractor(_images(4, 3, 16))[1].detach()
+    d = m.dyga.eval()
+    cfg = d.config
+    a = c.clone().requires_grad_(True)
+    d._align_tokens(a, None).pow(2).sum().backward()
+    b = c.clone().requires_grad_(True)
+    align(d.mixture, b, cfg.lam, cfg.tau, assignment="hard", normalise=(d.norm_lo, d.span),
+          anchors=d.anchors).pow(2).sum().backward()
+    assert torch.equal(a.grad, b.grad)
