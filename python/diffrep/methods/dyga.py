@@ -202,6 +202,12 @@ class DyGAConfig(Config):
         return "full" if self.compat == "dis-dis" else "AkjBkQkDk"
 
 
+def _sync_host_after_load(module, incompatible_keys) -> None:
+    """DyGA's load_state_dict post-hook: the host copies follow the loaded buffers. A module-level function, not a
+    lambda, so that a whole model still pickles (``torch.save(model)``: a lambda hook made it fail)."""
+    module._sync_host()
+
+
 class DyGA(nn.Module):
     """Per-unit Gaussian anchors and the Eq. 6 alignment, for (B, N, D) features.
 
@@ -239,7 +245,7 @@ class DyGA(nn.Module):
         self.last_align: dict = {}
         self._sync_host()
         # a loaded state dict replaces the buffers: the host copies follow them (one read per load, not per step)
-        self.register_load_state_dict_post_hook(lambda module, incompatible: module._sync_host())
+        self.register_load_state_dict_post_hook(_sync_host_after_load)
 
     def _sync_host(self) -> None:
         """Host copies of what the buffers fix until the next fit, read once here (at a fit or a load) instead of
