@@ -124,7 +124,7 @@ def test_the_host_copies_follow_a_refit_and_a_state_dict_load():
     assert first == (int(d.dims.max()), tuple(float(v) for v in (d.n_anchors.float().mean(), d.n_anchors.min(),
                                                                     d.n_anchors.max())))
     d.fit(torch.randn(80, 4, 8, generator=g) * torch.linspace(0.1, 3, 8))   # a refit replaces them
-    assert d._max_dim == int(d.dims.max())
+    assert d._max_dim == int(d.dims.max()) and int(d.num_fits) == 2
     fresh = DyGA(d.config)
     fresh.load_state_dict(d.state_dict())
     assert fresh.is_fitted is True and fresh._max_dim == d._max_dim and fresh.anchor_counts == d.anchor_counts
@@ -200,7 +200,10 @@ def test_eval_assignment_is_the_hard_argmax_without_a_gradient_through_it():
     """Eval aligns with the hard one-hot (no gradient through the responsibilities), as align(assignment="hard")."""
     m = _fitted()
     c = m.extractor(_images(4, 3, 16))[1].detach()
-    d = m.dyga.eval()
+    # tau = 1 (not 1e-4, whose straight-through softmax gradient underflows to 0): a soft path would show
+    d = DyGA(DyGAConfig(**{**m.dyga.config.to_dict(), "tau": 1.0, "assignment": "argmax"}))
+    d.load_state_dict(m.dyga.state_dict())
+    d.eval()
     cfg = d.config
     a = c.clone().requires_grad_(True)
     d._align_tokens(a, None).pow(2).sum().backward()
@@ -208,3 +211,17 @@ def test_eval_assignment_is_the_hard_argmax_without_a_gradient_through_it():
     align(d.mixture, b, cfg.lam, cfg.tau, assignment="hard", normalise=(d.norm_lo, d.span),
           anchors=d.anchors).pow(2).sum().backward()
     assert torch.equal(a.grad, b.grad)
+
+
+def test_compat_alignment_of_double_tokens_evaluates_the_mixture_in_float32():
+    from test_dyga import fitted
+
+    code, feats, _ = fitted(compat="dis-dis")
+    c = feats[:16].clone()
+    code.train()
+    got = code._align_tokens(c.double(), None)
+    assert got.dtype == torch.float64 and code.last_align["lambda"].dtype == torch.float64
+    k = code.assign(c)                                               # the MAP anchors of the float32 tokens
+    cq = torch.stack([code.anchors[u][k[:, u]] for u in range(c.shape[1])], 1).double()
+    lam = code.config.lam * torch.exp(-((c.double() - cq) / (c.double() + 1e-6)).abs().mean())
+    torch.testing.assert_close(got, lam * cq + (1 - lam) * c.double(), rtol=1e-12, atol=1e-12)
