@@ -128,6 +128,13 @@ class HDDCResult:
         """log pi_k N_k(x_i) (U, n, K) (-inf for inactive components); differentiable in x."""
         return ref.log_prob(self._points(x), self._params())
 
+    @autocast_off
+    def _log_prob_trusted(self, x, max_dims):
+        """:meth:`log_prob` without reading the device: ``x`` (U, n, d) in the means' dtype, computed by the
+        library from checked inputs (DyGA's training path leaves a non-finite one to the trainer's
+        non-finite-loss check, docs/architecture.md), ``max_dims`` the host copy of ``dims.max()``."""
+        return ref.log_prob(x, self._params(), max_dims=max_dims)
+
     def responsibilities(self, x):
         """Posterior t_ik (U, n, K) of new points x (U, n, d) (DyGA Eq. 4)."""
         lp = self.log_prob(x)

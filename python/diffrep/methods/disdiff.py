@@ -281,7 +281,9 @@ class DisDiff(PretrainedMixin, nn.Module):
     def _align_units(self, units, generator):  # checked units, or the loss's own codes: no finiteness read
         check_generator(generator)
         units = units.to(module_dtype(self.unet))  # as _check_units
-        return units if self.dyga is None else self.dyga(units, generator=generator)
+        # DyGA's unchecked path: the public forward re-checked the units' finiteness and read max d_k (three host
+        # reads per training step with fitted anchors)
+        return units if self.dyga is None else self.dyga._align_tokens(units, generator)
 
     def attach_anchor_data(self, dataset, steps_per_epoch: int, *, batch_size: int = 256) -> None:
         """Make ``loss`` refresh the DyGA anchors (Alg. 2 on the units of every image of ``dataset``, read

@@ -75,7 +75,9 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
     (U, K, d) (default the mixture's means), delta = lam exp(-mean_j |(c_j - mu_hat_j)/(|c_j| + 1e-6)|)
     per (sample, unit), c_tilde = c + delta (mu_hat - c). ``detach_assignment`` stops the gradient
     through y. ``stats``: a dict that receives delta's mean and the fraction of delta < 1e-3 lam
-    (the health metric of docs/methods/dyga.md). Returns c_tilde (B, U, d).
+    (the health metric of docs/methods/dyga.md) as detached 0-d tensors, read by the trainer at its
+    logging interval (a float() here was a host-device sync per training step on CUDA). Returns c_tilde
+    (B, U, d).
     """
     if not callable(getattr(mixture, "log_prob", None)):  # None read "'NoneType' object has no attribute 'log_prob'"
         raise TypeError(f"align: mixture must be the fitted per-unit anchors, a diffrep.cluster.HDDCResult "
@@ -94,26 +96,35 @@ def align(mixture, features, lam=0.1, tau=1e-4, *, generator=None, gumbel=True, 
         assignment = "gumbel" if gumbel else "hard"
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
+    mu = mixture.means if anchors is None else anchors
+    if tuple(mu.shape) != tuple(mixture.means.shape):
+        raise ValueError(f"anchors must have shape {tuple(mixture.means.shape)}, got {tuple(mu.shape)}")
+    return _pull(mixture, mixture.log_prob, features, lam, tau, generator, gumbel_input, detach_assignment,
+                 assignment, normalise, mu, stats)
+
+
+@autocast_off  # align's reason: DyGA's forward calls this directly
+def _pull(mixture, log_prob, features, lam, tau, generator, gumbel_input, detach_assignment, assignment, normalise,
+          mu, stats):
+    """Eq. 6 on checked arguments (:func:`align`'s body): ``log_prob`` is the mixture's checked
+    ``log_prob`` (the public paths) or its unchecked twin (the training loss, on the library's own tokens)."""
     c = features.transpose(0, 1)                                   # (U, B, d)
     x = c
     if normalise is not None:
         lo, span = normalise
         x = (c - lo.to(c)[:, None, None]) / span.to(c)[:, None, None]
-    lp = mixture.log_prob(x)
+    lp = log_prob(x)
     logt = lp - torch.logsumexp(lp, -1, keepdim=True)
     logits = logt if gumbel_input == "log" else logt.exp()
     logits = torch.where(mixture.active[:, None], logits, torch.full_like(logits, -math.inf))
     y = _assign(logits, tau, assignment, generator)
     if detach_assignment:
         y = y.detach()
-    mu = mixture.means if anchors is None else anchors
-    if tuple(mu.shape) != tuple(mixture.means.shape):
-        raise ValueError(f"anchors must have shape {tuple(mixture.means.shape)}, got {tuple(mu.shape)}")
     mu_hat = y.to(c.dtype) @ mu.to(c.dtype)                         # (U, B, d)
     delta = lam * torch.exp(-((c - mu_hat) / (c.abs() + _EPS)).abs().mean(-1, keepdim=True))
     if stats is not None:
-        stats["delta_mean"] = float(delta.detach().mean())
-        stats["delta_small_frac"] = float((delta.detach() < 1e-3 * lam).float().mean())
+        stats["delta_mean"] = delta.detach().mean()
+        stats["delta_small_frac"] = (delta.detach() < 1e-3 * lam).float().mean()
     return (c + delta * (mu_hat - c)).transpose(0, 1)
 
 
@@ -191,6 +202,12 @@ class DyGAConfig(Config):
         return "full" if self.compat == "dis-dis" else "AkjBkQkDk"
 
 
+def _sync_host_after_load(module, incompatible_keys) -> None:
+    """DyGA's load_state_dict post-hook: the host copies follow the loaded buffers. A module-level function, not a
+    lambda, so that a whole model still pickles (``torch.save(model)``: a lambda hook made it fail)."""
+    module._sync_host()
+
+
 class DyGA(nn.Module):
     """Per-unit Gaussian anchors and the Eq. 6 alignment, for (B, N, D) features.
 
@@ -226,10 +243,22 @@ class DyGA(nn.Module):
             self.register_buffer("dims", torch.ones(U, K, dtype=torch.int64))
         self.last_fit: dict = {}
         self.last_align: dict = {}
+        self._sync_host()
+        # a loaded state dict replaces the buffers: the host copies follow them (one read per load, not per step)
+        self.register_load_state_dict_post_hook(_sync_host_after_load)
+
+    def _sync_host(self) -> None:
+        """Host copies of what the buffers fix until the next fit, read once here (at a fit or a load) instead of
+        once per training step (a host-device sync each on CUDA): the fitted flag, the largest signal dimension
+        d_k (the width of the E-step's projection) and the anchor counts' (mean, min, max) that EncDiff logs."""
+        self.is_fitted = bool(self.fitted)
+        self._max_dim = int(self.dims.max()) if self.config.model != "full" else None
+        n = self.n_anchors
+        self.anchor_counts = tuple(torch.stack([n.float().mean(), n.min().float(), n.max().float()]).tolist())
 
     def extra_repr(self) -> str:
         c = self.config
-        return f"units={c.num_units}, dim={c.token_dim}, compat={c.compat!r}, fitted={bool(self.fitted)}"
+        return f"units={c.num_units}, dim={c.token_dim}, compat={c.compat!r}, fitted={self.is_fitted}"
 
     # -- the mixture -----------------------------------------------------------------------------
     @property
@@ -390,11 +419,12 @@ class DyGA(nn.Module):
             self.dims.copy_(res.dims.to(dev, torch.int64))
         self.fitted.fill_(True)
         self.num_fits += 1
+        self._sync_host()
 
     def covariances_raw(self) -> torch.Tensor:
         """Each Gaussian's covariance (N, K, D, D) in the space of ``anchors``: HDDC's
         Q diag(a_1..a_d) Q^T + b (I - Q_d Q_d^T) (Eq. 3) or the full one, times span^2 (paper mode)."""
-        if not bool(self.fitted):
+        if not self.is_fitted:
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
         d = self.config.token_dim
         if self.config.model == "full":
@@ -411,7 +441,7 @@ class DyGA(nn.Module):
     def assign(self, c: torch.Tensor) -> torch.Tensor:
         """The MAP Gaussian (B, N) of each unit's feature (the anchor index used in evaluation)."""
         c = self._check(c, "c", finite=True)
-        if not bool(self.fitted):
+        if not self.is_fitted:
             raise ValueError("DyGA has no anchors yet: call fit(features) first")
         with full_precision(c):
             x = self.normalise(c) if self.config.compat == "paper" else self._batch_normalise(c)
@@ -427,29 +457,39 @@ class DyGA(nn.Module):
         ``align_at_eval`` is off). Training: the configured assignment; eval: hard argmax."""
         self._check(c, "c")  # the result keeps c's dtype: a layer of the training forward (bf16 under autocast)
         check_generator(generator)
+        return self._align_tokens(c, generator, checked=True)
+
+    def _align_tokens(self, c, generator, *, checked=False):
+        """:meth:`forward` on a checked shape and generator. ``checked``: also refuse empty or non-finite tokens
+        and check the normalised ones where the mixture is evaluated (two host reads); the training loss passes
+        the extractor's own tokens unchecked and leaves a NaN to the trainer's non-finite-loss check
+        (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
         cfg = self.config
-        if not bool(self.fitted) or (not self.training and not cfg.align_at_eval):
+        if not self.is_fitted or (not self.training and not cfg.align_at_eval):
             return c
-        V.nonempty("c", c)
-        V.finite("c", c)  # the alignment's kernels would refuse it as "x"
+        if checked:
+            V.nonempty("c", c)
+            V.finite("c", c)  # the alignment's kernels would refuse it as "x"
         if cfg.compat == "dis-dis":
-            return self._align_code(c)    # no matmul for autocast to lower: labels from a Cholesky solve
+            return self._align_code(c, checked)    # no matmul for autocast to lower: labels from a Cholesky solve
         assignment = cfg.assignment if self.training else "hard"
         self.last_align = {}
-        lo = self.norm_lo
-        out = align(self.mixture, c.to(self.means.dtype), cfg.lam, cfg.tau, generator=generator,
-                    gumbel_input=cfg.gumbel_input, detach_assignment=cfg.detach_assignment, assignment=assignment,
-                    normalise=(lo, self.span), anchors=self.anchors, stats=self.last_align)
+        mixture = self.mixture
+        # unchecked: the host copy of max d_k, no finiteness read of the normalised tokens
+        log_prob = mixture.log_prob if checked else lambda x: mixture._log_prob_trusted(x, self._max_dim)
+        out = _pull(mixture, log_prob, c.to(self.means.dtype), cfg.lam, cfg.tau, generator, cfg.gumbel_input,
+                     cfg.detach_assignment, assignment, (self.norm_lo, self.span), self.anchors, self.last_align)
         return out.to(c.dtype)
 
-    def _align_code(self, c):
+    def _align_code(self, c, checked):
         """[C] ``ddpm_dyga.py``: batch min-max (max used twice), hard argmax (``predict0``), anchor in the
         normalised space, one lambda = lam exp(-mean |(c - c_q)/(c + 1e-6)|) over the batch, then
-        c <- lambda c_q + (1 - lambda) c."""
+        c <- lambda c_q + (1 - lambda) c. lambda is logged as a detached 0-d tensor (:func:`align`'s stats)."""
         cfg = self.config
         xn = self._batch_normalise(c).transpose(0, 1).to(self.means.dtype)
-        k = self.mixture.labels(xn)                                        # (U, B)
+        mixture = self.mixture
+        k = (mixture.labels(xn) if checked else mixture._log_prob_trusted(xn, None).argmax(-1))   # (U, B)
         cq = torch.gather(self.anchors, 1, k[..., None].expand(-1, -1, cfg.token_dim)).transpose(0, 1).to(c.dtype)
         lam = cfg.lam * torch.exp(-((c - cq) / (c + _EPS)).abs().mean())
-        self.last_align = {"lambda": float(lam.detach())}
+        self.last_align = {"lambda": lam.detach()}
         return lam * cq + (1 - lam) * c

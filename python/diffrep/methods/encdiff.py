@@ -194,7 +194,7 @@ class EncDiff(PretrainedMixin, nn.Module):
 
     def _condition(self, c, generator):  # the loss's path: the extractor's tokens, in the trainer's precision and unread
         if self.dyga is not None:
-            return self.dyga(c, generator=generator)
+            return self.dyga._align_tokens(c, generator)  # the extractor's own tokens: no finiteness reads
         if self.fsq is not None:
             return self.fsq(c)
         return c
@@ -227,7 +227,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         self._generator(generator)
         cfg = self.config
         if self._anchor_schedule is not None and step is not None:
-            self._anchor_schedule(step, fitted=lambda: bool(self.dyga.fitted), training=self.training, refit=self._refit)
+            self._anchor_schedule(step, fitted=lambda: self.dyga.is_fitted, training=self.training, refit=self._refit)
         if self.first_stage is not None and cfg.scale_by_std and self.training and not bool(self.scale_set):
             with torch.no_grad():
                 z = self.first_stage._encode(x)  # x checked above
@@ -249,11 +249,9 @@ class EncDiff(PretrainedMixin, nn.Module):
         per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
         loss = per.mean()
         out = {"loss": loss}
-        if self.dyga is not None and bool(self.dyga.fitted):
-            n = self.dyga.n_anchors
-            # one host read for the three logged numbers (the counts are exact in float32)
-            out["anchors_mean"], out["anchors_min"], out["anchors_max"] = torch.stack(
-                [n.float().mean(), n.min().float(), n.max().float()]).tolist()
+        if self.dyga is not None and self.dyga.is_fitted:
+            # the counts are fixed until the next fit: read on the host there (DyGA.anchor_counts), not per step
+            out["anchors_mean"], out["anchors_min"], out["anchors_max"] = self.dyga.anchor_counts
             for k, v in self.dyga.last_align.items():
                 out[f"dyga_{k}"] = v
         return out

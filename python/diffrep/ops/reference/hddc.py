@@ -169,8 +169,10 @@ def m_step(x, w, resp, active, *, model="AkjBkQkDk", threshold=0.2, dim_rule="ca
 
 
 # --------------------------------------------------------------------------- E-step
-def log_prob(x, p):
-    """log pi_k + log N_k(x_i) = -K_k(x_i)/2 as (U, n, K); -inf for inactive components."""
+def log_prob(x, p, *, max_dims=None):
+    """log pi_k + log N_k(x_i) = -K_k(x_i)/2 as (U, n, K); -inf for inactive components. ``max_dims``: the
+    largest d_k, when the caller holds it on the host (DyGA caches it at fit time), else read from ``p["dk"]``
+    (one host read: a synchronisation per call on CUDA)."""
     U, n, d = x.shape
     mu = p["mu"]
     logpi = torch.where(p["active"], p["pi"].clamp_min(1e-300).log(), torch.full_like(p["pi"], -math.inf))
@@ -184,7 +186,7 @@ def log_prob(x, p):
             maha = (sol * sol).sum(-2)                                   # (U, K, c)
             out.append((-0.5 * (maha + logdet[..., None] + d * LOG_2PI)).transpose(1, 2))
         return torch.cat(out, 1) + logpi[:, None]
-    dmax = int(p["dk"].max())
+    dmax = int(p["dk"].max()) if max_dims is None else max_dims
     Qs = p["Q"][..., :dmax]                                              # (U, K, d, dmax)
     a = p["a"][..., :dmax]
     sig = torch.arange(dmax, device=x.device) < p["dk"][..., None]
