@@ -474,11 +474,15 @@ class DyGA(nn.Module):
             return self._align_code(c, checked)    # no matmul for autocast to lower: labels from a Cholesky solve
         assignment = cfg.assignment if self.training else "hard"
         self.last_align = {}
-        mixture = self.mixture
-        # unchecked: the host copy of max d_k, no finiteness read of the normalised tokens
-        log_prob = mixture.log_prob if checked else lambda x: mixture._log_prob_trusted(x, self._max_dim)
-        out = _pull(mixture, log_prob, c.to(self.means.dtype), cfg.lam, cfg.tau, generator, cfg.gumbel_input,
-                     cfg.detach_assignment, assignment, (self.norm_lo, self.span), self.anchors, self.last_align)
+        mixture, features = self.mixture, c.to(self.means.dtype)
+        if checked:  # the public path: align itself, with its checks
+            out = align(mixture, features, cfg.lam, cfg.tau, generator=generator, gumbel_input=cfg.gumbel_input,
+                        detach_assignment=cfg.detach_assignment, assignment=assignment,
+                        normalise=(self.norm_lo, self.span), anchors=self.anchors, stats=self.last_align)
+        else:  # align's body: the host copy of max d_k, no finiteness read of the normalised tokens
+            out = _pull(mixture, lambda x: mixture._log_prob_trusted(x, self._max_dim), features, cfg.lam, cfg.tau,
+                        generator, cfg.gumbel_input, cfg.detach_assignment, assignment, (self.norm_lo, self.span),
+                        self.anchors, self.last_align)
         return out.to(c.dtype)
 
     def _align_code(self, c, checked):
