@@ -32,6 +32,14 @@ def _step(gc, name, code, limit=20.0):
     return gc.Step(name, [PY, "-c", code], limit)
 
 
+def _wait_for(pidfile, seconds: float) -> None:
+    """Until a step has written its pid to ``pidfile`` (at most ``seconds``)."""
+    for _ in range(int(seconds / 0.05)):
+        if pidfile.exists() and pidfile.read_text():
+            return
+        time.sleep(0.05)
+
+
 def _rows(text: str) -> dict[str, list[str]]:
     """The report's step table: name -> [status, seconds, first error, target]."""
     head = text.split("## Targets")[0]
@@ -326,10 +334,7 @@ gc.main(["--dry-run", "--out", {str(out)!r}])
         for line in proc.stdout:  # the step's line is printed once the report before it is written
             if line.startswith("[gpu_check] CUDA tests (limit"):
                 break
-        for _ in range(100):  # the step itself has started
-            if pidfile.exists() and pidfile.read_text():
-                break
-            time.sleep(0.05)
+        _wait_for(pidfile, 5.0)  # the step itself has started
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -368,10 +373,7 @@ sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
 """)
     proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(200):
-            if pidfile.exists() and pidfile.read_text():
-                break
-            time.sleep(0.05)
+        _wait_for(pidfile, 10.0)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     finally:
