@@ -40,6 +40,24 @@ def _wait_for(pidfile, seconds: float) -> None:
         time.sleep(0.05)
 
 
+def _driver(tmp_path, pidfile, out, plan: str):
+    """gpu_check's dry run in a child process whose plan is ``plan`` (the Python source of its step list, in which
+    ``SLEEPER`` is a step that writes its pid to ``pidfile`` and sleeps a minute); returns the Popen, output piped."""
+    import subprocess
+
+    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""import sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from helpers import load_script
+gc = load_script("gpu_check")
+SLEEPER = {sleeper!r}
+gc.plan = lambda dry_run, arch, build: {plan}
+sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
+""")
+    return subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def _rows(text: str) -> dict[str, list[str]]:
     """The report's step table: name -> [status, seconds, first error, target]."""
     head = text.split("## Targets")[0]
@@ -316,20 +334,10 @@ def test_a_command_killed_during_its_first_step_leaves_a_report_naming_it(tmp_pa
     step starts and names the steps not run yet, the running one first."""
     import os
     import signal
-    import subprocess
 
     pidfile, out = tmp_path / "step.pid", tmp_path / "out"
-    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    driver = tmp_path / "driver.py"
-    driver.write_text(f"""import sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
-from helpers import load_script
-gc = load_script("gpu_check")
-slow = gc.Step("CUDA tests", [sys.executable, "-c", {sleeper!r}], 60)
-gc.plan = lambda dry_run, arch, build: [slow, gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]
-gc.main(["--dry-run", "--out", {str(out)!r}])
-""")
-    proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _driver(tmp_path, pidfile, out, '''[gc.Step("CUDA tests", [sys.executable, "-c", SLEEPER], 60),
+                                           gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]''')
     try:
         for line in proc.stdout:  # the step's line is printed once the report before it is written
             if line.startswith("[gpu_check] CUDA tests (limit"):
@@ -357,21 +365,11 @@ def test_a_sigterm_ends_the_running_step_and_writes_the_report(tmp_path):
     report says the run was cut off, the running step and the ones after it 'not run'."""
     import os
     import signal
-    import subprocess
 
     pidfile, out = tmp_path / "step.pid", tmp_path / "out"
-    sleeper = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    driver = tmp_path / "driver.py"
-    driver.write_text(f"""import sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
-from helpers import load_script
-gc = load_script("gpu_check")
-gc.plan = lambda dry_run, arch, build: [gc.Step("bench MMD", [sys.executable, "-c", "print('done')"], 20),
-                                        gc.Step("bench HDDC", [sys.executable, "-c", {sleeper!r}], 60),
-                                        gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]
-sys.exit(gc.main(["--dry-run", "--out", {str(out)!r}]))
-""")
-    proc = subprocess.Popen([PY, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _driver(tmp_path, pidfile, out, '''[gc.Step("bench MMD", [sys.executable, "-c", "print('done')"], 20),
+                                           gc.Step("bench HDDC", [sys.executable, "-c", SLEEPER], 60),
+                                           gc.Step("bench BFN", [sys.executable, "-c", "0"], 20)]''')
     try:
         _wait_for(pidfile, 10.0)
         proc.send_signal(signal.SIGTERM)
