@@ -675,3 +675,21 @@ def sinusoid_reference(t: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(-np.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
     a = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(a), torch.sin(a)], dim=1).to(torch.float64)
+
+
+def assert_flagged_now_and_deferred(call: Callable, cpu_message: str, *, deferrable: bool = True) -> None:
+    """A flagged op on the CUDA path raises the CPU path's message (``cpu_message``) at once, and inside
+    ``deferred_checks()`` when the block ends, the block's later lines running on (``deferrable``: a training op;
+    an evaluation op raises at once in a block too)."""
+    from diffrep.ops import deferred_checks
+
+    with pytest.raises(ValueError) as now:
+        call()
+    assert str(now.value) == cpu_message
+    after = []
+    with pytest.raises(ValueError) as later:
+        with deferred_checks():
+            call()  # a deferrable op: no error yet, the flags are read when the block ends
+            after.append("ran on")
+    assert str(later.value) == cpu_message
+    assert after == (["ran on"] if deferrable else [])

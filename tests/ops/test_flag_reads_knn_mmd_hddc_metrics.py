@@ -29,7 +29,7 @@ import math
 import pytest
 import torch
 
-from helpers import emulate_cuda_ops, host_reads
+from helpers import assert_flagged_now_and_deferred, emulate_cuda_ops, host_reads
 
 from diffrep import _native
 from diffrep.ops import deferred_checks, hddc, knn, metrics, mmd, use_backend
@@ -162,16 +162,7 @@ def test_bad_input_raises_the_cpu_paths_message_at_once_or_at_the_blocks_end(cud
         with use_backend("cpu", strict=True), pytest.raises(ValueError) as cpu:
             call()
     assert message in str(cpu.value)
-    with pytest.raises(ValueError) as now:
-        call()
-    assert str(now.value) == str(cpu.value)
-    after = []
-    with pytest.raises(ValueError) as later:
-        with deferred_checks():
-            call()
-            after.append("ran on")
-    assert str(later.value) == str(cpu.value)
-    assert after == (["ran on"] if deferrable else [])  # an evaluation op raises at once, in a block too
+    assert_flagged_now_and_deferred(call, str(cpu.value), deferrable=deferrable)
 
 
 def test_knn_r2_checked_by_the_kernel_on_the_cpu_too():

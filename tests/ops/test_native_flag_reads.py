@@ -35,7 +35,7 @@ import math
 import pytest
 import torch
 
-from helpers import HostReads, host_reads
+from helpers import HostReads, assert_flagged_now_and_deferred, host_reads
 
 import diffrep.ops._deferred as D
 from diffrep import _native
@@ -200,15 +200,7 @@ def test_bad_input_raises_the_cpu_paths_message_at_once_or_at_the_blocks_end(cud
     with use_backend("cpu", strict=True), pytest.raises(ValueError) as cpu:
         call()
     assert message in str(cpu.value)
-    with pytest.raises(ValueError) as now:
-        call()
-    assert str(now.value) == str(cpu.value)
-    after = []
-    with pytest.raises(ValueError) as deferred:
-        with deferred_checks():
-            call()  # no error yet: the flags are read when the block ends
-            after.append("ran on")
-    assert after == ["ran on"] and str(deferred.value) == str(cpu.value)
+    assert_flagged_now_and_deferred(call, str(cpu.value))
 
 
 def test_the_first_flagged_op_in_call_order_raises(cuda_path):
