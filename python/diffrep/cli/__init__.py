@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def unknown_flag_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str | None:
     """'did you mean --overwrite?' for the first unrecognised ``--flag`` (or ``--flag=value``) that is a prefix
-    of exactly one of ``parser``'s flags or is close to one; None when none is."""
+    of exactly one of ``parser``'s flags or is close to one; None when none is (docs/architecture.md,
+    "Configuration and command line": flags are never abbreviated)."""
     if not isinstance(parser, argparse.ArgumentParser):
         raise TypeError(f"unknown_flag_hint: parser must be an argparse.ArgumentParser, got {type(parser).__name__}")
     if isinstance(unknown, str) or not all(isinstance(t, str) for t in unknown):
