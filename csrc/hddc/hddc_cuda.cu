@@ -23,7 +23,12 @@ constexpr int kSThreads = 256;  // per-block threads of the pass kernels
 constexpr int kLanes = kSThreads / kMaxDim;
 constexpr int kTileP = 32;      // points per scatter tile in shared memory
 constexpr int kMaxEntries = kMaxDim * kMaxDim / kSThreads;
-constexpr int64_t kMaxGridYZ = 65535;  // CUDA's limit on gridDim.y and gridDim.z
+// CUDA's limit on gridDim.y and gridDim.z. Overridable only so that the host emulation of these
+// kernels (tests/ops/test_cuda_launchers_host_hddc_mmd.py) can split a batch of a few problems into slices.
+#ifndef DIFFREP_HDDC_MAX_GRID_YZ
+#define DIFFREP_HDDC_MAX_GRID_YZ 65535
+#endif
+constexpr int64_t kMaxGridYZ = DIFFREP_HDDC_MAX_GRID_YZ;
 
 template <typename T, int DP>
 __global__ void __launch_bounds__(kEThreads)

@@ -6,7 +6,8 @@ rewritten as a host launch, and compared with serial loops over the same element
 indexing, grid-stride coverage (the emulated grid is capped at 2 blocks), Philox counter mapping,
 optional arrays, error flags and block reductions are checked; device arithmetic is not (a GPU run
 settles that: tests/ops/test_bfn_cuda.py and the ``device`` fixture's CUDA parameter). The metric family is
-compared with its CPU kernels instead (tests/ops/native/metrics_cuda_launchers_host.cpp), under AddressSanitizer."""
+compared with its CPU kernels instead (tests/ops/native/metrics_cuda_launchers_host.cpp), under AddressSanitizer;
+so are the HDDC and MMD families (tests/ops/test_cuda_launchers_host_hddc_mmd.py, through ``run_on_host``)."""
 
 import re
 import subprocess
@@ -21,9 +22,13 @@ NATIVE = Path(__file__).resolve().parent / "native"
 KERNEL_SOURCES = ("bfn/bfn_cuda.cu", "random/random_cuda.cu", "guidance/guidance_cuda.cu", "knn/knn_cuda.cu")
 
 
-def host_launches(text: str, concurrent: bool) -> str:
+def host_launches(text: str, concurrent: bool, whole_grid: tuple[str, ...] = ()) -> str:
     """``text`` with every ``kernel<<<grid, block, smem, stream>>>(args)`` replaced by
-    ``diffrep_host::launch(grid, block, [&] { kernel(args); }, concurrent)``."""
+    ``diffrep_host::launch(grid, block, [&] { kernel(args); }, concurrent)``; the kernels named in
+    ``whole_grid`` (one block of work per blockIdx.x, no grid-stride loop) get ``, false``: all of grid.x."""
+    missing = [k for k in whole_grid if k not in text]
+    if missing:
+        raise ValueError(f"no such kernels: {missing}")
     out, i = [], 0
     while (j := text.find("<<<", i)) >= 0:
         k, depth = j, 0  # the kernel's name (template arguments included) ends at <<<
@@ -46,8 +51,9 @@ def host_launches(text: str, concurrent: bool) -> str:
             if depth == 0:
                 break
             p += 1
+        capped = "" if text[k:j].split("<")[0] not in whole_grid else ", false"
         out += [text[i:k], f"diffrep_host::launch(({grid}), ({block}), [&] {{ {text[k:j]}({text[e + 4:p]}); }}, "
-                           f"{'true' if concurrent else 'false'})"]
+                           f"{'true' if concurrent else 'false'}{capped})"]
         i = p + 1
     return "".join(out) + text[i:]
 
@@ -56,6 +62,36 @@ def test_launch_rewrite():
     src = "  k<T><<<grid_for(n, 256), 256, 0, as_stream(l)>>>(a, f(b, c));\n"
     assert host_launches(src, False) == (
         "  diffrep_host::launch((grid_for(n, 256)), (256), [&] { k<T>(a, f(b, c)); }, false);\n")
+    assert host_launches(src, True, whole_grid=("k",)) == (
+        "  diffrep_host::launch((grid_for(n, 256)), (256), [&] { k<T>(a, f(b, c)); }, true, false);\n")
+    with pytest.raises(ValueError, match="no such kernels"):
+        host_launches(src, True, whole_grid=("q_kernel",))
+
+
+def run_on_host(tmp_path, kernels: str, cpu: str, driver: Path, sanitize: str, defines=(), whole_grid=()) -> str:
+    """Builds csrc/``kernels`` (a .cu file, every launch concurrent: its threads share barriers and warp
+    shuffles; the ``whole_grid`` kernels uncapped, see host_launches) with csrc/``cpu`` (the CPU kernels of
+    the same family) and ``driver`` into one program, at -O0 with ``-fsanitize=sanitize`` (any report fails
+    the run) and ``-D`` ``defines``, runs it, and returns what it prints. -ffp-contract=off: both sides
+    round each operation on its own, as their shared element maths assumes when the drivers compare bits."""
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    helpers = (ROOT / "csrc/common/cuda_helpers.cuh").read_text()
+    (src / "common/cuda_helpers.cuh").write_text(host_launches(helpers, concurrent=True))
+    unit = src / (Path(kernels).stem + ".cpp")
+    unit.write_text(host_launches((ROOT / "csrc" / kernels).read_text(), concurrent=True, whole_grid=whole_grid))
+    unity = tmp_path / "unity.cpp"
+    unity.write_text("".join(f'#include "{u}"\n' for u in (unit, ROOT / "csrc" / cpu, driver)))
+    exe = tmp_path / driver.stem
+    flags = ["g++", "-std=c++20", "-O0", "-pthread", "-ffp-contract=off", f"-fsanitize={sanitize}",
+             "-fno-sanitize-recover=all", *(f"-D{d}" for d in defines),
+             "-I", str(src), "-I", str(ROOT / "csrc"), "-I", str(NATIVE / "cuda_host")]
+    build = subprocess.run([*flags, str(unity), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
+                         env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"})
+    assert run.returncode == 0, f"the kernels failed on the host:\n{run.stderr[-4000:]}"
+    return run.stdout
 
 
 @pytest.mark.skipif(HOST_CXX_MISSING is not None, reason=str(HOST_CXX_MISSING))
@@ -109,24 +145,9 @@ def test_metric_cuda_launchers_match_the_cpu_kernels_and_stay_in_bounds_on_bad_i
     must stay inside their arrays on a label or argsort entry out of range (from -2^63 to 2^40) or an argsort
     that is not a permutation, flag it as the CPU kernel does, and leave every pair without a bad index
     exact. The other four metric launchers: values and flags as the CPU's, grid-stride wraps included."""
-    src = tmp_path / "src"
-    (src / "common").mkdir(parents=True)
-    helpers = (ROOT / "csrc/common/cuda_helpers.cuh").read_text()
-    (src / "common/cuda_helpers.cuh").write_text(host_launches(helpers, concurrent=True))
-    kernels = src / "metrics_cuda.cpp"
-    kernels.write_text(host_launches((ROOT / "csrc/metrics/metrics_cuda.cu").read_text(), concurrent=True))
-    unity = tmp_path / "unity.cpp"
-    unity.write_text("".join(f'#include "{u}"\n' for u in (kernels, ROOT / "csrc/metrics/metrics_cpu.cpp",
-                                                             NATIVE / "metrics_cuda_launchers_host.cpp")))
-    exe = tmp_path / "metrics_cuda_launchers_host"
-    flags = ["g++", "-std=c++20", "-O0", "-pthread", "-fsanitize=address",
-             "-I", str(src), "-I", str(ROOT / "csrc"), "-I", str(NATIVE / "cuda_host")]
-    build = subprocess.run([*flags, str(unity), "-o", str(exe)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
-                         env={"ASAN_OPTIONS": "detect_leaks=0"})
-    assert run.returncode == 0, f"the kernels failed on the host:\n{run.stderr[-4000:]}"
-    checks = dict((name, int(v)) for name, v in (line.split() for line in run.stdout.splitlines()))
+    out = run_on_host(tmp_path, "metrics/metrics_cuda.cu", "metrics/metrics_cpu.cpp",
+                      NATIVE / "metrics_cuda_launchers_host.cpp", sanitize="address")
+    checks = dict((name, int(v)) for name, v in (line.split() for line in out.splitlines()))
     knn = {n for n in checks if n.startswith("knn_mi_cd.")}
     assert len(knn) == 14 * 4 and len(checks) > 90
     for op in ("auroc_matrix", "hist_discretize", "mi_matrix", "factor_vae_votes"):

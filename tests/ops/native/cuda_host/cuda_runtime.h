@@ -1,22 +1,35 @@
 // The CUDA runtime and kernel built-ins on the host, so that the .cu launchers and kernels run on a
-// machine without a GPU (tests/ops/test_cuda_launchers_host.py). The test rewrites each launch
-// `kernel<<<grid, block, smem, stream>>>(args)` into diffrep_host::launch(grid, block, [&] { kernel(args); },
-// concurrent): every block in turn, and its threads either one after another (the grid-stride
-// element kernels, which never synchronise) or concurrently with a barrier for __syncthreads (the
-// block reductions) and one per warp for __shfl_down_sync (the metric kernels' warp reductions). The grid is capped at kMaxBlocks (2), so the grid-stride loops must cover what
-// the launch's grid does not. What this cannot show: device arithmetic (FMA contraction, libdevice),
-// races between blocks, the real limits of a launch, streams.
+// machine without a GPU (tests/ops/test_cuda_launchers_host.py, test_cuda_launchers_host_hddc_mmd.py).
+// The test rewrites each launch `kernel<<<grid, block, smem, stream>>>(args)` into
+// diffrep_host::launch(grid, block, [&] { kernel(args); }, concurrent): every block in turn (z, then y,
+// then x), and its threads either one after another (the grid-stride element kernels, which never
+// synchronise) or concurrently with a barrier for __syncthreads (the block reductions, the HDDC and MMD
+// tiles) and one per warp for __shfl_down_sync (the metric kernels' warp reductions). grid.x is capped at
+// kMaxBlocks (2), so the grid-stride loops must cover what the launch's grid does not (a kernel that
+// takes blockIdx.x as its block of work, as HDDC's row sums and passes do, is launched uncapped);
+// grid.y and grid.z are not capped (the HDDC kernels index components and problems with them) but must
+// stay within DIFFREP_HOST_MAX_GRID_Y and _Z (CUDA's 65535 unless the build lowers them). What this cannot show: device
+// arithmetic (FMA contraction, libdevice), races between blocks, the real limits of a launch, streams,
+// shared memory that a block reads before writing (`__shared__` is a static array here: zeroed once,
+// then left as the last block wrote it).
 #pragma once
 #include <math.h>  // isfinite, INFINITY in the kernels' own code (knn_cuda.cu)
 
-#include <barrier>
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 #include <vector>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>  // the fiber switches, so that AddressSanitizer follows the stacks
+#endif
 
 #define __global__
 #define __device__
@@ -43,102 +56,242 @@ inline cudaError_t cudaRuntimeGetVersion(int* v) {
   *v = 0;
   return cudaSuccess;
 }
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
+  std::memset(p, v, bytes);
+  return cudaSuccess;
+}
 
-struct HostDim3 {
-  unsigned x = 1, y = 1, z = 1;
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-inline thread_local HostDim3 threadIdx, blockIdx, blockDim, gridDim;
-inline std::barrier<>* host_block_barrier = nullptr;
+inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace diffrep_host {
+// Where a thread of a concurrently launched block stands: running, waiting at __syncthreads, waiting at
+// its warp's shuffle, or returned from the kernel.
+enum class State { kRunning, kBlock, kWarp, kDone };
+inline void wait_at(State s);  // the calling thread yields to its block's scheduler (BlockFibers, below)
+inline bool in_block = false;  // a concurrently launched block is running
+}  // namespace diffrep_host
+
 inline void __syncthreads() {
-  if (!host_block_barrier) throw std::logic_error("__syncthreads in a kernel launched as element-wise");
-  host_block_barrier->arrive_and_wait();
+  if (!diffrep_host::in_block) throw std::logic_error("__syncthreads in a kernel launched as element-wise");
+  diffrep_host::wait_at(diffrep_host::State::kBlock);
 }
 inline int atomicOr(int* p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
   return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
 }
+// The round-to-nearest intrinsics a kernel uses to keep nvcc from contracting a * b + c into an FMA
+// (host code is built with -ffp-contract=off: each operation already rounds on its own).
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
 
 // Warp shuffles (the metric kernels' warp reductions): the 32 lanes of a warp meet at their warp's
 // barrier, publish their values, read lane + off's (their own past the warp's end, as CUDA's width 32
 // does), and meet again before a slot is reused. Only in a kernel launched concurrently; every lane of
 // the warp must call it, as the full mask promises.
-inline std::unique_ptr<std::barrier<>>* host_warp_barriers = nullptr;
 inline unsigned long long host_shfl_slots[1024];
 template <typename V>
 inline V __shfl_down_sync(unsigned, V v, int off) {
   static_assert(sizeof(V) <= sizeof(unsigned long long), "a shuffle moves at most 8 bytes");
-  if (!host_warp_barriers) throw std::logic_error("__shfl_down_sync in a kernel launched as element-wise");
+  if (!diffrep_host::in_block) throw std::logic_error("__shfl_down_sync in a kernel launched as element-wise");
   const unsigned t = threadIdx.x, lane = t % 32;
-  std::barrier<>& warp = *host_warp_barriers[t / 32];
   std::memcpy(&host_shfl_slots[t], &v, sizeof(V));
-  warp.arrive_and_wait();
+  diffrep_host::wait_at(diffrep_host::State::kWarp);
   V r = v;
   if (off >= 0 && lane + unsigned(off) < 32 && t + unsigned(off) < blockDim.x)
     std::memcpy(&r, &host_shfl_slots[t + off], sizeof(V));
-  warp.arrive_and_wait();
+  diffrep_host::wait_at(diffrep_host::State::kWarp);
   return r;
 }
+
+// CUDA's limits on gridDim.y and gridDim.z; a build may lower one to check that a launcher slices its work
+#ifndef DIFFREP_HOST_MAX_GRID_Y
+#define DIFFREP_HOST_MAX_GRID_Y 65535
+#endif
+#ifndef DIFFREP_HOST_MAX_GRID_Z
+#define DIFFREP_HOST_MAX_GRID_Z 65535
+#endif
 
 namespace diffrep_host {
 
 constexpr unsigned kMaxBlocks = 2;
 inline int64_t launches = 0;  // counted, so the driver can tell a skipped launch
 
-// One thread per thread of a block, kept between launches (starting 256 threads per block cost more
-// than the kernels): released by `start`, waited for at `done`.
-class BlockThreads {
+// The threads of a block as fibers of the calling thread (ucontext), each on its own stack, kept between
+// launches. A scheduler resumes, in thread order, every thread that can run until it waits or returns;
+// a barrier opens once every thread of the block (of the warp, for a shuffle) waits at it. Between two
+// barriers each thread thus runs to its next one before the next thread starts: a legal CUDA schedule,
+// the same at every run, in which a missing __syncthreads shows (a thread reads what its neighbours have
+// not written yet). A barrier that some thread never reaches (it returned, or waits at another) aborts
+// the program instead of hanging. One OS thread per emulated thread cost more in the kernel's futexes
+// than the kernels themselves.
+class BlockFibers {
  public:
-  explicit BlockThreads(unsigned n) : n_(n), start_(n + 1), done_(n + 1), sync_(n), warps_((n + 31) / 32) {
-    for (unsigned w = 0; w < warps_.size(); ++w)
-      warps_[w] = std::make_unique<std::barrier<>>(n - 32 * w < 32 ? n - 32 * w : 32);
-    for (unsigned t = 0; t < n; ++t)
-      threads_.emplace_back([this, t] {
-        for (;;) {
-          start_.arrive_and_wait();
-          (*body_)(t);
-          done_.arrive_and_wait();
-        }
-      });
+  explicit BlockFibers(unsigned n) : n_(n), fibers_(n) {
+    for (Fiber& f : fibers_) {
+      void* p = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) throw std::runtime_error("host emulation: no memory for a thread's stack");
+      f.stack = static_cast<char*>(p);
+    }
   }
-  unsigned size() const { return n_; }
-  void run(const std::function<void(unsigned)>& body) {
+  ~BlockFibers() {
+    for (Fiber& f : fibers_) munmap(f.stack, kStack);
+  }
+  BlockFibers(const BlockFibers&) = delete;
+  BlockFibers& operator=(const BlockFibers&) = delete;
+
+  // body(t) for every thread t of the block, dims set for each as it resumes.
+  void run(const std::function<void(unsigned)>& body, dim3 block_idx, dim3 block_dim, dim3 grid_dim) {
     body_ = &body;
-    host_block_barrier = &sync_;
-    host_warp_barriers = warps_.data();
-    start_.arrive_and_wait();
-    done_.arrive_and_wait();
-    host_block_barrier = nullptr;
-    host_warp_barriers = nullptr;
+    for (unsigned t = 0; t < n_; ++t) {
+      Fiber& f = fibers_[t];
+      f.state = State::kRunning;
+      f.fake_stack = nullptr;
+      getcontext(&f.ctx);
+      f.ctx.uc_stack.ss_sp = f.stack;
+      f.ctx.uc_stack.ss_size = kStack;
+      f.ctx.uc_link = nullptr;
+      makecontext(&f.ctx, reinterpret_cast<void (*)()>(&BlockFibers::entry), 1, int(t));
+    }
+    in_block = true;
+    current_ = this;
+    for (;;) {
+      bool all_done = true, all_block = true;
+      for (const Fiber& f : fibers_) {
+        all_done = all_done && f.state == State::kDone;
+        all_block = all_block && f.state == State::kBlock;
+      }
+      if (all_done) break;
+      if (all_block)
+        for (Fiber& f : fibers_) f.state = State::kRunning;
+      for (unsigned w = 0; w < n_; w += 32) {
+        const unsigned e = w + 32 < n_ ? w + 32 : n_;
+        bool all_warp = true;
+        for (unsigned t = w; t < e; ++t) all_warp = all_warp && fibers_[t].state == State::kWarp;
+        if (all_warp)
+          for (unsigned t = w; t < e; ++t) fibers_[t].state = State::kRunning;
+      }
+      bool ran = false;
+      for (unsigned t = 0; t < n_; ++t) {
+        if (fibers_[t].state != State::kRunning) continue;
+        threadIdx = {t, 0, 0};
+        blockIdx = block_idx;
+        blockDim = block_dim;
+        gridDim = grid_dim;
+        resume(t);
+        ran = true;
+      }
+      if (!ran) {
+        std::fprintf(stderr, "host emulation: a barrier that not every thread of the block reaches (block %u %u %u)\n",
+                     block_idx.x, block_idx.y, block_idx.z);
+        std::abort();
+      }
+    }
+    current_ = nullptr;
+    in_block = false;
+  }
+
+  static void wait(State s) {
+    BlockFibers& b = *current_;
+    Fiber& f = b.fibers_[b.running_];
+    f.state = s;
+    b.switch_to_scheduler(f, false);
   }
 
  private:
-  unsigned n_;
-  std::barrier<> start_, done_, sync_;
-  std::vector<std::unique_ptr<std::barrier<>>> warps_;  // one per 32 threads: __shfl_down_sync
+  static constexpr size_t kStack = 64 << 10;  // touched lazily
+  struct Fiber {
+    ucontext_t ctx;
+    char* stack = nullptr;
+    State state = State::kDone;
+    void* fake_stack = nullptr;  // AddressSanitizer's record of the fiber's stack while it is switched out
+  };
+
+  static void entry(int t) {
+    BlockFibers& b = *current_;
+    b.arrived();
+    (*b.body_)(unsigned(t));
+    b.fibers_[t].state = State::kDone;
+    b.switch_to_scheduler(b.fibers_[t], true);
+  }
+
+  void resume(unsigned t) {
+    running_ = t;
+    Fiber& f = fibers_[t];
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_start_switch_fiber(&sched_fake_stack_, f.stack, kStack);
+#endif
+    swapcontext(&sched_ctx_, &f.ctx);
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_finish_switch_fiber(sched_fake_stack_, nullptr, nullptr);
+#endif
+  }
+
+  void switch_to_scheduler(Fiber& f, bool finished) {
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_start_switch_fiber(finished ? nullptr : &f.fake_stack, sched_bottom_, sched_size_);
+#endif
+    swapcontext(&f.ctx, &sched_ctx_);
+    (void)finished;
+    arrived();  // resumed by the scheduler
+  }
+
+  void arrived() {
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_finish_switch_fiber(fibers_[running_].fake_stack, &sched_bottom_, &sched_size_);
+#endif
+  }
+
+  unsigned n_, running_ = 0;
+  std::vector<Fiber> fibers_;
   const std::function<void(unsigned)>* body_ = nullptr;
-  std::vector<std::thread> threads_;  // never joined: the object lives until the process exits
+  ucontext_t sched_ctx_{};
+  void* sched_fake_stack_ = nullptr;
+  const void* sched_bottom_ = nullptr;
+  size_t sched_size_ = 0;
+  static inline BlockFibers* current_ = nullptr;
 };
 
-inline void launch(unsigned grid, unsigned block, const std::function<void()>& kernel, bool concurrent) {
-  if (grid == 0 || block == 0 || block > 1024) throw std::runtime_error("invalid launch configuration");
+inline void wait_at(State s) { BlockFibers::wait(s); }
+
+// `capped`: grid.x at most kMaxBlocks (a grid-stride kernel); false for a kernel that takes blockIdx.x as
+// its block of work (HDDC's row sums and passes), which runs its whole grid.
+inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel, bool concurrent, bool capped = true) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0 || block.x > 1024)
+    throw std::runtime_error("invalid launch configuration");
+  if (grid.y > DIFFREP_HOST_MAX_GRID_Y || grid.z > DIFFREP_HOST_MAX_GRID_Z)
+    throw std::runtime_error("invalid launch configuration: grid.y or grid.z over the limit");
+  if (block.y != 1 || block.z != 1) throw std::runtime_error("host emulation: blocks are one-dimensional");
   ++launches;
-  grid = grid < kMaxBlocks ? grid : kMaxBlocks;
-  static BlockThreads* threads = nullptr;
-  if (concurrent && (!threads || threads->size() != block)) threads = new BlockThreads(block);  // (one size here)
-  for (unsigned b = 0; b < grid; ++b) {
-    const std::function<void(unsigned)> run = [&, b](unsigned t) {
-      threadIdx = {t, 0, 0};
-      blockIdx = {b, 0, 0};
-      blockDim = {block, 1, 1};
-      gridDim = {grid, 1, 1};
-      kernel();
-    };
-    if (concurrent) {
-      threads->run(run);
-    } else {
-      for (unsigned t = 0; t < block; ++t) run(t);
-    }
+  const dim3 g(capped && grid.x > kMaxBlocks ? kMaxBlocks : grid.x, grid.y, grid.z);
+  // one pool per block size, kept (the HDDC and MMD launchers alternate 128- and 256-thread blocks)
+  static std::map<unsigned, std::unique_ptr<BlockFibers>> pools;
+  BlockFibers* fibers = nullptr;
+  if (concurrent) {
+    std::unique_ptr<BlockFibers>& p = pools[block.x];
+    if (!p) p = std::make_unique<BlockFibers>(block.x);
+    fibers = p.get();
   }
+  for (unsigned z = 0; z < g.z; ++z)
+    for (unsigned y = 0; y < g.y; ++y)
+      for (unsigned b = 0; b < g.x; ++b) {
+        if (concurrent) {
+          fibers->run([&](unsigned) { kernel(); }, dim3(b, y, z), dim3(block.x), g);
+          continue;
+        }
+        for (unsigned t = 0; t < block.x; ++t) {
+          threadIdx = {t, 0, 0};
+          blockIdx = {b, y, z};
+          blockDim = {block.x, 1, 1};
+          gridDim = g;
+          kernel();
+        }
+      }
 }
 
 }  // namespace diffrep_host
