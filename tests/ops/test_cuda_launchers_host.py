@@ -90,7 +90,8 @@ def run_on_host(tmp_path, kernels: str, cpu: str, driver: Path, sanitize: str, d
     assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
                          env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"})
-    assert run.returncode == 0, f"the kernels failed on the host:\n{run.stderr[-4000:]}"
+    err = run.stderr if len(run.stderr) < 4000 else f"{run.stderr[:2000]}\n...\n{run.stderr[-2000:]}"
+    assert run.returncode == 0, f"the kernels failed on the host:\n{err}"  # a sanitizer's report begins at the top
     return run.stdout
 
 

@@ -123,13 +123,15 @@ constexpr unsigned kMaxBlocks = 2;
 inline int64_t launches = 0;  // counted, so the driver can tell a skipped launch
 
 // The threads of a block as fibers of the calling thread (ucontext), each on its own stack, kept between
-// launches. A scheduler resumes, in thread order, every thread that can run until it waits or returns;
+// launches. A scheduler sweeps over the threads, resuming each that can run until it waits or returns;
 // a barrier opens once every thread of the block (of the warp, for a shuffle) waits at it. Between two
-// barriers each thread thus runs to its next one before the next thread starts: a legal CUDA schedule,
-// the same at every run, in which a missing __syncthreads shows (a thread reads what its neighbours have
-// not written yet). A barrier that some thread never reaches (it returned, or waits at another) aborts
-// the program instead of hanging. One OS thread per emulated thread cost more in the kernel's futexes
-// than the kernels themselves.
+// barriers each thread thus runs to its next one before the next thread starts: a legal CUDA schedule in
+// which a missing __syncthreads shows (a thread reads what its neighbours have not written yet, or has
+// overwritten what they still read). The sweeps alternate between thread order and its reverse, counted
+// over the whole program, so that a reader before or after its writer both show, and a rerun of the
+// same launch may take the other order (as a race's result changes from run to run on a GPU). A barrier
+// that some thread never reaches (it returned, or waits at another) aborts the program instead of
+// hanging. One OS thread per emulated thread cost more in the kernel's futexes than the kernels.
 class BlockFibers {
  public:
   explicit BlockFibers(unsigned n) : n_(n), fibers_(n) {
@@ -177,7 +179,9 @@ class BlockFibers {
           for (unsigned t = w; t < e; ++t) fibers_[t].state = State::kRunning;
       }
       bool ran = false;
-      for (unsigned t = 0; t < n_; ++t) {
+      const bool reverse = sweeps_++ % 2;
+      for (unsigned i = 0; i < n_; ++i) {
+        const unsigned t = reverse ? n_ - 1 - i : i;
         if (fibers_[t].state != State::kRunning) continue;
         threadIdx = {t, 0, 0};
         blockIdx = block_idx;
@@ -255,6 +259,7 @@ class BlockFibers {
   const void* sched_bottom_ = nullptr;
   size_t sched_size_ = 0;
   static inline BlockFibers* current_ = nullptr;
+  static inline uint64_t sweeps_ = 0;  // over all blocks and launches: odd sweeps run the threads in reverse
 };
 
 inline void wait_at(State s) { BlockFibers::wait(s); }
