@@ -171,21 +171,21 @@ static void estep_case(const char* tn, const ECase& c) {
       flagged = flagged || bad_row[b * n + i];
     }
   const int64_t before = diffrep_host::launches;
-  const EOutputs<T> g = estep<T>(true, e), g2 = estep<T>(true, e), c_ = estep<T>(false, e);
+  const EOutputs<T> g = estep<T>(true, e), g2 = estep<T>(true, e), cp = estep<T>(false, e);
   const std::string tag = std::string("estep.") + tn + "." + c.name;
   line(tag + ".launched", diffrep_host::launches - before != 2 * ((s.B + 1) / 2 + 1));  // a slice per 2 problems
   int64_t resp = 0, llp = 0, cnt = 0, L = 0;
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t i = 0; i < n; ++i) {
       if (bad_row[b * n + i]) continue;
-      for (int64_t k = 0; k < K; ++k) resp += !same_bits(g.resp[(b * n + i) * K + k], c_.resp[(b * n + i) * K + k]);
-      llp += !same_bits(g.llp[b * n + i], c_.llp[b * n + i]);
+      for (int64_t k = 0; k < K; ++k) resp += !same_bits(g.resp[(b * n + i) * K + k], cp.resp[(b * n + i) * K + k]);
+      llp += !same_bits(g.llp[b * n + i], cp.llp[b * n + i]);
     }
     if (bad_problem[b]) continue;
-    for (int64_t k = 0; k < K; ++k) cnt += g.cnt[b * K + k] != c_.cnt[b * K + k];
+    for (int64_t k = 0; k < K; ++k) cnt += g.cnt[b * K + k] != cp.cnt[b * K + k];
     double abs_sum = 0;
-    for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(c_.llp[b * n + i]);
-    L += !(std::fabs(g.L[b] - c_.L[b]) <= 2 * double(n + 16) * unit_roundoff<double>() * abs_sum);
+    for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(cp.llp[b * n + i]);
+    L += !(std::fabs(g.L[b] - cp.L[b]) <= 2 * double(n + 16) * unit_roundoff<double>() * abs_sum);
   }
   line(tag + ".resp", resp);
   line(tag + ".llp", llp);
@@ -193,7 +193,7 @@ static void estep_case(const char* tn, const ECase& c) {
   line(tag + ".L", L);
   const int32_t want = flagged ? kNonFiniteInput : 0;
   line(tag + ".flags_cuda", g.flags != want);
-  line(tag + ".flags_cpu", c_.flags != want);
+  line(tag + ".flags_cpu", cp.flags != want);
   line(tag + ".rerun", !(same_bytes(g.resp, g2.resp) && same_bytes(g.llp, g2.llp) && same_bytes(g.L, g2.L) &&
                          same_bytes(g.cnt, g2.cnt) && g.flags == g2.flags));
 }
