@@ -3,15 +3,15 @@
 // The test rewrites each launch `kernel<<<grid, block, smem, stream>>>(args)` into
 // diffrep_host::launch(grid, block, [&] { kernel(args); }, concurrent): every block in turn (z, then y,
 // then x), and its threads either one after another (the grid-stride element kernels, which never
-// synchronise) or concurrently with a barrier for __syncthreads (the block reductions, the HDDC and MMD
-// tiles) and one per warp for __shfl_down_sync (the metric kernels' warp reductions). grid.x is capped at
-// kMaxBlocks (2), so the grid-stride loops must cover what the launch's grid does not (a kernel that
-// takes blockIdx.x as its block of work, as HDDC's row sums and passes do, is launched uncapped);
-// grid.y and grid.z are not capped (the HDDC kernels index components and problems with them) but must
-// stay within DIFFREP_HOST_MAX_GRID_Y and _Z (CUDA's 65535 unless the build lowers them). What this cannot show: device
-// arithmetic (FMA contraction, libdevice), races between blocks, the real limits of a launch, streams,
-// shared memory that a block reads before writing (`__shared__` is a static array here: zeroed once,
-// then left as the last block wrote it).
+// synchronise) or as fibers that meet at a barrier for __syncthreads (the block reductions, the HDDC and
+// MMD tiles) and at one per warp for __shfl_down_sync (the metric kernels' warp reductions): BlockFibers.
+// grid.x is capped at kMaxBlocks (2), so the grid-stride loops must cover what the launch's grid does not
+// (a kernel that takes blockIdx.x as its block of work, as HDDC's row sums and passes do, is launched
+// uncapped); grid.y and grid.z are not capped (the HDDC kernels index components and problems with them)
+// but must stay within DIFFREP_HOST_MAX_GRID_Y and _Z (CUDA's 65535 unless the build lowers them). What
+// this cannot show: device arithmetic (FMA contraction, libdevice), races between blocks, the real limits
+// of a launch, streams, shared memory that a block reads before writing (`__shared__` is a static array
+// here: zeroed once, then left as the last block wrote it).
 #pragma once
 #include <math.h>  // isfinite, INFINITY in the kernels' own code (knn_cuda.cu)
 
@@ -131,7 +131,7 @@ inline int64_t launches = 0;  // counted, so the driver can tell a skipped launc
 // over the whole program, so that a reader before or after its writer both show, and a rerun of the
 // same launch may take the other order (as a race's result changes from run to run on a GPU). A barrier
 // that some thread never reaches (it returned, or waits at another) aborts the program instead of
-// hanging. One OS thread per emulated thread cost more in the kernel's futexes than the kernels.
+// hanging. (One OS thread per emulated thread spent more CPU time in futex waits than in the kernels.)
 class BlockFibers {
  public:
   explicit BlockFibers(unsigned n) : n_(n), fibers_(n) {
@@ -236,12 +236,11 @@ class BlockFibers {
 #endif
   }
 
-  void switch_to_scheduler(Fiber& f, bool finished) {
+  void switch_to_scheduler(Fiber& f, [[maybe_unused]] bool finished) {
 #ifdef __SANITIZE_ADDRESS__
     __sanitizer_start_switch_fiber(finished ? nullptr : &f.fake_stack, sched_bottom_, sched_size_);
 #endif
     swapcontext(&f.ctx, &sched_ctx_);
-    (void)finished;
     arrived();  // resumed by the scheduler
   }
 
