@@ -225,7 +225,7 @@ DIFFREP_LAUNCHER(cts_sender_update) {
     int32_t flags = 0;
     for_row_segments(i0, i1, row_len, [&](int64_t s, int64_t e, int64_t row) {
       if (alpha_per_row && rho_per_row) {  // the sampler's case: a vectorisable loop
-        const T a = alpha[row], r = rho[row], sd = T(1) / sqrt(a), r_new = r + a;
+        const T a = alpha[row], r = rho[row], sa = sqrt(a), r_new = r + a;
         flags |= precision_bad(r, a, r_new, true);
         const T* __restrict xp = x;
         const T* __restrict mp = mu;
@@ -237,7 +237,9 @@ DIFFREP_LAUNCHER(cts_sender_update) {
         for (int64_t i = s; i < e; ++i) {
           const T xv = xp[i], m = mp[i];
           bad |= finite_bit(xv) | finite_bit(m);
-          const T y = xv + ep[i] * sd;
+          // eps / sqrt(alpha), the element body's and the twin's expression: eps * (1 / sqrt(alpha))
+          // rounds twice, and y moved by an ulp from CUDA's (tests/ops/test_cuda_vs_cpu_launchers_host.py)
+          const T y = xv + ep[i] / sa;
           yo[i] = y;
           op[i] = (r * m + a * y) / r_new;
         }

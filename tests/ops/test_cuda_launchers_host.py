@@ -58,6 +58,18 @@ def host_launches(text: str, concurrent: bool, whole_grid: tuple[str, ...] = ())
     return "".join(out) + text[i:]
 
 
+def host_shared(text: str) -> str:
+    """``text`` with ``diffrep_host::shared_entry(a, sizeof a);`` after each ``__shared__`` declaration, one per
+    array it declares: the stand-in poisons the array for each block (tests/ops/native/cuda_host/cuda_runtime.h)."""
+    def entries(m: re.Match) -> str:
+        names = re.findall(r"(\w+)\s*(?:\[[^\]]*\])+", m.group(1))
+        return m.group(0) + "".join(f" diffrep_host::shared_entry({n}, sizeof {n});" for n in names)
+    out = re.sub(r"__shared__\s+[\w:]+\s+([^;]+);", entries, text)
+    if "__shared__" in text and out == text:
+        raise ValueError("a __shared__ declaration the rewrite does not recognise")
+    return out
+
+
 def test_launch_rewrite():
     src = "  k<T><<<grid_for(n, 256), 256, 0, as_stream(l)>>>(a, f(b, c));\n"
     assert host_launches(src, False) == (
@@ -66,33 +78,57 @@ def test_launch_rewrite():
         "  diffrep_host::launch((grid_for(n, 256)), (256), [&] { k<T>(a, f(b, c)); }, true, false);\n")
     with pytest.raises(ValueError, match="no such kernels"):
         host_launches(src, True, whole_grid=("q_kernel",))
+    assert host_shared("  __shared__ T lo_s[kThreads], hi_s[kThreads];\n  __shared__ double c[3][kT + 1];  // x\n") == (
+        "  __shared__ T lo_s[kThreads], hi_s[kThreads]; diffrep_host::shared_entry(lo_s, sizeof lo_s);"
+        " diffrep_host::shared_entry(hi_s, sizeof hi_s);\n"
+        "  __shared__ double c[3][kT + 1]; diffrep_host::shared_entry(c, sizeof c);  // x\n")
 
 
-def run_on_host(tmp_path, kernels: str, cpu: str, driver: Path, sanitize: str, defines=(), whole_grid=()) -> str:
-    """Builds csrc/``kernels`` (a .cu file, every launch concurrent: its threads share barriers and warp
-    shuffles; the ``whole_grid`` kernels uncapped, see host_launches) with csrc/``cpu`` (the CPU kernels of
-    the same family) and ``driver`` into one program, at -O0 with ``-fsanitize=sanitize`` (any report fails
-    the run) and ``-D`` ``defines``, runs it, and returns what it prints. -ffp-contract=off: both sides
-    round each operation on its own, as their shared element maths assumes when the drivers compare bits."""
+def build_on_host(tmp_path, kernels, cpu, driver: Path, sanitize: str, defines=(), whole_grid=()) -> Path:
+    """Builds csrc/``kernels`` (a .cu file or a tuple of them, every launch concurrent: its threads share
+    barriers and warp shuffles; the ``whole_grid`` kernels uncapped, see host_launches) with csrc/``cpu``
+    (the CPU kernels of the same families, one file or a tuple) and ``driver`` into one program, at -O0
+    with ``-fsanitize=sanitize`` (any report fails the run) and ``-D`` ``defines``; returns the program.
+    -ffp-contract=off: both sides round each operation on its own, as their shared element maths assumes
+    when the drivers compare bits."""
+    kernels = (kernels,) if isinstance(kernels, str) else tuple(kernels)
+    cpu = (cpu,) if isinstance(cpu, str) else tuple(cpu)
     src = tmp_path / "src"
     (src / "common").mkdir(parents=True)
     helpers = (ROOT / "csrc/common/cuda_helpers.cuh").read_text()
     (src / "common/cuda_helpers.cuh").write_text(host_launches(helpers, concurrent=True))
-    unit = src / (Path(kernels).stem + ".cpp")
-    unit.write_text(host_launches((ROOT / "csrc" / kernels).read_text(), concurrent=True, whole_grid=whole_grid))
+    units, texts = [], [(ROOT / "csrc" / rel).read_text() for rel in kernels]
+    missing = [k for k in whole_grid if not any(k in text for text in texts)]
+    if missing:
+        raise ValueError(f"no such kernels: {missing}")
+    for rel, text in zip(kernels, texts):
+        unit = src / (Path(rel).stem + ".cpp")
+        unit.write_text(host_shared(host_launches(text, concurrent=True,
+                                                  whole_grid=tuple(k for k in whole_grid if k in text))))
+        units.append(unit)
     unity = tmp_path / "unity.cpp"
-    unity.write_text("".join(f'#include "{u}"\n' for u in (unit, ROOT / "csrc" / cpu, driver)))
+    unity.write_text("".join(f'#include "{u}"\n' for u in (*units, *(ROOT / "csrc" / c for c in cpu), driver)))
     exe = tmp_path / driver.stem
     flags = ["g++", "-std=c++20", "-O0", "-pthread", "-ffp-contract=off", f"-fsanitize={sanitize}",
              "-fno-sanitize-recover=all", *(f"-D{d}" for d in defines),
              "-I", str(src), "-I", str(ROOT / "csrc"), "-I", str(NATIVE / "cuda_host")]
     build = subprocess.run([*flags, str(unity), "-o", str(exe)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, f"the kernels did not compile:\n{build.stderr[-3000:]}"
+    return exe
+
+
+def run_built(exe: Path, env=None) -> str:
+    """Runs a program of build_on_host (``env``: more environment variables) and returns what it prints."""
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
-                         env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"})
+                         env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1", **(env or {})})
     err = run.stderr if len(run.stderr) < 4000 else f"{run.stderr[:2000]}\n...\n{run.stderr[-2000:]}"
     assert run.returncode == 0, f"the kernels failed on the host:\n{err}"  # a sanitizer's report begins at the top
     return run.stdout
+
+
+def run_on_host(tmp_path, kernels, cpu, driver: Path, sanitize: str, defines=(), whole_grid=()) -> str:
+    """build_on_host, then run_built: what the program prints."""
+    return run_built(build_on_host(tmp_path, kernels, cpu, driver, sanitize, defines, whole_grid))
 
 
 @pytest.mark.skipif(HOST_CXX_MISSING is not None, reason=str(HOST_CXX_MISSING))
@@ -106,7 +142,7 @@ def test_cuda_launchers_match_serial_loops_over_the_element_bodies(tmp_path):
     units = []
     for rel in KERNEL_SOURCES:
         unit = src / (Path(rel).stem + ".cpp")
-        unit.write_text(host_launches((ROOT / "csrc" / rel).read_text(), concurrent=True))
+        unit.write_text(host_shared(host_launches((ROOT / "csrc" / rel).read_text(), concurrent=True)))
         units.append(unit)
     units.append(NATIVE / "cuda_launchers_host.cpp")
     # one translation unit that includes the four: the standard headers and the CUDA stand-in are parsed once

@@ -10,8 +10,11 @@
 // uncapped); grid.y and grid.z are not capped (the HDDC kernels index components and problems with them)
 // but must stay within DIFFREP_HOST_MAX_GRID_Y and _Z (CUDA's 65535 unless the build lowers them). What
 // this cannot show: device arithmetic (FMA contraction, libdevice), races between blocks, the real limits
-// of a launch, streams, shared memory that a block reads before writing (`__shared__` is a static array
-// here: zeroed once, then left as the last block wrote it).
+// of a launch, streams. `__shared__` arrays are statics here (one copy: blocks run one at a time); the test
+// adds diffrep_host::shared_entry(array, sizeof array) after each declaration (host_shared), which fills
+// the array with 0xFF bytes (a NaN in every float and double, all ones in every integer) when the first
+// thread of a block reaches it, so a kernel that reads shared memory before writing it reads the pattern
+// from its first block on, not only what a previous block left there.
 #pragma once
 #include <math.h>  // isfinite, INFINITY in the kernels' own code (knn_cuda.cu)
 
@@ -120,6 +123,18 @@ inline V __shfl_down_sync(unsigned, V v, int off) {
 namespace diffrep_host {
 
 constexpr unsigned kMaxBlocks = 2;
+
+inline uint64_t block_serial = 0;  // counts the blocks launch() runs
+
+// A __shared__ array met by a thread of the running block: 0xFF bytes if it is the block's first thread
+// to meet it (later threads keep what the earlier ones wrote).
+inline void shared_entry(void* p, size_t bytes) {
+  static std::map<void*, uint64_t> poisoned;  // the array -> the block that last poisoned it
+  auto [it, fresh] = poisoned.try_emplace(p, block_serial);
+  if (!fresh && it->second == block_serial) return;
+  it->second = block_serial;
+  std::memset(p, 0xFF, bytes);
+}
 inline int64_t launches = 0;  // counted, so the driver can tell a skipped launch
 
 // The threads of a block as fibers of the calling thread (ucontext), each on its own stack, kept between
@@ -284,6 +299,7 @@ inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel, b
   for (unsigned z = 0; z < g.z; ++z)
     for (unsigned y = 0; y < g.y; ++y)
       for (unsigned b = 0; b < g.x; ++b) {
+        ++block_serial;
         if (concurrent) {
           fibers->run([&](unsigned) { kernel(); }, dim3(b, y, z), dim3(block.x), g);
           continue;
