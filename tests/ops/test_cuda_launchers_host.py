@@ -7,7 +7,9 @@ indexing, grid-stride coverage (the emulated grid is capped at 2 blocks), Philox
 optional arrays, error flags and block reductions are checked; device arithmetic is not (a GPU run
 settles that: tests/ops/test_bfn_cuda.py and the ``device`` fixture's CUDA parameter). The metric family is
 compared with its CPU kernels instead (tests/ops/native/metrics_cuda_launchers_host.cpp), under AddressSanitizer;
-so are the HDDC and MMD families (tests/ops/test_cuda_launchers_host_hddc_mmd.py, through ``run_on_host``)."""
+so are the HDDC and MMD families (tests/ops/test_cuda_launchers_host_hddc_mmd.py, through ``run_on_host``), and
+the four families here (tests/ops/test_cuda_vs_cpu_launchers_host.py). Every ``__shared__`` array is poisoned
+per block (``host_shared``), so a kernel that reads one before writing it fails from its first block."""
 
 import re
 import subprocess
