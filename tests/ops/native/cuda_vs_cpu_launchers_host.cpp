@@ -12,7 +12,9 @@
 // the flows and sender updates: docs/kernels/random.md promises the same stream on every device),
 // cts_flow, cts_update(_inverse), cts_sender_update, the discrete sender's y, disc_probs_backward (both in
 // double), the guidance op's element outputs, the kNN scan's k-th distances and counts, the double
-// discretised loss, the double K >= 3 discrete loss, the clip=True double probabilities. Elsewhere the CPU
+// discretised loss and its K = 2 copy (as numbers there: +0 = -0), the double K >= 3 discrete loss. Values of
+// an item whose input is invalid (NaN, sigma <= 0: the op raises) are not specified and not compared; its
+// flags are. Elsewhere the CPU
 // computes the same quantity by another formula (docs/kernels/bfn.md#performance), and the bound, in T's
 // unit roundoff u (2^-24 float, 2^-53 double), is twice one side's error bound (the two errors may add):
 //   - softmaxes (disc_flow, disc_update, disc_sender_update's update): each side's argument of exp
@@ -20,13 +22,14 @@
 //     carries an absolute error <= 6 u M, the exp 2 ulp (fast_exp, exp16), the sum of K terms K u, the
 //     division and scaling 2 u: p has relative error <= u (6 M + K + 8), so
 //     |cuda - cpu| <= 2 u (6 M + K + 8) max(|cuda|, |cpu|) + 4 min_normal (one side may flush a class
-//     below e^-87.3 (float) or e^-708 (double) to 0 where the other keeps a subnormal). Log space: the
+//     below e^-87.3 (float) or e^-708 (double) to 0 where the other keeps a subnormal; the CPU's
+//     probability-space update 2^40 times that: kUpdateFloor). Log space: the
 //     same bound on the log-probabilities, absolute. M: disc_flow beta K + 2 sd max|eps|; updates
 //     max_k |l_k| + |y_k| over the item (l = log theta);
-//   - disc_probs: a bin p = (v_hi - v_lo + s_hi - s_lo) scale from the split CDFs v (bfn_math.h); the
-//     float erf of the AVX-512 copy (exp16, explicit FMAs) and fast_half_erfc_nonneg each within 8 ulp of
-//     the exact value, so |dp| <= 2 [16 u (|v_lo| + |v_hi|) scale + p (16 u (|V_lo| + |V_hi|) / R + 3 u)]
-//     (V the CDFs at -1 and 1 behind R, clip=False; scale = 1/R there, 1 with clip);
+//   - disc_probs: a bin p = (v_hi - v_lo + s_hi - s_lo) scale from the split CDFs v (bfn_math.h), each v
+//     (the erf tail at the boundary's z) to e(v) = (96 + 4 z^2) u |v| as in the discretised loss below, so
+//     |dp| <= 2 [(e(v_lo) + e(v_hi)) scale + p ((e(V_lo) + e(V_hi)) / R + 3 u)] + 4 min_normal (V the CDFs
+//     at -1 and 1 behind R, clip=False; scale = 1/R there, 1 with clip);
 //   - the discretised loss (float, K >= 3: the AVX-512 boundary sums, explicit FMAs in the erf): each
 //     boundary term t_j (Phi, phi, z phi at z_j) has relative error <= (96 + 4 z_j^2) u on either side
 //     (the erf tail's degree-8 Horner polynomial in 1/|x|: 18 u times its condition number, <= 4.4 on
@@ -494,13 +497,19 @@ static void bfn_case(const char* tn, const BfnCase& c, const std::vector<int64_t
         const T inv_s = T(1) / sigma_x[i];
         const SplitCdf<T> L = split_cdf(T(-1), mu_x[i], inv_s), H = split_cdf(T(1), mu_x[i], inv_s);
         const double R = double(cdf_diff(H, L));
-        const double vR = 16 * u * (std::fabs(double(L.v)) + std::fabs(double(H.v)));
+        // a boundary's split CDF v to (96 + 4 z^2) u relative (the erf bound of the discretised loss, below)
+        const auto err = [&](double bnd, double v) {
+          const double z = (bnd - double(mu_x[i])) * double(inv_s);
+          return (96 + 4 * z * z) * u * std::fabs(v);
+        };
+        const double vR = err(-1, double(L.v)) + err(1, double(H.v));
         const double scale = clip ? 1.0 : 1.0 / R;
         for (int64_t k = 0; k < K; ++k) {
+          const double blo = double(boundary<T>(k, K)), bhi = double(boundary<T>(k + 1, K));
           const double vlo = k == 0 ? (clip ? 0 : double(L.v)) : double(split_cdf(boundary<T>(k, K), mu_x[i], inv_s).v);
           const double vhi = k == K - 1 ? (clip ? 0 : double(H.v)) : double(split_cdf(boundary<T>(k + 1, K), mu_x[i], inv_s).v);
           const double p = std::max(std::fabs(double(a[i * K + k])), std::fabs(double(b[i * K + k])));
-          tol[i * K + k] = 2 * (16 * u * (std::fabs(vlo) + std::fabs(vhi)) * scale + p * ((clip ? 0 : vR / R) + 3 * u));
+          tol[i * K + k] = 2 * ((err(blo, vlo) + err(bhi, vhi)) * scale + p * ((clip ? 0 : vR / R) + 3 * u)) + tiny<T>();
         }
       }
       close("disc_probs", "disc_probs." + tg, a, b, tol);
