@@ -1,5 +1,6 @@
-"""DyGA's host copies of its buffers (the fitted flag, the largest d_k, the anchor counts; docs/methods/dyga.md#host-copies)
-follow every write of the buffers, and still cost no host read per step (diffrep.nn.derived).
+"""DyGA's host copies of its buffers (the fitted flag, the largest d_k, the anchor counts;
+docs/methods/dyga.md#host-copies) follow every write of the buffers, and still cost no host read per step
+(diffrep.nn.derived).
 
 Each way of writing below is followed by the eval-mode forward, compared with the alignment computed by hand from
 the buffers themselves (Eq. 6 with the MAP anchor of the reference E-step; the tokens when ``fitted`` is False), and
@@ -12,7 +13,8 @@ way of writing                               what changes (what the host copies 
 (also under no_grad / inference_mode)        inference mode too)
 ``load_state_dict``                          the version counter (it copies in place)
 ``load_state_dict(assign=True)``,            the tensor itself (a new buffer)
-``dyga.fitted = t``, ``_apply`` / ``.to``
+``dyga.fitted = t``, ``_apply`` / ``.to``,
+``torch.func.functional_call``
 ``buf.data = t``, ``set_``, ``swap_tensors``  the data pointer (same Python object)
 ``buf.data.fill_(...)``, NumPy views, DDP's   nothing: not seen until ``sync_host()``
 buffer broadcast
@@ -200,6 +202,18 @@ def test_buffers_made_in_inference_mode_are_read_at_every_call():
         torch.testing.assert_close(d(c), _by_hand(src, c), rtol=1e-5, atol=1e-6)
         d.fitted.fill_(False)
         assert d.is_fitted is False and torch.equal(d(c), c)
+
+
+def test_functional_call_with_other_buffers_aligns_as_they_say_and_leaves_the_module_as_it_was():
+    d, _, _ = fitted()
+    c = _tokens()
+    d.eval()
+    assert torch.equal(torch.func.functional_call(d, {"fitted": torch.tensor(False)}, (c,)), c)
+    _check(d, c, True)                                                  # its own buffer again
+    d.fitted.fill_(False)
+    got = torch.func.functional_call(d, {"fitted": torch.tensor(True)}, (c,))
+    d.fitted.fill_(True)
+    torch.testing.assert_close(got, _by_hand(d, c), rtol=1e-5, atol=1e-6)
 
 
 def test_a_deep_copy_keeps_its_own_host_copies():

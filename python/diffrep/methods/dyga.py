@@ -249,7 +249,8 @@ class DyGA(nn.Module):
         """The host copies in one read: float64 holds the flag, max d_k and the float32 counts exactly."""
         n = self.n_anchors
         full = self.config.model == "full"
-        parts = [self.fitted, self.fitted if full else self.dims.max(), n.float().mean(), n.min().float(), n.max().float()]
+        parts = [self.fitted, self.fitted if full else self.dims.max(),
+                 n.float().mean(), n.min().float(), n.max().float()]
         fitted, max_dim, *counts = torch.stack([p.to(torch.float64) for p in parts]).tolist()
         return bool(fitted), (None if full else int(max_dim)), tuple(counts)
 

@@ -256,7 +256,7 @@ class EncDiff(PretrainedMixin, nn.Module):
         out = {"loss": loss}
         fitted, _, counts = self.dyga._host_state() if self.dyga is not None else (False, None, None)
         if fitted:
-            # the counts are fixed until the next fit: read on the host there (DyGA.anchor_counts), not per step
+            # the counts are fixed until the next fit: host copies read once after n_anchors changes, not per step
             out["anchors_mean"], out["anchors_min"], out["anchors_max"] = counts
             for k, v in self.dyga.last_align.items():
                 out[f"dyga_{k}"] = v
