@@ -43,6 +43,22 @@ def test_derived_value_computes_once_and_again_after_each_recorded_write():
     assert v.get((u,), f) is False and f.calls == 4
 
 
+def test_a_view_of_the_same_storage_is_another_source():
+    """Same data pointer, shared version counter, another tensor (a buffer replaced by a view of itself)."""
+    t = torch.arange(4.0)
+    v = DerivedValue()
+    assert v.get((t,), lambda: float(t.sum())) == 6.0
+    u = t[:2]
+    assert u.data_ptr() == t.data_ptr() and u._version == t._version
+    assert v.get((u,), lambda: float(u.sum())) == 1.0
+
+
+def test_a_value_of_no_tensors_is_computed_once():
+    v = DerivedValue()
+    calls = []
+    assert [v.get((), lambda: calls.append(1) or 5) for _ in range(2)] == [5, 5] and calls == [1]
+
+
 def test_a_write_through_data_is_not_seen_and_invalidate_recomputes():
     t = torch.zeros(())
     v = DerivedValue()

@@ -243,3 +243,35 @@ def test_encdiff_logs_the_anchor_counts_its_buffer_holds():
     m.dyga.fitted.fill_(False)
     out = m.loss(x, step=0, generator=_g())
     assert "anchors_mean" not in out and "dyga_delta_mean" not in out   # unaligned, nothing to log
+
+
+def test_the_training_path_equals_the_checked_alignment_where_the_gumbel_draw_matters():
+    """Overlapping Gaussians and tau = 1: the Gumbel-softmax weights depend on the draw, so the unchecked training
+    path (host copy of max d_k) must use the caller's generator, assignment and detach flag as align does."""
+    for detach in (False, True):
+        d = DyGA(DyGAConfig(num_units=4, token_dim=8, n_components=2, min_mass=2, tau=1.0, detach_assignment=detach))
+        d.fit(torch.randn(64, 4, 8, generator=torch.Generator().manual_seed(5)))
+        c = torch.randn(6, 4, 8, generator=torch.Generator().manual_seed(6))
+        cfg = d.train().config
+        a, b = c.clone().requires_grad_(True), c.clone().requires_grad_(True)
+        got = d._align_tokens(a, torch.Generator().manual_seed(3))
+        want = align(d.mixture, b, cfg.lam, cfg.tau, generator=torch.Generator().manual_seed(3),
+                     detach_assignment=detach, normalise=(d.norm_lo, d.span), anchors=d.anchors)
+        assert torch.equal(got, want)
+        assert not torch.equal(got, d._align_tokens(c, torch.Generator().manual_seed(4)))   # the draw matters
+        got.pow(2).sum().backward()
+        want.pow(2).sum().backward()
+        assert torch.equal(a.grad, b.grad)
+        if not detach:   # the soft assignment's gradient reaches c through the responsibilities
+            d2 = DyGA(DyGAConfig(**{**cfg.to_dict(), "detach_assignment": True}))
+            d2.load_state_dict(d.state_dict())
+            e = c.clone().requires_grad_(True)
+            d2.train()._align_tokens(e, torch.Generator().manual_seed(3)).pow(2).sum().backward()
+            assert not torch.equal(e.grad, a.grad)
+
+
+def test_compat_has_no_e_step_width_and_a_bad_config_is_named():
+    code, _, _ = fitted(compat="dis-dis")
+    assert code._max_dim is None and code.is_fitted is True
+    with pytest.raises(TypeError, match=r"^DyGA: config must be a DyGAConfig, got int$"):
+        DyGA(3)

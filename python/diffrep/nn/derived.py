@@ -51,7 +51,7 @@ class DerivedValue:
         if seen is None or len(seen) != len(tensors):
             return False
         for (old, version, ptr), t in zip(seen, tensors):
-            if old is not t or version is None or t.is_inference() or t._version != version or t.data_ptr() != ptr:
+            if old is not t or t.is_inference() or t._version != version or t.data_ptr() != ptr:
                 return False
         return True
 
