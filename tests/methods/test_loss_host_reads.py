@@ -16,7 +16,8 @@ DiffAE                 6       1      the batch's finiteness
 DiffAE, latent stage   9       2      the batch; the z statistics' fitted flag
 InfoDiffusion          17      1      the batch
 DisDiff                19      1      the batch
-EncDiff (VQ stage)     10      2      the batch; scale_set (fitted anchors: test_loss_host_reads_dyga_fitted.py)
+EncDiff (VQ stage)     10      1      the batch (scale_set: a host copy, nn.derived; fitted anchors:
+                                      test_loss_host_reads_dyga_fitted.py)
 SAMI                   9       1      the batch (a given t: +1, its range)
 VAE (and BetaTCVAE)    2       1      the batch
 MultiBeta phase 1      11      4      the batch; the two beta embeddings; the floor counts
@@ -134,7 +135,7 @@ CASES = {  # name: (model maker, batch maker, reads before this change, reads no
     "DiffAE-latent": (lambda: _diffae("latent"), lambda: _images(2, 3, 16), 9, 2),
     "InfoDiffusion": (_infodiffusion, lambda: _images(2, 3, 16), 17, 1),
     "DisDiff": (tiny_disdiff, lambda: _images(2, 3, 16).double(), 19, 1),
-    "EncDiff": (_encdiff, lambda: _images(2, 3, 16), 10, 2),
+    "EncDiff": (_encdiff, lambda: _images(2, 3, 16), 10, 1),
     "SAMI": (lambda: tiny_sami(dtype=torch.float32), lambda: _images(2, 1, 8), 9, 1),
     "VAE": (lambda: _vae("VAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),
     "BetaTCVAE": (lambda: _vae("BetaTCVAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),

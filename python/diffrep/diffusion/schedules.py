@@ -91,6 +91,10 @@ class NoiseSchedule:
         self.alphas = 1.0 - betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
         self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        # the tables converted per (name, device, dtype). They cannot go stale: the tables are fixed by the config,
+        # not module state (no load, .to() or _apply touches them) and nothing writes them; an edit by hand would
+        # leave the tables inconsistent with each other anyway. A version check here (diffrep.nn.derived) would be a
+        # graph break in every method's loss under torch.compile.
         self._cache: dict = {}
 
     @property

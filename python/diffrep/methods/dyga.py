@@ -25,6 +25,7 @@ from ..cluster import HDDCResult
 from ..cluster import fit as hddc_fit
 from ..cluster.dyga_code import capacity, fit_code
 from ..config import Config, ConfigError, Ge, Gt, Le
+from ..nn.derived import DerivedValue
 from ..ops import _validate as V
 from ..ops._full_precision import autocast_off, full_precision
 from ..ops.random import check_generator
@@ -202,12 +203,6 @@ class DyGAConfig(Config):
         return "full" if self.compat == "dis-dis" else "AkjBkQkDk"
 
 
-def _sync_host_after_load(module, incompatible_keys) -> None:
-    """DyGA's load_state_dict post-hook: the host copies follow the loaded buffers. A module-level function, not a
-    lambda, so that a whole model still pickles (``torch.save(model)``: a lambda hook made it fail)."""
-    module._sync_host()
-
-
 class DyGA(nn.Module):
     """Per-unit Gaussian anchors and the Eq. 6 alignment, for (B, N, D) features.
 
@@ -243,18 +238,51 @@ class DyGA(nn.Module):
             self.register_buffer("dims", torch.ones(U, K, dtype=torch.int64))
         self.last_fit: dict = {}
         self.last_align: dict = {}
-        self._sync_host()
-        # a loaded state dict replaces the buffers: the host copies follow them (one read per load, not per step)
-        self.register_load_state_dict_post_hook(_sync_host_after_load)
+        self._host = DerivedValue()
+        self._host_state()   # the CPU buffers as built: read here, not at the first training step
 
-    def _sync_host(self) -> None:
-        """Host copies of what the buffers fix until the next fit, read once here (at a fit or a load) instead of
-        once per training step (a host-device sync each on CUDA): the fitted flag, the largest signal dimension
-        d_k (the width of the E-step's projection) and the anchor counts' (mean, min, max) that EncDiff logs."""
-        self.is_fitted = bool(self.fitted)
-        self._max_dim = int(self.dims.max()) if self.config.model != "full" else None
+    # -- host copies of the buffers ----------------------------------------------------------------
+    def _host_sources(self) -> tuple[torch.Tensor, ...]:
+        return (self.fitted, self.n_anchors) + ((self.dims,) if self.config.model != "full" else ())
+
+    def _read_host(self) -> tuple:
+        """The host copies in one read: float64 holds the flag, max d_k and the float32 counts exactly."""
         n = self.n_anchors
-        self.anchor_counts = tuple(torch.stack([n.float().mean(), n.min().float(), n.max().float()]).tolist())
+        full = self.config.model == "full"
+        parts = [self.fitted, self.fitted if full else self.dims.max(),
+                 n.float().mean(), n.min().float(), n.max().float()]
+        fitted, max_dim, *counts = torch.stack([p.to(torch.float64) for p in parts]).tolist()
+        return bool(fitted), (None if full else int(max_dim)), tuple(counts)
+
+    def _host_state(self) -> tuple:
+        """(fitted flag, largest signal dimension d_k, anchor counts' (mean, min, max)): host copies of what the
+        buffers fix until the next fit, read once after each change of ``fitted``, ``dims`` or ``n_anchors`` (a fit,
+        a state-dict load, a write by hand, a move to another device: :class:`diffrep.nn.derived.DerivedValue`)
+        instead of once per training step (a host-device sync each on CUDA)."""
+        return self._host.get(self._host_sources(), self._read_host)
+
+    def sync_host(self) -> None:
+        """Read the host copies of the buffers again now. Needed only after a write that bypasses autograd's
+        version counter (``dyga.fitted.data.fill_(...)``, a NumPy view, DistributedDataParallel's buffer broadcast
+        of buffers that differ between ranks); every other write is seen (docs/methods/dyga.md#host-copies)."""
+        self._host.invalidate()
+        self._host_state()
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the buffers hold a fit (the ``fitted`` buffer, through its host copy)."""
+        return self._host_state()[0]
+
+    @property
+    def _max_dim(self) -> int | None:
+        """The largest signal dimension d_k over units and Gaussians (the E-step's projection width); None for
+        compat's full covariances."""
+        return self._host_state()[1]
+
+    @property
+    def anchor_counts(self) -> tuple[float, float, float]:
+        """The anchors per unit's (mean, min, max), from ``n_anchors`` (EncDiff logs them at every step)."""
+        return self._host_state()[2]
 
     def extra_repr(self) -> str:
         c = self.config
@@ -419,7 +447,7 @@ class DyGA(nn.Module):
             self.dims.copy_(res.dims.to(dev, torch.int64))
         self.fitted.fill_(True)
         self.num_fits += 1
-        self._sync_host()
+        self._host_state()   # read once here, at the fit, not at the next training step
 
     def covariances_raw(self) -> torch.Tensor:
         """Each Gaussian's covariance (N, K, D, D) in the space of ``anchors``: HDDC's
@@ -465,7 +493,8 @@ class DyGA(nn.Module):
         the extractor's own tokens unchecked and leaves a NaN to the trainer's non-finite-loss check
         (docs/architecture.md "Host synchronisation and the non-finite-loss check")."""
         cfg = self.config
-        if not self.is_fitted or (not self.training and not cfg.align_at_eval):
+        fitted, max_dim, _ = self._host_state()   # one check of the host copies per call
+        if not fitted or (not self.training and not cfg.align_at_eval):
             return c
         if checked:
             V.nonempty("c", c)
@@ -480,7 +509,7 @@ class DyGA(nn.Module):
                         detach_assignment=cfg.detach_assignment, assignment=assignment,
                         normalise=(self.norm_lo, self.span), anchors=self.anchors, stats=self.last_align)
         else:  # align's body: the host copy of max d_k, no finiteness read of the normalised tokens
-            out = _pull(mixture, lambda x: mixture._log_prob_trusted(x, self._max_dim), features, cfg.lam, cfg.tau,
+            out = _pull(mixture, lambda x: mixture._log_prob_trusted(x, max_dim), features, cfg.lam, cfg.tau,
                         generator, cfg.gumbel_input, cfg.detach_assignment, assignment, (self.norm_lo, self.span),
                         self.anchors, self.last_align)
         return out.to(c.dtype)

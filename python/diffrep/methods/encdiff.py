@@ -37,6 +37,7 @@ from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedules import NoiseSchedule
 from ..metrics.pca import pca1_units
 from ..nn import frozen_parts
+from ..nn.derived import DerivedValue
 from ..nn.encoders import FeatureExtractor
 from ..nn.images import IMAGE_RANGE, batch_images, check_images, dataset_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
@@ -80,6 +81,9 @@ class EncDiff(PretrainedMixin, nn.Module):
         self.register_buffer("scale_set", torch.zeros((), dtype=torch.bool))
         self.register_buffer("token_bank", torch.zeros(cfg.token_bank_size, cfg.num_units, cfg.token_dim))
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
+        # scale_set's host copy: the loss tests it at every step, a host read each on CUDA (nn.derived)
+        self._scale_set_host = DerivedValue()
+        self._scale_is_set()
         self._bd_hooks = self._install_backbone_dropout() if cfg.backbone_dropout > 0 else []
         self._anchor_data: AnchorData | None = None  # attach_anchor_data: the images the anchors are refitted on
         self._anchor_schedule: AnchorSchedule | None = None  # ... and at which steps
@@ -228,11 +232,12 @@ class EncDiff(PretrainedMixin, nn.Module):
         cfg = self.config
         if self._anchor_schedule is not None and step is not None:
             self._anchor_schedule(step, fitted=lambda: self.dyga.is_fitted, training=self.training, refit=self._refit)
-        if self.first_stage is not None and cfg.scale_by_std and self.training and not bool(self.scale_set):
+        if self.first_stage is not None and cfg.scale_by_std and self.training and not self._scale_is_set():
             with torch.no_grad():
                 z = self.first_stage._encode(x)  # x checked above
                 self.scale_factor.fill_(1.0 / z.float().flatten().std().clamp_min(1e-8))
                 self.scale_set.fill_(True)
+            self._scale_set_host.put((self.scale_set,), True)   # known: no read at the next step
         z0 = self._to_latent(x)  # x checked above
         # at least float32: under the trainer's autocast (bf16 on a GPU) the frozen first stage returns bf16, and
         # the forward process, its noise and the loss stay in float32
@@ -249,12 +254,18 @@ class EncDiff(PretrainedMixin, nn.Module):
         per = err.abs() if cfg.loss_type == "l1" else err.pow(2)
         loss = per.mean()
         out = {"loss": loss}
-        if self.dyga is not None and self.dyga.is_fitted:
-            # the counts are fixed until the next fit: read on the host there (DyGA.anchor_counts), not per step
-            out["anchors_mean"], out["anchors_min"], out["anchors_max"] = self.dyga.anchor_counts
+        fitted, _, counts = self.dyga._host_state() if self.dyga is not None else (False, None, None)
+        if fitted:
+            # the counts are fixed until the next fit: host copies read once after n_anchors changes, not per step
+            out["anchors_mean"], out["anchors_min"], out["anchors_max"] = counts
             for k, v in self.dyga.last_align.items():
                 out[f"dyga_{k}"] = v
         return out
+
+    def _scale_is_set(self) -> bool:
+        """``scale_set`` (the LDM's scale_by_std factor taken from the first training batch) through its host copy,
+        read again only after the buffer changed (a load, a move, a write: :class:`diffrep.nn.derived.DerivedValue`)."""
+        return self._scale_set_host.get((self.scale_set,), lambda: bool(self.scale_set))
 
     def _refit(self, fit: Refit) -> None:
         """The schedule's fit: the attached dataset (its first ``fit.limit`` images under compat's fit before
