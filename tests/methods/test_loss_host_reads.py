@@ -13,7 +13,7 @@ model                  before  after  the reads left
 =====================  ======  =====  =========================================================
 ToyDDPM                5       1      the batch's finiteness
 DiffAE                 6       1      the batch's finiteness
-DiffAE, latent stage   9       2      the batch; the z statistics' fitted flag
+DiffAE, latent stage   9       1      the batch (z_stats_fitted: a host copy, nn.derived)
 InfoDiffusion          17      1      the batch
 DisDiff                19      1      the batch
 EncDiff (VQ stage)     10      1      the batch (scale_set: a host copy, nn.derived; fitted anchors:
@@ -21,7 +21,8 @@ EncDiff (VQ stage)     10      1      the batch (scale_set: a host copy, nn.deri
 SAMI                   9       1      the batch (a given t: +1, its range)
 VAE (and BetaTCVAE)    2       1      the batch
 MultiBeta phase 1      11      4      the batch; the two beta embeddings; the floor counts
-MultiBeta phase 2      8       3      the batch; the schedule's installed flag; the encoder's beta embedding
+MultiBeta phase 2      8       2      the batch; the encoder's beta embedding (schedule_set: a host copy,
+                                      nn.derived)
 BFN, discrete data     6       2      the classes' range; the network time's embedding
 BFN, continuous data   7       3      the batch; the time embedding; the loss terms (one read)
 BFN, discretised data  9       5      the batch; the time embedding; three quantisations
@@ -132,7 +133,7 @@ def _bfn_classes(n: int = 3) -> torch.Tensor:
 CASES = {  # name: (model maker, batch maker, reads before this change, reads now)
     "ToyDDPM": (_toy, lambda: _images(2, 1, 8), 5, 1),
     "DiffAE": (_diffae, lambda: _images(2, 3, 16), 6, 1),
-    "DiffAE-latent": (lambda: _diffae("latent"), lambda: _images(2, 3, 16), 9, 2),
+    "DiffAE-latent": (lambda: _diffae("latent"), lambda: _images(2, 3, 16), 9, 1),  # 2 before the flag's host copy
     "InfoDiffusion": (_infodiffusion, lambda: _images(2, 3, 16), 17, 1),
     "DisDiff": (tiny_disdiff, lambda: _images(2, 3, 16).double(), 19, 1),
     "EncDiff": (_encdiff, lambda: _images(2, 3, 16), 10, 1),
@@ -140,7 +141,7 @@ CASES = {  # name: (model maker, batch maker, reads before this change, reads no
     "VAE": (lambda: _vae("VAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),
     "BetaTCVAE": (lambda: _vae("BetaTCVAE"), lambda: (_images(2, 1, 32) + 1) / 2, 2, 1),
     "MultiBeta-phase1": (lambda: _multibeta(1), lambda: _images(2, 1, 32), 11, 4),
-    "MultiBeta-phase2": (lambda: _multibeta(2), lambda: _images(2, 1, 32), 8, 3),  # 4 before the denoiser's grid times
+    "MultiBeta-phase2": (lambda: _multibeta(2), lambda: _images(2, 1, 32), 8, 2),  # 4 before the grid times, 3 the flag's copy
     "BFN-discrete": (lambda: tiny_bfn("discrete"), _bfn_classes, 6, 2),
     "BFN-continuous": (lambda: tiny_bfn("continuous"), lambda: _images(3, 1, 8), 7, 3),
     "BFN-discretised": (lambda: tiny_bfn("discretised"), lambda: _images(3, 1, 8), 9, 5),

@@ -35,6 +35,7 @@ from torch import nn
 from .._checks import finite_float, finite_numbers, index, non_negative_float, positive_float, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Lt
 from ..diffusion import DDIMSampler, NoiseSchedule, NoiseScheduleConfig
+from ..nn.derived import DerivedValue
 from ..nn.encoders import HalfUNet, HalfUNetConfig
 from ..nn.images import batch_images, module_dtype
 from ..nn.layers import timestep_embedding
@@ -192,6 +193,10 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         self.register_buffer("z_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("z_std", torch.ones(cfg.latent_dim))
         self.register_buffer("z_stats_fitted", torch.zeros((), dtype=torch.bool))
+        # z_stats_fitted's host copy: the latent stage's loss tests it at every step, a host read each on CUDA
+        # (nn.derived)
+        self._z_stats_fitted_host = DerivedValue()
+        self._stats_are_fitted()
         self._apply_stage()
 
     def _apply_stage(self) -> None:
@@ -282,9 +287,15 @@ class DiffAE(CodeConditionedAutoencoder, PretrainedMixin, nn.Module):
         self.z_mean.copy_(z.mean(0))
         self.z_std.copy_(z.std(0).clamp_min(1e-8))
         self.z_stats_fitted.fill_(True)
+        self._z_stats_fitted_host.put((self.z_stats_fitted,), True)   # known: no read at the next step
+
+    def _stats_are_fitted(self) -> bool:
+        """``z_stats_fitted`` through its host copy, read again only after the buffer changed (a load, a move, a
+        write: :class:`diffrep.nn.derived.DerivedValue`)."""
+        return self._z_stats_fitted_host.get((self.z_stats_fitted,), lambda: bool(self.z_stats_fitted))
 
     def _need_stats(self, who: str) -> None:
-        if not bool(self.z_stats_fitted):
+        if not self._stats_are_fitted():
             raise ValueError(f"DiffAE.{who}: the z_sem statistics are not fitted; call fit_latent_stats(encode(train images)) "
                              "after training the autoencoder (from the command line: train stage 2, which fits them: "
                              "diffrep train RECIPE --config RUN/config.yaml --model.stage latent --autoencoder_path RUN/final)")

@@ -45,6 +45,7 @@ from torch import nn
 
 from .._checks import non_negative_int, positive_int, training_step
 from ..config import Config, ConfigError, Ge, Gt
+from ..nn.derived import DerivedValue
 from ..nn.images import batch_images, module_dtype
 from ..nn.pretrained import PretrainedMixin
 from ..nn.unet import UNet, UNetConfig
@@ -123,6 +124,9 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
         n = cfg.num_steps
         self.register_buffer("sigma_table", torch.zeros((n + 1,) + cfg.sigma_shape))  # set_schedule fills it (phase 2 starts)
         self.register_buffer("schedule_set", torch.zeros((), dtype=torch.uint8))
+        # schedule_set's host copy: every phase-2 loss tests it, a host read each on CUDA (nn.derived)
+        self._schedule_set_host = DerivedValue()
+        self._schedule_is_set()
 
     # -- schedule ----------------------------------------------------------------------------
     def set_schedule(self, sigmas: torch.Tensor) -> None:
@@ -149,9 +153,15 @@ class LatentDenoiser(PretrainedMixin, nn.Module):
                              f"sigma[{bad + 1}] = {hi[k].item():.6g} <= sigma[{bad}] = {lo[k].item():.6g}{unit}")
         self.sigma_table.copy_(s.to(self.sigma_table.device))
         self.schedule_set.fill_(1)
+        self._schedule_set_host.put((self.schedule_set,), True)   # known: no read at the next step
+
+    def _schedule_is_set(self) -> bool:
+        """``schedule_set`` through its host copy, read again only after the buffer changed (a load, a move, a
+        write: :class:`diffrep.nn.derived.DerivedValue`)."""
+        return self._schedule_set_host.get((self.schedule_set,), lambda: bool(self.schedule_set))
 
     def _need_schedule(self, who: str) -> None:
-        if not int(self.schedule_set):
+        if not self._schedule_is_set():
             raise RuntimeError(f"LatentDenoiser.{who}: no noise schedule installed; call set_schedule(vae.sigma_grid()) "
                                "(MultiBeta does it when phase 2 starts)")
 
