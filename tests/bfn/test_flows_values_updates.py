@@ -194,3 +194,43 @@ def test_shape_and_time_messages_name_the_argument():
             flow.input_channels(0)
     with pytest.raises((TypeError, ValueError), match=r"^n_steps"):
         step_times(0)
+
+
+def test_flow_state_checks_and_conversion():
+    p = torch.zeros(2, 3)
+    assert FlowState(torch.zeros(2), torch.zeros(2)).params.shape == (2,)  # (B,) is a state too
+    for bad, got in ((torch.zeros(2, 3, dtype=torch.long), "torch.int64"), ([0.0], "list"), (torch.tensor(1.0), "torch.float32")):
+        with pytest.raises(TypeError, match=rf"^params must be a floating-point tensor \(B, \.\.\.\), got {got}"):
+            FlowState(bad, torch.zeros(2))
+    for bad, got in ((torch.zeros(3), r"\(3,\)"), (torch.zeros(2, 1), r"\(2, 1\)"), (torch.zeros(2, dtype=torch.complex64), r"\(2,\)"),
+                     ([0.0, 0.0], "list")):
+        with pytest.raises(ValueError, match=rf"^t must be a real tensor of shape \(2,\) \(one time per example\), got {got}$"):
+            FlowState(p, bad)
+    s = FlowState(p, torch.tensor([0.1, 0.2], dtype=F64)).to(F64)
+    assert s.params.dtype == F64 and s.t.tolist() == [0.1, 0.2]
+    with pytest.raises(TypeError, match=r"^dtype must be a floating-point torch.dtype, got torch.int64"):
+        s.to(torch.int64)
+    with pytest.raises(TypeError, match=r"^state must be a FlowState, got str"):
+        ContinuousFlow(0.1).network_input("s")
+
+
+def test_times_and_constructor_checks():
+    f = ContinuousFlow(0.1)
+    x = torch.zeros(2, 3)
+    with pytest.raises(TypeError, match=r"^t must be a number or a real tensor, got str"):
+        f.sample(x, "a")
+    with pytest.raises(ValueError, match=r"^t must be a number or have shape \(2,\), got \(3,\)"):
+        f.sample(x, torch.zeros(3))
+    for bad in ("0.5", 0, 1, 0.0, 1.0):
+        with pytest.raises(ValueError, match="sigma1 must be in"):
+            ContinuousFlow(bad)
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^num_bins must be None or an int >= 2, got {bad!r}"):
+            ContinuousFlow(0.1, bad)
+    assert ContinuousFlow(0.1, 2).num_bins == 2
+    for bad, got in ((torch.zeros(2, 3, dtype=torch.long), r"torch.int64\(2, 3\)"), (torch.zeros(3), r"torch.float32\(3,\)"),
+                     ([0.0], r"list\(\)")):
+        with pytest.raises(ValueError, match=rf"^x \(continuous data\) must be a float tensor \(B, \.\.\.\), got {got}$"):
+            f.prepare_data(bad)
+    # one_hot over the K classes even when a batch holds fewer
+    assert DiscreteFlow(3, 1.0).mean_state(torch.tensor([[0, 1]]), 0.5).params.shape == (1, 2, 3)
