@@ -1,0 +1,83 @@
+"""diffrep.metrics.suite: codes aligned to a dataset's items (docs/metrics.md, "Result files": row r of
+``codes`` is item ``indices[r]``, binary targets also become ``attributes``), the train/test split
+ceil(N (1 - p)) and the too-few-rows notes, checked against values written here with a real dataset (the SAMI
+disks, whose factor classes are index_to_factors). Found by mutation testing
+(benches/results/mutation_gaps_2026-12-08.md)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from diffrep.data.disks import Disks
+from diffrep.metrics.mig import mig
+from diffrep.metrics.suite import align_to_dataset, compute, sample_warnings
+
+
+def test_rows_are_dataset_items():
+    ds = Disks(bins=(3, 2, 2))  # 12 items, x has 3 classes: not binary
+    codes = np.random.default_rng(0).normal(size=(12, 2))
+    out = align_to_dataset({"codes": codes}, ds)
+    assert np.array_equal(out["factors"], ds.index_to_factors(np.arange(12)))
+    assert "attributes" not in out and np.array_equal(out["codes"], codes)
+    idx = np.array([5, 0, 11])
+    out = align_to_dataset({"codes": codes[:3], "indices": idx}, ds)
+    assert np.array_equal(out["factors"], ds.index_to_factors(idx)) and out["factors"].shape == (3, 3)
+
+
+def test_binary_targets_become_attributes():
+    ds = Disks(bins=(2, 2, 2))  # 8 items, every factor binary
+    rng = np.random.default_rng(1)
+    c, ct = rng.normal(size=(8, 2)), rng.normal(size=(3, 2))
+    out = align_to_dataset({"codes": c}, ds)
+    assert np.array_equal(out["attributes"], ds.index_to_factors(np.arange(8))) and "attribute_codes" not in out
+    it = np.array([7, 1, 2])
+    out = align_to_dataset({"codes": c, "codes_test": ct, "indices_test": it}, ds)
+    assert np.array_equal(out["factors_test"], ds.index_to_factors(it))
+    assert np.array_equal(out["attributes"], np.concatenate([ds.index_to_factors(np.arange(8)), ds.index_to_factors(it)]))
+    assert np.array_equal(out["attribute_codes"], np.concatenate([c, ct]))
+
+
+def test_alignment_refusals_name_the_problem():
+    ds = Disks(bins=(3, 2, 2))
+    c = np.zeros((12, 2))
+    with pytest.raises(TypeError, match=r"^--codes: arrays must be the arrays of a codes file .*, got list"):
+        align_to_dataset([c], ds)
+    for bad, got in (([1, 2], "list"), (np.zeros(3), "ndarray")):
+        with pytest.raises(TypeError, match=rf"^--dataset: dataset must be a dataset with targets .*, got {got}"):
+            align_to_dataset({"codes": c}, bad)
+    with pytest.raises(ValueError, match=r"^--codes: no array 'codes' \(found \['code'\]\)"):
+        align_to_dataset({"code": c}, ds)
+    for own in ("factors", "factors_test", "attributes"):
+        with pytest.raises(ValueError, match=rf"^--codes: the file has its own \['{own}'\]; --dataset reads"):
+            align_to_dataset({"codes": c, own: c}, ds)
+    with pytest.raises(ValueError, match=r"'codes' has 5 rows but the dataset has 12 items"):
+        align_to_dataset({"codes": c[:5]}, ds)
+    with pytest.raises(ValueError, match=r"'indices' must hold one dataset index per row of 'codes' \(3\), got shape \(3, 1\)"):
+        align_to_dataset({"codes": c[:3], "indices": np.zeros((3, 1), int)}, ds)
+    with pytest.raises(ValueError, match=r"'indices' must be integer dataset indices in \[0, 12\) for disks, got dtype float64"):
+        align_to_dataset({"codes": c[:2], "indices": np.array([0.0, 1.0])}, ds, name="disks")
+    with pytest.raises(ValueError, match=r"'indices_test' must be integer dataset indices in \[0, 12\) for disks, got dtype int64, "
+                                         r"range \[0, 99\]"):
+        align_to_dataset({"codes": c, "codes_test": c[:2], "indices_test": np.array([0, 99])}, ds, name="disks")
+    with pytest.raises(ValueError, match=r"'codes_test' needs an 'indices_test' array"):
+        align_to_dataset({"codes": c, "codes_test": c[:2]}, ds)
+
+
+def test_split_is_the_ceiling_of_the_train_share():
+    # 10 rows, p = 0.38: ceil(6.2) = 7 train rows (rounding 6.2 would give 6); MIG reads all 10 rows
+    rng = np.random.default_rng(2)
+    f = np.repeat(np.arange(2), 5)[:, None]
+    codes = np.hstack([f + 0.1 * rng.normal(size=(10, 1)), rng.normal(size=(10, 1))])
+    notes = []
+    r = compute({"codes": codes, "factors": f}, ["mig", "sap"], test_fraction=0.38, warn=notes.append)
+    assert r["mig"] == mig(codes, f)["mig"]
+    assert notes[1].startswith("sap: 3 rows in the smaller split (7 train, 3 test), fewer than the 20")
+    assert math.ceil(10 * (1 - 0.38)) == 7
+
+
+def test_sample_warning_arguments_are_named():
+    with pytest.raises(ValueError, match="^n_codes"):
+        sample_warnings(["mig"], 10, 10, [2], n_codes=-1)
+    with pytest.raises(ValueError, match=r"^factor_sizes\[1\]"):
+        sample_warnings(["mig"], 10, 10, [2, 0])
