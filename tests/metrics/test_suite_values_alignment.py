@@ -81,3 +81,55 @@ def test_sample_warning_arguments_are_named():
         sample_warnings(["mig"], 10, 10, [2], n_codes=-1)
     with pytest.raises(ValueError, match=r"^factor_sizes\[1\]"):
         sample_warnings(["mig"], 10, 10, [2, 0])
+
+
+def test_codes_files_that_are_not_npz_archives(tmp_path):
+    from diffrep.metrics.suite import load_codes
+
+    p = tmp_path / "obj.npz"
+    np.savez(p, codes=np.array([{"a": 1}], dtype=object))  # an object array: numpy would unpickle it
+    with pytest.raises(ValueError, match=r"^--codes .*obj\.npz: not an \.npz archive of arrays \(numpy would read it as a "
+                                         r"pickle, which is never loaded\)$"):
+        load_codes(p)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"^--codes .*one\.npy: a single \.npy array, not an \.npz archive of named arrays "
+                                         r"\('codes', 'factors', \.\.\.\)$"):
+        load_codes(tmp_path / "one.npy")
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{garbage}      \n")  # a broken header: numpy's own words
+    with pytest.raises(ValueError, match=r"^--codes .*bad\.npy: not an \.npz archive of arrays \(malformed node"):
+        load_codes(tmp_path / "bad.npy")
+    with pytest.raises(TypeError, match=r"^--codes: path must be an \.npz file path, got int"):
+        load_codes(3)
+
+
+def test_sample_warning_counts_by_metric():
+    assert sample_warnings(["dci"], 5, 5, []) == [  # no factor sizes: K = 2
+        "dci: 5 rows in the smaller split (5 train, 5 test), fewer than the 20 it needs for a stable estimate "
+        "(largest factor has 2 values; see diffrep.metrics.suite.MIN_ROWS)"]
+    assert sample_warnings(["dci"], 40, 40, [np.int64(4)]) == []  # numpy sizes count: 10 x 4 = 40
+    with pytest.raises(ValueError, match=r"^factor_sizes\[0\]"):
+        sample_warnings(["dci"], 40, 40, [2.5])
+    # the attribute metrics count the attribute rows only, 100 of them whatever the splits
+    assert sample_warnings(["tad", "latent_auroc"], 0, 0, [2], n_attr=500) == []
+    notes = sample_warnings(["tad", "latent_auroc"], 1000, 1000, [2], n_attr=50)
+    assert [n.split(",")[0] for n in notes] == ["tad: 50 rows", "latent_auroc: 50 rows"]
+    assert sample_warnings(["tad"], 1000, 1000, [2])[0].startswith("tad: 0 rows, fewer than the 100")
+
+
+def test_compute_arguments_and_the_attribute_only_path():
+    rng = np.random.default_rng(3)
+    attrs = rng.integers(0, 2, (200, 2))
+    codes = attrs + 0.3 * rng.normal(size=(200, 2))
+    r = compute({"codes": codes, "attributes": attrs}, ["latent_auroc"])  # no factors needed for it
+    assert r.meta["source"] == "model"
+    with pytest.raises(ValueError, match=r"^--codes: model has no array 'factors'"):
+        compute({"codes": codes, "attributes": attrs}, ["latent_auroc", "mig"])
+    with pytest.raises(ValueError, match=r"^--codes: model has no array 'codes'"):
+        compute({"factors": attrs}, ["latent_auroc"])
+    with pytest.raises(TypeError, match=r"^--codes: path must be an \.npz file or a dict of arrays, got list"):
+        compute([codes], ["mig"])
+    with pytest.raises(ValueError, match=r"^--metrics: unknown \['nope'\]; choose from \['mig', 'dci'"):
+        compute({"codes": codes, "factors": attrs}, ["mig", "nope"])
+    for p in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"^--test-fraction must lie in \(0, 1\)"):
+            compute({"codes": codes, "factors": attrs}, ["mig"], test_fraction=p)
