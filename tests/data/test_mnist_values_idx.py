@@ -57,9 +57,9 @@ def test_read_idx_messages_name_the_sizes(tmp_path, gz):
 
 
 @pytest.mark.parametrize("head, why", [
-    (b"\x00\x01\x08\x01" + b"\0" * 4, r"bad magic 00010801"),
-    (b"\x01\x00\x08\x01" + b"\0" * 4, r"bad magic 01000801"),
-    (b"\x00\x00\x07\x01" + b"\0" * 4, r"bad magic 00000701"),
+    (b"\x00\x01\x08\x01" + b"\0" * 4, r"bad magic 00010801\)"),
+    (b"\x01\x00\x08\x01" + b"\0" * 4, r"bad magic 01000801\)"),
+    (b"\x00\x00\x07\x01" + b"\0" * 4, r"bad magic 00000701\)"),
     (b"\x00\x00\x08", r"bad magic 000008"),
     (b"\x00\x00\x08\x01", r"truncated IDX header"),
     (b"\x00\x00\x08\x00" + b"\0" * 8, r"truncated IDX header"),  # zero dimensions
@@ -140,3 +140,15 @@ def test_bfn_validation_split_refuses_empty_parts_and_closed_fractions():
     for frac in (0.0, 1.0):
         with pytest.raises(ValueError, match=r"val_frac must lie in \(0, 1\)"):
             bfn_validation_split(10, frac)
+
+
+def test_pickled_mnist_drops_its_images(tmp_path):
+    import pickle
+
+    imgs = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    _mnist_files(tmp_path, imgs, np.array([1, 2], np.uint8))
+    d = MNIST(tmp_path)
+    d.images([0])
+    st = d.__getstate__()
+    assert st["_imgs"] is None and d._imgs is not None and st["labels"].tolist() == [1, 2]
+    assert np.array_equal(pickle.loads(pickle.dumps(d)).images([1])[..., 0], imgs[[1]])

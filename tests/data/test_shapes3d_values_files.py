@@ -3,10 +3,13 @@ float64 (N, 6) factor values; docs/data.md#shapes3d): label kinds, where the fil
 are held (lazy h5 rows, a memory-mapped npz, in_memory copies). Found by mutation testing
 (benches/results/mutation_gaps_2026-12-08.md)."""
 
+import pickle
+
 import numpy as np
 import pytest
+import torch
 
-from diffrep.data.shapes3d import Shapes3DFile, classes_from_labels, find_file
+from diffrep.data.shapes3d import Shapes3D, Shapes3DFile, classes_from_labels, factor_values, find_file
 
 SIZES = (2, 1, 1, 2, 2, 1)  # a small full grid, rows in the canonical order (floor_hue slowest)
 
@@ -76,3 +79,71 @@ def test_npz_images_are_mapped_or_copied(tmp_path):
     mem = Shapes3DFile(p, in_memory=True)
     assert mem.images([3, 0])[:, 0, 0, 0].tolist() == [4, 1]
     assert type(mem._arr) is np.ndarray and mem._arr.flags.c_contiguous
+
+
+def test_published_factor_grids():
+    # docs/data.md#shapes3d: hues k/10, scale linspace(0.75, 1.25, 8), shape 0..3, orientation linspace(-30, 30, 15)
+    v = factor_values()
+    for k in range(3):
+        assert v[k].tolist() == [i / 10 for i in range(10)]
+    np.testing.assert_allclose(v[3], [0.75 + i * 0.5 / 7 for i in range(8)], rtol=0, atol=1e-12)
+    assert v[4].tolist() == [0.0, 1.0, 2.0, 3.0]
+    np.testing.assert_allclose(v[5], [-30.0 + i * 60.0 / 14 for i in range(15)], rtol=0, atol=1e-12)
+    x, _ = Shapes3D()[0]  # pm1 by default
+    assert x.dtype == torch.float32 and x.shape == (3, 64, 64) and x.min() >= -1 and x.max() <= 1 and x.min() < 0
+
+
+def test_labels_within_1e6_are_one_value():
+    labels = _labels()
+    labels[1::2, 0] += 4e-7  # rounding to 6 decimals merges them; 7 would not
+    cls, values = classes_from_labels(labels, "f")
+    assert values[0].size == 2 and cls[:, 0].max() == 1
+
+
+def test_file_checks_name_the_file(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    labels, imgs = _labels(), _images(8)
+    with pytest.raises(FileNotFoundError, match=r"^path: .* does not exist \(expected a shapes3d file \(3dshapes\.h5, "
+                                                r"3dshapes\.npz, look-at-object-room"):
+        Shapes3DFile(tmp_path / "missing.npz")
+    p = tmp_path / "x.hdf5"  # the .hdf5 suffix is HDF5 too; float32 labels are read as float64
+    with h5py.File(p, "w") as f:
+        f.create_dataset("images", data=imgs)
+        f.create_dataset("labels", data=labels.astype(np.float32))
+    d = Shapes3DFile(p)
+    assert d.images([3])[0, 0, 0, 0] == 4 and all(v.dtype == np.float64 for v in d.factor_values)
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f.create_dataset("images", data=imgs)
+        f.create_group("labels")
+    with pytest.raises(ValueError, match=r"'labels' is an HDF5 group, expected a dataset"):
+        Shapes3DFile(tmp_path / "g.h5")
+    cases = {
+        "grey": (imgs[..., :1], labels, r"images must be uint8 \(N, H, W, 3\), got uint8 \(8, 64, 64, 1\)"),
+        "float": (imgs.astype(np.float32), labels, r"images must be uint8 \(N, H, W, 3\), got float32 \(8, 64, 64, 3\)"),
+        "rows": (imgs, labels[:7], r"8 images but 7 label rows"),
+        "nan": (imgs, np.where(np.arange(8)[:, None] == 2, np.nan, labels), r"labels contain non-finite values"),
+        "grid": (imgs[:7], labels[:7], r"full factor grid"),
+    }
+    for name, (im, lab, why) in cases.items():
+        q = tmp_path / f"{name}.npz"
+        np.savez(q, images=im, labels=lab)
+        with pytest.raises(ValueError, match=why) as err:
+            Shapes3DFile(q)
+        assert str(q) in str(err.value), name
+
+
+def test_pickled_readers_drop_their_file_handles(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    p = tmp_path / "3dshapes.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("images", data=_images(8))
+        f.create_dataset("labels", data=_labels())
+    lazy = Shapes3DFile(p)
+    lazy.images([0])
+    st = lazy.__getstate__()
+    assert st["_file"] is None and st["_arr"] is None and st["path"] == p and lazy._file is not None
+    back = pickle.loads(pickle.dumps(lazy))
+    assert back.images([5])[0, 0, 0, 0] == 6
+    mem = Shapes3DFile(p, in_memory=True)
+    mem.images([0])
+    assert mem.__getstate__()["_arr"] is mem._arr  # in memory: the images travel with it
