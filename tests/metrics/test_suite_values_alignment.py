@@ -133,3 +133,73 @@ def test_compute_arguments_and_the_attribute_only_path():
     for p in (0.0, 1.0):
         with pytest.raises(ValueError, match=r"^--test-fraction must lie in \(0, 1\)"):
             compute({"codes": codes, "factors": attrs}, ["mig"], test_fraction=p)
+
+
+def _same_scores(got, want):
+    for k, v in want.items():
+        assert k in got, k
+        np.testing.assert_equal(got[k], v, err_msg=k)
+
+
+def test_each_metric_reads_its_own_arrays():
+    """compute == the metrics called by hand: MIG and InfoMEC on the whole ``codes``; DCI, SAP, modularity and
+    downstream on the ceil(N (1 - p)) train rows and the rest; the attribute metrics on ``attribute_codes``."""
+    from diffrep.metrics.auroc import latent_auroc
+    from diffrep.metrics.dci import dci
+    from diffrep.metrics.downstream import downstream_efficiency
+    from diffrep.metrics.infomec import infomec
+    from diffrep.metrics.modularity import modularity_explicitness
+    from diffrep.metrics.sap import sap
+    from diffrep.metrics.tad import tad
+
+    rng = np.random.default_rng(4)
+    f = rng.integers(0, 3, (150, 2))
+    codes = np.hstack([f + 0.4 * rng.normal(size=(150, 2)), rng.normal(size=(150, 1))])
+    attrs = (f > 0).astype(int)
+    acodes = codes + 0.1  # the attribute metrics read attribute_codes when the file has them
+    z = {"codes": codes, "factors": f, "attributes": attrs, "attribute_codes": acodes}
+    ctr, cte, ftr, fte = codes[:100], codes[100:], f[:100], f[100:]  # ceil(150 x 2/3) = 100 train rows
+    r = compute(z, ["mig", "infomec", "dci", "sap", "modularity_explicitness", "downstream", "tad", "latent_auroc"],
+                mode="parity", estimator="fast", tad_variant="exact")
+    _same_scores(r, mig(codes, f, mode="parity"))
+    _same_scores(r, infomec(codes, f, mode="parity"))
+    _same_scores(r, dci(ctr, ftr, cte, fte, estimator="fast", mode="parity"))
+    _same_scores(r, sap(ctr, ftr, cte, fte, mode="parity"))
+    _same_scores(r, modularity_explicitness(ctr, ftr, cte, fte, mode="parity"))
+    d = downstream_efficiency(ctr, ftr, cte, fte, sizes=(10, 100), predictor="fast")  # the sizes <= 100 train rows
+    _same_scores(r, d)
+    _same_scores(r, tad(acodes, attrs, variant="exact", mode="parity"))
+    _same_scores(r, latent_auroc(acodes, attrs, mode="parity"))
+    # the metrics' own flags are kept next to the too-few-rows notes
+    r = compute({"codes": np.hstack([codes, np.zeros((150, 1))]), "factors": f}, ["mig"])
+    assert r.meta["flags"] == ["mig: constant codes [3] (collapsed; MI 0)",
+                               "too few samples: mig: 150 rows, fewer than the 300 it needs for a stable estimate "
+                               "(largest factor has 3 values; see diffrep.metrics.suite.MIN_ROWS)"]
+
+
+def test_rows_and_values_checked_before_any_metric():
+    rng = np.random.default_rng(5)
+    c, f = rng.normal(size=(12, 2)), rng.integers(0, 2, (12, 1))
+    with pytest.raises(ValueError, match=r"^--codes: model: 'codes' has 12 rows but 'factors' has 11; row i of each"):
+        compute({"codes": c, "factors": f[:11]}, ["mig"])
+    with pytest.raises(ValueError, match=r"^--codes: model: 'codes_test' has 3 rows but 'factors_test' has 2"):
+        compute({"codes": c, "factors": f, "codes_test": c[:3], "factors_test": f[:2]}, ["sap"])
+    bad = c.copy()
+    bad[[1, 4], 0] = np.nan
+    bad[4, 1] = np.inf
+    with pytest.raises(ValueError, match=r"^--codes: model: 'codes' holds NaN or inf in 2 of its 12 rows$"):
+        compute({"codes": bad, "factors": f}, ["mig"])
+    with pytest.raises(ValueError, match=r"^--codes: model: 'codes_test' holds NaN or inf in 2 of its 12 rows$"):
+        compute({"codes": c, "factors": f, "codes_test": bad, "factors_test": f}, ["sap"])
+    with pytest.raises(ValueError, match=r"^model: 2 train and 0 test rows; every metric needs both splits non-empty "
+                                         r"\(--test-fraction 0\.4 of 2 rows\)"):
+        compute({"codes": c[:2], "factors": f[:2]}, ["sap"], test_fraction=0.4)
+
+
+def test_attribute_metric_notes_count_attribute_rows():
+    rng = np.random.default_rng(6)
+    attrs = rng.integers(0, 2, (50, 2))
+    notes = []
+    compute({"codes": attrs + rng.normal(size=(50, 2)), "attributes": attrs}, ["latent_auroc"], warn=notes.append)
+    assert notes == ["latent_auroc: 50 rows, fewer than the 100 it needs for a stable estimate (largest factor has 2 "
+                     "values; see diffrep.metrics.suite.MIN_ROWS)"]
