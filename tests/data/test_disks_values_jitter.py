@@ -104,6 +104,8 @@ def test_disks_arguments():
             render_disks(*args)
     with pytest.raises(TypeError, match="^x must be a 1-D array of real numbers, got list"):
         render_disks([object()], [1.0], [0.0])
+    with pytest.raises(TypeError, match="^x must be a 1-D array of real numbers, got ndarray"):
+        render_disks(np.array([1.0 + 0j]), [1.0], [0.0])  # float64 conversion would drop the imaginary part
     with pytest.raises(ValueError, match=r"^y must be a 1-D array \[n\], got shape \(1, 1\)"):
         render_disks([1.0], [[1.0]], [0.0])
     with pytest.raises(ValueError, match="^background contains NaN or inf"):
