@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from diffrep.bfn.flows import ContinuousFlow, DiscreteFlow, FlowState, step_times
+from diffrep.bfn.flows import ContinuousFlow, DiscreteFlow, FlowState, state_dtype, step_times
 
 F64 = torch.float64
 
@@ -94,8 +94,23 @@ def test_discrete_step_closed_forms():
     # a float32 state keeps float32 throughout
     new32, y32 = d.step(FlowState(lp.float(), t), e, 0.7, sender_noise=False)
     assert new32.params.dtype == torch.float32 and y32.dtype == torch.float32
-    with pytest.raises(ValueError, match="later than the state's time"):
+    with pytest.raises(ValueError, match=r"^step: t_next must be later than the state's time$"):
         d.step(FlowState(lp, t), cls, t)  # alpha = 0
+    with pytest.raises(ValueError, match=r"^step: t_next must be later than the state's time$"):
+        ContinuousFlow(0.1).step(FlowState(lp[..., 0], t), lp[..., 0], t)
+    # classes 0 and 1 only: the one-hot still has K = 3 columns
+    few = torch.zeros(2, 4, dtype=torch.long)
+    new, y = d.step(FlowState(lp, t), few, 0.7, sender_noise=False)
+    torch.testing.assert_close(y, alpha * (3 * torch.nn.functional.one_hot(few, 3).to(F64) - 1))
+    # the native path and the inverse keep a float32 state's precision
+    new32, y32 = d.step(FlowState(lp.float(), t), cls, 0.7, noise=eps.float())
+    assert new32.params.dtype == torch.float32 and y32.dtype == torch.float32
+    assert d.inverse_step(new32, y32.double(), t).params.dtype == torch.float32
+    # sampling follows the caller's generator
+    x = torch.tensor([[0, 1, 2, 1]])
+    a1 = d.sample(x, 0.5, torch.Generator().manual_seed(9)).params
+    torch.testing.assert_close(a1, d.sample(x, 0.5, torch.Generator().manual_seed(9)).params)
+    assert not torch.equal(a1, d.sample(x, 0.5, torch.Generator().manual_seed(10)).params)
 
 
 def test_discrete_sender_mean_and_its_checks():
@@ -126,13 +141,15 @@ def test_discrete_mean_state_network_input_and_channels():
     e = torch.nn.functional.one_hot(cls, 3).to(F64)
     torch.testing.assert_close(m.params, torch.log_softmax(b * (3 * e - 1), -1))
     # K > 2: 2 theta - 1 with class k of channel c in input channel c K + k
-    lp = torch.log_softmax(torch.randn(2, 2, 1, 2, 3, dtype=F64), -1)
+    lp = torch.log_softmax(torch.randn(2, 2, 2, 3, 3, dtype=F64), -1)  # (B, C, H, W, K)
     got = d.network_input(FlowState(lp, torch.zeros(2, dtype=F64)), F64)
-    assert got.shape == (2, 6, 1, 2)
+    assert got.shape == (2, 6, 2, 3)
     for c in range(2):
         for k in range(3):
             torch.testing.assert_close(got[:, c * 3 + k], 2 * lp[:, c, ..., k].exp() - 1)
     assert d.network_input(FlowState(lp, torch.zeros(2, dtype=F64))).dtype == torch.float32
+    half = d.network_input(FlowState(lp, torch.zeros(2, dtype=F64)), torch.float16)  # computed in float32, given in half
+    assert half.dtype == torch.float16 and torch.equal(half, (2 * lp.float().exp() - 1).movedim(-1, 2).reshape(2, 6, 2, 3).half())
     assert d.input_channels(2) == 6 and DiscreteFlow(2, 1.0).input_channels(2) == 2
     p = d.prior((2, 1, 2))
     assert p.t.dtype == F64 and torch.allclose(p.params, torch.full((2, 1, 2, 3), -math.log(3)))
@@ -210,6 +227,9 @@ def test_flow_state_checks_and_conversion():
     assert s.params.dtype == F64 and s.t.tolist() == [0.1, 0.2]
     with pytest.raises(TypeError, match=r"^dtype must be a floating-point torch.dtype, got torch.int64"):
         s.to(torch.int64)
+    with pytest.raises(TypeError, match=r"^param_dtype must be a floating-point torch.dtype, got torch.int64"):
+        state_dtype(torch.int64)
+    assert state_dtype(torch.float64) == F64 and state_dtype(torch.bfloat16) == torch.float32
     with pytest.raises(TypeError, match=r"^state must be a FlowState, got str"):
         ContinuousFlow(0.1).network_input("s")
 
