@@ -112,6 +112,7 @@ def test_file_checks_name_the_file(tmp_path):
         f.create_dataset("labels", data=labels.astype(np.float32))
     d = Shapes3DFile(p)
     assert d.images([3])[0, 0, 0, 0] == 4 and all(v.dtype == np.float64 for v in d.factor_values)
+    assert d.factor_values[0].tolist() == [0.0, 0.1]  # float32 0.1 widened, then rounded to 6 decimals: exactly 0.1
     with h5py.File(tmp_path / "g.h5", "w") as f:
         f.create_dataset("images", data=imgs)
         f.create_group("labels")
