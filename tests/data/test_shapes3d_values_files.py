@@ -148,3 +148,8 @@ def test_pickled_readers_drop_their_file_handles(tmp_path):
     mem = Shapes3DFile(p, in_memory=True)
     mem.images([0])
     assert mem.__getstate__()["_arr"] is mem._arr  # in memory: the images travel with it
+    q = tmp_path / "3dshapes.npz"
+    np.savez(q, images=_images(8), labels=_labels())
+    mapped = Shapes3DFile(q)
+    mapped.images([0])
+    assert isinstance(mapped._arr, np.memmap) and mapped.__getstate__()["_arr"] is None  # the map is not copied
