@@ -1,0 +1,72 @@
+"""Step checkpoints (diffrep.train.checkpoint; docs/training.md): which checkpoint "latest" is, what a load
+refuses (another model class, a state file that is not plain tensors and Python types, missing optimiser
+states) and the messages that name the file. Found by mutation testing
+(benches/results/mutation_gaps_2026-12-08.md)."""
+
+import fractions
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from diffrep.nn import ConvEncoder, ConvVAEConfig, HalfUNet, HalfUNetConfig
+from diffrep.train import load_checkpoint, resolve_checkpoint, save_checkpoint, verify_checkpoint
+from diffrep.train.checkpoint import MANIFEST_NAME, STATE_NAME, list_checkpoints
+
+
+def _model():
+    torch.manual_seed(0)
+    return HalfUNet(HalfUNetConfig(image_size=8, in_channels=1, model_channels=4, channel_mult=(1,), num_res_blocks=1,
+                                   latent_dim=2, num_groups=2))
+
+
+def test_latest_is_the_newest_of_several(tmp_path):
+    m = _model()
+    for step in (3, 10, 7):
+        save_checkpoint(tmp_path, step, m, keep=3)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [3, 7, 10]
+    assert resolve_checkpoint("latest", tmp_path) == tmp_path / "step-00000010"
+    # any other spec is a path, which must be a folder
+    assert resolve_checkpoint(tmp_path / "step-00000007", tmp_path) == tmp_path / "step-00000007"
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint directory not found: .*step-00000099$"):
+        resolve_checkpoint(tmp_path / "step-00000099", tmp_path)
+    with pytest.raises(TypeError, match="^spec must be a path"):
+        resolve_checkpoint(3, tmp_path)
+    with pytest.raises(TypeError, match="^root must be a path"):
+        resolve_checkpoint("latest", 3)
+    with pytest.raises(TypeError, match="^path must be a path"):
+        load_checkpoint(3, m)
+
+
+def test_manifest_records_every_file(tmp_path):
+    import hashlib
+
+    d = save_checkpoint(tmp_path, 4, _model(), state={"note": "x"})
+    manifest = json.loads((d / MANIFEST_NAME).read_text())
+    assert manifest["format"] == 1 and manifest["step"] == 4
+    files = sorted(p.name for p in d.iterdir() if p.name != MANIFEST_NAME)
+    assert sorted(manifest["files"]) == files
+    for name in files:
+        raw = (d / name).read_bytes()
+        assert manifest["files"][name] == {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    assert verify_checkpoint(d) == manifest
+
+
+def test_loads_refuse_other_classes_and_unsafe_state(tmp_path):
+    m = _model()
+    d = save_checkpoint(tmp_path, 1, m)
+    with pytest.raises(ValueError, match=r"^checkpoint .*step-00000001 holds a HalfUNet, not a ConvEncoder$"):
+        load_checkpoint(d, ConvEncoder(ConvVAEConfig(image_size=32, in_channels=1)))
+    with pytest.raises(ValueError, match=r"step-00000001/model\.safetensors: state dict does not match Linear"):
+        load_checkpoint(d, nn.Linear(2, 2))  # a plain module is not asked for a config
+    # the trainer state is read with weights_only: an arbitrary pickled object is refused, not loaded
+    torch.save({"step": 1, "x": fractions.Fraction(1, 3)}, d / STATE_NAME)
+    with pytest.raises(ValueError, match=rf"^checkpoint .*: {STATE_NAME} cannot be read \(truncated or corrupted\?\)"):
+        load_checkpoint(d, _model(), verify=False)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    d2 = save_checkpoint(tmp_path, 2, m)
+    with pytest.raises(ValueError, match=r"^checkpoint .*step-00000002 has no optimizer state$"):
+        load_checkpoint(d2, _model(), optimizer=opt)
+    with pytest.raises(ValueError, match=r"^checkpoint .*step-00000002 has no discriminator optimizer state$"):
+        load_checkpoint(d2, _model(), disc_optimizer=opt)
