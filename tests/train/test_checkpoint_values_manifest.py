@@ -70,3 +70,27 @@ def test_loads_refuse_other_classes_and_unsafe_state(tmp_path):
         load_checkpoint(d2, _model(), optimizer=opt)
     with pytest.raises(ValueError, match=r"^checkpoint .*step-00000002 has no discriminator optimizer state$"):
         load_checkpoint(d2, _model(), disc_optimizer=opt)
+
+
+def test_verify_messages_and_an_older_state_without_the_ema_counter(tmp_path):
+    from diffrep.train import EMA
+
+    m = _model()
+    ema = EMA(m, 0.9)
+    ema.update(m, 1)
+    ema.update(m, 2)
+    d = save_checkpoint(tmp_path, 1, m, ema=ema)
+    with pytest.raises(TypeError, match="^path must be a path"):
+        verify_checkpoint(3)
+    # a state written before the EMA counter was saved: the counter restarts at 0
+    state = torch.load(d / STATE_NAME, weights_only=True)
+    assert state["ema_num_updates"] == 2
+    del state["ema_num_updates"]
+    torch.save(state, d / STATE_NAME)
+    ema2 = EMA(_model(), 0.9)
+    ema2.num_updates = 5
+    load_checkpoint(d, _model(), ema=ema2, verify=False)
+    assert ema2.num_updates == 0
+    (d / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match=rf"^{d / MANIFEST_NAME} is corrupted: "):
+        verify_checkpoint(d)
