@@ -203,3 +203,64 @@ def test_attribute_metric_notes_count_attribute_rows():
     compute({"codes": attrs + rng.normal(size=(50, 2)), "attributes": attrs}, ["latent_auroc"], warn=notes.append)
     assert notes == ["latent_auroc: 50 rows, fewer than the 100 it needs for a stable estimate (largest factor has 2 "
                      "values; see diffrep.metrics.suite.MIN_ROWS)"]
+
+
+def test_attribute_metrics_without_factors_and_their_notes():
+    rng = np.random.default_rng(7)
+    attrs = rng.integers(0, 2, (50, 2))
+    codes = attrs + rng.normal(size=(50, 2))
+    notes = []
+    compute({"codes": codes, "attributes": attrs}, ["tad", "latent_auroc"], warn=notes.append)  # no factors needed
+    assert [n.split(",")[0] for n in notes] == ["tad: 50 rows", "latent_auroc: 50 rows"]
+    # with a split metric too: its note first, then the attribute metrics' (counted on the attribute rows)
+    notes = []
+    f = rng.integers(0, 2, (50, 1))
+    compute({"codes": codes, "factors": f, "attributes": attrs}, ["mig", "tad"], warn=notes.append)
+    assert [n.split(",")[0] for n in notes] == ["mig: 50 rows", "tad: 50 rows"]
+    with pytest.raises(ValueError, match=r"^--metrics tad: model has no binary 'attributes' array$"):
+        compute({"codes": codes, "factors": f}, ["tad"])
+    with pytest.raises(ValueError, match=r"'attributes' must hold binary 0/1 labels, got values \[0, 1, 2\]"):
+        compute({"codes": codes, "attributes": attrs * np.array([1, 2])}, ["latent_auroc"])
+    # mode reaches the attribute metrics: a constant attribute is an error in parity mode
+    const = attrs.copy()
+    const[:, 1] = 0
+    for m in ("tad", "latent_auroc"):
+        with pytest.raises(ValueError, match="single class"):
+            compute({"codes": codes, "attributes": const}, [m], mode="parity")
+
+
+def test_nonfinite_rows_are_counted_by_row():
+    rng = np.random.default_rng(8)
+    f = rng.integers(0, 3, (60, 2))
+    c = np.hstack([f + 0.3 * rng.normal(size=(60, 2)), rng.normal(size=(60, 1))])
+    bad = c.copy()
+    bad[[1, 4, 7], 0] = np.nan  # three rows, one column
+    with pytest.raises(ValueError, match=r"'codes' holds NaN or inf in 3 of its 60 rows$"):
+        compute({"codes": bad, "factors": f}, ["mig"])
+
+
+def test_more_codes_file_refusals(tmp_path):
+    from diffrep.metrics.suite import load_codes
+
+    with pytest.raises(ValueError, match=r"^--codes .* is a folder; give an \.npz file$"):
+        load_codes(tmp_path)
+    np.savez(tmp_path / "c.npz", codes=np.zeros((40, 2)))
+    raw = (tmp_path / "c.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(raw[: len(raw) // 2])  # a zip cut in half
+    with pytest.raises(ValueError, match=r"^--codes .*t\.npz: not a readable \.npz archive \(truncated or another format\?\)"):
+        load_codes(tmp_path / "t.npz")
+    # an open np.load archive (not a dict) is accepted as the arrays of a codes file
+    ds = Disks(bins=(3, 2, 2))
+    np.savez(tmp_path / "d.npz", codes=np.zeros((12, 2)))
+    with np.load(tmp_path / "d.npz") as z:
+        assert np.array_equal(align_to_dataset(z, ds)["factors"], ds.index_to_factors(np.arange(12)))
+    with pytest.raises(ValueError, match=r"--dataset reads the targets of codes aligned to dataset indices \(drop --dataset "
+                                         r"to score the file's own arrays\)$"):
+        align_to_dataset({"codes": np.zeros((12, 2)), "factors": np.zeros((12, 1))}, ds)
+    # binary train targets but a test split that is not: no attributes
+    fx = ds.index_to_factors(np.arange(12))
+    train_idx = np.flatnonzero(fx[:, 0] < 2)[:4]
+    test_idx = np.flatnonzero(fx[:, 0] == 2)[:2]
+    out = align_to_dataset({"codes": np.zeros((4, 2)), "indices": train_idx, "codes_test": np.zeros((2, 2)),
+                            "indices_test": test_idx}, ds)
+    assert np.isin(out["factors"], (0, 1)).all() and "attributes" not in out
