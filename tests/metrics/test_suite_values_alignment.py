@@ -217,6 +217,9 @@ def test_attribute_metrics_without_factors_and_their_notes():
     f = rng.integers(0, 2, (50, 1))
     compute({"codes": codes, "factors": f, "attributes": attrs}, ["mig", "tad"], warn=notes.append)
     assert [n.split(",")[0] for n in notes] == ["mig: 50 rows", "tad: 50 rows"]
+    notes = []
+    compute({"codes": codes, "factors": f, "attributes": attrs}, ["mig", "latent_auroc"], warn=notes.append)
+    assert [n.split(",")[0] for n in notes] == ["mig: 50 rows", "latent_auroc: 50 rows"]
     with pytest.raises(ValueError, match=r"^--metrics tad: model has no binary 'attributes' array$"):
         compute({"codes": codes, "factors": f}, ["tad"])
     with pytest.raises(ValueError, match=r"'attributes' must hold binary 0/1 labels, got values \[0, 1, 2\]"):
