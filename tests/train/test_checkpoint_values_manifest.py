@@ -94,3 +94,32 @@ def test_verify_messages_and_an_older_state_without_the_ema_counter(tmp_path):
     (d / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(ValueError, match=rf"^{d / MANIFEST_NAME} is corrupted: "):
         verify_checkpoint(d)
+
+
+def test_save_defaults_folders_and_resaves(tmp_path):
+    import os
+
+    m = _model()
+    root = tmp_path / "a" / "b"  # created with its parents
+    for step in (1, 2, 3):
+        save_checkpoint(root, step, m)
+    assert [s for s, _ in list_checkpoints(root)] == [2, 3]  # keep=2 by default
+    # a leftover temporary folder of this process is replaced, not an error
+    (root / f".tmp-step-00000004-{os.getpid()}").mkdir()
+    save_checkpoint(root, 4, m)
+    assert not list(root.glob(".tmp-*"))
+    # saving a step again replaces it
+    with torch.no_grad():
+        m.body[0].weight.add_(1.0)
+    d = save_checkpoint(root, 4, m)
+    m2 = _model()
+    load_checkpoint(d, m2)
+    assert torch.equal(m2.body[0].weight, m.body[0].weight) and not list(root.glob(".old-*"))
+    for kw, name in ((dict(keep=0), "keep"), (dict(step=-1), "step")):
+        args = dict(root=root, step=5, model=m) | kw
+        with pytest.raises(ValueError, match=f"^{name}"):
+            save_checkpoint(args.pop("root"), args.pop("step"), args.pop("model"), **args)
+    with pytest.raises(TypeError, match="^root must be a path"):
+        save_checkpoint(3, 1, m)
+    with pytest.raises(TypeError, match=r"^model must be an nn.Module, got str$"):
+        save_checkpoint(root, 1, "m")
