@@ -123,3 +123,16 @@ def test_save_defaults_folders_and_resaves(tmp_path):
         save_checkpoint(3, 1, m)
     with pytest.raises(TypeError, match=r"^model must be an nn.Module, got str$"):
         save_checkpoint(root, 1, "m")
+
+
+def test_listing_and_stale_folders(tmp_path):
+    m = _model()
+    (tmp_path / ".tmp-step-00000001-999999").mkdir(parents=True)  # a crashed save of another process
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / MANIFEST_NAME).write_text("{}")  # a manifest outside a step folder
+    (tmp_path / "step-00000009").mkdir()  # a step folder without a manifest: incomplete
+    save_checkpoint(tmp_path, 2, m)
+    assert not (tmp_path / ".tmp-step-00000001-999999").exists()
+    assert list_checkpoints(tmp_path) == [(2, tmp_path / "step-00000002")]
+    with pytest.raises(TypeError, match="^root must be a path"):
+        list_checkpoints(3)
