@@ -27,6 +27,7 @@
 #include "guidance/guidance_math.h"
 #include "guidance/guidance_ops.h"
 #include "knn/knn_ops.h"
+#include "knn_host_cases.h"
 #include "random/random_ops.h"
 
 using namespace diffrep;
@@ -386,41 +387,17 @@ static void guidance_family(const char* tn) {
 }
 
 // The tiled kNN scan (knn_cuda.cu: 64 query rows per block, 64-column tiles, dimensions staged 32 at a
-// time) against a brute force written here: d2 = sum_k (q_k - c_k)^2 summed in k order (the kernel's
-// zero-padded dimensions add exact zeros, so the sums agree bit for bit), the kk-th smallest non-NaN d2
-// of each row (ties with multiplicity; +inf when fewer), the count of points j with d2 <= r2_j
-// (strict: <), a flag for any non-finite d2. Coordinates on a grid of 1/4 give exact distances, so ties,
-// duplicates at 0 and queries exactly on a ball's boundary occur. m <= 128: the emulated grid (2 blocks)
-// covers every row (the kernel has no grid-stride loop: one block per 64 rows).
+// time; cases: knn_host_cases.h) against a brute force written here: d2 = sum_k (q_k - c_k)^2 summed in k order
+// (the kernel's zero-padded dimensions add exact zeros, so the sums agree bit for bit), the kk-th smallest
+// non-NaN d2 of each row (ties with multiplicity; +inf when fewer), the count of points j with d2 <= r2_j
+// (strict: <), a flag for any non-finite d2 or r2.
 template <typename T>
 static void knn_family(const char* tn) {
-  struct Case {
-    int64_t m, n, d;
-    int kk;
-    bool grid, with_r2, strict, nan, bad_r2;
-  };
-  // bad_r2: finite points, one r2 entry +inf and one NaN in the last column tile (the kernel's first
-  // block checks r2, so its flag is the only one; a query lies in the +inf ball, never in the NaN one)
-  const Case cases[] = {{1, 1, 1, 1, true, true, false, false, false},      {63, 65, 31, 4, true, true, true, false, false},
-                        {128, 130, 70, 32, false, true, false, false, false}, {65, 64, 32, 0, true, true, false, false, false},
-                        {2, 200, 33, 5, true, false, false, false, false},    {64, 129, 3, 3, true, true, true, true, false},
-                        {100, 64, 64, 1, false, true, false, true, false},    {128, 130, 5, 2, true, true, false, false, true},
-                        {40, 129, 4, 0, true, true, true, false, true}};
-  for (const Case& cs : cases) {
+  for (const KnnCase& cs : kKnnCases) {
     const auto [m, n, d, kk, grid, with_r2, strict, nan, bad_r2] = cs;
-    const std::string tag = std::string(tn) + ".m" + std::to_string(m) + ".n" + std::to_string(n) + ".d" +
-                            std::to_string(d) + ".kk" + std::to_string(kk) + (with_r2 ? (strict ? ".lt" : ".le") : "") +
-                            (nan ? ".nan" : "") + (bad_r2 ? ".bad_r2" : "");
-    auto q = uniform<T>(m * d, -1, 1), c = uniform<T>(n * d, -1, 1);
-    if (grid) {
-      for (auto& v : q) v = T(std::round(double(v) * 4) / 4);
-      for (auto& v : c) v = T(std::round(double(v) * 4) / 4);
-    }
-    for (int64_t k = 0; k < d; ++k) c[(n - 1) * d + k] = q[k];  // a duplicate of query 0: d2 exactly 0
-    if (nan) {
-      q[(m - 1) * d] = T(NAN);                  // the last row: every d2 NaN
-      c[(n / 2) * d + d - 1] = T(INFINITY);     // one point at infinity: d2 inf for every row
-    }
+    const auto in = knn_inputs<T>(tn, cs, uniform<T>);
+    const std::string& tag = in.tag;
+    const auto &q = in.q, &c = in.c, &r2 = in.r2;
     std::vector<T> d2(m * n);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
@@ -431,13 +408,6 @@ static void knn_family(const char* tn) {
         }
         d2[i * n + j] = acc;
       }
-    std::vector<T> r2(n);
-    for (int64_t j = 0; j < n; ++j) r2[j] = d2[(j % m) * n + j];  // some query on each ball's boundary
-    if (n > 2) r2[1] = T(0);
-    if (bad_r2) {
-      r2[n - 1] = T(INFINITY);
-      r2[n - 2] = T(NAN);
-    }
     int32_t fw = 0;
     if (with_r2)
       for (int64_t j = 0; j < n; ++j)

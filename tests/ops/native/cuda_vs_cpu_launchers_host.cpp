@@ -568,6 +568,7 @@ int main() {
 #include "guidance/guidance_math.h"
 #include "guidance/guidance_ops.h"
 #include "knn/knn_ops.h"
+#include "knn_host_cases.h"
 
 // the guidance row-sum bound of the header: sum_abs = sum_j |v_j| of the row
 template <typename T>
@@ -640,52 +641,16 @@ static void guidance_family(const char* tn) {
   }
 }
 
-// The tiled kNN scan: 64 query rows per CUDA block (the whole grid runs: the kernel has no grid-stride
-// loop), 64-column tiles staged 32 dimensions at a time; the CPU's panels of 16 columns and tiles of 4
-// rows. Both sum (q_k - c_k)^2 in k order (CUDA's zero-padded dimensions add exact zeros), so the k-th
-// distances and the counts agree bit for bit. Coordinates on a grid of 1/4 give exact distances: ties,
-// duplicates at 0 and queries exactly on a ball's boundary.
+// The tiled kNN scan (cases: knn_host_cases.h): 64 query rows per CUDA block, 64-column tiles staged 32
+// dimensions at a time; the CPU's panels of 16 columns and tiles of 4 rows. Both sum (q_k - c_k)^2 in k order
+// (CUDA's zero-padded dimensions add exact zeros), so the k-th distances and the counts agree bit for bit.
 template <typename T>
 static void knn_family(const char* tn) {
-  struct Case {
-    int64_t m, n, d;
-    int kk;
-    bool grid, with_r2, strict, nan, bad_r2;
-  };
-  const Case cases[] = {{1, 1, 1, 1, true, true, false, false, false},       {63, 65, 31, 4, true, true, true, false, false},
-                        {130, 130, 70, 32, false, true, false, false, false}, {65, 64, 32, 0, true, true, false, false, false},
-                        {2, 200, 33, 5, true, false, false, false, false},    {64, 129, 3, 3, true, true, true, true, false},
-                        {200, 64, 64, 1, false, true, false, true, false},    {129, 130, 5, 2, true, true, false, false, true},
-                        {40, 129, 4, 0, true, true, true, false, true},       {17, 17, 17, 17, false, false, false, false, false}};
-  for (const Case& cs : cases) {
+  for (const KnnCase& cs : kKnnCases) {
     const auto [m, n, d, kk, grid, with_r2, strict, nan, bad_r2] = cs;
-    const std::string tag = std::string(tn) + ".m" + std::to_string(m) + ".n" + std::to_string(n) + ".d" +
-                            std::to_string(d) + ".kk" + std::to_string(kk) + (with_r2 ? (strict ? ".lt" : ".le") : "") +
-                            (nan ? ".nan" : "") + (bad_r2 ? ".bad_r2" : "");
-    auto q = uniform<T>(m * d, -1, 1), c = uniform<T>(n * d, -1, 1);
-    if (grid) {
-      for (auto& v : q) v = T(std::round(double(v) * 4) / 4);
-      for (auto& v : c) v = T(std::round(double(v) * 4) / 4);
-    }
-    for (int64_t k = 0; k < d; ++k) c[(n - 1) * d + k] = q[k];  // a duplicate of query 0: d2 exactly 0
-    if (nan) {
-      q[(m - 1) * d] = T(NAN);               // the last row: every d2 NaN
-      c[(n / 2) * d + d - 1] = T(INFINITY);  // one point at infinity
-    }
-    std::vector<T> r2(n);
-    for (int64_t j = 0; j < n; ++j) {  // some query on each ball's boundary
-      T acc = T(0);
-      for (int64_t k = 0; k < d; ++k) {
-        const T t = q[(j % m) * d + k] - c[j * d + k];
-        acc += t * t;
-      }
-      r2[j] = acc;
-    }
-    if (n > 2) r2[1] = T(0);
-    if (bad_r2) {
-      r2[n - 1] = T(INFINITY);
-      r2[n - 2] = T(NAN);
-    }
+    const auto in = knn_inputs<T>(tn, cs, uniform<T>);
+    const std::string& tag = in.tag;
+    const auto &q = in.q, &c = in.c, &r2 = in.r2;
     std::vector<T> ka(m, T(-7)), kb(m, T(-9));
     std::vector<int64_t> ca(m, -7), cb(m, -9);
     int32_t fa = 0, fb = 0;
