@@ -214,3 +214,42 @@ def test_losses_refuse_what_the_docstrings_exclude(backend):
              torch.tensor([[0, 2]]), torch.tensor([1.5], dtype=torch.float64), 1.0)
     with pytest.raises(ValueError, match="sigma_x"):
         _run(backend, bfn.discretised_probs, z, torch.tensor([[0.1, 0.0]], dtype=torch.float64), 4)
+
+
+def test_native_refusals_name_the_function_and_the_problem():
+    z = torch.zeros(1, 2, dtype=torch.float64)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    nan = torch.tensor([[0.1, float("nan")]], dtype=torch.float64)
+    cases = [
+        (lambda: bfn.discretised_continuous_time_loss(z, z, z, t, torch.tensor([[0.2, 1.5]], dtype=torch.float64),
+                                                      0.1, 5), r"^discretised_continuous_time_loss: x must lie in"),
+        (lambda: bfn.discretised_continuous_time_loss(z, z, nan, t, z, 0.1, 5),
+         r"^discretised_continuous_time_loss: out_mean, out_log_sigma, mu or x contains NaN or infinite values"),
+        (lambda: bfn.discrete_continuous_time_loss(torch.zeros(1, 2, 3, dtype=torch.float64), torch.tensor([[0, 3]]),
+                                                   t, 1.0), r"^discrete_continuous_time_loss: x holds a class outside"),
+        (lambda: bfn.discrete_continuous_time_loss(torch.tensor([[[0.0, float("nan"), 0.0]]], dtype=torch.float64),
+                                                   torch.tensor([[0]]), t, 1.0),
+         r"^discrete_continuous_time_loss: logits contain NaN or infinite values"),
+        (lambda: bfn.discretised_probs(z, torch.tensor([[0.1, 0.0]], dtype=torch.float64), 4),
+         r"^discretised_probs: sigma_x must be > 0"),
+        (lambda: bfn.discretised_probs(nan, z + 1, 4), r"^discretised_probs: mu_x or sigma_x contains NaN or infinite"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_discretised_loss_gradient_when_only_one_output_requires_it(which):
+    # only out_log_sigma (or only out_mean) requires a gradient: the kernel must still return it
+    g = torch.Generator().manual_seed(7)
+    x = torch.tensor([[-0.6, 0.2, 1.0]], dtype=torch.float64)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    mu = torch.randn(1, 3, generator=g, dtype=torch.float64) * 0.3
+    outs = [torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(1, 3, generator=g, dtype=torch.float64)]
+    outs[which].requires_grad_()
+    bfn.discretised_continuous_time_loss(outs[0], outs[1], mu, t, x, 0.1, 5).sum().backward()
+    ref_outs = [o.detach().clone() for o in outs]
+    ref_outs[which].requires_grad_()
+    _expected_disc_loss(ref_outs[0], ref_outs[1], mu, t, x, 0.1, 5, True, True, -1.0).sum().backward()
+    torch.testing.assert_close(outs[which].grad, ref_outs[which].grad, rtol=1e-7, atol=1e-10)
