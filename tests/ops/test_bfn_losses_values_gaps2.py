@@ -253,3 +253,32 @@ def test_discretised_loss_gradient_when_only_one_output_requires_it(which):
     ref_outs[which].requires_grad_()
     _expected_disc_loss(ref_outs[0], ref_outs[1], mu, t, x, 0.1, 5, True, True, -1.0).sum().backward()
     torch.testing.assert_close(outs[which].grad, ref_outs[which].grad, rtol=1e-7, atol=1e-10)
+
+
+def test_discretised_probs_mixed_dtypes_non_contiguous_and_sigma_only_gradient():
+    # float32 mu_x with a float64, non-contiguous sigma_x: promoted to float64 (the checked path), and a gradient
+    # requested for sigma_x alone still reaches it
+    mu_x = torch.tensor([[-0.7, 0.1], [0.5, 0.9]], dtype=torch.float32)
+    sigma_x = torch.tensor([[0.3, 0.2], [0.1, 0.4]], dtype=torch.float64).t().requires_grad_()
+    got = bfn.discretised_probs(mu_x, sigma_x, 3)
+    assert got.dtype == torch.float64
+    s = sigma_x.detach().clone().requires_grad_()
+    want = _probs(mu_x.double(), s, 3, True)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    w = torch.arange(12, dtype=torch.float64).reshape(2, 2, 3)
+    (got * w).sum().backward()
+    (want * w).sum().backward()
+    torch.testing.assert_close(sigma_x.grad, s.grad, rtol=1e-7, atol=1e-10)
+    with pytest.raises(ValueError, match="mu_x is empty"):
+        bfn.discretised_probs(torch.empty(0, dtype=torch.float32), torch.empty(0, dtype=torch.float64), 3)
+
+
+def test_discretised_loss_promotes_mixed_dtypes_to_float64():
+    x = torch.tensor([[-0.6, 0.2]], dtype=torch.float64)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    mu = torch.tensor([[0.1, -0.2]], dtype=torch.float64)
+    out_mean, out_ls = torch.tensor([[0.3, -0.4]]), torch.tensor([[-1.0, 0.2]])  # float32
+    got = bfn.discretised_continuous_time_loss(out_mean, out_ls, mu, t, x, 0.1, 5)
+    assert got.dtype == torch.float64
+    want = _expected_disc_loss(out_mean.double(), out_ls.double(), mu, t, x, 0.1, 5, True, True, -1.0)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
