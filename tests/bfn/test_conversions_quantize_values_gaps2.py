@@ -119,3 +119,21 @@ def test_quantize_keeps_float64_and_empty_tensors():
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, torch.tensor([-2 / 3, 0.0, 2 / 3], dtype=torch.float64), rtol=0, atol=1e-15)
     assert quantize(torch.empty(0, 2), 4).shape == (0, 2)
+
+
+def test_every_input_is_checked_for_finiteness_and_t_for_its_range():
+    z = torch.zeros(1, 2)
+    nan = torch.tensor([[float("nan"), 0.0]])
+    t = torch.tensor([0.5])
+    with pytest.raises(ValueError, match="mu"):
+        noise_pred_to_data_pred(z, nan, t, 0.1)
+    with pytest.raises(ValueError, match="out_mean"):
+        output_normal_params(nan, z, z, t, 0.1)
+    with pytest.raises(ValueError, match="t"):
+        output_normal_params(z, z, z, torch.tensor([1.5]), 0.1)
+    with pytest.raises(ValueError, match=r"float tensor, got torch\.int64"):
+        quantize(torch.zeros(3, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match="float tensor, got list"):
+        quantize([0.5], 4)
+    with pytest.raises(ValueError, match="num_bins"):
+        quantize(torch.zeros(2), 0)
