@@ -122,3 +122,19 @@ def test_check_sizes_names_the_bad_entry():
             check_sizes(bad)
     with pytest.raises(ValueError, match="not iterable|sequence"):
         check_sizes(object())
+
+
+def test_logistic_regression_cv_is_the_documented_estimator():
+    # overlapping classes, so the regularisation grid and the folds decide the predictions
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import KFold
+
+    rng = np.random.default_rng(5)
+    y = np.arange(60) % 3
+    x = rng.normal(size=(60, 4)) * 2.0 + y[:, None] * np.array([0.6, -0.3, 0.0, 0.2])
+    xte = rng.normal(size=(30, 4)) * 2.0 + (np.arange(30) % 3)[:, None] * np.array([0.6, -0.3, 0.0, 0.2])
+    yte = np.arange(30) % 3
+    s = size_scores(T(x), T(y[:, None]), T(xte), T(yte[:, None]), 60, "logistic_regression_cv", None, 1, [])
+    m = LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5)).fit(x, y)
+    assert s["60:train_accuracy_factor_0"] == np.mean(m.predict(x) == y)
+    assert s["60:test_accuracy_factor_0"] == np.mean(m.predict(xte) == yte)
