@@ -125,16 +125,40 @@ def test_check_sizes_names_the_bad_entry():
 
 
 def test_logistic_regression_cv_is_the_documented_estimator():
-    # overlapping classes, so the regularisation grid and the folds decide the predictions
+    # overlapping classes in sorted order: KFold(5) without shuffling, StratifiedKFold (cv=None) and
+    # KFold(6) choose other regularisations here, so the accuracies tell the documented folds apart
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import KFold
 
-    rng = np.random.default_rng(5)
-    y = np.arange(60) % 3
-    x = rng.normal(size=(60, 4)) * 2.0 + y[:, None] * np.array([0.6, -0.3, 0.0, 0.2])
-    xte = rng.normal(size=(30, 4)) * 2.0 + (np.arange(30) % 3)[:, None] * np.array([0.6, -0.3, 0.0, 0.2])
+    rng = np.random.default_rng(6)
+    w = np.array([0.6, -0.3, 0.0, 0.2])
+    y = np.sort(np.arange(60) % 3)
+    x = rng.normal(size=(60, 4)) * 2.0 + y[:, None] * w
     yte = np.arange(30) % 3
+    xte = rng.normal(size=(30, 4)) * 2.0 + yte[:, None] * w
     s = size_scores(T(x), T(y[:, None]), T(xte), T(yte[:, None]), 60, "logistic_regression_cv", None, 1, [])
     m = LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5)).fit(x, y)
-    assert s["60:train_accuracy_factor_0"] == np.mean(m.predict(x) == y)
-    assert s["60:test_accuracy_factor_0"] == np.mean(m.predict(xte) == yte)
+    got = (s["60:train_accuracy_factor_0"], s["60:test_accuracy_factor_0"])
+    assert got == (np.mean(m.predict(x) == y), np.mean(m.predict(xte) == yte))
+    for cv in (None, KFold(n_splits=6)):
+        o = LogisticRegressionCV(Cs=10, cv=cv).fit(x, y)
+        assert (np.mean(o.predict(x) == y), np.mean(o.predict(xte) == yte)) != got
+
+
+def test_a_failed_first_factor_does_not_stop_the_next_ones():
+    x = np.r_[-3.0, 3.0][np.arange(20) % 2][:, None]
+    y1 = (np.arange(20) % 2).astype(np.int64)
+    f = np.stack([np.zeros(20, np.int64), y1], 1)  # factor 0 fails (one class), factor 1 is separable
+    out = []
+    s = size_scores(T(x), T(f), T(x), T(f), 20, "logistic_regression_cv", None, 1, out)
+    assert s["20:test_accuracy_factor_1"] == 1.0 and "20:test_accuracy_factor_0" not in s
+    assert len(out) == 1 and out[0].startswith("size 20: factor 0:")
+
+
+def test_sklearn_predictor_hand_case():
+    # sklearn's GradientBoostingClassifier learns a factor equal to its code; the one-class factor is constant
+    ctr, ftr, cte, fte = _split()
+    r = downstream_efficiency(ctr, ftr, cte, fte, sizes=(10,), predictor="sklearn", seed=0, n_jobs=1)
+    assert r["10:test_accuracy_factor_0"] == 1.0 and r["10:test_accuracy_factor_1"] == 0.75
+    assert r["10:mean_test_accuracy"] == 0.875 and r.meta["variant"] == "disentanglement_lib-prefix/sklearn"
+    assert r.flags == ["size 10: factor 1 has one class in the train set"]
