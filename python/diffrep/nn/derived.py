@@ -37,6 +37,13 @@ def _stamp(t: torch.Tensor):
     return t, (None if t.is_inference() else t._version), t.data_ptr()
 
 
+def _sources(tensors: Sequence[torch.Tensor], who: str) -> tuple:
+    tensors = tuple(tensors)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError(f"DerivedValue.{who}: tensors must be torch.Tensors, got {[type(t).__name__ for t in tensors]}")
+    return tensors
+
+
 class DerivedValue:
     """``get(tensors, compute)``: ``compute()``'s value, computed at the first call and again whenever one of
     ``tensors`` was replaced or written in place since (module docstring); ``put(tensors, value)`` records a
@@ -59,10 +66,7 @@ class DerivedValue:
     # graph anyway and the version counter is an unbacked symbol a guard cannot test
     @torch.compiler.disable
     def get(self, tensors: Sequence[torch.Tensor], compute: Callable[[], object]):
-        tensors = tuple(tensors)
-        if not all(isinstance(t, torch.Tensor) for t in tensors):
-            raise TypeError(f"DerivedValue.get: tensors must be torch.Tensors, got "
-                            f"{[type(t).__name__ for t in tensors]}")
+        tensors = _sources(tensors, "get")
         if not self._fresh(tensors):
             self._value = compute()
             self._seen = tuple(_stamp(t) for t in tensors)
@@ -70,10 +74,7 @@ class DerivedValue:
 
     @torch.compiler.disable
     def put(self, tensors: Sequence[torch.Tensor], value) -> None:
-        tensors = tuple(tensors)
-        if not all(isinstance(t, torch.Tensor) for t in tensors):
-            raise TypeError(f"DerivedValue.put: tensors must be torch.Tensors, got "
-                            f"{[type(t).__name__ for t in tensors]}")
+        tensors = _sources(tensors, "put")
         self._value = value
         self._seen = tuple(_stamp(t) for t in tensors)
 
